@@ -1,0 +1,109 @@
+//! `/v1/phone-numbers`: create, list, read and patch the numbers of the caller's workspace and
+//! the agent each routes to.
+
+use axum::extract::{Path, State};
+use axum::http::StatusCode;
+use axum::Json;
+use serde::Serialize;
+
+use super::auth::Caller;
+use super::json::{merge_patch, strict_from_value, JsonObject, StrictJson};
+use super::problem::Problem;
+use super::{AppState, List};
+use crate::store::{PhoneNumber, Role};
+use freya_shared::ids::{is_uuid, rfc3339};
+use freya_shared::model::PhoneNumberSpec;
+
+/// A phone number as the API shows it.
+#[derive(Serialize)]
+pub struct PhoneNumberView {
+    id: String,
+    workspace_id: String,
+    #[serde(flatten)]
+    spec: PhoneNumberSpec,
+    created_at: String,
+    updated_at: String,
+}
+
+impl From<PhoneNumber> for PhoneNumberView {
+    fn from(n: PhoneNumber) -> Self {
+        Self {
+            id: n.id,
+            workspace_id: n.workspace_id,
+            spec: n.spec,
+            created_at: rfc3339(n.created_at_ms),
+            updated_at: rfc3339(n.updated_at_ms),
+        }
+    }
+}
+
+fn validated(spec: PhoneNumberSpec) -> Result<PhoneNumberSpec, Problem> {
+    let errors = spec.validate();
+    if errors.is_empty() {
+        Ok(spec)
+    } else {
+        Err(Problem::invalid(errors))
+    }
+}
+
+pub(super) async fn create(
+    State(state): State<AppState>,
+    caller: Caller,
+    StrictJson(spec): StrictJson<PhoneNumberSpec>,
+) -> Result<(StatusCode, Json<PhoneNumberView>), Problem> {
+    caller.require(Role::Editor)?;
+    let spec = validated(spec)?;
+    let number = state
+        .store
+        .create_number(&caller.scope, &caller.actor, &spec)
+        .await?;
+    Ok((StatusCode::CREATED, Json(number.into())))
+}
+
+pub(super) async fn list(
+    State(state): State<AppState>,
+    caller: Caller,
+) -> Result<Json<List<PhoneNumberView>>, Problem> {
+    let numbers = state.store.numbers(&caller.scope).await?;
+    Ok(Json(List::of(
+        numbers.into_iter().map(Into::into).collect(),
+    )))
+}
+
+pub(super) async fn get(
+    State(state): State<AppState>,
+    caller: Caller,
+    Path(id): Path<String>,
+) -> Result<Json<PhoneNumberView>, Problem> {
+    if !is_uuid(&id) {
+        return Err(Problem::not_found());
+    }
+    Ok(Json(state.store.number(&caller.scope, &id).await?.into()))
+}
+
+pub(super) async fn patch(
+    State(state): State<AppState>,
+    caller: Caller,
+    Path(id): Path<String>,
+    JsonObject(patch): JsonObject,
+) -> Result<Json<PhoneNumberView>, Problem> {
+    caller.require(Role::Editor)?;
+    if !is_uuid(&id) {
+        return Err(Problem::not_found());
+    }
+    let current = state.store.number(&caller.scope, &id).await?;
+    let mut document = serde_json::to_value(&current.spec).map_err(|e| {
+        Problem::new(
+            StatusCode::INTERNAL_SERVER_ERROR,
+            "Internal error",
+            e.to_string(),
+        )
+    })?;
+    merge_patch(&mut document, patch);
+    let spec = validated(strict_from_value(document)?)?;
+    let number = state
+        .store
+        .update_number(&caller.scope, &caller.actor, &id, &spec)
+        .await?;
+    Ok(Json(number.into()))
+}

@@ -1,0 +1,132 @@
+//! API errors as RFC 9457 `application/problem+json`, with `errors: [{field, message}]` naming
+//! each offending field, so a client can show the problem next to the input that caused it.
+
+use axum::http::{header, HeaderValue, StatusCode};
+use axum::response::{IntoResponse, Response};
+use serde::Serialize;
+
+use crate::store::StoreError;
+use freya_shared::model::FieldError;
+
+/// An error response.
+#[derive(Debug)]
+pub struct Problem {
+    pub status: StatusCode,
+    pub title: &'static str,
+    pub detail: Option<String>,
+    pub errors: Vec<FieldError>,
+    pub www_authenticate: bool,
+}
+
+#[derive(Serialize)]
+struct Body<'a> {
+    #[serde(rename = "type")]
+    kind: &'static str,
+    title: &'static str,
+    status: u16,
+    #[serde(skip_serializing_if = "Option::is_none")]
+    detail: Option<&'a str>,
+    #[serde(skip_serializing_if = "<[_]>::is_empty")]
+    errors: &'a [FieldError],
+}
+
+impl Problem {
+    /// A problem with a status, a fixed title and a detail for this occurrence.
+    pub fn new(status: StatusCode, title: &'static str, detail: impl Into<String>) -> Self {
+        Self {
+            status,
+            title,
+            detail: Some(detail.into()),
+            errors: Vec::new(),
+            www_authenticate: false,
+        }
+    }
+
+    /// 422: the document parsed but some fields are wrong.
+    pub fn invalid(errors: Vec<FieldError>) -> Self {
+        Self {
+            status: StatusCode::UNPROCESSABLE_ENTITY,
+            title: "Invalid request body",
+            detail: Some(
+                errors
+                    .iter()
+                    .map(|e| format!("{}: {}", e.field, e.message))
+                    .collect::<Vec<_>>()
+                    .join("; "),
+            ),
+            errors,
+            www_authenticate: false,
+        }
+    }
+
+    /// 404 for anything the caller may not see — another workspace's resources included, so
+    /// existence does not leak.
+    pub fn not_found() -> Self {
+        Self::new(
+            StatusCode::NOT_FOUND,
+            "Not found",
+            "no such resource in this workspace",
+        )
+    }
+
+    /// 401 with a `WWW-Authenticate` challenge.
+    pub fn unauthorized(detail: &str) -> Self {
+        Self {
+            www_authenticate: true,
+            ..Self::new(StatusCode::UNAUTHORIZED, "Unauthorized", detail)
+        }
+    }
+
+    /// 403: authenticated, but the role does not allow it.
+    pub fn forbidden(detail: impl Into<String>) -> Self {
+        Self::new(StatusCode::FORBIDDEN, "Forbidden", detail)
+    }
+}
+
+impl IntoResponse for Problem {
+    fn into_response(self) -> Response {
+        let body = Body {
+            kind: "about:blank",
+            title: self.title,
+            status: self.status.as_u16(),
+            detail: self.detail.as_deref(),
+            errors: &self.errors,
+        };
+        let json = serde_json::to_vec(&body).unwrap_or_default();
+        let mut response = (self.status, json).into_response();
+        let headers = response.headers_mut();
+        headers.insert(
+            header::CONTENT_TYPE,
+            HeaderValue::from_static("application/problem+json"),
+        );
+        if self.www_authenticate {
+            headers.insert(
+                header::WWW_AUTHENTICATE,
+                HeaderValue::from_static("Bearer realm=\"freya\""),
+            );
+        }
+        response
+    }
+}
+
+impl From<StoreError> for Problem {
+    fn from(error: StoreError) -> Self {
+        match error {
+            StoreError::NotFound => Problem::not_found(),
+            StoreError::Conflict(message) => {
+                Problem::new(StatusCode::CONFLICT, "Conflict", message)
+            }
+            StoreError::InvalidReference { field, message } => {
+                Problem::invalid(vec![FieldError::new(field, message)])
+            }
+            other => {
+                tracing::error!(error = %other, "store failure behind an API request");
+                Problem::new(
+                    StatusCode::SERVICE_UNAVAILABLE,
+                    "Service unavailable",
+                    "the database is unavailable; try again",
+                )
+            }
+        }
+    }
+}

@@ -1,0 +1,232 @@
+//! `freya dev`: the whole platform on one machine — a control plane on an embedded SQLite file
+//! and one edge in the same process, linked over real gRPC on loopback — with a demo workspace,
+//! admin, API key, agent and number seeded on first start and reused afterwards. What a newcomer
+//! needs to use it is written to `DATA_DIR/dev.json`.
+
+use std::net::SocketAddr;
+use std::path::{Path, PathBuf};
+
+use anyhow::Context;
+use argon2::password_hash::rand_core::OsRng;
+use argon2::password_hash::{PasswordHasher, SaltString};
+use rand::distributions::Alphanumeric;
+use rand::Rng;
+use serde::{Deserialize, Serialize};
+use tokio_util::sync::CancellationToken;
+
+use crate::config::{ControlConfig, DatabaseConfig, EdgesConfig, GrpcConfig, HttpConfig};
+use crate::server::ControlPlane;
+use crate::store::{Role, Store, WorkspaceScope};
+use freya_edge::config::{ControlLinkConfig, EdgeHttpConfig, SipConfig};
+use freya_edge::{Edge, EdgeConfig};
+use freya_shared::model::{AgentSpec, PhoneNumberSpec};
+
+/// Options of `freya dev`.
+#[derive(Debug, Clone)]
+pub struct DevOptions {
+    pub data_dir: PathBuf,
+    pub http: String,
+    pub sip: String,
+    pub edge_http: String,
+}
+
+/// The contents of `dev.json`: everything needed to use the dev setup.
+#[derive(Debug, Clone, Serialize, Deserialize)]
+pub struct DevInfo {
+    pub api_url: String,
+    pub api_key: String,
+    pub sip_uri: String,
+    pub sip_addr: String,
+    pub dashboard_url: String,
+    pub edge_http_url: String,
+    pub workspace_id: String,
+    pub agent_id: String,
+    pub phone_number: String,
+    pub admin_email: String,
+    pub admin_password: String,
+}
+
+/// The demo's dialable number.
+const DEMO_NUMBER: &str = "demo";
+const ADMIN_EMAIL: &str = "admin@freya.local";
+
+fn random_text(len: usize) -> String {
+    rand::thread_rng()
+        .sample_iter(&Alphanumeric)
+        .take(len)
+        .map(char::from)
+        .collect()
+}
+
+/// Runs the dev setup until `shutdown` is cancelled (Ctrl-C in the binary).
+pub async fn run(options: DevOptions, shutdown: CancellationToken) -> anyhow::Result<()> {
+    std::fs::create_dir_all(&options.data_dir)
+        .with_context(|| format!("while creating --data-dir {}", options.data_dir.display()))?;
+    let data_dir = options
+        .data_dir
+        .canonicalize()
+        .context("while resolving --data-dir")?;
+    let secret = random_text(32);
+    let control_config = ControlConfig {
+        http: HttpConfig {
+            addr: options.http.clone(),
+        },
+        grpc: GrpcConfig {
+            addr: "127.0.0.1:0".into(),
+        },
+        database: DatabaseConfig {
+            url: format!("sqlite://{}?mode=rwc", data_dir.join("freya.db").display()),
+            min_connections: 1,
+            max_connections: 8,
+        },
+        edges: EdgesConfig {
+            shared_secret: secret.clone(),
+            heartbeat_interval_ms: 2_000,
+            offline_after_ms: 10_000,
+            config_poll_ms: 1_000,
+        },
+    };
+    let control = ControlPlane::start(&control_config).await?;
+    let edge_config = EdgeConfig {
+        id: None,
+        region: "local".into(),
+        data_dir: data_dir.join("edge"),
+        capacity: 100,
+        control: ControlLinkConfig {
+            url: format!("http://{}", control.grpc_addr),
+            shared_secret: secret,
+            connect_timeout_ms: 3_000,
+            max_backoff_ms: 5_000,
+        },
+        sip: SipConfig {
+            addr: options.sip.clone(),
+            public_addr: None,
+        },
+        http: EdgeHttpConfig {
+            addr: options.edge_http.clone(),
+        },
+    };
+    let edge = Edge::start(&edge_config).await?;
+    let info = seed_or_reuse(
+        &control.store,
+        &data_dir,
+        control.http_addr,
+        &options.sip,
+        edge.http_addr,
+    )
+    .await
+    .context("while seeding the demo workspace")?;
+    let info_path = data_dir.join("dev.json");
+    std::fs::write(&info_path, serde_json::to_vec_pretty(&info)?)
+        .with_context(|| format!("while writing {}", info_path.display()))?;
+    print_banner(&info, &info_path);
+
+    let stop = control.shutdown_token();
+    let edge_stop = edge.shutdown_token();
+    tokio::select! {
+        _ = shutdown.cancelled() => {}
+        _ = stop.cancelled() => {}
+        _ = edge_stop.cancelled() => {}
+    }
+    tracing::info!("shutting down");
+    edge.stop().await;
+    control.stop().await;
+    Ok(())
+}
+
+fn print_banner(info: &DevInfo, path: &Path) {
+    println!();
+    println!("  Freya is running (control plane + one edge, region `local`).");
+    println!(
+        "  API        {}/v1   (Authorization: Bearer {})",
+        info.api_url, info.api_key
+    );
+    println!("  Dashboard  {}", info.dashboard_url);
+    println!(
+        "  Demo agent {}  (number `{}`)",
+        info.sip_uri, info.phone_number
+    );
+    println!(
+        "  Admin      {} / {}",
+        info.admin_email, info.admin_password
+    );
+    println!("  Details    {}", path.display());
+    println!("  Press Ctrl-C to stop.");
+    println!();
+}
+
+async fn seed_or_reuse(
+    store: &Store,
+    data_dir: &Path,
+    http_addr: SocketAddr,
+    sip_addr: &str,
+    edge_http: SocketAddr,
+) -> anyhow::Result<DevInfo> {
+    let api_url = format!("http://{http_addr}");
+    let previous: Option<DevInfo> = std::fs::read(data_dir.join("dev.json"))
+        .ok()
+        .and_then(|bytes| serde_json::from_slice(&bytes).ok());
+    if let Some(mut info) = previous {
+        if store.authenticate_api_key(&info.api_key).await?.is_some() {
+            info.dashboard_url = format!("{api_url}/");
+            info.api_url = api_url;
+            info.sip_uri = format!("sip:{}@{sip_addr}", info.phone_number);
+            info.sip_addr = sip_addr.to_owned();
+            info.edge_http_url = format!("http://{edge_http}");
+            return Ok(info);
+        }
+    }
+    let workspace_id = store.create_workspace("Demo").await?;
+    let scope = WorkspaceScope {
+        workspace_id: workspace_id.clone(),
+    };
+    let admin_password = random_text(16);
+    let hash = argon2::Argon2::default()
+        .hash_password(admin_password.as_bytes(), &SaltString::generate(&mut OsRng))
+        .map_err(|e| anyhow::anyhow!("cannot hash the admin password: {e}"))?
+        .to_string();
+    let user_id = store.create_user(ADMIN_EMAIL, "Admin", &hash).await?;
+    store.add_member(&scope, &user_id, Role::Owner).await?;
+    let key = store.create_api_key(&scope, "dev", Role::Owner).await?;
+    let agent =
+        store
+            .create_agent(
+                &scope,
+                "freya dev",
+                &AgentSpec {
+                    name: "Demo agent".into(),
+                    language: "en".into(),
+                    system_prompt:
+                        "You are the friendly front desk of a demo business. Keep answers short."
+                            .into(),
+                    first_message: Some("Hello, thanks for calling Freya. How can I help?".into()),
+                    variables: Default::default(),
+                    max_call_seconds: 900,
+                },
+            )
+            .await?;
+    store
+        .create_number(
+            &scope,
+            "freya dev",
+            &PhoneNumberSpec {
+                number: DEMO_NUMBER.into(),
+                region: None,
+                agent_id: agent.id.clone(),
+            },
+        )
+        .await?;
+    Ok(DevInfo {
+        dashboard_url: format!("{api_url}/"),
+        api_url,
+        api_key: key.key,
+        sip_uri: format!("sip:{DEMO_NUMBER}@{sip_addr}"),
+        sip_addr: sip_addr.to_owned(),
+        edge_http_url: format!("http://{edge_http}"),
+        workspace_id,
+        agent_id: agent.id,
+        phone_number: DEMO_NUMBER.into(),
+        admin_email: ADMIN_EMAIL.into(),
+        admin_password,
+    })
+}

@@ -1,0 +1,79 @@
+//! Commands from the control plane to edges. Each connected edge has one command stream; the hub
+//! keeps the sending side so an API handler can reach an edge by id.
+
+use std::collections::HashMap;
+use std::sync::{Arc, Mutex};
+
+use thiserror::Error;
+use tokio::sync::mpsc;
+use tokio_stream::wrappers::ReceiverStream;
+use tokio_util::sync::CancellationToken;
+use tonic::Status;
+
+use freya_proto::v1::EdgeCommand;
+
+/// The edge has no open command stream here.
+#[derive(Debug, Error)]
+#[error("edge {0} is not connected to this control plane")]
+pub struct NotConnected(pub String);
+
+type Sender = mpsc::Sender<Result<EdgeCommand, Status>>;
+
+/// The command streams of the edges connected to this process.
+#[derive(Clone, Default)]
+pub struct CommandHub {
+    // Guarded by a std mutex: held only to insert, remove or clone a sender, never across await.
+    streams: Arc<Mutex<HashMap<String, Sender>>>,
+}
+
+impl CommandHub {
+    /// Opens `edge_id`'s command stream, replacing an older one (the edge reconnected).
+    pub(super) fn attach(
+        &self,
+        edge_id: &str,
+        shutdown: CancellationToken,
+    ) -> ReceiverStream<Result<EdgeCommand, Status>> {
+        let (tx, rx) = mpsc::channel(64);
+        if let Ok(mut streams) = self.streams.lock() {
+            streams.insert(edge_id.to_owned(), tx.clone());
+        }
+        // Forget the stream when the edge goes away, and end it on shutdown (by dropping every
+        // sender) so a graceful stop does not wait for the edge.
+        let hub = self.clone();
+        let edge_id = edge_id.to_owned();
+        tokio::spawn(async move {
+            tokio::select! {
+                _ = shutdown.cancelled() => {}
+                _ = tx.closed() => {}
+            }
+            hub.forget(&edge_id, &tx);
+        });
+        ReceiverStream::new(rx)
+    }
+
+    /// Sends `command` to `edge_id`, waiting if its stream is full.
+    pub async fn send(&self, edge_id: &str, command: EdgeCommand) -> Result<(), NotConnected> {
+        let sender = self
+            .streams
+            .lock()
+            .ok()
+            .and_then(|streams| streams.get(edge_id).cloned());
+        let Some(sender) = sender else {
+            return Err(NotConnected(edge_id.to_owned()));
+        };
+        if sender.send(Ok(command)).await.is_err() {
+            self.forget(edge_id, &sender);
+            return Err(NotConnected(edge_id.to_owned()));
+        }
+        Ok(())
+    }
+
+    /// Removes `edge_id`'s stream if it is still `sender` (not a newer reconnection).
+    fn forget(&self, edge_id: &str, sender: &Sender) {
+        if let Ok(mut streams) = self.streams.lock() {
+            if streams.get(edge_id).is_some_and(|s| s.same_channel(sender)) {
+                streams.remove(edge_id);
+            }
+        }
+    }
+}

@@ -1,0 +1,192 @@
+//! The gRPC service edges connect to: registration and heartbeats, the configuration watch, the
+//! call-event stream and the command stream. Every stream ends when the control plane shuts down,
+//! so a graceful stop does not wait on an edge that never hangs up.
+
+mod auth;
+mod commands;
+mod events;
+mod watch;
+
+use std::sync::Arc;
+use std::time::Duration;
+
+use tokio_stream::wrappers::ReceiverStream;
+use tokio_util::sync::CancellationToken;
+use tonic::{Request, Response, Status, Streaming};
+
+use crate::metrics::ControlMetrics;
+use crate::store::{EdgeRegistration, Store, StoreError};
+use freya_proto::v1::edge_control_server::{EdgeControl, EdgeControlServer};
+use freya_proto::v1::{
+    CallEvent, CommandsRequest, ConfigUpdate, EdgeCommand, EventAck, HeartbeatRequest,
+    HeartbeatResponse, RegisterRequest, RegisterResponse, WatchConfigRequest,
+};
+use freya_shared::model::EdgeHealth;
+
+pub use auth::{EdgeSecret, EDGE_ID_HEADER};
+pub use commands::{CommandHub, NotConnected};
+
+/// Settings of the edge service, from the `[edges]` config section.
+#[derive(Debug, Clone)]
+pub struct EdgeServiceSettings {
+    pub heartbeat_interval_ms: u32,
+    /// How often a configuration watch re-reads the version, to see changes committed by other
+    /// control-plane processes (changes made by this one arrive at once).
+    pub config_poll_interval: Duration,
+}
+
+/// The service behind `EdgeControl`.
+pub struct EdgeControlService {
+    store: Store,
+    settings: EdgeServiceSettings,
+    commands: CommandHub,
+    metrics: Arc<ControlMetrics>,
+    shutdown: CancellationToken,
+}
+
+impl EdgeControlService {
+    /// A tonic server for this service, guarded by the edges' shared secret.
+    pub fn into_server(
+        store: Store,
+        settings: EdgeServiceSettings,
+        commands: CommandHub,
+        metrics: Arc<ControlMetrics>,
+        secret: EdgeSecret,
+        shutdown: CancellationToken,
+    ) -> tonic::service::interceptor::InterceptedService<EdgeControlServer<Self>, EdgeSecret> {
+        let service = Self {
+            store,
+            settings,
+            commands,
+            metrics,
+            shutdown,
+        };
+        EdgeControlServer::with_interceptor(service, secret)
+    }
+}
+
+fn health_of(health: Option<freya_proto::v1::EdgeHealth>) -> EdgeHealth {
+    let h = health.unwrap_or_default();
+    EdgeHealth {
+        active_calls: h.active_calls,
+        capacity: h.capacity,
+        cpu_permille: h.cpu_permille,
+        draining: h.draining,
+    }
+}
+
+/// Maps a store failure to a gRPC status, logging what the edge does not need to see.
+pub(crate) fn status_of(error: StoreError) -> Status {
+    match error {
+        StoreError::NotFound => Status::not_found("unknown edge: register first"),
+        other => {
+            tracing::error!(error = %other, "store failure while serving an edge");
+            Status::unavailable("the control plane's database is unavailable")
+        }
+    }
+}
+
+fn required<'a>(field: &str, value: &'a str) -> Result<&'a str, Status> {
+    if value.is_empty() {
+        Err(Status::invalid_argument(format!("`{field}` is required")))
+    } else {
+        Ok(value)
+    }
+}
+
+#[tonic::async_trait]
+impl EdgeControl for EdgeControlService {
+    async fn register(
+        &self,
+        request: Request<RegisterRequest>,
+    ) -> Result<Response<RegisterResponse>, Status> {
+        let r = request.into_inner();
+        required("edge_id", &r.edge_id)?;
+        if !freya_shared::model::number::is_region_name(&r.region) {
+            return Err(Status::invalid_argument(
+                "`region` must be 1-64 lowercase letters, digits or `-`",
+            ));
+        }
+        let mut health = health_of(r.health);
+        health.capacity = r.capacity;
+        let registration = EdgeRegistration {
+            id: r.edge_id,
+            region: r.region,
+            sip_addr: r.sip_addr,
+            rtp_addr: r.rtp_addr,
+            http_addr: r.http_addr,
+            version: r.version,
+            health,
+        };
+        self.store
+            .register_edge(&registration)
+            .await
+            .map_err(status_of)?;
+        self.metrics.edge_registrations.inc();
+        tracing::info!(edge = %registration.id, region = %registration.region, "edge registered");
+        Ok(Response::new(RegisterResponse {
+            heartbeat_interval_ms: self.settings.heartbeat_interval_ms,
+        }))
+    }
+
+    async fn heartbeat(
+        &self,
+        request: Request<HeartbeatRequest>,
+    ) -> Result<Response<HeartbeatResponse>, Status> {
+        let r = request.into_inner();
+        required("edge_id", &r.edge_id)?;
+        self.store
+            .edge_heartbeat(&r.edge_id, &health_of(r.health))
+            .await
+            .map_err(status_of)?;
+        Ok(Response::new(HeartbeatResponse {}))
+    }
+
+    type WatchConfigStream = ReceiverStream<Result<ConfigUpdate, Status>>;
+
+    async fn watch_config(
+        &self,
+        request: Request<WatchConfigRequest>,
+    ) -> Result<Response<Self::WatchConfigStream>, Status> {
+        let r = request.into_inner();
+        required("edge_id", &r.edge_id)?;
+        let stream = watch::spawn(
+            self.store.clone(),
+            r,
+            self.settings.config_poll_interval,
+            self.metrics.clone(),
+            self.shutdown.clone(),
+        );
+        Ok(Response::new(stream))
+    }
+
+    type PublishEventsStream = ReceiverStream<Result<EventAck, Status>>;
+
+    async fn publish_events(
+        &self,
+        request: Request<Streaming<CallEvent>>,
+    ) -> Result<Response<Self::PublishEventsStream>, Status> {
+        let edge_id = auth::edge_id_of(request.metadata())?;
+        let stream = events::spawn(
+            self.store.clone(),
+            edge_id,
+            request.into_inner(),
+            self.metrics.clone(),
+            self.shutdown.clone(),
+        );
+        Ok(Response::new(stream))
+    }
+
+    type CommandsStream = ReceiverStream<Result<EdgeCommand, Status>>;
+
+    async fn commands(
+        &self,
+        request: Request<CommandsRequest>,
+    ) -> Result<Response<Self::CommandsStream>, Status> {
+        let r = request.into_inner();
+        required("edge_id", &r.edge_id)?;
+        Ok(Response::new(
+            self.commands.attach(&r.edge_id, self.shutdown.clone()),
+        ))
+    }
+}

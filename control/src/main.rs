@@ -1,0 +1,149 @@
+//! `freya`: run the whole platform on one machine (`dev`), or its halves as separate processes
+//! (`control`, `edge`), or migrate a database (`migrate`).
+
+use std::path::PathBuf;
+
+use anyhow::Context;
+use clap::{Parser, Subcommand};
+use tokio_util::sync::CancellationToken;
+
+use freya_control::config::ControlConfig;
+use freya_control::dev::{self, DevOptions};
+use freya_control::server::ControlPlane;
+use freya_control::store::{PoolSize, Store};
+use freya_edge::{Edge, EdgeConfig};
+
+#[derive(Parser)]
+#[command(
+    name = "freya",
+    version,
+    about = "Freya: self-hosted voice-AI telephony"
+)]
+struct Cli {
+    #[command(subcommand)]
+    command: Command,
+}
+
+#[derive(Subcommand)]
+enum Command {
+    /// Everything on one machine: control plane on embedded SQLite, one edge, a demo agent.
+    Dev {
+        /// Where the database, the edge's state and dev.json live.
+        #[arg(long, default_value = "./freya-data")]
+        data_dir: PathBuf,
+        /// REST API and dashboard address.
+        #[arg(long, default_value = "127.0.0.1:8080")]
+        http: String,
+        /// The edge's SIP address.
+        #[arg(long, default_value = "127.0.0.1:5060")]
+        sip: String,
+        /// The edge's probes and metrics address (port 0 picks a free one).
+        #[arg(long, default_value = "127.0.0.1:0")]
+        edge_http: String,
+    },
+    /// The control plane alone (REST API, dashboard, gRPC for edges).
+    Control {
+        /// TOML configuration file; FREYA_* variables override it.
+        #[arg(long)]
+        config: PathBuf,
+    },
+    /// One edge, connecting to a control plane.
+    Edge {
+        /// TOML configuration file; FREYA_* variables override it.
+        #[arg(long)]
+        config: PathBuf,
+    },
+    /// Apply database migrations and exit.
+    Migrate {
+        /// sqlite://PATH?mode=rwc or postgres://USER:PASS@HOST:PORT/DB
+        #[arg(long, env = "FREYA_DATABASE_URL")]
+        database_url: String,
+    },
+}
+
+fn main() -> anyhow::Result<()> {
+    let cli = Cli::parse();
+    freya_shared::telemetry::init();
+    let runtime = tokio::runtime::Runtime::new().context("while starting the async runtime")?;
+    runtime.block_on(run(cli.command))
+}
+
+/// Cancelled on Ctrl-C or SIGTERM.
+fn stop_on_signal() -> CancellationToken {
+    let token = CancellationToken::new();
+    let cancel = token.clone();
+    tokio::spawn(async move {
+        #[cfg(unix)]
+        {
+            let mut term =
+                tokio::signal::unix::signal(tokio::signal::unix::SignalKind::terminate()).ok();
+            tokio::select! {
+                _ = tokio::signal::ctrl_c() => {}
+                _ = async { match term.as_mut() { Some(t) => { t.recv().await; } None => std::future::pending().await } } => {}
+            }
+        }
+        #[cfg(not(unix))]
+        let _ = tokio::signal::ctrl_c().await;
+        cancel.cancel();
+    });
+    token
+}
+
+async fn run(command: Command) -> anyhow::Result<()> {
+    match command {
+        Command::Dev {
+            data_dir,
+            http,
+            sip,
+            edge_http,
+        } => {
+            let options = DevOptions {
+                data_dir,
+                http,
+                sip,
+                edge_http,
+            };
+            dev::run(options, stop_on_signal()).await
+        }
+        Command::Control { config } => {
+            let config: ControlConfig =
+                freya_shared::config::load(Some(&config), "FREYA_", std::env::vars())?;
+            let control = ControlPlane::start(&config).await?;
+            let stop = stop_on_signal();
+            let token = control.shutdown_token();
+            tokio::spawn(async move {
+                stop.cancelled().await;
+                token.cancel();
+            });
+            control.run_until_stopped().await
+        }
+        Command::Edge { config } => {
+            let config: EdgeConfig =
+                freya_shared::config::load(Some(&config), "FREYA_", std::env::vars())?;
+            let edge = Edge::start(&config).await?;
+            let stop = stop_on_signal();
+            let own = edge.shutdown_token();
+            tokio::select! {
+                _ = stop.cancelled() => {}
+                _ = own.cancelled() => {}
+            }
+            edge.stop().await;
+            Ok(())
+        }
+        Command::Migrate { database_url } => {
+            let store = Store::connect(
+                &database_url,
+                PoolSize {
+                    min_connections: 1,
+                    max_connections: 2,
+                },
+            )
+            .await
+            .context("while connecting to --database-url")?;
+            store.migrate().await.context("while migrating")?;
+            store.close().await;
+            println!("database is up to date");
+            Ok(())
+        }
+    }
+}

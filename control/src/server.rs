@@ -1,0 +1,137 @@
+//! Starting and stopping a control plane: the store (migrated), the REST API and the gRPC service
+//! for edges, each on its own listener, all stopped by one cancellation token.
+
+use std::net::SocketAddr;
+use std::sync::Arc;
+use std::time::Duration;
+
+use anyhow::Context;
+use tokio::net::TcpListener;
+use tokio::task::JoinSet;
+use tokio_stream::wrappers::TcpListenerStream;
+use tokio_util::sync::CancellationToken;
+
+use crate::api::{self, AppState};
+use crate::config::ControlConfig;
+use crate::grpc::{CommandHub, EdgeControlService, EdgeSecret, EdgeServiceSettings};
+use crate::metrics::ControlMetrics;
+use crate::store::{PoolSize, Store};
+
+/// A running control plane.
+pub struct ControlPlane {
+    pub http_addr: SocketAddr,
+    pub grpc_addr: SocketAddr,
+    pub store: Store,
+    pub commands: CommandHub,
+    shutdown: CancellationToken,
+    tasks: JoinSet<anyhow::Result<()>>,
+}
+
+/// Longest a graceful stop waits for open requests before dropping them.
+const SHUTDOWN_GRACE: Duration = Duration::from_secs(5);
+
+impl ControlPlane {
+    /// Connects to and migrates the store, binds both listeners and starts serving.
+    pub async fn start(config: &ControlConfig) -> anyhow::Result<Self> {
+        let store = Store::connect(
+            &config.database.url,
+            PoolSize {
+                min_connections: config.database.min_connections,
+                max_connections: config.database.max_connections,
+            },
+        )
+        .await
+        .context("while connecting to the database (database.url)")?;
+        store
+            .migrate()
+            .await
+            .context("while migrating the database")?;
+        let http = TcpListener::bind(&config.http.addr)
+            .await
+            .with_context(|| format!("while binding http.addr {}", config.http.addr))?;
+        let grpc = TcpListener::bind(&config.grpc.addr)
+            .await
+            .with_context(|| format!("while binding grpc.addr {}", config.grpc.addr))?;
+        let http_addr = http.local_addr()?;
+        let grpc_addr = grpc.local_addr()?;
+        let shutdown = CancellationToken::new();
+        let metrics = Arc::new(ControlMetrics::default());
+        let commands = CommandHub::default();
+        let mut tasks = JoinSet::new();
+
+        let app = api::router(AppState {
+            store: store.clone(),
+            metrics: metrics.clone(),
+            offline_after_ms: i64::from(config.edges.offline_after_ms),
+        });
+        let stop = shutdown.clone();
+        tasks.spawn(async move {
+            axum::serve(
+                http,
+                app.into_make_service_with_connect_info::<SocketAddr>(),
+            )
+            .with_graceful_shutdown(stop.cancelled_owned())
+            .await
+            .context("REST API server failed")
+        });
+
+        let service = EdgeControlService::into_server(
+            store.clone(),
+            EdgeServiceSettings {
+                heartbeat_interval_ms: config.edges.heartbeat_interval_ms,
+                config_poll_interval: Duration::from_millis(u64::from(config.edges.config_poll_ms)),
+            },
+            commands.clone(),
+            metrics,
+            EdgeSecret::new(&config.edges.shared_secret),
+            shutdown.clone(),
+        );
+        let stop = shutdown.clone();
+        tasks.spawn(async move {
+            tonic::transport::Server::builder()
+                .add_service(service)
+                .serve_with_incoming_shutdown(TcpListenerStream::new(grpc), stop.cancelled_owned())
+                .await
+                .context("gRPC server for edges failed")
+        });
+        tracing::info!(%http_addr, %grpc_addr, "control plane serving");
+        Ok(Self {
+            http_addr,
+            grpc_addr,
+            store,
+            commands,
+            shutdown,
+            tasks,
+        })
+    }
+
+    /// A token that stops this control plane when cancelled.
+    pub fn shutdown_token(&self) -> CancellationToken {
+        self.shutdown.clone()
+    }
+
+    /// Waits until a server fails or the token is cancelled, then stops everything.
+    pub async fn run_until_stopped(mut self) -> anyhow::Result<()> {
+        let outcome = tokio::select! {
+            _ = self.shutdown.cancelled() => Ok(()),
+            Some(done) = self.tasks.join_next() => match done {
+                Ok(Ok(())) => Ok(()),
+                Ok(Err(e)) => Err(e),
+                Err(e) => Err(anyhow::anyhow!("a control-plane task panicked: {e}")),
+            },
+        };
+        self.stop().await;
+        outcome
+    }
+
+    /// Stops serving (gracefully, within a grace period) and closes the store.
+    pub async fn stop(mut self) {
+        self.shutdown.cancel();
+        let drain = async { while self.tasks.join_next().await.is_some() {} };
+        if tokio::time::timeout(SHUTDOWN_GRACE, drain).await.is_err() {
+            tracing::warn!("open connections outlived the shutdown grace period; dropping them");
+            self.tasks.abort_all();
+        }
+        self.store.close().await;
+    }
+}

@@ -1,0 +1,158 @@
+//! Agents in the store: the spec is a JSON document, so the agent model can grow without a
+//! migration; the name has a column of its own for listing.
+
+use serde::Serialize;
+use sqlx::any::AnyRow;
+use sqlx::Row;
+
+use super::identity::{insert_audit, AuditEntry};
+use super::{bump_config_version, parse_json, retry, Store, StoreError, WorkspaceScope};
+use freya_shared::ids::{new_id, now_ms};
+use freya_shared::model::AgentSpec;
+
+/// A stored agent.
+#[derive(Debug, Clone, Serialize)]
+pub struct Agent {
+    pub id: String,
+    pub workspace_id: String,
+    #[serde(flatten)]
+    pub spec: AgentSpec,
+    pub created_at_ms: i64,
+    pub updated_at_ms: i64,
+}
+
+pub(crate) fn agent_from_row(row: &AnyRow) -> Result<Agent, StoreError> {
+    let spec_text: String = row.try_get("spec")?;
+    Ok(Agent {
+        id: row.try_get("id")?,
+        workspace_id: row.try_get("workspace_id")?,
+        spec: parse_json("agent spec", &spec_text)?,
+        created_at_ms: row.try_get("created_at_ms")?,
+        updated_at_ms: row.try_get("updated_at_ms")?,
+    })
+}
+
+const AGENT_COLUMNS: &str = "id, workspace_id, spec, created_at_ms, updated_at_ms";
+
+impl Store {
+    /// Stores a new agent (already validated) and tells edges.
+    pub async fn create_agent(
+        &self,
+        scope: &WorkspaceScope,
+        actor: &str,
+        spec: &AgentSpec,
+    ) -> Result<Agent, StoreError> {
+        let id = new_id();
+        let spec_text = serde_json::to_string(spec).map_err(|e| StoreError::Corrupt {
+            what: "agent spec",
+            message: e.to_string(),
+        })?;
+        let version = retry(|| async {
+            let now = now_ms();
+            let mut tx = self.pool().begin().await?;
+            sqlx::query(
+                "INSERT INTO agents (id, workspace_id, name, spec, created_at_ms, updated_at_ms) \
+                 VALUES ($1, $2, $3, $4, $5, $5)",
+            )
+            .bind(&id)
+            .bind(&scope.workspace_id)
+            .bind(&spec.name)
+            .bind(&spec_text)
+            .bind(now)
+            .execute(&mut *tx)
+            .await?;
+            insert_audit(
+                &mut *tx,
+                scope,
+                AuditEntry {
+                    actor,
+                    action: "agent.created",
+                    resource_type: "agent",
+                    resource_id: &id,
+                    detail: serde_json::json!({"name": spec.name}),
+                },
+            )
+            .await?;
+            let version = bump_config_version(&mut tx).await?;
+            tx.commit().await?;
+            Ok(version)
+        })
+        .await?;
+        self.notify_config_changed(version);
+        self.agent(scope, &id).await
+    }
+
+    /// One agent of the scoped workspace.
+    pub async fn agent(&self, scope: &WorkspaceScope, id: &str) -> Result<Agent, StoreError> {
+        let row = sqlx::query(&format!(
+            "SELECT {AGENT_COLUMNS} FROM agents WHERE workspace_id = $1 AND id = $2"
+        ))
+        .bind(&scope.workspace_id)
+        .bind(id)
+        .fetch_optional(self.pool())
+        .await?
+        .ok_or(StoreError::NotFound)?;
+        agent_from_row(&row)
+    }
+
+    /// The scoped workspace's agents, oldest first.
+    pub async fn agents(&self, scope: &WorkspaceScope) -> Result<Vec<Agent>, StoreError> {
+        let rows = sqlx::query(&format!(
+            "SELECT {AGENT_COLUMNS} FROM agents WHERE workspace_id = $1 ORDER BY id"
+        ))
+        .bind(&scope.workspace_id)
+        .fetch_all(self.pool())
+        .await?;
+        rows.iter().map(agent_from_row).collect()
+    }
+
+    /// Replaces an agent's spec (already validated) and tells edges.
+    pub async fn update_agent(
+        &self,
+        scope: &WorkspaceScope,
+        actor: &str,
+        id: &str,
+        spec: &AgentSpec,
+    ) -> Result<Agent, StoreError> {
+        let spec_text = serde_json::to_string(spec).map_err(|e| StoreError::Corrupt {
+            what: "agent spec",
+            message: e.to_string(),
+        })?;
+        let version = retry(|| async {
+            let mut tx = self.pool().begin().await?;
+            let updated = sqlx::query(
+                "UPDATE agents SET name = $1, spec = $2, updated_at_ms = $3 \
+                 WHERE workspace_id = $4 AND id = $5",
+            )
+            .bind(&spec.name)
+            .bind(&spec_text)
+            .bind(now_ms())
+            .bind(&scope.workspace_id)
+            .bind(id)
+            .execute(&mut *tx)
+            .await?
+            .rows_affected();
+            if updated == 0 {
+                return Err(StoreError::NotFound);
+            }
+            insert_audit(
+                &mut *tx,
+                scope,
+                AuditEntry {
+                    actor,
+                    action: "agent.updated",
+                    resource_type: "agent",
+                    resource_id: id,
+                    detail: serde_json::json!({"name": spec.name}),
+                },
+            )
+            .await?;
+            let version = bump_config_version(&mut tx).await?;
+            tx.commit().await?;
+            Ok(version)
+        })
+        .await?;
+        self.notify_config_changed(version);
+        self.agent(scope, id).await
+    }
+}

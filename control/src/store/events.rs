@@ -1,0 +1,150 @@
+//! Call events from edges, stored exactly once: the event id is the primary key, a repeated
+//! delivery (an edge replaying its spool after a reconnect) changes nothing, and the call record
+//! is updated only by the delivery that inserted the event.
+
+use serde::Serialize;
+use sqlx::Row;
+
+use super::{retry, Store, StoreError, WorkspaceScope};
+use freya_shared::ids::now_ms;
+use freya_shared::model::{CallEvent, CallEventKind};
+
+/// A stored call event, as the API shows it.
+#[derive(Debug, Clone, Serialize)]
+pub struct StoredEvent {
+    pub id: String,
+    pub call_id: String,
+    pub kind: String,
+    pub at_ms: i64,
+}
+
+impl Store {
+    /// Stores `event` from `edge_id` unless it is already stored; returns whether it was new.
+    pub async fn record_call_event(
+        &self,
+        edge_id: &str,
+        event: &CallEvent,
+    ) -> Result<bool, StoreError> {
+        let payload = event.payload.to_string();
+        retry(|| async {
+            let mut tx = self.pool().begin().await?;
+            let inserted = sqlx::query(
+                "INSERT INTO call_events (id, call_id, workspace_id, edge_id, kind, at_ms, payload, received_at_ms) \
+                 VALUES ($1, $2, $3, $4, $5, $6, $7, $8) ON CONFLICT (id) DO NOTHING",
+            )
+            .bind(&event.id)
+            .bind(&event.call_id)
+            .bind(&event.workspace_id)
+            .bind(edge_id)
+            .bind(&event.kind)
+            .bind(event.at_ms)
+            .bind(&payload)
+            .bind(now_ms())
+            .execute(&mut *tx)
+            .await?
+            .rows_affected()
+                == 1;
+            if inserted {
+                apply_to_call(&mut tx, edge_id, event).await?;
+            }
+            tx.commit().await?;
+            Ok(inserted)
+        })
+        .await
+    }
+
+    /// Every stored event of one call in the scoped workspace, in the order they happened.
+    pub async fn call_events(
+        &self,
+        scope: &WorkspaceScope,
+        call_id: &str,
+    ) -> Result<Vec<StoredEvent>, StoreError> {
+        let rows = sqlx::query(
+            "SELECT id, call_id, kind, at_ms FROM call_events \
+             WHERE workspace_id = $1 AND call_id = $2 ORDER BY at_ms, id",
+        )
+        .bind(&scope.workspace_id)
+        .bind(call_id)
+        .fetch_all(self.pool())
+        .await?;
+        rows.iter()
+            .map(|r| {
+                Ok(StoredEvent {
+                    id: r.try_get("id")?,
+                    call_id: r.try_get("call_id")?,
+                    kind: r.try_get("kind")?,
+                    at_ms: r.try_get("at_ms")?,
+                })
+            })
+            .collect()
+    }
+
+    /// How many events are stored for the scoped workspace (all calls).
+    pub async fn count_call_events(&self, scope: &WorkspaceScope) -> Result<i64, StoreError> {
+        Ok(
+            sqlx::query_scalar("SELECT COUNT(*) FROM call_events WHERE workspace_id = $1")
+                .bind(&scope.workspace_id)
+                .fetch_one(self.pool())
+                .await?,
+        )
+    }
+}
+
+fn text_field<'a>(payload: &'a serde_json::Value, name: &str) -> Option<&'a str> {
+    payload.get(name).and_then(serde_json::Value::as_str)
+}
+
+/// Folds a newly stored event into the call's summary row.
+async fn apply_to_call(
+    tx: &mut sqlx::Transaction<'_, sqlx::Any>,
+    edge_id: &str,
+    event: &CallEvent,
+) -> Result<(), StoreError> {
+    let p = &event.payload;
+    match CallEventKind::parse(&event.kind) {
+        Some(CallEventKind::Started) => {
+            sqlx::query(
+                "INSERT INTO calls (id, workspace_id, edge_id, direction, from_number, to_number, agent_id, \
+                 status, started_at_ms) VALUES ($1, $2, $3, $4, $5, $6, $7, 'ringing', $8) \
+                 ON CONFLICT (id) DO NOTHING",
+            )
+            .bind(&event.call_id)
+            .bind(&event.workspace_id)
+            .bind(edge_id)
+            .bind(text_field(p, "direction").unwrap_or("inbound"))
+            .bind(text_field(p, "from"))
+            .bind(text_field(p, "to"))
+            .bind(text_field(p, "agent_id"))
+            .bind(event.at_ms)
+            .execute(&mut **tx)
+            .await?;
+        }
+        Some(CallEventKind::Answered) => {
+            sqlx::query(
+                "UPDATE calls SET status = 'in_progress', answered_at_ms = $1 WHERE id = $2 AND ended_at_ms IS NULL",
+            )
+            .bind(event.at_ms)
+            .bind(&event.call_id)
+            .execute(&mut **tx)
+            .await?;
+        }
+        Some(CallEventKind::Ended) | Some(CallEventKind::Failed) => {
+            let status = if event.kind == CallEventKind::Failed.as_str() {
+                "failed"
+            } else {
+                "ended"
+            };
+            sqlx::query(
+                "UPDATE calls SET status = $1, ended_at_ms = $2, end_reason = $3 WHERE id = $4",
+            )
+            .bind(status)
+            .bind(event.at_ms)
+            .bind(text_field(p, "reason"))
+            .bind(&event.call_id)
+            .execute(&mut **tx)
+            .await?;
+        }
+        Some(CallEventKind::Transcript) | None => {}
+    }
+    Ok(())
+}

@@ -1,0 +1,215 @@
+//! The control plane's store: one schema on two engines through sqlx's `Any` driver — SQLite
+//! embedded for one machine, the PostgreSQL wire protocol for CockroachDB in production and
+//! PostgreSQL in tests. SQL here stays portable (see ARCHITECTURE.md "Data"); write transactions
+//! go through [`retry`] because CockroachDB answers contention with SQLSTATE 40001.
+//!
+//! Every query on customer data takes a [`WorkspaceScope`], so a handler cannot forget the
+//! tenant: there is no function that reads an agent or number without one.
+
+mod agents;
+mod edges;
+mod events;
+mod identity;
+mod migrate;
+mod numbers;
+mod snapshot;
+
+use std::future::Future;
+use std::time::Duration;
+
+use sqlx::any::AnyPoolOptions;
+use sqlx::AnyPool;
+use thiserror::Error;
+use tokio::sync::watch;
+
+pub use agents::Agent;
+pub use edges::{EdgeRecord, EdgeRegistration};
+pub use events::StoredEvent;
+pub use identity::{ApiKeyIdentity, NewApiKey, Role};
+pub use numbers::PhoneNumber;
+
+/// Why a store operation failed, in terms a handler can map to a response.
+#[derive(Debug, Error)]
+pub enum StoreError {
+    #[error("database error: {0}")]
+    Database(#[from] sqlx::Error),
+    #[error("not found")]
+    NotFound,
+    #[error("conflict: {0}")]
+    Conflict(String),
+    #[error("{field}: {message}")]
+    InvalidReference {
+        field: &'static str,
+        message: String,
+    },
+    #[error("stored {what} is unreadable: {message}")]
+    Corrupt { what: &'static str, message: String },
+    #[error("migration: {0}")]
+    Migration(String),
+    #[error("unsupported database URL `{0}`: use sqlite://PATH or postgres://...")]
+    UnsupportedUrl(String),
+}
+
+/// Which engine a URL names; a few statements differ between them.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum Engine {
+    Sqlite,
+    Postgres,
+}
+
+impl Engine {
+    /// The engine a database URL names.
+    pub fn from_url(url: &str) -> Result<Self, StoreError> {
+        if url.starts_with("sqlite:") {
+            Ok(Engine::Sqlite)
+        } else if url.starts_with("postgres://") || url.starts_with("postgresql://") {
+            Ok(Engine::Postgres)
+        } else {
+            Err(StoreError::UnsupportedUrl(url.into()))
+        }
+    }
+}
+
+/// Pool sizing, from the `[database]` config section.
+#[derive(Debug, Clone, Copy)]
+pub struct PoolSize {
+    pub min_connections: u32,
+    pub max_connections: u32,
+}
+
+/// The tenant every customer-data query is confined to.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct WorkspaceScope {
+    pub workspace_id: String,
+}
+
+/// A handle on the database, cheap to clone.
+#[derive(Clone)]
+pub struct Store {
+    pool: AnyPool,
+    engine: Engine,
+    /// Signals this process's configuration watchers at once when a change commits here; other
+    /// processes notice through the version row.
+    config_changed: watch::Sender<u64>,
+}
+
+impl Store {
+    /// Connects without migrating (see [`Store::migrate`]).
+    pub async fn connect(url: &str, size: PoolSize) -> Result<Self, StoreError> {
+        sqlx::any::install_default_drivers();
+        let engine = Engine::from_url(url)?;
+        let pool = AnyPoolOptions::new()
+            .min_connections(size.min_connections)
+            .max_connections(size.max_connections.max(1))
+            .acquire_timeout(Duration::from_secs(10))
+            .connect(url)
+            .await?;
+        if engine == Engine::Sqlite {
+            // WAL lets readers proceed while a writer commits; it is a property of the file.
+            sqlx::query("PRAGMA journal_mode = WAL")
+                .execute(&pool)
+                .await?;
+        }
+        let (config_changed, _) = watch::channel(0);
+        Ok(Self {
+            pool,
+            engine,
+            config_changed,
+        })
+    }
+
+    /// Applies pending migrations for this engine; safe to run from several processes at once.
+    pub async fn migrate(&self) -> Result<(), StoreError> {
+        migrate::run(&self.pool, self.engine).await
+    }
+
+    /// The engine behind this store.
+    pub fn engine(&self) -> Engine {
+        self.engine
+    }
+
+    /// Whether the database answers, for `/readyz`.
+    pub async fn ping(&self) -> Result<(), StoreError> {
+        sqlx::query("SELECT 1").execute(&self.pool).await?;
+        Ok(())
+    }
+
+    /// A receiver woken whenever this process commits a configuration change.
+    pub fn subscribe_config_changes(&self) -> watch::Receiver<u64> {
+        self.config_changed.subscribe()
+    }
+
+    /// Closes the pool, waiting for connections to return.
+    pub async fn close(&self) {
+        self.pool.close().await;
+    }
+
+    pub(crate) fn pool(&self) -> &AnyPool {
+        &self.pool
+    }
+
+    pub(crate) fn notify_config_changed(&self, version: u64) {
+        self.config_changed.send_replace(version);
+    }
+}
+
+/// Runs `attempt` again when the database reports a serialization conflict (CockroachDB's
+/// SQLSTATE 40001, or SQLite's busy file), with a short growing pause, up to five tries.
+pub(crate) async fn retry<T, F, Fut>(mut attempt: F) -> Result<T, StoreError>
+where
+    F: FnMut() -> Fut,
+    Fut: Future<Output = Result<T, StoreError>>,
+{
+    let mut pause = Duration::from_millis(10);
+    let mut tries = 0;
+    loop {
+        tries += 1;
+        match attempt().await {
+            Err(StoreError::Database(e)) if tries < 5 && is_retryable(&e) => {
+                tracing::debug!(error = %e, tries, "retrying transaction after a conflict");
+                tokio::time::sleep(pause).await;
+                pause *= 3;
+            }
+            other => return other,
+        }
+    }
+}
+
+fn is_retryable(error: &sqlx::Error) -> bool {
+    match error {
+        sqlx::Error::Database(db) => matches!(
+            db.code().as_deref(),
+            Some("40001") | Some("5") | Some("517") | Some("6")
+        ),
+        _ => false,
+    }
+}
+
+/// Whether `error` is a unique-constraint violation (a duplicate number, email, ...).
+pub(crate) fn is_unique_violation(error: &sqlx::Error) -> bool {
+    matches!(error, sqlx::Error::Database(db) if db.kind() == sqlx::error::ErrorKind::UniqueViolation)
+}
+
+/// Increments the configuration version inside `tx` and returns the new value.
+pub(crate) async fn bump_config_version(
+    tx: &mut sqlx::Transaction<'_, sqlx::Any>,
+) -> Result<u64, StoreError> {
+    sqlx::query("UPDATE config_state SET version = version + 1 WHERE id = 1")
+        .execute(&mut **tx)
+        .await?;
+    let version: i64 = sqlx::query_scalar("SELECT version FROM config_state WHERE id = 1")
+        .fetch_one(&mut **tx)
+        .await?;
+    Ok(u64::try_from(version).unwrap_or(0))
+}
+
+/// Parses a JSON document column.
+pub(crate) fn parse_json<T: serde::de::DeserializeOwned>(
+    what: &'static str,
+    text: &str,
+) -> Result<T, StoreError> {
+    serde_json::from_str(text).map_err(|e| StoreError::Corrupt {
+        what,
+        message: e.to_string(),
+    })
+}

@@ -1,0 +1,195 @@
+//! Phone numbers in the store: a dialable number, the region that answers it and its target.
+//! A number is globally unique — two workspaces cannot both own `+15551234567`.
+
+use serde::Serialize;
+use sqlx::any::AnyRow;
+use sqlx::Row;
+
+use super::identity::{insert_audit, AuditEntry};
+use super::{bump_config_version, is_unique_violation, retry, Store, StoreError, WorkspaceScope};
+use freya_shared::ids::{new_id, now_ms};
+use freya_shared::model::PhoneNumberSpec;
+
+/// A stored phone number.
+#[derive(Debug, Clone, Serialize)]
+pub struct PhoneNumber {
+    pub id: String,
+    pub workspace_id: String,
+    #[serde(flatten)]
+    pub spec: PhoneNumberSpec,
+    pub created_at_ms: i64,
+    pub updated_at_ms: i64,
+}
+
+fn number_from_row(row: &AnyRow) -> Result<PhoneNumber, StoreError> {
+    Ok(PhoneNumber {
+        id: row.try_get("id")?,
+        workspace_id: row.try_get("workspace_id")?,
+        spec: PhoneNumberSpec {
+            number: row.try_get("number")?,
+            region: row.try_get("region")?,
+            agent_id: row
+                .try_get::<Option<String>, _>("agent_id")?
+                .unwrap_or_default(),
+        },
+        created_at_ms: row.try_get("created_at_ms")?,
+        updated_at_ms: row.try_get("updated_at_ms")?,
+    })
+}
+
+const NUMBER_COLUMNS: &str =
+    "id, workspace_id, number, region, agent_id, created_at_ms, updated_at_ms";
+
+impl Store {
+    /// Stores a new number (already validated); its agent must belong to the same workspace.
+    pub async fn create_number(
+        &self,
+        scope: &WorkspaceScope,
+        actor: &str,
+        spec: &PhoneNumberSpec,
+    ) -> Result<PhoneNumber, StoreError> {
+        let id = new_id();
+        let version = retry(|| async {
+            let now = now_ms();
+            let mut tx = self.pool().begin().await?;
+            ensure_agent_in_scope(&mut tx, scope, &spec.agent_id).await?;
+            sqlx::query(
+                "INSERT INTO phone_numbers (id, workspace_id, number, region, agent_id, created_at_ms, updated_at_ms) \
+                 VALUES ($1, $2, $3, $4, $5, $6, $6)",
+            )
+            .bind(&id)
+            .bind(&scope.workspace_id)
+            .bind(&spec.number)
+            .bind(spec.region.as_deref())
+            .bind(&spec.agent_id)
+            .bind(now)
+            .execute(&mut *tx)
+            .await
+            .map_err(|e| duplicate_number(e, &spec.number))?;
+            insert_audit(
+                &mut *tx,
+                scope,
+                AuditEntry {
+                    actor,
+                    action: "phone_number.created",
+                    resource_type: "phone_number",
+                    resource_id: &id,
+                    detail: serde_json::json!({"number": spec.number}),
+                },
+            )
+            .await?;
+            let version = bump_config_version(&mut tx).await?;
+            tx.commit().await?;
+            Ok(version)
+        })
+        .await?;
+        self.notify_config_changed(version);
+        self.number(scope, &id).await
+    }
+
+    /// One number of the scoped workspace.
+    pub async fn number(
+        &self,
+        scope: &WorkspaceScope,
+        id: &str,
+    ) -> Result<PhoneNumber, StoreError> {
+        let row = sqlx::query(&format!(
+            "SELECT {NUMBER_COLUMNS} FROM phone_numbers WHERE workspace_id = $1 AND id = $2"
+        ))
+        .bind(&scope.workspace_id)
+        .bind(id)
+        .fetch_optional(self.pool())
+        .await?
+        .ok_or(StoreError::NotFound)?;
+        number_from_row(&row)
+    }
+
+    /// The scoped workspace's numbers, oldest first.
+    pub async fn numbers(&self, scope: &WorkspaceScope) -> Result<Vec<PhoneNumber>, StoreError> {
+        let rows = sqlx::query(&format!(
+            "SELECT {NUMBER_COLUMNS} FROM phone_numbers WHERE workspace_id = $1 ORDER BY id"
+        ))
+        .bind(&scope.workspace_id)
+        .fetch_all(self.pool())
+        .await?;
+        rows.iter().map(number_from_row).collect()
+    }
+
+    /// Replaces a number's routing (already validated) and tells edges.
+    pub async fn update_number(
+        &self,
+        scope: &WorkspaceScope,
+        actor: &str,
+        id: &str,
+        spec: &PhoneNumberSpec,
+    ) -> Result<PhoneNumber, StoreError> {
+        let version = retry(|| async {
+            let mut tx = self.pool().begin().await?;
+            ensure_agent_in_scope(&mut tx, scope, &spec.agent_id).await?;
+            let updated = sqlx::query(
+                "UPDATE phone_numbers SET number = $1, region = $2, agent_id = $3, updated_at_ms = $4 \
+                 WHERE workspace_id = $5 AND id = $6",
+            )
+            .bind(&spec.number)
+            .bind(spec.region.as_deref())
+            .bind(&spec.agent_id)
+            .bind(now_ms())
+            .bind(&scope.workspace_id)
+            .bind(id)
+            .execute(&mut *tx)
+            .await
+            .map_err(|e| duplicate_number(e, &spec.number))?
+            .rows_affected();
+            if updated == 0 {
+                return Err(StoreError::NotFound);
+            }
+            insert_audit(
+                &mut *tx,
+                scope,
+                AuditEntry {
+                    actor,
+                    action: "phone_number.updated",
+                    resource_type: "phone_number",
+                    resource_id: id,
+                    detail: serde_json::json!({"number": spec.number}),
+                },
+            )
+            .await?;
+            let version = bump_config_version(&mut tx).await?;
+            tx.commit().await?;
+            Ok(version)
+        })
+        .await?;
+        self.notify_config_changed(version);
+        self.number(scope, id).await
+    }
+}
+
+fn duplicate_number(error: sqlx::Error, number: &str) -> StoreError {
+    if is_unique_violation(&error) {
+        StoreError::Conflict(format!("number {number} is already routed"))
+    } else {
+        error.into()
+    }
+}
+
+/// Refuses a target agent of another workspace the same way as a missing one.
+async fn ensure_agent_in_scope(
+    tx: &mut sqlx::Transaction<'_, sqlx::Any>,
+    scope: &WorkspaceScope,
+    agent_id: &str,
+) -> Result<(), StoreError> {
+    let found: Option<String> =
+        sqlx::query_scalar("SELECT id FROM agents WHERE workspace_id = $1 AND id = $2")
+            .bind(&scope.workspace_id)
+            .bind(agent_id)
+            .fetch_optional(&mut **tx)
+            .await?;
+    match found {
+        Some(_) => Ok(()),
+        None => Err(StoreError::InvalidReference {
+            field: "agent_id",
+            message: format!("no agent {agent_id} in this workspace"),
+        }),
+    }
+}

@@ -1,0 +1,72 @@
+//! Building the configuration snapshot an edge serves calls from: the numbers its region answers
+//! (numbers with no region are answered everywhere) and the agents they route to.
+
+use sqlx::Row;
+
+use super::agents::agent_from_row;
+use super::{Store, StoreError};
+use freya_shared::snapshot::{AgentConfig, CallTarget, EdgeConfigSnapshot, RoutedNumber};
+
+impl Store {
+    /// The current configuration version (moves on every change edges care about).
+    pub async fn config_version(&self) -> Result<u64, StoreError> {
+        let version: i64 = sqlx::query_scalar("SELECT version FROM config_state WHERE id = 1")
+            .fetch_one(self.pool())
+            .await?;
+        Ok(u64::try_from(version).unwrap_or(0))
+    }
+
+    /// The snapshot for edges of `region`, read in one transaction so version and content agree.
+    pub async fn edge_snapshot(&self, region: &str) -> Result<EdgeConfigSnapshot, StoreError> {
+        let mut tx = self.pool().begin().await?;
+        let version: i64 = sqlx::query_scalar("SELECT version FROM config_state WHERE id = 1")
+            .fetch_one(&mut *tx)
+            .await?;
+        let number_rows = sqlx::query(
+            "SELECT number, workspace_id, agent_id FROM phone_numbers \
+             WHERE (region IS NULL OR region = $1) AND agent_id IS NOT NULL ORDER BY number",
+        )
+        .bind(region)
+        .fetch_all(&mut *tx)
+        .await?;
+        let agent_rows = sqlx::query(
+            "SELECT a.id, a.workspace_id, a.spec, a.created_at_ms, a.updated_at_ms FROM agents a \
+             WHERE a.id IN (SELECT agent_id FROM phone_numbers \
+                            WHERE (region IS NULL OR region = $1) AND agent_id IS NOT NULL) \
+             ORDER BY a.id",
+        )
+        .bind(region)
+        .fetch_all(&mut *tx)
+        .await?;
+        tx.commit().await?;
+        let numbers = number_rows
+            .iter()
+            .map(|row| {
+                Ok(RoutedNumber {
+                    number: row.try_get("number")?,
+                    workspace_id: row.try_get("workspace_id")?,
+                    target: CallTarget::Agent {
+                        agent_id: row.try_get("agent_id")?,
+                    },
+                })
+            })
+            .collect::<Result<Vec<_>, StoreError>>()?;
+        let agents = agent_rows
+            .iter()
+            .map(|row| {
+                let agent = agent_from_row(row)?;
+                Ok(AgentConfig {
+                    id: agent.id,
+                    workspace_id: agent.workspace_id,
+                    spec: agent.spec,
+                })
+            })
+            .collect::<Result<Vec<_>, StoreError>>()?;
+        Ok(EdgeConfigSnapshot {
+            version: u64::try_from(version).unwrap_or(0),
+            region: region.to_owned(),
+            numbers,
+            agents,
+        })
+    }
+}

@@ -1,0 +1,145 @@
+//! What the integration tests share: a fresh database on either engine, configurations on
+//! 127.0.0.1 port 0, and polling until a condition holds (with a deadline, never a bare sleep).
+//!
+//! PostgreSQL tests need `FREYA_TEST_POSTGRES_URL` (a server the test script starts); each test
+//! creates its own database there and drops it afterwards.
+
+#![allow(dead_code)]
+
+use std::future::Future;
+use std::path::Path;
+use std::time::Duration;
+
+use freya_control::config::{ControlConfig, DatabaseConfig, EdgesConfig, GrpcConfig, HttpConfig};
+use freya_edge::config::{ControlLinkConfig, EdgeHttpConfig, SipConfig};
+use freya_edge::EdgeConfig;
+use sqlx::Connection;
+
+pub const SECRET: &str = "test-shared-secret-0123456789";
+
+/// Which engine a test runs on.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum Backend {
+    Sqlite,
+    Postgres,
+}
+
+/// A database that exists for one test.
+pub struct TestDb {
+    pub url: String,
+    _dir: Option<tempfile::TempDir>,
+    drop_pg: Option<(String, String)>,
+}
+
+impl TestDb {
+    /// A fresh, empty database. Panics (failing the test) when PostgreSQL is asked for and no
+    /// server is configured: a skipped engine must never look like a pass.
+    pub async fn new(backend: Backend) -> Self {
+        match backend {
+            Backend::Sqlite => {
+                let dir = tempfile::tempdir().expect("temp dir");
+                let url = format!(
+                    "sqlite://{}?mode=rwc",
+                    dir.path().join("freya.db").display()
+                );
+                Self {
+                    url,
+                    _dir: Some(dir),
+                    drop_pg: None,
+                }
+            }
+            Backend::Postgres => {
+                let admin = std::env::var("FREYA_TEST_POSTGRES_URL").expect(
+                    "FREYA_TEST_POSTGRES_URL is not set: run the suite with deploy/test.sh, which starts PostgreSQL",
+                );
+                let name = format!("freya_test_{}", uuid::Uuid::now_v7().simple());
+                let mut conn = sqlx::PgConnection::connect(&admin)
+                    .await
+                    .expect("connect to the test PostgreSQL server");
+                sqlx::query(&format!("CREATE DATABASE {name}"))
+                    .execute(&mut conn)
+                    .await
+                    .expect("create a test database");
+                conn.close().await.ok();
+                let base = admin.rsplit_once('/').map(|(b, _)| b).unwrap_or(&admin);
+                Self {
+                    url: format!("{base}/{name}"),
+                    _dir: None,
+                    drop_pg: Some((admin, name)),
+                }
+            }
+        }
+    }
+
+    /// Drops a PostgreSQL test database (SQLite's goes with its temp dir).
+    pub async fn cleanup(self) {
+        if let Some((admin, name)) = &self.drop_pg {
+            if let Ok(mut conn) = sqlx::PgConnection::connect(admin).await {
+                let _ = sqlx::query(&format!("DROP DATABASE IF EXISTS {name} WITH (FORCE)"))
+                    .execute(&mut conn)
+                    .await;
+            }
+        }
+    }
+}
+
+/// A control plane on loopback with fast heartbeats and polling.
+pub fn control_config(db_url: &str) -> ControlConfig {
+    ControlConfig {
+        http: HttpConfig {
+            addr: "127.0.0.1:0".into(),
+        },
+        grpc: GrpcConfig {
+            addr: "127.0.0.1:0".into(),
+        },
+        database: DatabaseConfig {
+            url: db_url.into(),
+            min_connections: 1,
+            max_connections: 5,
+        },
+        edges: EdgesConfig {
+            shared_secret: SECRET.into(),
+            heartbeat_interval_ms: 200,
+            offline_after_ms: 2_000,
+            config_poll_ms: 200,
+        },
+    }
+}
+
+/// An edge in region `local` linked to the control plane at `grpc_addr`.
+pub fn edge_config(data_dir: &Path, grpc_addr: std::net::SocketAddr, secret: &str) -> EdgeConfig {
+    EdgeConfig {
+        id: Some(format!("edge-{}", uuid::Uuid::now_v7().simple())),
+        region: "local".into(),
+        data_dir: data_dir.to_owned(),
+        capacity: 10,
+        control: ControlLinkConfig {
+            url: format!("http://{grpc_addr}"),
+            shared_secret: secret.into(),
+            connect_timeout_ms: 1_000,
+            max_backoff_ms: 400,
+        },
+        sip: SipConfig::default(),
+        http: EdgeHttpConfig {
+            addr: "127.0.0.1:0".into(),
+        },
+    }
+}
+
+/// Polls `check` every 20 ms until it returns `Some`, or panics with `what` after `limit`.
+pub async fn eventually<T, F, Fut>(limit: Duration, what: &str, mut check: F) -> T
+where
+    F: FnMut() -> Fut,
+    Fut: Future<Output = Option<T>>,
+{
+    let deadline = tokio::time::Instant::now() + limit;
+    loop {
+        if let Some(value) = check().await {
+            return value;
+        }
+        if tokio::time::Instant::now() > deadline {
+            panic!("timed out after {limit:?} waiting for {what}");
+        }
+        tokio::time::sleep(Duration::from_millis(20)).await;
+    }
+}

@@ -1,0 +1,118 @@
+//! The edge's link to the control plane: four independent tasks over one lazily connected gRPC
+//! channel — registration and heartbeats, the configuration watch, the call-event publisher and
+//! the command stream. Each reconnects on its own with backoff and jitter; none of them is needed
+//! to answer a call.
+
+mod backoff;
+mod commands;
+mod config_watch;
+mod publisher;
+mod registration;
+pub mod snapshot_cache;
+pub mod spool;
+
+use std::sync::Arc;
+use std::time::Duration;
+
+use tonic::metadata::MetadataValue;
+use tonic::service::interceptor::InterceptedService;
+use tonic::transport::{Channel, Endpoint};
+use tonic::{Request, Status};
+
+use freya_proto::v1::edge_control_client::EdgeControlClient;
+
+pub use backoff::Backoff;
+pub(crate) use commands::run as run_commands;
+pub(crate) use config_watch::run as run_config_watch;
+pub(crate) use publisher::run as run_publisher;
+pub(crate) use registration::{run as run_registration, Registration};
+
+/// Metadata key naming the edge (the control plane reads it on the event stream).
+const EDGE_ID_HEADER: &str = "x-freya-edge-id";
+
+/// Adds the shared secret and the edge id to every request.
+#[derive(Clone)]
+pub struct EdgeCredentials {
+    authorization: MetadataValue<tonic::metadata::Ascii>,
+    edge_id: MetadataValue<tonic::metadata::Ascii>,
+}
+
+impl tonic::service::Interceptor for EdgeCredentials {
+    fn call(&mut self, mut request: Request<()>) -> Result<Request<()>, Status> {
+        let metadata = request.metadata_mut();
+        metadata.insert("authorization", self.authorization.clone());
+        metadata.insert(EDGE_ID_HEADER, self.edge_id.clone());
+        Ok(request)
+    }
+}
+
+/// The client every link task uses.
+pub type ControlClient = EdgeControlClient<InterceptedService<Channel, EdgeCredentials>>;
+
+/// Why the link could not be set up (bad URL or credentials that are not valid header values).
+#[derive(Debug, thiserror::Error)]
+pub enum LinkError {
+    #[error("control.url `{0}` is not a valid URL")]
+    BadUrl(String),
+    #[error("{0} contains characters not allowed in gRPC metadata")]
+    BadMetadata(&'static str),
+}
+
+/// A client that connects on first use and reconnects by itself.
+pub fn client(
+    url: &str,
+    secret: &str,
+    edge_id: &str,
+    connect_timeout: Duration,
+) -> Result<ControlClient, LinkError> {
+    let endpoint = Endpoint::from_shared(url.to_owned())
+        .map_err(|_| LinkError::BadUrl(url.to_owned()))?
+        .connect_timeout(connect_timeout)
+        .http2_keep_alive_interval(Duration::from_secs(10))
+        .keep_alive_timeout(Duration::from_secs(5))
+        .keep_alive_while_idle(true);
+    let credentials = EdgeCredentials {
+        authorization: format!("Bearer {secret}")
+            .parse()
+            .map_err(|_| LinkError::BadMetadata("control.shared_secret"))?,
+        edge_id: edge_id.parse().map_err(|_| LinkError::BadMetadata("id"))?,
+    };
+    Ok(EdgeControlClient::with_interceptor(
+        endpoint.connect_lazy(),
+        credentials,
+    ))
+}
+
+/// Settings shared by the link tasks.
+#[derive(Clone)]
+pub(crate) struct LinkContext {
+    pub client: ControlClient,
+    pub edge_id: Arc<str>,
+    pub region: Arc<str>,
+    pub max_backoff: Duration,
+    pub shutdown: tokio_util::sync::CancellationToken,
+}
+
+impl LinkContext {
+    /// A fresh backoff for one task.
+    pub fn backoff(&self) -> Backoff {
+        Backoff::new(Duration::from_millis(200), self.max_backoff)
+    }
+
+    /// Sleeps `delay` unless shutdown comes first; false when shutting down.
+    pub async fn pause(&self, delay: Duration) -> bool {
+        tokio::select! {
+            _ = tokio::time::sleep(delay) => true,
+            _ = self.shutdown.cancelled() => false,
+        }
+    }
+}
+
+/// Logs a failed RPC at a level that fits: a refused secret is an operator's error.
+pub(crate) fn log_failure(what: &str, status: &Status) {
+    if status.code() == tonic::Code::Unauthenticated {
+        tracing::error!(%status, "the control plane refused this edge while {what}: check control.shared_secret");
+    } else {
+        tracing::warn!(code = ?status.code(), message = status.message(), "control plane unreachable while {what}; retrying");
+    }
+}

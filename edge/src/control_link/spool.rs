@@ -1,0 +1,249 @@
+//! The durable event spool: every call event is appended (and synced) to `events.log` before
+//! it is sent, and its id to `acks.log` once the control plane has stored it. After a crash or
+//! restart the events without an ack are sent again; the control plane ignores the ones it
+//! already has. So an outage of the control plane, or of the edge, loses nothing.
+//!
+//! Both files are JSON lines. A torn last line (a crash mid-write) is skipped. The files are
+//! compacted at open and whenever everything has been acknowledged. Plain blocking file I/O: the
+//! spool sees a handful of events per call turn, and losing durability is worse than a short
+//! block.
+
+use std::collections::{BTreeMap, HashSet};
+use std::fs::{File, OpenOptions};
+use std::io::{BufRead, BufReader, Write};
+use std::path::{Path, PathBuf};
+
+use thiserror::Error;
+
+use freya_shared::model::CallEvent;
+
+/// The spool could not be read or written.
+#[derive(Debug, Error)]
+#[error("event spool {path}: {source}")]
+pub struct SpoolError {
+    path: PathBuf,
+    source: std::io::Error,
+}
+
+/// Unacknowledged events, in memory and on disk.
+pub struct EventSpool {
+    dir: PathBuf,
+    events: File,
+    acks: File,
+    /// Pending events by id. UUIDv7 ids sort by creation time, so this is also replay order.
+    pending: BTreeMap<String, CallEvent>,
+}
+
+const EVENTS: &str = "events.log";
+const ACKS: &str = "acks.log";
+
+fn io_err(path: &Path) -> impl FnOnce(std::io::Error) -> SpoolError + '_ {
+    move |source| SpoolError {
+        path: path.to_owned(),
+        source,
+    }
+}
+
+impl EventSpool {
+    /// Opens (or creates) the spool in `dir`, recovering what was not acknowledged.
+    pub fn open(dir: &Path) -> Result<Self, SpoolError> {
+        std::fs::create_dir_all(dir).map_err(io_err(dir))?;
+        let events_path = dir.join(EVENTS);
+        let acks_path = dir.join(ACKS);
+        let acked: HashSet<String> = read_lines(&acks_path)?
+            .into_iter()
+            .filter_map(|line| serde_json::from_str::<String>(&line).ok())
+            .collect();
+        let mut pending = BTreeMap::new();
+        for line in read_lines(&events_path)? {
+            match serde_json::from_str::<CallEvent>(&line) {
+                Ok(event) if !acked.contains(&event.id) => {
+                    pending.insert(event.id.clone(), event);
+                }
+                Ok(_) => {}
+                Err(e) => {
+                    tracing::warn!(error = %e, "skipping an unreadable spool line (torn write?)")
+                }
+            }
+        }
+        rewrite(&events_path, pending.values())?;
+        File::create(&acks_path).map_err(io_err(&acks_path))?;
+        let events = append(&events_path)?;
+        let acks = append(&acks_path)?;
+        if !pending.is_empty() {
+            tracing::info!(
+                pending = pending.len(),
+                "recovered unacknowledged call events"
+            );
+        }
+        Ok(Self {
+            dir: dir.to_owned(),
+            events,
+            acks,
+            pending,
+        })
+    }
+
+    /// Makes `event` durable; from now on it is pending until acknowledged.
+    pub fn append(&mut self, event: CallEvent) -> Result<(), SpoolError> {
+        let path = self.dir.join(EVENTS);
+        let mut line = serde_json::to_vec(&event).map_err(|e| SpoolError {
+            path: path.clone(),
+            source: std::io::Error::other(e),
+        })?;
+        line.push(b'\n');
+        // Keep the event in memory even if the disk fails, so it is still sent.
+        self.pending.insert(event.id.clone(), event);
+        self.events.write_all(&line).map_err(io_err(&path))?;
+        self.events.sync_data().map_err(io_err(&path))?;
+        Ok(())
+    }
+
+    /// Forgets `id`: the control plane has it. Unknown ids (a repeated ack) are ignored.
+    pub fn ack(&mut self, id: &str) -> Result<(), SpoolError> {
+        if self.pending.remove(id).is_none() {
+            return Ok(());
+        }
+        if self.pending.is_empty() {
+            return self.compact();
+        }
+        let path = self.dir.join(ACKS);
+        let mut line = serde_json::to_vec(id).map_err(|e| SpoolError {
+            path: path.clone(),
+            source: std::io::Error::other(e),
+        })?;
+        line.push(b'\n');
+        // No sync: a lost ack only means the event is sent again, and stored once.
+        self.acks.write_all(&line).map_err(io_err(&path))
+    }
+
+    /// The pending event `id`.
+    pub fn get(&self, id: &str) -> Option<&CallEvent> {
+        self.pending.get(id)
+    }
+
+    /// Ids of every pending event, oldest first.
+    pub fn pending_ids(&self) -> impl Iterator<Item = &String> {
+        self.pending.keys()
+    }
+
+    /// How many events wait for an acknowledgement.
+    pub fn pending_len(&self) -> usize {
+        self.pending.len()
+    }
+
+    fn compact(&mut self) -> Result<(), SpoolError> {
+        let events_path = self.dir.join(EVENTS);
+        let acks_path = self.dir.join(ACKS);
+        rewrite(&events_path, self.pending.values())?;
+        File::create(&acks_path).map_err(io_err(&acks_path))?;
+        self.events = append(&events_path)?;
+        self.acks = append(&acks_path)?;
+        Ok(())
+    }
+}
+
+fn read_lines(path: &Path) -> Result<Vec<String>, SpoolError> {
+    match File::open(path) {
+        Ok(file) => BufReader::new(file)
+            .lines()
+            .filter(|l| l.as_ref().map_or(true, |l| !l.trim().is_empty()))
+            .collect::<Result<_, _>>()
+            .map_err(io_err(path)),
+        Err(e) if e.kind() == std::io::ErrorKind::NotFound => Ok(Vec::new()),
+        Err(e) => Err(io_err(path)(e)),
+    }
+}
+
+fn append(path: &Path) -> Result<File, SpoolError> {
+    OpenOptions::new()
+        .create(true)
+        .append(true)
+        .open(path)
+        .map_err(io_err(path))
+}
+
+/// Replaces `path` with `events` atomically (write a temporary file, sync, rename).
+fn rewrite<'a>(path: &Path, events: impl Iterator<Item = &'a CallEvent>) -> Result<(), SpoolError> {
+    let tmp = path.with_extension("tmp");
+    let mut file = File::create(&tmp).map_err(io_err(&tmp))?;
+    for event in events {
+        let mut line = serde_json::to_vec(event).map_err(|e| SpoolError {
+            path: tmp.clone(),
+            source: std::io::Error::other(e),
+        })?;
+        line.push(b'\n');
+        file.write_all(&line).map_err(io_err(&tmp))?;
+    }
+    file.sync_all().map_err(io_err(&tmp))?;
+    std::fs::rename(&tmp, path).map_err(io_err(path))
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use freya_shared::model::CallEventKind;
+
+    fn event(n: u32) -> CallEvent {
+        CallEvent::new(
+            format!("call-{n}"),
+            "ws",
+            CallEventKind::Started,
+            serde_json::json!({ "n": n }),
+        )
+    }
+
+    #[test]
+    fn unacknowledged_events_survive_a_reopen_in_order() {
+        let dir = tempfile::tempdir().expect("temp dir");
+        let events: Vec<CallEvent> = (0..5).map(event).collect();
+        {
+            let mut spool = EventSpool::open(dir.path()).expect("open");
+            for e in &events {
+                spool.append(e.clone()).expect("append");
+            }
+            spool.ack(&events[1].id).expect("ack");
+            spool.ack(&events[3].id).expect("ack");
+        }
+        let spool = EventSpool::open(dir.path()).expect("reopen");
+        let ids: Vec<&String> = spool.pending_ids().collect();
+        assert_eq!(ids, [&events[0].id, &events[2].id, &events[4].id]);
+    }
+
+    #[test]
+    fn a_torn_last_line_is_skipped_and_the_rest_kept() {
+        let dir = tempfile::tempdir().expect("temp dir");
+        let kept = event(1);
+        {
+            let mut spool = EventSpool::open(dir.path()).expect("open");
+            spool.append(kept.clone()).expect("append");
+        }
+        let mut file = OpenOptions::new()
+            .append(true)
+            .open(dir.path().join(EVENTS))
+            .expect("open log");
+        file.write_all(b"{\"id\":\"01").expect("write torn line");
+        drop(file);
+        let spool = EventSpool::open(dir.path()).expect("reopen");
+        assert_eq!(spool.pending_len(), 1);
+        assert_eq!(spool.get(&kept.id), Some(&kept));
+    }
+
+    #[test]
+    fn acknowledging_everything_empties_the_files() {
+        let dir = tempfile::tempdir().expect("temp dir");
+        let mut spool = EventSpool::open(dir.path()).expect("open");
+        let e = event(7);
+        spool.append(e.clone()).expect("append");
+        spool.ack(&e.id).expect("ack");
+        spool.ack(&e.id).expect("a repeated ack is harmless");
+        let size = std::fs::metadata(dir.path().join(EVENTS))
+            .expect("stat")
+            .len();
+        assert_eq!(size, 0);
+        assert_eq!(
+            EventSpool::open(dir.path()).expect("reopen").pending_len(),
+            0
+        );
+    }
+}

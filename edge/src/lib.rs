@@ -1,0 +1,17 @@
+//! Freya's edge node: everything that touches a live call. It answers from its cached
+//! configuration, reports call events through a durable spool, and keeps a link to the control
+//! plane that survives the control plane going away.
+
+pub mod config;
+pub mod control_link;
+mod cpu;
+mod http;
+pub mod media;
+mod metrics;
+pub mod node;
+pub mod rtp;
+pub mod sip;
+pub mod state;
+
+pub use config::EdgeConfig;
+pub use node::Edge;

@@ -1,0 +1,8 @@
+//! Audio media cores of the edge: the PCM frame that flows through a call, the G.711 codecs
+//! that turn it into telephone payloads and back, and the resampler that moves it between the
+//! telephone rate (8 kHz) and the rates speech engines want (16, 24, 48 kHz). Everything here is
+//! sans-IO and allocation-free per frame: the call task owns these values and feeds them frames.
+
+pub mod frame;
+pub mod g711;
+pub mod resample;

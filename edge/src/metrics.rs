@@ -1,0 +1,51 @@
+//! The edge's Prometheus metrics, served as text at the edge's `/metrics`.
+
+use prometheus_client::encoding::text::encode;
+use prometheus_client::metrics::gauge::Gauge;
+use prometheus_client::registry::Registry;
+
+/// Gauges the edge keeps; one registry per edge instance.
+pub(crate) struct EdgeMetrics {
+    registry: Registry,
+    pub active_calls: Gauge,
+    pub draining: Gauge,
+    pub config_version: Gauge,
+    pub events_spooled: Gauge,
+}
+
+impl EdgeMetrics {
+    pub(crate) fn new() -> Self {
+        let mut registry = Registry::with_prefix("freya_edge");
+        let active_calls = Gauge::default();
+        let draining = Gauge::default();
+        let config_version = Gauge::default();
+        let events_spooled = Gauge::default();
+        registry.register("active_calls", "Calls in progress", active_calls.clone());
+        registry.register("draining", "1 while refusing new calls", draining.clone());
+        registry.register(
+            "config_version",
+            "Version of the configuration snapshot in use",
+            config_version.clone(),
+        );
+        registry.register(
+            "events_spooled",
+            "Call events waiting for the control plane's acknowledgement",
+            events_spooled.clone(),
+        );
+        Self {
+            registry,
+            active_calls,
+            draining,
+            config_version,
+            events_spooled,
+        }
+    }
+
+    pub(crate) fn render(&self) -> String {
+        let mut out = String::new();
+        if encode(&mut out, &self.registry).is_err() {
+            out.clear();
+        }
+        out
+    }
+}

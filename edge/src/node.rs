@@ -1,0 +1,187 @@
+//! Starting and stopping an edge: its identity and disk state (configuration cache, event spool),
+//! its operator HTTP listener and its link to the control plane.
+
+use std::net::SocketAddr;
+use std::path::Path;
+use std::sync::Arc;
+use std::time::Duration;
+
+use anyhow::Context;
+use tokio::net::TcpListener;
+use tokio::sync::mpsc;
+use tokio::task::JoinSet;
+use tokio_util::sync::CancellationToken;
+
+use crate::config::EdgeConfig;
+use crate::control_link::snapshot_cache::SnapshotCache;
+use crate::control_link::spool::EventSpool;
+use crate::control_link::{self, LinkContext, Registration};
+use crate::metrics::EdgeMetrics;
+use crate::state::EdgeState;
+use freya_shared::model::CallEvent;
+
+/// A running edge.
+pub struct Edge {
+    pub id: String,
+    pub http_addr: SocketAddr,
+    pub state: EdgeState,
+    events: mpsc::Sender<CallEvent>,
+    shutdown: CancellationToken,
+    tasks: JoinSet<()>,
+}
+
+/// Events waiting to be spooled; a full queue makes call tasks wait (events are never dropped).
+const EVENT_QUEUE: usize = 1024;
+
+impl Edge {
+    /// Loads the edge's disk state, binds its listener and connects (lazily) to the control plane.
+    pub async fn start(config: &EdgeConfig) -> anyhow::Result<Self> {
+        std::fs::create_dir_all(&config.data_dir)
+            .with_context(|| format!("while creating data_dir {}", config.data_dir.display()))?;
+        let id = match &config.id {
+            Some(id) => id.clone(),
+            None => stable_id(&config.data_dir)?,
+        };
+        let cache = Arc::new(SnapshotCache::new(&config.data_dir).with_context(|| {
+            format!(
+                "while opening the configuration cache in {}",
+                config.data_dir.display()
+            )
+        })?);
+        let cached = cache
+            .load()
+            .unwrap_or_else(|| freya_shared::snapshot::EdgeConfigSnapshot {
+                region: config.region.clone(),
+                ..Default::default()
+            });
+        if cached.version > 0 {
+            tracing::info!(
+                version = cached.version,
+                "serving calls from the cached configuration until the control plane answers"
+            );
+        }
+        let state = EdgeState::new(cached, config.capacity);
+        let spool = EventSpool::open(&config.data_dir.join("spool"))
+            .context("while opening the event spool")?;
+
+        let listener = TcpListener::bind(&config.http.addr)
+            .await
+            .with_context(|| format!("while binding http.addr {}", config.http.addr))?;
+        let http_addr = listener.local_addr()?;
+        let shutdown = CancellationToken::new();
+        let metrics = Arc::new(EdgeMetrics::new());
+        let mut tasks = JoinSet::new();
+
+        let app = crate::http::router(state.clone(), metrics.clone());
+        let stop = shutdown.clone();
+        tasks.spawn(async move {
+            if let Err(e) = axum::serve(listener, app)
+                .with_graceful_shutdown(stop.cancelled_owned())
+                .await
+            {
+                tracing::error!(error = %e, "edge HTTP server failed");
+            }
+        });
+
+        let client = control_link::client(
+            &config.control.url,
+            &config.control.shared_secret,
+            &id,
+            Duration::from_millis(u64::from(config.control.connect_timeout_ms)),
+        )?;
+        let link = LinkContext {
+            client,
+            edge_id: Arc::from(id.as_str()),
+            region: Arc::from(config.region.as_str()),
+            max_backoff: Duration::from_millis(u64::from(config.control.max_backoff_ms)),
+            shutdown: shutdown.clone(),
+        };
+        let sip_addr = config
+            .sip
+            .public_addr
+            .clone()
+            .unwrap_or(config.sip.addr.clone());
+        let me = Registration {
+            rtp_addr: sip_addr.split(':').next().unwrap_or_default().to_owned(),
+            sip_addr,
+            http_addr: http_addr.to_string(),
+            capacity: config.capacity,
+        };
+        let (events, events_rx) = mpsc::channel(EVENT_QUEUE);
+        tasks.spawn(control_link::run_registration(
+            link.clone(),
+            state.clone(),
+            me,
+        ));
+        tasks.spawn(control_link::run_config_watch(
+            link.clone(),
+            state.clone(),
+            cache,
+        ));
+        tasks.spawn(control_link::run_publisher(
+            link.clone(),
+            spool,
+            events_rx,
+            metrics.events_spooled.clone(),
+        ));
+        tasks.spawn(control_link::run_commands(
+            link,
+            state.clone(),
+            events.clone(),
+        ));
+        tracing::info!(edge = %id, region = %config.region, %http_addr, "edge started");
+        Ok(Self {
+            id,
+            http_addr,
+            state,
+            events,
+            shutdown,
+            tasks,
+        })
+    }
+
+    /// Where calls report their events (durably spooled, then published).
+    pub fn events(&self) -> mpsc::Sender<CallEvent> {
+        self.events.clone()
+    }
+
+    /// A token that stops this edge when cancelled.
+    pub fn shutdown_token(&self) -> CancellationToken {
+        self.shutdown.clone()
+    }
+
+    /// Stops every task of this edge.
+    pub async fn stop(mut self) {
+        self.shutdown.cancel();
+        let drain = async { while self.tasks.join_next().await.is_some() {} };
+        if tokio::time::timeout(Duration::from_secs(5), drain)
+            .await
+            .is_err()
+        {
+            self.tasks.abort_all();
+        }
+    }
+}
+
+/// The id kept in `data_dir/edge-id`, created on first start.
+fn stable_id(data_dir: &Path) -> anyhow::Result<String> {
+    let path = data_dir.join("edge-id");
+    match std::fs::read_to_string(&path) {
+        Ok(id) if !id.trim().is_empty() => Ok(id.trim().to_owned()),
+        _ => {
+            let uuid = freya_shared::ids::new_id();
+            let tail: String = uuid
+                .chars()
+                .rev()
+                .take(12)
+                .collect::<Vec<_>>()
+                .into_iter()
+                .rev()
+                .collect();
+            let id = format!("edge-{tail}");
+            std::fs::write(&path, &id)
+                .with_context(|| format!("while saving the edge id to {}", path.display()))?;
+            Ok(id)
+        }
+    }
+}

@@ -1,0 +1,10 @@
+//! RTP cores of the edge, all sans-IO: parsing and building RTP packets, the jitter buffer that
+//! turns a network's uneven arrivals into one frame per 20 ms tick, RFC 4733 DTMF events, RFC
+//! 3550 statistics and RTCP reports, and the pacing clock that times outgoing packets. The
+//! per-call RTP socket task feeds these with bytes and `Instant`s and sends what they produce.
+
+pub mod dtmf;
+pub mod jitter;
+pub mod pacer;
+pub mod packet;
+pub mod rtcp;

@@ -1,0 +1,29 @@
+//! The edge's SIP core, sans-IO: message parsing and validation, transactions, SDP offer/answer
+//! and digest authentication, with no sockets, clocks or tasks inside.
+//!
+//! Everything here is a plain value driven by its caller, in the quinn-proto style: hand it bytes
+//! and `now`, then drain `poll_transmit()`, `poll_timeout()` and `poll_event()`. The tokio shell
+//! (`transport.rs`, elsewhere) only moves datagrams and time, so every RFC 3261 timer is tested
+//! to the millisecond without sleeping. rsip tokenizes and serializes messages; the protocol
+//! semantics (what must be present, which transaction a message belongs to, when to retransmit)
+//! are ours.
+//!
+//! A request's path: [`parse_unvalidated`] → [`validate`] (or [`bad_request`] on failure) →
+//! [`stamp_received`] → [`TransactionKey::server`] → a server transaction → the TU, which
+//! answers with [`build_response`] and, for an INVITE, [`sdp::answer()`].
+
+pub mod digest;
+pub mod message;
+pub mod response;
+pub mod sdp;
+pub mod transaction;
+pub mod via;
+
+pub use message::{parse_message, parse_unvalidated, validate, SipError, MAX_MESSAGE_SIZE};
+pub use response::{bad_request, build_response, new_tag, status};
+pub use transaction::{
+    ClientInviteTransaction, ClientNonInviteTransaction, ServerInviteTransaction,
+    ServerNonInviteTransaction, Timers, TransactionError, TransactionEvent, TransactionKey,
+    Transmit,
+};
+pub use via::{stamp_received, TopVia};

@@ -1,0 +1,32 @@
+//! Resources a customer configures and the control plane hands to edges. Each type validates
+//! itself and reports problems as [`FieldError`]s that name the JSON field, so the API and the
+//! edge refuse the same things for the same reasons.
+
+pub mod agent;
+pub mod call;
+pub mod edge;
+pub mod number;
+
+use serde::{Deserialize, Serialize};
+
+pub use agent::AgentSpec;
+pub use call::{CallEvent, CallEventKind};
+pub use edge::{EdgeHealth, EdgeStatus};
+pub use number::PhoneNumberSpec;
+
+/// One problem with one field of a submitted document (`field` is a dotted JSON path).
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+pub struct FieldError {
+    pub field: String,
+    pub message: String,
+}
+
+impl FieldError {
+    /// A problem with `field`.
+    pub fn new(field: impl Into<String>, message: impl Into<String>) -> Self {
+        Self {
+            field: field.into(),
+            message: message.into(),
+        }
+    }
+}

@@ -1,0 +1,95 @@
+//! The configuration an edge needs to answer calls on its own: its region's numbers and what
+//! answers them. The control plane builds it; the edge caches it on disk and serves calls from it
+//! while the control plane or the database is away.
+
+use serde::{Deserialize, Serialize};
+
+use crate::model::AgentSpec;
+
+/// Everything one edge routes calls with, at one configuration version.
+#[derive(Debug, Clone, Default, PartialEq, Serialize, Deserialize)]
+pub struct EdgeConfigSnapshot {
+    pub version: u64,
+    pub region: String,
+    pub numbers: Vec<RoutedNumber>,
+    pub agents: Vec<AgentConfig>,
+}
+
+/// A dialable number and its target.
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+pub struct RoutedNumber {
+    pub number: String,
+    pub workspace_id: String,
+    pub target: CallTarget,
+}
+
+/// What answers a call.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+#[serde(tag = "type", rename_all = "snake_case")]
+pub enum CallTarget {
+    Agent { agent_id: String },
+}
+
+/// An agent as an edge runs it.
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+pub struct AgentConfig {
+    pub id: String,
+    pub workspace_id: String,
+    pub spec: AgentSpec,
+}
+
+/// A routing decision: the number dialled and the agent that answers.
+#[derive(Debug, Clone, Copy)]
+pub struct Route<'a> {
+    pub number: &'a RoutedNumber,
+    pub agent: &'a AgentConfig,
+}
+
+impl EdgeConfigSnapshot {
+    /// Where a call to `dialled` goes, if anywhere. A leading `+` is optional on either side.
+    pub fn route(&self, dialled: &str) -> Option<Route<'_>> {
+        let wanted = dialled.trim_start_matches('+');
+        let number = self
+            .numbers
+            .iter()
+            .find(|n| n.number.trim_start_matches('+') == wanted)?;
+        let CallTarget::Agent { agent_id } = &number.target;
+        let agent = self.agents.iter().find(|a| &a.id == agent_id)?;
+        Some(Route { number, agent })
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn a_dialled_number_routes_to_its_agent_with_or_without_plus() {
+        let spec: AgentSpec = serde_json::from_str(r#"{"name":"Desk"}"#).expect("agent");
+        let snap = EdgeConfigSnapshot {
+            version: 3,
+            region: "local".into(),
+            numbers: vec![RoutedNumber {
+                number: "+15550001".into(),
+                workspace_id: "w".into(),
+                target: CallTarget::Agent {
+                    agent_id: "a".into(),
+                },
+            }],
+            agents: vec![AgentConfig {
+                id: "a".into(),
+                workspace_id: "w".into(),
+                spec,
+            }],
+        };
+        assert_eq!(
+            snap.route("15550001").map(|r| r.agent.id.as_str()),
+            Some("a")
+        );
+        assert_eq!(
+            snap.route("+15550001").map(|r| r.agent.id.as_str()),
+            Some("a")
+        );
+        assert!(snap.route("+15550002").is_none());
+    }
+}
