@@ -155,6 +155,13 @@ fn print_banner(info: &DevInfo, path: &Path) {
     println!();
 }
 
+fn hash_password(password: &str) -> anyhow::Result<String> {
+    Ok(argon2::Argon2::default()
+        .hash_password(password.as_bytes(), &SaltString::generate(&mut OsRng))
+        .map_err(|e| anyhow::anyhow!("cannot hash the admin password: {e}"))?
+        .to_string())
+}
+
 async fn seed_or_reuse(
     store: &Store,
     data_dir: &Path,
@@ -176,16 +183,39 @@ async fn seed_or_reuse(
             return Ok(info);
         }
     }
+    if let Some(demo) = store.find_routed_number(DEMO_NUMBER).await? {
+        // dev.json is gone or stale but the demo exists: issue a new key and admin password.
+        let scope = WorkspaceScope {
+            workspace_id: demo.workspace_id.clone(),
+        };
+        let key = store.create_api_key(&scope, "dev", Role::Owner).await?;
+        let admin_password = random_text(16);
+        store
+            .set_user_password(ADMIN_EMAIL, &hash_password(&admin_password)?)
+            .await?;
+        tracing::info!("dev.json was missing; issued a new API key for the existing demo");
+        return Ok(DevInfo {
+            dashboard_url: format!("{api_url}/"),
+            api_url,
+            api_key: key.key,
+            sip_uri: format!("sip:{DEMO_NUMBER}@{sip_addr}"),
+            sip_addr: sip_addr.to_owned(),
+            edge_http_url: format!("http://{edge_http}"),
+            workspace_id: demo.workspace_id,
+            agent_id: demo.spec.agent_id,
+            phone_number: DEMO_NUMBER.into(),
+            admin_email: ADMIN_EMAIL.into(),
+            admin_password,
+        });
+    }
     let workspace_id = store.create_workspace("Demo").await?;
     let scope = WorkspaceScope {
         workspace_id: workspace_id.clone(),
     };
     let admin_password = random_text(16);
-    let hash = argon2::Argon2::default()
-        .hash_password(admin_password.as_bytes(), &SaltString::generate(&mut OsRng))
-        .map_err(|e| anyhow::anyhow!("cannot hash the admin password: {e}"))?
-        .to_string();
-    let user_id = store.create_user(ADMIN_EMAIL, "Admin", &hash).await?;
+    let user_id = store
+        .create_user(ADMIN_EMAIL, "Admin", &hash_password(&admin_password)?)
+        .await?;
     store.add_member(&scope, &user_id, Role::Owner).await?;
     let key = store.create_api_key(&scope, "dev", Role::Owner).await?;
     let agent =

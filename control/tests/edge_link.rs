@@ -46,6 +46,28 @@ async fn edge_registers_and_shows_online(backend: Backend) {
     assert_eq!(record.region, "local");
     assert_eq!(record.capacity, 10);
 
+    // The edge's own probes: ready once it holds a configuration, metrics in Prometheus text.
+    let edge_http = format!("http://{}", edge.http_addr);
+    eventually(Duration::from_secs(10), "the edge to be ready", || {
+        let url = format!("{edge_http}/readyz");
+        async move {
+            reqwest::get(url)
+                .await
+                .ok()?
+                .status()
+                .is_success()
+                .then_some(())
+        }
+    })
+    .await;
+    let metrics = reqwest::get(format!("{edge_http}/metrics"))
+        .await
+        .expect("edge metrics")
+        .text()
+        .await
+        .expect("text");
+    assert!(metrics.contains("freya_edge_config_version"), "{metrics}");
+
     // Draining through the command stream shows up in the next heartbeat.
     let drain = freya_proto::v1::EdgeCommand {
         id: freya_shared::ids::new_id(),

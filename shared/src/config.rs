@@ -5,7 +5,9 @@
 //! An environment variable names a key path with `__` between levels:
 //! `FREYA_DATABASE__URL=postgres://...` sets `database.url`, `FREYA_REGION=eu` sets `region`.
 //! Its value is read as a TOML value when it parses as one (`42`, `true`, `"quoted"`), else as a
-//! plain string.
+//! plain string. Variables whose first segment is not a key of the configuration are left alone
+//! (other programs' settings, like `FREYA_LLM_BASE_URL`, share the prefix); below a known key,
+//! a misspelt one is an error like in the file.
 
 use std::path::{Path, PathBuf};
 
@@ -79,7 +81,17 @@ where
         .filter(|(name, _)| name.starts_with(prefix) && name.len() > prefix.len())
         .collect();
     overrides.sort();
+    let known = top_level_keys::<T>();
     for (var, raw) in overrides {
+        let first = var[prefix.len()..]
+            .split("__")
+            .next()
+            .unwrap_or_default()
+            .to_ascii_lowercase();
+        if !known.contains(&first.as_str()) {
+            tracing::debug!(%var, "environment variable names no configuration key; ignored");
+            continue;
+        }
         apply_override(&mut root, &var, &var[prefix.len()..], &raw)?;
     }
     let config: T = from_table(root)?;
@@ -91,18 +103,56 @@ where
     }
 }
 
+/// The field names of the struct `T`, read from its `Deserialize` implementation.
+fn top_level_keys<T: DeserializeOwned>() -> &'static [&'static str] {
+    let mut probe = FieldProbe(None);
+    let _ = T::deserialize(&mut probe);
+    probe.0.unwrap_or(&[])
+}
+
+/// A deserializer that only records the fields a struct asks for, then stops.
+struct FieldProbe(Option<&'static [&'static str]>);
+
+impl<'de> serde::Deserializer<'de> for &mut FieldProbe {
+    type Error = serde::de::value::Error;
+
+    fn deserialize_any<V: serde::de::Visitor<'de>>(self, _: V) -> Result<V::Value, Self::Error> {
+        Err(serde::de::Error::custom("field probe"))
+    }
+
+    fn deserialize_struct<V: serde::de::Visitor<'de>>(
+        self,
+        _name: &'static str,
+        fields: &'static [&'static str],
+        _visitor: V,
+    ) -> Result<V::Value, Self::Error> {
+        self.0 = Some(fields);
+        Err(serde::de::Error::custom("field probe"))
+    }
+
+    serde::forward_to_deserialize_any! {
+        bool i8 i16 i32 i64 i128 u8 u16 u32 u64 u128 f32 f64 char str string bytes byte_buf
+        option unit unit_struct newtype_struct seq tuple tuple_struct map enum identifier
+        ignored_any
+    }
+}
+
 /// Deserializes a TOML table, reporting the dotted path of the key that does not fit.
 fn from_table<T: DeserializeOwned>(table: toml::Table) -> Result<T, ConfigError> {
     serde_path_to_error::deserialize(toml::Value::Table(table)).map_err(|e| {
-        let key = e.path().to_string();
-        ConfigError::Invalid {
-            key: if key == "." {
-                "(top level)".into()
-            } else {
-                key
-            },
-            message: e.into_inner().to_string(),
-        }
+        let path = e.path().to_string();
+        let message = e.into_inner().to_string();
+        // serde reports a missing key at its parent; name the key itself.
+        let missing = message
+            .strip_prefix("missing field `")
+            .and_then(|rest| rest.split('`').next());
+        let key = match (path.as_str(), missing) {
+            (".", Some(name)) => name.to_owned(),
+            (".", None) => "(top level)".to_owned(),
+            (parent, Some(name)) => format!("{parent}.{name}"),
+            (parent, None) => parent.to_owned(),
+        };
+        ConfigError::Invalid { key, message }
     })
 }
 
@@ -213,6 +263,7 @@ mod tests {
                 ("FREYA_PORT", "7"),
                 ("FREYA_DATABASE__MAX_CONNECTIONS", "12"),
                 ("OTHER_NAME", "ignored"),
+                ("FREYA_SOMETHING_ELSE", "not ours"),
             ]),
         )
         .expect("loads");
@@ -220,6 +271,19 @@ mod tests {
         assert_eq!(cfg.port, 7);
         assert_eq!(cfg.database.url, "sqlite://x");
         assert_eq!(cfg.database.max_connections, 12);
+    }
+
+    #[test]
+    fn a_misspelt_key_below_a_known_one_is_refused() {
+        let file = write("name = \"a\"\n");
+        let text = load::<Sample, _>(
+            Some(file.path()),
+            "FREYA_",
+            env(&[("FREYA_DATABASE__URLL", "x")]),
+        )
+        .unwrap_err()
+        .to_string();
+        assert!(text.contains("urll"), "{text}");
     }
 
     #[test]
@@ -245,7 +309,7 @@ mod tests {
         let text = load::<Sample, _>(Some(file.path()), "FREYA_", vec![])
             .unwrap_err()
             .to_string();
-        assert!(text.contains("name"), "{text}");
+        assert!(text.contains("config key `name`"), "{text}");
     }
 
     #[test]

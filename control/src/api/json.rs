@@ -173,7 +173,7 @@ mod tests {
         let err = strict_from_value::<Spec>(json!({"name": "a", "nmae": 1, "inner": {"cuont": 2}}))
             .unwrap_err();
         assert_eq!(err.status, StatusCode::UNPROCESSABLE_ENTITY);
-        assert_eq!(fields(err), ["nmae", "inner.cuont"]);
+        assert_eq!(fields(err), ["inner.cuont", "nmae"]);
     }
 
     #[test]

@@ -104,6 +104,25 @@ impl Store {
         Ok(id)
     }
 
+    /// Replaces a user's password hash; `NotFound` for an unknown email.
+    pub async fn set_user_password(
+        &self,
+        email: &str,
+        password_hash: &str,
+    ) -> Result<(), StoreError> {
+        let updated = sqlx::query("UPDATE users SET password_hash = $1 WHERE email = $2")
+            .bind(password_hash)
+            .bind(email.to_ascii_lowercase())
+            .execute(self.pool())
+            .await?
+            .rows_affected();
+        if updated == 0 {
+            Err(StoreError::NotFound)
+        } else {
+            Ok(())
+        }
+    }
+
     /// Makes `user_id` a member of the scoped workspace with `role`.
     pub async fn add_member(
         &self,

@@ -165,6 +165,23 @@ impl Store {
     }
 }
 
+impl Store {
+    /// The number `number` in whichever workspace routes it: for the edge-independent dev setup
+    /// and routing diagnostics, never for serving a customer's request.
+    pub async fn find_routed_number(
+        &self,
+        number: &str,
+    ) -> Result<Option<PhoneNumber>, StoreError> {
+        let row = sqlx::query(&format!(
+            "SELECT {NUMBER_COLUMNS} FROM phone_numbers WHERE number = $1"
+        ))
+        .bind(number)
+        .fetch_optional(self.pool())
+        .await?;
+        row.as_ref().map(number_from_row).transpose()
+    }
+}
+
 fn duplicate_number(error: sqlx::Error, number: &str) -> StoreError {
     if is_unique_violation(&error) {
         StoreError::Conflict(format!("number {number} is already routed"))
