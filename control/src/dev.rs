@@ -17,7 +17,7 @@ use tokio_util::sync::CancellationToken;
 use crate::config::{ControlConfig, DatabaseConfig, EdgesConfig, GrpcConfig, HttpConfig};
 use crate::server::ControlPlane;
 use crate::store::{Role, Store, WorkspaceScope};
-use freya_edge::config::{ControlLinkConfig, EdgeHttpConfig, SipConfig};
+use freya_edge::config::{ControlLinkConfig, EdgeHttpConfig, RtpConfig, SipConfig};
 use freya_edge::{Edge, EdgeConfig};
 use freya_shared::model::{AgentSpec, PhoneNumberSpec};
 
@@ -102,6 +102,7 @@ pub async fn run(options: DevOptions, shutdown: CancellationToken) -> anyhow::Re
             addr: options.sip.clone(),
             public_addr: None,
         },
+        rtp: RtpConfig::default(),
         http: EdgeHttpConfig {
             addr: options.edge_http.clone(),
         },

@@ -25,7 +25,52 @@ pub struct EdgeConfig {
     #[serde(default)]
     pub sip: SipConfig,
     #[serde(default)]
+    pub rtp: RtpConfig,
+    #[serde(default)]
     pub http: EdgeHttpConfig,
+}
+
+/// The media side of calls.
+#[derive(Debug, Clone, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct RtpConfig {
+    /// The IP RTP sockets bind to; defaults to the SIP listener's IP.
+    #[serde(default)]
+    pub ip: Option<String>,
+    /// The IP put in SDP for callers to send media to, when it differs (NAT).
+    #[serde(default)]
+    pub public_ip: Option<String>,
+    #[serde(default = "default_port_min")]
+    pub port_min: u16,
+    #[serde(default = "default_port_max")]
+    pub port_max: u16,
+    /// A call with no RTP from the caller for this long is hung up.
+    #[serde(default = "default_inactivity_ms")]
+    pub inactivity_timeout_ms: u32,
+}
+
+impl Default for RtpConfig {
+    fn default() -> Self {
+        Self {
+            ip: None,
+            public_ip: None,
+            port_min: default_port_min(),
+            port_max: default_port_max(),
+            inactivity_timeout_ms: default_inactivity_ms(),
+        }
+    }
+}
+
+fn default_port_min() -> u16 {
+    20_000
+}
+
+fn default_port_max() -> u16 {
+    29_999
+}
+
+fn default_inactivity_ms() -> u32 {
+    30_000
 }
 
 fn default_capacity() -> u32 {
@@ -143,6 +188,29 @@ impl Validate for EdgeConfig {
             check_socket_addr("sip.public_addr", public, &mut problems);
         }
         check_socket_addr("http.addr", &self.http.addr, &mut problems);
+        for (key, ip) in [
+            ("rtp.ip", &self.rtp.ip),
+            ("rtp.public_ip", &self.rtp.public_ip),
+        ] {
+            if ip
+                .as_ref()
+                .is_some_and(|ip| ip.parse::<std::net::IpAddr>().is_err())
+            {
+                problems.push(ConfigProblem::new(key, "must be an IP address"));
+            }
+        }
+        if self.rtp.port_min < 1024 || self.rtp.port_max <= self.rtp.port_min {
+            problems.push(ConfigProblem::new(
+                "rtp.port_min",
+                "rtp.port_min must be at least 1024 and below rtp.port_max",
+            ));
+        }
+        if self.rtp.inactivity_timeout_ms < 1000 {
+            problems.push(ConfigProblem::new(
+                "rtp.inactivity_timeout_ms",
+                "must be at least 1000",
+            ));
+        }
         problems
     }
 }

@@ -2,6 +2,7 @@
 //! configuration, reports call events through a durable spool, and keeps a link to the control
 //! plane that survives the control plane going away.
 
+pub mod call;
 pub mod config;
 pub mod control_link;
 mod cpu;

@@ -1,22 +1,26 @@
 //! Starting and stopping an edge: its identity and disk state (configuration cache, event spool),
 //! its operator HTTP listener and its link to the control plane.
 
-use std::net::SocketAddr;
+use std::net::{IpAddr, SocketAddr};
 use std::path::Path;
 use std::sync::Arc;
 use std::time::Duration;
 
 use anyhow::Context;
-use tokio::net::TcpListener;
+use tokio::net::{TcpListener, UdpSocket};
 use tokio::sync::mpsc;
 use tokio::task::JoinSet;
 use tokio_util::sync::CancellationToken;
 
+use crate::call::media::MediaSettings;
+use crate::call::ports::PortAllocator;
+use crate::call::task::CallServices;
 use crate::config::EdgeConfig;
 use crate::control_link::snapshot_cache::SnapshotCache;
 use crate::control_link::spool::EventSpool;
 use crate::control_link::{self, LinkContext, Registration};
 use crate::metrics::EdgeMetrics;
+use crate::sip::transport::SipService;
 use crate::state::EdgeState;
 use freya_shared::model::CallEvent;
 
@@ -24,6 +28,8 @@ use freya_shared::model::CallEvent;
 pub struct Edge {
     pub id: String,
     pub http_addr: SocketAddr,
+    /// Where the edge listens for SIP (the bound address, so port 0 in config is resolved).
+    pub sip_addr: SocketAddr,
     pub state: EdgeState,
     events: mpsc::Sender<CallEvent>,
     shutdown: CancellationToken,
@@ -96,18 +102,51 @@ impl Edge {
             max_backoff: Duration::from_millis(u64::from(config.control.max_backoff_ms)),
             shutdown: shutdown.clone(),
         };
-        let sip_addr = config
-            .sip
-            .public_addr
-            .clone()
-            .unwrap_or(config.sip.addr.clone());
+        let sip_socket = UdpSocket::bind(&config.sip.addr)
+            .await
+            .with_context(|| format!("while binding sip.addr {} (UDP)", config.sip.addr))?;
+        let sip_addr = sip_socket.local_addr()?;
+        let public_sip: SocketAddr = match &config.sip.public_addr {
+            Some(public) => public.parse().context("sip.public_addr")?,
+            None => sip_addr,
+        };
+        let rtp_ip: IpAddr = match &config.rtp.ip {
+            Some(ip) => ip.parse().context("rtp.ip")?,
+            None => sip_addr.ip(),
+        };
+        let media_ip: IpAddr = match &config.rtp.public_ip {
+            Some(ip) => ip.parse().context("rtp.public_ip")?,
+            None => public_sip.ip(),
+        };
         let me = Registration {
-            rtp_addr: sip_addr.split(':').next().unwrap_or_default().to_owned(),
-            sip_addr,
+            rtp_addr: media_ip.to_string(),
+            sip_addr: public_sip.to_string(),
             http_addr: http_addr.to_string(),
             capacity: config.capacity,
         };
         let (events, events_rx) = mpsc::channel(EVENT_QUEUE);
+        let sip = SipService {
+            socket: sip_socket,
+            public_addr: public_sip,
+            media_ip,
+            ports: Arc::new(PortAllocator::new(
+                rtp_ip,
+                config.rtp.port_min,
+                config.rtp.port_max,
+            )),
+            services: CallServices {
+                edge_id: Arc::from(id.as_str()),
+                state: state.clone(),
+                events: events.clone(),
+                voice: None,
+                media: MediaSettings {
+                    inactivity_timeout: Duration::from_millis(u64::from(
+                        config.rtp.inactivity_timeout_ms,
+                    )),
+                },
+            },
+        };
+        tasks.spawn(sip.run(shutdown.clone()));
         tasks.spawn(control_link::run_registration(
             link.clone(),
             state.clone(),
@@ -129,10 +168,11 @@ impl Edge {
             state.clone(),
             events.clone(),
         ));
-        tracing::info!(edge = %id, region = %config.region, %http_addr, "edge started");
+        tracing::info!(edge = %id, region = %config.region, %http_addr, %sip_addr, "edge started");
         Ok(Self {
             id,
             http_addr,
+            sip_addr,
             state,
             events,
             shutdown,

@@ -67,6 +67,24 @@ impl EdgeState {
         self.inner.active_calls.load(Ordering::Relaxed)
     }
 
+    /// Counts a call in; returns the new number of calls.
+    pub fn call_started(&self) -> u32 {
+        self.inner.active_calls.fetch_add(1, Ordering::Relaxed) + 1
+    }
+
+    /// Counts a call out.
+    pub fn call_ended(&self) {
+        let _ = self
+            .inner
+            .active_calls
+            .fetch_update(Ordering::Relaxed, Ordering::Relaxed, |n| n.checked_sub(1));
+    }
+
+    /// Most concurrent calls before new ones are refused.
+    pub fn capacity(&self) -> u32 {
+        self.inner.capacity
+    }
+
     /// Health as reported to the control plane.
     pub fn health(&self, cpu_permille: u32) -> EdgeHealth {
         EdgeHealth {

@@ -16,6 +16,21 @@ pub struct StoredEvent {
     pub call_id: String,
     pub kind: String,
     pub at_ms: i64,
+    pub payload: serde_json::Value,
+}
+
+/// A call's summary row, kept up to date from its events.
+#[derive(Debug, Clone, Serialize)]
+pub struct CallRecord {
+    pub id: String,
+    pub direction: String,
+    pub from_number: Option<String>,
+    pub to_number: Option<String>,
+    pub agent_id: Option<String>,
+    pub status: String,
+    pub started_at_ms: i64,
+    pub ended_at_ms: Option<i64>,
+    pub end_reason: Option<String>,
 }
 
 impl Store {
@@ -60,7 +75,7 @@ impl Store {
         call_id: &str,
     ) -> Result<Vec<StoredEvent>, StoreError> {
         let rows = sqlx::query(
-            "SELECT id, call_id, kind, at_ms FROM call_events \
+            "SELECT id, call_id, kind, at_ms, payload FROM call_events \
              WHERE workspace_id = $1 AND call_id = $2 ORDER BY at_ms, id",
         )
         .bind(&scope.workspace_id)
@@ -69,11 +84,45 @@ impl Store {
         .await?;
         rows.iter()
             .map(|r| {
+                let payload: String = r.try_get("payload")?;
                 Ok(StoredEvent {
                     id: r.try_get("id")?,
                     call_id: r.try_get("call_id")?,
                     kind: r.try_get("kind")?,
                     at_ms: r.try_get("at_ms")?,
+                    payload: super::parse_json("call event payload", &payload)?,
+                })
+            })
+            .collect()
+    }
+
+    /// The scoped workspace's calls, newest first, at most `limit`.
+    pub async fn calls(
+        &self,
+        scope: &WorkspaceScope,
+        limit: i64,
+    ) -> Result<Vec<CallRecord>, StoreError> {
+        let rows = sqlx::query(
+            "SELECT id, direction, from_number, to_number, agent_id, status, started_at_ms, \
+             ended_at_ms, end_reason FROM calls WHERE workspace_id = $1 \
+             ORDER BY started_at_ms DESC, id DESC LIMIT $2",
+        )
+        .bind(&scope.workspace_id)
+        .bind(limit)
+        .fetch_all(self.pool())
+        .await?;
+        rows.iter()
+            .map(|r| {
+                Ok(CallRecord {
+                    id: r.try_get("id")?,
+                    direction: r.try_get("direction")?,
+                    from_number: r.try_get("from_number")?,
+                    to_number: r.try_get("to_number")?,
+                    agent_id: r.try_get("agent_id")?,
+                    status: r.try_get("status")?,
+                    started_at_ms: r.try_get("started_at_ms")?,
+                    ended_at_ms: r.try_get("ended_at_ms")?,
+                    end_reason: r.try_get("end_reason")?,
                 })
             })
             .collect()
@@ -144,7 +193,7 @@ async fn apply_to_call(
             .execute(&mut **tx)
             .await?;
         }
-        Some(CallEventKind::Transcript) | None => {}
+        Some(CallEventKind::Transcript) | Some(CallEventKind::Dtmf) | None => {}
     }
     Ok(())
 }

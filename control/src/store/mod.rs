@@ -24,7 +24,7 @@ use tokio::sync::watch;
 
 pub use agents::Agent;
 pub use edges::{EdgeRecord, EdgeRegistration};
-pub use events::StoredEvent;
+pub use events::{CallRecord, StoredEvent};
 pub use identity::{ApiKeyIdentity, NewApiKey, Role};
 pub use numbers::PhoneNumber;
 

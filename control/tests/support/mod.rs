@@ -11,7 +11,7 @@ use std::path::Path;
 use std::time::Duration;
 
 use freya_control::config::{ControlConfig, DatabaseConfig, EdgesConfig, GrpcConfig, HttpConfig};
-use freya_edge::config::{ControlLinkConfig, EdgeHttpConfig, SipConfig};
+use freya_edge::config::{ControlLinkConfig, EdgeHttpConfig, RtpConfig, SipConfig};
 use freya_edge::EdgeConfig;
 use sqlx::Connection;
 
@@ -119,7 +119,17 @@ pub fn edge_config(data_dir: &Path, grpc_addr: std::net::SocketAddr, secret: &st
             connect_timeout_ms: 1_000,
             max_backoff_ms: 400,
         },
-        sip: SipConfig::default(),
+        sip: SipConfig {
+            addr: "127.0.0.1:0".into(),
+            public_addr: None,
+        },
+        rtp: RtpConfig {
+            ip: None,
+            public_ip: None,
+            port_min: 30_000,
+            port_max: 39_999,
+            inactivity_timeout_ms: 5_000,
+        },
         http: EdgeHttpConfig {
             addr: "127.0.0.1:0".into(),
         },

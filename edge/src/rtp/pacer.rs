@@ -140,6 +140,12 @@ impl Pacer {
         Some(header)
     }
 
+    /// Sets the marker bit on the next packet: a talk spurt starts there even though the stream
+    /// carried (comfort) silence packets before it.
+    pub fn mark_talk_spurt(&mut self) {
+        self.marker_pending = true;
+    }
+
     /// Consumes the oldest due frame as silence (nothing sent); the next packet starts a new
     /// talk spurt. False if no frame was due.
     pub fn idle(&mut self) -> bool {

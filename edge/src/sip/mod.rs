@@ -12,11 +12,14 @@
 //! [`stamp_received`] → [`TransactionKey::server`] → a server transaction → the TU, which
 //! answers with [`build_response`] and, for an INVITE, [`sdp::answer()`].
 
+pub mod dialog;
 pub mod digest;
+pub mod endpoint;
 pub mod message;
 pub mod response;
 pub mod sdp;
 pub mod transaction;
+pub mod transport;
 pub mod via;
 
 pub use message::{parse_message, parse_unvalidated, validate, SipError, MAX_MESSAGE_SIZE};

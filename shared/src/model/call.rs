@@ -16,6 +16,8 @@ pub enum CallEventKind {
     Ended,
     #[serde(rename = "call.failed")]
     Failed,
+    #[serde(rename = "call.dtmf")]
+    Dtmf,
 }
 
 impl CallEventKind {
@@ -27,6 +29,7 @@ impl CallEventKind {
             CallEventKind::Transcript => "call.transcript",
             CallEventKind::Ended => "call.ended",
             CallEventKind::Failed => "call.failed",
+            CallEventKind::Dtmf => "call.dtmf",
         }
     }
 
@@ -38,6 +41,7 @@ impl CallEventKind {
             Self::Transcript,
             Self::Ended,
             Self::Failed,
+            Self::Dtmf,
         ]
         .into_iter()
         .find(|k| k.as_str() == name)
@@ -87,6 +91,7 @@ mod tests {
             CallEventKind::Transcript,
             CallEventKind::Ended,
             CallEventKind::Failed,
+            CallEventKind::Dtmf,
         ] {
             assert_eq!(CallEventKind::parse(kind.as_str()), Some(kind));
         }

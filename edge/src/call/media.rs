@@ -1,0 +1,271 @@
+//! One call's RTP media, sans-IO: incoming packets through the jitter buffer and decoder (and
+//! RFC 4733 digits out of the stream), outgoing audio paced every 20 ms as an uninterrupted
+//! packet stream (silence when the agent has nothing to say, the marker bit on each talk spurt),
+//! symmetric RTP (replies go where the caller's packets come from, which is what crosses NAT),
+//! and an inactivity timer that declares a dead call.
+//!
+//! The call task feeds it datagrams and time and drains packets, timeouts and events; it never
+//! touches a socket, so every behaviour is tested with simulated time. Per packet it allocates
+//! nothing: buffers are sized once when the call starts.
+
+use std::collections::VecDeque;
+use std::net::SocketAddr;
+use std::time::{Duration, Instant};
+
+use crate::media::g711::G711;
+use crate::rtp::dtmf::DtmfReceiver;
+use crate::rtp::jitter::{JitterBuffer, JitterConfig, JitterStats, Playout};
+use crate::rtp::pacer::{Pacer, PacerConfig};
+use crate::rtp::packet::{is_rtcp, Packetizer, RtpPacket};
+use crate::rtp::rtcp::InterarrivalJitter;
+use crate::sip::sdp::{Codec, NegotiatedAudio};
+
+/// Samples in one 20 ms frame at 8 kHz.
+pub const FRAME_SAMPLES: usize = 160;
+
+/// What the media core tells the call.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum MediaEvent {
+    /// A key press, from RFC 4733 packets.
+    Dtmf(char),
+    /// No packet from the caller for the inactivity timeout: the call is dead.
+    Inactive,
+    /// Everything queued for playback has been sent.
+    PlaybackFinished,
+}
+
+/// Counters for the call record.
+#[derive(Debug, Clone, Copy, Default, PartialEq, Eq)]
+pub struct MediaStats {
+    pub packets_received: u64,
+    pub packets_sent: u64,
+    pub junk_received: u64,
+    pub jitter: JitterStats,
+    /// RFC 3550 interarrival jitter, in milliseconds.
+    pub interarrival_jitter_ms: u32,
+}
+
+/// Settings of one call's media.
+#[derive(Debug, Clone, Copy)]
+pub struct MediaSettings {
+    pub inactivity_timeout: Duration,
+}
+
+/// The media state of one call.
+pub struct CallMedia {
+    law: G711,
+    payload_type: u8,
+    telephone_event: Option<u8>,
+    remote: SocketAddr,
+    latched: bool,
+    pacer: Pacer,
+    packetizer: Packetizer,
+    jitter: JitterBuffer,
+    dtmf: DtmfReceiver,
+    arrival: InterarrivalJitter,
+    started: Instant,
+    last_heard: Instant,
+    inactivity_timeout: Duration,
+    inactive_reported: bool,
+    playback: VecDeque<i16>,
+    talking: bool,
+    pcm: [i16; FRAME_SAMPLES],
+    encoded: [u8; FRAME_SAMPLES],
+    decoded: [i16; FRAME_SAMPLES],
+    events: VecDeque<MediaEvent>,
+    stats: MediaStats,
+}
+
+/// The negotiated codec is not one this media core carries (Opus needs its own decoder).
+#[derive(Debug, thiserror::Error)]
+#[error("codec {0:?} is not supported for calls yet")]
+pub struct UnsupportedCodec(pub Codec);
+
+impl CallMedia {
+    /// Media for a call answered with `audio`, starting now.
+    pub fn new(
+        now: Instant,
+        audio: &NegotiatedAudio,
+        settings: MediaSettings,
+    ) -> Result<Self, UnsupportedCodec> {
+        let law = match audio.codec {
+            Codec::Pcmu => G711::Ulaw,
+            Codec::Pcma => G711::Alaw,
+            other => return Err(UnsupportedCodec(other)),
+        };
+        let jitter = JitterBuffer::new(JitterConfig::default())
+            .map_err(|_| UnsupportedCodec(audio.codec))?;
+        Ok(Self {
+            law,
+            payload_type: audio.payload_type,
+            telephone_event: audio.telephone_event,
+            remote: audio.remote_rtp,
+            latched: false,
+            pacer: Pacer::new(now, PacerConfig::new(8_000)),
+            packetizer: Packetizer::new(rand::random()),
+            jitter,
+            dtmf: DtmfReceiver::new(8_000),
+            arrival: InterarrivalJitter::default(),
+            started: now,
+            last_heard: now,
+            inactivity_timeout: settings.inactivity_timeout,
+            inactive_reported: false,
+            playback: VecDeque::new(),
+            talking: false,
+            pcm: [0; FRAME_SAMPLES],
+            encoded: [0; FRAME_SAMPLES],
+            decoded: [0; FRAME_SAMPLES],
+            events: VecDeque::new(),
+            stats: MediaStats::default(),
+        })
+    }
+
+    /// Queues 8 kHz audio to be played to the caller after what is already queued.
+    pub fn play(&mut self, samples: &[i16]) {
+        self.playback.extend(samples.iter().copied());
+    }
+
+    /// Drops whatever is queued (the caller spoke over the agent).
+    pub fn stop_playback(&mut self) {
+        self.playback.clear();
+    }
+
+    /// Whether audio is queued or being played.
+    pub fn is_playing(&self) -> bool {
+        !self.playback.is_empty()
+    }
+
+    /// Where our packets go now.
+    pub fn remote(&self) -> SocketAddr {
+        self.remote
+    }
+
+    /// Counters so far.
+    pub fn stats(&self) -> MediaStats {
+        let mut stats = self.stats;
+        stats.jitter = self.jitter.stats();
+        stats.interarrival_jitter_ms = self.arrival.jitter() / 8;
+        stats
+    }
+
+    /// One datagram from the RTP socket.
+    pub fn handle_datagram(&mut self, now: Instant, source: SocketAddr, datagram: &[u8]) {
+        if is_rtcp(datagram) {
+            return;
+        }
+        let Ok(packet) = RtpPacket::parse(datagram) else {
+            self.stats.junk_received += 1;
+            return;
+        };
+        if packet.payload_type != self.payload_type
+            && Some(packet.payload_type) != self.telephone_event
+        {
+            self.stats.junk_received += 1;
+            return;
+        }
+        // Symmetric RTP: answer where the media really comes from.
+        if !self.latched || source != self.remote {
+            if source != self.remote {
+                tracing::debug!(from = %self.remote, to = %source, "latching RTP onto the address packets come from");
+            }
+            self.remote = source;
+            self.latched = true;
+        }
+        self.last_heard = now;
+        self.stats.packets_received += 1;
+        if Some(packet.payload_type) == self.telephone_event {
+            self.jitter.push_foreign(now, packet.sequence, packet.ssrc);
+            if self
+                .dtmf
+                .handle_packet(now, packet.timestamp, packet.payload)
+                .is_err()
+            {
+                self.stats.junk_received += 1;
+            }
+            self.drain_dtmf();
+            return;
+        }
+        let arrival = u32::try_from(now.saturating_duration_since(self.started).as_millis() * 8)
+            .unwrap_or(u32::MAX);
+        self.arrival.update(arrival, packet.timestamp);
+        self.jitter.push(
+            now,
+            packet.sequence,
+            packet.timestamp,
+            packet.ssrc,
+            packet.payload,
+        );
+    }
+
+    /// Advances the clocks: plays out received audio and sends what is due.
+    pub fn handle_timeout(&mut self, now: Instant) {
+        self.dtmf.handle_timeout(now);
+        self.drain_dtmf();
+        if !self.inactive_reported
+            && now.saturating_duration_since(self.last_heard) >= self.inactivity_timeout
+        {
+            self.inactive_reported = true;
+            self.events.push_back(MediaEvent::Inactive);
+        }
+        self.pacer.handle_timeout(now);
+    }
+
+    /// The next packet to send, written into a buffer reused for every packet.
+    pub fn poll_transmit(&mut self, now: Instant) -> Option<(SocketAddr, &[u8])> {
+        if self.pacer.due() == 0 {
+            return None;
+        }
+        // Play out one received frame per sent frame: both run on the 20 ms clock.
+        if let Some(Playout::Frame { payload, .. }) = self.jitter.pop(now) {
+            self.law.decode(payload, &mut self.decoded);
+        }
+        let had_audio = !self.playback.is_empty();
+        for slot in self.pcm.iter_mut() {
+            *slot = self.playback.pop_front().unwrap_or(0);
+        }
+        if had_audio && !self.talking {
+            self.pacer.mark_talk_spurt();
+        }
+        if !had_audio && self.talking {
+            self.events.push_back(MediaEvent::PlaybackFinished);
+        }
+        self.talking = had_audio;
+        let header = self.pacer.emit()?;
+        let written = self.law.encode(&self.pcm, &mut self.encoded);
+        self.stats.packets_sent += 1;
+        let payload = self.encoded.get(..written).unwrap_or_default();
+        let packet = self
+            .packetizer
+            .packetize(self.payload_type, header, payload)
+            .ok()?;
+        Some((self.remote, packet))
+    }
+
+    /// When `handle_timeout` should run next.
+    pub fn poll_timeout(&self) -> Instant {
+        let mut next = self.pacer.poll_timeout();
+        if let Some(dtmf) = self.dtmf.poll_timeout() {
+            next = next.min(dtmf);
+        }
+        if !self.inactive_reported {
+            next = next.min(self.last_heard + self.inactivity_timeout);
+        }
+        next
+    }
+
+    /// The next event for the call.
+    pub fn poll_event(&mut self) -> Option<MediaEvent> {
+        self.events.pop_front()
+    }
+
+    fn drain_dtmf(&mut self) {
+        while let Some(event) = self.dtmf.poll_event() {
+            self.events
+                .push_back(MediaEvent::Dtmf(event.digit.as_char()));
+        }
+    }
+}
+
+#[cfg(test)]
+#[path = "media_tests.rs"]
+mod tests;

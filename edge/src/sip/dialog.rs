@@ -1,0 +1,171 @@
+//! A UAS dialog (RFC 3261 section 12): what the edge remembers about one inbound call to route
+//! its in-dialog requests (ACK, BYE, re-INVITE, INFO) and to send its own BYE.
+
+use std::net::SocketAddr;
+
+use rsip::headers::{CSeq, CallId, ContentLength, From, MaxForwards, To, UntypedHeader, Via};
+use rsip::{Header, Method, Request};
+
+use super::message::header_param;
+use super::response::new_tag;
+use super::transaction::TransactionKey;
+use super::SipError;
+
+/// Where the dialog is in its life.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum DialogState {
+    /// INVITE received, no final response yet.
+    Early,
+    /// 200 OK sent (and possibly acknowledged).
+    Confirmed,
+    /// BYE sent or received, or the INVITE was refused.
+    Terminated,
+}
+
+/// One inbound call's dialog.
+#[derive(Debug, Clone)]
+pub struct Dialog {
+    pub call_id: String,
+    pub state: DialogState,
+    /// Our tag, on the To header of every response.
+    pub local_tag: String,
+    /// The caller's From header value (with its tag): our BYE's To.
+    pub remote_from: String,
+    /// The INVITE's To header value (without our tag): our BYE's From gets the tag added.
+    pub local_to: String,
+    /// The caller's Contact URI: the Request-URI of our BYE.
+    pub remote_target: String,
+    /// Where the INVITE came from; in-dialog requests go back there (symmetric signalling,
+    /// which is what works through NAT).
+    pub peer: SocketAddr,
+    /// The INVITE's server transaction, to which the ACK for our 2xx is routed.
+    pub invite_key: TransactionKey,
+    /// Our answer, repeated in replies to re-INVITEs (hold, resume, session refresh).
+    pub local_sdp: Option<String>,
+    /// Our next CSeq number for requests we send.
+    pub local_cseq: u32,
+    /// The INVITE itself, to build its final response from.
+    pub invite: Request,
+}
+
+impl Dialog {
+    /// The dialog an INVITE starts, before any response.
+    pub fn from_invite(
+        invite: &Request,
+        peer: SocketAddr,
+        invite_key: TransactionKey,
+    ) -> Result<Self, SipError> {
+        let mut remote_from = None;
+        let mut local_to = None;
+        let mut contact = None;
+        let mut call_id = None;
+        for header in invite.headers.iter() {
+            match header {
+                Header::From(h) => remote_from = Some(h.value().to_owned()),
+                Header::To(h) => local_to = Some(h.value().to_owned()),
+                Header::Contact(h) => contact = Some(h.value().to_owned()),
+                Header::CallId(h) => call_id = Some(h.value().to_owned()),
+                _ => {}
+            }
+        }
+        let remote_from = remote_from.ok_or(SipError::MissingHeader("From"))?;
+        let local_to = local_to.ok_or(SipError::MissingHeader("To"))?;
+        let remote_target = contact
+            .as_deref()
+            .map(uri_of)
+            .unwrap_or_else(|| invite.uri.to_string());
+        Ok(Self {
+            call_id: call_id.ok_or(SipError::MissingHeader("Call-ID"))?,
+            state: DialogState::Early,
+            local_tag: new_tag(),
+            remote_from,
+            local_to,
+            remote_target,
+            peer,
+            invite_key,
+            local_sdp: None,
+            local_cseq: 1,
+            invite: invite.clone(),
+        })
+    }
+
+    /// Our BYE for this dialog, sent from `local` over UDP.
+    pub fn bye(&mut self, local: SocketAddr) -> Result<Request, SipError> {
+        let uri = rsip::Uri::try_from(self.remote_target.as_str()).map_err(|e| {
+            SipError::InvalidHeader {
+                header: "Contact",
+                reason: e.to_string(),
+            }
+        })?;
+        let from = if header_param(&self.local_to, "tag").is_some() {
+            self.local_to.clone()
+        } else {
+            format!("{};tag={}", self.local_to, self.local_tag)
+        };
+        let cseq = self.local_cseq;
+        self.local_cseq += 1;
+        let branch = format!("z9hG4bK{}", new_tag());
+        let headers: Vec<Header> = vec![
+            Via::new(format!("SIP/2.0/UDP {local};branch={branch};rport")).into(),
+            MaxForwards::new("70").into(),
+            From::new(from).into(),
+            To::new(self.remote_from.clone()).into(),
+            CallId::new(self.call_id.clone()).into(),
+            CSeq::new(format!("{cseq} BYE")).into(),
+            ContentLength::new("0").into(),
+        ];
+        Ok(Request {
+            method: Method::Bye,
+            uri,
+            version: rsip::Version::V2,
+            headers: headers.into(),
+            body: Vec::new(),
+        })
+    }
+}
+
+/// The URI inside a Contact or name-addr value: `"Bob" <sip:bob@host>;expires=1` → `sip:bob@host`.
+pub fn uri_of(value: &str) -> String {
+    match (value.find('<'), value.find('>')) {
+        (Some(open), Some(close)) if open < close => value
+            .get(open + 1..close)
+            .unwrap_or(value)
+            .trim()
+            .to_owned(),
+        _ => value.split(';').next().unwrap_or(value).trim().to_owned(),
+    }
+}
+
+/// The user part of a SIP URI or name-addr (`sip:+15551234@host` → `+15551234`), empty if none.
+pub fn user_of(value: &str) -> String {
+    let uri = uri_of(value);
+    let rest = uri
+        .strip_prefix("sips:")
+        .or_else(|| uri.strip_prefix("sip:"))
+        .or_else(|| uri.strip_prefix("tel:"))
+        .unwrap_or(&uri);
+    let user = match rest.find('@') {
+        Some(at) => rest.get(..at).unwrap_or_default(),
+        None if uri.starts_with("tel:") => rest,
+        None => "",
+    };
+    user.split(';').next().unwrap_or_default().to_owned()
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn users_and_uris_come_out_of_name_addrs() {
+        assert_eq!(
+            uri_of("\"Bob\" <sip:bob@10.0.0.1:5060>;expires=60"),
+            "sip:bob@10.0.0.1:5060"
+        );
+        assert_eq!(uri_of("sip:alice@host;tag=1"), "sip:alice@host");
+        assert_eq!(user_of("<sip:+15551234@host;user=phone>"), "+15551234");
+        assert_eq!(user_of("sip:demo@127.0.0.1:5060"), "demo");
+        assert_eq!(user_of("tel:+4420"), "+4420");
+        assert_eq!(user_of("sip:host.example"), "");
+    }
+}
