@@ -12,6 +12,7 @@ ensure_packages() {
     ls /usr/lib/postgresql/*/bin/postgres >/dev/null 2>&1 || want+=(postgresql)
     command -v sipp >/dev/null 2>&1 || want+=(sip-tester)
     command -v sox >/dev/null 2>&1 || want+=(sox)
+    command -v pocketsphinx_continuous >/dev/null 2>&1 || want+=(pocketsphinx pocketsphinx-en-us)
   fi
   if [ ${#want[@]} -gt 0 ]; then
     echo "==> installing ${want[*]}"

@@ -101,6 +101,7 @@ pub async fn run(options: DevOptions, shutdown: CancellationToken) -> anyhow::Re
         sip: SipConfig {
             addr: options.sip.clone(),
             public_addr: None,
+            ring_ms: 0,
         },
         rtp: RtpConfig::default(),
         http: EdgeHttpConfig {

@@ -22,6 +22,11 @@ struct Setup {
 }
 
 async fn setup() -> Setup {
+    setup_ringing(0).await
+}
+
+/// As [`setup`], with the edge ringing `ring_ms` before it answers.
+async fn setup_ringing(ring_ms: u32) -> Setup {
     let db = TestDb::new(Backend::Sqlite).await;
     let control = ControlPlane::start(&control_config(&db.url))
         .await
@@ -53,9 +58,9 @@ async fn setup() -> Setup {
         .await
         .expect("number");
     let dir = tempfile::tempdir().expect("temp dir");
-    let edge = Edge::start(&edge_config(dir.path(), control.grpc_addr, SECRET))
-        .await
-        .expect("edge starts");
+    let mut config = edge_config(dir.path(), control.grpc_addr, SECRET);
+    config.sip.ring_ms = ring_ms;
+    let edge = Edge::start(&config).await.expect("edge starts");
     let state = edge.state.clone();
     eventually(
         Duration::from_secs(10),
@@ -84,6 +89,14 @@ fn scenario(name: &str) -> PathBuf {
 /// Runs sipp once with `scenario` against the edge, dialling `number`; returns its exit code.
 async fn sipp(target: std::net::SocketAddr, scenario_file: &str, number: &str) -> i32 {
     let work = tempfile::tempdir().expect("temp dir");
+    // A port of its own for every run: a previous run's retransmissions must not reach this one.
+    let port = |_| {
+        std::net::UdpSocket::bind("127.0.0.1:0")
+            .and_then(|s| s.local_addr())
+            .map(|a| a.port().to_string())
+            .expect("a free port")
+    };
+    let (sip_port, media_port) = (port(()), port(()));
     let output = tokio::time::timeout(
         Duration::from_secs(60),
         tokio::process::Command::new("sipp")
@@ -98,16 +111,8 @@ async fn sipp(target: std::net::SocketAddr, scenario_file: &str, number: &str) -
                 "-i",
                 "127.0.0.1",
             ])
-            .args([
-                "-p",
-                "0",
-                "-mp",
-                "0",
-                "-timeout",
-                "40s",
-                "-nostdin",
-                "-trace_err",
-            ])
+            .args(["-p", &sip_port, "-mp", &media_port])
+            .args(["-timeout", "40s", "-nostdin", "-trace_err"])
             .current_dir(work.path())
             .kill_on_drop(true)
             .output(),
@@ -235,5 +240,40 @@ async fn a_draining_edge_refuses_calls_with_503() {
     // The unknown-number scenario expects a final error; sipp reports the unexpected 503 as a
     // failed call (exit 1), so assert on the 503 itself with a dedicated scenario.
     assert_eq!(sipp(s.edge.sip_addr, "uac_busy.xml", "demo").await, 0);
+    teardown(s).await;
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_retransmitted_invite_does_not_start_a_second_call() {
+    let s = setup().await;
+    assert_eq!(
+        sipp(s.edge.sip_addr, "uac_retransmitted_invite.xml", "demo").await,
+        0
+    );
+    let calls = finished_calls(&s.control.store, &s.scope, 1).await;
+    assert_eq!(calls.len(), 1, "{calls:?}");
+    assert_eq!(calls[0].end_reason.as_deref(), Some("caller_hangup"));
+    teardown(s).await;
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_lost_ack_is_survived_by_repeating_the_200() {
+    let s = setup().await;
+    assert_eq!(sipp(s.edge.sip_addr, "uac_lost_ack.xml", "demo").await, 0);
+    let calls = finished_calls(&s.control.store, &s.scope, 1).await;
+    assert_eq!(calls[0].end_reason.as_deref(), Some("caller_hangup"));
+    teardown(s).await;
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_caller_who_cancels_while_it_rings_gets_487_and_is_recorded() {
+    let s = setup_ringing(3_000).await;
+    assert_eq!(
+        sipp(s.edge.sip_addr, "uac_cancel_while_ringing.xml", "demo").await,
+        0
+    );
+    let calls = finished_calls(&s.control.store, &s.scope, 1).await;
+    assert_eq!(calls[0].end_reason.as_deref(), Some("caller_cancelled"));
+    assert_eq!(s.edge.state.active_calls(), 0);
     teardown(s).await;
 }

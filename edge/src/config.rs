@@ -109,6 +109,9 @@ pub struct SipConfig {
     /// The address callers should use, when it differs from `addr` (NAT, 0.0.0.0).
     #[serde(default)]
     pub public_addr: Option<String>,
+    /// Ring this long (180 Ringing) before answering; 0 answers at once.
+    #[serde(default)]
+    pub ring_ms: u32,
 }
 
 impl Default for SipConfig {
@@ -116,6 +119,7 @@ impl Default for SipConfig {
         Self {
             addr: default_sip_addr(),
             public_addr: None,
+            ring_ms: 0,
         }
     }
 }
@@ -204,6 +208,9 @@ impl Validate for EdgeConfig {
                 "rtp.port_min",
                 "rtp.port_min must be at least 1024 and below rtp.port_max",
             ));
+        }
+        if self.sip.ring_ms > 60_000 {
+            problems.push(ConfigProblem::new("sip.ring_ms", "must be at most 60000"));
         }
         if self.rtp.inactivity_timeout_ms < 1000 {
             problems.push(ConfigProblem::new(

@@ -7,11 +7,13 @@ pub mod config;
 pub mod control_link;
 mod cpu;
 mod http;
+pub mod llm;
 pub mod media;
 mod metrics;
 pub mod node;
 pub mod rtp;
 pub mod sip;
+pub mod speech;
 pub mod state;
 
 pub use config::EdgeConfig;

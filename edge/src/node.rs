@@ -145,6 +145,7 @@ impl Edge {
                     )),
                 },
             },
+            ring: Duration::from_millis(u64::from(config.sip.ring_ms)),
         };
         tasks.spawn(sip.run(shutdown.clone()));
         tasks.spawn(control_link::run_registration(

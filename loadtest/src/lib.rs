@@ -1,1 +1,19 @@
-//! placeholder
+//! `freya-loadtest`: real SIP calls with real audio against an edge, measured and reported.
+//!
+//! The pieces, bottom up: [`audio`] loads what the caller says; [`uac`] places one call with the
+//! edge's own sans-IO SIP and RTP cores; [`onset`] and [`stream`] measure what comes back;
+//! [`scenario`] says how many calls, how fast; [`runner`] drives them and gathers a
+//! [`summary::Summary`]; [`report`] writes it as JSON and HTML; [`procstat`] samples the edge's
+//! CPU and memory; [`sipp`] runs the same pattern with sipp for comparison.
+
+pub mod audio;
+pub mod gate;
+pub mod onset;
+pub mod procstat;
+pub mod report;
+pub mod runner;
+pub mod scenario;
+pub mod sipp;
+pub mod stream;
+pub mod summary;
+pub mod uac;

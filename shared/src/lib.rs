@@ -7,3 +7,4 @@ pub mod ids;
 pub mod model;
 pub mod snapshot;
 pub mod telemetry;
+pub mod workflow;

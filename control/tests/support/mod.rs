@@ -122,6 +122,7 @@ pub fn edge_config(data_dir: &Path, grpc_addr: std::net::SocketAddr, secret: &st
         sip: SipConfig {
             addr: "127.0.0.1:0".into(),
             public_addr: None,
+            ring_ms: 0,
         },
         rtp: RtpConfig {
             ip: None,

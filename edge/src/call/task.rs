@@ -42,9 +42,29 @@ pub enum CallSignal {
     Hangup { reason: &'static str },
 }
 
+/// Who placed the call.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum CallDirection {
+    /// A caller dialled one of our numbers.
+    Inbound,
+    /// We called out through a provider.
+    Outbound,
+}
+
+impl CallDirection {
+    /// The name used in call records.
+    pub fn as_str(self) -> &'static str {
+        match self {
+            CallDirection::Inbound => "inbound",
+            CallDirection::Outbound => "outbound",
+        }
+    }
+}
+
 /// An answered call, ready to run.
 pub struct CallSetup {
     pub call_id: String,
+    pub direction: CallDirection,
     pub workspace_id: String,
     pub agent: AgentConfig,
     pub caller: String,
@@ -91,6 +111,7 @@ pub async fn run(
     let _slot = CallSlot(services.state.clone());
     let CallSetup {
         call_id,
+        direction,
         workspace_id,
         agent,
         caller,
@@ -106,7 +127,7 @@ pub async fn run(
         .events
         .send(event(
             CallEventKind::Started,
-            serde_json::json!({"direction": "inbound", "from": caller, "to": dialled,
+            serde_json::json!({"direction": direction.as_str(), "from": caller, "to": dialled,
                                "agent_id": agent.id, "edge_id": &*services.edge_id,
                                "codec": format!("{:?}", audio.codec)}),
         ))

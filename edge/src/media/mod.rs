@@ -6,3 +6,5 @@
 pub mod frame;
 pub mod g711;
 pub mod resample;
+pub mod turn;
+pub mod vad;

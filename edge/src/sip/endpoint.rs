@@ -366,6 +366,24 @@ impl SipEndpoint {
         }
     }
 
+    /// Tells the caller of `call_id` that it rings (180, with our tag so the dialog is early).
+    pub fn ring(&mut self, now: Instant, call_id: &str) {
+        let Some(dialog) = self.dialogs.get(call_id) else {
+            return;
+        };
+        let key = dialog.invite_key.clone();
+        if let Ok(mut response) = build_response(
+            &dialog.invite,
+            status(180, "Ringing"),
+            Some(&dialog.local_tag),
+        ) {
+            response
+                .headers
+                .push(Header::Contact(format!("<sip:{}>", self.local).into()));
+            self.respond_invite(now, &key, response);
+        }
+    }
+
     /// Answers `call_id` with 200 OK carrying `sdp`.
     pub fn answer(&mut self, now: Instant, call_id: &str, sdp: String) {
         let Some(dialog) = self.dialogs.get_mut(call_id) else {

@@ -210,6 +210,21 @@ fn cancel_before_the_answer_gets_200_and_the_invite_487() {
 }
 
 #[test]
+fn ringing_keeps_the_invite_cancellable_then_the_answer_completes_it() {
+    let t0 = Instant::now();
+    let mut ep = endpoint();
+    ep.handle_datagram(t0, addr(CALLER), &invite("z9hG4bKa1", "call-1"));
+    events(&mut ep);
+    ep.ring(t0, "call-1");
+    let ringing = sent(&mut ep).remove(0);
+    assert!(ringing.starts_with("SIP/2.0 180 Ringing"), "{ringing}");
+    ep.answer(t0 + Duration::from_millis(300), "call-1", "v=0\r\n".into());
+    let ok = sent(&mut ep).remove(0);
+    assert!(ok.starts_with("SIP/2.0 200 OK"));
+    assert_eq!(to_tag(&ringing), to_tag(&ok), "one dialog, one tag");
+}
+
+#[test]
 fn bye_ends_the_call_and_an_unknown_bye_gets_481() {
     let t0 = Instant::now();
     let mut ep = endpoint();

@@ -18,7 +18,8 @@ use super::sdp::{self, Codec, Direction, LocalMedia, SdpError, SessionDescriptio
 use super::Timers;
 use crate::call::admission::admit;
 use crate::call::ports::PortAllocator;
-use crate::call::task::{self, CallServices, CallSetup, CallSignal};
+use crate::call::task::{self, CallDirection, CallServices, CallSetup, CallSignal};
+use freya_shared::model::{CallEvent, CallEventKind};
 
 /// How the SIP task reaches the outside world.
 pub struct SipService {
@@ -29,6 +30,15 @@ pub struct SipService {
     pub media_ip: IpAddr,
     pub ports: Arc<PortAllocator>,
     pub services: CallServices,
+    /// How long a call rings (180) before it is answered.
+    pub ring: Duration,
+}
+
+/// A call that rings and will be answered at `answer_at` unless the caller cancels first.
+struct Ringing {
+    answer_at: tokio::time::Instant,
+    sdp: String,
+    setup: CallSetup,
 }
 
 /// Signalling messages a call's media may wait on; beyond this the SIP task waits.
@@ -43,17 +53,25 @@ impl SipService {
             media_ip,
             ports,
             services,
+            ring,
         } = self;
         let mut endpoint = SipEndpoint::new(public_addr, Timers::default());
         let mut calls: HashMap<String, mpsc::Sender<CallSignal>> = HashMap::new();
+        let mut ringing: HashMap<String, Ringing> = HashMap::new();
         let (hangup_tx, mut hangup_rx) = mpsc::channel::<String>(256);
         let mut buf = vec![0u8; 65_536];
         let mut session_id: u64 = rand::random::<u32>().into();
+        let far = || tokio::time::Instant::now() + Duration::from_secs(3600);
         loop {
             let wake = endpoint
                 .poll_timeout()
                 .map(tokio::time::Instant::from_std)
-                .unwrap_or_else(|| tokio::time::Instant::now() + Duration::from_secs(3600));
+                .unwrap_or_else(far);
+            let next_answer = ringing
+                .values()
+                .map(|r| r.answer_at)
+                .min()
+                .unwrap_or_else(far);
             tokio::select! {
                 received = socket.recv_from(&mut buf) => match received {
                     Ok((n, source)) => endpoint.handle_datagram(Instant::now(), source, buf.get(..n).unwrap_or_default()),
@@ -61,12 +79,29 @@ impl SipService {
                     Err(e) => tracing::debug!(error = %e, "SIP receive error"),
                 },
                 _ = tokio::time::sleep_until(wake) => endpoint.handle_timeout(Instant::now()),
+                _ = tokio::time::sleep_until(next_answer) => {
+                    let now = tokio::time::Instant::now();
+                    let due: Vec<String> = ringing
+                        .iter()
+                        .filter(|(_, r)| r.answer_at <= now)
+                        .map(|(id, _)| id.clone())
+                        .collect();
+                    for call_id in due {
+                        if let Some(call) = ringing.remove(&call_id) {
+                            endpoint.answer(Instant::now(), &call_id, call.sdp);
+                            start_call(call.setup, &mut calls, &services, &hangup_tx);
+                        }
+                    }
+                }
                 Some(call_id) = hangup_rx.recv() => {
                     calls.remove(&call_id);
                     endpoint.hangup(Instant::now(), &call_id);
                 }
                 _ = shutdown.cancelled() => {
                     let now = Instant::now();
+                    for call_id in ringing.keys() {
+                        endpoint.reject(now, call_id, 503, "Service Unavailable (edge shutting down)", None);
+                    }
                     for (call_id, signal) in calls.drain() {
                         endpoint.hangup(now, &call_id);
                         let _ = signal.try_send(CallSignal::Hangup { reason: "edge_shutdown" });
@@ -79,6 +114,7 @@ impl SipService {
                 match event {
                     EndpointEvent::IncomingCall(call) => {
                         session_id += 1;
+                        let busy = u32::try_from(calls.len() + ringing.len()).unwrap_or(u32::MAX);
                         let accepted = accept(
                             &mut endpoint,
                             call,
@@ -86,17 +122,25 @@ impl SipService {
                             session_id,
                             &ports,
                             &services,
-                            &calls,
+                            busy,
                         )
                         .await;
-                        if let Some((call_id, setup)) = accepted {
-                            let (signal_tx, signal_rx) = mpsc::channel(SIGNAL_QUEUE);
-                            calls.insert(call_id.clone(), signal_tx);
-                            services.state.call_started();
-                            let span = tracing::info_span!("call", call_id = %call_id, edge = %services.edge_id, workspace = %setup.workspace_id);
-                            tokio::spawn(
-                                task::run(setup, signal_rx, services.clone(), hangup_tx.clone())
-                                    .instrument(span),
+                        let Some((sdp, setup)) = accepted else {
+                            continue;
+                        };
+                        if ring.is_zero() {
+                            endpoint.answer(Instant::now(), &setup.call_id, sdp);
+                            start_call(setup, &mut calls, &services, &hangup_tx);
+                        } else {
+                            endpoint.ring(Instant::now(), &setup.call_id);
+                            let answer_at = tokio::time::Instant::now() + ring;
+                            ringing.insert(
+                                setup.call_id.clone(),
+                                Ringing {
+                                    answer_at,
+                                    sdp,
+                                    setup,
+                                },
                             );
                         }
                     }
@@ -112,6 +156,9 @@ impl SipService {
                         } else {
                             "caller_hangup"
                         };
+                        if let Some(unanswered) = ringing.remove(&call_id) {
+                            record_unanswered(&services, &unanswered.setup, reason).await;
+                        }
                         if let Some(tx) = calls.remove(&call_id) {
                             let _ = tx.send(CallSignal::Hangup { reason }).await;
                         }
@@ -133,6 +180,40 @@ impl SipService {
     }
 }
 
+/// Spawns the task of an answered call.
+fn start_call(
+    setup: CallSetup,
+    calls: &mut HashMap<String, mpsc::Sender<CallSignal>>,
+    services: &CallServices,
+    hangups: &mpsc::Sender<String>,
+) {
+    let (signal_tx, signal_rx) = mpsc::channel(SIGNAL_QUEUE);
+    calls.insert(setup.call_id.clone(), signal_tx);
+    services.state.call_started();
+    let span = tracing::info_span!("call", call_id = %setup.call_id, edge = %services.edge_id, workspace = %setup.workspace_id);
+    tokio::spawn(task::run(setup, signal_rx, services.clone(), hangups.clone()).instrument(span));
+}
+
+/// Records a call that ended while it rang (the caller gave up).
+async fn record_unanswered(services: &CallServices, setup: &CallSetup, reason: &'static str) {
+    let started = CallEvent::new(
+        setup.call_id.clone(),
+        setup.workspace_id.clone(),
+        CallEventKind::Started,
+        serde_json::json!({"direction": "inbound", "from": setup.caller, "to": setup.dialled,
+                           "agent_id": setup.agent.id, "edge_id": &*services.edge_id}),
+    );
+    let ended = CallEvent::new(
+        setup.call_id.clone(),
+        setup.workspace_id.clone(),
+        CallEventKind::Ended,
+        serde_json::json!({"reason": reason, "answered": false}),
+    );
+    for event in [started, ended] {
+        let _ = services.events.send(event).await;
+    }
+}
+
 async fn signal(
     calls: &HashMap<String, mpsc::Sender<CallSignal>>,
     call_id: &str,
@@ -151,8 +232,8 @@ async fn flush(socket: &UdpSocket, endpoint: &mut SipEndpoint) {
     }
 }
 
-/// Decides an incoming call: refuses it with the right response, or answers it and returns
-/// what its task needs.
+/// Decides an incoming call: refuses it with the right response, or returns our SDP answer and
+/// what its task needs (the caller answers or rings).
 async fn accept(
     endpoint: &mut SipEndpoint,
     call: IncomingCall,
@@ -160,11 +241,10 @@ async fn accept(
     session_id: u64,
     ports: &PortAllocator,
     services: &CallServices,
-    calls: &HashMap<String, mpsc::Sender<CallSignal>>,
+    active: u32,
 ) -> Option<(String, CallSetup)> {
     let now = Instant::now();
     let snapshot = services.state.snapshot();
-    let active = u32::try_from(calls.len()).unwrap_or(u32::MAX);
     let route = match admit(
         &snapshot,
         &call.dialled,
@@ -239,9 +319,9 @@ async fn accept(
             return None;
         }
     };
-    endpoint.answer(now, &call.call_id, answer.sdp);
     let setup = CallSetup {
         call_id: call.call_id.clone(),
+        direction: CallDirection::Inbound,
         workspace_id: route.number.workspace_id.clone(),
         agent: route.agent.clone(),
         caller: call.caller,
@@ -249,5 +329,5 @@ async fn accept(
         audio: answer.audio,
         socket,
     };
-    Some((call.call_id, setup))
+    Some((answer.sdp, setup))
 }

@@ -1,0 +1,405 @@
+//! The real provider clients against the fake provider servers: streaming, tool calls, failures,
+//! timeouts, fallback and cancellation, over real local HTTP. Latencies are set far from the
+//! thresholds they test (200 ms against 2 s) and nothing asserts on speed.
+
+use std::sync::Arc;
+use std::time::Duration;
+
+use futures::StreamExt;
+use serde_json::json;
+use tokio_util::sync::CancellationToken;
+
+use super::fakes::{FakeFailure, FakeLlmServer, FakeReply, StreamOutcome};
+use super::*;
+
+const SLOW: Duration = Duration::from_secs(2);
+const BUDGET: Duration = Duration::from_millis(200);
+const WAIT: Duration = Duration::from_secs(5);
+
+fn openai(server: &FakeLlmServer) -> OpenAiModel {
+    OpenAiModel::new(
+        reqwest::Client::new(),
+        OpenAiConfig::new(server.base_url(), Some("sk-test".into())),
+    )
+}
+
+fn anthropic(server: &FakeLlmServer) -> AnthropicModel {
+    AnthropicModel::new(
+        reqwest::Client::new(),
+        AnthropicConfig::new(server.base_url(), "ant-test"),
+    )
+}
+
+fn request() -> ChatRequest {
+    let mut request = ChatRequest::new(
+        "test-model",
+        vec![
+            ChatMessage::system("You are the front desk of Acme."),
+            ChatMessage::user("When are you open?"),
+        ],
+    );
+    request.temperature = Some(0.3);
+    request.tools.push(ToolDefinition {
+        name: "book_appointment".into(),
+        description: "Books an appointment".into(),
+        parameters: json!({"type": "object", "properties": {"day": {"type": "string"}}}),
+    });
+    request
+}
+
+async fn collect(stream: LlmStream) -> Vec<Result<LlmEvent, LlmError>> {
+    stream.collect().await
+}
+
+fn text_of(events: &[Result<LlmEvent, LlmError>]) -> String {
+    events
+        .iter()
+        .filter_map(|e| match e {
+            Ok(LlmEvent::Token(t)) => Some(t.as_str()),
+            _ => None,
+        })
+        .collect()
+}
+
+fn finish_reason(events: &[Result<LlmEvent, LlmError>]) -> Option<FinishReason> {
+    events.iter().find_map(|e| match e {
+        Ok(LlmEvent::Done { finish_reason, .. }) => Some(finish_reason.clone()),
+        _ => None,
+    })
+}
+
+#[tokio::test]
+async fn openai_streams_text_and_the_prompt_reaches_the_model() {
+    let server = FakeLlmServer::openai().await.expect("fake starts");
+    server.push_reply(FakeReply::text("We open at nine. See you then."));
+    let events = collect(openai(&server).stream_chat(request())).await;
+    assert_eq!(text_of(&events), "We open at nine. See you then.");
+    assert!(matches!(
+        events.last(),
+        Some(Ok(LlmEvent::Done {
+            finish_reason: FinishReason::Stop,
+            usage: Some(_)
+        }))
+    ));
+    let seen = &server.requests()[0];
+    assert_eq!(seen.path, "/v1/chat/completions");
+    assert_eq!(seen.header("authorization"), Some("Bearer sk-test"));
+    assert_eq!(
+        seen.system_prompt().as_deref(),
+        Some("You are the front desk of Acme.")
+    );
+    assert_eq!(seen.user_texts(), ["When are you open?"]);
+    assert_eq!(seen.body["stream"], true);
+    assert_eq!(
+        seen.body["tools"][0]["function"]["name"],
+        "book_appointment"
+    );
+}
+
+#[tokio::test]
+async fn openai_tool_call_fragments_arrive_as_one_parsed_call() {
+    let server = FakeLlmServer::openai().await.expect("fake starts");
+    server.push_reply(
+        FakeReply::text("Let me book that.")
+            .and_tool_call(
+                "call_1",
+                "book_appointment",
+                json!({"day": "monday", "time": "9:00"}),
+            )
+            .and_tool_call("call_2", "send_dtmf", json!({"digits": "123"})),
+    );
+    let events = collect(openai(&server).stream_chat(request())).await;
+    let calls: Vec<_> = events
+        .iter()
+        .filter_map(|e| match e {
+            Ok(LlmEvent::ToolCall {
+                id,
+                name,
+                arguments,
+            }) => Some((id.clone(), name.clone(), arguments.clone())),
+            _ => None,
+        })
+        .collect();
+    assert_eq!(
+        calls,
+        vec![
+            (
+                "call_1".into(),
+                "book_appointment".into(),
+                json!({"day": "monday", "time": "9:00"})
+            ),
+            (
+                "call_2".into(),
+                "send_dtmf".into(),
+                json!({"digits": "123"})
+            ),
+        ]
+    );
+    assert_eq!(text_of(&events), "Let me book that.");
+    assert_eq!(finish_reason(&events), Some(FinishReason::ToolCalls));
+}
+
+#[tokio::test]
+async fn anthropic_streams_text_with_system_on_top_and_its_headers() {
+    let server = FakeLlmServer::anthropic().await.expect("fake starts");
+    server.push_reply(FakeReply::text("Nine to five, Monday to Friday."));
+    let events = collect(anthropic(&server).stream_chat(request())).await;
+    assert_eq!(text_of(&events), "Nine to five, Monday to Friday.");
+    assert_eq!(finish_reason(&events), Some(FinishReason::Stop));
+    let seen = &server.requests()[0];
+    assert_eq!(seen.path, "/v1/messages");
+    assert_eq!(seen.header("x-api-key"), Some("ant-test"));
+    assert_eq!(seen.header("anthropic-version"), Some("2023-06-01"));
+    assert_eq!(seen.body["system"], "You are the front desk of Acme.");
+    assert_eq!(seen.user_texts(), ["When are you open?"]);
+    assert_eq!(seen.body["tools"][0]["input_schema"]["type"], "object");
+}
+
+#[tokio::test]
+async fn anthropic_tool_use_blocks_become_tool_calls() {
+    let server = FakeLlmServer::anthropic().await.expect("fake starts");
+    server.push_reply(FakeReply::text("One moment.").and_tool_call(
+        "toolu_1",
+        "book_appointment",
+        json!({"day": "friday"}),
+    ));
+    let events = collect(anthropic(&server).stream_chat(request())).await;
+    assert!(events.contains(&Ok(LlmEvent::ToolCall {
+        id: "toolu_1".into(),
+        name: "book_appointment".into(),
+        arguments: json!({"day": "friday"}),
+    })));
+    assert_eq!(finish_reason(&events), Some(FinishReason::ToolCalls));
+}
+
+#[tokio::test]
+async fn http_failures_become_status_errors_with_the_body() {
+    let server = FakeLlmServer::openai().await.expect("fake starts");
+    server.push_reply(FakeReply::status(
+        500,
+        "{\"error\":{\"message\":\"upstream down\"}}",
+    ));
+    server.push_reply(FakeReply::status(429, "slow down"));
+    let model = openai(&server);
+    for expected in [500, 429] {
+        let events = collect(model.stream_chat(request())).await;
+        match events.as_slice() {
+            [Err(LlmError::Status { status, body, .. })] => {
+                assert_eq!(*status, expected);
+                assert!(!body.is_empty());
+            }
+            other => panic!("expected one status error, got {other:?}"),
+        }
+    }
+}
+
+#[tokio::test]
+async fn a_stream_cut_midway_is_an_error_after_the_tokens_already_sent() {
+    for server in [
+        FakeLlmServer::openai().await,
+        FakeLlmServer::anthropic().await,
+    ] {
+        let server = server.expect("fake starts");
+        server.push_reply(FakeReply::text("one two three four five").cut_after(2));
+        let model: Arc<dyn LanguageModel> = if server.base_url().ends_with("/v1") {
+            Arc::new(openai(&server))
+        } else {
+            Arc::new(anthropic(&server))
+        };
+        let events = collect(model.stream_chat(request())).await;
+        assert_eq!(text_of(&events), "one two ");
+        assert!(
+            matches!(events.last(), Some(Err(LlmError::Interrupted { .. }))),
+            "{events:?}"
+        );
+    }
+}
+
+#[tokio::test]
+async fn in_stream_provider_errors_end_the_reply() {
+    let server = FakeLlmServer::anthropic().await.expect("fake starts");
+    server.push_reply(FakeReply::text("Hello").failing(FakeFailure::ErrorEvent {
+        kind: "overloaded_error".into(),
+        message: "Overloaded".into(),
+    }));
+    let events = collect(anthropic(&server).stream_chat(request())).await;
+    assert_eq!(text_of(&events), "Hello");
+    assert!(
+        matches!(events.last(), Some(Err(LlmError::Provider { kind, .. })) if kind == "overloaded_error")
+    );
+}
+
+#[tokio::test]
+async fn a_silent_model_times_out_before_its_first_token() {
+    let server = FakeLlmServer::openai().await.expect("fake starts");
+    server.push_reply(FakeReply::text("too late").with_first_token_delay(SLOW));
+    let mut config = OpenAiConfig::new(server.base_url(), None);
+    config.timeouts.first_token = BUDGET;
+    let model = OpenAiModel::new(reqwest::Client::new(), config);
+    let events = collect(model.stream_chat(request())).await;
+    assert!(
+        matches!(events.as_slice(), [Err(LlmError::FirstTokenTimeout { .. })]),
+        "{events:?}"
+    );
+}
+
+#[tokio::test]
+async fn an_unreachable_endpoint_is_a_connect_error() {
+    let listener = tokio::net::TcpListener::bind("127.0.0.1:0")
+        .await
+        .expect("bind");
+    let address = listener.local_addr().expect("address");
+    drop(listener);
+    let model = OpenAiModel::new(
+        reqwest::Client::new(),
+        OpenAiConfig::new(format!("http://{address}/v1"), None),
+    );
+    let events = collect(model.stream_chat(request())).await;
+    assert!(
+        matches!(events.as_slice(), [Err(LlmError::Connect { .. })]),
+        "{events:?}"
+    );
+}
+
+#[tokio::test]
+async fn dropping_the_reply_stops_the_server_side_stream() {
+    let server = FakeLlmServer::openai().await.expect("fake starts");
+    let words = vec!["word ".to_string(); 200];
+    server.push_reply(FakeReply::tokens(words).with_token_delay(Duration::from_millis(20)));
+    let mut stream = openai(&server).stream_chat(request());
+    for _ in 0..2 {
+        assert!(matches!(stream.next().await, Some(Ok(LlmEvent::Token(_)))));
+    }
+    drop(stream);
+    let seen = server
+        .wait_until_ended(0, WAIT)
+        .await
+        .expect("stream ended");
+    assert_eq!(seen.outcome, StreamOutcome::ClientGone);
+    assert!(seen.tokens_sent < 200);
+}
+
+#[tokio::test]
+async fn a_cancelled_token_ends_the_reply_with_cancelled() {
+    let server = FakeLlmServer::anthropic().await.expect("fake starts");
+    server.push_reply(FakeReply::text("a b c d e f g h").with_token_delay(SLOW));
+    let token = CancellationToken::new();
+    let mut stream = cancel_on(anthropic(&server).stream_chat(request()), token.clone());
+    assert!(matches!(stream.next().await, Some(Ok(LlmEvent::Token(_)))));
+    token.cancel();
+    assert_eq!(stream.next().await, Some(Err(LlmError::Cancelled)));
+    assert_eq!(stream.next().await, None);
+    let seen = server
+        .wait_until_ended(0, WAIT)
+        .await
+        .expect("stream ended");
+    assert_eq!(seen.outcome, StreamOutcome::ClientGone);
+}
+
+fn fallback_pair(primary: &FakeLlmServer, backup: &FakeLlmServer) -> FallbackModel {
+    FallbackModel::new(
+        Arc::new(openai(primary)),
+        Arc::new(anthropic(backup)),
+        FallbackPolicy {
+            first_token_timeout: BUDGET,
+            fallback_model: Some("backup-model".into()),
+        },
+    )
+}
+
+#[tokio::test]
+async fn fallback_answers_when_the_primary_fails() {
+    let primary = FakeLlmServer::openai().await.expect("fake starts");
+    let backup = FakeLlmServer::anthropic().await.expect("fake starts");
+    primary.push_reply(FakeReply::status(503, "unavailable"));
+    backup.push_reply(FakeReply::text("Backup speaking."));
+    let events = collect(fallback_pair(&primary, &backup).stream_chat(request())).await;
+    assert_eq!(text_of(&events), "Backup speaking.");
+    assert_eq!(finish_reason(&events), Some(FinishReason::Stop));
+    let seen = &backup.requests()[0];
+    assert_eq!(seen.body["model"], "backup-model");
+    assert_eq!(seen.body["system"], "You are the front desk of Acme.");
+}
+
+#[tokio::test]
+async fn fallback_answers_and_the_primary_is_cancelled_when_it_is_slow() {
+    let primary = FakeLlmServer::openai().await.expect("fake starts");
+    let backup = FakeLlmServer::anthropic().await.expect("fake starts");
+    primary.push_reply(FakeReply::text("Too slow.").with_first_token_delay(SLOW));
+    backup.push_reply(FakeReply::text("Quick answer."));
+    let events = collect(fallback_pair(&primary, &backup).stream_chat(request())).await;
+    assert_eq!(text_of(&events), "Quick answer.");
+    let seen = primary
+        .wait_until_ended(0, WAIT)
+        .await
+        .expect("primary ended");
+    assert_eq!(seen.outcome, StreamOutcome::ClientGone);
+    assert_eq!(seen.tokens_sent, 0);
+}
+
+#[tokio::test]
+async fn fallback_is_not_used_once_the_primary_has_spoken() {
+    let primary = FakeLlmServer::openai().await.expect("fake starts");
+    let backup = FakeLlmServer::anthropic().await.expect("fake starts");
+    primary.push_reply(FakeReply::text("Half a sentence and").cut_after(2));
+    let events = collect(fallback_pair(&primary, &backup).stream_chat(request())).await;
+    assert_eq!(text_of(&events), "Half a ");
+    assert!(matches!(
+        events.last(),
+        Some(Err(LlmError::Interrupted { .. }))
+    ));
+    assert!(backup.requests().is_empty());
+}
+
+#[tokio::test]
+async fn rules_model_falls_back_when_nothing_matches() {
+    let model: Arc<dyn LanguageModel> = Arc::new(RulesModel::new(
+        vec![Rule::new(&["hours"], "Nine to five.")],
+        "Sorry, I did not catch that.",
+    ));
+    let mut conversation = request();
+    conversation.messages.push(ChatMessage::assistant("Hello."));
+    conversation
+        .messages
+        .push(ChatMessage::user("Do you sell bikes?"));
+    let events = collect(model.stream_chat(conversation)).await;
+    assert_eq!(text_of(&events), "Sorry, I did not catch that.");
+    assert_eq!(model.provider(), "rules");
+}
+
+#[tokio::test]
+async fn streamed_tokens_split_into_speakable_sentences() {
+    let server = FakeLlmServer::openai().await.expect("fake starts");
+    server.push_reply(FakeReply::text(
+        "Dr. Lee is in at 9.30 today. Shall I book you? Great",
+    ));
+    let mut stream = openai(&server).stream_chat(request());
+    let mut splitter = SentenceSplitter::new();
+    let mut chunks = Vec::new();
+    while let Some(Ok(event)) = stream.next().await {
+        if let LlmEvent::Token(token) = event {
+            chunks.extend(splitter.push(&token));
+        }
+    }
+    chunks.extend(splitter.finish());
+    assert_eq!(
+        chunks,
+        ["Dr. Lee is in at 9.30 today.", "Shall I book you?", "Great"]
+    );
+}
+
+#[tokio::test]
+async fn a_responder_answers_from_the_request_once_the_queue_is_empty() {
+    let server = FakeLlmServer::anthropic().await.expect("fake starts");
+    server.push_reply(FakeReply::text("Queued first."));
+    server.respond_with(|seen| {
+        let heard = seen.user_texts().pop().unwrap_or_default();
+        FakeReply::text(&format!("You said: {heard}"))
+    });
+    let model = anthropic(&server);
+    let first = collect(model.stream_chat(request())).await;
+    let second = collect(model.stream_chat(request())).await;
+    assert_eq!(text_of(&first), "Queued first.");
+    assert_eq!(text_of(&second), "You said: When are you open?");
+    assert_eq!(server.requests().len(), 2);
+}

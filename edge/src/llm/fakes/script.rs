@@ -1,0 +1,135 @@
+//! What a fake provider is told to answer: a [`FakeReply`] — text tokens, tool calls, first-token
+//! latency, inter-token delay, and how it fails, if it does. Written once, played in either wire
+//! protocol by the fake server.
+
+use std::time::Duration;
+
+use serde_json::Value;
+
+/// A tool call the fake model makes.
+#[derive(Debug, Clone, PartialEq)]
+pub struct FakeToolCall {
+    /// Call id.
+    pub id: String,
+    /// Tool name.
+    pub name: String,
+    /// Arguments, streamed as JSON fragments.
+    pub arguments: Value,
+}
+
+/// How a scripted reply fails.
+#[derive(Debug, Clone, PartialEq)]
+pub enum FakeFailure {
+    /// Answer this HTTP status and body instead of a stream.
+    Status {
+        /// HTTP status code (500, 429, …).
+        status: u16,
+        /// Response body.
+        body: String,
+    },
+    /// Abort the connection after this many tokens, without ending the stream properly.
+    CutAfter(usize),
+    /// After the tokens, send the protocol's in-stream error and end.
+    ErrorEvent {
+        /// Provider error type (`overloaded_error`, `server_error`).
+        kind: String,
+        /// Error message.
+        message: String,
+    },
+}
+
+/// One scripted reply.
+#[derive(Debug, Clone, PartialEq)]
+pub struct FakeReply {
+    /// Text tokens, streamed in order.
+    pub tokens: Vec<String>,
+    /// Tool calls, streamed after the text.
+    pub tool_calls: Vec<FakeToolCall>,
+    /// How the reply fails, if it does.
+    pub failure: Option<FakeFailure>,
+    /// Pause before the first token (or before a failure status).
+    pub first_token_delay: Duration,
+    /// Pause before each later token or tool-call fragment.
+    pub token_delay: Duration,
+}
+
+impl FakeReply {
+    /// `text` streamed word by word (spaces kept with the following word).
+    pub fn text(text: &str) -> Self {
+        let tokens = text
+            .split_inclusive(' ')
+            .map(str::to_string)
+            .collect::<Vec<_>>();
+        Self::tokens(tokens)
+    }
+
+    /// Exactly these tokens.
+    pub fn tokens(tokens: Vec<String>) -> Self {
+        Self {
+            tokens,
+            tool_calls: Vec::new(),
+            failure: None,
+            first_token_delay: Duration::ZERO,
+            token_delay: Duration::ZERO,
+        }
+    }
+
+    /// A reply that only calls one tool.
+    pub fn tool_call(id: &str, name: &str, arguments: Value) -> Self {
+        Self::tokens(Vec::new()).and_tool_call(id, name, arguments)
+    }
+
+    /// An HTTP failure instead of a stream.
+    pub fn status(status: u16, body: &str) -> Self {
+        Self::tokens(Vec::new()).failing(FakeFailure::Status {
+            status,
+            body: body.to_string(),
+        })
+    }
+
+    /// Adds a tool call after the text.
+    pub fn and_tool_call(mut self, id: &str, name: &str, arguments: Value) -> Self {
+        self.tool_calls.push(FakeToolCall {
+            id: id.to_string(),
+            name: name.to_string(),
+            arguments,
+        });
+        self
+    }
+
+    /// Makes the reply fail as described.
+    pub fn failing(mut self, failure: FakeFailure) -> Self {
+        self.failure = Some(failure);
+        self
+    }
+
+    /// Cuts the connection after `tokens` tokens.
+    pub fn cut_after(self, tokens: usize) -> Self {
+        self.failing(FakeFailure::CutAfter(tokens))
+    }
+
+    /// Waits `delay` before the first token.
+    pub fn with_first_token_delay(mut self, delay: Duration) -> Self {
+        self.first_token_delay = delay;
+        self
+    }
+
+    /// Waits `delay` before each later token.
+    pub fn with_token_delay(mut self, delay: Duration) -> Self {
+        self.token_delay = delay;
+        self
+    }
+}
+
+/// Splits `text` into about `parts` pieces on character boundaries (tool arguments streamed
+/// in fragments, as real providers do).
+pub(super) fn fragments(text: &str, parts: usize) -> Vec<String> {
+    let chars: Vec<char> = text.chars().collect();
+    let size = chars.len().div_ceil(parts.max(1)).max(1);
+    chars.chunks(size).map(|c| c.iter().collect()).collect()
+}
+
+/// A rough token count for fake usage figures.
+pub(super) fn rough_tokens(body: &Value) -> u32 {
+    (body.to_string().len() / 4) as u32
+}

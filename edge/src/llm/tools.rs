@@ -1,0 +1,330 @@
+//! Running a customer's tool: when the model calls one, the edge POSTs the arguments as JSON to
+//! the tool's URL and gives the model the response. The request carries the call id and a signed
+//! timestamp so the receiver can check it came from Freya and is fresh:
+//! `X-Freya-Signature: sha256=<hex HMAC-SHA256 of "{timestamp}.{body}" under the agent's tool
+//! secret>`; [`verify_signature`] is the receiver's side, in Rust. A failure is a typed
+//! [`ToolError`] that the call task turns into a `tool.failed` event and a short apology. Only a
+//! connection that could not be made is retried: a request that reached the tool may have acted
+//! (booked, charged), so it is never sent twice.
+
+use std::time::{Duration, SystemTime, UNIX_EPOCH};
+
+use hmac::{Hmac, Mac};
+use serde_json::Value;
+use sha2::Sha256;
+
+use super::types::{error_chain, excerpt};
+
+/// Header naming the call the tool runs for.
+pub const CALL_ID_HEADER: &str = "X-Freya-Call-Id";
+/// Header with the signing time, in seconds since the Unix epoch.
+pub const TIMESTAMP_HEADER: &str = "X-Freya-Timestamp";
+/// Header with `sha256=<hex>` over `"{timestamp}.{body}"`.
+pub const SIGNATURE_HEADER: &str = "X-Freya-Signature";
+
+/// Largest tool response accepted; the model could not use more in a phone call anyway.
+pub const MAX_RESPONSE_BYTES: usize = 256 * 1024;
+
+/// How many times a connection that could not be made is tried again.
+const CONNECT_RETRIES: u32 = 1;
+
+/// One tool as the agent configures it.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct ToolEndpoint {
+    /// The tool's name, for errors and events.
+    pub name: String,
+    /// Where to POST (`https://…`, or `http://…` for local endpoints).
+    pub url: String,
+    /// Budget for one attempt: connect, send, and read the whole response.
+    pub timeout: Duration,
+}
+
+/// What the tool answered, for the model.
+#[derive(Debug, Clone, PartialEq)]
+pub enum ToolOutput {
+    /// A JSON response body.
+    Json(Value),
+    /// Any other response body, as text.
+    Text(String),
+}
+
+impl ToolOutput {
+    /// The result as the text of a tool-result message.
+    pub fn to_model_content(&self) -> String {
+        match self {
+            ToolOutput::Json(value) => value.to_string(),
+            ToolOutput::Text(text) => text.clone(),
+        }
+    }
+}
+
+/// Why a tool call failed.
+#[derive(Debug, Clone, PartialEq, thiserror::Error)]
+pub enum ToolError {
+    /// The configured URL is not an absolute http(s) URL.
+    #[error("tool `{tool}` has an unusable url `{url}`: {reason}")]
+    InvalidUrl {
+        /// Tool name.
+        tool: String,
+        /// The configured URL.
+        url: String,
+        /// What is wrong with it.
+        reason: String,
+    },
+    /// No answer within the tool's timeout.
+    #[error("tool `{tool}` did not answer within {after:?}")]
+    Timeout {
+        /// Tool name.
+        tool: String,
+        /// The timeout that ran out.
+        after: Duration,
+    },
+    /// The request could not be sent.
+    #[error("tool `{tool}` could not be reached: {reason}")]
+    Connect {
+        /// Tool name.
+        tool: String,
+        /// The transport's explanation.
+        reason: String,
+    },
+    /// The tool answered with a non-success status.
+    #[error("tool `{tool}` answered HTTP {status}: {body}")]
+    Status {
+        /// Tool name.
+        tool: String,
+        /// HTTP status code.
+        status: u16,
+        /// Start of the response body.
+        body: String,
+    },
+    /// The response body could not be read or was too large.
+    #[error("tool `{tool}` sent an unusable response: {reason}")]
+    Response {
+        /// Tool name.
+        tool: String,
+        /// What went wrong.
+        reason: String,
+    },
+}
+
+/// Why a receiver refused a request's signature.
+#[derive(Debug, Clone, PartialEq, Eq, thiserror::Error)]
+pub enum SignatureError {
+    /// The timestamp or signature header is not in the expected form.
+    #[error("malformed {0} header")]
+    Malformed(&'static str),
+    /// The signature does not match the body and timestamp.
+    #[error("signature does not match")]
+    Mismatch,
+    /// The timestamp is further from now than allowed (a replay, or a wrong clock).
+    #[error("timestamp is {age_seconds} s away from now")]
+    Stale {
+        /// Distance from the receiver's clock, in seconds.
+        age_seconds: u64,
+    },
+}
+
+/// `sha256=<hex>` for `body` signed at `timestamp` with `secret`.
+pub fn sign(secret: &[u8], timestamp: u64, body: &[u8]) -> String {
+    format!(
+        "sha256={}",
+        hex::encode(mac(secret, timestamp, body).finalize().into_bytes())
+    )
+}
+
+fn mac(secret: &[u8], timestamp: u64, body: &[u8]) -> Hmac<Sha256> {
+    // HMAC takes a key of any length, so this cannot fail.
+    let mut mac = match Hmac::<Sha256>::new_from_slice(secret) {
+        Ok(mac) => mac,
+        Err(_) => unreachable!("HMAC accepts keys of any length"),
+    };
+    mac.update(timestamp.to_string().as_bytes());
+    mac.update(b".");
+    mac.update(body);
+    mac
+}
+
+/// Checks a received request: the raw `body`, and the values of [`TIMESTAMP_HEADER`] and
+/// [`SIGNATURE_HEADER`], against `secret`, refusing timestamps more than `max_skew` from
+/// `now`. The comparison is constant-time.
+pub fn verify_signature(
+    secret: &[u8],
+    timestamp_header: &str,
+    signature_header: &str,
+    body: &[u8],
+    now: SystemTime,
+    max_skew: Duration,
+) -> Result<(), SignatureError> {
+    let timestamp: u64 = timestamp_header
+        .trim()
+        .parse()
+        .map_err(|_| SignatureError::Malformed(TIMESTAMP_HEADER))?;
+    let signature = signature_header
+        .trim()
+        .strip_prefix("sha256=")
+        .and_then(|hex_digits| hex::decode(hex_digits).ok())
+        .ok_or(SignatureError::Malformed(SIGNATURE_HEADER))?;
+    let now = now.duration_since(UNIX_EPOCH).map_or(0, |d| d.as_secs());
+    let age_seconds = now.abs_diff(timestamp);
+    if age_seconds > max_skew.as_secs() {
+        return Err(SignatureError::Stale { age_seconds });
+    }
+    mac(secret, timestamp, body)
+        .verify_slice(&signature)
+        .map_err(|_| SignatureError::Mismatch)
+}
+
+/// Runs tools for one agent: signs with its tool secret, over a shared HTTP client.
+#[derive(Clone)]
+pub struct ToolRunner {
+    http: reqwest::Client,
+    secret: Vec<u8>,
+}
+
+impl std::fmt::Debug for ToolRunner {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.debug_struct("ToolRunner").finish_non_exhaustive() // never print the secret
+    }
+}
+
+impl ToolRunner {
+    /// A runner signing with `secret`.
+    pub fn new(http: reqwest::Client, secret: impl Into<Vec<u8>>) -> Self {
+        Self {
+            http,
+            secret: secret.into(),
+        }
+    }
+
+    /// POSTs `arguments` to the tool for call `call_id` and returns its answer.
+    pub async fn run(
+        &self,
+        tool: &ToolEndpoint,
+        call_id: &str,
+        arguments: &Value,
+    ) -> Result<ToolOutput, ToolError> {
+        let url = reqwest::Url::parse(&tool.url).map_err(|error| ToolError::InvalidUrl {
+            tool: tool.name.clone(),
+            url: tool.url.clone(),
+            reason: error.to_string(),
+        })?;
+        if !matches!(url.scheme(), "http" | "https") {
+            return Err(ToolError::InvalidUrl {
+                tool: tool.name.clone(),
+                url: tool.url.clone(),
+                reason: "only http and https are supported".into(),
+            });
+        }
+        let body = arguments.to_string().into_bytes();
+        let mut attempt = 0;
+        loop {
+            let result =
+                tokio::time::timeout(tool.timeout, self.attempt(tool, &url, call_id, &body))
+                    .await
+                    .unwrap_or_else(|_| {
+                        Err(Attempt::Failed(ToolError::Timeout {
+                            tool: tool.name.clone(),
+                            after: tool.timeout,
+                        }))
+                    });
+            match result {
+                Ok(output) => return Ok(output),
+                Err(Attempt::NotConnected(reason)) if attempt < CONNECT_RETRIES => {
+                    attempt += 1;
+                    tracing::debug!(tool = %tool.name, %reason, "tool unreachable, trying again");
+                }
+                Err(Attempt::NotConnected(reason)) => {
+                    return Err(ToolError::Connect {
+                        tool: tool.name.clone(),
+                        reason,
+                    })
+                }
+                Err(Attempt::Failed(error)) => return Err(error),
+            }
+        }
+    }
+
+    async fn attempt(
+        &self,
+        tool: &ToolEndpoint,
+        url: &reqwest::Url,
+        call_id: &str,
+        body: &[u8],
+    ) -> Result<ToolOutput, Attempt> {
+        let timestamp = SystemTime::now()
+            .duration_since(UNIX_EPOCH)
+            .map_or(0, |d| d.as_secs());
+        let response = self
+            .http
+            .post(url.clone())
+            .header(reqwest::header::CONTENT_TYPE, "application/json")
+            .header(CALL_ID_HEADER, call_id)
+            .header(TIMESTAMP_HEADER, timestamp.to_string())
+            .header(SIGNATURE_HEADER, sign(&self.secret, timestamp, body))
+            .body(body.to_vec())
+            .send()
+            .await
+            .map_err(|error| {
+                let reason = error_chain(&error);
+                if error.is_connect() {
+                    Attempt::NotConnected(reason)
+                } else {
+                    Attempt::Failed(ToolError::Connect {
+                        tool: tool.name.clone(),
+                        reason,
+                    })
+                }
+            })?;
+        let status = response.status();
+        let bytes = read_capped(tool, response).await.map_err(Attempt::Failed)?;
+        let text = String::from_utf8_lossy(&bytes);
+        if !status.is_success() {
+            return Err(Attempt::Failed(ToolError::Status {
+                tool: tool.name.clone(),
+                status: status.as_u16(),
+                body: excerpt(text.trim(), 300),
+            }));
+        }
+        Ok(match serde_json::from_slice::<Value>(&bytes) {
+            Ok(json) => ToolOutput::Json(json),
+            Err(_) => ToolOutput::Text(text.trim().to_string()),
+        })
+    }
+}
+
+enum Attempt {
+    /// The connection was never made, so the tool cannot have acted: safe to retry.
+    NotConnected(String),
+    Failed(ToolError),
+}
+
+async fn read_capped(
+    tool: &ToolEndpoint,
+    mut response: reqwest::Response,
+) -> Result<Vec<u8>, ToolError> {
+    let mut bytes = Vec::new();
+    loop {
+        match response.chunk().await {
+            Ok(Some(chunk)) => {
+                if bytes.len() + chunk.len() > MAX_RESPONSE_BYTES {
+                    return Err(ToolError::Response {
+                        tool: tool.name.clone(),
+                        reason: format!("larger than {MAX_RESPONSE_BYTES} bytes"),
+                    });
+                }
+                bytes.extend_from_slice(&chunk);
+            }
+            Ok(None) => return Ok(bytes),
+            Err(error) => {
+                return Err(ToolError::Response {
+                    tool: tool.name.clone(),
+                    reason: error_chain(&error),
+                })
+            }
+        }
+    }
+}
+
+#[cfg(test)]
+#[path = "tools_tests.rs"]
+mod tests;

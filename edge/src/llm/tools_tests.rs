@@ -1,0 +1,239 @@
+//! Tool calls against a local axum endpoint that verifies Freya's signature like a customer would.
+
+use std::time::{Duration, SystemTime};
+
+use axum::http::{HeaderMap, StatusCode};
+use axum::routing::post;
+use axum::Router;
+use bytes::Bytes;
+use serde_json::json;
+
+use super::*;
+
+const SECRET: &[u8] = b"tool-secret";
+
+async fn signed_echo(headers: HeaderMap, body: Bytes) -> (StatusCode, String) {
+    let header = |name: &str| {
+        headers
+            .get(name)
+            .and_then(|v| v.to_str().ok())
+            .unwrap_or_default()
+            .to_string()
+    };
+    let verdict = verify_signature(
+        SECRET,
+        &header(TIMESTAMP_HEADER),
+        &header(SIGNATURE_HEADER),
+        &body,
+        SystemTime::now(),
+        Duration::from_secs(300),
+    );
+    if verdict.is_err() {
+        return (StatusCode::UNAUTHORIZED, "bad signature".into());
+    }
+    let arguments: Value = serde_json::from_slice(&body).unwrap_or(Value::Null);
+    let reply = json!({"call_id": header(CALL_ID_HEADER), "received": arguments});
+    (StatusCode::OK, reply.to_string())
+}
+
+async fn start_endpoint() -> String {
+    let app = Router::new()
+        .route("/hook", post(signed_echo))
+        .route("/text", post(|| async { "Booked for Monday." }))
+        .route(
+            "/fail",
+            post(|| async { (StatusCode::INTERNAL_SERVER_ERROR, "database down") }),
+        )
+        .route(
+            "/slow",
+            post(|| async {
+                tokio::time::sleep(Duration::from_secs(2)).await;
+                "late"
+            }),
+        );
+    let listener = tokio::net::TcpListener::bind("127.0.0.1:0")
+        .await
+        .expect("bind");
+    let address = listener.local_addr().expect("address");
+    tokio::spawn(async move {
+        let _ = axum::serve(listener, app).await;
+    });
+    format!("http://{address}")
+}
+
+fn endpoint(base: &str, path: &str, timeout: Duration) -> ToolEndpoint {
+    ToolEndpoint {
+        name: "book_appointment".into(),
+        url: format!("{base}{path}"),
+        timeout,
+    }
+}
+
+#[tokio::test]
+async fn signed_request_reaches_the_tool_and_its_json_comes_back() {
+    let base = start_endpoint().await;
+    let runner = ToolRunner::new(reqwest::Client::new(), SECRET);
+    let output = runner
+        .run(
+            &endpoint(&base, "/hook", Duration::from_secs(5)),
+            "call-42",
+            &json!({"day": "monday"}),
+        )
+        .await
+        .expect("tool answers");
+    assert_eq!(
+        output,
+        ToolOutput::Json(json!({"call_id": "call-42", "received": {"day": "monday"}}))
+    );
+}
+
+#[tokio::test]
+async fn wrong_secret_is_refused_by_the_receiver() {
+    let base = start_endpoint().await;
+    let runner = ToolRunner::new(reqwest::Client::new(), b"another-secret".to_vec());
+    let error = runner
+        .run(
+            &endpoint(&base, "/hook", Duration::from_secs(5)),
+            "c",
+            &json!({}),
+        )
+        .await
+        .expect_err("refused");
+    assert!(
+        matches!(error, ToolError::Status { status: 401, .. }),
+        "{error}"
+    );
+}
+
+#[tokio::test]
+async fn text_response_is_returned_as_text() {
+    let base = start_endpoint().await;
+    let runner = ToolRunner::new(reqwest::Client::new(), SECRET);
+    let output = runner
+        .run(
+            &endpoint(&base, "/text", Duration::from_secs(5)),
+            "c",
+            &json!({}),
+        )
+        .await
+        .expect("tool answers");
+    assert_eq!(output.to_model_content(), "Booked for Monday.");
+}
+
+#[tokio::test]
+async fn server_error_is_a_status_error_with_the_body() {
+    let base = start_endpoint().await;
+    let runner = ToolRunner::new(reqwest::Client::new(), SECRET);
+    let error = runner
+        .run(
+            &endpoint(&base, "/fail", Duration::from_secs(5)),
+            "c",
+            &json!({}),
+        )
+        .await
+        .expect_err("fails");
+    assert_eq!(
+        error,
+        ToolError::Status {
+            tool: "book_appointment".into(),
+            status: 500,
+            body: "database down".into()
+        }
+    );
+}
+
+#[tokio::test]
+async fn slow_tool_times_out() {
+    let base = start_endpoint().await;
+    let runner = ToolRunner::new(reqwest::Client::new(), SECRET);
+    let error = runner
+        .run(
+            &endpoint(&base, "/slow", Duration::from_millis(200)),
+            "c",
+            &json!({}),
+        )
+        .await
+        .expect_err("times out");
+    assert!(matches!(error, ToolError::Timeout { .. }), "{error}");
+}
+
+#[tokio::test]
+async fn unreachable_tool_is_a_connect_error() {
+    // Bind then drop a listener so the port is very likely closed.
+    let listener = tokio::net::TcpListener::bind("127.0.0.1:0")
+        .await
+        .expect("bind");
+    let address = listener.local_addr().expect("address");
+    drop(listener);
+    let runner = ToolRunner::new(reqwest::Client::new(), SECRET);
+    let error = runner
+        .run(
+            &endpoint(
+                &format!("http://{address}"),
+                "/hook",
+                Duration::from_secs(5),
+            ),
+            "c",
+            &json!({}),
+        )
+        .await
+        .expect_err("unreachable");
+    assert!(matches!(error, ToolError::Connect { .. }), "{error}");
+}
+
+#[tokio::test]
+async fn non_http_urls_are_refused_before_sending() {
+    let runner = ToolRunner::new(reqwest::Client::new(), SECRET);
+    let tool = ToolEndpoint {
+        name: "t".into(),
+        url: "ftp://example.invalid/x".into(),
+        timeout: Duration::from_secs(1),
+    };
+    let error = runner
+        .run(&tool, "c", &json!({}))
+        .await
+        .expect_err("refused");
+    assert!(matches!(error, ToolError::InvalidUrl { .. }));
+}
+
+#[test]
+fn verification_rejects_tampering_staleness_and_junk() {
+    let now = SystemTime::now();
+    let ts = now
+        .duration_since(std::time::UNIX_EPOCH)
+        .expect("after epoch")
+        .as_secs();
+    let body = br#"{"day":"monday"}"#;
+    let signature = sign(SECRET, ts, body);
+    let skew = Duration::from_secs(300);
+    let check =
+        |ts: &str, sig: &str, body: &[u8]| verify_signature(SECRET, ts, sig, body, now, skew);
+    assert_eq!(check(&ts.to_string(), &signature, body), Ok(()));
+    assert_eq!(
+        check(&ts.to_string(), &signature, br#"{"day":"friday"}"#),
+        Err(SignatureError::Mismatch)
+    );
+    assert_eq!(
+        check(&(ts - 600).to_string(), &sign(SECRET, ts - 600, body), body),
+        Err(SignatureError::Stale { age_seconds: 600 })
+    );
+    assert_eq!(
+        check("yesterday", &signature, body),
+        Err(SignatureError::Malformed(TIMESTAMP_HEADER))
+    );
+    assert_eq!(
+        check(&ts.to_string(), "md5=abc", body),
+        Err(SignatureError::Malformed(SIGNATURE_HEADER))
+    );
+}
+
+#[test]
+fn signature_is_hmac_sha256_of_timestamp_dot_body() {
+    let signature = sign(b"Jefe", 1_700_000_000, br#"{"a":1}"#);
+    let mut mac = Hmac::<Sha256>::new_from_slice(b"Jefe").expect("any key length");
+    mac.update(br#"1700000000.{"a":1}"#);
+    assert_eq!(
+        signature,
+        format!("sha256={}", hex::encode(mac.finalize().into_bytes()))
+    );
+}

@@ -1,0 +1,386 @@
+//! One call, start to end, as a tokio task: INVITE through the edge's
+//! [`ClientInviteTransaction`], ACK, the media phase (see [`MediaSession`]), and BYE from
+//! either side; every way it can go wrong ends as a [`CallFailure`] in the [`CallReport`].
+
+use std::fmt::Display;
+use std::net::SocketAddr;
+use std::time::Instant;
+
+use freya_edge::sip::message::cseq;
+use freya_edge::sip::response::to_bytes;
+use freya_edge::sip::sdp::{offer, read_answer, Direction, LocalMedia, SessionDescription};
+use freya_edge::sip::{
+    build_response, status, ClientInviteTransaction, ClientNonInviteTransaction,
+    ServerNonInviteTransaction, Timers, TransactionEvent, Transmit,
+};
+use rsip::{Method, Request, Response, SipMessage};
+use tokio::net::UdpSocket;
+use tokio::sync::mpsc;
+use tokio::time::sleep_until;
+use tokio_util::sync::CancellationToken;
+
+use super::dialog::Dialog;
+use super::endpoint::{Inbound, SipEndpoint};
+use super::media::{law_of, MediaSession};
+use super::{CallConfig, CallFailure, CallReport, HangupSide};
+use crate::onset::millis;
+
+/// Places one call and reports on it; never panics on anything the network sends.
+pub async fn place_call(
+    endpoint: &SipEndpoint,
+    config: &CallConfig,
+    cancel: &CancellationToken,
+) -> CallReport {
+    let call_id = format!("{:016x}@freya-loadtest", rand::random::<u64>());
+    let mut report = CallReport {
+        call_id: call_id.clone(),
+        ..CallReport::default()
+    };
+    let mut inbox = endpoint.register(&call_id);
+    let mut call = Call {
+        endpoint,
+        config,
+        cancel,
+        inbox: &mut inbox,
+        report: &mut report,
+    };
+    if let Err(failure) = call.run(call_id.clone()).await {
+        report.failure = Some(failure);
+    }
+    endpoint.leave(&call_id);
+    report
+}
+
+fn local(error: impl Display) -> CallFailure {
+    CallFailure::Local {
+        reason: error.to_string(),
+    }
+}
+
+struct Call<'a> {
+    endpoint: &'a SipEndpoint,
+    config: &'a CallConfig,
+    cancel: &'a CancellationToken,
+    inbox: &'a mut mpsc::Receiver<Inbound>,
+    report: &'a mut CallReport,
+}
+
+impl Call<'_> {
+    async fn run(&mut self, call_id: String) -> Result<(), CallFailure> {
+        let config = self.config;
+        let local_sip = self.endpoint.local_addr().map_err(local)?;
+        let rtp = UdpSocket::bind((config.media_ip, 0)).await.map_err(local)?;
+        let local_media = LocalMedia {
+            codecs: vec![config.codec],
+            address: config.media_ip,
+            port: rtp.local_addr().map_err(local)?.port(),
+            direction: Direction::SendRecv,
+            session_id: u64::from(rand::random::<u32>()),
+            opus_payload_type: 111,
+            telephone_event_payload_type: 101,
+            ptime: 20,
+        };
+        let mut dialog = Dialog::new(
+            call_id,
+            &config.number,
+            &config.caller,
+            config.target,
+            local_sip,
+        );
+        let invite = dialog.invite(&offer(&local_media)).map_err(local)?;
+        let start = Instant::now();
+        let mut invite_tx =
+            ClientInviteTransaction::new(start, invite, config.target, false, Timers::default())
+                .map_err(local)?;
+
+        let (answer, answered) = self.await_answer(&mut invite_tx, start).await?;
+        self.report.setup_ms = Some(millis(start, answered));
+        dialog.update_from_response(&answer);
+        let (invite_cseq, _) = cseq(&answer.headers).map_err(local)?;
+        let ack = to_bytes(dialog.ack(invite_cseq).map_err(local)?);
+        self.send(&ack, config.target).await;
+
+        let negotiated =
+            SessionDescription::parse(&answer.body).and_then(|sdp| read_answer(&sdp, &local_media));
+        let negotiated = match negotiated {
+            Ok(n) => n,
+            Err(error) => {
+                self.hang_up(&mut dialog, start).await;
+                return Err(CallFailure::BadAnswer {
+                    reason: error.to_string(),
+                });
+            }
+        };
+        let Some(law) = law_of(negotiated.codec) else {
+            self.hang_up(&mut dialog, start).await;
+            return Err(CallFailure::BadAnswer {
+                reason: "Opus was chosen; the load generator sends G.711 only".into(),
+            });
+        };
+        let mut media = MediaSession::new(
+            law,
+            negotiated.payload_type,
+            answered,
+            config.turns.clone(),
+            config.talker,
+            config.onset,
+            config.late_after,
+        );
+        let hung_up_by = self
+            .converse(
+                &rtp,
+                negotiated.remote_rtp,
+                &mut media,
+                &mut invite_tx,
+                &ack,
+                answered,
+            )
+            .await?;
+        let ended = Instant::now();
+        if hung_up_by == HangupSide::Caller || self.report.failure.is_some() {
+            self.hang_up(&mut dialog, start).await;
+        }
+        self.report.talk_ms = Some(millis(answered, ended));
+        self.report.hung_up_by = Some(hung_up_by);
+        let conversation = media.conversation();
+        self.report.first_audio_ms = conversation.first_audio_ms;
+        self.report.v2v_ms = conversation.v2v_ms.clone();
+        self.report.turns_spoken = conversation.turns_spoken;
+        self.report.rtp_sent = media.sent();
+        self.report.rtp = media.stats().summary();
+        self.report.gaps_micros = Some(media.stats().gaps_micros().clone());
+        self.report.send_late_p99_ms =
+            media.send_lateness().value_at_quantile(0.99) as f64 / 1000.0;
+        self.report.send_lateness_micros = Some(media.send_lateness().clone());
+        if let Some(failure) = self.report.failure.take() {
+            return Err(failure);
+        }
+        if self.report.rtp.received == 0 {
+            return Err(CallFailure::NoAudio);
+        }
+        Ok(())
+    }
+
+    /// Runs the INVITE transaction to a 2xx (returned with its arrival time) or a failure.
+    async fn await_answer(
+        &mut self,
+        tx: &mut ClientInviteTransaction,
+        start: Instant,
+    ) -> Result<(Response, Instant), CallFailure> {
+        let deadline = start + self.config.setup_timeout;
+        loop {
+            self.flush(std::iter::from_fn(|| tx.poll_transmit())).await;
+            while let Some(event) = tx.poll_event() {
+                match event {
+                    TransactionEvent::Response(response) => {
+                        let now = Instant::now();
+                        let code = response.status_code.code();
+                        match code {
+                            100..=199 => {
+                                self.report
+                                    .first_provisional_ms
+                                    .get_or_insert(millis(start, now));
+                                if code == 180 || code == 183 {
+                                    self.report.ringing_ms.get_or_insert(millis(start, now));
+                                }
+                            }
+                            200..=299 => return Ok((response, now)),
+                            _ => {
+                                // The transaction has queued the ACK for it.
+                                self.flush(std::iter::from_fn(|| tx.poll_transmit())).await;
+                                return Err(CallFailure::Rejected { code });
+                            }
+                        }
+                    }
+                    TransactionEvent::Timeout => return Err(CallFailure::Timeout),
+                    _ => {}
+                }
+            }
+            let wake = tx.poll_timeout().map_or(deadline, |t| t.min(deadline));
+            tokio::select! {
+                biased;
+                _ = self.cancel.cancelled() => return Err(CallFailure::Cancelled),
+                inbound = self.inbox.recv() => match inbound {
+                    Some(Inbound { message: SipMessage::Response(r), .. }) if is_answer_to(&r, Method::Invite) => {
+                        tx.handle_response(Instant::now(), r);
+                    }
+                    Some(_) => {}
+                    None => return Err(CallFailure::Cancelled),
+                },
+                _ = sleep_until(wake.into()) => {
+                    let now = Instant::now();
+                    if now >= deadline {
+                        return Err(CallFailure::Timeout);
+                    }
+                    tx.handle_timeout(now);
+                }
+            }
+        }
+    }
+
+    /// The answered call: audio both ways until one side hangs up; returns which one did.
+    async fn converse(
+        &mut self,
+        rtp: &UdpSocket,
+        remote_rtp: SocketAddr,
+        media: &mut MediaSession,
+        invite_tx: &mut ClientInviteTransaction,
+        ack: &[u8],
+        answered: Instant,
+    ) -> Result<HangupSide, CallFailure> {
+        let config = self.config;
+        let hold_until = answered + config.hold;
+        let end_at = match config.hangup {
+            HangupSide::Caller => hold_until,
+            HangupSide::Callee => hold_until + config.callee_grace,
+        };
+        let mut datagram = [0u8; 2048];
+        loop {
+            let mut wake = media.poll_timeout().min(end_at);
+            if let Some(t) = invite_tx.poll_timeout() {
+                wake = wake.min(t);
+            }
+            tokio::select! {
+                biased;
+                _ = self.cancel.cancelled() => {
+                    self.report.failure = Some(CallFailure::Cancelled);
+                    return Ok(HangupSide::Caller);
+                }
+                inbound = self.inbox.recv() => match inbound {
+                    Some(Inbound { message: SipMessage::Response(r), .. }) => {
+                        if is_answer_to(&r, Method::Invite) {
+                            invite_tx.handle_response(Instant::now(), r);
+                        }
+                    }
+                    Some(Inbound { message: SipMessage::Request(request), source }) => {
+                        let is_bye = request.method == Method::Bye;
+                        self.answer_request(request, source).await;
+                        if is_bye {
+                            return Ok(HangupSide::Callee);
+                        }
+                    }
+                    None => {
+                        self.report.failure = Some(CallFailure::Cancelled);
+                        return Ok(HangupSide::Caller);
+                    }
+                },
+                received = rtp.recv_from(&mut datagram) => {
+                    if let Ok((len, _)) = received {
+                        media.on_datagram(Instant::now(), datagram.get(..len).unwrap_or_default());
+                    }
+                }
+                _ = sleep_until(wake.into()) => {}
+            }
+            let now = Instant::now();
+            if invite_tx.poll_timeout().is_some_and(|t| t <= now) {
+                invite_tx.handle_timeout(now);
+            }
+            while let Some(event) = invite_tx.poll_event() {
+                // A retransmitted 2xx means our ACK was lost: send it again.
+                if let TransactionEvent::Response(r) = event {
+                    if r.status_code.code() / 100 == 2 {
+                        self.send(ack, self.config.target).await;
+                    }
+                }
+            }
+            media.tick(now, |bytes| {
+                // A full socket buffer drops this packet, as a congested network would.
+                let _ = rtp.try_send_to(bytes, remote_rtp);
+            });
+            if now >= end_at {
+                if config.hangup == HangupSide::Callee {
+                    self.report.failure = Some(CallFailure::NoByeFromCallee);
+                }
+                return Ok(HangupSide::Caller);
+            }
+        }
+    }
+
+    /// Answers a request inside the dialog (BYE, OPTIONS, INFO...) with 200 OK.
+    async fn answer_request(&mut self, request: Request, source: SocketAddr) {
+        if matches!(request.method, Method::Ack | Method::Invite) {
+            return;
+        }
+        let now = Instant::now();
+        let Ok(ok) = build_response(&request, status(200, "OK"), None) else {
+            return;
+        };
+        let Ok(mut tx) =
+            ServerNonInviteTransaction::new(now, request, source, false, Timers::default())
+        else {
+            return;
+        };
+        while tx.poll_event().is_some() {}
+        if tx.respond(now, ok).is_ok() {
+            self.flush(std::iter::from_fn(|| tx.poll_transmit())).await;
+        }
+    }
+
+    /// Sends BYE and waits (bounded) for its final response.
+    async fn hang_up(&mut self, dialog: &mut Dialog, _start: Instant) {
+        let Ok(bye) = dialog.bye() else { return };
+        let sent = Instant::now();
+        let Ok(mut tx) = ClientNonInviteTransaction::new(
+            sent,
+            bye,
+            self.config.target,
+            false,
+            Timers::default(),
+        ) else {
+            return;
+        };
+        let deadline = sent + self.config.bye_timeout;
+        loop {
+            self.flush(std::iter::from_fn(|| tx.poll_transmit())).await;
+            while let Some(event) = tx.poll_event() {
+                match event {
+                    TransactionEvent::Response(r) if r.status_code.code() >= 200 => {
+                        self.report.bye_ms = Some(millis(sent, Instant::now()));
+                        return;
+                    }
+                    TransactionEvent::Timeout | TransactionEvent::Terminated => return,
+                    _ => {}
+                }
+            }
+            let wake = tx.poll_timeout().map_or(deadline, |t| t.min(deadline));
+            tokio::select! {
+                inbound = self.inbox.recv() => match inbound {
+                    Some(Inbound { message: SipMessage::Response(r), .. }) if is_answer_to(&r, Method::Bye) => {
+                        tx.handle_response(Instant::now(), r);
+                    }
+                    Some(Inbound { message: SipMessage::Request(request), source }) => {
+                        // Both sides hung up at once: answer theirs too.
+                        self.answer_request(request, source).await;
+                    }
+                    Some(_) => {}
+                    None => return,
+                },
+                _ = sleep_until(wake.into()) => {
+                    let now = Instant::now();
+                    if now >= deadline {
+                        return;
+                    }
+                    tx.handle_timeout(now);
+                }
+            }
+        }
+    }
+
+    async fn flush(&self, transmits: impl Iterator<Item = Transmit>) {
+        let transmits: Vec<Transmit> = transmits.collect();
+        for t in transmits {
+            self.send(&t.bytes, t.dest).await;
+        }
+    }
+
+    async fn send(&self, bytes: &[u8], dest: SocketAddr) {
+        if let Err(error) = self.endpoint.send(bytes, dest).await {
+            tracing::debug!(%error, %dest, "SIP send failed");
+        }
+    }
+}
+
+/// Is `response` for a request of `method` (by its CSeq)?
+fn is_answer_to(response: &Response, method: Method) -> bool {
+    cseq(&response.headers).is_ok_and(|(_, m)| m == method)
+}

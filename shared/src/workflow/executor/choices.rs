@@ -1,0 +1,214 @@
+//! How the flow picks its way out of a node: `condition` branches, `set` assignments, an agent's
+//! exit, and a `function`'s answer or failure — each recorded with the reason for the call record.
+
+use std::sync::Arc;
+use std::time::{Duration, Instant};
+
+use super::Executor;
+use crate::workflow::compiled::{CompiledStep, NodeIndex};
+use crate::workflow::expr::Expression;
+use crate::workflow::io::{AgentExit, FailureReason, StepDetail};
+
+impl Executor {
+    pub(super) fn take_branch(
+        &mut self,
+        now: Instant,
+        node: NodeIndex,
+        branch: Option<usize>,
+        target: NodeIndex,
+        reason: String,
+    ) {
+        let target = self.workflow.nodes[target].id.clone();
+        self.record(
+            now,
+            node,
+            StepDetail::BranchTaken {
+                branch,
+                target,
+                reason,
+            },
+        );
+    }
+
+    /// Picks a `condition`'s way out; a `when` that fails to evaluate counts as false.
+    pub(super) fn choose(
+        &mut self,
+        now: Instant,
+        node: NodeIndex,
+        branches: &[(Expression, NodeIndex)],
+        otherwise: NodeIndex,
+    ) -> NodeIndex {
+        for (i, (when, target)) in branches.iter().enumerate() {
+            match when.evaluate_bool(&self.variables) {
+                Ok(true) => {
+                    let reason = format!("`{}` is true{}", when.source(), self.describe(when));
+                    self.take_branch(now, node, Some(i), *target, reason);
+                    return *target;
+                }
+                Ok(false) => {}
+                Err(e) => {
+                    let field = format!("branches[{i}].when");
+                    self.record(
+                        now,
+                        node,
+                        StepDetail::EvaluationFailed {
+                            field,
+                            message: e.to_string(),
+                        },
+                    );
+                }
+            }
+        }
+        self.take_branch(now, node, None, otherwise, "no branch matched".into());
+        otherwise
+    }
+
+    /// ` with a = 1, b = "x"`: the values an expression read, for the record.
+    pub(super) fn describe(&self, expr: &Expression) -> String {
+        let values: Vec<String> = expr
+            .variables()
+            .iter()
+            .map(|name| {
+                let value = self.variables.get(name).unwrap_or(&serde_json::Value::Null);
+                format!("{name} = {value}")
+            })
+            .collect();
+        if values.is_empty() {
+            String::new()
+        } else {
+            format!(" with {}", values.join(", "))
+        }
+    }
+
+    /// Runs a `set`: every expression sees the values from before the node.
+    pub(super) fn assign(
+        &mut self,
+        now: Instant,
+        node: NodeIndex,
+        assign: &[(String, Expression)],
+    ) {
+        let mut changes = std::collections::BTreeMap::new();
+        for (var, expr) in assign {
+            match expr.evaluate(&self.variables) {
+                Ok(value) => {
+                    changes.insert(var.clone(), value);
+                }
+                Err(e) => {
+                    let field = format!("assign.{var}");
+                    self.record(
+                        now,
+                        node,
+                        StepDetail::EvaluationFailed {
+                            field,
+                            message: e.to_string(),
+                        },
+                    );
+                }
+            }
+        }
+        if changes.is_empty() {
+            return;
+        }
+        for (var, value) in &changes {
+            self.variables.insert(var.clone(), value.clone());
+        }
+        self.record(now, node, StepDetail::VariablesChanged { changes });
+    }
+
+    pub(super) fn agent_returned(&mut self, now: Instant, node: NodeIndex, exit: AgentExit) {
+        let workflow = Arc::clone(&self.workflow);
+        let CompiledStep::Agent { exits, next, .. } = &workflow.nodes[node].step else {
+            return;
+        };
+        self.record(now, node, StepDetail::AgentReturned { exit });
+        let (branch, target, reason) = match exit {
+            AgentExit::Condition(i) => match exits.get(i) {
+                Some((when, target)) => (Some(i), *target, format!("the caller {when}")),
+                None => (
+                    None,
+                    *next,
+                    format!("exit {i} does not exist; leaving by `next`"),
+                ),
+            },
+            AgentExit::Finished => (None, *next, "the agent finished".to_owned()),
+            AgentExit::MaxTurns => (None, *next, "the agent reached its turn limit".to_owned()),
+        };
+        self.take_branch(now, node, branch, target, reason);
+        self.run_from(now, target);
+    }
+
+    pub(super) fn function_answered(
+        &mut self,
+        now: Instant,
+        node: NodeIndex,
+        status: u16,
+        body: serde_json::Value,
+        elapsed: Duration,
+    ) {
+        if !(200..300).contains(&status) {
+            self.function_failed(
+                now,
+                node,
+                Some(status),
+                elapsed,
+                format!("HTTP status {status}"),
+            );
+            return;
+        }
+        self.deadline = None;
+        let workflow = Arc::clone(&self.workflow);
+        let CompiledStep::Function { save_as, next, .. } = &workflow.nodes[node].step else {
+            return;
+        };
+        let elapsed_ms = u64::try_from(elapsed.as_millis()).unwrap_or(u64::MAX);
+        self.record(
+            now,
+            node,
+            StepDetail::FunctionCompleted {
+                status: Some(status),
+                elapsed_ms,
+                ok: true,
+                error: None,
+            },
+        );
+        if let Some(var) = save_as {
+            self.variables.insert(var.clone(), body.clone());
+            let changes = [(var.clone(), body)].into_iter().collect();
+            self.record(now, node, StepDetail::VariablesChanged { changes });
+        }
+        self.run_from(now, *next);
+    }
+
+    pub(super) fn function_failed(
+        &mut self,
+        now: Instant,
+        node: NodeIndex,
+        status: Option<u16>,
+        elapsed: Duration,
+        message: String,
+    ) {
+        self.deadline = None;
+        let workflow = Arc::clone(&self.workflow);
+        let CompiledStep::Function { on_error, .. } = &workflow.nodes[node].step else {
+            return;
+        };
+        let elapsed_ms = u64::try_from(elapsed.as_millis()).unwrap_or(u64::MAX);
+        self.record(
+            now,
+            node,
+            StepDetail::FunctionCompleted {
+                status,
+                elapsed_ms,
+                ok: false,
+                error: Some(message.clone()),
+            },
+        );
+        match on_error {
+            Some(target) => {
+                self.take_branch(now, node, None, *target, format!("on_error: {message}"));
+                self.run_from(now, *target);
+            }
+            None => self.fail(now, node, FailureReason::FunctionFailed { message }),
+        }
+    }
+}
