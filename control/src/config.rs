@@ -15,6 +15,67 @@ pub struct ControlConfig {
     pub grpc: GrpcConfig,
     pub database: DatabaseConfig,
     pub edges: EdgesConfig,
+    pub auth: AuthConfig,
+    #[serde(default)]
+    pub rate_limits: RateLimitConfig,
+}
+
+/// How people and programs authenticate to the REST API.
+#[derive(Debug, Clone, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct AuthConfig {
+    /// The HS256 key that signs and verifies JWTs; at least 32 characters.
+    pub jwt_secret: String,
+    /// How long a token from `/v1/auth/login` or `/v1/auth/refresh` stays valid.
+    #[serde(default = "default_token_ttl_seconds")]
+    pub token_ttl_seconds: u32,
+    /// 64 hex characters (32 bytes): the key that encrypts provider credentials at rest.
+    pub encryption_key: String,
+}
+
+fn default_token_ttl_seconds() -> u32 {
+    3_600
+}
+
+/// Shortest accepted JWT signing secret.
+pub const MIN_JWT_SECRET_LEN: usize = 32;
+
+/// Token buckets in front of the API: a caller may send `burst` requests at once, then
+/// `per_minute` a minute. Exceeding either answers 429 with `Retry-After`.
+#[derive(Debug, Clone, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct RateLimitConfig {
+    /// Requests a minute per credential (API key or token).
+    #[serde(default = "default_per_key_per_minute")]
+    pub per_key_per_minute: u32,
+    /// Requests a minute per client IP address, authenticated or not.
+    #[serde(default = "default_per_ip_per_minute")]
+    pub per_ip_per_minute: u32,
+    /// How many requests may arrive at once before the per-minute rate applies.
+    #[serde(default = "default_burst")]
+    pub burst: u32,
+}
+
+impl Default for RateLimitConfig {
+    fn default() -> Self {
+        Self {
+            per_key_per_minute: default_per_key_per_minute(),
+            per_ip_per_minute: default_per_ip_per_minute(),
+            burst: default_burst(),
+        }
+    }
+}
+
+fn default_per_key_per_minute() -> u32 {
+    1_200
+}
+
+fn default_per_ip_per_minute() -> u32 {
+    2_400
+}
+
+fn default_burst() -> u32 {
+    100
 }
 
 /// The REST API and dashboard listener.
@@ -23,12 +84,17 @@ pub struct ControlConfig {
 pub struct HttpConfig {
     #[serde(default = "default_http_addr")]
     pub addr: String,
+    /// Origins a browser may call the API from (`https://app.example.com`, or `*` for any);
+    /// empty (the default) sends no CORS headers.
+    #[serde(default)]
+    pub cors_allowed_origins: Vec<String>,
 }
 
 impl Default for HttpConfig {
     fn default() -> Self {
         Self {
             addr: default_http_addr(),
+            cors_allowed_origins: Vec::new(),
         }
     }
 }
@@ -155,6 +221,61 @@ impl Validate for ControlConfig {
                 "must be at least 50",
             ));
         }
+        check_auth(&self.auth, &mut problems);
+        for (n, origin) in self.http.cors_allowed_origins.iter().enumerate() {
+            let ok = origin == "*"
+                || ((origin.starts_with("http://") || origin.starts_with("https://"))
+                    && !origin.ends_with('/')
+                    && axum::http::HeaderValue::from_str(origin).is_ok());
+            if !ok {
+                problems.push(ConfigProblem::new(
+                    format!("http.cors_allowed_origins[{n}]"),
+                    "must be `*` or an origin like `https://app.example.com` (no path)",
+                ));
+            }
+        }
+        for (key, value) in [
+            (
+                "rate_limits.per_key_per_minute",
+                self.rate_limits.per_key_per_minute,
+            ),
+            (
+                "rate_limits.per_ip_per_minute",
+                self.rate_limits.per_ip_per_minute,
+            ),
+            ("rate_limits.burst", self.rate_limits.burst),
+        ] {
+            if value == 0 {
+                problems.push(ConfigProblem::new(key, "must be at least 1"));
+            }
+        }
         problems
     }
+}
+
+fn check_auth(auth: &AuthConfig, problems: &mut Vec<ConfigProblem>) {
+    if auth.jwt_secret.len() < MIN_JWT_SECRET_LEN {
+        problems.push(ConfigProblem::new(
+            "auth.jwt_secret",
+            format!("must be at least {MIN_JWT_SECRET_LEN} characters"),
+        ));
+    }
+    if !(60..=86_400).contains(&auth.token_ttl_seconds) {
+        problems.push(ConfigProblem::new(
+            "auth.token_ttl_seconds",
+            "must be between 60 and 86400",
+        ));
+    }
+    if parse_encryption_key(&auth.encryption_key).is_none() {
+        problems.push(ConfigProblem::new(
+            "auth.encryption_key",
+            "must be 64 hex characters (32 random bytes)",
+        ));
+    }
+}
+
+/// The 32-byte key `auth.encryption_key` spells in hex, if it does.
+pub fn parse_encryption_key(text: &str) -> Option<[u8; 32]> {
+    let bytes = hex::decode(text).ok()?;
+    bytes.try_into().ok()
 }

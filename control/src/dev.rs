@@ -7,14 +7,14 @@ use std::net::SocketAddr;
 use std::path::{Path, PathBuf};
 
 use anyhow::Context;
-use argon2::password_hash::rand_core::OsRng;
-use argon2::password_hash::{PasswordHasher, SaltString};
 use rand::distributions::Alphanumeric;
 use rand::Rng;
 use serde::{Deserialize, Serialize};
 use tokio_util::sync::CancellationToken;
 
-use crate::config::{ControlConfig, DatabaseConfig, EdgesConfig, GrpcConfig, HttpConfig};
+use crate::config::{
+    AuthConfig, ControlConfig, DatabaseConfig, EdgesConfig, GrpcConfig, HttpConfig, RateLimitConfig,
+};
 use crate::server::ControlPlane;
 use crate::store::{Role, Store, WorkspaceScope};
 use freya_edge::config::{ControlLinkConfig, EdgeHttpConfig, RtpConfig, SipConfig};
@@ -67,9 +67,11 @@ pub async fn run(options: DevOptions, shutdown: CancellationToken) -> anyhow::Re
         .canonicalize()
         .context("while resolving --data-dir")?;
     let secret = random_text(32);
+    let auth = auth_secrets(&data_dir)?;
     let control_config = ControlConfig {
         http: HttpConfig {
             addr: options.http.clone(),
+            cors_allowed_origins: Vec::new(),
         },
         grpc: GrpcConfig {
             addr: "127.0.0.1:0".into(),
@@ -85,6 +87,12 @@ pub async fn run(options: DevOptions, shutdown: CancellationToken) -> anyhow::Re
             offline_after_ms: 10_000,
             config_poll_ms: 1_000,
         },
+        auth: AuthConfig {
+            jwt_secret: auth.jwt_secret,
+            token_ttl_seconds: 3_600,
+            encryption_key: auth.encryption_key,
+        },
+        rate_limits: RateLimitConfig::default(),
     };
     let control = ControlPlane::start(&control_config).await?;
     let edge_config = EdgeConfig {
@@ -158,10 +166,40 @@ fn print_banner(info: &DevInfo, path: &Path) {
 }
 
 fn hash_password(password: &str) -> anyhow::Result<String> {
-    Ok(argon2::Argon2::default()
-        .hash_password(password.as_bytes(), &SaltString::generate(&mut OsRng))
-        .map_err(|e| anyhow::anyhow!("cannot hash the admin password: {e}"))?
-        .to_string())
+    crate::api::hash_password(password)
+        .map_err(|e| anyhow::anyhow!("cannot hash the admin password: {e}"))
+}
+
+/// The dev setup's token-signing secret and credential-encryption key, kept in
+/// `DATA_DIR/auth.json` (readable by its owner only) so tokens and stored credentials survive a
+/// restart.
+#[derive(Serialize, Deserialize)]
+struct AuthSecrets {
+    jwt_secret: String,
+    encryption_key: String,
+}
+
+fn auth_secrets(data_dir: &Path) -> anyhow::Result<AuthSecrets> {
+    let path = data_dir.join("auth.json");
+    if let Ok(bytes) = std::fs::read(&path) {
+        if let Ok(secrets) = serde_json::from_slice::<AuthSecrets>(&bytes) {
+            return Ok(secrets);
+        }
+        tracing::warn!(path = %path.display(), "unreadable auth.json; generating new secrets");
+    }
+    let secrets = AuthSecrets {
+        jwt_secret: random_text(48),
+        encryption_key: hex::encode(rand::random::<[u8; 32]>()),
+    };
+    std::fs::write(&path, serde_json::to_vec_pretty(&secrets)?)
+        .with_context(|| format!("while writing {}", path.display()))?;
+    #[cfg(unix)]
+    {
+        use std::os::unix::fs::PermissionsExt;
+        std::fs::set_permissions(&path, std::fs::Permissions::from_mode(0o600))
+            .with_context(|| format!("while restricting {}", path.display()))?;
+    }
+    Ok(secrets)
 }
 
 async fn seed_or_reuse(

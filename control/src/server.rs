@@ -11,7 +11,7 @@ use tokio::task::JoinSet;
 use tokio_stream::wrappers::TcpListenerStream;
 use tokio_util::sync::CancellationToken;
 
-use crate::api::{self, AppState};
+use crate::api::{self, AppState, RateLimiter, TokenIssuer};
 use crate::config::ControlConfig;
 use crate::grpc::{CommandHub, EdgeControlService, EdgeSecret, EdgeServiceSettings};
 use crate::metrics::ControlMetrics;
@@ -63,6 +63,13 @@ impl ControlPlane {
             store: store.clone(),
             metrics: metrics.clone(),
             offline_after_ms: i64::from(config.edges.offline_after_ms),
+            tokens: Arc::new(TokenIssuer::new(
+                &config.auth.jwt_secret,
+                config.auth.token_ttl_seconds,
+            )),
+            commands: commands.clone(),
+            limiter: Arc::new(RateLimiter::new(&config.rate_limits)),
+            cors_allowed_origins: config.http.cors_allowed_origins.clone(),
         });
         let stop = shutdown.clone();
         tasks.spawn(async move {

@@ -156,9 +156,12 @@ async fn freya_dev_runs_a_control_plane_with_an_online_edge_and_reuses_its_demo(
 fn a_bad_config_file_is_refused_with_the_key_named() {
     let dir = tempfile::tempdir().expect("temp dir");
     let cases = [
-        ("[database]\nurl = \"sqlite://x\"\n[edges]\nshared_secret = \"0123456789abcdef\"\nheartbeat_interval_ms = \"often\"\n", "edges.heartbeat_interval_ms"),
-        ("[database]\nurl = \"mysql://x\"\n[edges]\nshared_secret = \"0123456789abcdef\"\n", "database.url"),
-        ("[database]\nurl = \"sqlite://x\"\n[edges]\nshared_secret = \"short\"\n", "edges.shared_secret"),
+        ("[database]\nurl = \"sqlite://x\"\n[edges]\nshared_secret = \"0123456789abcdef\"\nheartbeat_interval_ms = \"often\"\n[auth]\njwt_secret = \"0123456789abcdef0123456789abcdef\"\nencryption_key = \"000102030405060708090a0b0c0d0e0f101112131415161718191a1b1c1d1e1f\"\n", "edges.heartbeat_interval_ms"),
+        ("[database]\nurl = \"mysql://x\"\n[edges]\nshared_secret = \"0123456789abcdef\"\n[auth]\njwt_secret = \"0123456789abcdef0123456789abcdef\"\nencryption_key = \"000102030405060708090a0b0c0d0e0f101112131415161718191a1b1c1d1e1f\"\n", "database.url"),
+        ("[database]\nurl = \"sqlite://x\"\n[edges]\nshared_secret = \"short\"\n[auth]\njwt_secret = \"0123456789abcdef0123456789abcdef\"\nencryption_key = \"000102030405060708090a0b0c0d0e0f101112131415161718191a1b1c1d1e1f\"\n", "edges.shared_secret"),
+        ("[database]\nurl = \"sqlite://x\"\n[edges]\nshared_secret = \"0123456789abcdef\"\n[auth]\njwt_secret = \"short\"\nencryption_key = \"00\"\n", "auth.jwt_secret"),
+        ("[database]\nurl = \"sqlite://x\"\n[edges]\nshared_secret = \"0123456789abcdef\"\n[auth]\njwt_secret = \"0123456789abcdef0123456789abcdef\"\nencryption_key = \"00\"\n", "auth.encryption_key"),
+        ("[database]\nurl = \"sqlite://x\"\n[edges]\nshared_secret = \"0123456789abcdef\"\n", "auth"),
         ("[database]\nurl = \"sqlite://x\"\n[edges]\nshared_secret = \"0123456789abcdef\"\n[http]\nadress = \"1.2.3.4:5\"\n", "adress"),
         ("[edges]\nshared_secret = \"0123456789abcdef\"\n", "database"),
     ];
@@ -190,7 +193,7 @@ fn a_bad_config_file_is_refused_with_the_key_named() {
     let good = dir.path().join("good.toml");
     std::fs::write(
         &good,
-        "[database]\nurl = \"sqlite://x\"\n[edges]\nshared_secret = \"0123456789abcdef\"\n",
+        "[database]\nurl = \"sqlite://x\"\n[edges]\nshared_secret = \"0123456789abcdef\"\n[auth]\njwt_secret = \"0123456789abcdef0123456789abcdef\"\nencryption_key = \"000102030405060708090a0b0c0d0e0f101112131415161718191a1b1c1d1e1f\"\n",
     )
     .expect("write");
     let out = freya()

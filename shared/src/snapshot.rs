@@ -4,7 +4,7 @@
 
 use serde::{Deserialize, Serialize};
 
-use crate::model::AgentSpec;
+use crate::model::{AgentSpec, SipTrunkSpec};
 
 /// Everything one edge routes calls with, at one configuration version.
 #[derive(Debug, Clone, Default, PartialEq, Serialize, Deserialize)]
@@ -13,6 +13,17 @@ pub struct EdgeConfigSnapshot {
     pub region: String,
     pub numbers: Vec<RoutedNumber>,
     pub agents: Vec<AgentConfig>,
+    /// SIP trunks this region may call out through, of every workspace it serves.
+    #[serde(default)]
+    pub providers: Vec<ProviderConfig>,
+}
+
+/// A workspace's trunk as an edge uses it (credentials included).
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+pub struct ProviderConfig {
+    pub id: String,
+    pub workspace_id: String,
+    pub spec: SipTrunkSpec,
 }
 
 /// A dialable number and its target.
@@ -46,6 +57,20 @@ pub struct Route<'a> {
 }
 
 impl EdgeConfigSnapshot {
+    /// The workspace's trunks usable from this region, lowest `priority` first.
+    pub fn providers_for(&self, workspace_id: &str) -> Vec<&ProviderConfig> {
+        let mut trunks: Vec<&ProviderConfig> = self
+            .providers
+            .iter()
+            .filter(|p| p.workspace_id == workspace_id)
+            .filter(|p| {
+                p.spec.regions.is_empty() || p.spec.regions.iter().any(|r| r == &self.region)
+            })
+            .collect();
+        trunks.sort_by_key(|p| p.spec.priority);
+        trunks
+    }
+
     /// Where a call to `dialled` goes, if anywhere. A leading `+` is optional on either side.
     pub fn route(&self, dialled: &str) -> Option<Route<'_>> {
         let wanted = dialled.trim_start_matches('+');
@@ -81,6 +106,7 @@ mod tests {
                 workspace_id: "w".into(),
                 spec,
             }],
+            providers: Vec::new(),
         };
         assert_eq!(
             snap.route("15550001").map(|r| r.agent.id.as_str()),

@@ -5,7 +5,7 @@
 
 use axum::body::Bytes;
 use axum::extract::{FromRequest, Request};
-use axum::http::{header, StatusCode};
+use axum::http::{header, HeaderMap, StatusCode};
 use serde::de::DeserializeOwned;
 
 use super::problem::Problem;
@@ -50,20 +50,9 @@ async fn json_body<S: Send + Sync>(
     request: Request,
     state: &S,
 ) -> Result<serde_json::Value, Problem> {
-    let is_json = request
-        .headers()
-        .get(header::CONTENT_TYPE)
-        .and_then(|v| v.to_str().ok())
-        .is_some_and(|v| {
-            let mime = v.split(';').next().unwrap_or("").trim();
-            mime == "application/json" || mime.ends_with("+json")
-        });
-    if !is_json {
-        return Err(Problem::new(
-            StatusCode::UNSUPPORTED_MEDIA_TYPE,
-            "Unsupported media type",
-            "send the body as `Content-Type: application/json`",
-        ));
+    let headers = request.headers().clone();
+    if !is_json(&headers) {
+        return Err(not_json());
     }
     let bytes = Bytes::from_request(request, state).await.map_err(|e| {
         Problem::new(
@@ -72,7 +61,34 @@ async fn json_body<S: Send + Sync>(
             e.body_text(),
         )
     })?;
-    serde_json::from_slice(&bytes).map_err(|e| {
+    parse_body(&headers, &bytes)
+}
+
+fn is_json(headers: &HeaderMap) -> bool {
+    headers
+        .get(header::CONTENT_TYPE)
+        .and_then(|v| v.to_str().ok())
+        .is_some_and(|v| {
+            let mime = v.split(';').next().unwrap_or("").trim();
+            mime == "application/json" || mime.ends_with("+json")
+        })
+}
+
+fn not_json() -> Problem {
+    Problem::new(
+        StatusCode::UNSUPPORTED_MEDIA_TYPE,
+        "Unsupported media type",
+        "send the body as `Content-Type: application/json`",
+    )
+}
+
+/// A JSON body already read (by a handler that also needs its bytes), checked like
+/// [`StrictJson`] does: the content type, then the syntax.
+pub fn parse_body(headers: &HeaderMap, bytes: &[u8]) -> Result<serde_json::Value, Problem> {
+    if !is_json(headers) {
+        return Err(not_json());
+    }
+    serde_json::from_slice(bytes).map_err(|e| {
         Problem::new(
             StatusCode::BAD_REQUEST,
             "Malformed JSON",

@@ -1,29 +1,52 @@
 //! The REST API (axum): JSON under `/v1`, errors as `application/problem+json`, callers
-//! authenticated by API key and confined to their workspace; probes and metrics beside it, and
-//! the dashboard at `/`.
+//! authenticated by API key or a person's JWT and confined to one workspace; rate limits and
+//! CORS in front of everything; probes and metrics beside it, and the dashboard at `/`.
+//!
+//! Who may do what (checked in each handler with [`Caller::require`]):
+//!
+//! | role   | may |
+//! | ------ | --- |
+//! | viewer | read agents, numbers, calls, edges, the workspace and its members |
+//! | editor | + create, change and delete agents and numbers; place and hang up calls |
+//! | admin  | + rename the workspace, manage members (not owners) and API keys, read the audit log |
+//! | owner  | + make or unmake owners, delete the workspace |
 
 mod agents;
+mod audit;
 mod auth;
+mod calls;
 mod dashboard;
 mod edges;
 mod health;
 pub mod json;
+mod keys;
+mod login;
 mod numbers;
 pub mod problem;
+pub mod query;
+mod rate_limit;
+mod tokens;
+mod workspaces;
 
 use std::sync::Arc;
 
 use axum::extract::{DefaultBodyLimit, Request, State};
+use axum::http::{header, HeaderName, HeaderValue, Method};
 use axum::middleware::{self, Next};
 use axum::response::Response;
-use axum::routing::get;
+use axum::routing::{any, get, post};
 use axum::Router;
 use serde::Serialize;
+use tower_http::cors::{AllowOrigin, CorsLayer};
 
+use crate::grpc::CommandHub;
 use crate::metrics::ControlMetrics;
 use crate::store::Store;
 
-pub use auth::Caller;
+pub use auth::{Caller, Person, WORKSPACE_HEADER};
+pub use login::hash_password;
+pub use rate_limit::RateLimiter;
+pub use tokens::{Claims, TokenIssuer};
 
 /// What every handler can reach.
 #[derive(Clone)]
@@ -32,10 +55,16 @@ pub struct AppState {
     pub metrics: Arc<ControlMetrics>,
     /// An edge not heard from for this long is shown offline.
     pub offline_after_ms: i64,
+    /// Signs and verifies people's tokens.
+    pub tokens: Arc<TokenIssuer>,
+    /// The command streams of the edges connected to this process.
+    pub commands: CommandHub,
+    pub limiter: Arc<RateLimiter>,
+    /// `http.cors_allowed_origins`.
+    pub cors_allowed_origins: Vec<String>,
 }
 
-/// A page of results. Every list has this shape so pagination can be added without breaking
-/// clients.
+/// A page of results. Every list has this shape; `next_cursor` is set when there is more.
 #[derive(Serialize)]
 pub struct List<T> {
     pub data: Vec<T>,
@@ -55,30 +84,115 @@ impl<T> List<T> {
 /// Largest accepted request body.
 const BODY_LIMIT_BYTES: usize = 1024 * 1024;
 
-/// The whole HTTP surface of the control plane.
-pub fn router(state: AppState) -> Router {
-    let v1 = Router::new()
+fn v1() -> Router<AppState> {
+    Router::new()
+        .route("/auth/login", post(login::login))
+        .route("/auth/refresh", post(login::refresh))
+        .route(
+            "/workspaces",
+            get(workspaces::list).post(workspaces::create),
+        )
+        .route(
+            "/workspaces/{workspace_id}",
+            get(workspaces::get)
+                .patch(workspaces::rename)
+                .delete(workspaces::delete),
+        )
+        .route(
+            "/workspaces/{workspace_id}/members",
+            get(workspaces::members).post(workspaces::add_member),
+        )
+        .route(
+            "/workspaces/{workspace_id}/members/{user_id}",
+            axum::routing::patch(workspaces::change_member).delete(workspaces::remove_member),
+        )
+        .route(
+            "/workspaces/{workspace_id}/api-keys",
+            get(keys::list).post(keys::create),
+        )
+        .route(
+            "/workspaces/{workspace_id}/api-keys/{key_id}",
+            axum::routing::delete(keys::revoke),
+        )
         .route("/edges", get(edges::list))
         .route("/agents", get(agents::list).post(agents::create))
-        .route("/agents/{id}", get(agents::get).patch(agents::patch))
+        .route(
+            "/agents/{id}",
+            get(agents::get).patch(agents::patch).delete(agents::delete),
+        )
         .route("/phone-numbers", get(numbers::list).post(numbers::create))
         .route(
             "/phone-numbers/{id}",
-            get(numbers::get).patch(numbers::patch),
+            get(numbers::get)
+                .patch(numbers::patch)
+                .delete(numbers::delete),
         )
-        .fallback(not_found);
-    Router::new()
+        .route("/calls", get(calls::list).post(calls::place))
+        .route("/calls/{id}", get(calls::get))
+        .route("/calls/{id}/hangup", post(calls::hangup))
+        .route("/audit-log", get(audit::list))
+        .route("/providers", any(not_yet_implemented))
+        .route("/providers/{*rest}", any(not_yet_implemented))
+        .route("/webhooks", any(not_yet_implemented))
+        .route("/webhooks/{*rest}", any(not_yet_implemented))
+        .route("/analytics/{*rest}", any(not_yet_implemented))
+        .fallback(not_found)
+}
+
+/// The CORS layer for `origins` (`*` for any); `None` when CORS is off.
+fn cors(origins: &[String]) -> Option<CorsLayer> {
+    if origins.is_empty() {
+        return None;
+    }
+    let allow = if origins.iter().any(|o| o == "*") {
+        AllowOrigin::any()
+    } else {
+        AllowOrigin::list(origins.iter().filter_map(|o| HeaderValue::from_str(o).ok()))
+    };
+    Some(
+        CorsLayer::new()
+            .allow_origin(allow)
+            .allow_methods([
+                Method::GET,
+                Method::POST,
+                Method::PATCH,
+                Method::DELETE,
+                Method::OPTIONS,
+            ])
+            .allow_headers([
+                header::AUTHORIZATION,
+                header::CONTENT_TYPE,
+                HeaderName::from_static(WORKSPACE_HEADER),
+                HeaderName::from_static("idempotency-key"),
+            ])
+            .expose_headers([header::RETRY_AFTER]),
+    )
+}
+
+/// The whole HTTP surface of the control plane.
+pub fn router(state: AppState) -> Router {
+    let v1 = v1().layer(middleware::from_fn_with_state(
+        state.clone(),
+        rate_limit::limit,
+    ));
+    let router = Router::new()
         .route("/", get(dashboard::page))
         .route("/healthz", get(health::healthz))
         .route("/readyz", get(health::readyz))
         .route("/metrics", get(health::metrics))
+        .route("/openapi.json", get(not_yet_implemented))
+        .route("/docs", get(not_yet_implemented))
         .nest("/v1", v1)
         .layer(DefaultBodyLimit::max(BODY_LIMIT_BYTES))
         .layer(middleware::from_fn_with_state(
             state.clone(),
             count_requests,
-        ))
-        .with_state(state)
+        ));
+    let router = match cors(&state.cors_allowed_origins) {
+        Some(layer) => router.layer(layer),
+        None => router,
+    };
+    router.with_state(state)
 }
 
 async fn not_found() -> problem::Problem {
@@ -86,6 +200,16 @@ async fn not_found() -> problem::Problem {
         axum::http::StatusCode::NOT_FOUND,
         "Not found",
         "no such endpoint",
+    )
+}
+
+/// 501 for the parts of the API that are planned but not built yet (providers, webhooks,
+/// analytics, the OpenAPI document): a clear answer rather than a silent 404.
+async fn not_yet_implemented() -> problem::Problem {
+    problem::Problem::new(
+        axum::http::StatusCode::NOT_IMPLEMENTED,
+        "Not implemented",
+        "this part of the API is not available yet",
     )
 }
 

@@ -107,3 +107,19 @@ pub(super) async fn patch(
         .await?;
     Ok(Json(number.into()))
 }
+
+pub(super) async fn delete(
+    State(state): State<AppState>,
+    caller: Caller,
+    Path(id): Path<String>,
+) -> Result<StatusCode, Problem> {
+    caller.require(Role::Editor)?;
+    if !is_uuid(&id) {
+        return Err(Problem::not_found());
+    }
+    state
+        .store
+        .delete_number(&caller.scope, &caller.actor, &id)
+        .await?;
+    Ok(StatusCode::NO_CONTENT)
+}

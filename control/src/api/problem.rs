@@ -116,6 +116,7 @@ impl From<StoreError> for Problem {
             StoreError::Conflict(message) => {
                 Problem::new(StatusCode::CONFLICT, "Conflict", message)
             }
+            StoreError::Forbidden(message) => Problem::forbidden(message),
             StoreError::InvalidReference { field, message } => {
                 Problem::invalid(vec![FieldError::new(field, message)])
             }

@@ -155,4 +155,55 @@ impl Store {
         self.notify_config_changed(version);
         self.agent(scope, id).await
     }
+
+    /// Deletes an agent and tells edges; refused while a number still routes to it.
+    pub async fn delete_agent(
+        &self,
+        scope: &WorkspaceScope,
+        actor: &str,
+        id: &str,
+    ) -> Result<(), StoreError> {
+        let version = retry(|| async {
+            let mut tx = self.pool().begin().await?;
+            let routed: Option<String> = sqlx::query_scalar(
+                "SELECT number FROM phone_numbers WHERE workspace_id = $1 AND agent_id = $2 LIMIT 1",
+            )
+            .bind(&scope.workspace_id)
+            .bind(id)
+            .fetch_optional(&mut *tx)
+            .await?;
+            let deleted = sqlx::query("DELETE FROM agents WHERE workspace_id = $1 AND id = $2 AND NOT EXISTS (SELECT 1 FROM phone_numbers WHERE agent_id = $2)")
+                .bind(&scope.workspace_id)
+                .bind(id)
+                .execute(&mut *tx)
+                .await?
+                .rows_affected();
+            if deleted == 0 {
+                return Err(match routed {
+                    Some(number) => StoreError::Conflict(format!(
+                        "number {number} routes to this agent; route it elsewhere or delete it first"
+                    )),
+                    None => StoreError::NotFound,
+                });
+            }
+            insert_audit(
+                &mut *tx,
+                scope,
+                AuditEntry {
+                    actor,
+                    action: "agent.deleted",
+                    resource_type: "agent",
+                    resource_id: id,
+                    detail: serde_json::json!({}),
+                },
+            )
+            .await?;
+            let version = bump_config_version(&mut tx).await?;
+            tx.commit().await?;
+            Ok(version)
+        })
+        .await?;
+        self.notify_config_changed(version);
+        Ok(())
+    }
 }

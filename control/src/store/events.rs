@@ -23,12 +23,15 @@ pub struct StoredEvent {
 #[derive(Debug, Clone, Serialize)]
 pub struct CallRecord {
     pub id: String,
+    /// The edge carrying (or that carried) the call.
+    pub edge_id: Option<String>,
     pub direction: String,
     pub from_number: Option<String>,
     pub to_number: Option<String>,
     pub agent_id: Option<String>,
     pub status: String,
     pub started_at_ms: i64,
+    pub answered_at_ms: Option<i64>,
     pub ended_at_ms: Option<i64>,
     pub end_reason: Option<String>,
 }
@@ -102,30 +105,11 @@ impl Store {
         scope: &WorkspaceScope,
         limit: i64,
     ) -> Result<Vec<CallRecord>, StoreError> {
-        let rows = sqlx::query(
-            "SELECT id, direction, from_number, to_number, agent_id, status, started_at_ms, \
-             ended_at_ms, end_reason FROM calls WHERE workspace_id = $1 \
-             ORDER BY started_at_ms DESC, id DESC LIMIT $2",
-        )
-        .bind(&scope.workspace_id)
-        .bind(limit)
-        .fetch_all(self.pool())
-        .await?;
-        rows.iter()
-            .map(|r| {
-                Ok(CallRecord {
-                    id: r.try_get("id")?,
-                    direction: r.try_get("direction")?,
-                    from_number: r.try_get("from_number")?,
-                    to_number: r.try_get("to_number")?,
-                    agent_id: r.try_get("agent_id")?,
-                    status: r.try_get("status")?,
-                    started_at_ms: r.try_get("started_at_ms")?,
-                    ended_at_ms: r.try_get("ended_at_ms")?,
-                    end_reason: r.try_get("end_reason")?,
-                })
-            })
-            .collect()
+        let filter = super::CallFilter {
+            limit,
+            ..Default::default()
+        };
+        Ok(self.call_page(scope, &filter).await?.calls)
     }
 
     /// How many events are stored for the scoped workspace (all calls).

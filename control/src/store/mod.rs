@@ -7,12 +7,17 @@
 //! tenant: there is no function that reads an agent or number without one.
 
 mod agents;
+mod api_keys;
+mod audit;
+mod calls;
 mod edges;
 mod events;
 mod identity;
+mod members;
 mod migrate;
 mod numbers;
 mod snapshot;
+mod workspaces;
 
 use std::future::Future;
 use std::time::Duration;
@@ -23,10 +28,15 @@ use thiserror::Error;
 use tokio::sync::watch;
 
 pub use agents::Agent;
+pub use api_keys::ApiKeyInfo;
+pub use audit::AuditRecord;
+pub use calls::{CallFilter, CallPage, IdempotencyClaim, NewOutboundCall};
 pub use edges::{EdgeRecord, EdgeRegistration};
 pub use events::{CallRecord, StoredEvent};
 pub use identity::{ApiKeyIdentity, NewApiKey, Role};
+pub use members::Member;
 pub use numbers::PhoneNumber;
+pub use workspaces::{UserCredentials, Workspace};
 
 /// Why a store operation failed, in terms a handler can map to a response.
 #[derive(Debug, Error)]
@@ -37,6 +47,8 @@ pub enum StoreError {
     NotFound,
     #[error("conflict: {0}")]
     Conflict(String),
+    #[error("forbidden: {0}")]
+    Forbidden(String),
     #[error("{field}: {message}")]
     InvalidReference {
         field: &'static str,

@@ -166,6 +166,48 @@ impl Store {
 }
 
 impl Store {
+    /// Deletes a number and tells edges, which stop answering it.
+    pub async fn delete_number(
+        &self,
+        scope: &WorkspaceScope,
+        actor: &str,
+        id: &str,
+    ) -> Result<(), StoreError> {
+        let version = retry(|| async {
+            let mut tx = self.pool().begin().await?;
+            let deleted =
+                sqlx::query("DELETE FROM phone_numbers WHERE workspace_id = $1 AND id = $2")
+                    .bind(&scope.workspace_id)
+                    .bind(id)
+                    .execute(&mut *tx)
+                    .await?
+                    .rows_affected();
+            if deleted == 0 {
+                return Err(StoreError::NotFound);
+            }
+            insert_audit(
+                &mut *tx,
+                scope,
+                AuditEntry {
+                    actor,
+                    action: "phone_number.deleted",
+                    resource_type: "phone_number",
+                    resource_id: id,
+                    detail: serde_json::json!({}),
+                },
+            )
+            .await?;
+            let version = bump_config_version(&mut tx).await?;
+            tx.commit().await?;
+            Ok(version)
+        })
+        .await?;
+        self.notify_config_changed(version);
+        Ok(())
+    }
+}
+
+impl Store {
     /// The number `number` in whichever workspace routes it: for the edge-independent dev setup
     /// and routing diagnostics, never for serving a customer's request.
     pub async fn find_routed_number(

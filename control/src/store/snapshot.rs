@@ -67,6 +67,8 @@ impl Store {
             region: region.to_owned(),
             numbers,
             agents,
+            // Trunks join the snapshot with the providers API.
+            providers: Vec::new(),
         })
     }
 }

@@ -10,12 +10,20 @@ use std::future::Future;
 use std::path::Path;
 use std::time::Duration;
 
-use freya_control::config::{ControlConfig, DatabaseConfig, EdgesConfig, GrpcConfig, HttpConfig};
+use freya_control::config::{
+    AuthConfig, ControlConfig, DatabaseConfig, EdgesConfig, GrpcConfig, HttpConfig, RateLimitConfig,
+};
 use freya_edge::config::{ControlLinkConfig, EdgeHttpConfig, RtpConfig, SipConfig};
 use freya_edge::EdgeConfig;
 use sqlx::Connection;
 
+pub mod http;
+
 pub const SECRET: &str = "test-shared-secret-0123456789";
+/// The JWT signing secret of test control planes.
+pub const JWT_SECRET: &str = "test-jwt-secret-0123456789abcdef0123456789";
+/// The credential-encryption key of test control planes (32 bytes in hex).
+pub const ENCRYPTION_KEY: &str = "000102030405060708090a0b0c0d0e0f101112131415161718191a1b1c1d1e1f";
 
 /// Which engine a test runs on.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
@@ -88,6 +96,7 @@ pub fn control_config(db_url: &str) -> ControlConfig {
     ControlConfig {
         http: HttpConfig {
             addr: "127.0.0.1:0".into(),
+            cors_allowed_origins: Vec::new(),
         },
         grpc: GrpcConfig {
             addr: "127.0.0.1:0".into(),
@@ -102,6 +111,17 @@ pub fn control_config(db_url: &str) -> ControlConfig {
             heartbeat_interval_ms: 200,
             offline_after_ms: 2_000,
             config_poll_ms: 200,
+        },
+        auth: AuthConfig {
+            jwt_secret: JWT_SECRET.into(),
+            token_ttl_seconds: 600,
+            encryption_key: ENCRYPTION_KEY.into(),
+        },
+        // Generous: tests that exercise the limits set their own.
+        rate_limits: RateLimitConfig {
+            per_key_per_minute: 60_000,
+            per_ip_per_minute: 60_000,
+            burst: 10_000,
         },
     }
 }

@@ -58,6 +58,7 @@ mod tests {
                 workspace_id: "w".into(),
                 spec: serde_json::from_str(r#"{"name":"Demo"}"#).expect("agent"),
             }],
+            providers: Vec::new(),
         }
     }
 

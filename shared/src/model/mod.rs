@@ -6,6 +6,7 @@ pub mod agent;
 pub mod call;
 pub mod edge;
 pub mod number;
+pub mod provider;
 
 use serde::{Deserialize, Serialize};
 
@@ -13,6 +14,7 @@ pub use agent::AgentSpec;
 pub use call::{CallEvent, CallEventKind};
 pub use edge::{EdgeHealth, EdgeStatus};
 pub use number::PhoneNumberSpec;
+pub use provider::{SipTransport, SipTrunkSpec};
 
 /// One problem with one field of a submitted document (`field` is a dotted JSON path).
 #[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]

@@ -1,0 +1,64 @@
+//! `GET /v1/audit-log`: who changed what in the workspace and when, newest first, paged with
+//! an opaque cursor. Admins and owners read it.
+
+use axum::extract::State;
+use axum::Json;
+use serde::{Deserialize, Serialize};
+
+use super::auth::Caller;
+use super::problem::Problem;
+use super::query::{decode_cursor, encode_cursor, page_limit, StrictQuery};
+use super::{AppState, List};
+use crate::store::{AuditRecord, Role};
+use freya_shared::ids::rfc3339;
+
+/// An audit entry as the API shows it.
+#[derive(Serialize)]
+pub struct AuditView {
+    id: String,
+    actor: String,
+    action: String,
+    resource_type: String,
+    resource_id: String,
+    detail: serde_json::Value,
+    at: String,
+}
+
+impl From<AuditRecord> for AuditView {
+    fn from(a: AuditRecord) -> Self {
+        Self {
+            id: a.id,
+            actor: a.actor,
+            action: a.action,
+            resource_type: a.resource_type,
+            resource_id: a.resource_id,
+            detail: a.detail,
+            at: rfc3339(a.at_ms),
+        }
+    }
+}
+
+/// The parameters of `GET /v1/audit-log`.
+#[derive(Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct AuditQuery {
+    cursor: Option<String>,
+    limit: Option<u32>,
+}
+
+pub(super) async fn list(
+    State(state): State<AppState>,
+    caller: Caller,
+    StrictQuery(q): StrictQuery<AuditQuery>,
+) -> Result<Json<List<AuditView>>, Problem> {
+    caller.require(Role::Admin)?;
+    let before = q.cursor.as_deref().map(decode_cursor).transpose()?;
+    let (entries, next) = state
+        .store
+        .audit_page(&caller.scope, before, page_limit(q.limit)?)
+        .await?;
+    Ok(Json(List {
+        data: entries.into_iter().map(Into::into).collect(),
+        next_cursor: next.map(|(at, id)| encode_cursor(at, &id)),
+    }))
+}

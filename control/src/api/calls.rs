@@ -1,0 +1,422 @@
+//! `/v1/calls`: the call log (filtered, cursor-paged), one call with its events and transcript,
+//! hanging up a live call, and placing an outbound call through an online edge of the calling
+//! number's region. `POST /v1/calls` honours `Idempotency-Key`: the same key with the same body
+//! answers the stored response again (marked `Idempotent-Replayed: true`); with another body, 422.
+
+use axum::body::Bytes;
+use axum::extract::{Path, State};
+use axum::http::{HeaderMap, HeaderValue, StatusCode};
+use axum::response::{IntoResponse, Response};
+use axum::Json;
+use serde::{Deserialize, Serialize};
+use sha2::{Digest, Sha256};
+
+use super::auth::Caller;
+use super::json::strict_from_value;
+use super::problem::Problem;
+use super::query::{decode_cursor, encode_cursor, page_limit, parse_time, StrictQuery};
+use super::{AppState, List};
+use crate::store::{CallFilter, CallRecord, IdempotencyClaim, NewOutboundCall, Role, StoredEvent};
+use freya_proto::v1::{edge_command::Command, EdgeCommand, HangupCall, PlaceCall};
+use freya_shared::ids::{is_uuid, new_id, rfc3339};
+use freya_shared::model::{EdgeStatus, FieldError, PhoneNumberSpec};
+
+/// A call as the API shows it.
+#[derive(Serialize)]
+pub struct CallView {
+    id: String,
+    direction: String,
+    from: Option<String>,
+    to: Option<String>,
+    agent_id: Option<String>,
+    edge_id: Option<String>,
+    status: String,
+    started_at: String,
+    answered_at: Option<String>,
+    ended_at: Option<String>,
+    end_reason: Option<String>,
+}
+
+impl From<CallRecord> for CallView {
+    fn from(c: CallRecord) -> Self {
+        Self {
+            id: c.id,
+            direction: c.direction,
+            from: c.from_number,
+            to: c.to_number,
+            agent_id: c.agent_id,
+            edge_id: c.edge_id,
+            status: c.status,
+            started_at: rfc3339(c.started_at_ms),
+            answered_at: c.answered_at_ms.map(rfc3339),
+            ended_at: c.ended_at_ms.map(rfc3339),
+            end_reason: c.end_reason,
+        }
+    }
+}
+
+/// An event of a call.
+#[derive(Serialize)]
+pub struct EventView {
+    id: String,
+    kind: String,
+    at: String,
+    payload: serde_json::Value,
+}
+
+/// One call in full.
+#[derive(Serialize)]
+pub struct CallDetail {
+    #[serde(flatten)]
+    call: CallView,
+    events: Vec<EventView>,
+    /// The `call.transcript` events' payloads, in order, each with its time.
+    transcript: Vec<serde_json::Value>,
+}
+
+/// The filters of `GET /v1/calls`.
+#[derive(Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct CallQuery {
+    from: Option<String>,
+    to: Option<String>,
+    number: Option<String>,
+    agent_id: Option<String>,
+    status: Option<String>,
+    direction: Option<String>,
+    cursor: Option<String>,
+    limit: Option<u32>,
+}
+
+/// `POST /v1/calls`.
+#[derive(Deserialize)]
+pub struct PlaceCallRequest {
+    /// One of the workspace's numbers, as written on it (`+15551234567`).
+    from: String,
+    /// Whom to call (E.164).
+    to: String,
+    /// The agent that talks; the `from` number's agent when absent.
+    #[serde(default)]
+    agent_id: Option<String>,
+}
+
+const STATUSES: [&str; 5] = ["queued", "ringing", "in_progress", "ended", "failed"];
+
+pub(super) async fn list(
+    State(state): State<AppState>,
+    caller: Caller,
+    StrictQuery(q): StrictQuery<CallQuery>,
+) -> Result<Json<List<CallView>>, Problem> {
+    if let Some(status) = q.status.as_deref().filter(|s| !STATUSES.contains(s)) {
+        return Err(super::query::bad_parameter(
+            "status",
+            &format!("`{status}` is not one of {}", STATUSES.join(", ")),
+        ));
+    }
+    if let Some(d) = q
+        .direction
+        .as_deref()
+        .filter(|d| !["inbound", "outbound"].contains(d))
+    {
+        return Err(super::query::bad_parameter(
+            "direction",
+            &format!("`{d}` is not inbound or outbound"),
+        ));
+    }
+    let filter = CallFilter {
+        from_ms: q
+            .from
+            .as_deref()
+            .map(|t| parse_time("from", t))
+            .transpose()?,
+        to_ms: q.to.as_deref().map(|t| parse_time("to", t)).transpose()?,
+        number: q.number,
+        agent_id: q.agent_id,
+        status: q.status,
+        direction: q.direction,
+        after: q.cursor.as_deref().map(decode_cursor).transpose()?,
+        limit: page_limit(q.limit)?,
+    };
+    let page = state.store.call_page(&caller.scope, &filter).await?;
+    Ok(Json(List {
+        data: page.calls.into_iter().map(Into::into).collect(),
+        next_cursor: page.next.map(|(at, id)| encode_cursor(at, &id)),
+    }))
+}
+
+pub(super) async fn get(
+    State(state): State<AppState>,
+    caller: Caller,
+    Path(id): Path<String>,
+) -> Result<Json<CallDetail>, Problem> {
+    if !is_uuid(&id) {
+        return Err(Problem::not_found());
+    }
+    let call = state.store.call(&caller.scope, &id).await?;
+    let events = state.store.call_events(&caller.scope, &id).await?;
+    let transcript = events
+        .iter()
+        .filter(|e| e.kind == "call.transcript")
+        .map(|e| {
+            let mut line = e.payload.clone();
+            if let Some(object) = line.as_object_mut() {
+                object.insert("at".into(), rfc3339(e.at_ms).into());
+            }
+            line
+        })
+        .collect();
+    Ok(Json(CallDetail {
+        call: call.into(),
+        events: events.into_iter().map(event_view).collect(),
+        transcript,
+    }))
+}
+
+fn event_view(e: StoredEvent) -> EventView {
+    EventView {
+        id: e.id,
+        kind: e.kind,
+        at: rfc3339(e.at_ms),
+        payload: e.payload,
+    }
+}
+
+fn unavailable(detail: impl Into<String>) -> Problem {
+    Problem::new(
+        StatusCode::SERVICE_UNAVAILABLE,
+        "Service unavailable",
+        detail,
+    )
+}
+
+pub(super) async fn hangup(
+    State(state): State<AppState>,
+    caller: Caller,
+    Path(id): Path<String>,
+) -> Result<(StatusCode, Json<CallView>), Problem> {
+    caller.require(Role::Editor)?;
+    if !is_uuid(&id) {
+        return Err(Problem::not_found());
+    }
+    let call = state.store.call(&caller.scope, &id).await?;
+    if call.ended_at_ms.is_some() {
+        return Err(Problem::new(
+            StatusCode::CONFLICT,
+            "Conflict",
+            "the call has already ended",
+        ));
+    }
+    let edge_id = call.edge_id.clone().unwrap_or_default();
+    let command = EdgeCommand {
+        id: new_id(),
+        command: Some(Command::HangupCall(HangupCall {
+            call_id: call.id.clone(),
+        })),
+    };
+    state
+        .commands
+        .send(&edge_id, command)
+        .await
+        .map_err(|e| unavailable(e.to_string()))?;
+    Ok((StatusCode::ACCEPTED, Json(call.into())))
+}
+
+fn request_hash(body: &serde_json::Value) -> String {
+    // serde_json's maps are sorted, so equal documents serialize equally.
+    hex::encode(Sha256::digest(body.to_string().as_bytes()))
+}
+
+pub(super) async fn place(
+    State(state): State<AppState>,
+    caller: Caller,
+    headers: HeaderMap,
+    body: Bytes,
+) -> Result<Response, Problem> {
+    caller.require(Role::Editor)?;
+    let document = super::json::parse_body(&headers, &body)?;
+    let key = headers
+        .get("idempotency-key")
+        .map(|v| v.to_str().map(str::trim).map(str::to_owned))
+        .transpose()
+        .ok()
+        .flatten()
+        .filter(|k| (1..=255).contains(&k.len()));
+    if headers.contains_key("idempotency-key") && key.is_none() {
+        return Err(Problem::new(
+            StatusCode::BAD_REQUEST,
+            "Invalid Idempotency-Key",
+            "the Idempotency-Key header must be 1-255 visible characters",
+        ));
+    }
+    let Some(key) = key else {
+        let request = strict_from_value(document)?;
+        let (status, view) = place_call(&state, &caller, request).await?;
+        return Ok((status, Json(view)).into_response());
+    };
+    match state
+        .store
+        .claim_idempotency_key(&caller.scope, &key, &request_hash(&document))
+        .await?
+    {
+        IdempotencyClaim::Replay { status, body } => {
+            let status = StatusCode::from_u16(status).unwrap_or(StatusCode::OK);
+            let mut response = (
+                status,
+                [(axum::http::header::CONTENT_TYPE, "application/json")],
+                body,
+            )
+                .into_response();
+            response
+                .headers_mut()
+                .insert("idempotent-replayed", HeaderValue::from_static("true"));
+            return Ok(response);
+        }
+        IdempotencyClaim::Mismatch => {
+            return Err(Problem::new(
+                StatusCode::UNPROCESSABLE_ENTITY,
+                "Idempotency-Key reused",
+                "this Idempotency-Key was used with a different request body",
+            ))
+        }
+        IdempotencyClaim::InProgress => {
+            return Err(Problem::new(
+                StatusCode::CONFLICT,
+                "Request in progress",
+                "a request with this Idempotency-Key is still running; retry later",
+            ))
+        }
+        IdempotencyClaim::Claimed => {}
+    }
+    let outcome = match strict_from_value(document) {
+        Ok(request) => place_call(&state, &caller, request).await,
+        Err(problem) => Err(problem),
+    };
+    match outcome {
+        Ok((status, view)) => {
+            let text = serde_json::to_string(&view).unwrap_or_default();
+            state
+                .store
+                .complete_idempotency_key(&caller.scope, &key, status.as_u16(), &text)
+                .await?;
+            Ok((
+                status,
+                [(axum::http::header::CONTENT_TYPE, "application/json")],
+                text,
+            )
+                .into_response())
+        }
+        Err(problem) => {
+            // Nothing was done: let a corrected or later retry with the same key run.
+            state
+                .store
+                .release_idempotency_key(&caller.scope, &key)
+                .await?;
+            Err(problem)
+        }
+    }
+}
+
+async fn place_call(
+    state: &AppState,
+    caller: &Caller,
+    request: PlaceCallRequest,
+) -> Result<(StatusCode, CallView), Problem> {
+    let probe = PhoneNumberSpec {
+        number: request.to.clone(),
+        region: None,
+        agent_id: new_id(),
+    };
+    if !request.to.starts_with('+') || !probe.validate().is_empty() {
+        return Err(Problem::invalid(vec![FieldError::new(
+            "to",
+            "must be an E.164 number (`+` followed by 2-15 digits)",
+        )]));
+    }
+    let number = state
+        .store
+        .numbers(&caller.scope)
+        .await?
+        .into_iter()
+        .find(|n| n.spec.number == request.from)
+        .ok_or_else(|| {
+            Problem::invalid(vec![FieldError::new(
+                "from",
+                format!("{} is not a number of this workspace", request.from),
+            )])
+        })?;
+    let agent_id = match request.agent_id {
+        Some(id) => {
+            if !is_uuid(&id) || state.store.agent(&caller.scope, &id).await.is_err() {
+                return Err(Problem::invalid(vec![FieldError::new(
+                    "agent_id",
+                    format!("no agent {id} in this workspace"),
+                )]));
+            }
+            id
+        }
+        None => number.spec.agent_id.clone(),
+    };
+    let mut edges: Vec<_> = state
+        .store
+        .edges(state.offline_after_ms)
+        .await?
+        .into_iter()
+        .filter(|e| e.status == EdgeStatus::Online && e.active_calls < e.capacity)
+        .filter(|e| number.spec.region.as_ref().is_none_or(|r| *r == e.region))
+        .collect();
+    // Most headroom first.
+    edges.sort_by_key(|e| e.capacity.saturating_sub(e.active_calls));
+    edges.reverse();
+    let region = number.spec.region.as_deref().unwrap_or("any region");
+    let call_id = new_id();
+    let mut recorded = false;
+    for edge in edges {
+        let call = NewOutboundCall {
+            id: call_id.clone(),
+            edge_id: edge.id.clone(),
+            from_number: number.spec.number.clone(),
+            to_number: request.to.clone(),
+            agent_id: agent_id.clone(),
+        };
+        if recorded {
+            state
+                .store
+                .move_call_to_edge(&caller.scope, &call_id, &edge.id)
+                .await?;
+        } else {
+            state
+                .store
+                .create_outbound_call(&caller.scope, &caller.actor, &call)
+                .await?;
+            recorded = true;
+        }
+        let command = EdgeCommand {
+            id: new_id(),
+            command: Some(Command::PlaceCall(PlaceCall {
+                call_id: call_id.clone(),
+                workspace_id: caller.scope.workspace_id.clone(),
+                from: call.from_number,
+                to: call.to_number,
+                agent_id: call.agent_id,
+            })),
+        };
+        match state.commands.send(&edge.id, command).await {
+            Ok(()) => {
+                let record = state.store.call(&caller.scope, &call_id).await?;
+                return Ok((StatusCode::ACCEPTED, record.into()));
+            }
+            Err(e) => {
+                tracing::warn!(edge = %edge.id, error = %e, "edge cannot take the call; trying another")
+            }
+        }
+    }
+    if recorded {
+        state
+            .store
+            .fail_call(&caller.scope, &call_id, "no_edge_reachable")
+            .await?;
+    }
+    Err(unavailable(format!(
+        "no online edge in {region} is connected to this control plane; try again shortly"
+    )))
+}

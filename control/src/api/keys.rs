@@ -1,0 +1,122 @@
+//! `/v1/workspaces/{id}/api-keys`: admins issue keys (the secret is in the response once and
+//! never again), list them by prefix and revoke them. A key never gets a role above its
+//! issuer's, so an admin cannot mint an owner.
+
+use axum::extract::{Path, State};
+use axum::http::StatusCode;
+use axum::Json;
+use serde::{Deserialize, Serialize};
+
+use super::auth::Caller;
+use super::json::StrictJson;
+use super::problem::Problem;
+use super::{AppState, List};
+use crate::store::{ApiKeyInfo, Role};
+use freya_shared::ids::{is_uuid, rfc3339};
+use freya_shared::model::FieldError;
+
+/// `POST /v1/workspaces/{id}/api-keys`.
+#[derive(Deserialize)]
+pub struct NewKey {
+    name: String,
+    role: Role,
+}
+
+/// The one response that holds a key's secret.
+#[derive(Serialize)]
+pub struct CreatedKey {
+    id: String,
+    key: String,
+    prefix: String,
+    name: String,
+    role: Role,
+}
+
+/// A key as listed.
+#[derive(Serialize)]
+pub struct KeyView {
+    id: String,
+    name: String,
+    prefix: String,
+    role: Role,
+    created_at: String,
+    last_used_at: Option<String>,
+    revoked_at: Option<String>,
+}
+
+impl From<ApiKeyInfo> for KeyView {
+    fn from(k: ApiKeyInfo) -> Self {
+        Self {
+            id: k.id,
+            name: k.name,
+            prefix: k.prefix,
+            role: k.role,
+            created_at: rfc3339(k.created_at_ms),
+            last_used_at: k.last_used_at_ms.map(rfc3339),
+            revoked_at: k.revoked_at_ms.map(rfc3339),
+        }
+    }
+}
+
+pub(super) async fn create(
+    State(state): State<AppState>,
+    caller: Caller,
+    StrictJson(body): StrictJson<NewKey>,
+) -> Result<(StatusCode, Json<CreatedKey>), Problem> {
+    caller.require(Role::Admin)?;
+    let name = body.name.trim().to_owned();
+    if name.is_empty() || name.chars().count() > 100 {
+        return Err(Problem::invalid(vec![FieldError::new(
+            "name",
+            "must be 1-100 characters",
+        )]));
+    }
+    if body.role > caller.role {
+        return Err(Problem::invalid(vec![FieldError::new(
+            "role",
+            format!(
+                "cannot exceed the caller's own role `{}`",
+                caller.role.as_str()
+            ),
+        )]));
+    }
+    let key = state
+        .store
+        .issue_api_key(&caller.scope, &caller.actor, &name, body.role)
+        .await?;
+    Ok((
+        StatusCode::CREATED,
+        Json(CreatedKey {
+            id: key.id,
+            key: key.key,
+            prefix: key.prefix,
+            name,
+            role: body.role,
+        }),
+    ))
+}
+
+pub(super) async fn list(
+    State(state): State<AppState>,
+    caller: Caller,
+) -> Result<Json<List<KeyView>>, Problem> {
+    caller.require(Role::Admin)?;
+    let keys = state.store.api_keys(&caller.scope).await?;
+    Ok(Json(List::of(keys.into_iter().map(Into::into).collect())))
+}
+
+pub(super) async fn revoke(
+    State(state): State<AppState>,
+    caller: Caller,
+    Path((_, key_id)): Path<(String, String)>,
+) -> Result<StatusCode, Problem> {
+    caller.require(Role::Admin)?;
+    if !is_uuid(&key_id) {
+        return Err(Problem::not_found());
+    }
+    state
+        .store
+        .revoke_api_key(&caller.scope, &caller.actor, &key_id)
+        .await?;
+    Ok(StatusCode::NO_CONTENT)
+}

@@ -1,0 +1,220 @@
+//! `/v1/workspaces`: a person creates workspaces (becoming their owner) and lists their own;
+//! members of a workspace read it, admins rename it and manage its members, owners delete it.
+//! Only an owner may make or unmake an owner, and the last owner stays.
+
+use axum::extract::{Path, State};
+use axum::http::StatusCode;
+use axum::Json;
+use serde::{Deserialize, Serialize};
+
+use super::auth::{Caller, Person};
+use super::json::StrictJson;
+use super::problem::Problem;
+use super::{AppState, List};
+use crate::store::{Member, Role, Workspace};
+use freya_shared::ids::{is_uuid, rfc3339};
+use freya_shared::model::FieldError;
+
+/// A workspace as the API shows it.
+#[derive(Serialize)]
+pub struct WorkspaceView {
+    id: String,
+    name: String,
+    #[serde(skip_serializing_if = "Option::is_none")]
+    role: Option<Role>,
+    created_at: String,
+    updated_at: String,
+}
+
+impl From<Workspace> for WorkspaceView {
+    fn from(w: Workspace) -> Self {
+        Self {
+            id: w.id,
+            name: w.name,
+            role: w.role,
+            created_at: rfc3339(w.created_at_ms),
+            updated_at: rfc3339(w.updated_at_ms),
+        }
+    }
+}
+
+/// A member as the API shows it.
+#[derive(Serialize)]
+pub struct MemberView {
+    user_id: String,
+    email: String,
+    name: String,
+    role: Role,
+    added_at: String,
+}
+
+impl From<Member> for MemberView {
+    fn from(m: Member) -> Self {
+        Self {
+            user_id: m.user_id,
+            email: m.email,
+            name: m.name,
+            role: m.role,
+            added_at: rfc3339(m.created_at_ms),
+        }
+    }
+}
+
+/// `POST /v1/workspaces` and `PATCH /v1/workspaces/{id}`.
+#[derive(Deserialize)]
+pub struct WorkspaceBody {
+    name: String,
+}
+
+/// `POST /v1/workspaces/{id}/members`.
+#[derive(Deserialize)]
+pub struct NewMember {
+    email: String,
+    role: Role,
+}
+
+/// `PATCH /v1/workspaces/{id}/members/{user_id}`.
+#[derive(Deserialize)]
+pub struct MemberPatch {
+    role: Role,
+}
+
+fn valid_name(name: String) -> Result<String, Problem> {
+    let trimmed = name.trim();
+    if trimmed.is_empty() || trimmed.chars().count() > 100 {
+        return Err(Problem::invalid(vec![FieldError::new(
+            "name",
+            "must be 1-100 characters",
+        )]));
+    }
+    Ok(trimmed.to_owned())
+}
+
+pub(super) async fn create(
+    State(state): State<AppState>,
+    person: Person,
+    StrictJson(body): StrictJson<WorkspaceBody>,
+) -> Result<(StatusCode, Json<WorkspaceView>), Problem> {
+    let name = valid_name(body.name)?;
+    let workspace = state
+        .store
+        .create_owned_workspace(&person.user_id, &person.actor(), &name)
+        .await?;
+    Ok((StatusCode::CREATED, Json(workspace.into())))
+}
+
+pub(super) async fn list(
+    State(state): State<AppState>,
+    person: Person,
+) -> Result<Json<List<WorkspaceView>>, Problem> {
+    let workspaces = state.store.workspaces_of(&person.user_id).await?;
+    Ok(Json(List::of(
+        workspaces.into_iter().map(Into::into).collect(),
+    )))
+}
+
+pub(super) async fn get(
+    State(state): State<AppState>,
+    caller: Caller,
+) -> Result<Json<WorkspaceView>, Problem> {
+    let mut workspace = state.store.workspace(&caller.scope).await?;
+    workspace.role = Some(caller.role);
+    Ok(Json(workspace.into()))
+}
+
+pub(super) async fn rename(
+    State(state): State<AppState>,
+    caller: Caller,
+    StrictJson(body): StrictJson<WorkspaceBody>,
+) -> Result<Json<WorkspaceView>, Problem> {
+    caller.require(Role::Admin)?;
+    let name = valid_name(body.name)?;
+    let mut workspace = state
+        .store
+        .rename_workspace(&caller.scope, &caller.actor, &name)
+        .await?;
+    workspace.role = Some(caller.role);
+    Ok(Json(workspace.into()))
+}
+
+pub(super) async fn delete(
+    State(state): State<AppState>,
+    caller: Caller,
+) -> Result<StatusCode, Problem> {
+    caller.require(Role::Owner)?;
+    state
+        .store
+        .delete_workspace(&caller.scope, &caller.actor)
+        .await?;
+    Ok(StatusCode::NO_CONTENT)
+}
+
+pub(super) async fn members(
+    State(state): State<AppState>,
+    caller: Caller,
+) -> Result<Json<List<MemberView>>, Problem> {
+    let members = state.store.members(&caller.scope).await?;
+    Ok(Json(List::of(
+        members.into_iter().map(Into::into).collect(),
+    )))
+}
+
+pub(super) async fn add_member(
+    State(state): State<AppState>,
+    caller: Caller,
+    StrictJson(body): StrictJson<NewMember>,
+) -> Result<(StatusCode, Json<MemberView>), Problem> {
+    caller.require(Role::Admin)?;
+    if body.role == Role::Owner {
+        caller.require(Role::Owner)?;
+    }
+    let member = state
+        .store
+        .add_member_by_email(&caller.scope, &caller.actor, body.email.trim(), body.role)
+        .await?;
+    Ok((StatusCode::CREATED, Json(member.into())))
+}
+
+pub(super) async fn change_member(
+    State(state): State<AppState>,
+    caller: Caller,
+    Path((_, user_id)): Path<(String, String)>,
+    StrictJson(body): StrictJson<MemberPatch>,
+) -> Result<Json<MemberView>, Problem> {
+    caller.require(Role::Admin)?;
+    if !is_uuid(&user_id) {
+        return Err(Problem::not_found());
+    }
+    let member = state
+        .store
+        .change_member_role(
+            &caller.scope,
+            &caller.actor,
+            &user_id,
+            body.role,
+            caller.role == Role::Owner,
+        )
+        .await?;
+    Ok(Json(member.into()))
+}
+
+pub(super) async fn remove_member(
+    State(state): State<AppState>,
+    caller: Caller,
+    Path((_, user_id)): Path<(String, String)>,
+) -> Result<StatusCode, Problem> {
+    caller.require(Role::Admin)?;
+    if !is_uuid(&user_id) {
+        return Err(Problem::not_found());
+    }
+    state
+        .store
+        .remove_member(
+            &caller.scope,
+            &caller.actor,
+            &user_id,
+            caller.role == Role::Owner,
+        )
+        .await?;
+    Ok(StatusCode::NO_CONTENT)
+}

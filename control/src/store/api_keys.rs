@@ -1,0 +1,117 @@
+//! API keys as admins manage them: issued (the secret shown once), listed by prefix, revoked.
+//! Every request looks its key up again (there is no cache), so a revoked key stops working on
+//! the very next request.
+
+use serde::Serialize;
+use sqlx::Row;
+
+use super::identity::{insert_audit, AuditEntry};
+use super::{retry, NewApiKey, Role, Store, StoreError, WorkspaceScope};
+use freya_shared::ids::now_ms;
+
+/// A key as listed: never its secret.
+#[derive(Debug, Clone, Serialize)]
+pub struct ApiKeyInfo {
+    pub id: String,
+    pub name: String,
+    pub prefix: String,
+    pub role: Role,
+    pub created_at_ms: i64,
+    pub last_used_at_ms: Option<i64>,
+    pub revoked_at_ms: Option<i64>,
+}
+
+impl Store {
+    /// Issues a key in the scoped workspace and records who did.
+    pub async fn issue_api_key(
+        &self,
+        scope: &WorkspaceScope,
+        actor: &str,
+        name: &str,
+        role: Role,
+    ) -> Result<NewApiKey, StoreError> {
+        let key = self.create_api_key(scope, name, role).await?;
+        insert_audit(
+            self.pool(),
+            scope,
+            AuditEntry {
+                actor,
+                action: "api_key.created",
+                resource_type: "api_key",
+                resource_id: &key.id,
+                detail: serde_json::json!({"name": name, "role": role.as_str(), "prefix": key.prefix}),
+            },
+        )
+        .await?;
+        Ok(key)
+    }
+
+    /// The scoped workspace's keys, revoked ones included, oldest first.
+    pub async fn api_keys(&self, scope: &WorkspaceScope) -> Result<Vec<ApiKeyInfo>, StoreError> {
+        let rows = sqlx::query(
+            "SELECT id, name, prefix, role, created_at_ms, last_used_at_ms, revoked_at_ms \
+             FROM api_keys WHERE workspace_id = $1 ORDER BY id",
+        )
+        .bind(&scope.workspace_id)
+        .fetch_all(self.pool())
+        .await?;
+        rows.iter()
+            .map(|r| {
+                let role: String = r.try_get("role")?;
+                Ok(ApiKeyInfo {
+                    id: r.try_get("id")?,
+                    name: r.try_get("name")?,
+                    prefix: r.try_get("prefix")?,
+                    role: Role::parse(&role).ok_or(StoreError::Corrupt {
+                        what: "api key role",
+                        message: role,
+                    })?,
+                    created_at_ms: r.try_get("created_at_ms")?,
+                    last_used_at_ms: r.try_get("last_used_at_ms")?,
+                    revoked_at_ms: r.try_get("revoked_at_ms")?,
+                })
+            })
+            .collect()
+    }
+
+    /// Revokes a key of the scoped workspace; it fails its next request. `NotFound` for a key
+    /// that is not there or already revoked.
+    pub async fn revoke_api_key(
+        &self,
+        scope: &WorkspaceScope,
+        actor: &str,
+        id: &str,
+    ) -> Result<(), StoreError> {
+        retry(|| async {
+            let mut tx = self.pool().begin().await?;
+            let revoked = sqlx::query(
+                "UPDATE api_keys SET revoked_at_ms = $1 \
+                 WHERE workspace_id = $2 AND id = $3 AND revoked_at_ms IS NULL",
+            )
+            .bind(now_ms())
+            .bind(&scope.workspace_id)
+            .bind(id)
+            .execute(&mut *tx)
+            .await?
+            .rows_affected();
+            if revoked == 0 {
+                return Err(StoreError::NotFound);
+            }
+            insert_audit(
+                &mut *tx,
+                scope,
+                AuditEntry {
+                    actor,
+                    action: "api_key.revoked",
+                    resource_type: "api_key",
+                    resource_id: id,
+                    detail: serde_json::json!({}),
+                },
+            )
+            .await?;
+            tx.commit().await?;
+            Ok(())
+        })
+        .await
+    }
+}

@@ -1,0 +1,316 @@
+//! The call API on SQLite and PostgreSQL: the call log with its filters and cursor pages, one
+//! call with its events and transcript, and an outbound call placed through a real edge over
+//! gRPC — which today answers `call.failed` with its reason — with `Idempotency-Key` replays.
+
+mod support;
+
+use std::time::Duration;
+
+use reqwest::StatusCode;
+use serde_json::json;
+
+use freya_control::server::ControlPlane;
+use freya_control::store::WorkspaceScope;
+use freya_edge::Edge;
+use freya_shared::ids::new_id;
+use freya_shared::model::{AgentSpec, CallEvent, CallEventKind, PhoneNumberSpec};
+use support::http::{workspace_with_keys, Api};
+use support::{control_config, edge_config, eventually, Backend, TestDb, SECRET};
+
+fn event(
+    call: &str,
+    ws: &str,
+    kind: CallEventKind,
+    at_ms: i64,
+    payload: serde_json::Value,
+) -> CallEvent {
+    let mut e = CallEvent::new(call, ws, kind, payload);
+    e.at_ms = at_ms;
+    e
+}
+
+async fn the_call_log_filters_and_pages_with_a_cursor(backend: Backend) {
+    let db = TestDb::new(backend).await;
+    let control = ControlPlane::start(&control_config(&db.url))
+        .await
+        .expect("control starts");
+    let api = Api::of(&control);
+    let (ws, [_, _, _, viewer]) = workspace_with_keys(&control, "Calls").await;
+    let agent = new_id();
+    let base = 1_700_000_000_000;
+    let mut ids = Vec::new();
+    for n in 0..7_i64 {
+        let call = new_id();
+        let direction = if n % 2 == 0 { "inbound" } else { "outbound" };
+        let from = format!("+1555000000{n}");
+        control
+            .store
+            .record_call_event(
+                "edge-a",
+                &event(&call, &ws, CallEventKind::Started, base + n * 60_000,
+                    json!({"direction": direction, "from": from, "to": "+4799999999", "agent_id": agent})),
+            )
+            .await
+            .expect("event");
+        let end = if n == 3 {
+            CallEventKind::Failed
+        } else {
+            CallEventKind::Ended
+        };
+        control
+            .store
+            .record_call_event(
+                "edge-a",
+                &event(
+                    &call,
+                    &ws,
+                    end,
+                    base + n * 60_000 + 5_000,
+                    json!({"reason": "done"}),
+                ),
+            )
+            .await
+            .expect("event");
+        ids.push(call);
+    }
+    control
+        .store
+        .record_call_event(
+            "edge-a",
+            &event(
+                &ids[0],
+                &ws,
+                CallEventKind::Transcript,
+                base + 1_000,
+                json!({"speaker": "caller", "text": "hello"}),
+            ),
+        )
+        .await
+        .expect("event");
+
+    // Every call once, newest first, across pages of 3.
+    let mut seen = Vec::new();
+    let mut path = "/v1/calls?limit=3".to_owned();
+    loop {
+        let page = api.call("GET", &path, &viewer, None).await;
+        assert_eq!(page.status, StatusCode::OK, "{}", page.body);
+        for call in page.body["data"].as_array().expect("data") {
+            seen.push(call["id"].as_str().expect("id").to_owned());
+        }
+        match page.body["next_cursor"].as_str() {
+            Some(cursor) => path = format!("/v1/calls?limit=3&cursor={cursor}"),
+            None => break,
+        }
+    }
+    let mut newest_first = ids.clone();
+    newest_first.reverse();
+    assert_eq!(seen, newest_first);
+
+    let count = |q: &'static str| {
+        let api = api.clone();
+        let viewer = viewer.clone();
+        async move {
+            let page = api
+                .call("GET", &format!("/v1/calls?{q}"), &viewer, None)
+                .await;
+            assert_eq!(page.status, StatusCode::OK, "{q}: {}", page.body);
+            page.body["data"].as_array().expect("data").len()
+        }
+    };
+    assert_eq!(count("direction=outbound").await, 3);
+    assert_eq!(count("status=failed").await, 1);
+    assert_eq!(count("number=%2B15550000002").await, 1);
+    assert_eq!(
+        count("from=2023-11-14T22:15:00Z&to=2023-11-14T22:18:00Z").await,
+        3
+    );
+    let agent_q = format!("/v1/calls?agent_id={agent}");
+    assert_eq!(
+        api.call("GET", &agent_q, &viewer, None).await.body["data"]
+            .as_array()
+            .expect("data")
+            .len(),
+        7
+    );
+    for (q, field) in [
+        ("status=lost", "status"),
+        ("from=yesterday", "from"),
+        ("colour=red", "colour"),
+        ("limit=0", "limit"),
+    ] {
+        let bad = api
+            .call("GET", &format!("/v1/calls?{q}"), &viewer, None)
+            .await;
+        assert_eq!(bad.status, StatusCode::BAD_REQUEST, "{q}");
+        assert_eq!(bad.body["errors"][0]["field"], field, "{q}: {}", bad.body);
+    }
+
+    let one = api
+        .call("GET", &format!("/v1/calls/{}", ids[0]), &viewer, None)
+        .await;
+    assert_eq!(one.status, StatusCode::OK);
+    assert_eq!(one.body["status"], "ended");
+    assert_eq!(one.body["events"].as_array().expect("events").len(), 3);
+    assert_eq!(one.body["transcript"][0]["text"], "hello");
+    assert_eq!(one.body["transcript"][0]["at"], "2023-11-14T22:13:21.000Z");
+    control.stop().await;
+    db.cleanup().await;
+}
+
+async fn an_outbound_call_goes_to_an_edge_and_its_idempotency_key_replays(backend: Backend) {
+    let db = TestDb::new(backend).await;
+    let control = ControlPlane::start(&control_config(&db.url))
+        .await
+        .expect("control starts");
+    let api = Api::of(&control);
+    let (ws, [_, _, editor, _]) = workspace_with_keys(&control, "Out").await;
+    let scope = WorkspaceScope { workspace_id: ws };
+    let spec: AgentSpec = serde_json::from_value(json!({"name": "Caller"})).expect("spec");
+    let agent = control
+        .store
+        .create_agent(&scope, "t", &spec)
+        .await
+        .expect("agent");
+    control
+        .store
+        .create_number(
+            &scope,
+            "t",
+            &PhoneNumberSpec {
+                number: "+15550100".into(),
+                region: Some("local".into()),
+                agent_id: agent.id.clone(),
+            },
+        )
+        .await
+        .expect("number");
+
+    let body = json!({"from": "+15550100", "to": "+4712345678"});
+    let none_online = api
+        .send(
+            "POST",
+            "/v1/calls",
+            &editor,
+            &[("idempotency-key", "first")],
+            Some(body.clone()),
+        )
+        .await;
+    assert_eq!(
+        none_online.status,
+        StatusCode::SERVICE_UNAVAILABLE,
+        "{}",
+        none_online.body
+    );
+
+    let dir = tempfile::tempdir().expect("temp dir");
+    let edge = Edge::start(&edge_config(dir.path(), control.grpc_addr, SECRET))
+        .await
+        .expect("edge starts");
+    // The key of a request that failed is released, so the same key is retried until an edge
+    // is online and its command stream open.
+    let placed = eventually(
+        Duration::from_secs(15),
+        "an outbound call to be accepted",
+        || {
+            let api = api.clone();
+            let editor = editor.clone();
+            let body = body.clone();
+            async move {
+                let answer = api
+                    .send(
+                        "POST",
+                        "/v1/calls",
+                        &editor,
+                        &[("idempotency-key", "first")],
+                        Some(body),
+                    )
+                    .await;
+                (answer.status == StatusCode::ACCEPTED).then_some(answer)
+            }
+        },
+    )
+    .await;
+    assert_eq!(placed.body["status"], "queued", "{}", placed.body);
+    assert_eq!(placed.body["direction"], "outbound");
+    assert_eq!(placed.body["edge_id"], edge.id.as_str());
+    let id = placed.body["id"].as_str().expect("id").to_owned();
+
+    let replay = api
+        .send(
+            "POST",
+            "/v1/calls",
+            &editor,
+            &[("idempotency-key", "first")],
+            Some(body.clone()),
+        )
+        .await;
+    assert_eq!(replay.status, StatusCode::ACCEPTED);
+    assert_eq!(replay.body, placed.body);
+    assert_eq!(replay.headers["idempotent-replayed"], "true");
+    let reused = api
+        .send(
+            "POST",
+            "/v1/calls",
+            &editor,
+            &[("idempotency-key", "first")],
+            Some(json!({"from": "+15550100", "to": "+4700000000"})),
+        )
+        .await;
+    assert_eq!(reused.status, StatusCode::UNPROCESSABLE_ENTITY);
+    let bad_from = api
+        .call(
+            "POST",
+            "/v1/calls",
+            &editor,
+            Some(json!({"from": "+19999", "to": "+4712345678"})),
+        )
+        .await;
+    assert_eq!(bad_from.body["errors"][0]["field"], "from");
+
+    // The edge cannot place outbound calls yet and says so; the call record shows it.
+    let failed = eventually(
+        Duration::from_secs(10),
+        "the call to be marked failed",
+        || {
+            let api = api.clone();
+            let editor = editor.clone();
+            let path = format!("/v1/calls/{id}");
+            async move {
+                let answer = api.call("GET", &path, &editor, None).await;
+                (answer.body["status"] == "failed").then_some(answer.body)
+            }
+        },
+    )
+    .await;
+    assert!(
+        failed["end_reason"]
+            .as_str()
+            .is_some_and(|r| r.contains("not available")),
+        "{failed}"
+    );
+    let hangup = api
+        .call("POST", &format!("/v1/calls/{id}/hangup"), &editor, None)
+        .await;
+    assert_eq!(hangup.status, StatusCode::CONFLICT);
+    edge.stop().await;
+    control.stop().await;
+    db.cleanup().await;
+}
+
+macro_rules! on_both_engines {
+    ($($name:ident),* $(,)?) => {
+        mod on_sqlite {
+            $(#[tokio::test]
+            async fn $name() { super::$name(super::Backend::Sqlite).await })*
+        }
+        mod on_postgres {
+            $(#[tokio::test]
+            async fn $name() { super::$name(super::Backend::Postgres).await })*
+        }
+    };
+}
+
+on_both_engines!(
+    the_call_log_filters_and_pages_with_a_cursor,
+    an_outbound_call_goes_to_an_edge_and_its_idempotency_key_replays,
+);

@@ -1,0 +1,426 @@
+//! Every route × every role, on SQLite and PostgreSQL: each role can do exactly what the table
+//! in `api/mod.rs` says (anything more is a 403), and another workspace's owner reading, changing
+//! or deleting any of these resources gets a 404 — the resource does not exist for them.
+
+mod support;
+
+use std::sync::atomic::{AtomicU32, Ordering};
+
+use reqwest::StatusCode;
+use serde_json::{json, Value};
+
+use freya_control::server::ControlPlane;
+use freya_control::store::{NewOutboundCall, Role, WorkspaceScope};
+use freya_shared::ids::new_id;
+use freya_shared::model::{AgentSpec, PhoneNumberSpec};
+use support::http::{workspace_with_keys, Api};
+use support::{control_config, Backend, TestDb};
+
+/// A workspace with one key per role and one resource of every kind.
+struct World {
+    ws: String,
+    /// owner, admin, editor, viewer
+    keys: [String; 4],
+    agent: String,
+    spare_agent: String,
+    number: String,
+    number_text: String,
+    call: String,
+    member: String,
+    api_key: String,
+}
+
+static SEQUENCE: AtomicU32 = AtomicU32::new(0);
+
+fn unique() -> u32 {
+    SEQUENCE.fetch_add(1, Ordering::Relaxed)
+}
+
+fn agent_spec(name: &str) -> AgentSpec {
+    serde_json::from_value(json!({ "name": name })).expect("agent spec")
+}
+
+async fn world(control: &ControlPlane) -> World {
+    let (ws, keys) = workspace_with_keys(control, "World").await;
+    let scope = WorkspaceScope {
+        workspace_id: ws.clone(),
+    };
+    let store = &control.store;
+    let agent = store
+        .create_agent(&scope, "test", &agent_spec("A"))
+        .await
+        .expect("agent")
+        .id;
+    let spare_agent = store
+        .create_agent(&scope, "test", &agent_spec("Spare"))
+        .await
+        .expect("agent")
+        .id;
+    let number_text = format!("+1555{:07}", unique());
+    let number = store
+        .create_number(
+            &scope,
+            "test",
+            &PhoneNumberSpec {
+                number: number_text.clone(),
+                region: None,
+                agent_id: agent.clone(),
+            },
+        )
+        .await
+        .expect("number")
+        .id;
+    let call = new_id();
+    store
+        .create_outbound_call(
+            &scope,
+            "test",
+            &NewOutboundCall {
+                id: call.clone(),
+                edge_id: "edge-not-connected".into(),
+                from_number: number_text.clone(),
+                to_number: "+4712345678".into(),
+                agent_id: agent.clone(),
+            },
+        )
+        .await
+        .expect("call");
+    let member = store
+        .create_user(&format!("member{}@example.com", unique()), "M", "no-login")
+        .await
+        .expect("user");
+    store
+        .add_member(&scope, &member, Role::Viewer)
+        .await
+        .expect("member");
+    let api_key = store
+        .create_api_key(&scope, "spare", Role::Viewer)
+        .await
+        .expect("key")
+        .id;
+    World {
+        ws,
+        keys,
+        agent,
+        spare_agent,
+        number,
+        number_text,
+        call,
+        member,
+        api_key,
+    }
+}
+
+/// One route: how to call it in a world, the least role that may, and what success answers.
+struct Route {
+    method: &'static str,
+    path: &'static str,
+    body: fn(&World) -> Option<Value>,
+    least: Role,
+    success: StatusCode,
+    /// Whether the path names a resource of the world (so another workspace must get 404).
+    names_a_resource: bool,
+}
+
+fn fill(path: &str, w: &World) -> String {
+    path.replace("{ws}", &w.ws)
+        .replace("{agent}", &w.agent)
+        .replace("{spare_agent}", &w.spare_agent)
+        .replace("{number}", &w.number)
+        .replace("{call}", &w.call)
+        .replace("{member}", &w.member)
+        .replace("{key}", &w.api_key)
+}
+
+fn none(_: &World) -> Option<Value> {
+    None
+}
+
+fn routes() -> Vec<Route> {
+    use Role::*;
+    let r = |method, path, body, least, success: u16, names_a_resource| Route {
+        method,
+        path,
+        body,
+        least,
+        success: StatusCode::from_u16(success).expect("status"),
+        names_a_resource,
+    };
+    vec![
+        r("GET", "/v1/workspaces/{ws}", none, Viewer, 200, true),
+        r(
+            "PATCH",
+            "/v1/workspaces/{ws}",
+            |_| Some(json!({"name": "Renamed"})),
+            Admin,
+            200,
+            true,
+        ),
+        r("DELETE", "/v1/workspaces/{ws}", none, Owner, 204, true),
+        r(
+            "GET",
+            "/v1/workspaces/{ws}/members",
+            none,
+            Viewer,
+            200,
+            true,
+        ),
+        r(
+            "POST",
+            "/v1/workspaces/{ws}/members",
+            |_| None, // filled in by the test: needs a fresh user
+            Admin,
+            201,
+            true,
+        ),
+        r(
+            "PATCH",
+            "/v1/workspaces/{ws}/members/{member}",
+            |_| Some(json!({"role": "editor"})),
+            Admin,
+            200,
+            true,
+        ),
+        r(
+            "DELETE",
+            "/v1/workspaces/{ws}/members/{member}",
+            none,
+            Admin,
+            204,
+            true,
+        ),
+        r(
+            "GET",
+            "/v1/workspaces/{ws}/api-keys",
+            none,
+            Admin,
+            200,
+            true,
+        ),
+        r(
+            "POST",
+            "/v1/workspaces/{ws}/api-keys",
+            |_| Some(json!({"name": "k", "role": "viewer"})),
+            Admin,
+            201,
+            true,
+        ),
+        r(
+            "DELETE",
+            "/v1/workspaces/{ws}/api-keys/{key}",
+            none,
+            Admin,
+            204,
+            true,
+        ),
+        r("GET", "/v1/edges", none, Viewer, 200, false),
+        r("GET", "/v1/agents", none, Viewer, 200, false),
+        r(
+            "POST",
+            "/v1/agents",
+            |_| Some(json!({"name": "New"})),
+            Editor,
+            201,
+            false,
+        ),
+        r("GET", "/v1/agents/{agent}", none, Viewer, 200, true),
+        r(
+            "PATCH",
+            "/v1/agents/{agent}",
+            |_| Some(json!({"name": "Changed"})),
+            Editor,
+            200,
+            true,
+        ),
+        r(
+            "DELETE",
+            "/v1/agents/{spare_agent}",
+            none,
+            Editor,
+            204,
+            true,
+        ),
+        r("GET", "/v1/phone-numbers", none, Viewer, 200, false),
+        r(
+            "POST",
+            "/v1/phone-numbers",
+            |w| Some(json!({"number": format!("+1666{:07}", unique()), "agent_id": w.agent})),
+            Editor,
+            201,
+            false,
+        ),
+        r("GET", "/v1/phone-numbers/{number}", none, Viewer, 200, true),
+        r(
+            "PATCH",
+            "/v1/phone-numbers/{number}",
+            |_| Some(json!({"region": "eu-west"})),
+            Editor,
+            200,
+            true,
+        ),
+        r(
+            "DELETE",
+            "/v1/phone-numbers/{number}",
+            none,
+            Editor,
+            204,
+            true,
+        ),
+        r("GET", "/v1/calls", none, Viewer, 200, false),
+        r("GET", "/v1/calls/{call}", none, Viewer, 200, true),
+        // No edge is connected in this test: an allowed request gets as far as finding none.
+        r("POST", "/v1/calls/{call}/hangup", none, Editor, 503, true),
+        r(
+            "POST",
+            "/v1/calls",
+            |w| Some(json!({"from": w.number_text, "to": "+4712345678"})),
+            Editor,
+            503,
+            false,
+        ),
+        r("GET", "/v1/audit-log", none, Admin, 200, false),
+    ]
+}
+
+const ROLES: [Role; 4] = [Role::Owner, Role::Admin, Role::Editor, Role::Viewer];
+
+async fn body_for(control: &ControlPlane, route: &Route, w: &World) -> Option<Value> {
+    if route.method == "POST" && route.path.ends_with("/members") {
+        let email = format!("new{}@example.com", unique());
+        control
+            .store
+            .create_user(&email, "N", "no-login")
+            .await
+            .expect("user");
+        return Some(json!({"email": email, "role": "viewer"}));
+    }
+    (route.body)(w)
+}
+
+async fn each_role_can_do_exactly_what_it_should(backend: Backend) {
+    let db = TestDb::new(backend).await;
+    let control = ControlPlane::start(&control_config(&db.url))
+        .await
+        .expect("control starts");
+    let api = Api::of(&control);
+    let mut failures = Vec::new();
+    for route in routes() {
+        for (n, role) in ROLES.iter().enumerate() {
+            let w = world(&control).await;
+            let body = body_for(&control, &route, &w).await;
+            let path = fill(route.path, &w);
+            let answer = api.call(route.method, &path, &w.keys[n], body).await;
+            let expected = if *role >= route.least {
+                route.success
+            } else {
+                StatusCode::FORBIDDEN
+            };
+            if answer.status != expected {
+                failures.push(format!(
+                    "{} {} as {}: expected {expected}, got {} {}",
+                    route.method,
+                    route.path,
+                    role.as_str(),
+                    answer.status,
+                    answer.body
+                ));
+            }
+        }
+    }
+    assert!(failures.is_empty(), "{}", failures.join("\n"));
+    control.stop().await;
+    db.cleanup().await;
+}
+
+async fn another_workspace_gets_404_for_every_resource(backend: Backend) {
+    let db = TestDb::new(backend).await;
+    let control = ControlPlane::start(&control_config(&db.url))
+        .await
+        .expect("control starts");
+    let api = Api::of(&control);
+    let (_, [stranger, ..]) = workspace_with_keys(&control, "Stranger").await;
+    let w = world(&control).await;
+    let mut failures = Vec::new();
+    for route in routes() {
+        let path = fill(route.path, &w);
+        let body = body_for(&control, &route, &w).await;
+        let answer = api.call(route.method, &path, &stranger, body).await;
+        if route.names_a_resource {
+            if answer.status != StatusCode::NOT_FOUND {
+                failures.push(format!(
+                    "{} {}: expected 404, got {} {}",
+                    route.method, route.path, answer.status, answer.body
+                ));
+            }
+        } else if route.method == "GET" {
+            // A list shows the stranger's own things only: none of the world's ids appear.
+            let text = answer.body.to_string();
+            let world_ids = [
+                &w.ws,
+                &w.agent,
+                &w.spare_agent,
+                &w.number,
+                &w.call,
+                &w.member,
+                &w.api_key,
+            ];
+            if let Some(id) = world_ids.iter().find(|id| text.contains(id.as_str())) {
+                failures.push(format!(
+                    "{} {} shows {id}: {text}",
+                    route.method, route.path
+                ));
+            }
+        }
+    }
+    assert!(failures.is_empty(), "{}", failures.join("\n"));
+    // Nothing of the world was changed or deleted by the stranger.
+    let owner = &w.keys[0];
+    for path in [
+        format!("/v1/workspaces/{}", w.ws),
+        format!("/v1/agents/{}", w.spare_agent),
+        format!("/v1/phone-numbers/{}", w.number),
+        format!("/v1/workspaces/{}/members", w.ws),
+    ] {
+        let answer = api.call("GET", &path, owner, None).await;
+        assert_eq!(answer.status, StatusCode::OK, "{path}");
+    }
+    assert_eq!(
+        api.call("GET", &format!("/v1/workspaces/{}", w.ws), owner, None)
+            .await
+            .body["name"],
+        "World"
+    );
+    let members = api
+        .call(
+            "GET",
+            &format!("/v1/workspaces/{}/members", w.ws),
+            owner,
+            None,
+        )
+        .await;
+    assert!(members.body["data"]
+        .as_array()
+        .expect("members")
+        .iter()
+        .any(|m| m["user_id"] == w.member.as_str() && m["role"] == "viewer"));
+    control.stop().await;
+    db.cleanup().await;
+}
+
+macro_rules! on_both_engines {
+    ($($name:ident),* $(,)?) => {
+        mod on_sqlite {
+            $(#[tokio::test]
+            async fn $name() { super::$name(super::Backend::Sqlite).await })*
+        }
+        mod on_postgres {
+            $(#[tokio::test]
+            async fn $name() { super::$name(super::Backend::Postgres).await })*
+        }
+    };
+}
+
+on_both_engines!(
+    each_role_can_do_exactly_what_it_should,
+    another_workspace_gets_404_for_every_resource,
+);
