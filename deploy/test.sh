@@ -1,7 +1,8 @@
 #!/usr/bin/env bash
 # Runs Freya's whole test suite, on SQLite and on a real PostgreSQL server that this script
 # starts on a private port and data directory (and stops afterwards), plus format and lint
-# checks. Installs what it needs; safe to run again.
+# checks (FREYA_SKIP_LINT=1 skips those while iterating). Installs what it needs; safe to run
+# again.
 set -euo pipefail
 cd "$(dirname "$0")/.."
 source deploy/packages.sh
@@ -24,10 +25,12 @@ as_pg "$pg_bin/pg_ctl" -D "$pg_dir/data" -l "$pg_dir/data/server.log" -w \
   -o "-p $port -k $pg_dir -c listen_addresses=127.0.0.1 -c fsync=off -c max_connections=300" start >/dev/null
 export FREYA_TEST_POSTGRES_URL="postgres://freya@127.0.0.1:$port/postgres"
 
-echo "==> cargo fmt --check"
-cargo fmt --all -- --check
-echo "==> cargo clippy"
-cargo clippy --workspace --all-targets --quiet -- -D warnings
+if [ "${FREYA_SKIP_LINT:-}" != 1 ]; then
+  echo "==> cargo fmt --check"
+  cargo fmt --all -- --check
+  echo "==> cargo clippy"
+  cargo clippy --workspace --all-targets --quiet -- -D warnings
+fi
 echo "==> tests (SQLite and PostgreSQL)"
 if cargo nextest --version >/dev/null 2>&1; then
   cargo nextest run --workspace --no-fail-fast

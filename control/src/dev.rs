@@ -272,6 +272,9 @@ async fn seed_or_reuse(
                     first_message: Some("Hello, thanks for calling Freya. How can I help?".into()),
                     variables: Default::default(),
                     max_call_seconds: 900,
+                    end_call_phrases: vec!["goodbye".into()],
+                    silence_reprompt_seconds: Some(10),
+                    ..Default::default()
                 },
             )
             .await?;

@@ -53,6 +53,13 @@ enum Command {
         #[arg(long)]
         config: PathBuf,
     },
+    /// Real SIP calls with real audio against an edge, measured (see `freya loadtest --help`).
+    #[command(disable_help_flag = true)]
+    Loadtest {
+        /// Everything `freya-loadtest` takes.
+        #[arg(trailing_var_arg = true, allow_hyphen_values = true)]
+        args: Vec<std::ffi::OsString>,
+    },
     /// Apply database migrations and exit.
     Migrate {
         /// sqlite://PATH?mode=rwc or postgres://USER:PASS@HOST:PORT/DB
@@ -61,11 +68,16 @@ enum Command {
     },
 }
 
-fn main() -> anyhow::Result<()> {
+fn main() -> anyhow::Result<std::process::ExitCode> {
     let cli = Cli::parse();
+    if let Command::Loadtest { args } = cli.command {
+        let program = std::iter::once(std::ffi::OsString::from("freya loadtest"));
+        return Ok(freya_loadtest::cli::main_from(program.chain(args)));
+    }
     freya_shared::telemetry::init();
     let runtime = tokio::runtime::Runtime::new().context("while starting the async runtime")?;
-    runtime.block_on(run(cli.command))
+    runtime.block_on(run(cli.command))?;
+    Ok(std::process::ExitCode::SUCCESS)
 }
 
 /// Cancelled on Ctrl-C or SIGTERM.
@@ -130,6 +142,9 @@ async fn run(command: Command) -> anyhow::Result<()> {
             edge.stop().await;
             Ok(())
         }
+        Command::Loadtest { .. } => Err(anyhow::anyhow!(
+            "`freya loadtest` is dispatched before the runtime starts"
+        )),
         Command::Migrate { database_url } => {
             let store = Store::connect(
                 &database_url,

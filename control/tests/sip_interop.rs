@@ -176,6 +176,14 @@ async fn a_sipp_caller_talks_presses_a_digit_and_hangs_up() {
         .call_events(&s.scope, &call.id)
         .await
         .expect("events");
+    // The lifecycle of the call; the voice pipeline's own events (transcript, latency) may
+    // come between, depending on what the offline recogniser makes of sipp's audio.
+    let events: Vec<_> = events
+        .into_iter()
+        .filter(|e| {
+            ["call.started", "call.answered", "call.dtmf", "call.ended"].contains(&e.kind.as_str())
+        })
+        .collect();
     let kinds: Vec<&str> = events.iter().map(|e| e.kind.as_str()).collect();
     assert_eq!(
         kinds,

@@ -15,6 +15,7 @@ pub mod rtp;
 pub mod sip;
 pub mod speech;
 pub mod state;
+pub mod voice;
 
 pub use config::EdgeConfig;
 pub use node::Edge;

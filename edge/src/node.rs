@@ -22,6 +22,7 @@ use crate::control_link::{self, LinkContext, Registration};
 use crate::metrics::EdgeMetrics;
 use crate::sip::transport::SipService;
 use crate::state::EdgeState;
+use crate::voice::{VoiceDefaults, VoiceFactory};
 use freya_shared::model::CallEvent;
 
 /// A running edge.
@@ -38,6 +39,9 @@ pub struct Edge {
 
 /// Events waiting to be spooled; a full queue makes call tasks wait (events are never dropped).
 const EVENT_QUEUE: usize = 1024;
+/// Commands (place a call, hang up) waiting for the SIP task; beyond this the command stream
+/// waits.
+const SIP_COMMAND_QUEUE: usize = 64;
 
 impl Edge {
     /// Loads the edge's disk state, binds its listener and connects (lazily) to the control plane.
@@ -106,6 +110,11 @@ impl Edge {
             .await
             .with_context(|| format!("while binding sip.addr {} (UDP)", config.sip.addr))?;
         let sip_addr = sip_socket.local_addr()?;
+        // SIP over TCP on the same address (RFC 3261 section 18: UDP and TCP both, always).
+        let sip_tcp = TcpListener::bind(sip_addr)
+            .await
+            .with_context(|| format!("while binding sip.addr {sip_addr} (TCP)"))?;
+        let (sip_commands, sip_commands_rx) = mpsc::channel(SIP_COMMAND_QUEUE);
         let public_sip: SocketAddr = match &config.sip.public_addr {
             Some(public) => public.parse().context("sip.public_addr")?,
             None => sip_addr,
@@ -125,8 +134,18 @@ impl Edge {
             capacity: config.capacity,
         };
         let (events, events_rx) = mpsc::channel(EVENT_QUEUE);
+        // The voice pipeline's edge-wide defaults come from the environment, read once here.
+        let defaults = VoiceDefaults::from_env(std::env::vars());
+        match &defaults.llm_base_url {
+            Some(url) => tracing::info!(%url, model = %defaults.llm_model,
+                "agents without an `llm` section use this OpenAI-compatible model"),
+            None => tracing::info!("agents without an `llm` section use the offline `rules` table"),
+        }
+        let voice = Arc::new(VoiceFactory::new(reqwest::Client::new(), defaults));
         let sip = SipService {
             socket: sip_socket,
+            tcp: Some(sip_tcp),
+            commands: sip_commands_rx,
             public_addr: public_sip,
             media_ip,
             ports: Arc::new(PortAllocator::new(
@@ -138,7 +157,7 @@ impl Edge {
                 edge_id: Arc::from(id.as_str()),
                 state: state.clone(),
                 events: events.clone(),
-                voice: None,
+                voice: Some(voice),
                 media: MediaSettings {
                     inactivity_timeout: Duration::from_millis(u64::from(
                         config.rtp.inactivity_timeout_ms,
@@ -168,6 +187,7 @@ impl Edge {
             link,
             state.clone(),
             events.clone(),
+            sip_commands,
         ));
         tracing::info!(edge = %id, region = %config.region, %http_addr, %sip_addr, "edge started");
         Ok(Self {

@@ -72,6 +72,10 @@ pub struct CallMedia {
     pcm: [i16; FRAME_SAMPLES],
     encoded: [u8; FRAME_SAMPLES],
     decoded: [i16; FRAME_SAMPLES],
+    /// `decoded` holds a frame the call has not taken yet.
+    fresh_frame: bool,
+    /// Samples of queued playback consumed so far: sent, or flushed by `stop_playback`.
+    playback_position: u64,
     events: VecDeque<MediaEvent>,
     stats: MediaStats,
 }
@@ -115,6 +119,8 @@ impl CallMedia {
             pcm: [0; FRAME_SAMPLES],
             encoded: [0; FRAME_SAMPLES],
             decoded: [0; FRAME_SAMPLES],
+            fresh_frame: false,
+            playback_position: 0,
             events: VecDeque::new(),
             stats: MediaStats::default(),
         })
@@ -127,7 +133,24 @@ impl CallMedia {
 
     /// Drops whatever is queued (the caller spoke over the agent).
     pub fn stop_playback(&mut self) {
+        self.playback_position += self.playback.len() as u64;
         self.playback.clear();
+    }
+
+    /// Samples of everything ever queued with [`play`](Self::play) that have left the queue,
+    /// played or flushed; audio queued next starts at this position once the queue is empty.
+    pub fn playback_position(&self) -> u64 {
+        self.playback_position
+    }
+
+    /// The caller's 20 ms frame decoded by the last [`poll_transmit`](Self::poll_transmit), once:
+    /// `None` when no packet was due (lost, late, or not sent).
+    pub fn take_received_frame(&mut self) -> Option<&[i16; FRAME_SAMPLES]> {
+        if !self.fresh_frame {
+            return None;
+        }
+        self.fresh_frame = false;
+        Some(&self.decoded)
     }
 
     /// Whether audio is queued or being played.
@@ -217,9 +240,15 @@ impl CallMedia {
         }
         // Play out one received frame per sent frame: both run on the 20 ms clock.
         if let Some(Playout::Frame { payload, .. }) = self.jitter.pop(now) {
-            self.law.decode(payload, &mut self.decoded);
+            let n = self.law.decode(payload, &mut self.decoded);
+            if let Some(rest) = self.decoded.get_mut(n..) {
+                rest.fill(0);
+            }
+            self.fresh_frame = true;
         }
         let had_audio = !self.playback.is_empty();
+        let from_queue = self.playback.len().min(FRAME_SAMPLES);
+        self.playback_position += from_queue as u64;
         for slot in self.pcm.iter_mut() {
             *slot = self.playback.pop_front().unwrap_or(0);
         }

@@ -1,7 +1,15 @@
 //! A call on the edge: whether to take it ([`admission`]), its RTP port ([`ports`]), its media
-//! core ([`media`]) and the task that owns it ([`task`]).
+//! core ([`media`]) and the task that owns it ([`task`]). The voice pipeline lives here too: the
+//! agent's ear ([`listener`]), the sans-IO conversation ([`conversation`]) with its prompt
+//! variables ([`prompt`]), the provider shell ([`pipeline`]) and their wiring into the call
+//! task ([`talk`]).
 
 pub mod admission;
+pub mod conversation;
+pub mod listener;
 pub mod media;
+pub mod pipeline;
 pub mod ports;
+pub mod prompt;
+pub mod talk;
 pub mod task;

@@ -1,10 +1,9 @@
 //! The task that owns one answered call: its RTP socket and media core, its signalling from the
-//! SIP task, its greeting, its limits (maximum duration, RTP inactivity) and its call events.
-//! Until the voice pipeline is attached the agent speaks its `first_message` and listens; digits
-//! the caller presses are recorded as call events.
+//! SIP task, its voice pipeline ([`Talk`]: the agent listens, answers, and is interrupted), its
+//! limits (maximum duration, RTP inactivity) and its call events. Digits the caller presses are
+//! recorded as call events. Without a [`VoiceFactory`] (or when the agent's providers cannot be
+//! built) the call is ended with a recorded reason rather than held in silence.
 
-use std::future::Future;
-use std::pin::Pin;
 use std::sync::Arc;
 use std::time::{Duration, Instant};
 
@@ -12,24 +11,12 @@ use tokio::net::UdpSocket;
 use tokio::sync::mpsc;
 
 use super::media::{CallMedia, MediaEvent, MediaSettings};
+use super::talk::{CallParties, Talk};
 use crate::sip::sdp::NegotiatedAudio;
 use crate::state::EdgeState;
+use crate::voice::VoiceFactory;
 use freya_shared::model::{CallEvent, CallEventKind};
 use freya_shared::snapshot::AgentConfig;
-
-/// Turns text into 8 kHz audio for the caller: where text-to-speech plugs in.
-pub trait Voice: Send + Sync {
-    /// 8 kHz mono samples of `text` spoken.
-    fn render<'a>(
-        &'a self,
-        text: &'a str,
-    ) -> Pin<Box<dyn Future<Output = Result<Vec<i16>, VoiceError>> + Send + 'a>>;
-}
-
-/// Speech could not be produced.
-#[derive(Debug, thiserror::Error)]
-#[error("cannot speak: {0}")]
-pub struct VoiceError(pub String);
 
 /// What the SIP task tells a call.
 #[derive(Debug, Clone, PartialEq, Eq)]
@@ -38,8 +25,9 @@ pub enum CallSignal {
     Confirmed,
     /// A digit arrived by SIP INFO.
     Dtmf(char),
-    /// The call is over at the signalling level (BYE, CANCEL, lost ACK).
-    Hangup { reason: &'static str },
+    /// The call is over at the signalling level (BYE, CANCEL, lost ACK, or our own BYE on the
+    /// control plane's request — `by_us`).
+    Hangup { reason: &'static str, by_us: bool },
 }
 
 /// Who placed the call.
@@ -79,7 +67,8 @@ pub struct CallServices {
     pub edge_id: Arc<str>,
     pub state: EdgeState,
     pub events: mpsc::Sender<CallEvent>,
-    pub voice: Option<Arc<dyn Voice>>,
+    /// Builds each call's voice pipeline; `None` answers calls with silence (tests of signalling).
+    pub voice: Option<Arc<VoiceFactory>>,
     pub media: MediaSettings,
 }
 
@@ -122,16 +111,19 @@ pub async fn run(
     let event =
         |kind, payload| CallEvent::new(call_id.clone(), workspace_id.clone(), kind, payload);
     let started = Instant::now();
-    // Events wait rather than drop: the spool behind this channel is the call's record.
-    let _ = services
-        .events
-        .send(event(
-            CallEventKind::Started,
-            serde_json::json!({"direction": direction.as_str(), "from": caller, "to": dialled,
-                               "agent_id": agent.id, "edge_id": &*services.edge_id,
-                               "codec": format!("{:?}", audio.codec)}),
-        ))
-        .await;
+    // Events wait rather than drop: the spool behind this channel is the call's record. An
+    // outbound call was recorded as started when it was dialled.
+    if direction == CallDirection::Inbound {
+        let _ = services
+            .events
+            .send(event(
+                CallEventKind::Started,
+                serde_json::json!({"direction": direction.as_str(), "from": caller, "to": dialled,
+                                   "agent_id": agent.id, "edge_id": &*services.edge_id,
+                                   "codec": format!("{:?}", audio.codec)}),
+            ))
+            .await;
+    }
     let _ = services
         .events
         .send(event(CallEventKind::Answered, serde_json::json!({})))
@@ -153,22 +145,44 @@ pub async fn run(
             return;
         }
     };
-    let (greeting_tx, mut greeting_rx) = mpsc::channel::<Vec<i16>>(1);
-    if let (Some(voice), Some(text)) = (services.voice.clone(), agent.spec.first_message.clone()) {
-        tokio::spawn(async move {
-            match voice.render(&text).await {
-                Ok(samples) => {
-                    let _ = greeting_tx.send(samples).await;
-                }
-                Err(e) => tracing::warn!(error = %e, "the greeting could not be spoken"),
+    let mut talk = None;
+    if let Some(factory) = services.voice.as_deref() {
+        let parties = CallParties {
+            call_id: &call_id,
+            caller: &caller,
+            called: &dialled,
+        };
+        match Talk::start(Instant::now(), factory, &agent.spec, &parties) {
+            Ok(t) => talk = Some(t),
+            Err(e) => {
+                tracing::error!(error = %e, "the agent's voice pipeline cannot be built");
+                let _ = services
+                    .events
+                    .send(event(
+                        CallEventKind::Failed,
+                        serde_json::json!({"reason": "agent_misconfigured", "field": e.field, "detail": e.detail}),
+                    ))
+                    .await;
             }
-        });
+        }
     }
+    let misconfigured = services.voice.is_some() && talk.is_none();
     let max_duration = Duration::from_secs(u64::from(agent.spec.max_call_seconds));
     let deadline = tokio::time::Instant::from_std(started + max_duration);
     let mut buf = [0u8; 2048];
+    let mut records: Vec<(&'static str, serde_json::Value)> = Vec::new();
     let ending = loop {
-        let wake = tokio::time::Instant::from_std(media.poll_timeout());
+        if misconfigured {
+            break Ending {
+                reason: "agent_misconfigured",
+                by_us: true,
+            };
+        }
+        let mut wake = media.poll_timeout();
+        if let Some(at) = talk.as_ref().and_then(Talk::poll_timeout) {
+            wake = wake.min(at);
+        }
+        let wake = tokio::time::Instant::from_std(wake);
         tokio::select! {
             received = socket.recv_from(&mut buf) => match received {
                 Ok((n, source)) => media.handle_datagram(Instant::now(), source, buf.get(..n).unwrap_or_default()),
@@ -177,9 +191,15 @@ pub async fn run(
             _ = tokio::time::sleep_until(wake) => {
                 let now = Instant::now();
                 media.handle_timeout(now);
+                if let Some(talk) = talk.as_mut() {
+                    talk.handle_timeout(now);
+                }
                 while let Some((to, packet)) = media.poll_transmit(now) {
                     if let Err(e) = socket.send_to(packet, to).await {
                         tracing::debug!(error = %e, "RTP send failed");
+                    }
+                    if let (Some(talk), Some(frame)) = (talk.as_mut(), media.take_received_frame()) {
+                        talk.push_frame(now, frame);
                     }
                 }
             }
@@ -188,13 +208,38 @@ pub async fn run(
                 Some(CallSignal::Dtmf(digit)) => {
                     let _ = services.events.send(event(CallEventKind::Dtmf, serde_json::json!({"digit": digit.to_string(), "via": "sip_info"}))).await;
                 }
-                Some(CallSignal::Hangup { reason }) => break Ending { reason, by_us: false },
+                Some(CallSignal::Hangup { reason, by_us }) => break Ending { reason, by_us },
                 None => break Ending { reason: "edge_shutdown", by_us: false },
             },
-            Some(samples) = greeting_rx.recv() => media.play(&samples),
+            Some(input) = async {
+                match talk.as_mut() {
+                    Some(talk) => talk.recv().await,
+                    None => std::future::pending().await,
+                }
+            } => {
+                if let Some(talk) = talk.as_mut() {
+                    talk.on_input(Instant::now(), input, &mut media);
+                }
+            }
             _ = tokio::time::sleep_until(deadline) => break Ending { reason: "max_duration", by_us: true },
         }
         let mut end = None;
+        if let Some(talk) = talk.as_mut() {
+            talk.drive(Instant::now(), &mut media, &mut records);
+            for (kind, payload) in records.drain(..) {
+                // Events wait rather than drop: they are the call's record.
+                let _ = services
+                    .events
+                    .send(custom_event(&call_id, &workspace_id, kind, payload))
+                    .await;
+            }
+            if let Some(reason) = talk.hangup() {
+                end = Some(Ending {
+                    reason,
+                    by_us: true,
+                });
+            }
+        }
         while let Some(media_event) = media.poll_event() {
             match media_event {
                 MediaEvent::Dtmf(digit) => {
@@ -220,6 +265,9 @@ pub async fn run(
             break end;
         }
     };
+    if let Some(talk) = talk.as_mut() {
+        talk.shutdown();
+    }
     if ending.by_us {
         let _ = hangups.send(call_id.clone()).await;
     }
@@ -249,4 +297,22 @@ pub async fn run(
             }),
         ))
         .await;
+}
+
+/// A call event of a kind the shared model does not name (`call.turn_latency`, `call.tool`, ...):
+/// the control plane stores those as they come.
+fn custom_event(
+    call_id: &str,
+    workspace_id: &str,
+    kind: &str,
+    payload: serde_json::Value,
+) -> CallEvent {
+    CallEvent {
+        id: freya_shared::ids::new_id(),
+        call_id: call_id.to_string(),
+        workspace_id: workspace_id.to_string(),
+        kind: kind.to_string(),
+        at_ms: freya_shared::ids::now_ms(),
+        payload,
+    }
 }

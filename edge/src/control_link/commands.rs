@@ -1,14 +1,35 @@
 //! The command stream: the control plane asks this edge to drain, hang up or place a call.
+//!
+//! A call to place is resolved here against the cached configuration — the agent, and the
+//! workspace's trunks usable from this region in priority order, their host names looked up —
+//! and handed to the SIP task as a [`SipCommand`]; what can be refused before any SIP (unknown
+//! agent, no trunk) is recorded as `call.failed` at once.
+
+use std::net::SocketAddr;
+use std::time::Duration;
 
 use tokio::sync::mpsc;
 
 use super::{log_failure, LinkContext};
+use crate::sip::digest::Credentials;
+use crate::sip::peer::Peer;
+use crate::sip::transport::{PlaceCall, SipCommand};
+use crate::sip::uac::Trunk;
 use crate::state::EdgeState;
 use freya_proto::v1::edge_command::Command;
 use freya_proto::v1::CommandsRequest;
-use freya_shared::model::{CallEvent, CallEventKind};
+use freya_shared::model::{CallEvent, CallEventKind, SipTransport};
+use freya_shared::snapshot::ProviderConfig;
 
-pub(crate) async fn run(link: LinkContext, state: EdgeState, events: mpsc::Sender<CallEvent>) {
+/// How long a trunk's host name may take to resolve.
+const RESOLVE_TIMEOUT: Duration = Duration::from_secs(3);
+
+pub(crate) async fn run(
+    link: LinkContext,
+    state: EdgeState,
+    events: mpsc::Sender<CallEvent>,
+    sip: mpsc::Sender<SipCommand>,
+) {
     let mut backoff = link.backoff();
     loop {
         let request = CommandsRequest {
@@ -25,7 +46,7 @@ pub(crate) async fn run(link: LinkContext, state: EdgeState, events: mpsc::Sende
                     match next {
                         Ok(Some(command)) => {
                             backoff.reset();
-                            handle(&state, &events, command.command).await;
+                            handle(&state, &events, &sip, command.command).await;
                         }
                         Ok(None) => break,
                         Err(status) => {
@@ -43,7 +64,12 @@ pub(crate) async fn run(link: LinkContext, state: EdgeState, events: mpsc::Sende
     }
 }
 
-async fn handle(state: &EdgeState, events: &mpsc::Sender<CallEvent>, command: Option<Command>) {
+async fn handle(
+    state: &EdgeState,
+    events: &mpsc::Sender<CallEvent>,
+    sip: &mpsc::Sender<SipCommand>,
+    command: Option<Command>,
+) {
     match command {
         Some(Command::Drain(drain)) => {
             tracing::info!(
@@ -53,24 +79,98 @@ async fn handle(state: &EdgeState, events: &mpsc::Sender<CallEvent>, command: Op
             state.set_draining(drain.draining);
         }
         Some(Command::HangupCall(hangup)) => {
-            tracing::info!(call = %hangup.call_id, "hang-up requested for a call this edge does not carry");
+            let command = SipCommand::Hangup {
+                call_id: hangup.call_id,
+            };
+            if sip.send(command).await.is_err() {
+                tracing::warn!("hang-up requested but the SIP task is gone");
+            }
         }
         Some(Command::PlaceCall(place)) => {
-            // Outbound SIP calling is not part of this edge yet: say so in the call record
-            // rather than leaving the request unanswered.
-            tracing::warn!(call = %place.call_id, to = %place.to, "outbound call requested but outbound calling is not available on this edge");
-            let event = CallEvent::new(
-                place.call_id,
-                place.workspace_id,
-                CallEventKind::Failed,
-                serde_json::json!({
-                    "direction": "outbound",
-                    "to": place.to,
-                    "reason": "outbound calling is not available on this edge yet",
-                }),
-            );
-            let _ = events.send(event).await;
+            tracing::info!(call = %place.call_id, to = %place.to, "outbound call requested");
+            let fail = |reason: &str| {
+                CallEvent::new(
+                    place.call_id.clone(),
+                    place.workspace_id.clone(),
+                    CallEventKind::Failed,
+                    serde_json::json!({"direction": "outbound", "to": place.to, "reason": reason}),
+                )
+            };
+            let snapshot = state.snapshot();
+            let Some(agent) = snapshot
+                .agents
+                .iter()
+                .find(|a| a.id == place.agent_id && a.workspace_id == place.workspace_id)
+                .cloned()
+            else {
+                tracing::warn!(call = %place.call_id, agent = %place.agent_id, "outbound call for an agent this edge does not know");
+                let _ = events.send(fail("unknown_agent")).await;
+                return;
+            };
+            let providers = snapshot.providers_for(&place.workspace_id);
+            let mut trunks = Vec::with_capacity(providers.len());
+            for provider in providers {
+                match resolve(provider).await {
+                    Some(trunk) => trunks.push(trunk),
+                    None => {
+                        tracing::warn!(trunk = %provider.spec.name, host = %provider.spec.host, "cannot resolve a trunk's host; skipping it")
+                    }
+                }
+            }
+            if trunks.is_empty() {
+                tracing::warn!(call = %place.call_id, workspace = %place.workspace_id, "no usable trunk for an outbound call");
+                let _ = events.send(fail("no_trunks")).await;
+                return;
+            }
+            let command = SipCommand::PlaceCall(Box::new(PlaceCall {
+                call_id: place.call_id.clone(),
+                workspace_id: place.workspace_id.clone(),
+                agent,
+                from: place.from.clone(),
+                to: place.to.clone(),
+                trunks,
+            }));
+            if sip.send(command).await.is_err() {
+                let _ = events.send(fail("edge_shutting_down")).await;
+            }
         }
         None => tracing::warn!("ignoring an empty command"),
     }
+}
+
+/// A provider as the SIP core calls through it: its host resolved (first address).
+async fn resolve(provider: &ProviderConfig) -> Option<Trunk> {
+    let spec = &provider.spec;
+    let host = spec.host.trim_matches(['[', ']']);
+    let addr: SocketAddr = match host.parse::<std::net::IpAddr>() {
+        Ok(ip) => SocketAddr::new(ip, spec.port),
+        Err(_) => {
+            let lookup = tokio::net::lookup_host((host, spec.port));
+            match tokio::time::timeout(RESOLVE_TIMEOUT, lookup).await {
+                Ok(Ok(mut addrs)) => addrs.next()?,
+                _ => return None,
+            }
+        }
+    };
+    let peer = match spec.transport {
+        SipTransport::Udp => Peer::udp(addr),
+        SipTransport::Tcp => Peer::tcp(addr),
+    };
+    let credentials = match (&spec.username, &spec.password) {
+        (Some(username), Some(password)) => Some(Credentials {
+            username: username.clone(),
+            password: password.clone(),
+        }),
+        _ => None,
+    };
+    Some(Trunk {
+        id: provider.id.clone(),
+        name: spec.name.clone(),
+        host: spec.host.clone(),
+        port: spec.port,
+        peer,
+        credentials,
+        caller_id: spec.caller_id.clone(),
+        invite_timeout: Duration::from_millis(u64::from(spec.invite_timeout_ms)),
+    })
 }

@@ -1,12 +1,17 @@
-//! A UAS dialog (RFC 3261 section 12): what the edge remembers about one inbound call to route
-//! its in-dialog requests (ACK, BYE, re-INVITE, INFO) and to send its own BYE.
+//! A dialog (RFC 3261 section 12): what the edge remembers about one call to route its in-dialog
+//! requests (ACK, BYE, re-INVITE, INFO) and to send its own BYE. An inbound call's dialog starts
+//! from the INVITE ([`Dialog::from_invite`], we are the UAS); an outbound call's from our INVITE
+//! and the 2xx that answered it ([`Dialog::from_answer`], we are the UAC). Either way the fields
+//! say the same thing from our side: our tag, the remote party's header for our BYE's To, our
+//! header for its From, where to send it and over what.
 
 use std::net::SocketAddr;
 
 use rsip::headers::{CSeq, CallId, ContentLength, From, MaxForwards, To, UntypedHeader, Via};
 use rsip::{Header, Method, Request};
 
-use super::message::header_param;
+use super::message::{cseq, header_param};
+use super::peer::{Peer, Transport};
 use super::response::new_tag;
 use super::transaction::TransactionKey;
 use super::SipError;
@@ -22,22 +27,26 @@ pub enum DialogState {
     Terminated,
 }
 
-/// One inbound call's dialog.
+/// One call's dialog.
 #[derive(Debug, Clone)]
 pub struct Dialog {
     pub call_id: String,
     pub state: DialogState,
     /// Our tag, on the To header of every response.
     pub local_tag: String,
-    /// The caller's From header value (with its tag): our BYE's To.
+    /// The remote party's header value with its tag (the caller's From, or the To of the 2xx
+    /// that answered our INVITE): our BYE's To.
     pub remote_from: String,
-    /// The INVITE's To header value (without our tag): our BYE's From gets the tag added.
+    /// Our header value (the INVITE's To without our tag, or our INVITE's From with it): our
+    /// BYE's From, with `local_tag` added when it has no tag yet.
     pub local_to: String,
-    /// The caller's Contact URI: the Request-URI of our BYE.
+    /// The remote Contact URI: the Request-URI of our BYE.
     pub remote_target: String,
-    /// Where the INVITE came from; in-dialog requests go back there (symmetric signalling,
+    /// Where the remote party is; in-dialog requests go back there (symmetric signalling,
     /// which is what works through NAT).
     pub peer: SocketAddr,
+    /// The transport the dialog's requests travel on.
+    pub transport: Transport,
     /// The INVITE's server transaction, to which the ACK for our 2xx is routed.
     pub invite_key: TransactionKey,
     /// Our answer, repeated in replies to re-INVITEs (hold, resume, session refresh).
@@ -52,7 +61,7 @@ impl Dialog {
     /// The dialog an INVITE starts, before any response.
     pub fn from_invite(
         invite: &Request,
-        peer: SocketAddr,
+        peer: Peer,
         invite_key: TransactionKey,
     ) -> Result<Self, SipError> {
         let mut remote_from = None;
@@ -81,7 +90,8 @@ impl Dialog {
             remote_from,
             local_to,
             remote_target,
-            peer,
+            peer: peer.addr,
+            transport: peer.transport,
             invite_key,
             local_sdp: None,
             local_cseq: 1,
@@ -89,7 +99,71 @@ impl Dialog {
         })
     }
 
-    /// Our BYE for this dialog, sent from `local` over UDP.
+    /// The confirmed dialog of an outbound call: our `invite` (sent to `peer`) and the 2xx
+    /// `answer` to it. Route sets (Record-Route) are not kept: in-dialog requests go straight
+    /// to the trunk, as they do for the trunks we call through.
+    pub fn from_answer(
+        invite: &Request,
+        answer: &rsip::Response,
+        peer: Peer,
+        invite_key: TransactionKey,
+        local_sdp: Option<String>,
+    ) -> Result<Self, SipError> {
+        let mut local_from = None;
+        let mut call_id = None;
+        for header in invite.headers.iter() {
+            match header {
+                Header::From(h) => local_from = Some(h.value().to_owned()),
+                Header::CallId(h) => call_id = Some(h.value().to_owned()),
+                _ => {}
+            }
+        }
+        let mut remote_to = None;
+        let mut contact = None;
+        for header in answer.headers.iter() {
+            match header {
+                Header::To(h) => remote_to = Some(h.value().to_owned()),
+                Header::Contact(h) => contact = Some(h.value().to_owned()),
+                _ => {}
+            }
+        }
+        let local_from = local_from.ok_or(SipError::MissingHeader("From"))?;
+        let local_tag =
+            header_param(&local_from, "tag")
+                .map(str::to_owned)
+                .ok_or(SipError::InvalidHeader {
+                    header: "From",
+                    reason: "our INVITE's From has no tag".into(),
+                })?;
+        let (invite_cseq, _) = cseq(&invite.headers)?;
+        Ok(Self {
+            call_id: call_id.ok_or(SipError::MissingHeader("Call-ID"))?,
+            state: DialogState::Confirmed,
+            local_tag,
+            remote_from: remote_to.ok_or(SipError::MissingHeader("To"))?,
+            local_to: local_from,
+            remote_target: contact
+                .as_deref()
+                .map(uri_of)
+                .unwrap_or_else(|| invite.uri.to_string()),
+            peer: peer.addr,
+            transport: peer.transport,
+            invite_key,
+            local_sdp,
+            local_cseq: invite_cseq + 1,
+            invite: invite.clone(),
+        })
+    }
+
+    /// The remote party as a [`Peer`].
+    pub fn remote(&self) -> Peer {
+        Peer {
+            transport: self.transport,
+            addr: self.peer,
+        }
+    }
+
+    /// Our BYE for this dialog, sent from `local` over the dialog's transport.
     pub fn bye(&mut self, local: SocketAddr) -> Result<Request, SipError> {
         let uri = rsip::Uri::try_from(self.remote_target.as_str()).map_err(|e| {
             SipError::InvalidHeader {
@@ -106,7 +180,11 @@ impl Dialog {
         self.local_cseq += 1;
         let branch = format!("z9hG4bK{}", new_tag());
         let headers: Vec<Header> = vec![
-            Via::new(format!("SIP/2.0/UDP {local};branch={branch};rport")).into(),
+            Via::new(format!(
+                "SIP/2.0/{} {local};branch={branch};rport",
+                self.transport.via_name()
+            ))
+            .into(),
             MaxForwards::new("70").into(),
             From::new(from).into(),
             To::new(self.remote_from.clone()).into(),

@@ -5,24 +5,31 @@
 //! SDP answer — belong to the caller, which replies with [`SipEndpoint::answer`] or
 //! [`SipEndpoint::reject`].
 //!
-//! Driven like every core here: `handle_datagram(now, source, bytes)` and `handle_timeout(now)`
-//! in, `poll_transmit()`, `poll_timeout()` and `poll_event()` out.
+//! It is also the user agent client of outbound calls ([`SipEndpoint::place_call`], in
+//! `endpoint/outbound.rs`): an [`OutboundCall`] per call, routed responses by Call-ID, and the
+//! answered call's dialog kept with the inbound ones, so BYE works both ways for both.
+//!
+//! Driven like every core here: `handle_message(now, peer, bytes)` (or `handle_datagram` for
+//! UDP) and `handle_timeout(now)` in, `poll_transmit()`, `poll_timeout()` and `poll_event()`
+//! out. Every transaction remembers the [`Transport`] it runs on, and so does every transmit.
 
 use std::collections::{HashMap, VecDeque};
 use std::net::SocketAddr;
 use std::time::Instant;
 
-use rsip::headers::UntypedHeader;
 use rsip::{Header, Method, Request, Response, SipMessage};
 
-use super::dialog::{user_of, Dialog, DialogState};
-use super::message::{call_id, header_param};
+use super::breaker::TrunkBreakers;
+use super::dialog::{Dialog, DialogState};
+use super::message::call_id;
+use super::outbound::{OutboundCall, OutboundFailure};
+use super::peer::{Outgoing, Peer, Transport};
 use super::response::{bad_request, build_response, set_body, status, to_bytes};
 use super::transaction::{
     ClientNonInviteTransaction, ServerInviteTransaction, ServerNonInviteTransaction, Timers,
-    TransactionEvent, TransactionKey, Transmit,
+    TransactionEvent, TransactionKey,
 };
-use super::{parse_unvalidated, stamp_received, validate};
+use super::{parse_unvalidated, validate};
 
 /// What the endpoint needs its owner to know or decide.
 #[derive(Debug, Clone, PartialEq, Eq)]
@@ -41,6 +48,19 @@ pub enum EndpointEvent {
         call_id: String,
         reason: &'static str,
     },
+    /// An outbound call rings at the far end.
+    OutboundRinging { call_id: String },
+    /// An outbound call was answered through `trunk_id`; `answer` is the callee's SDP.
+    OutboundAnswered {
+        call_id: String,
+        trunk_id: String,
+        answer: Vec<u8>,
+    },
+    /// An outbound call will not be answered.
+    OutboundFailed {
+        call_id: String,
+        failure: OutboundFailure,
+    },
 }
 
 /// An INVITE waiting for a decision.
@@ -54,20 +74,27 @@ pub struct IncomingCall {
     /// The SDP offer (may be empty: offerless INVITEs are refused by the owner).
     pub offer: Vec<u8>,
     pub source: SocketAddr,
+    /// The transport the INVITE came over.
+    pub transport: Transport,
 }
 
 /// Methods the edge accepts, for `Allow` headers.
 pub const ALLOW: &str = "INVITE, ACK, CANCEL, BYE, OPTIONS, INFO";
 
-/// One socket's worth of SIP server state.
+/// One SIP address's worth of user agent state (its UDP socket and TCP connections).
 pub struct SipEndpoint {
     local: SocketAddr,
     timers: Timers,
     invites: HashMap<TransactionKey, ServerInviteTransaction>,
     others: HashMap<TransactionKey, ServerNonInviteTransaction>,
     outgoing: HashMap<TransactionKey, (String, ClientNonInviteTransaction)>,
+    /// The transport of each transaction above.
+    transports: HashMap<TransactionKey, Transport>,
     dialogs: HashMap<String, Dialog>,
-    transmits: VecDeque<Transmit>,
+    /// Outbound calls not yet answered or failed, or still finishing their transactions.
+    outbound: HashMap<String, OutboundCall>,
+    breakers: TrunkBreakers,
+    transmits: VecDeque<Outgoing>,
     events: VecDeque<EndpointEvent>,
 }
 
@@ -80,7 +107,10 @@ impl SipEndpoint {
             invites: HashMap::new(),
             others: HashMap::new(),
             outgoing: HashMap::new(),
+            transports: HashMap::new(),
             dialogs: HashMap::new(),
+            outbound: HashMap::new(),
+            breakers: TrunkBreakers::default(),
             transmits: VecDeque::new(),
             events: VecDeque::new(),
         }
@@ -91,9 +121,21 @@ impl SipEndpoint {
         self.dialogs.len()
     }
 
-    /// Handles one received datagram. Garbage is logged and dropped; a request that parses but
-    /// breaks the rules gets a 400 naming the fault.
+    /// Replaces the trunk circuit breakers' policy (before any call is placed).
+    pub fn set_breaker_policy(&mut self, policy: super::breaker::BreakerPolicy) {
+        self.breakers = TrunkBreakers::new(policy);
+    }
+
+    /// Handles one received UDP datagram (see [`Self::handle_message`]).
     pub fn handle_datagram(&mut self, now: Instant, source: SocketAddr, bytes: &[u8]) {
+        self.handle_message(now, Peer::udp(source), bytes);
+    }
+
+    /// Handles one received message (a datagram, or one framed off a TCP stream). Garbage is
+    /// logged and dropped; a request that parses but breaks the rules gets a 400 naming the
+    /// fault.
+    pub fn handle_message(&mut self, now: Instant, peer: Peer, bytes: &[u8]) {
+        let source = peer.addr;
         if bytes.iter().all(|b| b.is_ascii_whitespace()) {
             return; // CRLF keep-alive (RFC 5626)
         }
@@ -109,261 +151,21 @@ impl SipEndpoint {
             if let SipMessage::Request(request) = &message {
                 if request.method != Method::Ack {
                     if let Ok(response) = bad_request(request, &e) {
-                        self.send_stateless(source, request, response);
+                        self.send_stateless(peer, request, response);
                     }
                 }
             }
             return;
         }
         match message {
-            SipMessage::Request(request) => self.on_request(now, source, request),
+            SipMessage::Request(request) => self.on_request(now, peer, request),
             SipMessage::Response(response) => self.on_response(now, response),
         }
     }
 
-    fn on_request(&mut self, now: Instant, source: SocketAddr, mut request: Request) {
-        if let Err(e) = stamp_received(&mut request, source) {
-            tracing::info!(%source, error = %e, "refused a request with a bad Via");
-            return;
-        }
-        let key = match TransactionKey::server(&request) {
-            Ok(key) => key,
-            Err(e) => {
-                tracing::info!(%source, error = %e, "refused a request without a usable branch");
-                if let Ok(response) = bad_request(&request, &e) {
-                    self.send_stateless(source, &request, response);
-                }
-                return;
-            }
-        };
-        if let Some(tx) = self.invites.get_mut(&key) {
-            tx.handle_request(now, request);
-            self.drain_invite(&key);
-            return;
-        }
-        if let Some(tx) = self.others.get_mut(&key) {
-            tx.handle_request(now, request);
-            self.drain_other(&key);
-            return;
-        }
-        match request.method {
-            Method::Invite => self.on_invite(now, source, key, request),
-            Method::Ack => self.on_ack_for_2xx(now, request),
-            Method::Cancel => self.on_cancel(now, source, key, request),
-            Method::Bye => self.on_bye(now, source, key, request),
-            Method::Options => {
-                let response = build_response(&request, status(200, "OK"), Some(&super::new_tag()))
-                    .map(|mut r| {
-                        r.headers.push(Header::Allow(ALLOW.into()));
-                        r.headers.push(Header::Accept("application/sdp".into()));
-                        r
-                    });
-                self.respond_non_invite(now, source, key, request, response);
-            }
-            Method::Info => self.on_info(now, source, key, request),
-            _ => {
-                let response = build_response(
-                    &request,
-                    status(501, "Not Implemented"),
-                    Some(&super::new_tag()),
-                )
-                .map(|mut r| {
-                    r.headers.push(Header::Allow(ALLOW.into()));
-                    r
-                });
-                self.respond_non_invite(now, source, key, request, response);
-            }
-        }
-    }
-
-    fn on_invite(
-        &mut self,
-        now: Instant,
-        source: SocketAddr,
-        key: TransactionKey,
-        request: Request,
-    ) {
-        let Ok(call_id) = call_id(&request.headers).map(str::to_owned) else {
-            return;
-        };
-        let to_tag = request.headers.iter().find_map(|h| match h {
-            Header::To(to) => header_param(to.value(), "tag").map(str::to_owned),
-            _ => None,
-        });
-        let mut tx =
-            match ServerInviteTransaction::new(now, request.clone(), source, false, self.timers) {
-                Ok(tx) => tx,
-                Err(e) => {
-                    tracing::info!(%source, error = %e, "refused an INVITE");
-                    return;
-                }
-            };
-        // The transaction reports the request once; the decision is ours.
-        while tx.poll_event().is_some() {}
-        if to_tag.is_some() {
-            // A re-INVITE (hold, resume, session refresh): repeat our answer.
-            let answer = self
-                .dialogs
-                .get(&call_id)
-                .filter(|d| d.state == DialogState::Confirmed)
-                .map(|d| (d.local_tag.clone(), d.local_sdp.clone()));
-            let response = match answer {
-                Some((tag, sdp)) => {
-                    build_response(&request, status(200, "OK"), Some(&tag)).map(|mut r| {
-                        r.headers
-                            .push(Header::Contact(format!("<sip:{}>", self.local).into()));
-                        if let Some(sdp) = sdp {
-                            set_body(&mut r, "application/sdp", sdp.into_bytes());
-                        }
-                        r
-                    })
-                }
-                None => build_response(
-                    &request,
-                    status(481, "Call/Transaction Does Not Exist"),
-                    Some(&super::new_tag()),
-                ),
-            };
-            if let Ok(response) = response {
-                let _ = tx.respond(now, response);
-            }
-            self.invites.insert(key.clone(), tx);
-            self.drain_invite(&key);
-            return;
-        }
-        if self.dialogs.contains_key(&call_id) {
-            // Same Call-ID, new branch: a merged request (RFC 3261 section 8.2.2.2).
-            if let Ok(response) = build_response(
-                &request,
-                status(482, "Loop Detected"),
-                Some(&super::new_tag()),
-            ) {
-                let _ = tx.respond(now, response);
-            }
-            self.invites.insert(key.clone(), tx);
-            self.drain_invite(&key);
-            return;
-        }
-        let dialog = match Dialog::from_invite(&request, source, key.clone()) {
-            Ok(dialog) => dialog,
-            Err(e) => {
-                tracing::info!(%source, error = %e, "refused an INVITE");
-                return;
-            }
-        };
-        let caller = request.headers.iter().find_map(|h| match h {
-            Header::From(from) => Some(user_of(from.value())),
-            _ => None,
-        });
-        self.events
-            .push_back(EndpointEvent::IncomingCall(IncomingCall {
-                call_id: call_id.clone(),
-                dialled: user_of(&request.uri.to_string()),
-                caller: caller.unwrap_or_default(),
-                offer: request.body.clone(),
-                source,
-            }));
-        self.dialogs.insert(call_id, dialog);
-        self.invites.insert(key.clone(), tx);
-        self.drain_invite(&key);
-    }
-
-    fn on_ack_for_2xx(&mut self, now: Instant, request: Request) {
-        let Ok(call_id) = call_id(&request.headers).map(str::to_owned) else {
-            return;
-        };
-        let Some(key) = self.dialogs.get(&call_id).map(|d| d.invite_key.clone()) else {
-            tracing::debug!(call = %call_id, "ACK for no dialog; ignored");
-            return;
-        };
-        if let Some(tx) = self.invites.get_mut(&key) {
-            tx.handle_request(now, request);
-            self.drain_invite(&key);
-        }
-    }
-
-    fn on_cancel(
-        &mut self,
-        now: Instant,
-        source: SocketAddr,
-        key: TransactionKey,
-        request: Request,
-    ) {
-        let invite_key = TransactionKey::cancelled_invite(&request).ok();
-        let invite = invite_key.as_ref().and_then(|k| self.invites.get(k));
-        // A CANCEL matching a transaction is accepted even when it is too late to cancel
-        // anything (RFC 3261 section 9.2); only a pending INVITE is ended with 487.
-        let found = invite.is_some();
-        let pending = invite
-            .is_some_and(|tx| tx.state() == super::transaction::ServerInviteState::Proceeding);
-        let (code, reason) = if found {
-            (200, "OK")
-        } else {
-            (481, "Call/Transaction Does Not Exist")
-        };
-        let response = build_response(&request, status(code, reason), Some(&super::new_tag()));
-        let call = call_id(&request.headers).map(str::to_owned).ok();
-        self.respond_non_invite(now, source, key, request, response);
-        if let (true, Some(invite_key), Some(call_id)) = (pending, invite_key, call) {
-            let _ = invite_key;
-            self.finish_invite(now, &call_id, 487, "Request Terminated", None);
-            self.events.push_back(EndpointEvent::RemoteHangup {
-                call_id,
-                cancelled: true,
-            });
-        }
-    }
-
-    fn on_bye(&mut self, now: Instant, source: SocketAddr, key: TransactionKey, request: Request) {
-        let call = call_id(&request.headers).map(str::to_owned).ok();
-        let known = call.as_ref().and_then(|c| self.dialogs.get(c)).is_some();
-        let response = if known {
-            build_response(&request, status(200, "OK"), None)
-        } else {
-            build_response(
-                &request,
-                status(481, "Call/Transaction Does Not Exist"),
-                Some(&super::new_tag()),
-            )
-        };
-        self.respond_non_invite(now, source, key, request, response);
-        if let (true, Some(call_id)) = (known, call) {
-            self.dialogs.remove(&call_id);
-            self.events.push_back(EndpointEvent::RemoteHangup {
-                call_id,
-                cancelled: false,
-            });
-        }
-    }
-
-    fn on_info(&mut self, now: Instant, source: SocketAddr, key: TransactionKey, request: Request) {
-        let call = call_id(&request.headers).map(str::to_owned).ok();
-        let known = call.as_ref().is_some_and(|c| self.dialogs.contains_key(c));
-        let digit = dtmf_relay_digit(&request);
-        let response = if known {
-            build_response(&request, status(200, "OK"), None)
-        } else {
-            build_response(
-                &request,
-                status(481, "Call/Transaction Does Not Exist"),
-                Some(&super::new_tag()),
-            )
-        };
-        self.respond_non_invite(now, source, key, request, response);
-        if let (true, Some(call_id), Some(digit)) = (known, call, digit) {
-            self.events
-                .push_back(EndpointEvent::Dtmf { call_id, digit });
-        }
-    }
-
-    fn on_response(&mut self, now: Instant, response: Response) {
-        let Ok(key) = TransactionKey::client(&response) else {
-            return;
-        };
-        if let Some((_, tx)) = self.outgoing.get_mut(&key) {
-            tx.handle_response(now, response);
-            self.drain_outgoing(&key);
-        }
+    /// Our Contact header for messages over `transport`.
+    fn contact(&self, transport: Transport) -> Header {
+        Header::Contact(format!("<sip:{}{}>", self.local, transport.uri_param()).into())
     }
 
     /// Tells the caller of `call_id` that it rings (180, with our tag so the dialog is early).
@@ -372,14 +174,13 @@ impl SipEndpoint {
             return;
         };
         let key = dialog.invite_key.clone();
+        let contact = self.contact(dialog.transport);
         if let Ok(mut response) = build_response(
             &dialog.invite,
             status(180, "Ringing"),
             Some(&dialog.local_tag),
         ) {
-            response
-                .headers
-                .push(Header::Contact(format!("<sip:{}>", self.local).into()));
+            response.headers.push(contact);
             self.respond_invite(now, &key, response);
         }
     }
@@ -422,14 +223,24 @@ impl SipEndpoint {
         self.respond_invite(now, &dialog.invite_key, response);
     }
 
-    /// Ends `call_id` from our side: BYE once answered.
+    /// Ends `call_id` from our side: BYE once answered; an outbound call not yet answered is
+    /// abandoned (CANCEL) and reported as [`OutboundFailure::Cancelled`].
     pub fn hangup(&mut self, now: Instant, call_id: &str) {
-        let Some(mut dialog) = self.dialogs.remove(call_id) else {
+        if self.abandon_outbound(now, call_id) {
+            return;
+        }
+        let Some(dialog) = self.dialogs.remove(call_id) else {
             return;
         };
         if dialog.state != DialogState::Confirmed {
             return;
         }
+        self.send_bye(now, dialog);
+    }
+
+    /// Sends the BYE of `dialog` in a client transaction of its own.
+    fn send_bye(&mut self, now: Instant, mut dialog: Dialog) {
+        let call_id = dialog.call_id.clone();
         let bye = match dialog.bye(self.local) {
             Ok(bye) => bye,
             Err(e) => {
@@ -437,10 +248,12 @@ impl SipEndpoint {
                 return;
             }
         };
-        match ClientNonInviteTransaction::new(now, bye, dialog.peer, false, self.timers) {
+        let reliable = dialog.transport.is_reliable();
+        match ClientNonInviteTransaction::new(now, bye, dialog.peer, reliable, self.timers) {
             Ok(tx) => {
                 let key = tx.key().clone();
-                self.outgoing.insert(key.clone(), (call_id.to_owned(), tx));
+                self.transports.insert(key.clone(), dialog.transport);
+                self.outgoing.insert(key.clone(), (call_id.clone(), tx));
                 self.drain_outgoing(&key);
             }
             Err(e) => tracing::warn!(call = %call_id, error = %e, "cannot send a BYE"),
@@ -486,6 +299,7 @@ impl SipEndpoint {
             }
             self.drain_outgoing(&key);
         }
+        self.outbound_timeouts(now);
     }
 
     /// The earliest timer of any transaction. Linear in the transactions alive; they are
@@ -494,11 +308,15 @@ impl SipEndpoint {
         let invites = self.invites.values().filter_map(|t| t.poll_timeout());
         let others = self.others.values().filter_map(|t| t.poll_timeout());
         let outgoing = self.outgoing.values().filter_map(|(_, t)| t.poll_timeout());
-        invites.chain(others).chain(outgoing).min()
+        let outbound = self
+            .outbound
+            .values()
+            .filter_map(OutboundCall::poll_timeout);
+        invites.chain(others).chain(outgoing).chain(outbound).min()
     }
 
-    /// The next datagram to send.
-    pub fn poll_transmit(&mut self) -> Option<Transmit> {
+    /// The next message to send.
+    pub fn poll_transmit(&mut self) -> Option<Outgoing> {
         self.transmits.pop_front()
     }
 
@@ -529,9 +347,7 @@ impl SipEndpoint {
             return;
         };
         if let Some(sdp) = answer {
-            response
-                .headers
-                .push(Header::Contact(format!("<sip:{}>", self.local).into()));
+            response.headers.push(self.contact(dialog.transport));
             response.headers.push(Header::Allow(ALLOW.into()));
             set_body(&mut response, "application/sdp", sdp.into_bytes());
         } else {
@@ -553,19 +369,20 @@ impl SipEndpoint {
     fn respond_non_invite(
         &mut self,
         now: Instant,
-        source: SocketAddr,
+        peer: Peer,
         key: TransactionKey,
         request: Request,
         response: Result<Response, super::SipError>,
     ) {
-        let mut tx = match ServerNonInviteTransaction::new(now, request, source, false, self.timers)
-        {
-            Ok(tx) => tx,
-            Err(e) => {
-                tracing::info!(%source, error = %e, "refused a request");
-                return;
-            }
-        };
+        let (source, reliable) = (peer.addr, peer.transport.is_reliable());
+        let mut tx =
+            match ServerNonInviteTransaction::new(now, request, source, reliable, self.timers) {
+                Ok(tx) => tx,
+                Err(e) => {
+                    tracing::info!(%source, error = %e, "refused a request");
+                    return;
+                }
+            };
         while tx.poll_event().is_some() {}
         match response {
             Ok(response) => {
@@ -575,27 +392,39 @@ impl SipEndpoint {
             }
             Err(e) => tracing::info!(%source, error = %e, "cannot build a response"),
         }
+        self.transports.insert(key.clone(), peer.transport);
         self.others.insert(key.clone(), tx);
         self.drain_other(&key);
     }
 
     /// A response sent without a transaction (to a request too broken to start one).
-    fn send_stateless(&mut self, source: SocketAddr, request: &Request, response: Response) {
-        let dest = super::TopVia::of(&request.headers)
-            .map(|via| via.response_destination(source))
-            .unwrap_or(source);
-        self.transmits.push_back(Transmit {
+    fn send_stateless(&mut self, peer: Peer, request: &Request, response: Response) {
+        // Over a connection the response goes back on it (RFC 3261 section 18.2.2).
+        let dest = match peer.transport {
+            Transport::Tcp => peer.addr,
+            Transport::Udp => super::TopVia::of(&request.headers)
+                .map(|via| via.response_destination(peer.addr))
+                .unwrap_or(peer.addr),
+        };
+        self.transmits.push_back(Outgoing {
+            transport: peer.transport,
             dest,
             bytes: to_bytes(response),
         });
     }
 
+    /// The transport of a transaction (UDP if unknown, which cannot happen for a live one).
+    fn transport_of(&self, key: &TransactionKey) -> Transport {
+        self.transports.get(key).copied().unwrap_or(Transport::Udp)
+    }
+
     fn drain_invite(&mut self, key: &TransactionKey) {
+        let transport = self.transport_of(key);
         let Some(tx) = self.invites.get_mut(key) else {
             return;
         };
         while let Some(t) = tx.poll_transmit() {
-            self.transmits.push_back(t);
+            self.transmits.push_back(Outgoing::new(transport, t));
         }
         let mut terminated = false;
         let mut lost = None;
@@ -627,15 +456,17 @@ impl SipEndpoint {
         }
         if terminated {
             self.invites.remove(key);
+            self.transports.remove(key);
         }
     }
 
     fn drain_other(&mut self, key: &TransactionKey) {
+        let transport = self.transport_of(key);
         let Some(tx) = self.others.get_mut(key) else {
             return;
         };
         while let Some(t) = tx.poll_transmit() {
-            self.transmits.push_back(t);
+            self.transmits.push_back(Outgoing::new(transport, t));
         }
         let mut terminated = false;
         while let Some(event) = tx.poll_event() {
@@ -643,15 +474,17 @@ impl SipEndpoint {
         }
         if terminated {
             self.others.remove(key);
+            self.transports.remove(key);
         }
     }
 
     fn drain_outgoing(&mut self, key: &TransactionKey) {
+        let transport = self.transport_of(key);
         let Some((call_id, tx)) = self.outgoing.get_mut(key) else {
             return;
         };
         while let Some(t) = tx.poll_transmit() {
-            self.transmits.push_back(t);
+            self.transmits.push_back(Outgoing::new(transport, t));
         }
         let mut terminated = false;
         let mut timed_out = false;
@@ -667,28 +500,16 @@ impl SipEndpoint {
         }
         if terminated {
             self.outgoing.remove(key);
+            self.transports.remove(key);
         }
     }
 }
 
-/// The digit of an INFO with `application/dtmf-relay` (`Signal=5\r\nDuration=160`).
-fn dtmf_relay_digit(request: &Request) -> Option<char> {
-    let is_relay = request.headers.iter().any(|h| {
-        matches!(h, Header::ContentType(ct) if ct.value().trim().eq_ignore_ascii_case("application/dtmf-relay"))
-    });
-    if !is_relay {
-        return None;
-    }
-    let body = std::str::from_utf8(&request.body).ok()?;
-    body.lines().find_map(|line| {
-        let (name, value) = line.split_once('=')?;
-        if !name.trim().eq_ignore_ascii_case("signal") {
-            return None;
-        }
-        let digit = value.trim().chars().next()?.to_ascii_uppercase();
-        "0123456789*#ABCD".contains(digit).then_some(digit)
-    })
-}
+#[path = "endpoint/inbound.rs"]
+mod inbound;
+
+#[path = "endpoint/outbound.rs"]
+mod outbound;
 
 #[cfg(test)]
 #[path = "endpoint_tests.rs"]

@@ -8,21 +8,32 @@
 //! semantics (what must be present, which transaction a message belongs to, when to retransmit)
 //! are ours.
 //!
+//! Outbound calls: [`uac::InviteAttempt`] (one INVITE through one trunk, digest retry, CANCEL),
+//! [`outbound::OutboundCall`] (failover across trunks), [`breaker::TrunkBreakers`]; the
+//! endpoint drives them. [`peer`] is the transport seam (UDP, TCP) and [`framing`] cuts a TCP
+//! stream into messages.
+//!
 //! A request's path: [`parse_unvalidated`] → [`validate`] (or [`bad_request`] on failure) →
 //! [`stamp_received`] → [`TransactionKey::server`] → a server transaction → the TU, which
 //! answers with [`build_response`] and, for an INVITE, [`sdp::answer()`].
 
+pub mod breaker;
 pub mod dialog;
 pub mod digest;
 pub mod endpoint;
+pub mod framing;
 pub mod message;
+pub mod outbound;
+pub mod peer;
 pub mod response;
 pub mod sdp;
 pub mod transaction;
 pub mod transport;
+pub mod uac;
 pub mod via;
 
 pub use message::{parse_message, parse_unvalidated, validate, SipError, MAX_MESSAGE_SIZE};
+pub use peer::{Outgoing, Peer, Transport};
 pub use response::{bad_request, build_response, new_tag, status};
 pub use transaction::{
     ClientInviteTransaction, ClientNonInviteTransaction, ServerInviteTransaction,

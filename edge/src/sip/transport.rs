@@ -1,29 +1,44 @@
-//! The SIP socket task: the tokio shell around [`SipEndpoint`]. It moves datagrams and time,
-//! decides each new call (admission from the cached configuration, an RTP port, the SDP answer)
-//! and spawns its call task; signalling for live calls is forwarded to them over channels.
-//! UDP today; the endpoint takes bytes and addresses, so TCP and TLS are further shells.
+//! The SIP task: the tokio shell around [`SipEndpoint`]. It moves messages and time — UDP
+//! datagrams and TCP streams (`tcp.rs`) on the same address — decides each new call (admission
+//! from the cached configuration, an RTP port, the SDP answer) and spawns its call task;
+//! signalling for live calls is forwarded to them over channels. Outbound calls asked for by
+//! the control link ([`SipCommand`]) are placed here too (`placing.rs`) and become call tasks
+//! once answered. The endpoint sees only [`Peer`]s and bytes, and says which transport each
+//! message leaves by; TLS would be one more listener and one more [`Transport`] variant.
+
+mod placing;
+mod tcp;
+
+pub use placing::{PlaceCall, SipCommand};
 
 use std::collections::HashMap;
 use std::net::{IpAddr, SocketAddr};
 use std::sync::Arc;
 use std::time::{Duration, Instant};
 
-use tokio::net::UdpSocket;
+use tokio::net::{TcpListener, UdpSocket};
 use tokio::sync::mpsc;
 use tokio_util::sync::CancellationToken;
 use tracing::Instrument;
 
 use super::endpoint::{EndpointEvent, IncomingCall, SipEndpoint};
+use super::peer::{Peer, Transport};
 use super::sdp::{self, Codec, Direction, LocalMedia, SdpError, SessionDescription};
 use super::Timers;
 use crate::call::admission::admit;
 use crate::call::ports::PortAllocator;
 use crate::call::task::{self, CallDirection, CallServices, CallSetup, CallSignal};
 use freya_shared::model::{CallEvent, CallEventKind};
+use placing::PendingOutbound;
+use tcp::{TcpConnections, TcpInput};
 
 /// How the SIP task reaches the outside world.
 pub struct SipService {
     pub socket: UdpSocket,
+    /// The TCP listener on the same address, when SIP over TCP is on.
+    pub tcp: Option<TcpListener>,
+    /// Outbound calls and hang-ups asked for by the control link.
+    pub commands: mpsc::Receiver<SipCommand>,
     /// The address put in Contact and Via (the socket's, or a configured public one).
     pub public_addr: SocketAddr,
     /// The IP put in SDP for callers' media.
@@ -49,6 +64,8 @@ impl SipService {
     pub async fn run(self, shutdown: CancellationToken) {
         let SipService {
             socket,
+            tcp,
+            mut commands,
             public_addr,
             media_ip,
             ports,
@@ -58,6 +75,12 @@ impl SipService {
         let mut endpoint = SipEndpoint::new(public_addr, Timers::default());
         let mut calls: HashMap<String, mpsc::Sender<CallSignal>> = HashMap::new();
         let mut ringing: HashMap<String, Ringing> = HashMap::new();
+        let mut pending: HashMap<String, PendingOutbound> = HashMap::new();
+        let (tcp_tx, mut tcp_rx) = mpsc::channel::<TcpInput>(1024);
+        let mut connections = TcpConnections::new(tcp_tx.clone(), shutdown.clone());
+        if let Some(listener) = tcp {
+            tokio::spawn(tcp::accept(listener, tcp_tx, shutdown.clone()));
+        }
         let (hangup_tx, mut hangup_rx) = mpsc::channel::<String>(256);
         let mut buf = vec![0u8; 65_536];
         let mut session_id: u64 = rand::random::<u32>().into();
@@ -77,6 +100,36 @@ impl SipService {
                     Ok((n, source)) => endpoint.handle_datagram(Instant::now(), source, buf.get(..n).unwrap_or_default()),
                     // ICMP port unreachable from an earlier send surfaces here on some systems.
                     Err(e) => tracing::debug!(error = %e, "SIP receive error"),
+                },
+                Some(input) = tcp_rx.recv() => match input {
+                    TcpInput::Opened { peer, writer } => connections.opened(peer, writer),
+                    TcpInput::Message { peer, bytes } => endpoint.handle_message(Instant::now(), Peer::tcp(peer), &bytes),
+                    TcpInput::Closed { peer } => connections.closed(peer),
+                },
+                Some(command) = commands.recv() => match command {
+                    SipCommand::PlaceCall(call) => {
+                        session_id += 1;
+                        let call_id = call.call_id.clone();
+                        let active = u32::try_from(calls.len() + ringing.len() + pending.len()).unwrap_or(u32::MAX);
+                        if let Some(placing) = placing::place(&mut endpoint, call, media_ip, session_id, &ports, &services, active).await {
+                            pending.insert(call_id, placing);
+                        }
+                    }
+                    SipCommand::Hangup { call_id } => {
+                        let now = Instant::now();
+                        if let Some(tx) = calls.remove(&call_id) {
+                            tracing::info!(call = %call_id, "hang-up requested by the control plane");
+                            endpoint.hangup(now, &call_id);
+                            let _ = tx.send(CallSignal::Hangup { reason: "hangup_requested", by_us: true }).await;
+                        } else if pending.contains_key(&call_id) {
+                            endpoint.hangup(now, &call_id); // CANCEL; reported as OutboundFailed
+                        } else if let Some(unanswered) = ringing.remove(&call_id) {
+                            endpoint.reject(now, &call_id, 480, "Temporarily Unavailable", None);
+                            record_unanswered(&services, &unanswered.setup, "hangup_requested").await;
+                        } else {
+                            tracing::info!(call = %call_id, "hang-up requested for a call this edge does not carry");
+                        }
+                    }
                 },
                 _ = tokio::time::sleep_until(wake) => endpoint.handle_timeout(Instant::now()),
                 _ = tokio::time::sleep_until(next_answer) => {
@@ -104,9 +157,12 @@ impl SipService {
                     }
                     for (call_id, signal) in calls.drain() {
                         endpoint.hangup(now, &call_id);
-                        let _ = signal.try_send(CallSignal::Hangup { reason: "edge_shutdown" });
+                        let _ = signal.try_send(CallSignal::Hangup { reason: "edge_shutdown", by_us: true });
                     }
-                    flush(&socket, &mut endpoint).await;
+                    for call_id in pending.keys() {
+                        endpoint.hangup(now, call_id);
+                    }
+                    flush(&socket, &mut connections, &mut endpoint).await;
                     return;
                 }
             }
@@ -160,7 +216,34 @@ impl SipService {
                             record_unanswered(&services, &unanswered.setup, reason).await;
                         }
                         if let Some(tx) = calls.remove(&call_id) {
-                            let _ = tx.send(CallSignal::Hangup { reason }).await;
+                            let _ = tx
+                                .send(CallSignal::Hangup {
+                                    reason,
+                                    by_us: false,
+                                })
+                                .await;
+                        }
+                    }
+                    EndpointEvent::OutboundRinging { call_id } => {
+                        tracing::info!(call = %call_id, "outbound call ringing");
+                    }
+                    EndpointEvent::OutboundAnswered {
+                        call_id,
+                        trunk_id,
+                        answer,
+                    } => {
+                        let Some(placed) = pending.remove(&call_id) else {
+                            continue;
+                        };
+                        tracing::info!(call = %call_id, trunk = %trunk_id, "outbound call answered");
+                        match placing::answered(&call_id, placed, &answer, &services).await {
+                            Some(setup) => start_call(setup, &mut calls, &services, &hangup_tx),
+                            None => endpoint.hangup(Instant::now(), &call_id),
+                        }
+                    }
+                    EndpointEvent::OutboundFailed { call_id, failure } => {
+                        if let Some(placed) = pending.remove(&call_id) {
+                            placing::failed(&call_id, &placed, &failure, &services).await;
                         }
                     }
                     EndpointEvent::Failed { call_id, reason } => {
@@ -169,13 +252,14 @@ impl SipService {
                             let _ = tx
                                 .send(CallSignal::Hangup {
                                     reason: "signalling_failed",
+                                    by_us: false,
                                 })
                                 .await;
                         }
                     }
                 }
             }
-            flush(&socket, &mut endpoint).await;
+            flush(&socket, &mut connections, &mut endpoint).await;
         }
     }
 }
@@ -224,10 +308,15 @@ async fn signal(
     }
 }
 
-async fn flush(socket: &UdpSocket, endpoint: &mut SipEndpoint) {
+async fn flush(socket: &UdpSocket, connections: &mut TcpConnections, endpoint: &mut SipEndpoint) {
     while let Some(transmit) = endpoint.poll_transmit() {
-        if let Err(e) = socket.send_to(&transmit.bytes, transmit.dest).await {
-            tracing::debug!(dest = %transmit.dest, error = %e, "SIP send failed");
+        match transmit.transport {
+            Transport::Udp => {
+                if let Err(e) = socket.send_to(&transmit.bytes, transmit.dest).await {
+                    tracing::debug!(dest = %transmit.dest, error = %e, "SIP send failed");
+                }
+            }
+            Transport::Tcp => connections.send(transmit.dest, transmit.bytes),
         }
     }
 }

@@ -1,10 +1,16 @@
-//! An agent: the persona and conversation settings that answer a call. The voice pipeline's
-//! provider settings join this document as the pipeline grows; unknown fields are tolerated on
-//! the wire (an edge may be older than its control plane) and refused at the API.
+//! An agent: the persona and conversation settings that answer a call, and the voice pipeline it
+//! runs on — which speech-to-text, language model and text-to-speech providers (`stt`, `llm`,
+//! `tts`), how turns are taken (`turn`), which customer tools it may call (`tools`), and when it
+//! reprompts or hangs up. Every pipeline field has a serde default, so agents written before the
+//! pipeline existed keep working: no `stt`/`llm`/`tts` section means the offline demo providers
+//! (`local`, `rules`, `espeak`), or an OpenAI-compatible model when the edge's environment names
+//! one (see `freya_edge::voice`). Unknown fields are tolerated on the wire (an edge may be older
+//! than its control plane) and refused at the API.
 
 use std::collections::BTreeMap;
 
 use serde::{Deserialize, Serialize};
+use serde_json::Value;
 
 use super::FieldError;
 
@@ -22,6 +28,135 @@ pub struct AgentSpec {
     pub variables: BTreeMap<String, String>,
     #[serde(default = "default_max_call_seconds")]
     pub max_call_seconds: u32,
+    /// Speech-to-text provider; the offline `local` recogniser when absent.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub stt: Option<ProviderSpec>,
+    /// Language model; `rules` (or the edge's environment model) when absent.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub llm: Option<ProviderSpec>,
+    /// Text-to-speech provider; the offline `espeak` when absent.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub tts: Option<ProviderSpec>,
+    /// Turn-taking timing.
+    #[serde(default)]
+    pub turn: TurnSpec,
+    /// Customer tools the model may call.
+    #[serde(default, skip_serializing_if = "Vec::is_empty")]
+    pub tools: Vec<ToolSpec>,
+    /// Secret that signs tool requests (`X-Freya-Signature`); a secret like `api_key`.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub tool_secret: Option<String>,
+    /// Seconds of silence from the caller after the agent spoke before it asks again.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub silence_reprompt_seconds: Option<u32>,
+    /// When the agent's own words contain one of these, it hangs up after saying them.
+    #[serde(default, skip_serializing_if = "Vec::is_empty")]
+    pub end_call_phrases: Vec<String>,
+    /// Whether calls are recorded.
+    #[serde(default)]
+    pub record: bool,
+}
+
+impl Default for AgentSpec {
+    fn default() -> Self {
+        AgentSpec {
+            name: String::new(),
+            language: default_language(),
+            system_prompt: String::new(),
+            first_message: None,
+            variables: BTreeMap::new(),
+            max_call_seconds: default_max_call_seconds(),
+            stt: None,
+            llm: None,
+            tts: None,
+            turn: TurnSpec::default(),
+            tools: Vec::new(),
+            tool_secret: None,
+            silence_reprompt_seconds: None,
+            end_call_phrases: Vec::new(),
+            record: false,
+        }
+    }
+}
+
+/// One provider section (`stt`, `llm` or `tts`): which provider and how to reach it.
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+pub struct ProviderSpec {
+    /// `openai`, `anthropic`, `rules` (llm); `openai`, `deepgram`, `local` (stt);
+    /// `openai`, `elevenlabs`, `espeak` (tts).
+    pub provider: String,
+    /// The provider's model name; a per-provider default when absent.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub model: Option<String>,
+    /// API root (`https://api.openai.com/v1`, `http://localhost:11434/v1`).
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub base_url: Option<String>,
+    /// API key (a secret: masked when read back through the API).
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub api_key: Option<String>,
+    /// Voice name or id (tts).
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub voice: Option<String>,
+    /// Sampling temperature, 0 to 2 (llm).
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub temperature: Option<f32>,
+    /// Longest reply in tokens (llm).
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub max_tokens: Option<u32>,
+    /// Budget to the first token / first byte / transcript, in milliseconds.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub timeout_ms: Option<u32>,
+}
+
+/// Which providers each section accepts, in the order the docs list them.
+pub const STT_PROVIDERS: &[&str] = &["openai", "deepgram", "local"];
+/// Language-model providers.
+pub const LLM_PROVIDERS: &[&str] = &["openai", "anthropic", "rules"];
+/// Text-to-speech providers.
+pub const TTS_PROVIDERS: &[&str] = &["openai", "elevenlabs", "espeak"];
+/// Tools every agent has; customer tools may not take these names.
+pub const BUILTIN_TOOLS: &[&str] = &["end_call", "transfer_call", "send_dtmf"];
+
+/// Turn-taking timing (`turn`).
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize, Deserialize)]
+pub struct TurnSpec {
+    /// Silence after the caller's speech that ends their turn.
+    #[serde(default = "default_end_of_turn_silence_ms")]
+    pub end_of_turn_silence_ms: u32,
+    /// Whether the caller may interrupt the agent.
+    #[serde(default = "default_true")]
+    pub barge_in: bool,
+    /// Caller speech over the agent that counts as an interruption.
+    #[serde(default = "default_barge_in_min_speech_ms")]
+    pub barge_in_min_speech_ms: u32,
+}
+
+impl Default for TurnSpec {
+    fn default() -> Self {
+        TurnSpec {
+            end_of_turn_silence_ms: default_end_of_turn_silence_ms(),
+            barge_in: true,
+            barge_in_min_speech_ms: default_barge_in_min_speech_ms(),
+        }
+    }
+}
+
+/// A customer tool: an HTTPS endpoint the model may call with JSON arguments.
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+pub struct ToolSpec {
+    /// Name the model calls it by (letters, digits, `_`, `-`).
+    pub name: String,
+    /// What it does, for the model.
+    #[serde(default)]
+    pub description: String,
+    /// JSON Schema of the arguments (an object schema).
+    #[serde(default = "default_parameters")]
+    pub parameters: Value,
+    /// Where the edge POSTs the arguments.
+    pub url: String,
+    /// Budget for one request, in milliseconds.
+    #[serde(default = "default_tool_timeout_ms")]
+    pub timeout_ms: u32,
 }
 
 fn default_language() -> String {
@@ -32,8 +167,30 @@ fn default_max_call_seconds() -> u32 {
     900
 }
 
+fn default_end_of_turn_silence_ms() -> u32 {
+    500
+}
+
+fn default_barge_in_min_speech_ms() -> u32 {
+    200
+}
+
+fn default_true() -> bool {
+    true
+}
+
+fn default_parameters() -> Value {
+    serde_json::json!({"type": "object", "properties": {}})
+}
+
+fn default_tool_timeout_ms() -> u32 {
+    5000
+}
+
 /// Longest accepted prompt, so one agent cannot bloat every edge's snapshot.
 const MAX_PROMPT_CHARS: usize = 32_000;
+/// Most tools one agent may have.
+const MAX_TOOLS: usize = 32;
 
 impl AgentSpec {
     /// Every problem with this agent, by field.
@@ -77,8 +234,158 @@ impl AgentSpec {
                 "must be between 1 and 14400",
             ));
         }
+        for (section, spec, allowed) in [
+            ("stt", &self.stt, STT_PROVIDERS),
+            ("llm", &self.llm, LLM_PROVIDERS),
+            ("tts", &self.tts, TTS_PROVIDERS),
+        ] {
+            if let Some(spec) = spec {
+                spec.validate(section, allowed, &mut errors);
+            }
+        }
+        self.turn.validate(&mut errors);
+        self.validate_tools(&mut errors);
+        if let Some(seconds) = self.silence_reprompt_seconds {
+            if seconds == 0 || seconds > 600 {
+                errors.push(FieldError::new(
+                    "silence_reprompt_seconds",
+                    "must be between 1 and 600",
+                ));
+            }
+        }
+        for (i, phrase) in self.end_call_phrases.iter().enumerate() {
+            if phrase.trim().is_empty() || phrase.chars().count() > 200 {
+                errors.push(FieldError::new(
+                    format!("end_call_phrases[{i}]"),
+                    "must be 1 to 200 characters",
+                ));
+            }
+        }
         errors
     }
+
+    fn validate_tools(&self, errors: &mut Vec<FieldError>) {
+        if self.tools.len() > MAX_TOOLS {
+            errors.push(FieldError::new(
+                "tools",
+                format!("at most {MAX_TOOLS} tools"),
+            ));
+        }
+        for (i, tool) in self.tools.iter().enumerate() {
+            let at = |field: &str| format!("tools[{i}].{field}");
+            let name_ok = !tool.name.is_empty()
+                && tool.name.len() <= 64
+                && tool
+                    .name
+                    .chars()
+                    .all(|c| c.is_ascii_alphanumeric() || c == '_' || c == '-');
+            if !name_ok {
+                errors.push(FieldError::new(
+                    at("name"),
+                    "1 to 64 letters, digits, `_` or `-`",
+                ));
+            } else if BUILTIN_TOOLS.contains(&tool.name.as_str()) {
+                errors.push(FieldError::new(
+                    at("name"),
+                    "is the name of a built-in tool",
+                ));
+            } else if self.tools[..i].iter().any(|t| t.name == tool.name) {
+                errors.push(FieldError::new(at("name"), "is used by another tool"));
+            }
+            if !is_http_url(&tool.url) {
+                errors.push(FieldError::new(
+                    at("url"),
+                    "must be an http:// or https:// URL",
+                ));
+            }
+            if tool.parameters.get("type").and_then(Value::as_str) != Some("object") {
+                errors.push(FieldError::new(
+                    at("parameters"),
+                    "must be a JSON Schema with `\"type\": \"object\"`",
+                ));
+            }
+            if tool.timeout_ms == 0 || tool.timeout_ms > 60_000 {
+                errors.push(FieldError::new(
+                    at("timeout_ms"),
+                    "must be between 1 and 60000",
+                ));
+            }
+        }
+    }
+}
+
+impl ProviderSpec {
+    fn validate(&self, section: &str, allowed: &[&str], errors: &mut Vec<FieldError>) {
+        if !allowed.contains(&self.provider.as_str()) {
+            errors.push(FieldError::new(
+                format!("{section}.provider"),
+                format!("must be one of: {}", allowed.join(", ")),
+            ));
+        }
+        if let Some(url) = &self.base_url {
+            let websocket =
+                section == "stt" && (url.starts_with("ws://") || url.starts_with("wss://"));
+            if !is_http_url(url) && !websocket {
+                errors.push(FieldError::new(
+                    format!("{section}.base_url"),
+                    "must be an http:// or https:// URL",
+                ));
+            }
+        }
+        if let Some(model) = &self.model {
+            if model.trim().is_empty() || model.len() > 200 {
+                errors.push(FieldError::new(
+                    format!("{section}.model"),
+                    "must be 1 to 200 characters",
+                ));
+            }
+        }
+        if let Some(t) = self.temperature {
+            if section != "llm" {
+                errors.push(FieldError::new(
+                    format!("{section}.temperature"),
+                    "only a language model has a temperature",
+                ));
+            } else if !(0.0..=2.0).contains(&t) {
+                errors.push(FieldError::new(
+                    format!("{section}.temperature"),
+                    "must be between 0 and 2",
+                ));
+            }
+        }
+        if let Some(ms) = self.timeout_ms {
+            if ms == 0 || ms > 120_000 {
+                errors.push(FieldError::new(
+                    format!("{section}.timeout_ms"),
+                    "must be between 1 and 120000",
+                ));
+            }
+        }
+    }
+}
+
+impl TurnSpec {
+    fn validate(&self, errors: &mut Vec<FieldError>) {
+        if !(100..=5000).contains(&self.end_of_turn_silence_ms) {
+            errors.push(FieldError::new(
+                "turn.end_of_turn_silence_ms",
+                "must be between 100 and 5000",
+            ));
+        }
+        if !(40..=3000).contains(&self.barge_in_min_speech_ms) {
+            errors.push(FieldError::new(
+                "turn.barge_in_min_speech_ms",
+                "must be between 40 and 3000",
+            ));
+        }
+    }
+}
+
+fn is_http_url(url: &str) -> bool {
+    let rest = url
+        .strip_prefix("https://")
+        .or_else(|| url.strip_prefix("http://"));
+    matches!(rest, Some(host) if !host.is_empty() && !host.starts_with('/') && !url.contains(char::is_whitespace))
 }
 
 #[cfg(test)]
@@ -90,6 +397,10 @@ mod tests {
         let spec: AgentSpec = serde_json::from_str(r#"{"name":"Desk"}"#).expect("parses");
         assert_eq!(spec.language, "en");
         assert_eq!(spec.max_call_seconds, 900);
+        assert_eq!(spec.turn, TurnSpec::default());
+        assert_eq!(spec.turn.end_of_turn_silence_ms, 500);
+        assert!(spec.turn.barge_in);
+        assert!(spec.llm.is_none() && spec.tools.is_empty() && !spec.record);
         assert!(spec.validate().is_empty());
     }
 
@@ -103,6 +414,67 @@ mod tests {
         assert_eq!(
             fields,
             ["name", "language", "variables.bad key", "max_call_seconds"]
+        );
+    }
+
+    #[test]
+    fn the_issue_example_parses_and_validates() {
+        let spec: AgentSpec = serde_json::from_value(serde_json::json!({
+            "name": "Front desk", "language": "en",
+            "system_prompt": "You are the front desk of {{business_name}} ...",
+            "first_message": "Hello, thanks for calling.",
+            "variables": {"business_name": "Acme"},
+            "stt": {"provider": "openai", "model": "whisper-1", "base_url": "https://api.openai.com/v1", "api_key": "k"},
+            "llm": {"provider": "openai", "model": "gpt-4o-mini", "base_url": "https://api.openai.com/v1", "api_key": "k", "temperature": 0.3},
+            "tts": {"provider": "openai", "model": "tts-1", "voice": "alloy", "base_url": "https://api.openai.com/v1", "api_key": "k"},
+            "turn": {"end_of_turn_silence_ms": 500, "barge_in": true, "barge_in_min_speech_ms": 200},
+            "tools": [{"name": "book_appointment", "description": "...", "parameters": {"type": "object"},
+                       "url": "https://example.com/hooks/book", "timeout_ms": 5000}],
+            "max_call_seconds": 900, "silence_reprompt_seconds": 8, "end_call_phrases": ["goodbye"],
+            "record": false
+        }))
+        .expect("parses");
+        assert_eq!(spec.validate(), Vec::new());
+        let back: AgentSpec =
+            serde_json::from_value(serde_json::to_value(&spec).expect("serializes"))
+                .expect("parses");
+        assert_eq!(back, spec);
+    }
+
+    #[test]
+    fn pipeline_problems_name_their_field() {
+        let spec: AgentSpec = serde_json::from_value(serde_json::json!({
+            "name": "Desk",
+            "stt": {"provider": "whisperx"},
+            "llm": {"provider": "openai", "base_url": "ftp://x", "temperature": 3.5},
+            "tts": {"provider": "espeak", "temperature": 1.0},
+            "turn": {"end_of_turn_silence_ms": 10},
+            "tools": [
+                {"name": "end_call", "url": "https://x"},
+                {"name": "ok", "url": "nope", "parameters": {"type": "string"}, "timeout_ms": 0},
+                {"name": "ok", "url": "https://x"}
+            ],
+            "silence_reprompt_seconds": 0,
+            "end_call_phrases": [" "]
+        }))
+        .expect("parses");
+        let fields: Vec<String> = spec.validate().into_iter().map(|e| e.field).collect();
+        assert_eq!(
+            fields,
+            [
+                "stt.provider",
+                "llm.base_url",
+                "llm.temperature",
+                "tts.temperature",
+                "turn.end_of_turn_silence_ms",
+                "tools[0].name",
+                "tools[1].url",
+                "tools[1].parameters",
+                "tools[1].timeout_ms",
+                "tools[2].name",
+                "silence_reprompt_seconds",
+                "end_call_phrases[0]",
+            ]
         );
     }
 }

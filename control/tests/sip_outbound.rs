@@ -1,0 +1,400 @@
+//! Outbound calls and SIP over TCP against a foreign SIP peer: sipp plays the trunk (UAS
+//! scenarios in `tests/sipp/uas_*.xml`) while the control plane asks the edge to call out
+//! through its command stream, and sipp calls the edge over TCP.
+//!
+//! The providers API is not in the store yet, so the tests give the edge its trunks by writing
+//! the edge's configuration snapshot directly (`edge.state.set_snapshot`) after the control
+//! plane's first snapshot arrived — the same `providers` field the control plane will fill.
+//! Nothing changes the configuration afterwards, so the config watch does not overwrite it.
+
+mod support;
+
+use std::net::SocketAddr;
+use std::path::PathBuf;
+use std::process::Output;
+use std::time::Duration;
+
+use freya_control::server::ControlPlane;
+use freya_control::store::{CallRecord, Store, WorkspaceScope};
+use freya_edge::Edge;
+use freya_proto::v1::edge_command::Command;
+use freya_proto::v1::{EdgeCommand, PlaceCall};
+use freya_shared::model::{AgentSpec, PhoneNumberSpec, SipTransport, SipTrunkSpec};
+use freya_shared::snapshot::ProviderConfig;
+use support::{control_config, edge_config, eventually, Backend, TestDb, SECRET};
+
+struct Setup {
+    db: TestDb,
+    control: ControlPlane,
+    edge: Edge,
+    scope: WorkspaceScope,
+    agent_id: String,
+    _dir: tempfile::TempDir,
+}
+
+async fn setup() -> Setup {
+    let db = TestDb::new(Backend::Sqlite).await;
+    let control = ControlPlane::start(&control_config(&db.url))
+        .await
+        .expect("control starts");
+    let workspace_id = control
+        .store
+        .create_workspace("Outbound")
+        .await
+        .expect("workspace");
+    let scope = WorkspaceScope { workspace_id };
+    let agent: AgentSpec =
+        serde_json::from_value(serde_json::json!({"name": "Caller"})).expect("agent");
+    let agent = control
+        .store
+        .create_agent(&scope, "test", &agent)
+        .await
+        .expect("agent");
+    control
+        .store
+        .create_number(
+            &scope,
+            "test",
+            &PhoneNumberSpec {
+                number: "demo".into(),
+                region: None,
+                agent_id: agent.id.clone(),
+            },
+        )
+        .await
+        .expect("number");
+    let dir = tempfile::tempdir().expect("temp dir");
+    let config = edge_config(dir.path(), control.grpc_addr, SECRET);
+    let edge = Edge::start(&config).await.expect("edge starts");
+    let state = edge.state.clone();
+    eventually(Duration::from_secs(10), "the edge's first snapshot", || {
+        let state = state.clone();
+        async move { state.snapshot().route("demo").map(|_| ()) }
+    })
+    .await;
+    Setup {
+        db,
+        control,
+        edge,
+        scope,
+        agent_id: agent.id,
+        _dir: dir,
+    }
+}
+
+/// Gives the workspace these trunks, in this priority order.
+fn set_trunks(s: &Setup, trunks: Vec<SipTrunkSpec>) {
+    let mut snapshot = (*s.edge.state.snapshot()).clone();
+    snapshot.providers = trunks
+        .into_iter()
+        .enumerate()
+        .map(|(i, spec)| ProviderConfig {
+            id: format!("trunk-{i}"),
+            workspace_id: s.scope.workspace_id.clone(),
+            spec,
+        })
+        .collect();
+    s.edge.state.set_snapshot(snapshot);
+}
+
+fn trunk(name: &str, port: u16, priority: i32) -> SipTrunkSpec {
+    SipTrunkSpec {
+        name: name.into(),
+        host: "127.0.0.1".into(),
+        port,
+        transport: SipTransport::Udp,
+        username: None,
+        password: None,
+        caller_id: Some("+15550100".into()),
+        priority,
+        regions: Vec::new(),
+        invite_timeout_ms: 10_000,
+    }
+}
+
+fn free_udp_port() -> u16 {
+    std::net::UdpSocket::bind("127.0.0.1:0")
+        .and_then(|s| s.local_addr())
+        .map(|a| a.port())
+        .expect("a free port")
+}
+
+fn scenario(name: &str) -> PathBuf {
+    PathBuf::from(env!("CARGO_MANIFEST_DIR"))
+        .join("tests/sipp")
+        .join(name)
+}
+
+/// A sipp process running `scenario_file` with `args`, in a directory of its own.
+struct Sipp {
+    child: tokio::process::Child,
+    work: tempfile::TempDir,
+}
+
+fn spawn_sipp(scenario_file: &str, args: &[&str]) -> Sipp {
+    let work = tempfile::tempdir().expect("temp dir");
+    let media_port = free_udp_port().to_string();
+    let child = tokio::process::Command::new("sipp")
+        .arg("-sf")
+        .arg(scenario(scenario_file))
+        .args(args)
+        .args(["-m", "1", "-i", "127.0.0.1", "-mp", &media_port])
+        .args(["-timeout", "30s", "-nostdin", "-trace_err"])
+        .current_dir(work.path())
+        .stdout(std::process::Stdio::piped())
+        .stderr(std::process::Stdio::piped())
+        .kill_on_drop(true)
+        .spawn()
+        .expect("sipp runs (install sip-tester: deploy/test.sh does)");
+    Sipp { child, work }
+}
+
+impl Sipp {
+    /// Waits for sipp to finish; its exit code (logs printed when it is not 0).
+    async fn finish(self) -> i32 {
+        let output: Output =
+            tokio::time::timeout(Duration::from_secs(45), self.child.wait_with_output())
+                .await
+                .expect("sipp finishes in time")
+                .expect("sipp output");
+        let code = output.status.code().unwrap_or(-1);
+        if code != 0 {
+            for entry in std::fs::read_dir(self.work.path())
+                .expect("sipp dir")
+                .flatten()
+            {
+                if let Ok(text) = std::fs::read_to_string(entry.path()) {
+                    eprintln!("--- {}:\n{text}", entry.path().display());
+                }
+            }
+            eprintln!("{}", String::from_utf8_lossy(&output.stdout));
+        }
+        code
+    }
+}
+
+/// A sipp trunk (UAS) on a port of its own; returns it and the port.
+async fn sipp_trunk(scenario_file: &str, extra: &[&str]) -> (Sipp, u16) {
+    let port = free_udp_port();
+    let port_text = port.to_string();
+    let mut args = vec!["-p", port_text.as_str()];
+    args.extend_from_slice(extra);
+    let sipp = spawn_sipp(scenario_file, &args);
+    // Let sipp bind its socket before the edge calls.
+    tokio::time::sleep(Duration::from_millis(400)).await;
+    (sipp, port)
+}
+
+/// Asks the edge, through the control plane's command hub, to call `to`.
+async fn place_call(s: &Setup, to: &str) -> String {
+    let call_id = uuid::Uuid::now_v7().to_string();
+    let command = EdgeCommand {
+        id: uuid::Uuid::now_v7().to_string(),
+        command: Some(Command::PlaceCall(PlaceCall {
+            call_id: call_id.clone(),
+            workspace_id: s.scope.workspace_id.clone(),
+            from: "+15550199".into(),
+            to: to.into(),
+            agent_id: s.agent_id.clone(),
+        })),
+    };
+    let (hub, edge_id) = (s.control.commands.clone(), s.edge.id.clone());
+    eventually(Duration::from_secs(10), "the edge's command stream", || {
+        let (hub, edge_id, command) = (hub.clone(), edge_id.clone(), command.clone());
+        async move { hub.send(&edge_id, command).await.ok() }
+    })
+    .await;
+    call_id
+}
+
+async fn finished_call(store: &Store, scope: &WorkspaceScope, call_id: &str) -> CallRecord {
+    eventually(
+        Duration::from_secs(30),
+        "the call to be recorded as over",
+        || {
+            let (store, scope) = (store.clone(), scope.clone());
+            async move {
+                let calls = store.calls(&scope, 50).await.ok()?;
+                calls
+                    .into_iter()
+                    .find(|c| c.id == call_id && c.ended_at_ms.is_some())
+            }
+        },
+    )
+    .await
+}
+
+async fn event_kinds(s: &Setup, call_id: &str) -> Vec<(String, serde_json::Value)> {
+    let events = s
+        .control
+        .store
+        .call_events(&s.scope, call_id)
+        .await
+        .expect("events");
+    events.into_iter().map(|e| (e.kind, e.payload)).collect()
+}
+
+async fn teardown(s: Setup) {
+    s.edge.stop().await;
+    s.control.stop().await;
+    s.db.cleanup().await;
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn an_outbound_call_is_answered_by_the_trunk_and_hung_up_by_the_callee() {
+    let s = setup().await;
+    let (trunk_sipp, port) = sipp_trunk("uas_answer.xml", &[]).await;
+    set_trunks(&s, vec![trunk("carrier", port, 1)]);
+    let call_id = place_call(&s, "+15557770001").await;
+    assert_eq!(
+        trunk_sipp.finish().await,
+        0,
+        "the trunk's side went as scripted"
+    );
+    let call = finished_call(&s.control.store, &s.scope, &call_id).await;
+    assert_eq!(
+        (call.status.as_str(), call.end_reason.as_deref()),
+        ("ended", Some("caller_hangup"))
+    );
+    assert_eq!(call.to_number.as_deref(), Some("+15557770001"));
+    let kinds: Vec<String> = event_kinds(&s, &call_id)
+        .await
+        .into_iter()
+        .map(|(k, _)| k)
+        .collect();
+    assert!(kinds.contains(&"call.answered".to_owned()), "{kinds:?}");
+    assert_eq!(kinds.first().map(String::as_str), Some("call.started"));
+    assert_eq!(kinds.last().map(String::as_str), Some("call.ended"));
+    assert_eq!(s.edge.state.active_calls(), 0);
+    teardown(s).await;
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_digest_challenge_is_answered_with_the_trunk_credentials() {
+    let s = setup().await;
+    let (trunk_sipp, port) = sipp_trunk("uas_digest.xml", &[]).await;
+    let mut carrier = trunk("carrier", port, 1);
+    carrier.username = Some("freya".into());
+    carrier.password = Some("s3cret".into());
+    set_trunks(&s, vec![carrier]);
+    let call_id = place_call(&s, "+15557770002").await;
+    assert_eq!(
+        trunk_sipp.finish().await,
+        0,
+        "sipp verified our digest and answered"
+    );
+    let call = finished_call(&s.control.store, &s.scope, &call_id).await;
+    assert_eq!(call.status.as_str(), "ended");
+    teardown(s).await;
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_503_fails_over_to_the_next_trunk_by_priority() {
+    let s = setup().await;
+    let (down, down_port) = sipp_trunk("uas_unavailable.xml", &[]).await;
+    let (up, up_port) = sipp_trunk("uas_answer.xml", &[]).await;
+    // Listed out of order: priority decides.
+    set_trunks(
+        &s,
+        vec![trunk("backup", up_port, 2), trunk("primary", down_port, 1)],
+    );
+    let call_id = place_call(&s, "+15557770003").await;
+    assert_eq!(
+        down.finish().await,
+        0,
+        "the primary refused with 503 and got its ACK"
+    );
+    assert_eq!(up.finish().await, 0, "the backup answered");
+    let call = finished_call(&s.control.store, &s.scope, &call_id).await;
+    assert_eq!(call.status.as_str(), "ended");
+    teardown(s).await;
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_busy_callee_fails_the_call_without_trying_another_trunk() {
+    let s = setup().await;
+    let (busy, busy_port) = sipp_trunk("uas_busy.xml", &[]).await;
+    let backup = tokio::net::UdpSocket::bind("127.0.0.1:0")
+        .await
+        .expect("backup socket");
+    let backup_port = backup.local_addr().expect("addr").port();
+    set_trunks(
+        &s,
+        vec![
+            trunk("primary", busy_port, 1),
+            trunk("backup", backup_port, 2),
+        ],
+    );
+    let call_id = place_call(&s, "+15557770004").await;
+    assert_eq!(busy.finish().await, 0);
+    let call = finished_call(&s.control.store, &s.scope, &call_id).await;
+    assert_eq!(
+        (call.status.as_str(), call.end_reason.as_deref()),
+        ("failed", Some("busy"))
+    );
+    let mut buf = [0u8; 2048];
+    let heard = tokio::time::timeout(Duration::from_millis(500), backup.recv_from(&mut buf)).await;
+    assert!(heard.is_err(), "the backup trunk got nothing");
+    let events = event_kinds(&s, &call_id).await;
+    let failed = events
+        .iter()
+        .find(|(k, _)| k == "call.failed")
+        .expect("call.failed");
+    assert_eq!(failed.1["detail"]["code"], 486);
+    teardown(s).await;
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_workspace_without_trunks_gets_a_failed_call() {
+    let s = setup().await;
+    let call_id = place_call(&s, "+15557770005").await;
+    let events = eventually(Duration::from_secs(10), "call.failed", || {
+        let (store, scope, call_id) = (s.control.store.clone(), s.scope.clone(), call_id.clone());
+        async move {
+            let events = store.call_events(&scope, &call_id).await.ok()?;
+            events
+                .iter()
+                .any(|e| e.kind == "call.failed")
+                .then_some(events)
+        }
+    })
+    .await;
+    assert_eq!(
+        events.last().map(|e| e.payload["reason"].clone()),
+        Some("no_trunks".into())
+    );
+    teardown(s).await;
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_sipp_caller_over_tcp_is_answered_and_hangs_up() {
+    let s = setup().await;
+    let target: SocketAddr = s.edge.sip_addr;
+    let port = free_udp_port().to_string();
+    let target_text = target.to_string();
+    let sipp = spawn_sipp(
+        "uac_tcp.xml",
+        &["-t", "t1", "-p", &port, "-s", "demo", &target_text],
+    );
+    assert_eq!(sipp.finish().await, 0, "the TCP call went as scripted");
+    let calls = eventually(
+        Duration::from_secs(15),
+        "the TCP call to be recorded",
+        || {
+            let (store, scope) = (s.control.store.clone(), s.scope.clone());
+            async move {
+                let calls = store.calls(&scope, 10).await.ok()?;
+                calls
+                    .iter()
+                    .any(|c| c.ended_at_ms.is_some())
+                    .then_some(calls)
+            }
+        },
+    )
+    .await;
+    assert_eq!(
+        (calls[0].status.as_str(), calls[0].end_reason.as_deref()),
+        ("ended", Some("caller_hangup"))
+    );
+    teardown(s).await;
+}

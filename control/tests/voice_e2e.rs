@@ -1,0 +1,347 @@
+//! The voice pipeline end to end: a control plane and an edge in-process, an agent whose STT, LLM
+//! and TTS are the fake OpenAI servers from `freya_edge::speech::fakes` and `freya_edge::llm::fakes`
+//! (the real clients talk to them over HTTP), and the project's own UAC (`freya-loadtest`)
+//! placing a real SIP call and speaking real espeak-ng audio. Each test checks what the fakes
+//! received, what the caller heard (the UAC's own measurement of reply audio) and the call events
+//! the control plane recorded. Nothing here asserts on speed.
+
+mod support;
+
+use std::sync::Arc;
+use std::time::Duration;
+
+use freya_control::server::ControlPlane;
+use freya_control::store::{CallRecord, StoredEvent, WorkspaceScope};
+use freya_edge::llm::fakes::{FakeLlmServer, FakeReply};
+use freya_edge::sip::sdp::Codec;
+use freya_edge::speech::fakes::{tone, FakeOpenAiSpeech};
+use freya_edge::Edge;
+use freya_loadtest::audio::Utterance;
+use freya_loadtest::onset::OnsetConfig;
+use freya_loadtest::uac::{self, CallConfig, CallReport, HangupSide, SipEndpoint, TalkerConfig};
+use freya_shared::model::{AgentSpec, PhoneNumberSpec};
+use support::{control_config, edge_config, eventually, Backend, TestDb, SECRET};
+use tokio_util::sync::CancellationToken;
+
+struct World {
+    db: TestDb,
+    control: ControlPlane,
+    edge: Edge,
+    scope: WorkspaceScope,
+    speech: FakeOpenAiSpeech,
+    llm: FakeLlmServer,
+    _dir: tempfile::TempDir,
+}
+
+/// A control plane, an edge, the fakes, and number `demo` answered by an agent using them.
+async fn world(first_message: &str) -> World {
+    let speech = FakeOpenAiSpeech::start().await.expect("fake speech");
+    let llm = FakeLlmServer::openai().await.expect("fake llm");
+    let db = TestDb::new(Backend::Sqlite).await;
+    let control = ControlPlane::start(&control_config(&db.url))
+        .await
+        .expect("control starts");
+    let workspace_id = control
+        .store
+        .create_workspace("Voice")
+        .await
+        .expect("workspace");
+    let scope = WorkspaceScope { workspace_id };
+    let agent: AgentSpec = serde_json::from_value(serde_json::json!({
+        "name": "Front desk",
+        "system_prompt": "You are the front desk of {{business_name}}. The caller is {{caller_number}}.",
+        "first_message": first_message,
+        "variables": {"business_name": "Acme"},
+        "stt": {"provider": "openai", "model": "whisper-1", "base_url": speech.base_url(), "api_key": "stt-key"},
+        "llm": {"provider": "openai", "model": "gpt-4o-mini", "base_url": llm.base_url(), "api_key": "llm-key"},
+        "tts": {"provider": "openai", "model": "tts-1", "voice": "alloy", "base_url": speech.base_url(), "api_key": "tts-key"}
+    }))
+    .expect("agent");
+    assert_eq!(agent.validate(), Vec::new());
+    let agent = control
+        .store
+        .create_agent(&scope, "test", &agent)
+        .await
+        .expect("agent");
+    control
+        .store
+        .create_number(
+            &scope,
+            "test",
+            &PhoneNumberSpec {
+                number: "demo".into(),
+                region: None,
+                agent_id: agent.id,
+            },
+        )
+        .await
+        .expect("number");
+    let dir = tempfile::tempdir().expect("temp dir");
+    let edge = Edge::start(&edge_config(dir.path(), control.grpc_addr, SECRET))
+        .await
+        .expect("edge starts");
+    let state = edge.state.clone();
+    eventually(
+        Duration::from_secs(10),
+        "the edge to learn the number",
+        || {
+            let state = state.clone();
+            async move { state.snapshot().route("demo").map(|_| ()) }
+        },
+    )
+    .await;
+    World {
+        db,
+        control,
+        edge,
+        scope,
+        speech,
+        llm,
+        _dir: dir,
+    }
+}
+
+/// Places one call that says `turns` (espeak-ng) and hangs up after `hold`.
+async fn call(w: &World, turns: &[&str], talker: TalkerConfig, hold: Duration) -> CallReport {
+    let cancel = CancellationToken::new();
+    let endpoint = SipEndpoint::bind("127.0.0.1:0".parse().expect("addr"), cancel.clone())
+        .await
+        .expect("UAC binds");
+    let turns: Vec<Utterance> = turns
+        .iter()
+        .map(|t| Utterance::from_spec(&format!("say:{t}")).expect("espeak-ng speaks"))
+        .collect();
+    let config = CallConfig {
+        target: w.edge.sip_addr,
+        number: "demo".into(),
+        caller: "+15550123".into(),
+        codec: Codec::Pcmu,
+        media_ip: "127.0.0.1".parse().expect("ip"),
+        hold,
+        hangup: HangupSide::Caller,
+        callee_grace: Duration::from_secs(2),
+        setup_timeout: Duration::from_secs(10),
+        bye_timeout: Duration::from_secs(5),
+        turns: Arc::from(turns),
+        talker,
+        onset: OnsetConfig::default(),
+        late_after: Duration::from_millis(200),
+    };
+    let report = uac::place_call(&endpoint, &config, &cancel).await;
+    cancel.cancel();
+    report
+}
+
+/// The recorded events of the one finished call.
+async fn recorded_events(w: &World) -> Vec<StoredEvent> {
+    let calls: Vec<CallRecord> = eventually(Duration::from_secs(15), "the call to end", || {
+        let (store, scope) = (w.control.store.clone(), w.scope.clone());
+        async move {
+            let calls = store.calls(&scope, 10).await.ok()?;
+            (calls.len() == 1 && calls.iter().all(|c| c.ended_at_ms.is_some())).then_some(calls)
+        }
+    })
+    .await;
+    w.control
+        .store
+        .call_events(&w.scope, &calls[0].id)
+        .await
+        .expect("events")
+}
+
+fn of_kind<'a>(events: &'a [StoredEvent], kind: &str) -> Vec<&'a StoredEvent> {
+    events.iter().filter(|e| e.kind == kind).collect()
+}
+
+async fn teardown(w: World) {
+    w.edge.stop().await;
+    w.control.stop().await;
+    w.db.cleanup().await;
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_caller_who_speaks_hears_the_models_answer() {
+    let w = world("Hello, thanks for calling Acme.").await;
+    w.speech
+        .set_default_transcript("What are your opening hours?");
+    w.llm
+        .respond_with(|_| FakeReply::text("We are open from nine to five. Anything else?"));
+    let talker = TalkerConfig {
+        first_turn_after: Duration::from_millis(1500),
+        reply_timeout: Duration::from_secs(6),
+        pause_after_reply: Duration::from_millis(400),
+    };
+    let report = call(
+        &w,
+        &["What are your opening hours?"],
+        talker,
+        Duration::from_secs(9),
+    )
+    .await;
+    assert!(report.succeeded(), "{:?}", report.failure);
+    assert_eq!(report.turns_spoken, 1);
+    assert!(report.first_audio_ms.is_some(), "the greeting was heard");
+    assert_eq!(report.v2v_ms.len(), 1, "the reply was heard: {report:?}");
+
+    let utterances = w.speech.utterances();
+    assert_eq!(utterances.len(), 1, "the fake STT got the caller's turn");
+    assert!(
+        utterances[0].duration > Duration::from_millis(800),
+        "the whole utterance was sent: {:?}",
+        utterances[0].duration
+    );
+    let requests = w.llm.requests();
+    assert_eq!(requests.len(), 1);
+    assert_eq!(
+        requests[0].system_prompt().as_deref(),
+        Some("You are the front desk of Acme. The caller is +15550123.")
+    );
+    assert_eq!(requests[0].user_texts(), ["What are your opening hours?"]);
+    let spoken: Vec<String> = w
+        .speech
+        .speech_requests()
+        .into_iter()
+        .map(|r| r.input)
+        .collect();
+    assert_eq!(
+        spoken,
+        [
+            "Hello, thanks for calling Acme.",
+            "We are open from nine to five.",
+            "Anything else?"
+        ]
+    );
+
+    let events = recorded_events(&w).await;
+    let lines: Vec<(String, String)> = of_kind(&events, "call.transcript")
+        .iter()
+        .map(|e| {
+            (
+                e.payload["role"].as_str().unwrap_or_default().to_string(),
+                e.payload["text"].as_str().unwrap_or_default().to_string(),
+            )
+        })
+        .collect();
+    assert_eq!(
+        lines,
+        [
+            ("agent".into(), "Hello, thanks for calling Acme.".into()),
+            ("caller".into(), "What are your opening hours?".into()),
+            (
+                "agent".into(),
+                "We are open from nine to five. Anything else?".into()
+            ),
+        ]
+    );
+    let latency = of_kind(&events, "call.turn_latency");
+    assert_eq!(latency.len(), 1);
+    for stage in [
+        "stt_ms",
+        "llm_first_token_ms",
+        "tts_first_byte_ms",
+        "first_rtp_ms",
+    ] {
+        assert!(
+            latency[0].payload[stage].is_u64(),
+            "{stage} in {}",
+            latency[0].payload
+        );
+    }
+    teardown(w).await;
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_caller_who_talks_over_the_agent_stops_it() {
+    let w =
+        world("Welcome to Acme, where we have a great many things to tell you about today.").await;
+    // Every sentence is six seconds of audio: the greeting is still playing when the caller speaks.
+    w.speech.set_speech_audio(tone(24_000, 6_000));
+    w.speech
+        .set_default_transcript("Sorry, can I ask something?");
+    w.llm.respond_with(|_| FakeReply::text("Of course."));
+    let talker = TalkerConfig {
+        first_turn_after: Duration::from_millis(1000),
+        // Speaks over the agent 300 ms later rather than wait for it to finish.
+        reply_timeout: Duration::from_millis(300),
+        pause_after_reply: Duration::from_millis(400),
+    };
+    let report = call(
+        &w,
+        &["Sorry, can I ask something?"],
+        talker,
+        Duration::from_secs(6),
+    )
+    .await;
+    assert!(report.succeeded(), "{:?}", report.failure);
+
+    let events = recorded_events(&w).await;
+    let barge = of_kind(&events, "call.barge_in");
+    assert_eq!(barge.len(), 1, "{events:?}");
+    let heard = barge[0].payload["heard_chars"].as_u64().unwrap_or(u64::MAX);
+    let planned = barge[0].payload["planned_chars"].as_u64().unwrap_or(0);
+    assert!(
+        heard < planned,
+        "the greeting was cut: {}",
+        barge[0].payload
+    );
+    let greeting = of_kind(&events, "call.transcript")
+        .into_iter()
+        .find(|e| e.payload["role"] == "agent")
+        .map(|e| e.payload.clone());
+    if let Some(greeting) = greeting {
+        assert_eq!(greeting["interrupted"], true, "{greeting}");
+    }
+    // The caller's words were still answered, with the cut greeting in the model's context.
+    let requests = w.llm.requests();
+    assert_eq!(requests.len(), 1, "one answer");
+    let sent = &requests[0].body["messages"];
+    let assistant = sent
+        .as_array()
+        .and_then(|m| m.iter().find(|m| m["role"] == "assistant"))
+        .map(|m| m["content"].as_str().unwrap_or_default().to_string())
+        .unwrap_or_default();
+    assert!(
+        !assistant.contains("tell you about today"),
+        "only the heard part of the greeting is in the context: {assistant:?}"
+    );
+    teardown(w).await;
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_failing_model_still_gets_the_caller_an_answer() {
+    let w = world("Hello.").await;
+    w.speech.set_default_transcript("Hello, is anyone there?");
+    w.llm
+        .respond_with(|_| FakeReply::status(500, "the model is down"));
+    let talker = TalkerConfig {
+        first_turn_after: Duration::from_millis(1200),
+        reply_timeout: Duration::from_secs(6),
+        pause_after_reply: Duration::from_millis(400),
+    };
+    let report = call(
+        &w,
+        &["Hello, is anyone there?"],
+        talker,
+        Duration::from_secs(8),
+    )
+    .await;
+    assert!(report.succeeded(), "{:?}", report.failure);
+    assert_eq!(report.v2v_ms.len(), 1, "the apology was heard: {report:?}");
+    let spoken: Vec<String> = w
+        .speech
+        .speech_requests()
+        .into_iter()
+        .map(|r| r.input)
+        .collect();
+    assert!(
+        spoken.iter().any(|s| s.starts_with("Sorry")),
+        "an apology was spoken: {spoken:?}"
+    );
+    let events = recorded_events(&w).await;
+    let failed = of_kind(&events, "call.provider_failed");
+    assert_eq!(failed.len(), 1, "{events:?}");
+    assert_eq!(failed[0].payload["stage"], "llm");
+    let ended = of_kind(&events, "call.ended");
+    assert_eq!(ended[0].payload["hangup_by"], "caller", "the call went on");
+    teardown(w).await;
+}

@@ -1,0 +1,661 @@
+//! The conversation of one call, sans-IO: what the agent says and when. The call task feeds it
+//! turn events (from the [`TurnDetector`](crate::media::turn::TurnDetector)), transcripts, the
+//! language model's streamed events, synthesized-audio progress, tool results and time, and
+//! drains [`Action`]s: transcribe this turn, ask the model, speak this sentence, run this tool,
+//! cancel this reply, hang up — plus [`ConversationEvent`]s for the call record.
+//!
+//! A reply's text is cut into sentences as the model writes and each is spoken as soon as it is
+//! complete. Audio positions are counted in samples queued for playback, so at a barge-in the
+//! conversation knows which sentences the caller heard (and how much of the one cut off), and the
+//! history keeps only that. Tool calls go back to the model with their results; a slow tool gets
+//! a filler line, a failing provider gets a spoken apology, and a silent caller a reprompt: the
+//! caller never sits in dead air. Identifiers (turn, reply, stream, sentence) come from one
+//! counter, so anything arriving for a cancelled reply is recognised as stale and ignored.
+
+use std::collections::VecDeque;
+use std::time::{Duration, Instant};
+
+use crate::llm::{
+    ChatMessage, ChatRequest, LlmError, LlmEvent, SentenceSplitter, ToolCall, ToolDefinition,
+};
+use crate::media::turn::TurnEvent;
+
+#[path = "conversation_reply.rs"]
+mod reply;
+
+use reply::{Reply, ReplyKind, Sentence};
+
+/// Built-in tool that ends the call after the agent's last words.
+pub const END_CALL_TOOL: &str = "end_call";
+/// Reprompts in a row, without an answer, before the agent gives up and hangs up.
+const MAX_REPROMPTS: u32 = 2;
+
+#[path = "conversation_api.rs"]
+mod api;
+
+pub use api::{Action, ConversationConfig, ConversationEvent, Lines, TurnLatency};
+
+/// Timestamps of one turn, turned into a [`TurnLatency`] when the reply is first heard.
+#[derive(Debug, Clone, Copy)]
+struct TurnClock {
+    speech_end: Instant,
+    decided: Instant,
+    stt: Option<Instant>,
+    llm: Option<Instant>,
+    tts: Option<Instant>,
+}
+
+/// The conversation state of one call.
+pub struct Conversation {
+    config: ConversationConfig,
+    started: Instant,
+    history: Vec<ChatMessage>,
+    next_id: u64,
+    /// The caller turn waiting for its transcript, and when its speech started/ended.
+    pending_turn: Option<(u64, TurnClock, Instant)>,
+    caller_speech_started: Option<Instant>,
+    reply: Option<Reply>,
+    /// Samples ever queued for playback (audio of every reply, in order).
+    queued: u64,
+    /// Samples consumed by playback so far (played, or flushed at a barge-in).
+    played: u64,
+    reprompt_at: Option<Instant>,
+    reprompts: u32,
+    hung_up: bool,
+    actions: VecDeque<Action>,
+    events: VecDeque<ConversationEvent>,
+}
+
+impl Conversation {
+    /// A conversation starting at `now`, with the system prompt as its first message.
+    pub fn new(now: Instant, config: ConversationConfig) -> Self {
+        let history = vec![ChatMessage::system(config.system_prompt.clone())];
+        Self {
+            config,
+            started: now,
+            history,
+            next_id: 1,
+            pending_turn: None,
+            caller_speech_started: None,
+            reply: None,
+            queued: 0,
+            played: 0,
+            reprompt_at: None,
+            reprompts: 0,
+            hung_up: false,
+            actions: VecDeque::new(),
+            events: VecDeque::new(),
+        }
+    }
+
+    /// The transcript the next request would carry.
+    pub fn history(&self) -> &[ChatMessage] {
+        &self.history
+    }
+
+    /// Whether a reply is being prepared or spoken.
+    pub fn replying(&self) -> bool {
+        self.reply.is_some()
+    }
+
+    /// The call is answered: speak the greeting (or wait for the caller).
+    pub fn start(&mut self, now: Instant) {
+        match self.config.first_message.clone() {
+            Some(text) if !text.trim().is_empty() => {
+                self.begin_reply(ReplyKind::Fixed, None);
+                self.say(&text, true);
+                self.check_finished(now);
+            }
+            _ => self.arm_reprompt(now),
+        }
+    }
+
+    /// A turn-taking event from the turn detector.
+    pub fn on_turn(&mut self, now: Instant, event: TurnEvent) {
+        match event {
+            TurnEvent::SpeechStarted => {
+                self.reprompt_at = None;
+                self.caller_speech_started = Some(now);
+                // The caller carries on before the answer was audible: answer the whole turn later.
+                let inaudible = self
+                    .reply
+                    .as_ref()
+                    .is_some_and(|r| r.kind == ReplyKind::Answer && r.audio_start().is_none());
+                if inaudible {
+                    self.interrupt(now, false);
+                }
+            }
+            TurnEvent::BargeIn => {
+                if self
+                    .reply
+                    .as_ref()
+                    .is_some_and(|r| r.audio_start().is_some())
+                {
+                    self.interrupt(now, true);
+                }
+            }
+            TurnEvent::EndOfTurn { .. } => {
+                let turn = self.id();
+                let speech_end = now
+                    .checked_sub(self.config.end_of_turn_silence)
+                    .unwrap_or(now);
+                let clock = TurnClock {
+                    speech_end,
+                    decided: now,
+                    stt: None,
+                    llm: None,
+                    tts: None,
+                };
+                let speech_start = self.caller_speech_started.take().unwrap_or(speech_end);
+                self.pending_turn = Some((turn, clock, speech_start));
+                self.actions.push_back(Action::Transcribe { turn });
+            }
+        }
+    }
+
+    /// The transcript of caller turn `turn` (or why there is none).
+    pub fn on_transcript(&mut self, now: Instant, turn: u64, result: Result<String, String>) {
+        let Some((pending, mut clock, speech_start)) = self.pending_turn else {
+            return;
+        };
+        if pending != turn {
+            return;
+        }
+        self.pending_turn = None;
+        clock.stt = Some(now);
+        let text = match result {
+            Ok(text) => text.trim().to_string(),
+            Err(error) => {
+                self.events.push_back(ConversationEvent::ProviderFailed {
+                    stage: "stt",
+                    error,
+                });
+                self.apologize(now);
+                return;
+            }
+        };
+        if text.is_empty() {
+            // Noise, a cough: nothing to answer.
+            if self.reply.is_none() {
+                self.arm_reprompt(now);
+            }
+            return;
+        }
+        self.reprompts = 0;
+        self.events.push_back(ConversationEvent::Transcript {
+            role: "caller",
+            text: text.clone(),
+            start_ms: self.offset(speech_start),
+            end_ms: self.offset(clock.speech_end),
+            interrupted: false,
+        });
+        if self.reply.is_some() {
+            // Barge-in disabled and the agent still talks: settle it before answering.
+            self.interrupt(now, true);
+        }
+        match self.history.last_mut() {
+            Some(ChatMessage::User { content }) => {
+                content.push(' ');
+                content.push_str(&text);
+            }
+            _ => self.history.push(ChatMessage::user(text)),
+        }
+        self.begin_reply(ReplyKind::Answer, Some(clock));
+        self.request_completion();
+    }
+
+    /// One item of model stream `stream`.
+    pub fn on_llm(&mut self, now: Instant, stream: u64, item: Result<LlmEvent, LlmError>) {
+        let Some(reply) = self.reply.as_mut() else {
+            return;
+        };
+        if reply.stream != Some(stream) {
+            return;
+        }
+        match item {
+            Ok(LlmEvent::Token(token)) => {
+                if let Some(clock) = reply.clock.as_mut() {
+                    clock.llm.get_or_insert(now);
+                }
+                reply.round_text.push_str(&token);
+                let sentences = reply.splitter.push(&token);
+                for sentence in sentences {
+                    self.say(&sentence, true);
+                }
+            }
+            Ok(LlmEvent::ToolCall {
+                id,
+                name,
+                arguments,
+            }) => {
+                if let Some(clock) = reply.clock.as_mut() {
+                    clock.llm.get_or_insert(now);
+                }
+                reply.pending_calls.push(ToolCall {
+                    id,
+                    name,
+                    arguments,
+                });
+            }
+            Ok(LlmEvent::Done { .. }) => {
+                reply.stream = None;
+                if let Some(rest) = reply.splitter.finish() {
+                    self.say(&rest, true);
+                }
+                self.finish_round(now);
+            }
+            Err(LlmError::Cancelled) => {}
+            Err(error) => {
+                reply.stream = None;
+                let _ = reply.splitter.finish();
+                reply.pending_calls.clear();
+                self.events.push_back(ConversationEvent::ProviderFailed {
+                    stage: "llm",
+                    error: error.to_string(),
+                });
+                let apology = self.config.lines.apology.clone();
+                self.say(&apology, true);
+                self.check_finished(now);
+            }
+        }
+    }
+
+    /// The result of tool call `call_id` of `reply` (its text for the model, or an error).
+    pub fn on_tool_result(
+        &mut self,
+        now: Instant,
+        reply_id: u64,
+        call_id: &str,
+        result: Result<String, String>,
+    ) {
+        let Some(reply) = self.reply.as_mut() else {
+            return;
+        };
+        if reply.id != reply_id {
+            return;
+        }
+        let Some(at) = reply
+            .tools_running
+            .iter()
+            .position(|(id, ..)| id == call_id)
+        else {
+            return;
+        };
+        let (id, name, started) = reply.tools_running.remove(at);
+        let duration_ms = millis(now.saturating_duration_since(started));
+        let (content, error) = match result {
+            Ok(text) => (text, None),
+            Err(error) => (format!("error: {error}"), Some(error)),
+        };
+        self.events.push_back(ConversationEvent::Tool {
+            name,
+            error,
+            duration_ms,
+        });
+        self.history.push(ChatMessage::tool_result(id, content));
+        if reply.tools_running.is_empty() {
+            reply.filler_at = None;
+            self.request_completion();
+        }
+    }
+
+    /// `samples` of synthesized audio arrived for `sentence`: returns whether to queue them for
+    /// playback (audio of a cancelled reply is dropped).
+    pub fn on_audio(&mut self, now: Instant, reply_id: u64, sentence: u64, samples: usize) -> bool {
+        let Some(reply) = self.reply.as_mut() else {
+            return false;
+        };
+        if reply.id != reply_id {
+            return false;
+        }
+        let Some(s) = reply.sentences.iter_mut().find(|s| s.id == sentence) else {
+            return false;
+        };
+        s.start.get_or_insert(self.queued);
+        self.queued += samples as u64;
+        s.end = self.queued;
+        if let Some(clock) = reply.clock.as_mut() {
+            clock.tts.get_or_insert(now);
+        }
+        true
+    }
+
+    /// Synthesis of `sentence` ended (`error` if it failed and nothing more will come).
+    pub fn on_speech_done(
+        &mut self,
+        now: Instant,
+        reply_id: u64,
+        sentence: u64,
+        error: Option<String>,
+    ) {
+        let Some(reply) = self.reply.as_mut() else {
+            return;
+        };
+        if reply.id != reply_id {
+            return;
+        }
+        if let Some(s) = reply.sentences.iter_mut().find(|s| s.id == sentence) {
+            s.done = true;
+        }
+        if let Some(error) = error {
+            self.events.push_back(ConversationEvent::ProviderFailed {
+                stage: "tts",
+                error,
+            });
+        }
+        self.check_finished(now);
+    }
+
+    /// Playback has consumed `position` samples of everything ever queued (played or flushed).
+    pub fn on_played(&mut self, now: Instant, position: u64) {
+        if position == self.played {
+            return;
+        }
+        self.played = position;
+        if let Some(reply) = self.reply.as_mut() {
+            if reply.audio_start().is_some_and(|start| position > start) {
+                reply.first_audio_at.get_or_insert(now);
+                if let Some(clock) = reply.clock {
+                    reply.clock = None;
+                    let since = |t: Option<Instant>| {
+                        t.map(|t| millis(t.saturating_duration_since(clock.speech_end)))
+                    };
+                    self.events
+                        .push_back(ConversationEvent::Latency(TurnLatency {
+                            endpointing_ms: millis(
+                                clock.decided.saturating_duration_since(clock.speech_end),
+                            ),
+                            stt_ms: since(clock.stt),
+                            llm_first_token_ms: since(clock.llm),
+                            tts_first_byte_ms: since(clock.tts),
+                            first_rtp_ms: since(Some(now)),
+                        }));
+                }
+            }
+        }
+        self.check_finished(now);
+    }
+
+    /// Time passed: reprompt a silent caller, fill a slow tool's silence.
+    pub fn handle_timeout(&mut self, now: Instant) {
+        if let Some(reply) = self.reply.as_mut() {
+            if reply.filler_at.is_some_and(|at| now >= at) {
+                reply.filler_at = None;
+                let filler = self.config.lines.filler.clone();
+                self.say(&filler, false);
+            }
+        }
+        if self.reprompt_at.is_some_and(|at| now >= at) && self.reply.is_none() {
+            self.reprompt_at = None;
+            self.reprompts += 1;
+            self.begin_reply(ReplyKind::Fixed, None);
+            if self.reprompts > MAX_REPROMPTS {
+                let line = self.config.lines.silence_goodbye.clone();
+                self.say(&line, true);
+                if let Some(reply) = self.reply.as_mut() {
+                    reply.hangup = Some("silence");
+                }
+            } else {
+                self.events.push_back(ConversationEvent::Reprompt);
+                let line = self.config.lines.reprompt.clone();
+                self.say(&line, true);
+            }
+        }
+    }
+
+    /// When [`handle_timeout`](Self::handle_timeout) should next run.
+    pub fn poll_timeout(&self) -> Option<Instant> {
+        let filler = self.reply.as_ref().and_then(|r| r.filler_at);
+        match (filler, self.reprompt_at) {
+            (Some(a), Some(b)) => Some(a.min(b)),
+            (a, b) => a.or(b),
+        }
+    }
+
+    /// The next thing to do.
+    pub fn poll_action(&mut self) -> Option<Action> {
+        self.actions.pop_front()
+    }
+
+    /// The next event for the record.
+    pub fn poll_event(&mut self) -> Option<ConversationEvent> {
+        self.events.pop_front()
+    }
+
+    fn id(&mut self) -> u64 {
+        let id = self.next_id;
+        self.next_id += 1;
+        id
+    }
+
+    fn offset(&self, at: Instant) -> u64 {
+        millis(at.saturating_duration_since(self.started))
+    }
+
+    fn arm_reprompt(&mut self, now: Instant) {
+        self.reprompt_at = self.config.reprompt_after.map(|after| now + after);
+    }
+
+    fn begin_reply(&mut self, kind: ReplyKind, clock: Option<TurnClock>) {
+        self.reprompt_at = None;
+        let id = self.id();
+        self.reply = Some(Reply::new(id, kind, clock));
+    }
+
+    fn apologize(&mut self, now: Instant) {
+        if self.reply.is_none() {
+            self.begin_reply(ReplyKind::Fixed, None);
+        }
+        let line = self.config.lines.apology.clone();
+        self.say(&line, true);
+        self.check_finished(now);
+    }
+
+    /// Queues a sentence of the current reply for synthesis.
+    fn say(&mut self, text: &str, in_history: bool) {
+        let id = self.id();
+        let Some(reply) = self.reply.as_mut() else {
+            return;
+        };
+        let text = text.trim();
+        if text.is_empty() {
+            return;
+        }
+        reply.sentences.push(Sentence {
+            id,
+            text: text.to_string(),
+            in_history,
+            start: None,
+            end: self.queued,
+            done: false,
+        });
+        self.actions.push_back(Action::Speak {
+            reply: reply.id,
+            sentence: id,
+            text: text.to_string(),
+        });
+    }
+
+    fn request_completion(&mut self) {
+        let stream = self.id();
+        let Some(reply) = self.reply.as_mut() else {
+            return;
+        };
+        reply.rounds += 1;
+        reply.stream = Some(stream);
+        reply.splitter = SentenceSplitter::new();
+        reply.round_text.clear();
+        let mut tools = self.config.tools.clone();
+        tools.push(ToolDefinition {
+            name: END_CALL_TOOL.into(),
+            description: "Hang up the call after your last words. Use it when the caller says goodbye or the conversation is over.".into(),
+            parameters: serde_json::json!({"type": "object", "properties": {}}),
+        });
+        let mut request = ChatRequest::new(self.config.model.clone(), self.history.clone());
+        request.temperature = self.config.temperature;
+        request.max_tokens = self.config.max_tokens;
+        request.tools = tools;
+        self.actions.push_back(Action::Complete {
+            reply: reply.id,
+            stream,
+            request,
+        });
+    }
+
+    /// The model finished a round: run its tool calls, or let the reply play out.
+    fn finish_round(&mut self, now: Instant) {
+        let Some(reply) = self.reply.as_mut() else {
+            return;
+        };
+        if reply.pending_calls.is_empty() {
+            let said = reply.round_text.to_lowercase();
+            if reply.hangup.is_none()
+                && self
+                    .config
+                    .end_call_phrases
+                    .iter()
+                    .any(|p| !p.is_empty() && said.contains(p.as_str()))
+            {
+                reply.hangup = Some("end_call_phrase");
+            }
+            self.check_finished(now);
+            return;
+        }
+        let calls = std::mem::take(&mut reply.pending_calls);
+        // The round's words are committed as written: the tool results must follow them.
+        for s in reply.sentences.iter_mut() {
+            s.in_history = false;
+        }
+        let said = reply.round_text.trim().to_string();
+        if !said.is_empty() {
+            let start = millis(now.saturating_duration_since(self.started));
+            self.events.push_back(ConversationEvent::Transcript {
+                role: "agent",
+                text: said.clone(),
+                start_ms: start,
+                end_ms: start,
+                interrupted: false,
+            });
+        }
+        self.history.push(ChatMessage::Assistant {
+            content: said,
+            tool_calls: calls.clone(),
+        });
+        let mut needs_model = false;
+        for call in calls {
+            let customer = self.config.tools.iter().any(|t| t.name == call.name);
+            let result = match call.name.as_str() {
+                END_CALL_TOOL => {
+                    reply.hangup = Some("end_call_tool");
+                    Some("The call will end after your last words.")
+                }
+                _ if customer => None,
+                "transfer_call" | "send_dtmf" => {
+                    needs_model = true;
+                    Some(
+                        "error: this tool is not available yet; tell the caller you cannot do that",
+                    )
+                }
+                _ => {
+                    needs_model = true;
+                    Some("error: there is no such tool")
+                }
+            };
+            match result {
+                Some(text) => self.history.push(ChatMessage::tool_result(call.id, text)),
+                None => {
+                    reply
+                        .tools_running
+                        .push((call.id.clone(), call.name.clone(), now));
+                    self.actions.push_back(Action::RunTool {
+                        reply: reply.id,
+                        call,
+                    });
+                }
+            }
+        }
+        if !reply.tools_running.is_empty() {
+            reply.filler_at = (!reply.filler_said).then(|| now + self.config.filler_after);
+            reply.filler_said = true;
+        } else if needs_model && reply.rounds < self.config.max_tool_rounds {
+            self.request_completion();
+        } else {
+            self.check_finished(now);
+        }
+    }
+
+    /// Ends the current reply at a barge-in (or because the caller carried on speaking): stop
+    /// its work, and keep in the history what the caller heard.
+    fn interrupt(&mut self, now: Instant, report: bool) {
+        let Some(reply) = self.reply.take() else {
+            return;
+        };
+        self.actions
+            .push_back(Action::CancelReply { reply: reply.id });
+        for (id, name, _) in &reply.tools_running {
+            self.history.push(ChatMessage::tool_result(
+                id.clone(),
+                format!("error: cancelled, the caller interrupted before `{name}` answered"),
+            ));
+        }
+        let heard = reply.heard_text(self.played);
+        let planned = reply.history_text();
+        if report {
+            self.events.push_back(ConversationEvent::BargeIn {
+                heard_chars: heard.chars().count(),
+                planned_chars: planned.chars().count(),
+            });
+        }
+        // Everything queued is flushed: playback consumes it now.
+        self.played = self.queued;
+        self.commit(now, &reply, heard, true);
+    }
+
+    /// Finishes the reply once the model, its tools, its synthesis and its playback are done.
+    fn check_finished(&mut self, now: Instant) {
+        let done = self.reply.as_ref().is_some_and(|r| {
+            r.stream.is_none()
+                && r.tools_running.is_empty()
+                && r.sentences.iter().all(|s| s.done)
+                && self.played >= self.queued
+        });
+        if !done {
+            return;
+        }
+        let Some(reply) = self.reply.take() else {
+            return;
+        };
+        let text = reply.history_text();
+        self.commit(now, &reply, text, false);
+        match reply.hangup {
+            Some(reason) if !self.hung_up => {
+                self.hung_up = true;
+                self.actions.push_back(Action::Hangup { reason });
+            }
+            _ => self.arm_reprompt(now),
+        }
+    }
+
+    fn commit(&mut self, now: Instant, reply: &Reply, text: String, interrupted: bool) {
+        if text.is_empty() {
+            return;
+        }
+        let start = reply.first_audio_at.unwrap_or(now);
+        self.events.push_back(ConversationEvent::Transcript {
+            role: "agent",
+            text: text.clone(),
+            start_ms: self.offset(start),
+            end_ms: self.offset(now),
+            interrupted,
+        });
+        self.history.push(ChatMessage::assistant(text));
+    }
+}
+
+fn millis(d: Duration) -> u64 {
+    u64::try_from(d.as_millis()).unwrap_or(u64::MAX)
+}
+
+#[cfg(test)]
+#[path = "conversation_tests.rs"]
+mod tests;

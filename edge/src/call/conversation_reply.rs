@@ -1,0 +1,135 @@
+//! One reply of the agent inside a [`Conversation`](super::Conversation): its model stream and
+//! tool calls, the sentences it has sent to speech and where their audio sits in the playback
+//! queue — which is what tells, at a barge-in, how much of it the caller heard.
+
+use std::time::Instant;
+
+use crate::llm::{SentenceSplitter, ToolCall};
+
+use super::TurnClock;
+
+/// What a reply is for.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub(super) enum ReplyKind {
+    /// The model answers a caller turn.
+    Answer,
+    /// A fixed line: greeting, reprompt, apology.
+    Fixed,
+}
+
+/// A sentence sent to speech.
+#[derive(Debug, Clone)]
+pub(super) struct Sentence {
+    pub id: u64,
+    pub text: String,
+    /// Part of the reply's words for the history (not a filler, not already committed).
+    pub in_history: bool,
+    /// Playback position of its first sample, once audio arrived.
+    pub start: Option<u64>,
+    /// Playback position after its last sample so far.
+    pub end: u64,
+    /// Synthesis finished (or failed).
+    pub done: bool,
+}
+
+/// The agent's reply in progress.
+pub(super) struct Reply {
+    pub id: u64,
+    pub kind: ReplyKind,
+    /// The model stream in flight, if any.
+    pub stream: Option<u64>,
+    pub splitter: SentenceSplitter,
+    /// Text of the current model round.
+    pub round_text: String,
+    pub rounds: u32,
+    /// Tool calls of the current round, collected until it is done.
+    pub pending_calls: Vec<ToolCall>,
+    /// Customer tools running: call id, name, start.
+    pub tools_running: Vec<(String, String, Instant)>,
+    pub filler_at: Option<Instant>,
+    pub filler_said: bool,
+    pub sentences: Vec<Sentence>,
+    /// Hang up once the reply has been played, and why.
+    pub hangup: Option<&'static str>,
+    /// Turn timing, until the first packet of the reply is out.
+    pub clock: Option<TurnClock>,
+    /// When the caller started hearing it.
+    pub first_audio_at: Option<Instant>,
+}
+
+impl Reply {
+    pub fn new(id: u64, kind: ReplyKind, clock: Option<TurnClock>) -> Self {
+        Self {
+            id,
+            kind,
+            stream: None,
+            splitter: SentenceSplitter::new(),
+            round_text: String::new(),
+            rounds: 0,
+            pending_calls: Vec::new(),
+            tools_running: Vec::new(),
+            filler_at: None,
+            filler_said: false,
+            sentences: Vec::new(),
+            hangup: None,
+            clock,
+            first_audio_at: None,
+        }
+    }
+
+    /// Playback position where the reply's audio begins, once any has been queued.
+    pub fn audio_start(&self) -> Option<u64> {
+        self.sentences.iter().find_map(|s| s.start)
+    }
+
+    /// The reply's words for the history, as planned.
+    pub fn history_text(&self) -> String {
+        join(
+            self.sentences
+                .iter()
+                .filter(|s| s.in_history)
+                .map(|s| s.text.as_str()),
+        )
+    }
+
+    /// The reply's words the caller heard, playback having consumed `played` samples: whole
+    /// sentences played to the end, then the share of the words of the one cut off that matches
+    /// the share of its audio played, marked with a dash.
+    pub fn heard_text(&self, played: u64) -> String {
+        let mut parts: Vec<String> = Vec::new();
+        for s in &self.sentences {
+            let Some(start) = s.start else { break };
+            if played <= start {
+                break;
+            }
+            if played >= s.end && s.done {
+                if s.in_history {
+                    parts.push(s.text.clone());
+                }
+                continue;
+            }
+            if s.in_history {
+                let words: Vec<&str> = s.text.split_whitespace().collect();
+                let len = s.end.saturating_sub(start).max(1);
+                let share = (played - start).min(len) as f64 / len as f64;
+                let n = (words.len() as f64 * share).floor() as usize;
+                if n > 0 {
+                    parts.push(format!("{}—", words[..n.min(words.len())].join(" ")));
+                }
+            }
+            break;
+        }
+        join(parts.iter().map(String::as_str))
+    }
+}
+
+fn join<'a>(parts: impl Iterator<Item = &'a str>) -> String {
+    let mut text = String::new();
+    for part in parts {
+        if !text.is_empty() {
+            text.push(' ');
+        }
+        text.push_str(part);
+    }
+    text
+}

@@ -1,0 +1,348 @@
+//! The async shell around a call's [`Conversation`]: it carries out the conversation's
+//! [`Action`]s with the agent's providers — speech-to-text of an utterance, a streamed
+//! completion, sentence-by-sentence synthesis resampled to 8 kHz, customer tools — each in a
+//! task of its own, and brings every result back to the call task through one bounded channel
+//! as a [`PipelineInput`]. Producers wait when the channel is full rather than drop: it carries
+//! the agent's audio and the transcript, and the call task drains it every loop.
+//!
+//! Everything of one reply shares a [`CancellationToken`]; cancelling it (barge-in, hang-up)
+//! drops the model stream, the synthesis stream and any tool request at once, which aborts their
+//! HTTP requests. A failing voice falls back to the offline one for that sentence, so an outage of
+//! the TTS provider is still heard as words.
+
+use std::sync::Arc;
+use std::time::Instant;
+
+use futures::StreamExt;
+use tokio::sync::mpsc;
+use tokio_util::sync::CancellationToken;
+
+use super::conversation::Action;
+use crate::llm::{cancel_on, LlmError, LlmEvent, ToolCall, ToolEndpoint};
+use crate::media::frame::SampleRate;
+use crate::speech::convert::RateConverter;
+use crate::speech::TextToSpeech;
+use crate::voice::AgentVoice;
+
+/// Results in flight back to the call task; producers wait when it is full.
+const INPUT_QUEUE: usize = 256;
+
+/// A result for the call task to hand to its [`Conversation`](super::conversation::Conversation).
+#[derive(Debug)]
+pub enum PipelineInput {
+    /// Transcript of a caller turn.
+    Transcript {
+        /// Turn id.
+        turn: u64,
+        /// The words, or the error.
+        result: Result<String, String>,
+    },
+    /// One item of a model stream.
+    Llm {
+        /// Stream id.
+        stream: u64,
+        /// The event or error.
+        item: Result<LlmEvent, LlmError>,
+    },
+    /// Synthesized 8 kHz audio of a sentence.
+    Audio {
+        /// Reply id.
+        reply: u64,
+        /// Sentence id.
+        sentence: u64,
+        /// Samples at 8 kHz.
+        samples: Vec<i16>,
+    },
+    /// A sentence's synthesis ended.
+    SpeechDone {
+        /// Reply id.
+        reply: u64,
+        /// Sentence id.
+        sentence: u64,
+        /// Why it failed, if it did.
+        error: Option<String>,
+    },
+    /// A customer tool answered.
+    Tool {
+        /// Reply id.
+        reply: u64,
+        /// The model's call id.
+        call_id: String,
+        /// Its result text, or the error.
+        result: Result<String, String>,
+    },
+}
+
+/// A customer tool as the call runs it.
+#[derive(Debug, Clone)]
+pub struct ToolTarget {
+    /// Name, URL and timeout.
+    pub endpoint: ToolEndpoint,
+}
+
+/// The reply whose work is in flight.
+struct CurrentReply {
+    id: u64,
+    cancel: CancellationToken,
+    /// Sentences for this reply's speaker task, spoken in order.
+    speaker: mpsc::UnboundedSender<(u64, String)>,
+}
+
+/// Runs a call's provider work.
+pub struct Pipeline {
+    voice: AgentVoice,
+    call_id: String,
+    tools: Arc<[ToolTarget]>,
+    tx: mpsc::Sender<PipelineInput>,
+    rx: mpsc::Receiver<PipelineInput>,
+    current: Option<CurrentReply>,
+    /// Cancels everything when the call ends.
+    call: CancellationToken,
+}
+
+impl Pipeline {
+    /// A pipeline for call `call_id` with the agent's providers and tools.
+    pub fn new(voice: AgentVoice, call_id: String, tools: Vec<ToolTarget>) -> Self {
+        let (tx, rx) = mpsc::channel(INPUT_QUEUE);
+        Self {
+            voice,
+            call_id,
+            tools: tools.into(),
+            tx,
+            rx,
+            current: None,
+            call: CancellationToken::new(),
+        }
+    }
+
+    /// The next result; never ends while the pipeline lives (it holds a sender itself).
+    pub async fn recv(&mut self) -> Option<PipelineInput> {
+        self.rx.recv().await
+    }
+
+    /// Carries out `action`. `utterance` supplies the audio of a turn to transcribe.
+    /// `Hangup` is the call task's to handle and is ignored here.
+    pub fn execute(&mut self, action: Action, utterance: impl FnOnce() -> Vec<i16>) {
+        match action {
+            Action::Transcribe { turn } => {
+                let samples = utterance();
+                let stt = self.voice.stt.clone();
+                let tx = self.tx.clone();
+                let cancel = self.call.clone();
+                tokio::spawn(async move {
+                    let result = tokio::select! {
+                        _ = cancel.cancelled() => return,
+                        r = stt.transcribe(SampleRate::Hz8000, &samples) => r,
+                    };
+                    let result = result.map(|t| t.text).map_err(|e| e.to_string());
+                    let _ = tx.send(PipelineInput::Transcript { turn, result }).await;
+                });
+            }
+            Action::Complete {
+                reply,
+                stream,
+                request,
+            } => {
+                let cancel = self.reply(reply).cancel.clone();
+                let mut events = cancel_on(self.voice.llm.stream_chat(request), cancel);
+                let tx = self.tx.clone();
+                tokio::spawn(async move {
+                    while let Some(item) = events.next().await {
+                        let last = matches!(item, Ok(LlmEvent::Done { .. }) | Err(_));
+                        if tx.send(PipelineInput::Llm { stream, item }).await.is_err() || last {
+                            return;
+                        }
+                    }
+                    let item = Err(LlmError::Interrupted {
+                        provider: "pipeline",
+                        reason: "the reply ended without Done".into(),
+                    });
+                    let _ = tx.send(PipelineInput::Llm { stream, item }).await;
+                });
+            }
+            Action::Speak {
+                reply,
+                sentence,
+                text,
+            } => {
+                let _ = self.reply(reply).speaker.send((sentence, text));
+            }
+            Action::RunTool { reply, call } => {
+                let cancel = self.reply(reply).cancel.clone();
+                self.run_tool(reply, call, cancel);
+            }
+            Action::CancelReply { reply } => {
+                if self.current.as_ref().is_some_and(|c| c.id == reply) {
+                    if let Some(current) = self.current.take() {
+                        current.cancel.cancel();
+                    }
+                }
+            }
+            Action::Hangup { .. } => {}
+        }
+    }
+
+    /// Stops all provider work (the call is over).
+    pub fn shutdown(&mut self) {
+        self.call.cancel();
+        if let Some(current) = self.current.take() {
+            current.cancel.cancel();
+        }
+    }
+
+    /// The in-flight work of `reply`, started (with its speaker task) on first use.
+    fn reply(&mut self, reply: u64) -> &CurrentReply {
+        if self.current.as_ref().is_none_or(|c| c.id != reply) {
+            if let Some(old) = self.current.take() {
+                old.cancel.cancel();
+            }
+            let cancel = self.call.child_token();
+            let (speaker, sentences) = mpsc::unbounded_channel();
+            tokio::spawn(speak(
+                reply,
+                self.voice.tts.clone(),
+                self.voice.tts_fallback.clone(),
+                sentences,
+                self.tx.clone(),
+                cancel.clone(),
+            ));
+            self.current = Some(CurrentReply {
+                id: reply,
+                cancel,
+                speaker,
+            });
+        }
+        // Just set above when it was absent.
+        self.current.as_ref().expect("current reply")
+    }
+
+    fn run_tool(&self, reply: u64, call: ToolCall, cancel: CancellationToken) {
+        let runner = self.voice.tools.clone();
+        let tx = self.tx.clone();
+        let call_id = self.call_id.clone();
+        let target = self
+            .tools
+            .iter()
+            .find(|t| t.endpoint.name == call.name)
+            .cloned();
+        tokio::spawn(async move {
+            let result = match target {
+                None => Err(format!("no tool named `{}`", call.name)),
+                Some(target) => tokio::select! {
+                    _ = cancel.cancelled() => return,
+                    r = runner.run(&target.endpoint, &call_id, &call.arguments) => {
+                        r.map(|o| o.to_model_content()).map_err(|e| e.to_string())
+                    }
+                },
+            };
+            let _ = tx
+                .send(PipelineInput::Tool {
+                    reply,
+                    call_id: call.id,
+                    result,
+                })
+                .await;
+        });
+    }
+}
+
+/// Speaks one reply's sentences in order, each resampled to 8 kHz as its audio arrives.
+async fn speak(
+    reply: u64,
+    tts: Arc<dyn TextToSpeech>,
+    fallback: Option<Arc<dyn TextToSpeech>>,
+    mut sentences: mpsc::UnboundedReceiver<(u64, String)>,
+    tx: mpsc::Sender<PipelineInput>,
+    cancel: CancellationToken,
+) {
+    loop {
+        let next = tokio::select! {
+            _ = cancel.cancelled() => return,
+            next = sentences.recv() => next,
+        };
+        let Some((sentence, text)) = next else { return };
+        let spoken = tokio::select! {
+            _ = cancel.cancelled() => return,
+            r = synthesize(reply, sentence, &text, tts.as_ref(), &tx) => r,
+        };
+        let error = match (spoken, &fallback) {
+            (Ok(()), _) => None,
+            (Err((error, false)), Some(fallback)) => {
+                tracing::warn!(%error, "TTS failed; speaking with the offline voice");
+                let again = tokio::select! {
+                    _ = cancel.cancelled() => return,
+                    r = synthesize(reply, sentence, &text, fallback.as_ref(), &tx) => r,
+                };
+                Some(match again {
+                    Ok(()) => error,
+                    Err((second, _)) => format!("{error}; fallback: {second}"),
+                })
+            }
+            (Err((error, _)), _) => Some(error),
+        };
+        let done = PipelineInput::SpeechDone {
+            reply,
+            sentence,
+            error,
+        };
+        if tx.send(done).await.is_err() {
+            return;
+        }
+    }
+}
+
+/// Synthesizes one sentence; on failure, the error and whether any audio had been sent.
+async fn synthesize(
+    reply: u64,
+    sentence: u64,
+    text: &str,
+    tts: &dyn TextToSpeech,
+    tx: &mpsc::Sender<PipelineInput>,
+) -> Result<(), (String, bool)> {
+    let started = Instant::now();
+    let mut stream = tts.synthesize(text);
+    let mut converter: Option<RateConverter> = None;
+    let mut sent_any = false;
+    while let Some(chunk) = stream.next().await {
+        let chunk = chunk.map_err(|e| (e.to_string(), sent_any))?;
+        let converter = converter
+            .get_or_insert_with(|| RateConverter::new(chunk.rate.hz(), SampleRate::Hz8000));
+        let mut samples = Vec::with_capacity(chunk.samples.len() / 2 + 64);
+        converter.process(&chunk.samples, &mut samples);
+        if samples.is_empty() {
+            continue;
+        }
+        sent_any = true;
+        let audio = PipelineInput::Audio {
+            reply,
+            sentence,
+            samples,
+        };
+        if tx.send(audio).await.is_err() {
+            return Ok(());
+        }
+    }
+    if let Some(converter) = converter.as_mut() {
+        let mut tail = Vec::new();
+        converter.finish(&mut tail);
+        if !tail.is_empty() {
+            sent_any = true;
+            let _ = tx
+                .send(PipelineInput::Audio {
+                    reply,
+                    sentence,
+                    samples: tail,
+                })
+                .await;
+        }
+    }
+    if !sent_any {
+        return Err((format!("{}: no audio for a sentence", tts.name()), false));
+    }
+    tracing::debug!(
+        provider = tts.name(),
+        ms = started.elapsed().as_millis() as u64,
+        "sentence synthesized"
+    );
+    Ok(())
+}

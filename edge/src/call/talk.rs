@@ -1,0 +1,262 @@
+//! The voice side of a call task: the agent's ear ([`Listener`]), its conversation
+//! ([`Conversation`]) and the provider work behind it ([`Pipeline`]), wired to the call's media.
+//! The call task hands it each received frame, each pipeline result and the time, then calls
+//! [`Talk::drive`] to move turn events, playback progress and actions between the parts and to
+//! collect the call events to record.
+
+use std::time::{Duration, Instant};
+
+use serde_json::{json, Value};
+
+use super::conversation::{Action, Conversation, ConversationConfig, ConversationEvent, Lines};
+use super::listener::Listener;
+use super::media::{CallMedia, FRAME_SAMPLES};
+use super::pipeline::{Pipeline, PipelineInput, ToolTarget};
+use super::prompt::PromptVariables;
+use crate::llm::{ToolDefinition, ToolEndpoint};
+use crate::media::turn::TurnConfig;
+use crate::voice::{AgentVoice, VoiceConfigError, VoiceFactory};
+use freya_shared::model::AgentSpec;
+
+/// Who is on the line, for the prompt's variables.
+pub struct CallParties<'a> {
+    /// The call's id.
+    pub call_id: &'a str,
+    /// The caller's number.
+    pub caller: &'a str,
+    /// The number dialled.
+    pub called: &'a str,
+}
+
+/// A call's voice pipeline.
+pub struct Talk {
+    listener: Listener,
+    conversation: Conversation,
+    pipeline: Pipeline,
+    hangup: Option<&'static str>,
+}
+
+impl Talk {
+    /// Builds the agent's providers and conversation, and starts the greeting.
+    pub fn start(
+        now: Instant,
+        factory: &VoiceFactory,
+        spec: &AgentSpec,
+        parties: &CallParties<'_>,
+    ) -> Result<Self, VoiceConfigError> {
+        let voice: AgentVoice = factory.build(spec)?;
+        let vars = PromptVariables::for_call(
+            &spec.variables,
+            parties.caller,
+            parties.called,
+            parties.call_id,
+        );
+        let turn = TurnConfig {
+            end_of_turn_silence: Duration::from_millis(u64::from(spec.turn.end_of_turn_silence_ms)),
+            barge_in: spec.turn.barge_in,
+            barge_in_min_speech: Duration::from_millis(u64::from(spec.turn.barge_in_min_speech_ms)),
+            ..TurnConfig::default()
+        };
+        let config = ConversationConfig {
+            system_prompt: vars.render(&spec.system_prompt),
+            first_message: spec.first_message.as_deref().map(|m| vars.render(m)),
+            model: voice.llm_model.clone(),
+            temperature: voice.temperature,
+            max_tokens: voice.max_tokens,
+            tools: spec
+                .tools
+                .iter()
+                .map(|t| ToolDefinition {
+                    name: t.name.clone(),
+                    description: t.description.clone(),
+                    parameters: t.parameters.clone(),
+                })
+                .collect(),
+            reprompt_after: spec
+                .silence_reprompt_seconds
+                .map(|s| Duration::from_secs(u64::from(s))),
+            end_call_phrases: spec
+                .end_call_phrases
+                .iter()
+                .map(|p| p.trim().to_lowercase())
+                .collect(),
+            filler_after: Duration::from_millis(1500),
+            end_of_turn_silence: turn.end_of_turn_silence,
+            max_tool_rounds: 5,
+            lines: Lines::default(),
+        };
+        let targets = spec
+            .tools
+            .iter()
+            .map(|t| ToolTarget {
+                endpoint: ToolEndpoint {
+                    name: t.name.clone(),
+                    url: t.url.clone(),
+                    timeout: Duration::from_millis(u64::from(t.timeout_ms)),
+                },
+            })
+            .collect();
+        let mut conversation = Conversation::new(now, config);
+        conversation.start(now);
+        Ok(Self {
+            listener: Listener::new(turn),
+            conversation,
+            pipeline: Pipeline::new(voice, parties.call_id.to_string(), targets),
+            hangup: None,
+        })
+    }
+
+    /// One frame of the caller's audio.
+    pub fn push_frame(&mut self, now: Instant, frame: &[i16; FRAME_SAMPLES]) {
+        self.listener.push_frame(now, frame);
+    }
+
+    /// Time passed.
+    pub fn handle_timeout(&mut self, now: Instant) {
+        self.listener.handle_timeout(now);
+        self.conversation.handle_timeout(now);
+    }
+
+    /// When [`handle_timeout`](Self::handle_timeout) should next run.
+    pub fn poll_timeout(&self) -> Option<Instant> {
+        match (
+            self.listener.poll_timeout(),
+            self.conversation.poll_timeout(),
+        ) {
+            (Some(a), Some(b)) => Some(a.min(b)),
+            (a, b) => a.or(b),
+        }
+    }
+
+    /// The next provider result.
+    pub async fn recv(&mut self) -> Option<PipelineInput> {
+        self.pipeline.recv().await
+    }
+
+    /// Hands a provider result to the conversation (and the reply's audio to the media).
+    pub fn on_input(&mut self, now: Instant, input: PipelineInput, media: &mut CallMedia) {
+        let c = &mut self.conversation;
+        match input {
+            PipelineInput::Transcript { turn, result } => c.on_transcript(now, turn, result),
+            PipelineInput::Llm { stream, item } => c.on_llm(now, stream, item),
+            PipelineInput::Audio {
+                reply,
+                sentence,
+                samples,
+            } => {
+                if c.on_audio(now, reply, sentence, samples.len()) {
+                    media.play(&samples);
+                }
+            }
+            PipelineInput::SpeechDone {
+                reply,
+                sentence,
+                error,
+            } => c.on_speech_done(now, reply, sentence, error),
+            PipelineInput::Tool {
+                reply,
+                call_id,
+                result,
+            } => c.on_tool_result(now, reply, &call_id, result),
+        }
+    }
+
+    /// Moves everything along; returns the events to record (kind, payload). After it, check
+    /// [`hangup`](Self::hangup).
+    pub fn drive(
+        &mut self,
+        now: Instant,
+        media: &mut CallMedia,
+        out: &mut Vec<(&'static str, Value)>,
+    ) {
+        self.listener.set_agent_speaking(media.is_playing());
+        while let Some(event) = self.listener.poll_event() {
+            self.conversation.on_turn(now, event);
+            // A barge-in must stop the audio within this frame.
+            self.execute_actions(media);
+        }
+        self.conversation.on_played(now, media.playback_position());
+        self.execute_actions(media);
+        while let Some(event) = self.conversation.poll_event() {
+            out.push(record(event));
+        }
+    }
+
+    /// Why the agent ended the call, once it has.
+    pub fn hangup(&self) -> Option<&'static str> {
+        self.hangup
+    }
+
+    /// Stops all provider work.
+    pub fn shutdown(&mut self) {
+        self.pipeline.shutdown();
+    }
+
+    fn execute_actions(&mut self, media: &mut CallMedia) {
+        while let Some(action) = self.conversation.poll_action() {
+            match action {
+                Action::CancelReply { .. } => {
+                    media.stop_playback();
+                    self.pipeline.execute(action, Vec::new);
+                }
+                Action::Hangup { reason } => self.hangup = Some(reason),
+                Action::Transcribe { .. } => {
+                    let listener = &mut self.listener;
+                    self.pipeline.execute(action, || listener.take_utterance());
+                }
+                other => self.pipeline.execute(other, Vec::new),
+            }
+        }
+    }
+}
+
+/// A conversation event as a call event: its kind and payload.
+fn record(event: ConversationEvent) -> (&'static str, Value) {
+    match event {
+        ConversationEvent::Transcript {
+            role,
+            text,
+            start_ms,
+            end_ms,
+            interrupted,
+        } => (
+            "call.transcript",
+            json!({"role": role, "text": text, "start_ms": start_ms, "end_ms": end_ms,
+                   "interrupted": interrupted}),
+        ),
+        ConversationEvent::Latency(l) => (
+            "call.turn_latency",
+            json!({"endpointing_ms": l.endpointing_ms, "stt_ms": l.stt_ms,
+                   "llm_first_token_ms": l.llm_first_token_ms,
+                   "tts_first_byte_ms": l.tts_first_byte_ms, "first_rtp_ms": l.first_rtp_ms}),
+        ),
+        ConversationEvent::BargeIn {
+            heard_chars,
+            planned_chars,
+        } => (
+            "call.barge_in",
+            json!({"heard_chars": heard_chars, "planned_chars": planned_chars}),
+        ),
+        ConversationEvent::Tool {
+            name,
+            error: None,
+            duration_ms,
+        } => (
+            "call.tool",
+            json!({"name": name, "duration_ms": duration_ms}),
+        ),
+        ConversationEvent::Tool {
+            name,
+            error: Some(error),
+            duration_ms,
+        } => (
+            "call.tool_failed",
+            json!({"name": name, "error": error, "duration_ms": duration_ms}),
+        ),
+        ConversationEvent::ProviderFailed { stage, error } => (
+            "call.provider_failed",
+            json!({"stage": stage, "error": error}),
+        ),
+        ConversationEvent::Reprompt => ("call.reprompt", json!({})),
+    }
+}

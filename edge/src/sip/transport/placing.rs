@@ -1,0 +1,214 @@
+//! Outbound calls in the SIP task: what the control link asks for ([`SipCommand`]), the media
+//! port and offer reserved while a call is being placed ([`PendingOutbound`]), and what becomes
+//! of it — a call task once answered, a `call.failed` record otherwise.
+
+use std::net::IpAddr;
+use std::time::Instant;
+
+use tokio::net::UdpSocket;
+
+use crate::call::ports::PortAllocator;
+use crate::call::task::{CallDirection, CallServices, CallSetup};
+use crate::sip::endpoint::SipEndpoint;
+use crate::sip::outbound::OutboundFailure;
+use crate::sip::sdp::{self, Codec, Direction, LocalMedia, SessionDescription};
+use crate::sip::uac::{CallRequest, Trunk};
+use freya_shared::model::{CallEvent, CallEventKind};
+use freya_shared::snapshot::AgentConfig;
+
+/// What the control link asks the SIP task to do.
+#[derive(Debug)]
+pub enum SipCommand {
+    /// Place an outbound call.
+    PlaceCall(Box<PlaceCall>),
+    /// End a call: BYE when answered, CANCEL while an outbound call is being placed.
+    Hangup { call_id: String },
+}
+
+/// An outbound call to place, with the trunks to try in order (addresses resolved).
+#[derive(Debug)]
+pub struct PlaceCall {
+    pub call_id: String,
+    pub workspace_id: String,
+    pub agent: AgentConfig,
+    /// The caller id asked for (a trunk's own caller id wins).
+    pub from: String,
+    /// The number to call.
+    pub to: String,
+    pub trunks: Vec<Trunk>,
+}
+
+/// An outbound call between its INVITE and its answer.
+pub struct PendingOutbound {
+    workspace_id: String,
+    agent: AgentConfig,
+    from: String,
+    to: String,
+    local: LocalMedia,
+    socket: UdpSocket,
+}
+
+/// Records `call.failed` for a call that never got answered.
+pub async fn record_failure(
+    services: &CallServices,
+    call_id: &str,
+    workspace_id: &str,
+    to: &str,
+    reason: &str,
+    detail: serde_json::Value,
+) {
+    let event = CallEvent::new(
+        call_id.to_owned(),
+        workspace_id.to_owned(),
+        CallEventKind::Failed,
+        serde_json::json!({"direction": "outbound", "to": to, "reason": reason, "detail": detail}),
+    );
+    let _ = services.events.send(event).await;
+}
+
+/// Reserves media, writes the offer and sends the INVITE; `None` (with `call.failed` recorded)
+/// when the edge cannot take the call.
+pub async fn place(
+    endpoint: &mut SipEndpoint,
+    call: Box<PlaceCall>,
+    media_ip: IpAddr,
+    session_id: u64,
+    ports: &PortAllocator,
+    services: &CallServices,
+    active: u32,
+) -> Option<PendingOutbound> {
+    let refusal = if services.state.is_draining() {
+        Some("edge_draining")
+    } else if active >= services.state.capacity() {
+        Some("edge_at_capacity")
+    } else {
+        None
+    };
+    if let Some(reason) = refusal {
+        tracing::info!(call = %call.call_id, reason, "outbound call refused");
+        record_failure(
+            services,
+            &call.call_id,
+            &call.workspace_id,
+            &call.to,
+            reason,
+            serde_json::Value::Null,
+        )
+        .await;
+        return None;
+    }
+    let Some(socket) = ports.bind().await else {
+        tracing::warn!(call = %call.call_id, "no free RTP port for an outbound call");
+        record_failure(
+            services,
+            &call.call_id,
+            &call.workspace_id,
+            &call.to,
+            "no_media_ports",
+            serde_json::Value::Null,
+        )
+        .await;
+        return None;
+    };
+    let port = socket.local_addr().map(|a| a.port()).unwrap_or_default();
+    let local = LocalMedia {
+        codecs: vec![Codec::Pcmu, Codec::Pcma],
+        address: media_ip,
+        port,
+        direction: Direction::SendRecv,
+        session_id,
+        opus_payload_type: 111,
+        telephone_event_payload_type: 101,
+        ptime: 20,
+    };
+    let trunks: Vec<&str> = call.trunks.iter().map(|t| t.name.as_str()).collect();
+    // The call's record starts when we dial (the control plane keeps the first call.started).
+    let started = CallEvent::new(
+        call.call_id.clone(),
+        call.workspace_id.clone(),
+        CallEventKind::Started,
+        serde_json::json!({"direction": "outbound", "from": call.from, "to": call.to,
+                           "agent_id": call.agent.id, "edge_id": &*services.edge_id,
+                           "trunks": trunks}),
+    );
+    let _ = services.events.send(started).await;
+    let request = CallRequest {
+        call_id: call.call_id.clone(),
+        to: call.to.clone(),
+        from: call.from.clone(),
+        offer: sdp::offer(&local),
+        local: std::net::SocketAddr::from(([0, 0, 0, 0], 0)), // the endpoint puts its own
+    };
+    endpoint.place_call(Instant::now(), request, call.trunks);
+    Some(PendingOutbound {
+        workspace_id: call.workspace_id,
+        agent: call.agent,
+        from: call.from,
+        to: call.to,
+        local,
+        socket,
+    })
+}
+
+/// The callee answered with `answer`: the call's setup, or `None` (the caller hangs up and
+/// records `call.failed`) when the answer's SDP is unusable.
+pub async fn answered(
+    call_id: &str,
+    pending: PendingOutbound,
+    answer: &[u8],
+    services: &CallServices,
+) -> Option<CallSetup> {
+    let audio =
+        SessionDescription::parse(answer).and_then(|sdp| sdp::read_answer(&sdp, &pending.local));
+    match audio {
+        Ok(audio) => Some(CallSetup {
+            call_id: call_id.to_owned(),
+            direction: CallDirection::Outbound,
+            workspace_id: pending.workspace_id,
+            agent: pending.agent,
+            caller: pending.from,
+            dialled: pending.to,
+            audio,
+            socket: pending.socket,
+        }),
+        Err(e) => {
+            tracing::warn!(call = %call_id, error = %e, "the callee's SDP answer is unusable; hanging up");
+            record_failure(
+                services,
+                call_id,
+                &pending.workspace_id,
+                &pending.to,
+                "bad_answer_sdp",
+                serde_json::json!(e.to_string()),
+            )
+            .await;
+            None
+        }
+    }
+}
+
+/// The call will not be answered: record why.
+pub async fn failed(
+    call_id: &str,
+    pending: &PendingOutbound,
+    failure: &OutboundFailure,
+    services: &CallServices,
+) {
+    tracing::info!(call = %call_id, reason = %failure.describe(), "outbound call failed");
+    let mut detail = serde_json::json!({"description": failure.describe()});
+    if let Some(code) = failure.code() {
+        detail["code"] = code.into();
+    }
+    if let OutboundFailure::AllTrunksFailed { attempts } = failure {
+        detail["attempts"] = serde_json::json!(attempts);
+    }
+    record_failure(
+        services,
+        call_id,
+        &pending.workspace_id,
+        &pending.to,
+        failure.reason(),
+        detail,
+    )
+    .await;
+}

@@ -1,0 +1,466 @@
+//! Building an agent's voice pipeline from its configuration: the language model, speech-to-text
+//! and text-to-speech clients a call talks to, all sharing one `reqwest::Client` (so pooled TLS
+//! connections survive from call to call), and the tool runner that signs customer tool requests.
+//!
+//! Defaults are the offline demo: STT `local` (pocketsphinx), LLM `rules` (a keyword table, not a
+//! language model) and TTS `espeak` (espeak-ng). An agent without an `llm` section instead uses an
+//! OpenAI-compatible model when the edge's environment names one — `FREYA_LLM_BASE_URL` (any
+//! OpenAI-compatible server, e.g. a local Ollama at `http://localhost:11434/v1`) or
+//! `OPENAI_API_KEY` (api.openai.com) — with `FREYA_LLM_MODEL` (default `gpt-4o-mini`) and
+//! `FREYA_LLM_API_KEY` / `OPENAI_API_KEY` as the key. The environment is read once, when the edge
+//! starts ([`VoiceDefaults::from_env`]), and passed down as data. Errors name the agent's field
+//! (`llm.provider`, `tts.voice`).
+
+mod streaming_batch;
+
+use std::sync::Arc;
+use std::time::Duration;
+
+use freya_shared::model::agent::ProviderSpec;
+use freya_shared::model::AgentSpec;
+
+use crate::llm::{
+    AnthropicConfig, AnthropicModel, LanguageModel, OpenAiConfig, OpenAiModel, RulesModel,
+    StreamTimeouts, ToolRunner,
+};
+use crate::media::frame::SampleRate;
+use crate::speech::stt::{
+    DeepgramConfig, DeepgramStt, LocalStt, LocalSttConfig, OpenAiStt, OpenAiSttConfig,
+};
+use crate::speech::tts::{
+    ElevenLabsConfig, ElevenLabsTts, EspeakConfig, EspeakTts, OpenAiTts, OpenAiTtsConfig,
+};
+use crate::speech::{SpeechError, SpeechToText, TextToSpeech};
+
+pub use streaming_batch::StreamingAsBatch;
+
+/// OpenAI's API root, the default `base_url` of `openai` sections.
+pub const OPENAI_BASE_URL: &str = "https://api.openai.com/v1";
+/// Anthropic's API root.
+pub const ANTHROPIC_BASE_URL: &str = "https://api.anthropic.com";
+/// Model used for an environment-configured LLM when `FREYA_LLM_MODEL` is not set.
+pub const DEFAULT_OPENAI_MODEL: &str = "gpt-4o-mini";
+/// Anthropic model used when the `llm` section names none.
+pub const DEFAULT_ANTHROPIC_MODEL: &str = "claude-3-5-haiku-latest";
+
+/// An agent's configuration that cannot be turned into a working pipeline, by field.
+#[derive(Debug, Clone, PartialEq, Eq, thiserror::Error)]
+#[error("agent field `{field}`: {detail}")]
+pub struct VoiceConfigError {
+    /// The agent field, e.g. `llm.provider`.
+    pub field: String,
+    /// What is wrong with it.
+    pub detail: String,
+}
+
+impl VoiceConfigError {
+    fn new(field: impl Into<String>, detail: impl Into<String>) -> Self {
+        Self {
+            field: field.into(),
+            detail: detail.into(),
+        }
+    }
+}
+
+/// The edge-wide LLM default taken from the environment at start.
+#[derive(Debug, Clone, Default, PartialEq, Eq)]
+pub struct VoiceDefaults {
+    /// OpenAI-compatible API root used by agents without an `llm` section, if any.
+    pub llm_base_url: Option<String>,
+    /// Its key.
+    pub llm_api_key: Option<String>,
+    /// Its model.
+    pub llm_model: String,
+}
+
+impl VoiceDefaults {
+    /// Reads `FREYA_LLM_BASE_URL`, `FREYA_LLM_API_KEY`, `FREYA_LLM_MODEL` and `OPENAI_API_KEY`
+    /// from `vars` (pass `std::env::vars()`).
+    pub fn from_env(vars: impl IntoIterator<Item = (String, String)>) -> Self {
+        let mut base = None;
+        let mut key = None;
+        let mut openai_key = None;
+        let mut model = None;
+        for (name, value) in vars {
+            let value = value.trim().to_string();
+            if value.is_empty() {
+                continue;
+            }
+            match name.as_str() {
+                "FREYA_LLM_BASE_URL" => base = Some(value),
+                "FREYA_LLM_API_KEY" => key = Some(value),
+                "FREYA_LLM_MODEL" => model = Some(value),
+                "OPENAI_API_KEY" => openai_key = Some(value),
+                _ => {}
+            }
+        }
+        let key = key.or(openai_key);
+        let base = match (base, &key) {
+            (Some(base), _) => Some(base),
+            (None, Some(_)) => Some(OPENAI_BASE_URL.to_string()),
+            (None, None) => None,
+        };
+        VoiceDefaults {
+            llm_base_url: base,
+            llm_api_key: key,
+            llm_model: model.unwrap_or_else(|| DEFAULT_OPENAI_MODEL.to_string()),
+        }
+    }
+}
+
+/// One agent's providers, ready for a call.
+#[derive(Clone)]
+pub struct AgentVoice {
+    /// Speech-to-text for finished caller turns.
+    pub stt: Arc<dyn SpeechToText>,
+    /// The language model.
+    pub llm: Arc<dyn LanguageModel>,
+    /// Model name sent with each request.
+    pub llm_model: String,
+    /// Sampling temperature, if set.
+    pub temperature: Option<f32>,
+    /// Reply length bound, if set.
+    pub max_tokens: Option<u32>,
+    /// Text-to-speech.
+    pub tts: Arc<dyn TextToSpeech>,
+    /// Offline voice used when `tts` fails, so a failure is still heard (not for `espeak` itself).
+    pub tts_fallback: Option<Arc<dyn TextToSpeech>>,
+    /// Runs customer tools, signing with the agent's `tool_secret`.
+    pub tools: ToolRunner,
+}
+
+/// Builds [`AgentVoice`]s for calls; one per edge.
+#[derive(Clone)]
+pub struct VoiceFactory {
+    http: reqwest::Client,
+    defaults: VoiceDefaults,
+}
+
+impl VoiceFactory {
+    /// A factory over a shared HTTP client.
+    pub fn new(http: reqwest::Client, defaults: VoiceDefaults) -> Self {
+        Self { http, defaults }
+    }
+
+    /// The edge-wide defaults in force.
+    pub fn defaults(&self) -> &VoiceDefaults {
+        &self.defaults
+    }
+
+    /// The providers `spec` configures.
+    pub fn build(&self, spec: &AgentSpec) -> Result<AgentVoice, VoiceConfigError> {
+        let (llm, llm_model) = self.language_model(spec.llm.as_ref())?;
+        let tts = self.text_to_speech(spec.tts.as_ref(), &spec.language)?;
+        let tts_fallback = (tts.name() != "espeak").then(|| {
+            Arc::new(EspeakTts::new(espeak_config(None, &spec.language))) as Arc<dyn TextToSpeech>
+        });
+        Ok(AgentVoice {
+            stt: self.speech_to_text(spec.stt.as_ref(), &spec.language)?,
+            llm,
+            llm_model,
+            temperature: spec.llm.as_ref().and_then(|l| l.temperature),
+            max_tokens: spec.llm.as_ref().and_then(|l| l.max_tokens),
+            tts,
+            tts_fallback,
+            tools: ToolRunner::new(
+                self.http.clone(),
+                spec.tool_secret.clone().unwrap_or_default().into_bytes(),
+            ),
+        })
+    }
+
+    fn language_model(
+        &self,
+        spec: Option<&ProviderSpec>,
+    ) -> Result<(Arc<dyn LanguageModel>, String), VoiceConfigError> {
+        let Some(spec) = spec else {
+            return Ok(match &self.defaults.llm_base_url {
+                Some(base) => {
+                    let config = OpenAiConfig::new(base.clone(), self.defaults.llm_api_key.clone());
+                    (
+                        Arc::new(OpenAiModel::new(self.http.clone(), config)),
+                        self.defaults.llm_model.clone(),
+                    )
+                }
+                None => (Arc::new(RulesModel::demo()), "rules".to_string()),
+            });
+        };
+        let mut timeouts = StreamTimeouts::default();
+        if let Some(ms) = spec.timeout_ms {
+            timeouts.first_token = Duration::from_millis(u64::from(ms));
+        }
+        match spec.provider.as_str() {
+            "openai" => {
+                let mut config = OpenAiConfig::new(
+                    spec.base_url
+                        .clone()
+                        .unwrap_or_else(|| OPENAI_BASE_URL.into()),
+                    spec.api_key.clone(),
+                );
+                config.timeouts = timeouts;
+                let model = spec
+                    .model
+                    .clone()
+                    .unwrap_or_else(|| DEFAULT_OPENAI_MODEL.into());
+                Ok((Arc::new(OpenAiModel::new(self.http.clone(), config)), model))
+            }
+            "anthropic" => {
+                let key = spec
+                    .api_key
+                    .clone()
+                    .ok_or_else(|| VoiceConfigError::new("llm.api_key", "anthropic needs a key"))?;
+                let mut config = AnthropicConfig::new(
+                    spec.base_url
+                        .clone()
+                        .unwrap_or_else(|| ANTHROPIC_BASE_URL.into()),
+                    key,
+                );
+                config.timeouts = timeouts;
+                let model = spec
+                    .model
+                    .clone()
+                    .unwrap_or_else(|| DEFAULT_ANTHROPIC_MODEL.into());
+                Ok((
+                    Arc::new(AnthropicModel::new(self.http.clone(), config)),
+                    model,
+                ))
+            }
+            "rules" => Ok((Arc::new(RulesModel::demo()), "rules".into())),
+            other => Err(VoiceConfigError::new(
+                "llm.provider",
+                format!("unknown provider `{other}` (openai, anthropic, rules)"),
+            )),
+        }
+    }
+
+    fn speech_to_text(
+        &self,
+        spec: Option<&ProviderSpec>,
+        language: &str,
+    ) -> Result<Arc<dyn SpeechToText>, VoiceConfigError> {
+        let Some(spec) = spec else {
+            return Ok(Arc::new(LocalStt::new(LocalSttConfig::default())));
+        };
+        let language_hint = language.split('-').next().map(str::to_string);
+        match spec.provider.as_str() {
+            "openai" => {
+                let mut config = OpenAiSttConfig {
+                    base_url: spec
+                        .base_url
+                        .clone()
+                        .unwrap_or_else(|| OPENAI_BASE_URL.into()),
+                    api_key: spec.api_key.clone(),
+                    language: language_hint,
+                    ..OpenAiSttConfig::default()
+                };
+                if let Some(model) = &spec.model {
+                    config.model = model.clone();
+                }
+                if let Some(ms) = spec.timeout_ms {
+                    config.timeout = Duration::from_millis(u64::from(ms));
+                }
+                Ok(Arc::new(OpenAiStt::with_client(config, self.http.clone())))
+            }
+            "deepgram" => {
+                let mut config = DeepgramConfig {
+                    api_key: spec.api_key.clone(),
+                    language: language_hint,
+                    ..DeepgramConfig::default()
+                };
+                if let Some(url) = &spec.base_url {
+                    config.url = url.clone();
+                }
+                if let Some(model) = &spec.model {
+                    config.model = model.clone();
+                }
+                let timeout = Duration::from_millis(u64::from(spec.timeout_ms.unwrap_or(15_000)));
+                Ok(Arc::new(StreamingAsBatch::new(
+                    Arc::new(DeepgramStt::new(config)),
+                    timeout,
+                )))
+            }
+            "local" => {
+                let mut config = LocalSttConfig::default();
+                if let Some(ms) = spec.timeout_ms {
+                    config.timeout = Duration::from_millis(u64::from(ms));
+                }
+                Ok(Arc::new(LocalStt::new(config)))
+            }
+            other => Err(VoiceConfigError::new(
+                "stt.provider",
+                format!("unknown provider `{other}` (openai, deepgram, local)"),
+            )),
+        }
+    }
+
+    fn text_to_speech(
+        &self,
+        spec: Option<&ProviderSpec>,
+        language: &str,
+    ) -> Result<Arc<dyn TextToSpeech>, VoiceConfigError> {
+        let Some(spec) = spec else {
+            return Ok(Arc::new(EspeakTts::new(espeak_config(None, language))));
+        };
+        match spec.provider.as_str() {
+            "openai" => {
+                let mut config = OpenAiTtsConfig {
+                    base_url: spec
+                        .base_url
+                        .clone()
+                        .unwrap_or_else(|| OPENAI_BASE_URL.into()),
+                    api_key: spec.api_key.clone(),
+                    ..OpenAiTtsConfig::default()
+                };
+                if let Some(model) = &spec.model {
+                    config.model = model.clone();
+                }
+                if let Some(voice) = &spec.voice {
+                    config.voice = voice.clone();
+                }
+                if let Some(ms) = spec.timeout_ms {
+                    config.first_byte_timeout = Duration::from_millis(u64::from(ms));
+                }
+                Ok(Arc::new(OpenAiTts::with_client(config, self.http.clone())))
+            }
+            "elevenlabs" => {
+                let mut config = ElevenLabsConfig {
+                    api_key: spec.api_key.clone(),
+                    sample_rate: SampleRate::Hz16000,
+                    ..ElevenLabsConfig::default()
+                };
+                if let Some(url) = &spec.base_url {
+                    config.base_url = url.clone();
+                }
+                if let Some(model) = &spec.model {
+                    config.model_id = model.clone();
+                }
+                if let Some(voice) = &spec.voice {
+                    config.voice_id = voice.clone();
+                }
+                if let Some(ms) = spec.timeout_ms {
+                    config.first_byte_timeout = Duration::from_millis(u64::from(ms));
+                }
+                let tts =
+                    ElevenLabsTts::with_client(config, self.http.clone()).map_err(|e| match e {
+                        SpeechError::Config { field, detail } => {
+                            VoiceConfigError::new(field, detail)
+                        }
+                        other => VoiceConfigError::new("tts", other.to_string()),
+                    })?;
+                Ok(Arc::new(tts))
+            }
+            "espeak" => Ok(Arc::new(EspeakTts::new(espeak_config(
+                spec.voice.as_deref(),
+                language,
+            )))),
+            other => Err(VoiceConfigError::new(
+                "tts.provider",
+                format!("unknown provider `{other}` (openai, elevenlabs, espeak)"),
+            )),
+        }
+    }
+}
+
+/// espeak-ng settings: the configured voice, or one derived from the agent's language.
+fn espeak_config(voice: Option<&str>, language: &str) -> EspeakConfig {
+    let voice = match voice {
+        Some(v) => v.to_string(),
+        None if language.eq_ignore_ascii_case("en") => "en-us".to_string(),
+        None => language.to_ascii_lowercase(),
+    };
+    EspeakConfig {
+        voice,
+        ..EspeakConfig::default()
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    fn spec(json: serde_json::Value) -> AgentSpec {
+        serde_json::from_value(json).expect("agent")
+    }
+
+    fn vars(pairs: &[(&str, &str)]) -> Vec<(String, String)> {
+        pairs
+            .iter()
+            .map(|(k, v)| ((*k).to_string(), (*v).to_string()))
+            .collect()
+    }
+
+    #[test]
+    fn an_agent_without_sections_gets_the_offline_demo() {
+        let factory = VoiceFactory::new(reqwest::Client::new(), VoiceDefaults::default());
+        let voice = factory
+            .build(&spec(serde_json::json!({"name": "D"})))
+            .expect("builds");
+        assert_eq!(
+            (voice.stt.name(), voice.llm.provider(), voice.tts.name()),
+            ("local", "rules", "espeak")
+        );
+        assert!(voice.tts_fallback.is_none());
+    }
+
+    #[test]
+    fn the_environment_model_answers_agents_without_an_llm_section() {
+        let defaults = VoiceDefaults::from_env(vars(&[("OPENAI_API_KEY", "sk-x")]));
+        assert_eq!(defaults.llm_base_url.as_deref(), Some(OPENAI_BASE_URL));
+        let local = VoiceDefaults::from_env(vars(&[
+            ("FREYA_LLM_BASE_URL", "http://localhost:11434/v1"),
+            ("FREYA_LLM_MODEL", "llama3.2"),
+        ]));
+        assert_eq!(local.llm_api_key, None);
+        let factory = VoiceFactory::new(reqwest::Client::new(), local);
+        let voice = factory
+            .build(&spec(serde_json::json!({"name": "D"})))
+            .expect("builds");
+        assert_eq!(
+            (voice.llm.provider(), voice.llm_model.as_str()),
+            ("openai", "llama3.2")
+        );
+        assert_eq!(VoiceDefaults::from_env(vars(&[])).llm_base_url, None);
+    }
+
+    #[test]
+    fn configured_providers_are_built_and_errors_name_the_field() {
+        let factory = VoiceFactory::new(reqwest::Client::new(), VoiceDefaults::default());
+        let voice = factory
+            .build(&spec(serde_json::json!({"name": "D",
+                "stt": {"provider": "deepgram"},
+                "llm": {"provider": "anthropic", "api_key": "k", "temperature": 0.2},
+                "tts": {"provider": "elevenlabs", "voice": "abc"}})))
+            .expect("builds");
+        assert_eq!(
+            (voice.stt.name(), voice.llm.provider(), voice.tts.name()),
+            ("deepgram", "anthropic", "elevenlabs")
+        );
+        assert_eq!(voice.temperature, Some(0.2));
+        assert!(voice.tts_fallback.is_some());
+        let field = |json| {
+            factory
+                .build(&spec(json))
+                .err()
+                .map(|e| e.field)
+                .unwrap_or_default()
+        };
+        assert_eq!(
+            field(serde_json::json!({"name": "D", "llm": {"provider": "gpt"}})),
+            "llm.provider"
+        );
+        assert_eq!(
+            field(serde_json::json!({"name": "D", "llm": {"provider": "anthropic"}})),
+            "llm.api_key"
+        );
+        assert_eq!(
+            field(
+                serde_json::json!({"name": "D", "tts": {"provider": "elevenlabs", "voice": "a/b"}})
+            ),
+            "tts.voice"
+        );
+        assert_eq!(
+            field(serde_json::json!({"name": "D", "stt": {"provider": "x"}})),
+            "stt.provider"
+        );
+    }
+}

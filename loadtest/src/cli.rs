@@ -1,0 +1,213 @@
+//! The command line around the library — read the scenario (file and flags), load what the
+//! caller says, run the calls with live progress, print the headline figures, write the JSON and
+//! HTML reports, and exit non-zero when a `--fail-if` threshold is crossed. Both the
+//! `freya-loadtest` binary and `freya loadtest` run it.
+
+use std::ffi::OsString;
+use std::net::SocketAddr;
+use std::path::PathBuf;
+use std::process::ExitCode;
+use std::sync::Arc;
+use std::time::Duration;
+
+use crate::audio::Utterance;
+use crate::gate::Threshold;
+use crate::onset::OnsetConfig;
+use crate::runner::{run, RunPlan};
+use crate::scenario::{CodecChoice, ScenarioSettings};
+use crate::summary::Summary;
+use crate::uac::{CallConfig, TalkerConfig};
+use crate::{report, sipp};
+use anyhow::{bail, Context};
+use clap::Parser;
+use freya_edge::sip::sdp::Codec;
+use tokio_util::sync::CancellationToken;
+
+/// Real SIP calls with real audio against a Freya edge (or any SIP UAS), measured.
+#[derive(Debug, Parser)]
+#[command(name = "freya-loadtest", version)]
+struct Cli {
+    /// A TOML scenario file; flags override its settings.
+    #[arg(long)]
+    scenario: Option<PathBuf>,
+    #[command(flatten)]
+    settings: ScenarioSettings,
+    /// Write every figure (and every call) as JSON here.
+    #[arg(long)]
+    json: Option<PathBuf>,
+    /// Write the HTML report here.
+    #[arg(long)]
+    html: Option<PathBuf>,
+    /// Fail (exit 1) when a figure crosses a threshold, e.g. `v2v_p95_ms>800` (repeatable).
+    #[arg(long = "fail-if")]
+    fail_if: Vec<Threshold>,
+    /// Sample CPU and RSS of this process (the edge) from /proc (repeatable).
+    #[arg(long = "edge-pid")]
+    edge_pids: Vec<u32>,
+    /// Also run the same call pattern with sipp, to compare its cost with ours.
+    #[arg(long)]
+    compare_sipp: bool,
+    /// No progress bar.
+    #[arg(long)]
+    quiet: bool,
+}
+
+/// Runs the command line with `args` (the first is the program name) and returns its exit
+/// code: 0 all good, 1 a `--fail-if` threshold crossed, 2 an error.
+pub fn main_from(args: impl IntoIterator<Item = OsString>) -> ExitCode {
+    let _ = tracing_subscriber::fmt()
+        .with_env_filter(
+            tracing_subscriber::EnvFilter::try_from_default_env().unwrap_or_else(|_| "warn".into()),
+        )
+        .with_writer(std::io::stderr)
+        .try_init();
+    let cli = match Cli::try_parse_from(args) {
+        Ok(cli) => cli,
+        Err(e) => {
+            let _ = e.print();
+            return if e.use_stderr() {
+                ExitCode::from(2)
+            } else {
+                ExitCode::SUCCESS
+            };
+        }
+    };
+    match real_main(cli) {
+        Ok(true) => ExitCode::SUCCESS,
+        Ok(false) => ExitCode::from(1),
+        Err(error) => {
+            eprintln!("error: {error:#}");
+            ExitCode::from(2)
+        }
+    }
+}
+
+fn real_main(cli: Cli) -> anyhow::Result<bool> {
+    let settings = match &cli.scenario {
+        Some(path) => ScenarioSettings::from_file(path)?.overridden_by(cli.settings.clone()),
+        None => cli.settings.clone(),
+    };
+    let scenario = settings.validate().context("while reading the scenario")?;
+    let turns: Vec<Utterance> = scenario
+        .turns
+        .iter()
+        .map(|spec| Utterance::from_spec(spec))
+        .collect::<Result<_, _>>()
+        .context("while loading what the caller says")?;
+    if turns.iter().any(|t| t.samples.is_empty()) {
+        bail!("a caller turn is silent after trimming; check its level");
+    }
+    let call = CallConfig {
+        target: scenario.target,
+        number: scenario.number.clone(),
+        caller: scenario.caller.clone(),
+        codec: match scenario.codec {
+            CodecChoice::Pcmu => Codec::Pcmu,
+            CodecChoice::Pcma => Codec::Pcma,
+        },
+        media_ip: scenario.local_ip,
+        hold: scenario.duration,
+        hangup: scenario.hangup,
+        callee_grace: Duration::from_secs(5),
+        setup_timeout: Duration::from_secs(32),
+        bye_timeout: Duration::from_secs(4),
+        turns: Arc::from(turns),
+        talker: TalkerConfig {
+            first_turn_after: scenario.first_turn,
+            reply_timeout: scenario.reply_timeout,
+            pause_after_reply: scenario.pause_after_reply,
+        },
+        onset: OnsetConfig {
+            threshold_dbfs: scenario.threshold_dbfs,
+            ..OnsetConfig::default()
+        },
+        late_after: Duration::from_millis(60),
+    };
+    let plan = RunPlan {
+        call,
+        local_sip: SocketAddr::new(scenario.local_ip, scenario.sip_port),
+        calls: scenario.calls,
+        concurrency: scenario.concurrency,
+        rate: scenario.rate,
+        ramp_up: scenario.ramp_up,
+        max_run: scenario.max_run,
+        edge_pids: cli.edge_pids.clone(),
+        progress: !cli.quiet,
+    };
+    let scenario_json = serde_json::to_value(&scenario).context("while recording the scenario")?;
+    let runtime = tokio::runtime::Builder::new_multi_thread()
+        .enable_all()
+        .build()
+        .context("while starting the tokio runtime")?;
+    let summary = runtime.block_on(async {
+        let cancel = CancellationToken::new();
+        let on_ctrl_c = cancel.clone();
+        tokio::spawn(async move {
+            if tokio::signal::ctrl_c().await.is_ok() {
+                on_ctrl_c.cancel();
+            }
+        });
+        run(plan, scenario_json, cancel).await
+    })?;
+    print_summary(&summary);
+    if cli.compare_sipp {
+        let comparison =
+            sipp::compare(&scenario, summary.self_cpu_ms_per_call).context("while running sipp")?;
+        println!("{comparison}");
+    }
+    if let Some(path) = &cli.json {
+        report::write_json(&summary, path)
+            .with_context(|| format!("while writing {}", path.display()))?;
+    }
+    if let Some(path) = &cli.html {
+        report::write_html(&summary, path)
+            .with_context(|| format!("while writing {}", path.display()))?;
+    }
+    let mut passed = true;
+    for threshold in &cli.fail_if {
+        if let Some(value) = threshold.crossed(&summary)? {
+            eprintln!("FAIL: {threshold} (measured {value:.2})");
+            passed = false;
+        }
+    }
+    Ok(passed)
+}
+
+fn print_summary(s: &Summary) {
+    println!(
+        "calls {}  ok {}  failed {} {:?}  peak active {}  wall {:.1} s  setups/s {:.1}",
+        s.calls,
+        s.succeeded,
+        s.failed,
+        s.failures,
+        s.peak_active,
+        s.wall_secs,
+        s.setup_rate_per_sec
+    );
+    for (name, d) in [
+        ("setup", &s.setup_ms),
+        ("first audio", &s.first_audio_ms),
+        ("voice-to-voice", &s.v2v_ms),
+        ("jitter", &s.jitter_ms),
+        ("inter-arrival", &s.interarrival_ms),
+        ("send lateness", &s.send_lateness_ms),
+    ] {
+        println!(
+            "{name:>15} ms: n={:<6} p50 {:>8.2}  p95 {:>8.2}  p99 {:>8.2}  max {:>8.2}",
+            d.count, d.p50, d.p95, d.p99, d.max
+        );
+    }
+    println!(
+        "RTP sent {}  received {}  lost {} ({:.3} %)  late {}  turns {}  replies {}",
+        s.rtp_sent, s.rtp_received, s.rtp_lost, s.loss_pct, s.rtp_late, s.turns_spoken, s.replies
+    );
+    if let Some(cpu) = s.edge_cpu_mean_pct {
+        println!(
+            "edge CPU {cpu:.1} % of a core (mean while busy), RSS peak {:.1} MiB",
+            s.edge_rss_peak_mib.unwrap_or(0.0)
+        );
+    }
+    if let Some(ms) = s.self_cpu_ms_per_call {
+        println!("load generator CPU {ms:.1} ms per call");
+    }
+}
