@@ -53,6 +53,13 @@ enum Command {
         #[arg(long)]
         config: PathBuf,
     },
+    /// Call an agent from this terminal and talk to it (see `freya call --help`).
+    #[command(disable_help_flag = true)]
+    Call {
+        /// Everything `freya call` takes: `sip:NUMBER@HOST:PORT [--say TEXT]... [--record FILE]`.
+        #[arg(trailing_var_arg = true, allow_hyphen_values = true)]
+        args: Vec<std::ffi::OsString>,
+    },
     /// Real SIP calls with real audio against an edge, measured (see `freya loadtest --help`).
     #[command(disable_help_flag = true)]
     Loadtest {
@@ -70,13 +77,23 @@ enum Command {
 
 fn main() -> anyhow::Result<std::process::ExitCode> {
     let cli = Cli::parse();
-    if let Command::Loadtest { args } = cli.command {
-        let program = std::iter::once(std::ffi::OsString::from("freya loadtest"));
-        return Ok(freya_loadtest::cli::main_from(program.chain(args)));
+    match cli.command {
+        Command::Loadtest { args } => {
+            let program = std::iter::once(std::ffi::OsString::from("freya loadtest"));
+            Ok(freya_loadtest::cli::main_from(program.chain(args)))
+        }
+        Command::Call { args } => {
+            let program = std::iter::once(std::ffi::OsString::from("freya call"));
+            Ok(freya_loadtest::caller::main_from(program.chain(args)))
+        }
+        command => run_command(command),
     }
+}
+
+fn run_command(command: Command) -> anyhow::Result<std::process::ExitCode> {
     freya_shared::telemetry::init();
     let runtime = tokio::runtime::Runtime::new().context("while starting the async runtime")?;
-    runtime.block_on(run(cli.command))?;
+    runtime.block_on(run(command))?;
     Ok(std::process::ExitCode::SUCCESS)
 }
 
@@ -142,8 +159,8 @@ async fn run(command: Command) -> anyhow::Result<()> {
             edge.stop().await;
             Ok(())
         }
-        Command::Loadtest { .. } => Err(anyhow::anyhow!(
-            "`freya loadtest` is dispatched before the runtime starts"
+        Command::Loadtest { .. } | Command::Call { .. } => Err(anyhow::anyhow!(
+            "`freya loadtest` and `freya call` are dispatched before the runtime starts"
         )),
         Command::Migrate { database_url } => {
             let store = Store::connect(

@@ -87,6 +87,7 @@ async fn a_batch_of_concurrent_calls_is_answered_with_audio_both_ways() {
             },
             onset: OnsetConfig::default(),
             late_after: Duration::from_millis(60),
+            received_audio: None,
         },
         local_sip: SocketAddr::new(LOCALHOST, 0),
         calls: CALLS,

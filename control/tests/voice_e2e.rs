@@ -126,6 +126,7 @@ async fn call(w: &World, turns: &[&str], talker: TalkerConfig, hold: Duration) -
         talker,
         onset: OnsetConfig::default(),
         late_after: Duration::from_millis(200),
+        received_audio: None,
     };
     let report = uac::place_call(&endpoint, &config, &cancel).await;
     cancel.cancel();

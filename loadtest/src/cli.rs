@@ -122,6 +122,7 @@ fn real_main(cli: Cli) -> anyhow::Result<bool> {
             ..OnsetConfig::default()
         },
         late_after: Duration::from_millis(60),
+        received_audio: None,
     };
     let plan = RunPlan {
         call,

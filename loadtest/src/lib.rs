@@ -7,6 +7,7 @@
 //! CPU and memory; [`sipp`] runs the same pattern with sipp for comparison.
 
 pub mod audio;
+pub mod caller;
 pub mod cli;
 pub mod gate;
 pub mod onset;

@@ -121,6 +121,7 @@ fn every_call_is_answered_with_audio_both_ways_and_latencies_measured() {
         },
         onset: OnsetConfig::default(),
         late_after: Duration::from_millis(60),
+        received_audio: None,
     };
     let plan = RunPlan {
         call,

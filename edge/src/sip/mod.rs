@@ -27,6 +27,8 @@ pub mod outbound;
 pub mod peer;
 pub mod response;
 pub mod sdp;
+#[cfg(test)]
+mod torture_tests;
 pub mod transaction;
 pub mod transport;
 pub mod uac;

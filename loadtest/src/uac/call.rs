@@ -126,6 +126,9 @@ impl Call<'_> {
             config.onset,
             config.late_after,
         );
+        if let Some(tap) = &config.received_audio {
+            media.record_into(tap.clone());
+        }
         let hung_up_by = self
             .converse(
                 &rtp,

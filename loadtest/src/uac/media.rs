@@ -46,6 +46,7 @@ pub struct MediaSession {
     send_lateness: Histogram<u64>,
     sent: u64,
     foreign: u64,
+    tap: Option<super::AudioTap>,
 }
 
 impl MediaSession {
@@ -75,7 +76,13 @@ impl MediaSession {
             send_lateness: new_gap_histogram(),
             sent: 0,
             foreign: 0,
+            tap: None,
         }
+    }
+
+    /// Keeps a copy of everything decoded from the far end in `tap`.
+    pub fn record_into(&mut self, tap: super::AudioTap) {
+        self.tap = Some(tap);
     }
 
     /// When [`Self::tick`] must next run.
@@ -141,6 +148,11 @@ impl MediaSession {
         let Some(samples) = self.decoded.get(..n) else {
             return;
         };
+        if let Some(tap) = &self.tap {
+            if let Ok(mut heard) = tap.lock() {
+                heard.extend_from_slice(samples);
+            }
+        }
         match self.detector.push_frame(now, samples) {
             Some(OnsetEvent::Onset { at, reply_to }) => {
                 if self.conversation.first_audio_ms.is_none() {

@@ -70,7 +70,13 @@ pub struct CallConfig {
     pub onset: OnsetConfig,
     /// A packet this far behind the stream's best transit counts as late.
     pub late_after: Duration,
+    /// Where to keep everything heard (8 kHz), for a caller who records the call; `None` in
+    /// load tests, which only measure.
+    pub received_audio: Option<AudioTap>,
 }
+
+/// The far end's decoded audio, appended as it arrives.
+pub type AudioTap = Arc<std::sync::Mutex<Vec<i16>>>;
 
 /// Why a call failed, by cause; the reason keys of the summary.
 #[derive(Debug, Clone, PartialEq, Eq, Serialize, thiserror::Error)]

@@ -1,0 +1,548 @@
+//! The call recorder: both directions of a call (the caller's decoded frames, the agent's frames
+//! as sent) written to one 16-bit PCM WAV file, incrementally, so an hour-long call never sits
+//! in memory and a crash loses at most the last second.
+//!
+//! Layout: stereo by default, the caller on the left channel and the agent on the right. Mixing
+//! to mono is one `saturating_add` away and is offered ([`RecordingLayout::MixedMono`]), but two
+//! channels keep each party intact: nothing clips when both speak at once, barge-in overlaps stay
+//! separable, and transcription or quality review can take one side alone; every player still
+//! plays it as one conversation. The cost is twice the bytes (32 KB/s at 8 kHz, 115 MB an hour).
+//!
+//! Alignment is by frame index (20 ms ticks since the call started), not by arrival: the two
+//! sides are produced by different stages, so a small window of slots holds whichever side came
+//! first until its partner arrives, and a side that never comes for an index is recorded as
+//! silence once the other side has moved a window ahead. Memory is fixed at creation (the window
+//! and one output buffer); per frame there is no allocation. Every [`FLUSH_FRAMES`] frames the
+//! buffer goes to the file and the RIFF header is rewritten with the true lengths, so a file
+//! left by a dead process is a valid WAV up to its last flush; [`repair`] makes the header cover
+//! everything that reached the disk. The writer is any `Write + Seek` (a `File` in the call
+//! task's blocking recorder, a `Cursor` in tests).
+
+use std::io::{self, Read, Seek, SeekFrom, Write};
+
+use crate::media::frame::{SampleRate, MAX_FRAME_SAMPLES};
+
+/// Frames (20 ms each) buffered before a write to the file and a header rewrite: one second.
+pub const FLUSH_FRAMES: usize = 50;
+/// Frames one side may run ahead of the other before the missing side is taken as silence.
+pub const ALIGN_WINDOW: u64 = 8;
+/// Length of the canonical header this recorder writes.
+pub const HEADER_LEN: u64 = 44;
+
+/// Why a recording could not take a frame or be written.
+#[derive(Debug, thiserror::Error)]
+pub enum RecordingError {
+    /// The file could not be written (or, in [`repair`], read).
+    #[error("recording file I/O failed: {0}")]
+    Io(#[from] io::Error),
+    /// A frame does not hold exactly 20 ms at the recording's rate.
+    #[error("recording at {rate} Hz needs {expected} samples per frame, got {actual}")]
+    WrongFrameLength {
+        /// The recording's rate.
+        rate: u32,
+        /// Samples in one 20 ms frame.
+        expected: usize,
+        /// Samples offered.
+        actual: usize,
+    },
+    /// The data no longer fits a WAV's 32-bit lengths (about 37 hours of stereo 8 kHz).
+    #[error("recording reached the 4 GiB WAV limit")]
+    Full,
+    /// [`repair`] found no canonical header this recorder wrote.
+    #[error("not a recording this recorder wrote: {0}")]
+    NotARecording(&'static str),
+}
+
+/// How the two directions share the file.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Default)]
+pub enum RecordingLayout {
+    /// Two channels: caller left, agent right (the default, see the module notes).
+    #[default]
+    Stereo,
+    /// One channel, both sides summed with saturation.
+    MixedMono,
+}
+
+impl RecordingLayout {
+    /// Channels in the file.
+    pub const fn channels(self) -> u16 {
+        match self {
+            RecordingLayout::Stereo => 2,
+            RecordingLayout::MixedMono => 1,
+        }
+    }
+}
+
+/// Which party a frame belongs to.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum Side {
+    /// The far end: audio received from the phone network.
+    Caller,
+    /// Us: audio the agent sent.
+    Agent,
+}
+
+/// What a recording holds so far, for the call record.
+#[derive(Debug, Clone, Copy, Default, PartialEq, Eq)]
+pub struct RecordingStats {
+    /// Frames (20 ms ticks) written to the file or its buffer.
+    pub frames: u64,
+    /// Ticks where the caller's frame never came and silence was recorded.
+    pub caller_gaps: u64,
+    /// Ticks where the agent's frame never came and silence was recorded.
+    pub agent_gaps: u64,
+    /// Frames dropped because their tick had already been written, or were pushed twice.
+    pub dropped: u64,
+}
+
+#[derive(Clone, Copy)]
+struct Slot {
+    index: u64,
+    caller: Option<[i16; MAX_FRAME_SAMPLES]>,
+    agent: Option<[i16; MAX_FRAME_SAMPLES]>,
+}
+
+const EMPTY_SLOT: Slot = Slot {
+    index: 0,
+    caller: None,
+    agent: None,
+};
+
+/// Records one call into a WAV file, aligning the two directions by frame index.
+pub struct CallRecorder<W: Write + Seek> {
+    writer: W,
+    rate: SampleRate,
+    layout: RecordingLayout,
+    slots: Box<[Slot; ALIGN_WINDOW as usize]>,
+    /// Index of the next tick to write.
+    next: u64,
+    /// One past the highest index pushed so far.
+    end: u64,
+    buffer: Vec<u8>,
+    /// Buffered bytes that trigger a flush: [`FLUSH_FRAMES`] frames.
+    flush_bytes: usize,
+    /// Bytes of PCM already in the file (after the header).
+    written: u64,
+    stats: RecordingStats,
+}
+
+impl<W: Write + Seek> CallRecorder<W> {
+    /// Starts a recording at `rate` in `layout`: writes the header (empty data) at the writer's
+    /// start and allocates the alignment window and the output buffer, once.
+    pub fn new(
+        mut writer: W,
+        rate: SampleRate,
+        layout: RecordingLayout,
+    ) -> Result<Self, RecordingError> {
+        writer.seek(SeekFrom::Start(0))?;
+        writer.write_all(&header(rate, layout, 0))?;
+        let frame_bytes = rate.samples_per_frame() * 2 * usize::from(layout.channels());
+        Ok(CallRecorder {
+            writer,
+            rate,
+            layout,
+            slots: Box::new([EMPTY_SLOT; ALIGN_WINDOW as usize]),
+            next: 0,
+            end: 0,
+            buffer: Vec::with_capacity(FLUSH_FRAMES * frame_bytes),
+            flush_bytes: FLUSH_FRAMES * frame_bytes,
+            written: 0,
+            stats: RecordingStats::default(),
+        })
+    }
+
+    /// The recording's counters.
+    pub fn stats(&self) -> RecordingStats {
+        self.stats
+    }
+
+    /// Takes one 20 ms frame of `side` for tick `index` (counted from the call's start). A frame
+    /// for a tick already written, or pushed twice, is dropped and counted; a frame more than
+    /// [`ALIGN_WINDOW`] ticks ahead first writes the older ticks, with silence where a side is
+    /// missing (a long jump, e.g. a hold, writes silence for the whole gap, keeping time true).
+    pub fn push(&mut self, side: Side, index: u64, pcm: &[i16]) -> Result<(), RecordingError> {
+        let expected = self.rate.samples_per_frame();
+        if pcm.len() != expected {
+            return Err(RecordingError::WrongFrameLength {
+                rate: self.rate.hz(),
+                expected,
+                actual: pcm.len(),
+            });
+        }
+        if index < self.next {
+            self.stats.dropped += 1;
+            return Ok(());
+        }
+        while index >= self.next + ALIGN_WINDOW {
+            self.emit_next()?;
+        }
+        let slot = self.slot_mut(index);
+        if slot.index != index {
+            *slot = Slot {
+                index,
+                caller: None,
+                agent: None,
+            };
+        }
+        let place = match side {
+            Side::Caller => &mut slot.caller,
+            Side::Agent => &mut slot.agent,
+        };
+        if place.is_some() {
+            self.stats.dropped += 1;
+            return Ok(());
+        }
+        let mut samples = [0i16; MAX_FRAME_SAMPLES];
+        if let Some(dst) = samples.get_mut(..expected) {
+            dst.copy_from_slice(pcm);
+        }
+        *place = Some(samples);
+        self.end = self.end.max(index + 1);
+        while self.next < self.end {
+            let slot = self.slot(self.next);
+            if slot.index == self.next && slot.caller.is_some() && slot.agent.is_some() {
+                self.emit_next()?;
+            } else {
+                break;
+            }
+        }
+        Ok(())
+    }
+
+    /// Writes every tick still waiting (missing sides as silence), flushes, writes the final
+    /// header and hands the writer back.
+    pub fn finish(mut self) -> Result<(W, RecordingStats), RecordingError> {
+        while self.next < self.end {
+            self.emit_next()?;
+        }
+        self.flush()?;
+        Ok((self.writer, self.stats))
+    }
+
+    fn slot(&self, index: u64) -> &Slot {
+        let at = (index % ALIGN_WINDOW) as usize;
+        self.slots.get(at).unwrap_or(&EMPTY_SLOT)
+    }
+
+    fn slot_mut(&mut self, index: u64) -> &mut Slot {
+        // The window is a fixed array of ALIGN_WINDOW slots, so this index is always in range.
+        let at = (index % ALIGN_WINDOW) as usize % self.slots.len();
+        &mut self.slots[at]
+    }
+
+    /// Writes tick `next` into the buffer (flushing when it is full) and advances.
+    fn emit_next(&mut self) -> Result<(), RecordingError> {
+        let index = self.next;
+        let n = self.rate.samples_per_frame();
+        let layout = self.layout;
+        let slot = self.slot_mut(index);
+        let (caller, agent) = if slot.index == index {
+            (slot.caller.take(), slot.agent.take())
+        } else {
+            (None, None)
+        };
+        const SILENCE: [i16; MAX_FRAME_SAMPLES] = [0; MAX_FRAME_SAMPLES];
+        self.stats.caller_gaps += u64::from(caller.is_none());
+        self.stats.agent_gaps += u64::from(agent.is_none());
+        let left = caller.as_ref().unwrap_or(&SILENCE);
+        let right = agent.as_ref().unwrap_or(&SILENCE);
+        for (&l, &r) in left.iter().zip(right.iter()).take(n) {
+            match layout {
+                RecordingLayout::Stereo => {
+                    self.buffer.extend_from_slice(&l.to_le_bytes());
+                    self.buffer.extend_from_slice(&r.to_le_bytes());
+                }
+                RecordingLayout::MixedMono => {
+                    self.buffer
+                        .extend_from_slice(&l.saturating_add(r).to_le_bytes());
+                }
+            }
+        }
+        self.next += 1;
+        self.stats.frames += 1;
+        if self.buffer.len() >= self.flush_bytes {
+            self.flush()?;
+        }
+        Ok(())
+    }
+
+    /// Appends the buffer to the file, then rewrites the header to cover it: data first, so a
+    /// crash in between leaves a header that understates, never overstates.
+    fn flush(&mut self) -> Result<(), RecordingError> {
+        let total = self.written + self.buffer.len() as u64;
+        let data_len = u32::try_from(total)
+            .ok()
+            .filter(|&n| n <= u32::MAX - 36)
+            .ok_or(RecordingError::Full)?;
+        self.writer
+            .seek(SeekFrom::Start(HEADER_LEN + self.written))?;
+        self.writer.write_all(&self.buffer)?;
+        self.written = total;
+        self.buffer.clear();
+        write_lengths(&mut self.writer, data_len)?;
+        self.writer.flush()?;
+        Ok(())
+    }
+}
+
+/// Writes the RIFF and data chunk lengths for `data_len` bytes of PCM.
+fn write_lengths<W: Write + Seek>(writer: &mut W, data_len: u32) -> io::Result<()> {
+    writer.seek(SeekFrom::Start(4))?;
+    writer.write_all(&(36 + data_len).to_le_bytes())?;
+    writer.seek(SeekFrom::Start(40))?;
+    writer.write_all(&data_len.to_le_bytes())
+}
+
+/// The canonical 44-byte header of a 16-bit PCM WAV.
+fn header(rate: SampleRate, layout: RecordingLayout, data_len: u32) -> [u8; HEADER_LEN as usize] {
+    let channels = layout.channels();
+    let block_align = channels * 2;
+    let mut h = [0u8; HEADER_LEN as usize];
+    let fields: [&[u8]; 12] = [
+        b"RIFF",
+        &(36 + data_len).to_le_bytes(),
+        b"WAVEfmt ",
+        &16u32.to_le_bytes(),
+        &1u16.to_le_bytes(), // PCM
+        &channels.to_le_bytes(),
+        &rate.hz().to_le_bytes(),
+        &(rate.hz() * u32::from(block_align)).to_le_bytes(),
+        &block_align.to_le_bytes(),
+        &16u16.to_le_bytes(), // bits per sample
+        b"data",
+        &data_len.to_le_bytes(),
+    ];
+    let mut at = 0;
+    for field in fields {
+        if let Some(dst) = h.get_mut(at..at + field.len()) {
+            dst.copy_from_slice(field);
+        }
+        at += field.len();
+    }
+    h
+}
+
+/// Makes the header of a recording left by a dead process cover all the whole sample frames
+/// that reached the disk; returns the data length now stated. Refuses files whose first 44
+/// bytes are not a header this recorder wrote.
+pub fn repair<F: Read + Write + Seek>(file: &mut F) -> Result<u32, RecordingError> {
+    let mut head = [0u8; HEADER_LEN as usize];
+    file.seek(SeekFrom::Start(0))?;
+    file.read_exact(&mut head).map_err(|e| match e.kind() {
+        io::ErrorKind::UnexpectedEof => RecordingError::NotARecording("shorter than a header"),
+        _ => RecordingError::Io(e),
+    })?;
+    let magic_ok = head.get(0..4) == Some(b"RIFF")
+        && head.get(8..16) == Some(b"WAVEfmt ")
+        && head.get(36..40) == Some(b"data");
+    if !magic_ok {
+        return Err(RecordingError::NotARecording(
+            "no canonical RIFF/WAVE header",
+        ));
+    }
+    let block_align = head
+        .get(32..34)
+        .map(|b| u16::from_le_bytes([b[0], b[1]]))
+        .filter(|&b| b == 2 || b == 4)
+        .ok_or(RecordingError::NotARecording("not 16-bit mono or stereo"))?;
+    let file_len = file.seek(SeekFrom::End(0))?;
+    let data = file_len.saturating_sub(HEADER_LEN);
+    let data = data - data % u64::from(block_align);
+    let data_len = u32::try_from(data)
+        .ok()
+        .filter(|&n| n <= u32::MAX - 36)
+        .ok_or(RecordingError::Full)?;
+    write_lengths(file, data_len)?;
+    file.flush()?;
+    Ok(data_len)
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use std::io::Cursor;
+
+    /// A strict reader: the header must state the true lengths of what follows it.
+    fn read_wav(bytes: &[u8]) -> (u16, u32, Vec<i16>) {
+        assert_eq!(&bytes[0..4], b"RIFF");
+        let riff = u32::from_le_bytes(bytes[4..8].try_into().unwrap());
+        assert_eq!(riff as usize, bytes.len() - 8, "RIFF length");
+        assert_eq!(&bytes[8..16], b"WAVEfmt ");
+        assert_eq!(u16::from_le_bytes([bytes[20], bytes[21]]), 1, "PCM");
+        let channels = u16::from_le_bytes([bytes[22], bytes[23]]);
+        let rate = u32::from_le_bytes(bytes[24..28].try_into().unwrap());
+        let byte_rate = u32::from_le_bytes(bytes[28..32].try_into().unwrap());
+        assert_eq!(byte_rate, rate * u32::from(channels) * 2);
+        assert_eq!(u16::from_le_bytes([bytes[34], bytes[35]]), 16);
+        assert_eq!(&bytes[36..40], b"data");
+        let data = u32::from_le_bytes(bytes[40..44].try_into().unwrap()) as usize;
+        assert_eq!(data, bytes.len() - 44, "data length");
+        let samples = bytes[44..]
+            .chunks_exact(2)
+            .map(|b| i16::from_le_bytes([b[0], b[1]]))
+            .collect();
+        (channels, rate, samples)
+    }
+
+    fn frame(value: i16) -> [i16; 160] {
+        [value; 160]
+    }
+
+    fn recorder(layout: RecordingLayout) -> CallRecorder<Cursor<Vec<u8>>> {
+        CallRecorder::new(Cursor::new(Vec::new()), SampleRate::Hz8000, layout).unwrap()
+    }
+
+    #[test]
+    fn stereo_puts_the_caller_left_and_the_agent_right() {
+        let mut rec = recorder(RecordingLayout::Stereo);
+        for i in 0..120u64 {
+            rec.push(Side::Caller, i, &frame(i as i16)).unwrap();
+            rec.push(Side::Agent, i, &frame(-(i as i16))).unwrap();
+        }
+        let (cursor, stats) = rec.finish().unwrap();
+        let (channels, rate, samples) = read_wav(cursor.get_ref());
+        assert_eq!((channels, rate), (2, 8_000));
+        assert_eq!(samples.len(), 120 * 160 * 2);
+        for (i, pair) in samples.chunks_exact(2).enumerate() {
+            let tick = (i / 160) as i16;
+            assert_eq!(pair, [tick, -tick], "sample frame {i}");
+        }
+        assert_eq!(stats.frames, 120);
+        assert_eq!(
+            (stats.caller_gaps, stats.agent_gaps, stats.dropped),
+            (0, 0, 0)
+        );
+    }
+
+    #[test]
+    fn mono_mixes_both_sides_with_saturation() {
+        let mut rec = recorder(RecordingLayout::MixedMono);
+        rec.push(Side::Caller, 0, &frame(1_000)).unwrap();
+        rec.push(Side::Agent, 0, &frame(234)).unwrap();
+        rec.push(Side::Caller, 1, &frame(30_000)).unwrap();
+        rec.push(Side::Agent, 1, &frame(30_000)).unwrap();
+        let (cursor, _) = rec.finish().unwrap();
+        let (channels, _, samples) = read_wav(cursor.get_ref());
+        assert_eq!(channels, 1);
+        assert_eq!(samples.len(), 320);
+        assert!(samples[..160].iter().all(|&s| s == 1_234));
+        assert!(samples[160..].iter().all(|&s| s == i16::MAX));
+    }
+
+    #[test]
+    fn sides_arriving_out_of_step_are_aligned_by_index() {
+        let mut rec = recorder(RecordingLayout::Stereo);
+        // The agent runs three ticks ahead of the caller, then the caller catches up.
+        for i in 0..3u64 {
+            rec.push(Side::Agent, i, &frame(100 + i as i16)).unwrap();
+        }
+        for i in 0..10u64 {
+            rec.push(Side::Caller, i, &frame(i as i16)).unwrap();
+            if i + 3 < 10 {
+                rec.push(Side::Agent, i + 3, &frame(100 + i as i16 + 3))
+                    .unwrap();
+            }
+        }
+        let (cursor, stats) = rec.finish().unwrap();
+        let (_, _, samples) = read_wav(cursor.get_ref());
+        for tick in 0..10usize {
+            let pair = &samples[tick * 320..tick * 320 + 2];
+            assert_eq!(pair, [tick as i16, 100 + tick as i16], "tick {tick}");
+        }
+        assert_eq!((stats.caller_gaps, stats.agent_gaps), (0, 0));
+    }
+
+    #[test]
+    fn a_missing_side_becomes_silence_and_late_frames_are_dropped() {
+        let mut rec = recorder(RecordingLayout::Stereo);
+        // The caller's jitter buffer was refilling: no caller frames for ticks 0..20.
+        for i in 0..20u64 {
+            rec.push(Side::Agent, i, &frame(7)).unwrap();
+        }
+        // Tick 0 was written as silence on the left once the agent was a window ahead.
+        rec.push(Side::Caller, 0, &frame(5)).unwrap();
+        rec.push(Side::Agent, 19, &frame(7)).unwrap();
+        let (cursor, stats) = rec.finish().unwrap();
+        let (_, _, samples) = read_wav(cursor.get_ref());
+        assert_eq!(samples.len(), 20 * 320);
+        assert!(samples.chunks_exact(2).all(|p| p == [0, 7]));
+        assert_eq!(stats.caller_gaps, 20);
+        assert_eq!(stats.dropped, 2);
+    }
+
+    #[test]
+    fn a_jump_in_index_keeps_time_with_silence() {
+        let mut rec = recorder(RecordingLayout::Stereo);
+        rec.push(Side::Caller, 0, &frame(1)).unwrap();
+        rec.push(Side::Agent, 0, &frame(1)).unwrap();
+        rec.push(Side::Caller, 100, &frame(2)).unwrap();
+        rec.push(Side::Agent, 100, &frame(2)).unwrap();
+        let (cursor, stats) = rec.finish().unwrap();
+        let (_, _, samples) = read_wav(cursor.get_ref());
+        assert_eq!(samples.len(), 101 * 320);
+        assert_eq!(samples[100 * 320], 2);
+        assert_eq!(stats.frames, 101);
+    }
+
+    #[test]
+    fn the_header_is_valid_after_every_flush_and_repair_covers_the_rest() {
+        let mut rec = recorder(RecordingLayout::Stereo);
+        for i in 0..(FLUSH_FRAMES as u64 * 2 + 7) {
+            rec.push(Side::Caller, i, &frame(3)).unwrap();
+            rec.push(Side::Agent, i, &frame(4)).unwrap();
+        }
+        // The process dies here: what is on "disk" is a valid WAV of the first two seconds.
+        let on_disk = rec.writer.get_ref().clone();
+        let (_, _, samples) = read_wav(&on_disk);
+        assert_eq!(samples.len(), FLUSH_FRAMES * 2 * 320);
+
+        // A crash between a data write and its header rewrite: more data than the header says.
+        let mut torn = Cursor::new(on_disk);
+        torn.seek(SeekFrom::End(0)).unwrap();
+        torn.write_all(&[9u8; 3 * 640 + 3]).unwrap();
+        let data = repair(&mut torn).unwrap();
+        assert_eq!(data as usize, (FLUSH_FRAMES * 2 + 3) * 640);
+        let bytes = torn.into_inner();
+        let (_, _, repaired) = read_wav(&bytes[..44 + data as usize]);
+        assert_eq!(repaired.len(), (FLUSH_FRAMES * 2 + 3) * 320);
+        // `repair` touches only files that start with the header this recorder writes.
+        assert!(matches!(
+            repair(&mut Cursor::new(b"RIFF....WAVEjunk".to_vec())),
+            Err(RecordingError::NotARecording(_))
+        ));
+    }
+
+    #[test]
+    fn a_file_on_disk_reads_back() {
+        let dir = tempfile::tempdir().unwrap();
+        let path = dir.path().join("call.wav");
+        let file = std::fs::File::create(&path).unwrap();
+        let mut rec = CallRecorder::new(file, SampleRate::Hz8000, RecordingLayout::Stereo).unwrap();
+        for i in 0..75u64 {
+            let tone: Vec<i16> = (0..160).map(|n| ((n + i as usize) % 50) as i16).collect();
+            rec.push(Side::Caller, i, &tone).unwrap();
+            rec.push(Side::Agent, i, &frame(0)).unwrap();
+        }
+        rec.finish().unwrap();
+        let bytes = std::fs::read(&path).unwrap();
+        let (channels, rate, samples) = read_wav(&bytes);
+        assert_eq!((channels, rate, samples.len()), (2, 8_000, 75 * 320));
+        // Our own speech-stack reader agrees on the format.
+        let audio = crate::speech::wav::decode_wav(&bytes).unwrap();
+        assert_eq!((audio.sample_rate, audio.channels), (8_000, 2));
+        assert_eq!(audio.duration(), std::time::Duration::from_millis(1_500));
+    }
+
+    #[test]
+    fn a_wrong_frame_length_is_an_error() {
+        let mut rec = recorder(RecordingLayout::Stereo);
+        assert!(matches!(
+            rec.push(Side::Caller, 0, &[0; 320]),
+            Err(RecordingError::WrongFrameLength {
+                expected: 160,
+                actual: 320,
+                ..
+            })
+        ));
+    }
+}
