@@ -6,6 +6,7 @@ ensure_packages() {
   [ "$(id -u)" -ne 0 ] && sudo="sudo"
   command -v cc >/dev/null 2>&1 || want+=(build-essential)
   command -v cmake >/dev/null 2>&1 || want+=(cmake)
+  command -v curl >/dev/null 2>&1 || want+=(curl)
   command -v pkg-config >/dev/null 2>&1 || want+=(pkg-config)
   command -v espeak-ng >/dev/null 2>&1 || want+=(espeak-ng)
   if [ "${1:-}" = "--test" ]; then

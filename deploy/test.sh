@@ -31,6 +31,43 @@ if [ "${FREYA_SKIP_LINT:-}" != 1 ]; then
   echo "==> cargo clippy"
   cargo clippy --workspace --all-targets --quiet -- -D warnings
 fi
+echo "==> OpenAPI document and property-based API test (schemathesis, bounded)"
+# A `freya dev` of its own, on free ports and a throw-away data directory; schemathesis (PyPI)
+# generates requests from /openapi.json for a bounded time and the run fails on any 5xx answer.
+if ! command -v st >/dev/null 2>&1; then
+  python3 -m pip install --quiet schemathesis
+fi
+free_port() { python3 -c 'import socket; s = socket.socket(); s.bind(("127.0.0.1", 0)); print(s.getsockname()[1])'; }
+free_udp_port() { python3 -c 'import socket; s = socket.socket(type=socket.SOCK_DGRAM); s.bind(("127.0.0.1", 0)); print(s.getsockname()[1])'; }
+cargo build --quiet --bin freya
+api_dir=$(mktemp -d /tmp/freya-schemathesis.XXXXXX)
+api_port=$(free_port)
+target/debug/freya dev --data-dir "$api_dir" --http "127.0.0.1:$api_port" \
+  --sip "127.0.0.1:$(free_udp_port)" >"$api_dir/freya.log" 2>&1 &
+api_pid=$!
+stop_api() {
+  kill "$api_pid" 2>/dev/null || true
+  wait "$api_pid" 2>/dev/null || true
+  rm -rf "$api_dir"
+}
+trap 'stop_api; stop_pg' EXIT
+for _ in $(seq 1 100); do
+  [ -s "$api_dir/dev.json" ] && curl -fs "http://127.0.0.1:$api_port/readyz" >/dev/null && break
+  sleep 0.2
+done
+api_key=$(python3 -c 'import json, sys; print(json.load(open(sys.argv[1]))["api_key"])' "$api_dir/dev.json")
+curl -fs "http://127.0.0.1:$api_port/openapi.json" -o "$api_dir/openapi.json"
+python3 -m openapi_spec_validator "$api_dir/openapi.json"
+# Under the dev key's rate limit (1200/min), so requests test the API rather than the limiter.
+(cd "$api_dir" && st run "http://127.0.0.1:$api_port/openapi.json" \
+  --header "Authorization: Bearer $api_key" \
+  --checks not_a_server_error \
+  --max-time 60 --max-examples 50 --rate-limit 1100/m --request-timeout 10 \
+  --warnings off)
+stop_api
+trap stop_pg EXIT
+
+# Last, so the test runner's summary closes the output.
 echo "==> tests (SQLite and PostgreSQL)"
 if cargo nextest --version >/dev/null 2>&1; then
   cargo nextest run --workspace --no-fail-fast

@@ -18,6 +18,59 @@ pub struct ControlConfig {
     pub auth: AuthConfig,
     #[serde(default)]
     pub rate_limits: RateLimitConfig,
+    #[serde(default)]
+    pub webhooks: WebhooksConfig,
+}
+
+/// The webhook delivery task: how often it looks for due deliveries, how patiently it waits on a
+/// receiver, how retries back off, and which targets subscriptions may name.
+#[derive(Debug, Clone, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct WebhooksConfig {
+    /// How often the queue is polled for due deliveries.
+    #[serde(default = "default_webhook_poll_ms")]
+    pub poll_interval_ms: u32,
+    /// How long one attempt may take (connect, send, answer).
+    #[serde(default = "default_webhook_timeout_ms")]
+    pub timeout_ms: u32,
+    /// The pause after the first failed attempt; it doubles with each further failure.
+    #[serde(default = "default_webhook_retry_base_ms")]
+    pub retry_base_ms: u32,
+    /// The longest pause between two attempts.
+    #[serde(default = "default_webhook_retry_max_ms")]
+    pub retry_max_ms: u32,
+    /// Whether subscriptions may target loopback, private and link-local addresses (and
+    /// `localhost`). Off by default: a webhook must not become a way into the operator's network.
+    #[serde(default)]
+    pub allow_private_targets: bool,
+}
+
+impl Default for WebhooksConfig {
+    fn default() -> Self {
+        Self {
+            poll_interval_ms: default_webhook_poll_ms(),
+            timeout_ms: default_webhook_timeout_ms(),
+            retry_base_ms: default_webhook_retry_base_ms(),
+            retry_max_ms: default_webhook_retry_max_ms(),
+            allow_private_targets: false,
+        }
+    }
+}
+
+fn default_webhook_poll_ms() -> u32 {
+    1_000
+}
+
+fn default_webhook_timeout_ms() -> u32 {
+    10_000
+}
+
+fn default_webhook_retry_base_ms() -> u32 {
+    30_000
+}
+
+fn default_webhook_retry_max_ms() -> u32 {
+    3_600_000
 }
 
 /// How people and programs authenticate to the REST API.
@@ -248,6 +301,22 @@ impl Validate for ControlConfig {
             if value == 0 {
                 problems.push(ConfigProblem::new(key, "must be at least 1"));
             }
+        }
+        let hooks = &self.webhooks;
+        for (key, value, least) in [
+            ("webhooks.poll_interval_ms", hooks.poll_interval_ms, 10),
+            ("webhooks.timeout_ms", hooks.timeout_ms, 100),
+            ("webhooks.retry_base_ms", hooks.retry_base_ms, 10),
+        ] {
+            if value < least {
+                problems.push(ConfigProblem::new(key, format!("must be at least {least}")));
+            }
+        }
+        if hooks.retry_max_ms < hooks.retry_base_ms {
+            problems.push(ConfigProblem::new(
+                "webhooks.retry_max_ms",
+                "must not be less than webhooks.retry_base_ms",
+            ));
         }
         problems
     }

@@ -13,7 +13,8 @@ use serde::{Deserialize, Serialize};
 use tokio_util::sync::CancellationToken;
 
 use crate::config::{
-    AuthConfig, ControlConfig, DatabaseConfig, EdgesConfig, GrpcConfig, HttpConfig, RateLimitConfig,
+    AuthConfig, ControlConfig, DatabaseConfig, EdgesConfig, GrpcConfig, HttpConfig,
+    RateLimitConfig, WebhooksConfig,
 };
 use crate::server::ControlPlane;
 use crate::store::{Role, Store, WorkspaceScope};
@@ -93,6 +94,11 @@ pub async fn run(options: DevOptions, shutdown: CancellationToken) -> anyhow::Re
             encryption_key: auth.encryption_key,
         },
         rate_limits: RateLimitConfig::default(),
+        // On one machine, receivers are usually on this machine too.
+        webhooks: WebhooksConfig {
+            allow_private_targets: true,
+            ..WebhooksConfig::default()
+        },
     };
     let control = ControlPlane::start(&control_config).await?;
     let edge_config = EdgeConfig {

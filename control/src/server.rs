@@ -1,5 +1,6 @@
 //! Starting and stopping a control plane: the store (migrated), the REST API and the gRPC service
-//! for edges, each on its own listener, all stopped by one cancellation token.
+//! for edges, each on its own listener, and the webhook delivery task, all stopped by one
+//! cancellation token.
 
 use std::net::SocketAddr;
 use std::sync::Arc;
@@ -16,6 +17,7 @@ use crate::config::ControlConfig;
 use crate::grpc::{CommandHub, EdgeControlService, EdgeSecret, EdgeServiceSettings};
 use crate::metrics::ControlMetrics;
 use crate::store::{PoolSize, Store};
+use crate::webhooks::DeliveryWorker;
 
 /// A running control plane.
 pub struct ControlPlane {
@@ -42,6 +44,9 @@ impl ControlPlane {
         )
         .await
         .context("while connecting to the database (database.url)")?;
+        let key = crate::config::parse_encryption_key(&config.auth.encryption_key)
+            .context("auth.encryption_key must be 64 hex characters")?;
+        let store = store.with_encryption_key(&key);
         store
             .migrate()
             .await
@@ -70,6 +75,7 @@ impl ControlPlane {
             commands: commands.clone(),
             limiter: Arc::new(RateLimiter::new(&config.rate_limits)),
             cors_allowed_origins: config.http.cors_allowed_origins.clone(),
+            allow_private_webhook_targets: config.webhooks.allow_private_targets,
         });
         let stop = shutdown.clone();
         tasks.spawn(async move {
@@ -101,6 +107,9 @@ impl ControlPlane {
                 .await
                 .context("gRPC server for edges failed")
         });
+        let worker = DeliveryWorker::new(store.clone(), config.webhooks.clone())
+            .context("while starting the webhook delivery task")?;
+        tasks.spawn(worker.run(shutdown.clone()));
         tracing::info!(%http_addr, %grpc_addr, "control plane serving");
         Ok(Self {
             http_addr,

@@ -10,9 +10,9 @@ use reqwest::StatusCode;
 use serde_json::{json, Value};
 
 use freya_control::server::ControlPlane;
-use freya_control::store::{NewOutboundCall, Role, WorkspaceScope};
+use freya_control::store::{NewOutboundCall, NewWebhook, Role, WorkspaceScope};
 use freya_shared::ids::new_id;
-use freya_shared::model::{AgentSpec, PhoneNumberSpec};
+use freya_shared::model::{AgentSpec, CallEvent, CallEventKind, PhoneNumberSpec, SipTrunkSpec};
 use support::http::{workspace_with_keys, Api};
 use support::{control_config, Backend, TestDb};
 
@@ -28,6 +28,9 @@ struct World {
     call: String,
     member: String,
     api_key: String,
+    provider: String,
+    webhook: String,
+    delivery: String,
 }
 
 static SEQUENCE: AtomicU32 = AtomicU32::new(0);
@@ -98,6 +101,40 @@ async fn world(control: &ControlPlane) -> World {
         .await
         .expect("key")
         .id;
+    let trunk: SipTrunkSpec = serde_json::from_value(
+        json!({"name": "Carrier", "host": "sip.example.com", "username": "u", "password": "p"}),
+    )
+    .expect("trunk");
+    let provider = store
+        .create_provider(&scope, "test", &trunk)
+        .await
+        .expect("provider")
+        .id;
+    let webhook = store
+        .create_webhook(
+            &scope,
+            "test",
+            &NewWebhook {
+                url: "http://127.0.0.1:9/hook".into(),
+                events: vec!["call.started".into()],
+                secret: Some("0123456789abcdef".into()),
+            },
+        )
+        .await
+        .expect("webhook")
+        .id;
+    store
+        .record_call_event(
+            "edge-test",
+            &CallEvent::new(&call, &ws, CallEventKind::Started, json!({})),
+        )
+        .await
+        .expect("event");
+    let (deliveries, _) = store
+        .webhook_deliveries(&scope, &webhook, None, 10)
+        .await
+        .expect("deliveries");
+    let delivery = deliveries.first().expect("a queued delivery").id.clone();
     World {
         ws,
         keys,
@@ -108,6 +145,9 @@ async fn world(control: &ControlPlane) -> World {
         call,
         member,
         api_key,
+        provider,
+        webhook,
+        delivery,
     }
 }
 
@@ -130,6 +170,9 @@ fn fill(path: &str, w: &World) -> String {
         .replace("{call}", &w.call)
         .replace("{member}", &w.member)
         .replace("{key}", &w.api_key)
+        .replace("{provider}", &w.provider)
+        .replace("{webhook}", &w.webhook)
+        .replace("{delivery}", &w.delivery)
 }
 
 fn none(_: &World) -> Option<Value> {
@@ -279,6 +322,67 @@ fn routes() -> Vec<Route> {
             false,
         ),
         r("GET", "/v1/audit-log", none, Admin, 200, false),
+        r("GET", "/v1/providers", none, Admin, 200, false),
+        r(
+            "POST",
+            "/v1/providers",
+            |_| Some(json!({"name": "T", "host": "sip.example.com"})),
+            Admin,
+            201,
+            false,
+        ),
+        r("GET", "/v1/providers/{provider}", none, Admin, 200, true),
+        r(
+            "PATCH",
+            "/v1/providers/{provider}",
+            |_| Some(json!({"priority": 5})),
+            Admin,
+            200,
+            true,
+        ),
+        r("DELETE", "/v1/providers/{provider}", none, Admin, 204, true),
+        r("GET", "/v1/webhooks", none, Admin, 200, false),
+        r(
+            "POST",
+            "/v1/webhooks",
+            |_| {
+                Some(json!({
+                    "url": "https://hooks.example.com/freya",
+                    "events": ["call.ended"],
+                    "secret": "0123456789abcdef"
+                }))
+            },
+            Admin,
+            201,
+            false,
+        ),
+        r("GET", "/v1/webhooks/{webhook}", none, Admin, 200, true),
+        r(
+            "PATCH",
+            "/v1/webhooks/{webhook}",
+            |_| Some(json!({"events": ["*"]})),
+            Admin,
+            200,
+            true,
+        ),
+        r(
+            "GET",
+            "/v1/webhooks/{webhook}/deliveries",
+            none,
+            Admin,
+            200,
+            true,
+        ),
+        r(
+            "POST",
+            "/v1/webhooks/{webhook}/deliveries/{delivery}/redeliver",
+            none,
+            Admin,
+            202,
+            true,
+        ),
+        r("DELETE", "/v1/webhooks/{webhook}", none, Admin, 204, true),
+        r("GET", "/v1/analytics/calls", none, Viewer, 200, false),
     ]
 }
 
@@ -297,9 +401,17 @@ async fn body_for(control: &ControlPlane, route: &Route, w: &World) -> Option<Va
     (route.body)(w)
 }
 
+/// A control plane whose webhook worker makes one pass at start and then sleeps: the worlds'
+/// queued deliveries stay put, so redelivering one never races an attempt.
+fn quiet_config(url: &str) -> freya_control::config::ControlConfig {
+    let mut config = control_config(url);
+    config.webhooks.poll_interval_ms = 600_000;
+    config
+}
+
 async fn each_role_can_do_exactly_what_it_should(backend: Backend) {
     let db = TestDb::new(backend).await;
-    let control = ControlPlane::start(&control_config(&db.url))
+    let control = ControlPlane::start(&quiet_config(&db.url))
         .await
         .expect("control starts");
     let api = Api::of(&control);
@@ -334,7 +446,7 @@ async fn each_role_can_do_exactly_what_it_should(backend: Backend) {
 
 async fn another_workspace_gets_404_for_every_resource(backend: Backend) {
     let db = TestDb::new(backend).await;
-    let control = ControlPlane::start(&control_config(&db.url))
+    let control = ControlPlane::start(&quiet_config(&db.url))
         .await
         .expect("control starts");
     let api = Api::of(&control);
@@ -363,6 +475,9 @@ async fn another_workspace_gets_404_for_every_resource(backend: Backend) {
                 &w.call,
                 &w.member,
                 &w.api_key,
+                &w.provider,
+                &w.webhook,
+                &w.delivery,
             ];
             if let Some(id) = world_ids.iter().find(|id| text.contains(id.as_str())) {
                 failures.push(format!(
@@ -380,6 +495,8 @@ async fn another_workspace_gets_404_for_every_resource(backend: Backend) {
         format!("/v1/agents/{}", w.spare_agent),
         format!("/v1/phone-numbers/{}", w.number),
         format!("/v1/workspaces/{}/members", w.ws),
+        format!("/v1/providers/{}", w.provider),
+        format!("/v1/webhooks/{}", w.webhook),
     ] {
         let answer = api.call("GET", &path, owner, None).await;
         assert_eq!(answer.status, StatusCode::OK, "{path}");

@@ -1,4 +1,6 @@
-//! `/v1/agents`: create, list, read and patch the agents of the caller's workspace.
+//! `/v1/agents`: create, list, read and patch the agents of the caller's workspace. The agent's
+//! secrets (the `api_key` of its `stt`/`llm`/`tts` providers, its `tool_secret`) read back as
+//! `********`; a PATCH that leaves them out, or sends the mask back, keeps the stored ones.
 
 use axum::extract::{Path, State};
 use axum::http::StatusCode;
@@ -7,6 +9,7 @@ use serde::Serialize;
 
 use super::auth::Caller;
 use super::json::{merge_patch, strict_from_value, JsonObject, StrictJson};
+use super::openapi::AgentSpecDoc;
 use super::problem::Problem;
 use super::{AppState, List};
 use crate::store::{Agent, Role};
@@ -14,11 +17,12 @@ use freya_shared::ids::{is_uuid, rfc3339};
 use freya_shared::model::AgentSpec;
 
 /// An agent as the API shows it.
-#[derive(Serialize)]
+#[derive(Serialize, utoipa::ToSchema)]
 pub struct AgentView {
     id: String,
     workspace_id: String,
     #[serde(flatten)]
+    #[schema(value_type = super::openapi::AgentSpecDoc)]
     spec: AgentSpec,
     created_at: String,
     updated_at: String,
@@ -29,11 +33,49 @@ impl From<Agent> for AgentView {
         Self {
             id: a.id,
             workspace_id: a.workspace_id,
-            spec: a.spec,
+            spec: masked(a.spec),
             created_at: rfc3339(a.created_at_ms),
             updated_at: rfc3339(a.updated_at_ms),
         }
     }
+}
+
+/// What a stored secret reads as.
+const SECRET_MASK: &str = "********";
+
+/// `spec` with its secrets replaced by the mask.
+fn masked(mut spec: AgentSpec) -> AgentSpec {
+    for provider in [&mut spec.stt, &mut spec.llm, &mut spec.tts]
+        .into_iter()
+        .flatten()
+    {
+        if provider.api_key.is_some() {
+            provider.api_key = Some(SECRET_MASK.into());
+        }
+    }
+    if spec.tool_secret.is_some() {
+        spec.tool_secret = Some(SECRET_MASK.into());
+    }
+    spec
+}
+
+/// `spec` (patched) with every secret that was sent back as the mask restored from `current`.
+fn unmasked(mut spec: AgentSpec, current: &AgentSpec) -> AgentSpec {
+    for (patched, stored) in [
+        (&mut spec.stt, &current.stt),
+        (&mut spec.llm, &current.llm),
+        (&mut spec.tts, &current.tts),
+    ] {
+        if let Some(p) = patched {
+            if p.api_key.as_deref() == Some(SECRET_MASK) {
+                p.api_key = stored.as_ref().and_then(|s| s.api_key.clone());
+            }
+        }
+    }
+    if spec.tool_secret.as_deref() == Some(SECRET_MASK) {
+        spec.tool_secret = current.tool_secret.clone();
+    }
+    spec
 }
 
 fn validated(spec: AgentSpec) -> Result<AgentSpec, Problem> {
@@ -45,6 +87,14 @@ fn validated(spec: AgentSpec) -> Result<AgentSpec, Problem> {
     }
 }
 
+#[utoipa::path(
+    post,
+    path = "/v1/agents",
+    tag = "agents",
+    summary = "Create a agent (editor)",
+    request_body = AgentSpecDoc,
+    responses((status = 201, description = "Created", body = AgentView))
+)]
 pub(super) async fn create(
     State(state): State<AppState>,
     caller: Caller,
@@ -59,6 +109,14 @@ pub(super) async fn create(
     Ok((StatusCode::CREATED, Json(agent.into())))
 }
 
+#[utoipa::path(
+    get,
+    path = "/v1/agents",
+    tag = "agents",
+    summary = "The workspace's agents",
+
+    responses((status = 200, description = "All of them", body = List<AgentView>))
+)]
 pub(super) async fn list(
     State(state): State<AppState>,
     caller: Caller,
@@ -67,6 +125,14 @@ pub(super) async fn list(
     Ok(Json(List::of(agents.into_iter().map(Into::into).collect())))
 }
 
+#[utoipa::path(
+    get,
+    path = "/v1/agents/{id}",
+    tag = "agents",
+    summary = "One agent",
+    params(("id" = String, Path, description = "The agent's id")),
+    responses((status = 200, description = "The agent", body = AgentView))
+)]
 pub(super) async fn get(
     State(state): State<AppState>,
     caller: Caller,
@@ -78,6 +144,15 @@ pub(super) async fn get(
     Ok(Json(state.store.agent(&caller.scope, &id).await?.into()))
 }
 
+#[utoipa::path(
+    patch,
+    path = "/v1/agents/{id}",
+    tag = "agents",
+    summary = "Change a agent with a JSON merge patch (editor)",
+    params(("id" = String, Path, description = "The agent's id")),
+    request_body(content = AgentSpecDoc, description = "Any subset of the fields (RFC 7396 merge patch; null removes an optional field)"),
+    responses((status = 200, description = "Changed", body = AgentView))
+)]
 pub(super) async fn patch(
     State(state): State<AppState>,
     caller: Caller,
@@ -97,7 +172,7 @@ pub(super) async fn patch(
         )
     })?;
     merge_patch(&mut document, patch);
-    let spec = validated(strict_from_value(document)?)?;
+    let spec = validated(unmasked(strict_from_value(document)?, &current.spec))?;
     let agent = state
         .store
         .update_agent(&caller.scope, &caller.actor, &id, &spec)
@@ -105,6 +180,14 @@ pub(super) async fn patch(
     Ok(Json(agent.into()))
 }
 
+#[utoipa::path(
+    delete,
+    path = "/v1/agents/{id}",
+    tag = "agents",
+    summary = "Delete a agent (editor)",
+    params(("id" = String, Path, description = "The agent's id")),
+    responses((status = 204, description = "Deleted"))
+)]
 pub(super) async fn delete(
     State(state): State<AppState>,
     caller: Caller,

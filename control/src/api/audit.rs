@@ -13,7 +13,7 @@ use crate::store::{AuditRecord, Role};
 use freya_shared::ids::rfc3339;
 
 /// An audit entry as the API shows it.
-#[derive(Serialize)]
+#[derive(Serialize, utoipa::ToSchema)]
 pub struct AuditView {
     id: String,
     actor: String,
@@ -39,13 +39,22 @@ impl From<AuditRecord> for AuditView {
 }
 
 /// The parameters of `GET /v1/audit-log`.
-#[derive(Deserialize)]
+#[derive(Deserialize, utoipa::IntoParams)]
+#[into_params(parameter_in = Query)]
 #[serde(deny_unknown_fields)]
 pub struct AuditQuery {
     cursor: Option<String>,
     limit: Option<u32>,
 }
 
+#[utoipa::path(
+    get,
+    path = "/v1/audit-log",
+    tag = "audit-log",
+    summary = "Who changed what, newest first (admin)",
+    params(AuditQuery),
+    responses((status = 200, description = "A page of entries", body = List<AuditView>))
+)]
 pub(super) async fn list(
     State(state): State<AppState>,
     caller: Caller,

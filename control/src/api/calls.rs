@@ -22,7 +22,7 @@ use freya_shared::ids::{is_uuid, new_id, rfc3339};
 use freya_shared::model::{EdgeStatus, FieldError, PhoneNumberSpec};
 
 /// A call as the API shows it.
-#[derive(Serialize)]
+#[derive(Serialize, utoipa::ToSchema)]
 pub struct CallView {
     id: String,
     direction: String,
@@ -56,7 +56,7 @@ impl From<CallRecord> for CallView {
 }
 
 /// An event of a call.
-#[derive(Serialize)]
+#[derive(Serialize, utoipa::ToSchema)]
 pub struct EventView {
     id: String,
     kind: String,
@@ -65,7 +65,7 @@ pub struct EventView {
 }
 
 /// One call in full.
-#[derive(Serialize)]
+#[derive(Serialize, utoipa::ToSchema)]
 pub struct CallDetail {
     #[serde(flatten)]
     call: CallView,
@@ -75,7 +75,8 @@ pub struct CallDetail {
 }
 
 /// The filters of `GET /v1/calls`.
-#[derive(Deserialize)]
+#[derive(Deserialize, utoipa::IntoParams)]
+#[into_params(parameter_in = Query)]
 #[serde(deny_unknown_fields)]
 pub struct CallQuery {
     from: Option<String>,
@@ -89,7 +90,7 @@ pub struct CallQuery {
 }
 
 /// `POST /v1/calls`.
-#[derive(Deserialize)]
+#[derive(Deserialize, utoipa::ToSchema)]
 pub struct PlaceCallRequest {
     /// One of the workspace's numbers, as written on it (`+15551234567`).
     from: String,
@@ -102,6 +103,14 @@ pub struct PlaceCallRequest {
 
 const STATUSES: [&str; 5] = ["queued", "ringing", "in_progress", "ended", "failed"];
 
+#[utoipa::path(
+    get,
+    path = "/v1/calls",
+    tag = "calls",
+    summary = "The call log, newest first, filtered and cursor-paged",
+    params(CallQuery),
+    responses((status = 200, description = "A page of calls", body = List<CallView>))
+)]
 pub(super) async fn list(
     State(state): State<AppState>,
     caller: Caller,
@@ -144,6 +153,14 @@ pub(super) async fn list(
     }))
 }
 
+#[utoipa::path(
+    get,
+    path = "/v1/calls/{id}",
+    tag = "calls",
+    summary = "One call with its events and transcript",
+    params(("id" = String, Path, description = "The call's id")),
+    responses((status = 200, description = "The call", body = CallDetail))
+)]
 pub(super) async fn get(
     State(state): State<AppState>,
     caller: Caller,
@@ -189,6 +206,14 @@ fn unavailable(detail: impl Into<String>) -> Problem {
     )
 }
 
+#[utoipa::path(
+    post,
+    path = "/v1/calls/{id}/hangup",
+    tag = "calls",
+    summary = "Hang up a live call (editor)",
+    params(("id" = String, Path, description = "The call's id")),
+    responses((status = 202, description = "The edge was told to hang up", body = CallView))
+)]
 pub(super) async fn hangup(
     State(state): State<AppState>,
     caller: Caller,
@@ -226,6 +251,15 @@ fn request_hash(body: &serde_json::Value) -> String {
     hex::encode(Sha256::digest(body.to_string().as_bytes()))
 }
 
+#[utoipa::path(
+    post,
+    path = "/v1/calls",
+    tag = "calls",
+    summary = "Place an outbound call (editor); honours Idempotency-Key",
+    params(("Idempotency-Key" = Option<String>, Header, description = "Makes a retry of the same request answer the first response again")),
+    request_body = PlaceCallRequest,
+    responses((status = 201, description = "Queued on an edge", body = CallView))
+)]
 pub(super) async fn place(
     State(state): State<AppState>,
     caller: Caller,

@@ -3,6 +3,13 @@
 
 use axum::response::Html;
 
+#[utoipa::path(
+    get,
+    path = "/",
+    tag = "operations",
+    summary = "The dashboard (HTML)",
+    responses((status = 200, description = "HTML page", body = String, content_type = "text/html"))
+)]
 pub(super) async fn page() -> Html<&'static str> {
     Html(include_str!("dashboard.html"))
 }

@@ -11,11 +11,13 @@ use freya_shared::ids::rfc3339;
 use freya_shared::model::EdgeStatus;
 
 /// An edge as the API shows it.
-#[derive(Serialize)]
+#[derive(Serialize, utoipa::ToSchema)]
 pub struct EdgeView {
     id: String,
     region: String,
     sip_addr: String,
+    /// `online`, `draining` or `offline`.
+    #[schema(value_type = String)]
     status: EdgeStatus,
     active_calls: u32,
     capacity: u32,
@@ -23,6 +25,14 @@ pub struct EdgeView {
     last_seen: String,
 }
 
+#[utoipa::path(
+    get,
+    path = "/v1/edges",
+    tag = "edges",
+    summary = "The edges of the cluster and their health",
+
+    responses((status = 200, description = "Edges", body = Vec<EdgeView>))
+)]
 pub(super) async fn list(
     State(state): State<AppState>,
     _caller: Caller,

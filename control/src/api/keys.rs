@@ -16,14 +16,14 @@ use freya_shared::ids::{is_uuid, rfc3339};
 use freya_shared::model::FieldError;
 
 /// `POST /v1/workspaces/{id}/api-keys`.
-#[derive(Deserialize)]
+#[derive(Deserialize, utoipa::ToSchema)]
 pub struct NewKey {
     name: String,
     role: Role,
 }
 
 /// The one response that holds a key's secret.
-#[derive(Serialize)]
+#[derive(Serialize, utoipa::ToSchema)]
 pub struct CreatedKey {
     id: String,
     key: String,
@@ -33,13 +33,14 @@ pub struct CreatedKey {
 }
 
 /// A key as listed.
-#[derive(Serialize)]
+#[derive(Serialize, utoipa::ToSchema)]
 pub struct KeyView {
     id: String,
     name: String,
     prefix: String,
     role: Role,
     created_at: String,
+    /// When the key last authenticated a request, to the minute.
     last_used_at: Option<String>,
     revoked_at: Option<String>,
 }
@@ -58,6 +59,15 @@ impl From<ApiKeyInfo> for KeyView {
     }
 }
 
+#[utoipa::path(
+    post,
+    path = "/v1/workspaces/{workspace_id}/api-keys",
+    tag = "api-keys",
+    summary = "Create an API key; its secret is shown this once (admin)",
+    params(("workspace_id" = String, Path, description = "The workspace's id")),
+    request_body = NewKey,
+    responses((status = 201, description = "Created", body = CreatedKey))
+)]
 pub(super) async fn create(
     State(state): State<AppState>,
     caller: Caller,
@@ -96,6 +106,14 @@ pub(super) async fn create(
     ))
 }
 
+#[utoipa::path(
+    get,
+    path = "/v1/workspaces/{workspace_id}/api-keys",
+    tag = "api-keys",
+    summary = "The workspace's API keys (admin)",
+    params(("workspace_id" = String, Path, description = "The workspace's id")),
+    responses((status = 200, description = "Keys", body = List<KeyView>))
+)]
 pub(super) async fn list(
     State(state): State<AppState>,
     caller: Caller,
@@ -105,6 +123,14 @@ pub(super) async fn list(
     Ok(Json(List::of(keys.into_iter().map(Into::into).collect())))
 }
 
+#[utoipa::path(
+    delete,
+    path = "/v1/workspaces/{workspace_id}/api-keys/{key_id}",
+    tag = "api-keys",
+    summary = "Revoke an API key at once (admin)",
+    params(("workspace_id" = String, Path, description = "The workspace's id"), ("key_id" = String, Path, description = "The key's id")),
+    responses((status = 204, description = "Revoked"))
+)]
 pub(super) async fn revoke(
     State(state): State<AppState>,
     caller: Caller,

@@ -19,14 +19,14 @@ use super::AppState;
 use freya_shared::ids::rfc3339;
 
 /// `POST /v1/auth/login`.
-#[derive(Deserialize)]
+#[derive(Deserialize, utoipa::ToSchema)]
 pub struct LoginRequest {
     email: String,
     password: String,
 }
 
 /// A token and when it expires.
-#[derive(Serialize)]
+#[derive(Serialize, utoipa::ToSchema)]
 pub struct TokenResponse {
     token: String,
     token_type: &'static str,
@@ -70,6 +70,14 @@ fn issue(state: &AppState, user_id: &str) -> Result<Json<TokenResponse>, Problem
     }))
 }
 
+#[utoipa::path(
+    post,
+    path = "/v1/auth/login",
+    tag = "auth",
+    summary = "Log in with email and password",
+    request_body = LoginRequest,
+    responses((status = 200, description = "A token", body = TokenResponse))
+)]
 pub(super) async fn login(
     State(state): State<AppState>,
     StrictJson(request): StrictJson<LoginRequest>,
@@ -88,6 +96,14 @@ pub(super) async fn login(
     }
 }
 
+#[utoipa::path(
+    post,
+    path = "/v1/auth/refresh",
+    tag = "auth",
+    summary = "A fresh token for the caller's token",
+
+    responses((status = 200, description = "A token", body = TokenResponse))
+)]
 pub(super) async fn refresh(
     State(state): State<AppState>,
     person: Person,

@@ -6,12 +6,13 @@
 //!
 //! | role   | may |
 //! | ------ | --- |
-//! | viewer | read agents, numbers, calls, edges, the workspace and its members |
+//! | viewer | read agents, numbers, calls, analytics, edges, the workspace and its members |
 //! | editor | + create, change and delete agents and numbers; place and hang up calls |
-//! | admin  | + rename the workspace, manage members (not owners) and API keys, read the audit log |
+//! | admin  | + rename the workspace, manage members (not owners), API keys, providers and webhooks, read the audit log |
 //! | owner  | + make or unmake owners, delete the workspace |
 
 mod agents;
+mod analytics;
 mod audit;
 mod auth;
 mod calls;
@@ -22,10 +23,13 @@ pub mod json;
 mod keys;
 mod login;
 mod numbers;
+mod openapi;
 pub mod problem;
+mod providers;
 pub mod query;
 mod rate_limit;
 mod tokens;
+mod webhooks;
 mod workspaces;
 
 use std::sync::Arc;
@@ -34,7 +38,7 @@ use axum::extract::{DefaultBodyLimit, Request, State};
 use axum::http::{header, HeaderName, HeaderValue, Method};
 use axum::middleware::{self, Next};
 use axum::response::Response;
-use axum::routing::{any, get, post};
+use axum::routing::{get, post};
 use axum::Router;
 use serde::Serialize;
 use tower_http::cors::{AllowOrigin, CorsLayer};
@@ -45,6 +49,7 @@ use crate::store::Store;
 
 pub use auth::{Caller, Person, WORKSPACE_HEADER};
 pub use login::hash_password;
+pub use openapi::ApiDoc;
 pub use rate_limit::RateLimiter;
 pub use tokens::{Claims, TokenIssuer};
 
@@ -62,10 +67,12 @@ pub struct AppState {
     pub limiter: Arc<RateLimiter>,
     /// `http.cors_allowed_origins`.
     pub cors_allowed_origins: Vec<String>,
+    /// `webhooks.allow_private_targets`.
+    pub allow_private_webhook_targets: bool,
 }
 
 /// A page of results. Every list has this shape; `next_cursor` is set when there is more.
-#[derive(Serialize)]
+#[derive(Serialize, utoipa::ToSchema)]
 pub struct List<T> {
     pub data: Vec<T>,
     pub next_cursor: Option<String>,
@@ -131,11 +138,26 @@ fn v1() -> Router<AppState> {
         .route("/calls/{id}", get(calls::get))
         .route("/calls/{id}/hangup", post(calls::hangup))
         .route("/audit-log", get(audit::list))
-        .route("/providers", any(not_yet_implemented))
-        .route("/providers/{*rest}", any(not_yet_implemented))
-        .route("/webhooks", any(not_yet_implemented))
-        .route("/webhooks/{*rest}", any(not_yet_implemented))
-        .route("/analytics/{*rest}", any(not_yet_implemented))
+        .route("/providers", get(providers::list).post(providers::create))
+        .route(
+            "/providers/{id}",
+            get(providers::get)
+                .patch(providers::patch)
+                .delete(providers::delete),
+        )
+        .route("/webhooks", get(webhooks::list).post(webhooks::create))
+        .route(
+            "/webhooks/{id}",
+            get(webhooks::get)
+                .patch(webhooks::patch)
+                .delete(webhooks::delete),
+        )
+        .route("/webhooks/{id}/deliveries", get(webhooks::deliveries))
+        .route(
+            "/webhooks/{id}/deliveries/{delivery_id}/redeliver",
+            post(webhooks::redeliver),
+        )
+        .route("/analytics/calls", get(analytics::calls))
         .fallback(not_found)
 }
 
@@ -180,8 +202,8 @@ pub fn router(state: AppState) -> Router {
         .route("/healthz", get(health::healthz))
         .route("/readyz", get(health::readyz))
         .route("/metrics", get(health::metrics))
-        .route("/openapi.json", get(not_yet_implemented))
-        .route("/docs", get(not_yet_implemented))
+        .route("/openapi.json", get(openapi::openapi_json))
+        .route("/docs", get(openapi::docs_page))
         .nest("/v1", v1)
         .layer(DefaultBodyLimit::max(BODY_LIMIT_BYTES))
         .layer(middleware::from_fn_with_state(
@@ -200,16 +222,6 @@ async fn not_found() -> problem::Problem {
         axum::http::StatusCode::NOT_FOUND,
         "Not found",
         "no such endpoint",
-    )
-}
-
-/// 501 for the parts of the API that are planned but not built yet (providers, webhooks,
-/// analytics, the OpenAPI document): a clear answer rather than a silent 404.
-async fn not_yet_implemented() -> problem::Problem {
-    problem::Problem::new(
-        axum::http::StatusCode::NOT_IMPLEMENTED,
-        "Not implemented",
-        "this part of the API is not available yet",
     )
 }
 

@@ -8,6 +8,7 @@ use serde::Serialize;
 
 use super::auth::Caller;
 use super::json::{merge_patch, strict_from_value, JsonObject, StrictJson};
+use super::openapi::PhoneNumberSpecDoc;
 use super::problem::Problem;
 use super::{AppState, List};
 use crate::store::{PhoneNumber, Role};
@@ -15,11 +16,12 @@ use freya_shared::ids::{is_uuid, rfc3339};
 use freya_shared::model::PhoneNumberSpec;
 
 /// A phone number as the API shows it.
-#[derive(Serialize)]
+#[derive(Serialize, utoipa::ToSchema)]
 pub struct PhoneNumberView {
     id: String,
     workspace_id: String,
     #[serde(flatten)]
+    #[schema(value_type = super::openapi::PhoneNumberSpecDoc)]
     spec: PhoneNumberSpec,
     created_at: String,
     updated_at: String,
@@ -46,6 +48,14 @@ fn validated(spec: PhoneNumberSpec) -> Result<PhoneNumberSpec, Problem> {
     }
 }
 
+#[utoipa::path(
+    post,
+    path = "/v1/phone-numbers",
+    tag = "phone-numbers",
+    summary = "Create a phone number (editor)",
+    request_body = PhoneNumberSpecDoc,
+    responses((status = 201, description = "Created", body = PhoneNumberView))
+)]
 pub(super) async fn create(
     State(state): State<AppState>,
     caller: Caller,
@@ -60,6 +70,14 @@ pub(super) async fn create(
     Ok((StatusCode::CREATED, Json(number.into())))
 }
 
+#[utoipa::path(
+    get,
+    path = "/v1/phone-numbers",
+    tag = "phone-numbers",
+    summary = "The workspace's phone numbers",
+
+    responses((status = 200, description = "All of them", body = List<PhoneNumberView>))
+)]
 pub(super) async fn list(
     State(state): State<AppState>,
     caller: Caller,
@@ -70,6 +88,14 @@ pub(super) async fn list(
     )))
 }
 
+#[utoipa::path(
+    get,
+    path = "/v1/phone-numbers/{id}",
+    tag = "phone-numbers",
+    summary = "One phone number",
+    params(("id" = String, Path, description = "The phone number's id")),
+    responses((status = 200, description = "The phone number", body = PhoneNumberView))
+)]
 pub(super) async fn get(
     State(state): State<AppState>,
     caller: Caller,
@@ -81,6 +107,15 @@ pub(super) async fn get(
     Ok(Json(state.store.number(&caller.scope, &id).await?.into()))
 }
 
+#[utoipa::path(
+    patch,
+    path = "/v1/phone-numbers/{id}",
+    tag = "phone-numbers",
+    summary = "Change a phone number with a JSON merge patch (editor)",
+    params(("id" = String, Path, description = "The phone number's id")),
+    request_body(content = PhoneNumberSpecDoc, description = "Any subset of the fields (RFC 7396 merge patch; null removes an optional field)"),
+    responses((status = 200, description = "Changed", body = PhoneNumberView))
+)]
 pub(super) async fn patch(
     State(state): State<AppState>,
     caller: Caller,
@@ -108,6 +143,14 @@ pub(super) async fn patch(
     Ok(Json(number.into()))
 }
 
+#[utoipa::path(
+    delete,
+    path = "/v1/phone-numbers/{id}",
+    tag = "phone-numbers",
+    summary = "Delete a phone number (editor)",
+    params(("id" = String, Path, description = "The phone number's id")),
+    responses((status = 204, description = "Deleted"))
+)]
 pub(super) async fn delete(
     State(state): State<AppState>,
     caller: Caller,

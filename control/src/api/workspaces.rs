@@ -16,7 +16,7 @@ use freya_shared::ids::{is_uuid, rfc3339};
 use freya_shared::model::FieldError;
 
 /// A workspace as the API shows it.
-#[derive(Serialize)]
+#[derive(Serialize, utoipa::ToSchema)]
 pub struct WorkspaceView {
     id: String,
     name: String,
@@ -39,7 +39,7 @@ impl From<Workspace> for WorkspaceView {
 }
 
 /// A member as the API shows it.
-#[derive(Serialize)]
+#[derive(Serialize, utoipa::ToSchema)]
 pub struct MemberView {
     user_id: String,
     email: String,
@@ -61,20 +61,20 @@ impl From<Member> for MemberView {
 }
 
 /// `POST /v1/workspaces` and `PATCH /v1/workspaces/{id}`.
-#[derive(Deserialize)]
+#[derive(Deserialize, utoipa::ToSchema)]
 pub struct WorkspaceBody {
     name: String,
 }
 
 /// `POST /v1/workspaces/{id}/members`.
-#[derive(Deserialize)]
+#[derive(Deserialize, utoipa::ToSchema)]
 pub struct NewMember {
     email: String,
     role: Role,
 }
 
 /// `PATCH /v1/workspaces/{id}/members/{user_id}`.
-#[derive(Deserialize)]
+#[derive(Deserialize, utoipa::ToSchema)]
 pub struct MemberPatch {
     role: Role,
 }
@@ -90,6 +90,14 @@ fn valid_name(name: String) -> Result<String, Problem> {
     Ok(trimmed.to_owned())
 }
 
+#[utoipa::path(
+    post,
+    path = "/v1/workspaces",
+    tag = "workspaces",
+    summary = "Create a workspace (the caller becomes its owner)",
+    request_body = WorkspaceBody,
+    responses((status = 201, description = "Created", body = WorkspaceView))
+)]
 pub(super) async fn create(
     State(state): State<AppState>,
     person: Person,
@@ -103,6 +111,14 @@ pub(super) async fn create(
     Ok((StatusCode::CREATED, Json(workspace.into())))
 }
 
+#[utoipa::path(
+    get,
+    path = "/v1/workspaces",
+    tag = "workspaces",
+    summary = "The caller's workspaces",
+
+    responses((status = 200, description = "Workspaces", body = List<WorkspaceView>))
+)]
 pub(super) async fn list(
     State(state): State<AppState>,
     person: Person,
@@ -113,6 +129,14 @@ pub(super) async fn list(
     )))
 }
 
+#[utoipa::path(
+    get,
+    path = "/v1/workspaces/{workspace_id}",
+    tag = "workspaces",
+    summary = "One workspace",
+    params(("workspace_id" = String, Path, description = "The workspace's id")),
+    responses((status = 200, description = "The workspace", body = WorkspaceView))
+)]
 pub(super) async fn get(
     State(state): State<AppState>,
     caller: Caller,
@@ -122,6 +146,15 @@ pub(super) async fn get(
     Ok(Json(workspace.into()))
 }
 
+#[utoipa::path(
+    patch,
+    path = "/v1/workspaces/{workspace_id}",
+    tag = "workspaces",
+    summary = "Rename a workspace (admin)",
+    params(("workspace_id" = String, Path, description = "The workspace's id")),
+    request_body = WorkspaceBody,
+    responses((status = 200, description = "Renamed", body = WorkspaceView))
+)]
 pub(super) async fn rename(
     State(state): State<AppState>,
     caller: Caller,
@@ -137,6 +170,14 @@ pub(super) async fn rename(
     Ok(Json(workspace.into()))
 }
 
+#[utoipa::path(
+    delete,
+    path = "/v1/workspaces/{workspace_id}",
+    tag = "workspaces",
+    summary = "Delete a workspace and everything in it (owner)",
+    params(("workspace_id" = String, Path, description = "The workspace's id")),
+    responses((status = 204, description = "Deleted"))
+)]
 pub(super) async fn delete(
     State(state): State<AppState>,
     caller: Caller,
@@ -149,6 +190,14 @@ pub(super) async fn delete(
     Ok(StatusCode::NO_CONTENT)
 }
 
+#[utoipa::path(
+    get,
+    path = "/v1/workspaces/{workspace_id}/members",
+    tag = "members",
+    summary = "The workspace's members",
+    params(("workspace_id" = String, Path, description = "The workspace's id")),
+    responses((status = 200, description = "Members", body = List<MemberView>))
+)]
 pub(super) async fn members(
     State(state): State<AppState>,
     caller: Caller,
@@ -159,6 +208,15 @@ pub(super) async fn members(
     )))
 }
 
+#[utoipa::path(
+    post,
+    path = "/v1/workspaces/{workspace_id}/members",
+    tag = "members",
+    summary = "Add a user by email with a role (admin)",
+    params(("workspace_id" = String, Path, description = "The workspace's id")),
+    request_body = NewMember,
+    responses((status = 201, description = "Added", body = MemberView))
+)]
 pub(super) async fn add_member(
     State(state): State<AppState>,
     caller: Caller,
@@ -175,6 +233,15 @@ pub(super) async fn add_member(
     Ok((StatusCode::CREATED, Json(member.into())))
 }
 
+#[utoipa::path(
+    patch,
+    path = "/v1/workspaces/{workspace_id}/members/{user_id}",
+    tag = "members",
+    summary = "Change a member's role (admin; owner for owners)",
+    params(("workspace_id" = String, Path, description = "The workspace's id"), ("user_id" = String, Path, description = "The member's user id")),
+    request_body = MemberPatch,
+    responses((status = 200, description = "Changed", body = MemberView))
+)]
 pub(super) async fn change_member(
     State(state): State<AppState>,
     caller: Caller,
@@ -198,6 +265,14 @@ pub(super) async fn change_member(
     Ok(Json(member.into()))
 }
 
+#[utoipa::path(
+    delete,
+    path = "/v1/workspaces/{workspace_id}/members/{user_id}",
+    tag = "members",
+    summary = "Remove a member (admin; owner for owners)",
+    params(("workspace_id" = String, Path, description = "The workspace's id"), ("user_id" = String, Path, description = "The member's user id")),
+    responses((status = 204, description = "Removed"))
+)]
 pub(super) async fn remove_member(
     State(state): State<AppState>,
     caller: Caller,

@@ -1,6 +1,6 @@
 //! Call events from edges, stored exactly once: the event id is the primary key, a repeated
 //! delivery (an edge replaying its spool after a reconnect) changes nothing, and the call record
-//! is updated only by the delivery that inserted the event.
+//! is updated — and webhook deliveries are queued — only by the delivery that inserted the event.
 
 use serde::Serialize;
 use sqlx::Row;
@@ -64,6 +64,8 @@ impl Store {
                 == 1;
             if inserted {
                 apply_to_call(&mut tx, edge_id, event).await?;
+                // Same transaction: a stored event always has its webhook deliveries queued.
+                super::deliveries::enqueue(&mut tx, event).await?;
             }
             tx.commit().await?;
             Ok(inserted)

@@ -12,7 +12,9 @@ use super::{is_unique_violation, retry, Store, StoreError, WorkspaceScope};
 use freya_shared::ids::{new_id, now_ms};
 
 /// What a member or key may do in a workspace, from most to least.
-#[derive(Debug, Clone, Copy, PartialEq, Eq, PartialOrd, Ord, Serialize, Deserialize)]
+#[derive(
+    Debug, Clone, Copy, PartialEq, Eq, PartialOrd, Ord, Serialize, Deserialize, utoipa::ToSchema,
+)]
 #[serde(rename_all = "lowercase")]
 pub enum Role {
     Viewer,
@@ -55,6 +57,9 @@ pub struct NewApiKey {
     pub key: String,
     pub prefix: String,
 }
+
+/// How stale an API key's `last_used_at` may be before a request writes it again.
+const LAST_USED_RESOLUTION_MS: i64 = 60_000;
 
 fn hash_key(key: &str) -> String {
     hex::encode(Sha256::digest(key.as_bytes()))
@@ -179,7 +184,8 @@ impl Store {
         key: &str,
     ) -> Result<Option<ApiKeyIdentity>, StoreError> {
         let row = sqlx::query(
-            "SELECT id, workspace_id, role FROM api_keys WHERE key_hash = $1 AND revoked_at_ms IS NULL",
+            "SELECT id, workspace_id, role, last_used_at_ms FROM api_keys \
+             WHERE key_hash = $1 AND revoked_at_ms IS NULL",
         )
         .bind(hash_key(key))
         .fetch_optional(self.pool())
@@ -198,6 +204,12 @@ impl Store {
             key_id,
             role,
         };
+        // `last used` is shown to a minute: writing it on every request would put a write on
+        // every read (one writer at a time on SQLite, a hot row on CockroachDB).
+        let last_used: Option<i64> = row.try_get("last_used_at_ms")?;
+        if last_used.is_some_and(|at| now_ms() - at < LAST_USED_RESOLUTION_MS) {
+            return Ok(Some(identity));
+        }
         let pool = self.pool().clone();
         let key_id = identity.key_id.clone();
         retry(|| {

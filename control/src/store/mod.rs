@@ -7,16 +7,21 @@
 //! tenant: there is no function that reads an agent or number without one.
 
 mod agents;
+mod analytics;
 mod api_keys;
 mod audit;
 mod calls;
+mod deliveries;
 mod edges;
 mod events;
 mod identity;
 mod members;
 mod migrate;
 mod numbers;
+mod providers;
+mod sealed;
 mod snapshot;
+mod webhooks;
 mod workspaces;
 
 use std::future::Future;
@@ -28,14 +33,19 @@ use thiserror::Error;
 use tokio::sync::watch;
 
 pub use agents::Agent;
+pub use analytics::{AnalyticsGroup, AnalyticsQuery, CallBucket};
 pub use api_keys::ApiKeyInfo;
 pub use audit::AuditRecord;
 pub use calls::{CallFilter, CallPage, IdempotencyClaim, NewOutboundCall};
+pub use deliveries::{DeliveryAttempt, DueDelivery, WebhookDelivery, RETRY_WINDOW_MS};
 pub use edges::{EdgeRecord, EdgeRegistration};
 pub use events::{CallRecord, StoredEvent};
 pub use identity::{ApiKeyIdentity, NewApiKey, Role};
 pub use members::Member;
 pub use numbers::PhoneNumber;
+pub use providers::{PasswordChange, Provider, SIP_TRUNK};
+pub use sealed::Sealer;
+pub use webhooks::{NewWebhook, Webhook, WEBHOOK_EVENTS};
 pub use workspaces::{UserCredentials, Workspace};
 
 /// Why a store operation failed, in terms a handler can map to a response.
@@ -103,6 +113,8 @@ pub struct Store {
     /// Signals this process's configuration watchers at once when a change commits here; other
     /// processes notice through the version row.
     config_changed: watch::Sender<u64>,
+    /// Seals provider passwords and webhook secrets; `None` until [`Store::with_encryption_key`].
+    sealer: Option<Sealer>,
 }
 
 impl Store {
@@ -127,7 +139,14 @@ impl Store {
             pool,
             engine,
             config_changed,
+            sealer: None,
         })
+    }
+
+    /// This store, sealing and opening secrets with `key` (`auth.encryption_key`).
+    pub fn with_encryption_key(mut self, key: &[u8; 32]) -> Self {
+        self.sealer = Some(Sealer::new(key));
+        self
     }
 
     /// Applies pending migrations for this engine; safe to run from several processes at once.
@@ -158,6 +177,13 @@ impl Store {
 
     pub(crate) fn pool(&self) -> &AnyPool {
         &self.pool
+    }
+
+    pub(crate) fn sealer(&self) -> Result<&Sealer, StoreError> {
+        self.sealer.as_ref().ok_or(StoreError::Corrupt {
+            what: "sealed secret",
+            message: "no encryption key configured (auth.encryption_key)".into(),
+        })
     }
 
     pub(crate) fn notify_config_changed(&self, version: u64) {

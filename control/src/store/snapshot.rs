@@ -1,5 +1,6 @@
 //! Building the configuration snapshot an edge serves calls from: the numbers its region answers
-//! (numbers with no region are answered everywhere) and the agents they route to.
+//! (numbers with no region are answered everywhere), the agents they route to, and the SIP trunks
+//! its edges may call out through (passwords opened: the snapshot travels over the edge link only).
 
 use sqlx::Row;
 
@@ -38,6 +39,7 @@ impl Store {
         .bind(region)
         .fetch_all(&mut *tx)
         .await?;
+        let providers = super::providers::trunks_for_region(self, &mut tx, region).await?;
         tx.commit().await?;
         let numbers = number_rows
             .iter()
@@ -67,8 +69,7 @@ impl Store {
             region: region.to_owned(),
             numbers,
             agents,
-            // Trunks join the snapshot with the providers API.
-            providers: Vec::new(),
+            providers,
         })
     }
 }

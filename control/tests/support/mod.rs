@@ -11,7 +11,8 @@ use std::path::Path;
 use std::time::Duration;
 
 use freya_control::config::{
-    AuthConfig, ControlConfig, DatabaseConfig, EdgesConfig, GrpcConfig, HttpConfig, RateLimitConfig,
+    AuthConfig, ControlConfig, DatabaseConfig, EdgesConfig, GrpcConfig, HttpConfig,
+    RateLimitConfig, WebhooksConfig,
 };
 use freya_edge::config::{ControlLinkConfig, EdgeHttpConfig, RtpConfig, SipConfig};
 use freya_edge::EdgeConfig;
@@ -122,6 +123,14 @@ pub fn control_config(db_url: &str) -> ControlConfig {
             per_key_per_minute: 60_000,
             per_ip_per_minute: 60_000,
             burst: 10_000,
+        },
+        // Fast retries and loopback receivers, for the webhook tests.
+        webhooks: WebhooksConfig {
+            poll_interval_ms: 50,
+            timeout_ms: 2_000,
+            retry_base_ms: 100,
+            retry_max_ms: 400,
+            allow_private_targets: true,
         },
     }
 }

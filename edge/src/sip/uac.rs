@@ -13,14 +13,13 @@ use std::collections::VecDeque;
 use std::net::SocketAddr;
 use std::time::{Duration, Instant};
 
-use rsip::headers::{CSeq, CallId, ContentLength, From, MaxForwards, To, UntypedHeader, Via};
-use rsip::{Header, Method, Request, Response, SipMessage};
+use rsip::headers::UntypedHeader;
+use rsip::{Header, Request, Response};
 
 use super::dialog::Dialog;
 use super::digest::{new_cnonce, Challenge, Credentials};
-use super::message::{call_id, parse_message, SipError};
 use super::peer::{Outgoing, Peer};
-use super::response::{new_tag, to_bytes};
+use super::response::to_bytes;
 use super::transaction::{
     build_cancel, ClientInviteState, ClientInviteTransaction, ClientNonInviteState,
     ClientNonInviteTransaction, Timers, TransactionEvent, TransactionKey,
@@ -513,105 +512,10 @@ impl InviteAttempt {
     }
 }
 
-/// A host as written in a SIP URI (IPv6 in brackets).
-fn uri_host(host: &str) -> String {
-    if host.contains(':') && !host.starts_with('[') {
-        format!("[{host}]")
-    } else {
-        host.to_owned()
-    }
-}
-
-/// Our INVITE through `trunk`: Request-URI `sip:{to}@{host}:{port}`, From with the caller id
-/// and `from_tag`, Contact at our address, the SDP offer, and `authorization` on a retry.
-fn build_invite(
-    trunk: &Trunk,
-    request: &CallRequest,
-    from_tag: &str,
-    cseq: u32,
-    authorization: Option<Header>,
-) -> Result<Request, SipError> {
-    let host = uri_host(&trunk.host);
-    let caller = trunk
-        .caller_id
-        .as_deref()
-        .filter(|c| !c.is_empty())
-        .or(Some(request.from.as_str()).filter(|c| !c.is_empty()))
-        .unwrap_or("anonymous");
-    let transport = trunk.peer.transport;
-    let text = format!(
-        "INVITE sip:{to}@{host}:{port} SIP/2.0\r\n\
-         Via: SIP/2.0/{via} {local};branch=z9hG4bK{branch};rport\r\n\
-         Max-Forwards: 70\r\n\
-         From: <sip:{caller}@{host}>;tag={from_tag}\r\n\
-         To: <sip:{to}@{host}:{port}>\r\n\
-         Call-ID: {call_id}\r\n\
-         CSeq: {cseq} INVITE\r\n\
-         Contact: <sip:{caller}@{local}{param}>\r\n\
-         Allow: {allow}\r\n\
-         User-Agent: Freya\r\n\
-         Content-Type: application/sdp\r\n\
-         Content-Length: {len}\r\n\r\n{offer}",
-        to = request.to,
-        port = trunk.port,
-        via = transport.via_name(),
-        local = request.local,
-        branch = new_tag(),
-        call_id = request.call_id,
-        param = transport.uri_param(),
-        allow = super::endpoint::ALLOW,
-        len = request.offer.len(),
-        offer = request.offer,
-    );
-    match parse_message(text.as_bytes())? {
-        SipMessage::Request(mut invite) => {
-            if let Some(header) = authorization {
-                invite.headers.push(header);
-            }
-            Ok(invite)
-        }
-        SipMessage::Response(_) => Err(SipError::BadStartLine("not a request".into())),
-    }
-}
-
-/// The ACK for a 2xx (RFC 3261 section 13.2.2.4): a new transaction (fresh branch) to the
-/// remote target in the 2xx's Contact, with the INVITE's From, Call-ID and CSeq number and the
-/// 2xx's To (with the callee's tag).
-pub fn build_2xx_ack(
-    invite: &Request,
-    answer: &Response,
-    local: SocketAddr,
-    peer: Peer,
-) -> Result<Request, SipError> {
-    let dialog = Dialog::from_answer(invite, answer, peer, TransactionKey::server(invite)?, None)?;
-    let uri = rsip::Uri::try_from(dialog.remote_target.as_str()).map_err(|e| {
-        SipError::InvalidHeader {
-            header: "Contact",
-            reason: e.to_string(),
-        }
-    })?;
-    let branch = format!("z9hG4bK{}", new_tag());
-    let headers: Vec<Header> = vec![
-        Via::new(format!(
-            "SIP/2.0/{} {local};branch={branch};rport",
-            peer.transport.via_name()
-        ))
-        .into(),
-        MaxForwards::new("70").into(),
-        From::new(dialog.local_to.clone()).into(),
-        To::new(dialog.remote_from.clone()).into(),
-        CallId::new(call_id(&invite.headers)?).into(),
-        CSeq::new(format!("{} ACK", dialog.local_cseq - 1)).into(),
-        ContentLength::new("0").into(),
-    ];
-    Ok(Request {
-        method: Method::Ack,
-        uri,
-        version: rsip::Version::V2,
-        headers: headers.into(),
-        body: Vec::new(),
-    })
-}
+#[path = "uac/requests.rs"]
+mod requests;
+pub use requests::build_2xx_ack;
+use requests::build_invite;
 
 #[cfg(test)]
 #[path = "uac_tests.rs"]

@@ -7,8 +7,10 @@ use rsip::headers::UntypedHeader;
 use super::*;
 use crate::sip::digest::Algorithm;
 use crate::sip::message::header_param;
+use crate::sip::message::parse_message;
 use crate::sip::response::{build_response, set_body, status};
 use crate::sip::via::TopVia;
+use rsip::{Method, SipMessage};
 
 pub(crate) const ANSWER_SDP: &str = "v=0\r\no=- 2 2 IN IP4 127.0.0.1\r\ns=-\r\nc=IN IP4 127.0.0.1\r\nt=0 0\r\nm=audio 41000 RTP/AVP 0\r\na=rtpmap:0 PCMU/8000\r\n";
 

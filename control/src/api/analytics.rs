@@ -1,0 +1,152 @@
+//! `GET /v1/analytics/calls?from&to&interval=hour|day&group_by=agent|number|region`: call counts,
+//! answered calls, talk time (answer to end) and outcomes (end reasons) per time bucket and
+//! group, for anyone in the workspace. `from` defaults to seven days before `to`, `to` to now;
+//! buckets start at multiples of the interval since the epoch (UTC), empty ones are left out.
+//!
+//! Not yet here: latency percentiles from the per-turn latency events and cost units — they
+//! need events the edges do not report yet, and will come as extra fields of each bucket.
+
+use axum::extract::State;
+use axum::Json;
+use serde::{Deserialize, Serialize};
+
+use super::auth::Caller;
+use super::problem::Problem;
+use super::query::{bad_parameter, parse_time, StrictQuery};
+use super::AppState;
+use crate::store::{AnalyticsGroup, AnalyticsQuery, CallBucket};
+use freya_shared::ids::{now_ms, rfc3339};
+
+const HOUR_MS: i64 = 3_600_000;
+const DAY_MS: i64 = 24 * HOUR_MS;
+/// The most buckets one request may span (before grouping).
+const MAX_BUCKETS: i64 = 2_000;
+
+/// The parameters of `GET /v1/analytics/calls`.
+#[derive(Deserialize, utoipa::IntoParams)]
+#[into_params(parameter_in = Query)]
+#[serde(deny_unknown_fields)]
+pub struct CallAnalyticsQuery {
+    from: Option<String>,
+    to: Option<String>,
+    interval: Option<String>,
+    group_by: Option<String>,
+}
+
+/// The aggregates of one bucket (and group).
+#[derive(Serialize, utoipa::ToSchema)]
+pub struct BucketView {
+    /// The start of the bucket.
+    start: String,
+    /// The agent id, number or region, when grouped (`null` for calls without one).
+    #[serde(skip_serializing_if = "Option::is_none")]
+    group: Option<Option<String>>,
+    calls: i64,
+    answered: i64,
+    /// Answer-to-end time of the answered calls that ended, summed and averaged.
+    total_duration_ms: i64,
+    average_duration_ms: Option<i64>,
+    /// Ended calls by end reason (or final status when the edge gave no reason).
+    outcomes: std::collections::BTreeMap<String, i64>,
+}
+
+/// The answer of `GET /v1/analytics/calls`.
+#[derive(Serialize, utoipa::ToSchema)]
+pub struct CallAnalytics {
+    from: String,
+    to: String,
+    interval: &'static str,
+    group_by: Option<&'static str>,
+    buckets: Vec<BucketView>,
+}
+
+fn bucket_view(b: CallBucket, grouped: bool) -> BucketView {
+    BucketView {
+        start: rfc3339(b.start_ms),
+        group: grouped.then_some(b.group),
+        calls: b.calls,
+        answered: b.answered,
+        total_duration_ms: b.total_duration_ms,
+        average_duration_ms: (b.completed > 0).then(|| b.total_duration_ms / b.completed),
+        outcomes: b.outcomes,
+    }
+}
+
+#[utoipa::path(
+    get,
+    path = "/v1/analytics/calls",
+    tag = "analytics",
+    summary = "Call counts, answered calls, talk time and outcomes per bucket",
+    params(CallAnalyticsQuery),
+    responses((status = 200, description = "The buckets", body = CallAnalytics))
+)]
+pub(super) async fn calls(
+    State(state): State<AppState>,
+    caller: Caller,
+    StrictQuery(q): StrictQuery<CallAnalyticsQuery>,
+) -> Result<Json<CallAnalytics>, Problem> {
+    let (interval, interval_ms) = match q.interval.as_deref() {
+        None | Some("day") => ("day", DAY_MS),
+        Some("hour") => ("hour", HOUR_MS),
+        Some(other) => {
+            return Err(bad_parameter(
+                "interval",
+                &format!("`{other}` is not hour or day"),
+            ))
+        }
+    };
+    let (group_by, group) = match q.group_by.as_deref() {
+        None => (None, AnalyticsGroup::None),
+        Some("agent") => (Some("agent"), AnalyticsGroup::Agent),
+        Some("number") => (Some("number"), AnalyticsGroup::Number),
+        Some("region") => (Some("region"), AnalyticsGroup::Region),
+        Some(other) => {
+            return Err(bad_parameter(
+                "group_by",
+                &format!("`{other}` is not agent, number or region"),
+            ))
+        }
+    };
+    let to_ms =
+        q.to.as_deref()
+            .map(|t| parse_time("to", t))
+            .transpose()?
+            .unwrap_or_else(now_ms);
+    let from_ms = q
+        .from
+        .as_deref()
+        .map(|t| parse_time("from", t))
+        .transpose()?
+        .unwrap_or(to_ms.saturating_sub(7 * DAY_MS));
+    if from_ms >= to_ms {
+        return Err(bad_parameter("from", "must be before `to`"));
+    }
+    if (to_ms - from_ms) / interval_ms > MAX_BUCKETS {
+        return Err(bad_parameter(
+            "interval",
+            &format!("the range spans more than {MAX_BUCKETS} buckets; narrow it or use day"),
+        ));
+    }
+    let buckets = state
+        .store
+        .call_analytics(
+            &caller.scope,
+            &AnalyticsQuery {
+                from_ms,
+                to_ms,
+                interval_ms,
+                group,
+            },
+        )
+        .await?;
+    Ok(Json(CallAnalytics {
+        from: rfc3339(from_ms),
+        to: rfc3339(to_ms),
+        interval,
+        group_by,
+        buckets: buckets
+            .into_iter()
+            .map(|b| bucket_view(b, group_by.is_some()))
+            .collect(),
+    }))
+}

@@ -1,0 +1,258 @@
+//! Webhook subscriptions in the store: a URL, the events it wants and the secret deliveries are
+//! signed with (stored sealed, never shown again). Deliveries themselves are queued and worked
+//! off in `deliveries`.
+
+use sqlx::any::AnyRow;
+use sqlx::Row;
+
+use super::identity::{insert_audit, AuditEntry};
+use super::{parse_json, retry, Store, StoreError, WorkspaceScope};
+use freya_shared::ids::{new_id, now_ms};
+
+/// The events a subscription may ask for; `*` asks for all of them.
+pub const WEBHOOK_EVENTS: &[&str] = &[
+    "call.started",
+    "call.answered",
+    "call.ended",
+    "call.failed",
+    "call.transcript_ready",
+    "tool.failed",
+];
+
+/// The webhook event a stored call event becomes, if it becomes one.
+pub fn webhook_event_for(kind: &str) -> Option<&'static str> {
+    match kind {
+        "call.transcript" => Some("call.transcript_ready"),
+        // Edges record a failed customer tool as `call.tool_failed`.
+        "call.tool_failed" => Some("tool.failed"),
+        other => WEBHOOK_EVENTS.iter().copied().find(|e| *e == other),
+    }
+}
+
+/// A stored subscription (its secret stays sealed in the store).
+#[derive(Debug, Clone)]
+pub struct Webhook {
+    pub id: String,
+    pub workspace_id: String,
+    pub url: String,
+    pub events: Vec<String>,
+    pub created_at_ms: i64,
+    pub updated_at_ms: i64,
+}
+
+/// A subscription as created or replaced; `secret: None` on an update keeps the stored one.
+#[derive(Debug, Clone)]
+pub struct NewWebhook {
+    pub url: String,
+    pub events: Vec<String>,
+    pub secret: Option<String>,
+}
+
+const WEBHOOK_COLUMNS: &str = "id, workspace_id, url, events, created_at_ms, updated_at_ms";
+
+fn webhook_from_row(row: &AnyRow) -> Result<Webhook, StoreError> {
+    let events: String = row.try_get("events")?;
+    Ok(Webhook {
+        id: row.try_get("id")?,
+        workspace_id: row.try_get("workspace_id")?,
+        url: row.try_get("url")?,
+        events: parse_json("webhook events", &events)?,
+        created_at_ms: row.try_get("created_at_ms")?,
+        updated_at_ms: row.try_get("updated_at_ms")?,
+    })
+}
+
+pub(super) fn aad(id: &str) -> String {
+    format!("webhook:{id}")
+}
+
+fn events_json(events: &[String]) -> Result<String, StoreError> {
+    serde_json::to_string(events).map_err(|e| StoreError::Corrupt {
+        what: "webhook events",
+        message: e.to_string(),
+    })
+}
+
+impl Store {
+    /// Stores a new subscription (already validated; `secret` is required).
+    pub async fn create_webhook(
+        &self,
+        scope: &WorkspaceScope,
+        actor: &str,
+        hook: &NewWebhook,
+    ) -> Result<Webhook, StoreError> {
+        let id = new_id();
+        let secret = hook.secret.as_deref().ok_or(StoreError::InvalidReference {
+            field: "secret",
+            message: "is required".into(),
+        })?;
+        let sealed = self.sealer()?.seal(&aad(&id), secret)?;
+        let events = events_json(&hook.events)?;
+        retry(|| async {
+            let now = now_ms();
+            let mut tx = self.pool().begin().await?;
+            sqlx::query(
+                "INSERT INTO webhooks (id, workspace_id, url, events, secret, created_at_ms, updated_at_ms) \
+                 VALUES ($1, $2, $3, $4, $5, $6, $6)",
+            )
+            .bind(&id)
+            .bind(&scope.workspace_id)
+            .bind(&hook.url)
+            .bind(&events)
+            .bind(&sealed)
+            .bind(now)
+            .execute(&mut *tx)
+            .await?;
+            insert_audit(
+                &mut *tx,
+                scope,
+                AuditEntry {
+                    actor,
+                    action: "webhook.created",
+                    resource_type: "webhook",
+                    resource_id: &id,
+                    detail: serde_json::json!({"url": hook.url, "events": hook.events}),
+                },
+            )
+            .await?;
+            tx.commit().await?;
+            Ok(())
+        })
+        .await?;
+        self.webhook(scope, &id).await
+    }
+
+    /// One subscription of the scoped workspace.
+    pub async fn webhook(&self, scope: &WorkspaceScope, id: &str) -> Result<Webhook, StoreError> {
+        let row = sqlx::query(&format!(
+            "SELECT {WEBHOOK_COLUMNS} FROM webhooks WHERE workspace_id = $1 AND id = $2"
+        ))
+        .bind(&scope.workspace_id)
+        .bind(id)
+        .fetch_optional(self.pool())
+        .await?
+        .ok_or(StoreError::NotFound)?;
+        webhook_from_row(&row)
+    }
+
+    /// The scoped workspace's subscriptions, oldest first.
+    pub async fn webhooks(&self, scope: &WorkspaceScope) -> Result<Vec<Webhook>, StoreError> {
+        let rows = sqlx::query(&format!(
+            "SELECT {WEBHOOK_COLUMNS} FROM webhooks WHERE workspace_id = $1 ORDER BY id"
+        ))
+        .bind(&scope.workspace_id)
+        .fetch_all(self.pool())
+        .await?;
+        rows.iter().map(webhook_from_row).collect()
+    }
+
+    /// Replaces a subscription's URL and events, and its secret when one is given.
+    pub async fn update_webhook(
+        &self,
+        scope: &WorkspaceScope,
+        actor: &str,
+        id: &str,
+        hook: &NewWebhook,
+    ) -> Result<Webhook, StoreError> {
+        let sealed = match &hook.secret {
+            Some(secret) => Some(self.sealer()?.seal(&aad(id), secret)?),
+            None => None,
+        };
+        let events = events_json(&hook.events)?;
+        retry(|| async {
+            let mut tx = self.pool().begin().await?;
+            let updated = sqlx::query(
+                "UPDATE webhooks SET url = $1, events = $2, secret = COALESCE($3, secret), \
+                 updated_at_ms = $4 WHERE workspace_id = $5 AND id = $6",
+            )
+            .bind(&hook.url)
+            .bind(&events)
+            .bind(sealed.as_deref())
+            .bind(now_ms())
+            .bind(&scope.workspace_id)
+            .bind(id)
+            .execute(&mut *tx)
+            .await?
+            .rows_affected();
+            if updated == 0 {
+                return Err(StoreError::NotFound);
+            }
+            insert_audit(
+                &mut *tx,
+                scope,
+                AuditEntry {
+                    actor,
+                    action: "webhook.updated",
+                    resource_type: "webhook",
+                    resource_id: id,
+                    detail: serde_json::json!({
+                        "url": hook.url,
+                        "events": hook.events,
+                        "secret": if sealed.is_some() { "changed" } else { "kept" },
+                    }),
+                },
+            )
+            .await?;
+            tx.commit().await?;
+            Ok(())
+        })
+        .await?;
+        self.webhook(scope, id).await
+    }
+
+    /// Deletes a subscription and its queued and logged deliveries.
+    pub async fn delete_webhook(
+        &self,
+        scope: &WorkspaceScope,
+        actor: &str,
+        id: &str,
+    ) -> Result<(), StoreError> {
+        retry(|| async {
+            let mut tx = self.pool().begin().await?;
+            let deleted = sqlx::query("DELETE FROM webhooks WHERE workspace_id = $1 AND id = $2")
+                .bind(&scope.workspace_id)
+                .bind(id)
+                .execute(&mut *tx)
+                .await?
+                .rows_affected();
+            if deleted == 0 {
+                return Err(StoreError::NotFound);
+            }
+            sqlx::query(
+                "DELETE FROM webhook_deliveries WHERE workspace_id = $1 AND webhook_id = $2",
+            )
+            .bind(&scope.workspace_id)
+            .bind(id)
+            .execute(&mut *tx)
+            .await?;
+            insert_audit(
+                &mut *tx,
+                scope,
+                AuditEntry {
+                    actor,
+                    action: "webhook.deleted",
+                    resource_type: "webhook",
+                    resource_id: id,
+                    detail: serde_json::json!({}),
+                },
+            )
+            .await?;
+            tx.commit().await?;
+            Ok(())
+        })
+        .await
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn edge_event_kinds_map_to_webhook_events() {
+        assert_eq!(webhook_event_for("call.transcript"), Some("call.transcript_ready"));
+        assert_eq!(webhook_event_for("call.tool_failed"), Some("tool.failed"));
+        assert_eq!(webhook_event_for("call.ended"), Some("call.ended"));
+        assert_eq!(webhook_event_for("call.turn_latency"), None);
+    }
+}

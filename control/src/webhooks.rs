@@ -1,0 +1,301 @@
+//! The webhook delivery task: every control-plane process runs one. It polls the delivery queue
+//! (see `store::deliveries`), claims due rows a few at a time — a row claimed by another process
+//! is skipped — and POSTs each body to its subscription's URL, signed:
+//!
+//! ```text
+//! Freya-Timestamp: 1700000000            (seconds since the epoch, when this attempt was sent)
+//! Freya-Signature: v1=<hex HMAC-SHA256(secret, "{timestamp}.{body}")>
+//! ```
+//!
+//! A 2xx answer delivers it; anything else (or no answer within `webhooks.timeout_ms`) schedules
+//! another attempt after `retry_base_ms`, doubling up to `retry_max_ms`, until a day after it was
+//! queued. The task stops with the control plane's cancellation token, handing back a claim it
+//! has not finished.
+
+use std::net::{IpAddr, SocketAddr};
+use std::sync::atomic::{AtomicUsize, Ordering};
+use std::sync::Arc;
+use std::time::Duration;
+
+use futures::StreamExt;
+use hmac::{Hmac, Mac};
+use reqwest::dns::{Addrs, Name, Resolve, Resolving};
+use sha2::Sha256;
+use tokio_util::sync::CancellationToken;
+
+use crate::config::WebhooksConfig;
+use crate::store::{DeliveryAttempt, DueDelivery, Store};
+use freya_shared::ids::now_ms;
+
+/// The header carrying the signing time.
+pub const TIMESTAMP_HEADER: &str = "freya-timestamp";
+/// The header carrying the signature.
+pub const SIGNATURE_HEADER: &str = "freya-signature";
+
+/// How many due deliveries one poll picks up.
+const BATCH: i64 = 64;
+const BATCH_LEN: usize = 64;
+/// How many of them are attempted at once.
+const CONCURRENT_ATTEMPTS: usize = 8;
+
+/// `v1=<hex HMAC-SHA256 of "{timestamp}.{body}">`, the value of `Freya-Signature`.
+pub fn signature(secret: &str, timestamp: i64, body: &[u8]) -> String {
+    // HMAC takes a key of any length, so this cannot fail.
+    let mut mac = Hmac::<Sha256>::new_from_slice(secret.as_bytes())
+        .unwrap_or_else(|_| unreachable!("HMAC accepts any key length"));
+    mac.update(timestamp.to_string().as_bytes());
+    mac.update(b".");
+    mac.update(body);
+    format!("v1={}", hex::encode(mac.finalize().into_bytes()))
+}
+
+/// The pause before the attempt after `failures` failed ones.
+pub fn backoff(config: &WebhooksConfig, failures: i64) -> Duration {
+    let exponent = u32::try_from(failures.saturating_sub(1).clamp(0, 30)).unwrap_or(30);
+    let pause = u64::from(config.retry_base_ms).saturating_mul(1u64 << exponent);
+    Duration::from_millis(pause.min(u64::from(config.retry_max_ms)))
+}
+
+/// Whether `ip` is loopback, private, link-local, shared (CGNAT) or otherwise not a public
+/// internet address.
+pub fn is_private_ip(ip: IpAddr) -> bool {
+    match ip {
+        IpAddr::V4(v4) => {
+            v4.is_loopback()
+                || v4.is_private()
+                || v4.is_link_local()
+                || v4.is_unspecified()
+                || v4.is_broadcast()
+                || (v4.octets()[0] == 100 && (64..128).contains(&v4.octets()[1]))
+        }
+        IpAddr::V6(v6) => {
+            v6.is_loopback()
+                || v6.is_unspecified()
+                || (v6.segments()[0] & 0xfe00) == 0xfc00
+                || (v6.segments()[0] & 0xffc0) == 0xfe80
+                || v6
+                    .to_ipv4_mapped()
+                    .is_some_and(|v4| is_private_ip(v4.into()))
+        }
+    }
+}
+
+/// Resolves host names to public addresses only, so a subscription cannot reach the operator's
+/// network through a name that points inside it (checked at every attempt: DNS can change after
+/// the subscription was accepted).
+struct PublicAddressesOnly;
+
+impl Resolve for PublicAddressesOnly {
+    fn resolve(&self, name: Name) -> Resolving {
+        Box::pin(async move {
+            let host = name.as_str().to_owned();
+            let public: Vec<SocketAddr> = tokio::net::lookup_host((host.as_str(), 0))
+                .await?
+                .filter(|a| !is_private_ip(a.ip()))
+                .collect();
+            if public.is_empty() {
+                return Err(format!(
+                    "{host} has no public address (webhooks.allow_private_targets is off)"
+                )
+                .into());
+            }
+            Ok(Box::new(public.into_iter()) as Addrs)
+        })
+    }
+}
+
+/// Whether `url` names a private IP address literally (a name goes through the resolver).
+fn names_a_private_ip(url: &str) -> bool {
+    reqwest::Url::parse(url)
+        .ok()
+        .and_then(|u| {
+            u.host_str()
+                .map(|h| h.trim_start_matches('[').trim_end_matches(']').to_owned())
+        })
+        .and_then(|h| h.parse::<IpAddr>().ok())
+        .is_some_and(is_private_ip)
+}
+
+/// Sends queued webhook deliveries until cancelled.
+pub struct DeliveryWorker {
+    store: Store,
+    config: WebhooksConfig,
+    http: reqwest::Client,
+}
+
+impl DeliveryWorker {
+    /// A worker on `store` with the `[webhooks]` settings.
+    pub fn new(store: Store, config: WebhooksConfig) -> anyhow::Result<Self> {
+        let mut http = reqwest::Client::builder();
+        if !config.allow_private_targets {
+            http = http.dns_resolver(Arc::new(PublicAddressesOnly));
+        }
+        let http = http
+            .timeout(Duration::from_millis(u64::from(config.timeout_ms)))
+            // A redirect could lead a signed body somewhere the subscription did not name.
+            .redirect(reqwest::redirect::Policy::none())
+            .user_agent("Freya-Webhooks/1")
+            .build()?;
+        Ok(Self {
+            store,
+            config,
+            http,
+        })
+    }
+
+    /// Polls and delivers until `stop` is cancelled.
+    pub async fn run(self, stop: CancellationToken) -> anyhow::Result<()> {
+        let poll = Duration::from_millis(u64::from(self.config.poll_interval_ms));
+        while !stop.is_cancelled() {
+            match self.work_off_due(&stop).await {
+                // A full batch: more may be due, so go again at once.
+                Ok(n) if n == BATCH_LEN => continue,
+                Ok(_) => {}
+                Err(error) => {
+                    tracing::warn!(%error, "webhook delivery pass failed; retrying after a pause");
+                }
+            }
+            tokio::select! {
+                _ = stop.cancelled() => break,
+                _ = tokio::time::sleep(poll) => {}
+            }
+        }
+        Ok(())
+    }
+
+    /// One pass over the due deliveries; returns how many were due.
+    async fn work_off_due(&self, stop: &CancellationToken) -> anyhow::Result<usize> {
+        let now = now_ms();
+        self.store.reclaim_expired_deliveries(now).await?;
+        let due = self.store.due_deliveries(now, BATCH).await?;
+        let count = due.len();
+        // A few at a time, so one slow receiver does not hold up every other workspace's.
+        let failures = AtomicUsize::new(0);
+        let failures = &failures;
+        futures::stream::iter(due)
+            .for_each_concurrent(CONCURRENT_ATTEMPTS, |id| async move {
+                if let Err(error) = self.deliver(&id, stop).await {
+                    failures.fetch_add(1, Ordering::Relaxed);
+                    tracing::warn!(delivery = %id, %error, "webhook delivery failed to run");
+                }
+            })
+            .await;
+        match failures.load(Ordering::Relaxed) {
+            0 => Ok(count),
+            n => Err(anyhow::anyhow!(
+                "{n} of {count} due deliveries could not be run"
+            )),
+        }
+    }
+
+    /// Claims delivery `id` and makes one attempt, unless another process claimed it first.
+    async fn deliver(&self, id: &str, stop: &CancellationToken) -> anyhow::Result<()> {
+        if stop.is_cancelled() {
+            return Ok(());
+        }
+        let lease = i64::from(self.config.timeout_ms) + 30_000;
+        let Some(due) = self.store.claim_delivery(id, now_ms(), lease).await? else {
+            return Ok(());
+        };
+        tokio::select! {
+            attempt = self.attempt(&due) => {
+                self.store
+                    .finish_delivery(&due.id, &attempt, due.retry_until_ms)
+                    .await?;
+            }
+            _ = stop.cancelled() => self.store.release_delivery(&due.id).await?,
+        }
+        Ok(())
+    }
+
+    async fn attempt(&self, due: &DueDelivery) -> DeliveryAttempt {
+        if !self.config.allow_private_targets && names_a_private_ip(&due.url) {
+            return self.failed(
+                due,
+                None,
+                "the URL names a private address (webhooks.allow_private_targets is off)".into(),
+            );
+        }
+        let timestamp = now_ms() / 1000;
+        let sent = self
+            .http
+            .post(&due.url)
+            .header(reqwest::header::CONTENT_TYPE, "application/json")
+            .header(TIMESTAMP_HEADER, timestamp.to_string())
+            .header(
+                SIGNATURE_HEADER,
+                signature(&due.secret, timestamp, due.body.as_bytes()),
+            )
+            .body(due.body.clone())
+            .send()
+            .await;
+        match sent {
+            Ok(response) if response.status().is_success() => DeliveryAttempt::Delivered {
+                status_code: response.status().as_u16(),
+            },
+            Ok(response) => {
+                let status = response.status();
+                self.failed(
+                    due,
+                    Some(status.as_u16()),
+                    format!("the receiver answered {status}"),
+                )
+            }
+            Err(error) => self.failed(due, None, error_chain(&error.without_url())),
+        }
+    }
+
+    /// A failed attempt, to be tried again after the backoff.
+    fn failed(
+        &self,
+        due: &DueDelivery,
+        status_code: Option<u16>,
+        error: String,
+    ) -> DeliveryAttempt {
+        let pause = backoff(&self.config, due.attempts + 1);
+        let pause_ms = i64::try_from(pause.as_millis()).unwrap_or(i64::MAX);
+        tracing::info!(delivery = %due.id, ?status_code, %error, "webhook attempt failed");
+        DeliveryAttempt::Failed {
+            status_code,
+            error,
+            retry_at_ms: now_ms().saturating_add(pause_ms),
+        }
+    }
+}
+
+/// An error and its causes, `: `-separated (reqwest's own message alone says little).
+fn error_chain(error: &dyn std::error::Error) -> String {
+    let mut text = error.to_string();
+    let mut source = error.source();
+    while let Some(cause) = source {
+        text.push_str(": ");
+        text.push_str(&cause.to_string());
+        source = cause.source();
+    }
+    text
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn the_signature_is_hmac_sha256_of_timestamp_dot_body() {
+        // Computed independently: printf '1700000000.{"a":1}' | openssl dgst -sha256 -hmac secret
+        assert_eq!(
+            signature("secret", 1_700_000_000, br#"{"a":1}"#),
+            "v1=49f24e537407743fa4a0242bb63b94b9a47ee99cbbe071ccd8a22550ae411686"
+        );
+    }
+
+    #[test]
+    fn backoff_doubles_up_to_the_cap() {
+        let config = WebhooksConfig {
+            retry_base_ms: 1_000,
+            retry_max_ms: 5_000,
+            ..WebhooksConfig::default()
+        };
+        let pauses: Vec<u128> = (1..=5).map(|n| backoff(&config, n).as_millis()).collect();
+        assert_eq!(pauses, [1_000, 2_000, 4_000, 5_000, 5_000]);
+    }
+}

@@ -1,0 +1,122 @@
+//! An agent's secrets on SQLite and PostgreSQL: provider API keys and the tool-signing secret
+//! never come back through the API (they read as `********`), a PATCH that leaves them out or
+//! sends the mask back keeps them, a new value replaces them — and the edge snapshot carries
+//! the real ones.
+
+mod support;
+
+use reqwest::StatusCode;
+use serde_json::json;
+
+use freya_control::server::ControlPlane;
+use support::http::{workspace_with_keys, Api};
+use support::{control_config, Backend, TestDb};
+
+async fn agent_secrets_are_masked_on_read_and_kept_by_patch(backend: Backend) {
+    let db = TestDb::new(backend).await;
+    let control = ControlPlane::start(&control_config(&db.url))
+        .await
+        .expect("control starts");
+    let api = Api::of(&control);
+    let (ws, [_, _, editor, _]) = workspace_with_keys(&control, "S").await;
+    let created = api
+        .call(
+            "POST",
+            "/v1/agents",
+            &editor,
+            Some(json!({
+                "name": "Desk",
+                "llm": {"provider": "openai", "model": "gpt-4o-mini", "api_key": "sk-real-llm-key"},
+                "tool_secret": "real-tool-secret"
+            })),
+        )
+        .await;
+    assert_eq!(created.status, StatusCode::CREATED, "{}", created.body);
+    let id = created.body["id"].as_str().expect("id").to_owned();
+    for answer in [
+        created,
+        api.call("GET", &format!("/v1/agents/{id}"), &editor, None)
+            .await,
+        api.call("GET", "/v1/agents", &editor, None).await,
+    ] {
+        let text = answer.body.to_string();
+        assert!(
+            !text.contains("sk-real") && !text.contains("real-tool"),
+            "{text}"
+        );
+    }
+    let read = api
+        .call("GET", &format!("/v1/agents/{id}"), &editor, None)
+        .await;
+    assert_eq!(read.body["llm"]["api_key"], "********");
+    assert_eq!(read.body["tool_secret"], "********");
+
+    // Sending the document back as read (masks included), or leaving secrets out, keeps them.
+    let mut round_trip = read.body.clone();
+    for field in ["id", "workspace_id", "created_at", "updated_at"] {
+        round_trip.as_object_mut().expect("object").remove(field);
+    }
+    round_trip["name"] = json!("Front desk");
+    for patch in [round_trip, json!({"llm": {"model": "gpt-4o"}})] {
+        let answer = api
+            .call("PATCH", &format!("/v1/agents/{id}"), &editor, Some(patch))
+            .await;
+        assert_eq!(answer.status, StatusCode::OK, "{}", answer.body);
+    }
+    let stored = control
+        .store
+        .agent(
+            &freya_control::store::WorkspaceScope { workspace_id: ws },
+            &id,
+        )
+        .await
+        .expect("agent");
+    let llm = stored.spec.llm.as_ref().expect("llm");
+    assert_eq!(llm.api_key.as_deref(), Some("sk-real-llm-key"));
+    assert_eq!(llm.model.as_deref(), Some("gpt-4o"));
+    assert_eq!(stored.spec.tool_secret.as_deref(), Some("real-tool-secret"));
+    assert_eq!(stored.spec.name, "Front desk");
+
+    // A new value replaces it.
+    let rotated = api
+        .call(
+            "PATCH",
+            &format!("/v1/agents/{id}"),
+            &editor,
+            Some(json!({"llm": {"api_key": "sk-rotated"}})),
+        )
+        .await;
+    assert_eq!(rotated.body["llm"]["api_key"], "********");
+    let snapshot_key = control
+        .store
+        .agent(&stored_scope(&stored.workspace_id), &id)
+        .await
+        .expect("agent")
+        .spec
+        .llm
+        .and_then(|l| l.api_key);
+    assert_eq!(snapshot_key.as_deref(), Some("sk-rotated"));
+    control.stop().await;
+    db.cleanup().await;
+}
+
+fn stored_scope(ws: &str) -> freya_control::store::WorkspaceScope {
+    freya_control::store::WorkspaceScope {
+        workspace_id: ws.to_owned(),
+    }
+}
+
+macro_rules! on_both_engines {
+    ($($name:ident),* $(,)?) => {
+        mod on_sqlite {
+            $(#[tokio::test]
+            async fn $name() { super::$name(super::Backend::Sqlite).await })*
+        }
+        mod on_postgres {
+            $(#[tokio::test]
+            async fn $name() { super::$name(super::Backend::Postgres).await })*
+        }
+    };
+}
+
+on_both_engines!(agent_secrets_are_masked_on_read_and_kept_by_patch);

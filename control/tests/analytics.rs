@@ -1,0 +1,287 @@
+//! `GET /v1/analytics/calls` on SQLite and PostgreSQL: calls fed in as edge events land in the
+//! right hour or day bucket and group, with counts, answered calls, talk time and end reasons;
+//! bad parameters answer 400 naming the parameter; another workspace's calls never count.
+
+mod support;
+
+use reqwest::StatusCode;
+use serde_json::{json, Value};
+
+use freya_control::server::ControlPlane;
+use freya_control::store::EdgeRegistration;
+use freya_shared::ids::new_id;
+use freya_shared::model::CallEvent;
+use support::http::{workspace_with_keys, Api};
+use support::{control_config, Backend, TestDb};
+
+/// 2025-01-01T00:00:00Z.
+const T0: i64 = 1_735_689_600_000;
+const MINUTE: i64 = 60_000;
+const HOUR: i64 = 60 * MINUTE;
+
+struct Call<'a> {
+    ws: &'a str,
+    agent: &'a str,
+    to: &'a str,
+    edge: &'a str,
+    start: i64,
+    /// Answered after 1 s, ended after this many ms of talk; `None`: never answered.
+    talk_ms: Option<i64>,
+    reason: &'a str,
+}
+
+async fn feed(control: &ControlPlane, c: Call<'_>) {
+    let id = new_id();
+    let ev = |kind: &str, at_ms: i64, payload: Value| CallEvent {
+        id: new_id(),
+        call_id: id.clone(),
+        workspace_id: c.ws.to_owned(),
+        kind: kind.into(),
+        at_ms,
+        payload,
+    };
+    let mut events = vec![ev(
+        "call.started",
+        c.start,
+        json!({"direction": "inbound", "from": "+4790000000", "to": c.to, "agent_id": c.agent}),
+    )];
+    let end = match c.talk_ms {
+        Some(talk) => {
+            events.push(ev("call.answered", c.start + 1_000, json!({})));
+            c.start + 1_000 + talk
+        }
+        None => c.start + 20_000,
+    };
+    events.push(ev("call.ended", end, json!({"reason": c.reason})));
+    for e in &events {
+        control
+            .store
+            .record_call_event(c.edge, e)
+            .await
+            .expect("event");
+    }
+}
+
+async fn register(control: &ControlPlane, id: &str, region: &str) {
+    control
+        .store
+        .register_edge(&EdgeRegistration {
+            id: id.into(),
+            region: region.into(),
+            sip_addr: "127.0.0.1:5060".into(),
+            rtp_addr: "127.0.0.1".into(),
+            http_addr: "127.0.0.1:8081".into(),
+            version: "test".into(),
+            health: Default::default(),
+        })
+        .await
+        .expect("edge");
+}
+
+async fn calls_are_bucketed_grouped_and_summed(backend: Backend) {
+    let db = TestDb::new(backend).await;
+    let control = ControlPlane::start(&control_config(&db.url))
+        .await
+        .expect("control starts");
+    let api = Api::of(&control);
+    let (ws, [_, _, _, viewer]) = workspace_with_keys(&control, "A").await;
+    let (other, _) = workspace_with_keys(&control, "Other").await;
+    register(&control, "edge-eu", "eu-west").await;
+    register(&control, "edge-us", "us-east").await;
+    let call = |ws, agent, edge, start, talk_ms, reason| Call {
+        ws,
+        agent,
+        to: if agent == "agent-a" { "+111" } else { "+222" },
+        edge,
+        start,
+        talk_ms,
+        reason,
+    };
+    for c in [
+        call(
+            &ws,
+            "agent-a",
+            "edge-eu",
+            T0 + 5 * MINUTE,
+            Some(60_000),
+            "hangup",
+        ),
+        call(
+            &ws,
+            "agent-a",
+            "edge-eu",
+            T0 + 50 * MINUTE,
+            Some(30_000),
+            "hangup",
+        ),
+        call(
+            &ws,
+            "agent-b",
+            "edge-us",
+            T0 + 10 * MINUTE,
+            None,
+            "no_answer",
+        ),
+        call(
+            &ws,
+            "agent-a",
+            "edge-us",
+            T0 + HOUR + MINUTE,
+            Some(10_000),
+            "transfer",
+        ),
+        // Outside the range, and another workspace: never counted.
+        call(
+            &ws,
+            "agent-a",
+            "edge-eu",
+            T0 + 30 * HOUR,
+            Some(1_000),
+            "hangup",
+        ),
+        call(
+            &other,
+            "agent-a",
+            "edge-eu",
+            T0 + MINUTE,
+            Some(1_000),
+            "hangup",
+        ),
+    ] {
+        feed(&control, c).await;
+    }
+    let get = |query: &'static str| {
+        let api = api.clone();
+        let viewer = viewer.clone();
+        async move {
+            let answer = api
+                .call(
+                    "GET",
+                    &format!("/v1/analytics/calls?{query}"),
+                    &viewer,
+                    None,
+                )
+                .await;
+            assert_eq!(answer.status, StatusCode::OK, "{query}: {}", answer.body);
+            answer.body
+        }
+    };
+    let range = "from=2025-01-01T00:00:00Z&to=2025-01-02T00:00:00Z";
+
+    let daily = get(range).await;
+    assert_eq!(daily["interval"], "day");
+    let buckets = daily["buckets"].as_array().expect("buckets");
+    assert_eq!(buckets.len(), 1, "{daily}");
+    let day = &buckets[0];
+    assert_eq!(day["start"], "2025-01-01T00:00:00.000Z");
+    assert_eq!(
+        (day["calls"].as_i64(), day["answered"].as_i64()),
+        (Some(4), Some(3))
+    );
+    assert_eq!(day["total_duration_ms"], 100_000);
+    assert_eq!(day["average_duration_ms"], 33_333);
+    assert_eq!(
+        day["outcomes"],
+        json!({"hangup": 2, "no_answer": 1, "transfer": 1})
+    );
+    assert!(day.get("group").is_none());
+
+    let hourly = get(Box::leak(
+        format!("{range}&interval=hour&group_by=agent").into_boxed_str(),
+    ))
+    .await;
+    let rows: Vec<(String, String, i64)> = hourly["buckets"]
+        .as_array()
+        .expect("buckets")
+        .iter()
+        .map(|b| {
+            (
+                b["start"].as_str().expect("start").to_owned(),
+                b["group"].as_str().expect("group").to_owned(),
+                b["calls"].as_i64().expect("calls"),
+            )
+        })
+        .collect();
+    assert_eq!(
+        rows,
+        [
+            ("2025-01-01T00:00:00.000Z".into(), "agent-a".into(), 2),
+            ("2025-01-01T00:00:00.000Z".into(), "agent-b".into(), 1),
+            ("2025-01-01T01:00:00.000Z".into(), "agent-a".into(), 1),
+        ]
+    );
+
+    let by_region = get(Box::leak(
+        format!("{range}&group_by=region").into_boxed_str(),
+    ))
+    .await;
+    let regions: Vec<(String, i64)> = by_region["buckets"]
+        .as_array()
+        .expect("buckets")
+        .iter()
+        .map(|b| {
+            (
+                b["group"].as_str().expect("group").to_owned(),
+                b["calls"].as_i64().expect("n"),
+            )
+        })
+        .collect();
+    assert_eq!(regions, [("eu-west".into(), 2), ("us-east".into(), 2)]);
+
+    let by_number = get(Box::leak(
+        format!("{range}&group_by=number").into_boxed_str(),
+    ))
+    .await;
+    let numbers: Vec<&str> = by_number["buckets"]
+        .as_array()
+        .expect("buckets")
+        .iter()
+        .filter_map(|b| b["group"].as_str())
+        .collect();
+    assert_eq!(numbers, ["+111", "+222"]);
+
+    for (query, field) in [
+        ("interval=week", "interval"),
+        ("group_by=colour", "group_by"),
+        ("from=yesterday", "from"),
+        ("from=2025-01-02T00:00:00Z&to=2025-01-01T00:00:00Z", "from"),
+        (
+            "from=2000-01-01T00:00:00Z&to=2025-01-01T00:00:00Z&interval=hour",
+            "interval",
+        ),
+        ("colour=red", "colour"),
+    ] {
+        let answer = api
+            .call(
+                "GET",
+                &format!("/v1/analytics/calls?{query}"),
+                &viewer,
+                None,
+            )
+            .await;
+        assert_eq!(
+            answer.status,
+            StatusCode::BAD_REQUEST,
+            "{query}: {}",
+            answer.body
+        );
+        assert_eq!(answer.body["errors"][0]["field"], field, "{query}");
+    }
+    control.stop().await;
+    db.cleanup().await;
+}
+
+macro_rules! on_both_engines {
+    ($($name:ident),* $(,)?) => {
+        mod on_sqlite {
+            $(#[tokio::test]
+            async fn $name() { super::$name(super::Backend::Sqlite).await })*
+        }
+        mod on_postgres {
+            $(#[tokio::test]
+            async fn $name() { super::$name(super::Backend::Postgres).await })*
+        }
+    };
+}
+
+on_both_engines!(calls_are_bucketed_grouped_and_summed);

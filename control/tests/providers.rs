@@ -1,0 +1,248 @@
+//! `/v1/providers` on SQLite and PostgreSQL: a trunk's password is sealed at rest, masked on
+//! every read, kept by a PATCH that does not name it, and delivered in clear only inside the
+//! edge snapshot of the regions the trunk serves; every change moves the configuration version
+//! and lands in the audit log.
+
+mod support;
+
+use reqwest::StatusCode;
+use serde_json::json;
+use sqlx::Row;
+
+use freya_control::server::ControlPlane;
+use support::http::{workspace_with_keys, Api};
+use support::{control_config, Backend, TestDb};
+
+async fn stored_provider_columns(url: &str, id: &str) -> (String, Option<String>) {
+    sqlx::any::install_default_drivers();
+    let pool = sqlx::AnyPool::connect(url).await.expect("connect");
+    let row = sqlx::query("SELECT spec, secret FROM providers WHERE id = $1")
+        .bind(id)
+        .fetch_one(&pool)
+        .await
+        .expect("row");
+    let columns = (row.get("spec"), row.get("secret"));
+    pool.close().await;
+    columns
+}
+
+async fn trunk_password_is_sealed_masked_kept_and_reaches_the_snapshot(backend: Backend) {
+    let db = TestDb::new(backend).await;
+    let control = ControlPlane::start(&control_config(&db.url))
+        .await
+        .expect("control starts");
+    let api = Api::of(&control);
+    let (_, [_, admin, ..]) = workspace_with_keys(&control, "P").await;
+    let before = control.store.config_version().await.expect("version");
+
+    let created = api
+        .call(
+            "POST",
+            "/v1/providers",
+            &admin,
+            Some(json!({
+                "name": "Carrier", "host": "sip.carrier.example", "username": "acme",
+                "password": "s3cret-trunk-pass", "priority": 2, "caller_id": "+15550100"
+            })),
+        )
+        .await;
+    assert_eq!(created.status, StatusCode::CREATED, "{}", created.body);
+    assert_eq!(created.body["password"], "********");
+    assert_eq!(created.body["kind"], "sip_trunk");
+    let id = created.body["id"].as_str().expect("id").to_owned();
+    let elsewhere = api
+        .call(
+            "POST",
+            "/v1/providers",
+            &admin,
+            Some(json!({"name": "EU only", "host": "sip.eu.example", "regions": ["eu-west"]})),
+        )
+        .await;
+    assert_eq!(elsewhere.status, StatusCode::CREATED, "{}", elsewhere.body);
+    assert!(elsewhere.body.get("password").is_none());
+
+    // At rest: neither column holds the password.
+    let (spec, secret) = stored_provider_columns(&db.url, &id).await;
+    assert!(!spec.contains("s3cret"), "{spec}");
+    let secret = secret.expect("a sealed password");
+    assert!(secret.starts_with("v1:") && !secret.contains("s3cret"));
+
+    // Reads mask it.
+    for answer in [
+        api.call("GET", &format!("/v1/providers/{id}"), &admin, None)
+            .await,
+        api.call("GET", "/v1/providers", &admin, None).await,
+    ] {
+        assert_eq!(answer.status, StatusCode::OK);
+        assert!(
+            !answer.body.to_string().contains("s3cret"),
+            "{}",
+            answer.body
+        );
+    }
+
+    // The snapshot of region `local` carries the usable trunk in clear, not the EU one.
+    let snapshot = control
+        .store
+        .edge_snapshot("local")
+        .await
+        .expect("snapshot");
+    assert!(snapshot.version > before);
+    assert_eq!(snapshot.providers.len(), 1, "{:?}", snapshot.providers);
+    assert_eq!(
+        snapshot.providers[0].spec.password.as_deref(),
+        Some("s3cret-trunk-pass")
+    );
+    let eu = control
+        .store
+        .edge_snapshot("eu-west")
+        .await
+        .expect("snapshot");
+    assert_eq!(eu.providers.len(), 2);
+
+    // A PATCH that does not name the password (or sends the mask back) keeps it.
+    for patch in [
+        json!({"host": "sip2.carrier.example"}),
+        json!({"priority": 1, "password": "********"}),
+    ] {
+        let answer = api
+            .call("PATCH", &format!("/v1/providers/{id}"), &admin, Some(patch))
+            .await;
+        assert_eq!(answer.status, StatusCode::OK, "{}", answer.body);
+        assert_eq!(answer.body["password"], "********");
+    }
+    let snapshot = control
+        .store
+        .edge_snapshot("local")
+        .await
+        .expect("snapshot");
+    let trunk = &snapshot.providers[0].spec;
+    assert_eq!(trunk.host, "sip2.carrier.example");
+    assert_eq!(trunk.priority, 1);
+    assert_eq!(trunk.password.as_deref(), Some("s3cret-trunk-pass"));
+
+    // Dropping the username while a password is stored names the field.
+    let bad = api
+        .call(
+            "PATCH",
+            &format!("/v1/providers/{id}"),
+            &admin,
+            Some(json!({"username": null})),
+        )
+        .await;
+    assert_eq!(bad.status, StatusCode::UNPROCESSABLE_ENTITY);
+    assert_eq!(bad.body["errors"][0]["field"], "username");
+
+    // A new password replaces it; null removes it.
+    let changed = api
+        .call(
+            "PATCH",
+            &format!("/v1/providers/{id}"),
+            &admin,
+            Some(json!({"password": "rotated"})),
+        )
+        .await;
+    assert_eq!(changed.status, StatusCode::OK, "{}", changed.body);
+    let snapshot = control
+        .store
+        .edge_snapshot("local")
+        .await
+        .expect("snapshot");
+    assert_eq!(
+        snapshot.providers[0].spec.password.as_deref(),
+        Some("rotated")
+    );
+    let cleared = api
+        .call(
+            "PATCH",
+            &format!("/v1/providers/{id}"),
+            &admin,
+            Some(json!({"password": null})),
+        )
+        .await;
+    assert!(cleared.body.get("password").is_none(), "{}", cleared.body);
+    assert_eq!(stored_provider_columns(&db.url, &id).await.1, None);
+
+    let deleted = api
+        .call("DELETE", &format!("/v1/providers/{id}"), &admin, None)
+        .await;
+    assert_eq!(deleted.status, StatusCode::NO_CONTENT);
+    let snapshot = control
+        .store
+        .edge_snapshot("local")
+        .await
+        .expect("snapshot");
+    assert!(snapshot.providers.is_empty());
+
+    let audit = api.call("GET", "/v1/audit-log", &admin, None).await;
+    let actions: Vec<&str> = audit.body["data"]
+        .as_array()
+        .expect("entries")
+        .iter()
+        .filter_map(|e| e["action"].as_str())
+        .filter(|a| a.starts_with("provider."))
+        .collect();
+    assert_eq!(
+        actions,
+        [
+            "provider.deleted",
+            "provider.updated",
+            "provider.updated",
+            "provider.updated",
+            "provider.updated",
+            "provider.created",
+            "provider.created"
+        ]
+    );
+    assert!(!audit.body.to_string().contains("s3cret"));
+    control.stop().await;
+    db.cleanup().await;
+}
+
+async fn invalid_trunks_are_refused_naming_the_field(backend: Backend) {
+    let db = TestDb::new(backend).await;
+    let control = ControlPlane::start(&control_config(&db.url))
+        .await
+        .expect("control starts");
+    let api = Api::of(&control);
+    let (_, [owner, ..]) = workspace_with_keys(&control, "V").await;
+    for (body, field) in [
+        (json!({"name": "x", "host": "bad host"}), "host"),
+        (
+            json!({"name": "x", "host": "h", "password": "p"}),
+            "username",
+        ),
+        (json!({"name": "x", "host": "h", "prot": 1}), "prot"),
+        (json!({"name": "x", "host": "h", "port": "five"}), "port"),
+        (json!({"host": "h"}), "name"),
+    ] {
+        let answer = api.call("POST", "/v1/providers", &owner, Some(body)).await;
+        assert_eq!(
+            answer.status,
+            StatusCode::UNPROCESSABLE_ENTITY,
+            "{}",
+            answer.body
+        );
+        assert_eq!(answer.body["errors"][0]["field"], field, "{}", answer.body);
+    }
+    control.stop().await;
+    db.cleanup().await;
+}
+
+macro_rules! on_both_engines {
+    ($($name:ident),* $(,)?) => {
+        mod on_sqlite {
+            $(#[tokio::test]
+            async fn $name() { super::$name(super::Backend::Sqlite).await })*
+        }
+        mod on_postgres {
+            $(#[tokio::test]
+            async fn $name() { super::$name(super::Backend::Postgres).await })*
+        }
+    };
+}
+
+on_both_engines!(
+    trunk_password_is_sealed_masked_kept_and_reaches_the_snapshot,
+    invalid_trunks_are_refused_naming_the_field,
+);
