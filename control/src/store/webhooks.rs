@@ -250,7 +250,10 @@ mod tests {
 
     #[test]
     fn edge_event_kinds_map_to_webhook_events() {
-        assert_eq!(webhook_event_for("call.transcript"), Some("call.transcript_ready"));
+        assert_eq!(
+            webhook_event_for("call.transcript"),
+            Some("call.transcript_ready")
+        );
         assert_eq!(webhook_event_for("call.tool_failed"), Some("tool.failed"));
         assert_eq!(webhook_event_for("call.ended"), Some("call.ended"));
         assert_eq!(webhook_event_for("call.turn_latency"), None);
