@@ -40,9 +40,10 @@ fi
 free_port() { python3 -c 'import socket; s = socket.socket(); s.bind(("127.0.0.1", 0)); print(s.getsockname()[1])'; }
 free_udp_port() { python3 -c 'import socket; s = socket.socket(type=socket.SOCK_DGRAM); s.bind(("127.0.0.1", 0)); print(s.getsockname()[1])'; }
 cargo build --quiet --bin freya
+freya_bin="$(cargo metadata --format-version 1 --no-deps | python3 -c 'import json, sys; print(json.load(sys.stdin)["target_directory"])')/debug/freya"
 api_dir=$(mktemp -d /tmp/freya-schemathesis.XXXXXX)
 api_port=$(free_port)
-target/debug/freya dev --data-dir "$api_dir" --http "127.0.0.1:$api_port" \
+"$freya_bin" dev --data-dir "$api_dir" --http "127.0.0.1:$api_port" \
   --sip "127.0.0.1:$(free_udp_port)" >"$api_dir/freya.log" 2>&1 &
 api_pid=$!
 stop_api() {
@@ -55,6 +56,11 @@ for _ in $(seq 1 100); do
   [ -s "$api_dir/dev.json" ] && curl -fs "http://127.0.0.1:$api_port/readyz" >/dev/null && break
   sleep 0.2
 done
+if [ ! -s "$api_dir/dev.json" ]; then
+  echo "freya dev did not come up for the API test; its log:" >&2
+  cat "$api_dir/freya.log" >&2
+  exit 1
+fi
 api_key=$(python3 -c 'import json, sys; print(json.load(open(sys.argv[1]))["api_key"])' "$api_dir/dev.json")
 curl -fs "http://127.0.0.1:$api_port/openapi.json" -o "$api_dir/openapi.json"
 python3 -m openapi_spec_validator "$api_dir/openapi.json"
