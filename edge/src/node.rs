@@ -106,14 +106,8 @@ impl Edge {
             max_backoff: Duration::from_millis(u64::from(config.control.max_backoff_ms)),
             shutdown: shutdown.clone(),
         };
-        let sip_socket = UdpSocket::bind(&config.sip.addr)
-            .await
-            .with_context(|| format!("while binding sip.addr {} (UDP)", config.sip.addr))?;
+        let (sip_socket, sip_tcp) = bind_sip(&config.sip.addr).await?;
         let sip_addr = sip_socket.local_addr()?;
-        // SIP over TCP on the same address (RFC 3261 section 18: UDP and TCP both, always).
-        let sip_tcp = TcpListener::bind(sip_addr)
-            .await
-            .with_context(|| format!("while binding sip.addr {sip_addr} (TCP)"))?;
         let (sip_commands, sip_commands_rx) = mpsc::channel(SIP_COMMAND_QUEUE);
         let public_sip: SocketAddr = match &config.sip.public_addr {
             Some(public) => public.parse().context("sip.public_addr")?,
@@ -221,6 +215,34 @@ impl Edge {
         {
             self.tasks.abort_all();
         }
+    }
+}
+
+/// Binds SIP on UDP and TCP at the same address (RFC 3261 section 18: both, always). With port
+/// 0, a port free for both is searched for: the UDP port the system picks may be taken on TCP.
+async fn bind_sip(addr: &str) -> anyhow::Result<(UdpSocket, TcpListener)> {
+    let wanted: SocketAddr = addr
+        .parse()
+        .with_context(|| format!("sip.addr `{addr}` is not IP:PORT"))?;
+    let attempts = if wanted.port() == 0 { 20 } else { 1 };
+    let mut last_error = None;
+    for _ in 0..attempts {
+        let udp = UdpSocket::bind(wanted)
+            .await
+            .with_context(|| format!("while binding sip.addr {addr} (UDP)"))?;
+        let bound = udp.local_addr()?;
+        match TcpListener::bind(bound).await {
+            Ok(tcp) => return Ok((udp, tcp)),
+            Err(e) => last_error = Some((bound, e)),
+        }
+    }
+    match last_error {
+        Some((bound, e)) => {
+            Err(anyhow::Error::new(e).context(format!("while binding sip.addr {bound} (TCP)")))
+        }
+        None => Err(anyhow::anyhow!(
+            "while binding sip.addr {addr}: no attempt made"
+        )),
     }
 }
 
