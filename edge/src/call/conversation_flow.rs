@@ -1,0 +1,229 @@
+//! How a reply runs its course: a reprompt armed for a silent caller, a reply begun (an answer,
+//! an apology, a filler, a greeting), a completion requested from the model, a round finished
+//! (tool calls or the last sentence), an interruption by the caller, and what is committed to the
+//! history — only what the caller heard.
+
+use std::time::Instant;
+
+use super::*;
+
+impl Conversation {
+    pub(super) fn arm_reprompt(&mut self, now: Instant) {
+        self.reprompt_at = self.config.reprompt_after.map(|after| now + after);
+    }
+
+    pub(super) fn begin_reply(&mut self, kind: ReplyKind, clock: Option<TurnClock>) {
+        self.reprompt_at = None;
+        let id = self.id();
+        self.reply = Some(Reply::new(id, kind, clock));
+    }
+
+    pub(super) fn apologize(&mut self, now: Instant) {
+        if self.reply.is_none() {
+            self.begin_reply(ReplyKind::Fixed, None);
+        }
+        let line = self.config.lines.apology.clone();
+        self.say(&line, true);
+        self.check_finished(now);
+    }
+
+    /// Queues a sentence of the current reply for synthesis.
+    pub(super) fn say(&mut self, text: &str, in_history: bool) {
+        let id = self.id();
+        let Some(reply) = self.reply.as_mut() else {
+            return;
+        };
+        let text = text.trim();
+        if text.is_empty() {
+            return;
+        }
+        reply.sentences.push(Sentence {
+            id,
+            text: text.to_string(),
+            in_history,
+            start: None,
+            end: self.queued,
+            done: false,
+        });
+        self.actions.push_back(Action::Speak {
+            reply: reply.id,
+            sentence: id,
+            text: text.to_string(),
+        });
+    }
+
+    pub(super) fn request_completion(&mut self) {
+        let stream = self.id();
+        let Some(reply) = self.reply.as_mut() else {
+            return;
+        };
+        reply.rounds += 1;
+        reply.stream = Some(stream);
+        reply.splitter = SentenceSplitter::new();
+        reply.round_text.clear();
+        let mut tools = self.config.tools.clone();
+        tools.push(ToolDefinition {
+            name: END_CALL_TOOL.into(),
+            description: "Hang up the call after your last words. Use it when the caller says goodbye or the conversation is over.".into(),
+            parameters: serde_json::json!({"type": "object", "properties": {}}),
+        });
+        let mut request = ChatRequest::new(self.config.model.clone(), self.history.clone());
+        request.temperature = self.config.temperature;
+        request.max_tokens = self.config.max_tokens;
+        request.tools = tools;
+        self.actions.push_back(Action::Complete {
+            reply: reply.id,
+            stream,
+            request,
+        });
+    }
+
+    /// The model finished a round: run its tool calls, or let the reply play out.
+    pub(super) fn finish_round(&mut self, now: Instant) {
+        let Some(reply) = self.reply.as_mut() else {
+            return;
+        };
+        if reply.pending_calls.is_empty() {
+            let said = reply.round_text.to_lowercase();
+            if reply.hangup.is_none()
+                && self
+                    .config
+                    .end_call_phrases
+                    .iter()
+                    .any(|p| !p.is_empty() && said.contains(p.as_str()))
+            {
+                reply.hangup = Some("end_call_phrase");
+            }
+            self.check_finished(now);
+            return;
+        }
+        let calls = std::mem::take(&mut reply.pending_calls);
+        // The round's words are committed as written: the tool results must follow them.
+        for s in reply.sentences.iter_mut() {
+            s.in_history = false;
+        }
+        let said = reply.round_text.trim().to_string();
+        if !said.is_empty() {
+            let start = millis(now.saturating_duration_since(self.started));
+            self.events.push_back(ConversationEvent::Transcript {
+                role: "agent",
+                text: said.clone(),
+                start_ms: start,
+                end_ms: start,
+                interrupted: false,
+            });
+        }
+        self.history.push(ChatMessage::Assistant {
+            content: said,
+            tool_calls: calls.clone(),
+        });
+        let mut needs_model = false;
+        for call in calls {
+            let customer = self.config.tools.iter().any(|t| t.name == call.name);
+            let result = match call.name.as_str() {
+                END_CALL_TOOL => {
+                    reply.hangup = Some("end_call_tool");
+                    Some("The call will end after your last words.")
+                }
+                _ if customer => None,
+                "transfer_call" | "send_dtmf" => {
+                    needs_model = true;
+                    Some(
+                        "error: this tool is not available yet; tell the caller you cannot do that",
+                    )
+                }
+                _ => {
+                    needs_model = true;
+                    Some("error: there is no such tool")
+                }
+            };
+            match result {
+                Some(text) => self.history.push(ChatMessage::tool_result(call.id, text)),
+                None => {
+                    reply
+                        .tools_running
+                        .push((call.id.clone(), call.name.clone(), now));
+                    self.actions.push_back(Action::RunTool {
+                        reply: reply.id,
+                        call,
+                    });
+                }
+            }
+        }
+        if !reply.tools_running.is_empty() {
+            reply.filler_at = (!reply.filler_said).then(|| now + self.config.filler_after);
+            reply.filler_said = true;
+        } else if needs_model && reply.rounds < self.config.max_tool_rounds {
+            self.request_completion();
+        } else {
+            self.check_finished(now);
+        }
+    }
+
+    /// Ends the current reply at a barge-in (or because the caller carried on speaking): stop
+    /// its work, and keep in the history what the caller heard.
+    pub(super) fn interrupt(&mut self, now: Instant, report: bool) {
+        let Some(reply) = self.reply.take() else {
+            return;
+        };
+        self.actions
+            .push_back(Action::CancelReply { reply: reply.id });
+        for (id, name, _) in &reply.tools_running {
+            self.history.push(ChatMessage::tool_result(
+                id.clone(),
+                format!("error: cancelled, the caller interrupted before `{name}` answered"),
+            ));
+        }
+        let heard = reply.heard_text(self.played);
+        let planned = reply.history_text();
+        if report {
+            self.events.push_back(ConversationEvent::BargeIn {
+                heard_chars: heard.chars().count(),
+                planned_chars: planned.chars().count(),
+            });
+        }
+        // Everything queued is flushed: playback consumes it now.
+        self.played = self.queued;
+        self.commit(now, &reply, heard, true);
+    }
+
+    /// Finishes the reply once the model, its tools, its synthesis and its playback are done.
+    pub(super) fn check_finished(&mut self, now: Instant) {
+        let done = self.reply.as_ref().is_some_and(|r| {
+            r.stream.is_none()
+                && r.tools_running.is_empty()
+                && r.sentences.iter().all(|s| s.done)
+                && self.played >= self.queued
+        });
+        if !done {
+            return;
+        }
+        let Some(reply) = self.reply.take() else {
+            return;
+        };
+        let text = reply.history_text();
+        self.commit(now, &reply, text, false);
+        match reply.hangup {
+            Some(reason) if !self.hung_up => {
+                self.hung_up = true;
+                self.actions.push_back(Action::Hangup { reason });
+            }
+            _ => self.arm_reprompt(now),
+        }
+    }
+
+    pub(super) fn commit(&mut self, now: Instant, reply: &Reply, text: String, interrupted: bool) {
+        if text.is_empty() {
+            return;
+        }
+        let start = reply.first_audio_at.unwrap_or(now);
+        self.events.push_back(ConversationEvent::Transcript {
+            role: "agent",
+            text: text.clone(),
+            start_ms: self.offset(start),
+            end_ms: self.offset(now),
+            interrupted,
+        });
+        self.history.push(ChatMessage::assistant(text));
+    }
+}
