@@ -485,6 +485,8 @@ async fn the_audit_log_pages_through_every_change(backend: Backend) {
             assert!(entry["actor"]
                 .as_str()
                 .is_some_and(|a| a.starts_with("api_key:")));
+            // Every change records where it came from.
+            assert_eq!(entry["source_ip"], "127.0.0.1", "{entry}");
             seen.push(entry["id"].as_str().expect("id").to_owned());
         }
         match page.body["next_cursor"].as_str() {

@@ -22,6 +22,8 @@ pub struct AuditView {
     resource_id: String,
     detail: serde_json::Value,
     at: String,
+    /// The client address the change came from (`null` for the system's own changes).
+    source_ip: Option<String>,
 }
 
 impl From<AuditRecord> for AuditView {
@@ -34,6 +36,7 @@ impl From<AuditRecord> for AuditView {
             resource_id: a.resource_id,
             detail: a.detail,
             at: rfc3339(a.at_ms),
+            source_ip: a.source_ip,
         }
     }
 }

@@ -209,7 +209,8 @@ pub fn router(state: AppState) -> Router {
         .layer(middleware::from_fn_with_state(
             state.clone(),
             count_requests,
-        ));
+        ))
+        .layer(middleware::from_fn(record_source));
     let router = match cors(&state.cors_allowed_origins) {
         Some(layer) => router.layer(layer),
         None => router,
@@ -223,6 +224,19 @@ async fn not_found() -> problem::Problem {
         "Not found",
         "no such endpoint",
     )
+}
+
+/// Serves the request with the client's address as the source every audit entry of its changes
+/// records. Requests that did not come over a socket (none in practice) record none.
+async fn record_source(request: Request, next: Next) -> Response {
+    let source = request
+        .extensions()
+        .get::<axum::extract::ConnectInfo<std::net::SocketAddr>>()
+        .map(|axum::extract::ConnectInfo(addr)| addr.ip());
+    match source {
+        Some(ip) => crate::store::with_request_source(ip, next.run(request)).await,
+        None => next.run(request).await,
+    }
 }
 
 async fn count_requests(State(state): State<AppState>, request: Request, next: Next) -> Response {

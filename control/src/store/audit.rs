@@ -18,6 +18,8 @@ pub struct AuditRecord {
     pub resource_id: String,
     pub detail: serde_json::Value,
     pub at_ms: i64,
+    /// The client address the change came from; `None` for the system's own changes.
+    pub source_ip: Option<String>,
 }
 
 impl Store {
@@ -32,7 +34,7 @@ impl Store {
         let limit = limit.clamp(1, 500);
         let (at, id) = before.unwrap_or((i64::MAX, String::new()));
         let rows = sqlx::query(
-            "SELECT id, actor, action, resource_type, resource_id, detail, at_ms FROM audit_log \
+            "SELECT id, actor, action, resource_type, resource_id, detail, at_ms, source_ip FROM audit_log \
              WHERE workspace_id = $1 AND (at_ms < $2 OR (at_ms = $2 AND id < $3)) \
              ORDER BY at_ms DESC, id DESC LIMIT $4",
         )
@@ -54,6 +56,7 @@ impl Store {
                     resource_id: r.try_get("resource_id")?,
                     detail: parse_json("audit detail", &detail)?,
                     at_ms: r.try_get("at_ms")?,
+                    source_ip: r.try_get("source_ip")?,
                 })
             })
             .collect::<Result<Vec<_>, StoreError>>()?;

@@ -265,6 +265,21 @@ pub(crate) struct AuditEntry<'a> {
     pub detail: serde_json::Value,
 }
 
+tokio::task_local! {
+    /// The address of the client whose request is being served, set around every API request
+    /// (see `api::record_source`), so every audit entry says where its change came from without
+    /// any handler having to pass it on.
+    static REQUEST_SOURCE: std::net::IpAddr;
+}
+
+/// Runs `work` with `source` as the client address audit entries record.
+pub async fn with_request_source<F: std::future::Future>(
+    source: std::net::IpAddr,
+    work: F,
+) -> F::Output {
+    REQUEST_SOURCE.scope(source, work).await
+}
+
 /// Writes `entry` for the scoped workspace through `executor` (a transaction, usually).
 pub(crate) async fn insert_audit<'e, E>(
     executor: E,
@@ -275,8 +290,8 @@ where
     E: sqlx::Executor<'e, Database = sqlx::Any>,
 {
     sqlx::query(
-        "INSERT INTO audit_log (id, workspace_id, actor, action, resource_type, resource_id, detail, at_ms) \
-         VALUES ($1, $2, $3, $4, $5, $6, $7, $8)",
+        "INSERT INTO audit_log (id, workspace_id, actor, action, resource_type, resource_id, detail, at_ms, source_ip) \
+         VALUES ($1, $2, $3, $4, $5, $6, $7, $8, $9)",
     )
     .bind(new_id())
     .bind(&scope.workspace_id)
@@ -286,6 +301,7 @@ where
     .bind(entry.resource_id)
     .bind(entry.detail.to_string())
     .bind(now_ms())
+    .bind(REQUEST_SOURCE.try_with(|ip| ip.to_string()).ok())
     .execute(executor)
     .await?;
     Ok(())

@@ -40,7 +40,7 @@ pub use calls::{CallFilter, CallPage, IdempotencyClaim, NewOutboundCall};
 pub use deliveries::{DeliveryAttempt, DueDelivery, WebhookDelivery, RETRY_WINDOW_MS};
 pub use edges::{EdgeRecord, EdgeRegistration};
 pub use events::{CallRecord, StoredEvent};
-pub use identity::{ApiKeyIdentity, NewApiKey, Role};
+pub use identity::{with_request_source, ApiKeyIdentity, NewApiKey, Role};
 pub use members::Member;
 pub use numbers::PhoneNumber;
 pub use providers::{PasswordChange, Provider, SIP_TRUNK};
