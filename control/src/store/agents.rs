@@ -5,8 +5,8 @@ use serde::Serialize;
 use sqlx::any::AnyRow;
 use sqlx::Row;
 
-use super::identity::{insert_audit, AuditEntry};
-use super::{bump_config_version, parse_json, retry, Store, StoreError, WorkspaceScope};
+use super::identity::AuditEntry;
+use super::{commit_config_change, parse_json, retry, Store, StoreError, WorkspaceScope};
 use freya_shared::ids::{new_id, now_ms};
 use freya_shared::model::AgentSpec;
 
@@ -61,8 +61,8 @@ impl Store {
             .bind(now)
             .execute(&mut *tx)
             .await?;
-            insert_audit(
-                &mut *tx,
+            commit_config_change(
+                tx,
                 scope,
                 AuditEntry {
                     actor,
@@ -72,10 +72,7 @@ impl Store {
                     detail: serde_json::json!({"name": spec.name}),
                 },
             )
-            .await?;
-            let version = bump_config_version(&mut tx).await?;
-            tx.commit().await?;
-            Ok(version)
+            .await
         })
         .await?;
         self.notify_config_changed(version);
@@ -135,8 +132,8 @@ impl Store {
             if updated == 0 {
                 return Err(StoreError::NotFound);
             }
-            insert_audit(
-                &mut *tx,
+            commit_config_change(
+                tx,
                 scope,
                 AuditEntry {
                     actor,
@@ -146,10 +143,7 @@ impl Store {
                     detail: serde_json::json!({"name": spec.name}),
                 },
             )
-            .await?;
-            let version = bump_config_version(&mut tx).await?;
-            tx.commit().await?;
-            Ok(version)
+            .await
         })
         .await?;
         self.notify_config_changed(version);
@@ -186,21 +180,13 @@ impl Store {
                     None => StoreError::NotFound,
                 });
             }
-            insert_audit(
-                &mut *tx,
-                scope,
-                AuditEntry {
+            commit_config_change(tx, scope, AuditEntry {
                     actor,
                     action: "agent.deleted",
                     resource_type: "agent",
                     resource_id: id,
                     detail: serde_json::json!({}),
-                },
-            )
-            .await?;
-            let version = bump_config_version(&mut tx).await?;
-            tx.commit().await?;
-            Ok(version)
+                }).await
         })
         .await?;
         self.notify_config_changed(version);

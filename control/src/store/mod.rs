@@ -241,6 +241,20 @@ pub(crate) async fn bump_config_version(
     Ok(u64::try_from(version).unwrap_or(0))
 }
 
+/// Ends a change to what edges serve, inside its transaction: the audit entry naming who did
+/// it, the configuration-version bump edges watch, and the commit — one step, so no change can
+/// be made without the other two. Returns the new version, for [`Store::notify_config_changed`].
+pub(crate) async fn commit_config_change(
+    mut tx: sqlx::Transaction<'static, sqlx::Any>,
+    scope: &WorkspaceScope,
+    entry: identity::AuditEntry<'_>,
+) -> Result<u64, StoreError> {
+    identity::insert_audit(&mut *tx, scope, entry).await?;
+    let version = bump_config_version(&mut tx).await?;
+    tx.commit().await?;
+    Ok(version)
+}
+
 /// Parses a JSON document column.
 pub(crate) fn parse_json<T: serde::de::DeserializeOwned>(
     what: &'static str,

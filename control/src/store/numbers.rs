@@ -5,8 +5,8 @@ use serde::Serialize;
 use sqlx::any::AnyRow;
 use sqlx::Row;
 
-use super::identity::{insert_audit, AuditEntry};
-use super::{bump_config_version, is_unique_violation, retry, Store, StoreError, WorkspaceScope};
+use super::identity::AuditEntry;
+use super::{commit_config_change, is_unique_violation, retry, Store, StoreError, WorkspaceScope};
 use freya_shared::ids::{new_id, now_ms};
 use freya_shared::model::PhoneNumberSpec;
 
@@ -66,21 +66,13 @@ impl Store {
             .execute(&mut *tx)
             .await
             .map_err(|e| duplicate_number(e, &spec.number))?;
-            insert_audit(
-                &mut *tx,
-                scope,
-                AuditEntry {
+            commit_config_change(tx, scope, AuditEntry {
                     actor,
                     action: "phone_number.created",
                     resource_type: "phone_number",
                     resource_id: &id,
                     detail: serde_json::json!({"number": spec.number}),
-                },
-            )
-            .await?;
-            let version = bump_config_version(&mut tx).await?;
-            tx.commit().await?;
-            Ok(version)
+                }).await
         })
         .await?;
         self.notify_config_changed(version);
@@ -143,21 +135,13 @@ impl Store {
             if updated == 0 {
                 return Err(StoreError::NotFound);
             }
-            insert_audit(
-                &mut *tx,
-                scope,
-                AuditEntry {
+            commit_config_change(tx, scope, AuditEntry {
                     actor,
                     action: "phone_number.updated",
                     resource_type: "phone_number",
                     resource_id: id,
                     detail: serde_json::json!({"number": spec.number}),
-                },
-            )
-            .await?;
-            let version = bump_config_version(&mut tx).await?;
-            tx.commit().await?;
-            Ok(version)
+                }).await
         })
         .await?;
         self.notify_config_changed(version);
@@ -185,8 +169,8 @@ impl Store {
             if deleted == 0 {
                 return Err(StoreError::NotFound);
             }
-            insert_audit(
-                &mut *tx,
+            commit_config_change(
+                tx,
                 scope,
                 AuditEntry {
                     actor,
@@ -196,10 +180,7 @@ impl Store {
                     detail: serde_json::json!({}),
                 },
             )
-            .await?;
-            let version = bump_config_version(&mut tx).await?;
-            tx.commit().await?;
-            Ok(version)
+            .await
         })
         .await?;
         self.notify_config_changed(version);

@@ -6,8 +6,8 @@
 use sqlx::any::AnyRow;
 use sqlx::Row;
 
-use super::identity::{insert_audit, AuditEntry};
-use super::{bump_config_version, parse_json, retry, Store, StoreError, WorkspaceScope};
+use super::identity::AuditEntry;
+use super::{commit_config_change, parse_json, retry, Store, StoreError, WorkspaceScope};
 use freya_shared::ids::{new_id, now_ms};
 use freya_shared::model::SipTrunkSpec;
 use freya_shared::snapshot::ProviderConfig;
@@ -98,8 +98,8 @@ impl Store {
             .bind(now)
             .execute(&mut *tx)
             .await?;
-            insert_audit(
-                &mut *tx,
+            commit_config_change(
+                tx,
                 scope,
                 AuditEntry {
                     actor,
@@ -109,10 +109,7 @@ impl Store {
                     detail: serde_json::json!({"name": spec.name, "host": spec.host}),
                 },
             )
-            .await?;
-            let version = bump_config_version(&mut tx).await?;
-            tx.commit().await?;
-            Ok(version)
+            .await
         })
         .await?;
         self.notify_config_changed(version);
@@ -188,8 +185,8 @@ impl Store {
                 PasswordChange::Clear => "cleared",
                 PasswordChange::Set(_) => "changed",
             };
-            insert_audit(
-                &mut *tx,
+            commit_config_change(
+                tx,
                 scope,
                 AuditEntry {
                     actor,
@@ -199,10 +196,7 @@ impl Store {
                     detail: serde_json::json!({"name": spec.name, "password": change}),
                 },
             )
-            .await?;
-            let version = bump_config_version(&mut tx).await?;
-            tx.commit().await?;
-            Ok(version)
+            .await
         })
         .await?;
         self.notify_config_changed(version);
@@ -227,8 +221,8 @@ impl Store {
             if deleted == 0 {
                 return Err(StoreError::NotFound);
             }
-            insert_audit(
-                &mut *tx,
+            commit_config_change(
+                tx,
                 scope,
                 AuditEntry {
                     actor,
@@ -238,10 +232,7 @@ impl Store {
                     detail: serde_json::json!({}),
                 },
             )
-            .await?;
-            let version = bump_config_version(&mut tx).await?;
-            tx.commit().await?;
-            Ok(version)
+            .await
         })
         .await?;
         self.notify_config_changed(version);

@@ -6,7 +6,7 @@ use serde::Serialize;
 use sqlx::Row;
 
 use super::identity::{insert_audit, AuditEntry};
-use super::{bump_config_version, retry, Role, Store, StoreError, WorkspaceScope};
+use super::{commit_config_change, retry, Role, Store, StoreError, WorkspaceScope};
 use freya_shared::ids::{new_id, now_ms};
 
 /// A workspace as its members see it.
@@ -258,8 +258,8 @@ impl Store {
                 .bind(&scope.workspace_id)
                 .execute(&mut *tx)
                 .await?;
-            insert_audit(
-                &mut *tx,
+            commit_config_change(
+                tx,
                 scope,
                 AuditEntry {
                     actor,
@@ -269,10 +269,7 @@ impl Store {
                     detail: serde_json::json!({}),
                 },
             )
-            .await?;
-            let version = bump_config_version(&mut tx).await?;
-            tx.commit().await?;
-            Ok(version)
+            .await
         })
         .await?;
         self.notify_config_changed(version);
