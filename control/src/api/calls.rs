@@ -434,11 +434,11 @@ async fn place_call(
                 agent_id: call.agent_id,
             })),
         };
+        // The answer describes the call as it was handed over: read before sending, because
+        // an edge may start (or fail) the call before this request returns.
+        let handed_over = state.store.call(&caller.scope, &call_id).await?;
         match state.commands.send(&edge.id, command).await {
-            Ok(()) => {
-                let record = state.store.call(&caller.scope, &call_id).await?;
-                return Ok((StatusCode::ACCEPTED, record.into()));
-            }
+            Ok(()) => return Ok((StatusCode::ACCEPTED, handed_over.into())),
             Err(e) => {
                 tracing::warn!(edge = %edge.id, error = %e, "edge cannot take the call; trying another")
             }
