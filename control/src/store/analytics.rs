@@ -1,12 +1,14 @@
 //! Call analytics: SQL aggregates over the `calls` summary rows of one workspace and time range,
 //! read through the `(workspace_id, started_at_ms)` index. Buckets are portable integer division
 //! of `started_at_ms` by the interval (no engine-specific date functions), so SQLite, PostgreSQL
-//! and CockroachDB agree to the millisecond.
+//! and CockroachDB agree to the millisecond. Voice-to-voice percentiles come from the hourly
+//! latency histogram that `call_usage` keeps, so they cover whole hours of call starts.
 
 use std::collections::BTreeMap;
 
 use sqlx::Row;
 
+use super::call_usage::quantile_ms;
 use super::{Store, StoreError, WorkspaceScope};
 
 /// What the calls of a bucket are grouped by, besides time.
@@ -31,7 +33,20 @@ impl AnalyticsGroup {
             AnalyticsGroup::Region => "e.region",
         }
     }
+
+    /// The same grouping over the hourly latency histogram (where "none" is stored as '').
+    fn histogram_column(self) -> &'static str {
+        match self {
+            AnalyticsGroup::None => "CAST(NULL AS TEXT)",
+            AnalyticsGroup::Agent => "NULLIF(agent_id, '')",
+            AnalyticsGroup::Number => "NULLIF(number, '')",
+            AnalyticsGroup::Region => "NULLIF(region, '')",
+        }
+    }
 }
+
+/// A bucket's start and group.
+type BucketKey = (i64, Option<String>);
 
 /// Which calls to aggregate.
 #[derive(Debug, Clone)]
@@ -54,6 +69,31 @@ pub struct CallBucket {
     pub total_duration_ms: i64,
     /// How many calls ended for each reason (`status` when no reason was given).
     pub outcomes: BTreeMap<String, i64>,
+    pub usage: CallUsage,
+    /// `None` when no reply of the bucket's calls reached the caller.
+    pub voice_to_voice: Option<LatencySummary>,
+}
+
+/// What the calls of a bucket used: the quantities that providers bill by.
+#[derive(Debug, Clone, Default, PartialEq, Eq)]
+pub struct CallUsage {
+    /// Answer-to-end time, each call rounded up to whole minutes (how carriers bill).
+    pub billable_minutes: i64,
+    /// Agent replies (a language-model turn each).
+    pub agent_turns: i64,
+    /// The caller's speech that went to recognition.
+    pub caller_speech_ms: i64,
+    /// Characters the agent spoke (speech synthesis input that the caller heard).
+    pub agent_characters: i64,
+}
+
+/// Voice-to-voice latency of the agent's replies: end of the caller's speech to the first
+/// packet of the reply, as the edge saw it.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub struct LatencySummary {
+    pub turns: i64,
+    pub p50_ms: i64,
+    pub p95_ms: i64,
 }
 
 impl Store {
@@ -72,7 +112,12 @@ impl Store {
              CAST(SUM(CASE WHEN c.answered_at_ms IS NOT NULL AND c.ended_at_ms IS NOT NULL \
                   THEN 1 ELSE 0 END) AS BIGINT) AS completed, \
              CAST(SUM(CASE WHEN c.answered_at_ms IS NOT NULL AND c.ended_at_ms IS NOT NULL \
-                  THEN c.ended_at_ms - c.answered_at_ms ELSE 0 END) AS BIGINT) AS total_ms \
+                  THEN c.ended_at_ms - c.answered_at_ms ELSE 0 END) AS BIGINT) AS total_ms, \
+             CAST(SUM(CASE WHEN c.answered_at_ms IS NOT NULL AND c.ended_at_ms IS NOT NULL \
+                  THEN (c.ended_at_ms - c.answered_at_ms + 59999) / 60000 ELSE 0 END) AS BIGINT) AS minutes, \
+             CAST(SUM(c.agent_turns) AS BIGINT) AS turns, \
+             CAST(SUM(c.caller_speech_ms) AS BIGINT) AS speech_ms, \
+             CAST(SUM(c.agent_characters) AS BIGINT) AS characters \
              {from} GROUP BY 1, 2"
         ))
         .bind(&scope.workspace_id)
@@ -81,7 +126,7 @@ impl Store {
         .bind(q.interval_ms)
         .fetch_all(self.pool())
         .await?;
-        let mut buckets: BTreeMap<(i64, Option<String>), CallBucket> = BTreeMap::new();
+        let mut buckets: BTreeMap<BucketKey, CallBucket> = BTreeMap::new();
         for row in &totals {
             let start_ms: i64 = row.try_get("bucket")?;
             let group: Option<String> = row.try_get("grp")?;
@@ -95,6 +140,13 @@ impl Store {
                     completed: row.try_get("completed")?,
                     total_duration_ms: row.try_get("total_ms")?,
                     outcomes: BTreeMap::new(),
+                    usage: CallUsage {
+                        billable_minutes: row.try_get("minutes")?,
+                        agent_turns: row.try_get("turns")?,
+                        caller_speech_ms: row.try_get("speech_ms")?,
+                        agent_characters: row.try_get("characters")?,
+                    },
+                    voice_to_voice: None,
                 },
             );
         }
@@ -117,6 +169,52 @@ impl Store {
                     .insert(row.try_get("outcome")?, row.try_get("calls")?);
             }
         }
+        self.add_latency(scope, q, &mut buckets).await?;
         Ok(buckets.into_values().collect())
+    }
+
+    /// Fills in each bucket's voice-to-voice percentiles from the hourly histogram.
+    async fn add_latency(
+        &self,
+        scope: &WorkspaceScope,
+        q: &AnalyticsQuery,
+        buckets: &mut BTreeMap<BucketKey, CallBucket>,
+    ) -> Result<(), StoreError> {
+        let hour_ms = 3_600_000;
+        let rows = sqlx::query(&format!(
+            "SELECT (hour_ms / $4) * $4 AS bucket, {} AS grp, bin, \
+             CAST(SUM(turns) AS BIGINT) AS turns FROM turn_latency_hourly \
+             WHERE workspace_id = $1 AND hour_ms >= $2 AND hour_ms < $3 GROUP BY 1, 2, 3",
+            q.group.histogram_column()
+        ))
+        .bind(&scope.workspace_id)
+        .bind(q.from_ms - q.from_ms.rem_euclid(hour_ms))
+        .bind(q.to_ms)
+        .bind(q.interval_ms)
+        .fetch_all(self.pool())
+        .await?;
+        let mut histograms: BTreeMap<BucketKey, Vec<(i64, i64)>> = BTreeMap::new();
+        for row in &rows {
+            histograms
+                .entry((row.try_get("bucket")?, row.try_get("grp")?))
+                .or_default()
+                .push((row.try_get("bin")?, row.try_get("turns")?));
+        }
+        for (key, mut bins) in histograms {
+            let Some(bucket) = buckets.get_mut(&key) else {
+                continue;
+            };
+            let turns = bins.iter().map(|(_, n)| n).sum();
+            let p50 = quantile_ms(&mut bins, 0.50);
+            let p95 = quantile_ms(&mut bins, 0.95);
+            if let (Some(p50_ms), Some(p95_ms)) = (p50, p95) {
+                bucket.voice_to_voice = Some(LatencySummary {
+                    turns,
+                    p50_ms,
+                    p95_ms,
+                });
+            }
+        }
+        Ok(())
     }
 }

@@ -64,6 +64,7 @@ impl Store {
                 == 1;
             if inserted {
                 apply_to_call(&mut tx, edge_id, event).await?;
+                super::call_usage::fold_event(&mut tx, event).await?;
                 // Same transaction: a stored event always has its webhook deliveries queued.
                 super::deliveries::enqueue(&mut tx, event).await?;
             }

@@ -10,6 +10,7 @@ mod agents;
 mod analytics;
 mod api_keys;
 mod audit;
+mod call_usage;
 mod calls;
 mod deliveries;
 mod edges;
@@ -33,7 +34,7 @@ use thiserror::Error;
 use tokio::sync::watch;
 
 pub use agents::Agent;
-pub use analytics::{AnalyticsGroup, AnalyticsQuery, CallBucket};
+pub use analytics::{AnalyticsGroup, AnalyticsQuery, CallBucket, CallUsage, LatencySummary};
 pub use api_keys::ApiKeyInfo;
 pub use audit::AuditRecord;
 pub use calls::{CallFilter, CallPage, IdempotencyClaim, NewOutboundCall};
