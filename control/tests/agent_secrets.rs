@@ -1,7 +1,7 @@
 //! An agent's secrets on SQLite and PostgreSQL: provider API keys and the tool-signing secret
 //! never come back through the API (they read as `********`), a PATCH that leaves them out or
-//! sends the mask back keeps them, a new value replaces them — and the edge snapshot carries
-//! the real ones.
+//! sends the mask back keeps them, a new value replaces them, the stored document holds them
+//! only sealed — and the edge snapshot carries the real ones.
 
 mod support;
 
@@ -27,6 +27,7 @@ async fn agent_secrets_are_masked_on_read_and_kept_by_patch(backend: Backend) {
             Some(json!({
                 "name": "Desk",
                 "llm": {"provider": "openai", "model": "gpt-4o-mini", "api_key": "sk-real-llm-key"},
+                "llm_fallback": {"provider": "anthropic", "api_key": "sk-real-fallback-key"},
                 "tool_secret": "real-tool-secret"
             })),
         )
@@ -49,7 +50,17 @@ async fn agent_secrets_are_masked_on_read_and_kept_by_patch(backend: Backend) {
         .call("GET", &format!("/v1/agents/{id}"), &editor, None)
         .await;
     assert_eq!(read.body["llm"]["api_key"], "********");
+    assert_eq!(read.body["llm_fallback"]["api_key"], "********");
     assert_eq!(read.body["tool_secret"], "********");
+    // At rest, every secret is sealed.
+    let at_rest = db
+        .read_text("SELECT spec FROM agents WHERE id = $1", &id)
+        .await;
+    assert!(
+        !at_rest.contains("sk-real") && !at_rest.contains("real-tool"),
+        "{at_rest}"
+    );
+    assert!(at_rest.contains("\"api_key\":\"v1:"), "{at_rest}");
 
     // Sending the document back as read (masks included), or leaving secrets out, keeps them.
     let mut round_trip = read.body.clone();
@@ -75,6 +86,8 @@ async fn agent_secrets_are_masked_on_read_and_kept_by_patch(backend: Backend) {
     assert_eq!(llm.api_key.as_deref(), Some("sk-real-llm-key"));
     assert_eq!(llm.model.as_deref(), Some("gpt-4o"));
     assert_eq!(stored.spec.tool_secret.as_deref(), Some("real-tool-secret"));
+    let fallback = stored.spec.llm_fallback.as_ref().expect("fallback");
+    assert_eq!(fallback.api_key.as_deref(), Some("sk-real-fallback-key"));
     assert_eq!(stored.spec.name, "Front desk");
 
     // A new value replaces it.
@@ -96,6 +109,23 @@ async fn agent_secrets_are_masked_on_read_and_kept_by_patch(backend: Backend) {
         .llm
         .and_then(|l| l.api_key);
     assert_eq!(snapshot_key.as_deref(), Some("sk-rotated"));
+    // Edges get the opened secrets.
+    let routed = api
+        .call(
+            "POST",
+            "/v1/phone-numbers",
+            &editor,
+            Some(json!({"number": "+15550001", "agent_id": id})),
+        )
+        .await;
+    assert_eq!(routed.status, StatusCode::CREATED, "{}", routed.body);
+    let snapshot = control
+        .store
+        .edge_snapshot("local")
+        .await
+        .expect("snapshot");
+    let agent = snapshot.agents.iter().find(|a| a.id == id).expect("agent");
+    assert_eq!(agent.spec.tool_secret.as_deref(), Some("real-tool-secret"));
     control.stop().await;
     db.cleanup().await;
 }

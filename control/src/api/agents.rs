@@ -45,9 +45,14 @@ const SECRET_MASK: &str = "********";
 
 /// `spec` with its secrets replaced by the mask.
 fn masked(mut spec: AgentSpec) -> AgentSpec {
-    for provider in [&mut spec.stt, &mut spec.llm, &mut spec.tts]
-        .into_iter()
-        .flatten()
+    for provider in [
+        &mut spec.stt,
+        &mut spec.llm,
+        &mut spec.llm_fallback,
+        &mut spec.tts,
+    ]
+    .into_iter()
+    .flatten()
     {
         if provider.api_key.is_some() {
             provider.api_key = Some(SECRET_MASK.into());
@@ -64,6 +69,7 @@ fn unmasked(mut spec: AgentSpec, current: &AgentSpec) -> AgentSpec {
     for (patched, stored) in [
         (&mut spec.stt, &current.stt),
         (&mut spec.llm, &current.llm),
+        (&mut spec.llm_fallback, &current.llm_fallback),
         (&mut spec.tts, &current.tts),
     ] {
         if let Some(p) = patched {

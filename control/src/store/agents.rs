@@ -1,12 +1,14 @@
 //! Agents in the store: the spec is a JSON document, so the agent model can grow without a
-//! migration; the name has a column of its own for listing.
+//! migration; the name has a column of its own for listing. Its secrets (provider API keys, the
+//! tool-signing secret) are sealed inside the stored document, each bound to its agent and place,
+//! and opened when read.
 
 use serde::Serialize;
 use sqlx::any::AnyRow;
 use sqlx::Row;
 
 use super::identity::AuditEntry;
-use super::{commit_config_change, parse_json, retry, Store, StoreError, WorkspaceScope};
+use super::{commit_config_change, parse_json, retry, Sealer, Store, StoreError, WorkspaceScope};
 use freya_shared::ids::{new_id, now_ms};
 use freya_shared::model::AgentSpec;
 
@@ -21,14 +23,57 @@ pub struct Agent {
     pub updated_at_ms: i64,
 }
 
-pub(crate) fn agent_from_row(row: &AnyRow) -> Result<Agent, StoreError> {
+/// The agent in `row`, its secrets opened (the store's sealer is needed only if it has some).
+pub(crate) fn agent_from_row(row: &AnyRow, store: &Store) -> Result<Agent, StoreError> {
     let spec_text: String = row.try_get("spec")?;
+    let id: String = row.try_get("id")?;
+    let mut spec: AgentSpec = parse_json("agent spec", &spec_text)?;
+    for (place, secret) in secrets(&mut spec) {
+        if let Some(stored) = secret.as_deref().filter(|s| Sealer::is_sealed(s)) {
+            *secret = Some(store.sealer()?.open(&aad(&id, place), stored)?);
+        }
+    }
     Ok(Agent {
-        id: row.try_get("id")?,
+        id,
         workspace_id: row.try_get("workspace_id")?,
-        spec: parse_json("agent spec", &spec_text)?,
+        spec,
         created_at_ms: row.try_get("created_at_ms")?,
         updated_at_ms: row.try_get("updated_at_ms")?,
+    })
+}
+
+/// Every secret of an agent spec, with the place it is bound to when sealed.
+fn secrets(spec: &mut AgentSpec) -> Vec<(&'static str, &mut Option<String>)> {
+    let mut all = Vec::new();
+    for (place, provider) in [
+        ("stt", spec.stt.as_mut()),
+        ("llm", spec.llm.as_mut()),
+        ("llm_fallback", spec.llm_fallback.as_mut()),
+        ("tts", spec.tts.as_mut()),
+    ] {
+        if let Some(provider) = provider {
+            all.push((place, &mut provider.api_key));
+        }
+    }
+    all.push(("tool_secret", &mut spec.tool_secret));
+    all
+}
+
+fn aad(agent_id: &str, place: &str) -> String {
+    format!("agent:{agent_id}:{place}")
+}
+
+/// `spec` as stored: JSON with every secret sealed for agent `id`.
+fn stored_spec(store: &Store, id: &str, spec: &AgentSpec) -> Result<String, StoreError> {
+    let mut spec = spec.clone();
+    for (place, secret) in secrets(&mut spec) {
+        if let Some(plain) = secret.as_deref() {
+            *secret = Some(store.sealer()?.seal(&aad(id, place), plain)?);
+        }
+    }
+    serde_json::to_string(&spec).map_err(|e| StoreError::Corrupt {
+        what: "agent spec",
+        message: e.to_string(),
     })
 }
 
@@ -43,10 +88,7 @@ impl Store {
         spec: &AgentSpec,
     ) -> Result<Agent, StoreError> {
         let id = new_id();
-        let spec_text = serde_json::to_string(spec).map_err(|e| StoreError::Corrupt {
-            what: "agent spec",
-            message: e.to_string(),
-        })?;
+        let spec_text = stored_spec(self, &id, spec)?;
         let version = retry(|| async {
             let now = now_ms();
             let mut tx = self.pool().begin().await?;
@@ -89,7 +131,7 @@ impl Store {
         .fetch_optional(self.pool())
         .await?
         .ok_or(StoreError::NotFound)?;
-        agent_from_row(&row)
+        agent_from_row(&row, self)
     }
 
     /// The scoped workspace's agents, oldest first.
@@ -100,7 +142,7 @@ impl Store {
         .bind(&scope.workspace_id)
         .fetch_all(self.pool())
         .await?;
-        rows.iter().map(agent_from_row).collect()
+        rows.iter().map(|r| agent_from_row(r, self)).collect()
     }
 
     /// Replaces an agent's spec (already validated) and tells edges.
@@ -111,10 +153,7 @@ impl Store {
         id: &str,
         spec: &AgentSpec,
     ) -> Result<Agent, StoreError> {
-        let spec_text = serde_json::to_string(spec).map_err(|e| StoreError::Corrupt {
-            what: "agent spec",
-            message: e.to_string(),
-        })?;
+        let spec_text = stored_spec(self, id, spec)?;
         let version = retry(|| async {
             let mut tx = self.pool().begin().await?;
             let updated = sqlx::query(

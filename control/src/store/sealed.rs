@@ -1,4 +1,5 @@
-//! Secrets at rest: provider passwords and webhook signing secrets are stored sealed with
+//! Secrets at rest: provider passwords, webhook signing secrets and agents' provider keys and
+//! tool secrets are stored sealed with
 //! ChaCha20-Poly1305 under `auth.encryption_key`, a fresh random nonce per value, and the row they
 //! belong to as associated data — so a sealed value copied into another row does not open. The
 //! stored text is `v1:<hex nonce><hex ciphertext and tag>`.
@@ -49,6 +50,12 @@ impl Sealer {
             hex::encode(nonce),
             hex::encode(sealed)
         ))
+    }
+
+    /// Whether `stored` is a sealed value (rather than a secret kept in the clear by an older
+    /// version).
+    pub fn is_sealed(stored: &str) -> bool {
+        stored.starts_with(PREFIX)
     }
 
     /// The secret sealed in `stored` for the row named `aad`.

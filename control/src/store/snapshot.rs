@@ -56,7 +56,7 @@ impl Store {
         let agents = agent_rows
             .iter()
             .map(|row| {
-                let agent = agent_from_row(row)?;
+                let agent = agent_from_row(row, self)?;
                 Ok(AgentConfig {
                     id: agent.id,
                     workspace_id: agent.workspace_id,

@@ -81,6 +81,19 @@ impl TestDb {
     }
 
     /// Drops a PostgreSQL test database (SQLite's goes with its temp dir).
+    /// One text column of one row, read straight from the database (what is really stored).
+    pub async fn read_text(&self, sql: &str, id: &str) -> String {
+        sqlx::any::install_default_drivers();
+        let mut conn = sqlx::AnyConnection::connect(&self.url)
+            .await
+            .expect("connect to the test database");
+        sqlx::query_scalar(sql)
+            .bind(id)
+            .fetch_one(&mut conn)
+            .await
+            .expect("read the row")
+    }
+
     pub async fn cleanup(self) {
         if let Some((admin, name)) = &self.drop_pg {
             if let Ok(mut conn) = sqlx::PgConnection::connect(admin).await {

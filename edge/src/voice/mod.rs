@@ -19,6 +19,7 @@ use std::time::Duration;
 use freya_shared::model::agent::ProviderSpec;
 use freya_shared::model::AgentSpec;
 
+use crate::llm::fallback::{FallbackModel, FallbackPolicy};
 use crate::llm::{
     AnthropicConfig, AnthropicModel, LanguageModel, OpenAiConfig, OpenAiModel, RulesModel,
     StreamTimeouts, ToolRunner,
@@ -149,7 +150,18 @@ impl VoiceFactory {
 
     /// The providers `spec` configures.
     pub fn build(&self, spec: &AgentSpec) -> Result<AgentVoice, VoiceConfigError> {
-        let (llm, llm_model) = self.language_model(spec.llm.as_ref())?;
+        let (mut llm, llm_model) = self.language_model(spec.llm.as_ref(), "llm")?;
+        if let Some(second) = &spec.llm_fallback {
+            let (fallback, fallback_model) = self.language_model(Some(second), "llm_fallback")?;
+            let mut policy = FallbackPolicy {
+                fallback_model: Some(fallback_model),
+                ..FallbackPolicy::default()
+            };
+            if let Some(ms) = spec.llm.as_ref().and_then(|l| l.timeout_ms) {
+                policy.first_token_timeout = Duration::from_millis(u64::from(ms));
+            }
+            llm = Arc::new(FallbackModel::new(llm, fallback, policy));
+        }
         let tts = self.text_to_speech(spec.tts.as_ref(), &spec.language)?;
         let tts_fallback = (tts.name() != "espeak").then(|| {
             Arc::new(EspeakTts::new(espeak_config(None, &spec.language))) as Arc<dyn TextToSpeech>
@@ -169,9 +181,11 @@ impl VoiceFactory {
         })
     }
 
+    /// The model a `section` (`llm` or `llm_fallback`) configures, and the model name to ask for.
     fn language_model(
         &self,
         spec: Option<&ProviderSpec>,
+        section: &str,
     ) -> Result<(Arc<dyn LanguageModel>, String), VoiceConfigError> {
         let Some(spec) = spec else {
             return Ok(match &self.defaults.llm_base_url {
@@ -205,10 +219,9 @@ impl VoiceFactory {
                 Ok((Arc::new(OpenAiModel::new(self.http.clone(), config)), model))
             }
             "anthropic" => {
-                let key = spec
-                    .api_key
-                    .clone()
-                    .ok_or_else(|| VoiceConfigError::new("llm.api_key", "anthropic needs a key"))?;
+                let key = spec.api_key.clone().ok_or_else(|| {
+                    VoiceConfigError::new(format!("{section}.api_key"), "anthropic needs a key")
+                })?;
                 let mut config = AnthropicConfig::new(
                     spec.base_url
                         .clone()
@@ -227,7 +240,7 @@ impl VoiceFactory {
             }
             "rules" => Ok((Arc::new(RulesModel::demo()), "rules".into())),
             other => Err(VoiceConfigError::new(
-                "llm.provider",
+                format!("{section}.provider"),
                 format!("unknown provider `{other}` (openai, anthropic, rules)"),
             )),
         }
@@ -461,6 +474,24 @@ mod tests {
         assert_eq!(
             field(serde_json::json!({"name": "D", "stt": {"provider": "x"}})),
             "stt.provider"
+        );
+        assert_eq!(
+            field(serde_json::json!({"name": "D", "llm_fallback": {"provider": "anthropic"}})),
+            "llm_fallback.api_key"
+        );
+    }
+
+    #[test]
+    fn a_fallback_model_stands_behind_the_primary() {
+        let factory = VoiceFactory::new(reqwest::Client::new(), VoiceDefaults::default());
+        let voice = factory
+            .build(&spec(serde_json::json!({"name": "D",
+                "llm": {"provider": "openai", "model": "gpt-4o-mini", "timeout_ms": 800},
+                "llm_fallback": {"provider": "rules"}})))
+            .expect("builds");
+        assert_eq!(
+            (voice.llm.provider(), voice.llm_model.as_str()),
+            ("fallback", "gpt-4o-mini")
         );
     }
 }

@@ -34,6 +34,10 @@ pub struct AgentSpec {
     /// Language model; `rules` (or the edge's environment model) when absent.
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub llm: Option<ProviderSpec>,
+    /// A second language model that answers when `llm` fails or is slower to its first token
+    /// than its `timeout_ms` (1.5 s when unset), so an outage is not dead air.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub llm_fallback: Option<ProviderSpec>,
     /// Text-to-speech provider; the offline `espeak` when absent.
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub tts: Option<ProviderSpec>,
@@ -68,6 +72,7 @@ impl Default for AgentSpec {
             max_call_seconds: default_max_call_seconds(),
             stt: None,
             llm: None,
+            llm_fallback: None,
             tts: None,
             turn: TurnSpec::default(),
             tools: Vec::new(),
@@ -237,6 +242,7 @@ impl AgentSpec {
         for (section, spec, allowed) in [
             ("stt", &self.stt, STT_PROVIDERS),
             ("llm", &self.llm, LLM_PROVIDERS),
+            ("llm_fallback", &self.llm_fallback, LLM_PROVIDERS),
             ("tts", &self.tts, TTS_PROVIDERS),
         ] {
             if let Some(spec) = spec {
@@ -341,7 +347,7 @@ impl ProviderSpec {
             }
         }
         if let Some(t) = self.temperature {
-            if section != "llm" {
+            if !section.starts_with("llm") {
                 errors.push(FieldError::new(
                     format!("{section}.temperature"),
                     "only a language model has a temperature",
