@@ -99,6 +99,8 @@ pub struct AgentSpecDoc {
     max_call_seconds: Option<u32>,
     stt: Option<PipelineProviderDoc>,
     llm: Option<PipelineProviderDoc>,
+    /// Answers when `llm` fails or is slower to its first token than its `timeout_ms`.
+    llm_fallback: Option<PipelineProviderDoc>,
     tts: Option<PipelineProviderDoc>,
     turn: Option<TurnDoc>,
     tools: Option<Vec<ToolDoc>>,
