@@ -11,6 +11,7 @@ pub mod llm;
 pub mod media;
 mod metrics;
 pub mod node;
+pub mod recordings;
 pub mod rtp;
 pub mod sip;
 pub mod speech;

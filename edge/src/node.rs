@@ -1,4 +1,5 @@
-//! Starting and stopping an edge: its identity and disk state (configuration cache, event spool),
+//! Starting and stopping an edge: its identity and disk state (configuration cache, event spool,
+//! recordings waiting for upload),
 //! its operator HTTP listener and its link to the control plane.
 
 use std::net::{IpAddr, SocketAddr};
@@ -20,6 +21,7 @@ use crate::control_link::snapshot_cache::SnapshotCache;
 use crate::control_link::spool::EventSpool;
 use crate::control_link::{self, LinkContext, Registration};
 use crate::metrics::EdgeMetrics;
+use crate::recordings::RecordingOutbox;
 use crate::sip::transport::SipService;
 use crate::state::EdgeState;
 use crate::voice::{VoiceDefaults, VoiceFactory};
@@ -73,6 +75,8 @@ impl Edge {
         let state = EdgeState::new(cached, config.capacity);
         let spool = EventSpool::open(&config.data_dir.join("spool"))
             .context("while opening the event spool")?;
+        let recordings = RecordingOutbox::open(&config.data_dir.join("recordings"))
+            .context("while opening the recordings directory")?;
 
         let listener = TcpListener::bind(&config.http.addr)
             .await
@@ -152,6 +156,7 @@ impl Edge {
                 state: state.clone(),
                 events: events.clone(),
                 voice: Some(voice),
+                recordings: Some(recordings.clone()),
                 media: MediaSettings {
                     inactivity_timeout: Duration::from_millis(u64::from(
                         config.rtp.inactivity_timeout_ms,
@@ -177,6 +182,7 @@ impl Edge {
             events_rx,
             metrics.events_spooled.clone(),
         ));
+        tasks.spawn(control_link::run_recording_upload(link.clone(), recordings));
         tasks.spawn(control_link::run_commands(
             link,
             state.clone(),

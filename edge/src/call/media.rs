@@ -153,6 +153,18 @@ impl CallMedia {
         Some(&self.decoded)
     }
 
+    /// The caller's frame decoded by the last [`poll_transmit`](Self::poll_transmit), if one
+    /// was, without taking it (the call's recording reads it before the agent's ear takes it).
+    pub fn peek_received_frame(&self) -> Option<&[i16; FRAME_SAMPLES]> {
+        self.fresh_frame.then_some(&self.decoded)
+    }
+
+    /// The audio the last packet from [`poll_transmit`](Self::poll_transmit) carried (silence
+    /// when the agent was quiet): what the caller actually heard, cut short by a barge-in.
+    pub fn sent_frame(&self) -> &[i16; FRAME_SAMPLES] {
+        &self.pcm
+    }
+
     /// Whether audio is queued or being played.
     pub fn is_playing(&self) -> bool {
         !self.playback.is_empty()

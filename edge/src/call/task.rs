@@ -12,6 +12,8 @@ use tokio::sync::mpsc;
 
 use super::media::{CallMedia, MediaEvent, MediaSettings};
 use super::talk::{CallParties, Talk};
+use crate::recordings::writer::CallRecording;
+use crate::recordings::RecordingOutbox;
 use crate::sip::sdp::NegotiatedAudio;
 use crate::state::EdgeState;
 use crate::voice::VoiceFactory;
@@ -69,6 +71,8 @@ pub struct CallServices {
     pub events: mpsc::Sender<CallEvent>,
     /// Builds each call's voice pipeline; `None` answers calls with silence (tests of signalling).
     pub voice: Option<Arc<VoiceFactory>>,
+    /// Where calls of agents with `record: true` are recorded; `None` records nothing.
+    pub recordings: Option<RecordingOutbox>,
     pub media: MediaSettings,
 }
 
@@ -166,6 +170,7 @@ pub async fn run(
             }
         }
     }
+    let mut recording = start_recording(&services, &agent, &call_id, &workspace_id);
     let misconfigured = services.voice.is_some() && talk.is_none();
     let max_duration = Duration::from_secs(u64::from(agent.spec.max_call_seconds));
     let deadline = tokio::time::Instant::from_std(started + max_duration);
@@ -197,6 +202,9 @@ pub async fn run(
                 while let Some((to, packet)) = media.poll_transmit(now) {
                     if let Err(e) = socket.send_to(packet, to).await {
                         tracing::debug!(error = %e, "RTP send failed");
+                    }
+                    if let Some(recording) = recording.as_mut() {
+                        recording.on_tick(media.sent_frame(), media.peek_received_frame());
                     }
                     if let (Some(talk), Some(frame)) = (talk.as_mut(), media.take_received_frame()) {
                         talk.push_frame(now, frame);
@@ -268,6 +276,9 @@ pub async fn run(
     if let Some(talk) = talk.as_mut() {
         talk.shutdown();
     }
+    if let Some(recording) = recording.take() {
+        recording.finish();
+    }
     if ending.by_us {
         let _ = hangups.send(call_id.clone()).await;
     }
@@ -297,6 +308,27 @@ pub async fn run(
             }),
         ))
         .await;
+}
+
+/// The call's recording when its agent asks for one and this edge records calls. A recording
+/// that cannot start is logged; the call goes on without it.
+fn start_recording(
+    services: &CallServices,
+    agent: &AgentConfig,
+    call_id: &str,
+    workspace_id: &str,
+) -> Option<CallRecording> {
+    let outbox = services.recordings.as_ref().filter(|_| agent.spec.record)?;
+    match CallRecording::start(outbox, call_id, workspace_id) {
+        Ok(recording) => {
+            tracing::info!(recording = recording.id(), "recording the call");
+            Some(recording)
+        }
+        Err(e) => {
+            tracing::error!(error = %e, "cannot start the call's recording; the call goes on unrecorded");
+            None
+        }
+    }
 }
 
 /// A call event of a kind the shared model does not name (`call.turn_latency`, `call.tool`, ...):

@@ -1,12 +1,13 @@
-//! The edge's link to the control plane: four independent tasks over one lazily connected gRPC
-//! channel — registration and heartbeats, the configuration watch, the call-event publisher and
-//! the command stream. Each reconnects on its own with backoff and jitter; none of them is needed
-//! to answer a call.
+//! The edge's link to the control plane: five independent tasks over one lazily connected gRPC
+//! channel — registration and heartbeats, the configuration watch, the call-event publisher,
+//! the command stream and the recording uploader. Each reconnects on its own with backoff and
+//! jitter; none of them is needed to answer a call.
 
 mod backoff;
 mod commands;
 mod config_watch;
 mod publisher;
+mod recording_upload;
 mod registration;
 pub mod snapshot_cache;
 pub mod spool;
@@ -25,6 +26,7 @@ pub use backoff::Backoff;
 pub(crate) use commands::run as run_commands;
 pub(crate) use config_watch::run as run_config_watch;
 pub(crate) use publisher::run as run_publisher;
+pub(crate) use recording_upload::run as run_recording_upload;
 pub(crate) use registration::{run as run_registration, Registration};
 
 /// Metadata key naming the edge (the control plane reads it on the event stream).

@@ -1,0 +1,82 @@
+use super::*;
+use crate::media::frame::SampleRate;
+use crate::media::recording::{CallRecorder, RecordingLayout, Side};
+
+fn manifest(id: &str) -> RecordingManifest {
+    RecordingManifest {
+        recording_id: id.to_owned(),
+        call_id: "call-1@example".into(),
+        workspace_id: "ws".into(),
+        format: WAV.into(),
+        sample_rate: 8_000,
+        channels: 2,
+        finished: None,
+    }
+}
+
+#[test]
+fn a_recording_left_unfinished_by_a_crash_is_repaired_and_queued_on_open() {
+    let dir = tempfile::tempdir().expect("temp dir");
+    let outbox = RecordingOutbox::open(dir.path()).expect("open");
+    let id = freya_shared::ids::new_id();
+    outbox.save_manifest(&manifest(&id)).expect("manifest");
+    let file = std::fs::File::create(outbox.wav_path(&id)).expect("wav");
+    let mut recorder =
+        CallRecorder::new(file, SampleRate::Hz8000, RecordingLayout::Stereo).expect("recorder");
+    for tick in 0..120u64 {
+        recorder.push(Side::Caller, tick, &[5; 160]).expect("push");
+        recorder.push(Side::Agent, tick, &[-5; 160]).expect("push");
+    }
+    // The process dies: the recorder is never finished, and a torn write trails the data.
+    drop(recorder);
+    {
+        let mut f = OpenOptions::new()
+            .append(true)
+            .open(outbox.wav_path(&id))
+            .expect("append");
+        f.write_all(&[1, 2, 3]).expect("torn write");
+    }
+    assert!(
+        outbox.pending().expect("pending").is_empty(),
+        "not finished yet"
+    );
+
+    let reopened = RecordingOutbox::open(dir.path()).expect("reopen");
+    let pending = reopened.pending().expect("pending");
+    assert_eq!(pending.len(), 1);
+    let finished = pending[0].finished.clone().expect("finished");
+    // Two whole flushes (one second each) reached the disk, plus the torn bytes.
+    assert_eq!(finished.duration_ms, 2_000);
+    let bytes = std::fs::read(reopened.wav_path(&id)).expect("read");
+    assert_eq!(finished.bytes, bytes.len() as u64);
+    assert_eq!(finished.sha256, hex::encode(Sha256::digest(&bytes)));
+    let audio = crate::speech::wav::decode_wav(&bytes).expect("a valid WAV");
+    assert_eq!(audio.duration(), std::time::Duration::from_secs(2));
+}
+
+#[test]
+fn a_manifest_whose_audio_is_gone_is_dropped_on_open() {
+    let dir = tempfile::tempdir().expect("temp dir");
+    let outbox = RecordingOutbox::open(dir.path()).expect("open");
+    let id = freya_shared::ids::new_id();
+    outbox.save_manifest(&manifest(&id)).expect("manifest");
+    let reopened = RecordingOutbox::open(dir.path()).expect("reopen");
+    assert!(reopened.manifests().expect("manifests").is_empty());
+}
+
+#[test]
+fn removed_recordings_are_gone_and_rejected_ones_kept_aside() {
+    let dir = tempfile::tempdir().expect("temp dir");
+    let outbox = RecordingOutbox::open(dir.path()).expect("open");
+    let (a, b) = (freya_shared::ids::new_id(), freya_shared::ids::new_id());
+    for id in [&a, &b] {
+        std::fs::write(outbox.wav_path(id), b"RIFF").expect("wav");
+        outbox.save_manifest(&manifest(id)).expect("manifest");
+    }
+    outbox.remove(&a).expect("remove");
+    let aside = outbox.reject(&b).expect("reject");
+    assert!(outbox.manifests().expect("manifests").is_empty());
+    assert!(!outbox.wav_path(&a).exists() && !outbox.wav_path(&b).exists());
+    assert!(aside.join(format!("{b}.wav")).exists());
+    assert!(aside.join(format!("{b}.json")).exists());
+}
