@@ -58,6 +58,7 @@ fn config(url: &str) -> ControlConfig {
             burst: u32::MAX / 2,
         },
         webhooks: WebhooksConfig::default(),
+        recordings: Default::default(),
     }
 }
 

@@ -1,6 +1,8 @@
 //! The control plane's configuration (`freya control --config FILE`), overridable by `FREYA_*`
 //! environment variables (`FREYA_DATABASE__URL`, `FREYA_EDGES__SHARED_SECRET`, ...).
 
+use std::path::PathBuf;
+
 use serde::Deserialize;
 
 use freya_shared::config::{check_socket_addr, ConfigProblem, Validate};
@@ -20,6 +22,29 @@ pub struct ControlConfig {
     pub rate_limits: RateLimitConfig,
     #[serde(default)]
     pub webhooks: WebhooksConfig,
+    #[serde(default)]
+    pub recordings: RecordingsConfig,
+}
+
+/// Where call recordings uploaded by edges are kept (one folder per workspace below `dir`).
+#[derive(Debug, Clone, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct RecordingsConfig {
+    /// Created at start if missing; relative paths are relative to the working directory.
+    #[serde(default = "default_recordings_dir")]
+    pub dir: PathBuf,
+}
+
+impl Default for RecordingsConfig {
+    fn default() -> Self {
+        Self {
+            dir: default_recordings_dir(),
+        }
+    }
+}
+
+fn default_recordings_dir() -> PathBuf {
+    PathBuf::from("recordings")
 }
 
 /// The webhook delivery task: how often it looks for due deliveries, how patiently it waits on a
@@ -311,6 +336,12 @@ impl Validate for ControlConfig {
             if value < least {
                 problems.push(ConfigProblem::new(key, format!("must be at least {least}")));
             }
+        }
+        if self.recordings.dir.as_os_str().is_empty() {
+            problems.push(ConfigProblem::new(
+                "recordings.dir",
+                "must name a directory",
+            ));
         }
         if hooks.retry_max_ms < hooks.retry_base_ms {
             problems.push(ConfigProblem::new(

@@ -14,7 +14,7 @@ use tokio_util::sync::CancellationToken;
 
 use crate::config::{
     AuthConfig, ControlConfig, DatabaseConfig, EdgesConfig, GrpcConfig, HttpConfig,
-    RateLimitConfig, WebhooksConfig,
+    RateLimitConfig, RecordingsConfig, WebhooksConfig,
 };
 use crate::server::ControlPlane;
 use crate::store::{Role, Store, WorkspaceScope};
@@ -98,6 +98,9 @@ pub async fn run(options: DevOptions, shutdown: CancellationToken) -> anyhow::Re
         webhooks: WebhooksConfig {
             allow_private_targets: true,
             ..WebhooksConfig::default()
+        },
+        recordings: RecordingsConfig {
+            dir: data_dir.join("recordings"),
         },
     };
     let control = ControlPlane::start(&control_config).await?;

@@ -51,6 +51,12 @@ impl ControlPlane {
             .migrate()
             .await
             .context("while migrating the database")?;
+        std::fs::create_dir_all(&config.recordings.dir).with_context(|| {
+            format!(
+                "while creating recordings.dir {}",
+                config.recordings.dir.display()
+            )
+        })?;
         let http = TcpListener::bind(&config.http.addr)
             .await
             .with_context(|| format!("while binding http.addr {}", config.http.addr))?;
@@ -76,6 +82,7 @@ impl ControlPlane {
             limiter: Arc::new(RateLimiter::new(&config.rate_limits)),
             cors_allowed_origins: config.http.cors_allowed_origins.clone(),
             allow_private_webhook_targets: config.webhooks.allow_private_targets,
+            recordings_dir: config.recordings.dir.clone(),
         });
         let stop = shutdown.clone();
         tasks.spawn(async move {
@@ -93,6 +100,7 @@ impl ControlPlane {
             EdgeServiceSettings {
                 heartbeat_interval_ms: config.edges.heartbeat_interval_ms,
                 config_poll_interval: Duration::from_millis(u64::from(config.edges.config_poll_ms)),
+                recordings_dir: config.recordings.dir.clone(),
             },
             commands.clone(),
             metrics,

@@ -10,7 +10,7 @@ use reqwest::StatusCode;
 use serde_json::{json, Value};
 
 use freya_control::server::ControlPlane;
-use freya_control::store::{NewOutboundCall, NewWebhook, Role, WorkspaceScope};
+use freya_control::store::{CallRecordingInfo, NewOutboundCall, NewWebhook, Role, WorkspaceScope};
 use freya_shared::ids::new_id;
 use freya_shared::model::{AgentSpec, CallEvent, CallEventKind, PhoneNumberSpec, SipTrunkSpec};
 use support::http::{workspace_with_keys, Api};
@@ -88,6 +88,7 @@ async fn world(control: &ControlPlane) -> World {
         )
         .await
         .expect("call");
+    give_the_call_a_recording(control, &ws, &call).await;
     let member = store
         .create_user(&format!("member{}@example.com", unique()), "M", "no-login")
         .await
@@ -149,6 +150,32 @@ async fn world(control: &ControlPlane) -> World {
         webhook,
         delivery,
     }
+}
+
+/// Where the control planes of this test keep recordings (every file has a fresh UUID name).
+fn recordings_dir() -> std::path::PathBuf {
+    std::env::temp_dir().join("freya-roles-test-recordings")
+}
+
+/// A recording for the world's call, as an edge's upload would leave it: a file and its row.
+async fn give_the_call_a_recording(control: &ControlPlane, ws: &str, call: &str) {
+    let recording_id = new_id();
+    let folder = recordings_dir().join(ws);
+    std::fs::create_dir_all(&folder).expect("recordings folder");
+    let wav = [b"RIFF".as_slice(), &[0u8; 40]].concat();
+    std::fs::write(folder.join(format!("{recording_id}.wav")), &wav).expect("recording file");
+    let info = CallRecordingInfo {
+        recording_id,
+        format: "wav".into(),
+        bytes: wav.len() as i64,
+        duration_ms: 0,
+        sha256: "0".repeat(64),
+    };
+    control
+        .store
+        .attach_recording(call, ws, &info)
+        .await
+        .expect("recording");
 }
 
 /// One route: how to call it in a world, the least role that may, and what success answers.
@@ -313,6 +340,15 @@ fn routes() -> Vec<Route> {
         r("GET", "/v1/calls/{call}", none, Viewer, 200, true),
         // No edge is connected in this test: an allowed request gets as far as finding none.
         r("POST", "/v1/calls/{call}/hangup", none, Editor, 503, true),
+        r("GET", "/v1/calls/{call}/recording", none, Viewer, 200, true),
+        r(
+            "DELETE",
+            "/v1/calls/{call}/recording",
+            none,
+            Admin,
+            204,
+            true,
+        ),
         r(
             "POST",
             "/v1/calls",
@@ -406,6 +442,7 @@ async fn body_for(control: &ControlPlane, route: &Route, w: &World) -> Option<Va
 fn quiet_config(url: &str) -> freya_control::config::ControlConfig {
     let mut config = control_config(url);
     config.webhooks.poll_interval_ms = 600_000;
+    config.recordings.dir = recordings_dir();
     config
 }
 

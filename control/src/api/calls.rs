@@ -15,6 +15,7 @@ use super::auth::Caller;
 use super::json::strict_from_value;
 use super::problem::Problem;
 use super::query::{decode_cursor, encode_cursor, page_limit, parse_time, StrictQuery};
+use super::recordings::RecordingView;
 use super::{AppState, List};
 use crate::store::{CallFilter, CallRecord, IdempotencyClaim, NewOutboundCall, Role, StoredEvent};
 use freya_proto::v1::{edge_command::Command, EdgeCommand, HangupCall, PlaceCall};
@@ -35,10 +36,13 @@ pub struct CallView {
     answered_at: Option<String>,
     ended_at: Option<String>,
     end_reason: Option<String>,
+    /// The call's recording, once its edge has uploaded it.
+    recording: Option<RecordingView>,
 }
 
 impl From<CallRecord> for CallView {
     fn from(c: CallRecord) -> Self {
+        let recording = c.recording.map(|r| RecordingView::of(&c.id, r));
         Self {
             id: c.id,
             direction: c.direction,
@@ -51,6 +55,7 @@ impl From<CallRecord> for CallView {
             answered_at: c.answered_at_ms.map(rfc3339),
             ended_at: c.ended_at_ms.map(rfc3339),
             end_reason: c.end_reason,
+            recording,
         }
     }
 }
@@ -99,6 +104,11 @@ pub struct PlaceCallRequest {
     /// The agent that talks; the `from` number's agent when absent.
     #[serde(default)]
     agent_id: Option<String>,
+}
+
+/// Whether `id` can name a call: outbound calls have UUIDs, inbound ones their SIP Call-ID.
+pub(super) fn plausible_call_id(id: &str) -> bool {
+    !id.is_empty() && id.len() <= 1024
 }
 
 const STATUSES: [&str; 5] = ["queued", "ringing", "in_progress", "ended", "failed"];
@@ -166,7 +176,7 @@ pub(super) async fn get(
     caller: Caller,
     Path(id): Path<String>,
 ) -> Result<Json<CallDetail>, Problem> {
-    if !is_uuid(&id) {
+    if !plausible_call_id(&id) {
         return Err(Problem::not_found());
     }
     let call = state.store.call(&caller.scope, &id).await?;
@@ -220,7 +230,7 @@ pub(super) async fn hangup(
     Path(id): Path<String>,
 ) -> Result<(StatusCode, Json<CallView>), Problem> {
     caller.require(Role::Editor)?;
-    if !is_uuid(&id) {
+    if !plausible_call_id(&id) {
         return Err(Problem::not_found());
     }
     let call = state.store.call(&caller.scope, &id).await?;

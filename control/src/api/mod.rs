@@ -6,9 +6,9 @@
 //!
 //! | role   | may |
 //! | ------ | --- |
-//! | viewer | read agents, numbers, calls, analytics, edges, the workspace and its members |
+//! | viewer | read agents, numbers, calls (and their recordings), analytics, edges, the workspace and its members |
 //! | editor | + create, change and delete agents and numbers; place and hang up calls |
-//! | admin  | + rename the workspace, manage members (not owners), API keys, providers and webhooks, read the audit log |
+//! | admin  | + rename the workspace, manage members (not owners), API keys, providers and webhooks, delete call recordings, read the audit log |
 //! | owner  | + make or unmake owners, delete the workspace |
 
 mod agents;
@@ -28,6 +28,7 @@ pub mod problem;
 mod providers;
 pub mod query;
 mod rate_limit;
+mod recordings;
 mod tokens;
 mod webhooks;
 mod workspaces;
@@ -69,6 +70,8 @@ pub struct AppState {
     pub cors_allowed_origins: Vec<String>,
     /// `webhooks.allow_private_targets`.
     pub allow_private_webhook_targets: bool,
+    /// `recordings.dir`: where call recordings are read from.
+    pub recordings_dir: std::path::PathBuf,
 }
 
 /// A page of results. Every list has this shape; `next_cursor` is set when there is more.
@@ -137,6 +140,10 @@ fn v1() -> Router<AppState> {
         .route("/calls", get(calls::list).post(calls::place))
         .route("/calls/{id}", get(calls::get))
         .route("/calls/{id}/hangup", post(calls::hangup))
+        .route(
+            "/calls/{id}/recording",
+            get(recordings::download).delete(recordings::delete),
+        )
         .route("/audit-log", get(audit::list))
         .route("/providers", get(providers::list).post(providers::create))
         .route(

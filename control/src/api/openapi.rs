@@ -23,7 +23,7 @@ use utoipa::{Modify, OpenApi, ToSchema};
 
 use super::{
     agents, analytics, audit, calls, dashboard, edges, health, keys, login, numbers, providers,
-    webhooks, workspaces,
+    recordings, webhooks, workspaces,
 };
 
 /// The document.
@@ -46,6 +46,7 @@ use super::{
         agents::list, agents::create, agents::get, agents::patch, agents::delete,
         numbers::list, numbers::create, numbers::get, numbers::patch, numbers::delete,
         calls::list, calls::place, calls::get, calls::hangup,
+        recordings::download, recordings::delete,
         audit::list,
         providers::list, providers::create, providers::get, providers::patch, providers::delete,
         webhooks::list, webhooks::create, webhooks::get, webhooks::patch, webhooks::delete,

@@ -1,12 +1,14 @@
 //! The gRPC service edges connect to: registration and heartbeats, the configuration watch, the
-//! call-event stream and the command stream. Every stream ends when the control plane shuts down,
+//! call-event stream, the command stream and recording uploads. Every stream ends when the control plane shuts down,
 //! so a graceful stop does not wait on an edge that never hangs up.
 
 mod auth;
 mod commands;
 mod events;
+pub mod recordings;
 mod watch;
 
+use std::path::PathBuf;
 use std::sync::Arc;
 use std::time::Duration;
 
@@ -19,7 +21,8 @@ use crate::store::{EdgeRegistration, Store, StoreError};
 use freya_proto::v1::edge_control_server::{EdgeControl, EdgeControlServer};
 use freya_proto::v1::{
     CallEvent, CommandsRequest, ConfigUpdate, EdgeCommand, EventAck, HeartbeatRequest,
-    HeartbeatResponse, RegisterRequest, RegisterResponse, WatchConfigRequest,
+    HeartbeatResponse, RecordingChunk, RecordingStored, RegisterRequest, RegisterResponse,
+    WatchConfigRequest,
 };
 use freya_shared::model::EdgeHealth;
 
@@ -33,6 +36,8 @@ pub struct EdgeServiceSettings {
     /// How often a configuration watch re-reads the version, to see changes committed by other
     /// control-plane processes (changes made by this one arrive at once).
     pub config_poll_interval: Duration,
+    /// `recordings.dir`: where uploaded recordings are kept.
+    pub recordings_dir: PathBuf,
 }
 
 /// The service behind `EdgeControl`.
@@ -188,5 +193,21 @@ impl EdgeControl for EdgeControlService {
         Ok(Response::new(
             self.commands.attach(&r.edge_id, self.shutdown.clone()),
         ))
+    }
+
+    async fn upload_recording(
+        &self,
+        request: Request<Streaming<RecordingChunk>>,
+    ) -> Result<Response<RecordingStored>, Status> {
+        let edge_id = auth::edge_id_of(request.metadata())?;
+        recordings::receive(
+            &self.store,
+            &self.settings.recordings_dir,
+            &edge_id,
+            request.into_inner(),
+            &self.shutdown,
+        )
+        .await
+        .map(Response::new)
     }
 }

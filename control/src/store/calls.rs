@@ -55,7 +55,9 @@ pub enum IdempotencyClaim {
 }
 
 const CALL_COLUMNS: &str = "id, edge_id, direction, from_number, to_number, agent_id, status, \
-                            started_at_ms, answered_at_ms, ended_at_ms, end_reason";
+                            started_at_ms, answered_at_ms, ended_at_ms, end_reason, \
+                            recording_id, recording_format, recording_bytes, \
+                            recording_duration_ms, recording_sha256";
 
 pub(crate) fn call_from_row(r: &AnyRow) -> Result<CallRecord, StoreError> {
     Ok(CallRecord {
@@ -70,6 +72,7 @@ pub(crate) fn call_from_row(r: &AnyRow) -> Result<CallRecord, StoreError> {
         answered_at_ms: r.try_get("answered_at_ms")?,
         ended_at_ms: r.try_get("ended_at_ms")?,
         end_reason: r.try_get("end_reason")?,
+        recording: super::recordings::recording_from_row(r)?,
     })
 }
 

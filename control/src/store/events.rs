@@ -34,6 +34,8 @@ pub struct CallRecord {
     pub answered_at_ms: Option<i64>,
     pub ended_at_ms: Option<i64>,
     pub end_reason: Option<String>,
+    /// The call's recording, once an edge has uploaded it.
+    pub recording: Option<super::CallRecordingInfo>,
 }
 
 impl Store {

@@ -12,7 +12,7 @@ use std::time::Duration;
 
 use freya_control::config::{
     AuthConfig, ControlConfig, DatabaseConfig, EdgesConfig, GrpcConfig, HttpConfig,
-    RateLimitConfig, WebhooksConfig,
+    RateLimitConfig, RecordingsConfig, WebhooksConfig,
 };
 use freya_edge::config::{ControlLinkConfig, EdgeHttpConfig, RtpConfig, SipConfig};
 use freya_edge::EdgeConfig;
@@ -144,6 +144,13 @@ pub fn control_config(db_url: &str) -> ControlConfig {
             retry_base_ms: 100,
             retry_max_ms: 400,
             allow_private_targets: true,
+        },
+        // Each control plane keeps its recordings apart; tests that read them set their own.
+        recordings: RecordingsConfig {
+            dir: std::env::temp_dir().join(format!(
+                "freya-test-recordings-{}",
+                uuid::Uuid::now_v7().simple()
+            )),
         },
     }
 }
