@@ -1,0 +1,501 @@
+//! Call recordings end to end: a control plane and an edge in-process, an agent with
+//! `record: true` whose speech and model are the fake OpenAI servers, and the project's own UAC
+//! placing a real SIP call and speaking real espeak-ng audio. The recording is made on the
+//! edge, uploaded over gRPC, noted on the call and downloaded through the REST API — whole and
+//! by byte range — on SQLite and PostgreSQL; and one made while the control plane is down (with
+//! the edge restarted in between) arrives once it is back. Nothing here asserts on speed.
+
+mod support;
+
+use std::path::{Path, PathBuf};
+use std::sync::Arc;
+use std::time::Duration;
+
+use reqwest::StatusCode;
+use sha2::{Digest, Sha256};
+use tokio_util::sync::CancellationToken;
+
+use freya_control::config::ControlConfig;
+use freya_control::server::ControlPlane;
+use freya_control::store::{CallRecord, NewOutboundCall, WorkspaceScope};
+use freya_edge::llm::fakes::{FakeLlmServer, FakeReply};
+use freya_edge::sip::sdp::Codec;
+use freya_edge::speech::fakes::{tone, FakeOpenAiSpeech};
+use freya_edge::Edge;
+use freya_loadtest::audio::Utterance;
+use freya_loadtest::onset::OnsetConfig;
+use freya_loadtest::uac::{self, CallConfig, CallReport, HangupSide, SipEndpoint, TalkerConfig};
+use freya_shared::model::{AgentSpec, PhoneNumberSpec};
+use support::http::{workspace_with_keys, Api};
+use support::{control_config, edge_config, eventually, Backend, TestDb, SECRET};
+
+const OWNER: usize = 0;
+const ADMIN: usize = 1;
+const VIEWER: usize = 3;
+
+/// A control plane keeping recordings in a temp dir, a workspace with a key per role, an agent
+/// that records (greeting: a 1.5 s tone from the fake TTS) and its number `demo`.
+struct World {
+    db: TestDb,
+    config: ControlConfig,
+    control: ControlPlane,
+    scope: WorkspaceScope,
+    keys: [String; 4],
+    _speech: FakeOpenAiSpeech,
+    _llm: FakeLlmServer,
+    recordings: tempfile::TempDir,
+}
+
+async fn world(backend: Backend) -> World {
+    let speech = FakeOpenAiSpeech::start().await.expect("fake speech");
+    speech.set_speech_audio(tone(24_000, 1_500));
+    speech.set_default_transcript("I would like to book a table.");
+    let llm = FakeLlmServer::openai().await.expect("fake llm");
+    llm.respond_with(|_| FakeReply::text("Of course."));
+    let db = TestDb::new(backend).await;
+    let recordings = tempfile::tempdir().expect("temp dir");
+    let mut config = control_config(&db.url);
+    config.recordings.dir = recordings.path().to_owned();
+    let control = ControlPlane::start(&config).await.expect("control starts");
+    // A restart comes back on the same addresses, so the edge finds it again.
+    config.http.addr = control.http_addr.to_string();
+    config.grpc.addr = control.grpc_addr.to_string();
+    let (ws, keys) = workspace_with_keys(&control, "Recorded").await;
+    let scope = WorkspaceScope { workspace_id: ws };
+    let agent: AgentSpec = serde_json::from_value(serde_json::json!({
+        "name": "Recorded desk",
+        "first_message": "Hello, this call is recorded.",
+        "record": true,
+        "stt": {"provider": "openai", "model": "whisper-1", "base_url": speech.base_url(), "api_key": "k"},
+        "llm": {"provider": "openai", "model": "gpt-4o-mini", "base_url": llm.base_url(), "api_key": "k"},
+        "tts": {"provider": "openai", "model": "tts-1", "voice": "alloy", "base_url": speech.base_url(), "api_key": "k"}
+    }))
+    .expect("agent");
+    let agent = control
+        .store
+        .create_agent(&scope, "test", &agent)
+        .await
+        .expect("agent");
+    control
+        .store
+        .create_number(
+            &scope,
+            "test",
+            &PhoneNumberSpec {
+                number: "demo".into(),
+                region: None,
+                agent_id: agent.id,
+            },
+        )
+        .await
+        .expect("number");
+    World {
+        db,
+        config,
+        control,
+        scope,
+        keys,
+        _speech: speech,
+        _llm: llm,
+        recordings,
+    }
+}
+
+async fn start_edge(w: &World, dir: &Path) -> Edge {
+    let edge = Edge::start(&edge_config(dir, w.control.grpc_addr, SECRET))
+        .await
+        .expect("edge starts");
+    let state = edge.state.clone();
+    eventually(
+        Duration::from_secs(10),
+        "the edge to learn the number",
+        || {
+            let state = state.clone();
+            async move { state.snapshot().route("demo").map(|_| ()) }
+        },
+    )
+    .await;
+    edge
+}
+
+/// One call that waits for the greeting, says one sentence (espeak-ng) and hangs up.
+async fn call(target: std::net::SocketAddr) -> CallReport {
+    let cancel = CancellationToken::new();
+    let endpoint = SipEndpoint::bind("127.0.0.1:0".parse().expect("addr"), cancel.clone())
+        .await
+        .expect("UAC binds");
+    let turn = Utterance::from_spec("say:Hello, I would like to book a table for two tonight.")
+        .expect("espeak-ng speaks");
+    let config = CallConfig {
+        target,
+        number: "demo".into(),
+        caller: "+15550123".into(),
+        codec: Codec::Pcmu,
+        media_ip: "127.0.0.1".parse().expect("ip"),
+        hold: Duration::from_secs(7),
+        hangup: HangupSide::Caller,
+        callee_grace: Duration::from_secs(2),
+        setup_timeout: Duration::from_secs(10),
+        bye_timeout: Duration::from_secs(5),
+        turns: Arc::from(vec![turn]),
+        talker: TalkerConfig {
+            first_turn_after: Duration::from_millis(2_500),
+            reply_timeout: Duration::from_secs(3),
+            pause_after_reply: Duration::from_millis(300),
+        },
+        onset: OnsetConfig::default(),
+        late_after: Duration::from_millis(200),
+        received_audio: None,
+    };
+    let report = uac::place_call(&endpoint, &config, &cancel).await;
+    cancel.cancel();
+    report
+}
+
+/// The one call of the world, once it has a recording.
+async fn recorded_call(w: &World, limit: Duration) -> CallRecord {
+    eventually(limit, "the call's recording to be stored", || {
+        let (store, scope) = (w.control.store.clone(), w.scope.clone());
+        async move {
+            let calls = store.calls(&scope, 10).await.ok()?;
+            calls.into_iter().find(|c| c.recording.is_some())
+        }
+    })
+    .await
+}
+
+/// Recording manifests still on the edge's disk.
+fn pending_on_edge(edge_dir: &Path) -> Vec<PathBuf> {
+    std::fs::read_dir(edge_dir.join("recordings"))
+        .map(|entries| {
+            entries
+                .filter_map(|e| e.ok().map(|e| e.path()))
+                .filter(|p| p.extension().is_some_and(|x| x == "json"))
+                .collect()
+        })
+        .unwrap_or_default()
+}
+
+/// The two channels of a 16-bit stereo WAV (strictly checked header) at 8 kHz.
+fn channels(wav: &[u8]) -> (Vec<i16>, Vec<i16>) {
+    assert_eq!(&wav[0..4], b"RIFF");
+    assert_eq!(
+        u32::from_le_bytes(wav[4..8].try_into().expect("4 bytes")) as usize,
+        wav.len() - 8
+    );
+    assert_eq!(&wav[8..16], b"WAVEfmt ");
+    assert_eq!(u16::from_le_bytes([wav[22], wav[23]]), 2, "stereo");
+    assert_eq!(
+        u32::from_le_bytes(wav[24..28].try_into().expect("4 bytes")),
+        8_000
+    );
+    assert_eq!(&wav[36..40], b"data");
+    assert_eq!(
+        u32::from_le_bytes(wav[40..44].try_into().expect("4 bytes")) as usize,
+        wav.len() - 44
+    );
+    let samples: Vec<i16> = wav[44..]
+        .chunks_exact(2)
+        .map(|b| i16::from_le_bytes([b[0], b[1]]))
+        .collect();
+    let left = samples.iter().step_by(2).copied().collect();
+    let right = samples.iter().skip(1).step_by(2).copied().collect();
+    (left, right)
+}
+
+/// Milliseconds of `samples` (8 kHz) louder than a quiet room.
+fn audible_ms(samples: &[i16]) -> usize {
+    samples.iter().filter(|s| s.unsigned_abs() > 1_000).count() / 8
+}
+
+async fn get_bytes(
+    api: &Api,
+    path: &str,
+    key: &str,
+    range: Option<&str>,
+) -> (StatusCode, reqwest::header::HeaderMap, Vec<u8>) {
+    let mut request = api.http.get(format!("{}{path}", api.base)).bearer_auth(key);
+    if let Some(range) = range {
+        request = request.header("range", range);
+    }
+    let response = request.send().await.expect("request");
+    let (status, headers) = (response.status(), response.headers().clone());
+    (
+        status,
+        headers,
+        response.bytes().await.expect("body").to_vec(),
+    )
+}
+
+fn header<'a>(headers: &'a reqwest::header::HeaderMap, name: &str) -> &'a str {
+    headers
+        .get(name)
+        .and_then(|v| v.to_str().ok())
+        .unwrap_or_default()
+}
+
+async fn a_recorded_call_downloads_with_both_sides_and_honours_ranges(backend: Backend) {
+    let w = world(backend).await;
+    let edge_dir = tempfile::tempdir().expect("temp dir");
+    let edge = start_edge(&w, edge_dir.path()).await;
+    let report = call(edge.sip_addr).await;
+    assert!(report.succeeded(), "{:?}", report.failure);
+    assert!(report.first_audio_ms.is_some(), "the greeting was heard");
+
+    let call = recorded_call(&w, Duration::from_secs(30)).await;
+    let api = Api::of(&w.control);
+    let viewer = &w.keys[VIEWER];
+    let detail = api
+        .call(
+            "GET",
+            &format!("/v1/calls/{}", urlencode(&call.id)),
+            viewer,
+            None,
+        )
+        .await;
+    assert_eq!(detail.status, StatusCode::OK, "{}", detail.body);
+    let recording = &detail.body["recording"];
+    assert_eq!(recording["format"], "wav");
+    let url = recording["url"]
+        .as_str()
+        .expect("a recording url")
+        .to_owned();
+    let bytes = recording["bytes"].as_u64().expect("bytes");
+    let duration_ms = recording["duration_ms"].as_u64().expect("duration");
+    assert!(
+        (5_000..60_000).contains(&duration_ms),
+        "the recording spans the call: {duration_ms} ms"
+    );
+
+    let (status, headers, wav) = get_bytes(&api, &url, viewer, None).await;
+    assert_eq!(status, StatusCode::OK);
+    assert_eq!(header(&headers, "content-type"), "audio/wav");
+    assert_eq!(header(&headers, "accept-ranges"), "bytes");
+    assert_eq!(wav.len() as u64, bytes);
+    assert_eq!(
+        hex::encode(Sha256::digest(&wav)),
+        call.recording.as_ref().expect("recording").sha256
+    );
+    let (caller, agent) = channels(&wav);
+    assert_eq!(caller.len() as u64 * 1000 / 8_000, duration_ms);
+    // The caller spoke a sentence (well over a second of espeak-ng); the agent played its
+    // 1.5 s greeting (and perhaps a reply).
+    assert!(
+        audible_ms(&caller) > 500,
+        "the caller is audible: {} ms",
+        audible_ms(&caller)
+    );
+    assert!(
+        audible_ms(&agent) > 1_000,
+        "the agent is audible: {} ms",
+        audible_ms(&agent)
+    );
+    // The agent's greeting comes before the caller's first word.
+    let first = |s: &[i16]| s.iter().position(|x| x.unsigned_abs() > 1_000);
+    assert!(
+        first(&agent) < first(&caller),
+        "greeting first, then the caller"
+    );
+
+    let (status, headers, part) = get_bytes(&api, &url, viewer, Some("bytes=100-1123")).await;
+    assert_eq!(status, StatusCode::PARTIAL_CONTENT);
+    assert_eq!(
+        header(&headers, "content-range"),
+        format!("bytes 100-1123/{bytes}")
+    );
+    assert_eq!(part, wav[100..1124]);
+    let (status, _, tail) = get_bytes(&api, &url, viewer, Some("bytes=-10")).await;
+    assert_eq!(status, StatusCode::PARTIAL_CONTENT);
+    assert_eq!(tail, wav[wav.len() - 10..]);
+    let beyond = format!("bytes={}-", bytes + 10);
+    let (status, headers, _) = get_bytes(&api, &url, viewer, Some(&beyond)).await;
+    assert_eq!(status, StatusCode::RANGE_NOT_SATISFIABLE);
+    assert_eq!(
+        header(&headers, "content-range"),
+        format!("bytes */{bytes}")
+    );
+
+    // Another workspace does not see it; a call without a recording is a 404 problem.
+    let (_, other_keys) = workspace_with_keys(&w.control, "Other").await;
+    let (status, _, _) = get_bytes(&api, &url, &other_keys[OWNER], None).await;
+    assert_eq!(status, StatusCode::NOT_FOUND);
+    let unrecorded = freya_shared::ids::new_id();
+    w.control
+        .store
+        .create_outbound_call(
+            &w.scope,
+            "test",
+            &NewOutboundCall {
+                id: unrecorded.clone(),
+                edge_id: edge.id.clone(),
+                from_number: "demo".into(),
+                to_number: "+4712345678".into(),
+                agent_id: call.agent_id.clone().unwrap_or_default(),
+            },
+        )
+        .await
+        .expect("call");
+    let none = api
+        .call(
+            "GET",
+            &format!("/v1/calls/{unrecorded}/recording"),
+            viewer,
+            None,
+        )
+        .await;
+    assert_eq!(none.status, StatusCode::NOT_FOUND);
+    assert_eq!(none.body["detail"], "this call has no recording");
+    let unrecorded_detail = api
+        .call("GET", &format!("/v1/calls/{unrecorded}"), viewer, None)
+        .await;
+    assert!(unrecorded_detail.body["recording"].is_null());
+
+    // The edge kept nothing once the control plane had it.
+    eventually(Duration::from_secs(10), "the edge to drop its copy", || {
+        let left = pending_on_edge(edge_dir.path());
+        async move { left.is_empty().then_some(()) }
+    })
+    .await;
+
+    // An admin deletes it: audited, the file gone, the call without a recording.
+    let file = w
+        .recordings
+        .path()
+        .join(&w.scope.workspace_id)
+        .join(format!(
+            "{}.wav",
+            call.recording.as_ref().expect("recording").recording_id
+        ));
+    assert!(file.exists());
+    let deleted = api.call("DELETE", &url, &w.keys[ADMIN], None).await;
+    assert_eq!(deleted.status, StatusCode::NO_CONTENT);
+    assert!(!file.exists(), "the file is deleted");
+    let (status, _, _) = get_bytes(&api, &url, viewer, None).await;
+    assert_eq!(status, StatusCode::NOT_FOUND);
+    let audit = api.call("GET", "/v1/audit-log", &w.keys[ADMIN], None).await;
+    assert!(
+        audit.body["data"]
+            .as_array()
+            .expect("entries")
+            .iter()
+            .any(|e| e["action"] == "call.recording_deleted"),
+        "{}",
+        audit.body
+    );
+
+    edge.stop().await;
+    w.control.stop().await;
+    w.db.cleanup().await;
+}
+
+async fn a_recording_made_during_an_outage_arrives_after_it(backend: Backend) {
+    let w = world(backend).await;
+    let edge_dir = tempfile::tempdir().expect("temp dir");
+    let edge = start_edge(&w, edge_dir.path()).await;
+    let placed = tokio::spawn(call(edge.sip_addr));
+    // The call is answered (and known to the control plane); then the control plane goes away.
+    eventually(Duration::from_secs(15), "the call to be answered", || {
+        let (store, scope) = (w.control.store.clone(), w.scope.clone());
+        async move {
+            let calls = store.calls(&scope, 10).await.ok()?;
+            calls
+                .iter()
+                .any(|c| c.answered_at_ms.is_some())
+                .then_some(())
+        }
+    })
+    .await;
+    let World {
+        db,
+        config,
+        control,
+        scope,
+        keys,
+        _speech,
+        _llm,
+        recordings,
+    } = w;
+    control.stop().await;
+    let report = placed.await.expect("call task");
+    assert!(report.succeeded(), "{:?}", report.failure);
+
+    // The finished recording waits on the edge's disk, across a restart of the edge.
+    eventually(
+        Duration::from_secs(15),
+        "the recording to be finished",
+        || {
+            let dir = edge_dir.path().to_owned();
+            async move {
+                pending_on_edge(&dir)
+                    .into_iter()
+                    .find(|p| std::fs::read_to_string(p).is_ok_and(|t| t.contains("\"sha256\"")))
+            }
+        },
+    )
+    .await;
+    edge.stop().await;
+    let control = ControlPlane::start(&config)
+        .await
+        .expect("control restarts");
+    let edge = Edge::start(&edge_config(edge_dir.path(), control.grpc_addr, SECRET))
+        .await
+        .expect("edge restarts");
+    let w = World {
+        db,
+        config,
+        control,
+        scope,
+        keys,
+        _speech,
+        _llm,
+        recordings,
+    };
+    let call = recorded_call(&w, Duration::from_secs(60)).await;
+    let recording = call.recording.expect("recording");
+    let api = Api::of(&w.control);
+    let path = format!("/v1/calls/{}/recording", urlencode(&call.id));
+    let (status, _, wav) = get_bytes(&api, &path, &w.keys[VIEWER], None).await;
+    assert_eq!(status, StatusCode::OK);
+    assert_eq!(hex::encode(Sha256::digest(&wav)), recording.sha256);
+    let (caller, agent) = channels(&wav);
+    assert!(audible_ms(&caller) > 500 && audible_ms(&agent) > 1_000);
+    eventually(Duration::from_secs(10), "the edge to drop its copy", || {
+        let left = pending_on_edge(edge_dir.path());
+        async move { left.is_empty().then_some(()) }
+    })
+    .await;
+    edge.stop().await;
+    w.control.stop().await;
+    w.db.cleanup().await;
+}
+
+/// Percent-encodes a call id for a path (SIP Call-IDs may hold characters a path may not).
+fn urlencode(id: &str) -> String {
+    id.bytes()
+        .map(|b| {
+            if b.is_ascii_alphanumeric() || b"-._~@".contains(&b) {
+                char::from(b).to_string()
+            } else {
+                format!("%{b:02X}")
+            }
+        })
+        .collect()
+}
+
+macro_rules! on_both_engines {
+    ($($name:ident),* $(,)?) => {
+        mod on_sqlite {
+            $(#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+            async fn $name() { super::$name(super::Backend::Sqlite).await })*
+        }
+        mod on_postgres {
+            $(#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+            async fn $name() { super::$name(super::Backend::Postgres).await })*
+        }
+    };
+}
+
+on_both_engines!(
+    a_recorded_call_downloads_with_both_sides_and_honours_ranges,
+    a_recording_made_during_an_outage_arrives_after_it,
+);
