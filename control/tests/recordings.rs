@@ -25,6 +25,7 @@ use freya_edge::Edge;
 use freya_loadtest::audio::Utterance;
 use freya_loadtest::onset::OnsetConfig;
 use freya_loadtest::uac::{self, CallConfig, CallReport, HangupSide, SipEndpoint, TalkerConfig};
+use freya_proto::v1::{recording_chunk::Part, RecordingChunk, RecordingHeader};
 use freya_shared::model::{AgentSpec, PhoneNumberSpec};
 use support::http::{workspace_with_keys, Api};
 use support::{control_config, edge_config, eventually, Backend, TestDb, SECRET};
@@ -498,4 +499,121 @@ macro_rules! on_both_engines {
 on_both_engines!(
     a_recorded_call_downloads_with_both_sides_and_honours_ranges,
     a_recording_made_during_an_outage_arrives_after_it,
+    uploads_are_checked_before_they_are_stored,
 );
+
+/// Uploads `wav` for `call_id` straight over gRPC, as an edge would, with `header` adjusted.
+async fn upload(
+    control: &ControlPlane,
+    call_id: &str,
+    workspace_id: &str,
+    wav: &[u8],
+    adjust: impl FnOnce(&mut RecordingHeader),
+) -> Result<u64, tonic::Status> {
+    let client = freya_edge::control_link::client(
+        &format!("http://{}", control.grpc_addr),
+        SECRET,
+        "edge-test",
+        Duration::from_secs(2),
+    )
+    .expect("client");
+    let mut header = RecordingHeader {
+        recording_id: freya_shared::ids::new_id(),
+        call_id: call_id.into(),
+        workspace_id: workspace_id.into(),
+        format: "wav".into(),
+        bytes: wav.len() as u64,
+        duration_ms: 0,
+        sha256: hex::encode(Sha256::digest(wav)),
+    };
+    adjust(&mut header);
+    let mut messages = vec![RecordingChunk {
+        part: Some(Part::Header(header)),
+    }];
+    messages.extend(wav.chunks(10).map(|c| RecordingChunk {
+        part: Some(Part::Data(c.to_vec())),
+    }));
+    let mut client = client;
+    client
+        .upload_recording(futures::stream::iter(messages))
+        .await
+        .map(|r| r.into_inner().bytes)
+}
+
+async fn uploads_are_checked_before_they_are_stored(backend: Backend) {
+    let w = world(backend).await;
+    let call_id = freya_shared::ids::new_id();
+    w.control
+        .store
+        .create_outbound_call(
+            &w.scope,
+            "test",
+            &NewOutboundCall {
+                id: call_id.clone(),
+                edge_id: "edge-test".into(),
+                from_number: "demo".into(),
+                to_number: "+4712345678".into(),
+                agent_id: String::new(),
+            },
+        )
+        .await
+        .expect("call");
+    let wav: Vec<u8> = [b"RIFF".as_slice(), &[7u8; 96]].concat();
+    let ws = w.scope.workspace_id.clone();
+    let code = |r: Result<u64, tonic::Status>| r.err().map(|s| s.code());
+
+    let unknown = upload(&w.control, "no-such-call", &ws, &wav, |_| {}).await;
+    assert_eq!(code(unknown), Some(tonic::Code::FailedPrecondition));
+    let (other_ws, _) = workspace_with_keys(&w.control, "Other").await;
+    let foreign = upload(&w.control, &call_id, &other_ws, &wav, |_| {}).await;
+    assert_eq!(code(foreign), Some(tonic::Code::PermissionDenied));
+    let escape = upload(&w.control, &call_id, "../../etc", &wav, |_| {}).await;
+    assert_eq!(code(escape), Some(tonic::Code::InvalidArgument));
+    let corrupt = upload(&w.control, &call_id, &ws, &wav, |h| {
+        h.sha256 = "0".repeat(64)
+    })
+    .await;
+    assert_eq!(code(corrupt), Some(tonic::Code::DataLoss));
+    let short = upload(&w.control, &call_id, &ws, &wav, |h| h.bytes += 1).await;
+    assert_eq!(code(short), Some(tonic::Code::DataLoss));
+    let long = upload(&w.control, &call_id, &ws, &wav, |h| h.bytes -= 1).await;
+    assert_eq!(code(long), Some(tonic::Code::InvalidArgument));
+    let scope = w.scope.clone();
+    assert_eq!(
+        w.control
+            .store
+            .call_recording(&scope, &call_id)
+            .await
+            .expect("call"),
+        None,
+        "nothing refused was noted on the call"
+    );
+    let folder = w.recordings.path().join(&ws);
+    let leftovers = std::fs::read_dir(&folder).map(|d| d.count()).unwrap_or(0);
+    assert_eq!(leftovers, 0, "no partial file is left behind");
+
+    // A good upload is stored; sending it again (a lost acknowledgement) changes nothing, and a
+    // second, different recording for the same call is refused.
+    let recording_id = freya_shared::ids::new_id();
+    let id = recording_id.clone();
+    let stored = upload(&w.control, &call_id, &ws, &wav, |h| h.recording_id = id).await;
+    assert_eq!(stored.expect("stored"), wav.len() as u64);
+    let id = recording_id.clone();
+    let again = upload(&w.control, &call_id, &ws, &wav, |h| h.recording_id = id).await;
+    assert_eq!(again.expect("stored again"), wav.len() as u64);
+    let other = upload(&w.control, &call_id, &ws, &wav, |_| {}).await;
+    assert_eq!(code(other), Some(tonic::Code::AlreadyExists));
+    let on_disk = std::fs::read(folder.join(format!("{recording_id}.wav"))).expect("file");
+    assert_eq!(on_disk, wav);
+    let api = Api::of(&w.control);
+    let (status, _, body) = get_bytes(
+        &api,
+        &format!("/v1/calls/{call_id}/recording"),
+        &w.keys[VIEWER],
+        None,
+    )
+    .await;
+    assert_eq!((status, body), (StatusCode::OK, wav));
+    w.control.stop().await;
+    w.db.cleanup().await;
+}

@@ -1,7 +1,8 @@
 //! Criterion benches of the per-packet media hot path: what every call does 50 times a second
 //! in each direction. G.711 and Opus encode+decode of one 20 ms frame, the jitter buffer's
 //! push+pop of one packet, RTP packetize+parse of one packet, and resampling one frame between
-//! the telephone and speech-engine rates. Figures and the command that produced them are kept
+//! the telephone and speech-engine rates, and handing one tick of both directions to a call's
+//! recording. Figures and the command that produced them are kept
 //! in `loadtest/BENCHMARKS.md` ("Media hot path"); nothing here asserts on speed.
 
 use std::hint::black_box;
@@ -12,6 +13,7 @@ use freya_edge::media::frame::{PcmFrame, SampleRate};
 use freya_edge::media::g711::G711;
 use freya_edge::media::opus::{OpusDecoder, OpusEncoder, OpusSettings};
 use freya_edge::media::resample::Resampler;
+use freya_edge::recordings::writer::CallRecording;
 use freya_edge::rtp::jitter::{JitterBuffer, JitterConfig, Playout};
 use freya_edge::rtp::packet::{OutgoingHeader, Packetizer, RtpPacket};
 
@@ -124,5 +126,16 @@ fn resample(c: &mut Criterion) {
     }
 }
 
-criterion_group!(benches, g711, opus, jitter, rtp, resample);
+fn recording(c: &mut Criterion) {
+    let frame = voice(SampleRate::Hz8000);
+    let mut sent = [0i16; 160];
+    sent.copy_from_slice(frame.samples());
+    let received = sent;
+    let mut recording = CallRecording::discarding().expect("recording");
+    c.bench_function("recording_tick_both_directions_20ms", |b| {
+        b.iter(|| recording.on_tick(black_box(&sent), black_box(Some(&received))))
+    });
+}
+
+criterion_group!(benches, g711, opus, jitter, rtp, resample, recording);
 criterion_main!(benches);

@@ -16,7 +16,8 @@ pub struct EdgeConfig {
     #[serde(default)]
     pub id: Option<String>,
     pub region: String,
-    /// Where the configuration cache and the event spool live.
+    /// Where the configuration cache, the event spool and recordings waiting for upload
+    /// (`recordings/`) live.
     pub data_dir: PathBuf,
     /// Most concurrent calls this edge takes before refusing with 503.
     #[serde(default = "default_capacity")]

@@ -4,7 +4,8 @@
 //! it. Anything else — the control plane down, its disk or database failing, the call's events
 //! not there yet — leaves the file where it is and tries again after a backoff, across restarts
 //! of either side. Only a refusal that no retry can change (the header is invalid, the call
-//! belongs to another workspace) moves the recording aside, kept for an operator.
+//! belongs to another workspace or already has another recording) moves the recording aside,
+//! kept for an operator.
 
 use futures::stream::{self, Stream, StreamExt};
 use tokio::io::AsyncReadExt;
@@ -129,7 +130,7 @@ async fn upload(
 
 fn outcome_of(status: &Status) -> Outcome {
     match status.code() {
-        Code::InvalidArgument | Code::PermissionDenied => {
+        Code::InvalidArgument | Code::PermissionDenied | Code::AlreadyExists => {
             tracing::error!(%status, "the control plane refused a recording");
             Outcome::Refused
         }

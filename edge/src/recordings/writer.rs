@@ -84,6 +84,25 @@ impl CallRecording {
         })
     }
 
+    /// The call task's side alone, with a writer that discards what it gets: what the media
+    /// loop pays per tick, for benches.
+    pub fn discarding() -> std::io::Result<Self> {
+        let (to_writer, batches) = sync_channel::<Batch>(QUEUED_BATCHES);
+        std::thread::Builder::new()
+            .name("call-recording-discard".into())
+            .spawn(move || while batches.recv().is_ok() {})?;
+        Ok(Self {
+            recording_id: freya_shared::ids::new_id(),
+            next_tick: 0,
+            batch: Batch {
+                first: 0,
+                ticks: Vec::with_capacity(BATCH_TICKS),
+            },
+            to_writer,
+            dropped_batches: 0,
+        })
+    }
+
     /// The recording's id (its file name on the edge, its key on the control plane).
     pub fn id(&self) -> &str {
         &self.recording_id
