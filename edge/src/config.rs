@@ -47,6 +47,9 @@ pub struct RtpConfig {
     /// A call with no RTP from the caller for this long is hung up.
     #[serde(default = "default_inactivity_ms")]
     pub inactivity_timeout_ms: u32,
+    /// Nominal time between a call's RTCP reports (RFC 3550 suggests 5 s), randomised 0.5–1.5×.
+    #[serde(default = "default_rtcp_interval_ms")]
+    pub rtcp_interval_ms: u32,
 }
 
 impl Default for RtpConfig {
@@ -57,6 +60,7 @@ impl Default for RtpConfig {
             port_min: default_port_min(),
             port_max: default_port_max(),
             inactivity_timeout_ms: default_inactivity_ms(),
+            rtcp_interval_ms: default_rtcp_interval_ms(),
         }
     }
 }
@@ -71,6 +75,10 @@ fn default_port_max() -> u16 {
 
 fn default_inactivity_ms() -> u32 {
     30_000
+}
+
+fn default_rtcp_interval_ms() -> u32 {
+    5_000
 }
 
 fn default_capacity() -> u32 {
@@ -211,6 +219,12 @@ impl Validate for EdgeConfig {
         }
         if self.sip.ring_ms > 60_000 {
             problems.push(ConfigProblem::new("sip.ring_ms", "must be at most 60000"));
+        }
+        if !(100..=60_000).contains(&self.rtp.rtcp_interval_ms) {
+            problems.push(ConfigProblem::new(
+                "rtp.rtcp_interval_ms",
+                "must be between 100 and 60000",
+            ));
         }
         if self.rtp.inactivity_timeout_ms < 1000 {
             problems.push(ConfigProblem::new(

@@ -156,6 +156,7 @@ impl Edge {
                     inactivity_timeout: Duration::from_millis(u64::from(
                         config.rtp.inactivity_timeout_ms,
                     )),
+                    rtcp_interval: Duration::from_millis(u64::from(config.rtp.rtcp_interval_ms)),
                 },
             },
             ring: Duration::from_millis(u64::from(config.sip.ring_ms)),

@@ -2,7 +2,8 @@
 //! RFC 4733 digits out of the stream), outgoing audio paced every 20 ms as an uninterrupted
 //! packet stream (silence when the agent has nothing to say, the marker bit on each talk spurt),
 //! symmetric RTP (replies go where the caller's packets come from, which is what crosses NAT),
-//! and an inactivity timer that declares a dead call.
+//! RTCP sender/receiver reports (on the RTP port when multiplexed, else on the odd port above;
+//! see [`RtcpSession`]), and an inactivity timer that declares a dead call.
 //!
 //! The call task feeds it datagrams and time and drains packets, timeouts and events; it never
 //! touches a socket, so every behaviour is tested with simulated time. Per packet it allocates
@@ -17,7 +18,7 @@ use crate::rtp::dtmf::DtmfReceiver;
 use crate::rtp::jitter::{JitterBuffer, JitterConfig, JitterStats, Playout};
 use crate::rtp::pacer::{Pacer, PacerConfig};
 use crate::rtp::packet::{is_rtcp, Packetizer, RtpPacket};
-use crate::rtp::rtcp::InterarrivalJitter;
+use crate::rtp::rtcp_session::{RtcpSession, RtcpStats};
 use crate::sip::sdp::{Codec, NegotiatedAudio};
 
 /// Samples in one 20 ms frame at 8 kHz.
@@ -43,12 +44,16 @@ pub struct MediaStats {
     pub jitter: JitterStats,
     /// RFC 3550 interarrival jitter, in milliseconds.
     pub interarrival_jitter_ms: u32,
+    /// RTCP reports both ways and what the far end says of our stream.
+    pub rtcp: RtcpStats,
 }
 
 /// Settings of one call's media.
 #[derive(Debug, Clone, Copy)]
 pub struct MediaSettings {
     pub inactivity_timeout: Duration,
+    /// Nominal time between RTCP reports (each one randomised 0.5–1.5×).
+    pub rtcp_interval: Duration,
 }
 
 /// The media state of one call.
@@ -62,8 +67,10 @@ pub struct CallMedia {
     packetizer: Packetizer,
     jitter: JitterBuffer,
     dtmf: DtmfReceiver,
-    arrival: InterarrivalJitter,
-    started: Instant,
+    rtcp: RtcpSession,
+    rtcp_remote: SocketAddr,
+    rtcp_mux: bool,
+    rtcp_latched: bool,
     last_heard: Instant,
     inactivity_timeout: Duration,
     inactive_reported: bool,
@@ -99,6 +106,10 @@ impl CallMedia {
         };
         let jitter = JitterBuffer::new(JitterConfig::default())
             .map_err(|_| UnsupportedCodec(audio.codec))?;
+        let ssrc = rand::random();
+        let wall = std::time::SystemTime::now()
+            .duration_since(std::time::UNIX_EPOCH)
+            .unwrap_or_default();
         Ok(Self {
             law,
             payload_type: audio.payload_type,
@@ -106,11 +117,20 @@ impl CallMedia {
             remote: audio.remote_rtp,
             latched: false,
             pacer: Pacer::new(now, PacerConfig::new(8_000)),
-            packetizer: Packetizer::new(rand::random()),
+            packetizer: Packetizer::new(ssrc),
             jitter,
             dtmf: DtmfReceiver::new(8_000),
-            arrival: InterarrivalJitter::default(),
-            started: now,
+            rtcp: RtcpSession::new(
+                now,
+                wall,
+                ssrc,
+                audio.codec.clock_rate(),
+                settings.rtcp_interval,
+                rand::random(),
+            ),
+            rtcp_remote: audio.remote_rtcp,
+            rtcp_mux: audio.rtcp_mux,
+            rtcp_latched: false,
             last_heard: now,
             inactivity_timeout: settings.inactivity_timeout,
             inactive_reported: false,
@@ -167,13 +187,53 @@ impl CallMedia {
     pub fn stats(&self) -> MediaStats {
         let mut stats = self.stats;
         stats.jitter = self.jitter.stats();
-        stats.interarrival_jitter_ms = self.arrival.jitter() / 8;
+        stats.interarrival_jitter_ms = self.rtcp.jitter_ms();
+        stats.rtcp = self.rtcp.stats();
         stats
+    }
+
+    /// Does RTCP share the RTP socket (RFC 5761)? If not, the call's RTCP socket feeds
+    /// [`handle_rtcp`](Self::handle_rtcp) and sends what [`poll_rtcp_transmit`](Self::poll_rtcp_transmit) gives.
+    pub fn rtcp_muxed(&self) -> bool {
+        self.rtcp_mux
+    }
+
+    /// One datagram from the RTCP socket (or an RTCP one from the RTP socket).
+    pub fn handle_rtcp(&mut self, now: Instant, source: SocketAddr, datagram: &[u8]) {
+        let before = self.rtcp.stats().reports_received;
+        self.rtcp.handle_datagram(now, datagram);
+        // Symmetric RTCP, as for RTP: reports go back where real reports come from.
+        if !self.rtcp_mux && self.rtcp.stats().reports_received > before {
+            self.rtcp_remote = source;
+            self.rtcp_latched = true;
+        }
+    }
+
+    /// The RTCP report due now, if any, and where it goes.
+    pub fn poll_rtcp_transmit(&mut self, now: Instant) -> Option<(SocketAddr, &[u8])> {
+        let to = self.rtcp_destination();
+        self.rtcp.poll_transmit(now).map(|bytes| (to, bytes))
+    }
+
+    /// The final RTCP report with a BYE, at hang-up (once).
+    pub fn close_rtcp(&mut self, now: Instant) -> Option<(SocketAddr, &[u8])> {
+        let to = self.rtcp_destination();
+        self.rtcp.close(now).map(|bytes| (to, bytes))
+    }
+
+    fn rtcp_destination(&self) -> SocketAddr {
+        if self.rtcp_mux {
+            self.remote
+        } else {
+            self.rtcp_remote
+        }
     }
 
     /// One datagram from the RTP socket.
     pub fn handle_datagram(&mut self, now: Instant, source: SocketAddr, datagram: &[u8]) {
         if is_rtcp(datagram) {
+            // Multiplexed (RFC 5761), or a peer that sends it there anyway.
+            self.handle_rtcp(now, source, datagram);
             return;
         }
         let Ok(packet) = RtpPacket::parse(datagram) else {
@@ -193,10 +253,21 @@ impl CallMedia {
             }
             self.remote = source;
             self.latched = true;
+            if !self.rtcp_latched {
+                self.rtcp_remote.set_ip(source.ip());
+            }
         }
         self.last_heard = now;
         self.stats.packets_received += 1;
-        if Some(packet.payload_type) == self.telephone_event {
+        let is_event = Some(packet.payload_type) == self.telephone_event;
+        self.rtcp.on_rtp_received(
+            now,
+            packet.ssrc,
+            packet.sequence,
+            packet.timestamp,
+            !is_event,
+        );
+        if is_event {
             self.jitter.push_foreign(now, packet.sequence, packet.ssrc);
             if self
                 .dtmf
@@ -208,9 +279,6 @@ impl CallMedia {
             self.drain_dtmf();
             return;
         }
-        let arrival = u32::try_from(now.saturating_duration_since(self.started).as_millis() * 8)
-            .unwrap_or(u32::MAX);
-        self.arrival.update(arrival, packet.timestamp);
         self.jitter.push(
             now,
             packet.sequence,
@@ -231,6 +299,7 @@ impl CallMedia {
             self.events.push_back(MediaEvent::Inactive);
         }
         self.pacer.handle_timeout(now);
+        self.rtcp.handle_timeout(now);
     }
 
     /// The next packet to send, written into a buffer reused for every packet.
@@ -262,6 +331,7 @@ impl CallMedia {
         let header = self.pacer.emit()?;
         let written = self.law.encode(&self.pcm, &mut self.encoded);
         self.stats.packets_sent += 1;
+        self.rtcp.on_rtp_sent(now, header.timestamp, written);
         let payload = self.encoded.get(..written).unwrap_or_default();
         let packet = self
             .packetizer
@@ -275,6 +345,9 @@ impl CallMedia {
         let mut next = self.pacer.poll_timeout();
         if let Some(dtmf) = self.dtmf.poll_timeout() {
             next = next.min(dtmf);
+        }
+        if let Some(rtcp) = self.rtcp.poll_timeout() {
+            next = next.min(rtcp);
         }
         if !self.inactive_reported {
             next = next.min(self.last_heard + self.inactivity_timeout);

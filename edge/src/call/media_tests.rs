@@ -17,6 +17,8 @@ fn audio() -> NegotiatedAudio {
         remote_rtp: "127.0.0.1:40002".parse().expect("addr"),
         ptime: 20,
         direction: Direction::SendRecv,
+        rtcp_mux: false,
+        remote_rtcp: "127.0.0.1:40003".parse().expect("addr"),
     }
 }
 
@@ -26,6 +28,7 @@ fn media(t0: Instant) -> CallMedia {
         &audio(),
         MediaSettings {
             inactivity_timeout: Duration::from_secs(5),
+            rtcp_interval: Duration::from_secs(5),
         },
     )
     .expect("PCMU is supported")
@@ -154,4 +157,88 @@ fn junk_and_foreign_payloads_are_counted_and_ignored() {
     assert_eq!(m.stats().junk_received, 3);
     assert_eq!(m.stats().packets_received, 0);
     assert_eq!(run(&mut m, t0, 1).len(), 1, "sending goes on");
+}
+
+/// Runs `m` to its first RTCP report and returns where it went and what it was.
+fn first_rtcp(m: &mut CallMedia, t0: Instant) -> (SocketAddr, Vec<u8>) {
+    for n in 0..400u32 {
+        let now = t0 + Duration::from_millis(20) * n;
+        m.handle_timeout(now);
+        while m.poll_transmit(now).is_some() {}
+        if let Some((to, bytes)) = m.poll_rtcp_transmit(now) {
+            return (to, bytes.to_vec());
+        }
+    }
+    panic!("no RTCP report within 8 s");
+}
+
+#[test]
+fn rtcp_reports_go_to_the_odd_port_and_latch_onto_where_reports_come_from() {
+    use crate::rtp::rtcp::{parse_compound, write_receiver_report, ReportBlock, RtcpPacket};
+    let t0 = Instant::now();
+    let mut m = media(t0);
+    m.handle_datagram(
+        t0,
+        "127.0.0.1:40002".parse().expect("addr"),
+        &caller_packet(1, 0, &[0xff; 160]),
+    );
+    let (to, report) = first_rtcp(&mut m, t0);
+    assert_eq!(to, "127.0.0.1:40003".parse().expect("addr"));
+    let Some(Ok(RtcpPacket::SenderReport { ssrc, blocks, .. })) = parse_compound(&report).next()
+    else {
+        panic!("an SR: we have been sending");
+    };
+    let about_caller: Vec<ReportBlock> = blocks.collect();
+    assert_eq!(about_caller.len(), 1);
+    assert_eq!(about_caller[0].ssrc, 7, "the caller's stream");
+    // The caller's RR about our stream, from another port than we guessed.
+    let block = ReportBlock {
+        ssrc,
+        fraction_lost: 64,
+        cumulative_lost: 12,
+        ..ReportBlock::default()
+    };
+    let mut rr = [0u8; 64];
+    let len = write_receiver_report(&mut rr, 7, &[block]).expect("rr");
+    let natted: SocketAddr = "127.0.0.1:50001".parse().expect("addr");
+    m.handle_rtcp(t0 + Duration::from_secs(8), natted, &rr[..len]);
+    let stats = m.stats().rtcp;
+    assert_eq!(stats.reports_received, 1);
+    assert_eq!(
+        (stats.peer_fraction_lost, stats.peer_cumulative_lost),
+        (Some(64), Some(12))
+    );
+    let (to, bye) = m
+        .close_rtcp(t0 + Duration::from_secs(9))
+        .expect("final report");
+    assert_eq!(to, natted);
+    assert!(parse_compound(bye).any(|p| matches!(
+        p,
+        Ok(RtcpPacket::Other {
+            packet_type: 203,
+            ..
+        })
+    )));
+    assert!(m.close_rtcp(t0 + Duration::from_secs(10)).is_none(), "once");
+}
+
+#[test]
+fn multiplexed_rtcp_shares_the_rtp_address_and_is_not_junk() {
+    let t0 = Instant::now();
+    let mut muxed = audio();
+    muxed.rtcp_mux = true;
+    muxed.remote_rtcp = muxed.remote_rtp;
+    let settings = MediaSettings {
+        inactivity_timeout: Duration::from_secs(5),
+        rtcp_interval: Duration::from_secs(1),
+    };
+    let mut m = CallMedia::new(t0, &muxed, settings).expect("PCMU");
+    let natted: SocketAddr = "127.0.0.1:50000".parse().expect("addr");
+    m.handle_datagram(t0, natted, &caller_packet(1, 0, &[0xff; 160]));
+    let (to, report) = first_rtcp(&mut m, t0);
+    assert_eq!(to, natted, "with the RTP stream, after latching");
+    // Our own report, looped back on the RTP port, parses as RTCP and counts as one.
+    m.handle_datagram(t0, natted, &report);
+    assert_eq!(m.stats().junk_received, 0);
+    assert_eq!(m.stats().rtcp.reports_received, 1);
 }

@@ -373,7 +373,7 @@ async fn accept(
             return None;
         }
     };
-    let Some(socket) = ports.bind().await else {
+    let Some(sockets) = ports.bind().await else {
         tracing::warn!(call = %call.call_id, "no free RTP port");
         endpoint.reject(
             now,
@@ -384,7 +384,11 @@ async fn accept(
         );
         return None;
     };
-    let port = socket.local_addr().map(|a| a.port()).unwrap_or_default();
+    let port = sockets
+        .rtp
+        .local_addr()
+        .map(|a| a.port())
+        .unwrap_or_default();
     let local = LocalMedia {
         codecs: vec![Codec::Pcmu, Codec::Pcma],
         address: media_ip,
@@ -394,6 +398,7 @@ async fn accept(
         opus_payload_type: 111,
         telephone_event_payload_type: 101,
         ptime: 20,
+        rtcp_mux: false,
     };
     let answer = match sdp::answer(&offer, &local) {
         Ok(answer) => answer,
@@ -416,7 +421,7 @@ async fn accept(
         caller: call.caller,
         dialled: call.dialled,
         audio: answer.audio,
-        socket,
+        sockets,
     };
     Some((answer.sdp, setup))
 }
