@@ -18,7 +18,9 @@ use freya_edge::speech::fakes::{tone, FakeOpenAiSpeech};
 use freya_edge::Edge;
 use freya_loadtest::audio::Utterance;
 use freya_loadtest::onset::OnsetConfig;
-use freya_loadtest::uac::{self, CallConfig, CallReport, HangupSide, SipEndpoint, TalkerConfig};
+use freya_loadtest::uac::{
+    self, CallConfig, CallReport, HangupSide, MediaOptions, SipEndpoint, TalkerConfig,
+};
 use freya_shared::model::{AgentSpec, PhoneNumberSpec};
 use support::{control_config, edge_config, eventually, Backend, TestDb, SECRET};
 use tokio_util::sync::CancellationToken;
@@ -127,6 +129,7 @@ async fn call(w: &World, turns: &[&str], talker: TalkerConfig, hold: Duration) -
         onset: OnsetConfig::default(),
         late_after: Duration::from_millis(200),
         received_audio: None,
+        media: MediaOptions::default(),
     };
     let report = uac::place_call(&endpoint, &config, &cancel).await;
     cancel.cancel();

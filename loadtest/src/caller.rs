@@ -22,7 +22,9 @@ use tokio_util::sync::CancellationToken;
 
 use crate::audio::Utterance;
 use crate::onset::OnsetConfig;
-use crate::uac::{place_call, CallConfig, CallReport, HangupSide, SipEndpoint, TalkerConfig};
+use crate::uac::{
+    place_call, CallConfig, CallReport, HangupSide, MediaOptions, SipEndpoint, TalkerConfig,
+};
 
 /// Call an agent and talk to it.
 #[derive(Debug, Parser)]
@@ -139,6 +141,7 @@ async fn call(args: Args) -> anyhow::Result<bool> {
         onset: OnsetConfig::default(),
         late_after: Duration::from_millis(60),
         received_audio: Some(heard.clone()),
+        media: MediaOptions::default(),
     };
     let cancel = CancellationToken::new();
     let endpoint = SipEndpoint::bind(SocketAddr::new(args.local_ip, 0), cancel.clone())

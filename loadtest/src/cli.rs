@@ -16,7 +16,7 @@ use crate::onset::OnsetConfig;
 use crate::runner::{run, RunPlan};
 use crate::scenario::{CodecChoice, ScenarioSettings};
 use crate::summary::Summary;
-use crate::uac::{CallConfig, TalkerConfig};
+use crate::uac::{CallConfig, MediaOptions, TalkerConfig};
 use crate::{report, sipp};
 use anyhow::{bail, Context};
 use clap::Parser;
@@ -123,6 +123,7 @@ fn real_main(cli: Cli) -> anyhow::Result<bool> {
         },
         late_after: Duration::from_millis(60),
         received_audio: None,
+        media: MediaOptions::default(),
     };
     let plan = RunPlan {
         call,

@@ -166,7 +166,7 @@ pub(super) async fn get(
     caller: Caller,
     Path(id): Path<String>,
 ) -> Result<Json<CallDetail>, Problem> {
-    if !is_uuid(&id) {
+    if !is_call_id(&id) {
         return Err(Problem::not_found());
     }
     let call = state.store.call(&caller.scope, &id).await?;
@@ -187,6 +187,12 @@ pub(super) async fn get(
         events: events.into_iter().map(event_view).collect(),
         transcript,
     }))
+}
+
+/// Calls we place have UUIDs; calls that come in keep the caller's SIP Call-ID (RFC 3261 `word`:
+/// printable ASCII, no spaces), so both name a call; anything else cannot.
+fn is_call_id(id: &str) -> bool {
+    is_uuid(id) || (!id.is_empty() && id.len() <= 256 && id.bytes().all(|b| b.is_ascii_graphic()))
 }
 
 fn event_view(e: StoredEvent) -> EventView {
@@ -220,7 +226,7 @@ pub(super) async fn hangup(
     Path(id): Path<String>,
 ) -> Result<(StatusCode, Json<CallView>), Problem> {
     caller.require(Role::Editor)?;
-    if !is_uuid(&id) {
+    if !is_call_id(&id) {
         return Err(Problem::not_found());
     }
     let call = state.store.call(&caller.scope, &id).await?;

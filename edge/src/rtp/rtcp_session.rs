@@ -200,7 +200,7 @@ impl RtcpSession {
             .wrapping_sub(block.delay_since_last_sr);
         // A negative result (clock trouble, a forged echo) reads as huge: ignore it.
         if rtt < 0x8000_0000 {
-            let micros = u64::from(rtt) * 1_000_000 >> 16;
+            let micros = (u64::from(rtt) * 1_000_000) >> 16;
             self.stats.rtt_micros = Some(u32::try_from(micros).unwrap_or(u32::MAX));
         }
     }
