@@ -1,4 +1,4 @@
-//! One call's RTP media, sans-IO: incoming packets through the jitter buffer and decoder (and
+//! One call's RTP media, sans-IO: incoming packets through the jitter buffer and decoder ([`CallCodec`]: G.711, or Opus with FEC and PLC; and
 //! RFC 4733 digits out of the stream), outgoing audio paced every 20 ms as an uninterrupted
 //! packet stream (silence when the agent has nothing to say, the marker bit on each talk spurt),
 //! symmetric RTP (replies go where the caller's packets come from, which is what crosses NAT),
@@ -11,9 +11,11 @@
 
 use std::collections::VecDeque;
 use std::net::SocketAddr;
+use std::sync::Arc;
 use std::time::{Duration, Instant};
 
-use crate::media::g711::G711;
+use super::codec::{CallCodec, LossRepair, MAX_PAYLOAD};
+use crate::media::opus::MAX_OPUS_PACKET;
 use crate::rtp::dtmf::DtmfReceiver;
 use crate::rtp::jitter::{JitterBuffer, JitterConfig, JitterStats, Playout};
 use crate::rtp::pacer::{Pacer, PacerConfig};
@@ -46,11 +48,15 @@ pub struct MediaStats {
     pub interarrival_jitter_ms: u32,
     /// RTCP reports both ways and what the far end says of our stream.
     pub rtcp: RtcpStats,
+    /// How lost frames were rebuilt, concealed or silenced.
+    pub repair: LossRepair,
 }
 
 /// Settings of one call's media.
-#[derive(Debug, Clone, Copy)]
+#[derive(Debug, Clone)]
 pub struct MediaSettings {
+    /// Codecs we answer and offer with, most preferred first.
+    pub codecs: Arc<[Codec]>,
     pub inactivity_timeout: Duration,
     /// Nominal time between RTCP reports (each one randomised 0.5–1.5×).
     pub rtcp_interval: Duration,
@@ -58,7 +64,7 @@ pub struct MediaSettings {
 
 /// The media state of one call.
 pub struct CallMedia {
-    law: G711,
+    codec: CallCodec,
     payload_type: u8,
     telephone_event: Option<u8>,
     remote: SocketAddr,
@@ -77,7 +83,7 @@ pub struct CallMedia {
     playback: VecDeque<i16>,
     talking: bool,
     pcm: [i16; FRAME_SAMPLES],
-    encoded: [u8; FRAME_SAMPLES],
+    encoded: [u8; MAX_PAYLOAD],
     decoded: [i16; FRAME_SAMPLES],
     /// `decoded` holds a frame the call has not taken yet.
     fresh_frame: bool,
@@ -87,9 +93,9 @@ pub struct CallMedia {
     stats: MediaStats,
 }
 
-/// The negotiated codec is not one this media core carries (Opus needs its own decoder).
+/// The negotiated codec could not be set up (libopus refused to build its encoder or decoder).
 #[derive(Debug, thiserror::Error)]
-#[error("codec {0:?} is not supported for calls yet")]
+#[error("codec {0:?} could not be set up for this call")]
 pub struct UnsupportedCodec(pub Codec);
 
 impl CallMedia {
@@ -97,29 +103,32 @@ impl CallMedia {
     pub fn new(
         now: Instant,
         audio: &NegotiatedAudio,
-        settings: MediaSettings,
+        settings: &MediaSettings,
     ) -> Result<Self, UnsupportedCodec> {
-        let law = match audio.codec {
-            Codec::Pcmu => G711::Ulaw,
-            Codec::Pcma => G711::Alaw,
-            other => return Err(UnsupportedCodec(other)),
+        let codec = CallCodec::new(audio.codec).map_err(|_| UnsupportedCodec(audio.codec))?;
+        let clock_rate = audio.codec.clock_rate();
+        let mut jitter_config = JitterConfig {
+            clock_rate,
+            ..JitterConfig::default()
         };
-        let jitter = JitterBuffer::new(JitterConfig::default())
-            .map_err(|_| UnsupportedCodec(audio.codec))?;
+        if audio.codec == Codec::Opus {
+            jitter_config.max_payload = MAX_OPUS_PACKET;
+        }
+        let jitter = JitterBuffer::new(jitter_config).map_err(|_| UnsupportedCodec(audio.codec))?;
         let ssrc = rand::random();
         let wall = std::time::SystemTime::now()
             .duration_since(std::time::UNIX_EPOCH)
             .unwrap_or_default();
         Ok(Self {
-            law,
+            codec,
             payload_type: audio.payload_type,
             telephone_event: audio.telephone_event,
             remote: audio.remote_rtp,
             latched: false,
-            pacer: Pacer::new(now, PacerConfig::new(8_000)),
+            pacer: Pacer::new(now, PacerConfig::new(clock_rate)),
             packetizer: Packetizer::new(ssrc),
             jitter,
-            dtmf: DtmfReceiver::new(8_000),
+            dtmf: DtmfReceiver::new(clock_rate),
             rtcp: RtcpSession::new(
                 now,
                 wall,
@@ -137,7 +146,7 @@ impl CallMedia {
             playback: VecDeque::new(),
             talking: false,
             pcm: [0; FRAME_SAMPLES],
-            encoded: [0; FRAME_SAMPLES],
+            encoded: [0; MAX_PAYLOAD],
             decoded: [0; FRAME_SAMPLES],
             fresh_frame: false,
             playback_position: 0,
@@ -164,7 +173,7 @@ impl CallMedia {
     }
 
     /// The caller's 20 ms frame decoded by the last [`poll_transmit`](Self::poll_transmit), once:
-    /// `None` when no packet was due (lost, late, or not sent).
+    /// `None` when no packet was due (late, not sent, or lost on G.711; Opus conceals a loss).
     pub fn take_received_frame(&mut self) -> Option<&[i16; FRAME_SAMPLES]> {
         if !self.fresh_frame {
             return None;
@@ -189,6 +198,7 @@ impl CallMedia {
         stats.jitter = self.jitter.stats();
         stats.interarrival_jitter_ms = self.rtcp.jitter_ms();
         stats.rtcp = self.rtcp.stats();
+        stats.repair = self.codec.repair();
         stats
     }
 
@@ -308,12 +318,19 @@ impl CallMedia {
             return None;
         }
         // Play out one received frame per sent frame: both run on the 20 ms clock.
-        if let Some(Playout::Frame { payload, .. }) = self.jitter.pop(now) {
-            let n = self.law.decode(payload, &mut self.decoded);
-            if let Some(rest) = self.decoded.get_mut(n..) {
-                rest.fill(0);
+        match self.jitter.pop(now) {
+            Some(Playout::Frame { payload, .. }) => {
+                self.codec.decode(payload, &mut self.decoded);
+                self.fresh_frame = true;
             }
-            self.fresh_frame = true;
+            Some(Playout::Lost { .. }) => {
+                // Opus rebuilds or conceals the frame; G.711 has nothing better than silence,
+                // which the call's listener does not need to hear.
+                let next = self.jitter.peek_next();
+                self.codec.lost(next, &mut self.decoded);
+                self.fresh_frame = matches!(self.codec, CallCodec::Opus(_));
+            }
+            None => {}
         }
         let had_audio = !self.playback.is_empty();
         let from_queue = self.playback.len().min(FRAME_SAMPLES);
@@ -329,7 +346,7 @@ impl CallMedia {
         }
         self.talking = had_audio;
         let header = self.pacer.emit()?;
-        let written = self.law.encode(&self.pcm, &mut self.encoded);
+        let written = self.codec.encode(&self.pcm, &mut self.encoded);
         self.stats.packets_sent += 1;
         self.rtcp.on_rtp_sent(now, header.timestamp, written);
         let payload = self.encoded.get(..written).unwrap_or_default();

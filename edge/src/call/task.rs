@@ -134,7 +134,7 @@ pub async fn run(
         .await;
     tracing::info!(from = %caller, to = %dialled, agent = %agent.id, "call answered");
 
-    let mut media = match CallMedia::new(started, &audio, services.media) {
+    let mut media = match CallMedia::new(started, &audio, &services.media) {
         Ok(media) => media,
         Err(e) => {
             tracing::error!(error = %e, "cannot carry this call's media");

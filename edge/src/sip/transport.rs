@@ -23,7 +23,7 @@ use tracing::Instrument;
 
 use super::endpoint::{EndpointEvent, IncomingCall, SipEndpoint};
 use super::peer::{Peer, Transport};
-use super::sdp::{self, Codec, Direction, LocalMedia, SdpError, SessionDescription};
+use super::sdp::{self, Direction, LocalMedia, SdpError, SessionDescription};
 use super::Timers;
 use crate::call::admission::admit;
 use crate::call::ports::PortAllocator;
@@ -390,7 +390,7 @@ async fn accept(
         .map(|a| a.port())
         .unwrap_or_default();
     let local = LocalMedia {
-        codecs: vec![Codec::Pcmu, Codec::Pcma],
+        codecs: services.media.codecs.to_vec(),
         address: media_ip,
         port,
         direction: Direction::SendRecv,

@@ -22,6 +22,13 @@ pub enum Codec {
 }
 
 impl Codec {
+    /// The codec a configuration name means (`pcmu`, `pcma`, `opus`; any case).
+    pub fn from_name(name: &str) -> Option<Self> {
+        [Self::Pcmu, Self::Pcma, Self::Opus]
+            .into_iter()
+            .find(|c| c.encoding().eq_ignore_ascii_case(name))
+    }
+
     /// The rtpmap encoding name.
     pub fn encoding(self) -> &'static str {
         match self {

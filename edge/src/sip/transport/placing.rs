@@ -9,7 +9,7 @@ use crate::call::ports::{MediaSockets, PortAllocator};
 use crate::call::task::{CallDirection, CallServices, CallSetup};
 use crate::sip::endpoint::SipEndpoint;
 use crate::sip::outbound::OutboundFailure;
-use crate::sip::sdp::{self, Codec, Direction, LocalMedia, SessionDescription};
+use crate::sip::sdp::{self, Direction, LocalMedia, SessionDescription};
 use crate::sip::uac::{CallRequest, Trunk};
 use freya_shared::model::{CallEvent, CallEventKind};
 use freya_shared::snapshot::AgentConfig;
@@ -114,7 +114,7 @@ pub async fn place(
         .map(|a| a.port())
         .unwrap_or_default();
     let local = LocalMedia {
-        codecs: vec![Codec::Pcmu, Codec::Pcma],
+        codecs: services.media.codecs.to_vec(),
         address: media_ip,
         port,
         direction: Direction::SendRecv,
