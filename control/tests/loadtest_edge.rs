@@ -285,3 +285,71 @@ async fn rtcp_reports_flow_both_ways_and_show_in_the_call_record() {
     }
     desk.stop().await;
 }
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn opus_calls_and_key_presses_from_the_uac_reach_the_edge() {
+    let desk = desk().await;
+    let cancel = CancellationToken::new();
+    let endpoint = SipEndpoint::bind(SocketAddr::new(LOCALHOST, 0), cancel.clone())
+        .await
+        .expect("SIP socket");
+    let presses = freya_loadtest::dtmf_spec::parse_all(&["12#@0.6".into()]).expect("keys");
+    let mut opus = rtcp_call(desk.edge.sip_addr, true, Codec::Opus);
+    opus.media.dtmf = presses.clone();
+    let mut pcmu = rtcp_call(desk.edge.sip_addr, false, Codec::Pcmu);
+    pcmu.media.dtmf = presses;
+    let (opus, pcmu) = tokio::join!(
+        place_call(&endpoint, &opus, &cancel),
+        place_call(&endpoint, &pcmu, &cancel)
+    );
+    for report in [&opus, &pcmu] {
+        assert!(
+            report.succeeded(),
+            "{}: {:?}",
+            report.call_id,
+            report.failure
+        );
+        assert_eq!(report.dtmf_sent, 3);
+        // The edge's stream, decoded: a packet every 20 ms for 3 s.
+        assert!(report.rtp.received >= 120, "{:?}", report.rtp);
+        assert_eq!(report.rtp.lost, 0, "{:?}", report.rtp);
+    }
+    cancel.cancel();
+    let store = desk.control.store.clone();
+    let scope = desk.scope.clone();
+    let calls = eventually(Duration::from_secs(15), "both calls to be recorded", || {
+        let (store, scope) = (store.clone(), scope.clone());
+        async move {
+            let calls = store.calls(&scope, 10).await.ok()?;
+            (calls.len() == 2 && calls.iter().all(|c| c.ended_at_ms.is_some())).then_some(calls)
+        }
+    })
+    .await;
+    let mut codecs = Vec::new();
+    for call in calls {
+        let events = store.call_events(&scope, &call.id).await.expect("events");
+        let digits: String = events
+            .iter()
+            .filter(|e| e.kind == "call.dtmf")
+            .map(|e| {
+                assert_eq!(e.payload["via"], "rfc4733");
+                e.payload["digit"].as_str().unwrap_or("?").to_string()
+            })
+            .collect();
+        assert_eq!(digits, "12#", "{} heard the keys", call.id);
+        let started = events
+            .iter()
+            .find(|e| e.kind == "call.started")
+            .expect("started");
+        codecs.push(started.payload["codec"].as_str().unwrap_or("?").to_string());
+        let ended = events
+            .iter()
+            .find(|e| e.kind == "call.ended")
+            .expect("ended");
+        assert_eq!(ended.payload["rtp"]["junk"], 0, "{}", ended.payload);
+        assert_eq!(ended.payload["rtp"]["lost"], 0, "{}", ended.payload);
+    }
+    codecs.sort();
+    assert_eq!(codecs, ["Opus", "Pcmu"]);
+    desk.stop().await;
+}
