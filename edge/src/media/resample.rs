@@ -1,9 +1,15 @@
 //! Sample-rate conversion between the rates a call touches: 8 kHz on the phone line, 16 kHz for
-//! most speech-to-text engines, 24 kHz from text-to-speech, 48 kHz for Opus. It exists instead of
-//! a crate because the workspace's allowed dependencies exclude `rubato` and friends, and because
-//! every pair of those rates is a small rational ratio (L/M with L, M ≤ 6), for which a polyphase
-//! windowed-sinc FIR is short, exact in length per 20 ms frame, and allocation-free. If we need
-//! arbitrary ratios or better quality later, this is the one file to swap.
+//! most speech-to-text engines, 24 kHz from text-to-speech, 48 kHz for Opus. Every pair of those
+//! rates is a small rational ratio (L/M with L, M ≤ 6), for which a polyphase windowed-sinc FIR
+//! is short, exact in length per 20 ms frame (one frame in, one frame out, from the first), and
+//! allocation-free, with 2 ms of delay.
+//!
+//! It is ours rather than `rubato`'s because, measured against rubato 5.1 (see "Resampling" in
+//! `loadtest/BENCHMARKS.md`, bench `rubato_*` in `edge/benches/media.rs`), the crate is faster per
+//! frame but worse for the call's latency or its telephone band: its FFT resampler keeps 3.4 kHz
+//! only with 20 ms chunks, which delay every conversion by 10 ms (20 ms more mouth-to-ear on an
+//! Opus call), and at our 2 ms delay it cuts 3 kHz by 29 dB; its sinc resampler needs 128 taps
+//! (8 ms delay upward) to keep 3.4 kHz, and does not give one whole frame per frame at the start.
 //!
 //! Design: upsample by L (conceptually inserting zeros), low-pass at the lower Nyquist, decimate
 //! by M, computing only the outputs that survive (polyphase). The filter is a Blackman-windowed
