@@ -306,6 +306,38 @@ mod tests {
     }
 
     #[test]
+    fn a_sine_through_8_48_8_khz_keeps_its_frequency_and_joins_frames_without_clicks() {
+        let mut up = Resampler::new(SampleRate::Hz8000, SampleRate::Hz48000);
+        let mut down = Resampler::new(SampleRate::Hz48000, SampleRate::Hz8000);
+        let mut heard = Vec::new();
+        for i in 0..40 {
+            let input = tone(SampleRate::Hz8000, 700.0, 10_000.0, i);
+            let wide = up.process_frame(&input).unwrap();
+            heard.extend_from_slice(down.process_frame(&wide).unwrap().samples());
+        }
+        let steady = &heard[1600..];
+        // 700 Hz over 0.6 s: 840 zero crossings.
+        let crossings = steady
+            .windows(2)
+            .filter(|w| (w[0] < 0) != (w[1] < 0))
+            .count();
+        assert!((crossings as i64 - 840).abs() <= 2, "{crossings} crossings");
+        // The largest step between neighbours: a click at a frame edge would stand out from
+        // the sine's own slope (2π·700/8000·10 000 ≈ 5 500 per sample).
+        let step = |w: &[i16]| (i32::from(w[1]) - i32::from(w[0])).abs();
+        let at_edges = (1..steady.len() / 160)
+            .map(|f| step(&steady[f * 160 - 1..=f * 160]))
+            .max()
+            .unwrap();
+        let inside = steady.windows(2).map(step).max().unwrap();
+        assert!(
+            at_edges <= inside,
+            "edge step {at_edges} > largest step {inside}"
+        );
+        assert!(inside < 5_800, "{inside}");
+    }
+
+    #[test]
     fn tone_above_the_new_nyquist_is_filtered_out() {
         let mut down = Resampler::new(SampleRate::Hz48000, SampleRate::Hz8000);
         let mut worst: f64 = 0.0;
