@@ -1,6 +1,7 @@
 //! The load-test harness against a real edge: the project's own UAC (freya-loadtest) places a
 //! small, bounded batch of concurrent calls into an edge linked to a real control plane, and every
 //! call must be answered, carry RTP both ways and be hung up cleanly — correctness, not speed.
+//! RTCP reports flow both ways (multiplexed or on the odd ports) and reach the call record.
 
 mod support;
 
@@ -9,22 +10,33 @@ use std::sync::Arc;
 use std::time::Duration;
 
 use freya_control::server::ControlPlane;
-use freya_control::store::WorkspaceScope;
+use freya_control::store::{Role, WorkspaceScope};
 use freya_edge::sip::sdp::Codec;
 use freya_edge::Edge;
 use freya_loadtest::audio::Utterance;
 use freya_loadtest::onset::OnsetConfig;
 use freya_loadtest::runner::{run, RunPlan};
-use freya_loadtest::uac::{CallConfig, HangupSide, TalkerConfig};
+use freya_loadtest::uac::{
+    place_call, CallConfig, HangupSide, MediaOptions, SipEndpoint, TalkerConfig,
+};
 use freya_shared::model::{AgentSpec, PhoneNumberSpec};
+use support::http::Api;
 use support::{control_config, edge_config, eventually, Backend, TestDb, SECRET};
 use tokio_util::sync::CancellationToken;
 
 const CALLS: u64 = 20;
 const LOCALHOST: IpAddr = IpAddr::V4(Ipv4Addr::LOCALHOST);
 
-#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
-async fn a_batch_of_concurrent_calls_is_answered_with_audio_both_ways() {
+/// A control plane with one agent on the number `demo`, and an edge that has learnt it.
+struct Desk {
+    db: TestDb,
+    control: ControlPlane,
+    scope: WorkspaceScope,
+    edge: Edge,
+    dir: tempfile::TempDir,
+}
+
+async fn desk() -> Desk {
     let db = TestDb::new(Backend::Sqlite).await;
     let control = ControlPlane::start(&control_config(&db.url))
         .await
@@ -67,6 +79,33 @@ async fn a_batch_of_concurrent_calls_is_answered_with_audio_both_ways() {
     )
     .await;
 
+    Desk {
+        db,
+        control,
+        scope,
+        edge,
+        dir,
+    }
+}
+
+impl Desk {
+    async fn stop(self) {
+        self.edge.stop().await;
+        self.control.stop().await;
+        self.db.cleanup().await;
+        drop(self.dir);
+    }
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_batch_of_concurrent_calls_is_answered_with_audio_both_ways() {
+    let Desk {
+        db,
+        control,
+        scope,
+        edge,
+        dir: _dir,
+    } = desk().await;
     let plan = RunPlan {
         call: CallConfig {
             target: edge.sip_addr,
@@ -88,6 +127,7 @@ async fn a_batch_of_concurrent_calls_is_answered_with_audio_both_ways() {
             onset: OnsetConfig::default(),
             late_after: Duration::from_millis(60),
             received_audio: None,
+            media: MediaOptions::default(),
         },
         local_sip: SocketAddr::new(LOCALHOST, 0),
         calls: CALLS,
@@ -140,4 +180,176 @@ async fn a_batch_of_concurrent_calls_is_answered_with_audio_both_ways() {
     edge.stop().await;
     control.stop().await;
     db.cleanup().await;
+}
+
+/// One call from the project's UAC with a short hold and frequent RTCP reports.
+fn rtcp_call(target: SocketAddr, rtcp_mux: bool, codec: Codec) -> CallConfig {
+    CallConfig {
+        target,
+        number: "demo".into(),
+        caller: "rtcp".into(),
+        codec,
+        media_ip: LOCALHOST,
+        hold: Duration::from_millis(3000),
+        hangup: HangupSide::Caller,
+        callee_grace: Duration::from_secs(2),
+        setup_timeout: Duration::from_secs(5),
+        bye_timeout: Duration::from_secs(2),
+        turns: Arc::from(vec![Utterance::tone(400)]),
+        talker: TalkerConfig::default(),
+        onset: OnsetConfig::default(),
+        late_after: Duration::from_millis(60),
+        received_audio: None,
+        media: MediaOptions {
+            rtcp_mux,
+            rtcp_interval: Duration::from_millis(400),
+            dtmf: Vec::new(),
+        },
+    }
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn rtcp_reports_flow_both_ways_and_show_in_the_call_record() {
+    let desk = desk().await;
+    let cancel = CancellationToken::new();
+    let endpoint = SipEndpoint::bind(SocketAddr::new(LOCALHOST, 0), cancel.clone())
+        .await
+        .expect("SIP socket");
+    // One call multiplexes RTCP on the RTP port, the other uses the odd ports above.
+    let muxed = rtcp_call(desk.edge.sip_addr, true, Codec::Pcmu);
+    let paired = rtcp_call(desk.edge.sip_addr, false, Codec::Pcmu);
+    let (muxed, paired) = tokio::join!(
+        place_call(&endpoint, &muxed, &cancel),
+        place_call(&endpoint, &paired, &cancel)
+    );
+    for report in [&muxed, &paired] {
+        assert!(
+            report.succeeded(),
+            "{}: {:?}",
+            report.call_id,
+            report.failure
+        );
+        // The edge reports every ~0.5 s (rtp.rtcp_interval_ms in the test config) with an
+        // echo of our SRs, so we measured the round trip too.
+        assert!(report.rtcp.reports_received >= 2, "{:?}", report.rtcp);
+        assert!(report.rtcp.rtt_ms.is_some(), "{:?}", report.rtcp);
+        assert_eq!(report.rtcp.peer_cumulative_lost, Some(0));
+    }
+    cancel.cancel();
+
+    let key = desk
+        .control
+        .store
+        .create_api_key(&desk.scope, "viewer", Role::Viewer)
+        .await
+        .expect("key")
+        .key;
+    let api = Api::of(&desk.control);
+    let store = desk.control.store.clone();
+    let scope = desk.scope.clone();
+    let calls = eventually(Duration::from_secs(15), "both calls to be recorded", || {
+        let (store, scope) = (store.clone(), scope.clone());
+        async move {
+            let calls = store.calls(&scope, 10).await.ok()?;
+            (calls.len() == 2 && calls.iter().all(|c| c.ended_at_ms.is_some())).then_some(calls)
+        }
+    })
+    .await;
+    for call in calls {
+        let detail = api
+            .call("GET", &format!("/v1/calls/{}", call.id), &key, None)
+            .await;
+        assert_eq!(detail.status, reqwest::StatusCode::OK);
+        let events = detail.body["events"].as_array().expect("events").clone();
+        let ended = events
+            .iter()
+            .find(|e| e["kind"] == "call.ended")
+            .expect("call.ended");
+        let rtcp = &ended["payload"]["rtcp"];
+        // Our UAC reports every ~0.4 s for 3 s: the edge read them and echoed its SRs back.
+        assert!(
+            rtcp["reports_received"].as_u64().is_some_and(|n| n >= 2),
+            "{rtcp}"
+        );
+        assert!(
+            rtcp["reports_sent"].as_u64().is_some_and(|n| n >= 2),
+            "{rtcp}"
+        );
+        assert!(
+            rtcp["rtt_ms"].as_f64().is_some_and(|ms| ms >= 0.0),
+            "{rtcp}"
+        );
+        assert_eq!(rtcp["peer_cumulative_lost"], 0, "{rtcp}");
+        assert_eq!(rtcp["peer_fraction_lost"], 0.0, "{rtcp}");
+        assert_eq!(rtcp["junk"], 0, "{rtcp}");
+    }
+    desk.stop().await;
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn opus_calls_and_key_presses_from_the_uac_reach_the_edge() {
+    let desk = desk().await;
+    let cancel = CancellationToken::new();
+    let endpoint = SipEndpoint::bind(SocketAddr::new(LOCALHOST, 0), cancel.clone())
+        .await
+        .expect("SIP socket");
+    let presses = freya_loadtest::dtmf_spec::parse_all(&["12#@0.6".into()]).expect("keys");
+    let mut opus = rtcp_call(desk.edge.sip_addr, true, Codec::Opus);
+    opus.media.dtmf = presses.clone();
+    let mut pcmu = rtcp_call(desk.edge.sip_addr, false, Codec::Pcmu);
+    pcmu.media.dtmf = presses;
+    let (opus, pcmu) = tokio::join!(
+        place_call(&endpoint, &opus, &cancel),
+        place_call(&endpoint, &pcmu, &cancel)
+    );
+    for report in [&opus, &pcmu] {
+        assert!(
+            report.succeeded(),
+            "{}: {:?}",
+            report.call_id,
+            report.failure
+        );
+        assert_eq!(report.dtmf_sent, 3);
+        // The edge's stream, decoded: a packet every 20 ms for 3 s.
+        assert!(report.rtp.received >= 120, "{:?}", report.rtp);
+        assert_eq!(report.rtp.lost, 0, "{:?}", report.rtp);
+    }
+    cancel.cancel();
+    let store = desk.control.store.clone();
+    let scope = desk.scope.clone();
+    let calls = eventually(Duration::from_secs(15), "both calls to be recorded", || {
+        let (store, scope) = (store.clone(), scope.clone());
+        async move {
+            let calls = store.calls(&scope, 10).await.ok()?;
+            (calls.len() == 2 && calls.iter().all(|c| c.ended_at_ms.is_some())).then_some(calls)
+        }
+    })
+    .await;
+    let mut codecs = Vec::new();
+    for call in calls {
+        let events = store.call_events(&scope, &call.id).await.expect("events");
+        let digits: String = events
+            .iter()
+            .filter(|e| e.kind == "call.dtmf")
+            .map(|e| {
+                assert_eq!(e.payload["via"], "rfc4733");
+                e.payload["digit"].as_str().unwrap_or("?").to_string()
+            })
+            .collect();
+        assert_eq!(digits, "12#", "{} heard the keys", call.id);
+        let started = events
+            .iter()
+            .find(|e| e.kind == "call.started")
+            .expect("started");
+        codecs.push(started.payload["codec"].as_str().unwrap_or("?").to_string());
+        let ended = events
+            .iter()
+            .find(|e| e.kind == "call.ended")
+            .expect("ended");
+        assert_eq!(ended.payload["rtp"]["junk"], 0, "{}", ended.payload);
+        assert_eq!(ended.payload["rtp"]["lost"], 0, "{}", ended.payload);
+    }
+    codecs.sort();
+    assert_eq!(codecs, ["Opus", "Pcmu"]);
+    desk.stop().await;
 }

@@ -147,6 +147,7 @@ async fn call(target: std::net::SocketAddr) -> CallReport {
         onset: OnsetConfig::default(),
         late_after: Duration::from_millis(200),
         received_audio: None,
+        media: uac::MediaOptions::default(),
     };
     let report = uac::place_call(&endpoint, &config, &cancel).await;
     cancel.cancel();

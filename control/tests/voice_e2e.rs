@@ -18,7 +18,9 @@ use freya_edge::speech::fakes::{tone, FakeOpenAiSpeech};
 use freya_edge::Edge;
 use freya_loadtest::audio::Utterance;
 use freya_loadtest::onset::OnsetConfig;
-use freya_loadtest::uac::{self, CallConfig, CallReport, HangupSide, SipEndpoint, TalkerConfig};
+use freya_loadtest::uac::{
+    self, CallConfig, CallReport, HangupSide, MediaOptions, SipEndpoint, TalkerConfig,
+};
 use freya_shared::model::{AgentSpec, PhoneNumberSpec};
 use support::{control_config, edge_config, eventually, Backend, TestDb, SECRET};
 use tokio_util::sync::CancellationToken;
@@ -101,8 +103,19 @@ async fn world(first_message: &str) -> World {
     }
 }
 
-/// Places one call that says `turns` (espeak-ng) and hangs up after `hold`.
+/// Places one G.711 call that says `turns` (espeak-ng) and hangs up after `hold`.
 async fn call(w: &World, turns: &[&str], talker: TalkerConfig, hold: Duration) -> CallReport {
+    call_with(w, Codec::Pcmu, turns, talker, hold).await
+}
+
+/// Places one call offering only `codec`.
+async fn call_with(
+    w: &World,
+    codec: Codec,
+    turns: &[&str],
+    talker: TalkerConfig,
+    hold: Duration,
+) -> CallReport {
     let cancel = CancellationToken::new();
     let endpoint = SipEndpoint::bind("127.0.0.1:0".parse().expect("addr"), cancel.clone())
         .await
@@ -115,7 +128,7 @@ async fn call(w: &World, turns: &[&str], talker: TalkerConfig, hold: Duration) -
         target: w.edge.sip_addr,
         number: "demo".into(),
         caller: "+15550123".into(),
-        codec: Codec::Pcmu,
+        codec,
         media_ip: "127.0.0.1".parse().expect("ip"),
         hold,
         hangup: HangupSide::Caller,
@@ -127,6 +140,7 @@ async fn call(w: &World, turns: &[&str], talker: TalkerConfig, hold: Duration) -
         onset: OnsetConfig::default(),
         late_after: Duration::from_millis(200),
         received_audio: None,
+        media: MediaOptions::default(),
     };
     let report = uac::place_call(&endpoint, &config, &cancel).await;
     cancel.cancel();
@@ -248,6 +262,44 @@ async fn a_caller_who_speaks_hears_the_models_answer() {
             latency[0].payload
         );
     }
+    teardown(w).await;
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn an_opus_caller_is_understood_and_hears_the_agent() {
+    let w = world("Hello, thanks for calling Acme.").await;
+    w.speech
+        .set_default_transcript("What are your opening hours?");
+    w.llm
+        .respond_with(|_| FakeReply::text("We are open from nine to five."));
+    let talker = TalkerConfig {
+        first_turn_after: Duration::from_millis(1500),
+        reply_timeout: Duration::from_secs(6),
+        pause_after_reply: Duration::from_millis(400),
+    };
+    let report = call_with(
+        &w,
+        Codec::Opus,
+        &["What are your opening hours?"],
+        talker,
+        Duration::from_secs(8),
+    )
+    .await;
+    assert!(report.succeeded(), "{:?}", report.failure);
+    assert!(report.first_audio_ms.is_some(), "the greeting was heard");
+    assert_eq!(report.v2v_ms.len(), 1, "the reply was heard: {report:?}");
+    // The edge decoded the caller's Opus well enough for its ear to send the whole turn.
+    let utterances = w.speech.utterances();
+    assert_eq!(utterances.len(), 1, "the fake STT got the caller's turn");
+    assert!(
+        utterances[0].duration > Duration::from_millis(800),
+        "{:?}",
+        utterances[0].duration
+    );
+    let events = recorded_events(&w).await;
+    assert_eq!(of_kind(&events, "call.started")[0].payload["codec"], "Opus");
+    let rtp = &of_kind(&events, "call.ended")[0].payload["rtp"];
+    assert_eq!(rtp["junk"], 0, "{rtp}");
     teardown(w).await;
 }
 

@@ -113,6 +113,7 @@ fn resample(c: &mut Criterion) {
     for (name, from, to) in [
         ("8k_to_16k", SampleRate::Hz8000, SampleRate::Hz16000),
         ("48k_to_8k", SampleRate::Hz48000, SampleRate::Hz8000),
+        ("8k_to_48k", SampleRate::Hz8000, SampleRate::Hz48000),
     ] {
         let frame = voice(from);
         let mut resampler = Resampler::new(from, to);
@@ -137,5 +138,85 @@ fn recording(c: &mut Criterion) {
     });
 }
 
-criterion_group!(benches, g711, opus, jitter, rtp, resample, recording);
+/// The same conversions through rubato's FFT resampler (fixed 20 ms chunks in and out), with
+/// the i16 ↔ f32 conversion a call needs, for the comparison in `loadtest/BENCHMARKS.md`.
+fn resample_rubato(c: &mut Criterion) {
+    use rubato::audioadapter_buffers::direct::SequentialSlice;
+    use rubato::{Fft, FixedSync, Resampler as _};
+    for (name, from, to) in [
+        ("8k_to_16k", SampleRate::Hz8000, SampleRate::Hz16000),
+        ("48k_to_8k", SampleRate::Hz48000, SampleRate::Hz8000),
+        ("8k_to_48k", SampleRate::Hz8000, SampleRate::Hz48000),
+    ] {
+        let (n_in, n_out) = (from.samples_per_frame(), to.samples_per_frame());
+        let mut fft = Fft::<f32>::new(
+            from.hz() as usize,
+            to.hz() as usize,
+            n_in,
+            1,
+            FixedSync::Both,
+        )
+        .expect("rubato");
+        eprintln!(
+            "rubato {name}: {} in, {} out per call, delay {} output samples ({:.1} ms)",
+            fft.input_frames_next(),
+            fft.output_frames_next(),
+            fft.output_delay(),
+            fft.output_delay() as f64 * 1000.0 / f64::from(to.hz())
+        );
+        let frame = voice(from);
+        let mut wide_in = vec![0f32; n_in];
+        let mut wide_out = vec![0f32; n_out];
+        let mut out = PcmFrame::silence(to);
+        c.bench_function(&format!("rubato_{name}_20ms"), |b| {
+            b.iter(|| {
+                for (f, &s) in wide_in.iter_mut().zip(black_box(&frame).samples()) {
+                    *f = f32::from(s) / 32768.0;
+                }
+                let input = SequentialSlice::new(&wide_in, 1, n_in).expect("in");
+                let mut output = SequentialSlice::new_mut(&mut wide_out, 1, n_out).expect("out");
+                fft.process_into_buffer(&input, &mut output, None)
+                    .expect("rubato");
+                for (s, &f) in out.samples_mut().iter_mut().zip(&wide_out) {
+                    *s = (f * 32768.0).round().clamp(-32768.0, 32767.0) as i16;
+                }
+                black_box(&out);
+            })
+        });
+    }
+}
+
+/// An Opus call's codec work per 20 ms, as `CallMedia` does it: the agent's 8 kHz frame up to
+/// 48 kHz and encoded, and a packet decoded and brought down to 8 kHz.
+fn call_codec(c: &mut Criterion) {
+    use freya_edge::call::codec::{CallCodec, MAX_PAYLOAD};
+    use freya_edge::sip::sdp::Codec;
+    let frame = voice(SampleRate::Hz8000);
+    let pcm: [i16; 160] = frame.samples().try_into().expect("160 samples");
+    for (name, codec) in [("pcmu", Codec::Pcmu), ("opus", Codec::Opus)] {
+        let mut sender = CallCodec::new(codec).expect("codec");
+        let mut receiver = CallCodec::new(codec).expect("codec");
+        let mut payload = [0u8; MAX_PAYLOAD];
+        let mut out = [0i16; 160];
+        c.bench_function(&format!("call_codec_{name}_encode_decode_20ms"), |b| {
+            b.iter(|| {
+                let n = sender.encode(black_box(&pcm), &mut payload);
+                receiver.decode(black_box(&payload[..n]), &mut out);
+                black_box(&out);
+            })
+        });
+    }
+}
+
+criterion_group!(
+    benches,
+    g711,
+    opus,
+    jitter,
+    rtp,
+    resample,
+    resample_rubato,
+    call_codec,
+    recording
+);
 criterion_main!(benches);

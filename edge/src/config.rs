@@ -48,6 +48,12 @@ pub struct RtpConfig {
     /// A call with no RTP from the caller for this long is hung up.
     #[serde(default = "default_inactivity_ms")]
     pub inactivity_timeout_ms: u32,
+    /// Codecs we answer and offer with, most preferred first: `pcmu`, `pcma`, `opus`.
+    #[serde(default = "default_codecs")]
+    pub codecs: Vec<String>,
+    /// Nominal time between a call's RTCP reports (RFC 3550 suggests 5 s), randomised 0.5–1.5×.
+    #[serde(default = "default_rtcp_interval_ms")]
+    pub rtcp_interval_ms: u32,
 }
 
 impl Default for RtpConfig {
@@ -58,6 +64,8 @@ impl Default for RtpConfig {
             port_min: default_port_min(),
             port_max: default_port_max(),
             inactivity_timeout_ms: default_inactivity_ms(),
+            rtcp_interval_ms: default_rtcp_interval_ms(),
+            codecs: default_codecs(),
         }
     }
 }
@@ -72,6 +80,16 @@ fn default_port_max() -> u16 {
 
 fn default_inactivity_ms() -> u32 {
     30_000
+}
+
+/// G.711 first: what every carrier speaks, and the cheapest per call; Opus when only it is
+/// common, or when configured first.
+fn default_codecs() -> Vec<String> {
+    vec!["pcmu".into(), "pcma".into(), "opus".into()]
+}
+
+fn default_rtcp_interval_ms() -> u32 {
+    5_000
 }
 
 fn default_capacity() -> u32 {
@@ -213,6 +231,23 @@ impl Validate for EdgeConfig {
         if self.sip.ring_ms > 60_000 {
             problems.push(ConfigProblem::new("sip.ring_ms", "must be at most 60000"));
         }
+        if self.rtp.codecs.is_empty() {
+            problems.push(ConfigProblem::new("rtp.codecs", "name at least one codec"));
+        }
+        for name in &self.rtp.codecs {
+            if crate::sip::sdp::Codec::from_name(name).is_none() {
+                problems.push(ConfigProblem::new(
+                    "rtp.codecs",
+                    format!("unknown codec `{name}` (expected pcmu, pcma or opus)"),
+                ));
+            }
+        }
+        if !(100..=60_000).contains(&self.rtp.rtcp_interval_ms) {
+            problems.push(ConfigProblem::new(
+                "rtp.rtcp_interval_ms",
+                "must be between 100 and 60000",
+            ));
+        }
         if self.rtp.inactivity_timeout_ms < 1000 {
             problems.push(ConfigProblem::new(
                 "rtp.inactivity_timeout_ms",
@@ -220,5 +255,37 @@ impl Validate for EdgeConfig {
             ));
         }
         problems
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    fn config(rtp: serde_json::Value) -> EdgeConfig {
+        serde_json::from_value(serde_json::json!({
+            "region": "local",
+            "data_dir": "/tmp/edge",
+            "control": {"url": "http://127.0.0.1:1", "shared_secret": "s"},
+            "rtp": rtp,
+        }))
+        .expect("parses")
+    }
+
+    fn keys(config: &EdgeConfig) -> Vec<String> {
+        config.validate().into_iter().map(|p| p.key).collect()
+    }
+
+    #[test]
+    fn codecs_and_rtcp_interval_are_validated_by_key() {
+        let ok = config(serde_json::json!({"codecs": ["opus", "PCMU"]}));
+        assert!(keys(&ok).is_empty(), "{:?}", keys(&ok));
+        assert_eq!(ok.rtp.rtcp_interval_ms, 5_000);
+        let bad = config(serde_json::json!({"codecs": ["g729"], "rtcp_interval_ms": 10}));
+        assert_eq!(keys(&bad), ["rtp.codecs", "rtp.rtcp_interval_ms"]);
+        assert_eq!(
+            keys(&config(serde_json::json!({"codecs": []}))),
+            ["rtp.codecs"]
+        );
     }
 }

@@ -22,6 +22,7 @@ use crate::control_link::spool::EventSpool;
 use crate::control_link::{self, LinkContext, Registration};
 use crate::metrics::EdgeMetrics;
 use crate::recordings::RecordingOutbox;
+use crate::sip::sdp::Codec;
 use crate::sip::transport::SipService;
 use crate::state::EdgeState;
 use crate::voice::{VoiceDefaults, VoiceFactory};
@@ -161,6 +162,13 @@ impl Edge {
                     inactivity_timeout: Duration::from_millis(u64::from(
                         config.rtp.inactivity_timeout_ms,
                     )),
+                    rtcp_interval: Duration::from_millis(u64::from(config.rtp.rtcp_interval_ms)),
+                    codecs: config
+                        .rtp
+                        .codecs
+                        .iter()
+                        .filter_map(|name| Codec::from_name(name))
+                        .collect(),
                 },
             },
             ring: Duration::from_millis(u64::from(config.sip.ring_ms)),

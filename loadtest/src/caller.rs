@@ -14,7 +14,6 @@ use std::time::Duration;
 use anyhow::{bail, Context};
 use clap::Parser;
 use freya_edge::media::frame::SampleRate;
-use freya_edge::sip::sdp::Codec;
 use freya_edge::speech::stt::local::{LocalStt, LocalSttConfig};
 use freya_edge::speech::wav::encode_wav;
 use freya_edge::speech::SpeechToText;
@@ -22,7 +21,9 @@ use tokio_util::sync::CancellationToken;
 
 use crate::audio::Utterance;
 use crate::onset::OnsetConfig;
-use crate::uac::{place_call, CallConfig, CallReport, HangupSide, SipEndpoint, TalkerConfig};
+use crate::uac::{
+    place_call, CallConfig, CallReport, HangupSide, MediaOptions, SipEndpoint, TalkerConfig,
+};
 
 /// Call an agent and talk to it.
 #[derive(Debug, Parser)]
@@ -36,9 +37,12 @@ struct Args {
     /// Play this WAV file as a turn (after the `--say` turns).
     #[arg(long = "wav")]
     wavs: Vec<PathBuf>,
-    /// Press these keys (not supported yet: refused rather than ignored).
+    /// Press keys as RFC 4733 events, `DIGITS@SECONDS` after the answer (e.g. `12#@3`).
     #[arg(long)]
-    dtmf: Option<String>,
+    dtmf: Vec<String>,
+    /// The codec to offer.
+    #[arg(long, value_enum, default_value = "pcmu")]
+    codec: crate::scenario::CodecChoice,
     /// Save what the agent said (8 kHz mono WAV).
     #[arg(long)]
     record: Option<PathBuf>,
@@ -105,9 +109,8 @@ fn parse_uri(uri: &str) -> anyhow::Result<(String, SocketAddr)> {
 }
 
 async fn call(args: Args) -> anyhow::Result<bool> {
-    if args.dtmf.is_some() {
-        bail!("--dtmf: sending DTMF is not supported by `freya call` yet");
-    }
+    let dtmf =
+        crate::dtmf_spec::parse_all(&args.dtmf).map_err(|e| anyhow::anyhow!("--dtmf: {e}"))?;
     let (number, target) = parse_uri(&args.uri)?;
     let mut turns = Vec::new();
     for text in &args.says {
@@ -123,7 +126,7 @@ async fn call(args: Args) -> anyhow::Result<bool> {
         target,
         number: number.clone(),
         caller: "freya-call".into(),
-        codec: Codec::Pcmu,
+        codec: args.codec.codec(),
         media_ip: args.local_ip,
         hold: Duration::from_secs(3) + talking + Duration::from_secs(args.linger_seconds),
         hangup: HangupSide::Caller,
@@ -139,6 +142,10 @@ async fn call(args: Args) -> anyhow::Result<bool> {
         onset: OnsetConfig::default(),
         late_after: Duration::from_millis(60),
         received_audio: Some(heard.clone()),
+        media: MediaOptions {
+            dtmf,
+            ..MediaOptions::default()
+        },
     };
     let cancel = CancellationToken::new();
     let endpoint = SipEndpoint::bind(SocketAddr::new(args.local_ip, 0), cancel.clone())

@@ -14,13 +14,12 @@ use crate::audio::Utterance;
 use crate::gate::Threshold;
 use crate::onset::OnsetConfig;
 use crate::runner::{run, RunPlan};
-use crate::scenario::{CodecChoice, ScenarioSettings};
+use crate::scenario::ScenarioSettings;
 use crate::summary::Summary;
-use crate::uac::{CallConfig, TalkerConfig};
+use crate::uac::{CallConfig, MediaOptions, TalkerConfig};
 use crate::{report, sipp};
 use anyhow::{bail, Context};
 use clap::Parser;
-use freya_edge::sip::sdp::Codec;
 use tokio_util::sync::CancellationToken;
 
 /// Real SIP calls with real audio against a Freya edge (or any SIP UAS), measured.
@@ -101,10 +100,7 @@ fn real_main(cli: Cli) -> anyhow::Result<bool> {
         target: scenario.target,
         number: scenario.number.clone(),
         caller: scenario.caller.clone(),
-        codec: match scenario.codec {
-            CodecChoice::Pcmu => Codec::Pcmu,
-            CodecChoice::Pcma => Codec::Pcma,
-        },
+        codec: scenario.codec.codec(),
         media_ip: scenario.local_ip,
         hold: scenario.duration,
         hangup: scenario.hangup,
@@ -123,6 +119,10 @@ fn real_main(cli: Cli) -> anyhow::Result<bool> {
         },
         late_after: Duration::from_millis(60),
         received_audio: None,
+        media: MediaOptions {
+            dtmf: scenario.dtmf.clone(),
+            ..MediaOptions::default()
+        },
     };
     let plan = RunPlan {
         call,

@@ -9,6 +9,7 @@
 pub mod audio;
 pub mod caller;
 pub mod cli;
+pub mod dtmf_spec;
 pub mod gate;
 pub mod onset;
 pub mod procstat;

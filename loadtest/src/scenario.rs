@@ -47,6 +47,20 @@ pub enum CodecChoice {
     Pcmu,
     /// G.711 A-law.
     Pcma,
+    /// Opus (`opus/48000/2`), encoded from the caller's 8 kHz audio.
+    Opus,
+}
+
+impl CodecChoice {
+    /// The SDP codec offered.
+    pub fn codec(self) -> freya_edge::sip::sdp::Codec {
+        use freya_edge::sip::sdp::Codec;
+        match self {
+            Self::Pcmu => Codec::Pcmu,
+            Self::Pcma => Codec::Pcma,
+            Self::Opus => Codec::Opus,
+        }
+    }
 }
 
 /// Every setting, each optional: the shape of both the TOML file and the flag overrides.
@@ -90,6 +104,10 @@ pub struct ScenarioSettings {
     #[arg(long = "turn")]
     #[serde(default)]
     pub turns: Vec<String>,
+    /// Keys to press, `DIGITS@SECONDS` after the answer, as RFC 4733 events (repeatable).
+    #[arg(long = "dtmf")]
+    #[serde(default)]
+    pub dtmf: Vec<String>,
     /// Milliseconds after the answer before the first turn.
     #[arg(long)]
     pub first_turn_ms: Option<u64>,
@@ -137,6 +155,8 @@ pub struct Scenario {
     pub hangup: HangupSide,
     /// Turn specifications.
     pub turns: Vec<String>,
+    /// Key presses, in time order.
+    pub dtmf: Vec<crate::uac::DtmfPress>,
     /// Delay before the first turn.
     pub first_turn: Duration,
     /// Wait for a reply.
@@ -183,6 +203,7 @@ impl ScenarioSettings {
             } else {
                 o.turns
             },
+            dtmf: if o.dtmf.is_empty() { self.dtmf } else { o.dtmf },
             first_turn_ms: o.first_turn_ms.or(self.first_turn_ms),
             reply_timeout_ms: o.reply_timeout_ms.or(self.reply_timeout_ms),
             pause_after_reply_ms: o.pause_after_reply_ms.or(self.pause_after_reply_ms),
@@ -227,6 +248,7 @@ impl ScenarioSettings {
                 return Err(invalid(key, format!("{secs} is not a number of seconds")));
             }
         }
+        let dtmf = crate::dtmf_spec::parse_all(&self.dtmf).map_err(|e| invalid("dtmf", e))?;
         let threshold_dbfs = self.threshold_dbfs.unwrap_or(-40.0);
         if !(-100.0..0.0).contains(&threshold_dbfs) {
             return Err(invalid(
@@ -262,6 +284,7 @@ impl ScenarioSettings {
             } else {
                 self.turns
             },
+            dtmf,
             first_turn: Duration::from_millis(self.first_turn_ms.unwrap_or(500)),
             reply_timeout,
             pause_after_reply: Duration::from_millis(self.pause_after_reply_ms.unwrap_or(400)),
@@ -303,6 +326,14 @@ mod tests {
         let s = file.overridden_by(flags).validate().unwrap();
         assert_eq!((s.calls, s.rate, s.concurrency), (7, 5.0, 10));
         assert_eq!(s.turns, ["tone:300"]);
+        assert!(s.dtmf.is_empty());
+        let with_keys: ScenarioSettings =
+            toml::from_str("target = \"127.0.0.1:5060\"\ndtmf = [\"12@1.5\"]\ncodec = \"opus\"")
+                .unwrap();
+        let s = with_keys.validate().unwrap();
+        assert_eq!(s.codec, CodecChoice::Opus);
+        assert_eq!(s.dtmf.len(), 2);
+        assert_eq!(s.dtmf[1].at, Duration::from_millis(1750));
         assert_eq!(s.target, "127.0.0.1:5060".parse().unwrap());
     }
 
@@ -318,6 +349,15 @@ mod tests {
         assert!(matches!(
             bad.validate(),
             Err(ScenarioError::Invalid { key: "rate", .. })
+        ));
+        let bad_keys = ScenarioSettings {
+            target: Some("127.0.0.1:5060".into()),
+            dtmf: vec!["Z@1".into()],
+            ..Default::default()
+        };
+        assert!(matches!(
+            bad_keys.validate(),
+            Err(ScenarioError::Invalid { key: "dtmf", .. })
         ));
         assert!(matches!(
             ScenarioSettings::default().validate(),

@@ -14,7 +14,7 @@ use freya_loadtest::audio::Utterance;
 use freya_loadtest::onset::OnsetConfig;
 use freya_loadtest::report;
 use freya_loadtest::runner::{run, RunPlan};
-use freya_loadtest::uac::{CallConfig, HangupSide, TalkerConfig};
+use freya_loadtest::uac::{CallConfig, HangupSide, MediaOptions, TalkerConfig};
 use tokio_util::sync::CancellationToken;
 
 const LOCALHOST: IpAddr = IpAddr::V4(std::net::Ipv4Addr::LOCALHOST);
@@ -122,6 +122,7 @@ fn every_call_is_answered_with_audio_both_ways_and_latencies_measured() {
         onset: OnsetConfig::default(),
         late_after: Duration::from_millis(60),
         received_audio: None,
+        media: MediaOptions::default(),
     };
     let plan = RunPlan {
         call,

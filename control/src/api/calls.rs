@@ -108,7 +108,7 @@ pub struct PlaceCallRequest {
 
 /// Whether `id` can name a call: outbound calls have UUIDs, inbound ones their SIP Call-ID.
 pub(super) fn plausible_call_id(id: &str) -> bool {
-    !id.is_empty() && id.len() <= 1024
+    !id.is_empty() && id.len() <= 1024 && id.bytes().all(|b| b.is_ascii_graphic())
 }
 
 const STATUSES: [&str; 5] = ["queued", "ringing", "in_progress", "ended", "failed"];
@@ -199,6 +199,8 @@ pub(super) async fn get(
     }))
 }
 
+/// Calls we place have UUIDs; calls that come in keep the caller's SIP Call-ID (RFC 3261 `word`:
+/// printable ASCII, no spaces), so both name a call; anything else cannot.
 fn event_view(e: StoredEvent) -> EventView {
     EventView {
         id: e.id,

@@ -1,8 +1,9 @@
-//! One call's RTP media, sans-IO: incoming packets through the jitter buffer and decoder (and
+//! One call's RTP media, sans-IO: incoming packets through the jitter buffer and decoder ([`CallCodec`]: G.711, or Opus with FEC and PLC; and
 //! RFC 4733 digits out of the stream), outgoing audio paced every 20 ms as an uninterrupted
 //! packet stream (silence when the agent has nothing to say, the marker bit on each talk spurt),
 //! symmetric RTP (replies go where the caller's packets come from, which is what crosses NAT),
-//! and an inactivity timer that declares a dead call.
+//! RTCP sender/receiver reports (on the RTP port when multiplexed, else on the odd port above;
+//! see [`RtcpSession`]), and an inactivity timer that declares a dead call.
 //!
 //! The call task feeds it datagrams and time and drains packets, timeouts and events; it never
 //! touches a socket, so every behaviour is tested with simulated time. Per packet it allocates
@@ -10,14 +11,16 @@
 
 use std::collections::VecDeque;
 use std::net::SocketAddr;
+use std::sync::Arc;
 use std::time::{Duration, Instant};
 
-use crate::media::g711::G711;
+use super::codec::{CallCodec, LossRepair, MAX_PAYLOAD};
+use crate::media::opus::MAX_OPUS_PACKET;
 use crate::rtp::dtmf::DtmfReceiver;
 use crate::rtp::jitter::{JitterBuffer, JitterConfig, JitterStats, Playout};
 use crate::rtp::pacer::{Pacer, PacerConfig};
 use crate::rtp::packet::{is_rtcp, Packetizer, RtpPacket};
-use crate::rtp::rtcp::InterarrivalJitter;
+use crate::rtp::rtcp_session::{RtcpSession, RtcpStats};
 use crate::sip::sdp::{Codec, NegotiatedAudio};
 
 /// Samples in one 20 ms frame at 8 kHz.
@@ -43,17 +46,25 @@ pub struct MediaStats {
     pub jitter: JitterStats,
     /// RFC 3550 interarrival jitter, in milliseconds.
     pub interarrival_jitter_ms: u32,
+    /// RTCP reports both ways and what the far end says of our stream.
+    pub rtcp: RtcpStats,
+    /// How lost frames were rebuilt, concealed or silenced.
+    pub repair: LossRepair,
 }
 
 /// Settings of one call's media.
-#[derive(Debug, Clone, Copy)]
+#[derive(Debug, Clone)]
 pub struct MediaSettings {
+    /// Codecs we answer and offer with, most preferred first.
+    pub codecs: Arc<[Codec]>,
     pub inactivity_timeout: Duration,
+    /// Nominal time between RTCP reports (each one randomised 0.5–1.5×).
+    pub rtcp_interval: Duration,
 }
 
 /// The media state of one call.
 pub struct CallMedia {
-    law: G711,
+    codec: CallCodec,
     payload_type: u8,
     telephone_event: Option<u8>,
     remote: SocketAddr,
@@ -62,15 +73,17 @@ pub struct CallMedia {
     packetizer: Packetizer,
     jitter: JitterBuffer,
     dtmf: DtmfReceiver,
-    arrival: InterarrivalJitter,
-    started: Instant,
+    rtcp: RtcpSession,
+    rtcp_remote: SocketAddr,
+    rtcp_mux: bool,
+    rtcp_latched: bool,
     last_heard: Instant,
     inactivity_timeout: Duration,
     inactive_reported: bool,
     playback: VecDeque<i16>,
     talking: bool,
     pcm: [i16; FRAME_SAMPLES],
-    encoded: [u8; FRAME_SAMPLES],
+    encoded: [u8; MAX_PAYLOAD],
     decoded: [i16; FRAME_SAMPLES],
     /// `decoded` holds a frame the call has not taken yet.
     fresh_frame: bool,
@@ -80,9 +93,9 @@ pub struct CallMedia {
     stats: MediaStats,
 }
 
-/// The negotiated codec is not one this media core carries (Opus needs its own decoder).
+/// The negotiated codec could not be set up (libopus refused to build its encoder or decoder).
 #[derive(Debug, thiserror::Error)]
-#[error("codec {0:?} is not supported for calls yet")]
+#[error("codec {0:?} could not be set up for this call")]
 pub struct UnsupportedCodec(pub Codec);
 
 impl CallMedia {
@@ -90,34 +103,50 @@ impl CallMedia {
     pub fn new(
         now: Instant,
         audio: &NegotiatedAudio,
-        settings: MediaSettings,
+        settings: &MediaSettings,
     ) -> Result<Self, UnsupportedCodec> {
-        let law = match audio.codec {
-            Codec::Pcmu => G711::Ulaw,
-            Codec::Pcma => G711::Alaw,
-            other => return Err(UnsupportedCodec(other)),
+        let codec = CallCodec::new(audio.codec).map_err(|_| UnsupportedCodec(audio.codec))?;
+        let clock_rate = audio.codec.clock_rate();
+        let mut jitter_config = JitterConfig {
+            clock_rate,
+            ..JitterConfig::default()
         };
-        let jitter = JitterBuffer::new(JitterConfig::default())
-            .map_err(|_| UnsupportedCodec(audio.codec))?;
+        if audio.codec == Codec::Opus {
+            jitter_config.max_payload = MAX_OPUS_PACKET;
+        }
+        let jitter = JitterBuffer::new(jitter_config).map_err(|_| UnsupportedCodec(audio.codec))?;
+        let ssrc = rand::random();
+        let wall = std::time::SystemTime::now()
+            .duration_since(std::time::UNIX_EPOCH)
+            .unwrap_or_default();
         Ok(Self {
-            law,
+            codec,
             payload_type: audio.payload_type,
             telephone_event: audio.telephone_event,
             remote: audio.remote_rtp,
             latched: false,
-            pacer: Pacer::new(now, PacerConfig::new(8_000)),
-            packetizer: Packetizer::new(rand::random()),
+            pacer: Pacer::new(now, PacerConfig::new(clock_rate)),
+            packetizer: Packetizer::new(ssrc),
             jitter,
-            dtmf: DtmfReceiver::new(8_000),
-            arrival: InterarrivalJitter::default(),
-            started: now,
+            dtmf: DtmfReceiver::new(clock_rate),
+            rtcp: RtcpSession::new(
+                now,
+                wall,
+                ssrc,
+                audio.codec.clock_rate(),
+                settings.rtcp_interval,
+                rand::random(),
+            ),
+            rtcp_remote: audio.remote_rtcp,
+            rtcp_mux: audio.rtcp_mux,
+            rtcp_latched: false,
             last_heard: now,
             inactivity_timeout: settings.inactivity_timeout,
             inactive_reported: false,
             playback: VecDeque::new(),
             talking: false,
             pcm: [0; FRAME_SAMPLES],
-            encoded: [0; FRAME_SAMPLES],
+            encoded: [0; MAX_PAYLOAD],
             decoded: [0; FRAME_SAMPLES],
             fresh_frame: false,
             playback_position: 0,
@@ -144,7 +173,7 @@ impl CallMedia {
     }
 
     /// The caller's 20 ms frame decoded by the last [`poll_transmit`](Self::poll_transmit), once:
-    /// `None` when no packet was due (lost, late, or not sent).
+    /// `None` when no packet was due (late, not sent, or lost on G.711; Opus conceals a loss).
     pub fn take_received_frame(&mut self) -> Option<&[i16; FRAME_SAMPLES]> {
         if !self.fresh_frame {
             return None;
@@ -179,13 +208,54 @@ impl CallMedia {
     pub fn stats(&self) -> MediaStats {
         let mut stats = self.stats;
         stats.jitter = self.jitter.stats();
-        stats.interarrival_jitter_ms = self.arrival.jitter() / 8;
+        stats.interarrival_jitter_ms = self.rtcp.jitter_ms();
+        stats.rtcp = self.rtcp.stats();
+        stats.repair = self.codec.repair();
         stats
+    }
+
+    /// Does RTCP share the RTP socket (RFC 5761)? If not, the call's RTCP socket feeds
+    /// [`handle_rtcp`](Self::handle_rtcp) and sends what [`poll_rtcp_transmit`](Self::poll_rtcp_transmit) gives.
+    pub fn rtcp_muxed(&self) -> bool {
+        self.rtcp_mux
+    }
+
+    /// One datagram from the RTCP socket (or an RTCP one from the RTP socket).
+    pub fn handle_rtcp(&mut self, now: Instant, source: SocketAddr, datagram: &[u8]) {
+        let before = self.rtcp.stats().reports_received;
+        self.rtcp.handle_datagram(now, datagram);
+        // Symmetric RTCP, as for RTP: reports go back where real reports come from.
+        if !self.rtcp_mux && self.rtcp.stats().reports_received > before {
+            self.rtcp_remote = source;
+            self.rtcp_latched = true;
+        }
+    }
+
+    /// The RTCP report due now, if any, and where it goes.
+    pub fn poll_rtcp_transmit(&mut self, now: Instant) -> Option<(SocketAddr, &[u8])> {
+        let to = self.rtcp_destination();
+        self.rtcp.poll_transmit(now).map(|bytes| (to, bytes))
+    }
+
+    /// The final RTCP report with a BYE, at hang-up (once).
+    pub fn close_rtcp(&mut self, now: Instant) -> Option<(SocketAddr, &[u8])> {
+        let to = self.rtcp_destination();
+        self.rtcp.close(now).map(|bytes| (to, bytes))
+    }
+
+    fn rtcp_destination(&self) -> SocketAddr {
+        if self.rtcp_mux {
+            self.remote
+        } else {
+            self.rtcp_remote
+        }
     }
 
     /// One datagram from the RTP socket.
     pub fn handle_datagram(&mut self, now: Instant, source: SocketAddr, datagram: &[u8]) {
         if is_rtcp(datagram) {
+            // Multiplexed (RFC 5761), or a peer that sends it there anyway.
+            self.handle_rtcp(now, source, datagram);
             return;
         }
         let Ok(packet) = RtpPacket::parse(datagram) else {
@@ -205,10 +275,21 @@ impl CallMedia {
             }
             self.remote = source;
             self.latched = true;
+            if !self.rtcp_latched {
+                self.rtcp_remote.set_ip(source.ip());
+            }
         }
         self.last_heard = now;
         self.stats.packets_received += 1;
-        if Some(packet.payload_type) == self.telephone_event {
+        let is_event = Some(packet.payload_type) == self.telephone_event;
+        self.rtcp.on_rtp_received(
+            now,
+            packet.ssrc,
+            packet.sequence,
+            packet.timestamp,
+            !is_event,
+        );
+        if is_event {
             self.jitter.push_foreign(now, packet.sequence, packet.ssrc);
             if self
                 .dtmf
@@ -220,9 +301,6 @@ impl CallMedia {
             self.drain_dtmf();
             return;
         }
-        let arrival = u32::try_from(now.saturating_duration_since(self.started).as_millis() * 8)
-            .unwrap_or(u32::MAX);
-        self.arrival.update(arrival, packet.timestamp);
         self.jitter.push(
             now,
             packet.sequence,
@@ -243,6 +321,7 @@ impl CallMedia {
             self.events.push_back(MediaEvent::Inactive);
         }
         self.pacer.handle_timeout(now);
+        self.rtcp.handle_timeout(now);
     }
 
     /// The next packet to send, written into a buffer reused for every packet.
@@ -251,12 +330,19 @@ impl CallMedia {
             return None;
         }
         // Play out one received frame per sent frame: both run on the 20 ms clock.
-        if let Some(Playout::Frame { payload, .. }) = self.jitter.pop(now) {
-            let n = self.law.decode(payload, &mut self.decoded);
-            if let Some(rest) = self.decoded.get_mut(n..) {
-                rest.fill(0);
+        match self.jitter.pop(now) {
+            Some(Playout::Frame { payload, .. }) => {
+                self.codec.decode(payload, &mut self.decoded);
+                self.fresh_frame = true;
             }
-            self.fresh_frame = true;
+            Some(Playout::Lost { .. }) => {
+                // Opus rebuilds or conceals the frame; G.711 has nothing better than silence,
+                // which the call's listener does not need to hear.
+                let next = self.jitter.peek_next();
+                self.codec.lost(next, &mut self.decoded);
+                self.fresh_frame = matches!(self.codec, CallCodec::Opus(_));
+            }
+            None => {}
         }
         let had_audio = !self.playback.is_empty();
         let from_queue = self.playback.len().min(FRAME_SAMPLES);
@@ -272,8 +358,9 @@ impl CallMedia {
         }
         self.talking = had_audio;
         let header = self.pacer.emit()?;
-        let written = self.law.encode(&self.pcm, &mut self.encoded);
+        let written = self.codec.encode(&self.pcm, &mut self.encoded);
         self.stats.packets_sent += 1;
+        self.rtcp.on_rtp_sent(now, header.timestamp, written);
         let payload = self.encoded.get(..written).unwrap_or_default();
         let packet = self
             .packetizer
@@ -287,6 +374,9 @@ impl CallMedia {
         let mut next = self.pacer.poll_timeout();
         if let Some(dtmf) = self.dtmf.poll_timeout() {
             next = next.min(dtmf);
+        }
+        if let Some(rtcp) = self.rtcp.poll_timeout() {
+            next = next.min(rtcp);
         }
         if !self.inactive_reported {
             next = next.min(self.last_heard + self.inactivity_timeout);

@@ -2,6 +2,7 @@
 //! RFC 4733 digits, inactivity and junk.
 
 use std::net::SocketAddr;
+use std::sync::Arc;
 use std::time::{Duration, Instant};
 
 use super::*;
@@ -17,18 +18,21 @@ fn audio() -> NegotiatedAudio {
         remote_rtp: "127.0.0.1:40002".parse().expect("addr"),
         ptime: 20,
         direction: Direction::SendRecv,
+        rtcp_mux: false,
+        remote_rtcp: "127.0.0.1:40003".parse().expect("addr"),
+    }
+}
+
+fn settings() -> MediaSettings {
+    MediaSettings {
+        codecs: Arc::from([Codec::Pcmu]),
+        inactivity_timeout: Duration::from_secs(5),
+        rtcp_interval: Duration::from_secs(5),
     }
 }
 
 fn media(t0: Instant) -> CallMedia {
-    CallMedia::new(
-        t0,
-        &audio(),
-        MediaSettings {
-            inactivity_timeout: Duration::from_secs(5),
-        },
-    )
-    .expect("PCMU is supported")
+    CallMedia::new(t0, &audio(), &settings()).expect("PCMU is supported")
 }
 
 /// Runs the clock in 20 ms steps from `from` for `frames` frames, collecting what is sent.
@@ -154,4 +158,150 @@ fn junk_and_foreign_payloads_are_counted_and_ignored() {
     assert_eq!(m.stats().junk_received, 3);
     assert_eq!(m.stats().packets_received, 0);
     assert_eq!(run(&mut m, t0, 1).len(), 1, "sending goes on");
+}
+
+/// Runs `m` to its first RTCP report and returns where it went and what it was.
+fn first_rtcp(m: &mut CallMedia, t0: Instant) -> (SocketAddr, Vec<u8>) {
+    for n in 0..400u32 {
+        let now = t0 + Duration::from_millis(20) * n;
+        m.handle_timeout(now);
+        while m.poll_transmit(now).is_some() {}
+        if let Some((to, bytes)) = m.poll_rtcp_transmit(now) {
+            return (to, bytes.to_vec());
+        }
+    }
+    panic!("no RTCP report within 8 s");
+}
+
+#[test]
+fn rtcp_reports_go_to_the_odd_port_and_latch_onto_where_reports_come_from() {
+    use crate::rtp::rtcp::{parse_compound, write_receiver_report, ReportBlock, RtcpPacket};
+    let t0 = Instant::now();
+    let mut m = media(t0);
+    m.handle_datagram(
+        t0,
+        "127.0.0.1:40002".parse().expect("addr"),
+        &caller_packet(1, 0, &[0xff; 160]),
+    );
+    let (to, report) = first_rtcp(&mut m, t0);
+    assert_eq!(to, "127.0.0.1:40003".parse().expect("addr"));
+    let Some(Ok(RtcpPacket::SenderReport { ssrc, blocks, .. })) = parse_compound(&report).next()
+    else {
+        panic!("an SR: we have been sending");
+    };
+    let about_caller: Vec<ReportBlock> = blocks.collect();
+    assert_eq!(about_caller.len(), 1);
+    assert_eq!(about_caller[0].ssrc, 7, "the caller's stream");
+    // The caller's RR about our stream, from another port than we guessed.
+    let block = ReportBlock {
+        ssrc,
+        fraction_lost: 64,
+        cumulative_lost: 12,
+        ..ReportBlock::default()
+    };
+    let mut rr = [0u8; 64];
+    let len = write_receiver_report(&mut rr, 7, &[block]).expect("rr");
+    let natted: SocketAddr = "127.0.0.1:50001".parse().expect("addr");
+    m.handle_rtcp(t0 + Duration::from_secs(8), natted, &rr[..len]);
+    let stats = m.stats().rtcp;
+    assert_eq!(stats.reports_received, 1);
+    assert_eq!(
+        (stats.peer_fraction_lost, stats.peer_cumulative_lost),
+        (Some(64), Some(12))
+    );
+    let (to, bye) = m
+        .close_rtcp(t0 + Duration::from_secs(9))
+        .expect("final report");
+    assert_eq!(to, natted);
+    assert!(parse_compound(bye).any(|p| matches!(
+        p,
+        Ok(RtcpPacket::Other {
+            packet_type: 203,
+            ..
+        })
+    )));
+    assert!(m.close_rtcp(t0 + Duration::from_secs(10)).is_none(), "once");
+}
+
+#[test]
+fn multiplexed_rtcp_shares_the_rtp_address_and_is_not_junk() {
+    let t0 = Instant::now();
+    let mut muxed = audio();
+    muxed.rtcp_mux = true;
+    muxed.remote_rtcp = muxed.remote_rtp;
+    let settings = MediaSettings {
+        rtcp_interval: Duration::from_secs(1),
+        ..settings()
+    };
+    let mut m = CallMedia::new(t0, &muxed, &settings).expect("PCMU");
+    let natted: SocketAddr = "127.0.0.1:50000".parse().expect("addr");
+    m.handle_datagram(t0, natted, &caller_packet(1, 0, &[0xff; 160]));
+    let (to, report) = first_rtcp(&mut m, t0);
+    assert_eq!(to, natted, "with the RTP stream, after latching");
+    // Our own report, looped back on the RTP port, parses as RTCP and counts as one.
+    m.handle_datagram(t0, natted, &report);
+    assert_eq!(m.stats().junk_received, 0);
+    assert_eq!(m.stats().rtcp.reports_received, 1);
+}
+
+#[test]
+fn an_opus_call_runs_on_the_48_khz_clock_and_repairs_a_lost_packet_with_fec() {
+    use crate::call::codec::CallCodec;
+    let t0 = Instant::now();
+    let opus = NegotiatedAudio {
+        codec: Codec::Opus,
+        payload_type: 111,
+        telephone_event: None,
+        ..audio()
+    };
+    let mut m = CallMedia::new(t0, &opus, &settings()).expect("Opus is carried");
+    // The caller's Opus stream: a tone, packet 12 lost on the way.
+    let mut caller = CallCodec::new(Codec::Opus).expect("opus");
+    let mut payload = [0u8; crate::call::codec::MAX_PAYLOAD];
+    let mut p = Packetizer::new(7);
+    let from: SocketAddr = "127.0.0.1:40002".parse().expect("addr");
+    let mut heard = 0;
+    let mut sent = Vec::new();
+    for n in 0..40u16 {
+        let now = t0 + Duration::from_millis(20) * u32::from(n);
+        let mut pcm = [0i16; FRAME_SAMPLES];
+        for (i, s) in pcm.iter_mut().enumerate() {
+            let t = (usize::from(n) * FRAME_SAMPLES + i) as f64 / 8000.0;
+            *s = (6000.0 * (2.0 * std::f64::consts::PI * 300.0 * t).sin()) as i16;
+        }
+        let len = caller.encode(&pcm, &mut payload);
+        if n != 12 {
+            let header = OutgoingHeader {
+                sequence: n,
+                timestamp: u32::from(n) * 960,
+                marker: n == 0,
+            };
+            let bytes = p
+                .packetize(111, header, &payload[..len])
+                .expect("packet")
+                .to_vec();
+            m.handle_datagram(now, from, &bytes);
+        }
+        m.handle_timeout(now);
+        while let Some((_, bytes)) = m.poll_transmit(now) {
+            sent.push(bytes.to_vec());
+            if m.take_received_frame()
+                .is_some_and(|f| f.iter().any(|&s| s != 0))
+            {
+                heard += 1;
+            }
+        }
+    }
+    let stats = m.stats();
+    assert_eq!(stats.jitter.lost, 1);
+    assert_eq!(stats.repair.recovered, 1, "{:?}", stats.repair);
+    assert!(heard >= 35, "the tone is heard in {heard} frames");
+    let parsed: Vec<RtpPacket> = sent
+        .iter()
+        .map(|b| RtpPacket::parse(b).expect("rtp"))
+        .collect();
+    assert!(parsed.iter().all(|p| p.payload_type == 111));
+    for pair in parsed.windows(2) {
+        assert_eq!(pair[1].timestamp, pair[0].timestamp.wrapping_add(960));
+    }
 }

@@ -1,10 +1,11 @@
-//! A call on the edge: whether to take it ([`admission`]), its RTP port ([`ports`]), its media
-//! core ([`media`]) and the task that owns it ([`task`]). The voice pipeline lives here too: the
+//! A call on the edge: whether to take it ([`admission`]), its RTP port ([`ports`]), its codec
+//! ([`codec`]) and media core ([`media`]) and the task that owns it ([`task`]). The voice pipeline lives here too: the
 //! agent's ear ([`listener`]), the sans-IO conversation ([`conversation`]) with its prompt
 //! variables ([`prompt`]), the provider shell ([`pipeline`]) and their wiring into the call
 //! task ([`talk`]).
 
 pub mod admission;
+pub mod codec;
 pub mod conversation;
 pub mod listener;
 pub mod media;

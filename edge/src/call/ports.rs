@@ -1,13 +1,21 @@
-//! RTP ports for calls: one UDP socket per call, on an even port from the configured range
-//! (RTCP conventionally takes the odd one above). A port is free again when its socket drops, so
-//! there is no lease to leak.
+//! RTP ports for calls: a pair of UDP sockets per call from the configured range, RTP on an even
+//! port and RTCP on the odd one above (RFC 3550 §11). A port is free again when its socket
+//! drops, so there is no lease to leak.
 
 use std::net::{IpAddr, SocketAddr};
 use std::sync::atomic::{AtomicU32, Ordering};
 
 use tokio::net::UdpSocket;
 
-/// Hands out RTP sockets round-robin over a port range.
+/// One call's media sockets.
+pub struct MediaSockets {
+    /// RTP, on the even port (and RTCP too when the call multiplexes it).
+    pub rtp: UdpSocket,
+    /// RTCP, on the odd port above.
+    pub rtcp: UdpSocket,
+}
+
+/// Hands out RTP/RTCP socket pairs round-robin over a port range.
 pub struct PortAllocator {
     ip: IpAddr,
     min: u16,
@@ -16,7 +24,7 @@ pub struct PortAllocator {
 }
 
 impl PortAllocator {
-    /// Ports `min..=max` on `ip` (only even ports are used).
+    /// Ports `min..=max` on `ip` (pairs of an even port and the odd one above, both in range).
     pub fn new(ip: IpAddr, min: u16, max: u16) -> Self {
         Self {
             ip,
@@ -26,17 +34,20 @@ impl PortAllocator {
         }
     }
 
-    /// Binds a socket on the next free even port; `None` when every port is taken.
-    pub async fn bind(&self) -> Option<UdpSocket> {
-        let slots = u32::from(self.max.saturating_sub(self.min) / 2 + 1);
-        for _ in 0..slots {
-            let slot = self.next.fetch_add(1, Ordering::Relaxed) % slots;
+    /// Binds the next free pair; `None` when every pair is taken.
+    pub async fn bind(&self) -> Option<MediaSockets> {
+        let pairs = u32::from(self.max.saturating_sub(self.min).saturating_add(1) / 2);
+        for _ in 0..pairs {
+            let slot = self.next.fetch_add(1, Ordering::Relaxed) % pairs;
             let Ok(offset) = u16::try_from(slot * 2) else {
                 continue;
             };
             let port = self.min + offset;
-            if let Ok(socket) = UdpSocket::bind(SocketAddr::new(self.ip, port)).await {
-                return Some(socket);
+            let Ok(rtp) = UdpSocket::bind(SocketAddr::new(self.ip, port)).await else {
+                continue;
+            };
+            if let Ok(rtcp) = UdpSocket::bind(SocketAddr::new(self.ip, port + 1)).await {
+                return Some(MediaSockets { rtp, rtcp });
             }
         }
         None
@@ -47,27 +58,32 @@ impl PortAllocator {
 mod tests {
     use super::*;
 
+    fn port(socket: &UdpSocket) -> u16 {
+        socket.local_addr().expect("addr").port()
+    }
+
     #[tokio::test]
-    async fn ports_are_even_within_range_and_reused_after_release() {
-        let ports = PortAllocator::new("127.0.0.1".parse().expect("ip"), 41001, 41004);
-        let a = ports.bind().await.expect("a port");
-        let b = ports.bind().await.expect("another port");
-        let (pa, pb) = (
-            a.local_addr().expect("addr").port(),
-            b.local_addr().expect("addr").port(),
-        );
+    async fn pairs_are_even_and_odd_within_range_and_reused_after_release() {
+        let ports = PortAllocator::new("127.0.0.1".parse().expect("ip"), 41001, 41006);
+        let a = ports.bind().await.expect("a pair");
+        let b = ports.bind().await.expect("another pair");
+        let (pa, pb) = (port(&a.rtp), port(&b.rtp));
         assert!([41002, 41004].contains(&pa) && [41002, 41004].contains(&pb) && pa != pb);
-        assert!(ports.bind().await.is_none(), "the range is exhausted");
-        drop(a);
-        assert_eq!(
-            ports
-                .bind()
-                .await
-                .expect("freed")
-                .local_addr()
-                .expect("addr")
-                .port(),
-            pa
+        assert_eq!((port(&a.rtcp), port(&b.rtcp)), (pa + 1, pb + 1));
+        assert!(
+            ports.bind().await.is_none(),
+            "41006 has no odd port above it in range"
         );
+        drop(a);
+        assert_eq!(port(&ports.bind().await.expect("freed").rtp), pa);
+    }
+
+    #[tokio::test]
+    async fn a_taken_rtcp_port_skips_the_pair() {
+        let _squatter = std::net::UdpSocket::bind("127.0.0.1:41013").expect("squat");
+        let ports = PortAllocator::new("127.0.0.1".parse().expect("ip"), 41012, 41015);
+        let pair = ports.bind().await.expect("the other pair");
+        assert_eq!(port(&pair.rtp), 41014);
+        assert!(ports.bind().await.is_none());
     }
 }

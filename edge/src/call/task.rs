@@ -10,7 +10,8 @@ use std::time::{Duration, Instant};
 use tokio::net::UdpSocket;
 use tokio::sync::mpsc;
 
-use super::media::{CallMedia, MediaEvent, MediaSettings};
+use super::media::{CallMedia, MediaEvent, MediaSettings, MediaStats};
+use super::ports::MediaSockets;
 use super::talk::{CallParties, Talk};
 use crate::recordings::writer::CallRecording;
 use crate::recordings::RecordingOutbox;
@@ -60,7 +61,8 @@ pub struct CallSetup {
     pub caller: String,
     pub dialled: String,
     pub audio: NegotiatedAudio,
-    pub socket: UdpSocket,
+    /// RTP and RTCP; the RTCP one goes unused when the call multiplexes RTCP on RTP.
+    pub sockets: MediaSockets,
 }
 
 /// What every call on this edge shares.
@@ -110,8 +112,10 @@ pub async fn run(
         caller,
         dialled,
         audio,
-        socket,
+        sockets,
     } = setup;
+    let socket = sockets.rtp;
+    let rtcp_socket: Option<UdpSocket> = (!audio.rtcp_mux).then_some(sockets.rtcp);
     let event =
         |kind, payload| CallEvent::new(call_id.clone(), workspace_id.clone(), kind, payload);
     let started = Instant::now();
@@ -134,7 +138,7 @@ pub async fn run(
         .await;
     tracing::info!(from = %caller, to = %dialled, agent = %agent.id, "call answered");
 
-    let mut media = match CallMedia::new(started, &audio, services.media) {
+    let mut media = match CallMedia::new(started, &audio, &services.media) {
         Ok(media) => media,
         Err(e) => {
             tracing::error!(error = %e, "cannot carry this call's media");
@@ -175,6 +179,7 @@ pub async fn run(
     let max_duration = Duration::from_secs(u64::from(agent.spec.max_call_seconds));
     let deadline = tokio::time::Instant::from_std(started + max_duration);
     let mut buf = [0u8; 2048];
+    let mut rtcp_buf = [0u8; 1500];
     let mut records: Vec<(&'static str, serde_json::Value)> = Vec::new();
     let ending = loop {
         if misconfigured {
@@ -193,6 +198,15 @@ pub async fn run(
                 Ok((n, source)) => media.handle_datagram(Instant::now(), source, buf.get(..n).unwrap_or_default()),
                 Err(e) => tracing::debug!(error = %e, "RTP receive error (ICMP?)"),
             },
+            received = async {
+                match &rtcp_socket {
+                    Some(rtcp) => rtcp.recv_from(&mut rtcp_buf).await,
+                    None => std::future::pending().await,
+                }
+            } => match received {
+                Ok((n, source)) => media.handle_rtcp(Instant::now(), source, rtcp_buf.get(..n).unwrap_or_default()),
+                Err(e) => tracing::debug!(error = %e, "RTCP receive error (ICMP?)"),
+            },
             _ = tokio::time::sleep_until(wake) => {
                 let now = Instant::now();
                 media.handle_timeout(now);
@@ -209,6 +223,9 @@ pub async fn run(
                     if let (Some(talk), Some(frame)) = (talk.as_mut(), media.take_received_frame()) {
                         talk.push_frame(now, frame);
                     }
+                }
+                if let Some((to, report)) = media.poll_rtcp_transmit(now) {
+                    send_rtcp(&socket, rtcp_socket.as_ref(), report, to).await;
                 }
             }
             signal = signals.recv() => match signal {
@@ -276,6 +293,9 @@ pub async fn run(
     if let Some(talk) = talk.as_mut() {
         talk.shutdown();
     }
+    if let Some((to, report)) = media.close_rtcp(Instant::now()) {
+        send_rtcp(&socket, rtcp_socket.as_ref(), report, to).await;
+    }
     if let Some(recording) = recording.take() {
         recording.finish();
     }
@@ -305,6 +325,7 @@ pub async fn run(
                     "junk": stats.junk_received,
                     "jitter_ms": stats.interarrival_jitter_ms,
                 },
+                "rtcp": rtcp_record(&stats),
             }),
         ))
         .await;
@@ -329,6 +350,34 @@ fn start_recording(
             None
         }
     }
+}
+
+/// Sends an RTCP report on the RTCP socket, or on the RTP one when multiplexed.
+async fn send_rtcp(
+    rtp: &UdpSocket,
+    rtcp: Option<&UdpSocket>,
+    report: &[u8],
+    to: std::net::SocketAddr,
+) {
+    if let Err(e) = rtcp.unwrap_or(rtp).send_to(report, to).await {
+        tracing::debug!(error = %e, "RTCP send failed");
+    }
+}
+
+/// The `rtcp` object of `call.ended`: reports both ways and the far end's view of our stream
+/// (null where no report said it).
+fn rtcp_record(stats: &MediaStats) -> serde_json::Value {
+    let rtcp = &stats.rtcp;
+    serde_json::json!({
+        "reports_sent": rtcp.reports_sent,
+        "reports_received": rtcp.reports_received,
+        "junk": rtcp.junk_received,
+        "peer_fraction_lost": rtcp.peer_fraction_lost.map(|f| f64::from(f) / 256.0),
+        "peer_cumulative_lost": rtcp.peer_cumulative_lost,
+        "peer_jitter_ms": rtcp.peer_jitter_micros.map(|us| f64::from(us) / 1000.0),
+        "rtt_ms": rtcp.rtt_micros.map(|us| f64::from(us) / 1000.0),
+        "peer_bye": rtcp.peer_bye,
+    })
 }
 
 /// A call event of a kind the shared model does not name (`call.turn_latency`, `call.tool`, ...):

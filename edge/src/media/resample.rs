@@ -1,9 +1,15 @@
 //! Sample-rate conversion between the rates a call touches: 8 kHz on the phone line, 16 kHz for
-//! most speech-to-text engines, 24 kHz from text-to-speech, 48 kHz for Opus. It exists instead of
-//! a crate because the workspace's allowed dependencies exclude `rubato` and friends, and because
-//! every pair of those rates is a small rational ratio (L/M with L, M ≤ 6), for which a polyphase
-//! windowed-sinc FIR is short, exact in length per 20 ms frame, and allocation-free. If we need
-//! arbitrary ratios or better quality later, this is the one file to swap.
+//! most speech-to-text engines, 24 kHz from text-to-speech, 48 kHz for Opus. Every pair of those
+//! rates is a small rational ratio (L/M with L, M ≤ 6), for which a polyphase windowed-sinc FIR
+//! is short, exact in length per 20 ms frame (one frame in, one frame out, from the first), and
+//! allocation-free, with 2 ms of delay.
+//!
+//! It is ours rather than `rubato`'s because, measured against rubato 5.1 (see "Resampling" in
+//! `loadtest/BENCHMARKS.md`, bench `rubato_*` in `edge/benches/media.rs`), the crate is faster per
+//! frame but worse for the call's latency or its telephone band: its FFT resampler keeps 3.4 kHz
+//! only with 20 ms chunks, which delay every conversion by 10 ms (20 ms more mouth-to-ear on an
+//! Opus call), and at our 2 ms delay it cuts 3 kHz by 29 dB; its sinc resampler needs 128 taps
+//! (8 ms delay upward) to keep 3.4 kHz, and does not give one whole frame per frame at the start.
 //!
 //! Design: upsample by L (conceptually inserting zeros), low-pass at the lower Nyquist, decimate
 //! by M, computing only the outputs that survive (polyphase). The filter is a Blackman-windowed
@@ -297,6 +303,38 @@ mod tests {
         }
         let gain = sum_out / sum_in;
         assert!((0.95..1.05).contains(&gain), "gain {gain}");
+    }
+
+    #[test]
+    fn a_sine_through_8_48_8_khz_keeps_its_frequency_and_joins_frames_without_clicks() {
+        let mut up = Resampler::new(SampleRate::Hz8000, SampleRate::Hz48000);
+        let mut down = Resampler::new(SampleRate::Hz48000, SampleRate::Hz8000);
+        let mut heard = Vec::new();
+        for i in 0..40 {
+            let input = tone(SampleRate::Hz8000, 700.0, 10_000.0, i);
+            let wide = up.process_frame(&input).unwrap();
+            heard.extend_from_slice(down.process_frame(&wide).unwrap().samples());
+        }
+        let steady = &heard[1600..];
+        // 700 Hz over 0.6 s: 840 zero crossings.
+        let crossings = steady
+            .windows(2)
+            .filter(|w| (w[0] < 0) != (w[1] < 0))
+            .count();
+        assert!((crossings as i64 - 840).abs() <= 2, "{crossings} crossings");
+        // The largest step between neighbours: a click at a frame edge would stand out from
+        // the sine's own slope (2π·700/8000·10 000 ≈ 5 500 per sample).
+        let step = |w: &[i16]| (i32::from(w[1]) - i32::from(w[0])).abs();
+        let at_edges = (1..steady.len() / 160)
+            .map(|f| step(&steady[f * 160 - 1..=f * 160]))
+            .max()
+            .unwrap();
+        let inside = steady.windows(2).map(step).max().unwrap();
+        assert!(
+            at_edges <= inside,
+            "edge step {at_edges} > largest step {inside}"
+        );
+        assert!(inside < 5_800, "{inside}");
     }
 
     #[test]

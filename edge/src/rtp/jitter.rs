@@ -433,6 +433,14 @@ impl JitterBuffer {
         }
     }
 
+    /// The payload of the packet due on the next tick, if it has arrived: after a
+    /// [`Playout::Lost`], Opus rebuilds the lost frame from the in-band FEC it carries.
+    pub fn peek_next(&self) -> Option<&[u8]> {
+        let (idx, slot) = self.slot_at_next()?;
+        let start = idx * self.config.max_payload;
+        self.storage.get(start..start + slot.len)
+    }
+
     /// The filled audio slot holding `next`, if it arrived.
     fn slot_at_next(&self) -> Option<(usize, Slot)> {
         let next = self.next?;

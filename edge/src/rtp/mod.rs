@@ -8,3 +8,4 @@ pub mod jitter;
 pub mod pacer;
 pub mod packet;
 pub mod rtcp;
+pub mod rtcp_session;

@@ -152,6 +152,16 @@ impl ReceiverStats {
     /// Records a received packet (`arrival` in timestamp units); returns false for a packet far
     /// outside the sequence window, which is ignored unless the next one confirms a restart.
     pub fn update(&mut self, seq: u16, arrival: u32, timestamp: u32) -> bool {
+        if !self.update_sequence(seq) {
+            return false;
+        }
+        self.jitter.update(arrival, timestamp);
+        true
+    }
+
+    /// Records a received packet for the loss statistics only: for packets of the same stream
+    /// whose timestamps do not follow the audio clock (RFC 4733 events keep their start time).
+    pub fn update_sequence(&mut self, seq: u16) -> bool {
         let udelta = seq.wrapping_sub(self.max_seq);
         if udelta < MAX_DROPOUT {
             if seq < self.max_seq {
@@ -170,8 +180,12 @@ impl ReceiverStats {
         }
         // else: duplicate or reordered packet, counted but not moving max_seq.
         self.received = self.received.wrapping_add(1);
-        self.jitter.update(arrival, timestamp);
         true
+    }
+
+    /// The source these statistics are about.
+    pub fn ssrc(&self) -> u32 {
+        self.ssrc
     }
 
     /// Notes a sender report from this source, so our next report block can echo LSR/DLSR.

@@ -132,6 +132,10 @@ pub struct MediaDescription {
     pub ptime: Option<u32>,
     /// The media-level direction attribute.
     pub direction: Option<Direction>,
+    /// `a=rtcp-mux` (RFC 5761): RTCP shares the RTP port.
+    pub rtcp_mux: bool,
+    /// `a=rtcp:<port>` (RFC 3605): RTCP on another port than RTP + 1.
+    pub rtcp_port: Option<u16>,
 }
 
 impl MediaDescription {
@@ -246,6 +250,8 @@ fn parse_media(value: &str) -> Option<MediaDescription> {
         fmtps: Vec::new(),
         ptime: None,
         direction: None,
+        rtcp_mux: false,
+        rtcp_port: None,
     })
 }
 
@@ -291,6 +297,15 @@ fn parse_attribute(sdp: &mut SessionDescription, value: &str) -> Result<(), &'st
         }
         // Tolerated when odd (some phones write `20.0`): a bad ptime only loses the hint.
         "ptime" => media.ptime = arg.trim().split('.').next().and_then(|p| p.parse().ok()),
+        "rtcp-mux" => media.rtcp_mux = true,
+        // Only the port is used; a bad value falls back to RTP + 1, like a missing one.
+        "rtcp" => {
+            media.rtcp_port = arg
+                .split_whitespace()
+                .next()
+                .and_then(|p| p.parse().ok())
+                .filter(|p| *p != 0)
+        }
         _ => {}
     }
     Ok(())
@@ -329,6 +344,7 @@ a=rtpmap:0 PCMU/8000\r\n\
 a=rtpmap:101 telephone-event/8000\r\n\
 a=fmtp:101 0-16\r\n\
 a=ptime:20\r\n\
+a=rtcp:49171 IN IP4 198.51.100.1\r\n\
 a=x-unknown:whatever\r\n\
 a=sendrecv\r\n";
 
@@ -343,6 +359,10 @@ a=sendrecv\r\n";
         assert_eq!(audio.fmtp(101), Some("0-16"));
         assert_eq!(audio.ptime, Some(20));
         assert_eq!(audio.direction, Some(Direction::SendRecv));
+        assert_eq!((audio.rtcp_mux, audio.rtcp_port), (false, Some(49171)));
+        let muxed = OFFER.replace("a=sendrecv", "a=rtcp-mux\r\na=sendrecv");
+        let muxed = SessionDescription::parse(muxed.as_bytes()).unwrap();
+        assert!(muxed.media[0].rtcp_mux);
     }
 
     #[test]

@@ -23,7 +23,7 @@ use tracing::Instrument;
 
 use super::endpoint::{EndpointEvent, IncomingCall, SipEndpoint};
 use super::peer::{Peer, Transport};
-use super::sdp::{self, Codec, Direction, LocalMedia, SdpError, SessionDescription};
+use super::sdp::{self, Direction, LocalMedia, SdpError, SessionDescription};
 use super::Timers;
 use crate::call::admission::admit;
 use crate::call::ports::PortAllocator;
@@ -373,7 +373,7 @@ async fn accept(
             return None;
         }
     };
-    let Some(socket) = ports.bind().await else {
+    let Some(sockets) = ports.bind().await else {
         tracing::warn!(call = %call.call_id, "no free RTP port");
         endpoint.reject(
             now,
@@ -384,9 +384,13 @@ async fn accept(
         );
         return None;
     };
-    let port = socket.local_addr().map(|a| a.port()).unwrap_or_default();
+    let port = sockets
+        .rtp
+        .local_addr()
+        .map(|a| a.port())
+        .unwrap_or_default();
     let local = LocalMedia {
-        codecs: vec![Codec::Pcmu, Codec::Pcma],
+        codecs: services.media.codecs.to_vec(),
         address: media_ip,
         port,
         direction: Direction::SendRecv,
@@ -394,6 +398,7 @@ async fn accept(
         opus_payload_type: 111,
         telephone_event_payload_type: 101,
         ptime: 20,
+        rtcp_mux: false,
     };
     let answer = match sdp::answer(&offer, &local) {
         Ok(answer) => answer,
@@ -416,7 +421,7 @@ async fn accept(
         caller: call.caller,
         dialled: call.dialled,
         audio: answer.audio,
-        socket,
+        sockets,
     };
     Some((answer.sdp, setup))
 }

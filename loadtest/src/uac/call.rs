@@ -21,7 +21,7 @@ use tokio_util::sync::CancellationToken;
 
 use super::dialog::Dialog;
 use super::endpoint::{Inbound, SipEndpoint};
-use super::media::{law_of, MediaSession};
+use super::media::MediaSession;
 use super::{CallConfig, CallFailure, CallReport, HangupSide};
 use crate::onset::millis;
 
@@ -57,6 +57,15 @@ fn local(error: impl Display) -> CallFailure {
     }
 }
 
+/// Where a call's media goes: our sockets and the far end's addresses.
+struct MediaPath<'a> {
+    rtp: &'a UdpSocket,
+    /// `None` when RTCP shares the RTP socket.
+    rtcp: Option<&'a UdpSocket>,
+    remote_rtp: SocketAddr,
+    remote_rtcp: SocketAddr,
+}
+
 struct Call<'a> {
     endpoint: &'a SipEndpoint,
     config: &'a CallConfig,
@@ -69,7 +78,7 @@ impl Call<'_> {
     async fn run(&mut self, call_id: String) -> Result<(), CallFailure> {
         let config = self.config;
         let local_sip = self.endpoint.local_addr().map_err(local)?;
-        let rtp = UdpSocket::bind((config.media_ip, 0)).await.map_err(local)?;
+        let (rtp, rtcp) = bind_media(config).await.map_err(local)?;
         let local_media = LocalMedia {
             codecs: vec![config.codec],
             address: config.media_ip,
@@ -79,6 +88,7 @@ impl Call<'_> {
             opus_payload_type: 111,
             telephone_event_payload_type: 101,
             ptime: 20,
+            rtcp_mux: config.media.rtcp_mux,
         };
         let mut dialog = Dialog::new(
             call_id,
@@ -111,28 +121,30 @@ impl Call<'_> {
                 });
             }
         };
-        let Some(law) = law_of(negotiated.codec) else {
-            self.hang_up(&mut dialog, start).await;
-            return Err(CallFailure::BadAnswer {
-                reason: "Opus was chosen; the load generator sends G.711 only".into(),
-            });
+        let mut media = match MediaSession::new(&negotiated, answered, config) {
+            Ok(media) => media,
+            Err(reason) => {
+                self.hang_up(&mut dialog, start).await;
+                return Err(CallFailure::Local { reason });
+            }
         };
-        let mut media = MediaSession::new(
-            law,
-            negotiated.payload_type,
-            answered,
-            config.turns.clone(),
-            config.talker,
-            config.onset,
-            config.late_after,
-        );
+        // Without multiplexing, RTCP goes from and to the odd ports.
+        let rtcp = if negotiated.rtcp_mux {
+            None
+        } else {
+            rtcp.as_ref()
+        };
         if let Some(tap) = &config.received_audio {
             media.record_into(tap.clone());
         }
         let hung_up_by = self
             .converse(
-                &rtp,
-                negotiated.remote_rtp,
+                MediaPath {
+                    rtp: &rtp,
+                    rtcp,
+                    remote_rtp: negotiated.remote_rtp,
+                    remote_rtcp: negotiated.remote_rtcp,
+                },
                 &mut media,
                 &mut invite_tx,
                 &ack,
@@ -140,6 +152,11 @@ impl Call<'_> {
             )
             .await?;
         let ended = Instant::now();
+        if let Some(report) = media.close_rtcp(ended) {
+            let _ = rtcp
+                .unwrap_or(&rtp)
+                .try_send_to(report, negotiated.remote_rtcp);
+        }
         if hung_up_by == HangupSide::Caller || self.report.failure.is_some() {
             self.hang_up(&mut dialog, start).await;
         }
@@ -150,6 +167,8 @@ impl Call<'_> {
         self.report.v2v_ms = conversation.v2v_ms.clone();
         self.report.turns_spoken = conversation.turns_spoken;
         self.report.rtp_sent = media.sent();
+        self.report.rtcp = media.rtcp().into();
+        self.report.dtmf_sent = media.dtmf_sent();
         self.report.rtp = media.stats().summary();
         self.report.gaps_micros = Some(media.stats().gaps_micros().clone());
         self.report.send_late_p99_ms =
@@ -224,8 +243,7 @@ impl Call<'_> {
     /// The answered call: audio both ways until one side hangs up; returns which one did.
     async fn converse(
         &mut self,
-        rtp: &UdpSocket,
-        remote_rtp: SocketAddr,
+        path: MediaPath<'_>,
         media: &mut MediaSession,
         invite_tx: &mut ClientInviteTransaction,
         ack: &[u8],
@@ -237,7 +255,14 @@ impl Call<'_> {
             HangupSide::Caller => hold_until,
             HangupSide::Callee => hold_until + config.callee_grace,
         };
+        let MediaPath {
+            rtp,
+            rtcp,
+            remote_rtp,
+            remote_rtcp,
+        } = path;
         let mut datagram = [0u8; 2048];
+        let mut rtcp_datagram = [0u8; 1500];
         loop {
             let mut wake = media.poll_timeout().min(end_at);
             if let Some(t) = invite_tx.poll_timeout() {
@@ -272,6 +297,16 @@ impl Call<'_> {
                         media.on_datagram(Instant::now(), datagram.get(..len).unwrap_or_default());
                     }
                 }
+                received = async {
+                    match rtcp {
+                        Some(rtcp) => rtcp.recv_from(&mut rtcp_datagram).await,
+                        None => std::future::pending().await,
+                    }
+                } => {
+                    if let Ok((len, _)) = received {
+                        media.on_datagram(Instant::now(), rtcp_datagram.get(..len).unwrap_or_default());
+                    }
+                }
                 _ = sleep_until(wake.into()) => {}
             }
             let now = Instant::now();
@@ -290,6 +325,9 @@ impl Call<'_> {
                 // A full socket buffer drops this packet, as a congested network would.
                 let _ = rtp.try_send_to(bytes, remote_rtp);
             });
+            if let Some(report) = media.poll_rtcp(now) {
+                let _ = rtcp.unwrap_or(rtp).try_send_to(report, remote_rtcp);
+            }
             if now >= end_at {
                 if config.hangup == HangupSide::Callee {
                     self.report.failure = Some(CallFailure::NoByeFromCallee);
@@ -381,6 +419,28 @@ impl Call<'_> {
             tracing::debug!(%error, %dest, "SIP send failed");
         }
     }
+}
+
+/// The call's RTP socket, and with RTCP on its own port the odd one above it (RFC 3550 §11):
+/// ephemeral ports are tried until an even one has its neighbour free.
+async fn bind_media(config: &CallConfig) -> std::io::Result<(UdpSocket, Option<UdpSocket>)> {
+    if config.media.rtcp_mux {
+        return Ok((UdpSocket::bind((config.media_ip, 0)).await?, None));
+    }
+    for _ in 0..64 {
+        let rtp = UdpSocket::bind((config.media_ip, 0)).await?;
+        let port = rtp.local_addr()?.port();
+        if port % 2 != 0 || port == u16::MAX {
+            continue;
+        }
+        if let Ok(rtcp) = UdpSocket::bind((config.media_ip, port + 1)).await {
+            return Ok((rtp, Some(rtcp)));
+        }
+    }
+    Err(std::io::Error::new(
+        std::io::ErrorKind::AddrInUse,
+        "no free even/odd port pair for RTP and RTCP",
+    ))
 }
 
 /// Is `response` for a request of `method` (by its CSeq)?

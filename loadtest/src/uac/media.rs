@@ -1,21 +1,81 @@
-//! One call's audio, both ways, sans-IO: the caller's speech is encoded with the edge's G.711
-//! codec and timed by the edge's drift-free [`Pacer`]; received packets are parsed with the
-//! edge's [`RtpPacket`], decoded, counted in [`StreamStats`] and run through the reply
-//! [`OnsetDetector`]. The call task owns the socket and hands this value datagrams and ticks.
-//! Per packet, nothing here allocates: buffers are fixed arrays owned by the session.
+//! One call's audio, both ways, sans-IO: the caller's speech is encoded with the edge's codecs
+//! (G.711, or Opus at 8 kHz in a 48 kHz RTP clock) and timed by the edge's drift-free [`Pacer`];
+//! received packets are parsed with the edge's [`RtpPacket`], decoded, counted in
+//! [`StreamStats`] and run through the reply [`OnsetDetector`]. RTCP reports go both ways through
+//! the edge's [`RtcpSession`], and scheduled key presses go out as RFC 4733 events in place of
+//! audio. The call task owns the sockets and hands this value datagrams and ticks. Per packet,
+//! nothing here allocates: buffers are fixed arrays owned by the session.
 
-use std::sync::Arc;
 use std::time::{Duration, Instant};
 
+use freya_edge::media::frame::SampleRate;
 use freya_edge::media::g711::G711;
+use freya_edge::media::opus::{OpusDecoder, OpusEncoder, OpusSettings};
+use freya_edge::rtp::dtmf::{DtmfDigit, DtmfEncoder};
 use freya_edge::rtp::pacer::{Pacer, PacerConfig};
-use freya_edge::rtp::packet::{is_rtcp, Packetizer, RtpPacket, MAX_PACKET_LEN};
+use freya_edge::rtp::packet::{is_rtcp, OutgoingHeader, Packetizer, RtpPacket, MAX_PACKET_LEN};
+use freya_edge::rtp::rtcp_session::{RtcpSession, RtcpStats};
+use freya_edge::sip::sdp::{Codec, NegotiatedAudio};
 use hdrhistogram::Histogram;
 
-use crate::audio::{Utterance, FRAME_SAMPLES, RATE};
-use crate::onset::{millis, OnsetConfig, OnsetDetector, OnsetEvent};
+use crate::audio::FRAME_SAMPLES;
+use crate::onset::{millis, OnsetDetector, OnsetEvent};
 use crate::stream::{new_gap_histogram, StreamStats};
-use crate::uac::talker::{Talker, TalkerConfig, TalkerEvent};
+use crate::uac::talker::{Talker, TalkerEvent};
+use crate::uac::{CallConfig, DtmfPress};
+
+/// How long each scheduled key is held.
+const DTMF_PRESS: Duration = Duration::from_millis(100);
+
+/// The codec of a call, both ways, at the load generator's 8 kHz.
+enum Voice {
+    G711(G711),
+    Opus {
+        encoder: Box<OpusEncoder>,
+        decoder: Box<OpusDecoder>,
+    },
+}
+
+impl Voice {
+    fn new(codec: Codec) -> Result<Self, String> {
+        Ok(match codec {
+            Codec::Pcmu => Voice::G711(G711::Ulaw),
+            Codec::Pcma => Voice::G711(G711::Alaw),
+            Codec::Opus => Voice::Opus {
+                encoder: Box::new(
+                    OpusEncoder::new(SampleRate::Hz8000, OpusSettings::default())
+                        .map_err(|e| e.to_string())?,
+                ),
+                decoder: Box::new(OpusDecoder::new(SampleRate::Hz8000).map_err(|e| e.to_string())?),
+            },
+        })
+    }
+
+    /// Encodes one 8 kHz frame into `out`; returns the payload length (0 when Opus refused).
+    fn encode(&mut self, pcm: &[i16; FRAME_SAMPLES], out: &mut [u8]) -> usize {
+        match self {
+            Voice::G711(law) => law.encode(pcm, out),
+            Voice::Opus { encoder, .. } => match encoder.encode(pcm) {
+                Ok(packet) => match out.get_mut(..packet.len()) {
+                    Some(dst) => {
+                        dst.copy_from_slice(packet);
+                        packet.len()
+                    }
+                    None => 0,
+                },
+                Err(_) => 0,
+            },
+        }
+    }
+
+    /// Decodes one payload into `out` at 8 kHz; returns the samples (0 for a refused packet).
+    fn decode(&mut self, payload: &[u8], out: &mut [i16]) -> usize {
+        match self {
+            Voice::G711(law) => law.decode(payload, out),
+            Voice::Opus { decoder, .. } => decoder.decode(payload, out).unwrap_or(0),
+        }
+    }
+}
 
 /// What the conversation produced, in milliseconds.
 #[derive(Debug, Clone, Default)]
@@ -30,8 +90,16 @@ pub struct Conversation {
 
 /// The audio of one answered call.
 pub struct MediaSession {
-    law: G711,
+    voice: Voice,
     payload_type: u8,
+    telephone_event: Option<u8>,
+    /// RTP clock units in one 20 ms frame (160 for G.711, 960 for Opus).
+    frame_units: u32,
+    rtcp: RtcpSession,
+    dtmf: Vec<DtmfPress>,
+    next_press: usize,
+    pressing: Option<DtmfEncoder>,
+    dtmf_sent: u32,
     answered: Instant,
     pacer: Pacer,
     packetizer: Packetizer,
@@ -40,7 +108,7 @@ pub struct MediaSession {
     stats: StreamStats,
     conversation: Conversation,
     pcm: [i16; FRAME_SAMPLES],
-    payload: [u8; FRAME_SAMPLES],
+    payload: [u8; MAX_PACKET_LEN],
     decoded: [i16; MAX_PACKET_LEN],
     /// How late each frame left behind its pacer deadline, in microseconds.
     send_lateness: Histogram<u64>,
@@ -50,34 +118,52 @@ pub struct MediaSession {
 }
 
 impl MediaSession {
-    /// Starts the streams at the answer: `law`/`payload_type` as negotiated.
+    /// Starts the streams at the answer, as negotiated in `audio`; fails when the codec
+    /// cannot be set up.
     pub fn new(
-        law: G711,
-        payload_type: u8,
+        audio: &NegotiatedAudio,
         answered: Instant,
-        turns: Arc<[Utterance]>,
-        talker: TalkerConfig,
-        onset: OnsetConfig,
-        late_after: Duration,
-    ) -> Self {
-        Self {
-            law,
-            payload_type,
+        config: &CallConfig,
+    ) -> Result<Self, String> {
+        let clock_rate = audio.codec.clock_rate();
+        let ssrc = rand::random();
+        let wall = std::time::SystemTime::now()
+            .duration_since(std::time::UNIX_EPOCH)
+            .unwrap_or_default();
+        let mut dtmf = config.media.dtmf.clone();
+        dtmf.sort_by_key(|press| press.at);
+        Ok(Self {
+            voice: Voice::new(audio.codec)?,
+            payload_type: audio.payload_type,
+            telephone_event: audio.telephone_event,
+            frame_units: clock_rate / 50,
+            rtcp: RtcpSession::new(
+                answered,
+                wall,
+                ssrc,
+                clock_rate,
+                config.media.rtcp_interval,
+                rand::random(),
+            ),
+            dtmf,
+            next_press: 0,
+            pressing: None,
+            dtmf_sent: 0,
             answered,
-            pacer: Pacer::new(answered, PacerConfig::new(RATE)),
-            packetizer: Packetizer::new(rand::random()),
-            talker: Talker::new(turns, talker, answered),
-            detector: OnsetDetector::new(onset),
-            stats: StreamStats::new(RATE, answered, late_after),
+            pacer: Pacer::new(answered, PacerConfig::new(clock_rate)),
+            packetizer: Packetizer::new(ssrc),
+            talker: Talker::new(config.turns.clone(), config.talker, answered),
+            detector: OnsetDetector::new(config.onset),
+            stats: StreamStats::new(clock_rate, answered, config.late_after),
             conversation: Conversation::default(),
             pcm: [0; FRAME_SAMPLES],
-            payload: [0; FRAME_SAMPLES],
+            payload: [0; MAX_PACKET_LEN],
             decoded: [0; MAX_PACKET_LEN],
             send_lateness: new_gap_histogram(),
             sent: 0,
             foreign: 0,
             tap: None,
-        }
+        })
     }
 
     /// Keeps a copy of everything decoded from the far end in `tap`.
@@ -87,7 +173,63 @@ impl MediaSession {
 
     /// When [`Self::tick`] must next run.
     pub fn poll_timeout(&self) -> Instant {
-        self.pacer.poll_timeout()
+        let next = self.pacer.poll_timeout();
+        self.rtcp.poll_timeout().map_or(next, |rtcp| rtcp.min(next))
+    }
+
+    /// The RTCP report due at `now`, if any (after [`Self::tick`]).
+    pub fn poll_rtcp(&mut self, now: Instant) -> Option<&[u8]> {
+        self.rtcp.poll_transmit(now)
+    }
+
+    /// The final RTCP report with a BYE, at hang-up.
+    pub fn close_rtcp(&mut self, now: Instant) -> Option<&[u8]> {
+        self.rtcp.close(now)
+    }
+
+    /// RTCP counters and what the far end reports of our stream.
+    pub fn rtcp(&self) -> RtcpStats {
+        self.rtcp.stats()
+    }
+
+    /// Key presses sent as RFC 4733 events.
+    pub fn dtmf_sent(&self) -> u32 {
+        self.dtmf_sent
+    }
+
+    /// The next RFC 4733 packet if a key is being pressed (or one is due to start at `now`).
+    fn dtmf_packet(&mut self, now: Instant, header: OutgoingHeader) -> Option<OutgoingHeader> {
+        self.telephone_event?;
+        if self.pressing.is_none() {
+            let press = self.dtmf.get(self.next_press)?;
+            if now < self.answered + press.at {
+                return None;
+            }
+            self.next_press += 1;
+            let digit = DtmfDigit::from_char(press.digit).ok()?;
+            let press_units = u128::from(self.frame_units) * 50 * DTMF_PRESS.as_millis() / 1000;
+            let units = u16::try_from(press_units).unwrap_or(u16::MAX);
+            let interval = u16::try_from(self.frame_units).unwrap_or(u16::MAX);
+            self.pressing = Some(DtmfEncoder::new(
+                digit,
+                header.timestamp,
+                units,
+                interval,
+                10,
+            ));
+            self.dtmf_sent += 1;
+        }
+        let packet = self.pressing.as_mut()?.next();
+        let Some(packet) = packet else {
+            self.pressing = None;
+            return None;
+        };
+        self.payload[..packet.payload.len()].copy_from_slice(&packet.payload);
+        Some(OutgoingHeader {
+            sequence: header.sequence,
+            timestamp: packet.timestamp,
+            marker: packet.marker,
+        })
     }
 
     /// Sends every frame due at `now` through `send`.
@@ -101,6 +243,21 @@ impl MediaSession {
                 .record(u64::try_from(late).unwrap_or(u64::MAX).clamp(1, 60_000_000));
         }
         for _ in 0..due {
+            let Some(header) = self.pacer.emit() else {
+                break;
+            };
+            if let Some(event_header) = self.dtmf_packet(now, header) {
+                let te = self.telephone_event.unwrap_or(101);
+                if let Ok(bytes) = self
+                    .packetizer
+                    .packetize(te, event_header, &self.payload[..4])
+                {
+                    send(bytes);
+                    self.sent += 1;
+                    self.rtcp.on_rtp_sent(now, header.timestamp, 4);
+                }
+                continue;
+            }
             let event = self
                 .talker
                 .next_frame(now, self.detector.is_talking(), &mut self.pcm);
@@ -112,29 +269,36 @@ impl MediaSession {
                 }
                 None => {}
             }
-            let n = self.law.encode(&self.pcm, &mut self.payload);
-            let Some(header) = self.pacer.emit() else {
-                break;
-            };
+            let n = self.voice.encode(&self.pcm, &mut self.payload);
             if let Ok(bytes) =
                 self.packetizer
                     .packetize(self.payload_type, header, &self.payload[..n])
             {
                 send(bytes);
                 self.sent += 1;
+                self.rtcp.on_rtp_sent(now, header.timestamp, n);
             }
         }
+        self.rtcp.handle_timeout(now);
     }
 
     /// A datagram arrived on the RTP socket at `now`.
     pub fn on_datagram(&mut self, now: Instant, datagram: &[u8]) {
         if is_rtcp(datagram) {
+            self.rtcp.handle_datagram(now, datagram);
             return;
         }
         let Ok(packet) = RtpPacket::parse(datagram) else {
             self.foreign += 1;
             return;
         };
+        self.rtcp.on_rtp_received(
+            now,
+            packet.ssrc,
+            packet.sequence,
+            packet.timestamp,
+            packet.payload_type == self.payload_type,
+        );
         if packet.payload_type != self.payload_type {
             // telephone-event or comfort noise: counted as received media, not decoded.
             self.stats
@@ -143,7 +307,7 @@ impl MediaSession {
         }
         self.stats
             .record(now, packet.ssrc, packet.sequence, packet.timestamp);
-        let n = self.law.decode(packet.payload, &mut self.decoded);
+        let n = self.voice.decode(packet.payload, &mut self.decoded);
         // Frames of other than 20 ms are judged as a whole; the detector counts frames.
         let Some(samples) = self.decoded.get(..n) else {
             return;
@@ -196,14 +360,5 @@ impl MediaSession {
     /// The conversation's latencies so far.
     pub fn conversation(&self) -> &Conversation {
         &self.conversation
-    }
-}
-
-/// The G.711 law of a negotiated codec; Opus is not carried by the load generator yet.
-pub fn law_of(codec: freya_edge::sip::sdp::Codec) -> Option<G711> {
-    match codec {
-        freya_edge::sip::sdp::Codec::Pcmu => Some(G711::Ulaw),
-        freya_edge::sip::sdp::Codec::Pcma => Some(G711::Alaw),
-        freya_edge::sip::sdp::Codec::Opus => None,
     }
 }

@@ -48,7 +48,7 @@ pub struct CallConfig {
     pub number: String,
     /// Our user part in From and Contact.
     pub caller: String,
-    /// Codec offered (PCMU or PCMA).
+    /// Codec offered (PCMU, PCMA or Opus).
     pub codec: Codec,
     /// Address for our RTP sockets and SDP.
     pub media_ip: IpAddr,
@@ -73,6 +73,65 @@ pub struct CallConfig {
     /// Where to keep everything heard (8 kHz), for a caller who records the call; `None` in
     /// load tests, which only measure.
     pub received_audio: Option<AudioTap>,
+    /// RTCP and key presses.
+    pub media: MediaOptions,
+}
+
+/// How the call's media goes beyond its codec: RTCP and the keys the caller presses.
+#[derive(Debug, Clone)]
+pub struct MediaOptions {
+    /// Offer RTCP on the RTP port (RFC 5761); without it RTCP takes the odd port above.
+    pub rtcp_mux: bool,
+    /// Nominal time between our RTCP reports.
+    pub rtcp_interval: Duration,
+    /// Keys pressed (RFC 4733), each at a time after the answer.
+    pub dtmf: Vec<DtmfPress>,
+}
+
+impl Default for MediaOptions {
+    fn default() -> Self {
+        Self {
+            rtcp_mux: true,
+            rtcp_interval: Duration::from_secs(5),
+            dtmf: Vec::new(),
+        }
+    }
+}
+
+/// One key press in a scenario.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize)]
+pub struct DtmfPress {
+    /// After the answer.
+    pub at: Duration,
+    /// 0-9, *, #, A-D.
+    pub digit: char,
+}
+
+/// What RTCP said during a call, in plain units.
+#[derive(Debug, Clone, Copy, Default, PartialEq, Serialize)]
+pub struct RtcpSummary {
+    /// Reports we sent.
+    pub reports_sent: u64,
+    /// Reports the far end sent.
+    pub reports_received: u64,
+    /// The far end's latest fraction lost of our stream (0..1).
+    pub peer_fraction_lost: Option<f64>,
+    /// The far end's latest cumulative count of our packets lost.
+    pub peer_cumulative_lost: Option<i32>,
+    /// Latest round-trip time measured from the far end's LSR/DLSR echo.
+    pub rtt_ms: Option<f64>,
+}
+
+impl From<freya_edge::rtp::rtcp_session::RtcpStats> for RtcpSummary {
+    fn from(s: freya_edge::rtp::rtcp_session::RtcpStats) -> Self {
+        Self {
+            reports_sent: s.reports_sent,
+            reports_received: s.reports_received,
+            peer_fraction_lost: s.peer_fraction_lost.map(|f| f64::from(f) / 256.0),
+            peer_cumulative_lost: s.peer_cumulative_lost,
+            rtt_ms: s.rtt_micros.map(|us| f64::from(us) / 1000.0),
+        }
+    }
 }
 
 /// The far end's decoded audio, appended as it arrives.
@@ -158,6 +217,10 @@ pub struct CallReport {
     pub rtp_sent: u64,
     /// What we received.
     pub rtp: StreamSummary,
+    /// RTCP both ways.
+    pub rtcp: RtcpSummary,
+    /// Key presses sent as RFC 4733 events.
+    pub dtmf_sent: u32,
     /// 99th percentile of our own send lateness behind the pacer clock.
     pub send_late_p99_ms: f64,
     /// Inter-arrival gaps (µs), merged into the run's histogram.

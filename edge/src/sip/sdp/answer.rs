@@ -22,6 +22,13 @@ pub enum Codec {
 }
 
 impl Codec {
+    /// The codec a configuration name means (`pcmu`, `pcma`, `opus`; any case).
+    pub fn from_name(name: &str) -> Option<Self> {
+        [Self::Pcmu, Self::Pcma, Self::Opus]
+            .into_iter()
+            .find(|c| c.encoding().eq_ignore_ascii_case(name))
+    }
+
     /// The rtpmap encoding name.
     pub fn encoding(self) -> &'static str {
         match self {
@@ -87,6 +94,8 @@ pub struct LocalMedia {
     pub telephone_event_payload_type: u8,
     /// Packetization time we ask for when the peer states none, in milliseconds.
     pub ptime: u32,
+    /// Offer RTCP multiplexed on the RTP port (RFC 5761); answers follow the offer instead.
+    pub rtcp_mux: bool,
 }
 
 /// The outcome of negotiation: what the RTP and media code need for this call.
@@ -104,6 +113,10 @@ pub struct NegotiatedAudio {
     pub ptime: u32,
     /// Our direction for the stream.
     pub direction: Direction,
+    /// RTCP shares the RTP port both ways (RFC 5761).
+    pub rtcp_mux: bool,
+    /// Where the peer receives RTCP: its RTP address when multiplexed, else `a=rtcp` or RTP + 1.
+    pub remote_rtcp: SocketAddr,
 }
 
 /// An SDP answer and what it agreed to.
@@ -153,6 +166,9 @@ pub fn answer(offer: &SessionDescription, local: &LocalMedia) -> Result<Answer, 
         remote_rtp: SocketAddr::new(address, media.port),
         ptime: media.ptime.unwrap_or(local.ptime),
         direction: Direction::answer_to(offered_direction, local.direction),
+        // We always can: mux is answered whenever it is offered.
+        rtcp_mux: media.rtcp_mux,
+        remote_rtcp: remote_rtcp(address, media, media.rtcp_mux),
     };
 
     let mut sdp = session_header(local);
@@ -208,6 +224,9 @@ pub fn offer(local: &LocalMedia) -> String {
         local.ptime,
         local.direction.as_str()
     );
+    if local.rtcp_mux {
+        sdp.push_str("a=rtcp-mux\r\n");
+    }
     sdp
 }
 
@@ -242,6 +261,7 @@ pub fn read_answer(
         .direction
         .or(answer.direction)
         .unwrap_or(Direction::SendRecv);
+    let rtcp_mux = local.rtcp_mux && media.rtcp_mux;
     Ok(NegotiatedAudio {
         codec,
         payload_type,
@@ -249,7 +269,22 @@ pub fn read_answer(
         remote_rtp: SocketAddr::new(address, media.port),
         ptime: media.ptime.unwrap_or(local.ptime),
         direction: Direction::answer_to(their_direction, local.direction),
+        rtcp_mux,
+        remote_rtcp: remote_rtcp(address, media, rtcp_mux),
     })
+}
+
+/// The peer's RTCP address: its RTP address when multiplexed, else `a=rtcp` or RTP + 1 (RFC
+/// 3550 §11).
+fn remote_rtcp(address: IpAddr, media: &MediaDescription, mux: bool) -> SocketAddr {
+    let port = if mux {
+        media.port
+    } else {
+        media
+            .rtcp_port
+            .unwrap_or_else(|| media.port.saturating_add(1))
+    };
+    SocketAddr::new(address, port)
 }
 
 fn is_plain_rtp(proto: &str) -> bool {
@@ -329,6 +364,9 @@ fn write_audio(
         audio.ptime,
         audio.direction.as_str()
     );
+    if audio.rtcp_mux {
+        sdp.push_str("a=rtcp-mux\r\n");
+    }
 }
 
 #[cfg(test)]
@@ -346,6 +384,7 @@ mod tests {
             opus_payload_type: 111,
             telephone_event_payload_type: 101,
             ptime: 20,
+            rtcp_mux: false,
         }
     }
 
@@ -382,6 +421,40 @@ mod tests {
             "no telephone-event/48000 offered"
         );
         assert!(answer.sdp.contains("a=rtpmap:111 opus/48000/2\r\n"));
+    }
+
+    #[test]
+    fn rtcp_goes_to_the_next_port_or_where_the_offer_says_or_is_muxed_when_offered() {
+        let plain = OFFER.replace("a=sendrecv", "");
+        let answered = answer(&parse(&plain), &local(vec![Codec::Pcmu])).unwrap();
+        assert!(!answered.audio.rtcp_mux && !answered.sdp.contains("rtcp-mux"));
+        assert_eq!(
+            answered.audio.remote_rtcp,
+            "198.51.100.1:49171".parse().unwrap()
+        );
+        let moved = OFFER.replace("a=sendrecv", "a=rtcp:50000");
+        let answered = answer(&parse(&moved), &local(vec![Codec::Pcmu])).unwrap();
+        assert_eq!(answered.audio.remote_rtcp.port(), 50000);
+        let muxed = OFFER.replace("a=sendrecv", "a=rtcp-mux");
+        let answered = answer(&parse(&muxed), &local(vec![Codec::Pcmu])).unwrap();
+        assert!(answered.audio.rtcp_mux);
+        assert_eq!(answered.audio.remote_rtcp, answered.audio.remote_rtp);
+        assert!(parse(&answered.sdp).media[0].rtcp_mux, "mux is answered");
+    }
+
+    #[test]
+    fn our_muxed_offer_is_read_back_muxed_only_when_the_answer_agrees() {
+        let mut ours = local(vec![Codec::Pcmu]);
+        ours.rtcp_mux = true;
+        let offer_sdp = parse(&offer(&ours));
+        assert!(offer_sdp.media[0].rtcp_mux);
+        let their_answer = answer(&offer_sdp, &local(vec![Codec::Pcmu])).unwrap();
+        let agreed = read_answer(&parse(&their_answer.sdp), &ours).unwrap();
+        assert!(agreed.rtcp_mux);
+        let plain_answer = their_answer.sdp.replace("a=rtcp-mux\r\n", "");
+        let agreed = read_answer(&parse(&plain_answer), &ours).unwrap();
+        assert!(!agreed.rtcp_mux);
+        assert_eq!(agreed.remote_rtcp.port(), 30001);
     }
 
     #[test]

@@ -5,13 +5,11 @@
 use std::net::IpAddr;
 use std::time::Instant;
 
-use tokio::net::UdpSocket;
-
-use crate::call::ports::PortAllocator;
+use crate::call::ports::{MediaSockets, PortAllocator};
 use crate::call::task::{CallDirection, CallServices, CallSetup};
 use crate::sip::endpoint::SipEndpoint;
 use crate::sip::outbound::OutboundFailure;
-use crate::sip::sdp::{self, Codec, Direction, LocalMedia, SessionDescription};
+use crate::sip::sdp::{self, Direction, LocalMedia, SessionDescription};
 use crate::sip::uac::{CallRequest, Trunk};
 use freya_shared::model::{CallEvent, CallEventKind};
 use freya_shared::snapshot::AgentConfig;
@@ -45,7 +43,7 @@ pub struct PendingOutbound {
     from: String,
     to: String,
     local: LocalMedia,
-    socket: UdpSocket,
+    sockets: MediaSockets,
 }
 
 /// Records `call.failed` for a call that never got answered.
@@ -97,7 +95,7 @@ pub async fn place(
         .await;
         return None;
     }
-    let Some(socket) = ports.bind().await else {
+    let Some(sockets) = ports.bind().await else {
         tracing::warn!(call = %call.call_id, "no free RTP port for an outbound call");
         record_failure(
             services,
@@ -110,9 +108,13 @@ pub async fn place(
         .await;
         return None;
     };
-    let port = socket.local_addr().map(|a| a.port()).unwrap_or_default();
+    let port = sockets
+        .rtp
+        .local_addr()
+        .map(|a| a.port())
+        .unwrap_or_default();
     let local = LocalMedia {
-        codecs: vec![Codec::Pcmu, Codec::Pcma],
+        codecs: services.media.codecs.to_vec(),
         address: media_ip,
         port,
         direction: Direction::SendRecv,
@@ -120,6 +122,7 @@ pub async fn place(
         opus_payload_type: 111,
         telephone_event_payload_type: 101,
         ptime: 20,
+        rtcp_mux: false,
     };
     let trunks: Vec<&str> = call.trunks.iter().map(|t| t.name.as_str()).collect();
     // The call's record starts when we dial (the control plane keeps the first call.started).
@@ -146,7 +149,7 @@ pub async fn place(
         from: call.from,
         to: call.to,
         local,
-        socket,
+        sockets,
     })
 }
 
@@ -169,7 +172,7 @@ pub async fn answered(
             caller: pending.from,
             dialled: pending.to,
             audio,
-            socket: pending.socket,
+            sockets: pending.sockets,
         }),
         Err(e) => {
             tracing::warn!(call = %call_id, error = %e, "the callee's SDP answer is unusable; hanging up");
