@@ -5,14 +5,17 @@
 //! say the same thing from our side: our tag, the remote party's header for our BYE's To, our
 //! header for its From, where to send it and over what.
 
+use std::collections::VecDeque;
 use std::net::SocketAddr;
 
 use rsip::headers::{CSeq, CallId, ContentLength, From, MaxForwards, To, UntypedHeader, Via};
 use rsip::{Header, Method, Request};
 
+use super::endpoint::in_dialog::Transfer;
 use super::message::{cseq, header_param};
 use super::peer::{Peer, Transport};
 use super::response::new_tag;
+use super::session_timer::SessionTimer;
 use super::transaction::TransactionKey;
 use super::SipError;
 
@@ -55,6 +58,14 @@ pub struct Dialog {
     pub local_cseq: u32,
     /// The INVITE itself, to build its final response from.
     pub invite: Request,
+    /// Our blind transfer in progress (REFER sent, no final NOTIFY yet).
+    pub transfer: Option<Transfer>,
+    /// Digits waiting to be sent by SIP INFO, one request at a time.
+    pub pending_digits: VecDeque<char>,
+    /// A DTMF INFO of ours awaits its response.
+    pub info_in_flight: bool,
+    /// The RFC 4028 session timer agreed for this dialog, if any.
+    pub session_timer: Option<SessionTimer>,
 }
 
 impl Dialog {
@@ -96,6 +107,10 @@ impl Dialog {
             local_sdp: None,
             local_cseq: 1,
             invite: invite.clone(),
+            transfer: None,
+            pending_digits: VecDeque::new(),
+            info_in_flight: false,
+            session_timer: None,
         })
     }
 
@@ -152,6 +167,10 @@ impl Dialog {
             local_sdp,
             local_cseq: invite_cseq + 1,
             invite: invite.clone(),
+            transfer: None,
+            pending_digits: VecDeque::new(),
+            info_in_flight: false,
+            session_timer: None,
         })
     }
 
@@ -165,6 +184,19 @@ impl Dialog {
 
     /// Our BYE for this dialog, sent from `local` over the dialog's transport.
     pub fn bye(&mut self, local: SocketAddr) -> Result<Request, SipError> {
+        self.request(Method::Bye, local, Vec::new(), None)
+    }
+
+    /// Our next request inside this dialog (BYE, REFER, INFO, UPDATE): Request-URI at the remote
+    /// target, our From with our tag, their To with theirs, the next CSeq, a fresh branch, then
+    /// `extra` headers and a `body` of `(content type, bytes)`.
+    pub fn request(
+        &mut self,
+        method: Method,
+        local: SocketAddr,
+        extra: Vec<Header>,
+        body: Option<(&str, Vec<u8>)>,
+    ) -> Result<Request, SipError> {
         let uri = rsip::Uri::try_from(self.remote_target.as_str()).map_err(|e| {
             SipError::InvalidHeader {
                 header: "Contact",
@@ -179,7 +211,7 @@ impl Dialog {
         let cseq = self.local_cseq;
         self.local_cseq += 1;
         let branch = format!("z9hG4bK{}", new_tag());
-        let headers: Vec<Header> = vec![
+        let mut headers: Vec<Header> = vec![
             Via::new(format!(
                 "SIP/2.0/{} {local};branch={branch};rport",
                 self.transport.via_name()
@@ -189,16 +221,41 @@ impl Dialog {
             From::new(from).into(),
             To::new(self.remote_from.clone()).into(),
             CallId::new(self.call_id.clone()).into(),
-            CSeq::new(format!("{cseq} BYE")).into(),
-            ContentLength::new("0").into(),
+            CSeq::new(format!("{cseq} {method}")).into(),
         ];
+        headers.extend(extra);
+        let body = match body {
+            Some((content_type, bytes)) => {
+                headers.push(Header::ContentType(content_type.into()));
+                bytes
+            }
+            None => Vec::new(),
+        };
+        headers.push(ContentLength::new(body.len().to_string()).into());
         Ok(Request {
-            method: Method::Bye,
+            method,
             uri,
             version: rsip::Version::V2,
             headers: headers.into(),
-            body: Vec::new(),
+            body,
         })
+    }
+
+    /// Our own address of record in this dialog (the URI of our From), for `Referred-By`.
+    pub fn local_uri(&self) -> String {
+        uri_of(&self.local_to)
+    }
+
+    /// The remote target's `host[:port]`, to turn a bare number into a SIP URI toward the
+    /// same peer or trunk.
+    pub fn remote_host(&self) -> String {
+        let uri = uri_of(&self.remote_target);
+        let rest = uri
+            .strip_prefix("sips:")
+            .or_else(|| uri.strip_prefix("sip:"))
+            .unwrap_or(&uri);
+        let host = rest.rsplit_once('@').map_or(rest, |(_, host)| host);
+        host.split(';').next().unwrap_or(host).to_owned()
     }
 }
 

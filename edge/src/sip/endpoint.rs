@@ -61,6 +61,34 @@ pub enum EndpointEvent {
         call_id: String,
         failure: OutboundFailure,
     },
+    /// The RFC 4028 session timer ran out (no refresh from the peer, or ours failed): the
+    /// owner ends the call with a BYE.
+    SessionExpired { call_id: String },
+    /// News of a blind transfer asked for with [`SipEndpoint::transfer`].
+    Transfer {
+        call_id: String,
+        progress: TransferProgress,
+    },
+}
+
+/// Why we sent a request inside a dialog, to know what its final response means.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub(crate) enum Purpose {
+    /// Our hang-up.
+    Bye,
+    /// A blind transfer.
+    Refer,
+    /// One DTMF digit (`application/dtmf-relay`).
+    Info,
+    /// An RFC 4028 session refresh (UPDATE).
+    Refresh,
+}
+
+/// A request of ours inside a dialog, in its client transaction.
+struct InDialogRequest {
+    call_id: String,
+    purpose: Purpose,
+    tx: ClientNonInviteTransaction,
 }
 
 /// An INVITE waiting for a decision.
@@ -79,7 +107,7 @@ pub struct IncomingCall {
 }
 
 /// Methods the edge accepts, for `Allow` headers.
-pub const ALLOW: &str = "INVITE, ACK, CANCEL, BYE, OPTIONS, INFO";
+pub const ALLOW: &str = "INVITE, ACK, CANCEL, BYE, OPTIONS, INFO, NOTIFY, UPDATE";
 
 /// One SIP address's worth of user agent state (its UDP socket and TCP connections).
 pub struct SipEndpoint {
@@ -87,7 +115,7 @@ pub struct SipEndpoint {
     timers: Timers,
     invites: HashMap<TransactionKey, ServerInviteTransaction>,
     others: HashMap<TransactionKey, ServerNonInviteTransaction>,
-    outgoing: HashMap<TransactionKey, (String, ClientNonInviteTransaction)>,
+    outgoing: HashMap<TransactionKey, InDialogRequest>,
     /// The transport of each transaction above.
     transports: HashMap<TransactionKey, Transport>,
     dialogs: HashMap<String, Dialog>,
@@ -241,22 +269,50 @@ impl SipEndpoint {
     /// Sends the BYE of `dialog` in a client transaction of its own.
     fn send_bye(&mut self, now: Instant, mut dialog: Dialog) {
         let call_id = dialog.call_id.clone();
-        let bye = match dialog.bye(self.local) {
-            Ok(bye) => bye,
-            Err(e) => {
-                tracing::warn!(call = %call_id, error = %e, "cannot build a BYE");
-                return;
-            }
-        };
-        let reliable = dialog.transport.is_reliable();
-        match ClientNonInviteTransaction::new(now, bye, dialog.peer, reliable, self.timers) {
+        match dialog.bye(self.local) {
+            Ok(bye) => self.start_in_dialog(now, &call_id, Purpose::Bye, bye, dialog.remote()),
+            Err(e) => tracing::warn!(call = %call_id, error = %e, "cannot build a BYE"),
+        }
+    }
+
+    /// Sends `request` inside the (live) dialog of `call_id`.
+    pub(crate) fn send_in_dialog(
+        &mut self,
+        now: Instant,
+        call_id: &str,
+        purpose: Purpose,
+        request: Request,
+    ) {
+        if let Some(peer) = self.dialogs.get(call_id).map(Dialog::remote) {
+            self.start_in_dialog(now, call_id, purpose, request, peer);
+        }
+    }
+
+    fn start_in_dialog(
+        &mut self,
+        now: Instant,
+        call_id: &str,
+        purpose: Purpose,
+        request: Request,
+        peer: Peer,
+    ) {
+        let reliable = peer.transport.is_reliable();
+        match ClientNonInviteTransaction::new(now, request, peer.addr, reliable, self.timers) {
             Ok(tx) => {
                 let key = tx.key().clone();
-                self.transports.insert(key.clone(), dialog.transport);
-                self.outgoing.insert(key.clone(), (call_id.clone(), tx));
-                self.drain_outgoing(&key);
+                self.transports.insert(key.clone(), peer.transport);
+                let request = InDialogRequest {
+                    call_id: call_id.to_owned(),
+                    purpose,
+                    tx,
+                };
+                self.outgoing.insert(key.clone(), request);
+                self.drain_outgoing(now, &key);
             }
-            Err(e) => tracing::warn!(call = %call_id, error = %e, "cannot send a BYE"),
+            Err(e) => {
+                tracing::warn!(call = %call_id, ?purpose, error = %e, "cannot send a request");
+                self.on_in_dialog_outcome(now, call_id, purpose, Err(()));
+            }
         }
     }
 
@@ -290,16 +346,18 @@ impl SipEndpoint {
         let outgoing: Vec<_> = self
             .outgoing
             .iter()
-            .filter(|(_, (_, tx))| due(tx.poll_timeout()))
+            .filter(|(_, r)| due(r.tx.poll_timeout()))
             .map(|(k, _)| k.clone())
             .collect();
         for key in outgoing {
-            if let Some((_, tx)) = self.outgoing.get_mut(&key) {
-                tx.handle_timeout(now);
+            if let Some(r) = self.outgoing.get_mut(&key) {
+                r.tx.handle_timeout(now);
             }
-            self.drain_outgoing(&key);
+            self.drain_outgoing(now, &key);
         }
         self.outbound_timeouts(now);
+        self.transfer_timeouts(now);
+        self.session_timeouts(now);
     }
 
     /// The earliest timer of any transaction. Linear in the transactions alive; they are
@@ -307,12 +365,25 @@ impl SipEndpoint {
     pub fn poll_timeout(&self) -> Option<Instant> {
         let invites = self.invites.values().filter_map(|t| t.poll_timeout());
         let others = self.others.values().filter_map(|t| t.poll_timeout());
-        let outgoing = self.outgoing.values().filter_map(|(_, t)| t.poll_timeout());
+        let outgoing = self.outgoing.values().filter_map(|r| r.tx.poll_timeout());
         let outbound = self
             .outbound
             .values()
             .filter_map(OutboundCall::poll_timeout);
-        invites.chain(others).chain(outgoing).chain(outbound).min()
+        let dialogs = self.dialogs.values().filter_map(|d| {
+            let transfer = d.transfer.as_ref().map(|t| t.deadline);
+            let session = d.session_timer.as_ref().and_then(|s| s.next_deadline());
+            match (transfer, session) {
+                (Some(a), Some(b)) => Some(a.min(b)),
+                (a, b) => a.or(b),
+            }
+        });
+        invites
+            .chain(others)
+            .chain(outgoing)
+            .chain(outbound)
+            .chain(dialogs)
+            .min()
     }
 
     /// The next message to send.
@@ -349,6 +420,7 @@ impl SipEndpoint {
         if let Some(sdp) = answer {
             response.headers.push(self.contact(dialog.transport));
             response.headers.push(Header::Allow(ALLOW.into()));
+            self.start_session_timer(now, call_id, &mut response);
             set_body(&mut response, "application/sdp", sdp.into_bytes());
         } else {
             self.dialogs.remove(call_id);
@@ -478,32 +550,45 @@ impl SipEndpoint {
         }
     }
 
-    fn drain_outgoing(&mut self, key: &TransactionKey) {
+    fn drain_outgoing(&mut self, now: Instant, key: &TransactionKey) {
         let transport = self.transport_of(key);
-        let Some((call_id, tx)) = self.outgoing.get_mut(key) else {
+        let Some(request) = self.outgoing.get_mut(key) else {
             return;
         };
-        while let Some(t) = tx.poll_transmit() {
+        while let Some(t) = request.tx.poll_transmit() {
             self.transmits.push_back(Outgoing::new(transport, t));
         }
         let mut terminated = false;
-        let mut timed_out = false;
-        while let Some(event) = tx.poll_event() {
+        let mut outcome = None;
+        while let Some(event) = request.tx.poll_event() {
             match event {
                 TransactionEvent::Terminated => terminated = true,
-                TransactionEvent::Timeout => timed_out = true,
+                TransactionEvent::Timeout => outcome = Some(Err(())),
+                TransactionEvent::Response(r) if r.status_code.code() >= 200 => {
+                    let text = r.status_code.to_string();
+                    let reason = text.split_once(' ').map_or("", |(_, r)| r).to_owned();
+                    outcome = Some(Ok((r.status_code.code(), reason)));
+                }
                 _ => {}
             }
         }
-        if timed_out {
-            tracing::info!(call = %call_id, "our BYE was never answered");
-        }
+        let (call_id, purpose) = (request.call_id.clone(), request.purpose);
         if terminated {
             self.outgoing.remove(key);
             self.transports.remove(key);
         }
+        if let Some(outcome) = outcome {
+            self.on_in_dialog_outcome(now, &call_id, purpose, outcome);
+        }
     }
 }
+
+#[path = "endpoint/in_dialog.rs"]
+pub mod in_dialog;
+pub use in_dialog::TransferProgress;
+
+#[path = "endpoint/session.rs"]
+mod session;
 
 #[path = "endpoint/inbound.rs"]
 mod inbound;

@@ -60,6 +60,9 @@ impl SipEndpoint {
                 self.respond_non_invite(now, peer, key, request, response);
             }
             Method::Info => self.on_info(now, peer, key, request),
+            Method::Notify => self.on_notify(now, peer, key, request),
+            Method::Refer => self.on_refer(now, peer, key, request),
+            Method::Update => self.on_update(now, peer, key, request),
             _ => {
                 let response = build_response(
                     &request,
@@ -108,6 +111,8 @@ impl SipEndpoint {
                 Some((tag, sdp)) => {
                     build_response(&request, status(200, "OK"), Some(&tag)).map(|mut r| {
                         r.headers.push(contact);
+                        // A re-INVITE is also a session refresh (RFC 4028).
+                        self.refresh_session(now, &call_id, &request, &mut r);
                         if let Some(sdp) = sdp {
                             set_body(&mut r, "application/sdp", sdp.into_bytes());
                         }
@@ -137,6 +142,13 @@ impl SipEndpoint {
             ) {
                 let _ = tx.respond(now, response);
             }
+            self.transports.insert(key.clone(), peer.transport);
+            self.invites.insert(key.clone(), tx);
+            self.drain_invite(&key);
+            return;
+        }
+        if let Some(response) = self.session_timer_refusal(&request) {
+            let _ = tx.respond(now, response);
             self.transports.insert(key.clone(), peer.transport);
             self.invites.insert(key.clone(), tx);
             self.drain_invite(&key);
@@ -254,9 +266,9 @@ impl SipEndpoint {
         let Ok(key) = TransactionKey::client(&response) else {
             return;
         };
-        if let Some((_, tx)) = self.outgoing.get_mut(&key) {
-            tx.handle_response(now, response);
-            self.drain_outgoing(&key);
+        if let Some(r) = self.outgoing.get_mut(&key) {
+            r.tx.handle_response(now, response);
+            self.drain_outgoing(now, &key);
             return;
         }
         self.on_outbound_response(now, response);
