@@ -15,9 +15,7 @@
 use std::collections::VecDeque;
 use std::time::{Duration, Instant};
 
-use crate::llm::{
-    ChatMessage, ChatRequest, LlmError, LlmEvent, SentenceSplitter, ToolCall, ToolDefinition,
-};
+use crate::llm::{ChatMessage, ChatRequest, LlmError, LlmEvent, SentenceSplitter, ToolCall};
 use crate::media::turn::TurnEvent;
 
 #[path = "conversation_reply.rs"]

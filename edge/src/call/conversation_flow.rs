@@ -127,6 +127,9 @@ impl Conversation {
                         &self.config.transfer_destinations,
                         &call.arguments,
                     ) {
+                        Ok(_) if self.transferring => {
+                            Some("error: a transfer is already in progress")
+                        }
                         Ok(destination) if reply.hangup.is_none() => {
                             reply.transfer = Some(destination);
                             Some("The call is being transferred now. Say nothing more.")

@@ -1,7 +1,7 @@
 //! The conversation core driven by hand with simulated time: no sockets, no providers.
 
 use super::*;
-use crate::llm::FinishReason;
+use crate::llm::{FinishReason, ToolDefinition};
 
 const MS: Duration = Duration::from_millis(1);
 

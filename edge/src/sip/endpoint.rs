@@ -597,5 +597,8 @@ mod inbound;
 mod outbound;
 
 #[cfg(test)]
+#[path = "endpoint_in_dialog_tests.rs"]
+mod in_dialog_tests;
+#[cfg(test)]
 #[path = "endpoint_tests.rs"]
 mod tests;

@@ -1,0 +1,173 @@
+//! Blind transfer end to end: sipp (a foreign SIP peer) calls an agent whose model (the fake
+//! OpenAI server, driven through the real client) calls the built-in `transfer_call`; the edge
+//! sends REFER, sipp accepts it and reports the new call's progress by NOTIFY, and the edge
+//! hangs up its own leg. Checked: what sipp saw (its scenario, which asserts the Refer-To URI)
+//! and what the control plane recorded.
+
+mod support;
+
+use std::path::PathBuf;
+use std::time::Duration;
+
+use freya_control::server::ControlPlane;
+use freya_control::store::{CallRecord, WorkspaceScope};
+use freya_edge::llm::fakes::{FakeLlmServer, FakeReply};
+use freya_edge::speech::fakes::FakeOpenAiSpeech;
+use freya_edge::Edge;
+use freya_shared::model::{AgentSpec, PhoneNumberSpec};
+use support::{control_config, edge_config, eventually, Backend, TestDb, SECRET};
+
+/// Runs sipp once with `scenario` against `target`, dialling `number`; returns its exit code.
+async fn sipp(target: std::net::SocketAddr, scenario: &str, number: &str) -> i32 {
+    let work = tempfile::tempdir().expect("temp dir");
+    let port = || {
+        std::net::UdpSocket::bind("127.0.0.1:0")
+            .and_then(|s| s.local_addr())
+            .map(|a| a.port().to_string())
+            .expect("a free port")
+    };
+    let (sip_port, media_port) = (port(), port());
+    let path = PathBuf::from(env!("CARGO_MANIFEST_DIR"))
+        .join("tests/sipp")
+        .join(scenario);
+    let output = tokio::time::timeout(
+        Duration::from_secs(90),
+        tokio::process::Command::new("sipp")
+            .arg("-sf")
+            .arg(path)
+            .args(["-s", number, &target.to_string(), "-m", "1"])
+            .args(["-i", "127.0.0.1", "-p", &sip_port, "-mp", &media_port])
+            .args(["-timeout", "60s", "-nostdin", "-trace_err", "-trace_msg"])
+            .current_dir(work.path())
+            .kill_on_drop(true)
+            .output(),
+    )
+    .await
+    .expect("sipp finishes within 90 s")
+    .expect("sipp runs (install sip-tester: deploy/test.sh does)");
+    let code = output.status.code().unwrap_or(-1);
+    if code != 0 {
+        for entry in std::fs::read_dir(work.path()).expect("sipp dir").flatten() {
+            if let Ok(text) = std::fs::read_to_string(entry.path()) {
+                eprintln!("--- {}:\n{text}", entry.path().display());
+            }
+        }
+        eprintln!("{}", String::from_utf8_lossy(&output.stdout));
+    }
+    code
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn the_agent_transfers_a_sipp_caller_by_refer_and_hangs_up_when_notified() {
+    let speech = FakeOpenAiSpeech::start().await.expect("fake speech");
+    speech.set_default_transcript("Put me through to sales, please.");
+    let llm = FakeLlmServer::openai().await.expect("fake llm");
+    // The first answer transfers; anything after it (more of the caller's audio) is plain text.
+    llm.push_reply(FakeReply::tool_call(
+        "call_1",
+        "transfer_call",
+        serde_json::json!({"destination": "+15550100"}),
+    ));
+    llm.respond_with(|_| FakeReply::text("One moment."));
+    let db = TestDb::new(Backend::Sqlite).await;
+    let control = ControlPlane::start(&control_config(&db.url))
+        .await
+        .expect("control starts");
+    let workspace_id = control
+        .store
+        .create_workspace("Transfer")
+        .await
+        .expect("workspace");
+    let scope = WorkspaceScope { workspace_id };
+    let agent: AgentSpec = serde_json::from_value(serde_json::json!({
+        "name": "Switchboard",
+        "system_prompt": "Transfer callers who ask for sales.",
+        "stt": {"provider": "openai", "model": "whisper-1", "base_url": speech.base_url(), "api_key": "k"},
+        "llm": {"provider": "openai", "model": "gpt-4o-mini", "base_url": llm.base_url(), "api_key": "k"},
+        "tts": {"provider": "openai", "model": "tts-1", "voice": "alloy", "base_url": speech.base_url(), "api_key": "k"},
+        "transfer_destinations": ["+15550100"]
+    }))
+    .expect("agent");
+    assert_eq!(agent.validate(), Vec::new());
+    let agent = control
+        .store
+        .create_agent(&scope, "test", &agent)
+        .await
+        .expect("agent");
+    control
+        .store
+        .create_number(
+            &scope,
+            "test",
+            &PhoneNumberSpec {
+                number: "demo".into(),
+                region: None,
+                agent_id: agent.id,
+            },
+        )
+        .await
+        .expect("number");
+    let dir = tempfile::tempdir().expect("temp dir");
+    let edge = Edge::start(&edge_config(dir.path(), control.grpc_addr, SECRET))
+        .await
+        .expect("edge starts");
+    let state = edge.state.clone();
+    eventually(
+        Duration::from_secs(10),
+        "the edge to learn the number",
+        || {
+            let state = state.clone();
+            async move { state.snapshot().route("demo").map(|_| ()) }
+        },
+    )
+    .await;
+
+    let code = sipp(edge.sip_addr, "uac_transfer.xml", "demo").await;
+
+    let calls: Vec<CallRecord> = eventually(Duration::from_secs(15), "the call to end", || {
+        let (store, scope) = (control.store.clone(), scope.clone());
+        async move {
+            let calls = store.calls(&scope, 10).await.ok()?;
+            (calls.len() == 1 && calls[0].ended_at_ms.is_some()).then_some(calls)
+        }
+    })
+    .await;
+    let events = control
+        .store
+        .call_events(&scope, &calls[0].id)
+        .await
+        .expect("events");
+    assert_eq!(
+        code, 0,
+        "sipp received the REFER, reported progress and got our BYE; events: {events:#?}"
+    );
+    assert_eq!(calls[0].end_reason.as_deref(), Some("transferred"));
+    let transfer: Vec<&str> = events
+        .iter()
+        .filter(|e| e.kind == "call.transfer")
+        .filter_map(|e| e.payload["status"].as_str())
+        .collect();
+    assert_eq!(
+        transfer,
+        ["requested", "accepted", "trying", "succeeded"],
+        "{events:?}"
+    );
+    let ended = events
+        .iter()
+        .find(|e| e.kind == "call.ended")
+        .expect("ended");
+    assert_eq!(ended.payload["transferred_to"], "+15550100");
+    assert_eq!(ended.payload["hangup_by"], "agent");
+    let tools = &llm.requests()[0].body["tools"];
+    assert!(
+        tools
+            .as_array()
+            .is_some_and(|t| t.iter().any(|t| t["function"]["name"] == "transfer_call")),
+        "the model was offered transfer_call: {tools}"
+    );
+    assert_eq!(edge.state.active_calls(), 0);
+
+    edge.stop().await;
+    control.stop().await;
+    db.cleanup().await;
+}
