@@ -1,8 +1,9 @@
-//! Blind transfer end to end: sipp (a foreign SIP peer) calls an agent whose model (the fake
-//! OpenAI server, driven through the real client) calls the built-in `transfer_call`; the edge
-//! sends REFER, sipp accepts it and reports the new call's progress by NOTIFY, and the edge
-//! hangs up its own leg. Checked: what sipp saw (its scenario, which asserts the Refer-To URI)
-//! and what the control plane recorded.
+//! What the edge does inside a call, end to end against sipp (a foreign SIP peer): an agent
+//! whose model (the fake OpenAI server, driven through the real client) calls the built-in
+//! `transfer_call` (REFER, NOTIFY progress, our BYE) or `send_dtmf` (SIP INFO when the caller
+//! offered no telephone-event), and RFC 4028 session timers (422 for a too-short interval).
+//! Checked: what sipp saw (its scenarios assert the requests' contents) and what the control
+//! plane recorded.
 
 mod support;
 
@@ -10,7 +11,7 @@ use std::path::PathBuf;
 use std::time::Duration;
 
 use freya_control::server::ControlPlane;
-use freya_control::store::{CallRecord, WorkspaceScope};
+use freya_control::store::{CallRecord, StoredEvent, WorkspaceScope};
 use freya_edge::llm::fakes::{FakeLlmServer, FakeReply};
 use freya_edge::media::g711::G711;
 use freya_edge::speech::fakes::FakeOpenAiSpeech;
@@ -106,38 +107,37 @@ async fn sipp(target: std::net::SocketAddr, scenario: &str, number: &str) -> i32
     code
 }
 
-#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
-async fn the_agent_transfers_a_sipp_caller_by_refer_and_hangs_up_when_notified() {
+/// A control plane, an edge, the fake providers, and number `demo` answered by an agent built
+/// from `agent` (its `stt`, `llm` and `tts` sections are filled in with the fakes).
+struct World {
+    db: TestDb,
+    control: ControlPlane,
+    edge: Edge,
+    scope: WorkspaceScope,
+    llm: FakeLlmServer,
+    _speech: FakeOpenAiSpeech,
+    _dir: tempfile::TempDir,
+}
+
+async fn world(mut agent: serde_json::Value) -> World {
     let speech = FakeOpenAiSpeech::start().await.expect("fake speech");
     speech.set_default_transcript("Put me through to sales, please.");
     let llm = FakeLlmServer::openai().await.expect("fake llm");
-    // The first answer transfers; anything after it (more of the caller's audio) is plain text.
-    llm.push_reply(FakeReply::tool_call(
-        "call_1",
-        "transfer_call",
-        serde_json::json!({"destination": "+15550100"}),
-    ));
-    llm.respond_with(|_| FakeReply::text("One moment."));
+    agent["stt"] = serde_json::json!({"provider": "openai", "model": "whisper-1", "base_url": speech.base_url(), "api_key": "k"});
+    agent["llm"] = serde_json::json!({"provider": "openai", "model": "gpt-4o-mini", "base_url": llm.base_url(), "api_key": "k"});
+    agent["tts"] = serde_json::json!({"provider": "openai", "model": "tts-1", "voice": "alloy", "base_url": speech.base_url(), "api_key": "k"});
+    let agent: AgentSpec = serde_json::from_value(agent).expect("agent");
+    assert_eq!(agent.validate(), Vec::new());
     let db = TestDb::new(Backend::Sqlite).await;
     let control = ControlPlane::start(&control_config(&db.url))
         .await
         .expect("control starts");
     let workspace_id = control
         .store
-        .create_workspace("Transfer")
+        .create_workspace("In call")
         .await
         .expect("workspace");
     let scope = WorkspaceScope { workspace_id };
-    let agent: AgentSpec = serde_json::from_value(serde_json::json!({
-        "name": "Switchboard",
-        "system_prompt": "Transfer callers who ask for sales.",
-        "stt": {"provider": "openai", "model": "whisper-1", "base_url": speech.base_url(), "api_key": "k"},
-        "llm": {"provider": "openai", "model": "gpt-4o-mini", "base_url": llm.base_url(), "api_key": "k"},
-        "tts": {"provider": "openai", "model": "tts-1", "voice": "alloy", "base_url": speech.base_url(), "api_key": "k"},
-        "transfer_destinations": ["+15550100"]
-    }))
-    .expect("agent");
-    assert_eq!(agent.validate(), Vec::new());
     let agent = control
         .store
         .create_agent(&scope, "test", &agent)
@@ -170,27 +170,67 @@ async fn the_agent_transfers_a_sipp_caller_by_refer_and_hangs_up_when_notified()
         },
     )
     .await;
+    World {
+        db,
+        control,
+        edge,
+        scope,
+        llm,
+        _speech: speech,
+        _dir: dir,
+    }
+}
 
-    let code = sipp(edge.sip_addr, "uac_transfer.xml", "demo").await;
-
+/// The one call, once it has ended, and its events.
+async fn ended_call(w: &World) -> (CallRecord, Vec<StoredEvent>) {
     let calls: Vec<CallRecord> = eventually(Duration::from_secs(15), "the call to end", || {
-        let (store, scope) = (control.store.clone(), scope.clone());
+        let (store, scope) = (w.control.store.clone(), w.scope.clone());
         async move {
             let calls = store.calls(&scope, 10).await.ok()?;
             (calls.len() == 1 && calls[0].ended_at_ms.is_some()).then_some(calls)
         }
     })
     .await;
-    let events = control
+    let events = w
+        .control
         .store
-        .call_events(&scope, &calls[0].id)
+        .call_events(&w.scope, &calls[0].id)
         .await
         .expect("events");
+    (calls[0].clone(), events)
+}
+
+async fn teardown(w: World) {
+    assert_eq!(w.edge.state.active_calls(), 0);
+    w.edge.stop().await;
+    w.control.stop().await;
+    w.db.cleanup().await;
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn the_agent_transfers_a_sipp_caller_by_refer_and_hangs_up_when_notified() {
+    let w = world(serde_json::json!({
+        "name": "Switchboard",
+        "system_prompt": "Transfer callers who ask for sales.",
+        "transfer_destinations": ["+15550100"]
+    }))
+    .await;
+    // The first answer transfers; anything after it (more of the caller's audio) is plain text.
+    w.llm.push_reply(FakeReply::tool_call(
+        "call_1",
+        "transfer_call",
+        serde_json::json!({"destination": "+15550100"}),
+    ));
+    w.llm.respond_with(|_| FakeReply::text("One moment."));
+
+    let code = sipp(w.edge.sip_addr, "uac_transfer.xml", "demo").await;
+
+    let (call, events) = ended_call(&w).await;
     assert_eq!(
         code, 0,
         "sipp received the REFER, reported progress and got our BYE; events: {events:#?}"
     );
-    assert_eq!(calls[0].end_reason.as_deref(), Some("transferred"));
+    assert_eq!(call.end_reason.as_deref(), Some("transferred"));
     let transfer: Vec<&str> = events
         .iter()
         .filter(|e| e.kind == "call.transfer")
@@ -207,16 +247,48 @@ async fn the_agent_transfers_a_sipp_caller_by_refer_and_hangs_up_when_notified()
         .expect("ended");
     assert_eq!(ended.payload["transferred_to"], "+15550100");
     assert_eq!(ended.payload["hangup_by"], "agent");
-    let tools = &llm.requests()[0].body["tools"];
+    let tools = &w.llm.requests()[0].body["tools"];
     assert!(
         tools
             .as_array()
             .is_some_and(|t| t.iter().any(|t| t["function"]["name"] == "transfer_call")),
         "the model was offered transfer_call: {tools}"
     );
-    assert_eq!(edge.state.active_calls(), 0);
+    teardown(w).await;
+}
 
-    edge.stop().await;
-    control.stop().await;
-    db.cleanup().await;
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn send_dtmf_reaches_a_caller_without_telephone_event_by_sip_info() {
+    let w = world(serde_json::json!({"name": "Menu", "system_prompt": "Press 1 then #."})).await;
+    w.llm.push_reply(FakeReply::tool_call(
+        "call_1",
+        "send_dtmf",
+        serde_json::json!({"digits": "1#"}),
+    ));
+    w.llm.respond_with(|_| FakeReply::text("Done."));
+
+    let code = sipp(w.edge.sip_addr, "uac_dtmf_info.xml", "demo").await;
+
+    let (call, events) = ended_call(&w).await;
+    assert_eq!(code, 0, "sipp received both INFOs; events: {events:#?}");
+    assert_eq!(call.end_reason.as_deref(), Some("caller_hangup"));
+    let sent: Vec<&StoredEvent> = events
+        .iter()
+        .filter(|e| e.kind == "call.dtmf_sent")
+        .collect();
+    assert_eq!(sent.len(), 1, "{events:#?}");
+    assert_eq!(sent[0].payload["digits"], "1#");
+    assert_eq!(sent[0].payload["via"], "sip_info");
+    teardown(w).await;
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_session_interval_below_our_minimum_is_refused_with_422() {
+    let w = world(serde_json::json!({"name": "Desk"})).await;
+    assert_eq!(
+        sipp(w.edge.sip_addr, "uac_session_too_small.xml", "demo").await,
+        0,
+        "sipp got 422 with Min-SE: 90"
+    );
+    teardown(w).await;
 }
