@@ -388,7 +388,7 @@ fn when_we_refresh_an_update_goes_out_at_half_the_interval() {
     ep.handle_datagram(t0 + 61 * S, addr(CALLER), &reply(&update, "200 OK"));
     ep.handle_timeout(t0 + 120 * S);
     assert!(events(&mut ep).is_empty(), "refreshed at 61 s");
-    // The next refresh is refused: the session is over.
+    // The next refresh finds no dialog at the peer: the session is over.
     ep.handle_timeout(t0 + 121 * S);
     let update = sent(&mut ep).remove(0);
     ep.handle_datagram(
@@ -426,4 +426,17 @@ fn an_update_from_the_peer_refreshes_the_session_and_is_answered() {
     let stray = in_dialog("UPDATE", "z9hG4bKu2", "nope", &tag, 2, "", "");
     ep.handle_datagram(t0 + 56 * S, addr(CALLER), &stray);
     assert!(sent(&mut ep)[0].starts_with("SIP/2.0 481"));
+}
+
+#[test]
+fn a_peer_that_refuses_update_keeps_its_call_without_a_timer() {
+    let t0 = Instant::now();
+    let (mut ep, _) = answered(t0, "Session-Expires: 120;refresher=uas\r\nSupported: timer\r\n");
+    ep.handle_timeout(t0 + 60 * S);
+    let update = sent(&mut ep).remove(0);
+    ep.handle_datagram(t0 + 60 * S, addr(CALLER), &reply(&update, "501 Not Implemented"));
+    ep.handle_timeout(t0 + 600 * S);
+    assert!(events(&mut ep).is_empty(), "no expiry");
+    assert_eq!(ep.dialog_count(), 1);
+    assert!(sent(&mut ep).is_empty(), "no more refreshes");
 }

@@ -165,26 +165,32 @@ impl SipEndpoint {
         }
     }
 
-    /// The answer to our refresh: 2xx restarts the clock; anything else ends the session.
+    /// The answer to our refresh: 2xx restarts the clock; 408, 481 or no answer mean the
+    /// session is gone (RFC 4028 section 10). Any other refusal (a peer that does not do UPDATE
+    /// answers 405 or 501) turns the timer off: the call goes on rather than be cut by a timer
+    /// we cannot keep.
     pub(super) fn on_refresh_outcome(
         &mut self,
         now: Instant,
         call_id: &str,
         outcome: Result<(u16, String), ()>,
     ) {
+        let Some(dialog) = self.dialogs.get_mut(call_id) else {
+            return;
+        };
         match outcome {
             Ok((200..=299, _)) => {
-                if let Some(timer) = self
-                    .dialogs
-                    .get_mut(call_id)
-                    .and_then(|d| d.session_timer.as_mut())
-                {
+                if let Some(timer) = dialog.session_timer.as_mut() {
                     timer.refreshed(now);
                 }
             }
-            other => {
-                tracing::info!(call = %call_id, outcome = ?other, "the session refresh failed");
+            Ok((408 | 481, _)) | Err(()) => {
+                tracing::info!(call = %call_id, outcome = ?outcome, "the session refresh failed");
                 self.session_expired(call_id);
+            }
+            Ok((code, reason)) => {
+                tracing::warn!(call = %call_id, code, %reason, "the peer refused our session refresh; session timer off");
+                dialog.session_timer = None;
             }
         }
     }
