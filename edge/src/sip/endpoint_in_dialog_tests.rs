@@ -431,10 +431,17 @@ fn an_update_from_the_peer_refreshes_the_session_and_is_answered() {
 #[test]
 fn a_peer_that_refuses_update_keeps_its_call_without_a_timer() {
     let t0 = Instant::now();
-    let (mut ep, _) = answered(t0, "Session-Expires: 120;refresher=uas\r\nSupported: timer\r\n");
+    let (mut ep, _) = answered(
+        t0,
+        "Session-Expires: 120;refresher=uas\r\nSupported: timer\r\n",
+    );
     ep.handle_timeout(t0 + 60 * S);
     let update = sent(&mut ep).remove(0);
-    ep.handle_datagram(t0 + 60 * S, addr(CALLER), &reply(&update, "501 Not Implemented"));
+    ep.handle_datagram(
+        t0 + 60 * S,
+        addr(CALLER),
+        &reply(&update, "501 Not Implemented"),
+    );
     ep.handle_timeout(t0 + 600 * S);
     assert!(events(&mut ep).is_empty(), "no expiry");
     assert_eq!(ep.dialog_count(), 1);
