@@ -246,17 +246,36 @@ impl Dialog {
         uri_of(&self.local_to)
     }
 
-    /// The remote target's `host[:port]`, to turn a bare number into a SIP URI toward the
-    /// same peer or trunk.
+    /// The peer's `host[:port]`, to turn a bare number into a SIP URI toward the same peer or
+    /// trunk: for an outbound call the trunk as we dialled it (our INVITE's Request-URI), for
+    /// an inbound one the caller's Contact (its trunk or PBX).
     pub fn remote_host(&self) -> String {
-        let uri = uri_of(&self.remote_target);
-        let rest = uri
-            .strip_prefix("sips:")
-            .or_else(|| uri.strip_prefix("sip:"))
-            .unwrap_or(&uri);
-        let host = rest.rsplit_once('@').map_or(rest, |(_, host)| host);
-        host.split(';').next().unwrap_or(host).to_owned()
+        let ours = self
+            .invite
+            .headers
+            .iter()
+            .find_map(|h| match h {
+                Header::From(from) => header_param(from.value(), "tag"),
+                _ => None,
+            })
+            .is_some_and(|tag| tag == self.local_tag);
+        let uri = if ours {
+            self.invite.uri.to_string()
+        } else {
+            uri_of(&self.remote_target)
+        };
+        host_port(&uri)
     }
+}
+
+/// The `host[:port]` of a SIP URI, without user part or parameters.
+fn host_port(uri: &str) -> String {
+    let rest = uri
+        .strip_prefix("sips:")
+        .or_else(|| uri.strip_prefix("sip:"))
+        .unwrap_or(uri);
+    let host = rest.rsplit_once('@').map_or(rest, |(_, host)| host);
+    host.split([';', '?']).next().unwrap_or(host).to_owned()
 }
 
 /// The URI inside a Contact or name-addr value: `"Bob" <sip:bob@host>;expires=1` → `sip:bob@host`.
@@ -302,5 +321,44 @@ mod tests {
         assert_eq!(user_of("sip:demo@127.0.0.1:5060"), "demo");
         assert_eq!(user_of("tel:+4420"), "+4420");
         assert_eq!(user_of("sip:host.example"), "");
+        assert_eq!(
+            host_port("sip:+1555@pbx.example:5080;transport=tcp"),
+            "pbx.example:5080"
+        );
+        assert_eq!(host_port("sip:10.0.0.1"), "10.0.0.1");
+    }
+
+    #[test]
+    fn numbers_are_sent_toward_the_trunk_we_dialled_or_the_callers_contact() {
+        use crate::sip::message::parse_message;
+        let invite = |from_tag: &str| {
+            let text = format!(
+                "INVITE sip:+1555@trunk.example:5080 SIP/2.0\r\n\
+                 Via: SIP/2.0/UDP 10.0.0.9:5060;branch=z9hG4bKx\r\n\
+                 From: <sip:edge@10.0.0.9>;tag={from_tag}\r\n\
+                 To: <sip:+1555@trunk.example:5080>\r\n\
+                 Call-ID: c1\r\nCSeq: 1 INVITE\r\nMax-Forwards: 70\r\n\
+                 Contact: <sip:caller@192.0.2.7:5062>\r\nContent-Length: 0\r\n\r\n"
+            );
+            match parse_message(text.as_bytes()).expect("parses") {
+                rsip::SipMessage::Request(r) => r,
+                rsip::SipMessage::Response(_) => unreachable!(),
+            }
+        };
+        let peer = Peer::udp("192.0.2.7:5062".parse().expect("addr"));
+        let key = TransactionKey::server(&invite("ours")).expect("key");
+        // Inbound: the caller's Contact.
+        let inbound = Dialog::from_invite(&invite("theirs"), peer, key.clone()).expect("dialog");
+        assert_eq!(inbound.remote_host(), "192.0.2.7:5062");
+        // Outbound: the trunk's host as dialled, whatever Contact its 2xx carries.
+        let ok = "SIP/2.0 200 OK\r\nVia: SIP/2.0/UDP 10.0.0.9:5060;branch=z9hG4bKx\r\n\
+                  From: <sip:edge@10.0.0.9>;tag=ours\r\nTo: <sip:+1555@trunk.example:5080>;tag=t\r\n\
+                  Call-ID: c1\r\nCSeq: 1 INVITE\r\nContact: <sip:gw@198.51.100.3>\r\n\
+                  Content-Length: 0\r\n\r\n";
+        let rsip::SipMessage::Response(ok) = parse_message(ok.as_bytes()).expect("parses") else {
+            unreachable!()
+        };
+        let outbound = Dialog::from_answer(&invite("ours"), &ok, peer, key, None).expect("dialog");
+        assert_eq!(outbound.remote_host(), "trunk.example:5080");
     }
 }

@@ -26,8 +26,7 @@ use super::outbound::{OutboundCall, OutboundFailure};
 use super::peer::{Outgoing, Peer, Transport};
 use super::response::{bad_request, build_response, set_body, status, to_bytes};
 use super::transaction::{
-    ClientNonInviteTransaction, ServerInviteTransaction, ServerNonInviteTransaction, Timers,
-    TransactionEvent, TransactionKey,
+    ServerInviteTransaction, ServerNonInviteTransaction, Timers, TransactionEvent, TransactionKey,
 };
 use super::{parse_unvalidated, validate};
 
@@ -69,26 +68,6 @@ pub enum EndpointEvent {
         call_id: String,
         progress: TransferProgress,
     },
-}
-
-/// Why we sent a request inside a dialog, to know what its final response means.
-#[derive(Debug, Clone, Copy, PartialEq, Eq)]
-pub(crate) enum Purpose {
-    /// Our hang-up.
-    Bye,
-    /// A blind transfer.
-    Refer,
-    /// One DTMF digit (`application/dtmf-relay`).
-    Info,
-    /// An RFC 4028 session refresh (UPDATE).
-    Refresh,
-}
-
-/// A request of ours inside a dialog, in its client transaction.
-struct InDialogRequest {
-    call_id: String,
-    purpose: Purpose,
-    tx: ClientNonInviteTransaction,
 }
 
 /// An INVITE waiting for a decision.
@@ -264,56 +243,6 @@ impl SipEndpoint {
             return;
         }
         self.send_bye(now, dialog);
-    }
-
-    /// Sends the BYE of `dialog` in a client transaction of its own.
-    fn send_bye(&mut self, now: Instant, mut dialog: Dialog) {
-        let call_id = dialog.call_id.clone();
-        match dialog.bye(self.local) {
-            Ok(bye) => self.start_in_dialog(now, &call_id, Purpose::Bye, bye, dialog.remote()),
-            Err(e) => tracing::warn!(call = %call_id, error = %e, "cannot build a BYE"),
-        }
-    }
-
-    /// Sends `request` inside the (live) dialog of `call_id`.
-    pub(crate) fn send_in_dialog(
-        &mut self,
-        now: Instant,
-        call_id: &str,
-        purpose: Purpose,
-        request: Request,
-    ) {
-        if let Some(peer) = self.dialogs.get(call_id).map(Dialog::remote) {
-            self.start_in_dialog(now, call_id, purpose, request, peer);
-        }
-    }
-
-    fn start_in_dialog(
-        &mut self,
-        now: Instant,
-        call_id: &str,
-        purpose: Purpose,
-        request: Request,
-        peer: Peer,
-    ) {
-        let reliable = peer.transport.is_reliable();
-        match ClientNonInviteTransaction::new(now, request, peer.addr, reliable, self.timers) {
-            Ok(tx) => {
-                let key = tx.key().clone();
-                self.transports.insert(key.clone(), peer.transport);
-                let request = InDialogRequest {
-                    call_id: call_id.to_owned(),
-                    purpose,
-                    tx,
-                };
-                self.outgoing.insert(key.clone(), request);
-                self.drain_outgoing(now, &key);
-            }
-            Err(e) => {
-                tracing::warn!(call = %call_id, ?purpose, error = %e, "cannot send a request");
-                self.on_in_dialog_outcome(now, call_id, purpose, Err(()));
-            }
-        }
     }
 
     /// Advances every timer that is due.
@@ -549,39 +478,12 @@ impl SipEndpoint {
             self.transports.remove(key);
         }
     }
-
-    fn drain_outgoing(&mut self, now: Instant, key: &TransactionKey) {
-        let transport = self.transport_of(key);
-        let Some(request) = self.outgoing.get_mut(key) else {
-            return;
-        };
-        while let Some(t) = request.tx.poll_transmit() {
-            self.transmits.push_back(Outgoing::new(transport, t));
-        }
-        let mut terminated = false;
-        let mut outcome = None;
-        while let Some(event) = request.tx.poll_event() {
-            match event {
-                TransactionEvent::Terminated => terminated = true,
-                TransactionEvent::Timeout => outcome = Some(Err(())),
-                TransactionEvent::Response(r) if r.status_code.code() >= 200 => {
-                    let text = r.status_code.to_string();
-                    let reason = text.split_once(' ').map_or("", |(_, r)| r).to_owned();
-                    outcome = Some(Ok((r.status_code.code(), reason)));
-                }
-                _ => {}
-            }
-        }
-        let (call_id, purpose) = (request.call_id.clone(), request.purpose);
-        if terminated {
-            self.outgoing.remove(key);
-            self.transports.remove(key);
-        }
-        if let Some(outcome) = outcome {
-            self.on_in_dialog_outcome(now, &call_id, purpose, outcome);
-        }
-    }
 }
+
+#[path = "endpoint/requests.rs"]
+mod requests;
+use requests::InDialogRequest;
+pub(crate) use requests::Purpose;
 
 #[path = "endpoint/in_dialog.rs"]
 pub mod in_dialog;
