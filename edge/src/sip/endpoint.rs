@@ -95,6 +95,8 @@ pub struct SipEndpoint {
     invites: HashMap<TransactionKey, ServerInviteTransaction>,
     others: HashMap<TransactionKey, ServerNonInviteTransaction>,
     outgoing: HashMap<TransactionKey, InDialogRequest>,
+    /// Our session-refreshing re-INVITEs.
+    refresh_invites: HashMap<TransactionKey, reinvite::RefreshInvite>,
     /// The transport of each transaction above.
     transports: HashMap<TransactionKey, Transport>,
     dialogs: HashMap<String, Dialog>,
@@ -114,6 +116,7 @@ impl SipEndpoint {
             invites: HashMap::new(),
             others: HashMap::new(),
             outgoing: HashMap::new(),
+            refresh_invites: HashMap::new(),
             transports: HashMap::new(),
             dialogs: HashMap::new(),
             outbound: HashMap::new(),
@@ -285,6 +288,7 @@ impl SipEndpoint {
             self.drain_outgoing(now, &key);
         }
         self.outbound_timeouts(now);
+        self.refresh_invite_timeouts(now);
         self.transfer_timeouts(now);
         self.session_timeouts(now);
     }
@@ -294,7 +298,15 @@ impl SipEndpoint {
     pub fn poll_timeout(&self) -> Option<Instant> {
         let invites = self.invites.values().filter_map(|t| t.poll_timeout());
         let others = self.others.values().filter_map(|t| t.poll_timeout());
-        let outgoing = self.outgoing.values().filter_map(|r| r.tx.poll_timeout());
+        let outgoing = self
+            .outgoing
+            .values()
+            .filter_map(|r| r.tx.poll_timeout())
+            .chain(
+                self.refresh_invites
+                    .values()
+                    .filter_map(|r| r.poll_timeout()),
+            );
         let outbound = self
             .outbound
             .values()
@@ -491,6 +503,9 @@ pub use in_dialog::TransferProgress;
 
 #[path = "endpoint/session.rs"]
 mod session;
+
+#[path = "endpoint/reinvite.rs"]
+mod reinvite;
 
 #[path = "endpoint/inbound.rs"]
 mod inbound;

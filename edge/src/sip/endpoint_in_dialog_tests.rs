@@ -373,7 +373,7 @@ fn when_we_refresh_an_update_goes_out_at_half_the_interval() {
     let t0 = Instant::now();
     let (mut ep, tag) = answered(
         t0,
-        "Session-Expires: 120;refresher=uas\r\nSupported: timer\r\n",
+        "Session-Expires: 120;refresher=uas\r\nSupported: timer\r\nAllow: INVITE, ACK, BYE, UPDATE\r\n",
     );
     ep.handle_timeout(t0 + 59 * S);
     assert!(sent(&mut ep).is_empty(), "not before half the interval");
@@ -433,7 +433,7 @@ fn a_peer_that_refuses_update_keeps_its_call_without_a_timer() {
     let t0 = Instant::now();
     let (mut ep, _) = answered(
         t0,
-        "Session-Expires: 120;refresher=uas\r\nSupported: timer\r\n",
+        "Session-Expires: 120;refresher=uas\r\nSupported: timer\r\nAllow: INVITE, ACK, BYE, UPDATE\r\n",
     );
     ep.handle_timeout(t0 + 60 * S);
     let update = sent(&mut ep).remove(0);
@@ -446,4 +446,38 @@ fn a_peer_that_refuses_update_keeps_its_call_without_a_timer() {
     assert!(events(&mut ep).is_empty(), "no expiry");
     assert_eq!(ep.dialog_count(), 1);
     assert!(sent(&mut ep).is_empty(), "no more refreshes");
+}
+
+#[test]
+fn a_peer_without_update_is_refreshed_by_re_invite_and_we_acknowledge_its_2xx() {
+    let t0 = Instant::now();
+    let (mut ep, tag) = answered(
+        t0,
+        "Session-Expires: 120;refresher=uas\r\nSupported: timer\r\n",
+    );
+    ep.handle_timeout(t0 + 60 * S);
+    let reinvite = sent(&mut ep).remove(0);
+    assert!(
+        reinvite.starts_with("INVITE sip:caller@127.0.0.1:40000"),
+        "{reinvite}"
+    );
+    assert!(reinvite.contains("Session-Expires: 120;refresher=uac"));
+    assert!(reinvite.contains(&format!("tag={tag}")) && reinvite.contains("CSeq: 1 INVITE"));
+    assert!(reinvite.ends_with("v=0\r\n"), "our SDP again: {reinvite}");
+    let ok = reply(&reinvite, "200 OK");
+    ep.handle_datagram(t0 + 61 * S, addr(CALLER), &ok);
+    let ack = sent(&mut ep);
+    assert_eq!(ack.len(), 1, "{ack:?}");
+    assert!(
+        ack[0].starts_with("ACK sip:caller@127.0.0.1:40000"),
+        "{}",
+        ack[0]
+    );
+    assert!(ack[0].contains("CSeq: 1 ACK"));
+    // The 2xx again (our ACK was lost): acknowledged again.
+    ep.handle_datagram(t0 + 62 * S, addr(CALLER), &ok);
+    assert!(sent(&mut ep)[0].starts_with("ACK "));
+    ep.handle_timeout(t0 + 120 * S);
+    assert!(events(&mut ep).is_empty(), "refreshed at 61 s");
+    assert_eq!(ep.dialog_count(), 1);
 }

@@ -271,6 +271,10 @@ impl SipEndpoint {
             self.drain_outgoing(now, &key);
             return;
         }
+        if self.refresh_invites.contains_key(&key) {
+            self.on_refresh_invite_response(now, response);
+            return;
+        }
         self.on_outbound_response(now, response);
     }
 }

@@ -8,7 +8,7 @@ use std::time::Instant;
 use rsip::{Header, Method, Request, Response};
 
 use super::{EndpointEvent, Purpose, SipEndpoint};
-use crate::sip::message::call_id;
+use crate::sip::message::{call_id, header_lists};
 use crate::sip::peer::Peer;
 use crate::sip::response::{build_response, set_body, status};
 use crate::sip::session_timer::{negotiate, SessionDue, SessionTimer};
@@ -136,7 +136,8 @@ impl SipEndpoint {
     }
 
     /// Our refresh: an UPDATE carrying the session timer again (no SDP: RFC 4028 section 7.4
-    /// lets a refresh leave the session description alone).
+    /// lets a refresh leave the session description alone), or — when the peer's `Allow` leaves
+    /// UPDATE out — a re-INVITE with our SDP unchanged.
     fn send_refresh(&mut self, now: Instant, call_id: &str) {
         let local = self.local;
         let Some(dialog) = self.dialogs.get_mut(call_id) else {
@@ -156,10 +157,23 @@ impl SipEndpoint {
             Header::Supported("timer".into()),
             Header::Contact(contact.into()),
         ];
-        match dialog.request(Method::Update, local, extra, None) {
-            Ok(update) => {
+        let update = header_lists(&dialog.invite.headers, "Allow", "UPDATE");
+        let (method, body) = match (&dialog.local_sdp, update) {
+            (Some(sdp), false) => (
+                Method::Invite,
+                Some(("application/sdp", sdp.clone().into_bytes())),
+            ),
+            _ => (Method::Update, None),
+        };
+        let peer = dialog.remote();
+        match dialog.request(method.clone(), local, extra, body) {
+            Ok(request) if method == Method::Invite => {
+                tracing::debug!(call = %call_id, "refreshing the session (re-INVITE)");
+                self.send_refresh_invite(now, call_id, request, peer);
+            }
+            Ok(request) => {
                 tracing::debug!(call = %call_id, "refreshing the session (UPDATE)");
-                self.send_in_dialog(now, call_id, Purpose::Refresh, update);
+                self.send_in_dialog(now, call_id, Purpose::Refresh, request);
             }
             Err(e) => tracing::warn!(call = %call_id, error = %e, "cannot write a session refresh"),
         }
