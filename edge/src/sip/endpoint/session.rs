@@ -166,7 +166,7 @@ impl SipEndpoint {
             _ => (Method::Update, None),
         };
         let peer = dialog.remote();
-        match dialog.request(method.clone(), local, extra, body) {
+        match dialog.request(method, local, extra, body) {
             Ok(request) if method == Method::Invite => {
                 tracing::debug!(call = %call_id, "refreshing the session (re-INVITE)");
                 self.send_refresh_invite(now, call_id, request, peer);
