@@ -21,12 +21,11 @@ use rsip::{Header, Method, Request, Response, SipMessage};
 
 use super::breaker::TrunkBreakers;
 use super::dialog::{Dialog, DialogState};
-use super::message::call_id;
 use super::outbound::{OutboundCall, OutboundFailure};
 use super::peer::{Outgoing, Peer, Transport};
 use super::response::{bad_request, build_response, set_body, status, to_bytes};
 use super::transaction::{
-    ServerInviteTransaction, ServerNonInviteTransaction, Timers, TransactionEvent, TransactionKey,
+    ServerInviteTransaction, ServerNonInviteTransaction, Timers, TransactionKey,
 };
 use super::{parse_unvalidated, validate};
 
@@ -152,7 +151,16 @@ impl SipEndpoint {
         let message = match parse_unvalidated(bytes) {
             Ok(message) => message,
             Err(e) => {
-                tracing::info!(%source, error = %e, "dropped an unparsable SIP datagram");
+                if let Some(response) = checks::not_implemented(bytes) {
+                    tracing::info!(%source, error = %e, "answered 501 to a request with a method we do not know");
+                    self.transmits.push_back(Outgoing {
+                        transport: peer.transport,
+                        dest: source,
+                        bytes: response,
+                    });
+                } else {
+                    tracing::info!(%source, error = %e, "dropped an unparsable SIP datagram");
+                }
                 return;
             }
         };
@@ -430,67 +438,10 @@ impl SipEndpoint {
     fn transport_of(&self, key: &TransactionKey) -> Transport {
         self.transports.get(key).copied().unwrap_or(Transport::Udp)
     }
-
-    fn drain_invite(&mut self, key: &TransactionKey) {
-        let transport = self.transport_of(key);
-        let Some(tx) = self.invites.get_mut(key) else {
-            return;
-        };
-        while let Some(t) = tx.poll_transmit() {
-            self.transmits.push_back(Outgoing::new(transport, t));
-        }
-        let mut terminated = false;
-        let mut lost = None;
-        while let Some(event) = tx.poll_event() {
-            match event {
-                TransactionEvent::Ack(ack) => {
-                    if let Ok(call_id) = call_id(&ack.headers) {
-                        self.events.push_back(EndpointEvent::Confirmed {
-                            call_id: call_id.to_owned(),
-                        });
-                    }
-                }
-                TransactionEvent::AckTimeout => lost = Some("our answer was never acknowledged"),
-                TransactionEvent::Terminated => terminated = true,
-                _ => {}
-            }
-        }
-        if let Some(reason) = lost {
-            let call = self
-                .dialogs
-                .iter()
-                .find(|(_, d)| &d.invite_key == key)
-                .map(|(c, _)| c.clone());
-            if let Some(call_id) = call {
-                self.dialogs.remove(&call_id);
-                self.events
-                    .push_back(EndpointEvent::Failed { call_id, reason });
-            }
-        }
-        if terminated {
-            self.invites.remove(key);
-            self.transports.remove(key);
-        }
-    }
-
-    fn drain_other(&mut self, key: &TransactionKey) {
-        let transport = self.transport_of(key);
-        let Some(tx) = self.others.get_mut(key) else {
-            return;
-        };
-        while let Some(t) = tx.poll_transmit() {
-            self.transmits.push_back(Outgoing::new(transport, t));
-        }
-        let mut terminated = false;
-        while let Some(event) = tx.poll_event() {
-            terminated |= event == TransactionEvent::Terminated;
-        }
-        if terminated {
-            self.others.remove(key);
-            self.transports.remove(key);
-        }
-    }
 }
+
+#[path = "endpoint/drain.rs"]
+mod drain;
 
 #[path = "endpoint/requests.rs"]
 mod requests;
@@ -500,6 +451,9 @@ pub(crate) use requests::Purpose;
 #[path = "endpoint/in_dialog.rs"]
 pub mod in_dialog;
 pub use in_dialog::TransferProgress;
+
+#[path = "endpoint/checks.rs"]
+pub mod checks;
 
 #[path = "endpoint/session.rs"]
 mod session;

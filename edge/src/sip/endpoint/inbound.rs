@@ -43,6 +43,10 @@ impl SipEndpoint {
             self.drain_other(&key);
             return;
         }
+        if let Some(response) = super::checks::refusal(&request) {
+            tracing::info!(source = %peer.addr, code = response.status_code.code(), method = %request.method, "refused a request");
+            return self.refuse(now, peer, key, request, response);
+        }
         match request.method {
             Method::Invite => self.on_invite(now, peer, key, request),
             Method::Ack => self.on_ack_for_2xx(now, request),
@@ -178,6 +182,32 @@ impl SipEndpoint {
         self.transports.insert(key.clone(), peer.transport);
         self.invites.insert(key.clone(), tx);
         self.drain_invite(&key);
+    }
+
+    /// Answers a new request with a final refusal, in a transaction of its kind (an INVITE's
+    /// absorbs the ACK).
+    fn refuse(
+        &mut self,
+        now: Instant,
+        peer: Peer,
+        key: TransactionKey,
+        request: Request,
+        response: Response,
+    ) {
+        if request.method != Method::Invite {
+            return self.respond_non_invite(now, peer, key, request, Ok(response));
+        }
+        let reliable = peer.transport.is_reliable();
+        match ServerInviteTransaction::new(now, request, peer.addr, reliable, self.timers) {
+            Ok(mut tx) => {
+                while tx.poll_event().is_some() {}
+                let _ = tx.respond(now, response);
+                self.transports.insert(key.clone(), peer.transport);
+                self.invites.insert(key.clone(), tx);
+                self.drain_invite(&key);
+            }
+            Err(e) => tracing::info!(source = %peer.addr, error = %e, "refused an INVITE"),
+        }
     }
 
     fn on_ack_for_2xx(&mut self, now: Instant, request: Request) {
