@@ -110,6 +110,9 @@ pub struct AgentSpecDoc {
     silence_reprompt_seconds: Option<u32>,
     end_call_phrases: Option<Vec<String>>,
     record: Option<bool>,
+    /// Where the built-in `transfer_call` may send a call: phone numbers or `sip:` URIs. Empty
+    /// or absent: the agent cannot transfer.
+    transfer_destinations: Option<Vec<String>>,
 }
 
 /// A speech or language provider of an agent's pipeline.

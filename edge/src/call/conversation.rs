@@ -15,9 +15,7 @@
 use std::collections::VecDeque;
 use std::time::{Duration, Instant};
 
-use crate::llm::{
-    ChatMessage, ChatRequest, LlmError, LlmEvent, SentenceSplitter, ToolCall, ToolDefinition,
-};
+use crate::llm::{ChatMessage, ChatRequest, LlmError, LlmEvent, SentenceSplitter, ToolCall};
 use crate::media::turn::TurnEvent;
 
 #[path = "conversation_reply.rs"]
@@ -27,11 +25,17 @@ use reply::{Reply, ReplyKind, Sentence};
 
 /// Built-in tool that ends the call after the agent's last words.
 pub const END_CALL_TOOL: &str = "end_call";
+/// Built-in tool that transfers the call (SIP REFER) after the agent's last words.
+pub const TRANSFER_CALL_TOOL: &str = "transfer_call";
+/// Built-in tool that presses keys toward the far end (an IVR the agent navigates).
+pub const SEND_DTMF_TOOL: &str = "send_dtmf";
 /// Reprompts in a row, without an answer, before the agent gives up and hangs up.
 const MAX_REPROMPTS: u32 = 2;
 
 #[path = "conversation_api.rs"]
 mod api;
+#[path = "conversation_builtins.rs"]
+mod builtins;
 #[path = "conversation_flow.rs"]
 mod flow;
 
@@ -64,6 +68,8 @@ pub struct Conversation {
     reprompt_at: Option<Instant>,
     reprompts: u32,
     hung_up: bool,
+    /// A transfer was asked for and has not failed (yet).
+    transferring: bool,
     actions: VecDeque<Action>,
     events: VecDeque<ConversationEvent>,
 }
@@ -85,6 +91,7 @@ impl Conversation {
             reprompt_at: None,
             reprompts: 0,
             hung_up: false,
+            transferring: false,
             actions: VecDeque::new(),
             events: VecDeque::new(),
         }
@@ -405,6 +412,20 @@ impl Conversation {
         }
     }
 
+    /// The transfer asked for with [`Action::Transfer`] failed: the call goes on, and the
+    /// agent says so.
+    pub fn on_transfer_failed(&mut self, now: Instant) {
+        if !std::mem::take(&mut self.transferring) {
+            return;
+        }
+        if self.reply.is_none() {
+            self.begin_reply(ReplyKind::Fixed, None);
+        }
+        let line = self.config.lines.transfer_failed.clone();
+        self.say(&line, true);
+        self.check_finished(now);
+    }
+
     /// When [`handle_timeout`](Self::handle_timeout) should next run.
     pub fn poll_timeout(&self) -> Option<Instant> {
         let filler = self.reply.as_ref().and_then(|r| r.filler_at);
@@ -439,6 +460,9 @@ fn millis(d: Duration) -> u64 {
     u64::try_from(d.as_millis()).unwrap_or(u64::MAX)
 }
 
+#[cfg(test)]
+#[path = "conversation_builtins_tests.rs"]
+mod builtins_tests;
 #[cfg(test)]
 #[path = "conversation_tests.rs"]
 mod tests;

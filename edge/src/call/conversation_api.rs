@@ -17,6 +17,8 @@ pub struct Lines {
     pub filler: String,
     /// Before hanging up on a caller who stays silent.
     pub silence_goodbye: String,
+    /// When a transfer the agent asked for did not go through.
+    pub transfer_failed: String,
 }
 
 impl Default for Lines {
@@ -26,6 +28,7 @@ impl Default for Lines {
             reprompt: "Are you still there?".into(),
             filler: "One moment, please.".into(),
             silence_goodbye: "I can't hear anything, so I'll hang up now. Goodbye.".into(),
+            transfer_failed: "Sorry, I could not transfer your call. How else can I help?".into(),
         }
     }
 }
@@ -55,6 +58,9 @@ pub struct ConversationConfig {
     pub end_of_turn_silence: Duration,
     /// Model rounds (tool call → result → model) allowed per reply.
     pub max_tool_rounds: u32,
+    /// Where the built-in `transfer_call` may send the call (numbers or SIP URIs); empty: the
+    /// tool is not offered.
+    pub transfer_destinations: Vec<String>,
     /// Fixed lines.
     pub lines: Lines,
 }
@@ -96,6 +102,16 @@ pub enum Action {
     CancelReply {
         /// The reply.
         reply: u64,
+    },
+    /// Transfer the call blindly to `destination` (the agent's last words have been played).
+    Transfer {
+        /// One of the agent's transfer destinations: a number or a SIP URI.
+        destination: String,
+    },
+    /// Press `digits` toward the far end (RFC 4733, or SIP INFO).
+    SendDtmf {
+        /// Keys, checked: 0-9, `*`, `#`, A-D.
+        digits: String,
     },
     /// End the call (the agent's last words have been played).
     Hangup {

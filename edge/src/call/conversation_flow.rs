@@ -62,11 +62,7 @@ impl Conversation {
         reply.splitter = SentenceSplitter::new();
         reply.round_text.clear();
         let mut tools = self.config.tools.clone();
-        tools.push(ToolDefinition {
-            name: END_CALL_TOOL.into(),
-            description: "Hang up the call after your last words. Use it when the caller says goodbye or the conversation is over.".into(),
-            parameters: serde_json::json!({"type": "object", "properties": {}}),
-        });
+        tools.extend(builtins::definitions(&self.config.transfer_destinations));
         let mut request = ChatRequest::new(self.config.model.clone(), self.history.clone());
         request.temperature = self.config.temperature;
         request.max_tokens = self.config.max_tokens;
@@ -126,11 +122,34 @@ impl Conversation {
                     Some("The call will end after your last words.")
                 }
                 _ if customer => None,
-                "transfer_call" | "send_dtmf" => {
+                TRANSFER_CALL_TOOL => {
+                    match builtins::transfer_destination(
+                        &self.config.transfer_destinations,
+                        &call.arguments,
+                    ) {
+                        Ok(_) if self.transferring => {
+                            Some("error: a transfer is already in progress")
+                        }
+                        Ok(destination) if reply.hangup.is_none() => {
+                            reply.transfer = Some(destination);
+                            Some("The call is being transferred now. Say nothing more.")
+                        }
+                        Ok(_) => Some("error: the call is already ending"),
+                        Err(error) => {
+                            needs_model = true;
+                            Some(error)
+                        }
+                    }
+                }
+                SEND_DTMF_TOOL => {
                     needs_model = true;
-                    Some(
-                        "error: this tool is not available yet; tell the caller you cannot do that",
-                    )
+                    match builtins::dtmf_digits(&call.arguments) {
+                        Ok(digits) => {
+                            self.actions.push_back(Action::SendDtmf { digits });
+                            Some("The keys were pressed.")
+                        }
+                        Err(error) => Some(error),
+                    }
                 }
                 _ => {
                     needs_model = true;
@@ -203,10 +222,15 @@ impl Conversation {
         };
         let text = reply.history_text();
         self.commit(now, &reply, text, false);
-        match reply.hangup {
-            Some(reason) if !self.hung_up => {
+        match (reply.hangup, reply.transfer) {
+            (Some(reason), _) if !self.hung_up => {
                 self.hung_up = true;
                 self.actions.push_back(Action::Hangup { reason });
+            }
+            (None, Some(destination)) if !self.hung_up => {
+                // No reprompt while the transfer runs; a failure is spoken when it is reported.
+                self.transferring = true;
+                self.actions.push_back(Action::Transfer { destination });
             }
             _ => self.arm_reprompt(now),
         }

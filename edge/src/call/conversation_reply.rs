@@ -51,6 +51,8 @@ pub(super) struct Reply {
     pub sentences: Vec<Sentence>,
     /// Hang up once the reply has been played, and why.
     pub hangup: Option<&'static str>,
+    /// Transfer the call there once the reply has been played.
+    pub transfer: Option<String>,
     /// Turn timing, until the first packet of the reply is out.
     pub clock: Option<TurnClock>,
     /// When the caller started hearing it.
@@ -72,6 +74,7 @@ impl Reply {
             filler_said: false,
             sentences: Vec::new(),
             hangup: None,
+            transfer: None,
             clock,
             first_audio_at: None,
         }

@@ -1,11 +1,11 @@
 //! The conversation core driven by hand with simulated time: no sockets, no providers.
 
 use super::*;
-use crate::llm::FinishReason;
+use crate::llm::{FinishReason, ToolDefinition};
 
 const MS: Duration = Duration::from_millis(1);
 
-fn config() -> ConversationConfig {
+pub(super) fn config() -> ConversationConfig {
     ConversationConfig {
         system_prompt: "You are the desk of Acme.".into(),
         first_message: Some("Hello.".into()),
@@ -22,19 +22,20 @@ fn config() -> ConversationConfig {
         filler_after: Duration::from_millis(1500),
         end_of_turn_silence: Duration::from_millis(500),
         max_tool_rounds: 4,
+        transfer_destinations: Vec::new(),
         lines: Lines::default(),
     }
 }
 
 /// A conversation plus a fake shell: plays whatever is spoken as 1 000 samples per sentence.
-struct Harness {
-    c: Conversation,
+pub(super) struct Harness {
+    pub(super) c: Conversation,
     t0: Instant,
     actions: Vec<Action>,
 }
 
 impl Harness {
-    fn new(config: ConversationConfig) -> Self {
+    pub(super) fn new(config: ConversationConfig) -> Self {
         let t0 = Instant::now();
         let mut c = Conversation::new(t0, config);
         c.start(t0);
@@ -47,11 +48,11 @@ impl Harness {
         h
     }
 
-    fn at(&self, ms: u64) -> Instant {
+    pub(super) fn at(&self, ms: u64) -> Instant {
         self.t0 + MS * u32::try_from(ms).unwrap()
     }
 
-    fn drain(&mut self) -> Vec<Action> {
+    pub(super) fn drain(&mut self) -> Vec<Action> {
         let mut out = Vec::new();
         while let Some(a) = self.c.poll_action() {
             out.push(a);
@@ -60,12 +61,12 @@ impl Harness {
         out
     }
 
-    fn events(&mut self) -> Vec<ConversationEvent> {
+    pub(super) fn events(&mut self) -> Vec<ConversationEvent> {
         std::iter::from_fn(|| self.c.poll_event()).collect()
     }
 
     /// Synthesizes every `Speak` in `actions`: 1 000 samples each, done.
-    fn synthesize(&mut self, ms: u64, actions: &[Action]) {
+    pub(super) fn synthesize(&mut self, ms: u64, actions: &[Action]) {
         for a in actions {
             if let Action::Speak {
                 reply, sentence, ..
@@ -78,7 +79,7 @@ impl Harness {
     }
 
     /// A caller turn from `ms` to `ms + 1000` (end of turn 500 ms later) with `text`.
-    fn caller_says(&mut self, ms: u64, text: &str) -> Vec<Action> {
+    pub(super) fn caller_says(&mut self, ms: u64, text: &str) -> Vec<Action> {
         self.c.on_turn(self.at(ms), TurnEvent::SpeechStarted);
         self.c
             .on_turn(self.at(ms + 1500), TurnEvent::EndOfTurn { speech_ms: 1000 });
@@ -91,7 +92,7 @@ impl Harness {
         self.drain()
     }
 
-    fn stream(&mut self, ms: u64, stream: u64, events: Vec<LlmEvent>) -> Vec<Action> {
+    pub(super) fn stream(&mut self, ms: u64, stream: u64, events: Vec<LlmEvent>) -> Vec<Action> {
         for e in events {
             self.c.on_llm(self.at(ms), stream, Ok(e));
         }
@@ -99,18 +100,18 @@ impl Harness {
     }
 }
 
-fn done() -> LlmEvent {
+pub(super) fn done() -> LlmEvent {
     LlmEvent::Done {
         finish_reason: FinishReason::Stop,
         usage: None,
     }
 }
 
-fn token(t: &str) -> LlmEvent {
+pub(super) fn token(t: &str) -> LlmEvent {
     LlmEvent::Token(t.into())
 }
 
-fn completion(actions: &[Action]) -> (u64, u64, ChatRequest) {
+pub(super) fn completion(actions: &[Action]) -> (u64, u64, ChatRequest) {
     actions
         .iter()
         .find_map(|a| match a {
@@ -124,7 +125,7 @@ fn completion(actions: &[Action]) -> (u64, u64, ChatRequest) {
         .expect("a completion request")
 }
 
-fn spoken(actions: &[Action]) -> Vec<String> {
+pub(super) fn spoken(actions: &[Action]) -> Vec<String> {
     actions
         .iter()
         .filter_map(|a| match a {

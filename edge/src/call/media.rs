@@ -16,10 +16,11 @@ use std::time::{Duration, Instant};
 
 use super::codec::{CallCodec, LossRepair, MAX_PAYLOAD};
 use crate::media::opus::MAX_OPUS_PACKET;
-use crate::rtp::dtmf::DtmfReceiver;
+use crate::rtp::dtmf::{DtmfError, DtmfReceiver, EVENT_PAYLOAD_LEN};
+use crate::rtp::dtmf_out::DtmfSender;
 use crate::rtp::jitter::{JitterBuffer, JitterConfig, JitterStats, Playout};
 use crate::rtp::pacer::{Pacer, PacerConfig};
-use crate::rtp::packet::{is_rtcp, Packetizer, RtpPacket};
+use crate::rtp::packet::{is_rtcp, OutgoingHeader, Packetizer, RtpPacket};
 use crate::rtp::rtcp_session::{RtcpSession, RtcpStats};
 use crate::sip::sdp::{Codec, NegotiatedAudio};
 
@@ -77,6 +78,7 @@ pub struct CallMedia {
     rtcp_remote: SocketAddr,
     rtcp_mux: bool,
     rtcp_latched: bool,
+    dtmf_out: DtmfSender,
     last_heard: Instant,
     inactivity_timeout: Duration,
     inactive_reported: bool,
@@ -91,6 +93,16 @@ pub struct CallMedia {
     playback_position: u64,
     events: VecDeque<MediaEvent>,
     stats: MediaStats,
+}
+
+/// Why digits cannot go out in the RTP stream.
+#[derive(Debug, Clone, PartialEq, Eq, thiserror::Error)]
+pub enum SendDtmfError {
+    /// The peer did not negotiate telephone-event: send them by SIP INFO instead.
+    #[error("the peer did not negotiate telephone-event")]
+    NoTelephoneEvent,
+    #[error(transparent)]
+    Digits(#[from] DtmfError),
 }
 
 /// The negotiated codec could not be set up (libopus refused to build its encoder or decoder).
@@ -140,6 +152,7 @@ impl CallMedia {
             rtcp_remote: audio.remote_rtcp,
             rtcp_mux: audio.rtcp_mux,
             rtcp_latched: false,
+            dtmf_out: DtmfSender::with_clock_rate(clock_rate),
             last_heard: now,
             inactivity_timeout: settings.inactivity_timeout,
             inactive_reported: false,
@@ -158,6 +171,15 @@ impl CallMedia {
     /// Queues 8 kHz audio to be played to the caller after what is already queued.
     pub fn play(&mut self, samples: &[i16]) {
         self.playback.extend(samples.iter().copied());
+    }
+
+    /// Presses `digits` toward the peer as RFC 4733 events in our stream (the agent's audio
+    /// pauses for their packets and resumes after), if the peer negotiated telephone-event.
+    pub fn send_dtmf(&mut self, digits: &str) -> Result<(), SendDtmfError> {
+        if self.telephone_event.is_none() {
+            return Err(SendDtmfError::NoTelephoneEvent);
+        }
+        Ok(self.dtmf_out.push(digits)?)
     }
 
     /// Drops whatever is queued (the caller spoke over the agent).
@@ -344,6 +366,15 @@ impl CallMedia {
             }
             None => {}
         }
+        if let Some((payload_type, header, payload)) = self.next_dtmf_event() {
+            self.rtcp.on_rtp_sent(now, header.timestamp, payload.len());
+            let remote = self.remote;
+            let packet = self
+                .packetizer
+                .packetize(payload_type, header, &payload)
+                .ok()?;
+            return Some((remote, packet));
+        }
         let had_audio = !self.playback.is_empty();
         let from_queue = self.playback.len().min(FRAME_SAMPLES);
         self.playback_position += from_queue as u64;
@@ -367,6 +398,21 @@ impl CallMedia {
             .packetize(self.payload_type, header, payload)
             .ok()?;
         Some((self.remote, packet))
+    }
+
+    /// This frame's telephone-event packet, when a key press is on: it takes the frame's
+    /// sequence number and the press's own timestamp, and the voice after it starts a new spurt.
+    fn next_dtmf_event(&mut self) -> Option<(u8, OutgoingHeader, [u8; EVENT_PAYLOAD_LEN])> {
+        let payload_type = self.telephone_event?;
+        let timestamp = self.pacer.due_timestamp()?;
+        let event = self.dtmf_out.tick(timestamp)?;
+        let mut header = self.pacer.emit()?;
+        header.timestamp = event.timestamp;
+        header.marker = event.marker;
+        self.pacer.mark_talk_spurt();
+        self.talking = false;
+        self.stats.packets_sent += 1;
+        Some((payload_type, header, event.payload))
     }
 
     /// When `handle_timeout` should run next.

@@ -305,3 +305,60 @@ fn an_opus_call_runs_on_the_48_khz_clock_and_repairs_a_lost_packet_with_fec() {
         assert_eq!(pair[1].timestamp, pair[0].timestamp.wrapping_add(960));
     }
 }
+
+#[test]
+fn digits_go_out_as_telephone_events_in_our_stream_while_the_voice_waits() {
+    let t0 = Instant::now();
+    let mut m = media(t0);
+    m.play(&[1000; 160 * 20]);
+    let mut sent = run(&mut m, t0, 2);
+    m.send_dtmf("5").expect("telephone-event was negotiated");
+    sent.extend(run(&mut m, t0 + Duration::from_millis(40), 20));
+    assert_eq!(sent.len(), 22, "one packet per 20 ms, events included");
+    let packets: Vec<RtpPacket> = sent
+        .iter()
+        .map(|(_, b)| RtpPacket::parse(b).expect("rtp"))
+        .collect();
+    assert!(
+        packets.iter().all(|p| p.ssrc == packets[0].ssrc),
+        "one SSRC"
+    );
+    for pair in packets.windows(2) {
+        assert_eq!(pair[1].sequence, pair[0].sequence.wrapping_add(1));
+    }
+    let kinds: String = packets
+        .iter()
+        .map(|p| if p.payload_type == 101 { 'e' } else { 'v' })
+        .collect();
+    assert_eq!(kinds, "vveeeeeeevvvvvvvvvvvvv");
+    let events = &packets[2..9];
+    assert!(events[0].marker && events[1..].iter().all(|p| !p.marker));
+    assert!(events.iter().all(|p| p.timestamp == events[0].timestamp));
+    assert_eq!(events[0].timestamp, packets[1].timestamp.wrapping_add(160));
+    let last = crate::rtp::dtmf::TelephoneEvent::parse(events[6].payload).expect("event");
+    assert_eq!((last.event, last.end, last.duration), (5, true, 800));
+    assert!(packets[9].marker, "the voice resumes as a new talk spurt");
+    assert_eq!(
+        packets[9].timestamp,
+        events[0].timestamp.wrapping_add(7 * 160)
+    );
+    // The agent's audio waited: nothing of it was skipped.
+    assert_eq!(m.playback_position(), 15 * 160);
+}
+
+#[test]
+fn without_telephone_event_digits_are_refused_for_sip_info() {
+    let t0 = Instant::now();
+    let mut m = CallMedia::new(
+        t0,
+        &NegotiatedAudio {
+            telephone_event: None,
+            ..audio()
+        },
+        &settings(),
+    )
+    .expect("media");
+    assert_eq!(m.send_dtmf("1"), Err(SendDtmfError::NoTelephoneEvent));
+    let mut m = media(t0);
+    assert!(matches!(m.send_dtmf("1x"), Err(SendDtmfError::Digits(_))));
+}

@@ -121,7 +121,7 @@ impl Pipeline {
     }
 
     /// Carries out `action`. `utterance` supplies the audio of a turn to transcribe.
-    /// `Hangup` is the call task's to handle and is ignored here.
+    /// `Hangup`, `Transfer` and `SendDtmf` are the call task's to handle and are ignored here.
     pub fn execute(&mut self, action: Action, utterance: impl FnOnce() -> Vec<i16>) {
         match action {
             Action::Transcribe { turn } => {
@@ -178,7 +178,7 @@ impl Pipeline {
                     }
                 }
             }
-            Action::Hangup { .. } => {}
+            Action::Hangup { .. } | Action::Transfer { .. } | Action::SendDtmf { .. } => {}
         }
     }
 

@@ -28,12 +28,22 @@ pub struct CallParties<'a> {
     pub called: &'a str,
 }
 
+/// What the agent asks of the telephony layer (its built-in tools), for the call task to do.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub enum AgentRequest {
+    /// Transfer the call blindly to this number or SIP URI.
+    Transfer(String),
+    /// Press these keys toward the far end.
+    SendDtmf(String),
+}
+
 /// A call's voice pipeline.
 pub struct Talk {
     listener: Listener,
     conversation: Conversation,
     pipeline: Pipeline,
     hangup: Option<&'static str>,
+    requests: std::collections::VecDeque<AgentRequest>,
 }
 
 impl Talk {
@@ -83,6 +93,7 @@ impl Talk {
             filler_after: Duration::from_millis(1500),
             end_of_turn_silence: turn.end_of_turn_silence,
             max_tool_rounds: 5,
+            transfer_destinations: spec.transfer_destinations.clone(),
             lines: Lines::default(),
         };
         let targets = spec
@@ -103,6 +114,7 @@ impl Talk {
             conversation,
             pipeline: Pipeline::new(voice, parties.call_id.to_string(), targets),
             hangup: None,
+            requests: std::collections::VecDeque::new(),
         })
     }
 
@@ -187,6 +199,17 @@ impl Talk {
         self.hangup
     }
 
+    /// The next thing the agent asked the telephony layer for.
+    pub fn take_request(&mut self) -> Option<AgentRequest> {
+        self.requests.pop_front()
+    }
+
+    /// The transfer the agent asked for did not go through: the agent says so (on the next
+    /// [`drive`](Self::drive)) and the call goes on.
+    pub fn transfer_failed(&mut self, now: Instant) {
+        self.conversation.on_transfer_failed(now);
+    }
+
     /// Stops all provider work.
     pub fn shutdown(&mut self) {
         self.pipeline.shutdown();
@@ -200,6 +223,12 @@ impl Talk {
                     self.pipeline.execute(action, Vec::new);
                 }
                 Action::Hangup { reason } => self.hangup = Some(reason),
+                Action::Transfer { destination } => {
+                    self.requests.push_back(AgentRequest::Transfer(destination))
+                }
+                Action::SendDtmf { digits } => {
+                    self.requests.push_back(AgentRequest::SendDtmf(digits))
+                }
                 Action::Transcribe { .. } => {
                     let listener = &mut self.listener;
                     self.pipeline.execute(action, || listener.take_utterance());

@@ -1,7 +1,8 @@
 //! The task that owns one answered call: its RTP socket and media core, its signalling from the
 //! SIP task, its voice pipeline ([`Talk`]: the agent listens, answers, and is interrupted), its
 //! limits (maximum duration, RTP inactivity) and its call events. Digits the caller presses are
-//! recorded as call events. Without a [`VoiceFactory`] (or when the agent's providers cannot be
+//! recorded as call events. What the call needs of its dialog — hang up, transfer, digits by SIP
+//! INFO — it asks of the SIP task as a [`DialogRequest`], and hears back as a [`CallSignal`]. Without a [`VoiceFactory`] (or when the agent's providers cannot be
 //! built) the call is ended with a recorded reason rather than held in silence.
 
 use std::sync::Arc;
@@ -10,11 +11,12 @@ use std::time::{Duration, Instant};
 use tokio::net::UdpSocket;
 use tokio::sync::mpsc;
 
-use super::media::{CallMedia, MediaEvent, MediaSettings, MediaStats};
+use super::media::{CallMedia, MediaEvent, MediaSettings, MediaStats, SendDtmfError};
 use super::ports::MediaSockets;
-use super::talk::{CallParties, Talk};
+use super::talk::{AgentRequest, CallParties, Talk};
 use crate::recordings::writer::CallRecording;
 use crate::recordings::RecordingOutbox;
+use crate::sip::endpoint::TransferProgress;
 use crate::sip::sdp::NegotiatedAudio;
 use crate::state::EdgeState;
 use crate::voice::VoiceFactory;
@@ -31,6 +33,23 @@ pub enum CallSignal {
     /// The call is over at the signalling level (BYE, CANCEL, lost ACK, or our own BYE on the
     /// control plane's request — `by_us`).
     Hangup { reason: &'static str, by_us: bool },
+    /// News of the transfer the call asked for.
+    Transfer(TransferProgress),
+}
+
+/// What a call (its conversation today, a workflow executor tomorrow) asks of the SIP task.
+/// The channel waits when full: these are rare, and none may be lost.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub enum DialogRequest {
+    /// Send our BYE.
+    Hangup { call_id: String },
+    /// Transfer the call blindly (REFER) to a number or SIP URI.
+    Transfer {
+        call_id: String,
+        destination: String,
+    },
+    /// Send digits by SIP INFO (the peer negotiated no telephone-event).
+    SendDtmf { call_id: String, digits: String },
 }
 
 /// Who placed the call.
@@ -95,13 +114,13 @@ struct Ending {
 
 /// Runs the call until either side ends it (spawn it inside a `call` span carrying `call_id`,
 /// `edge` and `workspace`). The caller of this function already counted the call
-/// in with `EdgeState::call_started`. Sends the call id on `hangups` when the SIP task must send
-/// our BYE.
+/// in with `EdgeState::call_started`. Asks the SIP task on `requests` for our BYE, a transfer,
+/// or digits by INFO.
 pub async fn run(
     setup: CallSetup,
     mut signals: mpsc::Receiver<CallSignal>,
     services: CallServices,
-    hangups: mpsc::Sender<String>,
+    requests: mpsc::Sender<DialogRequest>,
 ) {
     let _slot = CallSlot(services.state.clone());
     let CallSetup {
@@ -142,7 +161,10 @@ pub async fn run(
         Ok(media) => media,
         Err(e) => {
             tracing::error!(error = %e, "cannot carry this call's media");
-            let _ = hangups.send(call_id.clone()).await;
+            let hangup = DialogRequest::Hangup {
+                call_id: call_id.clone(),
+            };
+            let _ = requests.send(hangup).await;
             let _ = services
                 .events
                 .send(event(
@@ -181,6 +203,8 @@ pub async fn run(
     let mut buf = [0u8; 2048];
     let mut rtcp_buf = [0u8; 1500];
     let mut records: Vec<(&'static str, serde_json::Value)> = Vec::new();
+    // The destination of the transfer under way, for its events and the call's ending.
+    let mut transfer: Option<String> = None;
     let ending = loop {
         if misconfigured {
             break Ending {
@@ -234,6 +258,21 @@ pub async fn run(
                     let _ = services.events.send(event(CallEventKind::Dtmf, serde_json::json!({"digit": digit.to_string(), "via": "sip_info"}))).await;
                 }
                 Some(CallSignal::Hangup { reason, by_us }) => break Ending { reason, by_us },
+                Some(CallSignal::Transfer(progress)) => {
+                    let done = matches!(progress, TransferProgress::Succeeded { .. });
+                    let (status, payload) = transfer_record(&progress, transfer.as_deref());
+                    tracing::info!(status, "transfer {status}");
+                    let _ = services.events.send(custom_event(&call_id, &workspace_id, "call.transfer", payload)).await;
+                    if done {
+                        break Ending { reason: "transferred", by_us: true };
+                    }
+                    if let TransferProgress::Failed { .. } = progress {
+                        transfer = None;
+                        if let Some(talk) = talk.as_mut() {
+                            talk.transfer_failed(Instant::now());
+                        }
+                    }
+                }
                 None => break Ending { reason: "edge_shutdown", by_us: false },
             },
             Some(input) = async {
@@ -263,6 +302,17 @@ pub async fn run(
                     reason,
                     by_us: true,
                 });
+            }
+            while let Some(request) = talk.take_request() {
+                let (kind, payload, dialog) =
+                    agent_request(&call_id, request, &mut media, &mut transfer);
+                let _ = services
+                    .events
+                    .send(custom_event(&call_id, &workspace_id, kind, payload))
+                    .await;
+                if let Some(dialog) = dialog {
+                    let _ = requests.send(dialog).await;
+                }
             }
         }
         while let Some(media_event) = media.poll_event() {
@@ -300,7 +350,10 @@ pub async fn run(
         recording.finish();
     }
     if ending.by_us {
-        let _ = hangups.send(call_id.clone()).await;
+        let hangup = DialogRequest::Hangup {
+            call_id: call_id.clone(),
+        };
+        let _ = requests.send(hangup).await;
     }
     let stats = media.stats();
     tracing::info!(
@@ -316,6 +369,7 @@ pub async fn run(
             serde_json::json!({
                 "reason": ending.reason,
                 "hangup_by": if ending.by_us { "agent" } else { "caller" },
+                "transferred_to": if ending.reason == "transferred" { transfer.as_deref() } else { None },
                 "duration_ms": u64::try_from(started.elapsed().as_millis()).unwrap_or(u64::MAX),
                 "rtp": {
                     "received": stats.packets_received,
@@ -378,6 +432,65 @@ fn rtcp_record(stats: &MediaStats) -> serde_json::Value {
         "rtt_ms": rtcp.rtt_micros.map(|us| f64::from(us) / 1000.0),
         "peer_bye": rtcp.peer_bye,
     })
+}
+
+/// Carries out what the agent asked for: a transfer goes to the SIP task (REFER); digits go
+/// into the RTP stream, or to the SIP task (INFO) when the peer has no telephone-event. Returns
+/// the call event to record and the request for the SIP task, if any.
+fn agent_request(
+    call_id: &str,
+    request: AgentRequest,
+    media: &mut CallMedia,
+    transfer: &mut Option<String>,
+) -> (&'static str, serde_json::Value, Option<DialogRequest>) {
+    let call_id = call_id.to_owned();
+    match request {
+        AgentRequest::Transfer(destination) => {
+            tracing::info!(%destination, "the agent transfers the call");
+            *transfer = Some(destination.clone());
+            let payload = serde_json::json!({"status": "requested", "destination": destination});
+            let request = DialogRequest::Transfer {
+                call_id,
+                destination,
+            };
+            ("call.transfer", payload, Some(request))
+        }
+        AgentRequest::SendDtmf(digits) => match media.send_dtmf(&digits) {
+            Ok(()) => (
+                "call.dtmf_sent",
+                serde_json::json!({"digits": digits, "via": "rfc4733"}),
+                None,
+            ),
+            Err(SendDtmfError::NoTelephoneEvent) => {
+                let payload = serde_json::json!({"digits": digits, "via": "sip_info"});
+                let request = DialogRequest::SendDtmf { call_id, digits };
+                ("call.dtmf_sent", payload, Some(request))
+            }
+            Err(e) => (
+                "call.dtmf_failed",
+                serde_json::json!({"digits": digits, "error": e.to_string()}),
+                None,
+            ),
+        },
+    }
+}
+
+/// A transfer's progress as a `call.transfer` payload, and its status word.
+fn transfer_record(
+    progress: &TransferProgress,
+    destination: Option<&str>,
+) -> (&'static str, serde_json::Value) {
+    let (status, detail) = match progress {
+        TransferProgress::Accepted => ("accepted", serde_json::json!({})),
+        TransferProgress::Trying { code } => ("trying", serde_json::json!({"code": code})),
+        TransferProgress::Succeeded { code } => ("succeeded", serde_json::json!({"code": code})),
+        TransferProgress::Failed { reason } => ("failed", serde_json::json!({"reason": reason})),
+    };
+    let mut payload = serde_json::json!({"status": status, "destination": destination});
+    if let (Some(payload), serde_json::Value::Object(detail)) = (payload.as_object_mut(), detail) {
+        payload.extend(detail);
+    }
+    (status, payload)
 }
 
 /// A call event of a kind the shared model does not name (`call.turn_latency`, `call.tool`, ...):

@@ -26,6 +26,9 @@ pub enum DtmfError {
     /// Only 0-9, *, #, A-D exist on a keypad.
     #[error("'{0}' is not a DTMF digit")]
     InvalidDigit(char),
+    /// More keys than may wait to be sent.
+    #[error("at most {0} DTMF digits may wait to be sent")]
+    TooMany(usize),
 }
 
 /// One of the 16 DTMF keys (RFC 4733 event codes 0–15).

@@ -4,6 +4,7 @@
 //! per-call RTP socket task feeds these with bytes and `Instant`s and sends what they produce.
 
 pub mod dtmf;
+pub mod dtmf_out;
 pub mod jitter;
 pub mod pacer;
 pub mod packet;

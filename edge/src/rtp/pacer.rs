@@ -171,6 +171,11 @@ impl Pacer {
         self.base_timestamp.wrapping_add(offset)
     }
 
+    /// RTP timestamp of the oldest due frame (what [`Pacer::emit`] would stamp), if one is due.
+    pub fn due_timestamp(&self) -> Option<u32> {
+        (self.due > 0).then(|| self.timestamp_of(self.next_index - u64::from(self.due)))
+    }
+
     /// Sequence number the next packet will carry.
     pub fn next_sequence(&self) -> u16 {
         self.sequence

@@ -5,14 +5,17 @@
 //! say the same thing from our side: our tag, the remote party's header for our BYE's To, our
 //! header for its From, where to send it and over what.
 
+use std::collections::VecDeque;
 use std::net::SocketAddr;
 
 use rsip::headers::{CSeq, CallId, ContentLength, From, MaxForwards, To, UntypedHeader, Via};
 use rsip::{Header, Method, Request};
 
+use super::endpoint::in_dialog::Transfer;
 use super::message::{cseq, header_param};
 use super::peer::{Peer, Transport};
 use super::response::new_tag;
+use super::session_timer::SessionTimer;
 use super::transaction::TransactionKey;
 use super::SipError;
 
@@ -55,6 +58,14 @@ pub struct Dialog {
     pub local_cseq: u32,
     /// The INVITE itself, to build its final response from.
     pub invite: Request,
+    /// Our blind transfer in progress (REFER sent, no final NOTIFY yet).
+    pub transfer: Option<Transfer>,
+    /// Digits waiting to be sent by SIP INFO, one request at a time.
+    pub pending_digits: VecDeque<char>,
+    /// A DTMF INFO of ours awaits its response.
+    pub info_in_flight: bool,
+    /// The RFC 4028 session timer agreed for this dialog, if any.
+    pub session_timer: Option<SessionTimer>,
 }
 
 impl Dialog {
@@ -96,6 +107,10 @@ impl Dialog {
             local_sdp: None,
             local_cseq: 1,
             invite: invite.clone(),
+            transfer: None,
+            pending_digits: VecDeque::new(),
+            info_in_flight: false,
+            session_timer: None,
         })
     }
 
@@ -152,6 +167,10 @@ impl Dialog {
             local_sdp,
             local_cseq: invite_cseq + 1,
             invite: invite.clone(),
+            transfer: None,
+            pending_digits: VecDeque::new(),
+            info_in_flight: false,
+            session_timer: None,
         })
     }
 
@@ -165,6 +184,19 @@ impl Dialog {
 
     /// Our BYE for this dialog, sent from `local` over the dialog's transport.
     pub fn bye(&mut self, local: SocketAddr) -> Result<Request, SipError> {
+        self.request(Method::Bye, local, Vec::new(), None)
+    }
+
+    /// Our next request inside this dialog (BYE, REFER, INFO, UPDATE): Request-URI at the remote
+    /// target, our From with our tag, their To with theirs, the next CSeq, a fresh branch, then
+    /// `extra` headers and a `body` of `(content type, bytes)`.
+    pub fn request(
+        &mut self,
+        method: Method,
+        local: SocketAddr,
+        extra: Vec<Header>,
+        body: Option<(&str, Vec<u8>)>,
+    ) -> Result<Request, SipError> {
         let uri = rsip::Uri::try_from(self.remote_target.as_str()).map_err(|e| {
             SipError::InvalidHeader {
                 header: "Contact",
@@ -179,7 +211,7 @@ impl Dialog {
         let cseq = self.local_cseq;
         self.local_cseq += 1;
         let branch = format!("z9hG4bK{}", new_tag());
-        let headers: Vec<Header> = vec![
+        let mut headers: Vec<Header> = vec![
             Via::new(format!(
                 "SIP/2.0/{} {local};branch={branch};rport",
                 self.transport.via_name()
@@ -189,17 +221,61 @@ impl Dialog {
             From::new(from).into(),
             To::new(self.remote_from.clone()).into(),
             CallId::new(self.call_id.clone()).into(),
-            CSeq::new(format!("{cseq} BYE")).into(),
-            ContentLength::new("0").into(),
+            CSeq::new(format!("{cseq} {method}")).into(),
         ];
+        headers.extend(extra);
+        let body = match body {
+            Some((content_type, bytes)) => {
+                headers.push(Header::ContentType(content_type.into()));
+                bytes
+            }
+            None => Vec::new(),
+        };
+        headers.push(ContentLength::new(body.len().to_string()).into());
         Ok(Request {
-            method: Method::Bye,
+            method,
             uri,
             version: rsip::Version::V2,
             headers: headers.into(),
-            body: Vec::new(),
+            body,
         })
     }
+
+    /// Our own address of record in this dialog (the URI of our From), for `Referred-By`.
+    pub fn local_uri(&self) -> String {
+        uri_of(&self.local_to)
+    }
+
+    /// The peer's `host[:port]`, to turn a bare number into a SIP URI toward the same peer or
+    /// trunk: for an outbound call the trunk as we dialled it (our INVITE's Request-URI), for
+    /// an inbound one the caller's Contact (its trunk or PBX).
+    pub fn remote_host(&self) -> String {
+        let ours = self
+            .invite
+            .headers
+            .iter()
+            .find_map(|h| match h {
+                Header::From(from) => header_param(from.value(), "tag"),
+                _ => None,
+            })
+            .is_some_and(|tag| tag == self.local_tag);
+        let uri = if ours {
+            self.invite.uri.to_string()
+        } else {
+            uri_of(&self.remote_target)
+        };
+        host_port(&uri)
+    }
+}
+
+/// The `host[:port]` of a SIP URI, without user part or parameters.
+fn host_port(uri: &str) -> String {
+    let rest = uri
+        .strip_prefix("sips:")
+        .or_else(|| uri.strip_prefix("sip:"))
+        .unwrap_or(uri);
+    let host = rest.rsplit_once('@').map_or(rest, |(_, host)| host);
+    host.split([';', '?']).next().unwrap_or(host).to_owned()
 }
 
 /// The URI inside a Contact or name-addr value: `"Bob" <sip:bob@host>;expires=1` → `sip:bob@host`.
@@ -245,5 +321,44 @@ mod tests {
         assert_eq!(user_of("sip:demo@127.0.0.1:5060"), "demo");
         assert_eq!(user_of("tel:+4420"), "+4420");
         assert_eq!(user_of("sip:host.example"), "");
+        assert_eq!(
+            host_port("sip:+1555@pbx.example:5080;transport=tcp"),
+            "pbx.example:5080"
+        );
+        assert_eq!(host_port("sip:10.0.0.1"), "10.0.0.1");
+    }
+
+    #[test]
+    fn numbers_are_sent_toward_the_trunk_we_dialled_or_the_callers_contact() {
+        use crate::sip::message::parse_message;
+        let invite = |from_tag: &str| {
+            let text = format!(
+                "INVITE sip:+1555@trunk.example:5080 SIP/2.0\r\n\
+                 Via: SIP/2.0/UDP 10.0.0.9:5060;branch=z9hG4bKx\r\n\
+                 From: <sip:edge@10.0.0.9>;tag={from_tag}\r\n\
+                 To: <sip:+1555@trunk.example:5080>\r\n\
+                 Call-ID: c1\r\nCSeq: 1 INVITE\r\nMax-Forwards: 70\r\n\
+                 Contact: <sip:caller@192.0.2.7:5062>\r\nContent-Length: 0\r\n\r\n"
+            );
+            match parse_message(text.as_bytes()).expect("parses") {
+                rsip::SipMessage::Request(r) => r,
+                rsip::SipMessage::Response(_) => unreachable!(),
+            }
+        };
+        let peer = Peer::udp("192.0.2.7:5062".parse().expect("addr"));
+        let key = TransactionKey::server(&invite("ours")).expect("key");
+        // Inbound: the caller's Contact.
+        let inbound = Dialog::from_invite(&invite("theirs"), peer, key.clone()).expect("dialog");
+        assert_eq!(inbound.remote_host(), "192.0.2.7:5062");
+        // Outbound: the trunk's host as dialled, whatever Contact its 2xx carries.
+        let ok = "SIP/2.0 200 OK\r\nVia: SIP/2.0/UDP 10.0.0.9:5060;branch=z9hG4bKx\r\n\
+                  From: <sip:edge@10.0.0.9>;tag=ours\r\nTo: <sip:+1555@trunk.example:5080>;tag=t\r\n\
+                  Call-ID: c1\r\nCSeq: 1 INVITE\r\nContact: <sip:gw@198.51.100.3>\r\n\
+                  Content-Length: 0\r\n\r\n";
+        let rsip::SipMessage::Response(ok) = parse_message(ok.as_bytes()).expect("parses") else {
+            unreachable!()
+        };
+        let outbound = Dialog::from_answer(&invite("ours"), &ok, peer, key, None).expect("dialog");
+        assert_eq!(outbound.remote_host(), "trunk.example:5080");
     }
 }

@@ -21,13 +21,11 @@ use rsip::{Header, Method, Request, Response, SipMessage};
 
 use super::breaker::TrunkBreakers;
 use super::dialog::{Dialog, DialogState};
-use super::message::call_id;
 use super::outbound::{OutboundCall, OutboundFailure};
 use super::peer::{Outgoing, Peer, Transport};
 use super::response::{bad_request, build_response, set_body, status, to_bytes};
 use super::transaction::{
-    ClientNonInviteTransaction, ServerInviteTransaction, ServerNonInviteTransaction, Timers,
-    TransactionEvent, TransactionKey,
+    ServerInviteTransaction, ServerNonInviteTransaction, Timers, TransactionKey,
 };
 use super::{parse_unvalidated, validate};
 
@@ -61,6 +59,14 @@ pub enum EndpointEvent {
         call_id: String,
         failure: OutboundFailure,
     },
+    /// The RFC 4028 session timer ran out (no refresh from the peer, or ours failed): the
+    /// owner ends the call with a BYE.
+    SessionExpired { call_id: String },
+    /// News of a blind transfer asked for with [`SipEndpoint::transfer`].
+    Transfer {
+        call_id: String,
+        progress: TransferProgress,
+    },
 }
 
 /// An INVITE waiting for a decision.
@@ -79,7 +85,7 @@ pub struct IncomingCall {
 }
 
 /// Methods the edge accepts, for `Allow` headers.
-pub const ALLOW: &str = "INVITE, ACK, CANCEL, BYE, OPTIONS, INFO";
+pub const ALLOW: &str = "INVITE, ACK, CANCEL, BYE, OPTIONS, INFO, NOTIFY, UPDATE";
 
 /// One SIP address's worth of user agent state (its UDP socket and TCP connections).
 pub struct SipEndpoint {
@@ -87,7 +93,9 @@ pub struct SipEndpoint {
     timers: Timers,
     invites: HashMap<TransactionKey, ServerInviteTransaction>,
     others: HashMap<TransactionKey, ServerNonInviteTransaction>,
-    outgoing: HashMap<TransactionKey, (String, ClientNonInviteTransaction)>,
+    outgoing: HashMap<TransactionKey, InDialogRequest>,
+    /// Our session-refreshing re-INVITEs.
+    refresh_invites: HashMap<TransactionKey, reinvite::RefreshInvite>,
     /// The transport of each transaction above.
     transports: HashMap<TransactionKey, Transport>,
     dialogs: HashMap<String, Dialog>,
@@ -107,6 +115,7 @@ impl SipEndpoint {
             invites: HashMap::new(),
             others: HashMap::new(),
             outgoing: HashMap::new(),
+            refresh_invites: HashMap::new(),
             transports: HashMap::new(),
             dialogs: HashMap::new(),
             outbound: HashMap::new(),
@@ -142,7 +151,16 @@ impl SipEndpoint {
         let message = match parse_unvalidated(bytes) {
             Ok(message) => message,
             Err(e) => {
-                tracing::info!(%source, error = %e, "dropped an unparsable SIP datagram");
+                if let Some(response) = checks::not_implemented(bytes) {
+                    tracing::info!(%source, error = %e, "answered 501 to a request with a method we do not know");
+                    self.transmits.push_back(Outgoing {
+                        transport: peer.transport,
+                        dest: source,
+                        bytes: response,
+                    });
+                } else {
+                    tracing::info!(%source, error = %e, "dropped an unparsable SIP datagram");
+                }
                 return;
             }
         };
@@ -238,28 +256,6 @@ impl SipEndpoint {
         self.send_bye(now, dialog);
     }
 
-    /// Sends the BYE of `dialog` in a client transaction of its own.
-    fn send_bye(&mut self, now: Instant, mut dialog: Dialog) {
-        let call_id = dialog.call_id.clone();
-        let bye = match dialog.bye(self.local) {
-            Ok(bye) => bye,
-            Err(e) => {
-                tracing::warn!(call = %call_id, error = %e, "cannot build a BYE");
-                return;
-            }
-        };
-        let reliable = dialog.transport.is_reliable();
-        match ClientNonInviteTransaction::new(now, bye, dialog.peer, reliable, self.timers) {
-            Ok(tx) => {
-                let key = tx.key().clone();
-                self.transports.insert(key.clone(), dialog.transport);
-                self.outgoing.insert(key.clone(), (call_id.clone(), tx));
-                self.drain_outgoing(&key);
-            }
-            Err(e) => tracing::warn!(call = %call_id, error = %e, "cannot send a BYE"),
-        }
-    }
-
     /// Advances every timer that is due.
     pub fn handle_timeout(&mut self, now: Instant) {
         let due = |t: Option<Instant>| t.is_some_and(|t| t <= now);
@@ -290,16 +286,19 @@ impl SipEndpoint {
         let outgoing: Vec<_> = self
             .outgoing
             .iter()
-            .filter(|(_, (_, tx))| due(tx.poll_timeout()))
+            .filter(|(_, r)| due(r.tx.poll_timeout()))
             .map(|(k, _)| k.clone())
             .collect();
         for key in outgoing {
-            if let Some((_, tx)) = self.outgoing.get_mut(&key) {
-                tx.handle_timeout(now);
+            if let Some(r) = self.outgoing.get_mut(&key) {
+                r.tx.handle_timeout(now);
             }
-            self.drain_outgoing(&key);
+            self.drain_outgoing(now, &key);
         }
         self.outbound_timeouts(now);
+        self.refresh_invite_timeouts(now);
+        self.transfer_timeouts(now);
+        self.session_timeouts(now);
     }
 
     /// The earliest timer of any transaction. Linear in the transactions alive; they are
@@ -307,12 +306,33 @@ impl SipEndpoint {
     pub fn poll_timeout(&self) -> Option<Instant> {
         let invites = self.invites.values().filter_map(|t| t.poll_timeout());
         let others = self.others.values().filter_map(|t| t.poll_timeout());
-        let outgoing = self.outgoing.values().filter_map(|(_, t)| t.poll_timeout());
+        let outgoing = self
+            .outgoing
+            .values()
+            .filter_map(|r| r.tx.poll_timeout())
+            .chain(
+                self.refresh_invites
+                    .values()
+                    .filter_map(|r| r.poll_timeout()),
+            );
         let outbound = self
             .outbound
             .values()
             .filter_map(OutboundCall::poll_timeout);
-        invites.chain(others).chain(outgoing).chain(outbound).min()
+        let dialogs = self.dialogs.values().filter_map(|d| {
+            let transfer = d.transfer.as_ref().map(|t| t.deadline);
+            let session = d.session_timer.as_ref().and_then(|s| s.next_deadline());
+            match (transfer, session) {
+                (Some(a), Some(b)) => Some(a.min(b)),
+                (a, b) => a.or(b),
+            }
+        });
+        invites
+            .chain(others)
+            .chain(outgoing)
+            .chain(outbound)
+            .chain(dialogs)
+            .min()
     }
 
     /// The next message to send.
@@ -349,6 +369,7 @@ impl SipEndpoint {
         if let Some(sdp) = answer {
             response.headers.push(self.contact(dialog.transport));
             response.headers.push(Header::Allow(ALLOW.into()));
+            self.start_session_timer(now, call_id, &mut response);
             set_body(&mut response, "application/sdp", sdp.into_bytes());
         } else {
             self.dialogs.remove(call_id);
@@ -417,93 +438,28 @@ impl SipEndpoint {
     fn transport_of(&self, key: &TransactionKey) -> Transport {
         self.transports.get(key).copied().unwrap_or(Transport::Udp)
     }
-
-    fn drain_invite(&mut self, key: &TransactionKey) {
-        let transport = self.transport_of(key);
-        let Some(tx) = self.invites.get_mut(key) else {
-            return;
-        };
-        while let Some(t) = tx.poll_transmit() {
-            self.transmits.push_back(Outgoing::new(transport, t));
-        }
-        let mut terminated = false;
-        let mut lost = None;
-        while let Some(event) = tx.poll_event() {
-            match event {
-                TransactionEvent::Ack(ack) => {
-                    if let Ok(call_id) = call_id(&ack.headers) {
-                        self.events.push_back(EndpointEvent::Confirmed {
-                            call_id: call_id.to_owned(),
-                        });
-                    }
-                }
-                TransactionEvent::AckTimeout => lost = Some("our answer was never acknowledged"),
-                TransactionEvent::Terminated => terminated = true,
-                _ => {}
-            }
-        }
-        if let Some(reason) = lost {
-            let call = self
-                .dialogs
-                .iter()
-                .find(|(_, d)| &d.invite_key == key)
-                .map(|(c, _)| c.clone());
-            if let Some(call_id) = call {
-                self.dialogs.remove(&call_id);
-                self.events
-                    .push_back(EndpointEvent::Failed { call_id, reason });
-            }
-        }
-        if terminated {
-            self.invites.remove(key);
-            self.transports.remove(key);
-        }
-    }
-
-    fn drain_other(&mut self, key: &TransactionKey) {
-        let transport = self.transport_of(key);
-        let Some(tx) = self.others.get_mut(key) else {
-            return;
-        };
-        while let Some(t) = tx.poll_transmit() {
-            self.transmits.push_back(Outgoing::new(transport, t));
-        }
-        let mut terminated = false;
-        while let Some(event) = tx.poll_event() {
-            terminated |= event == TransactionEvent::Terminated;
-        }
-        if terminated {
-            self.others.remove(key);
-            self.transports.remove(key);
-        }
-    }
-
-    fn drain_outgoing(&mut self, key: &TransactionKey) {
-        let transport = self.transport_of(key);
-        let Some((call_id, tx)) = self.outgoing.get_mut(key) else {
-            return;
-        };
-        while let Some(t) = tx.poll_transmit() {
-            self.transmits.push_back(Outgoing::new(transport, t));
-        }
-        let mut terminated = false;
-        let mut timed_out = false;
-        while let Some(event) = tx.poll_event() {
-            match event {
-                TransactionEvent::Terminated => terminated = true,
-                TransactionEvent::Timeout => timed_out = true,
-                _ => {}
-            }
-        }
-        if timed_out {
-            tracing::info!(call = %call_id, "our BYE was never answered");
-        }
-        if terminated {
-            self.outgoing.remove(key);
-            self.transports.remove(key);
-        }
-    }
 }
+
+#[path = "endpoint/drain.rs"]
+mod drain;
+
+#[path = "endpoint/requests.rs"]
+mod requests;
+use requests::InDialogRequest;
+pub(crate) use requests::Purpose;
+
+#[path = "endpoint/in_dialog.rs"]
+pub mod in_dialog;
+pub use in_dialog::TransferProgress;
+
+#[path = "endpoint/checks.rs"]
+pub mod checks;
+
+#[path = "endpoint/session.rs"]
+mod session;
+
+#[path = "endpoint/reinvite.rs"]
+mod reinvite;
 
 #[path = "endpoint/inbound.rs"]
 mod inbound;
@@ -511,6 +467,9 @@ mod inbound;
 #[path = "endpoint/outbound.rs"]
 mod outbound;
 
+#[cfg(test)]
+#[path = "endpoint_in_dialog_tests.rs"]
+mod in_dialog_tests;
 #[cfg(test)]
 #[path = "endpoint_tests.rs"]
 mod tests;

@@ -5,20 +5,20 @@ use std::time::{Duration, Instant};
 
 use super::*;
 
-const CALLER: &str = "127.0.0.1:40000";
+pub(super) const CALLER: &str = "127.0.0.1:40000";
 const LOCAL: &str = "127.0.0.1:5060";
 
-fn addr(s: &str) -> SocketAddr {
+pub(super) fn addr(s: &str) -> SocketAddr {
     s.parse().expect("address")
 }
 
-fn endpoint() -> SipEndpoint {
+pub(super) fn endpoint() -> SipEndpoint {
     SipEndpoint::new(addr(LOCAL), Timers::default())
 }
 
 const SDP: &str = "v=0\r\no=- 1 1 IN IP4 127.0.0.1\r\ns=-\r\nc=IN IP4 127.0.0.1\r\nt=0 0\r\nm=audio 40002 RTP/AVP 0\r\na=rtpmap:0 PCMU/8000\r\n";
 
-fn invite(branch: &str, call_id: &str) -> Vec<u8> {
+pub(super) fn invite(branch: &str, call_id: &str) -> Vec<u8> {
     format!(
         "INVITE sip:demo@127.0.0.1:5060 SIP/2.0\r\n\
          Via: SIP/2.0/UDP 127.0.0.1:40000;branch={branch};rport\r\n\
@@ -35,7 +35,7 @@ fn invite(branch: &str, call_id: &str) -> Vec<u8> {
     .into_bytes()
 }
 
-fn in_dialog(
+pub(super) fn in_dialog(
     method: &str,
     branch: &str,
     call_id: &str,
@@ -58,17 +58,17 @@ fn in_dialog(
     .into_bytes()
 }
 
-fn sent(ep: &mut SipEndpoint) -> Vec<String> {
+pub(super) fn sent(ep: &mut SipEndpoint) -> Vec<String> {
     std::iter::from_fn(|| ep.poll_transmit())
         .map(|t| String::from_utf8_lossy(&t.bytes).into_owned())
         .collect()
 }
 
-fn events(ep: &mut SipEndpoint) -> Vec<EndpointEvent> {
+pub(super) fn events(ep: &mut SipEndpoint) -> Vec<EndpointEvent> {
     std::iter::from_fn(|| ep.poll_event()).collect()
 }
 
-fn to_tag(response: &str) -> String {
+pub(super) fn to_tag(response: &str) -> String {
     response
         .lines()
         .find(|l| l.starts_with("To:"))

@@ -196,6 +196,31 @@ pub fn header_param<'a>(value: &'a str, param: &str) -> Option<&'a str> {
     })
 }
 
+/// The value of the first header called `name` (case-insensitive), whether rsip types it or
+/// not: for the headers of RFC 3515 and RFC 4028 (`Event`, `Session-Expires`, `Min-SE`...).
+pub fn header_named(headers: &Headers, name: &str) -> Option<String> {
+    headers.iter().find_map(|h| {
+        let text = h.to_string();
+        let (n, value) = text.split_once(':')?;
+        n.trim()
+            .eq_ignore_ascii_case(name)
+            .then(|| value.trim().to_owned())
+    })
+}
+
+/// Whether any header called `name` lists `token` (`Supported: timer`, `Allow: UPDATE`).
+pub fn header_lists(headers: &Headers, name: &str, token: &str) -> bool {
+    headers.iter().any(|h| {
+        let text = h.to_string();
+        text.split_once(':').is_some_and(|(n, value)| {
+            n.trim().eq_ignore_ascii_case(name)
+                && value
+                    .split(',')
+                    .any(|t| t.trim().eq_ignore_ascii_case(token))
+        })
+    })
+}
+
 fn check_start_line(line: &[u8]) -> Result<(), SipError> {
     let text =
         std::str::from_utf8(line).map_err(|_| SipError::BadStartLine("not UTF-8".to_owned()))?;
@@ -274,6 +299,10 @@ fn expand_compact_name(name: &[u8]) -> &[u8] {
             b'f' => b"From",
             b's' => b"Subject",
             b'k' => b"Supported",
+            b'o' => b"Event",
+            b'r' => b"Refer-To",
+            b'b' => b"Referred-By",
+            b'x' => b"Session-Expires",
             b't' => b"To",
             b'v' => b"Via",
             _ => name,

@@ -27,6 +27,7 @@ pub mod outbound;
 pub mod peer;
 pub mod response;
 pub mod sdp;
+pub mod session_timer;
 #[cfg(test)]
 mod torture_tests;
 pub mod transaction;

@@ -27,7 +27,7 @@ use super::sdp::{self, Direction, LocalMedia, SdpError, SessionDescription};
 use super::Timers;
 use crate::call::admission::admit;
 use crate::call::ports::PortAllocator;
-use crate::call::task::{self, CallDirection, CallServices, CallSetup, CallSignal};
+use crate::call::task::{self, CallDirection, CallServices, CallSetup, CallSignal, DialogRequest};
 use freya_shared::model::{CallEvent, CallEventKind};
 use placing::PendingOutbound;
 use tcp::{TcpConnections, TcpInput};
@@ -81,7 +81,8 @@ impl SipService {
         if let Some(listener) = tcp {
             tokio::spawn(tcp::accept(listener, tcp_tx, shutdown.clone()));
         }
-        let (hangup_tx, mut hangup_rx) = mpsc::channel::<String>(256);
+        // What calls ask of their dialogs (BYE, REFER, INFO); call tasks wait when it is full.
+        let (request_tx, mut request_rx) = mpsc::channel::<DialogRequest>(256);
         let mut buf = vec![0u8; 65_536];
         let mut session_id: u64 = rand::random::<u32>().into();
         let far = || tokio::time::Instant::now() + Duration::from_secs(3600);
@@ -142,14 +143,22 @@ impl SipService {
                     for call_id in due {
                         if let Some(call) = ringing.remove(&call_id) {
                             endpoint.answer(Instant::now(), &call_id, call.sdp);
-                            start_call(call.setup, &mut calls, &services, &hangup_tx);
+                            start_call(call.setup, &mut calls, &services, &request_tx);
                         }
                     }
                 }
-                Some(call_id) = hangup_rx.recv() => {
-                    calls.remove(&call_id);
-                    endpoint.hangup(Instant::now(), &call_id);
-                }
+                Some(request) = request_rx.recv() => match request {
+                    DialogRequest::Hangup { call_id } => {
+                        calls.remove(&call_id);
+                        endpoint.hangup(Instant::now(), &call_id);
+                    }
+                    DialogRequest::Transfer { call_id, destination } => {
+                        endpoint.transfer(Instant::now(), &call_id, &destination);
+                    }
+                    DialogRequest::SendDtmf { call_id, digits } => {
+                        endpoint.send_dtmf_info(Instant::now(), &call_id, &digits);
+                    }
+                },
                 _ = shutdown.cancelled() => {
                     let now = Instant::now();
                     for call_id in ringing.keys() {
@@ -186,7 +195,7 @@ impl SipService {
                         };
                         if ring.is_zero() {
                             endpoint.answer(Instant::now(), &setup.call_id, sdp);
-                            start_call(setup, &mut calls, &services, &hangup_tx);
+                            start_call(setup, &mut calls, &services, &request_tx);
                         } else {
                             endpoint.ring(Instant::now(), &setup.call_id);
                             let answer_at = tokio::time::Instant::now() + ring;
@@ -237,13 +246,27 @@ impl SipService {
                         };
                         tracing::info!(call = %call_id, trunk = %trunk_id, "outbound call answered");
                         match placing::answered(&call_id, placed, &answer, &services).await {
-                            Some(setup) => start_call(setup, &mut calls, &services, &hangup_tx),
+                            Some(setup) => start_call(setup, &mut calls, &services, &request_tx),
                             None => endpoint.hangup(Instant::now(), &call_id),
                         }
                     }
                     EndpointEvent::OutboundFailed { call_id, failure } => {
                         if let Some(placed) = pending.remove(&call_id) {
                             placing::failed(&call_id, &placed, &failure, &services).await;
+                        }
+                    }
+                    EndpointEvent::Transfer { call_id, progress } => {
+                        signal(&calls, &call_id, CallSignal::Transfer(progress)).await
+                    }
+                    EndpointEvent::SessionExpired { call_id } => {
+                        endpoint.hangup(Instant::now(), &call_id);
+                        if let Some(tx) = calls.remove(&call_id) {
+                            let _ = tx
+                                .send(CallSignal::Hangup {
+                                    reason: "session_expired",
+                                    by_us: true,
+                                })
+                                .await;
                         }
                     }
                     EndpointEvent::Failed { call_id, reason } => {
@@ -269,13 +292,13 @@ fn start_call(
     setup: CallSetup,
     calls: &mut HashMap<String, mpsc::Sender<CallSignal>>,
     services: &CallServices,
-    hangups: &mpsc::Sender<String>,
+    requests: &mpsc::Sender<DialogRequest>,
 ) {
     let (signal_tx, signal_rx) = mpsc::channel(SIGNAL_QUEUE);
     calls.insert(setup.call_id.clone(), signal_tx);
     services.state.call_started();
     let span = tracing::info_span!("call", call_id = %setup.call_id, edge = %services.edge_id, workspace = %setup.workspace_id);
-    tokio::spawn(task::run(setup, signal_rx, services.clone(), hangups.clone()).instrument(span));
+    tokio::spawn(task::run(setup, signal_rx, services.clone(), requests.clone()).instrument(span));
 }
 
 /// Records a call that ended while it rang (the caller gave up).

@@ -59,6 +59,10 @@ pub struct AgentSpec {
     /// Whether calls are recorded.
     #[serde(default)]
     pub record: bool,
+    /// Where the built-in `transfer_call` may send a call: phone numbers (sent toward the same
+    /// trunk or peer) or `sip:` URIs. Empty: the agent cannot transfer.
+    #[serde(default, skip_serializing_if = "Vec::is_empty")]
+    pub transfer_destinations: Vec<String>,
 }
 
 impl Default for AgentSpec {
@@ -80,6 +84,7 @@ impl Default for AgentSpec {
             silence_reprompt_seconds: None,
             end_call_phrases: Vec::new(),
             record: false,
+            transfer_destinations: Vec::new(),
         }
     }
 }
@@ -196,6 +201,35 @@ fn default_tool_timeout_ms() -> u32 {
 const MAX_PROMPT_CHARS: usize = 32_000;
 /// Most tools one agent may have.
 const MAX_TOOLS: usize = 32;
+/// Most transfer destinations one agent may have.
+const MAX_TRANSFER_DESTINATIONS: usize = 20;
+
+/// A phone number (`+1 555-0100`) or a `sip:`/`sips:` URI with nothing in it that could break a
+/// SIP header.
+fn is_transfer_destination(value: &str) -> bool {
+    let value = value.trim();
+    let lower = value.to_ascii_lowercase();
+    if let Some(rest) = lower
+        .strip_prefix("sip:")
+        .or_else(|| lower.strip_prefix("sips:"))
+    {
+        return !rest.is_empty()
+            && value.len() <= 256
+            && !value
+                .chars()
+                .any(|c| c.is_whitespace() || c.is_control() || matches!(c, '<' | '>' | '"'));
+    }
+    let digits: String = value
+        .chars()
+        .filter(|c| !matches!(c, ' ' | '-' | '.' | '(' | ')'))
+        .collect();
+    let body = digits.strip_prefix('+').unwrap_or(&digits);
+    !body.is_empty()
+        && body.len() <= 32
+        && body
+            .chars()
+            .all(|c| c.is_ascii_digit() || c == '*' || c == '#')
+}
 
 impl AgentSpec {
     /// Every problem with this agent, by field.
@@ -251,6 +285,7 @@ impl AgentSpec {
         }
         self.turn.validate(&mut errors);
         self.validate_tools(&mut errors);
+        self.validate_transfer_destinations(&mut errors);
         if let Some(seconds) = self.silence_reprompt_seconds {
             if seconds == 0 || seconds > 600 {
                 errors.push(FieldError::new(
@@ -268,6 +303,31 @@ impl AgentSpec {
             }
         }
         errors
+    }
+
+    fn validate_transfer_destinations(&self, errors: &mut Vec<FieldError>) {
+        if self.transfer_destinations.len() > MAX_TRANSFER_DESTINATIONS {
+            errors.push(FieldError::new(
+                "transfer_destinations",
+                format!("at most {MAX_TRANSFER_DESTINATIONS} destinations"),
+            ));
+        }
+        for (i, destination) in self.transfer_destinations.iter().enumerate() {
+            if !is_transfer_destination(destination) {
+                errors.push(FieldError::new(
+                    format!("transfer_destinations[{i}]"),
+                    "must be a phone number (digits, `*`, `#`, an optional leading `+`) or a `sip:` URI",
+                ));
+            } else if self.transfer_destinations[..i]
+                .iter()
+                .any(|d| d.trim() == destination.trim())
+            {
+                errors.push(FieldError::new(
+                    format!("transfer_destinations[{i}]"),
+                    "is listed twice",
+                ));
+            }
+        }
     }
 
     fn validate_tools(&self, errors: &mut Vec<FieldError>) {
@@ -408,6 +468,32 @@ mod tests {
         assert!(spec.turn.barge_in);
         assert!(spec.llm.is_none() && spec.tools.is_empty() && !spec.record);
         assert!(spec.validate().is_empty());
+    }
+
+    #[test]
+    fn transfer_destinations_are_numbers_or_sip_uris_named_by_index() {
+        let spec: AgentSpec = serde_json::from_value(serde_json::json!({
+            "name": "Desk",
+            "transfer_destinations": ["+1 555-0100", "sip:sales@pbx.example", "sales team",
+                                      "sip:a@b>", "+1 555-0100", "1234"]
+        }))
+        .expect("parses");
+        let errors: Vec<(String, String)> = spec
+            .validate()
+            .into_iter()
+            .map(|e| (e.field, e.message))
+            .collect();
+        let fields: Vec<&str> = errors.iter().map(|(f, _)| f.as_str()).collect();
+        assert_eq!(
+            fields,
+            [
+                "transfer_destinations[2]",
+                "transfer_destinations[3]",
+                "transfer_destinations[4]"
+            ],
+            "{errors:?}"
+        );
+        assert!(errors[2].1.contains("twice"));
     }
 
     #[test]

@@ -43,6 +43,10 @@ impl SipEndpoint {
             self.drain_other(&key);
             return;
         }
+        if let Some(response) = super::checks::refusal(&request) {
+            tracing::info!(source = %peer.addr, code = response.status_code.code(), method = %request.method, "refused a request");
+            return self.refuse(now, peer, key, request, response);
+        }
         match request.method {
             Method::Invite => self.on_invite(now, peer, key, request),
             Method::Ack => self.on_ack_for_2xx(now, request),
@@ -60,6 +64,9 @@ impl SipEndpoint {
                 self.respond_non_invite(now, peer, key, request, response);
             }
             Method::Info => self.on_info(now, peer, key, request),
+            Method::Notify => self.on_notify(now, peer, key, request),
+            Method::Refer => self.on_refer(now, peer, key, request),
+            Method::Update => self.on_update(now, peer, key, request),
             _ => {
                 let response = build_response(
                     &request,
@@ -108,6 +115,8 @@ impl SipEndpoint {
                 Some((tag, sdp)) => {
                     build_response(&request, status(200, "OK"), Some(&tag)).map(|mut r| {
                         r.headers.push(contact);
+                        // A re-INVITE is also a session refresh (RFC 4028).
+                        self.refresh_session(now, &call_id, &request, &mut r);
                         if let Some(sdp) = sdp {
                             set_body(&mut r, "application/sdp", sdp.into_bytes());
                         }
@@ -142,6 +151,13 @@ impl SipEndpoint {
             self.drain_invite(&key);
             return;
         }
+        if let Some(response) = self.session_timer_refusal(&request) {
+            let _ = tx.respond(now, response);
+            self.transports.insert(key.clone(), peer.transport);
+            self.invites.insert(key.clone(), tx);
+            self.drain_invite(&key);
+            return;
+        }
         let dialog = match Dialog::from_invite(&request, peer, key.clone()) {
             Ok(dialog) => dialog,
             Err(e) => {
@@ -166,6 +182,32 @@ impl SipEndpoint {
         self.transports.insert(key.clone(), peer.transport);
         self.invites.insert(key.clone(), tx);
         self.drain_invite(&key);
+    }
+
+    /// Answers a new request with a final refusal, in a transaction of its kind (an INVITE's
+    /// absorbs the ACK).
+    fn refuse(
+        &mut self,
+        now: Instant,
+        peer: Peer,
+        key: TransactionKey,
+        request: Request,
+        response: Response,
+    ) {
+        if request.method != Method::Invite {
+            return self.respond_non_invite(now, peer, key, request, Ok(response));
+        }
+        let reliable = peer.transport.is_reliable();
+        match ServerInviteTransaction::new(now, request, peer.addr, reliable, self.timers) {
+            Ok(mut tx) => {
+                while tx.poll_event().is_some() {}
+                let _ = tx.respond(now, response);
+                self.transports.insert(key.clone(), peer.transport);
+                self.invites.insert(key.clone(), tx);
+                self.drain_invite(&key);
+            }
+            Err(e) => tracing::info!(source = %peer.addr, error = %e, "refused an INVITE"),
+        }
     }
 
     fn on_ack_for_2xx(&mut self, now: Instant, request: Request) {
@@ -254,9 +296,13 @@ impl SipEndpoint {
         let Ok(key) = TransactionKey::client(&response) else {
             return;
         };
-        if let Some((_, tx)) = self.outgoing.get_mut(&key) {
-            tx.handle_response(now, response);
-            self.drain_outgoing(&key);
+        if let Some(r) = self.outgoing.get_mut(&key) {
+            r.tx.handle_response(now, response);
+            self.drain_outgoing(now, &key);
+            return;
+        }
+        if self.refresh_invites.contains_key(&key) {
+            self.on_refresh_invite_response(now, response);
             return;
         }
         self.on_outbound_response(now, response);

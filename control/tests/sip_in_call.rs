@@ -1,0 +1,449 @@
+//! What the edge does inside a call, end to end against sipp (a foreign SIP peer): an agent
+//! whose model (the fake OpenAI server, driven through the real client) calls the built-in
+//! `transfer_call` (REFER, NOTIFY progress, our BYE) or `send_dtmf` (SIP INFO when the caller
+//! offered no telephone-event), and RFC 4028 session timers (422 for a too-short interval).
+//! Checked: what sipp saw (its scenarios assert the requests' contents) and what the control
+//! plane recorded.
+
+mod support;
+
+use std::path::PathBuf;
+use std::time::Duration;
+
+use freya_control::server::ControlPlane;
+use freya_control::store::{CallRecord, StoredEvent, WorkspaceScope};
+use freya_edge::llm::fakes::{FakeLlmServer, FakeReply};
+use freya_edge::media::g711::G711;
+use freya_edge::speech::fakes::FakeOpenAiSpeech;
+use freya_edge::Edge;
+use freya_loadtest::audio::Utterance;
+use freya_shared::model::{AgentSpec, PhoneNumberSpec};
+use support::{control_config, edge_config, eventually, Backend, TestDb, SECRET};
+
+/// A pcap (Ethernet/IPv4/UDP/RTP, PCMA, 20 ms packets) of espeak-ng saying `text` followed by
+/// `silence_ms` of silence, for sipp's `play_pcap_audio`: the silence is what ends the
+/// caller's turn (sipp's own sample audio never pauses long enough).
+fn speech_pcap(text: &str, silence_ms: usize) -> Vec<u8> {
+    let spoken = Utterance::speak(text).expect("espeak-ng speaks");
+    let mut samples = spoken.samples.to_vec();
+    samples.extend(std::iter::repeat_n(0i16, silence_ms * 8));
+    let mut pcap = Vec::new();
+    for word in [0xa1b2_c3d4u32, 0x0004_0002, 0, 0, 65_535, 1] {
+        if word == 0x0004_0002 {
+            pcap.extend_from_slice(&2u16.to_le_bytes());
+            pcap.extend_from_slice(&4u16.to_le_bytes());
+        } else {
+            pcap.extend_from_slice(&word.to_le_bytes());
+        }
+    }
+    for (i, frame) in samples.chunks_exact(160).enumerate() {
+        let mut payload = [0u8; 160];
+        G711::Alaw.encode(frame, &mut payload);
+        let i = u32::try_from(i).expect("index");
+        let mut rtp = vec![0x80, 8];
+        rtp.extend_from_slice(&(i as u16).to_be_bytes());
+        rtp.extend_from_slice(&(i * 160).to_be_bytes());
+        rtp.extend_from_slice(&0x5eed_u32.to_be_bytes());
+        rtp.extend_from_slice(&payload);
+        let udp_len = 8 + rtp.len() as u16;
+        let mut packet = vec![0u8; 12];
+        packet.extend_from_slice(&[0x08, 0x00, 0x45, 0, 0, 0]);
+        packet[16..18].copy_from_slice(&(20 + udp_len).to_be_bytes());
+        packet.extend_from_slice(&[0, 0, 0, 0, 64, 17, 0, 0, 127, 0, 0, 1, 127, 0, 0, 1]);
+        packet.extend_from_slice(&6000u16.to_be_bytes());
+        packet.extend_from_slice(&6002u16.to_be_bytes());
+        packet.extend_from_slice(&udp_len.to_be_bytes());
+        packet.extend_from_slice(&[0, 0]);
+        packet.extend_from_slice(&rtp);
+        let micros = i * 20_000;
+        let len = u32::try_from(packet.len()).expect("length");
+        for word in [micros / 1_000_000, micros % 1_000_000, len, len] {
+            pcap.extend_from_slice(&word.to_le_bytes());
+        }
+        pcap.extend_from_slice(&packet);
+    }
+    pcap
+}
+
+/// Runs sipp once with `scenario` against `target`, dialling `number`; returns its exit code.
+async fn sipp(target: std::net::SocketAddr, scenario: &str, number: &str) -> i32 {
+    let work = tempfile::tempdir().expect("temp dir");
+    let pcap = speech_pcap("Put me through to sales, please.", 3000);
+    std::fs::write(work.path().join("speech.pcap"), pcap).expect("pcap written");
+    let port = || {
+        std::net::UdpSocket::bind("127.0.0.1:0")
+            .and_then(|s| s.local_addr())
+            .map(|a| a.port().to_string())
+            .expect("a free port")
+    };
+    let (sip_port, media_port) = (port(), port());
+    let path = PathBuf::from(env!("CARGO_MANIFEST_DIR"))
+        .join("tests/sipp")
+        .join(scenario);
+    let output = tokio::time::timeout(
+        Duration::from_secs(90),
+        tokio::process::Command::new("sipp")
+            .arg("-sf")
+            .arg(path)
+            .args(["-s", number, &target.to_string(), "-m", "1"])
+            .args(["-i", "127.0.0.1", "-p", &sip_port, "-mp", &media_port])
+            .args(["-timeout", "60s", "-nostdin", "-trace_err", "-trace_msg"])
+            .current_dir(work.path())
+            .kill_on_drop(true)
+            .output(),
+    )
+    .await
+    .expect("sipp finishes within 90 s")
+    .expect("sipp runs (install sip-tester: deploy/test.sh does)");
+    let code = output.status.code().unwrap_or(-1);
+    if code != 0 {
+        for entry in std::fs::read_dir(work.path()).expect("sipp dir").flatten() {
+            if let Ok(text) = std::fs::read_to_string(entry.path()) {
+                eprintln!("--- {}:\n{text}", entry.path().display());
+            }
+        }
+        eprintln!("{}", String::from_utf8_lossy(&output.stdout));
+    }
+    code
+}
+
+/// A control plane, an edge, the fake providers, and number `demo` answered by an agent built
+/// from `agent` (its `stt`, `llm` and `tts` sections are filled in with the fakes).
+struct World {
+    db: TestDb,
+    control: ControlPlane,
+    edge: Edge,
+    scope: WorkspaceScope,
+    llm: FakeLlmServer,
+    _speech: FakeOpenAiSpeech,
+    _dir: tempfile::TempDir,
+}
+
+async fn world(mut agent: serde_json::Value) -> World {
+    let speech = FakeOpenAiSpeech::start().await.expect("fake speech");
+    speech.set_default_transcript("Put me through to sales, please.");
+    let llm = FakeLlmServer::openai().await.expect("fake llm");
+    agent["stt"] = serde_json::json!({"provider": "openai", "model": "whisper-1", "base_url": speech.base_url(), "api_key": "k"});
+    agent["llm"] = serde_json::json!({"provider": "openai", "model": "gpt-4o-mini", "base_url": llm.base_url(), "api_key": "k"});
+    agent["tts"] = serde_json::json!({"provider": "openai", "model": "tts-1", "voice": "alloy", "base_url": speech.base_url(), "api_key": "k"});
+    let agent: AgentSpec = serde_json::from_value(agent).expect("agent");
+    assert_eq!(agent.validate(), Vec::new());
+    let db = TestDb::new(Backend::Sqlite).await;
+    let control = ControlPlane::start(&control_config(&db.url))
+        .await
+        .expect("control starts");
+    let workspace_id = control
+        .store
+        .create_workspace("In call")
+        .await
+        .expect("workspace");
+    let scope = WorkspaceScope { workspace_id };
+    let agent = control
+        .store
+        .create_agent(&scope, "test", &agent)
+        .await
+        .expect("agent");
+    control
+        .store
+        .create_number(
+            &scope,
+            "test",
+            &PhoneNumberSpec {
+                number: "demo".into(),
+                region: None,
+                agent_id: agent.id,
+            },
+        )
+        .await
+        .expect("number");
+    let dir = tempfile::tempdir().expect("temp dir");
+    let edge = Edge::start(&edge_config(dir.path(), control.grpc_addr, SECRET))
+        .await
+        .expect("edge starts");
+    let state = edge.state.clone();
+    eventually(
+        Duration::from_secs(10),
+        "the edge to learn the number",
+        || {
+            let state = state.clone();
+            async move { state.snapshot().route("demo").map(|_| ()) }
+        },
+    )
+    .await;
+    World {
+        db,
+        control,
+        edge,
+        scope,
+        llm,
+        _speech: speech,
+        _dir: dir,
+    }
+}
+
+/// The one call, once it has ended, and its events.
+async fn ended_call(w: &World) -> (CallRecord, Vec<StoredEvent>) {
+    let calls: Vec<CallRecord> = eventually(Duration::from_secs(15), "the call to end", || {
+        let (store, scope) = (w.control.store.clone(), w.scope.clone());
+        async move {
+            let calls = store.calls(&scope, 10).await.ok()?;
+            (calls.len() == 1 && calls[0].ended_at_ms.is_some()).then_some(calls)
+        }
+    })
+    .await;
+    let events = w
+        .control
+        .store
+        .call_events(&w.scope, &calls[0].id)
+        .await
+        .expect("events");
+    (calls[0].clone(), events)
+}
+
+async fn teardown(w: World) {
+    assert_eq!(w.edge.state.active_calls(), 0);
+    w.edge.stop().await;
+    w.control.stop().await;
+    w.db.cleanup().await;
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn the_agent_transfers_a_sipp_caller_by_refer_and_hangs_up_when_notified() {
+    let w = world(serde_json::json!({
+        "name": "Switchboard",
+        "system_prompt": "Transfer callers who ask for sales.",
+        "transfer_destinations": ["+15550100"]
+    }))
+    .await;
+    // The first answer transfers; anything after it (more of the caller's audio) is plain text.
+    w.llm.push_reply(FakeReply::tool_call(
+        "call_1",
+        "transfer_call",
+        serde_json::json!({"destination": "+15550100"}),
+    ));
+    w.llm.respond_with(|_| FakeReply::text("One moment."));
+
+    let code = sipp(w.edge.sip_addr, "uac_transfer.xml", "demo").await;
+
+    let (call, events) = ended_call(&w).await;
+    assert_eq!(
+        code, 0,
+        "sipp received the REFER, reported progress and got our BYE; events: {events:#?}"
+    );
+    assert_eq!(call.end_reason.as_deref(), Some("transferred"));
+    let transfer: Vec<&str> = events
+        .iter()
+        .filter(|e| e.kind == "call.transfer")
+        .filter_map(|e| e.payload["status"].as_str())
+        .collect();
+    assert_eq!(
+        transfer,
+        ["requested", "accepted", "trying", "succeeded"],
+        "{events:?}"
+    );
+    let ended = events
+        .iter()
+        .find(|e| e.kind == "call.ended")
+        .expect("ended");
+    assert_eq!(ended.payload["transferred_to"], "+15550100");
+    assert_eq!(ended.payload["hangup_by"], "agent");
+    let tools = &w.llm.requests()[0].body["tools"];
+    assert!(
+        tools
+            .as_array()
+            .is_some_and(|t| t.iter().any(|t| t["function"]["name"] == "transfer_call")),
+        "the model was offered transfer_call: {tools}"
+    );
+    teardown(w).await;
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn send_dtmf_reaches_a_caller_without_telephone_event_by_sip_info() {
+    let w = world(serde_json::json!({"name": "Menu", "system_prompt": "Press 1 then #."})).await;
+    w.llm.push_reply(FakeReply::tool_call(
+        "call_1",
+        "send_dtmf",
+        serde_json::json!({"digits": "1#"}),
+    ));
+    w.llm.respond_with(|_| FakeReply::text("Done."));
+
+    let code = sipp(w.edge.sip_addr, "uac_dtmf_info.xml", "demo").await;
+
+    let (call, events) = ended_call(&w).await;
+    assert_eq!(code, 0, "sipp received both INFOs; events: {events:#?}");
+    assert_eq!(call.end_reason.as_deref(), Some("caller_hangup"));
+    let sent: Vec<&StoredEvent> = events
+        .iter()
+        .filter(|e| e.kind == "call.dtmf_sent")
+        .collect();
+    assert_eq!(sent.len(), 1, "{events:#?}");
+    assert_eq!(sent[0].payload["digits"], "1#");
+    assert_eq!(sent[0].payload["via"], "sip_info");
+    teardown(w).await;
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_session_interval_below_our_minimum_is_refused_with_422() {
+    let w = world(serde_json::json!({"name": "Desk"})).await;
+    assert_eq!(
+        sipp(w.edge.sip_addr, "uac_session_too_small.xml", "demo").await,
+        0,
+        "sipp got 422 with Min-SE: 90"
+    );
+    teardown(w).await;
+}
+
+/// Reads datagrams from `socket` until one starts with `prefix` (or `limit` passes).
+async fn recv_sip(socket: &tokio::net::UdpSocket, prefix: &str, limit: Duration) -> String {
+    let mut buf = vec![0u8; 65_536];
+    tokio::time::timeout(limit, async {
+        loop {
+            let (n, _) = socket.recv_from(&mut buf).await.expect("recv");
+            let text = String::from_utf8_lossy(&buf[..n]).into_owned();
+            if text.starts_with(prefix) {
+                return text;
+            }
+        }
+    })
+    .await
+    .unwrap_or_else(|_| panic!("no `{prefix}` within {limit:?}"))
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn send_dtmf_reaches_the_caller_as_rfc_4733_events_in_our_rtp_stream() {
+    use freya_edge::rtp::dtmf::DtmfReceiver;
+    use freya_edge::rtp::packet::RtpPacket;
+    use freya_edge::sip::sdp::SessionDescription;
+
+    let w = world(serde_json::json!({"name": "Menu", "system_prompt": "Press 1 then #."})).await;
+    w.llm.push_reply(FakeReply::tool_call(
+        "call_1",
+        "send_dtmf",
+        serde_json::json!({"digits": "1#"}),
+    ));
+    w.llm.respond_with(|_| FakeReply::text("Done."));
+    // A caller written by hand: SIP and RTP on sockets of this test.
+    let sip = tokio::net::UdpSocket::bind("127.0.0.1:0")
+        .await
+        .expect("sip");
+    let rtp = tokio::net::UdpSocket::bind("127.0.0.1:0")
+        .await
+        .expect("rtp");
+    let (sip_addr, rtp_port) = (
+        sip.local_addr().expect("addr"),
+        rtp.local_addr().expect("addr").port(),
+    );
+    let edge = w.edge.sip_addr;
+    let sdp = format!(
+        "v=0\r\no=- 1 1 IN IP4 127.0.0.1\r\ns=-\r\nc=IN IP4 127.0.0.1\r\nt=0 0\r\n\
+         m=audio {rtp_port} RTP/AVP 0 101\r\na=rtpmap:0 PCMU/8000\r\n\
+         a=rtpmap:101 telephone-event/8000\r\na=fmtp:101 0-15\r\n"
+    );
+    let dialog = |method: &str, cseq: u32, to_tag: &str| {
+        format!(
+            "{method} sip:demo@{edge} SIP/2.0\r\n\
+             Via: SIP/2.0/UDP {sip_addr};branch=z9hG4bK{method}{cseq}\r\n\
+             Max-Forwards: 70\r\nFrom: <sip:+15550009@{sip_addr}>;tag=rawcaller\r\n\
+             To: <sip:demo@{edge}>{to_tag}\r\nCall-ID: raw-dtmf-1\r\nCSeq: {cseq} {method}\r\n\
+             Contact: <sip:caller@{sip_addr}>\r\n"
+        )
+    };
+    let invite = format!(
+        "{}Content-Type: application/sdp\r\nContent-Length: {}\r\n\r\n{sdp}",
+        dialog("INVITE", 1, ""),
+        sdp.len()
+    );
+    sip.send_to(invite.as_bytes(), edge).await.expect("INVITE");
+    let ok = recv_sip(&sip, "SIP/2.0 200", Duration::from_secs(10)).await;
+    let tag = ok
+        .lines()
+        .find(|l| l.starts_with("To:"))
+        .and_then(|l| l.split(";tag=").nth(1))
+        .expect("To tag")
+        .trim()
+        .to_owned();
+    let tag = format!(";tag={tag}");
+    let ack = format!("{}Content-Length: 0\r\n\r\n", dialog("ACK", 1, &tag));
+    sip.send_to(ack.as_bytes(), edge).await.expect("ACK");
+    let body = ok.split("\r\n\r\n").nth(1).expect("SDP");
+    let answer = SessionDescription::parse(body.as_bytes()).expect("SDP answer");
+    let edge_rtp =
+        std::net::SocketAddr::new("127.0.0.1".parse().expect("ip"), answer.media[0].port);
+
+    // Speak one turn (espeak-ng, then silence to end it) while collecting what the edge sends.
+    let mut speech = Utterance::speak("Press one then hash, please.")
+        .expect("espeak-ng speaks")
+        .samples
+        .to_vec();
+    speech.extend(std::iter::repeat_n(0i16, 8000 * 6));
+    let mut receiver = DtmfReceiver::new(8000);
+    let mut digits = String::new();
+    let mut voice_ssrcs = std::collections::BTreeSet::new();
+    let mut event_ssrcs = std::collections::BTreeSet::new();
+    let mut event_followed_voice_in_sequence = false;
+    let mut last: Option<(u8, u16)> = None;
+    let mut ticker = tokio::time::interval(Duration::from_millis(20));
+    let mut buf = [0u8; 2048];
+    let started = tokio::time::Instant::now();
+    let mut frames = speech.chunks_exact(160);
+    let mut seq = 0u16;
+    while digits.len() < 2 && started.elapsed() < Duration::from_secs(20) {
+        tokio::select! {
+            _ = ticker.tick() => {
+                if let Some(frame) = frames.next() {
+                    let mut payload = [0u8; 160];
+                    G711::Ulaw.encode(frame, &mut payload);
+                    let mut packet = vec![0x80, 0];
+                    packet.extend_from_slice(&seq.to_be_bytes());
+                    packet.extend_from_slice(&(u32::from(seq) * 160).to_be_bytes());
+                    packet.extend_from_slice(&0x00c0_ffee_u32.to_be_bytes());
+                    packet.extend_from_slice(&payload);
+                    seq = seq.wrapping_add(1);
+                    rtp.send_to(&packet, edge_rtp).await.expect("RTP");
+                }
+            }
+            received = rtp.recv_from(&mut buf) => {
+                let (n, _) = received.expect("RTP recv");
+                let Ok(packet) = RtpPacket::parse(&buf[..n]) else { continue };
+                if packet.payload_type == 101 {
+                    event_ssrcs.insert(packet.ssrc);
+                    if matches!(last, Some((0, s)) if s.wrapping_add(1) == packet.sequence) {
+                        event_followed_voice_in_sequence = true;
+                    }
+                    receiver
+                        .handle_packet(std::time::Instant::now(), packet.timestamp, packet.payload)
+                        .expect("a telephone event");
+                    while let Some(event) = receiver.poll_event() {
+                        digits.push(event.digit.as_char());
+                    }
+                } else {
+                    voice_ssrcs.insert(packet.ssrc);
+                }
+                last = Some((packet.payload_type, packet.sequence));
+            }
+        }
+    }
+    let bye = format!("{}Content-Length: 0\r\n\r\n", dialog("BYE", 2, &tag));
+    sip.send_to(bye.as_bytes(), edge).await.expect("BYE");
+    recv_sip(&sip, "SIP/2.0 200", Duration::from_secs(10)).await;
+
+    assert_eq!(digits, "1#", "the caller decoded the agent's key presses");
+    assert_eq!(voice_ssrcs.len(), 1, "{voice_ssrcs:?}");
+    assert_eq!(
+        event_ssrcs, voice_ssrcs,
+        "events ride the call's own stream"
+    );
+    assert!(
+        event_followed_voice_in_sequence,
+        "the events take the next sequence numbers of the stream"
+    );
+    let (call, events) = ended_call(&w).await;
+    assert_eq!(call.end_reason.as_deref(), Some("caller_hangup"));
+    let sent: Vec<&StoredEvent> = events
+        .iter()
+        .filter(|e| e.kind == "call.dtmf_sent")
+        .collect();
+    assert_eq!(sent.len(), 1, "{events:#?}");
+    assert_eq!(sent[0].payload["via"], "rfc4733");
+    teardown(w).await;
+}

@@ -1,0 +1,150 @@
+//! The built-in `transfer_call` and `send_dtmf` tools, driven with a scripted model and
+//! simulated time.
+
+use super::tests::{completion, config, done, spoken, token, Harness};
+use super::*;
+
+fn transferring_agent() -> ConversationConfig {
+    ConversationConfig {
+        first_message: None,
+        transfer_destinations: vec!["+15550100".into(), "sip:sales@pbx.example".into()],
+        ..config()
+    }
+}
+
+fn tool_call(id: &str, name: &str, arguments: serde_json::Value) -> LlmEvent {
+    LlmEvent::ToolCall {
+        id: id.into(),
+        name: name.into(),
+        arguments,
+    }
+}
+
+#[test]
+fn transfer_call_is_offered_only_with_destinations_and_lists_them() {
+    let mut h = Harness::new(transferring_agent());
+    let (_, _, request) = completion(&h.caller_says(0, "Sales, please."));
+    let transfer = request
+        .tools
+        .iter()
+        .find(|t| t.name == TRANSFER_CALL_TOOL)
+        .expect("offered");
+    assert_eq!(
+        transfer.parameters["properties"]["destination"]["enum"],
+        serde_json::json!(["+15550100", "sip:sales@pbx.example"])
+    );
+    assert!(request.tools.iter().any(|t| t.name == SEND_DTMF_TOOL));
+
+    let mut h = Harness::new(ConversationConfig {
+        first_message: None,
+        ..config()
+    });
+    let (_, _, request) = completion(&h.caller_says(0, "Sales, please."));
+    assert!(!request.tools.iter().any(|t| t.name == TRANSFER_CALL_TOOL));
+}
+
+#[test]
+fn transfer_call_transfers_after_the_last_words_and_a_failure_is_spoken() {
+    let mut h = Harness::new(transferring_agent());
+    let (_, stream, _) = completion(&h.caller_says(0, "Sales, please."));
+    let speak = h.stream(
+        1700,
+        stream,
+        vec![
+            token("Putting you through."),
+            tool_call(
+                "t1",
+                TRANSFER_CALL_TOOL,
+                serde_json::json!({"destination": "sip:sales@pbx.example"}),
+            ),
+            done(),
+        ],
+    );
+    assert_eq!(spoken(&speak), ["Putting you through."]);
+    assert!(
+        !speak.iter().any(|a| matches!(a, Action::Complete { .. })),
+        "the model is not asked again: the agent says nothing more"
+    );
+    h.synthesize(1710, &speak);
+    h.c.on_played(h.at(1800), 500);
+    assert!(h.drain().is_empty(), "still speaking");
+    h.c.on_played(h.at(1900), 1000);
+    assert_eq!(
+        h.drain(),
+        [Action::Transfer {
+            destination: "sip:sales@pbx.example".into()
+        }]
+    );
+    assert_eq!(h.c.poll_timeout(), None, "no reprompt while transferring");
+    // The far end refused: the agent says so and the call goes on.
+    h.c.on_transfer_failed(h.at(3000));
+    let said = h.drain();
+    assert_eq!(spoken(&said), [Lines::default().transfer_failed]);
+    h.synthesize(3010, &said);
+    h.c.on_played(h.at(3500), 2000);
+    assert!(h.c.poll_timeout().is_some(), "the reprompt is armed again");
+    // A second report of failure says nothing more.
+    h.c.on_transfer_failed(h.at(4000));
+    assert!(h.drain().is_empty());
+}
+
+#[test]
+fn a_destination_not_allowed_goes_back_to_the_model_as_an_error() {
+    let mut h = Harness::new(transferring_agent());
+    let (_, stream, _) = completion(&h.caller_says(0, "Call 900 please."));
+    let next = h.stream(
+        1700,
+        stream,
+        vec![
+            tool_call(
+                "t1",
+                TRANSFER_CALL_TOOL,
+                serde_json::json!({"destination": "+1900555"}),
+            ),
+            done(),
+        ],
+    );
+    assert!(!next.iter().any(|a| matches!(a, Action::Transfer { .. })));
+    let (_, _, request) = completion(&next);
+    let result = request.messages.last().expect("tool result");
+    assert!(
+        format!("{result:?}").contains("must be one of the allowed destinations"),
+        "{result:?}"
+    );
+}
+
+#[test]
+fn send_dtmf_presses_checked_keys_and_the_model_carries_on() {
+    let mut h = Harness::new(ConversationConfig {
+        first_message: None,
+        ..config()
+    });
+    let (_, stream, _) = completion(&h.caller_says(0, "Press one then hash."));
+    let next = h.stream(
+        1700,
+        stream,
+        vec![
+            tool_call("d1", SEND_DTMF_TOOL, serde_json::json!({"digits": "1 #a"})),
+            done(),
+        ],
+    );
+    assert_eq!(
+        next.first(),
+        Some(&Action::SendDtmf {
+            digits: "1#A".into()
+        })
+    );
+    let (_, stream, request) = completion(&next);
+    assert!(format!("{:?}", request.messages.last()).contains("The keys were pressed."));
+    let bad = h.stream(
+        1800,
+        stream,
+        vec![
+            tool_call("d2", SEND_DTMF_TOOL, serde_json::json!({"digits": "12x"})),
+            done(),
+        ],
+    );
+    assert!(!bad.iter().any(|a| matches!(a, Action::SendDtmf { .. })));
+    let (_, _, request) = completion(&bad);
+    assert!(format!("{:?}", request.messages.last()).contains("may only hold"));
+}

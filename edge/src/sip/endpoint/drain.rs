@@ -1,0 +1,70 @@
+//! Draining the endpoint's server transactions: what an INVITE or non-INVITE transaction wants
+//! sent goes to the transmit queue, what it reports (the ACK for our 2xx, a lost ACK, its end)
+//! becomes an [`EndpointEvent`] or drops it from the maps.
+
+use super::{EndpointEvent, SipEndpoint};
+use crate::sip::message::call_id;
+use crate::sip::peer::Outgoing;
+use crate::sip::transaction::{TransactionEvent, TransactionKey};
+
+impl SipEndpoint {
+    pub(super) fn drain_invite(&mut self, key: &TransactionKey) {
+        let transport = self.transport_of(key);
+        let Some(tx) = self.invites.get_mut(key) else {
+            return;
+        };
+        while let Some(t) = tx.poll_transmit() {
+            self.transmits.push_back(Outgoing::new(transport, t));
+        }
+        let mut terminated = false;
+        let mut lost = None;
+        while let Some(event) = tx.poll_event() {
+            match event {
+                TransactionEvent::Ack(ack) => {
+                    if let Ok(call_id) = call_id(&ack.headers) {
+                        self.events.push_back(EndpointEvent::Confirmed {
+                            call_id: call_id.to_owned(),
+                        });
+                    }
+                }
+                TransactionEvent::AckTimeout => lost = Some("our answer was never acknowledged"),
+                TransactionEvent::Terminated => terminated = true,
+                _ => {}
+            }
+        }
+        if let Some(reason) = lost {
+            let call = self
+                .dialogs
+                .iter()
+                .find(|(_, d)| &d.invite_key == key)
+                .map(|(c, _)| c.clone());
+            if let Some(call_id) = call {
+                self.dialogs.remove(&call_id);
+                self.events
+                    .push_back(EndpointEvent::Failed { call_id, reason });
+            }
+        }
+        if terminated {
+            self.invites.remove(key);
+            self.transports.remove(key);
+        }
+    }
+
+    pub(super) fn drain_other(&mut self, key: &TransactionKey) {
+        let transport = self.transport_of(key);
+        let Some(tx) = self.others.get_mut(key) else {
+            return;
+        };
+        while let Some(t) = tx.poll_transmit() {
+            self.transmits.push_back(Outgoing::new(transport, t));
+        }
+        let mut terminated = false;
+        while let Some(event) = tx.poll_event() {
+            terminated |= event == TransactionEvent::Terminated;
+        }
+        if terminated {
+            self.others.remove(key);
+            self.transports.remove(key);
+        }
+    }
+}

@@ -1,0 +1,143 @@
+//! Session refresh by re-INVITE (RFC 4028 section 7.4), for a peer whose `Allow` leaves out
+//! UPDATE: our INVITE inside the dialog carrying our SDP unchanged, its client transaction, and
+//! the ACK for its 2xx — the UAC's own job (RFC 3261 section 13.2.2.4), sent again for every
+//! retransmission of that 2xx.
+
+use std::time::Instant;
+
+use rsip::{Request, Response};
+
+use super::SipEndpoint;
+use crate::sip::peer::{Outgoing, Peer};
+use crate::sip::response::to_bytes;
+use crate::sip::transaction::{
+    ClientInviteState, ClientInviteTransaction, TransactionEvent, TransactionKey,
+};
+use crate::sip::uac::build_2xx_ack;
+
+/// Our refreshing re-INVITE in its transaction.
+pub(super) struct RefreshInvite {
+    call_id: String,
+    peer: Peer,
+    tx: ClientInviteTransaction,
+    /// The ACK for the 2xx, once it came.
+    ack: Option<Vec<u8>>,
+    /// The outcome was handed over (the first final response, or the timeout).
+    decided: bool,
+}
+
+impl RefreshInvite {
+    pub(super) fn poll_timeout(&self) -> Option<Instant> {
+        self.tx.poll_timeout()
+    }
+}
+
+impl SipEndpoint {
+    /// Sends `invite` (a re-INVITE of `call_id`'s dialog) to `peer`.
+    pub(super) fn send_refresh_invite(
+        &mut self,
+        now: Instant,
+        call_id: &str,
+        invite: Request,
+        peer: Peer,
+    ) {
+        let reliable = peer.transport.is_reliable();
+        match ClientInviteTransaction::new(now, invite, peer.addr, reliable, self.timers) {
+            Ok(tx) => {
+                let key = tx.key().clone();
+                let refresh = RefreshInvite {
+                    call_id: call_id.to_owned(),
+                    peer,
+                    tx,
+                    ack: None,
+                    decided: false,
+                };
+                self.refresh_invites.insert(key.clone(), refresh);
+                self.drain_refresh_invite(now, &key);
+            }
+            Err(e) => {
+                tracing::warn!(call = %call_id, error = %e, "cannot send a refreshing re-INVITE");
+                self.on_refresh_outcome(now, call_id, Err(()));
+            }
+        }
+    }
+
+    /// A response for one of our re-INVITEs; false if it is none of theirs.
+    pub(super) fn on_refresh_invite_response(&mut self, now: Instant, response: Response) -> bool {
+        let Ok(key) = TransactionKey::client(&response) else {
+            return false;
+        };
+        let Some(refresh) = self.refresh_invites.get_mut(&key) else {
+            return false;
+        };
+        refresh.tx.handle_response(now, response);
+        self.drain_refresh_invite(now, &key);
+        true
+    }
+
+    /// Advances the timers of our re-INVITEs that are due.
+    pub(super) fn refresh_invite_timeouts(&mut self, now: Instant) {
+        let due: Vec<TransactionKey> = self
+            .refresh_invites
+            .iter()
+            .filter(|(_, r)| r.poll_timeout().is_some_and(|t| t <= now))
+            .map(|(k, _)| k.clone())
+            .collect();
+        for key in due {
+            if let Some(refresh) = self.refresh_invites.get_mut(&key) {
+                refresh.tx.handle_timeout(now);
+            }
+            self.drain_refresh_invite(now, &key);
+        }
+    }
+
+    fn drain_refresh_invite(&mut self, now: Instant, key: &TransactionKey) {
+        let local = self.local;
+        let Some(refresh) = self.refresh_invites.get_mut(key) else {
+            return;
+        };
+        let transport = refresh.peer.transport;
+        while let Some(t) = refresh.tx.poll_transmit() {
+            self.transmits.push_back(Outgoing::new(transport, t));
+        }
+        let mut outcome = None;
+        while let Some(event) = refresh.tx.poll_event() {
+            match event {
+                TransactionEvent::Response(r) if r.status_code.code() >= 200 => {
+                    let code = r.status_code.code();
+                    if code < 300 {
+                        if refresh.ack.is_none() {
+                            match build_2xx_ack(refresh.tx.request(), &r, local, refresh.peer) {
+                                Ok(ack) => refresh.ack = Some(to_bytes(ack)),
+                                Err(e) => tracing::warn!(error = %e, "cannot acknowledge the 2xx"),
+                            }
+                        }
+                        if let Some(ack) = refresh.ack.clone() {
+                            self.transmits.push_back(Outgoing {
+                                transport,
+                                dest: refresh.peer.addr,
+                                bytes: ack,
+                            });
+                        }
+                    }
+                    if !refresh.decided {
+                        refresh.decided = true;
+                        outcome = Some(Ok((code, String::new())));
+                    }
+                }
+                TransactionEvent::Timeout if !refresh.decided => {
+                    refresh.decided = true;
+                    outcome = Some(Err(()));
+                }
+                _ => {}
+            }
+        }
+        let call_id = refresh.call_id.clone();
+        if refresh.tx.state() == ClientInviteState::Terminated {
+            self.refresh_invites.remove(key);
+        }
+        if let Some(outcome) = outcome {
+            self.on_refresh_outcome(now, &call_id, outcome);
+        }
+    }
+}
