@@ -27,6 +27,9 @@ use reply::{Reply, ReplyKind, Sentence};
 
 /// Built-in tool that ends the call after the agent's last words.
 pub const END_CALL_TOOL: &str = "end_call";
+/// Built-in tool, offered only inside a workflow, that hands the call back to the flow when one
+/// of its exit conditions is met.
+pub const EXIT_TOOL: &str = "leave_conversation";
 /// Reprompts in a row, without an answer, before the agent gives up and hangs up.
 const MAX_REPROMPTS: u32 = 2;
 
@@ -64,6 +67,8 @@ pub struct Conversation {
     reprompt_at: Option<Instant>,
     reprompts: u32,
     hung_up: bool,
+    /// The workflow exit the model declared met (index into `config.exits`).
+    exit: Option<usize>,
     actions: VecDeque<Action>,
     events: VecDeque<ConversationEvent>,
 }
@@ -85,6 +90,7 @@ impl Conversation {
             reprompt_at: None,
             reprompts: 0,
             hung_up: false,
+            exit: None,
             actions: VecDeque::new(),
             events: VecDeque::new(),
         }
@@ -93,6 +99,12 @@ impl Conversation {
     /// The transcript the next request would carry.
     pub fn history(&self) -> &[ChatMessage] {
         &self.history
+    }
+
+    /// The workflow exit the model declared met, once it has (the call then ends this
+    /// conversation with `Hangup { reason: "workflow_exit" }` after the last words).
+    pub fn exit_requested(&self) -> Option<usize> {
+        self.exit
     }
 
     /// Whether a reply is being prepared or spoken.

@@ -57,6 +57,9 @@ pub struct ConversationConfig {
     pub max_tool_rounds: u32,
     /// Fixed lines.
     pub lines: Lines,
+    /// When a workflow hands the call to this agent: the natural-language conditions on which
+    /// the model may hand it back (offered as the built-in `leave_conversation` tool).
+    pub exits: Vec<String>,
 }
 
 /// What the call task must do.

@@ -67,6 +67,29 @@ impl Conversation {
             description: "Hang up the call after your last words. Use it when the caller says goodbye or the conversation is over.".into(),
             parameters: serde_json::json!({"type": "object", "properties": {}}),
         });
+        if !self.config.exits.is_empty() {
+            let conditions: Vec<String> = self
+                .config
+                .exits
+                .iter()
+                .enumerate()
+                .map(|(i, when)| format!("{i}: the caller {when}"))
+                .collect();
+            tools.push(ToolDefinition {
+                name: EXIT_TOOL.into(),
+                description: format!(
+                    "Hand the caller on to the next step of the call after your last words, when one of these holds: {}",
+                    conditions.join("; ")
+                ),
+                parameters: serde_json::json!({
+                    "type": "object",
+                    "properties": {"exit": {"type": "integer", "minimum": 0,
+                        "maximum": self.config.exits.len() - 1,
+                        "description": "The number of the condition that holds"}},
+                    "required": ["exit"]
+                }),
+            });
+        }
         let mut request = ChatRequest::new(self.config.model.clone(), self.history.clone());
         request.temperature = self.config.temperature;
         request.max_tokens = self.config.max_tokens;
@@ -124,6 +147,25 @@ impl Conversation {
                 END_CALL_TOOL => {
                     reply.hangup = Some("end_call_tool");
                     Some("The call will end after your last words.")
+                }
+                EXIT_TOOL if !self.config.exits.is_empty() => {
+                    let exit = call
+                        .arguments
+                        .get("exit")
+                        .and_then(serde_json::Value::as_u64)
+                        .and_then(|n| usize::try_from(n).ok())
+                        .filter(|n| *n < self.config.exits.len());
+                    match exit {
+                        Some(n) => {
+                            self.exit = Some(n);
+                            reply.hangup = Some("workflow_exit");
+                            Some("The caller will be handed on after your last words.")
+                        }
+                        None => {
+                            needs_model = true;
+                            Some("error: `exit` must be the number of one of the conditions")
+                        }
+                    }
                 }
                 _ if customer => None,
                 "transfer_call" | "send_dtmf" => {

@@ -34,6 +34,9 @@ pub struct Talk {
     conversation: Conversation,
     pipeline: Pipeline,
     hangup: Option<&'static str>,
+    /// The media's playback position when this talk began: a workflow may have played audio
+    /// before handing the call to the agent, and the conversation counts only its own.
+    playback_base: u64,
 }
 
 impl Talk {
@@ -43,6 +46,20 @@ impl Talk {
         factory: &VoiceFactory,
         spec: &AgentSpec,
         parties: &CallParties<'_>,
+    ) -> Result<Self, VoiceConfigError> {
+        Self::start_in_flow(now, factory, spec, parties, Vec::new(), 0)
+    }
+
+    /// As [`start`](Self::start), for an agent a workflow hands the call to: `exits` are the
+    /// conditions the model may declare met, and `playback_base` the media's playback position
+    /// now (nothing may still be queued).
+    pub fn start_in_flow(
+        now: Instant,
+        factory: &VoiceFactory,
+        spec: &AgentSpec,
+        parties: &CallParties<'_>,
+        exits: Vec<String>,
+        playback_base: u64,
     ) -> Result<Self, VoiceConfigError> {
         let voice: AgentVoice = factory.build(spec)?;
         let vars = PromptVariables::for_call(
@@ -84,6 +101,7 @@ impl Talk {
             end_of_turn_silence: turn.end_of_turn_silence,
             max_tool_rounds: 5,
             lines: Lines::default(),
+            exits,
         };
         let targets = spec
             .tools
@@ -103,6 +121,7 @@ impl Talk {
             conversation,
             pipeline: Pipeline::new(voice, parties.call_id.to_string(), targets),
             hangup: None,
+            playback_base,
         })
     }
 
@@ -175,7 +194,8 @@ impl Talk {
             // A barge-in must stop the audio within this frame.
             self.execute_actions(media);
         }
-        self.conversation.on_played(now, media.playback_position());
+        let played = media.playback_position().saturating_sub(self.playback_base);
+        self.conversation.on_played(now, played);
         self.execute_actions(media);
         while let Some(event) = self.conversation.poll_event() {
             out.push(record(event));
@@ -185,6 +205,16 @@ impl Talk {
     /// Why the agent ended the call, once it has.
     pub fn hangup(&self) -> Option<&'static str> {
         self.hangup
+    }
+
+    /// The workflow exit the model declared met, if it did.
+    pub fn exit_requested(&self) -> Option<usize> {
+        self.conversation.exit_requested()
+    }
+
+    /// Whether the agent is neither preparing nor speaking a reply.
+    pub fn is_idle(&self) -> bool {
+        !self.conversation.replying()
     }
 
     /// Stops all provider work.

@@ -11,7 +11,8 @@ use tokio::net::UdpSocket;
 use tokio::sync::mpsc;
 
 use super::media::{CallMedia, MediaEvent, MediaSettings};
-use super::talk::{CallParties, Talk};
+use super::responder::{PinnedWorkflow, Responder};
+use super::talk::CallParties;
 use crate::sip::sdp::NegotiatedAudio;
 use crate::state::EdgeState;
 use crate::voice::VoiceFactory;
@@ -55,6 +56,8 @@ pub struct CallSetup {
     pub direction: CallDirection,
     pub workspace_id: String,
     pub agent: AgentConfig,
+    /// The workflow version that answers instead of `agent` (whose voice it then carries).
+    pub workflow: Option<PinnedWorkflow>,
     pub caller: String,
     pub dialled: String,
     pub audio: NegotiatedAudio,
@@ -103,6 +106,7 @@ pub async fn run(
         direction,
         workspace_id,
         agent,
+        workflow,
         caller,
         dialled,
         audio,
@@ -119,7 +123,10 @@ pub async fn run(
             .send(event(
                 CallEventKind::Started,
                 serde_json::json!({"direction": direction.as_str(), "from": caller, "to": dialled,
-                                   "agent_id": agent.id, "edge_id": &*services.edge_id,
+                                   "agent_id": workflow.is_none().then_some(&agent.id),
+                                   "workflow_id": workflow.as_ref().map(|w| &w.config.id),
+                                   "workflow_version": workflow.as_ref().map(|w| w.config.version),
+                                   "edge_id": &*services.edge_id,
                                    "codec": format!("{:?}", audio.codec)}),
             ))
             .await;
@@ -146,40 +153,41 @@ pub async fn run(
         }
     };
     let mut talk = None;
-    if let Some(factory) = services.voice.as_deref() {
+    let mut misconfigured = None;
+    if let Some(factory) = services.voice.as_ref() {
         let parties = CallParties {
             call_id: &call_id,
             caller: &caller,
             called: &dialled,
         };
-        match Talk::start(Instant::now(), factory, &agent.spec, &parties) {
+        match Responder::start(Instant::now(), factory, &agent, workflow.as_ref(), &parties) {
             Ok(t) => talk = Some(t),
             Err(e) => {
-                tracing::error!(error = %e, "the agent's voice pipeline cannot be built");
+                tracing::error!(reason = e.reason, field = %e.field, detail = %e.detail, "the call's voice pipeline cannot be built");
+                misconfigured = Some(e.reason);
                 let _ = services
                     .events
                     .send(event(
                         CallEventKind::Failed,
-                        serde_json::json!({"reason": "agent_misconfigured", "field": e.field, "detail": e.detail}),
+                        serde_json::json!({"reason": e.reason, "field": e.field, "detail": e.detail}),
                     ))
                     .await;
             }
         }
     }
-    let misconfigured = services.voice.is_some() && talk.is_none();
     let max_duration = Duration::from_secs(u64::from(agent.spec.max_call_seconds));
     let deadline = tokio::time::Instant::from_std(started + max_duration);
     let mut buf = [0u8; 2048];
     let mut records: Vec<(&'static str, serde_json::Value)> = Vec::new();
     let ending = loop {
-        if misconfigured {
+        if let Some(reason) = misconfigured {
             break Ending {
-                reason: "agent_misconfigured",
+                reason,
                 by_us: true,
             };
         }
         let mut wake = media.poll_timeout();
-        if let Some(at) = talk.as_ref().and_then(Talk::poll_timeout) {
+        if let Some(at) = talk.as_ref().and_then(Responder::poll_timeout) {
             wake = wake.min(at);
         }
         let wake = tokio::time::Instant::from_std(wake);
@@ -206,6 +214,9 @@ pub async fn run(
             signal = signals.recv() => match signal {
                 Some(CallSignal::Confirmed) => tracing::debug!("call confirmed by ACK"),
                 Some(CallSignal::Dtmf(digit)) => {
+                    if let Some(talk) = talk.as_mut() {
+                        talk.on_digit(Instant::now(), digit);
+                    }
                     let _ = services.events.send(event(CallEventKind::Dtmf, serde_json::json!({"digit": digit.to_string(), "via": "sip_info"}))).await;
                 }
                 Some(CallSignal::Hangup { reason, by_us }) => break Ending { reason, by_us },
@@ -244,6 +255,9 @@ pub async fn run(
             match media_event {
                 MediaEvent::Dtmf(digit) => {
                     tracing::info!(%digit, "digit pressed");
+                    if let Some(talk) = talk.as_mut() {
+                        talk.on_digit(Instant::now(), digit);
+                    }
                     let _ = services
                         .events
                         .send(event(
@@ -266,7 +280,12 @@ pub async fn run(
         }
     };
     if let Some(talk) = talk.as_mut() {
-        talk.shutdown();
+        for (kind, payload) in talk.shutdown(Instant::now()) {
+            let _ = services
+                .events
+                .send(custom_event(&call_id, &workspace_id, kind, payload))
+                .await;
+        }
     }
     if ending.by_us {
         let _ = hangups.send(call_id.clone()).await;
