@@ -45,7 +45,8 @@ async fn a_batch_of_concurrent_calls_is_answered_with_audio_both_ways() {
     let number = PhoneNumberSpec {
         number: "demo".into(),
         region: None,
-        agent_id: agent.id,
+        agent_id: Some(agent.id),
+        workflow_id: None,
     };
     control
         .store

@@ -67,7 +67,8 @@ async fn world(control: &ControlPlane) -> World {
             &PhoneNumberSpec {
                 number: number_text.clone(),
                 region: None,
-                agent_id: agent.clone(),
+                agent_id: Some(agent.clone()),
+                workflow_id: None,
             },
         )
         .await

@@ -84,6 +84,16 @@ pub enum RouteTarget<'a> {
     Workflow(&'a WorkflowConfig),
 }
 
+impl Route<'_> {
+    /// The agent that answers, when the target is an agent.
+    pub fn agent(&self) -> Option<&AgentConfig> {
+        match self.target {
+            RouteTarget::Agent(agent) => Some(agent),
+            RouteTarget::Workflow(_) => None,
+        }
+    }
+}
+
 impl EdgeConfigSnapshot {
     /// The workspace's trunks usable from this region, lowest `priority` first.
     pub fn providers_for(&self, workspace_id: &str) -> Vec<&ProviderConfig> {

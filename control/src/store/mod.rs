@@ -23,6 +23,7 @@ mod providers;
 mod sealed;
 mod snapshot;
 mod webhooks;
+mod workflows;
 mod workspaces;
 
 use std::future::Future;
@@ -47,6 +48,7 @@ pub use numbers::PhoneNumber;
 pub use providers::{PasswordChange, Provider, SIP_TRUNK};
 pub use sealed::Sealer;
 pub use webhooks::{NewWebhook, Webhook, WEBHOOK_EVENTS};
+pub use workflows::{StoredWorkflow, WorkflowVersion};
 pub use workspaces::{UserCredentials, Workspace};
 
 /// Why a store operation failed, in terms a handler can map to a response.
