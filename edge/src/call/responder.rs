@@ -33,7 +33,7 @@ pub struct ResponderError {
 
 /// The agent or workflow answering one call.
 pub enum Responder {
-    Agent(Talk),
+    Agent(Box<Talk>),
     Workflow(Box<Flow>),
 }
 
@@ -55,7 +55,7 @@ impl Responder {
     ) -> Result<Self, ResponderError> {
         match workflow {
             None => Talk::start(now, factory, &agent.spec, parties)
-                .map(Responder::Agent)
+                .map(|talk| Responder::Agent(Box::new(talk)))
                 .map_err(|e| ResponderError {
                     reason: "agent_misconfigured",
                     field: e.field,
