@@ -71,6 +71,11 @@ struct World {
 /// A control plane and an edge; number `flow` answered by `flow` (built with the sales agent's
 /// id), published once.
 async fn world(flow: impl FnOnce(&str) -> Value) -> World {
+    world_with_sales(json!({"name": "Sales"}), flow).await
+}
+
+/// As [`world`], with the sales agent defined by `sales`.
+async fn world_with_sales(sales: Value, flow: impl FnOnce(&str) -> Value) -> World {
     let db = TestDb::new(Backend::Sqlite).await;
     let control = ControlPlane::start(&control_config(&db.url))
         .await
@@ -78,7 +83,7 @@ async fn world(flow: impl FnOnce(&str) -> Value) -> World {
     let api = Api::of(&control);
     let (workspace_id, [owner, ..]) = workspace_with_keys(&control, "Flows").await;
     let scope = WorkspaceScope { workspace_id };
-    let sales: AgentSpec = serde_json::from_value(json!({"name": "Sales"})).expect("agent");
+    let sales: AgentSpec = serde_json::from_value(sales).expect("agent");
     let sales = control
         .store
         .create_agent(&scope, "test", &sales)
@@ -475,5 +480,60 @@ async fn a_function_nodes_answer_steers_the_flow() {
             >= 25,
         "the caller heard the greeting"
     );
+    w.stop().await;
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_caller_who_presses_one_is_handed_to_the_sales_agent_and_back() {
+    // The agent greets, asks twice whether the caller is still there, then gives up: the flow
+    // takes the call back and goes on to its `next` node.
+    let sales = json!({"name": "Sales", "first_message": "Sales here.",
+                       "silence_reprompt_seconds": 1,
+                       "tts": {"provider": "espeak"}, "stt": {"provider": "local"}, "llm": {"provider": "rules"}});
+    let w = world_with_sales(sales, support_line).await;
+    let socket = UdpSocket::bind("127.0.0.1:0").await.expect("rtp socket");
+    let rtp_port = socket.local_addr().expect("addr").port();
+    let heard: Heard = Arc::default();
+    let (press, pressed) = watch::channel(None);
+    caller_media(socket, heard.clone(), pressed);
+    let call = tokio::spawn(sipp(w.edge.sip_addr, "flow", rtp_port));
+    eventually(Duration::from_secs(30), "the greeting", || {
+        let heard = heard.clone();
+        async move {
+            let heard = heard.lock().ok()?;
+            heard.iter().any(|(_, voiced)| *voiced).then_some(())
+        }
+    })
+    .await;
+    // Pressed while the menu is still being read: the digit is kept for the menu.
+    press.send_replace(Some(1));
+    assert_eq!(
+        call.await.expect("sipp task"),
+        0,
+        "sipp's call went as scripted"
+    );
+
+    let call = w.finished_call().await;
+    assert_eq!(
+        entered(&call),
+        ["greet", "menu", "route", "sales", "bye"],
+        "{call}"
+    );
+    let returned = steps_of(&call, "agent_returned");
+    assert_eq!(returned.len(), 1, "{call}");
+    assert_eq!(returned[0]["exit"], "finished");
+    let lines: Vec<&str> = call["transcript"]
+        .as_array()
+        .expect("transcript")
+        .iter()
+        .filter_map(|l| l["text"].as_str())
+        .collect();
+    assert_eq!(
+        lines.first(),
+        Some(&"Welcome to Acme. Press one for sales, two for accounts.")
+    );
+    assert!(lines.contains(&"Sales here."), "{lines:?}");
+    assert_eq!(lines.last(), Some(&"Goodbye."));
+    assert_eq!(call["end_reason"], "workflow_completed");
     w.stop().await;
 }
