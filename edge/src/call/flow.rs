@@ -9,7 +9,7 @@
 //! [`Flow::drive`].
 
 use std::sync::Arc;
-use std::time::{Duration, Instant};
+use std::time::Instant;
 
 use serde_json::{json, Value};
 use tokio::sync::mpsc;
@@ -20,17 +20,22 @@ use super::flow_function::{self, FunctionOutcome, FunctionRequest};
 use super::listener::Listener;
 use super::media::{CallMedia, FRAME_SAMPLES};
 use super::pipeline::{Pipeline, PipelineInput};
-use super::responder::PinnedWorkflow;
-use super::talk::{CallParties, Talk};
-use crate::llm::{ChatMessage, ChatRequest, LlmEvent};
-use crate::media::turn::{TurnConfig, TurnEvent};
+use super::talk::CallParties;
+use crate::llm::{ChatMessage, ChatRequest};
 use crate::voice::VoiceFactory;
 use freya_shared::model::AgentSpec;
-use freya_shared::snapshot::{AgentConfig, EdgeConfigSnapshot, RouteTarget, WorkflowConfig};
+use freya_shared::snapshot::{AgentConfig, WorkflowConfig};
 use freya_shared::workflow::{
-    validate, AgentExit, Executor, Globals, ValidationContext, WorkflowAction, WorkflowEvent,
-    WorkflowOutcome,
+    validate, Executor, Globals, ValidationContext, WorkflowAction, WorkflowEvent, WorkflowOutcome,
 };
+
+#[path = "flow_agent.rs"]
+mod agent;
+#[path = "flow_voice.rs"]
+mod voice;
+
+use agent::AgentTurns;
+use voice::turn_config;
 
 /// The call event kind of each executor step.
 pub const STEP_EVENT: &str = "call.workflow_step";
@@ -66,13 +71,6 @@ struct Parties {
     call_id: String,
     caller: String,
     called: String,
-}
-
-/// An agent the flow handed the call to.
-struct AgentTurns {
-    talk: Talk,
-    max_turns: Option<u32>,
-    caller_turns: u32,
 }
 
 /// A line being synthesized and played.
@@ -345,86 +343,6 @@ impl Flow {
         u64::try_from(now.saturating_duration_since(self.started).as_millis()).unwrap_or(u64::MAX)
     }
 
-    /// Caller turns while no agent has the call: transcribed only while a `gather` wants speech.
-    fn listen(&mut self, now: Instant, speaking: bool) {
-        self.listener.set_agent_speaking(speaking);
-        while let Some(event) = self.listener.poll_event() {
-            if let TurnEvent::EndOfTurn { .. } = event {
-                if self.listening_for_speech && self.pending_turn.is_none() {
-                    let turn = self.id();
-                    self.pending_turn = Some(turn);
-                    let listener = &mut self.listener;
-                    self.pipeline
-                        .execute(Action::Transcribe { turn }, || listener.take_utterance());
-                } else {
-                    drop(self.listener.take_utterance());
-                }
-            }
-        }
-        let _ = now;
-    }
-
-    fn on_voice(&mut self, now: Instant, input: PipelineInput, media: &mut CallMedia) {
-        match input {
-            PipelineInput::Audio { reply, samples, .. } => {
-                if self.speech.as_ref().is_some_and(|s| s.reply == reply) {
-                    media.play(&samples);
-                }
-            }
-            PipelineInput::SpeechDone { reply, error, .. } => {
-                if let Some(speech) = self.speech.as_mut().filter(|s| s.reply == reply) {
-                    speech.synthesized = true;
-                    if let Some(error) = error {
-                        tracing::warn!(%error, "a workflow line could not be synthesized");
-                    }
-                }
-            }
-            PipelineInput::Transcript { turn, result } => {
-                if self.pending_turn != Some(turn) {
-                    return;
-                }
-                self.pending_turn = None;
-                match result {
-                    Ok(text) => self
-                        .executor
-                        .handle_event(now, WorkflowEvent::Utterance(text)),
-                    Err(error) => {
-                        tracing::warn!(%error, "a caller's answer could not be transcribed")
-                    }
-                }
-            }
-            PipelineInput::Llm { stream, item } => {
-                let Some((current, text)) = self.generating.as_mut() else {
-                    return;
-                };
-                if *current != stream {
-                    return;
-                }
-                let line = match item {
-                    Ok(LlmEvent::Token(token)) => {
-                        text.push_str(&token);
-                        return;
-                    }
-                    Ok(LlmEvent::Done { .. }) => std::mem::take(text),
-                    Ok(LlmEvent::ToolCall { .. }) => return,
-                    Err(error) => {
-                        tracing::warn!(%error, "the workflow's model could not write a line");
-                        GENERATION_FALLBACK.to_owned()
-                    }
-                };
-                self.generating = None;
-                let line = if line.trim().is_empty() {
-                    GENERATION_FALLBACK.to_owned()
-                } else {
-                    line.trim().to_owned()
-                };
-                self.executor
-                    .handle_event(now, WorkflowEvent::Generated(line));
-            }
-            PipelineInput::Tool { .. } => {}
-        }
-    }
-
     /// Carries out what the executor asks for until it waits for the outside world.
     fn carry_out(
         &mut self,
@@ -512,171 +430,6 @@ impl Flow {
                     }
                 }
             }
-        }
-    }
-
-    /// Synthesizes and plays one line; the executor hears `Spoken` once it has played.
-    fn speak(&mut self, now: Instant, text: String, out: &mut Vec<(&'static str, Value)>) {
-        if text.trim().is_empty() {
-            // Nothing to say (an empty template): the line has been "spoken" at once.
-            match self.ending.take() {
-                Some(reason) => self.hangup = Some(reason),
-                None => self.executor.handle_event(now, WorkflowEvent::Spoken),
-            }
-            return;
-        }
-        let reply = self.id();
-        self.speech = Some(Speech {
-            reply,
-            synthesized: false,
-        });
-        let at = self.offset_ms(now);
-        out.push((
-            "call.transcript",
-            json!({"role": "agent", "text": text, "start_ms": at, "end_ms": at, "interrupted": false}),
-        ));
-        self.pipeline.execute(
-            Action::Speak {
-                reply,
-                sentence: reply,
-                text,
-            },
-            Vec::new,
-        );
-    }
-
-    fn run_agent(
-        &mut self,
-        now: Instant,
-        media: &mut CallMedia,
-        agent_id: &str,
-        exits: Vec<String>,
-        max_turns: Option<u32>,
-        out: &mut Vec<(&'static str, Value)>,
-    ) {
-        let Some(agent) = self.agents.iter().find(|a| a.id == agent_id) else {
-            out.push(("call.workflow_error", json!({"agent_id": agent_id, "error": "the agent is not in this edge's configuration"})));
-            self.hangup = Some("workflow_misconfigured");
-            return;
-        };
-        // The agent's own providers, or the workflow's where the agent names none.
-        let mut spec = agent.spec.clone();
-        spec.stt = spec.stt.or_else(|| self.voice.stt.clone());
-        spec.llm = spec.llm.or_else(|| self.voice.llm.clone());
-        spec.tts = spec.tts.or_else(|| self.voice.tts.clone());
-        let parties = CallParties {
-            call_id: &self.parties.call_id,
-            caller: &self.parties.caller,
-            called: &self.parties.called,
-        };
-        match Talk::start_in_flow(
-            now,
-            &self.factory,
-            &spec,
-            &parties,
-            exits,
-            media.playback_position(),
-        ) {
-            Ok(talk) => {
-                self.agent = Some(AgentTurns {
-                    talk,
-                    max_turns,
-                    caller_turns: 0,
-                });
-            }
-            Err(e) => {
-                out.push((
-                    "call.workflow_error",
-                    json!({"agent_id": agent_id, "field": e.field, "error": e.detail}),
-                ));
-                self.hangup = Some("agent_misconfigured");
-            }
-        }
-    }
-
-    /// Lets the agent converse, and takes the call back when it exits, finishes, or has
-    /// answered `max_turns` caller turns.
-    fn drive_agent(
-        &mut self,
-        now: Instant,
-        media: &mut CallMedia,
-        out: &mut Vec<(&'static str, Value)>,
-    ) {
-        let Some(agent) = self.agent.as_mut() else {
-            return;
-        };
-        let before = out.len();
-        agent.talk.drive(now, media, out);
-        agent.caller_turns += out[before..]
-            .iter()
-            .filter(|(kind, payload)| *kind == "call.transcript" && payload["role"] == "caller")
-            .count() as u32;
-        let exit = match agent.talk.hangup() {
-            Some("workflow_exit") => Some(
-                agent
-                    .talk
-                    .exit_requested()
-                    .map(AgentExit::Condition)
-                    .unwrap_or(AgentExit::Finished),
-            ),
-            Some(_) => Some(AgentExit::Finished),
-            None if agent.max_turns.is_some_and(|max| agent.caller_turns >= max)
-                && agent.talk.is_idle() =>
-            {
-                Some(AgentExit::MaxTurns)
-            }
-            None => None,
-        };
-        if let Some(exit) = exit {
-            agent.talk.shutdown();
-            self.agent = None;
-            media.stop_playback();
-            self.executor
-                .handle_event(now, WorkflowEvent::AgentExited(exit));
-        }
-    }
-}
-
-/// The listener timing of the workflow's `voice.turn`.
-fn turn_config(voice: &AgentSpec) -> TurnConfig {
-    TurnConfig {
-        end_of_turn_silence: Duration::from_millis(u64::from(voice.turn.end_of_turn_silence_ms)),
-        barge_in: voice.turn.barge_in,
-        barge_in_min_speech: Duration::from_millis(u64::from(voice.turn.barge_in_min_speech_ms)),
-        ..TurnConfig::default()
-    }
-}
-
-/// The agent and workflow that answer a routed call. A workflow's call carries an agent-shaped
-/// voice (its `voice` sections under the workflow's name, id and workspace) for the parts of the
-/// call task that read an agent, and the workspace's agents for its `agent` nodes.
-pub fn answerer(
-    snapshot: &EdgeConfigSnapshot,
-    target: RouteTarget<'_>,
-) -> (AgentConfig, Option<PinnedWorkflow>) {
-    match target {
-        RouteTarget::Agent(agent) => (agent.clone(), None),
-        RouteTarget::Workflow(workflow) => {
-            let spec =
-                freya_shared::workflow::voice_spec(&workflow.definition).unwrap_or_else(|_| {
-                    AgentSpec {
-                        name: workflow.definition.name.clone(),
-                        ..AgentSpec::default()
-                    }
-                });
-            let voice = AgentConfig {
-                id: workflow.id.clone(),
-                workspace_id: workflow.workspace_id.clone(),
-                spec,
-            };
-            let pinned = PinnedWorkflow {
-                config: workflow.clone(),
-                agents: snapshot
-                    .agents_of(&workflow.workspace_id)
-                    .cloned()
-                    .collect(),
-            };
-            (voice, Some(pinned))
         }
     }
 }

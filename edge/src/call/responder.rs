@@ -13,7 +13,8 @@ use super::media::{CallMedia, FRAME_SAMPLES};
 use super::pipeline::PipelineInput;
 use super::talk::{CallParties, Talk};
 use crate::voice::VoiceFactory;
-use freya_shared::snapshot::{AgentConfig, WorkflowConfig};
+use freya_shared::model::AgentSpec;
+use freya_shared::snapshot::{AgentConfig, EdgeConfigSnapshot, RouteTarget, WorkflowConfig};
 
 /// The workflow version a call runs, with the agents its `agent` nodes may hand the call to.
 #[derive(Debug, Clone)]
@@ -158,6 +159,40 @@ impl Responder {
                 Vec::new()
             }
             Responder::Workflow(flow) => flow.shutdown(now),
+        }
+    }
+}
+
+/// The agent and workflow that answer a routed call. A workflow's call carries an agent-shaped
+/// voice (its `voice` sections under the workflow's name, id and workspace) for the parts of the
+/// call task that read an agent, and the workspace's agents for its `agent` nodes.
+pub fn answerer(
+    snapshot: &EdgeConfigSnapshot,
+    target: RouteTarget<'_>,
+) -> (AgentConfig, Option<PinnedWorkflow>) {
+    match target {
+        RouteTarget::Agent(agent) => (agent.clone(), None),
+        RouteTarget::Workflow(workflow) => {
+            let spec =
+                freya_shared::workflow::voice_spec(&workflow.definition).unwrap_or_else(|_| {
+                    AgentSpec {
+                        name: workflow.definition.name.clone(),
+                        ..AgentSpec::default()
+                    }
+                });
+            let voice = AgentConfig {
+                id: workflow.id.clone(),
+                workspace_id: workflow.workspace_id.clone(),
+                spec,
+            };
+            let pinned = PinnedWorkflow {
+                config: workflow.clone(),
+                agents: snapshot
+                    .agents_of(&workflow.workspace_id)
+                    .cloned()
+                    .collect(),
+            };
+            (voice, Some(pinned))
         }
     }
 }

@@ -408,7 +408,7 @@ async fn accept(
             return None;
         }
     };
-    let (agent, workflow) = crate::call::flow::answerer(&snapshot, route.target);
+    let (agent, workflow) = crate::call::responder::answerer(&snapshot, route.target);
     let setup = CallSetup {
         call_id: call.call_id.clone(),
         direction: CallDirection::Inbound,
