@@ -490,6 +490,21 @@ async fn numbers_route_to_the_latest_published_version(backend: Backend) {
     assert_eq!(snapshot.workflows.len(), 1);
     assert_eq!(snapshot.workflows[0].version, 2);
     assert_eq!(snapshot.workflows[0].definition.name, "Support line v2");
+    // The agent a workflow hands calls to cannot go either.
+    let agent_kept = w
+        .api
+        .call("DELETE", &format!("/v1/agents/{}", w.agent), editor, None)
+        .await;
+    assert_eq!(
+        agent_kept.status,
+        StatusCode::CONFLICT,
+        "{}",
+        agent_kept.body
+    );
+    assert!(agent_kept.body["detail"]
+        .as_str()
+        .unwrap_or("")
+        .contains("Support line v2"));
     // The workflow cannot go while the number routes to it; switching to an agent frees it.
     let refused = w
         .api

@@ -10,7 +10,7 @@ use sqlx::Row;
 use super::identity::AuditEntry;
 use super::{commit_config_change, parse_json, retry, Store, StoreError, WorkspaceScope};
 use freya_shared::ids::{new_id, now_ms};
-use freya_shared::workflow::Workflow;
+use freya_shared::workflow::{Node, Workflow};
 
 /// A stored workflow: its draft and the number of its latest published version (0: none).
 #[derive(Debug, Clone)]
@@ -364,4 +364,39 @@ impl Store {
                 .await?,
         )
     }
+}
+
+/// The name of a workflow of the scoped workspace whose draft or latest published version hands
+/// calls to agent `agent_id`, if any: such an agent cannot be deleted.
+pub(crate) async fn workflow_naming_agent(
+    tx: &mut sqlx::Transaction<'_, sqlx::Any>,
+    scope: &WorkspaceScope,
+    agent_id: &str,
+) -> Result<Option<String>, StoreError> {
+    // The text match only narrows the candidates; the parsed nodes decide.
+    let rows = sqlx::query(
+        "SELECT w.name, w.definition, v.definition AS published FROM workflows w \
+         LEFT JOIN workflow_versions v ON v.workflow_id = w.id AND v.version = w.latest_version \
+         WHERE w.workspace_id = $1 AND (w.definition LIKE $2 OR v.definition LIKE $2)",
+    )
+    .bind(&scope.workspace_id)
+    .bind(format!("%{agent_id}%"))
+    .fetch_all(&mut **tx)
+    .await?;
+    for row in &rows {
+        for column in ["definition", "published"] {
+            let Some(text) = row.try_get::<Option<String>, _>(column)? else {
+                continue;
+            };
+            let workflow: Workflow = parse_json("workflow definition", &text)?;
+            let names = workflow
+                .nodes
+                .iter()
+                .any(|n| matches!(n, Node::Agent(a) if a.agent_id == agent_id));
+            if names {
+                return Ok(Some(row.try_get("name")?));
+            }
+        }
+    }
+    Ok(None)
 }
