@@ -36,7 +36,12 @@ impl Flow {
         // The agent's own providers, or the workflow's where the agent names none.
         let mut spec = agent.spec.clone();
         spec.stt = spec.stt.or_else(|| self.voice.stt.clone());
-        spec.llm = spec.llm.or_else(|| self.voice.llm.clone());
+        if spec.llm.is_none() {
+            spec.llm = self.voice.llm.clone();
+            spec.llm_fallback = spec
+                .llm_fallback
+                .or_else(|| self.voice.llm_fallback.clone());
+        }
         spec.tts = spec.tts.or_else(|| self.voice.tts.clone());
         let parties = CallParties {
             call_id: &self.parties.call_id,

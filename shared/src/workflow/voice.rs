@@ -8,7 +8,7 @@ use crate::model::AgentSpec;
 use super::{Workflow, WorkflowError};
 
 /// The sections `voice` may hold.
-pub const VOICE_SECTIONS: [&str; 4] = ["stt", "llm", "tts", "turn"];
+pub const VOICE_SECTIONS: [&str; 5] = ["stt", "llm", "llm_fallback", "tts", "turn"];
 
 /// The agent-shaped voice of `workflow`: its name and the `voice` sections, everything else at
 /// its default (no prompt, no tools). Every problem is reported as a `voice.*` field.
@@ -24,7 +24,8 @@ pub fn voice_spec(workflow: &Workflow) -> Result<AgentSpec, Vec<WorkflowError>> 
         _ => {
             return Err(vec![error(
                 "voice".into(),
-                "must be an object with `stt`, `llm`, `tts` and `turn` sections".into(),
+                "must be an object of voice sections (`stt`, `llm`, `llm_fallback`, `tts`, `turn`)"
+                    .into(),
             )])
         }
     };
@@ -34,7 +35,7 @@ pub fn voice_spec(workflow: &Workflow) -> Result<AgentSpec, Vec<WorkflowError>> 
         .map(|k| {
             error(
                 format!("voice.{k}"),
-                "is not a voice section: use `stt`, `llm`, `tts` or `turn`".into(),
+                "is not a voice section: use `stt`, `llm`, `llm_fallback`, `tts` or `turn`".into(),
             )
         })
         .collect();
