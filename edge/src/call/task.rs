@@ -1,7 +1,8 @@
 //! The task that owns one answered call: its RTP socket and media core, its signalling from the
-//! SIP task, its voice pipeline ([`Talk`]: the agent listens, answers, and is interrupted), its
-//! limits (maximum duration, RTP inactivity) and its call events. Digits the caller presses are
-//! recorded as call events. Without a [`VoiceFactory`] (or when the agent's providers cannot be
+//! SIP task, its voice pipeline ([`Responder`]: an agent that listens, answers and is interrupted,
+//! or a workflow run through the same pipeline), its limits (maximum duration, RTP inactivity)
+//! and its call events. Digits the caller presses are recorded as call events and handed to a
+//! workflow. Without a [`VoiceFactory`] (or when the agent's providers or the workflow cannot be
 //! built) the call is ended with a recorded reason rather than held in silence.
 
 use std::sync::Arc;
