@@ -251,7 +251,7 @@ async fn seed_or_reuse(
             sip_addr: sip_addr.to_owned(),
             edge_http_url: format!("http://{edge_http}"),
             workspace_id: demo.workspace_id,
-            agent_id: demo.spec.agent_id,
+            agent_id: demo.spec.agent_id.unwrap_or_default(),
             phone_number: DEMO_NUMBER.into(),
             admin_email: ADMIN_EMAIL.into(),
             admin_password,
@@ -294,7 +294,8 @@ async fn seed_or_reuse(
             &PhoneNumberSpec {
                 number: DEMO_NUMBER.into(),
                 region: None,
-                agent_id: agent.id.clone(),
+                agent_id: Some(agent.id.clone()),
+                workflow_id: None,
             },
         )
         .await?;

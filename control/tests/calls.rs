@@ -179,7 +179,8 @@ async fn an_outbound_call_goes_to_an_edge_and_its_idempotency_key_replays(backen
             &PhoneNumberSpec {
                 number: "+15550100".into(),
                 region: Some("local".into()),
-                agent_id: agent.id.clone(),
+                agent_id: Some(agent.id.clone()),
+                workflow_id: None,
             },
         )
         .await

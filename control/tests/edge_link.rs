@@ -143,7 +143,8 @@ async fn an_agent_change_reaches_the_edge_within_a_second(backend: Backend) {
             &PhoneNumberSpec {
                 number: "+15550100".into(),
                 region: None,
-                agent_id: created.id.clone(),
+                agent_id: Some(created.id.clone()),
+                workflow_id: None,
             },
         )
         .await
@@ -170,7 +171,7 @@ async fn an_agent_change_reaches_the_edge_within_a_second(backend: Backend) {
             let greeting = watch
                 .borrow_and_update()
                 .route("+15550100")
-                .and_then(|r| r.agent.spec.first_message.clone());
+                .and_then(|r| r.agent().and_then(|a| a.spec.first_message.clone()));
             if greeting.as_deref() == Some("Good morning") {
                 return;
             }
@@ -198,7 +199,7 @@ async fn an_agent_change_reaches_the_edge_within_a_second(backend: Backend) {
         .state
         .snapshot()
         .route("+15550100")
-        .and_then(|r| r.agent.spec.first_message.clone());
+        .and_then(|r| r.agent().and_then(|a| a.spec.first_message.clone()));
     assert_eq!(greeting.as_deref(), Some("Good morning"));
     offline_edge.stop().await;
     db.cleanup().await;

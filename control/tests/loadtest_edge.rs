@@ -57,7 +57,8 @@ async fn desk() -> Desk {
     let number = PhoneNumberSpec {
         number: "demo".into(),
         region: None,
-        agent_id: agent.id,
+        agent_id: Some(agent.id),
+        workflow_id: None,
     };
     control
         .store

@@ -85,7 +85,8 @@ async fn world(backend: Backend) -> World {
             &PhoneNumberSpec {
                 number: "demo".into(),
                 region: None,
-                agent_id: agent.id,
+                agent_id: Some(agent.id),
+                workflow_id: None,
             },
         )
         .await

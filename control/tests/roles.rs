@@ -31,6 +31,16 @@ struct World {
     provider: String,
     webhook: String,
     delivery: String,
+    workflow: String,
+    spare_workflow: String,
+}
+
+/// A small valid flow: a greeting and a goodbye.
+fn flow(name: &str) -> Value {
+    json!({"name": name, "start": "hi", "nodes": [
+        {"id": "hi", "type": "say", "text": "Hello.", "next": "bye"},
+        {"id": "bye", "type": "end", "text": "Goodbye."}
+    ]})
 }
 
 static SEQUENCE: AtomicU32 = AtomicU32::new(0);
@@ -67,7 +77,8 @@ async fn world(control: &ControlPlane) -> World {
             &PhoneNumberSpec {
                 number: number_text.clone(),
                 region: None,
-                agent_id: agent.clone(),
+                agent_id: Some(agent.clone()),
+                workflow_id: None,
             },
         )
         .await
@@ -136,6 +147,22 @@ async fn world(control: &ControlPlane) -> World {
         .await
         .expect("deliveries");
     let delivery = deliveries.first().expect("a queued delivery").id.clone();
+    let definition: freya_shared::workflow::Workflow =
+        serde_json::from_value(flow("Flow")).expect("workflow");
+    let workflow = store
+        .create_workflow(&scope, "test", &definition)
+        .await
+        .expect("workflow")
+        .id;
+    store
+        .publish_workflow(&scope, "test", &workflow, &definition)
+        .await
+        .expect("published");
+    let spare_workflow = store
+        .create_workflow(&scope, "test", &definition)
+        .await
+        .expect("workflow")
+        .id;
     World {
         ws,
         keys,
@@ -149,6 +176,8 @@ async fn world(control: &ControlPlane) -> World {
         provider,
         webhook,
         delivery,
+        workflow,
+        spare_workflow,
     }
 }
 
@@ -200,6 +229,8 @@ fn fill(path: &str, w: &World) -> String {
         .replace("{provider}", &w.provider)
         .replace("{webhook}", &w.webhook)
         .replace("{delivery}", &w.delivery)
+        .replace("{spare_workflow}", &w.spare_workflow)
+        .replace("{workflow}", &w.workflow)
 }
 
 fn none(_: &World) -> Option<Value> {
@@ -331,6 +362,64 @@ fn routes() -> Vec<Route> {
         r(
             "DELETE",
             "/v1/phone-numbers/{number}",
+            none,
+            Editor,
+            204,
+            true,
+        ),
+        r("GET", "/v1/workflows", none, Viewer, 200, false),
+        r(
+            "POST",
+            "/v1/workflows",
+            |_| Some(flow("New")),
+            Editor,
+            201,
+            false,
+        ),
+        r(
+            "POST",
+            "/v1/workflows/validate",
+            |_| Some(flow("Checked")),
+            Viewer,
+            200,
+            false,
+        ),
+        r("GET", "/v1/workflows/{workflow}", none, Viewer, 200, true),
+        r(
+            "PATCH",
+            "/v1/workflows/{workflow}",
+            |_| Some(json!({"name": "Changed"})),
+            Editor,
+            200,
+            true,
+        ),
+        r(
+            "POST",
+            "/v1/workflows/{workflow}/publish",
+            none,
+            Editor,
+            201,
+            true,
+        ),
+        r(
+            "GET",
+            "/v1/workflows/{workflow}/versions",
+            none,
+            Viewer,
+            200,
+            true,
+        ),
+        r(
+            "GET",
+            "/v1/workflows/{workflow}/versions/1",
+            none,
+            Viewer,
+            200,
+            true,
+        ),
+        r(
+            "DELETE",
+            "/v1/workflows/{spare_workflow}",
             none,
             Editor,
             204,
@@ -515,6 +604,8 @@ async fn another_workspace_gets_404_for_every_resource(backend: Backend) {
                 &w.provider,
                 &w.webhook,
                 &w.delivery,
+                &w.workflow,
+                &w.spare_workflow,
             ];
             if let Some(id) = world_ids.iter().find(|id| text.contains(id.as_str())) {
                 failures.push(format!(
@@ -534,6 +625,8 @@ async fn another_workspace_gets_404_for_every_resource(backend: Backend) {
         format!("/v1/workspaces/{}/members", w.ws),
         format!("/v1/providers/{}", w.provider),
         format!("/v1/webhooks/{}", w.webhook),
+        format!("/v1/workflows/{}", w.spare_workflow),
+        format!("/v1/workflows/{}/versions/1", w.workflow),
     ] {
         let answer = api.call("GET", &path, owner, None).await;
         assert_eq!(answer.status, StatusCode::OK, "{path}");

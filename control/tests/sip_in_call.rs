@@ -151,7 +151,8 @@ async fn world(mut agent: serde_json::Value) -> World {
             &PhoneNumberSpec {
                 number: "demo".into(),
                 region: None,
-                agent_id: agent.id,
+                agent_id: Some(agent.id),
+                workflow_id: None,
             },
         )
         .await

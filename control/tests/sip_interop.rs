@@ -52,7 +52,8 @@ async fn setup_ringing(ring_ms: u32) -> Setup {
             &PhoneNumberSpec {
                 number: "demo".into(),
                 region: None,
-                agent_id: agent.id,
+                agent_id: Some(agent.id),
+                workflow_id: None,
             },
         )
         .await

@@ -58,7 +58,8 @@ async fn setup() -> Setup {
             &PhoneNumberSpec {
                 number: "demo".into(),
                 region: None,
-                agent_id: agent.id.clone(),
+                agent_id: Some(agent.id.clone()),
+                workflow_id: None,
             },
         )
         .await

@@ -73,7 +73,8 @@ async fn world(first_message: &str) -> World {
             &PhoneNumberSpec {
                 number: "demo".into(),
                 region: None,
-                agent_id: agent.id,
+                agent_id: Some(agent.id),
+                workflow_id: None,
             },
         )
         .await

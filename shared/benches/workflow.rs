@@ -1,7 +1,8 @@
 //! Per-node overhead of the workflow executor, excluding providers and waits: one call through
 //! say → gather → condition → set → end, from `Executor::new` to the final hang-up, with every
 //! action and step record drained as the call task would. Throughput is in nodes, so criterion
-//! reports the time per node. Run: `cargo bench -p freya-shared --bench workflow`.
+//! reports the time per node. Also timed: validating and compiling the flow, which the edge does
+//! once when a workflow call starts. Run: `cargo bench -p freya-shared --bench workflow`.
 
 use std::hint::black_box;
 use std::sync::Arc;
@@ -71,5 +72,15 @@ fn per_node(c: &mut Criterion) {
     group.finish();
 }
 
-criterion_group!(benches, per_node);
+/// What an edge does once per workflow call before the first node: validate and compile the
+/// pinned version (templates parsed, CEL expressions compiled, the graph checked).
+fn compile_at_call_start(c: &mut Criterion) {
+    let flow = five_node_flow();
+    let context = ValidationContext::default();
+    c.bench_function("workflow/validate_five_node_flow", |b| {
+        b.iter(|| black_box(validate(black_box(&flow), &context).is_ok()))
+    });
+}
+
+criterion_group!(benches, per_node, compile_at_call_start);
 criterion_main!(benches);

@@ -1,10 +1,12 @@
 //! The configuration an edge needs to answer calls on its own: its region's numbers and what
-//! answers them. The control plane builds it; the edge caches it on disk and serves calls from it
-//! while the control plane or the database is away.
+//! answers them — agents, and the published workflow versions numbers point at. The control
+//! plane builds it; the edge caches it on disk and serves calls from it while the control plane
+//! or the database is away.
 
 use serde::{Deserialize, Serialize};
 
 use crate::model::{AgentSpec, SipTrunkSpec};
+use crate::workflow::Workflow;
 
 /// Everything one edge routes calls with, at one configuration version.
 #[derive(Debug, Clone, Default, PartialEq, Serialize, Deserialize)]
@@ -16,6 +18,18 @@ pub struct EdgeConfigSnapshot {
     /// SIP trunks this region may call out through, of every workspace it serves.
     #[serde(default)]
     pub providers: Vec<ProviderConfig>,
+    /// The published workflow versions its numbers route to, exactly as published.
+    #[serde(default)]
+    pub workflows: Vec<WorkflowConfig>,
+}
+
+/// One published version of a workflow, as an edge runs it.
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+pub struct WorkflowConfig {
+    pub id: String,
+    pub workspace_id: String,
+    pub version: u32,
+    pub definition: Workflow,
 }
 
 /// A workspace's trunk as an edge uses it (credentials included).
@@ -38,7 +52,14 @@ pub struct RoutedNumber {
 #[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
 #[serde(tag = "type", rename_all = "snake_case")]
 pub enum CallTarget {
-    Agent { agent_id: String },
+    Agent {
+        agent_id: String,
+    },
+    /// A workflow, pinned to the version that was latest when the snapshot was built.
+    Workflow {
+        workflow_id: String,
+        version: u32,
+    },
 }
 
 /// An agent as an edge runs it.
@@ -49,11 +70,28 @@ pub struct AgentConfig {
     pub spec: AgentSpec,
 }
 
-/// A routing decision: the number dialled and the agent that answers.
+/// A routing decision: the number dialled and what answers it.
 #[derive(Debug, Clone, Copy)]
 pub struct Route<'a> {
     pub number: &'a RoutedNumber,
-    pub agent: &'a AgentConfig,
+    pub target: RouteTarget<'a>,
+}
+
+/// The agent or workflow version that answers a routed call.
+#[derive(Debug, Clone, Copy)]
+pub enum RouteTarget<'a> {
+    Agent(&'a AgentConfig),
+    Workflow(&'a WorkflowConfig),
+}
+
+impl Route<'_> {
+    /// The agent that answers, when the target is an agent.
+    pub fn agent(&self) -> Option<&AgentConfig> {
+        match self.target {
+            RouteTarget::Agent(agent) => Some(agent),
+            RouteTarget::Workflow(_) => None,
+        }
+    }
 }
 
 impl EdgeConfigSnapshot {
@@ -78,9 +116,30 @@ impl EdgeConfigSnapshot {
             .numbers
             .iter()
             .find(|n| n.number.trim_start_matches('+') == wanted)?;
-        let CallTarget::Agent { agent_id } = &number.target;
-        let agent = self.agents.iter().find(|a| &a.id == agent_id)?;
-        Some(Route { number, agent })
+        let target = match &number.target {
+            CallTarget::Agent { agent_id } => RouteTarget::Agent(self.agent(agent_id)?),
+            CallTarget::Workflow {
+                workflow_id,
+                version,
+            } => RouteTarget::Workflow(
+                self.workflows
+                    .iter()
+                    .find(|w| &w.id == workflow_id && w.version == *version)?,
+            ),
+        };
+        Some(Route { number, target })
+    }
+
+    /// The agent with id `id`, if the snapshot carries it.
+    pub fn agent(&self, id: &str) -> Option<&AgentConfig> {
+        self.agents.iter().find(|a| a.id == id)
+    }
+
+    /// The agents of `workspace_id`: those a workflow of that workspace may hand a call to.
+    pub fn agents_of<'a>(&'a self, workspace_id: &'a str) -> impl Iterator<Item = &'a AgentConfig> {
+        self.agents
+            .iter()
+            .filter(move |a| a.workspace_id == workspace_id)
     }
 }
 
@@ -107,15 +166,49 @@ mod tests {
                 spec,
             }],
             providers: Vec::new(),
+            workflows: Vec::new(),
         };
-        assert_eq!(
-            snap.route("15550001").map(|r| r.agent.id.as_str()),
-            Some("a")
-        );
-        assert_eq!(
-            snap.route("+15550001").map(|r| r.agent.id.as_str()),
-            Some("a")
-        );
+        let agent_of = |route: Option<Route<'_>>| match route.map(|r| r.target) {
+            Some(RouteTarget::Agent(a)) => Some(a.id.clone()),
+            _ => None,
+        };
+        assert_eq!(agent_of(snap.route("15550001")), Some("a".into()));
+        assert_eq!(agent_of(snap.route("+15550001")), Some("a".into()));
         assert!(snap.route("+15550002").is_none());
+    }
+
+    #[test]
+    fn a_number_routes_to_the_pinned_version_of_its_workflow() {
+        let definition: Workflow = serde_json::from_value(serde_json::json!({
+            "name": "Flow", "start": "bye", "nodes": [{"id": "bye", "type": "end"}]
+        }))
+        .expect("workflow");
+        let version = |v| WorkflowConfig {
+            id: "f".into(),
+            workspace_id: "w".into(),
+            version: v,
+            definition: definition.clone(),
+        };
+        let snap = EdgeConfigSnapshot {
+            numbers: vec![RoutedNumber {
+                number: "+15550009".into(),
+                workspace_id: "w".into(),
+                target: CallTarget::Workflow {
+                    workflow_id: "f".into(),
+                    version: 2,
+                },
+            }],
+            workflows: vec![version(1), version(2)],
+            ..Default::default()
+        };
+        match snap.route("+15550009").map(|r| r.target) {
+            Some(RouteTarget::Workflow(w)) => assert_eq!(w.version, 2),
+            other => panic!("expected the workflow, got {other:?}"),
+        }
+        let missing = EdgeConfigSnapshot {
+            workflows: vec![version(1)],
+            ..snap
+        };
+        assert!(missing.route("+15550009").is_none());
     }
 }

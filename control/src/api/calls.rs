@@ -77,6 +77,11 @@ pub struct CallDetail {
     events: Vec<EventView>,
     /// The `call.transcript` events' payloads, in order, each with its time.
     transcript: Vec<serde_json::Value>,
+    /// The workflow version the call ran on (`{id, version}`), if a workflow answered it.
+    workflow: Option<serde_json::Value>,
+    /// What the workflow did, step by step (`call.workflow_step` events), each with its time:
+    /// nodes entered, branches taken and why, variables changed, functions' status and timing.
+    workflow_steps: Vec<serde_json::Value>,
 }
 
 /// The filters of `GET /v1/calls`.
@@ -181,21 +186,35 @@ pub(super) async fn get(
     }
     let call = state.store.call(&caller.scope, &id).await?;
     let events = state.store.call_events(&caller.scope, &id).await?;
-    let transcript = events
+    let timed = |kind: &str| -> Vec<serde_json::Value> {
+        events
+            .iter()
+            .filter(|e| e.kind == kind)
+            .map(|e| {
+                let mut line = e.payload.clone();
+                if let Some(object) = line.as_object_mut() {
+                    object.insert("at".into(), rfc3339(e.at_ms).into());
+                }
+                line
+            })
+            .collect()
+    };
+    let transcript = timed("call.transcript");
+    let workflow_steps = timed("call.workflow_step");
+    let workflow = events
         .iter()
-        .filter(|e| e.kind == "call.transcript")
-        .map(|e| {
-            let mut line = e.payload.clone();
-            if let Some(object) = line.as_object_mut() {
-                object.insert("at".into(), rfc3339(e.at_ms).into());
-            }
-            line
-        })
-        .collect();
+        .find(|e| e.kind == freya_shared::model::CallEventKind::Started.as_str())
+        .and_then(|e| {
+            let id = e.payload.get("workflow_id")?.as_str()?;
+            let version = e.payload.get("workflow_version")?.as_u64()?;
+            Some(serde_json::json!({"id": id, "version": version}))
+        });
     Ok(Json(CallDetail {
         call: call.into(),
         events: events.into_iter().map(event_view).collect(),
         transcript,
+        workflow,
+        workflow_steps,
     }))
 }
 
@@ -370,7 +389,8 @@ async fn place_call(
     let probe = PhoneNumberSpec {
         number: request.to.clone(),
         region: None,
-        agent_id: new_id(),
+        agent_id: Some(new_id()),
+        workflow_id: None,
     };
     if !request.to.starts_with('+') || !probe.validate().is_empty() {
         return Err(Problem::invalid(vec![FieldError::new(
@@ -400,7 +420,15 @@ async fn place_call(
             }
             id
         }
-        None => number.spec.agent_id.clone(),
+        None => number.spec.agent_id.clone().ok_or_else(|| {
+            Problem::invalid(vec![FieldError::new(
+                "agent_id",
+                format!(
+                    "{} is answered by a workflow; name the agent that places this call",
+                    request.from
+                ),
+            )])
+        })?,
     };
     let mut edges: Vec<_> = state
         .store

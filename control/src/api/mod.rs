@@ -6,8 +6,8 @@
 //!
 //! | role   | may |
 //! | ------ | --- |
-//! | viewer | read agents, numbers, calls (and their recordings), analytics, edges, the workspace and its members |
-//! | editor | + create, change and delete agents and numbers; place and hang up calls |
+//! | viewer | read agents, workflows, numbers, calls (and their recordings), analytics, edges, the workspace and its members; validate workflows |
+//! | editor | + create, change and delete agents, workflows and numbers; publish workflows; place and hang up calls |
 //! | admin  | + rename the workspace, manage members (not owners), API keys, providers and webhooks, delete call recordings, read the audit log |
 //! | owner  | + make or unmake owners, delete the workspace |
 
@@ -31,6 +31,7 @@ mod rate_limit;
 mod recordings;
 mod tokens;
 mod webhooks;
+mod workflows;
 mod workspaces;
 
 use std::sync::Arc;
@@ -136,6 +137,20 @@ fn v1() -> Router<AppState> {
             get(numbers::get)
                 .patch(numbers::patch)
                 .delete(numbers::delete),
+        )
+        .route("/workflows", get(workflows::list).post(workflows::create))
+        .route("/workflows/validate", post(workflows::check))
+        .route(
+            "/workflows/{id}",
+            get(workflows::get)
+                .patch(workflows::patch)
+                .delete(workflows::delete),
+        )
+        .route("/workflows/{id}/publish", post(workflows::publish))
+        .route("/workflows/{id}/versions", get(workflows::versions))
+        .route(
+            "/workflows/{id}/versions/{version}",
+            get(workflows::version),
         )
         .route("/calls", get(calls::list).post(calls::place))
         .route("/calls/{id}", get(calls::get))

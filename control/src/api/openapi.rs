@@ -23,7 +23,7 @@ use utoipa::{Modify, OpenApi, ToSchema};
 
 use super::{
     agents, analytics, audit, calls, dashboard, edges, health, keys, login, numbers, providers,
-    recordings, webhooks, workspaces,
+    recordings, webhooks, workflows, workspaces,
 };
 
 /// The document.
@@ -45,6 +45,8 @@ use super::{
         edges::list,
         agents::list, agents::create, agents::get, agents::patch, agents::delete,
         numbers::list, numbers::create, numbers::get, numbers::patch, numbers::delete,
+        workflows::list, workflows::create, workflows::check, workflows::get, workflows::patch,
+        workflows::delete, workflows::publish, workflows::versions, workflows::version,
         calls::list, calls::place, calls::get, calls::hangup,
         recordings::download, recordings::delete,
         audit::list,
@@ -55,7 +57,7 @@ use super::{
         health::healthz, health::readyz, health::metrics, dashboard::page,
         openapi_json, docs_page,
     ),
-    components(schemas(ProblemDoc, FieldErrorDoc)),
+    components(schemas(ProblemDoc, FieldErrorDoc, WorkflowErrorDoc)),
     modifiers(&Conventions),
 )]
 pub struct ApiDoc;
@@ -164,7 +166,51 @@ pub struct PhoneNumberSpecDoc {
     number: String,
     /// The region whose edges answer it; every region when absent.
     region: Option<String>,
-    agent_id: String,
+    /// The agent that answers; give this or `workflow_id`.
+    agent_id: Option<String>,
+    /// The workflow whose latest published version answers; give this or `agent_id`.
+    workflow_id: Option<String>,
+}
+
+/// A call flow (`freya_shared::workflow::Workflow`): a graph of nodes from `start`.
+#[derive(ToSchema)]
+#[schema(as = Workflow)]
+#[allow(dead_code)]
+pub struct WorkflowDoc {
+    name: String,
+    /// The id of the first node.
+    start: String,
+    /// The flow's own voice: `stt`, `llm`, `tts` and `turn` sections as in an agent.
+    voice: Option<serde_json::Value>,
+    /// Variables and their values when a call starts.
+    variables: Option<BTreeMap<String, serde_json::Value>>,
+    /// Nodes tagged by `type`: `say` (text or prompt, next), `gather` (input, max_digits,
+    /// timeout_ms, retries, reprompt, save_as, next, no_input), `condition` (branches of
+    /// {when, next}, else), `agent` (agent_id, exits of {when_caller, next}, max_turns, next),
+    /// `function` (url, method, headers, body, save_as, timeout_ms, next, on_error), `set`
+    /// (assign, next), `transfer` (to), `end` (text).
+    nodes: Vec<serde_json::Value>,
+}
+
+/// One problem with a workflow.
+#[derive(ToSchema)]
+#[schema(as = WorkflowError)]
+#[allow(dead_code)]
+pub struct WorkflowErrorDoc {
+    /// The node's id; `null` for a problem of the whole document.
+    node: Option<String>,
+    /// The field within the node (or document).
+    field: String,
+    message: String,
+}
+
+/// The answer of `POST /v1/workflows/validate` for a valid workflow.
+#[derive(ToSchema)]
+#[schema(as = ValidationResult)]
+#[allow(dead_code)]
+pub struct ValidationResultDoc {
+    /// Always `true` (an invalid workflow is answered with 422).
+    valid: bool,
 }
 
 /// A SIP trunk (`freya_shared::model::SipTrunkSpec`). `password` is write-only: reads show

@@ -1,5 +1,6 @@
 //! API errors as RFC 9457 `application/problem+json`, with `errors: [{field, message}]` naming
-//! each offending field, so a client can show the problem next to the input that caused it.
+//! each offending field, so a client can show the problem next to the input that caused it. A
+//! workflow's problems also name their node: `errors: [{node, field, message}]`.
 
 use axum::http::{header, HeaderValue, StatusCode};
 use axum::response::{IntoResponse, Response};
@@ -7,6 +8,7 @@ use serde::Serialize;
 
 use crate::store::StoreError;
 use freya_shared::model::FieldError;
+use freya_shared::workflow::WorkflowError;
 
 /// An error response.
 #[derive(Debug)]
@@ -15,6 +17,8 @@ pub struct Problem {
     pub title: &'static str,
     pub detail: Option<String>,
     pub errors: Vec<FieldError>,
+    /// A workflow's problems, node by node (answered as `errors` instead of `errors` above).
+    pub node_errors: Vec<WorkflowError>,
     pub www_authenticate: bool,
 }
 
@@ -28,6 +32,8 @@ struct Body<'a> {
     detail: Option<&'a str>,
     #[serde(skip_serializing_if = "<[_]>::is_empty")]
     errors: &'a [FieldError],
+    #[serde(rename = "errors", skip_serializing_if = "<[_]>::is_empty")]
+    node_errors: &'a [WorkflowError],
 }
 
 impl Problem {
@@ -38,6 +44,7 @@ impl Problem {
             title,
             detail: Some(detail.into()),
             errors: Vec::new(),
+            node_errors: Vec::new(),
             www_authenticate: false,
         }
     }
@@ -55,6 +62,25 @@ impl Problem {
                     .join("; "),
             ),
             errors,
+            node_errors: Vec::new(),
+            www_authenticate: false,
+        }
+    }
+
+    /// 422: a workflow with these problems, every one at once, each naming its node and field.
+    pub fn invalid_workflow(errors: Vec<WorkflowError>) -> Self {
+        Self {
+            status: StatusCode::UNPROCESSABLE_ENTITY,
+            title: "Invalid workflow",
+            detail: Some(
+                errors
+                    .iter()
+                    .map(ToString::to_string)
+                    .collect::<Vec<_>>()
+                    .join("; "),
+            ),
+            errors: Vec::new(),
+            node_errors: errors,
             www_authenticate: false,
         }
     }
@@ -91,6 +117,11 @@ impl IntoResponse for Problem {
             status: self.status.as_u16(),
             detail: self.detail.as_deref(),
             errors: &self.errors,
+            node_errors: if self.errors.is_empty() {
+                &self.node_errors
+            } else {
+                &[]
+            },
         };
         let json = serde_json::to_vec(&body).unwrap_or_default();
         let mut response = (self.status, json).into_response();

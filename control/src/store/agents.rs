@@ -189,7 +189,8 @@ impl Store {
         self.agent(scope, id).await
     }
 
-    /// Deletes an agent and tells edges; refused while a number still routes to it.
+    /// Deletes an agent and tells edges; refused while a number routes to it or a workflow
+    /// hands calls to it.
     pub async fn delete_agent(
         &self,
         scope: &WorkspaceScope,
@@ -205,6 +206,13 @@ impl Store {
             .bind(id)
             .fetch_optional(&mut *tx)
             .await?;
+            if let Some(workflow) =
+                super::workflows::workflow_naming_agent(&mut tx, scope, id).await?
+            {
+                return Err(StoreError::Conflict(format!(
+                    "workflow `{workflow}` hands calls to this agent; change it first"
+                )));
+            }
             let deleted = sqlx::query("DELETE FROM agents WHERE workspace_id = $1 AND id = $2 AND NOT EXISTS (SELECT 1 FROM phone_numbers WHERE agent_id = $2)")
                 .bind(&scope.workspace_id)
                 .bind(id)

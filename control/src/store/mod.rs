@@ -24,6 +24,7 @@ mod recordings;
 mod sealed;
 mod snapshot;
 mod webhooks;
+mod workflows;
 mod workspaces;
 
 use std::future::Future;
@@ -49,6 +50,7 @@ pub use providers::{PasswordChange, Provider, SIP_TRUNK};
 pub use recordings::{CallRecordingInfo, RecordingTarget};
 pub use sealed::Sealer;
 pub use webhooks::{NewWebhook, Webhook, WEBHOOK_EVENTS};
+pub use workflows::{StoredWorkflow, WorkflowVersion};
 pub use workspaces::{UserCredentials, Workspace};
 
 /// Why a store operation failed, in terms a handler can map to a response.

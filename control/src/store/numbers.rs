@@ -1,5 +1,6 @@
-//! Phone numbers in the store: a dialable number, the region that answers it and its target.
-//! A number is globally unique — two workspaces cannot both own `+15551234567`.
+//! Phone numbers in the store: a dialable number, the region that answers it and its target —
+//! an agent, or a workflow that has a published version. A number is globally unique — two
+//! workspaces cannot both own `+15551234567`.
 
 use serde::Serialize;
 use sqlx::any::AnyRow;
@@ -8,7 +9,7 @@ use sqlx::Row;
 use super::identity::AuditEntry;
 use super::{commit_config_change, is_unique_violation, retry, Store, StoreError, WorkspaceScope};
 use freya_shared::ids::{new_id, now_ms};
-use freya_shared::model::PhoneNumberSpec;
+use freya_shared::model::{NumberTarget, PhoneNumberSpec};
 
 /// A stored phone number.
 #[derive(Debug, Clone, Serialize)]
@@ -28,9 +29,8 @@ fn number_from_row(row: &AnyRow) -> Result<PhoneNumber, StoreError> {
         spec: PhoneNumberSpec {
             number: row.try_get("number")?,
             region: row.try_get("region")?,
-            agent_id: row
-                .try_get::<Option<String>, _>("agent_id")?
-                .unwrap_or_default(),
+            agent_id: row.try_get("agent_id")?,
+            workflow_id: row.try_get("workflow_id")?,
         },
         created_at_ms: row.try_get("created_at_ms")?,
         updated_at_ms: row.try_get("updated_at_ms")?,
@@ -38,7 +38,7 @@ fn number_from_row(row: &AnyRow) -> Result<PhoneNumber, StoreError> {
 }
 
 const NUMBER_COLUMNS: &str =
-    "id, workspace_id, number, region, agent_id, created_at_ms, updated_at_ms";
+    "id, workspace_id, number, region, agent_id, workflow_id, created_at_ms, updated_at_ms";
 
 impl Store {
     /// Stores a new number (already validated); its agent must belong to the same workspace.
@@ -52,16 +52,17 @@ impl Store {
         let version = retry(|| async {
             let now = now_ms();
             let mut tx = self.pool().begin().await?;
-            ensure_agent_in_scope(&mut tx, scope, &spec.agent_id).await?;
+            ensure_target_in_scope(&mut tx, scope, spec).await?;
             sqlx::query(
-                "INSERT INTO phone_numbers (id, workspace_id, number, region, agent_id, created_at_ms, updated_at_ms) \
-                 VALUES ($1, $2, $3, $4, $5, $6, $6)",
+                "INSERT INTO phone_numbers (id, workspace_id, number, region, agent_id, workflow_id, created_at_ms, updated_at_ms) \
+                 VALUES ($1, $2, $3, $4, $5, $6, $7, $7)",
             )
             .bind(&id)
             .bind(&scope.workspace_id)
             .bind(&spec.number)
             .bind(spec.region.as_deref())
-            .bind(&spec.agent_id)
+            .bind(spec.agent_id.as_deref())
+            .bind(spec.workflow_id.as_deref())
             .bind(now)
             .execute(&mut *tx)
             .await
@@ -117,14 +118,15 @@ impl Store {
     ) -> Result<PhoneNumber, StoreError> {
         let version = retry(|| async {
             let mut tx = self.pool().begin().await?;
-            ensure_agent_in_scope(&mut tx, scope, &spec.agent_id).await?;
+            ensure_target_in_scope(&mut tx, scope, spec).await?;
             let updated = sqlx::query(
-                "UPDATE phone_numbers SET number = $1, region = $2, agent_id = $3, updated_at_ms = $4 \
-                 WHERE workspace_id = $5 AND id = $6",
+                "UPDATE phone_numbers SET number = $1, region = $2, agent_id = $3, workflow_id = $4, updated_at_ms = $5 \
+                 WHERE workspace_id = $6 AND id = $7",
             )
             .bind(&spec.number)
             .bind(spec.region.as_deref())
-            .bind(&spec.agent_id)
+            .bind(spec.agent_id.as_deref())
+            .bind(spec.workflow_id.as_deref())
             .bind(now_ms())
             .bind(&scope.workspace_id)
             .bind(id)
@@ -213,23 +215,54 @@ fn duplicate_number(error: sqlx::Error, number: &str) -> StoreError {
     }
 }
 
-/// Refuses a target agent of another workspace the same way as a missing one.
-async fn ensure_agent_in_scope(
+/// Refuses a target of another workspace the same way as a missing one, and a workflow that
+/// has no published version yet (there would be nothing to answer with).
+async fn ensure_target_in_scope(
     tx: &mut sqlx::Transaction<'_, sqlx::Any>,
     scope: &WorkspaceScope,
-    agent_id: &str,
+    spec: &PhoneNumberSpec,
 ) -> Result<(), StoreError> {
-    let found: Option<String> =
-        sqlx::query_scalar("SELECT id FROM agents WHERE workspace_id = $1 AND id = $2")
+    match spec.target() {
+        Some(NumberTarget::Agent(agent_id)) => {
+            let found: Option<String> =
+                sqlx::query_scalar("SELECT id FROM agents WHERE workspace_id = $1 AND id = $2")
+                    .bind(&scope.workspace_id)
+                    .bind(agent_id)
+                    .fetch_optional(&mut **tx)
+                    .await?;
+            match found {
+                Some(_) => Ok(()),
+                None => Err(StoreError::InvalidReference {
+                    field: "agent_id",
+                    message: format!("no agent {agent_id} in this workspace"),
+                }),
+            }
+        }
+        Some(NumberTarget::Workflow(workflow_id)) => {
+            let latest: Option<i64> = sqlx::query_scalar(
+                "SELECT latest_version FROM workflows WHERE workspace_id = $1 AND id = $2",
+            )
             .bind(&scope.workspace_id)
-            .bind(agent_id)
+            .bind(workflow_id)
             .fetch_optional(&mut **tx)
             .await?;
-    match found {
-        Some(_) => Ok(()),
+            match latest {
+                Some(v) if v > 0 => Ok(()),
+                Some(_) => Err(StoreError::InvalidReference {
+                    field: "workflow_id",
+                    message: format!(
+                        "workflow {workflow_id} has no published version; publish it first"
+                    ),
+                }),
+                None => Err(StoreError::InvalidReference {
+                    field: "workflow_id",
+                    message: format!("no workflow {workflow_id} in this workspace"),
+                }),
+            }
+        }
         None => Err(StoreError::InvalidReference {
             field: "agent_id",
-            message: format!("no agent {agent_id} in this workspace"),
+            message: "give the `agent_id` or the `workflow_id` that answers this number".into(),
         }),
     }
 }

@@ -1,12 +1,16 @@
 //! Building the configuration snapshot an edge serves calls from: the numbers its region answers
-//! (numbers with no region are answered everywhere), the agents they route to, and the SIP trunks
-//! its edges may call out through (passwords opened: the snapshot travels over the edge link only).
+//! (numbers with no region are answered everywhere), the agents they route to, the latest
+//! published version of each workflow they route to (with every agent of that workflow's
+//! workspace, which its `agent` nodes may hand calls to), and the SIP trunks its edges may call
+//! out through (passwords opened: the snapshot travels over the edge link only).
 
 use sqlx::Row;
 
 use super::agents::agent_from_row;
 use super::{Store, StoreError};
-use freya_shared::snapshot::{AgentConfig, CallTarget, EdgeConfigSnapshot, RoutedNumber};
+use freya_shared::snapshot::{
+    AgentConfig, CallTarget, EdgeConfigSnapshot, RoutedNumber, WorkflowConfig,
+};
 
 impl Store {
     /// The current configuration version (moves on every change edges care about).
@@ -24,8 +28,10 @@ impl Store {
             .fetch_one(&mut *tx)
             .await?;
         let number_rows = sqlx::query(
-            "SELECT number, workspace_id, agent_id FROM phone_numbers \
-             WHERE (region IS NULL OR region = $1) AND agent_id IS NOT NULL ORDER BY number",
+            "SELECT n.number, n.workspace_id, n.agent_id, n.workflow_id, w.latest_version \
+             FROM phone_numbers n LEFT JOIN workflows w ON w.id = n.workflow_id \
+             WHERE (n.region IS NULL OR n.region = $1) \
+               AND (n.agent_id IS NOT NULL OR w.latest_version > 0) ORDER BY n.number",
         )
         .bind(region)
         .fetch_all(&mut *tx)
@@ -34,7 +40,21 @@ impl Store {
             "SELECT a.id, a.workspace_id, a.spec, a.created_at_ms, a.updated_at_ms FROM agents a \
              WHERE a.id IN (SELECT agent_id FROM phone_numbers \
                             WHERE (region IS NULL OR region = $1) AND agent_id IS NOT NULL) \
+                OR a.workspace_id IN (SELECT workspace_id FROM phone_numbers \
+                            WHERE (region IS NULL OR region = $1) AND workflow_id IS NOT NULL) \
              ORDER BY a.id",
+        )
+        .bind(region)
+        .fetch_all(&mut *tx)
+        .await?;
+        let version_rows = sqlx::query(
+            "SELECT v.workflow_id, v.version, v.workspace_id, v.definition, v.published_by, \
+                    v.published_at_ms \
+             FROM workflow_versions v JOIN workflows w \
+               ON w.id = v.workflow_id AND w.latest_version = v.version \
+             WHERE v.workflow_id IN (SELECT workflow_id FROM phone_numbers \
+                                     WHERE (region IS NULL OR region = $1) AND workflow_id IS NOT NULL) \
+             ORDER BY v.workflow_id",
         )
         .bind(region)
         .fetch_all(&mut *tx)
@@ -44,12 +64,31 @@ impl Store {
         let numbers = number_rows
             .iter()
             .map(|row| {
+                let agent_id: Option<String> = row.try_get("agent_id")?;
+                let target = match agent_id {
+                    Some(agent_id) => CallTarget::Agent { agent_id },
+                    None => CallTarget::Workflow {
+                        workflow_id: row.try_get("workflow_id")?,
+                        version: u32::try_from(row.try_get::<i64, _>("latest_version")?)
+                            .unwrap_or(0),
+                    },
+                };
                 Ok(RoutedNumber {
                     number: row.try_get("number")?,
                     workspace_id: row.try_get("workspace_id")?,
-                    target: CallTarget::Agent {
-                        agent_id: row.try_get("agent_id")?,
-                    },
+                    target,
+                })
+            })
+            .collect::<Result<Vec<_>, StoreError>>()?;
+        let workflows = version_rows
+            .iter()
+            .map(|row| {
+                let version = super::workflows::version_from_row(row)?;
+                Ok(WorkflowConfig {
+                    id: version.workflow_id,
+                    workspace_id: row.try_get("workspace_id")?,
+                    version: version.version,
+                    definition: version.definition,
                 })
             })
             .collect::<Result<Vec<_>, StoreError>>()?;
@@ -70,6 +109,7 @@ impl Store {
             numbers,
             agents,
             providers,
+            workflows,
         })
     }
 }

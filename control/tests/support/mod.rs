@@ -18,6 +18,7 @@ use freya_edge::config::{ControlLinkConfig, EdgeHttpConfig, RtpConfig, SipConfig
 use freya_edge::EdgeConfig;
 use sqlx::Connection;
 
+pub mod caller;
 pub mod http;
 
 pub const SECRET: &str = "test-shared-secret-0123456789";

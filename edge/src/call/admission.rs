@@ -59,6 +59,7 @@ mod tests {
                 spec: serde_json::from_str(r#"{"name":"Demo"}"#).expect("agent"),
             }],
             providers: Vec::new(),
+            workflows: Vec::new(),
         }
     }
 
@@ -66,7 +67,10 @@ mod tests {
     fn a_known_number_with_room_is_admitted() {
         let snap = snapshot();
         let route = admit(&snap, "demo", false, 3, 10).expect("admitted");
-        assert_eq!(route.agent.id, "a");
+        match route.target {
+            freya_shared::snapshot::RouteTarget::Agent(agent) => assert_eq!(agent.id, "a"),
+            other => panic!("expected the agent, got {other:?}"),
+        }
     }
 
     #[test]

@@ -29,6 +29,9 @@ pub const END_CALL_TOOL: &str = "end_call";
 pub const TRANSFER_CALL_TOOL: &str = "transfer_call";
 /// Built-in tool that presses keys toward the far end (an IVR the agent navigates).
 pub const SEND_DTMF_TOOL: &str = "send_dtmf";
+/// Built-in tool, offered only inside a workflow, that hands the call back to the flow when one
+/// of its exit conditions is met.
+pub const EXIT_TOOL: &str = "leave_conversation";
 /// Reprompts in a row, without an answer, before the agent gives up and hangs up.
 const MAX_REPROMPTS: u32 = 2;
 
@@ -70,6 +73,8 @@ pub struct Conversation {
     hung_up: bool,
     /// A transfer was asked for and has not failed (yet).
     transferring: bool,
+    /// The workflow exit the model declared met (index into `config.exits`).
+    exit: Option<usize>,
     actions: VecDeque<Action>,
     events: VecDeque<ConversationEvent>,
 }
@@ -92,6 +97,7 @@ impl Conversation {
             reprompts: 0,
             hung_up: false,
             transferring: false,
+            exit: None,
             actions: VecDeque::new(),
             events: VecDeque::new(),
         }
@@ -100,6 +106,12 @@ impl Conversation {
     /// The transcript the next request would carry.
     pub fn history(&self) -> &[ChatMessage] {
         &self.history
+    }
+
+    /// The workflow exit the model declared met, once it has (the call then ends this
+    /// conversation with `Hangup { reason: "workflow_exit" }` after the last words).
+    pub fn exit_requested(&self) -> Option<usize> {
+        self.exit
     }
 
     /// Whether a reply is being prepared or spoken.

@@ -63,6 +63,9 @@ pub struct ConversationConfig {
     pub transfer_destinations: Vec<String>,
     /// Fixed lines.
     pub lines: Lines,
+    /// When a workflow hands the call to this agent: the natural-language conditions on which
+    /// the model may hand it back (offered as the built-in `leave_conversation` tool).
+    pub exits: Vec<String>,
 }
 
 /// What the call task must do.

@@ -6,6 +6,7 @@
 use std::time::Instant;
 
 use super::*;
+use crate::llm::ToolDefinition;
 
 impl Conversation {
     pub(super) fn arm_reprompt(&mut self, now: Instant) {
@@ -63,6 +64,29 @@ impl Conversation {
         reply.round_text.clear();
         let mut tools = self.config.tools.clone();
         tools.extend(builtins::definitions(&self.config.transfer_destinations));
+        if !self.config.exits.is_empty() {
+            let conditions: Vec<String> = self
+                .config
+                .exits
+                .iter()
+                .enumerate()
+                .map(|(i, when)| format!("{i}: the caller {when}"))
+                .collect();
+            tools.push(ToolDefinition {
+                name: EXIT_TOOL.into(),
+                description: format!(
+                    "Hand the caller on to the next step of the call after your last words, when one of these holds: {}",
+                    conditions.join("; ")
+                ),
+                parameters: serde_json::json!({
+                    "type": "object",
+                    "properties": {"exit": {"type": "integer", "minimum": 0,
+                        "maximum": self.config.exits.len() - 1,
+                        "description": "The number of the condition that holds"}},
+                    "required": ["exit"]
+                }),
+            });
+        }
         let mut request = ChatRequest::new(self.config.model.clone(), self.history.clone());
         request.temperature = self.config.temperature;
         request.max_tokens = self.config.max_tokens;
@@ -120,6 +144,25 @@ impl Conversation {
                 END_CALL_TOOL => {
                     reply.hangup = Some("end_call_tool");
                     Some("The call will end after your last words.")
+                }
+                EXIT_TOOL if !self.config.exits.is_empty() => {
+                    let exit = call
+                        .arguments
+                        .get("exit")
+                        .and_then(serde_json::Value::as_u64)
+                        .and_then(|n| usize::try_from(n).ok())
+                        .filter(|n| *n < self.config.exits.len());
+                    match exit {
+                        Some(n) => {
+                            self.exit = Some(n);
+                            reply.hangup = Some("workflow_exit");
+                            Some("The caller will be handed on after your last words.")
+                        }
+                        None => {
+                            needs_model = true;
+                            Some("error: `exit` must be the number of one of the conditions")
+                        }
+                    }
                 }
                 _ if customer => None,
                 TRANSFER_CALL_TOOL => {

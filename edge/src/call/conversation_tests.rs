@@ -24,6 +24,7 @@ pub(super) fn config() -> ConversationConfig {
         max_tool_rounds: 4,
         transfer_destinations: Vec::new(),
         lines: Lines::default(),
+        exits: Vec::new(),
     }
 }
 
@@ -449,4 +450,67 @@ fn speech_before_the_answer_is_audible_cancels_it_and_merges_the_turns() {
         request.messages.last(),
         Some(&ChatMessage::user("I want to book a table"))
     );
+}
+
+#[test]
+fn a_workflow_exit_is_offered_as_a_tool_and_ends_the_conversation_after_the_last_words() {
+    let mut h = Harness::new(ConversationConfig {
+        first_message: None,
+        exits: vec!["wants to speak to a person".into(), "is done".into()],
+        ..config()
+    });
+    let (_, stream, request) = completion(&h.caller_says(0, "A human, please."));
+    let tool = request
+        .tools
+        .iter()
+        .find(|t| t.name == EXIT_TOOL)
+        .expect("the exit tool is offered");
+    assert!(tool
+        .description
+        .contains("0: the caller wants to speak to a person"));
+    let speak = h.stream(
+        1700,
+        stream,
+        vec![
+            token("Let me get someone."),
+            LlmEvent::ToolCall {
+                id: "x".into(),
+                name: EXIT_TOOL.into(),
+                arguments: serde_json::json!({"exit": 0}),
+            },
+            done(),
+        ],
+    );
+    assert_eq!(h.c.exit_requested(), Some(0));
+    h.synthesize(1710, &speak);
+    h.c.on_played(h.at(1900), 1000);
+    assert_eq!(
+        h.drain(),
+        [Action::Hangup {
+            reason: "workflow_exit"
+        }]
+    );
+}
+
+#[test]
+fn without_exits_the_exit_tool_is_neither_offered_nor_obeyed() {
+    let mut h = Harness::new(ConversationConfig {
+        first_message: None,
+        ..config()
+    });
+    let (_, stream, request) = completion(&h.caller_says(0, "Hi."));
+    assert!(!request.tools.iter().any(|t| t.name == EXIT_TOOL));
+    h.stream(
+        1700,
+        stream,
+        vec![
+            LlmEvent::ToolCall {
+                id: "x".into(),
+                name: EXIT_TOOL.into(),
+                arguments: serde_json::json!({"exit": 0}),
+            },
+            done(),
+        ],
+    );
+    assert_eq!(h.c.exit_requested(), None);
 }

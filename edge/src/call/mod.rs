@@ -2,15 +2,19 @@
 //! ([`codec`]) and media core ([`media`]) and the task that owns it ([`task`]). The voice pipeline lives here too: the
 //! agent's ear ([`listener`]), the sans-IO conversation ([`conversation`]) with its prompt
 //! variables ([`prompt`]), the provider shell ([`pipeline`]) and their wiring into the call
-//! task ([`talk`]).
+//! task ([`talk`]). A call answered by a workflow runs it in [`flow`] (with HTTP `function`
+//! requests in [`flow_function`]); [`responder`] lets the task drive either the same way.
 
 pub mod admission;
 pub mod codec;
 pub mod conversation;
+pub mod flow;
+pub mod flow_function;
 pub mod listener;
 pub mod media;
 pub mod pipeline;
 pub mod ports;
 pub mod prompt;
+pub mod responder;
 pub mod talk;
 pub mod task;

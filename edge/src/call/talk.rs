@@ -44,6 +44,9 @@ pub struct Talk {
     pipeline: Pipeline,
     hangup: Option<&'static str>,
     requests: std::collections::VecDeque<AgentRequest>,
+    /// The media's playback position when this talk began: a workflow may have played audio
+    /// before handing the call to the agent, and the conversation counts only its own.
+    playback_base: u64,
 }
 
 impl Talk {
@@ -53,6 +56,20 @@ impl Talk {
         factory: &VoiceFactory,
         spec: &AgentSpec,
         parties: &CallParties<'_>,
+    ) -> Result<Self, VoiceConfigError> {
+        Self::start_in_flow(now, factory, spec, parties, Vec::new(), 0)
+    }
+
+    /// As [`start`](Self::start), for an agent a workflow hands the call to: `exits` are the
+    /// conditions the model may declare met, and `playback_base` the media's playback position
+    /// now (nothing may still be queued).
+    pub fn start_in_flow(
+        now: Instant,
+        factory: &VoiceFactory,
+        spec: &AgentSpec,
+        parties: &CallParties<'_>,
+        exits: Vec<String>,
+        playback_base: u64,
     ) -> Result<Self, VoiceConfigError> {
         let voice: AgentVoice = factory.build(spec)?;
         let vars = PromptVariables::for_call(
@@ -95,6 +112,7 @@ impl Talk {
             max_tool_rounds: 5,
             transfer_destinations: spec.transfer_destinations.clone(),
             lines: Lines::default(),
+            exits,
         };
         let targets = spec
             .tools
@@ -115,6 +133,7 @@ impl Talk {
             pipeline: Pipeline::new(voice, parties.call_id.to_string(), targets),
             hangup: None,
             requests: std::collections::VecDeque::new(),
+            playback_base,
         })
     }
 
@@ -187,7 +206,8 @@ impl Talk {
             // A barge-in must stop the audio within this frame.
             self.execute_actions(media);
         }
-        self.conversation.on_played(now, media.playback_position());
+        let played = media.playback_position().saturating_sub(self.playback_base);
+        self.conversation.on_played(now, played);
         self.execute_actions(media);
         while let Some(event) = self.conversation.poll_event() {
             out.push(record(event));
@@ -208,6 +228,16 @@ impl Talk {
     /// [`drive`](Self::drive)) and the call goes on.
     pub fn transfer_failed(&mut self, now: Instant) {
         self.conversation.on_transfer_failed(now);
+    }
+
+    /// The workflow exit the model declared met, if it did.
+    pub fn exit_requested(&self) -> Option<usize> {
+        self.conversation.exit_requested()
+    }
+
+    /// Whether the agent is neither preparing nor speaking a reply.
+    pub fn is_idle(&self) -> bool {
+        !self.conversation.replying()
     }
 
     /// Stops all provider work.

@@ -1,8 +1,10 @@
 //! The task that owns one answered call: its RTP socket and media core, its signalling from the
-//! SIP task, its voice pipeline ([`Talk`]: the agent listens, answers, and is interrupted), its
-//! limits (maximum duration, RTP inactivity) and its call events. Digits the caller presses are
-//! recorded as call events. What the call needs of its dialog — hang up, transfer, digits by SIP
-//! INFO — it asks of the SIP task as a [`DialogRequest`], and hears back as a [`CallSignal`]. Without a [`VoiceFactory`] (or when the agent's providers cannot be
+//! SIP task, its voice pipeline ([`Responder`]: an agent that listens, answers and is interrupted,
+//! or a workflow run through the same pipeline), its limits (maximum duration, RTP inactivity)
+//! and its call events. Digits the caller presses are recorded as call events and handed to a
+//! workflow. What the call needs of its dialog — hang up, transfer, digits by SIP INFO — it asks
+//! of the SIP task as a [`DialogRequest`], and hears back as a [`CallSignal`]. Without a
+//! [`VoiceFactory`] (or when the agent's providers or the workflow cannot be
 //! built) the call is ended with a recorded reason rather than held in silence.
 
 use std::sync::Arc;
@@ -13,7 +15,8 @@ use tokio::sync::mpsc;
 
 use super::media::{CallMedia, MediaEvent, MediaSettings, MediaStats, SendDtmfError};
 use super::ports::MediaSockets;
-use super::talk::{AgentRequest, CallParties, Talk};
+use super::responder::{PinnedWorkflow, Responder};
+use super::talk::{AgentRequest, CallParties};
 use crate::recordings::writer::CallRecording;
 use crate::recordings::RecordingOutbox;
 use crate::sip::endpoint::TransferProgress;
@@ -77,6 +80,8 @@ pub struct CallSetup {
     pub direction: CallDirection,
     pub workspace_id: String,
     pub agent: AgentConfig,
+    /// The workflow version that answers instead of `agent` (whose voice it then carries).
+    pub workflow: Option<PinnedWorkflow>,
     pub caller: String,
     pub dialled: String,
     pub audio: NegotiatedAudio,
@@ -128,6 +133,7 @@ pub async fn run(
         direction,
         workspace_id,
         agent,
+        workflow,
         caller,
         dialled,
         audio,
@@ -146,7 +152,10 @@ pub async fn run(
             .send(event(
                 CallEventKind::Started,
                 serde_json::json!({"direction": direction.as_str(), "from": caller, "to": dialled,
-                                   "agent_id": agent.id, "edge_id": &*services.edge_id,
+                                   "agent_id": workflow.is_none().then_some(&agent.id),
+                                   "workflow_id": workflow.as_ref().map(|w| &w.config.id),
+                                   "workflow_version": workflow.as_ref().map(|w| w.config.version),
+                                   "edge_id": &*services.edge_id,
                                    "codec": format!("{:?}", audio.codec)}),
             ))
             .await;
@@ -176,28 +185,29 @@ pub async fn run(
         }
     };
     let mut talk = None;
-    if let Some(factory) = services.voice.as_deref() {
+    let mut misconfigured = None;
+    if let Some(factory) = services.voice.as_ref() {
         let parties = CallParties {
             call_id: &call_id,
             caller: &caller,
             called: &dialled,
         };
-        match Talk::start(Instant::now(), factory, &agent.spec, &parties) {
+        match Responder::start(Instant::now(), factory, &agent, workflow.as_ref(), &parties) {
             Ok(t) => talk = Some(t),
             Err(e) => {
-                tracing::error!(error = %e, "the agent's voice pipeline cannot be built");
+                tracing::error!(reason = e.reason, field = %e.field, detail = %e.detail, "the call's voice pipeline cannot be built");
+                misconfigured = Some(e.reason);
                 let _ = services
                     .events
                     .send(event(
                         CallEventKind::Failed,
-                        serde_json::json!({"reason": "agent_misconfigured", "field": e.field, "detail": e.detail}),
+                        serde_json::json!({"reason": e.reason, "field": e.field, "detail": e.detail}),
                     ))
                     .await;
             }
         }
     }
     let mut recording = start_recording(&services, &agent, &call_id, &workspace_id);
-    let misconfigured = services.voice.is_some() && talk.is_none();
     let max_duration = Duration::from_secs(u64::from(agent.spec.max_call_seconds));
     let deadline = tokio::time::Instant::from_std(started + max_duration);
     let mut buf = [0u8; 2048];
@@ -206,14 +216,14 @@ pub async fn run(
     // The destination of the transfer under way, for its events and the call's ending.
     let mut transfer: Option<String> = None;
     let ending = loop {
-        if misconfigured {
+        if let Some(reason) = misconfigured {
             break Ending {
-                reason: "agent_misconfigured",
+                reason,
                 by_us: true,
             };
         }
         let mut wake = media.poll_timeout();
-        if let Some(at) = talk.as_ref().and_then(Talk::poll_timeout) {
+        if let Some(at) = talk.as_ref().and_then(Responder::poll_timeout) {
             wake = wake.min(at);
         }
         let wake = tokio::time::Instant::from_std(wake);
@@ -255,6 +265,9 @@ pub async fn run(
             signal = signals.recv() => match signal {
                 Some(CallSignal::Confirmed) => tracing::debug!("call confirmed by ACK"),
                 Some(CallSignal::Dtmf(digit)) => {
+                    if let Some(talk) = talk.as_mut() {
+                        talk.on_digit(Instant::now(), digit);
+                    }
                     let _ = services.events.send(event(CallEventKind::Dtmf, serde_json::json!({"digit": digit.to_string(), "via": "sip_info"}))).await;
                 }
                 Some(CallSignal::Hangup { reason, by_us }) => break Ending { reason, by_us },
@@ -319,6 +332,9 @@ pub async fn run(
             match media_event {
                 MediaEvent::Dtmf(digit) => {
                     tracing::info!(%digit, "digit pressed");
+                    if let Some(talk) = talk.as_mut() {
+                        talk.on_digit(Instant::now(), digit);
+                    }
                     let _ = services
                         .events
                         .send(event(
@@ -341,7 +357,12 @@ pub async fn run(
         }
     };
     if let Some(talk) = talk.as_mut() {
-        talk.shutdown();
+        for (kind, payload) in talk.shutdown(Instant::now()) {
+            let _ = services
+                .events
+                .send(custom_event(&call_id, &workspace_id, kind, payload))
+                .await;
+        }
     }
     if let Some((to, report)) = media.close_rtcp(Instant::now()) {
         send_rtcp(&socket, rtcp_socket.as_ref(), report, to).await;

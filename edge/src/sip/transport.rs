@@ -436,11 +436,13 @@ async fn accept(
             return None;
         }
     };
+    let (agent, workflow) = crate::call::responder::answerer(&snapshot, route.target);
     let setup = CallSetup {
         call_id: call.call_id.clone(),
         direction: CallDirection::Inbound,
         workspace_id: route.number.workspace_id.clone(),
-        agent: route.agent.clone(),
+        agent,
+        workflow,
         caller: call.caller,
         dialled: call.dialled,
         audio: answer.audio,

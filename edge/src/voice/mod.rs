@@ -143,6 +143,11 @@ impl VoiceFactory {
         Self { http, defaults }
     }
 
+    /// The edge's shared HTTP client (workflow `function` nodes use it too).
+    pub fn http(&self) -> &reqwest::Client {
+        &self.http
+    }
+
     /// The edge-wide defaults in force.
     pub fn defaults(&self) -> &VoiceDefaults {
         &self.defaults

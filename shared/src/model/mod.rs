@@ -13,7 +13,7 @@ use serde::{Deserialize, Serialize};
 pub use agent::AgentSpec;
 pub use call::{CallEvent, CallEventKind};
 pub use edge::{EdgeHealth, EdgeStatus};
-pub use number::PhoneNumberSpec;
+pub use number::{NumberTarget, PhoneNumberSpec};
 pub use provider::{SipTransport, SipTrunkSpec};
 
 /// One problem with one field of a submitted document (`field` is a dotted JSON path).

@@ -1,4 +1,5 @@
-//! A phone number (or any dialable name, like the dev setup's `demo`) and what answers it.
+//! A phone number (or any dialable name, like the dev setup's `demo`) and what answers it: an
+//! agent, or the latest published version of a workflow — exactly one of the two.
 
 use serde::{Deserialize, Serialize};
 
@@ -13,7 +14,18 @@ pub struct PhoneNumberSpec {
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub region: Option<String>,
     /// The agent that answers calls to this number.
-    pub agent_id: String,
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub agent_id: Option<String>,
+    /// The workflow that answers calls to this number (its latest published version).
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub workflow_id: Option<String>,
+}
+
+/// What a number routes to, once validated.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum NumberTarget<'a> {
+    Agent(&'a str),
+    Workflow(&'a str),
 }
 
 impl PhoneNumberSpec {
@@ -31,10 +43,33 @@ impl PhoneNumberSpec {
                 ));
             }
         }
-        if !crate::ids::is_uuid(&self.agent_id) {
-            errors.push(FieldError::new("agent_id", "must be an agent id (a UUID)"));
+        match (&self.agent_id, &self.workflow_id) {
+            (Some(_), Some(_)) => errors.push(FieldError::new(
+                "workflow_id",
+                "give `agent_id` or `workflow_id`, not both",
+            )),
+            (None, None) => errors.push(FieldError::new(
+                "agent_id",
+                "give the `agent_id` or the `workflow_id` that answers this number",
+            )),
+            (Some(agent), None) if !crate::ids::is_uuid(agent) => {
+                errors.push(FieldError::new("agent_id", "must be an agent id (a UUID)"))
+            }
+            (None, Some(workflow)) if !crate::ids::is_uuid(workflow) => errors.push(
+                FieldError::new("workflow_id", "must be a workflow id (a UUID)"),
+            ),
+            _ => {}
         }
         errors
+    }
+
+    /// The number's target; `None` only for a spec that does not validate.
+    pub fn target(&self) -> Option<NumberTarget<'_>> {
+        match (&self.agent_id, &self.workflow_id) {
+            (Some(agent), None) => Some(NumberTarget::Agent(agent)),
+            (None, Some(workflow)) => Some(NumberTarget::Workflow(workflow)),
+            _ => None,
+        }
     }
 }
 
@@ -68,7 +103,8 @@ mod tests {
         PhoneNumberSpec {
             number: number.into(),
             region: None,
-            agent_id: crate::ids::new_id(),
+            agent_id: Some(crate::ids::new_id()),
+            workflow_id: None,
         }
     }
 
@@ -84,5 +120,22 @@ mod tests {
         for n in ["", "+1", "+1555abc", "has space", "sip:x@y"] {
             assert_eq!(spec(n).validate()[0].field, "number", "{n}");
         }
+    }
+
+    #[test]
+    fn a_number_targets_exactly_one_agent_or_workflow() {
+        let mut both = spec("demo");
+        both.workflow_id = Some(crate::ids::new_id());
+        assert_eq!(both.validate()[0].field, "workflow_id");
+        let mut neither = spec("demo");
+        neither.agent_id = None;
+        assert_eq!(neither.validate()[0].field, "agent_id");
+        let mut flow = spec("demo");
+        flow.agent_id = None;
+        flow.workflow_id = Some("not-a-uuid".into());
+        assert_eq!(flow.validate()[0].field, "workflow_id");
+        flow.workflow_id = Some(crate::ids::new_id());
+        assert!(flow.validate().is_empty());
+        assert!(matches!(flow.target(), Some(NumberTarget::Workflow(_))));
     }
 }

@@ -12,6 +12,7 @@ mod graph;
 pub mod io;
 pub mod template;
 pub mod validate;
+pub mod voice;
 
 #[cfg(test)]
 mod executor_tests;
@@ -30,6 +31,7 @@ pub use io::{
     WorkflowOutcome,
 };
 pub use validate::{validate, ValidationContext, WorkflowError};
+pub use voice::voice_spec;
 
 /// A flow's variables during a call, by name.
 pub type Variables = BTreeMap<String, serde_json::Value>;

@@ -17,7 +17,7 @@ pub(crate) const SALES_AGENT: &str = "agent-sales";
 /// The example flow of issue 6, with `business` defined and `sales`' handoff wired.
 pub(crate) fn support_line() -> Value {
     json!({"name": "Support line", "start": "greet",
-    "voice": {"tts": {"voice": "alloy"}},
+    "voice": {"tts": {"provider": "openai", "voice": "alloy"}},
     "variables": {"tier": "basic", "business": "Acme"},
     "nodes": [
      {"id": "greet", "type": "say", "text": "Welcome to {{business}}. Press one for sales, two for accounts.", "next": "menu"},

@@ -169,6 +169,7 @@ pub async fn answered(
             direction: CallDirection::Outbound,
             workspace_id: pending.workspace_id,
             agent: pending.agent,
+            workflow: None,
             caller: pending.from,
             dialled: pending.to,
             audio,

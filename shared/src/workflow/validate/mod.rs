@@ -158,6 +158,9 @@ impl<'a> Checker<'a> {
         for key in wf.variables.keys() {
             self.variable_name(None, &format!("variables.{key}"), key);
         }
+        if let Err(errors) = super::voice::voice_spec(wf) {
+            self.errors.extend(errors);
+        }
         if wf.nodes.is_empty() {
             self.error(None, "nodes", "must have at least one node");
         } else if wf.nodes.len() > MAX_NODES {

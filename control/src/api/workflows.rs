@@ -1,0 +1,325 @@
+//! `/v1/workflows`: call flows of the caller's workspace. A workflow is a draft (created,
+//! listed, read, merge-patched, deleted) validated whole on every write — every problem at once,
+//! each naming its node and field — against the workspace's agents; `publish` freezes the draft
+//! as the next immutable version, which is what phone numbers route to. `validate` checks a
+//! definition without storing it. Viewers read and validate; editors change and publish.
+
+use axum::extract::{Path, State};
+use axum::http::StatusCode;
+use axum::Json;
+use serde::{Deserialize, Serialize};
+
+use super::auth::Caller;
+use super::json::{merge_patch, strict_from_value, JsonObject, StrictJson};
+use super::openapi::{ValidationResultDoc, WorkflowDoc};
+use super::problem::Problem;
+use super::query::{decode_cursor, encode_cursor, page_limit, StrictQuery};
+use super::{AppState, List};
+use crate::store::{Role, StoredWorkflow, WorkflowVersion};
+use freya_shared::ids::{is_uuid, rfc3339};
+use freya_shared::workflow::{validate, ValidationContext, Workflow};
+
+/// A workflow (its draft) as the API shows it.
+#[derive(Serialize, utoipa::ToSchema)]
+pub struct WorkflowView {
+    id: String,
+    workspace_id: String,
+    #[serde(flatten)]
+    #[schema(value_type = super::openapi::WorkflowDoc)]
+    definition: Workflow,
+    /// The latest published version; `null` until the first publication.
+    latest_version: Option<u32>,
+    created_at: String,
+    updated_at: String,
+}
+
+impl From<StoredWorkflow> for WorkflowView {
+    fn from(w: StoredWorkflow) -> Self {
+        Self {
+            id: w.id,
+            workspace_id: w.workspace_id,
+            definition: w.definition,
+            latest_version: (w.latest_version > 0).then_some(w.latest_version),
+            created_at: rfc3339(w.created_at_ms),
+            updated_at: rfc3339(w.updated_at_ms),
+        }
+    }
+}
+
+/// A published version as the API shows it.
+#[derive(Serialize, utoipa::ToSchema)]
+pub struct WorkflowVersionView {
+    workflow_id: String,
+    version: u32,
+    /// The definition exactly as it was published.
+    #[schema(value_type = super::openapi::WorkflowDoc)]
+    definition: Workflow,
+    published_by: String,
+    published_at: String,
+}
+
+impl From<WorkflowVersion> for WorkflowVersionView {
+    fn from(v: WorkflowVersion) -> Self {
+        Self {
+            workflow_id: v.workflow_id,
+            version: v.version,
+            definition: v.definition,
+            published_by: v.published_by,
+            published_at: rfc3339(v.published_at_ms),
+        }
+    }
+}
+
+/// The answer of a successful validation.
+#[derive(Serialize)]
+pub struct Valid {
+    valid: bool,
+}
+
+/// The paging parameters of `GET /v1/workflows`.
+#[derive(Deserialize, utoipa::IntoParams)]
+#[into_params(parameter_in = Query)]
+#[serde(deny_unknown_fields)]
+pub struct WorkflowQuery {
+    cursor: Option<String>,
+    limit: Option<u32>,
+}
+
+/// `definition` checked whole against the workspace's agents: every problem, as one 422.
+async fn validated(
+    state: &AppState,
+    caller: &Caller,
+    definition: Workflow,
+) -> Result<Workflow, Problem> {
+    let agents = state.store.agent_ids(&caller.scope).await?;
+    match validate(&definition, &ValidationContext::with_agents(agents)) {
+        Ok(_) => Ok(definition),
+        Err(errors) => Err(Problem::invalid_workflow(errors)),
+    }
+}
+
+fn workflow_id(id: &str) -> Result<(), Problem> {
+    if is_uuid(id) {
+        Ok(())
+    } else {
+        Err(Problem::not_found())
+    }
+}
+
+#[utoipa::path(
+    post,
+    path = "/v1/workflows",
+    tag = "workflows",
+    summary = "Create a draft workflow (editor)",
+    request_body = WorkflowDoc,
+    responses((status = 201, description = "Created", body = WorkflowView))
+)]
+pub(super) async fn create(
+    State(state): State<AppState>,
+    caller: Caller,
+    StrictJson(definition): StrictJson<Workflow>,
+) -> Result<(StatusCode, Json<WorkflowView>), Problem> {
+    caller.require(Role::Editor)?;
+    let definition = validated(&state, &caller, definition).await?;
+    let workflow = state
+        .store
+        .create_workflow(&caller.scope, &caller.actor, &definition)
+        .await?;
+    Ok((StatusCode::CREATED, Json(workflow.into())))
+}
+
+#[utoipa::path(
+    post,
+    path = "/v1/workflows/validate",
+    tag = "workflows",
+    summary = "Check a workflow without storing it: every problem at once",
+    request_body = WorkflowDoc,
+    responses(
+        (status = 200, description = "Valid", body = ValidationResultDoc),
+        (status = 422, description = "Invalid: `errors: [{node, field, message}]`", body = super::openapi::ProblemDoc)
+    )
+)]
+pub(super) async fn check(
+    State(state): State<AppState>,
+    caller: Caller,
+    StrictJson(definition): StrictJson<Workflow>,
+) -> Result<Json<Valid>, Problem> {
+    validated(&state, &caller, definition).await?;
+    Ok(Json(Valid { valid: true }))
+}
+
+#[utoipa::path(
+    get,
+    path = "/v1/workflows",
+    tag = "workflows",
+    summary = "The workspace's workflows, oldest first",
+    params(WorkflowQuery),
+    responses((status = 200, description = "A page of workflows", body = List<WorkflowView>))
+)]
+pub(super) async fn list(
+    State(state): State<AppState>,
+    caller: Caller,
+    StrictQuery(q): StrictQuery<WorkflowQuery>,
+) -> Result<Json<List<WorkflowView>>, Problem> {
+    let after = q.cursor.as_deref().map(decode_cursor).transpose()?;
+    let (page, more) = state
+        .store
+        .workflow_page(
+            &caller.scope,
+            after.as_ref().map(|(_, id)| id.as_str()),
+            page_limit(q.limit)?,
+        )
+        .await?;
+    let next_cursor = more
+        .then(|| page.last().map(|w| encode_cursor(w.created_at_ms, &w.id)))
+        .flatten();
+    Ok(Json(List {
+        data: page.into_iter().map(Into::into).collect(),
+        next_cursor,
+    }))
+}
+
+#[utoipa::path(
+    get,
+    path = "/v1/workflows/{id}",
+    tag = "workflows",
+    summary = "One workflow (its draft)",
+    params(("id" = String, Path, description = "The workflow's id")),
+    responses((status = 200, description = "The workflow", body = WorkflowView))
+)]
+pub(super) async fn get(
+    State(state): State<AppState>,
+    caller: Caller,
+    Path(id): Path<String>,
+) -> Result<Json<WorkflowView>, Problem> {
+    workflow_id(&id)?;
+    Ok(Json(state.store.workflow(&caller.scope, &id).await?.into()))
+}
+
+#[utoipa::path(
+    patch,
+    path = "/v1/workflows/{id}",
+    tag = "workflows",
+    summary = "Change a draft with a JSON merge patch (editor)",
+    params(("id" = String, Path, description = "The workflow's id")),
+    request_body(content = WorkflowDoc, description = "Any subset of the fields (RFC 7396 merge patch: `nodes` is replaced whole)"),
+    responses((status = 200, description = "Changed", body = WorkflowView))
+)]
+pub(super) async fn patch(
+    State(state): State<AppState>,
+    caller: Caller,
+    Path(id): Path<String>,
+    JsonObject(patch): JsonObject,
+) -> Result<Json<WorkflowView>, Problem> {
+    caller.require(Role::Editor)?;
+    workflow_id(&id)?;
+    let current = state.store.workflow(&caller.scope, &id).await?;
+    let mut document = serde_json::to_value(&current.definition).map_err(|e| {
+        Problem::new(
+            StatusCode::INTERNAL_SERVER_ERROR,
+            "Internal error",
+            e.to_string(),
+        )
+    })?;
+    merge_patch(&mut document, patch);
+    let definition = validated(&state, &caller, strict_from_value(document)?).await?;
+    let workflow = state
+        .store
+        .update_workflow(&caller.scope, &caller.actor, &id, &definition)
+        .await?;
+    Ok(Json(workflow.into()))
+}
+
+#[utoipa::path(
+    delete,
+    path = "/v1/workflows/{id}",
+    tag = "workflows",
+    summary = "Delete a workflow and its versions (editor); refused while a number routes to it",
+    params(("id" = String, Path, description = "The workflow's id")),
+    responses((status = 204, description = "Deleted"))
+)]
+pub(super) async fn delete(
+    State(state): State<AppState>,
+    caller: Caller,
+    Path(id): Path<String>,
+) -> Result<StatusCode, Problem> {
+    caller.require(Role::Editor)?;
+    workflow_id(&id)?;
+    state
+        .store
+        .delete_workflow(&caller.scope, &caller.actor, &id)
+        .await?;
+    Ok(StatusCode::NO_CONTENT)
+}
+
+#[utoipa::path(
+    post,
+    path = "/v1/workflows/{id}/publish",
+    tag = "workflows",
+    summary = "Publish the draft as the next immutable version (editor)",
+    params(("id" = String, Path, description = "The workflow's id")),
+    responses((status = 201, description = "Published", body = WorkflowVersionView))
+)]
+pub(super) async fn publish(
+    State(state): State<AppState>,
+    caller: Caller,
+    Path(id): Path<String>,
+) -> Result<(StatusCode, Json<WorkflowVersionView>), Problem> {
+    caller.require(Role::Editor)?;
+    workflow_id(&id)?;
+    let draft = state.store.workflow(&caller.scope, &id).await?;
+    // Agents may have gone since the draft was saved: check again before freezing it.
+    let definition = validated(&state, &caller, draft.definition).await?;
+    let version = state
+        .store
+        .publish_workflow(&caller.scope, &caller.actor, &id, &definition)
+        .await?;
+    Ok((StatusCode::CREATED, Json(version.into())))
+}
+
+#[utoipa::path(
+    get,
+    path = "/v1/workflows/{id}/versions",
+    tag = "workflows",
+    summary = "A workflow's published versions, newest first",
+    params(("id" = String, Path, description = "The workflow's id")),
+    responses((status = 200, description = "All of them", body = List<WorkflowVersionView>))
+)]
+pub(super) async fn versions(
+    State(state): State<AppState>,
+    caller: Caller,
+    Path(id): Path<String>,
+) -> Result<Json<List<WorkflowVersionView>>, Problem> {
+    workflow_id(&id)?;
+    let versions = state.store.workflow_versions(&caller.scope, &id).await?;
+    Ok(Json(List::of(
+        versions.into_iter().map(Into::into).collect(),
+    )))
+}
+
+#[utoipa::path(
+    get,
+    path = "/v1/workflows/{id}/versions/{version}",
+    tag = "workflows",
+    summary = "One published version",
+    params(
+        ("id" = String, Path, description = "The workflow's id"),
+        ("version" = u32, Path, description = "The version number (1, 2, ...)")
+    ),
+    responses((status = 200, description = "The version", body = WorkflowVersionView))
+)]
+pub(super) async fn version(
+    State(state): State<AppState>,
+    caller: Caller,
+    Path((id, version)): Path<(String, String)>,
+) -> Result<Json<WorkflowVersionView>, Problem> {
+    workflow_id(&id)?;
+    let version: u32 = version.parse().map_err(|_| Problem::not_found())?;
+    Ok(Json(
+        state
+            .store
+            .workflow_version(&caller.scope, &id, version)
+            .await?
+            .into(),
+    ))
+}

@@ -1,0 +1,458 @@
+//! Workflows on real calls: a control plane and an edge in-process, a number that routes to a
+//! published workflow, sipp (a foreign SIP peer) placing the call, and the test itself playing
+//! the caller's RTP — silence, and an RFC 4733 key press — from the address sipp's offer names,
+//! while it listens to what the flow says. The providers are the offline ones (espeak, the local
+//! recogniser, rules). Each test checks what the caller heard and the call's `workflow_steps` as
+//! `GET /v1/calls/{id}` shows them. Nothing here asserts on speed.
+
+mod support;
+
+use std::sync::{Arc, Mutex};
+use std::time::Duration;
+
+use axum::routing::post;
+use serde_json::{json, Value};
+use tokio::net::UdpSocket;
+use tokio::sync::watch;
+
+use freya_control::server::ControlPlane;
+use freya_control::store::WorkspaceScope;
+use freya_edge::Edge;
+use freya_shared::model::{AgentSpec, PhoneNumberSpec};
+use freya_shared::workflow::Workflow;
+use support::caller::{caller_media, epoch_ms, sipp, sipp_scenario, Heard};
+use support::http::{workspace_with_keys, Api};
+use support::{control_config, edge_config, eventually, Backend, TestDb, SECRET};
+
+/// The example flow of the workflow issue on offline providers; `sales` hands calls to `agent`.
+fn support_line(agent: &str) -> Value {
+    json!({"name": "Support line", "start": "greet",
+    "voice": {"tts": {"provider": "espeak"}, "stt": {"provider": "local"}, "llm": {"provider": "rules"}},
+    "variables": {"tier": "basic", "business": "Acme"},
+    "nodes": [
+     {"id": "greet", "type": "say", "text": "Welcome to {{business}}. Press one for sales, two for accounts.", "next": "menu"},
+     {"id": "menu", "type": "gather", "input": ["dtmf", "speech"], "max_digits": 1, "timeout_ms": 30000, "save_as": "choice", "next": "route"},
+     {"id": "route", "type": "condition", "branches": [{"when": "choice == '1'", "next": "sales"}, {"when": "choice == '2'", "next": "accounts"}], "else": "menu"},
+     {"id": "sales", "type": "agent", "agent_id": agent, "exits": [{"when_caller": "wants to speak to a person", "next": "handoff"}], "max_turns": 20, "next": "bye"},
+     {"id": "handoff", "type": "transfer", "to": "+15551234567"},
+     {"id": "accounts", "type": "say", "text": "Connecting you to billing.", "next": "bye"},
+     {"id": "bye", "type": "end", "text": "Goodbye."}
+    ]})
+}
+
+/// A flow whose customer lookup (a `function` node) decides what the caller hears.
+fn lookup_line(url: &str) -> Value {
+    json!({"name": "Lookup line", "start": "lookup",
+    "voice": {"tts": {"provider": "espeak"}, "stt": {"provider": "local"}, "llm": {"provider": "rules"}},
+    "nodes": [
+     {"id": "lookup", "type": "function", "url": url, "method": "POST",
+      "body": {"phone": "{{caller_number}}", "call": "{{call_id}}"},
+      "save_as": "customer", "timeout_ms": 10000, "next": "remember", "on_error": "sorry"},
+     {"id": "remember", "type": "set", "assign": {"tier": "customer.tier"}, "next": "route"},
+     {"id": "route", "type": "condition", "branches": [{"when": "tier == 'gold'", "next": "vip"}], "else": "standard"},
+     {"id": "vip", "type": "say", "text": "Welcome back, {{customer.name}}.", "next": "bye"},
+     {"id": "standard", "type": "say", "text": "Thanks for calling.", "next": "bye"},
+     {"id": "sorry", "type": "say", "text": "Our systems are down.", "next": "bye"},
+     {"id": "bye", "type": "end"}
+    ]})
+}
+
+struct World {
+    db: TestDb,
+    control: ControlPlane,
+    edge: Edge,
+    api: Api,
+    key: String,
+    scope: WorkspaceScope,
+    _dir: tempfile::TempDir,
+}
+
+/// A control plane and an edge; number `flow` answered by `flow` (built with the sales agent's
+/// id), published once.
+async fn world(flow: impl FnOnce(&str) -> Value) -> World {
+    world_with_sales(json!({"name": "Sales"}), flow).await
+}
+
+/// As [`world`], with the sales agent defined by `sales`.
+async fn world_with_sales(sales: Value, flow: impl FnOnce(&str) -> Value) -> World {
+    let db = TestDb::new(Backend::Sqlite).await;
+    let control = ControlPlane::start(&control_config(&db.url))
+        .await
+        .expect("control starts");
+    let api = Api::of(&control);
+    let (workspace_id, [owner, ..]) = workspace_with_keys(&control, "Flows").await;
+    let scope = WorkspaceScope { workspace_id };
+    let sales: AgentSpec = serde_json::from_value(sales).expect("agent");
+    let sales = control
+        .store
+        .create_agent(&scope, "test", &sales)
+        .await
+        .expect("agent");
+    let definition: Workflow = serde_json::from_value(flow(&sales.id)).expect("workflow");
+    let created = api
+        .call("POST", "/v1/workflows", &owner, Some(json!(definition)))
+        .await;
+    assert_eq!(created.status, 201, "{}", created.body);
+    let id = created.body["id"].as_str().expect("id").to_owned();
+    let published = api
+        .call("POST", &format!("/v1/workflows/{id}/publish"), &owner, None)
+        .await;
+    assert_eq!(published.status, 201, "{}", published.body);
+    control
+        .store
+        .create_number(
+            &scope,
+            "test",
+            &PhoneNumberSpec {
+                number: "flow".into(),
+                region: None,
+                agent_id: None,
+                workflow_id: Some(id),
+            },
+        )
+        .await
+        .expect("number");
+    let dir = tempfile::tempdir().expect("temp dir");
+    let edge = Edge::start(&edge_config(dir.path(), control.grpc_addr, SECRET))
+        .await
+        .expect("edge starts");
+    let state = edge.state.clone();
+    eventually(
+        Duration::from_secs(10),
+        "the edge to learn the number",
+        || {
+            let state = state.clone();
+            async move { state.snapshot().route("flow").map(|_| ()) }
+        },
+    )
+    .await;
+    World {
+        db,
+        control,
+        edge,
+        api,
+        key: owner,
+        scope,
+        _dir: dir,
+    }
+}
+
+impl World {
+    async fn stop(self) {
+        self.edge.stop().await;
+        self.control.stop().await;
+        self.db.cleanup().await;
+    }
+
+    /// The one call, once it has ended, as `GET /v1/calls/{id}` shows it.
+    async fn finished_call(&self) -> Value {
+        let id = eventually(Duration::from_secs(20), "the call to end", || {
+            let (store, scope) = (self.control.store.clone(), self.scope.clone());
+            async move {
+                let calls = store.calls(&scope, 5).await.ok()?;
+                let call = calls.first()?;
+                call.ended_at_ms.is_some().then(|| call.id.clone())
+            }
+        })
+        .await;
+        // The last events may follow the end by a moment.
+        eventually(Duration::from_secs(10), "the flow's last step", || async {
+            let call = self
+                .api
+                .call("GET", &format!("/v1/calls/{id}"), &self.key, None)
+                .await;
+            let finished = call.body["workflow_steps"]
+                .as_array()?
+                .iter()
+                .any(|s| s["step"] == "finished");
+            finished.then_some(call.body)
+        })
+        .await
+    }
+}
+
+fn steps_of<'a>(call: &'a Value, step: &str) -> Vec<&'a Value> {
+    call["workflow_steps"]
+        .as_array()
+        .map(|steps| steps.iter().filter(|s| s["step"] == step).collect())
+        .unwrap_or_default()
+}
+
+fn entered(call: &Value) -> Vec<String> {
+    steps_of(call, "node_entered")
+        .iter()
+        .filter_map(|s| s["node"].as_str().map(str::to_owned))
+        .collect()
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_caller_who_presses_two_hears_the_accounts_line() {
+    let w = world(support_line).await;
+    let socket = UdpSocket::bind("127.0.0.1:0").await.expect("rtp socket");
+    let rtp_port = socket.local_addr().expect("addr").port();
+    let heard: Heard = Arc::default();
+    let (press, pressed) = watch::channel(None);
+    caller_media(socket, heard.clone(), pressed);
+    let call = tokio::spawn(sipp(w.edge.sip_addr, "flow", rtp_port));
+
+    // Wait for the greeting to be heard and to end (a second of quiet after speech), then press.
+    eventually(Duration::from_secs(30), "the greeting, then quiet", || {
+        let heard = heard.clone();
+        async move {
+            let heard = heard.lock().ok()?;
+            let last_voiced = heard.iter().rev().find(|(_, voiced)| *voiced)?.0;
+            let quiet = heard.iter().filter(|(at, _)| *at > last_voiced).count();
+            (quiet >= 50).then_some(())
+        }
+    })
+    .await;
+    let pressed_at = epoch_ms();
+    press.send_replace(Some(2));
+    assert_eq!(
+        call.await.expect("sipp task"),
+        0,
+        "sipp's call went as scripted"
+    );
+
+    let call = w.finished_call().await;
+    assert_eq!(call["status"], "ended", "{call}");
+    assert_eq!(call["end_reason"], "workflow_completed");
+    assert_eq!(call["workflow"]["version"], 1);
+    assert_eq!(call["agent_id"], Value::Null);
+    assert_eq!(
+        entered(&call),
+        ["greet", "menu", "route", "accounts", "bye"],
+        "{call}"
+    );
+    let changed = steps_of(&call, "variables_changed");
+    assert_eq!(changed[0]["changes"], json!({"choice": "2"}));
+    let branch = steps_of(&call, "branch_taken");
+    assert_eq!(branch.len(), 1, "{call}");
+    assert_eq!(
+        (
+            &branch[0]["node"],
+            &branch[0]["branch"],
+            &branch[0]["target"]
+        ),
+        (&json!("route"), &json!(1), &json!("accounts"))
+    );
+    assert!(
+        branch[0]["reason"]
+            .as_str()
+            .unwrap_or("")
+            .contains("choice == '2'"),
+        "{}",
+        branch[0]
+    );
+    assert_eq!(steps_of(&call, "finished")[0]["outcome"], "completed");
+    let digits: Vec<&Value> = call["events"]
+        .as_array()
+        .expect("events")
+        .iter()
+        .filter(|e| e["kind"] == "call.dtmf")
+        .map(|e| &e["payload"]["digit"])
+        .collect();
+    assert_eq!(digits, [&json!("2")]);
+    let lines: Vec<&str> = call["transcript"]
+        .as_array()
+        .expect("transcript")
+        .iter()
+        .filter_map(|l| l["text"].as_str())
+        .collect();
+    assert_eq!(
+        lines,
+        [
+            "Welcome to Acme. Press one for sales, two for accounts.",
+            "Connecting you to billing.",
+            "Goodbye."
+        ]
+    );
+    // The caller heard the accounts line (and the goodbye) after pressing: at least half a
+    // second of speech, where before the key there was only the waiting menu's quiet.
+    let heard = heard.lock().expect("heard").clone();
+    let spoken_after = heard
+        .iter()
+        .filter(|(at, voiced)| *voiced && *at > pressed_at)
+        .count();
+    assert!(
+        spoken_after >= 25,
+        "{spoken_after} packets of speech after the key"
+    );
+    w.stop().await;
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_function_nodes_answer_steers_the_flow() {
+    let asked: Arc<Mutex<Vec<Value>>> = Arc::default();
+    let server = {
+        let asked = asked.clone();
+        axum::Router::new().route(
+            "/customers",
+            post(move |axum::Json(body): axum::Json<Value>| {
+                let asked = asked.clone();
+                async move {
+                    let gold = body["phone"] == "+15550001";
+                    asked.lock().expect("asked").push(body);
+                    axum::Json(if gold {
+                        json!({"tier": "gold", "name": "Ada"})
+                    } else {
+                        json!({"tier": "basic", "name": "Someone"})
+                    })
+                }
+            }),
+        )
+    };
+    let listener = tokio::net::TcpListener::bind("127.0.0.1:0")
+        .await
+        .expect("bind");
+    let url = format!("http://{}/customers", listener.local_addr().expect("addr"));
+    tokio::spawn(async move { axum::serve(listener, server).await });
+
+    let w = world(|_| lookup_line(&url)).await;
+    let socket = UdpSocket::bind("127.0.0.1:0").await.expect("rtp socket");
+    let rtp_port = socket.local_addr().expect("addr").port();
+    let heard: Heard = Arc::default();
+    let (_press, pressed) = watch::channel(None);
+    caller_media(socket, heard.clone(), pressed);
+    assert_eq!(
+        sipp(w.edge.sip_addr, "flow", rtp_port).await,
+        0,
+        "sipp's call went as scripted"
+    );
+
+    let call = w.finished_call().await;
+    let asked = asked.lock().expect("asked").clone();
+    assert_eq!(asked.len(), 1);
+    assert_eq!(asked[0]["phone"], "+15550001");
+    assert_eq!(asked[0]["call"], call["id"]);
+    assert_eq!(
+        entered(&call),
+        ["lookup", "remember", "route", "vip", "bye"],
+        "{call}"
+    );
+    let function = steps_of(&call, "function_completed");
+    assert_eq!(function[0]["status"], 200);
+    assert_eq!(function[0]["ok"], true);
+    let branch = steps_of(&call, "branch_taken");
+    assert_eq!(branch[0]["target"], "vip", "{call}");
+    let lines: Vec<&str> = call["transcript"]
+        .as_array()
+        .expect("transcript")
+        .iter()
+        .filter_map(|l| l["text"].as_str())
+        .collect();
+    assert_eq!(lines, ["Welcome back, Ada."]);
+    assert_eq!(call["end_reason"], "workflow_completed");
+    assert!(
+        heard
+            .lock()
+            .expect("heard")
+            .iter()
+            .filter(|(_, v)| *v)
+            .count()
+            >= 25,
+        "the caller heard the greeting"
+    );
+    w.stop().await;
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_caller_who_presses_one_is_handed_to_the_sales_agent_and_back() {
+    // The agent greets, asks twice whether the caller is still there, then gives up: the flow
+    // takes the call back and goes on to its `next` node.
+    let sales = json!({"name": "Sales", "first_message": "Sales here.",
+                       "silence_reprompt_seconds": 1,
+                       "tts": {"provider": "espeak"}, "stt": {"provider": "local"}, "llm": {"provider": "rules"}});
+    let w = world_with_sales(sales, support_line).await;
+    let socket = UdpSocket::bind("127.0.0.1:0").await.expect("rtp socket");
+    let rtp_port = socket.local_addr().expect("addr").port();
+    let heard: Heard = Arc::default();
+    let (press, pressed) = watch::channel(None);
+    caller_media(socket, heard.clone(), pressed);
+    let call = tokio::spawn(sipp(w.edge.sip_addr, "flow", rtp_port));
+    eventually(Duration::from_secs(30), "the greeting", || {
+        let heard = heard.clone();
+        async move {
+            let heard = heard.lock().ok()?;
+            heard.iter().any(|(_, voiced)| *voiced).then_some(())
+        }
+    })
+    .await;
+    // Pressed while the menu is still being read: the digit is kept for the menu.
+    press.send_replace(Some(1));
+    assert_eq!(
+        call.await.expect("sipp task"),
+        0,
+        "sipp's call went as scripted"
+    );
+
+    let call = w.finished_call().await;
+    assert_eq!(
+        entered(&call),
+        ["greet", "menu", "route", "sales", "bye"],
+        "{call}"
+    );
+    let returned = steps_of(&call, "agent_returned");
+    assert_eq!(returned.len(), 1, "{call}");
+    assert_eq!(returned[0]["exit"], "finished");
+    let lines: Vec<&str> = call["transcript"]
+        .as_array()
+        .expect("transcript")
+        .iter()
+        .filter_map(|l| l["text"].as_str())
+        .collect();
+    assert_eq!(
+        lines.first(),
+        Some(&"Welcome to Acme. Press one for sales, two for accounts.")
+    );
+    assert!(lines.contains(&"Sales here."), "{lines:?}");
+    assert_eq!(lines.last(), Some(&"Goodbye."));
+    assert_eq!(call["end_reason"], "workflow_completed");
+    w.stop().await;
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_transfer_node_transfers_the_caller_by_refer() {
+    let w = world(|_| {
+        json!({"name": "Straight through", "start": "hello",
+        "voice": {"tts": {"provider": "espeak"}},
+        "nodes": [
+         {"id": "hello", "type": "say", "text": "Transferring you.", "next": "handoff"},
+         {"id": "handoff", "type": "transfer", "to": "+15551234567"}
+        ]})
+    })
+    .await;
+    let socket = UdpSocket::bind("127.0.0.1:0").await.expect("rtp socket");
+    let rtp_port = socket.local_addr().expect("addr").port();
+    let (_press, pressed) = watch::channel(None);
+    caller_media(socket, Arc::default(), pressed);
+    // sipp checks the REFER's target, accepts it, reports success and receives our BYE.
+    assert_eq!(
+        sipp_scenario(
+            w.edge.sip_addr,
+            "flow",
+            rtp_port,
+            "uac_workflow_transfer.xml"
+        )
+        .await,
+        0,
+        "sipp's call went as scripted"
+    );
+    let call = w.finished_call().await;
+    assert_eq!(call["end_reason"], "transferred", "{call}");
+    assert_eq!(entered(&call), ["hello", "handoff"]);
+    assert_eq!(steps_of(&call, "finished")[0]["outcome"], "transferred");
+    let statuses: Vec<&str> = call["events"]
+        .as_array()
+        .expect("events")
+        .iter()
+        .filter(|e| e["kind"] == "call.transfer")
+        .filter_map(|e| e["payload"]["status"].as_str())
+        .collect();
+    assert_eq!(
+        statuses,
+        ["requested", "accepted", "trying", "succeeded"],
+        "{call}"
+    );
+    w.stop().await;
+}

@@ -1,0 +1,561 @@
+//! `/v1/workflows` over HTTP, on SQLite and PostgreSQL: broken definitions each answered 422
+//! with the right `{node, field}` (every problem at once), drafts that change while published
+//! versions stay exactly as published, paging, and phone numbers that route to a workflow's
+//! latest published version — refused until there is one — all the way into an edge's snapshot.
+
+mod support;
+
+use reqwest::StatusCode;
+use serde_json::{json, Value};
+
+use freya_control::server::ControlPlane;
+use freya_shared::snapshot::CallTarget;
+use support::http::{workspace_with_keys, Api};
+use support::{control_config, Backend, TestDb};
+
+/// The example flow of the workflow issue, with `sales` handing calls to `agent`.
+fn support_line(agent: &str) -> Value {
+    json!({"name": "Support line", "start": "greet",
+    "voice": {"tts": {"provider": "espeak"}, "stt": {"provider": "local"}, "llm": {"provider": "rules"}},
+    "variables": {"tier": "basic", "business": "Acme"},
+    "nodes": [
+     {"id": "greet", "type": "say", "text": "Welcome to {{business}}. Press one for sales, two for accounts.", "next": "menu"},
+     {"id": "menu", "type": "gather", "input": ["dtmf", "speech"], "max_digits": 1, "timeout_ms": 5000, "save_as": "choice", "next": "route"},
+     {"id": "route", "type": "condition", "branches": [{"when": "choice == '1'", "next": "sales"}, {"when": "choice == '2'", "next": "accounts"}], "else": "menu"},
+     {"id": "sales", "type": "agent", "agent_id": agent, "exits": [{"when_caller": "wants to speak to a person", "next": "handoff"}], "max_turns": 20, "next": "bye"},
+     {"id": "handoff", "type": "transfer", "to": "+15551234567"},
+     {"id": "accounts", "type": "say", "text": "Connecting you to billing.", "next": "bye"},
+     {"id": "bye", "type": "end", "text": "Goodbye."}
+    ]})
+}
+
+/// `flow` with `edit` applied to its node `id`.
+fn with_node(mut flow: Value, id: &str, edit: impl FnOnce(&mut Value)) -> Value {
+    if let Some(node) = flow["nodes"]
+        .as_array_mut()
+        .and_then(|nodes| nodes.iter_mut().find(|n| n["id"] == id))
+    {
+        edit(node);
+    }
+    flow
+}
+
+/// A problem's place: its node and field.
+type Located = (&'static str, &'static str);
+
+fn located(body: &Value) -> Vec<(Value, Value)> {
+    body["errors"]
+        .as_array()
+        .map(|errors| {
+            errors
+                .iter()
+                .map(|e| (e["node"].clone(), e["field"].clone()))
+                .collect()
+        })
+        .unwrap_or_default()
+}
+
+struct World {
+    db: TestDb,
+    control: ControlPlane,
+    api: Api,
+    /// owner, admin, editor, viewer
+    keys: [String; 4],
+    agent: String,
+}
+
+async fn world(backend: Backend) -> World {
+    let db = TestDb::new(backend).await;
+    let control = ControlPlane::start(&control_config(&db.url))
+        .await
+        .expect("control starts");
+    let api = Api::of(&control);
+    let (_, keys) = workspace_with_keys(&control, "Flows").await;
+    let agent = api
+        .call(
+            "POST",
+            "/v1/agents",
+            &keys[0],
+            Some(json!({"name": "Sales"})),
+        )
+        .await;
+    assert_eq!(agent.status, StatusCode::CREATED, "{}", agent.body);
+    let agent = agent.body["id"].as_str().expect("agent id").to_owned();
+    World {
+        db,
+        control,
+        api,
+        keys,
+        agent,
+    }
+}
+
+impl World {
+    async fn stop(self) {
+        self.control.stop().await;
+        self.db.cleanup().await;
+    }
+}
+
+async fn broken_definitions_are_answered_at_their_node_and_field(backend: Backend) {
+    let w = world(backend).await;
+    let good = support_line(&w.agent);
+    let add = |node: Value| {
+        let mut flow = support_line(&w.agent);
+        if let Some(nodes) = flow["nodes"].as_array_mut() {
+            nodes.push(node);
+        }
+        flow
+    };
+    let table: Vec<(&str, Value, Vec<Located>)> = vec![
+        (
+            "unknown next",
+            with_node(good.clone(), "accounts", |n| n["next"] = json!("byee")),
+            vec![("accounts", "next")],
+        ),
+        (
+            "unreachable node",
+            add(json!({"id": "orphan", "type": "end"})),
+            vec![("orphan", "id")],
+        ),
+        (
+            "no path to an end",
+            {
+                let mut flow = with_node(good.clone(), "accounts", |n| n["next"] = json!("hold"));
+                if let Some(nodes) = flow["nodes"].as_array_mut() {
+                    nodes.push(
+                        json!({"id": "hold", "type": "gather", "save_as": "x", "next": "hold"}),
+                    );
+                }
+                flow
+            },
+            vec![("accounts", "next"), ("hold", "next")],
+        ),
+        (
+            "loop that waits for no input",
+            with_node(good.clone(), "accounts", |n| n["next"] = json!("accounts")),
+            vec![("accounts", "next"), ("accounts", "next")],
+        ),
+        (
+            "bad expression",
+            with_node(good.clone(), "route", |n| {
+                n["branches"][0]["when"] = json!("choice ==")
+            }),
+            vec![("route", "branches[0].when")],
+        ),
+        (
+            "unknown agent",
+            with_node(good.clone(), "sales", |n| {
+                n["agent_id"] = json!(freya_shared::ids::new_id())
+            }),
+            vec![("sales", "agent_id")],
+        ),
+        (
+            "bad template variable",
+            with_node(good.clone(), "accounts", |n| {
+                n["text"] = json!("Hello {{first_name}}.")
+            }),
+            vec![("accounts", "text")],
+        ),
+    ];
+    let editor = &w.keys[2];
+    for (name, flow, expected) in table {
+        let expected: Vec<(Value, Value)> = expected
+            .into_iter()
+            .map(|(node, field)| (json!(node), json!(field)))
+            .collect();
+        for path in ["/v1/workflows/validate", "/v1/workflows"] {
+            let answer = w.api.call("POST", path, editor, Some(flow.clone())).await;
+            assert_eq!(
+                answer.status,
+                StatusCode::UNPROCESSABLE_ENTITY,
+                "{name} at {path}: {}",
+                answer.body
+            );
+            assert_eq!(
+                answer.headers["content-type"], "application/problem+json",
+                "{name}"
+            );
+            assert_eq!(located(&answer.body), expected, "{name} at {path}");
+        }
+    }
+    // Every problem of one document at once.
+    let two = with_node(
+        with_node(good.clone(), "accounts", |n| n["next"] = json!("byee")),
+        "route",
+        |n| n["branches"][0]["when"] = json!("choice =="),
+    );
+    let answer = w
+        .api
+        .call("POST", "/v1/workflows/validate", &w.keys[3], Some(two))
+        .await;
+    assert_eq!(
+        located(&answer.body),
+        [
+            (json!("route"), json!("branches[0].when")),
+            (json!("accounts"), json!("next"))
+        ]
+    );
+    // A valid one, even for a viewer; and nothing was stored by any of it.
+    let answer = w
+        .api
+        .call("POST", "/v1/workflows/validate", &w.keys[3], Some(good))
+        .await;
+    assert_eq!(answer.status, StatusCode::OK, "{}", answer.body);
+    assert_eq!(answer.body, json!({"valid": true}));
+    let list = w.api.call("GET", "/v1/workflows", editor, None).await;
+    assert_eq!(list.body["data"], json!([]));
+    // A mistyped field is refused when parsing, naming it.
+    let mut typo = support_line(&w.agent);
+    typo["nodes"][0]["nxt"] = json!("menu");
+    let answer = w
+        .api
+        .call("POST", "/v1/workflows", editor, Some(typo))
+        .await;
+    assert_eq!(answer.status, StatusCode::UNPROCESSABLE_ENTITY);
+    assert!(answer.body.to_string().contains("nxt"), "{}", answer.body);
+    w.stop().await;
+}
+
+async fn published_versions_are_immutable_and_drafts_change(backend: Backend) {
+    let w = world(backend).await;
+    let editor = &w.keys[2];
+    let created = w
+        .api
+        .call(
+            "POST",
+            "/v1/workflows",
+            editor,
+            Some(support_line(&w.agent)),
+        )
+        .await;
+    assert_eq!(created.status, StatusCode::CREATED, "{}", created.body);
+    assert_eq!(created.body["latest_version"], Value::Null);
+    assert_eq!(created.body["nodes"][0]["id"], "greet");
+    let id = created.body["id"].as_str().expect("id").to_owned();
+    let first = w
+        .api
+        .call("POST", &format!("/v1/workflows/{id}/publish"), editor, None)
+        .await;
+    assert_eq!(first.status, StatusCode::CREATED, "{}", first.body);
+    assert_eq!(first.body["version"], 1);
+    // Change the draft (merge patch: `nodes` replaced whole is not needed for a rename).
+    let patched = w
+        .api
+        .call(
+            "PATCH",
+            &format!("/v1/workflows/{id}"),
+            editor,
+            Some(json!({"name": "Support line v2", "variables": {"business": "Acme Corp"}})),
+        )
+        .await;
+    assert_eq!(patched.status, StatusCode::OK, "{}", patched.body);
+    assert_eq!(patched.body["variables"]["business"], "Acme Corp");
+    assert_eq!(patched.body["variables"]["tier"], "basic");
+    assert_eq!(patched.body["latest_version"], 1);
+    // A patch that breaks the draft is refused whole, and the draft stays.
+    let broken = w
+        .api
+        .call(
+            "PATCH",
+            &format!("/v1/workflows/{id}"),
+            editor,
+            Some(json!({"start": "nowhere"})),
+        )
+        .await;
+    assert_eq!(broken.status, StatusCode::UNPROCESSABLE_ENTITY);
+    assert_eq!(located(&broken.body), [(Value::Null, json!("start"))]);
+    let second = w
+        .api
+        .call("POST", &format!("/v1/workflows/{id}/publish"), editor, None)
+        .await;
+    assert_eq!(second.body["version"], 2);
+    // Version 1 is exactly what was published first; version 2 has the change.
+    let v1 = w
+        .api
+        .call(
+            "GET",
+            &format!("/v1/workflows/{id}/versions/1"),
+            &w.keys[3],
+            None,
+        )
+        .await;
+    assert_eq!(v1.status, StatusCode::OK);
+    assert_eq!(v1.body["definition"], first.body["definition"]);
+    assert_eq!(v1.body["definition"]["name"], "Support line");
+    assert_eq!(v1.body["definition"]["variables"]["business"], "Acme");
+    let v2 = w
+        .api
+        .call(
+            "GET",
+            &format!("/v1/workflows/{id}/versions/2"),
+            &w.keys[3],
+            None,
+        )
+        .await;
+    assert_eq!(v2.body["definition"]["name"], "Support line v2");
+    let versions = w
+        .api
+        .call(
+            "GET",
+            &format!("/v1/workflows/{id}/versions"),
+            &w.keys[3],
+            None,
+        )
+        .await;
+    let numbers: Vec<&Value> = versions.body["data"]
+        .as_array()
+        .expect("versions")
+        .iter()
+        .map(|v| &v["version"])
+        .collect();
+    assert_eq!(numbers, [&json!(2), &json!(1)]);
+    for missing in ["3", "0", "x"] {
+        let answer = w
+            .api
+            .call(
+                "GET",
+                &format!("/v1/workflows/{id}/versions/{missing}"),
+                editor,
+                None,
+            )
+            .await;
+        assert_eq!(answer.status, StatusCode::NOT_FOUND, "{missing}");
+    }
+    // Nothing about the API can change a version: there is no route for it.
+    let answer = w
+        .api
+        .call(
+            "PATCH",
+            &format!("/v1/workflows/{id}/versions/1"),
+            editor,
+            Some(json!({"name": "x"})),
+        )
+        .await;
+    assert_eq!(answer.status, StatusCode::METHOD_NOT_ALLOWED);
+    // The audit log names every change.
+    let audit = w.api.call("GET", "/v1/audit-log", &w.keys[0], None).await;
+    let actions: Vec<&str> = audit.body["data"]
+        .as_array()
+        .expect("audit")
+        .iter()
+        .filter_map(|e| e["action"].as_str())
+        .filter(|a| a.starts_with("workflow."))
+        .collect();
+    assert_eq!(
+        actions,
+        [
+            "workflow.published",
+            "workflow.updated",
+            "workflow.published",
+            "workflow.created"
+        ]
+    );
+    w.stop().await;
+}
+
+async fn workflows_are_listed_a_page_at_a_time(backend: Backend) {
+    let w = world(backend).await;
+    let mut ids = Vec::new();
+    for n in 0..5 {
+        let mut flow = support_line(&w.agent);
+        flow["name"] = json!(format!("Flow {n}"));
+        let created = w
+            .api
+            .call("POST", "/v1/workflows", &w.keys[2], Some(flow))
+            .await;
+        ids.push(created.body["id"].as_str().expect("id").to_owned());
+    }
+    let mut seen = Vec::new();
+    let mut path = "/v1/workflows?limit=2".to_owned();
+    loop {
+        let page = w.api.call("GET", &path, &w.keys[3], None).await;
+        assert_eq!(page.status, StatusCode::OK, "{}", page.body);
+        let data = page.body["data"].as_array().expect("data");
+        assert!(data.len() <= 2);
+        seen.extend(
+            data.iter()
+                .map(|f| f["id"].as_str().expect("id").to_owned()),
+        );
+        match page.body["next_cursor"].as_str() {
+            Some(cursor) => path = format!("/v1/workflows?limit=2&cursor={cursor}"),
+            None => break,
+        }
+    }
+    assert_eq!(seen, ids);
+    let bad = w
+        .api
+        .call("GET", "/v1/workflows?cursor=zz", &w.keys[3], None)
+        .await;
+    assert_eq!(bad.status, StatusCode::BAD_REQUEST);
+    w.stop().await;
+}
+
+async fn numbers_route_to_the_latest_published_version(backend: Backend) {
+    let w = world(backend).await;
+    let editor = &w.keys[2];
+    let created = w
+        .api
+        .call(
+            "POST",
+            "/v1/workflows",
+            editor,
+            Some(support_line(&w.agent)),
+        )
+        .await;
+    let id = created.body["id"].as_str().expect("id").to_owned();
+    // Exactly one target, named by field.
+    for (body, field) in [
+        (
+            json!({"number": "+15557000001", "agent_id": w.agent, "workflow_id": id}),
+            "workflow_id",
+        ),
+        (json!({"number": "+15557000001"}), "agent_id"),
+        (
+            json!({"number": "+15557000001", "workflow_id": "nope"}),
+            "workflow_id",
+        ),
+        // No published version yet: nothing could answer.
+        (
+            json!({"number": "+15557000001", "workflow_id": id}),
+            "workflow_id",
+        ),
+    ] {
+        let answer = w
+            .api
+            .call("POST", "/v1/phone-numbers", editor, Some(body.clone()))
+            .await;
+        assert_eq!(answer.status, StatusCode::UNPROCESSABLE_ENTITY, "{body}");
+        assert_eq!(answer.body["errors"][0]["field"], field, "{}", answer.body);
+    }
+    w.api
+        .call("POST", &format!("/v1/workflows/{id}/publish"), editor, None)
+        .await;
+    let number = w
+        .api
+        .call(
+            "POST",
+            "/v1/phone-numbers",
+            editor,
+            Some(json!({"number": "+15557000001", "workflow_id": id})),
+        )
+        .await;
+    assert_eq!(number.status, StatusCode::CREATED, "{}", number.body);
+    assert_eq!(number.body["workflow_id"], json!(id));
+    assert!(number.body.get("agent_id").is_none());
+    let snapshot = w
+        .control
+        .store
+        .edge_snapshot("local")
+        .await
+        .expect("snapshot");
+    let routed = snapshot
+        .numbers
+        .iter()
+        .find(|n| n.number == "+15557000001")
+        .expect("the number is routed");
+    assert_eq!(
+        routed.target,
+        CallTarget::Workflow {
+            workflow_id: id.clone(),
+            version: 1
+        }
+    );
+    assert_eq!(snapshot.workflows.len(), 1);
+    assert_eq!(snapshot.workflows[0].definition.name, "Support line");
+    assert!(
+        snapshot.agents.iter().any(|a| a.id == w.agent),
+        "the workflow's agents travel with it"
+    );
+    let route = snapshot.route("+15557000001").expect("routes");
+    assert!(route.agent().is_none());
+    // A new version moves the number on; the old one stays stored.
+    w.api
+        .call(
+            "PATCH",
+            &format!("/v1/workflows/{id}"),
+            editor,
+            Some(json!({"name": "Support line v2"})),
+        )
+        .await;
+    w.api
+        .call("POST", &format!("/v1/workflows/{id}/publish"), editor, None)
+        .await;
+    let snapshot = w
+        .control
+        .store
+        .edge_snapshot("local")
+        .await
+        .expect("snapshot");
+    assert_eq!(snapshot.workflows.len(), 1);
+    assert_eq!(snapshot.workflows[0].version, 2);
+    assert_eq!(snapshot.workflows[0].definition.name, "Support line v2");
+    // The agent a workflow hands calls to cannot go either.
+    let agent_kept = w
+        .api
+        .call("DELETE", &format!("/v1/agents/{}", w.agent), editor, None)
+        .await;
+    assert_eq!(
+        agent_kept.status,
+        StatusCode::CONFLICT,
+        "{}",
+        agent_kept.body
+    );
+    assert!(agent_kept.body["detail"]
+        .as_str()
+        .unwrap_or("")
+        .contains("Support line v2"));
+    // The workflow cannot go while the number routes to it; switching to an agent frees it.
+    let refused = w
+        .api
+        .call("DELETE", &format!("/v1/workflows/{id}"), editor, None)
+        .await;
+    assert_eq!(refused.status, StatusCode::CONFLICT, "{}", refused.body);
+    let number_id = number.body["id"].as_str().expect("number id");
+    let switched = w
+        .api
+        .call(
+            "PATCH",
+            &format!("/v1/phone-numbers/{number_id}"),
+            editor,
+            Some(json!({"workflow_id": null, "agent_id": w.agent})),
+        )
+        .await;
+    assert_eq!(switched.status, StatusCode::OK, "{}", switched.body);
+    let deleted = w
+        .api
+        .call("DELETE", &format!("/v1/workflows/{id}"), editor, None)
+        .await;
+    assert_eq!(deleted.status, StatusCode::NO_CONTENT);
+    let gone = w
+        .api
+        .call(
+            "GET",
+            &format!("/v1/workflows/{id}/versions/1"),
+            editor,
+            None,
+        )
+        .await;
+    assert_eq!(gone.status, StatusCode::NOT_FOUND);
+    w.stop().await;
+}
+
+macro_rules! on_both_engines {
+    ($($name:ident),* $(,)?) => {
+        mod on_sqlite {
+            $(#[tokio::test]
+            async fn $name() { super::$name(super::Backend::Sqlite).await })*
+        }
+        mod on_postgres {
+            $(#[tokio::test]
+            async fn $name() { super::$name(super::Backend::Postgres).await })*
+        }
+    };
+}
+
+on_both_engines!(
+    broken_definitions_are_answered_at_their_node_and_field,
+    published_versions_are_immutable_and_drafts_change,
+    workflows_are_listed_a_page_at_a_time,
+    numbers_route_to_the_latest_published_version,
+);

@@ -1,0 +1,454 @@
+//! A call answered by a workflow: the shared [`Executor`] driven through the same media and AI
+//! pipeline an agent uses. The flow's own lines (`say`, `end`, reprompts) are synthesized by the
+//! workflow's `voice` and played to the caller; `gather` listens for keypad digits (handed in
+//! by the call task) and for a caller turn, transcribed; a generated line asks the flow's model;
+//! `function` calls the customer's endpoint ([`flow_function`](super::flow_function)); `agent`
+//! hands the call to a full agent conversation ([`Talk`]) with the node's exits offered to its
+//! model as a tool, until it hands back. Every executor step becomes a `call.workflow_step`
+//! event. The call task drives it as it drives a [`Talk`]: frames, pipeline results, time, then
+//! [`Flow::drive`].
+
+use std::sync::Arc;
+use std::time::Instant;
+
+use serde_json::Value;
+use tokio::sync::mpsc;
+use tokio_util::sync::CancellationToken;
+
+use super::conversation::Action;
+use super::flow_function::{self, FunctionOutcome, FunctionRequest};
+use super::listener::Listener;
+use super::media::{CallMedia, FRAME_SAMPLES};
+use super::pipeline::{Pipeline, PipelineInput};
+use super::talk::{AgentRequest, CallParties};
+use crate::llm::{ChatMessage, ChatRequest};
+use crate::voice::VoiceFactory;
+use freya_shared::model::AgentSpec;
+use freya_shared::snapshot::{AgentConfig, WorkflowConfig};
+use freya_shared::workflow::{
+    validate, Executor, Globals, ValidationContext, WorkflowAction, WorkflowEvent, WorkflowOutcome,
+};
+
+#[path = "flow_agent.rs"]
+mod agent;
+#[path = "flow_voice.rs"]
+mod voice;
+
+use agent::AgentTurns;
+use voice::turn_config;
+
+/// The call event kind of each executor step.
+pub const STEP_EVENT: &str = "call.workflow_step";
+/// Function answers in flight back to the call task.
+const FUNCTION_QUEUE: usize = 4;
+/// Said when the flow's model cannot write a line.
+const GENERATION_FALLBACK: &str = "Sorry, I'm having trouble right now.";
+
+/// Why a flow could not start, for the call's `call.failed` event.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct FlowStartError {
+    /// The recorded reason (`workflow_invalid`, `workflow_misconfigured`).
+    pub reason: &'static str,
+    /// The field at fault.
+    pub field: String,
+    /// What is wrong.
+    pub detail: String,
+}
+
+/// A result for the flow from one of its tasks.
+#[derive(Debug)]
+pub enum FlowInput {
+    /// From the flow's own pipeline (its lines, menus' speech, generated lines).
+    Voice(PipelineInput),
+    /// From the pipeline of the agent the flow handed the call to.
+    Agent(PipelineInput),
+    /// A `function` node's request ended.
+    Function(u64, FunctionOutcome),
+}
+
+/// Who is on the call, owned: the flow builds agent conversations long after it started.
+struct Parties {
+    call_id: String,
+    caller: String,
+    called: String,
+}
+
+/// A line being synthesized and played.
+struct Speech {
+    reply: u64,
+    synthesized: bool,
+}
+
+/// One call's run through one workflow version.
+pub struct Flow {
+    executor: Executor,
+    factory: Arc<VoiceFactory>,
+    voice: AgentSpec,
+    pipeline: Pipeline,
+    model: String,
+    listener: Listener,
+    agents: Vec<AgentConfig>,
+    parties: Parties,
+    http: reqwest::Client,
+    functions_tx: mpsc::Sender<(u64, FunctionOutcome)>,
+    functions_rx: mpsc::Receiver<(u64, FunctionOutcome)>,
+    cancel: CancellationToken,
+    started: Instant,
+    next_id: u64,
+    speech: Option<Speech>,
+    /// The completion writing a generated line: its stream and the text so far.
+    generating: Option<(u64, String)>,
+    /// Whether a `gather` listens for speech now.
+    listening_for_speech: bool,
+    pending_turn: Option<u64>,
+    function: Option<u64>,
+    agent: Option<AgentTurns>,
+    /// Hang up with this reason once the last line has played.
+    ending: Option<&'static str>,
+    hangup: Option<&'static str>,
+    /// What the flow's own nodes asked of the telephony layer (a `transfer` node).
+    requests: std::collections::VecDeque<AgentRequest>,
+}
+
+impl Flow {
+    /// Compiles the pinned workflow version against the workspace's agents, builds its voice
+    /// and enters the start node.
+    pub fn start(
+        now: Instant,
+        factory: Arc<VoiceFactory>,
+        workflow: &WorkflowConfig,
+        agents: Vec<AgentConfig>,
+        parties: &CallParties<'_>,
+    ) -> Result<Self, FlowStartError> {
+        let context = ValidationContext::with_agents(agents.iter().map(|a| a.id.clone()));
+        let compiled = validate(&workflow.definition, &context).map_err(|errors| {
+            let first = errors.first();
+            FlowStartError {
+                reason: "workflow_invalid",
+                field: first
+                    .map(|e| match &e.node {
+                        Some(node) => format!("nodes[{node}].{}", e.field),
+                        None => e.field.clone(),
+                    })
+                    .unwrap_or_default(),
+                detail: errors
+                    .iter()
+                    .map(ToString::to_string)
+                    .collect::<Vec<_>>()
+                    .join("; "),
+            }
+        })?;
+        let misconfigured = |field: String, detail: String| FlowStartError {
+            reason: "workflow_misconfigured",
+            field,
+            detail,
+        };
+        let voice = freya_shared::workflow::voice_spec(&workflow.definition).map_err(|e| {
+            let field = e.first().map(|e| e.field.clone()).unwrap_or_default();
+            misconfigured(field, format!("{e:?}"))
+        })?;
+        let built = factory
+            .build(&voice)
+            .map_err(|e| misconfigured(format!("voice.{}", e.field), e.detail))?;
+        let model = built.llm_model.clone();
+        let globals = Globals {
+            caller_number: parties.caller.to_owned(),
+            called_number: parties.called.to_owned(),
+            call_id: parties.call_id.to_owned(),
+            started_at_ms: freya_shared::ids::now_ms(),
+        };
+        let (functions_tx, functions_rx) = mpsc::channel(FUNCTION_QUEUE);
+        let mut flow = Self {
+            executor: Executor::new(Arc::new(compiled), globals),
+            http: factory.http().clone(),
+            listener: Listener::new(turn_config(&voice)),
+            pipeline: Pipeline::new(built, parties.call_id.to_owned(), Vec::new()),
+            factory,
+            voice,
+            model,
+            agents,
+            parties: Parties {
+                call_id: parties.call_id.to_owned(),
+                caller: parties.caller.to_owned(),
+                called: parties.called.to_owned(),
+            },
+            functions_tx,
+            functions_rx,
+            cancel: CancellationToken::new(),
+            started: now,
+            next_id: 1,
+            speech: None,
+            generating: None,
+            listening_for_speech: false,
+            pending_turn: None,
+            function: None,
+            agent: None,
+            ending: None,
+            hangup: None,
+            requests: std::collections::VecDeque::new(),
+        };
+        flow.executor.start(now);
+        Ok(flow)
+    }
+
+    /// One frame of the caller's audio.
+    pub fn push_frame(&mut self, now: Instant, frame: &[i16; FRAME_SAMPLES]) {
+        match self.agent.as_mut() {
+            Some(agent) => agent.talk.push_frame(now, frame),
+            None => self.listener.push_frame(now, frame),
+        }
+    }
+
+    /// A keypad digit (RFC 4733 or SIP INFO). An agent's conversation does not take digits.
+    pub fn on_digit(&mut self, now: Instant, digit: char) {
+        if self.agent.is_none() {
+            self.executor
+                .handle_event(now, WorkflowEvent::Digits(digit.to_string()));
+        }
+    }
+
+    /// Time passed.
+    pub fn handle_timeout(&mut self, now: Instant) {
+        self.listener.handle_timeout(now);
+        if let Some(agent) = self.agent.as_mut() {
+            agent.talk.handle_timeout(now);
+        }
+        self.executor.handle_timeout(now);
+    }
+
+    /// When [`handle_timeout`](Self::handle_timeout) should next run.
+    pub fn poll_timeout(&self) -> Option<Instant> {
+        [
+            self.listener.poll_timeout(),
+            self.agent.as_ref().and_then(|a| a.talk.poll_timeout()),
+            self.executor.poll_timeout(),
+        ]
+        .into_iter()
+        .flatten()
+        .min()
+    }
+
+    /// The next result of the flow's provider work, agent or function.
+    pub async fn recv(&mut self) -> Option<FlowInput> {
+        let Self {
+            pipeline,
+            agent,
+            functions_rx,
+            ..
+        } = self;
+        tokio::select! {
+            Some(input) = pipeline.recv() => Some(FlowInput::Voice(input)),
+            Some(input) = async {
+                match agent.as_mut() {
+                    Some(agent) => agent.talk.recv().await,
+                    None => std::future::pending().await,
+                }
+            } => Some(FlowInput::Agent(input)),
+            Some((seq, outcome)) = functions_rx.recv() => Some(FlowInput::Function(seq, outcome)),
+        }
+    }
+
+    /// Hands a result to whoever waits for it (the agent's audio and the flow's to the media).
+    pub fn on_input(&mut self, now: Instant, input: FlowInput, media: &mut CallMedia) {
+        match input {
+            FlowInput::Agent(input) => {
+                if let Some(agent) = self.agent.as_mut() {
+                    agent.talk.on_input(now, input, media);
+                }
+            }
+            FlowInput::Voice(input) => self.on_voice(now, input, media),
+            FlowInput::Function(seq, outcome) => {
+                if self.function != Some(seq) {
+                    return;
+                }
+                self.function = None;
+                let event = match outcome {
+                    FunctionOutcome::Answered {
+                        status,
+                        body,
+                        elapsed,
+                    } => WorkflowEvent::FunctionResult {
+                        status,
+                        body,
+                        elapsed,
+                    },
+                    FunctionOutcome::Failed { reason } => WorkflowEvent::FunctionFailed { reason },
+                };
+                self.executor.handle_event(now, event);
+            }
+        }
+    }
+
+    /// Moves everything along; returns the events to record (kind, payload). After it, check
+    /// [`hangup`](Self::hangup).
+    pub fn drive(
+        &mut self,
+        now: Instant,
+        media: &mut CallMedia,
+        out: &mut Vec<(&'static str, Value)>,
+    ) {
+        if self.agent.is_some() {
+            self.drive_agent(now, media, out);
+        } else {
+            self.listen(now, media.is_playing());
+        }
+        let played = self
+            .speech
+            .as_ref()
+            .is_some_and(|s| s.synthesized && !media.is_playing());
+        if played {
+            self.speech = None;
+            match self.ending.take() {
+                Some(reason) => self.hangup = Some(reason),
+                None => self.executor.handle_event(now, WorkflowEvent::Spoken),
+            }
+        }
+        self.carry_out(now, media, out);
+        while let Some(step) = self.executor.poll_step() {
+            out.push((
+                STEP_EVENT,
+                serde_json::to_value(&step).unwrap_or(Value::Null),
+            ));
+        }
+    }
+
+    /// Why the flow ended the call, once it has.
+    pub fn hangup(&self) -> Option<&'static str> {
+        self.hangup
+    }
+
+    /// The next thing the flow (or the agent it handed the call to) asked the telephony layer
+    /// for.
+    pub fn take_request(&mut self) -> Option<AgentRequest> {
+        if let Some(agent) = self.agent.as_mut() {
+            if let Some(request) = agent.talk.take_request() {
+                return Some(request);
+            }
+        }
+        self.requests.pop_front()
+    }
+
+    /// A transfer did not go through. An agent that asked for it says so and goes on; a
+    /// `transfer` node ended the flow, so the call ends.
+    pub fn transfer_failed(&mut self, now: Instant) {
+        match self.agent.as_mut() {
+            Some(agent) => agent.talk.transfer_failed(now),
+            None => self.hangup = Some("transfer_failed"),
+        }
+    }
+
+    /// The call is over: the flow records how (a caller who hung up mid-flow) and stops all
+    /// provider work. Returns the last events to record.
+    pub fn shutdown(&mut self, now: Instant) -> Vec<(&'static str, Value)> {
+        self.executor.handle_event(now, WorkflowEvent::Hangup);
+        self.cancel.cancel();
+        self.pipeline.shutdown();
+        if let Some(agent) = self.agent.as_mut() {
+            agent.talk.shutdown();
+        }
+        std::iter::from_fn(|| self.executor.poll_step())
+            .map(|step| {
+                (
+                    STEP_EVENT,
+                    serde_json::to_value(&step).unwrap_or(Value::Null),
+                )
+            })
+            .collect()
+    }
+
+    fn id(&mut self) -> u64 {
+        let id = self.next_id;
+        self.next_id += 1;
+        id
+    }
+
+    fn offset_ms(&self, now: Instant) -> u64 {
+        u64::try_from(now.saturating_duration_since(self.started).as_millis()).unwrap_or(u64::MAX)
+    }
+
+    /// Carries out what the executor asks for until it waits for the outside world.
+    fn carry_out(
+        &mut self,
+        now: Instant,
+        media: &mut CallMedia,
+        out: &mut Vec<(&'static str, Value)>,
+    ) {
+        while let Some(action) = self.executor.poll_action() {
+            if !matches!(action, WorkflowAction::Listen { .. }) {
+                self.listening_for_speech = false;
+            }
+            match action {
+                WorkflowAction::Speak { text } => self.speak(now, text, out),
+                WorkflowAction::Generate { prompt } => {
+                    let stream = self.id();
+                    self.generating = Some((stream, String::new()));
+                    let request = ChatRequest::new(
+                        self.model.clone(),
+                        vec![
+                            ChatMessage::system(prompt),
+                            ChatMessage::user(
+                                "Say your line to the caller now, in one or two sentences.",
+                            ),
+                        ],
+                    );
+                    self.pipeline.execute(
+                        Action::Complete {
+                            reply: stream,
+                            stream,
+                            request,
+                        },
+                        Vec::new,
+                    );
+                }
+                WorkflowAction::Listen { speech, .. } => self.listening_for_speech = speech,
+                WorkflowAction::CallFunction {
+                    url,
+                    method,
+                    headers,
+                    body,
+                    timeout,
+                } => {
+                    let seq = self.id();
+                    self.function = Some(seq);
+                    let request = FunctionRequest {
+                        url,
+                        method,
+                        headers,
+                        body,
+                        timeout,
+                    };
+                    flow_function::spawn(
+                        self.http.clone(),
+                        seq,
+                        request,
+                        self.functions_tx.clone(),
+                        self.cancel.child_token(),
+                    );
+                }
+                WorkflowAction::RunAgent {
+                    agent_id,
+                    exits,
+                    max_turns,
+                } => self.run_agent(now, media, &agent_id, exits, max_turns, out),
+                // The flow is over; the call task asks the SIP side for the transfer (REFER) and
+                // ends the call when it succeeds, or tells the flow when it fails.
+                WorkflowAction::Transfer { to } => {
+                    self.requests.push_back(AgentRequest::Transfer(to))
+                }
+                WorkflowAction::Hangup { text } => {
+                    let reason = match self.executor.outcome() {
+                        Some(WorkflowOutcome::Failed { .. }) => "workflow_failed",
+                        _ => "workflow_completed",
+                    };
+                    match text.filter(|t| !t.trim().is_empty()) {
+                        Some(text) => {
+                            self.ending = Some(reason);
+                            self.speak(now, text, out);
+                        }
+                        None => self.hangup = Some(reason),
+                    }
+                }
+            }
+        }
+    }
+}

@@ -1,0 +1,172 @@
+//! A workflow `function` node's HTTP request: the customer's endpoint called with the rendered
+//! method, headers and JSON body, bounded by the node's timeout, its answer read as JSON (or as a
+//! string when it is not JSON). It runs in a task of its own and reports back to the call task
+//! through the flow's channel, so a slow endpoint never holds the call's media.
+
+use std::time::{Duration, Instant};
+
+use serde_json::Value;
+use tokio::sync::mpsc;
+use tokio_util::sync::CancellationToken;
+
+/// Most of an answer's body that is kept (larger answers are cut, then read as a string).
+const MAX_ANSWER_BYTES: usize = 256 * 1024;
+
+/// A request a `function` node asks for.
+#[derive(Debug, Clone)]
+pub struct FunctionRequest {
+    pub url: String,
+    pub method: String,
+    pub headers: Vec<(String, String)>,
+    pub body: Option<Value>,
+    pub timeout: Duration,
+}
+
+/// How a function request ended.
+#[derive(Debug, Clone, PartialEq)]
+pub enum FunctionOutcome {
+    /// The endpoint answered (any status).
+    Answered {
+        status: u16,
+        body: Value,
+        elapsed: Duration,
+    },
+    /// It could not be asked, or did not answer in time.
+    Failed { reason: String },
+}
+
+/// Sends `request` in a task of its own; its outcome comes back on `results` tagged with `seq`.
+pub fn spawn(
+    http: reqwest::Client,
+    seq: u64,
+    request: FunctionRequest,
+    results: mpsc::Sender<(u64, FunctionOutcome)>,
+    cancel: CancellationToken,
+) {
+    tokio::spawn(async move {
+        let outcome = tokio::select! {
+            _ = cancel.cancelled() => return,
+            outcome = call(&http, request) => outcome,
+        };
+        // Waits rather than drops: the flow is waiting for exactly this answer.
+        let _ = results.send((seq, outcome)).await;
+    });
+}
+
+async fn call(http: &reqwest::Client, request: FunctionRequest) -> FunctionOutcome {
+    let started = Instant::now();
+    let method = match reqwest::Method::from_bytes(request.method.as_bytes()) {
+        Ok(method) => method,
+        Err(_) => {
+            return FunctionOutcome::Failed {
+                reason: format!("`{}` is not an HTTP method", request.method),
+            }
+        }
+    };
+    let mut builder = http
+        .request(method, &request.url)
+        .timeout(request.timeout)
+        .header(reqwest::header::ACCEPT, "application/json");
+    for (name, value) in &request.headers {
+        builder = builder.header(name.as_str(), value.as_str());
+    }
+    if let Some(body) = &request.body {
+        builder = builder.json(body);
+    }
+    let answer = async {
+        let response = builder.send().await?;
+        let status = response.status().as_u16();
+        let bytes = response.bytes().await?;
+        Ok::<_, reqwest::Error>((status, bytes))
+    };
+    match tokio::time::timeout(request.timeout, answer).await {
+        Err(_) => FunctionOutcome::Failed {
+            reason: format!("timed out after {} ms", request.timeout.as_millis()),
+        },
+        Ok(Err(e)) => FunctionOutcome::Failed {
+            reason: if e.is_timeout() {
+                format!("timed out after {} ms", request.timeout.as_millis())
+            } else {
+                format!("request failed: {e}")
+            },
+        },
+        Ok(Ok((status, bytes))) => {
+            let kept = bytes.get(..MAX_ANSWER_BYTES).unwrap_or(&bytes);
+            let body = serde_json::from_slice(kept)
+                .unwrap_or_else(|_| Value::String(String::from_utf8_lossy(kept).into_owned()));
+            FunctionOutcome::Answered {
+                status,
+                body,
+                elapsed: started.elapsed(),
+            }
+        }
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use axum::routing::post;
+
+    async fn server() -> std::net::SocketAddr {
+        let app = axum::Router::new()
+            .route(
+                "/lookup",
+                post(|axum::Json(body): axum::Json<Value>| async move {
+                    axum::Json(serde_json::json!({"tier": "gold", "echo": body}))
+                }),
+            )
+            .route("/text", post(|| async { "plain words" }))
+            .route(
+                "/slow",
+                post(|| async {
+                    tokio::time::sleep(Duration::from_secs(5)).await;
+                    "late"
+                }),
+            );
+        let listener = tokio::net::TcpListener::bind("127.0.0.1:0")
+            .await
+            .expect("bind");
+        let addr = listener.local_addr().expect("addr");
+        tokio::spawn(async move { axum::serve(listener, app).await });
+        addr
+    }
+
+    fn request(url: String, timeout_ms: u64) -> FunctionRequest {
+        FunctionRequest {
+            url,
+            method: "POST".into(),
+            headers: vec![("x-caller".into(), "+1555".into())],
+            body: Some(serde_json::json!({"phone": "+1555"})),
+            timeout: Duration::from_millis(timeout_ms),
+        }
+    }
+
+    #[tokio::test]
+    async fn json_answers_are_parsed_text_kept_and_slow_endpoints_time_out() {
+        let addr = server().await;
+        let http = reqwest::Client::new();
+        match call(&http, request(format!("http://{addr}/lookup"), 5_000)).await {
+            FunctionOutcome::Answered { status, body, .. } => {
+                assert_eq!(status, 200);
+                assert_eq!(body["tier"], "gold");
+                assert_eq!(body["echo"]["phone"], "+1555");
+            }
+            other => panic!("expected an answer, got {other:?}"),
+        }
+        match call(&http, request(format!("http://{addr}/text"), 5_000)).await {
+            FunctionOutcome::Answered { body, .. } => assert_eq!(body, "plain words"),
+            other => panic!("expected an answer, got {other:?}"),
+        }
+        match call(&http, request(format!("http://{addr}/slow"), 200)).await {
+            FunctionOutcome::Failed { reason } => assert!(reason.contains("timed out"), "{reason}"),
+            other => panic!("expected a timeout, got {other:?}"),
+        }
+        let mut bad = request(format!("http://{addr}/lookup"), 1_000);
+        bad.method = "NOT A METHOD".into();
+        assert!(matches!(
+            call(&http, bad).await,
+            FunctionOutcome::Failed { .. }
+        ));
+    }
+}

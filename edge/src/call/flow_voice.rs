@@ -1,0 +1,142 @@
+//! A workflow call's own voice: caller turns transcribed while a `gather` wants speech, lines
+//! synthesized and played (each recorded in the transcript), and lines the flow's model writes.
+
+use std::time::{Duration, Instant};
+
+use serde_json::{json, Value};
+
+use super::{Flow, Speech, GENERATION_FALLBACK};
+use crate::call::conversation::Action;
+use crate::call::media::CallMedia;
+use crate::call::pipeline::PipelineInput;
+use crate::llm::LlmEvent;
+use crate::media::turn::{TurnConfig, TurnEvent};
+use freya_shared::model::AgentSpec;
+use freya_shared::workflow::WorkflowEvent;
+
+impl Flow {
+    /// Caller turns while no agent has the call: transcribed only while a `gather` wants speech.
+    pub(super) fn listen(&mut self, now: Instant, speaking: bool) {
+        self.listener.set_agent_speaking(speaking);
+        while let Some(event) = self.listener.poll_event() {
+            if let TurnEvent::EndOfTurn { .. } = event {
+                if self.listening_for_speech && self.pending_turn.is_none() {
+                    let turn = self.id();
+                    self.pending_turn = Some(turn);
+                    let listener = &mut self.listener;
+                    self.pipeline
+                        .execute(Action::Transcribe { turn }, || listener.take_utterance());
+                } else {
+                    drop(self.listener.take_utterance());
+                }
+            }
+        }
+        let _ = now;
+    }
+
+    pub(super) fn on_voice(&mut self, now: Instant, input: PipelineInput, media: &mut CallMedia) {
+        match input {
+            PipelineInput::Audio { reply, samples, .. } => {
+                if self.speech.as_ref().is_some_and(|s| s.reply == reply) {
+                    media.play(&samples);
+                }
+            }
+            PipelineInput::SpeechDone { reply, error, .. } => {
+                if let Some(speech) = self.speech.as_mut().filter(|s| s.reply == reply) {
+                    speech.synthesized = true;
+                    if let Some(error) = error {
+                        tracing::warn!(%error, "a workflow line could not be synthesized");
+                    }
+                }
+            }
+            PipelineInput::Transcript { turn, result } => {
+                if self.pending_turn != Some(turn) {
+                    return;
+                }
+                self.pending_turn = None;
+                match result {
+                    Ok(text) => self
+                        .executor
+                        .handle_event(now, WorkflowEvent::Utterance(text)),
+                    Err(error) => {
+                        tracing::warn!(%error, "a caller's answer could not be transcribed")
+                    }
+                }
+            }
+            PipelineInput::Llm { stream, item } => {
+                let Some((current, text)) = self.generating.as_mut() else {
+                    return;
+                };
+                if *current != stream {
+                    return;
+                }
+                let line = match item {
+                    Ok(LlmEvent::Token(token)) => {
+                        text.push_str(&token);
+                        return;
+                    }
+                    Ok(LlmEvent::Done { .. }) => std::mem::take(text),
+                    Ok(LlmEvent::ToolCall { .. }) => return,
+                    Err(error) => {
+                        tracing::warn!(%error, "the workflow's model could not write a line");
+                        GENERATION_FALLBACK.to_owned()
+                    }
+                };
+                self.generating = None;
+                let line = if line.trim().is_empty() {
+                    GENERATION_FALLBACK.to_owned()
+                } else {
+                    line.trim().to_owned()
+                };
+                self.executor
+                    .handle_event(now, WorkflowEvent::Generated(line));
+            }
+            PipelineInput::Tool { .. } => {}
+        }
+    }
+
+    /// Synthesizes and plays one line; the executor hears `Spoken` once it has played.
+    pub(super) fn speak(
+        &mut self,
+        now: Instant,
+        text: String,
+        out: &mut Vec<(&'static str, Value)>,
+    ) {
+        if text.trim().is_empty() {
+            // Nothing to say (an empty template): the line has been "spoken" at once.
+            match self.ending.take() {
+                Some(reason) => self.hangup = Some(reason),
+                None => self.executor.handle_event(now, WorkflowEvent::Spoken),
+            }
+            return;
+        }
+        let reply = self.id();
+        self.speech = Some(Speech {
+            reply,
+            synthesized: false,
+        });
+        let at = self.offset_ms(now);
+        out.push((
+            "call.transcript",
+            json!({"role": "agent", "text": text, "start_ms": at, "end_ms": at, "interrupted": false}),
+        ));
+        self.pipeline.execute(
+            Action::Speak {
+                reply,
+                sentence: reply,
+                text,
+            },
+            Vec::new,
+        );
+    }
+}
+
+/// The listener timing of the workflow's `voice.turn`.
+pub(super) fn turn_config(voice: &AgentSpec) -> TurnConfig {
+    TurnConfig {
+        end_of_turn_silence: Duration::from_millis(u64::from(voice.turn.end_of_turn_silence_ms)),
+        barge_in: voice.turn.barge_in,
+        barge_in_min_speech: Duration::from_millis(u64::from(voice.turn.barge_in_min_speech_ms)),
+        ..TurnConfig::default()
+    }
+}

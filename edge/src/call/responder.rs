@@ -1,0 +1,214 @@
+//! What answers a call, seen from the call task: an agent's conversation ([`Talk`]) or a
+//! workflow ([`Flow`]). Both take the same inputs — caller frames, digits, provider results,
+//! time — and give back the same outputs — audio into the media, call events, a hang-up — so the
+//! call task drives either without knowing which.
+
+use std::sync::Arc;
+use std::time::Instant;
+
+use serde_json::Value;
+
+use super::flow::{Flow, FlowInput};
+use super::media::{CallMedia, FRAME_SAMPLES};
+use super::pipeline::PipelineInput;
+use super::talk::{AgentRequest, CallParties, Talk};
+use crate::voice::VoiceFactory;
+use freya_shared::model::AgentSpec;
+use freya_shared::snapshot::{AgentConfig, EdgeConfigSnapshot, RouteTarget, WorkflowConfig};
+
+/// The workflow version a call runs, with the agents its `agent` nodes may hand the call to.
+#[derive(Debug, Clone)]
+pub struct PinnedWorkflow {
+    pub config: WorkflowConfig,
+    pub agents: Vec<AgentConfig>,
+}
+
+/// Why a call's answerer could not be built, for its `call.failed` event.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct ResponderError {
+    /// The recorded reason (`agent_misconfigured`, `workflow_invalid`, ...).
+    pub reason: &'static str,
+    pub field: String,
+    pub detail: String,
+}
+
+/// The agent or workflow answering one call.
+pub enum Responder {
+    Agent(Box<Talk>),
+    Workflow(Box<Flow>),
+}
+
+/// A provider result for a [`Responder`].
+#[derive(Debug)]
+pub enum ResponderInput {
+    Agent(PipelineInput),
+    Workflow(FlowInput),
+}
+
+impl Responder {
+    /// The workflow when the call has one, else the agent; starts speaking at once.
+    pub fn start(
+        now: Instant,
+        factory: &Arc<VoiceFactory>,
+        agent: &AgentConfig,
+        workflow: Option<&PinnedWorkflow>,
+        parties: &CallParties<'_>,
+    ) -> Result<Self, ResponderError> {
+        match workflow {
+            None => Talk::start(now, factory, &agent.spec, parties)
+                .map(|talk| Responder::Agent(Box::new(talk)))
+                .map_err(|e| ResponderError {
+                    reason: "agent_misconfigured",
+                    field: e.field,
+                    detail: e.detail,
+                }),
+            Some(pinned) => Flow::start(
+                now,
+                Arc::clone(factory),
+                &pinned.config,
+                pinned.agents.clone(),
+                parties,
+            )
+            .map(|flow| Responder::Workflow(Box::new(flow)))
+            .map_err(|e| ResponderError {
+                reason: e.reason,
+                field: e.field,
+                detail: e.detail,
+            }),
+        }
+    }
+
+    /// One frame of the caller's audio.
+    pub fn push_frame(&mut self, now: Instant, frame: &[i16; FRAME_SAMPLES]) {
+        match self {
+            Responder::Agent(talk) => talk.push_frame(now, frame),
+            Responder::Workflow(flow) => flow.push_frame(now, frame),
+        }
+    }
+
+    /// A keypad digit; only a workflow acts on digits (the call task records them anyway).
+    pub fn on_digit(&mut self, now: Instant, digit: char) {
+        if let Responder::Workflow(flow) = self {
+            flow.on_digit(now, digit);
+        }
+    }
+
+    /// Time passed.
+    pub fn handle_timeout(&mut self, now: Instant) {
+        match self {
+            Responder::Agent(talk) => talk.handle_timeout(now),
+            Responder::Workflow(flow) => flow.handle_timeout(now),
+        }
+    }
+
+    /// When [`handle_timeout`](Self::handle_timeout) should next run.
+    pub fn poll_timeout(&self) -> Option<Instant> {
+        match self {
+            Responder::Agent(talk) => talk.poll_timeout(),
+            Responder::Workflow(flow) => flow.poll_timeout(),
+        }
+    }
+
+    /// The next provider result.
+    pub async fn recv(&mut self) -> Option<ResponderInput> {
+        match self {
+            Responder::Agent(talk) => talk.recv().await.map(ResponderInput::Agent),
+            Responder::Workflow(flow) => flow.recv().await.map(ResponderInput::Workflow),
+        }
+    }
+
+    /// Hands a provider result on.
+    pub fn on_input(&mut self, now: Instant, input: ResponderInput, media: &mut CallMedia) {
+        match (self, input) {
+            (Responder::Agent(talk), ResponderInput::Agent(input)) => {
+                talk.on_input(now, input, media)
+            }
+            (Responder::Workflow(flow), ResponderInput::Workflow(input)) => {
+                flow.on_input(now, input, media)
+            }
+            _ => {}
+        }
+    }
+
+    /// Moves everything along; returns the events to record.
+    pub fn drive(
+        &mut self,
+        now: Instant,
+        media: &mut CallMedia,
+        out: &mut Vec<(&'static str, Value)>,
+    ) {
+        match self {
+            Responder::Agent(talk) => talk.drive(now, media, out),
+            Responder::Workflow(flow) => flow.drive(now, media, out),
+        }
+    }
+
+    /// Why the call should end, once it should.
+    pub fn hangup(&self) -> Option<&'static str> {
+        match self {
+            Responder::Agent(talk) => talk.hangup(),
+            Responder::Workflow(flow) => flow.hangup(),
+        }
+    }
+
+    /// The next thing the agent or workflow asked the telephony layer for.
+    pub fn take_request(&mut self) -> Option<AgentRequest> {
+        match self {
+            Responder::Agent(talk) => talk.take_request(),
+            Responder::Workflow(flow) => flow.take_request(),
+        }
+    }
+
+    /// The transfer asked for did not go through.
+    pub fn transfer_failed(&mut self, now: Instant) {
+        match self {
+            Responder::Agent(talk) => talk.transfer_failed(now),
+            Responder::Workflow(flow) => flow.transfer_failed(now),
+        }
+    }
+
+    /// Stops all provider work; returns the last events to record.
+    pub fn shutdown(&mut self, now: Instant) -> Vec<(&'static str, Value)> {
+        match self {
+            Responder::Agent(talk) => {
+                talk.shutdown();
+                Vec::new()
+            }
+            Responder::Workflow(flow) => flow.shutdown(now),
+        }
+    }
+}
+
+/// The agent and workflow that answer a routed call. A workflow's call carries an agent-shaped
+/// voice (its `voice` sections under the workflow's name, id and workspace) for the parts of the
+/// call task that read an agent, and the workspace's agents for its `agent` nodes.
+pub fn answerer(
+    snapshot: &EdgeConfigSnapshot,
+    target: RouteTarget<'_>,
+) -> (AgentConfig, Option<PinnedWorkflow>) {
+    match target {
+        RouteTarget::Agent(agent) => (agent.clone(), None),
+        RouteTarget::Workflow(workflow) => {
+            let spec =
+                freya_shared::workflow::voice_spec(&workflow.definition).unwrap_or_else(|_| {
+                    AgentSpec {
+                        name: workflow.definition.name.clone(),
+                        ..AgentSpec::default()
+                    }
+                });
+            let voice = AgentConfig {
+                id: workflow.id.clone(),
+                workspace_id: workflow.workspace_id.clone(),
+                spec,
+            };
+            let pinned = PinnedWorkflow {
+                config: workflow.clone(),
+                agents: snapshot
+                    .agents_of(&workflow.workspace_id)
+                    .cloned()
+                    .collect(),
+            };
+            (voice, Some(pinned))
+        }
+    }
+}
