@@ -21,7 +21,7 @@ use freya_loadtest::uac::{
 };
 use freya_shared::model::{AgentSpec, PhoneNumberSpec};
 use support::http::Api;
-use support::{control_config, edge_config, eventually, Backend, TestDb, SECRET};
+use support::{control_config, edge_config, eventually, until_routed, Backend, TestDb, SECRET};
 use tokio_util::sync::CancellationToken;
 
 const CALLS: u64 = 20;
@@ -69,16 +69,7 @@ async fn desk() -> Desk {
     let edge = Edge::start(&edge_config(dir.path(), control.grpc_addr, SECRET))
         .await
         .expect("edge starts");
-    let state = edge.state.clone();
-    eventually(
-        Duration::from_secs(10),
-        "the edge to learn the number",
-        || {
-            let state = state.clone();
-            async move { state.snapshot().route("demo").map(|_| ()) }
-        },
-    )
-    .await;
+    until_routed(&edge, "demo").await;
 
     Desk {
         db,

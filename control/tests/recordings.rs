@@ -26,9 +26,11 @@ use freya_loadtest::audio::Utterance;
 use freya_loadtest::onset::OnsetConfig;
 use freya_loadtest::uac::{self, CallConfig, CallReport, HangupSide, SipEndpoint, TalkerConfig};
 use freya_proto::v1::{recording_chunk::Part, RecordingChunk, RecordingHeader};
-use freya_shared::model::{AgentSpec, PhoneNumberSpec};
+use freya_shared::model::AgentSpec;
 use support::http::{workspace_with_keys, Api};
-use support::{control_config, edge_config, eventually, Backend, TestDb, SECRET};
+use support::{
+    agent_on_number, control_config, edge_config, eventually, until_routed, Backend, TestDb, SECRET,
+};
 
 const OWNER: usize = 0;
 const ADMIN: usize = 1;
@@ -72,25 +74,7 @@ async fn world(backend: Backend) -> World {
         "tts": {"provider": "openai", "model": "tts-1", "voice": "alloy", "base_url": speech.base_url(), "api_key": "k"}
     }))
     .expect("agent");
-    let agent = control
-        .store
-        .create_agent(&scope, "test", &agent)
-        .await
-        .expect("agent");
-    control
-        .store
-        .create_number(
-            &scope,
-            "test",
-            &PhoneNumberSpec {
-                number: "demo".into(),
-                region: None,
-                agent_id: Some(agent.id),
-                workflow_id: None,
-            },
-        )
-        .await
-        .expect("number");
+    agent_on_number(&control, &scope, "demo", &agent).await;
     World {
         db,
         config,
@@ -107,16 +91,7 @@ async fn start_edge(w: &World, dir: &Path) -> Edge {
     let edge = Edge::start(&edge_config(dir, w.control.grpc_addr, SECRET))
         .await
         .expect("edge starts");
-    let state = edge.state.clone();
-    eventually(
-        Duration::from_secs(10),
-        "the edge to learn the number",
-        || {
-            let state = state.clone();
-            async move { state.snapshot().route("demo").map(|_| ()) }
-        },
-    )
-    .await;
+    until_routed(&edge, "demo").await;
     edge
 }
 

@@ -17,8 +17,10 @@ use freya_edge::media::g711::G711;
 use freya_edge::speech::fakes::FakeOpenAiSpeech;
 use freya_edge::Edge;
 use freya_loadtest::audio::Utterance;
-use freya_shared::model::{AgentSpec, PhoneNumberSpec};
-use support::{control_config, edge_config, eventually, Backend, TestDb, SECRET};
+use freya_shared::model::AgentSpec;
+use support::{
+    agent_on_number, control_config, edge_config, eventually, until_routed, Backend, TestDb, SECRET,
+};
 
 /// A pcap (Ethernet/IPv4/UDP/RTP, PCMA, 20 ms packets) of espeak-ng saying `text` followed by
 /// `silence_ms` of silence, for sipp's `play_pcap_audio`: the silence is what ends the
@@ -138,39 +140,12 @@ async fn world(mut agent: serde_json::Value) -> World {
         .await
         .expect("workspace");
     let scope = WorkspaceScope { workspace_id };
-    let agent = control
-        .store
-        .create_agent(&scope, "test", &agent)
-        .await
-        .expect("agent");
-    control
-        .store
-        .create_number(
-            &scope,
-            "test",
-            &PhoneNumberSpec {
-                number: "demo".into(),
-                region: None,
-                agent_id: Some(agent.id),
-                workflow_id: None,
-            },
-        )
-        .await
-        .expect("number");
+    agent_on_number(&control, &scope, "demo", &agent).await;
     let dir = tempfile::tempdir().expect("temp dir");
     let edge = Edge::start(&edge_config(dir.path(), control.grpc_addr, SECRET))
         .await
         .expect("edge starts");
-    let state = edge.state.clone();
-    eventually(
-        Duration::from_secs(10),
-        "the edge to learn the number",
-        || {
-            let state = state.clone();
-            async move { state.snapshot().route("demo").map(|_| ()) }
-        },
-    )
-    .await;
+    until_routed(&edge, "demo").await;
     World {
         db,
         control,

@@ -10,8 +10,10 @@ use std::time::Duration;
 use freya_control::server::ControlPlane;
 use freya_control::store::{CallRecord, Store, WorkspaceScope};
 use freya_edge::Edge;
-use freya_shared::model::{AgentSpec, PhoneNumberSpec};
-use support::{control_config, edge_config, eventually, Backend, TestDb, SECRET};
+use freya_shared::model::AgentSpec;
+use support::{
+    agent_on_number, control_config, edge_config, eventually, until_routed, Backend, TestDb, SECRET,
+};
 
 struct Setup {
     db: TestDb,
@@ -39,39 +41,12 @@ async fn setup_ringing(ring_ms: u32) -> Setup {
     let scope = WorkspaceScope { workspace_id };
     let agent: AgentSpec =
         serde_json::from_value(serde_json::json!({"name": "Desk"})).expect("agent");
-    let agent = control
-        .store
-        .create_agent(&scope, "test", &agent)
-        .await
-        .expect("agent");
-    control
-        .store
-        .create_number(
-            &scope,
-            "test",
-            &PhoneNumberSpec {
-                number: "demo".into(),
-                region: None,
-                agent_id: Some(agent.id),
-                workflow_id: None,
-            },
-        )
-        .await
-        .expect("number");
+    agent_on_number(&control, &scope, "demo", &agent).await;
     let dir = tempfile::tempdir().expect("temp dir");
     let mut config = edge_config(dir.path(), control.grpc_addr, SECRET);
     config.sip.ring_ms = ring_ms;
     let edge = Edge::start(&config).await.expect("edge starts");
-    let state = edge.state.clone();
-    eventually(
-        Duration::from_secs(10),
-        "the edge to learn the demo number",
-        || {
-            let state = state.clone();
-            async move { state.snapshot().route("demo").map(|_| ()) }
-        },
-    )
-    .await;
+    until_routed(&edge, "demo").await;
     Setup {
         db,
         control,

@@ -21,8 +21,10 @@ use freya_loadtest::onset::OnsetConfig;
 use freya_loadtest::uac::{
     self, CallConfig, CallReport, HangupSide, MediaOptions, SipEndpoint, TalkerConfig,
 };
-use freya_shared::model::{AgentSpec, PhoneNumberSpec};
-use support::{control_config, edge_config, eventually, Backend, TestDb, SECRET};
+use freya_shared::model::AgentSpec;
+use support::{
+    agent_on_number, control_config, edge_config, eventually, until_routed, Backend, TestDb, SECRET,
+};
 use tokio_util::sync::CancellationToken;
 
 struct World {
@@ -60,39 +62,12 @@ async fn world(first_message: &str) -> World {
     }))
     .expect("agent");
     assert_eq!(agent.validate(), Vec::new());
-    let agent = control
-        .store
-        .create_agent(&scope, "test", &agent)
-        .await
-        .expect("agent");
-    control
-        .store
-        .create_number(
-            &scope,
-            "test",
-            &PhoneNumberSpec {
-                number: "demo".into(),
-                region: None,
-                agent_id: Some(agent.id),
-                workflow_id: None,
-            },
-        )
-        .await
-        .expect("number");
+    agent_on_number(&control, &scope, "demo", &agent).await;
     let dir = tempfile::tempdir().expect("temp dir");
     let edge = Edge::start(&edge_config(dir.path(), control.grpc_addr, SECRET))
         .await
         .expect("edge starts");
-    let state = edge.state.clone();
-    eventually(
-        Duration::from_secs(10),
-        "the edge to learn the number",
-        || {
-            let state = state.clone();
-            async move { state.snapshot().route("demo").map(|_| ()) }
-        },
-    )
-    .await;
+    until_routed(&edge, "demo").await;
     World {
         db,
         control,

@@ -27,6 +27,49 @@ pub const JWT_SECRET: &str = "test-jwt-secret-0123456789abcdef0123456789";
 /// The credential-encryption key of test control planes (32 bytes in hex).
 pub const ENCRYPTION_KEY: &str = "000102030405060708090a0b0c0d0e0f101112131415161718191a1b1c1d1e1f";
 
+/// Creates `agent` in the scoped workspace and routes `number` (in every region) to it.
+pub async fn agent_on_number(
+    control: &freya_control::server::ControlPlane,
+    scope: &freya_control::store::WorkspaceScope,
+    number: &str,
+    agent: &freya_shared::model::AgentSpec,
+) -> freya_control::store::Agent {
+    let agent = control
+        .store
+        .create_agent(scope, "test", agent)
+        .await
+        .expect("agent");
+    control
+        .store
+        .create_number(
+            scope,
+            "test",
+            &freya_shared::model::PhoneNumberSpec {
+                number: number.into(),
+                region: None,
+                agent_id: Some(agent.id.clone()),
+                workflow_id: None,
+            },
+        )
+        .await
+        .expect("number");
+    agent
+}
+
+/// Waits until `edge` routes calls to `number`, i.e. holds a configuration that has it.
+pub async fn until_routed(edge: &freya_edge::Edge, number: &str) {
+    let state = edge.state.clone();
+    eventually(
+        Duration::from_secs(10),
+        "the edge to learn the number",
+        || {
+            let state = state.clone();
+            async move { state.snapshot().route(number).map(|_| ()) }
+        },
+    )
+    .await;
+}
+
 /// Which engine a test runs on.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
 pub enum Backend {
