@@ -8,7 +8,10 @@ use sqlx::any::AnyRow;
 use sqlx::Row;
 
 use super::identity::AuditEntry;
-use super::{commit_config_change, parse_json, retry, Sealer, Store, StoreError, WorkspaceScope};
+use super::{
+    commit_config_change, parse_json, retry, NamedDocument, Sealer, Store, StoreError,
+    WorkspaceScope,
+};
 use freya_shared::ids::{new_id, now_ms};
 use freya_shared::model::AgentSpec;
 
@@ -154,38 +157,19 @@ impl Store {
         spec: &AgentSpec,
     ) -> Result<Agent, StoreError> {
         let spec_text = stored_spec(self, id, spec)?;
-        let version = retry(|| async {
-            let mut tx = self.pool().begin().await?;
-            let updated = sqlx::query(
-                "UPDATE agents SET name = $1, spec = $2, updated_at_ms = $3 \
-                 WHERE workspace_id = $4 AND id = $5",
-            )
-            .bind(&spec.name)
-            .bind(&spec_text)
-            .bind(now_ms())
-            .bind(&scope.workspace_id)
-            .bind(id)
-            .execute(&mut *tx)
-            .await?
-            .rows_affected();
-            if updated == 0 {
-                return Err(StoreError::NotFound);
-            }
-            commit_config_change(
-                tx,
-                scope,
-                AuditEntry {
-                    actor,
-                    action: "agent.updated",
-                    resource_type: "agent",
-                    resource_id: id,
-                    detail: serde_json::json!({"name": spec.name}),
-                },
-            )
-            .await
-        })
+        self.replace_document(
+            &NamedDocument {
+                table: "agents",
+                column: "spec",
+                resource: "agent",
+            },
+            scope,
+            actor,
+            id,
+            &spec.name,
+            &spec_text,
+        )
         .await?;
-        self.notify_config_changed(version);
         self.agent(scope, id).await
     }
 

@@ -8,7 +8,9 @@ use sqlx::any::AnyRow;
 use sqlx::Row;
 
 use super::identity::AuditEntry;
-use super::{commit_config_change, parse_json, retry, Store, StoreError, WorkspaceScope};
+use super::{
+    commit_config_change, parse_json, retry, NamedDocument, Store, StoreError, WorkspaceScope,
+};
 use freya_shared::ids::{new_id, now_ms};
 use freya_shared::workflow::{Node, Workflow};
 
@@ -165,38 +167,19 @@ impl Store {
         definition: &Workflow,
     ) -> Result<StoredWorkflow, StoreError> {
         let text = to_text(definition)?;
-        let version = retry(|| async {
-            let mut tx = self.pool().begin().await?;
-            let updated = sqlx::query(
-                "UPDATE workflows SET name = $1, definition = $2, updated_at_ms = $3 \
-                 WHERE workspace_id = $4 AND id = $5",
-            )
-            .bind(&definition.name)
-            .bind(&text)
-            .bind(now_ms())
-            .bind(&scope.workspace_id)
-            .bind(id)
-            .execute(&mut *tx)
-            .await?
-            .rows_affected();
-            if updated == 0 {
-                return Err(StoreError::NotFound);
-            }
-            commit_config_change(
-                tx,
-                scope,
-                AuditEntry {
-                    actor,
-                    action: "workflow.updated",
-                    resource_type: "workflow",
-                    resource_id: id,
-                    detail: serde_json::json!({"name": definition.name}),
-                },
-            )
-            .await
-        })
+        self.replace_document(
+            &NamedDocument {
+                table: "workflows",
+                column: "definition",
+                resource: "workflow",
+            },
+            scope,
+            actor,
+            id,
+            &definition.name,
+            &text,
+        )
         .await?;
-        self.notify_config_changed(version);
         self.workflow(scope, id).await
     }
 
