@@ -2,7 +2,7 @@
 //! secrets (the `api_key` of its `stt`/`llm`/`tts` providers, its `tool_secret`) read back as
 //! `********`; a PATCH that leaves them out, or sends the mask back, keeps the stored ones.
 
-use axum::extract::{Path, State};
+use axum::extract::State;
 use axum::http::StatusCode;
 use axum::Json;
 use serde::Serialize;
@@ -11,9 +11,10 @@ use super::auth::Caller;
 use super::json::{merge_patch, strict_from_value, JsonObject, StrictJson};
 use super::openapi::AgentSpecDoc;
 use super::problem::Problem;
+use super::resource_id::ResourceId;
 use super::{AppState, List};
 use crate::store::{Agent, Role};
-use freya_shared::ids::{is_uuid, rfc3339};
+use freya_shared::ids::rfc3339;
 use freya_shared::model::AgentSpec;
 
 /// An agent as the API shows it.
@@ -142,11 +143,8 @@ pub(super) async fn list(
 pub(super) async fn get(
     State(state): State<AppState>,
     caller: Caller,
-    Path(id): Path<String>,
+    ResourceId(id): ResourceId,
 ) -> Result<Json<AgentView>, Problem> {
-    if !is_uuid(&id) {
-        return Err(Problem::not_found());
-    }
     Ok(Json(state.store.agent(&caller.scope, &id).await?.into()))
 }
 
@@ -162,13 +160,10 @@ pub(super) async fn get(
 pub(super) async fn patch(
     State(state): State<AppState>,
     caller: Caller,
-    Path(id): Path<String>,
+    ResourceId(id): ResourceId,
     JsonObject(patch): JsonObject,
 ) -> Result<Json<AgentView>, Problem> {
     caller.require(Role::Editor)?;
-    if !is_uuid(&id) {
-        return Err(Problem::not_found());
-    }
     let current = state.store.agent(&caller.scope, &id).await?;
     let mut document = serde_json::to_value(&current.spec).map_err(|e| {
         Problem::new(
@@ -197,12 +192,9 @@ pub(super) async fn patch(
 pub(super) async fn delete(
     State(state): State<AppState>,
     caller: Caller,
-    Path(id): Path<String>,
+    ResourceId(id): ResourceId,
 ) -> Result<StatusCode, Problem> {
     caller.require(Role::Editor)?;
-    if !is_uuid(&id) {
-        return Err(Problem::not_found());
-    }
     state
         .store
         .delete_agent(&caller.scope, &caller.actor, &id)

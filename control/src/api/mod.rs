@@ -29,6 +29,7 @@ mod providers;
 pub mod query;
 mod rate_limit;
 mod recordings;
+mod resource_id;
 mod tokens;
 mod webhooks;
 mod workflows;

@@ -1,7 +1,7 @@
 //! `/v1/phone-numbers`: create, list, read and patch the numbers of the caller's workspace and
 //! the agent each routes to.
 
-use axum::extract::{Path, State};
+use axum::extract::State;
 use axum::http::StatusCode;
 use axum::Json;
 use serde::Serialize;
@@ -10,9 +10,10 @@ use super::auth::Caller;
 use super::json::{merge_patch, strict_from_value, JsonObject, StrictJson};
 use super::openapi::PhoneNumberSpecDoc;
 use super::problem::Problem;
+use super::resource_id::ResourceId;
 use super::{AppState, List};
 use crate::store::{PhoneNumber, Role};
-use freya_shared::ids::{is_uuid, rfc3339};
+use freya_shared::ids::rfc3339;
 use freya_shared::model::PhoneNumberSpec;
 
 /// A phone number as the API shows it.
@@ -99,11 +100,8 @@ pub(super) async fn list(
 pub(super) async fn get(
     State(state): State<AppState>,
     caller: Caller,
-    Path(id): Path<String>,
+    ResourceId(id): ResourceId,
 ) -> Result<Json<PhoneNumberView>, Problem> {
-    if !is_uuid(&id) {
-        return Err(Problem::not_found());
-    }
     Ok(Json(state.store.number(&caller.scope, &id).await?.into()))
 }
 
@@ -119,13 +117,10 @@ pub(super) async fn get(
 pub(super) async fn patch(
     State(state): State<AppState>,
     caller: Caller,
-    Path(id): Path<String>,
+    ResourceId(id): ResourceId,
     JsonObject(patch): JsonObject,
 ) -> Result<Json<PhoneNumberView>, Problem> {
     caller.require(Role::Editor)?;
-    if !is_uuid(&id) {
-        return Err(Problem::not_found());
-    }
     let current = state.store.number(&caller.scope, &id).await?;
     let mut document = serde_json::to_value(&current.spec).map_err(|e| {
         Problem::new(
@@ -154,12 +149,9 @@ pub(super) async fn patch(
 pub(super) async fn delete(
     State(state): State<AppState>,
     caller: Caller,
-    Path(id): Path<String>,
+    ResourceId(id): ResourceId,
 ) -> Result<StatusCode, Problem> {
     caller.require(Role::Editor)?;
-    if !is_uuid(&id) {
-        return Err(Problem::not_found());
-    }
     state
         .store
         .delete_number(&caller.scope, &caller.actor, &id)

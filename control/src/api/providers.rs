@@ -3,7 +3,7 @@
 //! merge patch that keeps the stored password unless the body gives a new one (`"password":
 //! null` removes it; the mask itself, sent back unchanged, keeps it).
 
-use axum::extract::{Path, State};
+use axum::extract::State;
 use axum::http::StatusCode;
 use axum::Json;
 use serde::Serialize;
@@ -12,9 +12,10 @@ use super::auth::Caller;
 use super::json::{merge_patch, strict_from_value, JsonObject, StrictJson};
 use super::openapi::SipTrunkSpecDoc;
 use super::problem::Problem;
+use super::resource_id::ResourceId;
 use super::{AppState, List};
 use crate::store::{PasswordChange, Provider, Role};
-use freya_shared::ids::{is_uuid, rfc3339};
+use freya_shared::ids::rfc3339;
 use freya_shared::model::SipTrunkSpec;
 
 /// What a stored password reads as.
@@ -109,12 +110,9 @@ pub(super) async fn list(
 pub(super) async fn get(
     State(state): State<AppState>,
     caller: Caller,
-    Path(id): Path<String>,
+    ResourceId(id): ResourceId,
 ) -> Result<Json<ProviderView>, Problem> {
     caller.require(Role::Admin)?;
-    if !is_uuid(&id) {
-        return Err(Problem::not_found());
-    }
     Ok(Json(state.store.provider(&caller.scope, &id).await?.into()))
 }
 
@@ -130,13 +128,10 @@ pub(super) async fn get(
 pub(super) async fn patch(
     State(state): State<AppState>,
     caller: Caller,
-    Path(id): Path<String>,
+    ResourceId(id): ResourceId,
     JsonObject(mut patch): JsonObject,
 ) -> Result<Json<ProviderView>, Problem> {
     caller.require(Role::Admin)?;
-    if !is_uuid(&id) {
-        return Err(Problem::not_found());
-    }
     let current = state.store.provider(&caller.scope, &id).await?;
     let password = match patch.as_object_mut().and_then(|o| o.remove("password")) {
         None => PasswordChange::Keep,
@@ -183,12 +178,9 @@ pub(super) async fn patch(
 pub(super) async fn delete(
     State(state): State<AppState>,
     caller: Caller,
-    Path(id): Path<String>,
+    ResourceId(id): ResourceId,
 ) -> Result<StatusCode, Problem> {
     caller.require(Role::Admin)?;
-    if !is_uuid(&id) {
-        return Err(Problem::not_found());
-    }
     state
         .store
         .delete_provider(&caller.scope, &caller.actor, &id)

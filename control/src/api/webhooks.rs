@@ -14,6 +14,7 @@ use super::auth::Caller;
 use super::json::{merge_patch, strict_from_value, JsonObject, StrictJson};
 use super::problem::Problem;
 use super::query::{bad_parameter, page_limit, StrictQuery};
+use super::resource_id::ResourceId;
 use super::{AppState, List};
 use crate::store::{NewWebhook, Role, Webhook, WebhookDelivery, WEBHOOK_EVENTS};
 use crate::webhooks::is_private_ip;
@@ -217,12 +218,9 @@ pub(super) async fn list(
 pub(super) async fn get(
     State(state): State<AppState>,
     caller: Caller,
-    Path(id): Path<String>,
+    ResourceId(id): ResourceId,
 ) -> Result<Json<WebhookView>, Problem> {
     caller.require(Role::Admin)?;
-    if !is_uuid(&id) {
-        return Err(Problem::not_found());
-    }
     Ok(Json(state.store.webhook(&caller.scope, &id).await?.into()))
 }
 
@@ -238,13 +236,10 @@ pub(super) async fn get(
 pub(super) async fn patch(
     State(state): State<AppState>,
     caller: Caller,
-    Path(id): Path<String>,
+    ResourceId(id): ResourceId,
     JsonObject(patch): JsonObject,
 ) -> Result<Json<WebhookView>, Problem> {
     caller.require(Role::Admin)?;
-    if !is_uuid(&id) {
-        return Err(Problem::not_found());
-    }
     let current = state.store.webhook(&caller.scope, &id).await?;
     // The stored secret is not in the document: absent from the patch, it is kept.
     let mut document = serde_json::json!({"url": current.url, "events": current.events});
@@ -268,12 +263,9 @@ pub(super) async fn patch(
 pub(super) async fn delete(
     State(state): State<AppState>,
     caller: Caller,
-    Path(id): Path<String>,
+    ResourceId(id): ResourceId,
 ) -> Result<StatusCode, Problem> {
     caller.require(Role::Admin)?;
-    if !is_uuid(&id) {
-        return Err(Problem::not_found());
-    }
     state
         .store
         .delete_webhook(&caller.scope, &caller.actor, &id)
@@ -301,13 +293,10 @@ pub struct DeliveryQuery {
 pub(super) async fn deliveries(
     State(state): State<AppState>,
     caller: Caller,
-    Path(id): Path<String>,
+    ResourceId(id): ResourceId,
     StrictQuery(q): StrictQuery<DeliveryQuery>,
 ) -> Result<Json<List<DeliveryView>>, Problem> {
     caller.require(Role::Admin)?;
-    if !is_uuid(&id) {
-        return Err(Problem::not_found());
-    }
     if q.cursor.as_deref().is_some_and(|c| !is_uuid(c)) {
         return Err(bad_parameter("cursor", "not a cursor from a previous page"));
     }

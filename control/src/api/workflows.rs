@@ -14,6 +14,7 @@ use super::json::{merge_patch, strict_from_value, JsonObject, StrictJson};
 use super::openapi::{ValidationResultDoc, WorkflowDoc};
 use super::problem::Problem;
 use super::query::{decode_cursor, encode_cursor, page_limit, StrictQuery};
+use super::resource_id::ResourceId;
 use super::{AppState, List};
 use crate::store::{Role, StoredWorkflow, WorkflowVersion};
 use freya_shared::ids::{is_uuid, rfc3339};
@@ -95,14 +96,6 @@ async fn validated(
     match validate(&definition, &ValidationContext::with_agents(agents)) {
         Ok(_) => Ok(definition),
         Err(errors) => Err(Problem::invalid_workflow(errors)),
-    }
-}
-
-fn workflow_id(id: &str) -> Result<(), Problem> {
-    if is_uuid(id) {
-        Ok(())
-    } else {
-        Err(Problem::not_found())
     }
 }
 
@@ -190,9 +183,8 @@ pub(super) async fn list(
 pub(super) async fn get(
     State(state): State<AppState>,
     caller: Caller,
-    Path(id): Path<String>,
+    ResourceId(id): ResourceId,
 ) -> Result<Json<WorkflowView>, Problem> {
-    workflow_id(&id)?;
     Ok(Json(state.store.workflow(&caller.scope, &id).await?.into()))
 }
 
@@ -208,11 +200,10 @@ pub(super) async fn get(
 pub(super) async fn patch(
     State(state): State<AppState>,
     caller: Caller,
-    Path(id): Path<String>,
+    ResourceId(id): ResourceId,
     JsonObject(patch): JsonObject,
 ) -> Result<Json<WorkflowView>, Problem> {
     caller.require(Role::Editor)?;
-    workflow_id(&id)?;
     let current = state.store.workflow(&caller.scope, &id).await?;
     let mut document = serde_json::to_value(&current.definition).map_err(|e| {
         Problem::new(
@@ -241,10 +232,9 @@ pub(super) async fn patch(
 pub(super) async fn delete(
     State(state): State<AppState>,
     caller: Caller,
-    Path(id): Path<String>,
+    ResourceId(id): ResourceId,
 ) -> Result<StatusCode, Problem> {
     caller.require(Role::Editor)?;
-    workflow_id(&id)?;
     state
         .store
         .delete_workflow(&caller.scope, &caller.actor, &id)
@@ -263,10 +253,9 @@ pub(super) async fn delete(
 pub(super) async fn publish(
     State(state): State<AppState>,
     caller: Caller,
-    Path(id): Path<String>,
+    ResourceId(id): ResourceId,
 ) -> Result<(StatusCode, Json<WorkflowVersionView>), Problem> {
     caller.require(Role::Editor)?;
-    workflow_id(&id)?;
     let draft = state.store.workflow(&caller.scope, &id).await?;
     // Agents may have gone since the draft was saved: check again before freezing it.
     let definition = validated(&state, &caller, draft.definition).await?;
@@ -288,9 +277,8 @@ pub(super) async fn publish(
 pub(super) async fn versions(
     State(state): State<AppState>,
     caller: Caller,
-    Path(id): Path<String>,
+    ResourceId(id): ResourceId,
 ) -> Result<Json<List<WorkflowVersionView>>, Problem> {
-    workflow_id(&id)?;
     let versions = state.store.workflow_versions(&caller.scope, &id).await?;
     Ok(Json(List::of(
         versions.into_iter().map(Into::into).collect(),
@@ -313,7 +301,9 @@ pub(super) async fn version(
     caller: Caller,
     Path((id, version)): Path<(String, String)>,
 ) -> Result<Json<WorkflowVersionView>, Problem> {
-    workflow_id(&id)?;
+    if !is_uuid(&id) {
+        return Err(Problem::not_found());
+    }
     let version: u32 = version.parse().map_err(|_| Problem::not_found())?;
     Ok(Json(
         state
