@@ -29,6 +29,8 @@ pub struct DevOptions {
     pub http: String,
     pub sip: String,
     pub edge_http: String,
+    /// Concurrent calls the edge takes before it answers 503 (load tests raise it).
+    pub capacity: u32,
 }
 
 /// The contents of `dev.json`: everything needed to use the dev setup.
@@ -108,7 +110,7 @@ pub async fn run(options: DevOptions, shutdown: CancellationToken) -> anyhow::Re
         id: None,
         region: "local".into(),
         data_dir: data_dir.join("edge"),
-        capacity: 100,
+        capacity: options.capacity,
         control: ControlLinkConfig {
             url: format!("http://{}", control.grpc_addr),
             shared_secret: secret,

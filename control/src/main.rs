@@ -40,6 +40,9 @@ enum Command {
         /// The edge's probes and metrics address (port 0 picks a free one).
         #[arg(long, default_value = "127.0.0.1:0")]
         edge_http: String,
+        /// Concurrent calls the edge takes before it answers 503 with Retry-After.
+        #[arg(long, default_value_t = 100)]
+        capacity: u32,
     },
     /// The control plane alone (REST API, dashboard, gRPC for edges).
     Control {
@@ -125,12 +128,14 @@ async fn run(command: Command) -> anyhow::Result<()> {
             http,
             sip,
             edge_http,
+            capacity,
         } => {
             let options = DevOptions {
                 data_dir,
                 http,
                 sip,
                 edge_http,
+                capacity,
             };
             dev::run(options, stop_on_signal()).await
         }

@@ -115,6 +115,7 @@ async fn a_batch_of_concurrent_calls_is_answered_with_audio_both_ways() {
                 first_turn_after: Duration::from_millis(200),
                 reply_timeout: Duration::from_millis(600),
                 pause_after_reply: Duration::from_millis(100),
+                barge_in_after: None,
             },
             onset: OnsetConfig::default(),
             late_after: Duration::from_millis(60),

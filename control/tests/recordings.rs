@@ -119,6 +119,7 @@ async fn call(target: std::net::SocketAddr) -> CallReport {
             first_turn_after: Duration::from_millis(2_500),
             reply_timeout: Duration::from_secs(3),
             pause_after_reply: Duration::from_millis(300),
+            barge_in_after: None,
         },
         onset: OnsetConfig::default(),
         late_after: Duration::from_millis(200),

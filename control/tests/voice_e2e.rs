@@ -161,6 +161,7 @@ async fn a_caller_who_speaks_hears_the_models_answer() {
         first_turn_after: Duration::from_millis(1500),
         reply_timeout: Duration::from_secs(6),
         pause_after_reply: Duration::from_millis(400),
+        barge_in_after: None,
     };
     let report = call(
         &w,
@@ -252,6 +253,7 @@ async fn an_opus_caller_is_understood_and_hears_the_agent() {
         first_turn_after: Duration::from_millis(1500),
         reply_timeout: Duration::from_secs(6),
         pause_after_reply: Duration::from_millis(400),
+        barge_in_after: None,
     };
     let report = call_with(
         &w,
@@ -293,6 +295,7 @@ async fn a_caller_who_talks_over_the_agent_stops_it() {
         // Speaks over the agent 300 ms later rather than wait for it to finish.
         reply_timeout: Duration::from_millis(300),
         pause_after_reply: Duration::from_millis(400),
+        barge_in_after: None,
     };
     let report = call(
         &w,
@@ -337,6 +340,45 @@ async fn a_caller_who_talks_over_the_agent_stops_it() {
 }
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn the_load_testers_interrupting_caller_measures_the_agent_falling_silent() {
+    let w = world("").await;
+    // Each reply is six seconds long: only a barge-in ends one early.
+    w.speech.set_speech_audio(tone(24_000, 6_000));
+    w.speech.set_default_transcript("I have a question.");
+    w.llm.respond_with(|_| FakeReply::text("Of course."));
+    let talker = TalkerConfig {
+        first_turn_after: Duration::from_millis(300),
+        reply_timeout: Duration::from_secs(6),
+        pause_after_reply: Duration::from_millis(400),
+        barge_in_after: Some(Duration::from_millis(500)),
+    };
+    let report = call(
+        &w,
+        &["I have a question.", "Wait, one more thing."],
+        talker,
+        Duration::from_secs(7),
+    )
+    .await;
+    assert!(report.succeeded(), "{:?}", report.failure);
+    assert_eq!(report.v2v_ms.len(), 2, "both turns answered: {report:?}");
+    assert_eq!(
+        report.barge_in_ms.len(),
+        1,
+        "the second turn interrupted the first reply: {report:?}"
+    );
+    // Measured from the caller's first word to the reply's silence, well before the
+    // reply's own end (six seconds in).
+    assert!(
+        report.barge_in_ms[0] < 3_000.0,
+        "the reply was cut, not played out: {:?}",
+        report.barge_in_ms
+    );
+    let events = recorded_events(&w).await;
+    assert_eq!(of_kind(&events, "call.barge_in").len(), 1, "{events:?}");
+    teardown(w).await;
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn a_failing_model_still_gets_the_caller_an_answer() {
     let w = world("Hello.").await;
     w.speech.set_default_transcript("Hello, is anyone there?");
@@ -346,6 +388,7 @@ async fn a_failing_model_still_gets_the_caller_an_answer() {
         first_turn_after: Duration::from_millis(1200),
         reply_timeout: Duration::from_secs(6),
         pause_after_reply: Duration::from_millis(400),
+        barge_in_after: None,
     };
     let report = call(
         &w,

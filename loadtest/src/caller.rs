@@ -138,6 +138,7 @@ async fn call(args: Args) -> anyhow::Result<bool> {
             first_turn_after: Duration::from_millis(500),
             reply_timeout,
             pause_after_reply: Duration::from_millis(300),
+            barge_in_after: None,
         },
         onset: OnsetConfig::default(),
         late_after: Duration::from_millis(60),

@@ -112,6 +112,7 @@ fn real_main(cli: Cli) -> anyhow::Result<bool> {
             first_turn_after: scenario.first_turn,
             reply_timeout: scenario.reply_timeout,
             pause_after_reply: scenario.pause_after_reply,
+            barge_in_after: scenario.barge_in_after,
         },
         onset: OnsetConfig {
             threshold_dbfs: scenario.threshold_dbfs,
@@ -189,6 +190,7 @@ fn print_summary(s: &Summary) {
         ("setup", &s.setup_ms),
         ("first audio", &s.first_audio_ms),
         ("voice-to-voice", &s.v2v_ms),
+        ("barge-in", &s.barge_in_ms),
         ("jitter", &s.jitter_ms),
         ("inter-arrival", &s.interarrival_ms),
         ("send lateness", &s.send_lateness_ms),

@@ -68,6 +68,7 @@ svg{{margin:1em 1em 0 0;border:1px solid #eee}}</style></head><body>\
             cdf("setup", &s.setup_ms),
             cdf("first audio", &s.first_audio_ms),
             cdf("voice-to-voice", &s.v2v_ms),
+            cdf("barge-in reaction", &s.barge_in_ms),
         ],
     ));
     page.push_str("<h2>Over time</h2>");
@@ -149,11 +150,12 @@ svg{{margin:1em 1em 0 0;border:1px solid #eee}}</style></head><body>\
     page
 }
 
-fn rows(s: &Summary) -> [(&'static str, &Distribution); 6] {
+fn rows(s: &Summary) -> [(&'static str, &Distribution); 7] {
     [
         ("setup (INVITE→200)", &s.setup_ms),
         ("first agent audio", &s.first_audio_ms),
         ("voice-to-voice", &s.v2v_ms),
+        ("barge-in reaction", &s.barge_in_ms),
         ("jitter (RFC 3550)", &s.jitter_ms),
         ("inter-arrival", &s.interarrival_ms),
         ("our send lateness", &s.send_lateness_ms),

@@ -117,6 +117,10 @@ pub struct ScenarioSettings {
     /// Milliseconds of pause after a reply before the next turn.
     #[arg(long)]
     pub pause_after_reply_ms: Option<u64>,
+    /// Talk over each reply this many milliseconds after it starts, with the next turn, and
+    /// measure how fast the far end stops (barge-in reaction).
+    #[arg(long)]
+    pub barge_in_after_ms: Option<u64>,
     /// Received audio louder than this (dBFS) counts as the far end talking.
     #[arg(long)]
     pub threshold_dbfs: Option<f64>,
@@ -163,6 +167,8 @@ pub struct Scenario {
     pub reply_timeout: Duration,
     /// Pause after a reply.
     pub pause_after_reply: Duration,
+    /// Interrupt each reply this long after it starts.
+    pub barge_in_after: Option<Duration>,
     /// Talk threshold.
     pub threshold_dbfs: f64,
     /// Local address.
@@ -207,6 +213,7 @@ impl ScenarioSettings {
             first_turn_ms: o.first_turn_ms.or(self.first_turn_ms),
             reply_timeout_ms: o.reply_timeout_ms.or(self.reply_timeout_ms),
             pause_after_reply_ms: o.pause_after_reply_ms.or(self.pause_after_reply_ms),
+            barge_in_after_ms: o.barge_in_after_ms.or(self.barge_in_after_ms),
             threshold_dbfs: o.threshold_dbfs.or(self.threshold_dbfs),
             local_ip: o.local_ip.or(self.local_ip),
             sip_port: o.sip_port.or(self.sip_port),
@@ -288,6 +295,7 @@ impl ScenarioSettings {
             first_turn: Duration::from_millis(self.first_turn_ms.unwrap_or(500)),
             reply_timeout,
             pause_after_reply: Duration::from_millis(self.pause_after_reply_ms.unwrap_or(400)),
+            barge_in_after: self.barge_in_after_ms.map(Duration::from_millis),
             threshold_dbfs,
             local_ip: self.local_ip.unwrap_or(IpAddr::from([127, 0, 0, 1])),
             sip_port: self.sip_port.unwrap_or(0),

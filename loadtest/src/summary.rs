@@ -125,6 +125,8 @@ pub struct Summary {
     pub first_audio_ms: Distribution,
     /// End of caller speech to start of reply.
     pub v2v_ms: Distribution,
+    /// Start of caller speech over a reply to the far end going quiet (barge-in scenarios).
+    pub barge_in_ms: Distribution,
     /// Caller turns spoken, and how many got a reply.
     pub turns_spoken: u64,
     /// Replies detected.
@@ -174,6 +176,7 @@ impl Summary {
         let mut lateness = new_gap_histogram();
         let mut failures = BTreeMap::new();
         let (mut setup, mut first, mut v2v, mut jitter) = (vec![], vec![], vec![], vec![]);
+        let mut barge_in = Vec::new();
         let mut s = Summary {
             scenario,
             wall_secs,
@@ -188,6 +191,7 @@ impl Summary {
             setup.extend(r.setup_ms);
             first.extend(r.first_audio_ms);
             v2v.extend(r.v2v_ms.iter().copied());
+            barge_in.extend(r.barge_in_ms.iter().copied());
             s.turns_spoken += u64::from(r.turns_spoken);
             s.replies += r.v2v_ms.len() as u64;
             if r.rtp.received > 0 {
@@ -220,6 +224,7 @@ impl Summary {
         s.setup_ms = Distribution::of(setup);
         s.first_audio_ms = Distribution::of(first);
         s.v2v_ms = Distribution::of(v2v);
+        s.barge_in_ms = Distribution::of(barge_in);
         s.jitter_ms = Distribution::of(jitter);
         s.interarrival_ms = Distribution::of_micros(&gaps);
         s.send_lateness_ms = Distribution::of_micros(&lateness);
@@ -244,7 +249,7 @@ impl Summary {
     }
 
     /// Every headline figure by name: `calls`, `failed`, `failed_pct`, `loss_pct`,
-    /// `{setup,first_audio,v2v,jitter,interarrival,send_lateness}_{p50,p95,p99,max}_ms`, ...
+    /// `{setup,first_audio,v2v,barge_in,jitter,interarrival,send_lateness}_{p50,p95,p99,max}_ms`, ...
     pub fn metrics(&self) -> BTreeMap<String, f64> {
         let mut m = BTreeMap::new();
         m.insert("calls".into(), self.calls as f64);
@@ -267,6 +272,7 @@ impl Summary {
             ("first_audio", &self.first_audio_ms),
             ("ttfa", &self.first_audio_ms),
             ("v2v", &self.v2v_ms),
+            ("barge_in", &self.barge_in_ms),
             ("jitter", &self.jitter_ms),
             ("interarrival", &self.interarrival_ms),
             ("send_lateness", &self.send_lateness_ms),

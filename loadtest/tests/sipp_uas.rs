@@ -118,6 +118,7 @@ fn every_call_is_answered_with_audio_both_ways_and_latencies_measured() {
             first_turn_after: Duration::from_millis(300),
             reply_timeout: Duration::from_secs(2),
             pause_after_reply: Duration::from_millis(200),
+            barge_in_after: None,
         },
         onset: OnsetConfig::default(),
         late_after: Duration::from_millis(60),

@@ -1,12 +1,14 @@
 //! The agent's ear, sans-IO: each 20 ms frame of the caller's decoded audio goes through the VAD
-//! into the [`TurnDetector`], and while a caller turn is open the audio is collected — with a
+//! (its decisions checked against the caller's level by a [`LevelGate`], which cuts the VAD's
+//! hangover off the end of each turn) into the [`TurnDetector`], and while a caller turn is open the audio is collected — with a
 //! little pre-roll from before the turn was recognised, so the first syllable is not clipped — as
 //! the utterance that goes to speech-to-text when the turn ends. Buffers are sized once per call:
 //! per frame nothing is allocated.
 
 use std::time::Instant;
 
-use crate::media::frame::{PcmFrame, SampleRate};
+use crate::media::frame::{PcmFrame, SampleRate, FRAME_DURATION};
+use crate::media::level_gate::{LevelGate, LevelGateConfig};
 use crate::media::turn::{TurnConfig, TurnDetector, TurnEvent};
 use crate::media::vad::{VadAggressiveness, VoiceActivityDetector};
 
@@ -20,6 +22,7 @@ const MAX_UTTERANCE: usize = 30 * 8000;
 /// VAD, turn detection and utterance collection for one call.
 pub struct Listener {
     vad: VoiceActivityDetector,
+    gate: LevelGate,
     turns: TurnDetector,
     frame: PcmFrame,
     pre_roll: Box<[[i16; FRAME_SAMPLES]; PRE_ROLL_FRAMES]>,
@@ -35,6 +38,7 @@ impl Listener {
     pub fn new(config: TurnConfig) -> Self {
         Self {
             vad: VoiceActivityDetector::new(VadAggressiveness::Aggressive),
+            gate: LevelGate::new(LevelGateConfig::default()),
             turns: TurnDetector::new(config),
             frame: PcmFrame::silence(SampleRate::Hz8000),
             pre_roll: Box::new([[0; FRAME_SAMPLES]; PRE_ROLL_FRAMES]),
@@ -50,7 +54,8 @@ impl Listener {
     pub fn push_frame(&mut self, now: Instant, samples: &[i16; FRAME_SAMPLES]) {
         self.frame.samples_mut().copy_from_slice(samples);
         // A frame the VAD cannot judge counts as silence (it cannot happen at 8 kHz / 20 ms).
-        let speech = self.vad.is_speech(&self.frame).unwrap_or(false);
+        let vad_speech = self.vad.is_speech(&self.frame).unwrap_or(false);
+        let judged = self.gate.judge(vad_speech, samples);
         if self.collecting {
             let room = MAX_UTTERANCE.saturating_sub(self.utterance.len());
             self.utterance
@@ -60,7 +65,8 @@ impl Listener {
             self.pre_roll_next = (self.pre_roll_next + 1) % PRE_ROLL_FRAMES;
             self.pre_roll_len = (self.pre_roll_len + 1).min(PRE_ROLL_FRAMES);
         }
-        self.turns.push_frame(now, speech);
+        let lead = FRAME_DURATION * judged.lead_frames;
+        self.turns.push_frame_with_lead(now, judged.speech, lead);
         self.drain();
     }
 
@@ -156,5 +162,55 @@ mod tests {
             utterance[..FRAME_SAMPLES].iter().all(|&s| s == 0),
             "pre-roll starts quiet"
         );
+    }
+
+    #[test]
+    fn a_turn_ends_its_silence_after_the_last_spoken_frame_not_the_vads_hangover() {
+        let t0 = Instant::now();
+        let config = TurnConfig::default();
+        let mut l = Listener::new(config);
+        let at = |i: usize| t0 + Duration::from_millis(20 * i as u64 + 20);
+        let mut ended = None;
+        for i in 0..150usize {
+            let frame = if (10..80).contains(&i) {
+                buzz(i)
+            } else {
+                [0; FRAME_SAMPLES]
+            };
+            l.push_frame(at(i), &frame);
+            if let Some(deadline) = l.poll_timeout() {
+                if deadline <= at(i) {
+                    l.handle_timeout(deadline);
+                }
+            }
+            while let Some(e) = l.poll_event() {
+                if let TurnEvent::EndOfTurn { .. } = e {
+                    ended.get_or_insert(i);
+                }
+            }
+        }
+        // The last voiced frame is 79; 500 ms (25 frames) of silence later is frame 104.
+        assert_eq!(ended, Some(79 + 25), "no VAD hangover added to the silence");
+    }
+
+    #[test]
+    fn barge_in_counts_the_callers_speech_from_when_it_became_audible() {
+        let t0 = Instant::now();
+        let config = TurnConfig::default();
+        let mut l = Listener::new(config);
+        l.set_agent_speaking(true);
+        let at = |i: usize| t0 + Duration::from_millis(20 * i as u64 + 20);
+        let mut barge_in = None;
+        for i in 0..100usize {
+            let frame = if i >= 50 { buzz(i) } else { [0; FRAME_SAMPLES] };
+            l.push_frame(at(i), &frame);
+            while let Some(e) = l.poll_event() {
+                if e == TurnEvent::BargeIn {
+                    barge_in.get_or_insert(i);
+                }
+            }
+        }
+        // Frames 50..=59 are the first 200 ms of the caller's speech.
+        assert_eq!(barge_in, Some(59));
     }
 }

@@ -89,6 +89,13 @@ pub struct CallMedia {
     decoded: [i16; FRAME_SAMPLES],
     /// `decoded` holds a frame the call has not taken yet.
     fresh_frame: bool,
+    /// `decoded` was played out for the latest tick (the recording reads it, taken or not).
+    decoded_this_tick: bool,
+    /// The caller's frame of the tick now due was already played out by `poll_received`.
+    received_popped: bool,
+    /// When the audio of `decoded` reached us (estimated for a concealed frame), never earlier
+    /// than the frame before it.
+    decoded_at: Instant,
     /// Samples of queued playback consumed so far: sent, or flushed by `stop_playback`.
     playback_position: u64,
     events: VecDeque<MediaEvent>,
@@ -162,6 +169,9 @@ impl CallMedia {
             encoded: [0; MAX_PAYLOAD],
             decoded: [0; FRAME_SAMPLES],
             fresh_frame: false,
+            decoded_this_tick: false,
+            received_popped: false,
+            decoded_at: now,
             playback_position: 0,
             events: VecDeque::new(),
             stats: MediaStats::default(),
@@ -194,20 +204,22 @@ impl CallMedia {
         self.playback_position
     }
 
-    /// The caller's 20 ms frame decoded by the last [`poll_transmit`](Self::poll_transmit), once:
-    /// `None` when no packet was due (late, not sent, or lost on G.711; Opus conceals a loss).
-    pub fn take_received_frame(&mut self) -> Option<&[i16; FRAME_SAMPLES]> {
+    /// The caller's 20 ms frame decoded by the last [`poll_transmit`](Self::poll_transmit), once,
+    /// with when its audio arrived: turn-taking dates the caller's speech by its arrival, so the
+    /// jitter buffer's playout delay is not added to the end of every turn. `None` when no packet
+    /// was due (late, not sent, or lost on G.711; Opus conceals a loss).
+    pub fn take_received_frame(&mut self) -> Option<(Instant, &[i16; FRAME_SAMPLES])> {
         if !self.fresh_frame {
             return None;
         }
         self.fresh_frame = false;
-        Some(&self.decoded)
+        Some((self.decoded_at, &self.decoded))
     }
 
-    /// The caller's frame decoded by the last [`poll_transmit`](Self::poll_transmit), if one
-    /// was, without taking it (the call's recording reads it before the agent's ear takes it).
+    /// The caller's frame played out for the latest tick, if one was, whether or not the
+    /// agent's ear has taken it (the call's recording reads it after the tick's packet).
     pub fn peek_received_frame(&self) -> Option<&[i16; FRAME_SAMPLES]> {
-        self.fresh_frame.then_some(&self.decoded)
+        self.decoded_this_tick.then_some(&self.decoded)
     }
 
     /// The audio the last packet from [`poll_transmit`](Self::poll_transmit) carried (silence
@@ -346,25 +358,28 @@ impl CallMedia {
         self.rtcp.handle_timeout(now);
     }
 
+    /// Plays out the caller's frame of the tick now due, with when its audio arrived, before
+    /// [`poll_transmit`](Self::poll_transmit) decides what to send in that tick: what the agent
+    /// hears in it (a barge-in) can still silence the same tick. `None` when no tick is due, its
+    /// frame was already played out, or no packet was due (see
+    /// [`take_received_frame`](Self::take_received_frame)).
+    pub fn poll_received(&mut self, now: Instant) -> Option<(Instant, &[i16; FRAME_SAMPLES])> {
+        if self.pacer.due() == 0 || self.received_popped {
+            return None;
+        }
+        self.received_popped = true;
+        self.play_out_received(now);
+        self.take_received_frame()
+    }
+
     /// The next packet to send, written into a buffer reused for every packet.
     pub fn poll_transmit(&mut self, now: Instant) -> Option<(SocketAddr, &[u8])> {
         if self.pacer.due() == 0 {
             return None;
         }
         // Play out one received frame per sent frame: both run on the 20 ms clock.
-        match self.jitter.pop(now) {
-            Some(Playout::Frame { payload, .. }) => {
-                self.codec.decode(payload, &mut self.decoded);
-                self.fresh_frame = true;
-            }
-            Some(Playout::Lost { .. }) => {
-                // Opus rebuilds or conceals the frame; G.711 has nothing better than silence,
-                // which the call's listener does not need to hear.
-                let next = self.jitter.peek_next();
-                self.codec.lost(next, &mut self.decoded);
-                self.fresh_frame = matches!(self.codec, CallCodec::Opus(_));
-            }
-            None => {}
+        if !std::mem::take(&mut self.received_popped) {
+            self.play_out_received(now);
         }
         if let Some((payload_type, header, payload)) = self.next_dtmf_event() {
             self.rtcp.on_rtp_sent(now, header.timestamp, payload.len());
@@ -398,6 +413,33 @@ impl CallMedia {
             .packetize(self.payload_type, header, payload)
             .ok()?;
         Some((self.remote, packet))
+    }
+
+    /// Pops the jitter buffer once for the tick now due and decodes what it gives.
+    fn play_out_received(&mut self, now: Instant) {
+        self.decoded_this_tick = false;
+        match self.jitter.pop(now) {
+            Some(Playout::Frame {
+                payload, arrived, ..
+            }) => {
+                self.codec.decode(payload, &mut self.decoded);
+                self.fresh_frame = true;
+                self.decoded_this_tick = true;
+                self.decoded_at = arrived.max(self.decoded_at);
+            }
+            Some(Playout::Lost { .. }) => {
+                // It would have arrived one playout delay ago.
+                let due = now.checked_sub(self.jitter.target_delay()).unwrap_or(now);
+                self.decoded_at = due.max(self.decoded_at);
+                // Opus rebuilds or conceals the frame; G.711 has nothing better than silence,
+                // which the call's listener does not need to hear.
+                let next = self.jitter.peek_next();
+                self.codec.lost(next, &mut self.decoded);
+                self.fresh_frame = matches!(self.codec, CallCodec::Opus(_));
+                self.decoded_this_tick = self.fresh_frame;
+            }
+            None => {}
+        }
     }
 
     /// This frame's telephone-event packet, when a key press is on: it takes the frame's

@@ -286,7 +286,7 @@ fn an_opus_call_runs_on_the_48_khz_clock_and_repairs_a_lost_packet_with_fec() {
         while let Some((_, bytes)) = m.poll_transmit(now) {
             sent.push(bytes.to_vec());
             if m.take_received_frame()
-                .is_some_and(|f| f.iter().any(|&s| s != 0))
+                .is_some_and(|(_, f)| f.iter().any(|&s| s != 0))
             {
                 heard += 1;
             }

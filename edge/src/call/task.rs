@@ -247,15 +247,21 @@ pub async fn run(
                 if let Some(talk) = talk.as_mut() {
                     talk.handle_timeout(now);
                 }
-                while let Some((to, packet)) = media.poll_transmit(now) {
+                loop {
+                    // The agent hears this tick's caller frame before the tick's packet is
+                    // chosen, so a barge-in silences this very packet.
+                    if let Some(talk) = talk.as_mut() {
+                        if let Some((arrived, frame)) = media.poll_received(now) {
+                            talk.push_frame(arrived, frame);
+                            talk.drive(now, &mut media, &mut records);
+                        }
+                    }
+                    let Some((to, packet)) = media.poll_transmit(now) else { break };
                     if let Err(e) = socket.send_to(packet, to).await {
                         tracing::debug!(error = %e, "RTP send failed");
                     }
                     if let Some(recording) = recording.as_mut() {
                         recording.on_tick(media.sent_frame(), media.peek_received_frame());
-                    }
-                    if let (Some(talk), Some(frame)) = (talk.as_mut(), media.take_received_frame()) {
-                        talk.push_frame(now, frame);
                     }
                 }
                 if let Some((to, report)) = media.poll_rtcp_transmit(now) {

@@ -7,6 +7,7 @@
 
 pub mod frame;
 pub mod g711;
+pub mod level_gate;
 pub mod opus;
 pub mod recording;
 pub mod resample;

@@ -107,14 +107,22 @@ impl TurnDetector {
 
     /// Feeds one frame's VAD decision; `now` is when the frame's audio ended (its arrival).
     pub fn push_frame(&mut self, now: Instant, is_speech: bool) {
+        self.push_frame_with_lead(now, is_speech, Duration::ZERO);
+    }
+
+    /// As [`push_frame`](Self::push_frame), where a voiced run that starts with this frame began
+    /// `lead` earlier: the VAD takes a frame or two to recognise speech that was already audible,
+    /// and speech-start and barge-in thresholds count from when it was.
+    pub fn push_frame_with_lead(&mut self, now: Instant, is_speech: bool, lead: Duration) {
         if !is_speech {
             self.voiced_since = None;
             self.check_silence(now);
             return;
         }
+        let frame = self.config.frame + lead;
         let run_start = *self
             .voiced_since
-            .get_or_insert_with(|| now.checked_sub(self.config.frame).unwrap_or(now));
+            .get_or_insert_with(|| now.checked_sub(frame).unwrap_or(now));
         let voiced = now.saturating_duration_since(run_start);
         let barge_in_armed = self.agent_speaking && self.config.barge_in && !self.barged_in;
         if barge_in_armed && voiced >= self.config.barge_in_min_speech {

@@ -70,6 +70,9 @@ pub enum Playout<'a> {
         sequence: u16,
         /// Its RTP timestamp.
         timestamp: u32,
+        /// When it arrived: what the frame's audio is dated by for turn-taking, which must not
+        /// wait on the playout delay.
+        arrived: Instant,
         /// Its payload, for the decoder.
         payload: &'a [u8],
     },
@@ -120,6 +123,7 @@ pub struct JitterStats {
 struct Slot {
     ext_seq: i64,
     timestamp: u32,
+    arrived: Option<Instant>,
     len: usize,
     filled: bool,
     foreign: bool,
@@ -353,6 +357,7 @@ impl JitterBuffer {
         *slot = Slot {
             ext_seq: ext,
             timestamp,
+            arrived: Some(now),
             len,
             filled: true,
             foreign: payload.is_none(),
@@ -420,6 +425,7 @@ impl JitterBuffer {
                 Some(Playout::Frame {
                     sequence: next as u16,
                     timestamp: slot.timestamp,
+                    arrived: slot.arrived.unwrap_or(now),
                     payload,
                 })
             }

@@ -165,6 +165,7 @@ impl Call<'_> {
         let conversation = media.conversation();
         self.report.first_audio_ms = conversation.first_audio_ms;
         self.report.v2v_ms = conversation.v2v_ms.clone();
+        self.report.barge_in_ms = conversation.barge_in_ms.clone();
         self.report.turns_spoken = conversation.turns_spoken;
         self.report.rtp_sent = media.sent();
         self.report.rtcp = media.rtcp().into();

@@ -84,6 +84,8 @@ pub struct Conversation {
     pub first_audio_ms: Option<f64>,
     /// Per caller turn that got a reply: end of caller speech to start of the reply.
     pub v2v_ms: Vec<f64>,
+    /// Per reply the caller talked over: start of caller speech to the far end going quiet.
+    pub barge_in_ms: Vec<f64>,
     /// Caller turns spoken to the end.
     pub turns_spoken: u32,
 }
@@ -105,6 +107,8 @@ pub struct MediaSession {
     packetizer: Packetizer,
     talker: Talker,
     detector: OnsetDetector,
+    /// When the caller began talking over the far end, until the far end goes quiet.
+    interrupting_since: Option<Instant>,
     stats: StreamStats,
     conversation: Conversation,
     pcm: [i16; FRAME_SAMPLES],
@@ -154,6 +158,7 @@ impl MediaSession {
             packetizer: Packetizer::new(ssrc),
             talker: Talker::new(config.turns.clone(), config.talker, answered),
             detector: OnsetDetector::new(config.onset),
+            interrupting_since: None,
             stats: StreamStats::new(clock_rate, answered, config.late_after),
             conversation: Conversation::default(),
             pcm: [0; FRAME_SAMPLES],
@@ -262,7 +267,14 @@ impl MediaSession {
                 .talker
                 .next_frame(now, self.detector.is_talking(), &mut self.pcm);
             match event {
-                Some(TalkerEvent::TurnStarted(_)) => self.detector.caller_turn_started(),
+                Some(TalkerEvent::TurnStarted {
+                    at, over_far_end, ..
+                }) => {
+                    self.detector.caller_turn_started();
+                    if over_far_end && self.detector.is_talking() {
+                        self.interrupting_since = Some(at);
+                    }
+                }
                 Some(TalkerEvent::TurnEnded(_, at)) => {
                     self.detector.caller_turn_ended(at);
                     self.conversation.turns_spoken += 1;
@@ -324,10 +336,17 @@ impl MediaSession {
                 }
                 if let Some(end) = reply_to {
                     self.conversation.v2v_ms.push(millis(end, at));
-                    self.talker.reply_heard();
+                    self.talker.reply_heard(at);
                 }
             }
-            Some(OnsetEvent::Offset { at }) => self.talker.far_end_quiet(at),
+            Some(OnsetEvent::Offset { at }) => {
+                // Measured to the first quiet frame heard: when the interruption took effect,
+                // or (an upper bound) when the reply would have ended anyway.
+                if let Some(since) = self.interrupting_since.take() {
+                    self.conversation.barge_in_ms.push(millis(since, at));
+                }
+                self.talker.far_end_quiet(at);
+            }
             None => {}
         }
     }

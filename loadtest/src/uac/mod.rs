@@ -205,6 +205,9 @@ pub struct CallReport {
     pub first_audio_ms: Option<f64>,
     /// Voice-to-voice latency of each answered caller turn.
     pub v2v_ms: Vec<f64>,
+    /// Barge-in reaction of each reply the caller talked over: start of caller speech to the
+    /// first quiet frame heard.
+    pub barge_in_ms: Vec<f64>,
     /// Caller turns spoken.
     pub turns_spoken: u32,
     /// Answer to hang-up.

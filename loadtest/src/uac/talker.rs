@@ -1,7 +1,8 @@
 //! When the simulated caller speaks: turn after turn, each one once the far end has answered the
 //! previous one (or failed to, within a timeout), never over the far end's own speech unless it
-//! talks for too long. Sans-IO: the media task asks it for one 20 ms frame at a time and tells
-//! it what the far end is doing.
+//! talks for too long — or, in a barge-in scenario, on purpose: a set time into each reply, so the
+//! far end's reaction to being interrupted can be measured. Sans-IO: the media task asks it for
+//! one 20 ms frame at a time and tells it what the far end is doing.
 
 use std::sync::Arc;
 use std::time::{Duration, Instant};
@@ -17,6 +18,9 @@ pub struct TalkerConfig {
     pub reply_timeout: Duration,
     /// Pause between the end of the far end's reply and the caller's next turn.
     pub pause_after_reply: Duration,
+    /// Interrupt each reply this long after it started, with the next turn (barge-in); `None`
+    /// waits for the reply to end.
+    pub barge_in_after: Option<Duration>,
 }
 
 impl Default for TalkerConfig {
@@ -25,6 +29,7 @@ impl Default for TalkerConfig {
             first_turn_after: Duration::from_millis(500),
             reply_timeout: Duration::from_secs(5),
             pause_after_reply: Duration::from_millis(400),
+            barge_in_after: None,
         }
     }
 }
@@ -32,8 +37,16 @@ impl Default for TalkerConfig {
 /// What a frame did to the conversation.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
 pub enum TalkerEvent {
-    /// Turn `n` (from 0) began with this frame.
-    TurnStarted(usize),
+    /// Turn `n` (from 0) began with this frame, sent at `at`; `over_far_end` when it was spoken
+    /// over the far end on purpose (a barge-in).
+    TurnStarted {
+        /// The turn, from 0.
+        turn: usize,
+        /// When its first frame was sent.
+        at: Instant,
+        /// Whether it interrupts the far end.
+        over_far_end: bool,
+    },
     /// Turn `n` ended with this frame, sent at `at`.
     TurnEnded(usize, Instant),
 }
@@ -52,6 +65,8 @@ enum State {
     AwaitReply {
         deadline: Instant,
         heard: bool,
+        /// When to interrupt the reply that is playing (barge-in scenarios).
+        barge_in_at: Option<Instant>,
     },
     Done,
 }
@@ -90,10 +105,17 @@ impl Talker {
         matches!(self.state, State::Speaking { .. })
     }
 
-    /// The far end began replying to the turn that just ended.
-    pub fn reply_heard(&mut self) {
-        if let State::AwaitReply { heard, .. } = &mut self.state {
+    /// The far end began replying, at `at`, to the turn that just ended.
+    pub fn reply_heard(&mut self, at: Instant) {
+        let more_turns = self.next_turn < self.turns.len();
+        if let State::AwaitReply {
+            heard, barge_in_at, ..
+        } = &mut self.state
+        {
             *heard = true;
+            if more_turns {
+                *barge_in_at = self.config.barge_in_after.map(|after| at + after);
+            }
         }
     }
 
@@ -124,24 +146,27 @@ impl Talker {
                         self.state = State::Done;
                         return None;
                     }
-                    self.state = State::Speaking {
-                        turn: self.next_turn,
-                        pos: 0,
-                    };
-                    self.next_turn += 1;
-                    event = Some(TalkerEvent::TurnStarted(self.next_turn - 1));
+                    event = Some(self.start_turn(now, false));
                 } else {
                     return None;
                 }
             }
-            State::AwaitReply { deadline, .. } => {
-                if now >= deadline {
-                    self.state = State::Waiting {
-                        until: now,
-                        hard_until: now,
-                    };
+            State::AwaitReply {
+                deadline,
+                barge_in_at,
+                ..
+            } => {
+                if barge_in_at.is_some_and(|at| now >= at) && far_end_talking {
+                    event = Some(self.start_turn(now, true));
+                } else {
+                    if now >= deadline {
+                        self.state = State::Waiting {
+                            until: now,
+                            hard_until: now,
+                        };
+                    }
+                    return None;
                 }
-                return None;
             }
             State::Speaking { .. } | State::Done => {}
         }
@@ -156,12 +181,25 @@ impl Talker {
                 self.state = State::AwaitReply {
                     deadline: now + self.config.reply_timeout,
                     heard: false,
+                    barge_in_at: None,
                 };
                 // A one-frame turn both starts and ends here; the end matters more.
                 return Some(TalkerEvent::TurnEnded(ended, now));
             }
         }
         event
+    }
+
+    /// Begins the next turn with the frame sent at `now`.
+    fn start_turn(&mut self, now: Instant, over_far_end: bool) -> TalkerEvent {
+        let turn = self.next_turn;
+        self.state = State::Speaking { turn, pos: 0 };
+        self.next_turn += 1;
+        TalkerEvent::TurnStarted {
+            turn,
+            at: now,
+            over_far_end,
+        }
     }
 }
 
@@ -171,6 +209,14 @@ mod tests {
 
     const F: Duration = Duration::from_millis(20);
 
+    fn started(turn: usize, at: Instant, over_far_end: bool) -> TalkerEvent {
+        TalkerEvent::TurnStarted {
+            turn,
+            at,
+            over_far_end,
+        }
+    }
+
     #[test]
     fn turns_follow_replies_or_time_out() {
         let t0 = Instant::now();
@@ -179,6 +225,7 @@ mod tests {
             first_turn_after: F * 2,
             reply_timeout: F * 10,
             pause_after_reply: F * 3,
+            barge_in_after: None,
         };
         let mut talker = Talker::new(turns, config, t0);
         let mut buf = [0i16; FRAME_SAMPLES];
@@ -186,7 +233,7 @@ mod tests {
         for i in 0..60u32 {
             let now = t0 + F * i;
             if i == 12 {
-                talker.reply_heard();
+                talker.reply_heard(now);
             }
             if i == 15 {
                 talker.far_end_quiet(now);
@@ -198,9 +245,9 @@ mod tests {
         assert_eq!(
             events,
             [
-                (2, TalkerEvent::TurnStarted(0)),
+                (2, started(0, t0 + F * 2, false)),
                 (6, TalkerEvent::TurnEnded(0, t0 + F * 6)),
-                (18, TalkerEvent::TurnStarted(1)),
+                (18, started(1, t0 + F * 18, false)),
                 (19, TalkerEvent::TurnEnded(1, t0 + F * 19)),
             ]
         );
@@ -215,6 +262,7 @@ mod tests {
             first_turn_after: F,
             reply_timeout: F * 5,
             pause_after_reply: F,
+            barge_in_after: None,
         };
         let mut talker = Talker::new(turns, config, t0);
         let mut buf = [0i16; FRAME_SAMPLES];
@@ -223,5 +271,65 @@ mod tests {
             .unwrap();
         assert_eq!(first, 6);
         assert!(buf.iter().any(|&s| s != 0));
+    }
+
+    #[test]
+    fn a_barge_in_caller_speaks_over_each_reply_after_the_set_delay() {
+        let t0 = Instant::now();
+        let turns: Arc<[Utterance]> = vec![Utterance::tone(40), Utterance::tone(40)].into();
+        let config = TalkerConfig {
+            first_turn_after: F,
+            reply_timeout: F * 50,
+            pause_after_reply: F,
+            barge_in_after: Some(F * 5),
+        };
+        let mut talker = Talker::new(turns, config, t0);
+        let mut buf = [0i16; FRAME_SAMPLES];
+        let mut events = Vec::new();
+        for i in 0..40u32 {
+            let now = t0 + F * i;
+            // The far end replies from frame 10 and keeps talking.
+            if i == 10 {
+                talker.reply_heard(now);
+            }
+            if let Some(e) = talker.next_frame(now, i >= 10, &mut buf) {
+                events.push((i, e));
+            }
+        }
+        assert_eq!(
+            events,
+            [
+                (1, started(0, t0 + F, false)),
+                (2, TalkerEvent::TurnEnded(0, t0 + F * 2)),
+                (15, started(1, t0 + F * 15, true)),
+                (16, TalkerEvent::TurnEnded(1, t0 + F * 16)),
+            ]
+        );
+    }
+
+    #[test]
+    fn the_last_reply_is_not_interrupted() {
+        let t0 = Instant::now();
+        let turns: Arc<[Utterance]> = vec![Utterance::tone(40)].into();
+        let config = TalkerConfig {
+            first_turn_after: F,
+            reply_timeout: F * 50,
+            pause_after_reply: F,
+            barge_in_after: Some(F * 2),
+        };
+        let mut talker = Talker::new(turns, config, t0);
+        let mut buf = [0i16; FRAME_SAMPLES];
+        let mut started_turns = 0;
+        for i in 0..30u32 {
+            let now = t0 + F * i;
+            if i == 5 {
+                talker.reply_heard(now);
+            }
+            if let Some(TalkerEvent::TurnStarted { .. }) = talker.next_frame(now, i >= 5, &mut buf)
+            {
+                started_turns += 1;
+            }
+        }
+        assert_eq!(started_turns, 1);
     }
 }
