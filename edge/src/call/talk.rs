@@ -2,7 +2,9 @@
 //! ([`Conversation`]) and the provider work behind it ([`Pipeline`]), wired to the call's media.
 //! The call task hands it each received frame, each pipeline result and the time, then calls
 //! [`Talk::drive`] to move turn events, playback progress and actions between the parts and to
-//! collect the call events to record.
+//! collect the call events to record. For a streaming recogniser it also feeds the open caller
+//! turn to the pipeline frame by frame and passes the recogniser's endpointing hints to the
+//! listener when the agent allows them (`turn.stt_endpointing`).
 
 use std::time::{Duration, Instant};
 
