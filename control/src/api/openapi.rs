@@ -142,6 +142,9 @@ pub struct TurnDoc {
     end_of_turn_silence_ms: Option<u32>,
     barge_in: Option<bool>,
     barge_in_min_speech_ms: Option<u32>,
+    /// Let the recogniser's end-of-utterance signal (Deepgram `speech_final`) end the caller's
+    /// turn before `end_of_turn_silence_ms`; needs `stt.provider` `deepgram`. Default false.
+    stt_endpointing: Option<bool>,
 }
 
 /// A customer tool the model may call.

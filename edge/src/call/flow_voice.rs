@@ -91,7 +91,8 @@ impl Flow {
                 self.executor
                     .handle_event(now, WorkflowEvent::Generated(line));
             }
-            PipelineInput::Tool { .. } => {}
+            // A workflow's own turns are transcribed in one piece: no live reports come.
+            PipelineInput::Tool { .. } | PipelineInput::LiveStt(_) => {}
         }
     }
 

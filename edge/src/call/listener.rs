@@ -91,6 +91,19 @@ impl Listener {
         self.events.pop_front()
     }
 
+    /// An endpointing signal from a streaming recogniser: may end the open turn early (see
+    /// [`TurnDetector::endpoint_hint`]).
+    pub fn endpoint_hint(&mut self, now: Instant) {
+        self.turns.endpoint_hint(now);
+        self.drain();
+    }
+
+    /// The audio of the current (or just ended) turn so far, pre-roll first, for streaming it
+    /// to a live recogniser while the caller speaks.
+    pub fn turn_audio(&self) -> &[i16] {
+        &self.utterance
+    }
+
     /// The utterance of the turn that just ended (8 kHz), leaving an empty buffer behind.
     pub fn take_utterance(&mut self) -> Vec<i16> {
         std::mem::replace(&mut self.utterance, Vec::with_capacity(MAX_UTTERANCE))

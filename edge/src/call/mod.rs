@@ -1,7 +1,7 @@
 //! A call on the edge: whether to take it ([`admission`]), its RTP port ([`ports`]), its codec
 //! ([`codec`]) and media core ([`media`]) and the task that owns it ([`task`]). The voice pipeline lives here too: the
 //! agent's ear ([`listener`]), the sans-IO conversation ([`conversation`]) with its prompt
-//! variables ([`prompt`]), the provider shell ([`pipeline`]) and their wiring into the call
+//! variables ([`prompt`]), the provider shell ([`pipeline`], with live streaming STT in [`live_stt`]) and their wiring into the call
 //! task ([`talk`]). A call answered by a workflow runs it in [`flow`] (with HTTP `function`
 //! requests in [`flow_function`]); [`responder`] lets the task drive either the same way.
 
@@ -11,6 +11,7 @@ pub mod conversation;
 pub mod flow;
 pub mod flow_function;
 pub mod listener;
+pub mod live_stt;
 pub mod media;
 pub mod pipeline;
 pub mod ports;

@@ -5,6 +5,10 @@
 //! as a [`PipelineInput`]. Producers wait when the channel is full rather than drop: it carries
 //! the agent's audio and the transcript, and the call task drains it every loop.
 //!
+//! A streaming recogniser (Deepgram) hears the caller's turn live instead ([`LiveStt`]): the
+//! call task opens it when the caller starts and feeds it every frame; `Transcribe` then only
+//! closes the stream.
+//!
 //! Everything of one reply shares a [`CancellationToken`]; cancelling it (barge-in, hang-up)
 //! drops the model stream, the synthesis stream and any tool request at once, which aborts their
 //! HTTP requests. A failing voice falls back to the offline one for that sentence, so an outage of
@@ -18,6 +22,8 @@ use tokio::sync::mpsc;
 use tokio_util::sync::CancellationToken;
 
 use super::conversation::Action;
+use super::live_stt::{LiveStt, LiveSttReport};
+use super::media::FRAME_SAMPLES;
 use crate::llm::{cancel_on, LlmError, LlmEvent, ToolCall, ToolEndpoint};
 use crate::media::frame::SampleRate;
 use crate::speech::convert::RateConverter;
@@ -37,6 +43,8 @@ pub enum PipelineInput {
         /// The words, or the error.
         result: Result<String, String>,
     },
+    /// Live transcription's endpointing hints and records (streaming agents only).
+    LiveStt(LiveSttReport),
     /// One item of a model stream.
     Llm {
         /// Stream id.
@@ -96,6 +104,8 @@ pub struct Pipeline {
     tx: mpsc::Sender<PipelineInput>,
     rx: mpsc::Receiver<PipelineInput>,
     current: Option<CurrentReply>,
+    /// Streams caller turns as they are spoken, when the agent's recogniser can.
+    live: Option<LiveStt>,
     /// Cancels everything when the call ends.
     call: CancellationToken,
 }
@@ -104,6 +114,11 @@ impl Pipeline {
     /// A pipeline for call `call_id` with the agent's providers and tools.
     pub fn new(voice: AgentVoice, call_id: String, tools: Vec<ToolTarget>) -> Self {
         let (tx, rx) = mpsc::channel(INPUT_QUEUE);
+        let call = CancellationToken::new();
+        let live = voice
+            .live_stt
+            .clone()
+            .map(|stt| LiveStt::new(stt, voice.stt.clone(), tx.clone(), call.clone()));
         Self {
             voice,
             call_id,
@@ -111,7 +126,21 @@ impl Pipeline {
             tx,
             rx,
             current: None,
-            call: CancellationToken::new(),
+            live,
+            call,
+        }
+    }
+
+    /// The caller started a turn: with a streaming recogniser, opens its live session and
+    /// returns the live turn's number (`None` for batch recognisers).
+    pub fn begin_caller_turn(&mut self) -> Option<u64> {
+        self.live.as_mut().map(LiveStt::begin)
+    }
+
+    /// The next 20 ms of the caller's open turn, for live transcription.
+    pub fn stream_caller_audio(&mut self, frame: &[i16; FRAME_SAMPLES]) {
+        if let Some(live) = self.live.as_mut() {
+            live.push(frame);
         }
     }
 
@@ -125,7 +154,13 @@ impl Pipeline {
     pub fn execute(&mut self, action: Action, utterance: impl FnOnce() -> Vec<i16>) {
         match action {
             Action::Transcribe { turn } => {
-                let samples = utterance();
+                let mut samples = utterance();
+                if let Some(live) = self.live.as_mut() {
+                    match live.end(turn, samples) {
+                        Ok(()) => return,
+                        Err(back) => samples = back,
+                    }
+                }
                 let stt = self.voice.stt.clone();
                 let tx = self.tx.clone();
                 let cancel = self.call.clone();

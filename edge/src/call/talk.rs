@@ -2,7 +2,9 @@
 //! ([`Conversation`]) and the provider work behind it ([`Pipeline`]), wired to the call's media.
 //! The call task hands it each received frame, each pipeline result and the time, then calls
 //! [`Talk::drive`] to move turn events, playback progress and actions between the parts and to
-//! collect the call events to record.
+//! collect the call events to record. For a streaming recogniser it also feeds the open caller
+//! turn to the pipeline frame by frame and passes the recogniser's endpointing hints to the
+//! listener when the agent allows them (`turn.stt_endpointing`).
 
 use std::time::{Duration, Instant};
 
@@ -10,11 +12,12 @@ use serde_json::{json, Value};
 
 use super::conversation::{Action, Conversation, ConversationConfig, ConversationEvent, Lines};
 use super::listener::Listener;
+use super::live_stt::LiveSttReport;
 use super::media::{CallMedia, FRAME_SAMPLES};
 use super::pipeline::{Pipeline, PipelineInput, ToolTarget};
 use super::prompt::PromptVariables;
 use crate::llm::{ToolDefinition, ToolEndpoint};
-use crate::media::turn::TurnConfig;
+use crate::media::turn::{TurnConfig, TurnEvent};
 use crate::voice::{AgentVoice, VoiceConfigError, VoiceFactory};
 use freya_shared::model::AgentSpec;
 
@@ -47,6 +50,18 @@ pub struct Talk {
     /// The media's playback position when this talk began: a workflow may have played audio
     /// before handing the call to the agent, and the conversation counts only its own.
     playback_base: u64,
+    /// The caller turn being streamed to a live recogniser, and how much of it went up.
+    live: Option<LiveTurn>,
+    /// Whether the recogniser's endpointing may end a turn (`turn.stt_endpointing`).
+    stt_endpointing: bool,
+    /// Call events from live transcription, recorded on the next drive.
+    stt_records: Vec<(&'static str, Value)>,
+}
+
+/// A caller turn streamed live: its number and the samples of it sent so far.
+struct LiveTurn {
+    id: u64,
+    streamed: usize,
 }
 
 impl Talk {
@@ -134,12 +149,30 @@ impl Talk {
             hangup: None,
             requests: std::collections::VecDeque::new(),
             playback_base,
+            live: None,
+            stt_endpointing: spec.turn.stt_endpointing,
+            stt_records: Vec::new(),
         })
     }
 
     /// One frame of the caller's audio.
     pub fn push_frame(&mut self, now: Instant, frame: &[i16; FRAME_SAMPLES]) {
         self.listener.push_frame(now, frame);
+        self.stream_turn_audio();
+    }
+
+    /// Sends the open turn's audio that has not gone to the live recogniser yet, frame by frame.
+    fn stream_turn_audio(&mut self) {
+        let Some(live) = self.live.as_mut() else {
+            return;
+        };
+        let audio = self.listener.turn_audio();
+        while let Some(chunk) = audio.get(live.streamed..live.streamed + FRAME_SAMPLES) {
+            if let Ok(frame) = <&[i16; FRAME_SAMPLES]>::try_from(chunk) {
+                self.pipeline.stream_caller_audio(frame);
+            }
+            live.streamed += FRAME_SAMPLES;
+        }
     }
 
     /// Time passed.
@@ -169,6 +202,7 @@ impl Talk {
         let c = &mut self.conversation;
         match input {
             PipelineInput::Transcript { turn, result } => c.on_transcript(now, turn, result),
+            PipelineInput::LiveStt(report) => self.on_live_stt(now, report),
             PipelineInput::Llm { stream, item } => c.on_llm(now, stream, item),
             PipelineInput::Audio {
                 reply,
@@ -201,7 +235,16 @@ impl Talk {
         out: &mut Vec<(&'static str, Value)>,
     ) {
         self.listener.set_agent_speaking(media.is_playing());
+        out.append(&mut self.stt_records);
         while let Some(event) = self.listener.poll_event() {
+            if event == TurnEvent::SpeechStarted {
+                // A streaming recogniser hears the turn from its first frame (pre-roll included).
+                self.live = self
+                    .pipeline
+                    .begin_caller_turn()
+                    .map(|id| LiveTurn { id, streamed: 0 });
+                self.stream_turn_audio();
+            }
             self.conversation.on_turn(now, event);
             // A barge-in must stop the audio within this frame.
             self.execute_actions(media);
@@ -245,6 +288,30 @@ impl Talk {
         self.pipeline.shutdown();
     }
 
+    /// A live recogniser's hint or record.
+    fn on_live_stt(&mut self, now: Instant, report: LiveSttReport) {
+        match report {
+            LiveSttReport::Endpoint { live_turn } => {
+                let current = self.live.as_ref().is_some_and(|l| l.id == live_turn);
+                if self.stt_endpointing && current {
+                    self.listener.endpoint_hint(now);
+                }
+            }
+            LiveSttReport::Streamed(s) => self.stt_records.push((
+                "call.stt_stream",
+                json!({"provider": s.provider, "frames_before_end": s.frames_before_end,
+                       "frames": s.frames, "connect_ms": s.connect_ms,
+                       "finalize_ms": s.finalize_ms, "interims": s.interims,
+                       "last_interim": s.last_interim, "endpoints": s.endpoints}),
+            )),
+            LiveSttReport::Failed { provider, error } => self.stt_records.push((
+                "call.provider_failed",
+                json!({"stage": "stt_stream", "provider": provider, "error": error,
+                       "fallback": "batch"}),
+            )),
+        }
+    }
+
     fn execute_actions(&mut self, media: &mut CallMedia) {
         while let Some(action) = self.conversation.poll_action() {
             match action {
@@ -260,6 +327,9 @@ impl Talk {
                     self.requests.push_back(AgentRequest::SendDtmf(digits))
                 }
                 Action::Transcribe { .. } => {
+                    // The turn's last frames go up before the stream is closed.
+                    self.stream_turn_audio();
+                    self.live = None;
                     let listener = &mut self.listener;
                     self.pipeline.execute(action, || listener.take_utterance());
                 }

@@ -15,12 +15,14 @@ pub mod error;
 pub mod fakes;
 pub mod stt;
 pub mod tts;
+pub mod turn_transcript;
 pub mod wav;
 
 #[cfg(test)]
 mod tests;
 
 pub use error::SpeechError;
+pub use turn_transcript::TurnTranscript;
 
 use futures::future::BoxFuture;
 use futures::stream::BoxStream;
@@ -150,6 +152,29 @@ impl SttSession {
             Err(mpsc::error::TrySendError::Closed(_)) => Err(SpeechError::SessionClosed {
                 provider: self.provider,
             }),
+        }
+    }
+
+    /// Queues one frame, waiting while the provider's queue is full: for audio that is already
+    /// buffered (a turn's start replayed once the connection is up, a finished utterance), where
+    /// dropping would cut words and waiting stalls nobody. Results arriving meanwhile go to
+    /// `on_event`, so a provider blocked on a full result queue cannot deadlock the sender.
+    pub async fn send_frame(
+        &mut self,
+        frame: &PcmFrame,
+        mut on_event: impl FnMut(Result<SttEvent, SpeechError>),
+    ) -> Result<(), SpeechError> {
+        let provider = self.provider;
+        let send = self.input.send(SessionInput::Frame(frame.clone()));
+        tokio::pin!(send);
+        loop {
+            tokio::select! {
+                biased;
+                sent = &mut send => {
+                    return sent.map_err(|_| SpeechError::SessionClosed { provider });
+                }
+                Some(event) = self.events.recv() => on_event(event),
+            }
         }
     }
 

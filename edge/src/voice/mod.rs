@@ -31,7 +31,13 @@ use crate::speech::stt::{
 use crate::speech::tts::{
     ElevenLabsConfig, ElevenLabsTts, EspeakConfig, EspeakTts, OpenAiTts, OpenAiTtsConfig,
 };
-use crate::speech::{SpeechError, SpeechToText, TextToSpeech};
+use crate::speech::{SpeechError, SpeechToText, StreamingSpeechToText, TextToSpeech};
+
+/// A recogniser for finished turns, and the one that streams them live if the provider can.
+type LiveAndBatchStt = (
+    Arc<dyn SpeechToText>,
+    Option<Arc<dyn StreamingSpeechToText>>,
+);
 
 pub use streaming_batch::StreamingAsBatch;
 
@@ -112,8 +118,12 @@ impl VoiceDefaults {
 /// One agent's providers, ready for a call.
 #[derive(Clone)]
 pub struct AgentVoice {
-    /// Speech-to-text for finished caller turns.
+    /// Speech-to-text for finished caller turns (for a streaming recogniser, its batch form:
+    /// the fallback when a live session fails, and a workflow's own turns).
     pub stt: Arc<dyn SpeechToText>,
+    /// The recogniser that hears caller turns live while they are spoken, when the provider
+    /// streams (`deepgram`).
+    pub live_stt: Option<Arc<dyn StreamingSpeechToText>>,
     /// The language model.
     pub llm: Arc<dyn LanguageModel>,
     /// Model name sent with each request.
@@ -171,8 +181,10 @@ impl VoiceFactory {
         let tts_fallback = (tts.name() != "espeak").then(|| {
             Arc::new(EspeakTts::new(espeak_config(None, &spec.language))) as Arc<dyn TextToSpeech>
         });
+        let (stt, live_stt) = self.speech_to_text(spec.stt.as_ref(), &spec.language)?;
         Ok(AgentVoice {
-            stt: self.speech_to_text(spec.stt.as_ref(), &spec.language)?,
+            stt,
+            live_stt,
             llm,
             llm_model,
             temperature: spec.llm.as_ref().and_then(|l| l.temperature),
@@ -251,13 +263,14 @@ impl VoiceFactory {
         }
     }
 
+    /// The batch recogniser, and the live one when the provider streams.
     fn speech_to_text(
         &self,
         spec: Option<&ProviderSpec>,
         language: &str,
-    ) -> Result<Arc<dyn SpeechToText>, VoiceConfigError> {
+    ) -> Result<LiveAndBatchStt, VoiceConfigError> {
         let Some(spec) = spec else {
-            return Ok(Arc::new(LocalStt::new(LocalSttConfig::default())));
+            return Ok((Arc::new(LocalStt::new(LocalSttConfig::default())), None));
         };
         let language_hint = language.split('-').next().map(str::to_string);
         match spec.provider.as_str() {
@@ -277,7 +290,10 @@ impl VoiceFactory {
                 if let Some(ms) = spec.timeout_ms {
                     config.timeout = Duration::from_millis(u64::from(ms));
                 }
-                Ok(Arc::new(OpenAiStt::with_client(config, self.http.clone())))
+                Ok((
+                    Arc::new(OpenAiStt::with_client(config, self.http.clone())),
+                    None,
+                ))
             }
             "deepgram" => {
                 let mut config = DeepgramConfig {
@@ -292,17 +308,18 @@ impl VoiceFactory {
                     config.model = model.clone();
                 }
                 let timeout = Duration::from_millis(u64::from(spec.timeout_ms.unwrap_or(15_000)));
-                Ok(Arc::new(StreamingAsBatch::new(
-                    Arc::new(DeepgramStt::new(config)),
-                    timeout,
-                )))
+                let live: Arc<dyn StreamingSpeechToText> = Arc::new(DeepgramStt::new(config));
+                Ok((
+                    Arc::new(StreamingAsBatch::new(live.clone(), timeout)),
+                    Some(live),
+                ))
             }
             "local" => {
                 let mut config = LocalSttConfig::default();
                 if let Some(ms) = spec.timeout_ms {
                     config.timeout = Duration::from_millis(u64::from(ms));
                 }
-                Ok(Arc::new(LocalStt::new(config)))
+                Ok((Arc::new(LocalStt::new(config)), None))
             }
             other => Err(VoiceConfigError::new(
                 "stt.provider",
@@ -418,6 +435,10 @@ mod tests {
             ("local", "rules", "espeak")
         );
         assert!(voice.tts_fallback.is_none());
+        assert!(
+            voice.live_stt.is_none(),
+            "pocketsphinx hears finished turns"
+        );
     }
 
     #[test]
@@ -453,6 +474,7 @@ mod tests {
             (voice.stt.name(), voice.llm.provider(), voice.tts.name()),
             ("deepgram", "anthropic", "elevenlabs")
         );
+        assert_eq!(voice.live_stt.map(|s| s.name()), Some("deepgram"));
         assert_eq!(voice.temperature, Some(0.2));
         assert!(voice.tts_fallback.is_some());
         let field = |json| {

@@ -1,7 +1,7 @@
 //! A streaming recogniser (Deepgram) used as a batch one: the finished utterance is pushed through
-//! a fresh session in 20 ms frames and the final results are joined. This gives up streaming's
-//! head start (transcribing while the caller still talks) but keeps one STT shape in the call
-//! task; feeding the session live during the turn is the next step for `deepgram` agents.
+//! a fresh session in 20 ms frames and the final results are joined. It gives up streaming's head
+//! start, so a call uses it only where live streaming is not possible: a workflow's own turns,
+//! and a turn whose live session failed (see `call::live_stt`).
 
 use std::sync::Arc;
 use std::time::Duration;
@@ -9,7 +9,7 @@ use std::time::Duration;
 use futures::future::BoxFuture;
 
 use crate::media::frame::{PcmFrame, SampleRate};
-use crate::speech::{SpeechError, SpeechToText, StreamingSpeechToText, SttEvent, Transcript};
+use crate::speech::{SpeechError, SpeechToText, StreamingSpeechToText, Transcript, TurnTranscript};
 
 /// Adapts a [`StreamingSpeechToText`] to [`SpeechToText`].
 pub struct StreamingAsBatch {
@@ -26,33 +26,34 @@ impl StreamingAsBatch {
     async fn run(&self, rate: SampleRate, samples: &[i16]) -> Result<Transcript, SpeechError> {
         let mut session = self.inner.start().await?;
         let per_frame = rate.samples_per_frame();
+        let mut transcript = TurnTranscript::new();
+        let mut failure = None;
         for chunk in samples.chunks(per_frame) {
             let mut frame = PcmFrame::silence(rate);
             if let Some(dst) = frame.samples_mut().get_mut(..chunk.len()) {
                 dst.copy_from_slice(chunk);
             }
-            session.push_frame(&frame)?;
-        }
-        session.finish().await?;
-        let mut words: Vec<String> = Vec::new();
-        let mut confidence = None;
-        while let Some(event) = session.next_event().await {
-            if let SttEvent::Final {
-                text,
-                confidence: c,
-                ..
-            } = event?
-            {
-                if !text.trim().is_empty() {
-                    words.push(text.trim().to_string());
-                    confidence = c.or(confidence);
-                }
+            let sent = session
+                .send_frame(&frame, |event| match event {
+                    Ok(event) => {
+                        transcript.on_event(&event);
+                    }
+                    Err(e) => failure = failure.take().or(Some(e)),
+                })
+                .await;
+            // A closed session's own error says more than "closed".
+            if let Err(e) = sent {
+                return Err(failure.unwrap_or(e));
             }
         }
-        Ok(Transcript {
-            text: words.join(" "),
-            confidence,
-        })
+        if let Some(e) = failure {
+            return Err(e);
+        }
+        session.finish().await?;
+        while let Some(event) = session.next_event().await {
+            transcript.on_event(&event?);
+        }
+        Ok(transcript.into_transcript())
     }
 }
 

@@ -139,6 +139,11 @@ pub struct TurnSpec {
     /// Caller speech over the agent that counts as an interruption.
     #[serde(default = "default_barge_in_min_speech_ms")]
     pub barge_in_min_speech_ms: u32,
+    /// Whether the recogniser's own end-of-utterance signal (Deepgram `speech_final`) may end
+    /// the caller's turn before `end_of_turn_silence_ms` (once the VAD also hears silence): a
+    /// faster answer for agents with a streaming recogniser. Needs `stt.provider` `deepgram`.
+    #[serde(default)]
+    pub stt_endpointing: bool,
 }
 
 impl Default for TurnSpec {
@@ -147,6 +152,7 @@ impl Default for TurnSpec {
             end_of_turn_silence_ms: default_end_of_turn_silence_ms(),
             barge_in: true,
             barge_in_min_speech_ms: default_barge_in_min_speech_ms(),
+            stt_endpointing: false,
         }
     }
 }
@@ -284,6 +290,13 @@ impl AgentSpec {
             }
         }
         self.turn.validate(&mut errors);
+        let streaming_stt = self.stt.as_ref().is_some_and(|s| s.provider == "deepgram");
+        if self.turn.stt_endpointing && !streaming_stt {
+            errors.push(FieldError::new(
+                "turn.stt_endpointing",
+                "needs `stt.provider` `deepgram` (the only recogniser that signals the end of an utterance)",
+            ));
+        }
         self.validate_tools(&mut errors);
         self.validate_transfer_destinations(&mut errors);
         if let Some(seconds) = self.silence_reprompt_seconds {
@@ -466,8 +479,22 @@ mod tests {
         assert_eq!(spec.turn, TurnSpec::default());
         assert_eq!(spec.turn.end_of_turn_silence_ms, 500);
         assert!(spec.turn.barge_in);
+        assert!(!spec.turn.stt_endpointing);
         assert!(spec.llm.is_none() && spec.tools.is_empty() && !spec.record);
         assert!(spec.validate().is_empty());
+    }
+
+    #[test]
+    fn stt_endpointing_is_accepted_with_a_streaming_recogniser() {
+        let spec: AgentSpec = serde_json::from_value(serde_json::json!({
+            "name": "Desk",
+            "stt": {"provider": "deepgram"},
+            "turn": {"stt_endpointing": true}
+        }))
+        .expect("parses");
+        assert!(spec.turn.stt_endpointing);
+        assert_eq!(spec.turn.end_of_turn_silence_ms, 500, "the rest defaults");
+        assert_eq!(spec.validate(), Vec::new());
     }
 
     #[test]
@@ -540,7 +567,7 @@ mod tests {
             "stt": {"provider": "whisperx"},
             "llm": {"provider": "openai", "base_url": "ftp://x", "temperature": 3.5},
             "tts": {"provider": "espeak", "temperature": 1.0},
-            "turn": {"end_of_turn_silence_ms": 10},
+            "turn": {"end_of_turn_silence_ms": 10, "stt_endpointing": true},
             "tools": [
                 {"name": "end_call", "url": "https://x"},
                 {"name": "ok", "url": "nope", "parameters": {"type": "string"}, "timeout_ms": 0},
@@ -559,6 +586,7 @@ mod tests {
                 "llm.temperature",
                 "tts.temperature",
                 "turn.end_of_turn_silence_ms",
+                "turn.stt_endpointing",
                 "tools[0].name",
                 "tools[1].url",
                 "tools[1].parameters",

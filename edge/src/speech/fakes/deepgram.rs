@@ -4,10 +4,14 @@
 //! scripted `Results` messages at scripted points in the audio — an interim halfway, then a
 //! final with `speech_final: true`. It honours `KeepAlive` and `CloseStream` (flush, `Metadata`,
 //! normal close) and can refuse the handshake or drop the stream with an error close code.
+//! Like Deepgram's own endpointing, it can instead send the final once the audio has gone quiet
+//! for a while after speech ([`FakeDeepgram::endpoint_after_silence`]). It notes when audio
+//! arrived and when `CloseStream` did, so a test can tell audio streamed live from a burst.
 
 use std::collections::VecDeque;
 use std::net::SocketAddr;
 use std::sync::{Arc, Mutex};
+use std::time::{Duration, Instant};
 
 use futures::{SinkExt, StreamExt};
 use tokio::net::{TcpListener, TcpStream};
@@ -42,6 +46,28 @@ pub struct DeepgramReceived {
     pub keep_alives: u32,
     /// Whether `CloseStream` was received.
     pub close_stream: bool,
+    /// When the first audio arrived.
+    pub first_audio_at: Option<Instant>,
+    /// When the last audio arrived.
+    pub last_audio_at: Option<Instant>,
+    /// When `CloseStream` arrived.
+    pub close_stream_at: Option<Instant>,
+}
+
+impl DeepgramReceived {
+    /// How long before `CloseStream` the first audio came: about the turn's length when the
+    /// audio was streamed live, about nothing when it was sent in one burst at the end.
+    pub fn head_start(&self) -> Option<Duration> {
+        Some(
+            self.close_stream_at?
+                .saturating_duration_since(self.first_audio_at?),
+        )
+    }
+
+    /// Milliseconds of audio received at `rate` (the rate the handshake announced).
+    pub fn audio_ms(&self, rate: u32) -> u64 {
+        (self.audio_bytes as u64 / 2) * 1000 / u64::from(rate.max(1))
+    }
 }
 
 #[derive(Debug, Default)]
@@ -50,6 +76,7 @@ struct Script {
     required_key: Option<String>,
     utterances: VecDeque<DeepgramUtterance>,
     error_close_at_ms: Option<u32>,
+    endpoint_after_silence_ms: Option<u32>,
     connections: Vec<DeepgramReceived>,
 }
 
@@ -108,6 +135,12 @@ impl FakeDeepgram {
         lock(&self.script).error_close_at_ms = Some(ms);
     }
 
+    /// Sends each utterance's final (`speech_final: true`) once the audio has been quiet for
+    /// `ms` after speech, as Deepgram's endpointing does, instead of at its `final_at_ms`.
+    pub fn endpoint_after_silence(&self, ms: u32) {
+        lock(&self.script).endpoint_after_silence_ms = Some(ms);
+    }
+
     /// Replaces the latency and failure plan (failures refuse the handshake with `fail_status`).
     pub fn set_faults(&self, plan: FaultPlan) {
         lock(&self.script).plan = plan;
@@ -161,10 +194,15 @@ async fn serve_connection(socket: TcpStream, script: Shared) {
         .and_then(|r| r.parse::<usize>().ok())
         .unwrap_or(16_000)
         .max(1);
-    let (utterances, latency, error_close_at) = {
+    let (utterances, latency, error_close_at, endpoint_after_silence) = {
         let mut s = lock(&script);
         let utterances: VecDeque<_> = s.utterances.drain(..).collect();
-        (utterances, s.plan.latency, s.error_close_at_ms)
+        (
+            utterances,
+            s.plan.latency,
+            s.error_close_at_ms,
+            s.endpoint_after_silence_ms,
+        )
     };
     let mut session = Session {
         ws,
@@ -174,6 +212,11 @@ async fn serve_connection(socket: TcpStream, script: Shared) {
         utterances,
         interim_sent: false,
         latency,
+        endpointing: endpoint_after_silence.map(|ms| Endpointing {
+            after_ms: ms,
+            heard_speech: false,
+            quiet_ms: 0,
+        }),
     };
     let _ = session.run(error_close_at).await;
 }
@@ -195,6 +238,30 @@ struct Session {
     utterances: VecDeque<DeepgramUtterance>,
     interim_sent: bool,
     latency: std::time::Duration,
+    endpointing: Option<Endpointing>,
+}
+
+/// Silence-based endpointing: speech heard, then `after_ms` of quiet.
+struct Endpointing {
+    after_ms: u32,
+    heard_speech: bool,
+    quiet_ms: u32,
+}
+
+/// Mean absolute level above which a chunk of s16le audio counts as speech.
+const SPEECH_LEVEL: u64 = 300;
+
+/// Whether a chunk of s16le audio is loud enough to be speech.
+fn is_loud(audio: &[u8]) -> bool {
+    let samples = audio.len() / 2;
+    if samples == 0 {
+        return false;
+    }
+    let sum: u64 = audio
+        .chunks_exact(2)
+        .map(|b| u64::from(i16::from_le_bytes([b[0], b[1]]).unsigned_abs()))
+        .sum();
+    sum / samples as u64 > SPEECH_LEVEL
 }
 
 type WsResult = Result<(), tokio_tungstenite::tungstenite::Error>;
@@ -206,7 +273,12 @@ impl Session {
             match message? {
                 Message::Binary(audio) => {
                     audio_bytes += audio.len();
-                    self.record(|r| r.audio_bytes += audio.len());
+                    let now = Instant::now();
+                    self.record(|r| {
+                        r.audio_bytes += audio.len();
+                        r.first_audio_at.get_or_insert(now);
+                        r.last_audio_at = Some(now);
+                    });
                     let audio_ms = (audio_bytes / 2 * 1000 / self.rate) as u32;
                     if error_close_at.is_some_and(|at| audio_ms >= at) {
                         let frame = CloseFrame {
@@ -215,13 +287,22 @@ impl Session {
                         };
                         return self.ws.close(Some(frame)).await;
                     }
-                    self.advance(audio_ms).await?;
+                    if self.endpointing.is_some() {
+                        let chunk_ms = (audio.len() / 2 * 1000 / self.rate) as u32;
+                        self.endpoint_on_silence(is_loud(&audio), chunk_ms).await?;
+                    } else {
+                        self.advance(audio_ms).await?;
+                    }
                 }
                 Message::Text(text) if text.contains("KeepAlive") => {
                     self.record(|r| r.keep_alives += 1);
                 }
                 Message::Text(text) if text.contains("CloseStream") => {
-                    self.record(|r| r.close_stream = true);
+                    let now = Instant::now();
+                    self.record(|r| {
+                        r.close_stream = true;
+                        r.close_stream_at = Some(now);
+                    });
                     if self.interim_sent {
                         if let Some(u) = self.utterances.pop_front() {
                             self.send_result(&u.text, true, false).await?;
@@ -263,6 +344,39 @@ impl Session {
             self.send_result(&u.text, true, true).await?;
             self.utterances.pop_front();
             self.interim_sent = false;
+        }
+        Ok(())
+    }
+
+    /// Silence-based endpointing: the interim once speech is heard, the final after the quiet.
+    async fn endpoint_on_silence(&mut self, loud: bool, chunk_ms: u32) -> WsResult {
+        let Some(e) = self.endpointing.as_mut() else {
+            return Ok(());
+        };
+        if loud {
+            e.heard_speech = true;
+            e.quiet_ms = 0;
+        } else {
+            e.quiet_ms = e.quiet_ms.saturating_add(chunk_ms);
+        }
+        let (heard, ended) = (e.heard_speech, e.heard_speech && e.quiet_ms >= e.after_ms);
+        let Some(u) = self.utterances.front().cloned() else {
+            return Ok(());
+        };
+        if heard && !self.interim_sent {
+            self.interim_sent = true;
+            let words: Vec<&str> = u.text.split_whitespace().collect();
+            let half = words.get(..words.len().div_ceil(2)).unwrap_or_default();
+            self.send_result(&half.join(" "), false, false).await?;
+        }
+        if ended {
+            tokio::time::sleep(self.latency).await;
+            self.send_result(&u.text, true, true).await?;
+            self.utterances.pop_front();
+            self.interim_sent = false;
+            if let Some(e) = self.endpointing.as_mut() {
+                e.heard_speech = false;
+            }
         }
         Ok(())
     }

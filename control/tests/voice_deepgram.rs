@@ -1,0 +1,307 @@
+//! Live streaming speech-to-text end to end: a control plane and an edge in-process, an agent
+//! whose STT is the fake Deepgram server (the real WebSocket client talks to it), its LLM and TTS
+//! the fake OpenAI servers, and the project's own UAC placing a real SIP call that speaks
+//! espeak-ng audio. The fake notes when audio arrived and when `CloseStream` did, which tells a
+//! turn streamed while the caller spoke from one uploaded after it. Nothing asserts on speed:
+//! the only time bound is the agent's own end-of-turn silence, which a turn ended by Deepgram's
+//! endpointing cannot have waited for.
+
+mod support;
+
+use std::sync::Arc;
+use std::time::Duration;
+
+use freya_control::server::ControlPlane;
+use freya_control::store::{CallRecord, StoredEvent, WorkspaceScope};
+use freya_edge::llm::fakes::{FakeLlmServer, FakeReply};
+use freya_edge::sip::sdp::Codec;
+use freya_edge::speech::fakes::{FakeDeepgram, FakeOpenAiSpeech, FaultPlan};
+use freya_edge::Edge;
+use freya_loadtest::audio::Utterance;
+use freya_loadtest::onset::OnsetConfig;
+use freya_loadtest::uac::{
+    self, CallConfig, CallReport, HangupSide, MediaOptions, SipEndpoint, TalkerConfig,
+};
+use freya_shared::model::AgentSpec;
+use serde_json::json;
+use support::{
+    agent_on_number, control_config, edge_config, eventually, until_routed, Backend, TestDb, SECRET,
+};
+use tokio_util::sync::CancellationToken;
+
+const QUESTION: &str = "What are your opening hours?";
+
+struct World {
+    db: TestDb,
+    control: ControlPlane,
+    edge: Edge,
+    scope: WorkspaceScope,
+    deepgram: FakeDeepgram,
+    speech: FakeOpenAiSpeech,
+    llm: FakeLlmServer,
+    _dir: tempfile::TempDir,
+}
+
+/// A control plane, an edge, the fakes, and number `demo` answered by an agent that hears with
+/// the fake Deepgram and takes its turn timing from `turn`.
+async fn world(turn: serde_json::Value) -> World {
+    let deepgram = FakeDeepgram::start().await.expect("fake deepgram");
+    deepgram.require_api_key("dg-key");
+    // Like Deepgram's endpointing=300: the final comes once the caller has been quiet 300 ms.
+    deepgram.endpoint_after_silence(300);
+    let speech = FakeOpenAiSpeech::start().await.expect("fake speech");
+    let llm = FakeLlmServer::openai().await.expect("fake llm");
+    let db = TestDb::new(Backend::Sqlite).await;
+    let control = ControlPlane::start(&control_config(&db.url))
+        .await
+        .expect("control starts");
+    let workspace_id = control
+        .store
+        .create_workspace("Voice")
+        .await
+        .expect("workspace");
+    let scope = WorkspaceScope { workspace_id };
+    let agent: AgentSpec = serde_json::from_value(json!({
+        "name": "Front desk",
+        "system_prompt": "You are the front desk of Acme.",
+        "first_message": "Hello, thanks for calling Acme.",
+        "stt": {"provider": "deepgram", "model": "nova-2", "base_url": deepgram.url(), "api_key": "dg-key"},
+        "llm": {"provider": "openai", "model": "gpt-4o-mini", "base_url": llm.base_url(), "api_key": "llm-key"},
+        "tts": {"provider": "openai", "model": "tts-1", "voice": "alloy", "base_url": speech.base_url(), "api_key": "tts-key"},
+        "turn": turn
+    }))
+    .expect("agent");
+    assert_eq!(agent.validate(), Vec::new());
+    agent_on_number(&control, &scope, "demo", &agent).await;
+    let dir = tempfile::tempdir().expect("temp dir");
+    let edge = Edge::start(&edge_config(dir.path(), control.grpc_addr, SECRET))
+        .await
+        .expect("edge starts");
+    until_routed(&edge, "demo").await;
+    World {
+        db,
+        control,
+        edge,
+        scope,
+        deepgram,
+        speech,
+        llm,
+        _dir: dir,
+    }
+}
+
+/// Places one G.711 call that asks [`QUESTION`] once the greeting has had time to play.
+async fn call(w: &World, reply_timeout: Duration, hold: Duration) -> CallReport {
+    let cancel = CancellationToken::new();
+    let endpoint = SipEndpoint::bind("127.0.0.1:0".parse().expect("addr"), cancel.clone())
+        .await
+        .expect("UAC binds");
+    let turns = vec![Utterance::from_spec(&format!("say:{QUESTION}")).expect("espeak-ng speaks")];
+    let config = CallConfig {
+        target: w.edge.sip_addr,
+        number: "demo".into(),
+        caller: "+15550123".into(),
+        codec: Codec::Pcmu,
+        media_ip: "127.0.0.1".parse().expect("ip"),
+        hold,
+        hangup: HangupSide::Caller,
+        callee_grace: Duration::from_secs(2),
+        setup_timeout: Duration::from_secs(10),
+        bye_timeout: Duration::from_secs(5),
+        turns: Arc::from(turns),
+        talker: TalkerConfig {
+            first_turn_after: Duration::from_millis(1500),
+            reply_timeout,
+            pause_after_reply: Duration::from_millis(400),
+        },
+        onset: OnsetConfig::default(),
+        late_after: Duration::from_millis(200),
+        received_audio: None,
+        media: MediaOptions::default(),
+    };
+    let report = uac::place_call(&endpoint, &config, &cancel).await;
+    cancel.cancel();
+    report
+}
+
+/// The recorded events of the one finished call.
+async fn recorded_events(w: &World) -> Vec<StoredEvent> {
+    let calls: Vec<CallRecord> = eventually(Duration::from_secs(15), "the call to end", || {
+        let (store, scope) = (w.control.store.clone(), w.scope.clone());
+        async move {
+            let calls = store.calls(&scope, 10).await.ok()?;
+            (calls.len() == 1 && calls.iter().all(|c| c.ended_at_ms.is_some())).then_some(calls)
+        }
+    })
+    .await;
+    w.control
+        .store
+        .call_events(&w.scope, &calls[0].id)
+        .await
+        .expect("events")
+}
+
+fn of_kind<'a>(events: &'a [StoredEvent], kind: &str) -> Vec<&'a StoredEvent> {
+    events.iter().filter(|e| e.kind == kind).collect()
+}
+
+/// The caller's lines in the call's transcript.
+fn caller_lines(events: &[StoredEvent]) -> Vec<String> {
+    of_kind(events, "call.transcript")
+        .iter()
+        .filter(|e| e.payload["role"] == "caller")
+        .map(|e| e.payload["text"].as_str().unwrap_or_default().to_string())
+        .collect()
+}
+
+async fn teardown(w: World) {
+    w.edge.stop().await;
+    w.control.stop().await;
+    w.db.cleanup().await;
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_deepgram_agent_hears_the_turn_while_it_is_spoken_and_answers() {
+    let w = world(json!({})).await;
+    w.deepgram.push_utterance(QUESTION, 0);
+    w.llm
+        .respond_with(|_| FakeReply::text("We are open from nine to five."));
+    let report = call(&w, Duration::from_secs(6), Duration::from_secs(9)).await;
+    assert!(report.succeeded(), "{:?}", report.failure);
+    assert_eq!(report.turns_spoken, 1);
+    assert_eq!(report.v2v_ms.len(), 1, "the reply was heard: {report:?}");
+
+    // One session for the caller's turn, fed while the caller spoke and closed at its end.
+    let conns = w.deepgram.connections();
+    assert_eq!(conns.len(), 1, "{conns:?}");
+    let turn = &conns[0];
+    assert_eq!(turn.authorization.as_deref(), Some("Token dg-key"));
+    assert!(
+        turn.close_stream,
+        "the turn ended with CloseStream: {turn:?}"
+    );
+    let head_start = turn.head_start().expect("audio, then CloseStream");
+    assert!(
+        head_start >= Duration::from_millis(800),
+        "audio arrived as it was spoken, not in one upload at the end: {head_start:?}"
+    );
+    let rate = if turn.uri.contains("sample_rate=16000") {
+        16_000
+    } else {
+        8_000
+    };
+    assert!(
+        turn.audio_ms(rate) >= 1_000,
+        "the whole turn went up: {} ms",
+        turn.audio_ms(rate)
+    );
+
+    let requests = w.llm.requests();
+    assert_eq!(requests.len(), 1);
+    assert_eq!(requests[0].user_texts(), [QUESTION]);
+    let spoken: Vec<String> = w
+        .speech
+        .speech_requests()
+        .into_iter()
+        .map(|r| r.input)
+        .collect();
+    assert_eq!(
+        spoken,
+        [
+            "Hello, thanks for calling Acme.",
+            "We are open from nine to five."
+        ]
+    );
+
+    let events = recorded_events(&w).await;
+    assert_eq!(caller_lines(&events), [QUESTION]);
+    assert!(
+        of_kind(&events, "call.provider_failed").is_empty(),
+        "{events:?}"
+    );
+    let streamed = of_kind(&events, "call.stt_stream");
+    assert_eq!(streamed.len(), 1, "one record per turn: {events:?}");
+    let s = &streamed[0].payload;
+    assert_eq!(s["provider"], "deepgram");
+    assert!(s["frames_before_end"].as_u64().unwrap_or(0) >= 40, "{s}");
+    assert_eq!(s["last_interim"], "What are your", "{s}");
+    assert_eq!(s["endpoints"], 1, "{s}");
+    teardown(w).await;
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn deepgram_endpointing_ends_the_turn_before_the_silence_timeout() {
+    // Five seconds of silence would end the turn without help; Deepgram's signal comes after 300 ms.
+    let w = world(json!({"end_of_turn_silence_ms": 5000, "stt_endpointing": true})).await;
+    w.deepgram.push_utterance(QUESTION, 0);
+    w.llm
+        .respond_with(|_| FakeReply::text("We are open from nine to five."));
+    let report = call(&w, Duration::from_secs(8), Duration::from_secs(12)).await;
+    assert!(report.succeeded(), "{:?}", report.failure);
+    assert_eq!(report.v2v_ms.len(), 1, "the reply was heard: {report:?}");
+    assert!(
+        report.v2v_ms[0] < 5_000.0,
+        "the turn ended on the endpoint, not after 5 s of silence: {:?}",
+        report.v2v_ms
+    );
+    let conns = w.deepgram.connections();
+    assert_eq!(conns.len(), 1, "{conns:?}");
+    let spoken = Utterance::from_spec(&format!("say:{QUESTION}"))
+        .expect("espeak-ng speaks")
+        .duration();
+    let rate = if conns[0].uri.contains("sample_rate=16000") {
+        16_000
+    } else {
+        8_000
+    };
+    // Audio time, not wall time: pre-roll (300 ms) + speech + a little silence, never 5 s of it.
+    let sent = Duration::from_millis(conns[0].audio_ms(rate));
+    assert!(
+        sent < spoken + Duration::from_millis(3_000),
+        "the stream was closed soon after the speech: {sent:?} for {spoken:?} of speech"
+    );
+    assert_eq!(w.llm.requests()[0].user_texts(), [QUESTION]);
+    let events = recorded_events(&w).await;
+    assert_eq!(caller_lines(&events), [QUESTION]);
+    let streamed = of_kind(&events, "call.stt_stream");
+    assert_eq!(streamed.len(), 1, "{events:?}");
+    assert_eq!(streamed[0].payload["endpoints"], 1);
+    teardown(w).await;
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_refused_live_session_falls_back_to_the_batch_path_without_dead_air() {
+    let w = world(json!({})).await;
+    // The live session is refused; the batch path's own session then gets the utterance.
+    w.deepgram.set_faults(FaultPlan {
+        fail_next: 1,
+        fail_status: 503,
+        ..FaultPlan::default()
+    });
+    w.deepgram.push_utterance(QUESTION, 0);
+    w.llm
+        .respond_with(|_| FakeReply::text("We are open from nine to five."));
+    let report = call(&w, Duration::from_secs(8), Duration::from_secs(10)).await;
+    assert!(report.succeeded(), "{:?}", report.failure);
+    assert_eq!(report.v2v_ms.len(), 1, "the reply was heard: {report:?}");
+    let conns = w.deepgram.connections();
+    assert_eq!(conns.len(), 2, "refused, then the batch upload: {conns:?}");
+    assert!(conns[1].close_stream);
+    assert_eq!(w.llm.requests()[0].user_texts(), [QUESTION]);
+    let events = recorded_events(&w).await;
+    assert_eq!(caller_lines(&events), [QUESTION]);
+    let failed = of_kind(&events, "call.provider_failed");
+    assert_eq!(failed.len(), 1, "{events:?}");
+    assert_eq!(failed[0].payload["stage"], "stt_stream");
+    assert_eq!(failed[0].payload["fallback"], "batch");
+    assert!(
+        failed[0].payload["error"]
+            .as_str()
+            .unwrap_or_default()
+            .contains("503"),
+        "{}",
+        failed[0].payload
+    );
+    assert!(of_kind(&events, "call.stt_stream").is_empty());
+    teardown(w).await;
+}
