@@ -17,7 +17,9 @@ use super::problem::Problem;
 use super::query::{decode_cursor, encode_cursor, page_limit, parse_time, StrictQuery};
 use super::recordings::RecordingView;
 use super::{AppState, List};
-use crate::store::{CallFilter, CallRecord, IdempotencyClaim, NewOutboundCall, Role, StoredEvent};
+use crate::store::{
+    CallFilter, CallRecord, EdgeRecord, IdempotencyClaim, NewOutboundCall, Role, StoredEvent,
+};
 use freya_proto::v1::{edge_command::Command, EdgeCommand, HangupCall, PlaceCall};
 use freya_shared::ids::{is_uuid, new_id, rfc3339};
 use freya_shared::model::{EdgeStatus, FieldError, PhoneNumberSpec};
@@ -31,6 +33,8 @@ pub struct CallView {
     to: Option<String>,
     agent_id: Option<String>,
     edge_id: Option<String>,
+    /// The region of the edge that carried the call; `null` when that edge never registered.
+    region: Option<String>,
     status: String,
     started_at: String,
     answered_at: Option<String>,
@@ -50,6 +54,7 @@ impl From<CallRecord> for CallView {
             to: c.to_number,
             agent_id: c.agent_id,
             edge_id: c.edge_id,
+            region: c.region,
             status: c.status,
             started_at: rfc3339(c.started_at_ms),
             answered_at: c.answered_at_ms.map(rfc3339),
@@ -389,6 +394,7 @@ async fn place_call(
     let probe = PhoneNumberSpec {
         number: request.to.clone(),
         region: None,
+        regions: Vec::new(),
         agent_id: Some(new_id()),
         workflow_id: None,
     };
@@ -430,18 +436,8 @@ async fn place_call(
             )])
         })?,
     };
-    let mut edges: Vec<_> = state
-        .store
-        .edges(state.offline_after_ms)
-        .await?
-        .into_iter()
-        .filter(|e| e.status == EdgeStatus::Online && e.active_calls < e.capacity)
-        .filter(|e| number.spec.region.as_ref().is_none_or(|r| *r == e.region))
-        .collect();
-    // Most headroom first.
-    edges.sort_by_key(|e| e.capacity.saturating_sub(e.active_calls));
-    edges.reverse();
-    let region = number.spec.region.as_deref().unwrap_or("any region");
+    let reachable = number.spec.reachable_regions();
+    let edges = edges_in_preference(state.store.edges(state.offline_after_ms).await?, &reachable);
     let call_id = new_id();
     let mut recorded = false;
     for edge in edges {
@@ -490,7 +486,37 @@ async fn place_call(
             .fail_call(&caller.scope, &call_id, "no_edge_reachable")
             .await?;
     }
+    let tried = if reachable.is_empty() {
+        "any region".to_owned()
+    } else {
+        format!("regions {}", reachable.join(", "))
+    };
     Err(unavailable(format!(
-        "no online edge in {region} is connected to this control plane; try again shortly"
+        "no online edge in {tried} is connected to this control plane; try again shortly"
     )))
+}
+
+/// The edges that may place a call from a number reachable in `regions` (home first; empty for
+/// every region), in the order to try them: online with room, the home region's before the
+/// further regions' (in the order the number lists them), most headroom first within a region.
+fn edges_in_preference(edges: Vec<EdgeRecord>, regions: &[&str]) -> Vec<EdgeRecord> {
+    let rank = |edge: &EdgeRecord| {
+        if regions.is_empty() {
+            Some(0)
+        } else {
+            regions.iter().position(|r| *r == edge.region)
+        }
+    };
+    let mut usable: Vec<(usize, EdgeRecord)> = edges
+        .into_iter()
+        .filter(|e| e.status == EdgeStatus::Online && e.active_calls < e.capacity)
+        .filter_map(|e| rank(&e).map(|rank| (rank, e)))
+        .collect();
+    usable.sort_by_key(|(rank, e)| {
+        (
+            *rank,
+            std::cmp::Reverse(e.capacity.saturating_sub(e.active_calls)),
+        )
+    });
+    usable.into_iter().map(|(_, e)| e).collect()
 }

@@ -18,7 +18,7 @@ pub enum AnalyticsGroup {
     Agent,
     /// Our number: the called one for inbound calls, the calling one for outbound.
     Number,
-    /// The region of the edge that carried the call.
+    /// The region of the edge that carried the call (kept on the call when it started).
     Region,
 }
 
@@ -30,7 +30,7 @@ impl AnalyticsGroup {
             AnalyticsGroup::Number => {
                 "CASE WHEN c.direction = 'outbound' THEN c.from_number ELSE c.to_number END"
             }
-            AnalyticsGroup::Region => "e.region",
+            AnalyticsGroup::Region => "c.region",
         }
     }
 
@@ -104,7 +104,7 @@ impl Store {
         q: &AnalyticsQuery,
     ) -> Result<Vec<CallBucket>, StoreError> {
         let group = q.group.column();
-        let from = "FROM calls c LEFT JOIN edges e ON e.id = c.edge_id \
+        let from = "FROM calls c \
                     WHERE c.workspace_id = $1 AND c.started_at_ms >= $2 AND c.started_at_ms < $3";
         let totals = sqlx::query(&format!(
             "SELECT (c.started_at_ms / $4) * $4 AS bucket, {group} AS grp, COUNT(*) AS calls, \
