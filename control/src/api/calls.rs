@@ -17,12 +17,10 @@ use super::problem::Problem;
 use super::query::{decode_cursor, encode_cursor, page_limit, parse_time, StrictQuery};
 use super::recordings::RecordingView;
 use super::{AppState, List};
-use crate::store::{
-    CallFilter, CallRecord, EdgeRecord, IdempotencyClaim, NewOutboundCall, Role, StoredEvent,
-};
+use crate::store::{CallFilter, CallRecord, IdempotencyClaim, NewOutboundCall, Role, StoredEvent};
 use freya_proto::v1::{edge_command::Command, EdgeCommand, HangupCall, PlaceCall};
 use freya_shared::ids::{is_uuid, new_id, rfc3339};
-use freya_shared::model::{EdgeStatus, FieldError, PhoneNumberSpec};
+use freya_shared::model::{FieldError, PhoneNumberSpec};
 
 /// A call as the API shows it.
 #[derive(Serialize, utoipa::ToSchema)]
@@ -437,7 +435,10 @@ async fn place_call(
         })?,
     };
     let reachable = number.spec.reachable_regions();
-    let edges = edges_in_preference(state.store.edges(state.offline_after_ms).await?, &reachable);
+    let edges = super::edge_choice::edges_in_preference(
+        state.store.edges(state.offline_after_ms).await?,
+        &reachable,
+    );
     let call_id = new_id();
     let mut recorded = false;
     for edge in edges {
@@ -494,29 +495,4 @@ async fn place_call(
     Err(unavailable(format!(
         "no online edge in {tried} is connected to this control plane; try again shortly"
     )))
-}
-
-/// The edges that may place a call from a number reachable in `regions` (home first; empty for
-/// every region), in the order to try them: online with room, the home region's before the
-/// further regions' (in the order the number lists them), most headroom first within a region.
-fn edges_in_preference(edges: Vec<EdgeRecord>, regions: &[&str]) -> Vec<EdgeRecord> {
-    let rank = |edge: &EdgeRecord| {
-        if regions.is_empty() {
-            Some(0)
-        } else {
-            regions.iter().position(|r| *r == edge.region)
-        }
-    };
-    let mut usable: Vec<(usize, EdgeRecord)> = edges
-        .into_iter()
-        .filter(|e| e.status == EdgeStatus::Online && e.active_calls < e.capacity)
-        .filter_map(|e| rank(&e).map(|rank| (rank, e)))
-        .collect();
-    usable.sort_by_key(|(rank, e)| {
-        (
-            *rank,
-            std::cmp::Reverse(e.capacity.saturating_sub(e.active_calls)),
-        )
-    });
-    usable.into_iter().map(|(_, e)| e).collect()
 }
