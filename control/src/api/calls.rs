@@ -1,6 +1,6 @@
 //! `/v1/calls`: the call log (filtered, cursor-paged), one call with its events and transcript,
 //! hanging up a live call, and placing an outbound call through an online edge of the calling
-//! number's region. `POST /v1/calls` honours `Idempotency-Key`: the same key with the same body
+//! number's home region, or else of its further regions (see `edge_choice`). `POST /v1/calls` honours `Idempotency-Key`: the same key with the same body
 //! answers the stored response again (marked `Idempotent-Replayed: true`); with another body, 422.
 
 use axum::body::Bytes;

@@ -3,7 +3,7 @@
 //! home region (or none: then every region answers it) and may be reachable in further regions,
 //! whose edges answer it too; outbound calls from it prefer the home region.
 
-use serde::{Deserialize, Serialize};
+use serde::{Deserialize, Deserializer, Serialize};
 
 use super::FieldError;
 
@@ -17,8 +17,8 @@ pub struct PhoneNumberSpec {
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub region: Option<String>,
     /// Further regions whose edges also answer it (and place its calls when the home region
-    /// cannot); only with a home `region`, which is not repeated here.
-    #[serde(default)]
+    /// cannot); only with a home `region`, which is not repeated here. `null` reads as none.
+    #[serde(default, deserialize_with = "null_as_none")]
     pub regions: Vec<String>,
     /// The agent that answers calls to this number.
     #[serde(default, skip_serializing_if = "Option::is_none")]
@@ -127,6 +127,11 @@ impl PhoneNumberSpec {
     }
 }
 
+/// `regions: null` as no further regions, as in a merge patch (the API documents it nullable).
+fn null_as_none<'de, D: Deserializer<'de>>(d: D) -> Result<Vec<String>, D::Error> {
+    Ok(Option::<Vec<String>>::deserialize(d)?.unwrap_or_default())
+}
+
 /// How many regions a number may be reachable in besides its home: a bound on what one change
 /// writes and on the snapshot fan-out.
 pub const MAX_EXTRA_REGIONS: usize = 16;
@@ -208,10 +213,14 @@ mod tests {
     }
 
     #[test]
-    fn regions_default_to_none_when_absent() {
-        let parsed: PhoneNumberSpec =
-            serde_json::from_str(r#"{"number": "demo", "agent_id": "x"}"#).expect("parses");
-        assert!(parsed.regions.is_empty());
+    fn regions_default_to_none_when_absent_or_null() {
+        for text in [
+            r#"{"number": "demo", "agent_id": "x"}"#,
+            r#"{"number": "demo", "agent_id": "x", "regions": null}"#,
+        ] {
+            let parsed: PhoneNumberSpec = serde_json::from_str(text).expect("parses");
+            assert!(parsed.regions.is_empty(), "{text}");
+        }
     }
 
     #[test]
