@@ -115,6 +115,16 @@ async fn invalid_regions_are_refused_naming_the_field(backend: Backend) {
         assert_eq!(answer.status, StatusCode::UNPROCESSABLE_ENTITY, "{patch}");
         assert_eq!(answer.body["errors"][0]["field"], field, "{}", answer.body);
     }
+    // Another workspace neither sees nor moves it.
+    let (_, [_, _, stranger, _]) = workspace_with_keys(&control, "Elsewhere").await;
+    let theirs = api.call("GET", &path, &stranger, None).await;
+    assert_eq!(theirs.status, StatusCode::NOT_FOUND);
+    let moved = api
+        .call("PATCH", &path, &stranger, Some(json!({"regions": ["sa"]})))
+        .await;
+    assert_eq!(moved.status, StatusCode::NOT_FOUND);
+    let listed = api.call("GET", "/v1/phone-numbers", &stranger, None).await;
+    assert_eq!(listed.body["data"], json!([]));
     let unchanged = api.call("GET", &path, &editor, None).await;
     assert_eq!(unchanged.body["regions"], json!(["eu", "ap"]));
     let listed = api.call("GET", "/v1/phone-numbers", &editor, None).await;
@@ -334,18 +344,12 @@ async fn outbound_calls_prefer_the_home_region_then_the_further_ones(backend: Ba
     db.cleanup().await;
 }
 
-async fn an_inbound_call_keeps_the_region_of_the_edge_that_answered(backend: Backend) {
-    let db = TestDb::new(backend).await;
-    let control = ControlPlane::start(&control_config(&db.url))
-        .await
-        .expect("control starts");
-    let api = Api::of(&control);
-    let (ws, [_, _, _, viewer]) = workspace_with_keys(&control, "In").await;
+async fn register(control: &ControlPlane, id: &str, region: &str) {
     control
         .store
         .register_edge(&EdgeRegistration {
-            id: "edge-eu-1".into(),
-            region: "eu".into(),
+            id: id.into(),
+            region: region.into(),
             sip_addr: "127.0.0.1:5060".into(),
             rtp_addr: "127.0.0.1".into(),
             http_addr: "127.0.0.1:8081".into(),
@@ -354,6 +358,16 @@ async fn an_inbound_call_keeps_the_region_of_the_edge_that_answered(backend: Bac
         })
         .await
         .expect("edge");
+}
+
+async fn an_inbound_call_keeps_the_region_of_the_edge_that_answered(backend: Backend) {
+    let db = TestDb::new(backend).await;
+    let control = ControlPlane::start(&control_config(&db.url))
+        .await
+        .expect("control starts");
+    let api = Api::of(&control);
+    let (ws, [_, _, _, viewer]) = workspace_with_keys(&control, "In").await;
+    register(&control, "edge-eu-1", "eu").await;
     let call = new_id();
     let started = CallEvent::new(
         &call,
@@ -380,6 +394,19 @@ async fn an_inbound_call_keeps_the_region_of_the_edge_that_answered(backend: Bac
     );
     let by_region = api.call("GET", &range, &viewer, None).await;
     assert_eq!(by_region.status, StatusCode::OK, "{}", by_region.body);
+    assert_eq!(
+        by_region.body["buckets"][0]["group"], "eu",
+        "{}",
+        by_region.body
+    );
+
+    // The edge comes back in another region: the call happened in eu, and stays there.
+    register(&control, "edge-eu-1", "us").await;
+    let again = api
+        .call("GET", &format!("/v1/calls/{call}"), &viewer, None)
+        .await;
+    assert_eq!(again.body["region"], "eu");
+    let by_region = api.call("GET", &range, &viewer, None).await;
     assert_eq!(
         by_region.body["buckets"][0]["group"], "eu",
         "{}",

@@ -13,6 +13,7 @@ CREATE INDEX phone_number_regions_by_region ON phone_number_regions (region, num
 CREATE INDEX phone_numbers_by_region ON phone_numbers (region);
 
 -- The region of the edge that carried a call, kept on the call itself: an edge may later move
--- or be forgotten, and the call still happened where it happened.
+-- or be forgotten, and the call still happened where it happened. Calls from before this have
+-- none; analytics falls back to their edge's current region (no backfill here: CockroachDB does
+-- not let a transaction write a column it is still adding).
 ALTER TABLE calls ADD COLUMN region TEXT;
-UPDATE calls SET region = (SELECT e.region FROM edges e WHERE e.id = calls.edge_id);

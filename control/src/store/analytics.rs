@@ -30,7 +30,8 @@ impl AnalyticsGroup {
             AnalyticsGroup::Number => {
                 "CASE WHEN c.direction = 'outbound' THEN c.from_number ELSE c.to_number END"
             }
-            AnalyticsGroup::Region => "c.region",
+            // Calls recorded before calls kept their region fall back to their edge's.
+            AnalyticsGroup::Region => "COALESCE(c.region, e.region)",
         }
     }
 
@@ -104,7 +105,7 @@ impl Store {
         q: &AnalyticsQuery,
     ) -> Result<Vec<CallBucket>, StoreError> {
         let group = q.group.column();
-        let from = "FROM calls c \
+        let from = "FROM calls c LEFT JOIN edges e ON e.id = c.edge_id \
                     WHERE c.workspace_id = $1 AND c.started_at_ms >= $2 AND c.started_at_ms < $3";
         let totals = sqlx::query(&format!(
             "SELECT (c.started_at_ms / $4) * $4 AS bucket, {group} AS grp, COUNT(*) AS calls, \
