@@ -296,6 +296,7 @@ async fn seed_or_reuse(
             &PhoneNumberSpec {
                 number: DEMO_NUMBER.into(),
                 region: None,
+                regions: Vec::new(),
                 agent_id: Some(agent.id.clone()),
                 workflow_id: None,
             },

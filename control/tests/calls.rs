@@ -179,6 +179,7 @@ async fn an_outbound_call_goes_to_an_edge_and_its_idempotency_key_replays(backen
             &PhoneNumberSpec {
                 number: "+15550100".into(),
                 region: Some("local".into()),
+                regions: Vec::new(),
                 agent_id: Some(agent.id.clone()),
                 workflow_id: None,
             },

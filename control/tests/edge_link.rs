@@ -143,6 +143,7 @@ async fn an_agent_change_reaches_the_edge_within_a_second(backend: Backend) {
             &PhoneNumberSpec {
                 number: "+15550100".into(),
                 region: None,
+                regions: Vec::new(),
                 agent_id: Some(created.id.clone()),
                 workflow_id: None,
             },

@@ -57,6 +57,7 @@ async fn desk() -> Desk {
     let number = PhoneNumberSpec {
         number: "demo".into(),
         region: None,
+        regions: Vec::new(),
         agent_id: Some(agent.id),
         workflow_id: None,
     };

@@ -77,6 +77,7 @@ async fn world(control: &ControlPlane) -> World {
             &PhoneNumberSpec {
                 number: number_text.clone(),
                 region: None,
+                regions: Vec::new(),
                 agent_id: Some(agent.clone()),
                 workflow_id: None,
             },

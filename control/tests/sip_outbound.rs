@@ -58,6 +58,7 @@ async fn setup() -> Setup {
             &PhoneNumberSpec {
                 number: "demo".into(),
                 region: None,
+                regions: Vec::new(),
                 agent_id: Some(agent.id.clone()),
                 workflow_id: None,
             },

@@ -106,6 +106,7 @@ async fn world_with_sales(sales: Value, flow: impl FnOnce(&str) -> Value) -> Wor
             &PhoneNumberSpec {
                 number: "flow".into(),
                 region: None,
+                regions: Vec::new(),
                 agent_id: None,
                 workflow_id: Some(id),
             },

@@ -46,6 +46,19 @@ pub struct RoutedNumber {
     pub number: String,
     pub workspace_id: String,
     pub target: CallTarget,
+    /// The number's home region; `None` when every region answers it alike. A snapshot also
+    /// carries numbers whose home is elsewhere but that this region answers too.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub home_region: Option<String>,
+}
+
+impl RoutedNumber {
+    /// Whether `region` is this number's home (true everywhere for a number without one).
+    pub fn is_home_in(&self, region: &str) -> bool {
+        self.home_region
+            .as_deref()
+            .is_none_or(|home| home == region)
+    }
 }
 
 /// What answers a call.
@@ -159,6 +172,7 @@ mod tests {
                 target: CallTarget::Agent {
                     agent_id: "a".into(),
                 },
+                home_region: None,
             }],
             agents: vec![AgentConfig {
                 id: "a".into(),
@@ -197,6 +211,7 @@ mod tests {
                     workflow_id: "f".into(),
                     version: 2,
                 },
+                home_region: None,
             }],
             workflows: vec![version(1), version(2)],
             ..Default::default()
@@ -210,5 +225,25 @@ mod tests {
             ..snap
         };
         assert!(missing.route("+15550009").is_none());
+    }
+
+    #[test]
+    fn a_number_knows_whether_a_region_is_its_home() {
+        let number = |home: Option<&str>| RoutedNumber {
+            number: "+15550001".into(),
+            workspace_id: "w".into(),
+            target: CallTarget::Agent {
+                agent_id: "a".into(),
+            },
+            home_region: home.map(Into::into),
+        };
+        assert!(number(Some("us")).is_home_in("us"));
+        assert!(!number(Some("us")).is_home_in("eu"));
+        assert!(number(None).is_home_in("eu"));
+        let cached =
+            r#"{"number":"demo","workspace_id":"w","target":{"type":"agent","agent_id":"a"}}"#;
+        let old: RoutedNumber =
+            serde_json::from_str(cached).expect("a snapshot cached before homes");
+        assert_eq!(old.home_region, None);
     }
 }

@@ -1,6 +1,6 @@
 //! `/v1/calls`: the call log (filtered, cursor-paged), one call with its events and transcript,
 //! hanging up a live call, and placing an outbound call through an online edge of the calling
-//! number's region. `POST /v1/calls` honours `Idempotency-Key`: the same key with the same body
+//! number's home region, or else of its further regions (see `edge_choice`). `POST /v1/calls` honours `Idempotency-Key`: the same key with the same body
 //! answers the stored response again (marked `Idempotent-Replayed: true`); with another body, 422.
 
 use axum::body::Bytes;
@@ -20,7 +20,7 @@ use super::{AppState, List};
 use crate::store::{CallFilter, CallRecord, IdempotencyClaim, NewOutboundCall, Role, StoredEvent};
 use freya_proto::v1::{edge_command::Command, EdgeCommand, HangupCall, PlaceCall};
 use freya_shared::ids::{is_uuid, new_id, rfc3339};
-use freya_shared::model::{EdgeStatus, FieldError, PhoneNumberSpec};
+use freya_shared::model::{FieldError, PhoneNumberSpec};
 
 /// A call as the API shows it.
 #[derive(Serialize, utoipa::ToSchema)]
@@ -31,6 +31,8 @@ pub struct CallView {
     to: Option<String>,
     agent_id: Option<String>,
     edge_id: Option<String>,
+    /// The region of the edge that carried the call; `null` when that edge never registered.
+    region: Option<String>,
     status: String,
     started_at: String,
     answered_at: Option<String>,
@@ -50,6 +52,7 @@ impl From<CallRecord> for CallView {
             to: c.to_number,
             agent_id: c.agent_id,
             edge_id: c.edge_id,
+            region: c.region,
             status: c.status,
             started_at: rfc3339(c.started_at_ms),
             answered_at: c.answered_at_ms.map(rfc3339),
@@ -389,6 +392,7 @@ async fn place_call(
     let probe = PhoneNumberSpec {
         number: request.to.clone(),
         region: None,
+        regions: Vec::new(),
         agent_id: Some(new_id()),
         workflow_id: None,
     };
@@ -430,18 +434,11 @@ async fn place_call(
             )])
         })?,
     };
-    let mut edges: Vec<_> = state
-        .store
-        .edges(state.offline_after_ms)
-        .await?
-        .into_iter()
-        .filter(|e| e.status == EdgeStatus::Online && e.active_calls < e.capacity)
-        .filter(|e| number.spec.region.as_ref().is_none_or(|r| *r == e.region))
-        .collect();
-    // Most headroom first.
-    edges.sort_by_key(|e| e.capacity.saturating_sub(e.active_calls));
-    edges.reverse();
-    let region = number.spec.region.as_deref().unwrap_or("any region");
+    let reachable = number.spec.reachable_regions();
+    let edges = super::edge_choice::edges_in_preference(
+        state.store.edges(state.offline_after_ms).await?,
+        &reachable,
+    );
     let call_id = new_id();
     let mut recorded = false;
     for edge in edges {
@@ -490,7 +487,12 @@ async fn place_call(
             .fail_call(&caller.scope, &call_id, "no_edge_reachable")
             .await?;
     }
+    let tried = if reachable.is_empty() {
+        "any region".to_owned()
+    } else {
+        format!("regions {}", reachable.join(", "))
+    };
     Err(unavailable(format!(
-        "no online edge in {region} is connected to this control plane; try again shortly"
+        "no online edge in {tried} is connected to this control plane; try again shortly"
     )))
 }

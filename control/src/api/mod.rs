@@ -17,6 +17,7 @@ mod audit;
 mod auth;
 mod calls;
 mod dashboard;
+mod edge_choice;
 mod edges;
 mod health;
 pub mod json;

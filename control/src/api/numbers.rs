@@ -1,5 +1,6 @@
-//! `/v1/phone-numbers`: create, list, read and patch the numbers of the caller's workspace and
-//! the agent each routes to.
+//! `/v1/phone-numbers`: create, list, read and patch the numbers of the caller's workspace, the
+//! agent or workflow each routes to, and the regions that answer it (home `region`, further
+//! `regions`).
 
 use axum::extract::State;
 use axum::http::StatusCode;

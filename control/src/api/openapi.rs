@@ -167,8 +167,13 @@ pub struct ToolDoc {
 pub struct PhoneNumberSpecDoc {
     /// E.164 (`+15551234567`) or a SIP user part.
     number: String,
-    /// The region whose edges answer it; every region when absent.
+    /// The home region: its edges answer the number and place its outbound calls first. Every
+    /// region answers it when absent.
     region: Option<String>,
+    /// Further regions whose edges also answer it, and place its outbound calls when the home
+    /// region has no edge online; only with `region`, without repeating it or each other.
+    #[schema(max_items = 16)]
+    regions: Option<Vec<String>>,
     /// The agent that answers; give this or `workflow_id`.
     agent_id: Option<String>,
     /// The workflow whose latest published version answers; give this or `agent_id`.

@@ -68,6 +68,13 @@ impl CommandHub {
         Ok(())
     }
 
+    /// Whether `edge_id` has an open command stream here, i.e. can be handed a call now.
+    pub fn is_connected(&self, edge_id: &str) -> bool {
+        self.streams
+            .lock()
+            .is_ok_and(|streams| streams.get(edge_id).is_some_and(|s| !s.is_closed()))
+    }
+
     /// Removes `edge_id`'s stream if it is still `sender` (not a newer reconnection).
     fn forget(&self, edge_id: &str, sender: &Sender) {
         if let Ok(mut streams) = self.streams.lock() {

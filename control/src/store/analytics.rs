@@ -18,7 +18,7 @@ pub enum AnalyticsGroup {
     Agent,
     /// Our number: the called one for inbound calls, the calling one for outbound.
     Number,
-    /// The region of the edge that carried the call.
+    /// The region of the edge that carried the call (kept on the call when it started).
     Region,
 }
 
@@ -30,7 +30,8 @@ impl AnalyticsGroup {
             AnalyticsGroup::Number => {
                 "CASE WHEN c.direction = 'outbound' THEN c.from_number ELSE c.to_number END"
             }
-            AnalyticsGroup::Region => "e.region",
+            // Calls recorded before calls kept their region fall back to their edge's.
+            AnalyticsGroup::Region => "COALESCE(c.region, e.region)",
         }
     }
 

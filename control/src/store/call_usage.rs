@@ -96,7 +96,7 @@ async fn fold_reply(
     let call = sqlx::query(
         "SELECT c.started_at_ms, c.agent_id, \
          CASE WHEN c.direction = 'outbound' THEN c.from_number ELSE c.to_number END AS number, \
-         e.region FROM calls c LEFT JOIN edges e ON e.id = c.edge_id \
+         COALESCE(c.region, e.region) AS region FROM calls c LEFT JOIN edges e ON e.id = c.edge_id \
          WHERE c.id = $1 AND c.workspace_id = $2",
     )
     .bind(&event.call_id)

@@ -54,7 +54,8 @@ pub enum IdempotencyClaim {
     InProgress,
 }
 
-const CALL_COLUMNS: &str = "id, edge_id, direction, from_number, to_number, agent_id, status, \
+const CALL_COLUMNS: &str =
+    "id, edge_id, region, direction, from_number, to_number, agent_id, status, \
                             started_at_ms, answered_at_ms, ended_at_ms, end_reason, \
                             recording_id, recording_format, recording_bytes, \
                             recording_duration_ms, recording_sha256";
@@ -63,6 +64,7 @@ pub(crate) fn call_from_row(r: &AnyRow) -> Result<CallRecord, StoreError> {
     Ok(CallRecord {
         id: r.try_get("id")?,
         edge_id: r.try_get("edge_id")?,
+        region: r.try_get("region")?,
         direction: r.try_get("direction")?,
         from_number: r.try_get("from_number")?,
         to_number: r.try_get("to_number")?,
@@ -175,8 +177,9 @@ impl Store {
         retry(|| async {
             let mut tx = self.pool().begin().await?;
             sqlx::query(
-                "INSERT INTO calls (id, workspace_id, edge_id, direction, from_number, to_number, \
-                 agent_id, status, started_at_ms) VALUES ($1, $2, $3, 'outbound', $4, $5, $6, 'queued', $7)",
+                "INSERT INTO calls (id, workspace_id, edge_id, region, direction, from_number, \
+                 to_number, agent_id, status, started_at_ms) VALUES ($1, $2, $3, \
+                 (SELECT region FROM edges WHERE id = $3), 'outbound', $4, $5, $6, 'queued', $7)",
             )
             .bind(&call.id)
             .bind(&scope.workspace_id)
@@ -213,12 +216,15 @@ impl Store {
         id: &str,
         edge_id: &str,
     ) -> Result<(), StoreError> {
-        sqlx::query("UPDATE calls SET edge_id = $1 WHERE workspace_id = $2 AND id = $3")
-            .bind(edge_id)
-            .bind(&scope.workspace_id)
-            .bind(id)
-            .execute(self.pool())
-            .await?;
+        sqlx::query(
+            "UPDATE calls SET edge_id = $1, region = (SELECT region FROM edges WHERE id = $1) \
+             WHERE workspace_id = $2 AND id = $3",
+        )
+        .bind(edge_id)
+        .bind(&scope.workspace_id)
+        .bind(id)
+        .execute(self.pool())
+        .await?;
         Ok(())
     }
 

@@ -25,6 +25,8 @@ pub struct CallRecord {
     pub id: String,
     /// The edge carrying (or that carried) the call.
     pub edge_id: Option<String>,
+    /// That edge's region when it took the call; `None` when the edge never registered.
+    pub region: Option<String>,
     pub direction: String,
     pub from_number: Option<String>,
     pub to_number: Option<String>,
@@ -142,8 +144,9 @@ async fn apply_to_call(
     match CallEventKind::parse(&event.kind) {
         Some(CallEventKind::Started) => {
             sqlx::query(
-                "INSERT INTO calls (id, workspace_id, edge_id, direction, from_number, to_number, agent_id, \
-                 status, started_at_ms) VALUES ($1, $2, $3, $4, $5, $6, $7, 'ringing', $8) \
+                "INSERT INTO calls (id, workspace_id, edge_id, region, direction, from_number, \
+                 to_number, agent_id, status, started_at_ms) VALUES ($1, $2, $3, \
+                 (SELECT region FROM edges WHERE id = $3), $4, $5, $6, $7, 'ringing', $8) \
                  ON CONFLICT (id) DO NOTHING",
             )
             .bind(&event.call_id)

@@ -1,6 +1,14 @@
-//! Phone numbers in the store: a dialable number, the region that answers it and its target —
+//! Phone numbers in the store: a dialable number, the regions that answer it and its target —
 //! an agent, or a workflow that has a published version. A number is globally unique — two
 //! workspaces cannot both own `+15551234567`.
+//!
+//! The home region is a column of `phone_numbers`; the further regions are rows of
+//! `phone_number_regions` (number, region), not a JSON list: an edge snapshot selects "numbers
+//! reachable in region R" through that table's index on `region`, the same way on SQLite,
+//! PostgreSQL and CockroachDB, where a JSON column would need a scan and engine-specific
+//! operators. The rows are replaced with the number, in its transaction.
+
+use std::collections::HashMap;
 
 use serde::Serialize;
 use sqlx::any::AnyRow;
@@ -22,13 +30,15 @@ pub struct PhoneNumber {
     pub updated_at_ms: i64,
 }
 
-fn number_from_row(row: &AnyRow) -> Result<PhoneNumber, StoreError> {
+/// A number from its row and its further regions (in the order they were given).
+fn number_from_row(row: &AnyRow, regions: Vec<String>) -> Result<PhoneNumber, StoreError> {
     Ok(PhoneNumber {
         id: row.try_get("id")?,
         workspace_id: row.try_get("workspace_id")?,
         spec: PhoneNumberSpec {
             number: row.try_get("number")?,
             region: row.try_get("region")?,
+            regions,
             agent_id: row.try_get("agent_id")?,
             workflow_id: row.try_get("workflow_id")?,
         },
@@ -67,12 +77,13 @@ impl Store {
             .execute(&mut *tx)
             .await
             .map_err(|e| duplicate_number(e, &spec.number))?;
+            replace_regions(&mut tx, scope, &id, &spec.regions).await?;
             commit_config_change(tx, scope, AuditEntry {
                     actor,
                     action: "phone_number.created",
                     resource_type: "phone_number",
                     resource_id: &id,
-                    detail: serde_json::json!({"number": spec.number}),
+                    detail: audit_detail(spec),
                 }).await
         })
         .await?;
@@ -94,7 +105,8 @@ impl Store {
         .fetch_optional(self.pool())
         .await?
         .ok_or(StoreError::NotFound)?;
-        number_from_row(&row)
+        let mut regions = self.further_regions(scope, Some(id)).await?;
+        number_from_row(&row, regions.remove(id).unwrap_or_default())
     }
 
     /// The scoped workspace's numbers, oldest first.
@@ -105,7 +117,46 @@ impl Store {
         .bind(&scope.workspace_id)
         .fetch_all(self.pool())
         .await?;
-        rows.iter().map(number_from_row).collect()
+        let mut regions = self.further_regions(scope, None).await?;
+        rows.iter()
+            .map(|row| {
+                let id: String = row.try_get("id")?;
+                number_from_row(row, regions.remove(&id).unwrap_or_default())
+            })
+            .collect()
+    }
+
+    /// The further regions of one number (`Some(id)`) or of all the workspace's numbers, by
+    /// number id, each list in the order it was given.
+    async fn further_regions(
+        &self,
+        scope: &WorkspaceScope,
+        number_id: Option<&str>,
+    ) -> Result<HashMap<String, Vec<String>>, StoreError> {
+        let one = if number_id.is_some() {
+            " AND number_id = $2"
+        } else {
+            ""
+        };
+        let sql = format!(
+            "SELECT number_id, region FROM phone_number_regions \
+             WHERE workspace_id = $1{one} ORDER BY number_id, position"
+        );
+        let rows = sqlx::query(&sql).bind(&scope.workspace_id);
+        let rows = match number_id {
+            Some(id) => rows.bind(id),
+            None => rows,
+        }
+        .fetch_all(self.pool())
+        .await?;
+        let mut regions: HashMap<String, Vec<String>> = HashMap::new();
+        for row in &rows {
+            regions
+                .entry(row.try_get("number_id")?)
+                .or_default()
+                .push(row.try_get("region")?);
+        }
+        Ok(regions)
     }
 
     /// Replaces a number's routing (already validated) and tells edges.
@@ -137,12 +188,13 @@ impl Store {
             if updated == 0 {
                 return Err(StoreError::NotFound);
             }
+            replace_regions(&mut tx, scope, id, &spec.regions).await?;
             commit_config_change(tx, scope, AuditEntry {
                     actor,
                     action: "phone_number.updated",
                     resource_type: "phone_number",
                     resource_id: id,
-                    detail: serde_json::json!({"number": spec.number}),
+                    detail: audit_detail(spec),
                 }).await
         })
         .await?;
@@ -161,6 +213,8 @@ impl Store {
     ) -> Result<(), StoreError> {
         let version = retry(|| async {
             let mut tx = self.pool().begin().await?;
+            // Not left to the foreign key's cascade, which SQLite only honours when enabled.
+            replace_regions(&mut tx, scope, id, &[]).await?;
             let deleted =
                 sqlx::query("DELETE FROM phone_numbers WHERE workspace_id = $1 AND id = $2")
                     .bind(&scope.workspace_id)
@@ -203,8 +257,49 @@ impl Store {
         .bind(number)
         .fetch_optional(self.pool())
         .await?;
-        row.as_ref().map(number_from_row).transpose()
+        let Some(row) = row else {
+            return Ok(None);
+        };
+        let scope = WorkspaceScope {
+            workspace_id: row.try_get("workspace_id")?,
+        };
+        let id: String = row.try_get("id")?;
+        let mut regions = self.further_regions(&scope, Some(&id)).await?;
+        number_from_row(&row, regions.remove(&id).unwrap_or_default()).map(Some)
     }
+}
+
+/// Replaces a number's further regions inside its transaction (the spec is validated: no
+/// duplicates, home not repeated).
+async fn replace_regions(
+    tx: &mut sqlx::Transaction<'_, sqlx::Any>,
+    scope: &WorkspaceScope,
+    number_id: &str,
+    regions: &[String],
+) -> Result<(), StoreError> {
+    sqlx::query("DELETE FROM phone_number_regions WHERE workspace_id = $1 AND number_id = $2")
+        .bind(&scope.workspace_id)
+        .bind(number_id)
+        .execute(&mut **tx)
+        .await?;
+    for (position, region) in regions.iter().enumerate() {
+        sqlx::query(
+            "INSERT INTO phone_number_regions (number_id, workspace_id, region, position) \
+             VALUES ($1, $2, $3, $4)",
+        )
+        .bind(number_id)
+        .bind(&scope.workspace_id)
+        .bind(region)
+        .bind(i64::try_from(position).unwrap_or(i64::MAX))
+        .execute(&mut **tx)
+        .await?;
+    }
+    Ok(())
+}
+
+/// What the audit log keeps of a number change: the number and where it is answered.
+fn audit_detail(spec: &PhoneNumberSpec) -> serde_json::Value {
+    serde_json::json!({"number": spec.number, "region": spec.region, "regions": spec.regions})
 }
 
 fn duplicate_number(error: sqlx::Error, number: &str) -> StoreError {

@@ -1,5 +1,7 @@
 //! Building the configuration snapshot an edge serves calls from: the numbers its region answers
-//! (numbers with no region are answered everywhere), the agents they route to, the latest
+//! (numbers with no region are answered everywhere; others in their home region and their
+//! further regions, each carrying its home so an edge knows where it is), the agents they route
+//! to, the latest
 //! published version of each workflow they route to (with every agent of that workflow's
 //! workspace, which its `agent` nodes may hand calls to), and the SIP trunks its edges may call
 //! out through (passwords opened: the snapshot travels over the edge link only).
@@ -11,6 +13,11 @@ use super::{Store, StoreError};
 use freya_shared::snapshot::{
     AgentConfig, CallTarget, EdgeConfigSnapshot, RoutedNumber, WorkflowConfig,
 };
+
+/// Whether the number `n` is answered in the region bound as `$1`: it has no home region (so
+/// every region answers it), this is its home, or this is one of its further regions.
+const REACHABLE_IN_REGION: &str = "(n.region IS NULL OR n.region = $1 OR n.id IN \
+     (SELECT r.number_id FROM phone_number_regions r WHERE r.region = $1))";
 
 impl Store {
     /// The current configuration version (moves on every change edges care about).
@@ -27,35 +34,35 @@ impl Store {
         let version: i64 = sqlx::query_scalar("SELECT version FROM config_state WHERE id = 1")
             .fetch_one(&mut *tx)
             .await?;
-        let number_rows = sqlx::query(
-            "SELECT n.number, n.workspace_id, n.agent_id, n.workflow_id, w.latest_version \
+        let number_rows = sqlx::query(&format!(
+            "SELECT n.number, n.workspace_id, n.region, n.agent_id, n.workflow_id, w.latest_version \
              FROM phone_numbers n LEFT JOIN workflows w ON w.id = n.workflow_id \
-             WHERE (n.region IS NULL OR n.region = $1) \
-               AND (n.agent_id IS NOT NULL OR w.latest_version > 0) ORDER BY n.number",
-        )
+             WHERE {REACHABLE_IN_REGION} \
+               AND (n.agent_id IS NOT NULL OR w.latest_version > 0) ORDER BY n.number"
+        ))
         .bind(region)
         .fetch_all(&mut *tx)
         .await?;
-        let agent_rows = sqlx::query(
+        let agent_rows = sqlx::query(&format!(
             "SELECT a.id, a.workspace_id, a.spec, a.created_at_ms, a.updated_at_ms FROM agents a \
-             WHERE a.id IN (SELECT agent_id FROM phone_numbers \
-                            WHERE (region IS NULL OR region = $1) AND agent_id IS NOT NULL) \
-                OR a.workspace_id IN (SELECT workspace_id FROM phone_numbers \
-                            WHERE (region IS NULL OR region = $1) AND workflow_id IS NOT NULL) \
-             ORDER BY a.id",
-        )
+             WHERE a.id IN (SELECT n.agent_id FROM phone_numbers n \
+                            WHERE {REACHABLE_IN_REGION} AND n.agent_id IS NOT NULL) \
+                OR a.workspace_id IN (SELECT n.workspace_id FROM phone_numbers n \
+                            WHERE {REACHABLE_IN_REGION} AND n.workflow_id IS NOT NULL) \
+             ORDER BY a.id"
+        ))
         .bind(region)
         .fetch_all(&mut *tx)
         .await?;
-        let version_rows = sqlx::query(
+        let version_rows = sqlx::query(&format!(
             "SELECT v.workflow_id, v.version, v.workspace_id, v.definition, v.published_by, \
                     v.published_at_ms \
              FROM workflow_versions v JOIN workflows w \
                ON w.id = v.workflow_id AND w.latest_version = v.version \
-             WHERE v.workflow_id IN (SELECT workflow_id FROM phone_numbers \
-                                     WHERE (region IS NULL OR region = $1) AND workflow_id IS NOT NULL) \
-             ORDER BY v.workflow_id",
-        )
+             WHERE v.workflow_id IN (SELECT n.workflow_id FROM phone_numbers n \
+                                     WHERE {REACHABLE_IN_REGION} AND n.workflow_id IS NOT NULL) \
+             ORDER BY v.workflow_id"
+        ))
         .bind(region)
         .fetch_all(&mut *tx)
         .await?;
@@ -77,6 +84,7 @@ impl Store {
                     number: row.try_get("number")?,
                     workspace_id: row.try_get("workspace_id")?,
                     target,
+                    home_region: row.try_get("region")?,
                 })
             })
             .collect::<Result<Vec<_>, StoreError>>()?;

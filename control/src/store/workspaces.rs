@@ -241,6 +241,7 @@ impl Store {
                 "webhook_deliveries",
                 "webhooks",
                 "idempotency_keys",
+                "phone_number_regions",
                 "phone_numbers",
                 "agents",
                 "providers",

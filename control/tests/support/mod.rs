@@ -47,6 +47,7 @@ pub async fn agent_on_number(
             &freya_shared::model::PhoneNumberSpec {
                 number: number.into(),
                 region: None,
+                regions: Vec::new(),
                 agent_id: Some(agent.id.clone()),
                 workflow_id: None,
             },

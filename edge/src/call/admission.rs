@@ -52,6 +52,7 @@ mod tests {
                 target: CallTarget::Agent {
                     agent_id: "a".into(),
                 },
+                home_region: None,
             }],
             agents: vec![AgentConfig {
                 id: "a".into(),

@@ -1,7 +1,9 @@
 //! A phone number (or any dialable name, like the dev setup's `demo`) and what answers it: an
-//! agent, or the latest published version of a workflow — exactly one of the two.
+//! agent, or the latest published version of a workflow — exactly one of the two. A number has a
+//! home region (or none: then every region answers it) and may be reachable in further regions,
+//! whose edges answer it too; outbound calls from it prefer the home region.
 
-use serde::{Deserialize, Serialize};
+use serde::{Deserialize, Deserializer, Serialize};
 
 use super::FieldError;
 
@@ -10,9 +12,14 @@ use super::FieldError;
 pub struct PhoneNumberSpec {
     /// E.164 (`+15551234567`) or a SIP user part of letters, digits, `*#._-`.
     pub number: String,
-    /// The region whose edges answer it; `None` for every region.
+    /// The home region: its edges answer the number and place its outbound calls first.
+    /// `None` for every region.
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub region: Option<String>,
+    /// Further regions whose edges also answer it (and place its calls when the home region
+    /// cannot); only with a home `region`, which is not repeated here. `null` reads as none.
+    #[serde(default, deserialize_with = "null_as_none")]
+    pub regions: Vec<String>,
     /// The agent that answers calls to this number.
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub agent_id: Option<String>,
@@ -43,6 +50,7 @@ impl PhoneNumberSpec {
                 ));
             }
         }
+        errors.extend(self.regions_problems());
         match (&self.agent_id, &self.workflow_id) {
             (Some(_), Some(_)) => errors.push(FieldError::new(
                 "workflow_id",
@@ -63,6 +71,52 @@ impl PhoneNumberSpec {
         errors
     }
 
+    /// Every region whose edges answer this number, home first; empty for "every region".
+    pub fn reachable_regions(&self) -> Vec<&str> {
+        self.region
+            .iter()
+            .chain(&self.regions)
+            .map(String::as_str)
+            .collect()
+    }
+
+    fn regions_problems(&self) -> Vec<FieldError> {
+        let mut errors = Vec::new();
+        if self.regions.len() > MAX_EXTRA_REGIONS {
+            errors.push(FieldError::new(
+                "regions",
+                format!("at most {MAX_EXTRA_REGIONS} further regions"),
+            ));
+            return errors;
+        }
+        if !self.regions.is_empty() && self.region.is_none() {
+            errors.push(FieldError::new(
+                "regions",
+                "give the home `region` too: a number without one is answered in every region",
+            ));
+        }
+        for (i, name) in self.regions.iter().enumerate() {
+            let field = format!("regions[{i}]");
+            if !is_region_name(name) {
+                errors.push(FieldError::new(
+                    field,
+                    "must be 1-64 lowercase letters, digits or `-`",
+                ));
+            } else if self.region.as_ref() == Some(name) {
+                errors.push(FieldError::new(
+                    field,
+                    format!("`{name}` is the home `region` already"),
+                ));
+            } else if let Some(first) = self.regions[..i].iter().position(|r| r == name) {
+                errors.push(FieldError::new(
+                    field,
+                    format!("`{name}` is listed already, as regions[{first}]"),
+                ));
+            }
+        }
+        errors
+    }
+
     /// The number's target; `None` only for a spec that does not validate.
     pub fn target(&self) -> Option<NumberTarget<'_>> {
         match (&self.agent_id, &self.workflow_id) {
@@ -72,6 +126,15 @@ impl PhoneNumberSpec {
         }
     }
 }
+
+/// `regions: null` as no further regions, as in a merge patch (the API documents it nullable).
+fn null_as_none<'de, D: Deserializer<'de>>(d: D) -> Result<Vec<String>, D::Error> {
+    Ok(Option::<Vec<String>>::deserialize(d)?.unwrap_or_default())
+}
+
+/// How many regions a number may be reachable in besides its home: a bound on what one change
+/// writes and on the snapshot fan-out.
+pub const MAX_EXTRA_REGIONS: usize = 16;
 
 fn number_problem(number: &str) -> Option<&'static str> {
     if number.is_empty() || number.len() > 32 {
@@ -103,8 +166,60 @@ mod tests {
         PhoneNumberSpec {
             number: number.into(),
             region: None,
+            regions: Vec::new(),
             agent_id: Some(crate::ids::new_id()),
             workflow_id: None,
+        }
+    }
+
+    fn with_regions(home: Option<&str>, extra: &[&str]) -> PhoneNumberSpec {
+        PhoneNumberSpec {
+            region: home.map(Into::into),
+            regions: extra.iter().map(|r| r.to_string()).collect(),
+            ..spec("+15551234567")
+        }
+    }
+
+    fn fields(spec: &PhoneNumberSpec) -> Vec<String> {
+        spec.validate().into_iter().map(|e| e.field).collect()
+    }
+
+    #[test]
+    fn a_number_is_reachable_in_its_home_region_then_its_further_regions() {
+        let number = with_regions(Some("us"), &["eu", "ap-south-1"]);
+        assert!(number.validate().is_empty());
+        assert_eq!(number.reachable_regions(), ["us", "eu", "ap-south-1"]);
+        assert!(with_regions(None, &[]).reachable_regions().is_empty());
+    }
+
+    #[test]
+    fn further_regions_name_the_offending_entry() {
+        assert_eq!(
+            fields(&with_regions(Some("us"), &["eu", "EU"])),
+            ["regions[1]"]
+        );
+        assert_eq!(
+            fields(&with_regions(Some("us"), &["eu", "us"])),
+            ["regions[1]"]
+        );
+        assert_eq!(
+            fields(&with_regions(Some("us"), &["eu", "ap", "eu"])),
+            ["regions[2]"]
+        );
+        assert_eq!(fields(&with_regions(None, &["eu"])), ["regions"]);
+        let many: Vec<String> = (0..=MAX_EXTRA_REGIONS).map(|i| format!("r{i}")).collect();
+        let many: Vec<&str> = many.iter().map(String::as_str).collect();
+        assert_eq!(fields(&with_regions(Some("us"), &many)), ["regions"]);
+    }
+
+    #[test]
+    fn regions_default_to_none_when_absent_or_null() {
+        for text in [
+            r#"{"number": "demo", "agent_id": "x"}"#,
+            r#"{"number": "demo", "agent_id": "x", "regions": null}"#,
+        ] {
+            let parsed: PhoneNumberSpec = serde_json::from_str(text).expect("parses");
+            assert!(parsed.regions.is_empty(), "{text}");
         }
     }
 
