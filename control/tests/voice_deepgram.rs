@@ -113,6 +113,7 @@ async fn call(w: &World, reply_timeout: Duration, hold: Duration) -> CallReport 
             first_turn_after: Duration::from_millis(1500),
             reply_timeout,
             pause_after_reply: Duration::from_millis(400),
+            barge_in_after: None,
         },
         onset: OnsetConfig::default(),
         late_after: Duration::from_millis(200),
