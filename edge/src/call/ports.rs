@@ -62,17 +62,19 @@ mod tests {
         socket.local_addr().expect("addr").port()
     }
 
+    // Fixed ports above the kernel's ephemeral range (32768–60999), which other sockets of
+    // the test run may be given at any moment.
     #[tokio::test]
     async fn pairs_are_even_and_odd_within_range_and_reused_after_release() {
-        let ports = PortAllocator::new("127.0.0.1".parse().expect("ip"), 41001, 41006);
+        let ports = PortAllocator::new("127.0.0.1".parse().expect("ip"), 61001, 61006);
         let a = ports.bind().await.expect("a pair");
         let b = ports.bind().await.expect("another pair");
         let (pa, pb) = (port(&a.rtp), port(&b.rtp));
-        assert!([41002, 41004].contains(&pa) && [41002, 41004].contains(&pb) && pa != pb);
+        assert!([61002, 61004].contains(&pa) && [61002, 61004].contains(&pb) && pa != pb);
         assert_eq!((port(&a.rtcp), port(&b.rtcp)), (pa + 1, pb + 1));
         assert!(
             ports.bind().await.is_none(),
-            "41006 has no odd port above it in range"
+            "61006 has no odd port above it in range"
         );
         drop(a);
         assert_eq!(port(&ports.bind().await.expect("freed").rtp), pa);
@@ -80,10 +82,10 @@ mod tests {
 
     #[tokio::test]
     async fn a_taken_rtcp_port_skips_the_pair() {
-        let _squatter = std::net::UdpSocket::bind("127.0.0.1:41013").expect("squat");
-        let ports = PortAllocator::new("127.0.0.1".parse().expect("ip"), 41012, 41015);
+        let _squatter = std::net::UdpSocket::bind("127.0.0.1:61013").expect("squat");
+        let ports = PortAllocator::new("127.0.0.1".parse().expect("ip"), 61012, 61015);
         let pair = ports.bind().await.expect("the other pair");
-        assert_eq!(port(&pair.rtp), 41014);
+        assert_eq!(port(&pair.rtp), 61014);
         assert!(ports.bind().await.is_none());
     }
 }
