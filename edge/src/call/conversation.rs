@@ -155,11 +155,10 @@ impl Conversation {
                     self.interrupt(now, true);
                 }
             }
-            TurnEvent::EndOfTurn { .. } => {
+            TurnEvent::EndOfTurn { silence_ms, .. } => {
                 let turn = self.id();
-                let speech_end = now
-                    .checked_sub(self.config.end_of_turn_silence)
-                    .unwrap_or(now);
+                let silence = Duration::from_millis(u64::from(silence_ms));
+                let speech_end = now.checked_sub(silence).unwrap_or(now);
                 let clock = TurnClock {
                     speech_end,
                     decided: now,

@@ -54,8 +54,6 @@ pub struct ConversationConfig {
     pub end_call_phrases: Vec<String>,
     /// How long a tool may run before the filler line is spoken.
     pub filler_after: Duration,
-    /// Silence that ends a caller turn (the end of speech is this long before `EndOfTurn`).
-    pub end_of_turn_silence: Duration,
     /// Model rounds (tool call → result → model) allowed per reply.
     pub max_tool_rounds: u32,
     /// Where the built-in `transfer_call` may send the call (numbers or SIP URIs); empty: the

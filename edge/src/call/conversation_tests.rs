@@ -20,7 +20,6 @@ pub(super) fn config() -> ConversationConfig {
         reprompt_after: Some(Duration::from_secs(8)),
         end_call_phrases: vec!["goodbye".into()],
         filler_after: Duration::from_millis(1500),
-        end_of_turn_silence: Duration::from_millis(500),
         max_tool_rounds: 4,
         transfer_destinations: Vec::new(),
         lines: Lines::default(),
@@ -82,8 +81,13 @@ impl Harness {
     /// A caller turn from `ms` to `ms + 1000` (end of turn 500 ms later) with `text`.
     pub(super) fn caller_says(&mut self, ms: u64, text: &str) -> Vec<Action> {
         self.c.on_turn(self.at(ms), TurnEvent::SpeechStarted);
-        self.c
-            .on_turn(self.at(ms + 1500), TurnEvent::EndOfTurn { speech_ms: 1000 });
+        self.c.on_turn(
+            self.at(ms + 1500),
+            TurnEvent::EndOfTurn {
+                speech_ms: 1000,
+                silence_ms: 500,
+            },
+        );
         let turn = match self.drain().as_slice() {
             [.., Action::Transcribe { turn }] => *turn,
             other => panic!("expected a transcription, got {other:?}"),
@@ -349,7 +353,13 @@ fn a_failing_model_is_answered_with_an_apology_and_the_call_goes_on() {
     assert!(!h.actions.iter().any(|a| matches!(a, Action::Hangup { .. })));
     // A failing STT is apologised for too.
     h.c.on_turn(h.at(3000), TurnEvent::SpeechStarted);
-    h.c.on_turn(h.at(4000), TurnEvent::EndOfTurn { speech_ms: 500 });
+    h.c.on_turn(
+        h.at(4000),
+        TurnEvent::EndOfTurn {
+            speech_ms: 500,
+            silence_ms: 500,
+        },
+    );
     let Some(Action::Transcribe { turn }) = h.drain().pop() else {
         panic!("transcribe");
     };
@@ -440,7 +450,13 @@ fn speech_before_the_answer_is_audible_cancels_it_and_merges_the_turns() {
     let (reply, _, _) = completion(&h.caller_says(0, "I want to"));
     h.c.on_turn(h.at(1700), TurnEvent::SpeechStarted);
     assert_eq!(h.drain(), [Action::CancelReply { reply }]);
-    h.c.on_turn(h.at(2700), TurnEvent::EndOfTurn { speech_ms: 500 });
+    h.c.on_turn(
+        h.at(2700),
+        TurnEvent::EndOfTurn {
+            speech_ms: 500,
+            silence_ms: 500,
+        },
+    );
     let Some(Action::Transcribe { turn }) = h.drain().pop() else {
         panic!("transcribe");
     };
@@ -513,4 +529,40 @@ fn without_exits_the_exit_tool_is_neither_offered_nor_obeyed() {
         ],
     );
     assert_eq!(h.c.exit_requested(), None);
+}
+
+#[test]
+fn a_turn_ended_early_by_endpointing_dates_the_speech_by_its_own_silence() {
+    let mut h = Harness::new(config());
+    let greeting = h.actions.clone();
+    h.synthesize(10, &greeting);
+    h.c.on_played(h.at(200), 1000);
+    h.c.on_turn(h.at(1000), TurnEvent::SpeechStarted);
+    // Speech-to-text's endpointing closed the turn 120 ms after the last word.
+    h.c.on_turn(
+        h.at(2120),
+        TurnEvent::EndOfTurn {
+            speech_ms: 1000,
+            silence_ms: 120,
+        },
+    );
+    let turn = match h.drain().as_slice() {
+        [.., Action::Transcribe { turn }] => *turn,
+        other => panic!("expected a transcription, got {other:?}"),
+    };
+    h.c.on_transcript(h.at(2200), turn, Ok("Hi.".into()));
+    let (_, stream, _) = completion(&h.drain());
+    let said = h.stream(2300, stream, vec![token("Hello again."), done()]);
+    h.synthesize(2310, &said);
+    h.c.on_played(h.at(2320), 2000);
+    let latency = h
+        .events()
+        .into_iter()
+        .find_map(|e| match e {
+            ConversationEvent::Latency(l) => Some(l),
+            _ => None,
+        })
+        .expect("latency");
+    assert_eq!(latency.endpointing_ms, 120);
+    assert_eq!(latency.first_rtp_ms, Some(320));
 }

@@ -123,7 +123,6 @@ impl Talk {
                 .map(|p| p.trim().to_lowercase())
                 .collect(),
             filler_after: Duration::from_millis(1500),
-            end_of_turn_silence: turn.end_of_turn_silence,
             max_tool_rounds: 5,
             transfer_destinations: spec.transfer_destinations.clone(),
             lines: Lines::default(),

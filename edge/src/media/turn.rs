@@ -52,6 +52,9 @@ pub enum TurnEvent {
     EndOfTurn {
         /// Length of the utterance in milliseconds, trailing silence excluded.
         speech_ms: u32,
+        /// Silence after its last voiced frame when the turn ended: `end_of_turn_silence`, or
+        /// less when speech-to-text's endpointing ended it early.
+        silence_ms: u32,
     },
     /// The caller talked over the agent: flush playback, cancel LLM and TTS.
     BargeIn,
@@ -160,7 +163,6 @@ impl TurnDetector {
     /// VAD also hears silence; ignored while the caller is still voiced or no turn is open.
     /// `now` is taken like every other input, though the decision needs only the VAD state.
     pub fn endpoint_hint(&mut self, now: Instant) {
-        let _ = now;
         if self.voiced_since.is_some() {
             return;
         }
@@ -169,7 +171,7 @@ impl TurnDetector {
             last_voice,
         } = self.phase
         {
-            self.end_turn(started, last_voice);
+            self.end_turn(started, last_voice, now);
         }
     }
 
@@ -215,16 +217,21 @@ impl TurnDetector {
         } = self.phase
         {
             if now.saturating_duration_since(last_voice) >= self.config.end_of_turn_silence {
-                self.end_turn(started, last_voice);
+                self.end_turn(started, last_voice, now);
             }
         }
     }
 
-    fn end_turn(&mut self, started: Instant, last_voice: Instant) {
+    fn end_turn(&mut self, started: Instant, last_voice: Instant, now: Instant) {
+        let silence = now.saturating_duration_since(last_voice);
+        let silence_ms = u32::try_from(silence.as_millis()).unwrap_or(u32::MAX);
         let speech = last_voice.saturating_duration_since(started);
         let speech_ms = u32::try_from(speech.as_millis()).unwrap_or(u32::MAX);
         self.phase = Phase::Listening;
-        self.push_event(TurnEvent::EndOfTurn { speech_ms });
+        self.push_event(TurnEvent::EndOfTurn {
+            speech_ms,
+            silence_ms,
+        });
     }
 
     fn push_event(&mut self, event: TurnEvent) {
@@ -282,8 +289,16 @@ mod tests {
 
     const START: TurnEvent = TurnEvent::SpeechStarted;
     const BARGE: TurnEvent = TurnEvent::BargeIn;
+    /// A turn ended by the default 500 ms of silence.
     const fn end(speech_ms: u32) -> TurnEvent {
-        TurnEvent::EndOfTurn { speech_ms }
+        end_after(speech_ms, 500)
+    }
+
+    const fn end_after(speech_ms: u32, silence_ms: u32) -> TurnEvent {
+        TurnEvent::EndOfTurn {
+            speech_ms,
+            silence_ms,
+        }
     }
 
     #[test]
@@ -318,7 +333,7 @@ mod tests {
                 "an STT endpoint hint during silence ends the turn early",
                 base,
                 &[Voice(10), Silence(5), Hint, Silence(30)],
-                &[(60, START), (300, end(200))],
+                &[(60, START), (300, end_after(200, 100))],
             ),
             (
                 "an STT endpoint hint while the caller is voiced is ignored",

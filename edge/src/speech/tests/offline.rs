@@ -92,7 +92,7 @@ async fn turn_detector_on_real_speech_opens_once_and_closes_after_the_silence() 
     }
     let audio_ms = speech.len() as u32 * 20;
     match events.as_slice() {
-        [TurnEvent::SpeechStarted, TurnEvent::EndOfTurn { speech_ms }] => {
+        [TurnEvent::SpeechStarted, TurnEvent::EndOfTurn { speech_ms, .. }] => {
             assert!(
                 *speech_ms > audio_ms / 2 && *speech_ms <= audio_ms,
                 "speech {speech_ms} ms of {audio_ms} ms audio"
