@@ -18,8 +18,7 @@ use crate::sip::uac::Trunk;
 use crate::state::EdgeState;
 use freya_proto::v1::edge_command::Command;
 use freya_proto::v1::CommandsRequest;
-use freya_shared::model::{CallEvent, CallEventKind, SipTransport};
-use freya_shared::snapshot::ProviderConfig;
+use freya_shared::model::{CallEvent, CallEventKind, ProviderSpec, SipTransport, SipTrunkSpec};
 
 /// How long a trunk's host name may take to resolve.
 const RESOLVE_TIMEOUT: Duration = Duration::from_secs(3);
@@ -110,10 +109,13 @@ async fn handle(
             let providers = snapshot.providers_for(&place.workspace_id);
             let mut trunks = Vec::with_capacity(providers.len());
             for provider in providers {
-                match resolve(provider).await {
+                let ProviderSpec::SipTrunk(spec) = &provider.spec else {
+                    continue;
+                };
+                match resolve(&provider.id, spec).await {
                     Some(trunk) => trunks.push(trunk),
                     None => {
-                        tracing::warn!(trunk = %provider.spec.name, host = %provider.spec.host, "cannot resolve a trunk's host; skipping it")
+                        tracing::warn!(trunk = %spec.name, host = %spec.host, "cannot resolve a trunk's host; skipping it")
                     }
                 }
             }
@@ -139,8 +141,7 @@ async fn handle(
 }
 
 /// A provider as the SIP core calls through it: its host resolved (first address).
-async fn resolve(provider: &ProviderConfig) -> Option<Trunk> {
-    let spec = &provider.spec;
+async fn resolve(id: &str, spec: &SipTrunkSpec) -> Option<Trunk> {
     let host = spec.host.trim_matches(['[', ']']);
     let addr: SocketAddr = match host.parse::<std::net::IpAddr>() {
         Ok(ip) => SocketAddr::new(ip, spec.port),
@@ -164,7 +165,7 @@ async fn resolve(provider: &ProviderConfig) -> Option<Trunk> {
         _ => None,
     };
     Some(Trunk {
-        id: provider.id.clone(),
+        id: id.to_owned(),
         name: spec.name.clone(),
         host: spec.host.clone(),
         port: spec.port,
