@@ -229,6 +229,7 @@ pub fn edge_config(data_dir: &Path, grpc_addr: std::net::SocketAddr, secret: &st
         },
         http: EdgeHttpConfig {
             addr: "127.0.0.1:0".into(),
+            public_url: None,
         },
     }
 }
