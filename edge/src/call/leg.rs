@@ -65,7 +65,7 @@ impl MediaLeg {
     /// telephone-event and no network address (the stream task knows where audio goes).
     pub fn audio(&self) -> NegotiatedAudio {
         match self {
-            MediaLeg::Rtp { audio, .. } => audio.clone(),
+            MediaLeg::Rtp { audio, .. } => *audio,
             MediaLeg::Stream(_) => {
                 let nowhere = SocketAddr::from(([0, 0, 0, 0], 0));
                 NegotiatedAudio {
