@@ -452,3 +452,45 @@ async fn an_outbound_call_fails_with_a_reason_when_every_twilio_account_refuses(
     assert_eq!(call.end_reason.as_deref(), Some("providers_failed"));
     teardown(w).await;
 }
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn an_unanswered_outbound_twilio_call_is_recorded_with_twilios_status() {
+    let twilio = FakeTwilio::start(SID, TOKEN).await.expect("fake");
+    twilio.leave_unanswered("busy");
+    let w = world("Hello.", &[(TOKEN, twilio.base_url())]).await;
+    let api = Api::of(&w.control);
+    eventually(Duration::from_secs(10), "the edge to take calls", || {
+        let api = &api;
+        let admin = w.admin.clone();
+        async move {
+            let answer = api
+                .call(
+                    "POST",
+                    "/v1/calls",
+                    &admin,
+                    Some(json!({"from": NUMBER, "to": "+15557770003"})),
+                )
+                .await;
+            answer.status.is_success().then_some(())
+        }
+    })
+    .await;
+    let call = eventually(Duration::from_secs(10), "the call to fail", || {
+        let (store, scope) = (w.control.store.clone(), w.scope.clone());
+        async move {
+            let calls = store.calls(&scope, 10).await.ok()?;
+            calls.into_iter().find(|c| c.status == "failed")
+        }
+    })
+    .await;
+    assert_eq!(call.end_reason.as_deref(), Some("busy"));
+    let requests = twilio.requests();
+    assert_eq!(requests.len(), 1);
+    // A status callback signed with another token is refused.
+    let callback = format!("http://{}/twilio/status?ticket=x", w.edge.http_addr);
+    let forged = post_voice_webhook(&callback, TOKEN, &[("CallStatus", "busy")])
+        .await
+        .expect("answer");
+    assert_eq!(forged.status, 403);
+    teardown(w).await;
+}

@@ -206,7 +206,16 @@ async fn place_with_twilio(
         provider_id: provider_id.to_owned(),
     };
     let twiml = twilio.connect_twiml(&ticket);
-    rest::create_call(&twilio.http, account, &place.to, &place.from, &twiml).await
+    let status = twilio.status_url(&ticket);
+    rest::create_call(
+        &twilio.http,
+        account,
+        &place.to,
+        &place.from,
+        &twiml,
+        &status,
+    )
+    .await
 }
 
 /// A provider as the SIP core calls through it: its host resolved (first address).

@@ -48,6 +48,14 @@ impl TwilioEdge {
         format!("{ws}/twilio/media")
     }
 
+    /// The URL Twilio POSTs an outbound call's final status to, carrying `ticket`.
+    pub fn status_url(&self, ticket: &StreamTicket) -> String {
+        let query = form_urlencoded::Serializer::new(String::new())
+            .append_pair("ticket", &self.tickets.sign(ticket))
+            .finish();
+        format!("{}/twilio/status?{query}", self.public_url)
+    }
+
     /// TwiML that connects a call to this edge's media stream, carrying `ticket`.
     pub fn connect_twiml(&self, ticket: &StreamTicket) -> String {
         twiml::connect_stream(

@@ -1,7 +1,8 @@
 //! Twilio's REST API, the one call the edge needs: create a call
 //! (`POST {api_base_url}/2010-04-01/Accounts/{AccountSid}/Calls.json`, basic auth with the
 //! account SID and auth token, a form with `To`, `From` and `Twiml`). The TwiML connects the
-//! answered call to this edge's media stream, so the call then runs like an inbound one.
+//! answered call to this edge's media stream, so the call then runs like an inbound one; the
+//! status callback tells the edge of a call that was never answered.
 
 use std::time::Duration;
 
@@ -35,13 +36,15 @@ impl TwilioRestError {
     }
 }
 
-/// Asks Twilio to call `to` from `from` and run `twiml` once answered; returns the call SID.
+/// Asks Twilio to call `to` from `from` and run `twiml` once answered, and to POST the call's
+/// final status to `status_callback`; returns the call SID.
 pub async fn create_call(
     http: &reqwest::Client,
     account: &TwilioAccountSpec,
     to: &str,
     from: &str,
     twiml: &str,
+    status_callback: &str,
 ) -> Result<String, TwilioRestError> {
     let token = account
         .auth_token
@@ -56,6 +59,7 @@ pub async fn create_call(
         .append_pair("To", to)
         .append_pair("From", from)
         .append_pair("Twiml", twiml)
+        .append_pair("StatusCallback", status_callback)
         .finish();
     let response = http
         .post(&url)

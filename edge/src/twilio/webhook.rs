@@ -4,6 +4,9 @@
 //! number is routed from the cached configuration like a SIP call's, and the answer is TwiML
 //! connecting the call to a bidirectional media stream on this edge, carrying a signed
 //! [`StreamTicket`]. `GET /twilio/media` is that stream's WebSocket (see [`super::stream`]).
+//! `POST /twilio/status` takes the final status of an outbound call (signed the same way, its
+//! ticket in the query): a call never answered — busy, no answer, failed, canceled — is recorded
+//! as failed with that reason; an answered one was recorded by its stream.
 
 use axum::body::Bytes;
 use axum::extract::{Request, State};
@@ -24,6 +27,7 @@ pub fn router(twilio: TwilioEdge) -> Router {
     Router::new()
         .route("/twilio/voice", post(voice))
         .route("/twilio/media", get(media))
+        .route("/twilio/status", post(status))
         .with_state(twilio)
 }
 
@@ -108,6 +112,75 @@ async fn voice(
     };
     tracing::info!(call = %ticket.call_id, %call_sid, %to, "Twilio call connected to a media stream");
     xml(twilio.connect_twiml(&ticket))
+}
+
+async fn status(
+    State(twilio): State<TwilioEdge>,
+    uri: Uri,
+    headers: HeaderMap,
+    body: Bytes,
+) -> Response {
+    let Some(ticket) = uri.query().and_then(|q| {
+        form_urlencoded::parse(q.as_bytes())
+            .find(|(k, _)| k == "ticket")
+            .map(|(_, v)| v.into_owned())
+    }) else {
+        return text(StatusCode::BAD_REQUEST, "missing query parameter `ticket`");
+    };
+    let ticket = match twilio.tickets.open(&ticket) {
+        Ok(ticket) if ticket.outbound => ticket,
+        _ => return text(StatusCode::FORBIDDEN, "bad `ticket`"),
+    };
+    let snapshot = twilio.services.state.snapshot();
+    let token = snapshot.providers.iter().find_map(|p| match &p.spec {
+        freya_shared::model::ProviderSpec::Twilio(a)
+            if p.id == ticket.provider_id && p.workspace_id == ticket.workspace_id =>
+        {
+            a.auth_token.clone()
+        }
+        _ => None,
+    });
+    let form: Vec<(String, String)> = form_urlencoded::parse(&body).into_owned().collect();
+    let url = format!(
+        "{}{}",
+        twilio.public_url,
+        uri.path_and_query().map(|p| p.as_str()).unwrap_or("/")
+    );
+    let given = headers
+        .get("x-twilio-signature")
+        .and_then(|v| v.to_str().ok())
+        .unwrap_or_default();
+    if !token.is_some_and(|token| signature::verify(&token, &url, &form, given)) {
+        tracing::warn!(call = %ticket.call_id, "Twilio status callback with a bad X-Twilio-Signature");
+        return text(StatusCode::FORBIDDEN, "bad `X-Twilio-Signature`");
+    }
+    let field = |name: &str| {
+        form.iter()
+            .find(|(k, _)| k == name)
+            .map(|(_, v)| v.as_str())
+            .unwrap_or_default()
+    };
+    let reason = match field("CallStatus") {
+        "busy" => "busy",
+        "no-answer" => "no_answer",
+        "failed" => "provider_failed",
+        "canceled" => "canceled",
+        other => {
+            tracing::debug!(call = %ticket.call_id, status = %other, "Twilio call status");
+            return StatusCode::NO_CONTENT.into_response();
+        }
+    };
+    tracing::info!(call = %ticket.call_id, reason, "outbound Twilio call not answered");
+    let event = freya_shared::model::CallEvent::new(
+        ticket.call_id,
+        ticket.workspace_id,
+        freya_shared::model::CallEventKind::Failed,
+        serde_json::json!({"direction": "outbound", "to": ticket.to, "reason": reason,
+                           "provider": "twilio", "provider_call_id": field("CallSid")}),
+    );
+    // Events wait rather than drop: they are the call's record.
+    let _ = twilio.services.events.send(event).await;
+    StatusCode::NO_CONTENT.into_response()
 }
 
 async fn media(State(twilio): State<TwilioEdge>, mut request: Request) -> Response {

@@ -25,7 +25,8 @@ pub struct WebhookAnswer {
 }
 
 /// POSTs Twilio's voice webhook form `params` to `url`, signed with `auth_token` (what Twilio
-/// would sign; pass another token to forge a bad signature).
+/// would sign; pass another token to forge a bad signature). Status callbacks are POSTed the
+/// same way.
 pub async fn post_voice_webhook(
     url: &str,
     auth_token: &str,

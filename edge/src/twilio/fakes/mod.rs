@@ -1,7 +1,8 @@
 //! A fake Twilio for tests. [`FakeTwilio`] is the REST API's `Calls.json`: it checks basic auth
 //! against the account it was made with, records every call request, answers with a call SID
 //! (or with an error when told to fail), and — like Twilio once the callee answers — runs the
-//! request's `<Connect><Stream>` TwiML with a [`StreamCaller`], keeping its report. For inbound
+//! request's `<Connect><Stream>` TwiML with a [`StreamCaller`], keeping its report; or leaves
+//! the call unanswered and POSTs its final status to the request's `StatusCallback`. For inbound
 //! calls a test drives the edge directly with [`post_voice_webhook`] and a [`StreamCaller`].
 
 mod caller;
@@ -37,6 +38,8 @@ struct Books {
     unauthorized: usize,
     fail_status: Option<u16>,
     answer_with: Option<Vec<CallerAction>>,
+    /// The final status of calls that are not answered (`busy`, `no-answer`, ...).
+    unanswered: Option<String>,
     reports: Vec<anyhow::Result<StreamReport>>,
 }
 
@@ -100,6 +103,12 @@ impl FakeTwilio {
         books(&self.shared).answer_with = Some(actions);
     }
 
+    /// Leaves each requested call unanswered with this final status (`busy`, `no-answer`,
+    /// `failed`), POSTed signed to the request's `StatusCallback`.
+    pub fn leave_unanswered(&self, status: &str) {
+        books(&self.shared).unanswered = Some(status.to_owned());
+    }
+
     /// The call requests accepted so far.
     pub fn requests(&self) -> Vec<RequestedCall> {
         books(&self.shared).requests.clone()
@@ -160,11 +169,31 @@ async fn create_call(
         from: from.clone(),
         twiml: twiml.clone(),
     };
-    let answer = {
+    let (answer, unanswered) = {
         let mut books = books(&shared);
         books.requests.push(request);
-        books.answer_with.clone()
+        (books.answer_with.clone(), books.unanswered.clone())
     };
+    if let (Some(status), Some(callback)) = (unanswered, form.get("StatusCallback").cloned()) {
+        let (account, token, sid_sent) = (sid.clone(), token.clone(), call_sid.clone());
+        tokio::spawn(async move {
+            let form = [
+                ("AccountSid", account.as_str()),
+                ("CallSid", sid_sent.as_str()),
+                ("CallStatus", status.as_str()),
+                ("To", to.as_str()),
+                ("From", from.as_str()),
+            ];
+            if let Err(e) = post_voice_webhook(&callback, &token, &form).await {
+                tracing::warn!(error = %e, "the fake Twilio could not POST a status callback");
+            }
+        });
+        return (
+            StatusCode::CREATED,
+            Json(serde_json::json!({"sid": call_sid, "status": "queued"})),
+        )
+            .into_response();
+    }
     if let (Some(actions), Some(stream)) = (answer, find_connect_stream(&twiml)) {
         let caller = StreamCaller::new(stream, sid, &call_sid);
         let shared = shared.clone();
