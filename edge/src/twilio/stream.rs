@@ -77,9 +77,11 @@ where
                         Ok(FromTwilio::Media { media, .. }) => match media.audio() {
                             Ok(payload) => {
                                 let frame = StreamFrame {
-                                    // Wrapped like RTP's sequence numbers and timestamps.
+                                    // Wrapped like RTP's sequence numbers and timestamps. The
+                                    // clock is the chunk counter (one frame each), not Twilio's
+                                    // millisecond `timestamp`, which is not exactly 20 ms apart.
                                     sequence: (media.chunk & 0xffff) as u16,
-                                    timestamp: (media.timestamp.wrapping_mul(8) & 0xffff_ffff) as u32,
+                                    timestamp: (media.chunk.wrapping_mul(160) & 0xffff_ffff) as u32,
                                     payload,
                                 };
                                 // A full queue drops the frame: late audio is no use.
