@@ -209,6 +209,19 @@ async fn webhooks_with_a_wrong_signature_or_bad_form_are_refused() {
     }
     let calls = w.control.store.calls(&w.scope, 10).await.expect("calls");
     assert!(calls.is_empty(), "{calls:?}");
+    let metrics = reqwest::get(format!("http://{}/metrics", w.edge.http_addr))
+        .await
+        .expect("metrics")
+        .text()
+        .await
+        .expect("text");
+    for line in [
+        r#"freya_edge_twilio_webhooks_total{outcome="bad_signature"} 1"#,
+        r#"freya_edge_twilio_webhooks_total{outcome="connected"} 1"#,
+        r#"freya_edge_twilio_webhooks_total{outcome="no_route"} 1"#,
+    ] {
+        assert!(metrics.contains(line), "{line} in {metrics}");
+    }
     teardown(w).await;
 }
 

@@ -163,6 +163,7 @@ impl Edge {
             tickets: TicketKey::from_secret(&config.control.shared_secret),
             shutdown: shutdown.clone(),
             http: http_client,
+            webhooks: metrics.twilio_webhooks.clone(),
         };
         let app = crate::http::router(state.clone(), metrics.clone())
             .merge(crate::twilio::webhook::router(twilio.clone()));

@@ -32,6 +32,8 @@ pub struct TwilioEdge {
     pub tickets: TicketKey,
     pub shutdown: CancellationToken,
     pub http: reqwest::Client,
+    /// Webhooks by outcome, for `/metrics`.
+    pub webhooks: crate::metrics::WebhookCounter,
 }
 
 impl TwilioEdge {
@@ -54,6 +56,13 @@ impl TwilioEdge {
             .append_pair("ticket", &self.tickets.sign(ticket))
             .finish();
         format!("{}/twilio/status?{query}", self.public_url)
+    }
+
+    /// Counts one webhook with `outcome`.
+    pub fn count(&self, outcome: &str) {
+        self.webhooks
+            .get_or_create(&vec![("outcome".to_owned(), outcome.to_owned())])
+            .inc();
     }
 
     /// TwiML that connects a call to this edge's media stream, carrying `ticket`.

@@ -60,10 +60,11 @@ async fn voice(
         match field(name) {
             Some(value) => *slot = value,
             None => {
+                twilio.count("bad_form");
                 return text(
                     StatusCode::BAD_REQUEST,
                     format!("missing form field `{name}`"),
-                )
+                );
             }
         }
     }
@@ -71,11 +72,13 @@ async fn voice(
     let snapshot = twilio.services.state.snapshot();
     let Some(route) = snapshot.route(to) else {
         tracing::info!(%to, %call_sid, "Twilio call to a number this edge does not route");
+        twilio.count("no_route");
         return text(StatusCode::NOT_FOUND, format!("no route for `To` {to}"));
     };
     let workspace_id = route.number.workspace_id.clone();
     let Some((provider, account)) = snapshot.twilio_account(&workspace_id, account_sid) else {
         tracing::warn!(%to, %account_sid, "Twilio webhook from an account the number's workspace does not have");
+        twilio.count("unknown_account");
         return text(
             StatusCode::FORBIDDEN,
             "`AccountSid` is not a Twilio account of this number's workspace",
@@ -93,11 +96,13 @@ async fn voice(
     let token = account.auth_token.as_deref().unwrap_or_default();
     if token.is_empty() || !signature::verify(token, &url, &form, given) {
         tracing::warn!(%url, %call_sid, "Twilio webhook with a bad X-Twilio-Signature");
+        twilio.count("bad_signature");
         return text(StatusCode::FORBIDDEN, "bad `X-Twilio-Signature`");
     }
     let state = &twilio.services.state;
     if state.is_draining() || state.active_calls() >= state.capacity() {
         tracing::info!(%call_sid, "Twilio call refused: draining or full");
+        twilio.count("busy");
         return xml(twiml::reject("busy"));
     }
     let ticket = StreamTicket {
@@ -111,6 +116,7 @@ async fn voice(
         provider_id: provider.id.clone(),
     };
     tracing::info!(call = %ticket.call_id, %call_sid, %to, "Twilio call connected to a media stream");
+    twilio.count("connected");
     xml(twilio.connect_twiml(&ticket))
 }
 
@@ -129,7 +135,10 @@ async fn status(
     };
     let ticket = match twilio.tickets.open(&ticket) {
         Ok(ticket) if ticket.outbound => ticket,
-        _ => return text(StatusCode::FORBIDDEN, "bad `ticket`"),
+        _ => {
+            twilio.count("bad_ticket");
+            return text(StatusCode::FORBIDDEN, "bad `ticket`");
+        }
     };
     let snapshot = twilio.services.state.snapshot();
     let token = snapshot.providers.iter().find_map(|p| match &p.spec {
@@ -152,6 +161,7 @@ async fn status(
         .unwrap_or_default();
     if !token.is_some_and(|token| signature::verify(&token, &url, &form, given)) {
         tracing::warn!(call = %ticket.call_id, "Twilio status callback with a bad X-Twilio-Signature");
+        twilio.count("bad_signature");
         return text(StatusCode::FORBIDDEN, "bad `X-Twilio-Signature`");
     }
     let field = |name: &str| {
@@ -171,6 +181,7 @@ async fn status(
         }
     };
     tracing::info!(call = %ticket.call_id, reason, "outbound Twilio call not answered");
+    twilio.count("unanswered");
     let event = freya_shared::model::CallEvent::new(
         ticket.call_id,
         ticket.workspace_id,
