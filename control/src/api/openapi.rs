@@ -31,7 +31,8 @@ use super::{
 #[openapi(
     info(
         title = "Freya control-plane API",
-        description = "Workspaces, people, API keys, agents, numbers, SIP trunks, calls, webhooks \
+        description = "Workspaces, people, API keys, agents, numbers, telephony providers (SIP trunks \
+                       and Twilio accounts), calls, webhooks \
                        and analytics. Authenticate with `Authorization: Bearer <API key or JWT>`; \
                        a person's JWT names its workspace with the path or `X-Workspace-Id`. \
                        Errors are `application/problem+json` with `errors: [{field, message}]`."

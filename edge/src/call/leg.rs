@@ -251,3 +251,7 @@ impl LegIo {
         }
     }
 }
+
+#[cfg(test)]
+#[path = "leg_tests.rs"]
+mod tests;
