@@ -188,6 +188,10 @@ async fn call_setup(twilio: &TwilioEdge, start: &StreamStart, leg: MediaLeg) -> 
         return None;
     };
     let ticket = match twilio.tickets.open(text) {
+        Ok(ticket) if ticket.expired(freya_shared::ids::now_ms()) => {
+            tracing::warn!(call_sid = %start.call_sid, call = %ticket.call_id, "media stream with an expired ticket; closing it");
+            return None;
+        }
         Ok(ticket) => ticket,
         Err(e) => {
             tracing::warn!(call_sid = %start.call_sid, error = %e, "media stream with a bad ticket; closing it");

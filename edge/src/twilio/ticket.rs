@@ -2,7 +2,7 @@
 //! outbound call) with, so that the media WebSocket that comes back later can be trusted and
 //! tied to its call without any state kept in between. A ticket names the call (our id, the
 //! workspace, the parties, the direction, the agent of an outbound call, Twilio's call SID when
-//! known) and is signed with HMAC-SHA256 under a key derived from the edges' shared secret —
+//! known, an expiry) and is signed with HMAC-SHA256 under a key derived from the edges' shared secret —
 //! so any edge of the deployment can check it, and nobody else can forge one.
 
 use base64::Engine;
@@ -34,6 +34,22 @@ pub struct StreamTicket {
     /// The Twilio provider the call came or went through.
     #[serde(rename = "p")]
     pub provider_id: String,
+    /// After this (ms since the epoch) no stream may start with it: a copied ticket cannot
+    /// open a second stream later.
+    #[serde(rename = "e")]
+    pub expires_at_ms: i64,
+}
+
+/// How long Twilio may take to open an inbound call's stream after the webhook.
+pub const INBOUND_TICKET_TTL_MS: i64 = 2 * 60 * 1000;
+/// How long an outbound call may ring (Twilio's longest `Timeout` is 600 s) before its stream.
+pub const OUTBOUND_TICKET_TTL_MS: i64 = 11 * 60 * 1000;
+
+impl StreamTicket {
+    /// Whether a stream may no longer start with it at `now_ms`.
+    pub fn expired(&self, now_ms: i64) -> bool {
+        now_ms > self.expires_at_ms
+    }
 }
 
 /// Signs and checks tickets.
@@ -115,7 +131,14 @@ mod tests {
             agent_id: None,
             call_sid: Some("CA1".into()),
             provider_id: "p1".into(),
+            expires_at_ms: 1_000,
         }
+    }
+
+    #[test]
+    fn a_ticket_expires() {
+        assert!(!ticket().expired(1_000));
+        assert!(ticket().expired(1_001));
     }
 
     #[test]

@@ -114,6 +114,7 @@ async fn voice(
         agent_id: None,
         call_sid: Some(call_sid.to_owned()),
         provider_id: provider.id.clone(),
+        expires_at_ms: freya_shared::ids::now_ms() + super::ticket::INBOUND_TICKET_TTL_MS,
     };
     tracing::info!(call = %ticket.call_id, %call_sid, %to, "Twilio call connected to a media stream");
     twilio.count("connected");
