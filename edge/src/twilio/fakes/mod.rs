@@ -36,6 +36,7 @@ pub struct RequestedCall {
 struct Books {
     requests: Vec<RequestedCall>,
     unauthorized: usize,
+    failed: usize,
     fail_status: Option<u16>,
     answer_with: Option<Vec<CallerAction>>,
     /// The final status of calls that are not answered (`busy`, `no-answer`, ...).
@@ -119,6 +120,11 @@ impl FakeTwilio {
         books(&self.shared).unauthorized
     }
 
+    /// Requests answered with an error because of [`fail_with`](Self::fail_with).
+    pub fn failed(&self) -> usize {
+        books(&self.shared).failed
+    }
+
     /// Takes the reports of the streams run for answered calls so far.
     pub fn take_reports(&self) -> Vec<anyhow::Result<StreamReport>> {
         std::mem::take(&mut books(&self.shared).reports)
@@ -152,7 +158,12 @@ async fn create_call(
         books(&shared).unauthorized += 1;
         return twilio_error(StatusCode::UNAUTHORIZED, "Authenticate");
     }
-    if let Some(status) = books(&shared).fail_status {
+    let fail_status = {
+        let mut books = books(&shared);
+        books.failed += usize::from(books.fail_status.is_some());
+        books.fail_status
+    };
+    if let Some(status) = fail_status {
         let status = StatusCode::from_u16(status).unwrap_or(StatusCode::INTERNAL_SERVER_ERROR);
         return twilio_error(status, "the fake was told to fail");
     }
