@@ -125,6 +125,7 @@ pub async fn run(options: DevOptions, shutdown: CancellationToken) -> anyhow::Re
         rtp: RtpConfig::default(),
         http: EdgeHttpConfig {
             addr: options.edge_http.clone(),
+            public_url: None,
         },
     };
     let edge = Edge::start(&edge_config).await?;

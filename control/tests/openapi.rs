@@ -89,6 +89,24 @@ async fn the_document_covers_every_route_with_auth_and_problem_schemas() {
         assert!(schemas.contains_key(name), "dangling $ref {r}");
     }
     assert!(schemas.contains_key("Problem"));
+    // A provider is one of the two kinds, each with its own fields.
+    let kinds: Vec<&str> = schemas["ProviderSpec"]["oneOf"]
+        .as_array()
+        .unwrap_or_else(|| panic!("ProviderSpec is a oneOf: {}", schemas["ProviderSpec"]))
+        .iter()
+        .filter_map(|s| s["$ref"].as_str())
+        .collect();
+    assert_eq!(
+        kinds,
+        [
+            "#/components/schemas/SipTrunkSpec",
+            "#/components/schemas/TwilioAccountSpec"
+        ]
+    );
+    assert!(schemas["TwilioAccountSpec"]["required"]
+        .as_array()
+        .expect("required")
+        .contains(&serde_json::json!("account_sid")));
     assert_eq!(
         doc["components"]["securitySchemes"]["bearer"]["scheme"],
         "bearer"

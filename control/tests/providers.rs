@@ -90,7 +90,7 @@ async fn trunk_password_is_sealed_masked_kept_and_reaches_the_snapshot(backend: 
     assert!(snapshot.version > before);
     assert_eq!(snapshot.providers.len(), 1, "{:?}", snapshot.providers);
     assert_eq!(
-        snapshot.providers[0].spec.password.as_deref(),
+        snapshot.providers[0].spec.secret(),
         Some("s3cret-trunk-pass")
     );
     let eu = control
@@ -116,7 +116,9 @@ async fn trunk_password_is_sealed_masked_kept_and_reaches_the_snapshot(backend: 
         .edge_snapshot("local")
         .await
         .expect("snapshot");
-    let trunk = &snapshot.providers[0].spec;
+    let freya_shared::model::ProviderSpec::SipTrunk(trunk) = &snapshot.providers[0].spec else {
+        panic!("a trunk");
+    };
     assert_eq!(trunk.host, "sip2.carrier.example");
     assert_eq!(trunk.priority, 1);
     assert_eq!(trunk.password.as_deref(), Some("s3cret-trunk-pass"));
@@ -148,10 +150,7 @@ async fn trunk_password_is_sealed_masked_kept_and_reaches_the_snapshot(backend: 
         .edge_snapshot("local")
         .await
         .expect("snapshot");
-    assert_eq!(
-        snapshot.providers[0].spec.password.as_deref(),
-        Some("rotated")
-    );
+    assert_eq!(snapshot.providers[0].spec.secret(), Some("rotated"));
     let cleared = api
         .call(
             "PATCH",
@@ -229,6 +228,139 @@ async fn invalid_trunks_are_refused_naming_the_field(backend: Backend) {
     db.cleanup().await;
 }
 
+const SID: &str = "AC0123456789abcdef0123456789abcdef";
+
+async fn twilio_token_is_sealed_masked_rotated_and_reaches_the_snapshot(backend: Backend) {
+    let db = TestDb::new(backend).await;
+    let control = ControlPlane::start(&control_config(&db.url))
+        .await
+        .expect("control starts");
+    let api = Api::of(&control);
+    let (_, [_, admin, ..]) = workspace_with_keys(&control, "T").await;
+    let created = api
+        .call(
+            "POST",
+            "/v1/providers",
+            &admin,
+            Some(
+                json!({"kind": "twilio", "name": "Twilio", "account_sid": SID,
+                        "auth_token": "tw-s3cret-token", "priority": 1}),
+            ),
+        )
+        .await;
+    assert_eq!(created.status, StatusCode::CREATED, "{}", created.body);
+    assert_eq!(created.body["kind"], "twilio");
+    assert_eq!(created.body["auth_token"], "********");
+    assert_eq!(created.body["api_base_url"], "https://api.twilio.com");
+    assert!(created.body.get("host").is_none(), "{}", created.body);
+    let id = created.body["id"].as_str().expect("id").to_owned();
+
+    let (spec, secret) = stored_provider_columns(&db.url, &id).await;
+    assert!(!spec.contains("tw-s3cret"), "{spec}");
+    assert!(secret.expect("sealed token").starts_with("v1:"));
+    let listed = api.call("GET", "/v1/providers", &admin, None).await;
+    assert_eq!(listed.body["data"][0]["kind"], "twilio");
+    assert!(!listed.body.to_string().contains("tw-s3cret"));
+
+    let snapshot = control
+        .store
+        .edge_snapshot("local")
+        .await
+        .expect("snapshot");
+    let (_, account) = snapshot
+        .twilio_account(&snapshot.providers[0].workspace_id, SID)
+        .expect("the account in the snapshot");
+    assert_eq!(account.auth_token.as_deref(), Some("tw-s3cret-token"));
+
+    // The mask keeps the token, a new one replaces it; the kind cannot change.
+    for patch in [
+        json!({"name": "Twilio US", "auth_token": "********"}),
+        json!({"auth_token": "rotated-token", "api_base_url": "http://127.0.0.1:9"}),
+    ] {
+        let answer = api
+            .call("PATCH", &format!("/v1/providers/{id}"), &admin, Some(patch))
+            .await;
+        assert_eq!(answer.status, StatusCode::OK, "{}", answer.body);
+        assert_eq!(answer.body["auth_token"], "********");
+    }
+    let snapshot = control
+        .store
+        .edge_snapshot("local")
+        .await
+        .expect("snapshot");
+    assert_eq!(snapshot.providers[0].spec.secret(), Some("rotated-token"));
+    assert_eq!(snapshot.providers[0].spec.name(), "Twilio US");
+    let kind_change = api
+        .call(
+            "PATCH",
+            &format!("/v1/providers/{id}"),
+            &admin,
+            Some(json!({"kind": "sip_trunk"})),
+        )
+        .await;
+    assert_eq!(kind_change.status, StatusCode::UNPROCESSABLE_ENTITY);
+    assert_eq!(kind_change.body["errors"][0]["field"], "kind");
+    let no_token = api
+        .call(
+            "PATCH",
+            &format!("/v1/providers/{id}"),
+            &admin,
+            Some(json!({"auth_token": null})),
+        )
+        .await;
+    assert_eq!(no_token.status, StatusCode::UNPROCESSABLE_ENTITY);
+    assert_eq!(no_token.body["errors"][0]["field"], "auth_token");
+    assert!(!api
+        .call("GET", "/v1/audit-log", &admin, None)
+        .await
+        .body
+        .to_string()
+        .contains("rotated-token"));
+    control.stop().await;
+    db.cleanup().await;
+}
+
+async fn invalid_twilio_accounts_are_refused_naming_the_field(backend: Backend) {
+    let db = TestDb::new(backend).await;
+    let control = ControlPlane::start(&control_config(&db.url))
+        .await
+        .expect("control starts");
+    let api = Api::of(&control);
+    let (_, [owner, ..]) = workspace_with_keys(&control, "V").await;
+    for (body, field) in [
+        (
+            json!({"kind": "twilio", "name": "t", "account_sid": "AC1", "auth_token": "x"}),
+            "account_sid",
+        ),
+        (
+            json!({"kind": "twilio", "name": "t", "account_sid": SID}),
+            "auth_token",
+        ),
+        (
+            json!({"kind": "twilio", "name": "t", "account_sid": SID, "auth_token": "x", "host": "h"}),
+            "host",
+        ),
+        (
+            json!({"kind": "twilio", "name": "t", "account_sid": SID, "auth_token": "x",
+                   "api_base_url": "api.twilio.com"}),
+            "api_base_url",
+        ),
+        (json!({"kind": "skype", "name": "t"}), "kind"),
+        (json!({"kind": "twilio", "account_sid": SID}), "name"),
+    ] {
+        let answer = api.call("POST", "/v1/providers", &owner, Some(body)).await;
+        assert_eq!(
+            answer.status,
+            StatusCode::UNPROCESSABLE_ENTITY,
+            "{}",
+            answer.body
+        );
+        assert_eq!(answer.body["errors"][0]["field"], field, "{}", answer.body);
+    }
+    control.stop().await;
+    db.cleanup().await;
+}
+
 macro_rules! on_both_engines {
     ($($name:ident),* $(,)?) => {
         mod on_sqlite {
@@ -245,4 +377,6 @@ macro_rules! on_both_engines {
 on_both_engines!(
     trunk_password_is_sealed_masked_kept_and_reaches_the_snapshot,
     invalid_trunks_are_refused_naming_the_field,
+    twilio_token_is_sealed_masked_rotated_and_reaches_the_snapshot,
+    invalid_twilio_accounts_are_refused_naming_the_field,
 );

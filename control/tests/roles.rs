@@ -12,7 +12,9 @@ use serde_json::{json, Value};
 use freya_control::server::ControlPlane;
 use freya_control::store::{CallRecordingInfo, NewOutboundCall, NewWebhook, Role, WorkspaceScope};
 use freya_shared::ids::new_id;
-use freya_shared::model::{AgentSpec, CallEvent, CallEventKind, PhoneNumberSpec, SipTrunkSpec};
+use freya_shared::model::{
+    AgentSpec, CallEvent, CallEventKind, PhoneNumberSpec, ProviderSpec, SipTrunkSpec,
+};
 use support::http::{workspace_with_keys, Api};
 use support::{control_config, Backend, TestDb};
 
@@ -119,7 +121,7 @@ async fn world(control: &ControlPlane) -> World {
     )
     .expect("trunk");
     let provider = store
-        .create_provider(&scope, "test", &trunk)
+        .create_provider(&scope, "test", &ProviderSpec::SipTrunk(trunk))
         .await
         .expect("provider")
         .id;

@@ -19,7 +19,7 @@ use freya_control::store::{CallRecord, Store, WorkspaceScope};
 use freya_edge::Edge;
 use freya_proto::v1::edge_command::Command;
 use freya_proto::v1::{EdgeCommand, PlaceCall};
-use freya_shared::model::{AgentSpec, PhoneNumberSpec, SipTransport, SipTrunkSpec};
+use freya_shared::model::{AgentSpec, PhoneNumberSpec, ProviderSpec, SipTransport, SipTrunkSpec};
 use freya_shared::snapshot::ProviderConfig;
 use support::{control_config, edge_config, eventually, Backend, TestDb, SECRET};
 
@@ -93,7 +93,7 @@ fn set_trunks(s: &Setup, trunks: Vec<SipTrunkSpec>) {
         .map(|(i, spec)| ProviderConfig {
             id: format!("trunk-{i}"),
             workspace_id: s.scope.workspace_id.clone(),
-            spec,
+            spec: ProviderSpec::SipTrunk(spec),
         })
         .collect();
     s.edge.state.set_snapshot(snapshot);

@@ -153,12 +153,18 @@ fn default_sip_addr() -> String {
 pub struct EdgeHttpConfig {
     #[serde(default = "default_http_addr")]
     pub addr: String,
+    /// The base URL providers reach this listener at (`https://edge1.example.com`): Twilio's
+    /// webhook signatures cover it and media streams are told to connect to it. Defaults to
+    /// `http://` and the bound address (fine on a private network and in tests).
+    #[serde(default)]
+    pub public_url: Option<String>,
 }
 
 impl Default for EdgeHttpConfig {
     fn default() -> Self {
         Self {
             addr: default_http_addr(),
+            public_url: None,
         }
     }
 }
@@ -183,6 +189,17 @@ impl Validate for EdgeConfig {
                 "region",
                 "must be 1-64 lowercase letters, digits or `-`",
             ));
+        }
+        if let Some(url) = &self.http.public_url {
+            let ok = (url.starts_with("https://") || url.starts_with("http://"))
+                && !url.trim_end_matches('/').ends_with(':')
+                && !url.contains(['?', '#', ' ']);
+            if !ok {
+                problems.push(ConfigProblem::new(
+                    "http.public_url",
+                    "must be an http:// or https:// base URL, without query or fragment",
+                ));
+            }
         }
         if self.capacity == 0 {
             problems.push(ConfigProblem::new("capacity", "must be at least 1"));

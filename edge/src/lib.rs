@@ -16,6 +16,7 @@ pub mod rtp;
 pub mod sip;
 pub mod speech;
 pub mod state;
+pub mod twilio;
 pub mod voice;
 
 pub use config::EdgeConfig;

@@ -1,6 +1,8 @@
 //! The edge's Prometheus metrics, served as text at the edge's `/metrics`.
 
 use prometheus_client::encoding::text::encode;
+use prometheus_client::metrics::counter::Counter;
+use prometheus_client::metrics::family::Family;
 use prometheus_client::metrics::gauge::Gauge;
 use prometheus_client::registry::Registry;
 
@@ -11,7 +13,11 @@ pub(crate) struct EdgeMetrics {
     pub draining: Gauge,
     pub config_version: Gauge,
     pub events_spooled: Gauge,
+    pub twilio_webhooks: WebhookCounter,
 }
+
+/// Provider webhooks by `outcome` (`connected`, `bad_signature`, ...).
+pub type WebhookCounter = Family<Vec<(String, String)>, Counter>;
 
 impl EdgeMetrics {
     pub(crate) fn new() -> Self {
@@ -20,6 +26,7 @@ impl EdgeMetrics {
         let draining = Gauge::default();
         let config_version = Gauge::default();
         let events_spooled = Gauge::default();
+        let twilio_webhooks = WebhookCounter::default();
         registry.register("active_calls", "Calls in progress", active_calls.clone());
         registry.register("draining", "1 while refusing new calls", draining.clone());
         registry.register(
@@ -32,12 +39,18 @@ impl EdgeMetrics {
             "Call events waiting for the control plane's acknowledgement",
             events_spooled.clone(),
         );
+        registry.register(
+            "twilio_webhooks",
+            "Twilio voice and status webhooks, by outcome",
+            twilio_webhooks.clone(),
+        );
         Self {
             registry,
             active_calls,
             draining,
             config_version,
             events_spooled,
+            twilio_webhooks,
         }
     }
 

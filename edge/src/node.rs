@@ -1,6 +1,7 @@
 //! Starting and stopping an edge: its identity and disk state (configuration cache, event spool,
 //! recordings waiting for upload),
-//! its operator HTTP listener and its link to the control plane.
+//! its operator HTTP listener (with the Twilio webhook and media streams) and its link to the
+//! control plane.
 
 use std::net::{IpAddr, SocketAddr};
 use std::path::Path;
@@ -25,6 +26,8 @@ use crate::recordings::RecordingOutbox;
 use crate::sip::sdp::Codec;
 use crate::sip::transport::SipService;
 use crate::state::EdgeState;
+use crate::twilio::ticket::TicketKey;
+use crate::twilio::TwilioEdge;
 use crate::voice::{VoiceDefaults, VoiceFactory};
 use freya_shared::model::CallEvent;
 
@@ -87,17 +90,6 @@ impl Edge {
         let metrics = Arc::new(EdgeMetrics::new());
         let mut tasks = JoinSet::new();
 
-        let app = crate::http::router(state.clone(), metrics.clone());
-        let stop = shutdown.clone();
-        tasks.spawn(async move {
-            if let Err(e) = axum::serve(listener, app)
-                .with_graceful_shutdown(stop.cancelled_owned())
-                .await
-            {
-                tracing::error!(error = %e, "edge HTTP server failed");
-            }
-        });
-
         let client = control_link::client(
             &config.control.url,
             &config.control.shared_secret,
@@ -140,7 +132,50 @@ impl Edge {
                 "agents without an `llm` section use this OpenAI-compatible model"),
             None => tracing::info!("agents without an `llm` section use the offline `rules` table"),
         }
-        let voice = Arc::new(VoiceFactory::new(reqwest::Client::new(), defaults));
+        let http_client = reqwest::Client::new();
+        let voice = Arc::new(VoiceFactory::new(http_client.clone(), defaults));
+        let services = CallServices {
+            edge_id: Arc::from(id.as_str()),
+            state: state.clone(),
+            events: events.clone(),
+            voice: Some(voice),
+            recordings: Some(recordings.clone()),
+            media: MediaSettings {
+                inactivity_timeout: Duration::from_millis(u64::from(
+                    config.rtp.inactivity_timeout_ms,
+                )),
+                rtcp_interval: Duration::from_millis(u64::from(config.rtp.rtcp_interval_ms)),
+                codecs: config
+                    .rtp
+                    .codecs
+                    .iter()
+                    .filter_map(|name| Codec::from_name(name))
+                    .collect(),
+            },
+        };
+        let public_url = match &config.http.public_url {
+            Some(url) => url.trim_end_matches('/').to_owned(),
+            None => format!("http://{http_addr}"),
+        };
+        let twilio = TwilioEdge {
+            services: services.clone(),
+            public_url: Arc::from(public_url.as_str()),
+            tickets: TicketKey::from_secret(&config.control.shared_secret),
+            shutdown: shutdown.clone(),
+            http: http_client,
+            webhooks: metrics.twilio_webhooks.clone(),
+        };
+        let app = crate::http::router(state.clone(), metrics.clone())
+            .merge(crate::twilio::webhook::router(twilio.clone()));
+        let stop = shutdown.clone();
+        tasks.spawn(async move {
+            if let Err(e) = axum::serve(listener, app)
+                .with_graceful_shutdown(stop.cancelled_owned())
+                .await
+            {
+                tracing::error!(error = %e, "edge HTTP server failed");
+            }
+        });
         let sip = SipService {
             socket: sip_socket,
             tcp: Some(sip_tcp),
@@ -152,25 +187,7 @@ impl Edge {
                 config.rtp.port_min,
                 config.rtp.port_max,
             )),
-            services: CallServices {
-                edge_id: Arc::from(id.as_str()),
-                state: state.clone(),
-                events: events.clone(),
-                voice: Some(voice),
-                recordings: Some(recordings.clone()),
-                media: MediaSettings {
-                    inactivity_timeout: Duration::from_millis(u64::from(
-                        config.rtp.inactivity_timeout_ms,
-                    )),
-                    rtcp_interval: Duration::from_millis(u64::from(config.rtp.rtcp_interval_ms)),
-                    codecs: config
-                        .rtp
-                        .codecs
-                        .iter()
-                        .filter_map(|name| Codec::from_name(name))
-                        .collect(),
-                },
-            },
+            services: services.clone(),
             ring: Duration::from_millis(u64::from(config.sip.ring_ms)),
         };
         tasks.spawn(sip.run(shutdown.clone()));
@@ -196,6 +213,7 @@ impl Edge {
             state.clone(),
             events.clone(),
             sip_commands,
+            twilio,
         ));
         tracing::info!(edge = %id, region = %config.region, %http_addr, %sip_addr, "edge started");
         Ok(Self {

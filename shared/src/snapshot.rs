@@ -5,7 +5,7 @@
 
 use serde::{Deserialize, Serialize};
 
-use crate::model::{AgentSpec, SipTrunkSpec};
+use crate::model::{AgentSpec, ProviderSpec};
 use crate::workflow::Workflow;
 
 /// Everything one edge routes calls with, at one configuration version.
@@ -15,7 +15,7 @@ pub struct EdgeConfigSnapshot {
     pub region: String,
     pub numbers: Vec<RoutedNumber>,
     pub agents: Vec<AgentConfig>,
-    /// SIP trunks this region may call out through, of every workspace it serves.
+    /// SIP trunks and Twilio accounts this region may use, of every workspace it serves.
     #[serde(default)]
     pub providers: Vec<ProviderConfig>,
     /// The published workflow versions its numbers route to, exactly as published.
@@ -32,12 +32,12 @@ pub struct WorkflowConfig {
     pub definition: Workflow,
 }
 
-/// A workspace's trunk as an edge uses it (credentials included).
+/// A workspace's provider as an edge uses it (credentials included).
 #[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
 pub struct ProviderConfig {
     pub id: String,
     pub workspace_id: String,
-    pub spec: SipTrunkSpec,
+    pub spec: ProviderSpec,
 }
 
 /// A dialable number and its target.
@@ -108,18 +108,31 @@ impl Route<'_> {
 }
 
 impl EdgeConfigSnapshot {
-    /// The workspace's trunks usable from this region, lowest `priority` first.
+    /// The workspace's providers usable from this region, lowest `priority` first.
     pub fn providers_for(&self, workspace_id: &str) -> Vec<&ProviderConfig> {
-        let mut trunks: Vec<&ProviderConfig> = self
+        let mut providers: Vec<&ProviderConfig> = self
             .providers
             .iter()
             .filter(|p| p.workspace_id == workspace_id)
-            .filter(|p| {
-                p.spec.regions.is_empty() || p.spec.regions.iter().any(|r| r == &self.region)
-            })
+            .filter(|p| p.spec.serves(&self.region))
             .collect();
-        trunks.sort_by_key(|p| p.spec.priority);
-        trunks
+        providers.sort_by_key(|p| p.spec.priority());
+        providers
+    }
+
+    /// The workspace's Twilio account `account_sid`, usable from this region: the one whose
+    /// auth token signs the webhooks of that workspace's numbers.
+    pub fn twilio_account(
+        &self,
+        workspace_id: &str,
+        account_sid: &str,
+    ) -> Option<(&ProviderConfig, &crate::model::TwilioAccountSpec)> {
+        self.providers_for(workspace_id)
+            .into_iter()
+            .find_map(|p| match &p.spec {
+                ProviderSpec::Twilio(a) if a.account_sid == account_sid => Some((p, a)),
+                _ => None,
+            })
     }
 
     /// Where a call to `dialled` goes, if anywhere. A leading `+` is optional on either side.

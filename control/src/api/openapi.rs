@@ -31,7 +31,8 @@ use super::{
 #[openapi(
     info(
         title = "Freya control-plane API",
-        description = "Workspaces, people, API keys, agents, numbers, SIP trunks, calls, webhooks \
+        description = "Workspaces, people, API keys, agents, numbers, telephony providers (SIP trunks \
+                       and Twilio accounts), calls, webhooks \
                        and analytics. Authenticate with `Authorization: Bearer <API key or JWT>`; \
                        a person's JWT names its workspace with the path or `X-Workspace-Id`. \
                        Errors are `application/problem+json` with `errors: [{field, message}]`."
@@ -223,10 +224,12 @@ pub struct ValidationResultDoc {
 
 /// A SIP trunk (`freya_shared::model::SipTrunkSpec`). `password` is write-only: reads show
 /// `********` when one is stored.
-#[derive(ToSchema)]
+#[derive(ToSchema, serde::Serialize)]
 #[schema(as = SipTrunkSpec)]
 #[allow(dead_code)]
 pub struct SipTrunkSpecDoc {
+    /// `sip_trunk` (the default when absent).
+    kind: Option<String>,
     name: String,
     host: String,
     /// 5060 when absent.
@@ -241,6 +244,37 @@ pub struct SipTrunkSpecDoc {
     /// Regions whose edges may use it; all when empty.
     regions: Option<Vec<String>>,
     invite_timeout_ms: Option<u32>,
+}
+
+/// A Twilio account (`freya_shared::model::TwilioAccountSpec`), with `"kind": "twilio"`.
+#[derive(ToSchema, serde::Serialize)]
+#[schema(as = TwilioAccountSpec)]
+#[allow(dead_code)]
+pub struct TwilioAccountSpecDoc {
+    /// `twilio`.
+    kind: String,
+    name: String,
+    /// `AC` followed by 32 hexadecimal digits.
+    account_sid: String,
+    /// Required on creation; a secret: reads back as `********`.
+    auth_token: Option<String>,
+    /// Lower is tried first.
+    priority: Option<i32>,
+    /// Regions whose edges may use it; all when empty.
+    regions: Option<Vec<String>>,
+    /// `https://api.twilio.com` when absent; a compatible service's base URL otherwise.
+    api_base_url: Option<String>,
+}
+
+/// A telephony provider: a SIP trunk (`"kind": "sip_trunk"`, the default) or a Twilio account
+/// (`"kind": "twilio"`).
+#[derive(ToSchema, serde::Serialize)]
+#[serde(untagged)]
+#[schema(as = ProviderSpec)]
+#[allow(dead_code)]
+pub enum ProviderSpecDoc {
+    SipTrunk(SipTrunkSpecDoc),
+    Twilio(TwilioAccountSpecDoc),
 }
 
 /// Adds what every operation shares: authentication, the workspace header, error answers.

@@ -1,7 +1,9 @@
-//! `/v1/providers`: the workspace's SIP trunks, for admins and owners. A password goes in and
-//! never comes back out: reads show `"password": "********"` when one is stored. `PATCH` is a
-//! merge patch that keeps the stored password unless the body gives a new one (`"password":
-//! null` removes it; the mask itself, sent back unchanged, keeps it).
+//! `/v1/providers`: the workspace's SIP trunks (`"kind": "sip_trunk"`, the default) and Twilio
+//! accounts (`"kind": "twilio"`), for admins and owners. A secret — a trunk's `password`, an
+//! account's `auth_token` — goes in and never comes back out: reads show `"********"` when one
+//! is stored. `PATCH` is a merge patch that keeps the stored secret unless the body gives a new
+//! one (`null` removes it; the mask itself, sent back unchanged, keeps it); a provider's kind
+//! cannot change.
 
 use axum::extract::State;
 use axum::http::StatusCode;
@@ -9,27 +11,26 @@ use axum::Json;
 use serde::Serialize;
 
 use super::auth::Caller;
-use super::json::{merge_patch, strict_from_value, JsonObject, StrictJson};
-use super::openapi::SipTrunkSpecDoc;
+use super::json::{merge_patch, strict_from_value, JsonObject};
+use super::openapi::ProviderSpecDoc;
 use super::problem::Problem;
 use super::resource_id::ResourceId;
 use super::{AppState, List};
-use crate::store::{PasswordChange, Provider, Role};
+use crate::store::{Provider, Role, SecretChange};
 use freya_shared::ids::rfc3339;
-use freya_shared::model::SipTrunkSpec;
+use freya_shared::model::{FieldError, ProviderSpec};
 
-/// What a stored password reads as.
+/// What a stored secret reads as.
 pub const PASSWORD_MASK: &str = "********";
 
-/// A provider as the API shows it: the trunk's spec with its password masked.
+/// A provider as the API shows it: its spec, tagged with `kind`, its secret masked.
 #[derive(Serialize, utoipa::ToSchema)]
 pub struct ProviderView {
     id: String,
     workspace_id: String,
-    kind: String,
     #[serde(flatten)]
-    #[schema(value_type = super::openapi::SipTrunkSpecDoc)]
-    spec: SipTrunkSpec,
+    #[schema(value_type = super::openapi::ProviderSpecDoc)]
+    spec: ProviderSpec,
     created_at: String,
     updated_at: String,
 }
@@ -37,11 +38,10 @@ pub struct ProviderView {
 impl From<Provider> for ProviderView {
     fn from(p: Provider) -> Self {
         let mut spec = p.spec;
-        spec.password = p.has_password.then(|| PASSWORD_MASK.to_owned());
+        spec.set_secret(p.has_secret.then(|| PASSWORD_MASK.to_owned()));
         Self {
             id: p.id,
             workspace_id: p.workspace_id,
-            kind: p.kind,
             spec,
             created_at: rfc3339(p.created_at_ms),
             updated_at: rfc3339(p.updated_at_ms),
@@ -49,7 +49,7 @@ impl From<Provider> for ProviderView {
     }
 }
 
-fn validated(spec: SipTrunkSpec) -> Result<SipTrunkSpec, Problem> {
+fn validated(spec: ProviderSpec) -> Result<ProviderSpec, Problem> {
     let errors = spec.validate();
     if errors.is_empty() {
         Ok(spec)
@@ -58,21 +58,43 @@ fn validated(spec: SipTrunkSpec) -> Result<SipTrunkSpec, Problem> {
     }
 }
 
+/// The kind a body names (`sip_trunk` when it names none), taken out of the body.
+fn take_kind(body: &mut serde_json::Value) -> Result<String, Problem> {
+    let kind = body.as_object_mut().and_then(|o| o.remove("kind"));
+    match kind {
+        None | Some(serde_json::Value::Null) => Ok("sip_trunk".into()),
+        Some(serde_json::Value::String(k)) if k == "sip_trunk" || k == "twilio" => Ok(k),
+        Some(_) => Err(Problem::invalid(vec![FieldError::new(
+            "kind",
+            "must be `sip_trunk` or `twilio`",
+        )])),
+    }
+}
+
+/// `body` (without `kind`) parsed strictly as a provider of `kind`.
+fn spec_of_kind(kind: &str, body: serde_json::Value) -> Result<ProviderSpec, Problem> {
+    Ok(match kind {
+        "twilio" => ProviderSpec::Twilio(strict_from_value(body)?),
+        _ => ProviderSpec::SipTrunk(strict_from_value(body)?),
+    })
+}
+
 #[utoipa::path(
     post,
     path = "/v1/providers",
     tag = "providers",
-    summary = "Create a provider (admin)",
-    request_body = SipTrunkSpecDoc,
+    summary = "Create a provider: a SIP trunk or a Twilio account (admin)",
+    request_body = ProviderSpecDoc,
     responses((status = 201, description = "Created", body = ProviderView))
 )]
 pub(super) async fn create(
     State(state): State<AppState>,
     caller: Caller,
-    StrictJson(spec): StrictJson<SipTrunkSpec>,
+    JsonObject(mut body): JsonObject,
 ) -> Result<(StatusCode, Json<ProviderView>), Problem> {
     caller.require(Role::Admin)?;
-    let spec = validated(spec)?;
+    let kind = take_kind(&mut body)?;
+    let spec = validated(spec_of_kind(&kind, body)?)?;
     let provider = state
         .store
         .create_provider(&caller.scope, &caller.actor, &spec)
@@ -122,7 +144,7 @@ pub(super) async fn get(
     tag = "providers",
     summary = "Change a provider with a JSON merge patch (admin)",
     params(("id" = String, Path, description = "The provider's id")),
-    request_body(content = SipTrunkSpecDoc, description = "Any subset of the fields (RFC 7396 merge patch; null removes an optional field)"),
+    request_body(content = ProviderSpecDoc, description = "Any subset of the fields of the provider's kind (RFC 7396 merge patch; null removes an optional field); `kind` cannot change"),
     responses((status = 200, description = "Changed", body = ProviderView))
 )]
 pub(super) async fn patch(
@@ -133,15 +155,28 @@ pub(super) async fn patch(
 ) -> Result<Json<ProviderView>, Problem> {
     caller.require(Role::Admin)?;
     let current = state.store.provider(&caller.scope, &id).await?;
-    let password = match patch.as_object_mut().and_then(|o| o.remove("password")) {
-        None => PasswordChange::Keep,
-        Some(serde_json::Value::Null) => PasswordChange::Clear,
-        Some(serde_json::Value::String(p)) if p == PASSWORD_MASK => PasswordChange::Keep,
-        Some(serde_json::Value::String(p)) => PasswordChange::Set(p),
+    let kind = current.spec.kind();
+    match patch.as_object_mut().and_then(|o| o.remove("kind")) {
+        None => {}
+        Some(serde_json::Value::String(k)) if k == kind => {}
         Some(_) => {
-            return Err(Problem::invalid(vec![
-                freya_shared::model::FieldError::new("password", "must be a string or null"),
-            ]))
+            return Err(Problem::invalid(vec![FieldError::new(
+                "kind",
+                format!("cannot change (this provider is `{kind}`); create a new provider instead"),
+            )]))
+        }
+    }
+    let secret_field = current.spec.secret_field();
+    let secret = match patch.as_object_mut().and_then(|o| o.remove(secret_field)) {
+        None => SecretChange::Keep,
+        Some(serde_json::Value::Null) => SecretChange::Clear,
+        Some(serde_json::Value::String(p)) if p == PASSWORD_MASK => SecretChange::Keep,
+        Some(serde_json::Value::String(p)) => SecretChange::Set(p),
+        Some(_) => {
+            return Err(Problem::invalid(vec![FieldError::new(
+                secret_field,
+                "must be a string or null",
+            )]))
         }
     };
     let mut document = serde_json::to_value(&current.spec).map_err(|e| {
@@ -151,18 +186,22 @@ pub(super) async fn patch(
             e.to_string(),
         )
     })?;
+    if let Some(fields) = document.as_object_mut() {
+        fields.remove("kind");
+    }
     merge_patch(&mut document, patch);
-    let mut spec: SipTrunkSpec = strict_from_value(document)?;
-    // Validate the trunk as it will be, password included (a password needs a username).
-    spec.password = match &password {
-        PasswordChange::Keep if current.has_password => Some(PASSWORD_MASK.into()),
-        PasswordChange::Set(p) => Some(p.clone()),
+    let mut spec = spec_of_kind(kind, document)?;
+    // Validate the provider as it will be, secret included (a password needs a username; an
+    // account needs its token).
+    spec.set_secret(match &secret {
+        SecretChange::Keep if current.has_secret => Some(PASSWORD_MASK.into()),
+        SecretChange::Set(p) => Some(p.clone()),
         _ => None,
-    };
+    });
     let spec = validated(spec)?;
     let provider = state
         .store
-        .update_provider(&caller.scope, &caller.actor, &id, &spec, &password)
+        .update_provider(&caller.scope, &caller.actor, &id, &spec, &secret)
         .await?;
     Ok(Json(provider.into()))
 }

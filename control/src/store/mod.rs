@@ -46,7 +46,7 @@ pub use events::{CallRecord, StoredEvent};
 pub use identity::{with_request_source, ApiKeyIdentity, NewApiKey, Role};
 pub use members::Member;
 pub use numbers::PhoneNumber;
-pub use providers::{PasswordChange, Provider, SIP_TRUNK};
+pub use providers::{Provider, SecretChange};
 pub use recordings::{CallRecordingInfo, RecordingTarget};
 pub use sealed::Sealer;
 pub use webhooks::{NewWebhook, Webhook, WEBHOOK_EVENTS};

@@ -1,7 +1,9 @@
-//! Telephony providers in the store: a workspace's SIP trunks, tried by edges in priority order
-//! for outbound calls. The spec is stored without its password; the password is stored sealed
-//! (see `sealed`) in its own column and opened only for edge snapshots. Every change bumps the
-//! configuration version, so edges pick the trunk up at once.
+//! Telephony providers in the store: a workspace's SIP trunks and Twilio accounts, tried by
+//! edges in priority order for outbound calls (a Twilio account also signs the webhooks of
+//! inbound calls). The spec is stored without its secret (a trunk's password, an account's auth
+//! token); the secret is stored sealed (see `sealed`) in its own column and opened only for edge
+//! snapshots. Every change bumps the configuration version, so edges pick the provider up at
+//! once.
 
 use sqlx::any::AnyRow;
 use sqlx::Row;
@@ -9,28 +11,25 @@ use sqlx::Row;
 use super::identity::AuditEntry;
 use super::{commit_config_change, parse_json, retry, Store, StoreError, WorkspaceScope};
 use freya_shared::ids::{new_id, now_ms};
-use freya_shared::model::SipTrunkSpec;
+use freya_shared::model::ProviderSpec;
 use freya_shared::snapshot::ProviderConfig;
 
-/// The only provider kind so far (Twilio accounts come later).
-pub const SIP_TRUNK: &str = "sip_trunk";
-
-/// A stored provider; `spec.password` is always `None` here, `has_password` says whether one is
-/// stored.
+/// A stored provider; its secret (`password`, `auth_token`) is always `None` here, `has_secret`
+/// says whether one is stored.
 #[derive(Debug, Clone)]
 pub struct Provider {
     pub id: String,
     pub workspace_id: String,
     pub kind: String,
-    pub spec: SipTrunkSpec,
-    pub has_password: bool,
+    pub spec: ProviderSpec,
+    pub has_secret: bool,
     pub created_at_ms: i64,
     pub updated_at_ms: i64,
 }
 
-/// What an update does with the stored password.
+/// What an update does with the stored secret.
 #[derive(Debug, Clone, PartialEq, Eq)]
-pub enum PasswordChange {
+pub enum SecretChange {
     Keep,
     Clear,
     Set(String),
@@ -40,14 +39,14 @@ const PROVIDER_COLUMNS: &str = "id, workspace_id, kind, spec, secret, created_at
 
 fn provider_from_row(row: &AnyRow) -> Result<Provider, StoreError> {
     let spec: String = row.try_get("spec")?;
-    let mut spec: SipTrunkSpec = parse_json("provider spec", &spec)?;
-    spec.password = None;
+    let mut spec: ProviderSpec = parse_json("provider spec", &spec)?;
+    spec.set_secret(None);
     Ok(Provider {
         id: row.try_get("id")?,
         workspace_id: row.try_get("workspace_id")?,
         kind: row.try_get("kind")?,
         spec,
-        has_password: row.try_get::<Option<String>, _>("secret")?.is_some(),
+        has_secret: row.try_get::<Option<String>, _>("secret")?.is_some(),
         created_at_ms: row.try_get("created_at_ms")?,
         updated_at_ms: row.try_get("updated_at_ms")?,
     })
@@ -57,10 +56,10 @@ fn aad(id: &str) -> String {
     format!("provider:{id}")
 }
 
-/// The spec as stored: everything but the password.
-fn public_spec(spec: &SipTrunkSpec) -> Result<String, StoreError> {
+/// The spec as stored: everything but the secret.
+fn public_spec(spec: &ProviderSpec) -> Result<String, StoreError> {
     let mut public = spec.clone();
-    public.password = None;
+    public.set_secret(None);
     serde_json::to_string(&public).map_err(|e| StoreError::Corrupt {
         what: "provider spec",
         message: e.to_string(),
@@ -68,15 +67,15 @@ fn public_spec(spec: &SipTrunkSpec) -> Result<String, StoreError> {
 }
 
 impl Store {
-    /// Stores a new SIP trunk (already validated), its password sealed.
+    /// Stores a new provider (already validated), its secret sealed.
     pub async fn create_provider(
         &self,
         scope: &WorkspaceScope,
         actor: &str,
-        spec: &SipTrunkSpec,
+        spec: &ProviderSpec,
     ) -> Result<Provider, StoreError> {
         let id = new_id();
-        let secret = match &spec.password {
+        let secret = match spec.secret() {
             Some(p) => Some(self.sealer()?.seal(&aad(&id), p)?),
             None => None,
         };
@@ -90,10 +89,10 @@ impl Store {
             )
             .bind(&id)
             .bind(&scope.workspace_id)
-            .bind(&spec.name)
-            .bind(SIP_TRUNK)
+            .bind(spec.name())
+            .bind(spec.kind())
             .bind(&document)
-            .bind(i64::from(spec.priority))
+            .bind(i64::from(spec.priority()))
             .bind(secret.as_deref())
             .bind(now)
             .execute(&mut *tx)
@@ -106,7 +105,7 @@ impl Store {
                     action: "provider.created",
                     resource_type: "provider",
                     resource_id: &id,
-                    detail: serde_json::json!({"name": spec.name, "host": spec.host}),
+                    detail: serde_json::json!({"name": spec.name(), "kind": spec.kind()}),
                 },
             )
             .await
@@ -140,25 +139,25 @@ impl Store {
         rows.iter().map(provider_from_row).collect()
     }
 
-    /// Replaces a provider's spec (already validated; its `password` is ignored) and does
-    /// `password` to the stored password.
+    /// Replaces a provider's spec (already validated, of the same kind; its secret is ignored)
+    /// and does `secret` to the stored secret.
     pub async fn update_provider(
         &self,
         scope: &WorkspaceScope,
         actor: &str,
         id: &str,
-        spec: &SipTrunkSpec,
-        password: &PasswordChange,
+        spec: &ProviderSpec,
+        secret: &SecretChange,
     ) -> Result<Provider, StoreError> {
         let document = public_spec(spec)?;
-        let sealed = match password {
-            PasswordChange::Set(p) => Some(self.sealer()?.seal(&aad(id), p)?),
+        let sealed = match secret {
+            SecretChange::Set(p) => Some(self.sealer()?.seal(&aad(id), p)?),
             _ => None,
         };
         let version = retry(|| async {
             let mut tx = self.pool().begin().await?;
-            let sql = match password {
-                PasswordChange::Keep => {
+            let sql = match secret {
+                SecretChange::Keep => {
                     "UPDATE providers SET name = $1, spec = $2, priority = $3, updated_at_ms = $4 \
                      WHERE workspace_id = $5 AND id = $6"
                 }
@@ -168,22 +167,22 @@ impl Store {
                 }
             };
             let mut query = sqlx::query(sql)
-                .bind(&spec.name)
+                .bind(spec.name())
                 .bind(&document)
-                .bind(i64::from(spec.priority))
+                .bind(i64::from(spec.priority()))
                 .bind(now_ms())
                 .bind(&scope.workspace_id)
                 .bind(id);
-            if *password != PasswordChange::Keep {
+            if *secret != SecretChange::Keep {
                 query = query.bind(sealed.as_deref());
             }
             if query.execute(&mut *tx).await?.rows_affected() == 0 {
                 return Err(StoreError::NotFound);
             }
-            let change = match password {
-                PasswordChange::Keep => "kept",
-                PasswordChange::Clear => "cleared",
-                PasswordChange::Set(_) => "changed",
+            let change = match secret {
+                SecretChange::Keep => "kept",
+                SecretChange::Clear => "cleared",
+                SecretChange::Set(_) => "changed",
             };
             commit_config_change(
                 tx,
@@ -193,7 +192,7 @@ impl Store {
                     action: "provider.updated",
                     resource_type: "provider",
                     resource_id: id,
-                    detail: serde_json::json!({"name": spec.name, "password": change}),
+                    detail: serde_json::json!({"name": spec.name(), spec.secret_field(): change}),
                 },
             )
             .await
@@ -240,25 +239,22 @@ impl Store {
     }
 }
 
-/// Every trunk an edge of `region` may call out through, passwords opened, read inside the
-/// snapshot's transaction.
+/// Every provider an edge of `region` may use, secrets opened, read inside the snapshot's
+/// transaction.
 pub(super) async fn trunks_for_region(
     store: &Store,
     tx: &mut sqlx::Transaction<'_, sqlx::Any>,
     region: &str,
 ) -> Result<Vec<ProviderConfig>, StoreError> {
     let rows = sqlx::query(&format!(
-        "SELECT {PROVIDER_COLUMNS} FROM providers WHERE kind = $1 ORDER BY workspace_id, priority, id"
+        "SELECT {PROVIDER_COLUMNS} FROM providers ORDER BY workspace_id, priority, id"
     ))
-    .bind(SIP_TRUNK)
     .fetch_all(&mut **tx)
     .await?;
     let mut trunks = Vec::new();
     for row in &rows {
         let provider = provider_from_row(row)?;
-        let usable =
-            provider.spec.regions.is_empty() || provider.spec.regions.iter().any(|r| r == region);
-        if !usable {
+        if !provider.spec.serves(region) {
             continue;
         }
         let mut spec = provider.spec;
@@ -268,9 +264,9 @@ pub(super) async fn trunks_for_region(
                 .sealer()
                 .and_then(|s| s.open(&aad(&provider.id), &sealed))
             {
-                Ok(password) => spec.password = Some(password),
+                Ok(secret) => spec.set_secret(Some(secret)),
                 Err(error) => {
-                    tracing::error!(provider = %provider.id, %error, "leaving a trunk out of the snapshot");
+                    tracing::error!(provider = %provider.id, %error, "leaving a provider out of the snapshot");
                     continue;
                 }
             }

@@ -20,6 +20,7 @@ use sqlx::Connection;
 
 pub mod caller;
 pub mod http;
+pub mod twilio;
 
 pub const SECRET: &str = "test-shared-secret-0123456789";
 /// The JWT signing secret of test control planes.
@@ -229,6 +230,7 @@ pub fn edge_config(data_dir: &Path, grpc_addr: std::net::SocketAddr, secret: &st
         },
         http: EdgeHttpConfig {
             addr: "127.0.0.1:0".into(),
+            public_url: None,
         },
     }
 }

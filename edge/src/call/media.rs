@@ -27,6 +27,9 @@ use crate::sip::sdp::{Codec, NegotiatedAudio};
 /// Samples in one 20 ms frame at 8 kHz.
 pub const FRAME_SAMPLES: usize = 160;
 
+/// The source id given to audio that arrives without RTP (one stream per call).
+const STREAM_SSRC: u32 = 0x7757_1110;
+
 /// What the media core tells the call.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
 pub enum MediaEvent {
@@ -36,6 +39,9 @@ pub enum MediaEvent {
     Inactive,
     /// Everything queued for playback has been sent.
     PlaybackFinished,
+    /// Queued playback was dropped before it was sent (barge-in): a leg that buffers audio on
+    /// the far side (a provider's media stream) clears that buffer too.
+    PlaybackCut,
 }
 
 /// Counters for the call record.
@@ -194,6 +200,9 @@ impl CallMedia {
 
     /// Drops whatever is queued (the caller spoke over the agent).
     pub fn stop_playback(&mut self) {
+        if !self.playback.is_empty() {
+            self.events.push_back(MediaEvent::PlaybackCut);
+        }
         self.playback_position += self.playback.len() as u64;
         self.playback.clear();
     }
@@ -342,6 +351,18 @@ impl CallMedia {
             packet.ssrc,
             packet.payload,
         );
+    }
+
+    /// One audio payload that arrived without RTP around it — a provider's media stream
+    /// (Twilio's `media` messages) numbers its frames itself: `sequence` counts frames,
+    /// `timestamp` is in samples. It goes through the same jitter buffer and decoder as RTP.
+    pub fn handle_payload(&mut self, now: Instant, sequence: u16, timestamp: u32, payload: &[u8]) {
+        self.last_heard = now;
+        self.stats.packets_received += 1;
+        self.rtcp
+            .on_rtp_received(now, STREAM_SSRC, sequence, timestamp, true);
+        self.jitter
+            .push(now, sequence, timestamp, STREAM_SSRC, payload);
     }
 
     /// Advances the clocks: plays out received audio and sends what is due.

@@ -362,3 +362,38 @@ fn without_telephone_event_digits_are_refused_for_sip_info() {
     let mut m = media(t0);
     assert!(matches!(m.send_dtmf("1x"), Err(SendDtmfError::Digits(_))));
 }
+
+#[test]
+fn stream_payloads_play_out_through_the_jitter_buffer_like_rtp() {
+    let t0 = Instant::now();
+    let mut m = media(t0);
+    // Frames 2 and 1 arrive out of order, numbered by the stream rather than by RTP.
+    let loud = [0x10u8; FRAME_SAMPLES];
+    m.handle_payload(t0, 2, 2 * 160, &loud);
+    m.handle_payload(t0, 1, 160, &loud);
+    let mut heard = 0;
+    for n in 0..10u32 {
+        let now = t0 + Duration::from_millis(20) * n;
+        m.handle_timeout(now);
+        while m.poll_transmit(now).is_some() {
+            if let Some((_, frame)) = m.take_received_frame() {
+                assert!(frame.iter().any(|&s| s != 0), "decoded audio");
+                heard += 1;
+            }
+        }
+    }
+    assert_eq!(heard, 2);
+    assert_eq!(m.stats().packets_received, 2);
+}
+
+#[test]
+fn cutting_queued_playback_is_an_event_and_stopping_nothing_is_not() {
+    let t0 = Instant::now();
+    let mut m = media(t0);
+    m.stop_playback();
+    assert_eq!(m.poll_event(), None);
+    m.play(&[1000; 800]);
+    m.stop_playback();
+    assert_eq!(m.poll_event(), Some(MediaEvent::PlaybackCut));
+    assert!(!m.is_playing());
+}

@@ -1,5 +1,6 @@
-//! The task that owns one answered call: its RTP socket and media core, its signalling from the
-//! SIP task, its voice pipeline ([`Responder`]: an agent that listens, answers and is interrupted,
+//! The task that owns one answered call: its media leg (RTP sockets, or a provider's media
+//! stream — see [`leg`](super::leg)) and media core, its signalling from the SIP task (or the
+//! stream's task), its voice pipeline ([`Responder`]: an agent that listens, answers and is interrupted,
 //! or a workflow run through the same pipeline), its limits (maximum duration, RTP inactivity)
 //! and its call events. Digits the caller presses are recorded as call events and handed to a
 //! workflow. What the call needs of its dialog — hang up, transfer, digits by SIP INFO — it asks
@@ -10,17 +11,15 @@
 use std::sync::Arc;
 use std::time::{Duration, Instant};
 
-use tokio::net::UdpSocket;
 use tokio::sync::mpsc;
 
+use super::leg::MediaLeg;
 use super::media::{CallMedia, MediaEvent, MediaSettings, MediaStats, SendDtmfError};
-use super::ports::MediaSockets;
 use super::responder::{PinnedWorkflow, Responder};
 use super::talk::{AgentRequest, CallParties};
 use crate::recordings::writer::CallRecording;
 use crate::recordings::RecordingOutbox;
 use crate::sip::endpoint::TransferProgress;
-use crate::sip::sdp::NegotiatedAudio;
 use crate::state::EdgeState;
 use crate::voice::VoiceFactory;
 use freya_shared::model::{CallEvent, CallEventKind};
@@ -84,9 +83,11 @@ pub struct CallSetup {
     pub workflow: Option<PinnedWorkflow>,
     pub caller: String,
     pub dialled: String,
-    pub audio: NegotiatedAudio,
-    /// RTP and RTCP; the RTCP one goes unused when the call multiplexes RTCP on RTP.
-    pub sockets: MediaSockets,
+    /// How the call's audio travels.
+    pub leg: MediaLeg,
+    /// What the call record says of the provider that carried the call, beside the parties
+    /// (`{"provider": "twilio", "provider_call_id": ...}`); null for plain SIP.
+    pub provider: serde_json::Value,
 }
 
 /// What every call on this edge shares.
@@ -136,11 +137,12 @@ pub async fn run(
         workflow,
         caller,
         dialled,
-        audio,
-        sockets,
+        leg,
+        provider,
     } = setup;
-    let socket = sockets.rtp;
-    let rtcp_socket: Option<UdpSocket> = (!audio.rtcp_mux).then_some(sockets.rtcp);
+    let audio = leg.audio();
+    let media_kind = leg.kind();
+    let mut leg = leg.into_io();
     let event =
         |kind, payload| CallEvent::new(call_id.clone(), workspace_id.clone(), kind, payload);
     let started = Instant::now();
@@ -156,7 +158,9 @@ pub async fn run(
                                    "workflow_id": workflow.as_ref().map(|w| &w.config.id),
                                    "workflow_version": workflow.as_ref().map(|w| w.config.version),
                                    "edge_id": &*services.edge_id,
-                                   "codec": format!("{:?}", audio.codec)}),
+                                   "codec": format!("{:?}", audio.codec),
+                                   "media": media_kind,
+                                   "provider": provider}),
             ))
             .await;
     }
@@ -210,8 +214,6 @@ pub async fn run(
     let mut recording = start_recording(&services, &agent, &call_id, &workspace_id);
     let max_duration = Duration::from_secs(u64::from(agent.spec.max_call_seconds));
     let deadline = tokio::time::Instant::from_std(started + max_duration);
-    let mut buf = [0u8; 2048];
-    let mut rtcp_buf = [0u8; 1500];
     let mut records: Vec<(&'static str, serde_json::Value)> = Vec::new();
     // The destination of the transfer under way, for its events and the call's ending.
     let mut transfer: Option<String> = None;
@@ -228,19 +230,7 @@ pub async fn run(
         }
         let wake = tokio::time::Instant::from_std(wake);
         tokio::select! {
-            received = socket.recv_from(&mut buf) => match received {
-                Ok((n, source)) => media.handle_datagram(Instant::now(), source, buf.get(..n).unwrap_or_default()),
-                Err(e) => tracing::debug!(error = %e, "RTP receive error (ICMP?)"),
-            },
-            received = async {
-                match &rtcp_socket {
-                    Some(rtcp) => rtcp.recv_from(&mut rtcp_buf).await,
-                    None => std::future::pending().await,
-                }
-            } => match received {
-                Ok((n, source)) => media.handle_rtcp(Instant::now(), source, rtcp_buf.get(..n).unwrap_or_default()),
-                Err(e) => tracing::debug!(error = %e, "RTCP receive error (ICMP?)"),
-            },
+            input = leg.recv() => leg.deliver(Instant::now(), input, &mut media),
             _ = tokio::time::sleep_until(wake) => {
                 let now = Instant::now();
                 media.handle_timeout(now);
@@ -257,15 +247,13 @@ pub async fn run(
                         }
                     }
                     let Some((to, packet)) = media.poll_transmit(now) else { break };
-                    if let Err(e) = socket.send_to(packet, to).await {
-                        tracing::debug!(error = %e, "RTP send failed");
-                    }
+                    leg.send(to, packet).await;
                     if let Some(recording) = recording.as_mut() {
                         recording.on_tick(media.sent_frame(), media.peek_received_frame());
                     }
                 }
                 if let Some((to, report)) = media.poll_rtcp_transmit(now) {
-                    send_rtcp(&socket, rtcp_socket.as_ref(), report, to).await;
+                    leg.send_rtcp(to, report).await;
                 }
             }
             signal = signals.recv() => match signal {
@@ -355,7 +343,11 @@ pub async fn run(
                         by_us: true,
                     })
                 }
-                MediaEvent::PlaybackFinished => tracing::debug!("agent finished speaking"),
+                MediaEvent::PlaybackFinished => {
+                    tracing::debug!("agent finished speaking");
+                    leg.playback_finished();
+                }
+                MediaEvent::PlaybackCut => leg.playback_cut(),
             }
         }
         if let Some(end) = end {
@@ -371,7 +363,7 @@ pub async fn run(
         }
     }
     if let Some((to, report)) = media.close_rtcp(Instant::now()) {
-        send_rtcp(&socket, rtcp_socket.as_ref(), report, to).await;
+        leg.send_rtcp(to, report).await;
     }
     if let Some(recording) = recording.take() {
         recording.finish();
@@ -430,18 +422,6 @@ fn start_recording(
             tracing::error!(error = %e, "cannot start the call's recording; the call goes on unrecorded");
             None
         }
-    }
-}
-
-/// Sends an RTCP report on the RTCP socket, or on the RTP one when multiplexed.
-async fn send_rtcp(
-    rtp: &UdpSocket,
-    rtcp: Option<&UdpSocket>,
-    report: &[u8],
-    to: std::net::SocketAddr,
-) {
-    if let Err(e) = rtcp.unwrap_or(rtp).send_to(report, to).await {
-        tracing::debug!(error = %e, "RTCP send failed");
     }
 }
 

@@ -1,8 +1,9 @@
 //! The command stream: the control plane asks this edge to drain, hang up or place a call.
 //!
 //! A call to place is resolved here against the cached configuration — the agent, and the
-//! workspace's trunks usable from this region in priority order, their host names looked up —
-//! and handed to the SIP task as a [`SipCommand`]; what can be refused before any SIP (unknown
+//! workspace's providers usable from this region in priority order. Twilio accounts ranked
+//! first are asked to place it over REST (the answered call then streams to this edge); failing
+//! those, the SIP trunks, their host names looked up, go to the SIP task as a [`SipCommand`]; what can be refused before any SIP (unknown
 //! agent, no trunk) is recorded as `call.failed` at once.
 
 use std::net::SocketAddr;
@@ -16,10 +17,14 @@ use crate::sip::peer::Peer;
 use crate::sip::transport::{PlaceCall, SipCommand};
 use crate::sip::uac::Trunk;
 use crate::state::EdgeState;
+use crate::twilio::rest::{self, TwilioRestError};
+use crate::twilio::ticket::StreamTicket;
+use crate::twilio::TwilioEdge;
 use freya_proto::v1::edge_command::Command;
 use freya_proto::v1::CommandsRequest;
-use freya_shared::model::{CallEvent, CallEventKind, SipTransport};
-use freya_shared::snapshot::ProviderConfig;
+use freya_shared::model::{
+    CallEvent, CallEventKind, ProviderSpec, SipTransport, SipTrunkSpec, TwilioAccountSpec,
+};
 
 /// How long a trunk's host name may take to resolve.
 const RESOLVE_TIMEOUT: Duration = Duration::from_secs(3);
@@ -29,6 +34,7 @@ pub(crate) async fn run(
     state: EdgeState,
     events: mpsc::Sender<CallEvent>,
     sip: mpsc::Sender<SipCommand>,
+    twilio: TwilioEdge,
 ) {
     let mut backoff = link.backoff();
     loop {
@@ -46,7 +52,7 @@ pub(crate) async fn run(
                     match next {
                         Ok(Some(command)) => {
                             backoff.reset();
-                            handle(&state, &events, &sip, command.command).await;
+                            handle(&state, &events, &sip, &twilio, command.command).await;
                         }
                         Ok(None) => break,
                         Err(status) => {
@@ -68,6 +74,7 @@ async fn handle(
     state: &EdgeState,
     events: &mpsc::Sender<CallEvent>,
     sip: &mpsc::Sender<SipCommand>,
+    twilio: &TwilioEdge,
     command: Option<Command>,
 ) {
     match command {
@@ -108,18 +115,59 @@ async fn handle(
                 return;
             };
             let providers = snapshot.providers_for(&place.workspace_id);
-            let mut trunks = Vec::with_capacity(providers.len());
-            for provider in providers {
-                match resolve(provider).await {
+            // Twilio accounts ranked ahead of every SIP trunk are tried first, in order, through
+            // Twilio's REST API; the SIP task then fails over between the trunks.
+            let mut attempts = Vec::new();
+            let mut rest = providers.as_slice();
+            while let Some((provider, tail)) = rest.split_first() {
+                let ProviderSpec::Twilio(account) = &provider.spec else {
+                    break;
+                };
+                rest = tail;
+                match place_with_twilio(twilio, &place, &provider.id, account, &agent.id).await {
+                    Ok(call_sid) => {
+                        tracing::info!(call = %place.call_id, %call_sid, account = %account.name, "outbound call placed through Twilio");
+                        let started = CallEvent::new(
+                            place.call_id.clone(),
+                            place.workspace_id.clone(),
+                            CallEventKind::Started,
+                            serde_json::json!({"direction": "outbound", "from": place.from, "to": place.to,
+                                               "agent_id": agent.id, "edge_id": &*twilio.services.edge_id,
+                                               "provider": "twilio", "provider_id": provider.id,
+                                               "provider_call_id": call_sid, "attempts": attempts}),
+                        );
+                        let _ = events.send(started).await;
+                        return;
+                    }
+                    Err(e) => {
+                        tracing::warn!(call = %place.call_id, account = %account.name, error = %e, "Twilio did not take the call; trying the next provider");
+                        attempts.push(serde_json::json!({"provider_id": provider.id, "reason": e.reason(), "detail": e.to_string()}));
+                    }
+                }
+            }
+            let mut trunks = Vec::with_capacity(rest.len());
+            for provider in rest {
+                let ProviderSpec::SipTrunk(spec) = &provider.spec else {
+                    tracing::warn!(call = %place.call_id, provider = %provider.spec.name(), "a Twilio account ranked after a SIP trunk is not tried for outbound calls");
+                    continue;
+                };
+                match resolve(&provider.id, spec).await {
                     Some(trunk) => trunks.push(trunk),
                     None => {
-                        tracing::warn!(trunk = %provider.spec.name, host = %provider.spec.host, "cannot resolve a trunk's host; skipping it")
+                        tracing::warn!(trunk = %spec.name, host = %spec.host, "cannot resolve a trunk's host; skipping it")
                     }
                 }
             }
             if trunks.is_empty() {
-                tracing::warn!(call = %place.call_id, workspace = %place.workspace_id, "no usable trunk for an outbound call");
-                let _ = events.send(fail("no_trunks")).await;
+                tracing::warn!(call = %place.call_id, workspace = %place.workspace_id, "no usable provider for an outbound call");
+                let reason = if attempts.is_empty() {
+                    "no_trunks"
+                } else {
+                    "providers_failed"
+                };
+                let mut failed = fail(reason);
+                failed.payload["attempts"] = serde_json::Value::Array(attempts);
+                let _ = events.send(failed).await;
                 return;
             }
             let command = SipCommand::PlaceCall(Box::new(PlaceCall {
@@ -138,9 +186,41 @@ async fn handle(
     }
 }
 
+/// Asks Twilio to place the call, its answer connected to this edge's media stream with a
+/// ticket naming the call and its agent; returns Twilio's call SID.
+async fn place_with_twilio(
+    twilio: &TwilioEdge,
+    place: &freya_proto::v1::PlaceCall,
+    provider_id: &str,
+    account: &TwilioAccountSpec,
+    agent_id: &str,
+) -> Result<String, TwilioRestError> {
+    let ticket = StreamTicket {
+        call_id: place.call_id.clone(),
+        workspace_id: place.workspace_id.clone(),
+        outbound: true,
+        from: place.from.clone(),
+        to: place.to.clone(),
+        agent_id: Some(agent_id.to_owned()),
+        call_sid: None,
+        provider_id: provider_id.to_owned(),
+        expires_at_ms: freya_shared::ids::now_ms() + crate::twilio::ticket::OUTBOUND_TICKET_TTL_MS,
+    };
+    let twiml = twilio.connect_twiml(&ticket);
+    let status = twilio.status_url(&ticket);
+    rest::create_call(
+        &twilio.http,
+        account,
+        &place.to,
+        &place.from,
+        &twiml,
+        &status,
+    )
+    .await
+}
+
 /// A provider as the SIP core calls through it: its host resolved (first address).
-async fn resolve(provider: &ProviderConfig) -> Option<Trunk> {
-    let spec = &provider.spec;
+async fn resolve(id: &str, spec: &SipTrunkSpec) -> Option<Trunk> {
     let host = spec.host.trim_matches(['[', ']']);
     let addr: SocketAddr = match host.parse::<std::net::IpAddr>() {
         Ok(ip) => SocketAddr::new(ip, spec.port),
@@ -164,7 +244,7 @@ async fn resolve(provider: &ProviderConfig) -> Option<Trunk> {
         _ => None,
     };
     Some(Trunk {
-        id: provider.id.clone(),
+        id: id.to_owned(),
         name: spec.name.clone(),
         host: spec.host.clone(),
         port: spec.port,

@@ -26,6 +26,7 @@ use super::peer::{Peer, Transport};
 use super::sdp::{self, Direction, LocalMedia, SdpError, SessionDescription};
 use super::Timers;
 use crate::call::admission::admit;
+use crate::call::leg::MediaLeg;
 use crate::call::ports::PortAllocator;
 use crate::call::task::{self, CallDirection, CallServices, CallSetup, CallSignal, DialogRequest};
 use freya_shared::model::{CallEvent, CallEventKind};
@@ -445,8 +446,11 @@ async fn accept(
         workflow,
         caller: call.caller,
         dialled: call.dialled,
-        audio: answer.audio,
-        sockets,
+        leg: MediaLeg::Rtp {
+            audio: answer.audio,
+            sockets,
+        },
+        provider: serde_json::Value::Null,
     };
     Some((answer.sdp, setup))
 }

@@ -7,6 +7,7 @@ pub mod call;
 pub mod edge;
 pub mod number;
 pub mod provider;
+pub mod twilio;
 
 use serde::{Deserialize, Serialize};
 
@@ -14,7 +15,8 @@ pub use agent::AgentSpec;
 pub use call::{CallEvent, CallEventKind};
 pub use edge::{EdgeHealth, EdgeStatus};
 pub use number::{NumberTarget, PhoneNumberSpec};
-pub use provider::{SipTransport, SipTrunkSpec};
+pub use provider::{ProviderSpec, SipTransport, SipTrunkSpec};
+pub use twilio::TwilioAccountSpec;
 
 /// One problem with one field of a submitted document (`field` is a dotted JSON path).
 #[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]

@@ -1,9 +1,117 @@
-//! A telephony provider: the SIP trunk outbound calls leave through (and inbound calls may come
-//! from). Workspaces list several in priority order; edges fail over from one to the next.
+//! A telephony provider: the SIP trunk or the Twilio account (see [`super::twilio`]) outbound
+//! calls leave through (and inbound calls may come from). Workspaces list several in priority
+//! order; edges fail over from one to the next.
 
 use serde::{Deserialize, Serialize};
 
+use super::twilio::TwilioAccountSpec;
 use super::FieldError;
+
+/// A provider of either kind, tagged by `kind` (`sip_trunk` or `twilio`) when serialized.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+#[serde(tag = "kind", rename_all = "snake_case", from = "ProviderSpecWire")]
+pub enum ProviderSpec {
+    SipTrunk(SipTrunkSpec),
+    Twilio(TwilioAccountSpec),
+}
+
+/// What a stored or cached provider spec may look like: tagged, or an untagged trunk written
+/// before providers had kinds.
+#[derive(Deserialize)]
+#[serde(untagged)]
+enum ProviderSpecWire {
+    Tagged(TaggedProviderSpec),
+    Legacy(SipTrunkSpec),
+}
+
+#[derive(Deserialize)]
+#[serde(tag = "kind", rename_all = "snake_case")]
+enum TaggedProviderSpec {
+    SipTrunk(SipTrunkSpec),
+    Twilio(TwilioAccountSpec),
+}
+
+impl From<ProviderSpecWire> for ProviderSpec {
+    fn from(wire: ProviderSpecWire) -> Self {
+        match wire {
+            ProviderSpecWire::Tagged(TaggedProviderSpec::SipTrunk(t))
+            | ProviderSpecWire::Legacy(t) => ProviderSpec::SipTrunk(t),
+            ProviderSpecWire::Tagged(TaggedProviderSpec::Twilio(a)) => ProviderSpec::Twilio(a),
+        }
+    }
+}
+
+impl ProviderSpec {
+    /// The kind's name, as stored and shown.
+    pub fn kind(&self) -> &'static str {
+        match self {
+            ProviderSpec::SipTrunk(_) => "sip_trunk",
+            ProviderSpec::Twilio(_) => "twilio",
+        }
+    }
+
+    /// The name the customer gave it.
+    pub fn name(&self) -> &str {
+        match self {
+            ProviderSpec::SipTrunk(t) => &t.name,
+            ProviderSpec::Twilio(a) => &a.name,
+        }
+    }
+
+    /// Lower is tried first.
+    pub fn priority(&self) -> i32 {
+        match self {
+            ProviderSpec::SipTrunk(t) => t.priority,
+            ProviderSpec::Twilio(a) => a.priority,
+        }
+    }
+
+    /// Regions whose edges may use it; empty for all.
+    pub fn regions(&self) -> &[String] {
+        match self {
+            ProviderSpec::SipTrunk(t) => &t.regions,
+            ProviderSpec::Twilio(a) => &a.regions,
+        }
+    }
+
+    /// Whether an edge of `region` may use it.
+    pub fn serves(&self, region: &str) -> bool {
+        let regions = self.regions();
+        regions.is_empty() || regions.iter().any(|r| r == region)
+    }
+
+    /// The secret: a trunk's password or an account's auth token.
+    pub fn secret(&self) -> Option<&str> {
+        match self {
+            ProviderSpec::SipTrunk(t) => t.password.as_deref(),
+            ProviderSpec::Twilio(a) => a.auth_token.as_deref(),
+        }
+    }
+
+    /// Replaces the secret.
+    pub fn set_secret(&mut self, secret: Option<String>) {
+        match self {
+            ProviderSpec::SipTrunk(t) => t.password = secret,
+            ProviderSpec::Twilio(a) => a.auth_token = secret,
+        }
+    }
+
+    /// The JSON field the secret is written in.
+    pub fn secret_field(&self) -> &'static str {
+        match self {
+            ProviderSpec::SipTrunk(_) => "password",
+            ProviderSpec::Twilio(_) => "auth_token",
+        }
+    }
+
+    /// Every problem, by field.
+    pub fn validate(&self) -> Vec<FieldError> {
+        match self {
+            ProviderSpec::SipTrunk(t) => t.validate(),
+            ProviderSpec::Twilio(a) => a.validate(),
+        }
+    }
+}
 
 /// How SIP reaches the trunk.
 #[derive(Debug, Clone, Copy, PartialEq, Eq, Default, Serialize, Deserialize)]
@@ -93,6 +201,22 @@ impl SipTrunkSpec {
 #[cfg(test)]
 mod tests {
     use super::*;
+
+    #[test]
+    fn provider_specs_are_tagged_by_kind_and_untagged_trunks_still_read() {
+        let legacy: ProviderSpec =
+            serde_json::from_str(r#"{"name":"Old","host":"sip.example.com"}"#).expect("legacy");
+        assert_eq!(legacy.kind(), "sip_trunk");
+        let twilio: ProviderSpec = serde_json::from_str(
+            r#"{"kind":"twilio","name":"T","account_sid":"AC0123456789abcdef0123456789abcdef","auth_token":"x"}"#,
+        )
+        .expect("twilio");
+        assert_eq!((twilio.kind(), twilio.secret()), ("twilio", Some("x")));
+        let json = serde_json::to_value(&twilio).expect("serializes");
+        assert_eq!(json["kind"], "twilio");
+        let again: ProviderSpec = serde_json::from_value(json).expect("round trip");
+        assert_eq!(again, twilio);
+    }
 
     #[test]
     fn a_minimal_trunk_gets_defaults_and_bad_fields_are_named() {

@@ -5,6 +5,7 @@
 use std::net::IpAddr;
 use std::time::Instant;
 
+use crate::call::leg::MediaLeg;
 use crate::call::ports::{MediaSockets, PortAllocator};
 use crate::call::task::{CallDirection, CallServices, CallSetup};
 use crate::sip::endpoint::SipEndpoint;
@@ -172,8 +173,11 @@ pub async fn answered(
             workflow: None,
             caller: pending.from,
             dialled: pending.to,
-            audio,
-            sockets: pending.sockets,
+            leg: MediaLeg::Rtp {
+                audio,
+                sockets: pending.sockets,
+            },
+            provider: serde_json::Value::Null,
         }),
         Err(e) => {
             tracing::warn!(call = %call_id, error = %e, "the callee's SDP answer is unusable; hanging up");

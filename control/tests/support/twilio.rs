@@ -1,0 +1,167 @@
+//! What the Twilio tests share: a control plane and an edge in-process, a Twilio account per
+//! `(auth token, REST base URL)` created through `/v1/providers`, an agent on `NUMBER` whose STT,
+//! LLM and TTS are the fake OpenAI servers, and helpers to read the finished call.
+
+use std::time::Duration;
+
+use freya_control::server::ControlPlane;
+use freya_control::store::{CallRecord, StoredEvent, WorkspaceScope};
+use freya_edge::llm::fakes::FakeLlmServer;
+use freya_edge::speech::fakes::FakeOpenAiSpeech;
+use freya_edge::Edge;
+use freya_shared::model::AgentSpec;
+use reqwest::StatusCode;
+use serde_json::json;
+
+use super::http::{workspace_with_keys, Api};
+use super::{
+    agent_on_number, control_config, edge_config, eventually, until_routed, Backend, TestDb, SECRET,
+};
+
+pub const SID: &str = "AC0123456789abcdef0123456789abcdef";
+pub const TOKEN: &str = "twilio-auth-token";
+pub const NUMBER: &str = "+15550100";
+
+pub struct World {
+    pub db: TestDb,
+    pub control: ControlPlane,
+    pub edge: Edge,
+    pub scope: WorkspaceScope,
+    pub admin: String,
+    pub speech: FakeOpenAiSpeech,
+    pub llm: FakeLlmServer,
+    _dir: tempfile::TempDir,
+}
+
+/// A control plane, an edge, the speech and LLM fakes, and number `NUMBER` answered by an agent
+/// using them; `accounts` are Twilio accounts `(auth token, REST base URL)` in priority order.
+pub async fn world(first_message: &str, accounts: &[(&str, String)]) -> World {
+    let speech = FakeOpenAiSpeech::start().await.expect("fake speech");
+    let llm = FakeLlmServer::openai().await.expect("fake llm");
+    let db = TestDb::new(Backend::Sqlite).await;
+    let control = ControlPlane::start(&control_config(&db.url))
+        .await
+        .expect("control starts");
+    let (workspace_id, [_, admin, ..]) = workspace_with_keys(&control, "Twilio").await;
+    let scope = WorkspaceScope { workspace_id };
+    let agent: AgentSpec = serde_json::from_value(json!({
+        "name": "Front desk",
+        "system_prompt": "You are the front desk. The caller is {{caller_number}}.",
+        "first_message": first_message,
+        "stt": {"provider": "openai", "model": "whisper-1", "base_url": speech.base_url(), "api_key": "k"},
+        "llm": {"provider": "openai", "model": "gpt-4o-mini", "base_url": llm.base_url(), "api_key": "k"},
+        "tts": {"provider": "openai", "model": "tts-1", "voice": "alloy", "base_url": speech.base_url(), "api_key": "k"}
+    }))
+    .expect("agent");
+    agent_on_number(&control, &scope, NUMBER, &agent).await;
+    let api = Api::of(&control);
+    for (i, (token, base_url)) in accounts.iter().enumerate() {
+        let created = api
+            .call(
+                "POST",
+                "/v1/providers",
+                &admin,
+                Some(
+                    json!({"kind": "twilio", "name": format!("Twilio {i}"), "account_sid": SID,
+                            "auth_token": token, "priority": i, "api_base_url": base_url}),
+                ),
+            )
+            .await;
+        assert_eq!(created.status, StatusCode::CREATED, "{}", created.body);
+    }
+    let dir = tempfile::tempdir().expect("temp dir");
+    let edge = Edge::start(&edge_config(dir.path(), control.grpc_addr, SECRET))
+        .await
+        .expect("edge starts");
+    until_routed(&edge, NUMBER).await;
+    let state = edge.state.clone();
+    let wanted = accounts.len();
+    eventually(
+        Duration::from_secs(10),
+        "the edge to learn the accounts",
+        || {
+            let state = state.clone();
+            async move { (state.snapshot().providers.len() == wanted).then_some(()) }
+        },
+    )
+    .await;
+    World {
+        db,
+        control,
+        edge,
+        scope,
+        admin,
+        speech,
+        llm,
+        _dir: dir,
+    }
+}
+
+pub fn voice_url(w: &World) -> String {
+    format!("http://{}/twilio/voice", w.edge.http_addr)
+}
+
+pub fn webhook_form<'a>(call_sid: &'a str, to: &'a str) -> Vec<(&'a str, &'a str)> {
+    vec![
+        ("AccountSid", SID),
+        ("CallSid", call_sid),
+        ("From", "+15557770123"),
+        ("To", to),
+        ("CallStatus", "ringing"),
+        ("Direction", "inbound"),
+    ]
+}
+
+pub async fn finished_call(w: &World, direction: &str) -> (CallRecord, Vec<StoredEvent>) {
+    let call = eventually(Duration::from_secs(20), "the call to end", || {
+        let (store, scope) = (w.control.store.clone(), w.scope.clone());
+        let direction = direction.to_owned();
+        async move {
+            let calls = store.calls(&scope, 10).await.ok()?;
+            calls
+                .into_iter()
+                .find(|c| c.direction == direction && c.ended_at_ms.is_some())
+        }
+    })
+    .await;
+    let events = w
+        .control
+        .store
+        .call_events(&w.scope, &call.id)
+        .await
+        .expect("events");
+    (call, events)
+}
+
+pub fn of_kind<'a>(events: &'a [StoredEvent], kind: &str) -> Vec<&'a StoredEvent> {
+    events.iter().filter(|e| e.kind == kind).collect()
+}
+
+pub async fn teardown(w: World) {
+    w.edge.stop().await;
+    w.control.stop().await;
+    w.db.cleanup().await;
+}
+
+/// Asks the control plane to place a call from `NUMBER` to `to` (retrying until the edge has
+/// registered and can take it).
+pub async fn place_call(w: &World, to: &str) -> String {
+    let api = Api::of(&w.control);
+    let placed = eventually(Duration::from_secs(10), "the edge to take calls", || {
+        let api = &api;
+        let admin = w.admin.clone();
+        async move {
+            let answer = api
+                .call(
+                    "POST",
+                    "/v1/calls",
+                    &admin,
+                    Some(json!({"from": NUMBER, "to": to})),
+                )
+                .await;
+            answer.status.is_success().then_some(answer)
+        }
+    })
+    .await;
+    placed.body["id"].as_str().expect("id").to_owned()
+}

@@ -1,0 +1,200 @@
+//! Inbound calls through Twilio, end to end: the fake Twilio of `freya_edge::twilio::fakes`
+//! plays Twilio — it signs and POSTs the voice webhook, follows the TwiML to the edge's
+//! media-stream WebSocket and speaks real espeak-ng audio as μ-law frames every 20 ms — against
+//! a control plane and an edge in-process (see `support::twilio`). Nothing here asserts on speed.
+
+mod support;
+
+use std::time::Duration;
+
+use freya_edge::llm::fakes::FakeReply;
+use freya_edge::speech::fakes::tone;
+use freya_edge::twilio::fakes::{post_voice_webhook, CallerAction, StreamCaller};
+use freya_loadtest::audio::Utterance;
+use support::twilio::{
+    finished_call, of_kind, teardown, voice_url, webhook_form, world, NUMBER, SID, TOKEN,
+};
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn webhooks_with_a_wrong_signature_or_bad_form_are_refused() {
+    let w = world("Hello.", &[(TOKEN, "http://127.0.0.1:9".into())]).await;
+    let url = voice_url(&w);
+    let forged = post_voice_webhook(&url, "not-the-token", &webhook_form("CA1", NUMBER))
+        .await
+        .expect("answer");
+    assert_eq!(forged.status, 403, "{}", forged.body);
+    assert!(
+        forged.body.contains("X-Twilio-Signature"),
+        "{}",
+        forged.body
+    );
+    assert!(forged.stream.is_none());
+
+    let mut form = webhook_form("CA1", NUMBER);
+    form.retain(|(k, _)| *k != "To");
+    let missing = post_voice_webhook(&url, TOKEN, &form)
+        .await
+        .expect("answer");
+    assert_eq!(missing.status, 400);
+    assert!(missing.body.contains("`To`"), "{}", missing.body);
+
+    let unknown = post_voice_webhook(&url, TOKEN, &webhook_form("CA1", "+15550000"))
+        .await
+        .expect("answer");
+    assert_eq!(unknown.status, 404);
+
+    let mut other_account = webhook_form("CA1", NUMBER);
+    other_account[0].1 = "ACffffffffffffffffffffffffffffffff";
+    let stranger = post_voice_webhook(&url, TOKEN, &other_account)
+        .await
+        .expect("answer");
+    assert_eq!(stranger.status, 403);
+
+    // The right token gets TwiML connecting the call to this edge's media stream.
+    let good = post_voice_webhook(&url, TOKEN, &webhook_form("CA1", NUMBER))
+        .await
+        .expect("answer");
+    assert_eq!(good.status, 200, "{}", good.body);
+    let stream = good.stream.expect("a <Connect><Stream>");
+    assert_eq!(
+        stream.url,
+        format!("ws://{}/twilio/media", w.edge.http_addr)
+    );
+    assert_eq!(stream.parameters[0].0, "ticket");
+
+    // A stream whose ticket was tampered with, or that claims another call, is closed.
+    let mut tampered = stream.clone();
+    tampered.parameters[0].1.insert(3, 'x');
+    for (stream, call_sid) in [(tampered, "CA1"), (stream, "CA2")] {
+        let report = StreamCaller::new(stream, SID, call_sid)
+            .run(&[CallerAction::Wait(Duration::from_secs(3))])
+            .await
+            .expect("stream runs");
+        assert!(report.closed_by_edge, "{report:?}");
+        assert_eq!(report.media_messages, 0);
+    }
+    let calls = w.control.store.calls(&w.scope, 10).await.expect("calls");
+    assert!(calls.is_empty(), "{calls:?}");
+    let metrics = reqwest::get(format!("http://{}/metrics", w.edge.http_addr))
+        .await
+        .expect("metrics")
+        .text()
+        .await
+        .expect("text");
+    for line in [
+        r#"freya_edge_twilio_webhooks_total{outcome="bad_signature"} 1"#,
+        r#"freya_edge_twilio_webhooks_total{outcome="connected"} 1"#,
+        r#"freya_edge_twilio_webhooks_total{outcome="no_route"} 1"#,
+    ] {
+        assert!(metrics.contains(line), "{line} in {metrics}");
+    }
+    teardown(w).await;
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn an_inbound_twilio_call_reaches_the_agent_and_the_caller_hears_it() {
+    let w = world(
+        "Hello, thanks for calling Acme.",
+        &[(TOKEN, "http://127.0.0.1:9".into())],
+    )
+    .await;
+    w.speech
+        .set_default_transcript("What are your opening hours?");
+    w.llm
+        .respond_with(|_| FakeReply::text("We are open from nine to five."));
+    let answer = post_voice_webhook(&voice_url(&w), TOKEN, &webhook_form("CA100", NUMBER))
+        .await
+        .expect("answer");
+    assert_eq!(answer.status, 200, "{}", answer.body);
+    let stream = answer.stream.expect("a stream");
+    let question = Utterance::from_spec("say:What are your opening hours?").expect("espeak-ng");
+    let report = StreamCaller::new(stream, SID, "CA100")
+        .run(&[
+            CallerAction::ListenFor {
+                voiced_frames: 10,
+                limit: Duration::from_secs(8),
+            },
+            CallerAction::Wait(Duration::from_millis(800)),
+            CallerAction::Speak(question.samples.to_vec()),
+            CallerAction::Press('5'),
+            CallerAction::ListenFor {
+                voiced_frames: 10,
+                limit: Duration::from_secs(10),
+            },
+            CallerAction::Wait(Duration::from_millis(500)),
+        ])
+        .await
+        .expect("stream runs");
+    assert_eq!(report.junk, 0, "{report:?}");
+    assert!(
+        report.voiced_samples() > 1600,
+        "the caller heard the agent: {} voiced samples of {}",
+        report.voiced_samples(),
+        report.heard.len()
+    );
+    assert!(!report.marks.is_empty(), "marks after the agent's turns");
+
+    let utterances = w.speech.utterances();
+    assert!(!utterances.is_empty(), "the STT got the caller's turn");
+    assert!(utterances[0].duration > Duration::from_millis(800));
+    let requests = w.llm.requests();
+    assert!(!requests.is_empty(), "the LLM was asked");
+    assert_eq!(
+        requests[0].system_prompt().as_deref(),
+        Some("You are the front desk. The caller is +15557770123.")
+    );
+    assert_eq!(requests[0].user_texts(), ["What are your opening hours?"]);
+
+    let (call, events) = finished_call(&w, "inbound").await;
+    assert_eq!(call.from_number.as_deref(), Some("+15557770123"));
+    assert_eq!(call.to_number.as_deref(), Some(NUMBER));
+    assert_eq!(call.end_reason.as_deref(), Some("caller_hangup"));
+    let started = of_kind(&events, "call.started");
+    assert_eq!(started[0].payload["provider"]["provider"], "twilio");
+    assert_eq!(started[0].payload["provider"]["provider_call_id"], "CA100");
+    assert_eq!(started[0].payload["media"], "media_stream");
+    let digits = of_kind(&events, "call.dtmf");
+    assert_eq!(digits.len(), 1, "{events:?}");
+    assert_eq!(digits[0].payload["digit"], "5");
+    assert!(
+        of_kind(&events, "call.transcript")
+            .iter()
+            .any(|e| e.payload["role"] == "agent"),
+        "{events:?}"
+    );
+    assert_eq!(of_kind(&events, "call.ended").len(), 1);
+    teardown(w).await;
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn speaking_over_the_agent_clears_twilios_buffer() {
+    let w = world(
+        "Welcome to Acme, where we have a great many things to tell you about today.",
+        &[(TOKEN, "http://127.0.0.1:9".into())],
+    )
+    .await;
+    // Six seconds of greeting: still playing when the caller speaks.
+    w.speech.set_speech_audio(tone(24_000, 6_000));
+    w.speech
+        .set_default_transcript("Sorry, can I ask something?");
+    w.llm.respond_with(|_| FakeReply::text("Of course."));
+    let answer = post_voice_webhook(&voice_url(&w), TOKEN, &webhook_form("CA200", NUMBER))
+        .await
+        .expect("answer");
+    let question = Utterance::from_spec("say:Sorry, can I ask something?").expect("espeak-ng");
+    let report = StreamCaller::new(answer.stream.expect("a stream"), SID, "CA200")
+        .run(&[
+            CallerAction::ListenFor {
+                voiced_frames: 25,
+                limit: Duration::from_secs(8),
+            },
+            CallerAction::Speak(question.samples.to_vec()),
+            CallerAction::Wait(Duration::from_secs(2)),
+        ])
+        .await
+        .expect("stream runs");
+    assert!(report.clears >= 1, "a clear on barge-in: {report:?}");
+    let (_, events) = finished_call(&w, "inbound").await;
+    assert_eq!(of_kind(&events, "call.barge_in").len(), 1, "{events:?}");
+    teardown(w).await;
+}

@@ -1,0 +1,75 @@
+//! Calls through Twilio: a Twilio account is a telephony provider like a SIP trunk, but its
+//! calls reach the edge as a voice webhook and a Media Streams WebSocket ([`webhook`],
+//! [`stream`]), and outbound ones are placed with Twilio's REST API ([`rest`]). The protocol
+//! pieces are sans-IO and tested alone: the webhook [`signature`], the stream [`messages`],
+//! the [`twiml`] answer and the signed [`ticket`] that ties a stream to its call. Audio runs
+//! through the same media core as RTP (see [`crate::call::leg`]). [`fakes`] is a fake Twilio
+//! for tests.
+
+pub mod fakes;
+pub mod messages;
+pub mod rest;
+pub mod signature;
+pub mod stream;
+pub mod ticket;
+pub mod twiml;
+pub mod webhook;
+
+use std::sync::Arc;
+
+use tokio_util::sync::CancellationToken;
+
+use crate::call::task::CallServices;
+use ticket::{StreamTicket, TicketKey};
+
+/// What the Twilio endpoints and outbound placement share.
+#[derive(Clone)]
+pub struct TwilioEdge {
+    pub services: CallServices,
+    /// This edge's public base URL (`https://edge1.example.com`), as Twilio reaches it: the
+    /// webhook signature covers it, and the stream URL is built from it.
+    pub public_url: Arc<str>,
+    pub tickets: TicketKey,
+    pub shutdown: CancellationToken,
+    pub http: reqwest::Client,
+    /// Webhooks by outcome, for `/metrics`.
+    pub webhooks: crate::metrics::WebhookCounter,
+}
+
+impl TwilioEdge {
+    /// The URL of this edge's media-stream WebSocket (`wss://` for an `https://` edge).
+    pub fn stream_url(&self) -> String {
+        let base = &self.public_url;
+        let ws = if let Some(rest) = base.strip_prefix("https://") {
+            format!("wss://{rest}")
+        } else if let Some(rest) = base.strip_prefix("http://") {
+            format!("ws://{rest}")
+        } else {
+            base.to_string()
+        };
+        format!("{ws}/twilio/media")
+    }
+
+    /// The URL Twilio POSTs an outbound call's final status to, carrying `ticket`.
+    pub fn status_url(&self, ticket: &StreamTicket) -> String {
+        let query = form_urlencoded::Serializer::new(String::new())
+            .append_pair("ticket", &self.tickets.sign(ticket))
+            .finish();
+        format!("{}/twilio/status?{query}", self.public_url)
+    }
+
+    /// Counts one webhook with `outcome`.
+    pub fn count(&self, outcome: &str) {
+        self.webhooks
+            .get_or_create(&vec![("outcome".to_owned(), outcome.to_owned())])
+            .inc();
+    }
+
+    /// TwiML that connects a call to this edge's media stream, carrying `ticket`.
+    pub fn connect_twiml(&self, ticket: &StreamTicket) -> String {
+        twiml::connect_stream(
+            &self.stream_url(),
+            &[("ticket", &self.tickets.sign(ticket))],
+        )
+    }
+}

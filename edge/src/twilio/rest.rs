@@ -1,0 +1,89 @@
+//! Twilio's REST API, the one call the edge needs: create a call
+//! (`POST {api_base_url}/2010-04-01/Accounts/{AccountSid}/Calls.json`, basic auth with the
+//! account SID and auth token, a form with `To`, `From` and `Twiml`). The TwiML connects the
+//! answered call to this edge's media stream, so the call then runs like an inbound one; the
+//! status callback tells the edge of a call that was never answered.
+
+use std::time::Duration;
+
+use freya_shared::model::TwilioAccountSpec;
+
+/// How long Twilio may take to accept a call request.
+const REQUEST_TIMEOUT: Duration = Duration::from_secs(10);
+
+/// Why Twilio did not take a call.
+#[derive(Debug, thiserror::Error)]
+pub enum TwilioRestError {
+    #[error("cannot reach Twilio: {0}")]
+    Unreachable(#[from] reqwest::Error),
+    #[error("Twilio answered {status}: {message}")]
+    Refused { status: u16, message: String },
+    #[error("Twilio's answer has no call `sid`")]
+    NoSid,
+    #[error("the account has no auth token")]
+    NoToken,
+}
+
+impl TwilioRestError {
+    /// The word call records use for it.
+    pub fn reason(&self) -> &'static str {
+        match self {
+            TwilioRestError::Unreachable(_) => "provider_unreachable",
+            TwilioRestError::Refused { .. } => "provider_refused",
+            TwilioRestError::NoSid => "provider_bad_answer",
+            TwilioRestError::NoToken => "provider_misconfigured",
+        }
+    }
+}
+
+/// Asks Twilio to call `to` from `from` and run `twiml` once answered, and to POST the call's
+/// final status to `status_callback`; returns the call SID.
+pub async fn create_call(
+    http: &reqwest::Client,
+    account: &TwilioAccountSpec,
+    to: &str,
+    from: &str,
+    twiml: &str,
+    status_callback: &str,
+) -> Result<String, TwilioRestError> {
+    let token = account
+        .auth_token
+        .as_deref()
+        .ok_or(TwilioRestError::NoToken)?;
+    let url = format!(
+        "{}/2010-04-01/Accounts/{}/Calls.json",
+        account.api_base_url.trim_end_matches('/'),
+        account.account_sid
+    );
+    let body = form_urlencoded::Serializer::new(String::new())
+        .append_pair("To", to)
+        .append_pair("From", from)
+        .append_pair("Twiml", twiml)
+        .append_pair("StatusCallback", status_callback)
+        .finish();
+    let response = http
+        .post(&url)
+        .basic_auth(&account.account_sid, Some(token))
+        .header("content-type", "application/x-www-form-urlencoded")
+        .body(body)
+        .timeout(REQUEST_TIMEOUT)
+        .send()
+        .await?;
+    let status = response.status();
+    let text = response.text().await?;
+    if !status.is_success() {
+        // Twilio's errors are JSON with a `message`; keep the text when they are not.
+        let message = serde_json::from_str::<serde_json::Value>(&text)
+            .ok()
+            .and_then(|v| v["message"].as_str().map(str::to_owned))
+            .unwrap_or(text);
+        return Err(TwilioRestError::Refused {
+            status: status.as_u16(),
+            message,
+        });
+    }
+    serde_json::from_str::<serde_json::Value>(&text)
+        .ok()
+        .and_then(|v| v["sid"].as_str().map(str::to_owned))
+        .ok_or(TwilioRestError::NoSid)
+}

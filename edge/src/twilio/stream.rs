@@ -1,0 +1,266 @@
+//! One Twilio media stream: the task that owns its WebSocket. It waits for `start`, checks the
+//! stream's [`StreamTicket`](super::ticket::StreamTicket) and media format, starts the call
+//! task with a [`MediaLeg::Stream`] — routed from the cached configuration like a SIP call
+//! (inbound) or with the agent that placed it (outbound) — and then moves messages: caller
+//! frames and digits to the call, the call's paced audio, marks and clears to Twilio. A `stop`,
+//! a closed socket or the edge shutting down hang the call up; the call hanging up closes the
+//! socket, which ends Twilio's `<Connect>` and so the call.
+
+use std::time::Duration;
+
+use futures::{SinkExt, StreamExt};
+use tokio::io::{AsyncRead, AsyncWrite};
+use tokio::sync::mpsc;
+use tokio_tungstenite::tungstenite::Message;
+use tokio_tungstenite::WebSocketStream;
+use tracing::Instrument;
+
+use super::messages::{FromTwilio, Mark, StreamStart, ToTwilio};
+use super::TwilioEdge;
+use crate::call::leg::{MediaLeg, StreamFrame, StreamLeg, StreamOut};
+use crate::call::task::{self, CallDirection, CallSetup, CallSignal, DialogRequest};
+use crate::sip::endpoint::TransferProgress;
+use freya_shared::model::{CallEvent, CallEventKind};
+
+/// How long Twilio may take from opening the socket to `start`.
+const START_TIMEOUT: Duration = Duration::from_secs(10);
+/// Caller frames waiting for the call task: one second; beyond, frames are dropped (audio).
+const FRAME_QUEUE: usize = 50;
+/// Messages waiting to go to Twilio: one second of audio; the call drops beyond (audio).
+const OUT_QUEUE: usize = 50;
+/// Signals and requests between the stream and its call: rare, and none may be lost (waits).
+const SIGNAL_QUEUE: usize = 16;
+
+/// Serves one stream socket until the call ends.
+pub async fn run<S>(twilio: TwilioEdge, mut socket: WebSocketStream<S>)
+where
+    S: AsyncRead + AsyncWrite + Unpin,
+{
+    let start = match tokio::time::timeout(START_TIMEOUT, wait_for_start(&mut socket)).await {
+        Ok(Some(start)) => start,
+        Ok(None) => return,
+        Err(_) => {
+            tracing::warn!("media stream sent no `start` in time; closing it");
+            let _ = socket.close(None).await;
+            return;
+        }
+    };
+    let (frame_tx, frame_rx) = mpsc::channel(FRAME_QUEUE);
+    let (out_tx, mut out_rx) = mpsc::channel(OUT_QUEUE);
+    let leg = MediaLeg::Stream(StreamLeg {
+        frames: frame_rx,
+        out: out_tx,
+    });
+    let Some(setup) = call_setup(&twilio, &start, leg).await else {
+        let _ = socket.close(None).await;
+        return;
+    };
+    let (signal_tx, signal_rx) = mpsc::channel(SIGNAL_QUEUE);
+    let (request_tx, mut request_rx) = mpsc::channel(SIGNAL_QUEUE);
+    let services = twilio.services.clone();
+    services.state.call_started();
+    let span = tracing::info_span!("call", call_id = %setup.call_id, edge = %services.edge_id, workspace = %setup.workspace_id);
+    let call_id = setup.call_id.clone();
+    let call =
+        tokio::spawn(task::run(setup, signal_rx, services, request_tx).instrument(span.clone()));
+    let stream_sid = start.stream_sid.clone();
+    let hangup = |reason| CallSignal::Hangup {
+        reason,
+        by_us: false,
+    };
+    async {
+        tracing::info!(stream = %stream_sid, call_sid = %start.call_sid, "media stream started");
+        loop {
+            tokio::select! {
+                message = socket.next() => match message {
+                    Some(Ok(Message::Text(text))) => match FromTwilio::parse(&text) {
+                        Ok(FromTwilio::Media { media, .. }) => match media.audio() {
+                            Ok(payload) => {
+                                let frame = StreamFrame {
+                                    // Wrapped like RTP's sequence numbers and timestamps. The
+                                    // clock is the chunk counter (one frame each), not Twilio's
+                                    // millisecond `timestamp`, which is not exactly 20 ms apart.
+                                    sequence: (media.chunk & 0xffff) as u16,
+                                    timestamp: (media.chunk.wrapping_mul(160) & 0xffff_ffff) as u32,
+                                    payload,
+                                };
+                                // A full queue drops the frame: late audio is no use.
+                                let _ = frame_tx.try_send(frame);
+                            }
+                            Err(e) => tracing::debug!(error = %e, "dropping a media frame"),
+                        },
+                        Ok(FromTwilio::Dtmf { dtmf, .. }) => {
+                            match dtmf.digit.chars().next().filter(|_| dtmf.digit.len() == 1) {
+                                Some(digit) => { let _ = signal_tx.send(CallSignal::Dtmf(digit)).await; }
+                                None => tracing::debug!(digit = %dtmf.digit, "ignoring a malformed digit"),
+                            }
+                        }
+                        Ok(FromTwilio::Mark { mark, .. }) => tracing::debug!(mark = %mark.name, "Twilio played up to a mark"),
+                        Ok(FromTwilio::Stop { .. }) => {
+                            let _ = signal_tx.send(hangup("caller_hangup")).await;
+                            break;
+                        }
+                        Ok(FromTwilio::Connected { .. } | FromTwilio::Start { .. }) => {}
+                        Err(e) => tracing::debug!(error = %e, "ignoring a stream message"),
+                    },
+                    Some(Ok(Message::Close(_))) | None => {
+                        let _ = signal_tx.send(hangup("stream_closed")).await;
+                        break;
+                    }
+                    Some(Ok(_)) => {}
+                    Some(Err(e)) => {
+                        tracing::info!(error = %e, "media stream failed");
+                        let _ = signal_tx.send(hangup("stream_failed")).await;
+                        break;
+                    }
+                },
+                Some(out) = out_rx.recv() => {
+                    let message = match out {
+                        StreamOut::Media(mulaw) => ToTwilio::media(&stream_sid, &mulaw),
+                        StreamOut::Mark(name) => ToTwilio::Mark { stream_sid: stream_sid.clone(), mark: Mark { name } },
+                        StreamOut::Clear => ToTwilio::Clear { stream_sid: stream_sid.clone() },
+                    };
+                    if let Err(e) = socket.send(Message::text(message.to_text())).await {
+                        tracing::info!(error = %e, "cannot write to the media stream");
+                        let _ = signal_tx.send(hangup("stream_failed")).await;
+                        break;
+                    }
+                }
+                request = request_rx.recv() => match request {
+                    Some(DialogRequest::Hangup { .. }) | None => {
+                        // Closing the socket ends Twilio's <Connect>, and with nothing after it, the call.
+                        let _ = socket.close(None).await;
+                        break;
+                    }
+                    Some(DialogRequest::Transfer { destination, .. }) => {
+                        tracing::warn!(%destination, "transfer asked on a Twilio call; not supported on media streams");
+                        let failed = TransferProgress::Failed { reason: "transfer is not supported on Twilio media streams".into() };
+                        let _ = signal_tx.send(CallSignal::Transfer(failed)).await;
+                    }
+                    Some(DialogRequest::SendDtmf { digits, .. }) => {
+                        tracing::warn!(%digits, "digits asked on a Twilio call; media streams cannot send them");
+                    }
+                },
+                _ = twilio.shutdown.cancelled() => {
+                    let _ = signal_tx.send(CallSignal::Hangup { reason: "edge_shutdown", by_us: true }).await;
+                    let _ = socket.close(None).await;
+                    break;
+                }
+            }
+        }
+        // The call task finishes its record after the hang-up signal.
+        drop(signal_tx);
+        let _ = call.await;
+        tracing::debug!(call = %call_id, "media stream closed");
+    }
+    .instrument(span)
+    .await;
+}
+
+/// Reads up to the `start` message; `None` when the socket ends first.
+async fn wait_for_start<S>(socket: &mut WebSocketStream<S>) -> Option<StreamStart>
+where
+    S: AsyncRead + AsyncWrite + Unpin,
+{
+    while let Some(message) = socket.next().await {
+        match message {
+            Ok(Message::Text(text)) => match FromTwilio::parse(&text) {
+                Ok(FromTwilio::Start { start, .. }) => return Some(start),
+                Ok(_) => {}
+                Err(e) => tracing::debug!(error = %e, "ignoring a message before `start`"),
+            },
+            Ok(Message::Close(_)) | Err(_) => return None,
+            Ok(_) => {}
+        }
+    }
+    None
+}
+
+/// The call a started stream carries on `leg`, from its ticket and the cached configuration;
+/// `None` (logged, and recorded as failed when the call is known) when it cannot run.
+async fn call_setup(twilio: &TwilioEdge, start: &StreamStart, leg: MediaLeg) -> Option<CallSetup> {
+    if !start.media_format.is_mulaw_8k() {
+        tracing::warn!(format = ?start.media_format, "media stream is not μ-law at 8 kHz; closing it");
+        return None;
+    }
+    let Some(text) = start.custom_parameters.get("ticket") else {
+        tracing::warn!(call_sid = %start.call_sid, "media stream without a ticket; closing it");
+        return None;
+    };
+    let ticket = match twilio.tickets.open(text) {
+        Ok(ticket) if ticket.expired(freya_shared::ids::now_ms()) => {
+            tracing::warn!(call_sid = %start.call_sid, call = %ticket.call_id, "media stream with an expired ticket; closing it");
+            return None;
+        }
+        Ok(ticket) => ticket,
+        Err(e) => {
+            tracing::warn!(call_sid = %start.call_sid, error = %e, "media stream with a bad ticket; closing it");
+            return None;
+        }
+    };
+    if ticket
+        .call_sid
+        .as_deref()
+        .is_some_and(|sid| sid != start.call_sid)
+    {
+        tracing::warn!(call_sid = %start.call_sid, "media stream ticket is for another call; closing it");
+        return None;
+    }
+    let snapshot = twilio.services.state.snapshot();
+    let provider = serde_json::json!({
+        "provider": "twilio",
+        "provider_id": ticket.provider_id,
+        "provider_call_id": start.call_sid,
+        "stream_sid": start.stream_sid,
+    });
+    let (direction, agent, workflow) = if ticket.outbound {
+        let agent = ticket.agent_id.as_deref().and_then(|id| {
+            snapshot
+                .agent(id)
+                .filter(|a| a.workspace_id == ticket.workspace_id)
+        });
+        let Some(agent) = agent else {
+            tracing::warn!(call = %ticket.call_id, "outbound Twilio call for an agent this edge does not know");
+            record_failed(
+                twilio,
+                &ticket.call_id,
+                &ticket.workspace_id,
+                "unknown_agent",
+            )
+            .await;
+            return None;
+        };
+        (CallDirection::Outbound, agent.clone(), None)
+    } else {
+        let Some(route) = snapshot
+            .route(&ticket.to)
+            .filter(|r| r.number.workspace_id == ticket.workspace_id)
+        else {
+            tracing::warn!(call = %ticket.call_id, to = %ticket.to, "the number of a Twilio call is no longer routed here");
+            return None;
+        };
+        let (agent, workflow) = crate::call::responder::answerer(&snapshot, route.target);
+        (CallDirection::Inbound, agent, workflow)
+    };
+    Some(CallSetup {
+        call_id: ticket.call_id,
+        direction,
+        workspace_id: ticket.workspace_id,
+        agent,
+        workflow,
+        caller: ticket.from,
+        dialled: ticket.to,
+        leg,
+        provider,
+    })
+}
+
+async fn record_failed(twilio: &TwilioEdge, call_id: &str, workspace_id: &str, reason: &str) {
+    let event = CallEvent::new(
+        call_id.to_owned(),
+        workspace_id.to_owned(),
+        CallEventKind::Failed,
+        serde_json::json!({"reason": reason}),
+    );
+    let _ = twilio.services.events.send(event).await;
+}
