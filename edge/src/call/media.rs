@@ -134,6 +134,11 @@ impl CallMedia {
         let clock_rate = audio.codec.clock_rate();
         let mut jitter_config = JitterConfig {
             clock_rate,
+            // The caller's audio goes to the VAD and speech-to-text, not to a loudspeaker: the
+            // buffer need only absorb the jitter it measures. A packet that comes after its tick
+            // is not lost, it starts a refill one frame later; every frame of delay saved here
+            // is saved on each barge-in.
+            min_delay: Duration::ZERO,
             ..JitterConfig::default()
         };
         if audio.codec == Codec::Opus {

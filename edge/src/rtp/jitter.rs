@@ -204,7 +204,7 @@ impl JitterBuffer {
     }
 
     /// The delay the buffer currently aims to hold: `min_delay + 4 × jitter`, rounded up to
-    /// whole frames and clamped to `max_delay`.
+    /// whole milliseconds and clamped to `max_delay`.
     pub fn target_delay(&self) -> Duration {
         self.target
     }
@@ -386,10 +386,11 @@ impl JitterBuffer {
         let elapsed = now.saturating_duration_since(epoch).as_nanos();
         let arrival = (elapsed * u128::from(self.config.clock_rate) / 1_000_000_000) as u32;
         self.jitter.update(arrival, timestamp);
-        let frame = self.config.frame_duration;
+        // Whole milliseconds: the tick that plays a frame comes up to a frame after the target
+        // anyway, so rounding to frames would add a frame of delay for nothing.
         let wanted = self.config.min_delay + self.jitter() * 4;
-        let frames = wanted.as_nanos().div_ceil(frame.as_nanos()).max(1);
-        let rounded = frame.saturating_mul(u32::try_from(frames).unwrap_or(u32::MAX));
+        let millis = wanted.as_nanos().div_ceil(1_000_000);
+        let rounded = Duration::from_millis(u64::try_from(millis).unwrap_or(u64::MAX));
         self.target = rounded.clamp(self.config.min_delay, self.config.max_delay);
     }
 

@@ -78,8 +78,8 @@ fn an_earlier_packet_arriving_while_filling_plays_first() {
     // Sent at 100 and 120 ms; 6 arrives after 1 ms, 5 after 25 ms.
     push(&mut jb, t0 + 121 * MS, 6);
     push(&mut jb, t0 + 125 * MS, 5);
-    // |D| = 24 ms raises jitter to 1.5 ms, so the target is 20 + 4 × 1.5 → two frames.
-    assert_eq!(jb.target_delay(), 40 * MS);
+    // |D| = 24 ms raises jitter to 1.5 ms, so the target is 20 + 4 × 1.5 ms.
+    assert_eq!(jb.target_delay(), 26 * MS);
     assert_eq!(pop(&mut jb, t0 + 145 * MS), Out::Nothing);
     assert_eq!(pop(&mut jb, t0 + 165 * MS), Out::Frame(5));
     assert_eq!(pop(&mut jb, t0 + 185 * MS), Out::Frame(6));
