@@ -39,6 +39,11 @@ struct World {
 
 /// A control plane, an edge, the fakes, and number `demo` answered by an agent using them.
 async fn world(first_message: &str) -> World {
+    world_with(first_message, serde_json::json!({})).await
+}
+
+/// As [`world`], with `extra` agent fields (tools, ...) merged into the agent.
+async fn world_with(first_message: &str, extra: serde_json::Value) -> World {
     let speech = FakeOpenAiSpeech::start().await.expect("fake speech");
     let llm = FakeLlmServer::openai().await.expect("fake llm");
     let db = TestDb::new(Backend::Sqlite).await;
@@ -51,7 +56,7 @@ async fn world(first_message: &str) -> World {
         .await
         .expect("workspace");
     let scope = WorkspaceScope { workspace_id };
-    let agent: AgentSpec = serde_json::from_value(serde_json::json!({
+    let mut agent_json = serde_json::json!({
         "name": "Front desk",
         "system_prompt": "You are the front desk of {{business_name}}. The caller is {{caller_number}}.",
         "first_message": first_message,
@@ -59,8 +64,11 @@ async fn world(first_message: &str) -> World {
         "stt": {"provider": "openai", "model": "whisper-1", "base_url": speech.base_url(), "api_key": "stt-key"},
         "llm": {"provider": "openai", "model": "gpt-4o-mini", "base_url": llm.base_url(), "api_key": "llm-key"},
         "tts": {"provider": "openai", "model": "tts-1", "voice": "alloy", "base_url": speech.base_url(), "api_key": "tts-key"}
-    }))
-    .expect("agent");
+    });
+    if let (Some(agent), Some(extra)) = (agent_json.as_object_mut(), extra.as_object()) {
+        agent.extend(extra.clone());
+    }
+    let agent: AgentSpec = serde_json::from_value(agent_json).expect("agent");
     assert_eq!(agent.validate(), Vec::new());
     agent_on_number(&control, &scope, "demo", &agent).await;
     let dir = tempfile::tempdir().expect("temp dir");
@@ -415,5 +423,135 @@ async fn a_failing_model_still_gets_the_caller_an_answer() {
     assert_eq!(failed[0].payload["stage"], "llm");
     let ended = of_kind(&events, "call.ended");
     assert_eq!(ended[0].payload["hangup_by"], "caller", "the call went on");
+    teardown(w).await;
+}
+
+/// What the customer's tool endpoint received, once it verified the signature.
+#[derive(Debug, Clone)]
+struct ToolHit {
+    call_id: String,
+    arguments: serde_json::Value,
+}
+
+/// A customer's tool endpoint on 127.0.0.1 that checks Freya's signature with `secret`, as a
+/// customer would, and answers with a booking confirmation.
+async fn tool_endpoint(secret: &'static str) -> (String, Arc<std::sync::Mutex<Vec<ToolHit>>>) {
+    use axum::http::{HeaderMap, StatusCode};
+    use freya_edge::llm::tools::{
+        verify_signature, CALL_ID_HEADER, SIGNATURE_HEADER, TIMESTAMP_HEADER,
+    };
+    let hits = Arc::new(std::sync::Mutex::new(Vec::new()));
+    let seen = hits.clone();
+    let handler = move |headers: HeaderMap, body: axum::body::Bytes| {
+        let seen = seen.clone();
+        async move {
+            let header = |name: &str| {
+                headers
+                    .get(name)
+                    .and_then(|v| v.to_str().ok())
+                    .unwrap_or_default()
+                    .to_string()
+            };
+            let verdict = verify_signature(
+                secret.as_bytes(),
+                &header(TIMESTAMP_HEADER),
+                &header(SIGNATURE_HEADER),
+                &body,
+                std::time::SystemTime::now(),
+                Duration::from_secs(300),
+            );
+            if verdict.is_err() {
+                return (StatusCode::UNAUTHORIZED, "bad signature".to_string());
+            }
+            let arguments = serde_json::from_slice(&body).unwrap_or(serde_json::Value::Null);
+            if let Ok(mut hits) = seen.lock() {
+                hits.push(ToolHit {
+                    call_id: header(CALL_ID_HEADER),
+                    arguments,
+                });
+            }
+            (StatusCode::OK, r#"{"booked": "Friday 10:00"}"#.to_string())
+        }
+    };
+    let app = axum::Router::new().route("/book", axum::routing::post(handler));
+    let listener = tokio::net::TcpListener::bind("127.0.0.1:0")
+        .await
+        .expect("bind");
+    let url = format!("http://{}/book", listener.local_addr().expect("address"));
+    tokio::spawn(async move {
+        let _ = axum::serve(listener, app).await;
+    });
+    (url, hits)
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_customer_tool_round_trips_through_a_signed_request_during_the_call() {
+    const SECRET_OF_TOOLS: &str = "tool-secret-for-the-test";
+    let (url, hits) = tool_endpoint(SECRET_OF_TOOLS).await;
+    let w = world_with(
+        "",
+        serde_json::json!({
+            "tool_secret": SECRET_OF_TOOLS,
+            "tools": [{"name": "book_appointment", "description": "Books a visit.",
+                       "parameters": {"type": "object", "properties": {"day": {"type": "string"}}},
+                       "url": url, "timeout_ms": 5000}]
+        }),
+    )
+    .await;
+    w.speech.set_default_transcript("Book me in on Friday.");
+    w.llm.push_reply(FakeReply::tool_call(
+        "call_1",
+        "book_appointment",
+        serde_json::json!({"day": "friday"}),
+    ));
+    w.llm
+        .respond_with(|_| FakeReply::text("You are booked for Friday at ten."));
+    let talker = TalkerConfig {
+        first_turn_after: Duration::from_millis(300),
+        reply_timeout: Duration::from_secs(6),
+        pause_after_reply: Duration::from_millis(400),
+        barge_in_after: None,
+    };
+    let report = call(
+        &w,
+        &["Book me in on Friday."],
+        talker,
+        Duration::from_secs(5),
+    )
+    .await;
+    assert!(report.succeeded(), "{:?}", report.failure);
+    assert_eq!(report.v2v_ms.len(), 1, "the caller heard the answer");
+
+    let hits = hits.lock().expect("hits").clone();
+    assert_eq!(hits.len(), 1, "one signed tool request: {hits:?}");
+    assert_eq!(hits[0].arguments, serde_json::json!({"day": "friday"}));
+    assert!(!hits[0].call_id.is_empty(), "the call id travels with it");
+    // The result went back to the model, which then answered.
+    let requests = w.llm.requests();
+    assert_eq!(
+        requests.len(),
+        2,
+        "the model was asked again with the result"
+    );
+    let messages = requests[1].body["messages"]
+        .as_array()
+        .cloned()
+        .unwrap_or_default();
+    let tool_result = messages
+        .iter()
+        .find(|m| m["role"] == "tool")
+        .expect("a tool message");
+    assert_eq!(tool_result["tool_call_id"], "call_1");
+    assert!(
+        tool_result["content"]
+            .as_str()
+            .unwrap_or_default()
+            .contains("Friday 10:00"),
+        "{tool_result}"
+    );
+    let events = recorded_events(&w).await;
+    let tool = of_kind(&events, "call.tool");
+    assert_eq!(tool.len(), 1, "{events:?}");
+    assert_eq!(tool[0].payload["name"], "book_appointment");
     teardown(w).await;
 }
