@@ -12,6 +12,7 @@ use serde_json::json;
 use freya_control::api::Claims;
 use freya_control::server::ControlPlane;
 use support::http::{login, make_user, Api};
+use support::on_both_engines;
 use support::{control_config, Backend, TestDb, JWT_SECRET};
 
 async fn start(backend: Backend) -> (TestDb, ControlPlane, Api) {
@@ -507,19 +508,6 @@ async fn the_audit_log_pages_through_every_change(backend: Backend) {
     assert_eq!(unknown.body["errors"][0]["field"], "limt");
     control.stop().await;
     db.cleanup().await;
-}
-
-macro_rules! on_both_engines {
-    ($($name:ident),* $(,)?) => {
-        mod on_sqlite {
-            $(#[tokio::test]
-            async fn $name() { super::$name(super::Backend::Sqlite).await })*
-        }
-        mod on_postgres {
-            $(#[tokio::test]
-            async fn $name() { super::$name(super::Backend::Postgres).await })*
-        }
-    };
 }
 
 on_both_engines!(

@@ -10,6 +10,7 @@ use serde_json::json;
 
 use freya_control::server::ControlPlane;
 use support::http::{workspace_with_keys, Api};
+use support::on_both_engines;
 use support::{control_config, Backend, TestDb};
 
 async fn agent_secrets_are_masked_on_read_and_kept_by_patch(backend: Backend) {
@@ -134,19 +135,6 @@ fn stored_scope(ws: &str) -> freya_control::store::WorkspaceScope {
     freya_control::store::WorkspaceScope {
         workspace_id: ws.to_owned(),
     }
-}
-
-macro_rules! on_both_engines {
-    ($($name:ident),* $(,)?) => {
-        mod on_sqlite {
-            $(#[tokio::test]
-            async fn $name() { super::$name(super::Backend::Sqlite).await })*
-        }
-        mod on_postgres {
-            $(#[tokio::test]
-            async fn $name() { super::$name(super::Backend::Postgres).await })*
-        }
-    };
 }
 
 on_both_engines!(agent_secrets_are_masked_on_read_and_kept_by_patch);

@@ -12,6 +12,7 @@ use freya_control::store::EdgeRegistration;
 use freya_shared::ids::new_id;
 use freya_shared::model::CallEvent;
 use support::http::{workspace_with_keys, Api};
+use support::on_both_engines;
 use support::{control_config, Backend, TestDb};
 
 /// 2025-01-01T00:00:00Z.
@@ -288,19 +289,6 @@ async fn calls_are_bucketed_grouped_and_summed(backend: Backend) {
     }
     control.stop().await;
     db.cleanup().await;
-}
-
-macro_rules! on_both_engines {
-    ($($name:ident),* $(,)?) => {
-        mod on_sqlite {
-            $(#[tokio::test]
-            async fn $name() { super::$name(super::Backend::Sqlite).await })*
-        }
-        mod on_postgres {
-            $(#[tokio::test]
-            async fn $name() { super::$name(super::Backend::Postgres).await })*
-        }
-    };
 }
 
 async fn usage_and_reply_latency_are_summed_and_ranked(backend: Backend) {

@@ -8,6 +8,7 @@ use serde_json::{json, Value};
 
 use freya_control::server::ControlPlane;
 use freya_control::store::{Role, WorkspaceScope};
+use support::on_both_engines;
 use support::{control_config, Backend, TestDb};
 
 struct Api {
@@ -325,19 +326,6 @@ async fn probes_and_metrics_answer() {
     assert!(page.contains("<title>Freya</title>"));
     control.stop().await;
     db.cleanup().await;
-}
-
-macro_rules! on_both_engines {
-    ($($name:ident),* $(,)?) => {
-        mod on_sqlite {
-            $(#[tokio::test]
-            async fn $name() { super::$name(super::Backend::Sqlite).await })*
-        }
-        mod on_postgres {
-            $(#[tokio::test]
-            async fn $name() { super::$name(super::Backend::Postgres).await })*
-        }
-    };
 }
 
 on_both_engines!(

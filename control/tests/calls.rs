@@ -15,6 +15,7 @@ use freya_edge::Edge;
 use freya_shared::ids::new_id;
 use freya_shared::model::{AgentSpec, CallEvent, CallEventKind, PhoneNumberSpec};
 use support::http::{workspace_with_keys, Api};
+use support::on_both_engines;
 use support::{control_config, edge_config, eventually, Backend, TestDb, SECRET};
 
 fn event(
@@ -308,19 +309,6 @@ async fn an_outbound_call_goes_to_an_edge_and_its_idempotency_key_replays(backen
     edge.stop().await;
     control.stop().await;
     db.cleanup().await;
-}
-
-macro_rules! on_both_engines {
-    ($($name:ident),* $(,)?) => {
-        mod on_sqlite {
-            $(#[tokio::test]
-            async fn $name() { super::$name(super::Backend::Sqlite).await })*
-        }
-        mod on_postgres {
-            $(#[tokio::test]
-            async fn $name() { super::$name(super::Backend::Postgres).await })*
-        }
-    };
 }
 
 on_both_engines!(

@@ -10,6 +10,7 @@ use freya_control::server::ControlPlane;
 use freya_control::store::{Role, WorkspaceScope};
 use freya_edge::Edge;
 use freya_shared::model::{AgentSpec, CallEvent, CallEventKind, EdgeStatus, PhoneNumberSpec};
+use support::on_both_engines;
 use support::{control_config, edge_config, eventually, Backend, TestDb, SECRET};
 
 fn agent(name: &str, first_message: &str) -> AgentSpec {
@@ -359,20 +360,8 @@ async fn api_keys_authenticate_with_their_role_and_workspace() {
     control.stop().await;
 }
 
-macro_rules! on_both_engines {
-    ($($name:ident),* $(,)?) => {
-        mod on_sqlite {
-            $(#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
-            async fn $name() { super::$name(super::Backend::Sqlite).await })*
-        }
-        mod on_postgres {
-            $(#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
-            async fn $name() { super::$name(super::Backend::Postgres).await })*
-        }
-    };
-}
-
 on_both_engines!(
+    multi_thread;
     edge_registers_and_shows_online,
     an_agent_change_reaches_the_edge_within_a_second,
     events_arrive_exactly_once_across_a_control_plane_restart,

@@ -11,6 +11,7 @@ use sqlx::Row;
 
 use freya_control::server::ControlPlane;
 use support::http::{workspace_with_keys, Api};
+use support::on_both_engines;
 use support::{control_config, Backend, TestDb};
 
 async fn stored_provider_columns(url: &str, id: &str) -> (String, Option<String>) {
@@ -359,19 +360,6 @@ async fn invalid_twilio_accounts_are_refused_naming_the_field(backend: Backend) 
     }
     control.stop().await;
     db.cleanup().await;
-}
-
-macro_rules! on_both_engines {
-    ($($name:ident),* $(,)?) => {
-        mod on_sqlite {
-            $(#[tokio::test]
-            async fn $name() { super::$name(super::Backend::Sqlite).await })*
-        }
-        mod on_postgres {
-            $(#[tokio::test]
-            async fn $name() { super::$name(super::Backend::Postgres).await })*
-        }
-    };
 }
 
 on_both_engines!(

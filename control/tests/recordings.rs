@@ -28,6 +28,7 @@ use freya_loadtest::uac::{self, CallConfig, CallReport, HangupSide, SipEndpoint,
 use freya_proto::v1::{recording_chunk::Part, RecordingChunk, RecordingHeader};
 use freya_shared::model::AgentSpec;
 use support::http::{workspace_with_keys, Api};
+use support::on_both_engines;
 use support::{
     agent_on_number, control_config, edge_config, eventually, until_routed, Backend, TestDb, SECRET,
 };
@@ -461,20 +462,8 @@ fn urlencode(id: &str) -> String {
         .collect()
 }
 
-macro_rules! on_both_engines {
-    ($($name:ident),* $(,)?) => {
-        mod on_sqlite {
-            $(#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
-            async fn $name() { super::$name(super::Backend::Sqlite).await })*
-        }
-        mod on_postgres {
-            $(#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
-            async fn $name() { super::$name(super::Backend::Postgres).await })*
-        }
-    };
-}
-
 on_both_engines!(
+    multi_thread;
     a_recorded_call_downloads_with_both_sides_and_honours_ranges,
     a_recording_made_during_an_outage_arrives_after_it,
     uploads_are_checked_before_they_are_stored,

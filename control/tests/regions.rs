@@ -16,6 +16,7 @@ use freya_edge::Edge;
 use freya_shared::ids::{new_id, now_ms, rfc3339};
 use freya_shared::model::{AgentSpec, CallEvent, CallEventKind};
 use support::http::{workspace_with_keys, Api};
+use support::on_both_engines;
 use support::{control_config, edge_config, eventually, Backend, TestDb, SECRET};
 
 async fn new_agent(control: &ControlPlane, ws: &str) -> String {
@@ -414,19 +415,6 @@ async fn an_inbound_call_keeps_the_region_of_the_edge_that_answered(backend: Bac
     );
     control.stop().await;
     db.cleanup().await;
-}
-
-macro_rules! on_both_engines {
-    ($($name:ident),* $(,)?) => {
-        mod on_sqlite {
-            $(#[tokio::test]
-            async fn $name() { super::$name(super::Backend::Sqlite).await })*
-        }
-        mod on_postgres {
-            $(#[tokio::test]
-            async fn $name() { super::$name(super::Backend::Postgres).await })*
-        }
-    };
 }
 
 on_both_engines!(

@@ -16,6 +16,7 @@ use freya_shared::model::{
     AgentSpec, CallEvent, CallEventKind, PhoneNumberSpec, ProviderSpec, SipTrunkSpec,
 };
 use support::http::{workspace_with_keys, Api};
+use support::on_both_engines;
 use support::{control_config, Backend, TestDb};
 
 /// A workspace with one key per role and one resource of every kind.
@@ -655,19 +656,6 @@ async fn another_workspace_gets_404_for_every_resource(backend: Backend) {
         .any(|m| m["user_id"] == w.member.as_str() && m["role"] == "viewer"));
     control.stop().await;
     db.cleanup().await;
-}
-
-macro_rules! on_both_engines {
-    ($($name:ident),* $(,)?) => {
-        mod on_sqlite {
-            $(#[tokio::test]
-            async fn $name() { super::$name(super::Backend::Sqlite).await })*
-        }
-        mod on_postgres {
-            $(#[tokio::test]
-            async fn $name() { super::$name(super::Backend::Postgres).await })*
-        }
-    };
 }
 
 on_both_engines!(

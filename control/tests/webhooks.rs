@@ -24,6 +24,7 @@ use freya_control::server::ControlPlane;
 use freya_shared::ids::new_id;
 use freya_shared::model::{CallEvent, CallEventKind};
 use support::http::{workspace_with_keys, Api};
+use support::on_both_engines;
 use support::{control_config, eventually, Backend, TestDb};
 
 const SECRET: &str = "whsec-0123456789abcdef";
@@ -451,19 +452,6 @@ async fn private_targets_are_refused_at_delivery_time_too(backend: Backend) {
     control.stop().await;
     stop.cancel();
     db.cleanup().await;
-}
-
-macro_rules! on_both_engines {
-    ($($name:ident),* $(,)?) => {
-        mod on_sqlite {
-            $(#[tokio::test]
-            async fn $name() { super::$name(super::Backend::Sqlite).await })*
-        }
-        mod on_postgres {
-            $(#[tokio::test]
-            async fn $name() { super::$name(super::Backend::Postgres).await })*
-        }
-    };
 }
 
 on_both_engines!(

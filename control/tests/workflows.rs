@@ -11,6 +11,7 @@ use serde_json::{json, Value};
 use freya_control::server::ControlPlane;
 use freya_shared::snapshot::CallTarget;
 use support::http::{workspace_with_keys, Api};
+use support::on_both_engines;
 use support::{control_config, Backend, TestDb};
 
 /// The example flow of the workflow issue, with `sales` handing calls to `agent`.
@@ -538,19 +539,6 @@ async fn numbers_route_to_the_latest_published_version(backend: Backend) {
         .await;
     assert_eq!(gone.status, StatusCode::NOT_FOUND);
     w.stop().await;
-}
-
-macro_rules! on_both_engines {
-    ($($name:ident),* $(,)?) => {
-        mod on_sqlite {
-            $(#[tokio::test]
-            async fn $name() { super::$name(super::Backend::Sqlite).await })*
-        }
-        mod on_postgres {
-            $(#[tokio::test]
-            async fn $name() { super::$name(super::Backend::Postgres).await })*
-        }
-    };
 }
 
 on_both_engines!(

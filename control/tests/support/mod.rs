@@ -252,3 +252,32 @@ where
         tokio::time::sleep(Duration::from_millis(20)).await;
     }
 }
+
+/// Runs each named `async fn(Backend)` of a test file as two tests, one on SQLite and one on
+/// PostgreSQL. Starting the list with `multi_thread;` gives each a two-thread runtime (tests that
+/// run an edge in-process need one).
+#[allow(unused_macros)]
+macro_rules! on_both_engines {
+    (multi_thread; $($name:ident),* $(,)?) => {
+        mod on_sqlite {
+            $(#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+            async fn $name() { super::$name(super::Backend::Sqlite).await })*
+        }
+        mod on_postgres {
+            $(#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+            async fn $name() { super::$name(super::Backend::Postgres).await })*
+        }
+    };
+    ($($name:ident),* $(,)?) => {
+        mod on_sqlite {
+            $(#[tokio::test]
+            async fn $name() { super::$name(super::Backend::Sqlite).await })*
+        }
+        mod on_postgres {
+            $(#[tokio::test]
+            async fn $name() { super::$name(super::Backend::Postgres).await })*
+        }
+    };
+}
+#[allow(unused_imports)]
+pub(crate) use on_both_engines;
