@@ -11,21 +11,17 @@ use std::sync::Arc;
 use std::time::Duration;
 
 use freya_control::server::ControlPlane;
-use freya_control::store::{CallRecord, StoredEvent, WorkspaceScope};
+use freya_control::store::{StoredEvent, WorkspaceScope};
 use freya_edge::llm::fakes::{FakeLlmServer, FakeReply};
 use freya_edge::sip::sdp::Codec;
 use freya_edge::speech::fakes::{tone, FakeOpenAiSpeech};
 use freya_edge::Edge;
-use freya_loadtest::audio::Utterance;
-use freya_loadtest::onset::OnsetConfig;
-use freya_loadtest::uac::{
-    self, CallConfig, CallReport, HangupSide, MediaOptions, SipEndpoint, TalkerConfig,
-};
+use freya_loadtest::uac::{CallReport, TalkerConfig};
 use freya_shared::model::AgentSpec;
+use support::voice_call::{of_kind, only_call_events, place_spoken_call};
 use support::{
-    agent_on_number, control_config, edge_config, eventually, until_routed, Backend, TestDb, SECRET,
+    agent_on_number, control_config, edge_config, until_routed, Backend, TestDb, SECRET,
 };
-use tokio_util::sync::CancellationToken;
 
 struct World {
     db: TestDb,
@@ -100,56 +96,12 @@ async fn call_with(
     talker: TalkerConfig,
     hold: Duration,
 ) -> CallReport {
-    let cancel = CancellationToken::new();
-    let endpoint = SipEndpoint::bind("127.0.0.1:0".parse().expect("addr"), cancel.clone())
-        .await
-        .expect("UAC binds");
-    let turns: Vec<Utterance> = turns
-        .iter()
-        .map(|t| Utterance::from_spec(&format!("say:{t}")).expect("espeak-ng speaks"))
-        .collect();
-    let config = CallConfig {
-        target: w.edge.sip_addr,
-        number: "demo".into(),
-        caller: "+15550123".into(),
-        codec,
-        media_ip: "127.0.0.1".parse().expect("ip"),
-        hold,
-        hangup: HangupSide::Caller,
-        callee_grace: Duration::from_secs(2),
-        setup_timeout: Duration::from_secs(10),
-        bye_timeout: Duration::from_secs(5),
-        turns: Arc::from(turns),
-        talker,
-        onset: OnsetConfig::default(),
-        late_after: Duration::from_millis(200),
-        received_audio: None,
-        media: MediaOptions::default(),
-    };
-    let report = uac::place_call(&endpoint, &config, &cancel).await;
-    cancel.cancel();
-    report
+    place_spoken_call(w.edge.sip_addr, codec, turns, talker, hold).await
 }
 
 /// The recorded events of the one finished call.
 async fn recorded_events(w: &World) -> Vec<StoredEvent> {
-    let calls: Vec<CallRecord> = eventually(Duration::from_secs(15), "the call to end", || {
-        let (store, scope) = (w.control.store.clone(), w.scope.clone());
-        async move {
-            let calls = store.calls(&scope, 10).await.ok()?;
-            (calls.len() == 1 && calls.iter().all(|c| c.ended_at_ms.is_some())).then_some(calls)
-        }
-    })
-    .await;
-    w.control
-        .store
-        .call_events(&w.scope, &calls[0].id)
-        .await
-        .expect("events")
-}
-
-fn of_kind<'a>(events: &'a [StoredEvent], kind: &str) -> Vec<&'a StoredEvent> {
-    events.iter().filter(|e| e.kind == kind).collect()
+    only_call_events(&w.control, &w.scope).await
 }
 
 async fn teardown(w: World) {

@@ -21,6 +21,7 @@ use sqlx::Connection;
 pub mod caller;
 pub mod http;
 pub mod twilio;
+pub mod voice_call;
 
 pub const SECRET: &str = "test-shared-secret-0123456789";
 /// The JWT signing secret of test control planes.

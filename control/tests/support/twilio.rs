@@ -133,9 +133,8 @@ pub async fn finished_call(w: &World, direction: &str) -> (CallRecord, Vec<Store
     (call, events)
 }
 
-pub fn of_kind<'a>(events: &'a [StoredEvent], kind: &str) -> Vec<&'a StoredEvent> {
-    events.iter().filter(|e| e.kind == kind).collect()
-}
+#[allow(unused_imports)]
+pub use super::voice_call::of_kind;
 
 pub async fn teardown(w: World) {
     w.edge.stop().await;

@@ -1,0 +1,80 @@
+//! Calls placed by the project's own UAC (`freya-loadtest`) speaking espeak-ng audio, and the
+//! record of the one call a voice test makes: what the voice tests share.
+
+use std::net::SocketAddr;
+use std::sync::Arc;
+use std::time::Duration;
+
+use freya_control::server::ControlPlane;
+use freya_control::store::{CallRecord, StoredEvent, WorkspaceScope};
+use freya_edge::sip::sdp::Codec;
+use freya_loadtest::audio::Utterance;
+use freya_loadtest::onset::OnsetConfig;
+use freya_loadtest::uac::{
+    self, CallConfig, CallReport, HangupSide, MediaOptions, SipEndpoint, TalkerConfig,
+};
+use tokio_util::sync::CancellationToken;
+
+use super::eventually;
+
+/// Places one call to number `demo` at `target`, offering only `codec`, that says `turns`
+/// (espeak-ng) when `talker` decides and hangs up after `hold`.
+pub async fn place_spoken_call(
+    target: SocketAddr,
+    codec: Codec,
+    turns: &[&str],
+    talker: TalkerConfig,
+    hold: Duration,
+) -> CallReport {
+    let cancel = CancellationToken::new();
+    let endpoint = SipEndpoint::bind("127.0.0.1:0".parse().expect("addr"), cancel.clone())
+        .await
+        .expect("UAC binds");
+    let turns: Vec<Utterance> = turns
+        .iter()
+        .map(|t| Utterance::from_spec(&format!("say:{t}")).expect("espeak-ng speaks"))
+        .collect();
+    let config = CallConfig {
+        target,
+        number: "demo".into(),
+        caller: "+15550123".into(),
+        codec,
+        media_ip: "127.0.0.1".parse().expect("ip"),
+        hold,
+        hangup: HangupSide::Caller,
+        callee_grace: Duration::from_secs(2),
+        setup_timeout: Duration::from_secs(10),
+        bye_timeout: Duration::from_secs(5),
+        turns: Arc::from(turns),
+        talker,
+        onset: OnsetConfig::default(),
+        late_after: Duration::from_millis(200),
+        received_audio: None,
+        media: MediaOptions::default(),
+    };
+    let report = uac::place_call(&endpoint, &config, &cancel).await;
+    cancel.cancel();
+    report
+}
+
+/// The recorded events of the workspace's one call, once it has ended.
+pub async fn only_call_events(control: &ControlPlane, scope: &WorkspaceScope) -> Vec<StoredEvent> {
+    let calls: Vec<CallRecord> = eventually(Duration::from_secs(15), "the call to end", || {
+        let (store, scope) = (control.store.clone(), scope.clone());
+        async move {
+            let calls = store.calls(&scope, 10).await.ok()?;
+            (calls.len() == 1 && calls.iter().all(|c| c.ended_at_ms.is_some())).then_some(calls)
+        }
+    })
+    .await;
+    control
+        .store
+        .call_events(scope, &calls[0].id)
+        .await
+        .expect("events")
+}
+
+/// The events of one kind.
+pub fn of_kind<'a>(events: &'a [StoredEvent], kind: &str) -> Vec<&'a StoredEvent> {
+    events.iter().filter(|e| e.kind == kind).collect()
+}
