@@ -21,6 +21,9 @@ use super::{
 pub const SID: &str = "AC0123456789abcdef0123456789abcdef";
 pub const TOKEN: &str = "twilio-auth-token";
 pub const NUMBER: &str = "+15550100";
+/// The priority of the first Twilio account `world` creates (the next ones follow it), so a
+/// test can rank a trunk before (lower) or after (higher) them.
+pub const TWILIO_PRIORITY: usize = 10;
 
 pub struct World {
     pub db: TestDb,
@@ -34,7 +37,8 @@ pub struct World {
 }
 
 /// A control plane, an edge, the speech and LLM fakes, and number `NUMBER` answered by an agent
-/// using them; `accounts` are Twilio accounts `(auth token, REST base URL)` in priority order.
+/// using them; `accounts` are Twilio accounts `(auth token, REST base URL)` in priority order
+/// from `TWILIO_PRIORITY`.
 pub async fn world(first_message: &str, accounts: &[(&str, String)]) -> World {
     let speech = FakeOpenAiSpeech::start().await.expect("fake speech");
     let llm = FakeLlmServer::openai().await.expect("fake llm");
@@ -63,7 +67,7 @@ pub async fn world(first_message: &str, accounts: &[(&str, String)]) -> World {
                 &admin,
                 Some(
                     json!({"kind": "twilio", "name": format!("Twilio {i}"), "account_sid": SID,
-                            "auth_token": token, "priority": i, "api_base_url": base_url}),
+                            "auth_token": token, "priority": TWILIO_PRIORITY + i, "api_base_url": base_url}),
                 ),
             )
             .await;
