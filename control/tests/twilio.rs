@@ -9,10 +9,13 @@ use std::time::Duration;
 
 use freya_edge::llm::fakes::FakeReply;
 use freya_edge::speech::fakes::tone;
-use freya_edge::twilio::fakes::{post_voice_webhook, CallerAction, StreamCaller};
+use freya_edge::twilio::fakes::{
+    post_voice_webhook, CallerAction, FakeTwilio, StreamCaller, StreamReport,
+};
 use freya_loadtest::audio::Utterance;
 use support::twilio::{
-    finished_call, of_kind, teardown, voice_url, webhook_form, world, NUMBER, SID, TOKEN,
+    finished_call, of_kind, teardown, voice_url, webhook_form, world, World, NUMBER, SID, TOKEN,
+    TRANSFER_TO,
 };
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
@@ -196,5 +199,120 @@ async fn speaking_over_the_agent_clears_twilios_buffer() {
     assert!(report.clears >= 1, "a clear on barge-in: {report:?}");
     let (_, events) = finished_call(&w, "inbound").await;
     assert_eq!(of_kind(&events, "call.barge_in").len(), 1, "{events:?}");
+    teardown(w).await;
+}
+
+/// A caller on stream `call_sid` who waits for the greeting, says `words`, and stays on the line
+/// for `stay` (unless the edge closes the stream first).
+async fn caller_says(w: &World, call_sid: &str, words: &str, stay: Duration) -> StreamReport {
+    let answer = post_voice_webhook(&voice_url(w), TOKEN, &webhook_form(call_sid, NUMBER))
+        .await
+        .expect("answer");
+    assert_eq!(answer.status, 200, "{}", answer.body);
+    let speech = Utterance::from_spec(&format!("say:{words}")).expect("espeak-ng");
+    StreamCaller::new(answer.stream.expect("a stream"), SID, call_sid)
+        .run(&[
+            CallerAction::ListenFor {
+                voiced_frames: 10,
+                limit: Duration::from_secs(8),
+            },
+            CallerAction::Wait(Duration::from_millis(800)),
+            CallerAction::Speak(speech.samples.to_vec()),
+            CallerAction::Wait(stay),
+        ])
+        .await
+        .expect("stream runs")
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn the_agent_transfers_a_twilio_call_by_redirecting_it_through_the_rest_api() {
+    let twilio = FakeTwilio::start(SID, TOKEN).await.expect("fake");
+    let w = world("Hello, Acme front desk.", &[(TOKEN, twilio.base_url())]).await;
+    w.speech.set_default_transcript("Put me through to sales.");
+    w.llm.push_reply(FakeReply::tool_call(
+        "call_1",
+        "transfer_call",
+        serde_json::json!({"destination": TRANSFER_TO}),
+    ));
+    w.llm.respond_with(|_| FakeReply::text("One moment."));
+    let report = caller_says(
+        &w,
+        "CA300",
+        "Put me through to sales.",
+        Duration::from_secs(8),
+    )
+    .await;
+    assert!(
+        report.closed_by_edge,
+        "our leg ends once Twilio took the transfer: {report:?}"
+    );
+
+    let updates = twilio.updates();
+    assert_eq!(updates.len(), 1, "{updates:?}");
+    assert_eq!(updates[0].call_sid, "CA300");
+    assert!(
+        updates[0]
+            .twiml
+            .contains(&format!("<Response><Dial>{TRANSFER_TO}</Dial></Response>")),
+        "{}",
+        updates[0].twiml
+    );
+    let (call, events) = finished_call(&w, "inbound").await;
+    assert_eq!(call.end_reason.as_deref(), Some("transferred"));
+    let statuses: Vec<&str> = of_kind(&events, "call.transfer")
+        .iter()
+        .filter_map(|e| e.payload["status"].as_str())
+        .collect();
+    assert_eq!(statuses, ["requested", "succeeded"], "{events:?}");
+    let ended = of_kind(&events, "call.ended");
+    assert_eq!(ended[0].payload["transferred_to"], TRANSFER_TO);
+    teardown(w).await;
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_transfer_twilio_refuses_is_reported_and_the_agent_says_so() {
+    let twilio = FakeTwilio::start(SID, TOKEN).await.expect("fake");
+    twilio.fail_updates_with(500);
+    let w = world("Hello, Acme front desk.", &[(TOKEN, twilio.base_url())]).await;
+    w.speech.set_default_transcript("Put me through to sales.");
+    w.llm.push_reply(FakeReply::tool_call(
+        "call_1",
+        "transfer_call",
+        serde_json::json!({"destination": TRANSFER_TO}),
+    ));
+    w.llm.respond_with(|_| FakeReply::text("Anything else?"));
+    let report = caller_says(
+        &w,
+        "CA301",
+        "Put me through to sales.",
+        Duration::from_secs(6),
+    )
+    .await;
+    assert!(!report.closed_by_edge, "the call goes on: {report:?}");
+    assert!(twilio.updates().is_empty());
+
+    let (call, events) = finished_call(&w, "inbound").await;
+    assert_eq!(call.end_reason.as_deref(), Some("caller_hangup"));
+    let transfers = of_kind(&events, "call.transfer");
+    let failed = transfers
+        .iter()
+        .find(|e| e.payload["status"] == "failed")
+        .expect("a failed transfer recorded");
+    assert!(
+        failed.payload["reason"]
+            .as_str()
+            .is_some_and(|r| r.contains("500")),
+        "{failed:?}"
+    );
+    let spoken: Vec<String> = w
+        .speech
+        .speech_requests()
+        .into_iter()
+        .map(|r| r.input)
+        .collect();
+    assert!(
+        spoken.iter().any(|s| s.contains("could not transfer")),
+        "the agent tells the caller: {spoken:?}"
+    );
     teardown(w).await;
 }

@@ -2,7 +2,8 @@
 //! stream's [`StreamTicket`](super::ticket::StreamTicket) and media format, starts the call
 //! task with a [`MediaLeg::Stream`] — routed from the cached configuration like a SIP call
 //! (inbound) or with the agent that placed it (outbound) — and then moves messages: caller
-//! frames and digits to the call, the call's paced audio, marks and clears to Twilio. A `stop`,
+//! frames and digits to the call, the call's paced audio, marks and clears to Twilio; a
+//! transfer redirects the live call over Twilio's REST API to a `<Dial>`. A `stop`,
 //! a closed socket or the edge shutting down hang the call up; the call hanging up closes the
 //! socket, which ends Twilio's `<Connect>` and so the call.
 
@@ -16,11 +17,11 @@ use tokio_tungstenite::WebSocketStream;
 use tracing::Instrument;
 
 use super::messages::{FromTwilio, Mark, StreamStart, ToTwilio};
-use super::TwilioEdge;
+use super::{rest, twiml, TwilioEdge};
 use crate::call::leg::{MediaLeg, StreamFrame, StreamLeg, StreamOut};
 use crate::call::task::{self, CallDirection, CallSetup, CallSignal, DialogRequest};
 use crate::sip::endpoint::TransferProgress;
-use freya_shared::model::{CallEvent, CallEventKind};
+use freya_shared::model::{CallEvent, CallEventKind, ProviderSpec};
 
 /// How long Twilio may take from opening the socket to `start`.
 const START_TIMEOUT: Duration = Duration::from_secs(10);
@@ -55,6 +56,10 @@ where
         let _ = socket.close(None).await;
         return;
     };
+    let provider_id = setup.provider["provider_id"]
+        .as_str()
+        .unwrap_or_default()
+        .to_owned();
     let (signal_tx, signal_rx) = mpsc::channel(SIGNAL_QUEUE);
     let (request_tx, mut request_rx) = mpsc::channel(SIGNAL_QUEUE);
     let services = twilio.services.clone();
@@ -133,9 +138,13 @@ where
                         break;
                     }
                     Some(DialogRequest::Transfer { destination, .. }) => {
-                        tracing::warn!(%destination, "transfer asked on a Twilio call; not supported on media streams");
-                        let failed = TransferProgress::Failed { reason: "transfer is not supported on Twilio media streams".into() };
-                        let _ = signal_tx.send(CallSignal::Transfer(failed)).await;
+                        // The REST request may take seconds: the stream's audio goes on meanwhile.
+                        let (twilio, signals) = (twilio.clone(), signal_tx.clone());
+                        let (provider_id, call_sid) = (provider_id.clone(), start.call_sid.clone());
+                        tokio::spawn(async move {
+                            let progress = transfer(&twilio, &provider_id, &call_sid, &destination).await;
+                            let _ = signals.send(CallSignal::Transfer(progress)).await;
+                        }.in_current_span());
                     }
                     Some(DialogRequest::SendDtmf { digits, .. }) => {
                         tracing::warn!(%digits, "digits asked on a Twilio call; media streams cannot send them");
@@ -155,6 +164,45 @@ where
     }
     .instrument(span)
     .await;
+}
+
+/// Transfers live call `call_sid` to `destination` by redirecting it, through the account
+/// `provider_id` that carries it, to a `<Dial>`: done when Twilio accepts the update (Twilio
+/// then leaves our stream), failed — the call goes on — when it does not.
+async fn transfer(
+    twilio: &TwilioEdge,
+    provider_id: &str,
+    call_sid: &str,
+    destination: &str,
+) -> TransferProgress {
+    let snapshot = twilio.services.state.snapshot();
+    let account = snapshot
+        .providers
+        .iter()
+        .find(|p| p.id == provider_id)
+        .and_then(|p| match &p.spec {
+            ProviderSpec::Twilio(account) => Some(account),
+            ProviderSpec::SipTrunk(_) => None,
+        });
+    let Some(account) = account else {
+        tracing::warn!(provider = %provider_id, "cannot transfer: the call's Twilio account is no longer configured");
+        return TransferProgress::Failed {
+            reason: "the call's Twilio account is no longer configured".into(),
+        };
+    };
+    let twiml = twiml::dial(destination);
+    match rest::update_call(&twilio.http, account, call_sid, &twiml).await {
+        Ok(()) => {
+            tracing::info!(%destination, "Twilio redirected the call to the transfer destination");
+            TransferProgress::Succeeded { code: 200 }
+        }
+        Err(e) => {
+            tracing::warn!(%destination, error = %e, "Twilio did not redirect the call");
+            TransferProgress::Failed {
+                reason: e.to_string(),
+            }
+        }
+    }
 }
 
 /// Reads up to the `start` message; `None` when the socket ends first.

@@ -18,6 +18,17 @@ pub fn connect_stream(stream_url: &str, parameters: &[(&str, &str)]) -> String {
     xml
 }
 
+/// `<Response><Dial>…</Dial>`: what a live call is redirected to when the agent transfers it —
+/// a phone number, or a SIP URI (`sip:…`, dialled with `<Sip>`).
+pub fn dial(destination: &str) -> String {
+    let target = if destination.starts_with("sip:") || destination.starts_with("sips:") {
+        format!("<Sip>{}</Sip>", escape(destination))
+    } else {
+        escape(destination)
+    };
+    format!(r#"<?xml version="1.0" encoding="UTF-8"?><Response><Dial>{target}</Dial></Response>"#)
+}
+
 /// `<Response><Reject reason=…/>`: `busy` or `rejected`.
 pub fn reject(reason: &str) -> String {
     format!(
