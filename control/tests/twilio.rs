@@ -316,3 +316,44 @@ async fn a_transfer_twilio_refuses_is_reported_and_the_agent_says_so() {
     );
     teardown(w).await;
 }
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn send_dtmf_on_a_twilio_call_is_an_error_the_model_sees_and_the_call_records() {
+    let w = world(
+        "Hello, Acme front desk.",
+        &[(TOKEN, "http://127.0.0.1:9".into())],
+    )
+    .await;
+    w.speech.set_default_transcript("Press one for me.");
+    w.llm.push_reply(FakeReply::tool_call(
+        "call_1",
+        "send_dtmf",
+        serde_json::json!({"digits": "1"}),
+    ));
+    w.llm
+        .respond_with(|_| FakeReply::text("I cannot press keys on this line."));
+    let report = caller_says(&w, "CA400", "Press one for me.", Duration::from_secs(5)).await;
+    assert!(!report.closed_by_edge, "the call goes on: {report:?}");
+
+    let requests = w.llm.requests();
+    assert!(requests.len() >= 2, "the model heard back: {requests:?}");
+    let tool_result = requests[1].body["messages"]
+        .as_array()
+        .expect("messages")
+        .iter()
+        .find(|m| m["role"] == "tool")
+        .cloned()
+        .expect("a tool result");
+    assert!(
+        tool_result["content"]
+            .as_str()
+            .is_some_and(|c| c.contains("digits cannot be sent on this call")),
+        "{tool_result}"
+    );
+    let (_, events) = finished_call(&w, "inbound").await;
+    let failed = of_kind(&events, "call.tool_failed");
+    assert_eq!(failed.len(), 1, "{events:?}");
+    assert_eq!(failed[0].payload["name"], "send_dtmf");
+    assert!(of_kind(&events, "call.dtmf_sent").is_empty(), "{events:?}");
+    teardown(w).await;
+}
