@@ -65,11 +65,22 @@ async fn webhooks_with_a_wrong_signature_or_bad_form_are_refused() {
     );
     assert_eq!(stream.parameters[0].0, "ticket");
 
-    // A stream whose ticket was tampered with, or that claims another call, is closed.
+    // A stream whose ticket was tampered with, that claims another call, or whose upgrade is
+    // unsigned or signed with another token, is closed.
     let mut tampered = stream.clone();
     tampered.parameters[0].1.insert(3, 'x');
-    for (stream, call_sid) in [(tampered, "CA1"), (stream, "CA2")] {
-        let report = StreamCaller::new(stream, SID, call_sid)
+    let refused = [
+        (tampered, "CA1", Some(TOKEN)),
+        (stream.clone(), "CA2", Some(TOKEN)),
+        (stream.clone(), "CA1", None),
+        (stream, "CA1", Some("not-the-token")),
+    ];
+    for (stream, call_sid, token) in refused {
+        let mut caller = StreamCaller::new(stream, SID, call_sid);
+        if let Some(token) = token {
+            caller = caller.signed_with(token);
+        }
+        let report = caller
             .run(&[CallerAction::Wait(Duration::from_secs(3))])
             .await
             .expect("stream runs");
@@ -112,6 +123,7 @@ async fn an_inbound_twilio_call_reaches_the_agent_and_the_caller_hears_it() {
     let stream = answer.stream.expect("a stream");
     let question = Utterance::from_spec("say:What are your opening hours?").expect("espeak-ng");
     let report = StreamCaller::new(stream, SID, "CA100")
+        .signed_with(TOKEN)
         .run(&[
             CallerAction::ListenFor {
                 voiced_frames: 10,
@@ -186,6 +198,7 @@ async fn speaking_over_the_agent_clears_twilios_buffer() {
         .expect("answer");
     let question = Utterance::from_spec("say:Sorry, can I ask something?").expect("espeak-ng");
     let report = StreamCaller::new(answer.stream.expect("a stream"), SID, "CA200")
+        .signed_with(TOKEN)
         .run(&[
             CallerAction::ListenFor {
                 voiced_frames: 25,
@@ -211,6 +224,7 @@ async fn caller_says(w: &World, call_sid: &str, words: &str, stay: Duration) -> 
     assert_eq!(answer.status, 200, "{}", answer.body);
     let speech = Utterance::from_spec(&format!("say:{words}")).expect("espeak-ng");
     StreamCaller::new(answer.stream.expect("a stream"), SID, call_sid)
+        .signed_with(TOKEN)
         .run(&[
             CallerAction::ListenFor {
                 voiced_frames: 10,

@@ -1,5 +1,6 @@
 //! One Twilio media stream: the task that owns its WebSocket. It waits for `start`, checks the
-//! stream's [`StreamTicket`](super::ticket::StreamTicket) and media format, starts the call
+//! stream's [`StreamTicket`](super::ticket::StreamTicket), the upgrade's `X-Twilio-Signature`
+//! (under the ticket's account) and the media format, starts the call
 //! task with a [`MediaLeg::Stream`] — routed from the cached configuration like a SIP call
 //! (inbound) or with the agent that placed it (outbound) — and then moves messages: caller
 //! frames and digits to the call, the call's paced audio, marks and clears to Twilio; a
@@ -17,7 +18,7 @@ use tokio_tungstenite::WebSocketStream;
 use tracing::Instrument;
 
 use super::messages::{FromTwilio, Mark, StreamStart, ToTwilio};
-use super::{rest, twiml, TwilioEdge};
+use super::{rest, signature, twiml, TwilioEdge};
 use crate::call::leg::{MediaLeg, StreamFrame, StreamLeg, StreamOut};
 use crate::call::task::{self, CallDirection, CallSetup, CallSignal, DialogRequest};
 use crate::sip::endpoint::TransferProgress;
@@ -33,7 +34,7 @@ const OUT_QUEUE: usize = 50;
 const SIGNAL_QUEUE: usize = 16;
 
 /// Serves one stream socket until the call ends.
-pub async fn run<S>(twilio: TwilioEdge, mut socket: WebSocketStream<S>)
+pub async fn run<S>(twilio: TwilioEdge, mut socket: WebSocketStream<S>, signature: Option<String>)
 where
     S: AsyncRead + AsyncWrite + Unpin,
 {
@@ -52,7 +53,7 @@ where
         frames: frame_rx,
         out: out_tx,
     });
-    let Some(setup) = call_setup(&twilio, &start, leg).await else {
+    let Some(setup) = call_setup(&twilio, &start, signature.as_deref(), leg).await else {
         let _ = socket.close(None).await;
         return;
     };
@@ -226,7 +227,12 @@ where
 
 /// The call a started stream carries on `leg`, from its ticket and the cached configuration;
 /// `None` (logged, and recorded as failed when the call is known) when it cannot run.
-async fn call_setup(twilio: &TwilioEdge, start: &StreamStart, leg: MediaLeg) -> Option<CallSetup> {
+async fn call_setup(
+    twilio: &TwilioEdge,
+    start: &StreamStart,
+    signature: Option<&str>,
+    leg: MediaLeg,
+) -> Option<CallSetup> {
     if !start.media_format.is_mulaw_8k() {
         tracing::warn!(format = ?start.media_format, "media stream is not μ-law at 8 kHz; closing it");
         return None;
@@ -255,6 +261,26 @@ async fn call_setup(twilio: &TwilioEdge, start: &StreamStart, leg: MediaLeg) -> 
         return None;
     }
     let snapshot = twilio.services.state.snapshot();
+    // Twilio signs the upgrade with the account's auth token over the stream URL it was given.
+    let token = snapshot
+        .providers
+        .iter()
+        .find(|p| p.id == ticket.provider_id)
+        .and_then(|p| match &p.spec {
+            ProviderSpec::Twilio(account) => account.auth_token.as_deref(),
+            ProviderSpec::SipTrunk(_) => None,
+        });
+    let signed = match (token, signature) {
+        (Some(token), Some(signature)) => {
+            signature::verify(token, &twilio.stream_url(), &[], signature)
+        }
+        _ => false,
+    };
+    if !signed {
+        tracing::warn!(call_sid = %start.call_sid, call = %ticket.call_id, has_signature = signature.is_some(),
+                       "media stream whose `X-Twilio-Signature` does not verify; closing it");
+        return None;
+    }
     let provider = serde_json::json!({
         "provider": "twilio",
         "provider_id": ticket.provider_id,

@@ -272,7 +272,7 @@ async fn create_call(
             .into_response();
     }
     if let (Some(actions), Some(stream)) = (answer, find_connect_stream(&twiml)) {
-        let caller = StreamCaller::new(stream, sid, &call_sid);
+        let caller = StreamCaller::new(stream, sid, &call_sid).signed_with(token);
         let shared = shared.clone();
         tokio::spawn(async move {
             let report = caller.run(&actions).await;
