@@ -124,4 +124,11 @@ mod tests {
         );
         assert_eq!(find_connect_stream(&reject("busy")), None);
     }
+
+    #[test]
+    fn a_transfer_dials_a_number_or_a_sip_uri_escaped() {
+        assert!(dial("+15559990000").contains("<Response><Dial>+15559990000</Dial></Response>"));
+        assert!(dial("sip:desk@pbx.example;x=<1>")
+            .contains("<Dial><Sip>sip:desk@pbx.example;x=&lt;1&gt;</Sip></Dial>"));
+    }
 }

@@ -144,7 +144,7 @@ pub async fn place(
             &call.workspace_id,
             &call.to,
             reason,
-            serde_json::Value::Null,
+            serde_json::json!({"attempts": call.earlier_attempts}),
         )
         .await;
         return None;
@@ -157,7 +157,7 @@ pub async fn place(
             &call.workspace_id,
             &call.to,
             "no_media_ports",
-            serde_json::Value::Null,
+            serde_json::json!({"attempts": call.earlier_attempts}),
         )
         .await;
         return None;
