@@ -371,3 +371,72 @@ async fn send_dtmf_on_a_twilio_call_is_an_error_the_model_sees_and_the_call_reco
     assert!(of_kind(&events, "call.dtmf_sent").is_empty(), "{events:?}");
     teardown(w).await;
 }
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_workflows_transfer_node_redirects_a_twilio_call() {
+    let twilio = FakeTwilio::start(SID, TOKEN).await.expect("fake");
+    let w = world("Hello.", &[(TOKEN, twilio.base_url())]).await;
+    let api = support::http::Api::of(&w.control);
+    let flow = serde_json::json!({"name": "Straight through", "start": "hello",
+    "voice": {"tts": {"provider": "espeak"}},
+    "nodes": [
+     {"id": "hello", "type": "say", "text": "Transferring you.", "next": "handoff"},
+     {"id": "handoff", "type": "transfer", "to": "sip:desk@pbx.example"}
+    ]});
+    let created = api
+        .call("POST", "/v1/workflows", &w.admin, Some(flow))
+        .await;
+    assert_eq!(created.status, 201, "{}", created.body);
+    let id = created.body["id"].as_str().expect("id").to_owned();
+    let published = api
+        .call(
+            "POST",
+            &format!("/v1/workflows/{id}/publish"),
+            &w.admin,
+            None,
+        )
+        .await;
+    assert_eq!(published.status, 201, "{}", published.body);
+    let number = "+15550200";
+    let routed = api
+        .call(
+            "POST",
+            "/v1/phone-numbers",
+            &w.admin,
+            Some(serde_json::json!({"number": number, "workflow_id": id})),
+        )
+        .await;
+    assert_eq!(routed.status, 201, "{}", routed.body);
+    support::until_routed(&w.edge, number).await;
+
+    let answer = post_voice_webhook(&voice_url(&w), TOKEN, &webhook_form("CA500", number))
+        .await
+        .expect("answer");
+    assert_eq!(answer.status, 200, "{}", answer.body);
+    let report = StreamCaller::new(answer.stream.expect("a stream"), SID, "CA500")
+        .signed_with(TOKEN)
+        .run(&[CallerAction::Wait(Duration::from_secs(10))])
+        .await
+        .expect("stream runs");
+    assert!(
+        report.voiced_samples() > 1600,
+        "the caller heard the say node: {report:?}"
+    );
+    assert!(
+        report.closed_by_edge,
+        "our leg ends with the transfer: {report:?}"
+    );
+    let updates = twilio.updates();
+    assert_eq!(updates.len(), 1, "{updates:?}");
+    assert_eq!(updates[0].call_sid, "CA500");
+    assert!(
+        updates[0]
+            .twiml
+            .contains("<Dial><Sip>sip:desk@pbx.example</Sip></Dial>"),
+        "{}",
+        updates[0].twiml
+    );
+    let (call, _) = finished_call(&w, "inbound").await;
+    assert_eq!(call.end_reason.as_deref(), Some("transferred"));
+    teardown(w).await;
+}
