@@ -9,10 +9,13 @@ use std::time::Duration;
 
 use freya_edge::llm::fakes::FakeReply;
 use freya_edge::speech::fakes::tone;
-use freya_edge::twilio::fakes::{post_voice_webhook, CallerAction, StreamCaller};
+use freya_edge::twilio::fakes::{
+    post_voice_webhook, CallerAction, FakeTwilio, StreamCaller, StreamReport,
+};
 use freya_loadtest::audio::Utterance;
 use support::twilio::{
-    finished_call, of_kind, teardown, voice_url, webhook_form, world, NUMBER, SID, TOKEN,
+    finished_call, of_kind, teardown, voice_url, webhook_form, world, World, NUMBER, SID, TOKEN,
+    TRANSFER_TO,
 };
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
@@ -62,11 +65,22 @@ async fn webhooks_with_a_wrong_signature_or_bad_form_are_refused() {
     );
     assert_eq!(stream.parameters[0].0, "ticket");
 
-    // A stream whose ticket was tampered with, or that claims another call, is closed.
+    // A stream whose ticket was tampered with, that claims another call, or whose upgrade is
+    // unsigned or signed with another token, is closed.
     let mut tampered = stream.clone();
     tampered.parameters[0].1.insert(3, 'x');
-    for (stream, call_sid) in [(tampered, "CA1"), (stream, "CA2")] {
-        let report = StreamCaller::new(stream, SID, call_sid)
+    let refused = [
+        (tampered, "CA1", Some(TOKEN)),
+        (stream.clone(), "CA2", Some(TOKEN)),
+        (stream.clone(), "CA1", None),
+        (stream, "CA1", Some("not-the-token")),
+    ];
+    for (stream, call_sid, token) in refused {
+        let mut caller = StreamCaller::new(stream, SID, call_sid);
+        if let Some(token) = token {
+            caller = caller.signed_with(token);
+        }
+        let report = caller
             .run(&[CallerAction::Wait(Duration::from_secs(3))])
             .await
             .expect("stream runs");
@@ -109,6 +123,7 @@ async fn an_inbound_twilio_call_reaches_the_agent_and_the_caller_hears_it() {
     let stream = answer.stream.expect("a stream");
     let question = Utterance::from_spec("say:What are your opening hours?").expect("espeak-ng");
     let report = StreamCaller::new(stream, SID, "CA100")
+        .signed_with(TOKEN)
         .run(&[
             CallerAction::ListenFor {
                 voiced_frames: 10,
@@ -183,6 +198,7 @@ async fn speaking_over_the_agent_clears_twilios_buffer() {
         .expect("answer");
     let question = Utterance::from_spec("say:Sorry, can I ask something?").expect("espeak-ng");
     let report = StreamCaller::new(answer.stream.expect("a stream"), SID, "CA200")
+        .signed_with(TOKEN)
         .run(&[
             CallerAction::ListenFor {
                 voiced_frames: 25,
@@ -196,5 +212,231 @@ async fn speaking_over_the_agent_clears_twilios_buffer() {
     assert!(report.clears >= 1, "a clear on barge-in: {report:?}");
     let (_, events) = finished_call(&w, "inbound").await;
     assert_eq!(of_kind(&events, "call.barge_in").len(), 1, "{events:?}");
+    teardown(w).await;
+}
+
+/// A caller on stream `call_sid` who waits for the greeting, says `words`, and stays on the line
+/// for `stay` (unless the edge closes the stream first).
+async fn caller_says(w: &World, call_sid: &str, words: &str, stay: Duration) -> StreamReport {
+    let answer = post_voice_webhook(&voice_url(w), TOKEN, &webhook_form(call_sid, NUMBER))
+        .await
+        .expect("answer");
+    assert_eq!(answer.status, 200, "{}", answer.body);
+    let speech = Utterance::from_spec(&format!("say:{words}")).expect("espeak-ng");
+    StreamCaller::new(answer.stream.expect("a stream"), SID, call_sid)
+        .signed_with(TOKEN)
+        .run(&[
+            CallerAction::ListenFor {
+                voiced_frames: 10,
+                limit: Duration::from_secs(8),
+            },
+            CallerAction::Wait(Duration::from_millis(800)),
+            CallerAction::Speak(speech.samples.to_vec()),
+            CallerAction::Wait(stay),
+        ])
+        .await
+        .expect("stream runs")
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn the_agent_transfers_a_twilio_call_by_redirecting_it_through_the_rest_api() {
+    let twilio = FakeTwilio::start(SID, TOKEN).await.expect("fake");
+    let w = world("Hello, Acme front desk.", &[(TOKEN, twilio.base_url())]).await;
+    w.speech.set_default_transcript("Put me through to sales.");
+    w.llm.push_reply(FakeReply::tool_call(
+        "call_1",
+        "transfer_call",
+        serde_json::json!({"destination": TRANSFER_TO}),
+    ));
+    w.llm.respond_with(|_| FakeReply::text("One moment."));
+    let report = caller_says(
+        &w,
+        "CA300",
+        "Put me through to sales.",
+        Duration::from_secs(8),
+    )
+    .await;
+    assert!(
+        report.closed_by_edge,
+        "our leg ends once Twilio took the transfer: {report:?}"
+    );
+
+    let updates = twilio.updates();
+    assert_eq!(updates.len(), 1, "{updates:?}");
+    assert_eq!(updates[0].call_sid, "CA300");
+    assert!(
+        updates[0]
+            .twiml
+            .contains(&format!("<Response><Dial>{TRANSFER_TO}</Dial></Response>")),
+        "{}",
+        updates[0].twiml
+    );
+    let (call, events) = finished_call(&w, "inbound").await;
+    assert_eq!(call.end_reason.as_deref(), Some("transferred"));
+    let statuses: Vec<&str> = of_kind(&events, "call.transfer")
+        .iter()
+        .filter_map(|e| e.payload["status"].as_str())
+        .collect();
+    assert_eq!(statuses, ["requested", "succeeded"], "{events:?}");
+    let ended = of_kind(&events, "call.ended");
+    assert_eq!(ended[0].payload["transferred_to"], TRANSFER_TO);
+    teardown(w).await;
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_transfer_twilio_refuses_is_reported_and_the_agent_says_so() {
+    let twilio = FakeTwilio::start(SID, TOKEN).await.expect("fake");
+    twilio.fail_updates_with(500);
+    let w = world("Hello, Acme front desk.", &[(TOKEN, twilio.base_url())]).await;
+    w.speech.set_default_transcript("Put me through to sales.");
+    w.llm.push_reply(FakeReply::tool_call(
+        "call_1",
+        "transfer_call",
+        serde_json::json!({"destination": TRANSFER_TO}),
+    ));
+    w.llm.respond_with(|_| FakeReply::text("Anything else?"));
+    let report = caller_says(
+        &w,
+        "CA301",
+        "Put me through to sales.",
+        Duration::from_secs(6),
+    )
+    .await;
+    assert!(!report.closed_by_edge, "the call goes on: {report:?}");
+    assert!(twilio.updates().is_empty());
+
+    let (call, events) = finished_call(&w, "inbound").await;
+    assert_eq!(call.end_reason.as_deref(), Some("caller_hangup"));
+    let transfers = of_kind(&events, "call.transfer");
+    let failed = transfers
+        .iter()
+        .find(|e| e.payload["status"] == "failed")
+        .expect("a failed transfer recorded");
+    assert!(
+        failed.payload["reason"]
+            .as_str()
+            .is_some_and(|r| r.contains("500")),
+        "{failed:?}"
+    );
+    let spoken: Vec<String> = w
+        .speech
+        .speech_requests()
+        .into_iter()
+        .map(|r| r.input)
+        .collect();
+    assert!(
+        spoken.iter().any(|s| s.contains("could not transfer")),
+        "the agent tells the caller: {spoken:?}"
+    );
+    teardown(w).await;
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn send_dtmf_on_a_twilio_call_is_an_error_the_model_sees_and_the_call_records() {
+    let w = world(
+        "Hello, Acme front desk.",
+        &[(TOKEN, "http://127.0.0.1:9".into())],
+    )
+    .await;
+    w.speech.set_default_transcript("Press one for me.");
+    w.llm.push_reply(FakeReply::tool_call(
+        "call_1",
+        "send_dtmf",
+        serde_json::json!({"digits": "1"}),
+    ));
+    w.llm
+        .respond_with(|_| FakeReply::text("I cannot press keys on this line."));
+    let report = caller_says(&w, "CA400", "Press one for me.", Duration::from_secs(5)).await;
+    assert!(!report.closed_by_edge, "the call goes on: {report:?}");
+
+    let requests = w.llm.requests();
+    assert!(requests.len() >= 2, "the model heard back: {requests:?}");
+    let tool_result = requests[1].body["messages"]
+        .as_array()
+        .expect("messages")
+        .iter()
+        .find(|m| m["role"] == "tool")
+        .cloned()
+        .expect("a tool result");
+    assert!(
+        tool_result["content"]
+            .as_str()
+            .is_some_and(|c| c.contains("digits cannot be sent on this call")),
+        "{tool_result}"
+    );
+    let (_, events) = finished_call(&w, "inbound").await;
+    let failed = of_kind(&events, "call.tool_failed");
+    assert_eq!(failed.len(), 1, "{events:?}");
+    assert_eq!(failed[0].payload["name"], "send_dtmf");
+    assert!(of_kind(&events, "call.dtmf_sent").is_empty(), "{events:?}");
+    teardown(w).await;
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_workflows_transfer_node_redirects_a_twilio_call() {
+    let twilio = FakeTwilio::start(SID, TOKEN).await.expect("fake");
+    let w = world("Hello.", &[(TOKEN, twilio.base_url())]).await;
+    let api = support::http::Api::of(&w.control);
+    let flow = serde_json::json!({"name": "Straight through", "start": "hello",
+    "voice": {"tts": {"provider": "espeak"}},
+    "nodes": [
+     {"id": "hello", "type": "say", "text": "Transferring you.", "next": "handoff"},
+     {"id": "handoff", "type": "transfer", "to": "sip:desk@pbx.example"}
+    ]});
+    let created = api
+        .call("POST", "/v1/workflows", &w.admin, Some(flow))
+        .await;
+    assert_eq!(created.status, 201, "{}", created.body);
+    let id = created.body["id"].as_str().expect("id").to_owned();
+    let published = api
+        .call(
+            "POST",
+            &format!("/v1/workflows/{id}/publish"),
+            &w.admin,
+            None,
+        )
+        .await;
+    assert_eq!(published.status, 201, "{}", published.body);
+    let number = "+15550200";
+    let routed = api
+        .call(
+            "POST",
+            "/v1/phone-numbers",
+            &w.admin,
+            Some(serde_json::json!({"number": number, "workflow_id": id})),
+        )
+        .await;
+    assert_eq!(routed.status, 201, "{}", routed.body);
+    support::until_routed(&w.edge, number).await;
+
+    let answer = post_voice_webhook(&voice_url(&w), TOKEN, &webhook_form("CA500", number))
+        .await
+        .expect("answer");
+    assert_eq!(answer.status, 200, "{}", answer.body);
+    let report = StreamCaller::new(answer.stream.expect("a stream"), SID, "CA500")
+        .signed_with(TOKEN)
+        .run(&[CallerAction::Wait(Duration::from_secs(10))])
+        .await
+        .expect("stream runs");
+    assert!(
+        report.voiced_samples() > 1600,
+        "the caller heard the say node: {report:?}"
+    );
+    assert!(
+        report.closed_by_edge,
+        "our leg ends with the transfer: {report:?}"
+    );
+    let updates = twilio.updates();
+    assert_eq!(updates.len(), 1, "{updates:?}");
+    assert_eq!(updates[0].call_sid, "CA500");
+    assert!(
+        updates[0]
+            .twiml
+            .contains("<Dial><Sip>sip:desk@pbx.example</Sip></Dial>"),
+        "{}",
+        updates[0].twiml
+    );
+    let (call, _) = finished_call(&w, "inbound").await;
+    assert_eq!(call.end_reason.as_deref(), Some("transferred"));
     teardown(w).await;
 }

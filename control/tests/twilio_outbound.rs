@@ -159,7 +159,7 @@ async fn a_refusing_twilio_account_fails_over_to_a_sip_trunk() {
             &w.admin,
             Some(
                 json!({"name": "Backup trunk", "host": "127.0.0.1", "port": port,
-                        "priority": 5, "invite_timeout_ms": 1000}),
+                        "priority": 50, "invite_timeout_ms": 1000}),
             ),
         )
         .await;
@@ -186,5 +186,136 @@ async fn a_refusing_twilio_account_fails_over_to_a_sip_trunk() {
         "{invite}"
     );
     assert_eq!(twilio.failed(), 1, "Twilio was asked first, and refused");
+    teardown(w).await;
+}
+
+/// A sipp trunk that answers every INVITE with 503, on a port of its own; returns the process
+/// (killed on drop) and the port.
+async fn refusing_sipp_trunk(work: &std::path::Path) -> (tokio::process::Child, u16) {
+    let port = std::net::UdpSocket::bind("127.0.0.1:0")
+        .and_then(|s| s.local_addr())
+        .map(|a| a.port())
+        .expect("a free port");
+    let scenario =
+        std::path::PathBuf::from(env!("CARGO_MANIFEST_DIR")).join("tests/sipp/uas_unavailable.xml");
+    let child = tokio::process::Command::new("sipp")
+        .arg("-sf")
+        .arg(scenario)
+        .args(["-p", &port.to_string(), "-m", "1", "-i", "127.0.0.1"])
+        .args(["-timeout", "30s", "-nostdin"])
+        .current_dir(work)
+        .stdout(std::process::Stdio::null())
+        .stderr(std::process::Stdio::null())
+        .kill_on_drop(true)
+        .spawn()
+        .expect("sipp runs (install sip-tester: deploy/test.sh does)");
+    (child, port)
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_refusing_sip_trunk_ranked_first_fails_over_to_twilio_and_both_attempts_are_recorded() {
+    let twilio = FakeTwilio::start(SID, TOKEN).await.expect("fake");
+    twilio.answer_with(vec![
+        CallerAction::ListenFor {
+            voiced_frames: 10,
+            limit: Duration::from_secs(8),
+        },
+        CallerAction::Wait(Duration::from_millis(300)),
+    ]);
+    let w = world("Hello from Acme.", &[(TOKEN, twilio.base_url())]).await;
+    let sipp_dir = tempfile::tempdir().expect("temp dir");
+    let (mut sipp, port) = refusing_sipp_trunk(sipp_dir.path()).await;
+    let api = Api::of(&w.control);
+    let created = api
+        .call(
+            "POST",
+            "/v1/providers",
+            &w.admin,
+            Some(
+                json!({"name": "Down trunk", "host": "127.0.0.1", "port": port,
+                        "priority": support::twilio::TWILIO_PRIORITY - 1,
+                        "invite_timeout_ms": 5000}),
+            ),
+        )
+        .await;
+    assert_eq!(created.status, StatusCode::CREATED, "{}", created.body);
+    let trunk_id = created.body["id"].as_str().expect("id").to_owned();
+    let state = w.edge.state.clone();
+    eventually(
+        Duration::from_secs(10),
+        "the edge to learn the trunk",
+        || {
+            let state = state.clone();
+            async move { (state.snapshot().providers.len() == 2).then_some(()) }
+        },
+    )
+    .await;
+    let call_id = place_call(&w, "+15557770005").await;
+
+    let status = tokio::time::timeout(Duration::from_secs(40), sipp.wait())
+        .await
+        .expect("sipp finishes in time")
+        .expect("sipp exit status");
+    assert!(
+        status.success(),
+        "sipp saw our INVITE and its ACK: {status}"
+    );
+    let reports = eventually(
+        Duration::from_secs(20),
+        "the Twilio stream to finish",
+        || {
+            let reports = twilio.take_reports();
+            async move { (!reports.is_empty()).then_some(reports) }
+        },
+    )
+    .await;
+    let report = reports
+        .into_iter()
+        .next()
+        .expect("a report")
+        .expect("stream ran");
+    assert!(
+        report.voiced_samples() > 1600,
+        "the callee heard the agent through Twilio: {report:?}"
+    );
+    let requests = twilio.requests();
+    assert_eq!(requests.len(), 1, "Twilio was asked once, after the trunk");
+
+    let (call, events) = finished_call(&w, "outbound").await;
+    assert_eq!(call.id, call_id);
+    assert_eq!(call.status, "ended", "{call:?}");
+    assert!(of_kind(&events, "call.failed").is_empty(), "{events:?}");
+    let started = of_kind(&events, "call.started");
+    let through_twilio = started
+        .iter()
+        .find(|e| e.payload["provider"] == "twilio")
+        .expect("a call.started through Twilio");
+    assert_eq!(through_twilio.payload["provider_call_id"], requests[0].sid);
+    let attempts = through_twilio.payload["attempts"]
+        .as_array()
+        .expect("attempts");
+    assert_eq!(attempts.len(), 1, "{attempts:?}");
+    assert_eq!(attempts[0]["kind"], "sip_trunk");
+    assert_eq!(attempts[0]["provider_id"], trunk_id.as_str());
+    assert_eq!(attempts[0]["provider"], "Down trunk");
+    assert!(
+        attempts[0]["outcome"]
+            .as_str()
+            .is_some_and(|o| o.starts_with("503")),
+        "{attempts:?}"
+    );
+    // The call's page lists both: the trunk dialled first, then Twilio with the trunk's failure.
+    let detail = api
+        .call("GET", &format!("/v1/calls/{call_id}"), &w.admin, None)
+        .await;
+    assert_eq!(detail.status, StatusCode::OK, "{}", detail.body);
+    let kinds: Vec<&str> = detail.body["events"]
+        .as_array()
+        .expect("events")
+        .iter()
+        .filter_map(|e| e["kind"].as_str())
+        .filter(|k| *k == "call.started")
+        .collect();
+    assert_eq!(kinds.len(), 2, "{}", detail.body);
     teardown(w).await;
 }

@@ -21,6 +21,11 @@ use super::{
 pub const SID: &str = "AC0123456789abcdef0123456789abcdef";
 pub const TOKEN: &str = "twilio-auth-token";
 pub const NUMBER: &str = "+15550100";
+/// Where the agent may transfer calls.
+pub const TRANSFER_TO: &str = "+15559990000";
+/// The priority of the first Twilio account `world` creates (the next ones follow it), so a
+/// test can rank a trunk before (lower) or after (higher) them.
+pub const TWILIO_PRIORITY: usize = 10;
 
 pub struct World {
     pub db: TestDb,
@@ -34,7 +39,8 @@ pub struct World {
 }
 
 /// A control plane, an edge, the speech and LLM fakes, and number `NUMBER` answered by an agent
-/// using them; `accounts` are Twilio accounts `(auth token, REST base URL)` in priority order.
+/// using them; `accounts` are Twilio accounts `(auth token, REST base URL)` in priority order
+/// from `TWILIO_PRIORITY`.
 pub async fn world(first_message: &str, accounts: &[(&str, String)]) -> World {
     let speech = FakeOpenAiSpeech::start().await.expect("fake speech");
     let llm = FakeLlmServer::openai().await.expect("fake llm");
@@ -48,6 +54,7 @@ pub async fn world(first_message: &str, accounts: &[(&str, String)]) -> World {
         "name": "Front desk",
         "system_prompt": "You are the front desk. The caller is {{caller_number}}.",
         "first_message": first_message,
+        "transfer_destinations": [TRANSFER_TO],
         "stt": {"provider": "openai", "model": "whisper-1", "base_url": speech.base_url(), "api_key": "k"},
         "llm": {"provider": "openai", "model": "gpt-4o-mini", "base_url": llm.base_url(), "api_key": "k"},
         "tts": {"provider": "openai", "model": "tts-1", "voice": "alloy", "base_url": speech.base_url(), "api_key": "k"}
@@ -63,7 +70,7 @@ pub async fn world(first_message: &str, accounts: &[(&str, String)]) -> World {
                 &admin,
                 Some(
                     json!({"kind": "twilio", "name": format!("Twilio {i}"), "account_sid": SID,
-                            "auth_token": token, "priority": i, "api_base_url": base_url}),
+                            "auth_token": token, "priority": TWILIO_PRIORITY + i, "api_base_url": base_url}),
                 ),
             )
             .await;

@@ -59,6 +59,9 @@ pub struct ConversationConfig {
     /// Where the built-in `transfer_call` may send the call (numbers or SIP URIs); empty: the
     /// tool is not offered.
     pub transfer_destinations: Vec<String>,
+    /// Whether the call can carry digits out: when not, `send_dtmf` answers the model with an
+    /// error it can act on (and the call records it) instead of pretending the keys went.
+    pub sends_digits: bool,
     /// Fixed lines.
     pub lines: Lines,
     /// When a workflow hands the call to this agent: the natural-language conditions on which

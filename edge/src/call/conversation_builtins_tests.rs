@@ -148,3 +148,32 @@ fn send_dtmf_presses_checked_keys_and_the_model_carries_on() {
     let (_, _, request) = completion(&bad);
     assert!(format!("{:?}", request.messages.last()).contains("may only hold"));
 }
+
+#[test]
+fn send_dtmf_on_a_call_that_cannot_carry_digits_is_an_error_the_model_reads() {
+    let mut h = Harness::new(ConversationConfig {
+        first_message: None,
+        sends_digits: false,
+        ..config()
+    });
+    let (_, stream, _) = completion(&h.caller_says(0, "Press one."));
+    let next = h.stream(
+        1700,
+        stream,
+        vec![
+            tool_call("d1", SEND_DTMF_TOOL, serde_json::json!({"digits": "1"})),
+            done(),
+        ],
+    );
+    assert!(!next.iter().any(|a| matches!(a, Action::SendDtmf { .. })));
+    let (_, _, request) = completion(&next);
+    assert!(
+        format!("{:?}", request.messages.last()).contains("digits cannot be sent on this call"),
+        "{:?}",
+        request.messages.last()
+    );
+    assert!(h.events().iter().any(|e| matches!(
+        e,
+        ConversationEvent::Tool { name, error: Some(_), .. } if name == SEND_DTMF_TOOL
+    )));
+}

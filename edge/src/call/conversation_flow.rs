@@ -184,6 +184,15 @@ impl Conversation {
                         }
                     }
                 }
+                SEND_DTMF_TOOL if !self.config.sends_digits => {
+                    needs_model = true;
+                    self.events.push_back(ConversationEvent::Tool {
+                        name: SEND_DTMF_TOOL.into(),
+                        error: Some("digits cannot be sent on this call".into()),
+                        duration_ms: 0,
+                    });
+                    Some("error: digits cannot be sent on this call; tell the caller you cannot press keys")
+                }
                 SEND_DTMF_TOOL => {
                     needs_model = true;
                     match builtins::dtmf_digits(&call.arguments) {

@@ -22,6 +22,7 @@ pub(super) fn config() -> ConversationConfig {
         filler_after: Duration::from_millis(1500),
         max_tool_rounds: 4,
         transfer_destinations: Vec::new(),
+        sends_digits: true,
         lines: Lines::default(),
         exits: Vec::new(),
     }

@@ -71,6 +71,7 @@ struct Parties {
     call_id: String,
     caller: String,
     called: String,
+    sends_digits: bool,
 }
 
 /// A line being synthesized and played.
@@ -171,6 +172,7 @@ impl Flow {
                 call_id: parties.call_id.to_owned(),
                 caller: parties.caller.to_owned(),
                 called: parties.called.to_owned(),
+                sends_digits: parties.sends_digits,
             },
             functions_tx,
             functions_rx,

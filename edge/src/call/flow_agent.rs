@@ -47,6 +47,7 @@ impl Flow {
             call_id: &self.parties.call_id,
             caller: &self.parties.caller,
             called: &self.parties.called,
+            sends_digits: self.parties.sends_digits,
         };
         match Talk::start_in_flow(
             now,

@@ -29,6 +29,9 @@ pub struct CallParties<'a> {
     pub caller: &'a str,
     /// The number dialled.
     pub called: &'a str,
+    /// Whether digits can be sent toward the far end (RTP or SIP INFO); a provider's media
+    /// stream cannot carry them.
+    pub sends_digits: bool,
 }
 
 /// What the agent asks of the telephony layer (its built-in tools), for the call task to do.
@@ -125,6 +128,7 @@ impl Talk {
             filler_after: Duration::from_millis(1500),
             max_tool_rounds: 5,
             transfer_destinations: spec.transfer_destinations.clone(),
+            sends_digits: parties.sends_digits,
             lines: Lines::default(),
             exits,
         };

@@ -195,6 +195,7 @@ pub async fn run(
             call_id: &call_id,
             caller: &caller,
             called: &dialled,
+            sends_digits: media_kind != "media_stream",
         };
         match Responder::start(Instant::now(), factory, &agent, workflow.as_ref(), &parties) {
             Ok(t) => talk = Some(t),

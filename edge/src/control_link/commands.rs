@@ -1,15 +1,16 @@
 //! The command stream: the control plane asks this edge to drain, hang up or place a call.
 //!
 //! A call to place is resolved here against the cached configuration — the agent, and the
-//! workspace's providers usable from this region in priority order. Twilio accounts ranked
-//! first are asked to place it over REST (the answered call then streams to this edge); failing
-//! those, the SIP trunks, their host names looked up, go to the SIP task as a [`SipCommand`]; what can be refused before any SIP (unknown
-//! agent, no trunk) is recorded as `call.failed` at once.
+//! workspace's providers usable from this region, tried strictly in priority order whatever
+//! their kind: a Twilio account is asked to place it over REST (the answered call then streams
+//! to this edge); a run of SIP trunks, their host names looked up, goes to the SIP task as a
+//! [`SipCommand`], which hands back a failure worth failing over when providers remain. What
+//! can be refused before any attempt (unknown agent, no provider) is recorded as `call.failed`.
 
 use std::net::SocketAddr;
 use std::time::Duration;
 
-use tokio::sync::mpsc;
+use tokio::sync::{mpsc, oneshot};
 
 use super::{log_failure, LinkContext};
 use crate::sip::digest::Credentials;
@@ -25,6 +26,7 @@ use freya_proto::v1::CommandsRequest;
 use freya_shared::model::{
     CallEvent, CallEventKind, ProviderSpec, SipTransport, SipTrunkSpec, TwilioAccountSpec,
 };
+use freya_shared::snapshot::{AgentConfig, ProviderConfig};
 
 /// How long a trunk's host name may take to resolve.
 const RESOLVE_TIMEOUT: Duration = Duration::from_secs(3);
@@ -114,76 +116,139 @@ async fn handle(
                 let _ = events.send(fail("unknown_agent")).await;
                 return;
             };
-            let providers = snapshot.providers_for(&place.workspace_id);
-            // Twilio accounts ranked ahead of every SIP trunk are tried first, in order, through
-            // Twilio's REST API; the SIP task then fails over between the trunks.
-            let mut attempts = Vec::new();
-            let mut rest = providers.as_slice();
-            while let Some((provider, tail)) = rest.split_first() {
-                let ProviderSpec::Twilio(account) = &provider.spec else {
-                    break;
-                };
-                rest = tail;
-                match place_with_twilio(twilio, &place, &provider.id, account, &agent.id).await {
-                    Ok(call_sid) => {
-                        tracing::info!(call = %place.call_id, %call_sid, account = %account.name, "outbound call placed through Twilio");
-                        let started = CallEvent::new(
-                            place.call_id.clone(),
-                            place.workspace_id.clone(),
-                            CallEventKind::Started,
-                            serde_json::json!({"direction": "outbound", "from": place.from, "to": place.to,
-                                               "agent_id": agent.id, "edge_id": &*twilio.services.edge_id,
-                                               "provider": "twilio", "provider_id": provider.id,
-                                               "provider_call_id": call_sid, "attempts": attempts}),
-                        );
-                        let _ = events.send(started).await;
-                        return;
-                    }
-                    Err(e) => {
-                        tracing::warn!(call = %place.call_id, account = %account.name, error = %e, "Twilio did not take the call; trying the next provider");
-                        attempts.push(serde_json::json!({"provider_id": provider.id, "reason": e.reason(), "detail": e.to_string()}));
-                    }
-                }
-            }
-            let mut trunks = Vec::with_capacity(rest.len());
-            for provider in rest {
-                let ProviderSpec::SipTrunk(spec) = &provider.spec else {
-                    tracing::warn!(call = %place.call_id, provider = %provider.spec.name(), "a Twilio account ranked after a SIP trunk is not tried for outbound calls");
-                    continue;
-                };
-                match resolve(&provider.id, spec).await {
-                    Some(trunk) => trunks.push(trunk),
-                    None => {
-                        tracing::warn!(trunk = %spec.name, host = %spec.host, "cannot resolve a trunk's host; skipping it")
-                    }
-                }
-            }
-            if trunks.is_empty() {
-                tracing::warn!(call = %place.call_id, workspace = %place.workspace_id, "no usable provider for an outbound call");
-                let reason = if attempts.is_empty() {
-                    "no_trunks"
-                } else {
-                    "providers_failed"
-                };
-                let mut failed = fail(reason);
-                failed.payload["attempts"] = serde_json::Value::Array(attempts);
-                let _ = events.send(failed).await;
-                return;
-            }
-            let command = SipCommand::PlaceCall(Box::new(PlaceCall {
-                call_id: place.call_id.clone(),
-                workspace_id: place.workspace_id.clone(),
+            let providers: Vec<ProviderConfig> = snapshot
+                .providers_for(&place.workspace_id)
+                .into_iter()
+                .cloned()
+                .collect();
+            // Placing may take as long as the trunks ring: it runs beside the command stream,
+            // which must stay free for hang-ups.
+            tokio::spawn(place_in_order(
+                place,
                 agent,
-                from: place.from.clone(),
-                to: place.to.clone(),
-                trunks,
-            }));
-            if sip.send(command).await.is_err() {
-                let _ = events.send(fail("edge_shutting_down")).await;
-            }
+                providers,
+                events.clone(),
+                sip.clone(),
+                twilio.clone(),
+            ));
         }
         None => tracing::warn!("ignoring an empty command"),
     }
+}
+
+/// Tries the providers strictly in priority order, whatever their kind: a Twilio account is
+/// asked over REST; a run of SIP trunks goes to the SIP task, which fails over between them and
+/// hands back a failure worth failing over when providers remain after them. Every attempt is
+/// carried into the call's record (`attempts` of `call.started` or `call.failed`).
+async fn place_in_order(
+    place: freya_proto::v1::PlaceCall,
+    agent: AgentConfig,
+    providers: Vec<ProviderConfig>,
+    events: mpsc::Sender<CallEvent>,
+    sip: mpsc::Sender<SipCommand>,
+    twilio: TwilioEdge,
+) {
+    let fail = |reason: &str, attempts: Vec<serde_json::Value>| {
+        CallEvent::new(
+            place.call_id.clone(),
+            place.workspace_id.clone(),
+            CallEventKind::Failed,
+            serde_json::json!({"direction": "outbound", "to": place.to, "reason": reason,
+                               "attempts": attempts}),
+        )
+    };
+    let mut attempts: Vec<serde_json::Value> = Vec::new();
+    let mut rest = providers.as_slice();
+    while let Some((provider, tail)) = rest.split_first() {
+        if let ProviderSpec::Twilio(account) = &provider.spec {
+            rest = tail;
+            match place_with_twilio(&twilio, &place, &provider.id, account, &agent.id).await {
+                Ok(call_sid) => {
+                    tracing::info!(call = %place.call_id, %call_sid, account = %account.name, "outbound call placed through Twilio");
+                    let started = CallEvent::new(
+                        place.call_id.clone(),
+                        place.workspace_id.clone(),
+                        CallEventKind::Started,
+                        serde_json::json!({"direction": "outbound", "from": place.from, "to": place.to,
+                                           "agent_id": agent.id, "edge_id": &*twilio.services.edge_id,
+                                           "provider": "twilio", "provider_id": provider.id,
+                                           "provider_call_id": call_sid, "attempts": attempts}),
+                    );
+                    let _ = events.send(started).await;
+                    return;
+                }
+                Err(e) => {
+                    tracing::warn!(call = %place.call_id, account = %account.name, error = %e, "Twilio did not take the call; trying the next provider");
+                    attempts.push(
+                        serde_json::json!({"kind": "twilio", "provider_id": provider.id,
+                                                     "provider": account.name, "reason": e.reason(),
+                                                     "outcome": e.to_string()}),
+                    );
+                }
+            }
+            continue;
+        }
+        // The run of SIP trunks up to the next provider of another kind.
+        let run = rest
+            .iter()
+            .position(|p| !matches!(p.spec, ProviderSpec::SipTrunk(_)))
+            .unwrap_or(rest.len());
+        let (trunk_run, after) = rest.split_at(run);
+        rest = after;
+        let mut trunks = Vec::with_capacity(trunk_run.len());
+        for provider in trunk_run {
+            let ProviderSpec::SipTrunk(spec) = &provider.spec else {
+                continue;
+            };
+            match resolve(&provider.id, spec).await {
+                Some(trunk) => trunks.push(trunk),
+                None => {
+                    tracing::warn!(trunk = %spec.name, host = %spec.host, "cannot resolve a trunk's host; skipping it");
+                    attempts.push(serde_json::json!({"kind": "sip_trunk", "provider_id": provider.id,
+                                                     "provider": spec.name, "reason": "unresolvable_host",
+                                                     "outcome": format!("cannot resolve {}", spec.host)}));
+                }
+            }
+        }
+        if trunks.is_empty() {
+            continue;
+        }
+        let (fall_back, fell_back) = if rest.is_empty() {
+            (None, None)
+        } else {
+            let (tx, rx) = oneshot::channel();
+            (Some(tx), Some(rx))
+        };
+        let command = SipCommand::PlaceCall(Box::new(PlaceCall {
+            call_id: place.call_id.clone(),
+            workspace_id: place.workspace_id.clone(),
+            agent: agent.clone(),
+            from: place.from.clone(),
+            to: place.to.clone(),
+            trunks,
+            earlier_attempts: std::mem::take(&mut attempts),
+            fall_back,
+        }));
+        if sip.send(command).await.is_err() {
+            let _ = events.send(fail("edge_shutting_down", attempts)).await;
+            return;
+        }
+        // The SIP task records the call's end itself unless it hands the failure back.
+        match fell_back {
+            Some(rx) => match rx.await {
+                Ok(back) => attempts = back.attempts,
+                Err(_) => return,
+            },
+            None => return,
+        }
+    }
+    tracing::warn!(call = %place.call_id, workspace = %place.workspace_id, "no usable provider for an outbound call");
+    let reason = if attempts.is_empty() {
+        "no_trunks"
+    } else {
+        "providers_failed"
+    };
+    let _ = events.send(fail(reason, attempts)).await;
 }
 
 /// Asks Twilio to place the call, its answer connected to this edge's media stream with a

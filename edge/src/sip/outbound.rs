@@ -32,8 +32,8 @@ pub enum OutboundFailure {
     Rejected { code: u16, reason: String },
     /// No trunk got an answer in time.
     NoAnswer,
-    /// Every trunk tried failed; each attempt described, in order.
-    AllTrunksFailed { attempts: Vec<String> },
+    /// Every trunk tried failed; each attempt, in order.
+    AllTrunksFailed { attempts: Vec<TrunkAttempt> },
     /// We gave up before an answer (hang-up requested, edge shutting down).
     Cancelled,
 }
@@ -58,6 +58,24 @@ impl OutboundFailure {
             Self::Busy { code } | Self::Rejected { code, .. } => Some(*code),
             _ => None,
         }
+    }
+}
+
+/// One trunk an outbound call tried, and how that attempt ended: call records list them so a
+/// failed call says which provider did what.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct TrunkAttempt {
+    /// The provider id of the trunk.
+    pub trunk_id: String,
+    /// The trunk's name.
+    pub trunk: String,
+    /// What happened (`503 Service Unavailable`, `no answer`, ...).
+    pub outcome: String,
+}
+
+impl std::fmt::Display for TrunkAttempt {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        write!(f, "{}: {}", self.trunk, self.outcome)
     }
 }
 
@@ -90,7 +108,7 @@ pub struct OutboundCall {
     lingering: Vec<InviteAttempt>,
     from_tag: String,
     next_cseq: u32,
-    failures: Vec<(String, AttemptFailure)>,
+    failures: Vec<(Trunk, AttemptFailure)>,
     skipped: usize,
     decided: bool,
     rang: bool,
@@ -281,7 +299,7 @@ impl OutboundCall {
         }
         tracing::info!(trunk = %trunk.name, outcome = %failure.describe(), "outbound attempt failed");
         let fails_over = failure.fails_over();
-        self.failures.push((trunk.name.clone(), failure.clone()));
+        self.failures.push((trunk.clone(), failure.clone()));
         if !fails_over {
             let final_failure = match failure {
                 AttemptFailure::Rejected { code, .. } if failure.is_busy() => {
@@ -329,7 +347,7 @@ impl OutboundCall {
                 Err(failure) => {
                     breakers.record_failure(now, &trunk.id);
                     tracing::warn!(trunk = %trunk.name, outcome = %failure.describe(), "cannot call through this trunk");
-                    self.failures.push((trunk.name.clone(), failure));
+                    self.failures.push((trunk.clone(), failure));
                 }
             }
         }
@@ -351,10 +369,14 @@ impl OutboundCall {
         self.finish(failure);
     }
 
-    fn attempt_log(&self) -> Vec<String> {
+    fn attempt_log(&self) -> Vec<TrunkAttempt> {
         self.failures
             .iter()
-            .map(|(trunk, f)| format!("{trunk}: {}", f.describe()))
+            .map(|(trunk, f)| TrunkAttempt {
+                trunk_id: trunk.id.clone(),
+                trunk: trunk.name.clone(),
+                outcome: f.describe(),
+            })
             .collect()
     }
 

@@ -132,7 +132,10 @@ fn when_every_trunk_fails_each_attempt_is_listed() {
     match &events(&mut call)[..] {
         [OutboundEvent::Failed(OutboundFailure::AllTrunksFailed { attempts })] => {
             assert_eq!(attempts.len(), 2);
-            assert!(attempts[0].starts_with("trunk-a: 503"), "{attempts:?}");
+            assert!(
+                attempts[0].to_string().starts_with("trunk-a: 503"),
+                "{attempts:?}"
+            );
         }
         other => panic!("{other:?}"),
     }

@@ -253,7 +253,7 @@ impl SipService {
                     }
                     EndpointEvent::OutboundFailed { call_id, failure } => {
                         if let Some(placed) = pending.remove(&call_id) {
-                            placing::failed(&call_id, &placed, &failure, &services).await;
+                            placing::failed(&call_id, placed, &failure, &services).await;
                         }
                     }
                     EndpointEvent::Transfer { call_id, progress } => {

@@ -1,8 +1,10 @@
-//! Twilio's REST API, the one call the edge needs: create a call
-//! (`POST {api_base_url}/2010-04-01/Accounts/{AccountSid}/Calls.json`, basic auth with the
-//! account SID and auth token, a form with `To`, `From` and `Twiml`). The TwiML connects the
-//! answered call to this edge's media stream, so the call then runs like an inbound one; the
-//! status callback tells the edge of a call that was never answered.
+//! Twilio's REST API, the two calls the edge needs, both with basic auth (account SID and auth
+//! token) and a form: create a call (`POST {api_base_url}/2010-04-01/Accounts/{AccountSid}/Calls.json`
+//! with `To`, `From` and `Twiml`) — the TwiML connects the answered call to this edge's media
+//! stream, so the call then runs like an inbound one, and the status callback tells the edge of
+//! a call that was never answered; and update a live call (`…/Calls/{CallSid}.json` with
+//! `Twiml`), which is how a call on a media stream is transferred: Twilio leaves the stream and
+//! runs the new TwiML.
 
 use std::time::Duration;
 
@@ -34,6 +36,53 @@ impl TwilioRestError {
             TwilioRestError::NoToken => "provider_misconfigured",
         }
     }
+}
+
+/// Replaces what live call `call_sid` runs with `twiml` (a `<Dial>` to transfer it); Twilio
+/// then ends the call's media stream.
+pub async fn update_call(
+    http: &reqwest::Client,
+    account: &TwilioAccountSpec,
+    call_sid: &str,
+    twiml: &str,
+) -> Result<(), TwilioRestError> {
+    let token = account
+        .auth_token
+        .as_deref()
+        .ok_or(TwilioRestError::NoToken)?;
+    let url = format!(
+        "{}/2010-04-01/Accounts/{}/Calls/{}.json",
+        account.api_base_url.trim_end_matches('/'),
+        account.account_sid,
+        call_sid
+    );
+    let body = form_urlencoded::Serializer::new(String::new())
+        .append_pair("Twiml", twiml)
+        .finish();
+    let response = http
+        .post(&url)
+        .basic_auth(&account.account_sid, Some(token))
+        .header("content-type", "application/x-www-form-urlencoded")
+        .body(body)
+        .timeout(REQUEST_TIMEOUT)
+        .send()
+        .await?;
+    let status = response.status();
+    let text = response.text().await?;
+    if status.is_success() {
+        Ok(())
+    } else {
+        Err(refused(status.as_u16(), text))
+    }
+}
+
+/// Twilio's error answer: its JSON `message`, or the text when it is not JSON.
+fn refused(status: u16, text: String) -> TwilioRestError {
+    let message = serde_json::from_str::<serde_json::Value>(&text)
+        .ok()
+        .and_then(|v| v["message"].as_str().map(str::to_owned))
+        .unwrap_or(text);
+    TwilioRestError::Refused { status, message }
 }
 
 /// Asks Twilio to call `to` from `from` and run `twiml` once answered, and to POST the call's
@@ -72,15 +121,7 @@ pub async fn create_call(
     let status = response.status();
     let text = response.text().await?;
     if !status.is_success() {
-        // Twilio's errors are JSON with a `message`; keep the text when they are not.
-        let message = serde_json::from_str::<serde_json::Value>(&text)
-            .ok()
-            .and_then(|v| v["message"].as_str().map(str::to_owned))
-            .unwrap_or(text);
-        return Err(TwilioRestError::Refused {
-            status: status.as_u16(),
-            message,
-        });
+        return Err(refused(status.as_u16(), text));
     }
     serde_json::from_str::<serde_json::Value>(&text)
         .ok()

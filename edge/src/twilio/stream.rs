@@ -1,8 +1,10 @@
 //! One Twilio media stream: the task that owns its WebSocket. It waits for `start`, checks the
-//! stream's [`StreamTicket`](super::ticket::StreamTicket) and media format, starts the call
+//! stream's [`StreamTicket`](super::ticket::StreamTicket), the upgrade's `X-Twilio-Signature`
+//! (under the ticket's account) and the media format, starts the call
 //! task with a [`MediaLeg::Stream`] — routed from the cached configuration like a SIP call
 //! (inbound) or with the agent that placed it (outbound) — and then moves messages: caller
-//! frames and digits to the call, the call's paced audio, marks and clears to Twilio. A `stop`,
+//! frames and digits to the call, the call's paced audio, marks and clears to Twilio; a
+//! transfer redirects the live call over Twilio's REST API to a `<Dial>`. A `stop`,
 //! a closed socket or the edge shutting down hang the call up; the call hanging up closes the
 //! socket, which ends Twilio's `<Connect>` and so the call.
 
@@ -16,11 +18,11 @@ use tokio_tungstenite::WebSocketStream;
 use tracing::Instrument;
 
 use super::messages::{FromTwilio, Mark, StreamStart, ToTwilio};
-use super::TwilioEdge;
+use super::{rest, signature, twiml, TwilioEdge};
 use crate::call::leg::{MediaLeg, StreamFrame, StreamLeg, StreamOut};
 use crate::call::task::{self, CallDirection, CallSetup, CallSignal, DialogRequest};
 use crate::sip::endpoint::TransferProgress;
-use freya_shared::model::{CallEvent, CallEventKind};
+use freya_shared::model::{CallEvent, CallEventKind, ProviderSpec};
 
 /// How long Twilio may take from opening the socket to `start`.
 const START_TIMEOUT: Duration = Duration::from_secs(10);
@@ -32,7 +34,7 @@ const OUT_QUEUE: usize = 50;
 const SIGNAL_QUEUE: usize = 16;
 
 /// Serves one stream socket until the call ends.
-pub async fn run<S>(twilio: TwilioEdge, mut socket: WebSocketStream<S>)
+pub async fn run<S>(twilio: TwilioEdge, mut socket: WebSocketStream<S>, signature: Option<String>)
 where
     S: AsyncRead + AsyncWrite + Unpin,
 {
@@ -51,10 +53,14 @@ where
         frames: frame_rx,
         out: out_tx,
     });
-    let Some(setup) = call_setup(&twilio, &start, leg).await else {
+    let Some(setup) = call_setup(&twilio, &start, signature.as_deref(), leg).await else {
         let _ = socket.close(None).await;
         return;
     };
+    let provider_id = setup.provider["provider_id"]
+        .as_str()
+        .unwrap_or_default()
+        .to_owned();
     let (signal_tx, signal_rx) = mpsc::channel(SIGNAL_QUEUE);
     let (request_tx, mut request_rx) = mpsc::channel(SIGNAL_QUEUE);
     let services = twilio.services.clone();
@@ -133,9 +139,13 @@ where
                         break;
                     }
                     Some(DialogRequest::Transfer { destination, .. }) => {
-                        tracing::warn!(%destination, "transfer asked on a Twilio call; not supported on media streams");
-                        let failed = TransferProgress::Failed { reason: "transfer is not supported on Twilio media streams".into() };
-                        let _ = signal_tx.send(CallSignal::Transfer(failed)).await;
+                        // The REST request may take seconds: the stream's audio goes on meanwhile.
+                        let (twilio, signals) = (twilio.clone(), signal_tx.clone());
+                        let (provider_id, call_sid) = (provider_id.clone(), start.call_sid.clone());
+                        tokio::spawn(async move {
+                            let progress = transfer(&twilio, &provider_id, &call_sid, &destination).await;
+                            let _ = signals.send(CallSignal::Transfer(progress)).await;
+                        }.in_current_span());
                     }
                     Some(DialogRequest::SendDtmf { digits, .. }) => {
                         tracing::warn!(%digits, "digits asked on a Twilio call; media streams cannot send them");
@@ -155,6 +165,45 @@ where
     }
     .instrument(span)
     .await;
+}
+
+/// Transfers live call `call_sid` to `destination` by redirecting it, through the account
+/// `provider_id` that carries it, to a `<Dial>`: done when Twilio accepts the update (Twilio
+/// then leaves our stream), failed — the call goes on — when it does not.
+async fn transfer(
+    twilio: &TwilioEdge,
+    provider_id: &str,
+    call_sid: &str,
+    destination: &str,
+) -> TransferProgress {
+    let snapshot = twilio.services.state.snapshot();
+    let account = snapshot
+        .providers
+        .iter()
+        .find(|p| p.id == provider_id)
+        .and_then(|p| match &p.spec {
+            ProviderSpec::Twilio(account) => Some(account),
+            ProviderSpec::SipTrunk(_) => None,
+        });
+    let Some(account) = account else {
+        tracing::warn!(provider = %provider_id, "cannot transfer: the call's Twilio account is no longer configured");
+        return TransferProgress::Failed {
+            reason: "the call's Twilio account is no longer configured".into(),
+        };
+    };
+    let twiml = twiml::dial(destination);
+    match rest::update_call(&twilio.http, account, call_sid, &twiml).await {
+        Ok(()) => {
+            tracing::info!(%destination, "Twilio redirected the call to the transfer destination");
+            TransferProgress::Succeeded { code: 200 }
+        }
+        Err(e) => {
+            tracing::warn!(%destination, error = %e, "Twilio did not redirect the call");
+            TransferProgress::Failed {
+                reason: e.to_string(),
+            }
+        }
+    }
 }
 
 /// Reads up to the `start` message; `None` when the socket ends first.
@@ -178,7 +227,12 @@ where
 
 /// The call a started stream carries on `leg`, from its ticket and the cached configuration;
 /// `None` (logged, and recorded as failed when the call is known) when it cannot run.
-async fn call_setup(twilio: &TwilioEdge, start: &StreamStart, leg: MediaLeg) -> Option<CallSetup> {
+async fn call_setup(
+    twilio: &TwilioEdge,
+    start: &StreamStart,
+    signature: Option<&str>,
+    leg: MediaLeg,
+) -> Option<CallSetup> {
     if !start.media_format.is_mulaw_8k() {
         tracing::warn!(format = ?start.media_format, "media stream is not μ-law at 8 kHz; closing it");
         return None;
@@ -207,6 +261,26 @@ async fn call_setup(twilio: &TwilioEdge, start: &StreamStart, leg: MediaLeg) -> 
         return None;
     }
     let snapshot = twilio.services.state.snapshot();
+    // Twilio signs the upgrade with the account's auth token over the stream URL it was given.
+    let token = snapshot
+        .providers
+        .iter()
+        .find(|p| p.id == ticket.provider_id)
+        .and_then(|p| match &p.spec {
+            ProviderSpec::Twilio(account) => account.auth_token.as_deref(),
+            ProviderSpec::SipTrunk(_) => None,
+        });
+    let signed = match (token, signature) {
+        (Some(token), Some(signature)) => {
+            signature::verify(token, &twilio.stream_url(), &[], signature)
+        }
+        _ => false,
+    };
+    if !signed {
+        tracing::warn!(call_sid = %start.call_sid, call = %ticket.call_id, has_signature = signature.is_some(),
+                       "media stream whose `X-Twilio-Signature` does not verify; closing it");
+        return None;
+    }
     let provider = serde_json::json!({
         "provider": "twilio",
         "provider_id": ticket.provider_id,

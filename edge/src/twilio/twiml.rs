@@ -18,6 +18,17 @@ pub fn connect_stream(stream_url: &str, parameters: &[(&str, &str)]) -> String {
     xml
 }
 
+/// `<Response><Dial>…</Dial>`: what a live call is redirected to when the agent transfers it —
+/// a phone number, or a SIP URI (`sip:…`, dialled with `<Sip>`).
+pub fn dial(destination: &str) -> String {
+    let target = if destination.starts_with("sip:") || destination.starts_with("sips:") {
+        format!("<Sip>{}</Sip>", escape(destination))
+    } else {
+        escape(destination)
+    };
+    format!(r#"<?xml version="1.0" encoding="UTF-8"?><Response><Dial>{target}</Dial></Response>"#)
+}
+
 /// `<Response><Reject reason=…/>`: `busy` or `rejected`.
 pub fn reject(reason: &str) -> String {
     format!(
@@ -112,5 +123,12 @@ mod tests {
             ]
         );
         assert_eq!(find_connect_stream(&reject("busy")), None);
+    }
+
+    #[test]
+    fn a_transfer_dials_a_number_or_a_sip_uri_escaped() {
+        assert!(dial("+15559990000").contains("<Response><Dial>+15559990000</Dial></Response>"));
+        assert!(dial("sip:desk@pbx.example;x=<1>")
+            .contains("<Dial><Sip>sip:desk@pbx.example;x=&lt;1&gt;</Sip></Dial>"));
     }
 }

@@ -216,6 +216,11 @@ async fn media(State(twilio): State<TwilioEdge>, mut request: Request) -> Respon
             "expected a WebSocket upgrade (`Upgrade: websocket`, version 13)",
         );
     }
+    // Checked once the stream's `start` names its call, and so the account that signed it.
+    let signature = headers
+        .get("x-twilio-signature")
+        .and_then(|v| v.to_str().ok())
+        .map(str::to_owned);
     let upgrade = hyper::upgrade::on(&mut request);
     let accept = derive_accept_key(key.as_bytes());
     tokio::spawn(
@@ -224,7 +229,7 @@ async fn media(State(twilio): State<TwilioEdge>, mut request: Request) -> Respon
                 Ok(upgraded) => {
                     let io = hyper_util::rt::TokioIo::new(upgraded);
                     let socket = WebSocketStream::from_raw_socket(io, Role::Server, None).await;
-                    super::stream::run(twilio, socket).await;
+                    super::stream::run(twilio, socket, signature).await;
                 }
                 Err(e) => tracing::debug!(error = %e, "media stream upgrade failed"),
             }

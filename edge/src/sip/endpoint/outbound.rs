@@ -128,6 +128,7 @@ impl OutboundFailure {
     pub fn describe(&self) -> String {
         match self {
             Self::AllTrunksFailed { attempts } => {
+                let attempts: Vec<String> = attempts.iter().map(ToString::to_string).collect();
                 format!("all trunks failed ({})", attempts.join("; "))
             }
             Self::Rejected { code, reason } => format!("rejected: {code} {reason}"),

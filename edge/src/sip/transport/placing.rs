@@ -1,6 +1,7 @@
 //! Outbound calls in the SIP task: what the control link asks for ([`SipCommand`]), the media
 //! port and offer reserved while a call is being placed ([`PendingOutbound`]), and what becomes
-//! of it — a call task once answered, a `call.failed` record otherwise.
+//! of it — a call task once answered, a `call.failed` record otherwise, or, when providers of
+//! another kind are ranked after these trunks, the failure handed back to try them.
 
 use std::net::IpAddr;
 use std::time::Instant;
@@ -14,6 +15,7 @@ use crate::sip::sdp::{self, Direction, LocalMedia, SessionDescription};
 use crate::sip::uac::{CallRequest, Trunk};
 use freya_shared::model::{CallEvent, CallEventKind};
 use freya_shared::snapshot::AgentConfig;
+use tokio::sync::oneshot;
 
 /// What the control link asks the SIP task to do.
 #[derive(Debug)]
@@ -35,6 +37,53 @@ pub struct PlaceCall {
     /// The number to call.
     pub to: String,
     pub trunks: Vec<Trunk>,
+    /// Attempts on providers ranked before these trunks (call-record entries, see
+    /// [`trunk_attempts`]): listed with `call.started` and `call.failed`.
+    pub earlier_attempts: Vec<serde_json::Value>,
+    /// Where to hand a failure that may fail over when providers ranked after these trunks
+    /// remain; `None` records it as the call's end. Dropped unsent when the call is answered or
+    /// ends for good.
+    pub fall_back: Option<oneshot::Sender<FallBack>>,
+}
+
+/// Every trunk failed in a way worth failing over: the attempts, for the next provider to carry.
+#[derive(Debug)]
+pub struct FallBack {
+    pub attempts: Vec<serde_json::Value>,
+}
+
+/// The call-record entries of `trunks` tried and ended by `failure`, one per trunk: `kind`,
+/// `provider_id`, `provider` (its name), `reason` and `outcome` — the shape Twilio attempts
+/// share, so a record lists every provider tried whatever its kind.
+pub fn trunk_attempts(
+    failure: &OutboundFailure,
+    trunks: &[(String, String)],
+) -> Vec<serde_json::Value> {
+    let entry = |id: &str, name: &str, reason: &str, outcome: &str| {
+        serde_json::json!({"kind": "sip_trunk", "provider_id": id, "provider": name,
+                           "reason": reason, "outcome": outcome})
+    };
+    match failure {
+        OutboundFailure::AllTrunksFailed { attempts } => attempts
+            .iter()
+            .map(|a| entry(&a.trunk_id, &a.trunk, "trunk_failed", &a.outcome))
+            .collect(),
+        other => trunks
+            .iter()
+            .map(|(id, name)| entry(id, name, other.reason(), &other.describe()))
+            .collect(),
+    }
+}
+
+/// Whether a failure leaves the callee worth trying through another provider: not when the
+/// callee refused or is busy, nor when we gave up.
+fn may_fall_back(failure: &OutboundFailure) -> bool {
+    !matches!(
+        failure,
+        OutboundFailure::Busy { .. }
+            | OutboundFailure::Rejected { .. }
+            | OutboundFailure::Cancelled
+    )
 }
 
 /// An outbound call between its INVITE and its answer.
@@ -45,6 +94,10 @@ pub struct PendingOutbound {
     to: String,
     local: LocalMedia,
     sockets: MediaSockets,
+    /// The trunks tried, `(provider id, name)`.
+    trunks: Vec<(String, String)>,
+    earlier_attempts: Vec<serde_json::Value>,
+    fall_back: Option<oneshot::Sender<FallBack>>,
 }
 
 /// Records `call.failed` for a call that never got answered.
@@ -91,7 +144,7 @@ pub async fn place(
             &call.workspace_id,
             &call.to,
             reason,
-            serde_json::Value::Null,
+            serde_json::json!({"attempts": call.earlier_attempts}),
         )
         .await;
         return None;
@@ -104,7 +157,7 @@ pub async fn place(
             &call.workspace_id,
             &call.to,
             "no_media_ports",
-            serde_json::Value::Null,
+            serde_json::json!({"attempts": call.earlier_attempts}),
         )
         .await;
         return None;
@@ -125,6 +178,7 @@ pub async fn place(
         ptime: 20,
         rtcp_mux: false,
     };
+    let call = *call;
     let trunks: Vec<&str> = call.trunks.iter().map(|t| t.name.as_str()).collect();
     // The call's record starts when we dial (the control plane keeps the first call.started).
     let started = CallEvent::new(
@@ -133,7 +187,7 @@ pub async fn place(
         CallEventKind::Started,
         serde_json::json!({"direction": "outbound", "from": call.from, "to": call.to,
                            "agent_id": call.agent.id, "edge_id": &*services.edge_id,
-                           "trunks": trunks}),
+                           "trunks": trunks, "attempts": call.earlier_attempts}),
     );
     let _ = services.events.send(started).await;
     let request = CallRequest {
@@ -143,6 +197,11 @@ pub async fn place(
         offer: sdp::offer(&local),
         local: std::net::SocketAddr::from(([0, 0, 0, 0], 0)), // the endpoint puts its own
     };
+    let tried = call
+        .trunks
+        .iter()
+        .map(|t| (t.id.clone(), t.name.clone()))
+        .collect();
     endpoint.place_call(Instant::now(), request, call.trunks);
     Some(PendingOutbound {
         workspace_id: call.workspace_id,
@@ -151,6 +210,9 @@ pub async fn place(
         to: call.to,
         local,
         sockets,
+        trunks: tried,
+        earlier_attempts: call.earlier_attempts,
+        fall_back: call.fall_back,
     })
 }
 
@@ -195,20 +257,27 @@ pub async fn answered(
     }
 }
 
-/// The call will not be answered: record why.
+/// The call will not be answered through these trunks: hand the failure back when providers
+/// ranked after them remain and it may fail over, else record why.
 pub async fn failed(
     call_id: &str,
-    pending: &PendingOutbound,
+    pending: PendingOutbound,
     failure: &OutboundFailure,
     services: &CallServices,
 ) {
+    let mut attempts = pending.earlier_attempts;
+    attempts.extend(trunk_attempts(failure, &pending.trunks));
+    if let Some(fall_back) = pending.fall_back.filter(|_| may_fall_back(failure)) {
+        tracing::info!(call = %call_id, reason = %failure.describe(), "no trunk took the call; trying the next provider");
+        match fall_back.send(FallBack { attempts }) {
+            Ok(()) => return,
+            Err(back) => attempts = back.attempts,
+        }
+    }
     tracing::info!(call = %call_id, reason = %failure.describe(), "outbound call failed");
-    let mut detail = serde_json::json!({"description": failure.describe()});
+    let mut detail = serde_json::json!({"description": failure.describe(), "attempts": attempts});
     if let Some(code) = failure.code() {
         detail["code"] = code.into();
-    }
-    if let OutboundFailure::AllTrunksFailed { attempts } = failure {
-        detail["attempts"] = serde_json::json!(attempts);
     }
     record_failure(
         services,

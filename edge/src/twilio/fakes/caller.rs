@@ -8,6 +8,7 @@
 use std::time::Duration;
 
 use futures::{SinkExt, StreamExt};
+use tokio_tungstenite::tungstenite::client::IntoClientRequest;
 use tokio_tungstenite::tungstenite::Message;
 
 use crate::media::g711;
@@ -88,6 +89,9 @@ pub struct StreamCaller {
     pub account_sid: String,
     pub call_sid: String,
     pub stream_sid: String,
+    /// The auth token the WebSocket upgrade is signed with (`X-Twilio-Signature` over the
+    /// stream URL), as Twilio does; `None` sends no signature.
+    pub auth_token: Option<String>,
 }
 
 /// What the caller does on the stream, in order: speak samples, press keys, stay on the line.
@@ -115,13 +119,27 @@ impl StreamCaller {
             account_sid: account_sid.to_owned(),
             call_sid: call_sid.to_owned(),
             stream_sid: format!("MZ{}", uuid::Uuid::new_v4().simple()),
+            auth_token: None,
         }
+    }
+
+    /// Signs the WebSocket upgrade with `auth_token`, as Twilio signs it with the account's.
+    pub fn signed_with(mut self, auth_token: &str) -> Self {
+        self.auth_token = Some(auth_token.to_owned());
+        self
     }
 
     /// Opens the WebSocket, plays `actions`, then stops the stream (unless the edge closed it
     /// first) and reports what was received.
     pub async fn run(&self, actions: &[CallerAction]) -> anyhow::Result<StreamReport> {
-        let (mut socket, _) = tokio_tungstenite::connect_async(self.stream.url.as_str()).await?;
+        let mut request = self.stream.url.as_str().into_client_request()?;
+        if let Some(token) = &self.auth_token {
+            let signature = expected_signature(token, &self.stream.url, &[]);
+            request
+                .headers_mut()
+                .insert("x-twilio-signature", signature.parse()?);
+        }
+        let (mut socket, _) = tokio_tungstenite::connect_async(request).await?;
         let mut report = StreamReport::default();
         let connected = FromTwilio::Connected {
             protocol: "Call".into(),

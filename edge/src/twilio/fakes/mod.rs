@@ -2,7 +2,9 @@
 //! against the account it was made with, records every call request, answers with a call SID
 //! (or with an error when told to fail), and — like Twilio once the callee answers — runs the
 //! request's `<Connect><Stream>` TwiML with a [`StreamCaller`], keeping its report; or leaves
-//! the call unanswered and POSTs its final status to the request's `StatusCallback`. For inbound
+//! the call unanswered and POSTs its final status to the request's `StatusCallback`. It also
+//! takes updates of live calls (`Calls/{CallSid}.json` with new `Twiml`, how a call is
+//! transferred), recording each, or refusing them when told to. For inbound
 //! calls a test drives the edge directly with [`post_voice_webhook`] and a [`StreamCaller`].
 
 mod caller;
@@ -32,8 +34,17 @@ pub struct RequestedCall {
     pub twiml: String,
 }
 
+/// One live-call update (`Calls/{CallSid}.json`) the fake accepted.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct CallUpdate {
+    pub call_sid: String,
+    pub twiml: String,
+}
+
 #[derive(Default)]
 struct Books {
+    updates: Vec<CallUpdate>,
+    update_fail_status: Option<u16>,
     requests: Vec<RequestedCall>,
     unauthorized: usize,
     failed: usize,
@@ -76,6 +87,10 @@ impl FakeTwilio {
                 "/2010-04-01/Accounts/{account}/Calls.json",
                 post(create_call),
             )
+            .route(
+                "/2010-04-01/Accounts/{account}/Calls/{call}",
+                post(update_call),
+            )
             .with_state(shared.clone());
         let listener = tokio::net::TcpListener::bind("127.0.0.1:0").await?;
         let addr = listener.local_addr()?;
@@ -97,6 +112,16 @@ impl FakeTwilio {
     /// Answers every call request with this HTTP status (Twilio's error shape) from now on.
     pub fn fail_with(&self, status: u16) {
         books(&self.shared).fail_status = Some(status);
+    }
+
+    /// Answers every live-call update with this HTTP status (Twilio's error shape) from now on.
+    pub fn fail_updates_with(&self, status: u16) {
+        books(&self.shared).update_fail_status = Some(status);
+    }
+
+    /// The live-call updates accepted so far.
+    pub fn updates(&self) -> Vec<CallUpdate> {
+        books(&self.shared).updates.clone()
     }
 
     /// Answers each requested call by running its stream with these caller actions.
@@ -139,13 +164,9 @@ fn twilio_error(status: StatusCode, message: &str) -> Response {
         .into_response()
 }
 
-async fn create_call(
-    State(shared): State<Shared>,
-    Path(account): Path<String>,
-    headers: HeaderMap,
-    body: Bytes,
-) -> Response {
-    let (sid, token, _) = &*shared;
+/// Whether a request carries the account's basic auth and names the account.
+fn authorized(shared: &Shared, account: &str, headers: &HeaderMap) -> bool {
+    let (sid, token, _) = &**shared;
     let expected = format!(
         "Basic {}",
         base64::engine::general_purpose::STANDARD.encode(format!("{sid}:{token}"))
@@ -154,10 +175,55 @@ async fn create_call(
         .get("authorization")
         .and_then(|v| v.to_str().ok())
         .is_some_and(|v| v == expected);
-    if !authorized || &account != sid {
-        books(&shared).unauthorized += 1;
+    if !authorized || account != sid {
+        books(shared).unauthorized += 1;
+        return false;
+    }
+    true
+}
+
+async fn update_call(
+    State(shared): State<Shared>,
+    Path((account, call)): Path<(String, String)>,
+    headers: HeaderMap,
+    body: Bytes,
+) -> Response {
+    if !authorized(&shared, &account, &headers) {
         return twilio_error(StatusCode::UNAUTHORIZED, "Authenticate");
     }
+    let Some(call_sid) = call.strip_suffix(".json") else {
+        return twilio_error(StatusCode::NOT_FOUND, "no such resource");
+    };
+    let form: HashMap<String, String> = form_urlencoded::parse(&body).into_owned().collect();
+    let Some(twiml) = form.get("Twiml").filter(|t| !t.is_empty()) else {
+        return twilio_error(StatusCode::BAD_REQUEST, "Twiml is required");
+    };
+    let mut books = books(&shared);
+    if let Some(status) = books.update_fail_status {
+        let status = StatusCode::from_u16(status).unwrap_or(StatusCode::INTERNAL_SERVER_ERROR);
+        return twilio_error(status, "the fake was told to fail");
+    }
+    books.updates.push(CallUpdate {
+        call_sid: call_sid.to_owned(),
+        twiml: twiml.clone(),
+    });
+    (
+        StatusCode::OK,
+        Json(serde_json::json!({"sid": call_sid, "account_sid": account, "status": "in-progress"})),
+    )
+        .into_response()
+}
+
+async fn create_call(
+    State(shared): State<Shared>,
+    Path(account): Path<String>,
+    headers: HeaderMap,
+    body: Bytes,
+) -> Response {
+    if !authorized(&shared, &account, &headers) {
+        return twilio_error(StatusCode::UNAUTHORIZED, "Authenticate");
+    }
+    let (sid, token, _) = &*shared;
     let fail_status = {
         let mut books = books(&shared);
         books.failed += usize::from(books.fail_status.is_some());
@@ -206,7 +272,7 @@ async fn create_call(
             .into_response();
     }
     if let (Some(actions), Some(stream)) = (answer, find_connect_stream(&twiml)) {
-        let caller = StreamCaller::new(stream, sid, &call_sid);
+        let caller = StreamCaller::new(stream, sid, &call_sid).signed_with(token);
         let shared = shared.clone();
         tokio::spawn(async move {
             let report = caller.run(&actions).await;
