@@ -37,7 +37,8 @@ struct Args {
     /// Play this WAV file as a turn (after the `--say` turns).
     #[arg(long = "wav")]
     wavs: Vec<PathBuf>,
-    /// Press keys as RFC 4733 events, `DIGITS@SECONDS` after the answer (e.g. `12#@3`).
+    /// Press keys as RFC 4733 events, `DIGITS@SECONDS` after the answer (e.g. `12#@3`; plain
+    /// `123` presses them one second after the answer).
     #[arg(long)]
     dtmf: Vec<String>,
     /// The codec to offer.

@@ -104,7 +104,8 @@ pub struct ScenarioSettings {
     #[arg(long = "turn")]
     #[serde(default)]
     pub turns: Vec<String>,
-    /// Keys to press, `DIGITS@SECONDS` after the answer, as RFC 4733 events (repeatable).
+    /// Keys to press, `DIGITS@SECONDS` after the answer (plain `DIGITS`: after 1 s), as RFC 4733
+    /// events (repeatable).
     #[arg(long = "dtmf")]
     #[serde(default)]
     pub dtmf: Vec<String>,
