@@ -83,6 +83,17 @@ async fn world_with(first_message: &str, extra: serde_json::Value) -> World {
     }
 }
 
+/// A caller who starts after `first_turn_after`, waits up to six seconds for each reply and
+/// never talks over the agent.
+fn patient_caller(first_turn_after: Duration) -> TalkerConfig {
+    TalkerConfig {
+        first_turn_after,
+        reply_timeout: Duration::from_secs(6),
+        pause_after_reply: Duration::from_millis(400),
+        barge_in_after: None,
+    }
+}
+
 /// Places one G.711 call that says `turns` (espeak-ng) and hangs up after `hold`.
 async fn call(w: &World, turns: &[&str], talker: TalkerConfig, hold: Duration) -> CallReport {
     call_with(w, Codec::Pcmu, turns, talker, hold).await
@@ -117,12 +128,7 @@ async fn a_caller_who_speaks_hears_the_models_answer() {
         .set_default_transcript("What are your opening hours?");
     w.llm
         .respond_with(|_| FakeReply::text("We are open from nine to five. Anything else?"));
-    let talker = TalkerConfig {
-        first_turn_after: Duration::from_millis(1500),
-        reply_timeout: Duration::from_secs(6),
-        pause_after_reply: Duration::from_millis(400),
-        barge_in_after: None,
-    };
+    let talker = patient_caller(Duration::from_millis(1500));
     let report = call(
         &w,
         &["What are your opening hours?"],
@@ -209,12 +215,7 @@ async fn an_opus_caller_is_understood_and_hears_the_agent() {
         .set_default_transcript("What are your opening hours?");
     w.llm
         .respond_with(|_| FakeReply::text("We are open from nine to five."));
-    let talker = TalkerConfig {
-        first_turn_after: Duration::from_millis(1500),
-        reply_timeout: Duration::from_secs(6),
-        pause_after_reply: Duration::from_millis(400),
-        barge_in_after: None,
-    };
+    let talker = patient_caller(Duration::from_millis(1500));
     let report = call_with(
         &w,
         Codec::Opus,
@@ -344,12 +345,7 @@ async fn a_failing_model_still_gets_the_caller_an_answer() {
     w.speech.set_default_transcript("Hello, is anyone there?");
     w.llm
         .respond_with(|_| FakeReply::status(500, "the model is down"));
-    let talker = TalkerConfig {
-        first_turn_after: Duration::from_millis(1200),
-        reply_timeout: Duration::from_secs(6),
-        pause_after_reply: Duration::from_millis(400),
-        barge_in_after: None,
-    };
+    let talker = patient_caller(Duration::from_millis(1200));
     let report = call(
         &w,
         &["Hello, is anyone there?"],
@@ -458,12 +454,7 @@ async fn a_customer_tool_round_trips_through_a_signed_request_during_the_call() 
     ));
     w.llm
         .respond_with(|_| FakeReply::text("You are booked for Friday at ten."));
-    let talker = TalkerConfig {
-        first_turn_after: Duration::from_millis(300),
-        reply_timeout: Duration::from_secs(6),
-        pause_after_reply: Duration::from_millis(400),
-        barge_in_after: None,
-    };
+    let talker = patient_caller(Duration::from_millis(300));
     let report = call(
         &w,
         &["Book me in on Friday."],
