@@ -15,6 +15,11 @@
 //! by M, computing only the outputs that survive (polyphase). The filter is a Blackman-windowed
 //! sinc of 32 taps per unit of max(L, M), cut off at 0.45 of the lower rate, so speech up to
 //! ~3.4 kHz passes at 8 kHz and images/aliases are attenuated by more than 60 dB.
+//!
+//! Speed: each output is one dot product of a phase's taps (stored reversed) with a contiguous
+//! window of the history joined to the block, both `f32`, summed in eight lanes so the compiler
+//! vectorises it. It is the edge's hottest loop under load (every TTS chunk at 24 kHz comes down
+//! to 8 kHz here), so it avoids per-tap branches and the libm rounding call.
 
 use crate::media::frame::{PcmFrame, SampleRate};
 
@@ -26,6 +31,11 @@ const MAX_RATIO: usize = 6;
 const MAX_TAPS: usize = 2 * HALF_TAPS_PER_RATIO * MAX_RATIO;
 /// Cut-off as a fraction of the lower sample rate (0.5 would be its Nyquist frequency).
 const CUTOFF: f64 = 0.45;
+/// Input samples converted per pass: one 20 ms frame at the highest rate. Longer blocks are
+/// converted in passes of this size, so the working buffer lives on the stack.
+const CHUNK: usize = 960;
+/// Lanes of the dot product; a multiple of every SIMD width the compiler may pick for `f32`.
+const LANES: usize = 8;
 
 /// Why a block could not be resampled: the caller handed the wrong frame or too small a buffer.
 #[derive(Debug, Clone, Copy, PartialEq, Eq, thiserror::Error)]
@@ -57,10 +67,11 @@ pub struct Resampler {
     up: usize,
     down: usize,
     taps_per_phase: usize,
-    /// Polyphase layout: phase `p`'s taps are `coeffs[p * taps_per_phase..][..taps_per_phase]`.
+    /// Polyphase layout: phase `p`'s taps are `coeffs[p * taps_per_phase..][..taps_per_phase]`,
+    /// stored newest-sample-last (reversed), so they line up with a window of the input in order.
     coeffs: [f32; MAX_TAPS],
     /// The last `taps_per_phase - 1` input samples, oldest first.
-    history: [i16; MAX_TAPS],
+    history: [f32; MAX_TAPS],
     /// Position of the next output in the upsampled domain, relative to the next input block.
     next_t: usize,
 }
@@ -89,7 +100,7 @@ impl Resampler {
             down,
             taps_per_phase,
             coeffs: [0.0; MAX_TAPS],
-            history: [0; MAX_TAPS],
+            history: [0.0; MAX_TAPS],
             next_t: 0,
         };
         if up != down {
@@ -118,10 +129,12 @@ impl Resampler {
         }
         // Unity DC gain after zero-stuffing: the taps must sum to L.
         let gain = self.up as f64 / sum;
+        let tpp = self.taps_per_phase;
         for p in 0..self.up {
-            for i in 0..self.taps_per_phase {
+            for i in 0..tpp {
+                // Tap i of phase p weighs x[n - i]; reversed, it sits at tpp - 1 - i.
                 let src = h.get(p + i * self.up).copied().unwrap_or(0.0);
-                if let Some(dst) = self.coeffs.get_mut(p * self.taps_per_phase + i) {
+                if let Some(dst) = self.coeffs.get_mut(p * tpp + (tpp - 1 - i)) {
                     *dst = (src * gain) as f32;
                 }
             }
@@ -152,7 +165,7 @@ impl Resampler {
 
     /// Forgets the filter history, e.g. when a new talk spurt or a new stream starts.
     pub fn reset(&mut self) {
-        self.history = [0; MAX_TAPS];
+        self.history = [0.0; MAX_TAPS];
         self.next_t = 0;
     }
 
@@ -171,48 +184,56 @@ impl Resampler {
             }
             return Ok(input.len());
         }
-        let tpp = self.taps_per_phase;
-        let hist_len = tpp - 1;
         let mut written = 0;
-        for out in output.iter_mut().take(needed) {
-            let n = self.next_t / self.up;
-            let phase = self.next_t % self.up;
-            let coeffs = self
-                .coeffs
-                .get(phase * tpp..(phase + 1) * tpp)
-                .unwrap_or(&[]);
-            let mut acc = 0.0f32;
-            for (i, &c) in coeffs.iter().enumerate() {
-                // x[n - i]: from this block, or from the history before it.
-                let sample = if i <= n {
-                    input.get(n - i)
-                } else {
-                    self.history.get(hist_len - (i - n))
-                };
-                acc += c * f32::from(sample.copied().unwrap_or(0));
-            }
-            *out = acc.round().clamp(f32::from(i16::MIN), f32::from(i16::MAX)) as i16;
-            written += 1;
-            self.next_t += self.down;
+        for block in input.chunks(CHUNK) {
+            let out = output.get_mut(written..).unwrap_or_default();
+            written += self.process_chunk(block, out);
         }
-        self.next_t = self.next_t.saturating_sub(input.len() * self.up);
-        self.remember(input, hist_len);
         Ok(written)
     }
 
-    /// Keeps the last `hist_len` samples of (history ++ input), oldest first.
-    fn remember(&mut self, input: &[i16], hist_len: usize) {
-        let Some(history) = self.history.get_mut(..hist_len) else {
-            return;
-        };
-        if input.len() >= hist_len {
-            history.copy_from_slice(input.get(input.len() - hist_len..).unwrap_or(&[]));
-        } else {
-            history.rotate_left(input.len());
-            if let Some(tail) = history.get_mut(hist_len - input.len()..) {
-                tail.copy_from_slice(input);
+    /// Converts at most [`CHUNK`] samples; `output` has room for all they produce.
+    fn process_chunk(&mut self, block: &[i16], output: &mut [i16]) -> usize {
+        let tpp = self.taps_per_phase;
+        let hist_len = tpp - 1;
+        // work = history ++ block, so x[n - i] (i < tpp) is work[n + hist_len - i] and the
+        // window of output n is the contiguous work[n..n + tpp].
+        let mut work = [0.0f32; MAX_TAPS + CHUNK];
+        let used = hist_len + block.len();
+        if let (Some(head), Some(history)) =
+            (work.get_mut(..hist_len), self.history.get(..hist_len))
+        {
+            head.copy_from_slice(history);
+        }
+        if let Some(tail) = work.get_mut(hist_len..used) {
+            for (w, &s) in tail.iter_mut().zip(block) {
+                *w = f32::from(s);
             }
         }
+        let end = block.len() * self.up;
+        let mut written = 0;
+        while self.next_t < end {
+            let n = self.next_t / self.up;
+            let phase = self.next_t % self.up;
+            let window = work.get(n..n + tpp).unwrap_or(&[]);
+            let taps = self
+                .coeffs
+                .get(phase * tpp..(phase + 1) * tpp)
+                .unwrap_or(&[]);
+            if let Some(out) = output.get_mut(written) {
+                *out = to_sample(dot(window, taps));
+            }
+            written += 1;
+            self.next_t += self.down;
+        }
+        self.next_t -= end;
+        if let (Some(history), Some(last)) = (
+            self.history.get_mut(..hist_len),
+            work.get(block.len()..used),
+        ) {
+            history.copy_from_slice(last);
+        }
+        written
     }
 
     /// Resamples one 20 ms frame into a frame at the output rate (no heap; frames are inline).
@@ -227,6 +248,27 @@ impl Resampler {
         self.process(input.samples(), out.samples_mut())?;
         Ok(out)
     }
+}
+
+/// Dot product in [`LANES`] independent sums: no loop-carried dependency on one accumulator, so
+/// it compiles to packed multiply-adds.
+fn dot(window: &[f32], taps: &[f32]) -> f32 {
+    let mut lanes = [0.0f32; LANES];
+    let (w_chunks, t_chunks) = (window.chunks_exact(LANES), taps.chunks_exact(LANES));
+    let (w_rest, t_rest) = (w_chunks.remainder(), t_chunks.remainder());
+    for (w, t) in w_chunks.zip(t_chunks) {
+        for ((lane, &x), &c) in lanes.iter_mut().zip(w).zip(t) {
+            *lane += x * c;
+        }
+    }
+    let tail: f32 = w_rest.iter().zip(t_rest).map(|(&x, &c)| x * c).sum();
+    lanes.iter().sum::<f32>() + tail
+}
+
+/// Rounds half away from zero and saturates, without a libm call (`as` saturates in Rust).
+fn to_sample(value: f32) -> i16 {
+    let rounded = (value + 0.5f32.copysign(value)) as i32;
+    rounded.clamp(i32::from(i16::MIN), i32::from(i16::MAX)) as i16
 }
 
 #[cfg(test)]
@@ -351,6 +393,35 @@ mod tests {
         }
         // Input RMS is ~7071; require at least 40 dB of attenuation.
         assert!(worst < 70.0, "alias rms {worst}");
+    }
+
+    #[test]
+    fn the_output_does_not_depend_on_how_the_input_is_cut_into_blocks() {
+        let input: Vec<i16> = (0..10)
+            .flat_map(|i| {
+                tone(SampleRate::Hz24000, 523.0, 9_000.0, i)
+                    .samples()
+                    .to_vec()
+            })
+            .collect();
+        let run = |cuts: &[usize]| {
+            let mut r = Resampler::new(SampleRate::Hz24000, SampleRate::Hz8000);
+            let mut out = Vec::new();
+            let (mut at, mut k) = (0, 0);
+            while at < input.len() {
+                let len = cuts[k % cuts.len()].min(input.len() - at);
+                let mut buf = vec![0i16; r.output_len(len)];
+                let n = r.process(&input[at..at + len], &mut buf).unwrap();
+                out.extend_from_slice(&buf[..n]);
+                at += len;
+                k += 1;
+            }
+            out
+        };
+        let whole = run(&[input.len()]);
+        assert_eq!(whole.len(), input.len() / 3);
+        assert_eq!(run(&[480]), whole);
+        assert_eq!(run(&[1, 7, 95, 2000, 3]), whole);
     }
 
     #[test]
