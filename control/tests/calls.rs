@@ -311,7 +311,86 @@ async fn an_outbound_call_goes_to_an_edge_and_its_idempotency_key_replays(backen
     db.cleanup().await;
 }
 
+/// A batch of events is stored in one go: each new one once, a resent one not again, and the
+/// call record ends up as if they had come one by one.
+async fn a_batch_of_events_is_stored_once_each_with_the_call_record_updated(backend: Backend) {
+    let db = TestDb::new(backend).await;
+    let control = ControlPlane::start(&control_config(&db.url))
+        .await
+        .expect("control starts");
+    let (ws, _) = workspace_with_keys(&control, "Batch").await;
+    let call = new_id();
+    let base = 1_700_000_000_000;
+    let started = event(
+        &call,
+        &ws,
+        CallEventKind::Started,
+        base,
+        json!({"direction": "inbound", "from": "+15550000001", "to": "+4799999999"}),
+    );
+    let store = &control.store;
+    assert_eq!(
+        store
+            .record_call_events("edge-a", std::slice::from_ref(&started))
+            .await
+            .expect("first"),
+        vec![true]
+    );
+    let said = event(
+        &call,
+        &ws,
+        CallEventKind::Transcript,
+        base + 1_000,
+        json!({"speaker": "caller", "text": "hello"}),
+    );
+    let ended = event(
+        &call,
+        &ws,
+        CallEventKind::Ended,
+        base + 9_000,
+        json!({"reason": "caller_hung_up"}),
+    );
+    let batch = [started.clone(), said.clone(), ended.clone(), said.clone()];
+    assert_eq!(
+        store
+            .record_call_events("edge-a", &batch)
+            .await
+            .expect("batch"),
+        vec![false, true, true, false],
+        "the resent and the repeated event are not stored again"
+    );
+    assert_eq!(
+        store
+            .record_call_events("edge-a", &[])
+            .await
+            .expect("empty"),
+        Vec::<bool>::new()
+    );
+    let scope = WorkspaceScope {
+        workspace_id: ws.clone(),
+    };
+    let kinds: Vec<String> = store
+        .call_events(&scope, &call)
+        .await
+        .expect("events")
+        .into_iter()
+        .map(|e| e.kind)
+        .collect();
+    assert_eq!(kinds, ["call.started", "call.transcript", "call.ended"]);
+    let record = store
+        .calls(&scope, 10)
+        .await
+        .expect("calls")
+        .into_iter()
+        .find(|c| c.id == call)
+        .expect("the call has a record");
+    assert_eq!(record.status, "ended");
+    assert_eq!(record.ended_at_ms, Some(base + 9_000));
+    assert_eq!(record.end_reason.as_deref(), Some("caller_hung_up"));
+}
+
 on_both_engines!(
     the_call_log_filters_and_pages_with_a_cursor,
+    a_batch_of_events_is_stored_once_each_with_the_call_record_updated,
     an_outbound_call_goes_to_an_edge_and_its_idempotency_key_replays,
 );

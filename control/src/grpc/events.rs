@@ -3,6 +3,7 @@
 
 use std::sync::Arc;
 
+use futures::StreamExt;
 use tokio::sync::mpsc;
 use tokio_stream::wrappers::ReceiverStream;
 use tokio_util::sync::CancellationToken;
@@ -13,48 +14,64 @@ use crate::store::Store;
 use freya_proto::v1::{CallEvent as WireEvent, EventAck};
 use freya_shared::model::CallEvent;
 
+/// Most events stored in one transaction: what an edge has already sent when the store is free
+/// again, so a quiet edge's event is stored alone and at once, and a busy edge's share a commit.
+const BATCH: usize = 64;
+
 pub(super) fn spawn(
     store: Store,
     edge_id: String,
-    mut inbound: Streaming<WireEvent>,
+    inbound: Streaming<WireEvent>,
     metrics: Arc<ControlMetrics>,
     shutdown: CancellationToken,
 ) -> ReceiverStream<Result<EventAck, Status>> {
     // Acks wait for the edge to read them: the edge bounds what it has in flight.
     let (tx, rx) = mpsc::channel(256);
     tokio::spawn(async move {
+        let mut inbound = inbound.ready_chunks(BATCH);
         loop {
-            let next = tokio::select! {
-                next = inbound.message() => next,
+            let received = tokio::select! {
+                next = inbound.next() => next,
                 _ = shutdown.cancelled() => return,
             };
-            let wire = match next {
-                Ok(Some(wire)) => wire,
-                Ok(None) => return,
-                Err(status) => {
-                    tracing::debug!(edge = %edge_id, %status, "event stream closed");
-                    return;
+            let Some(received) = received else { return };
+            // Events before a broken message are still stored and acknowledged.
+            let mut closed = false;
+            let mut events = Vec::with_capacity(received.len());
+            for next in received {
+                match next {
+                    Ok(wire) => events.extend(decode(&edge_id, wire)),
+                    Err(status) => {
+                        tracing::debug!(edge = %edge_id, %status, "event stream closed");
+                        closed = true;
+                        break;
+                    }
                 }
-            };
-            let Some(event) = decode(&edge_id, wire) else {
-                continue;
-            };
-            match store.record_call_event(&edge_id, &event).await {
-                Ok(true) => {
-                    metrics.call_events_stored.inc();
-                }
-                Ok(false) => {
-                    metrics.call_events_duplicate.inc();
+            }
+            match store.record_call_events(&edge_id, &events).await {
+                Ok(stored) => {
+                    for new in stored {
+                        if new {
+                            metrics.call_events_stored.inc();
+                        } else {
+                            metrics.call_events_duplicate.inc();
+                        }
+                    }
                 }
                 Err(e) => {
-                    tracing::warn!(error = %e, "cannot store a call event; the edge will resend it");
+                    tracing::warn!(error = %e, "cannot store call events; the edge will resend them");
                     let _ = tx
                         .send(Err(Status::unavailable("cannot store events right now")))
                         .await;
                     return;
                 }
             }
-            if tx.send(Ok(EventAck { id: event.id })).await.is_err() {
+            for event in events {
+                if tx.send(Ok(EventAck { id: event.id })).await.is_err() {
+                    return;
+                }
+            }
+            if closed {
                 return;
             }
         }

@@ -47,33 +47,55 @@ impl Store {
         edge_id: &str,
         event: &CallEvent,
     ) -> Result<bool, StoreError> {
-        let payload = event.payload.to_string();
+        let stored = self
+            .record_call_events(edge_id, std::slice::from_ref(event))
+            .await?;
+        Ok(stored.first().copied().unwrap_or(false))
+    }
+
+    /// Stores a batch of events from `edge_id` in one transaction; for each, whether it was new.
+    /// An edge under load sends hundreds of events a second, and one commit (one WAL sync on
+    /// SQLite, one consensus round on CockroachDB) for a batch instead of each is what keeps the
+    /// store ahead of them. All or none: an error stores none of the batch, and the edge resends.
+    pub async fn record_call_events(
+        &self,
+        edge_id: &str,
+        events: &[CallEvent],
+    ) -> Result<Vec<bool>, StoreError> {
+        if events.is_empty() {
+            return Ok(Vec::new());
+        }
+        let payloads: Vec<String> = events.iter().map(|e| e.payload.to_string()).collect();
         retry(|| async {
             let mut tx = self.pool().begin().await?;
-            let inserted = sqlx::query(
-                "INSERT INTO call_events (id, call_id, workspace_id, edge_id, kind, at_ms, payload, received_at_ms) \
-                 VALUES ($1, $2, $3, $4, $5, $6, $7, $8) ON CONFLICT (id) DO NOTHING",
-            )
-            .bind(&event.id)
-            .bind(&event.call_id)
-            .bind(&event.workspace_id)
-            .bind(edge_id)
-            .bind(&event.kind)
-            .bind(event.at_ms)
-            .bind(&payload)
-            .bind(now_ms())
-            .execute(&mut *tx)
-            .await?
-            .rows_affected()
-                == 1;
-            if inserted {
-                apply_to_call(&mut tx, edge_id, event).await?;
-                super::call_usage::fold_event(&mut tx, event).await?;
-                // Same transaction: a stored event always has its webhook deliveries queued.
-                super::deliveries::enqueue(&mut tx, event).await?;
+            let mut stored = Vec::with_capacity(events.len());
+            for (event, payload) in events.iter().zip(&payloads) {
+                let inserted = sqlx::query(
+                    "INSERT INTO call_events (id, call_id, workspace_id, edge_id, kind, at_ms, payload, received_at_ms) \
+                     VALUES ($1, $2, $3, $4, $5, $6, $7, $8) ON CONFLICT (id) DO NOTHING",
+                )
+                .bind(&event.id)
+                .bind(&event.call_id)
+                .bind(&event.workspace_id)
+                .bind(edge_id)
+                .bind(&event.kind)
+                .bind(event.at_ms)
+                .bind(payload)
+                .bind(now_ms())
+                .execute(&mut *tx)
+                .await?
+                .rows_affected()
+                    == 1;
+                if inserted {
+                    apply_to_call(&mut tx, edge_id, event).await?;
+                    super::call_usage::fold_event(&mut tx, event).await?;
+                    // Same transaction: a stored event always has its webhook deliveries queued.
+                    super::deliveries::enqueue(&mut tx, event).await?;
+                }
+                stored.push(inserted);
             }
             tx.commit().await?;
-            Ok(inserted)
+            Ok(stored)
         })
         .await
     }

@@ -8,7 +8,7 @@ use std::collections::VecDeque;
 use tokio::sync::mpsc;
 use tokio_stream::wrappers::ReceiverStream;
 
-use super::spool::EventSpool;
+use super::spool::{run_blocking, EventSpool};
 use super::{log_failure, LinkContext};
 use freya_proto::v1::CallEvent as WireEvent;
 use freya_shared::model::CallEvent;
@@ -27,10 +27,28 @@ fn to_wire(event: &CallEvent) -> WireEvent {
     }
 }
 
-fn spool_event(spool: &mut EventSpool, event: CallEvent) {
-    if let Err(e) = spool.append(event) {
-        tracing::error!(error = %e, "cannot write the event spool; the event is kept in memory only");
+/// Most events made durable by one sync: everything the calls have reported by then.
+const SPOOL_BATCH: usize = 256;
+
+/// Spools `first` and whatever else is already waiting, with one sync off the calls' threads;
+/// returns the ids, oldest first.
+fn spool_waiting(
+    spool: &mut EventSpool,
+    first: CallEvent,
+    events: &mut mpsc::Receiver<CallEvent>,
+) -> Vec<String> {
+    let mut batch = vec![first];
+    while batch.len() < SPOOL_BATCH {
+        match events.try_recv() {
+            Ok(event) => batch.push(event),
+            Err(_) => break,
+        }
     }
+    let ids = batch.iter().map(|e| e.id.clone()).collect();
+    if let Err(e) = run_blocking(|| spool.append_all(batch)) {
+        tracing::error!(error = %e, "cannot write the event spool; the events are kept in memory only");
+    }
+    ids
 }
 
 pub(crate) async fn run(
@@ -61,7 +79,7 @@ pub(crate) async fn run(
                             Ok(Some(ack)) => {
                                 backoff.reset();
                                 in_flight = in_flight.saturating_sub(1);
-                                if let Err(e) = spool.ack(&ack.id) {
+                                if let Err(e) = run_blocking(|| spool.ack(&ack.id)) {
                                     tracing::warn!(error = %e, "cannot record an ack; the event may be sent twice");
                                 }
                             }
@@ -72,10 +90,7 @@ pub(crate) async fn run(
                             }
                         },
                         event = events.recv() => match event {
-                            Some(event) => {
-                                unsent.push_back(event.id.clone());
-                                spool_event(&mut spool, event);
-                            }
+                            Some(event) => unsent.extend(spool_waiting(&mut spool, event, &mut events)),
                             None => return,
                         },
                         permit = tx.reserve(), if in_flight < WINDOW && !unsent.is_empty() => {
@@ -97,7 +112,9 @@ pub(crate) async fn run(
                 _ = link.shutdown.cancelled() => return,
                 _ = tokio::time::sleep_until(resume_at) => break,
                 event = events.recv() => match event {
-                    Some(event) => spool_event(&mut spool, event),
+                    Some(event) => {
+                        spool_waiting(&mut spool, event, &mut events);
+                    }
                     None => return,
                 },
             }
