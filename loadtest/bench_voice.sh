@@ -31,7 +31,8 @@ AGENT=$(jq -r .agent_id "$WORK/data/dev.json")
 curl -sf -X PATCH -H "Authorization: Bearer $KEY" -H 'Content-Type: application/json' \
     -d "$(head -1 "$WORK/fakes.out")" "http://127.0.0.1:18080/v1/agents/$AGENT" > /dev/null
 sleep 1.5
-"$BIN/freya-loadtest" --target 127.0.0.1:15080 --number demo --edge-pid "$DEV" --json "$OUT" --quiet "$@"
+"$BIN/freya-loadtest" --target 127.0.0.1:15080 --number demo --edge-pid "$DEV" \
+    --edge-metrics http://127.0.0.1:18081/metrics --json "$OUT" --quiet "$@"
 CALL=$(curl -sf -H "Authorization: Bearer $KEY" "http://127.0.0.1:18080/v1/calls?limit=1" | jq -r '.data[0].id')
 echo "per-turn breakdown recorded by the edge for call $CALL:"
 curl -sf -H "Authorization: Bearer $KEY" "http://127.0.0.1:18080/v1/calls/$CALL" |

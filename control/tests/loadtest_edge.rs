@@ -130,6 +130,7 @@ async fn a_batch_of_concurrent_calls_is_answered_with_audio_both_ways() {
         ramp_up: Duration::from_millis(300),
         max_run: Duration::from_secs(40),
         edge_pids: vec![std::process::id()],
+        edge_metrics: vec![format!("http://{}/metrics", edge.http_addr)],
         progress: false,
     };
     let summary = run(
@@ -155,6 +156,23 @@ async fn a_batch_of_concurrent_calls_is_answered_with_audio_both_ways() {
         assert!(r.bye_ms.is_some(), "{}: BYE not answered", r.call_id);
     }
     assert!(summary.interarrival_ms.count > 0);
+    // The edge's own account of its sending covers this run's streams: a packet every 20 ms
+    // for about 1.5 s each (less the first of each stream, which has no spacing).
+    let departure = summary
+        .edge_departure
+        .as_ref()
+        .expect("the edge's /metrics has its departure histogram");
+    let received: u64 = summary
+        .call_records
+        .iter()
+        .map(|c| c.report.rtp.received)
+        .sum();
+    assert!(
+        departure.packets + CALLS >= received,
+        "the edge counted {} departures, the callers received {received} packets",
+        departure.packets
+    );
+    assert!(departure.p50_ms_at_most.is_some() && departure.over_5ms_pct.is_some());
 
     // The platform recorded every call as ended by the caller, and none is left running.
     let store = control.store.clone();

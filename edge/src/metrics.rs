@@ -4,6 +4,7 @@ use prometheus_client::encoding::text::encode;
 use prometheus_client::metrics::counter::Counter;
 use prometheus_client::metrics::family::Family;
 use prometheus_client::metrics::gauge::Gauge;
+use prometheus_client::metrics::histogram::Histogram;
 use prometheus_client::registry::Registry;
 
 /// Gauges the edge keeps; one registry per edge instance.
@@ -14,6 +15,7 @@ pub(crate) struct EdgeMetrics {
     pub config_version: Gauge,
     pub events_spooled: Gauge,
     pub twilio_webhooks: WebhookCounter,
+    pub rtp_departure: Histogram,
 }
 
 /// Provider webhooks by `outcome` (`connected`, `bad_signature`, ...).
@@ -27,6 +29,7 @@ impl EdgeMetrics {
         let config_version = Gauge::default();
         let events_spooled = Gauge::default();
         let twilio_webhooks = WebhookCounter::default();
+        let rtp_departure = departure_histogram();
         registry.register("active_calls", "Calls in progress", active_calls.clone());
         registry.register("draining", "1 while refusing new calls", draining.clone());
         registry.register(
@@ -44,6 +47,12 @@ impl EdgeMetrics {
             "Twilio voice and status webhooks, by outcome",
             twilio_webhooks.clone(),
         );
+        registry.register(
+            "rtp_departure_deviation_seconds",
+            "How far each outgoing RTP packet's spacing from the previous one strays from the \
+             media time between them (the edge's own inter-departure jitter)",
+            rtp_departure.clone(),
+        );
         Self {
             registry,
             active_calls,
@@ -51,6 +60,7 @@ impl EdgeMetrics {
             config_version,
             events_spooled,
             twilio_webhooks,
+            rtp_departure,
         }
     }
 
@@ -61,4 +71,15 @@ impl EdgeMetrics {
         }
         out
     }
+}
+
+/// Buckets fine around the few milliseconds a 20 ms stream may stray before a receiver's jitter
+/// buffer notices, coarse beyond.
+pub(crate) fn departure_histogram() -> Histogram {
+    Histogram::new(
+        [
+            0.0005, 0.001, 0.002, 0.003, 0.005, 0.0075, 0.01, 0.02, 0.05, 0.1, 0.25, 1.0,
+        ]
+        .into_iter(),
+    )
 }

@@ -152,6 +152,7 @@ impl Edge {
                     .filter_map(|name| Codec::from_name(name))
                     .collect(),
             },
+            rtp_departure: metrics.rtp_departure.clone(),
         };
         let public_url = match &config.http.public_url {
             Some(url) => url.trim_end_matches('/').to_owned(),

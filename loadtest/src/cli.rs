@@ -43,6 +43,10 @@ struct Cli {
     /// Sample CPU and RSS of this process (the edge) from /proc (repeatable).
     #[arg(long = "edge-pid")]
     edge_pids: Vec<u32>,
+    /// Read the edge's own inter-departure histogram from this `/metrics` URL before and after
+    /// the run, e.g. `http://127.0.0.1:8081/metrics` (repeatable, one per edge).
+    #[arg(long = "edge-metrics")]
+    edge_metrics: Vec<String>,
     /// Also run the same call pattern with sipp, to compare its cost with ours.
     #[arg(long)]
     compare_sipp: bool,
@@ -134,6 +138,7 @@ fn real_main(cli: Cli) -> anyhow::Result<bool> {
         ramp_up: scenario.ramp_up,
         max_run: scenario.max_run,
         edge_pids: cli.edge_pids.clone(),
+        edge_metrics: cli.edge_metrics.clone(),
         progress: !cli.quiet,
     };
     let scenario_json = serde_json::to_value(&scenario).context("while recording the scenario")?;
@@ -208,6 +213,18 @@ fn print_summary(s: &Summary) {
         println!(
             "edge CPU {cpu:.1} % of a core (mean while busy), RSS peak {:.1} MiB",
             s.edge_rss_peak_mib.unwrap_or(0.0)
+        );
+    }
+    if let Some(d) = &s.edge_departure {
+        let ms = |v: Option<f64>| v.map_or("-".to_owned(), |v| format!("{v}"));
+        println!(
+            "edge inter-departure deviation (its /metrics): {} packets, p50 <= {} ms, p99 <= {} ms, \
+             p99.9 <= {} ms, {:.3} % over 5 ms",
+            d.packets,
+            ms(d.p50_ms_at_most),
+            ms(d.p99_ms_at_most),
+            ms(d.p999_ms_at_most),
+            d.over_5ms_pct.unwrap_or(0.0)
         );
     }
     if let Some(ms) = s.self_cpu_ms_per_call {

@@ -52,6 +52,19 @@ svg{{margin:1em 1em 0 0;border:1px solid #eee}}</style></head><body>\
         );
     }
     page.push_str("</table>");
+    if let Some(d) = &s.edge_departure {
+        let ms = |v: Option<f64>| v.map_or("-".to_owned(), |v| format!("≤ {v} ms"));
+        let _ = write!(
+            page,
+            "<p>The edge's own inter-departure deviation ({} packets, from its /metrics): \
+             p50 {}, p99 {}, p99.9 {}; {:.3} % of packets over 5 ms.</p>",
+            d.packets,
+            ms(d.p50_ms_at_most),
+            ms(d.p99_ms_at_most),
+            ms(d.p999_ms_at_most),
+            d.over_5ms_pct.unwrap_or(0.0)
+        );
+    }
     if !s.failures.is_empty() {
         page.push_str("<h2>Failures</h2><ul>");
         for (reason, n) in &s.failures {

@@ -15,6 +15,7 @@ use indicatif::{ProgressBar, ProgressDrawTarget, ProgressStyle};
 use tokio::sync::{mpsc, Semaphore};
 use tokio_util::sync::CancellationToken;
 
+use crate::edge_metrics::{self, Buckets, EdgeDeparture};
 use crate::procstat::{self, ProcReading};
 use crate::scenario::launch_offset;
 use crate::summary::{CallRecord, Distribution, Summary, TimelinePoint};
@@ -39,6 +40,8 @@ pub struct RunPlan {
     pub max_run: Duration,
     /// Edge processes to sample.
     pub edge_pids: Vec<u32>,
+    /// The edges' `/metrics` URLs, read before and after the run.
+    pub edge_metrics: Vec<String>,
     /// Draw a live progress bar on the terminal.
     pub progress: bool,
 }
@@ -69,6 +72,8 @@ pub async fn run(
             addr: plan.local_sip,
             source,
         })?;
+    let metrics_client = reqwest::Client::new();
+    let departures_before = read_departures(&metrics_client, &plan.edge_metrics).await;
     let start = Instant::now();
     let self_before = procstat::read_self();
     let active = Arc::new(AtomicUsize::new(0));
@@ -132,13 +137,28 @@ pub async fn run(
         _ => None,
     };
     records.sort_by(|a, b| a.started_s.total_cmp(&b.started_s));
-    Ok(Summary::build(
-        scenario,
-        start.elapsed().as_secs_f64(),
-        records,
-        timeline,
-        self_cpu,
-    ))
+    let wall = start.elapsed().as_secs_f64();
+    let mut summary = Summary::build(scenario, wall, records, timeline, self_cpu);
+    let departures_after = read_departures(&metrics_client, &plan.edge_metrics).await;
+    if let (Some(before), Some(after)) = (departures_before, departures_after) {
+        summary.edge_departure = Some(EdgeDeparture::of(&after.since(&before)));
+    }
+    Ok(summary)
+}
+
+/// The edges' departure histograms summed, or `None` (with a warning) when none was asked for
+/// or one cannot be read.
+async fn read_departures(client: &reqwest::Client, urls: &[String]) -> Option<Buckets> {
+    if urls.is_empty() {
+        return None;
+    }
+    match edge_metrics::scrape_all(client, urls).await {
+        Ok(buckets) => Some(buckets),
+        Err(e) => {
+            tracing::warn!(error = %e, "the edge's inter-departure figures are left out");
+            None
+        }
+    }
 }
 
 async fn launch(

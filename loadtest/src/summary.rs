@@ -8,6 +8,7 @@ use std::collections::BTreeMap;
 use hdrhistogram::Histogram;
 use serde::Serialize;
 
+use crate::edge_metrics::EdgeDeparture;
 use crate::stream::new_gap_histogram;
 use crate::uac::CallReport;
 
@@ -159,6 +160,8 @@ pub struct Summary {
     pub edge_rss_peak_mib: Option<f64>,
     /// Our own CPU seconds per call placed.
     pub self_cpu_ms_per_call: Option<f64>,
+    /// The edge's own inter-departure deviation over the run (`--edge-metrics`).
+    pub edge_departure: Option<EdgeDeparture>,
     /// Every call.
     pub call_records: Vec<CallRecord>,
 }
@@ -293,6 +296,19 @@ impl Summary {
         }
         if let Some(v) = self.edge_rss_peak_mib {
             m.insert("edge_rss_mib".into(), v);
+        }
+        if let Some(d) = &self.edge_departure {
+            m.insert("edge_departure_packets".into(), d.packets as f64);
+            for (name, v) in [
+                ("edge_departure_p50_ms", d.p50_ms_at_most),
+                ("edge_departure_p99_ms", d.p99_ms_at_most),
+                ("edge_departure_p999_ms", d.p999_ms_at_most),
+                ("edge_departure_over_5ms_pct", d.over_5ms_pct),
+            ] {
+                if let Some(v) = v {
+                    m.insert(name.into(), v);
+                }
+            }
         }
         m
     }

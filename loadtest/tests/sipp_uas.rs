@@ -134,6 +134,7 @@ fn every_call_is_answered_with_audio_both_ways_and_latencies_measured() {
         ramp_up: Duration::from_millis(500),
         max_run: Duration::from_secs(30),
         edge_pids: vec![sipp.0.id()],
+        edge_metrics: Vec::new(),
         progress: false,
     };
     let runtime = tokio::runtime::Runtime::new().unwrap();

@@ -72,6 +72,7 @@ pub struct MediaSettings {
 /// The media state of one call.
 pub struct CallMedia {
     codec: CallCodec,
+    clock_rate: u32,
     payload_type: u8,
     telephone_event: Option<u8>,
     remote: SocketAddr,
@@ -151,6 +152,7 @@ impl CallMedia {
             .unwrap_or_default();
         Ok(Self {
             codec,
+            clock_rate,
             payload_type: audio.payload_type,
             telephone_event: audio.telephone_event,
             remote: audio.remote_rtp,
@@ -396,6 +398,11 @@ impl CallMedia {
         self.received_popped = true;
         self.play_out_received(now);
         self.take_received_frame()
+    }
+
+    /// The RTP clock rate of the stream we send (8 kHz for G.711, 48 kHz for Opus).
+    pub fn clock_rate(&self) -> u32 {
+        self.clock_rate
     }
 
     /// The next packet to send, written into a buffer reused for every packet.

@@ -11,6 +11,7 @@
 use std::sync::Arc;
 use std::time::{Duration, Instant};
 
+use prometheus_client::metrics::histogram::Histogram;
 use tokio::sync::mpsc;
 
 use super::leg::MediaLeg;
@@ -19,6 +20,7 @@ use super::responder::{PinnedWorkflow, Responder};
 use super::talk::{AgentRequest, CallParties};
 use crate::recordings::writer::CallRecording;
 use crate::recordings::RecordingOutbox;
+use crate::rtp::departure::{rtp_timestamp, DepartureSpacing};
 use crate::sip::endpoint::TransferProgress;
 use crate::state::EdgeState;
 use crate::voice::VoiceFactory;
@@ -101,6 +103,8 @@ pub struct CallServices {
     /// Where calls of agents with `record: true` are recorded; `None` records nothing.
     pub recordings: Option<RecordingOutbox>,
     pub media: MediaSettings,
+    /// Where each outgoing packet's departure spacing is observed (the edge's `/metrics`).
+    pub rtp_departure: Histogram,
 }
 
 /// Decrements the edge's call count however the task ends.
@@ -218,6 +222,13 @@ pub async fn run(
     let mut records: Vec<(&'static str, serde_json::Value)> = Vec::new();
     // The destination of the transfer under way, for its events and the call's ending.
     let mut transfer: Option<String> = None;
+    let mut departures = DepartureSpacing::new();
+    // One timer each for the next media tick and the call's time limit, moved rather than
+    // rebuilt on every turn of the loop (which also wakes for every packet the caller sends).
+    let tick = tokio::time::sleep_until(tokio::time::Instant::from_std(media.poll_timeout()));
+    tokio::pin!(tick);
+    let time_limit = tokio::time::sleep_until(deadline);
+    tokio::pin!(time_limit);
     let ending = loop {
         if let Some(reason) = misconfigured {
             break Ending {
@@ -230,9 +241,12 @@ pub async fn run(
             wake = wake.min(at);
         }
         let wake = tokio::time::Instant::from_std(wake);
+        if tick.deadline() != wake {
+            tick.as_mut().reset(wake);
+        }
         tokio::select! {
             input = leg.recv() => leg.deliver(Instant::now(), input, &mut media),
-            _ = tokio::time::sleep_until(wake) => {
+            _ = &mut tick => {
                 let now = Instant::now();
                 media.handle_timeout(now);
                 if let Some(talk) = talk.as_mut() {
@@ -247,8 +261,13 @@ pub async fn run(
                             talk.drive(now, &mut media, &mut records);
                         }
                     }
+                    let clock_rate = media.clock_rate();
                     let Some((to, packet)) = media.poll_transmit(now) else { break };
+                    let timestamp = rtp_timestamp(packet);
                     leg.send(to, packet).await;
+                    if let Some(stray) = timestamp.and_then(|ts| departures.on_departure(Instant::now(), ts, clock_rate)) {
+                        services.rtp_departure.observe(stray.as_secs_f64());
+                    }
                     if let Some(recording) = recording.as_mut() {
                         recording.on_tick(media.sent_frame(), media.peek_received_frame());
                     }
@@ -293,7 +312,7 @@ pub async fn run(
                     talk.on_input(Instant::now(), input, &mut media);
                 }
             }
-            _ = tokio::time::sleep_until(deadline) => break Ending { reason: "max_duration", by_us: true },
+            _ = &mut time_limit => break Ending { reason: "max_duration", by_us: true },
         }
         let mut end = None;
         if let Some(talk) = talk.as_mut() {

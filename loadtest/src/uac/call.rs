@@ -264,10 +264,17 @@ impl Call<'_> {
         } = path;
         let mut datagram = [0u8; 2048];
         let mut rtcp_datagram = [0u8; 1500];
+        // One timer, moved rather than rebuilt each time a packet wakes the loop.
+        let timer = sleep_until(media.poll_timeout().min(end_at).into());
+        tokio::pin!(timer);
         loop {
             let mut wake = media.poll_timeout().min(end_at);
             if let Some(t) = invite_tx.poll_timeout() {
                 wake = wake.min(t);
+            }
+            let wake = tokio::time::Instant::from_std(wake);
+            if timer.deadline() != wake {
+                timer.as_mut().reset(wake);
             }
             tokio::select! {
                 biased;
@@ -308,7 +315,7 @@ impl Call<'_> {
                         media.on_datagram(Instant::now(), rtcp_datagram.get(..len).unwrap_or_default());
                     }
                 }
-                _ = sleep_until(wake.into()) => {}
+                _ = &mut timer => {}
             }
             let now = Instant::now();
             if invite_tx.poll_timeout().is_some_and(|t| t <= now) {
