@@ -121,6 +121,20 @@ fn free_udp_port() -> u16 {
         .expect("a free port")
 }
 
+/// A port free for TCP (and UDP too, since sipp binds both for its transport): a UDP-free port
+/// may be a busy or lingering TCP one.
+fn free_tcp_port() -> u16 {
+    loop {
+        let port = std::net::TcpListener::bind("127.0.0.1:0")
+            .and_then(|s| s.local_addr())
+            .map(|a| a.port())
+            .expect("a free port");
+        if std::net::UdpSocket::bind(("127.0.0.1", port)).is_ok() {
+            return port;
+        }
+    }
+}
+
 fn scenario(name: &str) -> PathBuf {
     PathBuf::from(env!("CARGO_MANIFEST_DIR"))
         .join("tests/sipp")
@@ -372,7 +386,7 @@ async fn a_workspace_without_trunks_gets_a_failed_call() {
 async fn a_sipp_caller_over_tcp_is_answered_and_hangs_up() {
     let s = setup().await;
     let target: SocketAddr = s.edge.sip_addr;
-    let port = free_udp_port().to_string();
+    let port = free_tcp_port().to_string();
     let target_text = target.to_string();
     let sipp = spawn_sipp(
         "uac_tcp.xml",

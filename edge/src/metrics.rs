@@ -76,9 +76,7 @@ impl EdgeMetrics {
 /// Buckets fine around the few milliseconds a 20 ms stream may stray before a receiver's jitter
 /// buffer notices, coarse beyond.
 pub(crate) fn departure_histogram() -> Histogram {
-    Histogram::new(
-        [
-            0.0005, 0.001, 0.002, 0.003, 0.005, 0.0075, 0.01, 0.02, 0.05, 0.1, 0.25, 1.0,
-        ],
-    )
+    Histogram::new([
+        0.0005, 0.001, 0.002, 0.003, 0.005, 0.0075, 0.01, 0.02, 0.05, 0.1, 0.25, 1.0,
+    ])
 }

@@ -2,10 +2,20 @@
 //! its own UDP sockets; a call that came through a provider's media stream (Twilio Media
 //! Streams) carries μ-law frames as WebSocket messages, moved by the stream's own task over two
 //! channels. Either way the audio goes through the same [`CallMedia`] core — jitter buffer,
-//! codec, the 20 ms pacing clock — so the call task drives both alike: it waits on
-//! [`LegIo::recv`], hands what arrives to [`LegIo::deliver`], and sends what the core paces out
-//! with [`LegIo::send`].
+//! codec, the 20 ms pacing clock — so the call task drives both alike: at each tick it takes
+//! what the RTP socket holds ([`LegIo::receive_ready`]), it waits on [`LegIo::recv`] for the
+//! rest (RTCP on its own port, stream frames), hands that to [`LegIo::deliver`], and sends what
+//! the core paces out with [`LegIo::send`].
+//!
+//! Why the RTP socket is read on the tick rather than when a packet arrives: the caller's audio
+//! is only played out on the tick anyway (one frame per 20 ms into the VAD and speech-to-text),
+//! so waking the call for each packet as well doubled its wake-ups for nothing. Under load those
+//! wake-ups (the task, the reactor, the threads parking and unparking) were a large share of the
+//! edge's CPU. The socket is therefore taken off the runtime's reactor and read without blocking.
+//! What this gives up is the packet's exact arrival time, which becomes the tick's: within
+//! 20 ms, and the jitter buffer measures jitter on that clock.
 
+use std::io::ErrorKind;
 use std::net::SocketAddr;
 use std::time::Instant;
 
@@ -90,12 +100,14 @@ impl MediaLeg {
         }
     }
 
-    /// The leg ready for the call task's loop.
-    pub fn into_io(self) -> LegIo {
-        match self {
+    /// The leg ready for the call task's loop. Fails only if the RTP socket cannot be taken off
+    /// the runtime's reactor.
+    pub fn into_io(self) -> std::io::Result<LegIo> {
+        Ok(match self {
             MediaLeg::Rtp { audio, sockets } => LegIo::Rtp {
                 rtcp: (!audio.rtcp_mux).then_some(sockets.rtcp),
-                rtp: sockets.rtp,
+                // Stays non-blocking: tokio's sockets are.
+                rtp: sockets.rtp.into_std()?,
                 buf: Box::new([0; 2048]),
                 rtcp_buf: Box::new([0; 1500]),
             },
@@ -104,14 +116,17 @@ impl MediaLeg {
                 out: leg.out,
                 marks: 0,
             },
-        }
+        })
     }
 }
 
 /// A leg as the call task runs it.
 pub enum LegIo {
     Rtp {
-        rtp: UdpSocket,
+        /// Read on the call's tick, never awaited (see the module notes).
+        rtp: std::net::UdpSocket,
+        /// RTCP on its own port, awaited: reports are rare and their arrival times matter for
+        /// the round-trip time.
         rtcp: Option<UdpSocket>,
         buf: Box<[u8; 2048]>,
         rtcp_buf: Box<[u8; 1500]>,
@@ -124,10 +139,12 @@ pub enum LegIo {
     },
 }
 
+/// Most datagrams taken from the RTP socket on one tick: a caller sends one per 20 ms, so this
+/// only bounds what a flood can make one tick do; the rest waits in the socket.
+const MAX_READS_PER_TICK: usize = 16;
+
 /// Something that arrived on a leg.
 pub enum LegInput {
-    /// `len` bytes of an RTP-socket datagram, in the leg's buffer.
-    Rtp { len: usize, source: SocketAddr },
     /// `len` bytes of an RTCP-socket datagram, in the leg's buffer.
     Rtcp { len: usize, source: SocketAddr },
     /// A media-stream frame.
@@ -137,36 +154,41 @@ pub enum LegInput {
 }
 
 impl LegIo {
-    /// Waits for the next input (cancel-safe: use it in `select!`). A stream whose task is gone
-    /// waits forever; its hang-up comes as a call signal.
+    /// Hands the media core every datagram the RTP socket holds, dated `now` (the tick). On a
+    /// call that multiplexes RTCP, its reports come this way too. A stream leg has nothing here:
+    /// its frames come through [`recv`](Self::recv).
+    pub fn receive_ready(&mut self, now: Instant, media: &mut CallMedia) {
+        let LegIo::Rtp { rtp, buf, .. } = self else {
+            return;
+        };
+        for _ in 0..MAX_READS_PER_TICK {
+            match rtp.recv_from(&mut buf[..]) {
+                Ok((len, source)) => {
+                    media.handle_datagram(now, source, buf.get(..len).unwrap_or_default())
+                }
+                Err(e) if e.kind() == ErrorKind::WouldBlock => return,
+                // An ICMP error from an earlier send is reported once; read on.
+                Err(e) => tracing::debug!(error = %e, "RTP receive error (ICMP?)"),
+            }
+        }
+    }
+
+    /// Waits for the next input that is not read on the tick (cancel-safe: use it in
+    /// `select!`): RTCP on its own port, or a stream's frame. A stream whose task is gone waits
+    /// forever; its hang-up comes as a call signal.
     pub async fn recv(&mut self) -> LegInput {
         match self {
-            LegIo::Rtp {
-                rtp,
-                rtcp,
-                buf,
-                rtcp_buf,
-            } => {
-                tokio::select! {
-                    received = rtp.recv_from(&mut buf[..]) => match received {
-                        Ok((len, source)) => LegInput::Rtp { len, source },
-                        Err(e) => {
-                            tracing::debug!(error = %e, "RTP receive error (ICMP?)");
-                            LegInput::Nothing
-                        }
-                    },
-                    received = async {
-                        match rtcp {
-                            Some(rtcp) => rtcp.recv_from(&mut rtcp_buf[..]).await,
-                            None => std::future::pending().await,
-                        }
-                    } => match received {
-                        Ok((len, source)) => LegInput::Rtcp { len, source },
-                        Err(e) => {
-                            tracing::debug!(error = %e, "RTCP receive error (ICMP?)");
-                            LegInput::Nothing
-                        }
-                    },
+            LegIo::Rtp { rtcp, rtcp_buf, .. } => {
+                let received = match rtcp {
+                    Some(rtcp) => rtcp.recv_from(&mut rtcp_buf[..]).await,
+                    None => std::future::pending().await,
+                };
+                match received {
+                    Ok((len, source)) => LegInput::Rtcp { len, source },
+                    Err(e) => {
+                        tracing::debug!(error = %e, "RTCP receive error (ICMP?)");
+                        LegInput::Nothing
+                    }
                 }
             }
             LegIo::Stream { frames, .. } => {
@@ -188,9 +210,6 @@ impl LegIo {
     /// Hands what [`recv`](Self::recv) returned to the media core.
     pub fn deliver(&self, now: Instant, input: LegInput, media: &mut CallMedia) {
         match (self, input) {
-            (LegIo::Rtp { buf, .. }, LegInput::Rtp { len, source }) => {
-                media.handle_datagram(now, source, buf.get(..len).unwrap_or_default())
-            }
             (LegIo::Rtp { rtcp_buf, .. }, LegInput::Rtcp { len, source }) => {
                 media.handle_rtcp(now, source, rtcp_buf.get(..len).unwrap_or_default())
             }
@@ -202,10 +221,12 @@ impl LegIo {
     }
 
     /// Sends one packet the media core paced out: as it is on RTP, as its payload on a stream.
-    pub async fn send(&self, to: SocketAddr, packet: &[u8]) {
+    /// Neither waits: a packet the socket cannot take now is dropped, as a congested network
+    /// would, rather than sent late.
+    pub fn send(&self, to: SocketAddr, packet: &[u8]) {
         match self {
             LegIo::Rtp { rtp, .. } => {
-                if let Err(e) = rtp.send_to(packet, to).await {
+                if let Err(e) = rtp.send_to(packet, to) {
                     tracing::debug!(error = %e, "RTP send failed");
                 }
             }
@@ -226,10 +247,15 @@ impl LegIo {
 
     /// Sends an RTCP report (RTP legs only: a stream has no RTCP).
     pub async fn send_rtcp(&self, to: SocketAddr, report: &[u8]) {
-        if let LegIo::Rtp { rtp, rtcp, .. } = self {
-            if let Err(e) = rtcp.as_ref().unwrap_or(rtp).send_to(report, to).await {
-                tracing::debug!(error = %e, "RTCP send failed");
-            }
+        let sent = match self {
+            LegIo::Rtp {
+                rtcp: Some(rtcp), ..
+            } => rtcp.send_to(report, to).await,
+            LegIo::Rtp { rtp, .. } => rtp.send_to(report, to),
+            LegIo::Stream { .. } => return,
+        };
+        if let Err(e) = sent {
+            tracing::debug!(error = %e, "RTCP send failed");
         }
     }
 

@@ -36,11 +36,11 @@ async fn paced_audio_leaves_as_bare_mulaw_with_marks_and_clears() {
     assert_eq!(leg.kind(), "media_stream");
     let t0 = Instant::now();
     let mut m = media(&leg, t0);
-    let mut io = leg.into_io();
+    let mut io = leg.into_io().expect("a stream leg");
     m.play(&[8000; FRAME_SAMPLES]);
     m.handle_timeout(t0);
     let (to, packet) = m.poll_transmit(t0).expect("a frame is due");
-    io.send(to, packet).await;
+    io.send(to, packet);
     match out.try_recv() {
         Ok(StreamOut::Media(mulaw)) => {
             assert_eq!(mulaw.len(), FRAME_SAMPLES, "no RTP header");
@@ -62,7 +62,7 @@ async fn stream_frames_reach_the_media_core_and_a_closed_stream_goes_quiet() {
     let (leg, frames, _out) = stream_leg();
     let t0 = Instant::now();
     let mut m = media(&leg, t0);
-    let mut io = leg.into_io();
+    let mut io = leg.into_io().expect("a stream leg");
     frames
         .send(StreamFrame {
             sequence: 1,

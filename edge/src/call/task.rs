@@ -146,7 +146,6 @@ pub async fn run(
     } = setup;
     let audio = leg.audio();
     let media_kind = leg.kind();
-    let mut leg = leg.into_io();
     let event =
         |kind, payload| CallEvent::new(call_id.clone(), workspace_id.clone(), kind, payload);
     let started = Instant::now();
@@ -187,6 +186,24 @@ pub async fn run(
                 .send(event(
                     CallEventKind::Ended,
                     serde_json::json!({"reason": "unsupported_codec"}),
+                ))
+                .await;
+            return;
+        }
+    };
+    let mut leg = match leg.into_io() {
+        Ok(leg) => leg,
+        Err(e) => {
+            tracing::error!(error = %e, "cannot take the call's RTP socket off the reactor");
+            let hangup = DialogRequest::Hangup {
+                call_id: call_id.clone(),
+            };
+            let _ = requests.send(hangup).await;
+            let _ = services
+                .events
+                .send(event(
+                    CallEventKind::Ended,
+                    serde_json::json!({"reason": "media_socket_error"}),
                 ))
                 .await;
             return;
@@ -248,6 +265,7 @@ pub async fn run(
             input = leg.recv() => leg.deliver(Instant::now(), input, &mut media),
             _ = &mut tick => {
                 let now = Instant::now();
+                leg.receive_ready(now, &mut media);
                 media.handle_timeout(now);
                 if let Some(talk) = talk.as_mut() {
                     talk.handle_timeout(now);
@@ -264,7 +282,7 @@ pub async fn run(
                     let clock_rate = media.clock_rate();
                     let Some((to, packet)) = media.poll_transmit(now) else { break };
                     let timestamp = rtp_timestamp(packet);
-                    leg.send(to, packet).await;
+                    leg.send(to, packet);
                     if let Some(stray) = timestamp.and_then(|ts| departures.on_departure(Instant::now(), ts, clock_rate)) {
                         services.rtp_departure.observe(stray.as_secs_f64());
                     }
