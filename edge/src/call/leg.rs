@@ -12,8 +12,9 @@
 //! so waking the call for each packet as well doubled its wake-ups for nothing. Under load those
 //! wake-ups (the task, the reactor, the threads parking and unparking) were a large share of the
 //! edge's CPU. The socket is therefore taken off the runtime's reactor and read without blocking.
-//! What this gives up is the packet's exact arrival time, which becomes the tick's: within
-//! 20 ms, and the jitter buffer measures jitter on that clock.
+//! Each packet keeps its arrival time all the same: the kernel stamps it as it is queued
+//! ([`crate::rtp::arrival`]), so the jitter buffer, the turn detector and RTCP's round-trip time
+//! see when it came, not when the tick read it.
 
 use std::io::ErrorKind;
 use std::net::SocketAddr;
@@ -24,6 +25,7 @@ use tokio::sync::mpsc;
 
 use super::media::CallMedia;
 use super::ports::MediaSockets;
+use crate::rtp::arrival::{recv_stamped, stamp_arrivals};
 use crate::rtp::packet::RtpPacket;
 use crate::sip::sdp::{Codec, Direction, NegotiatedAudio};
 
@@ -104,13 +106,19 @@ impl MediaLeg {
     /// the runtime's reactor.
     pub fn into_io(self) -> std::io::Result<LegIo> {
         Ok(match self {
-            MediaLeg::Rtp { audio, sockets } => LegIo::Rtp {
-                rtcp: (!audio.rtcp_mux).then_some(sockets.rtcp),
+            MediaLeg::Rtp { audio, sockets } => {
                 // Stays non-blocking: tokio's sockets are.
-                rtp: sockets.rtp.into_std()?,
-                buf: Box::new([0; 2048]),
-                rtcp_buf: Box::new([0; 1500]),
-            },
+                let rtp = sockets.rtp.into_std()?;
+                if let Err(e) = stamp_arrivals(&rtp) {
+                    tracing::warn!(error = %e, "no arrival stamps on the RTP socket; packets are dated when read");
+                }
+                LegIo::Rtp {
+                    rtcp: (!audio.rtcp_mux).then_some(sockets.rtcp),
+                    rtp,
+                    buf: Box::new([0; 2048]),
+                    rtcp_buf: Box::new([0; 1500]),
+                }
+            }
             MediaLeg::Stream(leg) => LegIo::Stream {
                 frames: Some(leg.frames),
                 out: leg.out,
@@ -154,18 +162,21 @@ pub enum LegInput {
 }
 
 impl LegIo {
-    /// Hands the media core every datagram the RTP socket holds, dated `now` (the tick). On a
-    /// call that multiplexes RTCP, its reports come this way too. A stream leg has nothing here:
-    /// its frames come through [`recv`](Self::recv).
+    /// Hands the media core every datagram the RTP socket holds, each dated by its arrival
+    /// (`now`, the tick, when the kernel gave no stamp). On a call that multiplexes RTCP, its
+    /// reports come this way too. A stream leg has nothing here: its frames come through
+    /// [`recv`](Self::recv).
     pub fn receive_ready(&mut self, now: Instant, media: &mut CallMedia) {
         let LegIo::Rtp { rtp, buf, .. } = self else {
             return;
         };
         for _ in 0..MAX_READS_PER_TICK {
-            match rtp.recv_from(&mut buf[..]) {
-                Ok((len, source)) => {
-                    media.handle_datagram(now, source, buf.get(..len).unwrap_or_default())
-                }
+            match recv_stamped(rtp, &mut buf[..], now) {
+                Ok(datagram) => media.handle_datagram(
+                    datagram.arrived,
+                    datagram.source,
+                    buf.get(..datagram.len).unwrap_or_default(),
+                ),
                 Err(e) if e.kind() == ErrorKind::WouldBlock => return,
                 // An ICMP error from an earlier send is reported once; read on.
                 Err(e) => tracing::debug!(error = %e, "RTP receive error (ICMP?)"),

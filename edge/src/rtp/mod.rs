@@ -3,6 +3,7 @@
 //! 3550 statistics and RTCP reports, and the pacing clock that times outgoing packets. The
 //! per-call RTP socket task feeds these with bytes and `Instant`s and sends what they produce.
 
+pub mod arrival;
 pub mod departure;
 pub mod dtmf;
 pub mod dtmf_out;
