@@ -5,8 +5,8 @@
 //! stamp with the datagram and turns it into an `Instant`.
 
 use std::io::{self, IoSliceMut};
-use std::net::{SocketAddr, UdpSocket};
-use std::os::fd::AsRawFd;
+use std::net::SocketAddr;
+use std::os::fd::{AsFd, AsRawFd};
 use std::time::{Duration, Instant, SystemTime, UNIX_EPOCH};
 
 use nix::sys::socket::{
@@ -31,14 +31,15 @@ pub struct Datagram {
     pub arrived: Instant,
 }
 
-/// Asks the kernel to stamp every datagram `socket` receives with its arrival time.
-pub fn stamp_arrivals(socket: &UdpSocket) -> io::Result<()> {
+/// Asks the kernel to stamp every datagram `socket` (a UDP socket, std's or tokio's) receives
+/// with its arrival time.
+pub fn stamp_arrivals(socket: &impl AsFd) -> io::Result<()> {
     setsockopt(socket, sockopt::ReceiveTimestampns, &true).map_err(io::Error::from)
 }
 
 /// Reads one datagram without blocking (`WouldBlock` when there is none). `now` is the read
 /// time, the arrival time's fallback and reference.
-pub fn recv_stamped(socket: &UdpSocket, buf: &mut [u8], now: Instant) -> io::Result<Datagram> {
+pub fn recv_stamped(socket: &impl AsRawFd, buf: &mut [u8], now: Instant) -> io::Result<Datagram> {
     let mut control = [0u8; CONTROL_SPACE];
     let mut iov = [IoSliceMut::new(buf)];
     let message = recvmsg::<SockaddrStorage>(
@@ -89,6 +90,7 @@ fn socket_addr(address: &SockaddrStorage) -> Option<SocketAddr> {
 #[cfg(test)]
 mod tests {
     use super::*;
+    use std::net::UdpSocket;
 
     #[test]
     fn a_datagram_read_late_keeps_the_time_it_arrived() {

@@ -6,6 +6,7 @@ use std::fmt::Display;
 use std::net::SocketAddr;
 use std::time::Instant;
 
+use freya_edge::rtp::arrival::{recv_stamped, stamp_arrivals};
 use freya_edge::sip::message::cseq;
 use freya_edge::sip::response::to_bytes;
 use freya_edge::sip::sdp::{offer, read_answer, Direction, LocalMedia, SessionDescription};
@@ -59,7 +60,9 @@ fn local(error: impl Display) -> CallFailure {
 
 /// Where a call's media goes: our sockets and the far end's addresses.
 struct MediaPath<'a> {
-    rtp: &'a UdpSocket,
+    /// Read on each turn of the call's loop rather than awaited: packets keep the kernel's
+    /// arrival stamps, so waking the call for every packet would buy nothing but wake-ups.
+    rtp: &'a std::net::UdpSocket,
     /// `None` when RTCP shares the RTP socket.
     rtcp: Option<&'a UdpSocket>,
     remote_rtp: SocketAddr,
@@ -74,11 +77,27 @@ struct Call<'a> {
     report: &'a mut CallReport,
 }
 
+/// Most datagrams read from the RTP socket per turn of a call's loop (the far end sends one per
+/// 20 ms); a flood waits in the socket rather than holding the loop.
+const MAX_READS_PER_TURN: usize = 16;
+
+/// Sends an RTCP report on its own socket, or on the RTP one when they are multiplexed; a full
+/// socket buffer drops it.
+fn send_rtcp(rtp: &std::net::UdpSocket, rtcp: Option<&UdpSocket>, report: &[u8], to: SocketAddr) {
+    let _ = match rtcp {
+        Some(rtcp) => rtcp.try_send_to(report, to),
+        None => rtp.send_to(report, to),
+    };
+}
+
 impl Call<'_> {
     async fn run(&mut self, call_id: String) -> Result<(), CallFailure> {
         let config = self.config;
         let local_sip = self.endpoint.local_addr().map_err(local)?;
         let (rtp, rtcp) = bind_media(config).await.map_err(local)?;
+        // Inter-arrival and jitter are measured on the kernel's arrival stamps: free of this
+        // process's own scheduling delays, and exact however late a packet is read.
+        stamp_arrivals(&rtp).map_err(local)?;
         let local_media = LocalMedia {
             codecs: vec![config.codec],
             address: config.media_ip,
@@ -137,6 +156,8 @@ impl Call<'_> {
         if let Some(tap) = &config.received_audio {
             media.record_into(tap.clone());
         }
+        // Off the reactor: read when the loop turns, never awaited.
+        let rtp = rtp.into_std().map_err(local)?;
         let hung_up_by = self
             .converse(
                 MediaPath {
@@ -153,9 +174,7 @@ impl Call<'_> {
             .await?;
         let ended = Instant::now();
         if let Some(report) = media.close_rtcp(ended) {
-            let _ = rtcp
-                .unwrap_or(&rtp)
-                .try_send_to(report, negotiated.remote_rtcp);
+            send_rtcp(&rtp, rtcp, report, negotiated.remote_rtcp);
         }
         if hung_up_by == HangupSide::Caller || self.report.failure.is_some() {
             self.hang_up(&mut dialog, start).await;
@@ -300,11 +319,6 @@ impl Call<'_> {
                         return Ok(HangupSide::Caller);
                     }
                 },
-                received = rtp.recv_from(&mut datagram) => {
-                    if let Ok((len, _)) = received {
-                        media.on_datagram(Instant::now(), datagram.get(..len).unwrap_or_default());
-                    }
-                }
                 received = async {
                     match rtcp {
                         Some(rtcp) => rtcp.recv_from(&mut rtcp_datagram).await,
@@ -318,6 +332,16 @@ impl Call<'_> {
                 _ = &mut timer => {}
             }
             let now = Instant::now();
+            for _ in 0..MAX_READS_PER_TURN {
+                match recv_stamped(rtp, &mut datagram, now) {
+                    Ok(received) => media.on_datagram(
+                        received.arrived,
+                        datagram.get(..received.len).unwrap_or_default(),
+                    ),
+                    Err(e) if e.kind() == std::io::ErrorKind::WouldBlock => break,
+                    Err(_) => {}
+                }
+            }
             if invite_tx.poll_timeout().is_some_and(|t| t <= now) {
                 invite_tx.handle_timeout(now);
             }
@@ -331,10 +355,10 @@ impl Call<'_> {
             }
             media.tick(now, |bytes| {
                 // A full socket buffer drops this packet, as a congested network would.
-                let _ = rtp.try_send_to(bytes, remote_rtp);
+                let _ = rtp.send_to(bytes, remote_rtp);
             });
             if let Some(report) = media.poll_rtcp(now) {
-                let _ = rtcp.unwrap_or(rtp).try_send_to(report, remote_rtcp);
+                send_rtcp(rtp, rtcp, report, remote_rtcp);
             }
             if now >= end_at {
                 if config.hangup == HangupSide::Callee {
