@@ -12,7 +12,9 @@
 #   CAPACITY=N      calls the edge takes (default 100)
 #   SPLIT=1         run `freya control` and `freya edge` as two processes (the demo database is
 #                   seeded by `freya dev` first); the edge figures are then the edge's alone
-#   LOADGEN_NICE=N  run the load generator and the fake providers at this niceness
+#   LOADGEN_NICE=N  run the load generator and the fake providers (and, with SPLIT=1, the
+#                   control plane) at this niceness, so they cannot delay the edge's ticks; the
+#                   load generator's figures use the kernel's arrival stamps, not its own clock
 #   PIN=1           (with SPLIT=1) give the edge CPU 1 to itself and run everything else on CPU 0,
 #                   to measure what one dedicated core holds
 #
@@ -77,7 +79,7 @@ addr = "127.0.0.1:15080"
 [http]
 addr = "127.0.0.1:18081"
 TOML
-    "${REST[@]}" "$BIN/freya" control --config "$WORK/control.toml" > "$WORK/control.log" 2>&1 &
+    "${REST[@]}" "${NICE[@]}" "$BIN/freya" control --config "$WORK/control.toml" > "$WORK/control.log" 2>&1 &
     CONTROL=$!
     "${EDGE_CPU[@]}" "$BIN/freya" edge --config "$WORK/edge.toml" > "$WORK/edge.log" 2>&1 &
     EDGE=$!
