@@ -173,40 +173,33 @@ pub async fn run(
         .await;
     tracing::info!(from = %caller, to = %dialled, agent = %agent.id, "call answered");
 
+    // The call cannot carry media: hang up and record why.
+    let end_without_media = |reason: &'static str| {
+        let hangup = DialogRequest::Hangup {
+            call_id: call_id.clone(),
+        };
+        let ended = event(
+            CallEventKind::Ended,
+            serde_json::json!({ "reason": reason }),
+        );
+        let (requests, events) = (requests.clone(), services.events.clone());
+        async move {
+            let _ = requests.send(hangup).await;
+            let _ = events.send(ended).await;
+        }
+    };
     let mut media = match CallMedia::new(started, &audio, &services.media) {
         Ok(media) => media,
         Err(e) => {
             tracing::error!(error = %e, "cannot carry this call's media");
-            let hangup = DialogRequest::Hangup {
-                call_id: call_id.clone(),
-            };
-            let _ = requests.send(hangup).await;
-            let _ = services
-                .events
-                .send(event(
-                    CallEventKind::Ended,
-                    serde_json::json!({"reason": "unsupported_codec"}),
-                ))
-                .await;
-            return;
+            return end_without_media("unsupported_codec").await;
         }
     };
     let mut leg = match leg.into_io() {
         Ok(leg) => leg,
         Err(e) => {
             tracing::error!(error = %e, "cannot take the call's RTP socket off the reactor");
-            let hangup = DialogRequest::Hangup {
-                call_id: call_id.clone(),
-            };
-            let _ = requests.send(hangup).await;
-            let _ = services
-                .events
-                .send(event(
-                    CallEventKind::Ended,
-                    serde_json::json!({"reason": "media_socket_error"}),
-                ))
-                .await;
-            return;
+            return end_without_media("media_socket_error").await;
         }
     };
     let mut talk = None;
