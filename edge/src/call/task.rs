@@ -234,7 +234,7 @@ pub async fn run(
     let mut transfer: Option<String> = None;
     let mut departures = DepartureSpacing::new();
     // One timer each for the next media tick and the call's time limit, moved rather than
-    // rebuilt on every turn of the loop (which also wakes for every packet the caller sends).
+    // rebuilt on every turn of the loop.
     let tick = tokio::time::sleep_until(tokio::time::Instant::from_std(media.poll_timeout()));
     tokio::pin!(tick);
     let time_limit = tokio::time::sleep_until(deadline);

@@ -283,7 +283,7 @@ impl Call<'_> {
         } = path;
         let mut datagram = [0u8; 2048];
         let mut rtcp_datagram = [0u8; 1500];
-        // One timer, moved rather than rebuilt each time a packet wakes the loop.
+        // One timer, moved rather than rebuilt on each turn of the loop.
         let timer = sleep_until(media.poll_timeout().min(end_at).into());
         tokio::pin!(timer);
         loop {
