@@ -62,6 +62,8 @@ addr = "127.0.0.1:17090"
 url = "sqlite://$WORK/data/freya.db?mode=rwc"
 [edges]
 shared_secret = "$SECRET"
+[recordings]
+dir = "$WORK/recordings"
 [auth]
 jwt_secret = "$(jq -r .jwt_secret "$WORK/data/auth.json")"
 encryption_key = "$(jq -r .encryption_key "$WORK/data/auth.json")"

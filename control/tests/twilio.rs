@@ -238,17 +238,22 @@ async fn caller_says(w: &World, call_sid: &str, words: &str, stay: Duration) -> 
         .expect("stream runs")
 }
 
-#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
-async fn the_agent_transfers_a_twilio_call_by_redirecting_it_through_the_rest_api() {
-    let twilio = FakeTwilio::start(SID, TOKEN).await.expect("fake");
-    let w = world("Hello, Acme front desk.", &[(TOKEN, twilio.base_url())]).await;
+/// The caller asks for sales; the model transfers to [`TRANSFER_TO`], then says `then_says`.
+fn caller_asks_for_sales(w: &World, then_says: &'static str) {
     w.speech.set_default_transcript("Put me through to sales.");
     w.llm.push_reply(FakeReply::tool_call(
         "call_1",
         "transfer_call",
         serde_json::json!({"destination": TRANSFER_TO}),
     ));
-    w.llm.respond_with(|_| FakeReply::text("One moment."));
+    w.llm.respond_with(move |_| FakeReply::text(then_says));
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn the_agent_transfers_a_twilio_call_by_redirecting_it_through_the_rest_api() {
+    let twilio = FakeTwilio::start(SID, TOKEN).await.expect("fake");
+    let w = world("Hello, Acme front desk.", &[(TOKEN, twilio.base_url())]).await;
+    caller_asks_for_sales(&w, "One moment.");
     let report = caller_says(
         &w,
         "CA300",
@@ -288,13 +293,7 @@ async fn a_transfer_twilio_refuses_is_reported_and_the_agent_says_so() {
     let twilio = FakeTwilio::start(SID, TOKEN).await.expect("fake");
     twilio.fail_updates_with(500);
     let w = world("Hello, Acme front desk.", &[(TOKEN, twilio.base_url())]).await;
-    w.speech.set_default_transcript("Put me through to sales.");
-    w.llm.push_reply(FakeReply::tool_call(
-        "call_1",
-        "transfer_call",
-        serde_json::json!({"destination": TRANSFER_TO}),
-    ));
-    w.llm.respond_with(|_| FakeReply::text("Anything else?"));
+    caller_asks_for_sales(&w, "Anything else?");
     let report = caller_says(
         &w,
         "CA301",

@@ -8,7 +8,7 @@ mod support;
 
 use std::time::Duration;
 
-use freya_edge::twilio::fakes::{post_voice_webhook, CallerAction, FakeTwilio};
+use freya_edge::twilio::fakes::{post_voice_webhook, CallerAction, FakeTwilio, StreamReport};
 use reqwest::StatusCode;
 use serde_json::json;
 use support::eventually;
@@ -60,16 +60,7 @@ async fn an_outbound_call_goes_through_twilio_failing_over_from_a_refusing_accou
         "{}",
         requests[0].twiml
     );
-    let reports = eventually(Duration::from_secs(20), "the stream to finish", || {
-        let reports = twilio.take_reports();
-        async move { (!reports.is_empty()).then_some(reports) }
-    })
-    .await;
-    let report = reports
-        .into_iter()
-        .next()
-        .expect("a report")
-        .expect("stream ran");
+    let report = first_stream_report(&twilio).await;
     assert!(
         report.voiced_samples() > 1600,
         "the callee heard the agent: {report:?}"
@@ -189,6 +180,24 @@ async fn a_refusing_twilio_account_fails_over_to_a_sip_trunk() {
     teardown(w).await;
 }
 
+/// What the fake's first media-stream caller heard, once its stream has finished.
+async fn first_stream_report(twilio: &FakeTwilio) -> StreamReport {
+    let reports = eventually(
+        Duration::from_secs(20),
+        "the Twilio stream to finish",
+        || {
+            let reports = twilio.take_reports();
+            async move { (!reports.is_empty()).then_some(reports) }
+        },
+    )
+    .await;
+    reports
+        .into_iter()
+        .next()
+        .expect("a report")
+        .expect("stream ran")
+}
+
 /// A sipp trunk that answers every INVITE with 503, on a port of its own; returns the process
 /// (killed on drop) and the port.
 async fn refusing_sipp_trunk(work: &std::path::Path) -> (tokio::process::Child, u16) {
@@ -260,20 +269,7 @@ async fn a_refusing_sip_trunk_ranked_first_fails_over_to_twilio_and_both_attempt
         status.success(),
         "sipp saw our INVITE and its ACK: {status}"
     );
-    let reports = eventually(
-        Duration::from_secs(20),
-        "the Twilio stream to finish",
-        || {
-            let reports = twilio.take_reports();
-            async move { (!reports.is_empty()).then_some(reports) }
-        },
-    )
-    .await;
-    let report = reports
-        .into_iter()
-        .next()
-        .expect("a report")
-        .expect("stream ran");
+    let report = first_stream_report(&twilio).await;
     assert!(
         report.voiced_samples() > 1600,
         "the callee heard the agent through Twilio: {report:?}"

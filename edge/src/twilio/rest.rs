@@ -46,18 +46,35 @@ pub async fn update_call(
     call_sid: &str,
     twiml: &str,
 ) -> Result<(), TwilioRestError> {
+    post_form(
+        http,
+        account,
+        &format!("Calls/{call_sid}.json"),
+        &[("Twiml", twiml)],
+    )
+    .await?;
+    Ok(())
+}
+
+/// POSTs `fields` as a form to the account's `path` (below `Accounts/{sid}/`) with its
+/// credentials; returns the body of a 2xx answer, or Twilio's refusal.
+async fn post_form(
+    http: &reqwest::Client,
+    account: &TwilioAccountSpec,
+    path: &str,
+    fields: &[(&str, &str)],
+) -> Result<String, TwilioRestError> {
     let token = account
         .auth_token
         .as_deref()
         .ok_or(TwilioRestError::NoToken)?;
     let url = format!(
-        "{}/2010-04-01/Accounts/{}/Calls/{}.json",
+        "{}/2010-04-01/Accounts/{}/{path}",
         account.api_base_url.trim_end_matches('/'),
-        account.account_sid,
-        call_sid
+        account.account_sid
     );
     let body = form_urlencoded::Serializer::new(String::new())
-        .append_pair("Twiml", twiml)
+        .extend_pairs(fields)
         .finish();
     let response = http
         .post(&url)
@@ -70,7 +87,7 @@ pub async fn update_call(
     let status = response.status();
     let text = response.text().await?;
     if status.is_success() {
-        Ok(())
+        Ok(text)
     } else {
         Err(refused(status.as_u16(), text))
     }
@@ -95,34 +112,13 @@ pub async fn create_call(
     twiml: &str,
     status_callback: &str,
 ) -> Result<String, TwilioRestError> {
-    let token = account
-        .auth_token
-        .as_deref()
-        .ok_or(TwilioRestError::NoToken)?;
-    let url = format!(
-        "{}/2010-04-01/Accounts/{}/Calls.json",
-        account.api_base_url.trim_end_matches('/'),
-        account.account_sid
-    );
-    let body = form_urlencoded::Serializer::new(String::new())
-        .append_pair("To", to)
-        .append_pair("From", from)
-        .append_pair("Twiml", twiml)
-        .append_pair("StatusCallback", status_callback)
-        .finish();
-    let response = http
-        .post(&url)
-        .basic_auth(&account.account_sid, Some(token))
-        .header("content-type", "application/x-www-form-urlencoded")
-        .body(body)
-        .timeout(REQUEST_TIMEOUT)
-        .send()
-        .await?;
-    let status = response.status();
-    let text = response.text().await?;
-    if !status.is_success() {
-        return Err(refused(status.as_u16(), text));
-    }
+    let fields = [
+        ("To", to),
+        ("From", from),
+        ("Twiml", twiml),
+        ("StatusCallback", status_callback),
+    ];
+    let text = post_form(http, account, "Calls.json", &fields).await?;
     serde_json::from_str::<serde_json::Value>(&text)
         .ok()
         .and_then(|v| v["sid"].as_str().map(str::to_owned))
