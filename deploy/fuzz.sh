@@ -5,13 +5,14 @@
 # Needs cargo-fuzz (`cargo install cargo-fuzz`). cargo-fuzz wants nightly for its sanitizer
 # flags; on a stable toolchain we set RUSTC_BOOTSTRAP=1, which lets stable accept them.
 # Crashes land in fuzz/artifacts/<target>/; the corpus grows in fuzz/corpus/<target>/ and is
-# seeded from the unit tests' messages (SIP: RFC 4475) on first run.
+# seeded from the unit tests' messages (SIP: RFC 4475; expressions: the example flows') on
+# first run.
 set -euo pipefail
 
 cd "$(dirname "$0")/.."
 seconds="${FUZZ_SECONDS:-60}"
 targets=("$@")
-[ ${#targets[@]} -eq 0 ] && targets=(sip sdp rtp)
+[ ${#targets[@]} -eq 0 ] && targets=(sip sdp rtp expr)
 
 if ! command -v cargo-fuzz >/dev/null 2>&1; then
   echo "fuzz.sh needs cargo-fuzz: cargo install cargo-fuzz" >&2
@@ -45,6 +46,13 @@ PY
     rtp)
       # Length byte + a 12-byte PCMU header + 4 bytes of payload.
       printf '\x10\x80\x00\x00\x01\x00\x00\x00\xa0\xde\xad\xbe\xef\xd5\xd5\xd5\xd5' >"$dir/pcmu"
+      ;;
+    expr)
+      # Conditions and assignments like the example flows' (macros, maps, strings).
+      printf "%s" "choice == '1' || choice == \"sales\"" >"$dir/menu"
+      printf "%s" "customer.tier == 'gold' && customer.orders.exists(o, o > 10)" >"$dir/macro"
+      printf "%s" "{'tier': customer.tier, 'next': attempts + 1, 'tags': [r'\\d', b'x']}" >"$dir/assign"
+      printf "%s" "size(customer.orders) > 0 ? customer.orders[0] : -1 // first" >"$dir/ternary"
       ;;
   esac
 }

@@ -1,20 +1,25 @@
 #!/usr/bin/env bash
 # Installs the Debian packages Freya's scripts need, only those missing, so repeat runs are fast.
+# The lists are data: deploy/packages/runtime.txt (building and running Freya, always) and
+# deploy/packages/test.txt (tests only, with --test); each line is `PACKAGE CHECK`, CHECK being
+# a command on PATH or a path (a glob is fine) whose presence means the package is installed.
 # Sourced by dev.sh and test.sh; usage: ensure_packages [--test]
 ensure_packages() {
-  local want=() sudo=""
+  local lists_dir want=() sudo="" list package check
+  lists_dir="$(dirname "${BASH_SOURCE[0]}")/packages"
+  local lists=("$lists_dir/runtime.txt")
+  [ "${1:-}" = "--test" ] && lists+=("$lists_dir/test.txt")
   [ "$(id -u)" -ne 0 ] && sudo="sudo"
-  command -v cc >/dev/null 2>&1 || want+=(build-essential)
-  command -v cmake >/dev/null 2>&1 || want+=(cmake)
-  command -v curl >/dev/null 2>&1 || want+=(curl)
-  command -v pkg-config >/dev/null 2>&1 || want+=(pkg-config)
-  command -v espeak-ng >/dev/null 2>&1 || want+=(espeak-ng)
-  if [ "${1:-}" = "--test" ]; then
-    ls /usr/lib/postgresql/*/bin/postgres >/dev/null 2>&1 || want+=(postgresql)
-    command -v sipp >/dev/null 2>&1 || want+=(sip-tester)
-    command -v sox >/dev/null 2>&1 || want+=(sox)
-    command -v pocketsphinx_continuous >/dev/null 2>&1 || want+=(pocketsphinx pocketsphinx-en-us)
-  fi
+  for list in "${lists[@]}"; do
+    while read -r package check _ || [ -n "${package:-}" ]; do
+      case "$package" in '' | '#'*) continue ;; esac
+      if [[ "$check" == */* ]]; then
+        compgen -G "$check" >/dev/null || want+=("$package")
+      else
+        command -v "$check" >/dev/null 2>&1 || want+=("$package")
+      fi
+    done <"$list"
+  done
   if [ ${#want[@]} -gt 0 ]; then
     echo "==> installing ${want[*]}"
     $sudo apt-get update -qq

@@ -52,7 +52,9 @@ stop_api() {
   rm -rf "$api_dir"
 }
 trap 'stop_api; stop_pg' EXIT
-for _ in $(seq 1 100); do
+# On a machine's first run `freya dev` adapts the offline recogniser (about half a minute, once)
+# before it is ready; the tests after this one find it adapted.
+for _ in $(seq 1 1500); do
   [ -s "$api_dir/dev.json" ] && curl -fs "http://127.0.0.1:$api_port/readyz" >/dev/null && break
   sleep 0.2
 done
@@ -76,7 +78,7 @@ trap stop_pg EXIT
 # Last, so the test runner's summary closes the output.
 echo "==> tests (SQLite and PostgreSQL)"
 if cargo nextest --version >/dev/null 2>&1; then
-  cargo nextest run --workspace --no-fail-fast
+  cargo nextest run --workspace --no-fail-fast --config-file deploy/nextest.toml
 else
   cargo test --workspace --no-fail-fast
 fi

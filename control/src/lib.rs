@@ -4,6 +4,7 @@
 pub mod api;
 pub mod config;
 pub mod dev;
+pub mod doctor;
 pub mod grpc;
 pub mod metrics;
 pub mod server;

@@ -1,5 +1,6 @@
 //! `freya`: run the whole platform on one machine (`dev`), or its halves as separate processes
-//! (`control`, `edge`), or migrate a database (`migrate`).
+//! (`control`, `edge`), migrate a database (`migrate`), or check that this machine can run it
+//! (`doctor`).
 
 use std::path::PathBuf;
 
@@ -9,6 +10,7 @@ use tokio_util::sync::CancellationToken;
 
 use freya_control::config::ControlConfig;
 use freya_control::dev::{self, DevOptions};
+use freya_control::doctor::{self, DoctorOptions};
 use freya_control::server::ControlPlane;
 use freya_control::store::{PoolSize, Store};
 use freya_edge::{Edge, EdgeConfig};
@@ -43,6 +45,10 @@ enum Command {
         /// Concurrent calls the edge takes before it answers 503 with Retry-After.
         #[arg(long, default_value_t = 100)]
         capacity: u32,
+        /// Where the demo agent puts through callers who ask for a person: a phone number
+        /// (sent to the caller's own SIP host) or a `sip:` URI.
+        #[arg(long, default_value = "+15550100")]
+        transfer_to: String,
     },
     /// The control plane alone (REST API, dashboard, gRPC for edges).
     Control {
@@ -70,6 +76,25 @@ enum Command {
         #[arg(trailing_var_arg = true, allow_hyphen_values = true)]
         args: Vec<std::ffi::OsString>,
     },
+    /// Check that this machine can run Freya: voice packages, database, data directory, ports,
+    /// clock, provider settings. Exits 1 when something is wrong, naming the fix.
+    Doctor {
+        /// The data directory `freya dev` would use (its database is DATA_DIR/freya.db).
+        #[arg(long, default_value = "./freya-data")]
+        data_dir: PathBuf,
+        /// Check this database (sqlite:// or postgres://) instead of DATA_DIR/freya.db.
+        #[arg(long)]
+        database_url: Option<String>,
+        /// REST API and dashboard address.
+        #[arg(long, default_value = "127.0.0.1:8080")]
+        http: String,
+        /// The edge's SIP address.
+        #[arg(long, default_value = "127.0.0.1:5060")]
+        sip: String,
+        /// Also try to reach the configured provider URLs.
+        #[arg(long)]
+        online: bool,
+    },
     /// Apply database migrations and exit.
     Migrate {
         /// sqlite://PATH?mode=rwc or postgres://USER:PASS@HOST:PORT/DB
@@ -88,6 +113,27 @@ fn main() -> anyhow::Result<std::process::ExitCode> {
         Command::Call { args } => {
             let program = std::iter::once(std::ffi::OsString::from("freya call"));
             Ok(freya_loadtest::caller::main_from(program.chain(args)))
+        }
+        Command::Doctor {
+            data_dir,
+            database_url,
+            http,
+            sip,
+            online,
+        } => {
+            let options = DoctorOptions {
+                data_dir,
+                database_url,
+                http,
+                sip,
+                online,
+                environment: std::env::vars().collect(),
+            };
+            let runtime =
+                tokio::runtime::Runtime::new().context("while starting the async runtime")?;
+            let report = runtime.block_on(doctor::examine(&options));
+            print!("{report}");
+            Ok(std::process::ExitCode::from(report.exit_code()))
         }
         command => run_command(command),
     }
@@ -129,6 +175,7 @@ async fn run(command: Command) -> anyhow::Result<()> {
             sip,
             edge_http,
             capacity,
+            transfer_to,
         } => {
             let options = DevOptions {
                 data_dir,
@@ -136,6 +183,7 @@ async fn run(command: Command) -> anyhow::Result<()> {
                 sip,
                 edge_http,
                 capacity,
+                transfer_to,
             };
             dev::run(options, stop_on_signal()).await
         }
@@ -164,9 +212,12 @@ async fn run(command: Command) -> anyhow::Result<()> {
             edge.stop().await;
             Ok(())
         }
-        Command::Loadtest { .. } | Command::Call { .. } => Err(anyhow::anyhow!(
-            "`freya loadtest` and `freya call` are dispatched before the runtime starts"
-        )),
+        Command::Loadtest { .. } | Command::Call { .. } | Command::Doctor { .. } => {
+            Err(anyhow::anyhow!(
+                "`freya loadtest`, `freya call` and `freya doctor` are dispatched before the \
+                 runtime starts"
+            ))
+        }
         Command::Migrate { database_url } => {
             let store = Store::connect(
                 &database_url,

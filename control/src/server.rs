@@ -7,6 +7,7 @@ use std::sync::Arc;
 use std::time::Duration;
 
 use anyhow::Context;
+use freya_shared::private_files;
 use tokio::net::TcpListener;
 use tokio::task::JoinSet;
 use tokio_stream::wrappers::TcpListenerStream;
@@ -35,6 +36,14 @@ const SHUTDOWN_GRACE: Duration = Duration::from_secs(5);
 impl ControlPlane {
     /// Connects to and migrates the store, binds both listeners and starts serving.
     pub async fn start(config: &ControlConfig) -> anyhow::Result<Self> {
+        Self::start_with(config, None).await
+    }
+
+    /// [`start`](Self::start), serving `extra` routes beside the API (`freya dev`'s demo desk).
+    pub async fn start_with(
+        config: &ControlConfig,
+        extra: Option<axum::Router>,
+    ) -> anyhow::Result<Self> {
         let store = Store::connect(
             &config.database.url,
             PoolSize {
@@ -51,12 +60,16 @@ impl ControlPlane {
             .migrate()
             .await
             .context("while migrating the database")?;
-        std::fs::create_dir_all(&config.recordings.dir).with_context(|| {
-            format!(
-                "while creating recordings.dir {}",
-                config.recordings.dir.display()
-            )
-        })?;
+        // Recordings are customer data: owner-only, and corrected if an earlier run left them
+        // looser.
+        private_files::create_dir(&config.recordings.dir)
+            .and_then(|()| private_files::restrict_tree(&config.recordings.dir))
+            .with_context(|| {
+                format!(
+                    "while creating recordings.dir {}",
+                    config.recordings.dir.display()
+                )
+            })?;
         let http = TcpListener::bind(&config.http.addr)
             .await
             .with_context(|| format!("while binding http.addr {}", config.http.addr))?;
@@ -80,10 +93,15 @@ impl ControlPlane {
             )),
             commands: commands.clone(),
             limiter: Arc::new(RateLimiter::new(&config.rate_limits)),
+            login_limits: Arc::default(),
             cors_allowed_origins: config.http.cors_allowed_origins.clone(),
             allow_private_webhook_targets: config.webhooks.allow_private_targets,
             recordings_dir: config.recordings.dir.clone(),
         });
+        let app = match extra {
+            Some(extra) => extra.merge(app),
+            None => app,
+        };
         let stop = shutdown.clone();
         tasks.spawn(async move {
             axum::serve(

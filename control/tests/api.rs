@@ -276,6 +276,58 @@ async fn bad_input_gets_problem_json_naming_the_field() {
 }
 
 #[tokio::test]
+async fn unknown_paths_and_unserved_methods_answer_problem_json() {
+    let (db, control, api, key, _) = setup(Backend::Sqlite).await;
+    for (method, path, status, bearer) in [
+        ("GET", "/v1/nope", StatusCode::NOT_FOUND, key.as_str()),
+        ("GET", "/v1/nope", StatusCode::NOT_FOUND, ""),
+        ("GET", "/nope", StatusCode::NOT_FOUND, ""),
+        (
+            "DELETE",
+            "/v1/edges",
+            StatusCode::METHOD_NOT_ALLOWED,
+            key.as_str(),
+        ),
+        (
+            "PUT",
+            "/v1/agents",
+            StatusCode::METHOD_NOT_ALLOWED,
+            key.as_str(),
+        ),
+        (
+            "GET",
+            "/v1/workflows/validate",
+            StatusCode::METHOD_NOT_ALLOWED,
+            "",
+        ),
+        ("POST", "/healthz", StatusCode::METHOD_NOT_ALLOWED, ""),
+    ] {
+        let (answered, body, content_type) = api.call(method, path, bearer, None).await;
+        assert_eq!(answered, status, "{method} {path}: {body}");
+        assert_eq!(content_type, "application/problem+json", "{method} {path}");
+        assert_eq!(body["status"], status.as_u16(), "{method} {path}: {body}");
+        assert!(body["title"].is_string(), "{method} {path}: {body}");
+    }
+    // A 405 still says which methods the route serves.
+    let response = api
+        .http
+        .delete(format!("{}/v1/edges", api.base))
+        .bearer_auth(&key)
+        .send()
+        .await
+        .expect("request");
+    assert_eq!(response.status(), StatusCode::METHOD_NOT_ALLOWED);
+    let allow = response
+        .headers()
+        .get("allow")
+        .and_then(|v| v.to_str().ok())
+        .unwrap_or_default();
+    assert!(allow.contains("GET"), "Allow: {allow}");
+    control.stop().await;
+    db.cleanup().await;
+}
+
+#[tokio::test]
 async fn callers_need_a_valid_key_and_a_sufficient_role() {
     let (db, control, api, _, viewer) = setup(Backend::Sqlite).await;
     let response = reqwest::get(format!("{}/v1/agents", api.base))

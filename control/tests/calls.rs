@@ -145,6 +145,26 @@ async fn the_call_log_filters_and_pages_with_a_cursor(backend: Backend) {
         assert_eq!(bad.status, StatusCode::BAD_REQUEST, "{q}");
         assert_eq!(bad.body["errors"][0]["field"], field, "{q}: {}", bad.body);
     }
+    // A range that ends before it starts is the caller's mistake, not an empty page.
+    let inverted = api
+        .call(
+            "GET",
+            "/v1/calls?from=2023-11-14T22:18:00Z&to=2023-11-14T22:15:00Z",
+            &viewer,
+            None,
+        )
+        .await;
+    assert_eq!(
+        inverted.status,
+        StatusCode::UNPROCESSABLE_ENTITY,
+        "{}",
+        inverted.body
+    );
+    let fields: Vec<&str> = inverted.body["errors"]
+        .as_array()
+        .map(|errors| errors.iter().filter_map(|e| e["field"].as_str()).collect())
+        .unwrap_or_default();
+    assert_eq!(fields, ["from", "to"], "{}", inverted.body);
 
     let one = api
         .call("GET", &format!("/v1/calls/{}", ids[0]), &viewer, None)

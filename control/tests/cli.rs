@@ -58,7 +58,7 @@ fn start_dev(data_dir: &Path, keep_previous: bool) -> Running {
 /// The dev.json written by a process whose API is not `stale_api_url`.
 async fn read_dev_json(data_dir: &Path, stale_api_url: Option<&Value>) -> Value {
     let path = data_dir.join("dev.json");
-    eventually(Duration::from_secs(60), "a new dev.json", || {
+    eventually(Duration::from_secs(300), "a new dev.json", || {
         let path = path.clone();
         async move {
             let bytes = std::fs::read(&path).ok()?;

@@ -117,10 +117,12 @@ async fn a_batch_of_concurrent_calls_is_answered_with_audio_both_ways() {
                 reply_timeout: Duration::from_millis(600),
                 pause_after_reply: Duration::from_millis(100),
                 barge_in_after: None,
+                ..TalkerConfig::default()
             },
             onset: OnsetConfig::default(),
             late_after: Duration::from_millis(60),
             received_audio: None,
+            conversation_events: None,
             media: MediaOptions::default(),
         },
         local_sip: SocketAddr::new(LOCALHOST, 0),
@@ -212,6 +214,7 @@ fn rtcp_call(target: SocketAddr, rtcp_mux: bool, codec: Codec) -> CallConfig {
         onset: OnsetConfig::default(),
         late_after: Duration::from_millis(60),
         received_audio: None,
+        conversation_events: None,
         media: MediaOptions {
             rtcp_mux,
             rtcp_interval: Duration::from_millis(400),

@@ -101,9 +101,10 @@ async fn trunk_password_is_sealed_masked_kept_and_reaches_the_snapshot(backend: 
         .expect("snapshot");
     assert_eq!(eu.providers.len(), 2);
 
-    // A PATCH that does not name the password (or sends the mask back) keeps it.
+    // A PATCH that does not name the password (or sends the mask back) keeps it; a new host
+    // needs the password given again (see `secret_destinations.rs`).
     for patch in [
-        json!({"host": "sip2.carrier.example"}),
+        json!({"host": "sip2.carrier.example", "password": "s3cret-trunk-pass"}),
         json!({"priority": 1, "password": "********"}),
     ] {
         let answer = api

@@ -121,10 +121,12 @@ async fn call(target: std::net::SocketAddr) -> CallReport {
             reply_timeout: Duration::from_secs(3),
             pause_after_reply: Duration::from_millis(300),
             barge_in_after: None,
+            ..TalkerConfig::default()
         },
         onset: OnsetConfig::default(),
         late_after: Duration::from_millis(200),
         received_audio: None,
+        conversation_events: None,
         media: uac::MediaOptions::default(),
     };
     let report = uac::place_call(&endpoint, &config, &cancel).await;

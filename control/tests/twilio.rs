@@ -96,12 +96,86 @@ async fn webhooks_with_a_wrong_signature_or_bad_form_are_refused() {
         .await
         .expect("text");
     for line in [
-        r#"freya_edge_twilio_webhooks_total{outcome="bad_signature"} 1"#,
+        // The forged one and the one from an account no workspace here has.
+        r#"freya_edge_twilio_webhooks_total{outcome="bad_signature"} 2"#,
         r#"freya_edge_twilio_webhooks_total{outcome="connected"} 1"#,
         r#"freya_edge_twilio_webhooks_total{outcome="no_route"} 1"#,
     ] {
         assert!(metrics.contains(line), "{line} in {metrics}");
     }
+    teardown(w).await;
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn an_unsigned_webhook_gets_the_same_answer_for_known_and_unknown_numbers() {
+    let w = world("Hello.", &[(TOKEN, "http://127.0.0.1:9".into())]).await;
+    let url = voice_url(&w);
+    let mut answers = Vec::new();
+    for to in [NUMBER, "+15550000"] {
+        let forged = post_voice_webhook(&url, "not-the-token", &webhook_form("CA1", to))
+            .await
+            .expect("answer");
+        answers.push((format!("forged, To {to}"), forged.status, forged.body));
+        let mut stranger = webhook_form("CA1", to);
+        stranger[0].1 = "ACffffffffffffffffffffffffffffffff";
+        let stranger = post_voice_webhook(&url, TOKEN, &stranger)
+            .await
+            .expect("answer");
+        answers.push((
+            format!("unknown account, To {to}"),
+            stranger.status,
+            stranger.body,
+        ));
+        let unsigned = reqwest::Client::new()
+            .post(&url)
+            .form(&webhook_form("CA1", to))
+            .send()
+            .await
+            .expect("answer");
+        let status = unsigned.status().as_u16();
+        let text = unsigned.text().await.expect("body");
+        answers.push((format!("unsigned, To {to}"), status, text));
+    }
+    let (_, status, body) = &answers[0];
+    assert_eq!(*status, 403, "{body}");
+    for (what, other_status, other_body) in &answers {
+        assert_eq!(
+            (other_status, other_body),
+            (status, body),
+            "{what} answered differently"
+        );
+    }
+    teardown(w).await;
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_stream_ticket_opens_one_stream_only() {
+    let w = world("Hello.", &[(TOKEN, "http://127.0.0.1:9".into())]).await;
+    let answer = post_voice_webhook(&voice_url(&w), TOKEN, &webhook_form("CA300", NUMBER))
+        .await
+        .expect("answer");
+    assert_eq!(answer.status, 200, "{}", answer.body);
+    let stream = answer.stream.expect("a stream");
+    let caller = StreamCaller::new(stream, SID, "CA300").signed_with(TOKEN);
+    let first = caller
+        .run(&[CallerAction::ListenFor {
+            voiced_frames: 10,
+            limit: Duration::from_secs(8),
+        }])
+        .await
+        .expect("stream runs");
+    assert!(!first.closed_by_edge, "{first:?}");
+    assert!(first.media_messages > 0, "{first:?}");
+    finished_call(&w, "inbound").await;
+    // The same ticket, with Twilio's signature of the (unchanging) stream URL, after the call.
+    let replayed = caller
+        .run(&[CallerAction::Wait(Duration::from_secs(3))])
+        .await
+        .expect("stream runs");
+    assert!(replayed.closed_by_edge, "{replayed:?}");
+    assert_eq!(replayed.media_messages, 0);
+    let calls = w.control.store.calls(&w.scope, 10).await.expect("calls");
+    assert_eq!(calls.len(), 1, "{calls:?}");
     teardown(w).await;
 }
 

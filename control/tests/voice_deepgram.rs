@@ -93,6 +93,7 @@ async fn call(w: &World, reply_timeout: Duration, hold: Duration) -> CallReport 
         reply_timeout,
         pause_after_reply: Duration::from_millis(400),
         barge_in_after: None,
+        ..TalkerConfig::default()
     };
     place_spoken_call(w.edge.sip_addr, Codec::Pcmu, &[QUESTION], talker, hold).await
 }

@@ -91,6 +91,7 @@ fn patient_caller(first_turn_after: Duration) -> TalkerConfig {
         reply_timeout: Duration::from_secs(6),
         pause_after_reply: Duration::from_millis(400),
         barge_in_after: None,
+        ..TalkerConfig::default()
     }
 }
 
@@ -257,6 +258,7 @@ async fn a_caller_who_talks_over_the_agent_stops_it() {
         reply_timeout: Duration::from_millis(300),
         pause_after_reply: Duration::from_millis(400),
         barge_in_after: None,
+        ..TalkerConfig::default()
     };
     let report = call(
         &w,
@@ -312,6 +314,7 @@ async fn the_load_testers_interrupting_caller_measures_the_agent_falling_silent(
         reply_timeout: Duration::from_secs(6),
         pause_after_reply: Duration::from_millis(400),
         barge_in_after: Some(Duration::from_millis(500)),
+        ..TalkerConfig::default()
     };
     let report = call(
         &w,

@@ -541,7 +541,84 @@ async fn numbers_route_to_the_latest_published_version(backend: Backend) {
     w.stop().await;
 }
 
+async fn expressions_past_the_limits_are_a_422_and_the_server_answers_on(backend: Backend) {
+    let w = world(backend).await;
+    let editor = &w.keys[2];
+    let with_when = |when: String| {
+        with_node(support_line(&w.agent), "route", |n| {
+            n["branches"][0]["when"] = json!(when)
+        })
+    };
+    let cases = [
+        (
+            "10,000 chained terms",
+            vec!["choice == '1'"; 10_000].join(" || "),
+            "the limit is 4096",
+        ),
+        (
+            "10,000 nested parentheses",
+            format!("{}choice{}", "(".repeat(10_000), ")".repeat(10_000)),
+            "the limit is 4096",
+        ),
+        (
+            "a syntax error past character 65,535",
+            format!("'{}' == == 1", "x".repeat(70_000)),
+            "the limit is 4096",
+        ),
+        (
+            "100 nested parentheses",
+            format!("{}choice{}", "(".repeat(100), ")".repeat(100)),
+            "the limit is 64",
+        ),
+    ];
+    for (name, when, limit) in cases {
+        for path in ["/v1/workflows/validate", "/v1/workflows"] {
+            let answer = w
+                .api
+                .call("POST", path, editor, Some(with_when(when.clone())))
+                .await;
+            assert_eq!(
+                answer.status,
+                StatusCode::UNPROCESSABLE_ENTITY,
+                "{name} at {path}: {}",
+                answer.body
+            );
+            assert_eq!(
+                answer.headers["content-type"], "application/problem+json",
+                "{name} at {path}"
+            );
+            assert_eq!(
+                located(&answer.body),
+                [(json!("route"), json!("branches[0].when"))],
+                "{name} at {path}"
+            );
+            let message = answer.body["errors"][0]["message"].as_str().unwrap_or("");
+            assert!(message.contains(limit), "{name} at {path}: {message}");
+        }
+        // The process is still there and still validating.
+        let answer = w
+            .api
+            .call(
+                "POST",
+                "/v1/workflows/validate",
+                editor,
+                Some(support_line(&w.agent)),
+            )
+            .await;
+        assert_eq!(
+            answer.status,
+            StatusCode::OK,
+            "after {name}: {}",
+            answer.body
+        );
+    }
+    let list = w.api.call("GET", "/v1/workflows", editor, None).await;
+    assert_eq!(list.body["data"], json!([]), "nothing was stored");
+    w.stop().await;
+}
+
 on_both_engines!(
+    expressions_past_the_limits_are_a_422_and_the_server_answers_on,
     broken_definitions_are_answered_at_their_node_and_field,
     published_versions_are_immutable_and_drafts_change,
     workflows_are_listed_a_page_at_a_time,

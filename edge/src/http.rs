@@ -1,11 +1,13 @@
 //! The edge's operator endpoints: `/healthz` (the process answers), `/readyz` (it has a
-//! configuration to answer calls with, from the control plane or its disk cache) and `/metrics`.
+//! configuration to answer calls with, from the control plane or its disk cache) and `/metrics`;
+//! and the body limit every route of the listener sets ([`refuse_oversized`]).
 
 use std::sync::Arc;
 
-use axum::extract::State;
+use axum::extract::{DefaultBodyLimit, Request, State};
 use axum::http::{header, StatusCode};
-use axum::response::IntoResponse;
+use axum::middleware::{self, Next};
+use axum::response::{IntoResponse, Response};
 use axum::routing::get;
 use axum::Router;
 
@@ -18,12 +20,55 @@ struct HttpState {
     metrics: Arc<EdgeMetrics>,
 }
 
+/// Largest body the operator endpoints take: they take none.
+const OPERATOR_BODY_LIMIT: usize = 1024;
+
 pub(crate) fn router(edge: EdgeState, metrics: Arc<EdgeMetrics>) -> Router {
-    Router::new()
+    let router = Router::new()
         .route("/healthz", get(|| async { "ok" }))
         .route("/readyz", get(readyz))
         .route("/metrics", get(metrics_text))
-        .with_state(HttpState { edge, metrics })
+        .with_state(HttpState { edge, metrics });
+    body_limit(router, OPERATOR_BODY_LIMIT)
+}
+
+/// `router`'s routes with a body limit of `limit` bytes: a larger `Content-Length` is refused
+/// from the headers ([`refuse_oversized`]), and a body sent without one (chunked) is cut off at
+/// `limit` while it is read.
+pub(crate) fn body_limit(router: Router, limit: usize) -> Router {
+    router
+        .layer(DefaultBodyLimit::max(limit))
+        .layer(middleware::from_fn_with_state(limit, refuse_oversized))
+}
+
+/// Answers a request whose `Content-Length` is over `limit` with a 413 problem straight from
+/// its headers, before anything reads or waits for the body: a client announcing 100 MB holds
+/// no handler while it trickles (or never sends) the bytes.
+async fn refuse_oversized(State(limit): State<usize>, request: Request, next: Next) -> Response {
+    let declared = request
+        .headers()
+        .get(header::CONTENT_LENGTH)
+        .and_then(|v| v.to_str().ok())
+        .and_then(|v| v.parse::<u64>().ok());
+    match declared {
+        Some(length) if length > limit as u64 => {
+            let detail =
+                format!("`Content-Length` {length} is over this endpoint's limit of {limit} bytes");
+            let problem = serde_json::json!({
+                "type": "about:blank",
+                "title": "Request body too large",
+                "status": StatusCode::PAYLOAD_TOO_LARGE.as_u16(),
+                "detail": detail,
+            });
+            (
+                StatusCode::PAYLOAD_TOO_LARGE,
+                [(header::CONTENT_TYPE, "application/problem+json")],
+                problem.to_string(),
+            )
+                .into_response()
+        }
+        _ => next.run(request).await,
+    }
 }
 
 async fn readyz(State(state): State<HttpState>) -> impl IntoResponse {

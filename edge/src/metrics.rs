@@ -16,6 +16,9 @@ pub(crate) struct EdgeMetrics {
     pub events_spooled: Gauge,
     pub twilio_webhooks: WebhookCounter,
     pub rtp_departure: Histogram,
+    /// `freya_edge_rtp_foreign_packets_total`: media dropped for coming from an address other
+    /// than the one a call latched (see `rtp::latch`).
+    pub rtp_foreign: Counter,
 }
 
 /// Provider webhooks by `outcome` (`connected`, `bad_signature`, ...).
@@ -30,6 +33,7 @@ impl EdgeMetrics {
         let events_spooled = Gauge::default();
         let twilio_webhooks = WebhookCounter::default();
         let rtp_departure = departure_histogram();
+        let rtp_foreign = Counter::default();
         registry.register("active_calls", "Calls in progress", active_calls.clone());
         registry.register("draining", "1 while refusing new calls", draining.clone());
         registry.register(
@@ -53,6 +57,12 @@ impl EdgeMetrics {
              media time between them (the edge's own inter-departure jitter)",
             rtp_departure.clone(),
         );
+        registry.register(
+            "rtp_foreign_packets",
+            "RTP and RTCP datagrams dropped because they came from an address other than the \
+             one the call's media latched onto (a stranger injecting audio, or a NAT that rebound)",
+            rtp_foreign.clone(),
+        );
         Self {
             registry,
             active_calls,
@@ -61,6 +71,7 @@ impl EdgeMetrics {
             events_spooled,
             twilio_webhooks,
             rtp_departure,
+            rtp_foreign,
         }
     }
 

@@ -5,7 +5,7 @@
 
 use std::net::{IpAddr, SocketAddr};
 use std::path::Path;
-use std::sync::Arc;
+use std::sync::{Arc, Mutex};
 use std::time::Duration;
 
 use anyhow::Context;
@@ -26,7 +26,7 @@ use crate::recordings::RecordingOutbox;
 use crate::sip::sdp::Codec;
 use crate::sip::transport::SipService;
 use crate::state::EdgeState;
-use crate::twilio::ticket::TicketKey;
+use crate::twilio::ticket::{TicketKey, UsedTickets};
 use crate::twilio::TwilioEdge;
 use crate::voice::{VoiceDefaults, VoiceFactory};
 use freya_shared::model::CallEvent;
@@ -134,6 +134,7 @@ impl Edge {
         }
         let http_client = reqwest::Client::new();
         let voice = Arc::new(VoiceFactory::new(http_client.clone(), defaults));
+        tokio::spawn(crate::speech::stt::local::adapt::adapt_in_background());
         let services = CallServices {
             edge_id: Arc::from(id.as_str()),
             state: state.clone(),
@@ -153,6 +154,7 @@ impl Edge {
                     .collect(),
             },
             rtp_departure: metrics.rtp_departure.clone(),
+            rtp_foreign: metrics.rtp_foreign.clone(),
         };
         let public_url = match &config.http.public_url {
             Some(url) => url.trim_end_matches('/').to_owned(),
@@ -162,6 +164,7 @@ impl Edge {
             services: services.clone(),
             public_url: Arc::from(public_url.as_str()),
             tickets: TicketKey::from_secret(&config.control.shared_secret),
+            used_tickets: Arc::new(Mutex::new(UsedTickets::new(&services.edge_id))),
             shutdown: shutdown.clone(),
             http: http_client,
             webhooks: metrics.twilio_webhooks.clone(),

@@ -117,6 +117,7 @@ fn real_main(cli: Cli) -> anyhow::Result<bool> {
             reply_timeout: scenario.reply_timeout,
             pause_after_reply: scenario.pause_after_reply,
             barge_in_after: scenario.barge_in_after,
+            ..TalkerConfig::default()
         },
         onset: OnsetConfig {
             threshold_dbfs: scenario.threshold_dbfs,
@@ -124,6 +125,7 @@ fn real_main(cli: Cli) -> anyhow::Result<bool> {
         },
         late_after: Duration::from_millis(60),
         received_audio: None,
+        conversation_events: None,
         media: MediaOptions {
             dtmf: scenario.dtmf.clone(),
             ..MediaOptions::default()

@@ -95,6 +95,11 @@ impl OnsetDetector {
         self.talking
     }
 
+    /// Was the last frame pushed loud (over the threshold)?
+    pub fn last_frame_loud(&self) -> bool {
+        self.loud_run > 0
+    }
+
     /// Feeds one decoded frame received at `at`.
     pub fn push_frame(&mut self, at: Instant, samples: &[i16]) -> Option<OnsetEvent> {
         if frame_power(samples) > self.threshold_power {

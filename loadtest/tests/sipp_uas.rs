@@ -119,10 +119,12 @@ fn every_call_is_answered_with_audio_both_ways_and_latencies_measured() {
             reply_timeout: Duration::from_secs(2),
             pause_after_reply: Duration::from_millis(200),
             barge_in_after: None,
+            ..TalkerConfig::default()
         },
         onset: OnsetConfig::default(),
         late_after: Duration::from_millis(60),
         received_audio: None,
+        conversation_events: None,
         media: MediaOptions::default(),
     };
     let plan = RunPlan {

@@ -1,6 +1,9 @@
 //! `/v1/agents`: create, list, read and patch the agents of the caller's workspace. The agent's
 //! secrets (the `api_key` of its `stt`/`llm`/`tts` providers, its `tool_secret`) read back as
-//! `********`; a PATCH that leaves them out, or sends the mask back, keeps the stored ones.
+//! `********`; a PATCH that leaves them out, or sends the mask back, keeps the stored ones —
+//! except that a PATCH changing where a provider's stored `api_key` is sent (its `base_url` or
+//! `provider`) must give that key again, or a caller who can edit the agent but never saw the
+//! key could have it sent to a host of their choosing.
 
 use axum::extract::State;
 use axum::http::StatusCode;
@@ -15,7 +18,7 @@ use super::resource_id::ResourceId;
 use super::{AppState, List};
 use crate::store::{Agent, Role};
 use freya_shared::ids::rfc3339;
-use freya_shared::model::AgentSpec;
+use freya_shared::model::{AgentSpec, FieldError};
 
 /// An agent as the API shows it.
 #[derive(Serialize, utoipa::ToSchema)]
@@ -83,6 +86,46 @@ fn unmasked(mut spec: AgentSpec, current: &AgentSpec) -> AgentSpec {
         spec.tool_secret = current.tool_secret.clone();
     }
     spec
+}
+
+/// One error for each provider section of `spec` (patched and unmasked) that would send the key
+/// stored in `current` somewhere else — another `base_url` or `provider` — without `patch`
+/// giving the key again.
+fn keys_sent_elsewhere(
+    patch: &serde_json::Value,
+    spec: &AgentSpec,
+    current: &AgentSpec,
+) -> Vec<FieldError> {
+    let sections = [
+        ("stt", &spec.stt, &current.stt),
+        ("llm", &spec.llm, &current.llm),
+        ("llm_fallback", &spec.llm_fallback, &current.llm_fallback),
+        ("tts", &spec.tts, &current.tts),
+    ];
+    let mut errors = Vec::new();
+    for (name, patched, stored) in sections {
+        let (Some(patched), Some(stored)) = (patched, stored) else {
+            continue;
+        };
+        let given = patch[name]["api_key"]
+            .as_str()
+            .is_some_and(|key| key != SECRET_MASK);
+        if given || stored.api_key.is_none() || patched.api_key != stored.api_key {
+            continue;
+        }
+        let moved = if patched.base_url != stored.base_url {
+            "base_url"
+        } else if patched.provider != stored.provider {
+            "provider"
+        } else {
+            continue;
+        };
+        errors.push(FieldError::new(
+            format!("{name}.api_key"),
+            format!("must be given again when `{name}.{moved}` changes"),
+        ));
+    }
+    errors
 }
 
 fn validated(spec: AgentSpec) -> Result<AgentSpec, Problem> {
@@ -172,8 +215,14 @@ pub(super) async fn patch(
             e.to_string(),
         )
     })?;
+    let sent = patch.clone();
     merge_patch(&mut document, patch);
-    let spec = validated(unmasked(strict_from_value(document)?, &current.spec))?;
+    let spec = unmasked(strict_from_value(document)?, &current.spec);
+    let moved = keys_sent_elsewhere(&sent, &spec, &current.spec);
+    if !moved.is_empty() {
+        return Err(Problem::invalid(moved));
+    }
+    let spec = validated(spec)?;
     let agent = state
         .store
         .update_agent(&caller.scope, &caller.actor, &id, &spec)

@@ -2,10 +2,10 @@
 //! answered calls, talk time (answer to end), outcomes (end reasons), usage (billable minutes,
 //! agent turns, recognised speech, spoken characters — what providers bill by) and the agent's
 //! voice-to-voice latency percentiles per time bucket and group, for anyone in the workspace.
-//! `from` defaults to seven days before `to`, `to` to now; buckets start at multiples of the
-//! interval since the epoch (UTC), empty ones are left out. Latency percentiles are read from
-//! hourly histograms with bins 4 % apart: within about 2 % of the exact figure, and covering the
-//! whole hours that the range touches.
+//! `from` defaults to seven days before `to`, `to` to now, and must come before it (or the answer
+//! is a 422 naming both); buckets start at multiples of the interval since the epoch (UTC), empty
+//! ones are left out. Latency percentiles are read from hourly histograms with bins 4 % apart:
+//! within about 2 % of the exact figure, and covering the whole hours that the range touches.
 
 use axum::extract::State;
 use axum::Json;
@@ -13,7 +13,7 @@ use serde::{Deserialize, Serialize};
 
 use super::auth::Caller;
 use super::problem::Problem;
-use super::query::{bad_parameter, parse_time, StrictQuery};
+use super::query::{bad_parameter, ordered_range, parse_time, StrictQuery};
 use super::AppState;
 use crate::store::{AnalyticsGroup, AnalyticsQuery, CallBucket, CallUsage, LatencySummary};
 use freya_shared::ids::{now_ms, rfc3339};
@@ -127,7 +127,10 @@ fn bucket_view(b: CallBucket, grouped: bool) -> BucketView {
     tag = "analytics",
     summary = "Call counts, talk time, outcomes, usage and reply latency per bucket",
     params(CallAnalyticsQuery),
-    responses((status = 200, description = "The buckets", body = CallAnalytics))
+    responses(
+        (status = 200, description = "The buckets", body = CallAnalytics),
+        (status = 422, description = "`from` is not before `to`: `errors` names both", body = super::openapi::ProblemDoc)
+    )
 )]
 pub(super) async fn calls(
     State(state): State<AppState>,
@@ -167,9 +170,7 @@ pub(super) async fn calls(
         .map(|t| parse_time("from", t))
         .transpose()?
         .unwrap_or(to_ms.saturating_sub(7 * DAY_MS));
-    if from_ms >= to_ms {
-        return Err(bad_parameter("from", "must be before `to`"));
-    }
+    ordered_range(from_ms, to_ms)?;
     if (to_ms - from_ms) / interval_ms > MAX_BUCKETS {
         return Err(bad_parameter(
             "interval",

@@ -127,7 +127,10 @@ const STATUSES: [&str; 5] = ["queued", "ringing", "in_progress", "ended", "faile
     tag = "calls",
     summary = "The call log, newest first, filtered and cursor-paged",
     params(CallQuery),
-    responses((status = 200, description = "A page of calls", body = List<CallView>))
+    responses(
+        (status = 200, description = "A page of calls", body = List<CallView>),
+        (status = 422, description = "`from` is not before `to`: `errors` names both", body = super::openapi::ProblemDoc)
+    )
 )]
 pub(super) async fn list(
     State(state): State<AppState>,
@@ -150,13 +153,18 @@ pub(super) async fn list(
             &format!("`{d}` is not inbound or outbound"),
         ));
     }
+    let from_ms = q
+        .from
+        .as_deref()
+        .map(|t| parse_time("from", t))
+        .transpose()?;
+    let to_ms = q.to.as_deref().map(|t| parse_time("to", t)).transpose()?;
+    if let (Some(from_ms), Some(to_ms)) = (from_ms, to_ms) {
+        super::query::ordered_range(from_ms, to_ms)?;
+    }
     let filter = CallFilter {
-        from_ms: q
-            .from
-            .as_deref()
-            .map(|t| parse_time("from", t))
-            .transpose()?,
-        to_ms: q.to.as_deref().map(|t| parse_time("to", t)).transpose()?,
+        from_ms,
+        to_ms,
         number: q.number,
         agent_id: q.agent_id,
         status: q.status,

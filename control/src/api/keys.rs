@@ -1,6 +1,6 @@
 //! `/v1/workspaces/{id}/api-keys`: admins issue keys (the secret is in the response once and
-//! never again), list them by prefix and revoke them. A key never gets a role above its
-//! issuer's, so an admin cannot mint an owner.
+//! never again), list them by prefix and revoke them. No caller issues or revokes a key of a
+//! role above its own (403): an admin can neither mint an owner key nor revoke one.
 
 use axum::extract::{Path, State};
 use axum::http::StatusCode;
@@ -82,13 +82,11 @@ pub(super) async fn create(
         )]));
     }
     if body.role > caller.role {
-        return Err(Problem::invalid(vec![FieldError::new(
-            "role",
-            format!(
-                "cannot exceed the caller's own role `{}`",
-                caller.role.as_str()
-            ),
-        )]));
+        return Err(Problem::forbidden(format!(
+            "a `{}` cannot issue a `{}` key",
+            caller.role.as_str(),
+            body.role.as_str()
+        )));
     }
     let key = state
         .store
@@ -142,7 +140,7 @@ pub(super) async fn revoke(
     }
     state
         .store
-        .revoke_api_key(&caller.scope, &caller.actor, &key_id)
+        .revoke_api_key(&caller.scope, &caller.actor, &key_id, caller.role)
         .await?;
     Ok(StatusCode::NO_CONTENT)
 }

@@ -1,6 +1,7 @@
-//! The REST API (axum): JSON under `/v1`, errors as `application/problem+json`, callers
-//! authenticated by API key or a person's JWT and confined to one workspace; rate limits and
-//! CORS in front of everything; probes and metrics beside it, and the dashboard at `/`.
+//! The REST API (axum): JSON under `/v1`, every error as `application/problem+json` (unknown
+//! paths and unserved methods included), callers authenticated by API key or a person's JWT and
+//! confined to one workspace; body limits, rate limits and CORS in front of everything; probes
+//! and metrics beside it, and the dashboard at `/`.
 //!
 //! Who may do what (checked in each handler with [`Caller::require`]):
 //!
@@ -15,6 +16,7 @@ mod agents;
 mod analytics;
 mod audit;
 mod auth;
+mod body_limit;
 mod calls;
 mod dashboard;
 mod edge_choice;
@@ -69,6 +71,8 @@ pub struct AppState {
     /// The command streams of the edges connected to this process.
     pub commands: CommandHub,
     pub limiter: Arc<RateLimiter>,
+    /// Password checks at once, and lockouts after repeated failures (`login.rs`).
+    pub login_limits: Arc<login::LoginLimits>,
     /// `http.cors_allowed_origins`.
     pub cors_allowed_origins: Vec<String>,
     /// `webhooks.allow_private_targets`.
@@ -94,7 +98,8 @@ impl<T> List<T> {
     }
 }
 
-/// Largest accepted request body.
+/// Largest accepted request body, on every route: refused from `Content-Length` before the body
+/// is read ([`body_limit`]), and cut off at this size while reading one sent without it.
 const BODY_LIMIT_BYTES: usize = 1024 * 1024;
 
 fn v1() -> Router<AppState> {
@@ -182,6 +187,7 @@ fn v1() -> Router<AppState> {
             post(webhooks::redeliver),
         )
         .route("/analytics/calls", get(analytics::calls))
+        .method_not_allowed_fallback(method_not_allowed)
         .fallback(not_found)
 }
 
@@ -228,8 +234,14 @@ pub fn router(state: AppState) -> Router {
         .route("/metrics", get(health::metrics))
         .route("/openapi.json", get(openapi::openapi_json))
         .route("/docs", get(openapi::docs_page))
+        .method_not_allowed_fallback(method_not_allowed)
         .nest("/v1", v1)
+        .fallback(not_found)
         .layer(DefaultBodyLimit::max(BODY_LIMIT_BYTES))
+        .layer(middleware::from_fn_with_state(
+            BODY_LIMIT_BYTES,
+            body_limit::refuse_oversized,
+        ))
         .layer(middleware::from_fn_with_state(
             state.clone(),
             count_requests,
@@ -242,11 +254,22 @@ pub fn router(state: AppState) -> Router {
     router.with_state(state)
 }
 
+/// Any path no route serves, under `/v1` or not: a problem, like every other error.
 async fn not_found() -> problem::Problem {
     problem::Problem::new(
         axum::http::StatusCode::NOT_FOUND,
         "Not found",
         "no such endpoint",
+    )
+}
+
+/// A route that exists, asked with a method it does not serve. The router still adds the
+/// `Allow` header listing the methods it does.
+async fn method_not_allowed(method: Method) -> problem::Problem {
+    problem::Problem::new(
+        axum::http::StatusCode::METHOD_NOT_ALLOWED,
+        "Method not allowed",
+        format!("this endpoint does not serve {method}; the Allow header lists what it does"),
     )
 }
 

@@ -116,6 +116,36 @@ pub struct AgentSpecDoc {
     /// Where the built-in `transfer_call` may send a call: phone numbers or `sip:` URIs. Empty
     /// or absent: the agent cannot transfer.
     transfer_destinations: Option<Vec<String>>,
+    /// What the offline `rules` replier says and does; also the offline recogniser's grammar.
+    rules: Option<RulesDoc>,
+}
+
+/// An agent's `rules` table (`freya_shared::model::RulesSpec`).
+#[derive(ToSchema)]
+#[schema(as = Rules)]
+#[allow(dead_code)]
+pub struct RulesDoc {
+    /// Tried against each caller turn; the rule whose keywords cover most words wins.
+    rules: Vec<RuleDoc>,
+    /// Said when no rule matches.
+    fallback: String,
+}
+
+/// One rule of a `rules` table.
+#[derive(ToSchema)]
+#[schema(as = Rule)]
+#[allow(dead_code)]
+pub struct RuleDoc {
+    /// What the caller wants (`hours`).
+    intent: String,
+    /// Words or phrases that select the rule.
+    keywords: Vec<String>,
+    /// Things a caller might say; they shape the offline recogniser's grammar.
+    examples: Option<Vec<String>>,
+    reply: String,
+    /// `{"type": "end_call"}`, `{"type": "transfer", "destination"}` (one of
+    /// `transfer_destinations`) or `{"type": "tool", "name", "failed_reply"}` (one of `tools`).
+    action: Option<serde_json::Value>,
 }
 
 /// A speech or language provider of an agent's pipeline.

@@ -3,7 +3,9 @@
 //! account's `auth_token` — goes in and never comes back out: reads show `"********"` when one
 //! is stored. `PATCH` is a merge patch that keeps the stored secret unless the body gives a new
 //! one (`null` removes it; the mask itself, sent back unchanged, keeps it); a provider's kind
-//! cannot change.
+//! cannot change. A PATCH that changes where the stored secret is sent — a trunk's `host` or
+//! `port`, an account's `api_base_url` — must give the secret again (a 422 naming it otherwise),
+//! so that nobody who never saw the secret can have it sent to a host of their choosing.
 
 use axum::extract::State;
 use axum::http::StatusCode;
@@ -77,6 +79,28 @@ fn spec_of_kind(kind: &str, body: serde_json::Value) -> Result<ProviderSpec, Pro
         "twilio" => ProviderSpec::Twilio(strict_from_value(body)?),
         _ => ProviderSpec::SipTrunk(strict_from_value(body)?),
     })
+}
+
+/// The field of `current` whose change in `patched` sends the secret somewhere else, if any.
+fn secret_destination_change(
+    current: &ProviderSpec,
+    patched: &ProviderSpec,
+) -> Option<&'static str> {
+    match (current, patched) {
+        (ProviderSpec::SipTrunk(old), ProviderSpec::SipTrunk(new)) => {
+            if old.host != new.host {
+                Some("host")
+            } else if old.port != new.port {
+                Some("port")
+            } else {
+                None
+            }
+        }
+        (ProviderSpec::Twilio(old), ProviderSpec::Twilio(new)) => {
+            (old.api_base_url != new.api_base_url).then_some("api_base_url")
+        }
+        _ => None,
+    }
 }
 
 #[utoipa::path(
@@ -191,6 +215,14 @@ pub(super) async fn patch(
     }
     merge_patch(&mut document, patch);
     let mut spec = spec_of_kind(kind, document)?;
+    if matches!(secret, SecretChange::Keep) && current.has_secret {
+        if let Some(moved) = secret_destination_change(&current.spec, &spec) {
+            return Err(Problem::invalid(vec![FieldError::new(
+                secret_field,
+                format!("must be given again when `{moved}` changes"),
+            )]));
+        }
+    }
     // Validate the provider as it will be, secret included (a password needs a username; an
     // account needs its token).
     spec.set_secret(match &secret {

@@ -70,6 +70,26 @@ pub fn parse_time(field: &str, value: &str) -> Result<i64, Problem> {
     i64::try_from(ms).map_err(|_| bad_parameter(field, "is too far in the future"))
 }
 
+/// 422 unless `from_ms` is before `to_ms`: a range that ends before it starts (or as it starts)
+/// holds nothing, and answering it with an empty page would hide the caller's mistake. Both
+/// parameters are named, since either may be the wrong one.
+pub fn ordered_range(from_ms: i64, to_ms: i64) -> Result<(), Problem> {
+    if from_ms < to_ms {
+        return Ok(());
+    }
+    Err(Problem {
+        errors: vec![
+            FieldError::new("from", "must be before `to`"),
+            FieldError::new("to", "must be after `from`"),
+        ],
+        ..Problem::new(
+            StatusCode::UNPROCESSABLE_ENTITY,
+            "Invalid time range",
+            "`from` must be before `to`",
+        )
+    })
+}
+
 /// A page size parameter: 1 to 200, 50 when absent.
 pub fn page_limit(limit: Option<u32>) -> Result<i64, Problem> {
     match limit {
@@ -105,5 +125,16 @@ mod tests {
             parse_time("to", "yesterday").unwrap_err().errors[0].field,
             "to"
         );
+    }
+
+    #[test]
+    fn a_range_that_ends_before_it_starts_names_both_ends() {
+        assert!(ordered_range(1, 2).is_ok());
+        for (from, to) in [(2, 1), (1, 1)] {
+            let problem = ordered_range(from, to).unwrap_err();
+            assert_eq!(problem.status, StatusCode::UNPROCESSABLE_ENTITY);
+            let fields: Vec<&str> = problem.errors.iter().map(|e| e.field.as_str()).collect();
+            assert_eq!(fields, ["from", "to"]);
+        }
     }
 }

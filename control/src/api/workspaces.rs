@@ -1,6 +1,7 @@
 //! `/v1/workspaces`: a person creates workspaces (becoming their owner) and lists their own;
 //! members of a workspace read it, admins rename it and manage its members, owners delete it.
-//! Only an owner may make or unmake an owner, and the last owner stays.
+//! Nobody adds, changes or removes a member above their own role or grants a role above it
+//! (so only an owner makes or unmakes an owner), and the last owner stays.
 
 use axum::extract::{Path, State};
 use axum::http::StatusCode;
@@ -223,8 +224,12 @@ pub(super) async fn add_member(
     StrictJson(body): StrictJson<NewMember>,
 ) -> Result<(StatusCode, Json<MemberView>), Problem> {
     caller.require(Role::Admin)?;
-    if body.role == Role::Owner {
-        caller.require(Role::Owner)?;
+    if body.role > caller.role {
+        return Err(Problem::forbidden(format!(
+            "a `{}` cannot grant the `{}` role",
+            caller.role.as_str(),
+            body.role.as_str()
+        )));
     }
     let member = state
         .store
@@ -259,7 +264,7 @@ pub(super) async fn change_member(
             &caller.actor,
             &user_id,
             body.role,
-            caller.role == Role::Owner,
+            caller.role,
         )
         .await?;
     Ok(Json(member.into()))
@@ -284,12 +289,7 @@ pub(super) async fn remove_member(
     }
     state
         .store
-        .remove_member(
-            &caller.scope,
-            &caller.actor,
-            &user_id,
-            caller.role == Role::Owner,
-        )
+        .remove_member(&caller.scope, &caller.actor, &user_id, caller.role)
         .await?;
     Ok(StatusCode::NO_CONTENT)
 }

@@ -5,10 +5,12 @@
 //! deletes its copy on that answer, so an answer is never given for a file that could be lost.
 //!
 //! Files live at `recordings.dir/<workspace_id>/<recording_id>.wav`; both names are UUIDs,
-//! checked, so an edge cannot write outside that tree.
+//! checked, so an edge cannot write outside that tree. Files are 0600 and directories 0700:
+//! recordings are customer data.
 
 use std::path::{Path, PathBuf};
 
+use freya_shared::private_files;
 use sha2::{Digest, Sha256};
 use tokio::io::AsyncWriteExt;
 use tokio_util::sync::CancellationToken;
@@ -82,8 +84,11 @@ pub(super) async fn receive(
     }
     let final_path = recording_path(root, &header.workspace_id, &header.recording_id);
     let folder = root.join(&header.workspace_id);
-    tokio::fs::create_dir_all(&folder)
+    let private_folder = folder.clone();
+    tokio::task::spawn_blocking(move || private_files::create_dir(&private_folder))
         .await
+        .map_err(std::io::Error::other)
+        .and_then(|created| created)
         .map_err(|e| disk_error(&folder, &e))?;
     let temp = folder.join(format!(
         "{}.{}.part",
@@ -151,7 +156,10 @@ async fn write_file(
     path: &Path,
     shutdown: &CancellationToken,
 ) -> Result<(), Status> {
-    let mut file = tokio::fs::File::create(path)
+    let mut file = tokio::fs::OpenOptions::from(private_files::open_options())
+        .write(true)
+        .create_new(true)
+        .open(path)
         .await
         .map_err(|e| disk_error(path, &e))?;
     let mut hasher = Sha256::new();

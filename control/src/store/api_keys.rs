@@ -1,4 +1,5 @@
-//! API keys as admins manage them: issued (the secret shown once), listed by prefix, revoked.
+//! API keys as admins manage them: issued (the secret shown once), listed by prefix, revoked
+//! (never by a caller whose role is below the key's).
 //! Every request looks its key up again (there is no cache), so a revoked key stops working on
 //! the very next request.
 
@@ -75,15 +76,37 @@ impl Store {
     }
 
     /// Revokes a key of the scoped workspace; it fails its next request. `NotFound` for a key
-    /// that is not there or already revoked.
+    /// that is not there or already revoked; `Forbidden` for a key whose role is above
+    /// `ceiling`, the revoking caller's own role.
     pub async fn revoke_api_key(
         &self,
         scope: &WorkspaceScope,
         actor: &str,
         id: &str,
+        ceiling: Role,
     ) -> Result<(), StoreError> {
         retry(|| async {
             let mut tx = self.pool().begin().await?;
+            let role: Option<String> = sqlx::query_scalar(
+                "SELECT role FROM api_keys \
+                 WHERE workspace_id = $1 AND id = $2 AND revoked_at_ms IS NULL",
+            )
+            .bind(&scope.workspace_id)
+            .bind(id)
+            .fetch_optional(&mut *tx)
+            .await?;
+            let role = role.ok_or(StoreError::NotFound)?;
+            let role = Role::parse(&role).ok_or(StoreError::Corrupt {
+                what: "api key role",
+                message: role,
+            })?;
+            if role > ceiling {
+                return Err(StoreError::Forbidden(format!(
+                    "a `{}` cannot revoke a `{}` key",
+                    ceiling.as_str(),
+                    role.as_str()
+                )));
+            }
             let revoked = sqlx::query(
                 "UPDATE api_keys SET revoked_at_ms = $1 \
                  WHERE workspace_id = $2 AND id = $3 AND revoked_at_ms IS NULL",

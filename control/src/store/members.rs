@@ -1,4 +1,5 @@
-//! The members of a workspace: added by email, given a role, removed. A workspace always keeps
+//! The members of a workspace: added by email, given a role, removed. No caller changes or
+//! removes a member above its own role, or grants a role above it. A workspace always keeps
 //! at least one owner — every change that could remove the last one first locks the workspace
 //! row, so two concurrent demotions cannot both pass the check.
 
@@ -44,6 +45,15 @@ async fn member_role(
             .fetch_optional(&mut **tx)
             .await?;
     role_of(role.ok_or(StoreError::NotFound)?)
+}
+
+/// A caller acting on a member whose role is above its own.
+fn above_ceiling(ceiling: Role, verb: &str, member: Role) -> StoreError {
+    StoreError::Forbidden(format!(
+        "a `{}` cannot {verb} a `{}` member",
+        ceiling.as_str(),
+        member.as_str()
+    ))
 }
 
 fn last_owner() -> StoreError {
@@ -140,24 +150,29 @@ impl Store {
         self.member(scope, &user_id).await
     }
 
-    /// Changes a member's role, refusing to demote the last owner. `may_touch_owner` says
-    /// whether the caller may change an owner or grant the owner role.
+    /// Changes a member's role, refusing to demote the last owner. `ceiling` is the caller's
+    /// own role: a member above it is not the caller's to change, nor a role above it to grant.
     pub async fn change_member_role(
         &self,
         scope: &WorkspaceScope,
         actor: &str,
         user_id: &str,
         role: Role,
-        may_touch_owner: bool,
+        ceiling: Role,
     ) -> Result<Member, StoreError> {
         retry(|| async {
             let mut tx = self.pool().begin().await?;
             lock_workspace(&mut tx, scope).await?;
             let current = member_role(&mut tx, scope, user_id).await?;
-            if !may_touch_owner && (current == Role::Owner || role == Role::Owner) {
-                return Err(StoreError::Forbidden(
-                    "only an owner may change an owner or grant the owner role".into(),
-                ));
+            if current > ceiling {
+                return Err(above_ceiling(ceiling, "change", current));
+            }
+            if role > ceiling {
+                return Err(StoreError::Forbidden(format!(
+                    "a `{}` cannot grant the `{}` role",
+                    ceiling.as_str(),
+                    role.as_str()
+                )));
             }
             if current == Role::Owner
                 && role != Role::Owner
@@ -192,27 +207,24 @@ impl Store {
         self.member(scope, user_id).await
     }
 
-    /// Removes a member, refusing to remove the last owner.
+    /// Removes a member, refusing to remove the last owner or a member whose role is above
+    /// `ceiling`, the caller's own role.
     pub async fn remove_member(
         &self,
         scope: &WorkspaceScope,
         actor: &str,
         user_id: &str,
-        may_touch_owner: bool,
+        ceiling: Role,
     ) -> Result<(), StoreError> {
         retry(|| async {
             let mut tx = self.pool().begin().await?;
             lock_workspace(&mut tx, scope).await?;
             let current = member_role(&mut tx, scope, user_id).await?;
-            if current == Role::Owner {
-                if !may_touch_owner {
-                    return Err(StoreError::Forbidden(
-                        "only an owner may remove an owner".into(),
-                    ));
-                }
-                if owner_count(&mut tx, scope).await? <= 1 {
-                    return Err(last_owner());
-                }
+            if current > ceiling {
+                return Err(above_ceiling(ceiling, "remove", current));
+            }
+            if current == Role::Owner && owner_count(&mut tx, scope).await? <= 1 {
+                return Err(last_owner());
             }
             sqlx::query("DELETE FROM memberships WHERE workspace_id = $1 AND user_id = $2")
                 .bind(&scope.workspace_id)

@@ -5,6 +5,8 @@
 //!
 //! Every query on customer data takes a [`WorkspaceScope`], so a handler cannot forget the
 //! tenant: there is no function that reads an agent or number without one.
+//!
+//! A SQLite database file (and its journal) is the owner's only, 0600, whatever the umask.
 
 mod agents;
 mod analytics;
@@ -30,6 +32,7 @@ mod workspaces;
 use std::future::Future;
 use std::time::Duration;
 
+use freya_shared::private_files;
 use sqlx::any::AnyPoolOptions;
 use sqlx::AnyPool;
 use thiserror::Error;
@@ -45,6 +48,7 @@ pub use edges::{EdgeRecord, EdgeRegistration};
 pub use events::{CallRecord, StoredEvent};
 pub use identity::{with_request_source, ApiKeyIdentity, NewApiKey, Role};
 pub use members::Member;
+pub use migrate::{status as migration_status, MigrationStatus};
 pub use numbers::PhoneNumber;
 pub use providers::{Provider, SecretChange};
 pub use recordings::{CallRecordingInfo, RecordingTarget};
@@ -75,6 +79,11 @@ pub enum StoreError {
     Migration(String),
     #[error("unsupported database URL `{0}`: use sqlite://PATH or postgres://...")]
     UnsupportedUrl(String),
+    #[error("database file {}: {source}", path.display())]
+    File {
+        path: std::path::PathBuf,
+        source: std::io::Error,
+    },
 }
 
 /// Which engine a URL names; a few statements differ between them.
@@ -95,6 +104,19 @@ impl Engine {
             Err(StoreError::UnsupportedUrl(url.into()))
         }
     }
+}
+
+/// The file a `sqlite:` URL names (`sqlite://PATH?...` or `sqlite:PATH`); `None` for other
+/// engines and in-memory databases.
+fn sqlite_file(url: &str) -> Option<std::path::PathBuf> {
+    let rest = url
+        .strip_prefix("sqlite://")
+        .or_else(|| url.strip_prefix("sqlite:"))?;
+    let (path, query) = rest.split_once('?').unwrap_or((rest, ""));
+    if path.is_empty() || path == ":memory:" || query.contains("mode=memory") {
+        return None;
+    }
+    Some(std::path::PathBuf::from(path))
 }
 
 /// Pool sizing, from the `[database]` config section.
@@ -127,6 +149,25 @@ impl Store {
     pub async fn connect(url: &str, size: PoolSize) -> Result<Self, StoreError> {
         sqlx::any::install_default_drivers();
         let engine = Engine::from_url(url)?;
+        let sqlite_file = sqlite_file(url);
+        if let Some(path) = &sqlite_file {
+            // The database holds customer data and sealed secrets: create it owner-only before
+            // SQLite does (its journal files copy the mode), and correct an older, looser one.
+            if url.contains("mode=rwc") && !path.exists() {
+                private_files::open_options()
+                    .write(true)
+                    .create_new(true)
+                    .open(path)
+                    .map_err(|e| StoreError::File {
+                        path: path.clone(),
+                        source: e,
+                    })?;
+            }
+            private_files::restrict_file(path).map_err(|e| StoreError::File {
+                path: path.clone(),
+                source: e,
+            })?;
+        }
         let pool = AnyPoolOptions::new()
             .min_connections(size.min_connections)
             .max_connections(size.max_connections.max(1))
@@ -138,6 +179,17 @@ impl Store {
             sqlx::query("PRAGMA journal_mode = WAL")
                 .execute(&pool)
                 .await?;
+        }
+        if let Some(path) = &sqlite_file {
+            for suffix in ["-wal", "-shm"] {
+                let mut journal = path.clone().into_os_string();
+                journal.push(suffix);
+                let journal = std::path::PathBuf::from(journal);
+                private_files::restrict_file(&journal).map_err(|e| StoreError::File {
+                    path: journal.clone(),
+                    source: e,
+                })?;
+            }
         }
         let (config_changed, _) = watch::channel(0);
         Ok(Self {

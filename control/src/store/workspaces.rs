@@ -72,6 +72,48 @@ impl Store {
         .transpose()
     }
 
+    /// Records that logins were locked out: `actor` (the email or client address throttled)
+    /// did `action` on `resource_type`/`resource_id`. The entry goes into the audit log of every
+    /// workspace the user with `email` belongs to, so their admins see the guessing; when no
+    /// such user (or workspace) exists, into the system's own log (`workspace_id` empty, which
+    /// no workspace reads).
+    pub async fn audit_login_lockout(
+        &self,
+        email: &str,
+        actor: &str,
+        resource_type: &str,
+        resource_id: &str,
+        detail: serde_json::Value,
+    ) -> Result<(), StoreError> {
+        let mut workspaces: Vec<String> = sqlx::query_scalar(
+            "SELECT m.workspace_id FROM memberships m JOIN users u ON u.id = m.user_id \
+             WHERE u.email = $1 ORDER BY m.workspace_id",
+        )
+        .bind(email.to_ascii_lowercase())
+        .fetch_all(self.pool())
+        .await?;
+        if workspaces.is_empty() {
+            workspaces.push(String::new());
+        }
+        let mut tx = self.pool().begin().await?;
+        for workspace_id in workspaces {
+            insert_audit(
+                &mut *tx,
+                &WorkspaceScope { workspace_id },
+                AuditEntry {
+                    actor,
+                    action: "login.locked",
+                    resource_type,
+                    resource_id,
+                    detail: detail.clone(),
+                },
+            )
+            .await?;
+        }
+        tx.commit().await?;
+        Ok(())
+    }
+
     /// Whether the user `user_id` still exists (a token outlives a deleted user otherwise).
     pub async fn user_exists(&self, user_id: &str) -> Result<bool, StoreError> {
         let found: Option<String> = sqlx::query_scalar("SELECT id FROM users WHERE id = $1")

@@ -50,6 +50,7 @@ pub async fn place_spoken_call(
         onset: OnsetConfig::default(),
         late_after: Duration::from_millis(200),
         received_audio: None,
+        conversation_events: None,
         media: MediaOptions::default(),
     };
     let report = uac::place_call(&endpoint, &config, &cancel).await;

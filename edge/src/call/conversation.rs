@@ -17,6 +17,7 @@ use std::time::{Duration, Instant};
 
 use crate::llm::{ChatMessage, ChatRequest, LlmError, LlmEvent, SentenceSplitter, ToolCall};
 use crate::media::turn::TurnEvent;
+use crate::speech::SttFailure;
 
 #[path = "conversation_reply.rs"]
 mod reply;
@@ -174,7 +175,7 @@ impl Conversation {
     }
 
     /// The transcript of caller turn `turn` (or why there is none).
-    pub fn on_transcript(&mut self, now: Instant, turn: u64, result: Result<String, String>) {
+    pub fn on_transcript(&mut self, now: Instant, turn: u64, result: Result<String, SttFailure>) {
         let Some((pending, mut clock, speech_start)) = self.pending_turn else {
             return;
         };
@@ -185,12 +186,22 @@ impl Conversation {
         clock.stt = Some(now);
         let text = match result {
             Ok(text) => text.trim().to_string(),
-            Err(error) => {
+            Err(failure) => {
                 self.events.push_back(ConversationEvent::ProviderFailed {
                     stage: "stt",
-                    error,
+                    error: failure.detail,
                 });
-                self.apologize(now);
+                match failure.missing_package {
+                    Some(package) => {
+                        let line = self
+                            .config
+                            .lines
+                            .recogniser_missing
+                            .replace("{package}", package);
+                        self.say_fixed(now, &line);
+                    }
+                    None => self.apologize(now),
+                }
                 return;
             }
         };

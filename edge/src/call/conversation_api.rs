@@ -19,6 +19,8 @@ pub struct Lines {
     pub silence_goodbye: String,
     /// When a transfer the agent asked for did not go through.
     pub transfer_failed: String,
+    /// When the recogniser is not installed (`{package}`: the Debian package to install).
+    pub recogniser_missing: String,
 }
 
 impl Default for Lines {
@@ -29,6 +31,7 @@ impl Default for Lines {
             filler: "One moment, please.".into(),
             silence_goodbye: "I can't hear anything, so I'll hang up now. Goodbye.".into(),
             transfer_failed: "Sorry, I could not transfer your call. How else can I help?".into(),
+            recogniser_missing: "Sorry, I cannot understand speech on this line: its speech recogniser is not installed. The server needs the package {package}.".into(),
         }
     }
 }

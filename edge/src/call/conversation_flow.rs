@@ -20,11 +20,16 @@ impl Conversation {
     }
 
     pub(super) fn apologize(&mut self, now: Instant) {
+        let line = self.config.lines.apology.clone();
+        self.say_fixed(now, &line);
+    }
+
+    /// Says a fixed `line` (not the model's), in the current reply or a new one.
+    pub(super) fn say_fixed(&mut self, now: Instant, line: &str) {
         if self.reply.is_none() {
             self.begin_reply(ReplyKind::Fixed, None);
         }
-        let line = self.config.lines.apology.clone();
-        self.say(&line, true);
+        self.say(line, true);
         self.check_finished(now);
     }
 

@@ -366,6 +366,39 @@ fn a_failing_model_is_answered_with_an_apology_and_the_call_goes_on() {
     };
     h.c.on_transcript(h.at(4100), turn, Err("stt down".into()));
     assert_eq!(spoken(&h.drain()), [Lines::default().apology]);
+    // A recogniser that is not installed is named, to the caller and in the record.
+    h.c.on_turn(h.at(6000), TurnEvent::SpeechStarted);
+    h.c.on_turn(
+        h.at(7000),
+        TurnEvent::EndOfTurn {
+            speech_ms: 500,
+            silence_ms: 500,
+        },
+    );
+    let turn = h
+        .drain()
+        .into_iter()
+        .find_map(|a| match a {
+            Action::Transcribe { turn } => Some(turn),
+            _ => None,
+        })
+        .expect("transcribe");
+    let missing = crate::speech::SpeechError::MissingPackage {
+        program: "pocketsphinx_continuous".into(),
+        package: "pocketsphinx",
+    };
+    h.c.on_transcript(h.at(7100), turn, Err(missing.into()));
+    let said = spoken(&h.drain());
+    assert_eq!(said.len(), 1, "{said:?}");
+    assert!(
+        said[0].contains("speech recogniser is not installed") && said[0].contains("pocketsphinx"),
+        "{said:?}"
+    );
+    let recorded = std::iter::from_fn(|| h.c.poll_event()).any(|e| {
+        matches!(e, ConversationEvent::ProviderFailed { stage: "stt", error }
+            if error.contains("install the Debian package `pocketsphinx`"))
+    });
+    assert!(recorded, "a call.provider_failed names the package");
 }
 
 #[test]

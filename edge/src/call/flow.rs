@@ -148,8 +148,12 @@ impl Flow {
             let field = e.first().map(|e| e.field.clone()).unwrap_or_default();
             misconfigured(field, format!("{e:?}"))
         })?;
+        let expected = crate::speech::stt::local::ExpectedSpeech {
+            keywords: freya_shared::workflow::expected_phrases(&workflow.definition),
+            examples: Vec::new(),
+        };
         let built = factory
-            .build(&voice)
+            .build_listening_for(&voice, expected)
             .map_err(|e| misconfigured(format!("voice.{}", e.field), e.detail))?;
         let model = built.llm_model.clone();
         let globals = Globals {

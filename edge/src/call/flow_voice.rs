@@ -59,7 +59,7 @@ impl Flow {
                         .executor
                         .handle_event(now, WorkflowEvent::Utterance(text)),
                     Err(error) => {
-                        tracing::warn!(%error, "a caller's answer could not be transcribed")
+                        tracing::warn!(error = %error.detail, "a caller's answer could not be transcribed")
                     }
                 }
             }

@@ -1,4 +1,5 @@
-//! Live speech-to-text during the caller's turn, for agents whose recogniser streams (Deepgram).
+//! Live speech-to-text during the caller's turn, for agents whose recogniser streams: Deepgram,
+//! and the offline `local` recogniser, which decodes as the caller speaks.
 //! When the turn detector hears the caller start, the call opens a session and every 20 ms frame
 //! of the turn — the pre-roll the listener kept from before the start included — goes up as it
 //! arrives, so the recogniser transcribes while the caller talks. At the end of the turn the call
@@ -24,7 +25,8 @@ use super::media::FRAME_SAMPLES;
 use super::pipeline::PipelineInput;
 use crate::media::frame::{PcmFrame, SampleRate};
 use crate::speech::{
-    SpeechError, SpeechToText, StreamingSpeechToText, SttSession, Transcript, TurnTranscript,
+    SpeechError, SpeechToText, StreamingSpeechToText, SttFailure, SttSession, Transcript,
+    TurnTranscript,
 };
 
 /// Frames a turn may queue for its session: 30 s, the longest utterance the listener keeps, so
@@ -240,9 +242,7 @@ impl LiveTurn {
                     .await
             }
         };
-        let result = result
-            .map(|t: Transcript| t.text)
-            .map_err(|e| e.to_string());
+        let result = result.map(|t: Transcript| t.text).map_err(SttFailure::from);
         let _ = self
             .tx
             .send(PipelineInput::Transcript {

@@ -1,7 +1,8 @@
 //! One call's RTP media, sans-IO: incoming packets through the jitter buffer and decoder ([`CallCodec`]: G.711, or Opus with FEC and PLC; and
 //! RFC 4733 digits out of the stream), outgoing audio paced every 20 ms as an uninterrupted
 //! packet stream (silence when the agent has nothing to say, the marker bit on each talk spurt),
-//! symmetric RTP (replies go where the caller's packets come from, which is what crosses NAT),
+//! symmetric RTP (replies go where the caller's packets come from, which is what crosses NAT;
+//! only the first source is latched, see [`SourceLatch`]: packets from anyone else are dropped),
 //! RTCP sender/receiver reports (on the RTP port when multiplexed, else on the odd port above;
 //! see [`RtcpSession`]), and an inactivity timer that declares a dead call.
 //!
@@ -19,6 +20,7 @@ use crate::media::opus::MAX_OPUS_PACKET;
 use crate::rtp::dtmf::{DtmfError, DtmfReceiver, EVENT_PAYLOAD_LEN};
 use crate::rtp::dtmf_out::DtmfSender;
 use crate::rtp::jitter::{JitterBuffer, JitterConfig, JitterStats, Playout};
+use crate::rtp::latch::{SourceLatch, SourceVerdict};
 use crate::rtp::pacer::{Pacer, PacerConfig};
 use crate::rtp::packet::{is_rtcp, OutgoingHeader, Packetizer, RtpPacket};
 use crate::rtp::rtcp_session::{RtcpSession, RtcpStats};
@@ -50,6 +52,9 @@ pub struct MediaStats {
     pub packets_received: u64,
     pub packets_sent: u64,
     pub junk_received: u64,
+    /// Datagrams (RTP or RTCP) dropped because they came from an address other than the
+    /// caller's latched one: a stranger trying to take the stream over, or a NAT that rebound.
+    pub foreign_received: u64,
     pub jitter: JitterStats,
     /// RFC 3550 interarrival jitter, in milliseconds.
     pub interarrival_jitter_ms: u32,
@@ -75,16 +80,14 @@ pub struct CallMedia {
     clock_rate: u32,
     payload_type: u8,
     telephone_event: Option<u8>,
-    remote: SocketAddr,
-    latched: bool,
+    /// Where the caller's media is taken from and ours goes.
+    source: SourceLatch,
     pacer: Pacer,
     packetizer: Packetizer,
     jitter: JitterBuffer,
     dtmf: DtmfReceiver,
     rtcp: RtcpSession,
-    rtcp_remote: SocketAddr,
     rtcp_mux: bool,
-    rtcp_latched: bool,
     dtmf_out: DtmfSender,
     last_heard: Instant,
     inactivity_timeout: Duration,
@@ -155,8 +158,7 @@ impl CallMedia {
             clock_rate,
             payload_type: audio.payload_type,
             telephone_event: audio.telephone_event,
-            remote: audio.remote_rtp,
-            latched: false,
+            source: SourceLatch::new(audio.remote_rtp, audio.remote_rtcp, audio.rtcp_mux),
             pacer: Pacer::new(now, PacerConfig::new(clock_rate)),
             packetizer: Packetizer::new(ssrc),
             jitter,
@@ -169,9 +171,7 @@ impl CallMedia {
                 settings.rtcp_interval,
                 rand::random(),
             ),
-            rtcp_remote: audio.remote_rtcp,
             rtcp_mux: audio.rtcp_mux,
-            rtcp_latched: false,
             dtmf_out: DtmfSender::with_clock_rate(clock_rate),
             last_heard: now,
             inactivity_timeout: settings.inactivity_timeout,
@@ -251,12 +251,19 @@ impl CallMedia {
 
     /// Where our packets go now.
     pub fn remote(&self) -> SocketAddr {
-        self.remote
+        self.source.rtp_destination()
+    }
+
+    /// Datagrams dropped so far for coming from an address other than the caller's (what
+    /// [`MediaStats::foreign_received`] says, without building the rest of the stats).
+    pub fn foreign_received(&self) -> u64 {
+        self.source.foreign()
     }
 
     /// Counters so far.
     pub fn stats(&self) -> MediaStats {
         let mut stats = self.stats;
+        stats.foreign_received = self.source.foreign();
         stats.jitter = self.jitter.stats();
         stats.interarrival_jitter_ms = self.rtcp.jitter_ms();
         stats.rtcp = self.rtcp.stats();
@@ -272,12 +279,15 @@ impl CallMedia {
 
     /// One datagram from the RTCP socket (or an RTCP one from the RTP socket).
     pub fn handle_rtcp(&mut self, now: Instant, source: SocketAddr, datagram: &[u8]) {
+        if !self.source.handle_rtcp(source) {
+            self.warn_foreign(now);
+            return;
+        }
         let before = self.rtcp.stats().reports_received;
         self.rtcp.handle_datagram(now, datagram);
         // Symmetric RTCP, as for RTP: reports go back where real reports come from.
-        if !self.rtcp_mux && self.rtcp.stats().reports_received > before {
-            self.rtcp_remote = source;
-            self.rtcp_latched = true;
+        if self.rtcp.stats().reports_received > before {
+            self.source.rtcp_report_from(source);
         }
     }
 
@@ -294,10 +304,20 @@ impl CallMedia {
     }
 
     fn rtcp_destination(&self) -> SocketAddr {
-        if self.rtcp_mux {
-            self.remote
-        } else {
-            self.rtcp_remote
+        self.source.rtcp_destination()
+    }
+
+    /// A warning in the call's log when foreign packets were dropped, at most once per
+    /// [`FOREIGN_REPORT_INTERVAL`](crate::rtp::latch::FOREIGN_REPORT_INTERVAL) however many.
+    fn warn_foreign(&mut self, now: Instant) {
+        if let Some(report) = self.source.poll_foreign_report(now) {
+            tracing::warn!(
+                dropped = report.dropped,
+                from = %report.source,
+                latched = %report.latched,
+                total = self.source.foreign(),
+                "dropped media from an address other than the caller's"
+            );
         }
     }
 
@@ -318,15 +338,18 @@ impl CallMedia {
             self.stats.junk_received += 1;
             return;
         }
-        // Symmetric RTP: answer where the media really comes from.
-        if !self.latched || source != self.remote {
-            if source != self.remote {
-                tracing::debug!(from = %self.remote, to = %source, "latching RTP onto the address packets come from");
+        // Symmetric RTP: answer where the media really comes from, which is where the first
+        // packets came from; nobody else's are taken (see `SourceLatch`).
+        match self.source.handle_rtp(source) {
+            SourceVerdict::Accept => {}
+            SourceVerdict::Latched { from, to } => {
+                if from != to {
+                    tracing::debug!(%from, %to, "latching RTP onto the address packets come from");
+                }
             }
-            self.remote = source;
-            self.latched = true;
-            if !self.rtcp_latched {
-                self.rtcp_remote.set_ip(source.ip());
+            SourceVerdict::Foreign => {
+                self.warn_foreign(now);
+                return;
             }
         }
         self.last_heard = now;
@@ -416,7 +439,7 @@ impl CallMedia {
         }
         if let Some((payload_type, header, payload)) = self.next_dtmf_event() {
             self.rtcp.on_rtp_sent(now, header.timestamp, payload.len());
-            let remote = self.remote;
+            let remote = self.source.rtp_destination();
             let packet = self
                 .packetizer
                 .packetize(payload_type, header, &payload)
@@ -445,7 +468,7 @@ impl CallMedia {
             .packetizer
             .packetize(self.payload_type, header, payload)
             .ok()?;
-        Some((self.remote, packet))
+        Some((self.source.rtp_destination(), packet))
     }
 
     /// Pops the jitter buffer once for the tick now due and decodes what it gives.

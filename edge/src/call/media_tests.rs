@@ -1,5 +1,5 @@
-//! The call media core under simulated time: continuous pacing, talk spurts, symmetric RTP,
-//! RFC 4733 digits, inactivity and junk.
+//! The call media core under simulated time: continuous pacing, talk spurts, symmetric RTP
+//! (and no hijack of it), RFC 4733 digits, inactivity and junk.
 
 use std::net::SocketAddr;
 use std::sync::Arc;
@@ -105,6 +105,53 @@ fn replies_follow_the_address_the_caller_really_sends_from() {
     let sent = run(&mut m, t0, 1);
     assert_eq!(sent[0].0, natted);
     assert_eq!(m.stats().packets_received, 1);
+}
+
+#[test]
+fn a_stranger_cannot_take_the_stream_over_once_the_caller_is_latched() {
+    let t0 = Instant::now();
+    let mut m = media(t0);
+    let caller: SocketAddr = "127.0.0.1:50000".parse().expect("addr");
+    let stranger: SocketAddr = "127.0.0.1:50666".parse().expect("addr");
+    m.handle_datagram(t0, caller, &caller_packet(1, 0, &[0xff; 160]));
+    run(&mut m, t0, 1);
+    assert!(m.take_received_frame().is_some(), "the caller's frame");
+    // A key press and loud audio from another address, for six seconds.
+    let digit = DtmfDigit::from_char('9').expect("digit");
+    for (n, event) in DtmfEncoder::new(digit, 8000, 800, 160, 10).enumerate() {
+        let mut p = Packetizer::new(66);
+        let header = OutgoingHeader {
+            sequence: 100 + n as u16,
+            timestamp: event.timestamp,
+            marker: event.marker,
+        };
+        let bytes = p.packetize(101, header, &event.payload).expect("packet");
+        m.handle_datagram(t0, stranger, bytes);
+    }
+    let mut sent = Vec::new();
+    for n in 2..300u16 {
+        let now = t0 + Duration::from_millis(20) * u32::from(n);
+        m.handle_datagram(now, stranger, &caller_packet(n, 0, &[0x00; 160]));
+        sent.extend(run(&mut m, now, 1));
+        assert!(
+            m.take_received_frame().is_none(),
+            "nothing of the stranger's is played out"
+        );
+    }
+    assert!(
+        sent.iter().all(|(to, _)| *to == caller),
+        "our audio stays with the caller"
+    );
+    let stats = m.stats();
+    assert_eq!(stats.packets_received, 1);
+    assert!(stats.foreign_received >= 298, "{stats:?}");
+    assert_eq!(m.foreign_received(), stats.foreign_received);
+    let events: Vec<MediaEvent> = std::iter::from_fn(|| m.poll_event()).collect();
+    assert_eq!(
+        events,
+        [MediaEvent::Inactive],
+        "no digit, and the stranger does not keep a silent caller's call alive"
+    );
 }
 
 #[test]

@@ -5,9 +5,9 @@
 //! as a [`PipelineInput`]. Producers wait when the channel is full rather than drop: it carries
 //! the agent's audio and the transcript, and the call task drains it every loop.
 //!
-//! A streaming recogniser (Deepgram) hears the caller's turn live instead ([`LiveStt`]): the
-//! call task opens it when the caller starts and feeds it every frame; `Transcribe` then only
-//! closes the stream.
+//! A streaming recogniser (Deepgram, or the offline `local` one) hears the caller's turn live
+//! instead ([`LiveStt`]): the call task opens it when the caller starts and feeds it every frame;
+//! `Transcribe` then only closes the stream.
 //!
 //! Everything of one reply shares a [`CancellationToken`]; cancelling it (barge-in, hang-up)
 //! drops the model stream, the synthesis stream and any tool request at once, which aborts their
@@ -27,7 +27,7 @@ use super::media::FRAME_SAMPLES;
 use crate::llm::{cancel_on, LlmError, LlmEvent, ToolCall, ToolEndpoint};
 use crate::media::frame::SampleRate;
 use crate::speech::convert::RateConverter;
-use crate::speech::TextToSpeech;
+use crate::speech::{SttFailure, TextToSpeech};
 use crate::voice::AgentVoice;
 
 /// Results in flight back to the call task; producers wait when it is full.
@@ -40,8 +40,8 @@ pub enum PipelineInput {
     Transcript {
         /// Turn id.
         turn: u64,
-        /// The words, or the error.
-        result: Result<String, String>,
+        /// The words, or why there are none.
+        result: Result<String, SttFailure>,
     },
     /// Live transcription's endpointing hints and records (streaming agents only).
     LiveStt(LiveSttReport),
@@ -169,7 +169,7 @@ impl Pipeline {
                         _ = cancel.cancelled() => return,
                         r = stt.transcribe(SampleRate::Hz8000, &samples) => r,
                     };
-                    let result = result.map(|t| t.text).map_err(|e| e.to_string());
+                    let result = result.map(|t| t.text).map_err(SttFailure::from);
                     let _ = tx.send(PipelineInput::Transcript { turn, result }).await;
                 });
             }

@@ -11,6 +11,7 @@
 use std::sync::Arc;
 use std::time::{Duration, Instant};
 
+use prometheus_client::metrics::counter::Counter;
 use prometheus_client::metrics::histogram::Histogram;
 use tokio::sync::mpsc;
 
@@ -105,6 +106,9 @@ pub struct CallServices {
     pub media: MediaSettings,
     /// Where each outgoing packet's departure spacing is observed (the edge's `/metrics`).
     pub rtp_departure: Histogram,
+    /// Where media dropped for coming from a stranger's address is counted (the edge's
+    /// `/metrics`: `freya_edge_rtp_foreign_packets_total`).
+    pub rtp_foreign: Counter,
 }
 
 /// Decrements the edge's call count however the task ends.
@@ -233,6 +237,8 @@ pub async fn run(
     // The destination of the transfer under way, for its events and the call's ending.
     let mut transfer: Option<String> = None;
     let mut departures = DepartureSpacing::new();
+    // Foreign datagrams already added to the edge's counter.
+    let mut foreign_counted = 0;
     // One timer each for the next media tick and the call's time limit, moved rather than
     // rebuilt on every turn of the loop.
     let tick = tokio::time::sleep_until(tokio::time::Instant::from_std(media.poll_timeout()));
@@ -324,6 +330,11 @@ pub async fn run(
                 }
             }
             _ = &mut time_limit => break Ending { reason: "max_duration", by_us: true },
+        }
+        let foreign = media.foreign_received();
+        if foreign > foreign_counted {
+            services.rtp_foreign.inc_by(foreign - foreign_counted);
+            foreign_counted = foreign;
         }
         let mut end = None;
         if let Some(talk) = talk.as_mut() {
@@ -427,6 +438,7 @@ pub async fn run(
                     "lost": stats.jitter.lost,
                     "late": stats.jitter.late,
                     "junk": stats.junk_received,
+                    "foreign": stats.foreign_received,
                     "jitter_ms": stats.interarrival_jitter_ms,
                 },
                 "rtcp": rtcp_record(&stats),

@@ -269,6 +269,7 @@ async fn place_with_twilio(
         agent_id: Some(agent_id.to_owned()),
         call_sid: None,
         provider_id: provider_id.to_owned(),
+        edge_id: twilio.services.edge_id.to_string(),
         expires_at_ms: freya_shared::ids::now_ms() + crate::twilio::ticket::OUTBOUND_TICKET_TTL_MS,
     };
     let twiml = twilio.connect_twiml(&ticket);

@@ -1,8 +1,10 @@
 //! The last configuration snapshot on disk, so an edge restarted while the control plane (or its
-//! database) is down still answers calls with the configuration it last had.
+//! database) is down still answers calls with the configuration it last had. It holds provider
+//! secrets, so the file is 0600 and its directory 0700 (corrected at start if looser).
 
 use std::path::{Path, PathBuf};
 
+use freya_shared::private_files;
 use freya_shared::snapshot::EdgeConfigSnapshot;
 
 /// Where the snapshot lives.
@@ -11,12 +13,12 @@ pub struct SnapshotCache {
 }
 
 impl SnapshotCache {
-    /// A cache in `dir` (created if missing).
+    /// A cache in `dir` (created if missing), both made owner-only.
     pub fn new(dir: &Path) -> std::io::Result<Self> {
-        std::fs::create_dir_all(dir)?;
-        Ok(Self {
-            path: dir.join("config-snapshot.json"),
-        })
+        private_files::create_dir(dir)?;
+        let path = dir.join("config-snapshot.json");
+        private_files::restrict_file(&path)?;
+        Ok(Self { path })
     }
 
     /// The cached snapshot, if there is a readable one.
@@ -42,8 +44,9 @@ impl SnapshotCache {
     pub fn store(&self, snapshot: &EdgeConfigSnapshot) -> std::io::Result<()> {
         let tmp = self.path.with_extension("tmp");
         let json = serde_json::to_vec(snapshot).map_err(std::io::Error::other)?;
-        std::fs::write(&tmp, json)?;
-        std::fs::File::open(&tmp)?.sync_all()?;
+        let mut file = private_files::create_file(&tmp)?;
+        std::io::Write::write_all(&mut file, &json)?;
+        file.sync_all()?;
         std::fs::rename(&tmp, &self.path)
     }
 }
@@ -66,5 +69,41 @@ mod tests {
         assert_eq!(cache.load(), Some(snapshot));
         std::fs::write(dir.path().join("config-snapshot.json"), b"{not json").expect("write");
         assert!(cache.load().is_none());
+    }
+
+    #[cfg(unix)]
+    fn mode(path: &Path) -> u32 {
+        use std::os::unix::fs::PermissionsExt;
+        std::fs::metadata(path)
+            .expect("metadata")
+            .permissions()
+            .mode()
+            & 0o777
+    }
+
+    #[cfg(unix)]
+    #[test]
+    fn the_snapshot_and_its_directory_are_owner_only() {
+        let root = tempfile::tempdir().expect("temp dir");
+        let dir = root.path().join("data");
+        let cache = SnapshotCache::new(&dir).expect("cache");
+        cache.store(&EdgeConfigSnapshot::default()).expect("store");
+        assert_eq!(mode(&dir), 0o700);
+        assert_eq!(mode(&dir.join("config-snapshot.json")), 0o600);
+    }
+
+    #[cfg(unix)]
+    #[test]
+    fn a_snapshot_left_readable_by_others_is_corrected_at_start() {
+        use std::os::unix::fs::PermissionsExt;
+        let dir = tempfile::tempdir().expect("temp dir");
+        let path = dir.path().join("config-snapshot.json");
+        std::fs::write(&path, b"{}").expect("write");
+        std::fs::set_permissions(&path, std::fs::Permissions::from_mode(0o644)).expect("chmod");
+        std::fs::set_permissions(dir.path(), std::fs::Permissions::from_mode(0o755))
+            .expect("chmod");
+        SnapshotCache::new(dir.path()).expect("cache");
+        assert_eq!(mode(&path), 0o600);
+        assert_eq!(mode(dir.path()), 0o700);
     }
 }

@@ -3,19 +3,21 @@
 //! restart the events without an ack are sent again; the control plane ignores the ones it
 //! already has. So an outage of the control plane, or of the edge, loses nothing.
 //!
-//! Both files are JSON lines. A torn last line (a crash mid-write) is skipped. The files are
-//! compacted at open and whenever everything has been acknowledged. Plain blocking file I/O,
+//! Both files are JSON lines, owner-only (0600, in a 0700 directory; looser modes are corrected
+//! at open) since events carry what callers said. A torn last line (a crash mid-write) is
+//! skipped. The files are compacted at open and whenever everything has been acknowledged. Plain blocking file I/O,
 //! which the publisher runs off the calls' worker threads ([`run_blocking`]): losing durability
 //! is worse than a short block, but a call's 20 ms media tick must not wait for a disk sync.
 
 use std::collections::{BTreeMap, HashSet};
-use std::fs::{File, OpenOptions};
+use std::fs::File;
 use std::io::{BufRead, BufReader, BufWriter, Write};
 use std::path::{Path, PathBuf};
 
 use thiserror::Error;
 
 use freya_shared::model::CallEvent;
+use freya_shared::private_files;
 
 /// The spool could not be read or written.
 #[derive(Debug, Error)]
@@ -47,9 +49,10 @@ fn io_err(path: &Path) -> impl FnOnce(std::io::Error) -> SpoolError + '_ {
 impl EventSpool {
     /// Opens (or creates) the spool in `dir`, recovering what was not acknowledged.
     pub fn open(dir: &Path) -> Result<Self, SpoolError> {
-        std::fs::create_dir_all(dir).map_err(io_err(dir))?;
+        private_files::create_dir(dir).map_err(io_err(dir))?;
         let events_path = dir.join(EVENTS);
         let acks_path = dir.join(ACKS);
+        private_files::restrict_file(&events_path).map_err(io_err(&events_path))?;
         let acked: HashSet<String> = read_lines(&acks_path)?
             .into_iter()
             .filter_map(|line| serde_json::from_str::<String>(&line).ok())
@@ -67,7 +70,7 @@ impl EventSpool {
             }
         }
         rewrite(&events_path, pending.values())?;
-        File::create(&acks_path).map_err(io_err(&acks_path))?;
+        private_files::create_file(&acks_path).map_err(io_err(&acks_path))?;
         let events = append(&events_path)?;
         let acks = append(&acks_path)?;
         if !pending.is_empty() {
@@ -154,7 +157,7 @@ impl EventSpool {
         let events_path = self.dir.join(EVENTS);
         let acks_path = self.dir.join(ACKS);
         rewrite(&events_path, self.pending.values())?;
-        File::create(&acks_path).map_err(io_err(&acks_path))?;
+        private_files::create_file(&acks_path).map_err(io_err(&acks_path))?;
         self.events = append(&events_path)?;
         self.acks = append(&acks_path)?;
         Ok(())
@@ -184,17 +187,13 @@ fn read_lines(path: &Path) -> Result<Vec<String>, SpoolError> {
 }
 
 fn append(path: &Path) -> Result<File, SpoolError> {
-    OpenOptions::new()
-        .create(true)
-        .append(true)
-        .open(path)
-        .map_err(io_err(path))
+    private_files::append_file(path).map_err(io_err(path))
 }
 
 /// Replaces `path` with `events` atomically (write a temporary file, sync, rename).
 fn rewrite<'a>(path: &Path, events: impl Iterator<Item = &'a CallEvent>) -> Result<(), SpoolError> {
     let tmp = path.with_extension("tmp");
-    let mut file = BufWriter::new(File::create(&tmp).map_err(io_err(&tmp))?);
+    let mut file = BufWriter::new(private_files::create_file(&tmp).map_err(io_err(&tmp))?);
     for event in events {
         serde_json::to_writer(&mut file, event).map_err(|e| SpoolError {
             path: tmp.clone(),
@@ -277,7 +276,7 @@ mod tests {
             let mut spool = EventSpool::open(dir.path()).expect("open");
             spool.append(kept.clone()).expect("append");
         }
-        let mut file = OpenOptions::new()
+        let mut file = std::fs::OpenOptions::new()
             .append(true)
             .open(dir.path().join(EVENTS))
             .expect("open log");
@@ -286,6 +285,29 @@ mod tests {
         let spool = EventSpool::open(dir.path()).expect("reopen");
         assert_eq!(spool.pending_len(), 1);
         assert_eq!(spool.get(&kept.id), Some(&kept));
+    }
+
+    #[cfg(unix)]
+    #[test]
+    fn the_spool_is_owner_only_and_looser_files_are_corrected_at_open() {
+        use std::os::unix::fs::PermissionsExt;
+        let mode = |p: &Path| std::fs::metadata(p).expect("stat").permissions().mode() & 0o777;
+        let root = tempfile::tempdir().expect("temp dir");
+        let dir = root.path().join("spool");
+        let mut spool = EventSpool::open(&dir).expect("open");
+        spool.append(event(3)).expect("append");
+        assert_eq!(mode(&dir), 0o700);
+        assert_eq!(mode(&dir.join(EVENTS)), 0o600);
+        assert_eq!(mode(&dir.join(ACKS)), 0o600);
+        drop(spool);
+        for path in [dir.clone(), dir.join(EVENTS), dir.join(ACKS)] {
+            std::fs::set_permissions(&path, std::fs::Permissions::from_mode(0o755)).expect("chmod");
+        }
+        let spool = EventSpool::open(&dir).expect("reopen");
+        assert_eq!(spool.pending_len(), 1);
+        assert_eq!(mode(&dir), 0o700);
+        assert_eq!(mode(&dir.join(EVENTS)), 0o600);
+        assert_eq!(mode(&dir.join(ACKS)), 0o600);
     }
 
     #[test]

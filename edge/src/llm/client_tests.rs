@@ -11,6 +11,7 @@ use tokio_util::sync::CancellationToken;
 
 use super::fakes::{FakeFailure, FakeLlmServer, FakeReply, StreamOutcome};
 use super::*;
+use freya_shared::model::rules::{RuleSpec, RulesSpec};
 
 const SLOW: Duration = Duration::from_secs(2);
 const BUDGET: Duration = Duration::from_millis(200);
@@ -353,10 +354,16 @@ async fn fallback_is_not_used_once_the_primary_has_spoken() {
 
 #[tokio::test]
 async fn rules_model_falls_back_when_nothing_matches() {
-    let model: Arc<dyn LanguageModel> = Arc::new(RulesModel::new(
-        vec![Rule::new(&["hours"], "Nine to five.")],
-        "Sorry, I did not catch that.",
-    ));
+    let model: Arc<dyn LanguageModel> = Arc::new(RulesModel::new(RulesSpec {
+        rules: vec![RuleSpec {
+            intent: "hours".into(),
+            keywords: vec!["hours".into()],
+            examples: Vec::new(),
+            reply: "Nine to five.".into(),
+            action: None,
+        }],
+        fallback: "Sorry, I did not catch that.".into(),
+    }));
     let mut conversation = request();
     conversation.messages.push(ChatMessage::assistant("Hello."));
     conversation

@@ -31,7 +31,7 @@ pub use anthropic::{AnthropicConfig, AnthropicModel};
 pub use fallback::{FallbackModel, FallbackPolicy};
 pub use http_stream::StreamTimeouts;
 pub use openai::{OpenAiConfig, OpenAiModel};
-pub use rules::{Rule, RulesModel};
+pub use rules::RulesModel;
 pub use sentences::SentenceSplitter;
 pub use tools::{ToolEndpoint, ToolError, ToolOutput, ToolRunner};
 pub use types::{

@@ -9,6 +9,9 @@
 //! crash or restart [`RecordingOutbox::open`] knows every recording: an unfinished one (the edge
 //! died mid-call) is repaired up to the last sample that reached the disk and queued like the
 //! rest. A `.wav` without a manifest cannot be attributed and is left alone (logged).
+//!
+//! Recordings are customer data: every file is 0600 and every directory 0700, and whatever an
+//! earlier run left looser is corrected (with a warning) at open.
 
 pub mod writer;
 
@@ -22,6 +25,7 @@ use sha2::{Digest, Sha256};
 use tokio::sync::Notify;
 
 use crate::media::recording::{repair, HEADER_LEN};
+use freya_shared::private_files;
 
 /// The format every recording is written in.
 pub const WAV: &str = "wav";
@@ -78,7 +82,8 @@ impl RecordingOutbox {
     /// Opens (or creates) `dir`, finishing recordings an earlier run left unfinished. Call it
     /// before any call starts: every unfinished manifest found here is an orphan.
     pub fn open(dir: &Path) -> Result<Self, OutboxError> {
-        std::fs::create_dir_all(dir).map_err(io_err(dir))?;
+        private_files::create_dir(dir).map_err(io_err(dir))?;
+        private_files::restrict_tree(dir).map_err(io_err(dir))?;
         let outbox = Self {
             dir: Arc::from(dir),
             ready: Arc::new(Notify::new()),
@@ -124,7 +129,7 @@ impl RecordingOutbox {
             path: path.clone(),
             source: std::io::Error::other(e),
         })?;
-        let mut file = File::create(&tmp).map_err(io_err(&tmp))?;
+        let mut file = private_files::create_file(&tmp).map_err(io_err(&tmp))?;
         file.write_all(&body).map_err(io_err(&tmp))?;
         file.sync_all().map_err(io_err(&tmp))?;
         std::fs::rename(&tmp, &path).map_err(io_err(&path))?;
@@ -215,7 +220,7 @@ impl RecordingOutbox {
     /// Moves recording `id` aside, where it is kept but never sent again.
     pub fn reject(&self, id: &str) -> Result<PathBuf, OutboxError> {
         let aside = self.dir.join(REJECTED);
-        std::fs::create_dir_all(&aside).map_err(io_err(&aside))?;
+        private_files::create_dir(&aside).map_err(io_err(&aside))?;
         for path in [self.wav_path(id), self.manifest_path(id)] {
             if let Some(name) = path.file_name() {
                 std::fs::rename(&path, aside.join(name)).map_err(io_err(&path))?;

@@ -80,3 +80,21 @@ fn removed_recordings_are_gone_and_rejected_ones_kept_aside() {
     assert!(aside.join(format!("{b}.wav")).exists());
     assert!(aside.join(format!("{b}.json")).exists());
 }
+
+#[cfg(unix)]
+#[test]
+fn recordings_left_readable_by_others_are_corrected_at_open() {
+    use std::os::unix::fs::PermissionsExt;
+    let mode = |p: &Path| std::fs::metadata(p).expect("stat").permissions().mode() & 0o777;
+    let loosen = |p: &Path, m: u32| {
+        std::fs::set_permissions(p, std::fs::Permissions::from_mode(m)).expect("chmod")
+    };
+    let dir = tempfile::tempdir().expect("temp dir");
+    let wav = dir.path().join("left-behind.wav");
+    std::fs::write(&wav, b"RIFF").expect("wav");
+    loosen(&wav, 0o644);
+    loosen(dir.path(), 0o755);
+    RecordingOutbox::open(dir.path()).expect("open");
+    assert_eq!(mode(dir.path()), 0o700);
+    assert_eq!(mode(&wav), 0o600);
+}

@@ -10,7 +10,6 @@
 //! by its recording. At hang-up the writer finishes the file, syncs it, measures and hashes it,
 //! marks its manifest finished and wakes the uploader.
 
-use std::fs::OpenOptions;
 use std::sync::mpsc::{sync_channel, Receiver, SyncSender, TrySendError};
 
 use crate::call::media::FRAME_SAMPLES;
@@ -172,7 +171,7 @@ fn write(outbox: &RecordingOutbox, manifest: RecordingManifest, batches: &Receiv
         tracing::error!(error = %e, "cannot start the call's recording; the call goes on unrecorded");
         return;
     }
-    let file = OpenOptions::new()
+    let file = freya_shared::private_files::open_options()
         .read(true)
         .write(true)
         .create_new(true)

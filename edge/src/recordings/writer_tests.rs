@@ -65,3 +65,24 @@ fn a_call_without_a_single_tick_still_leaves_a_valid_empty_recording() {
     let finished = manifest.finished.expect("finished");
     assert_eq!((finished.bytes, finished.duration_ms), (44, 0));
 }
+
+#[cfg(unix)]
+#[test]
+fn a_recording_and_its_manifest_are_owner_only() {
+    use std::os::unix::fs::PermissionsExt;
+    let mode =
+        |p: &std::path::Path| std::fs::metadata(p).expect("stat").permissions().mode() & 0o777;
+    let root = tempfile::tempdir().expect("temp dir");
+    let dir = root.path().join("recordings");
+    let outbox = RecordingOutbox::open(&dir).expect("open");
+    let mut recording = CallRecording::start(&outbox, "abc@host", "ws-1").expect("start");
+    recording.on_tick(&[1; FRAME_SAMPLES], None);
+    recording.finish();
+    let manifest = finished_recording(&outbox);
+    assert_eq!(mode(&dir), 0o700);
+    assert_eq!(mode(&outbox.wav_path(&manifest.recording_id)), 0o600);
+    assert_eq!(
+        mode(&dir.join(format!("{}.json", manifest.recording_id))),
+        0o600
+    );
+}

@@ -4,6 +4,11 @@
 //! and the 2xx that answered it ([`Dialog::from_answer`], we are the UAC). Either way the fields
 //! say the same thing from our side: our tag, the remote party's header for our BYE's To, our
 //! header for its From, where to send it and over what.
+//!
+//! A request belongs to a dialog only if its Call-ID *and* both tags match ([`Dialog::matches`],
+//! RFC 3261 section 12.2.2): the Call-ID travels in the clear to every proxy and trunk on the
+//! way, so a request that matches it alone could come from anyone, and hang the call up or
+//! press keys in it.
 
 use std::collections::VecDeque;
 use std::net::SocketAddr;
@@ -172,6 +177,27 @@ impl Dialog {
             info_in_flight: false,
             session_timer: None,
         })
+    }
+
+    /// The remote party's tag: the From tag of the requests it sends in this dialog. `None`
+    /// for a peer of RFC 2543 that tagged nothing.
+    pub fn remote_tag(&self) -> Option<&str> {
+        header_param(&self.remote_from, "tag")
+    }
+
+    /// Whether `request` (whose Call-ID is this dialog's) was sent in this dialog by the remote
+    /// party (RFC 3261 section 12.2.2): its To tag is ours and its From tag theirs. A request
+    /// without a To tag is outside any dialog.
+    pub fn matches(&self, request: &Request) -> bool {
+        let (mut from_tag, mut to_tag) = (None, None);
+        for header in request.headers.iter() {
+            match header {
+                Header::From(h) => from_tag = header_param(h.value(), "tag"),
+                Header::To(h) => to_tag = header_param(h.value(), "tag"),
+                _ => {}
+            }
+        }
+        to_tag == Some(self.local_tag.as_str()) && from_tag == self.remote_tag()
     }
 
     /// The remote party as a [`Peer`].

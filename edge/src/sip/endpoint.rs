@@ -468,6 +468,9 @@ mod inbound;
 mod outbound;
 
 #[cfg(test)]
+#[path = "endpoint_dialog_match_tests.rs"]
+mod dialog_match_tests;
+#[cfg(test)]
 #[path = "endpoint_in_dialog_tests.rs"]
 mod in_dialog_tests;
 #[cfg(test)]

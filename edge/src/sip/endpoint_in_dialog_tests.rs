@@ -9,7 +9,7 @@ use super::*;
 const S: Duration = Duration::from_secs(1);
 
 /// An answered call `call-1`; returns the endpoint and our To tag.
-fn answered(t0: Instant, extra_invite_headers: &str) -> (SipEndpoint, String) {
+pub(super) fn answered(t0: Instant, extra_invite_headers: &str) -> (SipEndpoint, String) {
     let mut ep = endpoint();
     let mut bytes = invite("z9hG4bKa1", "call-1");
     if !extra_invite_headers.is_empty() {

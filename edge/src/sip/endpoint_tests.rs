@@ -270,16 +270,23 @@ fn rejecting_sends_the_code_with_retry_after() {
 fn options_info_and_unknown_methods_are_answered() {
     let t0 = Instant::now();
     let mut ep = endpoint();
-    ep.handle_datagram(
-        t0,
-        addr(CALLER),
-        &in_dialog("OPTIONS", "z9hG4bKo", "opt-1", "x", 1, "", ""),
-    );
+    // Outside any dialog (no To tag): a keep-alive, answered with what we do.
+    let ping = String::from_utf8(in_dialog("OPTIONS", "z9hG4bKo", "opt-1", "x", 1, "", ""))
+        .expect("utf-8")
+        .replacen(";tag=x", "", 1);
+    ep.handle_datagram(t0, addr(CALLER), ping.as_bytes());
     let out = sent(&mut ep);
     assert!(
         out[0].starts_with("SIP/2.0 200 OK") && out[0].contains("Allow: INVITE"),
         "{out:?}"
     );
+    // Inside a dialog we do not have: 481 (RFC 3261 section 12.2.2).
+    ep.handle_datagram(
+        t0,
+        addr(CALLER),
+        &in_dialog("OPTIONS", "z9hG4bKo2", "opt-1", "x", 2, "", ""),
+    );
+    assert!(sent(&mut ep)[0].starts_with("SIP/2.0 481"));
 
     ep.handle_datagram(t0, addr(CALLER), &invite("z9hG4bKa1", "call-1"));
     events(&mut ep);

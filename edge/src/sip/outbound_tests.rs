@@ -243,15 +243,37 @@ fn an_answered_outbound_call_hangs_up_by_bye_either_way() {
     );
     assert_eq!(ep.dialog_count(), 1);
 
-    // The trunk hangs up: its BYE is answered and reported.
-    let bye = "BYE sip:+15550000@127.0.0.1:5060 SIP/2.0\r\n\
-         Via: SIP/2.0/UDP 127.0.0.1:5081;branch=z9hG4bKtrunkbye\r\n\
-         Max-Forwards: 70\r\n\
-         From: <sip:+15557777@127.0.0.1:5081>;tag=callee\r\n\
-         To: <sip:+15550000@127.0.0.1>;tag=x\r\n\
-         Call-ID: out-1\r\n\
-         CSeq: 1 BYE\r\n\
-         Content-Length: 0\r\n\r\n";
+    // The trunk hangs up: its BYE (From the callee's tag, To ours) is answered and reported;
+    // one that names the call with another To tag is not the trunk's.
+    let our_tag = invite
+        .headers
+        .iter()
+        .find_map(|h| match h {
+            rsip::Header::From(from) => {
+                crate::sip::message::header_param(rsip::headers::UntypedHeader::value(from), "tag")
+                    .map(str::to_owned)
+            }
+            _ => None,
+        })
+        .expect("our From tag");
+    let bye = |branch: &str, to_tag: &str| {
+        format!(
+            "BYE sip:+15550000@127.0.0.1:5060 SIP/2.0\r\n\
+             Via: SIP/2.0/UDP 127.0.0.1:5081;branch={branch}\r\n\
+             Max-Forwards: 70\r\n\
+             From: <sip:+15557777@127.0.0.1:5081>;tag=callee\r\n\
+             To: <sip:+15550000@127.0.0.1>;tag={to_tag}\r\n\
+             Call-ID: out-1\r\n\
+             CSeq: 1 BYE\r\n\
+             Content-Length: 0\r\n\r\n"
+        )
+    };
+    let forged = bye("z9hG4bKforged", "x");
+    ep.handle_datagram(t0, "127.0.0.1:5081".parse().unwrap(), forged.as_bytes());
+    assert!(String::from_utf8_lossy(&endpoint_sent(&mut ep)[0].bytes).starts_with("SIP/2.0 481"));
+    assert_eq!(ep.poll_event(), None);
+    assert_eq!(ep.dialog_count(), 1, "the call goes on");
+    let bye = bye("z9hG4bKtrunkbye", &our_tag);
     ep.handle_datagram(t0, "127.0.0.1:5081".parse().unwrap(), bye.as_bytes());
     assert!(String::from_utf8_lossy(&endpoint_sent(&mut ep)[0].bytes).starts_with("SIP/2.0 200"));
     assert!(matches!(

@@ -132,3 +132,42 @@ pub(crate) async fn error_body(response: reqwest::Response) -> String {
     let end = bytes.len().min(512);
     String::from_utf8_lossy(bytes.get(..end).unwrap_or_default()).into_owned()
 }
+
+/// A caller turn that could not be transcribed, as the conversation sees it: what to record, and
+/// whether the recogniser is simply not installed (then the caller is told so, not asked to
+/// repeat themselves to a machine that cannot hear).
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct SttFailure {
+    /// The error, for the call record and the logs.
+    pub detail: String,
+    /// The Debian package to install, when the recogniser is missing.
+    pub missing_package: Option<&'static str>,
+}
+
+impl From<SpeechError> for SttFailure {
+    fn from(error: SpeechError) -> Self {
+        let missing_package = match &error {
+            SpeechError::MissingPackage { package, .. } => Some(*package),
+            _ => None,
+        };
+        SttFailure {
+            detail: error.to_string(),
+            missing_package,
+        }
+    }
+}
+
+impl From<String> for SttFailure {
+    fn from(detail: String) -> Self {
+        SttFailure {
+            detail,
+            missing_package: None,
+        }
+    }
+}
+
+impl From<&str> for SttFailure {
+    fn from(detail: &str) -> Self {
+        detail.to_string().into()
+    }
+}

@@ -21,7 +21,7 @@ pub mod wav;
 #[cfg(test)]
 mod tests;
 
-pub use error::SpeechError;
+pub use error::{SpeechError, SttFailure};
 pub use turn_transcript::TurnTranscript;
 
 use futures::future::BoxFuture;

@@ -153,6 +153,18 @@ impl FromTwilio {
     pub fn parse(text: &str) -> Result<Self, StreamMessageError> {
         Ok(serde_json::from_str(text)?)
     }
+
+    /// The message's `event`, as Twilio names it.
+    pub fn event(&self) -> &'static str {
+        match self {
+            FromTwilio::Connected { .. } => "connected",
+            FromTwilio::Start { .. } => "start",
+            FromTwilio::Media { .. } => "media",
+            FromTwilio::Dtmf { .. } => "dtmf",
+            FromTwilio::Mark { .. } => "mark",
+            FromTwilio::Stop { .. } => "stop",
+        }
+    }
 }
 
 impl InboundMedia {

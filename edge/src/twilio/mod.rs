@@ -15,12 +15,12 @@ pub mod ticket;
 pub mod twiml;
 pub mod webhook;
 
-use std::sync::Arc;
+use std::sync::{Arc, Mutex};
 
 use tokio_util::sync::CancellationToken;
 
 use crate::call::task::CallServices;
-use ticket::{StreamTicket, TicketKey};
+use ticket::{StreamTicket, TicketKey, UsedTickets};
 
 /// What the Twilio endpoints and outbound placement share.
 #[derive(Clone)]
@@ -30,6 +30,9 @@ pub struct TwilioEdge {
     /// webhook signature covers it, and the stream URL is built from it.
     pub public_url: Arc<str>,
     pub tickets: TicketKey,
+    /// The tickets that have opened a stream on this edge: each opens one only. Held for a
+    /// lookup and an insert, never across an `.await`.
+    pub used_tickets: Arc<Mutex<UsedTickets>>,
     pub shutdown: CancellationToken,
     pub http: reqwest::Client,
     /// Webhooks by outcome, for `/metrics`.

@@ -1,19 +1,27 @@
 //! One Twilio media stream: the task that owns its WebSocket. It waits for `start`, checks the
 //! stream's [`StreamTicket`](super::ticket::StreamTicket), the upgrade's `X-Twilio-Signature`
-//! (under the ticket's account) and the media format, starts the call
+//! (under the ticket's account) and the media format, spends the ticket (one stream per
+//! ticket, for the CallSid it names, before it expires: see [`super::ticket::UsedTickets`]), starts the call
 //! task with a [`MediaLeg::Stream`] — routed from the cached configuration like a SIP call
 //! (inbound) or with the agent that placed it (outbound) — and then moves messages: caller
 //! frames and digits to the call, the call's paced audio, marks and clears to Twilio; a
 //! transfer redirects the live call over Twilio's REST API to a `<Dial>`. A `stop`,
 //! a closed socket or the edge shutting down hang the call up; the call hanging up closes the
 //! socket, which ends Twilio's `<Connect>` and so the call.
+//!
+//! Until `start` has proved the stream (ticket and signature), nothing it sends is taken as
+//! audio: any message before `start` other than `connected` closes the socket. No message or
+//! frame may pass [`MAX_MESSAGE_BYTES`]; a larger one is refused from its frame header, before
+//! its payload is buffered, and closes the socket (1009).
 
 use std::time::Duration;
 
 use futures::{SinkExt, StreamExt};
 use tokio::io::{AsyncRead, AsyncWrite};
 use tokio::sync::mpsc;
-use tokio_tungstenite::tungstenite::Message;
+use tokio_tungstenite::tungstenite::protocol::frame::coding::CloseCode;
+use tokio_tungstenite::tungstenite::protocol::{CloseFrame, WebSocketConfig};
+use tokio_tungstenite::tungstenite::{Error as WsError, Message};
 use tokio_tungstenite::WebSocketStream;
 use tracing::Instrument;
 
@@ -32,6 +40,17 @@ const FRAME_QUEUE: usize = 50;
 const OUT_QUEUE: usize = 50;
 /// Signals and requests between the stream and its call: rare, and none may be lost (waits).
 const SIGNAL_QUEUE: usize = 16;
+/// Largest message (and frame) the stream takes. A `media` message carries 20 ms of base64
+/// μ-law, under 1 KiB, and `start` a few custom parameters: 64 KiB leaves room and no more.
+pub const MAX_MESSAGE_BYTES: usize = 64 * 1024;
+
+/// How the stream's WebSocket is read: messages and frames capped at [`MAX_MESSAGE_BYTES`]
+/// (checked against each frame's header, so an oversized one is never buffered).
+pub fn socket_config() -> WebSocketConfig {
+    WebSocketConfig::default()
+        .max_message_size(Some(MAX_MESSAGE_BYTES))
+        .max_frame_size(Some(MAX_MESSAGE_BYTES))
+}
 
 /// Serves one stream socket until the call ends.
 pub async fn run<S>(twilio: TwilioEdge, mut socket: WebSocketStream<S>, signature: Option<String>)
@@ -117,6 +136,7 @@ where
                     Some(Err(e)) => {
                         tracing::info!(error = %e, "media stream failed");
                         let _ = signal_tx.send(hangup("stream_failed")).await;
+                        close_after(&mut socket, &e).await;
                         break;
                     }
                 },
@@ -206,23 +226,56 @@ async fn transfer(
     }
 }
 
-/// Reads up to the `start` message; `None` when the socket ends first.
+/// Reads up to the `start` message; `None` — the socket closed — when the socket ends first, or
+/// sends anything but `connected` (and pings) before it: until `start` proves the stream,
+/// nothing from it is taken, media least of all.
 async fn wait_for_start<S>(socket: &mut WebSocketStream<S>) -> Option<StreamStart>
 where
     S: AsyncRead + AsyncWrite + Unpin,
 {
     while let Some(message) = socket.next().await {
-        match message {
+        let refused = match message {
             Ok(Message::Text(text)) => match FromTwilio::parse(&text) {
                 Ok(FromTwilio::Start { start, .. }) => return Some(start),
-                Ok(_) => {}
-                Err(e) => tracing::debug!(error = %e, "ignoring a message before `start`"),
+                Ok(FromTwilio::Connected { .. }) => continue,
+                Ok(other) => format!("a `{}` message before `start`", other.event()),
+                Err(e) => format!("an unreadable message before `start`: {e}"),
             },
-            Ok(Message::Close(_)) | Err(_) => return None,
-            Ok(_) => {}
-        }
+            Ok(Message::Ping(_) | Message::Pong(_)) => continue,
+            Ok(Message::Close(_)) => return None,
+            Ok(_) => "a binary message before `start`".to_owned(),
+            Err(e) => {
+                tracing::info!(error = %e, "media stream failed before `start`");
+                close_after(socket, &e).await;
+                return None;
+            }
+        };
+        tracing::warn!("media stream sent {refused}; closing it");
+        let _ = socket
+            .close(Some(CloseFrame {
+                code: CloseCode::Policy,
+                reason: "expected `start`".into(),
+            }))
+            .await;
+        return None;
     }
     None
+}
+
+/// Closes the socket after read error `e`: with 1009 when a message or frame was over
+/// [`MAX_MESSAGE_BYTES`], so the peer learns why; the connection is dropped either way.
+async fn close_after<S>(socket: &mut WebSocketStream<S>, e: &WsError)
+where
+    S: AsyncRead + AsyncWrite + Unpin,
+{
+    if let WsError::Capacity(_) = e {
+        let _ = socket
+            .close(Some(CloseFrame {
+                code: CloseCode::Size,
+                reason: "message too big".into(),
+            }))
+            .await;
+    }
 }
 
 /// The call a started stream carries on `leg`, from its ticket and the cached configuration;
@@ -242,24 +295,12 @@ async fn call_setup(
         return None;
     };
     let ticket = match twilio.tickets.open(text) {
-        Ok(ticket) if ticket.expired(freya_shared::ids::now_ms()) => {
-            tracing::warn!(call_sid = %start.call_sid, call = %ticket.call_id, "media stream with an expired ticket; closing it");
-            return None;
-        }
         Ok(ticket) => ticket,
         Err(e) => {
             tracing::warn!(call_sid = %start.call_sid, error = %e, "media stream with a bad ticket; closing it");
             return None;
         }
     };
-    if ticket
-        .call_sid
-        .as_deref()
-        .is_some_and(|sid| sid != start.call_sid)
-    {
-        tracing::warn!(call_sid = %start.call_sid, "media stream ticket is for another call; closing it");
-        return None;
-    }
     let snapshot = twilio.services.state.snapshot();
     // Twilio signs the upgrade with the account's auth token over the stream URL it was given.
     let token = snapshot
@@ -279,6 +320,16 @@ async fn call_setup(
     if !signed {
         tracing::warn!(call_sid = %start.call_sid, call = %ticket.call_id, has_signature = signature.is_some(),
                        "media stream whose `X-Twilio-Signature` does not verify; closing it");
+        return None;
+    }
+    // Spent only once the stream proves it comes from Twilio, so nobody else can burn it.
+    let redeemed = twilio
+        .used_tickets
+        .lock()
+        .unwrap_or_else(|poisoned| poisoned.into_inner())
+        .redeem(freya_shared::ids::now_ms(), &ticket, &start.call_sid);
+    if let Err(e) = redeemed {
+        tracing::warn!(call_sid = %start.call_sid, call = %ticket.call_id, error = %e, "media stream ticket refused; closing it");
         return None;
     }
     let provider = serde_json::json!({

@@ -2,8 +2,17 @@
 //! outbound call) with, so that the media WebSocket that comes back later can be trusted and
 //! tied to its call without any state kept in between. A ticket names the call (our id, the
 //! workspace, the parties, the direction, the agent of an outbound call, Twilio's call SID when
-//! known, an expiry) and is signed with HMAC-SHA256 under a key derived from the edges' shared secret —
+//! known, the edge that wrote it, an expiry) and is signed with HMAC-SHA256 under a key derived from the edges' shared secret —
 //! so any edge of the deployment can check it, and nobody else can forge one.
+//!
+//! A ticket opens one stream only: [`UsedTickets`] — a sans-IO book the caller hands `now` —
+//! checks that it has not expired, was written by this edge and names the `start` message's
+//! CallSid, and remembers it
+//! until it expires, so that a ticket (and the stream URL's signature, which does not cover it)
+//! copied from one call cannot open a second stream. An inbound ticket lives
+//! [`INBOUND_TICKET_TTL_MS`] (60 s).
+
+use std::collections::HashMap;
 
 use base64::Engine;
 use hmac::{Hmac, Mac};
@@ -34,6 +43,11 @@ pub struct StreamTicket {
     /// The Twilio provider the call came or went through.
     #[serde(rename = "p")]
     pub provider_id: String,
+    /// The edge that wrote it, and whose stream URL it was given with: only that edge accepts
+    /// it for a stream (each edge remembers only the tickets it has accepted itself). Empty in
+    /// tickets written before tickets named their edge, which open no stream.
+    #[serde(rename = "g", default)]
+    pub edge_id: String,
     /// After this (ms since the epoch) no stream may start with it: a copied ticket cannot
     /// open a second stream later.
     #[serde(rename = "e")]
@@ -41,7 +55,9 @@ pub struct StreamTicket {
 }
 
 /// How long Twilio may take to open an inbound call's stream after the webhook.
-pub const INBOUND_TICKET_TTL_MS: i64 = 2 * 60 * 1000;
+pub const INBOUND_TICKET_TTL_MS: i64 = 60 * 1000;
+// A stream ticket an attacker could copy is good for a minute at most.
+const _: () = assert!(INBOUND_TICKET_TTL_MS <= 60_000);
 /// How long an outbound call may ring (Twilio's longest `Timeout` is 600 s) before its stream.
 pub const OUTBOUND_TICKET_TTL_MS: i64 = 11 * 60 * 1000;
 
@@ -49,6 +65,90 @@ impl StreamTicket {
     /// Whether a stream may no longer start with it at `now_ms`.
     pub fn expired(&self, now_ms: i64) -> bool {
         now_ms > self.expires_at_ms
+    }
+}
+
+/// The most tickets [`UsedTickets`] remembers at once; while it holds this many unexpired
+/// ones, new streams are refused rather than let a used ticket be forgotten early.
+pub const USED_TICKETS_CAP: usize = 100_000;
+
+/// Tickets that have opened a stream, by call id, each kept until it expires: a ticket opens
+/// one stream only. Sans-IO: the caller gives `now`.
+#[derive(Debug)]
+pub struct UsedTickets {
+    /// This edge: tickets written by another are refused.
+    edge_id: String,
+    /// Call id → the ticket's expiry (ms since the epoch).
+    used: HashMap<String, i64>,
+    cap: usize,
+}
+
+impl UsedTickets {
+    /// The book of edge `edge_id`, remembering at most [`USED_TICKETS_CAP`] tickets.
+    pub fn new(edge_id: &str) -> Self {
+        Self::with_cap(edge_id, USED_TICKETS_CAP)
+    }
+
+    /// The book of edge `edge_id`, remembering at most `cap` tickets.
+    pub fn with_cap(edge_id: &str, cap: usize) -> Self {
+        Self {
+            edge_id: edge_id.to_owned(),
+            used: HashMap::new(),
+            cap,
+        }
+    }
+
+    /// How many tickets it remembers.
+    pub fn len(&self) -> usize {
+        self.used.len()
+    }
+
+    /// Whether it remembers none.
+    pub fn is_empty(&self) -> bool {
+        self.used.is_empty()
+    }
+
+    /// Lets `ticket` open the stream whose `start` names `call_sid` at `now_ms`, and records it
+    /// as used; or says why not. A ticket that names no CallSid (an outbound call's, written
+    /// before Twilio gave the call one) is bound to its call by its call id alone.
+    pub fn redeem(
+        &mut self,
+        now_ms: i64,
+        ticket: &StreamTicket,
+        call_sid: &str,
+    ) -> Result<(), TicketError> {
+        if ticket.expired(now_ms) {
+            return Err(TicketError::Expired);
+        }
+        if ticket.edge_id != self.edge_id {
+            return Err(TicketError::OtherEdge);
+        }
+        if ticket
+            .call_sid
+            .as_deref()
+            .is_some_and(|sid| sid != call_sid)
+        {
+            return Err(TicketError::OtherCall);
+        }
+        if self.used.contains_key(&ticket.call_id) {
+            return Err(TicketError::AlreadyUsed);
+        }
+        if self.used.len() >= self.cap {
+            self.used
+                .retain(|_, expires_at_ms| *expires_at_ms >= now_ms);
+            if self.used.len() >= self.cap {
+                return Err(TicketError::TooMany);
+            }
+        }
+        self.used
+            .insert(ticket.call_id.clone(), ticket.expires_at_ms);
+        Ok(())
+    }
+
+    /// Forgets the tickets expired at `now_ms`: they are refused as expired anyway.
+    pub fn handle_timeout(&mut self, now_ms: i64) {
+        self.used
+            .retain(|_, expires_at_ms| *expires_at_ms >= now_ms);
     }
 }
 
@@ -71,6 +171,16 @@ pub enum TicketError {
     Malformed,
     #[error("the ticket's signature does not match")]
     BadSignature,
+    #[error("the ticket has expired")]
+    Expired,
+    #[error("the ticket is for another call")]
+    OtherCall,
+    #[error("the ticket was written by another edge")]
+    OtherEdge,
+    #[error("the ticket has already opened a stream")]
+    AlreadyUsed,
+    #[error("too many streams started recently")]
+    TooMany,
 }
 
 impl TicketKey {
@@ -131,6 +241,7 @@ mod tests {
             agent_id: None,
             call_sid: Some("CA1".into()),
             provider_id: "p1".into(),
+            edge_id: "edge-a".into(),
             expires_at_ms: 1_000,
         }
     }
@@ -139,6 +250,97 @@ mod tests {
     fn a_ticket_expires() {
         assert!(!ticket().expired(1_000));
         assert!(ticket().expired(1_001));
+    }
+
+    #[test]
+    fn a_ticket_opens_one_stream_only() {
+        let mut used = UsedTickets::new("edge-a");
+        assert_eq!(used.redeem(500, &ticket(), "CA1"), Ok(()));
+        assert_eq!(
+            used.redeem(600, &ticket(), "CA1"),
+            Err(TicketError::AlreadyUsed)
+        );
+        let mut other = ticket();
+        other.call_id = "c2".into();
+        other.call_sid = Some("CA2".into());
+        assert_eq!(used.redeem(600, &other, "CA2"), Ok(()));
+    }
+
+    #[test]
+    fn a_ticket_for_one_call_sid_does_not_start_another() {
+        let mut used = UsedTickets::new("edge-a");
+        assert_eq!(
+            used.redeem(500, &ticket(), "CA2"),
+            Err(TicketError::OtherCall)
+        );
+        // Refused, it is not spent: its own call may still use it.
+        assert_eq!(used.redeem(500, &ticket(), "CA1"), Ok(()));
+    }
+
+    #[test]
+    fn a_ticket_opens_a_stream_on_the_edge_that_wrote_it_only() {
+        let mut elsewhere = UsedTickets::new("edge-b");
+        assert_eq!(
+            elsewhere.redeem(500, &ticket(), "CA1"),
+            Err(TicketError::OtherEdge)
+        );
+        let mut unnamed = ticket();
+        unnamed.edge_id = String::new();
+        assert_eq!(
+            UsedTickets::new("edge-a").redeem(500, &unnamed, "CA1"),
+            Err(TicketError::OtherEdge)
+        );
+    }
+
+    #[test]
+    fn an_expired_ticket_is_refused() {
+        let mut used = UsedTickets::new("edge-a");
+        assert_eq!(
+            used.redeem(1_001, &ticket(), "CA1"),
+            Err(TicketError::Expired)
+        );
+        assert!(used.is_empty());
+    }
+
+    #[test]
+    fn an_inbound_ticket_lives_a_minute_at_most() {
+        let issued = 10_000;
+        let mut t = ticket();
+        t.expires_at_ms = issued + INBOUND_TICKET_TTL_MS;
+        let mut used = UsedTickets::new("edge-a");
+        assert_eq!(
+            used.redeem(issued + 60_001, &t, "CA1"),
+            Err(TicketError::Expired)
+        );
+        assert_eq!(used.redeem(issued + 59_000, &t, "CA1"), Ok(()));
+    }
+
+    #[test]
+    fn the_book_is_bounded_and_forgets_expired_tickets_first() {
+        let mut used = UsedTickets::with_cap("edge-a", 2);
+        let numbered = |i: i64| {
+            let mut t = ticket();
+            t.call_id = format!("c{i}");
+            t.call_sid = None;
+            t.expires_at_ms = 1_000 * i;
+            t
+        };
+        assert_eq!(used.redeem(0, &numbered(1), "CA"), Ok(()));
+        assert_eq!(used.redeem(0, &numbered(2), "CA"), Ok(()));
+        // Full of live tickets: refused rather than forgetting one early.
+        assert_eq!(
+            used.redeem(500, &numbered(3), "CA"),
+            Err(TicketError::TooMany)
+        );
+        // Once the first has expired, its place is free; the second is still remembered.
+        assert_eq!(used.redeem(1_500, &numbered(3), "CA"), Ok(()));
+        assert_eq!(used.len(), 2);
+        assert_eq!(
+            used.redeem(1_600, &numbered(2), "CA"),
+            Err(TicketError::AlreadyUsed)
+        );
+        used.handle_timeout(10_000);
+        assert!(used.is_empty());
     }
 
     #[test]

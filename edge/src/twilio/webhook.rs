@@ -1,12 +1,14 @@
 //! The edge's Twilio endpoints. `POST /twilio/voice` is the voice webhook a Twilio number calls
-//! when someone dials it: the form is checked against `X-Twilio-Signature` (under the auth token
-//! of the Twilio account of the dialled number's workspace, over this edge's public URL), the
-//! number is routed from the cached configuration like a SIP call's, and the answer is TwiML
+//! when someone dials it: the form is first checked against `X-Twilio-Signature` (under the auth
+//! token of a Twilio account with the form's `AccountSid`, over this edge's public URL) — so an
+//! unsigned request learns nothing about which numbers exist — then the account must belong to
+//! the dialled number's workspace, the number is routed from the cached configuration like a SIP call's, and the answer is TwiML
 //! connecting the call to a bidirectional media stream on this edge, carrying a signed
 //! [`StreamTicket`]. `GET /twilio/media` is that stream's WebSocket (see [`super::stream`]).
 //! `POST /twilio/status` takes the final status of an outbound call (signed the same way, its
 //! ticket in the query): a call never answered — busy, no answer, failed, canceled — is recorded
-//! as failed with that reason; an answered one was recorded by its stream.
+//! as failed with that reason; an answered one was recorded by its stream. A body over
+//! [`WEBHOOK_BODY_LIMIT`] is refused with a 413 from its `Content-Length`, unread.
 
 use axum::body::Bytes;
 use axum::extract::{Request, State};
@@ -21,14 +23,20 @@ use tracing::Instrument;
 
 use super::ticket::StreamTicket;
 use super::{signature, twiml, TwilioEdge};
+use freya_shared::model::ProviderSpec;
+
+/// Largest body the Twilio endpoints take. Twilio posts a form of a few dozen short fields
+/// (about 1 KiB); a larger `Content-Length` is refused from the headers, with a 413.
+pub const WEBHOOK_BODY_LIMIT: usize = 64 * 1024;
 
 /// The routes, under the edge's HTTP listener.
 pub fn router(twilio: TwilioEdge) -> Router {
-    Router::new()
+    let router = Router::new()
         .route("/twilio/voice", post(voice))
         .route("/twilio/media", get(media))
         .route("/twilio/status", post(status))
-        .with_state(twilio)
+        .with_state(twilio);
+    crate::http::body_limit(router, WEBHOOK_BODY_LIMIT)
 }
 
 fn text(status: StatusCode, message: impl Into<String>) -> Response {
@@ -70,20 +78,6 @@ async fn voice(
     }
     let [to, from, call_sid, account_sid] = fields;
     let snapshot = twilio.services.state.snapshot();
-    let Some(route) = snapshot.route(to) else {
-        tracing::info!(%to, %call_sid, "Twilio call to a number this edge does not route");
-        twilio.count("no_route");
-        return text(StatusCode::NOT_FOUND, format!("no route for `To` {to}"));
-    };
-    let workspace_id = route.number.workspace_id.clone();
-    let Some((provider, account)) = snapshot.twilio_account(&workspace_id, account_sid) else {
-        tracing::warn!(%to, %account_sid, "Twilio webhook from an account the number's workspace does not have");
-        twilio.count("unknown_account");
-        return text(
-            StatusCode::FORBIDDEN,
-            "`AccountSid` is not a Twilio account of this number's workspace",
-        );
-    };
     let url = format!(
         "{}{}",
         twilio.public_url,
@@ -93,12 +87,43 @@ async fn voice(
         .get("x-twilio-signature")
         .and_then(|v| v.to_str().ok())
         .unwrap_or_default();
-    let token = account.auth_token.as_deref().unwrap_or_default();
-    if token.is_empty() || !signature::verify(token, &url, &form, given) {
+    // The signature is checked before anything is looked up by `To`, under the token of every
+    // account with this `AccountSid`: until a request proves it comes from Twilio, every number
+    // gets the same answer, so nobody can learn which numbers exist here.
+    let signers: Vec<_> = snapshot
+        .providers
+        .iter()
+        .filter_map(|p| match &p.spec {
+            ProviderSpec::Twilio(a) if a.account_sid == account_sid => Some((p, a)),
+            _ => None,
+        })
+        .filter(|(_, a)| {
+            let token = a.auth_token.as_deref().unwrap_or_default();
+            !token.is_empty() && signature::verify(token, &url, &form, given)
+        })
+        .collect();
+    if signers.is_empty() {
         tracing::warn!(%url, %call_sid, "Twilio webhook with a bad X-Twilio-Signature");
         twilio.count("bad_signature");
         return text(StatusCode::FORBIDDEN, "bad `X-Twilio-Signature`");
     }
+    let Some(route) = snapshot.route(to) else {
+        tracing::info!(%to, %call_sid, "Twilio call to a number this edge does not route");
+        twilio.count("no_route");
+        return text(StatusCode::NOT_FOUND, format!("no route for `To` {to}"));
+    };
+    let workspace_id = route.number.workspace_id.clone();
+    let Some((provider, _)) = signers
+        .into_iter()
+        .find(|(p, _)| p.workspace_id == workspace_id)
+    else {
+        tracing::warn!(%to, %account_sid, "Twilio webhook from an account the number's workspace does not have");
+        twilio.count("unknown_account");
+        return text(
+            StatusCode::FORBIDDEN,
+            "`AccountSid` is not a Twilio account of this number's workspace",
+        );
+    };
     let state = &twilio.services.state;
     if state.is_draining() || state.active_calls() >= state.capacity() {
         tracing::info!(%call_sid, "Twilio call refused: draining or full");
@@ -114,6 +139,7 @@ async fn voice(
         agent_id: None,
         call_sid: Some(call_sid.to_owned()),
         provider_id: provider.id.clone(),
+        edge_id: twilio.services.edge_id.to_string(),
         expires_at_ms: freya_shared::ids::now_ms() + super::ticket::INBOUND_TICKET_TTL_MS,
     };
     tracing::info!(call = %ticket.call_id, %call_sid, %to, "Twilio call connected to a media stream");
@@ -228,7 +254,9 @@ async fn media(State(twilio): State<TwilioEdge>, mut request: Request) -> Respon
             match upgrade.await {
                 Ok(upgraded) => {
                     let io = hyper_util::rt::TokioIo::new(upgraded);
-                    let socket = WebSocketStream::from_raw_socket(io, Role::Server, None).await;
+                    let config = super::stream::socket_config();
+                    let socket =
+                        WebSocketStream::from_raw_socket(io, Role::Server, Some(config)).await;
                     super::stream::run(twilio, socket, signature).await;
                 }
                 Err(e) => tracing::debug!(error = %e, "media stream upgrade failed"),

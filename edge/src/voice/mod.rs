@@ -2,21 +2,26 @@
 //! and text-to-speech clients a call talks to, all sharing one `reqwest::Client` (so pooled TLS
 //! connections survive from call to call), and the tool runner that signs customer tool requests.
 //!
-//! Defaults are the offline demo: STT `local` (pocketsphinx), LLM `rules` (a keyword table, not a
-//! language model) and TTS `espeak` (espeak-ng). An agent without an `llm` section instead uses an
-//! OpenAI-compatible model when the edge's environment names one — `FREYA_LLM_BASE_URL` (any
-//! OpenAI-compatible server, e.g. a local Ollama at `http://localhost:11434/v1`) or
-//! `OPENAI_API_KEY` (api.openai.com) — with `FREYA_LLM_MODEL` (default `gpt-4o-mini`) and
-//! `FREYA_LLM_API_KEY` / `OPENAI_API_KEY` as the key. The environment is read once, when the edge
-//! starts ([`VoiceDefaults::from_env`]), and passed down as data. Errors name the agent's field
-//! (`llm.provider`, `tts.voice`).
+//! Defaults are the offline demo: STT `local` (pocketsphinx, held to the agent's `rules` phrases),
+//! LLM `rules` (the agent's keyword table, not a language model) and TTS `espeak` (espeak-ng). An
+//! agent without an `llm` section instead uses an OpenAI-compatible model when the edge's
+//! environment names one — `FREYA_LLM_BASE_URL` (any OpenAI-compatible server, e.g. a local Ollama
+//! at `http://localhost:11434/v1`) or `OPENAI_API_KEY` (api.openai.com) — with `FREYA_LLM_MODEL`
+//! (default `gpt-4o-mini`) and `FREYA_LLM_API_KEY` / `OPENAI_API_KEY` as the key. Likewise an agent
+//! without an `stt` section uses an OpenAI-compatible transcription server when
+//! `FREYA_STT_BASE_URL` names one (a whisper.cpp server, faster-whisper-server, speaches), with
+//! `FREYA_STT_MODEL` (default `whisper-1`) and `FREYA_STT_API_KEY`. The environment is read once,
+//! when the edge starts ([`VoiceDefaults::from_env`]), and passed down as data. Errors name the
+//! agent's field (`llm.provider`, `tts.voice`).
 
 mod streaming_batch;
 
+use std::path::PathBuf;
 use std::sync::Arc;
 use std::time::Duration;
 
 use freya_shared::model::agent::ProviderSpec;
+use freya_shared::model::rules::RulesSpec;
 use freya_shared::model::AgentSpec;
 
 use crate::llm::fallback::{FallbackModel, FallbackPolicy};
@@ -25,6 +30,7 @@ use crate::llm::{
     StreamTimeouts, ToolRunner,
 };
 use crate::media::frame::SampleRate;
+use crate::speech::stt::local::ExpectedSpeech;
 use crate::speech::stt::{
     DeepgramConfig, DeepgramStt, LocalStt, LocalSttConfig, OpenAiStt, OpenAiSttConfig,
 };
@@ -78,16 +84,24 @@ pub struct VoiceDefaults {
     pub llm_api_key: Option<String>,
     /// Its model.
     pub llm_model: String,
+    /// OpenAI-compatible transcription API root used by agents without an `stt` section, if any.
+    pub stt_base_url: Option<String>,
+    /// Its key.
+    pub stt_api_key: Option<String>,
+    /// Its model; `whisper-1` when unset.
+    pub stt_model: Option<String>,
 }
 
 impl VoiceDefaults {
-    /// Reads `FREYA_LLM_BASE_URL`, `FREYA_LLM_API_KEY`, `FREYA_LLM_MODEL` and `OPENAI_API_KEY`
-    /// from `vars` (pass `std::env::vars()`).
+    /// Reads `FREYA_LLM_BASE_URL`, `FREYA_LLM_API_KEY`, `FREYA_LLM_MODEL`, `OPENAI_API_KEY`,
+    /// `FREYA_STT_BASE_URL`, `FREYA_STT_API_KEY` and `FREYA_STT_MODEL` from `vars` (pass
+    /// `std::env::vars()`).
     pub fn from_env(vars: impl IntoIterator<Item = (String, String)>) -> Self {
         let mut base = None;
         let mut key = None;
         let mut openai_key = None;
         let mut model = None;
+        let (mut stt_base_url, mut stt_api_key, mut stt_model) = (None, None, None);
         for (name, value) in vars {
             let value = value.trim().to_string();
             if value.is_empty() {
@@ -98,6 +112,9 @@ impl VoiceDefaults {
                 "FREYA_LLM_API_KEY" => key = Some(value),
                 "FREYA_LLM_MODEL" => model = Some(value),
                 "OPENAI_API_KEY" => openai_key = Some(value),
+                "FREYA_STT_BASE_URL" => stt_base_url = Some(value),
+                "FREYA_STT_API_KEY" => stt_api_key = Some(value),
+                "FREYA_STT_MODEL" => stt_model = Some(value),
                 _ => {}
             }
         }
@@ -111,6 +128,9 @@ impl VoiceDefaults {
             llm_base_url: base,
             llm_api_key: key,
             llm_model: model.unwrap_or_else(|| DEFAULT_OPENAI_MODEL.to_string()),
+            stt_base_url,
+            stt_api_key,
+            stt_model,
         }
     }
 }
@@ -145,12 +165,18 @@ pub struct AgentVoice {
 pub struct VoiceFactory {
     http: reqwest::Client,
     defaults: VoiceDefaults,
+    /// Where the offline recogniser writes the grammars it generates.
+    local_stt_dir: PathBuf,
 }
 
 impl VoiceFactory {
     /// A factory over a shared HTTP client.
     pub fn new(http: reqwest::Client, defaults: VoiceDefaults) -> Self {
-        Self { http, defaults }
+        Self {
+            http,
+            defaults,
+            local_stt_dir: LocalSttConfig::default().work_dir,
+        }
     }
 
     /// The edge's shared HTTP client (workflow `function` nodes use it too).
@@ -163,11 +189,27 @@ impl VoiceFactory {
         &self.defaults
     }
 
-    /// The providers `spec` configures.
+    /// The providers `spec` configures; an offline recogniser listens for its `rules` phrases.
     pub fn build(&self, spec: &AgentSpec) -> Result<AgentVoice, VoiceConfigError> {
-        let (mut llm, llm_model) = self.language_model(spec.llm.as_ref(), "llm")?;
+        let expected = match &spec.rules {
+            Some(table) => ExpectedSpeech::of_rules(table),
+            None => ExpectedSpeech::of_rules(&RulesModel::demo().table),
+        };
+        self.build_listening_for(spec, expected)
+    }
+
+    /// The providers `spec` configures, an offline recogniser listening for what is `expected`
+    /// (what a workflow's menus expect callers to say).
+    pub fn build_listening_for(
+        &self,
+        spec: &AgentSpec,
+        expected: ExpectedSpeech,
+    ) -> Result<AgentVoice, VoiceConfigError> {
+        let rules = spec.rules.as_ref();
+        let (mut llm, llm_model) = self.language_model(spec.llm.as_ref(), "llm", rules)?;
         if let Some(second) = &spec.llm_fallback {
-            let (fallback, fallback_model) = self.language_model(Some(second), "llm_fallback")?;
+            let (fallback, fallback_model) =
+                self.language_model(Some(second), "llm_fallback", rules)?;
             let mut policy = FallbackPolicy {
                 fallback_model: Some(fallback_model),
                 ..FallbackPolicy::default()
@@ -181,7 +223,7 @@ impl VoiceFactory {
         let tts_fallback = (tts.name() != "espeak").then(|| {
             Arc::new(EspeakTts::new(espeak_config(None, &spec.language))) as Arc<dyn TextToSpeech>
         });
-        let (stt, live_stt) = self.speech_to_text(spec.stt.as_ref(), &spec.language)?;
+        let (stt, live_stt) = self.speech_to_text(spec.stt.as_ref(), &spec.language, expected)?;
         Ok(AgentVoice {
             stt,
             live_stt,
@@ -203,6 +245,7 @@ impl VoiceFactory {
         &self,
         spec: Option<&ProviderSpec>,
         section: &str,
+        rules: Option<&RulesSpec>,
     ) -> Result<(Arc<dyn LanguageModel>, String), VoiceConfigError> {
         let Some(spec) = spec else {
             return Ok(match &self.defaults.llm_base_url {
@@ -213,7 +256,7 @@ impl VoiceFactory {
                         self.defaults.llm_model.clone(),
                     )
                 }
-                None => (Arc::new(RulesModel::demo()), "rules".to_string()),
+                None => (rules_model(rules), "rules".to_string()),
             });
         };
         let mut timeouts = StreamTimeouts::default();
@@ -255,7 +298,7 @@ impl VoiceFactory {
                     model,
                 ))
             }
-            "rules" => Ok((Arc::new(RulesModel::demo()), "rules".into())),
+            "rules" => Ok((rules_model(rules), "rules".into())),
             other => Err(VoiceConfigError::new(
                 format!("{section}.provider"),
                 format!("unknown provider `{other}` (openai, anthropic, rules)"),
@@ -268,9 +311,38 @@ impl VoiceFactory {
         &self,
         spec: Option<&ProviderSpec>,
         language: &str,
+        expected: ExpectedSpeech,
     ) -> Result<LiveAndBatchStt, VoiceConfigError> {
+        let local = |timeout_ms: Option<u32>| -> LiveAndBatchStt {
+            let mut config = LocalSttConfig {
+                work_dir: self.local_stt_dir.clone(),
+                ..LocalSttConfig::default()
+            };
+            if let Some(ms) = timeout_ms {
+                config.timeout = Duration::from_millis(u64::from(ms));
+            }
+            let stt = Arc::new(LocalStt::with_expected(config, expected.clone()));
+            (stt.clone(), Some(stt))
+        };
         let Some(spec) = spec else {
-            return Ok((Arc::new(LocalStt::new(LocalSttConfig::default())), None));
+            return Ok(match &self.defaults.stt_base_url {
+                Some(base_url) => {
+                    let mut config = OpenAiSttConfig {
+                        base_url: base_url.clone(),
+                        api_key: self.defaults.stt_api_key.clone(),
+                        language: language.split('-').next().map(str::to_string),
+                        ..OpenAiSttConfig::default()
+                    };
+                    if let Some(model) = &self.defaults.stt_model {
+                        config.model = model.clone();
+                    }
+                    (
+                        Arc::new(OpenAiStt::with_client(config, self.http.clone())),
+                        None,
+                    )
+                }
+                None => local(None),
+            });
         };
         let language_hint = language.split('-').next().map(str::to_string);
         match spec.provider.as_str() {
@@ -314,13 +386,7 @@ impl VoiceFactory {
                     Some(live),
                 ))
             }
-            "local" => {
-                let mut config = LocalSttConfig::default();
-                if let Some(ms) = spec.timeout_ms {
-                    config.timeout = Duration::from_millis(u64::from(ms));
-                }
-                Ok((Arc::new(LocalStt::new(config)), None))
-            }
+            "local" => Ok(local(spec.timeout_ms)),
             other => Err(VoiceConfigError::new(
                 "stt.provider",
                 format!("unknown provider `{other}` (openai, deepgram, local)"),
@@ -396,6 +462,14 @@ impl VoiceFactory {
     }
 }
 
+/// The rules model of an agent: its own table, or the demo's answers when it has none.
+fn rules_model(table: Option<&RulesSpec>) -> Arc<dyn LanguageModel> {
+    Arc::new(match table {
+        Some(table) => RulesModel::new(table.clone()),
+        None => RulesModel::demo(),
+    })
+}
+
 /// espeak-ng settings: the configured voice, or one derived from the agent's language.
 fn espeak_config(voice: Option<&str>, language: &str) -> EspeakConfig {
     let voice = match voice {
@@ -410,115 +484,4 @@ fn espeak_config(voice: Option<&str>, language: &str) -> EspeakConfig {
 }
 
 #[cfg(test)]
-mod tests {
-    use super::*;
-
-    fn spec(json: serde_json::Value) -> AgentSpec {
-        serde_json::from_value(json).expect("agent")
-    }
-
-    fn vars(pairs: &[(&str, &str)]) -> Vec<(String, String)> {
-        pairs
-            .iter()
-            .map(|(k, v)| ((*k).to_string(), (*v).to_string()))
-            .collect()
-    }
-
-    #[test]
-    fn an_agent_without_sections_gets_the_offline_demo() {
-        let factory = VoiceFactory::new(reqwest::Client::new(), VoiceDefaults::default());
-        let voice = factory
-            .build(&spec(serde_json::json!({"name": "D"})))
-            .expect("builds");
-        assert_eq!(
-            (voice.stt.name(), voice.llm.provider(), voice.tts.name()),
-            ("local", "rules", "espeak")
-        );
-        assert!(voice.tts_fallback.is_none());
-        assert!(
-            voice.live_stt.is_none(),
-            "pocketsphinx hears finished turns"
-        );
-    }
-
-    #[test]
-    fn the_environment_model_answers_agents_without_an_llm_section() {
-        let defaults = VoiceDefaults::from_env(vars(&[("OPENAI_API_KEY", "sk-x")]));
-        assert_eq!(defaults.llm_base_url.as_deref(), Some(OPENAI_BASE_URL));
-        let local = VoiceDefaults::from_env(vars(&[
-            ("FREYA_LLM_BASE_URL", "http://localhost:11434/v1"),
-            ("FREYA_LLM_MODEL", "llama3.2"),
-        ]));
-        assert_eq!(local.llm_api_key, None);
-        let factory = VoiceFactory::new(reqwest::Client::new(), local);
-        let voice = factory
-            .build(&spec(serde_json::json!({"name": "D"})))
-            .expect("builds");
-        assert_eq!(
-            (voice.llm.provider(), voice.llm_model.as_str()),
-            ("openai", "llama3.2")
-        );
-        assert_eq!(VoiceDefaults::from_env(vars(&[])).llm_base_url, None);
-    }
-
-    #[test]
-    fn configured_providers_are_built_and_errors_name_the_field() {
-        let factory = VoiceFactory::new(reqwest::Client::new(), VoiceDefaults::default());
-        let voice = factory
-            .build(&spec(serde_json::json!({"name": "D",
-                "stt": {"provider": "deepgram"},
-                "llm": {"provider": "anthropic", "api_key": "k", "temperature": 0.2},
-                "tts": {"provider": "elevenlabs", "voice": "abc"}})))
-            .expect("builds");
-        assert_eq!(
-            (voice.stt.name(), voice.llm.provider(), voice.tts.name()),
-            ("deepgram", "anthropic", "elevenlabs")
-        );
-        assert_eq!(voice.live_stt.map(|s| s.name()), Some("deepgram"));
-        assert_eq!(voice.temperature, Some(0.2));
-        assert!(voice.tts_fallback.is_some());
-        let field = |json| {
-            factory
-                .build(&spec(json))
-                .err()
-                .map(|e| e.field)
-                .unwrap_or_default()
-        };
-        assert_eq!(
-            field(serde_json::json!({"name": "D", "llm": {"provider": "gpt"}})),
-            "llm.provider"
-        );
-        assert_eq!(
-            field(serde_json::json!({"name": "D", "llm": {"provider": "anthropic"}})),
-            "llm.api_key"
-        );
-        assert_eq!(
-            field(
-                serde_json::json!({"name": "D", "tts": {"provider": "elevenlabs", "voice": "a/b"}})
-            ),
-            "tts.voice"
-        );
-        assert_eq!(
-            field(serde_json::json!({"name": "D", "stt": {"provider": "x"}})),
-            "stt.provider"
-        );
-        assert_eq!(
-            field(serde_json::json!({"name": "D", "llm_fallback": {"provider": "anthropic"}})),
-            "llm_fallback.api_key"
-        );
-    }
-
-    #[test]
-    fn a_fallback_model_stands_behind_the_primary() {
-        let factory = VoiceFactory::new(reqwest::Client::new(), VoiceDefaults::default());
-        let voice = factory
-            .build(&spec(serde_json::json!({"name": "D",
-                "llm": {"provider": "openai", "model": "gpt-4o-mini", "timeout_ms": 800},
-                "llm_fallback": {"provider": "rules"}})))
-            .expect("builds");
-        assert_eq!(
-            (voice.llm.provider(), voice.llm_model.as_str()),
-            ("fallback", "gpt-4o-mini")
-        );
-    }
-}
+mod tests;

@@ -1,7 +1,8 @@
 //! One call's audio, both ways, sans-IO: the caller's speech is encoded with the edge's codecs
 //! (G.711, or Opus at 8 kHz in a 48 kHz RTP clock) and timed by the edge's drift-free [`Pacer`];
 //! received packets are parsed with the edge's [`RtpPacket`], decoded, counted in
-//! [`StreamStats`] and run through the reply [`OnsetDetector`]. RTCP reports go both ways through
+//! [`StreamStats`] and handed to the call's [`TurnTaking`], which decides when the caller speaks
+//! and reports each turn to a watcher, if there is one. RTCP reports go both ways through
 //! the edge's [`RtcpSession`], and scheduled key presses go out as RFC 4733 events in place of
 //! audio. The call task owns the sockets and hands this value datagrams and ticks. Per packet,
 //! nothing here allocates: buffers are fixed arrays owned by the session.
@@ -17,11 +18,11 @@ use freya_edge::rtp::packet::{is_rtcp, OutgoingHeader, Packetizer, RtpPacket, MA
 use freya_edge::rtp::rtcp_session::{RtcpSession, RtcpStats};
 use freya_edge::sip::sdp::{Codec, NegotiatedAudio};
 use hdrhistogram::Histogram;
+use tokio::sync::mpsc;
 
 use crate::audio::FRAME_SAMPLES;
-use crate::onset::{millis, OnsetDetector, OnsetEvent};
 use crate::stream::{new_gap_histogram, StreamStats};
-use crate::uac::talker::{Talker, TalkerEvent};
+use crate::uac::turn_taking::{Conversation, ConversationEvent, TurnTaking};
 use crate::uac::{CallConfig, DtmfPress};
 
 /// How long each scheduled key is held.
@@ -77,19 +78,6 @@ impl Voice {
     }
 }
 
-/// What the conversation produced, in milliseconds.
-#[derive(Debug, Clone, Default)]
-pub struct Conversation {
-    /// From the answer to the first far-end talk spurt.
-    pub first_audio_ms: Option<f64>,
-    /// Per caller turn that got a reply: end of caller speech to start of the reply.
-    pub v2v_ms: Vec<f64>,
-    /// Per reply the caller talked over: start of caller speech to the far end going quiet.
-    pub barge_in_ms: Vec<f64>,
-    /// Caller turns spoken to the end.
-    pub turns_spoken: u32,
-}
-
 /// The audio of one answered call.
 pub struct MediaSession {
     voice: Voice,
@@ -105,12 +93,10 @@ pub struct MediaSession {
     answered: Instant,
     pacer: Pacer,
     packetizer: Packetizer,
-    talker: Talker,
-    detector: OnsetDetector,
-    /// When the caller began talking over the far end, until the far end goes quiet.
-    interrupting_since: Option<Instant>,
+    turns: TurnTaking,
+    /// Where the turns go as they happen, for a person watching the call.
+    watcher: Option<mpsc::Sender<ConversationEvent>>,
     stats: StreamStats,
-    conversation: Conversation,
     pcm: [i16; FRAME_SAMPLES],
     payload: [u8; MAX_PACKET_LEN],
     decoded: [i16; MAX_PACKET_LEN],
@@ -156,11 +142,9 @@ impl MediaSession {
             answered,
             pacer: Pacer::new(answered, PacerConfig::new(clock_rate)),
             packetizer: Packetizer::new(ssrc),
-            talker: Talker::new(config.turns.clone(), config.talker, answered),
-            detector: OnsetDetector::new(config.onset),
-            interrupting_since: None,
+            turns: TurnTaking::new(config.turns.clone(), config.talker, config.onset, answered),
+            watcher: config.conversation_events.clone(),
             stats: StreamStats::new(clock_rate, answered, config.late_after),
-            conversation: Conversation::default(),
             pcm: [0; FRAME_SAMPLES],
             payload: [0; MAX_PACKET_LEN],
             decoded: [0; MAX_PACKET_LEN],
@@ -263,24 +247,8 @@ impl MediaSession {
                 }
                 continue;
             }
-            let event = self
-                .talker
-                .next_frame(now, self.detector.is_talking(), &mut self.pcm);
-            match event {
-                Some(TalkerEvent::TurnStarted {
-                    at, over_far_end, ..
-                }) => {
-                    self.detector.caller_turn_started();
-                    if over_far_end && self.detector.is_talking() {
-                        self.interrupting_since = Some(at);
-                    }
-                }
-                Some(TalkerEvent::TurnEnded(_, at)) => {
-                    self.detector.caller_turn_ended(at);
-                    self.conversation.turns_spoken += 1;
-                }
-                None => {}
-            }
+            self.turns.next_frame(now, &mut self.pcm);
+            self.forward_events();
             let n = self.voice.encode(&self.pcm, &mut self.payload);
             if let Ok(bytes) =
                 self.packetizer
@@ -329,31 +297,24 @@ impl MediaSession {
                 heard.extend_from_slice(samples);
             }
         }
-        match self.detector.push_frame(now, samples) {
-            Some(OnsetEvent::Onset { at, reply_to }) => {
-                if self.conversation.first_audio_ms.is_none() {
-                    self.conversation.first_audio_ms = Some(millis(self.answered, at));
-                }
-                if let Some(end) = reply_to {
-                    self.conversation.v2v_ms.push(millis(end, at));
-                    self.talker.reply_heard(at);
-                }
+        self.turns.push_frame(now, samples);
+        self.forward_events();
+    }
+
+    /// Hands the conversation's new events to the watcher, or drops them without one.
+    fn forward_events(&mut self) {
+        while let Some(event) = self.turns.poll_event() {
+            if let Some(watcher) = &self.watcher {
+                // A watcher that fell behind loses the event: the call's timing never waits
+                // for a terminal.
+                let _ = watcher.try_send(event);
             }
-            Some(OnsetEvent::Offset { at }) => {
-                // Measured to the first quiet frame heard: when the interruption took effect,
-                // or (an upper bound) when the reply would have ended anyway.
-                if let Some(since) = self.interrupting_since.take() {
-                    self.conversation.barge_in_ms.push(millis(since, at));
-                }
-                self.talker.far_end_quiet(at);
-            }
-            None => {}
         }
     }
 
     /// Has the caller said everything?
     pub fn script_done(&self) -> bool {
-        self.talker.is_done()
+        self.turns.script_done()
     }
 
     /// Packets sent so far.
@@ -378,6 +339,6 @@ impl MediaSession {
 
     /// The conversation's latencies so far.
     pub fn conversation(&self) -> &Conversation {
-        &self.conversation
+        self.turns.conversation()
     }
 }

@@ -5,13 +5,16 @@
 //! Use [`SipEndpoint::bind`] once, then [`place_call`] for each call with a [`CallConfig`]; it
 //! returns a [`CallReport`] whatever happens: the outcome (answered, or a typed
 //! [`CallFailure`]), signalling times, conversation latencies and RTP receive statistics.
-//! `freya call` and the project's test UAC can use the same two functions.
+//! `freya call` and the project's test UAC can use the same two functions; `freya call` also
+//! follows the conversation live through [`CallConfig::conversation_events`].
 
 mod call;
 pub mod dialog;
 pub mod endpoint;
+pub mod far_end;
 pub mod media;
 pub mod talker;
+pub mod turn_taking;
 
 use std::net::{IpAddr, SocketAddr};
 use std::sync::Arc;
@@ -24,6 +27,7 @@ use serde::Serialize;
 pub use call::place_call;
 pub use endpoint::SipEndpoint;
 pub use talker::TalkerConfig;
+pub use turn_taking::ConversationEvent;
 
 use crate::audio::Utterance;
 use crate::onset::OnsetConfig;
@@ -73,6 +77,10 @@ pub struct CallConfig {
     /// Where to keep everything heard (8 kHz), for a caller who records the call; `None` in
     /// load tests, which only measure.
     pub received_audio: Option<AudioTap>,
+    /// Where each turn of the conversation is reported as it happens, for a person watching the
+    /// call (`freya call`); `None` in load tests. Sent without waiting: a full queue loses the
+    /// event rather than delay the call's media.
+    pub conversation_events: Option<tokio::sync::mpsc::Sender<ConversationEvent>>,
     /// RTCP and key presses.
     pub media: MediaOptions,
 }
@@ -205,8 +213,8 @@ pub struct CallReport {
     pub first_audio_ms: Option<f64>,
     /// Voice-to-voice latency of each answered caller turn.
     pub v2v_ms: Vec<f64>,
-    /// Barge-in reaction of each reply the caller talked over: start of caller speech to the
-    /// first quiet frame heard.
+    /// Barge-in reaction of each far-end turn the caller talked over: start of caller speech to
+    /// the end of the far end's last speech in that turn.
     pub barge_in_ms: Vec<f64>,
     /// Caller turns spoken.
     pub turns_spoken: u32,

@@ -12,6 +12,7 @@ use std::collections::BTreeMap;
 use serde::{Deserialize, Serialize};
 use serde_json::Value;
 
+use super::rules::RulesSpec;
 use super::FieldError;
 
 /// What a customer writes to define an agent.
@@ -63,6 +64,10 @@ pub struct AgentSpec {
     /// trunk or peer) or `sip:` URIs. Empty: the agent cannot transfer.
     #[serde(default, skip_serializing_if = "Vec::is_empty")]
     pub transfer_destinations: Vec<String>,
+    /// What the offline `rules` replier answers (used when `llm` is `rules`, or absent with no
+    /// model in the edge's environment); it also shapes the offline recogniser's grammar.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub rules: Option<RulesSpec>,
 }
 
 impl Default for AgentSpec {
@@ -85,6 +90,7 @@ impl Default for AgentSpec {
             end_call_phrases: Vec::new(),
             record: false,
             transfer_destinations: Vec::new(),
+            rules: None,
         }
     }
 }
@@ -299,6 +305,10 @@ impl AgentSpec {
         }
         self.validate_tools(&mut errors);
         self.validate_transfer_destinations(&mut errors);
+        if let Some(rules) = &self.rules {
+            let tools: Vec<&str> = self.tools.iter().map(|t| t.name.as_str()).collect();
+            errors.extend(rules.validate(&tools, &self.transfer_destinations));
+        }
         if let Some(seconds) = self.silence_reprompt_seconds {
             if seconds == 0 || seconds > 600 {
                 errors.push(FieldError::new(

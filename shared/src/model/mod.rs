@@ -7,6 +7,7 @@ pub mod call;
 pub mod edge;
 pub mod number;
 pub mod provider;
+pub mod rules;
 pub mod twilio;
 
 use serde::{Deserialize, Serialize};
@@ -16,6 +17,7 @@ pub use call::{CallEvent, CallEventKind};
 pub use edge::{EdgeHealth, EdgeStatus};
 pub use number::{NumberTarget, PhoneNumberSpec};
 pub use provider::{ProviderSpec, SipTransport, SipTrunkSpec};
+pub use rules::{RuleAction, RuleSpec, RulesSpec};
 pub use twilio::TwilioAccountSpec;
 
 /// One problem with one field of a submitted document (`field` is a dotted JSON path).

@@ -542,3 +542,26 @@ fn compiled_workflows_and_executors_can_move_between_call_tasks() {
     shareable::<super::CompiledWorkflow>();
     shareable::<Executor>();
 }
+
+#[test]
+fn the_deepest_allowed_condition_runs_on_a_small_call_task_stack() {
+    // Two lists nested 62 deep, compared: a tree exactly as deep as the limit allows.
+    let depth = super::expr::MAX_EXPRESSION_DEPTH - 2;
+    let (open, close) = ("[".repeat(depth), "]".repeat(depth));
+    let when = format!("{open}choice{close} == {open}'1'{close}");
+    let mut flow = support_line();
+    flow["nodes"][2]["branches"][0]["when"] = json!(when);
+    let mut call = Call::start(flow);
+    // CEL recurses per level: on the 128 KiB of this thread alone it would overflow.
+    let actions = std::thread::Builder::new()
+        .stack_size(128 * 1024)
+        .spawn(move || {
+            call.play(digits(1500, "1"));
+            call.play(spoken(4000));
+            call.actions()
+        })
+        .expect("thread")
+        .join()
+        .expect("no panic");
+    assert_eq!(actions, [speak(GREETING), run_agent()]);
+}

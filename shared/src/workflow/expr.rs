@@ -1,7 +1,10 @@
 //! Expressions in `condition.when` and `set.assign`, in CEL (the Common Expression Language, via the
 //! `cel` crate — the maintained successor of `cel-interpreter`): safe, side-effect free and not
 //! Turing-complete, so a customer's expression always ends. Each is compiled once at validation;
-//! a call only evaluates it, binding just the variables it reads.
+//! a call only evaluates it, binding just the variables it reads. Every expression is held to
+//! the size limits of `limits` ([`MAX_EXPRESSION_CHARS`], [`MAX_EXPRESSION_DEPTH`]) before it is
+//! parsed, and parsed and evaluated on a stack large enough for them, so neither plane can be
+//! crashed by one.
 
 use std::sync::{Arc, LazyLock};
 
@@ -9,6 +12,10 @@ use cel::common::ast::{EntryExpr, Expr, IdedExpr};
 use serde_json::Value;
 
 use super::Variables;
+
+mod limits;
+
+pub use limits::{MAX_EXPRESSION_CHARS, MAX_EXPRESSION_DEPTH, MAX_VALUE_BYTES, MAX_VALUE_DEPTH};
 
 /// The standard CEL environment, built once per process.
 static ENV: LazyLock<Arc<cel::Env>> = LazyLock::new(|| Arc::new(cel::Env::stdlib()));
@@ -25,6 +32,13 @@ pub enum ExprError {
     /// A condition gave something other than true or false.
     #[error("`{expression}` gave {got}, not true or false")]
     NotBoolean { expression: String, got: String },
+    /// The source is longer than [`MAX_EXPRESSION_CHARS`].
+    #[error("the expression is {chars} characters long; the limit is {MAX_EXPRESSION_CHARS}")]
+    TooLong { chars: usize },
+    /// Brackets, conditionals, chained operators or accesses nest deeper than
+    /// [`MAX_EXPRESSION_DEPTH`].
+    #[error("the expression nests more than {MAX_EXPRESSION_DEPTH} levels deep (each bracket, `? :`, and link of a chain of operators or `.` accesses counts); the limit is {MAX_EXPRESSION_DEPTH}: split it across `set` nodes")]
+    TooDeep,
 }
 
 /// A compiled CEL expression and the variables it reads.
@@ -37,13 +51,30 @@ pub struct Expression {
 
 impl Expression {
     /// Compiles `source`, listing the flow variables it reads (not the ones its macros bind).
+    /// A source longer than [`MAX_EXPRESSION_CHARS`] or deeper than [`MAX_EXPRESSION_DEPTH`] is
+    /// refused before it is parsed.
     pub fn compile(source: &str) -> Result<Self, ExprError> {
+        limits::check_source(source).map_err(|refusal| match refusal {
+            limits::Refusal::TooLong(chars) => ExprError::TooLong { chars },
+            limits::Refusal::TooDeep => ExprError::TooDeep,
+            limits::Refusal::Lexical { at, problem } => ExprError::Syntax {
+                expression: source.into(),
+                message: format!("{problem} at character {at}"),
+            },
+        })?;
+        limits::with_enough_stack(|| Self::parse(source))
+    }
+
+    /// Parses a source already within the limits, and checks the tree it gives.
+    fn parse(source: &str) -> Result<Self, ExprError> {
         let program = ENV.compile(source).map_err(|e| ExprError::Syntax {
             expression: source.into(),
-            message: e.to_string(),
+            message: describe(&e),
         })?;
-        let mut bound = Vec::new();
-        collect_macro_bindings(program.expression(), &mut bound);
+        if limits::tree_depth(program.expression()) > MAX_EXPRESSION_DEPTH {
+            return Err(ExprError::TooDeep);
+        }
+        let bound = macro_bindings(program.expression());
         let mut variables: Vec<String> = program
             .references()
             .variables()
@@ -71,6 +102,10 @@ impl Expression {
 
     /// Evaluates against `vars`; a variable not set yet reads as `null`.
     pub fn evaluate(&self, vars: &Variables) -> Result<Value, ExprError> {
+        limits::with_enough_stack(|| self.evaluate_here(vars))
+    }
+
+    fn evaluate_here(&self, vars: &Variables) -> Result<Value, ExprError> {
         let failed = |message: String| ExprError::Evaluation {
             expression: self.source.clone(),
             message,
@@ -87,6 +122,7 @@ impl Expression {
             .program
             .execute(&context)
             .map_err(|e| failed(e.to_string()))?;
+        limits::check_value(&result).map_err(failed)?;
         result.json().map_err(|e| failed(e.to_string()))
     }
 
@@ -123,52 +159,63 @@ fn to_cel(value: &Value) -> cel::Value {
     }
 }
 
+/// What CEL's parser reported, without its source snippet: each error's message and where it is.
+fn describe(errors: &cel::ParseErrors) -> String {
+    let described: Vec<String> = errors
+        .errors
+        .iter()
+        .take(3)
+        .map(|e| match e.pos {
+            (line, column) if line > 0 && column > 0 => {
+                format!("{} (line {line}, column {column})", e.msg)
+            }
+            _ => e.msg.clone(),
+        })
+        .collect();
+    described.join("; ")
+}
+
 /// Names that comprehension macros (`exists(x, ..)`, `map(x, ..)`) bind inside the expression.
-fn collect_macro_bindings<'a>(expr: &'a IdedExpr, bound: &mut Vec<&'a str>) {
-    match &expr.expr {
-        Expr::Comprehension(c) => {
-            bound.push(&c.iter_var);
+fn macro_bindings(root: &IdedExpr) -> Vec<&str> {
+    let mut bound = Vec::new();
+    let mut pending = vec![root];
+    while let Some(expr) = pending.pop() {
+        if let Expr::Comprehension(c) = &expr.expr {
+            bound.push(c.iter_var.as_str());
             bound.extend(c.iter_var2.as_deref());
-            bound.push(&c.accu_var);
-            for inner in [
-                &c.iter_range,
-                &c.accu_init,
-                &c.loop_cond,
-                &c.loop_step,
-                &c.result,
-            ] {
-                collect_macro_bindings(inner, bound);
-            }
+            bound.push(c.accu_var.as_str());
         }
+        push_children(expr, &mut pending);
+    }
+    bound
+}
+
+/// Pushes the expressions directly under `expr` onto `out`.
+fn push_children<'a>(expr: &'a IdedExpr, out: &mut Vec<&'a IdedExpr>) {
+    match &expr.expr {
+        Expr::Comprehension(c) => out.extend([
+            &c.iter_range,
+            &c.accu_init,
+            &c.loop_cond,
+            &c.loop_step,
+            &c.result,
+        ]),
         Expr::Call(call) => {
-            if let Some(target) = &call.target {
-                collect_macro_bindings(target, bound);
-            }
-            call.args
-                .iter()
-                .for_each(|a| collect_macro_bindings(a, bound));
+            out.extend(call.target.as_deref());
+            out.extend(&call.args);
         }
-        Expr::List(list) => list
-            .elements
-            .iter()
-            .for_each(|e| collect_macro_bindings(e, bound)),
-        Expr::Map(map) => map
-            .entries
-            .iter()
-            .for_each(|e| collect_entry(&e.expr, bound)),
-        Expr::Struct(s) => s.entries.iter().for_each(|e| collect_entry(&e.expr, bound)),
-        Expr::Select(select) => collect_macro_bindings(&select.operand, bound),
+        Expr::List(list) => out.extend(&list.elements),
+        Expr::Map(map) => map.entries.iter().for_each(|e| push_entry(&e.expr, out)),
+        Expr::Struct(s) => s.entries.iter().for_each(|e| push_entry(&e.expr, out)),
+        Expr::Select(select) => out.push(&select.operand),
         Expr::Unspecified | Expr::Ident(_) | Expr::Literal(_) => {}
     }
 }
 
-fn collect_entry<'a>(entry: &'a EntryExpr, bound: &mut Vec<&'a str>) {
+fn push_entry<'a>(entry: &'a EntryExpr, out: &mut Vec<&'a IdedExpr>) {
     match entry {
-        EntryExpr::StructField(f) => collect_macro_bindings(&f.value, bound),
-        EntryExpr::MapEntry(m) => {
-            collect_macro_bindings(&m.key, bound);
-            collect_macro_bindings(&m.value, bound);
-        }
+        EntryExpr::StructField(f) => out.push(&f.value),
+        EntryExpr::MapEntry(m) => out.extend([&m.key, &m.value]),
     }
 }
 
@@ -219,6 +266,193 @@ mod tests {
     fn unset_variables_read_as_null() {
         let e = Expression::compile("missing == null").expect("compiles");
         assert_eq!(e.evaluate_bool(&Variables::new()), Ok(true));
+    }
+
+    /// `n` copies of `term` joined by `op`.
+    fn chain(term: &str, op: &str, n: usize) -> String {
+        vec![term; n].join(op)
+    }
+
+    /// `inner` inside `n` pairs of parentheses.
+    fn nested(inner: &str, n: usize) -> String {
+        format!("{}{inner}{}", "(".repeat(n), ")".repeat(n))
+    }
+
+    #[test]
+    fn sources_past_the_length_limit_are_refused_before_parsing() {
+        for source in [
+            chain("choice == '1'", " || ", 10_000),
+            chain("choice == '1'", " || ", 2_000),
+            nested("choice", 10_000),
+            "x".repeat(MAX_EXPRESSION_CHARS + 1),
+        ] {
+            let chars = source.chars().count();
+            assert_eq!(
+                Expression::compile(&source).map(|_| ()),
+                Err(ExprError::TooLong { chars })
+            );
+        }
+        let error = Expression::compile(&chain("a", " + ", 3_000)).expect_err("too long");
+        assert!(error.to_string().contains("the limit is 4096"), "{error}");
+    }
+
+    #[test]
+    fn a_syntax_error_past_character_65535_is_an_error_not_a_panic() {
+        let source = format!("'{}' == )", "x".repeat(70_000));
+        assert_eq!(
+            Expression::compile(&source).map(|_| ()),
+            Err(ExprError::TooLong { chars: 70_007 })
+        );
+        // Within the limit the position is given, without CEL's snippet of the source.
+        let source = format!("'{}' == == 1", "x".repeat(MAX_EXPRESSION_CHARS - 12));
+        match Expression::compile(&source) {
+            Err(ExprError::Syntax { message, .. }) => {
+                assert!(message.contains("line 1, column"), "{message}");
+                assert!(!message.contains('\n'), "{message}");
+            }
+            other => panic!("expected a syntax error, got {other:?}"),
+        }
+    }
+
+    #[test]
+    fn nesting_past_the_depth_limit_is_refused_before_parsing() {
+        for source in [
+            nested("choice", MAX_EXPRESSION_DEPTH),
+            format!("{}1{}", "[".repeat(100), "]".repeat(100)),
+            format!("{}1{}", "{'a': ".repeat(70), "}".repeat(70)),
+            format!("{}choice{}", "size(".repeat(70), ")".repeat(70)),
+            chain("attempts", " + ", 70),
+            chain("attempts", " < ", 70),
+            format!("customer{}", ".tier".repeat(70)),
+            format!("customer{}", "[0]".repeat(70)),
+            format!("{}true", "choice == '1' ? false : ".repeat(70)),
+        ] {
+            assert_eq!(
+                Expression::compile(&source).map(|_| ()),
+                Err(ExprError::TooDeep),
+                "{source}"
+            );
+        }
+        let error = Expression::compile(&nested("a", 500)).expect_err("too deep");
+        assert!(error.to_string().contains("64 levels"), "{error}");
+    }
+
+    #[test]
+    fn macros_that_nest_past_the_depth_limit_are_refused_after_parsing() {
+        // Each `map` adds two levels to the source but three to the tree it expands into.
+        let source = format!("{}1{}", "[1].map(o, ".repeat(25), ")".repeat(25));
+        assert_eq!(limits::check_source(&source), Ok(()));
+        assert_eq!(
+            Expression::compile(&source).map(|_| ()),
+            Err(ExprError::TooDeep)
+        );
+    }
+
+    #[test]
+    fn long_or_chains_and_deep_but_allowed_nesting_compile() {
+        // `||` and `&&` chains become balanced trees: 200 alternatives nest about ten levels.
+        let menu = chain("choice == '1'", " || ", 200);
+        assert!(menu.len() <= MAX_EXPRESSION_CHARS);
+        let e = Expression::compile(&menu).expect("a long menu compiles");
+        assert_eq!(e.evaluate_bool(&vars()), Ok(true));
+        let deepest = nested("choice == '1'", MAX_EXPRESSION_DEPTH - 2);
+        let e = Expression::compile(&deepest).expect("the deepest allowed nesting compiles");
+        assert_eq!(e.evaluate_bool(&vars()), Ok(true));
+    }
+
+    #[test]
+    fn brackets_inside_strings_and_comments_are_not_nesting() {
+        let parens = "(".repeat(200);
+        for source in [
+            format!("choice == '{parens}'"),
+            format!("choice == \"{parens}\""),
+            format!(r"choice == r'\' || choice == '{parens}'"),
+            format!("choice == '''{parens}\n{parens}'''"),
+            format!("choice == b'{parens}' || choice == '1'"),
+            format!("choice == '1' // {parens}"),
+            format!(r"choice == 'it\'s {parens}'"),
+        ] {
+            if let Err(e) = Expression::compile(&source) {
+                panic!("{source}: {e}");
+            }
+        }
+    }
+
+    #[test]
+    fn what_cels_lexer_rejects_is_a_syntax_error_naming_the_character() {
+        for (source, problem) in [
+            ("choice == 'open", "never closed at character 11"),
+            (
+                r"choice == '\q'",
+                "escape sequence CEL does not know at character 12",
+            ),
+            ("choice # 1", "unexpected character '#' at character 8"),
+            ("(choice == '1'", "`(` is never closed at character 1"),
+            ("choice == '1')", "`)` closes nothing at character 14"),
+            ("[choice)", "`)` where `]` was expected at character 8"),
+        ] {
+            match Expression::compile(source) {
+                Err(ExprError::Syntax { message, .. }) => {
+                    assert!(message.contains(problem), "{source}: {message}")
+                }
+                other => panic!("{source}: expected a syntax error, got {other:?}"),
+            }
+        }
+    }
+
+    #[test]
+    fn the_deepest_allowed_expression_runs_on_a_small_thread_stack() {
+        // CEL recurses per level: on the 128 KiB of this thread alone it would overflow.
+        let lists = MAX_EXPRESSION_DEPTH - 3;
+        let deepest = format!(
+            "{}choice{} == [] ? 1 : 2",
+            "[".repeat(lists),
+            "]".repeat(lists)
+        );
+        let outcome = std::thread::Builder::new()
+            .stack_size(128 * 1024)
+            .spawn(move || {
+                let e = Expression::compile(&deepest).map_err(|e| e.to_string())?;
+                e.evaluate(&vars()).map_err(|e| e.to_string())
+            })
+            .expect("thread")
+            .join()
+            .expect("no panic");
+        assert_eq!(outcome, Ok(json!(2)));
+    }
+
+    #[test]
+    fn results_past_the_value_limits_are_evaluation_errors() {
+        // What `set x = [x]` in a loop would build, one wrap short of the limit.
+        let mut deep = json!("bottom");
+        for _ in 0..MAX_VALUE_DEPTH - 2 {
+            deep = json!([deep]);
+        }
+        let mut v = Variables::new();
+        v.insert("x".into(), deep);
+        let wrap = Expression::compile("[x]").expect("compiles");
+        assert!(wrap.evaluate(&v).is_ok(), "at the limit");
+        let wrap_twice = Expression::compile("[[x]]").expect("compiles");
+        match wrap_twice.evaluate(&v) {
+            Err(ExprError::Evaluation { message, .. }) => {
+                assert!(message.contains("128 levels"), "{message}")
+            }
+            other => panic!("expected an evaluation error, got {other:?}"),
+        }
+        // What `set x = x + x` in a loop would build, and a list repeating a big value.
+        v.insert("x".into(), json!("y".repeat(MAX_VALUE_BYTES / 2 + 1)));
+        for source in ["x + x", "[1, 2, 3].map(i, x)"] {
+            match Expression::compile(source).expect("compiles").evaluate(&v) {
+                Err(ExprError::Evaluation { message, .. }) => {
+                    assert!(message.contains("1048576 bytes"), "{source}: {message}")
+                }
+                other => panic!("{source}: expected an evaluation error, got {other:?}"),
+            }
+        }
+        assert!(Expression::compile("size(x)")
+            .expect("compiles")
+            .evaluate(&v)
+            .is_ok());
     }
 
     #[test]

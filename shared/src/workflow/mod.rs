@@ -31,7 +31,7 @@ pub use io::{
     WorkflowOutcome,
 };
 pub use validate::{validate, ValidationContext, WorkflowError};
-pub use voice::voice_spec;
+pub use voice::{expected_phrases, voice_spec};
 
 /// A flow's variables during a call, by name.
 pub type Variables = BTreeMap<String, serde_json::Value>;

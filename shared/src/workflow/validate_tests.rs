@@ -320,3 +320,47 @@ fn errors_serialize_as_node_field_message() {
         "node `sales`, agent_id: no agent `x` in this workspace"
     );
 }
+
+/// The problems `validate` finds in `flow`, each whole.
+fn problems_of(flow: Value) -> Vec<WorkflowError> {
+    let workflow: Workflow = match serde_json::from_value(flow) {
+        Ok(w) => w,
+        Err(e) => panic!("flow does not parse: {e}"),
+    };
+    validate(&workflow, &ValidationContext::with_agents([SALES_AGENT]))
+        .err()
+        .unwrap_or_default()
+}
+
+#[test]
+fn expressions_past_the_limits_are_refused_at_their_field_as_errors_not_panics() {
+    // What a control plane without the limits published, now reaching an edge's compile step.
+    let terms = vec!["choice == '1'"; 2_000].join(" || ");
+    let parens = format!("{}choice{}", "(".repeat(10_000), ")".repeat(10_000));
+    let deep = format!("{}choice == '1'{}", "(".repeat(100), ")".repeat(100));
+    let late_error = format!("'{}' == == 1", "x".repeat(70_000));
+    for (when, limit) in [
+        (terms, "the limit is 4096"),
+        (parens, "the limit is 4096"),
+        (deep, "the limit is 64"),
+        (late_error, "the limit is 4096"),
+    ] {
+        let errors = problems_of(support_line_with("route", |n| {
+            n["branches"][0]["when"] = json!(when)
+        }));
+        assert_eq!(errors.len(), 1, "{errors:?}");
+        assert_eq!(
+            (errors[0].node.as_deref(), errors[0].field.as_str()),
+            (Some("route"), "branches[0].when")
+        );
+        assert!(errors[0].message.contains(limit), "{}", errors[0].message);
+    }
+    let assign = vec!["tier"; 2_000].join(" + ");
+    let mut flow = crm_lookup();
+    flow["nodes"][1]["assign"]["tier"] = json!(assign);
+    assert_eq!(
+        errors_of(flow),
+        [at("remember", "assign.tier")],
+        "a `set` node's expressions are held to the same limits"
+    );
+}

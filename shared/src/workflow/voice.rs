@@ -97,3 +97,83 @@ mod tests {
         assert_eq!(errors[0].field, "voice.system_prompt");
     }
 }
+
+/// Words a caller answers a menu with, whatever the flow.
+const MENU_WORDS: &[&str] = &[
+    "yes", "no", "zero", "one", "two", "three", "four", "five", "six", "seven", "eight", "nine",
+];
+
+/// What callers are expected to say in `workflow`: the quoted values its conditions compare
+/// answers with (`choice == 'sales'`), and the usual menu words. They shape the offline
+/// recogniser's grammar for the flow's `gather` nodes.
+pub fn expected_phrases(workflow: &Workflow) -> Vec<String> {
+    let mut phrases: Vec<String> = MENU_WORDS.iter().map(|w| (*w).to_string()).collect();
+    for node in &workflow.nodes {
+        let super::Node::Condition(condition) = node else {
+            continue;
+        };
+        for branch in &condition.branches {
+            for literal in quoted_literals(&branch.when) {
+                if !literal.trim().is_empty() && !phrases.contains(&literal) {
+                    phrases.push(literal);
+                }
+            }
+        }
+    }
+    phrases
+}
+
+/// The contents of `'...'` and `"..."` literals in an expression (without escapes' backslashes).
+fn quoted_literals(expression: &str) -> Vec<String> {
+    let mut literals = Vec::new();
+    let mut chars = expression.chars();
+    while let Some(c) = chars.next() {
+        if c != '\'' && c != '"' {
+            continue;
+        }
+        let mut literal = String::new();
+        let mut escaped = false;
+        for inner in chars.by_ref() {
+            match inner {
+                _ if escaped => {
+                    literal.push(inner);
+                    escaped = false;
+                }
+                '\\' => escaped = true,
+                _ if inner == c => break,
+                _ => literal.push(inner),
+            }
+        }
+        literals.push(literal);
+    }
+    literals
+}
+
+#[cfg(test)]
+mod phrase_tests {
+    use super::*;
+
+    #[test]
+    fn condition_literals_and_menu_words_are_expected() {
+        let workflow: Workflow = serde_json::from_value(serde_json::json!({
+            "name": "menu", "start": "ask",
+            "nodes": [
+                {"id": "ask", "type": "gather", "save_as": "choice", "next": "route"},
+                {"id": "route", "type": "condition", "branches": [
+                    {"when": "choice == 'sales' || choice == \"2\"", "next": "bye"},
+                    {"when": "choice.contains('talk to billing')", "next": "bye"}], "else": "ask"},
+                {"id": "bye", "type": "end"}]
+        }))
+        .expect("a workflow");
+        let phrases = expected_phrases(&workflow);
+        assert!(phrases.contains(&"yes".to_string()) && phrases.contains(&"nine".to_string()));
+        assert!(phrases.ends_with(&["sales".into(), "2".into(), "talk to billing".into()]));
+    }
+
+    #[test]
+    fn unterminated_and_escaped_quotes_do_not_panic() {
+        assert_eq!(quoted_literals(r"a == 'it\'s'"), ["it's"]);
+        assert_eq!(quoted_literals("a == 'open"), ["open"]);
+        assert!(quoted_literals("a > 3").is_empty());
+    }
+}

@@ -8,9 +8,10 @@ use std::time::{Duration, Instant};
 
 use rsip::{Header, Method, Request};
 
+use super::inbound::{has_to_tag, no_dialog};
 use super::{EndpointEvent, Purpose, SipEndpoint, ALLOW};
 use crate::sip::dialog::DialogState;
-use crate::sip::message::{call_id, header_named};
+use crate::sip::message::header_named;
 use crate::sip::peer::Peer;
 use crate::sip::response::{build_response, status};
 use crate::sip::transaction::TransactionKey;
@@ -235,8 +236,8 @@ impl SipEndpoint {
         key: TransactionKey,
         request: Request,
     ) {
-        let call = call_id(&request.headers).map(str::to_owned).ok();
-        let known = call.as_ref().is_some_and(|c| self.dialogs.contains_key(c));
+        let call = self.dialog_of(peer.addr, &request);
+        let known = call.is_some();
         let event = header_named(&request.headers, "Event").unwrap_or_default();
         let is_refer = event
             .split(';')
@@ -295,7 +296,8 @@ impl SipEndpoint {
     /// REFER out): where a call goes is the agent's decision, and a peer that could move our
     /// call anywhere would be a toll-fraud hole. 405 rather than 603 Decline tells the peer
     /// that no REFER will ever be accepted here, not just this one; rather than 501, because
-    /// we do know the method (we send it).
+    /// we do know the method (we send it). A REFER claiming a dialog (a To tag) that it does
+    /// not match gets 481, as every in-dialog request does.
     pub(super) fn on_refer(
         &mut self,
         now: Instant,
@@ -303,6 +305,10 @@ impl SipEndpoint {
         key: TransactionKey,
         request: Request,
     ) {
+        if has_to_tag(&request) && self.dialog_of(peer.addr, &request).is_none() {
+            let response = no_dialog(&request);
+            return self.respond_non_invite(now, peer, key, request, response);
+        }
         let response = build_response(
             &request,
             status(405, "Method Not Allowed"),

@@ -2,7 +2,12 @@
 //! transaction or dialog, or starts one — INVITE (new call, re-INVITE, merged request), the ACK
 //! for our 2xx, CANCEL, BYE, OPTIONS, INFO (DTMF relay), and 501 for the rest — and responses are
 //! routed to our client transactions.
+//!
+//! A request is in a dialog only when its Call-ID and both tags match it ([`SipEndpoint::dialog_of`]);
+//! one that names a call's Call-ID with the wrong tags, or none, is answered 481 and changes
+//! nothing: knowing a Call-ID is not enough to hang up a call or press keys in it.
 
+use std::net::SocketAddr;
 use std::time::Instant;
 
 use rsip::headers::UntypedHeader;
@@ -49,18 +54,23 @@ impl SipEndpoint {
         }
         match request.method {
             Method::Invite => self.on_invite(now, peer, key, request),
-            Method::Ack => self.on_ack_for_2xx(now, request),
+            Method::Ack => self.on_ack_for_2xx(now, peer, request),
             Method::Cancel => self.on_cancel(now, peer, key, request),
             Method::Bye => self.on_bye(now, peer, key, request),
             Method::Options => {
+                // Outside a dialog (a trunk's keep-alive) anyone may ask; inside one (a To
+                // tag), only the call's peer.
                 let response =
-                    build_response(&request, status(200, "OK"), Some(&crate::sip::new_tag())).map(
-                        |mut r| {
-                            r.headers.push(Header::Allow(ALLOW.into()));
-                            r.headers.push(Header::Accept("application/sdp".into()));
-                            r
-                        },
-                    );
+                    if has_to_tag(&request) && self.dialog_of(source, &request).is_none() {
+                        no_dialog(&request)
+                    } else {
+                        build_response(&request, status(200, "OK"), Some(&crate::sip::new_tag()))
+                            .map(|mut r| {
+                                r.headers.push(Header::Allow(ALLOW.into()));
+                                r.headers.push(Header::Accept("application/sdp".into()));
+                                r
+                            })
+                    };
                 self.respond_non_invite(now, peer, key, request, response);
             }
             Method::Info => self.on_info(now, peer, key, request),
@@ -82,15 +92,26 @@ impl SipEndpoint {
         }
     }
 
+    /// The Call-ID of the dialog `request` was sent in: one whose Call-ID and both tags it
+    /// matches (RFC 3261 section 12.2.2, [`Dialog::matches`]). A request that names a live
+    /// call with other tags is logged: someone who learnt the Call-ID is trying to act in a
+    /// call that is not theirs (or a peer has lost track of its dialog).
+    pub(super) fn dialog_of(&self, source: SocketAddr, request: &Request) -> Option<String> {
+        let call_id = call_id(&request.headers).ok()?;
+        let dialog = self.dialogs.get(call_id)?;
+        if dialog.matches(request) {
+            return Some(call_id.to_owned());
+        }
+        tracing::warn!(call = %call_id, %source, method = %request.method,
+            "refused an in-dialog request whose tags are not the call's dialog (481)");
+        None
+    }
+
     fn on_invite(&mut self, now: Instant, peer: Peer, key: TransactionKey, request: Request) {
         let source = peer.addr;
         let Ok(call_id) = call_id(&request.headers).map(str::to_owned) else {
             return;
         };
-        let to_tag = request.headers.iter().find_map(|h| match h {
-            Header::To(to) => header_param(to.value(), "tag").map(str::to_owned),
-            _ => None,
-        });
         let reliable = peer.transport.is_reliable();
         let mut tx =
             match ServerInviteTransaction::new(now, request.clone(), source, reliable, self.timers)
@@ -103,11 +124,11 @@ impl SipEndpoint {
             };
         // The transaction reports the request once; the decision is ours.
         while tx.poll_event().is_some() {}
-        if to_tag.is_some() {
+        if has_to_tag(&request) {
             // A re-INVITE (hold, resume, session refresh): repeat our answer.
             let answer = self
-                .dialogs
-                .get(&call_id)
+                .dialog_of(source, &request)
+                .and_then(|c| self.dialogs.get(&c))
                 .filter(|d| d.state == DialogState::Confirmed)
                 .map(|d| (d.local_tag.clone(), d.local_sdp.clone()));
             let contact = self.contact(peer.transport);
@@ -123,11 +144,7 @@ impl SipEndpoint {
                         r
                     })
                 }
-                None => build_response(
-                    &request,
-                    status(481, "Call/Transaction Does Not Exist"),
-                    Some(&crate::sip::new_tag()),
-                ),
+                None => no_dialog(&request),
             };
             if let Ok(response) = response {
                 let _ = tx.respond(now, response);
@@ -210,12 +227,13 @@ impl SipEndpoint {
         }
     }
 
-    fn on_ack_for_2xx(&mut self, now: Instant, request: Request) {
-        let Ok(call_id) = call_id(&request.headers).map(str::to_owned) else {
+    fn on_ack_for_2xx(&mut self, now: Instant, peer: Peer, request: Request) {
+        // An ACK is never answered: one for no dialog of ours is dropped.
+        let Some(call_id) = self.dialog_of(peer.addr, &request) else {
+            tracing::debug!(source = %peer.addr, "ACK for no dialog; ignored");
             return;
         };
         let Some(key) = self.dialogs.get(&call_id).map(|d| d.invite_key.clone()) else {
-            tracing::debug!(call = %call_id, "ACK for no dialog; ignored");
             return;
         };
         if let Some(tx) = self.invites.get_mut(&key) {
@@ -251,19 +269,13 @@ impl SipEndpoint {
     }
 
     fn on_bye(&mut self, now: Instant, peer: Peer, key: TransactionKey, request: Request) {
-        let call = call_id(&request.headers).map(str::to_owned).ok();
-        let known = call.as_ref().and_then(|c| self.dialogs.get(c)).is_some();
-        let response = if known {
-            build_response(&request, status(200, "OK"), None)
-        } else {
-            build_response(
-                &request,
-                status(481, "Call/Transaction Does Not Exist"),
-                Some(&crate::sip::new_tag()),
-            )
+        let call = self.dialog_of(peer.addr, &request);
+        let response = match call {
+            Some(_) => build_response(&request, status(200, "OK"), None),
+            None => no_dialog(&request),
         };
         self.respond_non_invite(now, peer, key, request, response);
-        if let (true, Some(call_id)) = (known, call) {
+        if let Some(call_id) = call {
             self.dialogs.remove(&call_id);
             self.events.push_back(EndpointEvent::RemoteHangup {
                 call_id,
@@ -273,20 +285,14 @@ impl SipEndpoint {
     }
 
     fn on_info(&mut self, now: Instant, peer: Peer, key: TransactionKey, request: Request) {
-        let call = call_id(&request.headers).map(str::to_owned).ok();
-        let known = call.as_ref().is_some_and(|c| self.dialogs.contains_key(c));
+        let call = self.dialog_of(peer.addr, &request);
         let digit = dtmf_relay_digit(&request);
-        let response = if known {
-            build_response(&request, status(200, "OK"), None)
-        } else {
-            build_response(
-                &request,
-                status(481, "Call/Transaction Does Not Exist"),
-                Some(&crate::sip::new_tag()),
-            )
+        let response = match call {
+            Some(_) => build_response(&request, status(200, "OK"), None),
+            None => no_dialog(&request),
         };
         self.respond_non_invite(now, peer, key, request, response);
-        if let (true, Some(call_id), Some(digit)) = (known, call, digit) {
+        if let (Some(call_id), Some(digit)) = (call, digit) {
             self.events
                 .push_back(EndpointEvent::Dtmf { call_id, digit });
         }
@@ -307,6 +313,24 @@ impl SipEndpoint {
         }
         self.on_outbound_response(now, response);
     }
+}
+
+/// Whether the request's To carries a tag: it claims to be inside a dialog.
+pub(super) fn has_to_tag(request: &Request) -> bool {
+    request.headers.iter().any(|h| match h {
+        Header::To(to) => header_param(to.value(), "tag").is_some(),
+        _ => false,
+    })
+}
+
+/// 481 Call/Transaction Does Not Exist: the answer to a request for a dialog we do not have,
+/// or one it does not match (RFC 3261 section 12.2.2).
+pub(super) fn no_dialog(request: &Request) -> Result<Response, crate::sip::SipError> {
+    build_response(
+        request,
+        status(481, "Call/Transaction Does Not Exist"),
+        Some(&crate::sip::new_tag()),
+    )
 }
 
 /// The digit of an INFO with `application/dtmf-relay` (`Signal=5\r\nDuration=160`).

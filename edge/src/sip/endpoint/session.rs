@@ -8,7 +8,7 @@ use std::time::Instant;
 use rsip::{Header, Method, Request, Response};
 
 use super::{EndpointEvent, Purpose, SipEndpoint};
-use crate::sip::message::{call_id, header_lists};
+use crate::sip::message::header_lists;
 use crate::sip::peer::Peer;
 use crate::sip::response::{build_response, set_body, status};
 use crate::sip::session_timer::{negotiate, SessionDue, SessionTimer};
@@ -94,14 +94,10 @@ impl SipEndpoint {
         key: TransactionKey,
         request: Request,
     ) {
-        let call = call_id(&request.headers).map(str::to_owned).ok();
+        let call = self.dialog_of(peer.addr, &request);
         let dialog = call.as_ref().and_then(|c| self.dialogs.get(c));
         let Some((tag, sdp)) = dialog.map(|d| (d.local_tag.clone(), d.local_sdp.clone())) else {
-            let response = build_response(
-                &request,
-                status(481, "Call/Transaction Does Not Exist"),
-                Some(&crate::sip::new_tag()),
-            );
+            let response = super::inbound::no_dialog(&request);
             return self.respond_non_invite(now, peer, key, request, response);
         };
         let contact = self.contact(peer.transport);

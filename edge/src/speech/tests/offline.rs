@@ -152,3 +152,80 @@ async fn local_stt_without_the_program_names_the_debian_package() {
         .to_string()
         .contains("install the Debian package `pocketsphinx`"));
 }
+
+/// The demo agent's recogniser, adapted to the telephone channel as an edge adapts it (once per
+/// machine, shared with every other test): its rules' phrases as a grammar, with an open
+/// vocabulary.
+async fn demo_recogniser() -> LocalStt {
+    let config = LocalSttConfig::default();
+    crate::speech::stt::local::adapt::adapt(&config)
+        .await
+        .expect("the test script installs sphinxtrain and sphinxbase-utils");
+    let table = freya_shared::model::RulesSpec::demo("record_booking", "operator");
+    LocalStt::with_expected(
+        config,
+        crate::speech::stt::local::ExpectedSpeech::of_rules(&table),
+    )
+}
+
+/// Streams `samples` through a live session frame by frame, as a call does, and returns the text.
+async fn stream_turn(stt: &LocalStt, rate: SampleRate, samples: &[i16]) -> String {
+    use crate::speech::{StreamingSpeechToText, SttEvent};
+    let mut session = stt.start().await.expect("decoders start");
+    for chunk in samples.chunks(rate.samples_per_frame()) {
+        let mut frame = PcmFrame::silence(rate);
+        frame.samples_mut()[..chunk.len()].copy_from_slice(chunk);
+        session
+            .send_frame(&frame, |e| panic!("no result before the end: {e:?}"))
+            .await
+            .expect("frame queued");
+    }
+    session.finish().await.expect("finished");
+    let mut text = String::new();
+    while let Some(event) = session.next_event().await {
+        if let SttEvent::Final { text: words, .. } = event.expect("no error") {
+            text = words;
+        }
+    }
+    text
+}
+
+#[tokio::test]
+async fn the_demo_recogniser_understands_its_questions_over_telephone_audio() {
+    let stt = demo_recogniser().await;
+    stt.check_installed()
+        .expect("the test script installs pocketsphinx and pocketsphinx-en-us");
+    let table = freya_shared::model::RulesSpec::demo("record_booking", "operator");
+    for (said, intent) in [
+        ("Hello, what are your opening hours?", "hours"),
+        ("Where are you located?", "address"),
+        ("I'd like to book an appointment.", "booking"),
+        ("Thank you, goodbye.", "goodbye"),
+    ] {
+        let audio = speak(SampleRate::Hz8000, said).await;
+        let heard = stream_turn(&stt, SampleRate::Hz8000, &audio).await;
+        let matched = table.matching(&heard).map(|r| r.intent.as_str());
+        assert_eq!(matched, Some(intent), "{said:?} was heard as {heard:?}");
+    }
+}
+
+#[tokio::test]
+async fn speech_outside_the_rules_is_not_forced_onto_an_action() {
+    let stt = demo_recogniser().await;
+    let table = freya_shared::model::RulesSpec::demo("record_booking", "operator");
+    for said in [
+        "Do you sell bicycles and spare parts?",
+        "My cat likes the warm weather in July.",
+    ] {
+        let audio = speak(SampleRate::Hz8000, said).await;
+        let heard = stt
+            .transcribe(SampleRate::Hz8000, &audio)
+            .await
+            .expect("transcribed");
+        let action = table.matching(&heard.text).and_then(|r| r.action.as_ref());
+        assert!(
+            action.is_none(),
+            "{said:?} was heard as {heard:?}, which acts"
+        );
+    }
+}

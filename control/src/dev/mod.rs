@@ -17,10 +17,13 @@ use crate::config::{
     RateLimitConfig, RecordingsConfig, WebhooksConfig,
 };
 use crate::server::ControlPlane;
+
+mod demo;
+pub mod desk;
 use crate::store::{Role, Store, WorkspaceScope};
 use freya_edge::config::{ControlLinkConfig, EdgeHttpConfig, RtpConfig, SipConfig};
 use freya_edge::{Edge, EdgeConfig};
-use freya_shared::model::{AgentSpec, PhoneNumberSpec};
+use freya_shared::model::PhoneNumberSpec;
 
 /// Options of `freya dev`.
 #[derive(Debug, Clone)]
@@ -31,6 +34,8 @@ pub struct DevOptions {
     pub edge_http: String,
     /// Concurrent calls the edge takes before it answers 503 (load tests raise it).
     pub capacity: u32,
+    /// Where the demo agent puts callers who ask for a person (a number or `sip:` URI).
+    pub transfer_to: String,
 }
 
 /// The contents of `dev.json`: everything needed to use the dev setup.
@@ -63,6 +68,10 @@ fn random_text(len: usize) -> String {
 
 /// Runs the dev setup until `shutdown` is cancelled (Ctrl-C in the binary).
 pub async fn run(options: DevOptions, shutdown: CancellationToken) -> anyhow::Result<()> {
+    // `freya doctor`'s checks, before anything here binds a port or creates a file: each
+    // problem is logged with its fix, and the setup starts anyway so it is seen in context.
+    crate::doctor::warn_at_start(&options).await;
+    keep_new_files_private();
     std::fs::create_dir_all(&options.data_dir)
         .with_context(|| format!("while creating --data-dir {}", options.data_dir.display()))?;
     let data_dir = options
@@ -71,6 +80,7 @@ pub async fn run(options: DevOptions, shutdown: CancellationToken) -> anyhow::Re
         .context("while resolving --data-dir")?;
     let secret = random_text(32);
     let auth = auth_secrets(&data_dir)?;
+    let demo_tool_secret = auth.demo_tool_secret.clone();
     let control_config = ControlConfig {
         http: HttpConfig {
             addr: options.http.clone(),
@@ -105,7 +115,8 @@ pub async fn run(options: DevOptions, shutdown: CancellationToken) -> anyhow::Re
             dir: data_dir.join("recordings"),
         },
     };
-    let control = ControlPlane::start(&control_config).await?;
+    let desk = desk::DemoDesk::new(data_dir.join("bookings.jsonl"), demo_tool_secret.clone());
+    let control = ControlPlane::start_with(&control_config, Some(desk.router())).await?;
     let edge_config = EdgeConfig {
         id: None,
         region: "local".into(),
@@ -129,18 +140,30 @@ pub async fn run(options: DevOptions, shutdown: CancellationToken) -> anyhow::Re
         },
     };
     let edge = Edge::start(&edge_config).await?;
+    // The edge adapts the offline recogniser to telephone audio in the background (once per
+    // machine); the demo waits for it, so the first call already hears with the adapted model.
+    freya_edge::speech::stt::local::adapt::adapt_in_background().await;
+    let desk_url = format!("http://{}{}", control.http_addr, desk::PATH);
+    let demo = DemoSettings {
+        desk_url: &desk_url,
+        tool_secret: &demo_tool_secret,
+        transfer_to: &options.transfer_to,
+    };
     let info = seed_or_reuse(
         &control.store,
         &data_dir,
         control.http_addr,
         &options.sip,
         edge.http_addr,
+        &demo,
     )
     .await
     .context("while seeding the demo workspace")?;
+    refresh_demo_agent(&control.store, &info, &demo)
+        .await
+        .context("while updating the demo agent")?;
     let info_path = data_dir.join("dev.json");
-    std::fs::write(&info_path, serde_json::to_vec_pretty(&info)?)
-        .with_context(|| format!("while writing {}", info_path.display()))?;
+    write_private(&info_path, &serde_json::to_vec_pretty(&info)?)?;
     print_banner(&info, &info_path);
 
     let stop = control.shutdown_token();
@@ -154,6 +177,17 @@ pub async fn run(options: DevOptions, shutdown: CancellationToken) -> anyhow::Re
     edge.stop().await;
     control.stop().await;
     Ok(())
+}
+
+/// The data directory holds secrets (`auth.json`, `dev.json`'s API key and admin password, the
+/// database), so whatever this process creates is readable by its owner only (umask 077), as
+/// `freya doctor` expects.
+fn keep_new_files_private() {
+    // SAFETY: umask only swaps the process's file-creation mask; it has no failure mode.
+    #[cfg(unix)]
+    unsafe {
+        libc::umask(0o077);
+    }
 }
 
 fn print_banner(info: &DevInfo, path: &Path) {
@@ -189,12 +223,21 @@ fn hash_password(password: &str) -> anyhow::Result<String> {
 struct AuthSecrets {
     jwt_secret: String,
     encryption_key: String,
+    /// Signs the demo agent's tool requests to the demo desk (added later: generated when an
+    /// older `auth.json` lacks it).
+    #[serde(default)]
+    demo_tool_secret: String,
 }
 
 fn auth_secrets(data_dir: &Path) -> anyhow::Result<AuthSecrets> {
     let path = data_dir.join("auth.json");
     if let Ok(bytes) = std::fs::read(&path) {
-        if let Ok(secrets) = serde_json::from_slice::<AuthSecrets>(&bytes) {
+        if let Ok(mut secrets) = serde_json::from_slice::<AuthSecrets>(&bytes) {
+            if !secrets.demo_tool_secret.is_empty() {
+                return Ok(secrets);
+            }
+            secrets.demo_tool_secret = random_text(32);
+            write_private(&path, &serde_json::to_vec_pretty(&secrets)?)?;
             return Ok(secrets);
         }
         tracing::warn!(path = %path.display(), "unreadable auth.json; generating new secrets");
@@ -202,16 +245,79 @@ fn auth_secrets(data_dir: &Path) -> anyhow::Result<AuthSecrets> {
     let secrets = AuthSecrets {
         jwt_secret: random_text(48),
         encryption_key: hex::encode(rand::random::<[u8; 32]>()),
+        demo_tool_secret: random_text(32),
     };
-    std::fs::write(&path, serde_json::to_vec_pretty(&secrets)?)
-        .with_context(|| format!("while writing {}", path.display()))?;
-    #[cfg(unix)]
-    {
-        use std::os::unix::fs::PermissionsExt;
-        std::fs::set_permissions(&path, std::fs::Permissions::from_mode(0o600))
-            .with_context(|| format!("while restricting {}", path.display()))?;
-    }
+    write_private(&path, &serde_json::to_vec_pretty(&secrets)?)?;
     Ok(secrets)
+}
+
+/// Writes a file that holds secrets, readable by its owner only: created 0600 (never briefly
+/// readable by others, whatever the umask), and an existing, looser file is corrected.
+fn write_private(path: &Path, bytes: &[u8]) -> anyhow::Result<()> {
+    freya_shared::private_files::write(path, bytes)
+        .with_context(|| format!("while writing {}", path.display()))
+}
+
+/// What the demo agent depends on in this run.
+struct DemoSettings<'a> {
+    /// The demo desk's booking endpoint.
+    desk_url: &'a str,
+    /// The secret its tool requests are signed with.
+    tool_secret: &'a str,
+    /// `--transfer-to`.
+    transfer_to: &'a str,
+}
+
+/// Keeps a reused demo agent in step with this run: an agent seeded before the demo had its
+/// rules gets the whole current demo; otherwise only what this run decides changes (the desk's
+/// address, the tool secret, `--transfer-to`), so edits made through the API are kept.
+async fn refresh_demo_agent(
+    store: &Store,
+    info: &DevInfo,
+    demo: &DemoSettings<'_>,
+) -> anyhow::Result<()> {
+    let scope = WorkspaceScope {
+        workspace_id: info.workspace_id.clone(),
+    };
+    let Ok(agent) = store.agent(&scope, &info.agent_id).await else {
+        return Ok(());
+    };
+    if agent.spec.name != demo::NAME {
+        return Ok(());
+    }
+    let mut spec = agent.spec.clone();
+    match &mut spec.rules {
+        None => spec = demo::agent(demo.desk_url, demo.tool_secret, demo.transfer_to),
+        Some(rules) => {
+            spec.tool_secret = Some(demo.tool_secret.to_owned());
+            for tool in spec
+                .tools
+                .iter_mut()
+                .filter(|t| t.name == demo::BOOKING_TOOL)
+            {
+                tool.url = demo.desk_url.to_owned();
+            }
+            let old = spec.transfer_destinations.clone();
+            if old.len() == 1 && old[0] != demo.transfer_to {
+                spec.transfer_destinations = vec![demo.transfer_to.to_owned()];
+                for rule in &mut rules.rules {
+                    if let Some(freya_shared::model::RuleAction::Transfer { destination }) =
+                        &mut rule.action
+                    {
+                        if *destination == old[0] {
+                            *destination = demo.transfer_to.to_owned();
+                        }
+                    }
+                }
+            }
+        }
+    }
+    if spec != agent.spec {
+        store
+            .update_agent(&scope, "freya dev", &info.agent_id, &spec)
+            .await?;
+    }
+    Ok(())
 }
 
 async fn seed_or_reuse(
@@ -220,6 +326,7 @@ async fn seed_or_reuse(
     http_addr: SocketAddr,
     sip_addr: &str,
     edge_http: SocketAddr,
+    demo: &DemoSettings<'_>,
 ) -> anyhow::Result<DevInfo> {
     let api_url = format!("http://{http_addr}");
     let previous: Option<DevInfo> = std::fs::read(data_dir.join("dev.json"))
@@ -270,26 +377,13 @@ async fn seed_or_reuse(
         .await?;
     store.add_member(&scope, &user_id, Role::Owner).await?;
     let key = store.create_api_key(&scope, "dev", Role::Owner).await?;
-    let agent =
-        store
-            .create_agent(
-                &scope,
-                "freya dev",
-                &AgentSpec {
-                    name: "Demo agent".into(),
-                    language: "en".into(),
-                    system_prompt:
-                        "You are the friendly front desk of a demo business. Keep answers short."
-                            .into(),
-                    first_message: Some("Hello, thanks for calling Freya. How can I help?".into()),
-                    variables: Default::default(),
-                    max_call_seconds: 900,
-                    end_call_phrases: vec!["goodbye".into()],
-                    silence_reprompt_seconds: Some(10),
-                    ..Default::default()
-                },
-            )
-            .await?;
+    let agent = store
+        .create_agent(
+            &scope,
+            "freya dev",
+            &demo::agent(demo.desk_url, demo.tool_secret, demo.transfer_to),
+        )
+        .await?;
     store
         .create_number(
             &scope,

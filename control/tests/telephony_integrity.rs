@@ -1,0 +1,363 @@
+//! Attacks on a live call by someone who is not in it, end to end with real sockets on
+//! 127.0.0.1: a caller written by hand (SIP and RTP on this test's sockets) calls an edge linked
+//! to a real control plane, and a stranger on sockets of its own
+//! - sends RTP to the call's port mid-call: the edge must keep its audio with the caller, drop
+//!   the stranger's packets and count them (the call record's `rtp.foreign`, the edge's
+//!   `freya_edge_rtp_foreign_packets_total`);
+//! - sends BYE and INFO (DTMF relay) naming the call's Call-ID without its dialog's tags: both
+//!   get 481 and the call goes on, without the stranger's key press.
+
+mod support;
+
+use std::net::SocketAddr;
+use std::time::Duration;
+
+use freya_control::server::ControlPlane;
+use freya_control::store::{CallRecord, StoredEvent, WorkspaceScope};
+use freya_edge::rtp::packet::RtpPacket;
+use freya_edge::sip::sdp::SessionDescription;
+use freya_edge::Edge;
+use freya_shared::model::AgentSpec;
+use support::{
+    agent_on_number, control_config, edge_config, eventually, until_routed, Backend, TestDb, SECRET,
+};
+use tokio::net::UdpSocket;
+
+struct World {
+    db: TestDb,
+    control: ControlPlane,
+    edge: Edge,
+    scope: WorkspaceScope,
+    _dir: tempfile::TempDir,
+}
+
+async fn world() -> World {
+    let db = TestDb::new(Backend::Sqlite).await;
+    let control = ControlPlane::start(&control_config(&db.url))
+        .await
+        .expect("control starts");
+    let workspace_id = control
+        .store
+        .create_workspace("Integrity")
+        .await
+        .expect("workspace");
+    let scope = WorkspaceScope { workspace_id };
+    let agent: AgentSpec =
+        serde_json::from_value(serde_json::json!({"name": "Desk"})).expect("agent");
+    agent_on_number(&control, &scope, "demo", &agent).await;
+    let dir = tempfile::tempdir().expect("temp dir");
+    let edge = Edge::start(&edge_config(dir.path(), control.grpc_addr, SECRET))
+        .await
+        .expect("edge starts");
+    until_routed(&edge, "demo").await;
+    World {
+        db,
+        control,
+        edge,
+        scope,
+        _dir: dir,
+    }
+}
+
+async fn teardown(w: World) {
+    assert_eq!(w.edge.state.active_calls(), 0);
+    w.edge.stop().await;
+    w.control.stop().await;
+    w.db.cleanup().await;
+}
+
+/// The one call, once it has ended, and its events.
+async fn ended_call(w: &World) -> (CallRecord, Vec<StoredEvent>) {
+    let calls: Vec<CallRecord> = eventually(Duration::from_secs(15), "the call to end", || {
+        let (store, scope) = (w.control.store.clone(), w.scope.clone());
+        async move {
+            let calls = store.calls(&scope, 10).await.ok()?;
+            (calls.len() == 1 && calls[0].ended_at_ms.is_some()).then_some(calls)
+        }
+    })
+    .await;
+    let events = w
+        .control
+        .store
+        .call_events(&w.scope, &calls[0].id)
+        .await
+        .expect("events");
+    (calls[0].clone(), events)
+}
+
+/// Reads datagrams from `socket` until one starts with `prefix` (or `limit` passes).
+async fn recv_sip(socket: &UdpSocket, prefix: &str, limit: Duration) -> String {
+    let mut buf = vec![0u8; 65_536];
+    tokio::time::timeout(limit, async {
+        loop {
+            let (n, _) = socket.recv_from(&mut buf).await.expect("recv");
+            let text = String::from_utf8_lossy(&buf[..n]).into_owned();
+            if text.starts_with(prefix) {
+                return text;
+            }
+        }
+    })
+    .await
+    .unwrap_or_else(|_| panic!("no `{prefix}` within {limit:?}"))
+}
+
+/// A caller in an answered call: its SIP socket, the edge's RTP address, and how to write a
+/// request in the call with given tags.
+struct Call {
+    sip: UdpSocket,
+    sip_addr: SocketAddr,
+    edge_sip: SocketAddr,
+    edge_rtp: SocketAddr,
+    /// Our (the edge's) To tag.
+    tag: String,
+}
+
+const CALL_ID: &str = "integrity-1";
+const CALLER_TAG: &str = "rawcaller";
+
+impl Call {
+    /// Dials `demo` offering `rtp` for media, and acknowledges the answer.
+    async fn dial(edge_sip: SocketAddr, rtp: &UdpSocket) -> Self {
+        let sip = UdpSocket::bind("127.0.0.1:0").await.expect("sip");
+        let sip_addr = sip.local_addr().expect("addr");
+        let rtp_port = rtp.local_addr().expect("addr").port();
+        let sdp = format!(
+            "v=0\r\no=- 1 1 IN IP4 127.0.0.1\r\ns=-\r\nc=IN IP4 127.0.0.1\r\nt=0 0\r\n\
+             m=audio {rtp_port} RTP/AVP 0 101\r\na=rtpmap:0 PCMU/8000\r\n\
+             a=rtpmap:101 telephone-event/8000\r\na=fmtp:101 0-15\r\n"
+        );
+        let mut call = Call {
+            sip,
+            sip_addr,
+            edge_sip,
+            edge_rtp: edge_sip,
+            tag: String::new(),
+        };
+        let invite = call.request(
+            "INVITE",
+            1,
+            sip_addr,
+            CALLER_TAG,
+            None,
+            "application/sdp",
+            &sdp,
+        );
+        call.sip
+            .send_to(invite.as_bytes(), edge_sip)
+            .await
+            .expect("INVITE");
+        let ok = recv_sip(&call.sip, "SIP/2.0 200", Duration::from_secs(10)).await;
+        call.tag = ok
+            .lines()
+            .find(|l| l.starts_with("To:"))
+            .and_then(|l| l.split(";tag=").nth(1))
+            .expect("To tag")
+            .trim()
+            .to_owned();
+        let tag = call.tag.clone();
+        let ack = call.request("ACK", 1, sip_addr, CALLER_TAG, Some(&tag), "", "");
+        call.sip
+            .send_to(ack.as_bytes(), edge_sip)
+            .await
+            .expect("ACK");
+        let body = ok.split("\r\n\r\n").nth(1).expect("SDP");
+        let answer = SessionDescription::parse(body.as_bytes()).expect("SDP answer");
+        call.edge_rtp = SocketAddr::new("127.0.0.1".parse().expect("ip"), answer.media[0].port);
+        call
+    }
+
+    /// `method` in the call from `via` (whose socket gets the response), with From tag
+    /// `from_tag` and To tag `to_tag` (`None`: none).
+    #[allow(clippy::too_many_arguments)]
+    fn request(
+        &self,
+        method: &str,
+        cseq: u32,
+        via: SocketAddr,
+        from_tag: &str,
+        to_tag: Option<&str>,
+        content_type: &str,
+        body: &str,
+    ) -> String {
+        let edge = self.edge_sip;
+        let caller = self.sip_addr;
+        let to_tag = to_tag.map(|t| format!(";tag={t}")).unwrap_or_default();
+        let content_type = if content_type.is_empty() {
+            String::new()
+        } else {
+            format!("Content-Type: {content_type}\r\n")
+        };
+        format!(
+            "{method} sip:demo@{edge} SIP/2.0\r\n\
+             Via: SIP/2.0/UDP {via};branch=z9hG4bK{method}{cseq}{from_tag}\r\n\
+             Max-Forwards: 70\r\nFrom: <sip:+15550009@{caller}>;tag={from_tag}\r\n\
+             To: <sip:demo@{edge}>{to_tag}\r\nCall-ID: {CALL_ID}\r\nCSeq: {cseq} {method}\r\n\
+             Contact: <sip:caller@{caller}>\r\n{content_type}Content-Length: {}\r\n\r\n{body}",
+            body.len()
+        )
+    }
+
+    /// The caller hangs up (its BYE, with the dialog's tags) and the edge says 200.
+    async fn hang_up(&self, cseq: u32) {
+        let bye = self.request(
+            "BYE",
+            cseq,
+            self.sip_addr,
+            CALLER_TAG,
+            Some(&self.tag),
+            "",
+            "",
+        );
+        self.sip
+            .send_to(bye.as_bytes(), self.edge_sip)
+            .await
+            .expect("BYE");
+        recv_sip(&self.sip, "SIP/2.0 200", Duration::from_secs(10)).await;
+    }
+}
+
+/// An RTP packet of 20 ms of µ-law `level` (0xff silence, 0x00 loudest) from `ssrc`.
+fn rtp(seq: u16, ssrc: u32, level: u8) -> Vec<u8> {
+    let mut packet = vec![0x80, 0];
+    packet.extend_from_slice(&seq.to_be_bytes());
+    packet.extend_from_slice(&(u32::from(seq) * 160).to_be_bytes());
+    packet.extend_from_slice(&ssrc.to_be_bytes());
+    packet.extend_from_slice(&[level; 160]);
+    packet
+}
+
+/// RTP packets from the edge that reached `socket` within `window`.
+async fn count_rtp(socket: &UdpSocket, window: Duration) -> usize {
+    let mut buf = [0u8; 2048];
+    let mut count = 0;
+    let deadline = tokio::time::Instant::now() + window;
+    while let Ok(Ok((n, _))) = tokio::time::timeout_at(deadline, socket.recv_from(&mut buf)).await {
+        if RtpPacket::parse(&buf[..n]).is_ok_and(|p| p.payload_type == 0) {
+            count += 1;
+        }
+    }
+    count
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn rtp_from_a_second_address_mid_call_is_dropped_and_counted_and_the_caller_keeps_the_stream()
+{
+    let w = world().await;
+    let caller_rtp = UdpSocket::bind("127.0.0.1:0").await.expect("rtp");
+    let stranger = UdpSocket::bind("127.0.0.1:0").await.expect("stranger");
+    let call = Call::dial(w.edge.sip_addr, &caller_rtp).await;
+
+    // The caller talks for three seconds (silence); in the second one a stranger sends its own
+    // loud audio to the call's port as well. The caller's socket is drained as it goes.
+    const STRANGER_PACKETS: u16 = 50;
+    let mut tick = tokio::time::interval(Duration::from_millis(20));
+    let mut caller_sent = 0u64;
+    let mut heard_by_caller = [0usize; 3];
+    let mut buf = [0u8; 2048];
+    for n in 0..150u16 {
+        tick.tick().await;
+        caller_rtp
+            .send_to(&rtp(n, 0x00c0_ffee, 0xff), call.edge_rtp)
+            .await
+            .expect("caller RTP");
+        caller_sent += 1;
+        if (50..50 + STRANGER_PACKETS).contains(&n) {
+            stranger
+                .send_to(&rtp(1000 + n, 0xbad_5eed, 0x00), call.edge_rtp)
+                .await
+                .expect("stranger RTP");
+        }
+        while let Ok((len, _)) = caller_rtp.try_recv_from(&mut buf) {
+            if RtpPacket::parse(&buf[..len]).is_ok() {
+                heard_by_caller[usize::from(n / 50)] += 1;
+            }
+        }
+    }
+    let heard_by_stranger = count_rtp(&stranger, Duration::from_millis(200)).await;
+    let metrics = reqwest::get(format!("http://{}/metrics", w.edge.http_addr))
+        .await
+        .expect("edge /metrics")
+        .text()
+        .await
+        .expect("metrics text");
+    call.hang_up(2).await;
+
+    assert_eq!(heard_by_stranger, 0, "the edge sent the stranger nothing");
+    for (second, heard) in heard_by_caller.iter().enumerate() {
+        assert!(
+            *heard >= 30,
+            "the caller kept hearing the edge in second {second}: {heard_by_caller:?}"
+        );
+    }
+    assert!(
+        metrics.contains(&format!(
+            "freya_edge_rtp_foreign_packets_total {STRANGER_PACKETS}"
+        )),
+        "{metrics}"
+    );
+    let (call_record, events) = ended_call(&w).await;
+    assert_eq!(call_record.end_reason.as_deref(), Some("caller_hangup"));
+    let ended = events
+        .iter()
+        .find(|e| e.kind == "call.ended")
+        .expect("call.ended");
+    let rtp_record = &ended.payload["rtp"];
+    assert_eq!(
+        rtp_record["foreign"],
+        u64::from(STRANGER_PACKETS),
+        "{rtp_record}"
+    );
+    let received = rtp_record["received"].as_u64().expect("received");
+    assert!(
+        received <= caller_sent,
+        "none of the stranger's packets reached the call: {rtp_record}"
+    );
+    teardown(w).await;
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_strangers_bye_and_info_naming_the_call_id_get_481_and_the_call_goes_on() {
+    let w = world().await;
+    let caller_rtp = UdpSocket::bind("127.0.0.1:0").await.expect("rtp");
+    let call = Call::dial(w.edge.sip_addr, &caller_rtp).await;
+    let stranger = UdpSocket::bind("127.0.0.1:0").await.expect("stranger");
+    let from = stranger.local_addr().expect("addr");
+
+    // The stranger knows the Call-ID (and even the caller's tag), not the edge's tag.
+    let forgeries = [
+        call.request("BYE", 7, from, CALLER_TAG, None, "", ""),
+        call.request("BYE", 8, from, CALLER_TAG, Some("guessed"), "", ""),
+        call.request(
+            "INFO",
+            9,
+            from,
+            "stranger",
+            Some(&call.tag),
+            "application/dtmf-relay",
+            "Signal=9\r\nDuration=160\r\n",
+        ),
+    ];
+    for forged in &forgeries {
+        stranger
+            .send_to(forged.as_bytes(), w.edge.sip_addr)
+            .await
+            .expect("forged request");
+        let answer = recv_sip(&stranger, "SIP/2.0", Duration::from_secs(5)).await;
+        assert!(
+            answer.starts_with("SIP/2.0 481 Call/Transaction Does Not Exist"),
+            "{forged}\n->\n{answer}"
+        );
+    }
+    // The call goes on: the edge still sends the caller its audio.
+    assert!(count_rtp(&caller_rtp, Duration::from_millis(500)).await >= 15);
+    assert_eq!(w.edge.state.active_calls(), 1);
+    call.hang_up(2).await;
+
+    let (call_record, events) = ended_call(&w).await;
+    assert_eq!(call_record.end_reason.as_deref(), Some("caller_hangup"));
+    assert!(
+        !events.iter().any(|e| e.kind == "call.dtmf"),
+        "the stranger pressed no key: {events:#?}"
+    );
+    teardown(w).await;
+}

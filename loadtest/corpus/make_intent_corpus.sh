@@ -1,0 +1,43 @@
+#!/usr/bin/env bash
+# Speaks the demo agent's intent corpus (intents.tsv beside this script) with espeak-ng, in
+# several voices and speeds, as telephone audio: 8 kHz, 16-bit mono WAV (the G.711 band), every
+# fourth utterance also cut to 300-3400 Hz and every third with light white noise (about 25 dB
+# below the speech). Writes OUT_DIR/NNN.wav and OUT_DIR/index.tsv (file, intent, voice, speed,
+# noise, band, text). Needs espeak-ng and sox. Usage: [VOICES="v1 v2 ..."] make_intent_corpus.sh
+# OUT_DIR (VOICES replaces the default voices, e.g. with ones the recogniser was not adapted to).
+set -euo pipefail
+out=${1:?usage: make_intent_corpus.sh OUT_DIR}
+here=$(cd "$(dirname "$0")" && pwd)
+mkdir -p "$out"
+if [ -n "${VOICES:-}" ]; then
+  read -r -a voices <<<"$VOICES"
+else
+  voices=(en-us en-gb en-us+f3 en-gb-scotland en-us+m3 en-029 en-gb-x-rp en-us+f2)
+fi
+speeds=(140 150 160 170 180 190)
+printf 'file\tintent\tvoice\tspeed\tnoise\tband\ttext\n' >"$out/index.tsv"
+i=0
+while IFS=$'\t' read -r intent text; do
+  case "$intent" in ''|'#'*) continue ;; esac
+  voice=${voices[$((i % ${#voices[@]}))]}
+  speed=${speeds[$((i % ${#speeds[@]}))]}
+  name=$(printf '%03d.wav' "$i")
+  espeak-ng -v "$voice" -s "$speed" -w "$out/raw.wav" "$text"
+  band=full
+  filter=()
+  if [ $((i % 4)) -eq 3 ]; then band=300-3400; filter=(sinc 300-3400); fi
+  sox "$out/raw.wav" -r 8000 -b 16 -c 1 "$out/tel.wav" "${filter[@]}"
+  noise=none
+  if [ $((i % 3)) -eq 2 ]; then
+    noise=white-30dB
+    length=$(soxi -D "$out/tel.wav")
+    sox -n -r 8000 -b 16 -c 1 "$out/noise.wav" synth "$length" whitenoise vol 0.01
+    sox -m "$out/tel.wav" "$out/noise.wav" "$out/$name"
+  else
+    mv "$out/tel.wav" "$out/$name"
+  fi
+  printf '%s\t%s\t%s\t%s\t%s\t%s\t%s\n' "$name" "$intent" "$voice" "$speed" "$noise" "$band" "$text" >>"$out/index.tsv"
+  i=$((i + 1))
+done <"$here/intents.tsv"
+rm -f "$out/raw.wav" "$out/tel.wav" "$out/noise.wav"
+echo "wrote $i utterances to $out"
