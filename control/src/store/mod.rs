@@ -20,6 +20,7 @@ mod events;
 mod identity;
 mod members;
 mod migrate;
+mod number_forms;
 mod numbers;
 mod providers;
 mod recordings;
