@@ -11,8 +11,9 @@ use axum::http::{header, StatusCode};
 use axum::middleware::Next;
 use axum::response::{IntoResponse, Response};
 
-use super::problem::{Problem, SeenFault};
+use super::problem::Problem;
 use super::AppState;
+use crate::store::StorageFault;
 
 #[utoipa::path(
     get,
@@ -79,19 +80,21 @@ pub(super) async fn metrics(State(state): State<AppState>) -> impl IntoResponse 
     )
 }
 
-/// Marks the store unhealthy when a request met a storage fault (the [`SeenFault`] a
-/// [`Problem`] carries on its response), so `/readyz` reports it whichever handler saw it.
+/// Marks the store unhealthy when a request met a storage fault (the [`StorageFault`] a
+/// [`Problem`] puts on its response), so `/readyz` reports it whichever handler saw it.
 pub(super) async fn watch_storage(
     State(state): State<AppState>,
     request: Request,
     next: Next,
 ) -> Response {
+    let method = request.method().clone();
+    let uri = request.uri().clone();
     let response = next.run(request).await;
-    if let Some(seen) = response.extensions().get::<SeenFault>() {
+    if let Some(fault) = response.extensions().get::<StorageFault>() {
         state
             .store
             .storage_health()
-            .record_fault(seen.fault, seen.detail.clone());
+            .record_fault(*fault, format!("while answering {method} {}", uri.path()));
     }
     response
 }

@@ -24,17 +24,9 @@ pub struct Problem {
     /// A workflow's problems, node by node (answered as `errors` instead of `errors` above).
     pub node_errors: Vec<WorkflowError>,
     pub www_authenticate: bool,
-    /// The storage fault behind this problem, with the database's message (logged, and given
-    /// to the store's health — never to the client).
-    pub storage_fault: Option<SeenFault>,
-}
-
-/// A storage fault met while answering a request, carried on the response to the layer that
-/// records it in the store's health.
-#[derive(Debug, Clone)]
-pub struct SeenFault {
-    pub fault: StorageFault,
-    pub detail: String,
+    /// The storage fault behind this problem, put on the response for the layer that marks the
+    /// store unhealthy (the database's own message is logged where the fault is met).
+    pub storage_fault: Option<StorageFault>,
 }
 
 #[derive(Serialize)]
@@ -122,7 +114,7 @@ impl Problem {
     }
 
     /// 507 or 503 for a storage fault: the change was not stored, and the client is told so.
-    pub fn storage(fault: StorageFault, detail: String) -> Self {
+    pub fn storage(fault: StorageFault) -> Self {
         let problem = match fault {
             StorageFault::InsufficientStorage => Self::new(
                 StatusCode::INSUFFICIENT_STORAGE,
@@ -137,7 +129,7 @@ impl Problem {
             ),
         };
         Self {
-            storage_fault: Some(SeenFault { fault, detail }),
+            storage_fault: Some(fault),
             ..problem
         }
     }
@@ -175,8 +167,8 @@ impl IntoResponse for Problem {
                 HeaderValue::from_static("Bearer realm=\"freya\""),
             );
         }
-        if let Some(seen) = self.storage_fault {
-            response.extensions_mut().insert(seen);
+        if let Some(fault) = self.storage_fault {
+            response.extensions_mut().insert(fault);
         }
         response
     }
@@ -196,7 +188,7 @@ impl From<StoreError> for Problem {
             other => {
                 if let Some(fault) = other.storage_fault() {
                     tracing::error!(error = %other, %fault, "storage fault behind an API request");
-                    return Problem::storage(fault, other.to_string());
+                    return Problem::storage(fault);
                 }
                 tracing::error!(error = %other, "store failure behind an API request");
                 Problem::new(
