@@ -303,6 +303,17 @@ async fn full_disk_is_refused_then_recovered(
         assert_eq!(read.status, StatusCode::OK, "{}", read.body);
         assert_eq!(read.body["system_prompt"], stored.as_str());
     }
+    // On every pooled connection: reads at once, more than the pool's five connections.
+    let mut reads = tokio::task::JoinSet::new();
+    for _ in 0..8 {
+        let (api, path, editor) = (api.clone(), path.clone(), editor.clone());
+        reads.spawn(async move { api.call("GET", &path, &editor, None).await });
+    }
+    while let Some(read) = reads.join_next().await {
+        let read = read.expect("read task");
+        assert_eq!(read.status, StatusCode::OK, "{}", read.body);
+        assert_eq!(read.body["system_prompt"], stored.as_str());
+    }
     // Not ready, with the reason; alive.
     let ready = api.call("GET", "/readyz", "", None).await;
     assert_eq!(

@@ -436,3 +436,36 @@ pub(crate) fn parse_json<T: serde::de::DeserializeOwned>(
         message: e.to_string(),
     })
 }
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[tokio::test]
+    async fn every_sqlite_connection_syncs_each_commit_in_wal_mode() {
+        let dir = tempfile::tempdir().expect("temp dir");
+        let url = format!("sqlite://{}?mode=rwc", dir.path().join("d.db").display());
+        let size = PoolSize {
+            min_connections: 0,
+            max_connections: 3,
+        };
+        let store = Store::connect(&url, size).await.expect("connect");
+        // Three at once, so each is a connection of its own.
+        let mut held = Vec::new();
+        for _ in 0..3 {
+            held.push(store.pool().acquire().await.expect("connection"));
+        }
+        for conn in &mut held {
+            let synchronous: i64 = sqlx::query_scalar("PRAGMA synchronous")
+                .fetch_one(&mut **conn)
+                .await
+                .expect("read synchronous");
+            assert_eq!(synchronous, 2, "synchronous = FULL");
+            let journal: String = sqlx::query_scalar("PRAGMA journal_mode")
+                .fetch_one(&mut **conn)
+                .await
+                .expect("read journal_mode");
+            assert_eq!(journal, "wal");
+        }
+    }
+}
