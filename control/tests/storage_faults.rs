@@ -191,6 +191,47 @@ async fn a_full_postgres_disk_is_a_507_and_readiness_recovers_without_a_restart(
     drop(cluster);
 }
 
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_database_that_is_gone_is_a_503_and_not_ready() {
+    let db = support::TestDb::new(support::Backend::Sqlite).await;
+    let control = ControlPlane::start(&control_config(&db.url))
+        .await
+        .expect("control starts");
+    let agent = agent_with_keys(&control).await;
+    control.store.close().await;
+    let answer = agent
+        .api
+        .call(
+            "PATCH",
+            &agent.path,
+            &agent.editor,
+            Some(json!({"name": "Gone"})),
+        )
+        .await;
+    assert_eq!(
+        answer.status,
+        StatusCode::SERVICE_UNAVAILABLE,
+        "{}",
+        answer.body
+    );
+    assert_eq!(answer.headers["content-type"], "application/problem+json");
+    assert!(
+        answer.body["detail"]
+            .as_str()
+            .is_some_and(|d| d.contains("nothing was saved")),
+        "{}",
+        answer.body
+    );
+    let ready = agent.api.call("GET", "/readyz", "", None).await;
+    assert_eq!(
+        ready.status,
+        StatusCode::SERVICE_UNAVAILABLE,
+        "{}",
+        ready.body
+    );
+    control.stop().await;
+}
+
 /// An agent and the keys to reach it.
 struct Fixture {
     api: Api,
