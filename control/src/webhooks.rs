@@ -152,6 +152,9 @@ impl DeliveryWorker {
                 Ok(n) if n == BATCH_LEN => continue,
                 Ok(_) => {}
                 Err(error) => {
+                    if let Some(store_error) = error.downcast_ref::<crate::store::StoreError>() {
+                        self.store.storage_health().record(store_error);
+                    }
                     tracing::warn!(%error, "webhook delivery pass failed; retrying after a pause");
                 }
             }
@@ -175,6 +178,9 @@ impl DeliveryWorker {
         futures::stream::iter(due)
             .for_each_concurrent(CONCURRENT_ATTEMPTS, |id| async move {
                 if let Err(error) = self.deliver(&id, stop).await {
+                    if let Some(store_error) = error.downcast_ref::<crate::store::StoreError>() {
+                        self.store.storage_health().record(store_error);
+                    }
                     failures.fetch_add(1, Ordering::Relaxed);
                     tracing::warn!(delivery = %id, %error, "webhook delivery failed to run");
                 }

@@ -147,6 +147,7 @@ async fn audit_lockout(state: &AppState, email: &str, lockout: &Lockout) {
         .audit_login_lockout(email, actor, resource_type, actor, detail)
         .await
     {
+        state.store.storage_health().record(&e);
         tracing::error!(error = %e, "cannot audit a login lockout");
     }
 }

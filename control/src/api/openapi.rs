@@ -327,7 +327,11 @@ const PROBLEMS: &[(&str, &str)] = &[
     ("429", "Rate limited; retry after `Retry-After` seconds"),
     (
         "503",
-        "The database or the edges are unavailable; try again",
+        "The database or the edges are unavailable; nothing was saved, try again",
+    ),
+    (
+        "507",
+        "The database could not store the change (its disk is full or failing); nothing was saved",
     ),
 ];
 

@@ -1,12 +1,16 @@
 //! API errors as RFC 9457 `application/problem+json`, with `errors: [{field, message}]` naming
 //! each offending field, so a client can show the problem next to the input that caused it. A
 //! workflow's problems also name their node: `errors: [{node, field, message}]`.
+//!
+//! A store error becomes a problem here and only here: a storage fault ([`StorageFault`]) is 507
+//! (the disk is full) or 503 (the database is unavailable), and the response carries the fault
+//! as an extension for `health::watch_storage`, which marks the store unhealthy.
 
 use axum::http::{header, HeaderValue, StatusCode};
 use axum::response::{IntoResponse, Response};
 use serde::Serialize;
 
-use crate::store::StoreError;
+use crate::store::{StorageFault, StoreError};
 use freya_shared::model::FieldError;
 use freya_shared::workflow::WorkflowError;
 
@@ -20,6 +24,9 @@ pub struct Problem {
     /// A workflow's problems, node by node (answered as `errors` instead of `errors` above).
     pub node_errors: Vec<WorkflowError>,
     pub www_authenticate: bool,
+    /// The storage fault behind this problem, put on the response for the layer that marks the
+    /// store unhealthy (the database's own message is logged where the fault is met).
+    pub storage_fault: Option<StorageFault>,
 }
 
 #[derive(Serialize)]
@@ -46,6 +53,7 @@ impl Problem {
             errors: Vec::new(),
             node_errors: Vec::new(),
             www_authenticate: false,
+            storage_fault: None,
         }
     }
 
@@ -64,6 +72,7 @@ impl Problem {
             errors,
             node_errors: Vec::new(),
             www_authenticate: false,
+            storage_fault: None,
         }
     }
 
@@ -82,6 +91,7 @@ impl Problem {
             errors: Vec::new(),
             node_errors: errors,
             www_authenticate: false,
+            storage_fault: None,
         }
     }
 
@@ -100,6 +110,27 @@ impl Problem {
         Self {
             www_authenticate: true,
             ..Self::new(StatusCode::UNAUTHORIZED, "Unauthorized", detail)
+        }
+    }
+
+    /// 507 or 503 for a storage fault: the change was not stored, and the client is told so.
+    pub fn storage(fault: StorageFault) -> Self {
+        let problem = match fault {
+            StorageFault::InsufficientStorage => Self::new(
+                StatusCode::INSUFFICIENT_STORAGE,
+                "Insufficient storage",
+                "the database could not store the change (its disk is full or failing); \
+                 nothing was saved, try again later",
+            ),
+            StorageFault::Unavailable => Self::new(
+                StatusCode::SERVICE_UNAVAILABLE,
+                "Service unavailable",
+                "the database is unavailable; nothing was saved, try again",
+            ),
+        };
+        Self {
+            storage_fault: Some(fault),
+            ..problem
         }
     }
 
@@ -136,6 +167,9 @@ impl IntoResponse for Problem {
                 HeaderValue::from_static("Bearer realm=\"freya\""),
             );
         }
+        if let Some(fault) = self.storage_fault {
+            response.extensions_mut().insert(fault);
+        }
         response
     }
 }
@@ -152,6 +186,10 @@ impl From<StoreError> for Problem {
                 Problem::invalid(vec![FieldError::new(field, message)])
             }
             other => {
+                if let Some(fault) = other.storage_fault() {
+                    tracing::error!(error = %other, %fault, "storage fault behind an API request");
+                    return Problem::storage(fault);
+                }
                 tracing::error!(error = %other, "store failure behind an API request");
                 Problem::new(
                     StatusCode::SERVICE_UNAVAILABLE,

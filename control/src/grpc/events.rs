@@ -59,6 +59,7 @@ pub(super) fn spawn(
                     }
                 }
                 Err(e) => {
+                    store.storage_health().record(&e);
                     tracing::warn!(error = %e, "cannot store call events; the edge will resend them");
                     let _ = tx
                         .send(Err(Status::unavailable("cannot store events right now")))

@@ -212,7 +212,7 @@ impl Store {
         }
         let pool = self.pool().clone();
         let key_id = identity.key_id.clone();
-        retry(|| {
+        let noted = retry(|| {
             let pool = pool.clone();
             let key_id = key_id.clone();
             async move {
@@ -224,7 +224,15 @@ impl Store {
                 Ok(())
             }
         })
-        .await?;
+        .await;
+        match noted {
+            // Bookkeeping, not the caller's change: a full disk must not turn every read into
+            // an error. The store is marked unhealthy, and the caller's own writes still fail.
+            Err(e) if self.storage_health().record(&e).is_some() => {
+                tracing::warn!(error = %e, key = %identity.key_id, "cannot note an API key's last use");
+            }
+            other => other?,
+        }
         Ok(Some(identity))
     }
 

@@ -7,6 +7,10 @@
 //! tenant: there is no function that reads an agent or number without one.
 //!
 //! A SQLite database file (and its journal) is the owner's only, 0600, whatever the umask.
+//!
+//! Durability: a write returns only after its transaction committed, and SQLite runs in WAL mode
+//! with `synchronous = FULL` on every connection, so a commit is on disk before it is
+//! acknowledged. A write the storage cannot take is a [`StorageFault`] (`fault.rs`).
 
 mod agents;
 mod analytics;
@@ -17,6 +21,7 @@ mod calls;
 mod deliveries;
 mod edges;
 mod events;
+mod fault;
 mod identity;
 mod lost_edges;
 mod members;
@@ -48,6 +53,7 @@ pub use calls::{CallFilter, CallPage, IdempotencyClaim, NewOutboundCall};
 pub use deliveries::{DeliveryAttempt, DueDelivery, WebhookDelivery, RETRY_WINDOW_MS};
 pub use edges::{EdgeRecord, EdgeRegistration};
 pub use events::{CallRecord, StoredEvent};
+pub use fault::{FaultReport, StorageFault, StorageHealth};
 pub use identity::{with_request_source, ApiKeyIdentity, NewApiKey, Role};
 pub use lost_edges::EDGE_LOST;
 pub use members::Member;
@@ -145,6 +151,9 @@ pub struct Store {
     config_changed: watch::Sender<u64>,
     /// Seals provider passwords and webhook secrets; `None` until [`Store::with_encryption_key`].
     sealer: Option<Sealer>,
+    /// Whether writes are being taken, for `/readyz`: set by a storage fault, cleared by a
+    /// successful [`Store::probe_write`].
+    health: StorageHealth,
 }
 
 impl Store {
@@ -175,6 +184,18 @@ impl Store {
             .min_connections(size.min_connections)
             .max_connections(size.max_connections.max(1))
             .acquire_timeout(Duration::from_secs(10))
+            .after_connect(move |conn, _| {
+                Box::pin(async move {
+                    if engine == Engine::Sqlite {
+                        // FULL syncs the WAL at every commit: a 2xx is never answered for a
+                        // change a power cut could take back. It is per connection, not per file.
+                        sqlx::query("PRAGMA synchronous = FULL")
+                            .execute(&mut *conn)
+                            .await?;
+                    }
+                    Ok(())
+                })
+            })
             .connect(url)
             .await?;
         if engine == Engine::Sqlite {
@@ -200,6 +221,7 @@ impl Store {
             engine,
             config_changed,
             sealer: None,
+            health: StorageHealth::default(),
         })
     }
 
@@ -211,7 +233,40 @@ impl Store {
 
     /// Applies pending migrations for this engine; safe to run from several processes at once.
     pub async fn migrate(&self) -> Result<(), StoreError> {
-        migrate::run(&self.pool, self.engine).await
+        migrate::run(&self.pool, self.engine).await?;
+        // Outside the versioned migrations: a scratch row, not data, that any version may own.
+        sqlx::query(
+            "CREATE TABLE IF NOT EXISTS freya_storage_probe (\
+             id BIGINT PRIMARY KEY, written_at_ms BIGINT NOT NULL)",
+        )
+        .execute(&self.pool)
+        .await?;
+        Ok(())
+    }
+
+    /// Whether the store is taking writes (see [`StorageHealth`]).
+    pub fn storage_health(&self) -> &StorageHealth {
+        &self.health
+    }
+
+    /// Commits one tiny write, to learn whether the storage takes writes again after a fault:
+    /// success clears [`Store::storage_health`], a storage fault sets it.
+    pub async fn probe_write(&self) -> Result<(), StoreError> {
+        let written = sqlx::query(
+            "INSERT INTO freya_storage_probe (id, written_at_ms) VALUES (1, $1) \
+             ON CONFLICT (id) DO UPDATE SET written_at_ms = excluded.written_at_ms",
+        )
+        .bind(freya_shared::ids::now_ms())
+        .execute(&self.pool)
+        .await
+        .map_err(StoreError::from);
+        match &written {
+            Ok(_) => self.health.clear(),
+            Err(e) => {
+                self.health.record(e);
+            }
+        }
+        written.map(|_| ())
     }
 
     /// The engine behind this store.
@@ -383,4 +438,37 @@ pub(crate) fn parse_json<T: serde::de::DeserializeOwned>(
         what,
         message: e.to_string(),
     })
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[tokio::test]
+    async fn every_sqlite_connection_syncs_each_commit_in_wal_mode() {
+        let dir = tempfile::tempdir().expect("temp dir");
+        let url = format!("sqlite://{}?mode=rwc", dir.path().join("d.db").display());
+        let size = PoolSize {
+            min_connections: 0,
+            max_connections: 3,
+        };
+        let store = Store::connect(&url, size).await.expect("connect");
+        // Three at once, so each is a connection of its own.
+        let mut held = Vec::new();
+        for _ in 0..3 {
+            held.push(store.pool().acquire().await.expect("connection"));
+        }
+        for conn in &mut held {
+            let synchronous: i64 = sqlx::query_scalar("PRAGMA synchronous")
+                .fetch_one(&mut **conn)
+                .await
+                .expect("read synchronous");
+            assert_eq!(synchronous, 2, "synchronous = FULL");
+            let journal: String = sqlx::query_scalar("PRAGMA journal_mode")
+                .fetch_one(&mut **conn)
+                .await
+                .expect("read journal_mode");
+            assert_eq!(journal, "wal");
+        }
+    }
 }

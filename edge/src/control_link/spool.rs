@@ -5,7 +5,8 @@
 //!
 //! Both files are JSON lines, owner-only (0600, in a 0700 directory; looser modes are corrected
 //! at open) since events carry what callers said. A torn last line (a crash mid-write) is
-//! skipped. The files are compacted at open and whenever everything has been acknowledged. Plain blocking file I/O,
+//! skipped. A write the disk refuses (full) is an error to the caller, the events stay in memory
+//! to be sent, and the next write starts on a fresh line so the torn one cannot take it along. The files are compacted at open and whenever everything has been acknowledged. Plain blocking file I/O,
 //! which the publisher runs off the calls' worker threads ([`run_blocking`]): losing durability
 //! is worse than a short block, but a call's 20 ms media tick must not wait for a disk sync.
 
@@ -34,6 +35,10 @@ pub struct EventSpool {
     acks: File,
     /// Pending events by id. UUIDv7 ids sort by creation time, so this is also replay order.
     pending: BTreeMap<String, CallEvent>,
+    /// A write to `events.log` failed (a full disk) and may have left a partial line: the next
+    /// write starts on a new line, or its first event would join the torn one and be skipped
+    /// at the next open although its append reported success.
+    torn: bool,
 }
 
 const EVENTS: &str = "events.log";
@@ -84,6 +89,7 @@ impl EventSpool {
             events,
             acks,
             pending,
+            torn: false,
         })
     }
 
@@ -100,6 +106,9 @@ impl EventSpool {
     ) -> Result<(), SpoolError> {
         let path = self.dir.join(EVENTS);
         let mut lines = Vec::new();
+        if self.torn {
+            lines.push(b'\n');
+        }
         let mut unwritable = None;
         for event in events {
             match serde_json::to_writer(&mut lines, &event) {
@@ -109,8 +118,15 @@ impl EventSpool {
             // Keep the event in memory even if the disk fails, so it is still sent.
             self.pending.insert(event.id.clone(), event);
         }
-        self.events.write_all(&lines).map_err(io_err(&path))?;
-        self.events.sync_data().map_err(io_err(&path))?;
+        let written = self
+            .events
+            .write_all(&lines)
+            .and_then(|()| self.events.sync_data());
+        if let Err(e) = written {
+            self.torn = true;
+            return Err(io_err(&path)(e));
+        }
+        self.torn = false;
         match unwritable {
             Some(e) => Err(SpoolError {
                 path,
@@ -285,6 +301,45 @@ mod tests {
         let spool = EventSpool::open(dir.path()).expect("reopen");
         assert_eq!(spool.pending_len(), 1);
         assert_eq!(spool.get(&kept.id), Some(&kept));
+    }
+
+    #[cfg(target_os = "linux")]
+    #[test]
+    fn a_failed_write_is_an_error_and_the_next_event_survives_its_torn_line() {
+        let dir = tempfile::tempdir().expect("temp dir");
+        let mut spool = EventSpool::open(dir.path()).expect("open");
+        // A full disk: the write fails, after leaving part of a line behind.
+        let mut log = std::fs::OpenOptions::new()
+            .append(true)
+            .open(dir.path().join(EVENTS))
+            .expect("open log");
+        log.write_all(b"{\"id\":\"01").expect("write torn line");
+        spool.events = std::fs::OpenOptions::new()
+            .write(true)
+            .open("/dev/full")
+            .expect("/dev/full");
+        let lost = event(1);
+        let failed = spool.append(lost.clone());
+        assert!(failed.is_err(), "a write the disk refused reported success");
+        assert_eq!(
+            spool.get(&lost.id),
+            Some(&lost),
+            "kept in memory to be sent"
+        );
+        // Space returns.
+        spool.events = append(&dir.path().join(EVENTS)).expect("reopen log");
+        let kept = event(2);
+        spool
+            .append(kept.clone())
+            .expect("append after the disk recovered");
+        drop(spool);
+        let spool = EventSpool::open(dir.path()).expect("reopen");
+        assert_eq!(
+            spool.get(&kept.id),
+            Some(&kept),
+            "the acknowledged append was lost"
+        );
+        assert_eq!(spool.pending_len(), 1);
     }
 
     #[cfg(unix)]
