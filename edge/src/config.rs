@@ -455,4 +455,22 @@ mod tests {
             ["rtp.codecs"]
         );
     }
+
+    #[test]
+    fn connection_limits_default_when_absent_and_zero_is_refused_by_key() {
+        let defaults = config(serde_json::json!({}));
+        assert!(keys(&defaults).is_empty(), "{:?}", keys(&defaults));
+        assert_eq!(defaults.http.limits().max_per_ip, 1024);
+        assert_eq!(
+            defaults.sip.tcp_limits().timeouts.idle,
+            Duration::from_secs(2400)
+        );
+        let mut bad = defaults;
+        bad.http.header_timeout_ms = 0;
+        bad.sip.tcp_max_connections_per_ip = 0;
+        assert_eq!(
+            keys(&bad),
+            ["http.header_timeout_ms", "sip.tcp_max_connections_per_ip"]
+        );
+    }
 }
