@@ -27,6 +27,7 @@ fn config(url: &str, dir: &std::path::Path) -> ControlConfig {
         http: HttpConfig {
             addr: "127.0.0.1:0".into(),
             cors_allowed_origins: Vec::new(),
+            ..HttpConfig::default()
         },
         grpc: GrpcConfig {
             addr: "127.0.0.1:0".into(),

@@ -5,6 +5,11 @@ use std::path::PathBuf;
 
 use serde::Deserialize;
 
+use freya_edge::config::{
+    default_http_header_timeout_ms, default_http_idle_timeout_ms, default_http_max_connections,
+    http_limits,
+};
+use freya_edge::serve::ConnectionLimits;
 use freya_shared::config::{check_socket_addr, ConfigProblem, Validate};
 
 /// Everything `freya control` needs.
@@ -166,6 +171,23 @@ pub struct HttpConfig {
     /// empty (the default) sends no CORS headers.
     #[serde(default)]
     pub cors_allowed_origins: Vec<String>,
+    /// Longest from a request's first byte to the end of its headers (default 10 s: a client
+    /// sends a head in one or two packets; slowloris trickles it forever).
+    #[serde(default = "default_http_header_timeout_ms")]
+    pub header_timeout_ms: u32,
+    /// A keep-alive connection with no request in flight closes after this long (default 60 s:
+    /// longer than browsers' and HTTP clients' own keep-alive, so they close first).
+    #[serde(default = "default_http_idle_timeout_ms")]
+    pub idle_timeout_ms: u32,
+    /// Most connections one IP may hold open (default 256: an office behind one NAT, or a busy
+    /// integration with a connection pool, stays well under it; one attacker cannot take the
+    /// whole listener).
+    #[serde(default = "default_max_connections_per_ip")]
+    pub max_connections_per_ip: u32,
+    /// Most connections open in all (default 4096, under a typical open-file limit with room
+    /// for the database pool, the gRPC listener and recordings).
+    #[serde(default = "default_http_max_connections")]
+    pub max_connections: u32,
 }
 
 impl Default for HttpConfig {
@@ -173,8 +195,28 @@ impl Default for HttpConfig {
         Self {
             addr: default_http_addr(),
             cors_allowed_origins: Vec::new(),
+            header_timeout_ms: default_http_header_timeout_ms(),
+            idle_timeout_ms: default_http_idle_timeout_ms(),
+            max_connections_per_ip: default_max_connections_per_ip(),
+            max_connections: default_http_max_connections(),
         }
     }
+}
+
+impl HttpConfig {
+    /// The listener's caps and timeouts.
+    pub fn limits(&self) -> ConnectionLimits {
+        http_limits(
+            self.header_timeout_ms,
+            self.idle_timeout_ms,
+            self.max_connections_per_ip,
+            self.max_connections,
+        )
+    }
+}
+
+fn default_max_connections_per_ip() -> u32 {
+    256
 }
 
 fn default_http_addr() -> String {
@@ -256,6 +298,20 @@ impl Validate for ControlConfig {
     fn validate(&self) -> Vec<ConfigProblem> {
         let mut problems = Vec::new();
         check_socket_addr("http.addr", &self.http.addr, &mut problems);
+        for (key, value, min) in [
+            ("http.header_timeout_ms", self.http.header_timeout_ms, 100),
+            ("http.idle_timeout_ms", self.http.idle_timeout_ms, 100),
+            (
+                "http.max_connections_per_ip",
+                self.http.max_connections_per_ip,
+                1,
+            ),
+            ("http.max_connections", self.http.max_connections, 1),
+        ] {
+            if value < min {
+                problems.push(ConfigProblem::new(key, format!("must be at least {min}")));
+            }
+        }
         check_socket_addr("grpc.addr", &self.grpc.addr, &mut problems);
         if crate::store::Engine::from_url(&self.database.url).is_err() {
             problems.push(ConfigProblem::new(

@@ -1,12 +1,14 @@
 //! Starting and stopping a control plane: the store (migrated), the REST API and the gRPC service
 //! for edges, each on its own listener, and the webhook delivery task, all stopped by one
-//! cancellation token.
+//! cancellation token. The REST API is served by the edge's listener (`freya_edge::serve`),
+//! which holds connections to `[http]`'s caps and header and idle timeouts.
 
 use std::net::SocketAddr;
 use std::sync::Arc;
 use std::time::Duration;
 
 use anyhow::Context;
+use freya_edge::serve::{serve_http, LimitedListener};
 use freya_shared::private_files;
 use tokio::net::TcpListener;
 use tokio::task::JoinSet;
@@ -102,15 +104,14 @@ impl ControlPlane {
             Some(extra) => extra.merge(app),
             None => app,
         };
+        let http = LimitedListener {
+            listener: http,
+            limits: config.http.limits(),
+        };
         let stop = shutdown.clone();
         tasks.spawn(async move {
-            axum::serve(
-                http,
-                app.into_make_service_with_connect_info::<SocketAddr>(),
-            )
-            .with_graceful_shutdown(stop.cancelled_owned())
-            .await
-            .context("REST API server failed")
+            serve_http(http, app, "REST API", stop).await;
+            Ok(())
         });
 
         let service = EdgeControlService::into_server(

@@ -2,11 +2,14 @@
 //! variables (`FREYA_REGION`, `FREYA_CONTROL__URL`, `FREYA_CONTROL__SHARED_SECRET`, ...).
 
 use std::path::PathBuf;
+use std::time::Duration;
 
 use serde::Deserialize;
 
 use freya_shared::config::{check_socket_addr, ConfigProblem, Validate};
 use freya_shared::model::number::is_region_name;
+
+use crate::serve::{ConnectionLimits, ConnectionTimeouts};
 
 /// Everything `freya edge` needs.
 #[derive(Debug, Clone, Deserialize)]
@@ -131,6 +134,23 @@ pub struct SipConfig {
     /// Ring this long (180 Ringing) before answering; 0 answers at once.
     #[serde(default)]
     pub ring_ms: u32,
+    /// Longest a SIP message may take over TCP from its first byte to its last (default 10 s):
+    /// carriers write a message at once, so only a stalled or hostile peer comes near it.
+    #[serde(default = "default_sip_tcp_message_timeout_ms")]
+    pub tcp_message_timeout_ms: u32,
+    /// A SIP TCP connection with nothing read or written this long is closed (default 40 min):
+    /// carriers keep connections open for hours and may say nothing during a call, and this is
+    /// longer than RFC 4028's usual 30 min session interval, so a dialog whose refreshes use
+    /// the connection keeps it.
+    #[serde(default = "default_sip_tcp_idle_timeout_ms")]
+    pub tcp_idle_timeout_ms: u32,
+    /// Most SIP TCP connections one IP may hold open (default 64: a carrier's SBC opens a few).
+    #[serde(default = "default_sip_tcp_max_connections_per_ip")]
+    pub tcp_max_connections_per_ip: u32,
+    /// Most SIP TCP connections open in all (default 1024, well under the edge's open-file
+    /// limit, which RTP sockets share).
+    #[serde(default = "default_sip_tcp_max_connections")]
+    pub tcp_max_connections: u32,
 }
 
 impl Default for SipConfig {
@@ -139,8 +159,42 @@ impl Default for SipConfig {
             addr: default_sip_addr(),
             public_addr: None,
             ring_ms: 0,
+            tcp_message_timeout_ms: default_sip_tcp_message_timeout_ms(),
+            tcp_idle_timeout_ms: default_sip_tcp_idle_timeout_ms(),
+            tcp_max_connections_per_ip: default_sip_tcp_max_connections_per_ip(),
+            tcp_max_connections: default_sip_tcp_max_connections(),
         }
     }
+}
+
+impl SipConfig {
+    /// The SIP TCP listener's caps and timeouts.
+    pub fn tcp_limits(&self) -> ConnectionLimits {
+        ConnectionLimits {
+            timeouts: ConnectionTimeouts {
+                message: Duration::from_millis(u64::from(self.tcp_message_timeout_ms)),
+                idle: Duration::from_millis(u64::from(self.tcp_idle_timeout_ms)),
+            },
+            max_per_ip: self.tcp_max_connections_per_ip,
+            max_total: self.tcp_max_connections,
+        }
+    }
+}
+
+fn default_sip_tcp_message_timeout_ms() -> u32 {
+    10_000
+}
+
+fn default_sip_tcp_idle_timeout_ms() -> u32 {
+    40 * 60 * 1000
+}
+
+fn default_sip_tcp_max_connections_per_ip() -> u32 {
+    64
+}
+
+fn default_sip_tcp_max_connections() -> u32 {
+    1024
 }
 
 fn default_sip_addr() -> String {
@@ -158,6 +212,23 @@ pub struct EdgeHttpConfig {
     /// `http://` and the bound address (fine on a private network and in tests).
     #[serde(default)]
     pub public_url: Option<String>,
+    /// Longest from a request's first byte to the end of its headers (default 10 s: Twilio and
+    /// probes send a head in one packet; slowloris trickles it forever).
+    #[serde(default = "default_http_header_timeout_ms")]
+    pub header_timeout_ms: u32,
+    /// A keep-alive connection with no request in flight closes after this long (default 60 s,
+    /// longer than the keep-alive of common clients, so they close first). A media stream's
+    /// WebSocket is not bound by it.
+    #[serde(default = "default_http_idle_timeout_ms")]
+    pub idle_timeout_ms: u32,
+    /// Most connections one IP may hold open (default 1024: every media stream of the edge's
+    /// calls may come from a handful of Twilio addresses).
+    #[serde(default = "default_edge_http_max_connections_per_ip")]
+    pub max_connections_per_ip: u32,
+    /// Most connections open in all (default 4096, under a typical open-file limit of 20 000
+    /// with room for RTP and SIP sockets).
+    #[serde(default = "default_http_max_connections")]
+    pub max_connections: u32,
 }
 
 impl Default for EdgeHttpConfig {
@@ -165,8 +236,61 @@ impl Default for EdgeHttpConfig {
         Self {
             addr: default_http_addr(),
             public_url: None,
+            header_timeout_ms: default_http_header_timeout_ms(),
+            idle_timeout_ms: default_http_idle_timeout_ms(),
+            max_connections_per_ip: default_edge_http_max_connections_per_ip(),
+            max_connections: default_http_max_connections(),
         }
     }
+}
+
+impl EdgeHttpConfig {
+    /// The listener's caps and timeouts.
+    pub fn limits(&self) -> ConnectionLimits {
+        http_limits(
+            self.header_timeout_ms,
+            self.idle_timeout_ms,
+            self.max_connections_per_ip,
+            self.max_connections,
+        )
+    }
+}
+
+/// An HTTP listener's [`ConnectionLimits`] from its config keys (milliseconds), for the edge's
+/// and the control plane's `[http]`.
+pub fn http_limits(
+    header_timeout_ms: u32,
+    idle_timeout_ms: u32,
+    max_per_ip: u32,
+    max_total: u32,
+) -> ConnectionLimits {
+    ConnectionLimits {
+        timeouts: ConnectionTimeouts {
+            message: Duration::from_millis(u64::from(header_timeout_ms)),
+            idle: Duration::from_millis(u64::from(idle_timeout_ms)),
+        },
+        max_per_ip,
+        max_total,
+    }
+}
+
+/// The default header timeout of an HTTP listener, edge or control plane.
+pub fn default_http_header_timeout_ms() -> u32 {
+    10_000
+}
+
+/// The default keep-alive idle timeout of an HTTP listener, edge or control plane.
+pub fn default_http_idle_timeout_ms() -> u32 {
+    60_000
+}
+
+fn default_edge_http_max_connections_per_ip() -> u32 {
+    1024
+}
+
+/// The default total connection cap of an HTTP listener, edge or control plane.
+pub fn default_http_max_connections() -> u32 {
+    4096
 }
 
 fn default_http_addr() -> String {
@@ -228,6 +352,32 @@ impl Validate for EdgeConfig {
             check_socket_addr("sip.public_addr", public, &mut problems);
         }
         check_socket_addr("http.addr", &self.http.addr, &mut problems);
+        for (key, value, min) in [
+            ("http.header_timeout_ms", self.http.header_timeout_ms, 100),
+            ("http.idle_timeout_ms", self.http.idle_timeout_ms, 100),
+            (
+                "http.max_connections_per_ip",
+                self.http.max_connections_per_ip,
+                1,
+            ),
+            ("http.max_connections", self.http.max_connections, 1),
+            (
+                "sip.tcp_message_timeout_ms",
+                self.sip.tcp_message_timeout_ms,
+                100,
+            ),
+            ("sip.tcp_idle_timeout_ms", self.sip.tcp_idle_timeout_ms, 100),
+            (
+                "sip.tcp_max_connections_per_ip",
+                self.sip.tcp_max_connections_per_ip,
+                1,
+            ),
+            ("sip.tcp_max_connections", self.sip.tcp_max_connections, 1),
+        ] {
+            if value < min {
+                problems.push(ConfigProblem::new(key, format!("must be at least {min}")));
+            }
+        }
         for (key, ip) in [
             ("rtp.ip", &self.rtp.ip),
             ("rtp.public_ip", &self.rtp.public_ip),
@@ -303,6 +453,24 @@ mod tests {
         assert_eq!(
             keys(&config(serde_json::json!({"codecs": []}))),
             ["rtp.codecs"]
+        );
+    }
+
+    #[test]
+    fn connection_limits_default_when_absent_and_zero_is_refused_by_key() {
+        let defaults = config(serde_json::json!({}));
+        assert!(keys(&defaults).is_empty(), "{:?}", keys(&defaults));
+        assert_eq!(defaults.http.limits().max_per_ip, 1024);
+        assert_eq!(
+            defaults.sip.tcp_limits().timeouts.idle,
+            Duration::from_secs(2400)
+        );
+        let mut bad = defaults;
+        bad.http.header_timeout_ms = 0;
+        bad.sip.tcp_max_connections_per_ip = 0;
+        assert_eq!(
+            keys(&bad),
+            ["http.header_timeout_ms", "sip.tcp_max_connections_per_ip"]
         );
     }
 }

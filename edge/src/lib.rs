@@ -13,6 +13,7 @@ mod metrics;
 pub mod node;
 pub mod recordings;
 pub mod rtp;
+pub mod serve;
 pub mod sip;
 pub mod speech;
 pub mod state;

@@ -23,6 +23,7 @@ use crate::control_link::spool::EventSpool;
 use crate::control_link::{self, LinkContext, Registration};
 use crate::metrics::EdgeMetrics;
 use crate::recordings::RecordingOutbox;
+use crate::serve::LimitedListener;
 use crate::sip::sdp::Codec;
 use crate::sip::transport::SipService;
 use crate::state::EdgeState;
@@ -171,18 +172,21 @@ impl Edge {
         };
         let app = crate::http::router(state.clone(), metrics.clone())
             .merge(crate::twilio::webhook::router(twilio.clone()));
-        let stop = shutdown.clone();
-        tasks.spawn(async move {
-            if let Err(e) = axum::serve(listener, app)
-                .with_graceful_shutdown(stop.cancelled_owned())
-                .await
-            {
-                tracing::error!(error = %e, "edge HTTP server failed");
-            }
-        });
+        tasks.spawn(crate::serve::serve_http(
+            LimitedListener {
+                listener,
+                limits: config.http.limits(),
+            },
+            app,
+            "edge HTTP",
+            shutdown.clone(),
+        ));
         let sip = SipService {
             socket: sip_socket,
-            tcp: Some(sip_tcp),
+            tcp: Some(LimitedListener {
+                listener: sip_tcp,
+                limits: config.sip.tcp_limits(),
+            }),
             commands: sip_commands_rx,
             public_addr: public_sip,
             media_ip,

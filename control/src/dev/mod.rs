@@ -85,6 +85,7 @@ pub async fn run(options: DevOptions, shutdown: CancellationToken) -> anyhow::Re
         http: HttpConfig {
             addr: options.http.clone(),
             cors_allowed_origins: Vec::new(),
+            ..HttpConfig::default()
         },
         grpc: GrpcConfig {
             addr: "127.0.0.1:0".into(),
@@ -132,11 +133,13 @@ pub async fn run(options: DevOptions, shutdown: CancellationToken) -> anyhow::Re
             addr: options.sip.clone(),
             public_addr: None,
             ring_ms: 0,
+            ..SipConfig::default()
         },
         rtp: RtpConfig::default(),
         http: EdgeHttpConfig {
             addr: options.edge_http.clone(),
             public_url: None,
+            ..EdgeHttpConfig::default()
         },
     };
     let edge = Edge::start(&edge_config).await?;

@@ -158,6 +158,7 @@ pub fn control_config(db_url: &str) -> ControlConfig {
         http: HttpConfig {
             addr: "127.0.0.1:0".into(),
             cors_allowed_origins: Vec::new(),
+            ..HttpConfig::default()
         },
         grpc: GrpcConfig {
             addr: "127.0.0.1:0".into(),
@@ -219,6 +220,7 @@ pub fn edge_config(data_dir: &Path, grpc_addr: std::net::SocketAddr, secret: &st
             addr: "127.0.0.1:0".into(),
             public_addr: None,
             ring_ms: 0,
+            ..SipConfig::default()
         },
         rtp: RtpConfig {
             ip: None,
@@ -232,6 +234,7 @@ pub fn edge_config(data_dir: &Path, grpc_addr: std::net::SocketAddr, secret: &st
         http: EdgeHttpConfig {
             addr: "127.0.0.1:0".into(),
             public_url: None,
+            ..EdgeHttpConfig::default()
         },
     }
 }

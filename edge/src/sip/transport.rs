@@ -16,7 +16,7 @@ use std::net::{IpAddr, SocketAddr};
 use std::sync::Arc;
 use std::time::{Duration, Instant};
 
-use tokio::net::{TcpListener, UdpSocket};
+use tokio::net::UdpSocket;
 use tokio::sync::mpsc;
 use tokio_util::sync::CancellationToken;
 use tracing::Instrument;
@@ -37,7 +37,7 @@ use tcp::{TcpConnections, TcpInput};
 pub struct SipService {
     pub socket: UdpSocket,
     /// The TCP listener on the same address, when SIP over TCP is on.
-    pub tcp: Option<TcpListener>,
+    pub tcp: Option<crate::serve::LimitedListener>,
     /// Outbound calls and hang-ups asked for by the control link.
     pub commands: mpsc::Receiver<SipCommand>,
     /// The address put in Contact and Via (the socket's, or a configured public one).

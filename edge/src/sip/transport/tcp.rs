@@ -7,17 +7,29 @@
 //! lost); nothing here panics on input. Responses go back on the connection the request came
 //! on, because the endpoint addresses them to the connection's remote address. A message for a
 //! TCP peer with no connection (an outbound trunk) opens one.
+//!
+//! Slow and idle peers are bounded as on the HTTP listeners (`crate::serve`): `accept` admits
+//! a connection only under the per-IP and total caps (over them it is closed at once and
+//! counted), and each connection's [`ConnectionClock`] closes it when a message has been
+//! arriving for longer than `sip.tcp_message_timeout_ms` from its first byte, or nothing was
+//! read or written for `sip.tcp_idle_timeout_ms`. Connections we open to trunks are not
+//! counted under the caps (we chose to open them) and use the default timeouts.
 
 use std::collections::HashMap;
 use std::net::SocketAddr;
-use std::time::Duration;
+use std::time::{Duration, Instant};
 
 use tokio::io::{AsyncReadExt, AsyncWriteExt};
-use tokio::net::{TcpListener, TcpStream};
+use tokio::net::TcpStream;
 use tokio::sync::mpsc;
 use tokio_util::sync::CancellationToken;
 
+use crate::config::SipConfig;
+use crate::serve::{ConnectionClock, ConnectionGate, ConnectionTimeouts, LimitedListener, Permit};
 use crate::sip::framing::StreamFramer;
+
+#[cfg(test)]
+mod tests;
 
 /// What connection tasks tell the SIP task.
 #[derive(Debug)]
@@ -89,11 +101,17 @@ impl TcpConnections {
         let _ = writer.try_send(first);
         self.writers.insert(dest, writer);
         let (inputs, shutdown) = (self.inputs.clone(), self.shutdown.clone());
+        let timeouts = SipConfig::default().tcp_limits().timeouts;
         tokio::spawn(async move {
             match tokio::time::timeout(CONNECT_TIMEOUT, TcpStream::connect(dest)).await {
                 Ok(Ok(stream)) => {
                     tracing::debug!(%dest, "SIP TCP connection opened");
-                    serve(stream, dest, queue, inputs, shutdown).await;
+                    let connection = Connection {
+                        peer: dest,
+                        timeouts,
+                        _permit: None,
+                    };
+                    serve(stream, connection, queue, inputs, shutdown).await;
                 }
                 Ok(Err(e)) => {
                     tracing::info!(%dest, error = %e, "cannot open a SIP TCP connection");
@@ -108,12 +126,15 @@ impl TcpConnections {
     }
 }
 
-/// Accepts connections until `shutdown`, each served by a task of its own.
+/// Accepts connections under the listener's caps until `shutdown`, each served by a task of
+/// its own.
 pub async fn accept(
-    listener: TcpListener,
+    listener: LimitedListener,
     inputs: mpsc::Sender<TcpInput>,
     shutdown: CancellationToken,
 ) {
+    let LimitedListener { listener, limits } = listener;
+    let gate = ConnectionGate::new("SIP TCP", limits.max_per_ip, limits.max_total);
     loop {
         let accepted = tokio::select! {
             accepted = listener.accept() => accepted,
@@ -121,6 +142,10 @@ pub async fn accept(
         };
         match accepted {
             Ok((stream, peer)) => {
+                // Over a cap the stream is dropped (closed) here; the gate counts and logs it.
+                let Ok(permit) = gate.admit(peer) else {
+                    continue;
+                };
                 let (writer, queue) = mpsc::channel(WRITE_QUEUE);
                 // Registered before the first message can arrive: same channel, in order.
                 if inputs
@@ -130,7 +155,18 @@ pub async fn accept(
                 {
                     return;
                 }
-                tokio::spawn(serve(stream, peer, queue, inputs.clone(), shutdown.clone()));
+                let connection = Connection {
+                    peer,
+                    timeouts: limits.timeouts,
+                    _permit: Some(permit),
+                };
+                tokio::spawn(serve(
+                    stream,
+                    connection,
+                    queue,
+                    inputs.clone(),
+                    shutdown.clone(),
+                ));
             }
             Err(e) => {
                 // Out of file descriptors and the like: pause rather than spin.
@@ -141,27 +177,49 @@ pub async fn accept(
     }
 }
 
-/// Reads and writes one connection until either side closes it or its stream breaks.
+/// Who is at the other end of a connection and how long it may take.
+struct Connection {
+    peer: SocketAddr,
+    timeouts: ConnectionTimeouts,
+    /// The accepted connection's slot under the caps, freed when the task ends.
+    _permit: Option<Permit>,
+}
+
+/// Reads and writes one connection until either side closes it, its stream breaks, or its
+/// clock runs out.
 async fn serve(
     stream: TcpStream,
-    peer: SocketAddr,
+    connection: Connection,
     mut queue: mpsc::Receiver<Vec<u8>>,
     inputs: mpsc::Sender<TcpInput>,
     shutdown: CancellationToken,
 ) {
+    let peer = connection.peer;
     let _ = stream.set_nodelay(true);
     let (mut reader, mut writer) = stream.into_split();
     let mut framer = StreamFramer::new();
+    let mut clock = ConnectionClock::new(Instant::now(), connection.timeouts);
     let mut buf = vec![0u8; 16 * 1024];
     'connection: loop {
+        let deadline = clock.poll_timeout();
+        let timer = async {
+            match deadline {
+                Some(deadline) => tokio::time::sleep_until(deadline.into()).await,
+                None => std::future::pending().await,
+            }
+        };
         tokio::select! {
             read = reader.read(&mut buf) => match read {
                 Ok(0) => break,
                 Ok(n) => {
+                    let now = Instant::now();
+                    clock.handle_read(now);
                     framer.push(buf.get(..n).unwrap_or_default());
+                    let mut completed = false;
                     loop {
                         match framer.next_message() {
                             Ok(Some(bytes)) => {
+                                completed = true;
                                 if inputs.send(TcpInput::Message { peer, bytes }).await.is_err() {
                                     break 'connection;
                                 }
@@ -173,6 +231,7 @@ async fn serve(
                             }
                         }
                     }
+                    clock.handle_framed(now, completed, framer.buffered() > 0);
                 }
                 Err(e) => {
                     tracing::debug!(%peer, error = %e, "SIP TCP read failed");
@@ -185,9 +244,16 @@ async fn serve(
                         tracing::debug!(%peer, error = %e, "SIP TCP write failed");
                         break;
                     }
+                    clock.handle_written(Instant::now());
                 }
                 None => break,
             },
+            () = timer => {
+                if let Some(expiry) = clock.expired(Instant::now()) {
+                    tracing::debug!(%peer, ?expiry, "closing a SIP TCP connection that ran out of time");
+                    break;
+                }
+            }
             _ = shutdown.cancelled() => {
                 // Let queued messages (BYEs of the shutdown) go out first.
                 while let Ok(bytes) = queue.try_recv() {
