@@ -219,6 +219,7 @@ pub fn edge_config(data_dir: &Path, grpc_addr: std::net::SocketAddr, secret: &st
             addr: "127.0.0.1:0".into(),
             public_addr: None,
             ring_ms: 0,
+            ..SipConfig::default()
         },
         rtp: RtpConfig {
             ip: None,
