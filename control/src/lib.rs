@@ -5,6 +5,7 @@ pub mod api;
 pub mod config;
 pub mod dev;
 pub mod doctor;
+pub mod edge_watch;
 pub mod grpc;
 pub mod metrics;
 pub mod server;

@@ -136,6 +136,11 @@ impl ControlPlane {
         let worker = DeliveryWorker::new(store.clone(), config.webhooks.clone())
             .context("while starting the webhook delivery task")?;
         tasks.spawn(worker.run(shutdown.clone()));
+        tasks.spawn(crate::edge_watch::run(
+            store.clone(),
+            config.edges.offline_after_ms,
+            shutdown.clone(),
+        ));
         tracing::info!(%http_addr, %grpc_addr, "control plane serving");
         Ok(Self {
             http_addr,

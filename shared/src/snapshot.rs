@@ -5,7 +5,7 @@
 
 use serde::{Deserialize, Serialize};
 
-use crate::model::{AgentSpec, ProviderSpec};
+use crate::model::{normalize_dialable, AgentSpec, ProviderSpec};
 use crate::workflow::Workflow;
 
 /// Everything one edge routes calls with, at one configuration version.
@@ -135,13 +135,20 @@ impl EdgeConfigSnapshot {
             })
     }
 
-    /// Where a call to `dialled` goes, if anywhere. A leading `+` is optional on either side.
+    /// Where a call to `dialled` goes, if anywhere: numbers match by their normal form
+    /// ([`normalize_dialable`]), the same one the control plane keeps unique.
     pub fn route(&self, dialled: &str) -> Option<Route<'_>> {
-        let wanted = dialled.trim_start_matches('+');
-        let number = self
+        let wanted = normalize_dialable(dialled).ok()?;
+        let mut matching = self
             .numbers
             .iter()
-            .find(|n| n.number.trim_start_matches('+') == wanted)?;
+            .filter(|n| normalize_dialable(&n.number).is_ok_and(|normal| normal == wanted));
+        let number = matching.next()?;
+        if matching.next().is_some() {
+            // Two routes for one number (a snapshot from before numbers were kept unique by
+            // their normal form): answering either would hand one workspace's callers to another.
+            return None;
+        }
         let target = match &number.target {
             CallTarget::Agent { agent_id } => RouteTarget::Agent(self.agent(agent_id)?),
             CallTarget::Workflow {
@@ -202,6 +209,31 @@ mod tests {
         assert_eq!(agent_of(snap.route("15550001")), Some("a".into()));
         assert_eq!(agent_of(snap.route("+15550001")), Some("a".into()));
         assert!(snap.route("+15550002").is_none());
+        assert_eq!(agent_of(snap.route("1-555-0001")), Some("a".into()));
+        assert!(snap.route("../15550001").is_none());
+    }
+
+    #[test]
+    fn a_number_claimed_twice_in_one_snapshot_is_answered_for_neither() {
+        let claim = |number: &str, workspace: &str| RoutedNumber {
+            number: number.into(),
+            workspace_id: workspace.into(),
+            target: CallTarget::Agent {
+                agent_id: "a".into(),
+            },
+            home_region: None,
+        };
+        let snap = EdgeConfigSnapshot {
+            numbers: vec![claim("+15551234567", "a"), claim("15551234567", "b")],
+            agents: vec![AgentConfig {
+                id: "a".into(),
+                workspace_id: "a".into(),
+                spec: serde_json::from_str(r#"{"name":"Desk"}"#).expect("agent"),
+            }],
+            ..Default::default()
+        };
+        assert!(snap.route("+15551234567").is_none());
+        assert!(snap.route("15551234567").is_none());
     }
 
     #[test]

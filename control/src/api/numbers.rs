@@ -25,6 +25,10 @@ pub struct PhoneNumberView {
     #[serde(flatten)]
     #[schema(value_type = super::openapi::PhoneNumberSpecDoc)]
     spec: PhoneNumberSpec,
+    /// Present when another number written before numbers were normalised has the same normal
+    /// form: no edge answers either until one is changed or deleted.
+    #[serde(skip_serializing_if = "Option::is_none")]
+    conflict: Option<String>,
     created_at: String,
     updated_at: String,
 }
@@ -34,6 +38,11 @@ impl From<PhoneNumber> for PhoneNumberView {
         Self {
             id: n.id,
             workspace_id: n.workspace_id,
+            conflict: n.claimed_twice.then(|| {
+                "another number has the same normal form; neither is answered until one is \
+                 changed or deleted"
+                    .to_owned()
+            }),
             spec: n.spec,
             created_at: rfc3339(n.created_at_ms),
             updated_at: rfc3339(n.updated_at_ms),
@@ -41,10 +50,11 @@ impl From<PhoneNumber> for PhoneNumberView {
     }
 }
 
+/// The spec in normal form (one spelling per number, as edges route it), or a 422.
 fn validated(spec: PhoneNumberSpec) -> Result<PhoneNumberSpec, Problem> {
     let errors = spec.validate();
     if errors.is_empty() {
-        Ok(spec)
+        Ok(spec.normalized())
     } else {
         Err(Problem::invalid(errors))
     }

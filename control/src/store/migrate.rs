@@ -31,10 +31,10 @@ pub(super) async fn run(pool: &AnyPool, engine: Engine) -> Result<(), StoreError
     create_lock_table(pool).await?;
     let holder = freya_shared::ids::new_id();
     acquire(pool, &holder).await?;
-    let outcome = migrator
-        .run(pool)
-        .await
-        .map_err(|e| StoreError::Migration(e.to_string()));
+    let outcome = match migrator.run(pool).await {
+        Ok(()) => super::number_forms::normalise_stored_numbers(pool).await,
+        Err(e) => Err(StoreError::Migration(e.to_string())),
+    };
     release(pool, &holder).await?;
     outcome
 }

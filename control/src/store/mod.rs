@@ -18,8 +18,10 @@ mod deliveries;
 mod edges;
 mod events;
 mod identity;
+mod lost_edges;
 mod members;
 mod migrate;
+mod number_forms;
 mod numbers;
 mod providers;
 mod recordings;
@@ -47,6 +49,7 @@ pub use deliveries::{DeliveryAttempt, DueDelivery, WebhookDelivery, RETRY_WINDOW
 pub use edges::{EdgeRecord, EdgeRegistration};
 pub use events::{CallRecord, StoredEvent};
 pub use identity::{with_request_source, ApiKeyIdentity, NewApiKey, Role};
+pub use lost_edges::EDGE_LOST;
 pub use members::Member;
 pub use migrate::{status as migration_status, MigrationStatus};
 pub use numbers::PhoneNumber;

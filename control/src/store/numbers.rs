@@ -15,6 +15,7 @@ use sqlx::any::AnyRow;
 use sqlx::Row;
 
 use super::identity::AuditEntry;
+use super::number_forms::{ensure_unclaimed, release_settled};
 use super::{commit_config_change, is_unique_violation, retry, Store, StoreError, WorkspaceScope};
 use freya_shared::ids::{new_id, now_ms};
 use freya_shared::model::{NumberTarget, PhoneNumberSpec};
@@ -26,6 +27,9 @@ pub struct PhoneNumber {
     pub workspace_id: String,
     #[serde(flatten)]
     pub spec: PhoneNumberSpec,
+    /// Whether another stored number has the same normal form (both were written before numbers
+    /// were normalised): then no edge answers this one until the other is changed or deleted.
+    pub claimed_twice: bool,
     pub created_at_ms: i64,
     pub updated_at_ms: i64,
 }
@@ -42,16 +46,18 @@ fn number_from_row(row: &AnyRow, regions: Vec<String>) -> Result<PhoneNumber, St
             agent_id: row.try_get("agent_id")?,
             workflow_id: row.try_get("workflow_id")?,
         },
+        claimed_twice: row.try_get::<i64, _>("normal_form_conflict")? != 0,
         created_at_ms: row.try_get("created_at_ms")?,
         updated_at_ms: row.try_get("updated_at_ms")?,
     })
 }
 
-const NUMBER_COLUMNS: &str =
-    "id, workspace_id, number, region, agent_id, workflow_id, created_at_ms, updated_at_ms";
+const NUMBER_COLUMNS: &str = "id, workspace_id, number, region, agent_id, workflow_id, \
+     normal_form_conflict, created_at_ms, updated_at_ms";
 
 impl Store {
-    /// Stores a new number (already validated); its agent must belong to the same workspace.
+    /// Stores a new number (validated and normalised); its agent must belong to the same
+    /// workspace, and no other number may have the same normal form.
     pub async fn create_number(
         &self,
         scope: &WorkspaceScope,
@@ -63,6 +69,7 @@ impl Store {
             let now = now_ms();
             let mut tx = self.pool().begin().await?;
             ensure_target_in_scope(&mut tx, scope, spec).await?;
+            ensure_unclaimed(&mut tx, &spec.number, None).await?;
             sqlx::query(
                 "INSERT INTO phone_numbers (id, workspace_id, number, region, agent_id, workflow_id, created_at_ms, updated_at_ms) \
                  VALUES ($1, $2, $3, $4, $5, $6, $7, $7)",
@@ -170,9 +177,10 @@ impl Store {
         let version = retry(|| async {
             let mut tx = self.pool().begin().await?;
             ensure_target_in_scope(&mut tx, scope, spec).await?;
+            ensure_unclaimed(&mut tx, &spec.number, Some(id)).await?;
             let updated = sqlx::query(
-                "UPDATE phone_numbers SET number = $1, region = $2, agent_id = $3, workflow_id = $4, updated_at_ms = $5 \
-                 WHERE workspace_id = $6 AND id = $7",
+                "UPDATE phone_numbers SET number = $1, region = $2, agent_id = $3, workflow_id = $4, updated_at_ms = $5, \
+                 normal_form_conflict = 0 WHERE workspace_id = $6 AND id = $7",
             )
             .bind(&spec.number)
             .bind(spec.region.as_deref())
@@ -189,6 +197,7 @@ impl Store {
                 return Err(StoreError::NotFound);
             }
             replace_regions(&mut tx, scope, id, &spec.regions).await?;
+            release_settled(&mut tx).await?;
             commit_config_change(tx, scope, AuditEntry {
                     actor,
                     action: "phone_number.updated",
@@ -225,6 +234,7 @@ impl Store {
             if deleted == 0 {
                 return Err(StoreError::NotFound);
             }
+            release_settled(&mut tx).await?;
             commit_config_change(
                 tx,
                 scope,

@@ -37,7 +37,7 @@ impl Store {
         let number_rows = sqlx::query(&format!(
             "SELECT n.number, n.workspace_id, n.region, n.agent_id, n.workflow_id, w.latest_version \
              FROM phone_numbers n LEFT JOIN workflows w ON w.id = n.workflow_id \
-             WHERE {REACHABLE_IN_REGION} \
+             WHERE {REACHABLE_IN_REGION} AND n.normal_form_conflict = 0 \
                AND (n.agent_id IS NOT NULL OR w.latest_version > 0) ORDER BY n.number"
         ))
         .bind(region)

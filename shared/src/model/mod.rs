@@ -4,6 +4,7 @@
 
 pub mod agent;
 pub mod call;
+pub mod dialable;
 pub mod edge;
 pub mod number;
 pub mod provider;
@@ -14,6 +15,7 @@ use serde::{Deserialize, Serialize};
 
 pub use agent::AgentSpec;
 pub use call::{CallEvent, CallEventKind};
+pub use dialable::{normalize_dialable, DialableError};
 pub use edge::{EdgeHealth, EdgeStatus};
 pub use number::{NumberTarget, PhoneNumberSpec};
 pub use provider::{ProviderSpec, SipTransport, SipTrunkSpec};

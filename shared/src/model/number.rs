@@ -5,12 +5,14 @@
 
 use serde::{Deserialize, Deserializer, Serialize};
 
+use super::dialable::normalize_dialable;
 use super::FieldError;
 
 /// What a customer writes to route a number.
 #[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
 pub struct PhoneNumberSpec {
-    /// E.164 (`+15551234567`) or a SIP user part of letters, digits, `*#._-`.
+    /// E.164 (`+15551234567`) or a SIP user part of letters, digits, `*#._-`; stored in its
+    /// normal form ([`normalize_dialable`]), whatever spelling was written.
     pub number: String,
     /// The home region: its edges answer the number and place its outbound calls first.
     /// `None` for every region.
@@ -36,11 +38,20 @@ pub enum NumberTarget<'a> {
 }
 
 impl PhoneNumberSpec {
+    /// The spec with its number in normal form, as it is stored and routed; unchanged when the
+    /// number does not validate (then [`Self::validate`] says why).
+    pub fn normalized(mut self) -> Self {
+        if let Ok(normal) = normalize_dialable(&self.number) {
+            self.number = normal;
+        }
+        self
+    }
+
     /// Every problem with this number, by field.
     pub fn validate(&self) -> Vec<FieldError> {
         let mut errors = Vec::new();
-        if let Some(message) = number_problem(&self.number) {
-            errors.push(FieldError::new("number", message));
+        if let Err(problem) = normalize_dialable(&self.number) {
+            errors.push(FieldError::new("number", problem.to_string()));
         }
         if let Some(region) = &self.region {
             if !is_region_name(region) {
@@ -136,20 +147,6 @@ fn null_as_none<'de, D: Deserializer<'de>>(d: D) -> Result<Vec<String>, D::Error
 /// writes and on the snapshot fan-out.
 pub const MAX_EXTRA_REGIONS: usize = 16;
 
-fn number_problem(number: &str) -> Option<&'static str> {
-    if number.is_empty() || number.len() > 32 {
-        return Some("must be 1-32 characters");
-    }
-    if let Some(digits) = number.strip_prefix('+') {
-        let ok = (2..=15).contains(&digits.len()) && digits.chars().all(|c| c.is_ascii_digit());
-        return (!ok).then_some("an E.164 number is `+` followed by 2-15 digits");
-    }
-    let ok = number
-        .chars()
-        .all(|c| c.is_ascii_alphanumeric() || "*#._-".contains(c));
-    (!ok).then_some("use an E.164 number or letters, digits and `*#._-`")
-}
-
 /// Whether `name` is a usable region name (`local`, `eu-west`, `us-east-1`).
 pub fn is_region_name(name: &str) -> bool {
     (1..=64).contains(&name.len())
@@ -231,8 +228,15 @@ mod tests {
     }
 
     #[test]
+    fn a_number_is_kept_in_its_normal_form() {
+        assert_eq!(spec("1 (555) 123-4567").normalized().number, "+15551234567");
+        assert_eq!(spec("demo").normalized().number, "demo");
+        assert_eq!(spec("not a number").normalized().number, "not a number");
+    }
+
+    #[test]
     fn malformed_numbers_are_refused() {
-        for n in ["", "+1", "+1555abc", "has space", "sip:x@y"] {
+        for n in ["", "+1", "+1555abc", "has space", "sip:x@y", "0207946000"] {
             assert_eq!(spec(n).validate()[0].field, "number", "{n}");
         }
     }
