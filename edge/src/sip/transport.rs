@@ -95,7 +95,10 @@ impl SipService {
         let mut rate = InviteRateLimiter::new(invite_rate);
         let mut slots = CallSlots::new(slots);
         let mut endpoint = SipEndpoint::new(public_addr, Timers::default());
+        // Live and ringing calls by dialog (the SIP Call-ID); `records` finds an inbound call's
+        // dialog from its record id, which is how the control plane names it.
         let mut calls: HashMap<String, mpsc::Sender<CallSignal>> = HashMap::new();
+        let mut records: HashMap<String, String> = HashMap::new();
         let mut ringing: HashMap<String, Ringing> = HashMap::new();
         let mut pending: HashMap<String, PendingOutbound> = HashMap::new();
         let (tcp_tx, mut tcp_rx) = mpsc::channel::<TcpInput>(1024);
@@ -141,8 +144,10 @@ impl SipService {
                             pending.insert(call_id, placing);
                         }
                     }
-                    SipCommand::Hangup { call_id } => {
+                    SipCommand::Hangup { call_id: record } => {
                         let now = Instant::now();
+                        // Calls we placed use their record id as their Call-ID.
+                        let call_id = records.get(&record).cloned().unwrap_or(record);
                         if let Some(tx) = calls.remove(&call_id) {
                             slots.release(&call_id);
                             tracing::info!(call = %call_id, "hang-up requested by the control plane");
@@ -175,15 +180,15 @@ impl SipService {
                     }
                 }
                 Some(request) = request_rx.recv() => match request {
-                    DialogRequest::Hangup { call_id } => {
+                    DialogRequest::Hangup { dialog: call_id } => {
                         calls.remove(&call_id);
                         slots.release(&call_id);
                         endpoint.hangup(Instant::now(), &call_id);
                     }
-                    DialogRequest::Transfer { call_id, destination } => {
+                    DialogRequest::Transfer { dialog: call_id, destination } => {
                         endpoint.transfer(Instant::now(), &call_id, &destination);
                     }
-                    DialogRequest::SendDtmf { call_id, digits } => {
+                    DialogRequest::SendDtmf { dialog: call_id, digits } => {
                         endpoint.send_dtmf_info(Instant::now(), &call_id, &digits);
                     }
                 },
@@ -230,15 +235,19 @@ impl SipService {
                         let Some((sdp, setup)) = accepted else {
                             continue;
                         };
-                        slots.take_inbound(&setup.call_id, source);
+                        slots.take_inbound(&setup.dialog, source);
+                        if records.len() > 2 * (calls.len() + ringing.len()) + 64 {
+                            records.retain(|_, d| calls.contains_key(d) || ringing.contains_key(d));
+                        }
+                        records.insert(setup.call_id.clone(), setup.dialog.clone());
                         if ring.is_zero() {
-                            endpoint.answer(Instant::now(), &setup.call_id, sdp);
+                            endpoint.answer(Instant::now(), &setup.dialog, sdp);
                             start_call(setup, &mut calls, &services, &request_tx);
                         } else {
-                            endpoint.ring(Instant::now(), &setup.call_id);
+                            endpoint.ring(Instant::now(), &setup.dialog);
                             let answer_at = tokio::time::Instant::now() + ring;
                             ringing.insert(
-                                setup.call_id.clone(),
+                                setup.dialog.clone(),
                                 Ringing {
                                     answer_at,
                                     sdp,
@@ -341,7 +350,7 @@ fn start_call(
     requests: &mpsc::Sender<DialogRequest>,
 ) {
     let (signal_tx, signal_rx) = mpsc::channel(SIGNAL_QUEUE);
-    calls.insert(setup.call_id.clone(), signal_tx);
+    calls.insert(setup.dialog.clone(), signal_tx);
     services.state.call_started();
     let span = tracing::info_span!("call", call_id = %setup.call_id, edge = %services.edge_id, workspace = %setup.workspace_id);
     tokio::spawn(task::run(setup, signal_rx, services.clone(), requests.clone()).instrument(span));
@@ -504,7 +513,10 @@ async fn accept(
     };
     let (agent, workflow) = crate::call::responder::answerer(&snapshot, route.target);
     let setup = CallSetup {
-        call_id: call.call_id.clone(),
+        // Ours: the caller's Call-ID may repeat across workspaces, be any length, or be aimed at
+        // another call's record; it stays only the dialog's key on this edge.
+        call_id: freya_shared::ids::new_id(),
+        dialog: call.call_id.clone(),
         direction: CallDirection::Inbound,
         workspace_id: route.number.workspace_id.clone(),
         agent,
