@@ -78,6 +78,11 @@ url = "http://127.0.0.1:17090"
 shared_secret = "$SECRET"
 [sip]
 addr = "127.0.0.1:15080"
+# The load tester calls from one address at load-test rates: open the per-source INVITE limits.
+invites_per_second_per_source = 1000
+invite_burst_per_source = ${CAPACITY:-100}
+max_unconfirmed = ${CAPACITY:-100}
+max_unconfirmed_per_source = ${CAPACITY:-100}
 [http]
 addr = "127.0.0.1:18081"
 TOML

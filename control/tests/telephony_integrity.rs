@@ -9,19 +9,21 @@
 
 mod support;
 
-use std::net::SocketAddr;
 use std::time::Duration;
 
 use freya_control::server::ControlPlane;
 use freya_control::store::{CallRecord, StoredEvent, WorkspaceScope};
 use freya_edge::rtp::packet::RtpPacket;
-use freya_edge::sip::sdp::SessionDescription;
 use freya_edge::Edge;
 use freya_shared::model::AgentSpec;
+use support::raw_sip::{recv_sip, Call, CALLER_TAG};
 use support::{
     agent_on_number, control_config, edge_config, eventually, until_routed, Backend, TestDb, SECRET,
 };
 use tokio::net::UdpSocket;
+
+/// The Call-ID of the call under attack.
+const CALL_ID: &str = "integrity-1";
 
 struct World {
     db: TestDb,
@@ -85,137 +87,6 @@ async fn ended_call(w: &World) -> (CallRecord, Vec<StoredEvent>) {
     (calls[0].clone(), events)
 }
 
-/// Reads datagrams from `socket` until one starts with `prefix` (or `limit` passes).
-async fn recv_sip(socket: &UdpSocket, prefix: &str, limit: Duration) -> String {
-    let mut buf = vec![0u8; 65_536];
-    tokio::time::timeout(limit, async {
-        loop {
-            let (n, _) = socket.recv_from(&mut buf).await.expect("recv");
-            let text = String::from_utf8_lossy(&buf[..n]).into_owned();
-            if text.starts_with(prefix) {
-                return text;
-            }
-        }
-    })
-    .await
-    .unwrap_or_else(|_| panic!("no `{prefix}` within {limit:?}"))
-}
-
-/// A caller in an answered call: its SIP socket, the edge's RTP address, and how to write a
-/// request in the call with given tags.
-struct Call {
-    sip: UdpSocket,
-    sip_addr: SocketAddr,
-    edge_sip: SocketAddr,
-    edge_rtp: SocketAddr,
-    /// Our (the edge's) To tag.
-    tag: String,
-}
-
-const CALL_ID: &str = "integrity-1";
-const CALLER_TAG: &str = "rawcaller";
-
-impl Call {
-    /// Dials `demo` offering `rtp` for media, and acknowledges the answer.
-    async fn dial(edge_sip: SocketAddr, rtp: &UdpSocket) -> Self {
-        let sip = UdpSocket::bind("127.0.0.1:0").await.expect("sip");
-        let sip_addr = sip.local_addr().expect("addr");
-        let rtp_port = rtp.local_addr().expect("addr").port();
-        let sdp = format!(
-            "v=0\r\no=- 1 1 IN IP4 127.0.0.1\r\ns=-\r\nc=IN IP4 127.0.0.1\r\nt=0 0\r\n\
-             m=audio {rtp_port} RTP/AVP 0 101\r\na=rtpmap:0 PCMU/8000\r\n\
-             a=rtpmap:101 telephone-event/8000\r\na=fmtp:101 0-15\r\n"
-        );
-        let mut call = Call {
-            sip,
-            sip_addr,
-            edge_sip,
-            edge_rtp: edge_sip,
-            tag: String::new(),
-        };
-        let invite = call.request(
-            "INVITE",
-            1,
-            sip_addr,
-            CALLER_TAG,
-            None,
-            "application/sdp",
-            &sdp,
-        );
-        call.sip
-            .send_to(invite.as_bytes(), edge_sip)
-            .await
-            .expect("INVITE");
-        let ok = recv_sip(&call.sip, "SIP/2.0 200", Duration::from_secs(10)).await;
-        call.tag = ok
-            .lines()
-            .find(|l| l.starts_with("To:"))
-            .and_then(|l| l.split(";tag=").nth(1))
-            .expect("To tag")
-            .trim()
-            .to_owned();
-        let tag = call.tag.clone();
-        let ack = call.request("ACK", 1, sip_addr, CALLER_TAG, Some(&tag), "", "");
-        call.sip
-            .send_to(ack.as_bytes(), edge_sip)
-            .await
-            .expect("ACK");
-        let body = ok.split("\r\n\r\n").nth(1).expect("SDP");
-        let answer = SessionDescription::parse(body.as_bytes()).expect("SDP answer");
-        call.edge_rtp = SocketAddr::new("127.0.0.1".parse().expect("ip"), answer.media[0].port);
-        call
-    }
-
-    /// `method` in the call from `via` (whose socket gets the response), with From tag
-    /// `from_tag` and To tag `to_tag` (`None`: none).
-    #[allow(clippy::too_many_arguments)]
-    fn request(
-        &self,
-        method: &str,
-        cseq: u32,
-        via: SocketAddr,
-        from_tag: &str,
-        to_tag: Option<&str>,
-        content_type: &str,
-        body: &str,
-    ) -> String {
-        let edge = self.edge_sip;
-        let caller = self.sip_addr;
-        let to_tag = to_tag.map(|t| format!(";tag={t}")).unwrap_or_default();
-        let content_type = if content_type.is_empty() {
-            String::new()
-        } else {
-            format!("Content-Type: {content_type}\r\n")
-        };
-        format!(
-            "{method} sip:demo@{edge} SIP/2.0\r\n\
-             Via: SIP/2.0/UDP {via};branch=z9hG4bK{method}{cseq}{from_tag}\r\n\
-             Max-Forwards: 70\r\nFrom: <sip:+15550009@{caller}>;tag={from_tag}\r\n\
-             To: <sip:demo@{edge}>{to_tag}\r\nCall-ID: {CALL_ID}\r\nCSeq: {cseq} {method}\r\n\
-             Contact: <sip:caller@{caller}>\r\n{content_type}Content-Length: {}\r\n\r\n{body}",
-            body.len()
-        )
-    }
-
-    /// The caller hangs up (its BYE, with the dialog's tags) and the edge says 200.
-    async fn hang_up(&self, cseq: u32) {
-        let bye = self.request(
-            "BYE",
-            cseq,
-            self.sip_addr,
-            CALLER_TAG,
-            Some(&self.tag),
-            "",
-            "",
-        );
-        self.sip
-            .send_to(bye.as_bytes(), self.edge_sip)
-            .await
-            .expect("BYE");
-        recv_sip(&self.sip, "SIP/2.0 200", Duration::from_secs(10)).await;
-    }
-}
-
 /// An RTP packet of 20 ms of µ-law `level` (0xff silence, 0x00 loudest) from `ssrc`.
 fn rtp(seq: u16, ssrc: u32, level: u8) -> Vec<u8> {
     let mut packet = vec![0x80, 0];
@@ -245,7 +116,7 @@ async fn rtp_from_a_second_address_mid_call_is_dropped_and_counted_and_the_calle
     let w = world().await;
     let caller_rtp = UdpSocket::bind("127.0.0.1:0").await.expect("rtp");
     let stranger = UdpSocket::bind("127.0.0.1:0").await.expect("stranger");
-    let call = Call::dial(w.edge.sip_addr, &caller_rtp).await;
+    let call = Call::dial(w.edge.sip_addr, &caller_rtp, "demo", CALL_ID).await;
 
     // The caller talks for three seconds (silence); in the second one a stranger sends its own
     // loud audio to the call's port as well. The caller's socket is drained as it goes.
@@ -319,7 +190,7 @@ async fn rtp_from_a_second_address_mid_call_is_dropped_and_counted_and_the_calle
 async fn a_strangers_bye_and_info_naming_the_call_id_get_481_and_the_call_goes_on() {
     let w = world().await;
     let caller_rtp = UdpSocket::bind("127.0.0.1:0").await.expect("rtp");
-    let call = Call::dial(w.edge.sip_addr, &caller_rtp).await;
+    let call = Call::dial(w.edge.sip_addr, &caller_rtp, "demo", CALL_ID).await;
     let stranger = UdpSocket::bind("127.0.0.1:0").await.expect("stranger");
     let from = stranger.local_addr().expect("addr");
 

@@ -22,7 +22,9 @@ pub struct EdgeConfig {
     /// Where the configuration cache, the event spool and recordings waiting for upload
     /// (`recordings/`) live.
     pub data_dir: PathBuf,
-    /// Most concurrent calls this edge takes before refusing with 503.
+    /// Most concurrent confirmed (acknowledged) calls this edge takes before refusing with 503.
+    /// Calls still ringing or waiting for their ACK count against `sip.max_unconfirmed`
+    /// instead, so the edge carries at most `capacity + sip.max_unconfirmed` calls.
     #[serde(default = "default_capacity")]
     pub capacity: u32,
     pub control: ControlLinkConfig,
@@ -151,6 +153,25 @@ pub struct SipConfig {
     /// limit, which RTP sockets share).
     #[serde(default = "default_sip_tcp_max_connections")]
     pub tcp_max_connections: u32,
+    /// New INVITEs one source address (an IPv4 address, or an IPv6 /64) may send per second,
+    /// on average; beyond it they are answered 503 with `Retry-After`. Retransmissions of an
+    /// INVITE already taken do not count. A carrier trunk sends every call from one address:
+    /// raise this to its peak call rate.
+    #[serde(default = "default_invites_per_second_per_source")]
+    pub invites_per_second_per_source: f64,
+    /// How many new INVITEs one source may send at once before the per-second rate applies.
+    #[serde(default = "default_invite_burst_per_source")]
+    pub invite_burst_per_source: u32,
+    /// Calls ringing, or answered but not yet acknowledged (ACK), the edge holds at once. They
+    /// have a budget of their own so that INVITEs which never ACK cannot take the slots of
+    /// confirmed calls (`capacity`); a call leaves it when its ACK arrives.
+    #[serde(default = "default_max_unconfirmed")]
+    pub max_unconfirmed: u32,
+    /// The share of `max_unconfirmed` one source address may hold, so that one flooding
+    /// address cannot take the whole budget. A trunk needs about its call rate × (`ring_ms` +
+    /// the ACK's round trip).
+    #[serde(default = "default_max_unconfirmed_per_source")]
+    pub max_unconfirmed_per_source: u32,
 }
 
 impl Default for SipConfig {
@@ -163,6 +184,10 @@ impl Default for SipConfig {
             tcp_idle_timeout_ms: default_sip_tcp_idle_timeout_ms(),
             tcp_max_connections_per_ip: default_sip_tcp_max_connections_per_ip(),
             tcp_max_connections: default_sip_tcp_max_connections(),
+            invites_per_second_per_source: default_invites_per_second_per_source(),
+            invite_burst_per_source: default_invite_burst_per_source(),
+            max_unconfirmed: default_max_unconfirmed(),
+            max_unconfirmed_per_source: default_max_unconfirmed_per_source(),
         }
     }
 }
@@ -195,6 +220,22 @@ fn default_sip_tcp_max_connections_per_ip() -> u32 {
 
 fn default_sip_tcp_max_connections() -> u32 {
     1024
+}
+
+fn default_invites_per_second_per_source() -> f64 {
+    10.0
+}
+
+fn default_invite_burst_per_source() -> u32 {
+    20
+}
+
+fn default_max_unconfirmed() -> u32 {
+    64
+}
+
+fn default_max_unconfirmed_per_source() -> u32 {
+    16
 }
 
 fn default_sip_addr() -> String {
@@ -398,6 +439,33 @@ impl Validate for EdgeConfig {
         if self.sip.ring_ms > 60_000 {
             problems.push(ConfigProblem::new("sip.ring_ms", "must be at most 60000"));
         }
+        let rate = self.sip.invites_per_second_per_source;
+        if !(rate.is_finite() && rate > 0.0) {
+            problems.push(ConfigProblem::new(
+                "sip.invites_per_second_per_source",
+                "must be a number above 0",
+            ));
+        }
+        if self.sip.invite_burst_per_source == 0 {
+            problems.push(ConfigProblem::new(
+                "sip.invite_burst_per_source",
+                "must be at least 1",
+            ));
+        }
+        if self.sip.max_unconfirmed == 0 {
+            problems.push(ConfigProblem::new(
+                "sip.max_unconfirmed",
+                "must be at least 1",
+            ));
+        }
+        if self.sip.max_unconfirmed_per_source == 0
+            || self.sip.max_unconfirmed_per_source > self.sip.max_unconfirmed
+        {
+            problems.push(ConfigProblem::new(
+                "sip.max_unconfirmed_per_source",
+                "must be at least 1 and at most sip.max_unconfirmed",
+            ));
+        }
         if self.rtp.codecs.is_empty() {
             problems.push(ConfigProblem::new("rtp.codecs", "name at least one codec"));
         }
@@ -471,6 +539,26 @@ mod tests {
         assert_eq!(
             keys(&bad),
             ["http.header_timeout_ms", "sip.tcp_max_connections_per_ip"]
+        );
+    }
+
+    #[test]
+    fn invite_flood_limits_have_defaults_and_are_validated_by_key() {
+        let ok = config(serde_json::json!({}));
+        assert!(keys(&ok).is_empty(), "{:?}", keys(&ok));
+        assert!(ok.sip.max_unconfirmed_per_source <= ok.sip.max_unconfirmed);
+        let mut bad = ok.clone();
+        bad.sip.invites_per_second_per_source = 0.0;
+        bad.sip.invite_burst_per_source = 0;
+        bad.sip.max_unconfirmed = 4;
+        bad.sip.max_unconfirmed_per_source = 5;
+        assert_eq!(
+            keys(&bad),
+            [
+                "sip.invites_per_second_per_source",
+                "sip.invite_burst_per_source",
+                "sip.max_unconfirmed_per_source"
+            ]
         );
     }
 }

@@ -19,7 +19,13 @@ pub(crate) struct EdgeMetrics {
     /// `freya_edge_rtp_foreign_packets_total`: media dropped for coming from an address other
     /// than the one a call latched (see `rtp::latch`).
     pub rtp_foreign: Counter,
+    /// `freya_edge_sip_invites_refused_total{reason}`: new INVITEs answered with a refusal
+    /// (`rate_limited`, `source_unconfirmed_share`, `unconfirmed_budget`, `capacity`, ...).
+    pub sip_invites_refused: RefusalCounter,
 }
+
+/// Refused INVITEs by `reason` (see `call::admission::RefusalCause::label`).
+pub type RefusalCounter = Family<Vec<(String, String)>, Counter>;
 
 /// Provider webhooks by `outcome` (`connected`, `bad_signature`, ...).
 pub type WebhookCounter = Family<Vec<(String, String)>, Counter>;
@@ -34,6 +40,7 @@ impl EdgeMetrics {
         let twilio_webhooks = WebhookCounter::default();
         let rtp_departure = departure_histogram();
         let rtp_foreign = Counter::default();
+        let sip_invites_refused = RefusalCounter::default();
         registry.register("active_calls", "Calls in progress", active_calls.clone());
         registry.register("draining", "1 while refusing new calls", draining.clone());
         registry.register(
@@ -63,6 +70,13 @@ impl EdgeMetrics {
              one the call's media latched onto (a stranger injecting audio, or a NAT that rebound)",
             rtp_foreign.clone(),
         );
+        registry.register(
+            "sip_invites_refused",
+            "New INVITEs refused, by reason: rate_limited (over the source's INVITE rate), \
+             source_unconfirmed_share and unconfirmed_budget (too many calls not yet \
+             acknowledged), capacity, draining, unknown_number",
+            sip_invites_refused.clone(),
+        );
         Self {
             registry,
             active_calls,
@@ -72,6 +86,7 @@ impl EdgeMetrics {
             twilio_webhooks,
             rtp_departure,
             rtp_foreign,
+            sip_invites_refused,
         }
     }
 

@@ -14,8 +14,10 @@ use tokio::sync::mpsc;
 use tokio::task::JoinSet;
 use tokio_util::sync::CancellationToken;
 
+use crate::call::invite_rate::InviteRate;
 use crate::call::media::MediaSettings;
 use crate::call::ports::PortAllocator;
+use crate::call::slots::SlotLimits;
 use crate::call::task::CallServices;
 use crate::config::EdgeConfig;
 use crate::control_link::snapshot_cache::SnapshotCache;
@@ -197,6 +199,16 @@ impl Edge {
             )),
             services: services.clone(),
             ring: Duration::from_millis(u64::from(config.sip.ring_ms)),
+            invite_rate: InviteRate {
+                per_second: config.sip.invites_per_second_per_source,
+                burst: config.sip.invite_burst_per_source,
+            },
+            slots: SlotLimits {
+                capacity: config.capacity,
+                max_unconfirmed: config.sip.max_unconfirmed,
+                max_unconfirmed_per_source: config.sip.max_unconfirmed_per_source,
+            },
+            refused: metrics.sip_invites_refused.clone(),
         };
         tasks.spawn(sip.run(shutdown.clone()));
         tasks.spawn(control_link::run_registration(

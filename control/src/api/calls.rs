@@ -38,6 +38,9 @@ pub struct CallView {
     answered_at: Option<String>,
     ended_at: Option<String>,
     end_reason: Option<String>,
+    /// For an inbound SIP call, the Call-ID its caller chose (to find it in a carrier's logs);
+    /// `id` is ours.
+    sip_call_id: Option<String>,
     /// The call's recording, once its edge has uploaded it.
     recording: Option<RecordingView>,
 }
@@ -58,6 +61,7 @@ impl From<CallRecord> for CallView {
             answered_at: c.answered_at_ms.map(rfc3339),
             ended_at: c.ended_at_ms.map(rfc3339),
             end_reason: c.end_reason,
+            sip_call_id: c.sip_call_id,
             recording,
         }
     }

@@ -133,6 +133,13 @@ pub async fn run(options: DevOptions, shutdown: CancellationToken) -> anyhow::Re
             addr: options.sip.clone(),
             public_addr: None,
             ring_ms: 0,
+            // The load tester and `freya call` reach a dev edge from this machine's one
+            // address, at load-test rates: the per-source INVITE limits are opened to the
+            // capacity (the production defaults would refuse a load test past 10 calls/s).
+            invites_per_second_per_source: f64::from(options.capacity.max(1)),
+            invite_burst_per_source: options.capacity.max(1),
+            max_unconfirmed: options.capacity.max(1),
+            max_unconfirmed_per_source: options.capacity.max(1),
             ..SipConfig::default()
         },
         rtp: RtpConfig::default(),

@@ -56,7 +56,7 @@ pub enum IdempotencyClaim {
 
 const CALL_COLUMNS: &str =
     "id, edge_id, region, direction, from_number, to_number, agent_id, status, \
-                            started_at_ms, answered_at_ms, ended_at_ms, end_reason, \
+                            started_at_ms, answered_at_ms, ended_at_ms, end_reason, sip_call_id, \
                             recording_id, recording_format, recording_bytes, \
                             recording_duration_ms, recording_sha256";
 
@@ -74,6 +74,7 @@ pub(crate) fn call_from_row(r: &AnyRow) -> Result<CallRecord, StoreError> {
         answered_at_ms: r.try_get("answered_at_ms")?,
         ended_at_ms: r.try_get("ended_at_ms")?,
         end_reason: r.try_get("end_reason")?,
+        sip_call_id: r.try_get("sip_call_id")?,
         recording: super::recordings::recording_from_row(r)?,
     })
 }

@@ -36,6 +36,9 @@ pub struct CallRecord {
     pub answered_at_ms: Option<i64>,
     pub ended_at_ms: Option<i64>,
     pub end_reason: Option<String>,
+    /// The SIP Call-ID of the call's dialog on its edge, for an inbound SIP call: the caller's
+    /// choice, so only an attribute, never the key.
+    pub sip_call_id: Option<String>,
     /// The call's recording, once an edge has uploaded it.
     pub recording: Option<super::CallRecordingInfo>,
 }
@@ -167,8 +170,8 @@ async fn apply_to_call(
         Some(CallEventKind::Started) => {
             sqlx::query(
                 "INSERT INTO calls (id, workspace_id, edge_id, region, direction, from_number, \
-                 to_number, agent_id, status, started_at_ms) VALUES ($1, $2, $3, \
-                 (SELECT region FROM edges WHERE id = $3), $4, $5, $6, $7, 'ringing', $8) \
+                 to_number, agent_id, status, started_at_ms, sip_call_id) VALUES ($1, $2, $3, \
+                 (SELECT region FROM edges WHERE id = $3), $4, $5, $6, $7, 'ringing', $8, $9) \
                  ON CONFLICT (id) DO NOTHING",
             )
             .bind(&event.call_id)
@@ -179,6 +182,7 @@ async fn apply_to_call(
             .bind(text_field(p, "to"))
             .bind(text_field(p, "agent_id"))
             .bind(event.at_ms)
+            .bind(text_field(p, "sip_call_id"))
             .execute(&mut **tx)
             .await?;
         }

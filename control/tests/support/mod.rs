@@ -20,6 +20,7 @@ use sqlx::Connection;
 
 pub mod caller;
 pub mod http;
+pub mod raw_sip;
 pub mod twilio;
 pub mod voice_call;
 

@@ -1,4 +1,5 @@
-//! A call on the edge: whether to take it ([`admission`]), its RTP port ([`ports`]), its codec
+//! A call on the edge: whether to take it ([`admission`], with each source's INVITE rate in
+//! [`invite_rate`] and the confirmed and unconfirmed call budgets in [`slots`]), its RTP port ([`ports`]), its codec
 //! ([`codec`]), media leg ([`leg`]: RTP or a provider's media stream) and media core ([`media`]) and the task that owns it ([`task`]). The voice pipeline lives here too: the
 //! agent's ear ([`listener`]), the sans-IO conversation ([`conversation`]) with its prompt
 //! variables ([`prompt`]), the provider shell ([`pipeline`], with live streaming STT in [`live_stt`]) and their wiring into the call
@@ -10,6 +11,7 @@ pub mod codec;
 pub mod conversation;
 pub mod flow;
 pub mod flow_function;
+pub mod invite_rate;
 pub mod leg;
 pub mod listener;
 pub mod live_stt;
@@ -18,5 +20,6 @@ pub mod pipeline;
 pub mod ports;
 pub mod prompt;
 pub mod responder;
+pub mod slots;
 pub mod talk;
 pub mod task;

@@ -45,16 +45,14 @@ pub enum CallSignal {
 /// What a call (its conversation today, a workflow executor tomorrow) asks of the SIP task.
 /// The channel waits when full: these are rare, and none may be lost.
 #[derive(Debug, Clone, PartialEq, Eq)]
+/// Each names the call by its `dialog`: the SIP Call-ID the SIP task knows it by.
 pub enum DialogRequest {
     /// Send our BYE.
-    Hangup { call_id: String },
+    Hangup { dialog: String },
     /// Transfer the call blindly (REFER) to a number or SIP URI.
-    Transfer {
-        call_id: String,
-        destination: String,
-    },
+    Transfer { dialog: String, destination: String },
     /// Send digits by SIP INFO (the peer negotiated no telephone-event).
-    SendDtmf { call_id: String, digits: String },
+    SendDtmf { dialog: String, digits: String },
 }
 
 /// Who placed the call.
@@ -78,7 +76,12 @@ impl CallDirection {
 
 /// An answered call, ready to run.
 pub struct CallSetup {
+    /// The call's id in its record and everywhere outside signalling: ours (UUIDv7), never a
+    /// value the caller chose, so two callers cannot share or aim at one record.
     pub call_id: String,
+    /// What the SIP task knows the call by: the SIP Call-ID of its dialog on this edge (the same
+    /// as `call_id` for calls we place, whose Call-ID we chose; `call_id` for Twilio calls).
+    pub dialog: String,
     pub direction: CallDirection,
     pub workspace_id: String,
     pub agent: AgentConfig,
@@ -139,6 +142,7 @@ pub async fn run(
     let _slot = CallSlot(services.state.clone());
     let CallSetup {
         call_id,
+        dialog,
         direction,
         workspace_id,
         agent,
@@ -167,6 +171,7 @@ pub async fn run(
                                    "edge_id": &*services.edge_id,
                                    "codec": format!("{:?}", audio.codec),
                                    "media": media_kind,
+                                   "sip_call_id": (media_kind != "media_stream").then_some(&dialog),
                                    "provider": provider}),
             ))
             .await;
@@ -180,7 +185,7 @@ pub async fn run(
     // The call cannot carry media: hang up and record why.
     let end_without_media = |reason: &'static str| {
         let hangup = DialogRequest::Hangup {
-            call_id: call_id.clone(),
+            dialog: dialog.clone(),
         };
         let ended = event(
             CallEventKind::Ended,
@@ -354,7 +359,7 @@ pub async fn run(
             }
             while let Some(request) = talk.take_request() {
                 let (kind, payload, dialog) =
-                    agent_request(&call_id, request, &mut media, &mut transfer);
+                    agent_request(&dialog, request, &mut media, &mut transfer);
                 let _ = services
                     .events
                     .send(custom_event(&call_id, &workspace_id, kind, payload))
@@ -412,7 +417,7 @@ pub async fn run(
     }
     if ending.by_us {
         let hangup = DialogRequest::Hangup {
-            call_id: call_id.clone(),
+            dialog: dialog.clone(),
         };
         let _ = requests.send(hangup).await;
     }
@@ -488,19 +493,19 @@ fn rtcp_record(stats: &MediaStats) -> serde_json::Value {
 /// into the RTP stream, or to the SIP task (INFO) when the peer has no telephone-event. Returns
 /// the call event to record and the request for the SIP task, if any.
 fn agent_request(
-    call_id: &str,
+    dialog: &str,
     request: AgentRequest,
     media: &mut CallMedia,
     transfer: &mut Option<String>,
 ) -> (&'static str, serde_json::Value, Option<DialogRequest>) {
-    let call_id = call_id.to_owned();
+    let dialog = dialog.to_owned();
     match request {
         AgentRequest::Transfer(destination) => {
             tracing::info!(%destination, "the agent transfers the call");
             *transfer = Some(destination.clone());
             let payload = serde_json::json!({"status": "requested", "destination": destination});
             let request = DialogRequest::Transfer {
-                call_id,
+                dialog,
                 destination,
             };
             ("call.transfer", payload, Some(request))
@@ -513,7 +518,7 @@ fn agent_request(
             ),
             Err(SendDtmfError::NoTelephoneEvent) => {
                 let payload = serde_json::json!({"digits": digits, "via": "sip_info"});
-                let request = DialogRequest::SendDtmf { call_id, digits };
+                let request = DialogRequest::SendDtmf { dialog, digits };
                 ("call.dtmf_sent", payload, Some(request))
             }
             Err(e) => (

@@ -5,6 +5,12 @@
 //! the control link ([`SipCommand`]) are placed here too (`placing.rs`) and become call tasks
 //! once answered. The endpoint sees only [`Peer`]s and bytes, and says which transport each
 //! message leaves by; TLS would be one more listener and one more [`Transport`] variant.
+//!
+//! Against INVITE floods, a new INVITE first passes its source's rate ([`InviteRateLimiter`])
+//! and then needs a slot ([`CallSlots`]): a call holds an unconfirmed slot from its INVITE until
+//! the caller's ACK (`EndpointEvent::Confirmed`) moves it to the capacity, and gives it back
+//! when it ends without one (CANCEL, `EndpointEvent::Failed`, a hang-up). Every place a call
+//! leaves `calls`, `ringing` or `pending` releases its slot.
 
 mod placing;
 mod tcp;
@@ -25,10 +31,13 @@ use super::endpoint::{EndpointEvent, IncomingCall, SipEndpoint};
 use super::peer::{Peer, Transport};
 use super::sdp::{self, Direction, LocalMedia, SdpError, SessionDescription};
 use super::Timers;
-use crate::call::admission::admit;
+use crate::call::admission::{admit, rate_limited, Refusal};
+use crate::call::invite_rate::{InviteRate, InviteRateLimiter};
 use crate::call::leg::MediaLeg;
 use crate::call::ports::PortAllocator;
+use crate::call::slots::{CallSlots, SlotLimits};
 use crate::call::task::{self, CallDirection, CallServices, CallSetup, CallSignal, DialogRequest};
+use crate::metrics::RefusalCounter;
 use freya_shared::model::{CallEvent, CallEventKind};
 use placing::PendingOutbound;
 use tcp::{TcpConnections, TcpInput};
@@ -48,6 +57,13 @@ pub struct SipService {
     pub services: CallServices,
     /// How long a call rings (180) before it is answered.
     pub ring: Duration,
+    /// New INVITEs each source may send (`sip.invites_per_second_per_source`, `sip.invite_burst_per_source`).
+    pub invite_rate: InviteRate,
+    /// Capacity for confirmed calls and the budget of unconfirmed ones (`capacity`,
+    /// `sip.max_unconfirmed`, `sip.max_unconfirmed_per_source`).
+    pub slots: SlotLimits,
+    /// `freya_edge_sip_invites_refused_total`.
+    pub refused: RefusalCounter,
 }
 
 /// A call that rings and will be answered at `answer_at` unless the caller cancels first.
@@ -72,9 +88,17 @@ impl SipService {
             ports,
             services,
             ring,
+            invite_rate,
+            slots,
+            refused,
         } = self;
+        let mut rate = InviteRateLimiter::new(invite_rate);
+        let mut slots = CallSlots::new(slots);
         let mut endpoint = SipEndpoint::new(public_addr, Timers::default());
+        // Live and ringing calls by dialog (the SIP Call-ID); `records` finds an inbound call's
+        // dialog from its record id, which is how the control plane names it.
         let mut calls: HashMap<String, mpsc::Sender<CallSignal>> = HashMap::new();
+        let mut records: HashMap<String, String> = HashMap::new();
         let mut ringing: HashMap<String, Ringing> = HashMap::new();
         let mut pending: HashMap<String, PendingOutbound> = HashMap::new();
         let (tcp_tx, mut tcp_rx) = mpsc::channel::<TcpInput>(1024);
@@ -112,20 +136,27 @@ impl SipService {
                     SipCommand::PlaceCall(call) => {
                         session_id += 1;
                         let call_id = call.call_id.clone();
-                        let active = u32::try_from(calls.len() + ringing.len() + pending.len()).unwrap_or(u32::MAX);
+                        // Placed and answered outbound calls hold capacity slots; unconfirmed
+                        // inbound ones (strangers' INVITEs) do not count against them.
+                        let active = slots.carried();
                         if let Some(placing) = placing::place(&mut endpoint, call, media_ip, session_id, &ports, &services, active).await {
+                            slots.take_outbound(&call_id);
                             pending.insert(call_id, placing);
                         }
                     }
-                    SipCommand::Hangup { call_id } => {
+                    SipCommand::Hangup { call_id: record } => {
                         let now = Instant::now();
+                        // Calls we placed use their record id as their Call-ID.
+                        let call_id = records.get(&record).cloned().unwrap_or(record);
                         if let Some(tx) = calls.remove(&call_id) {
+                            slots.release(&call_id);
                             tracing::info!(call = %call_id, "hang-up requested by the control plane");
                             endpoint.hangup(now, &call_id);
                             let _ = tx.send(CallSignal::Hangup { reason: "hangup_requested", by_us: true }).await;
                         } else if pending.contains_key(&call_id) {
                             endpoint.hangup(now, &call_id); // CANCEL; reported as OutboundFailed
                         } else if let Some(unanswered) = ringing.remove(&call_id) {
+                            slots.release(&call_id);
                             endpoint.reject(now, &call_id, 480, "Temporarily Unavailable", None);
                             record_unanswered(&services, &unanswered.setup, "hangup_requested").await;
                         } else {
@@ -149,14 +180,15 @@ impl SipService {
                     }
                 }
                 Some(request) = request_rx.recv() => match request {
-                    DialogRequest::Hangup { call_id } => {
+                    DialogRequest::Hangup { dialog: call_id } => {
                         calls.remove(&call_id);
+                        slots.release(&call_id);
                         endpoint.hangup(Instant::now(), &call_id);
                     }
-                    DialogRequest::Transfer { call_id, destination } => {
+                    DialogRequest::Transfer { dialog: call_id, destination } => {
                         endpoint.transfer(Instant::now(), &call_id, &destination);
                     }
-                    DialogRequest::SendDtmf { call_id, digits } => {
+                    DialogRequest::SendDtmf { dialog: call_id, digits } => {
                         endpoint.send_dtmf_info(Instant::now(), &call_id, &digits);
                     }
                 },
@@ -180,7 +212,15 @@ impl SipService {
                 match event {
                     EndpointEvent::IncomingCall(call) => {
                         session_id += 1;
-                        let busy = u32::try_from(calls.len() + ringing.len()).unwrap_or(u32::MAX);
+                        // The endpoint's transaction absorbs retransmissions, so only new
+                        // INVITEs reach the limiter; a refused one keeps no call state, only
+                        // its transaction to repeat the 503.
+                        if let Err(wait) = rate.handle_invite(Instant::now(), call.source.ip()) {
+                            refuse(&mut endpoint, &call, rate_limited(wait), &refused);
+                            continue;
+                        }
+                        let source = call.source.ip();
+                        let room = slots.check_inbound(source);
                         let accepted = accept(
                             &mut endpoint,
                             call,
@@ -188,20 +228,26 @@ impl SipService {
                             session_id,
                             &ports,
                             &services,
-                            busy,
+                            room,
+                            &refused,
                         )
                         .await;
                         let Some((sdp, setup)) = accepted else {
                             continue;
                         };
+                        slots.take_inbound(&setup.dialog, source);
+                        if records.len() > 2 * (calls.len() + ringing.len()) + 64 {
+                            records.retain(|_, d| calls.contains_key(d) || ringing.contains_key(d));
+                        }
+                        records.insert(setup.call_id.clone(), setup.dialog.clone());
                         if ring.is_zero() {
-                            endpoint.answer(Instant::now(), &setup.call_id, sdp);
+                            endpoint.answer(Instant::now(), &setup.dialog, sdp);
                             start_call(setup, &mut calls, &services, &request_tx);
                         } else {
-                            endpoint.ring(Instant::now(), &setup.call_id);
+                            endpoint.ring(Instant::now(), &setup.dialog);
                             let answer_at = tokio::time::Instant::now() + ring;
                             ringing.insert(
-                                setup.call_id.clone(),
+                                setup.dialog.clone(),
                                 Ringing {
                                     answer_at,
                                     sdp,
@@ -211,6 +257,7 @@ impl SipService {
                         }
                     }
                     EndpointEvent::Confirmed { call_id } => {
+                        slots.confirm(&call_id);
                         signal(&calls, &call_id, CallSignal::Confirmed).await
                     }
                     EndpointEvent::Dtmf { call_id, digit } => {
@@ -222,6 +269,7 @@ impl SipService {
                         } else {
                             "caller_hangup"
                         };
+                        slots.release(&call_id);
                         if let Some(unanswered) = ringing.remove(&call_id) {
                             record_unanswered(&services, &unanswered.setup, reason).await;
                         }
@@ -248,11 +296,15 @@ impl SipService {
                         tracing::info!(call = %call_id, trunk = %trunk_id, "outbound call answered");
                         match placing::answered(&call_id, placed, &answer, &services).await {
                             Some(setup) => start_call(setup, &mut calls, &services, &request_tx),
-                            None => endpoint.hangup(Instant::now(), &call_id),
+                            None => {
+                                slots.release(&call_id);
+                                endpoint.hangup(Instant::now(), &call_id);
+                            }
                         }
                     }
                     EndpointEvent::OutboundFailed { call_id, failure } => {
                         if let Some(placed) = pending.remove(&call_id) {
+                            slots.release(&call_id);
                             placing::failed(&call_id, placed, &failure, &services).await;
                         }
                     }
@@ -260,6 +312,7 @@ impl SipService {
                         signal(&calls, &call_id, CallSignal::Transfer(progress)).await
                     }
                     EndpointEvent::SessionExpired { call_id } => {
+                        slots.release(&call_id);
                         endpoint.hangup(Instant::now(), &call_id);
                         if let Some(tx) = calls.remove(&call_id) {
                             let _ = tx
@@ -272,6 +325,7 @@ impl SipService {
                     }
                     EndpointEvent::Failed { call_id, reason } => {
                         tracing::info!(call = %call_id, reason, "call lost in signalling");
+                        slots.release(&call_id);
                         if let Some(tx) = calls.remove(&call_id) {
                             let _ = tx
                                 .send(CallSignal::Hangup {
@@ -296,7 +350,7 @@ fn start_call(
     requests: &mpsc::Sender<DialogRequest>,
 ) {
     let (signal_tx, signal_rx) = mpsc::channel(SIGNAL_QUEUE);
-    calls.insert(setup.call_id.clone(), signal_tx);
+    calls.insert(setup.dialog.clone(), signal_tx);
     services.state.call_started();
     let span = tracing::info_span!("call", call_id = %setup.call_id, edge = %services.edge_id, workspace = %setup.workspace_id);
     tokio::spawn(task::run(setup, signal_rx, services.clone(), requests.clone()).instrument(span));
@@ -345,8 +399,40 @@ async fn flush(socket: &UdpSocket, connections: &mut TcpConnections, endpoint: &
     }
 }
 
+/// Answers `call` with `refusal` and counts it.
+fn refuse(
+    endpoint: &mut SipEndpoint,
+    call: &IncomingCall,
+    refusal: Refusal,
+    refused: &RefusalCounter,
+) {
+    let cause = refusal.cause.label();
+    refused
+        .get_or_create(&vec![("reason".to_owned(), cause.to_owned())])
+        .inc();
+    // A flood is refused many times a second: only the first-line cases log at info.
+    if matches!(
+        refusal.cause,
+        crate::call::admission::RefusalCause::RateLimited
+            | crate::call::admission::RefusalCause::NoSlot(_)
+    ) {
+        tracing::debug!(call = %call.call_id, source = %call.source, cause, "call refused");
+    } else {
+        tracing::info!(call = %call.call_id, dialled = %call.dialled, code = refusal.code, cause, "call refused");
+    }
+    endpoint.reject(
+        Instant::now(),
+        &call.call_id,
+        refusal.code,
+        refusal.reason,
+        refusal.retry_after,
+    );
+}
+
 /// Decides an incoming call: refuses it with the right response, or returns our SDP answer and
-/// what its task needs (the caller answers or rings).
+/// what its task needs (the caller answers or rings). `room` is whether the call slots have
+/// one for its source.
+#[allow(clippy::too_many_arguments)]
 async fn accept(
     endpoint: &mut SipEndpoint,
     call: IncomingCall,
@@ -354,27 +440,15 @@ async fn accept(
     session_id: u64,
     ports: &PortAllocator,
     services: &CallServices,
-    active: u32,
+    room: Result<(), crate::call::slots::NoSlot>,
+    refused: &RefusalCounter,
 ) -> Option<(String, CallSetup)> {
     let now = Instant::now();
     let snapshot = services.state.snapshot();
-    let route = match admit(
-        &snapshot,
-        &call.dialled,
-        services.state.is_draining(),
-        active,
-        services.state.capacity(),
-    ) {
+    let route = match admit(&snapshot, &call.dialled, services.state.is_draining(), room) {
         Ok(route) => route,
         Err(refusal) => {
-            tracing::info!(call = %call.call_id, dialled = %call.dialled, code = refusal.code, "call refused");
-            endpoint.reject(
-                now,
-                &call.call_id,
-                refusal.code,
-                refusal.reason,
-                refusal.retry_after,
-            );
+            refuse(endpoint, &call, refusal, refused);
             return None;
         }
     };
@@ -439,7 +513,10 @@ async fn accept(
     };
     let (agent, workflow) = crate::call::responder::answerer(&snapshot, route.target);
     let setup = CallSetup {
-        call_id: call.call_id.clone(),
+        // Ours: the caller's Call-ID may repeat across workspaces, be any length, or be aimed at
+        // another call's record; it stays only the dialog's key on this edge.
+        call_id: freya_shared::ids::new_id(),
+        dialog: call.call_id.clone(),
         direction: CallDirection::Inbound,
         workspace_id: route.number.workspace_id.clone(),
         agent,

@@ -368,6 +368,7 @@ async fn call_setup(
         (CallDirection::Inbound, agent, workflow)
     };
     Some(CallSetup {
+        dialog: ticket.call_id.clone(),
         call_id: ticket.call_id,
         direction,
         workspace_id: ticket.workspace_id,

@@ -229,6 +229,7 @@ pub async fn answered(
     match audio {
         Ok(audio) => Some(CallSetup {
             call_id: call_id.to_owned(),
+            dialog: call_id.to_owned(),
             direction: CallDirection::Outbound,
             workspace_id: pending.workspace_id,
             agent: pending.agent,

@@ -1,0 +1,147 @@
+//! A SIP caller written by hand, for tests that need to control every header of a call: it
+//! dials with a Call-ID of its choosing over UDP on 127.0.0.1, acknowledges the answer, writes
+//! in-dialog requests with any tags, and hangs up.
+
+use std::net::SocketAddr;
+use std::time::Duration;
+
+use freya_edge::sip::sdp::SessionDescription;
+use tokio::net::UdpSocket;
+
+/// Reads datagrams from `socket` until one starts with `prefix` (or `limit` passes).
+pub async fn recv_sip(socket: &UdpSocket, prefix: &str, limit: Duration) -> String {
+    let mut buf = vec![0u8; 65_536];
+    tokio::time::timeout(limit, async {
+        loop {
+            let (n, _) = socket.recv_from(&mut buf).await.expect("recv");
+            let text = String::from_utf8_lossy(&buf[..n]).into_owned();
+            if text.starts_with(prefix) {
+                return text;
+            }
+        }
+    })
+    .await
+    .unwrap_or_else(|_| panic!("no `{prefix}` within {limit:?}"))
+}
+
+/// A caller in an answered call: its SIP socket, the edge's RTP address, and how to write a
+/// request in the call with given tags.
+pub struct Call {
+    /// The Call-ID the caller chose.
+    pub call_id: String,
+    /// The number dialled.
+    pub number: String,
+    pub sip: UdpSocket,
+    pub sip_addr: SocketAddr,
+    pub edge_sip: SocketAddr,
+    pub edge_rtp: SocketAddr,
+    /// The edge's To tag.
+    pub tag: String,
+}
+
+pub const CALLER_TAG: &str = "rawcaller";
+
+impl Call {
+    /// Dials `number` with Call-ID `call_id`, offering `rtp` for media, and acknowledges the
+    /// answer.
+    pub async fn dial(edge_sip: SocketAddr, rtp: &UdpSocket, number: &str, call_id: &str) -> Self {
+        let sip = UdpSocket::bind("127.0.0.1:0").await.expect("sip");
+        let sip_addr = sip.local_addr().expect("addr");
+        let rtp_port = rtp.local_addr().expect("addr").port();
+        let sdp = format!(
+            "v=0\r\no=- 1 1 IN IP4 127.0.0.1\r\ns=-\r\nc=IN IP4 127.0.0.1\r\nt=0 0\r\n\
+             m=audio {rtp_port} RTP/AVP 0 101\r\na=rtpmap:0 PCMU/8000\r\n\
+             a=rtpmap:101 telephone-event/8000\r\na=fmtp:101 0-15\r\n"
+        );
+        let mut call = Call {
+            call_id: call_id.to_owned(),
+            number: number.to_owned(),
+            sip,
+            sip_addr,
+            edge_sip,
+            edge_rtp: edge_sip,
+            tag: String::new(),
+        };
+        let invite = call.request(
+            "INVITE",
+            1,
+            sip_addr,
+            CALLER_TAG,
+            None,
+            "application/sdp",
+            &sdp,
+        );
+        call.sip
+            .send_to(invite.as_bytes(), edge_sip)
+            .await
+            .expect("INVITE");
+        let ok = recv_sip(&call.sip, "SIP/2.0 200", Duration::from_secs(10)).await;
+        call.tag = ok
+            .lines()
+            .find(|l| l.starts_with("To:"))
+            .and_then(|l| l.split(";tag=").nth(1))
+            .expect("To tag")
+            .trim()
+            .to_owned();
+        let tag = call.tag.clone();
+        let ack = call.request("ACK", 1, sip_addr, CALLER_TAG, Some(&tag), "", "");
+        call.sip
+            .send_to(ack.as_bytes(), edge_sip)
+            .await
+            .expect("ACK");
+        let body = ok.split("\r\n\r\n").nth(1).expect("SDP");
+        let answer = SessionDescription::parse(body.as_bytes()).expect("SDP answer");
+        call.edge_rtp = SocketAddr::new("127.0.0.1".parse().expect("ip"), answer.media[0].port);
+        call
+    }
+
+    /// `method` in the call from `via` (whose socket gets the response), with From tag
+    /// `from_tag` and To tag `to_tag` (`None`: none).
+    #[allow(clippy::too_many_arguments)]
+    pub fn request(
+        &self,
+        method: &str,
+        cseq: u32,
+        via: SocketAddr,
+        from_tag: &str,
+        to_tag: Option<&str>,
+        content_type: &str,
+        body: &str,
+    ) -> String {
+        let (edge, caller) = (self.edge_sip, self.sip_addr);
+        let (number, call_id) = (&self.number, &self.call_id);
+        let to_tag = to_tag.map(|t| format!(";tag={t}")).unwrap_or_default();
+        let content_type = if content_type.is_empty() {
+            String::new()
+        } else {
+            format!("Content-Type: {content_type}\r\n")
+        };
+        format!(
+            "{method} sip:{number}@{edge} SIP/2.0\r\n\
+             Via: SIP/2.0/UDP {via};branch=z9hG4bK{method}{cseq}{from_tag}{}\r\n\
+             Max-Forwards: 70\r\nFrom: <sip:+15550009@{caller}>;tag={from_tag}\r\n\
+             To: <sip:{number}@{edge}>{to_tag}\r\nCall-ID: {call_id}\r\nCSeq: {cseq} {method}\r\n\
+             Contact: <sip:caller@{caller}>\r\n{content_type}Content-Length: {}\r\n\r\n{body}",
+            via.port(),
+            body.len()
+        )
+    }
+
+    /// The caller hangs up (its BYE, with the dialog's tags) and the edge says 200.
+    pub async fn hang_up(&self, cseq: u32) {
+        let bye = self.request(
+            "BYE",
+            cseq,
+            self.sip_addr,
+            CALLER_TAG,
+            Some(&self.tag),
+            "",
+            "",
+        );
+        self.sip
+            .send_to(bye.as_bytes(), self.edge_sip)
+            .await
+            .expect("BYE");
+        recv_sip(&self.sip, "SIP/2.0 200", Duration::from_secs(10)).await;
+    }
+}
