@@ -101,7 +101,8 @@ async fn place(target: std::net::SocketAddr, calls: u32) -> Vec<CallOutcome> {
 
 fn report(phase: &str, outcomes: &[CallOutcome]) {
     let answered: Vec<&CallOutcome> = outcomes.iter().filter(|o| o.code == 200).collect();
-    let refused = outcomes.len() - answered.len();
+    let refused = outcomes.iter().filter(|o| o.code >= 300).count();
+    let unanswered = outcomes.iter().filter(|o| o.code == 0).count();
     let ms = |d: Duration| d.as_secs_f64() * 1000.0;
     let setup: Vec<f64> = answered.iter().map(|o| ms(o.setup)).collect();
     let audio: Vec<f64> = answered
@@ -109,7 +110,8 @@ fn report(phase: &str, outcomes: &[CallOutcome]) {
         .filter_map(|o| o.first_audio.map(ms))
         .collect();
     println!(
-        "{phase}: {} answered, {refused} refused; INVITE→200 ms {}; INVITE→first audio ms {}",
+        "{phase}: {} answered, {refused} refused (503), {unanswered} unanswered after 32 s; \
+         INVITE→200 ms {}; INVITE→first audio ms {}",
         answered.len(),
         summary(setup),
         summary(audio)
