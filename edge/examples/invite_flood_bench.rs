@@ -5,8 +5,10 @@
 //! 200 OK and to the agent's first audio (its greeting), then hung up.
 //!
 //! ```text
-//! cargo run -p freya-edge --release --example invite_flood_bench -- [--calls N] [--flood-rate R] [--open]
+//! cargo run -p freya-edge --release --example invite_flood_bench -- [--calls N] [--flood-rate R] [--open] [--sipp]
 //! ```
+//! `--sipp` floods with sipp (`loadtest/sipp/uac_invite_no_ack.xml`) instead of the built-in
+//! flooder.
 //! `--open` sets the limits as wide as the capacity (no per-source rate, an unconfirmed budget
 //! equal to the capacity): the edge as it was before the limits. Figures go in
 //! `loadtest/BENCHMARKS.md` ("INVITE flood"); nothing here asserts.
@@ -37,6 +39,7 @@ async fn main() {
     let calls = value("--calls", 10);
     let flood_rate = value("--flood-rate", 30);
     let open = args.iter().any(|a| a == "--open");
+    let with_sipp = args.iter().any(|a| a == "--sipp");
     let defaults = SipConfig::default();
     let limits = if open {
         Limits {
@@ -68,14 +71,42 @@ async fn main() {
     let flooding = tokio::spawn(flood::flood(
         target,
         FLOODER,
-        flood_rate,
-        Duration::from_secs(3600),
+        if with_sipp { 1 } else { flood_rate },
+        if with_sipp {
+            Duration::ZERO
+        } else {
+            Duration::from_secs(3600)
+        },
         Duration::ZERO,
     ));
+    let sipp = with_sipp.then(|| {
+        let scenario = concat!(
+            env!("CARGO_MANIFEST_DIR"),
+            "/../loadtest/sipp/uac_invite_no_ack.xml"
+        );
+        tokio::process::Command::new("sipp")
+            .args(["-sf", scenario, "-s", flood::NUMBER, &target.to_string()])
+            .args([
+                "-i",
+                "127.0.0.1",
+                "-r",
+                &flood_rate.to_string(),
+                "-m",
+                "1000000",
+            ])
+            .args(["-nostdin", "-timeout", "3600s"])
+            .current_dir(dir.path())
+            .stdout(std::process::Stdio::null())
+            .stderr(std::process::Stdio::null())
+            .kill_on_drop(true)
+            .spawn()
+            .expect("sipp runs (install sip-tester)")
+    });
     // Past the burst and into the steady state: the flood's share is full by now.
     tokio::time::sleep(Duration::from_secs(3)).await;
     let flooded = place(target, calls).await;
     flooding.abort();
+    drop(sipp);
     report(&format!("flood of {flood_rate} INVITE/s"), &flooded);
     let text = metrics(&edge).await;
     for reason in [
