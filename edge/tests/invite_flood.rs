@@ -46,7 +46,7 @@ async fn flood_with_a_real_call(limits: Limits, rtp_ports: (u16, u16)) -> (Flood
     ));
     tokio::time::sleep(Duration::from_millis(1_500)).await;
     let call = tokio::time::timeout(
-        Duration::from_secs(30),
+        Duration::from_secs(60),
         real_call(target, CALLER, Duration::from_millis(1_500), false),
     )
     .await
@@ -95,7 +95,7 @@ async fn flood_with_a_real_call(limits: Limits, rtp_ports: (u16, u16)) -> (Flood
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn a_flood_that_never_acks_is_rate_limited_and_a_real_caller_still_gets_through() {
     let limits = limits(5.0, 5);
-    let (outcome, text) = flood_with_a_real_call(limits, (42_000, 42_099)).await;
+    let (outcome, text) = flood_with_a_real_call(limits, (61_100, 61_199)).await;
     // 5 at once, then 5 a second: most of the 120 INVITEs are refused by the rate.
     let rate_limited = outcome
         .finals
@@ -115,7 +115,7 @@ async fn a_flood_that_never_acks_is_rate_limited_and_a_real_caller_still_gets_th
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn with_the_rate_limit_open_the_unconfirmed_share_alone_keeps_room_for_real_calls() {
     let limits = limits(1_000.0, 1_000);
-    let (outcome, text) = flood_with_a_real_call(limits, (42_100, 42_199)).await;
+    let (outcome, text) = flood_with_a_real_call(limits, (61_200, 61_299)).await;
     assert_eq!(refused(&text, "rate_limited"), 0, "{text}");
     let share = refused(&text, "source_unconfirmed_share");
     assert!(

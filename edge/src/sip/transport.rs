@@ -31,11 +31,11 @@ use super::endpoint::{EndpointEvent, IncomingCall, SipEndpoint};
 use super::peer::{Peer, Transport};
 use super::sdp::{self, Direction, LocalMedia, SdpError, SessionDescription};
 use super::Timers;
-use crate::call::admission::{admit, rate_limited, Refusal};
+use crate::call::admission::{admit, rate_limited, Refusal, RefusalCause};
 use crate::call::invite_rate::{InviteRate, InviteRateLimiter};
 use crate::call::leg::MediaLeg;
 use crate::call::ports::PortAllocator;
-use crate::call::slots::{CallSlots, SlotLimits};
+use crate::call::slots::{CallSlots, NoSlot, SlotLimits};
 use crate::call::task::{self, CallDirection, CallServices, CallSetup, CallSignal, DialogRequest};
 use crate::metrics::RefusalCounter;
 use freya_shared::model::{CallEvent, CallEventKind};
@@ -57,7 +57,8 @@ pub struct SipService {
     pub services: CallServices,
     /// How long a call rings (180) before it is answered.
     pub ring: Duration,
-    /// New INVITEs each source may send (`sip.invites_per_second_per_source`, `sip.invite_burst_per_source`).
+    /// New INVITEs each source may send (`sip.invites_per_second_per_source`,
+    /// `sip.invite_burst_per_source`).
     pub invite_rate: InviteRate,
     /// Capacity for confirmed calls and the budget of unconfirmed ones (`capacity`,
     /// `sip.max_unconfirmed`, `sip.max_unconfirmed_per_source`).
@@ -413,8 +414,7 @@ fn refuse(
     // A flood is refused many times a second: only the first-line cases log at info.
     if matches!(
         refusal.cause,
-        crate::call::admission::RefusalCause::RateLimited
-            | crate::call::admission::RefusalCause::NoSlot(_)
+        RefusalCause::RateLimited | RefusalCause::NoSlot(_)
     ) {
         tracing::debug!(call = %call.call_id, source = %call.source, cause, "call refused");
     } else {
@@ -440,7 +440,7 @@ async fn accept(
     session_id: u64,
     ports: &PortAllocator,
     services: &CallServices,
-    room: Result<(), crate::call::slots::NoSlot>,
+    room: Result<(), NoSlot>,
     refused: &RefusalCounter,
 ) -> Option<(String, CallSetup)> {
     let now = Instant::now();
