@@ -122,6 +122,7 @@ impl SipEndpoint {
                 (due != SessionDue::Nothing).then(|| (id.clone(), due))
             })
             .collect();
+        self.glare_retries(now);
         for (call_id, due) in due {
             match due {
                 SessionDue::Refresh => self.send_refresh(now, &call_id),
@@ -134,7 +135,7 @@ impl SipEndpoint {
     /// Our refresh: an UPDATE carrying the session timer again (no SDP: RFC 4028 section 7.4
     /// lets a refresh leave the session description alone), or — when the peer's `Allow` leaves
     /// UPDATE out — a re-INVITE with our SDP unchanged.
-    fn send_refresh(&mut self, now: Instant, call_id: &str) {
+    pub(super) fn send_refresh(&mut self, now: Instant, call_id: &str) {
         let local = self.local;
         let Some(dialog) = self.dialogs.get_mut(call_id) else {
             return;
@@ -194,6 +195,7 @@ impl SipEndpoint {
                     timer.refreshed(now);
                 }
             }
+            Ok((491, _)) => self.retry_refresh_after_glare(now, call_id),
             Ok((408 | 481, _)) | Err(()) => {
                 tracing::info!(call = %call_id, outcome = ?outcome, "the session refresh failed");
                 self.session_expired(call_id);
