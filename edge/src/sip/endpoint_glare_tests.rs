@@ -141,6 +141,31 @@ fn a_reinvite_crossing_ours_gets_491_and_ours_is_retried_after_a_491() {
 }
 
 #[test]
+fn an_update_offer_crossing_our_reinvite_gets_491_and_one_without_an_offer_200() {
+    let t0 = Instant::now();
+    let (mut ep, tag) = answered(
+        t0,
+        "Session-Expires: 120;refresher=uas\r\nSupported: timer\r\n",
+    );
+    ep.handle_timeout(t0 + 60 * S);
+    assert!(sent(&mut ep)[0].starts_with("INVITE "));
+    let offer = in_dialog(
+        "UPDATE",
+        "z9hG4bKup1",
+        "call-1",
+        &tag,
+        2,
+        "Content-Type: application/sdp\r\n",
+        "v=0\r\n",
+    );
+    ep.handle_datagram(t0 + 60 * S + ms(10), addr(CALLER), &offer);
+    assert!(sent(&mut ep)[0].starts_with("SIP/2.0 491 Request Pending"));
+    let refresh = in_dialog("UPDATE", "z9hG4bKup2", "call-1", &tag, 3, "", "");
+    ep.handle_datagram(t0 + 60 * S + ms(20), addr(CALLER), &refresh);
+    assert!(sent(&mut ep)[0].starts_with("SIP/2.0 200 OK"));
+}
+
+#[test]
 fn a_reinvite_before_our_answer_to_the_first_invite_gets_500_with_retry_after() {
     let t0 = Instant::now();
     let mut ep = endpoint();

@@ -1,6 +1,7 @@
 //! Glare: two INVITEs crossing in one dialog (RFC 3261 sections 14.1 and 14.2). A re-INVITE that
 //! arrives while our own re-INVITE (a session refresh carrying an offer) awaits its final answer
-//! is refused 491 Request Pending; one that arrives while an earlier INVITE of the peer's is
+//! is refused 491 Request Pending (and so is an UPDATE carrying an offer, RFC 3311 section 5.2,
+//! in `session.rs`); one that arrives while an earlier INVITE of the peer's is
 //! still unanswered gets 500 with a random `Retry-After` of 0 to 10 s. When the peer answers our
 //! re-INVITE 491, we send it again after the section 14.1 back-off: 2.1 to 4 s when we generated
 //! the Call-ID (a call we placed), 0 to 2 s when the peer did, in units of 10 ms.

@@ -100,6 +100,16 @@ impl SipEndpoint {
             let response = super::inbound::no_dialog(&request);
             return self.respond_non_invite(now, peer, key, request, response);
         };
+        // An offer crossing the offer of our pending re-INVITE is glare (RFC 3311 section 5.2).
+        let crossing = !request.body.is_empty()
+            && call
+                .as_deref()
+                .is_some_and(|c| self.refresh_invites.values().any(|r| r.is_pending_for(c)));
+        if crossing {
+            tracing::info!(source = %peer.addr, "an UPDATE offer crossed our re-INVITE (491)");
+            let response = build_response(&request, status(491, "Request Pending"), None);
+            return self.respond_non_invite(now, peer, key, request, response);
+        }
         let contact = self.contact(peer.transport);
         let mut response = build_response(&request, status(200, "OK"), Some(&tag));
         if let (Ok(r), Some(call_id)) = (response.as_mut(), call.as_deref()) {
