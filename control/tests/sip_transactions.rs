@@ -6,11 +6,14 @@
 //! - the 200 to a CANCEL carries the To tag of the 180 and the 487;
 //! - an offer with no codec of ours gets 488 with `Warning: 305`, and leaves a `call.failed`
 //!   with reason `no_common_codec` in the number's workspace, and nowhere else;
-//! - an INVITE to a number no workspace owns is refused and leaves no record anywhere.
+//! - an INVITE to a number no workspace owns is refused and leaves no record anywhere;
+//! - sipp (`tests/sipp/uac_no_common_codec.xml`) checks the 488's `Warning: 305` as a real
+//!   SIP stack reads it.
 
 mod support;
 
 use std::net::SocketAddr;
+use std::path::PathBuf;
 use std::time::Duration;
 
 use tokio::net::UdpSocket;
@@ -275,8 +278,74 @@ async fn a_refused_call_is_recorded_in_its_numbers_workspace_and_an_unknown_one_
     teardown(s).await;
 }
 
+/// Runs sipp once with `scenario` against `target`, dialling `number`; its exit code.
+async fn sipp(target: SocketAddr, scenario: &str, number: &str) -> i32 {
+    let work = tempfile::tempdir().expect("temp dir");
+    let path = PathBuf::from(env!("CARGO_MANIFEST_DIR"))
+        .join("tests/sipp")
+        .join(scenario);
+    let port = || {
+        std::net::UdpSocket::bind("127.0.0.1:0")
+            .and_then(|s| s.local_addr())
+            .map(|a| a.port().to_string())
+            .expect("a free port")
+    };
+    let (sip_port, media_port) = (port(), port());
+    let output = tokio::time::timeout(
+        Duration::from_secs(60),
+        tokio::process::Command::new("sipp")
+            .arg("-sf")
+            .arg(path)
+            .args(["-s", number, &target.to_string(), "-m", "1"])
+            .args(["-i", "127.0.0.1", "-p", &sip_port, "-mp", &media_port])
+            .args(["-timeout", "20s", "-nostdin", "-trace_err"])
+            .current_dir(work.path())
+            .kill_on_drop(true)
+            .output(),
+    )
+    .await
+    .expect("sipp finishes within a minute")
+    .expect("sipp runs (install sip-tester: deploy/test.sh does)");
+    let code = output.status.code().unwrap_or(-1);
+    if code != 0 {
+        for entry in std::fs::read_dir(work.path()).expect("sipp dir").flatten() {
+            if let Ok(text) = std::fs::read_to_string(entry.path()) {
+                eprintln!("--- {}:\n{text}", entry.path().display());
+            }
+        }
+        eprintln!("{}", String::from_utf8_lossy(&output.stdout));
+    }
+    code
+}
+
+async fn sipp_reads_warning_305_on_the_488_and_the_refusal_is_recorded(backend: Backend) {
+    let s = setup(backend).await;
+    assert_eq!(
+        sipp(s.edge.sip_addr, "uac_no_common_codec.xml", "+15550002").await,
+        0,
+        "sipp got its 488 with Warning: 305"
+    );
+    let store = s.control.store.clone();
+    let scope_b = s.scope_b.clone();
+    eventually(WAIT, "the refusal to be recorded in B", || {
+        let (store, scope) = (store.clone(), scope_b.clone());
+        async move { (store.count_call_events(&scope).await.ok()? == 1).then_some(()) }
+    })
+    .await;
+    assert_eq!(
+        s.control
+            .store
+            .count_call_events(&s.scope_a)
+            .await
+            .expect("count"),
+        0
+    );
+    teardown(s).await;
+}
+
 on_both_engines!(multi_thread;
     a_reinvite_2xx_acknowledged_once_is_not_sent_again,
     the_200_to_a_cancel_has_the_tag_of_the_180_and_the_487,
     a_refused_call_is_recorded_in_its_numbers_workspace_and_an_unknown_one_nowhere,
+    sipp_reads_warning_305_on_the_488_and_the_refusal_is_recorded,
 );
