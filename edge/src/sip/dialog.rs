@@ -12,6 +12,7 @@
 
 use std::collections::VecDeque;
 use std::net::SocketAddr;
+use std::time::Instant;
 
 use rsip::headers::{CSeq, CallId, ContentLength, From, MaxForwards, To, UntypedHeader, Via};
 use rsip::{Header, Method, Request};
@@ -71,6 +72,15 @@ pub struct Dialog {
     pub info_in_flight: bool,
     /// The RFC 4028 session timer agreed for this dialog, if any.
     pub session_timer: Option<SessionTimer>,
+    /// The server transactions of the peer's re-INVITEs that may still be alive, by CSeq
+    /// number: the ACK for a 2xx is a transaction of its own and finds the INVITE it
+    /// acknowledges by dialog and CSeq (RFC 3261 sections 13.3.1.4, 17.1.1.3).
+    pub reinvites: Vec<(u32, TransactionKey)>,
+    /// We generated the Call-ID (a call we placed): RFC 3261 section 14.1 gives the owner the
+    /// longer glare back-off, so that the two sides do not retry at the same moment.
+    pub owns_call_id: bool,
+    /// When our session refresh is sent again after the peer answered it 491 (glare).
+    pub refresh_retry: Option<Instant>,
 }
 
 impl Dialog {
@@ -116,6 +126,9 @@ impl Dialog {
             pending_digits: VecDeque::new(),
             info_in_flight: false,
             session_timer: None,
+            reinvites: Vec::new(),
+            owns_call_id: false,
+            refresh_retry: None,
         })
     }
 
@@ -176,6 +189,9 @@ impl Dialog {
             pending_digits: VecDeque::new(),
             info_in_flight: false,
             session_timer: None,
+            reinvites: Vec::new(),
+            owns_call_id: true,
+            refresh_retry: None,
         })
     }
 

@@ -87,6 +87,12 @@ pub struct IncomingCall {
 /// Methods the edge accepts, for `Allow` headers.
 pub const ALLOW: &str = "INVITE, ACK, CANCEL, BYE, OPTIONS, INFO, NOTIFY, UPDATE";
 
+/// `Warning: 305 <host> "Incompatible media format"` (RFC 3261 section 20.43), on every 488:
+/// the caller's logs then say what was wrong with its offer, not just that it was refused.
+pub fn incompatible_media(local: SocketAddr) -> Header {
+    Header::Warning(format!("305 {local} \"Incompatible media format\"").into())
+}
+
 /// One SIP address's worth of user agent state (its UDP socket and TCP connections).
 pub struct SipEndpoint {
     local: SocketAddr,
@@ -214,7 +220,7 @@ impl SipEndpoint {
     }
 
     /// Refuses `call_id` with `code` (404 unknown number, 488 no common codec, 503 busy...);
-    /// `retry_after` adds the header of that name.
+    /// `retry_after` adds the header of that name. A 488 says why in `Warning: 305`.
     pub fn reject(
         &mut self,
         now: Instant,
@@ -237,6 +243,9 @@ impl SipEndpoint {
             response
                 .headers
                 .push(Header::Other("Retry-After".into(), seconds.to_string()));
+        }
+        if code == 488 {
+            response.headers.push(incompatible_media(self.local));
         }
         self.respond_invite(now, &dialog.invite_key, response);
     }
@@ -322,10 +331,10 @@ impl SipEndpoint {
         let dialogs = self.dialogs.values().filter_map(|d| {
             let transfer = d.transfer.as_ref().map(|t| t.deadline);
             let session = d.session_timer.as_ref().and_then(|s| s.next_deadline());
-            match (transfer, session) {
-                (Some(a), Some(b)) => Some(a.min(b)),
-                (a, b) => a.or(b),
-            }
+            [transfer, session, d.refresh_retry]
+                .into_iter()
+                .flatten()
+                .min()
         });
         invites
             .chain(others)
@@ -461,6 +470,9 @@ mod session;
 #[path = "endpoint/reinvite.rs"]
 mod reinvite;
 
+#[path = "endpoint/glare.rs"]
+pub mod glare;
+
 #[path = "endpoint/inbound.rs"]
 mod inbound;
 
@@ -470,6 +482,9 @@ mod outbound;
 #[cfg(test)]
 #[path = "endpoint_dialog_match_tests.rs"]
 mod dialog_match_tests;
+#[cfg(test)]
+#[path = "endpoint_glare_tests.rs"]
+mod glare_tests;
 #[cfg(test)]
 #[path = "endpoint_in_dialog_tests.rs"]
 mod in_dialog_tests;

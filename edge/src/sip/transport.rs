@@ -13,6 +13,7 @@
 //! leaves `calls`, `ringing` or `pending` releases its slot.
 
 mod placing;
+mod refusal;
 mod tcp;
 
 pub use placing::{PlaceCall, SipCommand};
@@ -31,15 +32,16 @@ use super::endpoint::{EndpointEvent, IncomingCall, SipEndpoint};
 use super::peer::{Peer, Transport};
 use super::sdp::{self, Direction, LocalMedia, SdpError, SessionDescription};
 use super::Timers;
-use crate::call::admission::{admit, rate_limited, Refusal, RefusalCause};
+use crate::call::admission::{admit, rate_limited};
 use crate::call::invite_rate::{InviteRate, InviteRateLimiter};
 use crate::call::leg::MediaLeg;
 use crate::call::ports::PortAllocator;
-use crate::call::slots::{CallSlots, NoSlot, SlotLimits};
+use crate::call::slots::{CallSlots, SlotLimits};
 use crate::call::task::{self, CallDirection, CallServices, CallSetup, CallSignal, DialogRequest};
 use crate::metrics::RefusalCounter;
 use freya_shared::model::{CallEvent, CallEventKind};
 use placing::PendingOutbound;
+use refusal::{RefusalReason, Refusals};
 use tcp::{TcpConnections, TcpInput};
 
 /// How the SIP task reaches the outside world.
@@ -93,6 +95,7 @@ impl SipService {
             slots,
             refused,
         } = self;
+        let mut refusals = Refusals::new(refused);
         let mut rate = InviteRateLimiter::new(invite_rate);
         let mut slots = CallSlots::new(slots);
         let mut endpoint = SipEndpoint::new(public_addr, Timers::default());
@@ -217,7 +220,7 @@ impl SipService {
                         // INVITEs reach the limiter; a refused one keeps no call state, only
                         // its transaction to repeat the 503.
                         if let Err(wait) = rate.handle_invite(Instant::now(), call.source.ip()) {
-                            refuse(&mut endpoint, &call, rate_limited(wait), &refused);
+                            refusals.refuse_admission(&mut endpoint, &call, rate_limited(wait));
                             continue;
                         }
                         let source = call.source.ip();
@@ -230,7 +233,7 @@ impl SipService {
                             &ports,
                             &services,
                             room,
-                            &refused,
+                            &mut refusals,
                         )
                         .await;
                         let Some((sdp, setup)) = accepted else {
@@ -400,35 +403,6 @@ async fn flush(socket: &UdpSocket, connections: &mut TcpConnections, endpoint: &
     }
 }
 
-/// Answers `call` with `refusal` and counts it.
-fn refuse(
-    endpoint: &mut SipEndpoint,
-    call: &IncomingCall,
-    refusal: Refusal,
-    refused: &RefusalCounter,
-) {
-    let cause = refusal.cause.label();
-    refused
-        .get_or_create(&vec![("reason".to_owned(), cause.to_owned())])
-        .inc();
-    // A flood is refused many times a second: only the first-line cases log at info.
-    if matches!(
-        refusal.cause,
-        RefusalCause::RateLimited | RefusalCause::NoSlot(_)
-    ) {
-        tracing::debug!(call = %call.call_id, source = %call.source, cause, "call refused");
-    } else {
-        tracing::info!(call = %call.call_id, dialled = %call.dialled, code = refusal.code, cause, "call refused");
-    }
-    endpoint.reject(
-        Instant::now(),
-        &call.call_id,
-        refusal.code,
-        refusal.reason,
-        refusal.retry_after,
-    );
-}
-
 /// Decides an incoming call: refuses it with the right response, or returns our SDP answer and
 /// what its task needs (the caller answers or rings). `room` is whether the call slots have
 /// one for its source.
@@ -440,46 +414,60 @@ async fn accept(
     session_id: u64,
     ports: &PortAllocator,
     services: &CallServices,
-    room: Result<(), NoSlot>,
-    refused: &RefusalCounter,
+    room: Result<(), crate::call::slots::NoSlot>,
+    refusals: &mut Refusals,
 ) -> Option<(String, CallSetup)> {
-    let now = Instant::now();
     let snapshot = services.state.snapshot();
     let route = match admit(&snapshot, &call.dialled, services.state.is_draining(), room) {
         Ok(route) => route,
-        Err(refusal) => {
-            refuse(endpoint, &call, refusal, refused);
+        Err(r) => {
+            let reason = RefusalReason::Admission(r.cause);
+            let (code, phrase, retry) = (r.code, r.reason, r.retry_after);
+            refusals
+                .refuse(endpoint, services, &call, reason, code, phrase, retry)
+                .await;
             return None;
         }
     };
     if call.offer.is_empty() {
-        tracing::info!(call = %call.call_id, "refused an INVITE without an SDP offer");
-        endpoint.reject(
-            now,
-            &call.call_id,
-            488,
-            "Not Acceptable Here (SDP offer required)",
-            None,
-        );
+        let phrase = "Not Acceptable Here (SDP offer required)";
+        refusals
+            .refuse(
+                endpoint,
+                services,
+                &call,
+                RefusalReason::NoSdpOffer,
+                488,
+                phrase,
+                None,
+            )
+            .await;
         return None;
     }
     let offer = match SessionDescription::parse(&call.offer) {
         Ok(offer) => offer,
         Err(e) => {
-            tracing::info!(call = %call.call_id, error = %e, "refused an INVITE with bad SDP");
-            endpoint.reject(now, &call.call_id, 400, "Bad SDP", None);
+            tracing::info!(call = %call.call_id, error = %e, "bad SDP offer");
+            refusals
+                .refuse(
+                    endpoint,
+                    services,
+                    &call,
+                    RefusalReason::BadSdp,
+                    400,
+                    "Bad SDP",
+                    None,
+                )
+                .await;
             return None;
         }
     };
     let Some(sockets) = ports.bind().await else {
-        tracing::warn!(call = %call.call_id, "no free RTP port");
-        endpoint.reject(
-            now,
-            &call.call_id,
-            503,
-            "Service Unavailable (no media ports)",
-            Some(5),
-        );
+        let phrase = "Service Unavailable (no media ports)";
+        let reason = RefusalReason::NoMediaPorts;
+        refusals
+            .refuse(endpoint, services, &call, reason, 503, phrase, Some(5))
+            .await;
         return None;
     };
     let port = sockets
@@ -502,12 +490,26 @@ async fn accept(
         Ok(answer) => answer,
         Err(e @ (SdpError::NoCommonCodec | SdpError::NoAudio)) => {
             tracing::info!(call = %call.call_id, error = %e, "no common codec");
-            endpoint.reject(now, &call.call_id, 488, "Not Acceptable Here", None);
+            let phrase = "Not Acceptable Here";
+            let reason = RefusalReason::NoCommonCodec;
+            refusals
+                .refuse(endpoint, services, &call, reason, 488, phrase, None)
+                .await;
             return None;
         }
         Err(e) => {
             tracing::info!(call = %call.call_id, error = %e, "cannot answer this SDP");
-            endpoint.reject(now, &call.call_id, 400, "Bad SDP", None);
+            refusals
+                .refuse(
+                    endpoint,
+                    services,
+                    &call,
+                    RefusalReason::BadSdp,
+                    400,
+                    "Bad SDP",
+                    None,
+                )
+                .await;
             return None;
         }
     };

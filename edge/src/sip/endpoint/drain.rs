@@ -21,7 +21,12 @@ impl SipEndpoint {
         while let Some(event) = tx.poll_event() {
             match event {
                 TransactionEvent::Ack(ack) => {
-                    if let Ok(call_id) = call_id(&ack.headers) {
+                    // Only the ACK of the call's first INVITE confirms the call; that of a
+                    // re-INVITE's 2xx just stops its retransmissions.
+                    let first = call_id(&ack.headers)
+                        .ok()
+                        .filter(|c| self.dialogs.get(*c).is_some_and(|d| &d.invite_key == key));
+                    if let Some(call_id) = first {
                         self.events.push_back(EndpointEvent::Confirmed {
                             call_id: call_id.to_owned(),
                         });

@@ -126,14 +126,20 @@ impl SipEndpoint {
         while tx.poll_event().is_some() {}
         if has_to_tag(&request) {
             // A re-INVITE (hold, resume, session refresh): repeat our answer.
-            let answer = self
-                .dialog_of(source, &request)
+            let matched = self.dialog_of(source, &request);
+            // Glare first (RFC 3261 section 14): even an early dialog's second INVITE gets
+            // 500 with Retry-After rather than 481.
+            let glare = matched
+                .as_ref()
+                .and_then(|c| self.reinvite_glare(c, &request));
+            let answer = matched
                 .and_then(|c| self.dialogs.get(&c))
                 .filter(|d| d.state == DialogState::Confirmed)
                 .map(|d| (d.local_tag.clone(), d.local_sdp.clone()));
             let contact = self.contact(peer.transport);
-            let response = match answer {
-                Some((tag, sdp)) => {
+            let response = match (glare, answer) {
+                (Some(refusal), _) => refusal,
+                (None, Some((tag, sdp))) => {
                     build_response(&request, status(200, "OK"), Some(&tag)).map(|mut r| {
                         r.headers.push(contact);
                         // A re-INVITE is also a session refresh (RFC 4028).
@@ -144,11 +150,12 @@ impl SipEndpoint {
                         r
                     })
                 }
-                None => no_dialog(&request),
+                (None, None) => no_dialog(&request),
             };
             if let Ok(response) = response {
                 let _ = tx.respond(now, response);
             }
+            self.track_reinvite(&call_id, &request, &key);
             self.transports.insert(key.clone(), peer.transport);
             self.invites.insert(key.clone(), tx);
             self.drain_invite(&key);
@@ -227,13 +234,27 @@ impl SipEndpoint {
         }
     }
 
+    /// The ACK for a 2xx: a transaction of its own (new branch), matched to the INVITE it
+    /// acknowledges by dialog and CSeq number (RFC 3261 sections 13.3.1.4 and 17.1.1.3) — the
+    /// call's first INVITE or one of its re-INVITEs — whose 2xx then stops being retransmitted.
     fn on_ack_for_2xx(&mut self, now: Instant, peer: Peer, request: Request) {
         // An ACK is never answered: one for no dialog of ours is dropped.
         let Some(call_id) = self.dialog_of(peer.addr, &request) else {
             tracing::debug!(source = %peer.addr, "ACK for no dialog; ignored");
             return;
         };
-        let Some(key) = self.dialogs.get(&call_id).map(|d| d.invite_key.clone()) else {
+        let Ok((number, _)) = crate::sip::message::cseq(&request.headers) else {
+            return;
+        };
+        let Some(dialog) = self.dialogs.get(&call_id) else {
+            return;
+        };
+        let key = std::iter::once(&dialog.invite_key)
+            .chain(dialog.reinvites.iter().map(|(_, k)| k))
+            .find(|k| self.invites.get(*k).is_some_and(|tx| tx.cseq() == number))
+            .cloned();
+        let Some(key) = key else {
+            tracing::debug!(call = %call_id, cseq = number, "ACK for no INVITE of the dialog; ignored");
             return;
         };
         if let Some(tx) = self.invites.get_mut(&key) {
@@ -255,8 +276,18 @@ impl SipEndpoint {
         } else {
             (481, "Call/Transaction Does Not Exist")
         };
-        let response = build_response(&request, status(code, reason), Some(&crate::sip::new_tag()));
         let call = call_id(&request.headers).map(str::to_owned).ok();
+        // The 200 carries the To tag of the INVITE's responses (RFC 3261 section 9.2): the
+        // dialog's tag, which the 180 had and the 487 will have; else that of the final
+        // response already sent.
+        let tag = call
+            .as_ref()
+            .and_then(|c| self.dialogs.get(c))
+            .filter(|d| invite_key.as_ref() == Some(&d.invite_key))
+            .map(|d| d.local_tag.clone())
+            .or_else(|| invite.and_then(|tx| tx.to_tag()).map(str::to_owned))
+            .unwrap_or_else(crate::sip::new_tag);
+        let response = build_response(&request, status(code, reason), Some(&tag));
         self.respond_non_invite(now, peer, key, request, response);
         if let (true, Some(invite_key), Some(call_id)) = (pending, invite_key, call) {
             let _ = invite_key;

@@ -30,6 +30,12 @@ impl RefreshInvite {
     pub(super) fn poll_timeout(&self) -> Option<Instant> {
         self.tx.poll_timeout()
     }
+
+    /// Whether this is `call_id`'s re-INVITE and still awaits its final response: an INVITE
+    /// of the peer's that arrives now is glare (RFC 3261 section 14.2).
+    pub(super) fn is_pending_for(&self, call_id: &str) -> bool {
+        self.call_id == call_id && !self.decided
+    }
 }
 
 impl SipEndpoint {

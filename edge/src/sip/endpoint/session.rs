@@ -100,6 +100,16 @@ impl SipEndpoint {
             let response = super::inbound::no_dialog(&request);
             return self.respond_non_invite(now, peer, key, request, response);
         };
+        // An offer crossing the offer of our pending re-INVITE is glare (RFC 3311 section 5.2).
+        let crossing = !request.body.is_empty()
+            && call
+                .as_deref()
+                .is_some_and(|c| self.refresh_invites.values().any(|r| r.is_pending_for(c)));
+        if crossing {
+            tracing::info!(source = %peer.addr, "an UPDATE offer crossed our re-INVITE (491)");
+            let response = build_response(&request, status(491, "Request Pending"), None);
+            return self.respond_non_invite(now, peer, key, request, response);
+        }
         let contact = self.contact(peer.transport);
         let mut response = build_response(&request, status(200, "OK"), Some(&tag));
         if let (Ok(r), Some(call_id)) = (response.as_mut(), call.as_deref()) {
@@ -122,6 +132,7 @@ impl SipEndpoint {
                 (due != SessionDue::Nothing).then(|| (id.clone(), due))
             })
             .collect();
+        self.glare_retries(now);
         for (call_id, due) in due {
             match due {
                 SessionDue::Refresh => self.send_refresh(now, &call_id),
@@ -134,7 +145,7 @@ impl SipEndpoint {
     /// Our refresh: an UPDATE carrying the session timer again (no SDP: RFC 4028 section 7.4
     /// lets a refresh leave the session description alone), or — when the peer's `Allow` leaves
     /// UPDATE out — a re-INVITE with our SDP unchanged.
-    fn send_refresh(&mut self, now: Instant, call_id: &str) {
+    pub(super) fn send_refresh(&mut self, now: Instant, call_id: &str) {
         let local = self.local;
         let Some(dialog) = self.dialogs.get_mut(call_id) else {
             return;
@@ -194,6 +205,7 @@ impl SipEndpoint {
                     timer.refreshed(now);
                 }
             }
+            Ok((491, _)) => self.retry_refresh_after_glare(now, call_id),
             Ok((408 | 481, _)) | Err(()) => {
                 tracing::info!(call = %call_id, outcome = ?outcome, "the session refresh failed");
                 self.session_expired(call_id);

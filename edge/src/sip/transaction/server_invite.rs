@@ -16,7 +16,7 @@ use rsip::{Method, Request, Response};
 use super::{
     due, earliest, Backoff, Timers, TransactionError, TransactionEvent, TransactionKey, Transmit,
 };
-use crate::sip::message::{call_id, cseq};
+use crate::sip::message::{call_id, cseq, header_param};
 use crate::sip::response::{build_response, status, to_bytes};
 use crate::sip::via::TopVia;
 
@@ -50,6 +50,8 @@ pub struct ServerInviteTransaction {
     retransmit: Option<Backoff>,
     deadline: Option<Instant>,
     acked: bool,
+    /// The To tag of our latest response carrying one, for the 200 to a CANCEL.
+    to_tag: Option<String>,
     transmits: VecDeque<Transmit>,
     events: VecDeque<TransactionEvent>,
 }
@@ -89,6 +91,7 @@ impl ServerInviteTransaction {
             retransmit: None,
             deadline: None,
             acked: false,
+            to_tag: None,
             transmits: VecDeque::new(),
             events: VecDeque::new(),
         };
@@ -104,6 +107,17 @@ impl ServerInviteTransaction {
     /// The current state.
     pub fn state(&self) -> ServerInviteState {
         self.state
+    }
+
+    /// The INVITE's CSeq number: the ACK for its 2xx carries the same one.
+    pub fn cseq(&self) -> u32 {
+        self.cseq
+    }
+
+    /// The To tag of our latest response that had one: a CANCEL's 200 repeats it (RFC 3261
+    /// section 9.2), so the caller sees one dialog, not two.
+    pub fn to_tag(&self) -> Option<&str> {
+        self.to_tag.as_deref()
     }
 
     /// A request routed to this transaction: a retransmitted INVITE, the ACK for a non-2xx
@@ -123,6 +137,12 @@ impl ServerInviteTransaction {
             return Err(TransactionError::FinalAlreadySent);
         }
         let code = response.status_code.code();
+        if let Some(tag) = response.headers.iter().find_map(|h| match h {
+            rsip::Header::To(to) => header_param(rsip::headers::UntypedHeader::value(to), "tag"),
+            _ => None,
+        }) {
+            self.to_tag = Some(tag.to_owned());
+        }
         let bytes = to_bytes(response);
         self.trying = None;
         self.send(bytes.clone());
