@@ -14,7 +14,7 @@ use rsip::headers::UntypedHeader;
 use rsip::{Header, Method, Request, Response};
 
 use super::{EndpointEvent, IncomingCall, SipEndpoint, ALLOW};
-use crate::sip::dialog::{user_of, Dialog, DialogState};
+use crate::sip::dialog::{user_of, Dialog};
 use crate::sip::message::{call_id, header_param};
 use crate::sip::peer::Peer;
 use crate::sip::response::{bad_request, build_response, set_body, status};
@@ -125,12 +125,10 @@ impl SipEndpoint {
         // The transaction reports the request once; the decision is ours.
         while tx.poll_event().is_some() {}
         if has_to_tag(&request) {
-            // A re-INVITE (hold, resume, session refresh): repeat our answer.
+            // A re-INVITE (hold, resume, session refresh): answer its offer.
             let answer = self
                 .dialog_of(source, &request)
-                .and_then(|c| self.dialogs.get(&c))
-                .filter(|d| d.state == DialogState::Confirmed)
-                .map(|d| (d.local_tag.clone(), d.local_sdp.clone()));
+                .and_then(|c| self.reinvite_answer(&c, &request));
             let contact = self.contact(peer.transport);
             let response = match answer {
                 Some((tag, sdp)) => {
