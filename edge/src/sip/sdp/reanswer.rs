@@ -110,9 +110,7 @@ pub fn reanswer(previous: &str, offer: &SessionDescription) -> Result<Reanswer, 
         line: 2,
         reason: "our previous SDP has no o= line".to_owned(),
     })?;
-    let end = body[start..]
-        .find("\r\n")
-        .map_or(body.len(), |i| start + i);
+    let end = body[start..].find("\r\n").map_or(body.len(), |i| start + i);
     let bumped = bump_version(&body[start..end]).ok_or_else(|| SdpError::Malformed {
         line: 2,
         reason: "our previous o= line has no numeric version".to_owned(),
@@ -134,7 +132,11 @@ fn push_line(body: &mut String, line: &str) {
 /// `previous` with CRLF line ends and no blank lines, as [`reanswer`] writes bodies.
 fn normalised(previous: &str) -> String {
     let mut body = String::with_capacity(previous.len());
-    for line in previous.lines().map(str::trim_end).filter(|l| !l.is_empty()) {
+    for line in previous
+        .lines()
+        .map(str::trim_end)
+        .filter(|l| !l.is_empty())
+    {
         push_line(&mut body, line);
     }
     body

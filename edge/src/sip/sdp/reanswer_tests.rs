@@ -98,8 +98,7 @@ fn a_refresh_that_changes_nothing_keeps_the_answer_and_its_version() {
 
 #[test]
 fn an_answer_without_a_direction_line_gets_one_and_rejected_streams_none() {
-    let previous = first_answer().replace("a=sendrecv\r\n", "")
-        + "m=video 0 RTP/AVP 31\r\n";
+    let previous = first_answer().replace("a=sendrecv\r\n", "") + "m=video 0 RTP/AVP 31\r\n";
     let offer = OFFER.replace("a=sendrecv", "a=inactive");
     let re = reanswer(&previous, &parse(&offer)).unwrap();
     let sdp = parse(&re.sdp);
