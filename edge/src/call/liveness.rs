@@ -1,11 +1,11 @@
 //! Whether the far end of a call is still there, and whether we may send to it: the stream's
 //! direction as last answered (RFC 3264) and the timers that declare a dead call.
 //!
-//! While we expect the peer's RTP (our direction receives), a call that sends none for the RTP
-//! inactivity timeout is dead. On hold the peer sends no RTP by design (`sendonly` toward us is
-//! music at most; `inactive`, or a peer that only receives, is nothing): then a separate, much
-//! longer hold timeout applies, and the peer's RTCP reports count as proof of life as well as
-//! its RTP. A held phone keeps its call; one that vanished while held is still hung up.
+//! While the stream is send-receive, a call whose peer sends no RTP for the RTP inactivity
+//! timeout is dead. On hold the peer owes us no RTP (`sendonly` toward us is music on hold at
+//! most, and many phones send none; `inactive`, or a peer that only receives, is nothing): then
+//! a separate, much longer hold timeout applies, and the peer's RTCP reports count as proof of
+//! life as well as its RTP. A held phone keeps its call; one that vanished while held is still hung up.
 //!
 //! Sans-IO: the media core tells it what arrived and when, and asks it for its deadline.
 
@@ -25,9 +25,9 @@ pub enum HoldChange {
 /// Why the call is declared dead.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
 pub enum Silence {
-    /// No RTP for the inactivity timeout while we expected it.
+    /// No RTP for the inactivity timeout on a send-receive stream.
     RtpTimeout,
-    /// Neither RTP nor RTCP for the hold timeout while we expected no RTP.
+    /// Neither RTP nor RTCP for the hold timeout on any other stream.
     HoldTimeout,
 }
 
@@ -74,7 +74,7 @@ impl Liveness {
     pub fn set_direction(&mut self, now: Instant, direction: Direction) -> Option<HoldChange> {
         let before = self.direction;
         self.direction = direction;
-        if before.receives() != direction.receives() {
+        if expects_rtp(before) != expects_rtp(direction) {
             self.last_rtp = now;
         }
         match (before.sends(), direction.sends()) {
@@ -94,7 +94,7 @@ impl Liveness {
         if self.reported {
             return None;
         }
-        Some(if self.direction.receives() {
+        Some(if expects_rtp(self.direction) {
             self.last_rtp + self.inactivity_timeout
         } else {
             let heard = self
@@ -111,12 +111,17 @@ impl Liveness {
             return None;
         }
         self.reported = true;
-        Some(if self.direction.receives() {
+        Some(if expects_rtp(self.direction) {
             Silence::RtpTimeout
         } else {
             Silence::HoldTimeout
         })
     }
+}
+
+/// Only a send-receive stream owes us RTP; any other is some kind of hold.
+fn expects_rtp(direction: Direction) -> bool {
+    direction == Direction::SendRecv
 }
 
 #[cfg(test)]

@@ -85,7 +85,7 @@ pub async fn start_edge(data_dir: &Path, limits: Limits, rtp_ports: (u16, u16)) 
         },
         http: EdgeHttpConfig {
             addr: "127.0.0.1:0".into(),
-            public_url: None,
+            ..EdgeHttpConfig::default()
         },
     };
     let edge = Edge::start(&config).await.expect("edge starts");
