@@ -22,6 +22,17 @@ pub enum HoldChange {
     Resumed,
 }
 
+impl HoldChange {
+    /// The call event that records it (`call.held` / `call.resumed`) with our new direction.
+    pub fn record(self, direction: Direction) -> (&'static str, serde_json::Value) {
+        let kind = match self {
+            HoldChange::Held => "call.held",
+            HoldChange::Resumed => "call.resumed",
+        };
+        (kind, serde_json::json!({"direction": direction.as_str()}))
+    }
+}
+
 /// Why the call is declared dead.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
 pub enum Silence {

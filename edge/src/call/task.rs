@@ -322,7 +322,7 @@ pub async fn run(
                 Some(CallSignal::Direction(direction)) => {
                     let now = Instant::now();
                     if let Some(change) = media.set_direction(now, direction) {
-                        let (kind, payload) = hold_record(change, direction);
+                        let (kind, payload) = change.record(direction);
                         tracing::info!(direction = direction.as_str(), "{kind}");
                         if let (HoldChange::Resumed, Some(talk)) = (change, talk.as_mut()) {
                             talk.resume_after_hold(now);
@@ -500,15 +500,6 @@ fn start_recording(
             None
         }
     }
-}
-
-/// The `call.held` or `call.resumed` event of a change of our direction.
-fn hold_record(change: HoldChange, direction: Direction) -> (&'static str, serde_json::Value) {
-    let kind = match change {
-        HoldChange::Held => "call.held",
-        HoldChange::Resumed => "call.resumed",
-    };
-    (kind, serde_json::json!({"direction": direction.as_str()}))
 }
 
 /// The `rtcp` object of `call.ended`: reports both ways and the far end's view of our stream
