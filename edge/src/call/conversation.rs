@@ -494,5 +494,8 @@ fn millis(d: Duration) -> u64 {
 #[path = "conversation_builtins_tests.rs"]
 mod builtins_tests;
 #[cfg(test)]
+#[path = "conversation_hold_tests.rs"]
+mod hold_tests;
+#[cfg(test)]
 #[path = "conversation_tests.rs"]
 mod tests;

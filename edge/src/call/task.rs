@@ -4,8 +4,8 @@
 //! or a workflow run through the same pipeline), its limits (maximum duration, RTP inactivity)
 //! and its call events. While the caller holds the call (a re-INVITE answered so that we
 //! may not send), the agent is paused — no caller frames, no timers, no reprompts — and
-//! `call.held` / `call.resumed` are recorded. Digits the caller presses are recorded as call events and handed to a
-//! workflow. What the call needs of its dialog — hang up, transfer, digits by SIP INFO — it asks
+//! `call.held` / `call.resumed` are recorded. Digits the caller presses are recorded as call
+//! events and handed to a workflow. What the call needs of its dialog — hang up, transfer, digits by SIP INFO — it asks
 //! of the SIP task as a [`DialogRequest`], and hears back as a [`CallSignal`]. Without a
 //! [`VoiceFactory`] (or when the agent's providers or the workflow cannot be
 //! built) the call is ended with a recorded reason rather than held in silence.
