@@ -541,6 +541,15 @@ mod tests {
     }
 
     #[test]
+    fn hold_timeout_defaults_to_an_hour_and_is_validated_by_key() {
+        assert_eq!(config(serde_json::json!({})).rtp.hold_timeout_ms, 3_600_000);
+        let set = config(serde_json::json!({"hold_timeout_ms": 120_000}));
+        assert_eq!(set.rtp.hold_timeout_ms, 120_000);
+        let bad = config(serde_json::json!({"hold_timeout_ms": 10}));
+        assert_eq!(keys(&bad), ["rtp.hold_timeout_ms"]);
+    }
+
+    #[test]
     fn connection_limits_default_when_absent_and_zero_is_refused_by_key() {
         let defaults = config(serde_json::json!({}));
         assert!(keys(&defaults).is_empty(), "{:?}", keys(&defaults));
