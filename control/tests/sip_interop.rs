@@ -214,6 +214,14 @@ async fn hold_by_reinvite_sip_info_digits_and_options_work_in_a_call() {
     assert_eq!(digits.len(), 1);
     assert_eq!(digits[0]["digit"], "9");
     assert_eq!(digits[0]["via"], "sip_info");
+    let kinds: Vec<&str> = events.iter().map(|e| e.kind.as_str()).collect();
+    for kind in ["call.held", "call.resumed"] {
+        assert_eq!(
+            kinds.iter().filter(|k| **k == kind).count(),
+            1,
+            "{kind} in {kinds:?}"
+        );
+    }
     teardown(s).await;
 }
 

@@ -1,8 +1,8 @@
 //! Criterion benches of the per-packet media hot path: what every call does 50 times a second
 //! in each direction. G.711 and Opus encode+decode of one 20 ms frame, the jitter buffer's
 //! push+pop of one packet, RTP packetize+parse of one packet, and resampling one frame between
-//! the telephone and speech-engine rates, and handing one tick of both directions to a call's
-//! recording. Figures and the command that produced them are kept
+//! the telephone and speech-engine rates, handing one tick of both directions to a call's
+//! recording, and one tick of a call's media core, sending or held. Figures and the command that produced them are kept
 //! in `loadtest/BENCHMARKS.md` ("Media hot path"); nothing here asserts on speed.
 
 use std::hint::black_box;
@@ -208,8 +208,56 @@ fn call_codec(c: &mut Criterion) {
     }
 }
 
+/// One 20 ms tick of a PCMU call's media core with no caller audio: the clock advanced, the
+/// tick's packet chosen, encoded and written (or, held, the tick passed unsent), any RTCP
+/// report due. Send-receive against held shows what hold costs and saves per tick.
+fn call_media_tick(c: &mut Criterion) {
+    use std::sync::Arc;
+
+    use freya_edge::call::media::{CallMedia, MediaSettings};
+    use freya_edge::sip::sdp::{Codec, Direction, NegotiatedAudio};
+    let audio = NegotiatedAudio {
+        codec: Codec::Pcmu,
+        payload_type: 0,
+        telephone_event: Some(101),
+        remote_rtp: "127.0.0.1:40002".parse().expect("addr"),
+        ptime: 20,
+        direction: Direction::SendRecv,
+        rtcp_mux: false,
+        remote_rtcp: "127.0.0.1:40003".parse().expect("addr"),
+    };
+    // Timeouts far beyond any run, so no iteration ends the call.
+    let settings = MediaSettings {
+        codecs: Arc::from([Codec::Pcmu]),
+        inactivity_timeout: Duration::from_secs(3_650 * 86_400),
+        hold_timeout: Duration::from_secs(3_650 * 86_400),
+        rtcp_interval: Duration::from_secs(5),
+    };
+    for (name, direction) in [
+        ("sendrecv", Direction::SendRecv),
+        ("held", Direction::RecvOnly),
+    ] {
+        let mut now = Instant::now();
+        let mut media = CallMedia::new(now, &audio, &settings).expect("PCMU");
+        media.set_direction(now, direction);
+        c.bench_function(&format!("call_media_tick_{name}_20ms"), |b| {
+            b.iter(|| {
+                now += Duration::from_millis(20);
+                media.handle_timeout(now);
+                while let Some((to, packet)) = media.poll_transmit(now) {
+                    black_box((to, packet));
+                }
+                if let Some(report) = media.poll_rtcp_transmit(now) {
+                    black_box(report);
+                }
+            })
+        });
+    }
+}
+
 criterion_group!(
     benches,
+    call_media_tick,
     g711,
     opus,
     jitter,

@@ -53,6 +53,11 @@ pub struct RtpConfig {
     /// A call with no RTP from the caller for this long is hung up.
     #[serde(default = "default_inactivity_ms")]
     pub inactivity_timeout_ms: u32,
+    /// A call the caller holds (re-INVITE with `a=sendonly`, `a=inactive` or `c=0.0.0.0`) sends
+    /// no RTP by design: instead of `inactivity_timeout_ms`, it is hung up only after this long
+    /// with neither RTP nor RTCP from the caller (RTCP reports prove a held phone is there).
+    #[serde(default = "default_hold_timeout_ms")]
+    pub hold_timeout_ms: u32,
     /// Codecs we answer and offer with, most preferred first: `pcmu`, `pcma`, `opus`.
     #[serde(default = "default_codecs")]
     pub codecs: Vec<String>,
@@ -69,6 +74,7 @@ impl Default for RtpConfig {
             port_min: default_port_min(),
             port_max: default_port_max(),
             inactivity_timeout_ms: default_inactivity_ms(),
+            hold_timeout_ms: default_hold_timeout_ms(),
             rtcp_interval_ms: default_rtcp_interval_ms(),
             codecs: default_codecs(),
         }
@@ -85,6 +91,10 @@ fn default_port_max() -> u16 {
 
 fn default_inactivity_ms() -> u32 {
     30_000
+}
+
+fn default_hold_timeout_ms() -> u32 {
+    3_600_000
 }
 
 /// G.711 first: what every carrier speaks, and the cheapest per call; Opus when only it is
@@ -489,6 +499,12 @@ impl Validate for EdgeConfig {
                 "must be at least 1000",
             ));
         }
+        if self.rtp.hold_timeout_ms < 1000 {
+            problems.push(ConfigProblem::new(
+                "rtp.hold_timeout_ms",
+                "must be at least 1000",
+            ));
+        }
         problems
     }
 }
@@ -522,6 +538,15 @@ mod tests {
             keys(&config(serde_json::json!({"codecs": []}))),
             ["rtp.codecs"]
         );
+    }
+
+    #[test]
+    fn hold_timeout_defaults_to_an_hour_and_is_validated_by_key() {
+        assert_eq!(config(serde_json::json!({})).rtp.hold_timeout_ms, 3_600_000);
+        let set = config(serde_json::json!({"hold_timeout_ms": 120_000}));
+        assert_eq!(set.rtp.hold_timeout_ms, 120_000);
+        let bad = config(serde_json::json!({"hold_timeout_ms": 10}));
+        assert_eq!(keys(&bad), ["rtp.hold_timeout_ms"]);
     }
 
     #[test]

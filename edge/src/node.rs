@@ -148,6 +148,7 @@ impl Edge {
                 inactivity_timeout: Duration::from_millis(u64::from(
                     config.rtp.inactivity_timeout_ms,
                 )),
+                hold_timeout: Duration::from_millis(u64::from(config.rtp.hold_timeout_ms)),
                 rtcp_interval: Duration::from_millis(u64::from(config.rtp.rtcp_interval_ms)),
                 codecs: config
                     .rtp

@@ -229,6 +229,7 @@ pub fn edge_config(data_dir: &Path, grpc_addr: std::net::SocketAddr, secret: &st
             port_min: 30_000,
             port_max: 39_999,
             inactivity_timeout_ms: 5_000,
+            hold_timeout_ms: 60_000,
             rtcp_interval_ms: 500,
             codecs: vec!["pcmu".into(), "pcma".into(), "opus".into()],
         },

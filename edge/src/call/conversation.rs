@@ -434,6 +434,14 @@ impl Conversation {
         }
     }
 
+    /// The caller took the call off hold: a pending reprompt waits its whole time again from
+    /// `now` (the hold was not the caller's silence).
+    pub fn resume_after_hold(&mut self, now: Instant) {
+        if self.reprompt_at.is_some() {
+            self.arm_reprompt(now);
+        }
+    }
+
     /// The transfer asked for with [`Action::Transfer`] failed: the call goes on, and the
     /// agent says so.
     pub fn on_transfer_failed(&mut self, now: Instant) {
@@ -485,6 +493,9 @@ fn millis(d: Duration) -> u64 {
 #[cfg(test)]
 #[path = "conversation_builtins_tests.rs"]
 mod builtins_tests;
+#[cfg(test)]
+#[path = "conversation_hold_tests.rs"]
+mod hold_tests;
 #[cfg(test)]
 #[path = "conversation_tests.rs"]
 mod tests;

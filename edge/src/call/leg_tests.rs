@@ -25,6 +25,7 @@ fn media(leg: &MediaLeg, now: Instant) -> CallMedia {
     let settings = MediaSettings {
         codecs: Arc::from([Codec::Pcmu]),
         inactivity_timeout: Duration::from_secs(5),
+        hold_timeout: Duration::from_secs(60),
         rtcp_interval: Duration::from_secs(5),
     };
     CallMedia::new(now, &leg.audio(), &settings).expect("PCMU")

@@ -4,7 +4,8 @@
 //! symmetric RTP (replies go where the caller's packets come from, which is what crosses NAT;
 //! only the first source is latched, see [`SourceLatch`]: packets from anyone else are dropped),
 //! RTCP sender/receiver reports (on the RTP port when multiplexed, else on the odd port above;
-//! see [`RtcpSession`]), and an inactivity timer that declares a dead call.
+//! see [`RtcpSession`]), the stream's direction (nothing is sent while the peer holds the call)
+//! and the timers that declare a dead call ([`Liveness`]).
 //!
 //! The call task feeds it datagrams and time and drains packets, timeouts and events; it never
 //! touches a socket, so every behaviour is tested with simulated time. Per packet it allocates
@@ -16,6 +17,7 @@ use std::sync::Arc;
 use std::time::{Duration, Instant};
 
 use super::codec::{CallCodec, LossRepair, MAX_PAYLOAD};
+use super::liveness::{HoldChange, Liveness, Silence};
 use crate::media::opus::MAX_OPUS_PACKET;
 use crate::rtp::dtmf::{DtmfError, DtmfReceiver, EVENT_PAYLOAD_LEN};
 use crate::rtp::dtmf_out::DtmfSender;
@@ -24,7 +26,7 @@ use crate::rtp::latch::{SourceLatch, SourceVerdict};
 use crate::rtp::pacer::{Pacer, PacerConfig};
 use crate::rtp::packet::{is_rtcp, OutgoingHeader, Packetizer, RtpPacket};
 use crate::rtp::rtcp_session::{RtcpSession, RtcpStats};
-use crate::sip::sdp::{Codec, NegotiatedAudio};
+use crate::sip::sdp::{Codec, Direction, NegotiatedAudio};
 
 /// Samples in one 20 ms frame at 8 kHz.
 pub const FRAME_SAMPLES: usize = 160;
@@ -39,6 +41,8 @@ pub enum MediaEvent {
     Dtmf(char),
     /// No packet from the caller for the inactivity timeout: the call is dead.
     Inactive,
+    /// On hold, neither RTP nor RTCP from the caller for the hold timeout: the call is dead.
+    HoldTimeout,
     /// Everything queued for playback has been sent.
     PlaybackFinished,
     /// Queued playback was dropped before it was sent (barge-in): a leg that buffers audio on
@@ -70,6 +74,9 @@ pub struct MediaSettings {
     /// Codecs we answer and offer with, most preferred first.
     pub codecs: Arc<[Codec]>,
     pub inactivity_timeout: Duration,
+    /// How long a held call may go without RTP or RTCP from the peer (hold sends no RTP, so
+    /// the inactivity timeout would hang up every held call).
+    pub hold_timeout: Duration,
     /// Nominal time between RTCP reports (each one randomised 0.5–1.5×).
     pub rtcp_interval: Duration,
 }
@@ -89,9 +96,7 @@ pub struct CallMedia {
     rtcp: RtcpSession,
     rtcp_mux: bool,
     dtmf_out: DtmfSender,
-    last_heard: Instant,
-    inactivity_timeout: Duration,
-    inactive_reported: bool,
+    liveness: Liveness,
     playback: VecDeque<i16>,
     talking: bool,
     pcm: [i16; FRAME_SAMPLES],
@@ -173,9 +178,7 @@ impl CallMedia {
             ),
             rtcp_mux: audio.rtcp_mux,
             dtmf_out: DtmfSender::with_clock_rate(clock_rate),
-            last_heard: now,
-            inactivity_timeout: settings.inactivity_timeout,
-            inactive_reported: false,
+            liveness: Liveness::new(now, settings.inactivity_timeout, settings.hold_timeout),
             playback: VecDeque::new(),
             talking: false,
             pcm: [0; FRAME_SAMPLES],
@@ -249,6 +252,17 @@ impl CallMedia {
         !self.playback.is_empty()
     }
 
+    /// Our direction is now `direction` (a re-INVITE was answered): says whether that put the
+    /// call on hold (we send nothing, and the hold timeout replaces the RTP one) or resumed it.
+    pub fn set_direction(&mut self, now: Instant, direction: Direction) -> Option<HoldChange> {
+        self.liveness.set_direction(now, direction)
+    }
+
+    /// Whether the peer holds the call (we may not send).
+    pub fn held(&self) -> bool {
+        !self.liveness.sends()
+    }
+
     /// Where our packets go now.
     pub fn remote(&self) -> SocketAddr {
         self.source.rtp_destination()
@@ -288,6 +302,7 @@ impl CallMedia {
         // Symmetric RTCP, as for RTP: reports go back where real reports come from.
         if self.rtcp.stats().reports_received > before {
             self.source.rtcp_report_from(source);
+            self.liveness.on_rtcp(now);
         }
     }
 
@@ -352,7 +367,7 @@ impl CallMedia {
                 return;
             }
         }
-        self.last_heard = now;
+        self.liveness.on_rtp(now);
         self.stats.packets_received += 1;
         let is_event = Some(packet.payload_type) == self.telephone_event;
         self.rtcp.on_rtp_received(
@@ -387,7 +402,7 @@ impl CallMedia {
     /// (Twilio's `media` messages) numbers its frames itself: `sequence` counts frames,
     /// `timestamp` is in samples. It goes through the same jitter buffer and decoder as RTP.
     pub fn handle_payload(&mut self, now: Instant, sequence: u16, timestamp: u32, payload: &[u8]) {
-        self.last_heard = now;
+        self.liveness.on_rtp(now);
         self.stats.packets_received += 1;
         self.rtcp
             .on_rtp_received(now, STREAM_SSRC, sequence, timestamp, true);
@@ -399,11 +414,10 @@ impl CallMedia {
     pub fn handle_timeout(&mut self, now: Instant) {
         self.dtmf.handle_timeout(now);
         self.drain_dtmf();
-        if !self.inactive_reported
-            && now.saturating_duration_since(self.last_heard) >= self.inactivity_timeout
-        {
-            self.inactive_reported = true;
-            self.events.push_back(MediaEvent::Inactive);
+        match self.liveness.handle_timeout(now) {
+            Some(Silence::RtpTimeout) => self.events.push_back(MediaEvent::Inactive),
+            Some(Silence::HoldTimeout) => self.events.push_back(MediaEvent::HoldTimeout),
+            None => {}
         }
         self.pacer.handle_timeout(now);
         self.rtcp.handle_timeout(now);
@@ -436,6 +450,13 @@ impl CallMedia {
         // Play out one received frame per sent frame: both run on the 20 ms clock.
         if !std::mem::take(&mut self.received_popped) {
             self.play_out_received(now);
+        }
+        if !self.liveness.sends() {
+            // On hold: the tick passes unsent (RTCP goes on), queued playback waits, and the
+            // first packet after the hold starts a talk spurt.
+            self.pacer.idle();
+            self.talking = false;
+            return None;
         }
         if let Some((payload_type, header, payload)) = self.next_dtmf_event() {
             self.rtcp.on_rtp_sent(now, header.timestamp, payload.len());
@@ -522,8 +543,8 @@ impl CallMedia {
         if let Some(rtcp) = self.rtcp.poll_timeout() {
             next = next.min(rtcp);
         }
-        if !self.inactive_reported {
-            next = next.min(self.last_heard + self.inactivity_timeout);
+        if let Some(dead) = self.liveness.poll_timeout() {
+            next = next.min(dead);
         }
         next
     }

@@ -6,6 +6,7 @@ use std::sync::Arc;
 use std::time::{Duration, Instant};
 
 use super::*;
+use crate::call::liveness::HoldChange;
 use crate::rtp::dtmf::{DtmfDigit, DtmfEncoder};
 use crate::rtp::packet::OutgoingHeader;
 use crate::sip::sdp::Direction;
@@ -27,6 +28,7 @@ fn settings() -> MediaSettings {
     MediaSettings {
         codecs: Arc::from([Codec::Pcmu]),
         inactivity_timeout: Duration::from_secs(5),
+        hold_timeout: Duration::from_secs(60),
         rtcp_interval: Duration::from_secs(5),
     }
 }
@@ -443,4 +445,96 @@ fn cutting_queued_playback_is_an_event_and_stopping_nothing_is_not() {
     m.stop_playback();
     assert_eq!(m.poll_event(), Some(MediaEvent::PlaybackCut));
     assert!(!m.is_playing());
+}
+
+/// The caller's receiver report (it sends nothing itself: it holds the call).
+fn held_phones_report() -> Vec<u8> {
+    let mut rr = [0u8; 64];
+    let len = crate::rtp::rtcp::write_receiver_report(&mut rr, 7, &[]).expect("rr");
+    rr[..len].to_vec()
+}
+
+#[test]
+fn a_held_call_sends_no_rtp_while_rtcp_goes_on_and_resumes_where_it_left_off() {
+    let t0 = Instant::now();
+    let mut m = media(t0);
+    let before = run(&mut m, t0, 10);
+    assert_eq!(before.len(), 10);
+    let last = RtpPacket::parse(&before[9].1).expect("rtp");
+    let held_at = t0 + Duration::from_millis(200);
+    assert_eq!(
+        m.set_direction(held_at, Direction::RecvOnly),
+        Some(HoldChange::Held)
+    );
+    assert!(m.held());
+    m.play(&[1000; 1600]);
+    let mut rtcp = 0;
+    for n in 0..500u32 {
+        let now = held_at + Duration::from_millis(20) * n;
+        m.handle_timeout(now);
+        assert!(
+            m.poll_transmit(now).is_none(),
+            "no RTP at all while held (frame {n})"
+        );
+        if m.poll_rtcp_transmit(now).is_some() {
+            rtcp += 1;
+        }
+    }
+    assert!(rtcp >= 1, "RTCP goes on while held");
+    assert!(m.is_playing(), "queued speech waits for the resume");
+    let back = held_at + Duration::from_secs(10);
+    assert_eq!(
+        m.set_direction(back, Direction::SendRecv),
+        Some(HoldChange::Resumed)
+    );
+    let after = run(&mut m, back, 5);
+    assert_eq!(after.len(), 5);
+    let first = RtpPacket::parse(&after[0].1).expect("rtp");
+    assert_eq!(
+        first.sequence,
+        last.sequence.wrapping_add(1),
+        "no gap in sequence"
+    );
+    assert!(first.marker, "a new talk spurt after the hold");
+    assert!(
+        first.timestamp.wrapping_sub(last.timestamp) >= 8000 * 10,
+        "the timestamp kept real time across the hold"
+    );
+}
+
+#[test]
+fn rtcp_keeps_a_held_call_past_the_rtp_timeout_until_the_hold_timeout() {
+    let t0 = Instant::now();
+    let mut m = media(t0);
+    let caller_rtcp: SocketAddr = "127.0.0.1:40003".parse().expect("addr");
+    m.set_direction(t0, Direction::Inactive);
+    // Two minutes held (RTP timeout 5 s, hold timeout 60 s), a report every 5 s.
+    let mut now = t0;
+    for n in 1..=24u32 {
+        now = t0 + Duration::from_secs(5) * n;
+        m.handle_rtcp(now, caller_rtcp, &held_phones_report());
+        m.handle_timeout(now);
+        assert_eq!(m.poll_event(), None, "alive at {n}×5 s");
+    }
+    assert_eq!(m.stats().rtcp.reports_received, 24);
+    // The phone goes quiet: it is dead a hold timeout after its last report, not before.
+    m.handle_timeout(now + Duration::from_secs(59));
+    assert_eq!(m.poll_event(), None);
+    assert!(m.poll_timeout() <= now + Duration::from_secs(60));
+    m.handle_timeout(now + Duration::from_secs(60));
+    assert_eq!(m.poll_event(), Some(MediaEvent::HoldTimeout));
+}
+
+#[test]
+fn without_hold_rtcp_alone_does_not_keep_the_call() {
+    let t0 = Instant::now();
+    let mut m = media(t0);
+    let caller_rtcp: SocketAddr = "127.0.0.1:40003".parse().expect("addr");
+    m.handle_rtcp(
+        t0 + Duration::from_secs(4),
+        caller_rtcp,
+        &held_phones_report(),
+    );
+    m.handle_timeout(t0 + Duration::from_secs(5));
+    assert_eq!(m.poll_event(), Some(MediaEvent::Inactive));
 }

@@ -15,6 +15,7 @@ pub mod invite_rate;
 pub mod leg;
 pub mod listener;
 pub mod live_stt;
+pub mod liveness;
 pub mod media;
 pub mod pipeline;
 pub mod ports;

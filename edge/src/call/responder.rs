@@ -159,6 +159,14 @@ impl Responder {
         }
     }
 
+    /// The caller took the call off hold: an agent's silence reprompt starts its wait afresh
+    /// (a workflow's timers simply resume).
+    pub fn resume_after_hold(&mut self, now: Instant) {
+        if let Responder::Agent(talk) = self {
+            talk.resume_after_hold(now);
+        }
+    }
+
     /// The transfer asked for did not go through.
     pub fn transfer_failed(&mut self, now: Instant) {
         match self {

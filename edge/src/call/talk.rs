@@ -276,6 +276,12 @@ impl Talk {
         self.conversation.on_transfer_failed(now);
     }
 
+    /// The caller took the call off hold: the silence reprompt starts its wait afresh rather
+    /// than asking "are you still there?" the moment the caller is back.
+    pub fn resume_after_hold(&mut self, now: Instant) {
+        self.conversation.resume_after_hold(now);
+    }
+
     /// The workflow exit the model declared met, if it did.
     pub fn exit_requested(&self) -> Option<usize> {
         self.conversation.exit_requested()

@@ -2,8 +2,10 @@
 //! stream — see [`leg`](super::leg)) and media core, its signalling from the SIP task (or the
 //! stream's task), its voice pipeline ([`Responder`]: an agent that listens, answers and is interrupted,
 //! or a workflow run through the same pipeline), its limits (maximum duration, RTP inactivity)
-//! and its call events. Digits the caller presses are recorded as call events and handed to a
-//! workflow. What the call needs of its dialog — hang up, transfer, digits by SIP INFO — it asks
+//! and its call events. While the caller holds the call (a re-INVITE answered so that we
+//! may not send), the agent is paused — no caller frames, no timers, no reprompts — and
+//! `call.held` / `call.resumed` are recorded. Digits the caller presses are recorded as call
+//! events and handed to a workflow. What the call needs of its dialog — hang up, transfer, digits by SIP INFO — it asks
 //! of the SIP task as a [`DialogRequest`], and hears back as a [`CallSignal`]. Without a
 //! [`VoiceFactory`] (or when the agent's providers or the workflow cannot be
 //! built) the call is ended with a recorded reason rather than held in silence.
@@ -16,6 +18,7 @@ use prometheus_client::metrics::histogram::Histogram;
 use tokio::sync::mpsc;
 
 use super::leg::MediaLeg;
+use super::liveness::HoldChange;
 use super::media::{CallMedia, MediaEvent, MediaSettings, MediaStats, SendDtmfError};
 use super::responder::{PinnedWorkflow, Responder};
 use super::talk::{AgentRequest, CallParties};
@@ -23,6 +26,7 @@ use crate::recordings::writer::CallRecording;
 use crate::recordings::RecordingOutbox;
 use crate::rtp::departure::{rtp_timestamp, DepartureSpacing};
 use crate::sip::endpoint::TransferProgress;
+use crate::sip::sdp::Direction;
 use crate::state::EdgeState;
 use crate::voice::VoiceFactory;
 use freya_shared::model::{CallEvent, CallEventKind};
@@ -40,6 +44,9 @@ pub enum CallSignal {
     Hangup { reason: &'static str, by_us: bool },
     /// News of the transfer the call asked for.
     Transfer(TransferProgress),
+    /// A re-INVITE changed our media direction (as we answered it): hold when we may not send,
+    /// resume when we may again.
+    Direction(Direction),
 }
 
 /// What a call (its conversation today, a workflow executor tomorrow) asks of the SIP task.
@@ -258,7 +265,12 @@ pub async fn run(
             };
         }
         let mut wake = media.poll_timeout();
-        if let Some(at) = talk.as_ref().and_then(Responder::poll_timeout) {
+        // A held call's agent is paused: its timers wait for the resume.
+        if let Some(at) = talk
+            .as_ref()
+            .filter(|_| !media.held())
+            .and_then(Responder::poll_timeout)
+        {
             wake = wake.min(at);
         }
         let wake = tokio::time::Instant::from_std(wake);
@@ -271,13 +283,13 @@ pub async fn run(
                 let now = Instant::now();
                 leg.receive_ready(now, &mut media);
                 media.handle_timeout(now);
-                if let Some(talk) = talk.as_mut() {
+                if let Some(talk) = talk.as_mut().filter(|_| !media.held()) {
                     talk.handle_timeout(now);
                 }
                 loop {
                     // The agent hears this tick's caller frame before the tick's packet is
                     // chosen, so a barge-in silences this very packet.
-                    if let Some(talk) = talk.as_mut() {
+                    if let Some(talk) = talk.as_mut().filter(|_| !media.held()) {
                         if let Some((arrived, frame)) = media.poll_received(now) {
                             talk.push_frame(arrived, frame);
                             talk.drive(now, &mut media, &mut records);
@@ -307,6 +319,17 @@ pub async fn run(
                     let _ = services.events.send(event(CallEventKind::Dtmf, serde_json::json!({"digit": digit.to_string(), "via": "sip_info"}))).await;
                 }
                 Some(CallSignal::Hangup { reason, by_us }) => break Ending { reason, by_us },
+                Some(CallSignal::Direction(direction)) => {
+                    let now = Instant::now();
+                    if let Some(change) = media.set_direction(now, direction) {
+                        let (kind, payload) = change.record(direction);
+                        tracing::info!(direction = direction.as_str(), "{kind}");
+                        if let (HoldChange::Resumed, Some(talk)) = (change, talk.as_mut()) {
+                            talk.resume_after_hold(now);
+                        }
+                        let _ = services.events.send(custom_event(&call_id, &workspace_id, kind, payload)).await;
+                    }
+                }
                 Some(CallSignal::Transfer(progress)) => {
                     let done = matches!(progress, TransferProgress::Succeeded { .. });
                     let (status, payload) = transfer_record(&progress, transfer.as_deref());
@@ -387,6 +410,12 @@ pub async fn run(
                 MediaEvent::Inactive => {
                     end = Some(Ending {
                         reason: "rtp_timeout",
+                        by_us: true,
+                    })
+                }
+                MediaEvent::HoldTimeout => {
+                    end = Some(Ending {
+                        reason: "hold_timeout",
                         by_us: true,
                     })
                 }

@@ -62,6 +62,12 @@ pub enum EndpointEvent {
     /// The RFC 4028 session timer ran out (no refresh from the peer, or ours failed): the
     /// owner ends the call with a BYE.
     SessionExpired { call_id: String },
+    /// A re-INVITE changed our media direction (`direction` is ours, as answered): a call that
+    /// may not send is on hold; one that may again is resumed.
+    MediaDirection {
+        call_id: String,
+        direction: super::sdp::Direction,
+    },
     /// News of a blind transfer asked for with [`SipEndpoint::transfer`].
     Transfer {
         call_id: String,

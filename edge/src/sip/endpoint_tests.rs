@@ -320,33 +320,59 @@ fn options_info_and_unknown_methods_are_answered() {
 }
 
 #[test]
-fn a_reinvite_gets_our_answer_again() {
+fn a_reinvite_is_answered_in_its_direction_with_a_new_version_only_on_change() {
     let t0 = Instant::now();
     let mut ep = endpoint();
     ep.handle_datagram(t0, addr(CALLER), &invite("z9hG4bKa1", "call-1"));
     events(&mut ep);
-    ep.answer(t0, "call-1", "v=0\r\no=ours\r\n".into());
+    let ours = "v=0\r\no=freya 7 7 IN IP4 127.0.0.1\r\ns=freya\r\nc=IN IP4 127.0.0.1\r\nt=0 0\r\n\
+                m=audio 30000 RTP/AVP 0\r\na=rtpmap:0 PCMU/8000\r\na=ptime:20\r\na=sendrecv\r\n";
+    ep.answer(t0, "call-1", ours.into());
     let tag = to_tag(&sent(&mut ep)[0]);
     let hold = SDP.replace(
         "a=rtpmap:0 PCMU/8000\r\n",
         "a=rtpmap:0 PCMU/8000\r\na=sendonly\r\n",
     );
-    let reinvite = in_dialog(
-        "INVITE",
-        "z9hG4bKre",
-        "call-1",
-        &tag,
-        2,
-        "Content-Type: application/sdp\r\n",
-        &hold,
-    );
-    ep.handle_datagram(t0, addr(CALLER), &reinvite);
-    let out = sent(&mut ep);
+    let mut reinvite = |cseq: u32, body: &str| {
+        let request = in_dialog(
+            "INVITE",
+            &format!("z9hG4bKre{cseq}"),
+            "call-1",
+            &tag,
+            cseq,
+            "Content-Type: application/sdp\r\n",
+            body,
+        );
+        ep.handle_datagram(t0, addr(CALLER), &request);
+        let out = sent(&mut ep);
+        assert!(out[0].starts_with("SIP/2.0 200 OK"), "{out:?}");
+        let directions: Vec<_> = events(&mut ep)
+            .into_iter()
+            .filter_map(|e| match e {
+                EndpointEvent::MediaDirection { direction, .. } => Some(direction),
+                _ => None,
+            })
+            .collect();
+        (out[0].clone(), directions)
+    };
+    let (held, changes) = reinvite(2, &hold);
     assert!(
-        out[0].starts_with("SIP/2.0 200 OK") && out[0].ends_with("o=ours\r\n"),
-        "{out:?}"
+        held.contains("o=freya 7 8 ") && held.contains("a=recvonly\r\n"),
+        "{held}"
     );
-    assert!(events(&mut ep).is_empty());
+    assert_eq!(changes, [crate::sip::sdp::Direction::RecvOnly]);
+    let (again, changes) = reinvite(3, &hold);
+    assert!(
+        again.contains("o=freya 7 8 ") && again.contains("a=recvonly\r\n"),
+        "{again}"
+    );
+    assert!(changes.is_empty(), "a refresh while held changes nothing");
+    let (resumed, changes) = reinvite(4, SDP);
+    assert!(
+        resumed.contains("o=freya 7 9 ") && resumed.contains("a=sendrecv\r\n"),
+        "{resumed}"
+    );
+    assert_eq!(changes, [crate::sip::sdp::Direction::SendRecv]);
 }
 
 #[test]

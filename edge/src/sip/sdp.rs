@@ -4,11 +4,14 @@
 //! The parser is small and tolerant: it keeps the lines offer/answer needs (`v`, `o`, `s`, `c`,
 //! `m`, and the `rtpmap`, `fmtp`, `ptime` and direction attributes) and skips the rest, but a
 //! line that is not `x=value`, or a broken `m=`, `c=` or `rtpmap`, is a typed [`SdpError`],
-//! never a panic. The negotiation itself (RFC 3264) lives in [`answer`](mod@answer).
+//! never a panic. The negotiation itself (RFC 3264) lives in [`answer`](mod@answer), and new
+//! offers in an established call (hold, resume, refresh) in [`reanswer`](mod@reanswer).
 
 pub mod answer;
+pub mod reanswer;
 
 pub use answer::{answer, offer, read_answer, Answer, Codec, LocalMedia, NegotiatedAudio};
+pub use reanswer::{offered_direction, reanswer, Reanswer};
 
 use std::net::IpAddr;
 

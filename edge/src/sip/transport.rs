@@ -312,6 +312,9 @@ impl SipService {
                             placing::failed(&call_id, placed, &failure, &services).await;
                         }
                     }
+                    EndpointEvent::MediaDirection { call_id, direction } => {
+                        signal(&calls, &call_id, CallSignal::Direction(direction)).await
+                    }
                     EndpointEvent::Transfer { call_id, progress } => {
                         signal(&calls, &call_id, CallSignal::Transfer(progress)).await
                     }

@@ -1,7 +1,7 @@
 //! Requests the edge sends inside an established call, and the in-dialog requests that report on
 //! them: a blind transfer (RFC 3515 REFER, its progress by NOTIFY with a `message/sipfrag`
 //! body), digits by SIP INFO (`application/dtmf-relay`) when the media has no telephone-event,
-//! and our answer to a REFER sent to us. Each request runs in a client transaction of its own,
+//! our answer to a REFER sent to us, and our SDP answer to a re-INVITE (hold and resume). Each request runs in a client transaction of its own,
 //! tagged with its [`Purpose`] so that its outcome is understood when it comes back.
 
 use std::time::{Duration, Instant};
@@ -14,6 +14,7 @@ use crate::sip::dialog::DialogState;
 use crate::sip::message::header_named;
 use crate::sip::peer::Peer;
 use crate::sip::response::{build_response, status};
+use crate::sip::sdp::{self, SessionDescription};
 use crate::sip::transaction::TransactionKey;
 
 /// How long an accepted transfer may go without a final NOTIFY before it counts as failed.
@@ -337,6 +338,49 @@ impl SipEndpoint {
             let reason = format!("no final NOTIFY within {} s", TRANSFER_TIMEOUT.as_secs());
             self.transfer_progress(&call_id, TransferProgress::Failed { reason });
         }
+    }
+
+    /// Our tag and the SDP for the 2xx to a re-INVITE of `call_id`'s confirmed dialog (hold,
+    /// resume, session refresh), or `None` when the dialog is not confirmed. An offer is
+    /// answered by [`sdp::reanswer`] (the direction follows it, the `o=` version goes up when the
+    /// answer changes) and the answer is kept for the next re-INVITE; a change of our direction
+    /// is reported as [`EndpointEvent::MediaDirection`]. An offerless re-INVITE gets our last
+    /// SDP as the offer; an offer we cannot read gets our last answer unchanged.
+    pub(super) fn reinvite_answer(
+        &mut self,
+        call_id: &str,
+        request: &Request,
+    ) -> Option<(String, Option<String>)> {
+        let dialog = self
+            .dialogs
+            .get_mut(call_id)
+            .filter(|d| d.state == DialogState::Confirmed)?;
+        let tag = dialog.local_tag.clone();
+        let Some(previous) = dialog.local_sdp.clone() else {
+            return Some((tag, None));
+        };
+        if request.body.is_empty() {
+            return Some((tag, Some(previous)));
+        }
+        let re = match SessionDescription::parse(&request.body)
+            .and_then(|offer| sdp::reanswer(&previous, &offer))
+        {
+            Ok(re) => re,
+            Err(e) => {
+                tracing::info!(call = %call_id, error = %e, "cannot answer a re-INVITE's offer; repeating our answer");
+                return Some((tag, Some(previous)));
+            }
+        };
+        if re.changed {
+            dialog.local_sdp = Some(re.sdp.clone());
+        }
+        if re.direction != re.previous_direction {
+            self.events.push_back(EndpointEvent::MediaDirection {
+                call_id: call_id.to_owned(),
+                direction: re.direction,
+            });
+        }
+        Some((tag, Some(re.sdp)))
     }
 
     fn transfer_progress(&mut self, call_id: &str, progress: TransferProgress) {

@@ -14,7 +14,7 @@ use rsip::headers::UntypedHeader;
 use rsip::{Header, Method, Request, Response};
 
 use super::{EndpointEvent, IncomingCall, SipEndpoint, ALLOW};
-use crate::sip::dialog::{user_of, Dialog, DialogState};
+use crate::sip::dialog::{user_of, Dialog};
 use crate::sip::message::{call_id, header_param};
 use crate::sip::peer::Peer;
 use crate::sip::response::{bad_request, build_response, set_body, status};
@@ -125,17 +125,17 @@ impl SipEndpoint {
         // The transaction reports the request once; the decision is ours.
         while tx.poll_event().is_some() {}
         if has_to_tag(&request) {
-            // A re-INVITE (hold, resume, session refresh): repeat our answer.
+            // A re-INVITE (hold, resume, session refresh): answer its offer, unless it crosses
+            // a transaction of ours. Glare first (RFC 3261 section 14): even an early dialog's
+            // second INVITE gets 500 with Retry-After rather than 481.
             let matched = self.dialog_of(source, &request);
-            // Glare first (RFC 3261 section 14): even an early dialog's second INVITE gets
-            // 500 with Retry-After rather than 481.
             let glare = matched
                 .as_ref()
                 .and_then(|c| self.reinvite_glare(c, &request));
-            let answer = matched
-                .and_then(|c| self.dialogs.get(&c))
-                .filter(|d| d.state == DialogState::Confirmed)
-                .map(|d| (d.local_tag.clone(), d.local_sdp.clone()));
+            let answer = match (&glare, matched) {
+                (None, Some(c)) => self.reinvite_answer(&c, &request),
+                _ => None,
+            };
             let contact = self.contact(peer.transport);
             let response = match (glare, answer) {
                 (Some(refusal), _) => refusal,
