@@ -8,6 +8,8 @@ use serde::Deserialize;
 use freya_shared::config::{check_socket_addr, ConfigProblem, Validate};
 use freya_shared::model::number::is_region_name;
 
+pub use crate::egress::EgressConfig;
+
 /// Everything `freya edge` needs.
 #[derive(Debug, Clone, Deserialize)]
 #[serde(deny_unknown_fields)]
@@ -29,6 +31,9 @@ pub struct EdgeConfig {
     pub rtp: RtpConfig,
     #[serde(default)]
     pub http: EdgeHttpConfig,
+    /// Where customer-supplied URLs (tools, `function` nodes, provider base URLs) may lead.
+    #[serde(default)]
+    pub egress: EgressConfig,
 }
 
 /// The media side of calls.
@@ -228,6 +233,14 @@ impl Validate for EdgeConfig {
             check_socket_addr("sip.public_addr", public, &mut problems);
         }
         check_socket_addr("http.addr", &self.http.addr, &mut problems);
+        if let Some(proxy) = &self.egress.proxy {
+            if reqwest::Proxy::all(proxy).is_err() {
+                problems.push(ConfigProblem::new(
+                    "egress.proxy",
+                    "must be a proxy URL such as http://proxy:3128",
+                ));
+            }
+        }
         for (key, ip) in [
             ("rtp.ip", &self.rtp.ip),
             ("rtp.public_ip", &self.rtp.public_ip),

@@ -5,6 +5,7 @@
 pub mod call;
 pub mod config;
 pub mod control_link;
+pub mod egress;
 mod cpu;
 mod http;
 pub mod llm;

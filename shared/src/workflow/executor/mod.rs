@@ -383,7 +383,7 @@ impl Executor {
                     ..
                 } => {
                     self.actions.push_back(WorkflowAction::CallFunction {
-                        url: url.render(&self.variables),
+                        url: url.render_url(&self.variables),
                         method: method.clone(),
                         headers: headers
                             .iter()
