@@ -102,7 +102,10 @@ async fn call(egress: &Egress, request: FunctionRequest) -> FunctionOutcome {
             reason: if e.is_timeout() {
                 format!("timed out after {} ms", request.timeout.as_millis())
             } else {
-                format!("request failed: {e}")
+                format!(
+                    "request failed: {}",
+                    crate::llm::types::error_chain(&e.without_url())
+                )
             },
         },
         Ok(Ok((status, bytes))) => {

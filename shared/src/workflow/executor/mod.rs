@@ -16,6 +16,7 @@ use super::io::{
 use super::Variables;
 
 mod choices;
+pub use choices::{recorded_body, MAX_RECORDED_BODY_BYTES};
 mod gather;
 
 use gather::{collect_digits, is_dtmf};
