@@ -105,27 +105,58 @@ async fn a_name_resolving_to_loopback_is_refused_and_nothing_connects() {
     assert_eq!(hits.load(Ordering::SeqCst), 1);
 }
 
+/// Where [`proxy_environment_child`] sends its requests, set by its parent.
+const CHILD_TARGET: &str = "FREYA_EGRESS_TEST_TARGET";
+
 #[tokio::test]
 async fn proxy_environment_variables_are_ignored() {
     let (proxy, proxy_hits) = listener(ok_answer()).await;
     let (target, target_hits) = listener(ok_answer()).await;
-    // Set for this process only; every guard client built afterwards must still ignore it.
-    std::env::set_var("HTTP_PROXY", format!("http://{proxy}"));
-    std::env::set_var("http_proxy", format!("http://{proxy}"));
-    std::env::set_var("ALL_PROXY", format!("http://{proxy}"));
-    let egress = guard(true);
-    let answer = egress
-        .client()
-        .get(format!("http://{target}/"))
+    // The proxy variables go to a child process (this test binary, running the ignored test
+    // below), so no other test in this process ever sees them.
+    let exe = std::env::current_exe().expect("test binary");
+    let proxy_url = format!("http://{proxy}");
+    let status = tokio::task::spawn_blocking(move || {
+        std::process::Command::new(exe)
+            .args(["--exact", "egress::tests::proxy_environment_child", "--ignored"])
+            .env("HTTP_PROXY", &proxy_url)
+            .env("http_proxy", &proxy_url)
+            .env("ALL_PROXY", &proxy_url)
+            .env_remove("NO_PROXY")
+            .env_remove("no_proxy")
+            .env(CHILD_TARGET, target.to_string())
+            .stdout(std::process::Stdio::null())
+            .status()
+    })
+    .await
+    .expect("joined")
+    .expect("child runs");
+    assert!(status.success(), "the child test failed: {status}");
+    // The plain client went through the proxy (the variables were in force); the guard's did not.
+    assert_eq!(proxy_hits.load(Ordering::SeqCst), 1, "the proxy saw the wrong requests");
+    assert_eq!(target_hits.load(Ordering::SeqCst), 1);
+}
+
+#[tokio::test]
+#[ignore = "run by proxy_environment_variables_are_ignored, with proxy variables set"]
+async fn proxy_environment_child() {
+    let target = std::env::var(CHILD_TARGET).expect("run by its parent test");
+    let url = format!("http://{target}/");
+    let plain = reqwest::Client::new()
+        .get(&url)
         .timeout(Duration::from_secs(5))
         .send()
-        .await;
-    std::env::remove_var("HTTP_PROXY");
-    std::env::remove_var("http_proxy");
-    std::env::remove_var("ALL_PROXY");
-    assert_eq!(answer.expect("sent directly").status(), 200);
-    assert_eq!(proxy_hits.load(Ordering::SeqCst), 0, "the proxy saw the request");
-    assert_eq!(target_hits.load(Ordering::SeqCst), 1);
+        .await
+        .expect("answered by the proxy");
+    assert_eq!(plain.status(), 200);
+    let guarded = guard(true)
+        .client()
+        .get(&url)
+        .timeout(Duration::from_secs(5))
+        .send()
+        .await
+        .expect("sent directly");
+    assert_eq!(guarded.status(), 200);
 }
 
 #[tokio::test]
