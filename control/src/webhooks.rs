@@ -155,9 +155,7 @@ impl DeliveryWorker {
     async fn attempt(&self, due: &DueDelivery) -> DeliveryAttempt {
         let url = match self.egress.check_url(&due.url) {
             Ok(url) => url,
-            Err(error) => {
-                return self.failed(due, None, format!("refused: {error}"))
-            }
+            Err(error) => return self.failed(due, None, format!("refused: {error}")),
         };
         let timestamp = now_ms() / 1000;
         let sent = self

@@ -40,13 +40,23 @@ async fn a_viewer_reads_workflow_steps_without_the_saved_answer() {
     }
     let path = format!("/v1/calls/{call}");
     let seen_by_editor = api.call("GET", &path, &editor, None).await;
-    assert_eq!(seen_by_editor.status, StatusCode::OK, "{}", seen_by_editor.body);
+    assert_eq!(
+        seen_by_editor.status,
+        StatusCode::OK,
+        "{}",
+        seen_by_editor.body
+    );
     assert_eq!(
         seen_by_editor.body["workflow_steps"][0]["changes"]["customer"]["ssn"],
         "078-05-1120"
     );
     let seen_by_viewer = api.call("GET", &path, &viewer, None).await;
-    assert_eq!(seen_by_viewer.status, StatusCode::OK, "{}", seen_by_viewer.body);
+    assert_eq!(
+        seen_by_viewer.status,
+        StatusCode::OK,
+        "{}",
+        seen_by_viewer.body
+    );
     let text = seen_by_viewer.body.to_string();
     assert!(!text.contains("078-05-1120"), "{text}");
     let shown = &seen_by_viewer.body["workflow_steps"][0];
@@ -96,8 +106,17 @@ async fn a_from_number_outside_the_sip_user_grammar_is_refused_naming_from() {
             Some(json!({"from": "desk#1", "to": "+4712345678"})),
         )
         .await;
-    assert_eq!(refused.status, StatusCode::UNPROCESSABLE_ENTITY, "{}", refused.body);
-    assert_eq!(refused.body["errors"][0]["field"], "from", "{}", refused.body);
+    assert_eq!(
+        refused.status,
+        StatusCode::UNPROCESSABLE_ENTITY,
+        "{}",
+        refused.body
+    );
+    assert_eq!(
+        refused.body["errors"][0]["field"], "from",
+        "{}",
+        refused.body
+    );
     let provider = api
         .call(
             "POST",
@@ -106,8 +125,17 @@ async fn a_from_number_outside_the_sip_user_grammar_is_refused_naming_from() {
             Some(json!({"name": "T", "host": "sip.example.com", "caller_id": "a@evil.example>"})),
         )
         .await;
-    assert_eq!(provider.status, StatusCode::UNPROCESSABLE_ENTITY, "{}", provider.body);
-    assert_eq!(provider.body["errors"][0]["field"], "caller_id", "{}", provider.body);
+    assert_eq!(
+        provider.status,
+        StatusCode::UNPROCESSABLE_ENTITY,
+        "{}",
+        provider.body
+    );
+    assert_eq!(
+        provider.body["errors"][0]["field"], "caller_id",
+        "{}",
+        provider.body
+    );
     control.stop().await;
     db.cleanup().await;
 }

@@ -5,8 +5,8 @@
 pub mod call;
 pub mod config;
 pub mod control_link;
-pub mod egress;
 mod cpu;
+pub mod egress;
 mod http;
 pub mod llm;
 pub mod media;

@@ -137,7 +137,9 @@ impl Edge {
         let http_client = reqwest::Client::new();
         let egress = crate::egress::Egress::new(&config.egress)?;
         if egress.allows_private() {
-            tracing::warn!("egress.allow_private_targets is on: customer URLs may reach this network");
+            tracing::warn!(
+                "egress.allow_private_targets is on: customer URLs may reach this network"
+            );
         }
         let voice = Arc::new(VoiceFactory::new(http_client.clone(), egress, defaults));
         tokio::spawn(crate::speech::stt::local::adapt::adapt_in_background());

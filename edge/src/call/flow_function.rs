@@ -220,10 +220,9 @@ mod tests {
             format!("http://[2002:7f00:1::]:{}/", addr.port()),
         ] {
             match call(&guarded, request(url.clone(), 5_000)).await {
-                FunctionOutcome::Failed { reason } => assert!(
-                    reason.contains("allow_private_targets"),
-                    "{url}: {reason}"
-                ),
+                FunctionOutcome::Failed { reason } => {
+                    assert!(reason.contains("allow_private_targets"), "{url}: {reason}")
+                }
                 other => panic!("{url} was fetched: {other:?}"),
             }
         }

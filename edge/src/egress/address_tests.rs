@@ -4,7 +4,10 @@ use super::*;
 use NonPublic::*;
 
 fn verdict(text: &str) -> Result<(), NonPublic> {
-    check(text.parse::<IpAddr>().unwrap_or_else(|_| panic!("{text} is an address")))
+    check(
+        text.parse::<IpAddr>()
+            .unwrap_or_else(|_| panic!("{text} is an address")),
+    )
 }
 
 fn assert_all(cases: &[(&str, Result<(), NonPublic>)]) {

@@ -69,8 +69,15 @@ fn non_public_literals_are_refused_before_sending() {
             egress.check_url(url)
         );
     }
-    for url in ["file:///etc/passwd", "gopher://example.com/", "ftp://8.8.8.8/"] {
-        assert!(matches!(egress.check_url(url), Err(EgressError::Scheme { .. })), "{url}");
+    for url in [
+        "file:///etc/passwd",
+        "gopher://example.com/",
+        "ftp://8.8.8.8/",
+    ] {
+        assert!(
+            matches!(egress.check_url(url), Err(EgressError::Scheme { .. })),
+            "{url}"
+        );
     }
     assert!(egress.check_url("https://8.8.8.8/").is_ok());
     assert!(egress.check_url("https://example.com/x").is_ok());
@@ -82,7 +89,10 @@ async fn a_name_resolving_to_loopback_is_refused_and_nothing_connects() {
     let (addr, hits) = listener(ok_answer()).await;
     let egress = guard(false);
     let url = format!("http://localhost:{}/", addr.port());
-    assert!(egress.check_url(&url).is_ok(), "a name passes the literal check");
+    assert!(
+        egress.check_url(&url).is_ok(),
+        "a name passes the literal check"
+    );
     let error = egress
         .client()
         .get(&url)
@@ -118,7 +128,11 @@ async fn proxy_environment_variables_are_ignored() {
     let proxy_url = format!("http://{proxy}");
     let status = tokio::task::spawn_blocking(move || {
         std::process::Command::new(exe)
-            .args(["--exact", "egress::tests::proxy_environment_child", "--ignored"])
+            .args([
+                "--exact",
+                "egress::tests::proxy_environment_child",
+                "--ignored",
+            ])
             .env("HTTP_PROXY", &proxy_url)
             .env("http_proxy", &proxy_url)
             .env("ALL_PROXY", &proxy_url)
@@ -133,7 +147,11 @@ async fn proxy_environment_variables_are_ignored() {
     .expect("child runs");
     assert!(status.success(), "the child test failed: {status}");
     // The plain client went through the proxy (the variables were in force); the guard's did not.
-    assert_eq!(proxy_hits.load(Ordering::SeqCst), 1, "the proxy saw the wrong requests");
+    assert_eq!(
+        proxy_hits.load(Ordering::SeqCst),
+        1,
+        "the proxy saw the wrong requests"
+    );
     assert_eq!(target_hits.load(Ordering::SeqCst), 1);
 }
 

@@ -151,7 +151,11 @@ pub fn check_parsed(
     let host = url.host_str().ok_or(EgressError::NoHost)?;
     // The URL parser has already normalised IPv4 spellings (`2130706433`, `0x7f.1`) to dotted
     // form and IPv6 to brackets, so a literal is exactly what parses as an address here.
-    let Ok(ip) = host.trim_start_matches('[').trim_end_matches(']').parse::<IpAddr>() else {
+    let Ok(ip) = host
+        .trim_start_matches('[')
+        .trim_end_matches(']')
+        .parse::<IpAddr>()
+    else {
         return Ok(());
     };
     if allow_private {
@@ -176,15 +180,11 @@ impl Resolve for PublicOnlyResolver {
         let setting = self.setting;
         Box::pin(async move {
             let host = name.as_str().to_owned();
-            let found: Vec<SocketAddr> = tokio::net::lookup_host((host.as_str(), 0))
-                .await?
-                .collect();
+            let found: Vec<SocketAddr> =
+                tokio::net::lookup_host((host.as_str(), 0)).await?.collect();
             let public = public_addresses(&found);
             if public.is_empty() {
-                return Err(format!(
-                    "{host} has no public address ({setting} is off)"
-                )
-                .into());
+                return Err(format!("{host} has no public address ({setting} is off)").into());
             }
             Ok(Box::new(public.into_iter()) as Addrs)
         })

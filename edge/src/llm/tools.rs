@@ -212,17 +212,20 @@ impl ToolRunner {
         call_id: &str,
         arguments: &Value,
     ) -> Result<ToolOutput, ToolError> {
-        let url = self.egress.check_url(&tool.url).map_err(|error| match error {
-            EgressError::NonPublic { .. } => ToolError::Refused {
-                tool: tool.name.clone(),
-                reason: error.to_string(),
-            },
-            other => ToolError::InvalidUrl {
-                tool: tool.name.clone(),
-                url: tool.url.clone(),
-                reason: other.to_string(),
-            },
-        })?;
+        let url = self
+            .egress
+            .check_url(&tool.url)
+            .map_err(|error| match error {
+                EgressError::NonPublic { .. } => ToolError::Refused {
+                    tool: tool.name.clone(),
+                    reason: error.to_string(),
+                },
+                other => ToolError::InvalidUrl {
+                    tool: tool.name.clone(),
+                    url: tool.url.clone(),
+                    reason: other.to_string(),
+                },
+            })?;
         let body = arguments.to_string().into_bytes();
         let mut attempt = 0;
         loop {

@@ -294,7 +294,11 @@ async fn a_tool_on_loopback_is_refused_with_private_targets_off_and_receives_not
     // The same endpoint answers through a guard that allows it: the refusals were the guard's.
     let allowed = ToolRunner::new(local_egress(), SECRET)
         .run(
-            &endpoint(&format!("http://{address}"), "/hook", Duration::from_secs(5)),
+            &endpoint(
+                &format!("http://{address}"),
+                "/hook",
+                Duration::from_secs(5),
+            ),
             "c",
             &json!({}),
         )

@@ -307,10 +307,7 @@ impl VoiceFactory {
                     .model
                     .clone()
                     .unwrap_or_else(|| DEFAULT_ANTHROPIC_MODEL.into());
-                Ok((
-                    Arc::new(AnthropicModel::new(http, config)),
-                    model,
-                ))
+                Ok((Arc::new(AnthropicModel::new(http, config)), model))
             }
             "rules" => Ok((rules_model(rules), "rules".into())),
             other => Err(VoiceConfigError::new(
@@ -462,13 +459,10 @@ impl VoiceFactory {
                 if let Some(ms) = spec.timeout_ms {
                     config.first_byte_timeout = Duration::from_millis(u64::from(ms));
                 }
-                let tts =
-                    ElevenLabsTts::with_client(config, http).map_err(|e| match e {
-                        SpeechError::Config { field, detail } => {
-                            VoiceConfigError::new(field, detail)
-                        }
-                        other => VoiceConfigError::new("tts", other.to_string()),
-                    })?;
+                let tts = ElevenLabsTts::with_client(config, http).map_err(|e| match e {
+                    SpeechError::Config { field, detail } => VoiceConfigError::new(field, detail),
+                    other => VoiceConfigError::new("tts", other.to_string()),
+                })?;
                 Ok(Arc::new(tts))
             }
             "espeak" => Ok(Arc::new(EspeakTts::new(espeak_config(

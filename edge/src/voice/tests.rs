@@ -26,7 +26,11 @@ fn vars(pairs: &[(&str, &str)]) -> Vec<(String, String)> {
 
 #[test]
 fn an_agent_without_sections_gets_the_offline_demo() {
-    let factory = VoiceFactory::new(reqwest::Client::new(), local_egress(), VoiceDefaults::default());
+    let factory = VoiceFactory::new(
+        reqwest::Client::new(),
+        local_egress(),
+        VoiceDefaults::default(),
+    );
     let voice = factory
         .build(&spec(serde_json::json!({"name": "D"})))
         .expect("builds");
@@ -98,7 +102,11 @@ fn the_environment_model_answers_agents_without_an_llm_section() {
 
 #[test]
 fn configured_providers_are_built_and_errors_name_the_field() {
-    let factory = VoiceFactory::new(reqwest::Client::new(), local_egress(), VoiceDefaults::default());
+    let factory = VoiceFactory::new(
+        reqwest::Client::new(),
+        local_egress(),
+        VoiceDefaults::default(),
+    );
     let voice = factory
         .build(&spec(serde_json::json!({"name": "D",
             "stt": {"provider": "deepgram"},
@@ -143,7 +151,11 @@ fn configured_providers_are_built_and_errors_name_the_field() {
 
 #[test]
 fn a_fallback_model_stands_behind_the_primary() {
-    let factory = VoiceFactory::new(reqwest::Client::new(), local_egress(), VoiceDefaults::default());
+    let factory = VoiceFactory::new(
+        reqwest::Client::new(),
+        local_egress(),
+        VoiceDefaults::default(),
+    );
     let voice = factory
         .build(&spec(serde_json::json!({"name": "D",
             "llm": {"provider": "openai", "model": "gpt-4o-mini", "timeout_ms": 800},
@@ -159,7 +171,11 @@ fn a_fallback_model_stands_behind_the_primary() {
 fn a_custom_base_url_on_a_private_address_is_refused_by_field() {
     let guarded = Egress::new(&EgressConfig::default()).expect("client");
     let factory = VoiceFactory::new(reqwest::Client::new(), guarded, VoiceDefaults::default());
-    for (section, field) in [("llm", "llm.base_url"), ("stt", "stt.base_url"), ("tts", "tts.base_url")] {
+    for (section, field) in [
+        ("llm", "llm.base_url"),
+        ("stt", "stt.base_url"),
+        ("tts", "tts.base_url"),
+    ] {
         let agent = spec(serde_json::json!({
             "name": "D",
             section: {"provider": "openai", "base_url": "http://169.254.169.254/v1", "api_key": "k"}

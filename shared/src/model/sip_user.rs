@@ -16,7 +16,10 @@ pub fn sip_user_problem(user: &str) -> Option<&'static str> {
     while i < bytes.len() {
         let b = bytes[i];
         let unreserved = b.is_ascii_alphanumeric()
-            || matches!(b, b'-' | b'_' | b'.' | b'!' | b'~' | b'*' | b'\'' | b'(' | b')');
+            || matches!(
+                b,
+                b'-' | b'_' | b'.' | b'!' | b'~' | b'*' | b'\'' | b'(' | b')'
+            );
         let user_unreserved = matches!(b, b'&' | b'=' | b'+' | b'$' | b',' | b';' | b'?' | b'/');
         if unreserved || user_unreserved {
             i += 1;
@@ -40,7 +43,14 @@ mod tests {
 
     #[test]
     fn numbers_and_rfc_3261_user_characters_pass() {
-        for user in ["+15550100", "alice", "demo", "a.b-c_d!~*'()", "x&y=z+1$,;?/", "%40ok"] {
+        for user in [
+            "+15550100",
+            "alice",
+            "demo",
+            "a.b-c_d!~*'()",
+            "x&y=z+1$,;?/",
+            "%40ok",
+        ] {
             assert_eq!(sip_user_problem(user), None, "{user}");
         }
     }

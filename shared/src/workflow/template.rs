@@ -220,8 +220,18 @@ fn percent_encode_into(value: &str, part: UrlPart, out: &mut String) {
             || match part {
                 UrlPart::Path => matches!(
                     byte,
-                    b'!' | b'$' | b'&' | b'\'' | b'(' | b')' | b'*' | b'+' | b',' | b';' | b'='
-                        | b':' | b'@'
+                    b'!' | b'$'
+                        | b'&'
+                        | b'\''
+                        | b'('
+                        | b')'
+                        | b'*'
+                        | b'+'
+                        | b','
+                        | b';'
+                        | b'='
+                        | b':'
+                        | b'@'
                 ),
                 UrlPart::Authority => byte == b':',
                 UrlPart::Scheme | UrlPart::Query | UrlPart::Fragment => false,
@@ -418,7 +428,9 @@ mod tests {
             "https://api.example.com/users/..%2F..%2Fadmin%3Fx=1%23/orders"
         );
         // The URL still names the same host, the same path depth, and no query or fragment.
-        let tail = url.strip_prefix("https://api.example.com").expect("same host");
+        let tail = url
+            .strip_prefix("https://api.example.com")
+            .expect("same host");
         assert_eq!(tail.matches('/').count(), 3);
         assert!(!url.contains('?') && !url.contains('#'));
         let dots = Template::parse("https://h.example/a/{{dots}}/b").expect("parses");
@@ -452,6 +464,9 @@ mod tests {
             "https://api.example.com/v1/..%2F..%2Fadmin%3Fx=1%23"
         );
         // Text rendering (what is said or sent as a body) is unchanged.
-        assert_eq!(base.render(&attack()), "https://api.example.com/v1/../../admin?x=1#");
+        assert_eq!(
+            base.render(&attack()),
+            "https://api.example.com/v1/../../admin?x=1#"
+        );
     }
 }
