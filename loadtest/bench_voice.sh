@@ -80,6 +80,8 @@ shared_secret = "$SECRET"
 addr = "127.0.0.1:15080"
 [http]
 addr = "127.0.0.1:18081"
+[egress]
+allow_private_targets = true   # the fake providers listen on 127.0.0.1
 TOML
     "${REST[@]}" "${NICE[@]}" "$BIN/freya" control --config "$WORK/control.toml" > "$WORK/control.log" 2>&1 &
     CONTROL=$!
