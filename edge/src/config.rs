@@ -318,4 +318,23 @@ mod tests {
             ["rtp.codecs"]
         );
     }
+
+    #[test]
+    fn egress_defaults_to_public_targets_only_and_a_bad_proxy_is_named() {
+        let default = config(serde_json::json!({}));
+        assert!(!default.egress.allow_private_targets);
+        assert_eq!(default.egress.proxy, None);
+        let mut bad: EdgeConfig = serde_json::from_value(serde_json::json!({
+            "region": "local",
+            "data_dir": "/tmp/edge",
+            "control": {"url": "http://127.0.0.1:1", "shared_secret": "s"},
+            "egress": {"allow_private_targets": true, "proxy": "not a proxy"},
+        }))
+        .expect("parses");
+        assert!(bad.egress.allow_private_targets);
+        assert_eq!(keys(&bad), ["egress.proxy"]);
+        bad.egress.proxy = Some("http://proxy.internal:3128".into());
+        assert!(keys(&bad).is_empty(), "{:?}", keys(&bad));
+    }
 }
+
