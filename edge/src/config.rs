@@ -337,4 +337,3 @@ mod tests {
         assert!(keys(&bad).is_empty(), "{:?}", keys(&bad));
     }
 }
-
