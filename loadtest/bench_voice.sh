@@ -85,6 +85,8 @@ max_unconfirmed = ${CAPACITY:-100}
 max_unconfirmed_per_source = ${CAPACITY:-100}
 [http]
 addr = "127.0.0.1:18081"
+[egress]
+allow_private_targets = true   # the fake providers listen on 127.0.0.1
 TOML
     "${REST[@]}" "${NICE[@]}" "$BIN/freya" control --config "$WORK/control.toml" > "$WORK/control.log" 2>&1 &
     CONTROL=$!

@@ -11,20 +11,22 @@
 //! another attempt after `retry_base_ms`, doubling up to `retry_max_ms`, until a day after it was
 //! queued. The task stops with the control plane's cancellation token, handing back a claim it
 //! has not finished.
+//!
+//! Requests go through the edge's egress guard ([`freya_edge::egress`]): no proxy from the
+//! environment, no redirect, and, unless `webhooks.allow_private_targets` is on, no loopback,
+//! private or otherwise non-public destination, whether named literally or through DNS.
 
-use std::net::{IpAddr, SocketAddr};
 use std::sync::atomic::{AtomicUsize, Ordering};
-use std::sync::Arc;
 use std::time::Duration;
 
 use futures::StreamExt;
 use hmac::{Hmac, Mac};
-use reqwest::dns::{Addrs, Name, Resolve, Resolving};
 use sha2::Sha256;
 use tokio_util::sync::CancellationToken;
 
 use crate::config::WebhooksConfig;
 use crate::store::{DeliveryAttempt, DueDelivery, Store};
+use freya_edge::egress::{Egress, EgressConfig};
 use freya_shared::ids::now_ms;
 
 /// The header carrying the signing time.
@@ -56,90 +58,32 @@ pub fn backoff(config: &WebhooksConfig, failures: i64) -> Duration {
     Duration::from_millis(pause.min(u64::from(config.retry_max_ms)))
 }
 
-/// Whether `ip` is loopback, private, link-local, shared (CGNAT) or otherwise not a public
-/// internet address.
-pub fn is_private_ip(ip: IpAddr) -> bool {
-    match ip {
-        IpAddr::V4(v4) => {
-            v4.is_loopback()
-                || v4.is_private()
-                || v4.is_link_local()
-                || v4.is_unspecified()
-                || v4.is_broadcast()
-                || (v4.octets()[0] == 100 && (64..128).contains(&v4.octets()[1]))
-        }
-        IpAddr::V6(v6) => {
-            v6.is_loopback()
-                || v6.is_unspecified()
-                || (v6.segments()[0] & 0xfe00) == 0xfc00
-                || (v6.segments()[0] & 0xffc0) == 0xfe80
-                || v6
-                    .to_ipv4_mapped()
-                    .is_some_and(|v4| is_private_ip(v4.into()))
-        }
-    }
-}
-
-/// Resolves host names to public addresses only, so a subscription cannot reach the operator's
-/// network through a name that points inside it (checked at every attempt: DNS can change after
-/// the subscription was accepted).
-struct PublicAddressesOnly;
-
-impl Resolve for PublicAddressesOnly {
-    fn resolve(&self, name: Name) -> Resolving {
-        Box::pin(async move {
-            let host = name.as_str().to_owned();
-            let public: Vec<SocketAddr> = tokio::net::lookup_host((host.as_str(), 0))
-                .await?
-                .filter(|a| !is_private_ip(a.ip()))
-                .collect();
-            if public.is_empty() {
-                return Err(format!(
-                    "{host} has no public address (webhooks.allow_private_targets is off)"
-                )
-                .into());
-            }
-            Ok(Box::new(public.into_iter()) as Addrs)
-        })
-    }
-}
-
-/// Whether `url` names a private IP address literally (a name goes through the resolver).
-fn names_a_private_ip(url: &str) -> bool {
-    reqwest::Url::parse(url)
-        .ok()
-        .and_then(|u| {
-            u.host_str()
-                .map(|h| h.trim_start_matches('[').trim_end_matches(']').to_owned())
-        })
-        .and_then(|h| h.parse::<IpAddr>().ok())
-        .is_some_and(is_private_ip)
-}
-
 /// Sends queued webhook deliveries until cancelled.
 pub struct DeliveryWorker {
     store: Store,
     config: WebhooksConfig,
-    http: reqwest::Client,
+    egress: Egress,
 }
 
 impl DeliveryWorker {
     /// A worker on `store` with the `[webhooks]` settings.
     pub fn new(store: Store, config: WebhooksConfig) -> anyhow::Result<Self> {
-        let mut http = reqwest::Client::builder();
-        if !config.allow_private_targets {
-            http = http.dns_resolver(Arc::new(PublicAddressesOnly));
-        }
-        let http = http
-            .timeout(Duration::from_millis(u64::from(config.timeout_ms)))
-            // A redirect could lead a signed body somewhere the subscription did not name.
-            .redirect(reqwest::redirect::Policy::none())
-            .user_agent("Freya-Webhooks/1")
-            .build()?;
+        // The guard follows no redirect: one could lead a signed body somewhere the
+        // subscription did not name.
+        let egress = Egress::from_builder(
+            &EgressConfig {
+                allow_private_targets: config.allow_private_targets,
+                proxy: None,
+            },
+            reqwest::Client::builder()
+                .timeout(Duration::from_millis(u64::from(config.timeout_ms)))
+                .user_agent("Freya-Webhooks/1"),
+            "webhooks.allow_private_targets",
+        )?;
         Ok(Self {
             store,
             config,
-            http,
+            egress,
         })
     }
 
@@ -215,17 +159,15 @@ impl DeliveryWorker {
     }
 
     async fn attempt(&self, due: &DueDelivery) -> DeliveryAttempt {
-        if !self.config.allow_private_targets && names_a_private_ip(&due.url) {
-            return self.failed(
-                due,
-                None,
-                "the URL names a private address (webhooks.allow_private_targets is off)".into(),
-            );
-        }
+        let url = match self.egress.check_url(&due.url) {
+            Ok(url) => url,
+            Err(error) => return self.failed(due, None, format!("refused: {error}")),
+        };
         let timestamp = now_ms() / 1000;
         let sent = self
-            .http
-            .post(&due.url)
+            .egress
+            .client()
+            .post(url)
             .header(reqwest::header::CONTENT_TYPE, "application/json")
             .header(TIMESTAMP_HEADER, timestamp.to_string())
             .header(

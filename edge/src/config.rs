@@ -9,6 +9,7 @@ use serde::Deserialize;
 use freya_shared::config::{check_socket_addr, ConfigProblem, Validate};
 use freya_shared::model::number::is_region_name;
 
+pub use crate::egress::EgressConfig;
 use crate::serve::{ConnectionLimits, ConnectionTimeouts};
 
 /// Everything `freya edge` needs.
@@ -34,6 +35,9 @@ pub struct EdgeConfig {
     pub rtp: RtpConfig,
     #[serde(default)]
     pub http: EdgeHttpConfig,
+    /// Where customer-supplied URLs (tools, `function` nodes, provider base URLs) may lead.
+    #[serde(default)]
+    pub egress: EgressConfig,
 }
 
 /// The media side of calls.
@@ -429,6 +433,14 @@ impl Validate for EdgeConfig {
                 problems.push(ConfigProblem::new(key, format!("must be at least {min}")));
             }
         }
+        if let Some(proxy) = &self.egress.proxy {
+            if reqwest::Proxy::all(proxy).is_err() {
+                problems.push(ConfigProblem::new(
+                    "egress.proxy",
+                    "must be a proxy URL such as http://proxy:3128",
+                ));
+            }
+        }
         for (key, ip) in [
             ("rtp.ip", &self.rtp.ip),
             ("rtp.public_ip", &self.rtp.public_ip),
@@ -585,5 +597,23 @@ mod tests {
                 "sip.max_unconfirmed_per_source"
             ]
         );
+    }
+
+    #[test]
+    fn egress_defaults_to_public_targets_only_and_a_bad_proxy_is_named() {
+        let default = config(serde_json::json!({}));
+        assert!(!default.egress.allow_private_targets);
+        assert_eq!(default.egress.proxy, None);
+        let mut bad: EdgeConfig = serde_json::from_value(serde_json::json!({
+            "region": "local",
+            "data_dir": "/tmp/edge",
+            "control": {"url": "http://127.0.0.1:1", "shared_secret": "s"},
+            "egress": {"allow_private_targets": true, "proxy": "not a proxy"},
+        }))
+        .expect("parses");
+        assert!(bad.egress.allow_private_targets);
+        assert_eq!(keys(&bad), ["egress.proxy"]);
+        bad.egress.proxy = Some("http://proxy.internal:3128".into());
+        assert!(keys(&bad).is_empty(), "{:?}", keys(&bad));
     }
 }

@@ -6,6 +6,7 @@ pub mod call;
 pub mod config;
 pub mod control_link;
 mod cpu;
+pub mod egress;
 mod http;
 pub mod llm;
 pub mod media;

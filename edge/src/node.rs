@@ -135,8 +135,16 @@ impl Edge {
                 "agents without an `llm` section use this OpenAI-compatible model"),
             None => tracing::info!("agents without an `llm` section use the offline `rules` table"),
         }
+        // Operator-configured endpoints (the environment's defaults, Twilio) use a plain client;
+        // every customer-supplied URL goes through the egress guard.
         let http_client = reqwest::Client::new();
-        let voice = Arc::new(VoiceFactory::new(http_client.clone(), defaults));
+        let egress = crate::egress::Egress::new(&config.egress)?;
+        if egress.allows_private() {
+            tracing::warn!(
+                "egress.allow_private_targets is on: customer URLs may reach this network"
+            );
+        }
+        let voice = Arc::new(VoiceFactory::new(http_client.clone(), egress, defaults));
         tokio::spawn(crate::speech::stt::local::adapt::adapt_in_background());
         let services = CallServices {
             edge_id: Arc::from(id.as_str()),

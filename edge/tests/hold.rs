@@ -78,6 +78,8 @@ async fn start_edge(data_dir: &Path) -> Edge {
             hold_timeout_ms: 1_500,
             ..RtpConfig::default()
         },
+        // Local fakes only; nothing here calls a customer URL.
+        egress: Default::default(),
         http: EdgeHttpConfig {
             addr: "127.0.0.1:0".into(),
             ..EdgeHttpConfig::default()

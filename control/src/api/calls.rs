@@ -88,6 +88,8 @@ pub struct CallDetail {
     workflow: Option<serde_json::Value>,
     /// What the workflow did, step by step (`call.workflow_step` events), each with its time:
     /// nodes entered, branches taken and why, variables changed, functions' status and timing.
+    /// For a viewer, a `variables_changed` step lists the names (`changed`) without the values
+    /// (`values_hidden: true`); a function's saved answer is at most 4 KiB, marked when cut.
     workflow_steps: Vec<serde_json::Value>,
 }
 
@@ -200,7 +202,12 @@ pub(super) async fn get(
         return Err(Problem::not_found());
     }
     let call = state.store.call(&caller.scope, &id).await?;
-    let events = state.store.call_events(&caller.scope, &id).await?;
+    let mut events = state.store.call_events(&caller.scope, &id).await?;
+    if caller.role < Role::Editor {
+        for event in events.iter_mut().filter(|e| e.kind == STEP_EVENT) {
+            hide_step_values(&mut event.payload);
+        }
+    }
     let timed = |kind: &str| -> Vec<serde_json::Value> {
         events
             .iter()
@@ -215,7 +222,7 @@ pub(super) async fn get(
             .collect()
     };
     let transcript = timed("call.transcript");
-    let workflow_steps = timed("call.workflow_step");
+    let workflow_steps = timed(STEP_EVENT);
     let workflow = events
         .iter()
         .find(|e| e.kind == freya_shared::model::CallEventKind::Started.as_str())
@@ -235,6 +242,23 @@ pub(super) async fn get(
 
 /// Calls we place have UUIDs; calls that come in keep the caller's SIP Call-ID (RFC 3261 `word`:
 /// printable ASCII, no spaces), so both name a call; anything else cannot.
+/// The event kind of a workflow's steps.
+const STEP_EVENT: &str = "call.workflow_step";
+
+/// Takes the values out of a step's `changes` (a function's answer saved to a variable, digits
+/// gathered), leaving the names in `changed`: only roles that may edit the workflow (editor and
+/// up) see what an endpoint answered or a caller entered.
+fn hide_step_values(payload: &mut serde_json::Value) {
+    let Some(step) = payload.as_object_mut() else {
+        return;
+    };
+    if let Some(serde_json::Value::Object(changes)) = step.remove("changes") {
+        let names: Vec<serde_json::Value> = changes.keys().cloned().map(Into::into).collect();
+        step.insert("changed".into(), names.into());
+        step.insert("values_hidden".into(), true.into());
+    }
+}
+
 fn event_view(e: StoredEvent) -> EventView {
     EventView {
         id: e.id,
@@ -413,6 +437,11 @@ async fn place_call(
             "to",
             "must be an E.164 number (`+` followed by 2-15 digits)",
         )]));
+    }
+    // The number becomes the SIP From user of the call; nothing outside RFC 3261's user-part
+    // grammar is ever sent (a number may hold `#`, which that grammar does not allow).
+    if let Some(problem) = freya_shared::model::sip_user::sip_user_problem(&request.from) {
+        return Err(Problem::invalid(vec![FieldError::new("from", problem)]));
     }
     let number = state
         .store

@@ -17,7 +17,7 @@ use super::query::{bad_parameter, page_limit, StrictQuery};
 use super::resource_id::ResourceId;
 use super::{AppState, List};
 use crate::store::{NewWebhook, Role, Webhook, WebhookDelivery, WEBHOOK_EVENTS};
-use crate::webhooks::is_private_ip;
+use freya_edge::egress::is_public;
 use freya_shared::ids::{is_uuid, rfc3339};
 use freya_shared::model::FieldError;
 
@@ -98,7 +98,7 @@ impl From<WebhookDelivery> for DeliveryView {
 fn is_private_host(host: &str) -> bool {
     let bare = host.trim_start_matches('[').trim_end_matches(']');
     if let Ok(ip) = bare.parse::<IpAddr>() {
-        return is_private_ip(ip);
+        return !is_public(ip);
     }
     let name = bare.trim_end_matches('.').to_ascii_lowercase();
     name == "localhost" || name.ends_with(".localhost") || name.ends_with(".local")

@@ -21,7 +21,7 @@ use crate::server::ControlPlane;
 mod demo;
 pub mod desk;
 use crate::store::{Role, Store, WorkspaceScope};
-use freya_edge::config::{ControlLinkConfig, EdgeHttpConfig, RtpConfig, SipConfig};
+use freya_edge::config::{ControlLinkConfig, EdgeHttpConfig, EgressConfig, RtpConfig, SipConfig};
 use freya_edge::{Edge, EdgeConfig};
 use freya_shared::model::PhoneNumberSpec;
 
@@ -147,6 +147,11 @@ pub async fn run(options: DevOptions, shutdown: CancellationToken) -> anyhow::Re
             addr: options.edge_http.clone(),
             public_url: None,
             ..EdgeHttpConfig::default()
+        },
+        // The demo's tool (the desk) and any local fakes listen on this machine.
+        egress: EgressConfig {
+            allow_private_targets: true,
+            proxy: None,
         },
     };
     let edge = Edge::start(&edge_config).await?;

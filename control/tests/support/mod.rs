@@ -14,7 +14,7 @@ use freya_control::config::{
     AuthConfig, ControlConfig, DatabaseConfig, EdgesConfig, GrpcConfig, HttpConfig,
     RateLimitConfig, RecordingsConfig, WebhooksConfig,
 };
-use freya_edge::config::{ControlLinkConfig, EdgeHttpConfig, RtpConfig, SipConfig};
+use freya_edge::config::{ControlLinkConfig, EdgeHttpConfig, EgressConfig, RtpConfig, SipConfig};
 use freya_edge::EdgeConfig;
 use sqlx::Connection;
 
@@ -237,6 +237,11 @@ pub fn edge_config(data_dir: &Path, grpc_addr: std::net::SocketAddr, secret: &st
             addr: "127.0.0.1:0".into(),
             public_url: None,
             ..EdgeHttpConfig::default()
+        },
+        // The tests' fake providers, tools and functions listen on 127.0.0.1.
+        egress: EgressConfig {
+            allow_private_targets: true,
+            proxy: None,
         },
     }
 }

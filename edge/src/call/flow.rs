@@ -90,7 +90,7 @@ pub struct Flow {
     listener: Listener,
     agents: Vec<AgentConfig>,
     parties: Parties,
-    http: reqwest::Client,
+    egress: crate::egress::Egress,
     functions_tx: mpsc::Sender<(u64, FunctionOutcome)>,
     functions_rx: mpsc::Receiver<(u64, FunctionOutcome)>,
     cancel: CancellationToken,
@@ -165,7 +165,7 @@ impl Flow {
         let (functions_tx, functions_rx) = mpsc::channel(FUNCTION_QUEUE);
         let mut flow = Self {
             executor: Executor::new(Arc::new(compiled), globals),
-            http: factory.http().clone(),
+            egress: factory.egress().clone(),
             listener: Listener::new(turn_config(&voice)),
             pipeline: Pipeline::new(built, parties.call_id.to_owned(), Vec::new()),
             factory,
@@ -424,7 +424,7 @@ impl Flow {
                         timeout,
                     };
                     flow_function::spawn(
-                        self.http.clone(),
+                        self.egress.clone(),
                         seq,
                         request,
                         self.functions_tx.clone(),

@@ -1,13 +1,18 @@
 //! A workflow `function` node's HTTP request: the customer's endpoint called with the rendered
 //! method, headers and JSON body, bounded by the node's timeout, its answer read as JSON (or as a
 //! string when it is not JSON). It runs in a task of its own and reports back to the call task
-//! through the flow's channel, so a slow endpoint never holds the call's media.
+//! through the flow's channel, so a slow endpoint never holds the call's media. The request goes
+//! through the edge's egress guard ([`crate::egress`]): a URL leading to a non-public address is
+//! refused before anything is sent, and the refusal is the node's failure reason, recorded in the
+//! call's workflow steps like any other failure.
 
 use std::time::{Duration, Instant};
 
 use serde_json::Value;
 use tokio::sync::mpsc;
 use tokio_util::sync::CancellationToken;
+
+use crate::egress::Egress;
 
 /// Most of an answer's body that is kept (larger answers are cut, then read as a string).
 const MAX_ANSWER_BYTES: usize = 256 * 1024;
@@ -37,7 +42,7 @@ pub enum FunctionOutcome {
 
 /// Sends `request` in a task of its own; its outcome comes back on `results` tagged with `seq`.
 pub fn spawn(
-    http: reqwest::Client,
+    egress: Egress,
     seq: u64,
     request: FunctionRequest,
     results: mpsc::Sender<(u64, FunctionOutcome)>,
@@ -46,15 +51,24 @@ pub fn spawn(
     tokio::spawn(async move {
         let outcome = tokio::select! {
             _ = cancel.cancelled() => return,
-            outcome = call(&http, request) => outcome,
+            outcome = call(&egress, request) => outcome,
         };
         // Waits rather than drops: the flow is waiting for exactly this answer.
         let _ = results.send((seq, outcome)).await;
     });
 }
 
-async fn call(http: &reqwest::Client, request: FunctionRequest) -> FunctionOutcome {
+async fn call(egress: &Egress, request: FunctionRequest) -> FunctionOutcome {
     let started = Instant::now();
+    let url = match egress.check_url(&request.url) {
+        Ok(url) => url,
+        Err(error) => {
+            tracing::warn!(url = %request.url, %error, "function request refused");
+            return FunctionOutcome::Failed {
+                reason: format!("refused: {error}"),
+            };
+        }
+    };
     let method = match reqwest::Method::from_bytes(request.method.as_bytes()) {
         Ok(method) => method,
         Err(_) => {
@@ -63,8 +77,9 @@ async fn call(http: &reqwest::Client, request: FunctionRequest) -> FunctionOutco
             }
         }
     };
-    let mut builder = http
-        .request(method, &request.url)
+    let mut builder = egress
+        .client()
+        .request(method, url)
         .timeout(request.timeout)
         .header(reqwest::header::ACCEPT, "application/json");
     for (name, value) in &request.headers {
@@ -87,7 +102,10 @@ async fn call(http: &reqwest::Client, request: FunctionRequest) -> FunctionOutco
             reason: if e.is_timeout() {
                 format!("timed out after {} ms", request.timeout.as_millis())
             } else {
-                format!("request failed: {e}")
+                format!(
+                    "request failed: {}",
+                    crate::llm::types::error_chain(&e.without_url())
+                )
             },
         },
         Ok(Ok((status, bytes))) => {
@@ -145,7 +163,11 @@ mod tests {
     #[tokio::test]
     async fn json_answers_are_parsed_text_kept_and_slow_endpoints_time_out() {
         let addr = server().await;
-        let http = reqwest::Client::new();
+        let http = Egress::new(&crate::egress::EgressConfig {
+            allow_private_targets: true,
+            proxy: None,
+        })
+        .expect("client");
         match call(&http, request(format!("http://{addr}/lookup"), 5_000)).await {
             FunctionOutcome::Answered { status, body, .. } => {
                 assert_eq!(status, 200);
@@ -168,5 +190,42 @@ mod tests {
             call(&http, bad).await,
             FunctionOutcome::Failed { .. }
         ));
+    }
+
+    #[tokio::test]
+    async fn a_function_on_loopback_is_refused_with_private_targets_off_and_sends_nothing() {
+        use std::sync::atomic::{AtomicUsize, Ordering};
+        use std::sync::Arc;
+        let hits = Arc::new(AtomicUsize::new(0));
+        let counted = hits.clone();
+        let app = axum::Router::new().fallback(move || {
+            let counted = counted.clone();
+            async move {
+                counted.fetch_add(1, Ordering::SeqCst);
+                "internal"
+            }
+        });
+        let listener = tokio::net::TcpListener::bind("127.0.0.1:0")
+            .await
+            .expect("bind");
+        let addr = listener.local_addr().expect("addr");
+        tokio::spawn(async move { axum::serve(listener, app).await });
+        let guarded = Egress::new(&crate::egress::EgressConfig::default()).expect("client");
+        for url in [
+            format!("http://{addr}/"),
+            format!("http://localhost:{}/", addr.port()),
+            format!("http://[::ffff:127.0.0.1]:{}/", addr.port()),
+            format!("http://[64:ff9b::7f00:1]:{}/", addr.port()),
+            format!("http://[::127.0.0.1]:{}/", addr.port()),
+            format!("http://[2002:7f00:1::]:{}/", addr.port()),
+        ] {
+            match call(&guarded, request(url.clone(), 5_000)).await {
+                FunctionOutcome::Failed { reason } => {
+                    assert!(reason.contains("allow_private_targets"), "{url}: {reason}")
+                }
+                other => panic!("{url} was fetched: {other:?}"),
+            }
+        }
+        assert_eq!(hits.load(Ordering::SeqCst), 0, "the listener was reached");
     }
 }

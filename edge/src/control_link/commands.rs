@@ -157,6 +157,15 @@ async fn place_in_order(
                                "attempts": attempts}),
         )
     };
+    // The control plane checks these too; an edge never puts anything else in a SIP URI.
+    for (field, user) in [("from", &place.from), ("to", &place.to)] {
+        if let Some(problem) = freya_shared::model::sip_user::sip_user_problem(user) {
+            tracing::warn!(call = %place.call_id, field, problem, "outbound call refused");
+            let reason = format!("invalid_{field}");
+            let _ = events.send(fail(&reason, Vec::new())).await;
+            return;
+        }
+    }
     let mut attempts: Vec<serde_json::Value> = Vec::new();
     let mut rest = providers.as_slice();
     while let Some((provider, tail)) = rest.split_first() {

@@ -14,6 +14,7 @@ use serde_json::Value;
 use sha2::Sha256;
 
 use super::types::{error_chain, excerpt};
+use crate::egress::{Egress, EgressError};
 
 /// Header naming the call the tool runs for.
 pub const CALL_ID_HEADER: &str = "X-Freya-Call-Id";
@@ -69,6 +70,14 @@ pub enum ToolError {
         /// The configured URL.
         url: String,
         /// What is wrong with it.
+        reason: String,
+    },
+    /// The URL leads to an address the egress guard refuses (loopback, private, ...).
+    #[error("tool `{tool}` may not be called: {reason}")]
+    Refused {
+        /// Tool name.
+        tool: String,
+        /// The guard's reason.
         reason: String,
     },
     /// No answer within the tool's timeout.
@@ -174,10 +183,10 @@ pub fn verify_signature(
         .map_err(|_| SignatureError::Mismatch)
 }
 
-/// Runs tools for one agent: signs with its tool secret, over a shared HTTP client.
+/// Runs tools for one agent: signs with its tool secret, over the edge's egress guard.
 #[derive(Clone)]
 pub struct ToolRunner {
-    http: reqwest::Client,
+    egress: Egress,
     secret: Vec<u8>,
 }
 
@@ -189,9 +198,9 @@ impl std::fmt::Debug for ToolRunner {
 
 impl ToolRunner {
     /// A runner signing with `secret`.
-    pub fn new(http: reqwest::Client, secret: impl Into<Vec<u8>>) -> Self {
+    pub fn new(egress: Egress, secret: impl Into<Vec<u8>>) -> Self {
         Self {
-            http,
+            egress,
             secret: secret.into(),
         }
     }
@@ -203,18 +212,20 @@ impl ToolRunner {
         call_id: &str,
         arguments: &Value,
     ) -> Result<ToolOutput, ToolError> {
-        let url = reqwest::Url::parse(&tool.url).map_err(|error| ToolError::InvalidUrl {
-            tool: tool.name.clone(),
-            url: tool.url.clone(),
-            reason: error.to_string(),
-        })?;
-        if !matches!(url.scheme(), "http" | "https") {
-            return Err(ToolError::InvalidUrl {
-                tool: tool.name.clone(),
-                url: tool.url.clone(),
-                reason: "only http and https are supported".into(),
-            });
-        }
+        let url = self
+            .egress
+            .check_url(&tool.url)
+            .map_err(|error| match error {
+                EgressError::NonPublic { .. } => ToolError::Refused {
+                    tool: tool.name.clone(),
+                    reason: error.to_string(),
+                },
+                other => ToolError::InvalidUrl {
+                    tool: tool.name.clone(),
+                    url: tool.url.clone(),
+                    reason: other.to_string(),
+                },
+            })?;
         let body = arguments.to_string().into_bytes();
         let mut attempt = 0;
         loop {
@@ -255,7 +266,8 @@ impl ToolRunner {
             .duration_since(UNIX_EPOCH)
             .map_or(0, |d| d.as_secs());
         let response = self
-            .http
+            .egress
+            .client()
             .post(url.clone())
             .header(reqwest::header::CONTENT_TYPE, "application/json")
             .header(CALL_ID_HEADER, call_id)

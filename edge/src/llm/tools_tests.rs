@@ -9,6 +9,16 @@ use bytes::Bytes;
 use serde_json::json;
 
 use super::*;
+use crate::egress::EgressConfig;
+
+/// The guard with private targets allowed: these tests' endpoints listen on 127.0.0.1.
+fn local_egress() -> Egress {
+    Egress::new(&EgressConfig {
+        allow_private_targets: true,
+        proxy: None,
+    })
+    .expect("client")
+}
 
 const SECRET: &[u8] = b"tool-secret";
 
@@ -72,7 +82,7 @@ fn endpoint(base: &str, path: &str, timeout: Duration) -> ToolEndpoint {
 #[tokio::test]
 async fn signed_request_reaches_the_tool_and_its_json_comes_back() {
     let base = start_endpoint().await;
-    let runner = ToolRunner::new(reqwest::Client::new(), SECRET);
+    let runner = ToolRunner::new(local_egress(), SECRET);
     let output = runner
         .run(
             &endpoint(&base, "/hook", Duration::from_secs(5)),
@@ -90,7 +100,7 @@ async fn signed_request_reaches_the_tool_and_its_json_comes_back() {
 #[tokio::test]
 async fn wrong_secret_is_refused_by_the_receiver() {
     let base = start_endpoint().await;
-    let runner = ToolRunner::new(reqwest::Client::new(), b"another-secret".to_vec());
+    let runner = ToolRunner::new(local_egress(), b"another-secret".to_vec());
     let error = runner
         .run(
             &endpoint(&base, "/hook", Duration::from_secs(5)),
@@ -108,7 +118,7 @@ async fn wrong_secret_is_refused_by_the_receiver() {
 #[tokio::test]
 async fn text_response_is_returned_as_text() {
     let base = start_endpoint().await;
-    let runner = ToolRunner::new(reqwest::Client::new(), SECRET);
+    let runner = ToolRunner::new(local_egress(), SECRET);
     let output = runner
         .run(
             &endpoint(&base, "/text", Duration::from_secs(5)),
@@ -123,7 +133,7 @@ async fn text_response_is_returned_as_text() {
 #[tokio::test]
 async fn server_error_is_a_status_error_with_the_body() {
     let base = start_endpoint().await;
-    let runner = ToolRunner::new(reqwest::Client::new(), SECRET);
+    let runner = ToolRunner::new(local_egress(), SECRET);
     let error = runner
         .run(
             &endpoint(&base, "/fail", Duration::from_secs(5)),
@@ -145,7 +155,7 @@ async fn server_error_is_a_status_error_with_the_body() {
 #[tokio::test]
 async fn slow_tool_times_out() {
     let base = start_endpoint().await;
-    let runner = ToolRunner::new(reqwest::Client::new(), SECRET);
+    let runner = ToolRunner::new(local_egress(), SECRET);
     let error = runner
         .run(
             &endpoint(&base, "/slow", Duration::from_millis(200)),
@@ -165,7 +175,7 @@ async fn unreachable_tool_is_a_connect_error() {
         .expect("bind");
     let address = listener.local_addr().expect("address");
     drop(listener);
-    let runner = ToolRunner::new(reqwest::Client::new(), SECRET);
+    let runner = ToolRunner::new(local_egress(), SECRET);
     let error = runner
         .run(
             &endpoint(
@@ -183,7 +193,7 @@ async fn unreachable_tool_is_a_connect_error() {
 
 #[tokio::test]
 async fn non_http_urls_are_refused_before_sending() {
-    let runner = ToolRunner::new(reqwest::Client::new(), SECRET);
+    let runner = ToolRunner::new(local_egress(), SECRET);
     let tool = ToolEndpoint {
         name: "t".into(),
         url: "ftp://example.invalid/x".into(),
@@ -236,4 +246,64 @@ fn signature_is_hmac_sha256_of_timestamp_dot_body() {
         signature,
         format!("sha256={}", hex::encode(mac.finalize().into_bytes()))
     );
+}
+
+#[tokio::test]
+async fn a_tool_on_loopback_is_refused_with_private_targets_off_and_receives_nothing() {
+    use std::sync::atomic::{AtomicUsize, Ordering};
+    use std::sync::Arc;
+    let hits = Arc::new(AtomicUsize::new(0));
+    let counted = hits.clone();
+    let app = Router::new().route(
+        "/hook",
+        post(move || {
+            let counted = counted.clone();
+            async move {
+                counted.fetch_add(1, Ordering::SeqCst);
+                "secret internal data"
+            }
+        }),
+    );
+    let listener = tokio::net::TcpListener::bind("127.0.0.1:0")
+        .await
+        .expect("bind");
+    let address = listener.local_addr().expect("address");
+    tokio::spawn(async move { axum::serve(listener, app).await });
+    let guarded = Egress::new(&EgressConfig::default()).expect("client");
+    let runner = ToolRunner::new(guarded, SECRET);
+    for url in [
+        format!("http://{address}"),
+        format!("http://localhost:{}", address.port()),
+        format!("http://[::ffff:127.0.0.1]:{}", address.port()),
+    ] {
+        let tool = endpoint(&url, "/hook", Duration::from_secs(5));
+        let error = runner
+            .run(&tool, "c", &json!({}))
+            .await
+            .expect_err("refused");
+        assert!(
+            matches!(error, ToolError::Refused { .. } | ToolError::Connect { .. }),
+            "{url}: {error}"
+        );
+        assert!(
+            error.to_string().contains("allow_private_targets"),
+            "{url}: the refusal names the switch: {error}"
+        );
+    }
+    assert_eq!(hits.load(Ordering::SeqCst), 0, "the listener was reached");
+    // The same endpoint answers through a guard that allows it: the refusals were the guard's.
+    let allowed = ToolRunner::new(local_egress(), SECRET)
+        .run(
+            &endpoint(
+                &format!("http://{address}"),
+                "/hook",
+                Duration::from_secs(5),
+            ),
+            "c",
+            &json!({}),
+        )
+        .await
+        .expect("reached");
+    assert_eq!(allowed.to_model_content(), "secret internal data");
+    assert_eq!(hits.load(Ordering::SeqCst), 1);
 }

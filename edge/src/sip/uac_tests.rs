@@ -401,3 +401,38 @@ fn failures_are_classified_for_failover_and_the_breaker() {
     assert!(!AttemptFailure::NoAnswer { rang: true }.is_trunk_fault());
     assert!(AttemptFailure::NoResponse.is_trunk_fault());
 }
+
+#[test]
+fn a_from_or_to_user_outside_the_sip_grammar_is_never_sent() {
+    let cases: [(&str, Option<&str>, &str); 5] = [
+        ("a@evil.example", None, "From"),
+        ("a>", None, "From"),
+        ("+15550000", Some("x>\r\nVia: SIP/2.0/UDP evil"), "From"),
+        ("+15550000", Some("bob@evil.example"), "From"),
+        ("+15550000", None, "To"),
+    ];
+    for (from, caller_id, header) in cases {
+        let mut request = call_request();
+        request.from = from.into();
+        if header == "To" {
+            request.to = "1@evil.example>".into();
+        }
+        let mut carrier = trunk("t", 5070);
+        carrier.caller_id = caller_id.map(str::to_owned);
+        let refused = InviteAttempt::start(
+            Instant::now(),
+            carrier,
+            request,
+            "fromtag".into(),
+            1,
+            Timers::default(),
+        );
+        match refused {
+            Err(AttemptFailure::Unsendable(why)) => {
+                assert!(why.contains(header), "{from}/{caller_id:?}: {why}")
+            }
+            Err(other) => panic!("{from}/{caller_id:?}: {other:?}"),
+            Ok(_) => panic!("{from}/{caller_id:?}: an INVITE was built"),
+        }
+    }
+}

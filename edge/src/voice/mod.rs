@@ -24,6 +24,7 @@ use freya_shared::model::agent::ProviderSpec;
 use freya_shared::model::rules::RulesSpec;
 use freya_shared::model::AgentSpec;
 
+use crate::egress::Egress;
 use crate::llm::fallback::{FallbackModel, FallbackPolicy};
 use crate::llm::{
     AnthropicConfig, AnthropicModel, LanguageModel, OpenAiConfig, OpenAiModel, RulesModel,
@@ -163,25 +164,38 @@ pub struct AgentVoice {
 /// Builds [`AgentVoice`]s for calls; one per edge.
 #[derive(Clone)]
 pub struct VoiceFactory {
+    /// For the operator's own endpoints (the environment's defaults).
     http: reqwest::Client,
+    /// For every URL an agent's spec names, and tools and workflow functions.
+    egress: Egress,
     defaults: VoiceDefaults,
     /// Where the offline recogniser writes the grammars it generates.
     local_stt_dir: PathBuf,
 }
 
 impl VoiceFactory {
-    /// A factory over a shared HTTP client.
-    pub fn new(http: reqwest::Client, defaults: VoiceDefaults) -> Self {
+    /// A factory over a shared HTTP client for the operator's defaults and the egress guard for
+    /// customer URLs.
+    pub fn new(http: reqwest::Client, egress: Egress, defaults: VoiceDefaults) -> Self {
         Self {
             http,
+            egress,
             defaults,
             local_stt_dir: LocalSttConfig::default().work_dir,
         }
     }
 
-    /// The edge's shared HTTP client (workflow `function` nodes use it too).
-    pub fn http(&self) -> &reqwest::Client {
-        &self.http
+    /// The edge's egress guard (workflow `function` nodes use it too).
+    pub fn egress(&self) -> &Egress {
+        &self.egress
+    }
+
+    /// The guarded client for a customer `base_url` in `field`, or why it may not be used.
+    fn customer_client(&self, field: &str, url: &str) -> Result<reqwest::Client, VoiceConfigError> {
+        self.egress
+            .check_url(url)
+            .map_err(|e| VoiceConfigError::new(field, e.to_string()))?;
+        Ok(self.egress.client().clone())
     }
 
     /// The edge-wide defaults in force.
@@ -234,7 +248,7 @@ impl VoiceFactory {
             tts,
             tts_fallback,
             tools: ToolRunner::new(
-                self.http.clone(),
+                self.egress.clone(),
                 spec.tool_secret.clone().unwrap_or_default().into_bytes(),
             ),
         })
@@ -265,38 +279,35 @@ impl VoiceFactory {
         }
         match spec.provider.as_str() {
             "openai" => {
-                let mut config = OpenAiConfig::new(
-                    spec.base_url
-                        .clone()
-                        .unwrap_or_else(|| OPENAI_BASE_URL.into()),
-                    spec.api_key.clone(),
-                );
+                let base_url = spec
+                    .base_url
+                    .clone()
+                    .unwrap_or_else(|| OPENAI_BASE_URL.into());
+                let http = self.customer_client(&format!("{section}.base_url"), &base_url)?;
+                let mut config = OpenAiConfig::new(base_url, spec.api_key.clone());
                 config.timeouts = timeouts;
                 let model = spec
                     .model
                     .clone()
                     .unwrap_or_else(|| DEFAULT_OPENAI_MODEL.into());
-                Ok((Arc::new(OpenAiModel::new(self.http.clone(), config)), model))
+                Ok((Arc::new(OpenAiModel::new(http, config)), model))
             }
             "anthropic" => {
                 let key = spec.api_key.clone().ok_or_else(|| {
                     VoiceConfigError::new(format!("{section}.api_key"), "anthropic needs a key")
                 })?;
-                let mut config = AnthropicConfig::new(
-                    spec.base_url
-                        .clone()
-                        .unwrap_or_else(|| ANTHROPIC_BASE_URL.into()),
-                    key,
-                );
+                let base_url = spec
+                    .base_url
+                    .clone()
+                    .unwrap_or_else(|| ANTHROPIC_BASE_URL.into());
+                let http = self.customer_client(&format!("{section}.base_url"), &base_url)?;
+                let mut config = AnthropicConfig::new(base_url, key);
                 config.timeouts = timeouts;
                 let model = spec
                     .model
                     .clone()
                     .unwrap_or_else(|| DEFAULT_ANTHROPIC_MODEL.into());
-                Ok((
-                    Arc::new(AnthropicModel::new(self.http.clone(), config)),
-                    model,
-                ))
+                Ok((Arc::new(AnthropicModel::new(http, config)), model))
             }
             "rules" => Ok((rules_model(rules), "rules".into())),
             other => Err(VoiceConfigError::new(
@@ -347,11 +358,13 @@ impl VoiceFactory {
         let language_hint = language.split('-').next().map(str::to_string);
         match spec.provider.as_str() {
             "openai" => {
+                let base_url = spec
+                    .base_url
+                    .clone()
+                    .unwrap_or_else(|| OPENAI_BASE_URL.into());
+                let http = self.customer_client("stt.base_url", &base_url)?;
                 let mut config = OpenAiSttConfig {
-                    base_url: spec
-                        .base_url
-                        .clone()
-                        .unwrap_or_else(|| OPENAI_BASE_URL.into()),
+                    base_url,
                     api_key: spec.api_key.clone(),
                     language: language_hint,
                     ..OpenAiSttConfig::default()
@@ -362,10 +375,7 @@ impl VoiceFactory {
                 if let Some(ms) = spec.timeout_ms {
                     config.timeout = Duration::from_millis(u64::from(ms));
                 }
-                Ok((
-                    Arc::new(OpenAiStt::with_client(config, self.http.clone())),
-                    None,
-                ))
+                Ok((Arc::new(OpenAiStt::with_client(config, http)), None))
             }
             "deepgram" => {
                 let mut config = DeepgramConfig {
@@ -374,6 +384,11 @@ impl VoiceFactory {
                     ..DeepgramConfig::default()
                 };
                 if let Some(url) = &spec.base_url {
+                    // The WebSocket client resolves names itself: only literals are checked.
+                    let http_form = url
+                        .replacen("wss://", "https://", 1)
+                        .replacen("ws://", "http://", 1);
+                    self.customer_client("stt.base_url", &http_form)?;
                     config.url = url.clone();
                 }
                 if let Some(model) = &spec.model {
@@ -404,11 +419,13 @@ impl VoiceFactory {
         };
         match spec.provider.as_str() {
             "openai" => {
+                let base_url = spec
+                    .base_url
+                    .clone()
+                    .unwrap_or_else(|| OPENAI_BASE_URL.into());
+                let http = self.customer_client("tts.base_url", &base_url)?;
                 let mut config = OpenAiTtsConfig {
-                    base_url: spec
-                        .base_url
-                        .clone()
-                        .unwrap_or_else(|| OPENAI_BASE_URL.into()),
+                    base_url,
                     api_key: spec.api_key.clone(),
                     ..OpenAiTtsConfig::default()
                 };
@@ -421,7 +438,7 @@ impl VoiceFactory {
                 if let Some(ms) = spec.timeout_ms {
                     config.first_byte_timeout = Duration::from_millis(u64::from(ms));
                 }
-                Ok(Arc::new(OpenAiTts::with_client(config, self.http.clone())))
+                Ok(Arc::new(OpenAiTts::with_client(config, http)))
             }
             "elevenlabs" => {
                 let mut config = ElevenLabsConfig {
@@ -432,6 +449,7 @@ impl VoiceFactory {
                 if let Some(url) = &spec.base_url {
                     config.base_url = url.clone();
                 }
+                let http = self.customer_client("tts.base_url", &config.base_url)?;
                 if let Some(model) = &spec.model {
                     config.model_id = model.clone();
                 }
@@ -441,13 +459,10 @@ impl VoiceFactory {
                 if let Some(ms) = spec.timeout_ms {
                     config.first_byte_timeout = Duration::from_millis(u64::from(ms));
                 }
-                let tts =
-                    ElevenLabsTts::with_client(config, self.http.clone()).map_err(|e| match e {
-                        SpeechError::Config { field, detail } => {
-                            VoiceConfigError::new(field, detail)
-                        }
-                        other => VoiceConfigError::new("tts", other.to_string()),
-                    })?;
+                let tts = ElevenLabsTts::with_client(config, http).map_err(|e| match e {
+                    SpeechError::Config { field, detail } => VoiceConfigError::new(field, detail),
+                    other => VoiceConfigError::new("tts", other.to_string()),
+                })?;
                 Ok(Arc::new(tts))
             }
             "espeak" => Ok(Arc::new(EspeakTts::new(espeak_config(

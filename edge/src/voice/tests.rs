@@ -2,6 +2,16 @@
 //! select, and the errors that name the agent's field.
 
 use super::*;
+use crate::egress::EgressConfig;
+
+/// The guard with private targets allowed: the fakes listen on 127.0.0.1.
+fn local_egress() -> Egress {
+    Egress::new(&EgressConfig {
+        allow_private_targets: true,
+        proxy: None,
+    })
+    .expect("client")
+}
 
 fn spec(json: serde_json::Value) -> AgentSpec {
     serde_json::from_value(json).expect("agent")
@@ -16,7 +26,11 @@ fn vars(pairs: &[(&str, &str)]) -> Vec<(String, String)> {
 
 #[test]
 fn an_agent_without_sections_gets_the_offline_demo() {
-    let factory = VoiceFactory::new(reqwest::Client::new(), VoiceDefaults::default());
+    let factory = VoiceFactory::new(
+        reqwest::Client::new(),
+        local_egress(),
+        VoiceDefaults::default(),
+    );
     let voice = factory
         .build(&spec(serde_json::json!({"name": "D"})))
         .expect("builds");
@@ -42,7 +56,7 @@ async fn an_stt_base_url_in_the_environment_transcribes_for_agents_without_an_st
         ("FREYA_STT_BASE_URL", &fake.base_url()),
         ("FREYA_STT_MODEL", "whisper-large-v3"),
     ]));
-    let factory = VoiceFactory::new(reqwest::Client::new(), defaults);
+    let factory = VoiceFactory::new(reqwest::Client::new(), local_egress(), defaults);
     let voice = factory
         .build(&spec(serde_json::json!({"name": "D"})))
         .expect("builds");
@@ -75,7 +89,7 @@ fn the_environment_model_answers_agents_without_an_llm_section() {
         ("FREYA_LLM_MODEL", "llama3.2"),
     ]));
     assert_eq!(local.llm_api_key, None);
-    let factory = VoiceFactory::new(reqwest::Client::new(), local);
+    let factory = VoiceFactory::new(reqwest::Client::new(), local_egress(), local);
     let voice = factory
         .build(&spec(serde_json::json!({"name": "D"})))
         .expect("builds");
@@ -88,7 +102,11 @@ fn the_environment_model_answers_agents_without_an_llm_section() {
 
 #[test]
 fn configured_providers_are_built_and_errors_name_the_field() {
-    let factory = VoiceFactory::new(reqwest::Client::new(), VoiceDefaults::default());
+    let factory = VoiceFactory::new(
+        reqwest::Client::new(),
+        local_egress(),
+        VoiceDefaults::default(),
+    );
     let voice = factory
         .build(&spec(serde_json::json!({"name": "D",
             "stt": {"provider": "deepgram"},
@@ -133,7 +151,11 @@ fn configured_providers_are_built_and_errors_name_the_field() {
 
 #[test]
 fn a_fallback_model_stands_behind_the_primary() {
-    let factory = VoiceFactory::new(reqwest::Client::new(), VoiceDefaults::default());
+    let factory = VoiceFactory::new(
+        reqwest::Client::new(),
+        local_egress(),
+        VoiceDefaults::default(),
+    );
     let voice = factory
         .build(&spec(serde_json::json!({"name": "D",
             "llm": {"provider": "openai", "model": "gpt-4o-mini", "timeout_ms": 800},
@@ -143,4 +165,22 @@ fn a_fallback_model_stands_behind_the_primary() {
         (voice.llm.provider(), voice.llm_model.as_str()),
         ("fallback", "gpt-4o-mini")
     );
+}
+
+#[test]
+fn a_custom_base_url_on_a_private_address_is_refused_by_field() {
+    let guarded = Egress::new(&EgressConfig::default()).expect("client");
+    let factory = VoiceFactory::new(reqwest::Client::new(), guarded, VoiceDefaults::default());
+    for (section, field) in [
+        ("llm", "llm.base_url"),
+        ("stt", "stt.base_url"),
+        ("tts", "tts.base_url"),
+    ] {
+        let agent = spec(serde_json::json!({
+            "name": "D",
+            section: {"provider": "openai", "base_url": "http://169.254.169.254/v1", "api_key": "k"}
+        }));
+        let error = factory.build(&agent).err().expect("refused");
+        assert_eq!(error.field, field, "{error:?}");
+    }
 }

@@ -85,6 +85,8 @@ pub async fn start_edge(data_dir: &Path, limits: Limits, rtp_ports: (u16, u16)) 
             port_max: rtp_ports.1,
             ..RtpConfig::default()
         },
+        // Local fakes only; nothing here calls a customer URL.
+        egress: Default::default(),
         http: EdgeHttpConfig {
             addr: "127.0.0.1:0".into(),
             ..EdgeHttpConfig::default()

@@ -9,6 +9,7 @@ pub mod edge;
 pub mod number;
 pub mod provider;
 pub mod rules;
+pub mod sip_user;
 pub mod twilio;
 
 use serde::{Deserialize, Serialize};

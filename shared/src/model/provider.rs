@@ -177,6 +177,13 @@ impl SipTrunkSpec {
         if self.port == 0 {
             errors.push(FieldError::new("port", "must be between 1 and 65535"));
         }
+        if let Some(problem) = self
+            .caller_id
+            .as_deref()
+            .and_then(super::sip_user::sip_user_problem)
+        {
+            errors.push(FieldError::new("caller_id", problem));
+        }
         if self.password.is_some() && self.username.is_none() {
             errors.push(FieldError::new("username", "is required with a password"));
         }

@@ -469,6 +469,32 @@ fn function_steps_record_status_and_timing_and_save_the_body() {
 }
 
 #[test]
+fn a_large_function_answer_is_kept_whole_for_the_flow_but_recorded_truncated() {
+    let mut call = Call::start(crm_lookup());
+    let answer = json!({"tier": "gold", "name": "Ada", "pad": "x".repeat(20_000)});
+    let whole = answer.to_string().len();
+    call.play(crm_answer(250, 200, answer));
+    let recorded = call
+        .steps()
+        .into_iter()
+        .find_map(|s| match s.detail {
+            StepDetail::VariablesChanged { changes } => changes.get("customer").cloned(),
+            _ => None,
+        })
+        .expect("the saved answer is recorded");
+    let text = recorded.as_str().expect("an excerpt");
+    assert!(
+        text.len() < super::executor::MAX_RECORDED_BODY_BYTES + 64,
+        "{}",
+        text.len()
+    );
+    assert!(text.ends_with(&format!("[truncated: {whole} bytes]")));
+    assert_eq!(call.executor.variables().get("tier"), Some(&json!("gold")));
+    let small = json!({"tier": "gold"});
+    assert_eq!(super::executor::recorded_body(&small), small);
+}
+
+#[test]
 fn set_evaluates_every_assignment_against_the_values_before_it() {
     let flow = json!({"name": "s", "start": "swap", "variables": {"a": 1, "b": 2},
         "nodes": [

@@ -2,6 +2,12 @@
 //! once at validation, which also lists the variables it reads so that a name that can never be
 //! defined is refused before a call ever hits it; rendering at run time never fails — a variable
 //! not set yet renders as nothing — and never panics, whatever the values hold.
+//!
+//! A template that is a URL renders with [`Template::render_url`]: each value is percent-encoded
+//! for the part of the URL it lands in (path-segment rules in the path, query rules in the query
+//! and fragment, and neither `/`, `@`, `?` nor `#` in the host), so a value such as
+//! `../../admin?x=1#` stays inside its path segment or query parameter and cannot change which
+//! resource, host or parameters the URL names.
 
 use serde_json::Value;
 
@@ -121,6 +127,38 @@ impl Template {
         }
     }
 
+    /// The template filled in as a URL: values percent-encoded for where they land (see the
+    /// module comment). A value before the literal `://` (a whole base URL taken from a variable)
+    /// is inserted as it is: the workflow's author chose to take the destination from it, and
+    /// the egress guard still checks where it leads. A value made only of dots in the path
+    /// renders as nothing, since URL parsers read `.`/`..` (even percent-encoded) as dot segments.
+    pub fn render_url(&self, vars: &Variables) -> String {
+        let mut out = String::new();
+        let mut part = UrlPart::Scheme;
+        let mut value = String::new();
+        for segment in &self.segments {
+            match segment {
+                Segment::Text(text) => {
+                    out.push_str(text);
+                    part = part.after_literal(&out, text);
+                }
+                Segment::Var(path) => {
+                    let Some(found) = path.lookup(vars) else {
+                        continue;
+                    };
+                    value.clear();
+                    push_value(found, &mut value);
+                    match part {
+                        UrlPart::Scheme => out.push_str(&value),
+                        UrlPart::Path if value.chars().all(|c| c == '.') => {}
+                        _ => percent_encode_into(&value, part, &mut out),
+                    }
+                }
+            }
+        }
+        out
+    }
+
     /// The variable this template is made of alone (`"{{customer}}"`), if it is only that.
     fn whole_variable(&self) -> Option<&VarPath> {
         match self.segments.as_slice() {
@@ -131,6 +169,80 @@ impl Template {
 
     fn is_literal(&self) -> bool {
         self.segments.iter().all(|s| matches!(s, Segment::Text(_)))
+    }
+}
+
+/// Where in a URL rendering has reached, by the literal text so far.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+enum UrlPart {
+    /// Before `://`.
+    Scheme,
+    /// Between `://` and the first `/`, `?` or `#`: user info, host and port.
+    Authority,
+    Path,
+    Query,
+    Fragment,
+}
+
+impl UrlPart {
+    /// The part after appending literal `text`; `rendered` is everything so far, `text` included.
+    /// Leaving the scheme, the whole URL after `://` is scanned, so a base URL taken from a
+    /// variable counts with its own `/`, `?` and `#`.
+    fn after_literal(self, rendered: &str, text: &str) -> Self {
+        if self != UrlPart::Scheme {
+            return self.after_chars(text);
+        }
+        match rendered.find("://") {
+            Some(at) => UrlPart::Authority.after_chars(rendered.get(at + 3..).unwrap_or_default()),
+            None => UrlPart::Scheme,
+        }
+    }
+
+    fn after_chars(self, text: &str) -> Self {
+        text.chars().fold(self, |part, c| match (part, c) {
+            (UrlPart::Authority, '/') => UrlPart::Path,
+            (UrlPart::Authority | UrlPart::Path, '?') => UrlPart::Query,
+            (UrlPart::Authority | UrlPart::Path | UrlPart::Query, '#') => UrlPart::Fragment,
+            (part, _) => part,
+        })
+    }
+}
+
+/// Appends `value` with every byte percent-encoded that is not allowed raw in `part`: in a path
+/// segment RFC 3986 `pchar` less nothing that could end the segment (`/`, `?`, `#` and `%` are
+/// encoded); in the authority only unreserved characters and `:` stay; in a query or fragment
+/// only unreserved characters, so `&`, `=`, `+` cannot add parameters.
+fn percent_encode_into(value: &str, part: UrlPart, out: &mut String) {
+    const HEX: &[u8; 16] = b"0123456789ABCDEF";
+    for &byte in value.as_bytes() {
+        let unreserved = byte.is_ascii_alphanumeric() || matches!(byte, b'-' | b'.' | b'_' | b'~');
+        let raw = unreserved
+            || match part {
+                UrlPart::Path => matches!(
+                    byte,
+                    b'!' | b'$'
+                        | b'&'
+                        | b'\''
+                        | b'('
+                        | b')'
+                        | b'*'
+                        | b'+'
+                        | b','
+                        | b';'
+                        | b'='
+                        | b':'
+                        | b'@'
+                ),
+                UrlPart::Authority => byte == b':',
+                UrlPart::Scheme | UrlPart::Query | UrlPart::Fragment => false,
+            };
+        if raw {
+            out.push(char::from(byte));
+        } else {
+            out.push('%');
+            out.push(char::from(HEX[usize::from(byte >> 4)]));
+            out.push(char::from(HEX[usize::from(byte & 0x0f)]));
+        }
     }
 }
 
@@ -295,5 +407,66 @@ mod tests {
         );
         let errors = JsonTemplate::parse(&json!({"a": ["ok", "{{bad"]})).expect_err("refused");
         assert_eq!(errors[0].0, ".a[1]");
+    }
+
+    fn attack() -> Variables {
+        let mut v = Variables::new();
+        v.insert("id".into(), json!("../../admin?x=1#"));
+        v.insert("dots".into(), json!(".."));
+        v.insert("q".into(), json!("a b&c=d#e"));
+        v.insert("host".into(), json!("evil.example/x?@"));
+        v.insert("base".into(), json!("https://api.example.com"));
+        v
+    }
+
+    #[test]
+    fn a_path_value_stays_inside_its_segment() {
+        let t = Template::parse("https://api.example.com/users/{{id}}/orders").expect("parses");
+        let url = t.render_url(&attack());
+        assert_eq!(
+            url,
+            "https://api.example.com/users/..%2F..%2Fadmin%3Fx=1%23/orders"
+        );
+        // The URL still names the same host, the same path depth, and no query or fragment.
+        let tail = url
+            .strip_prefix("https://api.example.com")
+            .expect("same host");
+        assert_eq!(tail.matches('/').count(), 3);
+        assert!(!url.contains('?') && !url.contains('#'));
+        let dots = Template::parse("https://h.example/a/{{dots}}/b").expect("parses");
+        assert_eq!(dots.render_url(&attack()), "https://h.example/a//b");
+    }
+
+    #[test]
+    fn a_query_value_cannot_add_parameters_or_a_fragment() {
+        let t = Template::parse("https://h.example/search?q={{q}}&page=1#{{id}}").expect("parses");
+        assert_eq!(
+            t.render_url(&attack()),
+            "https://h.example/search?q=a%20b%26c%3Dd%23e&page=1#..%2F..%2Fadmin%3Fx%3D1%23"
+        );
+        let id = Template::parse("https://h.example/s?id={{id}}").expect("parses");
+        assert_eq!(
+            id.render_url(&attack()),
+            "https://h.example/s?id=..%2F..%2Fadmin%3Fx%3D1%23"
+        );
+    }
+
+    #[test]
+    fn a_host_value_cannot_end_the_host_and_a_leading_base_is_kept() {
+        let t = Template::parse("https://{{host}}.example.com/x").expect("parses");
+        assert_eq!(
+            t.render_url(&attack()),
+            "https://evil.example%2Fx%3F%40.example.com/x"
+        );
+        let base = Template::parse("{{base}}/v1/{{id}}").expect("parses");
+        assert_eq!(
+            base.render_url(&attack()),
+            "https://api.example.com/v1/..%2F..%2Fadmin%3Fx=1%23"
+        );
+        // Text rendering (what is said or sent as a body) is unchanged.
+        assert_eq!(
+            base.render(&attack()),
+            "https://api.example.com/v1/../../admin?x=1#"
+        );
     }
 }

@@ -68,6 +68,15 @@ pub fn refer_target(destination: &str, host: &str) -> Result<String, TransferTar
         {
             return Err(unusable());
         }
+        // A user part (a template may have filled it) must be RFC 3261's `user`: one more `@`
+        // or a `>` would name another host or end the header.
+        let rest = &destination[destination.find(':').map_or(0, |i| i + 1)..];
+        if let Some((user, host)) = rest.split_once('@') {
+            if host.contains('@') || freya_shared::model::sip_user::sip_user_problem(user).is_some()
+            {
+                return Err(unusable());
+            }
+        }
         rsip::Uri::try_from(destination).map_err(|_| unusable())?;
         return Ok(destination.to_owned());
     }
@@ -410,7 +419,15 @@ mod tests {
             Ok("sip:sales@pbx.example;transport=tcp".into())
         );
         assert_eq!(refer_target("  ", "h"), Err(TransferTargetError::Empty));
-        for bad in ["sales team", "sip:a@b>\r\nX: y", "http://x", "12ab", "+"] {
+        for bad in [
+            "sales team",
+            "sip:a@b>\r\nX: y",
+            "http://x",
+            "12ab",
+            "+",
+            "sip:a@evil.example@pbx.example",
+            "sip:a#b@pbx.example",
+        ] {
             assert!(refer_target(bad, "h").is_err(), "{bad}");
         }
     }

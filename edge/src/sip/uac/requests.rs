@@ -7,6 +7,8 @@ use std::net::SocketAddr;
 use rsip::headers::{CSeq, CallId, ContentLength, From, MaxForwards, To, UntypedHeader, Via};
 use rsip::{Header, Method, Request, Response, SipMessage};
 
+use freya_shared::model::sip_user::sip_user_problem;
+
 use super::{CallRequest, Trunk};
 use crate::sip::dialog::Dialog;
 use crate::sip::message::{call_id, parse_message, SipError};
@@ -39,6 +41,16 @@ pub(super) fn build_invite(
         .filter(|c| !c.is_empty())
         .or(Some(request.from.as_str()).filter(|c| !c.is_empty()))
         .unwrap_or("anonymous");
+    // Whatever the API or a template put here, nothing outside the user-part grammar is sent:
+    // it could end the URI or the header.
+    for (header, user) in [("From", caller), ("To", request.to.as_str())] {
+        if let Some(problem) = sip_user_problem(user) {
+            return Err(SipError::InvalidHeader {
+                header,
+                reason: format!("user `{}` {problem}", user.escape_default()),
+            });
+        }
+    }
     let transport = trunk.peer.transport;
     let text = format!(
         "INVITE sip:{to}@{host}:{port} SIP/2.0\r\n\

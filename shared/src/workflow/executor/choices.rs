@@ -172,8 +172,10 @@ impl Executor {
             },
         );
         if let Some(var) = save_as {
-            self.variables.insert(var.clone(), body.clone());
-            let changes = [(var.clone(), body)].into_iter().collect();
+            // The flow keeps the whole answer; the call record keeps a bounded excerpt.
+            let recorded = recorded_body(&body);
+            self.variables.insert(var.clone(), body);
+            let changes = [(var.clone(), recorded)].into_iter().collect();
             self.record(now, node, StepDetail::VariablesChanged { changes });
         }
         self.run_from(now, *next);
@@ -211,4 +213,29 @@ impl Executor {
             None => self.fail(now, node, FailureReason::FunctionFailed { message }),
         }
     }
+}
+
+/// Most of a function's answer that goes into the call's workflow steps, as JSON text.
+pub const MAX_RECORDED_BODY_BYTES: usize = 4 * 1024;
+
+/// `body` as the call record keeps it: unchanged when its JSON is at most
+/// [`MAX_RECORDED_BODY_BYTES`], else a string of its first bytes ending in a marker
+/// `… [truncated: N bytes]`, so an endpoint's large answer is neither stored nor shown whole.
+pub fn recorded_body(body: &serde_json::Value) -> serde_json::Value {
+    let text = match body {
+        serde_json::Value::String(s) => s.clone(),
+        other => other.to_string(),
+    };
+    if text.len() <= MAX_RECORDED_BODY_BYTES {
+        return body.clone();
+    }
+    let mut cut = MAX_RECORDED_BODY_BYTES;
+    while !text.is_char_boundary(cut) {
+        cut -= 1;
+    }
+    serde_json::Value::String(format!(
+        "{}… [truncated: {} bytes]",
+        &text[..cut],
+        text.len()
+    ))
 }

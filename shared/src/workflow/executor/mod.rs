@@ -16,6 +16,7 @@ use super::io::{
 use super::Variables;
 
 mod choices;
+pub use choices::{recorded_body, MAX_RECORDED_BODY_BYTES};
 mod gather;
 
 use gather::{collect_digits, is_dtmf};
@@ -383,7 +384,7 @@ impl Executor {
                     ..
                 } => {
                     self.actions.push_back(WorkflowAction::CallFunction {
-                        url: url.render(&self.variables),
+                        url: url.render_url(&self.variables),
                         method: method.clone(),
                         headers: headers
                             .iter()

@@ -1,0 +1,141 @@
+//! Outbound safety at the API: a viewer reads a workflow's steps without the values a function
+//! answered, and a number that is not a SIP user part is never dialled from.
+
+mod support;
+
+use reqwest::StatusCode;
+use serde_json::json;
+
+use freya_control::server::ControlPlane;
+use freya_control::store::WorkspaceScope;
+use freya_shared::ids::new_id;
+use freya_shared::model::{AgentSpec, CallEvent, CallEventKind, PhoneNumberSpec};
+use support::http::{workspace_with_keys, Api};
+use support::{control_config, Backend, TestDb};
+
+#[tokio::test]
+async fn a_viewer_reads_workflow_steps_without_the_saved_answer() {
+    let db = TestDb::new(Backend::Sqlite).await;
+    let control = ControlPlane::start(&control_config(&db.url))
+        .await
+        .expect("control starts");
+    let api = Api::of(&control);
+    let (ws, [_, _, editor, viewer]) = workspace_with_keys(&control, "Steps").await;
+    let call = new_id();
+    let started = CallEvent::new(&call, &ws, CallEventKind::Started, json!({"from": "+1555"}));
+    let mut step = CallEvent::new(
+        &call,
+        &ws,
+        CallEventKind::Started,
+        json!({"elapsed_ms": 250, "node": "lookup", "step": "variables_changed",
+               "changes": {"customer": {"ssn": "078-05-1120", "tier": "gold"}}}),
+    );
+    step.kind = "call.workflow_step".into();
+    for event in [&started, &step] {
+        control
+            .store
+            .record_call_event("edge-1", event)
+            .await
+            .expect("event");
+    }
+    let path = format!("/v1/calls/{call}");
+    let seen_by_editor = api.call("GET", &path, &editor, None).await;
+    assert_eq!(
+        seen_by_editor.status,
+        StatusCode::OK,
+        "{}",
+        seen_by_editor.body
+    );
+    assert_eq!(
+        seen_by_editor.body["workflow_steps"][0]["changes"]["customer"]["ssn"],
+        "078-05-1120"
+    );
+    let seen_by_viewer = api.call("GET", &path, &viewer, None).await;
+    assert_eq!(
+        seen_by_viewer.status,
+        StatusCode::OK,
+        "{}",
+        seen_by_viewer.body
+    );
+    let text = seen_by_viewer.body.to_string();
+    assert!(!text.contains("078-05-1120"), "{text}");
+    let shown = &seen_by_viewer.body["workflow_steps"][0];
+    assert_eq!(shown["step"], "variables_changed");
+    assert_eq!(shown["changed"], json!(["customer"]));
+    assert_eq!(shown["values_hidden"], true);
+    control.stop().await;
+    db.cleanup().await;
+}
+
+#[tokio::test]
+async fn a_from_number_outside_the_sip_user_grammar_is_refused_naming_from() {
+    let db = TestDb::new(Backend::Sqlite).await;
+    let control = ControlPlane::start(&control_config(&db.url))
+        .await
+        .expect("control starts");
+    let api = Api::of(&control);
+    let (ws, [_, admin, editor, _]) = workspace_with_keys(&control, "Dial").await;
+    let scope = WorkspaceScope { workspace_id: ws };
+    let spec: AgentSpec = serde_json::from_value(json!({"name": "Caller"})).expect("spec");
+    let agent = control
+        .store
+        .create_agent(&scope, "t", &spec)
+        .await
+        .expect("agent");
+    // A valid number name (`#` is allowed there) that RFC 3261's user part does not allow.
+    control
+        .store
+        .create_number(
+            &scope,
+            "t",
+            &PhoneNumberSpec {
+                number: "desk#1".into(),
+                region: Some("local".into()),
+                regions: Vec::new(),
+                agent_id: Some(agent.id.clone()),
+                workflow_id: None,
+            },
+        )
+        .await
+        .expect("number");
+    let refused = api
+        .call(
+            "POST",
+            "/v1/calls",
+            &editor,
+            Some(json!({"from": "desk#1", "to": "+4712345678"})),
+        )
+        .await;
+    assert_eq!(
+        refused.status,
+        StatusCode::UNPROCESSABLE_ENTITY,
+        "{}",
+        refused.body
+    );
+    assert_eq!(
+        refused.body["errors"][0]["field"], "from",
+        "{}",
+        refused.body
+    );
+    let provider = api
+        .call(
+            "POST",
+            "/v1/providers",
+            &admin,
+            Some(json!({"name": "T", "host": "sip.example.com", "caller_id": "a@evil.example>"})),
+        )
+        .await;
+    assert_eq!(
+        provider.status,
+        StatusCode::UNPROCESSABLE_ENTITY,
+        "{}",
+        provider.body
+    );
+    assert_eq!(
+        provider.body["errors"][0]["field"], "caller_id",
+        "{}",
+        provider.body
+    );
+    control.stop().await;
+    db.cleanup().await;
+}
