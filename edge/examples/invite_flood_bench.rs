@@ -13,6 +13,8 @@
 //! equal to the capacity): the edge as it was before the limits. Figures go in
 //! `loadtest/BENCHMARKS.md` ("INVITE flood"); nothing here asserts.
 
+#[path = "../tests/support/cached_edge.rs"]
+mod cached_edge;
 #[path = "../tests/support/flood.rs"]
 mod flood;
 

@@ -11,6 +11,7 @@
 //! was hung up with `rtp_timeout`.
 
 mod support {
+    pub mod cached_edge;
     pub mod flood;
 }
 
@@ -18,11 +19,9 @@ use std::net::{IpAddr, Ipv4Addr, SocketAddr};
 use std::path::Path;
 use std::time::Duration;
 
-use freya_edge::config::{ControlLinkConfig, EdgeHttpConfig, RtpConfig, SipConfig};
-use freya_edge::control_link::snapshot_cache::SnapshotCache;
 use freya_edge::control_link::spool::EventSpool;
-use freya_edge::{Edge, EdgeConfig};
-use freya_shared::snapshot::{AgentConfig, CallTarget, EdgeConfigSnapshot, RoutedNumber};
+use freya_edge::Edge;
+use support::cached_edge::cached_edge_config;
 use support::flood::{parse_reply, Reply, NUMBER};
 use tokio::net::UdpSocket;
 
@@ -32,59 +31,13 @@ const CALLER: IpAddr = IpAddr::V4(Ipv4Addr::new(127, 0, 0, 3));
 /// hold timeout of 1.5 s: shorter than the RTP one, so only the caller's RTCP (every 0.5 s)
 /// keeps a held call.
 async fn start_edge(data_dir: &Path) -> Edge {
-    let snapshot = EdgeConfigSnapshot {
-        version: 1,
-        region: "local".into(),
-        numbers: vec![RoutedNumber {
-            number: NUMBER.into(),
-            workspace_id: "w".into(),
-            target: CallTarget::Agent {
-                agent_id: "a".into(),
-            },
-            home_region: None,
-        }],
-        agents: vec![AgentConfig {
-            id: "a".into(),
-            workspace_id: "w".into(),
-            spec: serde_json::from_value(serde_json::json!({"name": "Desk"})).expect("agent"),
-        }],
-        providers: Vec::new(),
-        workflows: Vec::new(),
-    };
-    SnapshotCache::new(data_dir)
-        .expect("configuration cache")
-        .store(&snapshot)
-        .expect("cached snapshot");
-    let config = EdgeConfig {
-        id: Some("hold-edge".into()),
-        region: "local".into(),
-        data_dir: data_dir.to_owned(),
-        capacity: 4,
-        control: ControlLinkConfig {
-            // Nothing listens there: the edge serves from its cache; events stay in the spool.
-            url: "http://127.0.0.1:9".into(),
-            shared_secret: "secret".into(),
-            connect_timeout_ms: 200,
-            max_backoff_ms: 1_000,
-        },
-        sip: SipConfig {
-            addr: "127.0.0.1:0".into(),
-            ..SipConfig::default()
-        },
-        rtp: RtpConfig {
-            port_min: 37_400,
-            port_max: 37_499,
-            inactivity_timeout_ms: 2_000,
-            hold_timeout_ms: 1_500,
-            ..RtpConfig::default()
-        },
-        // Local fakes only; nothing here calls a customer URL.
-        egress: Default::default(),
-        http: EdgeHttpConfig {
-            addr: "127.0.0.1:0".into(),
-            ..EdgeHttpConfig::default()
-        },
-    };
+    let agent = serde_json::json!({"name": "Desk"});
+    let mut config = cached_edge_config(data_dir, "hold-edge", NUMBER, agent);
+    config.capacity = 4;
+    config.rtp.port_min = 37_400;
+    config.rtp.port_max = 37_499;
+    config.rtp.inactivity_timeout_ms = 2_000;
+    config.rtp.hold_timeout_ms = 1_500;
     Edge::start(&config).await.expect("edge starts")
 }
 

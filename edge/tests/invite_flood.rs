@@ -9,6 +9,7 @@
 //! third of a second and the real caller got 503.
 
 mod support {
+    pub mod cached_edge;
     pub mod flood;
 }
 

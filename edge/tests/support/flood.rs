@@ -12,11 +12,10 @@ use std::path::Path;
 use std::sync::{Arc, Mutex};
 use std::time::{Duration, Instant};
 
-use freya_edge::config::{ControlLinkConfig, EdgeHttpConfig, RtpConfig, SipConfig};
-use freya_edge::control_link::snapshot_cache::SnapshotCache;
-use freya_edge::{Edge, EdgeConfig};
-use freya_shared::snapshot::{AgentConfig, CallTarget, EdgeConfigSnapshot, RoutedNumber};
+use freya_edge::Edge;
 use tokio::net::UdpSocket;
+
+use super::cached_edge::cached_edge_config;
 
 /// The number the edge routes to its one agent.
 pub const NUMBER: &str = "demo";
@@ -34,64 +33,15 @@ pub struct Limits {
 /// Starts an edge on 127.0.0.1 whose cached configuration routes [`NUMBER`] to an agent with
 /// the offline defaults (rules replier, espeak-ng) and a greeting. `data_dir` must be fresh.
 pub async fn start_edge(data_dir: &Path, limits: Limits, rtp_ports: (u16, u16)) -> Edge {
-    let snapshot = EdgeConfigSnapshot {
-        version: 1,
-        region: "local".into(),
-        numbers: vec![RoutedNumber {
-            number: NUMBER.into(),
-            workspace_id: "w".into(),
-            target: CallTarget::Agent {
-                agent_id: "a".into(),
-            },
-            home_region: None,
-        }],
-        agents: vec![AgentConfig {
-            id: "a".into(),
-            workspace_id: "w".into(),
-            spec: serde_json::from_value(
-                serde_json::json!({"name": "Desk", "first_message": "Hello, thanks for calling."}),
-            )
-            .expect("agent"),
-        }],
-        providers: Vec::new(),
-        workflows: Vec::new(),
-    };
-    SnapshotCache::new(data_dir)
-        .expect("configuration cache")
-        .store(&snapshot)
-        .expect("cached snapshot");
-    let config = EdgeConfig {
-        id: Some("flood-edge".into()),
-        region: "local".into(),
-        data_dir: data_dir.to_owned(),
-        capacity: limits.capacity,
-        control: ControlLinkConfig {
-            // Nothing listens there: the edge serves from its cache and retries the link.
-            url: "http://127.0.0.1:9".into(),
-            shared_secret: "secret".into(),
-            connect_timeout_ms: 200,
-            max_backoff_ms: 1_000,
-        },
-        sip: SipConfig {
-            addr: "127.0.0.1:0".into(),
-            invites_per_second_per_source: limits.invites_per_second_per_source,
-            invite_burst_per_source: limits.invite_burst_per_source,
-            max_unconfirmed: limits.max_unconfirmed,
-            max_unconfirmed_per_source: limits.max_unconfirmed_per_source,
-            ..SipConfig::default()
-        },
-        rtp: RtpConfig {
-            port_min: rtp_ports.0,
-            port_max: rtp_ports.1,
-            ..RtpConfig::default()
-        },
-        // Local fakes only; nothing here calls a customer URL.
-        egress: Default::default(),
-        http: EdgeHttpConfig {
-            addr: "127.0.0.1:0".into(),
-            ..EdgeHttpConfig::default()
-        },
-    };
+    let agent = serde_json::json!({"name": "Desk", "first_message": "Hello, thanks for calling."});
+    let mut config = cached_edge_config(data_dir, "flood-edge", NUMBER, agent);
+    config.capacity = limits.capacity;
+    config.sip.invites_per_second_per_source = limits.invites_per_second_per_source;
+    config.sip.invite_burst_per_source = limits.invite_burst_per_source;
+    config.sip.max_unconfirmed = limits.max_unconfirmed;
+    config.sip.max_unconfirmed_per_source = limits.max_unconfirmed_per_source;
+    config.rtp.port_min = rtp_ports.0;
+    config.rtp.port_max = rtp_ports.1;
     let edge = Edge::start(&config).await.expect("edge starts");
     assert!(
         edge.state.snapshot().route(NUMBER).is_some(),

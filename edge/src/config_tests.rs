@@ -1,0 +1,95 @@
+//! The edge configuration's defaults and the problems it reports, by key.
+
+use super::*;
+
+fn config(rtp: serde_json::Value) -> EdgeConfig {
+    serde_json::from_value(serde_json::json!({
+        "region": "local",
+        "data_dir": "/tmp/edge",
+        "control": {"url": "http://127.0.0.1:1", "shared_secret": "s"},
+        "rtp": rtp,
+    }))
+    .expect("parses")
+}
+
+fn keys(config: &EdgeConfig) -> Vec<String> {
+    config.validate().into_iter().map(|p| p.key).collect()
+}
+
+#[test]
+fn codecs_and_rtcp_interval_are_validated_by_key() {
+    let ok = config(serde_json::json!({"codecs": ["opus", "PCMU"]}));
+    assert!(keys(&ok).is_empty(), "{:?}", keys(&ok));
+    assert_eq!(ok.rtp.rtcp_interval_ms, 5_000);
+    let bad = config(serde_json::json!({"codecs": ["g729"], "rtcp_interval_ms": 10}));
+    assert_eq!(keys(&bad), ["rtp.codecs", "rtp.rtcp_interval_ms"]);
+    assert_eq!(
+        keys(&config(serde_json::json!({"codecs": []}))),
+        ["rtp.codecs"]
+    );
+}
+
+#[test]
+fn hold_timeout_defaults_to_an_hour_and_is_validated_by_key() {
+    assert_eq!(config(serde_json::json!({})).rtp.hold_timeout_ms, 3_600_000);
+    let set = config(serde_json::json!({"hold_timeout_ms": 120_000}));
+    assert_eq!(set.rtp.hold_timeout_ms, 120_000);
+    let bad = config(serde_json::json!({"hold_timeout_ms": 10}));
+    assert_eq!(keys(&bad), ["rtp.hold_timeout_ms"]);
+}
+
+#[test]
+fn connection_limits_default_when_absent_and_zero_is_refused_by_key() {
+    let defaults = config(serde_json::json!({}));
+    assert!(keys(&defaults).is_empty(), "{:?}", keys(&defaults));
+    assert_eq!(defaults.http.limits().max_per_ip, 1024);
+    assert_eq!(
+        defaults.sip.tcp_limits().timeouts.idle,
+        Duration::from_secs(2400)
+    );
+    let mut bad = defaults;
+    bad.http.header_timeout_ms = 0;
+    bad.sip.tcp_max_connections_per_ip = 0;
+    assert_eq!(
+        keys(&bad),
+        ["http.header_timeout_ms", "sip.tcp_max_connections_per_ip"]
+    );
+}
+
+#[test]
+fn invite_flood_limits_have_defaults_and_are_validated_by_key() {
+    let ok = config(serde_json::json!({}));
+    assert!(keys(&ok).is_empty(), "{:?}", keys(&ok));
+    assert!(ok.sip.max_unconfirmed_per_source <= ok.sip.max_unconfirmed);
+    let mut bad = ok.clone();
+    bad.sip.invites_per_second_per_source = 0.0;
+    bad.sip.invite_burst_per_source = 0;
+    bad.sip.max_unconfirmed = 4;
+    bad.sip.max_unconfirmed_per_source = 5;
+    assert_eq!(
+        keys(&bad),
+        [
+            "sip.invites_per_second_per_source",
+            "sip.invite_burst_per_source",
+            "sip.max_unconfirmed_per_source"
+        ]
+    );
+}
+
+#[test]
+fn egress_defaults_to_public_targets_only_and_a_bad_proxy_is_named() {
+    let default = config(serde_json::json!({}));
+    assert!(!default.egress.allow_private_targets);
+    assert_eq!(default.egress.proxy, None);
+    let mut bad: EdgeConfig = serde_json::from_value(serde_json::json!({
+        "region": "local",
+        "data_dir": "/tmp/edge",
+        "control": {"url": "http://127.0.0.1:1", "shared_secret": "s"},
+        "egress": {"allow_private_targets": true, "proxy": "not a proxy"},
+    }))
+    .expect("parses");
+    assert!(bad.egress.allow_private_targets);
+    assert_eq!(keys(&bad), ["egress.proxy"]);
+    bad.egress.proxy = Some("http://proxy.internal:3128".into());
+    assert!(keys(&bad).is_empty(), "{:?}", keys(&bad));
+}
