@@ -9,16 +9,16 @@
 //! cargo run --release -p freya-control --example api_read_bench -- [--postgres URL] [--seconds 10]
 //! ```
 
+#[path = "support/bench_config.rs"]
+mod bench_config;
+
 use std::process::Command;
 use std::time::Instant;
 
 use anyhow::{bail, Context};
 use sqlx::Connection;
 
-use freya_control::config::{
-    AuthConfig, ControlConfig, DatabaseConfig, EdgesConfig, GrpcConfig, HttpConfig,
-    RateLimitConfig, WebhooksConfig,
-};
+use bench_config::bench_config;
 use freya_control::server::ControlPlane;
 use freya_control::store::{Role, WorkspaceScope};
 use freya_shared::ids::new_id;
@@ -26,42 +26,6 @@ use freya_shared::model::{AgentSpec, CallEvent};
 
 const CALLS: usize = 5_000;
 const CONNECTIONS: u32 = 50;
-
-fn config(url: &str) -> ControlConfig {
-    ControlConfig {
-        http: HttpConfig {
-            addr: "127.0.0.1:0".into(),
-            cors_allowed_origins: Vec::new(),
-            ..HttpConfig::default()
-        },
-        grpc: GrpcConfig {
-            addr: "127.0.0.1:0".into(),
-        },
-        database: DatabaseConfig {
-            url: url.into(),
-            min_connections: 4,
-            max_connections: 16,
-        },
-        edges: EdgesConfig {
-            shared_secret: "bench-shared-secret-0123456789".into(),
-            heartbeat_interval_ms: 2_000,
-            offline_after_ms: 10_000,
-            config_poll_ms: 1_000,
-        },
-        auth: AuthConfig {
-            jwt_secret: "bench-jwt-secret-0123456789abcdef0123456789".into(),
-            token_ttl_seconds: 600,
-            encryption_key: "00".repeat(32),
-        },
-        rate_limits: RateLimitConfig {
-            per_key_per_minute: u32::MAX / 2,
-            per_ip_per_minute: u32::MAX / 2,
-            burst: u32::MAX / 2,
-        },
-        webhooks: WebhooksConfig::default(),
-        recordings: Default::default(),
-    }
-}
 
 /// Requests/s and the 50th/99th latency percentiles from `wrk --latency` output.
 fn parse_wrk(output: &str) -> Option<(f64, String, String)> {
@@ -113,7 +77,7 @@ async fn main() -> anyhow::Result<()> {
             None,
         ),
     };
-    let control = ControlPlane::start(&config(&url)).await?;
+    let control = ControlPlane::start(&bench_config(&url, 16, dir.path())).await?;
     let store = &control.store;
     let ws = store.create_workspace("Bench").await?;
     let scope = WorkspaceScope {

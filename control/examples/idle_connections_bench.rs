@@ -10,55 +10,20 @@
 //! cargo run --release -p freya-control --example idle_connections_bench -- [--requests 500]
 //! ```
 
+#[path = "support/bench_config.rs"]
+mod bench_config;
+
 use std::net::{IpAddr, SocketAddr};
 use std::time::{Duration, Instant};
 
 use anyhow::{bail, Context};
 use tokio::net::{TcpSocket, TcpStream};
 
-use freya_control::config::{
-    AuthConfig, ControlConfig, DatabaseConfig, EdgesConfig, GrpcConfig, HttpConfig,
-    RateLimitConfig, WebhooksConfig,
-};
+use bench_config::bench_config;
 use freya_control::server::ControlPlane;
 use freya_control::store::{Role, WorkspaceScope};
 
 const IDLE_SOCKETS: u32 = 1_000;
-
-fn config(url: &str) -> ControlConfig {
-    ControlConfig {
-        http: HttpConfig {
-            addr: "127.0.0.1:0".into(),
-            ..HttpConfig::default()
-        },
-        grpc: GrpcConfig {
-            addr: "127.0.0.1:0".into(),
-        },
-        database: DatabaseConfig {
-            url: url.into(),
-            min_connections: 1,
-            max_connections: 8,
-        },
-        edges: EdgesConfig {
-            shared_secret: "bench-shared-secret-0123456789".into(),
-            heartbeat_interval_ms: 2_000,
-            offline_after_ms: 10_000,
-            config_poll_ms: 1_000,
-        },
-        auth: AuthConfig {
-            jwt_secret: "bench-jwt-secret-0123456789abcdef0123456789".into(),
-            token_ttl_seconds: 600,
-            encryption_key: "00".repeat(32),
-        },
-        rate_limits: RateLimitConfig {
-            per_key_per_minute: u32::MAX / 2,
-            per_ip_per_minute: u32::MAX / 2,
-            burst: u32::MAX / 2,
-        },
-        webhooks: WebhooksConfig::default(),
-        recordings: Default::default(),
-    }
-}
 
 /// Raises the soft open-file limit to `need` if the hard limit allows.
 fn ensure_open_files(need: u64) -> anyhow::Result<()> {
@@ -147,7 +112,7 @@ async fn main() -> anyhow::Result<()> {
         "sqlite://{}?mode=rwc",
         dir.path().join("bench.db").display()
     );
-    let control = ControlPlane::start(&config(&url)).await?;
+    let control = ControlPlane::start(&bench_config(&url, 8, dir.path())).await?;
     let scope = WorkspaceScope {
         workspace_id: control.store.create_workspace("Bench").await?,
     };

@@ -13,53 +13,14 @@
 //! `--accounts N` spreads the guesses over N emails (one account by default would be locked
 //! after five failures and measure only the throttle).
 
+#[path = "support/bench_config.rs"]
+mod bench_config;
+
 use std::collections::BTreeMap;
 use std::time::Duration;
 
-use freya_control::config::{
-    AuthConfig, ControlConfig, DatabaseConfig, EdgesConfig, GrpcConfig, HttpConfig,
-    RateLimitConfig, WebhooksConfig,
-};
+use bench_config::bench_config;
 use freya_control::server::ControlPlane;
-
-fn config(url: &str, dir: &std::path::Path) -> ControlConfig {
-    ControlConfig {
-        http: HttpConfig {
-            addr: "127.0.0.1:0".into(),
-            cors_allowed_origins: Vec::new(),
-            ..HttpConfig::default()
-        },
-        grpc: GrpcConfig {
-            addr: "127.0.0.1:0".into(),
-        },
-        database: DatabaseConfig {
-            url: url.into(),
-            min_connections: 1,
-            max_connections: 8,
-        },
-        edges: EdgesConfig {
-            shared_secret: "bench-shared-secret-0123456789".into(),
-            heartbeat_interval_ms: 2_000,
-            offline_after_ms: 10_000,
-            config_poll_ms: 1_000,
-        },
-        auth: AuthConfig {
-            jwt_secret: "bench-jwt-secret-0123456789abcdef0123456789".into(),
-            token_ttl_seconds: 600,
-            encryption_key: "00".repeat(32),
-        },
-        rate_limits: RateLimitConfig {
-            per_key_per_minute: u32::MAX / 2,
-            per_ip_per_minute: u32::MAX / 2,
-            burst: u32::MAX / 2,
-        },
-        webhooks: WebhooksConfig::default(),
-        // Inside the run's temporary directory, not the working directory.
-        recordings: freya_control::config::RecordingsConfig {
-            dir: dir.join("recordings"),
-        },
-    }
-}
 
 /// A `kB` line of /proc/self/status, in MiB.
 fn status_mib(field: &str) -> f64 {
@@ -90,7 +51,7 @@ async fn main() -> anyhow::Result<()> {
         "sqlite://{}?mode=rwc",
         dir.path().join("bench.db").display()
     );
-    let control = ControlPlane::start(&config(&url, dir.path())).await?;
+    let control = ControlPlane::start(&bench_config(&url, 8, dir.path())).await?;
     let hash = freya_control::api::hash_password("correct horse")
         .map_err(|e| anyhow::anyhow!("cannot hash: {e}"))?;
     control
