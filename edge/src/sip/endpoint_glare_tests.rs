@@ -4,7 +4,7 @@
 
 use std::time::{Duration, Instant};
 
-use super::in_dialog_tests::answered;
+use super::in_dialog_tests::{answered, reply};
 use super::tests::{addr, endpoint, events, in_dialog, invite, sent, to_tag, CALLER};
 use super::*;
 
@@ -12,22 +12,6 @@ const S: Duration = Duration::from_secs(1);
 
 fn ms(n: u64) -> Duration {
     Duration::from_millis(n)
-}
-
-/// A response to `request` (a message we sent) with `status`, copying its dialog headers.
-fn reply(request: &str, status: &str) -> Vec<u8> {
-    let mut text = format!("SIP/2.0 {status}\r\n");
-    for line in request.lines() {
-        if ["Via:", "From:", "To:", "Call-ID:", "CSeq:"]
-            .iter()
-            .any(|h| line.starts_with(h))
-        {
-            text.push_str(line);
-            text.push_str("\r\n");
-        }
-    }
-    text.push_str("Content-Length: 0\r\n\r\n");
-    text.into_bytes()
 }
 
 /// A re-INVITE without an offer (a session refresh): what matters here is its transaction, not

@@ -42,7 +42,7 @@ pub(super) fn answered(t0: Instant, extra_invite_headers: &str) -> (SipEndpoint,
 }
 
 /// A response to `request` (a message we sent) with `status`, copying its dialog headers.
-fn reply(request: &str, status: &str) -> Vec<u8> {
+pub(super) fn reply(request: &str, status: &str) -> Vec<u8> {
     let mut text = format!("SIP/2.0 {status}\r\n");
     for line in request.lines() {
         if ["Via:", "From:", "To:", "Call-ID:", "CSeq:"]
