@@ -62,6 +62,9 @@ pub enum EndpointEvent {
     /// The RFC 4028 session timer ran out (no refresh from the peer, or ours failed): the
     /// owner ends the call with a BYE.
     SessionExpired { call_id: String },
+    /// Our 2xx to a re-INVITE was never acknowledged (RFC 3261 section 13.3.1.4): the dialog
+    /// stands but the session should end, with our BYE, as for an expired session.
+    ReinviteUnacknowledged { call_id: String },
     /// A re-INVITE changed our media direction (`direction` is ours, as answered): a call that
     /// may not send is on hold; one that may again is resumed.
     MediaDirection {

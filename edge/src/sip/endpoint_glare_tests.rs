@@ -291,3 +291,28 @@ fn cancel() -> Vec<u8> {
         .as_bytes()
         .to_vec()
 }
+
+#[test]
+fn a_reinvite_2xx_never_acknowledged_ends_the_session_with_our_bye() {
+    let t0 = Instant::now();
+    let (mut ep, tag) = answered(t0, "");
+    ep.handle_datagram(t0 + S, addr(CALLER), &reinvite("z9hG4bKre9", &tag, 2));
+    assert!(sent(&mut ep)[0].starts_with("SIP/2.0 200 OK"));
+    // No ACK, ever: after 64×T1 the re-INVITE's transaction gives up on it.
+    run_until(&mut ep, t0 + 40 * S);
+    assert_eq!(
+        events(&mut ep),
+        [EndpointEvent::ReinviteUnacknowledged {
+            call_id: "call-1".into()
+        }]
+    );
+    // The dialog still stands, so the owner's hang-up is a BYE in it (RFC 3261 section 13.3.1.4).
+    assert_eq!(ep.dialog_count(), 1);
+    ep.hangup(t0 + 41 * S, "call-1");
+    let bye = sent(&mut ep);
+    assert!(
+        bye.iter()
+            .any(|m| m.starts_with("BYE ") && m.contains(&tag)),
+        "{bye:?}"
+    );
+}

@@ -357,6 +357,8 @@ fn when_the_caller_refreshes_and_stops_the_session_expires() {
     ep.handle_datagram(t0 + 50 * S, addr(CALLER), &refresh);
     let ok = sent(&mut ep);
     assert!(ok[0].starts_with("SIP/2.0 200 OK") && ok[0].contains("Session-Expires: 90"));
+    let ack = in_dialog("ACK", "z9hG4bKack2", "call-1", &tag, 2, "", "");
+    ep.handle_datagram(t0 + 50 * S, addr(CALLER), &ack);
     ep.handle_timeout(t0 + 60 * S);
     assert!(events(&mut ep).is_empty());
     ep.handle_timeout(t0 + 110 * S);

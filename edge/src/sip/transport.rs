@@ -320,15 +320,12 @@ impl SipService {
                     }
                     EndpointEvent::SessionExpired { call_id } => {
                         slots.release(&call_id);
-                        endpoint.hangup(Instant::now(), &call_id);
-                        if let Some(tx) = calls.remove(&call_id) {
-                            let _ = tx
-                                .send(CallSignal::Hangup {
-                                    reason: "session_expired",
-                                    by_us: true,
-                                })
-                                .await;
-                        }
+                        end_session(&mut endpoint, &mut calls, &call_id, "session_expired").await;
+                    }
+                    EndpointEvent::ReinviteUnacknowledged { call_id } => {
+                        slots.release(&call_id);
+                        let reason = "reinvite_unacknowledged";
+                        end_session(&mut endpoint, &mut calls, &call_id, reason).await;
                     }
                     EndpointEvent::Failed { call_id, reason } => {
                         tracing::info!(call = %call_id, reason, "call lost in signalling");
@@ -346,6 +343,25 @@ impl SipService {
             }
             flush(&socket, &mut connections, &mut endpoint).await;
         }
+    }
+}
+
+/// Ends a confirmed call with our BYE and tells its task why (the session lapsed, or the peer
+/// never acknowledged our answer to its re-INVITE).
+async fn end_session(
+    endpoint: &mut SipEndpoint,
+    calls: &mut HashMap<String, mpsc::Sender<CallSignal>>,
+    call_id: &str,
+    reason: &'static str,
+) {
+    endpoint.hangup(Instant::now(), call_id);
+    if let Some(tx) = calls.remove(call_id) {
+        let _ = tx
+            .send(CallSignal::Hangup {
+                reason,
+                by_us: true,
+            })
+            .await;
     }
 }
 

@@ -18,6 +18,7 @@ impl SipEndpoint {
         }
         let mut terminated = false;
         let mut lost = None;
+        let accepted = tx.accepted();
         while let Some(event) = tx.poll_event() {
             match event {
                 TransactionEvent::Ack(ack) => {
@@ -47,6 +48,17 @@ impl SipEndpoint {
                 self.dialogs.remove(&call_id);
                 self.events
                     .push_back(EndpointEvent::Failed { call_id, reason });
+            } else if let Some(call_id) = self
+                .dialogs
+                .iter()
+                .filter(|_| accepted)
+                .find(|(_, d)| d.reinvites.iter().any(|(_, k)| k == key))
+                .map(|(c, _)| c.clone())
+            {
+                // A re-INVITE's 2xx, never acknowledged; an unacknowledged error (a 491, say)
+                // ends only its own transaction.
+                self.events
+                    .push_back(EndpointEvent::ReinviteUnacknowledged { call_id });
             }
         }
         if terminated {

@@ -50,6 +50,8 @@ pub struct ServerInviteTransaction {
     retransmit: Option<Backoff>,
     deadline: Option<Instant>,
     acked: bool,
+    /// Whether our final response was a 2xx.
+    accepted: bool,
     /// The To tag of our latest response carrying one, for the 200 to a CANCEL.
     to_tag: Option<String>,
     transmits: VecDeque<Transmit>,
@@ -91,6 +93,7 @@ impl ServerInviteTransaction {
             retransmit: None,
             deadline: None,
             acked: false,
+            accepted: false,
             to_tag: None,
             transmits: VecDeque::new(),
             events: VecDeque::new(),
@@ -112,6 +115,12 @@ impl ServerInviteTransaction {
     /// The INVITE's CSeq number: the ACK for its 2xx carries the same one.
     pub fn cseq(&self) -> u32 {
         self.cseq
+    }
+
+    /// Whether our final response was a 2xx: a 2xx never acknowledged ends the session (RFC 3261
+    /// section 13.3.1.4), an error never acknowledged only its transaction.
+    pub fn accepted(&self) -> bool {
+        self.accepted
     }
 
     /// The To tag of our latest response that had one: a CANCEL's 200 repeats it (RFC 3261
@@ -153,6 +162,7 @@ impl ServerInviteTransaction {
             100..=199 => {}
             200..=299 => {
                 self.state = ServerInviteState::Accepted;
+                self.accepted = true;
                 self.retransmit = retransmit;
                 self.deadline = Some(now + self.timers.timeout());
             }
