@@ -19,7 +19,7 @@ use freya_edge::Edge;
 use freya_loadtest::audio::Utterance;
 use freya_shared::model::AgentSpec;
 use support::{
-    agent_on_number, control_config, edge_config, eventually, until_routed, Backend, TestDb, SECRET,
+    agent_on_number, control_config, edge_config, until_routed, Backend, TestDb, SECRET,
 };
 
 /// A pcap (Ethernet/IPv4/UDP/RTP, PCMA, 20 ms packets) of espeak-ng saying `text` followed by
@@ -159,21 +159,7 @@ async fn world(mut agent: serde_json::Value) -> World {
 
 /// The one call, once it has ended, and its events.
 async fn ended_call(w: &World) -> (CallRecord, Vec<StoredEvent>) {
-    let calls: Vec<CallRecord> = eventually(Duration::from_secs(15), "the call to end", || {
-        let (store, scope) = (w.control.store.clone(), w.scope.clone());
-        async move {
-            let calls = store.calls(&scope, 10).await.ok()?;
-            (calls.len() == 1 && calls[0].ended_at_ms.is_some()).then_some(calls)
-        }
-    })
-    .await;
-    let events = w
-        .control
-        .store
-        .call_events(&w.scope, &calls[0].id)
-        .await
-        .expect("events");
-    (calls[0].clone(), events)
+    support::the_ended_call(&w.control.store, &w.scope).await
 }
 
 async fn teardown(w: World) {

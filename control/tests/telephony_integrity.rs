@@ -18,7 +18,7 @@ use freya_edge::Edge;
 use freya_shared::model::AgentSpec;
 use support::raw_sip::{recv_sip, Call, CALLER_TAG};
 use support::{
-    agent_on_number, control_config, edge_config, eventually, until_routed, Backend, TestDb, SECRET,
+    agent_on_number, control_config, edge_config, until_routed, Backend, TestDb, SECRET,
 };
 use tokio::net::UdpSocket;
 
@@ -70,21 +70,7 @@ async fn teardown(w: World) {
 
 /// The one call, once it has ended, and its events.
 async fn ended_call(w: &World) -> (CallRecord, Vec<StoredEvent>) {
-    let calls: Vec<CallRecord> = eventually(Duration::from_secs(15), "the call to end", || {
-        let (store, scope) = (w.control.store.clone(), w.scope.clone());
-        async move {
-            let calls = store.calls(&scope, 10).await.ok()?;
-            (calls.len() == 1 && calls[0].ended_at_ms.is_some()).then_some(calls)
-        }
-    })
-    .await;
-    let events = w
-        .control
-        .store
-        .call_events(&w.scope, &calls[0].id)
-        .await
-        .expect("events");
-    (calls[0].clone(), events)
+    support::the_ended_call(&w.control.store, &w.scope).await
 }
 
 /// An RTP packet of 20 ms of µ-law `level` (0xff silence, 0x00 loudest) from `ssrc`.

@@ -292,3 +292,26 @@ macro_rules! on_both_engines {
 }
 #[allow(unused_imports)]
 pub(crate) use on_both_engines;
+
+/// The workspace's one call, once it has ended, and its events (tests that place one call).
+pub async fn the_ended_call(
+    store: &freya_control::store::Store,
+    scope: &freya_control::store::WorkspaceScope,
+) -> (
+    freya_control::store::CallRecord,
+    Vec<freya_control::store::StoredEvent>,
+) {
+    let calls = eventually(Duration::from_secs(15), "the call to end", || {
+        let (store, scope) = (store.clone(), scope.clone());
+        async move {
+            let calls = store.calls(&scope, 10).await.ok()?;
+            (calls.len() == 1 && calls[0].ended_at_ms.is_some()).then_some(calls)
+        }
+    })
+    .await;
+    let events = store
+        .call_events(scope, &calls[0].id)
+        .await
+        .expect("events");
+    (calls[0].clone(), events)
+}
