@@ -18,6 +18,7 @@ use freya_edge::config::{ControlLinkConfig, EdgeHttpConfig, EgressConfig, RtpCon
 use freya_edge::EdgeConfig;
 use sqlx::Connection;
 
+pub mod baresip;
 pub mod caller;
 pub mod http;
 pub mod raw_sip;

@@ -1,0 +1,402 @@
+//! A real edge and control plane against SIP software nobody on this project wrote: baresip 1.0
+//! from Debian, driven over its control port (see `support/baresip.rs`).
+//!
+//! - a call that the phone hangs up, and one that the agent hangs up (our BYE reaches the phone);
+//! - hold with `a=sendonly` past the RTP inactivity timeout, answered `a=recvonly` with a new
+//!   `o=` version, then resumed, with `call.held` and `call.resumed` recorded;
+//! - a call cancelled while ringing: the 200 to the CANCEL carries the To tag of the 180 and the
+//!   487;
+//! - a G.722-only phone: refused with 488 and `Warning: 305`, and recorded as `call.failed`;
+//! - keys pressed on the phone (RFC 4733) reach the call record.
+//!
+//! The test script installs baresip; where it is absent (a machine set up by hand) the tests say
+//! so and pass, but never under CI.
+
+mod support;
+
+use std::time::Duration;
+
+use freya_control::server::ControlPlane;
+use freya_control::store::WorkspaceScope;
+use freya_edge::{Edge, EdgeConfig};
+use freya_shared::model::AgentSpec;
+use support::baresip::{self, Baresip, Codec};
+use support::{
+    agent_on_number, control_config, edge_config, until_routed, Backend, TestDb, SECRET,
+};
+
+const NUMBER: &str = "+15550100";
+
+struct World {
+    db: TestDb,
+    control: ControlPlane,
+    edge: Edge,
+    scope: WorkspaceScope,
+    _dir: tempfile::TempDir,
+}
+
+impl World {
+    /// The agent `agent` answers [`NUMBER`] on an edge configured by `configure`.
+    async fn start(agent: serde_json::Value, configure: impl FnOnce(&mut EdgeConfig)) -> Self {
+        let db = TestDb::new(Backend::Sqlite).await;
+        let control = ControlPlane::start(&control_config(&db.url))
+            .await
+            .expect("control starts");
+        let workspace_id = control
+            .store
+            .create_workspace("Real peers")
+            .await
+            .expect("workspace");
+        let scope = WorkspaceScope { workspace_id };
+        let agent: AgentSpec = serde_json::from_value(agent).expect("agent");
+        agent_on_number(&control, &scope, NUMBER, &agent).await;
+        let dir = tempfile::tempdir().expect("temp dir");
+        let mut config = edge_config(dir.path(), control.grpc_addr, SECRET);
+        configure(&mut config);
+        let edge = Edge::start(&config).await.expect("edge starts");
+        until_routed(&edge, NUMBER).await;
+        Self {
+            db,
+            control,
+            edge,
+            scope,
+            _dir: dir,
+        }
+    }
+
+    fn number_uri(&self) -> String {
+        format!("sip:{NUMBER}@{}", self.edge.sip_addr)
+    }
+
+    async fn ended_call(
+        &self,
+    ) -> (
+        freya_control::store::CallRecord,
+        Vec<freya_control::store::StoredEvent>,
+    ) {
+        support::the_ended_call(&self.control.store, &self.scope).await
+    }
+
+    async fn stop(self) {
+        self.edge.stop().await;
+        self.control.stop().await;
+        self.db.cleanup().await;
+    }
+}
+
+/// Whether baresip is here to test with; under CI it must be.
+fn baresip_installed() -> bool {
+    if baresip::available() {
+        return true;
+    }
+    assert!(
+        std::env::var_os("CI").is_none(),
+        "baresip is missing: deploy/test.sh installs it (package baresip-core)"
+    );
+    eprintln!("SKIPPED: baresip is not installed (apt-get install baresip-core)");
+    false
+}
+
+fn desk() -> serde_json::Value {
+    serde_json::json!({"name": "Desk", "greeting": "Hello, you are through to the desk."})
+}
+
+fn kinds(events: &[freya_control::store::StoredEvent]) -> Vec<&str> {
+    events.iter().map(|e| e.kind.as_str()).collect()
+}
+
+/// The value of header `name` in one SIP message, if present.
+fn header<'a>(message: &'a str, name: &str) -> Option<&'a str> {
+    message.lines().find_map(|line| {
+        let (key, value) = line.split_once(':')?;
+        key.trim()
+            .eq_ignore_ascii_case(name)
+            .then_some(value.trim())
+    })
+}
+
+/// The tag parameter of a To or From header value.
+fn tag(value: &str) -> Option<&str> {
+    value.split(';').find_map(|p| p.trim().strip_prefix("tag="))
+}
+
+/// The SIP messages in `messages` (baresip's trace) whose start line begins with `start` and
+/// whose CSeq method is `method`.
+fn messages_of<'a>(messages: &'a [String], start: &str, method: &str) -> Vec<&'a str> {
+    messages
+        .iter()
+        .filter_map(|m| m.split_once('\n').map(|(_, message)| message))
+        .filter(|m| m.starts_with(start))
+        .filter(|m| header(m, "CSeq").is_some_and(|c| c.ends_with(method)))
+        .collect()
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_baresip_caller_talks_and_hangs_up() {
+    if !baresip_installed() {
+        return;
+    }
+    let w = World::start(desk(), |_| {}).await;
+    let mut phone = Baresip::start(Codec::Pcmu).await;
+    phone.dial(&w.number_uri()).await;
+    phone.event("CALL_ESTABLISHED").await;
+    tokio::time::sleep(Duration::from_millis(1500)).await;
+    phone.command("hangup", "").await.expect("hangup");
+    phone.event("CALL_CLOSED").await;
+    let (call, events) = w.ended_call().await;
+    assert_eq!(
+        call.end_reason.as_deref(),
+        Some("caller_hangup"),
+        "{:?}",
+        kinds(&events)
+    );
+    let messages = phone.sip_messages();
+    let bye_answers: Vec<_> = messages
+        .iter()
+        .filter(|m| m.contains("\nSIP/2.0 200 OK") && m.contains(" BYE\n"))
+        .collect();
+    assert_eq!(
+        bye_answers.len(),
+        1,
+        "the phone's BYE answered once:\n{}",
+        phone.trace()
+    );
+    phone.stop().await;
+    w.stop().await;
+}
+
+/// The `o=` version and the direction attribute of an SDP body inside a SIP message.
+fn sdp_version_and_direction(message: &str) -> (u64, &'static str) {
+    let version = message
+        .lines()
+        .find_map(|l| l.strip_prefix("o="))
+        .and_then(|o| o.split_whitespace().nth(2))
+        .and_then(|v| v.parse().ok())
+        .unwrap_or_else(|| panic!("an o= line: {message}"));
+    let direction = ["sendrecv", "sendonly", "recvonly", "inactive"]
+        .into_iter()
+        .find(|d| message.lines().any(|l| l == format!("a={d}")))
+        .unwrap_or("sendrecv");
+    (version, direction)
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_baresip_caller_holds_past_the_rtp_timeout_and_resumes() {
+    if !baresip_installed() {
+        return;
+    }
+    // One second without RTP would end a call that is not on hold.
+    let w = World::start(desk(), |config| config.rtp.inactivity_timeout_ms = 1_000).await;
+    let mut phone = Baresip::start(Codec::Pcmu).await;
+    phone.dial(&w.number_uri()).await;
+    phone.event("CALL_ESTABLISHED").await;
+    tokio::time::sleep(Duration::from_millis(500)).await;
+    phone.command("hold", "").await.expect("hold");
+    tokio::time::sleep(Duration::from_millis(3_500)).await;
+    phone.command("resume", "").await.expect("resume");
+    tokio::time::sleep(Duration::from_millis(1_500)).await;
+    phone.command("hangup", "").await.expect("hangup");
+    phone.event("CALL_CLOSED").await;
+
+    let messages = phone.sip_messages();
+    let offers = messages_of(&messages, "INVITE ", "INVITE");
+    let answers = messages_of(&messages, "SIP/2.0 200", "INVITE");
+    assert_eq!(offers.len(), 3, "call, hold, resume:\n{}", phone.trace());
+    assert_eq!(answers.len(), 3, "each answered:\n{}", phone.trace());
+    assert_eq!(sdp_version_and_direction(offers[1]).1, "sendonly");
+    let versions: Vec<_> = answers
+        .iter()
+        .map(|a| sdp_version_and_direction(a))
+        .collect();
+    assert_eq!(
+        versions.iter().map(|v| v.1).collect::<Vec<_>>(),
+        ["sendrecv", "recvonly", "sendrecv"],
+        "hold answered recvonly, resume sendrecv"
+    );
+    assert!(
+        versions[0].0 < versions[1].0 && versions[1].0 < versions[2].0,
+        "o= version bumped on each change: {versions:?}"
+    );
+
+    let (call, events) = w.ended_call().await;
+    assert_eq!(
+        call.end_reason.as_deref(),
+        Some("caller_hangup"),
+        "{:?}",
+        kinds(&events)
+    );
+    let at = |kind: &str| {
+        events
+            .iter()
+            .find(|e| e.kind == kind)
+            .unwrap_or_else(|| panic!("{kind} recorded: {:?}", kinds(&events)))
+    };
+    let held_ms = at("call.resumed").at_ms - at("call.held").at_ms;
+    assert!(
+        held_ms >= 3_000,
+        "held for {held_ms} ms, past the RTP timeout"
+    );
+    let ended = &at("call.ended").payload;
+    let sent = ended["rtp"]["sent"].as_i64().expect("rtp.sent");
+    let duration_ms = ended["duration_ms"].as_i64().expect("duration_ms");
+    // 50 packets a second while not held, none while held (and some slack for the edges of
+    // each change): sending through the hold would add 150 or more.
+    let most = (duration_ms - held_ms) / 20 + 40;
+    assert!(
+        sent <= most,
+        "{sent} packets sent in {duration_ms} ms with {held_ms} ms on hold (at most {most})"
+    );
+    assert!(sent > 20, "audio flowed outside the hold: {sent} packets");
+    phone.stop().await;
+    w.stop().await;
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn the_agent_hangs_up_on_a_baresip_caller() {
+    if !baresip_installed() {
+        return;
+    }
+    let mut agent = desk();
+    agent["max_call_seconds"] = serde_json::json!(2);
+    let w = World::start(agent, |_| {}).await;
+    let mut phone = Baresip::start(Codec::Pcmu).await;
+    phone.dial(&w.number_uri()).await;
+    phone.event("CALL_ESTABLISHED").await;
+    phone.event("CALL_CLOSED").await;
+    let (call, events) = w.ended_call().await;
+    assert_eq!(
+        call.end_reason.as_deref(),
+        Some("max_duration"),
+        "{:?}",
+        kinds(&events)
+    );
+    let messages = phone.sip_messages();
+    assert_eq!(
+        messages_of(&messages, "BYE ", "BYE").len(),
+        1,
+        "our BYE reached the phone:\n{}",
+        phone.trace()
+    );
+    assert_eq!(
+        messages_of(&messages, "SIP/2.0 200", "BYE").len(),
+        1,
+        "the phone answered our BYE:\n{}",
+        phone.trace()
+    );
+    phone.stop().await;
+    w.stop().await;
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_baresip_caller_cancels_while_ringing_and_every_answer_has_one_to_tag() {
+    if !baresip_installed() {
+        return;
+    }
+    let w = World::start(desk(), |config| config.sip.ring_ms = 5_000).await;
+    let mut phone = Baresip::start(Codec::Pcmu).await;
+    phone.dial(&w.number_uri()).await;
+    phone.event("CALL_RINGING").await;
+    phone.command("hangup", "").await.expect("hangup");
+    phone.event("CALL_CLOSED").await;
+    // The 487 may follow the CLOSED event: wait for the whole exchange.
+    let deadline = std::time::Instant::now() + Duration::from_secs(5);
+    let messages = loop {
+        let messages = phone.sip_messages();
+        if !messages_of(&messages, "SIP/2.0 487", "INVITE").is_empty()
+            || std::time::Instant::now() > deadline
+        {
+            break messages;
+        }
+        tokio::time::sleep(Duration::from_millis(50)).await;
+    };
+    let to_tag_of = |start: &str, method: &str| {
+        let found = messages_of(&messages, start, method);
+        let message = found
+            .first()
+            .unwrap_or_else(|| panic!("{start} to {method}:\n{}", phone.trace()));
+        header(message, "To").and_then(tag).map(str::to_owned)
+    };
+    let ringing = to_tag_of("SIP/2.0 180", "INVITE");
+    assert!(ringing.is_some(), "the 180 has a To tag");
+    assert_eq!(to_tag_of("SIP/2.0 200", "CANCEL"), ringing, "200 to CANCEL");
+    assert_eq!(to_tag_of("SIP/2.0 487", "INVITE"), ringing, "487");
+    let (call, events) = w.ended_call().await;
+    assert_eq!(call.answered_at_ms, None, "{:?}", kinds(&events));
+    phone.stop().await;
+    w.stop().await;
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_g722_only_baresip_is_refused_with_488_and_the_refusal_is_recorded() {
+    if !baresip_installed() {
+        return;
+    }
+    let w = World::start(desk(), |_| {}).await;
+    let mut phone = Baresip::start(Codec::G722).await;
+    phone.dial(&w.number_uri()).await;
+    phone.event("CALL_CLOSED").await;
+    let messages = phone.sip_messages();
+    let refusals = messages_of(&messages, "SIP/2.0 488", "INVITE");
+    let refusal = refusals
+        .first()
+        .unwrap_or_else(|| panic!("a 488:\n{}", phone.trace()));
+    let warning = header(refusal, "Warning").unwrap_or_else(|| panic!("a Warning: {refusal}"));
+    assert!(warning.starts_with("305 "), "{warning}");
+    let store = w.control.store.clone();
+    let scope = w.scope.clone();
+    support::eventually(Duration::from_secs(10), "the refusal recorded", || {
+        let (store, scope) = (store.clone(), scope.clone());
+        async move { (store.count_call_events(&scope).await.ok()? == 1).then_some(()) }
+    })
+    .await;
+    let failed =
+        w.db.read_text(
+            "SELECT payload FROM call_events WHERE workspace_id = $1 AND kind = 'call.failed'",
+            &w.scope.workspace_id,
+        )
+        .await;
+    let failed: serde_json::Value = serde_json::from_str(&failed).expect("JSON payload");
+    assert_eq!(failed["reason"], "no_common_codec", "{}", failed);
+    assert_eq!(failed["code"], 488);
+    phone.stop().await;
+    w.stop().await;
+}
+
+/// baresip presses `digits` one key at a time in a call on `codec`; the record has them.
+async fn baresip_presses_keys(codec: Codec) {
+    if !baresip_installed() {
+        return;
+    }
+    let w = World::start(desk(), |_| {}).await;
+    let mut phone = Baresip::start(codec).await;
+    phone.dial(&w.number_uri()).await;
+    phone.event("CALL_ESTABLISHED").await;
+    tokio::time::sleep(Duration::from_millis(300)).await;
+    for key in ["4", "2", "#"] {
+        phone.command("sndcode", key).await.expect("sndcode");
+        tokio::time::sleep(Duration::from_millis(400)).await;
+    }
+    phone.command("hangup", "").await.expect("hangup");
+    let (_, events) = w.ended_call().await;
+    let digits: Vec<_> = events
+        .iter()
+        .filter(|e| e.kind == "call.dtmf")
+        .map(|e| e.payload.clone())
+        .collect();
+    assert_eq!(
+        digits
+            .iter()
+            .map(|d| d["digit"].as_str().unwrap_or("?"))
+            .collect::<String>(),
+        "42#",
+        "{digits:?}\n{}",
+        phone.trace()
+    );
+    phone.stop().await;
+    w.stop().await;
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn baresip_presses_keys_on_pcmu() {
+    baresip_presses_keys(Codec::Pcmu).await;
+}

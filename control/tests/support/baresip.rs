@@ -1,0 +1,299 @@
+//! baresip 1.0 (Debian's `baresip-core`) as a foreign SIP phone: a real SIP stack that nobody on
+//! this project wrote, driven over its `ctrl_tcp` module (JSON in netstrings: commands such as
+//! `dial`, `hold`, `resume`, `sndcode` and `hangup` go in, call events come out). Its SIP trace
+//! (`-s`) is kept, so a test can read what baresip sent and received.
+//!
+//! The phone plays a silent WAV file at the call's audio rate (baresip's `aufile` source needs
+//! the codec's rate) and plays what it hears into `aubridge`, which needs no sound card.
+
+use std::net::{SocketAddr, TcpListener, UdpSocket};
+use std::path::PathBuf;
+use std::process::Stdio;
+use std::time::{Duration, Instant};
+
+use tokio::io::{AsyncReadExt, AsyncWriteExt};
+use tokio::net::TcpStream;
+use tokio::process::{Child, Command};
+
+/// Where Debian installs baresip and its modules.
+const BINARY: &str = "/usr/bin/baresip";
+const MODULES: &str = "/usr/lib/baresip/modules";
+
+/// How long a command or an awaited event may take before the test fails (a hang guard).
+const LIMIT: Duration = Duration::from_secs(15);
+
+/// The audio the phone offers, as baresip names it in an account's `audio_codecs`.
+#[derive(Debug, Clone, Copy)]
+pub enum Codec {
+    Pcmu,
+    Opus,
+    /// A codec the edge does not speak: its offer must be refused.
+    G722,
+}
+
+impl Codec {
+    fn account_codecs(self) -> &'static str {
+        match self {
+            Codec::Pcmu => "PCMU/8000/1",
+            Codec::Opus => "opus/48000/2",
+            Codec::G722 => "G722/16000/1",
+        }
+    }
+
+    fn module(self) -> &'static str {
+        match self {
+            Codec::Pcmu => "g711.so",
+            Codec::Opus => "opus.so",
+            Codec::G722 => "g722.so",
+        }
+    }
+
+    /// The sample rate and channels `aufile` must read at for this codec.
+    fn source_format(self) -> (u32, u16) {
+        match self {
+            Codec::Pcmu => (8000, 1),
+            Codec::Opus => (48000, 2),
+            Codec::G722 => (16000, 1),
+        }
+    }
+}
+
+/// Whether baresip is installed; tests that need it say so and stop when it is not.
+pub fn available() -> bool {
+    std::path::Path::new(BINARY).exists()
+}
+
+/// One running baresip phone, killed when dropped.
+pub struct Baresip {
+    child: Child,
+    control: TcpStream,
+    unread: Vec<u8>,
+    /// Events received while waiting for something else, in order.
+    events: Vec<serde_json::Value>,
+    trace: PathBuf,
+    /// The phone's SIP address (UDP and TCP).
+    pub sip_addr: SocketAddr,
+    _dir: tempfile::TempDir,
+}
+
+impl Baresip {
+    /// Starts a phone on 127.0.0.1 that offers only `codec`.
+    pub async fn start(codec: Codec) -> Self {
+        let dir = tempfile::tempdir().expect("baresip dir");
+        let silence = dir.path().join("silence.wav");
+        std::fs::write(&silence, silent_wav(codec.source_format(), 60)).expect("silence.wav");
+        let (sip_port, control_port) = (free_port(), free_port());
+        let config = format!(
+            "sip_listen 127.0.0.1:{sip_port}\n\
+             audio_player aubridge,nil\n\
+             audio_alert aubridge,nil\n\
+             audio_source aufile,{silence}\n\
+             module_path {MODULES}\n\
+             module {codec_module}\n\
+             module aufile.so\n\
+             module aubridge.so\n\
+             module ctrl_tcp.so\n\
+             module_app account.so\n\
+             module_app menu.so\n\
+             ctrl_tcp_listen 127.0.0.1:{control_port}\n\
+             rtp_ports 40000-44999\n",
+            silence = silence.display(),
+            codec_module = codec.module(),
+        );
+        std::fs::write(dir.path().join("config"), config).expect("baresip config");
+        std::fs::write(
+            dir.path().join("accounts"),
+            format!(
+                "<sip:phone@127.0.0.1:{sip_port}>;regint=0;answermode=manual;audio_codecs={}\n",
+                codec.account_codecs()
+            ),
+        )
+        .expect("baresip accounts");
+        let trace = dir.path().join("trace.log");
+        let log = std::fs::File::create(&trace).expect("trace file");
+        let child = Command::new(BINARY)
+            .arg("-f")
+            .arg(dir.path())
+            .args(["-n", "127.0.0.1", "-s"])
+            .stdin(Stdio::null())
+            .stdout(log.try_clone().expect("trace file"))
+            .stderr(log)
+            .kill_on_drop(true)
+            .spawn()
+            .expect("baresip starts");
+        let control_addr: SocketAddr = ([127, 0, 0, 1], control_port).into();
+        let started = Instant::now();
+        let control = loop {
+            match TcpStream::connect(control_addr).await {
+                Ok(stream) => break stream,
+                Err(_) if started.elapsed() < LIMIT => {
+                    tokio::time::sleep(Duration::from_millis(50)).await
+                }
+                Err(e) => panic!(
+                    "baresip's control port never opened ({e}); its output:\n{}",
+                    std::fs::read_to_string(&trace).unwrap_or_default()
+                ),
+            }
+        };
+        Self {
+            child,
+            control,
+            unread: Vec::new(),
+            events: Vec::new(),
+            trace,
+            sip_addr: ([127, 0, 0, 1], sip_port).into(),
+            _dir: dir,
+        }
+    }
+
+    /// Runs one menu command; `Err` carries baresip's complaint.
+    pub async fn command(&mut self, command: &str, params: &str) -> Result<String, String> {
+        let body =
+            serde_json::json!({"command": command, "params": params, "token": command}).to_string();
+        let framed = format!("{}:{body},", body.len());
+        self.control
+            .write_all(framed.as_bytes())
+            .await
+            .expect("baresip control write");
+        loop {
+            let message = self.next_message().await;
+            if message["response"] == true {
+                let data = message["data"].as_str().unwrap_or_default().to_owned();
+                return if message["ok"] == true {
+                    Ok(data)
+                } else {
+                    Err(data)
+                };
+            }
+            self.events.push(message);
+        }
+    }
+
+    /// Dials `uri` (`sip:+15550001@127.0.0.1:5060`).
+    pub async fn dial(&mut self, uri: &str) {
+        self.command("dial", uri)
+            .await
+            .unwrap_or_else(|e| panic!("baresip dial {uri}: {e}\n{}", self.trace()));
+    }
+
+    /// Waits for the call event `kind` (`CALL_ESTABLISHED`, `CALL_CLOSED`, ...), seen before or
+    /// arriving now, and takes it (with the events before it) off the queue.
+    pub async fn event(&mut self, kind: &str) -> serde_json::Value {
+        let deadline = Instant::now() + LIMIT;
+        loop {
+            if let Some(at) = self.events.iter().position(|e| e["type"] == kind) {
+                let event = self.events.remove(at);
+                self.events.drain(..at);
+                return event;
+            }
+            let left = deadline.saturating_duration_since(Instant::now());
+            match tokio::time::timeout(left, self.next_message()).await {
+                Ok(message) => self.events.push(message),
+                Err(_) => panic!(
+                    "baresip never reported {kind}; events: {:?}\ntrace:\n{}",
+                    self.events,
+                    self.trace()
+                ),
+            }
+        }
+    }
+
+    /// Everything baresip printed: its SIP trace (every message sent and received) and logs,
+    /// without colour codes.
+    pub fn trace(&self) -> String {
+        let raw = std::fs::read(&self.trace).unwrap_or_default();
+        let text = String::from_utf8_lossy(&raw).replace('\0', "");
+        strip_colours(&text)
+    }
+
+    /// The SIP messages in the trace, each with its direction line (`UDP a -> b`) first.
+    pub fn sip_messages(&self) -> Vec<String> {
+        // Each message follows a line ending in `#`; baresip's status line, rewritten in place
+        // with carriage returns, may share that line.
+        self.trace()
+            .split("#\n")
+            .skip(1)
+            .filter(|block| block.starts_with("UDP ") || block.starts_with("TCP "))
+            .map(|block| block.trim_end().to_owned())
+            .collect()
+    }
+
+    /// Stops the phone now.
+    pub async fn stop(mut self) {
+        let _ = self.child.kill().await;
+    }
+
+    async fn next_message(&mut self) -> serde_json::Value {
+        loop {
+            if let Some((message, used)) = netstring(&self.unread) {
+                self.unread.drain(..used);
+                return serde_json::from_slice(&message).expect("baresip sends JSON");
+            }
+            let mut chunk = [0u8; 4096];
+            let n = self
+                .control
+                .read(&mut chunk)
+                .await
+                .expect("baresip control read");
+            assert!(n > 0, "baresip closed its control port:\n{}", self.trace());
+            self.unread.extend_from_slice(&chunk[..n]);
+        }
+    }
+}
+
+/// One `len:payload,` netstring off the front of `buf`, and how many bytes it took.
+fn netstring(buf: &[u8]) -> Option<(Vec<u8>, usize)> {
+    let colon = buf.iter().position(|&b| b == b':')?;
+    let len: usize = std::str::from_utf8(&buf[..colon]).ok()?.parse().ok()?;
+    let end = colon + 1 + len;
+    (buf.len() > end).then(|| (buf[colon + 1..end].to_vec(), end + 1))
+}
+
+fn strip_colours(text: &str) -> String {
+    let mut out = String::with_capacity(text.len());
+    let mut chars = text.chars().peekable();
+    while let Some(c) = chars.next() {
+        if c == '\u{1b}' {
+            for c in chars.by_ref() {
+                if c.is_ascii_alphabetic() {
+                    break;
+                }
+            }
+        } else if c != '\r' {
+            out.push(c);
+        }
+    }
+    out
+}
+
+/// A port free on 127.0.0.1 for both UDP and TCP at the time of asking.
+fn free_port() -> u16 {
+    loop {
+        let udp = UdpSocket::bind("127.0.0.1:0").expect("udp port");
+        let port = udp.local_addr().expect("addr").port();
+        if TcpListener::bind(("127.0.0.1", port)).is_ok() {
+            return port;
+        }
+    }
+}
+
+/// `seconds` of 16-bit silence at `rate` with `channels`, as a WAV file.
+fn silent_wav((rate, channels): (u32, u16), seconds: u32) -> Vec<u8> {
+    let frame = 2 * u32::from(channels);
+    let data_len = rate * frame * seconds;
+    let mut wav = Vec::with_capacity(44 + data_len as usize);
+    wav.extend_from_slice(b"RIFF");
+    wav.extend_from_slice(&(36 + data_len).to_le_bytes());
+    wav.extend_from_slice(b"WAVEfmt ");
+    wav.extend_from_slice(&16u32.to_le_bytes());
+    wav.extend_from_slice(&1u16.to_le_bytes()); // PCM
+    wav.extend_from_slice(&channels.to_le_bytes());
+    wav.extend_from_slice(&rate.to_le_bytes());
+    wav.extend_from_slice(&(rate * frame).to_le_bytes());
+    wav.extend_from_slice(&(frame as u16).to_le_bytes());
+    wav.extend_from_slice(&16u16.to_le_bytes());
+    wav.extend_from_slice(b"data");
+    wav.extend_from_slice(&data_len.to_le_bytes());
+    wav.resize(44 + data_len as usize, 0);
+    wav
+}
