@@ -17,26 +17,46 @@ const STALE_LOCK_MS: i64 = 5 * 60 * 1000;
 /// How long to wait for another migrator before giving up.
 const WAIT_FOR_LOCK: Duration = Duration::from_secs(120);
 
-/// The migrations this binary carries for `engine`.
-fn migrator(engine: Engine) -> Migrator {
+/// The migrations this binary carries: one tree for both engines, written in the SQL they
+/// share (see `migrations/0001_init.sql`).
+fn migrator() -> Migrator {
+    sqlx::migrate!("./migrations")
+}
+
+/// Counts sqlx's migration record table in the connected database (0 or 1).
+pub(super) fn migration_table_count_sql(engine: Engine) -> &'static str {
     match engine {
-        Engine::Sqlite => sqlx::migrate!("./migrations/sqlite"),
-        Engine::Postgres => sqlx::migrate!("./migrations/postgres"),
+        Engine::Sqlite => {
+            "SELECT COUNT(*) FROM sqlite_master WHERE type = 'table' AND name = '_sqlx_migrations'"
+        }
+        Engine::Postgres => {
+            "SELECT COUNT(*) FROM information_schema.tables \
+             WHERE table_schema = current_schema() AND table_name = '_sqlx_migrations'"
+        }
     }
 }
 
 pub(super) async fn run(pool: &AnyPool, engine: Engine) -> Result<(), StoreError> {
-    let mut migrator = migrator(engine);
+    let mut migrator = migrator();
     migrator.set_locking(false);
     create_lock_table(pool).await?;
     let holder = freya_shared::ids::new_id();
     acquire(pool, &holder).await?;
-    let outcome = match migrator.run(pool).await {
+    let outcome = match migrate(pool, engine, &migrator).await {
         Ok(()) => super::number_forms::normalise_stored_numbers(pool).await,
-        Err(e) => Err(StoreError::Migration(e.to_string())),
+        Err(e) => Err(e),
     };
     release(pool, &holder).await?;
     outcome
+}
+
+/// Under the lock: brings a legacy checksum up to date, then applies what is pending.
+async fn migrate(pool: &AnyPool, engine: Engine, migrator: &Migrator) -> Result<(), StoreError> {
+    super::legacy_checksums::repair(pool, engine, migrator).await?;
+    migrator
+        .run(pool)
+        .await
+        .map_err(|e| StoreError::Migration(e.to_string()))
 }
 
 async fn create_lock_table(pool: &AnyPool) -> Result<(), StoreError> {
@@ -138,16 +158,7 @@ async fn read_status(
     conn: &mut AnyConnection,
     engine: Engine,
 ) -> Result<MigrationStatus, StoreError> {
-    let table_exists = match engine {
-        Engine::Sqlite => {
-            "SELECT COUNT(*) FROM sqlite_master WHERE type = 'table' AND name = '_sqlx_migrations'"
-        }
-        Engine::Postgres => {
-            "SELECT COUNT(*) FROM information_schema.tables \
-             WHERE table_schema = current_schema() AND table_name = '_sqlx_migrations'"
-        }
-    };
-    let tables: i64 = sqlx::query_scalar(table_exists)
+    let tables: i64 = sqlx::query_scalar(migration_table_count_sql(engine))
         .fetch_one(&mut *conn)
         .await?;
     let applied: Vec<i64> = if tables > 0 {
@@ -157,7 +168,7 @@ async fn read_status(
     } else {
         Vec::new()
     };
-    let known: Vec<i64> = migrator(engine)
+    let known: Vec<i64> = migrator()
         .iter()
         .filter(|m| !m.migration_type.is_down_migration())
         .map(|m| m.version)

@@ -23,6 +23,7 @@ mod edges;
 mod events;
 mod fault;
 mod identity;
+mod legacy_checksums;
 mod lost_edges;
 mod members;
 mod migrate;

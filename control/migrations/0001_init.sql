@@ -1,5 +1,7 @@
--- Freya's schema, SQLite flavour. Portable by design (see ARCHITECTURE.md): UUIDv7 text ids,
--- BIGINT epoch-millisecond times, JSON documents as TEXT, flags as BIGINT 0/1.
+-- Freya's schema, one migration tree for both engines: SQLite embedded, and the PostgreSQL wire
+-- protocol (CockroachDB in production, PostgreSQL in tests). Portable by design (see
+-- ARCHITECTURE.md): UUIDv7 text ids, BIGINT epoch-millisecond times, JSON documents as TEXT, flags
+-- as BIGINT 0/1.
 
 CREATE TABLE workspaces (
     id TEXT PRIMARY KEY,
