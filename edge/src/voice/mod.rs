@@ -381,10 +381,12 @@ impl VoiceFactory {
                 let mut config = DeepgramConfig {
                     api_key: spec.api_key.clone(),
                     language: language_hint,
+                    public_only: !self.egress.allows_private(),
                     ..DeepgramConfig::default()
                 };
                 if let Some(url) = &spec.base_url {
-                    // The WebSocket client resolves names itself: only literals are checked.
+                    // Literals are refused here; names are resolved and pinned at connect time
+                    // (`DeepgramConfig::public_only`).
                     let http_form = url
                         .replacen("wss://", "https://", 1)
                         .replacen("ws://", "http://", 1);

@@ -47,6 +47,12 @@ pub struct DeepgramConfig {
     pub keep_alive_after: Duration,
     /// Limit for the WebSocket handshake.
     pub connect_timeout: Duration,
+    /// Dial only public addresses (the edge's `[egress] allow_private_targets` off). The name
+    /// is resolved here and the socket opened to an address that passed, because the WebSocket
+    /// client would otherwise resolve it again itself, past the egress guard: a name that
+    /// answers with a public address to the check and a private one to the connect (DNS
+    /// rebinding) must not reach the edge's own network.
+    pub public_only: bool,
 }
 
 impl Default for DeepgramConfig {
@@ -61,6 +67,7 @@ impl Default for DeepgramConfig {
             utterance_end_ms: None,
             keep_alive_after: Duration::from_secs(4),
             connect_timeout: Duration::from_secs(5),
+            public_only: true,
         }
     }
 }
@@ -100,6 +107,57 @@ impl DeepgramStt {
         url
     }
 
+    /// A TCP connection to the listen URL's host: to the first of its addresses that answers,
+    /// only public ones when [`DeepgramConfig::public_only`].
+    async fn open_tcp(
+        &self,
+        uri: &tokio_tungstenite::tungstenite::http::Uri,
+    ) -> Result<tokio::net::TcpStream, SpeechError> {
+        let io_error = |e: std::io::Error| {
+            SpeechError::websocket(PROVIDER, tokio_tungstenite::tungstenite::Error::Io(e))
+        };
+        let host = uri
+            .host()
+            .map(|h| h.trim_start_matches('[').trim_end_matches(']'))
+            .ok_or_else(|| SpeechError::Config {
+                field: "stt.base_url",
+                detail: "the URL has no host".into(),
+            })?;
+        let default_port = if uri.scheme_str() == Some("wss") {
+            443
+        } else {
+            80
+        };
+        let port = uri.port_u16().unwrap_or(default_port);
+        let found: Vec<std::net::SocketAddr> = tokio::net::lookup_host((host, port))
+            .await
+            .map_err(io_error)?
+            .collect();
+        let allowed = if self.config.public_only {
+            crate::egress::public_addresses(&found)
+        } else {
+            found
+        };
+        if allowed.is_empty() {
+            return Err(SpeechError::Config {
+                field: "stt.base_url",
+                detail: format!(
+                    "{host} has no public address ([egress] allow_private_targets is off)"
+                ),
+            });
+        }
+        let mut last = None;
+        for addr in allowed {
+            match tokio::net::TcpStream::connect(addr).await {
+                Ok(stream) => return Ok(stream),
+                Err(e) => last = Some(e),
+            }
+        }
+        Err(io_error(last.unwrap_or_else(|| {
+            std::io::Error::new(std::io::ErrorKind::NotFound, "no address")
+        })))
+    }
+
     async fn connect(&self) -> Result<SttSession, SpeechError> {
         let mut request = self
             .listen_url()
@@ -114,25 +172,29 @@ impl DeepgramStt {
             })?;
             request.headers_mut().insert("Authorization", value);
         }
-        let connect = tokio_tungstenite::connect_async(request);
+        let connect = async {
+            let stream = self.open_tcp(request.uri()).await?;
+            tokio_tungstenite::client_async_tls(request, stream)
+                .await
+                .map_err(|e| match e {
+                    tokio_tungstenite::tungstenite::Error::Http(response) => SpeechError::Status {
+                        provider: PROVIDER,
+                        status: response.status().as_u16(),
+                        body: response
+                            .body()
+                            .as_deref()
+                            .map(|b| String::from_utf8_lossy(b).into_owned())
+                            .unwrap_or_default(),
+                    },
+                    other => SpeechError::websocket(PROVIDER, other),
+                })
+        };
         let (socket, _) = tokio::time::timeout(self.config.connect_timeout, connect)
             .await
             .map_err(|_| SpeechError::Timeout {
                 provider: PROVIDER,
                 after: self.config.connect_timeout,
-            })?
-            .map_err(|e| match e {
-                tokio_tungstenite::tungstenite::Error::Http(response) => SpeechError::Status {
-                    provider: PROVIDER,
-                    status: response.status().as_u16(),
-                    body: response
-                        .body()
-                        .as_deref()
-                        .map(|b| String::from_utf8_lossy(b).into_owned())
-                        .unwrap_or_default(),
-                },
-                other => SpeechError::websocket(PROVIDER, other),
-            })?;
+            })??;
         let (input_tx, input_rx) = mpsc::channel(SttSession::INPUT_QUEUE_FRAMES);
         // Results are decisions, not audio: the task waits for the reader rather than drop one.
         let (events_tx, events_rx) = mpsc::channel(64);

@@ -187,8 +187,57 @@ fn deepgram(fake: &FakeDeepgram, key: &str) -> DeepgramStt {
         api_key: Some(key.into()),
         sample_rate: SampleRate::Hz16000,
         keep_alive_after: Duration::from_millis(50),
+        // The fake listens on 127.0.0.1.
+        public_only: false,
         ..DeepgramConfig::default()
     })
+}
+
+/// How many connections the fake saw, once it has seen one (or after two seconds).
+async fn support_eventually_one(fake: &FakeDeepgram) -> usize {
+    for _ in 0..100 {
+        if !fake.connections().is_empty() {
+            break;
+        }
+        tokio::time::sleep(Duration::from_millis(20)).await;
+    }
+    fake.connections().len()
+}
+
+/// A name that resolves only to private addresses is never dialled when only public targets
+/// are allowed: the client resolves the name itself and checks every address before it
+/// connects (the WebSocket library would otherwise resolve it again, unchecked).
+#[tokio::test]
+async fn deepgram_never_dials_a_name_with_only_private_addresses_when_they_are_forbidden() {
+    let fake = FakeDeepgram::start().await.unwrap();
+    fake.push_utterance("hello", 100);
+    let by_name = format!("ws://localhost:{}/v1/listen", fake.addr().port());
+    let client = |public_only| {
+        DeepgramStt::new(DeepgramConfig {
+            url: by_name.clone(),
+            public_only,
+            ..DeepgramConfig::default()
+        })
+    };
+    match client(true).start().await {
+        Err(SpeechError::Config { field, detail }) => {
+            assert_eq!(field, "stt.base_url");
+            assert!(detail.contains("localhost"), "{detail}");
+        }
+        other => panic!(
+            "a refusal naming stt.base_url, not {:?}",
+            other.map(|_| "a session")
+        ),
+    }
+    assert!(
+        fake.connections().is_empty(),
+        "nothing reached the private address"
+    );
+    // The same name is dialled when private targets are allowed: the refusal was the check.
+    let session = client(false).start().await.expect("connects by name");
+    session.finish().await.expect("closes");
+    let connections = support_eventually_one(&fake).await;
+    assert_eq!(connections, 1);
 }
 
 async fn next(session: &mut SttSession) -> Option<Result<SttEvent, SpeechError>> {
