@@ -13,8 +13,10 @@ use serde_json::Value;
 
 use super::Variables;
 
+mod cost;
 mod limits;
 
+pub use cost::MAX_EVALUATION_STEPS;
 pub use limits::{MAX_EXPRESSION_CHARS, MAX_EXPRESSION_DEPTH, MAX_VALUE_BYTES, MAX_VALUE_DEPTH};
 
 /// The standard CEL environment, built once per process.
@@ -39,6 +41,15 @@ pub enum ExprError {
     /// [`MAX_EXPRESSION_DEPTH`].
     #[error("the expression nests more than {MAX_EXPRESSION_DEPTH} levels deep (each bracket, `? :`, and link of a chain of operators or `.` accesses counts); the limit is {MAX_EXPRESSION_DEPTH}: split it across `set` nodes")]
     TooDeep,
+    /// On the values it would read, the expression could take more than
+    /// [`MAX_EVALUATION_STEPS`] (see `expr/cost.rs`).
+    #[error("`{expression}` could take about {steps} steps on these values ({size} items, nested {degree} deep in macros or list operations); the limit is {MAX_EVALUATION_STEPS}: read fewer items, or split the work across `set` nodes")]
+    TooCostly {
+        expression: String,
+        size: u64,
+        degree: u32,
+        steps: u64,
+    },
 }
 
 /// A compiled CEL expression and the variables it reads.
@@ -47,6 +58,8 @@ pub struct Expression {
     source: String,
     program: cel::Program,
     variables: Vec<String>,
+    /// The power of the data's size that bounds its steps (`cost::degree`).
+    degree: u32,
 }
 
 impl Expression {
@@ -83,10 +96,12 @@ impl Expression {
             .map(str::to_owned)
             .collect();
         variables.sort();
+        let degree = cost::degree(program.expression());
         Ok(Self {
             source: source.into(),
             program,
             variables,
+            degree,
         })
     }
 
@@ -100,8 +115,26 @@ impl Expression {
         &self.variables
     }
 
-    /// Evaluates against `vars`; a variable not set yet reads as `null`.
+    /// Evaluates against `vars`; a variable not set yet reads as `null`. Refused, without
+    /// running, when it could take more than [`MAX_EVALUATION_STEPS`] on these values.
     pub fn evaluate(&self, vars: &Variables) -> Result<Value, ExprError> {
+        if self.degree > 1 {
+            let size = self
+                .variables
+                .iter()
+                .filter_map(|name| vars.get(name))
+                .map(cost::size_of)
+                .fold(0u64, u64::saturating_add);
+            let steps = cost::steps(size, self.degree);
+            if steps > MAX_EVALUATION_STEPS {
+                return Err(ExprError::TooCostly {
+                    expression: self.source.clone(),
+                    size,
+                    degree: self.degree,
+                    steps,
+                });
+            }
+        }
         limits::with_enough_stack(|| self.evaluate_here(vars))
     }
 
