@@ -7,6 +7,7 @@ pub mod dev;
 pub mod doctor;
 pub mod edge_watch;
 pub mod grpc;
+mod grpc_listener;
 pub mod metrics;
 pub mod server;
 pub mod store;

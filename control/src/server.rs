@@ -8,16 +8,16 @@ use std::sync::Arc;
 use std::time::Duration;
 
 use anyhow::Context;
-use freya_edge::serve::{serve_http, LimitedListener};
+use freya_edge::serve::{serve_http, ConnectionGate, LimitedListener};
 use freya_shared::private_files;
 use tokio::net::TcpListener;
 use tokio::task::JoinSet;
-use tokio_stream::wrappers::TcpListenerStream;
 use tokio_util::sync::CancellationToken;
 
 use crate::api::{self, AppState, RateLimiter, TokenIssuer};
 use crate::config::ControlConfig;
 use crate::grpc::{CommandHub, EdgeControlService, EdgeSecret, EdgeServiceSettings};
+use crate::grpc_listener;
 use crate::metrics::ControlMetrics;
 use crate::store::{PoolSize, Store};
 use crate::webhooks::DeliveryWorker;
@@ -126,11 +126,21 @@ impl ControlPlane {
             EdgeSecret::new(&config.edges.shared_secret),
             shutdown.clone(),
         );
+        let grpc_gate = ConnectionGate::new(
+            "edge gRPC",
+            config.grpc.max_connections_per_ip,
+            config.grpc.max_connections,
+        );
         let stop = shutdown.clone();
         tasks.spawn(async move {
             tonic::transport::Server::builder()
+                .http2_keepalive_interval(Some(grpc_listener::KEEPALIVE_INTERVAL))
+                .http2_keepalive_timeout(Some(grpc_listener::KEEPALIVE_TIMEOUT))
                 .add_service(service)
-                .serve_with_incoming_shutdown(TcpListenerStream::new(grpc), stop.cancelled_owned())
+                .serve_with_incoming_shutdown(
+                    grpc_listener::gated(grpc, grpc_gate),
+                    stop.cancelled_owned(),
+                )
                 .await
                 .context("gRPC server for edges failed")
         });

@@ -19,6 +19,7 @@ pub fn bench_config(database_url: &str, max_connections: u32, dir: &Path) -> Con
         },
         grpc: GrpcConfig {
             addr: "127.0.0.1:0".into(),
+            ..GrpcConfig::default()
         },
         database: DatabaseConfig {
             url: database_url.into(),

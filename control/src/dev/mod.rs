@@ -89,6 +89,7 @@ pub async fn run(options: DevOptions, shutdown: CancellationToken) -> anyhow::Re
         },
         grpc: GrpcConfig {
             addr: "127.0.0.1:0".into(),
+            ..GrpcConfig::default()
         },
         database: DatabaseConfig {
             url: format!("sqlite://{}?mode=rwc", data_dir.join("freya.db").display()),

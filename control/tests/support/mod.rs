@@ -164,6 +164,7 @@ pub fn control_config(db_url: &str) -> ControlConfig {
         },
         grpc: GrpcConfig {
             addr: "127.0.0.1:0".into(),
+            ..GrpcConfig::default()
         },
         database: DatabaseConfig {
             url: db_url.into(),
