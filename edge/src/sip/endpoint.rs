@@ -488,6 +488,9 @@ mod inbound;
 #[path = "endpoint/outbound.rs"]
 mod outbound;
 
+#[path = "endpoint/unreachable.rs"]
+mod unreachable;
+
 #[cfg(test)]
 #[path = "endpoint_dialog_match_tests.rs"]
 mod dialog_match_tests;
@@ -500,3 +503,6 @@ mod in_dialog_tests;
 #[cfg(test)]
 #[path = "endpoint_tests.rs"]
 mod tests;
+#[cfg(test)]
+#[path = "endpoint_unreachable_tests.rs"]
+mod unreachable_tests;

@@ -12,6 +12,7 @@
 //! when it ends without one (CANCEL, `EndpointEvent::Failed`, a hang-up). Every place a call
 //! leaves `calls`, `ringing` or `pending` releases its slot.
 
+mod icmp;
 mod placing;
 mod refusal;
 mod tcp;
@@ -23,6 +24,7 @@ use std::net::{IpAddr, SocketAddr};
 use std::sync::Arc;
 use std::time::{Duration, Instant};
 
+use tokio::io::Interest;
 use tokio::net::UdpSocket;
 use tokio::sync::mpsc;
 use tokio_util::sync::CancellationToken;
@@ -95,6 +97,11 @@ impl SipService {
             slots,
             refused,
         } = self;
+        // ICMP errors for our INVITEs and in-dialog requests fail them at once (`icmp.rs`).
+        if let Err(e) = icmp::report_unreachable(&socket) {
+            tracing::warn!(error = %e, "cannot ask for ICMP errors; a dead UDP trunk will cost its invite timeout");
+        }
+        let ipv6_socket = socket.local_addr().is_ok_and(|a| a.is_ipv6());
         let mut refusals = Refusals::new(refused);
         let mut rate = InviteRateLimiter::new(invite_rate);
         let mut slots = CallSlots::new(slots);
@@ -127,14 +134,28 @@ impl SipService {
                 .unwrap_or_else(far);
             tokio::select! {
                 received = socket.recv_from(&mut buf) => match received {
-                    Ok((n, source)) => endpoint.handle_datagram(Instant::now(), source, buf.get(..n).unwrap_or_default()),
-                    // ICMP port unreachable from an earlier send surfaces here on some systems.
+                    // A dual-stack socket's IPv4 peers arrive as mapped addresses; the core
+                    // (Via `received`, dialogs, trunks) knows them as IPv4.
+                    Ok((n, source)) => endpoint.handle_datagram(Instant::now(), icmp::canonical(source), buf.get(..n).unwrap_or_default()),
+                    // The socket's pending ICMP error, if the error queue was not drained first.
                     Err(e) => tracing::debug!(error = %e, "SIP receive error"),
                 },
+                _ = socket.ready(Interest::ERROR) => {
+                    let mut unreachable = Vec::new();
+                    // Returning WouldBlock clears the readiness until the next error arrives.
+                    let _ = socket.try_io(Interest::ERROR, || {
+                        unreachable = icmp::drain_unreachable(&socket);
+                        Err::<(), _>(std::io::ErrorKind::WouldBlock.into())
+                    });
+                    for dest in unreachable {
+                        tracing::info!(%dest, "ICMP: destination unreachable");
+                        endpoint.handle_unreachable(Instant::now(), dest);
+                    }
+                },
                 Some(input) = tcp_rx.recv() => match input {
-                    TcpInput::Opened { peer, writer } => connections.opened(peer, writer),
-                    TcpInput::Message { peer, bytes } => endpoint.handle_message(Instant::now(), Peer::tcp(peer), &bytes),
-                    TcpInput::Closed { peer } => connections.closed(peer),
+                    TcpInput::Opened { peer, writer } => connections.opened(icmp::canonical(peer), writer),
+                    TcpInput::Message { peer, bytes } => endpoint.handle_message(Instant::now(), Peer::tcp(icmp::canonical(peer)), &bytes),
+                    TcpInput::Closed { peer } => connections.closed(icmp::canonical(peer)),
                 },
                 Some(command) = commands.recv() => match command {
                     SipCommand::PlaceCall(call) => {
@@ -208,7 +229,7 @@ impl SipService {
                     for call_id in pending.keys() {
                         endpoint.hangup(now, call_id);
                     }
-                    flush(&socket, &mut connections, &mut endpoint).await;
+                    flush(&socket, ipv6_socket, &mut connections, &mut endpoint).await;
                     return;
                 }
             }
@@ -341,7 +362,7 @@ impl SipService {
                     }
                 }
             }
-            flush(&socket, &mut connections, &mut endpoint).await;
+            flush(&socket, ipv6_socket, &mut connections, &mut endpoint).await;
         }
     }
 }
@@ -409,11 +430,26 @@ async fn signal(
     }
 }
 
-async fn flush(socket: &UdpSocket, connections: &mut TcpConnections, endpoint: &mut SipEndpoint) {
+async fn flush(
+    socket: &UdpSocket,
+    ipv6_socket: bool,
+    connections: &mut TcpConnections,
+    endpoint: &mut SipEndpoint,
+) {
     while let Some(transmit) = endpoint.poll_transmit() {
         match transmit.transport {
             Transport::Udp => {
-                if let Err(e) = socket.send_to(&transmit.bytes, transmit.dest).await {
+                let dest = icmp::for_socket(ipv6_socket, transmit.dest);
+                let mut sent = socket.send_to(&transmit.bytes, dest).await;
+                // A pending ICMP error (about some other destination, still queued for the
+                // error branch) fails the next send on the socket once; send it again.
+                if sent
+                    .as_ref()
+                    .is_err_and(|e| e.kind() == std::io::ErrorKind::ConnectionRefused)
+                {
+                    sent = socket.send_to(&transmit.bytes, dest).await;
+                }
+                if let Err(e) = sent {
                     tracing::debug!(dest = %transmit.dest, error = %e, "SIP send failed");
                 }
             }

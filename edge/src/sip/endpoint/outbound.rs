@@ -77,7 +77,7 @@ impl SipEndpoint {
         }
     }
 
-    fn drain_outbound(&mut self, now: Instant, call_id: &str) {
+    pub(super) fn drain_outbound(&mut self, now: Instant, call_id: &str) {
         let Some(call) = self.outbound.get_mut(call_id) else {
             return;
         };
