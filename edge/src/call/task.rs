@@ -99,7 +99,7 @@ pub struct CallSetup {
     /// How the call's audio travels.
     pub leg: MediaLeg,
     /// What the call record says of the provider that carried the call, beside the parties
-    /// (`{"provider": "twilio", "provider_call_id": ...}`); null for plain SIP.
+    /// (`{"provider": "twilio" | "sip_trunk", ...}`, with `call.answered` if we called); or null.
     pub provider: serde_json::Value,
 }
 
@@ -179,13 +179,17 @@ pub async fn run(
                                    "codec": format!("{:?}", audio.codec),
                                    "media": media_kind,
                                    "sip_call_id": (media_kind != "media_stream").then_some(&dialog),
-                                   "provider": provider}),
+                                   "provider": &provider}),
             ))
             .await;
     }
+    let answered = match direction {
+        CallDirection::Outbound => provider.clone(), // the trunk or account, what failed first
+        CallDirection::Inbound => serde_json::json!({}),
+    };
     let _ = services
         .events
-        .send(event(CallEventKind::Answered, serde_json::json!({})))
+        .send(event(CallEventKind::Answered, answered))
         .await;
     tracing::info!(from = %caller, to = %dialled, agent = %agent.id, "call answered");
 

@@ -48,11 +48,13 @@ pub enum EndpointEvent {
     },
     /// An outbound call rings at the far end.
     OutboundRinging { call_id: String },
-    /// An outbound call was answered through `trunk_id`; `answer` is the callee's SDP.
+    /// An outbound call was answered through `trunk_id`; `answer` is the callee's SDP;
+    /// `attempts` the trunks that failed first.
     OutboundAnswered {
         call_id: String,
         trunk_id: String,
         answer: Vec<u8>,
+        attempts: Vec<super::outbound::TrunkAttempt>,
     },
     /// An outbound call will not be answered.
     OutboundFailed {

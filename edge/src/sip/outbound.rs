@@ -84,11 +84,13 @@ impl std::fmt::Display for TrunkAttempt {
 pub enum OutboundEvent {
     /// The callee's phone rings (first 180/183).
     Ringing,
-    /// Answered through `trunk_id`; `answer` is the SDP of the 2xx, `dialog` is confirmed.
+    /// Answered through `trunk_id`; `answer` is the SDP of the 2xx, `dialog` is confirmed;
+    /// `attempts` are the trunks that failed before it, for the call's record.
     Answered {
         trunk_id: String,
         answer: Vec<u8>,
         dialog: Dialog,
+        attempts: Vec<TrunkAttempt>,
     },
     /// The call will not be answered.
     Failed(OutboundFailure),
@@ -269,6 +271,7 @@ impl OutboundCall {
                         trunk_id: trunk.id.clone(),
                         answer,
                         dialog,
+                        attempts: self.attempt_log(),
                     });
                 }
                 AttemptEvent::LateAnswer { dialog } => {
