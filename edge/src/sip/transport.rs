@@ -136,20 +136,19 @@ impl SipService {
                     // A dual-stack socket's IPv4 peers arrive as mapped addresses; the core
                     // (Via `received`, dialogs, trunks) knows them as IPv4.
                     Ok((n, source)) => endpoint.handle_datagram(Instant::now(), icmp::canonical(source), buf.get(..n).unwrap_or_default()),
-                    // The socket's pending ICMP error, if the error queue was not drained first.
-                    Err(e) => tracing::debug!(error = %e, "SIP receive error"),
+                    // The socket's pending ICMP error: its details wait on the error queue. Tokio
+                    // does not always wake the error branch below for it, so read them here too.
+                    Err(e) => {
+                        tracing::debug!(error = %e, "SIP receive error");
+                        unreachable(&socket, &mut endpoint);
+                    }
                 },
                 _ = socket.ready(Interest::ERROR) => {
-                    let mut unreachable = Vec::new();
                     // Returning WouldBlock clears the readiness until the next error arrives.
                     let _ = socket.try_io(Interest::ERROR, || {
-                        unreachable = icmp::drain_unreachable(&socket);
+                        unreachable(&socket, &mut endpoint);
                         Err::<(), _>(std::io::ErrorKind::WouldBlock.into())
                     });
-                    for dest in unreachable {
-                        tracing::info!(%dest, "ICMP: destination unreachable");
-                        endpoint.handle_unreachable(Instant::now(), dest);
-                    }
                 },
                 Some(input) = tcp_rx.recv() => match input {
                     TcpInput::Opened { peer, writer } => connections.opened(icmp::canonical(peer), writer),
@@ -369,6 +368,15 @@ impl SipService {
             }
             flush(&socket, ipv6_socket, &mut connections, &mut endpoint).await;
         }
+    }
+}
+
+/// Reads the ICMP errors queued on the SIP socket and fails our transactions to each
+/// destination reported unreachable.
+fn unreachable(socket: &UdpSocket, endpoint: &mut SipEndpoint) {
+    for dest in icmp::drain_unreachable(socket) {
+        tracing::info!(%dest, "ICMP: destination unreachable");
+        endpoint.handle_unreachable(Instant::now(), dest);
     }
 }
 

@@ -176,4 +176,28 @@ mod tests {
         socket.send_to(b"INVITE", mapped).expect("send v4");
         assert_eq!(wait_for_errors(&socket), vec![dead4]);
     }
+
+    #[tokio::test]
+    async fn a_tokio_socket_wakes_for_the_error_of_its_first_datagram() {
+        use tokio::io::Interest;
+        let socket = tokio::net::UdpSocket::bind("127.0.0.1:0")
+            .await
+            .expect("bind");
+        report_unreachable(&socket).expect("IP_RECVERR");
+        for _ in 0..3 {
+            let dead = dead_port("127.0.0.1");
+            socket.send_to(b"INVITE", dead).await.expect("send");
+            let ready = tokio::time::timeout(Duration::from_secs(2), socket.ready(Interest::ERROR))
+                .await
+                .expect("woken by the ICMP error")
+                .expect("ready");
+            assert!(ready.is_error());
+            let mut found = Vec::new();
+            let _ = socket.try_io(Interest::ERROR, || {
+                found = drain_unreachable(&socket);
+                Err::<(), _>(io::ErrorKind::WouldBlock.into())
+            });
+            assert_eq!(found, vec![dead]);
+        }
+    }
 }
