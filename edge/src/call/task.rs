@@ -183,10 +183,9 @@ pub async fn run(
             ))
             .await;
     }
-    let answered = match direction {
-        CallDirection::Outbound => provider.clone(), // the trunk or account, what failed first
-        CallDirection::Inbound => serde_json::json!({}),
-    };
+    // A call we placed: the trunk or account that carried it, and the attempts that failed first.
+    let answered = (direction == CallDirection::Outbound).then(|| provider.clone());
+    let answered = answered.unwrap_or_else(|| serde_json::json!({}));
     let _ = services
         .events
         .send(event(CallEventKind::Answered, answered))
