@@ -36,7 +36,8 @@ enum Command {
         /// REST API and dashboard address.
         #[arg(long, default_value = "127.0.0.1:8080")]
         http: String,
-        /// The edge's SIP address.
+        /// The edge's SIP address (UDP and TCP); IPv6 in brackets (`[::1]:5060`), and `[::]:5060`
+        /// listens on IPv6 and IPv4 alike.
         #[arg(long, default_value = "127.0.0.1:5060")]
         sip: String,
         /// The edge's probes and metrics address (port 0 picks a free one).
@@ -88,7 +89,8 @@ enum Command {
         /// REST API and dashboard address.
         #[arg(long, default_value = "127.0.0.1:8080")]
         http: String,
-        /// The edge's SIP address.
+        /// The edge's SIP address (UDP and TCP); IPv6 in brackets (`[::1]:5060`), and `[::]:5060`
+        /// listens on IPv6 and IPv4 alike.
         #[arg(long, default_value = "127.0.0.1:5060")]
         sip: String,
         /// Also try to reach the configured provider URLs.

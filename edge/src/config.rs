@@ -44,12 +44,22 @@ pub struct EdgeConfig {
 #[derive(Debug, Clone, Deserialize)]
 #[serde(deny_unknown_fields)]
 pub struct RtpConfig {
-    /// The IP RTP sockets bind to; defaults to the SIP listener's IP.
+    /// The IPv4 address RTP sockets bind to for IPv4 calls; defaults to the SIP listener's IP
+    /// when it is IPv4, to 0.0.0.0 when SIP listens dual-stack on `[::]`.
     #[serde(default)]
     pub ip: Option<String>,
-    /// The IP put in SDP for callers to send media to, when it differs (NAT).
+    /// The IPv4 address put in SDP for callers to send media to, when it differs (NAT).
+    /// Defaults to `sip.public_addr`'s (or `sip.addr`'s) IP when IPv4.
     #[serde(default)]
     pub public_ip: Option<String>,
+    /// The IPv6 address RTP sockets bind to for calls offered `c=IN IP6`; defaults to the SIP
+    /// listener's IP when it is IPv6. With neither, IPv6 offers are refused (488).
+    #[serde(default)]
+    pub ip_v6: Option<String>,
+    /// The IPv6 address put in SDP (`c=IN IP6`) for IPv6 callers; defaults to
+    /// `sip.public_addr`'s (or `sip.addr`'s) IP when IPv6, else `rtp.ip_v6` unless it is `::`.
+    #[serde(default)]
+    pub public_ip_v6: Option<String>,
     #[serde(default = "default_port_min")]
     pub port_min: u16,
     #[serde(default = "default_port_max")]
@@ -75,6 +85,8 @@ impl Default for RtpConfig {
         Self {
             ip: None,
             public_ip: None,
+            ip_v6: None,
+            public_ip_v6: None,
             port_min: default_port_min(),
             port_max: default_port_max(),
             inactivity_timeout_ms: default_inactivity_ms(),
@@ -441,15 +453,22 @@ impl Validate for EdgeConfig {
                 ));
             }
         }
-        for (key, ip) in [
-            ("rtp.ip", &self.rtp.ip),
-            ("rtp.public_ip", &self.rtp.public_ip),
+        for (key, ip, v6) in [
+            ("rtp.ip", &self.rtp.ip, false),
+            ("rtp.public_ip", &self.rtp.public_ip, false),
+            ("rtp.ip_v6", &self.rtp.ip_v6, true),
+            ("rtp.public_ip_v6", &self.rtp.public_ip_v6, true),
         ] {
-            if ip
-                .as_ref()
-                .is_some_and(|ip| ip.parse::<std::net::IpAddr>().is_err())
-            {
-                problems.push(ConfigProblem::new(key, "must be an IP address"));
+            match ip.as_ref().map(|ip| ip.parse::<std::net::IpAddr>()) {
+                Some(Err(_)) => problems.push(ConfigProblem::new(key, "must be an IP address")),
+                Some(Ok(ip)) if ip.is_ipv6() != v6 => {
+                    let family = if v6 { "IPv6" } else { "IPv4" };
+                    problems.push(ConfigProblem::new(
+                        key,
+                        format!("must be an {family} address"),
+                    ));
+                }
+                _ => {}
             }
         }
         if self.rtp.port_min < 1024 || self.rtp.port_max <= self.rtp.port_min {

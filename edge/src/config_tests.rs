@@ -93,3 +93,21 @@ fn egress_defaults_to_public_targets_only_and_a_bad_proxy_is_named() {
     bad.egress.proxy = Some("http://proxy.internal:3128".into());
     assert!(keys(&bad).is_empty(), "{:?}", keys(&bad));
 }
+
+#[test]
+fn media_addresses_are_checked_for_their_family_by_key() {
+    let ok = config(
+        serde_json::json!({"ip": "0.0.0.0", "public_ip": "203.0.113.5",
+                                       "ip_v6": "::", "public_ip_v6": "2001:db8::5"}),
+    );
+    assert!(keys(&ok).is_empty(), "{:?}", keys(&ok));
+    assert_eq!(config(serde_json::json!({})).rtp.ip_v6, None);
+    let swapped = config(
+        serde_json::json!({"public_ip": "2001:db8::5", "ip_v6": "10.0.0.1",
+                                            "public_ip_v6": "not an address"}),
+    );
+    assert_eq!(
+        keys(&swapped),
+        ["rtp.public_ip", "rtp.ip_v6", "rtp.public_ip_v6"]
+    );
+}

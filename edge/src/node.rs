@@ -16,7 +16,7 @@ use tokio_util::sync::CancellationToken;
 
 use crate::call::invite_rate::InviteRate;
 use crate::call::media::MediaSettings;
-use crate::call::ports::PortAllocator;
+use crate::call::ports::{ConfiguredMedia, MediaAddresses, PortAllocator};
 use crate::call::slots::SlotLimits;
 use crate::call::task::CallServices;
 use crate::config::EdgeConfig;
@@ -113,16 +113,25 @@ impl Edge {
             Some(public) => public.parse().context("sip.public_addr")?,
             None => sip_addr,
         };
-        let rtp_ip: IpAddr = match &config.rtp.ip {
-            Some(ip) => ip.parse().context("rtp.ip")?,
-            None => sip_addr.ip(),
+        let ip = |key: &str, value: &Option<String>| -> anyhow::Result<Option<IpAddr>> {
+            value
+                .as_deref()
+                .map(|v| v.parse().with_context(|| key.to_owned()))
+                .transpose()
         };
-        let media_ip: IpAddr = match &config.rtp.public_ip {
-            Some(ip) => ip.parse().context("rtp.public_ip")?,
-            None => public_sip.ip(),
+        let configured = ConfiguredMedia {
+            ip: ip("rtp.ip", &config.rtp.ip)?,
+            public_ip: ip("rtp.public_ip", &config.rtp.public_ip)?,
+            ip_v6: ip("rtp.ip_v6", &config.rtp.ip_v6)?,
+            public_ip_v6: ip("rtp.public_ip_v6", &config.rtp.public_ip_v6)?,
         };
+        let media = MediaAddresses::derive(sip_addr.ip(), public_sip.ip(), configured);
+        let primary = media.primary().context(
+            "no media address: set rtp.public_ip or rtp.public_ip_v6 (sip.addr is a wildcard)",
+        )?;
+        tracing::info!(v4 = ?media.v4, v6 = ?media.v6, "media addresses");
         let me = Registration {
-            rtp_addr: media_ip.to_string(),
+            rtp_addr: primary.public.to_string(),
             sip_addr: public_sip.to_string(),
             http_addr: http_addr.to_string(),
             capacity: config.capacity,
@@ -200,9 +209,9 @@ impl Edge {
             }),
             commands: sip_commands_rx,
             public_addr: public_sip,
-            media_ip,
+            media,
             ports: Arc::new(PortAllocator::new(
-                rtp_ip,
+                primary.bind,
                 config.rtp.port_min,
                 config.rtp.port_max,
             )),

@@ -228,6 +228,8 @@ pub fn edge_config(data_dir: &Path, grpc_addr: std::net::SocketAddr, secret: &st
         rtp: RtpConfig {
             ip: None,
             public_ip: None,
+            ip_v6: None,
+            public_ip_v6: None,
             port_min: 30_000,
             port_max: 39_999,
             inactivity_timeout_ms: 5_000,

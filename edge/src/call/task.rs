@@ -99,7 +99,7 @@ pub struct CallSetup {
     /// How the call's audio travels.
     pub leg: MediaLeg,
     /// What the call record says of the provider that carried the call, beside the parties
-    /// (`{"provider": "twilio", "provider_call_id": ...}`); null for plain SIP.
+    /// (`{"provider": "twilio" | "sip_trunk", ...}`, with `call.answered` if we called); or null.
     pub provider: serde_json::Value,
 }
 
@@ -179,13 +179,16 @@ pub async fn run(
                                    "codec": format!("{:?}", audio.codec),
                                    "media": media_kind,
                                    "sip_call_id": (media_kind != "media_stream").then_some(&dialog),
-                                   "provider": provider}),
+                                   "provider": &provider}),
             ))
             .await;
     }
+    // A call we placed: the trunk or account that carried it, and the attempts that failed first.
+    let answered = (direction == CallDirection::Outbound).then(|| provider.clone());
+    let answered = answered.unwrap_or_else(|| serde_json::json!({}));
     let _ = services
         .events
-        .send(event(CallEventKind::Answered, serde_json::json!({})))
+        .send(event(CallEventKind::Answered, answered))
         .await;
     tracing::info!(from = %caller, to = %dialled, agent = %agent.id, "call answered");
 

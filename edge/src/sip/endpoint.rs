@@ -48,11 +48,13 @@ pub enum EndpointEvent {
     },
     /// An outbound call rings at the far end.
     OutboundRinging { call_id: String },
-    /// An outbound call was answered through `trunk_id`; `answer` is the callee's SDP.
+    /// An outbound call was answered through `trunk_id`; `answer` is the callee's SDP;
+    /// `attempts` the trunks that failed first.
     OutboundAnswered {
         call_id: String,
         trunk_id: String,
         answer: Vec<u8>,
+        attempts: Vec<super::outbound::TrunkAttempt>,
     },
     /// An outbound call will not be answered.
     OutboundFailed {
@@ -488,6 +490,9 @@ mod inbound;
 #[path = "endpoint/outbound.rs"]
 mod outbound;
 
+#[path = "endpoint/unreachable.rs"]
+mod unreachable;
+
 #[cfg(test)]
 #[path = "endpoint_dialog_match_tests.rs"]
 mod dialog_match_tests;
@@ -500,3 +505,6 @@ mod in_dialog_tests;
 #[cfg(test)]
 #[path = "endpoint_tests.rs"]
 mod tests;
+#[cfg(test)]
+#[path = "endpoint_unreachable_tests.rs"]
+mod unreachable_tests;

@@ -114,6 +114,13 @@ pub fn parse_unvalidated(bytes: &[u8]) -> Result<SipMessage, SipError> {
         }
     }
     normalized.extend_from_slice(b"\r\n");
+    // rsip cannot read an IPv6 reference in a URI; see `ipv6_ref.rs`.
+    if let Some(std::borrow::Cow::Owned(head)) = std::str::from_utf8(&normalized)
+        .ok()
+        .map(super::ipv6_ref::encode)
+    {
+        normalized = head.into_bytes();
+    }
     normalized.extend_from_slice(body);
     SipMessage::try_from(normalized.as_slice()).map_err(|e| SipError::Unparsable(e.to_string()))
 }

@@ -22,6 +22,7 @@ pub mod dialog;
 pub mod digest;
 pub mod endpoint;
 pub mod framing;
+pub mod ipv6_ref;
 pub mod message;
 pub mod outbound;
 pub mod peer;

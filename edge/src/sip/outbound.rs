@@ -84,11 +84,13 @@ impl std::fmt::Display for TrunkAttempt {
 pub enum OutboundEvent {
     /// The callee's phone rings (first 180/183).
     Ringing,
-    /// Answered through `trunk_id`; `answer` is the SDP of the 2xx, `dialog` is confirmed.
+    /// Answered through `trunk_id`; `answer` is the SDP of the 2xx, `dialog` is confirmed;
+    /// `attempts` are the trunks that failed before it, for the call's record.
     Answered {
         trunk_id: String,
         answer: Vec<u8>,
         dialog: Dialog,
+        attempts: Vec<TrunkAttempt>,
     },
     /// The call will not be answered.
     Failed(OutboundFailure),
@@ -183,6 +185,29 @@ impl OutboundCall {
         self.drain_lingering();
     }
 
+    /// An ICMP error said `dest` is unreachable: attempts through it fail as on a 503 and the
+    /// call moves on to its next trunk at once. False if no attempt of this call goes there.
+    pub fn handle_unreachable(
+        &mut self,
+        now: Instant,
+        dest: std::net::SocketAddr,
+        breakers: &mut TrunkBreakers,
+    ) -> bool {
+        let current = self
+            .current
+            .as_mut()
+            .is_some_and(|a| a.handle_unreachable(now, dest));
+        if current {
+            self.drain_current(now, breakers);
+        }
+        let mut lingering = false;
+        for attempt in &mut self.lingering {
+            lingering |= attempt.handle_unreachable(now, dest);
+        }
+        self.drain_lingering();
+        current || lingering
+    }
+
     /// Gives up before an answer (CANCEL through the trunk that is trying).
     pub fn abandon(&mut self, now: Instant) {
         if let Some(mut attempt) = self.current.take() {
@@ -246,6 +271,7 @@ impl OutboundCall {
                         trunk_id: trunk.id.clone(),
                         answer,
                         dialog,
+                        attempts: self.attempt_log(),
                     });
                 }
                 AttemptEvent::LateAnswer { dialog } => {

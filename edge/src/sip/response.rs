@@ -93,7 +93,14 @@ pub fn set_body(response: &mut Response, content_type: &str, body: Vec<u8>) {
 
 /// Serializes a message for the wire.
 pub fn to_bytes(message: impl Into<rsip::SipMessage>) -> Vec<u8> {
-    message.into().to_string().into_bytes()
+    let text = message.into().to_string();
+    // IPv6 references were parsed in rsip's spelling (`ipv6_ref.rs`): give them their colons.
+    let (head, rest) = super::ipv6_ref::split_head(&text);
+    match super::ipv6_ref::decode(head) {
+        std::borrow::Cow::Owned(head) => head + rest,
+        std::borrow::Cow::Borrowed(_) => text,
+    }
+    .into_bytes()
 }
 
 #[cfg(test)]

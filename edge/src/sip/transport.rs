@@ -12,6 +12,8 @@
 //! when it ends without one (CANCEL, `EndpointEvent::Failed`, a hang-up). Every place a call
 //! leaves `calls`, `ringing` or `pending` releases its slot.
 
+mod accept;
+mod icmp;
 mod placing;
 mod refusal;
 mod tcp;
@@ -19,29 +21,28 @@ mod tcp;
 pub use placing::{PlaceCall, SipCommand};
 
 use std::collections::HashMap;
-use std::net::{IpAddr, SocketAddr};
+use std::net::SocketAddr;
 use std::sync::Arc;
 use std::time::{Duration, Instant};
 
+use tokio::io::Interest;
 use tokio::net::UdpSocket;
 use tokio::sync::mpsc;
 use tokio_util::sync::CancellationToken;
 use tracing::Instrument;
 
-use super::endpoint::{EndpointEvent, IncomingCall, SipEndpoint};
+use super::endpoint::{EndpointEvent, SipEndpoint};
 use super::peer::{Peer, Transport};
-use super::sdp::{self, Direction, LocalMedia, SdpError, SessionDescription};
 use super::Timers;
-use crate::call::admission::{admit, rate_limited};
+use crate::call::admission::rate_limited;
 use crate::call::invite_rate::{InviteRate, InviteRateLimiter};
-use crate::call::leg::MediaLeg;
-use crate::call::ports::PortAllocator;
+use crate::call::ports::{MediaAddresses, PortAllocator};
 use crate::call::slots::{CallSlots, SlotLimits};
-use crate::call::task::{self, CallDirection, CallServices, CallSetup, CallSignal, DialogRequest};
+use crate::call::task::{self, CallServices, CallSetup, CallSignal, DialogRequest};
 use crate::metrics::RefusalCounter;
 use freya_shared::model::{CallEvent, CallEventKind};
 use placing::PendingOutbound;
-use refusal::{RefusalReason, Refusals};
+use refusal::Refusals;
 use tcp::{TcpConnections, TcpInput};
 
 /// How the SIP task reaches the outside world.
@@ -53,8 +54,8 @@ pub struct SipService {
     pub commands: mpsc::Receiver<SipCommand>,
     /// The address put in Contact and Via (the socket's, or a configured public one).
     pub public_addr: SocketAddr,
-    /// The IP put in SDP for callers' media.
-    pub media_ip: IpAddr,
+    /// The edge's media address per IP family: a call's media is in its offer's family.
+    pub media: MediaAddresses,
     pub ports: Arc<PortAllocator>,
     pub services: CallServices,
     /// How long a call rings (180) before it is answered.
@@ -87,7 +88,7 @@ impl SipService {
             tcp,
             mut commands,
             public_addr,
-            media_ip,
+            media,
             ports,
             services,
             ring,
@@ -95,6 +96,11 @@ impl SipService {
             slots,
             refused,
         } = self;
+        // ICMP errors for our INVITEs and in-dialog requests fail them at once (`icmp.rs`).
+        if let Err(e) = icmp::report_unreachable(&socket) {
+            tracing::warn!(error = %e, "cannot ask for ICMP errors; a dead UDP trunk will cost its invite timeout");
+        }
+        let ipv6_socket = socket.local_addr().is_ok_and(|a| a.is_ipv6());
         let mut refusals = Refusals::new(refused);
         let mut rate = InviteRateLimiter::new(invite_rate);
         let mut slots = CallSlots::new(slots);
@@ -127,14 +133,27 @@ impl SipService {
                 .unwrap_or_else(far);
             tokio::select! {
                 received = socket.recv_from(&mut buf) => match received {
-                    Ok((n, source)) => endpoint.handle_datagram(Instant::now(), source, buf.get(..n).unwrap_or_default()),
-                    // ICMP port unreachable from an earlier send surfaces here on some systems.
-                    Err(e) => tracing::debug!(error = %e, "SIP receive error"),
+                    // A dual-stack socket's IPv4 peers arrive as mapped addresses; the core
+                    // (Via `received`, dialogs, trunks) knows them as IPv4.
+                    Ok((n, source)) => endpoint.handle_datagram(Instant::now(), icmp::canonical(source), buf.get(..n).unwrap_or_default()),
+                    // The socket's pending ICMP error: its details wait on the error queue. Tokio
+                    // does not always wake the error branch below for it, so read them here too.
+                    Err(e) => {
+                        tracing::debug!(error = %e, "SIP receive error");
+                        unreachable(&socket, &mut endpoint);
+                    }
+                },
+                _ = socket.ready(Interest::ERROR) => {
+                    // Returning WouldBlock clears the readiness until the next error arrives.
+                    let _ = socket.try_io(Interest::ERROR, || {
+                        unreachable(&socket, &mut endpoint);
+                        Err::<(), _>(std::io::ErrorKind::WouldBlock.into())
+                    });
                 },
                 Some(input) = tcp_rx.recv() => match input {
-                    TcpInput::Opened { peer, writer } => connections.opened(peer, writer),
-                    TcpInput::Message { peer, bytes } => endpoint.handle_message(Instant::now(), Peer::tcp(peer), &bytes),
-                    TcpInput::Closed { peer } => connections.closed(peer),
+                    TcpInput::Opened { peer, writer } => connections.opened(icmp::canonical(peer), writer),
+                    TcpInput::Message { peer, bytes } => endpoint.handle_message(Instant::now(), Peer::tcp(icmp::canonical(peer)), &bytes),
+                    TcpInput::Closed { peer } => connections.closed(icmp::canonical(peer)),
                 },
                 Some(command) = commands.recv() => match command {
                     SipCommand::PlaceCall(call) => {
@@ -143,7 +162,7 @@ impl SipService {
                         // Placed and answered outbound calls hold capacity slots; unconfirmed
                         // inbound ones (strangers' INVITEs) do not count against them.
                         let active = slots.carried();
-                        if let Some(placing) = placing::place(&mut endpoint, call, media_ip, session_id, &ports, &services, active).await {
+                        if let Some(placing) = placing::place(&mut endpoint, call, &media, session_id, &ports, &services, active).await {
                             slots.take_outbound(&call_id);
                             pending.insert(call_id, placing);
                         }
@@ -208,7 +227,7 @@ impl SipService {
                     for call_id in pending.keys() {
                         endpoint.hangup(now, call_id);
                     }
-                    flush(&socket, &mut connections, &mut endpoint).await;
+                    flush(&socket, ipv6_socket, &mut connections, &mut endpoint).await;
                     return;
                 }
             }
@@ -225,10 +244,10 @@ impl SipService {
                         }
                         let source = call.source.ip();
                         let room = slots.check_inbound(source);
-                        let accepted = accept(
+                        let accepted = accept::accept(
                             &mut endpoint,
                             call,
-                            media_ip,
+                            &media,
                             session_id,
                             &ports,
                             &services,
@@ -293,12 +312,18 @@ impl SipService {
                         call_id,
                         trunk_id,
                         answer,
+                        attempts,
                     } => {
                         let Some(placed) = pending.remove(&call_id) else {
                             continue;
                         };
                         tracing::info!(call = %call_id, trunk = %trunk_id, "outbound call answered");
-                        match placing::answered(&call_id, placed, &answer, &services).await {
+                        let through = placing::Answer {
+                            trunk_id: &trunk_id,
+                            sdp: &answer,
+                            failed_first: &attempts,
+                        };
+                        match placing::answered(&call_id, placed, through, &services).await {
                             Some(setup) => start_call(setup, &mut calls, &services, &request_tx),
                             None => {
                                 slots.release(&call_id);
@@ -341,8 +366,17 @@ impl SipService {
                     }
                 }
             }
-            flush(&socket, &mut connections, &mut endpoint).await;
+            flush(&socket, ipv6_socket, &mut connections, &mut endpoint).await;
         }
+    }
+}
+
+/// Reads the ICMP errors queued on the SIP socket and fails our transactions to each
+/// destination reported unreachable.
+fn unreachable(socket: &UdpSocket, endpoint: &mut SipEndpoint) {
+    for dest in icmp::drain_unreachable(socket) {
+        tracing::info!(%dest, "ICMP: destination unreachable");
+        endpoint.handle_unreachable(Instant::now(), dest);
     }
 }
 
@@ -409,146 +443,30 @@ async fn signal(
     }
 }
 
-async fn flush(socket: &UdpSocket, connections: &mut TcpConnections, endpoint: &mut SipEndpoint) {
+async fn flush(
+    socket: &UdpSocket,
+    ipv6_socket: bool,
+    connections: &mut TcpConnections,
+    endpoint: &mut SipEndpoint,
+) {
     while let Some(transmit) = endpoint.poll_transmit() {
         match transmit.transport {
             Transport::Udp => {
-                if let Err(e) = socket.send_to(&transmit.bytes, transmit.dest).await {
+                let dest = icmp::for_socket(ipv6_socket, transmit.dest);
+                let mut sent = socket.send_to(&transmit.bytes, dest).await;
+                // A pending ICMP error (about some other destination, still queued for the
+                // error branch) fails the next send on the socket once; send it again.
+                if sent
+                    .as_ref()
+                    .is_err_and(|e| e.kind() == std::io::ErrorKind::ConnectionRefused)
+                {
+                    sent = socket.send_to(&transmit.bytes, dest).await;
+                }
+                if let Err(e) = sent {
                     tracing::debug!(dest = %transmit.dest, error = %e, "SIP send failed");
                 }
             }
             Transport::Tcp => connections.send(transmit.dest, transmit.bytes),
         }
     }
-}
-
-/// Decides an incoming call: refuses it with the right response, or returns our SDP answer and
-/// what its task needs (the caller answers or rings). `room` is whether the call slots have
-/// one for its source.
-#[allow(clippy::too_many_arguments)]
-async fn accept(
-    endpoint: &mut SipEndpoint,
-    call: IncomingCall,
-    media_ip: IpAddr,
-    session_id: u64,
-    ports: &PortAllocator,
-    services: &CallServices,
-    room: Result<(), crate::call::slots::NoSlot>,
-    refusals: &mut Refusals,
-) -> Option<(String, CallSetup)> {
-    let snapshot = services.state.snapshot();
-    let route = match admit(&snapshot, &call.dialled, services.state.is_draining(), room) {
-        Ok(route) => route,
-        Err(r) => {
-            let reason = RefusalReason::Admission(r.cause);
-            let (code, phrase, retry) = (r.code, r.reason, r.retry_after);
-            refusals
-                .refuse(endpoint, services, &call, reason, code, phrase, retry)
-                .await;
-            return None;
-        }
-    };
-    if call.offer.is_empty() {
-        let phrase = "Not Acceptable Here (SDP offer required)";
-        refusals
-            .refuse(
-                endpoint,
-                services,
-                &call,
-                RefusalReason::NoSdpOffer,
-                488,
-                phrase,
-                None,
-            )
-            .await;
-        return None;
-    }
-    let offer = match SessionDescription::parse(&call.offer) {
-        Ok(offer) => offer,
-        Err(e) => {
-            tracing::info!(call = %call.call_id, error = %e, "bad SDP offer");
-            refusals
-                .refuse(
-                    endpoint,
-                    services,
-                    &call,
-                    RefusalReason::BadSdp,
-                    400,
-                    "Bad SDP",
-                    None,
-                )
-                .await;
-            return None;
-        }
-    };
-    let Some(sockets) = ports.bind().await else {
-        let phrase = "Service Unavailable (no media ports)";
-        let reason = RefusalReason::NoMediaPorts;
-        refusals
-            .refuse(endpoint, services, &call, reason, 503, phrase, Some(5))
-            .await;
-        return None;
-    };
-    let port = sockets
-        .rtp
-        .local_addr()
-        .map(|a| a.port())
-        .unwrap_or_default();
-    let local = LocalMedia {
-        codecs: services.media.codecs.to_vec(),
-        address: media_ip,
-        port,
-        direction: Direction::SendRecv,
-        session_id,
-        opus_payload_type: 111,
-        telephone_event_payload_type: 101,
-        ptime: 20,
-        rtcp_mux: false,
-    };
-    let answer = match sdp::answer(&offer, &local) {
-        Ok(answer) => answer,
-        Err(e @ (SdpError::NoCommonCodec | SdpError::NoAudio)) => {
-            tracing::info!(call = %call.call_id, error = %e, "no common codec");
-            let phrase = "Not Acceptable Here";
-            let reason = RefusalReason::NoCommonCodec;
-            refusals
-                .refuse(endpoint, services, &call, reason, 488, phrase, None)
-                .await;
-            return None;
-        }
-        Err(e) => {
-            tracing::info!(call = %call.call_id, error = %e, "cannot answer this SDP");
-            refusals
-                .refuse(
-                    endpoint,
-                    services,
-                    &call,
-                    RefusalReason::BadSdp,
-                    400,
-                    "Bad SDP",
-                    None,
-                )
-                .await;
-            return None;
-        }
-    };
-    let (agent, workflow) = crate::call::responder::answerer(&snapshot, route.target);
-    let setup = CallSetup {
-        // Ours: the caller's Call-ID may repeat across workspaces, be any length, or be aimed at
-        // another call's record; it stays only the dialog's key on this edge.
-        call_id: freya_shared::ids::new_id(),
-        dialog: call.call_id.clone(),
-        direction: CallDirection::Inbound,
-        workspace_id: route.number.workspace_id.clone(),
-        agent,
-        workflow,
-        caller: call.caller,
-        dialled: call.dialled,
-        leg: MediaLeg::Rtp {
-            audio: answer.audio,
-            sockets,
-        },
-        provider: serde_json::Value::Null,
-    };
-    Some((answer.sdp, setup))
 }

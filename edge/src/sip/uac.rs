@@ -18,7 +18,7 @@ use rsip::{Header, Request, Response};
 
 use super::dialog::Dialog;
 use super::digest::{new_cnonce, Challenge, Credentials};
-use super::peer::{Outgoing, Peer};
+use super::peer::{Outgoing, Peer, Transport};
 use super::response::to_bytes;
 use super::transaction::{
     build_cancel, ClientInviteState, ClientInviteTransaction, ClientNonInviteState,
@@ -75,6 +75,9 @@ pub enum AttemptFailure {
     NoAnswer { rang: bool },
     /// The INVITE could not be written (a trunk field that does not fit in a SIP URI).
     Unsendable(String),
+    /// The network reported the trunk unreachable (an ICMP error for our INVITE): a transport
+    /// error, which RFC 3261 section 8.1.3.1 treats as a 503.
+    TransportError,
 }
 
 impl AttemptFailure {
@@ -106,7 +109,10 @@ impl AttemptFailure {
         match self {
             Self::Rejected { code, .. } => *code == 408 || (500..600).contains(code),
             Self::NoAnswer { rang } => !rang,
-            Self::AuthFailed { .. } | Self::NoResponse | Self::Unsendable(_) => true,
+            Self::AuthFailed { .. }
+            | Self::NoResponse
+            | Self::Unsendable(_)
+            | Self::TransportError => true,
         }
     }
 
@@ -118,6 +124,7 @@ impl AttemptFailure {
             Self::NoResponse => "no response".into(),
             Self::NoAnswer { .. } => "no answer".into(),
             Self::Unsendable(why) => format!("unusable trunk: {why}"),
+            Self::TransportError => "transport error (unreachable, as 503)".into(),
         }
     }
 }
@@ -276,6 +283,29 @@ impl InviteAttempt {
             }
             Phase::Decided | Phase::Abandoned => {}
         }
+    }
+
+    /// The network reported `dest` unreachable (an ICMP error for a datagram sent there): if
+    /// this attempt's trunk is `dest` over UDP, its transactions fail as on a transport error,
+    /// and an attempt still without any response ends with [`AttemptFailure::TransportError`].
+    /// False (and nothing changes) for any other address.
+    pub fn handle_unreachable(&mut self, now: Instant, dest: SocketAddr) -> bool {
+        if self.trunk.peer.transport != Transport::Udp || self.trunk.peer.addr != dest {
+            return false;
+        }
+        let unanswered = self.tx.state() == ClientInviteState::Calling;
+        self.tx.handle_transport_error();
+        if let Some(cancel) = self.cancel.as_mut() {
+            cancel.handle_transport_error();
+        }
+        for old in &mut self.retired {
+            old.handle_transport_error();
+        }
+        if unanswered && self.undecided() {
+            self.fail(AttemptFailure::TransportError);
+        }
+        self.drain(now);
+        true
     }
 
     /// When [`Self::handle_timeout`] must next be called.

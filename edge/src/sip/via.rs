@@ -49,7 +49,8 @@ impl TopVia {
             header: "Via",
             reason: format!("{reason}: {value:?}"),
         };
-        let value = value.trim();
+        // A host in rsip's spelling of an IPv6 reference (`ipv6_ref.rs`) is read as written.
+        let value = super::ipv6_ref::decode(value.trim());
         let (protocol, rest) = value
             .split_once(|c: char| c.is_ascii_whitespace())
             .ok_or_else(|| invalid("no sent-by"))?;

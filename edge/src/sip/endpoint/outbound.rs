@@ -77,7 +77,7 @@ impl SipEndpoint {
         }
     }
 
-    fn drain_outbound(&mut self, now: Instant, call_id: &str) {
+    pub(super) fn drain_outbound(&mut self, now: Instant, call_id: &str) {
         let Some(call) = self.outbound.get_mut(call_id) else {
             return;
         };
@@ -100,12 +100,14 @@ impl SipEndpoint {
                     trunk_id,
                     answer,
                     dialog,
+                    attempts,
                 } => {
                     self.dialogs.insert(call_id.to_owned(), dialog);
                     self.events.push_back(EndpointEvent::OutboundAnswered {
                         call_id: call_id.to_owned(),
                         trunk_id,
                         answer,
+                        attempts,
                     });
                 }
                 OutboundEvent::Failed(failure) => {

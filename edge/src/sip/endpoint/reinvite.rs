@@ -3,6 +3,7 @@
 //! the ACK for its 2xx — the UAC's own job (RFC 3261 section 13.2.2.4), sent again for every
 //! retransmission of that 2xx.
 
+use std::net::SocketAddr;
 use std::time::Instant;
 
 use rsip::{Request, Response};
@@ -93,6 +94,22 @@ impl SipEndpoint {
             if let Some(refresh) = self.refresh_invites.get_mut(&key) {
                 refresh.tx.handle_timeout(now);
             }
+            self.drain_refresh_invite(now, &key);
+        }
+    }
+
+    /// Our re-INVITEs to `dest` over UDP fail on an ICMP error (see `unreachable.rs`).
+    pub(super) fn refresh_invites_unreachable(&mut self, now: Instant, dest: SocketAddr) {
+        let hit: Vec<TransactionKey> = self
+            .refresh_invites
+            .iter_mut()
+            .filter(|(_, r)| r.peer == Peer::udp(dest))
+            .map(|(k, r)| {
+                r.tx.handle_transport_error();
+                k.clone()
+            })
+            .collect();
+        for key in hit {
             self.drain_refresh_invite(now, &key);
         }
     }

@@ -99,6 +99,22 @@ impl ClientInviteTransaction {
         self.state
     }
 
+    /// Where the INVITE goes: an ICMP error about this address is a transport error for it.
+    pub fn dest(&self) -> SocketAddr {
+        self.dest
+    }
+
+    /// The network said `dest` is unreachable (RFC 3261 section 17.1.4): an INVITE still
+    /// without any response reports [`TransactionEvent::Timeout`] and terminates, which its TU
+    /// treats as it would a 503 (section 8.1.3.1). Once a response came the peer is reachable
+    /// and a late (or forged) ICMP error is ignored.
+    pub fn handle_transport_error(&mut self) {
+        if self.state == ClientInviteState::Calling {
+            self.events.push_back(TransactionEvent::Timeout);
+            self.terminate();
+        }
+    }
+
     /// The INVITE this transaction carries, e.g. to build a CANCEL with [`build_cancel`].
     pub fn request(&self) -> &Request {
         &self.request

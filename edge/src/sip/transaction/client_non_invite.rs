@@ -83,6 +83,24 @@ impl ClientNonInviteTransaction {
         &self.key
     }
 
+    /// Where the request goes: an ICMP error about this address is a transport error for it.
+    pub fn dest(&self) -> SocketAddr {
+        self.dest
+    }
+
+    /// The network said `dest` is unreachable (RFC 3261 section 17.1.4): a request still
+    /// without its final response reports [`TransactionEvent::Timeout`] and terminates, as if
+    /// timer F had fired; after the final response it is ignored.
+    pub fn handle_transport_error(&mut self) {
+        if matches!(
+            self.state,
+            ClientNonInviteState::Trying | ClientNonInviteState::Proceeding
+        ) {
+            self.events.push_back(TransactionEvent::Timeout);
+            self.terminate();
+        }
+    }
+
     /// The current state.
     pub fn state(&self) -> ClientNonInviteState {
         self.state

@@ -3,14 +3,13 @@
 //! of it — a call task once answered, a `call.failed` record otherwise, or, when providers of
 //! another kind are ranked after these trunks, the failure handed back to try them.
 
-use std::net::IpAddr;
 use std::time::Instant;
 
 use crate::call::leg::MediaLeg;
-use crate::call::ports::{MediaSockets, PortAllocator};
+use crate::call::ports::{MediaAddresses, MediaSockets, PortAllocator};
 use crate::call::task::{CallDirection, CallServices, CallSetup};
 use crate::sip::endpoint::SipEndpoint;
-use crate::sip::outbound::OutboundFailure;
+use crate::sip::outbound::{OutboundFailure, TrunkAttempt};
 use crate::sip::sdp::{self, Direction, LocalMedia, SessionDescription};
 use crate::sip::uac::{CallRequest, Trunk};
 use freya_shared::model::{CallEvent, CallEventKind};
@@ -118,12 +117,13 @@ pub async fn record_failure(
     let _ = services.events.send(event).await;
 }
 
-/// Reserves media, writes the offer and sends the INVITE; `None` (with `call.failed` recorded)
+/// Reserves media (in the family of the first trunk's address), writes the offer and sends
+/// the INVITE; `None` (with `call.failed` recorded)
 /// when the edge cannot take the call.
 pub async fn place(
     endpoint: &mut SipEndpoint,
     call: Box<PlaceCall>,
-    media_ip: IpAddr,
+    media: &MediaAddresses,
     session_id: u64,
     ports: &PortAllocator,
     services: &CallServices,
@@ -149,7 +149,27 @@ pub async fn place(
         .await;
         return None;
     }
-    let Some(sockets) = ports.bind().await else {
+    // Our offer is in the family of the first trunk's address (the one we call first); a later
+    // trunk of the other family gets the same offer, which a dual-stack peer still reaches.
+    let family = call.trunks.first().map(|t| t.peer.addr.ip());
+    let address = match family {
+        Some(ip) => media.for_family_of(ip),
+        None => media.primary(),
+    };
+    let Some(address) = address else {
+        tracing::warn!(call = %call.call_id, ?family, "no media address in the trunk's IP family");
+        record_failure(
+            services,
+            &call.call_id,
+            &call.workspace_id,
+            &call.to,
+            "no_media_address_family",
+            serde_json::json!({"attempts": call.earlier_attempts}),
+        )
+        .await;
+        return None;
+    };
+    let Some(sockets) = ports.bind_on(address.bind).await else {
         tracing::warn!(call = %call.call_id, "no free RTP port for an outbound call");
         record_failure(
             services,
@@ -169,7 +189,7 @@ pub async fn place(
         .unwrap_or_default();
     let local = LocalMedia {
         codecs: services.media.codecs.to_vec(),
-        address: media_ip,
+        address: address.public,
         port,
         direction: Direction::SendRecv,
         session_id,
@@ -216,16 +236,35 @@ pub async fn place(
     })
 }
 
-/// The callee answered with `answer`: the call's setup, or `None` (the caller hangs up and
-/// records `call.failed`) when the answer's SDP is unusable.
+/// How an outbound call was answered.
+pub struct Answer<'a> {
+    /// The provider id of the trunk that answered.
+    pub trunk_id: &'a str,
+    /// The callee's SDP answer.
+    pub sdp: &'a [u8],
+    /// Trunks tried before it, and how each failed.
+    pub failed_first: &'a [TrunkAttempt],
+}
+
+/// The callee answered: the call's setup, or `None` (the caller hangs up and records
+/// `call.failed`) when the answer's SDP is unusable. The setup's `provider` names the trunk and
+/// every attempt before it (written with `call.answered`), so a record says which trunks
+/// failed first and how.
 pub async fn answered(
     call_id: &str,
     pending: PendingOutbound,
-    answer: &[u8],
+    answer: Answer<'_>,
     services: &CallServices,
 ) -> Option<CallSetup> {
-    let audio =
-        SessionDescription::parse(answer).and_then(|sdp| sdp::read_answer(&sdp, &pending.local));
+    let audio = SessionDescription::parse(answer.sdp)
+        .and_then(|sdp| sdp::read_answer(&sdp, &pending.local));
+    let mut attempts = pending.earlier_attempts;
+    let failed = OutboundFailure::AllTrunksFailed {
+        attempts: answer.failed_first.to_vec(),
+    };
+    attempts.extend(trunk_attempts(&failed, &[]));
+    let provider = serde_json::json!({"provider": "sip_trunk", "provider_id": answer.trunk_id,
+                                      "attempts": attempts});
     match audio {
         Ok(audio) => Some(CallSetup {
             call_id: call_id.to_owned(),
@@ -240,7 +279,7 @@ pub async fn answered(
                 audio,
                 sockets: pending.sockets,
             },
-            provider: serde_json::Value::Null,
+            provider,
         }),
         Err(e) => {
             tracing::warn!(call = %call_id, error = %e, "the callee's SDP answer is unusable; hanging up");

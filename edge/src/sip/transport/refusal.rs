@@ -39,6 +39,9 @@ pub enum RefusalReason {
     NoCommonCodec,
     /// No RTP port was free.
     NoMediaPorts,
+    /// The offer's media is in an IP family the edge has no media address for (an IPv6 offer
+    /// to an IPv4-only edge, or the reverse): 488.
+    NoMediaFamily,
 }
 
 impl RefusalReason {
@@ -50,6 +53,7 @@ impl RefusalReason {
             RefusalReason::BadSdp => "bad_sdp",
             RefusalReason::NoCommonCodec => "no_common_codec",
             RefusalReason::NoMediaPorts => "no_media_ports",
+            RefusalReason::NoMediaFamily => "no_media_address_family",
         }
     }
 
