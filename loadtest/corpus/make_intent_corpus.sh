@@ -3,11 +3,20 @@
 # several voices and speeds, as telephone audio: 8 kHz, 16-bit mono WAV (the G.711 band), every
 # fourth utterance also cut to 300-3400 Hz and every third with light white noise (about 25 dB
 # below the speech). Writes OUT_DIR/NNN.wav and OUT_DIR/index.tsv (file, intent, voice, speed,
-# noise, band, text). Needs espeak-ng and sox. Usage: [VOICES="v1 v2 ..."] make_intent_corpus.sh
-# OUT_DIR (VOICES replaces the default voices, e.g. with ones the recogniser was not adapted to).
+# noise, band, text). Needs espeak-ng and sox. Usage:
+#   [VOICES="v1 v2 ..."] make_intent_corpus.sh [--sentences FILE] OUT_DIR
+# VOICES replaces the default voices (e.g. with ones the recogniser was not adapted to);
+# --sentences speaks FILE (same two-column format, e.g. intents_heldout.tsv) instead.
 set -euo pipefail
-out=${1:?usage: make_intent_corpus.sh OUT_DIR}
+usage="usage: [VOICES=\"v1 v2 ...\"] make_intent_corpus.sh [--sentences FILE] OUT_DIR"
 here=$(cd "$(dirname "$0")" && pwd)
+sentences=$here/intents.tsv
+if [ "${1:-}" = --sentences ]; then
+  sentences=${2:?$usage}
+  shift 2
+fi
+out=${1:?$usage}
+[ -r "$sentences" ] || { echo "cannot read $sentences" >&2; exit 1; }
 mkdir -p "$out"
 if [ -n "${VOICES:-}" ]; then
   read -r -a voices <<<"$VOICES"
@@ -38,6 +47,6 @@ while IFS=$'\t' read -r intent text; do
   fi
   printf '%s\t%s\t%s\t%s\t%s\t%s\t%s\n' "$name" "$intent" "$voice" "$speed" "$noise" "$band" "$text" >>"$out/index.tsv"
   i=$((i + 1))
-done <"$here/intents.tsv"
+done <"$sentences"
 rm -f "$out/raw.wav" "$out/tel.wav" "$out/noise.wav"
 echo "wrote $i utterances to $out"

@@ -13,6 +13,9 @@
 //! cargo run --release -p freya-loadtest --example intent_accuracy -- /tmp/corpus --pace
 //! ```
 //!
+//! Any corpus the script makes is measured the same way, e.g. the held-out sentences
+//! (`make_intent_corpus.sh --sentences loadtest/corpus/intents_heldout.tsv OUT_DIR`).
+//!
 //! The recogniser is first adapted to the telephone channel as an edge does at its start
 //! (`--stock` measures the unadapted model instead).
 

@@ -23,6 +23,7 @@
 pub mod adapt;
 pub mod audio;
 mod decision;
+pub mod hypothesis;
 mod open_model;
 pub mod sendump;
 pub mod vocabulary;
@@ -40,6 +41,8 @@ use tokio::sync::{mpsc, OnceCell};
 use tokio::task::JoinHandle;
 
 use self::audio::RecogniserInput;
+use self::decision::Pronunciations;
+use self::hypothesis::Hypothesis;
 pub use self::vocabulary::ExpectedSpeech;
 use self::vocabulary::{Dictionary, Vocabulary};
 use crate::media::frame::SampleRate;
@@ -118,7 +121,12 @@ enum Search {
 #[derive(Debug, Clone, PartialEq)]
 enum Plan {
     General(Search),
-    Constrained { grammar: Search, open: Search },
+    Constrained {
+        grammar: Search,
+        open: Search,
+        /// The pronunciations of the words both may hear, for [`decision`].
+        sounds: Arc<Pronunciations>,
+    },
 }
 
 /// Offline recogniser running pocketsphinx processes per turn.
@@ -201,9 +209,13 @@ impl LocalStt {
     /// Starts the decoders of one turn.
     async fn decoders(&self) -> Result<Decoders, SpeechError> {
         let plan = self.plan().await?.clone();
-        let searches = match plan {
-            Plan::General(search) => vec![search],
-            Plan::Constrained { grammar, open } => vec![grammar, open],
+        let (searches, sounds) = match plan {
+            Plan::General(search) => (vec![search], None),
+            Plan::Constrained {
+                grammar,
+                open,
+                sounds,
+            } => (vec![grammar, open], Some(sounds)),
         };
         let acoustic_model = adapt::adapted_model(&self.config.work_dir)
             .unwrap_or_else(|| self.config.acoustic_model.clone());
@@ -213,6 +225,7 @@ impl LocalStt {
         }
         Ok(Decoders {
             running,
+            sounds,
             input: RecogniserInput::default(),
             bytes: Vec::with_capacity(1280),
             timeout: self.config.timeout,
@@ -270,9 +283,9 @@ fn prepare(
     };
     let grammar = vocabulary.jsgf();
     let model = vocabulary.arpa();
-    let dict = vocabulary.dictionary(&full);
+    let dict_text = vocabulary.dictionary(&full);
     let mut hash = Sha256::new();
-    for part in [&grammar, &model, &dict] {
+    for part in [&grammar, &model, &dict_text] {
         hash.update(part.as_bytes());
         hash.update([0]);
     }
@@ -286,7 +299,7 @@ fn prepare(
     for (name, text) in [
         ("grammar.jsgf", &grammar),
         ("open.lm", &model),
-        ("words.dict", &dict),
+        ("words.dict", &dict_text),
     ] {
         let path = dir.join(name);
         if !path.exists() {
@@ -309,6 +322,7 @@ fn prepare(
             dict: dict.clone(),
         },
         open: Search::Model { model, dict },
+        sounds: Arc::new(Pronunciations::parse(&dict_text)),
     })
 }
 
@@ -335,6 +349,10 @@ impl Decoder {
                 "16000",
                 "-logfn",
                 "/dev/null",
+                // Each word with its times and posterior: decision compares the decoders'
+                // words where they overlap.
+                "-time",
+                "yes",
             ])
             .arg("-hmm")
             .arg(acoustic_model);
@@ -382,6 +400,8 @@ impl Decoder {
 /// The decoders of one turn, fed the same audio.
 struct Decoders {
     running: Vec<Decoder>,
+    /// Pronunciations for the decision between a grammar and an open decoder.
+    sounds: Option<Arc<Pronunciations>>,
     input: RecogniserInput,
     /// Reused conversion buffer.
     bytes: Vec<u8>,
@@ -431,15 +451,15 @@ impl Decoders {
                         format!("exited with {status}"),
                     ));
                 }
-                texts.push(text.split_whitespace().collect::<Vec<_>>().join(" "));
+                texts.push(Hypothesis::parse(&text));
             }
-            Ok(match texts.as_slice() {
-                [grammar, open] => {
-                    let chosen = decision::transcript(grammar, open);
-                    tracing::debug!(%grammar, %open, %chosen, "local recogniser");
+            Ok(match (texts.as_slice(), &self.sounds) {
+                ([grammar, open], Some(sounds)) => {
+                    let chosen = decision::transcript(grammar, open, sounds);
+                    tracing::debug!(grammar = %grammar.text(), open = %open.text(), %chosen, "local recogniser");
                     chosen
                 }
-                [only] => only.clone(),
+                ([only, ..], _) => only.text(),
                 _ => String::new(),
             })
         })

@@ -1,0 +1,116 @@
+use super::*;
+
+/// Dictionary lines of the words these tests use, as pocketsphinx's US-English one spells them.
+const DICTIONARY: &str = "bye B AY\ni AY\nfor F AO R\nfor(2) F ER\nnow N AW\nout AW T\n\
+    goodbye G UH D B AY\nhello HH AH L OW\nhello(2) HH EH L OW\nsell S EH L\nyou Y UW\n\
+    tell T EH L\nbicycles B AY S IH K AH L Z\nopen OW P AH N\nhours AW ER Z\nwhat W AH T\n\
+    are AA R\nyour Y AO R\nopening OW P AH N IH NG\nall AO L\nhuman HH Y UW M AH N\n\
+    put P UH T\nme M IY\nthrough TH R UW\nto T UW\na AH\nplease P L IY Z\nbook B UH K\n\
+    talk T AO K\nstaff S T AE F\nstuff S T AH F\n";
+
+/// A hypothesis from `(word, start, end)` triples, as sure as a grammar search says.
+fn heard(words: &[(&str, f32, f32)]) -> Hypothesis {
+    Hypothesis {
+        words: words
+            .iter()
+            .map(|(word, start, end)| TimedWord {
+                word: (*word).into(),
+                start: *start,
+                end: *end,
+                posterior: 1.0,
+            })
+            .collect(),
+    }
+}
+
+/// Words evenly spaced, 0.2 s each.
+fn said(text: &str) -> Hypothesis {
+    let words: Vec<(&str, f32, f32)> = text
+        .split_whitespace()
+        .enumerate()
+        .map(|(i, w)| (w, i as f32 * 0.2, (i + 1) as f32 * 0.2))
+        .collect();
+    heard(&words)
+}
+
+fn choose(grammar: &Hypothesis, open: &Hypothesis) -> String {
+    transcript(grammar, open, &Pronunciations::parse(DICTIONARY))
+}
+
+#[test]
+fn the_grammar_wins_when_the_open_decoder_heard_its_key_word() {
+    assert_eq!(
+        choose(
+            &said("hello what are your opening hours"),
+            &said("hello what are your opening all you")
+        ),
+        "hello what are your opening hours"
+    );
+    assert_eq!(
+        choose(
+            &said("put me through to a human please"),
+            &said("book talk human please")
+        ),
+        "put me through to a human please"
+    );
+}
+
+#[test]
+fn speech_outside_the_grammar_keeps_the_open_words() {
+    assert_eq!(
+        choose(&said("goodbye"), &said("you sell bicycles")),
+        "you sell bicycles"
+    );
+}
+
+#[test]
+fn a_word_one_phone_away_at_the_same_time_confirms_the_grammar() {
+    // "bye for now", heard openly as "i for out": "i" is "bye" without its B, said at once.
+    let grammar = heard(&[("bye", 0.0, 0.21), ("for", 0.22, 0.48), ("now", 0.49, 0.91)]);
+    let open = heard(&[("i", 0.03, 0.21), ("for", 0.22, 0.55), ("out", 0.56, 0.95)]);
+    assert_eq!(choose(&grammar, &open), "bye for now");
+    assert_eq!(
+        choose(&said("staff"), &said("stuff")),
+        "staff",
+        "one vowel apart"
+    );
+}
+
+#[test]
+fn a_sound_alike_word_at_another_time_does_not_confirm() {
+    // The same "i", but a second after the grammar's "bye": not the same sound.
+    let grammar = heard(&[("bye", 0.0, 0.21)]);
+    let open = heard(&[("you", 0.0, 0.2), ("i", 1.2, 1.4)]);
+    assert_eq!(choose(&grammar, &open), "you i");
+}
+
+#[test]
+fn words_two_phones_apart_do_not_confirm() {
+    // At the same time, but whole phones apart: the grammar forced its word onto other speech.
+    assert_eq!(choose(&said("hours"), &said("all")), "all");
+    assert_eq!(choose(&said("goodbye"), &said("i")), "i");
+}
+
+#[test]
+fn one_phone_words_are_not_confirmed_by_sounding_alike() {
+    let sounds = Pronunciations::parse("a AH\ni AY\n");
+    assert!(!sounds.alike("a", "i"));
+    assert!(Pronunciations::parse(DICTIONARY).alike("bye", "i"));
+    assert!(!Pronunciations::parse(DICTIONARY).alike("bye", "unknown"));
+}
+
+#[test]
+fn either_side_alone_is_taken_as_it_is() {
+    assert_eq!(choose(&said(""), &said("what time")), "what time");
+    assert_eq!(choose(&said("goodbye"), &said("")), "goodbye");
+    assert_eq!(choose(&said("hello"), &said("what")), "hello");
+    assert_eq!(choose(&said(""), &said("")), "");
+}
+
+#[test]
+fn edit_distance_counts_phones() {
+    let phones = |s: &str| -> Vec<String> { s.split(' ').map(String::from).collect() };
+    assert_eq!(edit_distance(&phones("B AY"), &phones("AY")), 1);
+    assert_eq!(edit_distance(&phones("S T AE F"), &phones("S T AH F")), 1);
+    assert_eq!(edit_distance(&phones("AW ER Z"), &phones("AO L")), 3);
+}
