@@ -71,6 +71,12 @@ pub enum EndpointEvent {
         call_id: String,
         direction: super::sdp::Direction,
     },
+    /// Our BYE (from [`SipEndpoint::hangup`]) got its final response, or none: the call
+    /// record says whether the far end heard it.
+    ByeOutcome {
+        call_id: String,
+        outcome: ByeOutcome,
+    },
     /// News of a blind transfer asked for with [`SipEndpoint::transfer`].
     Transfer {
         call_id: String,
@@ -463,6 +469,7 @@ mod drain;
 
 #[path = "endpoint/requests.rs"]
 mod requests;
+pub use requests::ByeOutcome;
 use requests::InDialogRequest;
 pub(crate) use requests::Purpose;
 

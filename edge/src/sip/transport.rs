@@ -105,6 +105,7 @@ impl SipService {
         let mut records: HashMap<String, String> = HashMap::new();
         let mut ringing: HashMap<String, Ringing> = HashMap::new();
         let mut pending: HashMap<String, PendingOutbound> = HashMap::new();
+        let mut byes = HashMap::new(); // our BYEs whose outcome a call's record awaits
         let (tcp_tx, mut tcp_rx) = mpsc::channel::<TcpInput>(1024);
         let mut connections = TcpConnections::new(tcp_tx.clone(), shutdown.clone());
         if let Some(listener) = tcp {
@@ -184,10 +185,13 @@ impl SipService {
                     }
                 }
                 Some(request) = request_rx.recv() => match request {
-                    DialogRequest::Hangup { dialog: call_id } => {
+                    DialogRequest::Hangup { dialog: call_id, bye } => {
                         calls.remove(&call_id);
                         slots.release(&call_id);
                         endpoint.hangup(Instant::now(), &call_id);
+                        if let Some(bye) = bye.filter(|_| endpoint.bye_pending(&call_id)) {
+                            byes.insert(call_id, bye);
+                        }
                     }
                     DialogRequest::Transfer { dialog: call_id, destination } => {
                         endpoint.transfer(Instant::now(), &call_id, &destination);
@@ -314,6 +318,11 @@ impl SipService {
                     }
                     EndpointEvent::MediaDirection { call_id, direction } => {
                         signal(&calls, &call_id, CallSignal::Direction(direction)).await
+                    }
+                    EndpointEvent::ByeOutcome { call_id, outcome } => {
+                        if let Some(bye) = byes.remove(&call_id) {
+                            let _ = bye.send(outcome);
+                        }
                     }
                     EndpointEvent::Transfer { call_id, progress } => {
                         signal(&calls, &call_id, CallSignal::Transfer(progress)).await

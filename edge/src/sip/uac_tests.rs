@@ -24,6 +24,7 @@ pub(crate) fn trunk(id: &str, port: u16) -> Trunk {
         credentials: None,
         caller_id: None,
         invite_timeout: Duration::from_secs(10),
+        outbound_proxy: None,
     }
 }
 
