@@ -505,5 +505,8 @@ mod glare_tests;
 #[path = "endpoint_in_dialog_tests.rs"]
 mod in_dialog_tests;
 #[cfg(test)]
+#[path = "endpoint_route_tests.rs"]
+mod route_tests;
+#[cfg(test)]
 #[path = "endpoint_tests.rs"]
 mod tests;
