@@ -156,7 +156,7 @@ impl SipService {
                         if let Some(tx) = calls.remove(&call_id) {
                             slots.release(&call_id);
                             tracing::info!(call = %call_id, "hang-up requested by the control plane");
-                            endpoint.hangup(now, &call_id);
+                            // The call's task sends the BYE (DialogRequest::Hangup) and records its outcome.
                             let _ = tx.send(CallSignal::Hangup { reason: "hangup_requested", by_us: true }).await;
                         } else if pending.contains_key(&call_id) {
                             endpoint.hangup(now, &call_id); // CANCEL; reported as OutboundFailed
@@ -363,14 +363,17 @@ async fn end_session(
     call_id: &str,
     reason: &'static str,
 ) {
-    endpoint.hangup(Instant::now(), call_id);
-    if let Some(tx) = calls.remove(call_id) {
-        let _ = tx
-            .send(CallSignal::Hangup {
-                reason,
-                by_us: true,
-            })
-            .await;
+    match calls.remove(call_id) {
+        // The call's task sends the BYE (DialogRequest::Hangup) and records its outcome.
+        Some(tx) => {
+            let _ = tx
+                .send(CallSignal::Hangup {
+                    reason,
+                    by_us: true,
+                })
+                .await;
+        }
+        None => endpoint.hangup(Instant::now(), call_id),
     }
 }
 
