@@ -232,3 +232,19 @@ fn without_a_route_set_requests_go_back_to_the_source_without_route() {
     assert_eq!(*dest, addr(CALLER));
     assert!(values(bye, "Route").is_empty(), "{bye}");
 }
+
+#[test]
+fn a_record_route_to_a_broadcast_address_does_not_take_our_bye_there() {
+    let t0 = Instant::now();
+    let (mut ep, _) = answered(t0, "Record-Route: <sip:255.255.255.255:5060;lr>\r\n");
+    ep.hangup(t0 + S, "call-1");
+    let out = sent_to(&mut ep);
+    let [(dest, bye)] = &out[..] else {
+        panic!("{out:?}")
+    };
+    assert_eq!(*dest, addr(CALLER), "back to the INVITE's source");
+    assert!(
+        bye.starts_with("BYE sip:caller@127.0.0.1:40000 SIP/2.0"),
+        "{bye}"
+    );
+}

@@ -61,16 +61,24 @@ pub fn is_loose(route: &str) -> bool {
     })
 }
 
-/// The address of a route's URI when its host is an IP literal (port 5060 when absent).
+/// The address of a route's URI when its host is an IP literal (port 5060 when absent) that a
+/// request can be sent to. The route set comes from the caller's INVITE: an unspecified,
+/// broadcast or multicast address, or port 0, is no next hop (the dialog's requests then go
+/// back where the INVITE came from), so a Record-Route cannot turn our BYE into a broadcast.
 pub fn hop_addr(route: &str) -> Option<SocketAddr> {
     let host = host_port(&uri_of(route));
-    if let Ok(addr) = host.parse::<SocketAddr>() {
-        return Some(addr);
-    }
-    let bare = host.trim_start_matches('[').trim_end_matches(']');
-    bare.parse::<IpAddr>()
-        .ok()
-        .map(|ip| SocketAddr::new(ip, 5060))
+    let addr = match host.parse::<SocketAddr>() {
+        Ok(addr) => addr,
+        Err(_) => {
+            let bare = host.trim_start_matches('[').trim_end_matches(']');
+            SocketAddr::new(bare.parse::<IpAddr>().ok()?, 5060)
+        }
+    };
+    let unusable = match addr.ip() {
+        IpAddr::V4(ip) => ip.is_unspecified() || ip.is_broadcast() || ip.is_multicast(),
+        IpAddr::V6(ip) => ip.is_unspecified() || ip.is_multicast(),
+    };
+    (!unusable && addr.port() != 0).then_some(addr)
 }
 
 /// The Request-URI and Route values of a request to `remote_target` through `route_set`
@@ -119,6 +127,16 @@ mod tests {
         assert_eq!(hop_addr("<sip:[::1]:5080;lr>"), "[::1]:5080".parse().ok());
         assert_eq!(hop_addr("<sip:[::1];lr>"), "[::1]:5060".parse().ok());
         assert_eq!(hop_addr("<sip:proxy.example;lr>"), None);
+        for nowhere in [
+            "<sip:0.0.0.0;lr>",
+            "<sip:255.255.255.255:5060;lr>",
+            "<sip:224.0.0.1;lr>",
+            "<sip:[ff02::1];lr>",
+            "<sip:[::];lr>",
+            "<sip:10.0.0.5:0;lr>",
+        ] {
+            assert_eq!(hop_addr(nowhere), None, "{nowhere}");
+        }
     }
 
     #[test]
