@@ -3,8 +3,9 @@
 //! sends the BYE). sipp alone plays a caller behind a strict and a loose router and checks
 //! the shape of the edge's 200 and BYE; then a real kamailio (`record_route()`, `t_relay()`,
 //! `loose_route()`, 404 for an in-dialog request that skips it) stands between sipp and the
-//! edge, and both hang-ups must go through it. The call record must say whether our BYE was
-//! answered.
+//! edge, and both hang-ups must go through it; and an outbound call through a trunk whose
+//! `outbound_proxy` is that kamailio must pass it both ways. The call record must say whether
+//! our BYE was answered.
 
 mod support;
 
@@ -16,7 +17,10 @@ use std::time::{Duration, Instant};
 use freya_control::server::ControlPlane;
 use freya_control::store::{CallRecord, StoredEvent, WorkspaceScope};
 use freya_edge::Edge;
-use freya_shared::model::AgentSpec;
+use freya_proto::v1::edge_command::Command as EdgeCommandKind;
+use freya_proto::v1::{EdgeCommand, PlaceCall};
+use freya_shared::model::{AgentSpec, ProviderSpec, SipTrunkSpec};
+use freya_shared::snapshot::ProviderConfig;
 use support::caller::sipp_scenario;
 use support::{
     agent_on_number, control_config, edge_config, on_both_engines, the_ended_call, until_routed,
@@ -30,6 +34,7 @@ struct World {
     control: ControlPlane,
     edge: Edge,
     scope: WorkspaceScope,
+    agent_id: String,
     _dir: tempfile::TempDir,
 }
 
@@ -49,7 +54,7 @@ async fn world(backend: Backend, max_call_seconds: u32) -> World {
         "max_call_seconds": max_call_seconds,
     }))
     .expect("agent");
-    agent_on_number(&control, &scope, "demo", &agent).await;
+    let agent_id = agent_on_number(&control, &scope, "demo", &agent).await.id;
     let dir = tempfile::tempdir().expect("temp dir");
     let edge = Edge::start(&edge_config(dir.path(), control.grpc_addr, SECRET))
         .await
@@ -60,6 +65,7 @@ async fn world(backend: Backend, max_call_seconds: u32) -> World {
         control,
         edge,
         scope,
+        agent_id,
         _dir: dir,
     }
 }
@@ -271,9 +277,97 @@ async fn the_agents_bye_goes_through_kamailio_and_is_answered(backend: Backend) 
     w.stop().await;
 }
 
+/// An outbound call through a trunk whose `outbound_proxy` is kamailio: the INVITE carries it
+/// as a preloaded Route and reaches the trunk (sipp) through it, the dialog's route set comes
+/// from the 2xx's Record-Route, and the ACK and our BYE (the agent hangs up) go through it too
+/// (sipp checks kamailio's Via on each). Without the Route kamailio would send the INVITE back
+/// to the edge.
+async fn an_outbound_call_goes_through_the_trunks_outbound_proxy(backend: Backend) {
+    let w = world(backend, 2).await;
+    let Some(proxy) = Kamailio::start(w.edge.sip_addr) else {
+        return w.stop().await;
+    };
+    let trunk_port = UdpSocket::bind("127.0.0.1:0")
+        .and_then(|s| s.local_addr())
+        .expect("a free port")
+        .port();
+    let trunk = sipp_uas("uas_via_proxy_answer.xml", trunk_port);
+    tokio::time::sleep(Duration::from_millis(400)).await; // sipp binds its socket
+    let mut snapshot = (*w.edge.state.snapshot()).clone();
+    let spec: SipTrunkSpec = serde_json::from_value(serde_json::json!({
+        "name": "Carrier", "host": "127.0.0.1", "port": trunk_port,
+        "outbound_proxy": format!("sip:{};lr", proxy.addr),
+    }))
+    .expect("trunk");
+    assert!(spec.validate().is_empty());
+    snapshot.providers = vec![ProviderConfig {
+        id: "trunk-0".into(),
+        workspace_id: w.scope.workspace_id.clone(),
+        spec: ProviderSpec::SipTrunk(spec),
+    }];
+    w.edge.state.set_snapshot(snapshot);
+    let command = EdgeCommand {
+        id: uuid::Uuid::now_v7().to_string(),
+        command: Some(EdgeCommandKind::PlaceCall(PlaceCall {
+            call_id: uuid::Uuid::now_v7().to_string(),
+            workspace_id: w.scope.workspace_id.clone(),
+            from: "+15550199".into(),
+            to: "+15557770001".into(),
+            agent_id: w.agent_id.clone(),
+        })),
+    };
+    let (hub, edge_id) = (w.control.commands.clone(), w.edge.id.clone());
+    support::eventually(Duration::from_secs(10), "the edge's command stream", || {
+        let (hub, edge_id, command) = (hub.clone(), edge_id.clone(), command.clone());
+        async move { hub.send(&edge_id, command).await.ok() }
+    })
+    .await;
+    let output = tokio::time::timeout(Duration::from_secs(45), trunk.wait_with_output())
+        .await
+        .expect("sipp finishes in time")
+        .expect("sipp output");
+    if !output.status.success() {
+        eprintln!("{}", String::from_utf8_lossy(&output.stdout));
+        eprintln!("{}", String::from_utf8_lossy(&output.stderr));
+    }
+    assert!(
+        output.status.success(),
+        "the trunk saw every request come through kamailio"
+    );
+    let (call, ended) = w.ended().await;
+    assert_eq!(call.direction, "outbound");
+    assert_eq!(ended["hangup_by"], "agent");
+    assert_eq!(ended["bye_outcome"], "200", "{ended}");
+    drop(proxy);
+    w.stop().await;
+}
+
+/// sipp as a trunk (UAS) on `port`, its errors on stderr.
+fn sipp_uas(scenario_file: &str, port: u16) -> tokio::process::Child {
+    let scenario = PathBuf::from(env!("CARGO_MANIFEST_DIR"))
+        .join("tests/sipp")
+        .join(scenario_file);
+    let media = UdpSocket::bind("127.0.0.1:0")
+        .and_then(|s| s.local_addr())
+        .expect("a free port")
+        .port();
+    tokio::process::Command::new("sipp")
+        .arg("-sf")
+        .arg(scenario)
+        .args(["-p", &port.to_string(), "-mp", &media.to_string()])
+        .args(["-m", "1", "-i", "127.0.0.1", "-timeout", "30s", "-nostdin"])
+        .args(["-trace_err", "-trace_screen"])
+        .stdout(Stdio::piped())
+        .stderr(Stdio::piped())
+        .kill_on_drop(true)
+        .spawn()
+        .expect("sipp runs (install sip-tester: deploy/test.sh does)")
+}
+
 on_both_engines!(
     multi_thread;
     a_strict_and_a_loose_record_route_shape_our_bye,
     a_caller_through_kamailio_hangs_up_through_it,
     the_agents_bye_goes_through_kamailio_and_is_answered,
+    an_outbound_call_goes_through_the_trunks_outbound_proxy,
 );

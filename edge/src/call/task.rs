@@ -49,15 +49,13 @@ pub enum CallSignal {
     Direction(Direction),
 }
 
-/// How long a call's end waits for its BYE's outcome: longer than timer F (64 x T1 = 32 s).
-const BYE_OUTCOME_WAIT: Duration = Duration::from_secs(40);
-
 /// What a call (its conversation today, a workflow executor tomorrow) asks of the SIP task.
 /// The channel waits when full: these are rare, and none may be lost.
 #[derive(Debug)]
 /// Each names the call by its `dialog`: the SIP Call-ID the SIP task knows it by.
 pub enum DialogRequest {
-    /// Send our BYE; `bye` hears its outcome (dropped unanswered when no BYE went out).
+    /// Send our BYE; `bye` hears its outcome (dropped unanswered when no BYE went out, see
+    /// `call/bye.rs`).
     Hangup {
         dialog: String,
         bye: Option<oneshot::Sender<ByeOutcome>>,
@@ -451,19 +449,10 @@ pub async fn run(
     if let Some(recording) = recording.take() {
         recording.finish();
     }
-    // Our BYE's final response (or timer F, 32 s) before the record: a BYE refused 404/481 or
-    // never answered did not end the call for the far end, and the record says so.
-    let mut bye_outcome = None;
-    if ending.by_us {
-        let (bye, outcome) = oneshot::channel();
-        let hangup = DialogRequest::Hangup {
-            dialog: dialog.clone(),
-            bye: Some(bye),
-        };
-        let _ = requests.send(hangup).await;
-        let outcome = tokio::time::timeout(BYE_OUTCOME_WAIT, outcome).await;
-        bye_outcome = outcome.ok().and_then(Result::ok).map(ByeOutcome::as_record);
-    }
+    let bye_outcome = match ending.by_us {
+        true => super::bye::send_bye(&requests, &dialog).await,
+        false => None,
+    };
     let stats = media.stats();
     tracing::info!(
         reason = ending.reason,
