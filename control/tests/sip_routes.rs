@@ -291,7 +291,8 @@ async fn an_outbound_call_goes_through_the_trunks_outbound_proxy(backend: Backen
         .and_then(|s| s.local_addr())
         .expect("a free port")
         .port();
-    let trunk = sipp_uas("uas_via_proxy_answer.xml", trunk_port);
+    let work = tempfile::tempdir().expect("temp dir");
+    let trunk = sipp_uas("uas_via_proxy_answer.xml", trunk_port, work.path());
     tokio::time::sleep(Duration::from_millis(400)).await; // sipp binds its socket
     let mut snapshot = (*w.edge.state.snapshot()).clone();
     let spec: SipTrunkSpec = serde_json::from_value(serde_json::json!({
@@ -327,8 +328,12 @@ async fn an_outbound_call_goes_through_the_trunks_outbound_proxy(backend: Backen
         .expect("sipp finishes in time")
         .expect("sipp output");
     if !output.status.success() {
+        for entry in std::fs::read_dir(work.path()).expect("sipp dir").flatten() {
+            if let Ok(text) = std::fs::read_to_string(entry.path()) {
+                eprintln!("--- {}:\n{text}", entry.path().display());
+            }
+        }
         eprintln!("{}", String::from_utf8_lossy(&output.stdout));
-        eprintln!("{}", String::from_utf8_lossy(&output.stderr));
     }
     assert!(
         output.status.success(),
@@ -342,8 +347,8 @@ async fn an_outbound_call_goes_through_the_trunks_outbound_proxy(backend: Backen
     w.stop().await;
 }
 
-/// sipp as a trunk (UAS) on `port`, its errors on stderr.
-fn sipp_uas(scenario_file: &str, port: u16) -> tokio::process::Child {
+/// sipp as a trunk (UAS) on `port`, its logs in `work`.
+fn sipp_uas(scenario_file: &str, port: u16, work: &Path) -> tokio::process::Child {
     let scenario = PathBuf::from(env!("CARGO_MANIFEST_DIR"))
         .join("tests/sipp")
         .join(scenario_file);
@@ -356,7 +361,8 @@ fn sipp_uas(scenario_file: &str, port: u16) -> tokio::process::Child {
         .arg(scenario)
         .args(["-p", &port.to_string(), "-mp", &media.to_string()])
         .args(["-m", "1", "-i", "127.0.0.1", "-timeout", "30s", "-nostdin"])
-        .args(["-trace_err", "-trace_screen"])
+        .arg("-trace_err")
+        .current_dir(work)
         .stdout(Stdio::piped())
         .stderr(Stdio::piped())
         .kill_on_drop(true)
