@@ -248,3 +248,22 @@ fn a_record_route_to_a_broadcast_address_does_not_take_our_bye_there() {
         "{bye}"
     );
 }
+
+#[test]
+fn an_update_with_a_contact_is_a_target_refresh_too() {
+    let t0 = Instant::now();
+    let (mut ep, tag) = answered(t0, LOOSE);
+    let extra = "Contact: <sip:caller@127.0.0.2:40003>\r\n";
+    let update = in_dialog("UPDATE", "z9hG4bKup1", "call-1", &tag, 2, extra, "");
+    ep.handle_datagram(t0 + S, addr("127.0.0.3:5070"), &update);
+    assert!(sent_to(&mut ep)[0].1.starts_with("SIP/2.0 200"));
+    ep.hangup(t0 + 2 * S, "call-1");
+    let out = sent_to(&mut ep);
+    let (dest, bye) = out.iter().find(|(_, m)| m.starts_with("BYE")).expect("BYE");
+    assert_eq!(*dest, addr("127.0.0.3:5070"));
+    assert!(
+        bye.starts_with("BYE sip:caller@127.0.0.2:40003 SIP/2.0"),
+        "{bye}"
+    );
+    assert_eq!(values(bye, "Route"), ROUTES, "{bye}");
+}
