@@ -216,6 +216,10 @@ async fn invalid_trunks_are_refused_naming_the_field(backend: Backend) {
         (json!({"name": "x", "host": "h", "prot": 1}), "prot"),
         (json!({"name": "x", "host": "h", "port": "five"}), "port"),
         (json!({"host": "h"}), "name"),
+        (
+            json!({"name": "x", "host": "h", "outbound_proxy": "sip:p;lr>\r\nX: y"}),
+            "outbound_proxy",
+        ),
     ] {
         let answer = api.call("POST", "/v1/providers", &owner, Some(body)).await;
         assert_eq!(

@@ -173,6 +173,12 @@ async fn a_new_provider_host_needs_the_secret_again(backend: Backend) {
             "port",
         ),
         (
+            &trunk,
+            json!({"outbound_proxy": "sip:203.0.113.66;lr"}),
+            "password",
+            "outbound_proxy",
+        ),
+        (
             &account,
             json!({"api_base_url": "https://attacker.example"}),
             "auth_token",

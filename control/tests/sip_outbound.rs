@@ -111,6 +111,7 @@ fn trunk(name: &str, port: u16, priority: i32) -> SipTrunkSpec {
         priority,
         regions: Vec::new(),
         invite_timeout_ms: 10_000,
+        outbound_proxy: None,
     }
 }
 

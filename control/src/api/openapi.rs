@@ -274,6 +274,9 @@ pub struct SipTrunkSpecDoc {
     /// Regions whose edges may use it; all when empty.
     regions: Option<Vec<String>>,
     invite_timeout_ms: Option<u32>,
+    /// A proxy every call through this trunk passes, as a SIP URI (`sip:10.0.0.5:5060;lr`):
+    /// the INVITE carries it as a preloaded Route and is sent there.
+    outbound_proxy: Option<String>,
 }
 
 /// A Twilio account (`freya_shared::model::TwilioAccountSpec`), with `"kind": "twilio"`.

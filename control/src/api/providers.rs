@@ -3,8 +3,8 @@
 //! account's `auth_token` — goes in and never comes back out: reads show `"********"` when one
 //! is stored. `PATCH` is a merge patch that keeps the stored secret unless the body gives a new
 //! one (`null` removes it; the mask itself, sent back unchanged, keeps it); a provider's kind
-//! cannot change. A PATCH that changes where the stored secret is sent — a trunk's `host` or
-//! `port`, an account's `api_base_url` — must give the secret again (a 422 naming it otherwise),
+//! cannot change. A PATCH that changes where the stored secret is sent — a trunk's `host`,
+//! `port` or `outbound_proxy`, an account's `api_base_url` — must give the secret again (a 422 naming it otherwise),
 //! so that nobody who never saw the secret can have it sent to a host of their choosing.
 
 use axum::extract::State;
@@ -92,6 +92,9 @@ fn secret_destination_change(
                 Some("host")
             } else if old.port != new.port {
                 Some("port")
+            } else if old.outbound_proxy != new.outbound_proxy {
+                // Challenged INVITEs (digest responses) go through the proxy.
+                Some("outbound_proxy")
             } else {
                 None
             }

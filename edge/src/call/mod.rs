@@ -7,6 +7,7 @@
 //! requests in [`flow_function`]); [`responder`] lets the task drive either the same way.
 
 pub mod admission;
+pub mod bye;
 pub mod codec;
 pub mod conversation;
 pub mod flow;

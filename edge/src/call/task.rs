@@ -15,7 +15,7 @@ use std::time::{Duration, Instant};
 
 use prometheus_client::metrics::counter::Counter;
 use prometheus_client::metrics::histogram::Histogram;
-use tokio::sync::mpsc;
+use tokio::sync::{mpsc, oneshot};
 
 use super::leg::MediaLeg;
 use super::liveness::HoldChange;
@@ -25,7 +25,7 @@ use super::talk::{AgentRequest, CallParties};
 use crate::recordings::writer::CallRecording;
 use crate::recordings::RecordingOutbox;
 use crate::rtp::departure::{rtp_timestamp, DepartureSpacing};
-use crate::sip::endpoint::TransferProgress;
+use crate::sip::endpoint::{ByeOutcome, TransferProgress};
 use crate::sip::sdp::Direction;
 use crate::state::EdgeState;
 use crate::voice::VoiceFactory;
@@ -51,11 +51,15 @@ pub enum CallSignal {
 
 /// What a call (its conversation today, a workflow executor tomorrow) asks of the SIP task.
 /// The channel waits when full: these are rare, and none may be lost.
-#[derive(Debug, Clone, PartialEq, Eq)]
+#[derive(Debug)]
 /// Each names the call by its `dialog`: the SIP Call-ID the SIP task knows it by.
 pub enum DialogRequest {
-    /// Send our BYE.
-    Hangup { dialog: String },
+    /// Send our BYE; `bye` hears its outcome (dropped unanswered when no BYE went out, see
+    /// `call/bye.rs`).
+    Hangup {
+        dialog: String,
+        bye: Option<oneshot::Sender<ByeOutcome>>,
+    },
     /// Transfer the call blindly (REFER) to a number or SIP URI.
     Transfer { dialog: String, destination: String },
     /// Send digits by SIP INFO (the peer negotiated no telephone-event).
@@ -196,6 +200,7 @@ pub async fn run(
     let end_without_media = |reason: &'static str| {
         let hangup = DialogRequest::Hangup {
             dialog: dialog.clone(),
+            bye: None,
         };
         let ended = event(
             CallEventKind::Ended,
@@ -447,12 +452,10 @@ pub async fn run(
     if let Some(recording) = recording.take() {
         recording.finish();
     }
-    if ending.by_us {
-        let hangup = DialogRequest::Hangup {
-            dialog: dialog.clone(),
-        };
-        let _ = requests.send(hangup).await;
-    }
+    let bye_outcome = match ending.by_us {
+        true => super::bye::send_bye(&requests, &dialog).await,
+        false => None,
+    };
     let stats = media.stats();
     tracing::info!(
         reason = ending.reason,
@@ -467,6 +470,7 @@ pub async fn run(
             serde_json::json!({
                 "reason": ending.reason,
                 "hangup_by": if ending.by_us { "agent" } else { "caller" },
+                "bye_outcome": bye_outcome,
                 "transferred_to": if ending.reason == "transferred" { transfer.as_deref() } else { None },
                 "duration_ms": u64::try_from(started.elapsed().as_millis()).unwrap_or(u64::MAX),
                 "rtp": {

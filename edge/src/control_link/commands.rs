@@ -23,6 +23,7 @@ use crate::twilio::ticket::StreamTicket;
 use crate::twilio::TwilioEdge;
 use freya_proto::v1::edge_command::Command;
 use freya_proto::v1::CommandsRequest;
+use freya_shared::model::outbound_proxy::parse_proxy_uri;
 use freya_shared::model::{
     CallEvent, CallEventKind, ProviderSpec, SipTransport, SipTrunkSpec, TwilioAccountSpec,
 };
@@ -296,11 +297,17 @@ async fn place_with_twilio(
 
 /// A provider as the SIP core calls through it: its host resolved (first address).
 async fn resolve(id: &str, spec: &SipTrunkSpec) -> Option<Trunk> {
-    let host = spec.host.trim_matches(['[', ']']);
+    // With an outbound proxy, INVITEs go to the proxy rather than the trunk's host.
+    let proxy = spec.outbound_proxy.as_deref().map(parse_proxy_uri);
+    let (host, port) = match &proxy {
+        Some(Ok(p)) => (p.host.as_str(), p.port.unwrap_or(5060)),
+        Some(Err(_)) => return None,
+        None => (spec.host.trim_matches(['[', ']']), spec.port),
+    };
     let addr: SocketAddr = match host.parse::<std::net::IpAddr>() {
-        Ok(ip) => SocketAddr::new(ip, spec.port),
+        Ok(ip) => SocketAddr::new(ip, port),
         Err(_) => {
-            let lookup = tokio::net::lookup_host((host, spec.port));
+            let lookup = tokio::net::lookup_host((host, port));
             match tokio::time::timeout(RESOLVE_TIMEOUT, lookup).await {
                 Ok(Ok(mut addrs)) => addrs.next()?,
                 _ => return None,
@@ -327,5 +334,6 @@ async fn resolve(id: &str, spec: &SipTrunkSpec) -> Option<Trunk> {
         credentials,
         caller_id: spec.caller_id.clone(),
         invite_timeout: Duration::from_millis(u64::from(spec.invite_timeout_ms)),
+        outbound_proxy: spec.outbound_proxy.clone(),
     })
 }

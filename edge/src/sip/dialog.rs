@@ -9,12 +9,20 @@
 //! RFC 3261 section 12.2.2): the Call-ID travels in the clear to every proxy and trunk on the
 //! way, so a request that matches it alone could come from anyone, and hang the call up or
 //! press keys in it.
+//!
+//! Proxies that record-routed the dialog stay on its path: the dialog keeps their route set
+//! (the INVITE's Record-Route in order as UAS, the 2xx's reversed as UAC) and every request we
+//! send in it carries them as Route headers and goes to the first of them ([`Dialog::next_hop`],
+//! `dialog/route.rs`). The route set never changes once set; the remote target does, on a
+//! target refresh ([`Dialog::refresh_target`]).
 
 use std::collections::VecDeque;
 use std::net::SocketAddr;
 use std::time::Instant;
 
-use rsip::headers::{CSeq, CallId, ContentLength, From, MaxForwards, To, UntypedHeader, Via};
+use rsip::headers::{
+    CSeq, CallId, ContentLength, From, MaxForwards, Route, To, UntypedHeader, Via,
+};
 use rsip::{Header, Method, Request};
 
 use super::endpoint::in_dialog::Transfer;
@@ -49,8 +57,11 @@ pub struct Dialog {
     /// Our header value (the INVITE's To without our tag, or our INVITE's From with it): our
     /// BYE's From, with `local_tag` added when it has no tag yet.
     pub local_to: String,
-    /// The remote Contact URI: the Request-URI of our BYE.
+    /// The remote Contact URI: the Request-URI of our BYE (with loose routing).
     pub remote_target: String,
+    /// The proxies on the dialog's path, as Route values in the order our requests carry them
+    /// (RFC 3261 section 12.1); empty when none record-routed.
+    pub route_set: Vec<String>,
     /// Where the remote party is; in-dialog requests go back there (symmetric signalling,
     /// which is what works through NAT).
     pub peer: SocketAddr,
@@ -116,6 +127,7 @@ impl Dialog {
             remote_from,
             local_to,
             remote_target,
+            route_set: route::header_values(&invite.headers, "Record-Route"),
             peer: peer.addr,
             transport: peer.transport,
             invite_key,
@@ -133,8 +145,8 @@ impl Dialog {
     }
 
     /// The confirmed dialog of an outbound call: our `invite` (sent to `peer`) and the 2xx
-    /// `answer` to it. Route sets (Record-Route) are not kept: in-dialog requests go straight
-    /// to the trunk, as they do for the trunks we call through.
+    /// `answer` to it. The route set is the 2xx's Record-Route reversed (RFC 3261 section
+    /// 12.1.2): the proxy nearest to us comes first.
     pub fn from_answer(
         invite: &Request,
         answer: &rsip::Response,
@@ -179,6 +191,11 @@ impl Dialog {
                 .as_deref()
                 .map(uri_of)
                 .unwrap_or_else(|| invite.uri.to_string()),
+            route_set: {
+                let mut set = route::header_values(&answer.headers, "Record-Route");
+                set.reverse();
+                set
+            },
             peer: peer.addr,
             transport: peer.transport,
             invite_key,
@@ -224,14 +241,43 @@ impl Dialog {
         }
     }
 
+    /// Where our requests in this dialog go: the first route's address when there is a route
+    /// set and it names an IP literal, else the remote party's address. Responses never use
+    /// this: they follow the request's Via.
+    pub fn next_hop(&self) -> Peer {
+        let addr = self
+            .route_set
+            .first()
+            .and_then(|first| route::hop_addr(first))
+            .unwrap_or(self.peer);
+        Peer {
+            transport: self.transport,
+            addr,
+        }
+    }
+
+    /// A target refresh (RFC 3261 section 12.2): the Contact of a re-INVITE or UPDATE from the
+    /// peer, or of the 2xx to ours, becomes the remote target. The route set stays as it is.
+    pub fn refresh_target(&mut self, headers: &rsip::Headers) {
+        if let Some(contact) = headers.iter().find_map(|h| match h {
+            Header::Contact(c) => Some(uri_of(c.value())),
+            _ => None,
+        }) {
+            if rsip::Uri::try_from(contact.as_str()).is_ok() {
+                self.remote_target = contact;
+            }
+        }
+    }
+
     /// Our BYE for this dialog, sent from `local` over the dialog's transport.
     pub fn bye(&mut self, local: SocketAddr) -> Result<Request, SipError> {
         self.request(Method::Bye, local, Vec::new(), None)
     }
 
-    /// Our next request inside this dialog (BYE, REFER, INFO, UPDATE): Request-URI at the remote
-    /// target, our From with our tag, their To with theirs, the next CSeq, a fresh branch, then
-    /// `extra` headers and a `body` of `(content type, bytes)`.
+    /// Our next request inside this dialog (BYE, REFER, INFO, UPDATE, re-INVITE): Request-URI
+    /// and Route headers from the remote target and the route set ([`route::request_path`]),
+    /// our From with our tag, their To with theirs, the next CSeq, a fresh branch, then `extra`
+    /// headers and a `body` of `(content type, bytes)`. Send it to [`Dialog::next_hop`].
     pub fn request(
         &mut self,
         method: Method,
@@ -239,11 +285,10 @@ impl Dialog {
         extra: Vec<Header>,
         body: Option<(&str, Vec<u8>)>,
     ) -> Result<Request, SipError> {
-        let uri = rsip::Uri::try_from(self.remote_target.as_str()).map_err(|e| {
-            SipError::InvalidHeader {
-                header: "Contact",
-                reason: e.to_string(),
-            }
+        let (uri, routes) = route::request_path(&self.route_set, &self.remote_target);
+        let uri = rsip::Uri::try_from(uri.as_str()).map_err(|e| SipError::InvalidHeader {
+            header: "Contact",
+            reason: e.to_string(),
         })?;
         let from = if header_param(&self.local_to, "tag").is_some() {
             self.local_to.clone()
@@ -265,6 +310,7 @@ impl Dialog {
             CallId::new(self.call_id.clone()).into(),
             CSeq::new(format!("{cseq} {method}")).into(),
         ];
+        headers.extend(routes.into_iter().map(|r| Header::Route(Route::new(r))));
         headers.extend(extra);
         let body = match body {
             Some((content_type, bytes)) => {
@@ -309,6 +355,9 @@ impl Dialog {
         host_port(&uri)
     }
 }
+
+#[path = "dialog/route.rs"]
+pub mod route;
 
 /// The `host[:port]` of a SIP URI, without user part or parameters.
 fn host_port(uri: &str) -> String {

@@ -73,6 +73,12 @@ pub enum EndpointEvent {
         call_id: String,
         direction: super::sdp::Direction,
     },
+    /// Our BYE (from [`SipEndpoint::hangup`]) got its final response, or none: the call
+    /// record says whether the far end heard it.
+    ByeOutcome {
+        call_id: String,
+        outcome: ByeOutcome,
+    },
     /// News of a blind transfer asked for with [`SipEndpoint::transfer`].
     Transfer {
         call_id: String,
@@ -465,6 +471,7 @@ mod drain;
 
 #[path = "endpoint/requests.rs"]
 mod requests;
+pub use requests::ByeOutcome;
 use requests::InDialogRequest;
 pub(crate) use requests::Purpose;
 
@@ -502,6 +509,9 @@ mod glare_tests;
 #[cfg(test)]
 #[path = "endpoint_in_dialog_tests.rs"]
 mod in_dialog_tests;
+#[cfg(test)]
+#[path = "endpoint_route_tests.rs"]
+mod route_tests;
 #[cfg(test)]
 #[path = "endpoint_tests.rs"]
 mod tests;

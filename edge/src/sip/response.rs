@@ -4,6 +4,11 @@
 //! From, To, Call-ID and CSeq, and adds a To-tag unless the request already had one or the
 //! response is a 100 Trying. Call [`crate::sip::via::stamp_received`] on the request as it
 //! arrives so that the copied top Via carries `received` / `rport`.
+//!
+//! A response that creates or confirms a dialog (a 101-299 to an INVITE, re-INVITEs included)
+//! also copies the request's Record-Route headers in order (RFC 3261 section 12.1.1): that is
+//! how the caller learns the route set the proxies asked for, and sends its ACK and BYE
+//! through them.
 
 use rand::Rng;
 use rsip::headers::UntypedHeader;
@@ -22,7 +27,8 @@ pub fn new_tag() -> String {
 }
 
 /// Builds a response to `request`: copies Via, From, To, Call-ID and CSeq, and puts `to_tag` on
-/// the To header if it has no tag yet (never on a 100). Fails only if the request has no Via,
+/// the To header if it has no tag yet (never on a 100); a 101-299 to an INVITE copies its
+/// Record-Route headers too. Fails only if the request has no Via,
 /// since a response without one cannot be routed.
 pub fn build_response(
     request: &Request,
@@ -30,8 +36,11 @@ pub fn build_response(
     to_tag: Option<&str>,
 ) -> Result<Response, SipError> {
     let mut headers = rsip::Headers::default();
+    let dialog_creating =
+        request.method == rsip::Method::Invite && (101..300).contains(&status.code());
     for header in request.headers.iter() {
         match header {
+            Header::RecordRoute(_) if dialog_creating => headers.push(header.clone()),
             Header::Via(_) | Header::From(_) | Header::CallId(_) | Header::CSeq(_) => {
                 headers.push(header.clone())
             }

@@ -111,6 +111,7 @@ impl SipService {
         let mut records: HashMap<String, String> = HashMap::new();
         let mut ringing: HashMap<String, Ringing> = HashMap::new();
         let mut pending: HashMap<String, PendingOutbound> = HashMap::new();
+        let mut byes = HashMap::new(); // our BYEs whose outcome a call's record awaits
         let (tcp_tx, mut tcp_rx) = mpsc::channel::<TcpInput>(1024);
         let mut connections = TcpConnections::new(tcp_tx.clone(), shutdown.clone());
         if let Some(listener) = tcp {
@@ -174,7 +175,7 @@ impl SipService {
                         if let Some(tx) = calls.remove(&call_id) {
                             slots.release(&call_id);
                             tracing::info!(call = %call_id, "hang-up requested by the control plane");
-                            endpoint.hangup(now, &call_id);
+                            // The call's task sends the BYE (DialogRequest::Hangup) and records its outcome.
                             let _ = tx.send(CallSignal::Hangup { reason: "hangup_requested", by_us: true }).await;
                         } else if pending.contains_key(&call_id) {
                             endpoint.hangup(now, &call_id); // CANCEL; reported as OutboundFailed
@@ -203,10 +204,13 @@ impl SipService {
                     }
                 }
                 Some(request) = request_rx.recv() => match request {
-                    DialogRequest::Hangup { dialog: call_id } => {
+                    DialogRequest::Hangup { dialog: call_id, bye } => {
                         calls.remove(&call_id);
                         slots.release(&call_id);
                         endpoint.hangup(Instant::now(), &call_id);
+                        if let Some(bye) = bye.filter(|_| endpoint.bye_pending(&call_id)) {
+                            byes.insert(call_id, bye);
+                        }
                     }
                     DialogRequest::Transfer { dialog: call_id, destination } => {
                         endpoint.transfer(Instant::now(), &call_id, &destination);
@@ -340,6 +344,11 @@ impl SipService {
                     EndpointEvent::MediaDirection { call_id, direction } => {
                         signal(&calls, &call_id, CallSignal::Direction(direction)).await
                     }
+                    EndpointEvent::ByeOutcome { call_id, outcome } => {
+                        if let Some(bye) = byes.remove(&call_id) {
+                            let _ = bye.send(outcome);
+                        }
+                    }
                     EndpointEvent::Transfer { call_id, progress } => {
                         signal(&calls, &call_id, CallSignal::Transfer(progress)).await
                     }
@@ -388,14 +397,17 @@ async fn end_session(
     call_id: &str,
     reason: &'static str,
 ) {
-    endpoint.hangup(Instant::now(), call_id);
-    if let Some(tx) = calls.remove(call_id) {
-        let _ = tx
-            .send(CallSignal::Hangup {
-                reason,
-                by_us: true,
-            })
-            .await;
+    match calls.remove(call_id) {
+        // The call's task sends the BYE (DialogRequest::Hangup) and records its outcome.
+        Some(tx) => {
+            let _ = tx
+                .send(CallSignal::Hangup {
+                    reason,
+                    by_us: true,
+                })
+                .await;
+        }
+        None => endpoint.hangup(Instant::now(), call_id),
     }
 }
 

@@ -36,8 +36,11 @@ pub struct Trunk {
     pub host: String,
     /// The trunk's port, for the Request-URI.
     pub port: u16,
-    /// Where INVITEs go, and over what.
+    /// Where INVITEs go, and over what: the outbound proxy's address when there is one.
     pub peer: Peer,
+    /// The trunk's outbound proxy URI (`sip:10.0.0.5;lr`), carried as a preloaded Route on the
+    /// INVITE and so on its CANCEL and non-2xx ACK.
+    pub outbound_proxy: Option<String>,
     /// Digest credentials, when the trunk challenges.
     pub credentials: Option<Credentials>,
     /// The user part of From for calls through this trunk, when the trunk says.
@@ -171,8 +174,8 @@ pub struct InviteAttempt {
     phase: Phase,
     authenticated: bool,
     deadline: Instant,
-    /// The ACK for our 2xx, re-sent for each retransmission of it.
-    ack: Option<Vec<u8>>,
+    /// The ACK for our 2xx and its next hop, re-sent for each retransmission of the 2xx.
+    ack: Option<(Vec<u8>, Peer)>,
     transmits: VecDeque<Outgoing>,
     events: VecDeque<AttemptEvent>,
 }
@@ -402,20 +405,26 @@ impl InviteAttempt {
     }
 
     fn on_2xx(&mut self, response: &Response) {
-        if let Some(ack) = self.ack.clone() {
+        if let Some((ack, hop)) = self.ack.clone() {
             // A retransmitted 2xx: our ACK was lost.
-            self.send(ack);
+            self.send_to(hop, ack);
             return;
         }
-        let ack = match build_2xx_ack(&self.invite, response, self.request.local, self.trunk.peer) {
-            Ok(ack) => to_bytes(ack),
+        let (ack, hop) = match build_2xx_ack(
+            &self.invite,
+            response,
+            self.request.local,
+            self.trunk.peer,
+            None,
+        ) {
+            Ok((ack, hop)) => (to_bytes(ack), hop),
             Err(e) => {
                 tracing::warn!(error = %e, "cannot acknowledge the 2xx");
                 return;
             }
         };
-        self.ack = Some(ack.clone());
-        self.send(ack);
+        self.ack = Some((ack.clone(), hop));
+        self.send_to(hop, ack);
         let dialog = match Dialog::from_answer(
             &self.invite,
             response,
@@ -533,10 +542,10 @@ impl InviteAttempt {
         }
     }
 
-    fn send(&mut self, bytes: Vec<u8>) {
+    fn send_to(&mut self, hop: Peer, bytes: Vec<u8>) {
         self.transmits.push_back(Outgoing {
-            transport: self.trunk.peer.transport,
-            dest: self.trunk.peer.addr,
+            transport: hop.transport,
+            dest: hop.addr,
             bytes,
         });
     }

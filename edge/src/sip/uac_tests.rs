@@ -24,6 +24,7 @@ pub(crate) fn trunk(id: &str, port: u16) -> Trunk {
         credentials: None,
         caller_id: None,
         invite_timeout: Duration::from_secs(10),
+        outbound_proxy: None,
     }
 }
 
@@ -435,4 +436,105 @@ fn a_from_or_to_user_outside_the_sip_grammar_is_never_sent() {
             Ok(_) => panic!("{from}/{caller_id:?}: an INVITE was built"),
         }
     }
+}
+
+/// The values of every header called `name`, in order.
+fn route_values(request: &Request, name: &str) -> Vec<String> {
+    crate::sip::dialog::route::header_values(&request.headers, name)
+}
+
+fn transmits(attempt: &mut InviteAttempt) -> Vec<(SocketAddr, Request)> {
+    std::iter::from_fn(|| attempt.poll_transmit())
+        .map(|o| (o.dest, request_of(&o)))
+        .collect()
+}
+
+#[test]
+fn the_route_set_is_the_2xx_record_route_reversed_and_the_ack_follows_it() {
+    let (t0, mut attempt, invite) = start(trunk("a", 5080));
+    let record_route = Header::RecordRoute(
+        "<sip:127.0.0.8:5090;lr>, <sip:127.0.0.9:5091;lr>"
+            .to_owned()
+            .into(),
+    );
+    attempt.handle_response(t0, reply(&invite, 200, Some(record_route)));
+    let acks = transmits(&mut attempt);
+    let [(dest, ack)] = &acks[..] else {
+        panic!("{acks:?}")
+    };
+    assert_eq!(ack.method, Method::Ack);
+    assert_eq!(
+        *dest,
+        SocketAddr::from(([127, 0, 0, 9], 5091)),
+        "the proxy nearest us"
+    );
+    assert_eq!(ack.uri.to_string(), "sip:callee@127.0.0.1:7000");
+    assert_eq!(
+        route_values(ack, "Route"),
+        ["<sip:127.0.0.9:5091;lr>", "<sip:127.0.0.8:5090;lr>"]
+    );
+    let dialog = events(&mut attempt)
+        .into_iter()
+        .find_map(|e| match e {
+            AttemptEvent::Answered { dialog, .. } => Some(dialog),
+            _ => None,
+        })
+        .expect("answered");
+    assert_eq!(
+        dialog.route_set,
+        ["<sip:127.0.0.9:5091;lr>", "<sip:127.0.0.8:5090;lr>"]
+    );
+    assert_eq!(
+        dialog.next_hop().addr,
+        SocketAddr::from(([127, 0, 0, 9], 5091))
+    );
+}
+
+#[test]
+fn an_outbound_proxy_is_a_preloaded_route_on_the_invite_and_its_cancel() {
+    let mut via_proxy = trunk("a", 5080);
+    via_proxy.outbound_proxy = Some("sip:127.0.0.7:5070;lr".into());
+    via_proxy.peer = Peer::udp(SocketAddr::from(([127, 0, 0, 7], 5070)));
+    let t0 = Instant::now();
+    let mut attempt = InviteAttempt::start(
+        t0,
+        via_proxy,
+        call_request(),
+        "fromtag".into(),
+        1,
+        Timers::default(),
+    )
+    .unwrap();
+    let out = transmits(&mut attempt);
+    let [(dest, invite)] = &out[..] else {
+        panic!("{out:?}")
+    };
+    assert_eq!(*dest, SocketAddr::from(([127, 0, 0, 7], 5070)));
+    assert_eq!(
+        invite.uri.to_string(),
+        "sip:+15557777@127.0.0.1:5080",
+        "loose: unchanged"
+    );
+    assert_eq!(route_values(invite, "Route"), ["<sip:127.0.0.7:5070;lr>"]);
+    attempt.handle_response(t0, reply(invite, 180, None));
+    attempt.abandon(t0 + Duration::from_secs(1));
+    let cancels = transmits(&mut attempt);
+    let (dest, cancel) = cancels
+        .iter()
+        .find(|(_, r)| r.method == Method::Cancel)
+        .expect("CANCEL");
+    assert_eq!(*dest, SocketAddr::from(([127, 0, 0, 7], 5070)));
+    assert_eq!(route_values(cancel, "Route"), ["<sip:127.0.0.7:5070;lr>"]);
+}
+
+#[test]
+fn a_strict_outbound_proxy_takes_the_request_uri() {
+    let mut via_proxy = trunk("a", 5080);
+    via_proxy.outbound_proxy = Some("sip:127.0.0.7:5070".into());
+    let (_, _, invite) = start(via_proxy);
+    assert_eq!(invite.uri.to_string(), "sip:127.0.0.7:5070");
+    assert_eq!(
+        route_values(&invite, "Route"),
+        ["<sip:+15557777@127.0.0.1:5080>"]
+    );
 }

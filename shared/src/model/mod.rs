@@ -7,6 +7,7 @@ pub mod call;
 pub mod dialable;
 pub mod edge;
 pub mod number;
+pub mod outbound_proxy;
 pub mod provider;
 pub mod rules;
 pub mod sip_user;

@@ -148,6 +148,10 @@ pub struct SipTrunkSpec {
     /// Give up on an INVITE with no final answer after this long and try the next trunk.
     #[serde(default = "default_invite_timeout_ms")]
     pub invite_timeout_ms: u32,
+    /// A proxy every call through this trunk passes (`sip:10.0.0.5:5060;lr`): the INVITE
+    /// carries it as a preloaded Route and is sent there (RFC 3261 section 8.1.2).
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub outbound_proxy: Option<String>,
 }
 
 fn default_port() -> u16 {
@@ -201,6 +205,13 @@ impl SipTrunkSpec {
                 "must be between 1000 and 120000",
             ));
         }
+        if let Some(Err(problem)) = self
+            .outbound_proxy
+            .as_deref()
+            .map(super::outbound_proxy::parse_proxy_uri)
+        {
+            errors.push(FieldError::new("outbound_proxy", problem));
+        }
         errors
     }
 }
@@ -235,7 +246,7 @@ mod tests {
         );
         assert!(trunk.validate().is_empty());
         let bad: SipTrunkSpec = serde_json::from_str(
-            r#"{"name":"","host":"bad host","port":0,"password":"x","regions":["EU"],"invite_timeout_ms":5}"#,
+            r#"{"name":"","host":"bad host","port":0,"password":"x","regions":["EU"],"invite_timeout_ms":5,"outbound_proxy":"10.0.0.5"}"#,
         )
         .expect("parses");
         let fields: Vec<String> = bad.validate().into_iter().map(|e| e.field).collect();
@@ -247,7 +258,8 @@ mod tests {
                 "port",
                 "username",
                 "regions[0]",
-                "invite_timeout_ms"
+                "invite_timeout_ms",
+                "outbound_proxy"
             ]
         );
     }

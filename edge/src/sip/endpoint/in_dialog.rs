@@ -9,7 +9,7 @@ use std::time::{Duration, Instant};
 use rsip::{Header, Method, Request};
 
 use super::inbound::{has_to_tag, no_dialog};
-use super::{EndpointEvent, Purpose, SipEndpoint, ALLOW};
+use super::{ByeOutcome, EndpointEvent, Purpose, SipEndpoint, ALLOW};
 use crate::sip::dialog::DialogState;
 use crate::sip::message::header_named;
 use crate::sip::peer::Peer;
@@ -201,9 +201,17 @@ impl SipEndpoint {
     ) {
         match purpose {
             Purpose::Bye => {
-                if outcome.is_err() {
-                    tracing::info!(call = %call_id, "our BYE was never answered");
+                let outcome = match outcome {
+                    Ok((code, _)) => ByeOutcome::Answered { code },
+                    Err(()) => ByeOutcome::Timeout,
+                };
+                if outcome != (ByeOutcome::Answered { code: 200 }) {
+                    tracing::info!(call = %call_id, outcome = %outcome.as_record(), "our BYE was not answered 200");
                 }
+                self.events.push_back(EndpointEvent::ByeOutcome {
+                    call_id: call_id.to_owned(),
+                    outcome,
+                });
             }
             Purpose::Refer => {
                 let failure = match outcome {
@@ -364,6 +372,8 @@ impl SipEndpoint {
             .dialogs
             .get_mut(call_id)
             .filter(|d| d.state == DialogState::Confirmed)?;
+        // A re-INVITE is a target refresh (RFC 3261 section 12.2.2).
+        dialog.refresh_target(&request.headers);
         let tag = dialog.local_tag.clone();
         let Some(previous) = dialog.local_sdp.clone() else {
             return Some((tag, None));

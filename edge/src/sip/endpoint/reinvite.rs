@@ -21,8 +21,8 @@ pub(super) struct RefreshInvite {
     call_id: String,
     peer: Peer,
     tx: ClientInviteTransaction,
-    /// The ACK for the 2xx, once it came.
-    ack: Option<Vec<u8>>,
+    /// The ACK for the 2xx and its next hop, once it came.
+    ack: Option<(Vec<u8>, Peer)>,
     /// The outcome was handed over (the first final response, or the timeout).
     decided: bool,
 }
@@ -129,16 +129,23 @@ impl SipEndpoint {
                 TransactionEvent::Response(r) if r.status_code.code() >= 200 => {
                     let code = r.status_code.code();
                     if code < 300 {
+                        let dialog = self.dialogs.get_mut(&refresh.call_id);
                         if refresh.ack.is_none() {
-                            match build_2xx_ack(refresh.tx.request(), &r, local, refresh.peer) {
-                                Ok(ack) => refresh.ack = Some(to_bytes(ack)),
+                            // The dialog's route set, not the 2xx's: it never changes.
+                            let set = dialog.as_ref().map(|d| d.route_set.as_slice());
+                            let request = refresh.tx.request();
+                            match build_2xx_ack(request, &r, local, refresh.peer, set) {
+                                Ok((ack, hop)) => refresh.ack = Some((to_bytes(ack), hop)),
                                 Err(e) => tracing::warn!(error = %e, "cannot acknowledge the 2xx"),
                             }
                         }
-                        if let Some(ack) = refresh.ack.clone() {
+                        if let Some(dialog) = dialog {
+                            dialog.refresh_target(&r.headers);
+                        }
+                        if let Some((ack, hop)) = refresh.ack.clone() {
                             self.transmits.push_back(Outgoing {
-                                transport,
-                                dest: refresh.peer.addr,
+                                transport: hop.transport,
+                                dest: hop.addr,
                                 bytes: ack,
                             });
                         }

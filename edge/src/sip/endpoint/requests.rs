@@ -24,6 +24,27 @@ pub(crate) enum Purpose {
     Refresh,
 }
 
+/// What became of our BYE: the far end's final response, or none (timer F). A BYE refused
+/// with 404 or 481 never reached the party it was for (a proxy that lost the dialog, or a route
+/// skipped): the call record says so rather than claim the call ended normally.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum ByeOutcome {
+    /// A final response with this status code.
+    Answered { code: u16 },
+    /// No final response before the transaction timed out.
+    Timeout,
+}
+
+impl ByeOutcome {
+    /// The value for call records: the status code (`"200"`, `"481"`) or `"timeout"`.
+    pub fn as_record(self) -> String {
+        match self {
+            Self::Answered { code } => code.to_string(),
+            Self::Timeout => "timeout".to_owned(),
+        }
+    }
+}
+
 /// A request of ours inside a dialog, in its client transaction.
 pub(super) struct InDialogRequest {
     pub(super) call_id: String,
@@ -36,12 +57,20 @@ impl SipEndpoint {
     pub(super) fn send_bye(&mut self, now: Instant, mut dialog: Dialog) {
         let call_id = dialog.call_id.clone();
         match dialog.bye(self.local) {
-            Ok(bye) => self.start_in_dialog(now, &call_id, Purpose::Bye, bye, dialog.remote()),
+            Ok(bye) => self.start_in_dialog(now, &call_id, Purpose::Bye, bye, dialog.next_hop()),
             Err(e) => tracing::warn!(call = %call_id, error = %e, "cannot build a BYE"),
         }
     }
 
-    /// Sends `request` inside the (live) dialog of `call_id`.
+    /// Whether our BYE for `call_id` is out and its outcome still to come (as
+    /// [`super::EndpointEvent::ByeOutcome`]).
+    pub fn bye_pending(&self, call_id: &str) -> bool {
+        self.outgoing
+            .values()
+            .any(|r| r.purpose == Purpose::Bye && r.call_id == call_id)
+    }
+
+    /// Sends `request` inside the (live) dialog of `call_id`, to the dialog's next hop.
     pub(crate) fn send_in_dialog(
         &mut self,
         now: Instant,
@@ -49,7 +78,7 @@ impl SipEndpoint {
         purpose: Purpose,
         request: Request,
     ) {
-        if let Some(peer) = self.dialogs.get(call_id).map(Dialog::remote) {
+        if let Some(peer) = self.dialogs.get(call_id).map(Dialog::next_hop) {
             self.start_in_dialog(now, call_id, purpose, request, peer);
         }
     }

@@ -110,6 +110,10 @@ impl SipEndpoint {
             let response = build_response(&request, status(491, "Request Pending"), None);
             return self.respond_non_invite(now, peer, key, request, response);
         }
+        // An UPDATE is a target refresh (RFC 3311 section 5.1).
+        if let Some(dialog) = call.as_deref().and_then(|c| self.dialogs.get_mut(c)) {
+            dialog.refresh_target(&request.headers);
+        }
         let contact = self.contact(peer.transport);
         let mut response = build_response(&request, status(200, "OK"), Some(&tag));
         if let (Ok(r), Some(call_id)) = (response.as_mut(), call.as_deref()) {
@@ -172,7 +176,7 @@ impl SipEndpoint {
             ),
             _ => (Method::Update, None),
         };
-        let peer = dialog.remote();
+        let peer = dialog.next_hop();
         match dialog.request(method, local, extra, body) {
             Ok(request) if method == Method::Invite => {
                 tracing::debug!(call = %call_id, "refreshing the session (re-INVITE)");

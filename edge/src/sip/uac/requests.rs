@@ -4,12 +4,15 @@
 
 use std::net::SocketAddr;
 
-use rsip::headers::{CSeq, CallId, ContentLength, From, MaxForwards, To, UntypedHeader, Via};
+use rsip::headers::{
+    CSeq, CallId, ContentLength, From, MaxForwards, Route, To, UntypedHeader, Via,
+};
 use rsip::{Header, Method, Request, Response, SipMessage};
 
 use freya_shared::model::sip_user::sip_user_problem;
 
 use super::{CallRequest, Trunk};
+use crate::sip::dialog::route::request_path;
 use crate::sip::dialog::Dialog;
 use crate::sip::message::{call_id, parse_message, SipError};
 use crate::sip::peer::Peer;
@@ -26,7 +29,8 @@ fn uri_host(host: &str) -> String {
 }
 
 /// Our INVITE through `trunk`: Request-URI `sip:{to}@{host}:{port}`, From with the caller id
-/// and `from_tag`, Contact at our address, the SDP offer, and `authorization` on a retry.
+/// and `from_tag`, Contact at our address, the SDP offer, `authorization` on a retry, and the
+/// trunk's outbound proxy as a Route.
 pub(super) fn build_invite(
     trunk: &Trunk,
     request: &CallRequest,
@@ -78,6 +82,20 @@ pub(super) fn build_invite(
     );
     match parse_message(text.as_bytes())? {
         SipMessage::Request(mut invite) => {
+            if let Some(proxy) = &trunk.outbound_proxy {
+                // A preloaded Route (RFC 3261 section 8.1.2); a strict router gets the
+                // Request-URI and the callee's URI moves to the last Route.
+                let set = [format!("<{proxy}>")];
+                let (uri, routes) = request_path(&set, &invite.uri.to_string());
+                invite.uri =
+                    rsip::Uri::try_from(uri.as_str()).map_err(|e| SipError::InvalidHeader {
+                        header: "Route",
+                        reason: e.to_string(),
+                    })?;
+                for route in routes {
+                    invite.headers.push(Header::Route(Route::new(route)));
+                }
+            }
             if let Some(header) = authorization {
                 invite.headers.push(header);
             }
@@ -89,22 +107,28 @@ pub(super) fn build_invite(
 
 /// The ACK for a 2xx (RFC 3261 section 13.2.2.4): a new transaction (fresh branch) to the
 /// remote target in the 2xx's Contact, with the INVITE's From, Call-ID and CSeq number and the
-/// 2xx's To (with the callee's tag).
+/// 2xx's To (with the callee's tag), through the dialog's route set — the 2xx's Record-Route
+/// reversed for a new dialog, or `route_set` when the dialog has one already (a re-INVITE's
+/// 2xx). Returns the ACK and where it goes (the first route's address, or `peer`).
 pub fn build_2xx_ack(
     invite: &Request,
     answer: &Response,
     local: SocketAddr,
     peer: Peer,
-) -> Result<Request, SipError> {
-    let dialog = Dialog::from_answer(invite, answer, peer, TransactionKey::server(invite)?, None)?;
-    let uri = rsip::Uri::try_from(dialog.remote_target.as_str()).map_err(|e| {
-        SipError::InvalidHeader {
-            header: "Contact",
-            reason: e.to_string(),
-        }
+    route_set: Option<&[String]>,
+) -> Result<(Request, Peer), SipError> {
+    let mut dialog =
+        Dialog::from_answer(invite, answer, peer, TransactionKey::server(invite)?, None)?;
+    if let Some(set) = route_set {
+        dialog.route_set = set.to_vec();
+    }
+    let (uri, routes) = request_path(&dialog.route_set, &dialog.remote_target);
+    let uri = rsip::Uri::try_from(uri.as_str()).map_err(|e| SipError::InvalidHeader {
+        header: "Contact",
+        reason: e.to_string(),
     })?;
     let branch = format!("z9hG4bK{}", new_tag());
-    let headers: Vec<Header> = vec![
+    let mut headers: Vec<Header> = vec![
         Via::new(format!(
             "SIP/2.0/{} {local};branch={branch};rport",
             peer.transport.via_name()
@@ -115,13 +139,15 @@ pub fn build_2xx_ack(
         To::new(dialog.remote_from.clone()).into(),
         CallId::new(call_id(&invite.headers)?).into(),
         CSeq::new(format!("{} ACK", dialog.local_cseq - 1)).into(),
-        ContentLength::new("0").into(),
     ];
-    Ok(Request {
+    headers.extend(routes.into_iter().map(|r| Header::Route(Route::new(r))));
+    headers.push(ContentLength::new("0").into());
+    let ack = Request {
         method: Method::Ack,
         uri,
         version: rsip::Version::V2,
         headers: headers.into(),
         body: Vec::new(),
-    })
+    };
+    Ok((ack, dialog.next_hop()))
 }

@@ -1,0 +1,379 @@
+//! Route sets through proxies (RFC 3261 sections 12.1.1 and 12.2.1.1), end to end: a control
+//! plane, an edge, and an agent that ends the call after its `max_call_seconds` (so the edge
+//! sends the BYE). sipp alone plays a caller behind a strict and a loose router and checks
+//! the shape of the edge's 200 and BYE; then a real kamailio (`record_route()`, `t_relay()`,
+//! `loose_route()`, 404 for an in-dialog request that skips it) stands between sipp and the
+//! edge, and both hang-ups must go through it; and an outbound call through a trunk whose
+//! `outbound_proxy` is that kamailio must pass it both ways. The call record must say whether
+//! our BYE was answered.
+
+mod support;
+
+use std::net::{SocketAddr, UdpSocket};
+use std::path::{Path, PathBuf};
+use std::process::{Child, Command, Stdio};
+use std::time::{Duration, Instant};
+
+use freya_control::server::ControlPlane;
+use freya_control::store::{CallRecord, StoredEvent, WorkspaceScope};
+use freya_edge::Edge;
+use freya_proto::v1::edge_command::Command as EdgeCommandKind;
+use freya_proto::v1::{EdgeCommand, PlaceCall};
+use freya_shared::model::{AgentSpec, ProviderSpec, SipTrunkSpec};
+use freya_shared::snapshot::ProviderConfig;
+use support::caller::sipp_scenario;
+use support::{
+    agent_on_number, control_config, edge_config, on_both_engines, the_ended_call, until_routed,
+    Backend, TestDb, SECRET,
+};
+
+/// A control plane and an edge whose number `demo` is answered by an agent that hangs up
+/// after `max_call_seconds`.
+struct World {
+    db: TestDb,
+    control: ControlPlane,
+    edge: Edge,
+    scope: WorkspaceScope,
+    agent_id: String,
+    _dir: tempfile::TempDir,
+}
+
+async fn world(backend: Backend, max_call_seconds: u32) -> World {
+    let db = TestDb::new(backend).await;
+    let control = ControlPlane::start(&control_config(&db.url))
+        .await
+        .expect("control starts");
+    let workspace_id = control
+        .store
+        .create_workspace("Routes")
+        .await
+        .expect("workspace");
+    let scope = WorkspaceScope { workspace_id };
+    let agent: AgentSpec = serde_json::from_value(serde_json::json!({
+        "name": "Desk",
+        "max_call_seconds": max_call_seconds,
+    }))
+    .expect("agent");
+    let agent_id = agent_on_number(&control, &scope, "demo", &agent).await.id;
+    let dir = tempfile::tempdir().expect("temp dir");
+    let edge = Edge::start(&edge_config(dir.path(), control.grpc_addr, SECRET))
+        .await
+        .expect("edge starts");
+    until_routed(&edge, "demo").await;
+    World {
+        db,
+        control,
+        edge,
+        scope,
+        agent_id,
+        _dir: dir,
+    }
+}
+
+impl World {
+    /// The call once ended, and the payload of its `call.ended` event.
+    async fn ended(&self) -> (CallRecord, serde_json::Value) {
+        let (call, events): (CallRecord, Vec<StoredEvent>) =
+            the_ended_call(&self.control.store, &self.scope).await;
+        let ended = events
+            .iter()
+            .find(|e| e.kind == "call.ended")
+            .map(|e| e.payload.clone())
+            .expect("a call.ended event");
+        (call, ended)
+    }
+
+    async fn stop(self) {
+        self.edge.stop().await;
+        self.control.stop().await;
+        self.db.cleanup().await;
+    }
+}
+
+/// A socket for the caller's RTP (the edge sends its audio there; nobody listens to it).
+fn rtp_socket() -> UdpSocket {
+    UdpSocket::bind("127.0.0.1:0").expect("an RTP port")
+}
+
+fn port_of(socket: &UdpSocket) -> u16 {
+    socket.local_addr().expect("address").port()
+}
+
+/// A kamailio of its own, in the foreground, on a free port of 127.0.0.2, relaying new calls
+/// to the edge; stopped (its whole process group) when dropped, its log printed if the test
+/// failed.
+struct Kamailio {
+    child: Child,
+    addr: SocketAddr,
+    dir: tempfile::TempDir,
+}
+
+const KAMAILIO: &str = "/usr/sbin/kamailio";
+
+impl Kamailio {
+    /// `None` only when kamailio is not installed (deploy/packages/test.txt installs it).
+    fn start(edge: SocketAddr) -> Option<Self> {
+        if !Path::new(KAMAILIO).exists() {
+            eprintln!("SKIPPED: {KAMAILIO} is not installed (Debian package `kamailio`)");
+            return None;
+        }
+        let modules = [
+            "/usr/lib/x86_64-linux-gnu/kamailio/modules",
+            "/usr/lib/aarch64-linux-gnu/kamailio/modules",
+            "/usr/lib/kamailio/modules",
+            "/usr/lib64/kamailio/modules",
+        ]
+        .into_iter()
+        .find(|p| Path::new(p).join("rr.so").exists())
+        .expect("kamailio is installed but its modules (rr.so) are not where Debian puts them");
+        let addr = UdpSocket::bind("127.0.0.2:0")
+            .and_then(|s| s.local_addr())
+            .expect("a free port on 127.0.0.2");
+        let dir = tempfile::tempdir().expect("temp dir");
+        let template = PathBuf::from(env!("CARGO_MANIFEST_DIR")).join("tests/kamailio/proxy.cfg");
+        let config = std::fs::read_to_string(template)
+            .expect("tests/kamailio/proxy.cfg")
+            .replace("@LISTEN@", &addr.to_string())
+            .replace("@EDGE@", &edge.to_string());
+        let cfg = dir.path().join("kamailio.cfg");
+        std::fs::write(&cfg, config).expect("config written");
+        let run = dir.path().join("run");
+        std::fs::create_dir(&run).expect("runtime dir");
+        let log = std::fs::File::create(dir.path().join("kamailio.log")).expect("log file");
+        let child = std::os::unix::process::CommandExt::process_group(
+            Command::new(KAMAILIO)
+                .args(["-DD", "-E", "-f"])
+                .arg(&cfg)
+                .arg("-L")
+                .arg(modules)
+                .arg("-Y")
+                .arg(&run)
+                .arg("-w")
+                .arg(dir.path())
+                .stdin(Stdio::null())
+                .stdout(log.try_clone().expect("log file"))
+                .stderr(log),
+            0,
+        )
+        .spawn()
+        .expect("kamailio starts");
+        let mut proxy = Self { child, addr, dir };
+        proxy.until_listening();
+        Some(proxy)
+    }
+
+    /// Waits until the proxy holds its port (binding it fails), or fails the test with its log.
+    fn until_listening(&mut self) {
+        let deadline = Instant::now() + Duration::from_secs(10);
+        loop {
+            if let Ok(Some(status)) = self.child.try_wait() {
+                panic!("kamailio exited ({status}):\n{}", self.log());
+            }
+            if UdpSocket::bind(self.addr).is_err() {
+                return;
+            }
+            assert!(
+                Instant::now() < deadline,
+                "kamailio did not listen in 10 s:\n{}",
+                self.log()
+            );
+            std::thread::sleep(Duration::from_millis(50));
+        }
+    }
+
+    fn log(&self) -> String {
+        std::fs::read_to_string(self.dir.path().join("kamailio.log")).unwrap_or_default()
+    }
+}
+
+impl Drop for Kamailio {
+    fn drop(&mut self) {
+        // kamailio forks its workers into the group it leads: stop them all.
+        let group = format!("-{}", self.child.id());
+        let _ = Command::new("kill").args(["-TERM", "--", &group]).status();
+        let deadline = Instant::now() + Duration::from_secs(5);
+        while Instant::now() < deadline {
+            if let Ok(Some(_)) = self.child.try_wait() {
+                break;
+            }
+            std::thread::sleep(Duration::from_millis(20));
+        }
+        let _ = Command::new("kill").args(["-KILL", "--", &group]).status();
+        let _ = self.child.wait();
+        if std::thread::panicking() {
+            eprintln!("--- kamailio log:\n{}", self.log());
+        }
+    }
+}
+
+/// A caller behind a strict router (sipp itself) and a loose one: the edge's 200 echoes both
+/// Record-Routes in order, and its BYE goes to the strict router with that router's URI as
+/// Request-URI and the loose router then the caller's Contact as Route (sipp checks each).
+async fn a_strict_and_a_loose_record_route_shape_our_bye(backend: Backend) {
+    let w = world(backend, 2).await;
+    let rtp = rtp_socket();
+    let code = sipp_scenario(
+        w.edge.sip_addr,
+        "demo",
+        port_of(&rtp),
+        "uac_record_route_strict.xml",
+    )
+    .await;
+    assert_eq!(code, 0, "sipp's checks of the 200 and the BYE passed");
+    let (call, ended) = w.ended().await;
+    assert_eq!(call.end_reason.as_deref(), Some("max_duration"));
+    assert_eq!(ended["hangup_by"], "agent");
+    assert_eq!(ended["bye_outcome"], "200", "{ended}");
+    w.stop().await;
+}
+
+/// A caller through kamailio: the edge's 200 carries kamailio's Record-Route (sipp checks it),
+/// sipp's ACK and BYE go through kamailio along that route, and the BYE is answered 200.
+async fn a_caller_through_kamailio_hangs_up_through_it(backend: Backend) {
+    let w = world(backend, 60).await;
+    let Some(proxy) = Kamailio::start(w.edge.sip_addr) else {
+        return w.stop().await;
+    };
+    let rtp = rtp_socket();
+    let code = sipp_scenario(
+        proxy.addr,
+        "demo",
+        port_of(&rtp),
+        "uac_via_proxy_caller_hangs_up.xml",
+    )
+    .await;
+    assert_eq!(code, 0, "sipp's call through kamailio went as scripted");
+    let (call, ended) = w.ended().await;
+    assert_eq!(ended["hangup_by"], "caller", "{ended}");
+    assert!(call.answered_at_ms.is_some());
+    assert!(ended["bye_outcome"].is_null(), "no BYE of ours: {ended}");
+    drop(proxy);
+    w.stop().await;
+}
+
+/// The agent hangs up a call that came through kamailio: the edge's BYE goes to kamailio with
+/// its Route, kamailio relays it to the caller (sipp receives it and answers 200), and the call
+/// record says our BYE was answered. Without the Route kamailio answers 404, sipp never hears
+/// the BYE, and the record says `"404"`.
+async fn the_agents_bye_goes_through_kamailio_and_is_answered(backend: Backend) {
+    let w = world(backend, 2).await;
+    let Some(proxy) = Kamailio::start(w.edge.sip_addr) else {
+        return w.stop().await;
+    };
+    let rtp = rtp_socket();
+    let code = sipp_scenario(
+        proxy.addr,
+        "demo",
+        port_of(&rtp),
+        "uac_via_proxy_agent_hangs_up.xml",
+    )
+    .await;
+    assert_eq!(code, 0, "sipp received the edge's BYE through kamailio");
+    let (call, ended) = w.ended().await;
+    assert_eq!(call.end_reason.as_deref(), Some("max_duration"));
+    assert_eq!(ended["hangup_by"], "agent");
+    assert_eq!(ended["bye_outcome"], "200", "{ended}");
+    drop(proxy);
+    w.stop().await;
+}
+
+/// An outbound call through a trunk whose `outbound_proxy` is kamailio: the INVITE carries it
+/// as a preloaded Route and reaches the trunk (sipp) through it, the dialog's route set comes
+/// from the 2xx's Record-Route, and the ACK and our BYE (the agent hangs up) go through it too
+/// (sipp checks kamailio's Via on each). Without the Route kamailio would send the INVITE back
+/// to the edge.
+async fn an_outbound_call_goes_through_the_trunks_outbound_proxy(backend: Backend) {
+    let w = world(backend, 2).await;
+    let Some(proxy) = Kamailio::start(w.edge.sip_addr) else {
+        return w.stop().await;
+    };
+    let trunk_port = UdpSocket::bind("127.0.0.1:0")
+        .and_then(|s| s.local_addr())
+        .expect("a free port")
+        .port();
+    let work = tempfile::tempdir().expect("temp dir");
+    let trunk = sipp_uas("uas_via_proxy_answer.xml", trunk_port, work.path());
+    tokio::time::sleep(Duration::from_millis(400)).await; // sipp binds its socket
+    let mut snapshot = (*w.edge.state.snapshot()).clone();
+    let spec: SipTrunkSpec = serde_json::from_value(serde_json::json!({
+        "name": "Carrier", "host": "127.0.0.1", "port": trunk_port,
+        "outbound_proxy": format!("sip:{};lr", proxy.addr),
+    }))
+    .expect("trunk");
+    assert!(spec.validate().is_empty());
+    snapshot.providers = vec![ProviderConfig {
+        id: "trunk-0".into(),
+        workspace_id: w.scope.workspace_id.clone(),
+        spec: ProviderSpec::SipTrunk(spec),
+    }];
+    w.edge.state.set_snapshot(snapshot);
+    let command = EdgeCommand {
+        id: uuid::Uuid::now_v7().to_string(),
+        command: Some(EdgeCommandKind::PlaceCall(PlaceCall {
+            call_id: uuid::Uuid::now_v7().to_string(),
+            workspace_id: w.scope.workspace_id.clone(),
+            from: "+15550199".into(),
+            to: "+15557770001".into(),
+            agent_id: w.agent_id.clone(),
+        })),
+    };
+    let (hub, edge_id) = (w.control.commands.clone(), w.edge.id.clone());
+    support::eventually(Duration::from_secs(10), "the edge's command stream", || {
+        let (hub, edge_id, command) = (hub.clone(), edge_id.clone(), command.clone());
+        async move { hub.send(&edge_id, command).await.ok() }
+    })
+    .await;
+    let output = tokio::time::timeout(Duration::from_secs(45), trunk.wait_with_output())
+        .await
+        .expect("sipp finishes in time")
+        .expect("sipp output");
+    if !output.status.success() {
+        for entry in std::fs::read_dir(work.path()).expect("sipp dir").flatten() {
+            if let Ok(text) = std::fs::read_to_string(entry.path()) {
+                eprintln!("--- {}:\n{text}", entry.path().display());
+            }
+        }
+        eprintln!("{}", String::from_utf8_lossy(&output.stdout));
+    }
+    assert!(
+        output.status.success(),
+        "the trunk saw every request come through kamailio"
+    );
+    let (call, ended) = w.ended().await;
+    assert_eq!(call.direction, "outbound");
+    assert_eq!(ended["hangup_by"], "agent");
+    assert_eq!(ended["bye_outcome"], "200", "{ended}");
+    drop(proxy);
+    w.stop().await;
+}
+
+/// sipp as a trunk (UAS) on `port`, its logs in `work`.
+fn sipp_uas(scenario_file: &str, port: u16, work: &Path) -> tokio::process::Child {
+    let scenario = PathBuf::from(env!("CARGO_MANIFEST_DIR"))
+        .join("tests/sipp")
+        .join(scenario_file);
+    let media = UdpSocket::bind("127.0.0.1:0")
+        .and_then(|s| s.local_addr())
+        .expect("a free port")
+        .port();
+    tokio::process::Command::new("sipp")
+        .arg("-sf")
+        .arg(scenario)
+        .args(["-p", &port.to_string(), "-mp", &media.to_string()])
+        .args(["-m", "1", "-i", "127.0.0.1", "-timeout", "30s", "-nostdin"])
+        .arg("-trace_err")
+        .current_dir(work)
+        .stdout(Stdio::piped())
+        .stderr(Stdio::piped())
+        .kill_on_drop(true)
+        .spawn()
+        .expect("sipp runs (install sip-tester: deploy/test.sh does)")
+}
+
+on_both_engines!(
+    multi_thread;
+    a_strict_and_a_loose_record_route_shape_our_bye,
+    a_caller_through_kamailio_hangs_up_through_it,
+    the_agents_bye_goes_through_kamailio_and_is_answered,
+    an_outbound_call_goes_through_the_trunks_outbound_proxy,
+);
