@@ -220,6 +220,7 @@ fn call_media_tick(c: &mut Criterion) {
         codec: Codec::Pcmu,
         payload_type: 0,
         telephone_event: Some(101),
+        telephone_event_rate: 8000,
         remote_rtp: "127.0.0.1:40002".parse().expect("addr"),
         ptime: 20,
         direction: Direction::SendRecv,

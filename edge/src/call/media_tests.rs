@@ -16,6 +16,7 @@ fn audio() -> NegotiatedAudio {
         codec: Codec::Pcmu,
         payload_type: 0,
         telephone_event: Some(101),
+        telephone_event_rate: 8000,
         remote_rtp: "127.0.0.1:40002".parse().expect("addr"),
         ptime: 20,
         direction: Direction::SendRecv,
@@ -402,6 +403,7 @@ fn without_telephone_event_digits_are_refused_for_sip_info() {
         t0,
         &NegotiatedAudio {
             telephone_event: None,
+            telephone_event_rate: 8000,
             ..audio()
         },
         &settings(),
