@@ -181,7 +181,14 @@ fn rfc_4733_packets_become_one_digit_per_press() {
         );
     }
     let events: Vec<MediaEvent> = std::iter::from_fn(|| m.poll_event()).collect();
-    assert_eq!(events, [MediaEvent::Dtmf('7')]);
+    assert_eq!(
+        events,
+        [MediaEvent::Dtmf(HeardDigit {
+            digit: '7',
+            via: DtmfVia::Rfc4733,
+            duration: Duration::from_millis(100),
+        })]
+    );
 }
 
 #[test]
@@ -403,7 +410,6 @@ fn without_telephone_event_digits_are_refused_for_sip_info() {
         t0,
         &NegotiatedAudio {
             telephone_event: None,
-            telephone_event_rate: 8000,
             ..audio()
         },
         &settings(),

@@ -434,8 +434,12 @@ mod tests {
             (Codec::Opus, 111)
         );
         assert_eq!(
-            answer.audio.telephone_event, None,
-            "no telephone-event/48000 offered"
+            (
+                answer.audio.telephone_event,
+                answer.audio.telephone_event_rate
+            ),
+            (Some(101), 8000),
+            "no telephone-event/48000 offered: the 8000 one is taken"
         );
         assert!(answer.sdp.contains("a=rtpmap:111 opus/48000/2\r\n"));
     }
