@@ -207,3 +207,42 @@ fn tones_are_not_digits_when_telephone_event_was_negotiated_or_the_peer_used_inf
     m.stop_listening_for_tones();
     assert_eq!(caller_plays_tones(&mut m, Codec::Pcmu, "123"), []);
 }
+
+#[test]
+fn odd_event_clock_rates_neither_panic_nor_stop_the_stream() {
+    for rate in [1, 16_000, u32::MAX] {
+        let t0 = Instant::now();
+        let mut m = CallMedia::new(t0, &audio(Codec::Opus, Some(101), rate), &settings())
+            .expect("Opus is carried");
+        m.send_dtmf("9").expect("queued");
+        let mut sent = 0;
+        for n in 0..20u32 {
+            let now = t0 + Duration::from_millis(20) * n;
+            let event = TelephoneEvent {
+                event: 9,
+                end: n % 4 == 3,
+                volume: 10,
+                duration: u16::MAX,
+            };
+            let bytes = Packetizer::new(9)
+                .packetize(
+                    101,
+                    OutgoingHeader {
+                        sequence: n as u16,
+                        timestamp: n / 4,
+                        marker: false,
+                    },
+                    &event.to_bytes(),
+                )
+                .expect("packet")
+                .to_vec();
+            m.handle_datagram(now, CALLER.parse().expect("addr"), &bytes);
+            m.handle_timeout(now);
+            while m.poll_transmit(now).is_some() {
+                sent += 1;
+            }
+        }
+        assert_eq!(sent, 20, "one packet per tick at rate {rate}");
+        assert_eq!(digits(&mut m).len(), 5, "rate {rate}");
+    }
+}
