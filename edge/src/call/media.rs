@@ -1,11 +1,13 @@
-//! One call's RTP media, sans-IO: incoming packets through the jitter buffer and decoder ([`CallCodec`]: G.711, or Opus with FEC and PLC), the caller's
-//! digits (RFC 4733 events out of the stream, or tones heard in its audio; see [`CallDigits`]), outgoing audio paced every 20 ms as an uninterrupted
-//! packet stream (silence when the agent has nothing to say, the marker bit on each talk spurt),
-//! symmetric RTP (replies go where the caller's packets come from, which is what crosses NAT;
-//! only the first source is latched, see [`SourceLatch`]: packets from anyone else are dropped),
-//! RTCP sender/receiver reports (on the RTP port when multiplexed, else on the odd port above;
-//! see [`RtcpSession`]), the stream's direction (nothing is sent while the peer holds the call)
-//! and the timers that declare a dead call ([`Liveness`]).
+//! One call's RTP media, sans-IO: incoming packets through the jitter buffer and decoder
+//! ([`CallCodec`]: G.711, or Opus with FEC and PLC), the caller's digits (RFC 4733 events out of
+//! the stream, or tones heard in its audio; see [`CallDigits`]), outgoing audio paced every
+//! 20 ms as an uninterrupted packet stream (silence when the agent has nothing to say, the
+//! marker bit on each talk spurt), symmetric RTP (replies go where the caller's packets come
+//! from, which is what crosses NAT; only the first source is latched, see [`SourceLatch`]:
+//! packets from anyone else are dropped), RTCP sender/receiver reports (on the RTP port when
+//! multiplexed, else on the odd port above; see [`RtcpSession`]), the stream's direction
+//! (nothing is sent while the peer holds the call) and the timers that declare a dead call
+//! ([`Liveness`]).
 //!
 //! The call task feeds it datagrams and time and drains packets, timeouts and events; it never
 //! touches a socket, so every behaviour is tested with simulated time. Per packet it allocates
