@@ -2,7 +2,8 @@
 //! in each direction. G.711 and Opus encode+decode of one 20 ms frame, the jitter buffer's
 //! push+pop of one packet, RTP packetize+parse of one packet, and resampling one frame between
 //! the telephone and speech-engine rates, handing one tick of both directions to a call's
-//! recording, and one tick of a call's media core, sending or held. Figures and the command that produced them are kept
+//! recording, one tick of a call's media core, sending or held, and the in-band DTMF detector
+//! hearing one frame. Figures and the command that produced them are kept
 //! in `loadtest/BENCHMARKS.md` ("Media hot path"); nothing here asserts on speed.
 
 use std::hint::black_box;
@@ -220,6 +221,7 @@ fn call_media_tick(c: &mut Criterion) {
         codec: Codec::Pcmu,
         payload_type: 0,
         telephone_event: Some(101),
+        telephone_event_rate: 8000,
         remote_rtp: "127.0.0.1:40002".parse().expect("addr"),
         ptime: 20,
         direction: Direction::SendRecv,
@@ -255,9 +257,35 @@ fn call_media_tick(c: &mut Criterion) {
     }
 }
 
+/// The in-band DTMF detector hearing one 20 ms frame of the caller's 8 kHz audio (what a call
+/// without telephone-event pays per frame): speech-like audio, and a key's two tones.
+fn dtmf_tones(c: &mut Criterion) {
+    use freya_edge::media::dtmf_tones::{key_frequencies, ToneDetector};
+    use freya_edge::rtp::dtmf::DtmfDigit;
+    let (low, high) = key_frequencies(DtmfDigit::from_char('5').expect("key"));
+    let mut key = [0i16; 160];
+    for (i, s) in key.iter_mut().enumerate() {
+        let t = i as f64 / 8000.0;
+        let two_pi = 2.0 * std::f64::consts::PI;
+        *s = (7000.0 * ((two_pi * f64::from(low) * t).sin() + (two_pi * f64::from(high) * t).sin()))
+            as i16;
+    }
+    let speech = voice(SampleRate::Hz8000);
+    for (name, frame) in [("voice", speech.samples()), ("key", &key[..])] {
+        let mut detector = ToneDetector::new();
+        c.bench_function(&format!("dtmf_tones_{name}_20ms"), |b| {
+            b.iter(|| {
+                detector.push(black_box(frame));
+                detector.poll_digit()
+            })
+        });
+    }
+}
+
 criterion_group!(
     benches,
     call_media_tick,
+    dtmf_tones,
     g711,
     opus,
     jitter,

@@ -84,6 +84,7 @@ impl MediaLeg {
                     codec: Codec::Pcmu,
                     payload_type: 0,
                     telephone_event: None,
+                    telephone_event_rate: 8000,
                     remote_rtp: nowhere,
                     ptime: 20,
                     direction: Direction::SendRecv,

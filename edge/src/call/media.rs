@@ -1,11 +1,13 @@
-//! One call's RTP media, sans-IO: incoming packets through the jitter buffer and decoder ([`CallCodec`]: G.711, or Opus with FEC and PLC; and
-//! RFC 4733 digits out of the stream), outgoing audio paced every 20 ms as an uninterrupted
-//! packet stream (silence when the agent has nothing to say, the marker bit on each talk spurt),
-//! symmetric RTP (replies go where the caller's packets come from, which is what crosses NAT;
-//! only the first source is latched, see [`SourceLatch`]: packets from anyone else are dropped),
-//! RTCP sender/receiver reports (on the RTP port when multiplexed, else on the odd port above;
-//! see [`RtcpSession`]), the stream's direction (nothing is sent while the peer holds the call)
-//! and the timers that declare a dead call ([`Liveness`]).
+//! One call's RTP media, sans-IO: incoming packets through the jitter buffer and decoder
+//! ([`CallCodec`]: G.711, or Opus with FEC and PLC), the caller's digits (RFC 4733 events out of
+//! the stream, or tones heard in its audio; see [`CallDigits`]), outgoing audio paced every
+//! 20 ms as an uninterrupted packet stream (silence when the agent has nothing to say, the
+//! marker bit on each talk spurt), symmetric RTP (replies go where the caller's packets come
+//! from, which is what crosses NAT; only the first source is latched, see [`SourceLatch`]:
+//! packets from anyone else are dropped), RTCP sender/receiver reports (on the RTP port when
+//! multiplexed, else on the odd port above; see [`RtcpSession`]), the stream's direction
+//! (nothing is sent while the peer holds the call) and the timers that declare a dead call
+//! ([`Liveness`]).
 //!
 //! The call task feeds it datagrams and time and drains packets, timeouts and events; it never
 //! touches a socket, so every behaviour is tested with simulated time. Per packet it allocates
@@ -17,10 +19,11 @@ use std::sync::Arc;
 use std::time::{Duration, Instant};
 
 use super::codec::{CallCodec, LossRepair, MAX_PAYLOAD};
+use super::digits::CallDigits;
+pub use super::digits::{DtmfVia, HeardDigit, SendDtmfError};
 use super::liveness::{HoldChange, Liveness, Silence};
 use crate::media::opus::MAX_OPUS_PACKET;
-use crate::rtp::dtmf::{DtmfError, DtmfReceiver, EVENT_PAYLOAD_LEN};
-use crate::rtp::dtmf_out::DtmfSender;
+use crate::rtp::dtmf::EVENT_PAYLOAD_LEN;
 use crate::rtp::jitter::{JitterBuffer, JitterConfig, JitterStats, Playout};
 use crate::rtp::latch::{SourceLatch, SourceVerdict};
 use crate::rtp::pacer::{Pacer, PacerConfig};
@@ -37,8 +40,8 @@ const STREAM_SSRC: u32 = 0x7757_1110;
 /// What the media core tells the call.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
 pub enum MediaEvent {
-    /// A key press, from RFC 4733 packets.
-    Dtmf(char),
+    /// A key press, from RFC 4733 packets or heard as tones.
+    Dtmf(HeardDigit),
     /// No packet from the caller for the inactivity timeout: the call is dead.
     Inactive,
     /// On hold, neither RTP nor RTCP from the caller for the hold timeout: the call is dead.
@@ -86,16 +89,15 @@ pub struct CallMedia {
     codec: CallCodec,
     clock_rate: u32,
     payload_type: u8,
-    telephone_event: Option<u8>,
     /// Where the caller's media is taken from and ours goes.
     source: SourceLatch,
     pacer: Pacer,
     packetizer: Packetizer,
     jitter: JitterBuffer,
-    dtmf: DtmfReceiver,
+    /// Key presses both ways: telephone-events, or tones in the caller's audio.
+    digits: CallDigits,
     rtcp: RtcpSession,
     rtcp_mux: bool,
-    dtmf_out: DtmfSender,
     liveness: Liveness,
     playback: VecDeque<i16>,
     talking: bool,
@@ -115,16 +117,6 @@ pub struct CallMedia {
     playback_position: u64,
     events: VecDeque<MediaEvent>,
     stats: MediaStats,
-}
-
-/// Why digits cannot go out in the RTP stream.
-#[derive(Debug, Clone, PartialEq, Eq, thiserror::Error)]
-pub enum SendDtmfError {
-    /// The peer did not negotiate telephone-event: send them by SIP INFO instead.
-    #[error("the peer did not negotiate telephone-event")]
-    NoTelephoneEvent,
-    #[error(transparent)]
-    Digits(#[from] DtmfError),
 }
 
 /// The negotiated codec could not be set up (libopus refused to build its encoder or decoder).
@@ -162,12 +154,12 @@ impl CallMedia {
             codec,
             clock_rate,
             payload_type: audio.payload_type,
-            telephone_event: audio.telephone_event,
             source: SourceLatch::new(audio.remote_rtp, audio.remote_rtcp, audio.rtcp_mux),
             pacer: Pacer::new(now, PacerConfig::new(clock_rate)),
             packetizer: Packetizer::new(ssrc),
             jitter,
-            dtmf: DtmfReceiver::new(clock_rate),
+            // Events count their durations in their own clock, which may not be the codec's.
+            digits: CallDigits::new(audio),
             rtcp: RtcpSession::new(
                 now,
                 wall,
@@ -177,7 +169,6 @@ impl CallMedia {
                 rand::random(),
             ),
             rtcp_mux: audio.rtcp_mux,
-            dtmf_out: DtmfSender::with_clock_rate(clock_rate),
             liveness: Liveness::new(now, settings.inactivity_timeout, settings.hold_timeout),
             playback: VecDeque::new(),
             talking: false,
@@ -202,10 +193,19 @@ impl CallMedia {
     /// Presses `digits` toward the peer as RFC 4733 events in our stream (the agent's audio
     /// pauses for their packets and resumes after), if the peer negotiated telephone-event.
     pub fn send_dtmf(&mut self, digits: &str) -> Result<(), SendDtmfError> {
-        if self.telephone_event.is_none() {
-            return Err(SendDtmfError::NoTelephoneEvent);
-        }
-        Ok(self.dtmf_out.push(digits)?)
+        self.digits.send(digits)
+    }
+
+    /// The peer signals its digits another way (SIP INFO, a provider's own messages): tones in
+    /// its audio are no longer taken for digits, lest each key count twice.
+    pub fn stop_listening_for_tones(&mut self) {
+        self.digits.stop_listening_for_tones();
+    }
+
+    /// Whether tones in the caller's audio are taken for digits (no telephone-event, and no
+    /// other way of signalling digits seen).
+    pub fn listens_for_tones(&self) -> bool {
+        self.digits.listens_for_tones()
     }
 
     /// Drops whatever is queued (the caller spoke over the agent).
@@ -347,9 +347,7 @@ impl CallMedia {
             self.stats.junk_received += 1;
             return;
         };
-        if packet.payload_type != self.payload_type
-            && Some(packet.payload_type) != self.telephone_event
-        {
+        if packet.payload_type != self.payload_type && !self.digits.is_event(packet.payload_type) {
             self.stats.junk_received += 1;
             return;
         }
@@ -369,7 +367,7 @@ impl CallMedia {
         }
         self.liveness.on_rtp(now);
         self.stats.packets_received += 1;
-        let is_event = Some(packet.payload_type) == self.telephone_event;
+        let is_event = self.digits.is_event(packet.payload_type);
         self.rtcp.on_rtp_received(
             now,
             packet.ssrc,
@@ -380,7 +378,7 @@ impl CallMedia {
         if is_event {
             self.jitter.push_foreign(now, packet.sequence, packet.ssrc);
             if self
-                .dtmf
+                .digits
                 .handle_packet(now, packet.timestamp, packet.payload)
                 .is_err()
             {
@@ -412,7 +410,7 @@ impl CallMedia {
 
     /// Advances the clocks: plays out received audio and sends what is due.
     pub fn handle_timeout(&mut self, now: Instant) {
-        self.dtmf.handle_timeout(now);
+        self.digits.handle_timeout(now);
         self.drain_dtmf();
         match self.liveness.handle_timeout(now) {
             Some(Silence::RtpTimeout) => self.events.push_back(MediaEvent::Inactive),
@@ -500,6 +498,10 @@ impl CallMedia {
                 payload, arrived, ..
             }) => {
                 self.codec.decode(payload, &mut self.decoded);
+                // Tones are listened for in what was received only: a lost G.711 frame is
+                // skipped rather than heard as silence that would split a held key in two.
+                self.digits.hear(&self.decoded);
+                self.drain_dtmf();
                 self.fresh_frame = true;
                 self.decoded_this_tick = true;
                 self.decoded_at = arrived.max(self.decoded_at);
@@ -520,11 +522,11 @@ impl CallMedia {
     }
 
     /// This frame's telephone-event packet, when a key press is on: it takes the frame's
-    /// sequence number and the press's own timestamp, and the voice after it starts a new spurt.
+    /// sequence number and the press's own timestamp (in the stream's clock, even when the
+    /// event's differs: see [`CallDigits`]), and the voice after it starts a new spurt.
     fn next_dtmf_event(&mut self) -> Option<(u8, OutgoingHeader, [u8; EVENT_PAYLOAD_LEN])> {
-        let payload_type = self.telephone_event?;
         let timestamp = self.pacer.due_timestamp()?;
-        let event = self.dtmf_out.tick(timestamp)?;
+        let (payload_type, event) = self.digits.poll_packet(timestamp)?;
         let mut header = self.pacer.emit()?;
         header.timestamp = event.timestamp;
         header.marker = event.marker;
@@ -537,7 +539,7 @@ impl CallMedia {
     /// When `handle_timeout` should run next.
     pub fn poll_timeout(&self) -> Instant {
         let mut next = self.pacer.poll_timeout();
-        if let Some(dtmf) = self.dtmf.poll_timeout() {
+        if let Some(dtmf) = self.digits.poll_timeout() {
             next = next.min(dtmf);
         }
         if let Some(rtcp) = self.rtcp.poll_timeout() {
@@ -555,9 +557,8 @@ impl CallMedia {
     }
 
     fn drain_dtmf(&mut self) {
-        while let Some(event) = self.dtmf.poll_event() {
-            self.events
-                .push_back(MediaEvent::Dtmf(event.digit.as_char()));
+        while let Some(heard) = self.digits.poll_digit() {
+            self.events.push_back(MediaEvent::Dtmf(heard));
         }
     }
 }
@@ -565,3 +566,7 @@ impl CallMedia {
 #[cfg(test)]
 #[path = "media_tests.rs"]
 mod tests;
+
+#[cfg(test)]
+#[path = "media_digits_tests.rs"]
+mod digits_tests;

@@ -16,6 +16,7 @@ fn audio() -> NegotiatedAudio {
         codec: Codec::Pcmu,
         payload_type: 0,
         telephone_event: Some(101),
+        telephone_event_rate: 8000,
         remote_rtp: "127.0.0.1:40002".parse().expect("addr"),
         ptime: 20,
         direction: Direction::SendRecv,
@@ -180,7 +181,14 @@ fn rfc_4733_packets_become_one_digit_per_press() {
         );
     }
     let events: Vec<MediaEvent> = std::iter::from_fn(|| m.poll_event()).collect();
-    assert_eq!(events, [MediaEvent::Dtmf('7')]);
+    assert_eq!(
+        events,
+        [MediaEvent::Dtmf(HeardDigit {
+            digit: '7',
+            via: DtmfVia::Rfc4733,
+            duration: Duration::from_millis(100),
+        })]
+    );
 }
 
 #[test]

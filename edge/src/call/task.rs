@@ -219,6 +219,10 @@ pub async fn run(
             return end_without_media("unsupported_codec").await;
         }
     };
+    // A provider's media stream reports digits in its own messages, not as tones.
+    if media_kind == "media_stream" {
+        media.stop_listening_for_tones();
+    }
     let mut leg = match leg.into_io() {
         Ok(leg) => leg,
         Err(e) => {
@@ -321,6 +325,8 @@ pub async fn run(
             signal = signals.recv() => match signal {
                 Some(CallSignal::Confirmed) => tracing::debug!("call confirmed by ACK"),
                 Some(CallSignal::Dtmf(digit)) => {
+                    // The peer signals digits out of band: tones in its audio would count twice.
+                    media.stop_listening_for_tones();
                     if let Some(talk) = talk.as_mut() {
                         talk.on_digit(Instant::now(), digit);
                     }
@@ -402,18 +408,13 @@ pub async fn run(
         }
         while let Some(media_event) = media.poll_event() {
             match media_event {
-                MediaEvent::Dtmf(digit) => {
-                    tracing::info!(%digit, "digit pressed");
+                MediaEvent::Dtmf(heard) => {
+                    tracing::info!(digit = %heard.digit, via = heard.via.as_str(), "digit pressed");
                     if let Some(talk) = talk.as_mut() {
-                        talk.on_digit(Instant::now(), digit);
+                        talk.on_digit(Instant::now(), heard.digit);
                     }
-                    let _ = services
-                        .events
-                        .send(event(
-                            CallEventKind::Dtmf,
-                            serde_json::json!({"digit": digit.to_string(), "via": "rfc4733"}),
-                        ))
-                        .await;
+                    let record = event(CallEventKind::Dtmf, heard.record());
+                    let _ = services.events.send(record).await;
                 }
                 MediaEvent::Inactive => {
                     end = Some(Ending {

@@ -26,8 +26,8 @@ pub struct DtmfSender {
     queue: VecDeque<DtmfDigit>,
     current: Option<DtmfEncoder>,
     gap_left: u32,
-    /// Timestamp units in 20 ms, and in a press: the stream's clock decides (8 kHz for G.711,
-    /// 48 kHz for Opus, whose telephone-event runs at 48000 too).
+    /// Duration units in 20 ms, and in a press: the telephone-event's clock decides (8 kHz
+    /// for G.711 and for Opus with `telephone-event/8000`; 48 kHz with `telephone-event/48000`).
     update_interval: u16,
     digit_duration: u16,
 }
@@ -44,8 +44,9 @@ impl DtmfSender {
         Self::with_clock_rate(8_000)
     }
 
-    /// Nothing to press yet, on a stream whose RTP clock runs at `clock_rate` Hz (at most
-    /// 48 kHz: a press must fit the 16-bit duration field).
+    /// Nothing to press yet, for a telephone-event whose clock runs at `clock_rate` Hz (at most
+    /// 48 kHz: a press must fit the 16-bit duration field). The packets' timestamps are the
+    /// caller's to give, in the stream's own clock.
     pub fn with_clock_rate(clock_rate: u32) -> Self {
         let update = u16::try_from(clock_rate.min(48_000) / 50).unwrap_or(UPDATE_INTERVAL);
         Self {

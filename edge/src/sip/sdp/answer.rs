@@ -107,6 +107,10 @@ pub struct NegotiatedAudio {
     pub payload_type: u8,
     /// The telephone-event payload type, if both sides do RFC 4733.
     pub telephone_event: Option<u8>,
+    /// The telephone-event clock rate in Hz: the codec's, unless the peer only offered another
+    /// (`telephone-event/8000` beside `opus/48000/2`, as Asterisk, FreeSWITCH and baresip do).
+    /// Event durations count in this clock; meaningless without `telephone_event`.
+    pub telephone_event_rate: u32,
     /// Where the peer receives RTP.
     pub remote_rtp: SocketAddr,
     /// Packetization time in milliseconds.
@@ -159,10 +163,12 @@ pub fn answer(offer: &SessionDescription, local: &LocalMedia) -> Result<Answer, 
         .direction
         .or(offer.direction)
         .unwrap_or(Direction::SendRecv);
+    let events = telephone_event(media, codec.clock_rate());
     let audio = NegotiatedAudio {
         codec,
         payload_type,
-        telephone_event: telephone_event(media, codec.clock_rate()),
+        telephone_event: events.map(|(pt, _)| pt),
+        telephone_event_rate: events.map_or(codec.clock_rate(), |(_, rate)| rate),
         remote_rtp: SocketAddr::new(address, media.port),
         ptime: media.ptime.unwrap_or(local.ptime),
         direction: Direction::answer_to(offered_direction, local.direction),
@@ -262,10 +268,12 @@ pub fn read_answer(
         .or(answer.direction)
         .unwrap_or(Direction::SendRecv);
     let rtcp_mux = local.rtcp_mux && media.rtcp_mux;
+    let events = telephone_event(media, codec.clock_rate());
     Ok(NegotiatedAudio {
         codec,
         payload_type,
-        telephone_event: telephone_event(media, codec.clock_rate()),
+        telephone_event: events.map(|(pt, _)| pt),
+        telephone_event_rate: events.map_or(codec.clock_rate(), |(_, rate)| rate),
         remote_rtp: SocketAddr::new(address, media.port),
         ptime: media.ptime.unwrap_or(local.ptime),
         direction: Direction::answer_to(their_direction, local.direction),
@@ -302,18 +310,27 @@ fn choose_codec(media: &MediaDescription, preference: &[Codec]) -> Option<(Codec
     })
 }
 
-/// The offered telephone-event payload type at the audio codec's clock rate (RFC 4733 section
-/// 2.1 ties the two).
-fn telephone_event(media: &MediaDescription, clock_rate: u32) -> Option<u8> {
-    media.rtpmaps.iter().find_map(|m| {
-        (m.encoding.eq_ignore_ascii_case("telephone-event")
-            && m.clock_rate == clock_rate
-            && media
-                .formats
-                .iter()
-                .any(|f| f == &m.payload_type.to_string()))
-        .then_some(m.payload_type)
-    })
+/// The offered telephone-event payload type and its clock rate. RFC 4733 section 2.1 ties the
+/// event's clock to the audio codec's, so that rate is preferred; but Asterisk, FreeSWITCH and
+/// baresip offer `telephone-event/8000` beside `opus/48000/2`, and refusing it loses every
+/// digit the caller presses. So, failing the codec's rate, 8000, and failing that any rate the
+/// offer lists (the first). The answer repeats the rate chosen.
+fn telephone_event(media: &MediaDescription, clock_rate: u32) -> Option<(u8, u32)> {
+    let offered = || {
+        media.rtpmaps.iter().filter(|m| {
+            m.encoding.eq_ignore_ascii_case("telephone-event")
+                && m.clock_rate > 0
+                && media
+                    .formats
+                    .iter()
+                    .any(|f| f.parse::<u8>().ok() == Some(m.payload_type))
+        })
+    };
+    offered()
+        .find(|m| m.clock_rate == clock_rate)
+        .or_else(|| offered().find(|m| m.clock_rate == 8000))
+        .or_else(|| offered().next())
+        .map(|m| (m.payload_type, m.clock_rate))
 }
 
 fn session_header(local: &LocalMedia) -> String {
@@ -353,7 +370,7 @@ fn write_audio(
         let _ = write!(
             sdp,
             "a=rtpmap:{te} telephone-event/{}\r\n",
-            codec.clock_rate()
+            audio.telephone_event_rate
         );
         let events = offered_fmtp(te).unwrap_or_else(|| "0-15".to_owned());
         let _ = write!(sdp, "a=fmtp:{te} {events}\r\n");
@@ -417,8 +434,12 @@ mod tests {
             (Codec::Opus, 111)
         );
         assert_eq!(
-            answer.audio.telephone_event, None,
-            "no telephone-event/48000 offered"
+            (
+                answer.audio.telephone_event,
+                answer.audio.telephone_event_rate
+            ),
+            (Some(101), 8000),
+            "no telephone-event/48000 offered: the 8000 one is taken"
         );
         assert!(answer.sdp.contains("a=rtpmap:111 opus/48000/2\r\n"));
     }
@@ -522,3 +543,7 @@ mod tests {
         assert_eq!(agreed.remote_rtp, "198.51.100.9:40000".parse().unwrap());
     }
 }
+
+#[cfg(test)]
+#[path = "answer_events_tests.rs"]
+mod events_tests;

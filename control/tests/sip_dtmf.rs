@@ -1,0 +1,279 @@
+//! A caller's digits end to end, from sipp (a foreign SIP peer) through a real edge to the
+//! control plane's call record: RFC 4733 events at 8000 on an Opus call (what baresip,
+//! Asterisk and FreeSWITCH offer), and keypad tones in the audio of a PCMU call that offered no
+//! telephone-event. The media each sipp plays is a pcap written by the test.
+
+mod support;
+
+use std::path::PathBuf;
+use std::time::Duration;
+
+use freya_control::server::ControlPlane;
+use freya_control::store::{StoredEvent, WorkspaceScope};
+use freya_edge::call::codec::{CallCodec, MAX_PAYLOAD};
+use freya_edge::media::dtmf_tones::key_frequencies;
+use freya_edge::media::g711::G711;
+use freya_edge::rtp::dtmf::{DtmfDigit, DtmfEncoder};
+use freya_edge::sip::sdp::Codec;
+use freya_edge::Edge;
+use freya_shared::model::AgentSpec;
+use support::{
+    agent_on_number, control_config, edge_config, until_routed, Backend, TestDb, SECRET,
+};
+
+struct Setup {
+    db: TestDb,
+    control: ControlPlane,
+    edge: Edge,
+    scope: WorkspaceScope,
+    _dir: tempfile::TempDir,
+}
+
+/// A control plane, an edge that prefers PCMU but takes Opus, and number `demo`.
+async fn setup() -> Setup {
+    let db = TestDb::new(Backend::Sqlite).await;
+    let control = ControlPlane::start(&control_config(&db.url))
+        .await
+        .expect("control starts");
+    let workspace_id = control
+        .store
+        .create_workspace("Digits")
+        .await
+        .expect("workspace");
+    let scope = WorkspaceScope { workspace_id };
+    let agent: AgentSpec =
+        serde_json::from_value(serde_json::json!({"name": "Desk"})).expect("agent");
+    agent_on_number(&control, &scope, "demo", &agent).await;
+    let dir = tempfile::tempdir().expect("temp dir");
+    let edge = Edge::start(&edge_config(dir.path(), control.grpc_addr, SECRET))
+        .await
+        .expect("edge starts");
+    until_routed(&edge, "demo").await;
+    Setup {
+        db,
+        control,
+        edge,
+        scope,
+        _dir: dir,
+    }
+}
+
+async fn teardown(s: Setup) {
+    assert_eq!(s.edge.state.active_calls(), 0);
+    s.edge.stop().await;
+    s.control.stop().await;
+    s.db.cleanup().await;
+}
+
+/// One RTP packet: version 2, `pt` with the marker bit when `marker`, SSRC 0x5eed.
+fn rtp(pt: u8, marker: bool, sequence: u16, timestamp: u32, payload: &[u8]) -> Vec<u8> {
+    let mut packet = vec![0x80, pt | if marker { 0x80 } else { 0 }];
+    packet.extend_from_slice(&sequence.to_be_bytes());
+    packet.extend_from_slice(&timestamp.to_be_bytes());
+    packet.extend_from_slice(&0x5eed_u32.to_be_bytes());
+    packet.extend_from_slice(payload);
+    packet
+}
+
+/// A pcap (Ethernet/IPv4/UDP, 127.0.0.1 port 6000 → 6002) of `packets`, one every 20 ms, for
+/// sipp's `play_pcap_audio`.
+fn pcap(packets: &[Vec<u8>]) -> Vec<u8> {
+    let mut pcap = Vec::new();
+    pcap.extend_from_slice(&0xa1b2_c3d4u32.to_le_bytes());
+    pcap.extend_from_slice(&2u16.to_le_bytes());
+    pcap.extend_from_slice(&4u16.to_le_bytes());
+    for word in [0u32, 0, 65_535, 1] {
+        pcap.extend_from_slice(&word.to_le_bytes());
+    }
+    for (i, rtp) in packets.iter().enumerate() {
+        let udp_len = u16::try_from(8 + rtp.len()).expect("small packet");
+        let mut frame = vec![0u8; 12];
+        frame.extend_from_slice(&[0x08, 0x00, 0x45, 0, 0, 0]);
+        frame[16..18].copy_from_slice(&(20 + udp_len).to_be_bytes());
+        frame.extend_from_slice(&[0, 0, 0, 0, 64, 17, 0, 0, 127, 0, 0, 1, 127, 0, 0, 1]);
+        frame.extend_from_slice(&6000u16.to_be_bytes());
+        frame.extend_from_slice(&6002u16.to_be_bytes());
+        frame.extend_from_slice(&udp_len.to_be_bytes());
+        frame.extend_from_slice(&[0, 0]);
+        frame.extend_from_slice(rtp);
+        let micros = u32::try_from(i).expect("index") * 20_000;
+        let len = u32::try_from(frame.len()).expect("length");
+        for word in [micros / 1_000_000, micros % 1_000_000, len, len] {
+            pcap.extend_from_slice(&word.to_le_bytes());
+        }
+        pcap.extend_from_slice(&frame);
+    }
+    pcap
+}
+
+/// A baresip-like Opus stream (payload type 96, 48 kHz timestamps) of quiet audio in which
+/// `keys` are pressed as RFC 4733 events (payload type 101) at 8 kHz: each 100 ms long (800
+/// units), its timestamp the stream's 48 kHz position.
+fn opus_with_events(keys: &str) -> Vec<Vec<u8>> {
+    let mut encoder = CallCodec::new(Codec::Opus).expect("Opus encoder");
+    let mut payload = [0u8; MAX_PAYLOAD];
+    let mut packets = Vec::new();
+    let mut frame = 0u32;
+    let mut audio = |packets: &mut Vec<Vec<u8>>, frame: &mut u32, count: u32| {
+        for _ in 0..count {
+            let len = encoder.encode(&[0i16; 160], &mut payload);
+            let seq = *frame as u16;
+            packets.push(rtp(96, *frame == 0, seq, *frame * 960, &payload[..len]));
+            *frame += 1;
+        }
+    };
+    audio(&mut packets, &mut frame, 25);
+    for key in keys.chars() {
+        let digit = DtmfDigit::from_char(key).expect("key");
+        for event in DtmfEncoder::new(digit, frame * 960, 800, 160, 10) {
+            let seq = frame as u16;
+            packets.push(rtp(101, event.marker, seq, event.timestamp, &event.payload));
+            frame += 1;
+        }
+        audio(&mut packets, &mut frame, 10);
+    }
+    audio(&mut packets, &mut frame, 25);
+    packets
+}
+
+/// A PCMU stream in which `keys` are pressed as the keypad's tones (each tone at about
+/// -8 dBm0): 100 ms on, 100 ms off, between half a second of silence before and after.
+fn pcmu_with_tones(keys: &str) -> Vec<Vec<u8>> {
+    let mut samples = vec![0i16; 4000];
+    for key in keys.chars() {
+        let (low, high) = key_frequencies(DtmfDigit::from_char(key).expect("key"));
+        for _ in 0..800 {
+            let t = samples.len() as f64 / 8000.0;
+            let two_pi = 2.0 * std::f64::consts::PI;
+            let s = 7000.0
+                * ((two_pi * f64::from(low) * t).sin() + (two_pi * f64::from(high) * t).sin());
+            samples.push(s as i16);
+        }
+        samples.extend([0; 800]);
+    }
+    samples.extend([0; 4000]);
+    samples
+        .chunks_exact(160)
+        .enumerate()
+        .map(|(i, frame)| {
+            let mut payload = [0u8; 160];
+            G711::Ulaw.encode(frame, &mut payload);
+            let i = u32::try_from(i).expect("index");
+            rtp(0, i == 0, i as u16, i * 160, &payload)
+        })
+        .collect()
+}
+
+/// Runs sipp once with `scenario` against the edge, dialling `demo`, with `pcap_name` holding
+/// `packets` in its working directory; returns its exit code.
+async fn sipp(edge: &Edge, scenario: &str, pcap_name: &str, packets: &[Vec<u8>]) -> i32 {
+    let work = tempfile::tempdir().expect("temp dir");
+    std::fs::write(work.path().join(pcap_name), pcap(packets)).expect("pcap written");
+    let port = || {
+        std::net::UdpSocket::bind("127.0.0.1:0")
+            .and_then(|s| s.local_addr())
+            .map(|a| a.port().to_string())
+            .expect("a free port")
+    };
+    let (sip_port, media_port) = (port(), port());
+    let path = PathBuf::from(env!("CARGO_MANIFEST_DIR"))
+        .join("tests/sipp")
+        .join(scenario);
+    let output = tokio::time::timeout(
+        Duration::from_secs(60),
+        tokio::process::Command::new("sipp")
+            .arg("-sf")
+            .arg(path)
+            .args(["-s", "demo", &edge.sip_addr.to_string(), "-m", "1"])
+            .args(["-i", "127.0.0.1", "-p", &sip_port, "-mp", &media_port])
+            .args(["-timeout", "40s", "-nostdin", "-trace_err"])
+            .current_dir(work.path())
+            .kill_on_drop(true)
+            .output(),
+    )
+    .await
+    .expect("sipp finishes within a minute")
+    .expect("sipp runs (install sip-tester: deploy/test.sh does)");
+    let code = output.status.code().unwrap_or(-1);
+    if code != 0 {
+        for entry in std::fs::read_dir(work.path()).expect("sipp dir").flatten() {
+            if let Ok(text) = std::fs::read_to_string(entry.path()) {
+                eprintln!("--- {}:\n{text}", entry.path().display());
+            }
+        }
+        eprintln!("{}", String::from_utf8_lossy(&output.stdout));
+    }
+    code
+}
+
+/// The call's `call.dtmf` records, in order.
+fn digits(events: &[StoredEvent]) -> Vec<&StoredEvent> {
+    events.iter().filter(|e| e.kind == "call.dtmf").collect()
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn rfc_4733_digits_at_8000_on_an_opus_call_reach_the_call_record() {
+    let s = setup().await;
+    let code = sipp(
+        &s.edge,
+        "uac_opus_rfc4733.xml",
+        "opus_dtmf.pcap",
+        &opus_with_events("42"),
+    )
+    .await;
+    let (call, events) = support::the_ended_call(&s.control.store, &s.scope).await;
+    assert_eq!(
+        code, 0,
+        "sipp's call went as scripted: Opus and telephone-event/8000 answered; {events:#?}"
+    );
+    assert_eq!(call.end_reason.as_deref(), Some("caller_hangup"));
+    let started = events
+        .iter()
+        .find(|e| e.kind == "call.started")
+        .expect("started");
+    assert_eq!(started.payload["codec"], "Opus");
+    let pressed = digits(&events);
+    let keys: Vec<&str> = pressed
+        .iter()
+        .filter_map(|e| e.payload["digit"].as_str())
+        .collect();
+    assert_eq!(keys, ["4", "2"], "{events:#?}");
+    for e in &pressed {
+        assert_eq!(e.payload["via"], "rfc4733");
+        // 800 units of the 8 kHz event clock, not of Opus's 48 kHz.
+        assert_eq!(e.payload["duration_ms"], 100, "{e:?}");
+    }
+    teardown(s).await;
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn keypad_tones_in_a_pcmu_call_without_telephone_event_are_digits_via_inband() {
+    let s = setup().await;
+    let code = sipp(
+        &s.edge,
+        "uac_inband_tones.xml",
+        "tones.pcap",
+        &pcmu_with_tones("7#3"),
+    )
+    .await;
+    let (call, events) = support::the_ended_call(&s.control.store, &s.scope).await;
+    assert_eq!(
+        code, 0,
+        "sipp's call went as scripted: PCMU answered, no telephone-event; {events:#?}"
+    );
+    assert_eq!(call.end_reason.as_deref(), Some("caller_hangup"));
+    let pressed = digits(&events);
+    let keys: Vec<&str> = pressed
+        .iter()
+        .filter_map(|e| e.payload["digit"].as_str())
+        .collect();
+    assert_eq!(keys, ["7", "#", "3"], "{events:#?}");
+    for e in &pressed {
+        assert_eq!(e.payload["via"], "inband");
+        // 100 ms of tone, less a frame or two if the jitter buffer gave some up as late
+        // (a lost G.711 frame is skipped, not heard as silence) on a busy machine.
+        let held = e.payload["duration_ms"].as_u64().expect("duration");
+        assert!((40..=115).contains(&held), "{e:?}");
+    }
+    teardown(s).await;
+}
