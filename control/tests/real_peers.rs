@@ -7,7 +7,8 @@
 //! - a call cancelled while ringing: the 200 to the CANCEL carries the To tag of the 180 and the
 //!   487;
 //! - a G.722-only phone: refused with 488 and `Warning: 305`, and recorded as `call.failed`;
-//! - keys pressed on the phone (RFC 4733) reach the call record.
+//! - keys pressed on the phone (RFC 4733, on PCMU and beside Opus at 8000 Hz) reach the call
+//!   record.
 //!
 //! The test script installs baresip; where it is absent (a machine set up by hand) the tests say
 //! so and pass, but never under CI.
@@ -392,6 +393,10 @@ async fn baresip_presses_keys(codec: Codec) {
         "{digits:?}\n{}",
         phone.trace()
     );
+    assert!(
+        digits.iter().all(|d| d["via"] == "rfc4733"),
+        "as RTP events: {digits:?}"
+    );
     phone.stop().await;
     w.stop().await;
 }
@@ -399,4 +404,9 @@ async fn baresip_presses_keys(codec: Codec) {
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn baresip_presses_keys_on_pcmu() {
     baresip_presses_keys(Codec::Pcmu).await;
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn baresip_presses_keys_on_opus() {
+    baresip_presses_keys(Codec::Opus).await;
 }
