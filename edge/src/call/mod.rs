@@ -11,6 +11,7 @@ pub mod bye;
 pub mod codec;
 pub mod conversation;
 pub mod digits;
+mod event_payloads;
 pub mod flow;
 pub mod flow_function;
 pub mod invite_rate;

@@ -17,9 +17,10 @@ use prometheus_client::metrics::counter::Counter;
 use prometheus_client::metrics::histogram::Histogram;
 use tokio::sync::{mpsc, oneshot};
 
+use super::event_payloads::{custom_event, rtcp_record, transfer_record};
 use super::leg::MediaLeg;
 use super::liveness::HoldChange;
-use super::media::{CallMedia, MediaEvent, MediaSettings, MediaStats, SendDtmfError};
+use super::media::{CallMedia, MediaEvent, MediaSettings, SendDtmfError};
 use super::responder::{PinnedWorkflow, Responder};
 use super::talk::{AgentRequest, CallParties};
 use crate::recordings::writer::CallRecording;
@@ -510,22 +511,6 @@ fn start_recording(
     }
 }
 
-/// The `rtcp` object of `call.ended`: reports both ways and the far end's view of our stream
-/// (null where no report said it).
-fn rtcp_record(stats: &MediaStats) -> serde_json::Value {
-    let rtcp = &stats.rtcp;
-    serde_json::json!({
-        "reports_sent": rtcp.reports_sent,
-        "reports_received": rtcp.reports_received,
-        "junk": rtcp.junk_received,
-        "peer_fraction_lost": rtcp.peer_fraction_lost.map(|f| f64::from(f) / 256.0),
-        "peer_cumulative_lost": rtcp.peer_cumulative_lost,
-        "peer_jitter_ms": rtcp.peer_jitter_micros.map(|us| f64::from(us) / 1000.0),
-        "rtt_ms": rtcp.rtt_micros.map(|us| f64::from(us) / 1000.0),
-        "peer_bye": rtcp.peer_bye,
-    })
-}
-
 /// Carries out what the agent asked for: a transfer goes to the SIP task (REFER); digits go
 /// into the RTP stream, or to the SIP task (INFO) when the peer has no telephone-event. Returns
 /// the call event to record and the request for the SIP task, if any.
@@ -564,41 +549,5 @@ fn agent_request(
                 None,
             ),
         },
-    }
-}
-
-/// A transfer's progress as a `call.transfer` payload, and its status word.
-fn transfer_record(
-    progress: &TransferProgress,
-    destination: Option<&str>,
-) -> (&'static str, serde_json::Value) {
-    let (status, detail) = match progress {
-        TransferProgress::Accepted => ("accepted", serde_json::json!({})),
-        TransferProgress::Trying { code } => ("trying", serde_json::json!({"code": code})),
-        TransferProgress::Succeeded { code } => ("succeeded", serde_json::json!({"code": code})),
-        TransferProgress::Failed { reason } => ("failed", serde_json::json!({"reason": reason})),
-    };
-    let mut payload = serde_json::json!({"status": status, "destination": destination});
-    if let (Some(payload), serde_json::Value::Object(detail)) = (payload.as_object_mut(), detail) {
-        payload.extend(detail);
-    }
-    (status, payload)
-}
-
-/// A call event of a kind the shared model does not name (`call.turn_latency`, `call.tool`, ...):
-/// the control plane stores those as they come.
-fn custom_event(
-    call_id: &str,
-    workspace_id: &str,
-    kind: &str,
-    payload: serde_json::Value,
-) -> CallEvent {
-    CallEvent {
-        id: freya_shared::ids::new_id(),
-        call_id: call_id.to_string(),
-        workspace_id: workspace_id.to_string(),
-        kind: kind.to_string(),
-        at_ms: freya_shared::ids::now_ms(),
-        payload,
     }
 }
