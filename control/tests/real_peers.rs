@@ -2,6 +2,8 @@
 //! from Debian, driven over its control port (see `support/baresip.rs`).
 //!
 //! - a call that the phone hangs up, and one that the agent hangs up (our BYE reaches the phone);
+//! - both again through kamailio with `record_route()`: the phone's ACK and BYE and the edge's BYE
+//!   all go through the proxy, and the record says our BYE was answered;
 //! - hold with `a=sendonly` past the RTP inactivity timeout, answered `a=recvonly` with a new
 //!   `o=` version, then resumed, with `call.held` and `call.resumed` recorded;
 //! - a call cancelled while ringing: the 200 to the CANCEL carries the To tag of the 180 and the
@@ -22,6 +24,7 @@ use freya_control::store::WorkspaceScope;
 use freya_edge::{Edge, EdgeConfig};
 use freya_shared::model::AgentSpec;
 use support::baresip::{self, Baresip, Codec};
+use support::kamailio::Kamailio;
 use support::{
     agent_on_number, control_config, edge_config, until_routed, Backend, TestDb, SECRET,
 };
@@ -409,4 +412,112 @@ async fn baresip_presses_keys_on_pcmu() {
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn baresip_presses_keys_on_opus() {
     baresip_presses_keys(Codec::Opus).await;
+}
+
+/// The direction lines of baresip's trace for messages whose start line begins with `start`.
+fn routes_of(messages: &[String], start: &str) -> Vec<String> {
+    messages
+        .iter()
+        .filter_map(|m| m.split_once('\n'))
+        .filter(|(_, message)| message.starts_with(start))
+        .map(|(direction, _)| direction.to_owned())
+        .collect()
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_baresip_caller_through_kamailio_acks_and_hangs_up_through_it() {
+    if !baresip_installed() {
+        return;
+    }
+    let w = World::start(desk(), |_| {}).await;
+    let Some(proxy) = Kamailio::start(w.edge.sip_addr) else {
+        return;
+    };
+    let mut phone = Baresip::start(Codec::Pcmu).await;
+    phone.dial(&format!("sip:{NUMBER}@{}", proxy.addr)).await;
+    phone.event("CALL_ESTABLISHED").await;
+    tokio::time::sleep(Duration::from_millis(1_000)).await;
+    phone.command("hangup", "").await.expect("hangup");
+    phone.event("CALL_CLOSED").await;
+    let (call, events) = w.ended_call().await;
+    assert_eq!(
+        call.end_reason.as_deref(),
+        Some("caller_hangup"),
+        "{:?}",
+        kinds(&events)
+    );
+
+    let messages = phone.sip_messages();
+    let answer = messages_of(&messages, "SIP/2.0 200", "INVITE");
+    let record_route = answer
+        .first()
+        .and_then(|a| header(a, "Record-Route"))
+        .unwrap_or_else(|| {
+            panic!(
+                "the 200 carries kamailio's Record-Route:\n{}",
+                phone.trace()
+            )
+        });
+    assert!(
+        record_route.contains(&proxy.addr.ip().to_string()),
+        "{record_route}"
+    );
+    let to_proxy = format!("-> {}", proxy.addr);
+    for start in ["ACK ", "BYE "] {
+        let routes = routes_of(&messages, start);
+        assert!(
+            !routes.is_empty() && routes.iter().all(|r| r.ends_with(&to_proxy)),
+            "the phone's {start}went to the proxy: {routes:?}\n{}",
+            proxy.log()
+        );
+    }
+    assert_eq!(
+        messages_of(&messages, "SIP/2.0 200", "BYE").len(),
+        1,
+        "the BYE answered through the proxy:\n{}",
+        phone.trace()
+    );
+    phone.stop().await;
+    drop(proxy);
+    w.stop().await;
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn the_agent_hangs_up_on_a_baresip_caller_through_kamailio() {
+    if !baresip_installed() {
+        return;
+    }
+    let mut agent = desk();
+    agent["max_call_seconds"] = serde_json::json!(2);
+    let w = World::start(agent, |_| {}).await;
+    let Some(proxy) = Kamailio::start(w.edge.sip_addr) else {
+        return;
+    };
+    let mut phone = Baresip::start(Codec::Pcmu).await;
+    phone.dial(&format!("sip:{NUMBER}@{}", proxy.addr)).await;
+    phone.event("CALL_ESTABLISHED").await;
+    phone.event("CALL_CLOSED").await;
+    let (call, events) = w.ended_call().await;
+    assert_eq!(
+        call.end_reason.as_deref(),
+        Some("max_duration"),
+        "{:?}",
+        kinds(&events)
+    );
+    let ended = events
+        .iter()
+        .find(|e| e.kind == "call.ended")
+        .expect("call.ended");
+    assert_eq!(ended.payload["bye_outcome"], "200", "{}", ended.payload);
+    let messages = phone.sip_messages();
+    let from_proxy = format!("UDP {} ->", proxy.addr);
+    let byes = routes_of(&messages, "BYE ");
+    assert!(
+        byes.len() == 1 && byes[0].starts_with(&from_proxy),
+        "our BYE reached the phone through the proxy: {byes:?}\n{}",
+        proxy.log()
+    );
+    phone.stop().await;
+    drop(proxy);
+    w.stop().await;
 }

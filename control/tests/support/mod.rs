@@ -21,6 +21,7 @@ use sqlx::Connection;
 pub mod baresip;
 pub mod caller;
 pub mod http;
+pub mod kamailio;
 pub mod raw_sip;
 pub mod twilio;
 pub mod voice_call;
