@@ -102,6 +102,7 @@ fn set_trunks(s: &Setup, trunks: Vec<(&str, u16)>) {
                 priority: i32::try_from(i).expect("few trunks") + 1,
                 regions: Vec::new(),
                 invite_timeout_ms: INVITE_TIMEOUT_MS,
+                outbound_proxy: None,
             }),
         })
         .collect();
