@@ -17,6 +17,8 @@ fn deepgram(fake: &FakeDeepgram) -> Arc<DeepgramStt> {
     Arc::new(DeepgramStt::new(DeepgramConfig {
         url: fake.url(),
         sample_rate: SampleRate::Hz8000,
+        // The fake listens on 127.0.0.1.
+        public_only: false,
         ..DeepgramConfig::default()
     }))
 }
