@@ -77,8 +77,25 @@ pub struct Baresip {
 }
 
 impl Baresip {
-    /// Starts a phone on 127.0.0.1 that offers only `codec`.
+    /// Starts a phone on 127.0.0.1 that offers only `codec`. The ports are picked free, but
+    /// another process may take one before baresip binds it (baresip also binds a TLS port of
+    /// its own choosing): then it exits, and it is started again on other ports.
     pub async fn start(codec: Codec) -> Self {
+        let mut attempts = 0;
+        loop {
+            attempts += 1;
+            match Self::try_start(codec).await {
+                Ok(phone) => return phone,
+                Err(output) if attempts < 5 && output.contains("Address already in use") => {
+                    continue
+                }
+                Err(output) => panic!("baresip did not start; its output:\n{output}"),
+            }
+        }
+    }
+
+    /// One start; `Err` with baresip's output when it exited or never opened its control port.
+    async fn try_start(codec: Codec) -> Result<Self, String> {
         let dir = tempfile::tempdir().expect("baresip dir");
         let silence = dir.path().join("silence.wav");
         std::fs::write(&silence, silent_wav(codec.source_format(), 60)).expect("silence.wav");
@@ -111,7 +128,7 @@ impl Baresip {
         .expect("baresip accounts");
         let trace = dir.path().join("trace.log");
         let log = std::fs::File::create(&trace).expect("trace file");
-        let child = Command::new(BINARY)
+        let mut child = Command::new(BINARY)
             .arg("-f")
             .arg(dir.path())
             .args(["-n", "127.0.0.1", "-s"])
@@ -122,20 +139,21 @@ impl Baresip {
             .spawn()
             .expect("baresip starts");
         let control_addr: SocketAddr = ([127, 0, 0, 1], control_port).into();
+        let output = || std::fs::read_to_string(&trace).unwrap_or_default();
         let started = Instant::now();
         let control = loop {
             match TcpStream::connect(control_addr).await {
                 Ok(stream) => break stream,
-                Err(_) if started.elapsed() < LIMIT => {
+                Err(e) => {
+                    if matches!(child.try_wait(), Ok(Some(_))) || started.elapsed() > LIMIT {
+                        let _ = child.kill().await;
+                        return Err(format!("(control port: {e})\n{}", output()));
+                    }
                     tokio::time::sleep(Duration::from_millis(50)).await
                 }
-                Err(e) => panic!(
-                    "baresip's control port never opened ({e}); its output:\n{}",
-                    std::fs::read_to_string(&trace).unwrap_or_default()
-                ),
             }
         };
-        Self {
+        Ok(Self {
             child,
             control,
             unread: Vec::new(),
@@ -143,7 +161,7 @@ impl Baresip {
             trace,
             sip_addr: ([127, 0, 0, 1], sip_port).into(),
             _dir: dir,
-        }
+        })
     }
 
     /// Runs one menu command; `Err` carries baresip's complaint.
