@@ -325,8 +325,10 @@ async fn opus_calls_and_key_presses_from_the_uac_reach_the_edge() {
             report.failure
         );
         assert_eq!(report.dtmf_sent, 3);
-        // The edge's stream, decoded: a packet every 20 ms for 3 s.
-        assert!(report.rtp.received >= 120, "{:?}", report.rtp);
+        // The edge's stream, decoded, over the 3 s call: 150 packets on a quiet machine. A
+        // starved 2-core machine delays the edge's pacer (stalls near a second were seen), so
+        // what is checked is that the stream flowed and nothing sent was lost, not its pace.
+        assert!(report.rtp.received >= 50, "{:?}", report.rtp);
         assert_eq!(report.rtp.lost, 0, "{:?}", report.rtp);
     }
     cancel.cancel();
