@@ -148,9 +148,11 @@ async fn a_batch_of_concurrent_calls_is_answered_with_audio_both_ways() {
         let r = &record.report;
         assert!(r.setup_ms.is_some(), "{}: no setup time", r.call_id);
         assert!(r.rtp_sent > 0, "{}: sent no audio", r.call_id);
-        // The edge sends a packet every 20 ms for the whole call, silence included.
+        // The edge sends a packet every 20 ms for the whole call, silence included: about 50
+        // on a quiet machine. The floor checks that audio flowed both ways, not its pace, which
+        // a starved 2-core machine stretches (the benchmarks measure that).
         assert!(
-            r.rtp.received >= 40,
+            r.rtp.received >= 20,
             "{}: received {} packets",
             r.call_id,
             r.rtp.received
