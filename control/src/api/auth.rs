@@ -103,10 +103,27 @@ async fn verified_person(token: &str, state: &AppState) -> Result<Person, Proble
     })
 }
 
+/// The least role a route needs, declared in the route table (`api/mod.rs`) and checked here,
+/// as the caller is authenticated: a handler that takes a [`Caller`] is never reached by a
+/// caller below it.
+#[derive(Debug, Clone, Copy)]
+pub(crate) struct Needs(pub Role);
+
 impl FromRequestParts<AppState> for Caller {
     type Rejection = Problem;
 
     async fn from_request_parts(parts: &mut Parts, state: &AppState) -> Result<Self, Problem> {
+        let caller = authenticated(parts, state).await?;
+        if let Some(Needs(role)) = parts.extensions.get::<Needs>() {
+            caller.require(*role)?;
+        }
+        Ok(caller)
+    }
+}
+
+/// The caller of a request, whatever the route needs.
+async fn authenticated(parts: &Parts, state: &AppState) -> Result<Caller, Problem> {
+    {
         let token = bearer(parts)?;
         let in_path = workspace_in_path(parts.uri.path());
         if token.starts_with(API_KEY_PREFIX) {
