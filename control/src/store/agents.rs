@@ -142,9 +142,8 @@ impl Store {
         after: Option<&PagePosition>,
         limit: i64,
     ) -> Result<(Vec<Agent>, bool), StoreError> {
-        let (rows, more) = self.scoped_page(&AGENTS, scope, after, limit).await?;
-        let page = rows.iter().map(|r| agent_from_row(r, self));
-        Ok((page.collect::<Result<_, _>>()?, more))
+        self.scoped_page_of(&AGENTS, scope, after, limit, |r| agent_from_row(r, self))
+            .await
     }
 
     /// Replaces an agent's spec (already validated) and tells edges.

@@ -135,9 +135,8 @@ impl Store {
         after: Option<&PagePosition>,
         limit: i64,
     ) -> Result<(Vec<Provider>, bool), StoreError> {
-        let (rows, more) = self.scoped_page(&PROVIDERS, scope, after, limit).await?;
-        let page = rows.iter().map(provider_from_row);
-        Ok((page.collect::<Result<_, _>>()?, more))
+        self.scoped_page_of(&PROVIDERS, scope, after, limit, provider_from_row)
+            .await
     }
 
     /// Replaces a provider's spec (already validated, of the same kind; its secret is ignored)

@@ -84,6 +84,20 @@ impl Store {
         Ok((rows, more))
     }
 
+    /// [`Store::scoped_page`] with each row read by `from_row`.
+    pub(crate) async fn scoped_page_of<T>(
+        &self,
+        table: &ScopedTable,
+        scope: &WorkspaceScope,
+        after: Option<&PagePosition>,
+        limit: i64,
+        from_row: impl Fn(&AnyRow) -> Result<T, StoreError>,
+    ) -> Result<(Vec<T>, bool), StoreError> {
+        let (rows, more) = self.scoped_page(table, scope, after, limit).await?;
+        let page = rows.iter().map(from_row).collect::<Result<_, _>>()?;
+        Ok((page, more))
+    }
+
     /// Every row of `table` in the scoped workspace, in list order (for callers that need them
     /// all at once, not a client's list).
     pub(crate) async fn scoped_rows(

@@ -140,9 +140,8 @@ impl Store {
         after: Option<&PagePosition>,
         limit: i64,
     ) -> Result<(Vec<Webhook>, bool), StoreError> {
-        let (rows, more) = self.scoped_page(&WEBHOOKS, scope, after, limit).await?;
-        let page = rows.iter().map(webhook_from_row);
-        Ok((page.collect::<Result<_, _>>()?, more))
+        self.scoped_page_of(&WEBHOOKS, scope, after, limit, webhook_from_row)
+            .await
     }
 
     /// Replaces a subscription's URL and events, and its secret when one is given.

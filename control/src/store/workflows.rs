@@ -136,9 +136,8 @@ impl Store {
         after: Option<&PagePosition>,
         limit: i64,
     ) -> Result<(Vec<StoredWorkflow>, bool), StoreError> {
-        let (rows, more) = self.scoped_page(&WORKFLOWS, scope, after, limit).await?;
-        let page = rows.iter().map(workflow_from_row);
-        Ok((page.collect::<Result<_, _>>()?, more))
+        self.scoped_page_of(&WORKFLOWS, scope, after, limit, workflow_from_row)
+            .await
     }
 
     /// Replaces a workflow's draft (already validated); published versions stay as they were.
