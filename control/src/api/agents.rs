@@ -5,18 +5,14 @@
 //! `provider`) must give that key again, or a caller who can edit the agent but never saw the
 //! key could have it sent to a host of their choosing.
 
-use axum::extract::State;
-use axum::http::StatusCode;
-use axum::Json;
 use serde::Serialize;
 
 use super::auth::Caller;
-use super::json::{merge_patch, strict_from_value, JsonObject, StrictJson};
+use super::crud::{checked, crud_routes, merged, Resource};
 use super::openapi::AgentSpecDoc;
 use super::problem::Problem;
-use super::resource_id::ResourceId;
 use super::{AppState, List};
-use crate::store::{Agent, Role};
+use crate::store::{Agent, PagePosition, StoreError};
 use freya_shared::ids::rfc3339;
 use freya_shared::model::{AgentSpec, FieldError};
 
@@ -128,125 +124,101 @@ fn keys_sent_elsewhere(
     errors
 }
 
-fn validated(spec: AgentSpec) -> Result<AgentSpec, Problem> {
-    let errors = spec.validate();
-    if errors.is_empty() {
-        Ok(spec)
-    } else {
-        Err(Problem::invalid(errors))
+/// Agents as a [`Resource`]: masked secrets on the way out, restored from the stored agent
+/// on a patch that sends the mask back.
+pub(super) struct Agents;
+
+impl Resource for Agents {
+    type Spec = AgentSpec;
+    type Stored = Agent;
+    type View = AgentView;
+    type Change = AgentSpec;
+
+    async fn validated(_: &AppState, _: &Caller, spec: AgentSpec) -> Result<AgentSpec, Problem> {
+        let errors = spec.validate();
+        checked(spec, errors)
+    }
+
+    async fn patched(
+        state: &AppState,
+        caller: &Caller,
+        current: Agent,
+        patch: serde_json::Value,
+    ) -> Result<AgentSpec, Problem> {
+        let moved_check = patch.clone();
+        let spec = unmasked(merged(&current.spec, patch)?, &current.spec);
+        let moved = keys_sent_elsewhere(&moved_check, &spec, &current.spec);
+        if !moved.is_empty() {
+            return Err(Problem::invalid(moved));
+        }
+        Self::validated(state, caller, spec).await
+    }
+
+    async fn fetch(state: &AppState, caller: &Caller, id: &str) -> Result<Agent, StoreError> {
+        state.store.agent(&caller.scope, id).await
+    }
+
+    async fn page(
+        state: &AppState,
+        caller: &Caller,
+        after: Option<&PagePosition>,
+        limit: i64,
+    ) -> Result<(Vec<Agent>, bool), StoreError> {
+        state.store.agent_page(&caller.scope, after, limit).await
+    }
+
+    fn position(agent: &Agent) -> PagePosition {
+        PagePosition {
+            key: agent.created_at_ms,
+            id: agent.id.clone(),
+        }
+    }
+
+    async fn insert(
+        state: &AppState,
+        caller: &Caller,
+        spec: AgentSpec,
+    ) -> Result<Agent, StoreError> {
+        state
+            .store
+            .create_agent(&caller.scope, &caller.actor, &spec)
+            .await
+    }
+
+    async fn update(
+        state: &AppState,
+        caller: &Caller,
+        id: &str,
+        spec: AgentSpec,
+    ) -> Result<Agent, StoreError> {
+        state
+            .store
+            .update_agent(&caller.scope, &caller.actor, id, &spec)
+            .await
+    }
+
+    async fn remove(state: &AppState, caller: &Caller, id: &str) -> Result<(), StoreError> {
+        state
+            .store
+            .delete_agent(&caller.scope, &caller.actor, id)
+            .await
     }
 }
 
-#[utoipa::path(
-    post,
-    path = "/v1/agents",
-    tag = "agents",
-    summary = "Create a agent (editor)",
-    request_body = AgentSpecDoc,
-    responses((status = 201, description = "Created", body = AgentView))
-)]
-pub(super) async fn create(
-    State(state): State<AppState>,
-    caller: Caller,
-    StrictJson(spec): StrictJson<AgentSpec>,
-) -> Result<(StatusCode, Json<AgentView>), Problem> {
-    caller.require(Role::Editor)?;
-    let spec = validated(spec)?;
-    let agent = state
-        .store
-        .create_agent(&caller.scope, &caller.actor, &spec)
-        .await?;
-    Ok((StatusCode::CREATED, Json(agent.into())))
-}
-
-#[utoipa::path(
-    get,
-    path = "/v1/agents",
-    tag = "agents",
-    summary = "The workspace's agents",
-
-    responses((status = 200, description = "All of them", body = List<AgentView>))
-)]
-pub(super) async fn list(
-    State(state): State<AppState>,
-    caller: Caller,
-) -> Result<Json<List<AgentView>>, Problem> {
-    let agents = state.store.agents(&caller.scope).await?;
-    Ok(Json(List::of(agents.into_iter().map(Into::into).collect())))
-}
-
-#[utoipa::path(
-    get,
-    path = "/v1/agents/{id}",
-    tag = "agents",
-    summary = "One agent",
-    params(("id" = String, Path, description = "The agent's id")),
-    responses((status = 200, description = "The agent", body = AgentView))
-)]
-pub(super) async fn get(
-    State(state): State<AppState>,
-    caller: Caller,
-    ResourceId(id): ResourceId,
-) -> Result<Json<AgentView>, Problem> {
-    Ok(Json(state.store.agent(&caller.scope, &id).await?.into()))
-}
-
-#[utoipa::path(
-    patch,
-    path = "/v1/agents/{id}",
-    tag = "agents",
-    summary = "Change a agent with a JSON merge patch (editor)",
-    params(("id" = String, Path, description = "The agent's id")),
-    request_body(content = AgentSpecDoc, description = "Any subset of the fields (RFC 7396 merge patch; null removes an optional field)"),
-    responses((status = 200, description = "Changed", body = AgentView))
-)]
-pub(super) async fn patch(
-    State(state): State<AppState>,
-    caller: Caller,
-    ResourceId(id): ResourceId,
-    JsonObject(patch): JsonObject,
-) -> Result<Json<AgentView>, Problem> {
-    caller.require(Role::Editor)?;
-    let current = state.store.agent(&caller.scope, &id).await?;
-    let mut document = serde_json::to_value(&current.spec).map_err(|e| {
-        Problem::new(
-            StatusCode::INTERNAL_SERVER_ERROR,
-            "Internal error",
-            e.to_string(),
-        )
-    })?;
-    let sent = patch.clone();
-    merge_patch(&mut document, patch);
-    let spec = unmasked(strict_from_value(document)?, &current.spec);
-    let moved = keys_sent_elsewhere(&sent, &spec, &current.spec);
-    if !moved.is_empty() {
-        return Err(Problem::invalid(moved));
-    }
-    let spec = validated(spec)?;
-    let agent = state
-        .store
-        .update_agent(&caller.scope, &caller.actor, &id, &spec)
-        .await?;
-    Ok(Json(agent.into()))
-}
-
-#[utoipa::path(
-    delete,
-    path = "/v1/agents/{id}",
-    tag = "agents",
-    summary = "Delete a agent (editor)",
-    params(("id" = String, Path, description = "The agent's id")),
-    responses((status = 204, description = "Deleted"))
-)]
-pub(super) async fn delete(
-    State(state): State<AppState>,
-    caller: Caller,
-    ResourceId(id): ResourceId,
-) -> Result<StatusCode, Problem> {
-    caller.require(Role::Editor)?;
-    state
-        .store
-        .delete_agent(&caller.scope, &caller.actor, &id)
-        .await?;
-    Ok(StatusCode::NO_CONTENT)
+crud_routes! {
+    resource: Agents,
+    view: AgentView,
+    spec_doc: AgentSpecDoc,
+    path: "/v1/agents",
+    item_path: "/v1/agents/{id}",
+    tag: "agents",
+    create: "Create a agent (editor)",
+    list: "The workspace's agents",
+    listed: "A page of agents",
+    get: "One agent",
+    got: "The agent",
+    id: "The agent's id",
+    patch: "Change a agent with a JSON merge patch (editor)",
+    patch_body: "Any subset of the fields (RFC 7396 merge patch; null removes an optional field)",
+    delete: "Delete a agent (editor)",
 }

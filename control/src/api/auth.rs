@@ -103,62 +103,77 @@ async fn verified_person(token: &str, state: &AppState) -> Result<Person, Proble
     })
 }
 
+/// The least role a route needs, declared in the route table (`api/mod.rs`) and checked here,
+/// as the caller is authenticated: a handler that takes a [`Caller`] is never reached by a
+/// caller below it.
+#[derive(Debug, Clone, Copy)]
+pub(crate) struct Needs(pub Role);
+
 impl FromRequestParts<AppState> for Caller {
     type Rejection = Problem;
 
     async fn from_request_parts(parts: &mut Parts, state: &AppState) -> Result<Self, Problem> {
-        let token = bearer(parts)?;
-        let in_path = workspace_in_path(parts.uri.path());
-        if token.starts_with(API_KEY_PREFIX) {
-            let identity = state
-                .store
-                .authenticate_api_key(token)
-                .await?
-                .ok_or_else(|| Problem::unauthorized("unknown or revoked API key"))?;
-            // A key acts in its own workspace only; naming another one finds nothing.
-            if in_path.is_some_and(|ws| ws != identity.scope.workspace_id) {
-                return Err(Problem::not_found());
-            }
-            return Ok(Caller {
-                actor: format!("api_key:{}", identity.key_id),
-                scope: identity.scope,
-                role: identity.role,
-                user_id: None,
-            });
+        let caller = authenticated(parts, state).await?;
+        if let Some(Needs(role)) = parts.extensions.get::<Needs>() {
+            caller.require(*role)?;
         }
-        let person = verified_person(token, state).await?;
-        let workspace_id = match in_path {
-            Some(ws) => ws.to_owned(),
-            None => parts
-                .headers
-                .get(WORKSPACE_HEADER)
-                .and_then(|v| v.to_str().ok())
-                .map(str::trim)
-                .map(str::to_owned)
-                .ok_or_else(|| {
-                    Problem::new(
-                        StatusCode::BAD_REQUEST,
-                        "Workspace not named",
-                        "a person's token acts in the workspace named by the path \
-                         (/v1/workspaces/{id}/...) or the X-Workspace-Id header",
-                    )
-                })?,
-        };
-        if !is_uuid(&workspace_id) {
+        Ok(caller)
+    }
+}
+
+/// The caller of a request, whatever the route needs.
+async fn authenticated(parts: &Parts, state: &AppState) -> Result<Caller, Problem> {
+    let token = bearer(parts)?;
+    let in_path = workspace_in_path(parts.uri.path());
+    if token.starts_with(API_KEY_PREFIX) {
+        let identity = state
+            .store
+            .authenticate_api_key(token)
+            .await?
+            .ok_or_else(|| Problem::unauthorized("unknown or revoked API key"))?;
+        // A key acts in its own workspace only; naming another one finds nothing.
+        if in_path.is_some_and(|ws| ws != identity.scope.workspace_id) {
             return Err(Problem::not_found());
         }
-        let role = state
-            .store
-            .membership(&person.user_id, &workspace_id)
-            .await?
-            .ok_or_else(Problem::not_found)?;
-        Ok(Caller {
-            scope: WorkspaceScope { workspace_id },
-            role,
-            actor: person.actor(),
-            user_id: Some(person.user_id),
-        })
+        return Ok(Caller {
+            actor: format!("api_key:{}", identity.key_id),
+            scope: identity.scope,
+            role: identity.role,
+            user_id: None,
+        });
     }
+    let person = verified_person(token, state).await?;
+    let workspace_id = match in_path {
+        Some(ws) => ws.to_owned(),
+        None => parts
+            .headers
+            .get(WORKSPACE_HEADER)
+            .and_then(|v| v.to_str().ok())
+            .map(str::trim)
+            .map(str::to_owned)
+            .ok_or_else(|| {
+                Problem::new(
+                    StatusCode::BAD_REQUEST,
+                    "Workspace not named",
+                    "a person's token acts in the workspace named by the path \
+                     (/v1/workspaces/{id}/...) or the X-Workspace-Id header",
+                )
+            })?,
+    };
+    if !is_uuid(&workspace_id) {
+        return Err(Problem::not_found());
+    }
+    let role = state
+        .store
+        .membership(&person.user_id, &workspace_id)
+        .await?
+        .ok_or_else(Problem::not_found)?;
+    Ok(Caller {
+        scope: WorkspaceScope { workspace_id },
+        role,
+        actor: person.actor(),
+        user_id: Some(person.user_id),
+    })
 }
 
 impl FromRequestParts<AppState> for Person {

@@ -46,6 +46,17 @@ impl<S: Send + Sync> FromRequest<S> for JsonObject {
     }
 }
 
+/// A request body parsed as any JSON value, for a handler that parses it further itself.
+pub struct JsonValue(pub serde_json::Value);
+
+impl<S: Send + Sync> FromRequest<S> for JsonValue {
+    type Rejection = Problem;
+
+    async fn from_request(request: Request, state: &S) -> Result<Self, Self::Rejection> {
+        Ok(JsonValue(json_body(request, state).await?))
+    }
+}
+
 async fn json_body<S: Send + Sync>(
     request: Request,
     state: &S,

@@ -3,7 +3,9 @@
 //! confined to one workspace; body limits, rate limits and CORS in front of everything; probes
 //! and metrics beside it, and the dashboard at `/`.
 //!
-//! Who may do what (checked in each handler with [`Caller::require`]):
+//! Who may do what (the resource routes declare their least role in the route table below with
+//! [`needs`], checked as the [`Caller`] is authenticated; the other handlers check with
+//! [`Caller::require`]):
 //!
 //! | role   | may |
 //! | ------ | --- |
@@ -18,6 +20,7 @@ mod audit;
 mod auth;
 mod body_limit;
 mod calls;
+mod crud;
 mod dashboard;
 mod edge_choice;
 mod edges;
@@ -44,14 +47,15 @@ use axum::extract::{DefaultBodyLimit, Request, State};
 use axum::http::{header, HeaderName, HeaderValue, Method};
 use axum::middleware::{self, Next};
 use axum::response::Response;
-use axum::routing::{get, post};
+use axum::routing::{get, patch, post, MethodRouter};
+use axum::Extension;
 use axum::Router;
 use serde::Serialize;
 use tower_http::cors::{AllowOrigin, CorsLayer};
 
 use crate::grpc::CommandHub;
 use crate::metrics::ControlMetrics;
-use crate::store::Store;
+use crate::store::{Role, Store};
 
 pub use auth::{Caller, Person, WORKSPACE_HEADER};
 pub use login::hash_password;
@@ -102,6 +106,12 @@ impl<T> List<T> {
 /// is read ([`body_limit`]), and cut off at this size while reading one sent without it.
 const BODY_LIMIT_BYTES: usize = 1024 * 1024;
 
+/// `route` open only to callers with at least `role`: the route table's one declaration of who
+/// may use a route, enforced by the [`Caller`] extractor.
+fn needs(role: Role, route: MethodRouter<AppState>) -> MethodRouter<AppState> {
+    route.route_layer(Extension(auth::Needs(role)))
+}
+
 fn v1() -> Router<AppState> {
     Router::new()
         .route("/auth/login", post(login::login))
@@ -133,27 +143,46 @@ fn v1() -> Router<AppState> {
             axum::routing::delete(keys::revoke),
         )
         .route("/edges", get(edges::list))
-        .route("/agents", get(agents::list).post(agents::create))
+        .route(
+            "/agents",
+            needs(Role::Viewer, get(agents::list)).merge(needs(Role::Editor, post(agents::create))),
+        )
         .route(
             "/agents/{id}",
-            get(agents::get).patch(agents::patch).delete(agents::delete),
+            needs(Role::Viewer, get(agents::get)).merge(needs(
+                Role::Editor,
+                patch(agents::patch).delete(agents::delete),
+            )),
         )
-        .route("/phone-numbers", get(numbers::list).post(numbers::create))
+        .route(
+            "/phone-numbers",
+            needs(Role::Viewer, get(numbers::list))
+                .merge(needs(Role::Editor, post(numbers::create))),
+        )
         .route(
             "/phone-numbers/{id}",
-            get(numbers::get)
-                .patch(numbers::patch)
-                .delete(numbers::delete),
+            needs(Role::Viewer, get(numbers::get)).merge(needs(
+                Role::Editor,
+                patch(numbers::patch).delete(numbers::delete),
+            )),
         )
-        .route("/workflows", get(workflows::list).post(workflows::create))
+        .route(
+            "/workflows",
+            needs(Role::Viewer, get(workflows::list))
+                .merge(needs(Role::Editor, post(workflows::create))),
+        )
         .route("/workflows/validate", post(workflows::check))
         .route(
             "/workflows/{id}",
-            get(workflows::get)
-                .patch(workflows::patch)
-                .delete(workflows::delete),
+            needs(Role::Viewer, get(workflows::get)).merge(needs(
+                Role::Editor,
+                patch(workflows::patch).delete(workflows::delete),
+            )),
         )
-        .route("/workflows/{id}/publish", post(workflows::publish))
+        .route(
+            "/workflows/{id}/publish",
+            needs(Role::Editor, post(workflows::publish)),
+        )
         .route("/workflows/{id}/versions", get(workflows::versions))
         .route(
             "/workflows/{id}/versions/{version}",
@@ -167,24 +196,39 @@ fn v1() -> Router<AppState> {
             get(recordings::download).delete(recordings::delete),
         )
         .route("/audit-log", get(audit::list))
-        .route("/providers", get(providers::list).post(providers::create))
+        .route(
+            "/providers",
+            needs(Role::Admin, get(providers::list).post(providers::create)),
+        )
         .route(
             "/providers/{id}",
-            get(providers::get)
-                .patch(providers::patch)
-                .delete(providers::delete),
+            needs(
+                Role::Admin,
+                get(providers::get)
+                    .patch(providers::patch)
+                    .delete(providers::delete),
+            ),
         )
-        .route("/webhooks", get(webhooks::list).post(webhooks::create))
+        .route(
+            "/webhooks",
+            needs(Role::Admin, get(webhooks::list).post(webhooks::create)),
+        )
         .route(
             "/webhooks/{id}",
-            get(webhooks::get)
-                .patch(webhooks::patch)
-                .delete(webhooks::delete),
+            needs(
+                Role::Admin,
+                get(webhooks::get)
+                    .patch(webhooks::patch)
+                    .delete(webhooks::delete),
+            ),
         )
-        .route("/webhooks/{id}/deliveries", get(webhooks::deliveries))
+        .route(
+            "/webhooks/{id}/deliveries",
+            needs(Role::Admin, get(webhooks::deliveries)),
+        )
         .route(
             "/webhooks/{id}/deliveries/{delivery_id}/redeliver",
-            post(webhooks::redeliver),
+            needs(Role::Admin, post(webhooks::redeliver)),
         )
         .route("/analytics/calls", get(analytics::calls))
         .method_not_allowed_fallback(method_not_allowed)

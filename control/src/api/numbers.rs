@@ -2,18 +2,14 @@
 //! agent or workflow each routes to, and the regions that answer it (home `region`, further
 //! `regions`).
 
-use axum::extract::State;
-use axum::http::StatusCode;
-use axum::Json;
 use serde::Serialize;
 
 use super::auth::Caller;
-use super::json::{merge_patch, strict_from_value, JsonObject, StrictJson};
+use super::crud::{checked, crud_routes, merged, Resource};
 use super::openapi::PhoneNumberSpecDoc;
 use super::problem::Problem;
-use super::resource_id::ResourceId;
 use super::{AppState, List};
-use crate::store::{PhoneNumber, Role};
+use crate::store::{PagePosition, PhoneNumber, StoreError};
 use freya_shared::ids::rfc3339;
 use freya_shared::model::PhoneNumberSpec;
 
@@ -50,122 +46,99 @@ impl From<PhoneNumber> for PhoneNumberView {
     }
 }
 
-/// The spec in normal form (one spelling per number, as edges route it), or a 422.
-fn validated(spec: PhoneNumberSpec) -> Result<PhoneNumberSpec, Problem> {
-    let errors = spec.validate();
-    if errors.is_empty() {
-        Ok(spec.normalized())
-    } else {
-        Err(Problem::invalid(errors))
+/// Phone numbers as a [`Resource`]: stored in normal form (one spelling per number, as edges
+/// route it), shown with their `conflict`.
+pub(super) struct Numbers;
+
+impl Resource for Numbers {
+    type Spec = PhoneNumberSpec;
+    type Stored = PhoneNumber;
+    type View = PhoneNumberView;
+    type Change = PhoneNumberSpec;
+
+    async fn validated(
+        _: &AppState,
+        _: &Caller,
+        spec: PhoneNumberSpec,
+    ) -> Result<PhoneNumberSpec, Problem> {
+        let errors = spec.validate();
+        Ok(checked(spec, errors)?.normalized())
+    }
+
+    async fn patched(
+        state: &AppState,
+        caller: &Caller,
+        current: PhoneNumber,
+        patch: serde_json::Value,
+    ) -> Result<PhoneNumberSpec, Problem> {
+        Self::validated(state, caller, merged(&current.spec, patch)?).await
+    }
+
+    async fn fetch(state: &AppState, caller: &Caller, id: &str) -> Result<PhoneNumber, StoreError> {
+        state.store.number(&caller.scope, id).await
+    }
+
+    async fn page(
+        state: &AppState,
+        caller: &Caller,
+        after: Option<&PagePosition>,
+        limit: i64,
+    ) -> Result<(Vec<PhoneNumber>, bool), StoreError> {
+        state.store.number_page(&caller.scope, after, limit).await
+    }
+
+    fn position(number: &PhoneNumber) -> PagePosition {
+        PagePosition {
+            key: number.created_at_ms,
+            id: number.id.clone(),
+        }
+    }
+
+    async fn insert(
+        state: &AppState,
+        caller: &Caller,
+        spec: PhoneNumberSpec,
+    ) -> Result<PhoneNumber, StoreError> {
+        state
+            .store
+            .create_number(&caller.scope, &caller.actor, &spec)
+            .await
+    }
+
+    async fn update(
+        state: &AppState,
+        caller: &Caller,
+        id: &str,
+        spec: PhoneNumberSpec,
+    ) -> Result<PhoneNumber, StoreError> {
+        state
+            .store
+            .update_number(&caller.scope, &caller.actor, id, &spec)
+            .await
+    }
+
+    async fn remove(state: &AppState, caller: &Caller, id: &str) -> Result<(), StoreError> {
+        state
+            .store
+            .delete_number(&caller.scope, &caller.actor, id)
+            .await
     }
 }
 
-#[utoipa::path(
-    post,
-    path = "/v1/phone-numbers",
-    tag = "phone-numbers",
-    summary = "Create a phone number (editor)",
-    request_body = PhoneNumberSpecDoc,
-    responses((status = 201, description = "Created", body = PhoneNumberView))
-)]
-pub(super) async fn create(
-    State(state): State<AppState>,
-    caller: Caller,
-    StrictJson(spec): StrictJson<PhoneNumberSpec>,
-) -> Result<(StatusCode, Json<PhoneNumberView>), Problem> {
-    caller.require(Role::Editor)?;
-    let spec = validated(spec)?;
-    let number = state
-        .store
-        .create_number(&caller.scope, &caller.actor, &spec)
-        .await?;
-    Ok((StatusCode::CREATED, Json(number.into())))
-}
-
-#[utoipa::path(
-    get,
-    path = "/v1/phone-numbers",
-    tag = "phone-numbers",
-    summary = "The workspace's phone numbers",
-
-    responses((status = 200, description = "All of them", body = List<PhoneNumberView>))
-)]
-pub(super) async fn list(
-    State(state): State<AppState>,
-    caller: Caller,
-) -> Result<Json<List<PhoneNumberView>>, Problem> {
-    let numbers = state.store.numbers(&caller.scope).await?;
-    Ok(Json(List::of(
-        numbers.into_iter().map(Into::into).collect(),
-    )))
-}
-
-#[utoipa::path(
-    get,
-    path = "/v1/phone-numbers/{id}",
-    tag = "phone-numbers",
-    summary = "One phone number",
-    params(("id" = String, Path, description = "The phone number's id")),
-    responses((status = 200, description = "The phone number", body = PhoneNumberView))
-)]
-pub(super) async fn get(
-    State(state): State<AppState>,
-    caller: Caller,
-    ResourceId(id): ResourceId,
-) -> Result<Json<PhoneNumberView>, Problem> {
-    Ok(Json(state.store.number(&caller.scope, &id).await?.into()))
-}
-
-#[utoipa::path(
-    patch,
-    path = "/v1/phone-numbers/{id}",
-    tag = "phone-numbers",
-    summary = "Change a phone number with a JSON merge patch (editor)",
-    params(("id" = String, Path, description = "The phone number's id")),
-    request_body(content = PhoneNumberSpecDoc, description = "Any subset of the fields (RFC 7396 merge patch; null removes an optional field)"),
-    responses((status = 200, description = "Changed", body = PhoneNumberView))
-)]
-pub(super) async fn patch(
-    State(state): State<AppState>,
-    caller: Caller,
-    ResourceId(id): ResourceId,
-    JsonObject(patch): JsonObject,
-) -> Result<Json<PhoneNumberView>, Problem> {
-    caller.require(Role::Editor)?;
-    let current = state.store.number(&caller.scope, &id).await?;
-    let mut document = serde_json::to_value(&current.spec).map_err(|e| {
-        Problem::new(
-            StatusCode::INTERNAL_SERVER_ERROR,
-            "Internal error",
-            e.to_string(),
-        )
-    })?;
-    merge_patch(&mut document, patch);
-    let spec = validated(strict_from_value(document)?)?;
-    let number = state
-        .store
-        .update_number(&caller.scope, &caller.actor, &id, &spec)
-        .await?;
-    Ok(Json(number.into()))
-}
-
-#[utoipa::path(
-    delete,
-    path = "/v1/phone-numbers/{id}",
-    tag = "phone-numbers",
-    summary = "Delete a phone number (editor)",
-    params(("id" = String, Path, description = "The phone number's id")),
-    responses((status = 204, description = "Deleted"))
-)]
-pub(super) async fn delete(
-    State(state): State<AppState>,
-    caller: Caller,
-    ResourceId(id): ResourceId,
-) -> Result<StatusCode, Problem> {
-    caller.require(Role::Editor)?;
-    state
-        .store
-        .delete_number(&caller.scope, &caller.actor, &id)
-        .await?;
-    Ok(StatusCode::NO_CONTENT)
+crud_routes! {
+    resource: Numbers,
+    view: PhoneNumberView,
+    spec_doc: PhoneNumberSpecDoc,
+    path: "/v1/phone-numbers",
+    item_path: "/v1/phone-numbers/{id}",
+    tag: "phone-numbers",
+    create: "Create a phone number (editor)",
+    list: "The workspace's phone numbers",
+    listed: "A page of phone numbers",
+    get: "One phone number",
+    got: "The phone number",
+    id: "The phone number's id",
+    patch: "Change a phone number with a JSON merge patch (editor)",
+    patch_body: "Any subset of the fields (RFC 7396 merge patch; null removes an optional field)",
+    delete: "Delete a phone number (editor)",
 }

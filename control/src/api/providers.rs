@@ -7,18 +7,16 @@
 //! `port` or `outbound_proxy`, an account's `api_base_url` — must give the secret again (a 422 naming it otherwise),
 //! so that nobody who never saw the secret can have it sent to a host of their choosing.
 
-use axum::extract::State;
 use axum::http::StatusCode;
-use axum::Json;
 use serde::Serialize;
 
 use super::auth::Caller;
-use super::json::{merge_patch, strict_from_value, JsonObject};
+use super::crud::{checked, crud_routes, Resource};
+use super::json::{merge_patch, strict_from_value};
 use super::openapi::ProviderSpecDoc;
 use super::problem::Problem;
-use super::resource_id::ResourceId;
 use super::{AppState, List};
-use crate::store::{Provider, Role, SecretChange};
+use crate::store::{PagePosition, Provider, SecretChange, StoreError};
 use freya_shared::ids::rfc3339;
 use freya_shared::model::{FieldError, ProviderSpec};
 
@@ -48,15 +46,6 @@ impl From<Provider> for ProviderView {
             created_at: rfc3339(p.created_at_ms),
             updated_at: rfc3339(p.updated_at_ms),
         }
-    }
-}
-
-fn validated(spec: ProviderSpec) -> Result<ProviderSpec, Problem> {
-    let errors = spec.validate();
-    if errors.is_empty() {
-        Ok(spec)
-    } else {
-        Err(Problem::invalid(errors))
     }
 }
 
@@ -106,158 +95,164 @@ fn secret_destination_change(
     }
 }
 
-#[utoipa::path(
-    post,
-    path = "/v1/providers",
-    tag = "providers",
-    summary = "Create a provider: a SIP trunk or a Twilio account (admin)",
-    request_body = ProviderSpecDoc,
-    responses((status = 201, description = "Created", body = ProviderView))
-)]
-pub(super) async fn create(
-    State(state): State<AppState>,
-    caller: Caller,
-    JsonObject(mut body): JsonObject,
-) -> Result<(StatusCode, Json<ProviderView>), Problem> {
-    caller.require(Role::Admin)?;
-    let kind = take_kind(&mut body)?;
-    let spec = validated(spec_of_kind(&kind, body)?)?;
-    let provider = state
-        .store
-        .create_provider(&caller.scope, &caller.actor, &spec)
-        .await?;
-    Ok((StatusCode::CREATED, Json(provider.into())))
-}
+/// Providers as a [`Resource`]: a body's `kind` picks the spec; the secret is kept apart from
+/// the spec (see the module's documentation).
+pub(super) struct Providers;
 
-#[utoipa::path(
-    get,
-    path = "/v1/providers",
-    tag = "providers",
-    summary = "The workspace's providers",
+impl Resource for Providers {
+    type Spec = ProviderSpec;
+    type Stored = Provider;
+    type View = ProviderView;
+    type Change = (ProviderSpec, SecretChange);
 
-    responses((status = 200, description = "All of them", body = List<ProviderView>))
-)]
-pub(super) async fn list(
-    State(state): State<AppState>,
-    caller: Caller,
-) -> Result<Json<List<ProviderView>>, Problem> {
-    caller.require(Role::Admin)?;
-    let providers = state.store.providers(&caller.scope).await?;
-    Ok(Json(List::of(
-        providers.into_iter().map(Into::into).collect(),
-    )))
-}
+    fn parsed(mut body: serde_json::Value) -> Result<ProviderSpec, Problem> {
+        if !body.is_object() {
+            return Err(Problem::new(
+                StatusCode::BAD_REQUEST,
+                "Malformed JSON",
+                "the body must be a JSON object",
+            ));
+        }
+        let kind = take_kind(&mut body)?;
+        spec_of_kind(&kind, body)
+    }
 
-#[utoipa::path(
-    get,
-    path = "/v1/providers/{id}",
-    tag = "providers",
-    summary = "One provider",
-    params(("id" = String, Path, description = "The provider's id")),
-    responses((status = 200, description = "The provider", body = ProviderView))
-)]
-pub(super) async fn get(
-    State(state): State<AppState>,
-    caller: Caller,
-    ResourceId(id): ResourceId,
-) -> Result<Json<ProviderView>, Problem> {
-    caller.require(Role::Admin)?;
-    Ok(Json(state.store.provider(&caller.scope, &id).await?.into()))
-}
+    async fn validated(
+        _: &AppState,
+        _: &Caller,
+        spec: ProviderSpec,
+    ) -> Result<ProviderSpec, Problem> {
+        let errors = spec.validate();
+        checked(spec, errors)
+    }
 
-#[utoipa::path(
-    patch,
-    path = "/v1/providers/{id}",
-    tag = "providers",
-    summary = "Change a provider with a JSON merge patch (admin)",
-    params(("id" = String, Path, description = "The provider's id")),
-    request_body(content = ProviderSpecDoc, description = "Any subset of the fields of the provider's kind (RFC 7396 merge patch; null removes an optional field); `kind` cannot change"),
-    responses((status = 200, description = "Changed", body = ProviderView))
-)]
-pub(super) async fn patch(
-    State(state): State<AppState>,
-    caller: Caller,
-    ResourceId(id): ResourceId,
-    JsonObject(mut patch): JsonObject,
-) -> Result<Json<ProviderView>, Problem> {
-    caller.require(Role::Admin)?;
-    let current = state.store.provider(&caller.scope, &id).await?;
-    let kind = current.spec.kind();
-    match patch.as_object_mut().and_then(|o| o.remove("kind")) {
-        None => {}
-        Some(serde_json::Value::String(k)) if k == kind => {}
-        Some(_) => {
-            return Err(Problem::invalid(vec![FieldError::new(
-                "kind",
-                format!("cannot change (this provider is `{kind}`); create a new provider instead"),
-            )]))
+    async fn patched(
+        state: &AppState,
+        caller: &Caller,
+        current: Provider,
+        mut patch: serde_json::Value,
+    ) -> Result<(ProviderSpec, SecretChange), Problem> {
+        let kind = current.spec.kind();
+        match patch.as_object_mut().and_then(|o| o.remove("kind")) {
+            None => {}
+            Some(serde_json::Value::String(k)) if k == kind => {}
+            Some(_) => {
+                return Err(Problem::invalid(vec![FieldError::new(
+                    "kind",
+                    format!(
+                        "cannot change (this provider is `{kind}`); create a new provider instead"
+                    ),
+                )]))
+            }
+        }
+        let secret_field = current.spec.secret_field();
+        let secret = match patch.as_object_mut().and_then(|o| o.remove(secret_field)) {
+            None => SecretChange::Keep,
+            Some(serde_json::Value::Null) => SecretChange::Clear,
+            Some(serde_json::Value::String(p)) if p == PASSWORD_MASK => SecretChange::Keep,
+            Some(serde_json::Value::String(p)) => SecretChange::Set(p),
+            Some(_) => {
+                return Err(Problem::invalid(vec![FieldError::new(
+                    secret_field,
+                    "must be a string or null",
+                )]))
+            }
+        };
+        let mut document = serde_json::to_value(&current.spec).map_err(|e| {
+            Problem::new(
+                StatusCode::INTERNAL_SERVER_ERROR,
+                "Internal error",
+                e.to_string(),
+            )
+        })?;
+        if let Some(fields) = document.as_object_mut() {
+            fields.remove("kind");
+        }
+        merge_patch(&mut document, patch);
+        let mut spec = spec_of_kind(kind, document)?;
+        if matches!(secret, SecretChange::Keep) && current.has_secret {
+            if let Some(moved) = secret_destination_change(&current.spec, &spec) {
+                return Err(Problem::invalid(vec![FieldError::new(
+                    secret_field,
+                    format!("must be given again when `{moved}` changes"),
+                )]));
+            }
+        }
+        // Validate the provider as it will be, secret included (a password needs a username;
+        // an account needs its token).
+        spec.set_secret(match &secret {
+            SecretChange::Keep if current.has_secret => Some(PASSWORD_MASK.into()),
+            SecretChange::Set(p) => Some(p.clone()),
+            _ => None,
+        });
+        Ok((Self::validated(state, caller, spec).await?, secret))
+    }
+
+    async fn fetch(state: &AppState, caller: &Caller, id: &str) -> Result<Provider, StoreError> {
+        state.store.provider(&caller.scope, id).await
+    }
+
+    async fn page(
+        state: &AppState,
+        caller: &Caller,
+        after: Option<&PagePosition>,
+        limit: i64,
+    ) -> Result<(Vec<Provider>, bool), StoreError> {
+        state.store.provider_page(&caller.scope, after, limit).await
+    }
+
+    fn position(provider: &Provider) -> PagePosition {
+        PagePosition {
+            key: i64::from(provider.spec.priority()),
+            id: provider.id.clone(),
         }
     }
-    let secret_field = current.spec.secret_field();
-    let secret = match patch.as_object_mut().and_then(|o| o.remove(secret_field)) {
-        None => SecretChange::Keep,
-        Some(serde_json::Value::Null) => SecretChange::Clear,
-        Some(serde_json::Value::String(p)) if p == PASSWORD_MASK => SecretChange::Keep,
-        Some(serde_json::Value::String(p)) => SecretChange::Set(p),
-        Some(_) => {
-            return Err(Problem::invalid(vec![FieldError::new(
-                secret_field,
-                "must be a string or null",
-            )]))
-        }
-    };
-    let mut document = serde_json::to_value(&current.spec).map_err(|e| {
-        Problem::new(
-            StatusCode::INTERNAL_SERVER_ERROR,
-            "Internal error",
-            e.to_string(),
-        )
-    })?;
-    if let Some(fields) = document.as_object_mut() {
-        fields.remove("kind");
+
+    async fn insert(
+        state: &AppState,
+        caller: &Caller,
+        spec: ProviderSpec,
+    ) -> Result<Provider, StoreError> {
+        state
+            .store
+            .create_provider(&caller.scope, &caller.actor, &spec)
+            .await
     }
-    merge_patch(&mut document, patch);
-    let mut spec = spec_of_kind(kind, document)?;
-    if matches!(secret, SecretChange::Keep) && current.has_secret {
-        if let Some(moved) = secret_destination_change(&current.spec, &spec) {
-            return Err(Problem::invalid(vec![FieldError::new(
-                secret_field,
-                format!("must be given again when `{moved}` changes"),
-            )]));
-        }
+
+    async fn update(
+        state: &AppState,
+        caller: &Caller,
+        id: &str,
+        (spec, secret): (ProviderSpec, SecretChange),
+    ) -> Result<Provider, StoreError> {
+        state
+            .store
+            .update_provider(&caller.scope, &caller.actor, id, &spec, &secret)
+            .await
     }
-    // Validate the provider as it will be, secret included (a password needs a username; an
-    // account needs its token).
-    spec.set_secret(match &secret {
-        SecretChange::Keep if current.has_secret => Some(PASSWORD_MASK.into()),
-        SecretChange::Set(p) => Some(p.clone()),
-        _ => None,
-    });
-    let spec = validated(spec)?;
-    let provider = state
-        .store
-        .update_provider(&caller.scope, &caller.actor, &id, &spec, &secret)
-        .await?;
-    Ok(Json(provider.into()))
+
+    async fn remove(state: &AppState, caller: &Caller, id: &str) -> Result<(), StoreError> {
+        state
+            .store
+            .delete_provider(&caller.scope, &caller.actor, id)
+            .await
+    }
 }
 
-#[utoipa::path(
-    delete,
-    path = "/v1/providers/{id}",
-    tag = "providers",
-    summary = "Delete a provider (admin)",
-    params(("id" = String, Path, description = "The provider's id")),
-    responses((status = 204, description = "Deleted"))
-)]
-pub(super) async fn delete(
-    State(state): State<AppState>,
-    caller: Caller,
-    ResourceId(id): ResourceId,
-) -> Result<StatusCode, Problem> {
-    caller.require(Role::Admin)?;
-    state
-        .store
-        .delete_provider(&caller.scope, &caller.actor, &id)
-        .await?;
-    Ok(StatusCode::NO_CONTENT)
+crud_routes! {
+    resource: Providers,
+    view: ProviderView,
+    spec_doc: ProviderSpecDoc,
+    path: "/v1/providers",
+    item_path: "/v1/providers/{id}",
+    tag: "providers",
+    create: "Create a provider: a SIP trunk or a Twilio account (admin)",
+    list: "The workspace's providers",
+    listed: "A page of providers",
+    get: "One provider",
+    got: "The provider",
+    id: "The provider's id",
+    patch: "Change a provider with a JSON merge patch (admin)",
+    patch_body: "Any subset of the fields of the provider's kind (RFC 7396 merge patch; null removes an optional field); `kind` cannot change",
+    delete: "Delete a provider (admin)",
 }

@@ -11,12 +11,15 @@ use axum::Json;
 use serde::{Deserialize, Serialize};
 
 use super::auth::Caller;
-use super::json::{merge_patch, strict_from_value, JsonObject, StrictJson};
+use super::crud::{crud_routes, Resource};
+use super::json::{merge_patch, strict_from_value};
 use super::problem::Problem;
 use super::query::{bad_parameter, page_limit, StrictQuery};
 use super::resource_id::ResourceId;
 use super::{AppState, List};
-use crate::store::{NewWebhook, Role, Webhook, WebhookDelivery, WEBHOOK_EVENTS};
+use crate::store::{
+    NewWebhook, PagePosition, StoreError, Webhook, WebhookDelivery, WEBHOOK_EVENTS,
+};
 use freya_edge::egress::is_public;
 use freya_shared::ids::{is_uuid, rfc3339};
 use freya_shared::model::FieldError;
@@ -168,109 +171,103 @@ fn new_webhook(spec: WebhookSpec) -> NewWebhook {
     }
 }
 
-#[utoipa::path(
-    post,
-    path = "/v1/webhooks",
-    tag = "webhooks",
-    summary = "Subscribe a URL to events (admin)",
-    request_body = WebhookSpec,
-    responses((status = 201, description = "Created", body = WebhookView))
-)]
-pub(super) async fn create(
-    State(state): State<AppState>,
-    caller: Caller,
-    StrictJson(spec): StrictJson<WebhookSpec>,
-) -> Result<(StatusCode, Json<WebhookView>), Problem> {
-    caller.require(Role::Admin)?;
-    let spec = validated(spec, true, &state)?;
-    let hook = state
-        .store
-        .create_webhook(&caller.scope, &caller.actor, &new_webhook(spec))
-        .await?;
-    Ok((StatusCode::CREATED, Json(hook.into())))
+/// Subscriptions as a [`Resource`]: the secret is required on create and never read back; a
+/// patch that leaves it out keeps the stored one.
+pub(super) struct Webhooks;
+
+impl Resource for Webhooks {
+    type Spec = WebhookSpec;
+    type Stored = Webhook;
+    type View = WebhookView;
+    type Change = WebhookSpec;
+
+    async fn validated(
+        state: &AppState,
+        _: &Caller,
+        spec: WebhookSpec,
+    ) -> Result<WebhookSpec, Problem> {
+        validated(spec, true, state)
+    }
+
+    async fn patched(
+        state: &AppState,
+        _: &Caller,
+        current: Webhook,
+        patch: serde_json::Value,
+    ) -> Result<WebhookSpec, Problem> {
+        // The stored secret is not in the document: absent from the patch, it is kept.
+        let mut document = serde_json::json!({"url": current.url, "events": current.events});
+        merge_patch(&mut document, patch);
+        validated(strict_from_value(document)?, false, state)
+    }
+
+    async fn fetch(state: &AppState, caller: &Caller, id: &str) -> Result<Webhook, StoreError> {
+        state.store.webhook(&caller.scope, id).await
+    }
+
+    async fn page(
+        state: &AppState,
+        caller: &Caller,
+        after: Option<&PagePosition>,
+        limit: i64,
+    ) -> Result<(Vec<Webhook>, bool), StoreError> {
+        state.store.webhook_page(&caller.scope, after, limit).await
+    }
+
+    fn position(hook: &Webhook) -> PagePosition {
+        PagePosition {
+            key: hook.created_at_ms,
+            id: hook.id.clone(),
+        }
+    }
+
+    async fn insert(
+        state: &AppState,
+        caller: &Caller,
+        spec: WebhookSpec,
+    ) -> Result<Webhook, StoreError> {
+        state
+            .store
+            .create_webhook(&caller.scope, &caller.actor, &new_webhook(spec))
+            .await
+    }
+
+    async fn update(
+        state: &AppState,
+        caller: &Caller,
+        id: &str,
+        spec: WebhookSpec,
+    ) -> Result<Webhook, StoreError> {
+        state
+            .store
+            .update_webhook(&caller.scope, &caller.actor, id, &new_webhook(spec))
+            .await
+    }
+
+    async fn remove(state: &AppState, caller: &Caller, id: &str) -> Result<(), StoreError> {
+        state
+            .store
+            .delete_webhook(&caller.scope, &caller.actor, id)
+            .await
+    }
 }
 
-#[utoipa::path(
-    get,
-    path = "/v1/webhooks",
-    tag = "webhooks",
-    summary = "The workspace's subscriptions (admin)",
-
-    responses((status = 200, description = "Subscriptions", body = List<WebhookView>))
-)]
-pub(super) async fn list(
-    State(state): State<AppState>,
-    caller: Caller,
-) -> Result<Json<List<WebhookView>>, Problem> {
-    caller.require(Role::Admin)?;
-    let hooks = state.store.webhooks(&caller.scope).await?;
-    Ok(Json(List::of(hooks.into_iter().map(Into::into).collect())))
-}
-
-#[utoipa::path(
-    get,
-    path = "/v1/webhooks/{id}",
-    tag = "webhooks",
-    summary = "One subscription (admin)",
-    params(("id" = String, Path, description = "The subscription's id")),
-    responses((status = 200, description = "The subscription", body = WebhookView))
-)]
-pub(super) async fn get(
-    State(state): State<AppState>,
-    caller: Caller,
-    ResourceId(id): ResourceId,
-) -> Result<Json<WebhookView>, Problem> {
-    caller.require(Role::Admin)?;
-    Ok(Json(state.store.webhook(&caller.scope, &id).await?.into()))
-}
-
-#[utoipa::path(
-    patch,
-    path = "/v1/webhooks/{id}",
-    tag = "webhooks",
-    summary = "Change a subscription with a merge patch; the secret is kept unless given (admin)",
-    params(("id" = String, Path, description = "The subscription's id")),
-    request_body(content = WebhookSpec, description = "Any subset of the fields"),
-    responses((status = 200, description = "Changed", body = WebhookView))
-)]
-pub(super) async fn patch(
-    State(state): State<AppState>,
-    caller: Caller,
-    ResourceId(id): ResourceId,
-    JsonObject(patch): JsonObject,
-) -> Result<Json<WebhookView>, Problem> {
-    caller.require(Role::Admin)?;
-    let current = state.store.webhook(&caller.scope, &id).await?;
-    // The stored secret is not in the document: absent from the patch, it is kept.
-    let mut document = serde_json::json!({"url": current.url, "events": current.events});
-    merge_patch(&mut document, patch);
-    let spec = validated(strict_from_value(document)?, false, &state)?;
-    let hook = state
-        .store
-        .update_webhook(&caller.scope, &caller.actor, &id, &new_webhook(spec))
-        .await?;
-    Ok(Json(hook.into()))
-}
-
-#[utoipa::path(
-    delete,
-    path = "/v1/webhooks/{id}",
-    tag = "webhooks",
-    summary = "Delete a subscription and its deliveries (admin)",
-    params(("id" = String, Path, description = "The subscription's id")),
-    responses((status = 204, description = "Deleted"))
-)]
-pub(super) async fn delete(
-    State(state): State<AppState>,
-    caller: Caller,
-    ResourceId(id): ResourceId,
-) -> Result<StatusCode, Problem> {
-    caller.require(Role::Admin)?;
-    state
-        .store
-        .delete_webhook(&caller.scope, &caller.actor, &id)
-        .await?;
-    Ok(StatusCode::NO_CONTENT)
+crud_routes! {
+    resource: Webhooks,
+    view: WebhookView,
+    spec_doc: WebhookSpec,
+    path: "/v1/webhooks",
+    item_path: "/v1/webhooks/{id}",
+    tag: "webhooks",
+    create: "Subscribe a URL to events (admin)",
+    list: "The workspace's subscriptions (admin)",
+    listed: "A page of subscriptions",
+    get: "One subscription (admin)",
+    got: "The subscription",
+    id: "The subscription's id",
+    patch: "Change a subscription with a merge patch; the secret is kept unless given (admin)",
+    patch_body: "Any subset of the fields",
+    delete: "Delete a subscription and its deliveries (admin)",
 }
 
 /// The parameters of `GET /v1/webhooks/{id}/deliveries`.
@@ -296,7 +293,6 @@ pub(super) async fn deliveries(
     ResourceId(id): ResourceId,
     StrictQuery(q): StrictQuery<DeliveryQuery>,
 ) -> Result<Json<List<DeliveryView>>, Problem> {
-    caller.require(Role::Admin)?;
     if q.cursor.as_deref().is_some_and(|c| !is_uuid(c)) {
         return Err(bad_parameter("cursor", "not a cursor from a previous page"));
     }
@@ -328,7 +324,6 @@ pub(super) async fn redeliver(
     caller: Caller,
     Path((id, delivery_id)): Path<(String, String)>,
 ) -> Result<(StatusCode, Json<DeliveryView>), Problem> {
-    caller.require(Role::Admin)?;
     if !is_uuid(&id) || !is_uuid(&delivery_id) {
         return Err(Problem::not_found());
     }

@@ -7,16 +7,16 @@
 use axum::extract::{Path, State};
 use axum::http::StatusCode;
 use axum::Json;
-use serde::{Deserialize, Serialize};
+use serde::Serialize;
 
 use super::auth::Caller;
-use super::json::{merge_patch, strict_from_value, JsonObject, StrictJson};
+use super::crud::{crud_routes, merged, Resource};
+use super::json::StrictJson;
 use super::openapi::{ValidationResultDoc, WorkflowDoc};
 use super::problem::Problem;
-use super::query::{decode_cursor, encode_cursor, page_limit, StrictQuery};
 use super::resource_id::ResourceId;
 use super::{AppState, List};
-use crate::store::{Role, StoredWorkflow, WorkflowVersion};
+use crate::store::{PagePosition, StoreError, StoredWorkflow, WorkflowVersion};
 use freya_shared::ids::{is_uuid, rfc3339};
 use freya_shared::workflow::{validate, ValidationContext, Workflow};
 
@@ -77,15 +77,6 @@ pub struct Valid {
     valid: bool,
 }
 
-/// The paging parameters of `GET /v1/workflows`.
-#[derive(Deserialize, utoipa::IntoParams)]
-#[into_params(parameter_in = Query)]
-#[serde(deny_unknown_fields)]
-pub struct WorkflowQuery {
-    cursor: Option<String>,
-    limit: Option<u32>,
-}
-
 /// `definition` checked whole against the workspace's agents: every problem, as one 422.
 async fn validated(
     state: &AppState,
@@ -99,26 +90,104 @@ async fn validated(
     }
 }
 
-#[utoipa::path(
-    post,
-    path = "/v1/workflows",
-    tag = "workflows",
-    summary = "Create a draft workflow (editor)",
-    request_body = WorkflowDoc,
-    responses((status = 201, description = "Created", body = WorkflowView))
-)]
-pub(super) async fn create(
-    State(state): State<AppState>,
-    caller: Caller,
-    StrictJson(definition): StrictJson<Workflow>,
-) -> Result<(StatusCode, Json<WorkflowView>), Problem> {
-    caller.require(Role::Editor)?;
-    let definition = validated(&state, &caller, definition).await?;
-    let workflow = state
-        .store
-        .create_workflow(&caller.scope, &caller.actor, &definition)
-        .await?;
-    Ok((StatusCode::CREATED, Json(workflow.into())))
+/// Workflows (their drafts) as a [`Resource`]: validated whole against the workspace's agents
+/// on every write.
+pub(super) struct Workflows;
+
+impl Resource for Workflows {
+    type Spec = Workflow;
+    type Stored = StoredWorkflow;
+    type View = WorkflowView;
+    type Change = Workflow;
+
+    async fn validated(
+        state: &AppState,
+        caller: &Caller,
+        definition: Workflow,
+    ) -> Result<Workflow, Problem> {
+        validated(state, caller, definition).await
+    }
+
+    async fn patched(
+        state: &AppState,
+        caller: &Caller,
+        current: StoredWorkflow,
+        patch: serde_json::Value,
+    ) -> Result<Workflow, Problem> {
+        validated(state, caller, merged(&current.definition, patch)?).await
+    }
+
+    async fn fetch(
+        state: &AppState,
+        caller: &Caller,
+        id: &str,
+    ) -> Result<StoredWorkflow, StoreError> {
+        state.store.workflow(&caller.scope, id).await
+    }
+
+    async fn page(
+        state: &AppState,
+        caller: &Caller,
+        after: Option<&PagePosition>,
+        limit: i64,
+    ) -> Result<(Vec<StoredWorkflow>, bool), StoreError> {
+        state.store.workflow_page(&caller.scope, after, limit).await
+    }
+
+    fn position(workflow: &StoredWorkflow) -> PagePosition {
+        PagePosition {
+            key: workflow.created_at_ms,
+            id: workflow.id.clone(),
+        }
+    }
+
+    async fn insert(
+        state: &AppState,
+        caller: &Caller,
+        definition: Workflow,
+    ) -> Result<StoredWorkflow, StoreError> {
+        state
+            .store
+            .create_workflow(&caller.scope, &caller.actor, &definition)
+            .await
+    }
+
+    async fn update(
+        state: &AppState,
+        caller: &Caller,
+        id: &str,
+        definition: Workflow,
+    ) -> Result<StoredWorkflow, StoreError> {
+        state
+            .store
+            .update_workflow(&caller.scope, &caller.actor, id, &definition)
+            .await
+    }
+
+    async fn remove(state: &AppState, caller: &Caller, id: &str) -> Result<(), StoreError> {
+        state
+            .store
+            .delete_workflow(&caller.scope, &caller.actor, id)
+            .await
+    }
+}
+
+crud_routes! {
+    resource: Workflows,
+    view: WorkflowView,
+    spec_doc: WorkflowDoc,
+    path: "/v1/workflows",
+    item_path: "/v1/workflows/{id}",
+    tag: "workflows",
+    create: "Create a draft workflow (editor)",
+    list: "The workspace's workflows, oldest first",
+    listed: "A page of workflows",
+    get: "One workflow (its draft)",
+    got: "The workflow",
+    id: "The workflow's id",
+    patch: "Change a draft with a JSON merge patch (editor)",
+    patch_body: "Any subset of the fields (RFC 7396 merge patch: `nodes` is replaced whole)",
+    delete: "Delete a workflow and its versions (editor); refused while a number routes to it",
 }
 
 #[utoipa::path(
@@ -142,107 +211,6 @@ pub(super) async fn check(
 }
 
 #[utoipa::path(
-    get,
-    path = "/v1/workflows",
-    tag = "workflows",
-    summary = "The workspace's workflows, oldest first",
-    params(WorkflowQuery),
-    responses((status = 200, description = "A page of workflows", body = List<WorkflowView>))
-)]
-pub(super) async fn list(
-    State(state): State<AppState>,
-    caller: Caller,
-    StrictQuery(q): StrictQuery<WorkflowQuery>,
-) -> Result<Json<List<WorkflowView>>, Problem> {
-    let after = q.cursor.as_deref().map(decode_cursor).transpose()?;
-    let (page, more) = state
-        .store
-        .workflow_page(
-            &caller.scope,
-            after.as_ref().map(|(_, id)| id.as_str()),
-            page_limit(q.limit)?,
-        )
-        .await?;
-    let next_cursor = more
-        .then(|| page.last().map(|w| encode_cursor(w.created_at_ms, &w.id)))
-        .flatten();
-    Ok(Json(List {
-        data: page.into_iter().map(Into::into).collect(),
-        next_cursor,
-    }))
-}
-
-#[utoipa::path(
-    get,
-    path = "/v1/workflows/{id}",
-    tag = "workflows",
-    summary = "One workflow (its draft)",
-    params(("id" = String, Path, description = "The workflow's id")),
-    responses((status = 200, description = "The workflow", body = WorkflowView))
-)]
-pub(super) async fn get(
-    State(state): State<AppState>,
-    caller: Caller,
-    ResourceId(id): ResourceId,
-) -> Result<Json<WorkflowView>, Problem> {
-    Ok(Json(state.store.workflow(&caller.scope, &id).await?.into()))
-}
-
-#[utoipa::path(
-    patch,
-    path = "/v1/workflows/{id}",
-    tag = "workflows",
-    summary = "Change a draft with a JSON merge patch (editor)",
-    params(("id" = String, Path, description = "The workflow's id")),
-    request_body(content = WorkflowDoc, description = "Any subset of the fields (RFC 7396 merge patch: `nodes` is replaced whole)"),
-    responses((status = 200, description = "Changed", body = WorkflowView))
-)]
-pub(super) async fn patch(
-    State(state): State<AppState>,
-    caller: Caller,
-    ResourceId(id): ResourceId,
-    JsonObject(patch): JsonObject,
-) -> Result<Json<WorkflowView>, Problem> {
-    caller.require(Role::Editor)?;
-    let current = state.store.workflow(&caller.scope, &id).await?;
-    let mut document = serde_json::to_value(&current.definition).map_err(|e| {
-        Problem::new(
-            StatusCode::INTERNAL_SERVER_ERROR,
-            "Internal error",
-            e.to_string(),
-        )
-    })?;
-    merge_patch(&mut document, patch);
-    let definition = validated(&state, &caller, strict_from_value(document)?).await?;
-    let workflow = state
-        .store
-        .update_workflow(&caller.scope, &caller.actor, &id, &definition)
-        .await?;
-    Ok(Json(workflow.into()))
-}
-
-#[utoipa::path(
-    delete,
-    path = "/v1/workflows/{id}",
-    tag = "workflows",
-    summary = "Delete a workflow and its versions (editor); refused while a number routes to it",
-    params(("id" = String, Path, description = "The workflow's id")),
-    responses((status = 204, description = "Deleted"))
-)]
-pub(super) async fn delete(
-    State(state): State<AppState>,
-    caller: Caller,
-    ResourceId(id): ResourceId,
-) -> Result<StatusCode, Problem> {
-    caller.require(Role::Editor)?;
-    state
-        .store
-        .delete_workflow(&caller.scope, &caller.actor, &id)
-        .await?;
-    Ok(StatusCode::NO_CONTENT)
-}
-
-#[utoipa::path(
     post,
     path = "/v1/workflows/{id}/publish",
     tag = "workflows",
@@ -255,7 +223,6 @@ pub(super) async fn publish(
     caller: Caller,
     ResourceId(id): ResourceId,
 ) -> Result<(StatusCode, Json<WorkflowVersionView>), Problem> {
-    caller.require(Role::Editor)?;
     let draft = state.store.workflow(&caller.scope, &id).await?;
     // Agents may have gone since the draft was saved: check again before freezing it.
     let definition = validated(&state, &caller, draft.definition).await?;

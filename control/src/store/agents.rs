@@ -8,6 +8,7 @@ use sqlx::any::AnyRow;
 use sqlx::Row;
 
 use super::identity::AuditEntry;
+use super::scoped::{PagePosition, ScopedTable};
 use super::{
     commit_config_change, parse_json, retry, NamedDocument, Sealer, Store, StoreError,
     WorkspaceScope,
@@ -80,7 +81,11 @@ fn stored_spec(store: &Store, id: &str, spec: &AgentSpec) -> Result<String, Stor
     })
 }
 
-const AGENT_COLUMNS: &str = "id, workspace_id, spec, created_at_ms, updated_at_ms";
+const AGENTS: ScopedTable = ScopedTable {
+    table: "agents",
+    columns: "id, workspace_id, spec, created_at_ms, updated_at_ms",
+    order: None,
+};
 
 impl Store {
     /// Stores a new agent (already validated) and tells edges.
@@ -126,26 +131,19 @@ impl Store {
 
     /// One agent of the scoped workspace.
     pub async fn agent(&self, scope: &WorkspaceScope, id: &str) -> Result<Agent, StoreError> {
-        let row = sqlx::query(&format!(
-            "SELECT {AGENT_COLUMNS} FROM agents WHERE workspace_id = $1 AND id = $2"
-        ))
-        .bind(&scope.workspace_id)
-        .bind(id)
-        .fetch_optional(self.pool())
-        .await?
-        .ok_or(StoreError::NotFound)?;
-        agent_from_row(&row, self)
+        agent_from_row(&self.scoped_row(&AGENTS, scope, id).await?, self)
     }
 
-    /// The scoped workspace's agents, oldest first.
-    pub async fn agents(&self, scope: &WorkspaceScope) -> Result<Vec<Agent>, StoreError> {
-        let rows = sqlx::query(&format!(
-            "SELECT {AGENT_COLUMNS} FROM agents WHERE workspace_id = $1 ORDER BY id"
-        ))
-        .bind(&scope.workspace_id)
-        .fetch_all(self.pool())
-        .await?;
-        rows.iter().map(|r| agent_from_row(r, self)).collect()
+    /// A page of the scoped workspace's agents, oldest first, after `after`; and whether more
+    /// follow.
+    pub async fn agent_page(
+        &self,
+        scope: &WorkspaceScope,
+        after: Option<&PagePosition>,
+        limit: i64,
+    ) -> Result<(Vec<Agent>, bool), StoreError> {
+        self.scoped_page_of(&AGENTS, scope, after, limit, |r| agent_from_row(r, self))
+            .await
     }
 
     /// Replaces an agent's spec (already validated) and tells edges.

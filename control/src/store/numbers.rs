@@ -16,6 +16,7 @@ use sqlx::Row;
 
 use super::identity::AuditEntry;
 use super::number_forms::{ensure_unclaimed, release_settled};
+use super::scoped::{PagePosition, ScopedTable};
 use super::{commit_config_change, is_unique_violation, retry, Store, StoreError, WorkspaceScope};
 use freya_shared::ids::{new_id, now_ms};
 use freya_shared::model::{NumberTarget, PhoneNumberSpec};
@@ -54,6 +55,12 @@ fn number_from_row(row: &AnyRow, regions: Vec<String>) -> Result<PhoneNumber, St
 
 const NUMBER_COLUMNS: &str = "id, workspace_id, number, region, agent_id, workflow_id, \
      normal_form_conflict, created_at_ms, updated_at_ms";
+
+const NUMBERS: ScopedTable = ScopedTable {
+    table: "phone_numbers",
+    columns: NUMBER_COLUMNS,
+    order: None,
+};
 
 impl Store {
     /// Stores a new number (validated and normalised); its agent must belong to the same
@@ -104,26 +111,35 @@ impl Store {
         scope: &WorkspaceScope,
         id: &str,
     ) -> Result<PhoneNumber, StoreError> {
-        let row = sqlx::query(&format!(
-            "SELECT {NUMBER_COLUMNS} FROM phone_numbers WHERE workspace_id = $1 AND id = $2"
-        ))
-        .bind(&scope.workspace_id)
-        .bind(id)
-        .fetch_optional(self.pool())
-        .await?
-        .ok_or(StoreError::NotFound)?;
+        let row = self.scoped_row(&NUMBERS, scope, id).await?;
         let mut regions = self.further_regions(scope, Some(id)).await?;
         number_from_row(&row, regions.remove(id).unwrap_or_default())
     }
 
     /// The scoped workspace's numbers, oldest first.
     pub async fn numbers(&self, scope: &WorkspaceScope) -> Result<Vec<PhoneNumber>, StoreError> {
-        let rows = sqlx::query(&format!(
-            "SELECT {NUMBER_COLUMNS} FROM phone_numbers WHERE workspace_id = $1 ORDER BY id"
-        ))
-        .bind(&scope.workspace_id)
-        .fetch_all(self.pool())
-        .await?;
+        let rows = self.scoped_rows(&NUMBERS, scope).await?;
+        self.numbers_with_regions(scope, &rows).await
+    }
+
+    /// A page of the scoped workspace's numbers, oldest first, after `after`; and whether more
+    /// follow.
+    pub async fn number_page(
+        &self,
+        scope: &WorkspaceScope,
+        after: Option<&PagePosition>,
+        limit: i64,
+    ) -> Result<(Vec<PhoneNumber>, bool), StoreError> {
+        let (rows, more) = self.scoped_page(&NUMBERS, scope, after, limit).await?;
+        Ok((self.numbers_with_regions(scope, &rows).await?, more))
+    }
+
+    /// The numbers of `rows`, each with its further regions.
+    async fn numbers_with_regions(
+        &self,
+        scope: &WorkspaceScope,
+        rows: &[AnyRow],
+    ) -> Result<Vec<PhoneNumber>, StoreError> {
         let mut regions = self.further_regions(scope, None).await?;
         rows.iter()
             .map(|row| {

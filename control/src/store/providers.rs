@@ -9,6 +9,7 @@ use sqlx::any::AnyRow;
 use sqlx::Row;
 
 use super::identity::AuditEntry;
+use super::scoped::{PagePosition, ScopedTable};
 use super::{commit_config_change, parse_json, retry, Store, StoreError, WorkspaceScope};
 use freya_shared::ids::{new_id, now_ms};
 use freya_shared::model::ProviderSpec;
@@ -36,6 +37,12 @@ pub enum SecretChange {
 }
 
 const PROVIDER_COLUMNS: &str = "id, workspace_id, kind, spec, secret, created_at_ms, updated_at_ms";
+
+const PROVIDERS: ScopedTable = ScopedTable {
+    table: "providers",
+    columns: PROVIDER_COLUMNS,
+    order: Some("priority"),
+};
 
 fn provider_from_row(row: &AnyRow) -> Result<Provider, StoreError> {
     let spec: String = row.try_get("spec")?;
@@ -117,26 +124,19 @@ impl Store {
 
     /// One provider of the scoped workspace.
     pub async fn provider(&self, scope: &WorkspaceScope, id: &str) -> Result<Provider, StoreError> {
-        let row = sqlx::query(&format!(
-            "SELECT {PROVIDER_COLUMNS} FROM providers WHERE workspace_id = $1 AND id = $2"
-        ))
-        .bind(&scope.workspace_id)
-        .bind(id)
-        .fetch_optional(self.pool())
-        .await?
-        .ok_or(StoreError::NotFound)?;
-        provider_from_row(&row)
+        provider_from_row(&self.scoped_row(&PROVIDERS, scope, id).await?)
     }
 
-    /// The scoped workspace's providers, in the order edges try them.
-    pub async fn providers(&self, scope: &WorkspaceScope) -> Result<Vec<Provider>, StoreError> {
-        let rows = sqlx::query(&format!(
-            "SELECT {PROVIDER_COLUMNS} FROM providers WHERE workspace_id = $1 ORDER BY priority, id"
-        ))
-        .bind(&scope.workspace_id)
-        .fetch_all(self.pool())
-        .await?;
-        rows.iter().map(provider_from_row).collect()
+    /// A page of the scoped workspace's providers, in the order edges try them (`priority`,
+    /// then id), after `after`; and whether more follow.
+    pub async fn provider_page(
+        &self,
+        scope: &WorkspaceScope,
+        after: Option<&PagePosition>,
+        limit: i64,
+    ) -> Result<(Vec<Provider>, bool), StoreError> {
+        self.scoped_page_of(&PROVIDERS, scope, after, limit, provider_from_row)
+            .await
     }
 
     /// Replaces a provider's spec (already validated, of the same kind; its secret is ignored)

@@ -6,6 +6,7 @@ use sqlx::any::AnyRow;
 use sqlx::Row;
 
 use super::identity::{insert_audit, AuditEntry};
+use super::scoped::{PagePosition, ScopedTable};
 use super::{parse_json, retry, Store, StoreError, WorkspaceScope};
 use freya_shared::ids::{new_id, now_ms};
 
@@ -48,7 +49,11 @@ pub struct NewWebhook {
     pub secret: Option<String>,
 }
 
-const WEBHOOK_COLUMNS: &str = "id, workspace_id, url, events, created_at_ms, updated_at_ms";
+const WEBHOOKS: ScopedTable = ScopedTable {
+    table: "webhooks",
+    columns: "id, workspace_id, url, events, created_at_ms, updated_at_ms",
+    order: None,
+};
 
 fn webhook_from_row(row: &AnyRow) -> Result<Webhook, StoreError> {
     let events: String = row.try_get("events")?;
@@ -124,26 +129,19 @@ impl Store {
 
     /// One subscription of the scoped workspace.
     pub async fn webhook(&self, scope: &WorkspaceScope, id: &str) -> Result<Webhook, StoreError> {
-        let row = sqlx::query(&format!(
-            "SELECT {WEBHOOK_COLUMNS} FROM webhooks WHERE workspace_id = $1 AND id = $2"
-        ))
-        .bind(&scope.workspace_id)
-        .bind(id)
-        .fetch_optional(self.pool())
-        .await?
-        .ok_or(StoreError::NotFound)?;
-        webhook_from_row(&row)
+        webhook_from_row(&self.scoped_row(&WEBHOOKS, scope, id).await?)
     }
 
-    /// The scoped workspace's subscriptions, oldest first.
-    pub async fn webhooks(&self, scope: &WorkspaceScope) -> Result<Vec<Webhook>, StoreError> {
-        let rows = sqlx::query(&format!(
-            "SELECT {WEBHOOK_COLUMNS} FROM webhooks WHERE workspace_id = $1 ORDER BY id"
-        ))
-        .bind(&scope.workspace_id)
-        .fetch_all(self.pool())
-        .await?;
-        rows.iter().map(webhook_from_row).collect()
+    /// A page of the scoped workspace's subscriptions, oldest first, after `after`; and whether
+    /// more follow.
+    pub async fn webhook_page(
+        &self,
+        scope: &WorkspaceScope,
+        after: Option<&PagePosition>,
+        limit: i64,
+    ) -> Result<(Vec<Webhook>, bool), StoreError> {
+        self.scoped_page_of(&WEBHOOKS, scope, after, limit, webhook_from_row)
+            .await
     }
 
     /// Replaces a subscription's URL and events, and its secret when one is given.

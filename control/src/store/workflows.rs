@@ -8,6 +8,7 @@ use sqlx::any::AnyRow;
 use sqlx::Row;
 
 use super::identity::AuditEntry;
+use super::scoped::{PagePosition, ScopedTable};
 use super::{
     commit_config_change, parse_json, retry, NamedDocument, Store, StoreError, WorkspaceScope,
 };
@@ -35,8 +36,11 @@ pub struct WorkflowVersion {
     pub published_at_ms: i64,
 }
 
-const WORKFLOW_COLUMNS: &str =
-    "id, workspace_id, definition, latest_version, created_at_ms, updated_at_ms";
+const WORKFLOWS: ScopedTable = ScopedTable {
+    table: "workflows",
+    columns: "id, workspace_id, definition, latest_version, created_at_ms, updated_at_ms",
+    order: None,
+};
 const VERSION_COLUMNS: &str = "workflow_id, version, definition, published_by, published_at_ms";
 
 fn version_number(value: i64) -> u32 {
@@ -121,41 +125,19 @@ impl Store {
         scope: &WorkspaceScope,
         id: &str,
     ) -> Result<StoredWorkflow, StoreError> {
-        let row = sqlx::query(&format!(
-            "SELECT {WORKFLOW_COLUMNS} FROM workflows WHERE workspace_id = $1 AND id = $2"
-        ))
-        .bind(&scope.workspace_id)
-        .bind(id)
-        .fetch_optional(self.pool())
-        .await?
-        .ok_or(StoreError::NotFound)?;
-        workflow_from_row(&row)
+        workflow_from_row(&self.scoped_row(&WORKFLOWS, scope, id).await?)
     }
 
-    /// A page of the scoped workspace's workflows, oldest first, after the one with id `after`;
-    /// and whether more follow.
+    /// A page of the scoped workspace's workflows, oldest first, after `after`; and whether
+    /// more follow.
     pub async fn workflow_page(
         &self,
         scope: &WorkspaceScope,
-        after: Option<&str>,
+        after: Option<&PagePosition>,
         limit: i64,
     ) -> Result<(Vec<StoredWorkflow>, bool), StoreError> {
-        let rows = sqlx::query(&format!(
-            "SELECT {WORKFLOW_COLUMNS} FROM workflows WHERE workspace_id = $1 AND id > $2 \
-             ORDER BY id LIMIT $3"
-        ))
-        .bind(&scope.workspace_id)
-        .bind(after.unwrap_or(""))
-        .bind(limit + 1)
-        .fetch_all(self.pool())
-        .await?;
-        let mut page = rows
-            .iter()
-            .map(workflow_from_row)
-            .collect::<Result<Vec<_>, _>>()?;
-        let more = page.len() as i64 > limit;
-        page.truncate(usize::try_from(limit).unwrap_or(0));
-        Ok((page, more))
+        self.scoped_page_of(&WORKFLOWS, scope, after, limit, workflow_from_row)
+            .await
     }
 
     /// Replaces a workflow's draft (already validated); published versions stay as they were.

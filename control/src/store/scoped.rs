@@ -1,0 +1,118 @@
+//! The two reads every workspace resource (agents, numbers, providers, webhooks, workflows)
+//! shares: one row by id, and a page of rows in list order after a position — both confined to
+//! the caller's workspace by the query itself, so no resource can forget the scope. Each
+//! resource keeps only its table, its columns and how a row becomes its value.
+
+use sqlx::any::AnyRow;
+
+use super::{Store, StoreError, WorkspaceScope};
+
+/// A workspace-scoped table as lists read it.
+pub(crate) struct ScopedTable {
+    /// The table's name.
+    pub table: &'static str,
+    /// The columns a row is read with.
+    pub columns: &'static str,
+    /// An integer column lists sort by before `id` (providers: `priority`); `None` sorts by
+    /// `id` alone (UUIDv7, so oldest first).
+    pub order: Option<&'static str>,
+}
+
+/// Where a page starts: after the row with this sort key (ignored without an `order` column)
+/// and id.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct PagePosition {
+    pub key: i64,
+    pub id: String,
+}
+
+impl Store {
+    /// The row of `table` with `id` in the scoped workspace, or `NotFound` — also when the id
+    /// belongs to another workspace.
+    pub(crate) async fn scoped_row(
+        &self,
+        table: &ScopedTable,
+        scope: &WorkspaceScope,
+        id: &str,
+    ) -> Result<AnyRow, StoreError> {
+        let sql = format!(
+            "SELECT {} FROM {} WHERE workspace_id = $1 AND id = $2",
+            table.columns, table.table
+        );
+        sqlx::query(&sql)
+            .bind(&scope.workspace_id)
+            .bind(id)
+            .fetch_optional(self.pool())
+            .await?
+            .ok_or(StoreError::NotFound)
+    }
+
+    /// Up to `limit` rows of `table` in the scoped workspace, in list order after `after`; and
+    /// whether more follow. `limit` is at least 1 (the API bounds it).
+    pub(crate) async fn scoped_page(
+        &self,
+        table: &ScopedTable,
+        scope: &WorkspaceScope,
+        after: Option<&PagePosition>,
+        limit: i64,
+    ) -> Result<(Vec<AnyRow>, bool), StoreError> {
+        let (columns, name) = (table.columns, table.table);
+        let (key, id) = after.map_or((i64::MIN, ""), |p| (p.key, p.id.as_str()));
+        let sql = match table.order {
+            Some(order) => format!(
+                "SELECT {columns} FROM {name} WHERE workspace_id = $1 \
+                 AND ({order} > $2 OR ({order} = $2 AND id > $3)) \
+                 ORDER BY {order}, id LIMIT $4"
+            ),
+            None => format!(
+                "SELECT {columns} FROM {name} WHERE workspace_id = $1 AND id > $2 \
+                 ORDER BY id LIMIT $3"
+            ),
+        };
+        let query = sqlx::query(&sql).bind(&scope.workspace_id);
+        let query = match table.order {
+            Some(_) => query.bind(key),
+            None => query,
+        };
+        let mut rows = query
+            .bind(id)
+            .bind(limit.saturating_add(1))
+            .fetch_all(self.pool())
+            .await?;
+        let more = rows.len() as i64 > limit;
+        rows.truncate(usize::try_from(limit).unwrap_or(0));
+        Ok((rows, more))
+    }
+
+    /// [`Store::scoped_page`] with each row read by `from_row`.
+    pub(crate) async fn scoped_page_of<T>(
+        &self,
+        table: &ScopedTable,
+        scope: &WorkspaceScope,
+        after: Option<&PagePosition>,
+        limit: i64,
+        from_row: impl Fn(&AnyRow) -> Result<T, StoreError>,
+    ) -> Result<(Vec<T>, bool), StoreError> {
+        let (rows, more) = self.scoped_page(table, scope, after, limit).await?;
+        let page = rows.iter().map(from_row).collect::<Result<_, _>>()?;
+        Ok((page, more))
+    }
+
+    /// Every row of `table` in the scoped workspace, in list order (for callers that need them
+    /// all at once, not a client's list).
+    pub(crate) async fn scoped_rows(
+        &self,
+        table: &ScopedTable,
+        scope: &WorkspaceScope,
+    ) -> Result<Vec<AnyRow>, StoreError> {
+        let order = table.order.map_or(String::new(), |o| format!("{o}, "));
+        let sql = format!(
+            "SELECT {} FROM {} WHERE workspace_id = $1 ORDER BY {order}id",
+            table.columns, table.table
+        );
+        Ok(sqlx::query(&sql)
+            .bind(&scope.workspace_id)
+            .fetch_all(self.pool())
+            .await?)
+    }
+}
