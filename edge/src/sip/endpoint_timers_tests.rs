@@ -146,6 +146,11 @@ fn random_invite(rng: &mut StdRng, n: usize) -> Vec<u8> {
         .into_bytes()
 }
 
+/// One of the last 16 calls: they are the ones still in progress.
+fn recent(rng: &mut StdRng, calls: usize) -> usize {
+    rng.gen_range(calls.saturating_sub(16)..calls)
+}
+
 #[test]
 fn poll_timeout_equals_the_earliest_deadline_of_every_owner_under_random_traffic() {
     let t0 = Instant::now();
@@ -155,6 +160,7 @@ fn poll_timeout_equals_the_earliest_deadline_of_every_owner_under_random_traffic
     // Calls by id: Some(our To tag) once answered.
     let mut calls: Vec<(String, Option<String>)> = Vec::new();
     let mut fired = 0;
+    let mut transfers = 0;
     for step in 0..3000 {
         match rng.gen_range(0..100) {
             0..=19 => {
@@ -163,7 +169,7 @@ fn poll_timeout_equals_the_earliest_deadline_of_every_owner_under_random_traffic
                 calls.push((format!("call-{n}"), None));
             }
             20..=34 if !calls.is_empty() => {
-                let i = rng.gen_range(0..calls.len());
+                let i = recent(&mut rng, calls.len());
                 let call_id = calls[i].0.clone();
                 if rng.gen_bool(0.7) {
                     ep.answer(now, &call_id, "v=0\r\n".into());
@@ -177,22 +183,27 @@ fn poll_timeout_equals_the_earliest_deadline_of_every_owner_under_random_traffic
                 }
             }
             35..=49 if !calls.is_empty() => {
-                let i = rng.gen_range(0..calls.len());
+                let i = recent(&mut rng, calls.len());
                 if let (call_id, Some(tag)) = &calls[i] {
                     let ack = in_dialog("ACK", &format!("z9hG4bKk{step}"), call_id, tag, 1, "", "");
                     ep.handle_datagram(now, addr(CALLER), &ack);
                 }
             }
             50..=59 if !calls.is_empty() => {
-                let i = rng.gen_range(0..calls.len());
+                let i = recent(&mut rng, calls.len());
                 if let (call_id, Some(tag)) = &calls[i] {
                     let bye = in_dialog("BYE", &format!("z9hG4bKb{step}"), call_id, tag, 2, "", "");
                     ep.handle_datagram(now, addr(CALLER), &bye);
                 }
             }
             60..=64 if !calls.is_empty() => {
-                let i = rng.gen_range(0..calls.len());
+                let i = recent(&mut rng, calls.len());
                 ep.hangup(now, &calls[i].0.clone());
+            }
+            // A blind transfer: our REFER and the dialog's wait for the final NOTIFY.
+            80..=84 if !calls.is_empty() => {
+                let i = recent(&mut rng, calls.len());
+                ep.transfer(now, &calls[i].0.clone(), "+15550002");
             }
             65..=79 => {
                 // Straight to the next deadline, as the socket loop does.
@@ -208,6 +219,11 @@ fn poll_timeout_equals_the_earliest_deadline_of_every_owner_under_random_traffic
             }
         }
         sent(&mut ep);
+        transfers += ep
+            .dialogs
+            .values()
+            .filter(|d| d.transfer.is_some() && d.session_timer.is_some())
+            .count();
         events(&mut ep);
         assert_eq!(
             ep.poll_timeout(),
@@ -216,6 +232,10 @@ fn poll_timeout_equals_the_earliest_deadline_of_every_owner_under_random_traffic
             now - t0
         );
     }
+    assert!(
+        transfers > 0,
+        "no transfer ever waited beside a session timer"
+    );
     assert!(fired > 100, "the run reached few deadlines ({fired})");
     assert!(
         now - t0 > Duration::from_secs(300),
