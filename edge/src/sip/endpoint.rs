@@ -320,8 +320,7 @@ impl SipEndpoint {
         self.fire(now, &due);
         // A fired owner holds no deadline until it registers again, touched or not.
         for key in due {
-            let at = self.deadline_of(&key);
-            self.deadlines.schedule(key, at);
+            self.reschedule(key);
         }
         self.settle_timers();
     }

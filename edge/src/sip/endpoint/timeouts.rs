@@ -32,41 +32,30 @@ impl SipEndpoint {
     /// Re-registers the deadline of every owner reached mutably since the last time: each
     /// public entry point ends here.
     pub(super) fn settle_timers(&mut self) {
-        let touched = self
-            .invites
-            .take_touched()
-            .into_iter()
-            .map(TimerKey::Invite)
-            .chain(self.others.take_touched().into_iter().map(TimerKey::Other))
-            .chain(
-                self.outgoing
-                    .take_touched()
-                    .into_iter()
-                    .map(TimerKey::Outgoing),
-            )
-            .chain(
-                self.refresh_invites
-                    .take_touched()
-                    .into_iter()
-                    .map(TimerKey::Refresh),
-            )
-            .chain(
-                self.outbound
-                    .take_touched()
-                    .into_iter()
-                    .map(TimerKey::Outbound),
-            )
-            .chain(
-                self.dialogs
-                    .take_touched()
-                    .into_iter()
-                    .map(TimerKey::Dialog),
-            )
-            .collect::<Vec<_>>();
-        for key in touched {
-            let at = self.deadline_of(&key);
-            self.deadlines.schedule(key, at);
+        while let Some(k) = self.invites.pop_touched() {
+            self.reschedule(TimerKey::Invite(k));
         }
+        while let Some(k) = self.others.pop_touched() {
+            self.reschedule(TimerKey::Other(k));
+        }
+        while let Some(k) = self.outgoing.pop_touched() {
+            self.reschedule(TimerKey::Outgoing(k));
+        }
+        while let Some(k) = self.refresh_invites.pop_touched() {
+            self.reschedule(TimerKey::Refresh(k));
+        }
+        while let Some(id) = self.outbound.pop_touched() {
+            self.reschedule(TimerKey::Outbound(id));
+        }
+        while let Some(id) = self.dialogs.pop_touched() {
+            self.reschedule(TimerKey::Dialog(id));
+        }
+    }
+
+    /// Registers `key`'s deadline as its owner now says it is.
+    pub(super) fn reschedule(&mut self, key: TimerKey) {
+        let at = self.deadline_of(&key);
+        self.deadlines.schedule(key, at);
     }
 
     /// Whether some owner was reached since the last [`Self::settle_timers`] (a missed one

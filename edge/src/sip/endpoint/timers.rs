@@ -165,8 +165,8 @@ impl<K: Clone + Eq + Hash> DeadlineQueue<K> {
     }
 }
 
-/// A map of timed owners that notes which keys were reached mutably since the last
-/// [`Owners::take_touched`]: those are the owners whose deadline may have moved.
+/// A map of timed owners that notes each key reached mutably until [`Owners::pop_touched`]
+/// takes it: those are the owners whose deadline may have moved.
 #[derive(Debug)]
 pub(crate) struct Owners<K, V> {
     map: HashMap<K, V>,
@@ -246,9 +246,10 @@ impl<K: Clone + Eq + Hash, V> Owners<K, V> {
         self.map.len()
     }
 
-    /// The keys reached mutably since the last call (possibly repeated, possibly removed).
-    pub(crate) fn take_touched(&mut self) -> Vec<K> {
-        std::mem::take(&mut self.touched)
+    /// One key reached mutably and not yet taken (possibly repeated, possibly removed since);
+    /// the list keeps its capacity, so settling allocates nothing.
+    pub(crate) fn pop_touched(&mut self) -> Option<K> {
+        self.touched.pop()
     }
 
     pub(crate) fn has_touched(&self) -> bool {
@@ -335,7 +336,8 @@ mod tests {
         let mut owners: Owners<String, u32> = Owners::default();
         owners.insert("a".into(), 1);
         owners.insert("b".into(), 2);
-        assert_eq!(owners.take_touched(), ["a", "b"]);
+        let touched: Vec<_> = std::iter::from_fn(|| owners.pop_touched()).collect();
+        assert_eq!(touched, ["b", "a"]);
         let _ = owners.get("a");
         assert!(!owners.has_touched(), "a shared look-up changes nothing");
         if let Some(v) = owners.get_mut("b") {
@@ -343,6 +345,7 @@ mod tests {
         }
         let _ = owners.get_mut("missing");
         owners.remove("a");
-        assert_eq!(owners.take_touched(), ["b", "a"]);
+        let touched: Vec<_> = std::iter::from_fn(|| owners.pop_touched()).collect();
+        assert_eq!(touched, ["a", "b"]);
     }
 }
