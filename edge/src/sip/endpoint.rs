@@ -13,7 +13,7 @@
 //! UDP) and `handle_timeout(now)` in, `poll_transmit()`, `poll_timeout()` and `poll_event()`
 //! out. Every transaction remembers the [`Transport`] it runs on, and so does every transmit.
 //!
-//! Everything that keeps time lives in an [`timers::Owners`] map, and its next deadline in one
+//! Everything that keeps time lives in a [`timers::Owners`] map, and its next deadline in one
 //! [`timers::DeadlineQueue`]: each public entry point ends by re-registering the owners it
 //! reached, `poll_timeout` is the queue's top, and `handle_timeout` visits only the owners
 //! whose deadline passed (see `endpoint/timers.rs`).
