@@ -12,6 +12,11 @@
 //! Driven like every core here: `handle_message(now, peer, bytes)` (or `handle_datagram` for
 //! UDP) and `handle_timeout(now)` in, `poll_transmit()`, `poll_timeout()` and `poll_event()`
 //! out. Every transaction remembers the [`Transport`] it runs on, and so does every transmit.
+//!
+//! Everything that keeps time lives in a [`timers::Owners`] map, and its next deadline in one
+//! [`timers::DeadlineQueue`]: each public entry point ends by re-registering the owners it
+//! reached, `poll_timeout` is the queue's top, and `handle_timeout` visits only the owners
+//! whose deadline passed (see `endpoint/timers.rs`).
 
 use std::collections::{HashMap, VecDeque};
 use std::net::SocketAddr;
@@ -114,16 +119,18 @@ pub fn incompatible_media(local: SocketAddr) -> Header {
 pub struct SipEndpoint {
     local: SocketAddr,
     timers: Timers,
-    invites: HashMap<TransactionKey, ServerInviteTransaction>,
-    others: HashMap<TransactionKey, ServerNonInviteTransaction>,
-    outgoing: HashMap<TransactionKey, InDialogRequest>,
+    invites: Owners<TransactionKey, ServerInviteTransaction>,
+    others: Owners<TransactionKey, ServerNonInviteTransaction>,
+    outgoing: Owners<TransactionKey, InDialogRequest>,
     /// Our session-refreshing re-INVITEs.
-    refresh_invites: HashMap<TransactionKey, reinvite::RefreshInvite>,
+    refresh_invites: Owners<TransactionKey, reinvite::RefreshInvite>,
     /// The transport of each transaction above.
     transports: HashMap<TransactionKey, Transport>,
-    dialogs: HashMap<String, Dialog>,
+    dialogs: Owners<String, Dialog>,
     /// Outbound calls not yet answered or failed, or still finishing their transactions.
-    outbound: HashMap<String, OutboundCall>,
+    outbound: Owners<String, OutboundCall>,
+    /// The next deadline of every owner above that has one.
+    deadlines: DeadlineQueue<TimerKey>,
     breakers: TrunkBreakers,
     transmits: VecDeque<Outgoing>,
     events: VecDeque<EndpointEvent>,
@@ -135,13 +142,14 @@ impl SipEndpoint {
         Self {
             local,
             timers,
-            invites: HashMap::new(),
-            others: HashMap::new(),
-            outgoing: HashMap::new(),
-            refresh_invites: HashMap::new(),
+            invites: Owners::default(),
+            others: Owners::default(),
+            outgoing: Owners::default(),
+            refresh_invites: Owners::default(),
             transports: HashMap::new(),
-            dialogs: HashMap::new(),
-            outbound: HashMap::new(),
+            dialogs: Owners::default(),
+            outbound: Owners::default(),
+            deadlines: DeadlineQueue::default(),
             breakers: TrunkBreakers::default(),
             transmits: VecDeque::new(),
             events: VecDeque::new(),
@@ -167,6 +175,11 @@ impl SipEndpoint {
     /// logged and dropped; a request that parses but breaks the rules gets a 400 naming the
     /// fault.
     pub fn handle_message(&mut self, now: Instant, peer: Peer, bytes: &[u8]) {
+        self.on_message(now, peer, bytes);
+        self.settle_timers();
+    }
+
+    fn on_message(&mut self, now: Instant, peer: Peer, bytes: &[u8]) {
         let source = peer.addr;
         if bytes.iter().all(|b| b.is_ascii_whitespace()) {
             return; // CRLF keep-alive (RFC 5626)
@@ -211,6 +224,11 @@ impl SipEndpoint {
 
     /// Tells the caller of `call_id` that it rings (180, with our tag so the dialog is early).
     pub fn ring(&mut self, now: Instant, call_id: &str) {
+        self.send_ringing(now, call_id);
+        self.settle_timers();
+    }
+
+    fn send_ringing(&mut self, now: Instant, call_id: &str) {
         let Some(dialog) = self.dialogs.get(call_id) else {
             return;
         };
@@ -234,11 +252,24 @@ impl SipEndpoint {
         dialog.state = DialogState::Confirmed;
         dialog.local_sdp = Some(sdp.clone());
         self.finish_invite(now, call_id, 200, "OK", Some(sdp));
+        self.settle_timers();
     }
 
     /// Refuses `call_id` with `code` (404 unknown number, 488 no common codec, 503 busy...);
     /// `retry_after` adds the header of that name. A 488 says why in `Warning: 305`.
     pub fn reject(
+        &mut self,
+        now: Instant,
+        call_id: &str,
+        code: u16,
+        reason: &str,
+        retry_after: Option<u32>,
+    ) {
+        self.refuse_call(now, call_id, code, reason, retry_after);
+        self.settle_timers();
+    }
+
+    fn refuse_call(
         &mut self,
         now: Instant,
         call_id: &str,
@@ -270,95 +301,37 @@ impl SipEndpoint {
     /// Ends `call_id` from our side: BYE once answered; an outbound call not yet answered is
     /// abandoned (CANCEL) and reported as [`OutboundFailure::Cancelled`].
     pub fn hangup(&mut self, now: Instant, call_id: &str) {
-        if self.abandon_outbound(now, call_id) {
-            return;
+        if !self.abandon_outbound(now, call_id) {
+            if let Some(dialog) = self.dialogs.remove(call_id) {
+                if dialog.state == DialogState::Confirmed {
+                    self.send_bye(now, dialog);
+                }
+            }
         }
-        let Some(dialog) = self.dialogs.remove(call_id) else {
-            return;
-        };
-        if dialog.state != DialogState::Confirmed {
-            return;
-        }
-        self.send_bye(now, dialog);
+        self.settle_timers();
     }
 
-    /// Advances every timer that is due.
+    /// Advances the owners whose deadline has passed, and only those.
     pub fn handle_timeout(&mut self, now: Instant) {
-        let due = |t: Option<Instant>| t.is_some_and(|t| t <= now);
-        let invites: Vec<_> = self
-            .invites
-            .iter()
-            .filter(|(_, tx)| due(tx.poll_timeout()))
-            .map(|(k, _)| k.clone())
-            .collect();
-        for key in invites {
-            if let Some(tx) = self.invites.get_mut(&key) {
-                tx.handle_timeout(now);
-            }
-            self.drain_invite(&key);
+        let mut due = Vec::new();
+        while let Some(key) = self.deadlines.pop_due(now) {
+            due.push(key);
         }
-        let others: Vec<_> = self
-            .others
-            .iter()
-            .filter(|(_, tx)| due(tx.poll_timeout()))
-            .map(|(k, _)| k.clone())
-            .collect();
-        for key in others {
-            if let Some(tx) = self.others.get_mut(&key) {
-                tx.handle_timeout(now);
-            }
-            self.drain_other(&key);
+        self.fire(now, &due);
+        // A fired owner holds no deadline until it registers again, touched or not.
+        for key in due {
+            self.reschedule(key);
         }
-        let outgoing: Vec<_> = self
-            .outgoing
-            .iter()
-            .filter(|(_, r)| due(r.tx.poll_timeout()))
-            .map(|(k, _)| k.clone())
-            .collect();
-        for key in outgoing {
-            if let Some(r) = self.outgoing.get_mut(&key) {
-                r.tx.handle_timeout(now);
-            }
-            self.drain_outgoing(now, &key);
-        }
-        self.outbound_timeouts(now);
-        self.refresh_invite_timeouts(now);
-        self.transfer_timeouts(now);
-        self.session_timeouts(now);
+        self.settle_timers();
     }
 
-    /// The earliest timer of any transaction. Linear in the transactions alive; they are
-    /// signalling-rate objects, not per-packet ones.
+    /// The earliest deadline of anything alive: the deadline queue's top, O(1).
     pub fn poll_timeout(&self) -> Option<Instant> {
-        let invites = self.invites.values().filter_map(|t| t.poll_timeout());
-        let others = self.others.values().filter_map(|t| t.poll_timeout());
-        let outgoing = self
-            .outgoing
-            .values()
-            .filter_map(|r| r.tx.poll_timeout())
-            .chain(
-                self.refresh_invites
-                    .values()
-                    .filter_map(|r| r.poll_timeout()),
-            );
-        let outbound = self
-            .outbound
-            .values()
-            .filter_map(OutboundCall::poll_timeout);
-        let dialogs = self.dialogs.values().filter_map(|d| {
-            let transfer = d.transfer.as_ref().map(|t| t.deadline);
-            let session = d.session_timer.as_ref().and_then(|s| s.next_deadline());
-            [transfer, session, d.refresh_retry]
-                .into_iter()
-                .flatten()
-                .min()
-        });
-        invites
-            .chain(others)
-            .chain(outgoing)
-            .chain(outbound)
-            .chain(dialogs)
-            .min()
+        debug_assert!(
+            !self.has_unsettled_timers(),
+            "an entry point left owners unregistered"
+        );
+        self.deadlines.next()
     }
 
     /// The next message to send.
@@ -469,6 +442,13 @@ impl SipEndpoint {
 #[path = "endpoint/drain.rs"]
 mod drain;
 
+#[path = "endpoint/timers.rs"]
+pub(crate) mod timers;
+use timers::{DeadlineQueue, Owners, TimerKey};
+
+#[path = "endpoint/timeouts.rs"]
+mod timeouts;
+
 #[path = "endpoint/requests.rs"]
 mod requests;
 pub use requests::ByeOutcome;
@@ -515,6 +495,9 @@ mod route_tests;
 #[cfg(test)]
 #[path = "endpoint_tests.rs"]
 mod tests;
+#[cfg(test)]
+#[path = "endpoint_timers_tests.rs"]
+mod timers_tests;
 #[cfg(test)]
 #[path = "endpoint_unreachable_tests.rs"]
 mod unreachable_tests;

@@ -106,13 +106,16 @@ impl SipEndpoint {
         dialog.refresh_retry = Some(now + wait);
     }
 
-    /// Refreshes held back by glare whose back-off is over.
-    pub(super) fn glare_retries(&mut self, now: Instant) {
-        let due: Vec<String> = self
-            .dialogs
+    /// Refreshes of the dialogs in `dialogs` held back by glare whose back-off is over.
+    pub(super) fn glare_retries(&mut self, now: Instant, dialogs: &[String]) {
+        let due: Vec<String> = dialogs
             .iter()
-            .filter(|(_, d)| d.refresh_retry.is_some_and(|at| at <= now))
-            .map(|(id, _)| id.clone())
+            .filter(|id| {
+                self.dialogs
+                    .get(id.as_str())
+                    .is_some_and(|d| d.refresh_retry.is_some_and(|at| at <= now))
+            })
+            .cloned()
             .collect();
         for call_id in due {
             if let Some(dialog) = self.dialogs.get_mut(&call_id) {

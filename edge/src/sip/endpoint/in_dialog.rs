@@ -114,6 +114,11 @@ impl SipEndpoint {
     /// dialog. Progress arrives as [`EndpointEvent::Transfer`]; a request that cannot be sent
     /// at all is reported as failed at once.
     pub fn transfer(&mut self, now: Instant, call_id: &str, destination: &str) {
+        self.send_refer(now, call_id, destination);
+        self.settle_timers();
+    }
+
+    fn send_refer(&mut self, now: Instant, call_id: &str, destination: &str) {
         let local = self.local;
         let refusal = match self.dialogs.get(call_id) {
             None => Some("the call is not up".to_owned()),
@@ -158,13 +163,13 @@ impl SipEndpoint {
     /// Sends `digits` (already checked: 0-9, *, #, A-D) to the peer of `call_id` by SIP INFO,
     /// one request per digit, each sent when the previous one is answered.
     pub fn send_dtmf_info(&mut self, now: Instant, call_id: &str, digits: &str) {
-        let Some(dialog) = self.dialogs.get_mut(call_id) else {
-            return;
-        };
-        dialog.pending_digits.extend(digits.chars());
-        if !dialog.info_in_flight {
-            self.send_next_digit(now, call_id);
+        if let Some(dialog) = self.dialogs.get_mut(call_id) {
+            dialog.pending_digits.extend(digits.chars());
+            if !dialog.info_in_flight {
+                self.send_next_digit(now, call_id);
+            }
         }
+        self.settle_timers();
     }
 
     fn send_next_digit(&mut self, now: Instant, call_id: &str) {
@@ -340,13 +345,17 @@ impl SipEndpoint {
         self.respond_non_invite(now, peer, key, request, response);
     }
 
-    /// Transfers whose final NOTIFY is overdue fail.
-    pub(super) fn transfer_timeouts(&mut self, now: Instant) {
-        let overdue: Vec<String> = self
-            .dialogs
+    /// Transfers of the dialogs in `due` whose final NOTIFY is overdue fail.
+    pub(super) fn transfer_timeouts(&mut self, now: Instant, due: &[String]) {
+        let overdue: Vec<String> = due
             .iter()
-            .filter(|(_, d)| d.transfer.as_ref().is_some_and(|t| t.deadline <= now))
-            .map(|(id, _)| id.clone())
+            .filter(|id| {
+                self.dialogs
+                    .get(id.as_str())
+                    .and_then(|d| d.transfer.as_ref())
+                    .is_some_and(|t| t.deadline <= now)
+            })
+            .cloned()
             .collect();
         for call_id in overdue {
             if let Some(dialog) = self.dialogs.get_mut(&call_id) {

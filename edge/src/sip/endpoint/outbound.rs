@@ -16,7 +16,12 @@ impl SipEndpoint {
     /// Places an outbound call through `trunks`, tried in that order. The outcome arrives as
     /// [`EndpointEvent::OutboundRinging`], then [`EndpointEvent::OutboundAnswered`] or
     /// [`EndpointEvent::OutboundFailed`]. `request.local` is filled with our address.
-    pub fn place_call(&mut self, now: Instant, mut request: CallRequest, trunks: Vec<Trunk>) {
+    pub fn place_call(&mut self, now: Instant, request: CallRequest, trunks: Vec<Trunk>) {
+        self.start_outbound(now, request, trunks);
+        self.settle_timers();
+    }
+
+    fn start_outbound(&mut self, now: Instant, mut request: CallRequest, trunks: Vec<Trunk>) {
         let call_id = request.call_id.clone();
         if self.outbound.contains_key(&call_id) || self.dialogs.contains_key(&call_id) {
             tracing::warn!(call = %call_id, "a call with this id is already up; not placing it again");
@@ -61,19 +66,14 @@ impl SipEndpoint {
         self.drain_outbound(now, &call);
     }
 
-    /// Advances the timers of outbound calls that are due.
-    pub(super) fn outbound_timeouts(&mut self, now: Instant) {
-        let due: Vec<String> = self
-            .outbound
-            .iter()
-            .filter(|(_, c)| c.poll_timeout().is_some_and(|t| t <= now))
-            .map(|(id, _)| id.clone())
-            .collect();
+    /// Advances the timers of the outbound calls in `due` (their deadline passed).
+    pub(super) fn outbound_timeouts(&mut self, now: Instant, due: &[String]) {
         for call_id in due {
-            if let Some(call) = self.outbound.get_mut(&call_id) {
+            let call_id = call_id.as_str();
+            if let Some(call) = self.outbound.get_mut(call_id) {
                 call.handle_timeout(now, &mut self.breakers);
             }
-            self.drain_outbound(now, &call_id);
+            self.drain_outbound(now, call_id);
         }
     }
 

@@ -82,19 +82,13 @@ impl SipEndpoint {
         true
     }
 
-    /// Advances the timers of our re-INVITEs that are due.
-    pub(super) fn refresh_invite_timeouts(&mut self, now: Instant) {
-        let due: Vec<TransactionKey> = self
-            .refresh_invites
-            .iter()
-            .filter(|(_, r)| r.poll_timeout().is_some_and(|t| t <= now))
-            .map(|(k, _)| k.clone())
-            .collect();
+    /// Advances the timers of our re-INVITEs in `due` (their deadline passed).
+    pub(super) fn refresh_invite_timeouts(&mut self, now: Instant, due: &[TransactionKey]) {
         for key in due {
-            if let Some(refresh) = self.refresh_invites.get_mut(&key) {
+            if let Some(refresh) = self.refresh_invites.get_mut(key) {
                 refresh.tx.handle_timeout(now);
             }
-            self.drain_refresh_invite(now, &key);
+            self.drain_refresh_invite(now, key);
         }
     }
 

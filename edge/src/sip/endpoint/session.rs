@@ -126,17 +126,22 @@ impl SipEndpoint {
         self.respond_non_invite(now, peer, key, request, response);
     }
 
-    /// Refreshes that are due are sent; sessions that lapsed are reported.
-    pub(super) fn session_timeouts(&mut self, now: Instant) {
-        let due: Vec<(String, SessionDue)> = self
-            .dialogs
+    /// Of the dialogs in `dialogs`, refreshes that are due are sent; sessions that lapsed are
+    /// reported.
+    pub(super) fn session_timeouts(&mut self, now: Instant, dialogs: &[String]) {
+        let due: Vec<(String, SessionDue)> = dialogs
             .iter()
-            .filter_map(|(id, d)| {
-                let due = d.session_timer.as_ref()?.due(now);
+            .filter_map(|id| {
+                let due = self
+                    .dialogs
+                    .get(id.as_str())?
+                    .session_timer
+                    .as_ref()?
+                    .due(now);
                 (due != SessionDue::Nothing).then(|| (id.clone(), due))
             })
             .collect();
-        self.glare_retries(now);
+        self.glare_retries(now, dialogs);
         for (call_id, due) in due {
             match due {
                 SessionDue::Refresh => self.send_refresh(now, &call_id),

@@ -20,6 +20,11 @@ impl SipEndpoint {
     /// The network reported `dest` unreachable (an ICMP error for a UDP datagram we sent
     /// there): fails our client transactions to it, outbound call attempts included.
     pub fn handle_unreachable(&mut self, now: Instant, dest: SocketAddr) {
+        self.fail_unreachable(now, dest);
+        self.settle_timers();
+    }
+
+    fn fail_unreachable(&mut self, now: Instant, dest: SocketAddr) {
         let calls: Vec<String> = self.outbound.keys().cloned().collect();
         for call_id in calls {
             let hit = self
