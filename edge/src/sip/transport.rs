@@ -40,7 +40,8 @@ use crate::call::ports::{MediaAddresses, PortAllocator};
 use crate::call::slots::{CallSlots, SlotLimits};
 use crate::call::task::{self, CallServices, CallSetup, CallSignal, DialogRequest};
 use crate::metrics::RefusalCounter;
-use freya_shared::model::{CallEvent, CallEventKind};
+use freya_shared::model::call_payloads::{CallEnded, CallStarted};
+use freya_shared::model::{CallEvent, CallEventData};
 use placing::PendingOutbound;
 use refusal::Refusals;
 use tcp::{TcpConnections, TcpInput};
@@ -427,18 +428,27 @@ fn start_call(
 
 /// Records a call that ended while it rang (the caller gave up).
 async fn record_unanswered(services: &CallServices, setup: &CallSetup, reason: &'static str) {
+    let started = CallStarted {
+        direction: Some("inbound".to_owned()),
+        from: Some(setup.caller.clone()),
+        to: Some(setup.dialled.clone()),
+        agent_id: Some(Some(setup.agent.id.clone())),
+        edge_id: Some(services.edge_id.to_string()),
+        ..CallStarted::default()
+    };
     let started = CallEvent::new(
         setup.call_id.clone(),
         setup.workspace_id.clone(),
-        CallEventKind::Started,
-        serde_json::json!({"direction": "inbound", "from": setup.caller, "to": setup.dialled,
-                           "agent_id": setup.agent.id, "edge_id": &*services.edge_id}),
+        CallEventData::Started(started),
     );
+    let ended = CallEnded {
+        answered: Some(false),
+        ..CallEnded::because(reason.into())
+    };
     let ended = CallEvent::new(
         setup.call_id.clone(),
         setup.workspace_id.clone(),
-        CallEventKind::Ended,
-        serde_json::json!({"reason": reason, "answered": false}),
+        CallEventData::Ended(ended),
     );
     for event in [started, ended] {
         let _ = services.events.send(event).await;
