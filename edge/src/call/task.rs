@@ -46,7 +46,7 @@ pub enum CallSignal {
     Dtmf(char),
     /// The call is over at the signalling level (BYE, CANCEL, lost ACK, or our own BYE on the
     /// control plane's request — `by_us`).
-    Hangup { reason: &'static str, by_us: bool },
+    Hangup { reason: EndReason, by_us: bool },
     /// News of the transfer the call asked for.
     Transfer(TransferProgress),
     /// A re-INVITE changed our media direction (as we answered it): hold when we may not send,
@@ -340,7 +340,7 @@ pub async fn run(
                     let heard = DtmfHeard { digit: digit.to_string(), via: "sip_info".to_owned(), duration_ms: None, extra: Extra::new() };
                     let _ = services.events.send(event(CallEventData::Dtmf(heard))).await;
                 }
-                Some(CallSignal::Hangup { reason, by_us }) => break Ending { reason: reason.into(), by_us },
+                Some(CallSignal::Hangup { reason, by_us }) => break Ending { reason, by_us },
                 Some(CallSignal::Direction(direction)) => {
                     let now = Instant::now();
                     if let Some(change) = media.set_direction(now, direction) {

@@ -31,7 +31,7 @@ use crate::call::leg::{MediaLeg, StreamFrame, StreamLeg, StreamOut};
 use crate::call::task::{self, CallDirection, CallSetup, CallSignal, DialogRequest};
 use crate::sip::endpoint::TransferProgress;
 use freya_shared::model::call_payloads::{CallAnswered, CallFailed};
-use freya_shared::model::{CallEvent, CallEventData, FailReason, ProviderSpec};
+use freya_shared::model::{CallEvent, CallEventData, EndReason, FailReason, ProviderSpec};
 
 /// How long Twilio may take from opening the socket to `start`.
 const START_TIMEOUT: Duration = Duration::from_secs(10);
@@ -124,20 +124,20 @@ where
                         }
                         Ok(FromTwilio::Mark { mark, .. }) => tracing::debug!(mark = %mark.name, "Twilio played up to a mark"),
                         Ok(FromTwilio::Stop { .. }) => {
-                            let _ = signal_tx.send(hangup("caller_hangup")).await;
+                            let _ = signal_tx.send(hangup(EndReason::CallerHangup)).await;
                             break;
                         }
                         Ok(FromTwilio::Connected { .. } | FromTwilio::Start { .. }) => {}
                         Err(e) => tracing::debug!(error = %e, "ignoring a stream message"),
                     },
                     Some(Ok(Message::Close(_))) | None => {
-                        let _ = signal_tx.send(hangup("stream_closed")).await;
+                        let _ = signal_tx.send(hangup(EndReason::StreamClosed)).await;
                         break;
                     }
                     Some(Ok(_)) => {}
                     Some(Err(e)) => {
                         tracing::info!(error = %e, "media stream failed");
-                        let _ = signal_tx.send(hangup("stream_failed")).await;
+                        let _ = signal_tx.send(hangup(EndReason::StreamFailed)).await;
                         close_after(&mut socket, &e).await;
                         break;
                     }
@@ -150,7 +150,7 @@ where
                     };
                     if let Err(e) = socket.send(Message::text(message.to_text())).await {
                         tracing::info!(error = %e, "cannot write to the media stream");
-                        let _ = signal_tx.send(hangup("stream_failed")).await;
+                        let _ = signal_tx.send(hangup(EndReason::StreamFailed)).await;
                         break;
                     }
                 }
@@ -174,7 +174,7 @@ where
                     }
                 },
                 _ = twilio.shutdown.cancelled() => {
-                    let _ = signal_tx.send(CallSignal::Hangup { reason: "edge_shutdown", by_us: true }).await;
+                    let _ = signal_tx.send(CallSignal::Hangup { reason: EndReason::EdgeShutdown, by_us: true }).await;
                     let _ = socket.close(None).await;
                     break;
                 }

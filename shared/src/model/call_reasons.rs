@@ -58,6 +58,16 @@ reason_enum! {
     EndReason {
         /// The caller hung up.
         CallerHangup => "caller_hangup",
+        /// The caller gave up while it rang (CANCEL).
+        CallerCancelled => "caller_cancelled",
+        /// A media stream closed under the call.
+        StreamClosed => "stream_closed",
+        /// A media stream failed under the call.
+        StreamFailed => "stream_failed",
+        /// The SIP session timer lapsed.
+        SessionExpired => "session_expired",
+        /// The peer never acknowledged our answer to its re-INVITE.
+        ReinviteUnacknowledged => "reinvite_unacknowledged",
         /// The control plane asked the edge to hang up.
         HangupRequested => "hangup_requested",
         /// The edge shut down under the call.
