@@ -108,6 +108,7 @@ async fn main() -> anyhow::Result<()> {
             kind: "call.started".into(),
             at_ms: at,
             payload: serde_json::json!({"to": "+15550100", "agent_id": agent}),
+            schema: 0,
         };
         store.record_call_event("edge-bench", &event).await?;
     }

@@ -41,6 +41,7 @@ async fn feed(control: &ControlPlane, c: Call<'_>) -> String {
         kind: kind.into(),
         at_ms,
         payload,
+        schema: 0,
     };
     let mut events = vec![ev(
         "call.started",
@@ -74,6 +75,7 @@ async fn event(control: &ControlPlane, ws: &str, call: &str, kind: &str, payload
         kind: kind.into(),
         at_ms: T0,
         payload,
+        schema: 0,
     };
     control
         .store

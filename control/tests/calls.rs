@@ -25,7 +25,7 @@ fn event(
     at_ms: i64,
     payload: serde_json::Value,
 ) -> CallEvent {
-    let mut e = CallEvent::new(call, ws, kind, payload);
+    let mut e = CallEvent::raw(call, ws, kind, payload);
     e.at_ms = at_ms;
     e
 }

@@ -232,7 +232,7 @@ async fn events_arrive_exactly_once_across_a_control_plane_restart(backend: Back
     let producer = tokio::spawn(async move {
         let mut ids = Vec::new();
         for n in 0..EVENTS {
-            let event = CallEvent::new(
+            let event = CallEvent::raw(
                 format!("call-{}", n / 3),
                 workspace_id.clone(),
                 match n % 3 {

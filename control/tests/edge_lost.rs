@@ -52,7 +52,7 @@ async fn receiver(stop: CancellationToken) -> (Seen, String) {
 }
 
 fn event(call: &str, ws: &str, kind: CallEventKind, payload: Value) -> CallEvent {
-    CallEvent::new(call, ws, kind, payload)
+    CallEvent::raw(call, ws, kind, payload)
 }
 
 async fn a_silent_edges_calls_end_as_edge_lost_and_its_spool_reconciles(backend: Backend) {

@@ -22,8 +22,8 @@ async fn a_viewer_reads_workflow_steps_without_the_saved_answer() {
     let api = Api::of(&control);
     let (ws, [_, _, editor, viewer]) = workspace_with_keys(&control, "Steps").await;
     let call = new_id();
-    let started = CallEvent::new(&call, &ws, CallEventKind::Started, json!({"from": "+1555"}));
-    let mut step = CallEvent::new(
+    let started = CallEvent::raw(&call, &ws, CallEventKind::Started, json!({"from": "+1555"}));
+    let mut step = CallEvent::raw(
         &call,
         &ws,
         CallEventKind::Started,

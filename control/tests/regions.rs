@@ -370,7 +370,7 @@ async fn an_inbound_call_keeps_the_region_of_the_edge_that_answered(backend: Bac
     let (ws, [_, _, _, viewer]) = workspace_with_keys(&control, "In").await;
     register(&control, "edge-eu-1", "eu").await;
     let call = new_id();
-    let started = CallEvent::new(
+    let started = CallEvent::raw(
         &call,
         &ws,
         CallEventKind::Started,

@@ -142,7 +142,7 @@ async fn world(control: &ControlPlane) -> World {
     store
         .record_call_event(
             "edge-test",
-            &CallEvent::new(&call, &ws, CallEventKind::Started, json!({})),
+            &CallEvent::raw(&call, &ws, CallEventKind::Started, json!({})),
         )
         .await
         .expect("event");

@@ -135,7 +135,7 @@ async fn log(api: &Api, key: &str, hook: &str) -> Vec<Value> {
 }
 
 fn event(ws: &str, call: &str, kind: CallEventKind) -> CallEvent {
-    CallEvent::new(call, ws, kind, json!({"reason": "completed"}))
+    CallEvent::raw(call, ws, kind, json!({"reason": "completed"}))
 }
 
 async fn a_receiver_failing_twice_gets_the_delivery_signed(backend: Backend) {

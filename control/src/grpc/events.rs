@@ -12,7 +12,7 @@ use tonic::{Status, Streaming};
 use crate::metrics::ControlMetrics;
 use crate::store::Store;
 use freya_proto::v1::{CallEvent as WireEvent, EventAck};
-use freya_shared::model::CallEvent;
+use freya_shared::model::{CallEvent, CALL_EVENT_SCHEMA};
 
 /// Most events stored in one transaction: what an edge has already sent when the store is free
 /// again, so a quiet edge's event is stored alone and at once, and a busy edge's share a commit.
@@ -82,6 +82,8 @@ pub(super) fn spawn(
 
 /// The event in domain form. An event without an id cannot be de-duplicated and is refused
 /// (logged, never acknowledged); a payload that is not JSON is kept as text rather than lost.
+/// An event of a newer contract than ours is taken as it comes: the store reads what it knows
+/// of it ([`CallEvent::data`]) and keeps the rest.
 fn decode(edge_id: &str, wire: WireEvent) -> Option<CallEvent> {
     if !freya_shared::ids::is_uuid(&wire.id) || wire.call_id.is_empty() || wire.kind.is_empty() {
         tracing::error!(edge = %edge_id, id = %wire.id, call = %wire.call_id, kind = %wire.kind,
@@ -94,6 +96,10 @@ fn decode(edge_id: &str, wire: WireEvent) -> Option<CallEvent> {
         serde_json::from_str(&wire.payload_json)
             .unwrap_or_else(|_| serde_json::json!({ "unparsed": wire.payload_json }))
     };
+    if wire.schema > CALL_EVENT_SCHEMA {
+        tracing::debug!(edge = %edge_id, schema = wire.schema, kind = %wire.kind,
+            "a call event of a newer contract; stored as it came");
+    }
     Some(CallEvent {
         id: wire.id,
         call_id: wire.call_id,
@@ -101,5 +107,6 @@ fn decode(edge_id: &str, wire: WireEvent) -> Option<CallEvent> {
         kind: wire.kind,
         at_ms: wire.at_ms,
         payload,
+        schema: wire.schema,
     })
 }

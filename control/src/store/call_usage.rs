@@ -6,7 +6,8 @@
 use sqlx::Row;
 
 use super::StoreError;
-use freya_shared::model::CallEvent;
+use freya_shared::model::call_payloads::TurnLatency;
+use freya_shared::model::{CallEvent, CallEventData};
 
 const HOUR_MS: i64 = 3_600_000;
 /// Each latency bin is 4 % wider than the one below it, so a percentile read from the bins is
@@ -44,33 +45,22 @@ pub(super) fn quantile_ms(bins: &mut [(i64, i64)], quantile: f64) -> Option<i64>
     None
 }
 
-fn number_field(event: &CallEvent, name: &str) -> Option<u64> {
-    event.payload.get(name).and_then(serde_json::Value::as_u64)
-}
-
-/// Folds `event` (newly stored) into its call's usage; events of other kinds change nothing.
+/// Folds `event` (newly stored, read as `data`) into its call's usage; events of other kinds
+/// change nothing.
 pub(super) async fn fold_event(
     tx: &mut sqlx::Transaction<'_, sqlx::Any>,
     event: &CallEvent,
+    data: &CallEventData,
 ) -> Result<(), StoreError> {
-    match event.kind.as_str() {
-        "call.turn_latency" => fold_reply(tx, event).await,
-        "call.transcript" => {
-            let p = &event.payload;
-            let (column, amount) = match p.get("role").and_then(serde_json::Value::as_str) {
-                Some("caller") => {
-                    let spoke = number_field(event, "end_ms")
-                        .zip(number_field(event, "start_ms"))
-                        .map_or(0, |(end, start)| end.saturating_sub(start));
-                    ("caller_speech_ms", spoke)
-                }
-                Some("agent") => {
-                    let text = p.get("text").and_then(serde_json::Value::as_str);
-                    (
-                        "agent_characters",
-                        text.map_or(0, |t| t.chars().count() as u64),
-                    )
-                }
+    match data {
+        CallEventData::TurnLatency(latency) => fold_reply(tx, event, latency).await,
+        CallEventData::Transcript(line) => {
+            let (column, amount) = match line.role.as_str() {
+                "caller" => (
+                    "caller_speech_ms",
+                    line.end_ms.saturating_sub(line.start_ms),
+                ),
+                "agent" => ("agent_characters", line.text.chars().count() as u64),
                 _ => return Ok(()),
             };
             sqlx::query(&format!(
@@ -92,6 +82,7 @@ pub(super) async fn fold_event(
 async fn fold_reply(
     tx: &mut sqlx::Transaction<'_, sqlx::Any>,
     event: &CallEvent,
+    reply: &TurnLatency,
 ) -> Result<(), StoreError> {
     let call = sqlx::query(
         "SELECT c.started_at_ms, c.agent_id, \
@@ -112,7 +103,7 @@ async fn fold_reply(
         .execute(&mut **tx)
         .await?;
     // A reply the caller never heard (cut off before its first packet) has no latency.
-    let Some(latency) = number_field(event, "first_rtp_ms") else {
+    let Some(latency) = reply.first_rtp_ms else {
         return Ok(());
     };
     let started_at_ms: i64 = call.try_get("started_at_ms")?;

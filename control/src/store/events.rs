@@ -7,7 +7,7 @@ use sqlx::Row;
 
 use super::{retry, Store, StoreError, WorkspaceScope};
 use freya_shared::ids::now_ms;
-use freya_shared::model::{CallEvent, CallEventKind};
+use freya_shared::model::{CallEvent, CallEventData, EndReason, FailReason};
 
 /// A stored call event, as the API shows it.
 #[derive(Debug, Clone, Serialize)]
@@ -90,8 +90,10 @@ impl Store {
                 .rows_affected()
                     == 1;
                 if inserted {
-                    apply_to_call(&mut tx, edge_id, event).await?;
-                    super::call_usage::fold_event(&mut tx, event).await?;
+                    // Read into its type once; the JSON stays what is stored and sent on.
+                    let data = event.data();
+                    apply_to_call(&mut tx, edge_id, event, &data).await?;
+                    super::call_usage::fold_event(&mut tx, event, &data).await?;
                     // Same transaction: a stored event always has its webhook deliveries queued.
                     super::deliveries::enqueue(&mut tx, event).await?;
                 }
@@ -155,19 +157,17 @@ impl Store {
     }
 }
 
-fn text_field<'a>(payload: &'a serde_json::Value, name: &str) -> Option<&'a str> {
-    payload.get(name).and_then(serde_json::Value::as_str)
-}
-
 /// Folds a newly stored event into the call's summary row.
 async fn apply_to_call(
     tx: &mut sqlx::Transaction<'_, sqlx::Any>,
     edge_id: &str,
     event: &CallEvent,
+    data: &CallEventData,
 ) -> Result<(), StoreError> {
-    let p = &event.payload;
-    match CallEventKind::parse(&event.kind) {
-        Some(CallEventKind::Started) => {
+    match data {
+        CallEventData::Started(started) => {
+            let agent_id = started.agent_id.clone().flatten();
+            let sip_call_id = started.sip_call_id.clone().flatten();
             sqlx::query(
                 "INSERT INTO calls (id, workspace_id, edge_id, region, direction, from_number, \
                  to_number, agent_id, status, started_at_ms, sip_call_id) VALUES ($1, $2, $3, \
@@ -177,16 +177,16 @@ async fn apply_to_call(
             .bind(&event.call_id)
             .bind(&event.workspace_id)
             .bind(edge_id)
-            .bind(text_field(p, "direction").unwrap_or("inbound"))
-            .bind(text_field(p, "from"))
-            .bind(text_field(p, "to"))
-            .bind(text_field(p, "agent_id"))
+            .bind(started.direction.as_deref().unwrap_or("inbound"))
+            .bind(started.from.as_deref())
+            .bind(started.to.as_deref())
+            .bind(agent_id)
             .bind(event.at_ms)
-            .bind(text_field(p, "sip_call_id"))
+            .bind(sip_call_id)
             .execute(&mut **tx)
             .await?;
         }
-        Some(CallEventKind::Answered) => {
+        CallEventData::Answered(_) => {
             sqlx::query(
                 "UPDATE calls SET status = 'in_progress', answered_at_ms = $1 WHERE id = $2 AND ended_at_ms IS NULL",
             )
@@ -195,23 +195,42 @@ async fn apply_to_call(
             .execute(&mut **tx)
             .await?;
         }
-        Some(CallEventKind::Ended) | Some(CallEventKind::Failed) => {
-            let status = if event.kind == CallEventKind::Failed.as_str() {
-                "failed"
-            } else {
-                "ended"
-            };
-            sqlx::query(
-                "UPDATE calls SET status = $1, ended_at_ms = $2, end_reason = $3 WHERE id = $4",
+        CallEventData::Ended(ended) => {
+            end_call(
+                tx,
+                event,
+                "ended",
+                ended.reason.as_ref().map(EndReason::as_str),
             )
-            .bind(status)
-            .bind(event.at_ms)
-            .bind(text_field(p, "reason"))
-            .bind(&event.call_id)
-            .execute(&mut **tx)
             .await?;
         }
-        Some(CallEventKind::Transcript) | Some(CallEventKind::Dtmf) | None => {}
+        CallEventData::Failed(failed) => {
+            end_call(
+                tx,
+                event,
+                "failed",
+                failed.reason.as_ref().map(FailReason::as_str),
+            )
+            .await?;
+        }
+        _ => {}
     }
+    Ok(())
+}
+
+/// Records how the call finished on its row.
+async fn end_call(
+    tx: &mut sqlx::Transaction<'_, sqlx::Any>,
+    event: &CallEvent,
+    status: &str,
+    reason: Option<&str>,
+) -> Result<(), StoreError> {
+    sqlx::query("UPDATE calls SET status = $1, ended_at_ms = $2, end_reason = $3 WHERE id = $4")
+        .bind(status)
+        .bind(event.at_ms)
+        .bind(reason)
+        .bind(&event.call_id)
+        .execute(&mut **tx)
+        .await?;
     Ok(())
 }

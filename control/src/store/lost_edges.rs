@@ -14,7 +14,8 @@ use sqlx::Row;
 
 use super::{Store, StoreError};
 use freya_shared::ids::now_ms;
-use freya_shared::model::{CallEvent, CallEventKind};
+use freya_shared::model::call_payloads::CallEnded;
+use freya_shared::model::{CallEvent, CallEventData, EndReason};
 
 /// The reason recorded on a call whose edge went silent.
 pub const EDGE_LOST: &str = "edge_lost";
@@ -42,18 +43,18 @@ impl Store {
             let edge_id: String = row.try_get("edge_id")?;
             let answered: Option<i64> = row.try_get("answered_at_ms")?;
             let last_seen_ms: i64 = row.try_get("last_seen_ms")?;
-            let event = CallEvent {
-                id: format!("{call_id}.{EDGE_LOST}"),
-                call_id,
-                workspace_id: row.try_get("workspace_id")?,
-                kind: CallEventKind::Ended.as_str().into(),
-                at_ms: last_seen_ms,
-                payload: serde_json::json!({
-                    "reason": EDGE_LOST,
-                    "answered": answered.is_some(),
-                    "edge_id": edge_id,
-                }),
+            let ended = CallEnded {
+                answered: Some(answered.is_some()),
+                edge_id: Some(edge_id.clone()),
+                ..CallEnded::because(EndReason::EdgeLost)
             };
+            let mut event = CallEvent::new(
+                call_id.clone(),
+                row.try_get::<String, _>("workspace_id")?,
+                CallEventData::Ended(ended),
+            );
+            event.id = format!("{call_id}.{EDGE_LOST}");
+            event.at_ms = last_seen_ms;
             match by_edge.last_mut() {
                 Some((edge, events)) if *edge == edge_id => events.push(event),
                 _ => by_edge.push((edge_id, vec![event])),

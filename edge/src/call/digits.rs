@@ -20,6 +20,7 @@ use crate::media::dtmf_tones::ToneDetector;
 use crate::rtp::dtmf::{DtmfError, DtmfPacket, DtmfReceiver};
 use crate::rtp::dtmf_out::DtmfSender;
 use crate::sip::sdp::NegotiatedAudio;
+use freya_shared::model::call_payloads::{DtmfHeard, Extra};
 
 /// How a digit reached us; call records name it in `via`.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
@@ -53,12 +54,13 @@ pub struct HeardDigit {
 
 impl HeardDigit {
     /// The payload of its `call.dtmf` record (the same shape whichever way it came).
-    pub fn record(&self) -> serde_json::Value {
-        serde_json::json!({
-            "digit": self.digit.to_string(),
-            "via": self.via.as_str(),
-            "duration_ms": u64::try_from(self.duration.as_millis()).unwrap_or(u64::MAX),
-        })
+    pub fn record(&self) -> DtmfHeard {
+        DtmfHeard {
+            digit: self.digit.to_string(),
+            via: self.via.as_str().to_owned(),
+            duration_ms: Some(u64::try_from(self.duration.as_millis()).unwrap_or(u64::MAX)),
+            extra: Extra::new(),
+        }
     }
 }
 

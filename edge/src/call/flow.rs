@@ -11,7 +11,7 @@
 use std::sync::Arc;
 use std::time::Instant;
 
-use serde_json::Value;
+use freya_shared::model::CallEventData;
 use tokio::sync::mpsc;
 use tokio_util::sync::CancellationToken;
 
@@ -37,8 +37,6 @@ mod voice;
 use agent::AgentTurns;
 use voice::turn_config;
 
-/// The call event kind of each executor step.
-pub const STEP_EVENT: &str = "call.workflow_step";
 /// Function answers in flight back to the call task.
 const FUNCTION_QUEUE: usize = 4;
 /// Said when the flow's model cannot write a line.
@@ -287,12 +285,7 @@ impl Flow {
 
     /// Moves everything along; returns the events to record (kind, payload). After it, check
     /// [`hangup`](Self::hangup).
-    pub fn drive(
-        &mut self,
-        now: Instant,
-        media: &mut CallMedia,
-        out: &mut Vec<(&'static str, Value)>,
-    ) {
+    pub fn drive(&mut self, now: Instant, media: &mut CallMedia, out: &mut Vec<CallEventData>) {
         if self.agent.is_some() {
             self.drive_agent(now, media, out);
         } else {
@@ -311,10 +304,7 @@ impl Flow {
         }
         self.carry_out(now, media, out);
         while let Some(step) = self.executor.poll_step() {
-            out.push((
-                STEP_EVENT,
-                serde_json::to_value(&step).unwrap_or(Value::Null),
-            ));
+            out.push(CallEventData::WorkflowStep(step));
         }
     }
 
@@ -345,7 +335,7 @@ impl Flow {
 
     /// The call is over: the flow records how (a caller who hung up mid-flow) and stops all
     /// provider work. Returns the last events to record.
-    pub fn shutdown(&mut self, now: Instant) -> Vec<(&'static str, Value)> {
+    pub fn shutdown(&mut self, now: Instant) -> Vec<CallEventData> {
         self.executor.handle_event(now, WorkflowEvent::Hangup);
         self.cancel.cancel();
         self.pipeline.shutdown();
@@ -353,12 +343,7 @@ impl Flow {
             agent.talk.shutdown();
         }
         std::iter::from_fn(|| self.executor.poll_step())
-            .map(|step| {
-                (
-                    STEP_EVENT,
-                    serde_json::to_value(&step).unwrap_or(Value::Null),
-                )
-            })
+            .map(CallEventData::WorkflowStep)
             .collect()
     }
 
@@ -373,12 +358,7 @@ impl Flow {
     }
 
     /// Carries out what the executor asks for until it waits for the outside world.
-    fn carry_out(
-        &mut self,
-        now: Instant,
-        media: &mut CallMedia,
-        out: &mut Vec<(&'static str, Value)>,
-    ) {
+    fn carry_out(&mut self, now: Instant, media: &mut CallMedia, out: &mut Vec<CallEventData>) {
         while let Some(action) = self.executor.poll_action() {
             if !matches!(action, WorkflowAction::Listen { .. }) {
                 self.listening_for_speech = false;

@@ -4,7 +4,8 @@
 
 use std::time::Instant;
 
-use serde_json::{json, Value};
+use freya_shared::model::call_payloads::{Extra, WorkflowError};
+use freya_shared::model::CallEventData;
 
 use super::Flow;
 use crate::call::media::CallMedia;
@@ -26,10 +27,15 @@ impl Flow {
         agent_id: &str,
         exits: Vec<String>,
         max_turns: Option<u32>,
-        out: &mut Vec<(&'static str, Value)>,
+        out: &mut Vec<CallEventData>,
     ) {
         let Some(agent) = self.agents.iter().find(|a| a.id == agent_id) else {
-            out.push(("call.workflow_error", json!({"agent_id": agent_id, "error": "the agent is not in this edge's configuration"})));
+            out.push(CallEventData::WorkflowError(WorkflowError {
+                agent_id: agent_id.to_owned(),
+                field: None,
+                error: "the agent is not in this edge's configuration".to_owned(),
+                extra: Extra::new(),
+            }));
             self.hangup = Some("workflow_misconfigured");
             return;
         };
@@ -65,10 +71,12 @@ impl Flow {
                 });
             }
             Err(e) => {
-                out.push((
-                    "call.workflow_error",
-                    json!({"agent_id": agent_id, "field": e.field, "error": e.detail}),
-                ));
+                out.push(CallEventData::WorkflowError(WorkflowError {
+                    agent_id: agent_id.to_owned(),
+                    field: Some(e.field),
+                    error: e.detail,
+                    extra: Extra::new(),
+                }));
                 self.hangup = Some("agent_misconfigured");
             }
         }
@@ -80,7 +88,7 @@ impl Flow {
         &mut self,
         now: Instant,
         media: &mut CallMedia,
-        out: &mut Vec<(&'static str, Value)>,
+        out: &mut Vec<CallEventData>,
     ) {
         let Some(agent) = self.agent.as_mut() else {
             return;
@@ -89,7 +97,7 @@ impl Flow {
         agent.talk.drive(now, media, out);
         agent.caller_turns += out[before..]
             .iter()
-            .filter(|(kind, payload)| *kind == "call.transcript" && payload["role"] == "caller")
+            .filter(|e| matches!(e, CallEventData::Transcript(line) if line.role == "caller"))
             .count() as u32;
         let exit = match agent.talk.hangup() {
             Some("workflow_exit") => Some(

@@ -3,7 +3,8 @@
 
 use std::time::{Duration, Instant};
 
-use serde_json::{json, Value};
+use freya_shared::model::call_payloads::{Extra, Transcript};
+use freya_shared::model::CallEventData;
 
 use super::{Flow, Speech, GENERATION_FALLBACK};
 use crate::call::conversation::Action;
@@ -97,12 +98,7 @@ impl Flow {
     }
 
     /// Synthesizes and plays one line; the executor hears `Spoken` once it has played.
-    pub(super) fn speak(
-        &mut self,
-        now: Instant,
-        text: String,
-        out: &mut Vec<(&'static str, Value)>,
-    ) {
+    pub(super) fn speak(&mut self, now: Instant, text: String, out: &mut Vec<CallEventData>) {
         if text.trim().is_empty() {
             // Nothing to say (an empty template): the line has been "spoken" at once.
             match self.ending.take() {
@@ -117,10 +113,14 @@ impl Flow {
             synthesized: false,
         });
         let at = self.offset_ms(now);
-        out.push((
-            "call.transcript",
-            json!({"role": "agent", "text": text, "start_ms": at, "end_ms": at, "interrupted": false}),
-        ));
+        out.push(CallEventData::Transcript(Transcript {
+            role: "agent".to_owned(),
+            text: text.clone(),
+            start_ms: at,
+            end_ms: at,
+            interrupted: false,
+            extra: Extra::new(),
+        }));
         self.pipeline.execute(
             Action::Speak {
                 reply,

@@ -12,6 +12,8 @@
 use std::time::{Duration, Instant};
 
 use crate::sip::sdp::Direction;
+use freya_shared::model::call_payloads::{Extra, HoldChanged};
+use freya_shared::model::CallEventData;
 
 /// A change of whether we may send, for the call's record.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
@@ -24,12 +26,15 @@ pub enum HoldChange {
 
 impl HoldChange {
     /// The call event that records it (`call.held` / `call.resumed`) with our new direction.
-    pub fn record(self, direction: Direction) -> (&'static str, serde_json::Value) {
-        let kind = match self {
-            HoldChange::Held => "call.held",
-            HoldChange::Resumed => "call.resumed",
+    pub fn record(self, direction: Direction) -> CallEventData {
+        let change = HoldChanged {
+            direction: direction.as_str().to_owned(),
+            extra: Extra::new(),
         };
-        (kind, serde_json::json!({"direction": direction.as_str()}))
+        match self {
+            HoldChange::Held => CallEventData::Held(change),
+            HoldChange::Resumed => CallEventData::Resumed(change),
+        }
     }
 }
 

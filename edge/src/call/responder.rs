@@ -6,7 +6,7 @@
 use std::sync::Arc;
 use std::time::Instant;
 
-use serde_json::Value;
+use freya_shared::model::CallEventData;
 
 use super::flow::{Flow, FlowInput};
 use super::media::{CallMedia, FRAME_SAMPLES};
@@ -131,12 +131,7 @@ impl Responder {
     }
 
     /// Moves everything along; returns the events to record.
-    pub fn drive(
-        &mut self,
-        now: Instant,
-        media: &mut CallMedia,
-        out: &mut Vec<(&'static str, Value)>,
-    ) {
+    pub fn drive(&mut self, now: Instant, media: &mut CallMedia, out: &mut Vec<CallEventData>) {
         match self {
             Responder::Agent(talk) => talk.drive(now, media, out),
             Responder::Workflow(flow) => flow.drive(now, media, out),
@@ -176,7 +171,7 @@ impl Responder {
     }
 
     /// Stops all provider work; returns the last events to record.
-    pub fn shutdown(&mut self, now: Instant) -> Vec<(&'static str, Value)> {
+    pub fn shutdown(&mut self, now: Instant) -> Vec<CallEventData> {
         match self {
             Responder::Agent(talk) => {
                 talk.shutdown();

@@ -8,7 +8,10 @@
 
 use std::time::{Duration, Instant};
 
-use serde_json::{json, Value};
+use freya_shared::model::call_payloads::{
+    BargeIn, Extra, NoDetails, ProviderFailed, SttStream, ToolRun, Transcript, TurnLatency,
+};
+use freya_shared::model::CallEventData;
 
 use super::conversation::{Action, Conversation, ConversationConfig, ConversationEvent, Lines};
 use super::listener::Listener;
@@ -58,7 +61,7 @@ pub struct Talk {
     /// Whether the recogniser's endpointing may end a turn (`turn.stt_endpointing`).
     stt_endpointing: bool,
     /// Call events from live transcription, recorded on the next drive.
-    stt_records: Vec<(&'static str, Value)>,
+    stt_records: Vec<CallEventData>,
 }
 
 /// A caller turn streamed live: its number and the samples of it sent so far.
@@ -231,12 +234,7 @@ impl Talk {
 
     /// Moves everything along; returns the events to record (kind, payload). After it, check
     /// [`hangup`](Self::hangup).
-    pub fn drive(
-        &mut self,
-        now: Instant,
-        media: &mut CallMedia,
-        out: &mut Vec<(&'static str, Value)>,
-    ) {
+    pub fn drive(&mut self, now: Instant, media: &mut CallMedia, out: &mut Vec<CallEventData>) {
         self.listener.set_agent_speaking(media.is_playing());
         out.append(&mut self.stt_records);
         while let Some(event) = self.listener.poll_event() {
@@ -306,18 +304,29 @@ impl Talk {
                     self.listener.endpoint_hint(now);
                 }
             }
-            LiveSttReport::Streamed(s) => self.stt_records.push((
-                "call.stt_stream",
-                json!({"provider": s.provider, "frames_before_end": s.frames_before_end,
-                       "frames": s.frames, "connect_ms": s.connect_ms,
-                       "finalize_ms": s.finalize_ms, "interims": s.interims,
-                       "last_interim": s.last_interim, "endpoints": s.endpoints}),
-            )),
-            LiveSttReport::Failed { provider, error } => self.stt_records.push((
-                "call.provider_failed",
-                json!({"stage": "stt_stream", "provider": provider, "error": error,
-                       "fallback": "batch"}),
-            )),
+            LiveSttReport::Streamed(s) => {
+                self.stt_records.push(CallEventData::SttStream(SttStream {
+                    provider: s.provider.to_owned(),
+                    frames_before_end: s.frames_before_end.into(),
+                    frames: s.frames.into(),
+                    connect_ms: s.connect_ms,
+                    finalize_ms: s.finalize_ms,
+                    interims: s.interims.into(),
+                    last_interim: s.last_interim,
+                    endpoints: s.endpoints.into(),
+                    extra: Extra::new(),
+                }))
+            }
+            LiveSttReport::Failed { provider, error } => {
+                self.stt_records
+                    .push(CallEventData::ProviderFailed(ProviderFailed {
+                        stage: "stt_stream".to_owned(),
+                        provider: Some(provider.to_string()),
+                        error: error.to_string(),
+                        fallback: Some("batch".to_owned()),
+                        extra: Extra::new(),
+                    }))
+            }
         }
     }
 
@@ -348,8 +357,8 @@ impl Talk {
     }
 }
 
-/// A conversation event as a call event: its kind and payload.
-fn record(event: ConversationEvent) -> (&'static str, Value) {
+/// A conversation event as a call event.
+fn record(event: ConversationEvent) -> CallEventData {
     match event {
         ConversationEvent::Transcript {
             role,
@@ -357,44 +366,57 @@ fn record(event: ConversationEvent) -> (&'static str, Value) {
             start_ms,
             end_ms,
             interrupted,
-        } => (
-            "call.transcript",
-            json!({"role": role, "text": text, "start_ms": start_ms, "end_ms": end_ms,
-                   "interrupted": interrupted}),
-        ),
-        ConversationEvent::Latency(l) => (
-            "call.turn_latency",
-            json!({"endpointing_ms": l.endpointing_ms, "stt_ms": l.stt_ms,
-                   "llm_first_token_ms": l.llm_first_token_ms,
-                   "tts_first_byte_ms": l.tts_first_byte_ms, "first_rtp_ms": l.first_rtp_ms}),
-        ),
+        } => CallEventData::Transcript(Transcript {
+            role: role.to_owned(),
+            text,
+            start_ms,
+            end_ms,
+            interrupted,
+            extra: Extra::new(),
+        }),
+        ConversationEvent::Latency(l) => CallEventData::TurnLatency(TurnLatency {
+            endpointing_ms: l.endpointing_ms,
+            stt_ms: l.stt_ms,
+            llm_first_token_ms: l.llm_first_token_ms,
+            tts_first_byte_ms: l.tts_first_byte_ms,
+            first_rtp_ms: l.first_rtp_ms,
+            extra: Extra::new(),
+        }),
         ConversationEvent::BargeIn {
             heard_chars,
             planned_chars,
-        } => (
-            "call.barge_in",
-            json!({"heard_chars": heard_chars, "planned_chars": planned_chars}),
-        ),
+        } => CallEventData::BargeIn(BargeIn {
+            heard_chars: heard_chars as u64,
+            planned_chars: planned_chars as u64,
+            extra: Extra::new(),
+        }),
         ConversationEvent::Tool {
             name,
-            error: None,
+            error,
             duration_ms,
-        } => (
-            "call.tool",
-            json!({"name": name, "duration_ms": duration_ms}),
-        ),
-        ConversationEvent::Tool {
-            name,
-            error: Some(error),
-            duration_ms,
-        } => (
-            "call.tool_failed",
-            json!({"name": name, "error": error, "duration_ms": duration_ms}),
-        ),
-        ConversationEvent::ProviderFailed { stage, error } => (
-            "call.provider_failed",
-            json!({"stage": stage, "error": error}),
-        ),
-        ConversationEvent::Reprompt => ("call.reprompt", json!({})),
+        } => {
+            let failed = error.is_some();
+            let run = ToolRun {
+                name,
+                error,
+                duration_ms,
+                extra: Extra::new(),
+            };
+            if failed {
+                CallEventData::ToolFailed(run)
+            } else {
+                CallEventData::Tool(run)
+            }
+        }
+        ConversationEvent::ProviderFailed { stage, error } => {
+            CallEventData::ProviderFailed(ProviderFailed {
+                stage: stage.to_owned(),
+                provider: None,
+                error,
+                fallback: None,
+                extra: Extra::new(),
+            })
+        }
+        ConversationEvent::Reprompt => CallEventData::Reprompt(NoDetails::default()),
     }
 }

@@ -17,7 +17,7 @@ use prometheus_client::metrics::counter::Counter;
 use prometheus_client::metrics::histogram::Histogram;
 use tokio::sync::{mpsc, oneshot};
 
-use super::event_payloads::{custom_event, rtcp_record, transfer_record};
+use super::event_payloads::{rtcp_record, transfer_record};
 use super::leg::MediaLeg;
 use super::liveness::HoldChange;
 use super::media::{CallMedia, MediaEvent, MediaSettings, SendDtmfError};
@@ -30,7 +30,11 @@ use crate::sip::endpoint::{ByeOutcome, TransferProgress};
 use crate::sip::sdp::Direction;
 use crate::state::EdgeState;
 use crate::voice::VoiceFactory;
-use freya_shared::model::{CallEvent, CallEventKind};
+use freya_shared::model::call_payloads::{
+    CallAnswered, CallEnded, CallFailed, CallStarted, DtmfHeard, DtmfSent, Extra, RtpRecord,
+    TransferProgress as TransferRecord,
+};
+use freya_shared::model::{CallEvent, CallEventData, EndReason, FailReason};
 use freya_shared::snapshot::AgentConfig;
 
 /// What the SIP task tells a call.
@@ -42,7 +46,7 @@ pub enum CallSignal {
     Dtmf(char),
     /// The call is over at the signalling level (BYE, CANCEL, lost ACK, or our own BYE on the
     /// control plane's request — `by_us`).
-    Hangup { reason: &'static str, by_us: bool },
+    Hangup { reason: EndReason, by_us: bool },
     /// News of the transfer the call asked for.
     Transfer(TransferProgress),
     /// A re-INVITE changed our media direction (as we answered it): hold when we may not send,
@@ -104,8 +108,9 @@ pub struct CallSetup {
     /// How the call's audio travels.
     pub leg: MediaLeg,
     /// What the call record says of the provider that carried the call, beside the parties
-    /// (`{"provider": "twilio" | "sip_trunk", ...}`, with `call.answered` if we called); or null.
-    pub provider: serde_json::Value,
+    /// (with `call.answered` if we called; in `call.started` as it came); `None` for a SIP
+    /// call that rang in.
+    pub provider: Option<CallAnswered>,
 }
 
 /// What every call on this edge shares.
@@ -137,7 +142,7 @@ impl Drop for CallSlot {
 
 /// How the call ended, for the record and for whether we send the BYE.
 struct Ending {
-    reason: &'static str,
+    reason: EndReason,
     by_us: bool,
 }
 
@@ -166,47 +171,47 @@ pub async fn run(
     } = setup;
     let audio = leg.audio();
     let media_kind = leg.kind();
-    let event =
-        |kind, payload| CallEvent::new(call_id.clone(), workspace_id.clone(), kind, payload);
+    let event = |data| CallEvent::new(call_id.clone(), workspace_id.clone(), data);
     let started = Instant::now();
     // Events wait rather than drop: the spool behind this channel is the call's record. An
     // outbound call was recorded as started when it was dialled.
     if direction == CallDirection::Inbound {
         let _ = services
             .events
-            .send(event(
-                CallEventKind::Started,
-                serde_json::json!({"direction": direction.as_str(), "from": caller, "to": dialled,
-                                   "agent_id": workflow.is_none().then_some(&agent.id),
-                                   "workflow_id": workflow.as_ref().map(|w| &w.config.id),
-                                   "workflow_version": workflow.as_ref().map(|w| w.config.version),
-                                   "edge_id": &*services.edge_id,
-                                   "codec": format!("{:?}", audio.codec),
-                                   "media": media_kind,
-                                   "sip_call_id": (media_kind != "media_stream").then_some(&dialog),
-                                   "provider": &provider}),
-            ))
+            .send(event(CallEventData::Started(CallStarted {
+                direction: Some(direction.as_str().to_owned()),
+                from: Some(caller.clone()),
+                to: Some(dialled.clone()),
+                agent_id: Some(workflow.is_none().then(|| agent.id.clone())),
+                workflow_id: Some(workflow.as_ref().map(|w| w.config.id.clone())),
+                workflow_version: Some(workflow.as_ref().map(|w| u64::from(w.config.version))),
+                edge_id: Some(services.edge_id.to_string()),
+                codec: Some(format!("{:?}", audio.codec)),
+                media: Some(media_kind.to_owned()),
+                sip_call_id: Some((media_kind != "media_stream").then(|| dialog.clone())),
+                provider: Some(serde_json::to_value(&provider).unwrap_or_default()),
+                ..CallStarted::default()
+            })))
             .await;
     }
     // A call we placed: the trunk or account that carried it, and the attempts that failed first.
-    let answered = (direction == CallDirection::Outbound).then(|| provider.clone());
-    let answered = answered.unwrap_or_else(|| serde_json::json!({}));
+    let answered = match direction {
+        CallDirection::Outbound => provider.clone().unwrap_or_default(),
+        CallDirection::Inbound => CallAnswered::default(),
+    };
     let _ = services
         .events
-        .send(event(CallEventKind::Answered, answered))
+        .send(event(CallEventData::Answered(answered)))
         .await;
     tracing::info!(from = %caller, to = %dialled, agent = %agent.id, "call answered");
 
     // The call cannot carry media: hang up and record why.
-    let end_without_media = |reason: &'static str| {
+    let end_without_media = |reason: EndReason| {
         let hangup = DialogRequest::Hangup {
             dialog: dialog.clone(),
             bye: None,
         };
-        let ended = event(
-            CallEventKind::Ended,
-            serde_json::json!({ "reason": reason }),
-        );
+        let ended = event(CallEventData::Ended(CallEnded::because(reason)));
         let (requests, events) = (requests.clone(), services.events.clone());
         async move {
             let _ = requests.send(hangup).await;
@@ -217,7 +222,7 @@ pub async fn run(
         Ok(media) => media,
         Err(e) => {
             tracing::error!(error = %e, "cannot carry this call's media");
-            return end_without_media("unsupported_codec").await;
+            return end_without_media(EndReason::UnsupportedCodec).await;
         }
     };
     // A provider's media stream reports digits in its own messages, not as tones.
@@ -228,7 +233,7 @@ pub async fn run(
         Ok(leg) => leg,
         Err(e) => {
             tracing::error!(error = %e, "cannot take the call's RTP socket off the reactor");
-            return end_without_media("media_socket_error").await;
+            return end_without_media(EndReason::MediaSocketError).await;
         }
     };
     let mut talk = None;
@@ -247,10 +252,11 @@ pub async fn run(
                 misconfigured = Some(e.reason);
                 let _ = services
                     .events
-                    .send(event(
-                        CallEventKind::Failed,
-                        serde_json::json!({"reason": e.reason, "field": e.field, "detail": e.detail}),
-                    ))
+                    .send(event(CallEventData::Failed(CallFailed {
+                        field: Some(e.field.clone()),
+                        detail: Some(e.detail.clone().into()),
+                        ..CallFailed::because(FailReason::parse(e.reason))
+                    })))
                     .await;
             }
         }
@@ -258,7 +264,7 @@ pub async fn run(
     let mut recording = start_recording(&services, &agent, &call_id, &workspace_id);
     let max_duration = Duration::from_secs(u64::from(agent.spec.max_call_seconds));
     let deadline = tokio::time::Instant::from_std(started + max_duration);
-    let mut records: Vec<(&'static str, serde_json::Value)> = Vec::new();
+    let mut records: Vec<CallEventData> = Vec::new();
     // The destination of the transfer under way, for its events and the call's ending.
     let mut transfer: Option<String> = None;
     let mut departures = DepartureSpacing::new();
@@ -273,7 +279,7 @@ pub async fn run(
     let ending = loop {
         if let Some(reason) = misconfigured {
             break Ending {
-                reason,
+                reason: reason.into(),
                 by_us: true,
             };
         }
@@ -331,27 +337,28 @@ pub async fn run(
                     if let Some(talk) = talk.as_mut() {
                         talk.on_digit(Instant::now(), digit);
                     }
-                    let _ = services.events.send(event(CallEventKind::Dtmf, serde_json::json!({"digit": digit.to_string(), "via": "sip_info"}))).await;
+                    let heard = DtmfHeard { digit: digit.to_string(), via: "sip_info".to_owned(), duration_ms: None, extra: Extra::new() };
+                    let _ = services.events.send(event(CallEventData::Dtmf(heard))).await;
                 }
                 Some(CallSignal::Hangup { reason, by_us }) => break Ending { reason, by_us },
                 Some(CallSignal::Direction(direction)) => {
                     let now = Instant::now();
                     if let Some(change) = media.set_direction(now, direction) {
-                        let (kind, payload) = change.record(direction);
-                        tracing::info!(direction = direction.as_str(), "{kind}");
+                        let record = change.record(direction);
+                        tracing::info!(direction = direction.as_str(), "{}", record.kind());
                         if let (HoldChange::Resumed, Some(talk)) = (change, talk.as_mut()) {
                             talk.resume_after_hold(now);
                         }
-                        let _ = services.events.send(custom_event(&call_id, &workspace_id, kind, payload)).await;
+                        let _ = services.events.send(event(record)).await;
                     }
                 }
                 Some(CallSignal::Transfer(progress)) => {
                     let done = matches!(progress, TransferProgress::Succeeded { .. });
-                    let (status, payload) = transfer_record(&progress, transfer.as_deref());
-                    tracing::info!(status, "transfer {status}");
-                    let _ = services.events.send(custom_event(&call_id, &workspace_id, "call.transfer", payload)).await;
+                    let record = transfer_record(&progress, transfer.as_deref());
+                    tracing::info!(status = %record.status, "transfer {}", record.status);
+                    let _ = services.events.send(event(CallEventData::Transfer(record))).await;
                     if done {
-                        break Ending { reason: "transferred", by_us: true };
+                        break Ending { reason: EndReason::Transferred, by_us: true };
                     }
                     if let TransferProgress::Failed { .. } = progress {
                         transfer = None;
@@ -360,7 +367,7 @@ pub async fn run(
                         }
                     }
                 }
-                None => break Ending { reason: "edge_shutdown", by_us: false },
+                None => break Ending { reason: EndReason::EdgeShutdown, by_us: false },
             },
             Some(input) = async {
                 match talk.as_mut() {
@@ -372,7 +379,7 @@ pub async fn run(
                     talk.on_input(Instant::now(), input, &mut media);
                 }
             }
-            _ = &mut time_limit => break Ending { reason: "max_duration", by_us: true },
+            _ = &mut time_limit => break Ending { reason: EndReason::MaxDuration, by_us: true },
         }
         let foreign = media.foreign_received();
         if foreign > foreign_counted {
@@ -382,26 +389,19 @@ pub async fn run(
         let mut end = None;
         if let Some(talk) = talk.as_mut() {
             talk.drive(Instant::now(), &mut media, &mut records);
-            for (kind, payload) in records.drain(..) {
+            for record in records.drain(..) {
                 // Events wait rather than drop: they are the call's record.
-                let _ = services
-                    .events
-                    .send(custom_event(&call_id, &workspace_id, kind, payload))
-                    .await;
+                let _ = services.events.send(event(record)).await;
             }
             if let Some(reason) = talk.hangup() {
                 end = Some(Ending {
-                    reason,
+                    reason: reason.into(),
                     by_us: true,
                 });
             }
             while let Some(request) = talk.take_request() {
-                let (kind, payload, dialog) =
-                    agent_request(&dialog, request, &mut media, &mut transfer);
-                let _ = services
-                    .events
-                    .send(custom_event(&call_id, &workspace_id, kind, payload))
-                    .await;
+                let (record, dialog) = agent_request(&dialog, request, &mut media, &mut transfer);
+                let _ = services.events.send(event(record)).await;
                 if let Some(dialog) = dialog {
                     let _ = requests.send(dialog).await;
                 }
@@ -414,18 +414,18 @@ pub async fn run(
                     if let Some(talk) = talk.as_mut() {
                         talk.on_digit(Instant::now(), heard.digit);
                     }
-                    let record = event(CallEventKind::Dtmf, heard.record());
+                    let record = event(CallEventData::Dtmf(heard.record()));
                     let _ = services.events.send(record).await;
                 }
                 MediaEvent::Inactive => {
                     end = Some(Ending {
-                        reason: "rtp_timeout",
+                        reason: EndReason::RtpTimeout,
                         by_us: true,
                     })
                 }
                 MediaEvent::HoldTimeout => {
                     end = Some(Ending {
-                        reason: "hold_timeout",
+                        reason: EndReason::HoldTimeout,
                         by_us: true,
                     })
                 }
@@ -441,11 +441,8 @@ pub async fn run(
         }
     };
     if let Some(talk) = talk.as_mut() {
-        for (kind, payload) in talk.shutdown(Instant::now()) {
-            let _ = services
-                .events
-                .send(custom_event(&call_id, &workspace_id, kind, payload))
-                .await;
+        for record in talk.shutdown(Instant::now()) {
+            let _ = services.events.send(event(record)).await;
         }
     }
     if let Some((to, report)) = media.close_rtcp(Instant::now()) {
@@ -460,33 +457,31 @@ pub async fn run(
     };
     let stats = media.stats();
     tracing::info!(
-        reason = ending.reason,
+        reason = %ending.reason,
         received = stats.packets_received,
         sent = stats.packets_sent,
         "call ended"
     );
     let _ = services
         .events
-        .send(event(
-            CallEventKind::Ended,
-            serde_json::json!({
-                "reason": ending.reason,
-                "hangup_by": if ending.by_us { "agent" } else { "caller" },
-                "bye_outcome": bye_outcome,
-                "transferred_to": if ending.reason == "transferred" { transfer.as_deref() } else { None },
-                "duration_ms": u64::try_from(started.elapsed().as_millis()).unwrap_or(u64::MAX),
-                "rtp": {
-                    "received": stats.packets_received,
-                    "sent": stats.packets_sent,
-                    "lost": stats.jitter.lost,
-                    "late": stats.jitter.late,
-                    "junk": stats.junk_received,
-                    "foreign": stats.foreign_received,
-                    "jitter_ms": stats.interarrival_jitter_ms,
-                },
-                "rtcp": rtcp_record(&stats),
+        .send(event(CallEventData::Ended(CallEnded {
+            hangup_by: Some(if ending.by_us { "agent" } else { "caller" }.to_owned()),
+            bye_outcome: Some(bye_outcome),
+            transferred_to: Some(transfer.filter(|_| ending.reason == EndReason::Transferred)),
+            duration_ms: Some(u64::try_from(started.elapsed().as_millis()).unwrap_or(u64::MAX)),
+            rtp: Some(RtpRecord {
+                received: stats.packets_received,
+                sent: stats.packets_sent,
+                lost: stats.jitter.lost,
+                late: stats.jitter.late,
+                junk: stats.junk_received,
+                foreign: stats.foreign_received,
+                jitter_ms: u64::from(stats.interarrival_jitter_ms),
+                extra: Extra::new(),
             }),
-        ))
+            rtcp: Some(rtcp_record(&stats)),
+            ..CallEnded::because(ending.reason.clone())
+        })))
         .await;
 }
 
@@ -519,35 +514,44 @@ fn agent_request(
     request: AgentRequest,
     media: &mut CallMedia,
     transfer: &mut Option<String>,
-) -> (&'static str, serde_json::Value, Option<DialogRequest>) {
+) -> (CallEventData, Option<DialogRequest>) {
     let dialog = dialog.to_owned();
     match request {
         AgentRequest::Transfer(destination) => {
             tracing::info!(%destination, "the agent transfers the call");
             *transfer = Some(destination.clone());
-            let payload = serde_json::json!({"status": "requested", "destination": destination});
+            let record = CallEventData::Transfer(TransferRecord {
+                status: "requested".to_owned(),
+                destination: Some(destination.clone()),
+                code: None,
+                reason: None,
+                extra: Extra::new(),
+            });
             let request = DialogRequest::Transfer {
                 dialog,
                 destination,
             };
-            ("call.transfer", payload, Some(request))
+            (record, Some(request))
         }
-        AgentRequest::SendDtmf(digits) => match media.send_dtmf(&digits) {
-            Ok(()) => (
-                "call.dtmf_sent",
-                serde_json::json!({"digits": digits, "via": "rfc4733"}),
-                None,
-            ),
-            Err(SendDtmfError::NoTelephoneEvent) => {
-                let payload = serde_json::json!({"digits": digits, "via": "sip_info"});
-                let request = DialogRequest::SendDtmf { dialog, digits };
-                ("call.dtmf_sent", payload, Some(request))
+        AgentRequest::SendDtmf(digits) => {
+            let sent = |via: &str, error: Option<String>| DtmfSent {
+                digits: digits.clone(),
+                via: (!via.is_empty()).then(|| via.to_owned()),
+                error,
+                extra: Extra::new(),
+            };
+            match media.send_dtmf(&digits) {
+                Ok(()) => (CallEventData::DtmfSent(sent("rfc4733", None)), None),
+                Err(SendDtmfError::NoTelephoneEvent) => {
+                    let record = CallEventData::DtmfSent(sent("sip_info", None));
+                    let request = DialogRequest::SendDtmf { dialog, digits };
+                    (record, Some(request))
+                }
+                Err(e) => (
+                    CallEventData::DtmfFailed(sent("", Some(e.to_string()))),
+                    None,
+                ),
             }
-            Err(e) => (
-                "call.dtmf_failed",
-                serde_json::json!({"digits": digits, "error": e.to_string()}),
-                None,
-            ),
-        },
+        }
     }
 }

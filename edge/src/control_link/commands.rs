@@ -23,9 +23,11 @@ use crate::twilio::ticket::StreamTicket;
 use crate::twilio::TwilioEdge;
 use freya_proto::v1::edge_command::Command;
 use freya_proto::v1::CommandsRequest;
+use freya_shared::model::call_payloads::{CallFailed, CallStarted, ProviderAttempt};
 use freya_shared::model::outbound_proxy::parse_proxy_uri;
 use freya_shared::model::{
-    CallEvent, CallEventKind, ProviderSpec, SipTransport, SipTrunkSpec, TwilioAccountSpec,
+    CallEvent, CallEventData, FailReason, ProviderSpec, SipTransport, SipTrunkSpec,
+    TwilioAccountSpec,
 };
 use freya_shared::snapshot::{AgentConfig, ProviderConfig};
 
@@ -99,11 +101,15 @@ async fn handle(
         Some(Command::PlaceCall(place)) => {
             tracing::info!(call = %place.call_id, to = %place.to, "outbound call requested");
             let fail = |reason: &str| {
+                let failed = CallFailed {
+                    direction: Some("outbound".to_owned()),
+                    to: Some(place.to.clone()),
+                    ..CallFailed::because(FailReason::parse(reason))
+                };
                 CallEvent::new(
                     place.call_id.clone(),
                     place.workspace_id.clone(),
-                    CallEventKind::Failed,
-                    serde_json::json!({"direction": "outbound", "to": place.to, "reason": reason}),
+                    CallEventData::Failed(failed),
                 )
             };
             let snapshot = state.snapshot();
@@ -149,13 +155,17 @@ async fn place_in_order(
     sip: mpsc::Sender<SipCommand>,
     twilio: TwilioEdge,
 ) {
-    let fail = |reason: &str, attempts: Vec<serde_json::Value>| {
+    let fail = |reason: &str, attempts: Vec<ProviderAttempt>| {
+        let failed = CallFailed {
+            direction: Some("outbound".to_owned()),
+            to: Some(place.to.clone()),
+            attempts: Some(attempts),
+            ..CallFailed::because(FailReason::parse(reason))
+        };
         CallEvent::new(
             place.call_id.clone(),
             place.workspace_id.clone(),
-            CallEventKind::Failed,
-            serde_json::json!({"direction": "outbound", "to": place.to, "reason": reason,
-                               "attempts": attempts}),
+            CallEventData::Failed(failed),
         )
     };
     // The control plane checks these too; an edge never puts anything else in a SIP URI.
@@ -167,7 +177,7 @@ async fn place_in_order(
             return;
         }
     }
-    let mut attempts: Vec<serde_json::Value> = Vec::new();
+    let mut attempts: Vec<ProviderAttempt> = Vec::new();
     let mut rest = providers.as_slice();
     while let Some((provider, tail)) = rest.split_first() {
         if let ProviderSpec::Twilio(account) = &provider.spec {
@@ -175,25 +185,36 @@ async fn place_in_order(
             match place_with_twilio(&twilio, &place, &provider.id, account, &agent.id).await {
                 Ok(call_sid) => {
                     tracing::info!(call = %place.call_id, %call_sid, account = %account.name, "outbound call placed through Twilio");
+                    let started = CallStarted {
+                        direction: Some("outbound".to_owned()),
+                        from: Some(place.from.clone()),
+                        to: Some(place.to.clone()),
+                        agent_id: Some(Some(agent.id.clone())),
+                        edge_id: Some(twilio.services.edge_id.to_string()),
+                        provider: Some("twilio".into()),
+                        provider_id: Some(provider.id.clone()),
+                        provider_call_id: Some(call_sid.to_string()),
+                        attempts: Some(attempts),
+                        ..CallStarted::default()
+                    };
                     let started = CallEvent::new(
                         place.call_id.clone(),
                         place.workspace_id.clone(),
-                        CallEventKind::Started,
-                        serde_json::json!({"direction": "outbound", "from": place.from, "to": place.to,
-                                           "agent_id": agent.id, "edge_id": &*twilio.services.edge_id,
-                                           "provider": "twilio", "provider_id": provider.id,
-                                           "provider_call_id": call_sid, "attempts": attempts}),
+                        CallEventData::Started(started),
                     );
                     let _ = events.send(started).await;
                     return;
                 }
                 Err(e) => {
                     tracing::warn!(call = %place.call_id, account = %account.name, error = %e, "Twilio did not take the call; trying the next provider");
-                    attempts.push(
-                        serde_json::json!({"kind": "twilio", "provider_id": provider.id,
-                                                     "provider": account.name, "reason": e.reason(),
-                                                     "outcome": e.to_string()}),
-                    );
+                    attempts.push(ProviderAttempt {
+                        kind: "twilio".to_owned(),
+                        provider_id: provider.id.clone(),
+                        provider: account.name.clone(),
+                        reason: e.reason().to_owned(),
+                        outcome: e.to_string(),
+                        extra: Default::default(),
+                    });
                 }
             }
             continue;
@@ -214,9 +235,14 @@ async fn place_in_order(
                 Some(trunk) => trunks.push(trunk),
                 None => {
                     tracing::warn!(trunk = %spec.name, host = %spec.host, "cannot resolve a trunk's host; skipping it");
-                    attempts.push(serde_json::json!({"kind": "sip_trunk", "provider_id": provider.id,
-                                                     "provider": spec.name, "reason": "unresolvable_host",
-                                                     "outcome": format!("cannot resolve {}", spec.host)}));
+                    attempts.push(ProviderAttempt {
+                        kind: "sip_trunk".to_owned(),
+                        provider_id: provider.id.clone(),
+                        provider: spec.name.clone(),
+                        reason: "unresolvable_host".to_owned(),
+                        outcome: format!("cannot resolve {}", spec.host),
+                        extra: Default::default(),
+                    });
                 }
             }
         }

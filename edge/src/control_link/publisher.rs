@@ -24,6 +24,7 @@ fn to_wire(event: &CallEvent) -> WireEvent {
         kind: event.kind.clone(),
         at_ms: event.at_ms,
         payload_json: event.payload.to_string(),
+        schema: event.schema,
     }
 }
 

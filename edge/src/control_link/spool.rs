@@ -227,13 +227,12 @@ fn rewrite<'a>(path: &Path, events: impl Iterator<Item = &'a CallEvent>) -> Resu
 #[cfg(test)]
 mod tests {
     use super::*;
-    use freya_shared::model::CallEventKind;
 
     fn event(n: u32) -> CallEvent {
-        CallEvent::new(
+        CallEvent::raw(
             format!("call-{n}"),
             "ws",
-            CallEventKind::Started,
+            "call.started",
             serde_json::json!({ "n": n }),
         )
     }

@@ -40,7 +40,8 @@ use crate::call::ports::{MediaAddresses, PortAllocator};
 use crate::call::slots::{CallSlots, SlotLimits};
 use crate::call::task::{self, CallServices, CallSetup, CallSignal, DialogRequest};
 use crate::metrics::RefusalCounter;
-use freya_shared::model::{CallEvent, CallEventKind};
+use freya_shared::model::call_payloads::{CallEnded, CallStarted};
+use freya_shared::model::{CallEvent, CallEventData, EndReason};
 use placing::PendingOutbound;
 use refusal::Refusals;
 use tcp::{TcpConnections, TcpInput};
@@ -176,13 +177,13 @@ impl SipService {
                             slots.release(&call_id);
                             tracing::info!(call = %call_id, "hang-up requested by the control plane");
                             // The call's task sends the BYE (DialogRequest::Hangup) and records its outcome.
-                            let _ = tx.send(CallSignal::Hangup { reason: "hangup_requested", by_us: true }).await;
+                            let _ = tx.send(CallSignal::Hangup { reason: EndReason::HangupRequested, by_us: true }).await;
                         } else if pending.contains_key(&call_id) {
                             endpoint.hangup(now, &call_id); // CANCEL; reported as OutboundFailed
                         } else if let Some(unanswered) = ringing.remove(&call_id) {
                             slots.release(&call_id);
                             endpoint.reject(now, &call_id, 480, "Temporarily Unavailable", None);
-                            record_unanswered(&services, &unanswered.setup, "hangup_requested").await;
+                            record_unanswered(&services, &unanswered.setup, EndReason::HangupRequested).await;
                         } else {
                             tracing::info!(call = %call_id, "hang-up requested for a call this edge does not carry");
                         }
@@ -226,7 +227,7 @@ impl SipService {
                     }
                     for (call_id, signal) in calls.drain() {
                         endpoint.hangup(now, &call_id);
-                        let _ = signal.try_send(CallSignal::Hangup { reason: "edge_shutdown", by_us: true });
+                        let _ = signal.try_send(CallSignal::Hangup { reason: EndReason::EdgeShutdown, by_us: true });
                     }
                     for call_id in pending.keys() {
                         endpoint.hangup(now, call_id);
@@ -292,13 +293,13 @@ impl SipService {
                     }
                     EndpointEvent::RemoteHangup { call_id, cancelled } => {
                         let reason = if cancelled {
-                            "caller_cancelled"
+                            EndReason::CallerCancelled
                         } else {
-                            "caller_hangup"
+                            EndReason::CallerHangup
                         };
                         slots.release(&call_id);
                         if let Some(unanswered) = ringing.remove(&call_id) {
-                            record_unanswered(&services, &unanswered.setup, reason).await;
+                            record_unanswered(&services, &unanswered.setup, reason.clone()).await;
                         }
                         if let Some(tx) = calls.remove(&call_id) {
                             let _ = tx
@@ -354,11 +355,17 @@ impl SipService {
                     }
                     EndpointEvent::SessionExpired { call_id } => {
                         slots.release(&call_id);
-                        end_session(&mut endpoint, &mut calls, &call_id, "session_expired").await;
+                        end_session(
+                            &mut endpoint,
+                            &mut calls,
+                            &call_id,
+                            EndReason::SessionExpired,
+                        )
+                        .await;
                     }
                     EndpointEvent::ReinviteUnacknowledged { call_id } => {
                         slots.release(&call_id);
-                        let reason = "reinvite_unacknowledged";
+                        let reason = EndReason::ReinviteUnacknowledged;
                         end_session(&mut endpoint, &mut calls, &call_id, reason).await;
                     }
                     EndpointEvent::Failed { call_id, reason } => {
@@ -367,7 +374,7 @@ impl SipService {
                         if let Some(tx) = calls.remove(&call_id) {
                             let _ = tx
                                 .send(CallSignal::Hangup {
-                                    reason: "signalling_failed",
+                                    reason: EndReason::SignallingFailed,
                                     by_us: false,
                                 })
                                 .await;
@@ -395,7 +402,7 @@ async fn end_session(
     endpoint: &mut SipEndpoint,
     calls: &mut HashMap<String, mpsc::Sender<CallSignal>>,
     call_id: &str,
-    reason: &'static str,
+    reason: EndReason,
 ) {
     match calls.remove(call_id) {
         // The call's task sends the BYE (DialogRequest::Hangup) and records its outcome.
@@ -426,19 +433,28 @@ fn start_call(
 }
 
 /// Records a call that ended while it rang (the caller gave up).
-async fn record_unanswered(services: &CallServices, setup: &CallSetup, reason: &'static str) {
+async fn record_unanswered(services: &CallServices, setup: &CallSetup, reason: EndReason) {
+    let started = CallStarted {
+        direction: Some("inbound".to_owned()),
+        from: Some(setup.caller.clone()),
+        to: Some(setup.dialled.clone()),
+        agent_id: Some(Some(setup.agent.id.clone())),
+        edge_id: Some(services.edge_id.to_string()),
+        ..CallStarted::default()
+    };
     let started = CallEvent::new(
         setup.call_id.clone(),
         setup.workspace_id.clone(),
-        CallEventKind::Started,
-        serde_json::json!({"direction": "inbound", "from": setup.caller, "to": setup.dialled,
-                           "agent_id": setup.agent.id, "edge_id": &*services.edge_id}),
+        CallEventData::Started(started),
     );
+    let ended = CallEnded {
+        answered: Some(false),
+        ..CallEnded::because(reason)
+    };
     let ended = CallEvent::new(
         setup.call_id.clone(),
         setup.workspace_id.clone(),
-        CallEventKind::Ended,
-        serde_json::json!({"reason": reason, "answered": false}),
+        CallEventData::Ended(ended),
     );
     for event in [started, ended] {
         let _ = services.events.send(event).await;

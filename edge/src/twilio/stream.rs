@@ -30,7 +30,8 @@ use super::{rest, signature, twiml, TwilioEdge};
 use crate::call::leg::{MediaLeg, StreamFrame, StreamLeg, StreamOut};
 use crate::call::task::{self, CallDirection, CallSetup, CallSignal, DialogRequest};
 use crate::sip::endpoint::TransferProgress;
-use freya_shared::model::{CallEvent, CallEventKind, ProviderSpec};
+use freya_shared::model::call_payloads::{CallAnswered, CallFailed};
+use freya_shared::model::{CallEvent, CallEventData, EndReason, FailReason, ProviderSpec};
 
 /// How long Twilio may take from opening the socket to `start`.
 const START_TIMEOUT: Duration = Duration::from_secs(10);
@@ -76,10 +77,11 @@ where
         let _ = socket.close(None).await;
         return;
     };
-    let provider_id = setup.provider["provider_id"]
-        .as_str()
-        .unwrap_or_default()
-        .to_owned();
+    let provider_id = setup
+        .provider
+        .as_ref()
+        .and_then(|p| p.provider_id.clone())
+        .unwrap_or_default();
     let (signal_tx, signal_rx) = mpsc::channel(SIGNAL_QUEUE);
     let (request_tx, mut request_rx) = mpsc::channel(SIGNAL_QUEUE);
     let services = twilio.services.clone();
@@ -122,20 +124,20 @@ where
                         }
                         Ok(FromTwilio::Mark { mark, .. }) => tracing::debug!(mark = %mark.name, "Twilio played up to a mark"),
                         Ok(FromTwilio::Stop { .. }) => {
-                            let _ = signal_tx.send(hangup("caller_hangup")).await;
+                            let _ = signal_tx.send(hangup(EndReason::CallerHangup)).await;
                             break;
                         }
                         Ok(FromTwilio::Connected { .. } | FromTwilio::Start { .. }) => {}
                         Err(e) => tracing::debug!(error = %e, "ignoring a stream message"),
                     },
                     Some(Ok(Message::Close(_))) | None => {
-                        let _ = signal_tx.send(hangup("stream_closed")).await;
+                        let _ = signal_tx.send(hangup(EndReason::StreamClosed)).await;
                         break;
                     }
                     Some(Ok(_)) => {}
                     Some(Err(e)) => {
                         tracing::info!(error = %e, "media stream failed");
-                        let _ = signal_tx.send(hangup("stream_failed")).await;
+                        let _ = signal_tx.send(hangup(EndReason::StreamFailed)).await;
                         close_after(&mut socket, &e).await;
                         break;
                     }
@@ -148,7 +150,7 @@ where
                     };
                     if let Err(e) = socket.send(Message::text(message.to_text())).await {
                         tracing::info!(error = %e, "cannot write to the media stream");
-                        let _ = signal_tx.send(hangup("stream_failed")).await;
+                        let _ = signal_tx.send(hangup(EndReason::StreamFailed)).await;
                         break;
                     }
                 }
@@ -172,7 +174,7 @@ where
                     }
                 },
                 _ = twilio.shutdown.cancelled() => {
-                    let _ = signal_tx.send(CallSignal::Hangup { reason: "edge_shutdown", by_us: true }).await;
+                    let _ = signal_tx.send(CallSignal::Hangup { reason: EndReason::EdgeShutdown, by_us: true }).await;
                     let _ = socket.close(None).await;
                     break;
                 }
@@ -332,12 +334,13 @@ async fn call_setup(
         tracing::warn!(call_sid = %start.call_sid, call = %ticket.call_id, error = %e, "media stream ticket refused; closing it");
         return None;
     }
-    let provider = serde_json::json!({
-        "provider": "twilio",
-        "provider_id": ticket.provider_id,
-        "provider_call_id": start.call_sid,
-        "stream_sid": start.stream_sid,
-    });
+    let provider = CallAnswered {
+        provider: Some("twilio".to_owned()),
+        provider_id: Some(ticket.provider_id.clone()),
+        provider_call_id: Some(start.call_sid.clone()),
+        stream_sid: Some(start.stream_sid.clone()),
+        ..CallAnswered::default()
+    };
     let (direction, agent, workflow) = if ticket.outbound {
         let agent = ticket.agent_id.as_deref().and_then(|id| {
             snapshot
@@ -377,7 +380,7 @@ async fn call_setup(
         caller: ticket.from,
         dialled: ticket.to,
         leg,
-        provider,
+        provider: Some(provider),
     })
 }
 
@@ -385,8 +388,7 @@ async fn record_failed(twilio: &TwilioEdge, call_id: &str, workspace_id: &str, r
     let event = CallEvent::new(
         call_id.to_owned(),
         workspace_id.to_owned(),
-        CallEventKind::Failed,
-        serde_json::json!({"reason": reason}),
+        CallEventData::Failed(CallFailed::because(FailReason::parse(reason))),
     );
     let _ = twilio.services.events.send(event).await;
 }

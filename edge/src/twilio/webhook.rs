@@ -23,7 +23,8 @@ use tracing::Instrument;
 
 use super::ticket::StreamTicket;
 use super::{signature, twiml, TwilioEdge};
-use freya_shared::model::ProviderSpec;
+use freya_shared::model::call_payloads::CallFailed;
+use freya_shared::model::{CallEventData, FailReason, ProviderSpec};
 
 /// Largest body the Twilio endpoints take. Twilio posts a form of a few dozen short fields
 /// (about 1 KiB); a larger `Content-Length` is refused from the headers, with a 413.
@@ -198,23 +199,28 @@ async fn status(
             .unwrap_or_default()
     };
     let reason = match field("CallStatus") {
-        "busy" => "busy",
-        "no-answer" => "no_answer",
-        "failed" => "provider_failed",
-        "canceled" => "canceled",
+        "busy" => FailReason::Busy,
+        "no-answer" => FailReason::NoAnswer,
+        "failed" => FailReason::ProviderFailed,
+        "canceled" => FailReason::Canceled,
         other => {
             tracing::debug!(call = %ticket.call_id, status = %other, "Twilio call status");
             return StatusCode::NO_CONTENT.into_response();
         }
     };
-    tracing::info!(call = %ticket.call_id, reason, "outbound Twilio call not answered");
+    tracing::info!(call = %ticket.call_id, %reason, "outbound Twilio call not answered");
     twilio.count("unanswered");
+    let failed = CallFailed {
+        direction: Some("outbound".to_owned()),
+        to: Some(ticket.to),
+        provider: Some("twilio".to_owned()),
+        provider_call_id: Some(field("CallSid").to_owned()),
+        ..CallFailed::because(reason)
+    };
     let event = freya_shared::model::CallEvent::new(
         ticket.call_id,
         ticket.workspace_id,
-        freya_shared::model::CallEventKind::Failed,
-        serde_json::json!({"direction": "outbound", "to": ticket.to, "reason": reason,
-                           "provider": "twilio", "provider_call_id": field("CallSid")}),
+        CallEventData::Failed(failed),
     );
     // Events wait rather than drop: they are the call's record.
     let _ = twilio.services.events.send(event).await;

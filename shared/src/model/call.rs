@@ -3,7 +3,10 @@
 
 use serde::{Deserialize, Serialize};
 
-/// Kinds of call event that the control plane understands; others are stored as they come.
+use super::call_events::{CallEventData, CALL_EVENT_SCHEMA};
+
+/// The names of the kinds that change a call's record (kept for code that names a kind without a
+/// payload, such as tests and queries); the typed kinds are [`CallEventData`].
 #[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize, Deserialize)]
 pub enum CallEventKind {
     #[serde(rename = "call.started")]
@@ -48,6 +51,12 @@ impl CallEventKind {
     }
 }
 
+impl AsRef<str> for CallEventKind {
+    fn as_ref(&self) -> &str {
+        self.as_str()
+    }
+}
+
 /// One event about one call, as the edge spools and publishes it.
 #[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
 pub struct CallEvent {
@@ -56,26 +65,55 @@ pub struct CallEvent {
     pub workspace_id: String,
     pub kind: String,
     pub at_ms: i64,
-    /// Kind-specific details (a JSON object).
+    /// Kind-specific details (a JSON object), exactly as stored and sent on.
     pub payload: serde_json::Value,
+    /// The event contract version the edge wrote ([`CALL_EVENT_SCHEMA`]); 0 from an edge (or a
+    /// spool file) from before the field, whose events read the same.
+    #[serde(default)]
+    pub schema: u32,
 }
 
 impl CallEvent {
-    /// A new event with a fresh id, stamped now.
+    /// A new event with a fresh id, stamped now, its payload serialised from its type (the only
+    /// way an edge builds one).
     pub fn new(
         call_id: impl Into<String>,
         workspace_id: impl Into<String>,
-        kind: CallEventKind,
+        data: CallEventData,
+    ) -> Self {
+        Self {
+            id: crate::ids::new_id(),
+            call_id: call_id.into(),
+            workspace_id: workspace_id.into(),
+            kind: data.kind().to_owned(),
+            at_ms: crate::ids::now_ms(),
+            payload: data.to_payload(),
+            schema: CALL_EVENT_SCHEMA,
+        }
+    }
+
+    /// An event as some edge sent it (of any version): its kind and JSON as they are. For
+    /// fixtures and events relayed rather than built.
+    pub fn raw(
+        call_id: impl Into<String>,
+        workspace_id: impl Into<String>,
+        kind: impl AsRef<str>,
         payload: serde_json::Value,
     ) -> Self {
         Self {
             id: crate::ids::new_id(),
             call_id: call_id.into(),
             workspace_id: workspace_id.into(),
-            kind: kind.as_str().into(),
+            kind: kind.as_ref().to_owned(),
             at_ms: crate::ids::now_ms(),
             payload,
+            schema: 0,
         }
+    }
+
+    /// The event read into its type: done once, where the event enters the control plane.
+    pub fn data(&self) -> CallEventData {
+        CallEventData::parse(&self.kind, &self.payload)
     }
 }
 

@@ -4,6 +4,9 @@
 
 pub mod agent;
 pub mod call;
+pub mod call_events;
+pub mod call_payloads;
+pub mod call_reasons;
 pub mod dialable;
 pub mod edge;
 pub mod number;
@@ -17,6 +20,8 @@ use serde::{Deserialize, Serialize};
 
 pub use agent::AgentSpec;
 pub use call::{CallEvent, CallEventKind};
+pub use call_events::{CallEventData, CALL_EVENT_SCHEMA};
+pub use call_reasons::{EndReason, FailReason};
 pub use dialable::{normalize_dialable, DialableError};
 pub use edge::{EdgeHealth, EdgeStatus};
 pub use number::{NumberTarget, PhoneNumberSpec};

@@ -161,7 +161,7 @@ pub async fn accept(
             audio: answer.audio,
             sockets,
         },
-        provider: serde_json::Value::Null,
+        provider: None,
     };
     Some((answer.sdp, setup))
 }

@@ -12,7 +12,10 @@ use crate::sip::endpoint::SipEndpoint;
 use crate::sip::outbound::{OutboundFailure, TrunkAttempt};
 use crate::sip::sdp::{self, Direction, LocalMedia, SessionDescription};
 use crate::sip::uac::{CallRequest, Trunk};
-use freya_shared::model::{CallEvent, CallEventKind};
+use freya_shared::model::call_payloads::{
+    CallAnswered, CallFailed, CallStarted, FailureDetail, FailureRecord, ProviderAttempt,
+};
+use freya_shared::model::{CallEvent, CallEventData, FailReason};
 use freya_shared::snapshot::AgentConfig;
 use tokio::sync::oneshot;
 
@@ -38,7 +41,7 @@ pub struct PlaceCall {
     pub trunks: Vec<Trunk>,
     /// Attempts on providers ranked before these trunks (call-record entries, see
     /// [`trunk_attempts`]): listed with `call.started` and `call.failed`.
-    pub earlier_attempts: Vec<serde_json::Value>,
+    pub earlier_attempts: Vec<ProviderAttempt>,
     /// Where to hand a failure that may fail over when providers ranked after these trunks
     /// remain; `None` records it as the call's end. Dropped unsent when the call is answered or
     /// ends for good.
@@ -48,7 +51,7 @@ pub struct PlaceCall {
 /// Every trunk failed in a way worth failing over: the attempts, for the next provider to carry.
 #[derive(Debug)]
 pub struct FallBack {
-    pub attempts: Vec<serde_json::Value>,
+    pub attempts: Vec<ProviderAttempt>,
 }
 
 /// The call-record entries of `trunks` tried and ended by `failure`, one per trunk: `kind`,
@@ -57,10 +60,14 @@ pub struct FallBack {
 pub fn trunk_attempts(
     failure: &OutboundFailure,
     trunks: &[(String, String)],
-) -> Vec<serde_json::Value> {
-    let entry = |id: &str, name: &str, reason: &str, outcome: &str| {
-        serde_json::json!({"kind": "sip_trunk", "provider_id": id, "provider": name,
-                           "reason": reason, "outcome": outcome})
+) -> Vec<ProviderAttempt> {
+    let entry = |id: &str, name: &str, reason: &str, outcome: &str| ProviderAttempt {
+        kind: "sip_trunk".to_owned(),
+        provider_id: id.to_owned(),
+        provider: name.to_owned(),
+        reason: reason.to_owned(),
+        outcome: outcome.to_owned(),
+        extra: Default::default(),
     };
     match failure {
         OutboundFailure::AllTrunksFailed { attempts } => attempts
@@ -95,8 +102,16 @@ pub struct PendingOutbound {
     sockets: MediaSockets,
     /// The trunks tried, `(provider id, name)`.
     trunks: Vec<(String, String)>,
-    earlier_attempts: Vec<serde_json::Value>,
+    earlier_attempts: Vec<ProviderAttempt>,
     fall_back: Option<oneshot::Sender<FallBack>>,
+}
+
+/// A `call.failed` detail that lists only the providers tried before.
+fn attempts_only(attempts: &[ProviderAttempt]) -> FailureDetail {
+    FailureDetail::Record(FailureRecord {
+        attempts: Some(attempts.to_vec()),
+        ..FailureRecord::default()
+    })
 }
 
 /// Records `call.failed` for a call that never got answered.
@@ -105,14 +120,19 @@ pub async fn record_failure(
     call_id: &str,
     workspace_id: &str,
     to: &str,
-    reason: &str,
-    detail: serde_json::Value,
+    reason: FailReason,
+    detail: FailureDetail,
 ) {
+    let failed = CallFailed {
+        direction: Some("outbound".to_owned()),
+        to: Some(to.to_owned()),
+        detail: Some(detail),
+        ..CallFailed::because(reason)
+    };
     let event = CallEvent::new(
         call_id.to_owned(),
         workspace_id.to_owned(),
-        CallEventKind::Failed,
-        serde_json::json!({"direction": "outbound", "to": to, "reason": reason, "detail": detail}),
+        CallEventData::Failed(failed),
     );
     let _ = services.events.send(event).await;
 }
@@ -130,21 +150,21 @@ pub async fn place(
     active: u32,
 ) -> Option<PendingOutbound> {
     let refusal = if services.state.is_draining() {
-        Some("edge_draining")
+        Some(FailReason::EdgeDraining)
     } else if active >= services.state.capacity() {
-        Some("edge_at_capacity")
+        Some(FailReason::EdgeAtCapacity)
     } else {
         None
     };
     if let Some(reason) = refusal {
-        tracing::info!(call = %call.call_id, reason, "outbound call refused");
+        tracing::info!(call = %call.call_id, %reason, "outbound call refused");
         record_failure(
             services,
             &call.call_id,
             &call.workspace_id,
             &call.to,
             reason,
-            serde_json::json!({"attempts": call.earlier_attempts}),
+            attempts_only(&call.earlier_attempts),
         )
         .await;
         return None;
@@ -163,8 +183,8 @@ pub async fn place(
             &call.call_id,
             &call.workspace_id,
             &call.to,
-            "no_media_address_family",
-            serde_json::json!({"attempts": call.earlier_attempts}),
+            FailReason::NoMediaAddressFamily,
+            attempts_only(&call.earlier_attempts),
         )
         .await;
         return None;
@@ -176,8 +196,8 @@ pub async fn place(
             &call.call_id,
             &call.workspace_id,
             &call.to,
-            "no_media_ports",
-            serde_json::json!({"attempts": call.earlier_attempts}),
+            FailReason::NoMediaPorts,
+            attempts_only(&call.earlier_attempts),
         )
         .await;
         return None;
@@ -201,13 +221,20 @@ pub async fn place(
     let call = *call;
     let trunks: Vec<&str> = call.trunks.iter().map(|t| t.name.as_str()).collect();
     // The call's record starts when we dial (the control plane keeps the first call.started).
+    let started = CallStarted {
+        direction: Some("outbound".to_owned()),
+        from: Some(call.from.clone()),
+        to: Some(call.to.clone()),
+        agent_id: Some(Some(call.agent.id.clone())),
+        edge_id: Some(services.edge_id.to_string()),
+        trunks: Some(trunks.iter().map(|t| t.to_string()).collect()),
+        attempts: Some(call.earlier_attempts.clone()),
+        ..CallStarted::default()
+    };
     let started = CallEvent::new(
         call.call_id.clone(),
         call.workspace_id.clone(),
-        CallEventKind::Started,
-        serde_json::json!({"direction": "outbound", "from": call.from, "to": call.to,
-                           "agent_id": call.agent.id, "edge_id": &*services.edge_id,
-                           "trunks": trunks, "attempts": call.earlier_attempts}),
+        CallEventData::Started(started),
     );
     let _ = services.events.send(started).await;
     let request = CallRequest {
@@ -263,8 +290,12 @@ pub async fn answered(
         attempts: answer.failed_first.to_vec(),
     };
     attempts.extend(trunk_attempts(&failed, &[]));
-    let provider = serde_json::json!({"provider": "sip_trunk", "provider_id": answer.trunk_id,
-                                      "attempts": attempts});
+    let provider = CallAnswered {
+        provider: Some("sip_trunk".to_owned()),
+        provider_id: Some(answer.trunk_id.to_string()),
+        attempts: Some(attempts),
+        ..CallAnswered::default()
+    };
     match audio {
         Ok(audio) => Some(CallSetup {
             call_id: call_id.to_owned(),
@@ -279,7 +310,7 @@ pub async fn answered(
                 audio,
                 sockets: pending.sockets,
             },
-            provider,
+            provider: Some(provider),
         }),
         Err(e) => {
             tracing::warn!(call = %call_id, error = %e, "the callee's SDP answer is unusable; hanging up");
@@ -288,8 +319,8 @@ pub async fn answered(
                 call_id,
                 &pending.workspace_id,
                 &pending.to,
-                "bad_answer_sdp",
-                serde_json::json!(e.to_string()),
+                FailReason::BadAnswerSdp,
+                FailureDetail::Text(e.to_string()),
             )
             .await;
             None
@@ -315,16 +346,18 @@ pub async fn failed(
         }
     }
     tracing::info!(call = %call_id, reason = %failure.describe(), "outbound call failed");
-    let mut detail = serde_json::json!({"description": failure.describe(), "attempts": attempts});
-    if let Some(code) = failure.code() {
-        detail["code"] = code.into();
-    }
+    let detail = FailureDetail::Record(FailureRecord {
+        description: Some(failure.describe()),
+        attempts: Some(attempts),
+        code: failure.code(),
+        ..FailureRecord::default()
+    });
     record_failure(
         services,
         call_id,
         &pending.workspace_id,
         &pending.to,
-        failure.reason(),
+        FailReason::parse(failure.reason()),
         detail,
     )
     .await;

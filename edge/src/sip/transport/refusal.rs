@@ -15,7 +15,8 @@
 
 use std::time::{Duration, Instant};
 
-use freya_shared::model::{CallEvent, CallEventKind};
+use freya_shared::model::call_payloads::CallFailed;
+use freya_shared::model::{CallEvent, CallEventData, FailReason};
 
 use super::super::endpoint::{IncomingCall, SipEndpoint};
 use crate::call::admission::{Refusal, RefusalCause};
@@ -112,12 +113,18 @@ impl Refusals {
         let Some(workspace_id) = workspace else {
             return;
         };
+        let failed = CallFailed {
+            direction: Some("inbound".to_owned()),
+            from: Some(call.caller.clone()),
+            to: Some(call.dialled.clone()),
+            sip_call_id: Some(call.call_id.clone()),
+            code: Some(code),
+            ..CallFailed::because(FailReason::parse(reason.label()))
+        };
         let event = CallEvent::new(
             freya_shared::ids::new_id(),
             workspace_id,
-            CallEventKind::Failed,
-            serde_json::json!({"direction": "inbound", "from": call.caller, "to": call.dialled,
-                               "reason": reason.label(), "sip_call_id": call.call_id, "code": code}),
+            CallEventData::Failed(failed),
         );
         // The event queue is the control link's; a full one waits, as every call event does.
         let _ = services.events.send(event).await;

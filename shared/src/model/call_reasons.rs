@@ -1,0 +1,158 @@
+//! Why a call ended (`call.ended`) or never got going (`call.failed`), as enums. On the wire each
+//! is the same snake_case word edges have always written; a word this version does not know (from
+//! a newer edge) is kept as it came in `Other`, never refused.
+
+use serde::{Deserialize, Deserializer, Serialize, Serializer};
+
+macro_rules! reason_enum {
+    ($(#[$meta:meta])* $name:ident { $($(#[$vmeta:meta])* $variant:ident => $word:literal,)* }) => {
+        $(#[$meta])*
+        #[derive(Debug, Clone, PartialEq, Eq, Hash)]
+        pub enum $name {
+            $($(#[$vmeta])* $variant,)*
+            /// A reason this version does not name, as the edge wrote it.
+            Other(String),
+        }
+
+        impl $name {
+            /// The word stored and sent on.
+            pub fn as_str(&self) -> &str {
+                match self {
+                    $(Self::$variant => $word,)*
+                    Self::Other(word) => word,
+                }
+            }
+
+            /// The reason written `word`; never fails (unknown words are `Other`).
+            pub fn parse(word: &str) -> Self {
+                match word {
+                    $($word => Self::$variant,)*
+                    other => Self::Other(other.to_owned()),
+                }
+            }
+        }
+
+        impl std::fmt::Display for $name {
+            fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+                f.write_str(self.as_str())
+            }
+        }
+
+        impl Serialize for $name {
+            fn serialize<S: Serializer>(&self, serializer: S) -> Result<S::Ok, S::Error> {
+                serializer.serialize_str(self.as_str())
+            }
+        }
+
+        impl<'de> Deserialize<'de> for $name {
+            fn deserialize<D: Deserializer<'de>>(deserializer: D) -> Result<Self, D::Error> {
+                let word = std::borrow::Cow::<'de, str>::deserialize(deserializer)?;
+                Ok(Self::parse(&word))
+            }
+        }
+    };
+}
+
+reason_enum! {
+    /// Why an answered (or ringing) call ended.
+    EndReason {
+        /// The caller hung up.
+        CallerHangup => "caller_hangup",
+        /// The caller gave up while it rang (CANCEL).
+        CallerCancelled => "caller_cancelled",
+        /// A media stream closed under the call.
+        StreamClosed => "stream_closed",
+        /// A media stream failed under the call.
+        StreamFailed => "stream_failed",
+        /// The SIP session timer lapsed.
+        SessionExpired => "session_expired",
+        /// The peer never acknowledged our answer to its re-INVITE.
+        ReinviteUnacknowledged => "reinvite_unacknowledged",
+        /// The control plane asked the edge to hang up.
+        HangupRequested => "hangup_requested",
+        /// The edge shut down under the call.
+        EdgeShutdown => "edge_shutdown",
+        /// The call reached its agent's time limit.
+        MaxDuration => "max_duration",
+        /// No RTP for the inactivity timeout.
+        RtpTimeout => "rtp_timeout",
+        /// Neither RTP nor RTCP while held.
+        HoldTimeout => "hold_timeout",
+        /// The agent transferred the call.
+        Transferred => "transferred",
+        /// The agent's end_call tool.
+        EndCallTool => "end_call_tool",
+        /// The agent's end-call phrase.
+        EndCallPhrase => "end_call_phrase",
+        /// The caller stayed silent past the reprompts.
+        Silence => "silence",
+        /// A workflow reached its exit.
+        WorkflowExit => "workflow_exit",
+        /// A workflow names something the edge does not have.
+        WorkflowMisconfigured => "workflow_misconfigured",
+        /// A workflow's agent cannot be built.
+        AgentMisconfigured => "agent_misconfigured",
+        /// A transfer the agent asked for failed.
+        TransferFailed => "transfer_failed",
+        /// The dialog was lost (a re-INVITE never acknowledged).
+        SignallingFailed => "signalling_failed",
+        /// The negotiated codec cannot be carried.
+        UnsupportedCodec => "unsupported_codec",
+        /// The call's media socket failed.
+        MediaSocketError => "media_socket_error",
+        /// The control plane lost the call's edge (recorded by the control plane itself).
+        EdgeLost => "edge_lost",
+    }
+}
+
+reason_enum! {
+    /// Why a call failed before it was answered.
+    FailReason {
+        /// The callee was busy.
+        Busy => "busy",
+        /// Nobody answered.
+        NoAnswer => "no_answer",
+        /// The provider reported the call failed.
+        ProviderFailed => "provider_failed",
+        /// The call was cancelled before it was answered.
+        Canceled => "canceled",
+        /// The edge is draining.
+        EdgeDraining => "edge_draining",
+        /// The edge carries all the calls it may.
+        EdgeAtCapacity => "edge_at_capacity",
+        /// No media address in the peer's IP family.
+        NoMediaAddressFamily => "no_media_address_family",
+        /// No free RTP port.
+        NoMediaPorts => "no_media_ports",
+        /// The callee's SDP answer is unusable.
+        BadAnswerSdp => "bad_answer_sdp",
+        /// No codec both sides have.
+        NoCommonCodec => "no_common_codec",
+        /// The INVITE had no SDP offer.
+        NoSdpOffer => "no_sdp_offer",
+        /// The INVITE's SDP could not be read.
+        BadSdp => "bad_sdp",
+        /// The `from` of a placed call is not a valid SIP user.
+        InvalidFrom => "invalid_from",
+        /// The `to` of a placed call is not a valid SIP user.
+        InvalidTo => "invalid_to",
+        /// The workflow does not validate.
+        WorkflowInvalid => "workflow_invalid",
+        /// The workflow names something the edge does not have.
+        WorkflowMisconfigured => "workflow_misconfigured",
+        /// The agent cannot be built.
+        AgentMisconfigured => "agent_misconfigured",
+    }
+}
+
+impl From<&str> for EndReason {
+    fn from(word: &str) -> Self {
+        Self::parse(word)
+    }
+}
+
+impl From<&str> for FailReason {
+    fn from(word: &str) -> Self {
+        Self::parse(word)
+    }
+}
