@@ -223,14 +223,16 @@ pub(super) async fn get(
     };
     let transcript = timed("call.transcript");
     let workflow_steps = timed(STEP_EVENT);
-    let workflow = events
-        .iter()
-        .find(|e| e.kind == freya_shared::model::CallEventKind::Started.as_str())
-        .and_then(|e| {
-            let id = e.payload.get("workflow_id")?.as_str()?;
-            let version = e.payload.get("workflow_version")?.as_u64()?;
-            Some(serde_json::json!({"id": id, "version": version}))
-        });
+    let workflow = events.iter().find_map(|e| {
+        match freya_shared::model::CallEventData::parse(&e.kind, &e.payload) {
+            freya_shared::model::CallEventData::Started(started) => {
+                let id = started.workflow_id.flatten()?;
+                let version = started.workflow_version.flatten()?;
+                Some(serde_json::json!({"id": id, "version": version}))
+            }
+            _ => None,
+        }
+    });
     Ok(Json(CallDetail {
         call: call.into(),
         events: events.into_iter().map(event_view).collect(),
