@@ -5,9 +5,6 @@
 
 mod support;
 
-use std::path::PathBuf;
-use std::time::Duration;
-
 use freya_control::server::ControlPlane;
 use freya_control::store::{StoredEvent, WorkspaceScope};
 use freya_edge::call::codec::{CallCodec, MAX_PAYLOAD};
@@ -17,6 +14,7 @@ use freya_edge::rtp::dtmf::{DtmfDigit, DtmfEncoder};
 use freya_edge::sip::sdp::Codec;
 use freya_edge::Edge;
 use freya_shared::model::AgentSpec;
+use support::caller::sipp_with_media;
 use support::{
     agent_on_number, control_config, edge_config, until_routed, Backend, TestDb, SECRET,
 };
@@ -167,43 +165,8 @@ fn pcmu_with_tones(keys: &str) -> Vec<Vec<u8>> {
 /// Runs sipp once with `scenario` against the edge, dialling `demo`, with `pcap_name` holding
 /// `packets` in its working directory; returns its exit code.
 async fn sipp(edge: &Edge, scenario: &str, pcap_name: &str, packets: &[Vec<u8>]) -> i32 {
-    let work = tempfile::tempdir().expect("temp dir");
-    std::fs::write(work.path().join(pcap_name), pcap(packets)).expect("pcap written");
-    let port = || {
-        std::net::UdpSocket::bind("127.0.0.1:0")
-            .and_then(|s| s.local_addr())
-            .map(|a| a.port().to_string())
-            .expect("a free port")
-    };
-    let (sip_port, media_port) = (port(), port());
-    let path = PathBuf::from(env!("CARGO_MANIFEST_DIR"))
-        .join("tests/sipp")
-        .join(scenario);
-    let output = tokio::time::timeout(
-        Duration::from_secs(60),
-        tokio::process::Command::new("sipp")
-            .arg("-sf")
-            .arg(path)
-            .args(["-s", "demo", &edge.sip_addr.to_string(), "-m", "1"])
-            .args(["-i", "127.0.0.1", "-p", &sip_port, "-mp", &media_port])
-            .args(["-timeout", "40s", "-nostdin", "-trace_err"])
-            .current_dir(work.path())
-            .kill_on_drop(true)
-            .output(),
-    )
-    .await
-    .expect("sipp finishes within a minute")
-    .expect("sipp runs (install sip-tester: deploy/test.sh does)");
-    let code = output.status.code().unwrap_or(-1);
-    if code != 0 {
-        for entry in std::fs::read_dir(work.path()).expect("sipp dir").flatten() {
-            if let Ok(text) = std::fs::read_to_string(entry.path()) {
-                eprintln!("--- {}:\n{text}", entry.path().display());
-            }
-        }
-        eprintln!("{}", String::from_utf8_lossy(&output.stdout));
-    }
-    code
+    let pcap = pcap(packets);
+    sipp_with_media(edge.sip_addr, "demo", scenario, &[(pcap_name, &pcap)]).await
 }
 
 /// The call's `call.dtmf` records, in order.

@@ -7,7 +7,6 @@
 
 mod support;
 
-use std::path::PathBuf;
 use std::time::Duration;
 
 use freya_control::server::ControlPlane;
@@ -18,6 +17,7 @@ use freya_edge::speech::fakes::FakeOpenAiSpeech;
 use freya_edge::Edge;
 use freya_loadtest::audio::Utterance;
 use freya_shared::model::AgentSpec;
+use support::caller::sipp_with_media;
 use support::{
     agent_on_number, control_config, edge_config, until_routed, Backend, TestDb, SECRET,
 };
@@ -69,44 +69,8 @@ fn speech_pcap(text: &str, silence_ms: usize) -> Vec<u8> {
 
 /// Runs sipp once with `scenario` against `target`, dialling `number`; returns its exit code.
 async fn sipp(target: std::net::SocketAddr, scenario: &str, number: &str) -> i32 {
-    let work = tempfile::tempdir().expect("temp dir");
     let pcap = speech_pcap("Put me through to sales, please.", 3000);
-    std::fs::write(work.path().join("speech.pcap"), pcap).expect("pcap written");
-    let port = || {
-        std::net::UdpSocket::bind("127.0.0.1:0")
-            .and_then(|s| s.local_addr())
-            .map(|a| a.port().to_string())
-            .expect("a free port")
-    };
-    let (sip_port, media_port) = (port(), port());
-    let path = PathBuf::from(env!("CARGO_MANIFEST_DIR"))
-        .join("tests/sipp")
-        .join(scenario);
-    let output = tokio::time::timeout(
-        Duration::from_secs(90),
-        tokio::process::Command::new("sipp")
-            .arg("-sf")
-            .arg(path)
-            .args(["-s", number, &target.to_string(), "-m", "1"])
-            .args(["-i", "127.0.0.1", "-p", &sip_port, "-mp", &media_port])
-            .args(["-timeout", "60s", "-nostdin", "-trace_err", "-trace_msg"])
-            .current_dir(work.path())
-            .kill_on_drop(true)
-            .output(),
-    )
-    .await
-    .expect("sipp finishes within 90 s")
-    .expect("sipp runs (install sip-tester: deploy/test.sh does)");
-    let code = output.status.code().unwrap_or(-1);
-    if code != 0 {
-        for entry in std::fs::read_dir(work.path()).expect("sipp dir").flatten() {
-            if let Ok(text) = std::fs::read_to_string(entry.path()) {
-                eprintln!("--- {}:\n{text}", entry.path().display());
-            }
-        }
-        eprintln!("{}", String::from_utf8_lossy(&output.stdout));
-    }
-    code
+    sipp_with_media(target, number, scenario, &[("speech.pcap", &pcap)]).await
 }
 
 /// A control plane, an edge, the fake providers, and number `demo` answered by an agent built

@@ -4,13 +4,13 @@
 
 mod support;
 
-use std::path::PathBuf;
 use std::time::Duration;
 
 use freya_control::server::ControlPlane;
 use freya_control::store::{CallRecord, Store, WorkspaceScope};
 use freya_edge::Edge;
 use freya_shared::model::AgentSpec;
+use support::caller::sipp_with_media;
 use support::{
     agent_on_number, control_config, edge_config, eventually, until_routed, Backend, TestDb, SECRET,
 };
@@ -56,56 +56,9 @@ async fn setup_ringing(ring_ms: u32) -> Setup {
     }
 }
 
-fn scenario(name: &str) -> PathBuf {
-    PathBuf::from(env!("CARGO_MANIFEST_DIR"))
-        .join("tests/sipp")
-        .join(name)
-}
-
 /// Runs sipp once with `scenario` against the edge, dialling `number`; returns its exit code.
 async fn sipp(target: std::net::SocketAddr, scenario_file: &str, number: &str) -> i32 {
-    let work = tempfile::tempdir().expect("temp dir");
-    // A port of its own for every run: a previous run's retransmissions must not reach this one.
-    let port = |_| {
-        std::net::UdpSocket::bind("127.0.0.1:0")
-            .and_then(|s| s.local_addr())
-            .map(|a| a.port().to_string())
-            .expect("a free port")
-    };
-    let (sip_port, media_port) = (port(()), port(()));
-    let output = tokio::time::timeout(
-        Duration::from_secs(60),
-        tokio::process::Command::new("sipp")
-            .arg("-sf")
-            .arg(scenario(scenario_file))
-            .args([
-                "-s",
-                number,
-                &target.to_string(),
-                "-m",
-                "1",
-                "-i",
-                "127.0.0.1",
-            ])
-            .args(["-p", &sip_port, "-mp", &media_port])
-            .args(["-timeout", "40s", "-nostdin", "-trace_err"])
-            .current_dir(work.path())
-            .kill_on_drop(true)
-            .output(),
-    )
-    .await
-    .expect("sipp finishes within a minute")
-    .expect("sipp runs (install sip-tester: deploy/test.sh does)");
-    let code = output.status.code().unwrap_or(-1);
-    if code != 0 {
-        for entry in std::fs::read_dir(work.path()).expect("sipp dir").flatten() {
-            if let Ok(text) = std::fs::read_to_string(entry.path()) {
-                eprintln!("--- {}:\n{text}", entry.path().display());
-            }
-        }
-        eprintln!("{}", String::from_utf8_lossy(&output.stdout));
-    }
-    code
+    sipp_with_media(target, number, scenario_file, &[]).await
 }
 
 async fn finished_calls(store: &Store, scope: &WorkspaceScope, count: usize) -> Vec<CallRecord> {

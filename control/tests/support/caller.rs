@@ -31,29 +31,75 @@ pub async fn sipp_scenario(
     scenario_file: &str,
 ) -> i32 {
     let work = tempfile::tempdir().expect("temp dir");
-    let sip_port = std::net::UdpSocket::bind("127.0.0.1:0")
+    let mut command = tokio::process::Command::new("sipp");
+    command
+        .arg("-sf")
+        .arg(scenario(scenario_file))
+        .args([
+            "-s",
+            number,
+            &target.to_string(),
+            "-m",
+            "1",
+            "-i",
+            "127.0.0.1",
+        ])
+        .args(["-p", &free_udp_port().to_string()])
+        .args(["-key", "rtp_port", &rtp_port.to_string()])
+        .args(["-timeout", "60s", "-nostdin", "-trace_err"]);
+    run_sipp(command, &work, Duration::from_secs(90)).await
+}
+
+/// Runs sipp once with `scenario_file` of `tests/sipp/` against `target`, dialling `number`,
+/// on SIP and media ports of its own (a previous run's retransmissions must not reach this
+/// one), with `files` (name, bytes: the pcaps the scenario plays) in its working directory.
+/// Returns its exit code.
+pub async fn sipp_with_media(
+    target: SocketAddr,
+    number: &str,
+    scenario_file: &str,
+    files: &[(&str, &[u8])],
+) -> i32 {
+    let work = tempfile::tempdir().expect("temp dir");
+    for (name, bytes) in files {
+        std::fs::write(work.path().join(name), bytes).expect("file for sipp written");
+    }
+    let mut command = tokio::process::Command::new("sipp");
+    command
+        .arg("-sf")
+        .arg(scenario(scenario_file))
+        .args([
+            "-s",
+            number,
+            &target.to_string(),
+            "-m",
+            "1",
+            "-i",
+            "127.0.0.1",
+        ])
+        .args(["-p", &free_udp_port().to_string()])
+        .args(["-mp", &free_udp_port().to_string()])
+        .args(["-timeout", "60s", "-nostdin", "-trace_err", "-trace_msg"]);
+    run_sipp(command, &work, Duration::from_secs(90)).await
+}
+
+/// A UDP port free on 127.0.0.1 when asked.
+fn free_udp_port() -> u16 {
+    std::net::UdpSocket::bind("127.0.0.1:0")
         .and_then(|s| s.local_addr())
-        .map(|a| a.port().to_string())
-        .expect("a free port");
+        .map(|a| a.port())
+        .expect("a free port")
+}
+
+/// Runs `command` (sipp) in `work` within `limit`; on failure prints what sipp logged there.
+async fn run_sipp(
+    mut command: tokio::process::Command,
+    work: &tempfile::TempDir,
+    limit: Duration,
+) -> i32 {
     let output = tokio::time::timeout(
-        Duration::from_secs(90),
-        tokio::process::Command::new("sipp")
-            .arg("-sf")
-            .arg(scenario(scenario_file))
-            .args([
-                "-s",
-                number,
-                &target.to_string(),
-                "-m",
-                "1",
-                "-i",
-                "127.0.0.1",
-            ])
-            .args(["-p", &sip_port, "-key", "rtp_port", &rtp_port.to_string()])
-            .args(["-timeout", "60s", "-nostdin", "-trace_err"])
-            .current_dir(work.path())
-            .kill_on_drop(true)
-            .output(),
+        limit,
+        command.current_dir(work.path()).kill_on_drop(true).output(),
     )
     .await
     .expect("sipp finishes in time")
