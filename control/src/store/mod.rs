@@ -384,7 +384,9 @@ pub(crate) struct NamedDocument {
 
 impl Store {
     /// Replaces one named document of the scoped workspace (already validated and serialized),
-    /// audited and announced to edges; `NotFound` when the workspace has no such row.
+    /// audited and announced to edges; `NotFound` when the workspace has no such row. The audit
+    /// entry's `changes` are what `changes` makes of the document stored before, read in the
+    /// same transaction (see `audit::changed_fields`).
     pub(crate) async fn replace_document(
         &self,
         doc: &NamedDocument,
@@ -393,10 +395,26 @@ impl Store {
         id: &str,
         name: &str,
         text: &str,
+        changes: &(dyn Fn(&str) -> Result<serde_json::Value, StoreError> + Send + Sync),
     ) -> Result<(), StoreError> {
         let action = format!("{}.updated", doc.resource);
         let version = retry(|| async {
             let mut tx = self.pool().begin().await?;
+            let before: Option<String> = sqlx::query_scalar(&format!(
+                "SELECT {} FROM {} WHERE workspace_id = $1 AND id = $2",
+                doc.column, doc.table
+            ))
+            .bind(&scope.workspace_id)
+            .bind(id)
+            .fetch_optional(&mut *tx)
+            .await?;
+            let Some(before) = before else {
+                return Err(StoreError::NotFound);
+            };
+            let mut detail = changes(&before)?;
+            if let Some(fields) = detail.as_object_mut() {
+                fields.insert("name".into(), serde_json::json!(name));
+            }
             let updated = sqlx::query(&format!(
                 "UPDATE {} SET name = $1, {} = $2, updated_at_ms = $3 \
                  WHERE workspace_id = $4 AND id = $5",
@@ -421,7 +439,7 @@ impl Store {
                     action: &action,
                     resource_type: doc.resource,
                     resource_id: id,
-                    detail: serde_json::json!({"name": name}),
+                    detail,
                 },
             )
             .await

@@ -149,6 +149,11 @@ impl Store {
         definition: &Workflow,
     ) -> Result<StoredWorkflow, StoreError> {
         let text = to_text(definition)?;
+        let after: serde_json::Value = parse_json("workflow definition", &text)?;
+        let changes = |before: &str| {
+            let before: serde_json::Value = parse_json("workflow definition", before)?;
+            Ok(super::audit::changed_fields(&before, &after))
+        };
         self.replace_document(
             &NamedDocument {
                 table: "workflows",
@@ -160,6 +165,7 @@ impl Store {
             id,
             &definition.name,
             &text,
+            &changes,
         )
         .await?;
         self.workflow(scope, id).await
