@@ -1,6 +1,6 @@
 //! The demo business's booking desk: the endpoint the `freya dev` demo agent's `record_booking`
 //! tool calls when a caller asks for an appointment. It checks the request's signature like any
-//! customer endpoint should (`X-Freya-Signature` under the agent's tool secret), appends the
+//! customer endpoint should (`Freya-Signature` under the agent's tool secret), appends the
 //! request to `DATA_DIR/bookings.jsonl` (readable by its owner only) and answers with a booking
 //! reference the agent can use. It exists so the demo exercises a real signed tool call end to
 //! end; it is served only by `freya dev`, at `POST /demo/bookings`.
