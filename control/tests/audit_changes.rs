@@ -39,7 +39,10 @@ async fn newest(api: &Api, key: &str, action: &str) -> (Value, String) {
 
 fn assert_no_secret(text: &str) {
     for secret in SECRETS {
-        assert!(!text.contains(secret), "{secret} is in the audit log: {text}");
+        assert!(
+            !text.contains(secret),
+            "{secret} is in the audit log: {text}"
+        );
     }
 }
 
@@ -118,8 +121,10 @@ async fn an_agent_update_names_its_changes_and_never_its_secrets(backend: Backen
             "POST",
             "/v1/webhooks",
             &owner,
-            Some(json!({"url": "https://hooks.example.com/a", "events": ["call.ended"],
-                        "secret": SECRETS[4]})),
+            Some(
+                json!({"url": "https://hooks.example.com/a", "events": ["call.ended"],
+                        "secret": SECRETS[4]}),
+            ),
         )
         .await;
     assert_eq!(hook.status, StatusCode::CREATED, "{}", hook.body);
@@ -140,7 +145,10 @@ async fn an_agent_update_names_its_changes_and_never_its_secrets(backend: Backen
         json!({"old": "https://hooks.example.com/a", "new": "https://hooks.example.com/b"})
     );
     assert_eq!(changes["secret"], "changed");
-    assert!(changes.get("events").is_none(), "events did not change: {changes}");
+    assert!(
+        changes.get("events").is_none(),
+        "events did not change: {changes}"
+    );
     assert_no_secret(&text);
 
     control.stop().await;
@@ -167,8 +175,7 @@ async fn tools_without_a_tool_secret_are_refused_naming_the_field(backend: Backe
             refused.body
         );
         assert_eq!(
-            refused.headers["content-type"],
-            "application/problem+json",
+            refused.headers["content-type"], "application/problem+json",
             "{:?}",
             refused.headers
         );

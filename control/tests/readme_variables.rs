@@ -112,7 +112,10 @@ async fn the_readmes_prompt_variables_are_filled_in_on_a_real_call() {
         "the Messages API fake accepted the request: {}",
         asked.body
     );
-    assert_eq!(asked.body["model"], "claude-sonnet-4-5", "the default model");
+    assert_eq!(
+        asked.body["model"], "claude-sonnet-4-5",
+        "the default model"
+    );
     let system = asked.system_prompt().expect("a system prompt");
     let expected = format!(
         "You answer the phone for Acme Dental, open nine to five, Monday to Friday. The caller's \

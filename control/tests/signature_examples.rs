@@ -166,12 +166,14 @@ async fn the_python_and_node_examples_verify_real_webhooks_and_tool_requests() {
             "POST",
             "/v1/webhooks",
             &admin,
-            Some(json!({"url": format!("{base}/hook"), "events": ["call.started"],
-                        "secret": WEBHOOK_SECRET})),
+            Some(
+                json!({"url": format!("{base}/hook"), "events": ["call.started"],
+                        "secret": WEBHOOK_SECRET}),
+            ),
         )
         .await;
     assert_eq!(hook.status, StatusCode::CREATED, "{}", hook.body);
-    let started = CallEvent::raw(&new_id(), &ws, CallEventKind::Started, json!({}));
+    let started = CallEvent::raw(new_id(), &ws, CallEventKind::Started, json!({}));
     control
         .store
         .record_call_event("edge-1", &started)

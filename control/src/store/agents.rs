@@ -11,7 +11,7 @@ use super::audit::changed_fields;
 use super::identity::AuditEntry;
 use super::scoped::{PagePosition, ScopedTable};
 use super::{
-    commit_config_change, parse_json, retry, NamedDocument, Sealer, Store, StoreError,
+    commit_config_change, parse_json, retry, NamedDocument, NewDocument, Sealer, Store, StoreError,
     WorkspaceScope,
 };
 use freya_shared::ids::{new_id, now_ms};
@@ -185,9 +185,11 @@ impl Store {
             scope,
             actor,
             id,
-            &spec.name,
-            &spec_text,
-            &changes,
+            &NewDocument {
+                name: &spec.name,
+                text: &spec_text,
+                changes: &changes,
+            },
         )
         .await?;
         self.agent(scope, id).await

@@ -382,6 +382,17 @@ pub(crate) struct NamedDocument {
     pub resource: &'static str,
 }
 
+/// The document a [`Store::replace_document`] stores, and how its audit entry's `changes` are
+/// made from the document stored before (see `audit::changed_fields`).
+pub(crate) struct NewDocument<'a> {
+    /// The name column's new value.
+    pub name: &'a str,
+    /// The document, validated and serialized.
+    pub text: &'a str,
+    /// The audit detail, from the text of the document it replaces.
+    pub changes: &'a (dyn Fn(&str) -> Result<serde_json::Value, StoreError> + Send + Sync),
+}
+
 impl Store {
     /// Replaces one named document of the scoped workspace (already validated and serialized),
     /// audited and announced to edges; `NotFound` when the workspace has no such row. The audit
@@ -393,10 +404,13 @@ impl Store {
         scope: &WorkspaceScope,
         actor: &str,
         id: &str,
-        name: &str,
-        text: &str,
-        changes: &(dyn Fn(&str) -> Result<serde_json::Value, StoreError> + Send + Sync),
+        new: &NewDocument<'_>,
     ) -> Result<(), StoreError> {
+        let NewDocument {
+            name,
+            text,
+            changes,
+        } = new;
         let action = format!("{}.updated", doc.resource);
         let version = retry(|| async {
             let mut tx = self.pool().begin().await?;

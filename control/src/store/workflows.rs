@@ -10,7 +10,8 @@ use sqlx::Row;
 use super::identity::AuditEntry;
 use super::scoped::{PagePosition, ScopedTable};
 use super::{
-    commit_config_change, parse_json, retry, NamedDocument, Store, StoreError, WorkspaceScope,
+    commit_config_change, parse_json, retry, NamedDocument, NewDocument, Store, StoreError,
+    WorkspaceScope,
 };
 use freya_shared::ids::{new_id, now_ms};
 use freya_shared::workflow::{Node, Workflow};
@@ -163,9 +164,11 @@ impl Store {
             scope,
             actor,
             id,
-            &definition.name,
-            &text,
-            &changes,
+            &NewDocument {
+                name: &definition.name,
+                text: &text,
+                changes: &changes,
+            },
         )
         .await?;
         self.workflow(scope, id).await
