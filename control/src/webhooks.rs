@@ -3,9 +3,11 @@
 //! is skipped — and POSTs each body to its subscription's URL, signed:
 //!
 //! ```text
-//! Freya-Timestamp: 1700000000            (seconds since the epoch, when this attempt was sent)
-//! Freya-Signature: v1=<hex HMAC-SHA256(secret, "{timestamp}.{body}")>
+//! Freya-Signature: t=1700000000,v1=<hex HMAC-SHA256(secret, "1700000000.<body>")>
 //! ```
+//!
+//! (`t` is when this attempt was sent). It is the scheme tool requests carry too, written and
+//! checked by one implementation, [`freya_shared::signature`]; receivers allow 300 s of skew.
 //!
 //! A 2xx answer delivers it; anything else (or no answer within `webhooks.timeout_ms`) schedules
 //! another attempt after `retry_base_ms`, doubling up to `retry_max_ms`, until a day after it was
@@ -20,8 +22,6 @@ use std::sync::atomic::{AtomicUsize, Ordering};
 use std::time::Duration;
 
 use futures::StreamExt;
-use hmac::{Hmac, Mac};
-use sha2::Sha256;
 use tokio_util::sync::CancellationToken;
 
 use crate::config::WebhooksConfig;
@@ -29,10 +29,7 @@ use crate::store::{DeliveryAttempt, DueDelivery, Store};
 use freya_edge::egress::{Egress, EgressConfig};
 use freya_shared::ids::now_ms;
 
-/// The header carrying the signing time.
-pub const TIMESTAMP_HEADER: &str = "freya-timestamp";
-/// The header carrying the signature.
-pub const SIGNATURE_HEADER: &str = "freya-signature";
+pub use freya_shared::signature::SIGNATURE_HEADER;
 
 /// How many due deliveries one poll picks up.
 const BATCH: i64 = 64;
@@ -40,15 +37,14 @@ const BATCH_LEN: usize = 64;
 /// How many of them are attempted at once.
 const CONCURRENT_ATTEMPTS: usize = 8;
 
-/// `v1=<hex HMAC-SHA256 of "{timestamp}.{body}">`, the value of `Freya-Signature`.
-pub fn signature(secret: &str, timestamp: i64, body: &[u8]) -> String {
-    // HMAC takes a key of any length, so this cannot fail.
-    let mut mac = Hmac::<Sha256>::new_from_slice(secret.as_bytes())
-        .unwrap_or_else(|_| unreachable!("HMAC accepts any key length"));
-    mac.update(timestamp.to_string().as_bytes());
-    mac.update(b".");
-    mac.update(body);
-    format!("v1={}", hex::encode(mac.finalize().into_bytes()))
+/// The `Freya-Signature` value of `body` sent at `timestamp` (seconds since the epoch), or why
+/// it cannot be signed (an empty secret).
+pub fn signature(
+    secret: &str,
+    timestamp: u64,
+    body: &[u8],
+) -> Result<String, freya_shared::signature::SignatureError> {
+    freya_shared::signature::sign(secret.as_bytes(), timestamp, body)
 }
 
 /// The pause before the attempt after `failures` failed ones.
@@ -163,17 +159,17 @@ impl DeliveryWorker {
             Ok(url) => url,
             Err(error) => return self.failed(due, None, format!("refused: {error}")),
         };
-        let timestamp = now_ms() / 1000;
+        let timestamp = u64::try_from(now_ms() / 1000).unwrap_or(0);
+        let signed = match signature(&due.secret, timestamp, due.body.as_bytes()) {
+            Ok(signed) => signed,
+            Err(error) => return self.failed(due, None, format!("not sent: {error}")),
+        };
         let sent = self
             .egress
             .client()
             .post(url)
             .header(reqwest::header::CONTENT_TYPE, "application/json")
-            .header(TIMESTAMP_HEADER, timestamp.to_string())
-            .header(
-                SIGNATURE_HEADER,
-                signature(&due.secret, timestamp, due.body.as_bytes()),
-            )
+            .header(SIGNATURE_HEADER, signed)
             .body(due.body.clone())
             .send()
             .await;
@@ -232,8 +228,16 @@ mod tests {
         // Computed independently: printf '1700000000.{"a":1}' | openssl dgst -sha256 -hmac secret
         assert_eq!(
             signature("secret", 1_700_000_000, br#"{"a":1}"#),
-            "v1=49f24e537407743fa4a0242bb63b94b9a47ee99cbbe071ccd8a22550ae411686"
+            Ok(
+                "t=1700000000,v1=49f24e537407743fa4a0242bb63b94b9a47ee99cbbe071ccd8a22550ae411686"
+                    .to_string()
+            )
         );
+    }
+
+    #[test]
+    fn an_empty_secret_is_not_signed_with() {
+        assert!(signature("", 1_700_000_000, b"{}").is_err());
     }
 
     #[test]

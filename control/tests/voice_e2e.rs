@@ -388,9 +388,7 @@ struct ToolHit {
 /// customer would, and answers with a booking confirmation.
 async fn tool_endpoint(secret: &'static str) -> (String, Arc<std::sync::Mutex<Vec<ToolHit>>>) {
     use axum::http::{HeaderMap, StatusCode};
-    use freya_edge::llm::tools::{
-        verify_signature, CALL_ID_HEADER, SIGNATURE_HEADER, TIMESTAMP_HEADER,
-    };
+    use freya_edge::llm::tools::{verify_signature, CALL_ID_HEADER, SIGNATURE_HEADER, TOLERANCE};
     let hits = Arc::new(std::sync::Mutex::new(Vec::new()));
     let seen = hits.clone();
     let handler = move |headers: HeaderMap, body: axum::body::Bytes| {
@@ -405,11 +403,10 @@ async fn tool_endpoint(secret: &'static str) -> (String, Arc<std::sync::Mutex<Ve
             };
             let verdict = verify_signature(
                 secret.as_bytes(),
-                &header(TIMESTAMP_HEADER),
                 &header(SIGNATURE_HEADER),
                 &body,
                 std::time::SystemTime::now(),
-                Duration::from_secs(300),
+                TOLERANCE,
             );
             if verdict.is_err() {
                 return (StatusCode::UNAUTHORIZED, "bad signature".to_string());

@@ -32,7 +32,6 @@ const SECRET: &str = "whsec-0123456789abcdef";
 /// One request the receiver got.
 #[derive(Clone, Debug)]
 struct Received {
-    timestamp: String,
     signature: String,
     body: String,
 }
@@ -79,7 +78,6 @@ async fn receive(State(r): State<Receiver>, headers: HeaderMap, body: Bytes) -> 
             .to_owned()
     };
     r.seen.lock().expect("lock").push(Received {
-        timestamp: header("freya-timestamp"),
         signature: header("freya-signature"),
         body: String::from_utf8_lossy(&body).into_owned(),
     });
@@ -94,16 +92,21 @@ async fn receive(State(r): State<Receiver>, headers: HeaderMap, body: Bytes) -> 
     }
 }
 
-/// Verifies a delivery the way a customer would: HMAC-SHA256 over "{timestamp}.{body}".
+/// Verifies a delivery the way a customer would: `Freya-Signature: t=<ts>,v1=<hex>`, the
+/// HMAC-SHA256 over "{t}.{body}".
 fn signature_verifies(r: &Received) -> bool {
-    let Some(hex_sig) = r.signature.strip_prefix("v1=") else {
+    let Some((timestamp, hex_sig)) = r
+        .signature
+        .strip_prefix("t=")
+        .and_then(|rest| rest.split_once(",v1="))
+    else {
         return false;
     };
     let Ok(sig) = hex::decode(hex_sig) else {
         return false;
     };
     let mut mac = Hmac::<Sha256>::new_from_slice(SECRET.as_bytes()).expect("key");
-    mac.update(format!("{}.{}", r.timestamp, r.body).as_bytes());
+    mac.update(format!("{timestamp}.{}", r.body).as_bytes());
     mac.verify_slice(&sig).is_ok()
 }
 

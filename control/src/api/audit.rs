@@ -1,5 +1,6 @@
 //! `GET /v1/audit-log`: who changed what in the workspace and when, newest first, paged with
-//! an opaque cursor. Admins and owners read it.
+//! an opaque cursor. Admins and owners read it. An update's entry lists what it changed, by
+//! field, old and new — and a secret only as `"changed"` (see `store::audit`).
 
 use axum::extract::State;
 use axum::Json;
@@ -20,6 +21,10 @@ pub struct AuditView {
     action: String,
     resource_type: String,
     resource_id: String,
+    /// What happened. For an update (`*.updated`): `changes`, each changed field by its path in
+    /// the resource's JSON (`llm.model`, `tools[0].url`) as `{"old": .., "new": ..}`, or
+    /// `"changed"` for a secret (`api_key`, `tool_secret`, `secret`, `password`, `auth_token`),
+    /// whose value is never kept.
     detail: serde_json::Value,
     at: String,
     /// The client address the change came from (`null` for the system's own changes).

@@ -35,7 +35,15 @@ use super::{
                        and Twilio accounts), calls, webhooks \
                        and analytics. Authenticate with `Authorization: Bearer <API key or JWT>`; \
                        a person's JWT names its workspace with the path or `X-Workspace-Id`. \
-                       Errors are `application/problem+json` with `errors: [{field, message}]`."
+                       Errors are `application/problem+json` with `errors: [{field, message}]`.\n\n\
+                       **Verifying Freya's signatures.** Webhook deliveries (signed with the \
+                       webhook's `secret`) and agent tool requests (signed with the agent's \
+                       `tool_secret`) carry \
+                       `Freya-Signature: t=<unix seconds>,v1=<hex HMAC-SHA256(secret, \"<t>.<raw body>\")>`. \
+                       Recompute the HMAC over the raw body, compare in constant time with any \
+                       `v1` value (ignore schemes you do not know), and refuse a `t` more than \
+                       300 seconds from your clock. Examples: `deploy/examples/verify_signature.py` \
+                       (Python standard library) and `deploy/examples/verify_signature.js` (Node)."
     ),
     paths(
         login::login, login::refresh,
@@ -98,6 +106,8 @@ pub struct AgentSpecDoc {
     language: Option<String>,
     system_prompt: Option<String>,
     first_message: Option<String>,
+    /// Values for `{{name}}` placeholders in `system_prompt` and `first_message`; the built-ins
+    /// `caller_number`, `called_number` and `call_id` are set for each call and win over these.
     variables: Option<BTreeMap<String, String>>,
     /// 900 when absent.
     max_call_seconds: Option<u32>,
@@ -108,7 +118,8 @@ pub struct AgentSpecDoc {
     tts: Option<PipelineProviderDoc>,
     turn: Option<TurnDoc>,
     tools: Option<Vec<ToolDoc>>,
-    /// Signs tool requests; a secret: reads back as `********`.
+    /// Signs tool requests (`Freya-Signature`, as webhooks); required when `tools` is set. A
+    /// secret: reads back as `********`.
     tool_secret: Option<String>,
     silence_reprompt_seconds: Option<u32>,
     end_call_phrases: Option<Vec<String>>,

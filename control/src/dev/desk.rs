@@ -1,6 +1,6 @@
 //! The demo business's booking desk: the endpoint the `freya dev` demo agent's `record_booking`
 //! tool calls when a caller asks for an appointment. It checks the request's signature like any
-//! customer endpoint should (`X-Freya-Signature` under the agent's tool secret), appends the
+//! customer endpoint should (`Freya-Signature` under the agent's tool secret), appends the
 //! request to `DATA_DIR/bookings.jsonl` (readable by its owner only) and answers with a booking
 //! reference the agent can use. It exists so the demo exercises a real signed tool call end to
 //! end; it is served only by `freya dev`, at `POST /demo/bookings`.
@@ -8,7 +8,7 @@
 use std::io::Write as _;
 use std::path::PathBuf;
 use std::sync::Arc;
-use std::time::{Duration, SystemTime};
+use std::time::SystemTime;
 
 use axum::body::Bytes;
 use axum::extract::{DefaultBodyLimit, State};
@@ -16,9 +16,7 @@ use axum::http::{HeaderMap, StatusCode};
 use axum::response::{IntoResponse, Response};
 use axum::routing::post;
 use axum::{Json, Router};
-use freya_edge::llm::tools::{
-    verify_signature, CALL_ID_HEADER, SIGNATURE_HEADER, TIMESTAMP_HEADER,
-};
+use freya_edge::llm::tools::{verify_signature, CALL_ID_HEADER, SIGNATURE_HEADER, TOLERANCE};
 use serde_json::json;
 use tokio::sync::Mutex;
 
@@ -26,8 +24,6 @@ use tokio::sync::Mutex;
 pub const PATH: &str = "/demo/bookings";
 /// Largest request body: a booking is a sentence.
 const BODY_LIMIT_BYTES: usize = 16 * 1024;
-/// How far a request's timestamp may be from now.
-const MAX_SKEW: Duration = Duration::from_secs(300);
 
 /// The desk's settings.
 #[derive(Clone)]
@@ -79,11 +75,10 @@ async fn record_booking(State(desk): State<DemoDesk>, headers: HeaderMap, body: 
     };
     if let Err(e) = verify_signature(
         desk.tool_secret.as_bytes(),
-        header(TIMESTAMP_HEADER),
         header(SIGNATURE_HEADER),
         &body,
         SystemTime::now(),
-        MAX_SKEW,
+        TOLERANCE,
     ) {
         return problem(StatusCode::UNAUTHORIZED, format!("bad tool signature: {e}"));
     }

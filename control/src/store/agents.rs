@@ -7,10 +7,11 @@ use serde::Serialize;
 use sqlx::any::AnyRow;
 use sqlx::Row;
 
+use super::audit::changed_fields;
 use super::identity::AuditEntry;
 use super::scoped::{PagePosition, ScopedTable};
 use super::{
-    commit_config_change, parse_json, retry, NamedDocument, Sealer, Store, StoreError,
+    commit_config_change, parse_json, retry, NamedDocument, NewDocument, Sealer, Store, StoreError,
     WorkspaceScope,
 };
 use freya_shared::ids::{new_id, now_ms};
@@ -31,18 +32,32 @@ pub struct Agent {
 pub(crate) fn agent_from_row(row: &AnyRow, store: &Store) -> Result<Agent, StoreError> {
     let spec_text: String = row.try_get("spec")?;
     let id: String = row.try_get("id")?;
-    let mut spec: AgentSpec = parse_json("agent spec", &spec_text)?;
-    for (place, secret) in secrets(&mut spec) {
-        if let Some(stored) = secret.as_deref().filter(|s| Sealer::is_sealed(s)) {
-            *secret = Some(store.sealer()?.open(&aad(&id, place), stored)?);
-        }
-    }
+    let spec = opened_spec(store, &id, &spec_text)?;
     Ok(Agent {
         id,
         workspace_id: row.try_get("workspace_id")?,
         spec,
         created_at_ms: row.try_get("created_at_ms")?,
         updated_at_ms: row.try_get("updated_at_ms")?,
+    })
+}
+
+/// The stored spec `text` of agent `id` with its secrets opened.
+fn opened_spec(store: &Store, id: &str, text: &str) -> Result<AgentSpec, StoreError> {
+    let mut spec: AgentSpec = parse_json("agent spec", text)?;
+    for (place, secret) in secrets(&mut spec) {
+        if let Some(stored) = secret.as_deref().filter(|s| Sealer::is_sealed(s)) {
+            *secret = Some(store.sealer()?.open(&aad(id, place), stored)?);
+        }
+    }
+    Ok(spec)
+}
+
+/// `spec` as JSON, for the audit log's comparison of before and after.
+fn spec_json(spec: &AgentSpec) -> Result<serde_json::Value, StoreError> {
+    serde_json::to_value(spec).map_err(|e| StoreError::Corrupt {
+        what: "agent spec",
+        message: e.to_string(),
     })
 }
 
@@ -146,7 +161,8 @@ impl Store {
             .await
     }
 
-    /// Replaces an agent's spec (already validated) and tells edges.
+    /// Replaces an agent's spec (already validated) and tells edges; the audit entry names each
+    /// changed field (a secret only as `"changed"`).
     pub async fn update_agent(
         &self,
         scope: &WorkspaceScope,
@@ -155,6 +171,11 @@ impl Store {
         spec: &AgentSpec,
     ) -> Result<Agent, StoreError> {
         let spec_text = stored_spec(self, id, spec)?;
+        let after = spec_json(spec)?;
+        let changes = |before: &str| {
+            let before = spec_json(&opened_spec(self, id, before)?)?;
+            Ok(changed_fields(&before, &after))
+        };
         self.replace_document(
             &NamedDocument {
                 table: "agents",
@@ -164,8 +185,11 @@ impl Store {
             scope,
             actor,
             id,
-            &spec.name,
-            &spec_text,
+            &NewDocument {
+                name: &spec.name,
+                text: &spec_text,
+                changes: &changes,
+            },
         )
         .await?;
         self.agent(scope, id).await

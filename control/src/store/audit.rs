@@ -1,8 +1,12 @@
 //! Reading the audit log: who did what to which resource and when, newest first, paged by an
 //! opaque cursor over `(at_ms, id)`. Entries are written by each change's own transaction
-//! (see `identity::insert_audit`), never here.
+//! (see `identity::insert_audit`), never here; what an update changed is described for its entry
+//! by [`changed_fields`], which names each changed field by its path in the resource's JSON
+//! (`llm.model`, `tools[0].url`) with its old and new value — and, for a secret, only that it
+//! `"changed"`, so the log never holds a secret a reader of the API could not see.
 
 use serde::Serialize;
+use serde_json::{Map, Value};
 use sqlx::Row;
 
 use super::{parse_json, Store, StoreError, WorkspaceScope};
@@ -67,5 +71,164 @@ impl Store {
             None
         };
         Ok((entries, next))
+    }
+}
+
+/// The fields whose values the audit log never holds: the secrets of agents (`api_key` of a
+/// provider section, `tool_secret`), providers (`password`, `auth_token`) and webhooks (`secret`).
+const SECRET_FIELDS: [&str; 5] = ["api_key", "tool_secret", "secret", "password", "auth_token"];
+
+/// Most changed fields one entry lists; past it the entry says `"truncated": true`.
+const MAX_CHANGES: usize = 100;
+
+/// The `changes` of an update's audit entry: every leaf that differs between the `old` and `new`
+/// JSON of the resource, by path, as `{"old": .., "new": ..}` (`null` where one side has none), or
+/// `"changed"` for a secret. Objects and arrays are walked, never copied, so a section that was
+/// removed whole (`"llm": null`) still shows its secrets only as `"changed"`.
+pub(crate) fn changed_fields(old: &Value, new: &Value) -> Value {
+    let mut changes = Map::new();
+    let mut truncated = false;
+    walk("", old, new, &mut changes, &mut truncated);
+    let mut detail = Map::new();
+    detail.insert("changes".into(), Value::Object(changes));
+    if truncated {
+        detail.insert("truncated".into(), Value::Bool(true));
+    }
+    Value::Object(detail)
+}
+
+/// Whether the field at `path` holds a secret (its last name is one of [`SECRET_FIELDS`]).
+fn is_secret(path: &str) -> bool {
+    let last = path.rsplit('.').next().unwrap_or(path);
+    let last = last.split('[').next().unwrap_or(last);
+    SECRET_FIELDS.contains(&last)
+}
+
+fn walk(path: &str, old: &Value, new: &Value, out: &mut Map<String, Value>, truncated: &mut bool) {
+    if old == new {
+        return;
+    }
+    if out.len() >= MAX_CHANGES {
+        *truncated = true;
+        return;
+    }
+    if !path.is_empty() && is_secret(path) {
+        out.insert(path.to_string(), Value::String("changed".into()));
+        return;
+    }
+    let is_container = |v: &Value| v.is_object() || v.is_array();
+    if !is_container(old) && !is_container(new) {
+        let mut change = Map::new();
+        change.insert("old".into(), old.clone());
+        change.insert("new".into(), new.clone());
+        out.insert(path.to_string(), Value::Object(change));
+        return;
+    }
+    // A container on one side at least: walk into it, the other side read as empty.
+    let null = Value::Null;
+    let child = |key: &str| {
+        if path.is_empty() {
+            key.to_string()
+        } else {
+            format!("{path}.{key}")
+        }
+    };
+    match (old, new) {
+        (Value::Array(_), _) | (_, Value::Array(_)) => {
+            let (a, b) = (old.as_array(), new.as_array());
+            let len = a.map_or(0, Vec::len).max(b.map_or(0, Vec::len));
+            for i in 0..len {
+                let at = format!("{path}[{i}]");
+                let x = a.and_then(|a| a.get(i)).unwrap_or(&null);
+                let y = b.and_then(|b| b.get(i)).unwrap_or(&null);
+                walk(&at, x, y, out, truncated);
+            }
+        }
+        _ => {
+            let (a, b) = (old.as_object(), new.as_object());
+            let mut keys: Vec<&String> = a.into_iter().flat_map(|m| m.keys()).collect();
+            keys.extend(b.into_iter().flat_map(|m| m.keys()));
+            keys.sort();
+            keys.dedup();
+            for key in keys {
+                let x = a.and_then(|a| a.get(key)).unwrap_or(&null);
+                let y = b.and_then(|b| b.get(key)).unwrap_or(&null);
+                walk(&child(key), x, y, out, truncated);
+            }
+        }
+    }
+    // A scalar replaced by a container (or the reverse): the scalar side is named too.
+    let scalar_side = |v: &Value| !is_container(v) && !v.is_null();
+    if scalar_side(old) || scalar_side(new) {
+        let mut change = Map::new();
+        change.insert(
+            "old".into(),
+            if is_container(old) {
+                Value::Null
+            } else {
+                old.clone()
+            },
+        );
+        change.insert(
+            "new".into(),
+            if is_container(new) {
+                Value::Null
+            } else {
+                new.clone()
+            },
+        );
+        out.insert(path.to_string(), Value::Object(change));
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use serde_json::json;
+
+    #[test]
+    fn a_changed_field_is_named_by_its_path_with_old_and_new() {
+        let old = json!({"name": "Desk", "llm": {"provider": "openai", "model": "gpt-4o-mini"}});
+        let new = json!({"name": "Desk", "llm": {"provider": "openai", "model": "gpt-4o"}});
+        assert_eq!(
+            changed_fields(&old, &new),
+            json!({"changes": {"llm.model": {"old": "gpt-4o-mini", "new": "gpt-4o"}}})
+        );
+    }
+
+    #[test]
+    fn secrets_are_only_said_to_have_changed_even_when_their_section_goes() {
+        let old = json!({"tool_secret": "old-s3cret", "llm": {"model": "m", "api_key": "sk-old"},
+                         "tools": [{"name": "a", "url": "https://a"}]});
+        let new = json!({"tool_secret": "new-s3cret", "tools": [], "end_call_phrases": ["bye"]});
+        let detail = changed_fields(&old, &new);
+        assert_eq!(
+            detail,
+            json!({"changes": {
+                "tool_secret": "changed",
+                "llm.api_key": "changed",
+                "llm.model": {"old": "m", "new": null},
+                "tools[0].name": {"old": "a", "new": null},
+                "tools[0].url": {"old": "https://a", "new": null},
+                "end_call_phrases[0]": {"old": null, "new": "bye"},
+            }})
+        );
+        let text = detail.to_string();
+        for secret in ["old-s3cret", "new-s3cret", "sk-old"] {
+            assert!(!text.contains(secret), "{secret} in {text}");
+        }
+    }
+
+    #[test]
+    fn an_unchanged_document_has_no_changes_and_many_are_capped() {
+        let doc = json!({"a": 1, "b": [1, 2]});
+        assert_eq!(changed_fields(&doc, &doc), json!({"changes": {}}));
+        let many: Vec<u32> = (0..500).collect();
+        let detail = changed_fields(&json!({"x": []}), &json!({"x": many}));
+        assert_eq!(
+            detail["changes"].as_object().map(Map::len),
+            Some(MAX_CHANGES)
+        );
+        assert_eq!(detail["truncated"], true);
     }
 }

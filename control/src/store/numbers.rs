@@ -14,6 +14,7 @@ use serde::Serialize;
 use sqlx::any::AnyRow;
 use sqlx::Row;
 
+use super::audit::changed_fields;
 use super::identity::AuditEntry;
 use super::number_forms::{ensure_unclaimed, release_settled};
 use super::scoped::{PagePosition, ScopedTable};
@@ -194,6 +195,9 @@ impl Store {
             let mut tx = self.pool().begin().await?;
             ensure_target_in_scope(&mut tx, scope, spec).await?;
             ensure_unclaimed(&mut tx, &spec.number, Some(id)).await?;
+            let before = number_as_audited(&mut tx, scope, id).await?;
+            let mut detail = changed_fields(&before, &audited(spec));
+            detail["number"] = serde_json::json!(spec.number);
             let updated = sqlx::query(
                 "UPDATE phone_numbers SET number = $1, region = $2, agent_id = $3, workflow_id = $4, updated_at_ms = $5, \
                  normal_form_conflict = 0 WHERE workspace_id = $6 AND id = $7",
@@ -219,7 +223,7 @@ impl Store {
                     action: "phone_number.updated",
                     resource_type: "phone_number",
                     resource_id: id,
-                    detail: audit_detail(spec),
+                    detail: detail.clone(),
                 }).await
         })
         .await?;
@@ -326,6 +330,42 @@ async fn replace_regions(
 /// What the audit log keeps of a number change: the number and where it is answered.
 fn audit_detail(spec: &PhoneNumberSpec) -> serde_json::Value {
     serde_json::json!({"number": spec.number, "region": spec.region, "regions": spec.regions})
+}
+
+/// The fields of a number an update's audit entry compares.
+fn audited(spec: &PhoneNumberSpec) -> serde_json::Value {
+    serde_json::json!({"number": spec.number, "region": spec.region, "regions": spec.regions,
+                       "agent_id": spec.agent_id, "workflow_id": spec.workflow_id})
+}
+
+/// Number `id` as [`audited`] shows it, read inside the update's transaction.
+async fn number_as_audited(
+    tx: &mut sqlx::Transaction<'_, sqlx::Any>,
+    scope: &WorkspaceScope,
+    id: &str,
+) -> Result<serde_json::Value, StoreError> {
+    let row = sqlx::query(
+        "SELECT number, region, agent_id, workflow_id FROM phone_numbers \
+         WHERE workspace_id = $1 AND id = $2",
+    )
+    .bind(&scope.workspace_id)
+    .bind(id)
+    .fetch_optional(&mut **tx)
+    .await?
+    .ok_or(StoreError::NotFound)?;
+    let regions: Vec<String> = sqlx::query_scalar(
+        "SELECT region FROM phone_number_regions WHERE number_id = $1 ORDER BY position",
+    )
+    .bind(id)
+    .fetch_all(&mut **tx)
+    .await?;
+    Ok(audited(&PhoneNumberSpec {
+        number: row.try_get("number")?,
+        region: row.try_get("region")?,
+        regions,
+        agent_id: row.try_get("agent_id")?,
+        workflow_id: row.try_get("workflow_id")?,
+    }))
 }
 
 fn duplicate_number(error: sqlx::Error, number: &str) -> StoreError {

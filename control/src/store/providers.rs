@@ -8,6 +8,7 @@
 use sqlx::any::AnyRow;
 use sqlx::Row;
 
+use super::audit::changed_fields;
 use super::identity::AuditEntry;
 use super::scoped::{PagePosition, ScopedTable};
 use super::{commit_config_change, parse_json, retry, Store, StoreError, WorkspaceScope};
@@ -154,8 +155,18 @@ impl Store {
             SecretChange::Set(p) => Some(self.sealer()?.seal(&aad(id), p)?),
             _ => None,
         };
+        let after: serde_json::Value = parse_json("provider spec", &document)?;
         let version = retry(|| async {
             let mut tx = self.pool().begin().await?;
+            let before: Option<String> = sqlx::query_scalar(
+                "SELECT spec FROM providers WHERE workspace_id = $1 AND id = $2",
+            )
+            .bind(&scope.workspace_id)
+            .bind(id)
+            .fetch_optional(&mut *tx)
+            .await?;
+            let before: serde_json::Value =
+                parse_json("provider spec", &before.ok_or(StoreError::NotFound)?)?;
             let sql = match secret {
                 SecretChange::Keep => {
                     "UPDATE providers SET name = $1, spec = $2, priority = $3, updated_at_ms = $4 \
@@ -179,11 +190,15 @@ impl Store {
             if query.execute(&mut *tx).await?.rows_affected() == 0 {
                 return Err(StoreError::NotFound);
             }
-            let change = match secret {
-                SecretChange::Keep => "kept",
-                SecretChange::Clear => "cleared",
-                SecretChange::Set(_) => "changed",
-            };
+            // The stored documents hold no secret; the secret's change is said, never shown.
+            let mut detail = changed_fields(&before, &after);
+            detail["name"] = serde_json::json!(spec.name());
+            match secret {
+                SecretChange::Keep => {}
+                SecretChange::Clear | SecretChange::Set(_) => {
+                    detail["changes"][spec.secret_field()] = serde_json::json!("changed");
+                }
+            }
             commit_config_change(
                 tx,
                 scope,
@@ -192,7 +207,7 @@ impl Store {
                     action: "provider.updated",
                     resource_type: "provider",
                     resource_id: id,
-                    detail: serde_json::json!({"name": spec.name(), spec.secret_field(): change}),
+                    detail: detail.clone(),
                 },
             )
             .await

@@ -5,6 +5,7 @@
 use sqlx::any::AnyRow;
 use sqlx::Row;
 
+use super::audit::changed_fields;
 use super::identity::{insert_audit, AuditEntry};
 use super::scoped::{PagePosition, ScopedTable};
 use super::{parse_json, retry, Store, StoreError, WorkspaceScope};
@@ -159,6 +160,26 @@ impl Store {
         let events = events_json(&hook.events)?;
         retry(|| async {
             let mut tx = self.pool().begin().await?;
+            let before =
+                sqlx::query("SELECT url, events FROM webhooks WHERE workspace_id = $1 AND id = $2")
+                    .bind(&scope.workspace_id)
+                    .bind(id)
+                    .fetch_optional(&mut *tx)
+                    .await?
+                    .ok_or(StoreError::NotFound)?;
+            let before_events: String = before.try_get("events")?;
+            let before = serde_json::json!({
+                "url": before.try_get::<String, _>("url")?,
+                "events": parse_json::<serde_json::Value>("webhook events", &before_events)?,
+            });
+            let mut detail = changed_fields(
+                &before,
+                &serde_json::json!({"url": hook.url, "events": hook.events}),
+            );
+            if sealed.is_some() {
+                // A new secret was given: say so, never what it is.
+                detail["changes"]["secret"] = serde_json::json!("changed");
+            }
             let updated = sqlx::query(
                 "UPDATE webhooks SET url = $1, events = $2, secret = COALESCE($3, secret), \
                  updated_at_ms = $4 WHERE workspace_id = $5 AND id = $6",
@@ -183,11 +204,7 @@ impl Store {
                     action: "webhook.updated",
                     resource_type: "webhook",
                     resource_id: id,
-                    detail: serde_json::json!({
-                        "url": hook.url,
-                        "events": hook.events,
-                        "secret": if sealed.is_some() { "changed" } else { "kept" },
-                    }),
+                    detail: detail.clone(),
                 },
             )
             .await?;

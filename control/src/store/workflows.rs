@@ -10,7 +10,8 @@ use sqlx::Row;
 use super::identity::AuditEntry;
 use super::scoped::{PagePosition, ScopedTable};
 use super::{
-    commit_config_change, parse_json, retry, NamedDocument, Store, StoreError, WorkspaceScope,
+    commit_config_change, parse_json, retry, NamedDocument, NewDocument, Store, StoreError,
+    WorkspaceScope,
 };
 use freya_shared::ids::{new_id, now_ms};
 use freya_shared::workflow::{Node, Workflow};
@@ -149,6 +150,11 @@ impl Store {
         definition: &Workflow,
     ) -> Result<StoredWorkflow, StoreError> {
         let text = to_text(definition)?;
+        let after: serde_json::Value = parse_json("workflow definition", &text)?;
+        let changes = |before: &str| {
+            let before: serde_json::Value = parse_json("workflow definition", before)?;
+            Ok(super::audit::changed_fields(&before, &after))
+        };
         self.replace_document(
             &NamedDocument {
                 table: "workflows",
@@ -158,8 +164,11 @@ impl Store {
             scope,
             actor,
             id,
-            &definition.name,
-            &text,
+            &NewDocument {
+                name: &definition.name,
+                text: &text,
+                changes: &changes,
+            },
         )
         .await?;
         self.workflow(scope, id).await

@@ -88,15 +88,37 @@ impl LanguageModel for AnthropicModel {
     }
 }
 
-/// The JSON body of a streamed Messages request. System messages are joined into the top-level
-/// `system` field; consecutive turns of one role are merged, as the API requires alternation.
+/// Anthropic's current Sonnet (the alias follows its latest snapshot), asked for when an `llm`
+/// section names no model.
+pub const DEFAULT_MODEL: &str = "claude-sonnet-4-5";
+
+/// The user turn that opens a conversation when the caller has not spoken yet: the Messages API
+/// wants the first message to be the user's.
+pub const CALL_STARTED: &str = "(The call is connected; the caller has not said anything yet.)";
+
+/// One turn of the Messages conversation: its role and content blocks.
+type Turn = (&'static str, Vec<Value>);
+
+/// The JSON body of a streamed Messages request, shaped as the documented API requires:
+/// - system messages are joined into the top-level `system` field, which is left out when empty;
+/// - the conversation starts with a user turn and alternates user and assistant (consecutive
+///   turns of one role are merged);
+/// - what the agent said before the caller spoke (the greeting) goes into `system` as context
+///   ("You have already said: ..."), not into a made-up user turn: the model should know what it
+///   said, not be told the caller said something. If the conversation would still start with the
+///   assistant (a tool call before any caller speech) or be empty, [`CALL_STARTED`] opens it;
+/// - every `tool_use` is answered by a `tool_result` in the next user turn and every
+///   `tool_result` answers a `tool_use` of the turn before (a call cut off by barge-in before its
+///   result is dropped with its half), and the results come first in their turn.
 pub fn request_body(request: &ChatRequest) -> Value {
-    let mut system = Vec::new();
-    let mut turns: Vec<(&'static str, Vec<Value>)> = Vec::new();
+    let mut system: Vec<String> = Vec::new();
+    let mut turns: Vec<Turn> = Vec::new();
     for message in &request.messages {
         let (role, blocks) = match message {
             ChatMessage::System { content } => {
-                system.push(content.as_str());
+                if !content.trim().is_empty() {
+                    system.push(content.clone());
+                }
                 continue;
             }
             ChatMessage::User { content } => ("user", text_blocks(content)),
@@ -116,12 +138,30 @@ pub fn request_body(request: &ChatRequest) -> Value {
                 vec![json!({"type": "tool_result", "tool_use_id": call_id, "content": content})],
             ),
         };
-        if blocks.is_empty() {
-            continue;
+        turns.push((role, blocks));
+    }
+    let mut turns = merged(turns);
+    pair_tool_blocks(&mut turns);
+    let mut turns = merged(turns);
+    while let Some((role, blocks)) = turns.first() {
+        let text_only = blocks.iter().all(|b| b["type"] == "text");
+        if *role != "assistant" || !text_only {
+            break;
         }
-        match turns.last_mut() {
-            Some((last_role, last_blocks)) if *last_role == role => last_blocks.extend(blocks),
-            _ => turns.push((role, blocks)),
+        let said: Vec<&str> = blocks.iter().filter_map(|b| b["text"].as_str()).collect();
+        system.push(format!(
+            "You have already said to the caller: \"{}\"",
+            said.join(" ")
+        ));
+        turns.remove(0);
+    }
+    if turns.first().is_none_or(|(role, _)| *role != "user") {
+        turns.insert(0, ("user", text_blocks(CALL_STARTED)));
+    }
+    for (role, blocks) in &mut turns {
+        if *role == "user" {
+            // Stable: results first, in their order, then the caller's words.
+            blocks.sort_by_key(|b| b["type"] != "tool_result");
         }
     }
     let messages: Vec<Value> = turns
@@ -152,6 +192,58 @@ pub fn request_body(request: &ChatRequest) -> Value {
         body["tools"] = Value::Array(tools);
     }
     body
+}
+
+/// `turns` without empty ones, consecutive turns of one role joined.
+fn merged(turns: Vec<Turn>) -> Vec<Turn> {
+    let mut out: Vec<Turn> = Vec::with_capacity(turns.len());
+    for (role, blocks) in turns {
+        if blocks.is_empty() {
+            continue;
+        }
+        match out.last_mut() {
+            Some((last_role, last_blocks)) if *last_role == role => last_blocks.extend(blocks),
+            _ => out.push((role, blocks)),
+        }
+    }
+    out
+}
+
+/// Drops each `tool_use` whose result is not in the next turn and each `tool_result` whose call
+/// is not in the turn before (turns already merged, so they alternate).
+fn pair_tool_blocks(turns: &mut [Turn]) {
+    let ids = |blocks: &[Value], kind: &str, key: &str| -> Vec<String> {
+        blocks
+            .iter()
+            .filter(|b| b["type"] == kind)
+            .filter_map(|b| b[key].as_str().map(str::to_string))
+            .collect()
+    };
+    for i in 0..turns.len() {
+        let answered = match turns.get(i + 1) {
+            Some(("user", next)) => ids(next, "tool_result", "tool_use_id"),
+            _ => Vec::new(),
+        };
+        if turns[i].0 == "assistant" {
+            turns[i].1.retain(|b| {
+                b["type"] != "tool_use"
+                    || b["id"]
+                        .as_str()
+                        .is_some_and(|id| answered.iter().any(|a| a == id))
+            });
+        } else {
+            let previous = match i.checked_sub(1).map(|p| &turns[p]) {
+                Some(("assistant", blocks)) => ids(blocks, "tool_use", "id"),
+                _ => Vec::new(),
+            };
+            turns[i].1.retain(|b| {
+                b["type"] != "tool_result"
+                    || b["tool_use_id"]
+                        .as_str()
+                        .is_some_and(|id| previous.iter().any(|p| p == id))
+            });
+        }
+    }
 }
 
 /// The API refuses empty text blocks, so empty text sends none.
@@ -386,6 +478,96 @@ mod tests {
         assert_eq!(messages[2]["content"][0]["type"], "tool_result");
         assert_eq!(messages[2]["content"][1]["text"], "Thanks");
         assert_eq!(body["tools"][0]["input_schema"]["type"], "object");
+    }
+
+    fn roles(body: &Value) -> Vec<String> {
+        body["messages"]
+            .as_array()
+            .expect("messages")
+            .iter()
+            .map(|m| m["role"].as_str().unwrap_or("?").to_string())
+            .collect()
+    }
+
+    #[test]
+    fn an_empty_system_prompt_is_left_out() {
+        let body = request_body(&ChatRequest::new(
+            "claude",
+            vec![ChatMessage::system(""), ChatMessage::user("Hello")],
+        ));
+        assert!(body.get("system").is_none(), "{body}");
+        assert_eq!(roles(&body), ["user"]);
+    }
+
+    #[test]
+    fn the_greeting_before_the_caller_spoke_becomes_context_and_a_user_turn_opens() {
+        let body = request_body(&ChatRequest::new(
+            "claude",
+            vec![
+                ChatMessage::system("Be brief."),
+                ChatMessage::Assistant {
+                    content: "Hello, Acme dental.".into(),
+                    tool_calls: Vec::new(),
+                },
+                ChatMessage::user("I need"),
+                ChatMessage::user("an appointment"),
+            ],
+        ));
+        assert_eq!(
+            body["system"],
+            "Be brief.\n\nYou have already said to the caller: \"Hello, Acme dental.\""
+        );
+        assert_eq!(roles(&body), ["user"]);
+        assert_eq!(body["messages"][0]["content"][1]["text"], "an appointment");
+        let only_greeting = request_body(&ChatRequest::new(
+            "claude",
+            vec![ChatMessage::Assistant {
+                content: "Hello?".into(),
+                tool_calls: Vec::new(),
+            }],
+        ));
+        assert_eq!(roles(&only_greeting), ["user"]);
+        assert_eq!(
+            only_greeting["messages"][0]["content"][0]["text"],
+            CALL_STARTED
+        );
+    }
+
+    #[test]
+    fn a_tool_call_cut_off_before_its_result_is_dropped_with_its_half() {
+        let call = |id: &str| ToolCall {
+            id: id.into(),
+            name: "book".into(),
+            arguments: json!({}),
+        };
+        let body = request_body(&ChatRequest::new(
+            "claude",
+            vec![
+                ChatMessage::user("Book it"),
+                ChatMessage::Assistant {
+                    content: String::new(),
+                    tool_calls: vec![call("cut")],
+                },
+                ChatMessage::user("Wait, no"),
+                ChatMessage::Assistant {
+                    content: "Sure.".into(),
+                    tool_calls: vec![call("t2")],
+                },
+                ChatMessage::user("and Friday"),
+                ChatMessage::tool_result("t2", "ok"),
+                ChatMessage::tool_result("stray", "?"),
+            ],
+        ));
+        assert_eq!(roles(&body), ["user", "assistant", "user"], "{body}");
+        assert_eq!(body["messages"][0]["content"][1]["text"], "Wait, no");
+        let last = &body["messages"][2]["content"];
+        assert_eq!(last[0]["type"], "tool_result", "results first: {last}");
+        assert_eq!(last[0]["tool_use_id"], "t2");
+        assert_eq!(
+            last.as_array().map(Vec::len),
+            Some(2),
+            "stray result dropped"
+        );
     }
 
     #[test]

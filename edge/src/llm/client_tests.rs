@@ -410,3 +410,112 @@ async fn a_responder_answers_from_the_request_once_the_queue_is_empty() {
     assert_eq!(text_of(&second), "You said: When are you open?");
     assert_eq!(server.requests().len(), 2);
 }
+
+/// Posts `body` to the fake Messages endpoint as-is; returns the status and the JSON answer.
+async fn post_messages(
+    server: &FakeLlmServer,
+    body: serde_json::Value,
+) -> (u16, serde_json::Value) {
+    let response = reqwest::Client::new()
+        .post(format!("{}/v1/messages", server.base_url()))
+        .json(&body)
+        .send()
+        .await
+        .expect("fake answers");
+    let status = response.status().as_u16();
+    let text = response.text().await.expect("body");
+    (status, serde_json::from_str(&text).unwrap_or(json!(text)))
+}
+
+#[tokio::test]
+async fn the_anthropic_fake_refuses_what_the_messages_api_refuses() {
+    let server = FakeLlmServer::anthropic().await.expect("fake starts");
+    let user = |text: &str| json!({"role": "user", "content": text});
+    let assistant = |text: &str| json!({"role": "assistant", "content": text});
+    let tool_use = json!({"role": "assistant", "content": [
+        {"type": "tool_use", "id": "toolu_1", "name": "book", "input": {}}]});
+    let bad = [
+        (
+            "empty system",
+            json!({"system": "", "messages": [user("Hi")]}),
+        ),
+        (
+            "assistant first",
+            json!({"messages": [assistant("Hello"), user("Hi")]}),
+        ),
+        (
+            "two user turns",
+            json!({"messages": [user("Hi"), user("there")]}),
+        ),
+        (
+            "unanswered tool_use",
+            json!({"messages": [user("Book"), tool_use.clone(), user("?")]}),
+        ),
+        (
+            "result after text",
+            json!({"messages": [user("Book"), tool_use.clone(),
+            {"role": "user", "content": [{"type": "text", "text": "and"},
+             {"type": "tool_result", "tool_use_id": "toolu_1", "content": "ok"}]}]}),
+        ),
+        (
+            "stray result",
+            json!({"messages": [user("Book"), assistant("Hm"),
+            {"role": "user", "content": [
+             {"type": "tool_result", "tool_use_id": "toolu_9", "content": "ok"}]}]}),
+        ),
+        ("empty text", json!({"messages": [user("")]})),
+    ];
+    for (what, mut body) in bad {
+        body["model"] = json!("claude-sonnet-4-5");
+        body["max_tokens"] = json!(64);
+        let (status, answer) = post_messages(&server, body).await;
+        assert_eq!(status, 400, "{what}: {answer}");
+        assert_eq!(answer["type"], "error", "{what}: {answer}");
+        assert_eq!(answer["error"]["type"], "invalid_request_error", "{what}");
+        assert!(answer["error"]["message"]
+            .as_str()
+            .is_some_and(|m| !m.is_empty()));
+    }
+    let good = json!({"model": "claude-sonnet-4-5", "max_tokens": 64, "system": "Be brief.",
+        "messages": [user("Book"), tool_use,
+            {"role": "user", "content": [
+             {"type": "tool_result", "tool_use_id": "toolu_1", "content": "ok"},
+             {"type": "text", "text": "thanks"}]}]});
+    let (status, _) = post_messages(&server, good).await;
+    assert_eq!(status, 200, "a well-formed request is served");
+}
+
+#[tokio::test]
+async fn a_call_history_opened_by_the_greeting_is_a_request_the_anthropic_api_accepts() {
+    let server = FakeLlmServer::anthropic().await.expect("fake starts");
+    server.push_reply(FakeReply::text("Friday at ten works."));
+    let cut = ToolCall {
+        id: "toolu_cut".into(),
+        name: "book_appointment".into(),
+        arguments: json!({}),
+    };
+    let request = ChatRequest::new(
+        anthropic::DEFAULT_MODEL,
+        vec![
+            ChatMessage::system(""),
+            ChatMessage::Assistant {
+                content: "Hello, Acme. How can I help?".into(),
+                tool_calls: Vec::new(),
+            },
+            ChatMessage::user("Book me in"),
+            ChatMessage::Assistant {
+                content: String::new(),
+                tool_calls: vec![cut],
+            },
+            ChatMessage::user("on Friday"),
+        ],
+    );
+    let events = collect(anthropic(&server).stream_chat(request)).await;
+    assert_eq!(text_of(&events), "Friday at ten works.", "{events:?}");
+    let seen = &server.requests()[0];
+    assert_eq!(seen.outcome, StreamOutcome::Completed);
+    assert_eq!(seen.body["messages"][0]["role"], "user");
+    assert!(seen
+        .system_prompt()
+        .is_some_and(|s| s.contains("Hello, Acme. How can I help?")));
+}

@@ -1,27 +1,25 @@
 //! Running a customer's tool: when the model calls one, the edge POSTs the arguments as JSON to
-//! the tool's URL and gives the model the response. The request carries the call id and a signed
-//! timestamp so the receiver can check it came from Freya and is fresh:
-//! `X-Freya-Signature: sha256=<hex HMAC-SHA256 of "{timestamp}.{body}" under the agent's tool
-//! secret>`; [`verify_signature`] is the receiver's side, in Rust. A failure is a typed
+//! the tool's URL and gives the model the response. The request carries the call id and the same
+//! signature as a webhook delivery (`freya_shared::signature`):
+//! `Freya-Signature: t=<seconds>,v1=<hex HMAC-SHA256 of "{t}.{body}" under the agent's tool
+//! secret>`; [`verify_signature`] is the receiver's side, in Rust. A runner without a secret
+//! sends nothing: a signature under an empty key is one anybody can forge. A failure is a typed
 //! [`ToolError`] that the call task turns into a `tool.failed` event and a short apology. Only a
 //! connection that could not be made is retried: a request that reached the tool may have acted
 //! (booked, charged), so it is never sent twice.
 
-use std::time::{Duration, SystemTime, UNIX_EPOCH};
+use std::time::{Duration, SystemTime};
 
-use hmac::{Hmac, Mac};
 use serde_json::Value;
-use sha2::Sha256;
 
 use super::types::{error_chain, excerpt};
 use crate::egress::{Egress, EgressError};
 
 /// Header naming the call the tool runs for.
 pub const CALL_ID_HEADER: &str = "X-Freya-Call-Id";
-/// Header with the signing time, in seconds since the Unix epoch.
-pub const TIMESTAMP_HEADER: &str = "X-Freya-Timestamp";
-/// Header with `sha256=<hex>` over `"{timestamp}.{body}"`.
-pub const SIGNATURE_HEADER: &str = "X-Freya-Signature";
+pub use freya_shared::signature::{
+    sign, verify as verify_signature, SignatureError, SIGNATURE_HEADER, TOLERANCE,
+};
 
 /// Largest tool response accepted; the model could not use more in a phone call anyway.
 pub const MAX_RESPONSE_BYTES: usize = 256 * 1024;
@@ -106,6 +104,12 @@ pub enum ToolError {
         /// Start of the response body.
         body: String,
     },
+    /// The agent has no tool secret, so the request could not be signed and was not sent.
+    #[error("tool `{tool}` was not called: the agent has no `tool_secret` to sign it with")]
+    Unsigned {
+        /// Tool name.
+        tool: String,
+    },
     /// The response body could not be read or was too large.
     #[error("tool `{tool}` sent an unusable response: {reason}")]
     Response {
@@ -114,73 +118,6 @@ pub enum ToolError {
         /// What went wrong.
         reason: String,
     },
-}
-
-/// Why a receiver refused a request's signature.
-#[derive(Debug, Clone, PartialEq, Eq, thiserror::Error)]
-pub enum SignatureError {
-    /// The timestamp or signature header is not in the expected form.
-    #[error("malformed {0} header")]
-    Malformed(&'static str),
-    /// The signature does not match the body and timestamp.
-    #[error("signature does not match")]
-    Mismatch,
-    /// The timestamp is further from now than allowed (a replay, or a wrong clock).
-    #[error("timestamp is {age_seconds} s away from now")]
-    Stale {
-        /// Distance from the receiver's clock, in seconds.
-        age_seconds: u64,
-    },
-}
-
-/// `sha256=<hex>` for `body` signed at `timestamp` with `secret`.
-pub fn sign(secret: &[u8], timestamp: u64, body: &[u8]) -> String {
-    format!(
-        "sha256={}",
-        hex::encode(mac(secret, timestamp, body).finalize().into_bytes())
-    )
-}
-
-fn mac(secret: &[u8], timestamp: u64, body: &[u8]) -> Hmac<Sha256> {
-    // HMAC takes a key of any length, so this cannot fail.
-    let mut mac = match Hmac::<Sha256>::new_from_slice(secret) {
-        Ok(mac) => mac,
-        Err(_) => unreachable!("HMAC accepts keys of any length"),
-    };
-    mac.update(timestamp.to_string().as_bytes());
-    mac.update(b".");
-    mac.update(body);
-    mac
-}
-
-/// Checks a received request: the raw `body`, and the values of [`TIMESTAMP_HEADER`] and
-/// [`SIGNATURE_HEADER`], against `secret`, refusing timestamps more than `max_skew` from
-/// `now`. The comparison is constant-time.
-pub fn verify_signature(
-    secret: &[u8],
-    timestamp_header: &str,
-    signature_header: &str,
-    body: &[u8],
-    now: SystemTime,
-    max_skew: Duration,
-) -> Result<(), SignatureError> {
-    let timestamp: u64 = timestamp_header
-        .trim()
-        .parse()
-        .map_err(|_| SignatureError::Malformed(TIMESTAMP_HEADER))?;
-    let signature = signature_header
-        .trim()
-        .strip_prefix("sha256=")
-        .and_then(|hex_digits| hex::decode(hex_digits).ok())
-        .ok_or(SignatureError::Malformed(SIGNATURE_HEADER))?;
-    let now = now.duration_since(UNIX_EPOCH).map_or(0, |d| d.as_secs());
-    let age_seconds = now.abs_diff(timestamp);
-    if age_seconds > max_skew.as_secs() {
-        return Err(SignatureError::Stale { age_seconds });
-    }
-    mac(secret, timestamp, body)
-        .verify_slice(&signature)
-        .map_err(|_| SignatureError::Mismatch)
 }
 
 /// Runs tools for one agent: signs with its tool secret, over the edge's egress guard.
@@ -197,7 +134,8 @@ impl std::fmt::Debug for ToolRunner {
 }
 
 impl ToolRunner {
-    /// A runner signing with `secret`.
+    /// A runner signing with `secret`; with an empty one, every [`ToolRunner::run`] is refused
+    /// as [`ToolError::Unsigned`] before anything is sent.
     pub fn new(egress: Egress, secret: impl Into<Vec<u8>>) -> Self {
         Self {
             egress,
@@ -212,6 +150,11 @@ impl ToolRunner {
         call_id: &str,
         arguments: &Value,
     ) -> Result<ToolOutput, ToolError> {
+        if self.secret.is_empty() {
+            return Err(ToolError::Unsigned {
+                tool: tool.name.clone(),
+            });
+        }
         let url = self
             .egress
             .check_url(&tool.url)
@@ -262,17 +205,19 @@ impl ToolRunner {
         call_id: &str,
         body: &[u8],
     ) -> Result<ToolOutput, Attempt> {
-        let timestamp = SystemTime::now()
-            .duration_since(UNIX_EPOCH)
-            .map_or(0, |d| d.as_secs());
+        let timestamp = freya_shared::signature::unix_seconds(SystemTime::now());
+        let signature = sign(&self.secret, timestamp, body).map_err(|_| {
+            Attempt::Failed(ToolError::Unsigned {
+                tool: tool.name.clone(),
+            })
+        })?;
         let response = self
             .egress
             .client()
             .post(url.clone())
             .header(reqwest::header::CONTENT_TYPE, "application/json")
             .header(CALL_ID_HEADER, call_id)
-            .header(TIMESTAMP_HEADER, timestamp.to_string())
-            .header(SIGNATURE_HEADER, sign(&self.secret, timestamp, body))
+            .header(SIGNATURE_HEADER, signature)
             .body(body.to_vec())
             .send()
             .await

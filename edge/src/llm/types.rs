@@ -96,7 +96,7 @@ pub struct ToolDefinition {
 /// Everything one streamed completion needs.
 #[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
 pub struct ChatRequest {
-    /// The provider's model name (`gpt-4o-mini`, `claude-3-5-haiku-latest`).
+    /// The provider's model name (`gpt-4o-mini`, `claude-sonnet-4-5`).
     pub model: String,
     /// Sampling temperature; the provider's default when absent.
     #[serde(default, skip_serializing_if = "Option::is_none")]

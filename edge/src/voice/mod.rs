@@ -55,7 +55,7 @@ pub const ANTHROPIC_BASE_URL: &str = "https://api.anthropic.com";
 /// Model used for an environment-configured LLM when `FREYA_LLM_MODEL` is not set.
 pub const DEFAULT_OPENAI_MODEL: &str = "gpt-4o-mini";
 /// Anthropic model used when the `llm` section names none.
-pub const DEFAULT_ANTHROPIC_MODEL: &str = "claude-3-5-haiku-latest";
+pub const DEFAULT_ANTHROPIC_MODEL: &str = crate::llm::anthropic::DEFAULT_MODEL;
 
 /// An agent's configuration that cannot be turned into a working pipeline, by field.
 #[derive(Debug, Clone, PartialEq, Eq, thiserror::Error)]

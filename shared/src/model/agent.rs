@@ -48,7 +48,9 @@ pub struct AgentSpec {
     /// Customer tools the model may call.
     #[serde(default, skip_serializing_if = "Vec::is_empty")]
     pub tools: Vec<ToolSpec>,
-    /// Secret that signs tool requests (`X-Freya-Signature`); a secret like `api_key`.
+    /// Secret that signs tool requests (`Freya-Signature`, see `crate::signature`); a secret like
+    /// `api_key`, and required when `tools` is not empty: an unsigned (or empty-key) request is
+    /// one the tool's server cannot tell from a forgery.
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub tool_secret: Option<String>,
     /// Seconds of silence from the caller after the agent spoke before it asks again.
@@ -360,6 +362,16 @@ impl AgentSpec {
                 format!("at most {MAX_TOOLS} tools"),
             ));
         }
+        let secret_given = self
+            .tool_secret
+            .as_deref()
+            .is_some_and(|s| !s.trim().is_empty());
+        if !self.tools.is_empty() && !secret_given {
+            errors.push(FieldError::new(
+                "tool_secret",
+                "is required when `tools` is set: it signs every tool request (`Freya-Signature`)",
+            ));
+        }
         for (i, tool) in self.tools.iter().enumerate() {
             let at = |field: &str| format!("tools[{i}].{field}");
             let name_ok = !tool.name.is_empty()
@@ -559,6 +571,7 @@ mod tests {
             "turn": {"end_of_turn_silence_ms": 500, "barge_in": true, "barge_in_min_speech_ms": 200},
             "tools": [{"name": "book_appointment", "description": "...", "parameters": {"type": "object"},
                        "url": "https://example.com/hooks/book", "timeout_ms": 5000}],
+            "tool_secret": "a-long-random-secret",
             "max_call_seconds": 900, "silence_reprompt_seconds": 8, "end_call_phrases": ["goodbye"],
             "record": false
         }))
@@ -568,6 +581,20 @@ mod tests {
             serde_json::from_value(serde_json::to_value(&spec).expect("serializes"))
                 .expect("parses");
         assert_eq!(back, spec);
+    }
+
+    #[test]
+    fn tools_without_a_secret_are_refused_naming_tool_secret() {
+        for secret in [None, Some(""), Some("  ")] {
+            let mut spec: AgentSpec = serde_json::from_value(serde_json::json!({
+                "name": "Desk",
+                "tools": [{"name": "book", "url": "https://example.com/book"}]
+            }))
+            .expect("parses");
+            spec.tool_secret = secret.map(str::to_string);
+            let fields: Vec<String> = spec.validate().into_iter().map(|e| e.field).collect();
+            assert_eq!(fields, ["tool_secret"], "secret {secret:?}");
+        }
     }
 
     #[test]
@@ -597,6 +624,7 @@ mod tests {
                 "tts.temperature",
                 "turn.end_of_turn_silence_ms",
                 "turn.stt_endpointing",
+                "tool_secret",
                 "tools[0].name",
                 "tools[1].url",
                 "tools[1].parameters",

@@ -4,7 +4,8 @@
 //! first-token latency, inter-token delay, HTTP failures, a connection cut mid-stream, an
 //! in-stream error), taken from a queue or computed from the request, and every request is
 //! recorded with how its stream ended, so a test can assert that the system prompt and transcript
-//! reached the model, or that a dropped reply really stopped the server's stream. Cloud providers
+//! reached the model, or that a dropped reply really stopped the server's stream. The Anthropic
+//! fake refuses, with the API's 400, a request the real Messages API would refuse. Cloud providers
 //! are unreachable from tests; these are what the pipeline's integration tests talk to instead.
 
 mod anthropic;
@@ -281,7 +282,16 @@ async fn handle(
         ),
         FakeWire::Anthropic => record.path == "/v1/messages",
     };
-    let reply = if method == Method::POST && known_path {
+    // A request the real Messages API would refuse gets its 400, not a scripted reply.
+    let refused = match shared.wire {
+        FakeWire::Anthropic if method == Method::POST && known_path => {
+            anthropic::refusal(&record.body)
+        }
+        _ => None,
+    };
+    let reply = if let Some(message) = refused {
+        FakeReply::status(400, &anthropic::refusal_body(&message))
+    } else if method == Method::POST && known_path {
         let queued = lock(&shared.queue).pop_front();
         queued.unwrap_or_else(|| match lock(&shared.responder).as_ref() {
             Some(responder) => responder(&record),
