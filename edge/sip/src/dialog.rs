@@ -87,6 +87,9 @@ pub struct Dialog {
     /// number: the ACK for a 2xx is a transaction of its own and finds the INVITE it
     /// acknowledges by dialog and CSeq (RFC 3261 sections 13.3.1.4, 17.1.1.3).
     pub reinvites: Vec<(u32, TransactionKey)>,
+    /// The call's owner can take no more signals for now (its queue is full): a digit by SIP
+    /// INFO is refused `500` with `Retry-After` instead of being accepted and then lost.
+    pub signals_full: bool,
     /// We generated the Call-ID (a call we placed): RFC 3261 section 14.1 gives the owner the
     /// longer glare back-off, so that the two sides do not retry at the same moment.
     pub owns_call_id: bool,
@@ -139,6 +142,7 @@ impl Dialog {
             info_in_flight: false,
             session_timer: None,
             reinvites: Vec::new(),
+            signals_full: false,
             owns_call_id: false,
             refresh_retry: None,
         })
@@ -207,6 +211,7 @@ impl Dialog {
             info_in_flight: false,
             session_timer: None,
             reinvites: Vec::new(),
+            signals_full: false,
             owns_call_id: true,
             refresh_retry: None,
         })

@@ -438,3 +438,51 @@ fn malformed_messages_get_400_or_are_dropped_never_a_panic() {
         ep.handle_datagram(t0, addr(CALLER), junk);
     }
 }
+
+#[test]
+fn a_digit_by_info_for_a_call_that_cannot_take_it_is_refused_with_retry_after() {
+    let t0 = Instant::now();
+    let mut ep = endpoint();
+    ep.handle_datagram(t0, addr(CALLER), &invite("z9hG4bKa1", "call-1"));
+    events(&mut ep);
+    ep.answer(t0, "call-1", "v=0\r\n".into());
+    let tag = to_tag(&sent(&mut ep)[0]);
+    let info = |branch: &str, cseq: u32| {
+        let relay = "Content-Type: application/dtmf-relay\r\n";
+        in_dialog(
+            "INFO",
+            branch,
+            "call-1",
+            &tag,
+            cseq,
+            relay,
+            "Signal=7\r\nDuration=160\r\n",
+        )
+    };
+
+    ep.set_signals_full("call-1", true);
+    ep.handle_datagram(t0, addr(CALLER), &info("z9hG4bKi1", 2));
+    let out = sent(&mut ep);
+    assert!(out[0].starts_with("SIP/2.0 500"), "{out:?}");
+    assert!(out[0].contains("Retry-After: 1"), "{out:?}");
+    assert_eq!(events(&mut ep), [], "a refused digit is not reported");
+
+    // An INFO without a digit is not the call's to take: still 200.
+    ep.handle_datagram(
+        t0,
+        addr(CALLER),
+        &in_dialog("INFO", "z9hG4bKi2", "call-1", &tag, 3, "", ""),
+    );
+    assert!(sent(&mut ep)[0].starts_with("SIP/2.0 200 OK"));
+
+    ep.set_signals_full("call-1", false);
+    ep.handle_datagram(t0, addr(CALLER), &info("z9hG4bKi3", 4));
+    assert!(sent(&mut ep)[0].starts_with("SIP/2.0 200 OK"));
+    assert_eq!(
+        events(&mut ep),
+        [EndpointEvent::Dtmf {
+            call_id: "call-1".into(),
+            digit: '7'
+        }]
+    );
+}

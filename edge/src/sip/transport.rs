@@ -48,7 +48,7 @@ use freya_shared::model::call_payloads::{CallEnded, CallStarted};
 use freya_shared::model::{CallEvent, CallEventData, EndReason};
 use placing::PendingOutbound;
 use refusal::Refusals;
-use signals::CallSignals;
+use signals::{CallSignals, Delivery};
 use tcp::{TcpConnections, TcpInput};
 
 /// How the SIP task reaches the outside world.
@@ -245,7 +245,9 @@ impl SipTask {
                 return false;
             }
         }
-        self.calls.retry();
+        for dialog in self.calls.retry() {
+            self.endpoint.set_signals_full(&dialog, false);
+        }
         while let Some(event) = self.endpoint.poll_event() {
             self.on_event(event).await;
         }
@@ -371,9 +373,14 @@ impl SipTask {
         tokio::spawn(run.instrument(span));
     }
 
-    /// Hands `signal` to the call `call_id` without waiting for it (`signals.rs`).
+    /// Hands `signal` to the call `call_id` without waiting for it (`signals.rs`). When it did
+    /// not fit, the endpoint refuses the call's INFO digits (500, `Retry-After`) until there is
+    /// room again.
     fn signal(&mut self, call_id: &str, signal: CallSignal) {
-        self.calls.signal(Instant::now(), call_id, signal);
+        let delivery = self.calls.signal(Instant::now(), call_id, signal);
+        if let Delivery::Dropped | Delivery::Waiting = delivery {
+            self.endpoint.set_signals_full(call_id, true);
+        }
     }
 
     /// Ends a confirmed call with our BYE and tells its task why (the session lapsed, or the

@@ -21,6 +21,9 @@ use crate::response::{bad_request, build_response, set_body, status};
 use crate::stamp_received;
 use crate::transaction::{ServerInviteTransaction, TransactionKey};
 
+/// Seconds a peer is asked to wait before sending again a DTMF INFO the call could not take.
+const INFO_RETRY_AFTER: u32 = 1;
+
 impl SipEndpoint {
     pub(super) fn on_request(&mut self, now: Instant, peer: Peer, mut request: Request) {
         let source = peer.addr;
@@ -316,15 +319,39 @@ impl SipEndpoint {
         }
     }
 
+    /// Tells the endpoint whether the call `call_id` can take signals now. While it cannot, a
+    /// digit by SIP INFO is answered `500` with `Retry-After` and not reported: the owner says
+    /// so when its queue for the call is full, and again when there is room.
+    pub fn set_signals_full(&mut self, call_id: &str, full: bool) {
+        if let Some(dialog) = self.dialogs.get_mut(call_id) {
+            dialog.signals_full = full;
+        }
+    }
+
     fn on_info(&mut self, now: Instant, peer: Peer, key: TransactionKey, request: Request) {
         let call = self.dialog_of(peer.addr, &request);
         let digit = dtmf_relay_digit(&request);
+        let full = call
+            .as_deref()
+            .and_then(|c| self.dialogs.get(c))
+            .is_some_and(|d| d.signals_full);
         let response = match call {
+            // A digit the call cannot take now: refused, so that the peer knows it was not
+            // heard and may send it again (RFC 3261 section 21.5.1), rather than a 200 for a
+            // digit that is then lost.
+            Some(_) if full && digit.is_some() => {
+                tracing::info!(call = ?call, "a DTMF INFO for a call whose queue is full (500)");
+                build_response(&request, status(500, "Server Internal Error"), None).map(|mut r| {
+                    let after = INFO_RETRY_AFTER.to_string();
+                    r.headers.push(Header::Other("Retry-After".into(), after));
+                    r
+                })
+            }
             Some(_) => build_response(&request, status(200, "OK"), None),
             None => no_dialog(&request),
         };
         self.respond_non_invite(now, peer, key, request, response);
-        if let (Some(call_id), Some(digit)) = (call, digit) {
+        if let (Some(call_id), Some(digit), false) = (call, digit, full) {
             self.events
                 .push_back(EndpointEvent::Dtmf { call_id, digit });
         }

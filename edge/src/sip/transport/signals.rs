@@ -17,8 +17,11 @@
 //! - `Confirmed` and `Dtmf` are dropped and counted. `Confirmed` only tells the task that the ACK
 //!   came (the SIP task has already moved the call's slot). A digit by SIP INFO has already been
 //!   answered 200 by the endpoint in the same step that reported it (the core answers in-dialog
-//!   requests itself), so it cannot be refused any more: it is lost like a lost RTP event, and
-//!   the counter shows it. A call sixteen signals behind is not listening to its caller anyway.
+//!   requests itself), so that one digit cannot be refused any more: it is lost like a lost RTP
+//!   event, and the counter shows it. But from then on the call is marked full in the endpoint
+//!   (`SipEndpoint::set_signals_full`, whenever [`CallSignals::signal`] does not queue) and further
+//!   digits are answered `500` with `Retry-After` — the peer knows they were not heard — until
+//!   [`CallSignals::retry`] finds room in the queue again.
 //!
 //! A BYE from the caller is unaffected by any of this: the endpoint answers it 200 before the
 //! SIP task hears of it, and the hang-up it becomes is one that waits.
@@ -95,6 +98,9 @@ struct Line {
     backlog: VecDeque<CallSignal>,
     /// The call has been told to hang up (or will be, from the backlog): it is no longer live.
     ended: bool,
+    /// A signal did not fit: the endpoint is to refuse the call's INFO digits until there is
+    /// room again.
+    full: bool,
 }
 
 impl Line {
@@ -140,6 +146,7 @@ impl CallSignals {
             tx,
             backlog: VecDeque::new(),
             ended: false,
+            full: false,
         };
         self.lines.insert(dialog, line);
     }
@@ -154,9 +161,12 @@ impl CallSignals {
         self.lines.values().filter(|line| !line.ended).count()
     }
 
-    /// Whether some signals wait for room: the SIP task then wakes every [`RETRY_EVERY`].
+    /// Whether some signals wait for room, or some call is marked full: the SIP task then wakes
+    /// every [`RETRY_EVERY`].
     pub fn has_backlog(&self) -> bool {
-        self.lines.values().any(|line| !line.backlog.is_empty())
+        self.lines
+            .values()
+            .any(|line| line.full || !line.backlog.is_empty())
     }
 
     /// Hands `signal` to the live call `dialog` without waiting (see the module doc for what a
@@ -194,17 +204,23 @@ impl CallSignals {
     }
 
     /// Offers every backlog to its call again; forgets calls that were told to hang up and took
-    /// it, and calls whose task is gone.
-    pub fn retry(&mut self) {
-        self.lines.retain(|_, line| {
-            if line.backlog.is_empty() {
-                return !line.ended;
+    /// it, and calls whose task is gone. Returns the live calls marked full that have room
+    /// again (`SipEndpoint::set_signals_full(.., false)`).
+    pub fn retry(&mut self) -> Vec<String> {
+        let mut room = Vec::new();
+        self.lines.retain(|dialog, line| {
+            if line.flush().is_err() {
+                return false;
             }
-            match line.flush() {
-                Ok(()) => !(line.ended && line.backlog.is_empty()),
-                Err(()) => false,
+            if line.full && line.backlog.is_empty() && line.tx.capacity() > 0 {
+                line.full = false;
+                if !line.ended {
+                    room.push(dialog.clone());
+                }
             }
+            !(line.ended && line.backlog.is_empty())
         });
+        room
     }
 
     /// The edge stops: every live call is told so once (a full queue cannot wait now), and every
@@ -245,6 +261,7 @@ impl CallSignals {
             signal
         };
         let name = label(&signal);
+        line.full = true;
         let delivery = match Keep::of(&signal) {
             Keep::Drop => Delivery::Dropped,
             Keep::Wait if line.backlog.len() >= BACKLOG => Delivery::Dropped,

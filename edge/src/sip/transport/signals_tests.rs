@@ -92,13 +92,19 @@ fn a_digit_for_a_full_queue_is_dropped_and_counted() {
     );
     assert_eq!(count(&counter, "dtmf", "dropped"), 1);
     assert_eq!(count(&counter, "confirmed", "dropped"), 1);
-    assert!(!calls.has_backlog(), "dropped signals do not wait");
     assert!(calls.is_live(CALL), "the call itself goes on");
     assert_eq!(rx.try_recv(), Ok(CallSignal::Dtmf('5')));
+    calls.retry();
     assert_eq!(
         calls.signal(now, CALL, CallSignal::Dtmf('7')),
         Delivery::Queued,
         "with room again, digits are delivered"
+    );
+    assert_eq!(rx.try_recv(), Ok(CallSignal::Dtmf('5')));
+    assert_eq!(
+        rx.try_recv(),
+        Ok(CallSignal::Dtmf('7')),
+        "the dropped digit never waited"
     );
 }
 
@@ -201,4 +207,27 @@ fn the_call_ending_itself_is_forgotten_with_its_backlog() {
     assert!(calls.forget(CALL));
     assert!(!calls.has_backlog());
     assert!(!calls.is_live(CALL));
+}
+
+#[test]
+fn a_call_found_full_is_reported_once_it_has_room_again() {
+    let (mut calls, mut rx, _) = stalled_call(2);
+    let now = Instant::now();
+    assert!(calls.retry().is_empty(), "queued, not yet found full");
+    assert!(!calls.has_backlog());
+
+    assert_eq!(
+        calls.signal(now, CALL, CallSignal::Dtmf('3')),
+        Delivery::Dropped
+    );
+    assert!(
+        calls.has_backlog(),
+        "a full call keeps the retry timer running"
+    );
+    assert!(calls.retry().is_empty(), "still full");
+
+    assert_eq!(rx.try_recv(), Ok(CallSignal::Dtmf('5')));
+    assert_eq!(calls.retry(), vec![CALL.to_owned()]);
+    assert!(calls.retry().is_empty(), "reported once");
+    assert!(!calls.has_backlog());
 }
