@@ -124,7 +124,7 @@ impl SipTask {
             return;
         };
         self.slots.take_inbound(&setup.dialog, source);
-        if self.records.len() > 2 * (self.calls.live() + self.ringing.len()) + 64 {
+        if self.records.len() > 2 * (self.calls.len() + self.ringing.len()) + 64 {
             self.records
                 .retain(|_, d| self.calls.is_live(d) || self.ringing.contains_key(d));
         }

@@ -26,7 +26,7 @@
 //! A BYE from the caller is unaffected by any of this: the endpoint answers it 200 before the
 //! SIP task hears of it, and the hang-up it becomes is one that waits.
 
-use std::collections::{HashMap, VecDeque};
+use std::collections::{HashMap, HashSet, VecDeque};
 use std::time::{Duration, Instant};
 
 use freya_shared::model::EndReason;
@@ -124,6 +124,10 @@ impl Line {
 /// whose queue was full.
 pub struct CallSignals {
     lines: HashMap<String, Line>,
+    /// The calls whose queue was found full (with a backlog, or to be reported with room
+    /// again): the only ones [`CallSignals::retry`] visits, so that a wake-up of the SIP task
+    /// costs nothing per call while every queue has room.
+    attention: HashSet<String>,
     full: CallQueueCounter,
     last_warning: Option<Instant>,
     held_back: u64,
@@ -134,6 +138,7 @@ impl CallSignals {
     pub fn new(full: CallQueueCounter) -> Self {
         Self {
             lines: HashMap::new(),
+            attention: HashSet::new(),
             full,
             last_warning: None,
             held_back: 0,
@@ -156,17 +161,15 @@ impl CallSignals {
         self.lines.get(dialog).is_some_and(|line| !line.ended)
     }
 
-    /// How many calls are live.
-    pub fn live(&self) -> usize {
-        self.lines.values().filter(|line| !line.ended).count()
+    /// How many calls have a channel here: the live ones and those whose hang-up still waits.
+    pub fn len(&self) -> usize {
+        self.lines.len()
     }
 
     /// Whether some signals wait for room, or some call is marked full: the SIP task then wakes
     /// every [`RETRY_EVERY`].
     pub fn has_backlog(&self) -> bool {
-        self.lines
-            .values()
-            .any(|line| line.full || !line.backlog.is_empty())
+        !self.attention.is_empty()
     }
 
     /// Hands `signal` to the live call `dialog` without waiting (see the module doc for what a
@@ -188,7 +191,7 @@ impl CallSignals {
         match self.lines.get_mut(dialog) {
             Some(line) if delivery == Delivery::Waiting => line.ended = true,
             _ => {
-                self.lines.remove(dialog);
+                self.remove(dialog);
             }
         }
         true
@@ -197,7 +200,7 @@ impl CallSignals {
     /// The call's own task ended the call (it asked for our BYE): forget its channel. False when
     /// no live call had that dialog.
     pub fn forget(&mut self, dialog: &str) -> bool {
-        match self.lines.remove(dialog) {
+        match self.remove(dialog) {
             Some(line) => !line.ended,
             None => false,
         }
@@ -208,8 +211,13 @@ impl CallSignals {
     /// again (`SipEndpoint::set_signals_full(.., false)`).
     pub fn retry(&mut self) -> Vec<String> {
         let mut room = Vec::new();
-        self.lines.retain(|dialog, line| {
+        let lines = &mut self.lines;
+        self.attention.retain(|dialog| {
+            let Some(line) = lines.get_mut(dialog) else {
+                return false;
+            };
             if line.flush().is_err() {
+                lines.remove(dialog);
                 return false;
             }
             if line.full && line.backlog.is_empty() && line.tx.capacity() > 0 {
@@ -218,7 +226,11 @@ impl CallSignals {
                     room.push(dialog.clone());
                 }
             }
-            !(line.ended && line.backlog.is_empty())
+            if line.ended && line.backlog.is_empty() {
+                lines.remove(dialog);
+                return false;
+            }
+            line.full || !line.backlog.is_empty()
         });
         room
     }
@@ -228,6 +240,7 @@ impl CallSignals {
     /// dialogs that were live.
     pub fn shut_down(&mut self) -> Vec<String> {
         let mut live = Vec::new();
+        self.attention.clear();
         for (dialog, line) in self.lines.drain() {
             if !line.ended {
                 let _ = line.tx.try_send(CallSignal::Hangup {
@@ -240,19 +253,25 @@ impl CallSignals {
         live
     }
 
+    /// Forgets the channel of `dialog`, and that it needed attention.
+    fn remove(&mut self, dialog: &str) -> Option<Line> {
+        self.attention.remove(dialog);
+        self.lines.remove(dialog)
+    }
+
     fn offer(&mut self, now: Instant, dialog: &str, signal: CallSignal) -> Delivery {
         let Some(line) = self.lines.get_mut(dialog) else {
             return Delivery::NoCall;
         };
         if line.flush().is_err() {
-            self.lines.remove(dialog);
+            self.remove(dialog);
             return Delivery::NoCall;
         }
         let signal = if line.backlog.is_empty() {
             match line.tx.try_send(signal) {
                 Ok(()) => return Delivery::Queued,
                 Err(TrySendError::Closed(_)) => {
-                    self.lines.remove(dialog);
+                    self.remove(dialog);
                     return Delivery::NoCall;
                 }
                 Err(TrySendError::Full(signal)) => signal,
@@ -262,6 +281,9 @@ impl CallSignals {
         };
         let name = label(&signal);
         line.full = true;
+        if !self.attention.contains(dialog) {
+            self.attention.insert(dialog.to_owned());
+        }
         let delivery = match Keep::of(&signal) {
             Keep::Drop => Delivery::Dropped,
             Keep::Wait if line.backlog.len() >= BACKLOG => Delivery::Dropped,
