@@ -33,7 +33,7 @@ seed_corpus() {
       # One seed per RFC 4475 message, cut out of the test data (escapes resolved by printf).
       python3 - "$dir" <<'PY' 2>/dev/null || true
 import ast, re, sys
-src = open("edge/src/sip/torture_tests/messages.rs", encoding="utf-8").read()
+src = open("edge/sip/src/torture_tests/messages.rs", encoding="utf-8").read()
 for name, lit in re.findall(r'const (\w+): &\[u8\] =\s*b"(.*?)";\n(?:\n|$)', src, re.S):
     text = lit.replace("\\r\n", "\\r\\n")
     data = ast.literal_eval('b"' + text + '"')

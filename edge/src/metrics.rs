@@ -22,10 +22,17 @@ pub(crate) struct EdgeMetrics {
     /// `freya_edge_sip_invites_refused_total{reason}`: new INVITEs answered with a refusal
     /// (`rate_limited`, `source_unconfirmed_share`, `unconfirmed_budget`, `capacity`, ...).
     pub sip_invites_refused: RefusalCounter,
+    /// `freya_edge_sip_call_queue_full_total{signal,action}`: signals the SIP task could not
+    /// put in a call's full queue, `dropped` or left `waiting` (see `sip/transport/signals.rs`).
+    pub sip_call_queue_full: CallQueueCounter,
 }
 
 /// Refused INVITEs by `reason` (see `call::admission::RefusalCause::label`).
 pub type RefusalCounter = Family<Vec<(String, String)>, Counter>;
+
+/// Signals for a call whose queue was full, by `signal` (`dtmf`, `hangup`, ...) and `action`
+/// (`dropped`, `waiting`).
+pub type CallQueueCounter = Family<Vec<(String, String)>, Counter>;
 
 /// Provider webhooks by `outcome` (`connected`, `bad_signature`, ...).
 pub type WebhookCounter = Family<Vec<(String, String)>, Counter>;
@@ -41,6 +48,7 @@ impl EdgeMetrics {
         let rtp_departure = departure_histogram();
         let rtp_foreign = Counter::default();
         let sip_invites_refused = RefusalCounter::default();
+        let sip_call_queue_full = CallQueueCounter::default();
         registry.register("active_calls", "Calls in progress", active_calls.clone());
         registry.register("draining", "1 while refusing new calls", draining.clone());
         registry.register(
@@ -77,6 +85,13 @@ impl EdgeMetrics {
              acknowledged), capacity, draining, unknown_number",
             sip_invites_refused.clone(),
         );
+        registry.register(
+            "sip_call_queue_full",
+            "Signals for a call (digits, hang-ups, hold, transfer news) that did not fit in its \
+             full queue, by signal and action: dropped, or waiting for room (a hang-up always \
+             waits)",
+            sip_call_queue_full.clone(),
+        );
         Self {
             registry,
             active_calls,
@@ -87,6 +102,7 @@ impl EdgeMetrics {
             rtp_departure,
             rtp_foreign,
             sip_invites_refused,
+            sip_call_queue_full,
         }
     }
 

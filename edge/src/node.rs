@@ -227,6 +227,7 @@ impl Edge {
                 max_unconfirmed_per_source: config.sip.max_unconfirmed_per_source,
             },
             refused: metrics.sip_invites_refused.clone(),
+            queue_full: metrics.sip_call_queue_full.clone(),
         };
         tasks.spawn(sip.run(shutdown.clone()));
         tasks.spawn(control_link::run_registration(

@@ -6,6 +6,9 @@
 //! once answered. The endpoint sees only [`Peer`]s and bytes, and says which transport each
 //! message leaves by; TLS would be one more listener and one more [`Transport`] variant.
 //!
+//! The task serves every call, so it never waits for one: a call's signals go by `try_send`
+//! (`signals.rs` says what a full queue means for each, and a hang-up is never lost).
+//!
 //! Against INVITE floods, a new INVITE first passes its source's rate ([`InviteRateLimiter`])
 //! and then needs a slot ([`CallSlots`]): a call holds an unconfirmed slot from its INVITE until
 //! the caller's ACK (`EndpointEvent::Confirmed`) moves it to the capacity, and gives it back
@@ -13,9 +16,11 @@
 //! leaves `calls`, `ringing` or `pending` releases its slot.
 
 mod accept;
+mod events;
 mod icmp;
 mod placing;
 mod refusal;
+mod signals;
 mod tcp;
 
 pub use placing::{PlaceCall, SipCommand};
@@ -27,23 +32,23 @@ use std::time::{Duration, Instant};
 
 use tokio::io::Interest;
 use tokio::net::UdpSocket;
-use tokio::sync::mpsc;
+use tokio::sync::{mpsc, oneshot};
 use tokio_util::sync::CancellationToken;
 use tracing::Instrument;
 
-use super::endpoint::{EndpointEvent, SipEndpoint};
+use super::endpoint::{ByeOutcome, SipEndpoint};
 use super::peer::{Peer, Transport};
 use super::Timers;
-use crate::call::admission::rate_limited;
 use crate::call::invite_rate::{InviteRate, InviteRateLimiter};
 use crate::call::ports::{MediaAddresses, PortAllocator};
 use crate::call::slots::{CallSlots, SlotLimits};
 use crate::call::task::{self, CallServices, CallSetup, CallSignal, DialogRequest};
-use crate::metrics::RefusalCounter;
+use crate::metrics::{CallQueueCounter, RefusalCounter};
 use freya_shared::model::call_payloads::{CallEnded, CallStarted};
 use freya_shared::model::{CallEvent, CallEventData, EndReason};
 use placing::PendingOutbound;
 use refusal::Refusals;
+use signals::{CallSignals, Delivery};
 use tcp::{TcpConnections, TcpInput};
 
 /// How the SIP task reaches the outside world.
@@ -69,6 +74,8 @@ pub struct SipService {
     pub slots: SlotLimits,
     /// `freya_edge_sip_invites_refused_total`.
     pub refused: RefusalCounter,
+    /// `freya_edge_sip_call_queue_full_total`.
+    pub queue_full: CallQueueCounter,
 }
 
 /// A call that rings and will be answered at `answer_at` unless the caller cancels first.
@@ -78,16 +85,66 @@ struct Ringing {
     setup: CallSetup,
 }
 
-/// Signalling messages a call's media may wait on; beyond this the SIP task waits.
+/// Signals a call may have queued; beyond this the SIP task drops or holds them (`signals.rs`).
 const SIGNAL_QUEUE: usize = 16;
+
+/// What the SIP task reads besides its UDP socket.
+struct Inbox {
+    /// Outbound calls and hang-ups from the control link.
+    commands: mpsc::Receiver<SipCommand>,
+    /// Connections opened and closed, and messages framed, by the TCP tasks.
+    tcp: mpsc::Receiver<TcpInput>,
+    /// What calls ask of their dialogs (BYE, REFER, INFO); call tasks wait when it is full.
+    requests: mpsc::Receiver<DialogRequest>,
+    /// One UDP datagram.
+    buf: Vec<u8>,
+}
+
+/// The SIP task's state between two wake-ups.
+struct SipTask {
+    socket: UdpSocket,
+    /// Whether `socket` is IPv6 (dual-stack): IPv4 destinations are then written mapped.
+    ipv6_socket: bool,
+    endpoint: SipEndpoint,
+    connections: TcpConnections,
+    media: MediaAddresses,
+    ports: Arc<PortAllocator>,
+    services: CallServices,
+    ring: Duration,
+    rate: InviteRateLimiter,
+    slots: CallSlots,
+    refusals: Refusals,
+    /// Live calls' signal channels by dialog (the SIP Call-ID).
+    calls: CallSignals,
+    /// An inbound call's dialog by its record id, which is how the control plane names it.
+    records: HashMap<String, String>,
+    /// Calls that ring, by dialog.
+    ringing: HashMap<String, Ringing>,
+    /// Outbound calls being placed, by dialog.
+    pending: HashMap<String, PendingOutbound>,
+    /// Our BYEs whose outcome a call's record awaits.
+    byes: HashMap<String, oneshot::Sender<ByeOutcome>>,
+    /// Given to each call task, for its [`DialogRequest`]s.
+    requests: mpsc::Sender<DialogRequest>,
+    /// The next SDP session id (RFC 4566 `o=`), one per call.
+    session_id: u64,
+}
 
 impl SipService {
     /// Serves SIP until `shutdown`, then hangs up every call.
     pub async fn run(self, shutdown: CancellationToken) {
+        let (mut task, mut inbox) = SipTask::start(self, &shutdown);
+        while task.wake(&mut inbox, &shutdown).await {}
+    }
+}
+
+impl SipTask {
+    /// The task's state and inbox; the TCP listener starts accepting.
+    fn start(service: SipService, shutdown: &CancellationToken) -> (Self, Inbox) {
         let SipService {
             socket,
             tcp,
-            mut commands,
+            commands,
             public_addr,
             media,
             ports,
@@ -96,293 +153,267 @@ impl SipService {
             invite_rate,
             slots,
             refused,
-        } = self;
+            queue_full,
+        } = service;
         // ICMP errors for our INVITEs and in-dialog requests fail them at once (`icmp.rs`).
         if let Err(e) = icmp::report_unreachable(&socket) {
             tracing::warn!(error = %e, "cannot ask for ICMP errors; a dead UDP trunk will cost its invite timeout");
         }
-        let ipv6_socket = socket.local_addr().is_ok_and(|a| a.is_ipv6());
-        let mut refusals = Refusals::new(refused);
-        let mut rate = InviteRateLimiter::new(invite_rate);
-        let mut slots = CallSlots::new(slots);
-        let mut endpoint = SipEndpoint::new(public_addr, Timers::default());
-        // Live and ringing calls by dialog (the SIP Call-ID); `records` finds an inbound call's
-        // dialog from its record id, which is how the control plane names it.
-        let mut calls: HashMap<String, mpsc::Sender<CallSignal>> = HashMap::new();
-        let mut records: HashMap<String, String> = HashMap::new();
-        let mut ringing: HashMap<String, Ringing> = HashMap::new();
-        let mut pending: HashMap<String, PendingOutbound> = HashMap::new();
-        let mut byes = HashMap::new(); // our BYEs whose outcome a call's record awaits
-        let (tcp_tx, mut tcp_rx) = mpsc::channel::<TcpInput>(1024);
-        let mut connections = TcpConnections::new(tcp_tx.clone(), shutdown.clone());
+        let (tcp_tx, tcp_rx) = mpsc::channel::<TcpInput>(1024);
+        let connections = TcpConnections::new(tcp_tx.clone(), shutdown.clone());
         if let Some(listener) = tcp {
             tokio::spawn(tcp::accept(listener, tcp_tx, shutdown.clone()));
         }
-        // What calls ask of their dialogs (BYE, REFER, INFO); call tasks wait when it is full.
-        let (request_tx, mut request_rx) = mpsc::channel::<DialogRequest>(256);
-        let mut buf = vec![0u8; 65_536];
-        let mut session_id: u64 = rand::random::<u32>().into();
+        let (request_tx, request_rx) = mpsc::channel::<DialogRequest>(256);
+        let task = SipTask {
+            ipv6_socket: socket.local_addr().is_ok_and(|a| a.is_ipv6()),
+            socket,
+            endpoint: SipEndpoint::new(public_addr, Timers::default()),
+            connections,
+            media,
+            ports,
+            services,
+            ring,
+            rate: InviteRateLimiter::new(invite_rate),
+            slots: CallSlots::new(slots),
+            refusals: Refusals::new(refused),
+            calls: CallSignals::new(queue_full),
+            records: HashMap::new(),
+            ringing: HashMap::new(),
+            pending: HashMap::new(),
+            byes: HashMap::new(),
+            requests: request_tx,
+            session_id: rand::random::<u32>().into(),
+        };
+        let inbox = Inbox {
+            commands,
+            tcp: tcp_rx,
+            requests: request_rx,
+            buf: vec![0u8; 65_536],
+        };
+        (task, inbox)
+    }
+
+    /// Waits for the next input or deadline, handles it, then drains the endpoint. False once
+    /// the edge shuts down.
+    async fn wake(&mut self, inbox: &mut Inbox, shutdown: &CancellationToken) -> bool {
         let far = || tokio::time::Instant::now() + Duration::from_secs(3600);
-        loop {
-            let wake = endpoint
-                .poll_timeout()
-                .map(tokio::time::Instant::from_std)
-                .unwrap_or_else(far);
-            let next_answer = ringing
-                .values()
-                .map(|r| r.answer_at)
-                .min()
-                .unwrap_or_else(far);
-            tokio::select! {
-                received = socket.recv_from(&mut buf) => match received {
-                    // A dual-stack socket's IPv4 peers arrive as mapped addresses; the core
-                    // (Via `received`, dialogs, trunks) knows them as IPv4.
-                    Ok((n, source)) => endpoint.handle_datagram(Instant::now(), icmp::canonical(source), buf.get(..n).unwrap_or_default()),
-                    // The socket's pending ICMP error: its details wait on the error queue. Tokio
-                    // does not always wake the error branch below for it, so read them here too.
-                    Err(e) => {
-                        tracing::debug!(error = %e, "SIP receive error");
-                        unreachable(&socket, &mut endpoint);
-                    }
-                },
-                _ = socket.ready(Interest::ERROR) => {
-                    // Returning WouldBlock clears the readiness until the next error arrives.
-                    let _ = socket.try_io(Interest::ERROR, || {
-                        unreachable(&socket, &mut endpoint);
-                        Err::<(), _>(std::io::ErrorKind::WouldBlock.into())
-                    });
-                },
-                Some(input) = tcp_rx.recv() => match input {
-                    TcpInput::Opened { peer, writer } => connections.opened(icmp::canonical(peer), writer),
-                    TcpInput::Message { peer, bytes } => endpoint.handle_message(Instant::now(), Peer::tcp(icmp::canonical(peer)), &bytes),
-                    TcpInput::Closed { peer } => connections.closed(icmp::canonical(peer)),
-                },
-                Some(command) = commands.recv() => match command {
-                    SipCommand::PlaceCall(call) => {
-                        session_id += 1;
-                        let call_id = call.call_id.clone();
-                        // Placed and answered outbound calls hold capacity slots; unconfirmed
-                        // inbound ones (strangers' INVITEs) do not count against them.
-                        let active = slots.carried();
-                        if let Some(placing) = placing::place(&mut endpoint, call, &media, session_id, &ports, &services, active).await {
-                            slots.take_outbound(&call_id);
-                            pending.insert(call_id, placing);
-                        }
-                    }
-                    SipCommand::Hangup { call_id: record } => {
-                        let now = Instant::now();
-                        // Calls we placed use their record id as their Call-ID.
-                        let call_id = records.get(&record).cloned().unwrap_or(record);
-                        if let Some(tx) = calls.remove(&call_id) {
-                            slots.release(&call_id);
-                            tracing::info!(call = %call_id, "hang-up requested by the control plane");
-                            // The call's task sends the BYE (DialogRequest::Hangup) and records its outcome.
-                            let _ = tx.send(CallSignal::Hangup { reason: EndReason::HangupRequested, by_us: true }).await;
-                        } else if pending.contains_key(&call_id) {
-                            endpoint.hangup(now, &call_id); // CANCEL; reported as OutboundFailed
-                        } else if let Some(unanswered) = ringing.remove(&call_id) {
-                            slots.release(&call_id);
-                            endpoint.reject(now, &call_id, 480, "Temporarily Unavailable", None);
-                            record_unanswered(&services, &unanswered.setup, EndReason::HangupRequested).await;
-                        } else {
-                            tracing::info!(call = %call_id, "hang-up requested for a call this edge does not carry");
-                        }
-                    }
-                },
-                _ = tokio::time::sleep_until(wake) => endpoint.handle_timeout(Instant::now()),
-                _ = tokio::time::sleep_until(next_answer) => {
-                    let now = tokio::time::Instant::now();
-                    let due: Vec<String> = ringing
-                        .iter()
-                        .filter(|(_, r)| r.answer_at <= now)
-                        .map(|(id, _)| id.clone())
-                        .collect();
-                    for call_id in due {
-                        if let Some(call) = ringing.remove(&call_id) {
-                            endpoint.answer(Instant::now(), &call_id, call.sdp);
-                            start_call(call.setup, &mut calls, &services, &request_tx);
-                        }
-                    }
+        let wake = self
+            .endpoint
+            .poll_timeout()
+            .map(tokio::time::Instant::from_std)
+            .unwrap_or_else(far);
+        let next_answer = self
+            .ringing
+            .values()
+            .map(|r| r.answer_at)
+            .min()
+            .unwrap_or_else(far);
+        let backlog = self.calls.has_backlog();
+        tokio::select! {
+            received = self.socket.recv_from(&mut inbox.buf) => match received {
+                // A dual-stack socket's IPv4 peers arrive as mapped addresses; the core
+                // (Via `received`, dialogs, trunks) knows them as IPv4.
+                Ok((n, source)) => self.endpoint.handle_datagram(Instant::now(), icmp::canonical(source), inbox.buf.get(..n).unwrap_or_default()),
+                // The socket's pending ICMP error: its details wait on the error queue. Tokio
+                // does not always wake the error branch below for it, so read them here too.
+                Err(e) => {
+                    tracing::debug!(error = %e, "SIP receive error");
+                    unreachable(&self.socket, &mut self.endpoint);
                 }
-                Some(request) = request_rx.recv() => match request {
-                    DialogRequest::Hangup { dialog: call_id, bye } => {
-                        calls.remove(&call_id);
-                        slots.release(&call_id);
-                        endpoint.hangup(Instant::now(), &call_id);
-                        if let Some(bye) = bye.filter(|_| endpoint.bye_pending(&call_id)) {
-                            byes.insert(call_id, bye);
-                        }
-                    }
-                    DialogRequest::Transfer { dialog: call_id, destination } => {
-                        endpoint.transfer(Instant::now(), &call_id, &destination);
-                    }
-                    DialogRequest::SendDtmf { dialog: call_id, digits } => {
-                        endpoint.send_dtmf_info(Instant::now(), &call_id, &digits);
-                    }
-                },
-                _ = shutdown.cancelled() => {
-                    let now = Instant::now();
-                    for call_id in ringing.keys() {
-                        endpoint.reject(now, call_id, 503, "Service Unavailable (edge shutting down)", None);
-                    }
-                    for (call_id, signal) in calls.drain() {
-                        endpoint.hangup(now, &call_id);
-                        let _ = signal.try_send(CallSignal::Hangup { reason: EndReason::EdgeShutdown, by_us: true });
-                    }
-                    for call_id in pending.keys() {
-                        endpoint.hangup(now, call_id);
-                    }
-                    flush(&socket, ipv6_socket, &mut connections, &mut endpoint).await;
-                    return;
+            },
+            _ = self.socket.ready(Interest::ERROR) => {
+                // Returning WouldBlock clears the readiness until the next error arrives.
+                let _ = self.socket.try_io(Interest::ERROR, || {
+                    unreachable(&self.socket, &mut self.endpoint);
+                    Err::<(), _>(std::io::ErrorKind::WouldBlock.into())
+                });
+            },
+            Some(input) = inbox.tcp.recv() => match input {
+                TcpInput::Opened { peer, writer } => self.connections.opened(icmp::canonical(peer), writer),
+                TcpInput::Message { peer, bytes } => self.endpoint.handle_message(Instant::now(), Peer::tcp(icmp::canonical(peer)), &bytes),
+                TcpInput::Closed { peer } => self.connections.closed(icmp::canonical(peer)),
+            },
+            Some(command) = inbox.commands.recv() => self.on_command(command).await,
+            _ = tokio::time::sleep_until(wake) => self.endpoint.handle_timeout(Instant::now()),
+            _ = tokio::time::sleep_until(next_answer) => self.answer_due(),
+            Some(request) = inbox.requests.recv() => self.on_dialog_request(request),
+            // Signals wait for room in a call's queue: offer them again (`calls.retry` below).
+            _ = tokio::time::sleep(signals::RETRY_EVERY), if backlog => {}
+            _ = shutdown.cancelled() => {
+                self.shut_down().await;
+                return false;
+            }
+        }
+        for dialog in self.calls.retry() {
+            self.endpoint.set_signals_full(&dialog, false);
+        }
+        while let Some(event) = self.endpoint.poll_event() {
+            self.on_event(event).await;
+        }
+        self.flush().await;
+        true
+    }
+
+    /// An outbound call or a hang-up from the control link.
+    async fn on_command(&mut self, command: SipCommand) {
+        match command {
+            SipCommand::PlaceCall(call) => {
+                self.session_id += 1;
+                let call_id = call.call_id.clone();
+                // Placed and answered outbound calls hold capacity slots; unconfirmed
+                // inbound ones (strangers' INVITEs) do not count against them.
+                let active = self.slots.carried();
+                let placed = placing::place(
+                    &mut self.endpoint,
+                    call,
+                    &self.media,
+                    self.session_id,
+                    &self.ports,
+                    &self.services,
+                    active,
+                )
+                .await;
+                if let Some(placing) = placed {
+                    self.slots.take_outbound(&call_id);
+                    self.pending.insert(call_id, placing);
                 }
             }
-            while let Some(event) = endpoint.poll_event() {
-                match event {
-                    EndpointEvent::IncomingCall(call) => {
-                        session_id += 1;
-                        // The endpoint's transaction absorbs retransmissions, so only new
-                        // INVITEs reach the limiter; a refused one keeps no call state, only
-                        // its transaction to repeat the 503.
-                        if let Err(wait) = rate.handle_invite(Instant::now(), call.source.ip()) {
-                            refusals.refuse_admission(&mut endpoint, &call, rate_limited(wait));
-                            continue;
-                        }
-                        let source = call.source.ip();
-                        let room = slots.check_inbound(source);
-                        let accepted = accept::accept(
-                            &mut endpoint,
-                            call,
-                            &media,
-                            session_id,
-                            &ports,
-                            &services,
-                            room,
-                            &mut refusals,
-                        )
-                        .await;
-                        let Some((sdp, setup)) = accepted else {
-                            continue;
-                        };
-                        slots.take_inbound(&setup.dialog, source);
-                        if records.len() > 2 * (calls.len() + ringing.len()) + 64 {
-                            records.retain(|_, d| calls.contains_key(d) || ringing.contains_key(d));
-                        }
-                        records.insert(setup.call_id.clone(), setup.dialog.clone());
-                        if ring.is_zero() {
-                            endpoint.answer(Instant::now(), &setup.dialog, sdp);
-                            start_call(setup, &mut calls, &services, &request_tx);
-                        } else {
-                            endpoint.ring(Instant::now(), &setup.dialog);
-                            let answer_at = tokio::time::Instant::now() + ring;
-                            ringing.insert(
-                                setup.dialog.clone(),
-                                Ringing {
-                                    answer_at,
-                                    sdp,
-                                    setup,
-                                },
-                            );
-                        }
-                    }
-                    EndpointEvent::Confirmed { call_id } => {
-                        slots.confirm(&call_id);
-                        signal(&calls, &call_id, CallSignal::Confirmed).await
-                    }
-                    EndpointEvent::Dtmf { call_id, digit } => {
-                        signal(&calls, &call_id, CallSignal::Dtmf(digit)).await
-                    }
-                    EndpointEvent::RemoteHangup { call_id, cancelled } => {
-                        let reason = if cancelled {
-                            EndReason::CallerCancelled
-                        } else {
-                            EndReason::CallerHangup
-                        };
-                        slots.release(&call_id);
-                        if let Some(unanswered) = ringing.remove(&call_id) {
-                            record_unanswered(&services, &unanswered.setup, reason.clone()).await;
-                        }
-                        if let Some(tx) = calls.remove(&call_id) {
-                            let _ = tx
-                                .send(CallSignal::Hangup {
-                                    reason,
-                                    by_us: false,
-                                })
-                                .await;
-                        }
-                    }
-                    EndpointEvent::OutboundRinging { call_id } => {
-                        tracing::info!(call = %call_id, "outbound call ringing");
-                    }
-                    EndpointEvent::OutboundAnswered {
-                        call_id,
-                        trunk_id,
-                        answer,
-                        attempts,
-                    } => {
-                        let Some(placed) = pending.remove(&call_id) else {
-                            continue;
-                        };
-                        tracing::info!(call = %call_id, trunk = %trunk_id, "outbound call answered");
-                        let through = placing::Answer {
-                            trunk_id: &trunk_id,
-                            sdp: &answer,
-                            failed_first: &attempts,
-                        };
-                        match placing::answered(&call_id, placed, through, &services).await {
-                            Some(setup) => start_call(setup, &mut calls, &services, &request_tx),
-                            None => {
-                                slots.release(&call_id);
-                                endpoint.hangup(Instant::now(), &call_id);
-                            }
-                        }
-                    }
-                    EndpointEvent::OutboundFailed { call_id, failure } => {
-                        if let Some(placed) = pending.remove(&call_id) {
-                            slots.release(&call_id);
-                            placing::failed(&call_id, placed, &failure, &services).await;
-                        }
-                    }
-                    EndpointEvent::MediaDirection { call_id, direction } => {
-                        signal(&calls, &call_id, CallSignal::Direction(direction)).await
-                    }
-                    EndpointEvent::ByeOutcome { call_id, outcome } => {
-                        if let Some(bye) = byes.remove(&call_id) {
-                            let _ = bye.send(outcome);
-                        }
-                    }
-                    EndpointEvent::Transfer { call_id, progress } => {
-                        signal(&calls, &call_id, CallSignal::Transfer(progress)).await
-                    }
-                    EndpointEvent::SessionExpired { call_id } => {
-                        slots.release(&call_id);
-                        end_session(
-                            &mut endpoint,
-                            &mut calls,
-                            &call_id,
-                            EndReason::SessionExpired,
-                        )
-                        .await;
-                    }
-                    EndpointEvent::ReinviteUnacknowledged { call_id } => {
-                        slots.release(&call_id);
-                        let reason = EndReason::ReinviteUnacknowledged;
-                        end_session(&mut endpoint, &mut calls, &call_id, reason).await;
-                    }
-                    EndpointEvent::Failed { call_id, reason } => {
-                        tracing::info!(call = %call_id, reason, "call lost in signalling");
-                        slots.release(&call_id);
-                        if let Some(tx) = calls.remove(&call_id) {
-                            let _ = tx
-                                .send(CallSignal::Hangup {
-                                    reason: EndReason::SignallingFailed,
-                                    by_us: false,
-                                })
-                                .await;
-                        }
-                    }
+            SipCommand::Hangup { call_id: record } => {
+                let now = Instant::now();
+                // Calls we placed use their record id as their Call-ID.
+                let call_id = self.records.get(&record).cloned().unwrap_or(record);
+                // The call's task sends the BYE (DialogRequest::Hangup) and records its outcome.
+                let reason = EndReason::HangupRequested;
+                if self.calls.hang_up(now, &call_id, reason, true) {
+                    self.slots.release(&call_id);
+                    tracing::info!(call = %call_id, "hang-up requested by the control plane");
+                } else if self.pending.contains_key(&call_id) {
+                    self.endpoint.hangup(now, &call_id); // CANCEL; reported as OutboundFailed
+                } else if let Some(unanswered) = self.ringing.remove(&call_id) {
+                    self.slots.release(&call_id);
+                    let phrase = "Temporarily Unavailable";
+                    self.endpoint.reject(now, &call_id, 480, phrase, None);
+                    let reason = EndReason::HangupRequested;
+                    record_unanswered(&self.services, &unanswered.setup, reason).await;
+                } else {
+                    tracing::info!(call = %call_id, "hang-up requested for a call this edge does not carry");
                 }
             }
-            flush(&socket, ipv6_socket, &mut connections, &mut endpoint).await;
+        }
+    }
+
+    /// Answers the calls whose ringing time is up and starts their tasks.
+    fn answer_due(&mut self) {
+        let now = tokio::time::Instant::now();
+        let due: Vec<String> = self
+            .ringing
+            .iter()
+            .filter(|(_, r)| r.answer_at <= now)
+            .map(|(id, _)| id.clone())
+            .collect();
+        for call_id in due {
+            if let Some(call) = self.ringing.remove(&call_id) {
+                self.endpoint.answer(Instant::now(), &call_id, call.sdp);
+                self.start_call(call.setup);
+            }
+        }
+    }
+
+    /// What a call asks of its dialog.
+    fn on_dialog_request(&mut self, request: DialogRequest) {
+        let now = Instant::now();
+        match request {
+            DialogRequest::Hangup {
+                dialog: call_id,
+                bye,
+            } => {
+                self.calls.forget(&call_id);
+                self.slots.release(&call_id);
+                self.endpoint.hangup(now, &call_id);
+                if let Some(bye) = bye.filter(|_| self.endpoint.bye_pending(&call_id)) {
+                    self.byes.insert(call_id, bye);
+                }
+            }
+            DialogRequest::Transfer {
+                dialog: call_id,
+                destination,
+            } => self.endpoint.transfer(now, &call_id, &destination),
+            DialogRequest::SendDtmf {
+                dialog: call_id,
+                digits,
+            } => self.endpoint.send_dtmf_info(now, &call_id, &digits),
+        }
+    }
+
+    /// The edge stops: refuse ringing calls, hang up live and pending ones, send what that wrote.
+    async fn shut_down(&mut self) {
+        let now = Instant::now();
+        for call_id in self.ringing.keys() {
+            let phrase = "Service Unavailable (edge shutting down)";
+            self.endpoint.reject(now, call_id, 503, phrase, None);
+        }
+        for call_id in self.calls.shut_down() {
+            self.endpoint.hangup(now, &call_id);
+        }
+        for call_id in self.pending.keys() {
+            self.endpoint.hangup(now, call_id);
+        }
+        self.flush().await;
+    }
+
+    /// Spawns the task of an answered call.
+    fn start_call(&mut self, setup: CallSetup) {
+        let (signal_tx, signal_rx) = mpsc::channel(SIGNAL_QUEUE);
+        self.calls.insert(setup.dialog.clone(), signal_tx);
+        let services = &self.services;
+        services.state.call_started();
+        let span = tracing::info_span!("call", call_id = %setup.call_id, edge = %services.edge_id, workspace = %setup.workspace_id);
+        let run = task::run(setup, signal_rx, services.clone(), self.requests.clone());
+        tokio::spawn(run.instrument(span));
+    }
+
+    /// Hands `signal` to the call `call_id` without waiting for it (`signals.rs`). When it did
+    /// not fit, the endpoint refuses the call's INFO digits (500, `Retry-After`) until there is
+    /// room again.
+    fn signal(&mut self, call_id: &str, signal: CallSignal) {
+        let delivery = self.calls.signal(Instant::now(), call_id, signal);
+        if let Delivery::Dropped | Delivery::Waiting = delivery {
+            self.endpoint.set_signals_full(call_id, true);
+        }
+    }
+
+    /// Ends a confirmed call with our BYE and tells its task why (the session lapsed, or the
+    /// peer never acknowledged our answer to its re-INVITE).
+    fn end_session(&mut self, call_id: &str, reason: EndReason) {
+        let now = Instant::now();
+        // The call's task sends the BYE (DialogRequest::Hangup) and records its outcome.
+        if !self.calls.hang_up(now, call_id, reason, true) {
+            self.endpoint.hangup(now, call_id);
+        }
+    }
+
+    /// Sends what the endpoint wrote.
+    async fn flush(&mut self) {
+        while let Some(transmit) = self.endpoint.poll_transmit() {
+            match transmit.transport {
+                Transport::Udp => {
+                    let dest = icmp::for_socket(self.ipv6_socket, transmit.dest);
+                    let mut sent = self.socket.send_to(&transmit.bytes, dest).await;
+                    // A pending ICMP error (about some other destination, still queued for the
+                    // error branch) fails the next send on the socket once; send it again.
+                    if sent
+                        .as_ref()
+                        .is_err_and(|e| e.kind() == std::io::ErrorKind::ConnectionRefused)
+                    {
+                        sent = self.socket.send_to(&transmit.bytes, dest).await;
+                    }
+                    if let Err(e) = sent {
+                        tracing::debug!(dest = %transmit.dest, error = %e, "SIP send failed");
+                    }
+                }
+                Transport::Tcp => self.connections.send(transmit.dest, transmit.bytes),
+            }
         }
     }
 }
@@ -394,42 +425,6 @@ fn unreachable(socket: &UdpSocket, endpoint: &mut SipEndpoint) {
         tracing::info!(%dest, "ICMP: destination unreachable");
         endpoint.handle_unreachable(Instant::now(), dest);
     }
-}
-
-/// Ends a confirmed call with our BYE and tells its task why (the session lapsed, or the peer
-/// never acknowledged our answer to its re-INVITE).
-async fn end_session(
-    endpoint: &mut SipEndpoint,
-    calls: &mut HashMap<String, mpsc::Sender<CallSignal>>,
-    call_id: &str,
-    reason: EndReason,
-) {
-    match calls.remove(call_id) {
-        // The call's task sends the BYE (DialogRequest::Hangup) and records its outcome.
-        Some(tx) => {
-            let _ = tx
-                .send(CallSignal::Hangup {
-                    reason,
-                    by_us: true,
-                })
-                .await;
-        }
-        None => endpoint.hangup(Instant::now(), call_id),
-    }
-}
-
-/// Spawns the task of an answered call.
-fn start_call(
-    setup: CallSetup,
-    calls: &mut HashMap<String, mpsc::Sender<CallSignal>>,
-    services: &CallServices,
-    requests: &mpsc::Sender<DialogRequest>,
-) {
-    let (signal_tx, signal_rx) = mpsc::channel(SIGNAL_QUEUE);
-    calls.insert(setup.dialog.clone(), signal_tx);
-    services.state.call_started();
-    let span = tracing::info_span!("call", call_id = %setup.call_id, edge = %services.edge_id, workspace = %setup.workspace_id);
-    tokio::spawn(task::run(setup, signal_rx, services.clone(), requests.clone()).instrument(span));
 }
 
 /// Records a call that ended while it rang (the caller gave up).
@@ -456,45 +451,9 @@ async fn record_unanswered(services: &CallServices, setup: &CallSetup, reason: E
         setup.workspace_id.clone(),
         CallEventData::Ended(ended),
     );
+    // The edge-wide event queue (the control link's), not a call's: a full one waits, as every
+    // call event does.
     for event in [started, ended] {
         let _ = services.events.send(event).await;
-    }
-}
-
-async fn signal(
-    calls: &HashMap<String, mpsc::Sender<CallSignal>>,
-    call_id: &str,
-    signal: CallSignal,
-) {
-    if let Some(tx) = calls.get(call_id) {
-        let _ = tx.send(signal).await;
-    }
-}
-
-async fn flush(
-    socket: &UdpSocket,
-    ipv6_socket: bool,
-    connections: &mut TcpConnections,
-    endpoint: &mut SipEndpoint,
-) {
-    while let Some(transmit) = endpoint.poll_transmit() {
-        match transmit.transport {
-            Transport::Udp => {
-                let dest = icmp::for_socket(ipv6_socket, transmit.dest);
-                let mut sent = socket.send_to(&transmit.bytes, dest).await;
-                // A pending ICMP error (about some other destination, still queued for the
-                // error branch) fails the next send on the socket once; send it again.
-                if sent
-                    .as_ref()
-                    .is_err_and(|e| e.kind() == std::io::ErrorKind::ConnectionRefused)
-                {
-                    sent = socket.send_to(&transmit.bytes, dest).await;
-                }
-                if let Err(e) = sent {
-                    tracing::debug!(dest = %transmit.dest, error = %e, "SIP send failed");
-                }
-            }
-            Transport::Tcp => connections.send(transmit.dest, transmit.bytes),
-        }
     }
 }

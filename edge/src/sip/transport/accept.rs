@@ -7,6 +7,7 @@ use super::refusal::{RefusalReason, Refusals};
 use crate::call::admission::admit;
 use crate::call::leg::MediaLeg;
 use crate::call::ports::{MediaAddresses, PortAllocator};
+use crate::call::slots::NoSlot;
 use crate::call::task::{CallDirection, CallServices, CallSetup};
 use crate::sip::endpoint::{IncomingCall, SipEndpoint};
 use crate::sip::sdp::{self, Direction, LocalMedia, SdpError, SessionDescription};
@@ -33,54 +34,58 @@ pub async fn accept(
     session_id: u64,
     ports: &PortAllocator,
     services: &CallServices,
-    room: Result<(), crate::call::slots::NoSlot>,
+    room: Result<(), NoSlot>,
     refusals: &mut Refusals,
 ) -> Option<(String, CallSetup)> {
-    let snapshot = services.state.snapshot();
-    let route = match admit(&snapshot, &call.dialled, services.state.is_draining(), room) {
-        Ok(route) => route,
-        Err(r) => {
-            let reason = RefusalReason::Admission(r.cause);
-            let (code, phrase, retry) = (r.code, r.reason, r.retry_after);
+    match decide(&call, media, session_id, ports, services, room).await {
+        Ok(accepted) => Some(accepted),
+        Err(no) => {
+            let (reason, code, retry) = (no.reason, no.code, no.retry_after);
             refusals
-                .refuse(endpoint, services, &call, reason, code, phrase, retry)
+                .refuse(endpoint, services, &call, reason, code, &no.phrase, retry)
                 .await;
-            return None;
+            None
         }
-    };
-    if call.offer.is_empty() {
-        let phrase = "Not Acceptable Here (SDP offer required)";
-        refusals
-            .refuse(
-                endpoint,
-                services,
-                &call,
-                RefusalReason::NoSdpOffer,
-                488,
-                phrase,
-                None,
-            )
-            .await;
-        return None;
     }
-    let offer = match SessionDescription::parse(&call.offer) {
-        Ok(offer) => offer,
-        Err(e) => {
-            tracing::info!(call = %call.call_id, error = %e, "bad SDP offer");
-            refusals
-                .refuse(
-                    endpoint,
-                    services,
-                    &call,
-                    RefusalReason::BadSdp,
-                    400,
-                    "Bad SDP",
-                    None,
-                )
-                .await;
-            return None;
+}
+
+/// How a call is refused: the reason counted and recorded, and the response.
+struct Refused {
+    reason: RefusalReason,
+    code: u16,
+    phrase: String,
+    retry_after: Option<u32>,
+}
+
+impl Refused {
+    fn new(reason: RefusalReason, code: u16, phrase: impl Into<String>) -> Self {
+        Self {
+            reason,
+            code,
+            phrase: phrase.into(),
+            retry_after: None,
         }
-    };
+    }
+}
+
+/// Admission, the offer, a media address in its family and a port, then our answer.
+async fn decide(
+    call: &IncomingCall,
+    media: &MediaAddresses,
+    session_id: u64,
+    ports: &PortAllocator,
+    services: &CallServices,
+    room: Result<(), NoSlot>,
+) -> Result<(String, CallSetup), Refused> {
+    let snapshot = services.state.snapshot();
+    let route =
+        admit(&snapshot, &call.dialled, services.state.is_draining(), room).map_err(|r| {
+            Refused {
+                retry_after: r.retry_after,
+                ..Refused::new(RefusalReason::Admission(r.cause), r.code, r.reason)
+            }
+        })?;
+    let offer = read_offer(call)?;
     // RFC 3264 section 6 would let us answer in another family, but a caller that offered
     // IPv6 may have no IPv4 at all (and the reverse): refuse what we cannot receive.
     let offered = offered_address(&offer).unwrap_or(IpAddr::from([0, 0, 0, 0]));
@@ -88,19 +93,14 @@ pub async fn accept(
         tracing::info!(call = %call.call_id, %offered, "no media address in the offer's family");
         let family = if offered.is_ipv6() { "IPv6" } else { "IPv4" };
         let phrase = format!("Not Acceptable Here (no {family} media address)");
-        let reason = RefusalReason::NoMediaFamily;
-        refusals
-            .refuse(endpoint, services, &call, reason, 488, &phrase, None)
-            .await;
-        return None;
+        return Err(Refused::new(RefusalReason::NoMediaFamily, 488, phrase));
     };
     let Some(sockets) = ports.bind_on(address.bind).await else {
         let phrase = "Service Unavailable (no media ports)";
-        let reason = RefusalReason::NoMediaPorts;
-        refusals
-            .refuse(endpoint, services, &call, reason, 503, phrase, Some(5))
-            .await;
-        return None;
+        return Err(Refused {
+            retry_after: Some(5),
+            ..Refused::new(RefusalReason::NoMediaPorts, 503, phrase)
+        });
     };
     let port = sockets
         .rtp
@@ -118,33 +118,15 @@ pub async fn accept(
         ptime: 20,
         rtcp_mux: false,
     };
-    let answer = match sdp::answer(&offer, &local) {
-        Ok(answer) => answer,
-        Err(e @ (SdpError::NoCommonCodec | SdpError::NoAudio)) => {
+    let answer = sdp::answer(&offer, &local).map_err(|e| {
+        if let SdpError::NoCommonCodec | SdpError::NoAudio = e {
             tracing::info!(call = %call.call_id, error = %e, "no common codec");
-            let phrase = "Not Acceptable Here";
-            let reason = RefusalReason::NoCommonCodec;
-            refusals
-                .refuse(endpoint, services, &call, reason, 488, phrase, None)
-                .await;
-            return None;
-        }
-        Err(e) => {
+            Refused::new(RefusalReason::NoCommonCodec, 488, "Not Acceptable Here")
+        } else {
             tracing::info!(call = %call.call_id, error = %e, "cannot answer this SDP");
-            refusals
-                .refuse(
-                    endpoint,
-                    services,
-                    &call,
-                    RefusalReason::BadSdp,
-                    400,
-                    "Bad SDP",
-                    None,
-                )
-                .await;
-            return None;
+            Refused::new(RefusalReason::BadSdp, 400, "Bad SDP")
         }
-    };
+    })?;
     let (agent, workflow) = crate::call::responder::answerer(&snapshot, route.target);
     let setup = CallSetup {
         // Ours: the caller's Call-ID may repeat across workspaces, be any length, or be aimed at
@@ -155,13 +137,25 @@ pub async fn accept(
         workspace_id: route.number.workspace_id.clone(),
         agent,
         workflow,
-        caller: call.caller,
-        dialled: call.dialled,
+        caller: call.caller.clone(),
+        dialled: call.dialled.clone(),
         leg: MediaLeg::Rtp {
             audio: answer.audio,
             sockets,
         },
         provider: None,
     };
-    Some((answer.sdp, setup))
+    Ok((answer.sdp, setup))
+}
+
+/// The INVITE's SDP offer, parsed; a missing one is 488, an unreadable one 400.
+fn read_offer(call: &IncomingCall) -> Result<SessionDescription, Refused> {
+    if call.offer.is_empty() {
+        let phrase = "Not Acceptable Here (SDP offer required)";
+        return Err(Refused::new(RefusalReason::NoSdpOffer, 488, phrase));
+    }
+    SessionDescription::parse(&call.offer).map_err(|e| {
+        tracing::info!(call = %call.call_id, error = %e, "bad SDP offer");
+        Refused::new(RefusalReason::BadSdp, 400, "Bad SDP")
+    })
 }

@@ -6,7 +6,7 @@
 use std::time::Instant;
 
 use crate::call::leg::MediaLeg;
-use crate::call::ports::{MediaAddresses, MediaSockets, PortAllocator};
+use crate::call::ports::{MediaAddress, MediaAddresses, MediaSockets, PortAllocator};
 use crate::call::task::{CallDirection, CallServices, CallSetup};
 use crate::sip::endpoint::SipEndpoint;
 use crate::sip::outbound::{OutboundFailure, TrunkAttempt};
@@ -149,58 +149,14 @@ pub async fn place(
     services: &CallServices,
     active: u32,
 ) -> Option<PendingOutbound> {
-    let refusal = if services.state.is_draining() {
-        Some(FailReason::EdgeDraining)
-    } else if active >= services.state.capacity() {
-        Some(FailReason::EdgeAtCapacity)
-    } else {
-        None
-    };
-    if let Some(reason) = refusal {
-        tracing::info!(call = %call.call_id, %reason, "outbound call refused");
-        record_failure(
-            services,
-            &call.call_id,
-            &call.workspace_id,
-            &call.to,
-            reason,
-            attempts_only(&call.earlier_attempts),
-        )
-        .await;
-        return None;
-    }
-    // Our offer is in the family of the first trunk's address (the one we call first); a later
-    // trunk of the other family gets the same offer, which a dual-stack peer still reaches.
-    let family = call.trunks.first().map(|t| t.peer.addr.ip());
-    let address = match family {
-        Some(ip) => media.for_family_of(ip),
-        None => media.primary(),
-    };
-    let Some(address) = address else {
-        tracing::warn!(call = %call.call_id, ?family, "no media address in the trunk's IP family");
-        record_failure(
-            services,
-            &call.call_id,
-            &call.workspace_id,
-            &call.to,
-            FailReason::NoMediaAddressFamily,
-            attempts_only(&call.earlier_attempts),
-        )
-        .await;
-        return None;
-    };
-    let Some(sockets) = ports.bind_on(address.bind).await else {
-        tracing::warn!(call = %call.call_id, "no free RTP port for an outbound call");
-        record_failure(
-            services,
-            &call.call_id,
-            &call.workspace_id,
-            &call.to,
-            FailReason::NoMediaPorts,
-            attempts_only(&call.earlier_attempts),
-        )
-        .await;
-        return None;
+    let (address, sockets) = match reserve(&call, media, ports, services, active).await {
+        Ok(reserved) => reserved,
+        Err(reason) => {
+            let attempts = attempts_only(&call.earlier_attempts);
+            let (id, workspace) = (&call.call_id, &call.workspace_id);
+            record_failure(services, id, workspace, &call.to, reason, attempts).await;
+            return None;
+        }
     };
     let port = sockets
         .rtp
@@ -219,24 +175,7 @@ pub async fn place(
         rtcp_mux: false,
     };
     let call = *call;
-    let trunks: Vec<&str> = call.trunks.iter().map(|t| t.name.as_str()).collect();
-    // The call's record starts when we dial (the control plane keeps the first call.started).
-    let started = CallStarted {
-        direction: Some("outbound".to_owned()),
-        from: Some(call.from.clone()),
-        to: Some(call.to.clone()),
-        agent_id: Some(Some(call.agent.id.clone())),
-        edge_id: Some(services.edge_id.to_string()),
-        trunks: Some(trunks.iter().map(|t| t.to_string()).collect()),
-        attempts: Some(call.earlier_attempts.clone()),
-        ..CallStarted::default()
-    };
-    let started = CallEvent::new(
-        call.call_id.clone(),
-        call.workspace_id.clone(),
-        CallEventData::Started(started),
-    );
-    let _ = services.events.send(started).await;
+    record_dialled(services, &call).await;
     let request = CallRequest {
         call_id: call.call_id.clone(),
         to: call.to.clone(),
@@ -261,6 +200,66 @@ pub async fn place(
         earlier_attempts: call.earlier_attempts,
         fall_back: call.fall_back,
     })
+}
+
+/// What the edge needs before it dials: room for the call, a media address in the family of
+/// the first trunk's address, and an RTP port pair on it; else why not.
+async fn reserve(
+    call: &PlaceCall,
+    media: &MediaAddresses,
+    ports: &PortAllocator,
+    services: &CallServices,
+    active: u32,
+) -> Result<(MediaAddress, MediaSockets), FailReason> {
+    let refusal = if services.state.is_draining() {
+        Some(FailReason::EdgeDraining)
+    } else if active >= services.state.capacity() {
+        Some(FailReason::EdgeAtCapacity)
+    } else {
+        None
+    };
+    if let Some(reason) = refusal {
+        tracing::info!(call = %call.call_id, %reason, "outbound call refused");
+        return Err(reason);
+    }
+    // Our offer is in the family of the first trunk's address (the one we call first); a later
+    // trunk of the other family gets the same offer, which a dual-stack peer still reaches.
+    let family = call.trunks.first().map(|t| t.peer.addr.ip());
+    let address = match family {
+        Some(ip) => media.for_family_of(ip),
+        None => media.primary(),
+    };
+    let Some(address) = address else {
+        tracing::warn!(call = %call.call_id, ?family, "no media address in the trunk's IP family");
+        return Err(FailReason::NoMediaAddressFamily);
+    };
+    let Some(sockets) = ports.bind_on(address.bind).await else {
+        tracing::warn!(call = %call.call_id, "no free RTP port for an outbound call");
+        return Err(FailReason::NoMediaPorts);
+    };
+    Ok((address, sockets))
+}
+
+/// Records `call.started` as we dial: the call's record starts then (the control plane keeps
+/// the first `call.started`).
+async fn record_dialled(services: &CallServices, call: &PlaceCall) {
+    let trunks: Vec<String> = call.trunks.iter().map(|t| t.name.clone()).collect();
+    let started = CallStarted {
+        direction: Some("outbound".to_owned()),
+        from: Some(call.from.clone()),
+        to: Some(call.to.clone()),
+        agent_id: Some(Some(call.agent.id.clone())),
+        edge_id: Some(services.edge_id.to_string()),
+        trunks: Some(trunks),
+        attempts: Some(call.earlier_attempts.clone()),
+        ..CallStarted::default()
+    };
+    let started = CallEvent::new(
+        call.call_id.clone(),
+        call.workspace_id.clone(),
+        CallEventData::Started(started),
+    );
+    let _ = services.events.send(started).await;
 }
 
 /// How an outbound call was answered.

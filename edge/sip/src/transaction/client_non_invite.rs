@@ -1,0 +1,257 @@
+//! The non-INVITE client transaction (RFC 3261 section 17.1.2): our BYE, REGISTER, OPTIONS...
+//!
+//! The request is retransmitted on timer E (T1 doubling up to T2; every T2 once a provisional
+//! arrived) over UDP, until a final response or timer F (64*T1), which raises
+//! [`TransactionEvent::Timeout`]. After the final response the transaction absorbs its
+//! retransmissions for timer K (T4 over UDP, zero over TCP).
+
+use std::collections::VecDeque;
+use std::net::SocketAddr;
+use std::time::Instant;
+
+use rsip::{Method, Request, Response};
+
+use super::{
+    due, earliest, Backoff, Timers, TransactionError, TransactionEvent, TransactionKey, Transmit,
+};
+use crate::response::to_bytes;
+
+/// Where a non-INVITE client transaction stands.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum ClientNonInviteState {
+    /// Request sent, no response yet.
+    Trying,
+    /// A provisional response arrived.
+    Proceeding,
+    /// The final response arrived; absorbing its retransmissions (timer K).
+    Completed,
+    /// Over.
+    Terminated,
+}
+
+/// The client side of one non-INVITE request.
+#[derive(Debug)]
+pub struct ClientNonInviteTransaction {
+    key: TransactionKey,
+    state: ClientNonInviteState,
+    timers: Timers,
+    reliable: bool,
+    dest: SocketAddr,
+    request_bytes: Vec<u8>,
+    timer_e: Option<Backoff>,
+    timer_f: Option<Instant>,
+    timer_k: Option<Instant>,
+    transmits: VecDeque<Transmit>,
+    events: VecDeque<TransactionEvent>,
+}
+
+impl ClientNonInviteTransaction {
+    /// Starts the transaction and queues the request (neither INVITE nor ACK) for `dest`.
+    pub fn new(
+        now: Instant,
+        request: Request,
+        dest: SocketAddr,
+        reliable: bool,
+        timers: Timers,
+    ) -> Result<Self, TransactionError> {
+        if matches!(request.method, Method::Invite | Method::Ack) {
+            return Err(TransactionError::WrongMethod {
+                found: request.method,
+            });
+        }
+        let key = TransactionKey::for_outgoing(&request)?;
+        let request_bytes = to_bytes(request);
+        let mut tx = Self {
+            key,
+            state: ClientNonInviteState::Trying,
+            timers,
+            reliable,
+            dest,
+            request_bytes: request_bytes.clone(),
+            timer_e: (!reliable).then(|| Backoff::start(now, timers.t1, Some(timers.t2))),
+            timer_f: Some(now + timers.timeout()),
+            timer_k: None,
+            transmits: VecDeque::new(),
+            events: VecDeque::new(),
+        };
+        tx.send(request_bytes);
+        Ok(tx)
+    }
+
+    /// The key responses are matched against.
+    pub fn key(&self) -> &TransactionKey {
+        &self.key
+    }
+
+    /// Where the request goes: an ICMP error about this address is a transport error for it.
+    pub fn dest(&self) -> SocketAddr {
+        self.dest
+    }
+
+    /// The network said `dest` is unreachable (RFC 3261 section 17.1.4): a request still
+    /// without its final response reports [`TransactionEvent::Timeout`] and terminates, as if
+    /// timer F had fired; after the final response it is ignored.
+    pub fn handle_transport_error(&mut self) {
+        if matches!(
+            self.state,
+            ClientNonInviteState::Trying | ClientNonInviteState::Proceeding
+        ) {
+            self.events.push_back(TransactionEvent::Timeout);
+            self.terminate();
+        }
+    }
+
+    /// The current state.
+    pub fn state(&self) -> ClientNonInviteState {
+        self.state
+    }
+
+    /// A response routed to this transaction by its [`TransactionKey`].
+    pub fn handle_response(&mut self, now: Instant, response: Response) {
+        if !matches!(
+            self.state,
+            ClientNonInviteState::Trying | ClientNonInviteState::Proceeding
+        ) {
+            return;
+        }
+        if response.status_code.code() < 200 {
+            self.state = ClientNonInviteState::Proceeding;
+            self.events.push_back(TransactionEvent::Response(response));
+            return;
+        }
+        self.timer_e = None;
+        self.timer_f = None;
+        self.events.push_back(TransactionEvent::Response(response));
+        if self.reliable {
+            self.terminate();
+        } else {
+            self.state = ClientNonInviteState::Completed;
+            self.timer_k = Some(now + self.timers.t4);
+        }
+    }
+
+    /// Advances timers E, F and K to `now`.
+    pub fn handle_timeout(&mut self, now: Instant) {
+        if let Some(timer_e) = self.timer_e.as_mut() {
+            if timer_e.fire(now) {
+                if self.state == ClientNonInviteState::Proceeding {
+                    timer_e.at = now + self.timers.t2;
+                }
+                let bytes = self.request_bytes.clone();
+                self.send(bytes);
+            }
+        }
+        if due(self.timer_f, now) {
+            self.events.push_back(TransactionEvent::Timeout);
+            self.terminate();
+        }
+        if due(self.timer_k, now) {
+            self.terminate();
+        }
+    }
+
+    /// The next message to send, if any.
+    pub fn poll_transmit(&mut self) -> Option<Transmit> {
+        self.transmits.pop_front()
+    }
+
+    /// When [`Self::handle_timeout`] must next be called.
+    pub fn poll_timeout(&self) -> Option<Instant> {
+        earliest([self.timer_e.map(|e| e.at), self.timer_f, self.timer_k])
+    }
+
+    /// The next event for the TU, if any.
+    pub fn poll_event(&mut self) -> Option<TransactionEvent> {
+        self.events.pop_front()
+    }
+
+    fn send(&mut self, bytes: Vec<u8>) {
+        self.transmits.push_back(Transmit {
+            dest: self.dest,
+            bytes,
+        });
+    }
+
+    fn terminate(&mut self) {
+        if self.state != ClientNonInviteState::Terminated {
+            self.state = ClientNonInviteState::Terminated;
+            self.timer_e = None;
+            self.timer_f = None;
+            self.timer_k = None;
+            self.events.push_back(TransactionEvent::Terminated);
+        }
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use crate::transaction::test_support::{ms, peer, request, response_to};
+
+    fn start(reliable: bool) -> (Instant, Request, ClientNonInviteTransaction) {
+        let t0 = Instant::now();
+        let bye = request("BYE", "z9hG4bKcn");
+        let tx =
+            ClientNonInviteTransaction::new(t0, bye.clone(), peer(), reliable, Timers::default())
+                .unwrap();
+        (t0, bye, tx)
+    }
+
+    fn retransmit_times(t0: Instant, tx: &mut ClientNonInviteTransaction) -> Vec<u128> {
+        let mut times = Vec::new();
+        while let Some(at) = tx.poll_timeout() {
+            tx.handle_timeout(at);
+            while tx.poll_transmit().is_some() {
+                times.push(at.duration_since(t0).as_millis());
+            }
+        }
+        times
+    }
+
+    #[test]
+    fn timer_e_doubles_up_to_t2_then_timer_f_times_out() {
+        let (t0, _, mut tx) = start(false);
+        assert!(tx.poll_transmit().is_some());
+        let times = retransmit_times(t0, &mut tx);
+        assert_eq!(times[..5], [500, 1500, 3500, 7500, 11500]);
+        assert!(times.iter().all(|&t| t < 32_000));
+        assert_eq!(tx.poll_event(), Some(TransactionEvent::Timeout));
+        assert_eq!(tx.poll_event(), Some(TransactionEvent::Terminated));
+    }
+
+    #[test]
+    fn provisional_switches_timer_e_to_t2() {
+        let (t0, bye, mut tx) = start(false);
+        tx.poll_transmit();
+        tx.handle_response(t0 + ms(100), response_to(&bye, 100));
+        tx.handle_timeout(t0 + ms(500));
+        assert!(tx.poll_transmit().is_some());
+        assert_eq!(tx.poll_timeout(), Some(t0 + ms(4500)));
+    }
+
+    #[test]
+    fn final_response_stops_retransmission_and_timer_k_ends_it() {
+        let (t0, bye, mut tx) = start(false);
+        tx.poll_transmit();
+        tx.handle_response(t0 + ms(100), response_to(&bye, 200));
+        assert!(matches!(
+            tx.poll_event(),
+            Some(TransactionEvent::Response(_))
+        ));
+        assert_eq!(tx.poll_timeout(), Some(t0 + ms(5100)));
+        tx.handle_response(t0 + ms(200), response_to(&bye, 200));
+        assert_eq!(tx.poll_event(), None, "retransmitted final is absorbed");
+        tx.handle_timeout(t0 + ms(5100));
+        assert_eq!(tx.poll_event(), Some(TransactionEvent::Terminated));
+        assert_eq!(tx.poll_transmit(), None);
+    }
+
+    #[test]
+    fn reliable_transport_does_not_retransmit() {
+        let (t0, bye, mut tx) = start(true);
+        tx.poll_transmit();
+        assert_eq!(tx.poll_timeout(), Some(t0 + ms(32_000)));
+        tx.handle_response(t0 + ms(100), response_to(&bye, 200));
+        assert_eq!(tx.state(), ClientNonInviteState::Terminated);
+    }
+}

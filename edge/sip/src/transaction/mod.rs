@@ -1,0 +1,204 @@
+//! SIP transactions (RFC 3261 section 17, with the RFC 6026 "Accepted" states): the layer that
+//! makes one request and its responses reliable over UDP.
+//!
+//! Each of the four machines is sans-IO in the quinn-proto style: feed it messages and the
+//! current time (`handle_request` / `handle_response`, `respond`, `handle_timeout`), then drain
+//! what it wants done (`poll_transmit`, `poll_timeout`, `poll_event`). The owner routes incoming
+//! messages to a machine by [`TransactionKey`] and drops the machine after
+//! [`TransactionEvent::Terminated`]. Over a reliable transport (TCP) nothing is retransmitted and
+//! the wait-for-retransmissions timers (D, I, J, K) are zero, as the RFC says.
+
+mod client_invite;
+mod client_non_invite;
+mod key;
+mod server_invite;
+mod server_non_invite;
+
+pub use client_invite::{build_ack, build_cancel, ClientInviteState, ClientInviteTransaction};
+pub use client_non_invite::{ClientNonInviteState, ClientNonInviteTransaction};
+pub use key::TransactionKey;
+pub use server_invite::{ServerInviteState, ServerInviteTransaction};
+pub use server_non_invite::{ServerNonInviteState, ServerNonInviteTransaction};
+
+use std::net::SocketAddr;
+use std::time::{Duration, Instant};
+
+use rsip::{Request, Response};
+use thiserror::Error;
+
+use crate::message::SipError;
+
+/// The RFC 3261 timer base values; every transaction timer derives from these.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub struct Timers {
+    /// Round-trip time estimate (500 ms): first retransmission interval.
+    pub t1: Duration,
+    /// Longest retransmission interval for non-INVITE requests and INVITE responses (4 s).
+    pub t2: Duration,
+    /// Longest time a message stays in the network (5 s).
+    pub t4: Duration,
+    /// How long an INVITE server transaction waits for the TU before sending 100 Trying itself
+    /// (RFC 3261 section 17.2.1 suggests 200 ms).
+    pub trying: Duration,
+}
+
+impl Default for Timers {
+    fn default() -> Self {
+        Self {
+            t1: Duration::from_millis(500),
+            t2: Duration::from_secs(4),
+            t4: Duration::from_secs(5),
+            trying: Duration::from_millis(200),
+        }
+    }
+}
+
+impl Timers {
+    /// 64*T1: timers B, F, H, J, L and M.
+    pub fn timeout(&self) -> Duration {
+        self.t1 * 64
+    }
+
+    /// Timer D: how long an INVITE client transaction absorbs retransmitted error responses
+    /// over UDP; at least 32 s whatever T1 is (RFC 3261 section 17.1.1.2).
+    pub fn timer_d(&self) -> Duration {
+        self.timeout().max(Duration::from_secs(32))
+    }
+}
+
+/// Bytes a transaction wants sent, and where.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct Transmit {
+    /// The peer address: the next hop for a request, the Via-derived address for a response.
+    pub dest: SocketAddr,
+    /// One complete serialized SIP message.
+    pub bytes: Vec<u8>,
+}
+
+/// What a transaction tells its owner (the transaction user).
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub enum TransactionEvent {
+    /// A new request: emitted once, when a server transaction is created, never for a
+    /// retransmission.
+    Request(Request),
+    /// A response for a client transaction's request (provisional or final; for INVITE, each
+    /// retransmitted 2xx too, so the TU can re-send its ACK).
+    Response(Response),
+    /// The ACK for our 2xx to an INVITE arrived.
+    Ack(Request),
+    /// No final response came in time (timer B or F).
+    Timeout,
+    /// Our final response to an INVITE was never acknowledged (timer H, or 64*T1 of 2xx
+    /// retransmissions).
+    AckTimeout,
+    /// The transaction is over and can be dropped.
+    Terminated,
+}
+
+/// A transaction was asked to do something its state does not allow.
+#[derive(Debug, Clone, PartialEq, Eq, Error)]
+pub enum TransactionError {
+    /// The message itself is unusable.
+    #[error(transparent)]
+    Sip(#[from] SipError),
+    /// The request's method does not suit this kind of transaction.
+    #[error("a {found} request cannot start this transaction")]
+    WrongMethod {
+        /// The method received.
+        found: rsip::Method,
+    },
+    /// The TU responded after the final response was already sent.
+    #[error("final response already sent")]
+    FinalAlreadySent,
+}
+
+/// A retransmission schedule: fires at `at`, then doubles its interval up to `cap`.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+struct Backoff {
+    at: Instant,
+    interval: Duration,
+    cap: Option<Duration>,
+}
+
+impl Backoff {
+    fn start(now: Instant, first: Duration, cap: Option<Duration>) -> Self {
+        Self {
+            at: now + first,
+            interval: first,
+            cap,
+        }
+    }
+
+    /// Due now? If so, schedules the next firing and returns true.
+    fn fire(&mut self, now: Instant) -> bool {
+        if now < self.at {
+            return false;
+        }
+        let doubled = self.interval * 2;
+        self.interval = self.cap.map_or(doubled, |cap| doubled.min(cap));
+        self.at = now + self.interval;
+        true
+    }
+}
+
+/// True when `at` is set and has been reached.
+fn due(at: Option<Instant>, now: Instant) -> bool {
+    at.is_some_and(|at| now >= at)
+}
+
+/// The earliest of some optional deadlines.
+fn earliest(deadlines: impl IntoIterator<Item = Option<Instant>>) -> Option<Instant> {
+    deadlines.into_iter().flatten().min()
+}
+
+#[cfg(test)]
+pub(crate) mod test_support {
+    //! Shared fixtures for the transaction tests.
+    use super::*;
+    use crate::message::parse_message;
+    use rsip::SipMessage;
+
+    pub(crate) fn peer() -> SocketAddr {
+        "192.0.2.10:5060".parse().unwrap()
+    }
+
+    pub(crate) fn request(method: &str, branch: &str) -> Request {
+        let raw = format!(
+            "{method} sip:bob@example.com SIP/2.0\r\n\
+Via: SIP/2.0/UDP 192.0.2.10:5060;branch={branch}\r\n\
+Max-Forwards: 70\r\n\
+To: <sip:bob@example.com>\r\n\
+From: <sip:alice@example.org>;tag=a1\r\n\
+Call-ID: call-1\r\n\
+CSeq: 7 {method}\r\n\
+Content-Length: 0\r\n\r\n"
+        );
+        match parse_message(raw.as_bytes()) {
+            Ok(SipMessage::Request(r)) => r,
+            other => panic!("{other:?}"),
+        }
+    }
+
+    pub(crate) fn response_to(request: &Request, code: u16) -> Response {
+        crate::response::build_response(request, crate::response::status(code, "Test"), Some("b2"))
+            .unwrap()
+    }
+
+    pub(crate) fn status_of(transmit: &Transmit) -> Option<u16> {
+        match parse_message(&transmit.bytes) {
+            Ok(SipMessage::Response(r)) => Some(r.status_code.code()),
+            _ => None,
+        }
+    }
+
+    pub(crate) fn method_of(transmit: &Transmit) -> Option<rsip::Method> {
+        match parse_message(&transmit.bytes) {
+            Ok(SipMessage::Request(r)) => Some(r.method),
+            _ => None,
+        }
+    }
+
+    pub(crate) fn ms(n: u64) -> Duration {
+        Duration::from_millis(n)
+    }
+}

@@ -1,0 +1,224 @@
+//! The non-INVITE server transaction (RFC 3261 section 17.2.2): BYE, CANCEL, OPTIONS, INFO...
+//!
+//! The request reaches the TU once. Retransmissions are absorbed until the TU responds, then
+//! answered with the latest response. After the final response the transaction lingers for
+//! timer J (64*T1 over UDP, zero over TCP) to answer late retransmissions.
+
+use std::collections::VecDeque;
+use std::net::SocketAddr;
+use std::time::Instant;
+
+use rsip::{Method, Request, Response};
+
+use super::{due, Timers, TransactionError, TransactionEvent, TransactionKey, Transmit};
+use crate::response::to_bytes;
+use crate::via::TopVia;
+
+/// Where a non-INVITE server transaction stands.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum ServerNonInviteState {
+    /// Waiting for the TU; retransmissions are absorbed silently.
+    Trying,
+    /// A provisional was sent.
+    Proceeding,
+    /// The final response was sent; waiting out timer J.
+    Completed,
+    /// Over.
+    Terminated,
+}
+
+/// The server side of one non-INVITE request.
+#[derive(Debug)]
+pub struct ServerNonInviteTransaction {
+    key: TransactionKey,
+    state: ServerNonInviteState,
+    timers: Timers,
+    reliable: bool,
+    dest: SocketAddr,
+    last_response: Option<Vec<u8>>,
+    timer_j: Option<Instant>,
+    transmits: VecDeque<Transmit>,
+    events: VecDeque<TransactionEvent>,
+}
+
+impl ServerNonInviteTransaction {
+    /// Starts the transaction for a request (neither INVITE nor ACK) from `source`, and queues
+    /// it for the TU.
+    pub fn new(
+        _now: Instant,
+        request: Request,
+        source: SocketAddr,
+        reliable: bool,
+        timers: Timers,
+    ) -> Result<Self, TransactionError> {
+        if matches!(request.method, Method::Invite | Method::Ack) {
+            return Err(TransactionError::WrongMethod {
+                found: request.method,
+            });
+        }
+        let key = TransactionKey::server(&request)?;
+        let dest = if reliable {
+            source
+        } else {
+            TopVia::of(&request.headers)?.response_destination(source)
+        };
+        let mut tx = Self {
+            key,
+            state: ServerNonInviteState::Trying,
+            timers,
+            reliable,
+            dest,
+            last_response: None,
+            timer_j: None,
+            transmits: VecDeque::new(),
+            events: VecDeque::new(),
+        };
+        tx.events.push_back(TransactionEvent::Request(request));
+        Ok(tx)
+    }
+
+    /// The key this transaction is filed under.
+    pub fn key(&self) -> &TransactionKey {
+        &self.key
+    }
+
+    /// The current state.
+    pub fn state(&self) -> ServerNonInviteState {
+        self.state
+    }
+
+    /// A retransmission of the request: re-sends the latest response, if any.
+    pub fn handle_request(&mut self, _now: Instant, _request: Request) {
+        if matches!(
+            self.state,
+            ServerNonInviteState::Proceeding | ServerNonInviteState::Completed
+        ) {
+            if let Some(bytes) = self.last_response.clone() {
+                self.send(bytes);
+            }
+        }
+    }
+
+    /// Sends the TU's response.
+    pub fn respond(&mut self, now: Instant, response: Response) -> Result<(), TransactionError> {
+        if !matches!(
+            self.state,
+            ServerNonInviteState::Trying | ServerNonInviteState::Proceeding
+        ) {
+            return Err(TransactionError::FinalAlreadySent);
+        }
+        let provisional = response.status_code.code() < 200;
+        let bytes = to_bytes(response);
+        self.send(bytes.clone());
+        self.last_response = Some(bytes);
+        if provisional {
+            self.state = ServerNonInviteState::Proceeding;
+        } else if self.reliable {
+            self.terminate();
+        } else {
+            self.state = ServerNonInviteState::Completed;
+            self.timer_j = Some(now + self.timers.timeout());
+        }
+        Ok(())
+    }
+
+    /// Advances timer J to `now`.
+    pub fn handle_timeout(&mut self, now: Instant) {
+        if due(self.timer_j, now) {
+            self.terminate();
+        }
+    }
+
+    /// The next message to send, if any.
+    pub fn poll_transmit(&mut self) -> Option<Transmit> {
+        self.transmits.pop_front()
+    }
+
+    /// When [`Self::handle_timeout`] must next be called.
+    pub fn poll_timeout(&self) -> Option<Instant> {
+        self.timer_j
+    }
+
+    /// The next event for the TU, if any.
+    pub fn poll_event(&mut self) -> Option<TransactionEvent> {
+        self.events.pop_front()
+    }
+
+    fn send(&mut self, bytes: Vec<u8>) {
+        self.transmits.push_back(Transmit {
+            dest: self.dest,
+            bytes,
+        });
+    }
+
+    fn terminate(&mut self) {
+        if self.state != ServerNonInviteState::Terminated {
+            self.state = ServerNonInviteState::Terminated;
+            self.timer_j = None;
+            self.events.push_back(TransactionEvent::Terminated);
+        }
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use crate::transaction::test_support::{ms, peer, request, response_to, status_of};
+
+    fn start(reliable: bool) -> (Instant, Request, ServerNonInviteTransaction) {
+        let t0 = Instant::now();
+        let bye = request("BYE", "z9hG4bKbye");
+        let tx =
+            ServerNonInviteTransaction::new(t0, bye.clone(), peer(), reliable, Timers::default())
+                .unwrap();
+        (t0, bye, tx)
+    }
+
+    #[test]
+    fn retransmitted_bye_reaches_the_tu_once_and_gets_the_same_answer() {
+        let (t0, bye, mut tx) = start(false);
+        assert!(matches!(
+            tx.poll_event(),
+            Some(TransactionEvent::Request(_))
+        ));
+        tx.handle_request(t0 + ms(500), bye.clone());
+        assert_eq!(tx.poll_transmit(), None, "absorbed while trying");
+        tx.respond(t0 + ms(600), response_to(&bye, 200)).unwrap();
+        assert_eq!(tx.poll_transmit().as_ref().and_then(status_of), Some(200));
+        tx.handle_request(t0 + ms(1500), bye);
+        assert_eq!(tx.poll_transmit().as_ref().and_then(status_of), Some(200));
+        assert_eq!(tx.poll_event(), None);
+    }
+
+    #[test]
+    fn timer_j_ends_the_transaction_after_64_t1() {
+        let (t0, bye, mut tx) = start(false);
+        tx.poll_event();
+        tx.respond(t0, response_to(&bye, 200)).unwrap();
+        assert_eq!(tx.poll_timeout(), Some(t0 + ms(32_000)));
+        tx.handle_timeout(t0 + ms(31_999));
+        assert_eq!(tx.state(), ServerNonInviteState::Completed);
+        tx.handle_timeout(t0 + ms(32_000));
+        assert_eq!(tx.poll_event(), Some(TransactionEvent::Terminated));
+    }
+
+    #[test]
+    fn reliable_transport_terminates_on_final_response() {
+        let (t0, bye, mut tx) = start(true);
+        tx.respond(t0, response_to(&bye, 200)).unwrap();
+        assert_eq!(tx.state(), ServerNonInviteState::Terminated);
+        assert_eq!(tx.poll_timeout(), None);
+    }
+
+    #[test]
+    fn invite_cannot_start_a_non_invite_transaction() {
+        let r = ServerNonInviteTransaction::new(
+            Instant::now(),
+            request("INVITE", "z9hG4bKx"),
+            peer(),
+            false,
+            Timers::default(),
+        );
+        assert!(matches!(r, Err(TransactionError::WrongMethod { .. })));
+    }
+}
