@@ -9,10 +9,10 @@ fuzz_target!(|data: &[u8]| {
     let Ok(offer) = SessionDescription::parse(data) else {
         return;
     };
-    for codecs in [
-        vec![Codec::Pcmu, Codec::Pcma],
-        vec![Codec::Opus, Codec::Pcmu],
-        vec![Codec::Pcma],
+    for (codecs, rtcp_mux) in [
+        (vec![Codec::Pcmu, Codec::Pcma], false),
+        (vec![Codec::Opus, Codec::Pcmu], true),
+        (vec![Codec::Pcma], true),
     ] {
         let local = LocalMedia {
             codecs,
@@ -23,6 +23,7 @@ fuzz_target!(|data: &[u8]| {
             opus_payload_type: 111,
             telephone_event_payload_type: 101,
             ptime: 20,
+            rtcp_mux,
         };
         let _ = answer(&offer, &local);
     }
