@@ -23,6 +23,8 @@ pub mod media;
 pub mod pipeline;
 pub mod ports;
 pub mod prompt;
+pub mod provider_request;
+pub mod providers;
 pub mod responder;
 pub mod slots;
 pub mod talk;

@@ -21,6 +21,7 @@ use super::event_payloads::{rtcp_record, transfer_record};
 use super::leg::MediaLeg;
 use super::liveness::HoldChange;
 use super::media::{CallMedia, MediaEvent, MediaSettings, SendDtmfError};
+use super::providers::Providers;
 use super::responder::{PinnedWorkflow, Responder};
 use super::talk::{AgentRequest, CallParties};
 use crate::recordings::writer::CallRecording;
@@ -238,6 +239,10 @@ pub async fn run(
     };
     let mut talk = None;
     let mut misconfigured = None;
+    let mut providers = services
+        .voice
+        .as_ref()
+        .map(|factory| Providers::new(call_id.clone(), factory.egress().clone()));
     if let Some(factory) = services.voice.as_ref() {
         let parties = CallParties {
             call_id: &call_id,
@@ -369,14 +374,14 @@ pub async fn run(
                 }
                 None => break Ending { reason: EndReason::EdgeShutdown, by_us: false },
             },
-            Some(input) = async {
-                match talk.as_mut() {
-                    Some(talk) => talk.recv().await,
+            result = async {
+                match providers.as_mut() {
+                    Some(providers) => providers.recv().await,
                     None => std::future::pending().await,
                 }
             } => {
                 if let Some(talk) = talk.as_mut() {
-                    talk.on_input(Instant::now(), input, &mut media);
+                    talk.on_result(Instant::now(), result, &mut media);
                 }
             }
             _ = &mut time_limit => break Ending { reason: EndReason::MaxDuration, by_us: true },
@@ -398,6 +403,11 @@ pub async fn run(
                     reason: reason.into(),
                     by_us: true,
                 });
+            }
+            while let Some(request) = talk.poll_provider_request() {
+                if let Some(providers) = providers.as_mut() {
+                    providers.execute(request);
+                }
             }
             while let Some(request) = talk.take_request() {
                 let (record, dialog) = agent_request(&dialog, request, &mut media, &mut transfer);
