@@ -10,6 +10,7 @@ pub mod admission;
 pub mod bye;
 pub mod codec;
 pub mod conversation;
+pub mod core;
 pub mod digits;
 mod event_payloads;
 pub mod flow;

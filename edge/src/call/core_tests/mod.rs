@@ -1,0 +1,1 @@
+//! Simulated-time tests of the call core.
