@@ -303,6 +303,8 @@ impl Sim {
     /// Runs the call for `ms` of simulated time (or until it ends).
     pub fn run_for(&mut self, ms: u64) {
         let until = self.now + Duration::from_millis(ms);
+        // A core that keeps asking for a deadline it does not move past would spin here.
+        let mut stalled = 0;
         while self.ended.is_none() {
             let mut next = self.caller.next_arrival();
             if let Some(at) = self.core.poll_timeout() {
@@ -314,6 +316,8 @@ impl Sim {
             if next > until {
                 break;
             }
+            stalled = if next <= self.now { stalled + 1 } else { 0 };
+            assert!(stalled < 1000, "the call stalls at {} ms", self.ms(self.now));
             self.now = self.now.max(next);
             let now = self.now;
             for (at, packet) in self.caller.step(now) {
