@@ -4,9 +4,9 @@
 //! workflow's `voice` and played to the caller; `gather` listens for keypad digits (handed in
 //! by the call task) and for a caller turn, transcribed; a generated line asks the flow's model;
 //! `function` asks for the customer's endpoint ([`flow_function`](super::flow_function)); `agent`
-//! hands the call to a full agent conversation ([`Talk`]) with the node's exits offered to its
+//! hands the call to a full agent conversation ([`Talk`](super::talk::Talk)) with the node's exits offered to its
 //! model as a tool, until it hands back. Every executor step becomes a `call.workflow_step`
-//! event. The call core drives it as it drives a [`Talk`]: frames, provider results, time, then
+//! event. The call core drives it as it drives a [`Talk`](super::talk::Talk): frames, provider results, time, then
 //! [`Flow::drive`].
 
 use std::sync::Arc;

@@ -317,7 +317,11 @@ impl Sim {
                 break;
             }
             stalled = if next <= self.now { stalled + 1 } else { 0 };
-            assert!(stalled < 1000, "the call stalls at {} ms", self.ms(self.now));
+            assert!(
+                stalled < 1000,
+                "the call stalls at {} ms",
+                self.ms(self.now)
+            );
             self.now = self.now.max(next);
             let now = self.now;
             for (at, packet) in self.caller.step(now) {
