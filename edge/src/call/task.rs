@@ -157,7 +157,6 @@ pub async fn run(
         leg,
         provider,
     } = setup;
-    let recording = start_recording(&services, &agent, &call_id, &workspace_id);
     let start = CallStart {
         call_id: &call_id,
         dialog: &dialog,
@@ -172,14 +171,14 @@ pub async fn run(
         media_stream: leg.kind() == "media_stream",
         media: &services.media,
         voice: services.voice.as_ref(),
-        recording: recording.is_some(),
+        recording: services.recordings.is_some() && agent.spec.record,
     };
     let mut shell = Shell {
         event: EventStamp(call_id.clone(), workspace_id.clone()),
         dialog: dialog.clone(),
         services: services.clone(),
         requests,
-        recording,
+        recording: None,
         departures: DepartureSpacing::new(),
         clock_rate: 0,
     };
@@ -197,6 +196,7 @@ pub async fn run(
         Err(early) => return shell.end_early(early).await,
     };
     shell.clock_rate = core.clock_rate();
+    shell.recording = start_recording(&services, &agent, &call_id, &workspace_id);
     let providers = services
         .voice
         .as_ref()
