@@ -347,6 +347,12 @@ impl Sim {
         self.now = self.now.max(until);
     }
 
+    /// A provider result handed in now, outside the fake side's schedule (a late or stray one).
+    pub fn deliver(&mut self, result: ProviderResult) {
+        self.core.handle_provider(self.now, result);
+        self.drain();
+    }
+
     /// A signal from the SIP side, now.
     pub fn signal(&mut self, signal: CallSignal) {
         self.core.handle_signal(self.now, signal);

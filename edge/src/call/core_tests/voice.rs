@@ -7,7 +7,8 @@ use freya_shared::model::CallEventData;
 use super::harness::{agent, says, Answers, Network, Sim};
 use crate::call::conversation::tests::done;
 use crate::call::conversation::Lines;
-use crate::call::provider_request::ProviderRequest;
+use crate::call::pipeline::PipelineInput;
+use crate::call::provider_request::{ProviderRequest, ProviderResult};
 use crate::llm::{ChatMessage, FinishReason, LlmError, LlmEvent};
 
 fn is_transcribe(r: &ProviderRequest) -> bool {
@@ -358,4 +359,61 @@ fn a_turn_over_a_lossy_jittery_reordering_network_is_still_one_turn() {
         "the reply is heard"
     );
     let _ = done();
+}
+
+#[test]
+fn late_audio_of_a_cancelled_reply_or_of_another_pipeline_is_never_played() {
+    let mut sim = Sim::start(&agent(serde_json::json!({})), None);
+    sim.answers.speech_ms = 3000;
+    sim.answers
+        .transcripts
+        .push_back(Ok("Tell me a story.".into()));
+    sim.answers
+        .completions
+        .push_back(says(100, "Once upon a time."));
+    sim.say(600);
+    sim.run_for(1500);
+    let started = sim.first_sound_after(sim.t0).expect("the reply plays");
+    sim.run_for(sim.ms(started + Duration::from_millis(500)) - sim.ms(sim.now));
+    sim.say(600).pause(100);
+    sim.run_for(500);
+    let Some((cut, ProviderRequest::CancelReply { pipeline, reply })) = sim
+        .requests
+        .iter()
+        .find(|(_, r)| matches!(r, ProviderRequest::CancelReply { .. }))
+        .map(|(at, r)| (*at, r))
+    else {
+        panic!("the caller barged in: {:?}", sim.requests);
+    };
+    let (pipeline, reply) = (*pipeline, *reply);
+    let sentence = sim
+        .requests
+        .iter()
+        .find_map(|(_, r)| match r {
+            ProviderRequest::Speak { sentence, .. } => Some(*sentence),
+            _ => None,
+        })
+        .expect("a sentence was spoken");
+    let audio = |pipeline, reply| ProviderResult::Voice {
+        pipeline,
+        input: PipelineInput::Audio {
+            reply,
+            sentence,
+            samples: vec![8000; 4000],
+        },
+    };
+    // The cancelled reply's synthesis was already on its way; a stranger pipeline answers too.
+    sim.deliver(audio(pipeline, reply));
+    sim.deliver(audio(pipeline + 7, reply));
+    sim.run_for(300);
+    let loud_after: Vec<_> = sim
+        .heard
+        .iter()
+        .filter(|(at, loud)| *loud && *at > cut)
+        .map(|(at, _)| sim.ms(*at))
+        .collect();
+    assert!(
+        loud_after.is_empty(),
+        "stale audio reached the caller at {loud_after:?} ms"
+    );
 }
