@@ -307,7 +307,7 @@ fn call_core_tick(c: &mut Criterion) {
         media_stream: false,
         media: &settings,
         voice: None,
-        recording: false,
+        can_record: false,
     };
     let mut core = CallCore::start(now, start).expect("PCMU");
     while core.poll_output().is_some() {}

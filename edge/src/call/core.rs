@@ -73,7 +73,7 @@ impl CallCore {
             started: now,
             deadline: now + max_duration,
             transfer: None,
-            recording: start.recording,
+            recording: start.can_record && start.agent.spec.record,
             foreign_reported: 0,
             ended: false,
             out: output::Outbox::default(),
@@ -277,6 +277,12 @@ impl CallCore {
     /// The RTP clock rate of the stream we send (for the shell's departure measurements).
     pub fn clock_rate(&self) -> u32 {
         self.media.clock_rate()
+    }
+
+    /// Whether the call is to be recorded: the shell starts the recording's writer, which the
+    /// [`Output::Record`] ticks feed.
+    pub fn records(&self) -> bool {
+        self.recording
     }
 
     /// Whether the call is over (its [`Output::Ended`] was queued).

@@ -171,7 +171,7 @@ pub async fn run(
         media_stream: leg.kind() == "media_stream",
         media: &services.media,
         voice: services.voice.as_ref(),
-        recording: services.recordings.is_some() && agent.spec.record,
+        can_record: services.recordings.is_some(),
     };
     let mut shell = Shell {
         event: EventStamp(call_id.clone(), workspace_id.clone()),
@@ -196,7 +196,9 @@ pub async fn run(
         Err(early) => return shell.end_early(early).await,
     };
     shell.clock_rate = core.clock_rate();
-    shell.recording = start_recording(&services, &agent, &call_id, &workspace_id);
+    if core.records() {
+        shell.recording = start_recording(&services, &call_id, &workspace_id);
+    }
     let providers = services
         .voice
         .as_ref()
@@ -356,15 +358,14 @@ impl Shell {
     }
 }
 
-/// The call's recording when its agent asks for one and this edge records calls. A recording
-/// that cannot start is logged; the call goes on without it.
+/// The call's recording, in this edge's outbox. A recording that cannot start is logged; the
+/// call goes on without it.
 fn start_recording(
     services: &CallServices,
-    agent: &AgentConfig,
     call_id: &str,
     workspace_id: &str,
 ) -> Option<CallRecording> {
-    let outbox = services.recordings.as_ref().filter(|_| agent.spec.record)?;
+    let outbox = services.recordings.as_ref()?;
     match CallRecording::start(outbox, call_id, workspace_id) {
         Ok(recording) => {
             tracing::info!(recording = recording.id(), "recording the call");

@@ -35,9 +35,10 @@ pub struct CallStart<'a> {
     pub media: &'a MediaSettings,
     /// Builds the call's voice; `None` answers with silence (tests of signalling).
     pub voice: Option<&'a Arc<VoiceFactory>>,
-    /// Whether the shell records the call (then each tick's frames come out as
-    /// [`Output::Record`](super::Output::Record)).
-    pub recording: bool,
+    /// Whether this edge can record calls (it has a recordings outbox); the call is recorded
+    /// when its agent also asks for it, and then each tick's frames come out as
+    /// [`Output::Record`](super::Output::Record).
+    pub can_record: bool,
 }
 
 impl CallStart<'_> {

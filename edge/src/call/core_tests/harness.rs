@@ -259,7 +259,7 @@ impl Sim {
             media_stream: false,
             media: &media,
             voice: Some(&factory),
-            recording: false,
+            can_record: false,
         };
         let core = CallCore::start(t0, start).expect("the call starts");
         let from = audio().remote_rtp;
