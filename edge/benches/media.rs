@@ -2,7 +2,8 @@
 //! in each direction. G.711 and Opus encode+decode of one 20 ms frame, the jitter buffer's
 //! push+pop of one packet, RTP packetize+parse of one packet, and resampling one frame between
 //! the telephone and speech-engine rates, handing one tick of both directions to a call's
-//! recording, one tick of a call's media core, sending or held, and the in-band DTMF detector
+//! recording, one tick of a call's media core, sending or held, the same tick through the
+//! call's core (`CallCore`, its outputs drained), and the in-band DTMF detector
 //! hearing one frame. Figures and the command that produced them are kept
 //! in `loadtest/BENCHMARKS.md` ("Media hot path"); nothing here asserts on speed.
 
@@ -257,6 +258,72 @@ fn call_media_tick(c: &mut Criterion) {
     }
 }
 
+/// One 20 ms tick of a whole call's core (`CallCore`, no voice) for the same PCMU call: the
+/// media tick above, the packet copied into the core's reused output buffer and drained as
+/// `Output::Transmit`, and the core's after-input checks. Against `call_media_tick_sendrecv_20ms`
+/// it is what the call being a core costs per tick.
+fn call_core_tick(c: &mut Criterion) {
+    use std::sync::Arc;
+
+    use freya_edge::call::core::{CallCore, CallStart, Output};
+    use freya_edge::call::media::MediaSettings;
+    use freya_edge::call::task::CallDirection;
+    use freya_edge::sip::sdp::{Codec, Direction, NegotiatedAudio};
+    use freya_shared::snapshot::AgentConfig;
+    let audio = NegotiatedAudio {
+        codec: Codec::Pcmu,
+        payload_type: 0,
+        telephone_event: Some(101),
+        telephone_event_rate: 8000,
+        remote_rtp: "127.0.0.1:40002".parse().expect("addr"),
+        ptime: 20,
+        direction: Direction::SendRecv,
+        rtcp_mux: false,
+        remote_rtcp: "127.0.0.1:40003".parse().expect("addr"),
+    };
+    let settings = MediaSettings {
+        codecs: Arc::from([Codec::Pcmu]),
+        inactivity_timeout: Duration::from_secs(3_650 * 86_400),
+        hold_timeout: Duration::from_secs(3_650 * 86_400),
+        rtcp_interval: Duration::from_secs(5),
+    };
+    let mut agent: AgentConfig = serde_json::from_value(serde_json::json!({
+        "id": "a", "workspace_id": "w", "spec": {"name": "Bench"}
+    }))
+    .expect("agent");
+    agent.spec.max_call_seconds = u32::MAX;
+    let mut now = Instant::now();
+    let start = CallStart {
+        call_id: "c",
+        dialog: "d",
+        direction: CallDirection::Inbound,
+        edge_id: "e",
+        agent: &agent,
+        workflow: None,
+        caller: "+1",
+        dialled: "+2",
+        provider: None,
+        audio,
+        media_stream: false,
+        media: &settings,
+        voice: None,
+        can_record: false,
+    };
+    let mut core = CallCore::start(now, start).expect("PCMU");
+    while core.poll_output().is_some() {}
+    c.bench_function("call_core_tick_sendrecv_20ms", |b| {
+        b.iter(|| {
+            now += Duration::from_millis(20);
+            core.handle_timeout(now);
+            while let Some(output) = core.poll_output() {
+                if let Output::Transmit { to, packet } = output {
+                    black_box((to, packet));
+                }
+            }
+        })
+    });
+}
+
 /// The in-band DTMF detector hearing one 20 ms frame of the caller's 8 kHz audio (what a call
 /// without telephone-event pays per frame): speech-like audio, and a key's two tones.
 fn dtmf_tones(c: &mut Criterion) {
@@ -285,6 +352,7 @@ fn dtmf_tones(c: &mut Criterion) {
 criterion_group!(
     benches,
     call_media_tick,
+    call_core_tick,
     dtmf_tones,
     g711,
     opus,

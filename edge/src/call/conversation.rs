@@ -498,4 +498,4 @@ mod builtins_tests;
 mod hold_tests;
 #[cfg(test)]
 #[path = "conversation_tests.rs"]
-mod tests;
+pub(super) mod tests;

@@ -106,14 +106,14 @@ impl Harness {
     }
 }
 
-pub(super) fn done() -> LlmEvent {
+pub(crate) fn done() -> LlmEvent {
     LlmEvent::Done {
         finish_reason: FinishReason::Stop,
         usage: None,
     }
 }
 
-pub(super) fn token(t: &str) -> LlmEvent {
+pub(crate) fn token(t: &str) -> LlmEvent {
     LlmEvent::Token(t.into())
 }
 

@@ -1,25 +1,23 @@
-//! A call answered by a workflow: the shared [`Executor`] driven through the same media and AI
-//! pipeline an agent uses. The flow's own lines (`say`, `end`, reprompts) are synthesized by the
+//! A call answered by a workflow: the shared [`Executor`] driven through the same media and
+//! provider requests an agent uses (sans-IO: provider work, `function` requests included, is
+//! queued as [`ProviderRequest`]s for the call's provider shell). The flow's own lines (`say`, `end`, reprompts) are synthesized by the
 //! workflow's `voice` and played to the caller; `gather` listens for keypad digits (handed in
 //! by the call task) and for a caller turn, transcribed; a generated line asks the flow's model;
-//! `function` calls the customer's endpoint ([`flow_function`](super::flow_function)); `agent`
-//! hands the call to a full agent conversation ([`Talk`]) with the node's exits offered to its
+//! `function` asks for the customer's endpoint ([`flow_function`](super::flow_function)); `agent`
+//! hands the call to a full agent conversation ([`Talk`](super::talk::Talk)) with the node's exits offered to its
 //! model as a tool, until it hands back. Every executor step becomes a `call.workflow_step`
-//! event. The call task drives it as it drives a [`Talk`]: frames, pipeline results, time, then
+//! event. The call core drives it as it drives a [`Talk`](super::talk::Talk): frames, provider results, time, then
 //! [`Flow::drive`].
 
 use std::sync::Arc;
 use std::time::Instant;
 
 use freya_shared::model::CallEventData;
-use tokio::sync::mpsc;
-use tokio_util::sync::CancellationToken;
 
-use super::conversation::Action;
-use super::flow_function::{self, FunctionOutcome, FunctionRequest};
+use super::flow_function::{FunctionOutcome, FunctionRequest};
 use super::listener::Listener;
 use super::media::{CallMedia, FRAME_SAMPLES};
-use super::pipeline::{Pipeline, PipelineInput};
+use super::provider_request::{PipelineId, ProviderRequest, ProviderResult, Voice};
 use super::talk::{AgentRequest, CallParties};
 use crate::llm::{ChatMessage, ChatRequest};
 use crate::voice::VoiceFactory;
@@ -37,8 +35,6 @@ mod voice;
 use agent::AgentTurns;
 use voice::turn_config;
 
-/// Function answers in flight back to the call task.
-const FUNCTION_QUEUE: usize = 4;
 /// Said when the flow's model cannot write a line.
 const GENERATION_FALLBACK: &str = "Sorry, I'm having trouble right now.";
 
@@ -51,17 +47,6 @@ pub struct FlowStartError {
     pub field: String,
     /// What is wrong.
     pub detail: String,
-}
-
-/// A result for the flow from one of its tasks.
-#[derive(Debug)]
-pub enum FlowInput {
-    /// From the flow's own pipeline (its lines, menus' speech, generated lines).
-    Voice(PipelineInput),
-    /// From the pipeline of the agent the flow handed the call to.
-    Agent(PipelineInput),
-    /// A `function` node's request ended.
-    Function(u64, FunctionOutcome),
 }
 
 /// Who is on the call, owned: the flow builds agent conversations long after it started.
@@ -83,15 +68,14 @@ pub struct Flow {
     executor: Executor,
     factory: Arc<VoiceFactory>,
     voice: AgentSpec,
-    pipeline: Pipeline,
+    /// The flow's own voice (its lines, menus' speech, generated lines).
+    pipeline: PipelineId,
+    /// Provider work asked for by the flow's own nodes, in order.
+    provider: std::collections::VecDeque<ProviderRequest>,
     model: String,
     listener: Listener,
     agents: Vec<AgentConfig>,
     parties: Parties,
-    egress: crate::egress::Egress,
-    functions_tx: mpsc::Sender<(u64, FunctionOutcome)>,
-    functions_rx: mpsc::Receiver<(u64, FunctionOutcome)>,
-    cancel: CancellationToken,
     started: Instant,
     next_id: u64,
     speech: Option<Speech>,
@@ -160,12 +144,16 @@ impl Flow {
             call_id: parties.call_id.to_owned(),
             started_at_ms: freya_shared::ids::now_ms(),
         };
-        let (functions_tx, functions_rx) = mpsc::channel(FUNCTION_QUEUE);
+        let open = ProviderRequest::Open {
+            pipeline: 1,
+            voice: Voice(built),
+            tools: Vec::new(),
+        };
         let mut flow = Self {
             executor: Executor::new(Arc::new(compiled), globals),
-            egress: factory.egress().clone(),
             listener: Listener::new(turn_config(&voice)),
-            pipeline: Pipeline::new(built, parties.call_id.to_owned(), Vec::new()),
+            pipeline: 1,
+            provider: std::collections::VecDeque::from([open]),
             factory,
             voice,
             model,
@@ -176,11 +164,9 @@ impl Flow {
                 called: parties.called.to_owned(),
                 sends_digits: parties.sends_digits,
             },
-            functions_tx,
-            functions_rx,
-            cancel: CancellationToken::new(),
             started: now,
-            next_id: 1,
+            // 1 names the flow's own pipeline.
+            next_id: 2,
             speech: None,
             generating: None,
             listening_for_speech: false,
@@ -232,36 +218,29 @@ impl Flow {
         .min()
     }
 
-    /// The next result of the flow's provider work, agent or function.
-    pub async fn recv(&mut self) -> Option<FlowInput> {
-        let Self {
-            pipeline,
-            agent,
-            functions_rx,
-            ..
-        } = self;
-        tokio::select! {
-            Some(input) = pipeline.recv() => Some(FlowInput::Voice(input)),
-            Some(input) = async {
-                match agent.as_mut() {
-                    Some(agent) => agent.talk.recv().await,
-                    None => std::future::pending().await,
-                }
-            } => Some(FlowInput::Agent(input)),
-            Some((seq, outcome)) = functions_rx.recv() => Some(FlowInput::Function(seq, outcome)),
+    /// The next piece of provider work asked for (the agent's, then the flow's own).
+    pub fn poll_provider_request(&mut self) -> Option<ProviderRequest> {
+        if let Some(agent) = self.agent.as_mut() {
+            if let Some(request) = agent.talk.poll_provider_request() {
+                return Some(request);
+            }
         }
+        self.provider.pop_front()
     }
 
-    /// Hands a result to whoever waits for it (the agent's audio and the flow's to the media).
-    pub fn on_input(&mut self, now: Instant, input: FlowInput, media: &mut CallMedia) {
-        match input {
-            FlowInput::Agent(input) => {
+    /// Hands a result to whoever waits for it (the agent's audio and the flow's to the media);
+    /// results of a closed pipeline or an abandoned function request are dropped.
+    pub fn on_result(&mut self, now: Instant, result: ProviderResult, media: &mut CallMedia) {
+        match result {
+            ProviderResult::Voice { pipeline, input } if pipeline == self.pipeline => {
+                self.on_voice(now, input, media)
+            }
+            ProviderResult::Voice { .. } => {
                 if let Some(agent) = self.agent.as_mut() {
-                    agent.talk.on_input(now, input, media);
+                    agent.talk.on_result(now, result, media);
                 }
             }
-            FlowInput::Voice(input) => self.on_voice(now, input, media),
-            FlowInput::Function(seq, outcome) => {
+            ProviderResult::Function { seq, outcome } => {
                 if self.function != Some(seq) {
                     return;
                 }
@@ -337,11 +316,13 @@ impl Flow {
     /// provider work. Returns the last events to record.
     pub fn shutdown(&mut self, now: Instant) -> Vec<CallEventData> {
         self.executor.handle_event(now, WorkflowEvent::Hangup);
-        self.cancel.cancel();
-        self.pipeline.shutdown();
-        if let Some(agent) = self.agent.as_mut() {
+        if let Some(mut agent) = self.agent.take() {
             agent.talk.shutdown();
+            self.provider
+                .extend(std::iter::from_fn(|| agent.talk.poll_provider_request()));
         }
+        let pipeline = self.pipeline;
+        self.provider.push_back(ProviderRequest::Close { pipeline });
         std::iter::from_fn(|| self.executor.poll_step())
             .map(CallEventData::WorkflowStep)
             .collect()
@@ -377,14 +358,12 @@ impl Flow {
                             ),
                         ],
                     );
-                    self.pipeline.execute(
-                        Action::Complete {
-                            reply: stream,
-                            stream,
-                            request,
-                        },
-                        Vec::new,
-                    );
+                    self.provider.push_back(ProviderRequest::Complete {
+                        pipeline: self.pipeline,
+                        reply: stream,
+                        stream,
+                        request,
+                    });
                 }
                 WorkflowAction::Listen { speech, .. } => self.listening_for_speech = speech,
                 WorkflowAction::CallFunction {
@@ -403,13 +382,8 @@ impl Flow {
                         body,
                         timeout,
                     };
-                    flow_function::spawn(
-                        self.egress.clone(),
-                        seq,
-                        request,
-                        self.functions_tx.clone(),
-                        self.cancel.child_token(),
-                    );
+                    self.provider
+                        .push_back(ProviderRequest::CallFunction { seq, request });
                 }
                 WorkflowAction::RunAgent {
                     agent_id,

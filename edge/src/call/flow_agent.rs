@@ -49,6 +49,7 @@ impl Flow {
                 .or_else(|| self.voice.llm_fallback.clone());
         }
         spec.tts = spec.tts.or_else(|| self.voice.tts.clone());
+        let pipeline = self.id();
         let parties = CallParties {
             call_id: &self.parties.call_id,
             caller: &self.parties.caller,
@@ -62,6 +63,7 @@ impl Flow {
             &parties,
             exits,
             media.playback_position(),
+            pipeline,
         ) {
             Ok(talk) => {
                 self.agent = Some(AgentTurns {
@@ -117,6 +119,10 @@ impl Flow {
         };
         if let Some(exit) = exit {
             agent.talk.shutdown();
+            // The agent's last requests (its pipeline's close among them) still go out.
+            let talk = &mut agent.talk;
+            self.provider
+                .extend(std::iter::from_fn(|| talk.poll_provider_request()));
             self.agent = None;
             media.stop_playback();
             self.executor

@@ -7,9 +7,9 @@ use freya_shared::model::call_payloads::{Extra, Transcript};
 use freya_shared::model::CallEventData;
 
 use super::{Flow, Speech, GENERATION_FALLBACK};
-use crate::call::conversation::Action;
 use crate::call::media::CallMedia;
 use crate::call::pipeline::PipelineInput;
+use crate::call::provider_request::ProviderRequest;
 use crate::llm::LlmEvent;
 use crate::media::turn::{TurnConfig, TurnEvent};
 use freya_shared::model::AgentSpec;
@@ -24,9 +24,12 @@ impl Flow {
                 if self.listening_for_speech && self.pending_turn.is_none() {
                     let turn = self.id();
                     self.pending_turn = Some(turn);
-                    let listener = &mut self.listener;
-                    self.pipeline
-                        .execute(Action::Transcribe { turn }, || listener.take_utterance());
+                    let utterance = self.listener.take_utterance();
+                    self.provider.push_back(ProviderRequest::Transcribe {
+                        pipeline: self.pipeline,
+                        turn,
+                        utterance,
+                    });
                 } else {
                     drop(self.listener.take_utterance());
                 }
@@ -121,14 +124,12 @@ impl Flow {
             interrupted: false,
             extra: Extra::new(),
         }));
-        self.pipeline.execute(
-            Action::Speak {
-                reply,
-                sentence: reply,
-                text,
-            },
-            Vec::new,
-        );
+        self.provider.push_back(ProviderRequest::Speak {
+            pipeline: self.pipeline,
+            reply,
+            sentence: reply,
+            text,
+        });
     }
 }
 

@@ -2,7 +2,7 @@
 //! its own UDP sockets; a call that came through a provider's media stream (Twilio Media
 //! Streams) carries μ-law frames as WebSocket messages, moved by the stream's own task over two
 //! channels. Either way the audio goes through the same [`CallMedia`] core — jitter buffer,
-//! codec, the 20 ms pacing clock — so the call task drives both alike: at each tick it takes
+//! codec, the 20 ms pacing clock — inside the call's core, so the call task drives both alike: at each tick it takes
 //! what the RTP socket holds ([`LegIo::receive_ready`]), it waits on [`LegIo::recv`] for the
 //! rest (RTCP on its own port, stream frames), hands that to [`LegIo::deliver`], and sends what
 //! the core paces out with [`LegIo::send`].
@@ -152,6 +152,30 @@ pub enum LegIo {
 /// only bounds what a flood can make one tick do; the rest waits in the socket.
 const MAX_READS_PER_TICK: usize = 16;
 
+/// What a leg hands received media to: the call's core (or, in tests, a bare media core).
+pub trait ReceivedMedia {
+    /// A datagram from the RTP socket (RTCP too when multiplexed), dated by its arrival.
+    fn handle_datagram(&mut self, now: Instant, source: SocketAddr, datagram: &[u8]);
+    /// A datagram from the RTCP socket.
+    fn handle_rtcp(&mut self, now: Instant, source: SocketAddr, datagram: &[u8]);
+    /// A media stream's frame.
+    fn handle_payload(&mut self, now: Instant, sequence: u16, timestamp: u32, payload: &[u8]);
+}
+
+impl ReceivedMedia for CallMedia {
+    fn handle_datagram(&mut self, now: Instant, source: SocketAddr, datagram: &[u8]) {
+        CallMedia::handle_datagram(self, now, source, datagram);
+    }
+
+    fn handle_rtcp(&mut self, now: Instant, source: SocketAddr, datagram: &[u8]) {
+        CallMedia::handle_rtcp(self, now, source, datagram);
+    }
+
+    fn handle_payload(&mut self, now: Instant, sequence: u16, timestamp: u32, payload: &[u8]) {
+        CallMedia::handle_payload(self, now, sequence, timestamp, payload);
+    }
+}
+
 /// Something that arrived on a leg.
 pub enum LegInput {
     /// `len` bytes of an RTCP-socket datagram, in the leg's buffer.
@@ -167,7 +191,7 @@ impl LegIo {
     /// (`now`, the tick, when the kernel gave no stamp). On a call that multiplexes RTCP, its
     /// reports come this way too. A stream leg has nothing here: its frames come through
     /// [`recv`](Self::recv).
-    pub fn receive_ready(&mut self, now: Instant, media: &mut CallMedia) {
+    pub fn receive_ready(&mut self, now: Instant, media: &mut impl ReceivedMedia) {
         let LegIo::Rtp { rtp, buf, .. } = self else {
             return;
         };
@@ -220,7 +244,7 @@ impl LegIo {
     }
 
     /// Hands what [`recv`](Self::recv) returned to the media core.
-    pub fn deliver(&self, now: Instant, input: LegInput, media: &mut CallMedia) {
+    pub fn deliver(&self, now: Instant, input: LegInput, media: &mut impl ReceivedMedia) {
         match (self, input) {
             (LegIo::Rtp { rtcp_buf, .. }, LegInput::Rtcp { len, source }) => {
                 media.handle_rtcp(now, source, rtcp_buf.get(..len).unwrap_or_default())

@@ -133,11 +133,12 @@ impl Listener {
 }
 
 #[cfg(test)]
-mod tests {
+pub(super) mod tests {
     use super::*;
     use std::time::Duration;
 
-    fn buzz(i: usize) -> [i16; FRAME_SAMPLES] {
+    /// A vowel-like buzz the VAD hears as speech: frame `i` of it.
+    pub(crate) fn buzz(i: usize) -> [i16; FRAME_SAMPLES] {
         let mut f = [0i16; FRAME_SAMPLES];
         for (k, s) in f.iter_mut().enumerate() {
             let t = (i * FRAME_SAMPLES + k) as f64 / 8000.0;

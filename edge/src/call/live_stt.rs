@@ -1,6 +1,6 @@
 //! Live speech-to-text during the caller's turn, for agents whose recogniser streams: Deepgram,
 //! and the offline `local` recogniser, which decodes as the caller speaks.
-//! When the turn detector hears the caller start, the call opens a session and every 20 ms frame
+//! When the turn detector hears the caller start, the call's voice opens a session and every 20 ms frame
 //! of the turn — the pre-roll the listener kept from before the start included — goes up as it
 //! arrives, so the recogniser transcribes while the caller talks. At the end of the turn the call
 //! sends `CloseStream` and the settled words are the transcript a few milliseconds later, instead
@@ -97,7 +97,6 @@ pub struct LiveStt {
     batch: Arc<dyn SpeechToText>,
     tx: mpsc::Sender<PipelineInput>,
     call: CancellationToken,
-    next_turn: u64,
     open: Option<OpenTurn>,
 }
 
@@ -114,16 +113,13 @@ impl LiveStt {
             batch,
             tx,
             call,
-            next_turn: 1,
             open: None,
         }
     }
 
-    /// The caller started a turn: connects a session for it (abandoning any turn left open) and
-    /// returns the live turn's number, which its endpoint reports carry.
-    pub fn begin(&mut self) -> u64 {
-        let live_turn = self.next_turn;
-        self.next_turn += 1;
+    /// The caller started live turn `live_turn` (numbered by the call's voice; its endpoint
+    /// reports carry it): connects a session for it, abandoning any turn left open.
+    pub fn begin(&mut self, live_turn: u64) {
         let (audio, audio_rx) = mpsc::channel(TURN_QUEUE_FRAMES);
         let (end, end_rx) = oneshot::channel();
         self.open = Some(OpenTurn {
@@ -144,7 +140,6 @@ impl LiveStt {
                 () = task.run(audio_rx, end_rx) => {}
             }
         });
-        live_turn
     }
 
     /// Whether a turn is open.

@@ -63,7 +63,8 @@ async fn a_turn_streamed_as_spoken_is_transcribed_from_its_finals() {
     let stt = deepgram(&fake);
     let batch = Arc::new(StreamingAsBatch::new(stt.clone(), Duration::from_secs(5)));
     let mut live = LiveStt::new(stt, batch, tx, CancellationToken::new());
-    let live_turn = live.begin();
+    let live_turn = 1;
+    live.begin(live_turn);
     assert!(live.is_open());
     let audio = frames(1_000);
     for frame in &audio {
@@ -111,7 +112,7 @@ async fn frames_queued_while_connecting_and_at_the_end_all_go_up() {
     let stt = deepgram(&fake);
     let batch = Arc::new(StreamingAsBatch::new(stt.clone(), Duration::from_secs(5)));
     let mut live = LiveStt::new(stt, batch, tx, CancellationToken::new());
-    live.begin();
+    live.begin(1);
     // The whole turn, ended at once: nothing had gone up yet.
     let audio = frames(400);
     for frame in &audio {
@@ -141,7 +142,7 @@ async fn a_refused_connection_falls_back_to_the_batch_path_and_says_why() {
     let stt = deepgram(&fake);
     let batch = Arc::new(StreamingAsBatch::new(stt.clone(), Duration::from_secs(5)));
     let mut live = LiveStt::new(stt, batch, tx, CancellationToken::new());
-    live.begin();
+    live.begin(1);
     let audio = frames(500);
     for frame in &audio {
         live.push(frame);
@@ -183,7 +184,7 @@ async fn a_session_dropped_mid_turn_falls_back_with_the_whole_utterance() {
     }));
     let (tx, mut rx) = mpsc::channel(64);
     let mut live = LiveStt::new(deepgram(&fake), batch, tx, CancellationToken::new());
-    live.begin();
+    live.begin(1);
     let audio = frames(800);
     for frame in &audio {
         live.push(frame);
@@ -216,7 +217,7 @@ async fn without_an_open_turn_the_utterance_comes_back_for_the_batch_path() {
     let mut live = LiveStt::new(stt, batch, tx, CancellationToken::new());
     assert_eq!(live.end(1, vec![1, 2, 3]), Err(vec![1, 2, 3]));
     // A turn let go of without an end (the call is gone) is dropped without a transcript.
-    live.begin();
+    live.begin(1);
     live.push(&[0; FRAME_SAMPLES]);
     drop(live);
     assert!(

@@ -565,7 +565,7 @@ impl CallMedia {
 
 #[cfg(test)]
 #[path = "media_tests.rs"]
-mod tests;
+pub(super) mod tests;
 
 #[cfg(test)]
 #[path = "media_digits_tests.rs"]

@@ -11,7 +11,7 @@ use crate::rtp::dtmf::{DtmfDigit, DtmfEncoder};
 use crate::rtp::packet::OutgoingHeader;
 use crate::sip::sdp::Direction;
 
-fn audio() -> NegotiatedAudio {
+pub(crate) fn audio() -> NegotiatedAudio {
     NegotiatedAudio {
         codec: Codec::Pcmu,
         payload_type: 0,
@@ -25,7 +25,7 @@ fn audio() -> NegotiatedAudio {
     }
 }
 
-fn settings() -> MediaSettings {
+pub(crate) fn settings() -> MediaSettings {
     MediaSettings {
         codecs: Arc::from([Codec::Pcmu]),
         inactivity_timeout: Duration::from_secs(5),
@@ -51,7 +51,7 @@ fn run(m: &mut CallMedia, from: Instant, frames: u32) -> Vec<(SocketAddr, Vec<u8
     sent
 }
 
-fn caller_packet(seq: u16, pt: u8, payload: &[u8]) -> Vec<u8> {
+pub(crate) fn caller_packet(seq: u16, pt: u8, payload: &[u8]) -> Vec<u8> {
     let mut p = Packetizer::new(7);
     let header = OutgoingHeader {
         sequence: seq,

@@ -1,13 +1,14 @@
-//! The async shell around a call's [`Conversation`]: it carries out the conversation's
-//! [`Action`]s with the agent's providers — speech-to-text of an utterance, a streamed
-//! completion, sentence-by-sentence synthesis resampled to 8 kHz, customer tools — each in a
-//! task of its own, and brings every result back to the call task through one bounded channel
-//! as a [`PipelineInput`]. Producers wait when the channel is full rather than drop: it carries
-//! the agent's audio and the transcript, and the call task drains it every loop.
+//! The async work of one pipeline (one voice's providers) of a call: it carries out the
+//! [`ProviderRequest`](super::provider_request::ProviderRequest)s the call's voice queued —
+//! speech-to-text of an utterance, a streamed completion, sentence-by-sentence synthesis
+//! resampled to 8 kHz, customer tools — each in a task of its own, and brings every result back
+//! through one bounded channel as a [`PipelineInput`]. Producers wait when the channel is full
+//! rather than drop: it carries the agent's audio and the transcript, and the call task drains it
+//! every loop. [`Providers`](super::providers::Providers) owns one per open pipeline.
 //!
 //! A streaming recogniser (Deepgram, or the offline `local` one) hears the caller's turn live
-//! instead ([`LiveStt`]): the call task opens it when the caller starts and feeds it every frame;
-//! `Transcribe` then only closes the stream.
+//! instead ([`LiveStt`]): the call's voice opens it when the caller starts and feeds it every
+//! frame; `Transcribe` then only closes the stream.
 //!
 //! Everything of one reply shares a [`CancellationToken`]; cancelling it (barge-in, hang-up)
 //! drops the model stream, the synthesis stream and any tool request at once, which aborts their
@@ -21,10 +22,9 @@ use futures::StreamExt;
 use tokio::sync::mpsc;
 use tokio_util::sync::CancellationToken;
 
-use super::conversation::Action;
 use super::live_stt::{LiveStt, LiveSttReport};
 use super::media::FRAME_SAMPLES;
-use crate::llm::{cancel_on, LlmError, LlmEvent, ToolCall, ToolEndpoint};
+use crate::llm::{cancel_on, ChatRequest, LlmError, LlmEvent, ToolCall, ToolEndpoint};
 use crate::media::frame::SampleRate;
 use crate::speech::convert::RateConverter;
 use crate::speech::{SttFailure, TextToSpeech};
@@ -33,7 +33,7 @@ use crate::voice::AgentVoice;
 /// Results in flight back to the call task; producers wait when it is full.
 const INPUT_QUEUE: usize = 256;
 
-/// A result for the call task to hand to its [`Conversation`](super::conversation::Conversation).
+/// A result for the call's voice to hand to its [`Conversation`](super::conversation::Conversation).
 #[derive(Debug)]
 pub enum PipelineInput {
     /// Transcript of a caller turn.
@@ -102,7 +102,6 @@ pub struct Pipeline {
     call_id: String,
     tools: Arc<[ToolTarget]>,
     tx: mpsc::Sender<PipelineInput>,
-    rx: mpsc::Receiver<PipelineInput>,
     current: Option<CurrentReply>,
     /// Streams caller turns as they are spoken, when the agent's recogniser can.
     live: Option<LiveStt>,
@@ -111,30 +110,37 @@ pub struct Pipeline {
 }
 
 impl Pipeline {
-    /// A pipeline for call `call_id` with the agent's providers and tools.
-    pub fn new(voice: AgentVoice, call_id: String, tools: Vec<ToolTarget>) -> Self {
+    /// A pipeline for call `call_id` with the agent's providers and tools, and the channel its
+    /// results come back on.
+    pub fn new(
+        voice: AgentVoice,
+        call_id: String,
+        tools: Vec<ToolTarget>,
+    ) -> (Self, mpsc::Receiver<PipelineInput>) {
         let (tx, rx) = mpsc::channel(INPUT_QUEUE);
         let call = CancellationToken::new();
         let live = voice
             .live_stt
             .clone()
             .map(|stt| LiveStt::new(stt, voice.stt.clone(), tx.clone(), call.clone()));
-        Self {
+        let pipeline = Self {
             voice,
             call_id,
             tools: tools.into(),
             tx,
-            rx,
             current: None,
             live,
             call,
-        }
+        };
+        (pipeline, rx)
     }
 
-    /// The caller started a turn: with a streaming recogniser, opens its live session and
-    /// returns the live turn's number (`None` for batch recognisers).
-    pub fn begin_caller_turn(&mut self) -> Option<u64> {
-        self.live.as_mut().map(LiveStt::begin)
+    /// The caller started live turn `live_turn`: with a streaming recogniser, opens its live
+    /// session (a batch recogniser has nothing to do until the turn ends).
+    pub fn begin_live_turn(&mut self, live_turn: u64) {
+        if let Some(live) = self.live.as_mut() {
+            live.begin(live_turn);
+        }
     }
 
     /// The next 20 ms of the caller's open turn, for live transcription.
@@ -144,76 +150,66 @@ impl Pipeline {
         }
     }
 
-    /// The next result; never ends while the pipeline lives (it holds a sender itself).
-    pub async fn recv(&mut self) -> Option<PipelineInput> {
-        self.rx.recv().await
+    /// Transcribes caller turn `turn`: closes the live session when one is open, else sends
+    /// `samples` to the batch recogniser.
+    pub fn transcribe(&mut self, turn: u64, samples: Vec<i16>) {
+        let mut samples = samples;
+        if let Some(live) = self.live.as_mut() {
+            match live.end(turn, samples) {
+                Ok(()) => return,
+                Err(back) => samples = back,
+            }
+        }
+        let stt = self.voice.stt.clone();
+        let tx = self.tx.clone();
+        let cancel = self.call.clone();
+        tokio::spawn(async move {
+            let result = tokio::select! {
+                _ = cancel.cancelled() => return,
+                r = stt.transcribe(SampleRate::Hz8000, &samples) => r,
+            };
+            let result = result.map(|t| t.text).map_err(SttFailure::from);
+            let _ = tx.send(PipelineInput::Transcript { turn, result }).await;
+        });
     }
 
-    /// Carries out `action`. `utterance` supplies the audio of a turn to transcribe.
-    /// `Hangup`, `Transfer` and `SendDtmf` are the call task's to handle and are ignored here.
-    pub fn execute(&mut self, action: Action, utterance: impl FnOnce() -> Vec<i16>) {
-        match action {
-            Action::Transcribe { turn } => {
-                let mut samples = utterance();
-                if let Some(live) = self.live.as_mut() {
-                    match live.end(turn, samples) {
-                        Ok(()) => return,
-                        Err(back) => samples = back,
-                    }
-                }
-                let stt = self.voice.stt.clone();
-                let tx = self.tx.clone();
-                let cancel = self.call.clone();
-                tokio::spawn(async move {
-                    let result = tokio::select! {
-                        _ = cancel.cancelled() => return,
-                        r = stt.transcribe(SampleRate::Hz8000, &samples) => r,
-                    };
-                    let result = result.map(|t| t.text).map_err(SttFailure::from);
-                    let _ = tx.send(PipelineInput::Transcript { turn, result }).await;
-                });
-            }
-            Action::Complete {
-                reply,
-                stream,
-                request,
-            } => {
-                let cancel = self.reply(reply).cancel.clone();
-                let mut events = cancel_on(self.voice.llm.stream_chat(request), cancel);
-                let tx = self.tx.clone();
-                tokio::spawn(async move {
-                    while let Some(item) = events.next().await {
-                        let last = matches!(item, Ok(LlmEvent::Done { .. }) | Err(_));
-                        if tx.send(PipelineInput::Llm { stream, item }).await.is_err() || last {
-                            return;
-                        }
-                    }
-                    let item = Err(LlmError::Interrupted {
-                        provider: "pipeline",
-                        reason: "the reply ended without Done".into(),
-                    });
-                    let _ = tx.send(PipelineInput::Llm { stream, item }).await;
-                });
-            }
-            Action::Speak {
-                reply,
-                sentence,
-                text,
-            } => {
-                let _ = self.reply(reply).speaker.send((sentence, text));
-            }
-            Action::RunTool { reply, call } => {
-                let cancel = self.reply(reply).cancel.clone();
-                self.run_tool(reply, call, cancel);
-            }
-            Action::CancelReply { reply } => {
-                if self.current.as_ref().is_some_and(|c| c.id == reply) {
-                    if let Some(current) = self.current.take() {
-                        current.cancel.cancel();
-                    }
+    /// Streams a completion for `reply`, its events tagged with `stream`.
+    pub fn complete(&mut self, reply: u64, stream: u64, request: ChatRequest) {
+        let cancel = self.reply(reply).cancel.clone();
+        let mut events = cancel_on(self.voice.llm.stream_chat(request), cancel);
+        let tx = self.tx.clone();
+        tokio::spawn(async move {
+            while let Some(item) = events.next().await {
+                let last = matches!(item, Ok(LlmEvent::Done { .. }) | Err(_));
+                if tx.send(PipelineInput::Llm { stream, item }).await.is_err() || last {
+                    return;
                 }
             }
-            Action::Hangup { .. } | Action::Transfer { .. } | Action::SendDtmf { .. } => {}
+            let item = Err(LlmError::Interrupted {
+                provider: "pipeline",
+                reason: "the reply ended without Done".into(),
+            });
+            let _ = tx.send(PipelineInput::Llm { stream, item }).await;
+        });
+    }
+
+    /// Queues one sentence of `reply` for its speaker, after the reply's earlier ones.
+    pub fn speak(&mut self, reply: u64, sentence: u64, text: String) {
+        let _ = self.reply(reply).speaker.send((sentence, text));
+    }
+
+    /// Runs a customer tool for `reply` (dropped with the reply).
+    pub fn tool(&mut self, reply: u64, call: ToolCall) {
+        let cancel = self.reply(reply).cancel.clone();
+        self.run_tool(reply, call, cancel);
+    }
+
+    /// Drops everything of `reply` (barge-in).
+    pub fn cancel_reply(&mut self, reply: u64) {
+        if self.current.as_ref().is_some_and(|c| c.id == reply) {
+            if let Some(current) = self.current.take() {
+                current.cancel.cancel();
+            }
         }
     }
 

@@ -1,16 +1,16 @@
 //! What answers a call, seen from the call task: an agent's conversation ([`Talk`]) or a
 //! workflow ([`Flow`]). Both take the same inputs — caller frames, digits, provider results,
-//! time — and give back the same outputs — audio into the media, call events, a hang-up — so the
-//! call task drives either without knowing which.
+//! time — and give back the same outputs — audio into the media, call events, provider requests,
+//! a hang-up — so the call core drives either without knowing which.
 
 use std::sync::Arc;
 use std::time::Instant;
 
 use freya_shared::model::CallEventData;
 
-use super::flow::{Flow, FlowInput};
+use super::flow::Flow;
 use super::media::{CallMedia, FRAME_SAMPLES};
-use super::pipeline::PipelineInput;
+use super::provider_request::{ProviderRequest, ProviderResult};
 use super::talk::{AgentRequest, CallParties, Talk};
 use crate::voice::VoiceFactory;
 use freya_shared::model::AgentSpec;
@@ -36,13 +36,6 @@ pub struct ResponderError {
 pub enum Responder {
     Agent(Box<Talk>),
     Workflow(Box<Flow>),
-}
-
-/// A provider result for a [`Responder`].
-#[derive(Debug)]
-pub enum ResponderInput {
-    Agent(PipelineInput),
-    Workflow(FlowInput),
 }
 
 impl Responder {
@@ -109,24 +102,19 @@ impl Responder {
         }
     }
 
-    /// The next provider result.
-    pub async fn recv(&mut self) -> Option<ResponderInput> {
+    /// The next piece of provider work asked for, for the call's provider shell.
+    pub fn poll_provider_request(&mut self) -> Option<ProviderRequest> {
         match self {
-            Responder::Agent(talk) => talk.recv().await.map(ResponderInput::Agent),
-            Responder::Workflow(flow) => flow.recv().await.map(ResponderInput::Workflow),
+            Responder::Agent(talk) => talk.poll_provider_request(),
+            Responder::Workflow(flow) => flow.poll_provider_request(),
         }
     }
 
     /// Hands a provider result on.
-    pub fn on_input(&mut self, now: Instant, input: ResponderInput, media: &mut CallMedia) {
-        match (self, input) {
-            (Responder::Agent(talk), ResponderInput::Agent(input)) => {
-                talk.on_input(now, input, media)
-            }
-            (Responder::Workflow(flow), ResponderInput::Workflow(input)) => {
-                flow.on_input(now, input, media)
-            }
-            _ => {}
+    pub fn on_result(&mut self, now: Instant, result: ProviderResult, media: &mut CallMedia) {
+        match self {
+            Responder::Agent(talk) => talk.on_result(now, result, media),
+            Responder::Workflow(flow) => flow.on_result(now, result, media),
         }
     }
 
@@ -170,7 +158,7 @@ impl Responder {
         }
     }
 
-    /// Stops all provider work; returns the last events to record.
+    /// Stops all provider work (queues the pipelines' close); returns the last events to record.
     pub fn shutdown(&mut self, now: Instant) -> Vec<CallEventData> {
         match self {
             Responder::Agent(talk) => {

@@ -1,10 +1,11 @@
-//! The voice side of a call task: the agent's ear ([`Listener`]), its conversation
-//! ([`Conversation`]) and the provider work behind it ([`Pipeline`]), wired to the call's media.
-//! The call task hands it each received frame, each pipeline result and the time, then calls
-//! [`Talk::drive`] to move turn events, playback progress and actions between the parts and to
-//! collect the call events to record. For a streaming recogniser it also feeds the open caller
-//! turn to the pipeline frame by frame and passes the recogniser's endpointing hints to the
-//! listener when the agent allows them (`turn.stt_endpointing`).
+//! An agent's voice in a call: the agent's ear ([`Listener`]) and its conversation
+//! ([`Conversation`]), wired to the call's media, with the provider work the conversation needs
+//! queued as [`ProviderRequest`]s for the call's provider shell (sans-IO: nothing is spawned
+//! here). The call core hands it each received frame, each provider result and the time, then
+//! calls [`Talk::drive`] to move turn events, playback progress and actions between the parts and
+//! to collect the call events to record. For a streaming recogniser it also queues the open
+//! caller turn frame by frame (live turns numbered here) and passes the recogniser's endpointing
+//! hints to the listener when the agent allows them (`turn.stt_endpointing`).
 
 use std::time::{Duration, Instant};
 
@@ -17,8 +18,9 @@ use super::conversation::{Action, Conversation, ConversationConfig, Conversation
 use super::listener::Listener;
 use super::live_stt::LiveSttReport;
 use super::media::{CallMedia, FRAME_SAMPLES};
-use super::pipeline::{Pipeline, PipelineInput, ToolTarget};
+use super::pipeline::{PipelineInput, ToolTarget};
 use super::prompt::PromptVariables;
+use super::provider_request::{PipelineId, ProviderRequest, ProviderResult, Voice};
 use crate::llm::{ToolDefinition, ToolEndpoint};
 use crate::media::turn::{TurnConfig, TurnEvent};
 use crate::voice::{AgentVoice, VoiceConfigError, VoiceFactory};
@@ -50,7 +52,14 @@ pub enum AgentRequest {
 pub struct Talk {
     listener: Listener,
     conversation: Conversation,
-    pipeline: Pipeline,
+    /// The pipeline of this agent's providers, named in every request.
+    pipeline: PipelineId,
+    /// Whether the recogniser hears turns live (then turns are streamed as they are spoken).
+    streams_live: bool,
+    /// The number of the next live turn.
+    next_live_turn: u64,
+    /// Provider work asked for, in order, for the call's provider shell.
+    provider: std::collections::VecDeque<ProviderRequest>,
     hangup: Option<&'static str>,
     requests: std::collections::VecDeque<AgentRequest>,
     /// The media's playback position when this talk began: a workflow may have played audio
@@ -78,12 +87,13 @@ impl Talk {
         spec: &AgentSpec,
         parties: &CallParties<'_>,
     ) -> Result<Self, VoiceConfigError> {
-        Self::start_in_flow(now, factory, spec, parties, Vec::new(), 0)
+        Self::start_in_flow(now, factory, spec, parties, Vec::new(), 0, 1)
     }
 
     /// As [`start`](Self::start), for an agent a workflow hands the call to: `exits` are the
     /// conditions the model may declare met, and `playback_base` the media's playback position
-    /// now (nothing may still be queued).
+    /// now (nothing may still be queued); `pipeline` names its providers (the first request
+    /// queued opens them).
     pub fn start_in_flow(
         now: Instant,
         factory: &VoiceFactory,
@@ -91,6 +101,7 @@ impl Talk {
         parties: &CallParties<'_>,
         exits: Vec<String>,
         playback_base: u64,
+        pipeline: PipelineId,
     ) -> Result<Self, VoiceConfigError> {
         let voice: AgentVoice = factory.build(spec)?;
         let vars = PromptVariables::for_call(
@@ -135,7 +146,7 @@ impl Talk {
             lines: Lines::default(),
             exits,
         };
-        let targets = spec
+        let tools = spec
             .tools
             .iter()
             .map(|t| ToolTarget {
@@ -148,10 +159,19 @@ impl Talk {
             .collect();
         let mut conversation = Conversation::new(now, config);
         conversation.start(now);
+        let streams_live = voice.live_stt.is_some();
+        let open = ProviderRequest::Open {
+            pipeline,
+            voice: Voice(voice),
+            tools,
+        };
         Ok(Self {
             listener: Listener::new(turn),
             conversation,
-            pipeline: Pipeline::new(voice, parties.call_id.to_string(), targets),
+            pipeline,
+            streams_live,
+            next_live_turn: 1,
+            provider: std::collections::VecDeque::from([open]),
             hangup: None,
             requests: std::collections::VecDeque::new(),
             playback_base,
@@ -174,8 +194,10 @@ impl Talk {
         };
         let audio = self.listener.turn_audio();
         while let Some(chunk) = audio.get(live.streamed..live.streamed + FRAME_SAMPLES) {
-            if let Ok(frame) = <&[i16; FRAME_SAMPLES]>::try_from(chunk) {
-                self.pipeline.stream_caller_audio(frame);
+            if let Ok(frame) = <[i16; FRAME_SAMPLES]>::try_from(chunk) {
+                let pipeline = self.pipeline;
+                self.provider
+                    .push_back(ProviderRequest::LiveAudio { pipeline, frame });
             }
             live.streamed += FRAME_SAMPLES;
         }
@@ -198,13 +220,23 @@ impl Talk {
         }
     }
 
-    /// The next provider result.
-    pub async fn recv(&mut self) -> Option<PipelineInput> {
-        self.pipeline.recv().await
+    /// The next piece of provider work asked for.
+    pub fn poll_provider_request(&mut self) -> Option<ProviderRequest> {
+        self.provider.pop_front()
     }
 
-    /// Hands a provider result to the conversation (and the reply's audio to the media).
-    pub fn on_input(&mut self, now: Instant, input: PipelineInput, media: &mut CallMedia) {
+    /// Hands a provider result to the conversation (and the reply's audio to the media);
+    /// results of another pipeline (a closed one) are dropped.
+    pub fn on_result(&mut self, now: Instant, result: ProviderResult, media: &mut CallMedia) {
+        match result {
+            ProviderResult::Voice { pipeline, input } if pipeline == self.pipeline => {
+                self.on_input(now, input, media)
+            }
+            _ => {}
+        }
+    }
+
+    fn on_input(&mut self, now: Instant, input: PipelineInput, media: &mut CallMedia) {
         let c = &mut self.conversation;
         match input {
             PipelineInput::Transcript { turn, result } => c.on_transcript(now, turn, result),
@@ -240,11 +272,19 @@ impl Talk {
         while let Some(event) = self.listener.poll_event() {
             if event == TurnEvent::SpeechStarted {
                 // A streaming recogniser hears the turn from its first frame (pre-roll included).
-                self.live = self
-                    .pipeline
-                    .begin_caller_turn()
-                    .map(|id| LiveTurn { id, streamed: 0 });
-                self.stream_turn_audio();
+                if self.streams_live {
+                    let live_turn = self.next_live_turn;
+                    self.next_live_turn += 1;
+                    self.provider.push_back(ProviderRequest::LiveBegin {
+                        pipeline: self.pipeline,
+                        live_turn,
+                    });
+                    self.live = Some(LiveTurn {
+                        id: live_turn,
+                        streamed: 0,
+                    });
+                    self.stream_turn_audio();
+                }
             }
             self.conversation.on_turn(now, event);
             // A barge-in must stop the audio within this frame.
@@ -290,9 +330,10 @@ impl Talk {
         !self.conversation.replying()
     }
 
-    /// Stops all provider work.
+    /// Stops all provider work (queues the pipeline's close).
     pub fn shutdown(&mut self) {
-        self.pipeline.shutdown();
+        let pipeline = self.pipeline;
+        self.provider.push_back(ProviderRequest::Close { pipeline });
     }
 
     /// A live recogniser's hint or record.
@@ -331,11 +372,13 @@ impl Talk {
     }
 
     fn execute_actions(&mut self, media: &mut CallMedia) {
+        let pipeline = self.pipeline;
         while let Some(action) = self.conversation.poll_action() {
             match action {
-                Action::CancelReply { .. } => {
+                Action::CancelReply { reply } => {
                     media.stop_playback();
-                    self.pipeline.execute(action, Vec::new);
+                    self.provider
+                        .push_back(ProviderRequest::CancelReply { pipeline, reply });
                 }
                 Action::Hangup { reason } => self.hangup = Some(reason),
                 Action::Transfer { destination } => {
@@ -344,14 +387,44 @@ impl Talk {
                 Action::SendDtmf { digits } => {
                     self.requests.push_back(AgentRequest::SendDtmf(digits))
                 }
-                Action::Transcribe { .. } => {
+                Action::Transcribe { turn } => {
                     // The turn's last frames go up before the stream is closed.
                     self.stream_turn_audio();
                     self.live = None;
-                    let listener = &mut self.listener;
-                    self.pipeline.execute(action, || listener.take_utterance());
+                    let utterance = self.listener.take_utterance();
+                    self.provider.push_back(ProviderRequest::Transcribe {
+                        pipeline,
+                        turn,
+                        utterance,
+                    });
                 }
-                other => self.pipeline.execute(other, Vec::new),
+                Action::Complete {
+                    reply,
+                    stream,
+                    request,
+                } => self.provider.push_back(ProviderRequest::Complete {
+                    pipeline,
+                    reply,
+                    stream,
+                    request,
+                }),
+                Action::Speak {
+                    reply,
+                    sentence,
+                    text,
+                } => self.provider.push_back(ProviderRequest::Speak {
+                    pipeline,
+                    reply,
+                    sentence,
+                    text,
+                }),
+                Action::RunTool { reply, call } => {
+                    self.provider.push_back(ProviderRequest::RunTool {
+                        pipeline,
+                        reply,
+                        call,
+                    })
+                }
             }
         }
     }

@@ -1,0 +1,167 @@
+//! What a [`CallCore`](super::CallCore) asks its shell to do, and the queue it keeps those in.
+//! Packets, RTCP reports and the recording's frames are copied into buffers the core keeps and
+//! reuses from tick to tick, and lent out by [`Output`] (no allocation per packet once warm);
+//! everything else is an owned value.
+
+use std::collections::VecDeque;
+use std::net::SocketAddr;
+
+use freya_shared::model::call_payloads::CallEnded;
+use freya_shared::model::CallEventData;
+
+use crate::call::media::FRAME_SAMPLES;
+use crate::call::provider_request::ProviderRequest;
+
+/// One thing for the call's shell to do, drained with
+/// [`CallCore::poll_output`](super::CallCore::poll_output) after every input.
+#[derive(Debug)]
+pub enum Output<'a> {
+    /// Send this RTP packet (a media stream sends its payload) to `to`.
+    Transmit { to: SocketAddr, packet: &'a [u8] },
+    /// Send this RTCP report to `to`.
+    Rtcp { to: SocketAddr, report: &'a [u8] },
+    /// One tick of the call's recording: what the caller heard from us and what we heard.
+    Record {
+        sent: &'a [i16; FRAME_SAMPLES],
+        received: Option<&'a [i16; FRAME_SAMPLES]>,
+    },
+    /// Record this call event (waiting rather than dropping: it is the call's record).
+    Event(CallEventData),
+    /// Ask the SIP side for this.
+    Dialog(CallRequest),
+    /// Start (or stop) this provider work; its results come back through
+    /// [`CallCore::handle_provider`](super::CallCore::handle_provider).
+    Provider(ProviderRequest),
+    /// Everything the agent said has been sent (a media stream marks the spot).
+    PlaybackFinished,
+    /// The agent's queued audio was dropped (barge-in: a media stream clears its far buffer).
+    PlaybackCut,
+    /// This many more datagrams came from a stranger's address (for the edge's counter).
+    ForeignPackets(u64),
+    /// The call is over; the last output. The shell sends our BYE when `hang_up` says so, puts
+    /// its outcome in `record.bye_outcome`, and records it.
+    Ended(CallEnding),
+}
+
+/// What a call asks of its dialog besides the BYE (the shell names the dialog).
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub enum CallRequest {
+    /// Transfer the call blindly (REFER) to a number or SIP URI.
+    Transfer { destination: String },
+    /// Send these digits by SIP INFO (the peer negotiated no telephone-event).
+    SendDtmf { digits: String },
+}
+
+/// How the call ended.
+#[derive(Debug, Clone, PartialEq)]
+pub struct CallEnding {
+    /// The `call.ended` record, all but its `bye_outcome`.
+    pub record: CallEnded,
+    /// Whether we end it (send our BYE) rather than the far end.
+    pub hang_up: bool,
+}
+
+/// An output waiting, its borrowed parts as indices into the [`Outbox`]'s buffers. Owned outputs
+/// stay inline (a live turn's 20 ms frame is the largest): boxing them would allocate per frame.
+#[derive(Debug)]
+#[allow(clippy::large_enum_variant)]
+enum Pending {
+    Owned(Output<'static>),
+    Transmit { to: SocketAddr, slot: usize },
+    Rtcp { to: SocketAddr, slot: usize },
+    Record { slot: usize },
+}
+
+/// The core's outputs in order, with the buffers their packets and frames are lent from.
+#[derive(Default)]
+pub(super) struct Outbox {
+    queue: VecDeque<Pending>,
+    /// Packets and RTCP reports of the current batch; slots past `packets_used` are spare.
+    packets: Vec<Vec<u8>>,
+    packets_used: usize,
+    /// Recording ticks of the current batch: sent frame, received frame.
+    frames: Vec<([i16; FRAME_SAMPLES], Option<[i16; FRAME_SAMPLES]>)>,
+    frames_used: usize,
+}
+
+impl Outbox {
+    /// A new batch of inputs: once the last batch was drained, its buffers are reused.
+    pub(super) fn begin(&mut self) {
+        if self.queue.is_empty() {
+            self.packets_used = 0;
+            self.frames_used = 0;
+        }
+    }
+
+    pub(super) fn push(&mut self, output: Output<'static>) {
+        self.queue.push_back(Pending::Owned(output));
+    }
+
+    pub(super) fn push_packet(&mut self, to: SocketAddr, packet: &[u8]) {
+        let slot = self.copy(packet);
+        self.queue.push_back(Pending::Transmit { to, slot });
+    }
+
+    pub(super) fn push_rtcp(&mut self, to: SocketAddr, report: &[u8]) {
+        let slot = self.copy(report);
+        self.queue.push_back(Pending::Rtcp { to, slot });
+    }
+
+    /// Copies `bytes` into the next spare buffer; returns its slot.
+    fn copy(&mut self, bytes: &[u8]) -> usize {
+        let slot = self.packets_used;
+        match self.packets.get_mut(slot) {
+            Some(buffer) => {
+                buffer.clear();
+                buffer.extend_from_slice(bytes);
+            }
+            None => self.packets.push(bytes.to_vec()),
+        }
+        self.packets_used += 1;
+        slot
+    }
+
+    pub(super) fn push_record(
+        &mut self,
+        sent: &[i16; FRAME_SAMPLES],
+        received: Option<&[i16; FRAME_SAMPLES]>,
+    ) {
+        let tick = (*sent, received.copied());
+        let slot = self.frames_used;
+        match self.frames.get_mut(slot) {
+            Some(spare) => *spare = tick,
+            None => self.frames.push(tick),
+        }
+        self.frames_used += 1;
+        self.queue.push_back(Pending::Record { slot });
+    }
+
+    pub(super) fn pop(&mut self) -> Option<Output<'_>> {
+        Some(match self.queue.pop_front()? {
+            Pending::Owned(output) => output,
+            Pending::Transmit { to, slot } => Output::Transmit {
+                to,
+                packet: self
+                    .packets
+                    .get(slot)
+                    .map(Vec::as_slice)
+                    .unwrap_or_default(),
+            },
+            Pending::Rtcp { to, slot } => Output::Rtcp {
+                to,
+                report: self
+                    .packets
+                    .get(slot)
+                    .map(Vec::as_slice)
+                    .unwrap_or_default(),
+            },
+            Pending::Record { slot } => {
+                let (sent, received) = self.frames.get(slot)?;
+                Output::Record {
+                    sent,
+                    received: received.as_ref(),
+                }
+            }
+        })
+    }
+}

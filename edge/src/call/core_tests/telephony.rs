@@ -1,0 +1,240 @@
+//! The call's telephony: digits in a workflow, transfers, the maximum duration, hold.
+
+use std::time::Duration;
+
+use freya_shared::model::{CallEventData, EndReason};
+use freya_shared::snapshot::WorkflowConfig;
+
+use super::harness::{agent, says, Sim};
+use crate::call::conversation::Lines;
+use crate::call::core::CallRequest;
+use crate::call::provider_request::ProviderRequest;
+use crate::call::responder::PinnedWorkflow;
+use crate::call::task::CallSignal;
+use crate::llm::{FinishReason, LlmEvent};
+use crate::sip::endpoint::TransferProgress;
+use crate::sip::sdp::Direction;
+
+fn spoken(sim: &Sim) -> Vec<String> {
+    sim.requests
+        .iter()
+        .filter_map(|(_, r)| match r {
+            ProviderRequest::Speak { text, .. } => Some(text.clone()),
+            _ => None,
+        })
+        .collect()
+}
+
+fn menu() -> PinnedWorkflow {
+    let definition = serde_json::json!({"name": "Menu", "start": "greet",
+    "voice": {"tts": {"provider": "espeak"},
+              "stt": {"provider": "openai", "base_url": "http://127.0.0.1:9/v1", "api_key": "k"},
+              "llm": {"provider": "openai", "base_url": "http://127.0.0.1:9/v1", "api_key": "k"}},
+    "nodes": [
+     {"id": "greet", "type": "say", "text": "Press one for sales, two for accounts.", "next": "menu"},
+     {"id": "menu", "type": "gather", "input": ["dtmf"], "max_digits": 1, "timeout_ms": 30000, "save_as": "choice", "next": "route"},
+     {"id": "route", "type": "condition", "branches": [{"when": "choice == '1'", "next": "sales"}, {"when": "choice == '2'", "next": "accounts"}], "else": "menu"},
+     {"id": "sales", "type": "say", "text": "Sales here.", "next": "bye"},
+     {"id": "accounts", "type": "say", "text": "Billing here.", "next": "bye"},
+     {"id": "bye", "type": "end", "text": "Goodbye."}
+    ]});
+    PinnedWorkflow {
+        config: WorkflowConfig {
+            id: "wf-1".into(),
+            workspace_id: "ws-1".into(),
+            version: 3,
+            definition: serde_json::from_value(definition).expect("workflow"),
+        },
+        agents: Vec::new(),
+    }
+}
+
+#[test]
+fn a_digit_in_a_workflow_gather_takes_its_branch_to_the_end() {
+    let mut sim = Sim::start(&agent(serde_json::json!({})), Some(&menu()));
+    sim.run_for(2000);
+    assert_eq!(spoken(&sim), ["Press one for sales, two for accounts."]);
+    sim.signal(CallSignal::Dtmf('2'));
+    sim.run_for(4000);
+    assert_eq!(
+        spoken(&sim),
+        [
+            "Press one for sales, two for accounts.",
+            "Billing here.",
+            "Goodbye."
+        ]
+    );
+    assert!(sim.events.iter().any(
+        |(_, e)| matches!(e, CallEventData::Dtmf(d) if d.digit == "2" && d.via == "sip_info")
+    ));
+    assert!(sim
+        .events
+        .iter()
+        .any(|(_, e)| matches!(e, CallEventData::WorkflowStep(_))));
+    let (_, ending) = sim
+        .ended
+        .as_ref()
+        .expect("the flow ends the call after its goodbye");
+    assert_eq!(
+        ending.record.reason,
+        Some(EndReason::from("workflow_completed"))
+    );
+    assert!(ending.hang_up, "we send the BYE");
+    let goodbye = sim.last_sound().expect("the goodbye was heard");
+    assert!(goodbye <= sim.ended.as_ref().map(|(at, _)| *at).unwrap_or(goodbye));
+}
+
+/// An agent that transfers to `+15557654321` on each of the caller's turns (the built-in
+/// tool's call is the whole reply: the transfer follows it).
+fn transferring(sim: &mut Sim) {
+    for _ in 0..2 {
+        sim.answers
+            .transcripts
+            .push_back(Ok("Put me through.".into()));
+        let call = LlmEvent::ToolCall {
+            id: "t1".into(),
+            name: "transfer_call".into(),
+            arguments: serde_json::json!({"destination": "+15557654321"}),
+        };
+        let stop = LlmEvent::Done {
+            finish_reason: FinishReason::ToolCalls,
+            usage: None,
+        };
+        sim.answers.completions.push_back(vec![
+            (Duration::from_millis(100), Ok(call)),
+            (Duration::from_millis(10), Ok(stop)),
+        ]);
+    }
+}
+
+#[test]
+fn a_transfer_is_asked_of_the_dialog_a_failure_lets_the_agent_go_on_and_success_ends_the_call() {
+    let spec = serde_json::json!({"transfer_destinations": ["+15557654321"]});
+    let mut sim = Sim::start(&agent(spec), None);
+    transferring(&mut sim);
+    sim.say(600);
+    sim.run_for(4000);
+    let transfer = CallRequest::Transfer {
+        destination: "+15557654321".into(),
+    };
+    assert_eq!(
+        sim.dialogs
+            .iter()
+            .map(|(_, d)| d.clone())
+            .collect::<Vec<_>>(),
+        [transfer]
+    );
+    sim.signal(CallSignal::Transfer(TransferProgress::Failed {
+        reason: "486 Busy Here".into(),
+    }));
+    sim.run_for(2000);
+    assert!(
+        sim.ended.is_none(),
+        "a failed transfer does not end the call"
+    );
+    assert!(
+        spoken(&sim).contains(&Lines::default().transfer_failed),
+        "{:?}",
+        spoken(&sim)
+    );
+    sim.say(600);
+    sim.run_for(4000);
+    assert_eq!(sim.dialogs.len(), 2, "the agent asks again");
+    sim.signal(CallSignal::Transfer(TransferProgress::Succeeded {
+        code: 200,
+    }));
+    let (_, ending) = sim
+        .ended
+        .as_ref()
+        .expect("a transfer that succeeds ends our leg");
+    assert_eq!(ending.record.reason, Some(EndReason::Transferred));
+    assert_eq!(
+        ending.record.transferred_to,
+        Some(Some("+15557654321".into()))
+    );
+    assert!(ending.hang_up);
+    let statuses: Vec<_> = sim
+        .events
+        .iter()
+        .filter_map(|(_, e)| match e {
+            CallEventData::Transfer(t) => Some(t.status.clone()),
+            _ => None,
+        })
+        .collect();
+    assert_eq!(statuses, ["requested", "failed", "requested", "succeeded"]);
+}
+
+#[test]
+fn the_maximum_duration_ends_the_call_with_our_hang_up() {
+    let mut sim = Sim::start(&agent(serde_json::json!({"max_call_seconds": 3})), None);
+    sim.say(400).pause(400).say(400);
+    sim.run_for(10_000);
+    let (at, ending) = sim.ended.as_ref().expect("the call ends");
+    assert_eq!(sim.ms(*at), 3000, "exactly at the limit");
+    assert_eq!(ending.record.reason, Some(EndReason::MaxDuration));
+    assert_eq!(ending.record.hangup_by.as_deref(), Some("agent"));
+    assert_eq!(ending.record.duration_ms, Some(3000));
+    assert!(ending.hang_up);
+    assert!(
+        sim.core.poll_timeout().is_none() && sim.core.poll_output().is_none(),
+        "nothing after the end"
+    );
+}
+
+#[test]
+fn a_held_call_pauses_the_agent_and_sends_nothing_until_resumed() {
+    let mut sim = Sim::start(
+        &agent(serde_json::json!({"first_message": "Hello, this is a long greeting."})),
+        None,
+    );
+    sim.answers.speech_ms = 2000;
+    sim.answers.transcripts.push_back(Ok("I am back.".into()));
+    sim.answers
+        .completions
+        .push_back(says(100, "Welcome back."));
+    sim.run_for(500);
+    assert!(
+        sim.first_sound_after(sim.t0).is_some(),
+        "the greeting plays"
+    );
+    sim.signal(CallSignal::Direction(Direction::RecvOnly));
+    let held_at = sim.now;
+    assert!(sim
+        .events
+        .iter()
+        .any(|(_, e)| matches!(e, CallEventData::Held(_))));
+    // The caller talks to someone else while holding: the agent does not listen.
+    sim.say(800).pause(1000);
+    sim.run_for(3000);
+    assert!(
+        sim.heard.iter().all(|(at, _)| *at <= held_at),
+        "nothing is sent while the call is held"
+    );
+    assert!(
+        sim.requests
+            .iter()
+            .all(|(_, r)| !matches!(r, ProviderRequest::Transcribe { .. })),
+        "the agent is paused"
+    );
+    sim.signal(CallSignal::Direction(Direction::SendRecv));
+    let resumed_at = sim.now;
+    assert!(sim
+        .events
+        .iter()
+        .any(|(_, e)| matches!(e, CallEventData::Resumed(_))));
+    sim.run_for(500);
+    assert!(
+        sim.first_sound_after(resumed_at).is_some(),
+        "the greeting goes on where it stopped"
+    );
+    sim.say(600);
+    sim.run_for(4000);
+    assert_eq!(
+        sim.requests
+            .iter()
+            .filter(|(_, r)| matches!(r, ProviderRequest::Transcribe { .. }))
+            .count(),
+        1
+    );
+    assert!(sim.ended.is_none());
+}
