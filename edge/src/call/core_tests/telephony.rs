@@ -241,8 +241,8 @@ fn a_held_call_pauses_the_agent_and_sends_nothing_until_resumed() {
 
 #[test]
 fn an_agent_node_speaks_on_its_own_pipeline_which_is_closed_when_it_hands_the_call_back() {
-    let mut helper = agent(serde_json::json!({}));
-    helper.id = "agent-2".into();
+    let mut second = agent(serde_json::json!({}));
+    second.id = "agent-2".into();
     let definition = serde_json::json!({"name": "Handoff", "start": "talk",
     "voice": {"tts": {"provider": "espeak"},
               "stt": {"provider": "openai", "base_url": "http://127.0.0.1:9/v1", "api_key": "k"},
@@ -259,7 +259,7 @@ fn an_agent_node_speaks_on_its_own_pipeline_which_is_closed_when_it_hands_the_ca
             version: 1,
             definition: serde_json::from_value(definition).expect("workflow"),
         },
-        agents: vec![helper],
+        agents: vec![second],
     };
     let mut sim = Sim::start(&agent(serde_json::json!({})), Some(&workflow));
     sim.answers.transcripts.push_back(Ok("Hello.".into()));
