@@ -238,3 +238,118 @@ fn a_held_call_pauses_the_agent_and_sends_nothing_until_resumed() {
     );
     assert!(sim.ended.is_none());
 }
+
+#[test]
+fn an_agent_node_speaks_on_its_own_pipeline_which_is_closed_when_it_hands_the_call_back() {
+    let mut second = agent(serde_json::json!({}));
+    second.id = "agent-2".into();
+    let definition = serde_json::json!({"name": "Handoff", "start": "talk",
+    "voice": {"tts": {"provider": "espeak"},
+              "stt": {"provider": "openai", "base_url": "http://127.0.0.1:9/v1", "api_key": "k"},
+              "llm": {"provider": "openai", "base_url": "http://127.0.0.1:9/v1", "api_key": "k"}},
+    "nodes": [
+     {"id": "talk", "type": "agent", "agent_id": "agent-2",
+      "exits": [{"when_caller": "wants a person", "next": "bye"}], "max_turns": 1, "next": "bye"},
+     {"id": "bye", "type": "end", "text": "Goodbye."}
+    ]});
+    let workflow = PinnedWorkflow {
+        config: WorkflowConfig {
+            id: "wf-2".into(),
+            workspace_id: "ws-1".into(),
+            version: 1,
+            definition: serde_json::from_value(definition).expect("workflow"),
+        },
+        agents: vec![second],
+    };
+    let mut sim = Sim::start(&agent(serde_json::json!({})), Some(&workflow));
+    sim.answers.transcripts.push_back(Ok("Hello.".into()));
+    sim.answers
+        .completions
+        .push_back(says(100, "Hi, how can I help?"));
+    sim.say(600);
+    sim.run_for(2500);
+    let opened: Vec<_> = sim
+        .requests
+        .iter()
+        .filter_map(|(_, r)| match r {
+            ProviderRequest::Open { pipeline, .. } => Some(*pipeline),
+            _ => None,
+        })
+        .collect();
+    assert_eq!(
+        opened.len(),
+        2,
+        "the flow's voice and the agent's: {opened:?}"
+    );
+    // The agent hears the caller's turn on its own pipeline.
+    let agent_voice = sim
+        .requests
+        .iter()
+        .find_map(|(_, r)| match r {
+            ProviderRequest::Transcribe { pipeline, .. } => Some(*pipeline),
+            _ => None,
+        })
+        .expect("the caller's turn is transcribed");
+    let flow_voice = opened
+        .iter()
+        .copied()
+        .find(|p| *p != agent_voice)
+        .expect("two pipelines");
+    let closed_at = sim
+        .requests
+        .iter()
+        .find(|(_, r)| matches!(r, ProviderRequest::Close { pipeline } if *pipeline == agent_voice))
+        .map(|(at, _)| *at)
+        .expect("the agent's pipeline is closed once it has answered its one turn");
+    let on = |voice| {
+        sim.requests
+            .iter()
+            .filter(|(_, r)| r.pipeline() == Some(voice))
+            .filter_map(|(_, r)| match r {
+                ProviderRequest::Speak { text, .. } => Some(text.clone()),
+                _ => None,
+            })
+            .collect::<Vec<_>>()
+    };
+    assert_eq!(on(agent_voice), ["Hi, how can I help?"]);
+    assert_eq!(on(flow_voice), ["Goodbye."]);
+    // A late result of the closed pipeline changes nothing, even one whose reply and sentence
+    // ids are those of the flow's goodbye.
+    let (reply, sentence) = sim
+        .requests
+        .iter()
+        .find_map(|(_, r)| match r {
+            ProviderRequest::Speak {
+                pipeline,
+                reply,
+                sentence,
+                ..
+            } if *pipeline == flow_voice => Some((*reply, *sentence)),
+            _ => None,
+        })
+        .expect("the goodbye");
+    sim.deliver(crate::call::provider_request::ProviderResult::Voice {
+        pipeline: agent_voice,
+        input: crate::call::pipeline::PipelineInput::Audio {
+            reply,
+            sentence,
+            samples: vec![8000; 8000],
+        },
+    });
+    sim.run_for(3000);
+    let (ended_at, ending) = sim.ended.as_ref().expect("the flow ends after its goodbye");
+    assert_eq!(
+        ending.record.reason,
+        Some(EndReason::from("workflow_completed"))
+    );
+    let loud = sim
+        .heard
+        .iter()
+        .filter(|(at, loud)| *loud && *at > closed_at && at <= ended_at)
+        .count();
+    assert_eq!(
+        loud,
+        600 / 20,
+        "only the goodbye's 600 ms after the agent's pipeline closed"
+    );
+}
