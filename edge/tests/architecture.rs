@@ -5,8 +5,11 @@
 //!   workspace's `Cargo.lock`, walked transitively. The lock lists a package's dependencies of
 //!   every kind (dev ones too, for workspace members) and every feature enabled anywhere, so the
 //!   check is stricter than `cargo tree -e normal`, never looser.
-//! - No function in the SIP shell (the files in [`SHELLS`]) is over [`MAX_SHELL_FN_LINES`] lines:
-//!   a shell that grows long functions is growing logic that belongs in a core, with a test.
+//! - No function in a shell (the SIP task's and the call task's files, in [`SHELLS`]) is over
+//!   [`MAX_SHELL_FN_LINES`] lines: a shell that grows long functions is growing logic that
+//!   belongs in a core, with a test.
+//! - The call's sans-IO parts (the files in [`CALL_CORES`]) neither name tokio nor await: a call's
+//!   decisions stay testable in simulated time.
 //!
 //! Each check names what broke and where to look.
 
@@ -24,6 +27,35 @@ const SHELLS: &[&str] = &[
     "edge/src/sip/transport/refusal.rs",
     "edge/src/sip/transport/signals.rs",
     "edge/src/sip/transport/tcp.rs",
+    "edge/src/call/task.rs",
+    "edge/src/call/leg.rs",
+    "edge/src/call/providers.rs",
+    "edge/src/call/pipeline.rs",
+];
+
+/// The call's sans-IO parts: every decision a call makes, driven by `now` and inputs, with no
+/// tasks, sockets or awaits of their own (`CallCore` and what it owns).
+const CALL_CORES: &[&str] = &[
+    "edge/src/call/core.rs",
+    "edge/src/call/core/ending.rs",
+    "edge/src/call/core/output.rs",
+    "edge/src/call/core/start.rs",
+    "edge/src/call/talk.rs",
+    "edge/src/call/flow.rs",
+    "edge/src/call/flow_agent.rs",
+    "edge/src/call/flow_voice.rs",
+    "edge/src/call/responder.rs",
+    "edge/src/call/provider_request.rs",
+    "edge/src/call/conversation.rs",
+    "edge/src/call/conversation_api.rs",
+    "edge/src/call/conversation_builtins.rs",
+    "edge/src/call/conversation_flow.rs",
+    "edge/src/call/conversation_reply.rs",
+    "edge/src/call/listener.rs",
+    "edge/src/call/media.rs",
+    "edge/src/call/digits.rs",
+    "edge/src/call/liveness.rs",
+    "edge/src/call/codec.rs",
 ];
 
 /// The longest a function in a shell may be, from its `fn` line to its closing brace.
@@ -307,7 +339,7 @@ fn function_lengths(text: &str) -> Vec<(String, usize, usize)> {
 }
 
 #[test]
-fn no_function_in_the_sip_shell_is_over_100_lines() {
+fn no_function_in_a_shell_is_over_100_lines() {
     let root = workspace_root();
     let mut long = Vec::new();
     for shell in SHELLS {
@@ -405,4 +437,44 @@ version = "1.2.3"
         reached.get("tokio 1.2.3").map(|c| c.join(" -> ")),
         Some("core 0.1.0 -> middle 1.0.0 -> tokio 1.2.3".to_owned())
     );
+}
+
+#[test]
+fn the_call_core_names_no_tokio_and_never_awaits() {
+    let root = workspace_root();
+    let mut found = Vec::new();
+    for file in CALL_CORES {
+        let text = std::fs::read_to_string(root.join(file))
+            .unwrap_or_else(|e| panic!("cannot read the call core file {file}: {e}"));
+        for (n, line) in code_only(&text).lines().enumerate() {
+            for word in [
+                "tokio",
+                ".await",
+                "async fn",
+                "async move",
+                "UdpSocket",
+                "TcpStream",
+                "std::thread",
+            ] {
+                if line.contains(word) {
+                    found.push(format!("{file}:{}: `{word}`", n + 1));
+                }
+            }
+        }
+    }
+    assert!(
+        found.is_empty(),
+        "the call's sans-IO parts must not do I/O or await (move it to the call task, \
+         `call/task.rs`, or the provider shell, `call/providers.rs`):\n  {}",
+        found.join("\n  ")
+    );
+}
+
+#[test]
+fn the_io_check_reads_code_not_comments_or_strings() {
+    let text =
+        "// tokio in a comment\nlet s = \"tokio::spawn\"; /* .await */ let x = 1;\nx.await\n";
+    let code = code_only(text);
+    assert!(!code.contains("tokio"), "{code}");
+    assert!(code.contains("x.await"), "{code}");
 }
