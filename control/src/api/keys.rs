@@ -73,7 +73,6 @@ pub(super) async fn create(
     caller: Caller,
     StrictJson(body): StrictJson<NewKey>,
 ) -> Result<(StatusCode, Json<CreatedKey>), Problem> {
-    caller.require(Role::Admin)?;
     let name = body.name.trim().to_owned();
     if name.is_empty() || name.chars().count() > 100 {
         return Err(Problem::invalid(vec![FieldError::new(
@@ -116,7 +115,6 @@ pub(super) async fn list(
     State(state): State<AppState>,
     caller: Caller,
 ) -> Result<Json<List<KeyView>>, Problem> {
-    caller.require(Role::Admin)?;
     let keys = state.store.api_keys(&caller.scope).await?;
     Ok(Json(List::of(keys.into_iter().map(Into::into).collect())))
 }
@@ -134,7 +132,6 @@ pub(super) async fn revoke(
     caller: Caller,
     Path((_, key_id)): Path<(String, String)>,
 ) -> Result<StatusCode, Problem> {
-    caller.require(Role::Admin)?;
     if !is_uuid(&key_id) {
         return Err(Problem::not_found());
     }
