@@ -7,13 +7,10 @@ use serde::Serialize;
 use sqlx::any::AnyRow;
 use sqlx::Row;
 
-use super::identity::AuditEntry;
+use super::change::{Cell, Change, Reach};
 use super::scoped::{PagePosition, ScopedTable};
-use super::{
-    commit_config_change, parse_json, retry, NamedDocument, Sealer, Store, StoreError,
-    WorkspaceScope,
-};
-use freya_shared::ids::{new_id, now_ms};
+use super::{parse_json, retry, Sealer, Store, StoreError, WorkspaceScope};
+use freya_shared::ids::new_id;
 use freya_shared::model::AgentSpec;
 
 /// A stored agent.
@@ -97,35 +94,17 @@ impl Store {
     ) -> Result<Agent, StoreError> {
         let id = new_id();
         let spec_text = stored_spec(self, &id, spec)?;
-        let version = retry(|| async {
-            let now = now_ms();
-            let mut tx = self.pool().begin().await?;
-            sqlx::query(
-                "INSERT INTO agents (id, workspace_id, name, spec, created_at_ms, updated_at_ms) \
-                 VALUES ($1, $2, $3, $4, $5, $5)",
-            )
-            .bind(&id)
-            .bind(&scope.workspace_id)
-            .bind(&spec.name)
-            .bind(&spec_text)
-            .bind(now)
-            .execute(&mut *tx)
-            .await?;
-            commit_config_change(
-                tx,
-                scope,
-                AuditEntry {
-                    actor,
-                    action: "agent.created",
-                    resource_type: "agent",
-                    resource_id: &id,
-                    detail: serde_json::json!({"name": spec.name}),
-                },
-            )
-            .await
-        })
+        self.insert_resource(
+            Change::of(scope, actor, "agent", &id),
+            Reach::Edges,
+            "agents",
+            &[
+                ("name", Cell::Text(&spec.name)),
+                ("spec", Cell::Text(&spec_text)),
+            ],
+            serde_json::json!({"name": spec.name}),
+        )
         .await?;
-        self.notify_config_changed(version);
         self.agent(scope, &id).await
     }
 
@@ -155,17 +134,15 @@ impl Store {
         spec: &AgentSpec,
     ) -> Result<Agent, StoreError> {
         let spec_text = stored_spec(self, id, spec)?;
-        self.replace_document(
-            &NamedDocument {
-                table: "agents",
-                column: "spec",
-                resource: "agent",
-            },
-            scope,
-            actor,
-            id,
-            &spec.name,
-            &spec_text,
+        self.update_resource(
+            Change::of(scope, actor, "agent", id),
+            Reach::Edges,
+            "agents",
+            &[
+                ("name = ?", Cell::Text(&spec.name)),
+                ("spec = ?", Cell::Text(&spec_text)),
+            ],
+            serde_json::json!({"name": spec.name}),
         )
         .await?;
         self.agent(scope, id).await
@@ -209,13 +186,9 @@ impl Store {
                     None => StoreError::NotFound,
                 });
             }
-            commit_config_change(tx, scope, AuditEntry {
-                    actor,
-                    action: "agent.deleted",
-                    resource_type: "agent",
-                    resource_id: id,
-                    detail: serde_json::json!({}),
-                }).await
+            Change::of(scope, actor, "agent", id)
+                .commit_config(tx, "agent.deleted", serde_json::json!({}))
+                .await
         })
         .await?;
         self.notify_config_changed(version);

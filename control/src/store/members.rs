@@ -6,7 +6,7 @@
 use serde::Serialize;
 use sqlx::Row;
 
-use super::identity::{insert_audit, AuditEntry};
+use super::change::Change;
 use super::workspaces::{lock_workspace, role_of};
 use super::{retry, Role, Store, StoreError, WorkspaceScope};
 use freya_shared::ids::now_ms;
@@ -131,19 +131,13 @@ impl Store {
                     "{email} is already a member of this workspace"
                 )));
             }
-            insert_audit(
-                &mut *tx,
-                scope,
-                AuditEntry {
-                    actor,
-                    action: "member.added",
-                    resource_type: "member",
-                    resource_id: &user_id,
-                    detail: serde_json::json!({"email": email, "role": role.as_str()}),
-                },
-            )
-            .await?;
-            tx.commit().await?;
+            Change::of(scope, actor, "member", &user_id)
+                .commit(
+                    tx,
+                    "member.added",
+                    serde_json::json!({"email": email, "role": role.as_str()}),
+                )
+                .await?;
             Ok(user_id)
         })
         .await?;
@@ -188,19 +182,13 @@ impl Store {
             .bind(user_id)
             .execute(&mut *tx)
             .await?;
-            insert_audit(
-                &mut *tx,
-                scope,
-                AuditEntry {
-                    actor,
-                    action: "member.role_changed",
-                    resource_type: "member",
-                    resource_id: user_id,
-                    detail: serde_json::json!({"from": current.as_str(), "to": role.as_str()}),
-                },
-            )
-            .await?;
-            tx.commit().await?;
+            Change::of(scope, actor, "member", user_id)
+                .commit(
+                    tx,
+                    "member.role_changed",
+                    serde_json::json!({"from": current.as_str(), "to": role.as_str()}),
+                )
+                .await?;
             Ok(())
         })
         .await?;
@@ -231,19 +219,13 @@ impl Store {
                 .bind(user_id)
                 .execute(&mut *tx)
                 .await?;
-            insert_audit(
-                &mut *tx,
-                scope,
-                AuditEntry {
-                    actor,
-                    action: "member.removed",
-                    resource_type: "member",
-                    resource_id: user_id,
-                    detail: serde_json::json!({"role": current.as_str()}),
-                },
-            )
-            .await?;
-            tx.commit().await?;
+            Change::of(scope, actor, "member", user_id)
+                .commit(
+                    tx,
+                    "member.removed",
+                    serde_json::json!({"role": current.as_str()}),
+                )
+                .await?;
             Ok(())
         })
         .await

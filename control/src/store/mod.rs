@@ -18,6 +18,7 @@ mod api_keys;
 mod audit;
 mod call_usage;
 mod calls;
+mod change;
 mod deliveries;
 mod edges;
 mod events;
@@ -371,65 +372,6 @@ pub(crate) async fn commit_config_change(
     let version = bump_config_version(&mut tx).await?;
     tx.commit().await?;
     Ok(version)
-}
-
-/// A table whose rows are a named JSON document (agents, workflows), for the changes they share.
-pub(crate) struct NamedDocument {
-    pub table: &'static str,
-    /// The column holding the document.
-    pub column: &'static str,
-    /// The resource type in audit entries (`agent`), whose `.updated` action is recorded.
-    pub resource: &'static str,
-}
-
-impl Store {
-    /// Replaces one named document of the scoped workspace (already validated and serialized),
-    /// audited and announced to edges; `NotFound` when the workspace has no such row.
-    pub(crate) async fn replace_document(
-        &self,
-        doc: &NamedDocument,
-        scope: &WorkspaceScope,
-        actor: &str,
-        id: &str,
-        name: &str,
-        text: &str,
-    ) -> Result<(), StoreError> {
-        let action = format!("{}.updated", doc.resource);
-        let version = retry(|| async {
-            let mut tx = self.pool().begin().await?;
-            let updated = sqlx::query(&format!(
-                "UPDATE {} SET name = $1, {} = $2, updated_at_ms = $3 \
-                 WHERE workspace_id = $4 AND id = $5",
-                doc.table, doc.column
-            ))
-            .bind(name)
-            .bind(text)
-            .bind(freya_shared::ids::now_ms())
-            .bind(&scope.workspace_id)
-            .bind(id)
-            .execute(&mut *tx)
-            .await?
-            .rows_affected();
-            if updated == 0 {
-                return Err(StoreError::NotFound);
-            }
-            commit_config_change(
-                tx,
-                scope,
-                identity::AuditEntry {
-                    actor,
-                    action: &action,
-                    resource_type: doc.resource,
-                    resource_id: id,
-                    detail: serde_json::json!({"name": name}),
-                },
-            )
-            .await
-        })
-        .await?;
-        self.notify_config_changed(version);
-        Ok(())
-    }
 }
 
 /// Parses a JSON document column.

@@ -8,10 +8,10 @@
 use sqlx::any::AnyRow;
 use sqlx::Row;
 
-use super::identity::AuditEntry;
+use super::change::{Cell, Change, Reach};
 use super::scoped::{PagePosition, ScopedTable};
-use super::{commit_config_change, parse_json, retry, Store, StoreError, WorkspaceScope};
-use freya_shared::ids::{new_id, now_ms};
+use super::{parse_json, Store, StoreError, WorkspaceScope};
+use freya_shared::ids::new_id;
 use freya_shared::model::ProviderSpec;
 use freya_shared::snapshot::ProviderConfig;
 
@@ -87,38 +87,20 @@ impl Store {
             None => None,
         };
         let document = public_spec(spec)?;
-        let version = retry(|| async {
-            let now = now_ms();
-            let mut tx = self.pool().begin().await?;
-            sqlx::query(
-                "INSERT INTO providers (id, workspace_id, name, kind, spec, priority, secret, \
-                 created_at_ms, updated_at_ms) VALUES ($1, $2, $3, $4, $5, $6, $7, $8, $8)",
-            )
-            .bind(&id)
-            .bind(&scope.workspace_id)
-            .bind(spec.name())
-            .bind(spec.kind())
-            .bind(&document)
-            .bind(i64::from(spec.priority()))
-            .bind(secret.as_deref())
-            .bind(now)
-            .execute(&mut *tx)
-            .await?;
-            commit_config_change(
-                tx,
-                scope,
-                AuditEntry {
-                    actor,
-                    action: "provider.created",
-                    resource_type: "provider",
-                    resource_id: &id,
-                    detail: serde_json::json!({"name": spec.name(), "kind": spec.kind()}),
-                },
-            )
-            .await
-        })
+        self.insert_resource(
+            Change::of(scope, actor, "provider", &id),
+            Reach::Edges,
+            "providers",
+            &[
+                ("name", Cell::Text(spec.name())),
+                ("kind", Cell::Text(spec.kind())),
+                ("spec", Cell::Text(&document)),
+                ("priority", Cell::Int(i64::from(spec.priority()))),
+                ("secret", Cell::MaybeText(secret.as_deref())),
+            ],
+            serde_json::json!({"name": spec.name(), "kind": spec.kind()}),
+        )
         .await?;
-        self.notify_config_changed(version);
         self.provider(scope, &id).await
     }
 
@@ -154,51 +136,27 @@ impl Store {
             SecretChange::Set(p) => Some(self.sealer()?.seal(&aad(id), p)?),
             _ => None,
         };
-        let version = retry(|| async {
-            let mut tx = self.pool().begin().await?;
-            let sql = match secret {
-                SecretChange::Keep => {
-                    "UPDATE providers SET name = $1, spec = $2, priority = $3, updated_at_ms = $4 \
-                     WHERE workspace_id = $5 AND id = $6"
-                }
-                _ => {
-                    "UPDATE providers SET name = $1, spec = $2, priority = $3, updated_at_ms = $4, \
-                     secret = $7 WHERE workspace_id = $5 AND id = $6"
-                }
-            };
-            let mut query = sqlx::query(sql)
-                .bind(spec.name())
-                .bind(&document)
-                .bind(i64::from(spec.priority()))
-                .bind(now_ms())
-                .bind(&scope.workspace_id)
-                .bind(id);
-            if *secret != SecretChange::Keep {
-                query = query.bind(sealed.as_deref());
-            }
-            if query.execute(&mut *tx).await?.rows_affected() == 0 {
-                return Err(StoreError::NotFound);
-            }
-            let change = match secret {
-                SecretChange::Keep => "kept",
-                SecretChange::Clear => "cleared",
-                SecretChange::Set(_) => "changed",
-            };
-            commit_config_change(
-                tx,
-                scope,
-                AuditEntry {
-                    actor,
-                    action: "provider.updated",
-                    resource_type: "provider",
-                    resource_id: id,
-                    detail: serde_json::json!({"name": spec.name(), spec.secret_field(): change}),
-                },
-            )
-            .await
-        })
+        let mut assignments = vec![
+            ("name = ?", Cell::Text(spec.name())),
+            ("spec = ?", Cell::Text(&document)),
+            ("priority = ?", Cell::Int(i64::from(spec.priority()))),
+        ];
+        if *secret != SecretChange::Keep {
+            assignments.push(("secret = ?", Cell::MaybeText(sealed.as_deref())));
+        }
+        let change = match secret {
+            SecretChange::Keep => "kept",
+            SecretChange::Clear => "cleared",
+            SecretChange::Set(_) => "changed",
+        };
+        self.update_resource(
+            Change::of(scope, actor, "provider", id),
+            Reach::Edges,
+            "providers",
+            &assignments,
+            serde_json::json!({"name": spec.name(), spec.secret_field(): change}),
+        )
         .await?;
-        self.notify_config_changed(version);
         self.provider(scope, id).await
     }
 
@@ -209,33 +167,13 @@ impl Store {
         actor: &str,
         id: &str,
     ) -> Result<(), StoreError> {
-        let version = retry(|| async {
-            let mut tx = self.pool().begin().await?;
-            let deleted = sqlx::query("DELETE FROM providers WHERE workspace_id = $1 AND id = $2")
-                .bind(&scope.workspace_id)
-                .bind(id)
-                .execute(&mut *tx)
-                .await?
-                .rows_affected();
-            if deleted == 0 {
-                return Err(StoreError::NotFound);
-            }
-            commit_config_change(
-                tx,
-                scope,
-                AuditEntry {
-                    actor,
-                    action: "provider.deleted",
-                    resource_type: "provider",
-                    resource_id: id,
-                    detail: serde_json::json!({}),
-                },
-            )
-            .await
-        })
-        .await?;
-        self.notify_config_changed(version);
-        Ok(())
+        self.delete_resource(
+            Change::of(scope, actor, "provider", id),
+            Reach::Edges,
+            "providers",
+            &[],
+        )
+        .await
     }
 }
 

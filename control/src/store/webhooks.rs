@@ -5,10 +5,10 @@
 use sqlx::any::AnyRow;
 use sqlx::Row;
 
-use super::identity::{insert_audit, AuditEntry};
+use super::change::{Cell, Change, Reach};
 use super::scoped::{PagePosition, ScopedTable};
-use super::{parse_json, retry, Store, StoreError, WorkspaceScope};
-use freya_shared::ids::{new_id, now_ms};
+use super::{parse_json, Store, StoreError, WorkspaceScope};
+use freya_shared::ids::new_id;
 
 /// The events a subscription may ask for; `*` asks for all of them.
 pub const WEBHOOK_EVENTS: &[&str] = &[
@@ -21,7 +21,7 @@ pub const WEBHOOK_EVENTS: &[&str] = &[
 ];
 
 /// The webhook event a stored call event becomes, if it becomes one.
-pub fn webhook_event_for(kind: &str) -> Option<&'static str> {
+pub(super) fn webhook_event_for(kind: &str) -> Option<&'static str> {
     match kind {
         "call.transcript" => Some("call.transcript_ready"),
         // Edges record a failed customer tool as `call.tool_failed`.
@@ -93,36 +93,17 @@ impl Store {
         })?;
         let sealed = self.sealer()?.seal(&aad(&id), secret)?;
         let events = events_json(&hook.events)?;
-        retry(|| async {
-            let now = now_ms();
-            let mut tx = self.pool().begin().await?;
-            sqlx::query(
-                "INSERT INTO webhooks (id, workspace_id, url, events, secret, created_at_ms, updated_at_ms) \
-                 VALUES ($1, $2, $3, $4, $5, $6, $6)",
-            )
-            .bind(&id)
-            .bind(&scope.workspace_id)
-            .bind(&hook.url)
-            .bind(&events)
-            .bind(&sealed)
-            .bind(now)
-            .execute(&mut *tx)
-            .await?;
-            insert_audit(
-                &mut *tx,
-                scope,
-                AuditEntry {
-                    actor,
-                    action: "webhook.created",
-                    resource_type: "webhook",
-                    resource_id: &id,
-                    detail: serde_json::json!({"url": hook.url, "events": hook.events}),
-                },
-            )
-            .await?;
-            tx.commit().await?;
-            Ok(())
-        })
+        self.insert_resource(
+            Change::of(scope, actor, "webhook", &id),
+            Reach::AuditOnly,
+            "webhooks",
+            &[
+                ("url", Cell::Text(&hook.url)),
+                ("events", Cell::Text(&events)),
+                ("secret", Cell::Text(&sealed)),
+            ],
+            serde_json::json!({"url": hook.url, "events": hook.events}),
+        )
         .await?;
         self.webhook(scope, &id).await
     }
@@ -157,43 +138,24 @@ impl Store {
             None => None,
         };
         let events = events_json(&hook.events)?;
-        retry(|| async {
-            let mut tx = self.pool().begin().await?;
-            let updated = sqlx::query(
-                "UPDATE webhooks SET url = $1, events = $2, secret = COALESCE($3, secret), \
-                 updated_at_ms = $4 WHERE workspace_id = $5 AND id = $6",
-            )
-            .bind(&hook.url)
-            .bind(&events)
-            .bind(sealed.as_deref())
-            .bind(now_ms())
-            .bind(&scope.workspace_id)
-            .bind(id)
-            .execute(&mut *tx)
-            .await?
-            .rows_affected();
-            if updated == 0 {
-                return Err(StoreError::NotFound);
-            }
-            insert_audit(
-                &mut *tx,
-                scope,
-                AuditEntry {
-                    actor,
-                    action: "webhook.updated",
-                    resource_type: "webhook",
-                    resource_id: id,
-                    detail: serde_json::json!({
-                        "url": hook.url,
-                        "events": hook.events,
-                        "secret": if sealed.is_some() { "changed" } else { "kept" },
-                    }),
-                },
-            )
-            .await?;
-            tx.commit().await?;
-            Ok(())
-        })
+        self.update_resource(
+            Change::of(scope, actor, "webhook", id),
+            Reach::AuditOnly,
+            "webhooks",
+            &[
+                ("url = ?", Cell::Text(&hook.url)),
+                ("events = ?", Cell::Text(&events)),
+                (
+                    "secret = COALESCE(?, secret)",
+                    Cell::MaybeText(sealed.as_deref()),
+                ),
+            ],
+            serde_json::json!({
+                "url": hook.url,
+                "events": hook.events,
+                "secret": if sealed.is_some() { "changed" } else { "kept" },
+            }),
+        )
         .await?;
         self.webhook(scope, id).await
     }
@@ -205,39 +167,12 @@ impl Store {
         actor: &str,
         id: &str,
     ) -> Result<(), StoreError> {
-        retry(|| async {
-            let mut tx = self.pool().begin().await?;
-            let deleted = sqlx::query("DELETE FROM webhooks WHERE workspace_id = $1 AND id = $2")
-                .bind(&scope.workspace_id)
-                .bind(id)
-                .execute(&mut *tx)
-                .await?
-                .rows_affected();
-            if deleted == 0 {
-                return Err(StoreError::NotFound);
-            }
-            sqlx::query(
-                "DELETE FROM webhook_deliveries WHERE workspace_id = $1 AND webhook_id = $2",
-            )
-            .bind(&scope.workspace_id)
-            .bind(id)
-            .execute(&mut *tx)
-            .await?;
-            insert_audit(
-                &mut *tx,
-                scope,
-                AuditEntry {
-                    actor,
-                    action: "webhook.deleted",
-                    resource_type: "webhook",
-                    resource_id: id,
-                    detail: serde_json::json!({}),
-                },
-            )
-            .await?;
-            tx.commit().await?;
-            Ok(())
-        })
+        self.delete_resource(
+            Change::of(scope, actor, "webhook", id),
+            Reach::AuditOnly,
+            "webhooks",
+            &[("webhook_deliveries", "webhook_id")],
+        )
         .await
     }
 }
