@@ -9,8 +9,8 @@ use jsonwebtoken::{Algorithm, EncodingKey, Header};
 use reqwest::StatusCode;
 use serde_json::json;
 
-use freya_control::api::Claims;
 use freya_control::server::ControlPlane;
+use freya_control::Claims;
 use support::http::{login, make_user, Api};
 use support::on_both_engines;
 use support::{control_config, Backend, TestDb, JWT_SECRET};

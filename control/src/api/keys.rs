@@ -17,14 +17,14 @@ use freya_shared::model::FieldError;
 
 /// `POST /v1/workspaces/{id}/api-keys`.
 #[derive(Deserialize, utoipa::ToSchema)]
-pub struct NewKey {
+pub(super) struct NewKey {
     name: String,
     role: Role,
 }
 
 /// The one response that holds a key's secret.
 #[derive(Serialize, utoipa::ToSchema)]
-pub struct CreatedKey {
+pub(super) struct CreatedKey {
     id: String,
     key: String,
     prefix: String,
@@ -34,7 +34,7 @@ pub struct CreatedKey {
 
 /// A key as listed.
 #[derive(Serialize, utoipa::ToSchema)]
-pub struct KeyView {
+pub(super) struct KeyView {
     id: String,
     name: String,
     prefix: String,

@@ -20,7 +20,7 @@ use crate::store::{CallRecordingInfo, StoreError, WorkspaceScope};
 
 /// A call's recording as `GET /v1/calls/{id}` shows it.
 #[derive(Serialize, utoipa::ToSchema)]
-pub struct RecordingView {
+pub(super) struct RecordingView {
     /// Where to download it (`GET`, range requests honoured).
     url: String,
     bytes: i64,
@@ -31,7 +31,7 @@ pub struct RecordingView {
 
 impl RecordingView {
     /// The view of `recording`, the recording of call `call_id`.
-    pub fn of(call_id: &str, recording: CallRecordingInfo) -> Self {
+    pub(super) fn of(call_id: &str, recording: CallRecordingInfo) -> Self {
         Self {
             url: format!("/v1/calls/{}/recording", encode_path_segment(call_id)),
             bytes: recording.bytes,

@@ -18,7 +18,7 @@ use freya_shared::model::FieldError;
 
 /// A workspace as the API shows it.
 #[derive(Serialize, utoipa::ToSchema)]
-pub struct WorkspaceView {
+pub(super) struct WorkspaceView {
     id: String,
     name: String,
     #[serde(skip_serializing_if = "Option::is_none")]
@@ -41,7 +41,7 @@ impl From<Workspace> for WorkspaceView {
 
 /// A member as the API shows it.
 #[derive(Serialize, utoipa::ToSchema)]
-pub struct MemberView {
+pub(super) struct MemberView {
     user_id: String,
     email: String,
     name: String,
@@ -63,20 +63,20 @@ impl From<Member> for MemberView {
 
 /// `POST /v1/workspaces` and `PATCH /v1/workspaces/{id}`.
 #[derive(Deserialize, utoipa::ToSchema)]
-pub struct WorkspaceBody {
+pub(super) struct WorkspaceBody {
     name: String,
 }
 
 /// `POST /v1/workspaces/{id}/members`.
 #[derive(Deserialize, utoipa::ToSchema)]
-pub struct NewMember {
+pub(super) struct NewMember {
     email: String,
     role: Role,
 }
 
 /// `PATCH /v1/workspaces/{id}/members/{user_id}`.
 #[derive(Deserialize, utoipa::ToSchema)]
-pub struct MemberPatch {
+pub(super) struct MemberPatch {
     role: Role,
 }
 

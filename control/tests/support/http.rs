@@ -76,7 +76,7 @@ impl Api {
 
 /// A user with a password, made directly in the store.
 pub async fn make_user(control: &ControlPlane, email: &str, password: &str) -> String {
-    let hash = freya_control::api::hash_password(password).expect("hash");
+    let hash = freya_control::hash_password(password).expect("hash");
     control
         .store
         .create_user(email, email, &hash)
