@@ -84,7 +84,7 @@ pub async fn sipp_with_media(
 }
 
 /// A UDP port free on 127.0.0.1 when asked.
-fn free_udp_port() -> u16 {
+pub fn free_udp_port() -> u16 {
     std::net::UdpSocket::bind("127.0.0.1:0")
         .and_then(|s| s.local_addr())
         .map(|a| a.port())

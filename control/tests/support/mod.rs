@@ -25,6 +25,7 @@ pub mod kamailio;
 pub mod raw_sip;
 pub mod twilio;
 pub mod voice_call;
+pub mod world;
 
 pub const SECRET: &str = "test-shared-secret-0123456789";
 /// The JWT signing secret of test control planes.
