@@ -66,7 +66,7 @@ async fn an_outbound_call_goes_through_twilio_failing_over_from_a_refusing_accou
         "the callee heard the agent: {report:?}"
     );
     let spoken: Vec<String> = w
-        .speech
+        .speech()
         .speech_requests()
         .into_iter()
         .map(|r| r.input)

@@ -8,7 +8,7 @@ use std::time::Duration;
 
 use freya_control::config::ControlConfig;
 use freya_control::server::ControlPlane;
-use freya_control::store::{CallRecord, StoredEvent, WorkspaceScope};
+use freya_control::store::{CallRecord, Role, StoredEvent, WorkspaceScope};
 use freya_edge::llm::fakes::FakeLlmServer;
 use freya_edge::speech::fakes::FakeOpenAiSpeech;
 use freya_edge::{Edge, EdgeConfig};
@@ -76,6 +76,16 @@ impl World {
     /// The fake speech server ([`WorldBuilder::voice`] worlds only).
     pub fn speech(&self) -> &FakeOpenAiSpeech {
         self.speech.as_ref().expect("a world built with .voice()")
+    }
+
+    /// A new API key of the world's workspace with `role`.
+    pub async fn key(&self, role: Role) -> String {
+        self.control
+            .store
+            .create_api_key(&self.scope, role.as_str(), role)
+            .await
+            .expect("key")
+            .key
     }
 
     /// The workspace's one call, once it has ended, and its events.
