@@ -7,7 +7,7 @@ use serde::Serialize;
 use sqlx::any::AnyRow;
 use sqlx::Row;
 
-use super::change::{Cell, Change, Reach};
+use super::change::{Change, NamedDocument};
 use super::scoped::{PagePosition, ScopedTable};
 use super::{parse_json, retry, Sealer, Store, StoreError, WorkspaceScope};
 use freya_shared::ids::new_id;
@@ -78,6 +78,12 @@ fn stored_spec(store: &Store, id: &str, spec: &AgentSpec) -> Result<String, Stor
     })
 }
 
+const AGENT_DOCUMENT: NamedDocument = NamedDocument {
+    table: "agents",
+    column: "spec",
+    resource: "agent",
+};
+
 const AGENTS: ScopedTable = ScopedTable {
     table: "agents",
     columns: "id, workspace_id, spec, created_at_ms, updated_at_ms",
@@ -94,17 +100,8 @@ impl Store {
     ) -> Result<Agent, StoreError> {
         let id = new_id();
         let spec_text = stored_spec(self, &id, spec)?;
-        self.insert_resource(
-            Change::of(scope, actor, "agent", &id),
-            Reach::Edges,
-            "agents",
-            &[
-                ("name", Cell::Text(&spec.name)),
-                ("spec", Cell::Text(&spec_text)),
-            ],
-            serde_json::json!({"name": spec.name}),
-        )
-        .await?;
+        self.insert_document(&AGENT_DOCUMENT, scope, actor, &id, &spec.name, &spec_text)
+            .await?;
         self.agent(scope, &id).await
     }
 
@@ -134,17 +131,8 @@ impl Store {
         spec: &AgentSpec,
     ) -> Result<Agent, StoreError> {
         let spec_text = stored_spec(self, id, spec)?;
-        self.update_resource(
-            Change::of(scope, actor, "agent", id),
-            Reach::Edges,
-            "agents",
-            &[
-                ("name = ?", Cell::Text(&spec.name)),
-                ("spec = ?", Cell::Text(&spec_text)),
-            ],
-            serde_json::json!({"name": spec.name}),
-        )
-        .await?;
+        self.replace_document(&AGENT_DOCUMENT, scope, actor, id, &spec.name, &spec_text)
+            .await?;
         self.agent(scope, id).await
     }
 

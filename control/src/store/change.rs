@@ -235,6 +235,56 @@ impl Store {
     }
 }
 
+/// A table whose rows are a named JSON document (agents, workflows), for the writes they share:
+/// the name in a column of its own for listing, the document in `column`; edges route by them.
+pub(crate) struct NamedDocument {
+    pub table: &'static str,
+    /// The column holding the document.
+    pub column: &'static str,
+    /// The resource type in audit entries (`agent`).
+    pub resource: &'static str,
+}
+
+impl Store {
+    /// Stores a new named document `text` (already validated and serialized) with `id`.
+    pub(crate) async fn insert_document(
+        &self,
+        doc: &NamedDocument,
+        scope: &WorkspaceScope,
+        actor: &str,
+        id: &str,
+        name: &str,
+        text: &str,
+    ) -> Result<(), StoreError> {
+        let cells = [("name", Cell::Text(name)), (doc.column, Cell::Text(text))];
+        let change = Change::of(scope, actor, doc.resource, id);
+        let detail = serde_json::json!({ "name": name });
+        self.insert_resource(change, Reach::Edges, doc.table, &cells, detail)
+            .await
+    }
+
+    /// Replaces the named document `id` of the scoped workspace; `NotFound` when it has none.
+    pub(crate) async fn replace_document(
+        &self,
+        doc: &NamedDocument,
+        scope: &WorkspaceScope,
+        actor: &str,
+        id: &str,
+        name: &str,
+        text: &str,
+    ) -> Result<(), StoreError> {
+        let set = format!("{} = ?", doc.column);
+        let cells = [
+            ("name = ?", Cell::Text(name)),
+            (set.as_str(), Cell::Text(text)),
+        ];
+        let change = Change::of(scope, actor, doc.resource, id);
+        let detail = serde_json::json!({ "name": name });
+        self.update_resource(change, Reach::Edges, doc.table, &cells, detail)
+            .await
+    }
+}
+
 /// Deletes the rows of `table` in the scoped workspace whose `column` is `value`; how many.
 pub(crate) async fn delete_scoped(
     tx: &mut sqlx::Transaction<'static, sqlx::Any>,

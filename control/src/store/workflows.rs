@@ -7,7 +7,7 @@
 use sqlx::any::AnyRow;
 use sqlx::Row;
 
-use super::change::{delete_scoped, Cell, Change, Reach};
+use super::change::{delete_scoped, Change, NamedDocument};
 use super::scoped::{PagePosition, ScopedTable};
 use super::{parse_json, retry, Store, StoreError, WorkspaceScope};
 use freya_shared::ids::{new_id, now_ms};
@@ -33,6 +33,12 @@ pub struct WorkflowVersion {
     pub published_by: String,
     pub published_at_ms: i64,
 }
+
+const WORKFLOW_DOCUMENT: NamedDocument = NamedDocument {
+    table: "workflows",
+    column: "definition",
+    resource: "workflow",
+};
 
 const WORKFLOWS: ScopedTable = ScopedTable {
     table: "workflows",
@@ -85,16 +91,14 @@ impl Store {
     ) -> Result<StoredWorkflow, StoreError> {
         let id = new_id();
         let text = to_text(definition)?;
-        self.insert_resource(
-            Change::of(scope, actor, "workflow", &id),
-            Reach::Edges,
-            "workflows",
-            &[
-                ("name", Cell::Text(&definition.name)),
-                ("definition", Cell::Text(&text)),
-                ("latest_version", Cell::Int(0)),
-            ],
-            serde_json::json!({"name": definition.name}),
+        // `latest_version` starts at 0 (the column's default): nothing is published yet.
+        self.insert_document(
+            &WORKFLOW_DOCUMENT,
+            scope,
+            actor,
+            &id,
+            &definition.name,
+            &text,
         )
         .await?;
         self.workflow(scope, &id).await
@@ -130,15 +134,13 @@ impl Store {
         definition: &Workflow,
     ) -> Result<StoredWorkflow, StoreError> {
         let text = to_text(definition)?;
-        self.update_resource(
-            Change::of(scope, actor, "workflow", id),
-            Reach::Edges,
-            "workflows",
-            &[
-                ("name = ?", Cell::Text(&definition.name)),
-                ("definition = ?", Cell::Text(&text)),
-            ],
-            serde_json::json!({"name": definition.name}),
+        self.replace_document(
+            &WORKFLOW_DOCUMENT,
+            scope,
+            actor,
+            id,
+            &definition.name,
+            &text,
         )
         .await?;
         self.workflow(scope, id).await
