@@ -13,7 +13,7 @@ use freya_shared::ids::new_id;
 use freya_shared::model::CallEvent;
 use support::http::{workspace_with_keys, Api};
 use support::on_both_engines;
-use support::{control_config, Backend, TestDb};
+use support::Backend;
 
 /// 2025-01-01T00:00:00Z.
 const T0: i64 = 1_735_689_600_000;
@@ -101,10 +101,7 @@ async fn register(control: &ControlPlane, id: &str, region: &str) {
 }
 
 async fn calls_are_bucketed_grouped_and_summed(backend: Backend) {
-    let db = TestDb::new(backend).await;
-    let control = ControlPlane::start(&control_config(&db.url))
-        .await
-        .expect("control starts");
+    let (db, control) = support::control_plane(backend).await;
     let api = Api::of(&control);
     let (ws, [_, _, _, viewer]) = workspace_with_keys(&control, "A").await;
     let (other, _) = workspace_with_keys(&control, "Other").await;
@@ -324,10 +321,7 @@ async fn calls_are_bucketed_grouped_and_summed(backend: Backend) {
 }
 
 async fn usage_and_reply_latency_are_summed_and_ranked(backend: Backend) {
-    let db = TestDb::new(backend).await;
-    let control = ControlPlane::start(&control_config(&db.url))
-        .await
-        .expect("control starts");
+    let (db, control) = support::control_plane(backend).await;
     let api = Api::of(&control);
     let (ws, [_, _, _, viewer]) = workspace_with_keys(&control, "A").await;
     let (other, _) = workspace_with_keys(&control, "Other").await;

@@ -12,12 +12,11 @@ use std::collections::HashSet;
 use reqwest::StatusCode;
 use serde_json::{json, Value};
 
-use freya_control::server::ControlPlane;
 use freya_control::store::Role;
 use freya_shared::ids::new_id;
 use support::http::{workspace_with_keys, Api};
 use support::on_both_engines;
-use support::{control_config, Backend, TestDb};
+use support::Backend;
 
 /// One route method and the least role the route table declares for it.
 #[derive(Debug)]
@@ -142,10 +141,7 @@ fn below(role: Role) -> Option<Role> {
 }
 
 async fn the_route_tables_roles_are_enforced(backend: Backend) {
-    let db = TestDb::new(backend).await;
-    let control = ControlPlane::start(&control_config(&db.url))
-        .await
-        .expect("control starts");
+    let (db, control) = support::control_plane(backend).await;
     let api = Api::of(&control);
     let declared = declared_roles();
     // All five resources' create, list, get, patch and delete, publish, and the webhook
@@ -252,10 +248,7 @@ async fn walk(api: &Api, key: &str, path: &str, limit: usize) -> (Vec<String>, u
 }
 
 async fn every_list_walks_in_cursor_pages(backend: Backend) {
-    let db = TestDb::new(backend).await;
-    let control = ControlPlane::start(&control_config(&db.url))
-        .await
-        .expect("control starts");
+    let (db, control) = support::control_plane(backend).await;
     let api = Api::of(&control);
     let (_, keys) = workspace_with_keys(&control, "Pages").await;
     let owner = &keys[0];

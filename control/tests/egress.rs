@@ -6,19 +6,15 @@ mod support;
 use reqwest::StatusCode;
 use serde_json::json;
 
-use freya_control::server::ControlPlane;
 use freya_control::store::WorkspaceScope;
 use freya_shared::ids::new_id;
 use freya_shared::model::{AgentSpec, CallEvent, CallEventKind, PhoneNumberSpec};
 use support::http::{workspace_with_keys, Api};
-use support::{control_config, Backend, TestDb};
+use support::Backend;
 
 #[tokio::test]
 async fn a_viewer_reads_workflow_steps_without_the_saved_answer() {
-    let db = TestDb::new(Backend::Sqlite).await;
-    let control = ControlPlane::start(&control_config(&db.url))
-        .await
-        .expect("control starts");
+    let (db, control) = support::control_plane(Backend::Sqlite).await;
     let api = Api::of(&control);
     let (ws, [_, _, editor, viewer]) = workspace_with_keys(&control, "Steps").await;
     let call = new_id();
@@ -69,10 +65,7 @@ async fn a_viewer_reads_workflow_steps_without_the_saved_answer() {
 
 #[tokio::test]
 async fn a_from_number_outside_the_sip_user_grammar_is_refused_naming_from() {
-    let db = TestDb::new(Backend::Sqlite).await;
-    let control = ControlPlane::start(&control_config(&db.url))
-        .await
-        .expect("control starts");
+    let (db, control) = support::control_plane(Backend::Sqlite).await;
     let api = Api::of(&control);
     let (ws, [_, admin, editor, _]) = workspace_with_keys(&control, "Dial").await;
     let scope = WorkspaceScope { workspace_id: ws };

@@ -80,10 +80,7 @@ async fn cors_answers_preflight_for_configured_origins_only() {
 
 #[tokio::test]
 async fn formerly_unbuilt_parts_of_the_api_answer_for_real_not_501() {
-    let db = TestDb::new(Backend::Sqlite).await;
-    let control = ControlPlane::start(&control_config(&db.url))
-        .await
-        .expect("control starts");
+    let (db, control) = support::control_plane(Backend::Sqlite).await;
     let api = Api::of(&control);
     let (_, [owner, ..]) = support::http::workspace_with_keys(&control, "N").await;
     for (method, path, expected) in [

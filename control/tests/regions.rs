@@ -17,7 +17,7 @@ use freya_shared::ids::{new_id, now_ms, rfc3339};
 use freya_shared::model::{AgentSpec, CallEvent, CallEventKind};
 use support::http::{workspace_with_keys, Api};
 use support::on_both_engines;
-use support::{control_config, edge_config, eventually, Backend, TestDb, SECRET};
+use support::{edge_config, eventually, Backend, SECRET};
 
 async fn new_agent(control: &ControlPlane, ws: &str) -> String {
     let spec: AgentSpec = serde_json::from_value(json!({"name": "Regional"})).expect("spec");
@@ -69,10 +69,7 @@ async fn snapshot_numbers(control: &ControlPlane, region: &str) -> Vec<(String, 
 }
 
 async fn invalid_regions_are_refused_naming_the_field(backend: Backend) {
-    let db = TestDb::new(backend).await;
-    let control = ControlPlane::start(&control_config(&db.url))
-        .await
-        .expect("control starts");
+    let (db, control) = support::control_plane(backend).await;
     let api = Api::of(&control);
     let (ws, [_, _, editor, _]) = workspace_with_keys(&control, "Regions").await;
     let agent = new_agent(&control, &ws).await;
@@ -155,10 +152,7 @@ async fn invalid_regions_are_refused_naming_the_field(backend: Backend) {
 }
 
 async fn edges_of_every_reachable_region_answer_and_follow_a_move(backend: Backend) {
-    let db = TestDb::new(backend).await;
-    let control = ControlPlane::start(&control_config(&db.url))
-        .await
-        .expect("control starts");
+    let (db, control) = support::control_plane(backend).await;
     let api = Api::of(&control);
     let (ws, [_, _, editor, _]) = workspace_with_keys(&control, "Reach").await;
     let agent = new_agent(&control, &ws).await;
@@ -276,10 +270,7 @@ async fn until_offline(api: &Api, key: &str, id: &str) {
 }
 
 async fn outbound_calls_prefer_the_home_region_then_the_further_ones(backend: Backend) {
-    let db = TestDb::new(backend).await;
-    let control = ControlPlane::start(&control_config(&db.url))
-        .await
-        .expect("control starts");
+    let (db, control) = support::control_plane(backend).await;
     let api = Api::of(&control);
     let (ws, [_, _, editor, _]) = workspace_with_keys(&control, "Out").await;
     let agent = new_agent(&control, &ws).await;
@@ -362,10 +353,7 @@ async fn register(control: &ControlPlane, id: &str, region: &str) {
 }
 
 async fn an_inbound_call_keeps_the_region_of_the_edge_that_answered(backend: Backend) {
-    let db = TestDb::new(backend).await;
-    let control = ControlPlane::start(&control_config(&db.url))
-        .await
-        .expect("control starts");
+    let (db, control) = support::control_plane(backend).await;
     let api = Api::of(&control);
     let (ws, [_, _, _, viewer]) = workspace_with_keys(&control, "In").await;
     register(&control, "edge-eu-1", "eu").await;

@@ -25,9 +25,7 @@ use freya_shared::model::AgentSpec;
 use support::http::workspace_with_keys;
 use support::on_both_engines;
 use support::raw_sip::{recv_sip, Call, CALLER_TAG};
-use support::{
-    agent_on_number, control_config, edge_config, eventually, until_routed, Backend, TestDb, SECRET,
-};
+use support::{agent_on_number, edge_config, eventually, until_routed, Backend, TestDb, SECRET};
 
 const WAIT: Duration = Duration::from_secs(10);
 
@@ -42,10 +40,7 @@ struct Setup {
 
 /// Workspace A owns +15550001, B owns +15550002; the edge rings 300 ms before answering.
 async fn setup(backend: Backend) -> Setup {
-    let db = TestDb::new(backend).await;
-    let control = ControlPlane::start(&control_config(&db.url))
-        .await
-        .expect("control starts");
+    let (db, control) = support::control_plane(backend).await;
     let desk: AgentSpec =
         serde_json::from_value(serde_json::json!({"name": "Desk"})).expect("agent");
     let (ws_a, _) = workspace_with_keys(&control, "A").await;

@@ -392,12 +392,7 @@ async fn a_transfer_twilio_refuses_is_reported_and_the_agent_says_so() {
             .is_some_and(|r| r.contains("500")),
         "{failed:?}"
     );
-    let spoken: Vec<String> = w
-        .speech()
-        .speech_requests()
-        .into_iter()
-        .map(|r| r.input)
-        .collect();
+    let spoken = w.spoken();
     assert!(
         spoken.iter().any(|s| s.contains("could not transfer")),
         "the agent tells the caller: {spoken:?}"

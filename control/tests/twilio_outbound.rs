@@ -65,12 +65,7 @@ async fn an_outbound_call_goes_through_twilio_failing_over_from_a_refusing_accou
         report.voiced_samples() > 1600,
         "the callee heard the agent: {report:?}"
     );
-    let spoken: Vec<String> = w
-        .speech()
-        .speech_requests()
-        .into_iter()
-        .map(|r| r.input)
-        .collect();
+    let spoken = w.spoken();
     assert_eq!(spoken.first().map(String::as_str), Some(greeting));
 
     let (call, events) = finished_call(&w, "outbound").await;

@@ -109,12 +109,7 @@ async fn a_deepgram_agent_hears_the_turn_while_it_is_spoken_and_answers() {
     let requests = w.llm().requests();
     assert_eq!(requests.len(), 1);
     assert_eq!(requests[0].user_texts(), [QUESTION]);
-    let spoken: Vec<String> = w
-        .speech()
-        .speech_requests()
-        .into_iter()
-        .map(|r| r.input)
-        .collect();
+    let spoken = w.spoken();
     assert_eq!(
         spoken,
         [

@@ -106,12 +106,7 @@ async fn a_caller_who_speaks_hears_the_models_answer() {
         Some("You are the front desk of Acme. The caller is +15550123.")
     );
     assert_eq!(requests[0].user_texts(), ["What are your opening hours?"]);
-    let spoken: Vec<String> = w
-        .speech()
-        .speech_requests()
-        .into_iter()
-        .map(|r| r.input)
-        .collect();
+    let spoken = w.spoken();
     assert_eq!(
         spoken,
         [
@@ -308,12 +303,7 @@ async fn a_failing_model_still_gets_the_caller_an_answer() {
     .await;
     assert!(report.succeeded(), "{:?}", report.failure);
     assert_eq!(report.v2v_ms.len(), 1, "the apology was heard: {report:?}");
-    let spoken: Vec<String> = w
-        .speech()
-        .speech_requests()
-        .into_iter()
-        .map(|r| r.input)
-        .collect();
+    let spoken = w.spoken();
     assert!(
         spoken.iter().any(|s| s.starts_with("Sorry")),
         "an apology was spoken: {spoken:?}"

@@ -121,3 +121,12 @@ pub async fn workspace_with_keys(control: &ControlPlane, name: &str) -> (String,
     }
     (ws, keys.try_into().expect("four keys"))
 }
+
+/// A control plane on a fresh database of `backend`, and a client of its API.
+pub async fn started(
+    backend: super::Backend,
+) -> (super::TestDb, freya_control::server::ControlPlane, Api) {
+    let (db, control) = super::control_plane(backend).await;
+    let api = Api::of(&control);
+    (db, control, api)
+}

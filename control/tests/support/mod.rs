@@ -33,6 +33,15 @@ pub const JWT_SECRET: &str = "test-jwt-secret-0123456789abcdef0123456789";
 /// The credential-encryption key of test control planes (32 bytes in hex).
 pub const ENCRYPTION_KEY: &str = "000102030405060708090a0b0c0d0e0f101112131415161718191a1b1c1d1e1f";
 
+/// A control plane on loopback over a fresh database of `backend`: how most tests start.
+pub async fn control_plane(backend: Backend) -> (TestDb, freya_control::server::ControlPlane) {
+    let db = TestDb::new(backend).await;
+    let control = freya_control::server::ControlPlane::start(&control_config(&db.url))
+        .await
+        .expect("control starts");
+    (db, control)
+}
+
 /// Creates `agent` in the scoped workspace and routes `number` (in every region) to it.
 pub async fn agent_on_number(
     control: &freya_control::server::ControlPlane,

@@ -14,21 +14,24 @@ use freya_edge::speech::fakes::FakeOpenAiSpeech;
 use freya_edge::{Edge, EdgeConfig};
 use freya_proto::v1::edge_command::Command;
 use freya_proto::v1::{EdgeCommand, PlaceCall};
-use freya_shared::model::{AgentSpec, ProviderSpec, SipTransport, SipTrunkSpec};
+use freya_shared::model::{AgentSpec, PhoneNumberSpec, ProviderSpec, SipTransport, SipTrunkSpec};
 use freya_shared::snapshot::ProviderConfig;
+use freya_shared::workflow::Workflow;
 use serde_json::{json, Value};
 
+use super::http::Api;
 use super::{
     agent_on_number, control_config, edge_config, eventually, until_routed, Backend, TestDb, SECRET,
 };
 
-/// A control plane, an edge and a workspace whose agent answers [`World::number`].
+/// A control plane, an edge and a workspace whose agent (or a workflow, with
+/// [`WorldBuilder::workflow`]) answers [`World::number`].
 pub struct World {
     pub db: TestDb,
     pub control: ControlPlane,
     pub edge: Edge,
     pub scope: WorkspaceScope,
-    /// The id of the agent the number routes to.
+    /// The id of the world's agent (the number routes to it, or to the workflow naming it).
     pub agent_id: String,
     /// The number the agent answers.
     pub number: String,
@@ -42,6 +45,9 @@ pub struct World {
 
 type ConfigChange<T> = Box<dyn FnOnce(&mut T) + Send>;
 
+/// A workflow definition built from the world's agent's id.
+type Flow = Box<dyn FnOnce(&str) -> Value + Send>;
+
 /// What a test changes in the default world.
 pub struct WorldBuilder {
     backend: Backend,
@@ -51,6 +57,7 @@ pub struct WorldBuilder {
     number: String,
     control: Option<ConfigChange<ControlConfig>>,
     edge: Option<ConfigChange<EdgeConfig>>,
+    workflow: Option<Flow>,
 }
 
 impl World {
@@ -65,6 +72,7 @@ impl World {
             number: "demo".into(),
             control: None,
             edge: None,
+            workflow: None,
         }
     }
 
@@ -76,6 +84,13 @@ impl World {
     /// The fake speech server ([`WorldBuilder::voice`] worlds only).
     pub fn speech(&self) -> &FakeOpenAiSpeech {
         self.speech.as_ref().expect("a world built with .voice()")
+    }
+
+    /// What the agent said, sentence by sentence: the texts the fake speech server was asked
+    /// to speak ([`WorldBuilder::voice`] worlds only).
+    pub fn spoken(&self) -> Vec<String> {
+        let requests = self.speech().speech_requests();
+        requests.into_iter().map(|r| r.input).collect()
     }
 
     /// A new API key of the world's workspace with `role`.
@@ -224,6 +239,13 @@ impl WorldBuilder {
         self
     }
 
+    /// Routes the number to a workflow instead of the agent: `flow` (given the agent's id)
+    /// created and published through the API, as a customer would.
+    pub fn workflow(mut self, flow: impl FnOnce(&str) -> Value + Send + 'static) -> Self {
+        self.workflow = Some(Box::new(flow));
+        self
+    }
+
     /// Changes the control plane's configuration before it starts.
     pub fn control_config(
         mut self,
@@ -268,9 +290,14 @@ impl WorldBuilder {
             .await
             .expect("workspace");
         let scope = WorkspaceScope { workspace_id };
-        let agent_id = agent_on_number(&control, &scope, &self.number, &agent)
-            .await
-            .id;
+        let agent_id = match self.workflow {
+            None => {
+                agent_on_number(&control, &scope, &self.number, &agent)
+                    .await
+                    .id
+            }
+            Some(flow) => workflow_on_number(&control, &scope, &self.number, &agent, flow).await,
+        };
         let dir = tempfile::tempdir().expect("temp dir");
         let mut config = edge_config(dir.path(), control.grpc_addr, SECRET);
         if let Some(change) = self.edge {
@@ -290,6 +317,52 @@ impl WorldBuilder {
             dir,
         }
     }
+}
+
+/// Creates `agent`, and `flow` (given its id) published through the API; routes `number` to
+/// the workflow. The agent's id.
+async fn workflow_on_number(
+    control: &ControlPlane,
+    scope: &WorkspaceScope,
+    number: &str,
+    agent: &AgentSpec,
+    flow: Flow,
+) -> String {
+    let agent = control
+        .store
+        .create_agent(scope, "test", agent)
+        .await
+        .expect("agent");
+    let definition: Workflow = serde_json::from_value(flow(&agent.id)).expect("workflow");
+    let owner = control
+        .store
+        .create_api_key(scope, "owner", Role::Owner)
+        .await
+        .expect("key")
+        .key;
+    let api = Api::of(control);
+    let created = api
+        .call("POST", "/v1/workflows", &owner, Some(json!(definition)))
+        .await;
+    assert_eq!(created.status, 201, "{}", created.body);
+    let id = created.body["id"].as_str().expect("id").to_owned();
+    let published = api
+        .call("POST", &format!("/v1/workflows/{id}/publish"), &owner, None)
+        .await;
+    assert_eq!(published.status, 201, "{}", published.body);
+    let route = PhoneNumberSpec {
+        number: number.into(),
+        region: None,
+        regions: Vec::new(),
+        agent_id: None,
+        workflow_id: Some(id),
+    };
+    control
+        .store
+        .create_number(scope, "test", &route)
+        .await
+        .expect("number");
+    agent.id
 }
 
 /// A UDP trunk on 127.0.0.1 `port` tried at `priority`, calling as +15550100, giving up on
