@@ -11,6 +11,7 @@ use serde_json::json;
 
 use freya_control::Claims;
 use support::http::started;
+use support::http::try_login;
 use support::http::{login, make_user};
 use support::on_both_engines;
 use support::{Backend, JWT_SECRET};
@@ -18,32 +19,11 @@ use support::{Backend, JWT_SECRET};
 async fn a_person_logs_in_creates_a_workspace_and_acts_in_it(backend: Backend) {
     let (db, control, api) = started(backend).await;
     make_user(&control, "ada@example.com", "correct horse").await;
-    let wrong = api
-        .call(
-            "POST",
-            "/v1/auth/login",
-            "",
-            Some(json!({"email": "ada@example.com", "password": "wrong"})),
-        )
-        .await;
+    let wrong = try_login(&api, "ada@example.com", "wrong").await;
     assert_eq!(wrong.status, StatusCode::UNAUTHORIZED);
-    let unknown = api
-        .call(
-            "POST",
-            "/v1/auth/login",
-            "",
-            Some(json!({"email": "nobody@example.com", "password": "x"})),
-        )
-        .await;
+    let unknown = try_login(&api, "nobody@example.com", "x").await;
     assert_eq!(unknown.status, StatusCode::UNAUTHORIZED);
-    let answer = api
-        .call(
-            "POST",
-            "/v1/auth/login",
-            "",
-            Some(json!({"email": "ADA@example.com", "password": "correct horse"})),
-        )
-        .await;
+    let answer = try_login(&api, "ADA@example.com", "correct horse").await;
     assert_eq!(answer.status, StatusCode::OK, "{}", answer.body);
     assert!(answer.body["expires_at"]
         .as_str()

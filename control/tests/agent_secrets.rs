@@ -8,13 +8,12 @@ mod support;
 use reqwest::StatusCode;
 use serde_json::json;
 
-use support::http::{workspace_with_keys, Api};
+use support::http::workspace_with_keys;
 use support::on_both_engines;
 use support::Backend;
 
 async fn agent_secrets_are_masked_on_read_and_kept_by_patch(backend: Backend) {
-    let (db, control) = support::control_plane(backend).await;
-    let api = Api::of(&control);
+    let (db, control, api) = support::http::started(backend).await;
     let (ws, [_, _, editor, _]) = workspace_with_keys(&control, "S").await;
     let created = api
         .call(

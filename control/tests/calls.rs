@@ -13,7 +13,7 @@ use freya_control::store::WorkspaceScope;
 use freya_edge::Edge;
 use freya_shared::ids::new_id;
 use freya_shared::model::{AgentSpec, CallEvent, CallEventKind, PhoneNumberSpec};
-use support::http::{workspace_with_keys, Api};
+use support::http::workspace_with_keys;
 use support::on_both_engines;
 use support::{edge_config, eventually, Backend, SECRET};
 
@@ -30,8 +30,7 @@ fn event(
 }
 
 async fn the_call_log_filters_and_pages_with_a_cursor(backend: Backend) {
-    let (db, control) = support::control_plane(backend).await;
-    let api = Api::of(&control);
+    let (db, control, api) = support::http::started(backend).await;
     let (ws, [_, _, _, viewer]) = workspace_with_keys(&control, "Calls").await;
     let agent = new_id();
     let base = 1_700_000_000_000;
@@ -175,8 +174,7 @@ async fn the_call_log_filters_and_pages_with_a_cursor(backend: Backend) {
 }
 
 async fn an_outbound_call_goes_to_an_edge_and_its_idempotency_key_replays(backend: Backend) {
-    let (db, control) = support::control_plane(backend).await;
-    let api = Api::of(&control);
+    let (db, control, api) = support::http::started(backend).await;
     let (ws, [_, _, editor, _]) = workspace_with_keys(&control, "Out").await;
     let scope = WorkspaceScope { workspace_id: ws };
     let spec: AgentSpec = serde_json::from_value(json!({"name": "Caller"})).expect("spec");

@@ -141,8 +141,7 @@ fn below(role: Role) -> Option<Role> {
 }
 
 async fn the_route_tables_roles_are_enforced(backend: Backend) {
-    let (db, control) = support::control_plane(backend).await;
-    let api = Api::of(&control);
+    let (db, control, api) = support::http::started(backend).await;
     let declared = declared_roles();
     // All five resources' create, list, get, patch and delete, publish, and the webhook
     // deliveries and redelivery: a parse that found fewer would test nothing.
@@ -248,8 +247,7 @@ async fn walk(api: &Api, key: &str, path: &str, limit: usize) -> (Vec<String>, u
 }
 
 async fn every_list_walks_in_cursor_pages(backend: Backend) {
-    let (db, control) = support::control_plane(backend).await;
-    let api = Api::of(&control);
+    let (db, control, api) = support::http::started(backend).await;
     let (_, keys) = workspace_with_keys(&control, "Pages").await;
     let owner = &keys[0];
     let agents = create_many(

@@ -18,7 +18,7 @@ use tokio_util::sync::CancellationToken;
 use freya_control::store::WorkspaceScope;
 use freya_edge::Edge;
 use freya_shared::model::{CallEvent, CallEventKind, EdgeStatus};
-use support::http::{workspace_with_keys, Api};
+use support::http::workspace_with_keys;
 use support::on_both_engines;
 use support::{edge_config, eventually, Backend, SECRET};
 
@@ -55,8 +55,7 @@ fn event(call: &str, ws: &str, kind: CallEventKind, payload: Value) -> CallEvent
 }
 
 async fn a_silent_edges_calls_end_as_edge_lost_and_its_spool_reconciles(backend: Backend) {
-    let (db, control) = support::control_plane(backend).await;
-    let api = Api::of(&control);
+    let (db, control, api) = support::http::started(backend).await;
     let (ws, keys) = workspace_with_keys(&control, "Lost").await;
     let scope = WorkspaceScope {
         workspace_id: ws.clone(),

@@ -9,13 +9,12 @@ use serde_json::json;
 use freya_control::store::WorkspaceScope;
 use freya_shared::ids::new_id;
 use freya_shared::model::{AgentSpec, CallEvent, CallEventKind, PhoneNumberSpec};
-use support::http::{workspace_with_keys, Api};
+use support::http::workspace_with_keys;
 use support::Backend;
 
 #[tokio::test]
 async fn a_viewer_reads_workflow_steps_without_the_saved_answer() {
-    let (db, control) = support::control_plane(Backend::Sqlite).await;
-    let api = Api::of(&control);
+    let (db, control, api) = support::http::started(Backend::Sqlite).await;
     let (ws, [_, _, editor, viewer]) = workspace_with_keys(&control, "Steps").await;
     let call = new_id();
     let started = CallEvent::raw(&call, &ws, CallEventKind::Started, json!({"from": "+1555"}));
@@ -65,8 +64,7 @@ async fn a_viewer_reads_workflow_steps_without_the_saved_answer() {
 
 #[tokio::test]
 async fn a_from_number_outside_the_sip_user_grammar_is_refused_naming_from() {
-    let (db, control) = support::control_plane(Backend::Sqlite).await;
-    let api = Api::of(&control);
+    let (db, control, api) = support::http::started(Backend::Sqlite).await;
     let (ws, [_, admin, editor, _]) = workspace_with_keys(&control, "Dial").await;
     let scope = WorkspaceScope { workspace_id: ws };
     let spec: AgentSpec = serde_json::from_value(json!({"name": "Caller"})).expect("spec");

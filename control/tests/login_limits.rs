@@ -7,23 +7,13 @@
 mod support;
 
 use reqwest::StatusCode;
-use serde_json::json;
 
 use freya_control::store::{Role, WorkspaceScope};
 use support::http::started;
-use support::http::{login, make_user, Answer, Api};
+use support::http::try_login;
+use support::http::{login, make_user, Answer};
 use support::on_both_engines;
 use support::Backend;
-
-async fn try_login(api: &Api, email: &str, password: &str) -> Answer {
-    api.call(
-        "POST",
-        "/v1/auth/login",
-        "",
-        Some(json!({"email": email, "password": password})),
-    )
-    .await
-}
 
 fn retry_after(answer: &Answer) -> u64 {
     answer

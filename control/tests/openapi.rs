@@ -8,7 +8,7 @@ mod support;
 use reqwest::StatusCode;
 use serde_json::Value;
 
-use support::http::{workspace_with_keys, Api};
+use support::http::workspace_with_keys;
 use support::Backend;
 
 /// The paths of `.route("...")` calls in `body`, with `prefix`.
@@ -50,8 +50,7 @@ fn refs(value: &Value, out: &mut Vec<String>) {
 
 #[tokio::test]
 async fn the_document_covers_every_route_with_auth_and_problem_schemas() {
-    let (db, control) = support::control_plane(Backend::Sqlite).await;
-    let api = Api::of(&control);
+    let (db, control, api) = support::http::started(Backend::Sqlite).await;
     let (_, [owner, ..]) = workspace_with_keys(&control, "O").await;
 
     let answer = api.call("GET", "/openapi.json", "", None).await;
@@ -166,8 +165,7 @@ async fn the_document_covers_every_route_with_auth_and_problem_schemas() {
 
 #[tokio::test]
 async fn the_docs_page_is_self_contained_html() {
-    let (db, control) = support::control_plane(Backend::Sqlite).await;
-    let api = Api::of(&control);
+    let (db, control, api) = support::http::started(Backend::Sqlite).await;
     let response = api
         .http
         .get(format!("{}/docs", api.base))

@@ -9,7 +9,7 @@ use reqwest::StatusCode;
 use serde_json::json;
 use sqlx::Row;
 
-use support::http::{workspace_with_keys, Api};
+use support::http::workspace_with_keys;
 use support::on_both_engines;
 use support::Backend;
 
@@ -27,8 +27,7 @@ async fn stored_provider_columns(url: &str, id: &str) -> (String, Option<String>
 }
 
 async fn trunk_password_is_sealed_masked_kept_and_reaches_the_snapshot(backend: Backend) {
-    let (db, control) = support::control_plane(backend).await;
-    let api = Api::of(&control);
+    let (db, control, api) = support::http::started(backend).await;
     let (_, [_, admin, ..]) = workspace_with_keys(&control, "P").await;
     let before = control.store.config_version().await.expect("version");
 
@@ -197,8 +196,7 @@ async fn trunk_password_is_sealed_masked_kept_and_reaches_the_snapshot(backend: 
 }
 
 async fn invalid_trunks_are_refused_naming_the_field(backend: Backend) {
-    let (db, control) = support::control_plane(backend).await;
-    let api = Api::of(&control);
+    let (db, control, api) = support::http::started(backend).await;
     let (_, [owner, ..]) = workspace_with_keys(&control, "V").await;
     for (body, field) in [
         (json!({"name": "x", "host": "bad host"}), "host"),
@@ -230,8 +228,7 @@ async fn invalid_trunks_are_refused_naming_the_field(backend: Backend) {
 const SID: &str = "AC0123456789abcdef0123456789abcdef";
 
 async fn twilio_token_is_sealed_masked_rotated_and_reaches_the_snapshot(backend: Backend) {
-    let (db, control) = support::control_plane(backend).await;
-    let api = Api::of(&control);
+    let (db, control, api) = support::http::started(backend).await;
     let (_, [_, admin, ..]) = workspace_with_keys(&control, "T").await;
     let created = api
         .call(
@@ -317,8 +314,7 @@ async fn twilio_token_is_sealed_masked_rotated_and_reaches_the_snapshot(backend:
 }
 
 async fn invalid_twilio_accounts_are_refused_naming_the_field(backend: Backend) {
-    let (db, control) = support::control_plane(backend).await;
-    let api = Api::of(&control);
+    let (db, control, api) = support::http::started(backend).await;
     let (_, [owner, ..]) = workspace_with_keys(&control, "V").await;
     for (body, field) in [
         (

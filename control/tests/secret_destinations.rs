@@ -45,8 +45,7 @@ async fn refused_unchanged(
 }
 
 async fn a_new_agent_provider_base_url_needs_the_api_key_again(backend: Backend) {
-    let (db, control) = support::control_plane(backend).await;
-    let api = Api::of(&control);
+    let (db, control, api) = support::http::started(backend).await;
     let (ws, [_, _, editor, _]) = workspace_with_keys(&control, "D").await;
     let created = api
         .call(
@@ -121,8 +120,7 @@ async fn a_new_agent_provider_base_url_needs_the_api_key_again(backend: Backend)
 }
 
 async fn a_new_provider_host_needs_the_secret_again(backend: Backend) {
-    let (db, control) = support::control_plane(backend).await;
-    let api = Api::of(&control);
+    let (db, control, api) = support::http::started(backend).await;
     let (_, [_, admin, ..]) = workspace_with_keys(&control, "H").await;
     let trunk = api
         .call(

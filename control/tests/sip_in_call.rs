@@ -14,6 +14,7 @@ use freya_edge::llm::fakes::FakeReply;
 use freya_edge::media::g711::G711;
 use freya_loadtest::audio::Utterance;
 use support::caller::sipp_with_media;
+use support::raw_sip::recv_sip;
 use support::world::World;
 
 /// A pcap (Ethernet/IPv4/UDP/RTP, PCMA, 20 ms packets) of espeak-ng saying `text` followed by
@@ -165,22 +166,6 @@ async fn a_session_interval_below_our_minimum_is_refused_with_422() {
         "sipp got 422 with Min-SE: 90"
     );
     w.teardown().await;
-}
-
-/// Reads datagrams from `socket` until one starts with `prefix` (or `limit` passes).
-async fn recv_sip(socket: &tokio::net::UdpSocket, prefix: &str, limit: Duration) -> String {
-    let mut buf = vec![0u8; 65_536];
-    tokio::time::timeout(limit, async {
-        loop {
-            let (n, _) = socket.recv_from(&mut buf).await.expect("recv");
-            let text = String::from_utf8_lossy(&buf[..n]).into_owned();
-            if text.starts_with(prefix) {
-                return text;
-            }
-        }
-    })
-    .await
-    .unwrap_or_else(|_| panic!("no `{prefix}` within {limit:?}"))
 }
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]

@@ -66,8 +66,7 @@ struct World {
 }
 
 async fn world(backend: Backend) -> World {
-    let (db, control) = support::control_plane(backend).await;
-    let api = Api::of(&control);
+    let (db, control, api) = support::http::started(backend).await;
     let (_, keys) = workspace_with_keys(&control, "Flows").await;
     let agent = api
         .call(

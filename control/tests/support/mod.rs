@@ -42,6 +42,24 @@ pub async fn control_plane(backend: Backend) -> (TestDb, freya_control::server::
     (db, control)
 }
 
+/// Registers edge `id` of `region` straight in the store, as a connected edge would: for tests
+/// of what the control plane does with edges' records, without running one.
+pub async fn register_edge(control: &freya_control::server::ControlPlane, id: &str, region: &str) {
+    control
+        .store
+        .register_edge(&freya_control::store::EdgeRegistration {
+            id: id.into(),
+            region: region.into(),
+            sip_addr: "127.0.0.1:5060".into(),
+            rtp_addr: "127.0.0.1".into(),
+            http_addr: "127.0.0.1:8081".into(),
+            version: "test".into(),
+            health: Default::default(),
+        })
+        .await
+        .expect("edge");
+}
+
 /// Creates `agent` in the scoped workspace and routes `number` (in every region) to it.
 pub async fn agent_on_number(
     control: &freya_control::server::ControlPlane,
