@@ -12,6 +12,7 @@ use freya_shared::ids::now_ms;
 #[derive(Debug, Clone, Copy)]
 pub(crate) enum Cell<'a> {
     Text(&'a str),
+    /// Text or SQL NULL.
     MaybeText(Option<&'a str>),
     Int(i64),
 }
@@ -20,14 +21,18 @@ pub(crate) enum Cell<'a> {
 /// a new snapshot), or only the audit log.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
 pub(crate) enum Reach {
+    /// Edges route calls by it (agents, numbers, workflows, providers).
     Edges,
+    /// Only the control plane uses it (webhooks).
     AuditOnly,
 }
 
 /// Who changes which resource: what every audit entry of a change names.
 #[derive(Debug, Clone, Copy)]
 pub(crate) struct Change<'a> {
+    /// The workspace the resource is in; every statement is confined to it.
     pub scope: &'a WorkspaceScope,
+    /// Who to name in the audit entry (`user:<id>`, `api_key:<id>`).
     pub actor: &'a str,
     /// The resource type in audit entries (`agent`); actions are `<type>.created` etc.
     pub resource_type: &'a str,

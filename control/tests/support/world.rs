@@ -27,9 +27,12 @@ use super::{
 /// A control plane, an edge and a workspace whose agent (or a workflow, with
 /// [`WorldBuilder::workflow`]) answers [`World::number`].
 pub struct World {
+    /// The control plane's database (dropped by [`World::stop`]).
     pub db: TestDb,
     pub control: ControlPlane,
+    /// The edge, linked to `control`, that has learnt the number.
     pub edge: Edge,
+    /// The workspace everything of the world is in.
     pub scope: WorkspaceScope,
     /// The id of the world's agent (the number routes to it, or to the workflow naming it).
     pub agent_id: String,
