@@ -12,7 +12,7 @@ use serde_json::json;
 use freya_control::store::WorkspaceScope;
 use freya_edge::Edge;
 use freya_shared::ids::new_id;
-use freya_shared::model::{AgentSpec, CallEvent, CallEventKind, PhoneNumberSpec};
+use freya_shared::model::{AgentSpec, CallEvent, CallEventKind};
 use support::http::workspace_with_keys;
 use support::on_both_engines;
 use support::{edge_config, eventually, Backend, SECRET};
@@ -178,26 +178,8 @@ async fn an_outbound_call_goes_to_an_edge_and_its_idempotency_key_replays(backen
     let (ws, [_, _, editor, _]) = workspace_with_keys(&control, "Out").await;
     let scope = WorkspaceScope { workspace_id: ws };
     let spec: AgentSpec = serde_json::from_value(json!({"name": "Caller"})).expect("spec");
-    let agent = control
-        .store
-        .create_agent(&scope, "t", &spec)
-        .await
-        .expect("agent");
-    control
-        .store
-        .create_number(
-            &scope,
-            "t",
-            &PhoneNumberSpec {
-                number: "+15550100".into(),
-                region: Some("local".into()),
-                regions: Vec::new(),
-                agent_id: Some(agent.id.clone()),
-                workflow_id: None,
-            },
-        )
-        .await
-        .expect("number");
+    let _agent =
+        support::agent_on_number_in(&control, &scope, "+15550100", Some("local"), &spec).await;
 
     let body = json!({"from": "+15550100", "to": "+4712345678"});
     let none_online = api

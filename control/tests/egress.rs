@@ -8,7 +8,7 @@ use serde_json::json;
 
 use freya_control::store::WorkspaceScope;
 use freya_shared::ids::new_id;
-use freya_shared::model::{AgentSpec, CallEvent, CallEventKind, PhoneNumberSpec};
+use freya_shared::model::{AgentSpec, CallEvent, CallEventKind};
 use support::http::workspace_with_keys;
 use support::Backend;
 
@@ -68,27 +68,9 @@ async fn a_from_number_outside_the_sip_user_grammar_is_refused_naming_from() {
     let (ws, [_, admin, editor, _]) = workspace_with_keys(&control, "Dial").await;
     let scope = WorkspaceScope { workspace_id: ws };
     let spec: AgentSpec = serde_json::from_value(json!({"name": "Caller"})).expect("spec");
-    let agent = control
-        .store
-        .create_agent(&scope, "t", &spec)
-        .await
-        .expect("agent");
     // A valid number name (`#` is allowed there) that RFC 3261's user part does not allow.
-    control
-        .store
-        .create_number(
-            &scope,
-            "t",
-            &PhoneNumberSpec {
-                number: "desk#1".into(),
-                region: Some("local".into()),
-                regions: Vec::new(),
-                agent_id: Some(agent.id.clone()),
-                workflow_id: None,
-            },
-        )
-        .await
-        .expect("number");
+    let _agent =
+        support::agent_on_number_in(&control, &scope, "desk#1", Some("local"), &spec).await;
     let refused = api
         .call(
             "POST",

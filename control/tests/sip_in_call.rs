@@ -82,6 +82,19 @@ async fn world(agent: serde_json::Value) -> World {
     w
 }
 
+/// A world whose agent's model first sends the keys `1#` (the `send_dtmf` tool), then says
+/// "Done." to anything.
+async fn menu_world() -> World {
+    let w = world(serde_json::json!({"name": "Menu", "system_prompt": "Press 1 then #."})).await;
+    w.llm().push_reply(FakeReply::tool_call(
+        "call_1",
+        "send_dtmf",
+        serde_json::json!({"digits": "1#"}),
+    ));
+    w.llm().respond_with(|_| FakeReply::text("Done."));
+    w
+}
+
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn the_agent_transfers_a_sipp_caller_by_refer_and_hangs_up_when_notified() {
     let w = world(serde_json::json!({
@@ -134,13 +147,7 @@ async fn the_agent_transfers_a_sipp_caller_by_refer_and_hangs_up_when_notified()
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn send_dtmf_reaches_a_caller_without_telephone_event_by_sip_info() {
-    let w = world(serde_json::json!({"name": "Menu", "system_prompt": "Press 1 then #."})).await;
-    w.llm().push_reply(FakeReply::tool_call(
-        "call_1",
-        "send_dtmf",
-        serde_json::json!({"digits": "1#"}),
-    ));
-    w.llm().respond_with(|_| FakeReply::text("Done."));
+    let w = menu_world().await;
 
     let code = sipp(w.edge.sip_addr, "uac_dtmf_info.xml", "demo").await;
 
@@ -174,13 +181,7 @@ async fn send_dtmf_reaches_the_caller_as_rfc_4733_events_in_our_rtp_stream() {
     use freya_edge::rtp::packet::RtpPacket;
     use freya_edge::sip::sdp::SessionDescription;
 
-    let w = world(serde_json::json!({"name": "Menu", "system_prompt": "Press 1 then #."})).await;
-    w.llm().push_reply(FakeReply::tool_call(
-        "call_1",
-        "send_dtmf",
-        serde_json::json!({"digits": "1#"}),
-    ));
-    w.llm().respond_with(|_| FakeReply::text("Done."));
+    let w = menu_world().await;
     // A caller written by hand: SIP and RTP on sockets of this test.
     let sip = tokio::net::UdpSocket::bind("127.0.0.1:0")
         .await

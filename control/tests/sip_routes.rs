@@ -42,13 +42,19 @@ async fn ended(w: &World) -> (CallRecord, serde_json::Value) {
     (call, ended)
 }
 
-/// A socket for the caller's RTP (the edge sends its audio there; nobody listens to it).
-fn rtp_socket() -> UdpSocket {
-    UdpSocket::bind("127.0.0.1:0").expect("an RTP port")
+/// sipp dialling `demo` at `target` with `scenario`, its RTP on a socket of ours (the edge
+/// sends its audio there; nobody listens to it); sipp's exit code.
+async fn sipp_via(target: std::net::SocketAddr, scenario: &str) -> i32 {
+    let rtp = UdpSocket::bind("127.0.0.1:0").expect("an RTP port");
+    let port = rtp.local_addr().expect("address").port();
+    sipp_scenario(target, "demo", port, scenario).await
 }
 
-fn port_of(socket: &UdpSocket) -> u16 {
-    socket.local_addr().expect("address").port()
+/// The agent ended the call at its time limit, and our BYE was answered 200.
+fn assert_the_agents_bye_was_answered(call: &CallRecord, ended: &serde_json::Value) {
+    assert_eq!(call.end_reason.as_deref(), Some("max_duration"));
+    assert_eq!(ended["hangup_by"], "agent");
+    assert_eq!(ended["bye_outcome"], "200", "{ended}");
 }
 
 /// A caller behind a strict router (sipp itself) and a loose one: the edge's 200 echoes both
@@ -56,19 +62,10 @@ fn port_of(socket: &UdpSocket) -> u16 {
 /// Request-URI and the loose router then the caller's Contact as Route (sipp checks each).
 async fn a_strict_and_a_loose_record_route_shape_our_bye(backend: Backend) {
     let w = world(backend, 2).await;
-    let rtp = rtp_socket();
-    let code = sipp_scenario(
-        w.edge.sip_addr,
-        "demo",
-        port_of(&rtp),
-        "uac_record_route_strict.xml",
-    )
-    .await;
+    let code = sipp_via(w.edge.sip_addr, "uac_record_route_strict.xml").await;
     assert_eq!(code, 0, "sipp's checks of the 200 and the BYE passed");
     let (call, ended) = ended(&w).await;
-    assert_eq!(call.end_reason.as_deref(), Some("max_duration"));
-    assert_eq!(ended["hangup_by"], "agent");
-    assert_eq!(ended["bye_outcome"], "200", "{ended}");
+    assert_the_agents_bye_was_answered(&call, &ended);
     w.stop().await;
 }
 
@@ -79,14 +76,7 @@ async fn a_caller_through_kamailio_hangs_up_through_it(backend: Backend) {
     let Some(proxy) = Kamailio::start(w.edge.sip_addr) else {
         return w.stop().await;
     };
-    let rtp = rtp_socket();
-    let code = sipp_scenario(
-        proxy.addr,
-        "demo",
-        port_of(&rtp),
-        "uac_via_proxy_caller_hangs_up.xml",
-    )
-    .await;
+    let code = sipp_via(proxy.addr, "uac_via_proxy_caller_hangs_up.xml").await;
     assert_eq!(code, 0, "sipp's call through kamailio went as scripted");
     let (call, ended) = ended(&w).await;
     assert_eq!(ended["hangup_by"], "caller", "{ended}");
@@ -105,19 +95,10 @@ async fn the_agents_bye_goes_through_kamailio_and_is_answered(backend: Backend) 
     let Some(proxy) = Kamailio::start(w.edge.sip_addr) else {
         return w.stop().await;
     };
-    let rtp = rtp_socket();
-    let code = sipp_scenario(
-        proxy.addr,
-        "demo",
-        port_of(&rtp),
-        "uac_via_proxy_agent_hangs_up.xml",
-    )
-    .await;
+    let code = sipp_via(proxy.addr, "uac_via_proxy_agent_hangs_up.xml").await;
     assert_eq!(code, 0, "sipp received the edge's BYE through kamailio");
     let (call, ended) = ended(&w).await;
-    assert_eq!(call.end_reason.as_deref(), Some("max_duration"));
-    assert_eq!(ended["hangup_by"], "agent");
-    assert_eq!(ended["bye_outcome"], "200", "{ended}");
+    assert_the_agents_bye_was_answered(&call, &ended);
     drop(proxy);
     w.stop().await;
 }

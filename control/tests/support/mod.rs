@@ -67,6 +67,17 @@ pub async fn agent_on_number(
     number: &str,
     agent: &freya_shared::model::AgentSpec,
 ) -> freya_control::store::Agent {
+    agent_on_number_in(control, scope, number, None, agent).await
+}
+
+/// [`agent_on_number`] with the number's home `region` (`None`: every region).
+pub async fn agent_on_number_in(
+    control: &freya_control::server::ControlPlane,
+    scope: &freya_control::store::WorkspaceScope,
+    number: &str,
+    region: Option<&str>,
+    agent: &freya_shared::model::AgentSpec,
+) -> freya_control::store::Agent {
     let agent = control
         .store
         .create_agent(scope, "test", agent)
@@ -79,7 +90,7 @@ pub async fn agent_on_number(
             "test",
             &freya_shared::model::PhoneNumberSpec {
                 number: number.into(),
-                region: None,
+                region: region.map(Into::into),
                 regions: Vec::new(),
                 agent_id: Some(agent.id.clone()),
                 workflow_id: None,

@@ -175,6 +175,16 @@ impl World {
         call_id
     }
 
+    /// A call of the workspace once one is in `status` (`failed`, ...).
+    pub async fn call_in_status(&self, status: &str) -> CallRecord {
+        let what = format!("a call to be {status}");
+        eventually(Duration::from_secs(10), &what, || async {
+            let calls = self.control.store.calls(&self.scope, 10).await.ok()?;
+            calls.into_iter().find(|c| c.status == status)
+        })
+        .await
+    }
+
     /// Call `call_id` once it is recorded as over.
     pub async fn finished_call(&self, call_id: &str) -> CallRecord {
         eventually(
