@@ -6,7 +6,7 @@
 use serde::Serialize;
 use sqlx::Row;
 
-use super::change::Change;
+use super::change::{delete_scoped, Change};
 use super::workspaces::{lock_workspace, role_of};
 use super::{retry, Role, Store, StoreError, WorkspaceScope};
 use freya_shared::ids::now_ms;
@@ -188,8 +188,7 @@ impl Store {
                     "member.role_changed",
                     serde_json::json!({"from": current.as_str(), "to": role.as_str()}),
                 )
-                .await?;
-            Ok(())
+                .await
         })
         .await?;
         self.member(scope, user_id).await
@@ -214,19 +213,14 @@ impl Store {
             if current == Role::Owner && owner_count(&mut tx, scope).await? <= 1 {
                 return Err(last_owner());
             }
-            sqlx::query("DELETE FROM memberships WHERE workspace_id = $1 AND user_id = $2")
-                .bind(&scope.workspace_id)
-                .bind(user_id)
-                .execute(&mut *tx)
-                .await?;
+            delete_scoped(&mut tx, scope, "memberships", "user_id", user_id).await?;
             Change::of(scope, actor, "member", user_id)
                 .commit(
                     tx,
                     "member.removed",
                     serde_json::json!({"role": current.as_str()}),
                 )
-                .await?;
-            Ok(())
+                .await
         })
         .await
     }
