@@ -52,7 +52,7 @@ async fn main() -> anyhow::Result<()> {
         dir.path().join("bench.db").display()
     );
     let control = ControlPlane::start(&bench_config(&url, 8, dir.path())).await?;
-    let hash = freya_control::api::hash_password("correct horse")
+    let hash = freya_control::hash_password("correct horse")
         .map_err(|e| anyhow::anyhow!("cannot hash: {e}"))?;
     control
         .store

@@ -14,7 +14,7 @@ use crate::store::Store;
 const MIN_PERIOD: Duration = Duration::from_millis(250);
 
 /// Ends lost edges' calls until `shutdown`.
-pub async fn run(
+pub(crate) async fn run(
     store: Store,
     offline_after_ms: u32,
     shutdown: CancellationToken,

@@ -20,12 +20,12 @@ use tonic::transport::server::{Connected, TcpConnectInfo};
 use freya_edge::serve::{ConnectionGate, Permit};
 
 /// How often an idle edge connection is pinged, and how long the answer may take.
-pub const KEEPALIVE_INTERVAL: Duration = Duration::from_secs(20);
+pub(crate) const KEEPALIVE_INTERVAL: Duration = Duration::from_secs(20);
 /// See [`KEEPALIVE_INTERVAL`].
-pub const KEEPALIVE_TIMEOUT: Duration = Duration::from_secs(10);
+pub(crate) const KEEPALIVE_TIMEOUT: Duration = Duration::from_secs(10);
 
 /// An accepted connection and its slot under the caps, freed when tonic drops it.
-pub struct GatedConnection {
+pub(crate) struct GatedConnection {
     stream: TcpStream,
     _permit: Permit,
 }
@@ -68,7 +68,7 @@ impl AsyncWrite for GatedConnection {
 
 /// The connections `listener` accepts that fit under `gate`; the others are closed (dropped) as
 /// they arrive. Accept errors (a full file table) are passed on for tonic to log and go on.
-pub fn gated(
+pub(crate) fn gated(
     listener: TcpListener,
     gate: ConnectionGate,
 ) -> impl Stream<Item = io::Result<GatedConnection>> {

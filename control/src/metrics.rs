@@ -5,7 +5,7 @@ use prometheus_client::metrics::counter::Counter;
 use prometheus_client::registry::Registry;
 
 /// Counters the control plane keeps; one registry per control-plane instance.
-pub struct ControlMetrics {
+pub(crate) struct ControlMetrics {
     registry: Registry,
     pub edge_registrations: Counter,
     pub config_snapshots_sent: Counter,
@@ -60,7 +60,7 @@ impl Default for ControlMetrics {
 
 impl ControlMetrics {
     /// The Prometheus text exposition of every metric.
-    pub fn render(&self) -> String {
+    pub(crate) fn render(&self) -> String {
         let mut out = String::new();
         if encode(&mut out, &self.registry).is_err() {
             out.clear();

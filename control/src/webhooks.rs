@@ -29,7 +29,7 @@ use crate::store::{DeliveryAttempt, DueDelivery, Store};
 use freya_edge::egress::{Egress, EgressConfig};
 use freya_shared::ids::now_ms;
 
-pub use freya_shared::signature::SIGNATURE_HEADER;
+pub(crate) use freya_shared::signature::SIGNATURE_HEADER;
 
 /// How many due deliveries one poll picks up.
 const BATCH: i64 = 64;
@@ -39,7 +39,7 @@ const CONCURRENT_ATTEMPTS: usize = 8;
 
 /// The `Freya-Signature` value of `body` sent at `timestamp` (seconds since the epoch), or why
 /// it cannot be signed (an empty secret).
-pub fn signature(
+pub(crate) fn signature(
     secret: &str,
     timestamp: u64,
     body: &[u8],
@@ -48,14 +48,14 @@ pub fn signature(
 }
 
 /// The pause before the attempt after `failures` failed ones.
-pub fn backoff(config: &WebhooksConfig, failures: i64) -> Duration {
+pub(crate) fn backoff(config: &WebhooksConfig, failures: i64) -> Duration {
     let exponent = u32::try_from(failures.saturating_sub(1).clamp(0, 30)).unwrap_or(30);
     let pause = u64::from(config.retry_base_ms).saturating_mul(1u64 << exponent);
     Duration::from_millis(pause.min(u64::from(config.retry_max_ms)))
 }
 
 /// Sends queued webhook deliveries until cancelled.
-pub struct DeliveryWorker {
+pub(crate) struct DeliveryWorker {
     store: Store,
     config: WebhooksConfig,
     egress: Egress,
@@ -63,7 +63,7 @@ pub struct DeliveryWorker {
 
 impl DeliveryWorker {
     /// A worker on `store` with the `[webhooks]` settings.
-    pub fn new(store: Store, config: WebhooksConfig) -> anyhow::Result<Self> {
+    pub(crate) fn new(store: Store, config: WebhooksConfig) -> anyhow::Result<Self> {
         // The guard follows no redirect: one could lead a signed body somewhere the
         // subscription did not name.
         let egress = Egress::from_builder(
@@ -84,7 +84,7 @@ impl DeliveryWorker {
     }
 
     /// Polls and delivers until `stop` is cancelled.
-    pub async fn run(self, stop: CancellationToken) -> anyhow::Result<()> {
+    pub(crate) async fn run(self, stop: CancellationToken) -> anyhow::Result<()> {
         let poll = Duration::from_millis(u64::from(self.config.poll_interval_ms));
         while !stop.is_cancelled() {
             match self.work_off_due(&stop).await {

@@ -9,50 +9,21 @@ use jsonwebtoken::{Algorithm, EncodingKey, Header};
 use reqwest::StatusCode;
 use serde_json::json;
 
-use freya_control::api::Claims;
-use freya_control::server::ControlPlane;
-use support::http::{login, make_user, Api};
+use freya_control::Claims;
+use support::http::started;
+use support::http::try_login;
+use support::http::{login, make_user};
 use support::on_both_engines;
-use support::{control_config, Backend, TestDb, JWT_SECRET};
-
-async fn start(backend: Backend) -> (TestDb, ControlPlane, Api) {
-    let db = TestDb::new(backend).await;
-    let control = ControlPlane::start(&control_config(&db.url))
-        .await
-        .expect("control starts");
-    let api = Api::of(&control);
-    (db, control, api)
-}
+use support::{Backend, JWT_SECRET};
 
 async fn a_person_logs_in_creates_a_workspace_and_acts_in_it(backend: Backend) {
-    let (db, control, api) = start(backend).await;
+    let (db, control, api) = started(backend).await;
     make_user(&control, "ada@example.com", "correct horse").await;
-    let wrong = api
-        .call(
-            "POST",
-            "/v1/auth/login",
-            "",
-            Some(json!({"email": "ada@example.com", "password": "wrong"})),
-        )
-        .await;
+    let wrong = try_login(&api, "ada@example.com", "wrong").await;
     assert_eq!(wrong.status, StatusCode::UNAUTHORIZED);
-    let unknown = api
-        .call(
-            "POST",
-            "/v1/auth/login",
-            "",
-            Some(json!({"email": "nobody@example.com", "password": "x"})),
-        )
-        .await;
+    let unknown = try_login(&api, "nobody@example.com", "x").await;
     assert_eq!(unknown.status, StatusCode::UNAUTHORIZED);
-    let answer = api
-        .call(
-            "POST",
-            "/v1/auth/login",
-            "",
-            Some(json!({"email": "ADA@example.com", "password": "correct horse"})),
-        )
-        .await;
+    let answer = try_login(&api, "ADA@example.com", "correct horse").await;
     assert_eq!(answer.status, StatusCode::OK, "{}", answer.body);
     assert!(answer.body["expires_at"]
         .as_str()
@@ -148,7 +119,7 @@ fn sign(claims: &Claims, algorithm: Algorithm, secret: &str) -> String {
 }
 
 async fn expired_tampered_and_wrong_algorithm_tokens_answer_401(backend: Backend) {
-    let (db, control, api) = start(backend).await;
+    let (db, control, api) = started(backend).await;
     let user = make_user(&control, "bob@example.com", "pw").await;
     let token = login(&api, "bob@example.com", "pw").await;
     let ws = api
@@ -244,7 +215,7 @@ fn base64_url(bytes: &[u8]) -> String {
 }
 
 async fn members_are_managed_and_the_last_owner_stays(backend: Backend) {
-    let (db, control, api) = start(backend).await;
+    let (db, control, api) = started(backend).await;
     make_user(&control, "owner@example.com", "pw").await;
     let carol = make_user(&control, "carol@example.com", "pw").await;
     let owner = login(&api, "owner@example.com", "pw").await;
@@ -387,7 +358,7 @@ async fn members_are_managed_and_the_last_owner_stays(backend: Backend) {
 }
 
 async fn a_revoked_key_stops_working_at_once(backend: Backend) {
-    let (db, control, api) = start(backend).await;
+    let (db, control, api) = started(backend).await;
     let (ws, [_, admin, editor, _]) = support::http::workspace_with_keys(&control, "K").await;
     let keys = format!("/v1/workspaces/{ws}/api-keys");
     let too_high = api
@@ -460,7 +431,7 @@ async fn a_revoked_key_stops_working_at_once(backend: Backend) {
 }
 
 async fn the_audit_log_pages_through_every_change(backend: Backend) {
-    let (db, control, api) = start(backend).await;
+    let (db, control, api) = started(backend).await;
     let (_, [owner, _, _, viewer]) = support::http::workspace_with_keys(&control, "A").await;
     for n in 0..5 {
         api.call(

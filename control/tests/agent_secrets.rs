@@ -8,17 +8,12 @@ mod support;
 use reqwest::StatusCode;
 use serde_json::json;
 
-use freya_control::server::ControlPlane;
-use support::http::{workspace_with_keys, Api};
+use support::http::workspace_with_keys;
 use support::on_both_engines;
-use support::{control_config, Backend, TestDb};
+use support::Backend;
 
 async fn agent_secrets_are_masked_on_read_and_kept_by_patch(backend: Backend) {
-    let db = TestDb::new(backend).await;
-    let control = ControlPlane::start(&control_config(&db.url))
-        .await
-        .expect("control starts");
-    let api = Api::of(&control);
+    let (db, control, api) = support::http::started(backend).await;
     let (ws, [_, _, editor, _]) = workspace_with_keys(&control, "S").await;
     let created = api
         .call(

@@ -8,12 +8,11 @@ use reqwest::StatusCode;
 use serde_json::{json, Value};
 
 use freya_control::server::ControlPlane;
-use freya_control::store::EdgeRegistration;
 use freya_shared::ids::new_id;
 use freya_shared::model::CallEvent;
-use support::http::{workspace_with_keys, Api};
+use support::http::workspace_with_keys;
 use support::on_both_engines;
-use support::{control_config, Backend, TestDb};
+use support::Backend;
 
 /// 2025-01-01T00:00:00Z.
 const T0: i64 = 1_735_689_600_000;
@@ -84,32 +83,12 @@ async fn event(control: &ControlPlane, ws: &str, call: &str, kind: &str, payload
         .expect("event");
 }
 
-async fn register(control: &ControlPlane, id: &str, region: &str) {
-    control
-        .store
-        .register_edge(&EdgeRegistration {
-            id: id.into(),
-            region: region.into(),
-            sip_addr: "127.0.0.1:5060".into(),
-            rtp_addr: "127.0.0.1".into(),
-            http_addr: "127.0.0.1:8081".into(),
-            version: "test".into(),
-            health: Default::default(),
-        })
-        .await
-        .expect("edge");
-}
-
 async fn calls_are_bucketed_grouped_and_summed(backend: Backend) {
-    let db = TestDb::new(backend).await;
-    let control = ControlPlane::start(&control_config(&db.url))
-        .await
-        .expect("control starts");
-    let api = Api::of(&control);
+    let (db, control, api) = support::http::started(backend).await;
     let (ws, [_, _, _, viewer]) = workspace_with_keys(&control, "A").await;
     let (other, _) = workspace_with_keys(&control, "Other").await;
-    register(&control, "edge-eu", "eu-west").await;
-    register(&control, "edge-us", "us-east").await;
+    support::register_edge(&control, "edge-eu", "eu-west").await;
+    support::register_edge(&control, "edge-us", "us-east").await;
     let call = |ws, agent, edge, start, talk_ms, reason| Call {
         ws,
         agent,
@@ -324,14 +303,10 @@ async fn calls_are_bucketed_grouped_and_summed(backend: Backend) {
 }
 
 async fn usage_and_reply_latency_are_summed_and_ranked(backend: Backend) {
-    let db = TestDb::new(backend).await;
-    let control = ControlPlane::start(&control_config(&db.url))
-        .await
-        .expect("control starts");
-    let api = Api::of(&control);
+    let (db, control, api) = support::http::started(backend).await;
     let (ws, [_, _, _, viewer]) = workspace_with_keys(&control, "A").await;
     let (other, _) = workspace_with_keys(&control, "Other").await;
-    register(&control, "edge-eu", "eu-west").await;
+    support::register_edge(&control, "edge-eu", "eu-west").await;
     let call = |ws, agent, start, talk_ms| Call {
         ws,
         agent,

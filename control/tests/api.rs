@@ -9,7 +9,7 @@ use serde_json::{json, Value};
 use freya_control::server::ControlPlane;
 use freya_control::store::{Role, WorkspaceScope};
 use support::on_both_engines;
-use support::{control_config, Backend, TestDb};
+use support::{Backend, TestDb};
 
 struct Api {
     base: String,
@@ -47,10 +47,7 @@ impl Api {
 }
 
 async fn setup(backend: Backend) -> (TestDb, ControlPlane, Api, String, String) {
-    let db = TestDb::new(backend).await;
-    let control = ControlPlane::start(&control_config(&db.url))
-        .await
-        .expect("control starts");
+    let (db, control) = support::control_plane(backend).await;
     let ws = control
         .store
         .create_workspace("A")

@@ -17,7 +17,7 @@ use tokio_tungstenite::tungstenite::Message;
 
 use freya_control::server::ControlPlane;
 use freya_edge::Edge;
-use support::{control_config, edge_config, Backend, TestDb, SECRET};
+use support::{edge_config, Backend, TestDb, SECRET};
 
 /// How long a refusal may take: it needs no body, so it comes at once.
 const REFUSAL_DEADLINE: Duration = Duration::from_secs(3);
@@ -117,10 +117,7 @@ fn assert_refused_as_too_large(answer: &RawAnswer) {
 
 /// A control plane and an edge linked to it.
 async fn control_and_edge() -> (TestDb, ControlPlane, Edge, tempfile::TempDir) {
-    let db = TestDb::new(Backend::Sqlite).await;
-    let control = ControlPlane::start(&control_config(&db.url))
-        .await
-        .expect("control starts");
+    let (db, control) = support::control_plane(Backend::Sqlite).await;
     let dir = tempfile::tempdir().expect("temp dir");
     let edge = Edge::start(&edge_config(dir.path(), control.grpc_addr, SECRET))
         .await
@@ -136,10 +133,7 @@ async fn teardown(db: TestDb, control: ControlPlane, edge: Edge) {
 
 #[tokio::test]
 async fn api_refuses_a_100_mb_content_length_from_the_headers() {
-    let db = TestDb::new(Backend::Sqlite).await;
-    let control = ControlPlane::start(&control_config(&db.url))
-        .await
-        .expect("control starts");
+    let (db, control) = support::control_plane(Backend::Sqlite).await;
     // With a credential that may create agents: the body would be the next thing read.
     let (_, [owner, ..]) = support::http::workspace_with_keys(&control, "Limits").await;
     let auth = format!("Authorization: Bearer {owner}\r\n");

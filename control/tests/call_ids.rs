@@ -18,12 +18,10 @@ use freya_control::store::{CallRecord, WorkspaceScope};
 use freya_edge::Edge;
 use freya_shared::ids::is_uuid;
 use freya_shared::model::AgentSpec;
-use support::http::{workspace_with_keys, Api};
+use support::http::workspace_with_keys;
 use support::on_both_engines;
 use support::raw_sip::Call;
-use support::{
-    agent_on_number, control_config, edge_config, eventually, until_routed, Backend, TestDb, SECRET,
-};
+use support::{agent_on_number, edge_config, eventually, until_routed, Backend, SECRET};
 
 /// A Call-ID of `len` characters cycling through every character RFC 3261's `word` allows,
 /// with one `@` in the middle.
@@ -57,11 +55,7 @@ async fn one_call(edge: &Edge, number: &str, call_id: &str) {
 }
 
 async fn a_callers_call_id_neither_merges_calls_nor_hides_them(backend: Backend) {
-    let db = TestDb::new(backend).await;
-    let control = ControlPlane::start(&control_config(&db.url))
-        .await
-        .expect("control starts");
-    let api = Api::of(&control);
+    let (db, control, api) = support::http::started(backend).await;
     let desk: AgentSpec =
         serde_json::from_value(serde_json::json!({"name": "Desk"})).expect("agent");
     let (ws_a, keys_a) = workspace_with_keys(&control, "A").await;

@@ -9,14 +9,13 @@ use std::time::Duration;
 use reqwest::StatusCode;
 use serde_json::json;
 
-use freya_control::server::ControlPlane;
 use freya_control::store::WorkspaceScope;
 use freya_edge::Edge;
 use freya_shared::ids::new_id;
-use freya_shared::model::{AgentSpec, CallEvent, CallEventKind, PhoneNumberSpec};
-use support::http::{workspace_with_keys, Api};
+use freya_shared::model::{AgentSpec, CallEvent, CallEventKind};
+use support::http::workspace_with_keys;
 use support::on_both_engines;
-use support::{control_config, edge_config, eventually, Backend, TestDb, SECRET};
+use support::{edge_config, eventually, Backend, SECRET};
 
 fn event(
     call: &str,
@@ -31,11 +30,7 @@ fn event(
 }
 
 async fn the_call_log_filters_and_pages_with_a_cursor(backend: Backend) {
-    let db = TestDb::new(backend).await;
-    let control = ControlPlane::start(&control_config(&db.url))
-        .await
-        .expect("control starts");
-    let api = Api::of(&control);
+    let (db, control, api) = support::http::started(backend).await;
     let (ws, [_, _, _, viewer]) = workspace_with_keys(&control, "Calls").await;
     let agent = new_id();
     let base = 1_700_000_000_000;
@@ -179,34 +174,12 @@ async fn the_call_log_filters_and_pages_with_a_cursor(backend: Backend) {
 }
 
 async fn an_outbound_call_goes_to_an_edge_and_its_idempotency_key_replays(backend: Backend) {
-    let db = TestDb::new(backend).await;
-    let control = ControlPlane::start(&control_config(&db.url))
-        .await
-        .expect("control starts");
-    let api = Api::of(&control);
+    let (db, control, api) = support::http::started(backend).await;
     let (ws, [_, _, editor, _]) = workspace_with_keys(&control, "Out").await;
     let scope = WorkspaceScope { workspace_id: ws };
     let spec: AgentSpec = serde_json::from_value(json!({"name": "Caller"})).expect("spec");
-    let agent = control
-        .store
-        .create_agent(&scope, "t", &spec)
-        .await
-        .expect("agent");
-    control
-        .store
-        .create_number(
-            &scope,
-            "t",
-            &PhoneNumberSpec {
-                number: "+15550100".into(),
-                region: Some("local".into()),
-                regions: Vec::new(),
-                agent_id: Some(agent.id.clone()),
-                workflow_id: None,
-            },
-        )
-        .await
-        .expect("number");
+    let _agent =
+        support::agent_on_number_in(&control, &scope, "+15550100", Some("local"), &spec).await;
 
     let body = json!({"from": "+15550100", "to": "+4712345678"});
     let none_online = api
@@ -334,10 +307,7 @@ async fn an_outbound_call_goes_to_an_edge_and_its_idempotency_key_replays(backen
 /// A batch of events is stored in one go: each new one once, a resent one not again, and the
 /// call record ends up as if they had come one by one.
 async fn a_batch_of_events_is_stored_once_each_with_the_call_record_updated(backend: Backend) {
-    let db = TestDb::new(backend).await;
-    let control = ControlPlane::start(&control_config(&db.url))
-        .await
-        .expect("control starts");
+    let (_db, control) = support::control_plane(backend).await;
     let (ws, _) = workspace_with_keys(&control, "Batch").await;
     let call = new_id();
     let base = 1_700_000_000_000;

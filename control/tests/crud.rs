@@ -12,12 +12,11 @@ use std::collections::HashSet;
 use reqwest::StatusCode;
 use serde_json::{json, Value};
 
-use freya_control::server::ControlPlane;
 use freya_control::store::Role;
 use freya_shared::ids::new_id;
 use support::http::{workspace_with_keys, Api};
 use support::on_both_engines;
-use support::{control_config, Backend, TestDb};
+use support::Backend;
 
 /// One route method and the least role the route table declares for it.
 #[derive(Debug)]
@@ -142,12 +141,7 @@ fn below(role: Role) -> Option<Role> {
 }
 
 async fn the_route_tables_roles_are_enforced(backend: Backend) {
-    let db = TestDb::new(backend).await;
-    let control = ControlPlane::start(&control_config(&db.url))
-        .await
-        .expect("control starts");
-    let api = Api::of(&control);
-    let (_, keys) = workspace_with_keys(&control, "Roles").await;
+    let (db, control, api) = support::http::started(backend).await;
     let declared = declared_roles();
     // All five resources' create, list, get, patch and delete, publish, and the webhook
     // deliveries and redelivery: a parse that found fewer would test nothing.
@@ -159,7 +153,10 @@ async fn the_route_tables_roles_are_enforced(backend: Backend) {
     assert!(writes >= 15, "{declared:#?}");
     let mut failures = Vec::new();
     for route in &declared {
-        let path = with_ids(&route.path);
+        // A workspace of its own for each route: the owner's DELETE of the workspace must not
+        // take the next route's keys with it.
+        let (ws, keys) = workspace_with_keys(&control, "Roles").await;
+        let path = with_ids(&route.path.replace("{workspace_id}", &ws));
         let body = (route.method != "GET" && route.method != "DELETE").then(|| json!({}));
         if let Some(lower) = below(route.role) {
             let answer = api
@@ -250,11 +247,7 @@ async fn walk(api: &Api, key: &str, path: &str, limit: usize) -> (Vec<String>, u
 }
 
 async fn every_list_walks_in_cursor_pages(backend: Backend) {
-    let db = TestDb::new(backend).await;
-    let control = ControlPlane::start(&control_config(&db.url))
-        .await
-        .expect("control starts");
-    let api = Api::of(&control);
+    let (db, control, api) = support::http::started(backend).await;
     let (_, keys) = workspace_with_keys(&control, "Pages").await;
     let owner = &keys[0];
     let agents = create_many(

@@ -7,7 +7,7 @@ mod support;
 use std::time::Duration;
 
 use freya_control::server::ControlPlane;
-use freya_control::store::{Role, WorkspaceScope};
+use freya_control::store::{EdgeRecord, Role, Store, WorkspaceScope};
 use freya_edge::Edge;
 use freya_shared::model::{AgentSpec, CallEvent, CallEventKind, EdgeStatus, PhoneNumberSpec};
 use support::on_both_engines;
@@ -20,29 +20,31 @@ fn agent(name: &str, first_message: &str) -> AgentSpec {
     spec
 }
 
+/// The record of edge `edge_id` once the store shows it in `status` (`what` names the wait).
+async fn edge_shown(store: &Store, edge_id: &str, status: EdgeStatus, what: &str) -> EdgeRecord {
+    eventually(Duration::from_secs(10), what, || async move {
+        let edges = store.edges(2_000).await.ok()?;
+        edges
+            .into_iter()
+            .find(|e| e.id == edge_id && e.status == status)
+    })
+    .await
+}
+
 async fn edge_registers_and_shows_online(backend: Backend) {
-    let db = TestDb::new(backend).await;
-    let control = ControlPlane::start(&control_config(&db.url))
-        .await
-        .expect("control starts");
+    let (db, control) = support::control_plane(backend).await;
     let dir = tempfile::tempdir().expect("temp dir");
     let edge = Edge::start(&edge_config(dir.path(), control.grpc_addr, SECRET))
         .await
         .expect("edge starts");
     let store = control.store.clone();
     let edge_id = edge.id.clone();
-    let record = eventually(Duration::from_secs(10), "the edge to show online", || {
-        let store = store.clone();
-        let edge_id = edge_id.clone();
-        async move {
-            store
-                .edges(2_000)
-                .await
-                .ok()?
-                .into_iter()
-                .find(|e| e.id == edge_id && e.status == EdgeStatus::Online)
-        }
-    })
+    let record = edge_shown(
+        &store,
+        &edge_id,
+        EdgeStatus::Online,
+        "the edge to show online",
+    )
     .await;
     assert_eq!(record.region, "local");
     assert_eq!(record.capacity, 10);
@@ -87,38 +89,22 @@ async fn edge_registers_and_shows_online(backend: Backend) {
         },
     )
     .await;
-    eventually(Duration::from_secs(10), "the edge to show draining", || {
-        let store = store.clone();
-        let edge_id = edge_id.clone();
-        async move {
-            store
-                .edges(2_000)
-                .await
-                .ok()?
-                .into_iter()
-                .find(|e| e.id == edge_id && e.status == EdgeStatus::Draining)
-        }
-    })
+    edge_shown(
+        &store,
+        &edge_id,
+        EdgeStatus::Draining,
+        "the edge to show draining",
+    )
     .await;
     assert!(edge.state.is_draining());
 
     // Once the edge stops, it turns offline after the configured silence.
     edge.stop().await;
-    eventually(
-        Duration::from_secs(10),
+    edge_shown(
+        &store,
+        &edge_id,
+        EdgeStatus::Offline,
         "the stopped edge to show offline",
-        || {
-            let store = store.clone();
-            let edge_id = edge_id.clone();
-            async move {
-                store
-                    .edges(2_000)
-                    .await
-                    .ok()?
-                    .into_iter()
-                    .find(|e| e.id == edge_id && e.status == EdgeStatus::Offline)
-            }
-        },
     )
     .await;
     control.stop().await;
@@ -126,10 +112,7 @@ async fn edge_registers_and_shows_online(backend: Backend) {
 }
 
 async fn an_agent_change_reaches_the_edge_within_a_second(backend: Backend) {
-    let db = TestDb::new(backend).await;
-    let control = ControlPlane::start(&control_config(&db.url))
-        .await
-        .expect("control starts");
+    let (db, control) = support::control_plane(backend).await;
     let store = control.store.clone();
     let workspace_id = store.create_workspace("Acme").await.expect("workspace");
     let scope = WorkspaceScope { workspace_id };
@@ -291,10 +274,7 @@ async fn events_arrive_exactly_once_across_a_control_plane_restart(backend: Back
 
 #[tokio::test]
 async fn an_edge_with_a_wrong_secret_is_refused() {
-    let db = TestDb::new(Backend::Sqlite).await;
-    let control = ControlPlane::start(&control_config(&db.url))
-        .await
-        .expect("control starts");
+    let (_db, control) = support::control_plane(Backend::Sqlite).await;
     let mut client = freya_edge::control_link::client(
         &format!("http://{}", control.grpc_addr),
         "not-the-secret-at-all",
@@ -331,10 +311,7 @@ async fn an_edge_with_a_wrong_secret_is_refused() {
 
 #[tokio::test]
 async fn api_keys_authenticate_with_their_role_and_workspace() {
-    let db = TestDb::new(Backend::Sqlite).await;
-    let control = ControlPlane::start(&control_config(&db.url))
-        .await
-        .expect("control starts");
+    let (_db, control) = support::control_plane(Backend::Sqlite).await;
     let store = &control.store;
     let ws = store.create_workspace("A").await.expect("workspace");
     let scope = WorkspaceScope {

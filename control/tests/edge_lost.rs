@@ -15,13 +15,12 @@ use reqwest::StatusCode;
 use serde_json::{json, Value};
 use tokio_util::sync::CancellationToken;
 
-use freya_control::server::ControlPlane;
 use freya_control::store::WorkspaceScope;
 use freya_edge::Edge;
 use freya_shared::model::{CallEvent, CallEventKind, EdgeStatus};
-use support::http::{workspace_with_keys, Api};
+use support::http::workspace_with_keys;
 use support::on_both_engines;
-use support::{control_config, edge_config, eventually, Backend, TestDb, SECRET};
+use support::{edge_config, eventually, Backend, SECRET};
 
 /// Webhook bodies received, as JSON.
 type Seen = Arc<Mutex<Vec<Value>>>;
@@ -56,11 +55,7 @@ fn event(call: &str, ws: &str, kind: CallEventKind, payload: Value) -> CallEvent
 }
 
 async fn a_silent_edges_calls_end_as_edge_lost_and_its_spool_reconciles(backend: Backend) {
-    let db = TestDb::new(backend).await;
-    let control = ControlPlane::start(&control_config(&db.url))
-        .await
-        .expect("control starts");
-    let api = Api::of(&control);
+    let (db, control, api) = support::http::started(backend).await;
     let (ws, keys) = workspace_with_keys(&control, "Lost").await;
     let scope = WorkspaceScope {
         workspace_id: ws.clone(),

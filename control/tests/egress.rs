@@ -6,20 +6,15 @@ mod support;
 use reqwest::StatusCode;
 use serde_json::json;
 
-use freya_control::server::ControlPlane;
 use freya_control::store::WorkspaceScope;
 use freya_shared::ids::new_id;
-use freya_shared::model::{AgentSpec, CallEvent, CallEventKind, PhoneNumberSpec};
-use support::http::{workspace_with_keys, Api};
-use support::{control_config, Backend, TestDb};
+use freya_shared::model::{AgentSpec, CallEvent, CallEventKind};
+use support::http::workspace_with_keys;
+use support::Backend;
 
 #[tokio::test]
 async fn a_viewer_reads_workflow_steps_without_the_saved_answer() {
-    let db = TestDb::new(Backend::Sqlite).await;
-    let control = ControlPlane::start(&control_config(&db.url))
-        .await
-        .expect("control starts");
-    let api = Api::of(&control);
+    let (db, control, api) = support::http::started(Backend::Sqlite).await;
     let (ws, [_, _, editor, viewer]) = workspace_with_keys(&control, "Steps").await;
     let call = new_id();
     let started = CallEvent::raw(&call, &ws, CallEventKind::Started, json!({"from": "+1555"}));
@@ -69,35 +64,13 @@ async fn a_viewer_reads_workflow_steps_without_the_saved_answer() {
 
 #[tokio::test]
 async fn a_from_number_outside_the_sip_user_grammar_is_refused_naming_from() {
-    let db = TestDb::new(Backend::Sqlite).await;
-    let control = ControlPlane::start(&control_config(&db.url))
-        .await
-        .expect("control starts");
-    let api = Api::of(&control);
+    let (db, control, api) = support::http::started(Backend::Sqlite).await;
     let (ws, [_, admin, editor, _]) = workspace_with_keys(&control, "Dial").await;
     let scope = WorkspaceScope { workspace_id: ws };
     let spec: AgentSpec = serde_json::from_value(json!({"name": "Caller"})).expect("spec");
-    let agent = control
-        .store
-        .create_agent(&scope, "t", &spec)
-        .await
-        .expect("agent");
     // A valid number name (`#` is allowed there) that RFC 3261's user part does not allow.
-    control
-        .store
-        .create_number(
-            &scope,
-            "t",
-            &PhoneNumberSpec {
-                number: "desk#1".into(),
-                region: Some("local".into()),
-                regions: Vec::new(),
-                agent_id: Some(agent.id.clone()),
-                workflow_id: None,
-            },
-        )
-        .await
-        .expect("number");
+    let _agent =
+        support::agent_on_number_in(&control, &scope, "desk#1", Some("local"), &spec).await;
     let refused = api
         .call(
             "POST",

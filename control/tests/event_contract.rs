@@ -18,7 +18,7 @@ use freya_shared::model::call_payloads::{
 use freya_shared::model::{CallEvent, CallEventData, EndReason, CALL_EVENT_SCHEMA};
 use serde_json::{json, Value};
 use support::on_both_engines;
-use support::{control_config, eventually, Backend, TestDb, SECRET};
+use support::{eventually, Backend, SECRET};
 
 /// 2025-01-01T00:00:00Z.
 const T0: i64 = 1_735_689_600_000;
@@ -163,10 +163,7 @@ async fn publish(control: &ControlPlane, events: Vec<WireEvent>) {
 }
 
 async fn old_and_new_edges_give_the_same_call_row_usage_and_latency(backend: Backend) {
-    let db = TestDb::new(backend).await;
-    let control = ControlPlane::start(&control_config(&db.url))
-        .await
-        .expect("control starts");
+    let (_db, control) = support::control_plane(backend).await;
     let ws = control
         .store
         .create_workspace("Contract")
@@ -270,10 +267,7 @@ async fn old_and_new_edges_give_the_same_call_row_usage_and_latency(backend: Bac
 }
 
 async fn a_newer_edges_unknown_kind_and_extra_fields_are_stored_as_they_came(backend: Backend) {
-    let db = TestDb::new(backend).await;
-    let control = ControlPlane::start(&control_config(&db.url))
-        .await
-        .expect("control starts");
+    let (_db, control) = support::control_plane(backend).await;
     let ws = control.store.create_workspace("Next").await.expect("ws");
     let scope = WorkspaceScope {
         workspace_id: ws.clone(),

@@ -10,75 +10,28 @@ mod support;
 use std::process::Stdio;
 use std::time::Duration;
 
-use freya_control::server::ControlPlane;
-use freya_control::store::WorkspaceScope;
-use freya_edge::llm::fakes::{FakeLlmServer, FakeReply};
-use freya_edge::speech::fakes::{tone, FakeOpenAiSpeech};
+use freya_edge::llm::fakes::FakeReply;
+use freya_edge::speech::fakes::tone;
 use freya_edge::speech::wav::encode_wav;
-use freya_edge::Edge;
 use freya_loadtest::audio::Utterance;
-use freya_shared::model::AgentSpec;
 use support::voice_call::{of_kind, only_call_events};
-use support::{
-    agent_on_number, control_config, edge_config, until_routed, Backend, TestDb, SECRET,
-};
+use support::world::World;
 
-struct World {
-    db: TestDb,
-    control: ControlPlane,
-    edge: Edge,
-    scope: WorkspaceScope,
-    speech: FakeOpenAiSpeech,
-    llm: FakeLlmServer,
-    _dir: tempfile::TempDir,
-}
-
-/// A control plane, an edge, the fakes, and number `demo` answered by an agent that greets with
-/// one sentence and speaks every sentence as `speech` (24 kHz).
+/// A control plane, an edge, the fake providers, and number `demo` answered by an agent that
+/// greets with one sentence and speaks every sentence as `speech` (24 kHz).
 async fn world(speech_audio: Vec<i16>) -> World {
-    let speech = FakeOpenAiSpeech::start().await.expect("fake speech");
-    let llm = FakeLlmServer::openai().await.expect("fake llm");
-    speech.set_speech_audio(speech_audio);
-    let db = TestDb::new(Backend::Sqlite).await;
-    let control = ControlPlane::start(&control_config(&db.url))
-        .await
-        .expect("control starts");
-    let workspace_id = control
-        .store
-        .create_workspace("Voice")
-        .await
-        .expect("workspace");
-    let scope = WorkspaceScope { workspace_id };
-    let agent: AgentSpec = serde_json::from_value(serde_json::json!({
-        "name": "Front desk",
-        "system_prompt": "You are the front desk of Acme.",
-        "first_message": "Hello, thanks for calling Acme.",
-        "stt": {"provider": "openai", "model": "whisper-1", "base_url": speech.base_url(), "api_key": "stt-key"},
-        "llm": {"provider": "openai", "model": "gpt-4o-mini", "base_url": llm.base_url(), "api_key": "llm-key"},
-        "tts": {"provider": "openai", "model": "tts-1", "voice": "alloy", "base_url": speech.base_url(), "api_key": "tts-key"}
-    }))
-    .expect("agent");
-    agent_on_number(&control, &scope, "demo", &agent).await;
-    let dir = tempfile::tempdir().expect("temp dir");
-    let edge = Edge::start(&edge_config(dir.path(), control.grpc_addr, SECRET))
-        .await
-        .expect("edge starts");
-    until_routed(&edge, "demo").await;
-    World {
-        db,
-        control,
-        edge,
-        scope,
-        speech,
-        llm,
-        _dir: dir,
-    }
-}
-
-async fn teardown(w: World) {
-    w.edge.stop().await;
-    w.control.stop().await;
-    w.db.cleanup().await;
+    let w = World::builder()
+        .workspace("Voice")
+        .voice()
+        .agent(serde_json::json!({
+            "name": "Front desk",
+            "system_prompt": "You are the front desk of Acme.",
+            "first_message": "Hello, thanks for calling Acme."
+        }))
+        .start()
+        .await;
+    w.speech().set_speech_audio(speech_audio);
+    w
 }
 
 /// Runs `freya call sip:demo@EDGE ARGS...` to its end; returns what it printed, line by line.
@@ -136,9 +89,9 @@ fn clause_pause_clause(pause_ms: u32) -> Vec<i16> {
 async fn freya_call_waits_out_the_comma_in_the_greeting_and_prints_each_turn() {
     // The greeting pauses for 350 ms after its first clause, as espeak-ng does at a comma.
     let w = world(clause_pause_clause(350)).await;
-    w.speech
+    w.speech()
         .set_default_transcript("What are your opening hours?");
-    w.llm
+    w.llm()
         .respond_with(|_| FakeReply::text("We are open from nine to five."));
     let lines = freya_call(
         &w,
@@ -174,17 +127,17 @@ async fn freya_call_waits_out_the_comma_in_the_greeting_and_prints_each_turn() {
         .map(|e| e.payload.clone())
         .expect("the greeting is in the transcript");
     assert_ne!(greeting["interrupted"], true, "{greeting}");
-    assert_eq!(w.speech.utterances().len(), 1, "the agent heard one turn");
-    teardown(w).await;
+    assert_eq!(w.speech().utterances().len(), 1, "the agent heard one turn");
+    w.stop().await;
 }
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn freya_call_with_barge_in_cuts_into_the_greeting_and_prints_how_soon_it_fell_quiet() {
     // Every sentence is six seconds long: only an interruption ends the greeting early.
     let w = world(tone(24_000, 6_000)).await;
-    w.speech
+    w.speech()
         .set_default_transcript("Sorry, can I ask something?");
-    w.llm.respond_with(|_| FakeReply::text("Of course."));
+    w.llm().respond_with(|_| FakeReply::text("Of course."));
     // The caller's turn as a WAV file, and nothing on PATH: this call runs no recogniser (one
     // test that does is enough on a small machine).
     let dir = tempfile::tempdir().expect("temp dir");
@@ -220,7 +173,7 @@ async fn freya_call_with_barge_in_cuts_into_the_greeting_and_prints_how_soon_it_
         1,
         "{all}\n{events:?}"
     );
-    teardown(w).await;
+    w.stop().await;
 }
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
@@ -238,5 +191,5 @@ async fn without_a_recogniser_freya_call_prints_the_agents_turns_without_text_an
     );
     let greeting = &lines[line_starting(&lines, "agent (turn 1, ")];
     assert!(greeting.ends_with(" s)"), "no text after the turn: {all}");
-    teardown(w).await;
+    w.stop().await;
 }

@@ -59,10 +59,7 @@ async fn control_and_edge_with(
     idle_ms: u32,
     per_ip: u32,
 ) -> (TestDb, ControlPlane, Edge, tempfile::TempDir) {
-    let db = TestDb::new(Backend::Sqlite).await;
-    let control = ControlPlane::start(&control_config(&db.url))
-        .await
-        .expect("control starts");
+    let (db, control) = support::control_plane(Backend::Sqlite).await;
     let dir = tempfile::tempdir().expect("temp dir");
     let mut config = edge_config(dir.path(), control.grpc_addr, SECRET);
     config.http.header_timeout_ms = header_ms;

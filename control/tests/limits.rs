@@ -80,11 +80,7 @@ async fn cors_answers_preflight_for_configured_origins_only() {
 
 #[tokio::test]
 async fn formerly_unbuilt_parts_of_the_api_answer_for_real_not_501() {
-    let db = TestDb::new(Backend::Sqlite).await;
-    let control = ControlPlane::start(&control_config(&db.url))
-        .await
-        .expect("control starts");
-    let api = Api::of(&control);
+    let (db, control, api) = support::http::started(Backend::Sqlite).await;
     let (_, [owner, ..]) = support::http::workspace_with_keys(&control, "N").await;
     for (method, path, expected) in [
         ("GET", "/v1/providers", StatusCode::OK),

@@ -9,95 +9,36 @@ use std::net::{IpAddr, Ipv4Addr, SocketAddr};
 use std::sync::Arc;
 use std::time::Duration;
 
-use freya_control::server::ControlPlane;
-use freya_control::store::{Role, WorkspaceScope};
+use freya_control::store::Role;
 use freya_edge::sip::sdp::Codec;
-use freya_edge::Edge;
 use freya_loadtest::audio::Utterance;
 use freya_loadtest::onset::OnsetConfig;
 use freya_loadtest::runner::{run, RunPlan};
 use freya_loadtest::uac::{
     place_call, CallConfig, HangupSide, MediaOptions, SipEndpoint, TalkerConfig,
 };
-use freya_shared::model::{AgentSpec, PhoneNumberSpec};
+use support::eventually;
 use support::http::Api;
-use support::{control_config, edge_config, eventually, until_routed, Backend, TestDb, SECRET};
+use support::world::World;
 use tokio_util::sync::CancellationToken;
 
 const CALLS: u64 = 20;
 const LOCALHOST: IpAddr = IpAddr::V4(Ipv4Addr::LOCALHOST);
 
 /// A control plane with one agent on the number `demo`, and an edge that has learnt it.
-struct Desk {
-    db: TestDb,
-    control: ControlPlane,
-    scope: WorkspaceScope,
-    edge: Edge,
-    dir: tempfile::TempDir,
-}
-
-async fn desk() -> Desk {
-    let db = TestDb::new(Backend::Sqlite).await;
-    let control = ControlPlane::start(&control_config(&db.url))
-        .await
-        .expect("control starts");
-    let ws = control
-        .store
-        .create_workspace("Load")
-        .await
-        .expect("workspace");
-    let scope = WorkspaceScope { workspace_id: ws };
-    let agent: AgentSpec =
-        serde_json::from_value(serde_json::json!({"name": "Desk"})).expect("agent");
-    let agent = control
-        .store
-        .create_agent(&scope, "test", &agent)
-        .await
-        .expect("agent");
-    let number = PhoneNumberSpec {
-        number: "demo".into(),
-        region: None,
-        regions: Vec::new(),
-        agent_id: Some(agent.id),
-        workflow_id: None,
-    };
-    control
-        .store
-        .create_number(&scope, "test", &number)
-        .await
-        .expect("number");
-    let dir = tempfile::tempdir().expect("temp dir");
-    let edge = Edge::start(&edge_config(dir.path(), control.grpc_addr, SECRET))
-        .await
-        .expect("edge starts");
-    until_routed(&edge, "demo").await;
-
-    Desk {
-        db,
-        control,
-        scope,
-        edge,
-        dir,
-    }
-}
-
-impl Desk {
-    async fn stop(self) {
-        self.edge.stop().await;
-        self.control.stop().await;
-        self.db.cleanup().await;
-        drop(self.dir);
-    }
+async fn desk() -> World {
+    World::builder().workspace("Load").start().await
 }
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn a_batch_of_concurrent_calls_is_answered_with_audio_both_ways() {
-    let Desk {
+    let World {
         db,
         control,
         scope,
         edge,
         dir: _dir,
+        ..
     } = desk().await;
     let plan = RunPlan {
         call: CallConfig {

@@ -7,32 +7,13 @@
 mod support;
 
 use reqwest::StatusCode;
-use serde_json::json;
 
-use freya_control::server::ControlPlane;
 use freya_control::store::{Role, WorkspaceScope};
-use support::http::{login, make_user, Answer, Api};
+use support::http::started;
+use support::http::try_login;
+use support::http::{login, make_user, Answer};
 use support::on_both_engines;
-use support::{control_config, Backend, TestDb};
-
-async fn start(backend: Backend) -> (TestDb, ControlPlane, Api) {
-    let db = TestDb::new(backend).await;
-    let control = ControlPlane::start(&control_config(&db.url))
-        .await
-        .expect("control starts");
-    let api = Api::of(&control);
-    (db, control, api)
-}
-
-async fn try_login(api: &Api, email: &str, password: &str) -> Answer {
-    api.call(
-        "POST",
-        "/v1/auth/login",
-        "",
-        Some(json!({"email": email, "password": password})),
-    )
-    .await
-}
+use support::Backend;
 
 fn retry_after(answer: &Answer) -> u64 {
     answer
@@ -44,7 +25,7 @@ fn retry_after(answer: &Answer) -> u64 {
 }
 
 async fn the_sixth_wrong_password_is_refused_and_so_is_the_right_one(backend: Backend) {
-    let (db, control, api) = start(backend).await;
+    let (db, control, api) = started(backend).await;
     let ada = make_user(&control, "ada@example.com", "correct horse").await;
     let ws = control.store.create_workspace("Ada's").await.expect("ws");
     let scope = WorkspaceScope {
@@ -121,7 +102,7 @@ async fn the_sixth_wrong_password_is_refused_and_so_is_the_right_one(backend: Ba
 }
 
 async fn concurrent_wrong_logins_beyond_the_cores_are_refused_not_hashed(backend: Backend) {
-    let (db, control, api) = start(backend).await;
+    let (db, control, api) = started(backend).await;
     make_user(&control, "ada@example.com", "correct horse").await;
     let attempts = (0..50).map(|i| {
         let api = api.clone();

@@ -36,11 +36,7 @@ fn number(number: &str, agent: &str) -> Option<Value> {
 }
 
 async fn the_same_number_cannot_be_claimed_twice_in_any_spelling(backend: Backend) {
-    let db = TestDb::new(backend).await;
-    let control = ControlPlane::start(&control_config(&db.url))
-        .await
-        .expect("control starts");
-    let api = Api::of(&control);
+    let (db, control, api) = support::http::started(backend).await;
     let (key_a, agent_a, _) = tenant(&control, "A").await;
     let (key_b, agent_b, _) = tenant(&control, "B").await;
 

@@ -8,9 +8,8 @@ mod support;
 use reqwest::StatusCode;
 use serde_json::Value;
 
-use freya_control::server::ControlPlane;
-use support::http::{workspace_with_keys, Api};
-use support::{control_config, Backend, TestDb};
+use support::http::workspace_with_keys;
+use support::Backend;
 
 /// The paths of `.route("...")` calls in `body`, with `prefix`.
 fn routes_in(body: &str, prefix: &str) -> Vec<String> {
@@ -27,7 +26,7 @@ fn router_paths() -> Vec<String> {
     let source = include_str!("../src/api/mod.rs");
     let v1_start = source.find("fn v1()").expect("fn v1");
     let v1_end = source[v1_start..].find("\n}\n").expect("end of v1") + v1_start;
-    let router_start = source.find("pub fn router(").expect("fn router");
+    let router_start = source.find("fn router(").expect("fn router");
     let router_end = source[router_start..].find("\n}\n").expect("end of router") + router_start;
     let mut paths = routes_in(&source[v1_start..v1_end], "/v1");
     paths.extend(routes_in(&source[router_start..router_end], ""));
@@ -51,11 +50,7 @@ fn refs(value: &Value, out: &mut Vec<String>) {
 
 #[tokio::test]
 async fn the_document_covers_every_route_with_auth_and_problem_schemas() {
-    let db = TestDb::new(Backend::Sqlite).await;
-    let control = ControlPlane::start(&control_config(&db.url))
-        .await
-        .expect("control starts");
-    let api = Api::of(&control);
+    let (db, control, api) = support::http::started(Backend::Sqlite).await;
     let (_, [owner, ..]) = workspace_with_keys(&control, "O").await;
 
     let answer = api.call("GET", "/openapi.json", "", None).await;
@@ -170,11 +165,7 @@ async fn the_document_covers_every_route_with_auth_and_problem_schemas() {
 
 #[tokio::test]
 async fn the_docs_page_is_self_contained_html() {
-    let db = TestDb::new(Backend::Sqlite).await;
-    let control = ControlPlane::start(&control_config(&db.url))
-        .await
-        .expect("control starts");
-    let api = Api::of(&control);
+    let (db, control, api) = support::http::started(Backend::Sqlite).await;
     let response = api
         .http
         .get(format!("{}/docs", api.base))

@@ -9,10 +9,9 @@ use reqwest::StatusCode;
 use serde_json::json;
 use sqlx::Row;
 
-use freya_control::server::ControlPlane;
-use support::http::{workspace_with_keys, Api};
+use support::http::workspace_with_keys;
 use support::on_both_engines;
-use support::{control_config, Backend, TestDb};
+use support::Backend;
 
 async fn stored_provider_columns(url: &str, id: &str) -> (String, Option<String>) {
     sqlx::any::install_default_drivers();
@@ -28,11 +27,7 @@ async fn stored_provider_columns(url: &str, id: &str) -> (String, Option<String>
 }
 
 async fn trunk_password_is_sealed_masked_kept_and_reaches_the_snapshot(backend: Backend) {
-    let db = TestDb::new(backend).await;
-    let control = ControlPlane::start(&control_config(&db.url))
-        .await
-        .expect("control starts");
-    let api = Api::of(&control);
+    let (db, control, api) = support::http::started(backend).await;
     let (_, [_, admin, ..]) = workspace_with_keys(&control, "P").await;
     let before = control.store.config_version().await.expect("version");
 
@@ -201,11 +196,7 @@ async fn trunk_password_is_sealed_masked_kept_and_reaches_the_snapshot(backend: 
 }
 
 async fn invalid_trunks_are_refused_naming_the_field(backend: Backend) {
-    let db = TestDb::new(backend).await;
-    let control = ControlPlane::start(&control_config(&db.url))
-        .await
-        .expect("control starts");
-    let api = Api::of(&control);
+    let (db, control, api) = support::http::started(backend).await;
     let (_, [owner, ..]) = workspace_with_keys(&control, "V").await;
     for (body, field) in [
         (json!({"name": "x", "host": "bad host"}), "host"),
@@ -237,11 +228,7 @@ async fn invalid_trunks_are_refused_naming_the_field(backend: Backend) {
 const SID: &str = "AC0123456789abcdef0123456789abcdef";
 
 async fn twilio_token_is_sealed_masked_rotated_and_reaches_the_snapshot(backend: Backend) {
-    let db = TestDb::new(backend).await;
-    let control = ControlPlane::start(&control_config(&db.url))
-        .await
-        .expect("control starts");
-    let api = Api::of(&control);
+    let (db, control, api) = support::http::started(backend).await;
     let (_, [_, admin, ..]) = workspace_with_keys(&control, "T").await;
     let created = api
         .call(
@@ -327,11 +314,7 @@ async fn twilio_token_is_sealed_masked_rotated_and_reaches_the_snapshot(backend:
 }
 
 async fn invalid_twilio_accounts_are_refused_naming_the_field(backend: Backend) {
-    let db = TestDb::new(backend).await;
-    let control = ControlPlane::start(&control_config(&db.url))
-        .await
-        .expect("control starts");
-    let api = Api::of(&control);
+    let (db, control, api) = support::http::started(backend).await;
     let (_, [owner, ..]) = workspace_with_keys(&control, "V").await;
     for (body, field) in [
         (

@@ -25,9 +25,7 @@ use freya_edge::{Edge, EdgeConfig};
 use freya_shared::model::AgentSpec;
 use support::baresip::{self, Baresip, Codec};
 use support::kamailio::Kamailio;
-use support::{
-    agent_on_number, control_config, edge_config, until_routed, Backend, TestDb, SECRET,
-};
+use support::{agent_on_number, edge_config, until_routed, Backend, TestDb, SECRET};
 
 const NUMBER: &str = "+15550100";
 
@@ -42,10 +40,7 @@ struct World {
 impl World {
     /// The agent `agent` answers [`NUMBER`] on an edge configured by `configure`.
     async fn start(agent: serde_json::Value, configure: impl FnOnce(&mut EdgeConfig)) -> Self {
-        let db = TestDb::new(Backend::Sqlite).await;
-        let control = ControlPlane::start(&control_config(&db.url))
-            .await
-            .expect("control starts");
+        let (db, control) = support::control_plane(Backend::Sqlite).await;
         let workspace_id = control
             .store
             .create_workspace("Real peers")

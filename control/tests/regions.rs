@@ -11,13 +11,13 @@ use reqwest::StatusCode;
 use serde_json::{json, Value};
 
 use freya_control::server::ControlPlane;
-use freya_control::store::{EdgeRegistration, WorkspaceScope};
+use freya_control::store::WorkspaceScope;
 use freya_edge::Edge;
 use freya_shared::ids::{new_id, now_ms, rfc3339};
 use freya_shared::model::{AgentSpec, CallEvent, CallEventKind};
 use support::http::{workspace_with_keys, Api};
 use support::on_both_engines;
-use support::{control_config, edge_config, eventually, Backend, TestDb, SECRET};
+use support::{edge_config, eventually, Backend, SECRET};
 
 async fn new_agent(control: &ControlPlane, ws: &str) -> String {
     let spec: AgentSpec = serde_json::from_value(json!({"name": "Regional"})).expect("spec");
@@ -69,11 +69,7 @@ async fn snapshot_numbers(control: &ControlPlane, region: &str) -> Vec<(String, 
 }
 
 async fn invalid_regions_are_refused_naming_the_field(backend: Backend) {
-    let db = TestDb::new(backend).await;
-    let control = ControlPlane::start(&control_config(&db.url))
-        .await
-        .expect("control starts");
-    let api = Api::of(&control);
+    let (db, control, api) = support::http::started(backend).await;
     let (ws, [_, _, editor, _]) = workspace_with_keys(&control, "Regions").await;
     let agent = new_agent(&control, &ws).await;
     let create = |regions: Value, region: Value| json!({"number": "+15550142", "agent_id": agent, "region": region, "regions": regions});
@@ -155,11 +151,7 @@ async fn invalid_regions_are_refused_naming_the_field(backend: Backend) {
 }
 
 async fn edges_of_every_reachable_region_answer_and_follow_a_move(backend: Backend) {
-    let db = TestDb::new(backend).await;
-    let control = ControlPlane::start(&control_config(&db.url))
-        .await
-        .expect("control starts");
-    let api = Api::of(&control);
+    let (db, control, api) = support::http::started(backend).await;
     let (ws, [_, _, editor, _]) = workspace_with_keys(&control, "Reach").await;
     let agent = new_agent(&control, &ws).await;
     let (us, _us_dir) = edge_in(&control, "us").await;
@@ -276,11 +268,7 @@ async fn until_offline(api: &Api, key: &str, id: &str) {
 }
 
 async fn outbound_calls_prefer_the_home_region_then_the_further_ones(backend: Backend) {
-    let db = TestDb::new(backend).await;
-    let control = ControlPlane::start(&control_config(&db.url))
-        .await
-        .expect("control starts");
-    let api = Api::of(&control);
+    let (db, control, api) = support::http::started(backend).await;
     let (ws, [_, _, editor, _]) = workspace_with_keys(&control, "Out").await;
     let agent = new_agent(&control, &ws).await;
     let created = api
@@ -345,30 +333,10 @@ async fn outbound_calls_prefer_the_home_region_then_the_further_ones(backend: Ba
     db.cleanup().await;
 }
 
-async fn register(control: &ControlPlane, id: &str, region: &str) {
-    control
-        .store
-        .register_edge(&EdgeRegistration {
-            id: id.into(),
-            region: region.into(),
-            sip_addr: "127.0.0.1:5060".into(),
-            rtp_addr: "127.0.0.1".into(),
-            http_addr: "127.0.0.1:8081".into(),
-            version: "test".into(),
-            health: Default::default(),
-        })
-        .await
-        .expect("edge");
-}
-
 async fn an_inbound_call_keeps_the_region_of_the_edge_that_answered(backend: Backend) {
-    let db = TestDb::new(backend).await;
-    let control = ControlPlane::start(&control_config(&db.url))
-        .await
-        .expect("control starts");
-    let api = Api::of(&control);
+    let (db, control, api) = support::http::started(backend).await;
     let (ws, [_, _, _, viewer]) = workspace_with_keys(&control, "In").await;
-    register(&control, "edge-eu-1", "eu").await;
+    support::register_edge(&control, "edge-eu-1", "eu").await;
     let call = new_id();
     let started = CallEvent::raw(
         &call,
@@ -402,7 +370,7 @@ async fn an_inbound_call_keeps_the_region_of_the_edge_that_answered(backend: Bac
     );
 
     // The edge comes back in another region: the call happened in eu, and stays there.
-    register(&control, "edge-eu-1", "us").await;
+    support::register_edge(&control, "edge-eu-1", "us").await;
     let again = api
         .call("GET", &format!("/v1/calls/{call}"), &viewer, None)
         .await;

@@ -13,9 +13,10 @@ use serde_json::json;
 
 use freya_control::server::ControlPlane;
 use freya_control::store::{Role, WorkspaceScope};
-use support::http::{workspace_with_keys, Answer, Api};
+use support::http::started;
+use support::http::{workspace_with_keys, Answer};
 use support::on_both_engines;
-use support::{control_config, Backend, TestDb};
+use support::Backend;
 
 const ROLES: [Role; 4] = [Role::Owner, Role::Admin, Role::Editor, Role::Viewer];
 
@@ -102,17 +103,8 @@ fn expect(allowed: bool, success: StatusCode) -> StatusCode {
     }
 }
 
-async fn start(backend: Backend) -> (TestDb, ControlPlane, Api) {
-    let db = TestDb::new(backend).await;
-    let control = ControlPlane::start(&control_config(&db.url))
-        .await
-        .expect("control starts");
-    let api = Api::of(&control);
-    (db, control, api)
-}
-
 async fn keys_are_created_and_revoked_only_up_to_the_callers_role(backend: Backend) {
-    let (db, control, api) = start(backend).await;
+    let (db, control, api) = started(backend).await;
     let mut failures = Vec::new();
     for actor in ROLES {
         for target in ROLES {
@@ -173,7 +165,7 @@ async fn keys_are_created_and_revoked_only_up_to_the_callers_role(backend: Backe
 }
 
 async fn members_are_added_changed_and_removed_only_up_to_the_callers_role(backend: Backend) {
-    let (db, control, api) = start(backend).await;
+    let (db, control, api) = started(backend).await;
     let mut failures = Vec::new();
     for actor in ROLES {
         for target in ROLES {
@@ -256,7 +248,7 @@ async fn members_are_added_changed_and_removed_only_up_to_the_callers_role(backe
 /// The probe's attack as it was: an admin key revokes the owner's key, mints an owner key and
 /// makes a member an owner. Each is refused and the owner's key keeps working.
 async fn an_admin_cannot_revoke_the_owners_key_or_make_an_owner(backend: Backend) {
-    let (db, control, api) = start(backend).await;
+    let (db, control, api) = started(backend).await;
     let w = world(&control).await;
     let owner_id = control
         .store

@@ -9,11 +9,10 @@ mod support;
 use reqwest::StatusCode;
 use serde_json::{json, Value};
 
-use freya_control::server::ControlPlane;
 use freya_control::store::WorkspaceScope;
 use support::http::{workspace_with_keys, Api};
 use support::on_both_engines;
-use support::{control_config, Backend, TestDb};
+use support::Backend;
 
 const SID: &str = "AC0123456789abcdef0123456789abcdef";
 
@@ -46,11 +45,7 @@ async fn refused_unchanged(
 }
 
 async fn a_new_agent_provider_base_url_needs_the_api_key_again(backend: Backend) {
-    let db = TestDb::new(backend).await;
-    let control = ControlPlane::start(&control_config(&db.url))
-        .await
-        .expect("control starts");
-    let api = Api::of(&control);
+    let (db, control, api) = support::http::started(backend).await;
     let (ws, [_, _, editor, _]) = workspace_with_keys(&control, "D").await;
     let created = api
         .call(
@@ -125,11 +120,7 @@ async fn a_new_agent_provider_base_url_needs_the_api_key_again(backend: Backend)
 }
 
 async fn a_new_provider_host_needs_the_secret_again(backend: Backend) {
-    let db = TestDb::new(backend).await;
-    let control = ControlPlane::start(&control_config(&db.url))
-        .await
-        .expect("control starts");
-    let api = Api::of(&control);
+    let (db, control, api) = support::http::started(backend).await;
     let (_, [_, admin, ..]) = workspace_with_keys(&control, "H").await;
     let trunk = api
         .call(

@@ -5,63 +5,15 @@
 
 mod support;
 
-use freya_control::server::ControlPlane;
-use freya_control::store::{StoredEvent, WorkspaceScope};
+use freya_control::store::StoredEvent;
 use freya_edge::call::codec::{CallCodec, MAX_PAYLOAD};
 use freya_edge::media::dtmf_tones::key_frequencies;
 use freya_edge::media::g711::G711;
 use freya_edge::rtp::dtmf::{DtmfDigit, DtmfEncoder};
 use freya_edge::sip::sdp::Codec;
 use freya_edge::Edge;
-use freya_shared::model::AgentSpec;
 use support::caller::sipp_with_media;
-use support::{
-    agent_on_number, control_config, edge_config, until_routed, Backend, TestDb, SECRET,
-};
-
-struct Setup {
-    db: TestDb,
-    control: ControlPlane,
-    edge: Edge,
-    scope: WorkspaceScope,
-    _dir: tempfile::TempDir,
-}
-
-/// A control plane, an edge that prefers PCMU but takes Opus, and number `demo`.
-async fn setup() -> Setup {
-    let db = TestDb::new(Backend::Sqlite).await;
-    let control = ControlPlane::start(&control_config(&db.url))
-        .await
-        .expect("control starts");
-    let workspace_id = control
-        .store
-        .create_workspace("Digits")
-        .await
-        .expect("workspace");
-    let scope = WorkspaceScope { workspace_id };
-    let agent: AgentSpec =
-        serde_json::from_value(serde_json::json!({"name": "Desk"})).expect("agent");
-    agent_on_number(&control, &scope, "demo", &agent).await;
-    let dir = tempfile::tempdir().expect("temp dir");
-    let edge = Edge::start(&edge_config(dir.path(), control.grpc_addr, SECRET))
-        .await
-        .expect("edge starts");
-    until_routed(&edge, "demo").await;
-    Setup {
-        db,
-        control,
-        edge,
-        scope,
-        _dir: dir,
-    }
-}
-
-async fn teardown(s: Setup) {
-    assert_eq!(s.edge.state.active_calls(), 0);
-    s.edge.stop().await;
-    s.control.stop().await;
-    s.db.cleanup().await;
-}
+use support::world::World;
 
 /// One RTP packet: version 2, `pt` with the marker bit when `marker`, SSRC 0x5eed.
 fn rtp(pt: u8, marker: bool, sequence: u16, timestamp: u32, payload: &[u8]) -> Vec<u8> {
@@ -176,7 +128,7 @@ fn digits(events: &[StoredEvent]) -> Vec<&StoredEvent> {
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn rfc_4733_digits_at_8000_on_an_opus_call_reach_the_call_record() {
-    let s = setup().await;
+    let s = World::builder().workspace("Digits").start().await;
     let code = sipp(
         &s.edge,
         "uac_opus_rfc4733.xml",
@@ -184,7 +136,7 @@ async fn rfc_4733_digits_at_8000_on_an_opus_call_reach_the_call_record() {
         &opus_with_events("42"),
     )
     .await;
-    let (call, events) = support::the_ended_call(&s.control.store, &s.scope).await;
+    let (call, events) = s.ended_call().await;
     assert_eq!(
         code, 0,
         "sipp's call went as scripted: Opus and telephone-event/8000 answered; {events:#?}"
@@ -206,12 +158,12 @@ async fn rfc_4733_digits_at_8000_on_an_opus_call_reach_the_call_record() {
         // 800 units of the 8 kHz event clock, not of Opus's 48 kHz.
         assert_eq!(e.payload["duration_ms"], 100, "{e:?}");
     }
-    teardown(s).await;
+    s.teardown().await;
 }
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn keypad_tones_in_a_pcmu_call_without_telephone_event_are_digits_via_inband() {
-    let s = setup().await;
+    let s = World::builder().workspace("Digits").start().await;
     let code = sipp(
         &s.edge,
         "uac_inband_tones.xml",
@@ -219,7 +171,7 @@ async fn keypad_tones_in_a_pcmu_call_without_telephone_event_are_digits_via_inba
         &pcmu_with_tones("7#3"),
     )
     .await;
-    let (call, events) = support::the_ended_call(&s.control.store, &s.scope).await;
+    let (call, events) = s.ended_call().await;
     assert_eq!(
         code, 0,
         "sipp's call went as scripted: PCMU answered, no telephone-event; {events:#?}"
@@ -238,5 +190,5 @@ async fn keypad_tones_in_a_pcmu_call_without_telephone_event_are_digits_via_inba
         let held = e.payload["duration_ms"].as_u64().expect("duration");
         assert!((40..=115).contains(&held), "{e:?}");
     }
-    teardown(s).await;
+    s.teardown().await;
 }

@@ -9,18 +9,13 @@ mod support;
 
 use std::time::Duration;
 
-use freya_control::server::ControlPlane;
-use freya_control::store::{CallRecord, StoredEvent, WorkspaceScope};
-use freya_edge::llm::fakes::{FakeLlmServer, FakeReply};
+use freya_control::store::StoredEvent;
+use freya_edge::llm::fakes::FakeReply;
 use freya_edge::media::g711::G711;
-use freya_edge::speech::fakes::FakeOpenAiSpeech;
-use freya_edge::Edge;
 use freya_loadtest::audio::Utterance;
-use freya_shared::model::AgentSpec;
 use support::caller::sipp_with_media;
-use support::{
-    agent_on_number, control_config, edge_config, until_routed, Backend, TestDb, SECRET,
-};
+use support::raw_sip::recv_sip;
+use support::world::World;
 
 /// A pcap (Ethernet/IPv4/UDP/RTP, PCMA, 20 ms packets) of espeak-ng saying `text` followed by
 /// `silence_ms` of silence, for sipp's `play_pcap_audio`: the silence is what ends the
@@ -73,64 +68,31 @@ async fn sipp(target: std::net::SocketAddr, scenario: &str, number: &str) -> i32
     sipp_with_media(target, number, scenario, &[("speech.pcap", &pcap)]).await
 }
 
-/// A control plane, an edge, the fake providers, and number `demo` answered by an agent built
-/// from `agent` (its `stt`, `llm` and `tts` sections are filled in with the fakes).
-struct World {
-    db: TestDb,
-    control: ControlPlane,
-    edge: Edge,
-    scope: WorkspaceScope,
-    llm: FakeLlmServer,
-    _speech: FakeOpenAiSpeech,
-    _dir: tempfile::TempDir,
+/// A control plane, an edge, the fake providers, and number `demo` answered by `agent`; the
+/// caller's every turn transcribes as a request for sales.
+async fn world(agent: serde_json::Value) -> World {
+    let w = World::builder()
+        .workspace("In call")
+        .voice()
+        .agent(agent)
+        .start()
+        .await;
+    w.speech()
+        .set_default_transcript("Put me through to sales, please.");
+    w
 }
 
-async fn world(mut agent: serde_json::Value) -> World {
-    let speech = FakeOpenAiSpeech::start().await.expect("fake speech");
-    speech.set_default_transcript("Put me through to sales, please.");
-    let llm = FakeLlmServer::openai().await.expect("fake llm");
-    agent["stt"] = serde_json::json!({"provider": "openai", "model": "whisper-1", "base_url": speech.base_url(), "api_key": "k"});
-    agent["llm"] = serde_json::json!({"provider": "openai", "model": "gpt-4o-mini", "base_url": llm.base_url(), "api_key": "k"});
-    agent["tts"] = serde_json::json!({"provider": "openai", "model": "tts-1", "voice": "alloy", "base_url": speech.base_url(), "api_key": "k"});
-    let agent: AgentSpec = serde_json::from_value(agent).expect("agent");
-    assert_eq!(agent.validate(), Vec::new());
-    let db = TestDb::new(Backend::Sqlite).await;
-    let control = ControlPlane::start(&control_config(&db.url))
-        .await
-        .expect("control starts");
-    let workspace_id = control
-        .store
-        .create_workspace("In call")
-        .await
-        .expect("workspace");
-    let scope = WorkspaceScope { workspace_id };
-    agent_on_number(&control, &scope, "demo", &agent).await;
-    let dir = tempfile::tempdir().expect("temp dir");
-    let edge = Edge::start(&edge_config(dir.path(), control.grpc_addr, SECRET))
-        .await
-        .expect("edge starts");
-    until_routed(&edge, "demo").await;
-    World {
-        db,
-        control,
-        edge,
-        scope,
-        llm,
-        _speech: speech,
-        _dir: dir,
-    }
-}
-
-/// The one call, once it has ended, and its events.
-async fn ended_call(w: &World) -> (CallRecord, Vec<StoredEvent>) {
-    support::the_ended_call(&w.control.store, &w.scope).await
-}
-
-async fn teardown(w: World) {
-    assert_eq!(w.edge.state.active_calls(), 0);
-    w.edge.stop().await;
-    w.control.stop().await;
-    w.db.cleanup().await;
+/// A world whose agent's model first sends the keys `1#` (the `send_dtmf` tool), then says
+/// "Done." to anything.
+async fn menu_world() -> World {
+    let w = world(serde_json::json!({"name": "Menu", "system_prompt": "Press 1 then #."})).await;
+    w.llm().push_reply(FakeReply::tool_call(
+        "call_1",
+        "send_dtmf",
+        serde_json::json!({"digits": "1#"}),
+    ));
+    w.llm().respond_with(|_| FakeReply::text("Done."));
+    w
 }
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
@@ -142,16 +104,16 @@ async fn the_agent_transfers_a_sipp_caller_by_refer_and_hangs_up_when_notified()
     }))
     .await;
     // The first answer transfers; anything after it (more of the caller's audio) is plain text.
-    w.llm.push_reply(FakeReply::tool_call(
+    w.llm().push_reply(FakeReply::tool_call(
         "call_1",
         "transfer_call",
         serde_json::json!({"destination": "+15550100"}),
     ));
-    w.llm.respond_with(|_| FakeReply::text("One moment."));
+    w.llm().respond_with(|_| FakeReply::text("One moment."));
 
     let code = sipp(w.edge.sip_addr, "uac_transfer.xml", "demo").await;
 
-    let (call, events) = ended_call(&w).await;
+    let (call, events) = w.ended_call().await;
     assert_eq!(
         code, 0,
         "sipp received the REFER, reported progress and got our BYE; events: {events:#?}"
@@ -173,29 +135,23 @@ async fn the_agent_transfers_a_sipp_caller_by_refer_and_hangs_up_when_notified()
         .expect("ended");
     assert_eq!(ended.payload["transferred_to"], "+15550100");
     assert_eq!(ended.payload["hangup_by"], "agent");
-    let tools = &w.llm.requests()[0].body["tools"];
+    let tools = &w.llm().requests()[0].body["tools"];
     assert!(
         tools
             .as_array()
             .is_some_and(|t| t.iter().any(|t| t["function"]["name"] == "transfer_call")),
         "the model was offered transfer_call: {tools}"
     );
-    teardown(w).await;
+    w.teardown().await;
 }
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn send_dtmf_reaches_a_caller_without_telephone_event_by_sip_info() {
-    let w = world(serde_json::json!({"name": "Menu", "system_prompt": "Press 1 then #."})).await;
-    w.llm.push_reply(FakeReply::tool_call(
-        "call_1",
-        "send_dtmf",
-        serde_json::json!({"digits": "1#"}),
-    ));
-    w.llm.respond_with(|_| FakeReply::text("Done."));
+    let w = menu_world().await;
 
     let code = sipp(w.edge.sip_addr, "uac_dtmf_info.xml", "demo").await;
 
-    let (call, events) = ended_call(&w).await;
+    let (call, events) = w.ended_call().await;
     assert_eq!(code, 0, "sipp received both INFOs; events: {events:#?}");
     assert_eq!(call.end_reason.as_deref(), Some("caller_hangup"));
     let sent: Vec<&StoredEvent> = events
@@ -205,7 +161,7 @@ async fn send_dtmf_reaches_a_caller_without_telephone_event_by_sip_info() {
     assert_eq!(sent.len(), 1, "{events:#?}");
     assert_eq!(sent[0].payload["digits"], "1#");
     assert_eq!(sent[0].payload["via"], "sip_info");
-    teardown(w).await;
+    w.teardown().await;
 }
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
@@ -216,23 +172,7 @@ async fn a_session_interval_below_our_minimum_is_refused_with_422() {
         0,
         "sipp got 422 with Min-SE: 90"
     );
-    teardown(w).await;
-}
-
-/// Reads datagrams from `socket` until one starts with `prefix` (or `limit` passes).
-async fn recv_sip(socket: &tokio::net::UdpSocket, prefix: &str, limit: Duration) -> String {
-    let mut buf = vec![0u8; 65_536];
-    tokio::time::timeout(limit, async {
-        loop {
-            let (n, _) = socket.recv_from(&mut buf).await.expect("recv");
-            let text = String::from_utf8_lossy(&buf[..n]).into_owned();
-            if text.starts_with(prefix) {
-                return text;
-            }
-        }
-    })
-    .await
-    .unwrap_or_else(|_| panic!("no `{prefix}` within {limit:?}"))
+    w.teardown().await;
 }
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
@@ -241,13 +181,7 @@ async fn send_dtmf_reaches_the_caller_as_rfc_4733_events_in_our_rtp_stream() {
     use freya_edge::rtp::packet::RtpPacket;
     use freya_edge::sip::sdp::SessionDescription;
 
-    let w = world(serde_json::json!({"name": "Menu", "system_prompt": "Press 1 then #."})).await;
-    w.llm.push_reply(FakeReply::tool_call(
-        "call_1",
-        "send_dtmf",
-        serde_json::json!({"digits": "1#"}),
-    ));
-    w.llm.respond_with(|_| FakeReply::text("Done."));
+    let w = menu_world().await;
     // A caller written by hand: SIP and RTP on sockets of this test.
     let sip = tokio::net::UdpSocket::bind("127.0.0.1:0")
         .await
@@ -363,7 +297,7 @@ async fn send_dtmf_reaches_the_caller_as_rfc_4733_events_in_our_rtp_stream() {
         event_followed_voice_in_sequence,
         "the events take the next sequence numbers of the stream"
     );
-    let (call, events) = ended_call(&w).await;
+    let (call, events) = w.ended_call().await;
     assert_eq!(call.end_reason.as_deref(), Some("caller_hangup"));
     let sent: Vec<&StoredEvent> = events
         .iter()
@@ -371,5 +305,5 @@ async fn send_dtmf_reaches_the_caller_as_rfc_4733_events_in_our_rtp_stream() {
         .collect();
     assert_eq!(sent.len(), 1, "{events:#?}");
     assert_eq!(sent[0].payload["via"], "rfc4733");
-    teardown(w).await;
+    w.teardown().await;
 }

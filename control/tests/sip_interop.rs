@@ -11,9 +11,7 @@ use freya_control::store::{CallRecord, Store, WorkspaceScope};
 use freya_edge::Edge;
 use freya_shared::model::AgentSpec;
 use support::caller::sipp_with_media;
-use support::{
-    agent_on_number, control_config, edge_config, eventually, until_routed, Backend, TestDb, SECRET,
-};
+use support::{agent_on_number, edge_config, eventually, until_routed, Backend, TestDb, SECRET};
 
 struct Setup {
     db: TestDb,
@@ -29,10 +27,7 @@ async fn setup() -> Setup {
 
 /// As [`setup`], with the edge ringing `ring_ms` before it answers.
 async fn setup_ringing(ring_ms: u32) -> Setup {
-    let db = TestDb::new(Backend::Sqlite).await;
-    let control = ControlPlane::start(&control_config(&db.url))
-        .await
-        .expect("control starts");
+    let (db, control) = support::control_plane(Backend::Sqlite).await;
     let workspace_id = control
         .store
         .create_workspace("Interop")

@@ -18,68 +18,27 @@ use std::time::Duration;
 use tokio::io::{AsyncReadExt, AsyncWriteExt};
 use tokio::net::UdpSocket;
 
-use freya_control::server::ControlPlane;
-use freya_control::store::WorkspaceScope;
 use freya_edge::rtp::packet::RtpPacket;
 use freya_edge::sip::sdp::SessionDescription;
-use freya_edge::Edge;
-use freya_shared::model::AgentSpec;
+use support::eventually;
 use support::raw_sip::recv_sip;
-use support::{
-    agent_on_number, control_config, edge_config, eventually, until_routed, Backend, TestDb, SECRET,
-};
-
-struct World {
-    db: TestDb,
-    control: ControlPlane,
-    edge: Edge,
-    scope: WorkspaceScope,
-    _dir: tempfile::TempDir,
-}
+use support::world::World;
 
 /// A control plane and an edge whose SIP listens on `sip` with the given advertised media
 /// addresses.
 async fn world(sip: &str, public_ip: Option<&str>, public_ip_v6: Option<&str>) -> World {
-    let db = TestDb::new(Backend::Sqlite).await;
-    let control = ControlPlane::start(&control_config(&db.url))
+    let sip = sip.to_owned();
+    let public_ip = public_ip.map(str::to_owned);
+    let public_ip_v6 = public_ip_v6.map(str::to_owned);
+    World::builder()
+        .workspace("IPv6")
+        .edge_config(move |config| {
+            config.sip.addr = sip;
+            config.rtp.public_ip = public_ip;
+            config.rtp.public_ip_v6 = public_ip_v6;
+        })
+        .start()
         .await
-        .expect("control starts");
-    let workspace_id = control
-        .store
-        .create_workspace("IPv6")
-        .await
-        .expect("workspace");
-    let scope = WorkspaceScope { workspace_id };
-    let agent: AgentSpec =
-        serde_json::from_value(serde_json::json!({"name": "Desk"})).expect("agent");
-    agent_on_number(&control, &scope, "demo", &agent).await;
-    let dir = tempfile::tempdir().expect("temp dir");
-    let mut config = edge_config(dir.path(), control.grpc_addr, SECRET);
-    config.sip.addr = sip.into();
-    config.rtp.public_ip = public_ip.map(Into::into);
-    config.rtp.public_ip_v6 = public_ip_v6.map(Into::into);
-    let edge = Edge::start(&config).await.expect("edge starts");
-    until_routed(&edge, "demo").await;
-    World {
-        db,
-        control,
-        edge,
-        scope,
-        _dir: dir,
-    }
-}
-
-async fn teardown(w: World) {
-    // The BYE's 200 comes from the SIP task; the call task counts itself out just after.
-    let state = w.edge.state.clone();
-    support::eventually(Duration::from_secs(10), "every call to end", || {
-        let state = state.clone();
-        async move { (state.active_calls() == 0).then_some(()) }
-    })
-    .await;
-    w.edge.stop().await;
-    w.control.stop().await;
-    w.db.cleanup().await;
 }
 
 /// A caller on `ip` (either family) with its SIP and RTP sockets.
@@ -290,7 +249,7 @@ async fn an_ipv6_caller_is_answered_in_ipv6_and_media_flows_both_ways_over_ipv6(
         .expect("read");
     let response = String::from_utf8_lossy(&buf[..n]);
     assert!(response.starts_with("SIP/2.0 200"), "{response}");
-    teardown(w).await;
+    w.teardown().await;
 }
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
@@ -318,7 +277,7 @@ async fn a_v6_only_edge_refuses_an_ipv4_offer_it_could_not_receive() {
     let payload: serde_json::Value = serde_json::from_str(&payload).expect("JSON payload");
     assert_eq!(payload["reason"], "no_media_address_family", "{payload}");
     assert_eq!(payload["code"], 488);
-    teardown(w).await;
+    w.teardown().await;
 }
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
@@ -347,5 +306,5 @@ async fn a_dual_stack_edge_answers_each_caller_in_the_family_it_offered() {
     let heard = v6.talk(SocketAddr::new(v6_edge.ip(), rtp_port), 50).await;
     assert!(heard >= 25, "IPv6 media from a dual-stack edge: {heard}");
     v6.hang_up().await;
-    teardown(w).await;
+    w.teardown().await;
 }

@@ -14,113 +14,9 @@ use std::path::PathBuf;
 use std::process::Output;
 use std::time::Duration;
 
-use freya_control::server::ControlPlane;
-use freya_control::store::{CallRecord, Store, WorkspaceScope};
-use freya_edge::Edge;
-use freya_proto::v1::edge_command::Command;
-use freya_proto::v1::{EdgeCommand, PlaceCall};
-use freya_shared::model::{AgentSpec, PhoneNumberSpec, ProviderSpec, SipTransport, SipTrunkSpec};
-use freya_shared::snapshot::ProviderConfig;
-use support::{control_config, edge_config, eventually, Backend, TestDb, SECRET};
-
-struct Setup {
-    db: TestDb,
-    control: ControlPlane,
-    edge: Edge,
-    scope: WorkspaceScope,
-    agent_id: String,
-    _dir: tempfile::TempDir,
-}
-
-async fn setup() -> Setup {
-    let db = TestDb::new(Backend::Sqlite).await;
-    let control = ControlPlane::start(&control_config(&db.url))
-        .await
-        .expect("control starts");
-    let workspace_id = control
-        .store
-        .create_workspace("Outbound")
-        .await
-        .expect("workspace");
-    let scope = WorkspaceScope { workspace_id };
-    let agent: AgentSpec =
-        serde_json::from_value(serde_json::json!({"name": "Caller"})).expect("agent");
-    let agent = control
-        .store
-        .create_agent(&scope, "test", &agent)
-        .await
-        .expect("agent");
-    control
-        .store
-        .create_number(
-            &scope,
-            "test",
-            &PhoneNumberSpec {
-                number: "demo".into(),
-                region: None,
-                regions: Vec::new(),
-                agent_id: Some(agent.id.clone()),
-                workflow_id: None,
-            },
-        )
-        .await
-        .expect("number");
-    let dir = tempfile::tempdir().expect("temp dir");
-    let config = edge_config(dir.path(), control.grpc_addr, SECRET);
-    let edge = Edge::start(&config).await.expect("edge starts");
-    let state = edge.state.clone();
-    eventually(Duration::from_secs(10), "the edge's first snapshot", || {
-        let state = state.clone();
-        async move { state.snapshot().route("demo").map(|_| ()) }
-    })
-    .await;
-    Setup {
-        db,
-        control,
-        edge,
-        scope,
-        agent_id: agent.id,
-        _dir: dir,
-    }
-}
-
-/// Gives the workspace these trunks, in this priority order.
-fn set_trunks(s: &Setup, trunks: Vec<SipTrunkSpec>) {
-    let mut snapshot = (*s.edge.state.snapshot()).clone();
-    snapshot.providers = trunks
-        .into_iter()
-        .enumerate()
-        .map(|(i, spec)| ProviderConfig {
-            id: format!("trunk-{i}"),
-            workspace_id: s.scope.workspace_id.clone(),
-            spec: ProviderSpec::SipTrunk(spec),
-        })
-        .collect();
-    s.edge.state.set_snapshot(snapshot);
-}
-
-fn trunk(name: &str, port: u16, priority: i32) -> SipTrunkSpec {
-    SipTrunkSpec {
-        name: name.into(),
-        host: "127.0.0.1".into(),
-        port,
-        transport: SipTransport::Udp,
-        username: None,
-        password: None,
-        caller_id: Some("+15550100".into()),
-        priority,
-        regions: Vec::new(),
-        invite_timeout_ms: 10_000,
-        outbound_proxy: None,
-    }
-}
-
-fn free_udp_port() -> u16 {
-    std::net::UdpSocket::bind("127.0.0.1:0")
-        .and_then(|s| s.local_addr())
-        .map(|a| a.port())
-        .expect("a free port")
-}
+use support::caller::free_udp_port;
+use support::eventually;
+use support::world::{udp_trunk, World};
 
 /// A port free for TCP (and UDP too, since sipp binds both for its transport): a UDP-free port
 /// may be a busy or lingering TCP one.
@@ -202,73 +98,27 @@ async fn sipp_trunk(scenario_file: &str, extra: &[&str]) -> (Sipp, u16) {
     (sipp, port)
 }
 
-/// Asks the edge, through the control plane's command hub, to call `to`.
-async fn place_call(s: &Setup, to: &str) -> String {
-    let call_id = uuid::Uuid::now_v7().to_string();
-    let command = EdgeCommand {
-        id: uuid::Uuid::now_v7().to_string(),
-        command: Some(Command::PlaceCall(PlaceCall {
-            call_id: call_id.clone(),
-            workspace_id: s.scope.workspace_id.clone(),
-            from: "+15550199".into(),
-            to: to.into(),
-            agent_id: s.agent_id.clone(),
-        })),
-    };
-    let (hub, edge_id) = (s.control.commands.clone(), s.edge.id.clone());
-    eventually(Duration::from_secs(10), "the edge's command stream", || {
-        let (hub, edge_id, command) = (hub.clone(), edge_id.clone(), command.clone());
-        async move { hub.send(&edge_id, command).await.ok() }
-    })
-    .await;
-    call_id
-}
-
-async fn finished_call(store: &Store, scope: &WorkspaceScope, call_id: &str) -> CallRecord {
-    eventually(
-        Duration::from_secs(30),
-        "the call to be recorded as over",
-        || {
-            let (store, scope) = (store.clone(), scope.clone());
-            async move {
-                let calls = store.calls(&scope, 50).await.ok()?;
-                calls
-                    .into_iter()
-                    .find(|c| c.id == call_id && c.ended_at_ms.is_some())
-            }
-        },
-    )
-    .await
-}
-
-async fn event_kinds(s: &Setup, call_id: &str) -> Vec<(String, serde_json::Value)> {
-    let events = s
-        .control
-        .store
-        .call_events(&s.scope, call_id)
-        .await
-        .expect("events");
+async fn event_kinds(s: &World, call_id: &str) -> Vec<(String, serde_json::Value)> {
+    let events = s.events_of(call_id).await;
     events.into_iter().map(|e| (e.kind, e.payload)).collect()
-}
-
-async fn teardown(s: Setup) {
-    s.edge.stop().await;
-    s.control.stop().await;
-    s.db.cleanup().await;
 }
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn an_outbound_call_is_answered_by_the_trunk_and_hung_up_by_the_callee() {
-    let s = setup().await;
+    let s = World::builder()
+        .workspace("Outbound")
+        .agent(serde_json::json!({"name": "Caller"}))
+        .start()
+        .await;
     let (trunk_sipp, port) = sipp_trunk("uas_answer.xml", &[]).await;
-    set_trunks(&s, vec![trunk("carrier", port, 1)]);
-    let call_id = place_call(&s, "+15557770001").await;
+    s.set_trunks(vec![udp_trunk("carrier", port, 1)]);
+    let call_id = s.place_call_by_command("+15557770001").await;
     assert_eq!(
         trunk_sipp.finish().await,
         0,
         "the trunk's side went as scripted"
     );
-    let call = finished_call(&s.control.store, &s.scope, &call_id).await;
+    let call = s.finished_call(&call_id).await;
     assert_eq!(
         (call.status.as_str(), call.end_reason.as_deref()),
         ("ended", Some("caller_hangup"))
@@ -283,68 +133,77 @@ async fn an_outbound_call_is_answered_by_the_trunk_and_hung_up_by_the_callee() {
     assert_eq!(kinds.first().map(String::as_str), Some("call.started"));
     assert_eq!(kinds.last().map(String::as_str), Some("call.ended"));
     assert_eq!(s.edge.state.active_calls(), 0);
-    teardown(s).await;
+    s.stop().await;
 }
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn a_digest_challenge_is_answered_with_the_trunk_credentials() {
-    let s = setup().await;
+    let s = World::builder()
+        .workspace("Outbound")
+        .agent(serde_json::json!({"name": "Caller"}))
+        .start()
+        .await;
     let (trunk_sipp, port) = sipp_trunk("uas_digest.xml", &[]).await;
-    let mut carrier = trunk("carrier", port, 1);
+    let mut carrier = udp_trunk("carrier", port, 1);
     carrier.username = Some("freya".into());
     carrier.password = Some("s3cret".into());
-    set_trunks(&s, vec![carrier]);
-    let call_id = place_call(&s, "+15557770002").await;
+    s.set_trunks(vec![carrier]);
+    let call_id = s.place_call_by_command("+15557770002").await;
     assert_eq!(
         trunk_sipp.finish().await,
         0,
         "sipp verified our digest and answered"
     );
-    let call = finished_call(&s.control.store, &s.scope, &call_id).await;
+    let call = s.finished_call(&call_id).await;
     assert_eq!(call.status.as_str(), "ended");
-    teardown(s).await;
+    s.stop().await;
 }
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn a_503_fails_over_to_the_next_trunk_by_priority() {
-    let s = setup().await;
+    let s = World::builder()
+        .workspace("Outbound")
+        .agent(serde_json::json!({"name": "Caller"}))
+        .start()
+        .await;
     let (down, down_port) = sipp_trunk("uas_unavailable.xml", &[]).await;
     let (up, up_port) = sipp_trunk("uas_answer.xml", &[]).await;
     // Listed out of order: priority decides.
-    set_trunks(
-        &s,
-        vec![trunk("backup", up_port, 2), trunk("primary", down_port, 1)],
-    );
-    let call_id = place_call(&s, "+15557770003").await;
+    s.set_trunks(vec![
+        udp_trunk("backup", up_port, 2),
+        udp_trunk("primary", down_port, 1),
+    ]);
+    let call_id = s.place_call_by_command("+15557770003").await;
     assert_eq!(
         down.finish().await,
         0,
         "the primary refused with 503 and got its ACK"
     );
     assert_eq!(up.finish().await, 0, "the backup answered");
-    let call = finished_call(&s.control.store, &s.scope, &call_id).await;
+    let call = s.finished_call(&call_id).await;
     assert_eq!(call.status.as_str(), "ended");
-    teardown(s).await;
+    s.stop().await;
 }
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn a_busy_callee_fails_the_call_without_trying_another_trunk() {
-    let s = setup().await;
+    let s = World::builder()
+        .workspace("Outbound")
+        .agent(serde_json::json!({"name": "Caller"}))
+        .start()
+        .await;
     let (busy, busy_port) = sipp_trunk("uas_busy.xml", &[]).await;
     let backup = tokio::net::UdpSocket::bind("127.0.0.1:0")
         .await
         .expect("backup socket");
     let backup_port = backup.local_addr().expect("addr").port();
-    set_trunks(
-        &s,
-        vec![
-            trunk("primary", busy_port, 1),
-            trunk("backup", backup_port, 2),
-        ],
-    );
-    let call_id = place_call(&s, "+15557770004").await;
+    s.set_trunks(vec![
+        udp_trunk("primary", busy_port, 1),
+        udp_trunk("backup", backup_port, 2),
+    ]);
+    let call_id = s.place_call_by_command("+15557770004").await;
     assert_eq!(busy.finish().await, 0);
-    let call = finished_call(&s.control.store, &s.scope, &call_id).await;
+    let call = s.finished_call(&call_id).await;
     assert_eq!(
         (call.status.as_str(), call.end_reason.as_deref()),
         ("failed", Some("busy"))
@@ -358,13 +217,17 @@ async fn a_busy_callee_fails_the_call_without_trying_another_trunk() {
         .find(|(k, _)| k == "call.failed")
         .expect("call.failed");
     assert_eq!(failed.1["detail"]["code"], 486);
-    teardown(s).await;
+    s.stop().await;
 }
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn a_workspace_without_trunks_gets_a_failed_call() {
-    let s = setup().await;
-    let call_id = place_call(&s, "+15557770005").await;
+    let s = World::builder()
+        .workspace("Outbound")
+        .agent(serde_json::json!({"name": "Caller"}))
+        .start()
+        .await;
+    let call_id = s.place_call_by_command("+15557770005").await;
     let events = eventually(Duration::from_secs(10), "call.failed", || {
         let (store, scope, call_id) = (s.control.store.clone(), s.scope.clone(), call_id.clone());
         async move {
@@ -380,12 +243,16 @@ async fn a_workspace_without_trunks_gets_a_failed_call() {
         events.last().map(|e| e.payload["reason"].clone()),
         Some("no_trunks".into())
     );
-    teardown(s).await;
+    s.stop().await;
 }
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn a_sipp_caller_over_tcp_is_answered_and_hangs_up() {
-    let s = setup().await;
+    let s = World::builder()
+        .workspace("Outbound")
+        .agent(serde_json::json!({"name": "Caller"}))
+        .start()
+        .await;
     let target: SocketAddr = s.edge.sip_addr;
     let port = free_tcp_port().to_string();
     let target_text = target.to_string();
@@ -413,5 +280,5 @@ async fn a_sipp_caller_over_tcp_is_answered_and_hangs_up() {
         (calls[0].status.as_str(), calls[0].end_reason.as_deref()),
         ("ended", Some("caller_hangup"))
     );
-    teardown(s).await;
+    s.stop().await;
 }

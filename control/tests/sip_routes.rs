@@ -14,90 +14,47 @@ use std::path::{Path, PathBuf};
 use std::process::Stdio;
 use std::time::Duration;
 
-use freya_control::server::ControlPlane;
-use freya_control::store::{CallRecord, StoredEvent, WorkspaceScope};
-use freya_edge::Edge;
-use freya_proto::v1::edge_command::Command as EdgeCommandKind;
-use freya_proto::v1::{EdgeCommand, PlaceCall};
-use freya_shared::model::{AgentSpec, ProviderSpec, SipTrunkSpec};
-use freya_shared::snapshot::ProviderConfig;
+use freya_control::store::CallRecord;
+use freya_shared::model::SipTrunkSpec;
+use support::caller::free_udp_port;
 use support::caller::sipp_scenario;
 use support::kamailio::Kamailio;
-use support::{
-    agent_on_number, control_config, edge_config, on_both_engines, the_ended_call, until_routed,
-    Backend, TestDb, SECRET,
-};
-
-/// A control plane and an edge whose number `demo` is answered by an agent that hangs up
-/// after `max_call_seconds`.
-struct World {
-    db: TestDb,
-    control: ControlPlane,
-    edge: Edge,
-    scope: WorkspaceScope,
-    agent_id: String,
-    _dir: tempfile::TempDir,
-}
+use support::world::World;
+use support::{on_both_engines, Backend};
 
 async fn world(backend: Backend, max_call_seconds: u32) -> World {
-    let db = TestDb::new(backend).await;
-    let control = ControlPlane::start(&control_config(&db.url))
+    World::builder()
+        .backend(backend)
+        .workspace("Routes")
+        .agent(serde_json::json!({"max_call_seconds": max_call_seconds}))
+        .start()
         .await
-        .expect("control starts");
-    let workspace_id = control
-        .store
-        .create_workspace("Routes")
-        .await
-        .expect("workspace");
-    let scope = WorkspaceScope { workspace_id };
-    let agent: AgentSpec = serde_json::from_value(serde_json::json!({
-        "name": "Desk",
-        "max_call_seconds": max_call_seconds,
-    }))
-    .expect("agent");
-    let agent_id = agent_on_number(&control, &scope, "demo", &agent).await.id;
-    let dir = tempfile::tempdir().expect("temp dir");
-    let edge = Edge::start(&edge_config(dir.path(), control.grpc_addr, SECRET))
-        .await
-        .expect("edge starts");
-    until_routed(&edge, "demo").await;
-    World {
-        db,
-        control,
-        edge,
-        scope,
-        agent_id,
-        _dir: dir,
-    }
 }
 
-impl World {
-    /// The call once ended, and the payload of its `call.ended` event.
-    async fn ended(&self) -> (CallRecord, serde_json::Value) {
-        let (call, events): (CallRecord, Vec<StoredEvent>) =
-            the_ended_call(&self.control.store, &self.scope).await;
-        let ended = events
-            .iter()
-            .find(|e| e.kind == "call.ended")
-            .map(|e| e.payload.clone())
-            .expect("a call.ended event");
-        (call, ended)
-    }
-
-    async fn stop(self) {
-        self.edge.stop().await;
-        self.control.stop().await;
-        self.db.cleanup().await;
-    }
+/// The call once ended, and the payload of its `call.ended` event.
+async fn ended(w: &World) -> (CallRecord, serde_json::Value) {
+    let (call, events) = w.ended_call().await;
+    let ended = events
+        .iter()
+        .find(|e| e.kind == "call.ended")
+        .map(|e| e.payload.clone())
+        .expect("a call.ended event");
+    (call, ended)
 }
 
-/// A socket for the caller's RTP (the edge sends its audio there; nobody listens to it).
-fn rtp_socket() -> UdpSocket {
-    UdpSocket::bind("127.0.0.1:0").expect("an RTP port")
+/// sipp dialling `demo` at `target` with `scenario`, its RTP on a socket of ours (the edge
+/// sends its audio there; nobody listens to it); sipp's exit code.
+async fn sipp_via(target: std::net::SocketAddr, scenario: &str) -> i32 {
+    let rtp = UdpSocket::bind("127.0.0.1:0").expect("an RTP port");
+    let port = rtp.local_addr().expect("address").port();
+    sipp_scenario(target, "demo", port, scenario).await
 }
 
-fn port_of(socket: &UdpSocket) -> u16 {
-    socket.local_addr().expect("address").port()
+/// The agent ended the call at its time limit, and our BYE was answered 200.
+fn assert_the_agents_bye_was_answered(call: &CallRecord, ended: &serde_json::Value) {
+    assert_eq!(call.end_reason.as_deref(), Some("max_duration"));
+    assert_eq!(ended["hangup_by"], "agent");
+    assert_eq!(ended["bye_outcome"], "200", "{ended}");
 }
 
 /// A caller behind a strict router (sipp itself) and a loose one: the edge's 200 echoes both
@@ -105,19 +62,10 @@ fn port_of(socket: &UdpSocket) -> u16 {
 /// Request-URI and the loose router then the caller's Contact as Route (sipp checks each).
 async fn a_strict_and_a_loose_record_route_shape_our_bye(backend: Backend) {
     let w = world(backend, 2).await;
-    let rtp = rtp_socket();
-    let code = sipp_scenario(
-        w.edge.sip_addr,
-        "demo",
-        port_of(&rtp),
-        "uac_record_route_strict.xml",
-    )
-    .await;
+    let code = sipp_via(w.edge.sip_addr, "uac_record_route_strict.xml").await;
     assert_eq!(code, 0, "sipp's checks of the 200 and the BYE passed");
-    let (call, ended) = w.ended().await;
-    assert_eq!(call.end_reason.as_deref(), Some("max_duration"));
-    assert_eq!(ended["hangup_by"], "agent");
-    assert_eq!(ended["bye_outcome"], "200", "{ended}");
+    let (call, ended) = ended(&w).await;
+    assert_the_agents_bye_was_answered(&call, &ended);
     w.stop().await;
 }
 
@@ -128,16 +76,9 @@ async fn a_caller_through_kamailio_hangs_up_through_it(backend: Backend) {
     let Some(proxy) = Kamailio::start(w.edge.sip_addr) else {
         return w.stop().await;
     };
-    let rtp = rtp_socket();
-    let code = sipp_scenario(
-        proxy.addr,
-        "demo",
-        port_of(&rtp),
-        "uac_via_proxy_caller_hangs_up.xml",
-    )
-    .await;
+    let code = sipp_via(proxy.addr, "uac_via_proxy_caller_hangs_up.xml").await;
     assert_eq!(code, 0, "sipp's call through kamailio went as scripted");
-    let (call, ended) = w.ended().await;
+    let (call, ended) = ended(&w).await;
     assert_eq!(ended["hangup_by"], "caller", "{ended}");
     assert!(call.answered_at_ms.is_some());
     assert!(ended["bye_outcome"].is_null(), "no BYE of ours: {ended}");
@@ -154,19 +95,10 @@ async fn the_agents_bye_goes_through_kamailio_and_is_answered(backend: Backend) 
     let Some(proxy) = Kamailio::start(w.edge.sip_addr) else {
         return w.stop().await;
     };
-    let rtp = rtp_socket();
-    let code = sipp_scenario(
-        proxy.addr,
-        "demo",
-        port_of(&rtp),
-        "uac_via_proxy_agent_hangs_up.xml",
-    )
-    .await;
+    let code = sipp_via(proxy.addr, "uac_via_proxy_agent_hangs_up.xml").await;
     assert_eq!(code, 0, "sipp received the edge's BYE through kamailio");
-    let (call, ended) = w.ended().await;
-    assert_eq!(call.end_reason.as_deref(), Some("max_duration"));
-    assert_eq!(ended["hangup_by"], "agent");
-    assert_eq!(ended["bye_outcome"], "200", "{ended}");
+    let (call, ended) = ended(&w).await;
+    assert_the_agents_bye_was_answered(&call, &ended);
     drop(proxy);
     w.stop().await;
 }
@@ -181,42 +113,18 @@ async fn an_outbound_call_goes_through_the_trunks_outbound_proxy(backend: Backen
     let Some(proxy) = Kamailio::start(w.edge.sip_addr) else {
         return w.stop().await;
     };
-    let trunk_port = UdpSocket::bind("127.0.0.1:0")
-        .and_then(|s| s.local_addr())
-        .expect("a free port")
-        .port();
+    let trunk_port = free_udp_port();
     let work = tempfile::tempdir().expect("temp dir");
     let trunk = sipp_uas("uas_via_proxy_answer.xml", trunk_port, work.path());
     tokio::time::sleep(Duration::from_millis(400)).await; // sipp binds its socket
-    let mut snapshot = (*w.edge.state.snapshot()).clone();
     let spec: SipTrunkSpec = serde_json::from_value(serde_json::json!({
         "name": "Carrier", "host": "127.0.0.1", "port": trunk_port,
         "outbound_proxy": format!("sip:{};lr", proxy.addr),
     }))
     .expect("trunk");
     assert!(spec.validate().is_empty());
-    snapshot.providers = vec![ProviderConfig {
-        id: "trunk-0".into(),
-        workspace_id: w.scope.workspace_id.clone(),
-        spec: ProviderSpec::SipTrunk(spec),
-    }];
-    w.edge.state.set_snapshot(snapshot);
-    let command = EdgeCommand {
-        id: uuid::Uuid::now_v7().to_string(),
-        command: Some(EdgeCommandKind::PlaceCall(PlaceCall {
-            call_id: uuid::Uuid::now_v7().to_string(),
-            workspace_id: w.scope.workspace_id.clone(),
-            from: "+15550199".into(),
-            to: "+15557770001".into(),
-            agent_id: w.agent_id.clone(),
-        })),
-    };
-    let (hub, edge_id) = (w.control.commands.clone(), w.edge.id.clone());
-    support::eventually(Duration::from_secs(10), "the edge's command stream", || {
-        let (hub, edge_id, command) = (hub.clone(), edge_id.clone(), command.clone());
-        async move { hub.send(&edge_id, command).await.ok() }
-    })
-    .await;
+    w.set_trunks(vec![spec]);
+    w.place_call_by_command("+15557770001").await;
     let output = tokio::time::timeout(Duration::from_secs(45), trunk.wait_with_output())
         .await
         .expect("sipp finishes in time")
@@ -233,7 +141,7 @@ async fn an_outbound_call_goes_through_the_trunks_outbound_proxy(backend: Backen
         output.status.success(),
         "the trunk saw every request come through kamailio"
     );
-    let (call, ended) = w.ended().await;
+    let (call, ended) = ended(&w).await;
     assert_eq!(call.direction, "outbound");
     assert_eq!(ended["hangup_by"], "agent");
     assert_eq!(ended["bye_outcome"], "200", "{ended}");

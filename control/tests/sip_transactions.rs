@@ -13,7 +13,6 @@
 mod support;
 
 use std::net::SocketAddr;
-use std::path::PathBuf;
 use std::time::Duration;
 
 use tokio::net::UdpSocket;
@@ -22,12 +21,11 @@ use freya_control::server::ControlPlane;
 use freya_control::store::WorkspaceScope;
 use freya_edge::Edge;
 use freya_shared::model::AgentSpec;
+use support::caller::sipp_with_media;
 use support::http::workspace_with_keys;
 use support::on_both_engines;
 use support::raw_sip::{recv_sip, Call, CALLER_TAG};
-use support::{
-    agent_on_number, control_config, edge_config, eventually, until_routed, Backend, TestDb, SECRET,
-};
+use support::{agent_on_number, edge_config, eventually, until_routed, Backend, TestDb, SECRET};
 
 const WAIT: Duration = Duration::from_secs(10);
 
@@ -42,10 +40,7 @@ struct Setup {
 
 /// Workspace A owns +15550001, B owns +15550002; the edge rings 300 ms before answering.
 async fn setup(backend: Backend) -> Setup {
-    let db = TestDb::new(backend).await;
-    let control = ControlPlane::start(&control_config(&db.url))
-        .await
-        .expect("control starts");
+    let (db, control) = support::control_plane(backend).await;
     let desk: AgentSpec =
         serde_json::from_value(serde_json::json!({"name": "Desk"})).expect("agent");
     let (ws_a, _) = workspace_with_keys(&control, "A").await;
@@ -278,50 +273,10 @@ async fn a_refused_call_is_recorded_in_its_numbers_workspace_and_an_unknown_one_
     teardown(s).await;
 }
 
-/// Runs sipp once with `scenario` against `target`, dialling `number`; its exit code.
-async fn sipp(target: SocketAddr, scenario: &str, number: &str) -> i32 {
-    let work = tempfile::tempdir().expect("temp dir");
-    let path = PathBuf::from(env!("CARGO_MANIFEST_DIR"))
-        .join("tests/sipp")
-        .join(scenario);
-    let port = || {
-        std::net::UdpSocket::bind("127.0.0.1:0")
-            .and_then(|s| s.local_addr())
-            .map(|a| a.port().to_string())
-            .expect("a free port")
-    };
-    let (sip_port, media_port) = (port(), port());
-    let output = tokio::time::timeout(
-        Duration::from_secs(60),
-        tokio::process::Command::new("sipp")
-            .arg("-sf")
-            .arg(path)
-            .args(["-s", number, &target.to_string(), "-m", "1"])
-            .args(["-i", "127.0.0.1", "-p", &sip_port, "-mp", &media_port])
-            .args(["-timeout", "20s", "-nostdin", "-trace_err"])
-            .current_dir(work.path())
-            .kill_on_drop(true)
-            .output(),
-    )
-    .await
-    .expect("sipp finishes within a minute")
-    .expect("sipp runs (install sip-tester: deploy/test.sh does)");
-    let code = output.status.code().unwrap_or(-1);
-    if code != 0 {
-        for entry in std::fs::read_dir(work.path()).expect("sipp dir").flatten() {
-            if let Ok(text) = std::fs::read_to_string(entry.path()) {
-                eprintln!("--- {}:\n{text}", entry.path().display());
-            }
-        }
-        eprintln!("{}", String::from_utf8_lossy(&output.stdout));
-    }
-    code
-}
-
 async fn sipp_reads_warning_305_on_the_488_and_the_refusal_is_recorded(backend: Backend) {
     let s = setup(backend).await;
     assert_eq!(
-        sipp(s.edge.sip_addr, "uac_no_common_codec.xml", "+15550002").await,
+        sipp_with_media(s.edge.sip_addr, "+15550002", "uac_no_common_codec.xml", &[]).await,
         0,
         "sipp got its 488 with Warning: 305"
     );

@@ -11,67 +11,13 @@ mod support;
 
 use std::time::Duration;
 
-use freya_control::server::ControlPlane;
-use freya_control::store::{CallRecord, StoredEvent, WorkspaceScope};
 use freya_edge::rtp::packet::RtpPacket;
-use freya_edge::Edge;
-use freya_shared::model::AgentSpec;
 use support::raw_sip::{recv_sip, Call, CALLER_TAG};
-use support::{
-    agent_on_number, control_config, edge_config, until_routed, Backend, TestDb, SECRET,
-};
+use support::world::World;
 use tokio::net::UdpSocket;
 
 /// The Call-ID of the call under attack.
 const CALL_ID: &str = "integrity-1";
-
-struct World {
-    db: TestDb,
-    control: ControlPlane,
-    edge: Edge,
-    scope: WorkspaceScope,
-    _dir: tempfile::TempDir,
-}
-
-async fn world() -> World {
-    let db = TestDb::new(Backend::Sqlite).await;
-    let control = ControlPlane::start(&control_config(&db.url))
-        .await
-        .expect("control starts");
-    let workspace_id = control
-        .store
-        .create_workspace("Integrity")
-        .await
-        .expect("workspace");
-    let scope = WorkspaceScope { workspace_id };
-    let agent: AgentSpec =
-        serde_json::from_value(serde_json::json!({"name": "Desk"})).expect("agent");
-    agent_on_number(&control, &scope, "demo", &agent).await;
-    let dir = tempfile::tempdir().expect("temp dir");
-    let edge = Edge::start(&edge_config(dir.path(), control.grpc_addr, SECRET))
-        .await
-        .expect("edge starts");
-    until_routed(&edge, "demo").await;
-    World {
-        db,
-        control,
-        edge,
-        scope,
-        _dir: dir,
-    }
-}
-
-async fn teardown(w: World) {
-    assert_eq!(w.edge.state.active_calls(), 0);
-    w.edge.stop().await;
-    w.control.stop().await;
-    w.db.cleanup().await;
-}
-
-/// The one call, once it has ended, and its events.
-async fn ended_call(w: &World) -> (CallRecord, Vec<StoredEvent>) {
-    support::the_ended_call(&w.control.store, &w.scope).await
-}
 
 /// An RTP packet of 20 ms of µ-law `level` (0xff silence, 0x00 loudest) from `ssrc`.
 fn rtp(seq: u16, ssrc: u32, level: u8) -> Vec<u8> {
@@ -99,7 +45,7 @@ async fn count_rtp(socket: &UdpSocket, window: Duration) -> usize {
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn rtp_from_a_second_address_mid_call_is_dropped_and_counted_and_the_caller_keeps_the_stream()
 {
-    let w = world().await;
+    let w = World::builder().workspace("Integrity").start().await;
     let caller_rtp = UdpSocket::bind("127.0.0.1:0").await.expect("rtp");
     let stranger = UdpSocket::bind("127.0.0.1:0").await.expect("stranger");
     let call = Call::dial(w.edge.sip_addr, &caller_rtp, "demo", CALL_ID).await;
@@ -152,7 +98,7 @@ async fn rtp_from_a_second_address_mid_call_is_dropped_and_counted_and_the_calle
         )),
         "{metrics}"
     );
-    let (call_record, events) = ended_call(&w).await;
+    let (call_record, events) = w.ended_call().await;
     assert_eq!(call_record.end_reason.as_deref(), Some("caller_hangup"));
     let ended = events
         .iter()
@@ -169,12 +115,12 @@ async fn rtp_from_a_second_address_mid_call_is_dropped_and_counted_and_the_calle
         received <= caller_sent,
         "none of the stranger's packets reached the call: {rtp_record}"
     );
-    teardown(w).await;
+    w.teardown().await;
 }
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn a_strangers_bye_and_info_naming_the_call_id_get_481_and_the_call_goes_on() {
-    let w = world().await;
+    let w = World::builder().workspace("Integrity").start().await;
     let caller_rtp = UdpSocket::bind("127.0.0.1:0").await.expect("rtp");
     let call = Call::dial(w.edge.sip_addr, &caller_rtp, "demo", CALL_ID).await;
     let stranger = UdpSocket::bind("127.0.0.1:0").await.expect("stranger");
@@ -210,11 +156,11 @@ async fn a_strangers_bye_and_info_naming_the_call_id_get_481_and_the_call_goes_o
     assert_eq!(w.edge.state.active_calls(), 1);
     call.hang_up(2).await;
 
-    let (call_record, events) = ended_call(&w).await;
+    let (call_record, events) = w.ended_call().await;
     assert_eq!(call_record.end_reason.as_deref(), Some("caller_hangup"));
     assert!(
         !events.iter().any(|e| e.kind == "call.dtmf"),
         "the stranger pressed no key: {events:#?}"
     );
-    teardown(w).await;
+    w.teardown().await;
 }

@@ -12,109 +12,13 @@ mod support;
 use std::path::PathBuf;
 use std::time::{Duration, Instant};
 
-use freya_control::server::ControlPlane;
-use freya_control::store::WorkspaceScope;
-use freya_edge::Edge;
-use freya_proto::v1::edge_command::Command;
-use freya_proto::v1::{EdgeCommand, PlaceCall};
-use freya_shared::model::{AgentSpec, PhoneNumberSpec, ProviderSpec, SipTransport, SipTrunkSpec};
-use freya_shared::snapshot::ProviderConfig;
-use support::{control_config, edge_config, eventually, Backend, TestDb, SECRET};
+use freya_shared::model::SipTrunkSpec;
+use support::caller::free_udp_port;
+use support::eventually;
+use support::world::{udp_trunk, World};
 
 /// Both trunks' invite timeout: long, so that it cannot be what moves the call on.
 const INVITE_TIMEOUT_MS: u32 = 30_000;
-
-struct Setup {
-    db: TestDb,
-    control: ControlPlane,
-    edge: Edge,
-    scope: WorkspaceScope,
-    agent_id: String,
-    _dir: tempfile::TempDir,
-}
-
-async fn setup() -> Setup {
-    let db = TestDb::new(Backend::Sqlite).await;
-    let control = ControlPlane::start(&control_config(&db.url))
-        .await
-        .expect("control starts");
-    let workspace_id = control
-        .store
-        .create_workspace("Failover")
-        .await
-        .expect("workspace");
-    let scope = WorkspaceScope { workspace_id };
-    let agent: AgentSpec =
-        serde_json::from_value(serde_json::json!({"name": "Caller"})).expect("agent");
-    let agent = control
-        .store
-        .create_agent(&scope, "test", &agent)
-        .await
-        .expect("agent");
-    // A number, so that the edge's snapshot carries the agent.
-    let number = PhoneNumberSpec {
-        number: "demo".into(),
-        region: None,
-        regions: Vec::new(),
-        agent_id: Some(agent.id.clone()),
-        workflow_id: None,
-    };
-    let store = &control.store;
-    store
-        .create_number(&scope, "test", &number)
-        .await
-        .expect("number");
-    let dir = tempfile::tempdir().expect("temp dir");
-    let config = edge_config(dir.path(), control.grpc_addr, SECRET);
-    let edge = Edge::start(&config).await.expect("edge starts");
-    let state = edge.state.clone();
-    eventually(Duration::from_secs(10), "the edge's first snapshot", || {
-        let state = state.clone();
-        async move { state.snapshot().route("demo").map(|_| ()) }
-    })
-    .await;
-    Setup {
-        db,
-        control,
-        edge,
-        scope,
-        agent_id: agent.id,
-        _dir: dir,
-    }
-}
-
-fn set_trunks(s: &Setup, trunks: Vec<(&str, u16)>) {
-    let mut snapshot = (*s.edge.state.snapshot()).clone();
-    snapshot.providers = trunks
-        .into_iter()
-        .enumerate()
-        .map(|(i, (name, port))| ProviderConfig {
-            id: format!("trunk-{name}"),
-            workspace_id: s.scope.workspace_id.clone(),
-            spec: ProviderSpec::SipTrunk(SipTrunkSpec {
-                name: name.into(),
-                host: "127.0.0.1".into(),
-                port,
-                transport: SipTransport::Udp,
-                username: None,
-                password: None,
-                caller_id: Some("+15550100".into()),
-                priority: i32::try_from(i).expect("few trunks") + 1,
-                regions: Vec::new(),
-                invite_timeout_ms: INVITE_TIMEOUT_MS,
-                outbound_proxy: None,
-            }),
-        })
-        .collect();
-    s.edge.state.set_snapshot(snapshot);
-}
-
-fn free_udp_port() -> u16 {
-    std::net::UdpSocket::bind("127.0.0.1:0")
-        .and_then(|s| s.local_addr())
-        .map(|a| a.port())
-        .expect("a free port")
-}
 
 /// A sipp UAS answering one call (`uas_answer.xml`: rings, answers, hangs up after 1.5 s).
 async fn answering_trunk() -> (tokio::process::Child, tempfile::TempDir, u16) {
@@ -138,30 +42,9 @@ async fn answering_trunk() -> (tokio::process::Child, tempfile::TempDir, u16) {
     (child, work, port.parse().expect("port"))
 }
 
-async fn place_call(s: &Setup) -> String {
-    let call_id = uuid::Uuid::now_v7().to_string();
-    let command = EdgeCommand {
-        id: uuid::Uuid::now_v7().to_string(),
-        command: Some(Command::PlaceCall(PlaceCall {
-            call_id: call_id.clone(),
-            workspace_id: s.scope.workspace_id.clone(),
-            from: "+15550199".into(),
-            to: "+15557770009".into(),
-            agent_id: s.agent_id.clone(),
-        })),
-    };
-    let (hub, edge_id) = (s.control.commands.clone(), s.edge.id.clone());
-    eventually(Duration::from_secs(10), "the edge's command stream", || {
-        let (hub, edge_id, command) = (hub.clone(), edge_id.clone(), command.clone());
-        async move { hub.send(&edge_id, command).await.ok() }
-    })
-    .await;
-    call_id
-}
-
 /// The payload of the call's `call.answered`, once recorded (`limit` is a hang guard), and the
 /// time between the edge's `call.started` (stamped as it dials) and `call.answered`.
-async fn answered(s: &Setup, call_id: &str, limit: Duration) -> (serde_json::Value, Duration) {
+async fn answered(s: &World, call_id: &str, limit: Duration) -> (serde_json::Value, Duration) {
     eventually(limit, "the call to be answered", || {
         let (store, scope) = (s.control.store.clone(), s.scope.clone());
         async move {
@@ -184,13 +67,21 @@ async fn fail_over(
     silent: bool,
     limit: Duration,
 ) -> (serde_json::Value, Duration, Duration) {
-    let s = setup().await;
+    let s = World::builder()
+        .workspace("Failover")
+        .agent(serde_json::json!({"name": "Caller"}))
+        .start()
+        .await;
     let (mut sipp, _work, up) = answering_trunk().await;
     let port = first.local_addr().expect("addr").port();
     let _silent = silent.then_some(first);
-    set_trunks(&s, vec![("dead", port), ("alive", up)]);
+    let trunk = |name, port, priority| SipTrunkSpec {
+        invite_timeout_ms: INVITE_TIMEOUT_MS,
+        ..udp_trunk(name, port, priority)
+    };
+    s.set_trunks(vec![trunk("dead", port, 1), trunk("alive", up, 2)]);
     let asked = Instant::now();
-    let call_id = place_call(&s).await;
+    let call_id = s.place_call_by_command("+15557770009").await;
     let (payload, at_edge) = answered(&s, &call_id, limit).await;
     let took = asked.elapsed();
     let status = tokio::time::timeout(Duration::from_secs(30), sipp.wait())
@@ -198,9 +89,7 @@ async fn fail_over(
         .expect("sipp finishes")
         .expect("sipp status");
     assert!(status.success(), "the second trunk's call went as scripted");
-    s.edge.stop().await;
-    s.control.stop().await;
-    s.db.cleanup().await;
+    s.stop().await;
     (payload, took, at_edge)
 }
 

@@ -186,9 +186,9 @@ async fn an_inbound_twilio_call_reaches_the_agent_and_the_caller_hears_it() {
         &[(TOKEN, "http://127.0.0.1:9".into())],
     )
     .await;
-    w.speech
+    w.speech()
         .set_default_transcript("What are your opening hours?");
-    w.llm
+    w.llm()
         .respond_with(|_| FakeReply::text("We are open from nine to five."));
     let answer = post_voice_webhook(&voice_url(&w), TOKEN, &webhook_form("CA100", NUMBER))
         .await
@@ -223,10 +223,10 @@ async fn an_inbound_twilio_call_reaches_the_agent_and_the_caller_hears_it() {
     );
     assert!(!report.marks.is_empty(), "marks after the agent's turns");
 
-    let utterances = w.speech.utterances();
+    let utterances = w.speech().utterances();
     assert!(!utterances.is_empty(), "the STT got the caller's turn");
     assert!(utterances[0].duration > Duration::from_millis(800));
-    let requests = w.llm.requests();
+    let requests = w.llm().requests();
     assert!(!requests.is_empty(), "the LLM was asked");
     assert_eq!(
         requests[0].system_prompt().as_deref(),
@@ -263,10 +263,10 @@ async fn speaking_over_the_agent_clears_twilios_buffer() {
     )
     .await;
     // Six seconds of greeting: still playing when the caller speaks.
-    w.speech.set_speech_audio(tone(24_000, 6_000));
-    w.speech
+    w.speech().set_speech_audio(tone(24_000, 6_000));
+    w.speech()
         .set_default_transcript("Sorry, can I ask something?");
-    w.llm.respond_with(|_| FakeReply::text("Of course."));
+    w.llm().respond_with(|_| FakeReply::text("Of course."));
     let answer = post_voice_webhook(&voice_url(&w), TOKEN, &webhook_form("CA200", NUMBER))
         .await
         .expect("answer");
@@ -314,13 +314,14 @@ async fn caller_says(w: &World, call_sid: &str, words: &str, stay: Duration) -> 
 
 /// The caller asks for sales; the model transfers to [`TRANSFER_TO`], then says `then_says`.
 fn caller_asks_for_sales(w: &World, then_says: &'static str) {
-    w.speech.set_default_transcript("Put me through to sales.");
-    w.llm.push_reply(FakeReply::tool_call(
+    w.speech()
+        .set_default_transcript("Put me through to sales.");
+    w.llm().push_reply(FakeReply::tool_call(
         "call_1",
         "transfer_call",
         serde_json::json!({"destination": TRANSFER_TO}),
     ));
-    w.llm.respond_with(move |_| FakeReply::text(then_says));
+    w.llm().respond_with(move |_| FakeReply::text(then_says));
 }
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
@@ -391,12 +392,7 @@ async fn a_transfer_twilio_refuses_is_reported_and_the_agent_says_so() {
             .is_some_and(|r| r.contains("500")),
         "{failed:?}"
     );
-    let spoken: Vec<String> = w
-        .speech
-        .speech_requests()
-        .into_iter()
-        .map(|r| r.input)
-        .collect();
+    let spoken = w.spoken();
     assert!(
         spoken.iter().any(|s| s.contains("could not transfer")),
         "the agent tells the caller: {spoken:?}"
@@ -411,18 +407,18 @@ async fn send_dtmf_on_a_twilio_call_is_an_error_the_model_sees_and_the_call_reco
         &[(TOKEN, "http://127.0.0.1:9".into())],
     )
     .await;
-    w.speech.set_default_transcript("Press one for me.");
-    w.llm.push_reply(FakeReply::tool_call(
+    w.speech().set_default_transcript("Press one for me.");
+    w.llm().push_reply(FakeReply::tool_call(
         "call_1",
         "send_dtmf",
         serde_json::json!({"digits": "1"}),
     ));
-    w.llm
+    w.llm()
         .respond_with(|_| FakeReply::text("I cannot press keys on this line."));
     let report = caller_says(&w, "CA400", "Press one for me.", Duration::from_secs(5)).await;
     assert!(!report.closed_by_edge, "the call goes on: {report:?}");
 
-    let requests = w.llm.requests();
+    let requests = w.llm().requests();
     assert!(requests.len() >= 2, "the model heard back: {requests:?}");
     let tool_result = requests[1].body["messages"]
         .as_array()

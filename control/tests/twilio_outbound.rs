@@ -65,12 +65,7 @@ async fn an_outbound_call_goes_through_twilio_failing_over_from_a_refusing_accou
         report.voiced_samples() > 1600,
         "the callee heard the agent: {report:?}"
     );
-    let spoken: Vec<String> = w
-        .speech
-        .speech_requests()
-        .into_iter()
-        .map(|r| r.input)
-        .collect();
+    let spoken = w.spoken();
     assert_eq!(spoken.first().map(String::as_str), Some(greeting));
 
     let (call, events) = finished_call(&w, "outbound").await;
@@ -94,14 +89,7 @@ async fn an_outbound_call_fails_with_a_reason_when_every_twilio_account_refuses(
     twilio.fail_with(503);
     let w = world("Hello.", &[(TOKEN, twilio.base_url())]).await;
     place_call(&w, "+15557770002").await;
-    let call = eventually(Duration::from_secs(10), "the call to fail", || {
-        let (store, scope) = (w.control.store.clone(), w.scope.clone());
-        async move {
-            let calls = store.calls(&scope, 10).await.ok()?;
-            calls.into_iter().find(|c| c.status == "failed")
-        }
-    })
-    .await;
+    let call = w.call_in_status("failed").await;
     assert_eq!(call.end_reason.as_deref(), Some("providers_failed"));
     teardown(w).await;
 }
@@ -112,14 +100,7 @@ async fn an_unanswered_outbound_twilio_call_is_recorded_with_twilios_status() {
     twilio.leave_unanswered("busy");
     let w = world("Hello.", &[(TOKEN, twilio.base_url())]).await;
     place_call(&w, "+15557770003").await;
-    let call = eventually(Duration::from_secs(10), "the call to fail", || {
-        let (store, scope) = (w.control.store.clone(), w.scope.clone());
-        async move {
-            let calls = store.calls(&scope, 10).await.ok()?;
-            calls.into_iter().find(|c| c.status == "failed")
-        }
-    })
-    .await;
+    let call = w.call_in_status("failed").await;
     assert_eq!(call.end_reason.as_deref(), Some("busy"));
     let requests = twilio.requests();
     assert_eq!(requests.len(), 1);

@@ -10,80 +10,38 @@ mod support;
 
 use std::time::Duration;
 
-use freya_control::server::ControlPlane;
-use freya_control::store::{StoredEvent, WorkspaceScope};
-use freya_edge::llm::fakes::{FakeLlmServer, FakeReply};
+use freya_control::store::StoredEvent;
+use freya_edge::llm::fakes::FakeReply;
 use freya_edge::sip::sdp::Codec;
-use freya_edge::speech::fakes::{FakeDeepgram, FakeOpenAiSpeech, FaultPlan};
-use freya_edge::Edge;
+use freya_edge::speech::fakes::{FakeDeepgram, FaultPlan};
 use freya_loadtest::audio::Utterance;
 use freya_loadtest::uac::{CallReport, TalkerConfig};
-use freya_shared::model::AgentSpec;
 use serde_json::json;
 use support::voice_call::{of_kind, only_call_events, place_spoken_call};
-use support::{
-    agent_on_number, control_config, edge_config, until_routed, Backend, TestDb, SECRET,
-};
+use support::world::World;
 
 const QUESTION: &str = "What are your opening hours?";
 
-struct World {
-    db: TestDb,
-    control: ControlPlane,
-    edge: Edge,
-    scope: WorkspaceScope,
-    deepgram: FakeDeepgram,
-    speech: FakeOpenAiSpeech,
-    llm: FakeLlmServer,
-    _dir: tempfile::TempDir,
-}
-
 /// A control plane, an edge, the fakes, and number `demo` answered by an agent that hears with
 /// the fake Deepgram and takes its turn timing from `turn`.
-async fn world(turn: serde_json::Value) -> World {
+async fn world(turn: serde_json::Value) -> (World, FakeDeepgram) {
     let deepgram = FakeDeepgram::start().await.expect("fake deepgram");
     deepgram.require_api_key("dg-key");
     // Like Deepgram's endpointing=300: the final comes once the caller has been quiet 300 ms.
     deepgram.endpoint_after_silence(300);
-    let speech = FakeOpenAiSpeech::start().await.expect("fake speech");
-    let llm = FakeLlmServer::openai().await.expect("fake llm");
-    let db = TestDb::new(Backend::Sqlite).await;
-    let control = ControlPlane::start(&control_config(&db.url))
-        .await
-        .expect("control starts");
-    let workspace_id = control
-        .store
-        .create_workspace("Voice")
-        .await
-        .expect("workspace");
-    let scope = WorkspaceScope { workspace_id };
-    let agent: AgentSpec = serde_json::from_value(json!({
-        "name": "Front desk",
-        "system_prompt": "You are the front desk of Acme.",
-        "first_message": "Hello, thanks for calling Acme.",
-        "stt": {"provider": "deepgram", "model": "nova-2", "base_url": deepgram.url(), "api_key": "dg-key"},
-        "llm": {"provider": "openai", "model": "gpt-4o-mini", "base_url": llm.base_url(), "api_key": "llm-key"},
-        "tts": {"provider": "openai", "model": "tts-1", "voice": "alloy", "base_url": speech.base_url(), "api_key": "tts-key"},
-        "turn": turn
-    }))
-    .expect("agent");
-    assert_eq!(agent.validate(), Vec::new());
-    agent_on_number(&control, &scope, "demo", &agent).await;
-    let dir = tempfile::tempdir().expect("temp dir");
-    let edge = Edge::start(&edge_config(dir.path(), control.grpc_addr, SECRET))
-        .await
-        .expect("edge starts");
-    until_routed(&edge, "demo").await;
-    World {
-        db,
-        control,
-        edge,
-        scope,
-        deepgram,
-        speech,
-        llm,
-        _dir: dir,
-    }
+    let w = World::builder()
+        .workspace("Voice")
+        .voice()
+        .agent(json!({
+            "name": "Front desk",
+            "system_prompt": "You are the front desk of Acme.",
+            "first_message": "Hello, thanks for calling Acme.",
+            "stt": {"provider": "deepgram", "model": "nova-2", "base_url": deepgram.url(), "api_key": "dg-key"},
+            "turn": turn
+        }))
+        .start()
+        .await;
+    (w, deepgram)
 }
 
 /// Places one G.711 call that asks [`QUESTION`] once the greeting has had time to play.
@@ -112,17 +70,11 @@ fn caller_lines(events: &[StoredEvent]) -> Vec<String> {
         .collect()
 }
 
-async fn teardown(w: World) {
-    w.edge.stop().await;
-    w.control.stop().await;
-    w.db.cleanup().await;
-}
-
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn a_deepgram_agent_hears_the_turn_while_it_is_spoken_and_answers() {
-    let w = world(json!({})).await;
-    w.deepgram.push_utterance(QUESTION, 0);
-    w.llm
+    let (w, deepgram) = world(json!({})).await;
+    deepgram.push_utterance(QUESTION, 0);
+    w.llm()
         .respond_with(|_| FakeReply::text("We are open from nine to five."));
     let report = call(&w, Duration::from_secs(6), Duration::from_secs(9)).await;
     assert!(report.succeeded(), "{:?}", report.failure);
@@ -130,7 +82,7 @@ async fn a_deepgram_agent_hears_the_turn_while_it_is_spoken_and_answers() {
     assert_eq!(report.v2v_ms.len(), 1, "the reply was heard: {report:?}");
 
     // One session for the caller's turn, fed while the caller spoke and closed at its end.
-    let conns = w.deepgram.connections();
+    let conns = deepgram.connections();
     assert_eq!(conns.len(), 1, "{conns:?}");
     let turn = &conns[0];
     assert_eq!(turn.authorization.as_deref(), Some("Token dg-key"));
@@ -154,15 +106,10 @@ async fn a_deepgram_agent_hears_the_turn_while_it_is_spoken_and_answers() {
         turn.audio_ms(rate)
     );
 
-    let requests = w.llm.requests();
+    let requests = w.llm().requests();
     assert_eq!(requests.len(), 1);
     assert_eq!(requests[0].user_texts(), [QUESTION]);
-    let spoken: Vec<String> = w
-        .speech
-        .speech_requests()
-        .into_iter()
-        .map(|r| r.input)
-        .collect();
+    let spoken = w.spoken();
     assert_eq!(
         spoken,
         [
@@ -184,15 +131,16 @@ async fn a_deepgram_agent_hears_the_turn_while_it_is_spoken_and_answers() {
     assert!(s["frames_before_end"].as_u64().unwrap_or(0) >= 40, "{s}");
     assert_eq!(s["last_interim"], "What are your", "{s}");
     assert_eq!(s["endpoints"], 1, "{s}");
-    teardown(w).await;
+    w.stop().await;
 }
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn deepgram_endpointing_ends_the_turn_before_the_silence_timeout() {
     // Five seconds of silence would end the turn without help; Deepgram's signal comes after 300 ms.
-    let w = world(json!({"end_of_turn_silence_ms": 5000, "stt_endpointing": true})).await;
-    w.deepgram.push_utterance(QUESTION, 0);
-    w.llm
+    let (w, deepgram) =
+        world(json!({"end_of_turn_silence_ms": 5000, "stt_endpointing": true})).await;
+    deepgram.push_utterance(QUESTION, 0);
+    w.llm()
         .respond_with(|_| FakeReply::text("We are open from nine to five."));
     let report = call(&w, Duration::from_secs(8), Duration::from_secs(12)).await;
     assert!(report.succeeded(), "{:?}", report.failure);
@@ -202,7 +150,7 @@ async fn deepgram_endpointing_ends_the_turn_before_the_silence_timeout() {
         "the turn ended on the endpoint, not after 5 s of silence: {:?}",
         report.v2v_ms
     );
-    let conns = w.deepgram.connections();
+    let conns = deepgram.connections();
     assert_eq!(conns.len(), 1, "{conns:?}");
     let spoken = Utterance::from_spec(&format!("say:{QUESTION}"))
         .expect("espeak-ng speaks")
@@ -218,34 +166,34 @@ async fn deepgram_endpointing_ends_the_turn_before_the_silence_timeout() {
         sent < spoken + Duration::from_millis(3_000),
         "the stream was closed soon after the speech: {sent:?} for {spoken:?} of speech"
     );
-    assert_eq!(w.llm.requests()[0].user_texts(), [QUESTION]);
+    assert_eq!(w.llm().requests()[0].user_texts(), [QUESTION]);
     let events = recorded_events(&w).await;
     assert_eq!(caller_lines(&events), [QUESTION]);
     let streamed = of_kind(&events, "call.stt_stream");
     assert_eq!(streamed.len(), 1, "{events:?}");
     assert_eq!(streamed[0].payload["endpoints"], 1);
-    teardown(w).await;
+    w.stop().await;
 }
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn a_refused_live_session_falls_back_to_the_batch_path_without_dead_air() {
-    let w = world(json!({})).await;
+    let (w, deepgram) = world(json!({})).await;
     // The live session is refused; the batch path's own session then gets the utterance.
-    w.deepgram.set_faults(FaultPlan {
+    deepgram.set_faults(FaultPlan {
         fail_next: 1,
         fail_status: 503,
         ..FaultPlan::default()
     });
-    w.deepgram.push_utterance(QUESTION, 0);
-    w.llm
+    deepgram.push_utterance(QUESTION, 0);
+    w.llm()
         .respond_with(|_| FakeReply::text("We are open from nine to five."));
     let report = call(&w, Duration::from_secs(8), Duration::from_secs(10)).await;
     assert!(report.succeeded(), "{:?}", report.failure);
     assert_eq!(report.v2v_ms.len(), 1, "the reply was heard: {report:?}");
-    let conns = w.deepgram.connections();
+    let conns = deepgram.connections();
     assert_eq!(conns.len(), 2, "refused, then the batch upload: {conns:?}");
     assert!(conns[1].close_stream);
-    assert_eq!(w.llm.requests()[0].user_texts(), [QUESTION]);
+    assert_eq!(w.llm().requests()[0].user_texts(), [QUESTION]);
     let events = recorded_events(&w).await;
     assert_eq!(caller_lines(&events), [QUESTION]);
     let failed = of_kind(&events, "call.provider_failed");
@@ -261,5 +209,5 @@ async fn a_refused_live_session_falls_back_to_the_batch_path_without_dead_air() 
         failed[0].payload
     );
     assert!(of_kind(&events, "call.stt_stream").is_empty());
-    teardown(w).await;
+    w.stop().await;
 }

@@ -10,28 +10,13 @@ mod support;
 use std::sync::Arc;
 use std::time::Duration;
 
-use freya_control::server::ControlPlane;
-use freya_control::store::{StoredEvent, WorkspaceScope};
-use freya_edge::llm::fakes::{FakeLlmServer, FakeReply};
+use freya_control::store::StoredEvent;
+use freya_edge::llm::fakes::FakeReply;
 use freya_edge::sip::sdp::Codec;
-use freya_edge::speech::fakes::{tone, FakeOpenAiSpeech};
-use freya_edge::Edge;
+use freya_edge::speech::fakes::tone;
 use freya_loadtest::uac::{CallReport, TalkerConfig};
-use freya_shared::model::AgentSpec;
 use support::voice_call::{of_kind, only_call_events, place_spoken_call};
-use support::{
-    agent_on_number, control_config, edge_config, until_routed, Backend, TestDb, SECRET,
-};
-
-struct World {
-    db: TestDb,
-    control: ControlPlane,
-    edge: Edge,
-    scope: WorkspaceScope,
-    speech: FakeOpenAiSpeech,
-    llm: FakeLlmServer,
-    _dir: tempfile::TempDir,
-}
+use support::world::World;
 
 /// A control plane, an edge, the fakes, and number `demo` answered by an agent using them.
 async fn world(first_message: &str) -> World {
@@ -40,47 +25,18 @@ async fn world(first_message: &str) -> World {
 
 /// As [`world`], with `extra` agent fields (tools, ...) merged into the agent.
 async fn world_with(first_message: &str, extra: serde_json::Value) -> World {
-    let speech = FakeOpenAiSpeech::start().await.expect("fake speech");
-    let llm = FakeLlmServer::openai().await.expect("fake llm");
-    let db = TestDb::new(Backend::Sqlite).await;
-    let control = ControlPlane::start(&control_config(&db.url))
+    World::builder()
+        .workspace("Voice")
+        .voice()
+        .agent(serde_json::json!({
+            "name": "Front desk",
+            "system_prompt": "You are the front desk of {{business_name}}. The caller is {{caller_number}}.",
+            "first_message": first_message,
+            "variables": {"business_name": "Acme"}
+        }))
+        .agent(extra)
+        .start()
         .await
-        .expect("control starts");
-    let workspace_id = control
-        .store
-        .create_workspace("Voice")
-        .await
-        .expect("workspace");
-    let scope = WorkspaceScope { workspace_id };
-    let mut agent_json = serde_json::json!({
-        "name": "Front desk",
-        "system_prompt": "You are the front desk of {{business_name}}. The caller is {{caller_number}}.",
-        "first_message": first_message,
-        "variables": {"business_name": "Acme"},
-        "stt": {"provider": "openai", "model": "whisper-1", "base_url": speech.base_url(), "api_key": "stt-key"},
-        "llm": {"provider": "openai", "model": "gpt-4o-mini", "base_url": llm.base_url(), "api_key": "llm-key"},
-        "tts": {"provider": "openai", "model": "tts-1", "voice": "alloy", "base_url": speech.base_url(), "api_key": "tts-key"}
-    });
-    if let (Some(agent), Some(extra)) = (agent_json.as_object_mut(), extra.as_object()) {
-        agent.extend(extra.clone());
-    }
-    let agent: AgentSpec = serde_json::from_value(agent_json).expect("agent");
-    assert_eq!(agent.validate(), Vec::new());
-    agent_on_number(&control, &scope, "demo", &agent).await;
-    let dir = tempfile::tempdir().expect("temp dir");
-    let edge = Edge::start(&edge_config(dir.path(), control.grpc_addr, SECRET))
-        .await
-        .expect("edge starts");
-    until_routed(&edge, "demo").await;
-    World {
-        db,
-        control,
-        edge,
-        scope,
-        speech,
-        llm,
-        _dir: dir,
-    }
 }
 
 /// A caller who starts after `first_turn_after`, waits up to six seconds for each reply and
@@ -116,18 +72,12 @@ async fn recorded_events(w: &World) -> Vec<StoredEvent> {
     only_call_events(&w.control, &w.scope).await
 }
 
-async fn teardown(w: World) {
-    w.edge.stop().await;
-    w.control.stop().await;
-    w.db.cleanup().await;
-}
-
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn a_caller_who_speaks_hears_the_models_answer() {
     let w = world("Hello, thanks for calling Acme.").await;
-    w.speech
+    w.speech()
         .set_default_transcript("What are your opening hours?");
-    w.llm
+    w.llm()
         .respond_with(|_| FakeReply::text("We are open from nine to five. Anything else?"));
     let talker = patient_caller(Duration::from_millis(1500));
     let report = call(
@@ -142,26 +92,21 @@ async fn a_caller_who_speaks_hears_the_models_answer() {
     assert!(report.first_audio_ms.is_some(), "the greeting was heard");
     assert_eq!(report.v2v_ms.len(), 1, "the reply was heard: {report:?}");
 
-    let utterances = w.speech.utterances();
+    let utterances = w.speech().utterances();
     assert_eq!(utterances.len(), 1, "the fake STT got the caller's turn");
     assert!(
         utterances[0].duration > Duration::from_millis(800),
         "the whole utterance was sent: {:?}",
         utterances[0].duration
     );
-    let requests = w.llm.requests();
+    let requests = w.llm().requests();
     assert_eq!(requests.len(), 1);
     assert_eq!(
         requests[0].system_prompt().as_deref(),
         Some("You are the front desk of Acme. The caller is +15550123.")
     );
     assert_eq!(requests[0].user_texts(), ["What are your opening hours?"]);
-    let spoken: Vec<String> = w
-        .speech
-        .speech_requests()
-        .into_iter()
-        .map(|r| r.input)
-        .collect();
+    let spoken = w.spoken();
     assert_eq!(
         spoken,
         [
@@ -206,15 +151,15 @@ async fn a_caller_who_speaks_hears_the_models_answer() {
             latency[0].payload
         );
     }
-    teardown(w).await;
+    w.stop().await;
 }
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn an_opus_caller_is_understood_and_hears_the_agent() {
     let w = world("Hello, thanks for calling Acme.").await;
-    w.speech
+    w.speech()
         .set_default_transcript("What are your opening hours?");
-    w.llm
+    w.llm()
         .respond_with(|_| FakeReply::text("We are open from nine to five."));
     let talker = patient_caller(Duration::from_millis(1500));
     let report = call_with(
@@ -229,7 +174,7 @@ async fn an_opus_caller_is_understood_and_hears_the_agent() {
     assert!(report.first_audio_ms.is_some(), "the greeting was heard");
     assert_eq!(report.v2v_ms.len(), 1, "the reply was heard: {report:?}");
     // The edge decoded the caller's Opus well enough for its ear to send the whole turn.
-    let utterances = w.speech.utterances();
+    let utterances = w.speech().utterances();
     assert_eq!(utterances.len(), 1, "the fake STT got the caller's turn");
     assert!(
         utterances[0].duration > Duration::from_millis(800),
@@ -240,7 +185,7 @@ async fn an_opus_caller_is_understood_and_hears_the_agent() {
     assert_eq!(of_kind(&events, "call.started")[0].payload["codec"], "Opus");
     let rtp = &of_kind(&events, "call.ended")[0].payload["rtp"];
     assert_eq!(rtp["junk"], 0, "{rtp}");
-    teardown(w).await;
+    w.stop().await;
 }
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
@@ -248,10 +193,10 @@ async fn a_caller_who_talks_over_the_agent_stops_it() {
     let w =
         world("Welcome to Acme, where we have a great many things to tell you about today.").await;
     // Every sentence is six seconds of audio: the greeting is still playing when the caller speaks.
-    w.speech.set_speech_audio(tone(24_000, 6_000));
-    w.speech
+    w.speech().set_speech_audio(tone(24_000, 6_000));
+    w.speech()
         .set_default_transcript("Sorry, can I ask something?");
-    w.llm.respond_with(|_| FakeReply::text("Of course."));
+    w.llm().respond_with(|_| FakeReply::text("Of course."));
     let talker = TalkerConfig {
         first_turn_after: Duration::from_millis(1000),
         // Speaks over the agent 300 ms later rather than wait for it to finish.
@@ -287,7 +232,7 @@ async fn a_caller_who_talks_over_the_agent_stops_it() {
         assert_eq!(greeting["interrupted"], true, "{greeting}");
     }
     // The caller's words were still answered, with the cut greeting in the model's context.
-    let requests = w.llm.requests();
+    let requests = w.llm().requests();
     assert_eq!(requests.len(), 1, "one answer");
     let sent = &requests[0].body["messages"];
     let assistant = sent
@@ -299,16 +244,16 @@ async fn a_caller_who_talks_over_the_agent_stops_it() {
         !assistant.contains("tell you about today"),
         "only the heard part of the greeting is in the context: {assistant:?}"
     );
-    teardown(w).await;
+    w.stop().await;
 }
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn the_load_testers_interrupting_caller_measures_the_agent_falling_silent() {
     let w = world("").await;
     // Each reply is six seconds long: only a barge-in ends one early.
-    w.speech.set_speech_audio(tone(24_000, 6_000));
-    w.speech.set_default_transcript("I have a question.");
-    w.llm.respond_with(|_| FakeReply::text("Of course."));
+    w.speech().set_speech_audio(tone(24_000, 6_000));
+    w.speech().set_default_transcript("I have a question.");
+    w.llm().respond_with(|_| FakeReply::text("Of course."));
     let talker = TalkerConfig {
         first_turn_after: Duration::from_millis(300),
         reply_timeout: Duration::from_secs(6),
@@ -339,14 +284,14 @@ async fn the_load_testers_interrupting_caller_measures_the_agent_falling_silent(
     );
     let events = recorded_events(&w).await;
     assert_eq!(of_kind(&events, "call.barge_in").len(), 1, "{events:?}");
-    teardown(w).await;
+    w.stop().await;
 }
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn a_failing_model_still_gets_the_caller_an_answer() {
     let w = world("Hello.").await;
-    w.speech.set_default_transcript("Hello, is anyone there?");
-    w.llm
+    w.speech().set_default_transcript("Hello, is anyone there?");
+    w.llm()
         .respond_with(|_| FakeReply::status(500, "the model is down"));
     let talker = patient_caller(Duration::from_millis(1200));
     let report = call(
@@ -358,12 +303,7 @@ async fn a_failing_model_still_gets_the_caller_an_answer() {
     .await;
     assert!(report.succeeded(), "{:?}", report.failure);
     assert_eq!(report.v2v_ms.len(), 1, "the apology was heard: {report:?}");
-    let spoken: Vec<String> = w
-        .speech
-        .speech_requests()
-        .into_iter()
-        .map(|r| r.input)
-        .collect();
+    let spoken = w.spoken();
     assert!(
         spoken.iter().any(|s| s.starts_with("Sorry")),
         "an apology was spoken: {spoken:?}"
@@ -374,7 +314,7 @@ async fn a_failing_model_still_gets_the_caller_an_answer() {
     assert_eq!(failed[0].payload["stage"], "llm");
     let ended = of_kind(&events, "call.ended");
     assert_eq!(ended[0].payload["hangup_by"], "caller", "the call went on");
-    teardown(w).await;
+    w.stop().await;
 }
 
 /// What the customer's tool endpoint received, once it verified the signature.
@@ -446,13 +386,13 @@ async fn a_customer_tool_round_trips_through_a_signed_request_during_the_call() 
         }),
     )
     .await;
-    w.speech.set_default_transcript("Book me in on Friday.");
-    w.llm.push_reply(FakeReply::tool_call(
+    w.speech().set_default_transcript("Book me in on Friday.");
+    w.llm().push_reply(FakeReply::tool_call(
         "call_1",
         "book_appointment",
         serde_json::json!({"day": "friday"}),
     ));
-    w.llm
+    w.llm()
         .respond_with(|_| FakeReply::text("You are booked for Friday at ten."));
     let talker = patient_caller(Duration::from_millis(300));
     let report = call(
@@ -470,7 +410,7 @@ async fn a_customer_tool_round_trips_through_a_signed_request_during_the_call() 
     assert_eq!(hits[0].arguments, serde_json::json!({"day": "friday"}));
     assert!(!hits[0].call_id.is_empty(), "the call id travels with it");
     // The result went back to the model, which then answered.
-    let requests = w.llm.requests();
+    let requests = w.llm().requests();
     assert_eq!(
         requests.len(),
         2,
@@ -496,5 +436,5 @@ async fn a_customer_tool_round_trips_through_a_signed_request_during_the_call() 
     let tool = of_kind(&events, "call.tool");
     assert_eq!(tool.len(), 1, "{events:?}");
     assert_eq!(tool[0].payload["name"], "book_appointment");
-    teardown(w).await;
+    w.stop().await;
 }

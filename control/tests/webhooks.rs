@@ -340,11 +340,7 @@ async fn two_control_planes_never_deliver_a_row_twice(backend: Backend) {
 }
 
 async fn subscriptions_hide_their_secret_and_name_bad_fields(backend: Backend) {
-    let db = TestDb::new(backend).await;
-    let control = ControlPlane::start(&control_config(&db.url))
-        .await
-        .expect("control starts");
-    let api = Api::of(&control);
+    let (db, control, api) = support::http::started(backend).await;
     let (_, [owner, ..]) = workspace_with_keys(&control, "S").await;
     let hook = subscribe(&api, &owner, "127.0.0.1:9".parse().expect("addr")).await;
     let patched = api

@@ -15,14 +15,11 @@ use serde_json::{json, Value};
 use tokio::net::UdpSocket;
 use tokio::sync::watch;
 
-use freya_control::server::ControlPlane;
-use freya_control::store::WorkspaceScope;
-use freya_edge::Edge;
-use freya_shared::model::{AgentSpec, PhoneNumberSpec};
-use freya_shared::workflow::Workflow;
+use freya_control::store::Role;
 use support::caller::{caller_media, epoch_ms, sipp, sipp_scenario, Heard};
-use support::http::{workspace_with_keys, Api};
-use support::{control_config, edge_config, eventually, Backend, TestDb, SECRET};
+use support::eventually;
+use support::http::Api;
+use support::world::World;
 
 /// The example flow of the workflow issue on offline providers; `sales` hands calls to `agent`.
 fn support_line(agent: &str) -> Value {
@@ -57,119 +54,48 @@ fn lookup_line(url: &str) -> Value {
     ]})
 }
 
-struct World {
-    db: TestDb,
-    control: ControlPlane,
-    edge: Edge,
-    api: Api,
-    key: String,
-    scope: WorkspaceScope,
-    _dir: tempfile::TempDir,
-}
-
 /// A control plane and an edge; number `flow` answered by `flow` (built with the sales agent's
 /// id), published once.
-async fn world(flow: impl FnOnce(&str) -> Value) -> World {
+async fn world(flow: impl FnOnce(&str) -> Value + Send + 'static) -> World {
     world_with_sales(json!({"name": "Sales"}), flow).await
 }
 
 /// As [`world`], with the sales agent defined by `sales`.
-async fn world_with_sales(sales: Value, flow: impl FnOnce(&str) -> Value) -> World {
-    let db = TestDb::new(Backend::Sqlite).await;
-    let control = ControlPlane::start(&control_config(&db.url))
+async fn world_with_sales(
+    sales: Value,
+    flow: impl FnOnce(&str) -> Value + Send + 'static,
+) -> World {
+    World::builder()
+        .workspace("Flows")
+        .agent(sales)
+        .number("flow")
+        .workflow(flow)
+        .start()
         .await
-        .expect("control starts");
-    let api = Api::of(&control);
-    let (workspace_id, [owner, ..]) = workspace_with_keys(&control, "Flows").await;
-    let scope = WorkspaceScope { workspace_id };
-    let sales: AgentSpec = serde_json::from_value(sales).expect("agent");
-    let sales = control
-        .store
-        .create_agent(&scope, "test", &sales)
-        .await
-        .expect("agent");
-    let definition: Workflow = serde_json::from_value(flow(&sales.id)).expect("workflow");
-    let created = api
-        .call("POST", "/v1/workflows", &owner, Some(json!(definition)))
-        .await;
-    assert_eq!(created.status, 201, "{}", created.body);
-    let id = created.body["id"].as_str().expect("id").to_owned();
-    let published = api
-        .call("POST", &format!("/v1/workflows/{id}/publish"), &owner, None)
-        .await;
-    assert_eq!(published.status, 201, "{}", published.body);
-    control
-        .store
-        .create_number(
-            &scope,
-            "test",
-            &PhoneNumberSpec {
-                number: "flow".into(),
-                region: None,
-                regions: Vec::new(),
-                agent_id: None,
-                workflow_id: Some(id),
-            },
-        )
-        .await
-        .expect("number");
-    let dir = tempfile::tempdir().expect("temp dir");
-    let edge = Edge::start(&edge_config(dir.path(), control.grpc_addr, SECRET))
-        .await
-        .expect("edge starts");
-    let state = edge.state.clone();
-    eventually(
-        Duration::from_secs(10),
-        "the edge to learn the number",
-        || {
-            let state = state.clone();
-            async move { state.snapshot().route("flow").map(|_| ()) }
-        },
-    )
-    .await;
-    World {
-        db,
-        control,
-        edge,
-        api,
-        key: owner,
-        scope,
-        _dir: dir,
-    }
 }
 
-impl World {
-    async fn stop(self) {
-        self.edge.stop().await;
-        self.control.stop().await;
-        self.db.cleanup().await;
-    }
-
-    /// The one call, once it has ended, as `GET /v1/calls/{id}` shows it.
-    async fn finished_call(&self) -> Value {
-        let id = eventually(Duration::from_secs(20), "the call to end", || {
-            let (store, scope) = (self.control.store.clone(), self.scope.clone());
-            async move {
-                let calls = store.calls(&scope, 5).await.ok()?;
-                let call = calls.first()?;
-                call.ended_at_ms.is_some().then(|| call.id.clone())
-            }
-        })
-        .await;
-        // The last events may follow the end by a moment.
-        eventually(Duration::from_secs(10), "the flow's last step", || async {
-            let call = self
-                .api
-                .call("GET", &format!("/v1/calls/{id}"), &self.key, None)
-                .await;
-            let finished = call.body["workflow_steps"]
-                .as_array()?
-                .iter()
-                .any(|s| s["step"] == "finished");
-            finished.then_some(call.body)
-        })
-        .await
-    }
+/// The one call, once it has ended, as `GET /v1/calls/{id}` shows it.
+async fn finished_flow(w: &World) -> Value {
+    let id = eventually(Duration::from_secs(20), "the call to end", || async {
+        let calls = w.control.store.calls(&w.scope, 5).await.ok()?;
+        let call = calls.first()?;
+        call.ended_at_ms.is_some().then(|| call.id.clone())
+    })
+    .await;
+    // The owner's view: a viewer's would hide the steps' values.
+    let (api, key) = (Api::of(&w.control), w.key(Role::Owner).await);
+    // The last events may follow the end by a moment.
+    eventually(Duration::from_secs(10), "the flow's last step", || async {
+        let call = api
+            .call("GET", &format!("/v1/calls/{id}"), &key, None)
+            .await;
+        let finished = call.body["workflow_steps"]
+            .as_array()?
+            .iter()
+            .any(|s| s["step"] == "finished");
+        finished.then_some(call.body)
+    })
+    .await
 }
 
 fn steps_of<'a>(call: &'a Value, step: &str) -> Vec<&'a Value> {
@@ -215,7 +141,7 @@ async fn a_caller_who_presses_two_hears_the_accounts_line() {
         "sipp's call went as scripted"
     );
 
-    let call = w.finished_call().await;
+    let call = finished_flow(&w).await;
     assert_eq!(call["status"], "ended", "{call}");
     assert_eq!(call["end_reason"], "workflow_completed");
     assert_eq!(call["workflow"]["version"], 1);
@@ -309,7 +235,7 @@ async fn a_function_nodes_answer_steers_the_flow() {
     let url = format!("http://{}/customers", listener.local_addr().expect("addr"));
     tokio::spawn(async move { axum::serve(listener, server).await });
 
-    let w = world(|_| lookup_line(&url)).await;
+    let w = world(move |_| lookup_line(&url)).await;
     let socket = UdpSocket::bind("127.0.0.1:0").await.expect("rtp socket");
     let rtp_port = socket.local_addr().expect("addr").port();
     let heard: Heard = Arc::default();
@@ -321,7 +247,7 @@ async fn a_function_nodes_answer_steers_the_flow() {
         "sipp's call went as scripted"
     );
 
-    let call = w.finished_call().await;
+    let call = finished_flow(&w).await;
     let asked = asked.lock().expect("asked").clone();
     assert_eq!(asked.len(), 1);
     assert_eq!(asked[0]["phone"], "+15550001");
@@ -387,7 +313,7 @@ async fn a_caller_who_presses_one_is_handed_to_the_sales_agent_and_back() {
         "sipp's call went as scripted"
     );
 
-    let call = w.finished_call().await;
+    let call = finished_flow(&w).await;
     assert_eq!(
         entered(&call),
         ["greet", "menu", "route", "sales", "bye"],
@@ -439,7 +365,7 @@ async fn a_transfer_node_transfers_the_caller_by_refer() {
         0,
         "sipp's call went as scripted"
     );
-    let call = w.finished_call().await;
+    let call = finished_flow(&w).await;
     assert_eq!(call["end_reason"], "transferred", "{call}");
     assert_eq!(entered(&call), ["hello", "handoff"]);
     assert_eq!(steps_of(&call, "finished")[0]["outcome"], "transferred");

@@ -12,7 +12,7 @@ use freya_control::server::ControlPlane;
 use freya_shared::snapshot::CallTarget;
 use support::http::{workspace_with_keys, Api};
 use support::on_both_engines;
-use support::{control_config, Backend, TestDb};
+use support::{Backend, TestDb};
 
 /// The example flow of the workflow issue, with `sales` handing calls to `agent`.
 fn support_line(agent: &str) -> Value {
@@ -66,11 +66,7 @@ struct World {
 }
 
 async fn world(backend: Backend) -> World {
-    let db = TestDb::new(backend).await;
-    let control = ControlPlane::start(&control_config(&db.url))
-        .await
-        .expect("control starts");
-    let api = Api::of(&control);
+    let (db, control, api) = support::http::started(backend).await;
     let (_, keys) = workspace_with_keys(&control, "Flows").await;
     let agent = api
         .call(

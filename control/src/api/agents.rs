@@ -18,7 +18,7 @@ use freya_shared::model::{AgentSpec, FieldError};
 
 /// An agent as the API shows it.
 #[derive(Serialize, utoipa::ToSchema)]
-pub struct AgentView {
+pub(crate) struct AgentView {
     id: String,
     workspace_id: String,
     #[serde(flatten)]

@@ -27,7 +27,7 @@ const MAX_BUCKETS: i64 = 2_000;
 #[derive(Deserialize, utoipa::IntoParams)]
 #[into_params(parameter_in = Query)]
 #[serde(deny_unknown_fields)]
-pub struct CallAnalyticsQuery {
+pub(super) struct CallAnalyticsQuery {
     from: Option<String>,
     to: Option<String>,
     interval: Option<String>,
@@ -36,7 +36,7 @@ pub struct CallAnalyticsQuery {
 
 /// The aggregates of one bucket (and group).
 #[derive(Serialize, utoipa::ToSchema)]
-pub struct BucketView {
+pub(super) struct BucketView {
     /// The start of the bucket.
     start: String,
     /// The agent id, number or region, when grouped (`null` for calls without one).
@@ -57,7 +57,7 @@ pub struct BucketView {
 
 /// What the bucket's calls used: the units that carriers and AI providers bill by.
 #[derive(Serialize, utoipa::ToSchema)]
-pub struct UsageView {
+pub(super) struct UsageView {
     /// Answer-to-end time, each call rounded up to whole minutes.
     billable_minutes: i64,
     /// Agent replies (one language-model turn each).
@@ -70,7 +70,7 @@ pub struct UsageView {
 
 /// Percentiles of the agent's reply latency.
 #[derive(Serialize, utoipa::ToSchema)]
-pub struct LatencyView {
+pub(super) struct LatencyView {
     turns: i64,
     p50: i64,
     p95: i64,
@@ -99,7 +99,7 @@ impl From<LatencySummary> for LatencyView {
 
 /// The answer of `GET /v1/analytics/calls`.
 #[derive(Serialize, utoipa::ToSchema)]
-pub struct CallAnalytics {
+pub(super) struct CallAnalytics {
     from: String,
     to: String,
     interval: &'static str,

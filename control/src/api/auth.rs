@@ -17,25 +17,23 @@ use crate::store::{Role, WorkspaceScope};
 use freya_shared::ids::is_uuid;
 
 /// The header a person's token names its workspace with on routes outside `/v1/workspaces/{id}`.
-pub const WORKSPACE_HEADER: &str = "x-workspace-id";
+pub(crate) const WORKSPACE_HEADER: &str = "x-workspace-id";
 
 /// Every API key starts with this, so a key is told from a JWT without a database read.
 const API_KEY_PREFIX: &str = "fk_";
 
 /// An authenticated caller acting in one workspace.
 #[derive(Debug, Clone)]
-pub struct Caller {
+pub(crate) struct Caller {
     pub scope: WorkspaceScope,
     pub role: Role,
     /// Who to name in the audit log: `user:<id>` or `api_key:<id>`.
     pub actor: String,
-    /// The person behind a JWT (none for an API key).
-    pub user_id: Option<String>,
 }
 
 impl Caller {
     /// Refuses the request unless the caller's role is at least `needed`.
-    pub fn require(&self, needed: Role) -> Result<(), Problem> {
+    pub(crate) fn require(&self, needed: Role) -> Result<(), Problem> {
         if self.role >= needed {
             Ok(())
         } else {
@@ -51,13 +49,13 @@ impl Caller {
 /// A person authenticated by a JWT, not (yet) acting in a workspace: for listing and creating
 /// workspaces and refreshing the token.
 #[derive(Debug, Clone)]
-pub struct Person {
+pub(crate) struct Person {
     pub user_id: String,
 }
 
 impl Person {
     /// The audit-log name of this person.
-    pub fn actor(&self) -> String {
+    pub(crate) fn actor(&self) -> String {
         format!("user:{}", self.user_id)
     }
 }
@@ -139,7 +137,6 @@ async fn authenticated(parts: &Parts, state: &AppState) -> Result<Caller, Proble
             actor: format!("api_key:{}", identity.key_id),
             scope: identity.scope,
             role: identity.role,
-            user_id: None,
         });
     }
     let person = verified_person(token, state).await?;
@@ -172,7 +169,6 @@ async fn authenticated(parts: &Parts, state: &AppState) -> Result<Caller, Proble
         scope: WorkspaceScope { workspace_id },
         role,
         actor: person.actor(),
-        user_id: Some(person.user_id),
     })
 }
 

@@ -13,7 +13,7 @@ use super::problem::Problem;
 
 /// Middleware (`from_fn_with_state(limit, refuse_oversized)`): 413 when the declared body is
 /// longer than `limit` bytes, the request served otherwise.
-pub async fn refuse_oversized(
+pub(super) async fn refuse_oversized(
     State(limit): State<usize>,
     request: Request,
     next: Next,

@@ -33,7 +33,7 @@ const MAX_PAGE: u32 = 500;
 #[derive(Deserialize, utoipa::IntoParams)]
 #[into_params(parameter_in = Query)]
 #[serde(deny_unknown_fields)]
-pub struct PageQuery {
+pub(super) struct PageQuery {
     /// The `next_cursor` of the previous page.
     cursor: Option<String>,
     /// How many items at most (1 to 500; 100 when absent).

@@ -12,7 +12,7 @@ use freya_shared::model::EdgeStatus;
 
 /// An edge as the API shows it.
 #[derive(Serialize, utoipa::ToSchema)]
-pub struct EdgeView {
+pub(super) struct EdgeView {
     id: String,
     region: String,
     sip_addr: String,

@@ -12,7 +12,7 @@ use super::problem::Problem;
 use freya_shared::model::FieldError;
 
 /// A request body parsed strictly into `T`.
-pub struct StrictJson<T>(pub T);
+pub(crate) struct StrictJson<T>(pub T);
 
 impl<S, T> FromRequest<S> for StrictJson<T>
 where
@@ -28,7 +28,7 @@ where
 }
 
 /// A request body parsed as any JSON object (for merge patches).
-pub struct JsonObject(pub serde_json::Value);
+pub(crate) struct JsonObject(pub serde_json::Value);
 
 impl<S: Send + Sync> FromRequest<S> for JsonObject {
     type Rejection = Problem;
@@ -47,7 +47,7 @@ impl<S: Send + Sync> FromRequest<S> for JsonObject {
 }
 
 /// A request body parsed as any JSON value, for a handler that parses it further itself.
-pub struct JsonValue(pub serde_json::Value);
+pub(crate) struct JsonValue(pub serde_json::Value);
 
 impl<S: Send + Sync> FromRequest<S> for JsonValue {
     type Rejection = Problem;
@@ -95,7 +95,7 @@ fn not_json() -> Problem {
 
 /// A JSON body already read (by a handler that also needs its bytes), checked like
 /// [`StrictJson`] does: the content type, then the syntax.
-pub fn parse_body(headers: &HeaderMap, bytes: &[u8]) -> Result<serde_json::Value, Problem> {
+pub(crate) fn parse_body(headers: &HeaderMap, bytes: &[u8]) -> Result<serde_json::Value, Problem> {
     if !is_json(headers) {
         return Err(not_json());
     }
@@ -109,7 +109,9 @@ pub fn parse_body(headers: &HeaderMap, bytes: &[u8]) -> Result<serde_json::Value
 }
 
 /// Deserializes `value` into `T`, naming the path of a wrongly typed field and every unknown one.
-pub fn strict_from_value<T: DeserializeOwned>(value: serde_json::Value) -> Result<T, Problem> {
+pub(crate) fn strict_from_value<T: DeserializeOwned>(
+    value: serde_json::Value,
+) -> Result<T, Problem> {
     let mut unknown = Vec::new();
     let parsed: Result<T, _> = {
         let mut note_unknown = |path: serde_ignored::Path<'_>| unknown.push(path.to_string());
@@ -147,7 +149,7 @@ fn missing_field_name(message: &str) -> Option<&str> {
 
 /// Applies an RFC 7396 merge patch: objects merge key by key, `null` removes, anything else
 /// replaces.
-pub fn merge_patch(target: &mut serde_json::Value, patch: serde_json::Value) {
+pub(crate) fn merge_patch(target: &mut serde_json::Value, patch: serde_json::Value) {
     match patch {
         serde_json::Value::Object(fields) => {
             if !target.is_object() {

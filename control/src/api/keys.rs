@@ -17,14 +17,14 @@ use freya_shared::model::FieldError;
 
 /// `POST /v1/workspaces/{id}/api-keys`.
 #[derive(Deserialize, utoipa::ToSchema)]
-pub struct NewKey {
+pub(super) struct NewKey {
     name: String,
     role: Role,
 }
 
 /// The one response that holds a key's secret.
 #[derive(Serialize, utoipa::ToSchema)]
-pub struct CreatedKey {
+pub(super) struct CreatedKey {
     id: String,
     key: String,
     prefix: String,
@@ -34,7 +34,7 @@ pub struct CreatedKey {
 
 /// A key as listed.
 #[derive(Serialize, utoipa::ToSchema)]
-pub struct KeyView {
+pub(super) struct KeyView {
     id: String,
     name: String,
     prefix: String,
@@ -73,7 +73,6 @@ pub(super) async fn create(
     caller: Caller,
     StrictJson(body): StrictJson<NewKey>,
 ) -> Result<(StatusCode, Json<CreatedKey>), Problem> {
-    caller.require(Role::Admin)?;
     let name = body.name.trim().to_owned();
     if name.is_empty() || name.chars().count() > 100 {
         return Err(Problem::invalid(vec![FieldError::new(
@@ -116,7 +115,6 @@ pub(super) async fn list(
     State(state): State<AppState>,
     caller: Caller,
 ) -> Result<Json<List<KeyView>>, Problem> {
-    caller.require(Role::Admin)?;
     let keys = state.store.api_keys(&caller.scope).await?;
     Ok(Json(List::of(keys.into_iter().map(Into::into).collect())))
 }
@@ -134,7 +132,6 @@ pub(super) async fn revoke(
     caller: Caller,
     Path((_, key_id)): Path<(String, String)>,
 ) -> Result<StatusCode, Problem> {
-    caller.require(Role::Admin)?;
     if !is_uuid(&key_id) {
         return Err(Problem::not_found());
     }

@@ -35,24 +35,24 @@ use freya_shared::ids::rfc3339;
 
 /// `POST /v1/auth/login`.
 #[derive(Deserialize, utoipa::ToSchema)]
-pub struct LoginRequest {
+pub(super) struct LoginRequest {
     email: String,
     password: String,
 }
 
 /// A token and when it expires.
 #[derive(Serialize, utoipa::ToSchema)]
-pub struct TokenResponse {
+pub(super) struct TokenResponse {
     token: String,
     token_type: &'static str,
     expires_at: String,
 }
 
 /// How long a login waits for a free password-checking slot before it is refused.
-pub const HASH_SLOT_WAIT: Duration = Duration::from_millis(100);
+pub(super) const HASH_SLOT_WAIT: Duration = Duration::from_millis(100);
 
 /// What bounds password checking in this process.
-pub struct LoginLimits {
+pub(crate) struct LoginLimits {
     /// Failure counts and lockouts per account and client address. A `std` mutex held for a
     /// map lookup, never across an await.
     throttle: Mutex<LoginThrottle>,
@@ -70,7 +70,7 @@ impl Default for LoginLimits {
 
 impl LoginLimits {
     /// Limits allowing `concurrent_checks` password checks at once (at least 1).
-    pub fn new(concurrent_checks: usize) -> Self {
+    pub(crate) fn new(concurrent_checks: usize) -> Self {
         Self {
             throttle: Mutex::new(LoginThrottle::default()),
             hashing: Arc::new(Semaphore::new(concurrent_checks.max(1))),

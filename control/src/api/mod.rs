@@ -3,9 +3,9 @@
 //! confined to one workspace; body limits, rate limits and CORS in front of everything; probes
 //! and metrics beside it, and the dashboard at `/`.
 //!
-//! Who may do what (the resource routes declare their least role in the route table below with
-//! [`needs`], checked as the [`Caller`] is authenticated; the other handlers check with
-//! [`Caller::require`]):
+//! Who may do what: every route a [`Caller`] reaches declares its least role in the route table
+//! below with [`needs`], checked once, as the caller is authenticated; handlers only check what
+//! depends on the request itself (a role granted may not exceed the granter's):
 //!
 //! | role   | may |
 //! | ------ | --- |
@@ -25,14 +25,14 @@ mod dashboard;
 mod edge_choice;
 mod edges;
 mod health;
-pub mod json;
+pub(crate) mod json;
 mod keys;
 mod login;
 mod numbers;
 mod openapi;
-pub mod problem;
+pub(crate) mod problem;
 mod providers;
-pub mod query;
+pub(crate) mod query;
 mod rate_limit;
 mod recordings;
 mod resource_id;
@@ -47,7 +47,7 @@ use axum::extract::{DefaultBodyLimit, Request, State};
 use axum::http::{header, HeaderName, HeaderValue, Method};
 use axum::middleware::{self, Next};
 use axum::response::Response;
-use axum::routing::{get, patch, post, MethodRouter};
+use axum::routing::{delete, get, patch, post, MethodRouter};
 use axum::Extension;
 use axum::Router;
 use serde::Serialize;
@@ -57,15 +57,15 @@ use crate::grpc::CommandHub;
 use crate::metrics::ControlMetrics;
 use crate::store::{Role, Store};
 
-pub use auth::{Caller, Person, WORKSPACE_HEADER};
+pub(crate) use auth::{Caller, WORKSPACE_HEADER};
 pub use login::hash_password;
-pub use openapi::ApiDoc;
-pub use rate_limit::RateLimiter;
-pub use tokens::{Claims, TokenIssuer};
+pub(crate) use rate_limit::RateLimiter;
+pub use tokens::Claims;
+pub(crate) use tokens::TokenIssuer;
 
 /// What every handler can reach.
 #[derive(Clone)]
-pub struct AppState {
+pub(crate) struct AppState {
     pub store: Store,
     pub metrics: Arc<ControlMetrics>,
     /// An edge not heard from for this long is shown offline.
@@ -87,14 +87,14 @@ pub struct AppState {
 
 /// A page of results. Every list has this shape; `next_cursor` is set when there is more.
 #[derive(Serialize, utoipa::ToSchema)]
-pub struct List<T> {
+pub(crate) struct List<T> {
     pub data: Vec<T>,
     pub next_cursor: Option<String>,
 }
 
 impl<T> List<T> {
     /// A complete, single-page list.
-    pub fn of(data: Vec<T>) -> Self {
+    pub(crate) fn of(data: Vec<T>) -> Self {
         Self {
             data,
             next_cursor: None,
@@ -122,27 +122,31 @@ fn v1() -> Router<AppState> {
         )
         .route(
             "/workspaces/{workspace_id}",
-            get(workspaces::get)
-                .patch(workspaces::rename)
-                .delete(workspaces::delete),
+            needs(Role::Viewer, get(workspaces::get))
+                .merge(needs(Role::Admin, patch(workspaces::rename)))
+                .merge(needs(Role::Owner, delete(workspaces::delete))),
         )
         .route(
             "/workspaces/{workspace_id}/members",
-            get(workspaces::members).post(workspaces::add_member),
+            needs(Role::Viewer, get(workspaces::members))
+                .merge(needs(Role::Admin, post(workspaces::add_member))),
         )
         .route(
             "/workspaces/{workspace_id}/members/{user_id}",
-            axum::routing::patch(workspaces::change_member).delete(workspaces::remove_member),
+            needs(
+                Role::Admin,
+                patch(workspaces::change_member).delete(workspaces::remove_member),
+            ),
         )
         .route(
             "/workspaces/{workspace_id}/api-keys",
-            get(keys::list).post(keys::create),
+            needs(Role::Admin, get(keys::list).post(keys::create)),
         )
         .route(
             "/workspaces/{workspace_id}/api-keys/{key_id}",
-            axum::routing::delete(keys::revoke),
+            needs(Role::Admin, delete(keys::revoke)),
         )
-        .route("/edges", get(edges::list))
+        .route("/edges", needs(Role::Viewer, get(edges::list)))
         .route(
             "/agents",
             needs(Role::Viewer, get(agents::list)).merge(needs(Role::Editor, post(agents::create))),
@@ -171,7 +175,10 @@ fn v1() -> Router<AppState> {
             needs(Role::Viewer, get(workflows::list))
                 .merge(needs(Role::Editor, post(workflows::create))),
         )
-        .route("/workflows/validate", post(workflows::check))
+        .route(
+            "/workflows/validate",
+            needs(Role::Viewer, post(workflows::check)),
+        )
         .route(
             "/workflows/{id}",
             needs(Role::Viewer, get(workflows::get)).merge(needs(
@@ -183,19 +190,29 @@ fn v1() -> Router<AppState> {
             "/workflows/{id}/publish",
             needs(Role::Editor, post(workflows::publish)),
         )
-        .route("/workflows/{id}/versions", get(workflows::versions))
+        .route(
+            "/workflows/{id}/versions",
+            needs(Role::Viewer, get(workflows::versions)),
+        )
         .route(
             "/workflows/{id}/versions/{version}",
-            get(workflows::version),
+            needs(Role::Viewer, get(workflows::version)),
         )
-        .route("/calls", get(calls::list).post(calls::place))
-        .route("/calls/{id}", get(calls::get))
-        .route("/calls/{id}/hangup", post(calls::hangup))
+        .route(
+            "/calls",
+            needs(Role::Viewer, get(calls::list)).merge(needs(Role::Editor, post(calls::place))),
+        )
+        .route("/calls/{id}", needs(Role::Viewer, get(calls::get)))
+        .route(
+            "/calls/{id}/hangup",
+            needs(Role::Editor, post(calls::hangup)),
+        )
         .route(
             "/calls/{id}/recording",
-            get(recordings::download).delete(recordings::delete),
+            needs(Role::Viewer, get(recordings::download))
+                .merge(needs(Role::Admin, delete(recordings::delete))),
         )
-        .route("/audit-log", get(audit::list))
+        .route("/audit-log", needs(Role::Admin, get(audit::list)))
         .route(
             "/providers",
             needs(Role::Admin, get(providers::list).post(providers::create)),
@@ -230,7 +247,10 @@ fn v1() -> Router<AppState> {
             "/webhooks/{id}/deliveries/{delivery_id}/redeliver",
             needs(Role::Admin, post(webhooks::redeliver)),
         )
-        .route("/analytics/calls", get(analytics::calls))
+        .route(
+            "/analytics/calls",
+            needs(Role::Viewer, get(analytics::calls)),
+        )
         .method_not_allowed_fallback(method_not_allowed)
         .fallback(not_found)
 }
@@ -266,7 +286,7 @@ fn cors(origins: &[String]) -> Option<CorsLayer> {
 }
 
 /// The whole HTTP surface of the control plane.
-pub fn router(state: AppState) -> Router {
+pub(crate) fn router(state: AppState) -> Router {
     let v1 = v1().layer(middleware::from_fn_with_state(
         state.clone(),
         rate_limit::limit,

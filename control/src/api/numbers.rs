@@ -15,7 +15,7 @@ use freya_shared::model::PhoneNumberSpec;
 
 /// A phone number as the API shows it.
 #[derive(Serialize, utoipa::ToSchema)]
-pub struct PhoneNumberView {
+pub(super) struct PhoneNumberView {
     id: String,
     workspace_id: String,
     #[serde(flatten)]

@@ -69,13 +69,13 @@ use super::{
     components(schemas(ProblemDoc, FieldErrorDoc, WorkflowErrorDoc)),
     modifiers(&Conventions),
 )]
-pub struct ApiDoc;
+pub(crate) struct ApiDoc;
 
 /// An error answer (RFC 9457), as every failing request gets it.
 #[derive(ToSchema)]
 #[schema(as = Problem)]
 #[allow(dead_code)]
-pub struct ProblemDoc {
+pub(super) struct ProblemDoc {
     /// Always `about:blank`: the status and title say what happened.
     #[schema(rename = "type")]
     kind: String,
@@ -90,7 +90,7 @@ pub struct ProblemDoc {
 #[derive(ToSchema)]
 #[schema(as = FieldError)]
 #[allow(dead_code)]
-pub struct FieldErrorDoc {
+pub(super) struct FieldErrorDoc {
     /// The field's path (`tools[0].url`), or the query parameter.
     field: String,
     message: String,
@@ -100,7 +100,7 @@ pub struct FieldErrorDoc {
 #[derive(ToSchema)]
 #[schema(as = AgentSpec)]
 #[allow(dead_code)]
-pub struct AgentSpecDoc {
+pub(super) struct AgentSpecDoc {
     name: String,
     /// BCP 47 language tag; `en` when absent.
     language: Option<String>,
@@ -135,7 +135,7 @@ pub struct AgentSpecDoc {
 #[derive(ToSchema)]
 #[schema(as = Rules)]
 #[allow(dead_code)]
-pub struct RulesDoc {
+pub(super) struct RulesDoc {
     /// Tried against each caller turn; the rule whose keywords cover most words wins.
     rules: Vec<RuleDoc>,
     /// Said when no rule matches.
@@ -146,7 +146,7 @@ pub struct RulesDoc {
 #[derive(ToSchema)]
 #[schema(as = Rule)]
 #[allow(dead_code)]
-pub struct RuleDoc {
+pub(super) struct RuleDoc {
     /// What the caller wants (`hours`).
     intent: String,
     /// Words or phrases that select the rule.
@@ -163,7 +163,7 @@ pub struct RuleDoc {
 #[derive(ToSchema)]
 #[schema(as = PipelineProvider)]
 #[allow(dead_code)]
-pub struct PipelineProviderDoc {
+pub(super) struct PipelineProviderDoc {
     /// `openai`, `anthropic`, `rules`, `deepgram`, `local`, `elevenlabs`, `espeak`.
     provider: String,
     model: Option<String>,
@@ -180,7 +180,7 @@ pub struct PipelineProviderDoc {
 #[derive(ToSchema)]
 #[schema(as = Turn)]
 #[allow(dead_code)]
-pub struct TurnDoc {
+pub(super) struct TurnDoc {
     end_of_turn_silence_ms: Option<u32>,
     barge_in: Option<bool>,
     barge_in_min_speech_ms: Option<u32>,
@@ -193,7 +193,7 @@ pub struct TurnDoc {
 #[derive(ToSchema)]
 #[schema(as = Tool)]
 #[allow(dead_code)]
-pub struct ToolDoc {
+pub(super) struct ToolDoc {
     name: String,
     description: Option<String>,
     /// JSON Schema of the arguments.
@@ -206,7 +206,7 @@ pub struct ToolDoc {
 #[derive(ToSchema)]
 #[schema(as = PhoneNumberSpec)]
 #[allow(dead_code)]
-pub struct PhoneNumberSpecDoc {
+pub(super) struct PhoneNumberSpecDoc {
     /// E.164 (`+15551234567`) or a SIP user part.
     number: String,
     /// The home region: its edges answer the number and place its outbound calls first. Every
@@ -226,7 +226,7 @@ pub struct PhoneNumberSpecDoc {
 #[derive(ToSchema)]
 #[schema(as = Workflow)]
 #[allow(dead_code)]
-pub struct WorkflowDoc {
+pub(super) struct WorkflowDoc {
     name: String,
     /// The id of the first node.
     start: String,
@@ -246,7 +246,7 @@ pub struct WorkflowDoc {
 #[derive(ToSchema)]
 #[schema(as = WorkflowError)]
 #[allow(dead_code)]
-pub struct WorkflowErrorDoc {
+pub(super) struct WorkflowErrorDoc {
     /// The node's id; `null` for a problem of the whole document.
     node: Option<String>,
     /// The field within the node (or document).
@@ -258,7 +258,7 @@ pub struct WorkflowErrorDoc {
 #[derive(ToSchema)]
 #[schema(as = ValidationResult)]
 #[allow(dead_code)]
-pub struct ValidationResultDoc {
+pub(super) struct ValidationResultDoc {
     /// Always `true` (an invalid workflow is answered with 422).
     valid: bool,
 }
@@ -268,7 +268,7 @@ pub struct ValidationResultDoc {
 #[derive(ToSchema, serde::Serialize)]
 #[schema(as = SipTrunkSpec)]
 #[allow(dead_code)]
-pub struct SipTrunkSpecDoc {
+pub(super) struct SipTrunkSpecDoc {
     /// `sip_trunk` (the default when absent).
     kind: Option<String>,
     name: String,
@@ -294,7 +294,7 @@ pub struct SipTrunkSpecDoc {
 #[derive(ToSchema, serde::Serialize)]
 #[schema(as = TwilioAccountSpec)]
 #[allow(dead_code)]
-pub struct TwilioAccountSpecDoc {
+pub(super) struct TwilioAccountSpecDoc {
     /// `twilio`.
     kind: String,
     name: String,
@@ -316,13 +316,13 @@ pub struct TwilioAccountSpecDoc {
 #[serde(untagged)]
 #[schema(as = ProviderSpec)]
 #[allow(dead_code)]
-pub enum ProviderSpecDoc {
+pub(super) enum ProviderSpecDoc {
     SipTrunk(SipTrunkSpecDoc),
     Twilio(TwilioAccountSpecDoc),
 }
 
 /// Adds what every operation shares: authentication, the workspace header, error answers.
-pub struct Conventions;
+pub(super) struct Conventions;
 
 const PROBLEMS: &[(&str, &str)] = &[
     (

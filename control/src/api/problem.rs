@@ -16,7 +16,7 @@ use freya_shared::workflow::WorkflowError;
 
 /// An error response.
 #[derive(Debug)]
-pub struct Problem {
+pub(crate) struct Problem {
     pub status: StatusCode,
     pub title: &'static str,
     pub detail: Option<String>,
@@ -45,7 +45,7 @@ struct Body<'a> {
 
 impl Problem {
     /// A problem with a status, a fixed title and a detail for this occurrence.
-    pub fn new(status: StatusCode, title: &'static str, detail: impl Into<String>) -> Self {
+    pub(crate) fn new(status: StatusCode, title: &'static str, detail: impl Into<String>) -> Self {
         Self {
             status,
             title,
@@ -58,7 +58,7 @@ impl Problem {
     }
 
     /// 422: the document parsed but some fields are wrong.
-    pub fn invalid(errors: Vec<FieldError>) -> Self {
+    pub(crate) fn invalid(errors: Vec<FieldError>) -> Self {
         Self {
             status: StatusCode::UNPROCESSABLE_ENTITY,
             title: "Invalid request body",
@@ -77,7 +77,7 @@ impl Problem {
     }
 
     /// 422: a workflow with these problems, every one at once, each naming its node and field.
-    pub fn invalid_workflow(errors: Vec<WorkflowError>) -> Self {
+    pub(crate) fn invalid_workflow(errors: Vec<WorkflowError>) -> Self {
         Self {
             status: StatusCode::UNPROCESSABLE_ENTITY,
             title: "Invalid workflow",
@@ -97,7 +97,7 @@ impl Problem {
 
     /// 404 for anything the caller may not see — another workspace's resources included, so
     /// existence does not leak.
-    pub fn not_found() -> Self {
+    pub(crate) fn not_found() -> Self {
         Self::new(
             StatusCode::NOT_FOUND,
             "Not found",
@@ -106,7 +106,7 @@ impl Problem {
     }
 
     /// 401 with a `WWW-Authenticate` challenge.
-    pub fn unauthorized(detail: &str) -> Self {
+    pub(crate) fn unauthorized(detail: &str) -> Self {
         Self {
             www_authenticate: true,
             ..Self::new(StatusCode::UNAUTHORIZED, "Unauthorized", detail)
@@ -114,7 +114,7 @@ impl Problem {
     }
 
     /// 507 or 503 for a storage fault: the change was not stored, and the client is told so.
-    pub fn storage(fault: StorageFault) -> Self {
+    pub(crate) fn storage(fault: StorageFault) -> Self {
         let problem = match fault {
             StorageFault::InsufficientStorage => Self::new(
                 StatusCode::INSUFFICIENT_STORAGE,
@@ -135,7 +135,7 @@ impl Problem {
     }
 
     /// 403: authenticated, but the role does not allow it.
-    pub fn forbidden(detail: impl Into<String>) -> Self {
+    pub(crate) fn forbidden(detail: impl Into<String>) -> Self {
         Self::new(StatusCode::FORBIDDEN, "Forbidden", detail)
     }
 }

@@ -21,11 +21,11 @@ use freya_shared::ids::rfc3339;
 use freya_shared::model::{FieldError, ProviderSpec};
 
 /// What a stored secret reads as.
-pub const PASSWORD_MASK: &str = "********";
+pub(super) const PASSWORD_MASK: &str = "********";
 
 /// A provider as the API shows it: its spec, tagged with `kind`, its secret masked.
 #[derive(Serialize, utoipa::ToSchema)]
-pub struct ProviderView {
+pub(super) struct ProviderView {
     id: String,
     workspace_id: String,
     #[serde(flatten)]

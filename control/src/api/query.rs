@@ -11,7 +11,7 @@ use super::problem::Problem;
 use freya_shared::model::FieldError;
 
 /// A query string parsed into `T` (which should `deny_unknown_fields`).
-pub struct StrictQuery<T>(pub T);
+pub(crate) struct StrictQuery<T>(pub T);
 
 impl<S: Send + Sync, T: DeserializeOwned> FromRequestParts<S> for StrictQuery<T> {
     type Rejection = Problem;
@@ -28,7 +28,7 @@ impl<S: Send + Sync, T: DeserializeOwned> FromRequestParts<S> for StrictQuery<T>
 }
 
 /// 400 naming the query parameter that is wrong.
-pub fn bad_parameter(field: &str, message: &str) -> Problem {
+pub(crate) fn bad_parameter(field: &str, message: &str) -> Problem {
     Problem {
         errors: vec![FieldError::new(field, message)],
         ..Problem::new(
@@ -40,12 +40,12 @@ pub fn bad_parameter(field: &str, message: &str) -> Problem {
 }
 
 /// The opaque form of a position in a list.
-pub fn encode_cursor(at_ms: i64, id: &str) -> String {
+pub(crate) fn encode_cursor(at_ms: i64, id: &str) -> String {
     hex::encode(format!("{at_ms}:{id}"))
 }
 
 /// The position a cursor encodes, or a 400 naming `cursor`.
-pub fn decode_cursor(cursor: &str) -> Result<(i64, String), Problem> {
+pub(crate) fn decode_cursor(cursor: &str) -> Result<(i64, String), Problem> {
     let invalid = || bad_parameter("cursor", "not a cursor from a previous page");
     let text = hex::decode(cursor)
         .ok()
@@ -60,7 +60,7 @@ pub fn decode_cursor(cursor: &str) -> Result<(i64, String), Problem> {
 }
 
 /// An RFC 3339 time parameter as epoch milliseconds, or a 400 naming `field`.
-pub fn parse_time(field: &str, value: &str) -> Result<i64, Problem> {
+pub(crate) fn parse_time(field: &str, value: &str) -> Result<i64, Problem> {
     let at = humantime::parse_rfc3339_weak(value)
         .map_err(|_| bad_parameter(field, "must be an RFC 3339 time like 2025-01-31T12:00:00Z"))?;
     let ms = at
@@ -73,7 +73,7 @@ pub fn parse_time(field: &str, value: &str) -> Result<i64, Problem> {
 /// 422 unless `from_ms` is before `to_ms`: a range that ends before it starts (or as it starts)
 /// holds nothing, and answering it with an empty page would hide the caller's mistake. Both
 /// parameters are named, since either may be the wrong one.
-pub fn ordered_range(from_ms: i64, to_ms: i64) -> Result<(), Problem> {
+pub(crate) fn ordered_range(from_ms: i64, to_ms: i64) -> Result<(), Problem> {
     if from_ms < to_ms {
         return Ok(());
     }
@@ -91,7 +91,7 @@ pub fn ordered_range(from_ms: i64, to_ms: i64) -> Result<(), Problem> {
 }
 
 /// A page size parameter: 1 to 200, 50 when absent.
-pub fn page_limit(limit: Option<u32>) -> Result<i64, Problem> {
+pub(crate) fn page_limit(limit: Option<u32>) -> Result<i64, Problem> {
     match limit {
         None => Ok(50),
         Some(n) if (1..=200).contains(&n) => Ok(i64::from(n)),

@@ -47,7 +47,7 @@ impl Rate {
 }
 
 /// The token buckets of one process.
-pub struct RateLimiter {
+pub(crate) struct RateLimiter {
     per_key: Rate,
     per_ip: Rate,
     buckets: Mutex<HashMap<String, Bucket>>,
@@ -55,7 +55,7 @@ pub struct RateLimiter {
 
 impl RateLimiter {
     /// Limits from the `[rate_limits]` config section.
-    pub fn new(config: &RateLimitConfig) -> Self {
+    pub(crate) fn new(config: &RateLimitConfig) -> Self {
         Self {
             per_key: Rate::per_minute(config.per_key_per_minute, config.burst),
             per_ip: Rate::per_minute(config.per_ip_per_minute, config.burst),

@@ -9,7 +9,7 @@ use super::problem::Problem;
 use freya_shared::ids::is_uuid;
 
 /// A path `{id}` that can name a stored resource.
-pub struct ResourceId(pub String);
+pub(super) struct ResourceId(pub String);
 
 impl<S: Send + Sync> FromRequestParts<S> for ResourceId {
     type Rejection = Problem;

@@ -26,20 +26,20 @@ pub struct Claims {
 
 /// A freshly signed token and when it stops working (epoch milliseconds).
 #[derive(Debug, Clone)]
-pub struct IssuedToken {
+pub(crate) struct IssuedToken {
     pub token: String,
     pub expires_at_ms: i64,
 }
 
 /// Why a token was refused.
 #[derive(Debug, Error)]
-pub enum TokenError {
+pub(crate) enum TokenError {
     #[error("the token is invalid, expired or not signed by this control plane")]
     Invalid(#[from] jsonwebtoken::errors::Error),
 }
 
 /// Signs and verifies tokens with one secret.
-pub struct TokenIssuer {
+pub(crate) struct TokenIssuer {
     encoding: EncodingKey,
     decoding: DecodingKey,
     validation: Validation,
@@ -48,7 +48,7 @@ pub struct TokenIssuer {
 
 impl TokenIssuer {
     /// An issuer for `secret` whose tokens live `ttl_seconds`.
-    pub fn new(secret: &str, ttl_seconds: u32) -> Self {
+    pub(crate) fn new(secret: &str, ttl_seconds: u32) -> Self {
         // Exactly one backend is compiled in; naming it keeps the choice explicit.
         let _ = jsonwebtoken::crypto::rust_crypto::DEFAULT_PROVIDER.install_default();
         let mut validation = Validation::new(Algorithm::HS256);
@@ -64,7 +64,7 @@ impl TokenIssuer {
     }
 
     /// A token for `user_id`, valid from now for the configured time.
-    pub fn issue(&self, user_id: &str) -> Result<IssuedToken, TokenError> {
+    pub(crate) fn issue(&self, user_id: &str) -> Result<IssuedToken, TokenError> {
         let now = u64::try_from(now_ms() / 1000).unwrap_or(0);
         let claims = Claims {
             sub: user_id.to_owned(),
@@ -80,7 +80,7 @@ impl TokenIssuer {
     }
 
     /// The claims of `token` if it is signed by us with HS256 and has not expired.
-    pub fn verify(&self, token: &str) -> Result<Claims, TokenError> {
+    pub(crate) fn verify(&self, token: &str) -> Result<Claims, TokenError> {
         Ok(jsonwebtoken::decode::<Claims>(token, &self.decoding, &self.validation)?.claims)
     }
 }

@@ -27,7 +27,7 @@ use freya_shared::model::FieldError;
 /// The body of `POST /v1/webhooks`, and of a `PATCH` after merging.
 #[derive(Debug, Clone, Serialize, Deserialize, utoipa::ToSchema)]
 #[serde(deny_unknown_fields)]
-pub struct WebhookSpec {
+pub(super) struct WebhookSpec {
     /// Where deliveries are POSTed (`https://...`).
     pub url: String,
     /// Which events to send: names from [`WEBHOOK_EVENTS`], or `*` for all.
@@ -39,7 +39,7 @@ pub struct WebhookSpec {
 
 /// A subscription as the API shows it (never its secret).
 #[derive(Serialize, utoipa::ToSchema)]
-pub struct WebhookView {
+pub(super) struct WebhookView {
     id: String,
     workspace_id: String,
     url: String,
@@ -63,7 +63,7 @@ impl From<Webhook> for WebhookView {
 
 /// One entry of a delivery log.
 #[derive(Serialize, utoipa::ToSchema)]
-pub struct DeliveryView {
+pub(super) struct DeliveryView {
     id: String,
     webhook_id: String,
     event_id: String,
@@ -274,7 +274,7 @@ crud_routes! {
 #[derive(Deserialize, utoipa::IntoParams)]
 #[into_params(parameter_in = Query)]
 #[serde(deny_unknown_fields)]
-pub struct DeliveryQuery {
+pub(super) struct DeliveryQuery {
     cursor: Option<String>,
     limit: Option<u32>,
 }

@@ -22,7 +22,7 @@ use freya_shared::workflow::{validate, ValidationContext, Workflow};
 
 /// A workflow (its draft) as the API shows it.
 #[derive(Serialize, utoipa::ToSchema)]
-pub struct WorkflowView {
+pub(super) struct WorkflowView {
     id: String,
     workspace_id: String,
     #[serde(flatten)]
@@ -49,7 +49,7 @@ impl From<StoredWorkflow> for WorkflowView {
 
 /// A published version as the API shows it.
 #[derive(Serialize, utoipa::ToSchema)]
-pub struct WorkflowVersionView {
+pub(super) struct WorkflowVersionView {
     workflow_id: String,
     version: u32,
     /// The definition exactly as it was published.
@@ -73,7 +73,7 @@ impl From<WorkflowVersion> for WorkflowVersionView {
 
 /// The answer of a successful validation.
 #[derive(Serialize)]
-pub struct Valid {
+pub(super) struct Valid {
     valid: bool,
 }
 

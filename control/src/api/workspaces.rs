@@ -18,7 +18,7 @@ use freya_shared::model::FieldError;
 
 /// A workspace as the API shows it.
 #[derive(Serialize, utoipa::ToSchema)]
-pub struct WorkspaceView {
+pub(super) struct WorkspaceView {
     id: String,
     name: String,
     #[serde(skip_serializing_if = "Option::is_none")]
@@ -41,7 +41,7 @@ impl From<Workspace> for WorkspaceView {
 
 /// A member as the API shows it.
 #[derive(Serialize, utoipa::ToSchema)]
-pub struct MemberView {
+pub(super) struct MemberView {
     user_id: String,
     email: String,
     name: String,
@@ -63,20 +63,20 @@ impl From<Member> for MemberView {
 
 /// `POST /v1/workspaces` and `PATCH /v1/workspaces/{id}`.
 #[derive(Deserialize, utoipa::ToSchema)]
-pub struct WorkspaceBody {
+pub(super) struct WorkspaceBody {
     name: String,
 }
 
 /// `POST /v1/workspaces/{id}/members`.
 #[derive(Deserialize, utoipa::ToSchema)]
-pub struct NewMember {
+pub(super) struct NewMember {
     email: String,
     role: Role,
 }
 
 /// `PATCH /v1/workspaces/{id}/members/{user_id}`.
 #[derive(Deserialize, utoipa::ToSchema)]
-pub struct MemberPatch {
+pub(super) struct MemberPatch {
     role: Role,
 }
 
@@ -161,7 +161,6 @@ pub(super) async fn rename(
     caller: Caller,
     StrictJson(body): StrictJson<WorkspaceBody>,
 ) -> Result<Json<WorkspaceView>, Problem> {
-    caller.require(Role::Admin)?;
     let name = valid_name(body.name)?;
     let mut workspace = state
         .store
@@ -183,7 +182,6 @@ pub(super) async fn delete(
     State(state): State<AppState>,
     caller: Caller,
 ) -> Result<StatusCode, Problem> {
-    caller.require(Role::Owner)?;
     state
         .store
         .delete_workspace(&caller.scope, &caller.actor)
@@ -223,7 +221,6 @@ pub(super) async fn add_member(
     caller: Caller,
     StrictJson(body): StrictJson<NewMember>,
 ) -> Result<(StatusCode, Json<MemberView>), Problem> {
-    caller.require(Role::Admin)?;
     if body.role > caller.role {
         return Err(Problem::forbidden(format!(
             "a `{}` cannot grant the `{}` role",
@@ -253,7 +250,6 @@ pub(super) async fn change_member(
     Path((_, user_id)): Path<(String, String)>,
     StrictJson(body): StrictJson<MemberPatch>,
 ) -> Result<Json<MemberView>, Problem> {
-    caller.require(Role::Admin)?;
     if !is_uuid(&user_id) {
         return Err(Problem::not_found());
     }
@@ -283,7 +279,6 @@ pub(super) async fn remove_member(
     caller: Caller,
     Path((_, user_id)): Path<(String, String)>,
 ) -> Result<StatusCode, Problem> {
-    caller.require(Role::Admin)?;
     if !is_uuid(&user_id) {
         return Err(Problem::not_found());
     }

@@ -8,12 +8,12 @@ use freya_shared::model::{AgentSpec, RulesSpec};
 use serde_json::json;
 
 /// The demo agent's name, also how a seeded demo is recognised.
-pub const NAME: &str = "Demo agent";
+pub(super) const NAME: &str = "Demo agent";
 /// Its booking tool.
-pub const BOOKING_TOOL: &str = "record_booking";
+pub(super) const BOOKING_TOOL: &str = "record_booking";
 
 /// The demo agent, its booking tool at `desk_url`, signed with `tool_secret`.
-pub fn agent(desk_url: &str, tool_secret: &str, transfer_to: &str) -> AgentSpec {
+pub(super) fn agent(desk_url: &str, tool_secret: &str, transfer_to: &str) -> AgentSpec {
     AgentSpec {
         name: NAME.into(),
         language: "en".into(),
@@ -35,7 +35,7 @@ pub fn agent(desk_url: &str, tool_secret: &str, transfer_to: &str) -> AgentSpec 
 }
 
 /// The booking tool, posting to `desk_url`.
-pub fn booking_tool(desk_url: &str) -> ToolSpec {
+pub(super) fn booking_tool(desk_url: &str) -> ToolSpec {
     ToolSpec {
         name: BOOKING_TOOL.into(),
         description: "Records a caller's request for an appointment, for a person to confirm."

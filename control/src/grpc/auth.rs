@@ -7,15 +7,15 @@ use tonic::metadata::MetadataMap;
 use tonic::{Request, Status};
 
 /// Metadata key naming the calling edge on streams whose messages do not carry it.
-pub const EDGE_ID_HEADER: &str = "x-freya-edge-id";
+pub(crate) const EDGE_ID_HEADER: &str = "x-freya-edge-id";
 
 /// The secret edges must present, as a tonic interceptor.
 #[derive(Clone)]
-pub struct EdgeSecret(Arc<str>);
+pub(crate) struct EdgeSecret(Arc<str>);
 
 impl EdgeSecret {
     /// The interceptor for `secret`.
-    pub fn new(secret: &str) -> Self {
+    pub(crate) fn new(secret: &str) -> Self {
         Self(Arc::from(secret))
     }
 }

@@ -5,7 +5,7 @@
 mod auth;
 mod commands;
 mod events;
-pub mod recordings;
+pub(crate) mod recordings;
 mod watch;
 
 use std::path::PathBuf;
@@ -26,12 +26,12 @@ use freya_proto::v1::{
 };
 use freya_shared::model::EdgeHealth;
 
-pub use auth::{EdgeSecret, EDGE_ID_HEADER};
-pub use commands::{CommandHub, NotConnected};
+pub(crate) use auth::EdgeSecret;
+pub use commands::CommandHub;
 
 /// Settings of the edge service, from the `[edges]` config section.
 #[derive(Debug, Clone)]
-pub struct EdgeServiceSettings {
+pub(crate) struct EdgeServiceSettings {
     pub heartbeat_interval_ms: u32,
     /// How often a configuration watch re-reads the version, to see changes committed by other
     /// control-plane processes (changes made by this one arrive at once).
@@ -41,7 +41,7 @@ pub struct EdgeServiceSettings {
 }
 
 /// The service behind `EdgeControl`.
-pub struct EdgeControlService {
+pub(crate) struct EdgeControlService {
     store: Store,
     settings: EdgeServiceSettings,
     commands: CommandHub,
@@ -51,7 +51,7 @@ pub struct EdgeControlService {
 
 impl EdgeControlService {
     /// A tonic server for this service, guarded by the edges' shared secret.
-    pub fn into_server(
+    pub(crate) fn into_server(
         store: Store,
         settings: EdgeServiceSettings,
         commands: CommandHub,

@@ -28,7 +28,7 @@ const MAX_BYTES: u64 = u32::MAX as u64 + 8;
 const MIN_BYTES: u64 = 44;
 
 /// Where a workspace's recording is (or will be) kept below `root`. Both ids must be UUIDs.
-pub fn recording_path(root: &Path, workspace_id: &str, recording_id: &str) -> PathBuf {
+pub(crate) fn recording_path(root: &Path, workspace_id: &str, recording_id: &str) -> PathBuf {
     root.join(workspace_id)
         .join(format!("{recording_id}.{WAV}"))
 }

@@ -8,13 +8,10 @@ use sqlx::any::AnyRow;
 use sqlx::Row;
 
 use super::audit::changed_fields;
-use super::identity::AuditEntry;
+use super::change::{Change, NamedDocument, NewDocument};
 use super::scoped::{PagePosition, ScopedTable};
-use super::{
-    commit_config_change, parse_json, retry, NamedDocument, NewDocument, Sealer, Store, StoreError,
-    WorkspaceScope,
-};
-use freya_shared::ids::{new_id, now_ms};
+use super::{parse_json, retry, Sealer, Store, StoreError, WorkspaceScope};
+use freya_shared::ids::new_id;
 use freya_shared::model::AgentSpec;
 
 /// A stored agent.
@@ -96,6 +93,12 @@ fn stored_spec(store: &Store, id: &str, spec: &AgentSpec) -> Result<String, Stor
     })
 }
 
+const AGENT_DOCUMENT: NamedDocument = NamedDocument {
+    table: "agents",
+    column: "spec",
+    resource: "agent",
+};
+
 const AGENTS: ScopedTable = ScopedTable {
     table: "agents",
     columns: "id, workspace_id, spec, created_at_ms, updated_at_ms",
@@ -112,35 +115,8 @@ impl Store {
     ) -> Result<Agent, StoreError> {
         let id = new_id();
         let spec_text = stored_spec(self, &id, spec)?;
-        let version = retry(|| async {
-            let now = now_ms();
-            let mut tx = self.pool().begin().await?;
-            sqlx::query(
-                "INSERT INTO agents (id, workspace_id, name, spec, created_at_ms, updated_at_ms) \
-                 VALUES ($1, $2, $3, $4, $5, $5)",
-            )
-            .bind(&id)
-            .bind(&scope.workspace_id)
-            .bind(&spec.name)
-            .bind(&spec_text)
-            .bind(now)
-            .execute(&mut *tx)
+        self.insert_document(&AGENT_DOCUMENT, scope, actor, &id, &spec.name, &spec_text)
             .await?;
-            commit_config_change(
-                tx,
-                scope,
-                AuditEntry {
-                    actor,
-                    action: "agent.created",
-                    resource_type: "agent",
-                    resource_id: &id,
-                    detail: serde_json::json!({"name": spec.name}),
-                },
-            )
-            .await
-        })
-        .await?;
-        self.notify_config_changed(version);
         self.agent(scope, &id).await
     }
 
@@ -177,11 +153,7 @@ impl Store {
             Ok(changed_fields(&before, &after))
         };
         self.replace_document(
-            &NamedDocument {
-                table: "agents",
-                column: "spec",
-                resource: "agent",
-            },
+            &AGENT_DOCUMENT,
             scope,
             actor,
             id,
@@ -233,13 +205,9 @@ impl Store {
                     None => StoreError::NotFound,
                 });
             }
-            commit_config_change(tx, scope, AuditEntry {
-                    actor,
-                    action: "agent.deleted",
-                    resource_type: "agent",
-                    resource_id: id,
-                    detail: serde_json::json!({}),
-                }).await
+            Change::of(scope, actor, "agent", id)
+                .commit_config(tx, "agent.deleted", serde_json::json!({}))
+                .await
         })
         .await?;
         self.notify_config_changed(version);

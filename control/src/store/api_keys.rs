@@ -6,6 +6,7 @@
 use serde::Serialize;
 use sqlx::Row;
 
+use super::change::Change;
 use super::identity::{insert_audit, AuditEntry};
 use super::{retry, NewApiKey, Role, Store, StoreError, WorkspaceScope};
 use freya_shared::ids::now_ms;
@@ -120,19 +121,9 @@ impl Store {
             if revoked == 0 {
                 return Err(StoreError::NotFound);
             }
-            insert_audit(
-                &mut *tx,
-                scope,
-                AuditEntry {
-                    actor,
-                    action: "api_key.revoked",
-                    resource_type: "api_key",
-                    resource_id: id,
-                    detail: serde_json::json!({}),
-                },
-            )
-            .await?;
-            tx.commit().await?;
+            Change::of(scope, actor, "api_key", id)
+                .commit(tx, "api_key.revoked", serde_json::json!({}))
+                .await?;
             Ok(())
         })
         .await

@@ -5,7 +5,8 @@
 use sqlx::any::AnyRow;
 use sqlx::Row;
 
-use super::identity::{insert_audit, AuditEntry};
+use super::change::Change;
+use super::scoped::ScopedTable;
 use super::{retry, CallRecord, Store, StoreError, WorkspaceScope};
 use freya_shared::ids::now_ms;
 
@@ -53,6 +54,13 @@ pub enum IdempotencyClaim {
     /// The first request with this key is still running.
     InProgress,
 }
+
+/// Calls as one is read by id.
+const CALLS: ScopedTable = ScopedTable {
+    table: "calls",
+    columns: CALL_COLUMNS,
+    order: None,
+};
 
 const CALL_COLUMNS: &str =
     "id, edge_id, region, direction, from_number, to_number, agent_id, status, \
@@ -157,15 +165,7 @@ impl Store {
 
     /// One call of the scoped workspace.
     pub async fn call(&self, scope: &WorkspaceScope, id: &str) -> Result<CallRecord, StoreError> {
-        let row = sqlx::query(&format!(
-            "SELECT {CALL_COLUMNS} FROM calls WHERE workspace_id = $1 AND id = $2"
-        ))
-        .bind(&scope.workspace_id)
-        .bind(id)
-        .fetch_optional(self.pool())
-        .await?
-        .ok_or(StoreError::NotFound)?;
-        call_from_row(&row)
+        call_from_row(&self.scoped_row(&CALLS, scope, id).await?)
     }
 
     /// Records an outbound call as queued on its edge, before the edge is asked to place it.
@@ -191,19 +191,13 @@ impl Store {
             .bind(now_ms())
             .execute(&mut *tx)
             .await?;
-            insert_audit(
-                &mut *tx,
-                scope,
-                AuditEntry {
-                    actor,
-                    action: "call.placed",
-                    resource_type: "call",
-                    resource_id: &call.id,
-                    detail: serde_json::json!({"to": call.to_number, "edge_id": call.edge_id}),
-                },
-            )
-            .await?;
-            tx.commit().await?;
+            Change::of(scope, actor, "call", &call.id)
+                .commit(
+                    tx,
+                    "call.placed",
+                    serde_json::json!({"to": call.to_number, "edge_id": call.edge_id}),
+                )
+                .await?;
             Ok(())
         })
         .await?;

@@ -12,7 +12,8 @@
 use sqlx::any::AnyRow;
 use sqlx::Row;
 
-use super::identity::{insert_audit, AuditEntry};
+use super::change::Change;
+use super::scoped::ScopedTable;
 use super::webhooks::{aad, webhook_event_for};
 use super::{parse_json, retry, Store, StoreError, WorkspaceScope};
 use freya_shared::ids::{new_id, now_ms, rfc3339};
@@ -61,6 +62,13 @@ pub enum DeliveryAttempt {
         retry_at_ms: i64,
     },
 }
+
+/// Deliveries as one is read by id.
+const DELIVERIES: ScopedTable = ScopedTable {
+    table: "webhook_deliveries",
+    columns: DELIVERY_COLUMNS,
+    order: None,
+};
 
 const DELIVERY_COLUMNS: &str = "id, webhook_id, event_id, event_kind, status, attempts, \
      next_attempt_at_ms, last_status_code, last_error, created_at_ms, delivered_at_ms";
@@ -204,31 +212,13 @@ impl Store {
             .bind(delivery_id)
             .execute(&mut *tx)
             .await?;
-            insert_audit(
-                &mut *tx,
-                scope,
-                AuditEntry {
-                    actor,
-                    action: "webhook.redelivered",
-                    resource_type: "webhook_delivery",
-                    resource_id: delivery_id,
-                    detail: serde_json::json!({"webhook_id": webhook_id}),
-                },
-            )
-            .await?;
-            tx.commit().await?;
+            Change::of(scope, actor, "webhook_delivery", delivery_id)
+                .commit(tx, "webhook.redelivered", serde_json::json!({"webhook_id": webhook_id}))
+                .await?;
             Ok(())
         })
         .await?;
-        let row = sqlx::query(&format!(
-            "SELECT {DELIVERY_COLUMNS} FROM webhook_deliveries WHERE workspace_id = $1 AND id = $2"
-        ))
-        .bind(&scope.workspace_id)
-        .bind(delivery_id)
-        .fetch_optional(self.pool())
-        .await?
-        .ok_or(StoreError::NotFound)?;
-        delivery_from_row(&row)
+        delivery_from_row(&self.scoped_row(&DELIVERIES, scope, delivery_id).await?)
     }
 
     /// Ids of up to `limit` deliveries due now (across workspaces: for the delivery task only).

@@ -6,7 +6,7 @@
 use serde::Serialize;
 use sqlx::Row;
 
-use super::identity::{insert_audit, AuditEntry};
+use super::change::{delete_scoped, Change};
 use super::workspaces::{lock_workspace, role_of};
 use super::{retry, Role, Store, StoreError, WorkspaceScope};
 use freya_shared::ids::now_ms;
@@ -131,19 +131,13 @@ impl Store {
                     "{email} is already a member of this workspace"
                 )));
             }
-            insert_audit(
-                &mut *tx,
-                scope,
-                AuditEntry {
-                    actor,
-                    action: "member.added",
-                    resource_type: "member",
-                    resource_id: &user_id,
-                    detail: serde_json::json!({"email": email, "role": role.as_str()}),
-                },
-            )
-            .await?;
-            tx.commit().await?;
+            Change::of(scope, actor, "member", &user_id)
+                .commit(
+                    tx,
+                    "member.added",
+                    serde_json::json!({"email": email, "role": role.as_str()}),
+                )
+                .await?;
             Ok(user_id)
         })
         .await?;
@@ -188,20 +182,13 @@ impl Store {
             .bind(user_id)
             .execute(&mut *tx)
             .await?;
-            insert_audit(
-                &mut *tx,
-                scope,
-                AuditEntry {
-                    actor,
-                    action: "member.role_changed",
-                    resource_type: "member",
-                    resource_id: user_id,
-                    detail: serde_json::json!({"from": current.as_str(), "to": role.as_str()}),
-                },
-            )
-            .await?;
-            tx.commit().await?;
-            Ok(())
+            Change::of(scope, actor, "member", user_id)
+                .commit(
+                    tx,
+                    "member.role_changed",
+                    serde_json::json!({"from": current.as_str(), "to": role.as_str()}),
+                )
+                .await
         })
         .await?;
         self.member(scope, user_id).await
@@ -226,25 +213,14 @@ impl Store {
             if current == Role::Owner && owner_count(&mut tx, scope).await? <= 1 {
                 return Err(last_owner());
             }
-            sqlx::query("DELETE FROM memberships WHERE workspace_id = $1 AND user_id = $2")
-                .bind(&scope.workspace_id)
-                .bind(user_id)
-                .execute(&mut *tx)
-                .await?;
-            insert_audit(
-                &mut *tx,
-                scope,
-                AuditEntry {
-                    actor,
-                    action: "member.removed",
-                    resource_type: "member",
-                    resource_id: user_id,
-                    detail: serde_json::json!({"role": current.as_str()}),
-                },
-            )
-            .await?;
-            tx.commit().await?;
-            Ok(())
+            delete_scoped(&mut tx, scope, "memberships", "user_id", user_id).await?;
+            Change::of(scope, actor, "member", user_id)
+                .commit(
+                    tx,
+                    "member.removed",
+                    serde_json::json!({"role": current.as_str()}),
+                )
+                .await
         })
         .await
     }

@@ -18,6 +18,7 @@ mod api_keys;
 mod audit;
 mod call_usage;
 mod calls;
+mod change;
 mod deliveries;
 mod edges;
 mod events;
@@ -371,97 +372,6 @@ pub(crate) async fn commit_config_change(
     let version = bump_config_version(&mut tx).await?;
     tx.commit().await?;
     Ok(version)
-}
-
-/// A table whose rows are a named JSON document (agents, workflows), for the changes they share.
-pub(crate) struct NamedDocument {
-    pub table: &'static str,
-    /// The column holding the document.
-    pub column: &'static str,
-    /// The resource type in audit entries (`agent`), whose `.updated` action is recorded.
-    pub resource: &'static str,
-}
-
-/// The document a [`Store::replace_document`] stores, and how its audit entry's `changes` are
-/// made from the document stored before (see `audit::changed_fields`).
-pub(crate) struct NewDocument<'a> {
-    /// The name column's new value.
-    pub name: &'a str,
-    /// The document, validated and serialized.
-    pub text: &'a str,
-    /// The audit detail, from the text of the document it replaces.
-    pub changes: &'a (dyn Fn(&str) -> Result<serde_json::Value, StoreError> + Send + Sync),
-}
-
-impl Store {
-    /// Replaces one named document of the scoped workspace (already validated and serialized),
-    /// audited and announced to edges; `NotFound` when the workspace has no such row. The audit
-    /// entry's `changes` are what `changes` makes of the document stored before, read in the
-    /// same transaction (see `audit::changed_fields`).
-    pub(crate) async fn replace_document(
-        &self,
-        doc: &NamedDocument,
-        scope: &WorkspaceScope,
-        actor: &str,
-        id: &str,
-        new: &NewDocument<'_>,
-    ) -> Result<(), StoreError> {
-        let NewDocument {
-            name,
-            text,
-            changes,
-        } = new;
-        let action = format!("{}.updated", doc.resource);
-        let version = retry(|| async {
-            let mut tx = self.pool().begin().await?;
-            let before: Option<String> = sqlx::query_scalar(&format!(
-                "SELECT {} FROM {} WHERE workspace_id = $1 AND id = $2",
-                doc.column, doc.table
-            ))
-            .bind(&scope.workspace_id)
-            .bind(id)
-            .fetch_optional(&mut *tx)
-            .await?;
-            let Some(before) = before else {
-                return Err(StoreError::NotFound);
-            };
-            let mut detail = changes(&before)?;
-            if let Some(fields) = detail.as_object_mut() {
-                fields.insert("name".into(), serde_json::json!(name));
-            }
-            let updated = sqlx::query(&format!(
-                "UPDATE {} SET name = $1, {} = $2, updated_at_ms = $3 \
-                 WHERE workspace_id = $4 AND id = $5",
-                doc.table, doc.column
-            ))
-            .bind(name)
-            .bind(text)
-            .bind(freya_shared::ids::now_ms())
-            .bind(&scope.workspace_id)
-            .bind(id)
-            .execute(&mut *tx)
-            .await?
-            .rows_affected();
-            if updated == 0 {
-                return Err(StoreError::NotFound);
-            }
-            commit_config_change(
-                tx,
-                scope,
-                identity::AuditEntry {
-                    actor,
-                    action: &action,
-                    resource_type: doc.resource,
-                    resource_id: id,
-                    detail,
-                },
-            )
-            .await
-        })
-        .await?;
-        self.notify_config_changed(version);
-        Ok(())
-    }
 }
 
 /// Parses a JSON document column.

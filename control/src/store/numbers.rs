@@ -15,10 +15,10 @@ use sqlx::any::AnyRow;
 use sqlx::Row;
 
 use super::audit::changed_fields;
-use super::identity::AuditEntry;
+use super::change::{delete_scoped, Change};
 use super::number_forms::{ensure_unclaimed, release_settled};
 use super::scoped::{PagePosition, ScopedTable};
-use super::{commit_config_change, is_unique_violation, retry, Store, StoreError, WorkspaceScope};
+use super::{is_unique_violation, retry, Store, StoreError, WorkspaceScope};
 use freya_shared::ids::{new_id, now_ms};
 use freya_shared::model::{NumberTarget, PhoneNumberSpec};
 
@@ -93,13 +93,9 @@ impl Store {
             .await
             .map_err(|e| duplicate_number(e, &spec.number))?;
             replace_regions(&mut tx, scope, &id, &spec.regions).await?;
-            commit_config_change(tx, scope, AuditEntry {
-                    actor,
-                    action: "phone_number.created",
-                    resource_type: "phone_number",
-                    resource_id: &id,
-                    detail: audit_detail(spec),
-                }).await
+            Change::of(scope, actor, "phone_number", &id)
+                .commit_config(tx, "phone_number.created", audit_detail(spec))
+                .await
         })
         .await?;
         self.notify_config_changed(version);
@@ -218,13 +214,9 @@ impl Store {
             }
             replace_regions(&mut tx, scope, id, &spec.regions).await?;
             release_settled(&mut tx).await?;
-            commit_config_change(tx, scope, AuditEntry {
-                    actor,
-                    action: "phone_number.updated",
-                    resource_type: "phone_number",
-                    resource_id: id,
-                    detail: detail.clone(),
-                }).await
+            Change::of(scope, actor, "phone_number", id)
+                .commit_config(tx, "phone_number.updated", detail.clone())
+                .await
         })
         .await?;
         self.notify_config_changed(version);
@@ -244,29 +236,14 @@ impl Store {
             let mut tx = self.pool().begin().await?;
             // Not left to the foreign key's cascade, which SQLite only honours when enabled.
             replace_regions(&mut tx, scope, id, &[]).await?;
-            let deleted =
-                sqlx::query("DELETE FROM phone_numbers WHERE workspace_id = $1 AND id = $2")
-                    .bind(&scope.workspace_id)
-                    .bind(id)
-                    .execute(&mut *tx)
-                    .await?
-                    .rows_affected();
+            let deleted = delete_scoped(&mut tx, scope, "phone_numbers", "id", id).await?;
             if deleted == 0 {
                 return Err(StoreError::NotFound);
             }
             release_settled(&mut tx).await?;
-            commit_config_change(
-                tx,
-                scope,
-                AuditEntry {
-                    actor,
-                    action: "phone_number.deleted",
-                    resource_type: "phone_number",
-                    resource_id: id,
-                    detail: serde_json::json!({}),
-                },
-            )
-            .await
+            Change::of(scope, actor, "phone_number", id)
+                .commit_config(tx, "phone_number.deleted", serde_json::json!({}))
+                .await
         })
         .await?;
         self.notify_config_changed(version);

@@ -9,10 +9,10 @@ use sqlx::any::AnyRow;
 use sqlx::Row;
 
 use super::audit::changed_fields;
-use super::identity::AuditEntry;
+use super::change::{Cell, Change, Detail, Reach};
 use super::scoped::{PagePosition, ScopedTable};
-use super::{commit_config_change, parse_json, retry, Store, StoreError, WorkspaceScope};
-use freya_shared::ids::{new_id, now_ms};
+use super::{parse_json, Store, StoreError, WorkspaceScope};
+use freya_shared::ids::new_id;
 use freya_shared::model::ProviderSpec;
 use freya_shared::snapshot::ProviderConfig;
 
@@ -88,38 +88,20 @@ impl Store {
             None => None,
         };
         let document = public_spec(spec)?;
-        let version = retry(|| async {
-            let now = now_ms();
-            let mut tx = self.pool().begin().await?;
-            sqlx::query(
-                "INSERT INTO providers (id, workspace_id, name, kind, spec, priority, secret, \
-                 created_at_ms, updated_at_ms) VALUES ($1, $2, $3, $4, $5, $6, $7, $8, $8)",
-            )
-            .bind(&id)
-            .bind(&scope.workspace_id)
-            .bind(spec.name())
-            .bind(spec.kind())
-            .bind(&document)
-            .bind(i64::from(spec.priority()))
-            .bind(secret.as_deref())
-            .bind(now)
-            .execute(&mut *tx)
-            .await?;
-            commit_config_change(
-                tx,
-                scope,
-                AuditEntry {
-                    actor,
-                    action: "provider.created",
-                    resource_type: "provider",
-                    resource_id: &id,
-                    detail: serde_json::json!({"name": spec.name(), "kind": spec.kind()}),
-                },
-            )
-            .await
-        })
+        self.insert_resource(
+            Change::of(scope, actor, "provider", &id),
+            Reach::Edges,
+            "providers",
+            &[
+                ("name", Cell::Text(spec.name())),
+                ("kind", Cell::Text(spec.kind())),
+                ("spec", Cell::Text(&document)),
+                ("priority", Cell::Int(i64::from(spec.priority()))),
+                ("secret", Cell::MaybeText(secret.as_deref())),
+            ],
+            serde_json::json!({"name": spec.name(), "kind": spec.kind()}),
+        )
         .await?;
-        self.notify_config_changed(version);
         self.provider(scope, &id).await
     }
 
@@ -156,64 +138,36 @@ impl Store {
             _ => None,
         };
         let after: serde_json::Value = parse_json("provider spec", &document)?;
-        let version = retry(|| async {
-            let mut tx = self.pool().begin().await?;
-            let before: Option<String> = sqlx::query_scalar(
-                "SELECT spec FROM providers WHERE workspace_id = $1 AND id = $2",
-            )
-            .bind(&scope.workspace_id)
-            .bind(id)
-            .fetch_optional(&mut *tx)
-            .await?;
-            let before: serde_json::Value =
-                parse_json("provider spec", &before.ok_or(StoreError::NotFound)?)?;
-            let sql = match secret {
-                SecretChange::Keep => {
-                    "UPDATE providers SET name = $1, spec = $2, priority = $3, updated_at_ms = $4 \
-                     WHERE workspace_id = $5 AND id = $6"
-                }
-                _ => {
-                    "UPDATE providers SET name = $1, spec = $2, priority = $3, updated_at_ms = $4, \
-                     secret = $7 WHERE workspace_id = $5 AND id = $6"
-                }
-            };
-            let mut query = sqlx::query(sql)
-                .bind(spec.name())
-                .bind(&document)
-                .bind(i64::from(spec.priority()))
-                .bind(now_ms())
-                .bind(&scope.workspace_id)
-                .bind(id);
-            if *secret != SecretChange::Keep {
-                query = query.bind(sealed.as_deref());
-            }
-            if query.execute(&mut *tx).await?.rows_affected() == 0 {
-                return Err(StoreError::NotFound);
-            }
-            // The stored documents hold no secret; the secret's change is said, never shown.
+        let mut assignments = vec![
+            ("name = ?", Cell::Text(spec.name())),
+            ("spec = ?", Cell::Text(&document)),
+            ("priority = ?", Cell::Int(i64::from(spec.priority()))),
+        ];
+        if *secret != SecretChange::Keep {
+            assignments.push(("secret = ?", Cell::MaybeText(sealed.as_deref())));
+        }
+        // The stored documents hold no secret; the secret's change is said, never shown.
+        let make = |before: &AnyRow| {
+            let before: String = before.try_get("spec")?;
+            let before: serde_json::Value = parse_json("provider spec", &before)?;
             let mut detail = changed_fields(&before, &after);
             detail["name"] = serde_json::json!(spec.name());
-            match secret {
-                SecretChange::Keep => {}
-                SecretChange::Clear | SecretChange::Set(_) => {
-                    detail["changes"][spec.secret_field()] = serde_json::json!("changed");
-                }
+            if *secret != SecretChange::Keep {
+                detail["changes"][spec.secret_field()] = serde_json::json!("changed");
             }
-            commit_config_change(
-                tx,
-                scope,
-                AuditEntry {
-                    actor,
-                    action: "provider.updated",
-                    resource_type: "provider",
-                    resource_id: id,
-                    detail: detail.clone(),
-                },
-            )
-            .await
-        })
+            Ok(detail)
+        };
+        self.update_resource(
+            Change::of(scope, actor, "provider", id),
+            Reach::Edges,
+            "providers",
+            &assignments,
+            &Detail {
+                columns: "spec",
+                make: &make,
+            },
+        )
         .await?;
-        self.notify_config_changed(version);
         self.provider(scope, id).await
     }
 
@@ -224,33 +178,13 @@ impl Store {
         actor: &str,
         id: &str,
     ) -> Result<(), StoreError> {
-        let version = retry(|| async {
-            let mut tx = self.pool().begin().await?;
-            let deleted = sqlx::query("DELETE FROM providers WHERE workspace_id = $1 AND id = $2")
-                .bind(&scope.workspace_id)
-                .bind(id)
-                .execute(&mut *tx)
-                .await?
-                .rows_affected();
-            if deleted == 0 {
-                return Err(StoreError::NotFound);
-            }
-            commit_config_change(
-                tx,
-                scope,
-                AuditEntry {
-                    actor,
-                    action: "provider.deleted",
-                    resource_type: "provider",
-                    resource_id: id,
-                    detail: serde_json::json!({}),
-                },
-            )
-            .await
-        })
-        .await?;
-        self.notify_config_changed(version);
-        Ok(())
+        self.delete_resource(
+            Change::of(scope, actor, "provider", id),
+            Reach::Edges,
+            "providers",
+            &[],
+        )
+        .await
     }
 }
 

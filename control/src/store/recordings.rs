@@ -7,7 +7,8 @@ use serde::Serialize;
 use sqlx::any::AnyRow;
 use sqlx::Row;
 
-use super::identity::{insert_audit, AuditEntry};
+use super::change::Change;
+use super::scoped::{scoped_row_in, ScopedTable};
 use super::{retry, Store, StoreError, WorkspaceScope};
 
 /// A call's stored recording.
@@ -32,6 +33,13 @@ pub enum RecordingTarget {
     /// The call, and the recording it already has.
     Call(Option<CallRecordingInfo>),
 }
+
+/// Calls as their recordings are read.
+const RECORDINGS: ScopedTable = ScopedTable {
+    table: "calls",
+    columns: RECORDING_COLUMNS,
+    order: None,
+};
 
 pub(crate) const RECORDING_COLUMNS: &str =
     "recording_id, recording_format, recording_bytes, recording_duration_ms, recording_sha256";
@@ -119,15 +127,7 @@ impl Store {
         scope: &WorkspaceScope,
         call_id: &str,
     ) -> Result<Option<CallRecordingInfo>, StoreError> {
-        let row = sqlx::query(&format!(
-            "SELECT {RECORDING_COLUMNS} FROM calls WHERE workspace_id = $1 AND id = $2"
-        ))
-        .bind(&scope.workspace_id)
-        .bind(call_id)
-        .fetch_optional(self.pool())
-        .await?
-        .ok_or(StoreError::NotFound)?;
-        recording_from_row(&row)
+        recording_from_row(&self.scoped_row(&RECORDINGS, scope, call_id).await?)
     }
 
     /// Forgets a call's recording (audited as `call.recording_deleted`) and returns what it
@@ -140,14 +140,7 @@ impl Store {
     ) -> Result<CallRecordingInfo, StoreError> {
         retry(|| async {
             let mut tx = self.pool().begin().await?;
-            let row = sqlx::query(&format!(
-                "SELECT {RECORDING_COLUMNS} FROM calls WHERE workspace_id = $1 AND id = $2"
-            ))
-            .bind(&scope.workspace_id)
-            .bind(call_id)
-            .fetch_optional(&mut *tx)
-            .await?
-            .ok_or(StoreError::NotFound)?;
+            let row = scoped_row_in(&mut *tx, &RECORDINGS, scope, call_id).await?;
             let recording = recording_from_row(&row)?.ok_or(StoreError::NotFound)?;
             sqlx::query(
                 "UPDATE calls SET recording_id = NULL, recording_format = NULL, recording_bytes = NULL, \
@@ -157,22 +150,12 @@ impl Store {
             .bind(call_id)
             .execute(&mut *tx)
             .await?;
-            insert_audit(
-                &mut *tx,
-                scope,
-                AuditEntry {
-                    actor,
-                    action: "call.recording_deleted",
-                    resource_type: "call",
-                    resource_id: call_id,
-                    detail: serde_json::json!({
+            Change::of(scope, actor, "call", call_id)
+                .commit(tx, "call.recording_deleted", serde_json::json!({
                         "recording_id": recording.recording_id,
                         "bytes": recording.bytes,
-                    }),
-                },
-            )
-            .await?;
-            tx.commit().await?;
+                    }))
+                .await?;
             Ok(recording)
         })
         .await

@@ -1,5 +1,5 @@
-//! The two reads every workspace resource (agents, numbers, providers, webhooks, workflows)
-//! shares: one row by id, and a page of rows in list order after a position — both confined to
+//! The two reads every workspace resource (agents, numbers, providers, webhooks, workflows,
+//! calls, deliveries) shares: one row by id, and a page of rows in list order after a position — both confined to
 //! the caller's workspace by the query itself, so no resource can forget the scope. Each
 //! resource keeps only its table, its columns and how a row becomes its value.
 
@@ -35,16 +35,7 @@ impl Store {
         scope: &WorkspaceScope,
         id: &str,
     ) -> Result<AnyRow, StoreError> {
-        let sql = format!(
-            "SELECT {} FROM {} WHERE workspace_id = $1 AND id = $2",
-            table.columns, table.table
-        );
-        sqlx::query(&sql)
-            .bind(&scope.workspace_id)
-            .bind(id)
-            .fetch_optional(self.pool())
-            .await?
-            .ok_or(StoreError::NotFound)
+        scoped_row_in(self.pool(), table, scope, id).await
     }
 
     /// Up to `limit` rows of `table` in the scoped workspace, in list order after `after`; and
@@ -115,4 +106,26 @@ impl Store {
             .fetch_all(self.pool())
             .await?)
     }
+}
+
+/// [`Store::scoped_row`] read through `executor` (a transaction that goes on to change it).
+pub(crate) async fn scoped_row_in<'e, E>(
+    executor: E,
+    table: &ScopedTable,
+    scope: &WorkspaceScope,
+    id: &str,
+) -> Result<AnyRow, StoreError>
+where
+    E: sqlx::Executor<'e, Database = sqlx::Any>,
+{
+    let sql = format!(
+        "SELECT {} FROM {} WHERE workspace_id = $1 AND id = $2",
+        table.columns, table.table
+    );
+    sqlx::query(&sql)
+        .bind(&scope.workspace_id)
+        .bind(id)
+        .fetch_optional(executor)
+        .await?
+        .ok_or(StoreError::NotFound)
 }

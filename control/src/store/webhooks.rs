@@ -6,10 +6,10 @@ use sqlx::any::AnyRow;
 use sqlx::Row;
 
 use super::audit::changed_fields;
-use super::identity::{insert_audit, AuditEntry};
+use super::change::{Cell, Change, Detail, Reach};
 use super::scoped::{PagePosition, ScopedTable};
-use super::{parse_json, retry, Store, StoreError, WorkspaceScope};
-use freya_shared::ids::{new_id, now_ms};
+use super::{parse_json, Store, StoreError, WorkspaceScope};
+use freya_shared::ids::new_id;
 
 /// The events a subscription may ask for; `*` asks for all of them.
 pub const WEBHOOK_EVENTS: &[&str] = &[
@@ -22,7 +22,7 @@ pub const WEBHOOK_EVENTS: &[&str] = &[
 ];
 
 /// The webhook event a stored call event becomes, if it becomes one.
-pub fn webhook_event_for(kind: &str) -> Option<&'static str> {
+pub(super) fn webhook_event_for(kind: &str) -> Option<&'static str> {
     match kind {
         "call.transcript" => Some("call.transcript_ready"),
         // Edges record a failed customer tool as `call.tool_failed`.
@@ -94,36 +94,17 @@ impl Store {
         })?;
         let sealed = self.sealer()?.seal(&aad(&id), secret)?;
         let events = events_json(&hook.events)?;
-        retry(|| async {
-            let now = now_ms();
-            let mut tx = self.pool().begin().await?;
-            sqlx::query(
-                "INSERT INTO webhooks (id, workspace_id, url, events, secret, created_at_ms, updated_at_ms) \
-                 VALUES ($1, $2, $3, $4, $5, $6, $6)",
-            )
-            .bind(&id)
-            .bind(&scope.workspace_id)
-            .bind(&hook.url)
-            .bind(&events)
-            .bind(&sealed)
-            .bind(now)
-            .execute(&mut *tx)
-            .await?;
-            insert_audit(
-                &mut *tx,
-                scope,
-                AuditEntry {
-                    actor,
-                    action: "webhook.created",
-                    resource_type: "webhook",
-                    resource_id: &id,
-                    detail: serde_json::json!({"url": hook.url, "events": hook.events}),
-                },
-            )
-            .await?;
-            tx.commit().await?;
-            Ok(())
-        })
+        self.insert_resource(
+            Change::of(scope, actor, "webhook", &id),
+            Reach::AuditOnly,
+            "webhooks",
+            &[
+                ("url", Cell::Text(&hook.url)),
+                ("events", Cell::Text(&events)),
+                ("secret", Cell::Text(&sealed)),
+            ],
+            serde_json::json!({"url": hook.url, "events": hook.events}),
+        )
         .await?;
         self.webhook(scope, &id).await
     }
@@ -158,59 +139,37 @@ impl Store {
             None => None,
         };
         let events = events_json(&hook.events)?;
-        retry(|| async {
-            let mut tx = self.pool().begin().await?;
-            let before =
-                sqlx::query("SELECT url, events FROM webhooks WHERE workspace_id = $1 AND id = $2")
-                    .bind(&scope.workspace_id)
-                    .bind(id)
-                    .fetch_optional(&mut *tx)
-                    .await?
-                    .ok_or(StoreError::NotFound)?;
+        let after = serde_json::json!({"url": hook.url, "events": hook.events});
+        let make = |before: &AnyRow| {
             let before_events: String = before.try_get("events")?;
             let before = serde_json::json!({
                 "url": before.try_get::<String, _>("url")?,
                 "events": parse_json::<serde_json::Value>("webhook events", &before_events)?,
             });
-            let mut detail = changed_fields(
-                &before,
-                &serde_json::json!({"url": hook.url, "events": hook.events}),
-            );
+            let mut detail = changed_fields(&before, &after);
             if sealed.is_some() {
                 // A new secret was given: say so, never what it is.
                 detail["changes"]["secret"] = serde_json::json!("changed");
             }
-            let updated = sqlx::query(
-                "UPDATE webhooks SET url = $1, events = $2, secret = COALESCE($3, secret), \
-                 updated_at_ms = $4 WHERE workspace_id = $5 AND id = $6",
-            )
-            .bind(&hook.url)
-            .bind(&events)
-            .bind(sealed.as_deref())
-            .bind(now_ms())
-            .bind(&scope.workspace_id)
-            .bind(id)
-            .execute(&mut *tx)
-            .await?
-            .rows_affected();
-            if updated == 0 {
-                return Err(StoreError::NotFound);
-            }
-            insert_audit(
-                &mut *tx,
-                scope,
-                AuditEntry {
-                    actor,
-                    action: "webhook.updated",
-                    resource_type: "webhook",
-                    resource_id: id,
-                    detail: detail.clone(),
-                },
-            )
-            .await?;
-            tx.commit().await?;
-            Ok(())
-        })
+            Ok(detail)
+        };
+        self.update_resource(
+            Change::of(scope, actor, "webhook", id),
+            Reach::AuditOnly,
+            "webhooks",
+            &[
+                ("url = ?", Cell::Text(&hook.url)),
+                ("events = ?", Cell::Text(&events)),
+                (
+                    "secret = COALESCE(?, secret)",
+                    Cell::MaybeText(sealed.as_deref()),
+                ),
+            ],
+            &Detail {
+                columns: "url, events",
+                make: &make,
+            },
+        )
         .await?;
         self.webhook(scope, id).await
     }
@@ -222,39 +181,12 @@ impl Store {
         actor: &str,
         id: &str,
     ) -> Result<(), StoreError> {
-        retry(|| async {
-            let mut tx = self.pool().begin().await?;
-            let deleted = sqlx::query("DELETE FROM webhooks WHERE workspace_id = $1 AND id = $2")
-                .bind(&scope.workspace_id)
-                .bind(id)
-                .execute(&mut *tx)
-                .await?
-                .rows_affected();
-            if deleted == 0 {
-                return Err(StoreError::NotFound);
-            }
-            sqlx::query(
-                "DELETE FROM webhook_deliveries WHERE workspace_id = $1 AND webhook_id = $2",
-            )
-            .bind(&scope.workspace_id)
-            .bind(id)
-            .execute(&mut *tx)
-            .await?;
-            insert_audit(
-                &mut *tx,
-                scope,
-                AuditEntry {
-                    actor,
-                    action: "webhook.deleted",
-                    resource_type: "webhook",
-                    resource_id: id,
-                    detail: serde_json::json!({}),
-                },
-            )
-            .await?;
-            tx.commit().await?;
-            Ok(())
-        })
+        self.delete_resource(
+            Change::of(scope, actor, "webhook", id),
+            Reach::AuditOnly,
+            "webhooks",
+            &[("webhook_deliveries", "webhook_id")],
+        )
         .await
     }
 }

@@ -7,12 +7,10 @@
 use sqlx::any::AnyRow;
 use sqlx::Row;
 
-use super::identity::AuditEntry;
+use super::change::NewDocument;
+use super::change::{delete_scoped, Change, NamedDocument};
 use super::scoped::{PagePosition, ScopedTable};
-use super::{
-    commit_config_change, parse_json, retry, NamedDocument, NewDocument, Store, StoreError,
-    WorkspaceScope,
-};
+use super::{parse_json, retry, Store, StoreError, WorkspaceScope};
 use freya_shared::ids::{new_id, now_ms};
 use freya_shared::workflow::{Node, Workflow};
 
@@ -36,6 +34,12 @@ pub struct WorkflowVersion {
     pub published_by: String,
     pub published_at_ms: i64,
 }
+
+const WORKFLOW_DOCUMENT: NamedDocument = NamedDocument {
+    table: "workflows",
+    column: "definition",
+    resource: "workflow",
+};
 
 const WORKFLOWS: ScopedTable = ScopedTable {
     table: "workflows",
@@ -88,35 +92,16 @@ impl Store {
     ) -> Result<StoredWorkflow, StoreError> {
         let id = new_id();
         let text = to_text(definition)?;
-        let version = retry(|| async {
-            let now = now_ms();
-            let mut tx = self.pool().begin().await?;
-            sqlx::query(
-                "INSERT INTO workflows (id, workspace_id, name, definition, latest_version, created_at_ms, updated_at_ms) \
-                 VALUES ($1, $2, $3, $4, 0, $5, $5)",
-            )
-            .bind(&id)
-            .bind(&scope.workspace_id)
-            .bind(&definition.name)
-            .bind(&text)
-            .bind(now)
-            .execute(&mut *tx)
-            .await?;
-            commit_config_change(
-                tx,
-                scope,
-                AuditEntry {
-                    actor,
-                    action: "workflow.created",
-                    resource_type: "workflow",
-                    resource_id: &id,
-                    detail: serde_json::json!({"name": definition.name}),
-                },
-            )
-            .await
-        })
+        // `latest_version` starts at 0 (the column's default): nothing is published yet.
+        self.insert_document(
+            &WORKFLOW_DOCUMENT,
+            scope,
+            actor,
+            &id,
+            &definition.name,
+            &text,
+        )
         .await?;
-        self.notify_config_changed(version);
         self.workflow(scope, &id).await
     }
 
@@ -156,11 +141,7 @@ impl Store {
             Ok(super::audit::changed_fields(&before, &after))
         };
         self.replace_document(
-            &NamedDocument {
-                table: "workflows",
-                column: "definition",
-                resource: "workflow",
-            },
+            &WORKFLOW_DOCUMENT,
             scope,
             actor,
             id,
@@ -203,27 +184,11 @@ impl Store {
                     "number {number} routes to this workflow; route it elsewhere or delete it first"
                 )));
             }
-            sqlx::query("DELETE FROM workflow_versions WHERE workflow_id = $1")
-                .bind(id)
-                .execute(&mut *tx)
-                .await?;
-            sqlx::query("DELETE FROM workflows WHERE workspace_id = $1 AND id = $2")
-                .bind(&scope.workspace_id)
-                .bind(id)
-                .execute(&mut *tx)
-                .await?;
-            commit_config_change(
-                tx,
-                scope,
-                AuditEntry {
-                    actor,
-                    action: "workflow.deleted",
-                    resource_type: "workflow",
-                    resource_id: id,
-                    detail: serde_json::json!({}),
-                },
-            )
-            .await
+            delete_scoped(&mut tx, scope, "workflow_versions", "workflow_id", id).await?;
+            delete_scoped(&mut tx, scope, "workflows", "id", id).await?;
+            Change::of(scope, actor, "workflow", id)
+                .commit_config(tx, "workflow.deleted", serde_json::json!({}))
+                .await
         })
         .await?;
         self.notify_config_changed(version);
@@ -270,18 +235,9 @@ impl Store {
             .bind(now_ms())
             .execute(&mut *tx)
             .await?;
-            let config_version = commit_config_change(
-                tx,
-                scope,
-                AuditEntry {
-                    actor,
-                    action: "workflow.published",
-                    resource_type: "workflow",
-                    resource_id: id,
-                    detail: serde_json::json!({"version": number}),
-                },
-            )
-            .await?;
+            let config_version = Change::of(scope, actor, "workflow", id)
+                .commit_config(tx, "workflow.published", serde_json::json!({"version": number}))
+                .await?;
             Ok((config_version, number))
         })
         .await?;

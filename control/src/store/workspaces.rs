@@ -5,8 +5,9 @@
 use serde::Serialize;
 use sqlx::Row;
 
+use super::change::Change;
 use super::identity::{insert_audit, AuditEntry};
-use super::{commit_config_change, retry, Role, Store, StoreError, WorkspaceScope};
+use super::{retry, Role, Store, StoreError, WorkspaceScope};
 use freya_shared::ids::{new_id, now_ms};
 
 /// A workspace as its members see it.
@@ -169,19 +170,9 @@ impl Store {
             .bind(now)
             .execute(&mut *tx)
             .await?;
-            insert_audit(
-                &mut *tx,
-                &scope,
-                AuditEntry {
-                    actor,
-                    action: "workspace.created",
-                    resource_type: "workspace",
-                    resource_id: &id,
-                    detail: serde_json::json!({"name": name}),
-                },
-            )
-            .await?;
-            tx.commit().await?;
+            Change::of(&scope, actor, "workspace", &id)
+                .commit(tx, "workspace.created", serde_json::json!({"name": name}))
+                .await?;
             Ok(())
         })
         .await?;
@@ -250,19 +241,9 @@ impl Store {
             if updated == 0 {
                 return Err(StoreError::NotFound);
             }
-            insert_audit(
-                &mut *tx,
-                scope,
-                AuditEntry {
-                    actor,
-                    action: "workspace.renamed",
-                    resource_type: "workspace",
-                    resource_id: &scope.workspace_id,
-                    detail: serde_json::json!({"name": name}),
-                },
-            )
-            .await?;
-            tx.commit().await?;
+            Change::of(scope, actor, "workspace", &scope.workspace_id)
+                .commit(tx, "workspace.renamed", serde_json::json!({"name": name}))
+                .await?;
             Ok(())
         })
         .await?;
@@ -301,18 +282,9 @@ impl Store {
                 .bind(&scope.workspace_id)
                 .execute(&mut *tx)
                 .await?;
-            commit_config_change(
-                tx,
-                scope,
-                AuditEntry {
-                    actor,
-                    action: "workspace.deleted",
-                    resource_type: "workspace",
-                    resource_id: &scope.workspace_id,
-                    detail: serde_json::json!({}),
-                },
-            )
-            .await
+            Change::of(scope, actor, "workspace", &scope.workspace_id)
+                .commit_config(tx, "workspace.deleted", serde_json::json!({}))
+                .await
         })
         .await?;
         self.notify_config_changed(version);

@@ -31,20 +31,8 @@ pub async fn sipp_scenario(
     scenario_file: &str,
 ) -> i32 {
     let work = tempfile::tempdir().expect("temp dir");
-    let mut command = tokio::process::Command::new("sipp");
+    let mut command = sipp_dialling(target, number, scenario_file);
     command
-        .arg("-sf")
-        .arg(scenario(scenario_file))
-        .args([
-            "-s",
-            number,
-            &target.to_string(),
-            "-m",
-            "1",
-            "-i",
-            "127.0.0.1",
-        ])
-        .args(["-p", &free_udp_port().to_string()])
         .args(["-key", "rtp_port", &rtp_port.to_string()])
         .args(["-timeout", "60s", "-nostdin", "-trace_err"]);
     run_sipp(command, &work, Duration::from_secs(90)).await
@@ -64,27 +52,32 @@ pub async fn sipp_with_media(
     for (name, bytes) in files {
         std::fs::write(work.path().join(name), bytes).expect("file for sipp written");
     }
+    let mut command = sipp_dialling(target, number, scenario_file);
+    command.args(["-mp", &free_udp_port().to_string()]).args([
+        "-timeout",
+        "60s",
+        "-nostdin",
+        "-trace_err",
+        "-trace_msg",
+    ]);
+    run_sipp(command, &work, Duration::from_secs(90)).await
+}
+
+/// sipp running `scenario_file` of `tests/sipp/` once, dialling `number` at `target` from
+/// 127.0.0.1 on a SIP port of its own.
+fn sipp_dialling(target: SocketAddr, number: &str, scenario_file: &str) -> tokio::process::Command {
     let mut command = tokio::process::Command::new("sipp");
     command
         .arg("-sf")
         .arg(scenario(scenario_file))
-        .args([
-            "-s",
-            number,
-            &target.to_string(),
-            "-m",
-            "1",
-            "-i",
-            "127.0.0.1",
-        ])
-        .args(["-p", &free_udp_port().to_string()])
-        .args(["-mp", &free_udp_port().to_string()])
-        .args(["-timeout", "60s", "-nostdin", "-trace_err", "-trace_msg"]);
-    run_sipp(command, &work, Duration::from_secs(90)).await
+        .args(["-s", number, &target.to_string()])
+        .args(["-m", "1", "-i", "127.0.0.1"])
+        .args(["-p", &free_udp_port().to_string()]);
+    command
 }
 
 /// A UDP port free on 127.0.0.1 when asked.
-fn free_udp_port() -> u16 {
+pub fn free_udp_port() -> u16 {
     std::net::UdpSocket::bind("127.0.0.1:0")
         .and_then(|s| s.local_addr())
         .map(|a| a.port())

@@ -76,7 +76,7 @@ impl Api {
 
 /// A user with a password, made directly in the store.
 pub async fn make_user(control: &ControlPlane, email: &str, password: &str) -> String {
-    let hash = freya_control::api::hash_password(password).expect("hash");
+    let hash = freya_control::hash_password(password).expect("hash");
     control
         .store
         .create_user(email, email, &hash)
@@ -86,14 +86,7 @@ pub async fn make_user(control: &ControlPlane, email: &str, password: &str) -> S
 
 /// Logs in and returns the token.
 pub async fn login(api: &Api, email: &str, password: &str) -> String {
-    let answer = api
-        .call(
-            "POST",
-            "/v1/auth/login",
-            "",
-            Some(serde_json::json!({"email": email, "password": password})),
-        )
-        .await;
+    let answer = try_login(api, email, password).await;
     assert_eq!(answer.status, StatusCode::OK, "{}", answer.body);
     answer.body["token"].as_str().expect("token").to_owned()
 }
@@ -120,4 +113,19 @@ pub async fn workspace_with_keys(control: &ControlPlane, name: &str) -> (String,
         );
     }
     (ws, keys.try_into().expect("four keys"))
+}
+
+/// A control plane on a fresh database of `backend`, and a client of its API.
+pub async fn started(
+    backend: super::Backend,
+) -> (super::TestDb, freya_control::server::ControlPlane, Api) {
+    let (db, control) = super::control_plane(backend).await;
+    let api = Api::of(&control);
+    (db, control, api)
+}
+
+/// A person's login with `email` and `password`, as the dashboard sends it.
+pub async fn try_login(api: &Api, email: &str, password: &str) -> Answer {
+    let body = serde_json::json!({"email": email, "password": password});
+    api.call("POST", "/v1/auth/login", "", Some(body)).await
 }

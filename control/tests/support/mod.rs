@@ -25,6 +25,7 @@ pub mod kamailio;
 pub mod raw_sip;
 pub mod twilio;
 pub mod voice_call;
+pub mod world;
 
 pub const SECRET: &str = "test-shared-secret-0123456789";
 /// The JWT signing secret of test control planes.
@@ -32,11 +33,49 @@ pub const JWT_SECRET: &str = "test-jwt-secret-0123456789abcdef0123456789";
 /// The credential-encryption key of test control planes (32 bytes in hex).
 pub const ENCRYPTION_KEY: &str = "000102030405060708090a0b0c0d0e0f101112131415161718191a1b1c1d1e1f";
 
+/// A control plane on loopback over a fresh database of `backend`: how most tests start.
+pub async fn control_plane(backend: Backend) -> (TestDb, freya_control::server::ControlPlane) {
+    let db = TestDb::new(backend).await;
+    let control = freya_control::server::ControlPlane::start(&control_config(&db.url))
+        .await
+        .expect("control starts");
+    (db, control)
+}
+
+/// Registers edge `id` of `region` straight in the store, as a connected edge would: for tests
+/// of what the control plane does with edges' records, without running one.
+pub async fn register_edge(control: &freya_control::server::ControlPlane, id: &str, region: &str) {
+    control
+        .store
+        .register_edge(&freya_control::store::EdgeRegistration {
+            id: id.into(),
+            region: region.into(),
+            sip_addr: "127.0.0.1:5060".into(),
+            rtp_addr: "127.0.0.1".into(),
+            http_addr: "127.0.0.1:8081".into(),
+            version: "test".into(),
+            health: Default::default(),
+        })
+        .await
+        .expect("edge");
+}
+
 /// Creates `agent` in the scoped workspace and routes `number` (in every region) to it.
 pub async fn agent_on_number(
     control: &freya_control::server::ControlPlane,
     scope: &freya_control::store::WorkspaceScope,
     number: &str,
+    agent: &freya_shared::model::AgentSpec,
+) -> freya_control::store::Agent {
+    agent_on_number_in(control, scope, number, None, agent).await
+}
+
+/// [`agent_on_number`] with the number's home `region` (`None`: every region).
+pub async fn agent_on_number_in(
+    control: &freya_control::server::ControlPlane,
+    scope: &freya_control::store::WorkspaceScope,
+    number: &str,
+    region: Option<&str>,
     agent: &freya_shared::model::AgentSpec,
 ) -> freya_control::store::Agent {
     let agent = control
@@ -51,7 +90,7 @@ pub async fn agent_on_number(
             "test",
             &freya_shared::model::PhoneNumberSpec {
                 number: number.into(),
-                region: None,
+                region: region.map(Into::into),
                 regions: Vec::new(),
                 agent_id: Some(agent.id.clone()),
                 workflow_id: None,

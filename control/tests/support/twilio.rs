@@ -4,19 +4,12 @@
 
 use std::time::Duration;
 
-use freya_control::server::ControlPlane;
-use freya_control::store::{CallRecord, StoredEvent, WorkspaceScope};
-use freya_edge::llm::fakes::FakeLlmServer;
-use freya_edge::speech::fakes::FakeOpenAiSpeech;
-use freya_edge::Edge;
-use freya_shared::model::AgentSpec;
+use freya_control::store::{CallRecord, Role, StoredEvent};
 use reqwest::StatusCode;
 use serde_json::json;
 
-use super::http::{workspace_with_keys, Api};
-use super::{
-    agent_on_number, control_config, edge_config, eventually, until_routed, Backend, TestDb, SECRET,
-};
+use super::eventually;
+use super::http::Api;
 
 pub const SID: &str = "AC0123456789abcdef0123456789abcdef";
 pub const TOKEN: &str = "twilio-auth-token";
@@ -27,41 +20,38 @@ pub const TRANSFER_TO: &str = "+15559990000";
 /// test can rank a trunk before (lower) or after (higher) them.
 pub const TWILIO_PRIORITY: usize = 10;
 
+/// The call world of these tests, and an admin key of its workspace.
 pub struct World {
-    pub db: TestDb,
-    pub control: ControlPlane,
-    pub edge: Edge,
-    pub scope: WorkspaceScope,
+    pub world: super::world::World,
     pub admin: String,
-    pub speech: FakeOpenAiSpeech,
-    pub llm: FakeLlmServer,
-    _dir: tempfile::TempDir,
+}
+
+impl std::ops::Deref for World {
+    type Target = super::world::World;
+
+    fn deref(&self) -> &Self::Target {
+        &self.world
+    }
 }
 
 /// A control plane, an edge, the speech and LLM fakes, and number `NUMBER` answered by an agent
 /// using them; `accounts` are Twilio accounts `(auth token, REST base URL)` in priority order
-/// from `TWILIO_PRIORITY`.
+/// from `TWILIO_PRIORITY`, created through `/v1/providers`.
 pub async fn world(first_message: &str, accounts: &[(&str, String)]) -> World {
-    let speech = FakeOpenAiSpeech::start().await.expect("fake speech");
-    let llm = FakeLlmServer::openai().await.expect("fake llm");
-    let db = TestDb::new(Backend::Sqlite).await;
-    let control = ControlPlane::start(&control_config(&db.url))
-        .await
-        .expect("control starts");
-    let (workspace_id, [_, admin, ..]) = workspace_with_keys(&control, "Twilio").await;
-    let scope = WorkspaceScope { workspace_id };
-    let agent: AgentSpec = serde_json::from_value(json!({
-        "name": "Front desk",
-        "system_prompt": "You are the front desk. The caller is {{caller_number}}.",
-        "first_message": first_message,
-        "transfer_destinations": [TRANSFER_TO],
-        "stt": {"provider": "openai", "model": "whisper-1", "base_url": speech.base_url(), "api_key": "k"},
-        "llm": {"provider": "openai", "model": "gpt-4o-mini", "base_url": llm.base_url(), "api_key": "k"},
-        "tts": {"provider": "openai", "model": "tts-1", "voice": "alloy", "base_url": speech.base_url(), "api_key": "k"}
-    }))
-    .expect("agent");
-    agent_on_number(&control, &scope, NUMBER, &agent).await;
-    let api = Api::of(&control);
+    let world = super::world::World::builder()
+        .workspace("Twilio")
+        .voice()
+        .agent(json!({
+            "name": "Front desk",
+            "system_prompt": "You are the front desk. The caller is {{caller_number}}.",
+            "first_message": first_message,
+            "transfer_destinations": [TRANSFER_TO]
+        }))
+        .number(NUMBER)
+        .start()
+        .await;
+    let admin = world.key(Role::Admin).await;
+    let api = Api::of(&world.control);
     for (i, (token, base_url)) in accounts.iter().enumerate() {
         let created = api
             .call(
@@ -76,32 +66,15 @@ pub async fn world(first_message: &str, accounts: &[(&str, String)]) -> World {
             .await;
         assert_eq!(created.status, StatusCode::CREATED, "{}", created.body);
     }
-    let dir = tempfile::tempdir().expect("temp dir");
-    let edge = Edge::start(&edge_config(dir.path(), control.grpc_addr, SECRET))
-        .await
-        .expect("edge starts");
-    until_routed(&edge, NUMBER).await;
-    let state = edge.state.clone();
+    let state = &world.edge.state;
     let wanted = accounts.len();
     eventually(
         Duration::from_secs(10),
         "the edge to learn the accounts",
-        || {
-            let state = state.clone();
-            async move { (state.snapshot().providers.len() == wanted).then_some(()) }
-        },
+        || async move { (state.snapshot().providers.len() == wanted).then_some(()) },
     )
     .await;
-    World {
-        db,
-        control,
-        edge,
-        scope,
-        admin,
-        speech,
-        llm,
-        _dir: dir,
-    }
+    World { world, admin }
 }
 
 pub fn voice_url(w: &World) -> String {
@@ -144,9 +117,7 @@ pub async fn finished_call(w: &World, direction: &str) -> (CallRecord, Vec<Store
 pub use super::voice_call::of_kind;
 
 pub async fn teardown(w: World) {
-    w.edge.stop().await;
-    w.control.stop().await;
-    w.db.cleanup().await;
+    w.world.stop().await;
 }
 
 /// Asks the control plane to place a call from `NUMBER` to `to` (retrying until the edge has

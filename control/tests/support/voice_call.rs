@@ -6,7 +6,7 @@ use std::sync::Arc;
 use std::time::Duration;
 
 use freya_control::server::ControlPlane;
-use freya_control::store::{CallRecord, StoredEvent, WorkspaceScope};
+use freya_control::store::{StoredEvent, WorkspaceScope};
 use freya_edge::sip::sdp::Codec;
 use freya_loadtest::audio::Utterance;
 use freya_loadtest::onset::OnsetConfig;
@@ -14,8 +14,6 @@ use freya_loadtest::uac::{
     self, CallConfig, CallReport, HangupSide, MediaOptions, SipEndpoint, TalkerConfig,
 };
 use tokio_util::sync::CancellationToken;
-
-use super::eventually;
 
 /// Places one call to number `demo` at `target`, offering only `codec`, that says `turns`
 /// (espeak-ng) when `talker` decides and hangs up after `hold`.
@@ -60,19 +58,7 @@ pub async fn place_spoken_call(
 
 /// The recorded events of the workspace's one call, once it has ended.
 pub async fn only_call_events(control: &ControlPlane, scope: &WorkspaceScope) -> Vec<StoredEvent> {
-    let calls: Vec<CallRecord> = eventually(Duration::from_secs(15), "the call to end", || {
-        let (store, scope) = (control.store.clone(), scope.clone());
-        async move {
-            let calls = store.calls(&scope, 10).await.ok()?;
-            (calls.len() == 1 && calls.iter().all(|c| c.ended_at_ms.is_some())).then_some(calls)
-        }
-    })
-    .await;
-    control
-        .store
-        .call_events(scope, &calls[0].id)
-        .await
-        .expect("events")
+    super::the_ended_call(&control.store, scope).await.1
 }
 
 /// The events of one kind.

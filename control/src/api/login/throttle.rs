@@ -15,19 +15,19 @@ use std::net::IpAddr;
 use std::time::{Duration, Instant};
 
 /// Consecutive failures a subject may have before it is locked.
-pub const FAILURES_BEFORE_LOCKOUT: u32 = 5;
+pub(super) const FAILURES_BEFORE_LOCKOUT: u32 = 5;
 /// How long the first lockout lasts; each further failure doubles it.
-pub const FIRST_LOCKOUT: Duration = Duration::from_secs(1);
+pub(super) const FIRST_LOCKOUT: Duration = Duration::from_secs(1);
 /// The longest lockout.
-pub const MAX_LOCKOUT: Duration = Duration::from_secs(15 * 60);
+pub(super) const MAX_LOCKOUT: Duration = Duration::from_secs(15 * 60);
 /// A subject with no failure for this long is forgotten (longer than any lockout).
-pub const FORGET_AFTER: Duration = Duration::from_secs(60 * 60);
+pub(super) const FORGET_AFTER: Duration = Duration::from_secs(60 * 60);
 /// Subjects remembered at most, by default.
-pub const DEFAULT_CAPACITY: usize = 100_000;
+pub(super) const DEFAULT_CAPACITY: usize = 100_000;
 
 /// What a login attempt is throttled by.
 #[derive(Debug, Clone, PartialEq, Eq, Hash)]
-pub enum Subject {
+pub(super) enum Subject {
     /// An account, by its email in lower case (as the store looks it up).
     Account(String),
     /// The client address the attempt came from.
@@ -36,14 +36,14 @@ pub enum Subject {
 
 impl Subject {
     /// The account `email` names, however it is capitalised.
-    pub fn account(email: &str) -> Self {
+    pub(super) fn account(email: &str) -> Self {
         Self::Account(email.to_ascii_lowercase())
     }
 }
 
 /// The moment a subject became locked.
 #[derive(Debug, Clone, PartialEq, Eq)]
-pub struct Lockout {
+pub(super) struct Lockout {
     pub subject: Subject,
     /// Consecutive failures so far.
     pub failures: u32,
@@ -80,7 +80,7 @@ fn lockout_for(failures: u32) -> Option<Duration> {
 
 /// The failure counts and lockouts of one process.
 #[derive(Debug)]
-pub struct LoginThrottle {
+pub(super) struct LoginThrottle {
     records: HashMap<Subject, Record>,
     capacity: usize,
     lockouts: VecDeque<Lockout>,
@@ -94,7 +94,7 @@ impl Default for LoginThrottle {
 
 impl LoginThrottle {
     /// A throttle remembering at most `capacity` subjects (at least 1).
-    pub fn with_capacity(capacity: usize) -> Self {
+    pub(super) fn with_capacity(capacity: usize) -> Self {
         Self {
             records: HashMap::new(),
             capacity: capacity.max(1),
@@ -104,7 +104,7 @@ impl LoginThrottle {
 
     /// `Err(wait)` when any of `subjects` is locked at `now`: refuse the attempt without
     /// checking the password, and tell the client to retry after `wait`.
-    pub fn check(&self, now: Instant, subjects: &[Subject]) -> Result<(), Duration> {
+    pub(super) fn check(&self, now: Instant, subjects: &[Subject]) -> Result<(), Duration> {
         let wait = subjects
             .iter()
             .filter_map(|s| self.records.get(s)?.locked_at(now))
@@ -114,7 +114,7 @@ impl LoginThrottle {
 
     /// A wrong password (or unknown email) for `subjects` at `now`. Each subject that this
     /// failure locks, having been unlocked, is queued for `poll_lockout`.
-    pub fn handle_failure(&mut self, now: Instant, subjects: &[Subject]) {
+    pub(super) fn handle_failure(&mut self, now: Instant, subjects: &[Subject]) {
         for subject in subjects {
             if !self.records.contains_key(subject) && self.records.len() >= self.capacity {
                 self.make_room(now);
@@ -146,26 +146,26 @@ impl LoginThrottle {
     }
 
     /// The right password for `subjects`: their failures are forgotten.
-    pub fn handle_success(&mut self, subjects: &[Subject]) {
+    pub(super) fn handle_success(&mut self, subjects: &[Subject]) {
         for subject in subjects {
             self.records.remove(subject);
         }
     }
 
     /// The next subject that became locked, oldest first.
-    pub fn poll_lockout(&mut self) -> Option<Lockout> {
+    pub(super) fn poll_lockout(&mut self) -> Option<Lockout> {
         self.lockouts.pop_front()
     }
 
     /// Subjects remembered now.
     #[cfg(test)]
-    pub fn len(&self) -> usize {
+    pub(super) fn len(&self) -> usize {
         self.records.len()
     }
 
     /// Whether no subject is remembered.
     #[cfg(test)]
-    pub fn is_empty(&self) -> bool {
+    pub(super) fn is_empty(&self) -> bool {
         self.records.is_empty()
     }
 

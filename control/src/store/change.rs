@@ -1,0 +1,349 @@
+//! The writes every workspace resource shares: a row inserted, changed or deleted by id inside
+//! the caller's workspace, in one transaction with its audit entry, retried on conflict, and —
+//! for what edges route calls by — a new configuration version announced to them. Each resource
+//! keeps only its table, its columns and what its audit entry says; the scope, the audit entry
+//! and the version bump cannot be forgotten by one of them.
+
+use sqlx::any::AnyRow;
+
+use super::identity::{insert_audit, AuditEntry};
+use super::{commit_config_change, retry, Store, StoreError, WorkspaceScope};
+use freya_shared::ids::now_ms;
+
+/// A value bound into a statement assembled at run time (the engines' common types only).
+#[derive(Debug, Clone, Copy)]
+pub(crate) enum Cell<'a> {
+    Text(&'a str),
+    /// Text or SQL NULL.
+    MaybeText(Option<&'a str>),
+    Int(i64),
+}
+
+/// Who sees a change: edges (the configuration version is bumped and announced, so they fetch
+/// a new snapshot), or only the audit log.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub(crate) enum Reach {
+    /// Edges route calls by it (agents, numbers, workflows, providers).
+    Edges,
+    /// Only the control plane uses it (webhooks).
+    AuditOnly,
+}
+
+/// How an update's audit entry is made: from `columns` of the row being replaced, read in the
+/// update's own transaction, so the entry names each changed field with its old value (see
+/// `audit::changed_fields`).
+pub(crate) struct Detail<'a> {
+    pub columns: &'a str,
+    pub make: &'a (dyn Fn(&AnyRow) -> Result<serde_json::Value, StoreError> + Send + Sync),
+}
+
+/// Who changes which resource: what every audit entry of a change names.
+#[derive(Debug, Clone, Copy)]
+pub(crate) struct Change<'a> {
+    /// The workspace the resource is in; every statement is confined to it.
+    pub scope: &'a WorkspaceScope,
+    /// Who to name in the audit entry (`user:<id>`, `api_key:<id>`).
+    pub actor: &'a str,
+    /// The resource type in audit entries (`agent`); actions are `<type>.created` etc.
+    pub resource_type: &'a str,
+    pub resource_id: &'a str,
+}
+
+impl<'a> Change<'a> {
+    /// `actor` changing the `resource_type` with `resource_id` in the scoped workspace.
+    pub(crate) fn of(
+        scope: &'a WorkspaceScope,
+        actor: &'a str,
+        resource_type: &'a str,
+        resource_id: &'a str,
+    ) -> Self {
+        Self {
+            scope,
+            actor,
+            resource_type,
+            resource_id,
+        }
+    }
+
+    /// Writes the audit entry and commits: a change edges do not route by.
+    pub(crate) async fn commit(
+        &self,
+        mut tx: sqlx::Transaction<'static, sqlx::Any>,
+        action: &str,
+        detail: serde_json::Value,
+    ) -> Result<(), StoreError> {
+        insert_audit(&mut *tx, self.scope, self.entry_for(action, detail)).await?;
+        tx.commit().await?;
+        Ok(())
+    }
+
+    /// Writes the audit entry, bumps the configuration version and commits; the version, for
+    /// [`Store::notify_config_changed`] once the retry loop is done.
+    pub(crate) async fn commit_config(
+        &self,
+        tx: sqlx::Transaction<'static, sqlx::Any>,
+        action: &str,
+        detail: serde_json::Value,
+    ) -> Result<u64, StoreError> {
+        commit_config_change(tx, self.scope, self.entry_for(action, detail)).await
+    }
+
+    /// The audit entry of this change doing `action` with `detail`.
+    fn entry_for<'b>(&'b self, action: &'b str, detail: serde_json::Value) -> AuditEntry<'b> {
+        AuditEntry {
+            actor: self.actor,
+            action,
+            resource_type: self.resource_type,
+            resource_id: self.resource_id,
+            detail,
+        }
+    }
+
+    /// Commits as [`Reach`] says: the new configuration version when edges see it.
+    async fn commit_reaching(
+        &self,
+        tx: sqlx::Transaction<'static, sqlx::Any>,
+        reach: Reach,
+        verb: &str,
+        detail: serde_json::Value,
+    ) -> Result<Option<u64>, StoreError> {
+        let action = format!("{}.{verb}", self.resource_type);
+        match reach {
+            Reach::Edges => self.commit_config(tx, &action, detail).await.map(Some),
+            Reach::AuditOnly => self.commit(tx, &action, detail).await.map(|()| None),
+        }
+    }
+}
+
+/// `query` with `cell` bound as its next parameter.
+fn bind<'q>(
+    query: sqlx::query::Query<'q, sqlx::Any, sqlx::any::AnyArguments<'q>>,
+    cell: Cell<'q>,
+) -> sqlx::query::Query<'q, sqlx::Any, sqlx::any::AnyArguments<'q>> {
+    match cell {
+        Cell::Text(text) => query.bind(text),
+        Cell::MaybeText(text) => query.bind(text),
+        Cell::Int(n) => query.bind(n),
+    }
+}
+
+impl Store {
+    /// Inserts the changed resource's row into `table`: its id, the scope's workspace, `cells`
+    /// and both timestamps now; audited as `<type>.created` with `detail`.
+    pub(crate) async fn insert_resource(
+        &self,
+        change: Change<'_>,
+        reach: Reach,
+        table: &str,
+        cells: &[(&str, Cell<'_>)],
+        detail: serde_json::Value,
+    ) -> Result<(), StoreError> {
+        let columns: Vec<&str> = cells.iter().map(|(column, _)| *column).collect();
+        let values: Vec<String> = (0..cells.len()).map(|i| format!("${}", i + 4)).collect();
+        let sql = format!(
+            "INSERT INTO {table} (id, workspace_id, created_at_ms, updated_at_ms, {}) \
+             VALUES ($1, $2, $3, $3, {})",
+            columns.join(", "),
+            values.join(", ")
+        );
+        let version = retry(|| async {
+            let mut tx = self.pool().begin().await?;
+            let query = sqlx::query(&sql)
+                .bind(change.resource_id)
+                .bind(&change.scope.workspace_id)
+                .bind(now_ms());
+            let query = cells.iter().fold(query, |q, (_, cell)| bind(q, *cell));
+            query.execute(&mut *tx).await?;
+            change
+                .commit_reaching(tx, reach, "created", detail.clone())
+                .await
+        })
+        .await?;
+        self.announce(version);
+        Ok(())
+    }
+
+    /// Sets `assignments` (each a SQL assignment with one `?` for its cell, such as
+    /// `name = ?` or `secret = COALESCE(?, secret)`) and `updated_at_ms` on the changed
+    /// resource's row of `table`; audited as `<type>.updated` with what `detail` makes of the
+    /// row it replaces. `NotFound` when the workspace has no such row.
+    pub(crate) async fn update_resource(
+        &self,
+        change: Change<'_>,
+        reach: Reach,
+        table: &str,
+        assignments: &[(&str, Cell<'_>)],
+        detail: &Detail<'_>,
+    ) -> Result<(), StoreError> {
+        let n = assignments.len();
+        let sets: Vec<String> = assignments
+            .iter()
+            .enumerate()
+            .map(|(i, (assignment, _))| assignment.replacen('?', &format!("${}", i + 1), 1))
+            .collect();
+        let sql = format!(
+            "UPDATE {table} SET {}, updated_at_ms = ${} WHERE workspace_id = ${} AND id = ${}",
+            sets.join(", "),
+            n + 1,
+            n + 2,
+            n + 3
+        );
+        let version = retry(|| async {
+            let mut tx = self.pool().begin().await?;
+            let before = sqlx::query(&format!(
+                "SELECT {} FROM {table} WHERE workspace_id = $1 AND id = $2",
+                detail.columns
+            ))
+            .bind(&change.scope.workspace_id)
+            .bind(change.resource_id)
+            .fetch_optional(&mut *tx)
+            .await?
+            .ok_or(StoreError::NotFound)?;
+            let detail = (detail.make)(&before)?;
+            let query = sqlx::query(&sql);
+            let query = assignments
+                .iter()
+                .fold(query, |q, (_, cell)| bind(q, *cell));
+            let updated = query
+                .bind(now_ms())
+                .bind(&change.scope.workspace_id)
+                .bind(change.resource_id)
+                .execute(&mut *tx)
+                .await?
+                .rows_affected();
+            if updated == 0 {
+                return Err(StoreError::NotFound);
+            }
+            change.commit_reaching(tx, reach, "updated", detail).await
+        })
+        .await?;
+        self.announce(version);
+        Ok(())
+    }
+
+    /// Deletes the changed resource's row of `table` and, first, its rows in each of
+    /// `dependents` (table, column naming the resource: not left to a foreign key's cascade,
+    /// which SQLite only honours when enabled); audited as `<type>.deleted`.
+    /// `NotFound` when the workspace has no such row.
+    pub(crate) async fn delete_resource(
+        &self,
+        change: Change<'_>,
+        reach: Reach,
+        table: &str,
+        dependents: &[(&str, &str)],
+    ) -> Result<(), StoreError> {
+        let version = retry(|| async {
+            let mut tx = self.pool().begin().await?;
+            for (dependent, column) in dependents {
+                delete_scoped(&mut tx, change.scope, dependent, column, change.resource_id).await?;
+            }
+            let deleted =
+                delete_scoped(&mut tx, change.scope, table, "id", change.resource_id).await?;
+            if deleted == 0 {
+                return Err(StoreError::NotFound);
+            }
+            change
+                .commit_reaching(tx, reach, "deleted", serde_json::json!({}))
+                .await
+        })
+        .await?;
+        self.announce(version);
+        Ok(())
+    }
+
+    fn announce(&self, version: Option<u64>) {
+        if let Some(version) = version {
+            self.notify_config_changed(version);
+        }
+    }
+}
+
+/// A table whose rows are a named JSON document (agents, workflows), for the writes they share:
+/// the name in a column of its own for listing, the document in `column`; edges route by them.
+pub(crate) struct NamedDocument {
+    pub table: &'static str,
+    /// The column holding the document.
+    pub column: &'static str,
+    /// The resource type in audit entries (`agent`).
+    pub resource: &'static str,
+}
+
+/// The document a [`Store::replace_document`] stores, and how its audit entry's `changes` are
+/// made from the document stored before (see `audit::changed_fields`).
+pub(crate) struct NewDocument<'a> {
+    /// The name column's new value.
+    pub name: &'a str,
+    /// The document, validated and serialized.
+    pub text: &'a str,
+    /// The audit detail, from the text of the document it replaces.
+    pub changes: &'a (dyn Fn(&str) -> Result<serde_json::Value, StoreError> + Send + Sync),
+}
+
+impl Store {
+    /// Stores a new named document `text` (already validated and serialized) with `id`.
+    pub(crate) async fn insert_document(
+        &self,
+        doc: &NamedDocument,
+        scope: &WorkspaceScope,
+        actor: &str,
+        id: &str,
+        name: &str,
+        text: &str,
+    ) -> Result<(), StoreError> {
+        let cells = [("name", Cell::Text(name)), (doc.column, Cell::Text(text))];
+        let change = Change::of(scope, actor, doc.resource, id);
+        let detail = serde_json::json!({ "name": name });
+        self.insert_resource(change, Reach::Edges, doc.table, &cells, detail)
+            .await
+    }
+
+    /// Replaces the named document `id` of the scoped workspace; `NotFound` when it has none.
+    /// The audit entry's `changes` are what `new.changes` makes of the document stored before,
+    /// read in the same transaction.
+    pub(crate) async fn replace_document(
+        &self,
+        doc: &NamedDocument,
+        scope: &WorkspaceScope,
+        actor: &str,
+        id: &str,
+        new: &NewDocument<'_>,
+    ) -> Result<(), StoreError> {
+        let set = format!("{} = ?", doc.column);
+        let cells = [
+            ("name = ?", Cell::Text(new.name)),
+            (set.as_str(), Cell::Text(new.text)),
+        ];
+        let make = |before: &AnyRow| {
+            let before: String = sqlx::Row::try_get(before, 0)?;
+            let mut detail = (new.changes)(&before)?;
+            if let Some(fields) = detail.as_object_mut() {
+                fields.insert("name".into(), serde_json::json!(new.name));
+            }
+            Ok(detail)
+        };
+        let detail = Detail {
+            columns: doc.column,
+            make: &make,
+        };
+        let change = Change::of(scope, actor, doc.resource, id);
+        self.update_resource(change, Reach::Edges, doc.table, &cells, &detail)
+            .await
+    }
+}
+
+/// Deletes the rows of `table` in the scoped workspace whose `column` is `value`; how many.
+pub(crate) async fn delete_scoped(
+    tx: &mut sqlx::Transaction<'static, sqlx::Any>,
+    scope: &WorkspaceScope,
+    table: &str,
+    column: &str,
+    value: &str,
+) -> Result<u64, StoreError> {
+    let sql = format!("DELETE FROM {table} WHERE workspace_id = $1 AND {column} = $2");
+    Ok(sqlx::query(&sql)
+        .bind(&scope.workspace_id)
+        .bind(value)
+        .execute(&mut **tx)
+        .await?
+        .rows_affected())
+}
