@@ -5,7 +5,7 @@
 use std::time::{Duration, Instant};
 
 use super::in_dialog_tests::{answered, reply};
-use super::tests::{addr, endpoint, events, in_dialog, invite, offered, sent, to_tag, CALLER};
+use super::tests::{addr, events, in_dialog, invite, offered, sent, to_tag, CALLER};
 use super::*;
 
 const S: Duration = Duration::from_secs(1);
