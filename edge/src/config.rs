@@ -40,43 +40,34 @@ pub struct EdgeConfig {
     pub egress: EgressConfig,
 }
 
-/// The media side of calls.
+/// The media side of calls. A key left out takes its value from `Default` below, the one place
+/// each default is written.
 #[derive(Debug, Clone, Deserialize)]
-#[serde(deny_unknown_fields)]
+#[serde(default, deny_unknown_fields)]
 pub struct RtpConfig {
     /// The IPv4 address RTP sockets bind to for IPv4 calls; defaults to the SIP listener's IP
     /// when it is IPv4, to 0.0.0.0 when SIP listens dual-stack on `[::]`.
-    #[serde(default)]
     pub ip: Option<String>,
     /// The IPv4 address put in SDP for callers to send media to, when it differs (NAT).
     /// Defaults to `sip.public_addr`'s (or `sip.addr`'s) IP when IPv4.
-    #[serde(default)]
     pub public_ip: Option<String>,
     /// The IPv6 address RTP sockets bind to for calls offered `c=IN IP6`; defaults to the SIP
     /// listener's IP when it is IPv6. With neither, IPv6 offers are refused (488).
-    #[serde(default)]
     pub ip_v6: Option<String>,
     /// The IPv6 address put in SDP (`c=IN IP6`) for IPv6 callers; defaults to
     /// `sip.public_addr`'s (or `sip.addr`'s) IP when IPv6, else `rtp.ip_v6` unless it is `::`.
-    #[serde(default)]
     pub public_ip_v6: Option<String>,
-    #[serde(default = "default_port_min")]
     pub port_min: u16,
-    #[serde(default = "default_port_max")]
     pub port_max: u16,
     /// A call with no RTP from the caller for this long is hung up.
-    #[serde(default = "default_inactivity_ms")]
     pub inactivity_timeout_ms: u32,
     /// A call the caller holds (re-INVITE with `a=sendonly`, `a=inactive` or `c=0.0.0.0`) sends
     /// no RTP by design: instead of `inactivity_timeout_ms`, it is hung up only after this long
     /// with neither RTP nor RTCP from the caller (RTCP reports prove a held phone is there).
-    #[serde(default = "default_hold_timeout_ms")]
     pub hold_timeout_ms: u32,
     /// Codecs we answer and offer with, most preferred first: `pcmu`, `pcma`, `opus`.
-    #[serde(default = "default_codecs")]
     pub codecs: Vec<String>,
     /// Nominal time between a call's RTCP reports (RFC 3550 suggests 5 s), randomised 0.5–1.5×.
-    #[serde(default = "default_rtcp_interval_ms")]
     pub rtcp_interval_ms: u32,
 }
 
@@ -87,40 +78,16 @@ impl Default for RtpConfig {
             public_ip: None,
             ip_v6: None,
             public_ip_v6: None,
-            port_min: default_port_min(),
-            port_max: default_port_max(),
-            inactivity_timeout_ms: default_inactivity_ms(),
-            hold_timeout_ms: default_hold_timeout_ms(),
-            rtcp_interval_ms: default_rtcp_interval_ms(),
-            codecs: default_codecs(),
+            port_min: 20_000,
+            port_max: 29_999,
+            inactivity_timeout_ms: 30_000,
+            hold_timeout_ms: 3_600_000,
+            rtcp_interval_ms: 5_000,
+            // G.711 first: what every carrier speaks, and the cheapest per call; Opus when only
+            // it is common, or when configured first.
+            codecs: vec!["pcmu".into(), "pcma".into(), "opus".into()],
         }
     }
-}
-
-fn default_port_min() -> u16 {
-    20_000
-}
-
-fn default_port_max() -> u16 {
-    29_999
-}
-
-fn default_inactivity_ms() -> u32 {
-    30_000
-}
-
-fn default_hold_timeout_ms() -> u32 {
-    3_600_000
-}
-
-/// G.711 first: what every carrier speaks, and the cheapest per call; Opus when only it is
-/// common, or when configured first.
-fn default_codecs() -> Vec<String> {
-    vec!["pcmu".into(), "pcma".into(), "opus".into()]
-}
-
-fn default_rtcp_interval_ms() -> u32 {
-    5_000
 }
 
 fn default_capacity() -> u32 {
@@ -150,70 +117,60 @@ fn default_max_backoff_ms() -> u32 {
     10_000
 }
 
-/// The SIP listener.
+/// The SIP listener. A key left out takes its value from `Default` below, the one place
+/// each default is written.
 #[derive(Debug, Clone, Deserialize)]
-#[serde(deny_unknown_fields)]
+#[serde(default, deny_unknown_fields)]
 pub struct SipConfig {
-    #[serde(default = "default_sip_addr")]
     pub addr: String,
     /// The address callers should use, when it differs from `addr` (NAT, 0.0.0.0).
-    #[serde(default)]
     pub public_addr: Option<String>,
     /// Ring this long (180 Ringing) before answering; 0 answers at once.
-    #[serde(default)]
     pub ring_ms: u32,
     /// Longest a SIP message may take over TCP from its first byte to its last (default 10 s):
     /// carriers write a message at once, so only a stalled or hostile peer comes near it.
-    #[serde(default = "default_sip_tcp_message_timeout_ms")]
     pub tcp_message_timeout_ms: u32,
     /// A SIP TCP connection with nothing read or written this long is closed (default 40 min):
     /// carriers keep connections open for hours and may say nothing during a call, and this is
     /// longer than RFC 4028's usual 30 min session interval, so a dialog whose refreshes use
     /// the connection keeps it.
-    #[serde(default = "default_sip_tcp_idle_timeout_ms")]
     pub tcp_idle_timeout_ms: u32,
     /// Most SIP TCP connections one IP may hold open (default 64: a carrier's SBC opens a few).
-    #[serde(default = "default_sip_tcp_max_connections_per_ip")]
     pub tcp_max_connections_per_ip: u32,
     /// Most SIP TCP connections open in all (default 1024, well under the edge's open-file
     /// limit, which RTP sockets share).
-    #[serde(default = "default_sip_tcp_max_connections")]
     pub tcp_max_connections: u32,
     /// New INVITEs one source address (an IPv4 address, or an IPv6 /64) may send per second,
     /// on average; beyond it they are answered 503 with `Retry-After`. Retransmissions of an
     /// INVITE already taken do not count. A carrier trunk sends every call from one address:
     /// raise this to its peak call rate.
-    #[serde(default = "default_invites_per_second_per_source")]
     pub invites_per_second_per_source: f64,
     /// How many new INVITEs one source may send at once before the per-second rate applies.
-    #[serde(default = "default_invite_burst_per_source")]
     pub invite_burst_per_source: u32,
     /// Calls ringing, or answered but not yet acknowledged (ACK), the edge holds at once. They
     /// have a budget of their own so that INVITEs which never ACK cannot take the slots of
     /// confirmed calls (`capacity`); a call leaves it when its ACK arrives.
-    #[serde(default = "default_max_unconfirmed")]
     pub max_unconfirmed: u32,
     /// The share of `max_unconfirmed` one source address may hold, so that one flooding
     /// address cannot take the whole budget. A trunk needs about its call rate × (`ring_ms` +
     /// the ACK's round trip).
-    #[serde(default = "default_max_unconfirmed_per_source")]
     pub max_unconfirmed_per_source: u32,
 }
 
 impl Default for SipConfig {
     fn default() -> Self {
         Self {
-            addr: default_sip_addr(),
+            addr: "127.0.0.1:5060".into(),
             public_addr: None,
             ring_ms: 0,
-            tcp_message_timeout_ms: default_sip_tcp_message_timeout_ms(),
-            tcp_idle_timeout_ms: default_sip_tcp_idle_timeout_ms(),
-            tcp_max_connections_per_ip: default_sip_tcp_max_connections_per_ip(),
-            tcp_max_connections: default_sip_tcp_max_connections(),
-            invites_per_second_per_source: default_invites_per_second_per_source(),
-            invite_burst_per_source: default_invite_burst_per_source(),
-            max_unconfirmed: default_max_unconfirmed(),
-            max_unconfirmed_per_source: default_max_unconfirmed_per_source(),
+            tcp_message_timeout_ms: 10_000,
+            tcp_idle_timeout_ms: 40 * 60 * 1000,
+            tcp_max_connections_per_ip: 64,
+            tcp_max_connections: 1024,
+            invites_per_second_per_source: 10.0,
+            invite_burst_per_source: 20,
+            max_unconfirmed: 64,
+            max_unconfirmed_per_source: 16,
         }
     }
 }
@@ -232,80 +189,39 @@ impl SipConfig {
     }
 }
 
-fn default_sip_tcp_message_timeout_ms() -> u32 {
-    10_000
-}
-
-fn default_sip_tcp_idle_timeout_ms() -> u32 {
-    40 * 60 * 1000
-}
-
-fn default_sip_tcp_max_connections_per_ip() -> u32 {
-    64
-}
-
-fn default_sip_tcp_max_connections() -> u32 {
-    1024
-}
-
-fn default_invites_per_second_per_source() -> f64 {
-    10.0
-}
-
-fn default_invite_burst_per_source() -> u32 {
-    20
-}
-
-fn default_max_unconfirmed() -> u32 {
-    64
-}
-
-fn default_max_unconfirmed_per_source() -> u32 {
-    16
-}
-
-fn default_sip_addr() -> String {
-    "127.0.0.1:5060".into()
-}
-
-/// The edge's own probes and metrics listener.
+/// The edge's own probes and metrics listener. A key left out takes its value from `Default`
+/// below, the one place each default is written.
 #[derive(Debug, Clone, Deserialize)]
-#[serde(deny_unknown_fields)]
+#[serde(default, deny_unknown_fields)]
 pub struct EdgeHttpConfig {
-    #[serde(default = "default_http_addr")]
     pub addr: String,
     /// The base URL providers reach this listener at (`https://edge1.example.com`): Twilio's
     /// webhook signatures cover it and media streams are told to connect to it. Defaults to
     /// `http://` and the bound address (fine on a private network and in tests).
-    #[serde(default)]
     pub public_url: Option<String>,
     /// Longest from a request's first byte to the end of its headers (default 10 s: Twilio and
     /// probes send a head in one packet; slowloris trickles it forever).
-    #[serde(default = "default_http_header_timeout_ms")]
     pub header_timeout_ms: u32,
     /// A keep-alive connection with no request in flight closes after this long (default 60 s,
     /// longer than the keep-alive of common clients, so they close first). A media stream's
     /// WebSocket is not bound by it.
-    #[serde(default = "default_http_idle_timeout_ms")]
     pub idle_timeout_ms: u32,
     /// Most connections one IP may hold open (default 1024: every media stream of the edge's
     /// calls may come from a handful of Twilio addresses).
-    #[serde(default = "default_edge_http_max_connections_per_ip")]
     pub max_connections_per_ip: u32,
     /// Most connections open in all (default 4096, under a typical open-file limit of 20 000
     /// with room for RTP and SIP sockets).
-    #[serde(default = "default_http_max_connections")]
     pub max_connections: u32,
 }
 
 impl Default for EdgeHttpConfig {
     fn default() -> Self {
         Self {
-            addr: default_http_addr(),
+            addr: "127.0.0.1:8081".into(),
             public_url: None,
             header_timeout_ms: default_http_header_timeout_ms(),
             idle_timeout_ms: default_http_idle_timeout_ms(),
-            max_connections_per_ip: default_edge_http_max_connections_per_ip(),
+            max_connections_per_ip: 1024,
             max_connections: default_http_max_connections(),
         }
     }
@@ -351,17 +267,9 @@ pub fn default_http_idle_timeout_ms() -> u32 {
     60_000
 }
 
-fn default_edge_http_max_connections_per_ip() -> u32 {
-    1024
-}
-
 /// The default total connection cap of an HTTP listener, edge or control plane.
 pub fn default_http_max_connections() -> u32 {
     4096
-}
-
-fn default_http_addr() -> String {
-    "127.0.0.1:8081".into()
 }
 
 impl Validate for EdgeConfig {

@@ -111,3 +111,38 @@ fn media_addresses_are_checked_for_their_family_by_key() {
         ["rtp.public_ip", "rtp.ip_v6", "rtp.public_ip_v6"]
     );
 }
+
+#[test]
+fn a_section_with_one_key_keeps_the_defaults_of_the_others_and_refuses_unknown_keys() {
+    let base = serde_json::json!({
+        "region": "local",
+        "data_dir": "/tmp/edge",
+        "control": {"url": "http://127.0.0.1:1", "shared_secret": "s"},
+        "rtp": {"port_min": 21_000},
+        "sip": {"ring_ms": 100},
+        "http": {"public_url": "https://edge1.example.com"},
+    });
+    let partial: EdgeConfig = serde_json::from_value(base.clone()).expect("parses");
+    assert_eq!(partial.rtp.port_min, 21_000);
+    assert_eq!(
+        (partial.rtp.port_max, partial.rtp.inactivity_timeout_ms),
+        (29_999, 30_000)
+    );
+    assert_eq!(partial.rtp.codecs, ["pcmu", "pcma", "opus"]);
+    assert_eq!(partial.sip.ring_ms, 100);
+    assert_eq!(partial.sip.addr, "127.0.0.1:5060");
+    assert_eq!(
+        (partial.sip.tcp_max_connections, partial.sip.max_unconfirmed),
+        (1024, 64)
+    );
+    assert_eq!(partial.sip.invites_per_second_per_source, 10.0);
+    assert_eq!(partial.http.addr, "127.0.0.1:8081");
+    assert_eq!(partial.http.max_connections, 4096);
+    assert!(keys(&partial).is_empty(), "{:?}", keys(&partial));
+    for section in ["rtp", "sip", "http"] {
+        let mut typo = base.clone();
+        typo[section]["prot_min"] = serde_json::json!(1);
+        let error = serde_json::from_value::<EdgeConfig>(typo).expect_err("unknown key");
+        assert!(error.to_string().contains("prot_min"), "{section}: {error}");
+    }
+}

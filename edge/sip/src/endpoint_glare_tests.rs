@@ -5,7 +5,7 @@
 use std::time::{Duration, Instant};
 
 use super::in_dialog_tests::{answered, reply};
-use super::tests::{addr, endpoint, events, in_dialog, invite, sent, to_tag, CALLER};
+use super::tests::{addr, events, in_dialog, invite, offered, sent, to_tag, CALLER};
 use super::*;
 
 const S: Duration = Duration::from_secs(1);
@@ -28,6 +28,19 @@ fn run_until(ep: &mut SipEndpoint, until: Instant) -> Vec<String> {
         out.extend(sent(ep));
     }
     out
+}
+
+/// A call whose session we refresh (`refresher=uas`, 120 s), at the moment our refreshing
+/// re-INVITE (returned) leaves, 60 s in.
+fn refreshing(t0: Instant) -> (SipEndpoint, String, String) {
+    let (mut ep, tag) = answered(
+        t0,
+        "Session-Expires: 120;refresher=uas\r\nSupported: timer\r\n",
+    );
+    ep.handle_timeout(t0 + 60 * S);
+    let ours = sent(&mut ep).remove(0);
+    assert!(ours.starts_with("INVITE "), "{ours}");
+    (ep, tag, ours)
 }
 
 #[test]
@@ -78,13 +91,7 @@ fn an_ack_with_another_cseq_does_not_stop_the_reinvite_2xx() {
 #[test]
 fn a_reinvite_crossing_ours_gets_491_and_ours_is_retried_after_a_491() {
     let t0 = Instant::now();
-    let (mut ep, tag) = answered(
-        t0,
-        "Session-Expires: 120;refresher=uas\r\nSupported: timer\r\n",
-    );
-    ep.handle_timeout(t0 + 60 * S);
-    let ours = sent(&mut ep).remove(0);
-    assert!(ours.starts_with("INVITE "), "{ours}");
+    let (mut ep, tag, ours) = refreshing(t0);
     // The peer's re-INVITE crosses ours.
     ep.handle_datagram(
         t0 + 60 * S + ms(10),
@@ -121,12 +128,7 @@ fn a_reinvite_crossing_ours_gets_491_and_ours_is_retried_after_a_491() {
 #[test]
 fn an_update_offer_crossing_our_reinvite_gets_491_and_one_without_an_offer_200() {
     let t0 = Instant::now();
-    let (mut ep, tag) = answered(
-        t0,
-        "Session-Expires: 120;refresher=uas\r\nSupported: timer\r\n",
-    );
-    ep.handle_timeout(t0 + 60 * S);
-    assert!(sent(&mut ep)[0].starts_with("INVITE "));
+    let (mut ep, tag, _ours) = refreshing(t0);
     let offer = in_dialog(
         "UPDATE",
         "z9hG4bKup1",
@@ -146,9 +148,7 @@ fn an_update_offer_crossing_our_reinvite_gets_491_and_one_without_an_offer_200()
 #[test]
 fn a_reinvite_before_our_answer_to_the_first_invite_gets_500_with_retry_after() {
     let t0 = Instant::now();
-    let mut ep = endpoint();
-    ep.handle_datagram(t0, addr(CALLER), &invite("z9hG4bKa1", "call-1"));
-    events(&mut ep);
+    let mut ep = offered(t0);
     ep.ring(t0, "call-1");
     let tag = to_tag(&sent(&mut ep)[0]);
     // The first INVITE is unanswered: the second gets 500 and a Retry-After of 0 to 10 s.
@@ -173,9 +173,7 @@ fn a_reinvite_before_our_answer_to_the_first_invite_gets_500_with_retry_after() 
 #[test]
 fn glare_check_answers_500_with_retry_after_while_an_invite_of_the_dialog_is_unanswered() {
     let t0 = Instant::now();
-    let mut ep = endpoint();
-    ep.handle_datagram(t0, addr(CALLER), &invite("z9hG4bKa1", "call-1"));
-    events(&mut ep);
+    let mut ep = offered(t0);
     let tag = ep
         .dialogs
         .get("call-1")
@@ -204,9 +202,7 @@ fn glare_check_answers_500_with_retry_after_while_an_invite_of_the_dialog_is_una
 #[test]
 fn the_200_to_cancel_and_the_487_carry_the_tag_of_the_180() {
     let t0 = Instant::now();
-    let mut ep = endpoint();
-    ep.handle_datagram(t0, addr(CALLER), &invite("z9hG4bKa1", "call-1"));
-    events(&mut ep);
+    let mut ep = offered(t0);
     ep.ring(t0, "call-1");
     let ringing = sent(&mut ep).remove(0);
     ep.handle_datagram(t0 + ms(50), addr(CALLER), &cancel());
@@ -226,9 +222,7 @@ fn the_200_to_cancel_and_the_487_carry_the_tag_of_the_180() {
 #[test]
 fn before_any_provisional_the_200_to_cancel_and_the_487_agree_on_a_tag() {
     let t0 = Instant::now();
-    let mut ep = endpoint();
-    ep.handle_datagram(t0, addr(CALLER), &invite("z9hG4bKa1", "call-1"));
-    events(&mut ep);
+    let mut ep = offered(t0);
     ep.handle_datagram(t0 + ms(50), addr(CALLER), &cancel());
     let out = sent(&mut ep);
     let ok = out
@@ -249,9 +243,7 @@ fn before_any_provisional_the_200_to_cancel_and_the_487_agree_on_a_tag() {
 #[test]
 fn a_cancel_after_a_refusal_gets_the_refusal_tag() {
     let t0 = Instant::now();
-    let mut ep = endpoint();
-    ep.handle_datagram(t0, addr(CALLER), &invite("z9hG4bKa1", "call-1"));
-    events(&mut ep);
+    let mut ep = offered(t0);
     ep.reject(t0, "call-1", 486, "Busy Here", None);
     let busy = sent(&mut ep).remove(0);
     ep.handle_datagram(t0 + ms(50), addr(CALLER), &cancel());
@@ -263,9 +255,7 @@ fn a_cancel_after_a_refusal_gets_the_refusal_tag() {
 #[test]
 fn a_488_says_warning_305_incompatible_media_format() {
     let t0 = Instant::now();
-    let mut ep = endpoint();
-    ep.handle_datagram(t0, addr(CALLER), &invite("z9hG4bKa1", "call-1"));
-    events(&mut ep);
+    let mut ep = offered(t0);
     ep.reject(t0, "call-1", 488, "Not Acceptable Here", None);
     let refusal = sent(&mut ep).remove(0);
     assert!(refusal.starts_with("SIP/2.0 488"), "{refusal}");

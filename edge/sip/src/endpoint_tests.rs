@@ -68,6 +68,23 @@ pub(super) fn events(ep: &mut SipEndpoint) -> Vec<EndpointEvent> {
     std::iter::from_fn(|| ep.poll_event()).collect()
 }
 
+/// An endpoint that received the INVITE of `call-1` at `t0` and reported it; not yet answered.
+pub(super) fn offered(t0: Instant) -> SipEndpoint {
+    let mut ep = endpoint();
+    ep.handle_datagram(t0, addr(CALLER), &invite("z9hG4bKa1", "call-1"));
+    events(&mut ep);
+    ep
+}
+
+/// As [`offered`], answered with 200 OK at `t0` but not acknowledged: the endpoint and our
+/// To tag.
+pub(super) fn answered_call(t0: Instant) -> (SipEndpoint, String) {
+    let mut ep = offered(t0);
+    ep.answer(t0, "call-1", "v=0\r\n".into());
+    let tag = to_tag(&sent(&mut ep)[0]);
+    (ep, tag)
+}
+
 pub(super) fn to_tag(response: &str) -> String {
     response
         .lines()
@@ -121,9 +138,7 @@ fn retransmitted_invite_does_not_start_a_second_call() {
 #[test]
 fn the_2xx_is_retransmitted_until_the_ack_then_the_call_is_confirmed() {
     let t0 = Instant::now();
-    let mut ep = endpoint();
-    ep.handle_datagram(t0, addr(CALLER), &invite("z9hG4bKa1", "call-1"));
-    events(&mut ep);
+    let mut ep = offered(t0);
     ep.answer(t0, "call-1", "v=0\r\n".into());
     let ok = sent(&mut ep).remove(0);
     ep.handle_timeout(t0 + Duration::from_millis(500));
@@ -153,9 +168,7 @@ fn the_2xx_is_retransmitted_until_the_ack_then_the_call_is_confirmed() {
 #[test]
 fn a_lost_ack_fails_the_call_after_64_t1() {
     let t0 = Instant::now();
-    let mut ep = endpoint();
-    ep.handle_datagram(t0, addr(CALLER), &invite("z9hG4bKa1", "call-1"));
-    events(&mut ep);
+    let mut ep = offered(t0);
     ep.answer(t0, "call-1", "v=0\r\n".into());
     let mut now = t0;
     while now < t0 + Duration::from_secs(33) {
@@ -173,9 +186,7 @@ fn a_lost_ack_fails_the_call_after_64_t1() {
 #[test]
 fn cancel_before_the_answer_gets_200_and_the_invite_487() {
     let t0 = Instant::now();
-    let mut ep = endpoint();
-    ep.handle_datagram(t0, addr(CALLER), &invite("z9hG4bKa1", "call-1"));
-    events(&mut ep);
+    let mut ep = offered(t0);
     let cancel = String::from_utf8(invite("z9hG4bKa1", "call-1"))
         .expect("utf8")
         .replacen("INVITE sip", "CANCEL sip", 1)
@@ -212,9 +223,7 @@ fn cancel_before_the_answer_gets_200_and_the_invite_487() {
 #[test]
 fn ringing_keeps_the_invite_cancellable_then_the_answer_completes_it() {
     let t0 = Instant::now();
-    let mut ep = endpoint();
-    ep.handle_datagram(t0, addr(CALLER), &invite("z9hG4bKa1", "call-1"));
-    events(&mut ep);
+    let mut ep = offered(t0);
     ep.ring(t0, "call-1");
     let ringing = sent(&mut ep).remove(0);
     assert!(ringing.starts_with("SIP/2.0 180 Ringing"), "{ringing}");
@@ -227,11 +236,7 @@ fn ringing_keeps_the_invite_cancellable_then_the_answer_completes_it() {
 #[test]
 fn bye_ends_the_call_and_an_unknown_bye_gets_481() {
     let t0 = Instant::now();
-    let mut ep = endpoint();
-    ep.handle_datagram(t0, addr(CALLER), &invite("z9hG4bKa1", "call-1"));
-    events(&mut ep);
-    ep.answer(t0, "call-1", "v=0\r\n".into());
-    let tag = to_tag(&sent(&mut ep)[0]);
+    let (mut ep, tag) = answered_call(t0);
     ep.handle_datagram(
         t0,
         addr(CALLER),
@@ -256,9 +261,7 @@ fn bye_ends_the_call_and_an_unknown_bye_gets_481() {
 #[test]
 fn rejecting_sends_the_code_with_retry_after() {
     let t0 = Instant::now();
-    let mut ep = endpoint();
-    ep.handle_datagram(t0, addr(CALLER), &invite("z9hG4bKa1", "call-1"));
-    events(&mut ep);
+    let mut ep = offered(t0);
     ep.reject(t0, "call-1", 503, "Service Unavailable", Some(5));
     let out = sent(&mut ep);
     assert!(out[0].starts_with("SIP/2.0 503 Service Unavailable"));
@@ -322,9 +325,7 @@ fn options_info_and_unknown_methods_are_answered() {
 #[test]
 fn a_reinvite_is_answered_in_its_direction_with_a_new_version_only_on_change() {
     let t0 = Instant::now();
-    let mut ep = endpoint();
-    ep.handle_datagram(t0, addr(CALLER), &invite("z9hG4bKa1", "call-1"));
-    events(&mut ep);
+    let mut ep = offered(t0);
     let ours = "v=0\r\no=freya 7 7 IN IP4 127.0.0.1\r\ns=freya\r\nc=IN IP4 127.0.0.1\r\nt=0 0\r\n\
                 m=audio 30000 RTP/AVP 0\r\na=rtpmap:0 PCMU/8000\r\na=ptime:20\r\na=sendrecv\r\n";
     ep.answer(t0, "call-1", ours.into());
@@ -378,11 +379,7 @@ fn a_reinvite_is_answered_in_its_direction_with_a_new_version_only_on_change() {
 #[test]
 fn our_hangup_sends_a_bye_that_completes_on_200() {
     let t0 = Instant::now();
-    let mut ep = endpoint();
-    ep.handle_datagram(t0, addr(CALLER), &invite("z9hG4bKa1", "call-1"));
-    events(&mut ep);
-    ep.answer(t0, "call-1", "v=0\r\n".into());
-    let tag = to_tag(&sent(&mut ep)[0]);
+    let (mut ep, tag) = answered_call(t0);
     let ack = in_dialog("ACK", "z9hG4bKack", "call-1", &tag, 1, "", "");
     ep.handle_datagram(t0, addr(CALLER), &ack);
     events(&mut ep);
@@ -442,11 +439,7 @@ fn malformed_messages_get_400_or_are_dropped_never_a_panic() {
 #[test]
 fn a_digit_by_info_for_a_call_that_cannot_take_it_is_refused_with_retry_after() {
     let t0 = Instant::now();
-    let mut ep = endpoint();
-    ep.handle_datagram(t0, addr(CALLER), &invite("z9hG4bKa1", "call-1"));
-    events(&mut ep);
-    ep.answer(t0, "call-1", "v=0\r\n".into());
-    let tag = to_tag(&sent(&mut ep)[0]);
+    let (mut ep, tag) = answered_call(t0);
     let info = |branch: &str, cseq: u32| {
         let relay = "Content-Type: application/dtmf-relay\r\n";
         in_dialog(

@@ -7,7 +7,7 @@ use std::time::{Duration, Instant};
 use rand::rngs::StdRng;
 use rand::{Rng, SeedableRng};
 
-use super::tests::{addr, endpoint, events, in_dialog, invite, sent, to_tag, CALLER};
+use super::tests::{addr, endpoint, events, in_dialog, invite, offered, sent, to_tag, CALLER};
 use super::*;
 
 /// The earliest deadline by asking every owner (the scan `poll_timeout` replaced).
@@ -87,9 +87,7 @@ fn many_transactions_with_mixed_deadlines_retransmit_in_deadline_order() {
 #[test]
 fn an_acknowledged_refusal_does_not_retransmit_at_its_old_deadline() {
     let t0 = Instant::now();
-    let mut ep = endpoint();
-    ep.handle_datagram(t0, addr(CALLER), &invite("z9hG4bKa1", "call-1"));
-    events(&mut ep);
+    let mut ep = offered(t0);
     ep.reject(t0, "call-1", 486, "Busy Here", None);
     let busy = sent(&mut ep).pop().expect("486");
     assert_eq!(ep.poll_timeout(), Some(t0 + Duration::from_millis(500)));

@@ -11,27 +11,36 @@
 //! one [`pipeline`] per voice, live streaming STT in [`live_stt`] and workflow HTTP `function`
 //! requests in [`flow_function`]).
 
-pub mod admission;
-pub mod bye;
+pub(crate) mod admission;
+pub(crate) mod bye;
+/// A call's codec: the media bench and `freya-control`'s DTMF test encode with it.
 pub mod codec;
+/// Not used outside the edge: `pub` until its test-only methods move into its tests.
 pub mod conversation;
+/// The call core: the media bench drives a whole call in simulated time.
 pub mod core;
-pub mod digits;
+pub(crate) mod digits;
 mod event_payloads;
-pub mod flow;
-pub mod flow_function;
+pub(crate) mod flow;
+pub(crate) mod flow_function;
+/// Not used outside the edge: `pub` until its test-only methods move into its tests.
 pub mod invite_rate;
-pub mod leg;
-pub mod listener;
+pub(crate) mod leg;
+pub(crate) mod listener;
+/// Not used outside the edge: `pub` until its test-only methods move into its tests.
 pub mod live_stt;
-pub mod liveness;
+pub(crate) mod liveness;
+/// One call's media core: the media bench.
 pub mod media;
-pub mod pipeline;
+pub(crate) mod pipeline;
+/// Not used outside the edge: `pub` until its test-only methods move into its tests.
 pub mod ports;
-pub mod prompt;
-pub mod provider_request;
-pub mod providers;
-pub mod responder;
+pub(crate) mod prompt;
+pub(crate) mod provider_request;
+pub(crate) mod providers;
+pub(crate) mod responder;
+/// Not used outside the edge: `pub` until its test-only methods move into its tests.
 pub mod slots;
-pub mod talk;
+pub(crate) mod talk;
+/// `CallDirection`: the media bench starts a `CallCore` with it.
 pub mod task;

@@ -9,7 +9,9 @@ mod config_watch;
 mod publisher;
 mod recording_upload;
 mod registration;
+/// The last snapshot on disk: `freya-control`'s tests read what an edge would restart from.
 pub mod snapshot_cache;
+/// The durable event spool: `freya-control`'s tests fill one as an edge would.
 pub mod spool;
 
 use std::sync::Arc;

@@ -14,6 +14,7 @@
 //! turns both checks off, for `freya dev` and tests whose fakes listen on 127.0.0.1. What counts
 //! as public is [`address`], a pure function.
 
+/// Which addresses are public: `freya-control`'s webhook guard and the egress bench.
 pub mod address;
 
 use std::net::{IpAddr, SocketAddr};

@@ -8,16 +8,18 @@
 //! request is aborted with it. Tool calls run through [`ToolRunner`]; [`fakes`] holds fake
 //! provider servers for tests.
 
-pub mod anthropic;
+pub(crate) mod anthropic;
+/// The fake LLM server: `freya dev` and `freya-control`'s tests talk to it.
 pub mod fakes;
-pub mod fallback;
+pub(crate) mod fallback;
 mod http_stream;
-pub mod openai;
-pub mod rules;
-pub mod sentences;
-pub mod sse;
+pub(crate) mod openai;
+pub(crate) mod rules;
+pub(crate) mod sentences;
+pub(crate) mod sse;
+/// Tool-call signing: `freya-control`'s dev desk and tests verify the edge's signature.
 pub mod tools;
-pub mod types;
+pub(crate) mod types;
 
 #[cfg(test)]
 mod client_tests;

@@ -79,6 +79,18 @@ fn endpoint(base: &str, path: &str, timeout: Duration) -> ToolEndpoint {
     }
 }
 
+/// Runs the tool at `base` + `path` for call `c` with no arguments: what most cases here ask.
+async fn run_tool(
+    runner: &ToolRunner,
+    base: &str,
+    path: &str,
+    timeout: Duration,
+) -> Result<ToolOutput, ToolError> {
+    runner
+        .run(&endpoint(base, path, timeout), "c", &json!({}))
+        .await
+}
+
 #[tokio::test]
 async fn signed_request_reaches_the_tool_and_its_json_comes_back() {
     let base = start_endpoint().await;
@@ -101,12 +113,7 @@ async fn signed_request_reaches_the_tool_and_its_json_comes_back() {
 async fn wrong_secret_is_refused_by_the_receiver() {
     let base = start_endpoint().await;
     let runner = ToolRunner::new(local_egress(), b"another-secret".to_vec());
-    let error = runner
-        .run(
-            &endpoint(&base, "/hook", Duration::from_secs(5)),
-            "c",
-            &json!({}),
-        )
+    let error = run_tool(&runner, &base, "/hook", Duration::from_secs(5))
         .await
         .expect_err("refused");
     assert!(
@@ -119,12 +126,7 @@ async fn wrong_secret_is_refused_by_the_receiver() {
 async fn text_response_is_returned_as_text() {
     let base = start_endpoint().await;
     let runner = ToolRunner::new(local_egress(), SECRET);
-    let output = runner
-        .run(
-            &endpoint(&base, "/text", Duration::from_secs(5)),
-            "c",
-            &json!({}),
-        )
+    let output = run_tool(&runner, &base, "/text", Duration::from_secs(5))
         .await
         .expect("tool answers");
     assert_eq!(output.to_model_content(), "Booked for Monday.");
@@ -134,12 +136,7 @@ async fn text_response_is_returned_as_text() {
 async fn server_error_is_a_status_error_with_the_body() {
     let base = start_endpoint().await;
     let runner = ToolRunner::new(local_egress(), SECRET);
-    let error = runner
-        .run(
-            &endpoint(&base, "/fail", Duration::from_secs(5)),
-            "c",
-            &json!({}),
-        )
+    let error = run_tool(&runner, &base, "/fail", Duration::from_secs(5))
         .await
         .expect_err("fails");
     assert_eq!(
@@ -156,12 +153,7 @@ async fn server_error_is_a_status_error_with_the_body() {
 async fn slow_tool_times_out() {
     let base = start_endpoint().await;
     let runner = ToolRunner::new(local_egress(), SECRET);
-    let error = runner
-        .run(
-            &endpoint(&base, "/slow", Duration::from_millis(200)),
-            "c",
-            &json!({}),
-        )
+    let error = run_tool(&runner, &base, "/slow", Duration::from_millis(200))
         .await
         .expect_err("times out");
     assert!(matches!(error, ToolError::Timeout { .. }), "{error}");
@@ -176,18 +168,14 @@ async fn unreachable_tool_is_a_connect_error() {
     let address = listener.local_addr().expect("address");
     drop(listener);
     let runner = ToolRunner::new(local_egress(), SECRET);
-    let error = runner
-        .run(
-            &endpoint(
-                &format!("http://{address}"),
-                "/hook",
-                Duration::from_secs(5),
-            ),
-            "c",
-            &json!({}),
-        )
-        .await
-        .expect_err("unreachable");
+    let error = run_tool(
+        &runner,
+        &format!("http://{address}"),
+        "/hook",
+        Duration::from_secs(5),
+    )
+    .await
+    .expect_err("unreachable");
     assert!(matches!(error, ToolError::Connect { .. }), "{error}");
 }
 
@@ -228,8 +216,13 @@ fn verification_rejects_tampering_staleness_and_junk() {
     ));
 }
 
-/// Counts the requests that reach it, answering each with 200.
-async fn counting_endpoint() -> (String, std::sync::Arc<std::sync::atomic::AtomicUsize>) {
+/// Counts the requests that reach it, answering each with 200 and `reply`.
+async fn counting_endpoint(
+    reply: &'static str,
+) -> (
+    std::net::SocketAddr,
+    std::sync::Arc<std::sync::atomic::AtomicUsize>,
+) {
     use std::sync::atomic::{AtomicUsize, Ordering};
     use std::sync::Arc;
     let hits = Arc::new(AtomicUsize::new(0));
@@ -240,7 +233,7 @@ async fn counting_endpoint() -> (String, std::sync::Arc<std::sync::atomic::Atomi
             let counted = counted.clone();
             async move {
                 counted.fetch_add(1, Ordering::SeqCst);
-                "ok"
+                reply
             }
         }),
     );
@@ -249,13 +242,14 @@ async fn counting_endpoint() -> (String, std::sync::Arc<std::sync::atomic::Atomi
         .expect("bind");
     let address = listener.local_addr().expect("address");
     tokio::spawn(async move { axum::serve(listener, app).await });
-    (format!("http://{address}"), hits)
+    (address, hits)
 }
 
 #[tokio::test]
 async fn a_runner_without_a_secret_sends_nothing_rather_than_sign_with_an_empty_key() {
     use std::sync::atomic::Ordering;
-    let (base, hits) = counting_endpoint().await;
+    let (address, hits) = counting_endpoint("ok").await;
+    let base = format!("http://{address}");
     let runner = ToolRunner::new(local_egress(), Vec::new());
     let error = runner
         .run(
@@ -269,38 +263,21 @@ async fn a_runner_without_a_secret_sends_nothing_rather_than_sign_with_an_empty_
     assert!(error.to_string().contains("tool_secret"), "{error}");
     assert_eq!(hits.load(Ordering::SeqCst), 0, "an unsigned request left");
     // The same endpoint is reached by a runner with a secret: the refusal was the runner's.
-    ToolRunner::new(local_egress(), SECRET)
-        .run(
-            &endpoint(&base, "/hook", Duration::from_secs(5)),
-            "c",
-            &json!({}),
-        )
-        .await
-        .expect("reached");
+    run_tool(
+        &ToolRunner::new(local_egress(), SECRET),
+        &base,
+        "/hook",
+        Duration::from_secs(5),
+    )
+    .await
+    .expect("reached");
     assert_eq!(hits.load(Ordering::SeqCst), 1);
 }
 
 #[tokio::test]
 async fn a_tool_on_loopback_is_refused_with_private_targets_off_and_receives_nothing() {
-    use std::sync::atomic::{AtomicUsize, Ordering};
-    use std::sync::Arc;
-    let hits = Arc::new(AtomicUsize::new(0));
-    let counted = hits.clone();
-    let app = Router::new().route(
-        "/hook",
-        post(move || {
-            let counted = counted.clone();
-            async move {
-                counted.fetch_add(1, Ordering::SeqCst);
-                "secret internal data"
-            }
-        }),
-    );
-    let listener = tokio::net::TcpListener::bind("127.0.0.1:0")
-        .await
-        .expect("bind");
-    let address = listener.local_addr().expect("address");
-    tokio::spawn(async move { axum::serve(listener, app).await });
+    use std::sync::atomic::Ordering;
+    let (address, hits) = counting_endpoint("secret internal data").await;
     let guarded = Egress::new(&EgressConfig::default()).expect("client");
     let runner = ToolRunner::new(guarded, SECRET);
     for url in [
@@ -324,18 +301,14 @@ async fn a_tool_on_loopback_is_refused_with_private_targets_off_and_receives_not
     }
     assert_eq!(hits.load(Ordering::SeqCst), 0, "the listener was reached");
     // The same endpoint answers through a guard that allows it: the refusals were the guard's.
-    let allowed = ToolRunner::new(local_egress(), SECRET)
-        .run(
-            &endpoint(
-                &format!("http://{address}"),
-                "/hook",
-                Duration::from_secs(5),
-            ),
-            "c",
-            &json!({}),
-        )
-        .await
-        .expect("reached");
+    let allowed = run_tool(
+        &ToolRunner::new(local_egress(), SECRET),
+        &format!("http://{address}"),
+        "/hook",
+        Duration::from_secs(5),
+    )
+    .await
+    .expect("reached");
     assert_eq!(allowed.to_model_content(), "secret internal data");
     assert_eq!(hits.load(Ordering::SeqCst), 1);
 }

@@ -74,6 +74,7 @@ impl LevelGate {
     }
 
     /// Whether a frame the VAD judged (`vad_speech`) counts as speech for turn-taking.
+    #[cfg(test)]
     pub fn is_speech(&mut self, vad_speech: bool, samples: &[i16]) -> bool {
         self.judge(vad_speech, samples).speech
     }

@@ -6,12 +6,17 @@
 //! frame (the recorder's file writes are batched): the call task owns these values and feeds them
 //! frames.
 
+/// Keypad tones: `freya-loadtest` presses keys in audio, benches measure the detector.
 pub mod dtmf_tones;
+/// PCM frames and sample rates: every crate that moves audio with the edge.
 pub mod frame;
+/// G.711: the load tester's caller and the media bench.
 pub mod g711;
-pub mod level_gate;
+pub(crate) mod level_gate;
+/// Opus: the load tester's caller, the RTP fuzz target and the media bench.
 pub mod opus;
-pub mod recording;
+pub(crate) mod recording;
+/// The resampler: the load tester's audio and the media bench.
 pub mod resample;
-pub mod turn;
-pub mod vad;
+pub(crate) mod turn;
+pub(crate) mod vad;

@@ -3,7 +3,7 @@
 //! in memory and a crash loses at most the last second.
 //!
 //! Layout: stereo by default, the caller on the left channel and the agent on the right. Mixing
-//! to mono is one `saturating_add` away and is offered ([`RecordingLayout::MixedMono`]), but two
+//! to mono is one `saturating_add` away and is written by the tests (`RecordingLayout::MixedMono`), but two
 //! channels keep each party intact: nothing clips when both speak at once, barge-in overlaps stay
 //! separable, and transcription or quality review can take one side alone; every player still
 //! plays it as one conversation. The cost is twice the bytes (32 KB/s at 8 kHz, 115 MB an hour).
@@ -59,7 +59,8 @@ pub enum RecordingLayout {
     /// Two channels: caller left, agent right (the default, see the module notes).
     #[default]
     Stereo,
-    /// One channel, both sides summed with saturation.
+    /// One channel, both sides summed with saturation (no configuration chooses it yet).
+    #[cfg(test)]
     MixedMono,
 }
 
@@ -68,6 +69,7 @@ impl RecordingLayout {
     pub const fn channels(self) -> u16 {
         match self {
             RecordingLayout::Stereo => 2,
+            #[cfg(test)]
             RecordingLayout::MixedMono => 1,
         }
     }
@@ -149,11 +151,6 @@ impl<W: Write + Seek> CallRecorder<W> {
             written: 0,
             stats: RecordingStats::default(),
         })
-    }
-
-    /// The recording's counters.
-    pub fn stats(&self) -> RecordingStats {
-        self.stats
     }
 
     /// Takes one 20 ms frame of `side` for tick `index` (counted from the call's start). A frame
@@ -252,6 +249,7 @@ impl<W: Write + Seek> CallRecorder<W> {
                     self.buffer.extend_from_slice(&l.to_le_bytes());
                     self.buffer.extend_from_slice(&r.to_le_bytes());
                 }
+                #[cfg(test)]
                 RecordingLayout::MixedMono => {
                     self.buffer
                         .extend_from_slice(&l.saturating_add(r).to_le_bytes());

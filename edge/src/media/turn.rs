@@ -98,17 +98,14 @@ impl TurnDetector {
         }
     }
 
-    /// The configuration in force.
-    pub fn config(&self) -> &TurnConfig {
-        &self.config
-    }
-
     /// Whether a caller turn is in progress.
+    #[cfg(test)]
     pub fn in_turn(&self) -> bool {
         matches!(self.phase, Phase::InTurn { .. })
     }
 
     /// Feeds one frame's VAD decision; `now` is when the frame's audio ended (its arrival).
+    #[cfg(test)]
     pub fn push_frame(&mut self, now: Instant, is_speech: bool) {
         self.push_frame_with_lead(now, is_speech, Duration::ZERO);
     }
@@ -152,11 +149,6 @@ impl TurnDetector {
             self.barged_in = false;
         }
         self.agent_speaking = speaking;
-    }
-
-    /// Whether the detector believes the agent is speaking.
-    pub fn agent_speaking(&self) -> bool {
-        self.agent_speaking
     }
 
     /// An endpointing signal from speech-to-text (e.g. `speech_final`): ends the turn now if the

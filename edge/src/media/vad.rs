@@ -13,34 +13,19 @@ use crate::media::resample::{ResampleError, Resampler};
 #[derive(Debug, Clone, Copy, PartialEq, Eq, Default)]
 pub enum VadAggressiveness {
     /// Mode 0: keeps the most speech; best on clean lines.
+    #[cfg(test)]
     Quality,
-    /// Mode 1: a little stricter.
-    LowBitrate,
     /// Mode 2: the usual choice for telephone audio.
     #[default]
     Aggressive,
-    /// Mode 3: strictest; for noisy lines.
-    VeryAggressive,
 }
 
 impl VadAggressiveness {
-    /// Maps the 0–3 level used in configuration; anything else is an error naming the value.
-    pub fn from_level(level: u8) -> Result<Self, VadError> {
-        match level {
-            0 => Ok(Self::Quality),
-            1 => Ok(Self::LowBitrate),
-            2 => Ok(Self::Aggressive),
-            3 => Ok(Self::VeryAggressive),
-            other => Err(VadError::UnknownAggressiveness(other)),
-        }
-    }
-
     fn mode(self) -> webrtc_vad::VadMode {
         match self {
+            #[cfg(test)]
             Self::Quality => webrtc_vad::VadMode::Quality,
-            Self::LowBitrate => webrtc_vad::VadMode::LowBitrate,
             Self::Aggressive => webrtc_vad::VadMode::Aggressive,
-            Self::VeryAggressive => webrtc_vad::VadMode::VeryAggressive,
         }
     }
 }
@@ -48,9 +33,6 @@ impl VadAggressiveness {
 /// Why a frame could not be classified.
 #[derive(Debug, Clone, Copy, PartialEq, Eq, thiserror::Error)]
 pub enum VadError {
-    /// Aggressiveness levels are 0 to 3.
-    #[error("VAD aggressiveness must be 0, 1, 2 or 3, got {0}")]
-    UnknownAggressiveness(u8),
     /// Raw blocks must be 10, 20 or 30 ms at 8 or 16 kHz.
     #[error("VAD needs 10, 20 or 30 ms at 8 or 16 kHz; got {samples} samples at {hz} Hz")]
     UnsupportedBlock {
@@ -97,11 +79,6 @@ impl VoiceActivityDetector {
         }
     }
 
-    /// The aggressiveness this detector was built with.
-    pub fn aggressiveness(&self) -> VadAggressiveness {
-        self.aggressiveness
-    }
-
     /// Classifies one 20 ms frame: `true` when it holds speech.
     pub fn is_speech(&mut self, frame: &PcmFrame) -> Result<bool, VadError> {
         match frame.sample_rate() {
@@ -120,18 +97,9 @@ impl VoiceActivityDetector {
     }
 
     /// Classifies a raw block of 10, 20 or 30 ms at 8 or 16 kHz (e.g. 10 ms telephony packets).
+    #[cfg(test)]
     pub fn is_speech_block(&mut self, rate: SampleRate, samples: &[i16]) -> Result<bool, VadError> {
         self.classify(rate, samples)
-    }
-
-    /// Forgets the adaptive noise estimate, e.g. when the call's audio source changes.
-    pub fn reset(&mut self) {
-        self.vad.0.reset();
-        self.vad.0.set_mode(self.aggressiveness.mode());
-        self.vad.0.set_sample_rate(fvad_rate(self.vad_rate));
-        if let Some(r) = &mut self.downsampler {
-            r.reset();
-        }
     }
 
     fn classify(&mut self, rate: SampleRate, samples: &[i16]) -> Result<bool, VadError> {
@@ -235,9 +203,5 @@ mod tests {
             })
         );
         assert!(vad.is_speech_block(SampleRate::Hz24000, &[0; 240]).is_err());
-        assert_eq!(
-            VadAggressiveness::from_level(7),
-            Err(VadError::UnknownAggressiveness(7))
-        );
     }
 }

@@ -13,6 +13,7 @@
 //! Recordings are customer data: every file is 0600 and every directory 0700, and whatever an
 //! earlier run left looser is corrected (with a warning) at open.
 
+/// Writing a call's recording: `freya-control`'s recording tests make one like an edge.
 pub mod writer;
 
 use std::fs::{File, OpenOptions};

@@ -162,18 +162,10 @@ impl DtmfReceiver {
                 cur.volume = event.volume;
                 cur.last_seen = now;
             }
-            Some(_) => {
-                // A new press began before we saw the old one end: its end packets were lost.
+            _ => {
+                // A press of another timestamp still open: the new press began before we saw the
+                // old one end, its end packets were lost; report it (nothing when none is open).
                 self.finish();
-                self.current = Some(InProgress {
-                    timestamp,
-                    digit,
-                    duration: event.duration,
-                    volume: event.volume,
-                    last_seen: now,
-                });
-            }
-            None => {
                 self.current = Some(InProgress {
                     timestamp,
                     digit,

@@ -73,6 +73,7 @@ impl DtmfSender {
     }
 
     /// Whether a press is in progress or waiting (the ordinary stream pauses for its packets).
+    #[cfg(test)]
     pub fn is_busy(&self) -> bool {
         self.current.is_some() || !self.queue.is_empty()
     }

@@ -112,9 +112,8 @@ fn sequence_wraparound_is_not_loss() {
     );
 }
 
-#[test]
-fn a_missing_packet_is_reported_as_a_gap() {
-    let t0 = Instant::now();
+/// Frames 0 and 1 played on time, then 3 arrives: 2 is played out as lost.
+fn a_gap_at_2(t0: Instant) -> JitterBuffer {
     let mut jb = buffer();
     push(&mut jb, t0, 0);
     push(&mut jb, t0 + 20 * MS, 1);
@@ -122,6 +121,13 @@ fn a_missing_packet_is_reported_as_a_gap() {
     assert_eq!(pop(&mut jb, t0 + 50 * MS), Out::Frame(1));
     push(&mut jb, t0 + 60 * MS, 3);
     assert_eq!(pop(&mut jb, t0 + 70 * MS), Out::Lost(2));
+    jb
+}
+
+#[test]
+fn a_missing_packet_is_reported_as_a_gap() {
+    let t0 = Instant::now();
+    let mut jb = a_gap_at_2(t0);
     assert_eq!(pop(&mut jb, t0 + 90 * MS), Out::Frame(3));
     assert_eq!(jb.stats().lost, 1);
 }
@@ -129,13 +135,7 @@ fn a_missing_packet_is_reported_as_a_gap() {
 #[test]
 fn late_packet_is_dropped_and_counted() {
     let t0 = Instant::now();
-    let mut jb = buffer();
-    push(&mut jb, t0, 0);
-    push(&mut jb, t0 + 20 * MS, 1);
-    assert_eq!(pop(&mut jb, t0 + 30 * MS), Out::Frame(0));
-    assert_eq!(pop(&mut jb, t0 + 50 * MS), Out::Frame(1));
-    push(&mut jb, t0 + 60 * MS, 3);
-    assert_eq!(pop(&mut jb, t0 + 70 * MS), Out::Lost(2));
+    let mut jb = a_gap_at_2(t0);
     assert_eq!(push(&mut jb, t0 + 75 * MS, 2), PushOutcome::Late);
     assert_eq!(pop(&mut jb, t0 + 90 * MS), Out::Frame(3));
     let stats = jb.stats();

@@ -4,13 +4,20 @@
 //! that decides which address a call's media is taken from (symmetric RTP without hijack). The
 //! per-call RTP socket task feeds these with bytes and `Instant`s and sends what they produce.
 
+/// Kernel arrival stamps: the load tester's caller measures with them.
 pub mod arrival;
-pub mod departure;
+pub(crate) mod departure;
+/// RFC 4733 digits: the load tester presses keys, the RTP fuzz target parses them.
 pub mod dtmf;
-pub mod dtmf_out;
+pub(crate) mod dtmf_out;
+/// The jitter buffer: the load tester and the RTP fuzz target.
 pub mod jitter;
-pub mod latch;
+pub(crate) mod latch;
+/// The 20 ms pacer: the load tester's talker.
 pub mod pacer;
+/// RTP packets: the load tester and the RTP fuzz target.
 pub mod packet;
+/// RTCP: the load tester's reports and the RTP fuzz target.
 pub mod rtcp;
+/// RTCP sessions: the load tester's per-call statistics.
 pub mod rtcp_session;

@@ -8,4 +8,4 @@
 
 pub use freya_sip::*;
 
-pub mod transport;
+pub(crate) mod transport;

@@ -15,7 +15,6 @@ const HALF_TAPS: usize = 16;
 #[derive(Clone)]
 pub struct RateConverter {
     from_hz: u32,
-    to: SampleRate,
     /// Input samples consumed per output sample at the intermediate rate.
     step: f64,
     /// Kernel cut-off in cycles per input sample.
@@ -44,7 +43,6 @@ impl RateConverter {
         let step = f64::from(from_hz) / f64::from(mid.hz());
         RateConverter {
             from_hz,
-            to,
             step,
             cutoff: 0.47 * (1.0 / step).min(1.0),
             pending: vec![0.0; HALF_TAPS],
@@ -52,16 +50,6 @@ impl RateConverter {
             stage_two,
             scratch: Vec::new(),
         }
-    }
-
-    /// The input rate.
-    pub fn input_hz(&self) -> u32 {
-        self.from_hz
-    }
-
-    /// The output rate.
-    pub fn output_rate(&self) -> SampleRate {
-        self.to
     }
 
     fn is_fractional(&self) -> bool {

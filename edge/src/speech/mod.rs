@@ -10,12 +10,16 @@
 //! endpointing hints; TTS turns one sentence into a stream of PCM chunks, each tagged with its
 //! sample rate, and is cancelled by dropping the stream (barge-in).
 
-pub mod convert;
-pub mod error;
+pub(crate) mod convert;
+pub(crate) mod error;
+/// Fake speech providers: `freya-control`'s voice tests and `doctor`.
 pub mod fakes;
+/// Speech-to-text providers: `freya dev`/`doctor` and the load tester use the local recogniser.
 pub mod stt;
+/// Text-to-speech providers: `freya dev` and the load tester's narrator speak with eSpeak.
 pub mod tts;
-pub mod turn_transcript;
+pub(crate) mod turn_transcript;
+/// WAV reading and writing: the load tester and `freya-control`'s tests.
 pub mod wav;
 
 #[cfg(test)]

@@ -6,14 +6,15 @@
 //! through the same media core as RTP (see [`crate::call::leg`]). [`fakes`] is a fake Twilio
 //! for tests.
 
+/// The fake Twilio: `freya-control`'s Twilio tests place and answer calls through it.
 pub mod fakes;
-pub mod messages;
-pub mod rest;
-pub mod signature;
-pub mod stream;
-pub mod ticket;
-pub mod twiml;
-pub mod webhook;
+pub(crate) mod messages;
+pub(crate) mod rest;
+pub(crate) mod signature;
+pub(crate) mod stream;
+pub(crate) mod ticket;
+pub(crate) mod twiml;
+pub(crate) mod webhook;
 
 use std::sync::{Arc, Mutex};
 

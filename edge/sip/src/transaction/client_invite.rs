@@ -7,7 +7,6 @@
 //! the TU, which acknowledges it through the dialog; 2xx retransmissions keep reaching the TU
 //! for 64*T1 (RFC 6026 timer M) so it can re-send that ACK.
 
-use std::collections::VecDeque;
 use std::net::SocketAddr;
 use std::time::Instant;
 
@@ -15,7 +14,8 @@ use rsip::headers::UntypedHeader;
 use rsip::{Header, Method, Request, Response};
 
 use super::{
-    due, earliest, Backoff, Timers, TransactionError, TransactionEvent, TransactionKey, Transmit,
+    due, earliest, Backoff, Outbox, Timers, TransactionError, TransactionEvent, TransactionKey,
+    Transmit,
 };
 use crate::message::{cseq, SipError};
 use crate::response::to_bytes;
@@ -43,15 +43,13 @@ pub struct ClientInviteTransaction {
     state: ClientInviteState,
     timers: Timers,
     reliable: bool,
-    dest: SocketAddr,
+    out: Outbox,
     request: Request,
     request_bytes: Vec<u8>,
     ack_bytes: Option<Vec<u8>>,
     timer_a: Option<Backoff>,
     timer_b: Option<Instant>,
     linger: Option<Instant>,
-    transmits: VecDeque<Transmit>,
-    events: VecDeque<TransactionEvent>,
 }
 
 impl ClientInviteTransaction {
@@ -75,17 +73,15 @@ impl ClientInviteTransaction {
             state: ClientInviteState::Calling,
             timers,
             reliable,
-            dest,
+            out: Outbox::new(dest),
             request,
             request_bytes: request_bytes.clone(),
             ack_bytes: None,
             timer_a: (!reliable).then(|| Backoff::start(now, timers.t1, None)),
             timer_b: Some(now + timers.timeout()),
             linger: None,
-            transmits: VecDeque::new(),
-            events: VecDeque::new(),
         };
-        tx.send(request_bytes);
+        tx.out.send(request_bytes);
         Ok(tx)
     }
 
@@ -101,7 +97,7 @@ impl ClientInviteTransaction {
 
     /// Where the INVITE goes: an ICMP error about this address is a transport error for it.
     pub fn dest(&self) -> SocketAddr {
-        self.dest
+        self.out.dest
     }
 
     /// The network said `dest` is unreachable (RFC 3261 section 17.1.4): an INVITE still
@@ -110,7 +106,7 @@ impl ClientInviteTransaction {
     /// and a late (or forged) ICMP error is ignored.
     pub fn handle_transport_error(&mut self) {
         if self.state == ClientInviteState::Calling {
-            self.events.push_back(TransactionEvent::Timeout);
+            self.out.event(TransactionEvent::Timeout);
             self.terminate();
         }
     }
@@ -128,17 +124,17 @@ impl ClientInviteTransaction {
                 self.state = ClientInviteState::Proceeding;
                 self.timer_a = None;
                 self.timer_b = None;
-                self.events.push_back(TransactionEvent::Response(response));
+                self.out.event(TransactionEvent::Response(response));
             }
             (ClientInviteState::Calling | ClientInviteState::Proceeding, 200..=299) => {
                 self.state = ClientInviteState::Accepted;
                 self.timer_a = None;
                 self.timer_b = None;
                 self.linger = Some(now + self.timers.timeout());
-                self.events.push_back(TransactionEvent::Response(response));
+                self.out.event(TransactionEvent::Response(response));
             }
             (ClientInviteState::Accepted, 200..=299) => {
-                self.events.push_back(TransactionEvent::Response(response));
+                self.out.event(TransactionEvent::Response(response));
             }
             (ClientInviteState::Calling | ClientInviteState::Proceeding, 300..) => {
                 self.timer_a = None;
@@ -146,12 +142,12 @@ impl ClientInviteTransaction {
                 match build_ack(&self.request, &response) {
                     Ok(ack) => {
                         let bytes = to_bytes(ack);
-                        self.send(bytes.clone());
+                        self.out.send(bytes.clone());
                         self.ack_bytes = Some(bytes);
                     }
                     Err(error) => tracing::warn!(%error, "cannot acknowledge error response"),
                 }
-                self.events.push_back(TransactionEvent::Response(response));
+                self.out.event(TransactionEvent::Response(response));
                 if self.reliable {
                     self.terminate();
                 } else {
@@ -161,7 +157,7 @@ impl ClientInviteTransaction {
             }
             (ClientInviteState::Completed, 300..) => {
                 if let Some(bytes) = self.ack_bytes.clone() {
-                    self.send(bytes);
+                    self.out.send(bytes);
                 }
             }
             _ => tracing::debug!(code, "ignoring response in INVITE client transaction"),
@@ -173,11 +169,11 @@ impl ClientInviteTransaction {
         if let Some(timer_a) = self.timer_a.as_mut() {
             if timer_a.fire(now) {
                 let bytes = self.request_bytes.clone();
-                self.send(bytes);
+                self.out.send(bytes);
             }
         }
         if due(self.timer_b, now) {
-            self.events.push_back(TransactionEvent::Timeout);
+            self.out.event(TransactionEvent::Timeout);
             self.terminate();
         }
         if due(self.linger, now) {
@@ -187,7 +183,7 @@ impl ClientInviteTransaction {
 
     /// The next message to send, if any.
     pub fn poll_transmit(&mut self) -> Option<Transmit> {
-        self.transmits.pop_front()
+        self.out.poll_transmit()
     }
 
     /// When [`Self::handle_timeout`] must next be called.
@@ -197,14 +193,7 @@ impl ClientInviteTransaction {
 
     /// The next event for the TU, if any.
     pub fn poll_event(&mut self) -> Option<TransactionEvent> {
-        self.events.pop_front()
-    }
-
-    fn send(&mut self, bytes: Vec<u8>) {
-        self.transmits.push_back(Transmit {
-            dest: self.dest,
-            bytes,
-        });
+        self.out.poll_event()
     }
 
     fn terminate(&mut self) {
@@ -213,7 +202,7 @@ impl ClientInviteTransaction {
             self.timer_a = None;
             self.timer_b = None;
             self.linger = None;
-            self.events.push_back(TransactionEvent::Terminated);
+            self.out.event(TransactionEvent::Terminated);
         }
     }
 }

@@ -5,14 +5,14 @@
 //! [`TransactionEvent::Timeout`]. After the final response the transaction absorbs its
 //! retransmissions for timer K (T4 over UDP, zero over TCP).
 
-use std::collections::VecDeque;
 use std::net::SocketAddr;
 use std::time::Instant;
 
 use rsip::{Method, Request, Response};
 
 use super::{
-    due, earliest, Backoff, Timers, TransactionError, TransactionEvent, TransactionKey, Transmit,
+    due, earliest, Backoff, Outbox, Timers, TransactionError, TransactionEvent, TransactionKey,
+    Transmit,
 };
 use crate::response::to_bytes;
 
@@ -36,13 +36,11 @@ pub struct ClientNonInviteTransaction {
     state: ClientNonInviteState,
     timers: Timers,
     reliable: bool,
-    dest: SocketAddr,
+    out: Outbox,
     request_bytes: Vec<u8>,
     timer_e: Option<Backoff>,
     timer_f: Option<Instant>,
     timer_k: Option<Instant>,
-    transmits: VecDeque<Transmit>,
-    events: VecDeque<TransactionEvent>,
 }
 
 impl ClientNonInviteTransaction {
@@ -66,15 +64,13 @@ impl ClientNonInviteTransaction {
             state: ClientNonInviteState::Trying,
             timers,
             reliable,
-            dest,
+            out: Outbox::new(dest),
             request_bytes: request_bytes.clone(),
             timer_e: (!reliable).then(|| Backoff::start(now, timers.t1, Some(timers.t2))),
             timer_f: Some(now + timers.timeout()),
             timer_k: None,
-            transmits: VecDeque::new(),
-            events: VecDeque::new(),
         };
-        tx.send(request_bytes);
+        tx.out.send(request_bytes);
         Ok(tx)
     }
 
@@ -85,7 +81,7 @@ impl ClientNonInviteTransaction {
 
     /// Where the request goes: an ICMP error about this address is a transport error for it.
     pub fn dest(&self) -> SocketAddr {
-        self.dest
+        self.out.dest
     }
 
     /// The network said `dest` is unreachable (RFC 3261 section 17.1.4): a request still
@@ -96,7 +92,7 @@ impl ClientNonInviteTransaction {
             self.state,
             ClientNonInviteState::Trying | ClientNonInviteState::Proceeding
         ) {
-            self.events.push_back(TransactionEvent::Timeout);
+            self.out.event(TransactionEvent::Timeout);
             self.terminate();
         }
     }
@@ -116,12 +112,12 @@ impl ClientNonInviteTransaction {
         }
         if response.status_code.code() < 200 {
             self.state = ClientNonInviteState::Proceeding;
-            self.events.push_back(TransactionEvent::Response(response));
+            self.out.event(TransactionEvent::Response(response));
             return;
         }
         self.timer_e = None;
         self.timer_f = None;
-        self.events.push_back(TransactionEvent::Response(response));
+        self.out.event(TransactionEvent::Response(response));
         if self.reliable {
             self.terminate();
         } else {
@@ -138,11 +134,11 @@ impl ClientNonInviteTransaction {
                     timer_e.at = now + self.timers.t2;
                 }
                 let bytes = self.request_bytes.clone();
-                self.send(bytes);
+                self.out.send(bytes);
             }
         }
         if due(self.timer_f, now) {
-            self.events.push_back(TransactionEvent::Timeout);
+            self.out.event(TransactionEvent::Timeout);
             self.terminate();
         }
         if due(self.timer_k, now) {
@@ -152,7 +148,7 @@ impl ClientNonInviteTransaction {
 
     /// The next message to send, if any.
     pub fn poll_transmit(&mut self) -> Option<Transmit> {
-        self.transmits.pop_front()
+        self.out.poll_transmit()
     }
 
     /// When [`Self::handle_timeout`] must next be called.
@@ -162,14 +158,7 @@ impl ClientNonInviteTransaction {
 
     /// The next event for the TU, if any.
     pub fn poll_event(&mut self) -> Option<TransactionEvent> {
-        self.events.pop_front()
-    }
-
-    fn send(&mut self, bytes: Vec<u8>) {
-        self.transmits.push_back(Transmit {
-            dest: self.dest,
-            bytes,
-        });
+        self.out.poll_event()
     }
 
     fn terminate(&mut self) {
@@ -178,7 +167,7 @@ impl ClientNonInviteTransaction {
             self.timer_e = None;
             self.timer_f = None;
             self.timer_k = None;
-            self.events.push_back(TransactionEvent::Terminated);
+            self.out.event(TransactionEvent::Terminated);
         }
     }
 }

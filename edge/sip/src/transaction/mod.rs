@@ -20,6 +20,7 @@ pub use key::TransactionKey;
 pub use server_invite::{ServerInviteState, ServerInviteTransaction};
 pub use server_non_invite::{ServerNonInviteState, ServerNonInviteTransaction};
 
+use std::collections::VecDeque;
 use std::net::SocketAddr;
 use std::time::{Duration, Instant};
 
@@ -138,6 +139,47 @@ impl Backoff {
         self.interval = self.cap.map_or(doubled, |cap| doubled.min(cap));
         self.at = now + self.interval;
         true
+    }
+}
+
+/// What a transaction has for its owner: messages for its one peer, events for the TU. All four
+/// machines queue and drain through it the same way.
+#[derive(Debug)]
+struct Outbox {
+    /// The peer address every message of the transaction goes to.
+    dest: SocketAddr,
+    transmits: VecDeque<Transmit>,
+    events: VecDeque<TransactionEvent>,
+}
+
+impl Outbox {
+    fn new(dest: SocketAddr) -> Self {
+        Self {
+            dest,
+            transmits: VecDeque::new(),
+            events: VecDeque::new(),
+        }
+    }
+
+    /// Queues `bytes` for the peer.
+    fn send(&mut self, bytes: Vec<u8>) {
+        self.transmits.push_back(Transmit {
+            dest: self.dest,
+            bytes,
+        });
+    }
+
+    /// Queues an event for the TU.
+    fn event(&mut self, event: TransactionEvent) {
+        self.events.push_back(event);
+    }
+
+    fn poll_transmit(&mut self) -> Option<Transmit> {
+        self.transmits.pop_front()
+    }
+
+    fn poll_event(&mut self) -> Option<TransactionEvent> {
+        self.events.pop_front()
     }
 }
 

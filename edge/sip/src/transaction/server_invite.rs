@@ -7,14 +7,14 @@
 //! passes, which raises [`TransactionEvent::AckTimeout`]. (RFC 6026 makes 2xx retransmission the
 //! UAS core's job; we keep it here because it needs exactly these timers.)
 
-use std::collections::VecDeque;
 use std::net::SocketAddr;
 use std::time::Instant;
 
 use rsip::{Method, Request, Response};
 
 use super::{
-    due, earliest, Backoff, Timers, TransactionError, TransactionEvent, TransactionKey, Transmit,
+    due, earliest, Backoff, Outbox, Timers, TransactionError, TransactionEvent, TransactionKey,
+    Transmit,
 };
 use crate::message::{call_id, cseq, header_param};
 use crate::response::{build_response, status, to_bytes};
@@ -42,7 +42,7 @@ pub struct ServerInviteTransaction {
     state: ServerInviteState,
     timers: Timers,
     reliable: bool,
-    dest: SocketAddr,
+    out: Outbox,
     call_id: String,
     cseq: u32,
     trying: Option<(Instant, Vec<u8>)>,
@@ -54,8 +54,6 @@ pub struct ServerInviteTransaction {
     accepted: bool,
     /// The To tag of our latest response carrying one, for the 200 to a CANCEL.
     to_tag: Option<String>,
-    transmits: VecDeque<Transmit>,
-    events: VecDeque<TransactionEvent>,
 }
 
 impl ServerInviteTransaction {
@@ -85,7 +83,7 @@ impl ServerInviteTransaction {
             state: ServerInviteState::Proceeding,
             timers,
             reliable,
-            dest,
+            out: Outbox::new(dest),
             call_id: call_id(&request.headers)?.to_owned(),
             cseq: cseq(&request.headers)?.0,
             trying: Some((now + timers.trying, trying)),
@@ -95,10 +93,8 @@ impl ServerInviteTransaction {
             acked: false,
             accepted: false,
             to_tag: None,
-            transmits: VecDeque::new(),
-            events: VecDeque::new(),
         };
-        tx.events.push_back(TransactionEvent::Request(request));
+        tx.out.event(TransactionEvent::Request(request));
         Ok(tx)
     }
 
@@ -154,7 +150,7 @@ impl ServerInviteTransaction {
         }
         let bytes = to_bytes(response);
         self.trying = None;
-        self.send(bytes.clone());
+        self.out.send(bytes.clone());
         self.last_response = Some(bytes);
         let retransmit =
             (!self.reliable).then(|| Backoff::start(now, self.timers.t1, Some(self.timers.t2)));
@@ -179,7 +175,7 @@ impl ServerInviteTransaction {
     pub fn handle_timeout(&mut self, now: Instant) {
         if let Some((at, bytes)) = self.trying.take() {
             if now >= at {
-                self.send(bytes.clone());
+                self.out.send(bytes.clone());
                 self.last_response = Some(bytes);
             } else {
                 self.trying = Some((at, bytes));
@@ -188,7 +184,7 @@ impl ServerInviteTransaction {
         if let Some(backoff) = self.retransmit.as_mut() {
             if backoff.fire(now) {
                 if let Some(bytes) = self.last_response.clone() {
-                    self.send(bytes);
+                    self.out.send(bytes);
                 }
             }
         }
@@ -199,7 +195,7 @@ impl ServerInviteTransaction {
                 _ => false,
             };
             if unacked {
-                self.events.push_back(TransactionEvent::AckTimeout);
+                self.out.event(TransactionEvent::AckTimeout);
             }
             self.terminate();
         }
@@ -207,7 +203,7 @@ impl ServerInviteTransaction {
 
     /// The next message to send, if any.
     pub fn poll_transmit(&mut self) -> Option<Transmit> {
-        self.transmits.pop_front()
+        self.out.poll_transmit()
     }
 
     /// When [`Self::handle_timeout`] must next be called.
@@ -221,7 +217,7 @@ impl ServerInviteTransaction {
 
     /// The next event for the TU, if any.
     pub fn poll_event(&mut self) -> Option<TransactionEvent> {
-        self.events.pop_front()
+        self.out.poll_event()
     }
 
     fn on_retransmitted_invite(&mut self) {
@@ -232,12 +228,12 @@ impl ServerInviteTransaction {
                     self.last_response = Some(trying);
                 }
                 if let Some(bytes) = self.last_response.clone() {
-                    self.send(bytes);
+                    self.out.send(bytes);
                 }
             }
             ServerInviteState::Completed | ServerInviteState::Accepted => {
                 if let Some(bytes) = self.last_response.clone() {
-                    self.send(bytes);
+                    self.out.send(bytes);
                 }
             }
             ServerInviteState::Confirmed | ServerInviteState::Terminated => {}
@@ -261,18 +257,11 @@ impl ServerInviteTransaction {
                 if same_call {
                     self.acked = true;
                     self.retransmit = None;
-                    self.events.push_back(TransactionEvent::Ack(ack));
+                    self.out.event(TransactionEvent::Ack(ack));
                 }
             }
             _ => {}
         }
-    }
-
-    fn send(&mut self, bytes: Vec<u8>) {
-        self.transmits.push_back(Transmit {
-            dest: self.dest,
-            bytes,
-        });
     }
 
     fn terminate(&mut self) {
@@ -281,7 +270,7 @@ impl ServerInviteTransaction {
             self.trying = None;
             self.retransmit = None;
             self.deadline = None;
-            self.events.push_back(TransactionEvent::Terminated);
+            self.out.event(TransactionEvent::Terminated);
         }
     }
 }

@@ -4,13 +4,12 @@
 //! answered with the latest response. After the final response the transaction lingers for
 //! timer J (64*T1 over UDP, zero over TCP) to answer late retransmissions.
 
-use std::collections::VecDeque;
 use std::net::SocketAddr;
 use std::time::Instant;
 
 use rsip::{Method, Request, Response};
 
-use super::{due, Timers, TransactionError, TransactionEvent, TransactionKey, Transmit};
+use super::{due, Outbox, Timers, TransactionError, TransactionEvent, TransactionKey, Transmit};
 use crate::response::to_bytes;
 use crate::via::TopVia;
 
@@ -34,11 +33,9 @@ pub struct ServerNonInviteTransaction {
     state: ServerNonInviteState,
     timers: Timers,
     reliable: bool,
-    dest: SocketAddr,
+    out: Outbox,
     last_response: Option<Vec<u8>>,
     timer_j: Option<Instant>,
-    transmits: VecDeque<Transmit>,
-    events: VecDeque<TransactionEvent>,
 }
 
 impl ServerNonInviteTransaction {
@@ -67,13 +64,11 @@ impl ServerNonInviteTransaction {
             state: ServerNonInviteState::Trying,
             timers,
             reliable,
-            dest,
+            out: Outbox::new(dest),
             last_response: None,
             timer_j: None,
-            transmits: VecDeque::new(),
-            events: VecDeque::new(),
         };
-        tx.events.push_back(TransactionEvent::Request(request));
+        tx.out.event(TransactionEvent::Request(request));
         Ok(tx)
     }
 
@@ -94,7 +89,7 @@ impl ServerNonInviteTransaction {
             ServerNonInviteState::Proceeding | ServerNonInviteState::Completed
         ) {
             if let Some(bytes) = self.last_response.clone() {
-                self.send(bytes);
+                self.out.send(bytes);
             }
         }
     }
@@ -109,7 +104,7 @@ impl ServerNonInviteTransaction {
         }
         let provisional = response.status_code.code() < 200;
         let bytes = to_bytes(response);
-        self.send(bytes.clone());
+        self.out.send(bytes.clone());
         self.last_response = Some(bytes);
         if provisional {
             self.state = ServerNonInviteState::Proceeding;
@@ -131,7 +126,7 @@ impl ServerNonInviteTransaction {
 
     /// The next message to send, if any.
     pub fn poll_transmit(&mut self) -> Option<Transmit> {
-        self.transmits.pop_front()
+        self.out.poll_transmit()
     }
 
     /// When [`Self::handle_timeout`] must next be called.
@@ -141,21 +136,14 @@ impl ServerNonInviteTransaction {
 
     /// The next event for the TU, if any.
     pub fn poll_event(&mut self) -> Option<TransactionEvent> {
-        self.events.pop_front()
-    }
-
-    fn send(&mut self, bytes: Vec<u8>) {
-        self.transmits.push_back(Transmit {
-            dest: self.dest,
-            bytes,
-        });
+        self.out.poll_event()
     }
 
     fn terminate(&mut self) {
         if self.state != ServerNonInviteState::Terminated {
             self.state = ServerNonInviteState::Terminated;
             self.timer_j = None;
-            self.events.push_back(TransactionEvent::Terminated);
+            self.out.event(TransactionEvent::Terminated);
         }
     }
 }

@@ -5,7 +5,7 @@
 
 use serde_json::{json, Value};
 
-use super::script::{fragments, rough_tokens};
+use super::script::{fragments, model_of, rough_tokens, StepWriter};
 use super::{FakeFailure, FakeReply, Step};
 
 fn chunk(model: &str, choices: Value) -> String {
@@ -28,74 +28,56 @@ fn delta(model: &str, delta: Value) -> String {
 
 /// The body of a streamed reply to `request`.
 pub(super) fn steps(reply: &FakeReply, request: &Value) -> Vec<Step> {
-    let model = request
-        .get("model")
-        .and_then(Value::as_str)
-        .unwrap_or("fake");
-    let cut_after = match reply.failure {
-        Some(FakeFailure::CutAfter(n)) => Some(n),
-        _ => None,
-    };
-    let mut steps = vec![Step::Frame(delta(
-        model,
-        json!({"role": "assistant", "content": ""}),
-    ))];
-    let mut sent = 0;
-    let mut push_token = |steps: &mut Vec<Step>, frame: String| -> bool {
-        if cut_after == Some(sent) {
-            steps.push(Step::Cut);
-            return false;
-        }
-        steps.push(Step::Token(frame));
-        sent += 1;
-        true
-    };
+    let model = model_of(request);
+    let mut out = StepWriter::new(
+        reply,
+        delta(model, json!({"role": "assistant", "content": ""})),
+    );
     for token in &reply.tokens {
-        if !push_token(&mut steps, delta(model, json!({"content": token}))) {
-            return steps;
+        if !out.token(delta(model, json!({"content": token}))) {
+            return out.finish();
         }
     }
     for (index, call) in reply.tool_calls.iter().enumerate() {
         let opening = json!({"tool_calls": [{"index": index, "id": call.id, "type": "function",
                                               "function": {"name": call.name, "arguments": ""}}]});
-        if !push_token(&mut steps, delta(model, opening)) {
-            return steps;
+        if !out.token(delta(model, opening)) {
+            return out.finish();
         }
         for piece in fragments(&call.arguments.to_string(), 3) {
             let fragment =
                 json!({"tool_calls": [{"index": index, "function": {"arguments": piece}}]});
-            if !push_token(&mut steps, delta(model, fragment)) {
-                return steps;
+            if !out.token(delta(model, fragment)) {
+                return out.finish();
             }
         }
     }
-    if cut_after.is_some() {
-        steps.push(Step::Cut);
-        return steps;
+    if out.cut_at_end() {
+        return out.finish();
     }
     if let Some(FakeFailure::ErrorEvent { kind, message }) = &reply.failure {
         let error = json!({"error": {"type": kind, "message": message}});
-        steps.push(Step::Frame(format!("data: {error}\n\n")));
-        return steps;
+        out.frame(format!("data: {error}\n\n"));
+        return out.finish();
     }
     let finish_reason = if reply.tool_calls.is_empty() {
         "stop"
     } else {
         "tool_calls"
     };
-    steps.push(Step::Frame(chunk(
+    out.frame(chunk(
         model,
         json!([{"index": 0, "delta": {}, "finish_reason": finish_reason}]),
-    )));
+    ));
     if request.pointer("/stream_options/include_usage") == Some(&Value::Bool(true)) {
         let usage = json!({
             "id": "chatcmpl-fake", "object": "chat.completion.chunk", "created": 0, "model": model,
             "choices": [],
-            "usage": {"prompt_tokens": rough_tokens(request), "completion_tokens": sent,
-                      "total_tokens": rough_tokens(request) + sent as u32},
+            "usage": {"prompt_tokens": rough_tokens(request), "completion_tokens": out.sent(),
+                      "total_tokens": rough_tokens(request) + out.sent() as u32},
         });
-        steps.push(Step::Frame(format!("data: {usage}\n\n")));
+        out.frame(format!("data: {usage}\n\n"));
     }
-    steps.push(Step::Frame("data: [DONE]\n\n".into()));
-    steps
+    out.frame("data: [DONE]\n\n".into());
+    out.finish()
 }

@@ -6,6 +6,8 @@ use std::time::Duration;
 
 use serde_json::Value;
 
+use super::Step;
+
 /// A tool call the fake model makes.
 #[derive(Debug, Clone, PartialEq)]
 pub struct FakeToolCall {
@@ -132,4 +134,71 @@ pub(super) fn fragments(text: &str, parts: usize) -> Vec<String> {
 /// A rough token count for fake usage figures.
 pub(super) fn rough_tokens(body: &Value) -> u32 {
     (body.to_string().len() / 4) as u32
+}
+
+/// The model a request names, as the reply echoes it.
+pub(super) fn model_of(request: &Value) -> &str {
+    request
+        .get("model")
+        .and_then(Value::as_str)
+        .unwrap_or("fake")
+}
+
+/// A reply's steps as either protocol writes them: frames sent at once, and tokens counted
+/// against the script's [`FakeFailure::CutAfter`], so both protocols cut at the same token.
+pub(super) struct StepWriter {
+    steps: Vec<Step>,
+    cut_after: Option<usize>,
+    sent: usize,
+}
+
+impl StepWriter {
+    /// A writer for `reply`, opening with `first`.
+    pub(super) fn new(reply: &FakeReply, first: String) -> Self {
+        let cut_after = match reply.failure {
+            Some(FakeFailure::CutAfter(n)) => Some(n),
+            _ => None,
+        };
+        StepWriter {
+            steps: vec![Step::Frame(first)],
+            cut_after,
+            sent: 0,
+        }
+    }
+
+    /// A frame sent at once.
+    pub(super) fn frame(&mut self, frame: String) {
+        self.steps.push(Step::Frame(frame));
+    }
+
+    /// A token sent after the scripted delay; `false` when the script cut the stream here
+    /// instead (the caller then stops writing).
+    pub(super) fn token(&mut self, frame: String) -> bool {
+        if self.cut_after == Some(self.sent) {
+            self.steps.push(Step::Cut);
+            return false;
+        }
+        self.steps.push(Step::Token(frame));
+        self.sent += 1;
+        true
+    }
+
+    /// Tokens sent so far (the usage figures).
+    pub(super) fn sent(&self) -> usize {
+        self.sent
+    }
+
+    /// After the tokens: `true`, with the stream cut, when the script cuts it past its last
+    /// token; the caller then stops writing.
+    pub(super) fn cut_at_end(&mut self) -> bool {
+        if self.cut_after.is_some() {
+            self.steps.push(Step::Cut);
+        }
+        self.cut_after.is_some()
+    }
+
+    /// The steps written.
+    pub(super) fn finish(self) -> Vec<Step> {
+        self.steps
+    }
 }

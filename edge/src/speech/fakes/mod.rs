@@ -5,9 +5,9 @@
 //! the WAV it was sent and its duration) for the test to assert on. Public, not `cfg(test)`:
 //! the edge's integration tests and the benchmarks use them too. Dropping a fake stops it.
 
-pub mod deepgram;
-pub mod elevenlabs;
-pub mod openai;
+pub(crate) mod deepgram;
+pub(crate) mod elevenlabs;
+pub(crate) mod openai;
 
 pub use deepgram::{DeepgramReceived, DeepgramUtterance, FakeDeepgram};
 pub use elevenlabs::{ElevenLabsRequest, FakeElevenLabs};

@@ -3,9 +3,10 @@
 //! (offline pocketsphinx). Each implements [`SpeechToText`](super::SpeechToText) or
 //! [`StreamingSpeechToText`](super::StreamingSpeechToText).
 
-pub mod deepgram;
+pub(crate) mod deepgram;
+/// The local recogniser: `freya dev`, `doctor` and the load tester's listener.
 pub mod local;
-pub mod openai;
+pub(crate) mod openai;
 
 pub use deepgram::{DeepgramConfig, DeepgramStt};
 pub use local::{LocalStt, LocalSttConfig};

@@ -2,9 +2,10 @@
 //! [`elevenlabs`] (HTTP streaming endpoint, raw PCM) and [`espeak`] (offline espeak-ng). Each
 //! implements [`TextToSpeech`](super::TextToSpeech) and streams audio as it arrives.
 
-pub mod elevenlabs;
+pub(crate) mod elevenlabs;
+/// eSpeak: `doctor` names its package, the load tester speaks with it.
 pub mod espeak;
-pub mod openai;
+pub(crate) mod openai;
 
 pub use elevenlabs::{ElevenLabsConfig, ElevenLabsTts};
 pub use espeak::{EspeakConfig, EspeakTts};

@@ -20,13 +20,14 @@
 //! Generated grammar files are written once per distinct vocabulary, named by their hash, under
 //! [`LocalSttConfig::work_dir`].
 
+/// Acoustic adaptation: `freya doctor` and `freya dev` adapt the model in the background.
 pub mod adapt;
-pub mod audio;
+pub(crate) mod audio;
 mod decision;
-pub mod hypothesis;
+pub(crate) mod hypothesis;
 mod open_model;
-pub mod sendump;
-pub mod vocabulary;
+pub(crate) mod sendump;
+pub(crate) mod vocabulary;
 
 use std::path::{Path, PathBuf};
 use std::process::Stdio;

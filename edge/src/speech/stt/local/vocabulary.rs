@@ -149,16 +149,6 @@ impl Dictionary {
     pub fn contains(&self, word: &str) -> bool {
         self.entries.contains_key(word)
     }
-
-    /// Number of words.
-    pub fn len(&self) -> usize {
-        self.entries.len()
-    }
-
-    /// Whether there are no words.
-    pub fn is_empty(&self) -> bool {
-        self.entries.is_empty()
-    }
 }
 
 /// What a caller is expected to say: short keywords, and whole example requests.
