@@ -73,6 +73,17 @@ pub struct CallBucket {
     pub usage: CallUsage,
     /// `None` when no reply of the bucket's calls reached the caller.
     pub voice_to_voice: Option<LatencySummary>,
+    /// INVITE (or dial) to answer of the bucket's answered calls: ringing, plus a placed call's
+    /// failed attempts; `None` when none was answered.
+    pub time_to_answer: Option<AnswerTimes>,
+}
+
+/// Percentiles of the time from a call's start (its INVITE, or our dial) to its answer.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub struct AnswerTimes {
+    pub calls: i64,
+    pub p50_ms: i64,
+    pub p95_ms: i64,
 }
 
 /// What the calls of a bucket used: the quantities that providers bill by.
@@ -148,6 +159,7 @@ impl Store {
                         agent_characters: row.try_get("characters")?,
                     },
                     voice_to_voice: None,
+                    time_to_answer: None,
                 },
             );
         }
@@ -171,7 +183,46 @@ impl Store {
             }
         }
         self.add_latency(scope, q, &mut buckets).await?;
+        self.add_answer_times(scope, q, &mut buckets).await?;
         Ok(buckets.into_values().collect())
+    }
+
+    /// Fills in each bucket's time-to-answer percentiles (nearest rank) from its answered
+    /// calls' rows: one small row per answered call of the range.
+    async fn add_answer_times(
+        &self,
+        scope: &WorkspaceScope,
+        q: &AnalyticsQuery,
+        buckets: &mut BTreeMap<BucketKey, CallBucket>,
+    ) -> Result<(), StoreError> {
+        let rows = sqlx::query(&format!(
+            "SELECT (c.started_at_ms / $4) * $4 AS bucket, {} AS grp, \
+             c.answered_at_ms - c.started_at_ms AS waited \
+             FROM calls c LEFT JOIN edges e ON e.id = c.edge_id \
+             WHERE c.workspace_id = $1 AND c.started_at_ms >= $2 AND c.started_at_ms < $3 \
+             AND c.answered_at_ms IS NOT NULL",
+            q.group.column()
+        ))
+        .bind(&scope.workspace_id)
+        .bind(q.from_ms)
+        .bind(q.to_ms)
+        .bind(q.interval_ms)
+        .fetch_all(self.pool())
+        .await?;
+        let mut waits: BTreeMap<BucketKey, Vec<i64>> = BTreeMap::new();
+        for row in &rows {
+            let waited: i64 = row.try_get("waited")?;
+            waits
+                .entry((row.try_get("bucket")?, row.try_get("grp")?))
+                .or_default()
+                .push(waited.max(0));
+        }
+        for (key, mut waited) in waits {
+            if let Some(bucket) = buckets.get_mut(&key) {
+                bucket.time_to_answer = answer_times(&mut waited);
+            }
+        }
+        Ok(())
     }
 
     /// Fills in each bucket's voice-to-voice percentiles from the hourly histogram.
@@ -217,5 +268,42 @@ impl Store {
             }
         }
         Ok(())
+    }
+}
+
+/// Nearest-rank p50 and p95 of `waited` (sorted here); `None` when empty.
+fn answer_times(waited: &mut [i64]) -> Option<AnswerTimes> {
+    waited.sort_unstable();
+    let rank = |q: f64| {
+        let n = waited.len();
+        // Nearest rank: ceil(q * n), 1-based.
+        #[allow(
+            clippy::cast_possible_truncation,
+            clippy::cast_sign_loss,
+            clippy::cast_precision_loss
+        )]
+        let r = ((q * n as f64).ceil() as usize).clamp(1, n);
+        waited.get(r - 1).copied()
+    };
+    Some(AnswerTimes {
+        calls: i64::try_from(waited.len()).unwrap_or(i64::MAX),
+        p50_ms: rank(0.50)?,
+        p95_ms: rank(0.95)?,
+    })
+}
+
+#[cfg(test)]
+mod tests {
+    use super::answer_times;
+
+    #[test]
+    fn answer_time_percentiles_are_nearest_rank() {
+        assert_eq!(answer_times(&mut []), None);
+        let mut waited: Vec<i64> = (1..=20).rev().map(|s| s * 100).collect();
+        let times = answer_times(&mut waited).expect("times");
+        assert_eq!(
+            (times.calls, times.p50_ms, times.p95_ms),
+            (20, 1_000, 1_900)
+        );
     }
 }
