@@ -120,7 +120,12 @@ async fn an_inbound_call_that_rings_2_s_starts_at_its_invite_and_the_caller_is_t
         .await
         .expect("analytics");
     let times = buckets[0].time_to_answer.expect("time to answer");
-    assert_eq!((times.calls, times.p50_ms, times.p95_ms), (1, rang, rang));
+    assert_eq!(times.calls, 1);
+    assert_eq!(times.p50_ms, times.p95_ms);
+    assert!(
+        (times.p50_ms - rang).abs() <= 100,
+        "{times:?} for {rang} ms"
+    );
     teardown(s).await;
 }
 

@@ -116,7 +116,10 @@ async fn a_strict_and_a_loose_record_route_shape_our_bye(backend: Backend) {
     assert_eq!(code, 0, "sipp's checks of the 200 and the BYE passed");
     let (call, ended) = w.ended().await;
     assert_eq!(call.end_reason.as_deref(), Some("max_duration"));
-    assert_eq!(ended["hangup_by"], "agent");
+    assert_eq!(
+        ended["hangup_by"], "system",
+        "the maximum duration: {ended}"
+    );
     assert_eq!(ended["bye_outcome"], "200", "{ended}");
     w.stop().await;
 }
@@ -138,7 +141,7 @@ async fn a_caller_through_kamailio_hangs_up_through_it(backend: Backend) {
     .await;
     assert_eq!(code, 0, "sipp's call through kamailio went as scripted");
     let (call, ended) = w.ended().await;
-    assert_eq!(ended["hangup_by"], "caller", "{ended}");
+    assert_eq!(ended["hangup_by"], "remote", "{ended}");
     assert!(call.answered_at_ms.is_some());
     assert!(ended["bye_outcome"].is_null(), "no BYE of ours: {ended}");
     drop(proxy);
@@ -165,7 +168,10 @@ async fn the_agents_bye_goes_through_kamailio_and_is_answered(backend: Backend) 
     assert_eq!(code, 0, "sipp received the edge's BYE through kamailio");
     let (call, ended) = w.ended().await;
     assert_eq!(call.end_reason.as_deref(), Some("max_duration"));
-    assert_eq!(ended["hangup_by"], "agent");
+    assert_eq!(
+        ended["hangup_by"], "system",
+        "the maximum duration: {ended}"
+    );
     assert_eq!(ended["bye_outcome"], "200", "{ended}");
     drop(proxy);
     w.stop().await;
@@ -235,7 +241,10 @@ async fn an_outbound_call_goes_through_the_trunks_outbound_proxy(backend: Backen
     );
     let (call, ended) = w.ended().await;
     assert_eq!(call.direction, "outbound");
-    assert_eq!(ended["hangup_by"], "agent");
+    assert_eq!(
+        ended["hangup_by"], "system",
+        "the maximum duration: {ended}"
+    );
     assert_eq!(ended["bye_outcome"], "200", "{ended}");
     drop(proxy);
     w.stop().await;

@@ -43,9 +43,13 @@ fn a_503_then_an_answer_records_the_503_with_its_status_start_and_end() {
         panic!("{:?}", answered.1);
     };
     assert_eq!(attempt.trunk_id, "a");
-    assert!(
-        matches!(&attempt.ending, TrunkEnding::Response { code: 503, .. }),
-        "{attempt:?}"
+    // The phrase the trunk sent (the test's replies say "Test").
+    assert_eq!(
+        attempt.ending,
+        TrunkEnding::Response {
+            code: 503,
+            reason: "Test".into()
+        }
     );
     assert_eq!((attempt.started, attempt.ended), (Some(t0), t1));
 }
@@ -101,4 +105,20 @@ fn no_response_in_time_is_a_timeout() {
     assert_eq!(attempt.ending, TrunkEnding::Timeout);
     assert_eq!(attempt.started, Some(t0));
     assert!(attempt.ended > t0);
+}
+
+#[test]
+fn a_status_reads_as_its_words() {
+    use crate::uac::reason_phrase;
+    assert_eq!(
+        reason_phrase(&rsip::StatusCode::from(503)),
+        "Service Unavailable"
+    );
+    assert_eq!(reason_phrase(&rsip::StatusCode::from(486)), "Busy Here");
+    assert_eq!(
+        reason_phrase(&rsip::StatusCode::from(408)),
+        "Request Timeout"
+    );
+    let odd = rsip::StatusCode::Other(599, "Odd Thing".into());
+    assert_eq!(reason_phrase(&odd), "Odd Thing");
 }

@@ -177,6 +177,12 @@ fn with_every_fifth_opus_packet_dropped_fec_rebuilds_the_lost_frames_at_the_orig
     let fec_level = mean(&recovered, |&(level, _)| level);
     let fec_error = mean(&recovered, |&(_, error)| error);
     let plc_error = mean(&concealed, |&(_, error)| error);
+    let plc_level = mean(&concealed, |&(level, _)| level);
+    println!(
+        "every 5th packet lost, {} frames judged: FEC level {fec_level:.2} error {fec_error:.2}; \
+         concealment level {plc_level:.2} error {plc_error:.2}",
+        recovered.len()
+    );
     // Measured: FEC level 0.97, error 0.48; concealment error 0.69 (libopus is deterministic).
     assert!(
         (0.7..1.3).contains(&fec_level),
