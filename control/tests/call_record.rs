@@ -160,6 +160,11 @@ fn free_udp_port() -> u16 {
 
 /// A sipp UAS running `scenario` (`tests/sipp/`) for one call, and its port.
 async fn trunk(scenario: &str) -> (tokio::process::Child, tempfile::TempDir, u16) {
+    trunk_for(scenario, 1).await
+}
+
+/// As [`trunk`], for `calls` calls.
+async fn trunk_for(scenario: &str, calls: u32) -> (tokio::process::Child, tempfile::TempDir, u16) {
     let work = tempfile::tempdir().expect("temp dir");
     let port = free_udp_port().to_string();
     let media = free_udp_port().to_string();
@@ -169,7 +174,16 @@ async fn trunk(scenario: &str) -> (tokio::process::Child, tempfile::TempDir, u16
     let child = tokio::process::Command::new("sipp")
         .arg("-sf")
         .arg(path)
-        .args(["-p", &port, "-m", "1", "-i", "127.0.0.1", "-mp", &media])
+        .args([
+            "-p",
+            &port,
+            "-m",
+            &calls.to_string(),
+            "-i",
+            "127.0.0.1",
+            "-mp",
+            &media,
+        ])
         .args(["-timeout", "60s", "-nostdin", "-trace_err"])
         .current_dir(work.path())
         .stdout(std::process::Stdio::null())
@@ -182,16 +196,22 @@ async fn trunk(scenario: &str) -> (tokio::process::Child, tempfile::TempDir, u16
 }
 
 fn set_trunks(s: &Setup, trunks: &[(&str, u16)]) {
+    let on_loopback: Vec<_> = trunks.iter().map(|&(n, p)| (n, "127.0.0.1", p)).collect();
+    set_trunks_at(s, &on_loopback);
+}
+
+/// The workspace's trunks, `(name, host, port)`, in priority order.
+fn set_trunks_at(s: &Setup, trunks: &[(&str, &str, u16)]) {
     let mut snapshot = (*s.edge.state.snapshot()).clone();
     snapshot.providers = trunks
         .iter()
         .enumerate()
-        .map(|(i, (name, port))| ProviderConfig {
+        .map(|(i, (name, host, port))| ProviderConfig {
             id: format!("trunk-{name}"),
             workspace_id: s.scope.workspace_id.clone(),
             spec: ProviderSpec::SipTrunk(SipTrunkSpec {
                 name: (*name).into(),
-                host: "127.0.0.1".into(),
+                host: (*host).into(),
                 port: *port,
                 transport: SipTransport::Udp,
                 username: None,
@@ -328,9 +348,17 @@ async fn when_every_trunk_fails_call_failed_lists_them_in_the_same_shape() {
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn a_dead_udp_port_then_an_answer_records_a_transport_error() {
     let s = setup(0).await;
-    let dead = free_udp_port();
+    // A port where nothing listens, on an address no sipp of these tests binds (they bind
+    // 127.0.0.1), so no other test's trunk can take it meanwhile.
+    let dead = std::net::UdpSocket::bind("127.0.0.3:0")
+        .and_then(|s| s.local_addr())
+        .map(|a| a.port())
+        .expect("a free port");
     let (_answering, _w, up) = trunk("uas_answer.xml").await;
-    set_trunks(&s, &[("dead", dead), ("alive", up)]);
+    set_trunks_at(
+        &s,
+        &[("dead", "127.0.0.3", dead), ("alive", "127.0.0.1", up)],
+    );
     let call_id = place_call(&s).await;
     let events = events_until(&s, &call_id, "call.answered").await;
     let answered = &event(&events, "call.answered").payload;
@@ -358,5 +386,34 @@ async fn a_hang_up_asked_through_the_control_plane_is_recorded_as_api() {
     let ended = &event(&events, "call.ended").payload;
     assert_eq!(ended["reason"], "hangup_requested", "{ended}");
     assert_eq!(ended["hangup_by"], "api", "{ended}");
+    teardown(s).await;
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_trunk_skipped_for_its_open_circuit_breaker_is_listed_as_skipped() {
+    let s = setup(0).await;
+    // Three 503s open the trunk's breaker (3 failures, 30 s cool-down by default).
+    let (_refusing, _w, port) = trunk_for("uas_unavailable.xml", 3).await;
+    set_trunks(&s, &[("flaky", port)]);
+    for _ in 0..3 {
+        let call_id = place_call(&s).await;
+        let events = events_until(&s, &call_id, "call.failed").await;
+        let failed = &event(&events, "call.failed").payload;
+        assert_eq!(
+            failed["detail"]["attempts"][0]["outcome"]["status"], 503,
+            "{failed}"
+        );
+    }
+    let call_id = place_call(&s).await;
+    let events = events_until(&s, &call_id, "call.failed").await;
+    let failed = &event(&events, "call.failed").payload;
+    assert_eq!(failed["reason"], "trunks_unavailable", "{failed}");
+    let skipped = &failed["detail"]["attempts"][0];
+    assert_eq!(skipped["provider"], "flaky", "{failed}");
+    assert_eq!(skipped["outcome"], "skipped_open_circuit", "{failed}");
+    assert!(
+        skipped.get("started_at_ms").is_none(),
+        "never tried: {failed}"
+    );
     teardown(s).await;
 }
