@@ -121,7 +121,7 @@ async fn an_outbound_call_is_answered_by_the_trunk_and_hung_up_by_the_callee() {
     let call = s.finished_call(&call_id).await;
     assert_eq!(
         (call.status.as_str(), call.end_reason.as_deref()),
-        ("ended", Some("caller_hangup"))
+        ("ended", Some("remote_hangup"))
     );
     assert_eq!(call.to_number.as_deref(), Some("+15557770001"));
     let kinds: Vec<String> = event_kinds(&s, &call_id)

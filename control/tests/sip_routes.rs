@@ -53,7 +53,10 @@ async fn sipp_via(target: std::net::SocketAddr, scenario: &str) -> i32 {
 /// The agent ended the call at its time limit, and our BYE was answered 200.
 fn assert_the_agents_bye_was_answered(call: &CallRecord, ended: &serde_json::Value) {
     assert_eq!(call.end_reason.as_deref(), Some("max_duration"));
-    assert_eq!(ended["hangup_by"], "agent");
+    assert_eq!(
+        ended["hangup_by"], "system",
+        "the maximum duration: {ended}"
+    );
     assert_eq!(ended["bye_outcome"], "200", "{ended}");
 }
 
@@ -79,7 +82,7 @@ async fn a_caller_through_kamailio_hangs_up_through_it(backend: Backend) {
     let code = sipp_via(proxy.addr, "uac_via_proxy_caller_hangs_up.xml").await;
     assert_eq!(code, 0, "sipp's call through kamailio went as scripted");
     let (call, ended) = ended(&w).await;
-    assert_eq!(ended["hangup_by"], "caller", "{ended}");
+    assert_eq!(ended["hangup_by"], "remote", "{ended}");
     assert!(call.answered_at_ms.is_some());
     assert!(ended["bye_outcome"].is_null(), "no BYE of ours: {ended}");
     drop(proxy);
@@ -143,7 +146,10 @@ async fn an_outbound_call_goes_through_the_trunks_outbound_proxy(backend: Backen
     );
     let (call, ended) = ended(&w).await;
     assert_eq!(call.direction, "outbound");
-    assert_eq!(ended["hangup_by"], "agent");
+    assert_eq!(
+        ended["hangup_by"], "system",
+        "the maximum duration: {ended}"
+    );
     assert_eq!(ended["bye_outcome"], "200", "{ended}");
     drop(proxy);
     w.stop().await;

@@ -313,7 +313,7 @@ async fn a_failing_model_still_gets_the_caller_an_answer() {
     assert_eq!(failed.len(), 1, "{events:?}");
     assert_eq!(failed[0].payload["stage"], "llm");
     let ended = of_kind(&events, "call.ended");
-    assert_eq!(ended[0].payload["hangup_by"], "caller", "the call went on");
+    assert_eq!(ended[0].payload["hangup_by"], "remote", "the call went on");
     w.stop().await;
 }
 

@@ -24,6 +24,7 @@ const SHELLS: &[&str] = &[
     "edge/src/sip/transport/events.rs",
     "edge/src/sip/transport/icmp.rs",
     "edge/src/sip/transport/placing.rs",
+    "edge/src/sip/transport/records.rs",
     "edge/src/sip/transport/refusal.rs",
     "edge/src/sip/transport/signals.rs",
     "edge/src/sip/transport/tcp.rs",

@@ -53,6 +53,17 @@ pub(super) struct BucketView {
     /// End of the caller's speech to the first packet of the agent's reply; `null` when no reply
     /// reached a caller.
     voice_to_voice_ms: Option<LatencyView>,
+    /// A call's start (its INVITE, or our dial) to its answer, over the answered calls: the
+    /// ringing, and a placed call's failed attempts; `null` when none was answered.
+    time_to_answer_ms: Option<AnswerTimeView>,
+}
+
+/// Percentiles of the time to answer.
+#[derive(Serialize, utoipa::ToSchema)]
+pub(crate) struct AnswerTimeView {
+    calls: i64,
+    p50: i64,
+    p95: i64,
 }
 
 /// What the bucket's calls used: the units that carriers and AI providers bill by.
@@ -118,6 +129,11 @@ fn bucket_view(b: CallBucket, grouped: bool) -> BucketView {
         outcomes: b.outcomes,
         usage: b.usage.into(),
         voice_to_voice_ms: b.voice_to_voice.map(Into::into),
+        time_to_answer_ms: b.time_to_answer.map(|t| AnswerTimeView {
+            calls: t.calls,
+            p50: t.p50_ms,
+            p95: t.p95_ms,
+        }),
     }
 }
 

@@ -73,6 +73,17 @@ pub struct CallBucket {
     pub usage: CallUsage,
     /// `None` when no reply of the bucket's calls reached the caller.
     pub voice_to_voice: Option<LatencySummary>,
+    /// INVITE (or dial) to answer of the bucket's answered calls: ringing, plus a placed call's
+    /// failed attempts; `None` when none was answered.
+    pub time_to_answer: Option<AnswerTimes>,
+}
+
+/// Percentiles of the time from a call's start (its INVITE, or our dial) to its answer.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub struct AnswerTimes {
+    pub calls: i64,
+    pub p50_ms: i64,
+    pub p95_ms: i64,
 }
 
 /// What the calls of a bucket used: the quantities that providers bill by.
@@ -148,6 +159,7 @@ impl Store {
                         agent_characters: row.try_get("characters")?,
                     },
                     voice_to_voice: None,
+                    time_to_answer: None,
                 },
             );
         }
@@ -171,7 +183,50 @@ impl Store {
             }
         }
         self.add_latency(scope, q, &mut buckets).await?;
+        self.add_answer_times(scope, q, &mut buckets).await?;
         Ok(buckets.into_values().collect())
+    }
+
+    /// Fills in each bucket's time-to-answer percentiles from a histogram the database counts
+    /// (100 ms bins, the last one holding everything from 10 minutes up), so the rows read are
+    /// bounded by the bins in use, not by the calls.
+    async fn add_answer_times(
+        &self,
+        scope: &WorkspaceScope,
+        q: &AnalyticsQuery,
+        buckets: &mut BTreeMap<BucketKey, CallBucket>,
+    ) -> Result<(), StoreError> {
+        let rows = sqlx::query(&format!(
+            "SELECT (c.started_at_ms / $4) * $4 AS bucket, {} AS grp, \
+             CASE WHEN c.answered_at_ms - c.started_at_ms > {ANSWER_BINS} * {ANSWER_BIN_MS} \
+                  THEN {ANSWER_BINS} \
+                  WHEN c.answered_at_ms < c.started_at_ms THEN 0 \
+                  ELSE (c.answered_at_ms - c.started_at_ms) / {ANSWER_BIN_MS} END AS bin, \
+             COUNT(*) AS calls \
+             FROM calls c LEFT JOIN edges e ON e.id = c.edge_id \
+             WHERE c.workspace_id = $1 AND c.started_at_ms >= $2 AND c.started_at_ms < $3 \
+             AND c.answered_at_ms IS NOT NULL GROUP BY 1, 2, 3",
+            q.group.column()
+        ))
+        .bind(&scope.workspace_id)
+        .bind(q.from_ms)
+        .bind(q.to_ms)
+        .bind(q.interval_ms)
+        .fetch_all(self.pool())
+        .await?;
+        let mut histograms: BTreeMap<BucketKey, Vec<(i64, i64)>> = BTreeMap::new();
+        for row in &rows {
+            histograms
+                .entry((row.try_get("bucket")?, row.try_get("grp")?))
+                .or_default()
+                .push((row.try_get("bin")?, row.try_get("calls")?));
+        }
+        for (key, mut bins) in histograms {
+            if let Some(bucket) = buckets.get_mut(&key) {
+                bucket.time_to_answer = answer_times(&mut bins);
+            }
+        }
+        Ok(())
     }
 
     /// Fills in each bucket's voice-to-voice percentiles from the hourly histogram.
@@ -217,5 +272,55 @@ impl Store {
             }
         }
         Ok(())
+    }
+}
+
+/// Width of a time-to-answer bin.
+const ANSWER_BIN_MS: i64 = 100;
+/// Time-to-answer bins: 10 minutes of them; the last one holds every longer wait.
+const ANSWER_BINS: i64 = 6_000;
+
+/// Nearest-rank p50 and p95 of a time-to-answer histogram, `(bin, calls)` in any order; each
+/// read as its bin's middle. `None` when empty.
+fn answer_times(bins: &mut [(i64, i64)]) -> Option<AnswerTimes> {
+    bins.sort_unstable();
+    let total: i64 = bins.iter().map(|(_, n)| n).sum();
+    let rank = |q: f64| {
+        // Nearest rank: the ceil(q * total)-th call, 1-based.
+        #[allow(clippy::cast_possible_truncation, clippy::cast_precision_loss)]
+        let wanted = ((q * total as f64).ceil() as i64).max(1);
+        let mut seen = 0;
+        bins.iter().find_map(|&(bin, n)| {
+            seen += n;
+            (seen >= wanted).then_some(bin * ANSWER_BIN_MS + ANSWER_BIN_MS / 2)
+        })
+    };
+    if total <= 0 {
+        return None;
+    }
+    Some(AnswerTimes {
+        calls: total,
+        p50_ms: rank(0.50)?,
+        p95_ms: rank(0.95)?,
+    })
+}
+
+#[cfg(test)]
+mod tests {
+    use super::answer_times;
+
+    #[test]
+    fn answer_time_percentiles_are_nearest_rank_over_100_ms_bins() {
+        assert_eq!(answer_times(&mut []), None);
+        // 20 calls, one in each of the bins 1..=20 (100 ms to 2 s).
+        let mut bins: Vec<(i64, i64)> = (1..=20).rev().map(|b| (b, 1)).collect();
+        let times = answer_times(&mut bins).expect("times");
+        assert_eq!(
+            (times.calls, times.p50_ms, times.p95_ms),
+            (20, 1_050, 1_950)
+        );
+        let mut one = vec![(20, 3)];
+        let times = answer_times(&mut one).expect("times");
+        assert_eq!((times.calls, times.p50_ms, times.p95_ms), (3, 2_050, 2_050));
     }
 }

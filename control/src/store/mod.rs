@@ -49,7 +49,9 @@ use thiserror::Error;
 use tokio::sync::watch;
 
 pub use agents::Agent;
-pub use analytics::{AnalyticsGroup, AnalyticsQuery, CallBucket, CallUsage, LatencySummary};
+pub use analytics::{
+    AnalyticsGroup, AnalyticsQuery, AnswerTimes, CallBucket, CallUsage, LatencySummary,
+};
 pub use api_keys::ApiKeyInfo;
 pub use audit::AuditRecord;
 pub use calls::{CallFilter, CallPage, IdempotencyClaim, NewOutboundCall};

@@ -61,10 +61,12 @@ pub enum EndpointEvent {
         answer: Vec<u8>,
         attempts: Vec<super::outbound::TrunkAttempt>,
     },
-    /// An outbound call will not be answered.
+    /// An outbound call will not be answered; `attempts` are the trunks tried (or skipped for
+    /// their open breakers) and how each ended.
     OutboundFailed {
         call_id: String,
         failure: OutboundFailure,
+        attempts: Vec<super::outbound::TrunkAttempt>,
     },
     /// The RFC 4028 session timer ran out (no refresh from the peer, or ours failed): the
     /// owner ends the call with a BYE.

@@ -61,16 +61,53 @@ impl OutboundFailure {
     }
 }
 
-/// One trunk an outbound call tried, and how that attempt ended: call records list them so a
-/// failed call says which provider did what.
+/// One trunk an outbound call tried (or skipped), and how that attempt ended: call records
+/// list them so a record says which provider did what, when, and for how long.
 #[derive(Debug, Clone, PartialEq, Eq)]
 pub struct TrunkAttempt {
     /// The provider id of the trunk.
     pub trunk_id: String,
     /// The trunk's name.
     pub trunk: String,
-    /// What happened (`503 Service Unavailable`, `no answer`, ...).
+    /// What happened, for a person (`503 Service Unavailable`, `no answer`, ...).
     pub outcome: String,
+    /// What happened, for the record.
+    pub ending: TrunkEnding,
+    /// When our INVITE went out; `None` for a trunk skipped by its open breaker.
+    pub started: Option<Instant>,
+    /// When the attempt's outcome was known.
+    pub ended: Instant,
+}
+
+/// How one attempt through a trunk ended, by kind.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub enum TrunkEnding {
+    /// A final response (an authentication failure is its 401/407).
+    Response { code: u16, reason: String },
+    /// No final response (timer B) or no answer within the trunk's `invite_timeout`.
+    Timeout,
+    /// The network refused (ICMP unreachable), or the INVITE could not be written.
+    TransportError,
+    /// Not tried: the trunk's circuit breaker was open.
+    SkippedOpenCircuit,
+}
+
+impl TrunkEnding {
+    /// The kind of an attempt's failure.
+    pub fn of(failure: &AttemptFailure) -> Self {
+        match failure {
+            AttemptFailure::Rejected { code, reason } => Self::Response {
+                code: *code,
+                reason: reason.clone(),
+            },
+            AttemptFailure::AuthFailed { code } => Self::Response {
+                code: *code,
+                reason: "authentication failed".to_owned(),
+            },
+            AttemptFailure::NoResponse | AttemptFailure::NoAnswer { .. } => Self::Timeout,
+            AttemptFailure::Unsendable(_) | AttemptFailure::TransportError => Self::TransportError,
+        }
+    }
 }
 
 impl std::fmt::Display for TrunkAttempt {
@@ -111,6 +148,10 @@ pub struct OutboundCall {
     from_tag: String,
     next_cseq: u32,
     failures: Vec<(Trunk, AttemptFailure)>,
+    /// Every trunk tried or skipped, in order, for the record.
+    log: Vec<TrunkAttempt>,
+    /// When the deciding attempt's INVITE went out.
+    current_since: Option<Instant>,
     skipped: usize,
     decided: bool,
     rang: bool,
@@ -136,6 +177,8 @@ impl OutboundCall {
             from_tag: new_tag(),
             next_cseq: 1,
             failures: Vec::new(),
+            log: Vec::new(),
+            current_since: None,
             skipped: 0,
             decided: false,
             rang: false,
@@ -324,6 +367,8 @@ impl OutboundCall {
             breakers.record_success(&trunk.id);
         }
         tracing::info!(trunk = %trunk.name, outcome = %failure.describe(), "outbound attempt failed");
+        let since = self.current_since.take();
+        self.log_attempt(trunk, &failure, since, now);
         let fails_over = failure.fails_over();
         self.failures.push((trunk.clone(), failure.clone()));
         if !fails_over {
@@ -350,6 +395,14 @@ impl OutboundCall {
             if !breakers.try_acquire(now, &trunk.id) {
                 tracing::info!(trunk = %trunk.name, "skipping a trunk whose circuit breaker is open");
                 self.skipped += 1;
+                self.log.push(TrunkAttempt {
+                    trunk_id: trunk.id.clone(),
+                    trunk: trunk.name.clone(),
+                    outcome: "skipped: circuit breaker open".to_owned(),
+                    ending: TrunkEnding::SkippedOpenCircuit,
+                    started: None,
+                    ended: now,
+                });
                 continue;
             }
             let started = InviteAttempt::start(
@@ -368,11 +421,13 @@ impl OutboundCall {
                         self.transmits.push_back(t);
                     }
                     self.current = Some(attempt);
+                    self.current_since = Some(now);
                     return;
                 }
                 Err(failure) => {
                     breakers.record_failure(now, &trunk.id);
                     tracing::warn!(trunk = %trunk.name, outcome = %failure.describe(), "cannot call through this trunk");
+                    self.log_attempt(&trunk, &failure, Some(now), now);
                     self.failures.push((trunk.clone(), failure));
                 }
             }
@@ -395,15 +450,31 @@ impl OutboundCall {
         self.finish(failure);
     }
 
+    /// Every trunk tried or skipped so far and how each ended, in order (the answering trunk
+    /// is not among them).
+    pub fn attempts(&self) -> &[TrunkAttempt] {
+        &self.log
+    }
+
     fn attempt_log(&self) -> Vec<TrunkAttempt> {
-        self.failures
-            .iter()
-            .map(|(trunk, f)| TrunkAttempt {
-                trunk_id: trunk.id.clone(),
-                trunk: trunk.name.clone(),
-                outcome: f.describe(),
-            })
-            .collect()
+        self.log.clone()
+    }
+
+    fn log_attempt(
+        &mut self,
+        trunk: &Trunk,
+        failure: &AttemptFailure,
+        started: Option<Instant>,
+        now: Instant,
+    ) {
+        self.log.push(TrunkAttempt {
+            trunk_id: trunk.id.clone(),
+            trunk: trunk.name.clone(),
+            outcome: failure.describe(),
+            ending: TrunkEnding::of(failure),
+            started,
+            ended: now,
+        });
     }
 
     fn finish(&mut self, failure: OutboundFailure) {
@@ -417,3 +488,7 @@ impl OutboundCall {
 #[cfg(test)]
 #[path = "outbound_tests.rs"]
 mod tests;
+
+#[cfg(test)]
+#[path = "outbound_log_tests.rs"]
+mod log_tests;

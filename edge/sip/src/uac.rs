@@ -398,7 +398,7 @@ impl InviteAttempt {
             401 | 407 if self.undecided() => self.on_challenge(now, &response, code),
             _ if self.undecided() => self.fail(AttemptFailure::Rejected {
                 code,
-                reason: response.status_code.to_string(),
+                reason: reason_phrase(&response.status_code),
             }),
             _ => tracing::debug!(code, "final response after we gave up"),
         }
@@ -555,6 +555,29 @@ impl InviteAttempt {
 mod requests;
 pub use requests::build_2xx_ack;
 use requests::build_invite;
+
+/// The reason phrase of a status, as a person reads it (`Service Unavailable`): rsip keeps a
+/// known status as its variant (`503 ServiceUnavailable`), so the words are split back apart;
+/// an unknown status keeps the phrase it came with.
+pub(crate) fn reason_phrase(status: &rsip::StatusCode) -> String {
+    let text = status.to_string();
+    let name = text
+        .trim_start_matches(|c: char| c.is_ascii_digit())
+        .trim_start();
+    if name.contains(' ') {
+        return name.to_owned();
+    }
+    let mut phrase = String::with_capacity(name.len() + 4);
+    let mut previous_lower = false;
+    for c in name.chars() {
+        if c.is_ascii_uppercase() && previous_lower {
+            phrase.push(' ');
+        }
+        previous_lower = c.is_ascii_lowercase();
+        phrase.push(c);
+    }
+    phrase
+}
 
 #[cfg(test)]
 #[path = "uac_tests.rs"]

@@ -101,3 +101,102 @@ fn g711_round_trips_and_silences_a_loss() {
     assert!(frame.iter().all(|&s| s == 0));
     assert_eq!(codec.repair().silenced, 1);
 }
+
+/// 20 ms frames of a voiced, speech-like sound at 8 kHz: a 140 Hz fundamental with nine
+/// harmonics, its loudness swaying at 3 Hz like syllables. A steady sine will not do: the Opus
+/// (SILK) encoder's voice activity detector takes it for background noise after a while, and
+/// sends FEC only for frames it believes are speech.
+fn voiced(frames: usize) -> Vec<[i16; FRAME_SAMPLES]> {
+    use std::f64::consts::PI;
+    (0..frames)
+        .map(|f| {
+            let mut frame = [0i16; FRAME_SAMPLES];
+            for (i, s) in frame.iter_mut().enumerate() {
+                let t = (f * FRAME_SAMPLES + i) as f64 / 8000.0;
+                let envelope = 0.6 + 0.4 * (2.0 * PI * 3.0 * t).sin();
+                let wave: f64 = (1..=10)
+                    .map(|k| (2.0 * PI * 140.0 * k as f64 * t).sin() / k as f64)
+                    .sum();
+                *s = (4000.0 * envelope * wave) as i16;
+            }
+            frame
+        })
+        .collect()
+}
+
+/// For a receiver that gets every packet but every 5th, each lost frame's audio next to what a
+/// receiver that lost nothing heard at the same tick: `(level ratio, error ratio)`, the error
+/// being the RMS of the difference over the RMS of the lossless frame. With `fec`, a lost frame
+/// is rebuilt from the packet after it (which the jitter buffer holds); without, concealed.
+fn lost_frames(fec: bool) -> Vec<(f64, f64)> {
+    let frames = voiced(150);
+    let mut sender = CallCodec::new(Codec::Opus).expect("opus");
+    if let CallCodec::Opus(opus) = &mut sender {
+        // What a far end does for a receiver that declared `useinbandfec=1` on a lossy path.
+        opus.encoder.set_expected_loss(20).expect("loss");
+    }
+    let packets = encode_all(&mut sender, &frames);
+    let mut lossless = CallCodec::new(Codec::Opus).expect("opus");
+    let mut receiver = CallCodec::new(Codec::Opus).expect("opus");
+    let (mut reference, mut frame) = ([0i16; FRAME_SAMPLES], [0i16; FRAME_SAMPLES]);
+    let mut lost = Vec::new();
+    for (i, p) in packets.iter().enumerate() {
+        assert!(lossless.decode(p, &mut reference));
+        if i % 5 == 4 && i + 1 < packets.len() {
+            let next = packets.get(i + 1).filter(|_| fec);
+            receiver.lost(next.map(Vec::as_slice), &mut frame);
+            // Past the codec's and resamplers' warm-up.
+            if i >= 20 {
+                let error: Vec<i16> = frame
+                    .iter()
+                    .zip(&reference)
+                    .map(|(a, b)| a.saturating_sub(*b))
+                    .collect();
+                let level = rms(&reference);
+                lost.push((rms(&frame) / level, rms(&error) / level));
+            }
+        } else {
+            receiver.decode(p, &mut frame);
+        }
+    }
+    lost
+}
+
+#[test]
+fn with_every_fifth_opus_packet_dropped_fec_rebuilds_the_lost_frames_at_the_originals_level() {
+    let recovered = lost_frames(true);
+    let concealed = lost_frames(false);
+    assert!(
+        recovered.len() >= 20,
+        "{} lost frames judged",
+        recovered.len()
+    );
+    let mean = |v: &[(f64, f64)], pick: fn(&(f64, f64)) -> f64| {
+        v.iter().map(pick).sum::<f64>() / v.len() as f64
+    };
+    let fec_level = mean(&recovered, |&(level, _)| level);
+    let fec_error = mean(&recovered, |&(_, error)| error);
+    let plc_error = mean(&concealed, |&(_, error)| error);
+    let plc_level = mean(&concealed, |&(level, _)| level);
+    println!(
+        "every 5th packet lost, {} frames judged: FEC level {fec_level:.2} error {fec_error:.2}; \
+         concealment level {plc_level:.2} error {plc_error:.2}",
+        recovered.len()
+    );
+    // Measured: FEC level 0.97, error 0.48; concealment error 0.69 (libopus is deterministic).
+    assert!(
+        (0.7..1.3).contains(&fec_level),
+        "FEC frames at {fec_level:.2} of the lossless level"
+    );
+    for &(level, _) in &recovered {
+        assert!(level > 0.4, "a rebuilt frame near silence: {level:.2}");
+    }
+    assert!(
+        fec_error < 0.85 * plc_error,
+        "FEC (error {fec_error:.2}) is clearly closer to what was sent than concealment \
+         (error {plc_error:.2})"
+    );
+    let (mut receiver, mut frame) = (CallCodec::new(Codec::Opus).expect("opus"), [0; 160]);
+    receiver.lost(None, &mut frame);
+    assert_eq!(receiver.repair().concealed, 1);
+}

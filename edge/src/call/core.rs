@@ -28,7 +28,7 @@ use super::media::{CallMedia, MediaEvent};
 use super::provider_request::ProviderResult;
 use super::responder::Responder;
 use super::talk::CallParties;
-use super::task::CallSignal;
+use super::task::{CallDirection, CallSignal};
 use crate::sip::endpoint::TransferProgress;
 
 pub use output::{CallEnding, CallRequest, Output};
@@ -51,6 +51,8 @@ pub struct CallCore {
     foreign_reported: u64,
     /// Set once the call ended; nothing happens after.
     ended: bool,
+    /// A call we placed: its far end's BYE is `remote_hangup`, not `caller_hangup`.
+    outbound: bool,
     out: output::Outbox,
 }
 
@@ -76,6 +78,7 @@ impl CallCore {
             recording: start.can_record && start.agent.spec.record,
             foreign_reported: 0,
             ended: false,
+            outbound: start.direction == CallDirection::Outbound,
             out: output::Outbox::default(),
         };
         for record in start.opening_records() {

@@ -23,7 +23,9 @@ use crate::twilio::ticket::StreamTicket;
 use crate::twilio::TwilioEdge;
 use freya_proto::v1::edge_command::Command;
 use freya_proto::v1::CommandsRequest;
-use freya_shared::model::call_payloads::{CallFailed, CallStarted, ProviderAttempt};
+use freya_shared::model::call_payloads::{
+    AttemptOutcome, CallFailed, CallStarted, ProviderAttempt,
+};
 use freya_shared::model::outbound_proxy::parse_proxy_uri;
 use freya_shared::model::{
     CallEvent, CallEventData, FailReason, ProviderSpec, SipTransport, SipTrunkSpec,
@@ -182,6 +184,7 @@ async fn place_in_order(
     while let Some((provider, tail)) = rest.split_first() {
         if let ProviderSpec::Twilio(account) = &provider.spec {
             rest = tail;
+            let (tried_at, tried) = (freya_shared::ids::now_ms(), std::time::Instant::now());
             match place_with_twilio(&twilio, &place, &provider.id, account, &agent.id).await {
                 Ok(call_sid) => {
                     tracing::info!(call = %place.call_id, %call_sid, account = %account.name, "outbound call placed through Twilio");
@@ -212,7 +215,9 @@ async fn place_in_order(
                         provider_id: provider.id.clone(),
                         provider: account.name.clone(),
                         reason: e.reason().to_owned(),
-                        outcome: e.to_string(),
+                        outcome: e.outcome(),
+                        started_at_ms: Some(tried_at),
+                        duration_ms: Some(elapsed_ms(tried)),
                         extra: Default::default(),
                     });
                 }
@@ -240,7 +245,9 @@ async fn place_in_order(
                         provider_id: provider.id.clone(),
                         provider: spec.name.clone(),
                         reason: "unresolvable_host".to_owned(),
-                        outcome: format!("cannot resolve {}", spec.host),
+                        outcome: AttemptOutcome::TransportError,
+                        started_at_ms: None,
+                        duration_ms: None,
                         extra: Default::default(),
                     });
                 }
@@ -289,6 +296,11 @@ async fn place_in_order(
 
 /// Asks Twilio to place the call, its answer connected to this edge's media stream with a
 /// ticket naming the call and its agent; returns Twilio's call SID.
+/// Milliseconds since `since`, for an attempt's duration.
+fn elapsed_ms(since: std::time::Instant) -> u64 {
+    u64::try_from(since.elapsed().as_millis()).unwrap_or(u64::MAX)
+}
+
 async fn place_with_twilio(
     twilio: &TwilioEdge,
     place: &freya_proto::v1::PlaceCall,

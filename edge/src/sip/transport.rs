@@ -19,6 +19,7 @@ mod accept;
 mod events;
 mod icmp;
 mod placing;
+mod records;
 mod refusal;
 mod signals;
 mod tcp;
@@ -44,8 +45,7 @@ use crate::call::ports::{MediaAddresses, PortAllocator};
 use crate::call::slots::{CallSlots, SlotLimits};
 use crate::call::task::{self, CallServices, CallSetup, CallSignal, DialogRequest};
 use crate::metrics::{CallQueueCounter, RefusalCounter};
-use freya_shared::model::call_payloads::{CallEnded, CallStarted};
-use freya_shared::model::{CallEvent, CallEventData, EndReason};
+use freya_shared::model::EndReason;
 use placing::PendingOutbound;
 use refusal::Refusals;
 use signals::{CallSignals, Delivery};
@@ -295,7 +295,7 @@ impl SipTask {
                     let phrase = "Temporarily Unavailable";
                     self.endpoint.reject(now, &call_id, 480, phrase, None);
                     let reason = EndReason::HangupRequested;
-                    record_unanswered(&self.services, &unanswered.setup, reason).await;
+                    records::record_unanswered(&self.services, &unanswered.setup, reason).await;
                 } else {
                     tracing::info!(call = %call_id, "hang-up requested for a call this edge does not carry");
                 }
@@ -349,9 +349,11 @@ impl SipTask {
     /// The edge stops: refuse ringing calls, hang up live and pending ones, send what that wrote.
     async fn shut_down(&mut self) {
         let now = Instant::now();
-        for call_id in self.ringing.keys() {
+        for (call_id, ringing) in std::mem::take(&mut self.ringing) {
             let phrase = "Service Unavailable (edge shutting down)";
-            self.endpoint.reject(now, call_id, 503, phrase, None);
+            self.endpoint.reject(now, &call_id, 503, phrase, None);
+            let reason = EndReason::EdgeShutdown;
+            records::record_unanswered(&self.services, &ringing.setup, reason).await;
         }
         for call_id in self.calls.shut_down() {
             self.endpoint.hangup(now, &call_id);
@@ -424,36 +426,5 @@ fn unreachable(socket: &UdpSocket, endpoint: &mut SipEndpoint) {
     for dest in icmp::drain_unreachable(socket) {
         tracing::info!(%dest, "ICMP: destination unreachable");
         endpoint.handle_unreachable(Instant::now(), dest);
-    }
-}
-
-/// Records a call that ended while it rang (the caller gave up).
-async fn record_unanswered(services: &CallServices, setup: &CallSetup, reason: EndReason) {
-    let started = CallStarted {
-        direction: Some("inbound".to_owned()),
-        from: Some(setup.caller.clone()),
-        to: Some(setup.dialled.clone()),
-        agent_id: Some(Some(setup.agent.id.clone())),
-        edge_id: Some(services.edge_id.to_string()),
-        ..CallStarted::default()
-    };
-    let started = CallEvent::new(
-        setup.call_id.clone(),
-        setup.workspace_id.clone(),
-        CallEventData::Started(started),
-    );
-    let ended = CallEnded {
-        answered: Some(false),
-        ..CallEnded::because(reason)
-    };
-    let ended = CallEvent::new(
-        setup.call_id.clone(),
-        setup.workspace_id.clone(),
-        CallEventData::Ended(ended),
-    );
-    // The edge-wide event queue (the control link's), not a call's: a full one waits, as every
-    // call event does.
-    for event in [started, ended] {
-        let _ = services.events.send(event).await;
     }
 }

@@ -6,6 +6,7 @@
 //! `Twiml`), which is how a call on a media stream is transferred: Twilio leaves the stream and
 //! runs the new TwiML.
 
+use freya_shared::model::call_payloads::AttemptOutcome;
 use std::time::Duration;
 
 use freya_shared::model::TwilioAccountSpec;
@@ -34,6 +35,19 @@ impl TwilioRestError {
             TwilioRestError::Refused { .. } => "provider_refused",
             TwilioRestError::NoSid => "provider_bad_answer",
             TwilioRestError::NoToken => "provider_misconfigured",
+        }
+    }
+
+    /// How the try ended, in a call record's attempt list.
+    pub fn outcome(&self) -> AttemptOutcome {
+        match self {
+            TwilioRestError::Unreachable(e) if e.is_timeout() => AttemptOutcome::Timeout,
+            TwilioRestError::Unreachable(_) => AttemptOutcome::TransportError,
+            TwilioRestError::Refused { status, message } => AttemptOutcome::Response {
+                status: *status,
+                reason: message.clone(),
+            },
+            other => AttemptOutcome::Other(other.to_string()),
         }
     }
 }

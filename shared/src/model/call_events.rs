@@ -14,7 +14,11 @@ use crate::workflow::StepRecord;
 /// The version of the event contract this build writes. Version 0 is an edge from before the
 /// field existed; its events have the same JSON and are read the same way. Raise it when a
 /// payload changes meaning (not when a field is added: extra fields pass through).
-pub const CALL_EVENT_SCHEMA: u32 = 1;
+///
+/// Version 2: `call.ended`'s `hangup_by` names the side (`remote`, `agent`, `api`, `system`)
+/// instead of `caller`/`agent`, and the far end of a placed call ending it is `remote_hangup`
+/// (version 1 wrote `caller_hangup` for both directions).
+pub const CALL_EVENT_SCHEMA: u32 = 2;
 
 macro_rules! call_events {
     ($($(#[$vmeta:meta])* $variant:ident($payload:ty) => $kind:literal,)*) => {
@@ -65,6 +69,9 @@ macro_rules! call_events {
 call_events! {
     /// A call began (rang in, or was dialled).
     Started(CallStarted) => "call.started",
+    /// A call rang: we sent 180 Ringing to its caller, or the called party's 180 reached us.
+    /// Stamped when that happened (ring time = `call.answered` − `call.ringing`).
+    Ringing(NoDetails) => "call.ringing",
     /// A call was answered.
     Answered(CallAnswered) => "call.answered",
     /// A line of the conversation.

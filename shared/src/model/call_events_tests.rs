@@ -28,7 +28,15 @@ fn fixtures() -> Vec<(&'static str, Value)> {
             "edge_id": "e", "provider": "twilio", "provider_id": "p1", "provider_call_id": "CA1",
             "attempts": []}),
         ),
+        ("call.ringing", json!({})),
         ("call.answered", json!({})),
+        (
+            "call.answered",
+            json!({"provider": "sip_trunk", "provider_id": "t2", "provider_name": "backup",
+            "attempts": [{"kind": "sip_trunk", "provider_id": "t1", "provider": "main",
+                          "reason": "trunk_failed", "started_at_ms": 1_000, "duration_ms": 12,
+                          "outcome": {"status": 503, "reason": "Service Unavailable"}}]}),
+        ),
         (
             "call.answered",
             json!({"provider": "sip_trunk", "provider_id": "t1", "attempts": []}),
@@ -338,4 +346,83 @@ fn an_end_without_a_reason_is_still_an_end() {
     };
     assert_eq!(ended.reason, None);
     assert_eq!(data.to_payload(), json!({"n": 2}));
+}
+
+#[test]
+fn hang_up_roles_are_named_by_side_and_contract_1_words_still_read() {
+    use crate::model::HangupBy;
+    for (reason, by) in [
+        (EndReason::CallerHangup, HangupBy::Remote),
+        (EndReason::RemoteHangup, HangupBy::Remote),
+        (EndReason::CallerCancelled, HangupBy::Remote),
+        (EndReason::HangupRequested, HangupBy::Api),
+        (EndReason::EndCallTool, HangupBy::Agent),
+        (EndReason::Transferred, HangupBy::Agent),
+        (EndReason::MaxDuration, HangupBy::System),
+        (EndReason::RtpTimeout, HangupBy::System),
+        (EndReason::EdgeShutdown, HangupBy::System),
+    ] {
+        assert_eq!(reason.hangup_by(), by, "{reason}");
+    }
+    assert_eq!(
+        EndReason::CallerHangup.for_outbound(),
+        EndReason::RemoteHangup
+    );
+    assert_eq!(
+        EndReason::MaxDuration.for_outbound(),
+        EndReason::MaxDuration
+    );
+    // An edge of contract 1: `caller_hangup` by `caller`, stored as it came, read as remote.
+    let old = json!({"reason": "caller_hangup", "hangup_by": "caller"});
+    let CallEventData::Ended(ended) = CallEventData::parse("call.ended", &old) else {
+        panic!("call.ended not understood");
+    };
+    assert_eq!(ended.reason, Some(EndReason::CallerHangup));
+    assert_eq!(
+        ended.hangup_by.as_ref().map(HangupBy::side),
+        Some(HangupBy::Remote)
+    );
+    assert_eq!(CallEventData::Ended(ended).to_payload(), old);
+    let new = json!({"reason": "remote_hangup", "hangup_by": "remote"});
+    let CallEventData::Ended(ended) = CallEventData::parse("call.ended", &new) else {
+        panic!("call.ended not understood");
+    };
+    assert_eq!(ended.reason, Some(EndReason::RemoteHangup));
+    assert_eq!(ended.hangup_by, Some(HangupBy::Remote));
+}
+
+#[test]
+fn an_attempt_has_one_shape_for_every_outcome_and_old_prose_still_reads() {
+    use crate::model::call_payloads::{AttemptOutcome, ProviderAttempt};
+    let attempts = json!([
+        {"kind": "sip_trunk", "provider_id": "t1", "provider": "first", "reason": "trunk_failed",
+         "outcome": {"status": 503, "reason": "Service Unavailable"},
+         "started_at_ms": 1_000, "duration_ms": 40},
+        {"kind": "sip_trunk", "provider_id": "t2", "provider": "dead", "reason": "trunk_failed",
+         "outcome": "timeout", "started_at_ms": 1_040, "duration_ms": 32_000},
+        {"kind": "sip_trunk", "provider_id": "t3", "provider": "icmp", "reason": "trunk_failed",
+         "outcome": "transport_error", "started_at_ms": 33_040, "duration_ms": 3},
+        {"kind": "sip_trunk", "provider_id": "t4", "provider": "open", "reason": "circuit_open",
+         "outcome": "skipped_open_circuit"},
+        {"kind": "twilio", "provider_id": "p1", "provider": "acct", "reason": "rejected",
+         "outcome": "HTTP 400"},
+    ]);
+    let read: Vec<ProviderAttempt> = serde_json::from_value(attempts.clone()).expect("attempts");
+    let outcomes: Vec<&AttemptOutcome> = read.iter().map(|a| &a.outcome).collect();
+    assert_eq!(
+        outcomes,
+        [
+            &AttemptOutcome::Response {
+                status: 503,
+                reason: "Service Unavailable".into()
+            },
+            &AttemptOutcome::Timeout,
+            &AttemptOutcome::TransportError,
+            &AttemptOutcome::SkippedOpenCircuit,
+            &AttemptOutcome::Other("HTTP 400".into()),
+        ]
+    );
+    assert_eq!(read[0].started_at_ms, Some(1_000));
+    assert_eq!(read[3].duration_ms, None);
+    assert_eq!(serde_json::to_value(&read).expect("json"), attempts);
 }

@@ -7,7 +7,7 @@
 use serde::{Deserialize, Serialize};
 use serde_json::{Map, Value};
 
-use super::call_reasons::{EndReason, FailReason};
+use super::call_reasons::{EndReason, FailReason, HangupBy};
 
 /// Fields of a payload this version does not name, kept as they came.
 pub type Extra = Map<String, Value>;
@@ -39,7 +39,11 @@ pub mod nullable {
     }
 }
 
-/// One provider tried before the one that carried (or failed) an outbound call.
+/// One provider an outbound call tried, and how that try ended: listed in order in
+/// `call.answered`'s and `call.failed`'s `attempts` (and `call.started`'s, for providers of
+/// another kind ranked before the ones dialled), the same shape for every kind. Records from
+/// before `started_at_ms` carry only `kind`, `provider_id`, `provider`, `reason` and a prose
+/// `outcome`; they read as [`AttemptOutcome::Other`].
 #[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
 pub struct ProviderAttempt {
     /// `sip_trunk` or `twilio`.
@@ -47,11 +51,84 @@ pub struct ProviderAttempt {
     pub provider_id: String,
     /// The provider's name.
     pub provider: String,
+    /// Why the call moved on (`trunk_failed`, `rejected`, ...), as records always said.
+    #[serde(default)]
     pub reason: String,
-    /// What happened, for a person.
-    pub outcome: String,
+    /// How the try ended: `{"status": 503, "reason": "Service Unavailable"}`, `"timeout"`,
+    /// `"transport_error"` or `"skipped_open_circuit"`.
+    pub outcome: AttemptOutcome,
+    /// When the try began (epoch milliseconds); absent for a trunk skipped by its breaker.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub started_at_ms: Option<i64>,
+    /// How long it lasted, from our INVITE (or request) to the outcome.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub duration_ms: Option<u64>,
     #[serde(flatten)]
     pub extra: Extra,
+}
+
+/// How one try of a provider ended.
+#[derive(Debug, Clone, PartialEq)]
+pub enum AttemptOutcome {
+    /// A final response: the SIP status (or the HTTP status of a provider's API) and its phrase.
+    Response { status: u16, reason: String },
+    /// No final response, or no answer, in time.
+    Timeout,
+    /// The network refused (an ICMP error; a connection that failed), or the request could not
+    /// be written.
+    TransportError,
+    /// Not tried: the provider's circuit breaker was open.
+    SkippedOpenCircuit,
+    /// Prose from an older edge (`"503 Service Unavailable"`, `"HTTP 400"`), kept as it came.
+    Other(String),
+}
+
+impl AttemptOutcome {
+    /// The words written for the outcomes without a status.
+    const WORDS: [(&'static str, AttemptOutcome); 3] = [
+        ("timeout", AttemptOutcome::Timeout),
+        ("transport_error", AttemptOutcome::TransportError),
+        ("skipped_open_circuit", AttemptOutcome::SkippedOpenCircuit),
+    ];
+}
+
+/// The outcome on the wire: an object for a response, a word (or old prose) otherwise.
+#[derive(Serialize, Deserialize)]
+#[serde(untagged)]
+enum OutcomeWire {
+    Response { status: u16, reason: String },
+    Word(String),
+}
+
+impl Serialize for AttemptOutcome {
+    fn serialize<S: serde::Serializer>(&self, serializer: S) -> Result<S::Ok, S::Error> {
+        let wire = match self {
+            Self::Response { status, reason } => OutcomeWire::Response {
+                status: *status,
+                reason: reason.clone(),
+            },
+            Self::Other(text) => OutcomeWire::Word(text.clone()),
+            word => OutcomeWire::Word(
+                Self::WORDS
+                    .iter()
+                    .find(|(_, o)| o == word)
+                    .map_or_else(String::new, |(w, _)| (*w).to_owned()),
+            ),
+        };
+        wire.serialize(serializer)
+    }
+}
+
+impl<'de> Deserialize<'de> for AttemptOutcome {
+    fn deserialize<D: serde::Deserializer<'de>>(deserializer: D) -> Result<Self, D::Error> {
+        Ok(match OutcomeWire::deserialize(deserializer)? {
+            OutcomeWire::Response { status, reason } => Self::Response { status, reason },
+            OutcomeWire::Word(word) => Self::WORDS
+                .iter()
+                .find(|(w, _)| *w == word)
+                .map_or(Self::Other(word), |(_, o)| o.clone()),
+        })
+    }
 }
 
 /// `call.started`: who called whom, through what, handled by which agent or workflow.
@@ -96,14 +173,18 @@ pub struct CallStarted {
     pub extra: Extra,
 }
 
-/// `call.answered`: for a call we placed, the provider that carried it (empty inbound).
+/// `call.answered`: for a call we placed, the provider that carried it — its kind, id and
+/// name — and every provider tried before it (empty inbound).
 #[derive(Debug, Clone, Default, PartialEq, Serialize, Deserialize)]
 pub struct CallAnswered {
-    /// `sip_trunk` or `twilio`.
+    /// The carrier's kind: `sip_trunk` or `twilio`.
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub provider: Option<String>,
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub provider_id: Option<String>,
+    /// The carrier's name.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub provider_name: Option<String>,
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub provider_call_id: Option<String>,
     #[serde(default, skip_serializing_if = "Option::is_none")]
@@ -169,9 +250,10 @@ pub struct CallEnded {
     /// `false` for a call that ended before it was answered (the caller gave up).
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub answered: Option<bool>,
-    /// `agent` or `caller`.
+    /// Who ended the call, by side: `remote`, `agent`, `api` or `system` (contract 2; contract
+    /// 1 wrote `caller` or `agent`, see [`HangupBy::side`]).
     #[serde(default, skip_serializing_if = "Option::is_none")]
-    pub hangup_by: Option<String>,
+    pub hangup_by: Option<HangupBy>,
     /// Our BYE's final response (`"200"`, `"timeout"`), null when we sent none.
     #[serde(default, skip_serializing_if = "Option::is_none", with = "nullable")]
     pub bye_outcome: Nullable<String>,

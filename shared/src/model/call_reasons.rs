@@ -56,8 +56,12 @@ macro_rules! reason_enum {
 reason_enum! {
     /// Why an answered (or ringing) call ended.
     EndReason {
-        /// The caller hung up.
+        /// The caller of an inbound call hung up (BYE). The far end of either direction is
+        /// `hangup_by: remote`; see [`EndReason::hangup_by`].
         CallerHangup => "caller_hangup",
+        /// The called party of a call we placed hung up (BYE): the outbound twin of
+        /// `caller_hangup`, which edges of contract 1 wrote for both directions.
+        RemoteHangup => "remote_hangup",
         /// The caller gave up while it rang (CANCEL).
         CallerCancelled => "caller_cancelled",
         /// A media stream closed under the call.
@@ -142,6 +146,76 @@ reason_enum! {
         WorkflowMisconfigured => "workflow_misconfigured",
         /// The agent cannot be built.
         AgentMisconfigured => "agent_misconfigured",
+    }
+}
+
+reason_enum! {
+    /// Who ended a call, by side, whichever way it was dialled (`call.ended`'s `hangup_by`).
+    HangupBy {
+        /// The other party: the caller of an inbound call, the called party of an outbound one.
+        Remote => "remote",
+        /// Our agent or workflow (its end_call tool or phrase, a transfer, silence, an exit).
+        Agent => "agent",
+        /// The control plane's hang-up request (`POST /v1/calls/{id}/hangup`).
+        Api => "api",
+        /// The edge itself: max duration, RTP or hold timeout, shutdown, errors.
+        System => "system",
+        /// Contract 1's word for the far end of either direction (read as [`HangupBy::Remote`]
+        /// by [`HangupBy::side`]; stored as it came).
+        Caller => "caller",
+    }
+}
+
+impl HangupBy {
+    /// The side this names, reading contract 1's `caller` as `remote`. Contract 1 also wrote
+    /// `agent` for every end the edge made (max duration, timeouts, API hang-ups), so an old
+    /// record's `agent` means "our side", not necessarily the agent.
+    pub fn side(&self) -> HangupBy {
+        match self {
+            Self::Caller => Self::Remote,
+            other => other.clone(),
+        }
+    }
+}
+
+impl EndReason {
+    /// Who ends a call that ends for this reason.
+    pub fn hangup_by(&self) -> HangupBy {
+        match self {
+            Self::CallerHangup
+            | Self::RemoteHangup
+            | Self::CallerCancelled
+            | Self::StreamClosed => HangupBy::Remote,
+            Self::HangupRequested => HangupBy::Api,
+            Self::Transferred
+            | Self::EndCallTool
+            | Self::EndCallPhrase
+            | Self::Silence
+            | Self::WorkflowExit => HangupBy::Agent,
+            Self::StreamFailed
+            | Self::SessionExpired
+            | Self::ReinviteUnacknowledged
+            | Self::EdgeShutdown
+            | Self::MaxDuration
+            | Self::RtpTimeout
+            | Self::HoldTimeout
+            | Self::WorkflowMisconfigured
+            | Self::AgentMisconfigured
+            | Self::TransferFailed
+            | Self::SignallingFailed
+            | Self::UnsupportedCodec
+            | Self::MediaSocketError
+            | Self::EdgeLost
+            | Self::Other(_) => HangupBy::System,
+        }
+    }
+
+    /// The same end seen from a call we placed: the far end's BYE is `remote_hangup` there.
+    pub fn for_outbound(self) -> Self {
+        match self {
+            Self::CallerHangup => Self::RemoteHangup,
+            other => other,
+        }
     }
 }
 

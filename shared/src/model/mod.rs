@@ -21,7 +21,7 @@ use serde::{Deserialize, Serialize};
 pub use agent::AgentSpec;
 pub use call::{CallEvent, CallEventKind};
 pub use call_events::{CallEventData, CALL_EVENT_SCHEMA};
-pub use call_reasons::{EndReason, FailReason};
+pub use call_reasons::{EndReason, FailReason, HangupBy};
 pub use dialable::{normalize_dialable, DialableError};
 pub use edge::{EdgeHealth, EdgeStatus};
 pub use number::{NumberTarget, PhoneNumberSpec};

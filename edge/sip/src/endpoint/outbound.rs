@@ -88,6 +88,7 @@ impl SipEndpoint {
         while let Some(event) = call.poll_event() {
             events.push(event);
         }
+        let tried = call.attempts().to_vec();
         if call.is_finished() {
             self.outbound.remove(call_id);
         }
@@ -114,6 +115,7 @@ impl SipEndpoint {
                     self.events.push_back(EndpointEvent::OutboundFailed {
                         call_id: call_id.to_owned(),
                         failure,
+                        attempts: tried.clone(),
                     })
                 }
                 OutboundEvent::LateAnswer { dialog } => {

@@ -55,6 +55,17 @@ impl Codec {
         }
     }
 
+    /// The `a=fmtp` parameters we declare for this codec as a receiver. For Opus that is
+    /// `useinbandfec=1` (RFC 7587 section 6.1): our decoder rebuilds a lost frame from the FEC
+    /// copy in the next packet, but a sender only spends bits on that copy when the receiver's
+    /// SDP asks for it.
+    pub fn receiver_fmtp(self) -> Option<&'static str> {
+        match self {
+            Self::Opus => Some("useinbandfec=1"),
+            Self::Pcmu | Self::Pcma => None,
+        }
+    }
+
     fn rtpmap_suffix(self) -> &'static str {
         match self {
             Self::Opus => "/2",
@@ -209,6 +220,9 @@ pub fn offer(local: &LocalMedia) -> String {
             codec.clock_rate(),
             codec.rtpmap_suffix()
         );
+        if let Some(params) = codec.receiver_fmtp() {
+            let _ = write!(maps, "a=fmtp:{pt} {params}\r\n");
+        }
     }
     let te = local.telephone_event_payload_type;
     let mut te_rates = vec![(te, 8000)];
@@ -366,6 +380,9 @@ fn write_audio(
         codec.clock_rate(),
         codec.rtpmap_suffix()
     );
+    if let Some(params) = codec.receiver_fmtp() {
+        let _ = write!(sdp, "a=fmtp:{pt} {params}\r\n");
+    }
     if let Some(te) = audio.telephone_event {
         let _ = write!(
             sdp,
@@ -442,6 +459,17 @@ mod tests {
             "no telephone-event/48000 offered: the 8000 one is taken"
         );
         assert!(answer.sdp.contains("a=rtpmap:111 opus/48000/2\r\n"));
+    }
+
+    #[test]
+    fn an_opus_answer_and_offer_ask_the_sender_for_in_band_fec() {
+        let answered = answer(&parse(OFFER), &local(vec![Codec::Opus])).unwrap();
+        let sdp = parse(&answered.sdp);
+        assert_eq!(sdp.media[0].fmtp(111), Some("useinbandfec=1"));
+        let g711 = answer(&parse(OFFER), &local(vec![Codec::Pcmu])).unwrap();
+        assert_eq!(parse(&g711.sdp).media[0].fmtp(0), None, "G.711 has no FEC");
+        let ours = parse(&offer(&local(vec![Codec::Opus, Codec::Pcmu])));
+        assert_eq!(ours.media[0].fmtp(111), Some("useinbandfec=1"));
     }
 
     #[test]

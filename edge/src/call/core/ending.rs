@@ -23,6 +23,11 @@ impl CallCore {
             return;
         }
         self.ended = true;
+        let reason = if self.outbound {
+            reason.for_outbound()
+        } else {
+            reason
+        };
         if let Some(responder) = self.responder.as_mut() {
             for record in responder.shutdown(now) {
                 self.out.push(Output::Event(record));
@@ -44,7 +49,7 @@ impl CallCore {
         let duration = now.saturating_duration_since(self.started).as_millis();
         let transferred = reason == EndReason::Transferred;
         let record = CallEnded {
-            hangup_by: Some(if by_us { "agent" } else { "caller" }.to_owned()),
+            hangup_by: Some(reason.hangup_by()),
             bye_outcome: None,
             transferred_to: Some(self.transfer.clone().filter(|_| transferred)),
             duration_ms: Some(u64::try_from(duration).unwrap_or(u64::MAX)),

@@ -42,8 +42,10 @@ pub struct CallStart<'a> {
 }
 
 impl CallStart<'_> {
-    /// The records that open the call: `call.started` (an outbound call's was recorded when it
-    /// was dialled) and `call.answered`.
+    /// The records that open the call: `call.started` for a call that came over a provider's
+    /// media stream (a SIP call's was recorded by the SIP task when its INVITE arrived, an
+    /// outbound call's when it was dialled, so the record's clock starts there) and
+    /// `call.answered`.
     pub fn opening_records(&self) -> Vec<CallEventData> {
         let mut records = Vec::with_capacity(2);
         let media = if self.media_stream {
@@ -51,7 +53,7 @@ impl CallStart<'_> {
         } else {
             "rtp"
         };
-        if self.direction == CallDirection::Inbound {
+        if self.direction == CallDirection::Inbound && self.media_stream {
             records.push(CallEventData::Started(CallStarted {
                 direction: Some(self.direction.as_str().to_owned()),
                 from: Some(self.caller.to_owned()),
@@ -62,7 +64,7 @@ impl CallStart<'_> {
                 edge_id: Some(self.edge_id.to_owned()),
                 codec: Some(format!("{:?}", self.audio.codec)),
                 media: Some(media.to_owned()),
-                sip_call_id: Some((!self.media_stream).then(|| self.dialog.to_owned())),
+                sip_call_id: Some(None),
                 provider: Some(serde_json::to_value(self.provider).unwrap_or_default()),
                 ..CallStarted::default()
             }));

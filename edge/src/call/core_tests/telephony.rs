@@ -2,7 +2,7 @@
 
 use std::time::Duration;
 
-use freya_shared::model::{CallEventData, EndReason};
+use freya_shared::model::{CallEventData, EndReason, HangupBy};
 use freya_shared::snapshot::WorkflowConfig;
 
 use super::harness::{agent, says, Sim};
@@ -172,7 +172,7 @@ fn the_maximum_duration_ends_the_call_with_our_hang_up() {
     let (at, ending) = sim.ended.as_ref().expect("the call ends");
     assert_eq!(sim.ms(*at), 3000, "exactly at the limit");
     assert_eq!(ending.record.reason, Some(EndReason::MaxDuration));
-    assert_eq!(ending.record.hangup_by.as_deref(), Some("agent"));
+    assert_eq!(ending.record.hangup_by, Some(HangupBy::System));
     assert_eq!(ending.record.duration_ms, Some(3000));
     assert!(ending.hang_up);
     assert!(

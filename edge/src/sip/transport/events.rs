@@ -4,7 +4,8 @@
 
 use std::time::Instant;
 
-use super::{accept, placing, record_unanswered, Ringing, SipTask};
+use super::records::{record_invited, record_ringing, record_unanswered};
+use super::{accept, placing, Ringing, SipTask};
 use crate::call::admission::rate_limited;
 use crate::call::task::CallSignal;
 use crate::sip::endpoint::{EndpointEvent, IncomingCall};
@@ -37,6 +38,10 @@ impl SipTask {
             }
             EndpointEvent::OutboundRinging { call_id } => {
                 tracing::info!(call = %call_id, "outbound call ringing");
+                if let Some(pending) = self.pending.get(&call_id) {
+                    let workspace = pending.workspace_id().to_owned();
+                    record_ringing(&self.services, &call_id, &workspace).await;
+                }
             }
             EndpointEvent::OutboundAnswered {
                 call_id,
@@ -61,10 +66,15 @@ impl SipTask {
                     }
                 }
             }
-            EndpointEvent::OutboundFailed { call_id, failure } => {
+            EndpointEvent::OutboundFailed {
+                call_id,
+                failure,
+                attempts,
+            } => {
                 if let Some(placed) = self.pending.remove(&call_id) {
                     self.slots.release(&call_id);
-                    placing::failed(&call_id, placed, &failure, &self.services).await;
+                    let services = &self.services;
+                    placing::failed(&call_id, placed, &failure, &attempts, services).await;
                 }
             }
             EndpointEvent::MediaDirection { call_id, direction } => {
@@ -130,11 +140,14 @@ impl SipTask {
         }
         self.records
             .insert(setup.call_id.clone(), setup.dialog.clone());
+        // The record's clock starts here, at the INVITE, whether the call rings first or not.
+        record_invited(&self.services, &setup).await;
         if self.ring.is_zero() {
             self.endpoint.answer(Instant::now(), &setup.dialog, sdp);
             self.start_call(setup);
         } else {
             self.endpoint.ring(Instant::now(), &setup.dialog);
+            record_ringing(&self.services, &setup.call_id, &setup.workspace_id).await;
             let answer_at = tokio::time::Instant::now() + self.ring;
             let dialog = setup.dialog.clone();
             let ringing = Ringing {

@@ -9,11 +9,12 @@ use crate::call::leg::MediaLeg;
 use crate::call::ports::{MediaAddress, MediaAddresses, MediaSockets, PortAllocator};
 use crate::call::task::{CallDirection, CallServices, CallSetup};
 use crate::sip::endpoint::SipEndpoint;
-use crate::sip::outbound::{OutboundFailure, TrunkAttempt};
+use crate::sip::outbound::{OutboundFailure, TrunkAttempt, TrunkEnding};
 use crate::sip::sdp::{self, Direction, LocalMedia, SessionDescription};
 use crate::sip::uac::{CallRequest, Trunk};
 use freya_shared::model::call_payloads::{
-    CallAnswered, CallFailed, CallStarted, FailureDetail, FailureRecord, ProviderAttempt,
+    AttemptOutcome, CallAnswered, CallFailed, CallStarted, FailureDetail, FailureRecord,
+    ProviderAttempt,
 };
 use freya_shared::model::{CallEvent, CallEventData, FailReason};
 use freya_shared::snapshot::AgentConfig;
@@ -54,31 +55,49 @@ pub struct FallBack {
     pub attempts: Vec<ProviderAttempt>,
 }
 
-/// The call-record entries of `trunks` tried and ended by `failure`, one per trunk: `kind`,
-/// `provider_id`, `provider` (its name), `reason` and `outcome` — the shape Twilio attempts
-/// share, so a record lists every provider tried whatever its kind.
+/// The call-record entries of the trunks an outbound call tried or skipped (`attempts`, from
+/// the sans-IO call), in the shape every provider kind shares ([`ProviderAttempt`]): kind,
+/// id, name, when the try began (epoch ms) and how long it took, and its outcome. `now` and
+/// `now_ms` are the same moment on the monotonic and the wall clock.
 pub fn trunk_attempts(
-    failure: &OutboundFailure,
-    trunks: &[(String, String)],
+    attempts: &[TrunkAttempt],
+    now: Instant,
+    now_ms: i64,
 ) -> Vec<ProviderAttempt> {
-    let entry = |id: &str, name: &str, reason: &str, outcome: &str| ProviderAttempt {
-        kind: "sip_trunk".to_owned(),
-        provider_id: id.to_owned(),
-        provider: name.to_owned(),
-        reason: reason.to_owned(),
-        outcome: outcome.to_owned(),
-        extra: Default::default(),
+    let wall = |at: Instant| {
+        let ago = i64::try_from(now.saturating_duration_since(at).as_millis()).unwrap_or(0);
+        now_ms.saturating_sub(ago)
     };
-    match failure {
-        OutboundFailure::AllTrunksFailed { attempts } => attempts
-            .iter()
-            .map(|a| entry(&a.trunk_id, &a.trunk, "trunk_failed", &a.outcome))
-            .collect(),
-        other => trunks
-            .iter()
-            .map(|(id, name)| entry(id, name, other.reason(), &other.describe()))
-            .collect(),
-    }
+    attempts
+        .iter()
+        .map(|a| {
+            let (reason, outcome) = match &a.ending {
+                TrunkEnding::Response { code, reason } => (
+                    "trunk_failed",
+                    AttemptOutcome::Response {
+                        status: *code,
+                        reason: reason.clone(),
+                    },
+                ),
+                TrunkEnding::Timeout => ("trunk_failed", AttemptOutcome::Timeout),
+                TrunkEnding::TransportError => ("trunk_failed", AttemptOutcome::TransportError),
+                TrunkEnding::SkippedOpenCircuit => {
+                    ("circuit_open", AttemptOutcome::SkippedOpenCircuit)
+                }
+            };
+            let duration = a.started.map(|s| a.ended.saturating_duration_since(s));
+            ProviderAttempt {
+                kind: "sip_trunk".to_owned(),
+                provider_id: a.trunk_id.clone(),
+                provider: a.trunk.clone(),
+                reason: reason.to_owned(),
+                outcome,
+                started_at_ms: a.started.map(wall),
+                duration_ms: duration.map(|d| u64::try_from(d.as_millis()).unwrap_or(u64::MAX)),
+                extra: Default::default(),
+            }
+        })
+        .collect()
 }
 
 /// Whether a failure leaves the callee worth trying through another provider: not when the
@@ -104,6 +123,13 @@ pub struct PendingOutbound {
     trunks: Vec<(String, String)>,
     earlier_attempts: Vec<ProviderAttempt>,
     fall_back: Option<oneshot::Sender<FallBack>>,
+}
+
+impl PendingOutbound {
+    /// The workspace the call's records belong to.
+    pub fn workspace_id(&self) -> &str {
+        &self.workspace_id
+    }
 }
 
 /// A `call.failed` detail that lists only the providers tried before.
@@ -285,13 +311,13 @@ pub async fn answered(
     let audio = SessionDescription::parse(answer.sdp)
         .and_then(|sdp| sdp::read_answer(&sdp, &pending.local));
     let mut attempts = pending.earlier_attempts;
-    let failed = OutboundFailure::AllTrunksFailed {
-        attempts: answer.failed_first.to_vec(),
-    };
-    attempts.extend(trunk_attempts(&failed, &[]));
+    let now_ms = freya_shared::ids::now_ms();
+    attempts.extend(trunk_attempts(answer.failed_first, Instant::now(), now_ms));
+    let carrier = pending.trunks.iter().find(|(id, _)| id == answer.trunk_id);
     let provider = CallAnswered {
         provider: Some("sip_trunk".to_owned()),
         provider_id: Some(answer.trunk_id.to_string()),
+        provider_name: carrier.map(|(_, name)| name.clone()),
         attempts: Some(attempts),
         ..CallAnswered::default()
     };
@@ -333,10 +359,12 @@ pub async fn failed(
     call_id: &str,
     pending: PendingOutbound,
     failure: &OutboundFailure,
+    tried: &[TrunkAttempt],
     services: &CallServices,
 ) {
     let mut attempts = pending.earlier_attempts;
-    attempts.extend(trunk_attempts(failure, &pending.trunks));
+    let now_ms = freya_shared::ids::now_ms();
+    attempts.extend(trunk_attempts(tried, Instant::now(), now_ms));
     if let Some(fall_back) = pending.fall_back.filter(|_| may_fall_back(failure)) {
         tracing::info!(call = %call_id, reason = %failure.describe(), "no trunk took the call; trying the next provider");
         match fall_back.send(FallBack { attempts }) {
