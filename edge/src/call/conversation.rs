@@ -250,6 +250,9 @@ impl Conversation {
                 }
                 reply.round_text.push_str(&token);
                 let sentences = reply.splitter.push(&token);
+                let flush = self.config.sentence_flush;
+                reply.flush_at =
+                    (!flush.is_zero() && !reply.splitter.pending().is_empty()).then(|| now + flush);
                 for sentence in sentences {
                     self.say(&sentence, true);
                 }
@@ -270,6 +273,7 @@ impl Conversation {
             }
             Ok(LlmEvent::Done { .. }) => {
                 reply.stream = None;
+                reply.flush_at = None;
                 if let Some(rest) = reply.splitter.finish() {
                     self.say(&rest, true);
                 }
@@ -278,6 +282,7 @@ impl Conversation {
             Err(LlmError::Cancelled) => {}
             Err(error) => {
                 reply.stream = None;
+                reply.flush_at = None;
                 let _ = reply.splitter.finish();
                 reply.pending_calls.clear();
                 self.events.push_back(ConversationEvent::ProviderFailed {
@@ -407,8 +412,17 @@ impl Conversation {
         self.check_finished(now);
     }
 
-    /// Time passed: reprompt a silent caller, fill a slow tool's silence.
+    /// Time passed: speak a finished sentence the model paused after, reprompt a silent
+    /// caller, fill a slow tool's silence.
     pub fn handle_timeout(&mut self, now: Instant) {
+        if let Some(reply) = self.reply.as_mut() {
+            if reply.flush_at.is_some_and(|at| now >= at) {
+                reply.flush_at = None;
+                if let Some(sentence) = reply.splitter.flush_idle() {
+                    self.say(&sentence, true);
+                }
+            }
+        }
         if let Some(reply) = self.reply.as_mut() {
             if reply.filler_at.is_some_and(|at| now >= at) {
                 reply.filler_at = None;
@@ -458,11 +472,13 @@ impl Conversation {
 
     /// When [`handle_timeout`](Self::handle_timeout) should next run.
     pub fn poll_timeout(&self) -> Option<Instant> {
-        let filler = self.reply.as_ref().and_then(|r| r.filler_at);
-        match (filler, self.reprompt_at) {
-            (Some(a), Some(b)) => Some(a.min(b)),
-            (a, b) => a.or(b),
-        }
+        let reply = self.reply.as_ref();
+        let filler = reply.and_then(|r| r.filler_at);
+        let flush = reply.and_then(|r| r.flush_at);
+        [filler, flush, self.reprompt_at]
+            .into_iter()
+            .flatten()
+            .min()
     }
 
     /// The next thing to do.

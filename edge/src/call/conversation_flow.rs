@@ -66,6 +66,7 @@ impl Conversation {
         reply.rounds += 1;
         reply.stream = Some(stream);
         reply.splitter = SentenceSplitter::new();
+        reply.flush_at = None;
         reply.round_text.clear();
         let mut tools = self.config.tools.clone();
         tools.extend(builtins::definitions(&self.config.transfer_destinations));

@@ -47,6 +47,8 @@ pub(super) struct Reply {
     /// Customer tools running: call id, name, start.
     pub tools_running: Vec<(String, String, Instant)>,
     pub filler_at: Option<Instant>,
+    /// When a finished sentence held back for the model's next word goes to speech anyway.
+    pub flush_at: Option<Instant>,
     pub filler_said: bool,
     pub sentences: Vec<Sentence>,
     /// Hang up once the reply has been played, and why.
@@ -71,6 +73,7 @@ impl Reply {
             pending_calls: Vec::new(),
             tools_running: Vec::new(),
             filler_at: None,
+            flush_at: None,
             filler_said: false,
             sentences: Vec::new(),
             hangup: None,

@@ -139,6 +139,7 @@ impl Talk {
                 .iter()
                 .map(|p| p.trim().to_lowercase())
                 .collect(),
+            sentence_flush: Duration::from_millis(u64::from(spec.turn.sentence_flush_ms)),
             filler_after: Duration::from_millis(1500),
             max_tool_rounds: 5,
             transfer_destinations: spec.transfer_destinations.clone(),
