@@ -72,8 +72,8 @@ pub struct Conversation {
     reprompt_at: Option<Instant>,
     reprompts: u32,
     hung_up: bool,
-    /// A transfer was asked for and has not failed (yet).
-    transferring: bool,
+    /// A transfer was asked for and has not failed (yet): the `transfer_call` id that asked.
+    transferring: Option<String>,
     /// The workflow exit the model declared met (index into `config.exits`).
     exit: Option<usize>,
     actions: VecDeque<Action>,
@@ -97,7 +97,7 @@ impl Conversation {
             reprompt_at: None,
             reprompts: 0,
             hung_up: false,
-            transferring: false,
+            transferring: None,
             exit: None,
             actions: VecDeque::new(),
             events: VecDeque::new(),
@@ -456,14 +456,31 @@ impl Conversation {
         }
     }
 
-    /// The transfer asked for with [`Action::Transfer`] failed: the call goes on, and the
-    /// agent says so.
-    pub fn on_transfer_failed(&mut self, now: Instant) {
-        if !std::mem::take(&mut self.transferring) {
+    /// The transfer asked for with [`Action::Transfer`] failed for `reason` (the SIP side's
+    /// words, e.g. `the transfer target answered 486 Busy Here`): the call goes on, and the
+    /// model learns it as the `transfer_call` result and answers in context. Only when a reply
+    /// is already under way (the caller spoke meanwhile) does the agent say the fixed line.
+    pub fn on_transfer_failed(&mut self, now: Instant, reason: &str) {
+        let Some(call_id) = self.transferring.take() else {
             return;
+        };
+        let result = builtins::transfer_failure(reason);
+        let told = self.history.iter_mut().rev().find_map(|m| match m {
+            ChatMessage::Tool {
+                call_id: id,
+                content,
+            } if *id == call_id => Some(content),
+            _ => None,
+        });
+        // The call's result is always in the history (committed with the call); were it not,
+        // a lone tool message would be refused by the model's API.
+        if let Some(content) = told {
+            *content = result;
         }
         if self.reply.is_none() {
-            self.begin_reply(ReplyKind::Fixed, None);
+            self.begin_reply(ReplyKind::Answer, None);
+            self.request_completion();
+            return;
         }
         let line = self.config.lines.transfer_failed.clone();
         self.say(&line, true);

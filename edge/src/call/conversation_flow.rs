@@ -176,11 +176,11 @@ impl Conversation {
                         &self.config.transfer_destinations,
                         &call.arguments,
                     ) {
-                        Ok(_) if self.transferring => {
+                        Ok(_) if self.transferring.is_some() => {
                             Some("error: a transfer is already in progress")
                         }
                         Ok(destination) if reply.hangup.is_none() => {
-                            reply.transfer = Some(destination);
+                            reply.transfer = Some((destination, call.id.clone()));
                             Some("The call is being transferred now. Say nothing more.")
                         }
                         Ok(_) => Some("error: the call is already ending"),
@@ -285,9 +285,9 @@ impl Conversation {
                 self.hung_up = true;
                 self.actions.push_back(Action::Hangup { reason });
             }
-            (None, Some(destination)) if !self.hung_up => {
-                // No reprompt while the transfer runs; a failure is spoken when it is reported.
-                self.transferring = true;
+            (None, Some((destination, call_id))) if !self.hung_up => {
+                // No reprompt while the transfer runs; a failure goes to the model when reported.
+                self.transferring = Some(call_id);
                 self.actions.push_back(Action::Transfer { destination });
             }
             _ => self.arm_reprompt(now),

@@ -53,8 +53,9 @@ pub(super) struct Reply {
     pub sentences: Vec<Sentence>,
     /// Hang up once the reply has been played, and why.
     pub hangup: Option<&'static str>,
-    /// Transfer the call there once the reply has been played.
-    pub transfer: Option<String>,
+    /// Transfer the call there once the reply has been played, and the model's call id of
+    /// the `transfer_call` that asked (its result is rewritten if the transfer fails).
+    pub transfer: Option<(String, String)>,
     /// Turn timing, until the first packet of the reply is out.
     pub clock: Option<TurnClock>,
     /// When the caller started hearing it.

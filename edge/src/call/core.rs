@@ -179,10 +179,10 @@ impl CallCore {
                     TransferProgress::Succeeded { .. } => {
                         return self.end(now, EndReason::Transferred, true)
                     }
-                    TransferProgress::Failed { .. } => {
+                    TransferProgress::Failed { reason } => {
                         self.transfer = None;
                         if let Some(responder) = self.responder.as_mut() {
-                            responder.transfer_failed(now);
+                            responder.transfer_failed(now, &reason);
                         }
                     }
                     TransferProgress::Accepted | TransferProgress::Trying { .. } => {}

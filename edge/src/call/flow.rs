@@ -305,9 +305,9 @@ impl Flow {
 
     /// A transfer did not go through. An agent that asked for it says so and goes on; a
     /// `transfer` node ended the flow, so the call ends.
-    pub fn transfer_failed(&mut self, now: Instant) {
+    pub fn transfer_failed(&mut self, now: Instant, reason: &str) {
         match self.agent.as_mut() {
-            Some(agent) => agent.talk.transfer_failed(now),
+            Some(agent) => agent.talk.transfer_failed(now, reason),
             None => self.hangup = Some("transfer_failed"),
         }
     }

@@ -309,10 +309,10 @@ impl Talk {
         self.requests.pop_front()
     }
 
-    /// The transfer the agent asked for did not go through: the agent says so (on the next
-    /// [`drive`](Self::drive)) and the call goes on.
-    pub fn transfer_failed(&mut self, now: Instant) {
-        self.conversation.on_transfer_failed(now);
+    /// The transfer the agent asked for did not go through (`reason`, from the SIP side): the
+    /// model is told and answers (on the next [`drive`](Self::drive)), and the call goes on.
+    pub fn transfer_failed(&mut self, now: Instant, reason: &str) {
+        self.conversation.on_transfer_failed(now, reason);
     }
 
     /// The caller took the call off hold: the silence reprompt starts its wait afresh rather
