@@ -22,7 +22,7 @@ use crate::speech::SttFailure;
 #[path = "conversation_reply.rs"]
 mod reply;
 
-use reply::{Reply, ReplyKind, Sentence};
+use reply::{Reply, ReplyKind, Sentence, WrittenLine};
 
 /// Built-in tool that ends the call after the agent's last words.
 pub const END_CALL_TOOL: &str = "end_call";
@@ -388,6 +388,7 @@ impl Conversation {
             return;
         }
         self.played = position;
+        self.record_played_lines(now);
         if let Some(reply) = self.reply.as_mut() {
             if reply.audio_start().is_some_and(|start| position > start) {
                 reply.first_audio_at.get_or_insert(now);
@@ -485,6 +486,19 @@ impl Conversation {
         let line = self.config.lines.transfer_failed.clone();
         self.say(&line, true);
         self.check_finished(now);
+    }
+
+    /// The call is ending (the caller hung up, the maximum duration, a transfer...): the reply
+    /// being spoken is recorded as far as the caller heard it, marked interrupted when cut,
+    /// like a barge-in. Its provider work is left for the caller to close.
+    pub fn end(&mut self, now: Instant) {
+        let Some(reply) = self.reply.take() else {
+            return;
+        };
+        self.record_written(now, &reply, true);
+        let heard = reply.heard_text(self.played);
+        let cut = heard != reply.history_text();
+        self.commit(now, &reply, heard, cut);
     }
 
     /// When [`handle_timeout`](Self::handle_timeout) should next run.

@@ -161,10 +161,7 @@ impl Responder {
     /// Stops all provider work (queues the pipelines' close); returns the last events to record.
     pub fn shutdown(&mut self, now: Instant) -> Vec<CallEventData> {
         match self {
-            Responder::Agent(talk) => {
-                talk.shutdown();
-                Vec::new()
-            }
+            Responder::Agent(talk) => talk.shutdown(now),
             Responder::Workflow(flow) => flow.shutdown(now),
         }
     }

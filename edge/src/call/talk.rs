@@ -331,10 +331,15 @@ impl Talk {
         !self.conversation.replying()
     }
 
-    /// Stops all provider work (queues the pipeline's close).
-    pub fn shutdown(&mut self) {
+    /// Stops all provider work (queues the pipeline's close); returns the last events to
+    /// record: the reply being spoken, as far as the caller heard it.
+    pub fn shutdown(&mut self, now: Instant) -> Vec<CallEventData> {
         let pipeline = self.pipeline;
         self.provider.push_back(ProviderRequest::Close { pipeline });
+        self.conversation.end(now);
+        std::iter::from_fn(|| self.conversation.poll_event())
+            .map(record)
+            .collect()
     }
 
     /// A live recogniser's hint or record.

@@ -4,9 +4,42 @@
 
 use std::time::Duration;
 
-use super::harness::{agent, Sim};
+use freya_shared::model::call_payloads::Transcript;
+use freya_shared::model::{CallEventData, EndReason};
+
+use super::harness::{agent, says, Sim};
 use crate::call::conversation::tests::{done, token};
 use crate::call::provider_request::ProviderRequest;
+use crate::call::task::CallSignal;
+use crate::llm::{FinishReason, LlmEvent};
+
+/// The agent's transcript lines, in order.
+fn agent_lines(sim: &Sim) -> Vec<Transcript> {
+    sim.events
+        .iter()
+        .filter_map(|(_, e)| match e {
+            CallEventData::Transcript(t) if t.role == "agent" => Some(t.clone()),
+            _ => None,
+        })
+        .collect()
+}
+
+/// When (ms since the call began) each run of sound reached the caller: from its first loud
+/// packet to its last.
+fn sound_runs(sim: &Sim) -> Vec<(u64, u64)> {
+    let mut runs: Vec<(u64, u64)> = Vec::new();
+    let mut last_loud = false;
+    for (at, loud) in &sim.heard {
+        let ms = sim.ms(*at);
+        match (loud, last_loud, runs.last_mut()) {
+            (true, true, Some(run)) => run.1 = ms,
+            (true, _, _) => runs.push((ms, ms)),
+            _ => {}
+        }
+        last_loud = *loud;
+    }
+    runs
+}
 
 fn speaks(sim: &Sim) -> Vec<(u64, String)> {
     sim.requests
@@ -73,4 +106,116 @@ fn an_abbreviation_before_the_pause_still_waits_for_the_next_word() {
     sim.run_for(5000);
     let said: Vec<String> = speaks(&sim).into_iter().map(|(_, t)| t).collect();
     assert_eq!(said, ["You will see Dr. Smith today."]);
+}
+
+#[test]
+fn words_before_a_slow_tool_are_dated_when_the_caller_heard_them() {
+    let tools =
+        serde_json::json!({"tools": [{"name": "lookup", "url": "http://127.0.0.1:9/lookup"}]});
+    let mut sim = Sim::start(&agent(tools), None);
+    sim.answers.transcripts.push_back(Ok("Is it open?".into()));
+    let call = LlmEvent::ToolCall {
+        id: "c1".into(),
+        name: "lookup".into(),
+        arguments: serde_json::json!({}),
+    };
+    let stop = LlmEvent::Done {
+        finish_reason: FinishReason::ToolCalls,
+        usage: None,
+    };
+    sim.answers.completions.push_back(vec![
+        (Duration::from_millis(200), Ok(token("Let me check."))),
+        (Duration::from_millis(10), Ok(call)),
+        (Duration::from_millis(10), Ok(stop)),
+    ]);
+    sim.answers.completions.push_back(says(100, "It is open."));
+    // Slower than the filler's wait: "Let me check.", the filler, then the answer.
+    sim.answers.tools.push((
+        "lookup".into(),
+        Duration::from_millis(2500),
+        Ok(r#"{"open":true}"#.into()),
+    ));
+    sim.say(600);
+    sim.run_for(8000);
+    let lines = agent_lines(&sim);
+    let texts: Vec<&str> = lines.iter().map(|t| t.text.as_str()).collect();
+    assert_eq!(texts, ["Let me check.", "It is open."]);
+    let runs = sound_runs(&sim);
+    assert_eq!(runs.len(), 3, "check, filler, answer: {runs:?}");
+    let check = &lines[0];
+    let (heard_from, heard_to) = runs[0];
+    assert!(
+        check.start_ms.abs_diff(heard_from) <= 20 && check.end_ms.abs_diff(heard_to) <= 20,
+        "\"Let me check.\" recorded {}..{} ms, heard {heard_from}..{heard_to} ms",
+        check.start_ms,
+        check.end_ms
+    );
+    assert!(check.end_ms - check.start_ms >= 560, "600 ms of speech");
+    let answer = &lines[1];
+    let (answer_from, answer_to) = runs[2];
+    assert!(answer.start_ms >= check.end_ms, "the lines do not overlap");
+    assert!(
+        answer.start_ms.abs_diff(answer_from) <= 20 && answer.end_ms.abs_diff(answer_to) <= 20,
+        "the answer recorded {}..{} ms, heard {answer_from}..{answer_to} ms",
+        answer.start_ms,
+        answer.end_ms
+    );
+}
+
+/// A call whose agent answers the caller with three sentences (1.8 s of speech).
+fn answering() -> Sim {
+    let mut sim = Sim::start(&agent(serde_json::json!({"max_call_seconds": 3})), None);
+    sim.answers.transcripts.push_back(Ok("Tell me.".into()));
+    sim.answers.completions.push_back(says(
+        100,
+        "The first part is long. The second part is longer. The third part ends it.",
+    ));
+    sim.say(600);
+    sim
+}
+
+#[test]
+fn the_reply_the_caller_hangs_up_during_is_recorded_as_far_as_heard() {
+    let mut sim = answering();
+    sim.run_for(1600);
+    let (first, _) = *sound_runs(&sim).first().expect("the reply has started");
+    // The caller hears the first sentence and a half of the second, then hangs up.
+    let hang_up_at = first + 900;
+    sim.run_for(hang_up_at - sim.ms(sim.now));
+    sim.signal(CallSignal::Hangup {
+        reason: EndReason::CallerHangup,
+        by_us: false,
+    });
+    assert!(sim.ended.is_some());
+    let lines = agent_lines(&sim);
+    let [line] = &lines[..] else {
+        panic!("one agent line: {lines:?}");
+    };
+    assert!(line.interrupted, "cut off by the hang-up");
+    assert!(
+        line.text.starts_with("The first part is long. The second") && line.text.ends_with('—'),
+        "what was heard, cut: {:?}",
+        line.text
+    );
+    assert!(!line.text.contains("third"), "{:?}", line.text);
+    assert!(line.start_ms.abs_diff(first) <= 20);
+    assert!(line.end_ms.abs_diff(hang_up_at) <= 20);
+}
+
+#[test]
+fn the_reply_the_maximum_duration_cuts_is_recorded_as_far_as_heard() {
+    let mut sim = answering();
+    sim.run_for(6000);
+    let (_, ending) = sim.ended.as_ref().expect("the call reaches its maximum");
+    assert_eq!(ending.record.reason, Some(EndReason::MaxDuration));
+    let lines = agent_lines(&sim);
+    let [line] = &lines[..] else {
+        panic!("one agent line: {lines:?}");
+    };
+    assert!(line.interrupted);
+    assert!(
+        line.text.starts_with("The first part is long."),
+        "{:?}",
+        line.text
+    );
 }

@@ -145,7 +145,8 @@ fn a_transfer_is_asked_of_the_dialog_a_failure_lets_the_agent_go_on_and_success_
     let told = sim
         .requests_where(|r| matches!(r, ProviderRequest::Complete { .. }))
         .iter()
-        .filter_map(|(_, r)| match r {
+        .rev()
+        .find_map(|(_, r)| match r {
             ProviderRequest::Complete { request, .. } => {
                 request.messages.iter().find_map(|m| match m {
                     crate::llm::ChatMessage::Tool { content, .. } => Some(content.clone()),
@@ -153,8 +154,7 @@ fn a_transfer_is_asked_of_the_dialog_a_failure_lets_the_agent_go_on_and_success_
                 })
             }
             _ => None,
-        })
-        .last();
+        });
     assert_eq!(
         told.as_deref(),
         Some(r#"{"reason":"Busy Here","status":486,"transferred":false}"#),
