@@ -61,8 +61,10 @@ pub struct Conversation {
     started: Instant,
     history: Vec<ChatMessage>,
     next_id: u64,
-    /// The caller turn waiting for its transcript, and when its speech started/ended.
-    pending_turn: Option<(u64, TurnClock, Instant)>,
+    /// The caller turns waiting for their transcripts, oldest first, and when their speech
+    /// started/ended: a turn that ends while an earlier one is still being transcribed does
+    /// not drop the earlier one's words.
+    pending_turns: Vec<(u64, TurnClock, Instant)>,
     caller_speech_started: Option<Instant>,
     reply: Option<Reply>,
     /// Samples ever queued for playback (audio of every reply, in order).
@@ -89,7 +91,7 @@ impl Conversation {
             started: now,
             history,
             next_id: 1,
-            pending_turn: None,
+            pending_turns: Vec::new(),
             caller_speech_started: None,
             reply: None,
             queued: 0,
@@ -168,7 +170,7 @@ impl Conversation {
                     tts: None,
                 };
                 let speech_start = self.caller_speech_started.take().unwrap_or(speech_end);
-                self.pending_turn = Some((turn, clock, speech_start));
+                self.pending_turns.push((turn, clock, speech_start));
                 self.actions.push_back(Action::Transcribe { turn });
             }
         }
@@ -176,13 +178,10 @@ impl Conversation {
 
     /// The transcript of caller turn `turn` (or why there is none).
     pub fn on_transcript(&mut self, now: Instant, turn: u64, result: Result<String, SttFailure>) {
-        let Some((pending, mut clock, speech_start)) = self.pending_turn else {
+        let Some(at) = self.pending_turns.iter().position(|(t, ..)| *t == turn) else {
             return;
         };
-        if pending != turn {
-            return;
-        }
-        self.pending_turn = None;
+        let (_, mut clock, speech_start) = self.pending_turns.remove(at);
         clock.stt = Some(now);
         let text = match result {
             Ok(text) => text.trim().to_string(),
@@ -206,9 +205,15 @@ impl Conversation {
             }
         };
         if text.is_empty() {
-            // Noise, a cough: nothing to answer.
-            if self.reply.is_none() {
-                self.arm_reprompt(now);
+            // Noise, a cough: nothing new to answer. But the words of an earlier turn whose
+            // reply was cancelled when the caller carried on are still owed an answer.
+            if self.reply.is_none() && self.pending_turns.is_empty() {
+                if self.caller_unanswered() {
+                    self.begin_reply(ReplyKind::Answer, Some(clock));
+                    self.request_completion();
+                } else {
+                    self.arm_reprompt(now);
+                }
             }
             return;
         }
@@ -231,8 +236,18 @@ impl Conversation {
             }
             _ => self.history.push(ChatMessage::user(text)),
         }
+        if !self.pending_turns.is_empty() {
+            // A later turn is still being transcribed: its transcript answers both.
+            return;
+        }
         self.begin_reply(ReplyKind::Answer, Some(clock));
         self.request_completion();
+    }
+
+    /// Whether the caller's last words have had no reply the caller heard any of (the history
+    /// ends with them).
+    fn caller_unanswered(&self) -> bool {
+        matches!(self.history.last(), Some(ChatMessage::User { .. }))
     }
 
     /// One item of model stream `stream`.

@@ -219,3 +219,76 @@ fn the_reply_the_maximum_duration_cuts_is_recorded_as_far_as_heard() {
         line.text
     );
 }
+
+/// A caller who pauses 700 ms inside a sentence (longer than the 500 ms end of turn): two
+/// turns. `first` and `second` are what the recogniser makes of each part.
+fn pausing_caller(first: &str, second: &str, stt_ms: u64) -> Sim {
+    let mut sim = Sim::start(&agent(serde_json::json!({})), None);
+    sim.answers.stt_delay = Duration::from_millis(stt_ms);
+    sim.answers.transcripts.push_back(Ok(first.into()));
+    sim.answers.transcripts.push_back(Ok(second.into()));
+    for _ in 0..2 {
+        sim.answers
+            .completions
+            .push_back(says(300, "Yes, we deliver on Sundays."));
+    }
+    sim.say(800).pause(700).say(800);
+    sim.run_for(8000);
+    sim
+}
+
+fn asked_with(sim: &Sim) -> Vec<String> {
+    sim.requests
+        .iter()
+        .filter_map(|(_, r)| match r {
+            ProviderRequest::Complete { request, .. } => match request.messages.last() {
+                Some(crate::llm::ChatMessage::User { content }) => Some(content.clone()),
+                _ => None,
+            },
+            _ => None,
+        })
+        .collect()
+}
+
+#[test]
+fn a_pause_inside_a_sentence_still_gets_the_whole_sentence_answered() {
+    // A fast recogniser: the first part's transcript comes before the caller resumes.
+    let sim = pausing_caller("Do you deliver", "on Sundays?", 100);
+    assert_eq!(
+        asked_with(&sim).last().map(String::as_str),
+        Some("Do you deliver on Sundays?")
+    );
+    assert!(agent_lines(&sim)
+        .iter()
+        .any(|t| t.text == "Yes, we deliver on Sundays."));
+}
+
+#[test]
+fn a_slow_first_transcript_is_not_dropped_when_the_next_turn_ends() {
+    // The first part's transcript arrives after the second turn has ended.
+    let sim = pausing_caller("Do you deliver", "on Sundays?", 1600);
+    assert_eq!(
+        asked_with(&sim).last().map(String::as_str),
+        Some("Do you deliver on Sundays?")
+    );
+    assert!(agent_lines(&sim)
+        .iter()
+        .any(|t| t.text == "Yes, we deliver on Sundays."));
+}
+
+#[test]
+fn an_empty_transcript_of_the_rest_does_not_lose_the_answer_to_the_first_part() {
+    // The resumed part is heard as nothing (a breath, a word too short to recognise).
+    let sim = pausing_caller("Do you deliver on Sundays?", "", 100);
+    assert_eq!(
+        asked_with(&sim).last().map(String::as_str),
+        Some("Do you deliver on Sundays?")
+    );
+    assert!(
+        agent_lines(&sim)
+            .iter()
+            .any(|t| t.text == "Yes, we deliver on Sundays."),
+        "the caller gets an answer: {:?}",
+        agent_lines(&sim)
+    );
+}
