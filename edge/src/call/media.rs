@@ -465,11 +465,22 @@ impl CallMedia {
                 .ok()?;
             return Some((remote, packet));
         }
-        let had_audio = !self.playback.is_empty();
-        let from_queue = self.playback.len().min(FRAME_SAMPLES);
+        // Between our digits the speech queued waits (silence goes out), and resumes after the
+        // last digit's end.
+        let held = self.digits.sending();
+        let had_audio = !held && !self.playback.is_empty();
+        let from_queue = if held {
+            0
+        } else {
+            self.playback.len().min(FRAME_SAMPLES)
+        };
         self.playback_position += from_queue as u64;
         for slot in self.pcm.iter_mut() {
-            *slot = self.playback.pop_front().unwrap_or(0);
+            *slot = if held {
+                0
+            } else {
+                self.playback.pop_front().unwrap_or(0)
+            };
         }
         if had_audio && !self.talking {
             self.pacer.mark_talk_spurt();
