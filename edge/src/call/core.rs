@@ -324,6 +324,11 @@ impl CallCore {
                 }
             }
         }
+        while let Some(key) = self.media.poll_info_digit() {
+            let digits = key.to_string();
+            self.out
+                .push(Output::Dialog(CallRequest::SendDtmf { digits }));
+        }
         while let Some(event) = self.media.poll_event() {
             match event {
                 MediaEvent::Dtmf(heard) => {

@@ -1,7 +1,8 @@
 //! A call on the edge: whether to take it ([`admission`], with each source's INVITE rate in
 //! [`invite_rate`] and the confirmed and unconfirmed call budgets in [`slots`]), its RTP port
 //! ([`ports`]), its codec ([`codec`]), media leg ([`leg`]: RTP or a provider's media stream) and
-//! media core ([`media`], its key presses in [`digits`]). The call itself is a sans-IO core
+//! media core ([`media`], its key presses in [`digits`], ours by SIP INFO paced in
+//! [`info_digits`]). The call itself is a sans-IO core
 //! ([`core`]: `CallCore`, every decision the call makes) inside a task that only moves bytes,
 //! time and results ([`task`]). The voice lives here too: the agent's ear ([`listener`]), the
 //! sans-IO conversation ([`conversation`]) with its prompt variables ([`prompt`]) wired to the
@@ -20,6 +21,7 @@ pub mod digits;
 mod event_payloads;
 pub mod flow;
 pub mod flow_function;
+pub mod info_digits;
 pub mod invite_rate;
 pub mod leg;
 pub mod listener;

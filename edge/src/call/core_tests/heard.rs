@@ -292,3 +292,106 @@ fn an_empty_transcript_of_the_rest_does_not_lose_the_answer_to_the_first_part() 
         agent_lines(&sim)
     );
 }
+
+/// An agent that says a line and presses `digits` in the same reply, then says another.
+fn pressing(sim: &mut Sim, digits: &str) {
+    sim.answers.transcripts.push_back(Ok("Press 1 2 3.".into()));
+    let call = LlmEvent::ToolCall {
+        id: "d1".into(),
+        name: "send_dtmf".into(),
+        arguments: serde_json::json!({"digits": digits}),
+    };
+    let stop = LlmEvent::Done {
+        finish_reason: FinishReason::ToolCalls,
+        usage: None,
+    };
+    sim.answers.completions.push_back(vec![
+        (
+            Duration::from_millis(100),
+            Ok(token("Pressing them now, one moment.")),
+        ),
+        (Duration::from_millis(10), Ok(call)),
+        (Duration::from_millis(10), Ok(stop)),
+    ]);
+    sim.answers
+        .completions
+        .push_back(says(50, "Done, I pressed them."));
+    sim.say(600);
+}
+
+#[test]
+fn info_digits_leave_one_at_a_time_at_the_rtp_spacing_and_speech_waits_for_them() {
+    let no_events = crate::sip::sdp::NegotiatedAudio {
+        telephone_event: None,
+        ..crate::call::media::tests::audio()
+    };
+    let agent = agent(serde_json::json!({}));
+    let mut sim = Sim::start_on(&agent, None, super::harness::Answers::default(), no_events);
+    pressing(&mut sim, "123");
+    sim.run_for(6000);
+    let keys: Vec<(u64, String)> = sim
+        .dialogs
+        .iter()
+        .filter_map(|(at, d)| match d {
+            crate::call::core::CallRequest::SendDtmf { digits } => {
+                Some((sim.ms(*at), digits.clone()))
+            }
+            _ => None,
+        })
+        .collect();
+    let sent: Vec<&str> = keys.iter().map(|(_, d)| d.as_str()).collect();
+    assert_eq!(sent, ["1", "2", "3"], "one INFO per key");
+    for pair in keys.windows(2) {
+        assert!(
+            pair[1].0 - pair[0].0 >= crate::call::info_digits::SPACING.as_millis() as u64,
+            "keys spaced as RTP presses: {keys:?}"
+        );
+    }
+    let (first, last) = (keys[0].0, keys[2].0 + 140);
+    let spoken_during: Vec<u64> = sim
+        .heard
+        .iter()
+        .filter(|(at, loud)| *loud && (first..last).contains(&sim.ms(*at)))
+        .map(|(at, _)| sim.ms(*at))
+        .collect();
+    assert!(
+        spoken_during.is_empty(),
+        "no speech while the keys go: {spoken_during:?}"
+    );
+    // The line said with the keys waits for them, then is heard whole.
+    assert!(agent_lines(&sim)
+        .iter()
+        .any(|t| t.text == "Pressing them now, one moment."));
+    let runs = sound_runs(&sim);
+    assert!(
+        runs.iter().any(|(from, _)| *from >= last),
+        "speech after: {runs:?}"
+    );
+}
+
+#[test]
+fn rtp_digits_carry_no_speech_between_the_first_and_the_last() {
+    let mut sim = Sim::start(&agent(serde_json::json!({})), None);
+    pressing(&mut sim, "123");
+    sim.run_for(6000);
+    // Telephone-events count as silent: nothing loud from the first key to the last one's end.
+    let dtmf_at = sim
+        .events
+        .iter()
+        .find_map(|(at, e)| matches!(e, CallEventData::DtmfSent(_)).then_some(sim.ms(*at)))
+        .expect("the keys were sent");
+    // Three presses: 7 event packets each, 5 frames apart: 3 * 240 - 100 ms in all.
+    let end = dtmf_at + 3 * 240 - 100;
+    let loud: Vec<u64> = sim
+        .heard
+        .iter()
+        .filter(|(at, loud)| *loud && (dtmf_at + 20..end).contains(&sim.ms(*at)))
+        .map(|(at, _)| sim.ms(*at))
+        .collect();
+    assert!(loud.is_empty(), "no speech between the keys: {loud:?}");
+    let runs = sound_runs(&sim);
+    assert!(
+        runs.iter().any(|(from, _)| *from >= end),
+        "speech after: {runs:?}"
+    );
+}
