@@ -265,7 +265,7 @@ impl Sim {
             caller: "+15550001",
             dialled: "+15550002",
             provider: None,
-            audio: audio.clone(),
+            audio,
             media_stream: false,
             media: &media,
             voice: Some(&factory),
