@@ -395,3 +395,35 @@ fn rtp_digits_carry_no_speech_between_the_first_and_the_last() {
         "speech after: {runs:?}"
     );
 }
+
+/// The caller's wait from the first sentence's last token to its first audio, with the model
+/// pausing 1 s after that sentence, at `flush_ms` (0: the sentence waits for the next token).
+fn first_sentence_wait(flush_ms: u32) -> u64 {
+    let spec = serde_json::json!({"turn": {"sentence_flush_ms": flush_ms}});
+    let mut sim = Sim::start(&agent(spec), None);
+    sim.answers.transcripts.push_back(Ok("Hi.".into()));
+    sim.answers.completions.push_back(vec![
+        (
+            Duration::from_millis(300),
+            Ok(token("First sentence is here. ")),
+        ),
+        (Duration::from_millis(1000), Ok(token("Second one."))),
+        (Duration::from_millis(10), Ok(done())),
+    ]);
+    sim.say(600);
+    sim.run_for(5000);
+    let (asked, _) = sim.requests_where(|r| matches!(r, ProviderRequest::Complete { .. }))[0];
+    let token_at = asked + Duration::from_millis(300);
+    let heard = sim.first_sound_after(token_at).expect("the reply is heard");
+    (heard - token_at).as_millis() as u64
+}
+
+/// The figure in loadtest/BENCHMARKS.md (simulated time: TTS answers in 50 ms).
+#[test]
+#[ignore = "prints a figure; run with --run-ignored only --no-capture"]
+fn figure_first_sentence_wait_with_and_without_the_idle_flush() {
+    let before = first_sentence_wait(0);
+    let after = first_sentence_wait(150);
+    println!("first sentence's last token to its first audio: without flush {before} ms, with 150 ms flush {after} ms");
+    assert!(after < before);
+}
