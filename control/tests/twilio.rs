@@ -364,7 +364,7 @@ async fn the_agent_transfers_a_twilio_call_by_redirecting_it_through_the_rest_ap
 }
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
-async fn a_transfer_twilio_refuses_is_reported_and_the_agent_says_so() {
+async fn a_transfer_twilio_refuses_is_reported_and_the_model_answers_it() {
     let twilio = FakeTwilio::start(SID, TOKEN).await.expect("fake");
     twilio.fail_updates_with(500);
     let w = world("Hello, Acme front desk.", &[(TOKEN, twilio.base_url())]).await;
@@ -393,9 +393,20 @@ async fn a_transfer_twilio_refuses_is_reported_and_the_agent_says_so() {
         "{failed:?}"
     );
     let spoken = w.spoken();
+    let told = w.llm().requests().iter().any(|r| {
+        r.body["messages"].as_array().is_some_and(|m| {
+            m.iter().any(|m| {
+                m["role"] == "tool"
+                    && m["content"]
+                        .as_str()
+                        .is_some_and(|c| c.contains(r#""transferred":false"#) && c.contains("500"))
+            })
+        })
+    });
+    assert!(told, "the model reads the failure as the transfer's result");
     assert!(
-        spoken.iter().any(|s| s.contains("could not transfer")),
-        "the agent tells the caller: {spoken:?}"
+        spoken.iter().any(|s| s.contains("Anything else?")),
+        "the model's answer is spoken: {spoken:?}"
     );
     teardown(w).await;
 }

@@ -50,7 +50,7 @@ pub enum AudioError {
         reason: String,
     },
     /// A turn specification is neither `say:TEXT` nor `wav:PATH`.
-    #[error("turn {0:?} must be `say:TEXT`, `wav:PATH` or `tone:MILLISECONDS`")]
+    #[error("turn {0:?} must be `say:TEXT`, `wav:PATH` or `tone:MILLISECONDS`, or parts joined by `,gap:MILLISECONDS,` (e.g. `tone:800,gap:700,tone:800`)")]
     BadTurnSpec(String),
 }
 
@@ -65,8 +65,31 @@ pub struct Utterance {
 
 impl Utterance {
     /// Loads a turn from `say:TEXT` (espeak-ng), `wav:PATH`, or `tone:MS` (a synthetic
-    /// voice-like tone, for tests and machines without espeak-ng).
+    /// voice-like tone, for tests and machines without espeak-ng); parts joined with
+    /// `,gap:MS,` make one turn with pauses inside it (`tone:800,gap:700,tone:800`: a caller
+    /// who stops mid-sentence, longer than the agent's end-of-turn silence, and goes on).
     pub fn from_spec(spec: &str) -> Result<Self, AudioError> {
+        if spec.contains(",gap:") {
+            let mut samples: Vec<i16> = Vec::new();
+            for part in spec.split(',') {
+                match part.strip_prefix("gap:") {
+                    Some(ms) => {
+                        let ms: u64 = ms
+                            .parse()
+                            .map_err(|_| AudioError::BadTurnSpec(spec.to_owned()))?;
+                        samples.extend(std::iter::repeat_n(
+                            0,
+                            (ms * u64::from(RATE) / 1000) as usize,
+                        ));
+                    }
+                    None => samples.extend(Self::from_spec(part)?.samples.iter()),
+                }
+            }
+            return Ok(Self {
+                label: spec.to_owned(),
+                samples: samples.into(),
+            });
+        }
         if let Some(text) = spec.strip_prefix("say:") {
             Self::speak(text)
         } else if let Some(path) = spec.strip_prefix("wav:") {
@@ -296,6 +319,22 @@ pub fn trim_silence(samples: &[i16]) -> Vec<i16> {
 #[cfg(test)]
 mod tests {
     use super::*;
+
+    #[test]
+    fn a_turn_may_pause_inside_itself() {
+        let turn = Utterance::from_spec("tone:800,gap:700,tone:800").expect("spec");
+        assert_eq!(turn.duration(), std::time::Duration::from_millis(2300));
+        let rate = RATE as usize;
+        let gap = &turn.samples[rate * 800 / 1000..rate * 1500 / 1000];
+        assert!(
+            gap.iter().all(|s| *s == 0),
+            "700 ms of silence in the middle"
+        );
+        assert!(turn.samples[..rate * 800 / 1000].iter().any(|s| *s != 0));
+        assert!(turn.samples[rate * 1500 / 1000..].iter().any(|s| *s != 0));
+        assert!(Utterance::from_spec("tone:800,gap:x,tone:800").is_err());
+        assert!(Utterance::from_spec("tone:800,gap:700,nope").is_err());
+    }
 
     #[test]
     fn wav_round_trip_at_8k_trims_silence() {

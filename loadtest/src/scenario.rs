@@ -100,7 +100,8 @@ pub struct ScenarioSettings {
     /// Who hangs up.
     #[arg(long, value_enum)]
     pub hangup: Option<HangupSide>,
-    /// What the caller says, turn by turn: `say:TEXT`, `wav:PATH` or `tone:MS` (repeatable).
+    /// What the caller says, turn by turn: `say:TEXT`, `wav:PATH` or `tone:MS`, or parts with
+    /// pauses inside the turn (`tone:800,gap:700,tone:800`) (repeatable).
     #[arg(long = "turn")]
     #[serde(default)]
     pub turns: Vec<String>,

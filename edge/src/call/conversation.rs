@@ -22,7 +22,7 @@ use crate::speech::SttFailure;
 #[path = "conversation_reply.rs"]
 mod reply;
 
-use reply::{Reply, ReplyKind, Sentence};
+use reply::{Reply, ReplyKind, Sentence, WrittenLine};
 
 /// Built-in tool that ends the call after the agent's last words.
 pub const END_CALL_TOOL: &str = "end_call";
@@ -61,8 +61,10 @@ pub struct Conversation {
     started: Instant,
     history: Vec<ChatMessage>,
     next_id: u64,
-    /// The caller turn waiting for its transcript, and when its speech started/ended.
-    pending_turn: Option<(u64, TurnClock, Instant)>,
+    /// The caller turns waiting for their transcripts, oldest first, and when their speech
+    /// started/ended: a turn that ends while an earlier one is still being transcribed does
+    /// not drop the earlier one's words.
+    pending_turns: Vec<(u64, TurnClock, Instant)>,
     caller_speech_started: Option<Instant>,
     reply: Option<Reply>,
     /// Samples ever queued for playback (audio of every reply, in order).
@@ -72,8 +74,8 @@ pub struct Conversation {
     reprompt_at: Option<Instant>,
     reprompts: u32,
     hung_up: bool,
-    /// A transfer was asked for and has not failed (yet).
-    transferring: bool,
+    /// A transfer was asked for and has not failed (yet): the `transfer_call` id that asked.
+    transferring: Option<String>,
     /// The workflow exit the model declared met (index into `config.exits`).
     exit: Option<usize>,
     actions: VecDeque<Action>,
@@ -89,7 +91,7 @@ impl Conversation {
             started: now,
             history,
             next_id: 1,
-            pending_turn: None,
+            pending_turns: Vec::new(),
             caller_speech_started: None,
             reply: None,
             queued: 0,
@@ -97,7 +99,7 @@ impl Conversation {
             reprompt_at: None,
             reprompts: 0,
             hung_up: false,
-            transferring: false,
+            transferring: None,
             exit: None,
             actions: VecDeque::new(),
             events: VecDeque::new(),
@@ -168,7 +170,7 @@ impl Conversation {
                     tts: None,
                 };
                 let speech_start = self.caller_speech_started.take().unwrap_or(speech_end);
-                self.pending_turn = Some((turn, clock, speech_start));
+                self.pending_turns.push((turn, clock, speech_start));
                 self.actions.push_back(Action::Transcribe { turn });
             }
         }
@@ -176,13 +178,10 @@ impl Conversation {
 
     /// The transcript of caller turn `turn` (or why there is none).
     pub fn on_transcript(&mut self, now: Instant, turn: u64, result: Result<String, SttFailure>) {
-        let Some((pending, mut clock, speech_start)) = self.pending_turn else {
+        let Some(at) = self.pending_turns.iter().position(|(t, ..)| *t == turn) else {
             return;
         };
-        if pending != turn {
-            return;
-        }
-        self.pending_turn = None;
+        let (_, mut clock, speech_start) = self.pending_turns.remove(at);
         clock.stt = Some(now);
         let text = match result {
             Ok(text) => text.trim().to_string(),
@@ -206,9 +205,15 @@ impl Conversation {
             }
         };
         if text.is_empty() {
-            // Noise, a cough: nothing to answer.
-            if self.reply.is_none() {
-                self.arm_reprompt(now);
+            // Noise, a cough: nothing new to answer. But the words of an earlier turn whose
+            // reply was cancelled when the caller carried on are still owed an answer.
+            if self.reply.is_none() && self.pending_turns.is_empty() {
+                if self.caller_unanswered() {
+                    self.begin_reply(ReplyKind::Answer, Some(clock));
+                    self.request_completion();
+                } else {
+                    self.arm_reprompt(now);
+                }
             }
             return;
         }
@@ -231,8 +236,18 @@ impl Conversation {
             }
             _ => self.history.push(ChatMessage::user(text)),
         }
+        if !self.pending_turns.is_empty() {
+            // A later turn is still being transcribed: its transcript answers both.
+            return;
+        }
         self.begin_reply(ReplyKind::Answer, Some(clock));
         self.request_completion();
+    }
+
+    /// Whether the caller's last words have had no reply the caller heard any of (the history
+    /// ends with them).
+    fn caller_unanswered(&self) -> bool {
+        matches!(self.history.last(), Some(ChatMessage::User { .. }))
     }
 
     /// One item of model stream `stream`.
@@ -250,6 +265,9 @@ impl Conversation {
                 }
                 reply.round_text.push_str(&token);
                 let sentences = reply.splitter.push(&token);
+                let flush = self.config.sentence_flush;
+                reply.flush_at =
+                    (!flush.is_zero() && !reply.splitter.pending().is_empty()).then(|| now + flush);
                 for sentence in sentences {
                     self.say(&sentence, true);
                 }
@@ -270,6 +288,7 @@ impl Conversation {
             }
             Ok(LlmEvent::Done { .. }) => {
                 reply.stream = None;
+                reply.flush_at = None;
                 if let Some(rest) = reply.splitter.finish() {
                     self.say(&rest, true);
                 }
@@ -278,6 +297,7 @@ impl Conversation {
             Err(LlmError::Cancelled) => {}
             Err(error) => {
                 reply.stream = None;
+                reply.flush_at = None;
                 let _ = reply.splitter.finish();
                 reply.pending_calls.clear();
                 self.events.push_back(ConversationEvent::ProviderFailed {
@@ -383,6 +403,7 @@ impl Conversation {
             return;
         }
         self.played = position;
+        self.record_played_lines(now);
         if let Some(reply) = self.reply.as_mut() {
             if reply.audio_start().is_some_and(|start| position > start) {
                 reply.first_audio_at.get_or_insert(now);
@@ -407,8 +428,17 @@ impl Conversation {
         self.check_finished(now);
     }
 
-    /// Time passed: reprompt a silent caller, fill a slow tool's silence.
+    /// Time passed: speak a finished sentence the model paused after, reprompt a silent
+    /// caller, fill a slow tool's silence.
     pub fn handle_timeout(&mut self, now: Instant) {
+        if let Some(reply) = self.reply.as_mut() {
+            if reply.flush_at.is_some_and(|at| now >= at) {
+                reply.flush_at = None;
+                if let Some(sentence) = reply.splitter.flush_idle() {
+                    self.say(&sentence, true);
+                }
+            }
+        }
         if let Some(reply) = self.reply.as_mut() {
             if reply.filler_at.is_some_and(|at| now >= at) {
                 reply.filler_at = None;
@@ -442,27 +472,59 @@ impl Conversation {
         }
     }
 
-    /// The transfer asked for with [`Action::Transfer`] failed: the call goes on, and the
-    /// agent says so.
-    pub fn on_transfer_failed(&mut self, now: Instant) {
-        if !std::mem::take(&mut self.transferring) {
+    /// The transfer asked for with [`Action::Transfer`] failed for `reason` (the SIP side's
+    /// words, e.g. `the transfer target answered 486 Busy Here`): the call goes on, and the
+    /// model learns it as the `transfer_call` result and answers in context. Only when a reply
+    /// is already under way (the caller spoke meanwhile) does the agent say the fixed line.
+    pub fn on_transfer_failed(&mut self, now: Instant, reason: &str) {
+        let Some(call_id) = self.transferring.take() else {
             return;
+        };
+        let result = builtins::transfer_failure(reason);
+        let told = self.history.iter_mut().rev().find_map(|m| match m {
+            ChatMessage::Tool {
+                call_id: id,
+                content,
+            } if *id == call_id => Some(content),
+            _ => None,
+        });
+        // The call's result is always in the history (committed with the call); were it not,
+        // a lone tool message would be refused by the model's API.
+        if let Some(content) = told {
+            *content = result;
         }
         if self.reply.is_none() {
-            self.begin_reply(ReplyKind::Fixed, None);
+            self.begin_reply(ReplyKind::Answer, None);
+            self.request_completion();
+            return;
         }
         let line = self.config.lines.transfer_failed.clone();
         self.say(&line, true);
         self.check_finished(now);
     }
 
+    /// The call is ending (the caller hung up, the maximum duration, a transfer...): the reply
+    /// being spoken is recorded as far as the caller heard it, marked interrupted when cut,
+    /// like a barge-in. Its provider work is left for the caller to close.
+    pub fn end(&mut self, now: Instant) {
+        let Some(reply) = self.reply.take() else {
+            return;
+        };
+        self.record_written(now, &reply, true);
+        let heard = reply.heard_text(self.played);
+        let cut = heard != reply.history_text();
+        self.commit(now, &reply, heard, cut);
+    }
+
     /// When [`handle_timeout`](Self::handle_timeout) should next run.
     pub fn poll_timeout(&self) -> Option<Instant> {
-        let filler = self.reply.as_ref().and_then(|r| r.filler_at);
-        match (filler, self.reprompt_at) {
-            (Some(a), Some(b)) => Some(a.min(b)),
-            (a, b) => a.or(b),
-        }
+        let reply = self.reply.as_ref();
+        let filler = reply.and_then(|r| r.filler_at);
+        let flush = reply.and_then(|r| r.flush_at);
+        [filler, flush, self.reprompt_at]
+            .into_iter()
+            .flatten()
+            .min()
     }
 
     /// The next thing to do.

@@ -55,6 +55,9 @@ pub struct ConversationConfig {
     pub reprompt_after: Option<Duration>,
     /// Phrases that end the call once the agent has said them (lower case).
     pub end_call_phrases: Vec<String>,
+    /// How long the model's stream may be quiet after a finished sentence before the sentence
+    /// is spoken without waiting for the next word (`turn.sentence_flush_ms`; zero: never).
+    pub sentence_flush: std::time::Duration,
     /// How long a tool may run before the filler line is spoken.
     pub filler_after: Duration,
     /// Model rounds (tool call → result → model) allowed per reply.

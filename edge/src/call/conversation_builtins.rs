@@ -82,3 +82,27 @@ pub(super) fn dtmf_digits(arguments: &Value) -> Result<String, &'static str> {
     }
     Ok(digits)
 }
+
+/// The `transfer_call` tool's result once the transfer failed, for the model to answer in
+/// context: `{"transferred": false, "status": 486, "reason": "Busy Here"}` when `reason` (the
+/// SIP side's description) names a final status, else the description itself as the reason.
+pub(super) fn transfer_failure(reason: &str) -> String {
+    let words: Vec<&str> = reason.split_whitespace().collect();
+    let status = words.iter().enumerate().find_map(|(i, w)| {
+        let code = w.trim_end_matches([':', ',']).parse::<u16>().ok()?;
+        (300..=699).contains(&code).then_some((i, code))
+    });
+    let result = match status {
+        Some((i, code)) => {
+            let phrase = words[i + 1..].join(" ");
+            let phrase = if phrase.is_empty() {
+                reason.trim().to_string()
+            } else {
+                phrase
+            };
+            json!({"transferred": false, "status": code, "reason": phrase})
+        }
+        None => json!({"transferred": false, "reason": reason.trim()}),
+    };
+    result.to_string()
+}

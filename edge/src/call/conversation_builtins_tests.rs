@@ -44,7 +44,7 @@ fn transfer_call_is_offered_only_with_destinations_and_lists_them() {
 }
 
 #[test]
-fn transfer_call_transfers_after_the_last_words_and_a_failure_is_spoken() {
+fn transfer_call_transfers_after_the_last_words_and_a_failure_goes_back_to_the_model() {
     let mut h = Harness::new(transferring_agent());
     let (_, stream, _) = completion(&h.caller_says(0, "Sales, please."));
     let speak = h.stream(
@@ -76,15 +76,34 @@ fn transfer_call_transfers_after_the_last_words_and_a_failure_is_spoken() {
         }]
     );
     assert_eq!(h.c.poll_timeout(), None, "no reprompt while transferring");
-    // The far end refused: the agent says so and the call goes on.
-    h.c.on_transfer_failed(h.at(3000));
-    let said = h.drain();
-    assert_eq!(spoken(&said), [Lines::default().transfer_failed]);
-    h.synthesize(3010, &said);
-    h.c.on_played(h.at(3500), 2000);
+    // The far end refused: the model is told, as the tool's result, and answers.
+    h.c.on_transfer_failed(h.at(3000), "the transfer target answered 486 Busy Here");
+    let asked = h.drain();
+    assert!(spoken(&asked).is_empty(), "no fixed line: {asked:?}");
+    let (_, stream, request) = completion(&asked);
+    let result = request
+        .messages
+        .iter()
+        .find_map(|m| match m {
+            ChatMessage::Tool { call_id, content } if call_id == "t1" => Some(content.clone()),
+            _ => None,
+        })
+        .expect("the transfer's result is in the history");
+    assert_eq!(
+        serde_json::from_str::<serde_json::Value>(&result).expect("JSON"),
+        serde_json::json!({"transferred": false, "status": 486, "reason": "Busy Here"})
+    );
+    let said = h.stream(
+        3200,
+        stream,
+        vec![token("Sales is busy. Shall I take a message?"), done()],
+    );
+    assert_eq!(spoken(&said), ["Sales is busy.", "Shall I take a message?"]);
+    h.synthesize(3210, &said);
+    h.c.on_played(h.at(3500), 3000);
     assert!(h.c.poll_timeout().is_some(), "the reprompt is armed again");
     // A second report of failure says nothing more.
-    h.c.on_transfer_failed(h.at(4000));
+    h.c.on_transfer_failed(h.at(4000), "486 Busy Here");
     assert!(h.drain().is_empty());
 }
 
@@ -176,4 +195,37 @@ fn send_dtmf_on_a_call_that_cannot_carry_digits_is_an_error_the_model_reads() {
         e,
         ConversationEvent::Tool { name, error: Some(_), .. } if name == SEND_DTMF_TOOL
     )));
+}
+
+#[test]
+fn a_transfer_failing_while_the_caller_is_answered_is_spoken_as_the_fixed_line() {
+    let mut h = Harness::new(transferring_agent());
+    let (_, stream, _) = completion(&h.caller_says(0, "Sales, please."));
+    let call = tool_call(
+        "t1",
+        TRANSFER_CALL_TOOL,
+        serde_json::json!({"destination": "+15550100"}),
+    );
+    let speak = h.stream(1700, stream, vec![token("One moment."), call, done()]);
+    h.synthesize(1710, &speak);
+    h.c.on_played(h.at(1900), 1000);
+    assert!(matches!(h.drain()[..], [Action::Transfer { .. }]));
+    // The caller speaks on while the transfer rings: the model is already answering them.
+    let asked = h.caller_says(2000, "Hello?");
+    let (_, _, request) = completion(&asked);
+    h.c.on_transfer_failed(h.at(3700), "no final NOTIFY within 30 s");
+    assert_eq!(spoken(&h.drain()), [Lines::default().transfer_failed]);
+    assert!(request
+        .messages
+        .iter()
+        .any(|m| matches!(m, ChatMessage::Tool { .. })));
+    let result = h.c.history().iter().find_map(|m| match m {
+        ChatMessage::Tool { content, .. } => Some(content.clone()),
+        _ => None,
+    });
+    assert_eq!(
+        result.as_deref(),
+        Some(r#"{"reason":"no final NOTIFY within 30 s","transferred":false}"#),
+        "the history still learns the outcome for the next turn"
+    );
 }

@@ -50,6 +50,8 @@ impl Conversation {
             start: None,
             end: self.queued,
             done: false,
+            heard_from: None,
+            heard_to: None,
         });
         self.actions.push_back(Action::Speak {
             reply: reply.id,
@@ -66,6 +68,7 @@ impl Conversation {
         reply.rounds += 1;
         reply.stream = Some(stream);
         reply.splitter = SentenceSplitter::new();
+        reply.flush_at = None;
         reply.round_text.clear();
         let mut tools = self.config.tools.clone();
         tools.extend(builtins::definitions(&self.config.transfer_destinations));
@@ -123,19 +126,20 @@ impl Conversation {
             return;
         }
         let calls = std::mem::take(&mut reply.pending_calls);
-        // The round's words are committed as written: the tool results must follow them.
+        // The round's words are committed as written: the tool results must follow them. The
+        // transcript records them once played, dated by when the caller heard them.
+        let mut spoken = Vec::new();
         for s in reply.sentences.iter_mut() {
+            if s.in_history {
+                spoken.push(s.id);
+            }
             s.in_history = false;
         }
         let said = reply.round_text.trim().to_string();
         if !said.is_empty() {
-            let start = millis(now.saturating_duration_since(self.started));
-            self.events.push_back(ConversationEvent::Transcript {
-                role: "agent",
+            reply.written.push(WrittenLine {
                 text: said.clone(),
-                start_ms: start,
-                end_ms: start,
-                interrupted: false,
+                sentences: spoken,
             });
         }
         self.history.push(ChatMessage::Assistant {
@@ -175,11 +179,11 @@ impl Conversation {
                         &self.config.transfer_destinations,
                         &call.arguments,
                     ) {
-                        Ok(_) if self.transferring => {
+                        Ok(_) if self.transferring.is_some() => {
                             Some("error: a transfer is already in progress")
                         }
                         Ok(destination) if reply.hangup.is_none() => {
-                            reply.transfer = Some(destination);
+                            reply.transfer = Some((destination, call.id.clone()));
                             Some("The call is being transferred now. Say nothing more.")
                         }
                         Ok(_) => Some("error: the call is already ending"),
@@ -250,6 +254,7 @@ impl Conversation {
                 format!("error: cancelled, the caller interrupted before `{name}` answered"),
             ));
         }
+        self.record_written(now, &reply, true);
         let heard = reply.heard_text(self.played);
         let planned = reply.history_text();
         if report {
@@ -277,6 +282,7 @@ impl Conversation {
         let Some(reply) = self.reply.take() else {
             return;
         };
+        self.record_written(now, &reply, false);
         let text = reply.history_text();
         self.commit(now, &reply, text, false);
         match (reply.hangup, reply.transfer) {
@@ -284,27 +290,91 @@ impl Conversation {
                 self.hung_up = true;
                 self.actions.push_back(Action::Hangup { reason });
             }
-            (None, Some(destination)) if !self.hung_up => {
-                // No reprompt while the transfer runs; a failure is spoken when it is reported.
-                self.transferring = true;
+            (None, Some((destination, call_id))) if !self.hung_up => {
+                // No reprompt while the transfer runs; a failure goes to the model when reported.
+                self.transferring = Some(call_id);
                 self.actions.push_back(Action::Transfer { destination });
             }
             _ => self.arm_reprompt(now),
         }
     }
 
+    /// Commits the reply's last words to the history and the transcript, dated from the first
+    /// sample of them the caller heard to the last (to `now` when cut off).
     pub(super) fn commit(&mut self, now: Instant, reply: &Reply, text: String, interrupted: bool) {
         if text.is_empty() {
             return;
         }
-        let start = reply.first_audio_at.unwrap_or(now);
+        let (from, to) = reply.heard_span(|s| s.in_history);
+        let start = from.or(reply.first_audio_at).unwrap_or(now);
+        let end = if interrupted { now } else { to.unwrap_or(now) };
         self.events.push_back(ConversationEvent::Transcript {
             role: "agent",
             text: text.clone(),
             start_ms: self.offset(start),
-            end_ms: self.offset(now),
+            end_ms: self.offset(end.max(start)),
             interrupted,
         });
         self.history.push(ChatMessage::assistant(text));
+    }
+
+    /// Records the reply's words written before its tool calls that have not been recorded:
+    /// when the reply ends (`cut`: before it was all played), each as far as it was heard.
+    pub(super) fn record_written(&mut self, now: Instant, reply: &Reply, cut: bool) {
+        for line in &reply.written {
+            let picked = |s: &Sentence| line.sentences.contains(&s.id);
+            let heard = if cut && !reply.line_settled(line) {
+                reply.heard_of(self.played, picked)
+            } else {
+                line.text.clone()
+            };
+            if heard.is_empty() {
+                continue;
+            }
+            let interrupted = heard != line.text;
+            let (from, to) = reply.heard_span(picked);
+            let start = from.unwrap_or(now);
+            let end = if interrupted { now } else { to.unwrap_or(now) };
+            self.events.push_back(ConversationEvent::Transcript {
+                role: "agent",
+                text: heard,
+                start_ms: self.offset(start),
+                end_ms: self.offset(end.max(start)),
+                interrupted,
+            });
+        }
+    }
+
+    /// Playback moved: records the lines written before tool calls that have been heard.
+    pub(super) fn record_played_lines(&mut self, now: Instant) {
+        let Some(reply) = self.reply.as_mut() else {
+            return;
+        };
+        reply.mark_played(now, self.played);
+        let settled = reply
+            .written
+            .iter()
+            .take_while(|line| reply.line_settled(line))
+            .count();
+        if settled == 0 {
+            return;
+        }
+        let done: Vec<WrittenLine> = reply.written.drain(..settled).collect();
+        let Some(reply) = self.reply.as_ref() else {
+            return;
+        };
+        let mut lines = Vec::new();
+        for line in done {
+            let (from, to) = reply.heard_span(|s| line.sentences.contains(&s.id));
+            let start = from.unwrap_or(now);
+            lines.push(ConversationEvent::Transcript {
+                role: "agent",
+                text: line.text,
+                start_ms: self.offset(start),
+                end_ms: self.offset(to.unwrap_or(now).max(start)),
+                interrupted: false,
+            });
+        }
+        self.events.extend(lines);
     }
 }

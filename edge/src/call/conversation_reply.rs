@@ -30,6 +30,26 @@ pub(super) struct Sentence {
     pub end: u64,
     /// Synthesis finished (or failed).
     pub done: bool,
+    /// When its first sample went out to the caller.
+    pub heard_from: Option<Instant>,
+    /// When its last sample so far went out, and the playback position it ended at then.
+    pub heard_to: Option<(Instant, u64)>,
+}
+
+impl Sentence {
+    /// Played to the end, or finished without any audio: nothing more of it will be heard.
+    fn settled(&self) -> bool {
+        self.done && (self.start.is_none() || self.heard_to.is_some_and(|(_, end)| end == self.end))
+    }
+}
+
+/// Words of the model written before its tool calls: committed to the history at once, but
+/// recorded in the transcript only once played, dated by when the caller heard them.
+#[derive(Debug, Clone)]
+pub(super) struct WrittenLine {
+    pub text: String,
+    /// The sentences that speak it.
+    pub sentences: Vec<u64>,
 }
 
 /// The agent's reply in progress.
@@ -47,16 +67,21 @@ pub(super) struct Reply {
     /// Customer tools running: call id, name, start.
     pub tools_running: Vec<(String, String, Instant)>,
     pub filler_at: Option<Instant>,
+    /// When a finished sentence held back for the model's next word goes to speech anyway.
+    pub flush_at: Option<Instant>,
     pub filler_said: bool,
     pub sentences: Vec<Sentence>,
     /// Hang up once the reply has been played, and why.
     pub hangup: Option<&'static str>,
-    /// Transfer the call there once the reply has been played.
-    pub transfer: Option<String>,
+    /// Transfer the call there once the reply has been played, and the model's call id of
+    /// the `transfer_call` that asked (its result is rewritten if the transfer fails).
+    pub transfer: Option<(String, String)>,
     /// Turn timing, until the first packet of the reply is out.
     pub clock: Option<TurnClock>,
     /// When the caller started hearing it.
     pub first_audio_at: Option<Instant>,
+    /// Lines written before tool calls, waiting to be played for the transcript.
+    pub written: Vec<WrittenLine>,
 }
 
 impl Reply {
@@ -71,12 +96,14 @@ impl Reply {
             pending_calls: Vec::new(),
             tools_running: Vec::new(),
             filler_at: None,
+            flush_at: None,
             filler_said: false,
             sentences: Vec::new(),
             hangup: None,
             transfer: None,
             clock,
             first_audio_at: None,
+            written: Vec::new(),
         }
     }
 
@@ -99,6 +126,11 @@ impl Reply {
     /// sentences played to the end, then the share of the words of the one cut off that matches
     /// the share of its audio played, marked with a dash.
     pub fn heard_text(&self, played: u64) -> String {
+        self.heard_of(played, |s| s.in_history)
+    }
+
+    /// As [`heard_text`](Self::heard_text), of the sentences `pick` chooses.
+    pub fn heard_of(&self, played: u64, pick: impl Fn(&Sentence) -> bool) -> String {
         let mut parts: Vec<String> = Vec::new();
         for s in &self.sentences {
             let Some(start) = s.start else { break };
@@ -106,12 +138,12 @@ impl Reply {
                 break;
             }
             if played >= s.end && s.done {
-                if s.in_history {
+                if pick(s) {
                     parts.push(s.text.clone());
                 }
                 continue;
             }
-            if s.in_history {
+            if pick(s) {
                 let words: Vec<&str> = s.text.split_whitespace().collect();
                 let len = s.end.saturating_sub(start).max(1);
                 let share = (played - start).min(len) as f64 / len as f64;
@@ -123,6 +155,40 @@ impl Reply {
             break;
         }
         join(parts.iter().map(String::as_str))
+    }
+
+    /// When the caller heard the sentences `pick` chooses: from the first sample of the first
+    /// to the last sample of the last (`None` where nothing was heard yet).
+    pub fn heard_span(
+        &self,
+        pick: impl Fn(&Sentence) -> bool,
+    ) -> (Option<Instant>, Option<Instant>) {
+        let picked = || self.sentences.iter().filter(|s| pick(s));
+        let from = picked().filter_map(|s| s.heard_from).min();
+        let to = picked().filter_map(|s| s.heard_to.map(|(at, _)| at)).max();
+        (from, to)
+    }
+
+    /// Notes which sentences playback reached at `position` (samples consumed) at `now`.
+    pub fn mark_played(&mut self, now: Instant, position: u64) {
+        for s in &mut self.sentences {
+            let Some(start) = s.start else { continue };
+            if position > start {
+                s.heard_from.get_or_insert(now);
+            }
+            let recorded = s.heard_to.is_some_and(|(_, end)| end == s.end);
+            if position >= s.end && !recorded {
+                s.heard_to = Some((now, s.end));
+            }
+        }
+    }
+
+    /// Whether every sentence of `line` has been played (or will give no audio).
+    pub fn line_settled(&self, line: &WrittenLine) -> bool {
+        self.sentences
+            .iter()
+            .filter(|s| line.sentences.contains(&s.id))
+            .all(Sentence::settled)
     }
 }
 

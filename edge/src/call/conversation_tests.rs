@@ -19,6 +19,7 @@ pub(super) fn config() -> ConversationConfig {
         }],
         reprompt_after: Some(Duration::from_secs(8)),
         end_call_phrases: vec!["goodbye".into()],
+        sentence_flush: Duration::from_millis(150),
         filler_after: Duration::from_millis(1500),
         max_tool_rounds: 4,
         transfer_destinations: Vec::new(),

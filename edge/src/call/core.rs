@@ -182,10 +182,10 @@ impl CallCore {
                     TransferProgress::Succeeded { .. } => {
                         return self.end(now, EndReason::Transferred, true)
                     }
-                    TransferProgress::Failed { .. } => {
+                    TransferProgress::Failed { reason } => {
                         self.transfer = None;
                         if let Some(responder) = self.responder.as_mut() {
-                            responder.transfer_failed(now);
+                            responder.transfer_failed(now, &reason);
                         }
                     }
                     TransferProgress::Accepted | TransferProgress::Trying { .. } => {}
@@ -326,6 +326,11 @@ impl CallCore {
                     self.out.push(Output::Dialog(dialog));
                 }
             }
+        }
+        while let Some(key) = self.media.poll_info_digit() {
+            let digits = key.to_string();
+            self.out
+                .push(Output::Dialog(CallRequest::SendDtmf { digits }));
         }
         while let Some(event) = self.media.poll_event() {
             match event {

@@ -167,6 +167,12 @@ impl CallDigits {
         Ok(self.sender.push(digits)?)
     }
 
+    /// Whether our digits are going out (a press, or the gap before the next one): the
+    /// agent's speech waits meanwhile, lest a phone menu hear words between the keys.
+    pub fn sending(&self) -> bool {
+        self.sender.is_busy()
+    }
+
     /// The event packet, and its payload type, for the frame that starts at `timestamp` in the
     /// stream's clock (see the module's note on clocks), if a press is on.
     pub fn poll_packet(&mut self, timestamp: u32) -> Option<(u8, DtmfPacket)> {

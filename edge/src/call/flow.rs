@@ -305,9 +305,9 @@ impl Flow {
 
     /// A transfer did not go through. An agent that asked for it says so and goes on; a
     /// `transfer` node ended the flow, so the call ends.
-    pub fn transfer_failed(&mut self, now: Instant) {
+    pub fn transfer_failed(&mut self, now: Instant, reason: &str) {
         match self.agent.as_mut() {
-            Some(agent) => agent.talk.transfer_failed(now),
+            Some(agent) => agent.talk.transfer_failed(now, reason),
             None => self.hangup = Some("transfer_failed"),
         }
     }
@@ -316,16 +316,18 @@ impl Flow {
     /// provider work. Returns the last events to record.
     pub fn shutdown(&mut self, now: Instant) -> Vec<CallEventData> {
         self.executor.handle_event(now, WorkflowEvent::Hangup);
+        let mut records = Vec::new();
         if let Some(mut agent) = self.agent.take() {
-            agent.talk.shutdown();
+            records = agent.talk.shutdown(now);
             self.provider
                 .extend(std::iter::from_fn(|| agent.talk.poll_provider_request()));
         }
         let pipeline = self.pipeline;
         self.provider.push_back(ProviderRequest::Close { pipeline });
-        std::iter::from_fn(|| self.executor.poll_step())
-            .map(CallEventData::WorkflowStep)
-            .collect()
+        records.extend(
+            std::iter::from_fn(|| self.executor.poll_step()).map(CallEventData::WorkflowStep),
+        );
+        records
     }
 
     fn id(&mut self) -> u64 {

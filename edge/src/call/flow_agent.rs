@@ -118,7 +118,7 @@ impl Flow {
             None => None,
         };
         if let Some(exit) = exit {
-            agent.talk.shutdown();
+            out.extend(agent.talk.shutdown(now));
             // The agent's last requests (its pipeline's close among them) still go out.
             let talk = &mut agent.talk;
             self.provider

@@ -21,8 +21,10 @@ use std::time::{Duration, Instant};
 use super::codec::{CallCodec, LossRepair, MAX_PAYLOAD};
 use super::digits::CallDigits;
 pub use super::digits::{DtmfVia, HeardDigit, SendDtmfError};
+use super::info_digits::InfoDigits;
 use super::liveness::{HoldChange, Liveness, Silence};
 use crate::media::opus::MAX_OPUS_PACKET;
+use crate::rtp::dtmf::DtmfError;
 use crate::rtp::dtmf::EVENT_PAYLOAD_LEN;
 use crate::rtp::jitter::{JitterBuffer, JitterConfig, JitterStats, Playout};
 use crate::rtp::latch::{SourceLatch, SourceVerdict};
@@ -96,6 +98,8 @@ pub struct CallMedia {
     jitter: JitterBuffer,
     /// Key presses both ways: telephone-events, or tones in the caller's audio.
     digits: CallDigits,
+    /// Our key presses going out by SIP INFO, paced as the RTP ones.
+    info_digits: InfoDigits,
     rtcp: RtcpSession,
     rtcp_mux: bool,
     liveness: Liveness,
@@ -160,6 +164,7 @@ impl CallMedia {
             jitter,
             // Events count their durations in their own clock, which may not be the codec's.
             digits: CallDigits::new(audio),
+            info_digits: InfoDigits::default(),
             rtcp: RtcpSession::new(
                 now,
                 wall,
@@ -194,6 +199,18 @@ impl CallMedia {
     /// pauses for their packets and resumes after), if the peer negotiated telephone-event.
     pub fn send_dtmf(&mut self, digits: &str) -> Result<(), SendDtmfError> {
         self.digits.send(digits)
+    }
+
+    /// Presses `digits` toward the peer by SIP INFO (no telephone-event): they come out of
+    /// [`poll_info_digit`](Self::poll_info_digit) one at a time, spaced as RTP presses, and the
+    /// agent's audio waits until the last press has ended.
+    pub fn send_dtmf_info(&mut self, digits: &str) -> Result<(), DtmfError> {
+        self.info_digits.push(digits)
+    }
+
+    /// The next key due to go out by SIP INFO now.
+    pub fn poll_info_digit(&mut self) -> Option<char> {
+        self.info_digits.poll_digit()
     }
 
     /// The peer signals its digits another way (SIP INFO, a provider's own messages): tones in
@@ -411,6 +428,7 @@ impl CallMedia {
     /// Advances the clocks: plays out received audio and sends what is due.
     pub fn handle_timeout(&mut self, now: Instant) {
         self.digits.handle_timeout(now);
+        self.info_digits.handle_timeout(now);
         self.drain_dtmf();
         match self.liveness.handle_timeout(now) {
             Some(Silence::RtpTimeout) => self.events.push_back(MediaEvent::Inactive),
@@ -465,11 +483,22 @@ impl CallMedia {
                 .ok()?;
             return Some((remote, packet));
         }
-        let had_audio = !self.playback.is_empty();
-        let from_queue = self.playback.len().min(FRAME_SAMPLES);
+        // Between our digits the speech queued waits (silence goes out), and resumes after the
+        // last digit's end.
+        let held = self.digits.sending() || self.info_digits.holds_speech(now);
+        let had_audio = !held && !self.playback.is_empty();
+        let from_queue = if held {
+            0
+        } else {
+            self.playback.len().min(FRAME_SAMPLES)
+        };
         self.playback_position += from_queue as u64;
         for slot in self.pcm.iter_mut() {
-            *slot = self.playback.pop_front().unwrap_or(0);
+            *slot = if held {
+                0
+            } else {
+                self.playback.pop_front().unwrap_or(0)
+            };
         }
         if had_audio && !self.talking {
             self.pacer.mark_talk_spurt();
@@ -541,6 +570,9 @@ impl CallMedia {
         let mut next = self.pacer.poll_timeout();
         if let Some(dtmf) = self.digits.poll_timeout() {
             next = next.min(dtmf);
+        }
+        if let Some(info) = self.info_digits.poll_timeout() {
+            next = next.min(info);
         }
         if let Some(rtcp) = self.rtcp.poll_timeout() {
             next = next.min(rtcp);

@@ -246,3 +246,60 @@ fn odd_event_clock_rates_neither_panic_nor_stop_the_stream() {
         assert_eq!(digits(&mut m).len(), 5, "rate {rate}");
     }
 }
+
+#[test]
+fn speech_waits_while_our_digits_go_out_and_resumes_after_the_last() {
+    let t0 = Instant::now();
+    let mut m =
+        CallMedia::new(t0, &audio(Codec::Pcmu, Some(101), 8000), &settings()).expect("PCMU");
+    // Two seconds of loud speech queued, then the agent presses two keys.
+    let speech: Vec<i16> = (0..16_000)
+        .map(|i| if i % 2 == 0 { 8000 } else { -8000 })
+        .collect();
+    m.play(&speech);
+    let mut kinds = String::new();
+    for n in 0..60u32 {
+        let now = t0 + Duration::from_millis(20) * n;
+        if n == 3 {
+            m.send_dtmf("12").expect("telephone-event was negotiated");
+        }
+        m.handle_timeout(now);
+        while let Some((_, bytes)) = m.poll_transmit(now) {
+            let packet = RtpPacket::parse(bytes).expect("rtp");
+            kinds.push(match packet.payload_type {
+                101 => 'e',
+                _ => {
+                    let mut pcm = [0i16; FRAME_SAMPLES];
+                    let n = crate::media::g711::decode_ulaw(packet.payload, &mut pcm);
+                    if pcm[..n].iter().any(|s| s.unsigned_abs() > 500) {
+                        'v'
+                    } else {
+                        '.'
+                    }
+                }
+            });
+        }
+    }
+    let first = kinds.find('e').expect("digits went out");
+    let last = kinds.rfind('e').expect("digits went out");
+    assert!(
+        !kinds[first..last].contains('v'),
+        "no speech between the first and the last digit: {kinds}"
+    );
+    assert!(kinds[..first].contains('v'), "speech before: {kinds}");
+    assert_eq!(
+        kinds[last + 1..].chars().next(),
+        Some('v'),
+        "speech resumes right after the last digit's end: {kinds}"
+    );
+    assert_eq!(
+        kinds[first..last].matches('.').count(),
+        5,
+        "the gap between keys: {kinds}"
+    );
+    assert_eq!(
+        m.playback_position(),
+        (kinds.matches('v').count() * FRAME_SAMPLES) as u64,
+        "no speech was skipped, only delayed"
+    );
+}

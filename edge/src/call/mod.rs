@@ -1,7 +1,8 @@
 //! A call on the edge: whether to take it ([`admission`], with each source's INVITE rate in
 //! [`invite_rate`] and the confirmed and unconfirmed call budgets in [`slots`]), its RTP port
 //! ([`ports`]), its codec ([`codec`]), media leg ([`leg`]: RTP or a provider's media stream) and
-//! media core ([`media`], its key presses in [`digits`]). The call itself is a sans-IO core
+//! media core ([`media`], its key presses in [`digits`], ours by SIP INFO paced in
+//! [`info_digits`]). The call itself is a sans-IO core
 //! ([`core`]: `CallCore`, every decision the call makes) inside a task that only moves bytes,
 //! time and results ([`task`]). The voice lives here too: the agent's ear ([`listener`]), the
 //! sans-IO conversation ([`conversation`]) with its prompt variables ([`prompt`]) wired to the
@@ -23,6 +24,7 @@ pub(crate) mod digits;
 mod event_payloads;
 pub(crate) mod flow;
 pub(crate) mod flow_function;
+pub(crate) mod info_digits;
 /// Not used outside the edge: `pub` until its test-only methods move into its tests.
 pub mod invite_rate;
 pub(crate) mod leg;

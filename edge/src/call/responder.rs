@@ -150,21 +150,18 @@ impl Responder {
         }
     }
 
-    /// The transfer asked for did not go through.
-    pub fn transfer_failed(&mut self, now: Instant) {
+    /// The transfer asked for did not go through, for `reason` (the SIP side's words).
+    pub fn transfer_failed(&mut self, now: Instant, reason: &str) {
         match self {
-            Responder::Agent(talk) => talk.transfer_failed(now),
-            Responder::Workflow(flow) => flow.transfer_failed(now),
+            Responder::Agent(talk) => talk.transfer_failed(now, reason),
+            Responder::Workflow(flow) => flow.transfer_failed(now, reason),
         }
     }
 
     /// Stops all provider work (queues the pipelines' close); returns the last events to record.
     pub fn shutdown(&mut self, now: Instant) -> Vec<CallEventData> {
         match self {
-            Responder::Agent(talk) => {
-                talk.shutdown();
-                Vec::new()
-            }
+            Responder::Agent(talk) => talk.shutdown(now),
             Responder::Workflow(flow) => flow.shutdown(now),
         }
     }

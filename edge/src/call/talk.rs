@@ -139,6 +139,7 @@ impl Talk {
                 .iter()
                 .map(|p| p.trim().to_lowercase())
                 .collect(),
+            sentence_flush: Duration::from_millis(u64::from(spec.turn.sentence_flush_ms)),
             filler_after: Duration::from_millis(1500),
             max_tool_rounds: 5,
             transfer_destinations: spec.transfer_destinations.clone(),
@@ -308,10 +309,10 @@ impl Talk {
         self.requests.pop_front()
     }
 
-    /// The transfer the agent asked for did not go through: the agent says so (on the next
-    /// [`drive`](Self::drive)) and the call goes on.
-    pub fn transfer_failed(&mut self, now: Instant) {
-        self.conversation.on_transfer_failed(now);
+    /// The transfer the agent asked for did not go through (`reason`, from the SIP side): the
+    /// model is told and answers (on the next [`drive`](Self::drive)), and the call goes on.
+    pub fn transfer_failed(&mut self, now: Instant, reason: &str) {
+        self.conversation.on_transfer_failed(now, reason);
     }
 
     /// The caller took the call off hold: the silence reprompt starts its wait afresh rather
@@ -330,10 +331,15 @@ impl Talk {
         !self.conversation.replying()
     }
 
-    /// Stops all provider work (queues the pipeline's close).
-    pub fn shutdown(&mut self) {
+    /// Stops all provider work (queues the pipeline's close); returns the last events to
+    /// record: the reply being spoken, as far as the caller heard it.
+    pub fn shutdown(&mut self, now: Instant) -> Vec<CallEventData> {
         let pipeline = self.pipeline;
         self.provider.push_back(ProviderRequest::Close { pipeline });
+        self.conversation.end(now);
+        std::iter::from_fn(|| self.conversation.poll_event())
+            .map(record)
+            .collect()
     }
 
     /// A live recogniser's hint or record.

@@ -10,6 +10,11 @@
 //! (which usually arrives with it anyway); `!` and `?` cut at the following space. A long clause
 //! is cut at a comma, semicolon or colon past `clause_min_chars`, and a chunk that reaches
 //! `max_chars` without any of these is cut at its last space.
+//!
+//! When the model pauses after a full stop, the next word may be a second away: the owner calls
+//! [`SentenceSplitter::flush_idle`] once the stream has been quiet a short while, which releases
+//! a sentence whose end is certain but for the word after it (not `Dr.`, `e.g.`, `U.S.`, an
+//! initial or a list number, which still wait).
 
 /// Default length (in characters) past which a clause mark ends a chunk.
 pub const DEFAULT_CLAUSE_MIN_CHARS: usize = 60;
@@ -76,6 +81,33 @@ impl SentenceSplitter {
         let rest = std::mem::take(&mut self.pending);
         let rest = rest.trim();
         (!rest.is_empty()).then(|| rest.to_string())
+    }
+
+    /// The stream has been idle: if the text held back ends with a sentence end that only waits
+    /// for the next word to be sure (not an abbreviation, initial, decimal or list number),
+    /// hand it out now rather than when the model resumes.
+    pub fn flush_idle(&mut self) -> Option<String> {
+        let text = self.pending.trim_end();
+        let mut chars = text.char_indices().rev().peekable();
+        while chars.next_if(|&(_, c)| is_closer(c)).is_some() {}
+        let (last_at, last) = chars.next()?;
+        if !is_terminator(last) {
+            return None;
+        }
+        let ellipsis = last == '…' || chars.peek().is_some_and(|&(_, c)| is_terminator(c));
+        let mut first_at = last_at;
+        while let Some((at, _)) = chars.next_if(|&(_, c)| is_terminator(c)) {
+            first_at = at;
+        }
+        let only_stops = text[first_at..last_at + last.len_utf8()]
+            .chars()
+            .all(|c| matches!(c, '.' | '…'));
+        if only_stops && !ellipsis && is_abbreviation(text, first_at) {
+            return None;
+        }
+        let chunk = text.to_string();
+        self.pending.clear();
+        Some(chunk)
     }
 
     /// Text received but not yet handed out.
@@ -352,6 +384,57 @@ mod tests {
         assert_eq!(splitter.finish().as_deref(), Some("five six seven eight"));
         let mut splitter = SentenceSplitter::with_limits(60, 5);
         assert_eq!(splitter.push("abcdefghij"), ["abcde"]);
+    }
+
+    #[test]
+    fn an_idle_stream_releases_a_finished_sentence_without_the_next_word() {
+        let mut splitter = SentenceSplitter::new();
+        assert!(splitter.push("First sentence is here. ").is_empty());
+        assert_eq!(
+            splitter.flush_idle().as_deref(),
+            Some("First sentence is here.")
+        );
+        assert_eq!(splitter.flush_idle(), None, "nothing is held back any more");
+        assert_eq!(splitter.push("Second one. Third"), ["Second one."]);
+        assert_eq!(splitter.flush_idle(), None, "no sentence end yet");
+        for ended in [
+            "She said \"Stop.\"",
+            "Really?",
+            "I see…",
+            "Wait...",
+            "你好。",
+        ] {
+            let mut splitter = SentenceSplitter::new();
+            let _ = splitter.push(ended);
+            let flushed = splitter.flush_idle();
+            assert!(flushed.is_some(), "{ended:?} is a finished sentence");
+        }
+    }
+
+    #[test]
+    fn an_idle_stream_keeps_abbreviations_numbers_and_initials_whole() {
+        for held in [
+            "Please see Dr.",
+            "Bring a card, e.g.",
+            "It was made in the U.S.",
+            "1.",
+            "Written by J.",
+            "It costs 3.5",
+            "Hello there",
+        ] {
+            let mut splitter = SentenceSplitter::new();
+            assert!(splitter.push(held).is_empty(), "{held:?}");
+            assert_eq!(
+                splitter.flush_idle(),
+                None,
+                "{held:?} waits for the next word"
+            );
+            assert_eq!(splitter.pending(), held);
+        }
+        // "3." at the end of a sentence that does not start with it is a sentence end.
+        let mut splitter = SentenceSplitter::new();
+        let _ = splitter.push("The answer is 3.");
+        assert_eq!(splitter.flush_idle().as_deref(), Some("The answer is 3."));
     }
 
     #[test]

@@ -72,8 +72,8 @@ impl DtmfSender {
         Ok(())
     }
 
-    /// Whether a press is in progress or waiting (the ordinary stream pauses for its packets).
-    #[cfg(test)]
+    /// Whether a press is in progress or waiting (the ordinary stream pauses for its packets,
+    /// and the agent's speech waits).
     pub fn is_busy(&self) -> bool {
         self.current.is_some() || !self.queue.is_empty()
     }

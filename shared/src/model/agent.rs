@@ -152,6 +152,11 @@ pub struct TurnSpec {
     /// faster answer for agents with a streaming recogniser. Needs `stt.provider` `deepgram`.
     #[serde(default)]
     pub stt_endpointing: bool,
+    /// How long the model's stream may stay quiet after a finished sentence before that
+    /// sentence goes to text-to-speech without the next word: a pause in the model must not
+    /// hold back words already written (0 disables it).
+    #[serde(default = "default_sentence_flush_ms")]
+    pub sentence_flush_ms: u32,
 }
 
 impl Default for TurnSpec {
@@ -161,6 +166,7 @@ impl Default for TurnSpec {
             barge_in: true,
             barge_in_min_speech_ms: default_barge_in_min_speech_ms(),
             stt_endpointing: false,
+            sentence_flush_ms: default_sentence_flush_ms(),
         }
     }
 }
@@ -189,6 +195,10 @@ fn default_language() -> String {
 
 fn default_max_call_seconds() -> u32 {
     900
+}
+
+fn default_sentence_flush_ms() -> u32 {
+    150
 }
 
 fn default_end_of_turn_silence_ms() -> u32 {
@@ -477,6 +487,12 @@ impl TurnSpec {
             errors.push(FieldError::new(
                 "turn.barge_in_min_speech_ms",
                 "must be between 40 and 3000",
+            ));
+        }
+        if self.sentence_flush_ms > 2000 {
+            errors.push(FieldError::new(
+                "turn.sentence_flush_ms",
+                "must be at most 2000",
             ));
         }
     }

@@ -103,10 +103,14 @@ pub(super) fn agent_request(
             };
             match media.send_dtmf(&digits) {
                 Ok(()) => (CallEventData::DtmfSent(sent("rfc4733", None)), None),
-                Err(SendDtmfError::NoTelephoneEvent) => {
-                    let record = CallEventData::DtmfSent(sent("sip_info", None));
-                    (record, Some(CallRequest::SendDtmf { digits }))
-                }
+                // Paced by the media: the core sends each INFO when it comes due.
+                Err(SendDtmfError::NoTelephoneEvent) => match media.send_dtmf_info(&digits) {
+                    Ok(()) => (CallEventData::DtmfSent(sent("sip_info", None)), None),
+                    Err(e) => (
+                        CallEventData::DtmfFailed(sent("", Some(e.to_string()))),
+                        None,
+                    ),
+                },
                 Err(e) => (
                     CallEventData::DtmfFailed(sent("", Some(e.to_string()))),
                     None,

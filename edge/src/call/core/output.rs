@@ -48,7 +48,8 @@ pub enum Output<'a> {
 pub enum CallRequest {
     /// Transfer the call blindly (REFER) to a number or SIP URI.
     Transfer { destination: String },
-    /// Send these digits by SIP INFO (the peer negotiated no telephone-event).
+    /// Send these digits by SIP INFO (the peer negotiated no telephone-event): the core asks
+    /// for one key at a time, each when it is due (paced as RTP presses).
     SendDtmf { digits: String },
 }
 

@@ -242,6 +242,16 @@ impl Sim {
         workflow: Option<&PinnedWorkflow>,
         answers: Answers,
     ) -> Self {
+        Self::start_on(agent, workflow, answers, audio())
+    }
+
+    /// As [`start_with`](Self::start_with), on a call that negotiated `audio`.
+    pub fn start_on(
+        agent: &AgentConfig,
+        workflow: Option<&PinnedWorkflow>,
+        answers: Answers,
+        audio: crate::sip::sdp::NegotiatedAudio,
+    ) -> Self {
         let t0 = Instant::now();
         let media = settings();
         let factory = factory();
@@ -255,14 +265,14 @@ impl Sim {
             caller: "+15550001",
             dialled: "+15550002",
             provider: None,
-            audio: audio(),
+            audio,
             media_stream: false,
             media: &media,
             voice: Some(&factory),
             can_record: false,
         };
         let core = CallCore::start(t0, start).expect("the call starts");
-        let from = audio().remote_rtp;
+        let from = audio.remote_rtp;
         let mut sim = Self {
             core,
             t0,
@@ -365,10 +375,13 @@ impl Sim {
         while let Some(output) = self.core.poll_output() {
             match output {
                 Output::Transmit { packet, .. } => {
+                    // Telephone-events (payload type 101 here) are keys, not sound.
                     let loud = RtpPacket::parse(packet).is_ok_and(|p| {
-                        let mut pcm = [0i16; FRAME_SAMPLES];
-                        let n = decode_ulaw(p.payload, &mut pcm);
-                        pcm[..n].iter().any(|s| s.unsigned_abs() > 500)
+                        p.payload_type != 101 && {
+                            let mut pcm = [0i16; FRAME_SAMPLES];
+                            let n = decode_ulaw(p.payload, &mut pcm);
+                            pcm[..n].iter().any(|s| s.unsigned_abs() > 500)
+                        }
                     });
                     self.heard.push((now, loud));
                 }

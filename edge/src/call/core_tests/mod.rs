@@ -4,5 +4,6 @@
 //! sleeping: a call of several seconds runs in milliseconds.
 
 mod harness;
+mod heard;
 mod telephony;
 mod voice;

@@ -6,7 +6,6 @@ use freya_shared::model::{CallEventData, EndReason, HangupBy};
 use freya_shared::snapshot::WorkflowConfig;
 
 use super::harness::{agent, says, Sim};
-use crate::call::conversation::Lines;
 use crate::call::core::CallRequest;
 use crate::call::provider_request::ProviderRequest;
 use crate::call::responder::PinnedWorkflow;
@@ -84,10 +83,16 @@ fn a_digit_in_a_workflow_gather_takes_its_branch_to_the_end() {
     assert!(goodbye <= sim.ended.as_ref().map(|(at, _)| *at).unwrap_or(goodbye));
 }
 
-/// An agent that transfers to `+15557654321` on each of the caller's turns (the built-in
-/// tool's call is the whole reply: the transfer follows it).
+/// An agent that transfers to `+15557654321` on each of the caller's two turns (the built-in
+/// tool's call is the whole reply: the transfer follows it); told of the first transfer's
+/// failure, the model answers "They are busy. Anything else?".
 fn transferring(sim: &mut Sim) {
-    for _ in 0..2 {
+    for turn in 0..2 {
+        if turn == 1 {
+            sim.answers
+                .completions
+                .push_back(says(100, "They are busy. Anything else?"));
+        }
         sim.answers
             .transcripts
             .push_back(Ok("Put me through.".into()));
@@ -133,9 +138,27 @@ fn a_transfer_is_asked_of_the_dialog_a_failure_lets_the_agent_go_on_and_success_
         "a failed transfer does not end the call"
     );
     assert!(
-        spoken(&sim).contains(&Lines::default().transfer_failed),
-        "{:?}",
+        spoken(&sim).iter().any(|s| s == "They are busy."),
+        "the model's answer to the failure is spoken: {:?}",
         spoken(&sim)
+    );
+    let told = sim
+        .requests_where(|r| matches!(r, ProviderRequest::Complete { .. }))
+        .iter()
+        .rev()
+        .find_map(|(_, r)| match r {
+            ProviderRequest::Complete { request, .. } => {
+                request.messages.iter().find_map(|m| match m {
+                    crate::llm::ChatMessage::Tool { content, .. } => Some(content.clone()),
+                    _ => None,
+                })
+            }
+            _ => None,
+        });
+    assert_eq!(
+        told.as_deref(),
+        Some(r#"{"reason":"Busy Here","status":486,"transferred":false}"#),
+        "the model reads the failure as the transfer's result"
     );
     sim.say(600);
     sim.run_for(4000);
