@@ -12,12 +12,12 @@ use freya_control::server::ControlPlane;
 use freya_control::store::WorkspaceScope;
 use freya_edge::llm::fakes::{FakeLlmServer, FakeReply};
 use freya_edge::media::g711::G711;
-use freya_edge::sip::sdp::SessionDescription;
 use freya_edge::speech::fakes::FakeOpenAiSpeech;
 use freya_edge::Edge;
 use freya_loadtest::audio::Utterance;
 use freya_shared::model::AgentSpec;
 use support::caller::ulaw;
+use support::raw_sip::{Call, Offer};
 use support::{
     agent_on_number, control_config, edge_config, until_routed, Backend, TestDb, SECRET,
 };
@@ -63,62 +63,13 @@ async fn the_reply_the_caller_hangs_up_during_is_recorded_as_far_as_heard() {
         .expect("edge starts");
     until_routed(&edge, "demo").await;
 
-    let sip = tokio::net::UdpSocket::bind("127.0.0.1:0")
-        .await
-        .expect("sip");
     let rtp = tokio::net::UdpSocket::bind("127.0.0.1:0")
         .await
         .expect("rtp");
-    let sip_addr = sip.local_addr().expect("addr");
-    let rtp_port = rtp.local_addr().expect("addr").port();
-    let target = edge.sip_addr;
-    let sdp = format!(
-        "v=0\r\no=- 1 1 IN IP4 127.0.0.1\r\ns=-\r\nc=IN IP4 127.0.0.1\r\nt=0 0\r\n\
-         m=audio {rtp_port} RTP/AVP 0\r\na=rtpmap:0 PCMU/8000\r\n"
-    );
-    let dialog = |method: &str, cseq: u32, to_tag: &str| {
-        format!(
-            "{method} sip:demo@{target} SIP/2.0\r\n\
-             Via: SIP/2.0/UDP {sip_addr};branch=z9hG4bK{method}{cseq}\r\n\
-             Max-Forwards: 70\r\nFrom: <sip:+15550009@{sip_addr}>;tag=rawcaller\r\n\
-             To: <sip:demo@{target}>{to_tag}\r\nCall-ID: raw-last-reply-1\r\nCSeq: {cseq} {method}\r\n\
-             Contact: <sip:caller@{sip_addr}>\r\n"
-        )
-    };
-    let invite = format!(
-        "{}Content-Type: application/sdp\r\nContent-Length: {}\r\n\r\n{sdp}",
-        dialog("INVITE", 1, ""),
-        sdp.len()
-    );
-    sip.send_to(invite.as_bytes(), target)
-        .await
-        .expect("INVITE");
+    let call =
+        Call::dial_offering(edge.sip_addr, &rtp, "demo", "raw-last-reply-1", Offer::Pcmu).await;
+    let (sip, edge_rtp) = (&call.sip, call.edge_rtp);
     let mut buf = vec![0u8; 65_536];
-    let ok = tokio::time::timeout(Duration::from_secs(10), async {
-        loop {
-            let (n, _) = sip.recv_from(&mut buf).await.expect("recv");
-            let text = String::from_utf8_lossy(&buf[..n]).into_owned();
-            if text.starts_with("SIP/2.0 200") {
-                return text;
-            }
-        }
-    })
-    .await
-    .expect("200 to the INVITE");
-    let tag = ok
-        .lines()
-        .find(|l| l.starts_with("To:"))
-        .and_then(|l| l.split(";tag=").nth(1))
-        .expect("To tag")
-        .trim()
-        .to_owned();
-    let tag = format!(";tag={tag}");
-    let ack = format!("{}Content-Length: 0\r\n\r\n", dialog("ACK", 1, &tag));
-    sip.send_to(ack.as_bytes(), target).await.expect("ACK");
-    let body = ok.split("\r\n\r\n").nth(1).expect("SDP");
-    let answer = SessionDescription::parse(body.as_bytes()).expect("SDP answer");
-    let edge_rtp =
-        std::net::SocketAddr::new("127.0.0.1".parse().expect("ip"), answer.media[0].port);
 
     // One spoken turn, then silence, until about a second of the answer has been heard.
     let mut speech_samples = Utterance::speak("What are your opening hours?")
@@ -158,8 +109,7 @@ async fn the_reply_the_caller_hangs_up_during_is_recorded_as_far_as_heard() {
         }
     }
     assert!(loud_frames >= 50, "the caller heard a second of the answer");
-    let bye = format!("{}Content-Length: 0\r\n\r\n", dialog("BYE", 2, &tag));
-    sip.send_to(bye.as_bytes(), target).await.expect("BYE");
+    call.hang_up(2).await;
 
     let (call, events) = support::the_ended_call(&control.store, &scope).await;
     assert_eq!(call.end_reason.as_deref(), Some("caller_hangup"));

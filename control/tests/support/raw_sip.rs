@@ -41,17 +41,43 @@ pub struct Call {
 
 pub const CALLER_TAG: &str = "rawcaller";
 
+/// What the caller offers.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum Offer {
+    /// PCMU and telephone-event: key presses travel in the RTP stream.
+    PcmuWithEvents,
+    /// PCMU alone: a phone whose key presses can only travel by SIP INFO.
+    Pcmu,
+}
+
 impl Call {
-    /// Dials `number` with Call-ID `call_id`, offering `rtp` for media, and acknowledges the
-    /// answer.
+    /// Dials `number` with Call-ID `call_id`, offering `rtp` for media (PCMU and
+    /// telephone-event), and acknowledges the answer.
     pub async fn dial(edge_sip: SocketAddr, rtp: &UdpSocket, number: &str, call_id: &str) -> Self {
+        Self::dial_offering(edge_sip, rtp, number, call_id, Offer::PcmuWithEvents).await
+    }
+
+    /// [`Call::dial`] with the media `offer` of the caller's choosing.
+    pub async fn dial_offering(
+        edge_sip: SocketAddr,
+        rtp: &UdpSocket,
+        number: &str,
+        call_id: &str,
+        offer: Offer,
+    ) -> Self {
         let sip = UdpSocket::bind("127.0.0.1:0").await.expect("sip");
         let sip_addr = sip.local_addr().expect("addr");
         let rtp_port = rtp.local_addr().expect("addr").port();
+        let media = match offer {
+            Offer::PcmuWithEvents => {
+                "RTP/AVP 0 101\r\na=rtpmap:0 PCMU/8000\r\n\
+                 a=rtpmap:101 telephone-event/8000\r\na=fmtp:101 0-15\r\n"
+            }
+            Offer::Pcmu => "RTP/AVP 0\r\na=rtpmap:0 PCMU/8000\r\n",
+        };
         let sdp = format!(
             "v=0\r\no=- 1 1 IN IP4 127.0.0.1\r\ns=-\r\nc=IN IP4 127.0.0.1\r\nt=0 0\r\n\
-             m=audio {rtp_port} RTP/AVP 0 101\r\na=rtpmap:0 PCMU/8000\r\n\
-             a=rtpmap:101 telephone-event/8000\r\na=fmtp:101 0-15\r\n"
+             m=audio {rtp_port} {media}"
         );
         let mut call = Call {
             call_id: call_id.to_owned(),
