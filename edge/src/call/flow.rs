@@ -146,7 +146,7 @@ impl Flow {
         };
         let open = ProviderRequest::Open {
             pipeline: 1,
-            voice: Voice(built),
+            voice: Box::new(Voice(built)),
             tools: Vec::new(),
         };
         let mut flow = Self {
@@ -225,7 +225,7 @@ impl Flow {
                 return Some(request);
             }
         }
-        self.provider.pop_front()
+        super::provider_request::pop_request(&mut self.provider)
     }
 
     /// Hands a result to whoever waits for it (the agent's audio and the flow's to the media);
@@ -384,8 +384,10 @@ impl Flow {
                         body,
                         timeout,
                     };
-                    self.provider
-                        .push_back(ProviderRequest::CallFunction { seq, request });
+                    self.provider.push_back(ProviderRequest::CallFunction {
+                        seq,
+                        request: Box::new(request),
+                    });
                 }
                 WorkflowAction::RunAgent {
                     agent_id,

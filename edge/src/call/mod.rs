@@ -41,6 +41,8 @@ pub(crate) mod prompt;
 pub(crate) mod provider_request;
 pub(crate) mod providers;
 pub(crate) mod responder;
+#[cfg(test)]
+mod sizes_tests;
 /// Not used outside the edge: `pub` until its test-only methods move into its tests.
 pub mod slots;
 pub(crate) mod talk;

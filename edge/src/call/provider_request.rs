@@ -11,6 +11,7 @@
 //! told apart and dropped; within a pipeline, the reply, stream, sentence and turn ids of the
 //! conversation tell a cancelled reply's late results apart.
 
+use std::collections::VecDeque;
 use std::fmt;
 
 use super::flow_function::{FunctionOutcome, FunctionRequest};
@@ -28,7 +29,8 @@ pub enum ProviderRequest {
     /// Make the providers of `voice` ready as `pipeline` (the first request of each pipeline).
     Open {
         pipeline: PipelineId,
-        voice: Voice,
+        /// Boxed, as the request is sent once per pipeline: inline it doubled every request.
+        voice: Box<Voice>,
         /// The customer tools the pipeline's model may call.
         tools: Vec<ToolTarget>,
     },
@@ -69,13 +71,18 @@ pub enum ProviderRequest {
         pipeline: PipelineId,
         live_turn: u64,
     },
-    /// The next 20 ms of the open live turn.
+    /// The next 20 ms of the open live turn. Boxed: inline, this one variant made every request
+    /// (and every queue of them) three times its size, for a request only a live turn sends.
     LiveAudio {
         pipeline: PipelineId,
-        frame: [i16; FRAME_SAMPLES],
+        frame: Box<[i16; FRAME_SAMPLES]>,
     },
     /// A workflow `function` node's HTTP request; its outcome comes back tagged with `seq`.
-    CallFunction { seq: u64, request: FunctionRequest },
+    /// (Boxed: the largest request, and one only a workflow's `function` node sends.)
+    CallFunction {
+        seq: u64,
+        request: Box<FunctionRequest>,
+    },
 }
 
 impl ProviderRequest {
@@ -94,6 +101,19 @@ impl ProviderRequest {
             ProviderRequest::CallFunction { .. } => None,
         }
     }
+}
+
+/// Requests a voice keeps between drains (the opening, a reply's sentences): a larger burst's
+/// capacity is given back once the queue is drained, not kept for the rest of the call.
+const KEEP_AFTER_BURST: usize = 4;
+
+/// The next request of a voice's queue; an emptied queue that grew past a few entries shrinks.
+pub(crate) fn pop_request(queue: &mut VecDeque<ProviderRequest>) -> Option<ProviderRequest> {
+    let request = queue.pop_front();
+    if request.is_none() && queue.capacity() > KEEP_AFTER_BURST {
+        queue.shrink_to(KEEP_AFTER_BURST);
+    }
+    request
 }
 
 /// A pipeline's providers, carried in [`ProviderRequest::Open`]: the clients are built (plain

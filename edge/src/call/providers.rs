@@ -68,7 +68,7 @@ impl Providers {
                 return flow_function::spawn(
                     self.egress.clone(),
                     seq,
-                    request,
+                    *request,
                     self.functions_tx.clone(),
                     self.call.child_token(),
                 )

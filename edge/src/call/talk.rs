@@ -163,7 +163,7 @@ impl Talk {
         let streams_live = voice.live_stt.is_some();
         let open = ProviderRequest::Open {
             pipeline,
-            voice: Voice(voice),
+            voice: Box::new(Voice(voice)),
             tools,
         };
         Ok(Self {
@@ -197,8 +197,10 @@ impl Talk {
         while let Some(chunk) = audio.get(live.streamed..live.streamed + FRAME_SAMPLES) {
             if let Ok(frame) = <[i16; FRAME_SAMPLES]>::try_from(chunk) {
                 let pipeline = self.pipeline;
-                self.provider
-                    .push_back(ProviderRequest::LiveAudio { pipeline, frame });
+                self.provider.push_back(ProviderRequest::LiveAudio {
+                    pipeline,
+                    frame: Box::new(frame),
+                });
             }
             live.streamed += FRAME_SAMPLES;
         }
@@ -223,7 +225,7 @@ impl Talk {
 
     /// The next piece of provider work asked for.
     pub fn poll_provider_request(&mut self) -> Option<ProviderRequest> {
-        self.provider.pop_front()
+        super::provider_request::pop_request(&mut self.provider)
     }
 
     /// Hands a provider result to the conversation (and the reply's audio to the media);

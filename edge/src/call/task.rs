@@ -138,13 +138,48 @@ impl Drop for CallSlot {
 /// `edge` and `workspace`). The caller of this function already counted the call
 /// in with `EdgeState::call_started`. Asks the SIP task on `requests` for our BYE, a transfer,
 /// or digits by INFO.
-pub async fn run(
+///
+/// Not an `async fn` itself: an `async fn` keeps its arguments in its future for the whole call
+/// (the setup's 1.5 KiB beside the copies its fields are moved into), so the setup goes in boxed
+/// and is consumed by [`begin`] before the first `.await`.
+pub fn run(
     setup: CallSetup,
+    signals: mpsc::Receiver<CallSignal>,
+    services: CallServices,
+    requests: mpsc::Sender<DialogRequest>,
+) -> impl std::future::Future<Output = ()> {
+    run_boxed(Box::new(setup), signals, services, requests)
+}
+
+async fn run_boxed(
+    setup: Box<CallSetup>,
     mut signals: mpsc::Receiver<CallSignal>,
     services: CallServices,
     requests: mpsc::Sender<DialogRequest>,
 ) {
     let _slot = CallSlot(services.state.clone());
+    let (mut shell, mut core, leg, providers) = match begin(*setup, services, requests) {
+        Begun::Running(running) => running,
+        Begun::EndedEarly(shell, early) => return Box::pin(shell.end_early(early)).await,
+    };
+    let ending = shell.drive(&mut core, leg, providers, &mut signals).await;
+    // Boxed: the ending's future is the largest part of the call's and lives only at its end.
+    Box::pin(shell.end(ending)).await;
+}
+
+/// A call under way: its shell, core (boxed: held for the whole call, kept out of the
+/// task's future so that no temporary copy of it is kept there too), leg and provider side.
+type Running = (Shell, Box<CallCore>, LegIo, Option<Providers>);
+
+/// How [`begin`] went: the call runs, or it ended before it could carry media.
+enum Begun {
+    Running(Running),
+    EndedEarly(Shell, Box<EndedEarly>),
+}
+
+/// Starts the call from its setup, without waiting on anything: the setup's fields are dropped
+/// here, before the task's first `.await`, so its future does not keep them for the call's life.
+fn begin(setup: CallSetup, services: CallServices, requests: mpsc::Sender<DialogRequest>) -> Begun {
     let CallSetup {
         call_id,
         dialog,
@@ -186,14 +221,12 @@ pub async fn run(
         Ok(leg) => leg,
         Err(e) => {
             tracing::error!(error = %e, "cannot take the call's RTP socket off the reactor");
-            return shell
-                .end_early(start.ended_early(EndReason::MediaSocketError))
-                .await;
+            return Begun::EndedEarly(shell, start.ended_early(EndReason::MediaSocketError));
         }
     };
-    let mut core = match CallCore::start(Instant::now(), start) {
-        Ok(core) => core,
-        Err(early) => return shell.end_early(early).await,
+    let core = match CallCore::start(Instant::now(), start) {
+        Ok(core) => Box::new(core),
+        Err(early) => return Begun::EndedEarly(shell, early),
     };
     shell.clock_rate = core.clock_rate();
     if core.records() {
@@ -203,8 +236,7 @@ pub async fn run(
         .voice
         .as_ref()
         .map(|factory| Providers::new(call_id.clone(), factory.egress().clone()));
-    let ending = shell.drive(&mut core, leg, providers, &mut signals).await;
-    shell.end(ending).await;
+    Begun::Running((shell, core, leg, providers))
 }
 
 /// Names a call's events with its call and workspace.

@@ -62,16 +62,28 @@ pub struct CallEnding {
     pub hang_up: bool,
 }
 
-/// An output waiting, its borrowed parts as indices into the [`Outbox`]'s buffers. Owned outputs
-/// stay inline (a live turn's 20 ms frame is the largest): boxing them would allocate per frame.
+/// An output waiting, its borrowed parts as indices into the [`Outbox`]'s buffers. The rare large
+/// owned outputs (an event, the ending) wait boxed, so an entry stays small however long the
+/// queue once grew: the queue holds about a hundred bytes per entry, not the largest event's
+/// size ([`Output`] itself is only ever a value on the stack, between `pop` and the shell).
 #[derive(Debug)]
-#[allow(clippy::large_enum_variant)]
 enum Pending {
-    Owned(Output<'static>),
+    Event(Box<CallEventData>),
+    Dialog(CallRequest),
+    Provider(ProviderRequest),
+    PlaybackFinished,
+    PlaybackCut,
+    ForeignPackets(u64),
+    Ended(Box<CallEnding>),
     Transmit { to: SocketAddr, slot: usize },
     Rtcp { to: SocketAddr, slot: usize },
     Record { slot: usize },
 }
+
+/// Entries, packets and recording ticks kept between batches: a burst above this (the opening
+/// records, an ending, a late batch of packets) is given back once it was drained, so a call
+/// does not keep the capacity of its largest batch for the rest of its life.
+const KEEP_AFTER_BURST: usize = 8;
 
 /// The core's outputs in order, with the buffers their packets and frames are lent from.
 #[derive(Default)]
@@ -91,11 +103,35 @@ impl Outbox {
         if self.queue.is_empty() {
             self.packets_used = 0;
             self.frames_used = 0;
+            if self.queue.capacity() > KEEP_AFTER_BURST {
+                self.queue.shrink_to(KEEP_AFTER_BURST);
+            }
+            if self.packets.len() > KEEP_AFTER_BURST {
+                self.packets.truncate(KEEP_AFTER_BURST);
+                self.packets.shrink_to(KEEP_AFTER_BURST);
+            }
+            if self.frames.len() > KEEP_AFTER_BURST {
+                self.frames.truncate(KEEP_AFTER_BURST);
+                self.frames.shrink_to(KEEP_AFTER_BURST);
+            }
         }
     }
 
+    /// Queues `output`; a lent packet or frame is copied into the outbox's own buffers.
     pub(super) fn push(&mut self, output: Output<'static>) {
-        self.queue.push_back(Pending::Owned(output));
+        let pending = match output {
+            Output::Transmit { to, packet } => return self.push_packet(to, packet),
+            Output::Rtcp { to, report } => return self.push_rtcp(to, report),
+            Output::Record { sent, received } => return self.push_record(sent, received),
+            Output::Event(data) => Pending::Event(Box::new(data)),
+            Output::Dialog(request) => Pending::Dialog(request),
+            Output::Provider(request) => Pending::Provider(request),
+            Output::PlaybackFinished => Pending::PlaybackFinished,
+            Output::PlaybackCut => Pending::PlaybackCut,
+            Output::ForeignPackets(n) => Pending::ForeignPackets(n),
+            Output::Ended(ending) => Pending::Ended(Box::new(ending)),
+        };
+        self.queue.push_back(pending);
     }
 
     pub(super) fn push_packet(&mut self, to: SocketAddr, packet: &[u8]) {
@@ -139,7 +175,13 @@ impl Outbox {
 
     pub(super) fn pop(&mut self) -> Option<Output<'_>> {
         Some(match self.queue.pop_front()? {
-            Pending::Owned(output) => output,
+            Pending::Event(data) => Output::Event(*data),
+            Pending::Dialog(request) => Output::Dialog(request),
+            Pending::Provider(request) => Output::Provider(request),
+            Pending::PlaybackFinished => Output::PlaybackFinished,
+            Pending::PlaybackCut => Output::PlaybackCut,
+            Pending::ForeignPackets(n) => Output::ForeignPackets(n),
+            Pending::Ended(ending) => Output::Ended(*ending),
             Pending::Transmit { to, slot } => Output::Transmit {
                 to,
                 packet: self
@@ -166,3 +208,7 @@ impl Outbox {
         })
     }
 }
+
+#[cfg(test)]
+#[path = "output_tests.rs"]
+mod tests;
