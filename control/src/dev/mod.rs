@@ -154,6 +154,7 @@ pub async fn run(options: DevOptions, shutdown: CancellationToken) -> anyhow::Re
             allow_private_targets: true,
             proxy: None,
         },
+        cluster: Default::default(),
     };
     let edge = Edge::start(&edge_config).await?;
     // The edge adapts the offline recogniser to telephone audio in the background (once per

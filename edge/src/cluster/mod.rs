@@ -8,12 +8,121 @@
 //! **Invariant:** the core names no tokio, opens no socket and reads no clock; the shell only
 //! moves datagrams and time.
 
+mod config;
 pub mod health;
 pub mod identity;
 pub mod membership;
+pub mod report;
 pub mod seal;
+pub(crate) mod shell;
 
+pub use config::ClusterConfig;
 pub use identity::Peer;
 pub use membership::{
     ClusterEvent, MemberState, MemberView, Membership, MembershipSettings, Transmit,
 };
+
+use std::net::SocketAddr;
+use std::sync::Arc;
+use std::time::Instant;
+
+use anyhow::Context;
+use tokio::net::UdpSocket;
+use tokio::sync::watch;
+
+use crate::metrics::ClusterDropCounter;
+use crate::state::EdgeState;
+use health::PeerHealth;
+use report::ClusterSnapshot;
+use seal::GossipKey;
+use shell::ClusterTask;
+
+/// A bound cluster, ready to run: `Edge::start` spawns the task and registration feeds `peers`.
+pub(crate) struct BoundCluster {
+    pub task: ClusterTask,
+    /// The address peers reach our gossip at.
+    pub addr: SocketAddr,
+    pub generation: u64,
+    pub snapshots: watch::Receiver<Arc<ClusterSnapshot>>,
+    pub peers: watch::Sender<Vec<SocketAddr>>,
+}
+
+/// What the edge tells its peers about itself besides its load.
+pub(crate) struct SelfDescription<'a> {
+    pub edge_id: &'a str,
+    pub region: &'a str,
+    pub sip_addr: SocketAddr,
+    pub http_addr: SocketAddr,
+    pub secret: &'a str,
+}
+
+/// Binds `cluster.bind` when set; `None` when the edge runs no cluster.
+pub(crate) async fn bind(
+    config: &ClusterConfig,
+    me: SelfDescription<'_>,
+    state: EdgeState,
+    dropped: ClusterDropCounter,
+) -> anyhow::Result<Option<BoundCluster>> {
+    let Some(bind) = &config.bind else {
+        return Ok(None);
+    };
+    let socket = UdpSocket::bind(bind)
+        .await
+        .with_context(|| format!("while binding cluster.bind {bind}"))?;
+    let bound = socket.local_addr()?;
+    let addr = match &config.advertise {
+        Some(a) => a.parse().context("cluster.advertise")?,
+        None if bound.ip().is_unspecified() => SocketAddr::new(me.sip_addr.ip(), bound.port()),
+        None => bound,
+    };
+    let generation = shell::wall_ms();
+    let peer = Peer {
+        id: Arc::from(me.edge_id),
+        addr,
+        generation,
+    };
+    let now = Instant::now();
+    let mut core = Membership::new(
+        peer.clone(),
+        GossipKey::derive(me.secret),
+        config.settings(),
+        now,
+        generation,
+        rand::random(),
+    );
+    core.add_seeds(now, config.seed_addrs());
+    let (snapshot_tx, snapshots) = watch::channel(Arc::new(ClusterSnapshot {
+        me: peer,
+        members: core.members(now),
+    }));
+    let (peers, seeds) = watch::channel(Vec::new());
+    let health = PeerHealth {
+        edge_id: Arc::from(me.edge_id),
+        generation,
+        seq: 0,
+        region: Arc::from(me.region),
+        active_calls: 0,
+        capacity: state.capacity(),
+        cpu_permille: 0,
+        draining: false,
+        version: Arc::from(env!("CARGO_PKG_VERSION")),
+        sip_addr: me.sip_addr,
+        http_addr: me.http_addr,
+    };
+    tracing::info!(%addr, generation, "cluster gossip listening");
+    Ok(Some(BoundCluster {
+        task: ClusterTask {
+            socket,
+            core,
+            health,
+            state,
+            seeds,
+            snapshot: snapshot_tx,
+            dropped,
+        },
+        addr,
+        generation,
+        snapshots,
+        peers,
+    }))
+}
