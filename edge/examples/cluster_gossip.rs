@@ -80,7 +80,8 @@ impl Sim {
     fn run_for(&mut self, span: Duration) {
         let end = self.now + span;
         while self.now < end {
-            for i in 0..self.nodes.len() {
+            let count = self.nodes.len();
+            for i in 0..count {
                 if Some(i) == self.dead {
                     continue;
                 }
@@ -91,7 +92,7 @@ impl Sim {
                 while let Some(t) = node.poll_transmit() {
                     self.sent_packets += 1;
                     self.sent_bytes += t.bytes.len() as u64;
-                    let to = (0..self.nodes.len()).find(|&j| addr(j) == t.to);
+                    let to = (0..count).find(|&j| addr(j) == t.to);
                     if let Some(to) = to {
                         self.in_flight
                             .push((self.now + Duration::from_millis(1), to, t.bytes));
