@@ -96,7 +96,13 @@ impl ClusterBoard {
 
     /// `reporter` sees `edge_id`'s run `generation` in state `view`; true when this makes the
     /// edge down (it was not before).
-    pub(crate) fn report(&self, reporter: &str, edge_id: &str, generation: u64, view: PeerView) -> bool {
+    pub(crate) fn report(
+        &self,
+        reporter: &str,
+        edge_id: &str,
+        generation: u64,
+        view: PeerView,
+    ) -> bool {
         let mut board = self.board();
         board.order += 1;
         let order = board.order;
