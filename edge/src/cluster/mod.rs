@@ -3,16 +3,22 @@
 //! registration; members gossip a small health report; every datagram is sealed with an HMAC
 //! keyed from the shared secret. `membership.rs` is the sans-IO core (foca itself is sans-IO),
 //! `shell.rs` the tokio task around it (one socket, one clock, no logic), `report.rs` what the
-//! edge shows at `GET /cluster` and tells the control plane when a peer dies.
+//! edge shows at `GET /cluster`; `control_link/cluster_report.rs` tells the control plane when
+//! a peer changes state. [`bind`] sets it all up for `Edge::start`.
 //!
 //! **Invariant:** the core names no tokio, opens no socket and reads no clock; the shell only
 //! moves datagrams and time.
 
 mod config;
+/// The health report: `edge/examples/cluster_gossip.rs` builds one per simulated member.
 pub mod health;
+/// Who a member is: the example and `edge/tests/cluster_gossip.rs` make their own members.
 pub mod identity;
+/// The sans-IO core: the gossip example and the attack test drive it directly.
 pub mod membership;
+/// `GET /cluster`'s JSON: `edge/tests/cluster_gossip.rs` reads it back typed.
 pub mod report;
+/// Sealing: the attack test forges and replays datagrams with it.
 pub mod seal;
 pub(crate) mod shell;
 
