@@ -68,6 +68,13 @@ struct Board {
     order: u64,
 }
 
+/// What a report did to an edge's state.
+#[derive(Debug, Clone, Copy, Default, PartialEq, Eq)]
+pub(crate) struct Transition {
+    pub was_down: bool,
+    pub is_down: bool,
+}
+
 /// Shared between the gRPC service and the API; cheap to clone.
 #[derive(Debug, Clone, Default)]
 pub(crate) struct ClusterBoard {
@@ -94,33 +101,34 @@ impl ClusterBoard {
         entry.gossip_addr = gossip_addr.to_owned();
     }
 
-    /// `reporter` sees `edge_id`'s run `generation` in state `view`; true when this makes the
-    /// edge down (it was not before).
+    /// `reporter` sees `edge_id`'s run `generation` in state `view`; whether the edge is down
+    /// after this report, and whether it was before.
     pub(crate) fn report(
         &self,
         reporter: &str,
         edge_id: &str,
         generation: u64,
         view: PeerView,
-    ) -> bool {
+    ) -> Transition {
         let mut board = self.board();
         board.order += 1;
         let order = board.order;
         let Some(entry) = board.edges.get_mut(edge_id) else {
             // Never registered here (or with another control-plane process): nothing to show.
-            return false;
+            return Transition::default();
         };
-        if generation < entry.generation {
-            return false;
+        let was_down = entry.state() == Some(PeerView::Down);
+        let full =
+            entry.reports.len() >= MAX_REPORTS_PER_EDGE && !entry.reports.contains_key(reporter);
+        if generation >= entry.generation && !full {
+            entry
+                .reports
+                .insert(reporter.to_owned(), (generation, view, order));
         }
-        let before = entry.state();
-        if entry.reports.len() >= MAX_REPORTS_PER_EDGE && !entry.reports.contains_key(reporter) {
-            return false;
+        Transition {
+            was_down,
+            is_down: entry.state() == Some(PeerView::Down),
         }
-        entry
-            .reports
-            .insert(reporter.to_owned(), (generation, view, order));
-        before != Some(PeerView::Down) && entry.state() == Some(PeerView::Down)
     }
 
     /// What peers last said about `edge_id`'s current run.
@@ -150,26 +158,32 @@ mod tests {
     use super::*;
 
     #[test]
-    fn a_down_report_counts_once_and_a_new_run_clears_it() {
+    fn a_down_report_is_kept_until_a_new_run_or_alive() {
         let board = ClusterBoard::default();
         board.registered("b", 10, "127.0.0.1:1");
-        assert!(board.report("a", "b", 10, PeerView::Down));
-        assert!(!board.report("c", "b", 10, PeerView::Down), "already down");
+        let first = board.report("a", "b", 10, PeerView::Down);
+        assert_eq!((first.was_down, first.is_down), (false, true));
+        let second = board.report("c", "b", 10, PeerView::Down);
+        assert_eq!(
+            (second.was_down, second.is_down),
+            (true, true),
+            "already down"
+        );
         assert_eq!(board.state_of("b"), Some(PeerView::Down));
         board.registered("b", 20, "127.0.0.1:1");
         assert_eq!(board.state_of("b"), None);
         assert!(
-            !board.report("a", "b", 10, PeerView::Down),
+            !board.report("a", "b", 10, PeerView::Down).is_down,
             "about the old run"
         );
-        assert!(!board.report("a", "b", 20, PeerView::Alive));
+        assert!(!board.report("a", "b", 20, PeerView::Alive).is_down);
         assert_eq!(board.state_of("b"), Some(PeerView::Alive));
     }
 
     #[test]
     fn unknown_edges_are_not_tracked_from_reports() {
         let board = ClusterBoard::default();
-        assert!(!board.report("a", "ghost", 1, PeerView::Down));
+        assert!(!board.report("a", "ghost", 1, PeerView::Down).is_down);
         assert_eq!(board.state_of("ghost"), None);
     }
 }

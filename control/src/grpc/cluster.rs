@@ -1,7 +1,7 @@
 //! `ReportCluster`: an edge's view of its peers. Each state goes on the [`ClusterBoard`]; when a
 //! report makes an edge down, its open calls end as `edge_lost` now (`Store::end_calls_of_edge`),
 //! with their `call.ended` webhooks. Several peers reporting the same death end each call once:
-//! the board says "newly down" once per run, and the ended event's id is derived from the call.
+//! the ended event's id is derived from the call, so a second report stores nothing new.
 
 use tonic::Status;
 
@@ -39,9 +39,14 @@ pub(super) async fn apply(
         if peer.edge_id == report.edge_id {
             continue;
         }
-        if board.report(&report.edge_id, &peer.edge_id, peer.generation, view) {
-            tracing::warn!(edge = %peer.edge_id, reporter = %report.edge_id,
-                "edge declared down by a peer; ending its calls");
+        let change = board.report(&report.edge_id, &peer.edge_id, peer.generation, view);
+        if change.is_down && view == PeerView::Down {
+            if !change.was_down {
+                tracing::warn!(edge = %peer.edge_id, reporter = %report.edge_id,
+                    "edge declared down by a peer; ending its calls");
+            }
+            // Also when it already was: a store failure the first time is retried with the
+            // reporter's retry. The ended event's id makes a second run store nothing.
             store
                 .end_calls_of_edge(&peer.edge_id, now_ms())
                 .await
