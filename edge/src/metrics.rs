@@ -28,7 +28,12 @@ pub(crate) struct EdgeMetrics {
     /// `freya_edge_cluster_datagrams_dropped_total{reason}`: gossip datagrams dropped before
     /// (or refused by) the membership core (see `cluster/seal.rs`, `Dropped::label`).
     pub cluster_dropped: ClusterDropCounter,
+    /// `freya_edge_cluster_members{state}`: members this edge's gossip sees, itself included.
+    pub cluster_members: ClusterMemberGauge,
 }
+
+/// Cluster members by `state` (`alive`, `suspect`, `down`).
+pub type ClusterMemberGauge = Family<Vec<(String, String)>, Gauge>;
 
 /// Dropped gossip datagrams by `reason` (`bad_tag`, `oversized`, `replayed`, ...).
 pub type ClusterDropCounter = Family<Vec<(String, String)>, Counter>;
@@ -56,6 +61,12 @@ impl EdgeMetrics {
         let sip_invites_refused = RefusalCounter::default();
         let sip_call_queue_full = CallQueueCounter::default();
         let cluster_dropped = ClusterDropCounter::default();
+        let cluster_members = ClusterMemberGauge::default();
+        registry.register(
+            "cluster_members",
+            "Cluster members this edge's gossip sees (itself included), by state",
+            cluster_members.clone(),
+        );
         registry.register(
             "cluster_datagrams_dropped",
             "Gossip datagrams dropped, by reason: oversized, malformed, bad_tag (not sealed \
@@ -117,6 +128,7 @@ impl EdgeMetrics {
             sip_invites_refused,
             sip_call_queue_full,
             cluster_dropped,
+            cluster_members,
         }
     }
 

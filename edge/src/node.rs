@@ -142,7 +142,7 @@ impl Edge {
                 secret: &config.control.shared_secret,
             },
             state.clone(),
-            metrics.cluster_dropped.clone(),
+            &metrics,
         )
         .await?;
         let me = Registration {

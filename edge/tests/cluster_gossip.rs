@@ -48,18 +48,27 @@ fn state(report: &ClusterReport, id: &str) -> Option<String> {
         .map(|m| m.state.clone())
 }
 
-async fn dropped(edge: &Edge, reason: &str) -> u64 {
+/// A sample of `/metrics`, by its full name with labels (0 when absent).
+async fn metric(edge: &Edge, series: &str) -> u64 {
     let text = reqwest::get(format!("http://{}/metrics", edge.http_addr))
         .await
         .expect("GET /metrics")
         .text()
         .await
         .expect("metrics");
-    let line = format!("freya_edge_cluster_datagrams_dropped_total{{reason=\"{reason}\"}} ");
+    let prefix = format!("{series} ");
     text.lines()
-        .find_map(|l| l.strip_prefix(&line))
+        .find_map(|l| l.strip_prefix(&prefix))
         .and_then(|v| v.trim().parse().ok())
         .unwrap_or(0)
+}
+
+async fn dropped(edge: &Edge, reason: &str) -> u64 {
+    metric(
+        edge,
+        &format!("freya_edge_cluster_datagrams_dropped_total{{reason=\"{reason}\"}}"),
+    )
+    .await
 }
 
 async fn until<F, Fut>(what: &str, mut check: F)
@@ -184,6 +193,14 @@ async fn forged_oversized_and_replayed_gossip_adds_no_one_and_downs_no_one() {
         "the replayed announce revives no one: {seen:?}"
     );
     assert_eq!(state(&report(&b).await, "edge-a").as_deref(), Some("alive"));
+    until(
+        "a's gauge to count a and b alive, the insider down",
+        || async {
+            metric(&a, "freya_edge_cluster_members{state=\"alive\"}").await == 2
+                && metric(&a, "freya_edge_cluster_members{state=\"down\"}").await == 1
+        },
+    )
+    .await;
     b.stop().await;
     a.stop().await;
 }

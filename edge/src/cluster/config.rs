@@ -129,3 +129,45 @@ impl ClusterConfig {
         }
     }
 }
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    fn problems(config: &ClusterConfig) -> Vec<String> {
+        let mut found = Vec::new();
+        config.problems(&mut found);
+        found
+            .iter()
+            .map(|p| format!("{}: {}", p.key, p.message))
+            .collect()
+    }
+
+    #[test]
+    fn the_defaults_are_valid_and_off() {
+        let config = ClusterConfig::default();
+        assert!(config.bind.is_none());
+        assert!(problems(&config).is_empty(), "{:?}", problems(&config));
+        assert_eq!(config.settings().probe_period, Duration::from_millis(400));
+    }
+
+    #[test]
+    fn each_bad_value_is_named_by_its_key() {
+        let config = ClusterConfig {
+            bind: Some("nowhere".into()),
+            seeds: vec!["10.0.0.1".into()],
+            probe_rtt_ms: 500,
+            max_datagram_bytes: 100,
+            ..ClusterConfig::default()
+        };
+        let found = problems(&config).join("\n");
+        for key in [
+            "cluster.bind",
+            "cluster.seeds",
+            "cluster.probe_rtt_ms",
+            "cluster.max_datagram_bytes",
+        ] {
+            assert!(found.contains(key), "{key} missing from:\n{found}");
+        }
+    }
+}

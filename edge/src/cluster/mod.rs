@@ -36,7 +36,7 @@ use anyhow::Context;
 use tokio::net::UdpSocket;
 use tokio::sync::watch;
 
-use crate::metrics::ClusterDropCounter;
+use crate::metrics::EdgeMetrics;
 use crate::state::EdgeState;
 use health::PeerHealth;
 use report::ClusterSnapshot;
@@ -67,7 +67,7 @@ pub(crate) async fn bind(
     config: &ClusterConfig,
     me: SelfDescription<'_>,
     state: EdgeState,
-    dropped: ClusterDropCounter,
+    metrics: &EdgeMetrics,
 ) -> anyhow::Result<Option<BoundCluster>> {
     let Some(bind) = &config.bind else {
         return Ok(None);
@@ -124,7 +124,8 @@ pub(crate) async fn bind(
             state,
             seeds,
             snapshot: snapshot_tx,
-            dropped,
+            dropped: metrics.cluster_dropped.clone(),
+            members: metrics.cluster_members.clone(),
         },
         addr,
         generation,

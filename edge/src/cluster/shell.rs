@@ -12,10 +12,10 @@ use tokio::sync::watch;
 use tokio_util::sync::CancellationToken;
 
 use super::health::PeerHealth;
-use super::membership::{ClusterEvent, Membership};
+use super::membership::{ClusterEvent, MemberState, Membership};
 use super::report::ClusterSnapshot;
 use crate::cpu::CpuSampler;
-use crate::metrics::ClusterDropCounter;
+use crate::metrics::{ClusterDropCounter, ClusterMemberGauge};
 use crate::state::EdgeState;
 
 /// How often the edge's own health is read and the snapshot republished.
@@ -35,6 +35,7 @@ pub(crate) struct ClusterTask {
     pub seeds: watch::Receiver<Vec<SocketAddr>>,
     pub snapshot: watch::Sender<Arc<ClusterSnapshot>>,
     pub dropped: ClusterDropCounter,
+    pub members: ClusterMemberGauge,
 }
 
 /// Milliseconds since the epoch: the wall clock seals carry.
@@ -116,9 +117,16 @@ impl ClusterTask {
     }
 
     fn publish(&self) {
+        let members = self.core.members(Instant::now());
+        for state in [MemberState::Alive, MemberState::Suspect, MemberState::Down] {
+            let count = members.iter().filter(|m| m.state == state).count();
+            self.members
+                .get_or_create(&vec![("state".into(), state.name().into())])
+                .set(i64::try_from(count).unwrap_or(i64::MAX));
+        }
         self.snapshot.send_replace(Arc::new(ClusterSnapshot {
             me: self.core.me().clone(),
-            members: self.core.members(Instant::now()),
+            members,
         }));
     }
 }
