@@ -11,6 +11,7 @@
 #![warn(unreachable_pub)]
 
 mod api;
+mod cluster;
 pub mod config;
 pub mod dev;
 pub mod doctor;

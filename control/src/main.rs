@@ -50,6 +50,10 @@ enum Command {
         /// (sent to the caller's own SIP host) or a `sip:` URI.
         #[arg(long, default_value = "+15550100")]
         transfer_to: String,
+        /// Edges to run: the first in this process, edges 2..N as `freya edge` processes with
+        /// their own ports, all in one gossip cluster (listed in dev.json's `edges`).
+        #[arg(long, default_value_t = 1, value_parser = clap::value_parser!(u32).range(1..=16))]
+        edges: u32,
     },
     /// The control plane alone (REST API, dashboard, gRPC for edges).
     Control {
@@ -178,6 +182,7 @@ async fn run(command: Command) -> anyhow::Result<()> {
             edge_http,
             capacity,
             transfer_to,
+            edges,
         } => {
             let options = DevOptions {
                 data_dir,
@@ -186,6 +191,7 @@ async fn run(command: Command) -> anyhow::Result<()> {
                 edge_http,
                 capacity,
                 transfer_to,
+                edges,
             };
             dev::run(options, stop_on_signal()).await
         }

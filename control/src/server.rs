@@ -15,6 +15,7 @@ use tokio::task::JoinSet;
 use tokio_util::sync::CancellationToken;
 
 use crate::api::{self, AppState, RateLimiter, TokenIssuer};
+use crate::cluster::ClusterBoard;
 use crate::config::ControlConfig;
 use crate::grpc::{CommandHub, EdgeControlService, EdgeSecret, EdgeServiceSettings};
 use crate::grpc_listener;
@@ -83,6 +84,7 @@ impl ControlPlane {
         let shutdown = CancellationToken::new();
         let metrics = Arc::new(ControlMetrics::default());
         let commands = CommandHub::default();
+        let cluster = ClusterBoard::default();
         let mut tasks = JoinSet::new();
 
         let app = api::router(AppState {
@@ -99,6 +101,7 @@ impl ControlPlane {
             cors_allowed_origins: config.http.cors_allowed_origins.clone(),
             allow_private_webhook_targets: config.webhooks.allow_private_targets,
             recordings_dir: config.recordings.dir.clone(),
+            cluster: cluster.clone(),
         });
         let app = match extra {
             Some(extra) => extra.merge(app),
@@ -118,12 +121,14 @@ impl ControlPlane {
             store.clone(),
             EdgeServiceSettings {
                 heartbeat_interval_ms: config.edges.heartbeat_interval_ms,
+                offline_after_ms: i64::from(config.edges.offline_after_ms),
                 config_poll_interval: Duration::from_millis(u64::from(config.edges.config_poll_ms)),
                 recordings_dir: config.recordings.dir.clone(),
             },
             commands.clone(),
             metrics,
             EdgeSecret::new(&config.edges.shared_secret),
+            cluster,
             shutdown.clone(),
         );
         let grpc_gate = ConnectionGate::new(

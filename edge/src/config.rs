@@ -9,6 +9,7 @@ use serde::Deserialize;
 use freya_shared::config::{check_socket_addr, ConfigProblem, Validate};
 use freya_shared::model::number::is_region_name;
 
+pub use crate::cluster::ClusterConfig;
 pub use crate::egress::EgressConfig;
 use crate::serve::{ConnectionLimits, ConnectionTimeouts};
 
@@ -38,6 +39,9 @@ pub struct EdgeConfig {
     /// Where customer-supplied URLs (tools, `function` nodes, provider base URLs) may lead.
     #[serde(default)]
     pub egress: EgressConfig,
+    /// Gossip with the other edges (membership and health); off unless `cluster.bind` is set.
+    #[serde(default)]
+    pub cluster: ClusterConfig,
 }
 
 /// The media side of calls. A key left out takes its value from `Default` below, the one place
@@ -327,6 +331,7 @@ impl Validate for EdgeConfig {
             check_socket_addr("sip.public_addr", public, &mut problems);
         }
         check_socket_addr("http.addr", &self.http.addr, &mut problems);
+        self.cluster.problems(&mut problems);
         for (key, value, min) in [
             ("http.header_timeout_ms", self.http.header_timeout_ms, 100),
             ("http.idle_timeout_ms", self.http.idle_timeout_ms, 100),

@@ -1,5 +1,6 @@
 //! The edge's operator endpoints: `/healthz` (the process answers), `/readyz` (it has a
-//! configuration to answer calls with, from the control plane or its disk cache) and `/metrics`;
+//! configuration to answer calls with, from the control plane or its disk cache), `/metrics`
+//! and `/cluster` (the members this edge's gossip sees; 404 without a cluster);
 //! and the body limit every route of the listener sets ([`refuse_oversized`]).
 
 use std::sync::Arc;
@@ -11,6 +12,9 @@ use axum::response::{IntoResponse, Response};
 use axum::routing::get;
 use axum::Router;
 
+use tokio::sync::watch;
+
+use crate::cluster::report::{ClusterReport, ClusterSnapshot};
 use crate::metrics::EdgeMetrics;
 use crate::state::EdgeState;
 
@@ -18,17 +22,27 @@ use crate::state::EdgeState;
 struct HttpState {
     edge: EdgeState,
     metrics: Arc<EdgeMetrics>,
+    cluster: Option<watch::Receiver<Arc<ClusterSnapshot>>>,
 }
 
 /// Largest body the operator endpoints take: they take none.
 const OPERATOR_BODY_LIMIT: usize = 1024;
 
-pub(crate) fn router(edge: EdgeState, metrics: Arc<EdgeMetrics>) -> Router {
+pub(crate) fn router(
+    edge: EdgeState,
+    metrics: Arc<EdgeMetrics>,
+    cluster: Option<watch::Receiver<Arc<ClusterSnapshot>>>,
+) -> Router {
     let router = Router::new()
         .route("/healthz", get(|| async { "ok" }))
         .route("/readyz", get(readyz))
         .route("/metrics", get(metrics_text))
-        .with_state(HttpState { edge, metrics });
+        .route("/cluster", get(cluster_view))
+        .with_state(HttpState {
+            edge,
+            metrics,
+            cluster,
+        });
     body_limit(router, OPERATOR_BODY_LIMIT)
 }
 
@@ -95,4 +109,18 @@ async fn metrics_text(State(state): State<HttpState>) -> impl IntoResponse {
         )],
         m.render(),
     )
+}
+
+async fn cluster_view(State(state): State<HttpState>) -> Response {
+    match &state.cluster {
+        Some(snapshots) => {
+            let snapshot = snapshots.borrow().clone();
+            axum::Json(ClusterReport::of(&snapshot, std::time::Instant::now())).into_response()
+        }
+        None => (
+            StatusCode::NOT_FOUND,
+            "this edge runs no cluster: set cluster.bind",
+        )
+            .into_response(),
+    }
 }

@@ -11,6 +11,9 @@
 /// The call's media pieces (`codec`, `media`, `core`, `task`): the edge's benches and
 /// `freya-control`'s DTMF test drive one call's media without a SIP dialog.
 pub mod call;
+/// Cluster membership and health (SWIM): `freya-control` reads the view types, the edge's
+/// bench and tests drive the core.
+pub mod cluster;
 /// `[edge]` configuration: `freya-control` embeds it in its own config and reuses its defaults.
 pub mod config;
 /// The gRPC client, spool and snapshot cache: `freya-control`'s tests act as an edge with them.

@@ -25,7 +25,18 @@ pub(crate) struct EdgeMetrics {
     /// `freya_edge_sip_call_queue_full_total{signal,action}`: signals the SIP task could not
     /// put in a call's full queue, `dropped` or left `waiting` (see `sip/transport/signals.rs`).
     pub sip_call_queue_full: CallQueueCounter,
+    /// `freya_edge_cluster_datagrams_dropped_total{reason}`: gossip datagrams dropped before
+    /// (or refused by) the membership core (see `cluster/seal.rs`, `Dropped::label`).
+    pub cluster_dropped: ClusterDropCounter,
+    /// `freya_edge_cluster_members{state}`: members this edge's gossip sees, itself included.
+    pub cluster_members: ClusterMemberGauge,
 }
+
+/// Cluster members by `state` (`alive`, `suspect`, `down`).
+pub type ClusterMemberGauge = Family<Vec<(String, String)>, Gauge>;
+
+/// Dropped gossip datagrams by `reason` (`bad_tag`, `oversized`, `replayed`, ...).
+pub type ClusterDropCounter = Family<Vec<(String, String)>, Counter>;
 
 /// Refused INVITEs by `reason` (see `call::admission::RefusalCause::label`).
 pub type RefusalCounter = Family<Vec<(String, String)>, Counter>;
@@ -49,6 +60,19 @@ impl EdgeMetrics {
         let rtp_foreign = Counter::default();
         let sip_invites_refused = RefusalCounter::default();
         let sip_call_queue_full = CallQueueCounter::default();
+        let cluster_dropped = ClusterDropCounter::default();
+        let cluster_members = ClusterMemberGauge::default();
+        registry.register(
+            "cluster_members",
+            "Cluster members this edge's gossip sees (itself included), by state",
+            cluster_members.clone(),
+        );
+        registry.register(
+            "cluster_datagrams_dropped",
+            "Gossip datagrams dropped, by reason: oversized, malformed, bad_tag (not sealed \
+             with the cluster's key), stale (outside the replay window), replayed, refused",
+            cluster_dropped.clone(),
+        );
         registry.register("active_calls", "Calls in progress", active_calls.clone());
         registry.register("draining", "1 while refusing new calls", draining.clone());
         registry.register(
@@ -103,6 +127,8 @@ impl EdgeMetrics {
             rtp_foreign,
             sip_invites_refused,
             sip_call_queue_full,
+            cluster_dropped,
+            cluster_members,
         }
     }
 

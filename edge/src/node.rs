@@ -40,6 +40,8 @@ pub struct Edge {
     pub http_addr: SocketAddr,
     /// Where the edge listens for SIP (the bound address, so port 0 in config is resolved).
     pub sip_addr: SocketAddr,
+    /// Where cluster gossip listens (as peers reach it); `None` without `cluster.bind`.
+    pub gossip_addr: Option<SocketAddr>,
     pub state: EdgeState,
     events: mpsc::Sender<CallEvent>,
     shutdown: CancellationToken,
@@ -130,12 +132,33 @@ impl Edge {
             "no media address: set rtp.public_ip or rtp.public_ip_v6 (sip.addr is a wildcard)",
         )?;
         tracing::info!(v4 = ?media.v4, v6 = ?media.v6, "media addresses");
+        let cluster = crate::cluster::bind(
+            &config.cluster,
+            crate::cluster::SelfDescription {
+                edge_id: &id,
+                region: &config.region,
+                sip_addr: public_sip,
+                http_addr,
+                secret: &config.control.shared_secret,
+            },
+            state.clone(),
+            &metrics,
+        )
+        .await?;
         let me = Registration {
             rtp_addr: primary.public.to_string(),
             sip_addr: public_sip.to_string(),
             http_addr: http_addr.to_string(),
             capacity: config.capacity,
+            gossip_addr: cluster
+                .as_ref()
+                .map(|c| c.addr.to_string())
+                .unwrap_or_default(),
+            generation: cluster.as_ref().map_or(0, |c| c.generation),
+            cluster_peers: cluster.as_ref().map(|c| c.peers.clone()),
         };
+        let gossip_addr = cluster.as_ref().map(|c| c.addr);
+        let cluster_view = cluster.as_ref().map(|c| c.snapshots.clone());
         let (events, events_rx) = mpsc::channel(EVENT_QUEUE);
         // The voice pipeline's edge-wide defaults come from the environment, read once here.
         let defaults = VoiceDefaults::from_env(std::env::vars());
@@ -190,7 +213,7 @@ impl Edge {
             http: http_client,
             webhooks: metrics.twilio_webhooks.clone(),
         };
-        let app = crate::http::router(state.clone(), metrics.clone())
+        let app = crate::http::router(state.clone(), metrics.clone(), cluster_view)
             .merge(crate::twilio::webhook::router(twilio.clone()));
         tasks.spawn(crate::serve::serve_http(
             LimitedListener {
@@ -230,6 +253,13 @@ impl Edge {
             queue_full: metrics.sip_call_queue_full.clone(),
         };
         tasks.spawn(sip.run(shutdown.clone()));
+        if let Some(cluster) = cluster {
+            tasks.spawn(control_link::run_cluster_report(
+                link.clone(),
+                cluster.snapshots.clone(),
+            ));
+            tasks.spawn(cluster.task.run(shutdown.clone()));
+        }
         tasks.spawn(control_link::run_registration(
             link.clone(),
             state.clone(),
@@ -259,6 +289,7 @@ impl Edge {
             id,
             http_addr,
             sip_addr,
+            gossip_addr,
             state,
             events,
             shutdown,

@@ -9,7 +9,8 @@
 //!   [`MAX_SHELL_FN_LINES`] lines: a shell that grows long functions is growing logic that
 //!   belongs in a core, with a test.
 //! - The call's sans-IO parts (the files in [`CALL_CORES`]) neither name tokio nor await: a call's
-//!   decisions stay testable in simulated time.
+//!   decisions stay testable in simulated time. Nor do the cluster's ([`CLUSTER_CORES`]), which
+//!   also read no clock.
 //!
 //! Each check names what broke and where to look.
 
@@ -32,6 +33,15 @@ const SHELLS: &[&str] = &[
     "edge/src/call/leg.rs",
     "edge/src/call/providers.rs",
     "edge/src/call/pipeline.rs",
+    "edge/src/cluster/shell.rs",
+];
+
+/// The cluster's sans-IO membership core: foca driven by datagrams and `Instant`s.
+const CLUSTER_CORES: &[&str] = &[
+    "edge/src/cluster/membership.rs",
+    "edge/src/cluster/identity.rs",
+    "edge/src/cluster/seal.rs",
+    "edge/src/cluster/health.rs",
 ];
 
 /// The call's sans-IO parts: every decision a call makes, driven by `now` and inputs, with no
@@ -467,6 +477,37 @@ fn the_call_core_names_no_tokio_and_never_awaits() {
         found.is_empty(),
         "the call's sans-IO parts must not do I/O or await (move it to the call task, \
          `call/task.rs`, or the provider shell, `call/providers.rs`):\n  {}",
+        found.join("\n  ")
+    );
+}
+
+#[test]
+fn the_cluster_core_names_no_tokio_and_reads_no_clock() {
+    let root = workspace_root();
+    let mut found = Vec::new();
+    for file in CLUSTER_CORES {
+        let text = std::fs::read_to_string(root.join(file))
+            .unwrap_or_else(|e| panic!("cannot read the cluster core file {file}: {e}"));
+        for (n, line) in code_only(&text).lines().enumerate() {
+            for word in [
+                "tokio",
+                ".await",
+                "async ",
+                "UdpSocket",
+                "std::thread",
+                "Instant::now",
+                "SystemTime",
+            ] {
+                if line.contains(word) {
+                    found.push(format!("{file}:{}: `{word}`", n + 1));
+                }
+            }
+        }
+    }
+    assert!(
+        found.is_empty(),
+        "the membership core takes time and datagrams as inputs (move I/O and clocks to \
+         `cluster/shell.rs`):\n  {}",
         found.join("\n  ")
     );
 }

@@ -83,6 +83,8 @@ pub(crate) struct AppState {
     pub allow_private_webhook_targets: bool,
     /// `recordings.dir`: where call recordings are read from.
     pub recordings_dir: std::path::PathBuf,
+    /// What the edges' cluster gossip reports about each edge (`GET /v1/edges`).
+    pub cluster: crate::cluster::ClusterBoard,
 }
 
 /// A page of results. Every list has this shape; `next_cursor` is set when there is more.

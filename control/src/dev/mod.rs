@@ -1,7 +1,8 @@
 //! `freya dev`: the whole platform on one machine — a control plane on an embedded SQLite file
 //! and one edge in the same process, linked over real gRPC on loopback — with a demo workspace,
 //! admin, API key, agent and number seeded on first start and reused afterwards. What a newcomer
-//! needs to use it is written to `DATA_DIR/dev.json`.
+//! needs to use it is written to `DATA_DIR/dev.json`. With `--edges N`, edges 2..N run as
+//! `freya edge` processes (`edges.rs`) and all N gossip as one cluster.
 
 use std::net::SocketAddr;
 use std::path::{Path, PathBuf};
@@ -20,7 +21,9 @@ use crate::server::ControlPlane;
 
 mod demo;
 pub mod desk;
+mod edges;
 use crate::store::{Role, Store, WorkspaceScope};
+pub use edges::DevEdge;
 use freya_edge::config::{ControlLinkConfig, EdgeHttpConfig, EgressConfig, RtpConfig, SipConfig};
 use freya_edge::{Edge, EdgeConfig};
 use freya_shared::model::PhoneNumberSpec;
@@ -36,6 +39,8 @@ pub struct DevOptions {
     pub capacity: u32,
     /// Where the demo agent puts callers who ask for a person (a number or `sip:` URI).
     pub transfer_to: String,
+    /// Edges to run: the first in this process, the others as `freya edge` processes.
+    pub edges: u32,
 }
 
 /// The contents of `dev.json`: everything needed to use the dev setup.
@@ -52,6 +57,9 @@ pub struct DevInfo {
     pub phone_number: String,
     pub admin_email: String,
     pub admin_password: String,
+    /// Every edge of the setup, the in-process one first (absent from an older `dev.json`).
+    #[serde(default)]
+    pub edges: Vec<DevEdge>,
 }
 
 /// The demo's dialable number.
@@ -126,7 +134,7 @@ pub async fn run(options: DevOptions, shutdown: CancellationToken) -> anyhow::Re
         capacity: options.capacity,
         control: ControlLinkConfig {
             url: format!("http://{}", control.grpc_addr),
-            shared_secret: secret,
+            shared_secret: secret.clone(),
             connect_timeout_ms: 3_000,
             max_backoff_ms: 5_000,
         },
@@ -154,8 +162,26 @@ pub async fn run(options: DevOptions, shutdown: CancellationToken) -> anyhow::Re
             allow_private_targets: true,
             proxy: None,
         },
+        // Gossip on a free port: alone it costs nothing, and `--edges N` joins it.
+        cluster: freya_edge::config::ClusterConfig {
+            bind: Some("127.0.0.1:0".into()),
+            ..Default::default()
+        },
     };
     let edge = Edge::start(&edge_config).await?;
+    let children = match edge.gossip_addr {
+        Some(seed) if options.edges > 1 => Some(edges::ChildEdges::start(
+            options.edges,
+            &edges::ChildSettings {
+                data_dir: &data_dir,
+                grpc_addr: control.grpc_addr,
+                secret: &secret,
+                seed,
+                capacity: options.capacity,
+            },
+        )?),
+        _ => None,
+    };
     // The edge adapts the offline recogniser to telephone audio in the background (once per
     // machine); the demo waits for it, so the first call already hears with the adapted model.
     freya_edge::speech::stt::local::adapt::adapt_in_background().await;
@@ -178,6 +204,22 @@ pub async fn run(options: DevOptions, shutdown: CancellationToken) -> anyhow::Re
     refresh_demo_agent(&control.store, &info, &demo)
         .await
         .context("while updating the demo agent")?;
+    let mut info = info;
+    info.edges = vec![DevEdge {
+        id: edge.id.clone(),
+        region: "local".into(),
+        pid: std::process::id(),
+        sip_addr: edge.sip_addr.to_string(),
+        http_url: format!("http://{}", edge.http_addr),
+        gossip_addr: edge.gossip_addr.map(|a| a.to_string()),
+        config: None,
+    }];
+    if let Some(children) = &children {
+        children
+            .wait_registered(&control.store, std::time::Duration::from_secs(30))
+            .await;
+        info.edges.extend(children.listed());
+    }
     let info_path = data_dir.join("dev.json");
     write_private(&info_path, &serde_json::to_vec_pretty(&info)?)?;
     print_banner(&info, &info_path);
@@ -190,6 +232,9 @@ pub async fn run(options: DevOptions, shutdown: CancellationToken) -> anyhow::Re
         _ = edge_stop.cancelled() => {}
     }
     tracing::info!("shutting down");
+    if let Some(children) = children {
+        children.stop().await;
+    }
     edge.stop().await;
     control.stop().await;
     Ok(())
@@ -208,7 +253,14 @@ fn keep_new_files_private() {
 
 fn print_banner(info: &DevInfo, path: &Path) {
     println!();
-    println!("  Freya is running (control plane + one edge, region `local`).");
+    if info.edges.len() > 1 {
+        println!(
+            "  Freya is running (control plane + {} edges in one cluster, region `local`).",
+            info.edges.len()
+        );
+    } else {
+        println!("  Freya is running (control plane + one edge, region `local`).");
+    }
     println!(
         "  API        {}/v1   (Authorization: Bearer {})",
         info.api_url, info.api_key
@@ -222,6 +274,12 @@ fn print_banner(info: &DevInfo, path: &Path) {
         "  Admin      {} / {}",
         info.admin_email, info.admin_password
     );
+    for extra in info.edges.iter().skip(1) {
+        println!(
+            "  Edge       {} sip:{}  {}  (pid {})",
+            extra.id, extra.sip_addr, extra.http_url, extra.pid
+        );
+    }
     println!("  Details    {}", path.display());
     println!("  Press Ctrl-C to stop.");
     println!();
@@ -381,6 +439,7 @@ async fn seed_or_reuse(
             phone_number: DEMO_NUMBER.into(),
             admin_email: ADMIN_EMAIL.into(),
             admin_password,
+            edges: Vec::new(),
         });
     }
     let workspace_id = store.create_workspace("Demo").await?;
@@ -425,5 +484,6 @@ async fn seed_or_reuse(
         phone_number: DEMO_NUMBER.into(),
         admin_email: ADMIN_EMAIL.into(),
         admin_password,
+        edges: Vec::new(),
     })
 }

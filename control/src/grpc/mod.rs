@@ -3,6 +3,7 @@
 //! so a graceful stop does not wait on an edge that never hangs up.
 
 mod auth;
+mod cluster;
 mod commands;
 mod events;
 pub(crate) mod recordings;
@@ -16,13 +17,14 @@ use tokio_stream::wrappers::ReceiverStream;
 use tokio_util::sync::CancellationToken;
 use tonic::{Request, Response, Status, Streaming};
 
+use crate::cluster::ClusterBoard;
 use crate::metrics::ControlMetrics;
 use crate::store::{EdgeRegistration, Store, StoreError};
 use freya_proto::v1::edge_control_server::{EdgeControl, EdgeControlServer};
 use freya_proto::v1::{
-    CallEvent, CommandsRequest, ConfigUpdate, EdgeCommand, EventAck, HeartbeatRequest,
-    HeartbeatResponse, RecordingChunk, RecordingStored, RegisterRequest, RegisterResponse,
-    WatchConfigRequest,
+    CallEvent, ClusterReport, ClusterReportAck, CommandsRequest, ConfigUpdate, EdgeCommand,
+    EventAck, HeartbeatRequest, HeartbeatResponse, RecordingChunk, RecordingStored,
+    RegisterRequest, RegisterResponse, WatchConfigRequest,
 };
 use freya_shared::model::EdgeHealth;
 
@@ -33,6 +35,8 @@ pub use commands::CommandHub;
 #[derive(Debug, Clone)]
 pub(crate) struct EdgeServiceSettings {
     pub heartbeat_interval_ms: u32,
+    /// `edges.offline_after_ms`: which edges count as online when a new edge asks for peers.
+    pub offline_after_ms: i64,
     /// How often a configuration watch re-reads the version, to see changes committed by other
     /// control-plane processes (changes made by this one arrive at once).
     pub config_poll_interval: Duration,
@@ -46,6 +50,8 @@ pub(crate) struct EdgeControlService {
     settings: EdgeServiceSettings,
     commands: CommandHub,
     metrics: Arc<ControlMetrics>,
+    /// What the edges' gossip says about each edge (`ReportCluster`, shown by `GET /v1/edges`).
+    cluster: ClusterBoard,
     shutdown: CancellationToken,
 }
 
@@ -57,6 +63,7 @@ impl EdgeControlService {
         commands: CommandHub,
         metrics: Arc<ControlMetrics>,
         secret: EdgeSecret,
+        cluster: ClusterBoard,
         shutdown: CancellationToken,
     ) -> tonic::service::interceptor::InterceptedService<EdgeControlServer<Self>, EdgeSecret> {
         let service = Self {
@@ -64,6 +71,7 @@ impl EdgeControlService {
             settings,
             commands,
             metrics,
+            cluster,
             shutdown,
         };
         EdgeControlServer::with_interceptor(service, secret)
@@ -114,6 +122,8 @@ impl EdgeControl for EdgeControlService {
         }
         let mut health = health_of(r.health);
         health.capacity = r.capacity;
+        self.cluster
+            .registered(&r.edge_id, r.generation, &r.gossip_addr);
         let registration = EdgeRegistration {
             id: r.edge_id,
             region: r.region,
@@ -129,8 +139,20 @@ impl EdgeControl for EdgeControlService {
             .map_err(status_of)?;
         self.metrics.edge_registrations.inc();
         tracing::info!(edge = %registration.id, region = %registration.region, "edge registered");
+        let cluster_peers = match self.store.edges(self.settings.offline_after_ms).await {
+            Ok(edges) => self.cluster.gossip_addrs(
+                edges
+                    .iter()
+                    .filter(|e| e.status != freya_shared::model::EdgeStatus::Offline)
+                    .map(|e| e.id.as_str()),
+                &registration.id,
+            ),
+            // The list only speeds up joining; configured seeds still work without it.
+            Err(_) => Vec::new(),
+        };
         Ok(Response::new(RegisterResponse {
             heartbeat_interval_ms: self.settings.heartbeat_interval_ms,
+            cluster_peers,
         }))
     }
 
@@ -209,5 +231,14 @@ impl EdgeControl for EdgeControlService {
         )
         .await
         .map(Response::new)
+    }
+
+    async fn report_cluster(
+        &self,
+        request: Request<ClusterReport>,
+    ) -> Result<Response<ClusterReportAck>, Status> {
+        let caller = auth::edge_id_of(request.metadata())?;
+        cluster::apply(&self.store, &self.cluster, &caller, request.into_inner()).await?;
+        Ok(Response::new(ClusterReportAck {}))
     }
 }

@@ -5,6 +5,9 @@
 //! call was alive — through the same event path as an edge's own `call.ended`, so usage is
 //! folded and webhooks are queued in the same transaction.
 //!
+//! The same end comes sooner when the edge's cluster peers report it down
+//! ([`Store::end_calls_of_edge`], at the moment of the report); both write the same event id.
+//!
 //! The synthetic event's id is derived from the call's, so several control-plane processes
 //! doing this at once store it once. If the edge comes back with the same id and its spool
 //! carries the call's real end, that later `call.ended` is stored too and the record takes its
@@ -69,5 +72,44 @@ impl Store {
             ended += count;
         }
         Ok(ended)
+    }
+
+    /// Ends, as `edge_lost` at `at_ms`, every open call of `edge_id` (its peers declared it
+    /// down); returns how many calls it ended. A call already ended this way is not ended twice.
+    pub async fn end_calls_of_edge(&self, edge_id: &str, at_ms: i64) -> Result<usize, StoreError> {
+        let rows = sqlx::query(
+            "SELECT id, workspace_id, answered_at_ms FROM calls \
+             WHERE ended_at_ms IS NULL AND edge_id = $1 ORDER BY id",
+        )
+        .bind(edge_id)
+        .fetch_all(self.pool())
+        .await?;
+        let mut events = Vec::with_capacity(rows.len());
+        for row in &rows {
+            let call_id: String = row.try_get("id")?;
+            let answered: Option<i64> = row.try_get("answered_at_ms")?;
+            let ended = CallEnded {
+                answered: Some(answered.is_some()),
+                edge_id: Some(edge_id.to_owned()),
+                ..CallEnded::because(EndReason::EdgeLost)
+            };
+            let mut event = CallEvent::new(
+                call_id.clone(),
+                row.try_get::<String, _>("workspace_id")?,
+                CallEventData::Ended(ended),
+            );
+            event.id = format!("{call_id}.{EDGE_LOST}");
+            event.at_ms = at_ms;
+            events.push(event);
+        }
+        if events.is_empty() {
+            return Ok(0);
+        }
+        let stored = self.record_call_events(edge_id, &events).await?;
+        let count = stored.iter().filter(|&&new| new).count();
+        if count > 0 {
+            tracing::warn!(edge = %edge_id, calls = count, "edge declared down by its peers; its open calls ended as edge_lost");
+        }
+        Ok(count)
     }
 }

@@ -287,6 +287,7 @@ pub fn edge_config(data_dir: &Path, grpc_addr: std::net::SocketAddr, secret: &st
             allow_private_targets: true,
             proxy: None,
         },
+        cluster: Default::default(),
     }
 }
 

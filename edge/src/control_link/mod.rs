@@ -1,9 +1,10 @@
-//! The edge's link to the control plane: five independent tasks over one lazily connected gRPC
+//! The edge's link to the control plane: independent tasks over one lazily connected gRPC
 //! channel — registration and heartbeats, the configuration watch, the call-event publisher,
-//! the command stream and the recording uploader. Each reconnects on its own with backoff and
+//! the command stream, the recording uploader and (with a cluster) the cluster reporter. Each reconnects on its own with backoff and
 //! jitter; none of them is needed to answer a call.
 
 mod backoff;
+mod cluster_report;
 mod commands;
 mod config_watch;
 mod publisher;
@@ -25,6 +26,7 @@ use tonic::{Request, Status};
 use freya_proto::v1::edge_control_client::EdgeControlClient;
 
 pub use backoff::Backoff;
+pub(crate) use cluster_report::run as run_cluster_report;
 pub(crate) use commands::run as run_commands;
 pub(crate) use config_watch::run as run_config_watch;
 pub(crate) use publisher::run as run_publisher;

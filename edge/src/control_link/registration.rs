@@ -1,6 +1,7 @@
 //! Registration and heartbeats: announce the edge, then report health at the interval the
 //! control plane asks for. A control plane that forgot the edge (NOT_FOUND) gets a new
-//! registration; an unreachable one is retried with backoff.
+//! registration; an unreachable one is retried with backoff. The answer to a registration names
+//! the other edges' gossip addresses, handed to the cluster task as seeds.
 
 use std::time::Duration;
 
@@ -17,6 +18,12 @@ pub(crate) struct Registration {
     pub rtp_addr: String,
     pub http_addr: String,
     pub capacity: u32,
+    /// Where the cluster gossip listens (empty: no cluster).
+    pub gossip_addr: String,
+    /// This run of the edge (see `cluster::Peer::generation`).
+    pub generation: u64,
+    /// Receives the control plane's list of peers' gossip addresses.
+    pub cluster_peers: Option<tokio::sync::watch::Sender<Vec<std::net::SocketAddr>>>,
 }
 
 fn wire(h: EdgeHealth) -> WireHealth {
@@ -41,14 +48,24 @@ pub(crate) async fn run(link: LinkContext, state: EdgeState, me: Registration) {
             capacity: me.capacity,
             version: env!("CARGO_PKG_VERSION").into(),
             health: Some(wire(state.health(cpu.sample()))),
+            gossip_addr: me.gossip_addr.clone(),
+            generation: me.generation,
         };
         let interval = match link.client.clone().register(request).await {
             Ok(response) => {
                 backoff.reset();
                 tracing::info!(edge = %link.edge_id, "registered with the control plane");
-                Duration::from_millis(u64::from(
-                    response.into_inner().heartbeat_interval_ms.max(100),
-                ))
+                let response = response.into_inner();
+                if let Some(peers) = &me.cluster_peers {
+                    // Addresses that do not parse are an older or foreign control plane's; skipped.
+                    let addrs = response
+                        .cluster_peers
+                        .iter()
+                        .filter_map(|a| a.parse().ok())
+                        .collect();
+                    peers.send_replace(addrs);
+                }
+                Duration::from_millis(u64::from(response.heartbeat_interval_ms.max(100)))
             }
             Err(status) => {
                 log_failure("registering", &status);

@@ -328,6 +328,19 @@ fn reasons_round_trip_through_their_words() {
 }
 
 #[test]
+fn the_control_planes_edge_lost_end_reads_back_typed() {
+    // What `store/lost_edges.rs` writes when heartbeats stop or peers declare the edge down.
+    let json = json!({"reason": "edge_lost", "answered": true, "edge_id": "dev-edge-3"});
+    let data = CallEventData::parse("call.ended", &json);
+    let CallEventData::Ended(ended) = &data else {
+        panic!("call.ended not understood");
+    };
+    assert_eq!(ended.reason, Some(EndReason::EdgeLost));
+    assert_eq!(ended.edge_id.as_deref(), Some("dev-edge-3"));
+    assert_eq!(data.to_payload(), json);
+}
+
+#[test]
 fn an_event_spooled_before_the_schema_field_reads_as_version_zero() {
     let old = json!({"id": "0190", "call_id": "c", "workspace_id": "w", "kind": "call.answered",
                      "at_ms": 1, "payload": {}});

@@ -104,7 +104,8 @@ reason_enum! {
         UnsupportedCodec => "unsupported_codec",
         /// The call's media socket failed.
         MediaSocketError => "media_socket_error",
-        /// The control plane lost the call's edge (recorded by the control plane itself).
+        /// The control plane lost the call's edge (recorded by the control plane itself): its
+        /// heartbeats stopped, or its cluster peers declared it down (`ReportCluster`).
         EdgeLost => "edge_lost",
     }
 }

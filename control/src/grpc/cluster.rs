@@ -1,0 +1,57 @@
+//! `ReportCluster`: an edge's view of its peers. Each state goes on the [`ClusterBoard`]; when a
+//! report makes an edge down, its open calls end as `edge_lost` now (`Store::end_calls_of_edge`),
+//! with their `call.ended` webhooks. Several peers reporting the same death end each call once:
+//! the ended event's id is derived from the call, so a second report stores nothing new.
+
+use tonic::Status;
+
+use super::{required, status_of};
+use crate::cluster::{ClusterBoard, PeerView};
+use crate::store::Store;
+use freya_proto::v1::ClusterReport;
+use freya_shared::ids::now_ms;
+
+/// Most peer states one report may carry (the edge's `cluster.max_members` is far below).
+const MAX_PEERS_PER_REPORT: usize = 1_024;
+
+/// Applies `report` from the authenticated edge `caller`.
+pub(super) async fn apply(
+    store: &Store,
+    board: &ClusterBoard,
+    caller: &str,
+    report: ClusterReport,
+) -> Result<(), Status> {
+    required("edge_id", &report.edge_id)?;
+    if report.edge_id != caller {
+        return Err(Status::permission_denied(
+            "`edge_id` must be the edge making the call",
+        ));
+    }
+    if report.peers.len() > MAX_PEERS_PER_REPORT {
+        return Err(Status::invalid_argument(format!(
+            "at most {MAX_PEERS_PER_REPORT} peers per report"
+        )));
+    }
+    for peer in &report.peers {
+        let Some(view) = PeerView::parse(&peer.state) else {
+            continue;
+        };
+        if peer.edge_id == report.edge_id {
+            continue;
+        }
+        let change = board.report(&report.edge_id, &peer.edge_id, peer.generation, view);
+        if change.is_down && view == PeerView::Down {
+            if !change.was_down {
+                tracing::warn!(edge = %peer.edge_id, reporter = %report.edge_id,
+                    "edge declared down by a peer; ending its calls");
+            }
+            // Also when it already was: a store failure the first time is retried with the
+            // reporter's retry. The ended event's id makes a second run store nothing.
+            store
+                .end_calls_of_edge(&peer.edge_id, now_ms())
+                .await
+                .map_err(status_of)?;
+        }
+    }
+    Ok(())
+}

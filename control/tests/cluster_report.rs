@@ -1,0 +1,221 @@
+//! `ReportCluster` on SQLite and PostgreSQL: an edge's peers say it is down. A real edge carries
+//! a call and keeps heartbeating (so the heartbeat timeout never fires); two peers report it
+//! down over gRPC. The control plane shows it `offline` with `cluster_state: down`, ends the
+//! call as `edge_lost` once (one `call.ended` webhook for two reports), and refuses a report
+//! sent in another edge's name. A report about an older run of an edge changes nothing; a
+//! later `alive` brings it back online.
+
+mod support;
+
+use std::sync::{Arc, Mutex};
+use std::time::Duration;
+
+use axum::body::Bytes;
+use axum::extract::State;
+use reqwest::StatusCode;
+use serde_json::{json, Value};
+
+use freya_control::store::WorkspaceScope;
+use freya_edge::Edge;
+use freya_proto::v1::{ClusterReport, PeerState, RegisterRequest};
+use freya_shared::model::{CallEvent, CallEventKind};
+use support::http::workspace_with_keys;
+use support::on_both_engines;
+use support::{edge_config, eventually, Backend, SECRET};
+
+type Seen = Arc<Mutex<Vec<Value>>>;
+
+async fn receiver() -> (Seen, String) {
+    let seen: Seen = Arc::default();
+    let app = axum::Router::new()
+        .route(
+            "/hook",
+            axum::routing::post(|State(seen): State<Seen>, body: Bytes| async move {
+                if let Ok(value) = serde_json::from_slice(&body) {
+                    seen.lock().expect("lock").push(value);
+                }
+                StatusCode::OK
+            }),
+        )
+        .with_state(seen.clone());
+    let listener = tokio::net::TcpListener::bind("127.0.0.1:0")
+        .await
+        .expect("bind");
+    let url = format!("http://{}/hook", listener.local_addr().expect("addr"));
+    tokio::spawn(async move { axum::serve(listener, app).await });
+    (seen, url)
+}
+
+fn down(edge_id: &str, generation: u64, state: &str) -> PeerState {
+    PeerState {
+        edge_id: edge_id.into(),
+        generation,
+        state: state.into(),
+        gossip_addr: "127.0.0.1:9".into(),
+    }
+}
+
+async fn peers_reports_end_a_live_edges_calls_once(backend: Backend) {
+    let (db, control, api) = support::http::started(backend).await;
+    let (ws, keys) = workspace_with_keys(&control, "Cluster").await;
+    let scope = WorkspaceScope {
+        workspace_id: ws.clone(),
+    };
+    let (seen, url) = receiver().await;
+    let hook = api
+        .call(
+            "POST",
+            "/v1/webhooks",
+            &keys[0],
+            Some(json!({"url": url, "events": ["call.ended"], "secret": "whsec-0123456789abcdef"})),
+        )
+        .await;
+    assert_eq!(hook.status, StatusCode::CREATED, "{}", hook.body);
+
+    // The edge runs no cluster itself: it registers generation 0, as an edge older than gossip.
+    let dir = tempfile::tempdir().expect("temp dir");
+    let edge = Edge::start(&edge_config(dir.path(), control.grpc_addr, SECRET))
+        .await
+        .expect("edge starts");
+    let edge_id = edge.id.clone();
+    for (kind, payload) in [
+        (CallEventKind::Started, json!({"direction": "inbound"})),
+        (CallEventKind::Answered, json!({})),
+    ] {
+        edge.events()
+            .send(CallEvent::raw("live", &ws, kind, payload))
+            .await
+            .expect("edge takes events");
+    }
+    let store = control.store.clone();
+    eventually(Duration::from_secs(10), "the call in progress", || {
+        let (store, scope) = (store.clone(), scope.clone());
+        async move {
+            let call = store.call(&scope, "live").await.ok()?;
+            (call.status == "in_progress").then_some(())
+        }
+    })
+    .await;
+
+    let grpc = format!("http://{}", control.grpc_addr);
+    let peer = |id: &str| {
+        freya_edge::control_link::client(&grpc, SECRET, id, Duration::from_secs(2)).expect("client")
+    };
+    let (mut one, mut two) = (peer("peer-1"), peer("peer-2"));
+    // A report in another edge's name is refused.
+    let forged = one
+        .report_cluster(ClusterReport {
+            edge_id: "peer-2".into(),
+            peers: vec![down(&edge_id, 0, "down")],
+        })
+        .await
+        .expect_err("a report in another edge's name");
+    assert_eq!(forged.code(), tonic::Code::PermissionDenied);
+    for (client, me) in [(&mut one, "peer-1"), (&mut two, "peer-2")] {
+        client
+            .report_cluster(ClusterReport {
+                edge_id: me.into(),
+                peers: vec![down(&edge_id, 0, "down")],
+            })
+            .await
+            .expect("a peer's report");
+    }
+
+    let record = eventually(
+        Duration::from_secs(10),
+        "the call to end as edge_lost",
+        || {
+            let (store, scope) = (store.clone(), scope.clone());
+            async move {
+                let record = store.call(&scope, "live").await.ok()?;
+                record.ended_at_ms.is_some().then_some(record)
+            }
+        },
+    )
+    .await;
+    assert_eq!(record.end_reason.as_deref(), Some("edge_lost"));
+    let edges = api.call("GET", "/v1/edges", &keys[0], None).await;
+    let shown = edges
+        .body
+        .as_array()
+        .expect("edges")
+        .iter()
+        .find(|e| e["id"] == edge_id.as_str())
+        .cloned();
+    let shown = shown.expect("the edge is listed");
+    assert_eq!(shown["status"], "offline", "{shown}");
+    assert_eq!(shown["cluster_state"], "down", "{shown}");
+    let ended_hooks = || {
+        seen.lock()
+            .expect("lock")
+            .iter()
+            .filter(|b| b.to_string().contains("edge_lost") && b.to_string().contains("live"))
+            .count()
+    };
+    eventually(Duration::from_secs(10), "the call.ended webhook", || {
+        let n = ended_hooks();
+        async move { (n > 0).then_some(()) }
+    })
+    .await;
+    // Reported again (the first peer repeats itself): still one end, one webhook.
+    one.report_cluster(ClusterReport {
+        edge_id: "peer-1".into(),
+        peers: vec![down(&edge_id, 0, "down")],
+    })
+    .await
+    .expect("a repeated report");
+    tokio::time::sleep(Duration::from_secs(2)).await;
+    assert_eq!(ended_hooks(), 1, "one call.ended for two peers' reports");
+
+    // A later `alive` brings it back online (it never stopped heartbeating).
+    two.report_cluster(ClusterReport {
+        edge_id: "peer-2".into(),
+        peers: vec![down(&edge_id, 0, "alive")],
+    })
+    .await
+    .expect("alive again");
+    let edges = api.call("GET", "/v1/edges", &keys[0], None).await;
+    let shown = edges
+        .body
+        .as_array()
+        .expect("edges")
+        .iter()
+        .find(|e| e["id"] == edge_id.as_str())
+        .cloned();
+    assert_eq!(shown.expect("listed")["status"], "online");
+
+    // An edge now on its run 5: a report about run 4 changes nothing.
+    one.register(RegisterRequest {
+        edge_id: "peer-1".into(),
+        region: "local".into(),
+        capacity: 1,
+        generation: 5,
+        gossip_addr: "127.0.0.1:7946".into(),
+        ..Default::default()
+    })
+    .await
+    .expect("peer-1 registers");
+    two.report_cluster(ClusterReport {
+        edge_id: "peer-2".into(),
+        peers: vec![down("peer-1", 4, "down")],
+    })
+    .await
+    .expect("a stale report is taken, and ignored");
+    let edges = api.call("GET", "/v1/edges", &keys[0], None).await;
+    let peer_one = edges
+        .body
+        .as_array()
+        .expect("edges")
+        .iter()
+        .find(|e| e["id"] == "peer-1")
+        .cloned();
+    let peer_one = peer_one.expect("peer-1 listed");
+    assert_eq!(peer_one["status"], "online", "{peer_one}");
+    assert!(peer_one["cluster_state"].is_null(), "{peer_one}");
+
+    edge.stop().await;
+    control.stop().await;
+    db.cleanup().await;
+}
+
+on_both_engines!(multi_thread; peers_reports_end_a_live_edges_calls_once);

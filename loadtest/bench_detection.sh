@@ -1,0 +1,122 @@
+#!/usr/bin/env bash
+# How long the cluster takes to notice a dead edge: runs `freya dev --edges 3`, then ROUNDS
+# times (default 20) SIGKILLs the third edge, measures the time until every survivor's
+# `GET /cluster` shows it `down` and until the control plane's `GET /v1/edges` shows it
+# `offline` (polled every 10 ms), restarts it from its config file and waits until it is alive
+# again everywhere. Prints each round and the p50/p99 of both times.
+#
+#   loadtest/bench_detection.sh            # uses target/release/freya, else target/debug/freya
+#   FREYA_BIN=path/to/freya ROUNDS=20 loadtest/bench_detection.sh
+set -euo pipefail
+
+root="$(cd "$(dirname "$0")/.." && pwd)"
+bin="${FREYA_BIN:-}"
+if [ -z "$bin" ]; then
+  for candidate in "$root/target/release/freya" "$root/target/debug/freya"; do
+    if [ -x "$candidate" ]; then bin="$candidate"; break; fi
+  done
+fi
+[ -x "$bin" ] || { echo "no freya binary: cargo build -p freya-control --bin freya (or set FREYA_BIN)" >&2; exit 1; }
+rounds="${ROUNDS:-20}"
+work="$(mktemp -d)"
+sip_port="$(python3 -c 'import socket; s=socket.socket(socket.AF_INET, socket.SOCK_DGRAM); s.bind(("127.0.0.1",0)); print(s.getsockname()[1])')"
+
+"$bin" dev --edges 3 --data-dir "$work/data" --http 127.0.0.1:0 --sip "127.0.0.1:$sip_port" \
+  >"$work/dev.log" 2>&1 &
+dev_pid=$!
+cleanup() {
+  kill -TERM "$dev_pid" 2>/dev/null || true
+  wait "$dev_pid" 2>/dev/null || true
+  if [ -f "$work/edge.pid" ]; then kill -KILL "$(cat "$work/edge.pid")" 2>/dev/null || true; fi
+  rm -rf "$work"
+}
+trap cleanup EXIT
+
+python3 - "$bin" "$work" "$rounds" <<'PY'
+import json, os, signal, subprocess, sys, time, urllib.request
+
+binary, work, rounds = sys.argv[1], sys.argv[2], int(sys.argv[3])
+info_path = os.path.join(work, "data", "dev.json")
+
+def get(url, key=None):
+    request = urllib.request.Request(url)
+    if key:
+        request.add_header("Authorization", f"Bearer {key}")
+    try:
+        with urllib.request.urlopen(request, timeout=2) as response:
+            return json.load(response)
+    except Exception:
+        return None
+
+def wait(what, check, limit=60.0):
+    deadline = time.monotonic() + limit
+    while time.monotonic() < deadline:
+        value = check()
+        if value:
+            return value
+        time.sleep(0.01)
+    sys.exit(f"timed out waiting for {what}")
+
+def read_info():
+    try:
+        info = json.load(open(info_path))
+        return info if len(info.get("edges", [])) == 3 else None
+    except Exception:
+        return None
+
+info = wait("dev.json with three edges", read_info, 180)
+api, key, edges = info["api_url"], info["api_key"], info["edges"]
+victim = edges[2]
+survivors = [e["http_url"] for e in edges[:2]]
+
+def state_at(http_url, edge_id):
+    report = get(f"{http_url}/cluster")
+    if not report:
+        return None
+    mine = [m for m in report["members"] if m["id"] == edge_id]
+    return max(mine, key=lambda m: m["generation"])["state"] if mine else None
+
+def control_status(edge_id):
+    listed = get(f"{api}/v1/edges", key) or []
+    return next((e["status"] for e in listed if e["id"] == edge_id), None)
+
+def all_alive():
+    return all(state_at(url, e["id"]) == "alive" for url in survivors + [victim["http_url"]] for e in edges) \
+        and control_status(victim["id"]) == "online"
+
+wait("every edge alive", all_alive, 60)
+pid = victim["pid"]
+down_times, offline_times = [], []
+for n in range(rounds):
+    os.kill(pid, signal.SIGKILL)
+    killed = time.monotonic()
+    down_at = {}
+    offline_at = None
+    while len(down_at) < len(survivors) or offline_at is None:
+        now = time.monotonic()
+        if now - killed > 30:
+            sys.exit(f"round {n + 1}: not detected within 30 s")
+        for url in survivors:
+            if url not in down_at and state_at(url, victim["id"]) == "down":
+                down_at[url] = time.monotonic() - killed
+        if offline_at is None and control_status(victim["id"]) == "offline":
+            offline_at = time.monotonic() - killed
+        time.sleep(0.01)
+    down = max(down_at.values())
+    down_times.append(down)
+    offline_times.append(offline_at)
+    print(f"round {n + 1:2}: down at every survivor {down * 1000:6.0f} ms, offline at the control plane {offline_at * 1000:6.0f} ms", flush=True)
+    log = open(os.path.join(work, f"edge-restart-{n}.log"), "w")
+    child = subprocess.Popen([binary, "edge", "--config", victim["config"]], stdout=log, stderr=log)
+    pid = child.pid
+    open(os.path.join(work, "edge.pid"), "w").write(str(pid))
+    wait("the restarted edge alive everywhere", all_alive, 60)
+
+def pct(values, p):
+    ordered = sorted(values)
+    return ordered[min(len(ordered) - 1, max(0, int(round(p / 100 * len(ordered) + 0.5)) - 1))]
+
+for name, values in (("down at every survivor", down_times), ("offline at the control plane", offline_times)):
+    print(f"{name}: p50 {pct(values, 50) * 1000:.0f} ms, p99 {pct(values, 99) * 1000:.0f} ms, max {max(values) * 1000:.0f} ms ({len(values)} kills)")
+os.kill(pid, signal.SIGTERM)
+PY
