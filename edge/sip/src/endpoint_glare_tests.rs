@@ -5,7 +5,7 @@
 use std::time::{Duration, Instant};
 
 use super::in_dialog_tests::{answered, reply};
-use super::tests::{addr, events, in_dialog, invite, offered, sent, to_tag, CALLER};
+use super::tests::{addr, events, in_dialog, invite, offered, sent, starting, to_tag, CALLER};
 use super::*;
 
 const S: Duration = Duration::from_secs(1);
@@ -207,14 +207,8 @@ fn the_200_to_cancel_and_the_487_carry_the_tag_of_the_180() {
     let ringing = sent(&mut ep).remove(0);
     ep.handle_datagram(t0 + ms(50), addr(CALLER), &cancel());
     let out = sent(&mut ep);
-    let ok = out
-        .iter()
-        .find(|m| m.starts_with("SIP/2.0 200 OK"))
-        .expect("200");
-    let terminated = out
-        .iter()
-        .find(|m| m.starts_with("SIP/2.0 487"))
-        .expect("487");
+    let ok = starting(&out, "SIP/2.0 200 OK");
+    let terminated = starting(&out, "SIP/2.0 487");
     assert_eq!(to_tag(ok), to_tag(&ringing), "{out:?}");
     assert_eq!(to_tag(terminated), to_tag(&ringing));
 }
@@ -225,14 +219,8 @@ fn before_any_provisional_the_200_to_cancel_and_the_487_agree_on_a_tag() {
     let mut ep = offered(t0);
     ep.handle_datagram(t0 + ms(50), addr(CALLER), &cancel());
     let out = sent(&mut ep);
-    let ok = out
-        .iter()
-        .find(|m| m.starts_with("SIP/2.0 200 OK"))
-        .expect("200");
-    let terminated = out
-        .iter()
-        .find(|m| m.starts_with("SIP/2.0 487"))
-        .expect("487");
+    let ok = starting(&out, "SIP/2.0 200 OK");
+    let terminated = starting(&out, "SIP/2.0 487");
     assert_eq!(to_tag(ok), to_tag(terminated), "{out:?}");
     // A retransmitted CANCEL gets the same 200.
     ep.handle_datagram(t0 + ms(60), addr(CALLER), &cancel());

@@ -69,6 +69,26 @@ pub(super) fn events(ep: &mut SipEndpoint) -> Vec<EndpointEvent> {
 }
 
 /// An endpoint that received the INVITE of `call-1` at `t0` and reported it; not yet answered.
+/// The message of `out` that starts with `start`; the test fails when there is none.
+pub(super) fn starting<'a>(out: &'a [String], start: &str) -> &'a str {
+    out.iter()
+        .find(|m| m.starts_with(start))
+        .unwrap_or_else(|| panic!("no {start:?} in {out:?}"))
+}
+
+/// The request just handled was a digit for `call-1` that the call took: answered 200 OK and
+/// reported once as `digit`.
+pub(super) fn assert_digit_taken(ep: &mut SipEndpoint, digit: char) {
+    assert!(sent(ep)[0].starts_with("SIP/2.0 200 OK"));
+    assert_eq!(
+        events(ep),
+        [EndpointEvent::Dtmf {
+            call_id: "call-1".into(),
+            digit
+        }]
+    );
+}
+
 pub(super) fn offered(t0: Instant) -> SipEndpoint {
     let mut ep = endpoint();
     ep.handle_datagram(t0, addr(CALLER), &invite("z9hG4bKa1", "call-1"));
@@ -305,14 +325,7 @@ fn options_info_and_unknown_methods_are_answered() {
         "Signal=5\r\nDuration=160\r\n",
     );
     ep.handle_datagram(t0, addr(CALLER), &info);
-    assert!(sent(&mut ep)[0].starts_with("SIP/2.0 200 OK"));
-    assert_eq!(
-        events(&mut ep),
-        [EndpointEvent::Dtmf {
-            call_id: "call-1".into(),
-            digit: '5'
-        }]
-    );
+    assert_digit_taken(&mut ep, '5');
 
     ep.handle_datagram(
         t0,
@@ -470,12 +483,5 @@ fn a_digit_by_info_for_a_call_that_cannot_take_it_is_refused_with_retry_after() 
 
     ep.set_signals_full("call-1", false);
     ep.handle_datagram(t0, addr(CALLER), &info("z9hG4bKi3", 4));
-    assert!(sent(&mut ep)[0].starts_with("SIP/2.0 200 OK"));
-    assert_eq!(
-        events(&mut ep),
-        [EndpointEvent::Dtmf {
-            call_id: "call-1".into(),
-            digit: '7'
-        }]
-    );
+    assert_digit_taken(&mut ep, '7');
 }

@@ -17,14 +17,7 @@ fn brute_force_next(ep: &SipEndpoint) -> Option<Instant> {
     let outgoing = ep.outgoing.values().filter_map(|r| r.tx.poll_timeout());
     let refresh = ep.refresh_invites.values().filter_map(|r| r.poll_timeout());
     let outbound = ep.outbound.values().filter_map(OutboundCall::poll_timeout);
-    let dialogs = ep.dialogs.values().filter_map(|d| {
-        let transfer = d.transfer.as_ref().map(|t| t.deadline);
-        let session = d.session_timer.as_ref().and_then(|s| s.next_deadline());
-        [transfer, session, d.refresh_retry]
-            .into_iter()
-            .flatten()
-            .min()
-    });
+    let dialogs = ep.dialogs.values().filter_map(Dialog::next_deadline);
     invites
         .chain(others)
         .chain(refresh)
