@@ -35,10 +35,7 @@ fn transfer_call_is_offered_only_with_destinations_and_lists_them() {
     );
     assert!(request.tools.iter().any(|t| t.name == SEND_DTMF_TOOL));
 
-    let mut h = Harness::new(ConversationConfig {
-        first_message: None,
-        ..config()
-    });
+    let mut h = Harness::without_greeting();
     let (_, _, request) = completion(&h.caller_says(0, "Sales, please."));
     assert!(!request.tools.iter().any(|t| t.name == TRANSFER_CALL_TOOL));
 }
@@ -134,10 +131,7 @@ fn a_destination_not_allowed_goes_back_to_the_model_as_an_error() {
 
 #[test]
 fn send_dtmf_presses_checked_keys_and_the_model_carries_on() {
-    let mut h = Harness::new(ConversationConfig {
-        first_message: None,
-        ..config()
-    });
+    let mut h = Harness::without_greeting();
     let (_, stream, _) = completion(&h.caller_says(0, "Press one then hash."));
     let next = h.stream(
         1700,

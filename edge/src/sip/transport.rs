@@ -41,10 +41,11 @@ use super::endpoint::{ByeOutcome, SipEndpoint};
 use super::peer::{Peer, Transport};
 use super::Timers;
 use crate::call::invite_rate::{InviteRate, InviteRateLimiter};
-use crate::call::ports::{MediaAddresses, PortAllocator};
+use crate::call::ports::{MediaAddress, MediaAddresses, MediaSockets, PortAllocator};
 use crate::call::slots::{CallSlots, SlotLimits};
 use crate::call::task::{self, CallServices, CallSetup, CallSignal, DialogRequest};
 use crate::metrics::{CallQueueCounter, RefusalCounter};
+use crate::sip::sdp::{Direction, LocalMedia};
 use freya_shared::model::EndReason;
 use placing::PendingOutbound;
 use refusal::Refusals;
@@ -426,5 +427,32 @@ fn unreachable(socket: &UdpSocket, endpoint: &mut SipEndpoint) {
     for dest in icmp::drain_unreachable(socket) {
         tracing::info!(%dest, "ICMP: destination unreachable");
         endpoint.handle_unreachable(Instant::now(), dest);
+    }
+}
+
+/// Our side of a call's media as its SDP states it, the same whether we answer the call or place
+/// it: the edge's codecs at the public `address`, the port bound for RTP, send and receive, Opus
+/// at 111, telephone-event at 101, 20 ms packets, RTCP on its own port.
+fn local_media(
+    services: &CallServices,
+    address: &MediaAddress,
+    sockets: &MediaSockets,
+    session_id: u64,
+) -> LocalMedia {
+    let port = sockets
+        .rtp
+        .local_addr()
+        .map(|a| a.port())
+        .unwrap_or_default();
+    LocalMedia {
+        codecs: services.media.codecs.to_vec(),
+        address: address.public,
+        port,
+        direction: Direction::SendRecv,
+        session_id,
+        opus_payload_type: 111,
+        telephone_event_payload_type: 101,
+        ptime: 20,
+        rtcp_mux: false,
     }
 }

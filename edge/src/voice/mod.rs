@@ -191,6 +191,19 @@ impl VoiceFactory {
     }
 
     /// The guarded client for a customer `base_url` in `field`, or why it may not be used.
+    /// Where a provider is reached: the spec's `base_url`, else `default` (its public API), with
+    /// the HTTP client the egress rules allow for it, a refusal named by `field`.
+    fn provider_base(
+        &self,
+        spec: &ProviderSpec,
+        default: &str,
+        field: &str,
+    ) -> Result<(String, reqwest::Client), VoiceConfigError> {
+        let base_url = spec.base_url.clone().unwrap_or_else(|| default.into());
+        let http = self.customer_client(field, &base_url)?;
+        Ok((base_url, http))
+    }
+
     fn customer_client(&self, field: &str, url: &str) -> Result<reqwest::Client, VoiceConfigError> {
         self.egress
             .check_url(url)
@@ -274,16 +287,13 @@ impl VoiceFactory {
             });
         };
         let mut timeouts = StreamTimeouts::default();
-        if let Some(ms) = spec.timeout_ms {
-            timeouts.first_token = Duration::from_millis(u64::from(ms));
+        if let Some(timeout) = spec_timeout(spec) {
+            timeouts.first_token = timeout;
         }
         match spec.provider.as_str() {
             "openai" => {
-                let base_url = spec
-                    .base_url
-                    .clone()
-                    .unwrap_or_else(|| OPENAI_BASE_URL.into());
-                let http = self.customer_client(&format!("{section}.base_url"), &base_url)?;
+                let (base_url, http) =
+                    self.provider_base(spec, OPENAI_BASE_URL, &format!("{section}.base_url"))?;
                 let mut config = OpenAiConfig::new(base_url, spec.api_key.clone());
                 config.timeouts = timeouts;
                 let model = spec
@@ -296,11 +306,8 @@ impl VoiceFactory {
                 let key = spec.api_key.clone().ok_or_else(|| {
                     VoiceConfigError::new(format!("{section}.api_key"), "anthropic needs a key")
                 })?;
-                let base_url = spec
-                    .base_url
-                    .clone()
-                    .unwrap_or_else(|| ANTHROPIC_BASE_URL.into());
-                let http = self.customer_client(&format!("{section}.base_url"), &base_url)?;
+                let (base_url, http) =
+                    self.provider_base(spec, ANTHROPIC_BASE_URL, &format!("{section}.base_url"))?;
                 let mut config = AnthropicConfig::new(base_url, key);
                 config.timeouts = timeouts;
                 let model = spec
@@ -358,11 +365,7 @@ impl VoiceFactory {
         let language_hint = language.split('-').next().map(str::to_string);
         match spec.provider.as_str() {
             "openai" => {
-                let base_url = spec
-                    .base_url
-                    .clone()
-                    .unwrap_or_else(|| OPENAI_BASE_URL.into());
-                let http = self.customer_client("stt.base_url", &base_url)?;
+                let (base_url, http) = self.provider_base(spec, OPENAI_BASE_URL, "stt.base_url")?;
                 let mut config = OpenAiSttConfig {
                     base_url,
                     api_key: spec.api_key.clone(),
@@ -372,8 +375,8 @@ impl VoiceFactory {
                 if let Some(model) = &spec.model {
                     config.model = model.clone();
                 }
-                if let Some(ms) = spec.timeout_ms {
-                    config.timeout = Duration::from_millis(u64::from(ms));
+                if let Some(timeout) = spec_timeout(spec) {
+                    config.timeout = timeout;
                 }
                 Ok((Arc::new(OpenAiStt::with_client(config, http)), None))
             }
@@ -421,11 +424,7 @@ impl VoiceFactory {
         };
         match spec.provider.as_str() {
             "openai" => {
-                let base_url = spec
-                    .base_url
-                    .clone()
-                    .unwrap_or_else(|| OPENAI_BASE_URL.into());
-                let http = self.customer_client("tts.base_url", &base_url)?;
+                let (base_url, http) = self.provider_base(spec, OPENAI_BASE_URL, "tts.base_url")?;
                 let mut config = OpenAiTtsConfig {
                     base_url,
                     api_key: spec.api_key.clone(),
@@ -437,8 +436,8 @@ impl VoiceFactory {
                 if let Some(voice) = &spec.voice {
                     config.voice = voice.clone();
                 }
-                if let Some(ms) = spec.timeout_ms {
-                    config.first_byte_timeout = Duration::from_millis(u64::from(ms));
+                if let Some(timeout) = spec_timeout(spec) {
+                    config.first_byte_timeout = timeout;
                 }
                 Ok(Arc::new(OpenAiTts::with_client(config, http)))
             }
@@ -458,8 +457,8 @@ impl VoiceFactory {
                 if let Some(voice) = &spec.voice {
                     config.voice_id = voice.clone();
                 }
-                if let Some(ms) = spec.timeout_ms {
-                    config.first_byte_timeout = Duration::from_millis(u64::from(ms));
+                if let Some(timeout) = spec_timeout(spec) {
+                    config.first_byte_timeout = timeout;
                 }
                 let tts = ElevenLabsTts::with_client(config, http).map_err(|e| match e {
                     SpeechError::Config { field, detail } => VoiceConfigError::new(field, detail),
@@ -477,6 +476,12 @@ impl VoiceFactory {
             )),
         }
     }
+}
+
+/// The provider's own timeout (`timeout_ms`), when the spec sets one.
+fn spec_timeout(spec: &ProviderSpec) -> Option<Duration> {
+    spec.timeout_ms
+        .map(|ms| Duration::from_millis(u64::from(ms)))
 }
 
 /// The rules model of an agent: its own table, or the demo's answers when it has none.

@@ -3,6 +3,7 @@
 
 use std::net::IpAddr;
 
+use super::local_media;
 use super::refusal::{RefusalReason, Refusals};
 use crate::call::admission::admit;
 use crate::call::leg::MediaLeg;
@@ -10,7 +11,7 @@ use crate::call::ports::{MediaAddresses, PortAllocator};
 use crate::call::slots::NoSlot;
 use crate::call::task::{CallDirection, CallServices, CallSetup};
 use crate::sip::endpoint::{IncomingCall, SipEndpoint};
-use crate::sip::sdp::{self, Direction, LocalMedia, SdpError, SessionDescription};
+use crate::sip::sdp::{self, SdpError, SessionDescription};
 
 /// The connection address of the offer's first live audio stream (else the session's): its
 /// family is the family of our answer.
@@ -102,22 +103,7 @@ async fn decide(
             ..Refused::new(RefusalReason::NoMediaPorts, 503, phrase)
         });
     };
-    let port = sockets
-        .rtp
-        .local_addr()
-        .map(|a| a.port())
-        .unwrap_or_default();
-    let local = LocalMedia {
-        codecs: services.media.codecs.to_vec(),
-        address: address.public,
-        port,
-        direction: Direction::SendRecv,
-        session_id,
-        opus_payload_type: 111,
-        telephone_event_payload_type: 101,
-        ptime: 20,
-        rtcp_mux: false,
-    };
+    let local = local_media(services, &address, &sockets, session_id);
     let answer = sdp::answer(&offer, &local).map_err(|e| {
         if let SdpError::NoCommonCodec | SdpError::NoAudio = e {
             tracing::info!(call = %call.call_id, error = %e, "no common codec");

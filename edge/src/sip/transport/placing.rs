@@ -5,12 +5,13 @@
 
 use std::time::Instant;
 
+use super::local_media;
 use crate::call::leg::MediaLeg;
 use crate::call::ports::{MediaAddress, MediaAddresses, MediaSockets, PortAllocator};
 use crate::call::task::{CallDirection, CallServices, CallSetup};
 use crate::sip::endpoint::SipEndpoint;
 use crate::sip::outbound::{OutboundFailure, TrunkAttempt, TrunkEnding};
-use crate::sip::sdp::{self, Direction, LocalMedia, SessionDescription};
+use crate::sip::sdp::{self, LocalMedia, SessionDescription};
 use crate::sip::uac::{CallRequest, Trunk};
 use freya_shared::model::call_payloads::{
     AttemptOutcome, CallAnswered, CallFailed, CallStarted, FailureDetail, FailureRecord,
@@ -184,22 +185,7 @@ pub async fn place(
             return None;
         }
     };
-    let port = sockets
-        .rtp
-        .local_addr()
-        .map(|a| a.port())
-        .unwrap_or_default();
-    let local = LocalMedia {
-        codecs: services.media.codecs.to_vec(),
-        address: address.public,
-        port,
-        direction: Direction::SendRecv,
-        session_id,
-        opus_payload_type: 111,
-        telephone_event_payload_type: 101,
-        ptime: 20,
-        rtcp_mux: false,
-    };
+    let local = local_media(services, &address, &sockets, session_id);
     let call = *call;
     record_dialled(services, &call).await;
     let request = CallRequest {
