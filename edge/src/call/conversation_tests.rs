@@ -105,6 +105,34 @@ impl Harness {
         }
     }
 
+    /// The caller says `text` at 0 ms, and the model answers its completion with `events` at
+    /// 1700 ms: what the conversation does then.
+    pub(super) fn model_answers(&mut self, text: &str, events: Vec<LlmEvent>) -> Vec<Action> {
+        let (_, stream, _) = completion(&self.caller_says(0, text));
+        self.stream(1700, stream, events)
+    }
+
+    /// Plays `speak` out: synthesized at 1710 ms, half played at 1800 ms (nothing may happen
+    /// while the agent is still speaking), all played at 1900 ms; what follows the last words.
+    pub(super) fn play_out(&mut self, speak: &[Action]) -> Vec<Action> {
+        self.synthesize(1710, speak);
+        self.c.on_played(self.at(1800), 500);
+        assert!(self.drain().is_empty(), "still speaking");
+        self.c.on_played(self.at(1900), 1000);
+        self.drain()
+    }
+
+    /// The latency record of the turn just played; the test fails when there is none.
+    pub(super) fn latency(&mut self) -> TurnLatency {
+        self.events()
+            .into_iter()
+            .find_map(|e| match e {
+                ConversationEvent::Latency(l) => Some(l),
+                _ => None,
+            })
+            .expect("latency")
+    }
+
     /// A harness whose agent says nothing first: the caller speaks first.
     pub(super) fn without_greeting() -> Self {
         Self::new(ConversationConfig {
@@ -195,14 +223,7 @@ fn greeting_is_spoken_then_a_turn_is_answered_with_the_history() {
             "We open at nine. We close at five."
         ))
     );
-    let latency = h
-        .events()
-        .into_iter()
-        .find_map(|e| match e {
-            ConversationEvent::Latency(l) => Some(l),
-            _ => None,
-        })
-        .expect("latency");
+    let latency = h.latency();
     // Speech ended at 2000 ms; decided 2500, transcript 2600, token 2700, audio 2720, RTP 2740.
     assert_eq!(
         latency,
@@ -387,10 +408,8 @@ fn a_failing_model_is_answered_with_an_apology_and_the_call_goes_on() {
 #[test]
 fn end_call_tool_and_phrases_hang_up_after_the_last_words() {
     let mut h = Harness::without_greeting();
-    let (_, stream, _) = completion(&h.caller_says(0, "Bye."));
-    let speak = h.stream(
-        1700,
-        stream,
+    let speak = h.model_answers(
+        "Bye.",
         vec![
             token("Thanks for calling!"),
             LlmEvent::ToolCall {
@@ -402,24 +421,17 @@ fn end_call_tool_and_phrases_hang_up_after_the_last_words() {
         ],
     );
     assert!(!speak.iter().any(|a| matches!(a, Action::Hangup { .. })));
-    h.synthesize(1710, &speak);
-    h.c.on_played(h.at(1800), 500);
-    assert!(h.drain().is_empty(), "still speaking");
-    h.c.on_played(h.at(1900), 1000);
     assert_eq!(
-        h.drain(),
+        h.play_out(&speak),
         [Action::Hangup {
             reason: "end_call_tool"
         }]
     );
 
     let mut h = Harness::without_greeting();
-    let (_, stream, _) = completion(&h.caller_says(0, "Thanks."));
-    let speak = h.stream(1700, stream, vec![token("Goodbye!"), done()]);
-    h.synthesize(1710, &speak);
-    h.c.on_played(h.at(1900), 1000);
+    let speak = h.model_answers("Thanks.", vec![token("Goodbye!"), done()]);
     assert_eq!(
-        h.drain(),
+        h.play_out(&speak),
         [Action::Hangup {
             reason: "end_call_phrase"
         }]
@@ -497,10 +509,8 @@ fn a_workflow_exit_is_offered_as_a_tool_and_ends_the_conversation_after_the_last
         ],
     );
     assert_eq!(h.c.exit_requested(), Some(0));
-    h.synthesize(1710, &speak);
-    h.c.on_played(h.at(1900), 1000);
     assert_eq!(
-        h.drain(),
+        h.play_out(&speak),
         [Action::Hangup {
             reason: "workflow_exit"
         }]
@@ -541,14 +551,7 @@ fn a_turn_ended_early_by_endpointing_dates_the_speech_by_its_own_silence() {
     let said = h.stream(2300, stream, vec![token("Hello again."), done()]);
     h.synthesize(2310, &said);
     h.c.on_played(h.at(2320), 2000);
-    let latency = h
-        .events()
-        .into_iter()
-        .find_map(|e| match e {
-            ConversationEvent::Latency(l) => Some(l),
-            _ => None,
-        })
-        .expect("latency");
+    let latency = h.latency();
     assert_eq!(latency.endpointing_ms, 120);
     assert_eq!(latency.first_rtp_ms, Some(320));
 }
