@@ -430,6 +430,31 @@ mod tests {
         }
     }
 
+    /// A talker with `tones` turns of 40 frames each that awaits a greeting, started at `t0`.
+    fn greeted_talker(t0: Instant, tones: usize, barge_in_after: Option<Duration>) -> Talker {
+        let turns: Arc<[Utterance]> = vec![Utterance::tone(40); tones].into();
+        Talker::new(turns, greeted(barge_in_after), t0)
+    }
+
+    /// A far end greeting from frame `start` until `last_word`, its turn over at frame `over`:
+    /// what it does in frame `i`, and whether it holds the floor.
+    fn greeting(
+        i: u32,
+        talker: &mut Talker,
+        t0: Instant,
+        start: u32,
+        last_word: u32,
+        over: u32,
+    ) -> bool {
+        if i == start {
+            talker.far_end_started(t0 + F * start);
+        }
+        if i == over {
+            talker.far_end_finished(t0 + F * last_word);
+        }
+        (start..over).contains(&i)
+    }
+
     /// Runs `talker` for `frames` frames from `t0`; `far_end(i, talker)` tells it what the far
     /// end did in frame `i` and returns whether the far end holds the floor.
     fn run(
@@ -452,18 +477,11 @@ mod tests {
     #[test]
     fn an_awaited_greeting_is_heard_out_before_the_first_turn() {
         let t0 = Instant::now();
-        let turns: Arc<[Utterance]> = vec![Utterance::tone(40)].into();
-        let mut talker = Talker::new(turns, greeted(None), t0);
+        let mut talker = greeted_talker(t0, 1, None);
         // The greeting runs from frame 10 to 60 (its turn over at 105); the floor is held
         // throughout, and the caller never speaks before its end.
         let events = run(&mut talker, t0, 120, |i, talker| {
-            if i == 10 {
-                talker.far_end_started(t0 + F * 10);
-            }
-            if i == 105 {
-                talker.far_end_finished(t0 + F * 60);
-            }
-            (10..105).contains(&i)
+            greeting(i, talker, t0, 10, 60, 105)
         });
         assert_eq!(events[0], (105, started(0, t0 + F * 105, false)));
     }
@@ -471,8 +489,7 @@ mod tests {
     #[test]
     fn without_a_greeting_the_caller_speaks_first_after_first_turn_after() {
         let t0 = Instant::now();
-        let turns: Arc<[Utterance]> = vec![Utterance::tone(40)].into();
-        let mut talker = Talker::new(turns, greeted(None), t0);
+        let mut talker = greeted_talker(t0, 1, None);
         let events = run(&mut talker, t0, 200, |_, _| false);
         // The wait runs out at frame 150; the turn starts with the next frame.
         assert_eq!(events[0], (151, started(0, t0 + F * 151, false)));
@@ -481,17 +498,10 @@ mod tests {
     #[test]
     fn a_greeting_longer_than_the_wait_for_it_is_not_cut_short() {
         let t0 = Instant::now();
-        let turns: Arc<[Utterance]> = vec![Utterance::tone(40)].into();
-        let mut talker = Talker::new(turns, greeted(None), t0);
+        let mut talker = greeted_talker(t0, 1, None);
         // It begins at frame 100 and talks until 300, well past the 150 frames allowed to begin.
         let events = run(&mut talker, t0, 400, |i, talker| {
-            if i == 100 {
-                talker.far_end_started(t0 + F * 100);
-            }
-            if i == 345 {
-                talker.far_end_finished(t0 + F * 300);
-            }
-            (100..345).contains(&i)
+            greeting(i, talker, t0, 100, 300, 345)
         });
         assert_eq!(events[0].0, 345, "{events:?}");
     }
@@ -499,8 +509,7 @@ mod tests {
     #[test]
     fn a_barge_in_caller_cuts_into_the_greeting() {
         let t0 = Instant::now();
-        let turns: Arc<[Utterance]> = vec![Utterance::tone(40), Utterance::tone(40)].into();
-        let mut talker = Talker::new(turns, greeted(Some(F * 30)), t0);
+        let mut talker = greeted_talker(t0, 2, Some(F * 30));
         let events = run(&mut talker, t0, 60, |i, talker| {
             if i == 10 {
                 talker.far_end_started(t0 + F * 10);
