@@ -76,17 +76,25 @@ pub(super) fn starting<'a>(out: &'a [String], start: &str) -> &'a str {
         .unwrap_or_else(|| panic!("no {start:?} in {out:?}"))
 }
 
+/// The request just handled was answered 200 OK and reported as `event` alone.
+pub(super) fn assert_ok_reported(ep: &mut SipEndpoint, event: EndpointEvent) {
+    assert!(sent(ep)[0].starts_with("SIP/2.0 200 OK"));
+    assert_eq!(events(ep), [event]);
+}
+
 /// The request just handled was a digit for `call-1` that the call took: answered 200 OK and
 /// reported once as `digit`.
 pub(super) fn assert_digit_taken(ep: &mut SipEndpoint, digit: char) {
-    assert!(sent(ep)[0].starts_with("SIP/2.0 200 OK"));
-    assert_eq!(
-        events(ep),
-        [EndpointEvent::Dtmf {
-            call_id: "call-1".into(),
-            digit
-        }]
-    );
+    let call_id = "call-1".into();
+    assert_ok_reported(ep, EndpointEvent::Dtmf { call_id, digit });
+}
+
+/// The request just handled was the caller's BYE for `call-1`: answered 200 OK, and the call
+/// reported hung up by its far end.
+pub(super) fn assert_caller_hung_up(ep: &mut SipEndpoint) {
+    let call_id = "call-1".into();
+    let cancelled = false;
+    assert_ok_reported(ep, EndpointEvent::RemoteHangup { call_id, cancelled });
 }
 
 pub(super) fn offered(t0: Instant) -> SipEndpoint {
@@ -262,14 +270,7 @@ fn bye_ends_the_call_and_an_unknown_bye_gets_481() {
         addr(CALLER),
         &in_dialog("BYE", "z9hG4bKbye", "call-1", &tag, 2, "", ""),
     );
-    assert!(sent(&mut ep)[0].starts_with("SIP/2.0 200 OK"));
-    assert_eq!(
-        events(&mut ep),
-        [EndpointEvent::RemoteHangup {
-            call_id: "call-1".into(),
-            cancelled: false
-        }]
-    );
+    assert_caller_hung_up(&mut ep);
     ep.handle_datagram(
         t0,
         addr(CALLER),

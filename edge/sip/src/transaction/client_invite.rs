@@ -14,7 +14,7 @@ use rsip::headers::UntypedHeader;
 use rsip::{Header, Method, Request, Response};
 
 use super::{
-    check_method, due, earliest, Backoff, Base, Timers, TransactionError, TransactionEvent,
+    check_method, end_when_due, Base, RequestClock, Timers, TransactionError, TransactionEvent,
     TransactionKey, Transmit,
 };
 use crate::message::{cseq, SipError};
@@ -43,13 +43,13 @@ pub struct ClientInviteTransaction {
     request: Request,
     request_bytes: Vec<u8>,
     ack_bytes: Option<Vec<u8>>,
-    timer_a: Option<Backoff>,
-    timer_b: Option<Instant>,
-    linger: Option<Instant>,
+    /// Timers A, B, then D or M.
+    clock: RequestClock,
 }
 
 impl ClientInviteTransaction {
     base_methods!(ClientInviteState);
+    client_methods!(ClientInviteState);
 
     /// Starts the transaction and queues the INVITE for `dest` (the next hop).
     pub fn new(
@@ -67,9 +67,7 @@ impl ClientInviteTransaction {
             request,
             request_bytes: request_bytes.clone(),
             ack_bytes: None,
-            timer_a: (!reliable).then(|| Backoff::start(now, timers.t1, None)),
-            timer_b: Some(now + timers.timeout()),
-            linger: None,
+            clock: RequestClock::start(now, timers, reliable, None),
         };
         tx.base.out.send(request_bytes);
         Ok(tx)
@@ -102,23 +100,20 @@ impl ClientInviteTransaction {
         match (self.base.state, code) {
             (ClientInviteState::Calling | ClientInviteState::Proceeding, 100..=199) => {
                 self.base.state = ClientInviteState::Proceeding;
-                self.timer_a = None;
-                self.timer_b = None;
+                self.clock.answered();
                 self.base.out.event(TransactionEvent::Response(response));
             }
             (ClientInviteState::Calling | ClientInviteState::Proceeding, 200..=299) => {
                 self.base.state = ClientInviteState::Accepted;
-                self.timer_a = None;
-                self.timer_b = None;
-                self.linger = Some(now + self.base.timers.timeout());
+                self.clock.answered();
+                self.clock.linger_until(now + self.base.timers.timeout());
                 self.base.out.event(TransactionEvent::Response(response));
             }
             (ClientInviteState::Accepted, 200..=299) => {
                 self.base.out.event(TransactionEvent::Response(response));
             }
             (ClientInviteState::Calling | ClientInviteState::Proceeding, 300..) => {
-                self.timer_a = None;
-                self.timer_b = None;
+                self.clock.answered();
                 match build_ack(&self.request, &response) {
                     Ok(ack) => {
                         let bytes = to_bytes(ack);
@@ -132,7 +127,7 @@ impl ClientInviteTransaction {
                     self.terminate();
                 } else {
                     self.base.state = ClientInviteState::Completed;
-                    self.linger = Some(now + self.base.timers.timer_d());
+                    self.clock.linger_until(now + self.base.timers.timer_d());
                 }
             }
             (ClientInviteState::Completed, 300..) => {
@@ -146,31 +141,12 @@ impl ClientInviteTransaction {
 
     /// Advances timers A, B, D and M to `now`.
     pub fn handle_timeout(&mut self, now: Instant) {
-        if let Some(timer_a) = self.timer_a.as_mut() {
-            if timer_a.fire(now) {
-                let bytes = self.request_bytes.clone();
-                self.base.out.send(bytes);
-            }
+        let due = self.clock.fire(now);
+        if due.resend {
+            self.base.out.send(self.request_bytes.clone());
         }
-        if due(self.timer_b, now) {
-            self.base.out.event(TransactionEvent::Timeout);
-            self.terminate();
-        }
-        if due(self.linger, now) {
-            self.terminate();
-        }
-    }
-
-    /// When [`Self::handle_timeout`] must next be called.
-    pub fn poll_timeout(&self) -> Option<Instant> {
-        earliest([self.timer_a.map(|a| a.at), self.timer_b, self.linger])
-    }
-
-    fn terminate(&mut self) {
-        self.timer_a = None;
-        self.timer_b = None;
-        self.linger = None;
-        self.base.terminate(ClientInviteState::Terminated);
+        let terminated = ClientInviteState::Terminated;
+        end_when_due(&mut self.base, &mut self.clock, due, terminated);
     }
 }
 

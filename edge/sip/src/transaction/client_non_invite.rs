@@ -11,7 +11,7 @@ use std::time::Instant;
 use rsip::{Request, Response};
 
 use super::{
-    check_method, due, earliest, Backoff, Base, Timers, TransactionError, TransactionEvent,
+    check_method, end_when_due, Base, RequestClock, Timers, TransactionError, TransactionEvent,
     TransactionKey, Transmit,
 };
 use crate::response::to_bytes;
@@ -34,13 +34,13 @@ pub enum ClientNonInviteState {
 pub struct ClientNonInviteTransaction {
     base: Base<ClientNonInviteState>,
     request_bytes: Vec<u8>,
-    timer_e: Option<Backoff>,
-    timer_f: Option<Instant>,
-    timer_k: Option<Instant>,
+    /// Timers E, F, then K.
+    clock: RequestClock,
 }
 
 impl ClientNonInviteTransaction {
     base_methods!(ClientNonInviteState);
+    client_methods!(ClientNonInviteState);
 
     /// Starts the transaction and queues the request (neither INVITE nor ACK) for `dest`.
     pub fn new(
@@ -56,9 +56,7 @@ impl ClientNonInviteTransaction {
         let mut tx = Self {
             base: Base::new(key, ClientNonInviteState::Trying, timers, reliable, dest),
             request_bytes: request_bytes.clone(),
-            timer_e: (!reliable).then(|| Backoff::start(now, timers.t1, Some(timers.t2))),
-            timer_f: Some(now + timers.timeout()),
-            timer_k: None,
+            clock: RequestClock::start(now, timers, reliable, Some(timers.t2)),
         };
         tx.base.out.send(request_bytes);
         Ok(tx)
@@ -95,47 +93,28 @@ impl ClientNonInviteTransaction {
             self.base.out.event(TransactionEvent::Response(response));
             return;
         }
-        self.timer_e = None;
-        self.timer_f = None;
+        self.clock.answered();
         self.base.out.event(TransactionEvent::Response(response));
         if self.base.reliable {
             self.terminate();
         } else {
             self.base.state = ClientNonInviteState::Completed;
-            self.timer_k = Some(now + self.base.timers.t4);
+            self.clock.linger_until(now + self.base.timers.t4);
         }
     }
 
     /// Advances timers E, F and K to `now`.
     pub fn handle_timeout(&mut self, now: Instant) {
-        if let Some(timer_e) = self.timer_e.as_mut() {
-            if timer_e.fire(now) {
-                if self.base.state == ClientNonInviteState::Proceeding {
-                    timer_e.at = now + self.base.timers.t2;
-                }
-                let bytes = self.request_bytes.clone();
-                self.base.out.send(bytes);
+        let due = self.clock.fire(now);
+        if due.resend {
+            // Once a provisional arrived, every T2 (RFC 3261 section 17.1.2.2).
+            if self.base.state == ClientNonInviteState::Proceeding {
+                self.clock.resend_at(now + self.base.timers.t2);
             }
+            self.base.out.send(self.request_bytes.clone());
         }
-        if due(self.timer_f, now) {
-            self.base.out.event(TransactionEvent::Timeout);
-            self.terminate();
-        }
-        if due(self.timer_k, now) {
-            self.terminate();
-        }
-    }
-
-    /// When [`Self::handle_timeout`] must next be called.
-    pub fn poll_timeout(&self) -> Option<Instant> {
-        earliest([self.timer_e.map(|e| e.at), self.timer_f, self.timer_k])
-    }
-
-    fn terminate(&mut self) {
-        self.timer_e = None;
-        self.timer_f = None;
-        self.timer_k = None;
-        self.base.terminate(ClientNonInviteState::Terminated);
+        let terminated = ClientNonInviteState::Terminated;
+        end_when_due(&mut self.base, &mut self.clock, due, terminated);
     }
 }
 

@@ -33,6 +33,21 @@ macro_rules! base_methods {
     };
 }
 
+/// What the two client machines do alike over their `base` and [`RequestClock`] field `clock`.
+macro_rules! client_methods {
+    ($state:ident) => {
+        /// When [`Self::handle_timeout`] must next be called.
+        pub fn poll_timeout(&self) -> Option<Instant> {
+            self.clock.next()
+        }
+
+        fn terminate(&mut self) {
+            self.clock.stop();
+            self.base.terminate($state::Terminated);
+        }
+    };
+}
+
 mod client_invite;
 mod client_non_invite;
 mod key;
@@ -206,6 +221,95 @@ impl Outbox {
 
     fn poll_event(&mut self) -> Option<TransactionEvent> {
         self.events.pop_front()
+    }
+}
+
+/// A client transaction's clock (RFC 3261 section 17.1): the request's retransmissions (timer A
+/// or E, over UDP only), the wait for its final response (B or F), then the wait that absorbs
+/// retransmitted responses before the end (D, M or K).
+#[derive(Debug)]
+struct RequestClock {
+    retransmit: Option<Backoff>,
+    give_up: Option<Instant>,
+    linger: Option<Instant>,
+}
+
+/// What came due on a [`RequestClock`].
+#[derive(Debug, Clone, Copy)]
+struct RequestDue {
+    /// The request is to be sent again.
+    resend: bool,
+    /// No final response came in time.
+    gave_up: bool,
+    /// The wait after the final response is over.
+    lingered: bool,
+}
+
+impl RequestClock {
+    /// The clock of a request sent at `now`: retransmitted after T1, doubling up to `cap`,
+    /// unless the transport is reliable; given up after 64*T1.
+    fn start(now: Instant, timers: Timers, reliable: bool, cap: Option<Duration>) -> Self {
+        Self {
+            retransmit: (!reliable).then(|| Backoff::start(now, timers.t1, cap)),
+            give_up: Some(now + timers.timeout()),
+            linger: None,
+        }
+    }
+
+    /// A response stops the retransmissions and the wait for one.
+    fn answered(&mut self) {
+        self.retransmit = None;
+        self.give_up = None;
+    }
+
+    /// Retransmissions go on, but the next one not before `at`.
+    fn resend_at(&mut self, at: Instant) {
+        if let Some(retransmit) = self.retransmit.as_mut() {
+            retransmit.at = at;
+        }
+    }
+
+    /// The transaction ends at `at`, absorbing retransmitted responses until then.
+    fn linger_until(&mut self, at: Instant) {
+        self.linger = Some(at);
+    }
+
+    /// What is due at `now`; a due retransmission is rescheduled.
+    fn fire(&mut self, now: Instant) -> RequestDue {
+        RequestDue {
+            resend: self.retransmit.as_mut().is_some_and(|r| r.fire(now)),
+            gave_up: due(self.give_up, now),
+            lingered: due(self.linger, now),
+        }
+    }
+
+    fn next(&self) -> Option<Instant> {
+        earliest([self.retransmit.map(|r| r.at), self.give_up, self.linger])
+    }
+
+    fn stop(&mut self) {
+        *self = Self {
+            retransmit: None,
+            give_up: None,
+            linger: None,
+        };
+    }
+}
+
+/// Ends a client transaction when its clock says so: no final response in time reports
+/// [`TransactionEvent::Timeout`] first; the end of the wait after one ends it quietly.
+fn end_when_due<S: Copy + PartialEq>(
+    base: &mut Base<S>,
+    clock: &mut RequestClock,
+    due: RequestDue,
+    terminated: S,
+) {
+    if due.gave_up {
+        base.out.event(TransactionEvent::Timeout);
+    }
+    if due.gave_up || due.lingered {
+        clock.stop();
+        base.terminate(terminated);
     }
 }
 
