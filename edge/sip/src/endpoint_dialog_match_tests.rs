@@ -6,7 +6,8 @@ use std::time::{Duration, Instant};
 
 use super::in_dialog_tests::answered;
 use super::tests::{
-    addr, assert_caller_hung_up, assert_digit_taken, events, in_dialog, sent, CALLER,
+    addr, assert_caller_hung_up, assert_digit_taken, caller_request, events, in_dialog, sent,
+    CALLER,
 };
 use super::*;
 
@@ -233,7 +234,7 @@ fn a_forged_ack_does_not_confirm_our_answer() {
     // Our 2xx is still retransmitted, until the caller's own ACK.
     ep.handle_timeout(t0 + Duration::from_millis(500));
     assert_eq!(sent(&mut ep), [ok]);
-    let ack = in_dialog("ACK", "z9hG4bKack", "call-1", &tag, 1, "", "");
+    let ack = caller_request("ACK", "z9hG4bKack", &tag, 1, "");
     ep.handle_datagram(t0, addr(CALLER), &ack);
     assert_eq!(
         events(&mut ep),

@@ -58,6 +58,18 @@ pub(super) fn in_dialog(
     .into_bytes()
 }
 
+/// A request of the caller's in `call-1`, with no body: `tag` is our To tag, `extra` any
+/// further header lines.
+pub(super) fn caller_request(
+    method: &str,
+    branch: &str,
+    tag: &str,
+    cseq: u32,
+    extra: &str,
+) -> Vec<u8> {
+    in_dialog(method, branch, "call-1", tag, cseq, extra, "")
+}
+
 pub(super) fn sent(ep: &mut SipEndpoint) -> Vec<String> {
     std::iter::from_fn(|| ep.poll_transmit())
         .map(|t| String::from_utf8_lossy(&t.bytes).into_owned())
@@ -68,7 +80,6 @@ pub(super) fn events(ep: &mut SipEndpoint) -> Vec<EndpointEvent> {
     std::iter::from_fn(|| ep.poll_event()).collect()
 }
 
-/// An endpoint that received the INVITE of `call-1` at `t0` and reported it; not yet answered.
 /// The message of `out` that starts with `start`; the test fails when there is none.
 pub(super) fn starting<'a>(out: &'a [String], start: &str) -> &'a str {
     out.iter()
@@ -97,6 +108,7 @@ pub(super) fn assert_caller_hung_up(ep: &mut SipEndpoint) {
     assert_ok_reported(ep, EndpointEvent::RemoteHangup { call_id, cancelled });
 }
 
+/// An endpoint that received the INVITE of `call-1` at `t0` and reported it; not yet answered.
 pub(super) fn offered(t0: Instant) -> SipEndpoint {
     let mut ep = endpoint();
     ep.handle_datagram(t0, addr(CALLER), &invite("z9hG4bKa1", "call-1"));
@@ -181,7 +193,7 @@ fn the_2xx_is_retransmitted_until_the_ack_then_the_call_is_confirmed() {
     ep.handle_datagram(
         t0 + Duration::from_millis(1600),
         addr(CALLER),
-        &in_dialog("ACK", "z9hG4bKack", "call-1", &tag, 1, "", ""),
+        &caller_request("ACK", "z9hG4bKack", &tag, 1, ""),
     );
     assert_eq!(
         events(&mut ep),
@@ -268,7 +280,7 @@ fn bye_ends_the_call_and_an_unknown_bye_gets_481() {
     ep.handle_datagram(
         t0,
         addr(CALLER),
-        &in_dialog("BYE", "z9hG4bKbye", "call-1", &tag, 2, "", ""),
+        &caller_request("BYE", "z9hG4bKbye", &tag, 2, ""),
     );
     assert_caller_hung_up(&mut ep);
     ep.handle_datagram(
@@ -331,7 +343,7 @@ fn options_info_and_unknown_methods_are_answered() {
     ep.handle_datagram(
         t0,
         addr(CALLER),
-        &in_dialog("SUBSCRIBE", "z9hG4bKs", "call-1", &tag, 3, "", ""),
+        &caller_request("SUBSCRIBE", "z9hG4bKs", &tag, 3, ""),
     );
     assert!(sent(&mut ep)[0].starts_with("SIP/2.0 501"));
 }
@@ -394,7 +406,7 @@ fn a_reinvite_is_answered_in_its_direction_with_a_new_version_only_on_change() {
 fn our_hangup_sends_a_bye_that_completes_on_200() {
     let t0 = Instant::now();
     let (mut ep, tag) = answered_call(t0);
-    let ack = in_dialog("ACK", "z9hG4bKack", "call-1", &tag, 1, "", "");
+    let ack = caller_request("ACK", "z9hG4bKack", &tag, 1, "");
     ep.handle_datagram(t0, addr(CALLER), &ack);
     events(&mut ep);
     ep.hangup(t0, "call-1");
@@ -478,7 +490,7 @@ fn a_digit_by_info_for_a_call_that_cannot_take_it_is_refused_with_retry_after() 
     ep.handle_datagram(
         t0,
         addr(CALLER),
-        &in_dialog("INFO", "z9hG4bKi2", "call-1", &tag, 3, "", ""),
+        &caller_request("INFO", "z9hG4bKi2", &tag, 3, ""),
     );
     assert!(sent(&mut ep)[0].starts_with("SIP/2.0 200 OK"));
 
