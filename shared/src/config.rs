@@ -206,6 +206,14 @@ pub fn check_socket_addr(key: &str, value: &str, problems: &mut Vec<ConfigProble
     }
 }
 
+/// Checks that `value` is at least `min`, for [`Validate`] implementations: counts, timeouts
+/// and limits below which a setting cannot work.
+pub fn check_at_least(key: &str, value: u64, min: u64, problems: &mut Vec<ConfigProblem>) {
+    if value < min {
+        problems.push(ConfigProblem::new(key, format!("must be at least {min}")));
+    }
+}
+
 #[cfg(test)]
 mod tests {
     use super::*;

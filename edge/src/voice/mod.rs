@@ -287,9 +287,7 @@ impl VoiceFactory {
             });
         };
         let mut timeouts = StreamTimeouts::default();
-        if let Some(timeout) = spec_timeout(spec) {
-            timeouts.first_token = timeout;
-        }
+        set_given(&mut timeouts.first_token, spec_timeout(spec).as_ref());
         match spec.provider.as_str() {
             "openai" => {
                 let (base_url, http) =
@@ -372,12 +370,8 @@ impl VoiceFactory {
                     language: language_hint,
                     ..OpenAiSttConfig::default()
                 };
-                if let Some(model) = &spec.model {
-                    config.model = model.clone();
-                }
-                if let Some(timeout) = spec_timeout(spec) {
-                    config.timeout = timeout;
-                }
+                set_given(&mut config.model, spec.model.as_ref());
+                set_given(&mut config.timeout, spec_timeout(spec).as_ref());
                 Ok((Arc::new(OpenAiStt::with_client(config, http)), None))
             }
             "deepgram" => {
@@ -396,9 +390,7 @@ impl VoiceFactory {
                     self.customer_client("stt.base_url", &http_form)?;
                     config.url = url.clone();
                 }
-                if let Some(model) = &spec.model {
-                    config.model = model.clone();
-                }
+                set_given(&mut config.model, spec.model.as_ref());
                 let timeout = Duration::from_millis(u64::from(spec.timeout_ms.unwrap_or(15_000)));
                 let live: Arc<dyn StreamingSpeechToText> = Arc::new(DeepgramStt::new(config));
                 Ok((
@@ -430,15 +422,9 @@ impl VoiceFactory {
                     api_key: spec.api_key.clone(),
                     ..OpenAiTtsConfig::default()
                 };
-                if let Some(model) = &spec.model {
-                    config.model = model.clone();
-                }
-                if let Some(voice) = &spec.voice {
-                    config.voice = voice.clone();
-                }
-                if let Some(timeout) = spec_timeout(spec) {
-                    config.first_byte_timeout = timeout;
-                }
+                set_given(&mut config.model, spec.model.as_ref());
+                set_given(&mut config.voice, spec.voice.as_ref());
+                set_given(&mut config.first_byte_timeout, spec_timeout(spec).as_ref());
                 Ok(Arc::new(OpenAiTts::with_client(config, http)))
             }
             "elevenlabs" => {
@@ -447,19 +433,11 @@ impl VoiceFactory {
                     sample_rate: SampleRate::Hz16000,
                     ..ElevenLabsConfig::default()
                 };
-                if let Some(url) = &spec.base_url {
-                    config.base_url = url.clone();
-                }
+                set_given(&mut config.base_url, spec.base_url.as_ref());
                 let http = self.customer_client("tts.base_url", &config.base_url)?;
-                if let Some(model) = &spec.model {
-                    config.model_id = model.clone();
-                }
-                if let Some(voice) = &spec.voice {
-                    config.voice_id = voice.clone();
-                }
-                if let Some(timeout) = spec_timeout(spec) {
-                    config.first_byte_timeout = timeout;
-                }
+                set_given(&mut config.model_id, spec.model.as_ref());
+                set_given(&mut config.voice_id, spec.voice.as_ref());
+                set_given(&mut config.first_byte_timeout, spec_timeout(spec).as_ref());
                 let tts = ElevenLabsTts::with_client(config, http).map_err(|e| match e {
                     SpeechError::Config { field, detail } => VoiceConfigError::new(field, detail),
                     other => VoiceConfigError::new("tts", other.to_string()),
@@ -475,6 +453,13 @@ impl VoiceFactory {
                 format!("unknown provider `{other}` (openai, elevenlabs, espeak)"),
             )),
         }
+    }
+}
+
+/// Overrides the default in `slot` with what the spec gives, when it gives something.
+fn set_given<T: Clone>(slot: &mut T, given: Option<&T>) {
+    if let Some(value) = given {
+        *slot = value.clone();
     }
 }
 
