@@ -3,15 +3,7 @@
 
 use super::*;
 use crate::egress::EgressConfig;
-
-/// The guard with private targets allowed: the fakes listen on 127.0.0.1.
-fn local_egress() -> Egress {
-    Egress::new(&EgressConfig {
-        allow_private_targets: true,
-        proxy: None,
-    })
-    .expect("client")
-}
+use crate::test_support::local_egress;
 
 fn spec(json: serde_json::Value) -> AgentSpec {
     serde_json::from_value(json).expect("agent")
