@@ -10,15 +10,8 @@
 # Build first: cargo build --release -p freya-control -p freya-loadtest --bins
 set -euo pipefail
 OUT=$1; shift
-ROOT=$(cd "$(dirname "$0")/.." && pwd)
-BIN=${BIN:-$ROOT/target/release}
-WORK=$(mktemp -d /tmp/freya-bench-demo.XXXXXX)
-cleanup() {
-    kill "${DEV:-}" 2>/dev/null || true
-    wait 2>/dev/null || true
-    rm -rf "$WORK"
-}
-trap cleanup EXIT
+BENCH=demo
+. "$(dirname "$0")/bench_common.sh"
 "$BIN/freya" dev --data-dir "$WORK/data" --http 127.0.0.1:18180 --sip 127.0.0.1:15180 \
     --edge-http 127.0.0.1:18181 > "$WORK/dev.log" 2>&1 &
 DEV=$!

@@ -21,15 +21,8 @@
 # Build first: cargo build --release -p freya-control -p freya-loadtest --bins --example fake_providers
 set -euo pipefail
 OUT=$1; shift
-ROOT=$(cd "$(dirname "$0")/.." && pwd)
-BIN=${BIN:-$ROOT/target/release}
-WORK=$(mktemp -d /tmp/freya-bench-voice.XXXXXX)
-cleanup() {
-    kill "${DEV:-}" "${CONTROL:-}" "${EDGE:-}" "${FAKES:-}" 2>/dev/null || true
-    wait 2>/dev/null || true
-    rm -rf "$WORK"
-}
-trap cleanup EXIT
+BENCH=voice
+. "$(dirname "$0")/bench_common.sh"
 command -v jq >/dev/null || apt-get install -y jq >/dev/null
 NICE=()
 [ -n "${LOADGEN_NICE:-}" ] && NICE=(nice -n "$LOADGEN_NICE")

@@ -210,13 +210,15 @@ fn call_codec(c: &mut Criterion) {
     }
 }
 
-/// One 20 ms tick of a PCMU call's media core with no caller audio: the clock advanced, the
-/// tick's packet chosen, encoded and written (or, held, the tick passed unsent), any RTCP
-/// report due. Send-receive against held shows what hold costs and saves per tick.
-fn call_media_tick(c: &mut Criterion) {
+/// The PCMU call both tick benches run: telephone-event at 101, RTCP on its own port, and
+/// timeouts far beyond any run, so that no iteration ends the call.
+fn pcmu_call() -> (
+    freya_edge::sip::sdp::NegotiatedAudio,
+    freya_edge::call::media::MediaSettings,
+) {
     use std::sync::Arc;
 
-    use freya_edge::call::media::{CallMedia, MediaSettings};
+    use freya_edge::call::media::MediaSettings;
     use freya_edge::sip::sdp::{Codec, Direction, NegotiatedAudio};
     let audio = NegotiatedAudio {
         codec: Codec::Pcmu,
@@ -229,13 +231,22 @@ fn call_media_tick(c: &mut Criterion) {
         rtcp_mux: false,
         remote_rtcp: "127.0.0.1:40003".parse().expect("addr"),
     };
-    // Timeouts far beyond any run, so no iteration ends the call.
     let settings = MediaSettings {
         codecs: Arc::from([Codec::Pcmu]),
         inactivity_timeout: Duration::from_secs(3_650 * 86_400),
         hold_timeout: Duration::from_secs(3_650 * 86_400),
         rtcp_interval: Duration::from_secs(5),
     };
+    (audio, settings)
+}
+
+/// One 20 ms tick of a PCMU call's media core with no caller audio: the clock advanced, the
+/// tick's packet chosen, encoded and written (or, held, the tick passed unsent), any RTCP
+/// report due. Send-receive against held shows what hold costs and saves per tick.
+fn call_media_tick(c: &mut Criterion) {
+    use freya_edge::call::media::CallMedia;
+    use freya_edge::sip::sdp::Direction;
+    let (audio, settings) = pcmu_call();
     for (name, direction) in [
         ("sendrecv", Direction::SendRecv),
         ("held", Direction::RecvOnly),
@@ -263,30 +274,10 @@ fn call_media_tick(c: &mut Criterion) {
 /// `Output::Transmit`, and the core's after-input checks. Against `call_media_tick_sendrecv_20ms`
 /// it is what the call being a core costs per tick.
 fn call_core_tick(c: &mut Criterion) {
-    use std::sync::Arc;
-
     use freya_edge::call::core::{CallCore, CallStart, Output};
-    use freya_edge::call::media::MediaSettings;
     use freya_edge::call::task::CallDirection;
-    use freya_edge::sip::sdp::{Codec, Direction, NegotiatedAudio};
     use freya_shared::snapshot::AgentConfig;
-    let audio = NegotiatedAudio {
-        codec: Codec::Pcmu,
-        payload_type: 0,
-        telephone_event: Some(101),
-        telephone_event_rate: 8000,
-        remote_rtp: "127.0.0.1:40002".parse().expect("addr"),
-        ptime: 20,
-        direction: Direction::SendRecv,
-        rtcp_mux: false,
-        remote_rtcp: "127.0.0.1:40003".parse().expect("addr"),
-    };
-    let settings = MediaSettings {
-        codecs: Arc::from([Codec::Pcmu]),
-        inactivity_timeout: Duration::from_secs(3_650 * 86_400),
-        hold_timeout: Duration::from_secs(3_650 * 86_400),
-        rtcp_interval: Duration::from_secs(5),
-    };
+    let (audio, settings) = pcmu_call();
     let mut agent: AgentConfig = serde_json::from_value(serde_json::json!({
         "id": "a", "workspace_id": "w", "spec": {"name": "Bench"}
     }))

@@ -6,7 +6,7 @@ use std::time::Duration;
 
 use serde::Deserialize;
 
-use freya_shared::config::{check_socket_addr, ConfigProblem, Validate};
+use freya_shared::config::{check_at_least, check_socket_addr, ConfigProblem, Validate};
 use freya_shared::model::number::is_region_name;
 
 pub use crate::cluster::ClusterConfig;
@@ -304,9 +304,7 @@ impl Validate for EdgeConfig {
                 ));
             }
         }
-        if self.capacity == 0 {
-            problems.push(ConfigProblem::new("capacity", "must be at least 1"));
-        }
+        check_at_least("capacity", self.capacity.into(), 1, &mut problems);
         let url = &self.control.url;
         if !(url.starts_with("http://") || url.starts_with("https://")) {
             problems.push(ConfigProblem::new(
@@ -320,12 +318,8 @@ impl Validate for EdgeConfig {
                 "must not be empty",
             ));
         }
-        if self.control.max_backoff_ms < 100 {
-            problems.push(ConfigProblem::new(
-                "control.max_backoff_ms",
-                "must be at least 100",
-            ));
-        }
+        let max_backoff_ms = self.control.max_backoff_ms.into();
+        check_at_least("control.max_backoff_ms", max_backoff_ms, 100, &mut problems);
         check_socket_addr("sip.addr", &self.sip.addr, &mut problems);
         if let Some(public) = &self.sip.public_addr {
             check_socket_addr("sip.public_addr", public, &mut problems);
@@ -354,9 +348,7 @@ impl Validate for EdgeConfig {
             ),
             ("sip.tcp_max_connections", self.sip.tcp_max_connections, 1),
         ] {
-            if value < min {
-                problems.push(ConfigProblem::new(key, format!("must be at least {min}")));
-            }
+            check_at_least(key, value.into(), min, &mut problems);
         }
         if let Some(proxy) = &self.egress.proxy {
             if reqwest::Proxy::all(proxy).is_err() {
@@ -400,18 +392,10 @@ impl Validate for EdgeConfig {
                 "must be a number above 0",
             ));
         }
-        if self.sip.invite_burst_per_source == 0 {
-            problems.push(ConfigProblem::new(
-                "sip.invite_burst_per_source",
-                "must be at least 1",
-            ));
-        }
-        if self.sip.max_unconfirmed == 0 {
-            problems.push(ConfigProblem::new(
-                "sip.max_unconfirmed",
-                "must be at least 1",
-            ));
-        }
+        let burst = self.sip.invite_burst_per_source.into();
+        check_at_least("sip.invite_burst_per_source", burst, 1, &mut problems);
+        let unconfirmed = self.sip.max_unconfirmed.into();
+        check_at_least("sip.max_unconfirmed", unconfirmed, 1, &mut problems);
         if self.sip.max_unconfirmed_per_source == 0
             || self.sip.max_unconfirmed_per_source > self.sip.max_unconfirmed
         {
@@ -437,18 +421,10 @@ impl Validate for EdgeConfig {
                 "must be between 100 and 60000",
             ));
         }
-        if self.rtp.inactivity_timeout_ms < 1000 {
-            problems.push(ConfigProblem::new(
-                "rtp.inactivity_timeout_ms",
-                "must be at least 1000",
-            ));
-        }
-        if self.rtp.hold_timeout_ms < 1000 {
-            problems.push(ConfigProblem::new(
-                "rtp.hold_timeout_ms",
-                "must be at least 1000",
-            ));
-        }
+        let inactivity = self.rtp.inactivity_timeout_ms.into();
+        check_at_least("rtp.inactivity_timeout_ms", inactivity, 1000, &mut problems);
+        let hold = self.rtp.hold_timeout_ms.into();
+        check_at_least("rtp.hold_timeout_ms", hold, 1000, &mut problems);
         problems
     }
 }

@@ -48,6 +48,9 @@ pub mod twilio;
 /// Voice defaults: `freya-control` shows and applies the same defaults.
 pub mod voice;
 
+#[cfg(test)]
+mod test_support;
+
 /// How another process runs an edge (`freya edge`, `freya dev`, tests).
 pub use config::EdgeConfig;
 /// An edge started in-process: `freya dev`, `freya edge` and `freya-control`'s tests.

@@ -25,6 +25,7 @@ use tokio::sync::mpsc;
 use tokio_util::sync::CancellationToken;
 
 use crate::audio::Utterance;
+use crate::cli::parse_args;
 use crate::onset::OnsetConfig;
 use crate::uac::{
     place_call, CallConfig, CallReport, HangupSide, MediaOptions, SipEndpoint, TalkerConfig,
@@ -71,16 +72,9 @@ struct Args {
 
 /// Runs `freya call` with `args` (the first is the program name).
 pub fn main_from(args: impl IntoIterator<Item = OsString>) -> ExitCode {
-    let args = match Args::try_parse_from(args) {
-        Ok(args) => args,
-        Err(e) => {
-            let _ = e.print();
-            return if e.use_stderr() {
-                ExitCode::from(2)
-            } else {
-                ExitCode::SUCCESS
-            };
-        }
+    let args = match parse_args::<Args>(args) {
+        Ok(parsed) => parsed,
+        Err(code) => return code,
     };
     let outcome = tokio::runtime::Runtime::new()
         .context("while starting the runtime")

@@ -55,6 +55,21 @@ struct Cli {
     quiet: bool,
 }
 
+/// The command line parsed as `T`, or the exit code after clap printed why not: 2 for an error
+/// (on stderr), success for `--help` and `--version` (on stdout).
+pub(crate) fn parse_args<T: Parser>(
+    args: impl IntoIterator<Item = OsString>,
+) -> Result<T, ExitCode> {
+    T::try_parse_from(args).map_err(|e| {
+        let _ = e.print();
+        if e.use_stderr() {
+            ExitCode::from(2)
+        } else {
+            ExitCode::SUCCESS
+        }
+    })
+}
+
 /// Runs the command line with `args` (the first is the program name) and returns its exit
 /// code: 0 all good, 1 a `--fail-if` threshold crossed, 2 an error.
 pub fn main_from(args: impl IntoIterator<Item = OsString>) -> ExitCode {
@@ -64,16 +79,9 @@ pub fn main_from(args: impl IntoIterator<Item = OsString>) -> ExitCode {
         )
         .with_writer(std::io::stderr)
         .try_init();
-    let cli = match Cli::try_parse_from(args) {
-        Ok(cli) => cli,
-        Err(e) => {
-            let _ = e.print();
-            return if e.use_stderr() {
-                ExitCode::from(2)
-            } else {
-                ExitCode::SUCCESS
-            };
-        }
+    let cli = match parse_args::<Cli>(args) {
+        Ok(parsed) => parsed,
+        Err(code) => return code,
     };
     match real_main(cli) {
         Ok(true) => ExitCode::SUCCESS,

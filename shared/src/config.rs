@@ -206,6 +206,14 @@ pub fn check_socket_addr(key: &str, value: &str, problems: &mut Vec<ConfigProble
     }
 }
 
+/// Checks that `value` is at least `min`, for [`Validate`] implementations: counts, timeouts
+/// and limits below which a setting cannot work.
+pub fn check_at_least(key: &str, value: u64, min: u64, problems: &mut Vec<ConfigProblem>) {
+    if value < min {
+        problems.push(ConfigProblem::new(key, format!("must be at least {min}")));
+    }
+}
+
 #[cfg(test)]
 mod tests {
     use super::*;
@@ -244,6 +252,14 @@ mod tests {
         let file = tempfile::NamedTempFile::new().expect("temp file");
         std::fs::write(file.path(), text).expect("write temp file");
         file
+    }
+
+    /// Why a file holding `text` fails to load, with no environment.
+    fn load_error(text: &str) -> String {
+        let file = write(text);
+        load::<Sample, _>(Some(file.path()), "FREYA_", vec![])
+            .unwrap_err()
+            .to_string()
     }
 
     fn env(pairs: &[(&str, &str)]) -> Vec<(String, String)> {
@@ -296,28 +312,19 @@ mod tests {
 
     #[test]
     fn an_unknown_key_is_refused_by_name() {
-        let file = write("name = \"a\"\n[database]\nurll = \"x\"\n");
-        let text = load::<Sample, _>(Some(file.path()), "FREYA_", vec![])
-            .unwrap_err()
-            .to_string();
+        let text = load_error("name = \"a\"\n[database]\nurll = \"x\"\n");
         assert!(text.contains("database") && text.contains("urll"), "{text}");
     }
 
     #[test]
     fn a_missing_required_key_is_named() {
-        let file = write("port = 3\n");
-        let text = load::<Sample, _>(Some(file.path()), "FREYA_", vec![])
-            .unwrap_err()
-            .to_string();
+        let text = load_error("port = 3\n");
         assert!(text.contains("config key `name`"), "{text}");
     }
 
     #[test]
     fn a_toml_syntax_error_names_the_file_and_line() {
-        let file = write("name = \"a\"\nport = = 3\n");
-        let text = load::<Sample, _>(Some(file.path()), "FREYA_", vec![])
-            .unwrap_err()
-            .to_string();
+        let text = load_error("name = \"a\"\nport = = 3\n");
         assert!(
             text.contains("not valid TOML") && text.contains("line 2"),
             "{text}"
@@ -326,10 +333,7 @@ mod tests {
 
     #[test]
     fn validation_problems_name_the_key() {
-        let file = write("name = \"a\"\nport = 1\n");
-        let text = load::<Sample, _>(Some(file.path()), "FREYA_", vec![])
-            .unwrap_err()
-            .to_string();
+        let text = load_error("name = \"a\"\nport = 1\n");
         assert!(text.contains("`port`: must not be 1"), "{text}");
     }
 

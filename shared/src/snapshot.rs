@@ -108,6 +108,31 @@ impl Route<'_> {
 }
 
 impl EdgeConfigSnapshot {
+    /// A snapshot in region `local` that routes `number` to one agent (`a` of workspace `w`)
+    /// and holds nothing else: the smallest configuration an edge serves, which tests of the
+    /// routing and of a whole edge build theirs from.
+    pub fn single_agent(version: u64, number: &str, spec: AgentSpec) -> Self {
+        Self {
+            version,
+            region: "local".into(),
+            numbers: vec![RoutedNumber {
+                number: number.into(),
+                workspace_id: "w".into(),
+                target: CallTarget::Agent {
+                    agent_id: "a".into(),
+                },
+                home_region: None,
+            }],
+            agents: vec![AgentConfig {
+                id: "a".into(),
+                workspace_id: "w".into(),
+                spec,
+            }],
+            providers: Vec::new(),
+            workflows: Vec::new(),
+        }
+    }
+
     /// The workspace's providers usable from this region, lowest `priority` first.
     pub fn providers_for(&self, workspace_id: &str) -> Vec<&ProviderConfig> {
         let mut providers: Vec<&ProviderConfig> = self
@@ -183,25 +208,7 @@ mod tests {
     #[test]
     fn a_dialled_number_routes_to_its_agent_with_or_without_plus() {
         let spec: AgentSpec = serde_json::from_str(r#"{"name":"Desk"}"#).expect("agent");
-        let snap = EdgeConfigSnapshot {
-            version: 3,
-            region: "local".into(),
-            numbers: vec![RoutedNumber {
-                number: "+15550001".into(),
-                workspace_id: "w".into(),
-                target: CallTarget::Agent {
-                    agent_id: "a".into(),
-                },
-                home_region: None,
-            }],
-            agents: vec![AgentConfig {
-                id: "a".into(),
-                workspace_id: "w".into(),
-                spec,
-            }],
-            providers: Vec::new(),
-            workflows: Vec::new(),
-        };
+        let snap = EdgeConfigSnapshot::single_agent(3, "+15550001", spec);
         let agent_of = |route: Option<Route<'_>>| match route.map(|r| r.target) {
             Some(RouteTarget::Agent(a)) => Some(a.id.clone()),
             _ => None,

@@ -23,12 +23,12 @@ use std::time::Instant;
 use rsip::headers::{
     CSeq, CallId, ContentLength, From, MaxForwards, Route, To, UntypedHeader, Via,
 };
-use rsip::{Header, Method, Request};
+use rsip::{Header, Method, Request, Response};
 
 use super::endpoint::in_dialog::Transfer;
 use super::message::{cseq, header_param};
 use super::peer::{Peer, Transport};
-use super::response::new_tag;
+use super::response::{build_response, new_tag, status};
 use super::session_timer::SessionTimer;
 use super::transaction::TransactionKey;
 use super::SipError;
@@ -215,6 +215,23 @@ impl Dialog {
             owns_call_id: true,
             refresh_retry: None,
         })
+    }
+
+    /// When the dialog itself next needs the clock: its transfer's deadline, its session
+    /// timer, or the retry of a refresh refused by glare, whichever comes first.
+    pub fn next_deadline(&self) -> Option<Instant> {
+        let transfer = self.transfer.as_ref().map(|t| t.deadline);
+        let session = self.session_timer.as_ref().and_then(|s| s.next_deadline());
+        [transfer, session, self.refresh_retry]
+            .into_iter()
+            .flatten()
+            .min()
+    }
+
+    /// A response to the dialog's INVITE with our tag on its To: the 180, and the final answer
+    /// or refusal, all build it the same way.
+    pub fn invite_response(&self, code: u16, reason: &str) -> Result<Response, SipError> {
+        build_response(&self.invite, status(code, reason), Some(&self.local_tag))
     }
 
     /// The remote party's tag: the From tag of the requests it sends in this dialog. `None`

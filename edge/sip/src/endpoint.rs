@@ -28,7 +28,7 @@ use super::breaker::TrunkBreakers;
 use super::dialog::{Dialog, DialogState};
 use super::outbound::{OutboundCall, OutboundFailure};
 use super::peer::{Outgoing, Peer, Transport};
-use super::response::{bad_request, build_response, set_body, status, to_bytes};
+use super::response::{bad_request, set_body, to_bytes};
 use super::transaction::{
     ServerInviteTransaction, ServerNonInviteTransaction, Timers, TransactionKey,
 };
@@ -236,11 +236,7 @@ impl SipEndpoint {
         };
         let key = dialog.invite_key.clone();
         let contact = self.contact(dialog.transport);
-        if let Ok(mut response) = build_response(
-            &dialog.invite,
-            status(180, "Ringing"),
-            Some(&dialog.local_tag),
-        ) {
+        if let Ok(mut response) = dialog.invite_response(180, "Ringing") {
             response.headers.push(contact);
             self.respond_invite(now, &key, response);
         }
@@ -282,11 +278,7 @@ impl SipEndpoint {
         let Some(dialog) = self.dialogs.remove(call_id) else {
             return;
         };
-        let Ok(mut response) = build_response(
-            &dialog.invite,
-            status(code, reason),
-            Some(&dialog.local_tag),
-        ) else {
+        let Ok(mut response) = dialog.invite_response(code, reason) else {
             return;
         };
         if let Some(seconds) = retry_after {
@@ -360,11 +352,7 @@ impl SipEndpoint {
             return;
         };
         let key = dialog.invite_key.clone();
-        let Ok(mut response) = build_response(
-            &dialog.invite,
-            status(code, reason),
-            Some(&dialog.local_tag),
-        ) else {
+        let Ok(mut response) = dialog.invite_response(code, reason) else {
             return;
         };
         if let Some(sdp) = answer {

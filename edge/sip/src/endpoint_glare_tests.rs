@@ -5,7 +5,9 @@
 use std::time::{Duration, Instant};
 
 use super::in_dialog_tests::{answered, reply};
-use super::tests::{addr, events, in_dialog, invite, offered, sent, to_tag, CALLER};
+use super::tests::{
+    addr, caller_request, events, in_dialog, invite, offered, sent, starting, to_tag, CALLER,
+};
 use super::*;
 
 const S: Duration = Duration::from_secs(1);
@@ -57,7 +59,7 @@ fn the_ack_of_a_reinvite_2xx_stops_its_retransmissions() {
     let again = run_until(&mut ep, t0 + S + ms(500));
     assert_eq!(again.len(), 1, "{again:?}");
     // The ACK (own branch, CSeq 2) reaches the re-INVITE's transaction, not the first INVITE's.
-    let ack = in_dialog("ACK", "z9hG4bKack2", "call-1", &tag, 2, "", "");
+    let ack = caller_request("ACK", "z9hG4bKack2", &tag, 2, "");
     ep.handle_datagram(t0 + S + ms(600), addr(CALLER), &ack);
     let after = run_until(&mut ep, t0 + 40 * S);
     assert!(
@@ -75,7 +77,7 @@ fn an_ack_with_another_cseq_does_not_stop_the_reinvite_2xx() {
     let (mut ep, tag) = answered(t0, "");
     ep.handle_datagram(t0 + S, addr(CALLER), &reinvite("z9hG4bKre2", &tag, 2));
     sent(&mut ep);
-    let stale = in_dialog("ACK", "z9hG4bKack9", "call-1", &tag, 1, "", "");
+    let stale = caller_request("ACK", "z9hG4bKack9", &tag, 1, "");
     ep.handle_datagram(t0 + S + ms(100), addr(CALLER), &stale);
     let again = run_until(&mut ep, t0 + S + ms(1600));
     assert!(
@@ -140,7 +142,7 @@ fn an_update_offer_crossing_our_reinvite_gets_491_and_one_without_an_offer_200()
     );
     ep.handle_datagram(t0 + 60 * S + ms(10), addr(CALLER), &offer);
     assert!(sent(&mut ep)[0].starts_with("SIP/2.0 491 Request Pending"));
-    let refresh = in_dialog("UPDATE", "z9hG4bKup2", "call-1", &tag, 3, "", "");
+    let refresh = caller_request("UPDATE", "z9hG4bKup2", &tag, 3, "");
     ep.handle_datagram(t0 + 60 * S + ms(20), addr(CALLER), &refresh);
     assert!(sent(&mut ep)[0].starts_with("SIP/2.0 200 OK"));
 }
@@ -164,7 +166,7 @@ fn a_reinvite_before_our_answer_to_the_first_invite_gets_500_with_retry_after() 
     // Once answered, a re-INVITE is answered 200.
     ep.answer(t0 + ms(200), "call-1", "v=0\r\n".into());
     sent(&mut ep);
-    let ack = in_dialog("ACK", "z9hG4bKack1", "call-1", &tag, 1, "", "");
+    let ack = caller_request("ACK", "z9hG4bKack1", &tag, 1, "");
     ep.handle_datagram(t0 + ms(300), addr(CALLER), &ack);
     ep.handle_datagram(t0 + ms(400), addr(CALLER), &reinvite("z9hG4bKre3", &tag, 3));
     assert!(sent(&mut ep)[0].starts_with("SIP/2.0 200 OK"));
@@ -207,14 +209,8 @@ fn the_200_to_cancel_and_the_487_carry_the_tag_of_the_180() {
     let ringing = sent(&mut ep).remove(0);
     ep.handle_datagram(t0 + ms(50), addr(CALLER), &cancel());
     let out = sent(&mut ep);
-    let ok = out
-        .iter()
-        .find(|m| m.starts_with("SIP/2.0 200 OK"))
-        .expect("200");
-    let terminated = out
-        .iter()
-        .find(|m| m.starts_with("SIP/2.0 487"))
-        .expect("487");
+    let ok = starting(&out, "SIP/2.0 200 OK");
+    let terminated = starting(&out, "SIP/2.0 487");
     assert_eq!(to_tag(ok), to_tag(&ringing), "{out:?}");
     assert_eq!(to_tag(terminated), to_tag(&ringing));
 }
@@ -225,14 +221,8 @@ fn before_any_provisional_the_200_to_cancel_and_the_487_agree_on_a_tag() {
     let mut ep = offered(t0);
     ep.handle_datagram(t0 + ms(50), addr(CALLER), &cancel());
     let out = sent(&mut ep);
-    let ok = out
-        .iter()
-        .find(|m| m.starts_with("SIP/2.0 200 OK"))
-        .expect("200");
-    let terminated = out
-        .iter()
-        .find(|m| m.starts_with("SIP/2.0 487"))
-        .expect("487");
+    let ok = starting(&out, "SIP/2.0 200 OK");
+    let terminated = starting(&out, "SIP/2.0 487");
     assert_eq!(to_tag(ok), to_tag(terminated), "{out:?}");
     // A retransmitted CANCEL gets the same 200.
     ep.handle_datagram(t0 + ms(60), addr(CALLER), &cancel());

@@ -3,7 +3,9 @@
 
 use std::time::{Duration, Instant};
 
-use super::tests::{addr, endpoint, events, in_dialog, invite, sent, to_tag, CALLER};
+use super::tests::{
+    addr, caller_request, endpoint, events, in_dialog, invite, sent, to_tag, CALLER,
+};
 use super::*;
 
 const S: Duration = Duration::from_secs(1);
@@ -30,7 +32,7 @@ pub(super) fn answered(t0: Instant, extra_invite_headers: &str) -> (SipEndpoint,
     ep.answer(t0, "call-1", "v=0\r\n".into());
     let ok = sent(&mut ep);
     let tag = to_tag(&ok[0]);
-    let ack = in_dialog("ACK", "z9hG4bKack1", "call-1", &tag, 1, "", "");
+    let ack = caller_request("ACK", "z9hG4bKack1", &tag, 1, "");
     ep.handle_datagram(t0, addr(CALLER), &ack);
     assert_eq!(
         events(&mut ep),
@@ -224,14 +226,12 @@ fn a_transfer_that_cannot_be_written_fails_at_once() {
 fn a_refer_from_the_peer_is_refused_with_405_and_our_allow_list() {
     let t0 = Instant::now();
     let (mut ep, tag) = answered(t0, "");
-    let refer = in_dialog(
+    let refer = caller_request(
         "REFER",
         "z9hG4bKr1",
-        "call-1",
         &tag,
         2,
         "Refer-To: <sip:+19005550000@evil.example>\r\n",
-        "",
     );
     ep.handle_datagram(t0, addr(CALLER), &refer);
     let out = sent(&mut ep);
@@ -249,15 +249,7 @@ fn a_refer_from_the_peer_is_refused_with_405_and_our_allow_list() {
 fn notify_for_another_event_or_no_dialog_is_refused() {
     let t0 = Instant::now();
     let (mut ep, tag) = answered(t0, "");
-    let presence = in_dialog(
-        "NOTIFY",
-        "z9hG4bKp1",
-        "call-1",
-        &tag,
-        2,
-        "Event: presence\r\n",
-        "",
-    );
+    let presence = caller_request("NOTIFY", "z9hG4bKp1", &tag, 2, "Event: presence\r\n");
     ep.handle_datagram(t0, addr(CALLER), &presence);
     let out = sent(&mut ep);
     assert!(out[0].starts_with("SIP/2.0 489 Bad Event"), "{out:?}");
@@ -341,23 +333,21 @@ fn when_the_caller_refreshes_and_stops_the_session_expires() {
     assert!(ok.contains("Session-Expires: 90;refresher=uac"), "{ok}");
     assert!(ok.contains("Require: timer"));
     let tag = to_tag(&ok);
-    let ack = in_dialog("ACK", "z9hG4bKack1", "call-1", &tag, 1, "", "");
+    let ack = caller_request("ACK", "z9hG4bKack1", &tag, 1, "");
     ep.handle_datagram(t0, addr(CALLER), &ack);
     events(&mut ep);
     // A refresh (re-INVITE) at 50 s moves the deadline: 50 + 90 - 30 = 110 s.
-    let refresh = in_dialog(
+    let refresh = caller_request(
         "INVITE",
         "z9hG4bKs2",
-        "call-1",
         &tag,
         2,
         "Session-Expires: 90;refresher=uac\r\nSupported: timer\r\n",
-        "",
     );
     ep.handle_datagram(t0 + 50 * S, addr(CALLER), &refresh);
     let ok = sent(&mut ep);
     assert!(ok[0].starts_with("SIP/2.0 200 OK") && ok[0].contains("Session-Expires: 90"));
-    let ack = in_dialog("ACK", "z9hG4bKack2", "call-1", &tag, 2, "", "");
+    let ack = caller_request("ACK", "z9hG4bKack2", &tag, 2, "");
     ep.handle_datagram(t0 + 50 * S, addr(CALLER), &ack);
     ep.handle_timeout(t0 + 60 * S);
     assert!(events(&mut ep).is_empty());
@@ -410,14 +400,12 @@ fn when_we_refresh_an_update_goes_out_at_half_the_interval() {
 fn an_update_from_the_peer_refreshes_the_session_and_is_answered() {
     let t0 = Instant::now();
     let (mut ep, tag) = answered(t0, "Session-Expires: 90\r\nSupported: timer\r\n");
-    let update = in_dialog(
+    let update = caller_request(
         "UPDATE",
         "z9hG4bKu1",
-        "call-1",
         &tag,
         2,
         "Session-Expires: 90;refresher=uac\r\nSupported: timer\r\n",
-        "",
     );
     ep.handle_datagram(t0 + 55 * S, addr(CALLER), &update);
     let ok = sent(&mut ep);

@@ -8,7 +8,7 @@ use std::net::SocketAddr;
 use std::time::{Duration, Instant};
 
 use super::in_dialog_tests::{answered, reply};
-use super::tests::{addr, events, in_dialog, invite, CALLER};
+use super::tests::{addr, caller_request, events, invite, CALLER};
 use super::*;
 
 const S: Duration = Duration::from_secs(1);
@@ -200,7 +200,7 @@ fn a_target_refresh_moves_the_request_uri_but_never_the_route_set() {
     let (mut ep, tag) = answered(t0, LOOSE);
     // The caller moves (a re-INVITE with a new Contact); a Record-Route on it changes nothing.
     let extra = "Contact: <sip:caller@127.0.0.2:40002>\r\nRecord-Route: <sip:127.0.0.66;lr>\r\n";
-    let reinvite = in_dialog("INVITE", "z9hG4bKre1", "call-1", &tag, 2, extra, "");
+    let reinvite = caller_request("INVITE", "z9hG4bKre1", &tag, 2, extra);
     ep.handle_datagram(t0 + S, addr("127.0.0.3:5070"), &reinvite);
     let ok = sent_to(&mut ep).remove(0).1;
     assert!(ok.starts_with("SIP/2.0 200"), "{ok}");
@@ -254,7 +254,7 @@ fn an_update_with_a_contact_is_a_target_refresh_too() {
     let t0 = Instant::now();
     let (mut ep, tag) = answered(t0, LOOSE);
     let extra = "Contact: <sip:caller@127.0.0.2:40003>\r\n";
-    let update = in_dialog("UPDATE", "z9hG4bKup1", "call-1", &tag, 2, extra, "");
+    let update = caller_request("UPDATE", "z9hG4bKup1", &tag, 2, extra);
     ep.handle_datagram(t0 + S, addr("127.0.0.3:5070"), &update);
     assert!(sent_to(&mut ep)[0].1.starts_with("SIP/2.0 200"));
     ep.hangup(t0 + 2 * S, "call-1");

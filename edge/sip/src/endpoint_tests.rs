@@ -58,6 +58,18 @@ pub(super) fn in_dialog(
     .into_bytes()
 }
 
+/// A request of the caller's in `call-1`, with no body: `tag` is our To tag, `extra` any
+/// further header lines.
+pub(super) fn caller_request(
+    method: &str,
+    branch: &str,
+    tag: &str,
+    cseq: u32,
+    extra: &str,
+) -> Vec<u8> {
+    in_dialog(method, branch, "call-1", tag, cseq, extra, "")
+}
+
 pub(super) fn sent(ep: &mut SipEndpoint) -> Vec<String> {
     std::iter::from_fn(|| ep.poll_transmit())
         .map(|t| String::from_utf8_lossy(&t.bytes).into_owned())
@@ -66,6 +78,34 @@ pub(super) fn sent(ep: &mut SipEndpoint) -> Vec<String> {
 
 pub(super) fn events(ep: &mut SipEndpoint) -> Vec<EndpointEvent> {
     std::iter::from_fn(|| ep.poll_event()).collect()
+}
+
+/// The message of `out` that starts with `start`; the test fails when there is none.
+pub(super) fn starting<'a>(out: &'a [String], start: &str) -> &'a str {
+    out.iter()
+        .find(|m| m.starts_with(start))
+        .unwrap_or_else(|| panic!("no {start:?} in {out:?}"))
+}
+
+/// The request just handled was answered 200 OK and reported as `event` alone.
+pub(super) fn assert_ok_reported(ep: &mut SipEndpoint, event: EndpointEvent) {
+    assert!(sent(ep)[0].starts_with("SIP/2.0 200 OK"));
+    assert_eq!(events(ep), [event]);
+}
+
+/// The request just handled was a digit for `call-1` that the call took: answered 200 OK and
+/// reported once as `digit`.
+pub(super) fn assert_digit_taken(ep: &mut SipEndpoint, digit: char) {
+    let call_id = "call-1".into();
+    assert_ok_reported(ep, EndpointEvent::Dtmf { call_id, digit });
+}
+
+/// The request just handled was the caller's BYE for `call-1`: answered 200 OK, and the call
+/// reported hung up by its far end.
+pub(super) fn assert_caller_hung_up(ep: &mut SipEndpoint) {
+    let call_id = "call-1".into();
+    let cancelled = false;
+    assert_ok_reported(ep, EndpointEvent::RemoteHangup { call_id, cancelled });
 }
 
 /// An endpoint that received the INVITE of `call-1` at `t0` and reported it; not yet answered.
@@ -153,7 +193,7 @@ fn the_2xx_is_retransmitted_until_the_ack_then_the_call_is_confirmed() {
     ep.handle_datagram(
         t0 + Duration::from_millis(1600),
         addr(CALLER),
-        &in_dialog("ACK", "z9hG4bKack", "call-1", &tag, 1, "", ""),
+        &caller_request("ACK", "z9hG4bKack", &tag, 1, ""),
     );
     assert_eq!(
         events(&mut ep),
@@ -240,16 +280,9 @@ fn bye_ends_the_call_and_an_unknown_bye_gets_481() {
     ep.handle_datagram(
         t0,
         addr(CALLER),
-        &in_dialog("BYE", "z9hG4bKbye", "call-1", &tag, 2, "", ""),
+        &caller_request("BYE", "z9hG4bKbye", &tag, 2, ""),
     );
-    assert!(sent(&mut ep)[0].starts_with("SIP/2.0 200 OK"));
-    assert_eq!(
-        events(&mut ep),
-        [EndpointEvent::RemoteHangup {
-            call_id: "call-1".into(),
-            cancelled: false
-        }]
-    );
+    assert_caller_hung_up(&mut ep);
     ep.handle_datagram(
         t0,
         addr(CALLER),
@@ -305,19 +338,12 @@ fn options_info_and_unknown_methods_are_answered() {
         "Signal=5\r\nDuration=160\r\n",
     );
     ep.handle_datagram(t0, addr(CALLER), &info);
-    assert!(sent(&mut ep)[0].starts_with("SIP/2.0 200 OK"));
-    assert_eq!(
-        events(&mut ep),
-        [EndpointEvent::Dtmf {
-            call_id: "call-1".into(),
-            digit: '5'
-        }]
-    );
+    assert_digit_taken(&mut ep, '5');
 
     ep.handle_datagram(
         t0,
         addr(CALLER),
-        &in_dialog("SUBSCRIBE", "z9hG4bKs", "call-1", &tag, 3, "", ""),
+        &caller_request("SUBSCRIBE", "z9hG4bKs", &tag, 3, ""),
     );
     assert!(sent(&mut ep)[0].starts_with("SIP/2.0 501"));
 }
@@ -380,7 +406,7 @@ fn a_reinvite_is_answered_in_its_direction_with_a_new_version_only_on_change() {
 fn our_hangup_sends_a_bye_that_completes_on_200() {
     let t0 = Instant::now();
     let (mut ep, tag) = answered_call(t0);
-    let ack = in_dialog("ACK", "z9hG4bKack", "call-1", &tag, 1, "", "");
+    let ack = caller_request("ACK", "z9hG4bKack", &tag, 1, "");
     ep.handle_datagram(t0, addr(CALLER), &ack);
     events(&mut ep);
     ep.hangup(t0, "call-1");
@@ -464,18 +490,11 @@ fn a_digit_by_info_for_a_call_that_cannot_take_it_is_refused_with_retry_after() 
     ep.handle_datagram(
         t0,
         addr(CALLER),
-        &in_dialog("INFO", "z9hG4bKi2", "call-1", &tag, 3, "", ""),
+        &caller_request("INFO", "z9hG4bKi2", &tag, 3, ""),
     );
     assert!(sent(&mut ep)[0].starts_with("SIP/2.0 200 OK"));
 
     ep.set_signals_full("call-1", false);
     ep.handle_datagram(t0, addr(CALLER), &info("z9hG4bKi3", 4));
-    assert!(sent(&mut ep)[0].starts_with("SIP/2.0 200 OK"));
-    assert_eq!(
-        events(&mut ep),
-        [EndpointEvent::Dtmf {
-            call_id: "call-1".into(),
-            digit: '7'
-        }]
-    );
+    assert_digit_taken(&mut ep, '7');
 }

@@ -7,7 +7,9 @@ use std::time::{Duration, Instant};
 use rand::rngs::StdRng;
 use rand::{Rng, SeedableRng};
 
-use super::tests::{addr, endpoint, events, in_dialog, invite, offered, sent, to_tag, CALLER};
+use super::tests::{
+    addr, caller_request, endpoint, events, in_dialog, invite, offered, sent, to_tag, CALLER,
+};
 use super::*;
 
 /// The earliest deadline by asking every owner (the scan `poll_timeout` replaced).
@@ -17,14 +19,7 @@ fn brute_force_next(ep: &SipEndpoint) -> Option<Instant> {
     let outgoing = ep.outgoing.values().filter_map(|r| r.tx.poll_timeout());
     let refresh = ep.refresh_invites.values().filter_map(|r| r.poll_timeout());
     let outbound = ep.outbound.values().filter_map(OutboundCall::poll_timeout);
-    let dialogs = ep.dialogs.values().filter_map(|d| {
-        let transfer = d.transfer.as_ref().map(|t| t.deadline);
-        let session = d.session_timer.as_ref().and_then(|s| s.next_deadline());
-        [transfer, session, d.refresh_retry]
-            .into_iter()
-            .flatten()
-            .min()
-    });
+    let dialogs = ep.dialogs.values().filter_map(Dialog::next_deadline);
     invites
         .chain(others)
         .chain(refresh)
@@ -91,7 +86,7 @@ fn an_acknowledged_refusal_does_not_retransmit_at_its_old_deadline() {
     ep.reject(t0, "call-1", 486, "Busy Here", None);
     let busy = sent(&mut ep).pop().expect("486");
     assert_eq!(ep.poll_timeout(), Some(t0 + Duration::from_millis(500)));
-    let ack = in_dialog("ACK", "z9hG4bKa1", "call-1", &to_tag(&busy), 1, "", "");
+    let ack = caller_request("ACK", "z9hG4bKa1", &to_tag(&busy), 1, "");
     ep.handle_datagram(t0, addr(CALLER), &ack);
     // The ACK moved the transaction to Confirmed: timer I (T4 = 5 s) replaces timer G.
     assert_eq!(ep.poll_timeout(), Some(t0 + Duration::from_secs(5)));

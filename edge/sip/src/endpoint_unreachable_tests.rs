@@ -10,7 +10,7 @@ use rsip::Method;
 use super::*;
 use crate::breaker::BreakerState;
 use crate::outbound::OutboundFailure;
-use crate::uac::tests::{call_request, reply, request_of, trunk};
+use crate::uac::tests::{call_request, reply, request_of, trunk, two_trunks};
 
 fn sent(ep: &mut SipEndpoint) -> Vec<(SocketAddr, Method)> {
     std::iter::from_fn(|| ep.poll_transmit())
@@ -24,7 +24,7 @@ fn addr(port: u16) -> SocketAddr {
 
 fn placed(t0: Instant) -> SipEndpoint {
     let mut ep = SipEndpoint::new(addr(5060), Timers::default());
-    ep.place_call(t0, call_request(), vec![trunk("a", 5081), trunk("b", 5082)]);
+    ep.place_call(t0, call_request(), two_trunks());
     assert_eq!(sent(&mut ep), [(addr(5081), Method::Invite)]);
     ep
 }
@@ -65,7 +65,7 @@ fn an_error_about_another_address_changes_nothing() {
 fn a_late_error_after_the_trunk_answered_provisionally_is_ignored() {
     let t0 = Instant::now();
     let mut ep = SipEndpoint::new(addr(5060), Timers::default());
-    ep.place_call(t0, call_request(), vec![trunk("a", 5081), trunk("b", 5082)]);
+    ep.place_call(t0, call_request(), two_trunks());
     let invite = request_of(&ep.poll_transmit().expect("INVITE"));
     let ringing = crate::response::to_bytes(reply(&invite, 180, None));
     ep.handle_datagram(t0, addr(5081), &ringing);

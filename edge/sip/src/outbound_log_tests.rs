@@ -4,8 +4,7 @@
 use std::time::{Duration, Instant};
 
 use super::*;
-use crate::breaker::BreakerPolicy;
-use crate::uac::tests::{call_request, reply, request_of, trunk};
+use crate::uac::tests::{call_request, one_strike_breakers, reply, request_of, trunk, two_trunks};
 
 fn invites(call: &mut OutboundCall) -> Vec<rsip::Request> {
     std::iter::from_fn(|| call.poll_transmit())
@@ -18,7 +17,7 @@ fn invites(call: &mut OutboundCall) -> Vec<rsip::Request> {
 fn a_503_then_an_answer_records_the_503_with_its_status_start_and_end() {
     let t0 = Instant::now();
     let mut breakers = TrunkBreakers::default();
-    let trunks = vec![trunk("a", 5081), trunk("b", 5082)];
+    let trunks = two_trunks();
     let mut call =
         OutboundCall::start(t0, call_request(), trunks, Timers::default(), &mut breakers);
     let first = invites(&mut call).remove(0);
@@ -57,11 +56,8 @@ fn a_503_then_an_answer_records_the_503_with_its_status_start_and_end() {
 #[test]
 fn a_trunk_skipped_for_its_open_breaker_is_recorded_as_skipped() {
     let t0 = Instant::now();
-    let mut breakers = TrunkBreakers::new(BreakerPolicy {
-        failures: 1,
-        cool_down: Duration::from_secs(30),
-    });
-    let trunks = vec![trunk("a", 5081), trunk("b", 5082)];
+    let mut breakers = one_strike_breakers();
+    let trunks = two_trunks();
     let mut call = OutboundCall::start(
         t0,
         call_request(),

@@ -7,10 +7,10 @@ use std::time::{Duration, Instant};
 use rsip::{Method, Request};
 
 use super::*;
-use crate::breaker::{BreakerPolicy, BreakerState};
+use crate::breaker::BreakerState;
 use crate::endpoint::{EndpointEvent, SipEndpoint};
 use crate::peer::Outgoing;
-use crate::uac::tests::{call_request, reply, request_of, trunk};
+use crate::uac::tests::{call_request, one_strike_breakers, reply, request_of, trunk, two_trunks};
 
 fn sent(call: &mut OutboundCall) -> Vec<(SocketAddr, Request)> {
     std::iter::from_fn(|| call.poll_transmit())
@@ -26,8 +26,27 @@ fn port(dest: SocketAddr) -> u16 {
     dest.port()
 }
 
+/// A call whose first trunk answered its INVITE with `code`, at the instant it started.
+fn first_answered(code: u16) -> (Instant, TrunkBreakers, OutboundCall) {
+    let t0 = Instant::now();
+    let mut breakers = TrunkBreakers::default();
+    let (mut call, invite) = start(&mut breakers, t0);
+    call.handle_response(t0, reply(&invite, code, None), &mut breakers);
+    (t0, breakers, call)
+}
+
+/// Where each of `out` went, and what it was.
+fn port_methods(out: &[(SocketAddr, Request)]) -> Vec<(u16, Method)> {
+    out.iter().map(|(d, r)| (port(*d), r.method)).collect()
+}
+
+/// The ports of the trunks `call` sent its requests to, in order.
+fn sent_ports(call: &mut OutboundCall) -> Vec<u16> {
+    sent(call).iter().map(|(d, _)| port(*d)).collect()
+}
+
 fn start(breakers: &mut TrunkBreakers, t0: Instant) -> (OutboundCall, Request) {
-    let trunks = vec![trunk("a", 5081), trunk("b", 5082)];
+    let trunks = two_trunks();
     let mut call = OutboundCall::start(t0, call_request(), trunks, Timers::default(), breakers);
     let (dest, invite) = sent(&mut call).remove(0);
     assert_eq!(port(dest), 5081, "the first trunk by priority first");
@@ -36,15 +55,10 @@ fn start(breakers: &mut TrunkBreakers, t0: Instant) -> (OutboundCall, Request) {
 
 #[test]
 fn a_503_fails_over_to_the_next_trunk_which_answers() {
-    let t0 = Instant::now();
-    let mut breakers = TrunkBreakers::default();
-    let (mut call, invite) = start(&mut breakers, t0);
-    call.handle_response(t0, reply(&invite, 503, None), &mut breakers);
+    let (t0, mut breakers, mut call) = first_answered(503);
     let out = sent(&mut call);
     assert_eq!(
-        out.iter()
-            .map(|(d, r)| (port(*d), r.method))
-            .collect::<Vec<_>>(),
+        port_methods(&out),
         [(5081, Method::Ack), (5082, Method::Invite)]
     );
     assert!(events(&mut call).is_empty());
@@ -58,10 +72,7 @@ fn a_503_fails_over_to_the_next_trunk_which_answers() {
 
 #[test]
 fn busy_is_final_and_no_other_trunk_is_tried() {
-    let t0 = Instant::now();
-    let mut breakers = TrunkBreakers::default();
-    let (mut call, invite) = start(&mut breakers, t0);
-    call.handle_response(t0, reply(&invite, 486, None), &mut breakers);
+    let (_, _, mut call) = first_answered(486);
     let out = sent(&mut call);
     assert_eq!(
         out.iter().map(|(_, r)| r.method).collect::<Vec<_>>(),
@@ -75,10 +86,7 @@ fn busy_is_final_and_no_other_trunk_is_tried() {
 
 #[test]
 fn a_404_is_final_too() {
-    let t0 = Instant::now();
-    let mut breakers = TrunkBreakers::default();
-    let (mut call, invite) = start(&mut breakers, t0);
-    call.handle_response(t0, reply(&invite, 404, None), &mut breakers);
+    let (_, _, mut call) = first_answered(404);
     assert!(matches!(
         events(&mut call)[..],
         [OutboundEvent::Failed(OutboundFailure::Rejected {
@@ -90,18 +98,13 @@ fn a_404_is_final_too() {
 
 #[test]
 fn no_answer_in_time_cancels_and_fails_over_then_reports_no_answer() {
-    let t0 = Instant::now();
-    let mut breakers = TrunkBreakers::default();
-    let (mut call, invite) = start(&mut breakers, t0);
-    call.handle_response(t0, reply(&invite, 180, None), &mut breakers);
+    let (t0, mut breakers, mut call) = first_answered(180);
     assert!(matches!(events(&mut call)[..], [OutboundEvent::Ringing]));
     let t1 = t0 + Duration::from_secs(10);
     call.handle_timeout(t1, &mut breakers);
     let out = sent(&mut call);
     assert_eq!(
-        out.iter()
-            .map(|(d, r)| (port(*d), r.method))
-            .collect::<Vec<_>>(),
+        port_methods(&out),
         [(5081, Method::Cancel), (5082, Method::Invite)]
     );
     call.handle_response(t1, reply(&out[1].1, 180, None), &mut breakers);
@@ -123,10 +126,7 @@ fn no_answer_in_time_cancels_and_fails_over_then_reports_no_answer() {
 
 #[test]
 fn when_every_trunk_fails_each_attempt_is_listed() {
-    let t0 = Instant::now();
-    let mut breakers = TrunkBreakers::default();
-    let (mut call, invite) = start(&mut breakers, t0);
-    call.handle_response(t0, reply(&invite, 503, None), &mut breakers);
+    let (t0, mut breakers, mut call) = first_answered(503);
     let second = sent(&mut call).remove(1).1;
     call.handle_response(t0, reply(&second, 408, None), &mut breakers);
     match &events(&mut call)[..] {
@@ -144,15 +144,12 @@ fn when_every_trunk_fails_each_attempt_is_listed() {
 #[test]
 fn an_open_breaker_skips_its_trunk_until_the_cool_down_passes() {
     let t0 = Instant::now();
-    let mut breakers = TrunkBreakers::new(BreakerPolicy {
-        failures: 1,
-        cool_down: Duration::from_secs(30),
-    });
+    let mut breakers = one_strike_breakers();
     let (mut call, invite) = start(&mut breakers, t0);
     call.handle_response(t0, reply(&invite, 500, None), &mut breakers);
     assert!(matches!(breakers.state("a"), BreakerState::Open { .. }));
     // The next call goes straight to b.
-    let trunks = vec![trunk("a", 5081), trunk("b", 5082)];
+    let trunks = two_trunks();
     let mut next = OutboundCall::start(
         t0 + Duration::from_secs(1),
         call_request(),
@@ -160,13 +157,7 @@ fn an_open_breaker_skips_its_trunk_until_the_cool_down_passes() {
         Timers::default(),
         &mut breakers,
     );
-    assert_eq!(
-        sent(&mut next)
-            .iter()
-            .map(|(d, _)| port(*d))
-            .collect::<Vec<_>>(),
-        [5082]
-    );
+    assert_eq!(sent_ports(&mut next), [5082]);
     // After the cool-down a is tried again.
     let mut later = OutboundCall::start(
         t0 + Duration::from_secs(31),
@@ -175,25 +166,16 @@ fn an_open_breaker_skips_its_trunk_until_the_cool_down_passes() {
         Timers::default(),
         &mut breakers,
     );
-    assert_eq!(
-        sent(&mut later)
-            .iter()
-            .map(|(d, _)| port(*d))
-            .collect::<Vec<_>>(),
-        [5081]
-    );
+    assert_eq!(sent_ports(&mut later), [5081]);
 }
 
 #[test]
 fn with_every_breaker_open_the_call_fails_at_once() {
     let t0 = Instant::now();
-    let mut breakers = TrunkBreakers::new(BreakerPolicy {
-        failures: 1,
-        cool_down: Duration::from_secs(30),
-    });
+    let mut breakers = one_strike_breakers();
     breakers.record_failure(t0, "a");
     breakers.record_failure(t0, "b");
-    let trunks = vec![trunk("a", 5081), trunk("b", 5082)];
+    let trunks = two_trunks();
     let mut call =
         OutboundCall::start(t0, call_request(), trunks, Timers::default(), &mut breakers);
     assert!(sent(&mut call).is_empty());
@@ -205,10 +187,7 @@ fn with_every_breaker_open_the_call_fails_at_once() {
 
 #[test]
 fn giving_up_cancels_the_trunk_that_rings() {
-    let t0 = Instant::now();
-    let mut breakers = TrunkBreakers::default();
-    let (mut call, invite) = start(&mut breakers, t0);
-    call.handle_response(t0, reply(&invite, 183, None), &mut breakers);
+    let (t0, _, mut call) = first_answered(183);
     events(&mut call);
     call.abandon(t0 + Duration::from_millis(500));
     assert_eq!(

@@ -335,6 +335,32 @@ fn parse_rtpmap(arg: &str) -> Option<RtpMap> {
 pub(crate) mod tests {
     use super::*;
 
+    /// Our side as most answer tests want it: these `codecs` at 203.0.113.5:30000, send and
+    /// receive, Opus at 111, telephone-event at 101, 20 ms, no rtcp-mux.
+    pub(crate) fn local(codecs: Vec<Codec>) -> LocalMedia {
+        LocalMedia {
+            codecs,
+            address: "203.0.113.5".parse().unwrap(),
+            port: 30000,
+            direction: Direction::SendRecv,
+            session_id: 42,
+            opus_payload_type: 111,
+            telephone_event_payload_type: 101,
+            ptime: 20,
+            rtcp_mux: false,
+        }
+    }
+
+    /// The answer to `offer` from a side that speaks only PCMU, as [`local`] has it.
+    pub(crate) fn answer_pcmu(offer: &str) -> Result<Answer, SdpError> {
+        answer(&parse(offer), &local(vec![Codec::Pcmu]))
+    }
+
+    /// `text` parsed, which a test's own SDP always does.
+    pub(crate) fn parse(text: &str) -> SessionDescription {
+        SessionDescription::parse(text.as_bytes()).unwrap()
+    }
+
     pub(crate) const OFFER: &str = "v=0\r\n\
 o=alice 2890844526 2890844526 IN IP4 198.51.100.1\r\n\
 s=-\r\n\

@@ -28,6 +28,19 @@ pub(crate) fn trunk(id: &str, port: u16) -> Trunk {
     }
 }
 
+/// Trunk `a` (port 5081), then trunk `b` (port 5082).
+pub(crate) fn two_trunks() -> Vec<Trunk> {
+    vec![trunk("a", 5081), trunk("b", 5082)]
+}
+
+/// Breakers that open on a trunk's first failure and keep it closed to calls for 30 s.
+pub(crate) fn one_strike_breakers() -> crate::breaker::TrunkBreakers {
+    crate::breaker::TrunkBreakers::new(crate::breaker::BreakerPolicy {
+        failures: 1,
+        cool_down: Duration::from_secs(30),
+    })
+}
+
 pub(crate) fn call_request() -> CallRequest {
     CallRequest {
         call_id: "out-1".into(),

@@ -96,28 +96,10 @@ pub fn rate_limited(wait: Duration) -> Refusal {
 #[cfg(test)]
 mod tests {
     use super::*;
-    use freya_shared::snapshot::{AgentConfig, CallTarget, RoutedNumber};
 
     fn snapshot() -> EdgeConfigSnapshot {
-        EdgeConfigSnapshot {
-            version: 2,
-            region: "local".into(),
-            numbers: vec![RoutedNumber {
-                number: "demo".into(),
-                workspace_id: "w".into(),
-                target: CallTarget::Agent {
-                    agent_id: "a".into(),
-                },
-                home_region: None,
-            }],
-            agents: vec![AgentConfig {
-                id: "a".into(),
-                workspace_id: "w".into(),
-                spec: serde_json::from_str(r#"{"name":"Demo"}"#).expect("agent"),
-            }],
-            providers: Vec::new(),
-            workflows: Vec::new(),
-        }
+        let spec = serde_json::from_str(r#"{"name":"Demo"}"#).expect("agent");
+        EdgeConfigSnapshot::single_agent(2, "demo", spec)
     }
 
     #[test]

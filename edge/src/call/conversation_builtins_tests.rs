@@ -35,10 +35,7 @@ fn transfer_call_is_offered_only_with_destinations_and_lists_them() {
     );
     assert!(request.tools.iter().any(|t| t.name == SEND_DTMF_TOOL));
 
-    let mut h = Harness::new(ConversationConfig {
-        first_message: None,
-        ..config()
-    });
+    let mut h = Harness::without_greeting();
     let (_, _, request) = completion(&h.caller_says(0, "Sales, please."));
     assert!(!request.tools.iter().any(|t| t.name == TRANSFER_CALL_TOOL));
 }
@@ -46,10 +43,8 @@ fn transfer_call_is_offered_only_with_destinations_and_lists_them() {
 #[test]
 fn transfer_call_transfers_after_the_last_words_and_a_failure_goes_back_to_the_model() {
     let mut h = Harness::new(transferring_agent());
-    let (_, stream, _) = completion(&h.caller_says(0, "Sales, please."));
-    let speak = h.stream(
-        1700,
-        stream,
+    let speak = h.model_answers(
+        "Sales, please.",
         vec![
             token("Putting you through."),
             tool_call(
@@ -65,12 +60,8 @@ fn transfer_call_transfers_after_the_last_words_and_a_failure_goes_back_to_the_m
         !speak.iter().any(|a| matches!(a, Action::Complete { .. })),
         "the model is not asked again: the agent says nothing more"
     );
-    h.synthesize(1710, &speak);
-    h.c.on_played(h.at(1800), 500);
-    assert!(h.drain().is_empty(), "still speaking");
-    h.c.on_played(h.at(1900), 1000);
     assert_eq!(
-        h.drain(),
+        h.play_out(&speak),
         [Action::Transfer {
             destination: "sip:sales@pbx.example".into()
         }]
@@ -110,10 +101,8 @@ fn transfer_call_transfers_after_the_last_words_and_a_failure_goes_back_to_the_m
 #[test]
 fn a_destination_not_allowed_goes_back_to_the_model_as_an_error() {
     let mut h = Harness::new(transferring_agent());
-    let (_, stream, _) = completion(&h.caller_says(0, "Call 900 please."));
-    let next = h.stream(
-        1700,
-        stream,
+    let next = h.model_answers(
+        "Call 900 please.",
         vec![
             tool_call(
                 "t1",
@@ -134,14 +123,9 @@ fn a_destination_not_allowed_goes_back_to_the_model_as_an_error() {
 
 #[test]
 fn send_dtmf_presses_checked_keys_and_the_model_carries_on() {
-    let mut h = Harness::new(ConversationConfig {
-        first_message: None,
-        ..config()
-    });
-    let (_, stream, _) = completion(&h.caller_says(0, "Press one then hash."));
-    let next = h.stream(
-        1700,
-        stream,
+    let mut h = Harness::without_greeting();
+    let next = h.model_answers(
+        "Press one then hash.",
         vec![
             tool_call("d1", SEND_DTMF_TOOL, serde_json::json!({"digits": "1 #a"})),
             done(),
@@ -175,10 +159,8 @@ fn send_dtmf_on_a_call_that_cannot_carry_digits_is_an_error_the_model_reads() {
         sends_digits: false,
         ..config()
     });
-    let (_, stream, _) = completion(&h.caller_says(0, "Press one."));
-    let next = h.stream(
-        1700,
-        stream,
+    let next = h.model_answers(
+        "Press one.",
         vec![
             tool_call("d1", SEND_DTMF_TOOL, serde_json::json!({"digits": "1"})),
             done(),

@@ -83,20 +83,62 @@ impl Harness {
     /// A caller turn from `ms` to `ms + 1000` (end of turn 500 ms later) with `text`.
     pub(super) fn caller_says(&mut self, ms: u64, text: &str) -> Vec<Action> {
         self.c.on_turn(self.at(ms), TurnEvent::SpeechStarted);
-        self.c.on_turn(
-            self.at(ms + 1500),
-            TurnEvent::EndOfTurn {
-                speech_ms: 1000,
-                silence_ms: 500,
-            },
-        );
-        let turn = match self.drain().as_slice() {
-            [.., Action::Transcribe { turn }] => *turn,
-            other => panic!("expected a transcription, got {other:?}"),
-        };
+        let turn = self.end_turn(ms + 1500, 1000, 500);
         self.c
             .on_transcript(self.at(ms + 1600), turn, Ok(text.into()));
         self.drain()
+    }
+
+    /// The caller's turn closes at `ms` after `speech_ms` of speech and `silence_ms` of silence:
+    /// the last action must be the transcription it asks for, whose turn this returns.
+    pub(super) fn end_turn(&mut self, ms: u64, speech_ms: u32, silence_ms: u32) -> u64 {
+        self.c.on_turn(
+            self.at(ms),
+            TurnEvent::EndOfTurn {
+                speech_ms,
+                silence_ms,
+            },
+        );
+        match self.drain().as_slice() {
+            [.., Action::Transcribe { turn }] => *turn,
+            other => panic!("expected a transcription, got {other:?}"),
+        }
+    }
+
+    /// The caller says `text` at 0 ms, and the model answers its completion with `events` at
+    /// 1700 ms: what the conversation does then.
+    pub(super) fn model_answers(&mut self, text: &str, events: Vec<LlmEvent>) -> Vec<Action> {
+        let (_, stream, _) = completion(&self.caller_says(0, text));
+        self.stream(1700, stream, events)
+    }
+
+    /// Plays `speak` out: synthesized at 1710 ms, half played at 1800 ms (nothing may happen
+    /// while the agent is still speaking), all played at 1900 ms; what follows the last words.
+    pub(super) fn play_out(&mut self, speak: &[Action]) -> Vec<Action> {
+        self.synthesize(1710, speak);
+        self.c.on_played(self.at(1800), 500);
+        assert!(self.drain().is_empty(), "still speaking");
+        self.c.on_played(self.at(1900), 1000);
+        self.drain()
+    }
+
+    /// The latency record of the turn just played; the test fails when there is none.
+    pub(super) fn latency(&mut self) -> TurnLatency {
+        self.events()
+            .into_iter()
+            .find_map(|e| match e {
+                ConversationEvent::Latency(l) => Some(l),
+                _ => None,
+            })
+            .expect("latency")
+    }
+
+    /// A harness whose agent says nothing first: the caller speaks first.
+    pub(super) fn without_greeting() -> Self {
+        Self::new(ConversationConfig {
+            first_message: None,
+            ..config()
+        })
     }
 
     pub(super) fn stream(&mut self, ms: u64, stream: u64, events: Vec<LlmEvent>) -> Vec<Action> {
@@ -181,14 +223,7 @@ fn greeting_is_spoken_then_a_turn_is_answered_with_the_history() {
             "We open at nine. We close at five."
         ))
     );
-    let latency = h
-        .events()
-        .into_iter()
-        .find_map(|e| match e {
-            ConversationEvent::Latency(l) => Some(l),
-            _ => None,
-        })
-        .expect("latency");
+    let latency = h.latency();
     // Speech ended at 2000 ms; decided 2500, transcript 2600, token 2700, audio 2720, RTP 2740.
     assert_eq!(
         latency,
@@ -204,10 +239,7 @@ fn greeting_is_spoken_then_a_turn_is_answered_with_the_history() {
 
 #[test]
 fn barge_in_keeps_only_what_the_caller_heard() {
-    let mut h = Harness::new(ConversationConfig {
-        first_message: None,
-        ..config()
-    });
+    let mut h = Harness::without_greeting();
     let actions = h.caller_says(0, "Tell me everything.");
     let (reply, stream, _) = completion(&actions);
     let speak = h.stream(
@@ -260,10 +292,7 @@ fn barge_in_keeps_only_what_the_caller_heard() {
 
 #[test]
 fn a_tool_call_round_trips_with_a_filler_when_slow() {
-    let mut h = Harness::new(ConversationConfig {
-        first_message: None,
-        ..config()
-    });
+    let mut h = Harness::without_greeting();
     let actions = h.caller_says(0, "Book me for Monday.");
     let (reply, stream, _) = completion(&actions);
     let args = serde_json::json!({"day": "monday"});
@@ -328,10 +357,7 @@ fn a_tool_call_round_trips_with_a_filler_when_slow() {
 
 #[test]
 fn a_failing_model_is_answered_with_an_apology_and_the_call_goes_on() {
-    let mut h = Harness::new(ConversationConfig {
-        first_message: None,
-        ..config()
-    });
+    let mut h = Harness::without_greeting();
     let actions = h.caller_says(0, "Hello?");
     let (_, stream, _) = completion(&actions);
     h.c.on_llm(
@@ -355,35 +381,12 @@ fn a_failing_model_is_answered_with_an_apology_and_the_call_goes_on() {
     assert!(!h.actions.iter().any(|a| matches!(a, Action::Hangup { .. })));
     // A failing STT is apologised for too.
     h.c.on_turn(h.at(3000), TurnEvent::SpeechStarted);
-    h.c.on_turn(
-        h.at(4000),
-        TurnEvent::EndOfTurn {
-            speech_ms: 500,
-            silence_ms: 500,
-        },
-    );
-    let Some(Action::Transcribe { turn }) = h.drain().pop() else {
-        panic!("transcribe");
-    };
+    let turn = h.end_turn(4000, 500, 500);
     h.c.on_transcript(h.at(4100), turn, Err("stt down".into()));
     assert_eq!(spoken(&h.drain()), [Lines::default().apology]);
     // A recogniser that is not installed is named, to the caller and in the record.
     h.c.on_turn(h.at(6000), TurnEvent::SpeechStarted);
-    h.c.on_turn(
-        h.at(7000),
-        TurnEvent::EndOfTurn {
-            speech_ms: 500,
-            silence_ms: 500,
-        },
-    );
-    let turn = h
-        .drain()
-        .into_iter()
-        .find_map(|a| match a {
-            Action::Transcribe { turn } => Some(turn),
-            _ => None,
-        })
-        .expect("transcribe");
+    let turn = h.end_turn(7000, 500, 500);
     let missing = crate::speech::SpeechError::MissingPackage {
         program: "pocketsphinx_continuous".into(),
         package: "pocketsphinx",
@@ -404,14 +407,9 @@ fn a_failing_model_is_answered_with_an_apology_and_the_call_goes_on() {
 
 #[test]
 fn end_call_tool_and_phrases_hang_up_after_the_last_words() {
-    let mut h = Harness::new(ConversationConfig {
-        first_message: None,
-        ..config()
-    });
-    let (_, stream, _) = completion(&h.caller_says(0, "Bye."));
-    let speak = h.stream(
-        1700,
-        stream,
+    let mut h = Harness::without_greeting();
+    let speak = h.model_answers(
+        "Bye.",
         vec![
             token("Thanks for calling!"),
             LlmEvent::ToolCall {
@@ -423,27 +421,17 @@ fn end_call_tool_and_phrases_hang_up_after_the_last_words() {
         ],
     );
     assert!(!speak.iter().any(|a| matches!(a, Action::Hangup { .. })));
-    h.synthesize(1710, &speak);
-    h.c.on_played(h.at(1800), 500);
-    assert!(h.drain().is_empty(), "still speaking");
-    h.c.on_played(h.at(1900), 1000);
     assert_eq!(
-        h.drain(),
+        h.play_out(&speak),
         [Action::Hangup {
             reason: "end_call_tool"
         }]
     );
 
-    let mut h = Harness::new(ConversationConfig {
-        first_message: None,
-        ..config()
-    });
-    let (_, stream, _) = completion(&h.caller_says(0, "Thanks."));
-    let speak = h.stream(1700, stream, vec![token("Goodbye!"), done()]);
-    h.synthesize(1710, &speak);
-    h.c.on_played(h.at(1900), 1000);
+    let mut h = Harness::without_greeting();
+    let speak = h.model_answers("Thanks.", vec![token("Goodbye!"), done()]);
     assert_eq!(
-        h.drain(),
+        h.play_out(&speak),
         [Action::Hangup {
             reason: "end_call_phrase"
         }]
@@ -478,23 +466,11 @@ fn a_silent_caller_is_reprompted_then_hung_up_on() {
 
 #[test]
 fn speech_before_the_answer_is_audible_cancels_it_and_merges_the_turns() {
-    let mut h = Harness::new(ConversationConfig {
-        first_message: None,
-        ..config()
-    });
+    let mut h = Harness::without_greeting();
     let (reply, _, _) = completion(&h.caller_says(0, "I want to"));
     h.c.on_turn(h.at(1700), TurnEvent::SpeechStarted);
     assert_eq!(h.drain(), [Action::CancelReply { reply }]);
-    h.c.on_turn(
-        h.at(2700),
-        TurnEvent::EndOfTurn {
-            speech_ms: 500,
-            silence_ms: 500,
-        },
-    );
-    let Some(Action::Transcribe { turn }) = h.drain().pop() else {
-        panic!("transcribe");
-    };
+    let turn = h.end_turn(2700, 500, 500);
     h.c.on_transcript(h.at(2800), turn, Ok("book a table".into()));
     let (_, _, request) = completion(&h.drain());
     assert_eq!(
@@ -533,10 +509,8 @@ fn a_workflow_exit_is_offered_as_a_tool_and_ends_the_conversation_after_the_last
         ],
     );
     assert_eq!(h.c.exit_requested(), Some(0));
-    h.synthesize(1710, &speak);
-    h.c.on_played(h.at(1900), 1000);
     assert_eq!(
-        h.drain(),
+        h.play_out(&speak),
         [Action::Hangup {
             reason: "workflow_exit"
         }]
@@ -545,10 +519,7 @@ fn a_workflow_exit_is_offered_as_a_tool_and_ends_the_conversation_after_the_last
 
 #[test]
 fn without_exits_the_exit_tool_is_neither_offered_nor_obeyed() {
-    let mut h = Harness::new(ConversationConfig {
-        first_message: None,
-        ..config()
-    });
+    let mut h = Harness::without_greeting();
     let (_, stream, request) = completion(&h.caller_says(0, "Hi."));
     assert!(!request.tools.iter().any(|t| t.name == EXIT_TOOL));
     h.stream(
@@ -574,30 +545,13 @@ fn a_turn_ended_early_by_endpointing_dates_the_speech_by_its_own_silence() {
     h.c.on_played(h.at(200), 1000);
     h.c.on_turn(h.at(1000), TurnEvent::SpeechStarted);
     // Speech-to-text's endpointing closed the turn 120 ms after the last word.
-    h.c.on_turn(
-        h.at(2120),
-        TurnEvent::EndOfTurn {
-            speech_ms: 1000,
-            silence_ms: 120,
-        },
-    );
-    let turn = match h.drain().as_slice() {
-        [.., Action::Transcribe { turn }] => *turn,
-        other => panic!("expected a transcription, got {other:?}"),
-    };
+    let turn = h.end_turn(2120, 1000, 120);
     h.c.on_transcript(h.at(2200), turn, Ok("Hi.".into()));
     let (_, stream, _) = completion(&h.drain());
     let said = h.stream(2300, stream, vec![token("Hello again."), done()]);
     h.synthesize(2310, &said);
     h.c.on_played(h.at(2320), 2000);
-    let latency = h
-        .events()
-        .into_iter()
-        .find_map(|e| match e {
-            ConversationEvent::Latency(l) => Some(l),
-            _ => None,
-        })
-        .expect("latency");
+    let latency = h.latency();
     assert_eq!(latency.endpointing_ms, 120);
     assert_eq!(latency.first_rtp_ms, Some(320));
 }

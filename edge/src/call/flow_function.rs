@@ -142,11 +142,7 @@ mod tests {
                     "late"
                 }),
             );
-        let listener = tokio::net::TcpListener::bind("127.0.0.1:0")
-            .await
-            .expect("bind");
-        let addr = listener.local_addr().expect("addr");
-        tokio::spawn(async move { axum::serve(listener, app).await });
+        let addr = crate::test_support::serve_locally(app).await;
         addr
     }
 
@@ -163,11 +159,7 @@ mod tests {
     #[tokio::test]
     async fn json_answers_are_parsed_text_kept_and_slow_endpoints_time_out() {
         let addr = server().await;
-        let http = Egress::new(&crate::egress::EgressConfig {
-            allow_private_targets: true,
-            proxy: None,
-        })
-        .expect("client");
+        let http = crate::test_support::local_egress();
         match call(&http, request(format!("http://{addr}/lookup"), 5_000)).await {
             FunctionOutcome::Answered { status, body, .. } => {
                 assert_eq!(status, 200);
@@ -205,11 +197,7 @@ mod tests {
                 "internal"
             }
         });
-        let listener = tokio::net::TcpListener::bind("127.0.0.1:0")
-            .await
-            .expect("bind");
-        let addr = listener.local_addr().expect("addr");
-        tokio::spawn(async move { axum::serve(listener, app).await });
+        let addr = crate::test_support::serve_locally(app).await;
         let guarded = Egress::new(&crate::egress::EgressConfig::default()).expect("client");
         for url in [
             format!("http://{addr}/"),

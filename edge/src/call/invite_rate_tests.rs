@@ -10,6 +10,11 @@ fn limiter(per_second: f64, burst: u32) -> InviteRateLimiter {
     InviteRateLimiter::new(InviteRate { per_second, burst })
 }
 
+/// A limiter that tracks at most `max_sources` sources.
+fn capped(per_second: f64, burst: u32, max_sources: usize) -> InviteRateLimiter {
+    InviteRateLimiter::with_max_sources(InviteRate { per_second, burst }, max_sources)
+}
+
 #[test]
 fn a_source_gets_its_burst_then_one_invite_per_refill() {
     let mut rate = limiter(5.0, 3);
@@ -63,13 +68,7 @@ fn an_ipv6_host_is_limited_by_its_slash_64() {
 
 #[test]
 fn idle_sources_are_forgotten_when_the_table_is_full() {
-    let mut rate = InviteRateLimiter::with_max_sources(
-        InviteRate {
-            per_second: 10.0,
-            burst: 2,
-        },
-        3,
-    );
+    let mut rate = capped(10.0, 2, 3);
     let t0 = Instant::now();
     for last in 1..=3 {
         assert!(rate
@@ -85,13 +84,7 @@ fn idle_sources_are_forgotten_when_the_table_is_full() {
 
 #[test]
 fn sources_beyond_the_cap_share_one_bucket_instead_of_escaping_the_limit() {
-    let mut rate = InviteRateLimiter::with_max_sources(
-        InviteRate {
-            per_second: 1.0,
-            burst: 2,
-        },
-        2,
-    );
+    let mut rate = capped(1.0, 2, 2);
     let t0 = Instant::now();
     // Two busy sources fill the table (their buckets are not full again, so not swept).
     assert!(rate.handle_invite(t0, ip("10.0.0.1")).is_ok());

@@ -30,11 +30,39 @@ fn frames(ms: u32) -> Vec<[i16; FRAME_SAMPLES]> {
         .collect()
 }
 
+/// Live transcription on `fake`, falling back to the same recogniser used a turn at a time;
+/// and where it reports to.
+fn live_on(fake: &FakeDeepgram) -> (LiveStt, mpsc::Receiver<PipelineInput>) {
+    let (tx, rx) = mpsc::channel(64);
+    let stt = deepgram(fake);
+    let batch = Arc::new(StreamingAsBatch::new(stt.clone(), Duration::from_secs(5)));
+    (LiveStt::new(stt, batch, tx, CancellationToken::new()), rx)
+}
+
+/// Pushes `ms` of tone into `live`, frame by frame: the utterance as the batch path gets it.
+fn say(live: &mut LiveStt, ms: u32) -> Vec<i16> {
+    let audio = frames(ms);
+    for frame in &audio {
+        live.push(frame);
+    }
+    audio.iter().flatten().copied().collect()
+}
+
 async fn next(rx: &mut mpsc::Receiver<PipelineInput>) -> PipelineInput {
     tokio::time::timeout(Duration::from_secs(10), rx.recv())
         .await
         .expect("pipeline input within 10 s")
         .expect("channel open")
+}
+
+/// The next input, which must be a transcript: its turn and result.
+async fn next_transcript(
+    rx: &mut mpsc::Receiver<PipelineInput>,
+) -> (u64, Result<String, SttFailure>) {
+    match next(rx).await {
+        PipelineInput::Transcript { turn, result } => (turn, result),
+        other => panic!("expected the transcript, got {other:?}"),
+    }
 }
 
 /// Waits until the fake has received `ms` of 8 kHz audio on its first connection.
@@ -59,17 +87,11 @@ async fn until_received(fake: &FakeDeepgram, ms: u64) {
 async fn a_turn_streamed_as_spoken_is_transcribed_from_its_finals() {
     let fake = FakeDeepgram::start().await.expect("fake");
     fake.push_utterance("book a table for two", 600);
-    let (tx, mut rx) = mpsc::channel(64);
-    let stt = deepgram(&fake);
-    let batch = Arc::new(StreamingAsBatch::new(stt.clone(), Duration::from_secs(5)));
-    let mut live = LiveStt::new(stt, batch, tx, CancellationToken::new());
+    let (mut live, mut rx) = live_on(&fake);
     let live_turn = 1;
     live.begin(live_turn);
     assert!(live.is_open());
-    let audio = frames(1_000);
-    for frame in &audio {
-        live.push(frame);
-    }
+    let utterance = say(&mut live, 1_000);
     // Everything went up while the turn was still open, and the recogniser answered.
     until_received(&fake, 1_000).await;
     match next(&mut rx).await {
@@ -78,7 +100,6 @@ async fn a_turn_streamed_as_spoken_is_transcribed_from_its_finals() {
         }
         other => panic!("expected the endpoint hint, got {other:?}"),
     }
-    let utterance: Vec<i16> = audio.iter().flatten().copied().collect();
     assert!(live.end(7, utterance).is_ok());
     assert!(!live.is_open());
     let summary = match next(&mut rx).await {
@@ -89,12 +110,10 @@ async fn a_turn_streamed_as_spoken_is_transcribed_from_its_finals() {
     assert_eq!((summary.frames_before_end, summary.frames), (50, 50));
     assert_eq!(summary.last_interim.as_deref(), Some("book a table"));
     assert_eq!((summary.interims, summary.endpoints), (1, 1));
-    match next(&mut rx).await {
-        PipelineInput::Transcript { turn, result } => {
-            assert_eq!((turn, result), (7, Ok("book a table for two".to_string())))
-        }
-        other => panic!("expected the transcript, got {other:?}"),
-    }
+    assert_eq!(
+        next_transcript(&mut rx).await,
+        (7, Ok("book a table for two".to_string()))
+    );
     let conns = fake.connections();
     assert_eq!(conns.len(), 1, "one session for the turn");
     assert!(
@@ -108,16 +127,10 @@ async fn a_turn_streamed_as_spoken_is_transcribed_from_its_finals() {
 async fn frames_queued_while_connecting_and_at_the_end_all_go_up() {
     let fake = FakeDeepgram::start().await.expect("fake");
     fake.push_utterance("yes please", 300);
-    let (tx, mut rx) = mpsc::channel(64);
-    let stt = deepgram(&fake);
-    let batch = Arc::new(StreamingAsBatch::new(stt.clone(), Duration::from_secs(5)));
-    let mut live = LiveStt::new(stt, batch, tx, CancellationToken::new());
+    let (mut live, mut rx) = live_on(&fake);
     live.begin(1);
     // The whole turn, ended at once: nothing had gone up yet.
-    let audio = frames(400);
-    for frame in &audio {
-        live.push(frame);
-    }
+    say(&mut live, 400);
     assert!(live.end(1, Vec::new()).is_ok());
     let mut transcript = None;
     while transcript.is_none() {
@@ -132,22 +145,11 @@ async fn frames_queued_while_connecting_and_at_the_end_all_go_up() {
 #[tokio::test]
 async fn a_refused_connection_falls_back_to_the_batch_path_and_says_why() {
     let fake = FakeDeepgram::start().await.expect("fake");
-    fake.set_faults(FaultPlan {
-        fail_next: 1,
-        fail_status: 503,
-        ..FaultPlan::default()
-    });
+    fake.set_faults(FaultPlan::fail_once(503));
     fake.push_utterance("hello there", 200);
-    let (tx, mut rx) = mpsc::channel(64);
-    let stt = deepgram(&fake);
-    let batch = Arc::new(StreamingAsBatch::new(stt.clone(), Duration::from_secs(5)));
-    let mut live = LiveStt::new(stt, batch, tx, CancellationToken::new());
+    let (mut live, mut rx) = live_on(&fake);
     live.begin(1);
-    let audio = frames(500);
-    for frame in &audio {
-        live.push(frame);
-    }
-    let utterance: Vec<i16> = audio.iter().flatten().copied().collect();
+    let utterance = say(&mut live, 500);
     assert!(live.end(3, utterance).is_ok());
     match next(&mut rx).await {
         PipelineInput::LiveStt(LiveSttReport::Failed { provider, error }) => {
@@ -156,12 +158,10 @@ async fn a_refused_connection_falls_back_to_the_batch_path_and_says_why() {
         }
         other => panic!("expected the failure, got {other:?}"),
     }
-    match next(&mut rx).await {
-        PipelineInput::Transcript { turn, result } => {
-            assert_eq!((turn, result), (3, Ok("hello there".to_string())))
-        }
-        other => panic!("expected the transcript, got {other:?}"),
-    }
+    assert_eq!(
+        next_transcript(&mut rx).await,
+        (3, Ok("hello there".to_string()))
+    );
     let conns = fake.connections();
     assert_eq!(conns.len(), 2, "refused live, then the batch session");
     assert_eq!(
@@ -185,11 +185,7 @@ async fn a_session_dropped_mid_turn_falls_back_with_the_whole_utterance() {
     let (tx, mut rx) = mpsc::channel(64);
     let mut live = LiveStt::new(deepgram(&fake), batch, tx, CancellationToken::new());
     live.begin(1);
-    let audio = frames(800);
-    for frame in &audio {
-        live.push(frame);
-    }
-    let utterance: Vec<i16> = audio.iter().flatten().copied().collect();
+    let utterance = say(&mut live, 800);
     assert!(live.end(9, utterance).is_ok());
     match next(&mut rx).await {
         PipelineInput::LiveStt(LiveSttReport::Failed { error, .. }) => {
@@ -197,12 +193,10 @@ async fn a_session_dropped_mid_turn_falls_back_with_the_whole_utterance() {
         }
         other => panic!("expected the failure, got {other:?}"),
     }
-    match next(&mut rx).await {
-        PipelineInput::Transcript { turn, result } => {
-            assert_eq!((turn, result), (9, Ok("I need a taxi".to_string())))
-        }
-        other => panic!("expected the transcript, got {other:?}"),
-    }
+    assert_eq!(
+        next_transcript(&mut rx).await,
+        (9, Ok("I need a taxi".to_string()))
+    );
     let sent = whisper.utterances();
     assert_eq!(sent.len(), 1);
     assert_eq!(sent[0].duration, Duration::from_millis(800));
@@ -211,10 +205,7 @@ async fn a_session_dropped_mid_turn_falls_back_with_the_whole_utterance() {
 #[tokio::test]
 async fn without_an_open_turn_the_utterance_comes_back_for_the_batch_path() {
     let fake = FakeDeepgram::start().await.expect("fake");
-    let (tx, mut rx) = mpsc::channel(64);
-    let stt = deepgram(&fake);
-    let batch = Arc::new(StreamingAsBatch::new(stt.clone(), Duration::from_secs(5)));
-    let mut live = LiveStt::new(stt, batch, tx, CancellationToken::new());
+    let (mut live, mut rx) = live_on(&fake);
     assert_eq!(live.end(1, vec![1, 2, 3]), Err(vec![1, 2, 3]));
     // A turn let go of without an end (the call is gone) is dropped without a transcript.
     live.begin(1);

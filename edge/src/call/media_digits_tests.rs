@@ -94,6 +94,16 @@ fn caller_plays_tones(m: &mut CallMedia, codec: Codec, keys: &str) -> Vec<(char,
     heard
 }
 
+/// A call's media core starting now, on `codec` with telephone-event `events` at `rate`.
+fn media_now(codec: Codec, events: Option<u8>, rate: u32) -> CallMedia {
+    CallMedia::new(Instant::now(), &audio(codec, events, rate), &settings()).expect("carried")
+}
+
+/// `digits` as heard in the audio, each once.
+fn inband(digits: &str) -> Vec<(char, DtmfVia)> {
+    digits.chars().map(|c| (c, DtmfVia::Inband)).collect()
+}
+
 #[test]
 fn an_event_at_8000_on_an_opus_call_is_one_digit_of_the_right_duration() {
     let t0 = Instant::now();
@@ -171,39 +181,25 @@ fn our_digits_on_an_opus_call_use_the_event_payload_type_and_its_8000_clock() {
 
 #[test]
 fn tones_in_a_pcmu_call_without_telephone_event_are_digits_once_each() {
-    let mut m =
-        CallMedia::new(Instant::now(), &audio(Codec::Pcmu, None, 8000), &settings()).expect("PCMU");
+    let mut m = media_now(Codec::Pcmu, None, 8000);
     assert!(m.listens_for_tones());
     let heard = caller_plays_tones(&mut m, Codec::Pcmu, "159#");
-    let expected: Vec<(char, DtmfVia)> = "159#".chars().map(|c| (c, DtmfVia::Inband)).collect();
-    assert_eq!(heard, expected);
+    assert_eq!(heard, inband("159#"));
 }
 
 #[test]
 fn tones_in_an_opus_call_without_telephone_event_are_digits_too() {
-    let mut m = CallMedia::new(
-        Instant::now(),
-        &audio(Codec::Opus, None, 48000),
-        &settings(),
-    )
-    .expect("Opus");
+    let mut m = media_now(Codec::Opus, None, 48000);
     let heard = caller_plays_tones(&mut m, Codec::Opus, "2580");
-    let expected: Vec<(char, DtmfVia)> = "2580".chars().map(|c| (c, DtmfVia::Inband)).collect();
-    assert_eq!(heard, expected);
+    assert_eq!(heard, inband("2580"));
 }
 
 #[test]
 fn tones_are_not_digits_when_telephone_event_was_negotiated_or_the_peer_used_info() {
-    let mut m = CallMedia::new(
-        Instant::now(),
-        &audio(Codec::Pcmu, Some(101), 8000),
-        &settings(),
-    )
-    .expect("PCMU");
+    let mut m = media_now(Codec::Pcmu, Some(101), 8000);
     assert!(!m.listens_for_tones());
     assert_eq!(caller_plays_tones(&mut m, Codec::Pcmu, "123"), []);
-    let mut m =
-        CallMedia::new(Instant::now(), &audio(Codec::Pcmu, None, 8000), &settings()).expect("PCMU");
+    let mut m = media_now(Codec::Pcmu, None, 8000);
     m.stop_listening_for_tones();
     assert_eq!(caller_plays_tones(&mut m, Codec::Pcmu, "123"), []);
 }

@@ -29,6 +29,11 @@ async fn listener(answer: String) -> (SocketAddr, Arc<AtomicUsize>) {
     (addr, hits)
 }
 
+/// A GET of `url` through `client`, with a hang guard.
+async fn get(client: &reqwest::Client, url: &str) -> reqwest::Result<reqwest::Response> {
+    client.get(url).timeout(Duration::from_secs(5)).send().await
+}
+
 fn ok_answer() -> String {
     "HTTP/1.1 200 OK\r\ncontent-length: 2\r\nconnection: close\r\n\r\nok".into()
 }
@@ -93,24 +98,12 @@ async fn a_name_resolving_to_loopback_is_refused_and_nothing_connects() {
         egress.check_url(&url).is_ok(),
         "a name passes the literal check"
     );
-    let error = egress
-        .client()
-        .get(&url)
-        .timeout(Duration::from_secs(5))
-        .send()
-        .await
-        .expect_err("refused");
+    let error = get(egress.client(), &url).await.expect_err("refused");
     let chain = format!("{:?}", error);
     assert!(chain.contains("no public address"), "{chain}");
     assert_eq!(hits.load(Ordering::SeqCst), 0);
     // The same listener is reachable with the switch on, so the refusal above is the guard's.
-    let answer = guard(true)
-        .client()
-        .get(&url)
-        .timeout(Duration::from_secs(5))
-        .send()
-        .await
-        .expect("allowed");
+    let answer = get(guard(true).client(), &url).await.expect("allowed");
     assert_eq!(answer.status(), 200);
     assert_eq!(hits.load(Ordering::SeqCst), 1);
 }
@@ -160,18 +153,11 @@ async fn proxy_environment_variables_are_ignored() {
 async fn proxy_environment_child() {
     let target = std::env::var(CHILD_TARGET).expect("run by its parent test");
     let url = format!("http://{target}/");
-    let plain = reqwest::Client::new()
-        .get(&url)
-        .timeout(Duration::from_secs(5))
-        .send()
+    let plain = get(&reqwest::Client::new(), &url)
         .await
         .expect("answered by the proxy");
     assert_eq!(plain.status(), 200);
-    let guarded = guard(true)
-        .client()
-        .get(&url)
-        .timeout(Duration::from_secs(5))
-        .send()
+    let guarded = get(guard(true).client(), &url)
         .await
         .expect("sent directly");
     assert_eq!(guarded.status(), 200);
@@ -185,11 +171,7 @@ async fn an_explicit_proxy_is_used() {
         proxy: Some(format!("http://{proxy}")),
     })
     .expect("client");
-    let answer = egress
-        .client()
-        .get("http://example.invalid/")
-        .timeout(Duration::from_secs(5))
-        .send()
+    let answer = get(egress.client(), "http://example.invalid/")
         .await
         .expect("through the proxy");
     assert_eq!(answer.status(), 200);
@@ -205,11 +187,7 @@ async fn a_redirect_to_loopback_is_not_followed() {
     let (outer, outer_hits) = listener(redirect).await;
     // Private targets on, so the first hop (a stand-in for a public server) can be reached at
     // all: even then the guard follows no redirect, so the inner listener sees nothing.
-    let answer = guard(true)
-        .client()
-        .get(format!("http://{outer}/"))
-        .timeout(Duration::from_secs(5))
-        .send()
+    let answer = get(guard(true).client(), &format!("http://{outer}/"))
         .await
         .expect("answered");
     assert_eq!(answer.status(), 302);

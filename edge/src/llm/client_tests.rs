@@ -246,11 +246,7 @@ async fn a_silent_model_times_out_before_its_first_token() {
 
 #[tokio::test]
 async fn an_unreachable_endpoint_is_a_connect_error() {
-    let listener = tokio::net::TcpListener::bind("127.0.0.1:0")
-        .await
-        .expect("bind");
-    let address = listener.local_addr().expect("address");
-    drop(listener);
+    let address = crate::test_support::closed_address().await;
     let model = OpenAiModel::new(
         reqwest::Client::new(),
         OpenAiConfig::new(format!("http://{address}/v1"), None),

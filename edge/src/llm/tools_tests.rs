@@ -11,15 +11,7 @@ use serde_json::json;
 
 use super::*;
 use crate::egress::EgressConfig;
-
-/// The guard with private targets allowed: these tests' endpoints listen on 127.0.0.1.
-fn local_egress() -> Egress {
-    Egress::new(&EgressConfig {
-        allow_private_targets: true,
-        proxy: None,
-    })
-    .expect("client")
-}
+use crate::test_support::local_egress;
 
 const SECRET: &[u8] = b"tool-secret";
 
@@ -61,13 +53,7 @@ async fn start_endpoint() -> String {
                 "late"
             }),
         );
-    let listener = tokio::net::TcpListener::bind("127.0.0.1:0")
-        .await
-        .expect("bind");
-    let address = listener.local_addr().expect("address");
-    tokio::spawn(async move {
-        let _ = axum::serve(listener, app).await;
-    });
+    let address = crate::test_support::serve_locally(app).await;
     format!("http://{address}")
 }
 
@@ -77,6 +63,23 @@ fn endpoint(base: &str, path: &str, timeout: Duration) -> ToolEndpoint {
         url: format!("{base}{path}"),
         timeout,
     }
+}
+
+/// Asks the tool at `base` + `/hook`, for call `call_id`, to book Monday.
+async fn book_monday(
+    runner: &ToolRunner,
+    base: &str,
+    call_id: &str,
+) -> Result<ToolOutput, ToolError> {
+    let hook = endpoint(base, "/hook", Duration::from_secs(5));
+    runner.run(&hook, call_id, &json!({"day": "monday"})).await
+}
+
+/// Runs the tool at `path` of a fresh test endpoint, signed with the secret it expects.
+async fn run_on_test_endpoint(path: &str, timeout: Duration) -> Result<ToolOutput, ToolError> {
+    let base = start_endpoint().await;
+    let runner = ToolRunner::new(local_egress(), SECRET);
+    run_tool(&runner, &base, path, timeout).await
 }
 
 /// Runs the tool at `base` + `path` for call `c` with no arguments: what most cases here ask.
@@ -95,12 +98,7 @@ async fn run_tool(
 async fn signed_request_reaches_the_tool_and_its_json_comes_back() {
     let base = start_endpoint().await;
     let runner = ToolRunner::new(local_egress(), SECRET);
-    let output = runner
-        .run(
-            &endpoint(&base, "/hook", Duration::from_secs(5)),
-            "call-42",
-            &json!({"day": "monday"}),
-        )
+    let output = book_monday(&runner, &base, "call-42")
         .await
         .expect("tool answers");
     assert_eq!(
@@ -124,9 +122,7 @@ async fn wrong_secret_is_refused_by_the_receiver() {
 
 #[tokio::test]
 async fn text_response_is_returned_as_text() {
-    let base = start_endpoint().await;
-    let runner = ToolRunner::new(local_egress(), SECRET);
-    let output = run_tool(&runner, &base, "/text", Duration::from_secs(5))
+    let output = run_on_test_endpoint("/text", Duration::from_secs(5))
         .await
         .expect("tool answers");
     assert_eq!(output.to_model_content(), "Booked for Monday.");
@@ -134,9 +130,7 @@ async fn text_response_is_returned_as_text() {
 
 #[tokio::test]
 async fn server_error_is_a_status_error_with_the_body() {
-    let base = start_endpoint().await;
-    let runner = ToolRunner::new(local_egress(), SECRET);
-    let error = run_tool(&runner, &base, "/fail", Duration::from_secs(5))
+    let error = run_on_test_endpoint("/fail", Duration::from_secs(5))
         .await
         .expect_err("fails");
     assert_eq!(
@@ -151,9 +145,7 @@ async fn server_error_is_a_status_error_with_the_body() {
 
 #[tokio::test]
 async fn slow_tool_times_out() {
-    let base = start_endpoint().await;
-    let runner = ToolRunner::new(local_egress(), SECRET);
-    let error = run_tool(&runner, &base, "/slow", Duration::from_millis(200))
+    let error = run_on_test_endpoint("/slow", Duration::from_millis(200))
         .await
         .expect_err("times out");
     assert!(matches!(error, ToolError::Timeout { .. }), "{error}");
@@ -161,12 +153,7 @@ async fn slow_tool_times_out() {
 
 #[tokio::test]
 async fn unreachable_tool_is_a_connect_error() {
-    // Bind then drop a listener so the port is very likely closed.
-    let listener = tokio::net::TcpListener::bind("127.0.0.1:0")
-        .await
-        .expect("bind");
-    let address = listener.local_addr().expect("address");
-    drop(listener);
+    let address = crate::test_support::closed_address().await;
     let runner = ToolRunner::new(local_egress(), SECRET);
     let error = run_tool(
         &runner,
@@ -237,11 +224,7 @@ async fn counting_endpoint(
             }
         }),
     );
-    let listener = tokio::net::TcpListener::bind("127.0.0.1:0")
-        .await
-        .expect("bind");
-    let address = listener.local_addr().expect("address");
-    tokio::spawn(async move { axum::serve(listener, app).await });
+    let address = crate::test_support::serve_locally(app).await;
     (address, hits)
 }
 
@@ -251,14 +234,7 @@ async fn a_runner_without_a_secret_sends_nothing_rather_than_sign_with_an_empty_
     let (address, hits) = counting_endpoint("ok").await;
     let base = format!("http://{address}");
     let runner = ToolRunner::new(local_egress(), Vec::new());
-    let error = runner
-        .run(
-            &endpoint(&base, "/hook", Duration::from_secs(5)),
-            "c",
-            &json!({"day": "monday"}),
-        )
-        .await
-        .expect_err("refused");
+    let error = book_monday(&runner, &base, "c").await.expect_err("refused");
     assert!(matches!(error, ToolError::Unsigned { .. }), "{error}");
     assert!(error.to_string().contains("tool_secret"), "{error}");
     assert_eq!(hits.load(Ordering::SeqCst), 0, "an unsigned request left");

@@ -71,16 +71,7 @@ impl CallRecording {
                 let _entered = span.enter();
                 write(&outbox, manifest, &batches);
             })?;
-        Ok(Self {
-            recording_id,
-            next_tick: 0,
-            batch: Batch {
-                first: 0,
-                ticks: Vec::with_capacity(BATCH_TICKS),
-            },
-            to_writer,
-            dropped_batches: 0,
-        })
+        Ok(Self::feeding(recording_id, to_writer))
     }
 
     /// The call task's side alone, with a writer that discards what it gets: what the media
@@ -90,8 +81,14 @@ impl CallRecording {
         std::thread::Builder::new()
             .name("call-recording-discard".into())
             .spawn(move || while batches.recv().is_ok() {})?;
-        Ok(Self {
-            recording_id: freya_shared::ids::new_id(),
+        Ok(Self::feeding(freya_shared::ids::new_id(), to_writer))
+    }
+
+    /// The call task's side of recording `recording_id`, at its first tick, feeding batches to
+    /// a writer thread through `to_writer`.
+    fn feeding(recording_id: String, to_writer: SyncSender<Batch>) -> Self {
+        Self {
+            recording_id,
             next_tick: 0,
             batch: Batch {
                 first: 0,
@@ -99,7 +96,7 @@ impl CallRecording {
             },
             to_writer,
             dropped_batches: 0,
-        })
+        }
     }
 
     /// The recording's id (its file name on the edge, its key on the control plane).

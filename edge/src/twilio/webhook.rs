@@ -48,6 +48,22 @@ fn xml(body: String) -> Response {
     ([(header::CONTENT_TYPE, "text/xml; charset=utf-8")], body).into_response()
 }
 
+/// What a Twilio signature is checked over, and the signature itself: the URL Twilio called
+/// (our public URL with this request's path and query) and the `X-Twilio-Signature` header,
+/// empty when absent (which then fails).
+fn signed_request<'a>(twilio: &TwilioEdge, uri: &Uri, headers: &'a HeaderMap) -> (String, &'a str) {
+    let url = format!(
+        "{}{}",
+        twilio.public_url,
+        uri.path_and_query().map(|p| p.as_str()).unwrap_or("/")
+    );
+    let given = headers
+        .get("x-twilio-signature")
+        .and_then(|v| v.to_str().ok())
+        .unwrap_or_default();
+    (url, given)
+}
+
 async fn voice(
     State(twilio): State<TwilioEdge>,
     uri: Uri,
@@ -79,15 +95,7 @@ async fn voice(
     }
     let [to, from, call_sid, account_sid] = fields;
     let snapshot = twilio.services.state.snapshot();
-    let url = format!(
-        "{}{}",
-        twilio.public_url,
-        uri.path_and_query().map(|p| p.as_str()).unwrap_or("/")
-    );
-    let given = headers
-        .get("x-twilio-signature")
-        .and_then(|v| v.to_str().ok())
-        .unwrap_or_default();
+    let (url, given) = signed_request(&twilio, &uri, &headers);
     // The signature is checked before anything is looked up by `To`, under the token of every
     // account with this `AccountSid`: until a request proves it comes from Twilio, every number
     // gets the same answer, so nobody can learn which numbers exist here.
@@ -178,15 +186,7 @@ async fn status(
         _ => None,
     });
     let form: Vec<(String, String)> = form_urlencoded::parse(&body).into_owned().collect();
-    let url = format!(
-        "{}{}",
-        twilio.public_url,
-        uri.path_and_query().map(|p| p.as_str()).unwrap_or("/")
-    );
-    let given = headers
-        .get("x-twilio-signature")
-        .and_then(|v| v.to_str().ok())
-        .unwrap_or_default();
+    let (url, given) = signed_request(&twilio, &uri, &headers);
     if !token.is_some_and(|token| signature::verify(&token, &url, &form, given)) {
         tracing::warn!(call = %ticket.call_id, "Twilio status callback with a bad X-Twilio-Signature");
         twilio.count("bad_signature");

@@ -191,6 +191,19 @@ impl VoiceFactory {
     }
 
     /// The guarded client for a customer `base_url` in `field`, or why it may not be used.
+    /// Where a provider is reached: the spec's `base_url`, else `default` (its public API), with
+    /// the HTTP client the egress rules allow for it, a refusal named by `field`.
+    fn provider_base(
+        &self,
+        spec: &ProviderSpec,
+        default: &str,
+        field: &str,
+    ) -> Result<(String, reqwest::Client), VoiceConfigError> {
+        let base_url = spec.base_url.clone().unwrap_or_else(|| default.into());
+        let http = self.customer_client(field, &base_url)?;
+        Ok((base_url, http))
+    }
+
     fn customer_client(&self, field: &str, url: &str) -> Result<reqwest::Client, VoiceConfigError> {
         self.egress
             .check_url(url)
@@ -274,16 +287,11 @@ impl VoiceFactory {
             });
         };
         let mut timeouts = StreamTimeouts::default();
-        if let Some(ms) = spec.timeout_ms {
-            timeouts.first_token = Duration::from_millis(u64::from(ms));
-        }
+        set_given(&mut timeouts.first_token, spec_timeout(spec).as_ref());
         match spec.provider.as_str() {
             "openai" => {
-                let base_url = spec
-                    .base_url
-                    .clone()
-                    .unwrap_or_else(|| OPENAI_BASE_URL.into());
-                let http = self.customer_client(&format!("{section}.base_url"), &base_url)?;
+                let (base_url, http) =
+                    self.provider_base(spec, OPENAI_BASE_URL, &format!("{section}.base_url"))?;
                 let mut config = OpenAiConfig::new(base_url, spec.api_key.clone());
                 config.timeouts = timeouts;
                 let model = spec
@@ -296,11 +304,8 @@ impl VoiceFactory {
                 let key = spec.api_key.clone().ok_or_else(|| {
                     VoiceConfigError::new(format!("{section}.api_key"), "anthropic needs a key")
                 })?;
-                let base_url = spec
-                    .base_url
-                    .clone()
-                    .unwrap_or_else(|| ANTHROPIC_BASE_URL.into());
-                let http = self.customer_client(&format!("{section}.base_url"), &base_url)?;
+                let (base_url, http) =
+                    self.provider_base(spec, ANTHROPIC_BASE_URL, &format!("{section}.base_url"))?;
                 let mut config = AnthropicConfig::new(base_url, key);
                 config.timeouts = timeouts;
                 let model = spec
@@ -358,23 +363,15 @@ impl VoiceFactory {
         let language_hint = language.split('-').next().map(str::to_string);
         match spec.provider.as_str() {
             "openai" => {
-                let base_url = spec
-                    .base_url
-                    .clone()
-                    .unwrap_or_else(|| OPENAI_BASE_URL.into());
-                let http = self.customer_client("stt.base_url", &base_url)?;
+                let (base_url, http) = self.provider_base(spec, OPENAI_BASE_URL, "stt.base_url")?;
                 let mut config = OpenAiSttConfig {
                     base_url,
                     api_key: spec.api_key.clone(),
                     language: language_hint,
                     ..OpenAiSttConfig::default()
                 };
-                if let Some(model) = &spec.model {
-                    config.model = model.clone();
-                }
-                if let Some(ms) = spec.timeout_ms {
-                    config.timeout = Duration::from_millis(u64::from(ms));
-                }
+                set_given(&mut config.model, spec.model.as_ref());
+                set_given(&mut config.timeout, spec_timeout(spec).as_ref());
                 Ok((Arc::new(OpenAiStt::with_client(config, http)), None))
             }
             "deepgram" => {
@@ -393,9 +390,7 @@ impl VoiceFactory {
                     self.customer_client("stt.base_url", &http_form)?;
                     config.url = url.clone();
                 }
-                if let Some(model) = &spec.model {
-                    config.model = model.clone();
-                }
+                set_given(&mut config.model, spec.model.as_ref());
                 let timeout = Duration::from_millis(u64::from(spec.timeout_ms.unwrap_or(15_000)));
                 let live: Arc<dyn StreamingSpeechToText> = Arc::new(DeepgramStt::new(config));
                 Ok((
@@ -421,25 +416,15 @@ impl VoiceFactory {
         };
         match spec.provider.as_str() {
             "openai" => {
-                let base_url = spec
-                    .base_url
-                    .clone()
-                    .unwrap_or_else(|| OPENAI_BASE_URL.into());
-                let http = self.customer_client("tts.base_url", &base_url)?;
+                let (base_url, http) = self.provider_base(spec, OPENAI_BASE_URL, "tts.base_url")?;
                 let mut config = OpenAiTtsConfig {
                     base_url,
                     api_key: spec.api_key.clone(),
                     ..OpenAiTtsConfig::default()
                 };
-                if let Some(model) = &spec.model {
-                    config.model = model.clone();
-                }
-                if let Some(voice) = &spec.voice {
-                    config.voice = voice.clone();
-                }
-                if let Some(ms) = spec.timeout_ms {
-                    config.first_byte_timeout = Duration::from_millis(u64::from(ms));
-                }
+                set_given(&mut config.model, spec.model.as_ref());
+                set_given(&mut config.voice, spec.voice.as_ref());
+                set_given(&mut config.first_byte_timeout, spec_timeout(spec).as_ref());
                 Ok(Arc::new(OpenAiTts::with_client(config, http)))
             }
             "elevenlabs" => {
@@ -448,19 +433,11 @@ impl VoiceFactory {
                     sample_rate: SampleRate::Hz16000,
                     ..ElevenLabsConfig::default()
                 };
-                if let Some(url) = &spec.base_url {
-                    config.base_url = url.clone();
-                }
+                set_given(&mut config.base_url, spec.base_url.as_ref());
                 let http = self.customer_client("tts.base_url", &config.base_url)?;
-                if let Some(model) = &spec.model {
-                    config.model_id = model.clone();
-                }
-                if let Some(voice) = &spec.voice {
-                    config.voice_id = voice.clone();
-                }
-                if let Some(ms) = spec.timeout_ms {
-                    config.first_byte_timeout = Duration::from_millis(u64::from(ms));
-                }
+                set_given(&mut config.model_id, spec.model.as_ref());
+                set_given(&mut config.voice_id, spec.voice.as_ref());
+                set_given(&mut config.first_byte_timeout, spec_timeout(spec).as_ref());
                 let tts = ElevenLabsTts::with_client(config, http).map_err(|e| match e {
                     SpeechError::Config { field, detail } => VoiceConfigError::new(field, detail),
                     other => VoiceConfigError::new("tts", other.to_string()),
@@ -477,6 +454,19 @@ impl VoiceFactory {
             )),
         }
     }
+}
+
+/// Overrides the default in `slot` with what the spec gives, when it gives something.
+fn set_given<T: Clone>(slot: &mut T, given: Option<&T>) {
+    if let Some(value) = given {
+        *slot = value.clone();
+    }
+}
+
+/// The provider's own timeout (`timeout_ms`), when the spec sets one.
+fn spec_timeout(spec: &ProviderSpec) -> Option<Duration> {
+    spec.timeout_ms
+        .map(|ms| Duration::from_millis(u64::from(ms)))
 }
 
 /// The rules model of an agent: its own table, or the demo's answers when it has none.

@@ -3,15 +3,7 @@
 
 use super::*;
 use crate::egress::EgressConfig;
-
-/// The guard with private targets allowed: the fakes listen on 127.0.0.1.
-fn local_egress() -> Egress {
-    Egress::new(&EgressConfig {
-        allow_private_targets: true,
-        proxy: None,
-    })
-    .expect("client")
-}
+use crate::test_support::local_egress;
 
 fn spec(json: serde_json::Value) -> AgentSpec {
     serde_json::from_value(json).expect("agent")
@@ -24,13 +16,18 @@ fn vars(pairs: &[(&str, &str)]) -> Vec<(String, String)> {
         .collect()
 }
 
-#[test]
-fn an_agent_without_sections_gets_the_offline_demo() {
-    let factory = VoiceFactory::new(
+/// A factory with no defaults whose egress allows this machine (the test servers).
+fn local_factory() -> VoiceFactory {
+    VoiceFactory::new(
         reqwest::Client::new(),
         local_egress(),
         VoiceDefaults::default(),
-    );
+    )
+}
+
+#[test]
+fn an_agent_without_sections_gets_the_offline_demo() {
+    let factory = local_factory();
     let voice = factory
         .build(&spec(serde_json::json!({"name": "D"})))
         .expect("builds");
@@ -102,11 +99,7 @@ fn the_environment_model_answers_agents_without_an_llm_section() {
 
 #[test]
 fn configured_providers_are_built_and_errors_name_the_field() {
-    let factory = VoiceFactory::new(
-        reqwest::Client::new(),
-        local_egress(),
-        VoiceDefaults::default(),
-    );
+    let factory = local_factory();
     let voice = factory
         .build(&spec(serde_json::json!({"name": "D",
             "stt": {"provider": "deepgram"},
@@ -151,11 +144,7 @@ fn configured_providers_are_built_and_errors_name_the_field() {
 
 #[test]
 fn a_fallback_model_stands_behind_the_primary() {
-    let factory = VoiceFactory::new(
-        reqwest::Client::new(),
-        local_egress(),
-        VoiceDefaults::default(),
-    );
+    let factory = local_factory();
     let voice = factory
         .build(&spec(serde_json::json!({"name": "D",
             "llm": {"provider": "openai", "model": "gpt-4o-mini", "timeout_ms": 800},

@@ -11,7 +11,7 @@ use std::path::Path;
 use freya_edge::config::{ControlLinkConfig, EdgeHttpConfig, RtpConfig, SipConfig};
 use freya_edge::control_link::snapshot_cache::SnapshotCache;
 use freya_edge::EdgeConfig;
-use freya_shared::snapshot::{AgentConfig, CallTarget, EdgeConfigSnapshot, RoutedNumber};
+use freya_shared::snapshot::EdgeConfigSnapshot;
 
 /// Caches a snapshot routing `number` to an agent with `agent` as its spec (workspace `w`,
 /// agent `a`) and returns an edge configuration named `id` that serves from it.
@@ -21,25 +21,8 @@ pub fn cached_edge_config(
     number: &str,
     agent: serde_json::Value,
 ) -> EdgeConfig {
-    let snapshot = EdgeConfigSnapshot {
-        version: 1,
-        region: "local".into(),
-        numbers: vec![RoutedNumber {
-            number: number.into(),
-            workspace_id: "w".into(),
-            target: CallTarget::Agent {
-                agent_id: "a".into(),
-            },
-            home_region: None,
-        }],
-        agents: vec![AgentConfig {
-            id: "a".into(),
-            workspace_id: "w".into(),
-            spec: serde_json::from_value(agent).expect("agent"),
-        }],
-        providers: Vec::new(),
-        workflows: Vec::new(),
-    };
+    let spec = serde_json::from_value(agent).expect("agent");
+    let snapshot = EdgeConfigSnapshot::single_agent(1, number, spec);
     SnapshotCache::new(data_dir)
         .expect("configuration cache")
         .store(&snapshot)

@@ -200,9 +200,11 @@ mod tests {
         out
     }
 
-    /// `n` frames of one loudness.
-    fn frames(loud: bool, n: usize) -> Vec<bool> {
-        vec![loud; n]
+    /// Frames by runs of one loudness: `(true, 20)` is 400 ms of speech.
+    fn runs(runs: &[(bool, usize)]) -> Vec<bool> {
+        runs.iter()
+            .flat_map(|&(loud, n)| std::iter::repeat_n(loud, n))
+            .collect()
     }
 
     #[test]
@@ -210,10 +212,7 @@ mod tests {
         let t0 = Instant::now();
         let mut turns = FarEndTurns::new(Duration::from_millis(900), 2);
         // "Hello," (400 ms), a 360 ms comma pause, "thanks for calling" (1 s), then quiet.
-        let mut audio = frames(true, 20);
-        audio.extend(frames(false, 18));
-        audio.extend(frames(true, 50));
-        audio.extend(frames(false, 60));
+        let audio = runs(&[(true, 20), (false, 18), (true, 50), (false, 60)]);
         let events = feed(&mut turns, t0, &audio);
         let last_word_end = t0 + F * 88;
         assert_eq!(
@@ -237,9 +236,7 @@ mod tests {
     fn a_pause_as_long_as_the_silence_ends_the_turn_and_speech_after_it_is_the_next() {
         let t0 = Instant::now();
         let mut turns = FarEndTurns::new(Duration::from_millis(300), 2);
-        let mut audio = frames(true, 10);
-        audio.extend(frames(false, 20));
-        audio.extend(frames(true, 10));
+        let audio = runs(&[(true, 10), (false, 20), (true, 10)]);
         let events = feed(&mut turns, t0, &audio);
         assert_eq!(
             events,
@@ -269,18 +266,13 @@ mod tests {
     fn a_click_in_a_pause_neither_opens_a_turn_nor_restarts_the_silence() {
         let t0 = Instant::now();
         let mut turns = FarEndTurns::new(Duration::from_millis(200), 2);
-        let mut audio = frames(false, 5);
-        audio.push(true);
-        audio.extend(frames(false, 5));
+        let audio = runs(&[(false, 5), (true, 1), (false, 5)]);
         assert!(
             feed(&mut turns, t0, &audio).is_empty(),
             "a click is no turn"
         );
 
-        let mut audio = frames(true, 4);
-        audio.extend(frames(false, 4));
-        audio.push(true);
-        audio.extend(frames(false, 10));
+        let audio = runs(&[(true, 4), (false, 4), (true, 1), (false, 10)]);
         let t1 = t0 + F * 20;
         let events = feed(&mut turns, t1, &audio);
         assert_eq!(
@@ -300,7 +292,7 @@ mod tests {
     fn the_turn_ends_on_the_tick_even_when_no_more_audio_arrives() {
         let t0 = Instant::now();
         let mut turns = FarEndTurns::new(Duration::from_millis(900), 2);
-        feed(&mut turns, t0, &frames(true, 5));
+        feed(&mut turns, t0, &runs(&[(true, 5)]));
         let due = t0 + F * 5 + Duration::from_millis(900);
         assert_eq!(turns.poll_timeout(), Some(due));
         turns.handle_timeout(due - Duration::from_millis(1));
@@ -320,8 +312,7 @@ mod tests {
         let mut turns = FarEndTurns::new(Duration::from_millis(900), 2);
         // Interrupted: the agent stops after 200 ms; the caller's short turn ends and the
         // reply starts 500 ms after the agent fell silent.
-        let mut audio = frames(true, 10);
-        audio.extend(frames(false, 25));
+        let audio = runs(&[(true, 10), (false, 25)]);
         feed(&mut turns, t0, &audio);
         let reply = t0 + F * 35;
         turns.push_frame(reply, true);

@@ -281,20 +281,15 @@ mod tests {
             ..TalkerConfig::default()
         };
         let mut talker = Talker::new(turns, config, t0);
-        let mut buf = [0i16; FRAME_SAMPLES];
-        let mut events = Vec::new();
-        for i in 0..60u32 {
-            let now = t0 + F * i;
+        let events = run(&mut talker, t0, 60, |i, talker| {
             if i == 12 {
-                talker.reply_heard(now);
+                talker.reply_heard(t0 + F * i);
             }
             if i == 15 {
-                talker.far_end_finished(now);
+                talker.far_end_finished(t0 + F * i);
             }
-            if let Some(e) = talker.next_frame(now, false, &mut buf) {
-                events.push((i, e));
-            }
-        }
+            false
+        });
         assert_eq!(
             events,
             [
@@ -310,26 +305,9 @@ mod tests {
     #[test]
     fn a_long_reply_has_the_reply_timeout_from_its_start_before_it_is_talked_over() {
         let t0 = Instant::now();
-        let turns: Arc<[Utterance]> = vec![Utterance::tone(40), Utterance::tone(40)].into();
-        let config = TalkerConfig {
-            first_turn_after: F,
-            reply_timeout: F * 10,
-            pause_after_reply: F,
-            ..TalkerConfig::default()
-        };
-        let mut talker = Talker::new(turns, config, t0);
-        let mut buf = [0i16; FRAME_SAMPLES];
-        let mut events = Vec::new();
-        for i in 0..30u32 {
-            let now = t0 + F * i;
-            // The reply begins 6 frames after the turn and never stops.
-            if i == 8 {
-                talker.reply_heard(now);
-            }
-            if let Some(e) = talker.next_frame(now, i >= 8, &mut buf) {
-                events.push((i, e));
-            }
-        }
+        let mut talker = prompt_talker(t0, &[40, 40], F * 10, None);
+        // The reply begins 6 frames after the turn and never stops.
+        let events = run(&mut talker, t0, 30, reply_from(t0, 8));
         assert_eq!(events[1], (2, TalkerEvent::TurnEnded(0, t0 + F * 2)));
         // Not 10 frames after the turn (12), but 10 after the reply began; spoken the frame after.
         assert_eq!(events[2], (19, started(1, t0 + F * 19, false)));
@@ -338,15 +316,7 @@ mod tests {
     #[test]
     fn the_caller_does_not_start_over_the_far_end_until_the_hard_limit() {
         let t0 = Instant::now();
-        let turns: Arc<[Utterance]> = vec![Utterance::tone(100)].into();
-        let config = TalkerConfig {
-            first_turn_after: F,
-            reply_timeout: F * 5,
-            pause_after_reply: F,
-            barge_in_after: None,
-            ..TalkerConfig::default()
-        };
-        let mut talker = Talker::new(turns, config, t0);
+        let mut talker = prompt_talker(t0, &[100], F * 5, None);
         let mut buf = [0i16; FRAME_SAMPLES];
         let first = (0..20u32)
             .find(|&i| talker.next_frame(t0 + F * i, true, &mut buf).is_some())
@@ -358,27 +328,9 @@ mod tests {
     #[test]
     fn a_barge_in_caller_speaks_over_each_reply_after_the_set_delay() {
         let t0 = Instant::now();
-        let turns: Arc<[Utterance]> = vec![Utterance::tone(40), Utterance::tone(40)].into();
-        let config = TalkerConfig {
-            first_turn_after: F,
-            reply_timeout: F * 50,
-            pause_after_reply: F,
-            barge_in_after: Some(F * 5),
-            ..TalkerConfig::default()
-        };
-        let mut talker = Talker::new(turns, config, t0);
-        let mut buf = [0i16; FRAME_SAMPLES];
-        let mut events = Vec::new();
-        for i in 0..40u32 {
-            let now = t0 + F * i;
-            // The far end replies from frame 10 and keeps talking.
-            if i == 10 {
-                talker.reply_heard(now);
-            }
-            if let Some(e) = talker.next_frame(now, i >= 10, &mut buf) {
-                events.push((i, e));
-            }
-        }
+        let mut talker = prompt_talker(t0, &[40, 40], F * 50, Some(F * 5));
+        // The far end replies from frame 10 and keeps talking.
+        let events = run(&mut talker, t0, 40, reply_from(t0, 10));
         assert_eq!(
             events,
             [
@@ -393,27 +345,12 @@ mod tests {
     #[test]
     fn the_last_reply_is_not_interrupted() {
         let t0 = Instant::now();
-        let turns: Arc<[Utterance]> = vec![Utterance::tone(40)].into();
-        let config = TalkerConfig {
-            first_turn_after: F,
-            reply_timeout: F * 50,
-            pause_after_reply: F,
-            barge_in_after: Some(F * 2),
-            ..TalkerConfig::default()
-        };
-        let mut talker = Talker::new(turns, config, t0);
-        let mut buf = [0i16; FRAME_SAMPLES];
-        let mut started_turns = 0;
-        for i in 0..30u32 {
-            let now = t0 + F * i;
-            if i == 5 {
-                talker.reply_heard(now);
-            }
-            if let Some(TalkerEvent::TurnStarted { .. }) = talker.next_frame(now, i >= 5, &mut buf)
-            {
-                started_turns += 1;
-            }
-        }
+        let mut talker = prompt_talker(t0, &[40], F * 50, Some(F * 2));
+        let events = run(&mut talker, t0, 30, reply_from(t0, 5));
+        let started_turns = events
+            .iter()
+            .filter(|(_, e)| matches!(e, TalkerEvent::TurnStarted { .. }))
+            .count();
         assert_eq!(started_turns, 1);
     }
 
@@ -427,6 +364,59 @@ mod tests {
             barge_in_after,
             far_end_silence: Duration::from_millis(900),
             await_greeting: true,
+        }
+    }
+
+    /// A talker with `tones` turns of 40 frames each that awaits a greeting, started at `t0`.
+    fn greeted_talker(t0: Instant, tones: usize, barge_in_after: Option<Duration>) -> Talker {
+        let turns: Arc<[Utterance]> = vec![Utterance::tone(40); tones].into();
+        Talker::new(turns, greeted(barge_in_after), t0)
+    }
+
+    /// A far end greeting from frame `start` until `last_word`, its turn over at frame `over`.
+    fn greeting(
+        t0: Instant,
+        start: u32,
+        last_word: u32,
+        over: u32,
+    ) -> impl FnMut(u32, &mut Talker) -> bool {
+        move |i, talker| {
+            if i == start {
+                talker.far_end_started(t0 + F * start);
+            }
+            if i == over {
+                talker.far_end_finished(t0 + F * last_word);
+            }
+            (start..over).contains(&i)
+        }
+    }
+
+    /// A talker of tone turns `ms` long that speaks one frame in, pauses one frame after each
+    /// reply, and waits `reply_timeout` for one; it barges in after `barge_in_after`, if set.
+    fn prompt_talker(
+        t0: Instant,
+        ms: &[u32],
+        reply_timeout: Duration,
+        barge_in_after: Option<Duration>,
+    ) -> Talker {
+        let turns: Arc<[Utterance]> = ms.iter().map(|&ms| Utterance::tone(ms)).collect();
+        let config = TalkerConfig {
+            first_turn_after: F,
+            reply_timeout,
+            pause_after_reply: F,
+            barge_in_after,
+            ..TalkerConfig::default()
+        };
+        Talker::new(turns, config, t0)
+    }
+
+    /// A far end that starts replying in frame `start` and then keeps talking.
+    fn reply_from(t0: Instant, start: u32) -> impl FnMut(u32, &mut Talker) -> bool {
+        move |i, talker| {
+            if i == start {
+                talker.reply_heard(t0 + F * i);
+            }
+            i >= start
         }
     }
 
@@ -452,27 +442,17 @@ mod tests {
     #[test]
     fn an_awaited_greeting_is_heard_out_before_the_first_turn() {
         let t0 = Instant::now();
-        let turns: Arc<[Utterance]> = vec![Utterance::tone(40)].into();
-        let mut talker = Talker::new(turns, greeted(None), t0);
+        let mut talker = greeted_talker(t0, 1, None);
         // The greeting runs from frame 10 to 60 (its turn over at 105); the floor is held
         // throughout, and the caller never speaks before its end.
-        let events = run(&mut talker, t0, 120, |i, talker| {
-            if i == 10 {
-                talker.far_end_started(t0 + F * 10);
-            }
-            if i == 105 {
-                talker.far_end_finished(t0 + F * 60);
-            }
-            (10..105).contains(&i)
-        });
+        let events = run(&mut talker, t0, 120, greeting(t0, 10, 60, 105));
         assert_eq!(events[0], (105, started(0, t0 + F * 105, false)));
     }
 
     #[test]
     fn without_a_greeting_the_caller_speaks_first_after_first_turn_after() {
         let t0 = Instant::now();
-        let turns: Arc<[Utterance]> = vec![Utterance::tone(40)].into();
-        let mut talker = Talker::new(turns, greeted(None), t0);
+        let mut talker = greeted_talker(t0, 1, None);
         let events = run(&mut talker, t0, 200, |_, _| false);
         // The wait runs out at frame 150; the turn starts with the next frame.
         assert_eq!(events[0], (151, started(0, t0 + F * 151, false)));
@@ -481,26 +461,16 @@ mod tests {
     #[test]
     fn a_greeting_longer_than_the_wait_for_it_is_not_cut_short() {
         let t0 = Instant::now();
-        let turns: Arc<[Utterance]> = vec![Utterance::tone(40)].into();
-        let mut talker = Talker::new(turns, greeted(None), t0);
+        let mut talker = greeted_talker(t0, 1, None);
         // It begins at frame 100 and talks until 300, well past the 150 frames allowed to begin.
-        let events = run(&mut talker, t0, 400, |i, talker| {
-            if i == 100 {
-                talker.far_end_started(t0 + F * 100);
-            }
-            if i == 345 {
-                talker.far_end_finished(t0 + F * 300);
-            }
-            (100..345).contains(&i)
-        });
+        let events = run(&mut talker, t0, 400, greeting(t0, 100, 300, 345));
         assert_eq!(events[0].0, 345, "{events:?}");
     }
 
     #[test]
     fn a_barge_in_caller_cuts_into_the_greeting() {
         let t0 = Instant::now();
-        let turns: Arc<[Utterance]> = vec![Utterance::tone(40), Utterance::tone(40)].into();
-        let mut talker = Talker::new(turns, greeted(Some(F * 30)), t0);
+        let mut talker = greeted_talker(t0, 2, Some(F * 30));
         let events = run(&mut talker, t0, 60, |i, talker| {
             if i == 10 {
                 talker.far_end_started(t0 + F * 10);

@@ -8,16 +8,7 @@ use super::compiled::NodeIndex;
 
 /// Which nodes `start` reaches by following links.
 pub(crate) fn reachable_from(successors: &[Vec<NodeIndex>], start: NodeIndex) -> Vec<bool> {
-    let mut seen = vec![false; successors.len()];
-    let mut queue = VecDeque::from([start]);
-    while let Some(node) = queue.pop_front() {
-        if seen.get(node).copied().unwrap_or(true) {
-            continue;
-        }
-        seen[node] = true;
-        queue.extend(successors[node].iter().copied());
-    }
-    seen
+    flood(successors, [start])
 }
 
 /// Which nodes have some path to a node marked in `terminal`.
@@ -30,14 +21,20 @@ pub(crate) fn reaching(successors: &[Vec<NodeIndex>], terminal: &[bool]) -> Vec<
             }
         }
     }
-    let mut seen = vec![false; successors.len()];
-    let mut queue: VecDeque<NodeIndex> = (0..terminal.len()).filter(|&i| terminal[i]).collect();
+    flood(&predecessors, (0..terminal.len()).filter(|&i| terminal[i]))
+}
+
+/// Which nodes a breadth-first walk along `links` marks from `starts` (a start out of range
+/// marks nothing).
+fn flood(links: &[Vec<NodeIndex>], starts: impl IntoIterator<Item = NodeIndex>) -> Vec<bool> {
+    let mut seen = vec![false; links.len()];
+    let mut queue: VecDeque<NodeIndex> = starts.into_iter().collect();
     while let Some(node) = queue.pop_front() {
         if seen.get(node).copied().unwrap_or(true) {
             continue;
         }
         seen[node] = true;
-        queue.extend(predecessors[node].iter().copied());
+        queue.extend(links[node].iter().copied());
     }
     seen
 }

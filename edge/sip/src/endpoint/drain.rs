@@ -2,10 +2,23 @@
 //! sent goes to the transmit queue, what it reports (the ACK for our 2xx, a lost ACK, its end)
 //! becomes an [`EndpointEvent`] or drops it from the maps.
 
+use std::collections::VecDeque;
+
 use super::{EndpointEvent, SipEndpoint};
 use crate::message::call_id;
-use crate::peer::Outgoing;
-use crate::transaction::{TransactionEvent, TransactionKey};
+use crate::peer::{Outgoing, Transport};
+use crate::transaction::{TransactionEvent, TransactionKey, Transmit};
+
+/// Queues for `transport` everything a transaction has to send, drained through `poll`.
+pub(super) fn forward(
+    queue: &mut VecDeque<Outgoing>,
+    transport: Transport,
+    mut poll: impl FnMut() -> Option<Transmit>,
+) {
+    while let Some(t) = poll() {
+        queue.push_back(Outgoing::new(transport, t));
+    }
+}
 
 impl SipEndpoint {
     pub(super) fn drain_invite(&mut self, key: &TransactionKey) {
@@ -13,9 +26,7 @@ impl SipEndpoint {
         let Some(tx) = self.invites.get_mut(key) else {
             return;
         };
-        while let Some(t) = tx.poll_transmit() {
-            self.transmits.push_back(Outgoing::new(transport, t));
-        }
+        forward(&mut self.transmits, transport, || tx.poll_transmit());
         let mut terminated = false;
         let mut lost = None;
         let accepted = tx.accepted();
@@ -72,9 +83,7 @@ impl SipEndpoint {
         let Some(tx) = self.others.get_mut(key) else {
             return;
         };
-        while let Some(t) = tx.poll_transmit() {
-            self.transmits.push_back(Outgoing::new(transport, t));
-        }
+        forward(&mut self.transmits, transport, || tx.poll_transmit());
         let mut terminated = false;
         while let Some(event) = tx.poll_event() {
             terminated |= event == TransactionEvent::Terminated;

@@ -8,6 +8,7 @@ use std::time::Instant;
 
 use rsip::{Request, Response};
 
+use super::drain::forward;
 use super::SipEndpoint;
 use crate::peer::{Outgoing, Peer};
 use crate::response::to_bytes;
@@ -114,9 +115,9 @@ impl SipEndpoint {
             return;
         };
         let transport = refresh.peer.transport;
-        while let Some(t) = refresh.tx.poll_transmit() {
-            self.transmits.push_back(Outgoing::new(transport, t));
-        }
+        forward(&mut self.transmits, transport, || {
+            refresh.tx.poll_transmit()
+        });
         let mut outcome = None;
         while let Some(event) = refresh.tx.poll_event() {
             match event {

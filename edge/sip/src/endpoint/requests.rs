@@ -6,9 +6,10 @@ use std::time::Instant;
 
 use rsip::Request;
 
+use super::drain::forward;
 use super::SipEndpoint;
 use crate::dialog::Dialog;
-use crate::peer::{Outgoing, Peer};
+use crate::peer::Peer;
 use crate::transaction::{ClientNonInviteTransaction, TransactionEvent, TransactionKey};
 
 /// Why we sent a request inside a dialog, to know what its final response means.
@@ -116,9 +117,9 @@ impl SipEndpoint {
         let Some(request) = self.outgoing.get_mut(key) else {
             return;
         };
-        while let Some(t) = request.tx.poll_transmit() {
-            self.transmits.push_back(Outgoing::new(transport, t));
-        }
+        forward(&mut self.transmits, transport, || {
+            request.tx.poll_transmit()
+        });
         let mut terminated = false;
         let mut outcome = None;
         while let Some(event) = request.tx.poll_event() {

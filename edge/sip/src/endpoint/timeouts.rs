@@ -17,15 +17,7 @@ impl SipEndpoint {
             TimerKey::Outgoing(k) => self.outgoing.get(k)?.tx.poll_timeout(),
             TimerKey::Refresh(k) => self.refresh_invites.get(k)?.poll_timeout(),
             TimerKey::Outbound(id) => self.outbound.get(id)?.poll_timeout(),
-            TimerKey::Dialog(id) => {
-                let d = self.dialogs.get(id)?;
-                let transfer = d.transfer.as_ref().map(|t| t.deadline);
-                let session = d.session_timer.as_ref().and_then(|s| s.next_deadline());
-                [transfer, session, d.refresh_retry]
-                    .into_iter()
-                    .flatten()
-                    .min()
-            }
+            TimerKey::Dialog(id) => self.dialogs.get(id)?.next_deadline(),
         }
     }
 

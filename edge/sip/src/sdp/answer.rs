@@ -166,27 +166,8 @@ pub fn answer(offer: &SessionDescription, local: &LocalMedia) -> Result<Answer, 
             SdpError::NoAudio
         });
     };
-    let address = media
-        .connection
-        .or(offer.connection)
-        .ok_or(SdpError::MissingConnection)?;
-    let offered_direction = media
-        .direction
-        .or(offer.direction)
-        .unwrap_or(Direction::SendRecv);
-    let events = telephone_event(media, codec.clock_rate());
-    let audio = NegotiatedAudio {
-        codec,
-        payload_type,
-        telephone_event: events.map(|(pt, _)| pt),
-        telephone_event_rate: events.map_or(codec.clock_rate(), |(_, rate)| rate),
-        remote_rtp: SocketAddr::new(address, media.port),
-        ptime: media.ptime.unwrap_or(local.ptime),
-        direction: Direction::answer_to(offered_direction, local.direction),
-        // We always can: mux is answered whenever it is offered.
-        rtcp_mux: media.rtcp_mux,
-        remote_rtcp: remote_rtcp(address, media, media.rtcp_mux),
-    };
+    // We always can: mux is answered whenever it is offered.
+    let audio = negotiated(offer, media, (codec, payload_type), local, media.rtcp_mux)?;
 
     let mut sdp = session_header(local);
     for (i, m) in offer.media.iter().enumerate() {
@@ -273,15 +254,28 @@ pub fn read_answer(
                 .map(|&c| (c, pt))
         })
         .ok_or(SdpError::NoCommonCodec)?;
+    let rtcp_mux = local.rtcp_mux && media.rtcp_mux;
+    negotiated(answer, media, (codec, payload_type), local, rtcp_mux)
+}
+
+/// What one audio stream comes to once its codec is chosen, read alike from an offer we answer
+/// and from the answer to ours: the peer's address and direction (the stream's own over the
+/// session's), its telephone-event and ptime, and RTCP muxed as `rtcp_mux` says.
+fn negotiated(
+    session: &SessionDescription,
+    media: &MediaDescription,
+    (codec, payload_type): (Codec, u8),
+    local: &LocalMedia,
+    rtcp_mux: bool,
+) -> Result<NegotiatedAudio, SdpError> {
     let address = media
         .connection
-        .or(answer.connection)
+        .or(session.connection)
         .ok_or(SdpError::MissingConnection)?;
     let their_direction = media
         .direction
-        .or(answer.direction)
+        .or(session.direction)
         .unwrap_or(Direction::SendRecv);
-    let rtcp_mux = local.rtcp_mux && media.rtcp_mux;
     let events = telephone_event(media, codec.clock_rate());
     Ok(NegotiatedAudio {
         codec,
@@ -406,25 +400,7 @@ fn write_audio(
 #[cfg(test)]
 mod tests {
     use super::*;
-    use crate::sdp::tests::OFFER;
-
-    fn local(codecs: Vec<Codec>) -> LocalMedia {
-        LocalMedia {
-            codecs,
-            address: "203.0.113.5".parse().unwrap(),
-            port: 30000,
-            direction: Direction::SendRecv,
-            session_id: 42,
-            opus_payload_type: 111,
-            telephone_event_payload_type: 101,
-            ptime: 20,
-            rtcp_mux: false,
-        }
-    }
-
-    fn parse(text: &str) -> SessionDescription {
-        SessionDescription::parse(text.as_bytes()).unwrap()
-    }
+    use crate::sdp::tests::{answer_pcmu, local, parse, OFFER};
 
     #[test]
     fn preference_list_picks_the_codec_and_keeps_the_offerers_payload_types() {
@@ -466,7 +442,7 @@ mod tests {
         let answered = answer(&parse(OFFER), &local(vec![Codec::Opus])).unwrap();
         let sdp = parse(&answered.sdp);
         assert_eq!(sdp.media[0].fmtp(111), Some("useinbandfec=1"));
-        let g711 = answer(&parse(OFFER), &local(vec![Codec::Pcmu])).unwrap();
+        let g711 = answer_pcmu(OFFER).unwrap();
         assert_eq!(parse(&g711.sdp).media[0].fmtp(0), None, "G.711 has no FEC");
         let ours = parse(&offer(&local(vec![Codec::Opus, Codec::Pcmu])));
         assert_eq!(ours.media[0].fmtp(111), Some("useinbandfec=1"));
@@ -475,17 +451,17 @@ mod tests {
     #[test]
     fn rtcp_goes_to_the_next_port_or_where_the_offer_says_or_is_muxed_when_offered() {
         let plain = OFFER.replace("a=sendrecv", "");
-        let answered = answer(&parse(&plain), &local(vec![Codec::Pcmu])).unwrap();
+        let answered = answer_pcmu(&plain).unwrap();
         assert!(!answered.audio.rtcp_mux && !answered.sdp.contains("rtcp-mux"));
         assert_eq!(
             answered.audio.remote_rtcp,
             "198.51.100.1:49171".parse().unwrap()
         );
         let moved = OFFER.replace("a=sendrecv", "a=rtcp:50000");
-        let answered = answer(&parse(&moved), &local(vec![Codec::Pcmu])).unwrap();
+        let answered = answer_pcmu(&moved).unwrap();
         assert_eq!(answered.audio.remote_rtcp.port(), 50000);
         let muxed = OFFER.replace("a=sendrecv", "a=rtcp-mux");
-        let answered = answer(&parse(&muxed), &local(vec![Codec::Pcmu])).unwrap();
+        let answered = answer_pcmu(&muxed).unwrap();
         assert!(answered.audio.rtcp_mux);
         assert_eq!(answered.audio.remote_rtcp, answered.audio.remote_rtp);
         assert!(parse(&answered.sdp).media[0].rtcp_mux, "mux is answered");
@@ -518,16 +494,13 @@ mod tests {
     #[test]
     fn no_common_codec_is_a_typed_error() {
         let offer = OFFER.replace("111 0 8 101", "111 101");
-        assert_eq!(
-            answer(&parse(&offer), &local(vec![Codec::Pcmu])),
-            Err(SdpError::NoCommonCodec)
-        );
+        assert_eq!(answer_pcmu(&offer), Err(SdpError::NoCommonCodec));
     }
 
     #[test]
     fn sendonly_offer_is_answered_recvonly() {
         let offer = OFFER.replace("a=sendrecv", "a=sendonly");
-        let answer = answer(&parse(&offer), &local(vec![Codec::Pcmu])).unwrap();
+        let answer = answer_pcmu(&offer).unwrap();
         assert_eq!(answer.audio.direction, Direction::RecvOnly);
         assert!(answer.sdp.contains("a=recvonly\r\n"));
     }
@@ -538,7 +511,7 @@ mod tests {
             "m=audio 49170",
             "m=video 5002 RTP/AVP 31\r\nm=audio 0 RTP/AVP 0\r\nm=audio 49170",
         );
-        let answer = answer(&parse(&offer), &local(vec![Codec::Pcmu])).unwrap();
+        let answer = answer_pcmu(&offer).unwrap();
         let sdp = parse(&answer.sdp);
         let ports: Vec<u16> = sdp.media.iter().map(|m| m.port).collect();
         assert_eq!(
@@ -551,10 +524,7 @@ mod tests {
     #[test]
     fn stream_without_connection_address_is_an_error() {
         let offer = OFFER.replace("c=IN IP4 198.51.100.1\r\n", "");
-        assert_eq!(
-            answer(&parse(&offer), &local(vec![Codec::Pcmu])),
-            Err(SdpError::MissingConnection)
-        );
+        assert_eq!(answer_pcmu(&offer), Err(SdpError::MissingConnection));
     }
 
     #[test]

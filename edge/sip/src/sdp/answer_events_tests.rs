@@ -3,24 +3,7 @@
 //! offered; our own offers read back with the rate the far end chose.
 
 use super::*;
-
-fn local(codecs: Vec<Codec>) -> LocalMedia {
-    LocalMedia {
-        codecs,
-        address: "203.0.113.5".parse().unwrap(),
-        port: 30000,
-        direction: Direction::SendRecv,
-        session_id: 42,
-        opus_payload_type: 111,
-        telephone_event_payload_type: 101,
-        ptime: 20,
-        rtcp_mux: false,
-    }
-}
-
-fn parse(text: &str) -> SessionDescription {
-    SessionDescription::parse(text.as_bytes()).unwrap()
-}
+use crate::sdp::tests::{local, parse};
 
 /// An offer with `formats` on the m= line and the given rtpmap lines.
 fn offer_with(formats: &str, maps: &str) -> SessionDescription {

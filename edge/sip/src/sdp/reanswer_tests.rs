@@ -2,26 +2,10 @@
 //! hold, and the `o=` version going up exactly when the answer changes.
 
 use super::*;
-use crate::sdp::tests::OFFER;
-use crate::sdp::{answer, Codec, LocalMedia};
+use crate::sdp::tests::{answer_pcmu, parse, OFFER};
 
 fn first_answer() -> String {
-    let local = LocalMedia {
-        codecs: vec![Codec::Pcmu],
-        address: "203.0.113.5".parse().unwrap(),
-        port: 30000,
-        direction: Direction::SendRecv,
-        session_id: 42,
-        opus_payload_type: 111,
-        telephone_event_payload_type: 101,
-        ptime: 20,
-        rtcp_mux: false,
-    };
-    answer(&parse(OFFER), &local).unwrap().sdp
-}
-
-fn parse(text: &str) -> SessionDescription {
-    SessionDescription::parse(text.as_bytes()).unwrap()
+    answer_pcmu(OFFER).unwrap().sdp
 }
 
 fn version(sdp: &str) -> u64 {

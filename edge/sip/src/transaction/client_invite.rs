@@ -14,8 +14,8 @@ use rsip::headers::UntypedHeader;
 use rsip::{Header, Method, Request, Response};
 
 use super::{
-    due, earliest, Backoff, Outbox, Timers, TransactionError, TransactionEvent, TransactionKey,
-    Transmit,
+    check_method, end_when_due, Base, RequestClock, Timers, TransactionError, TransactionEvent,
+    TransactionKey, Transmit,
 };
 use crate::message::{cseq, SipError};
 use crate::response::to_bytes;
@@ -39,20 +39,18 @@ pub enum ClientInviteState {
 /// The client side of one INVITE.
 #[derive(Debug)]
 pub struct ClientInviteTransaction {
-    key: TransactionKey,
-    state: ClientInviteState,
-    timers: Timers,
-    reliable: bool,
-    out: Outbox,
+    base: Base<ClientInviteState>,
     request: Request,
     request_bytes: Vec<u8>,
     ack_bytes: Option<Vec<u8>>,
-    timer_a: Option<Backoff>,
-    timer_b: Option<Instant>,
-    linger: Option<Instant>,
+    /// Timers A, B, then D or M.
+    clock: RequestClock,
 }
 
 impl ClientInviteTransaction {
+    base_methods!(ClientInviteState);
+    client_methods!(ClientInviteState);
+
     /// Starts the transaction and queues the INVITE for `dest` (the next hop).
     pub fn new(
         now: Instant,
@@ -61,43 +59,23 @@ impl ClientInviteTransaction {
         reliable: bool,
         timers: Timers,
     ) -> Result<Self, TransactionError> {
-        if request.method != Method::Invite {
-            return Err(TransactionError::WrongMethod {
-                found: request.method,
-            });
-        }
+        check_method(&request, true)?;
         let key = TransactionKey::for_outgoing(&request)?;
         let request_bytes = to_bytes(request.clone());
         let mut tx = Self {
-            key,
-            state: ClientInviteState::Calling,
-            timers,
-            reliable,
-            out: Outbox::new(dest),
+            base: Base::new(key, ClientInviteState::Calling, timers, reliable, dest),
             request,
             request_bytes: request_bytes.clone(),
             ack_bytes: None,
-            timer_a: (!reliable).then(|| Backoff::start(now, timers.t1, None)),
-            timer_b: Some(now + timers.timeout()),
-            linger: None,
+            clock: RequestClock::start(now, timers, reliable, None),
         };
-        tx.out.send(request_bytes);
+        tx.base.out.send(request_bytes);
         Ok(tx)
-    }
-
-    /// The key responses are matched against.
-    pub fn key(&self) -> &TransactionKey {
-        &self.key
-    }
-
-    /// The current state.
-    pub fn state(&self) -> ClientInviteState {
-        self.state
     }
 
     /// Where the INVITE goes: an ICMP error about this address is a transport error for it.
     pub fn dest(&self) -> SocketAddr {
-        self.out.dest
+        self.base.out.dest
     }
 
     /// The network said `dest` is unreachable (RFC 3261 section 17.1.4): an INVITE still
@@ -105,8 +83,8 @@ impl ClientInviteTransaction {
     /// treats as it would a 503 (section 8.1.3.1). Once a response came the peer is reachable
     /// and a late (or forged) ICMP error is ignored.
     pub fn handle_transport_error(&mut self) {
-        if self.state == ClientInviteState::Calling {
-            self.out.event(TransactionEvent::Timeout);
+        if self.base.state == ClientInviteState::Calling {
+            self.base.out.event(TransactionEvent::Timeout);
             self.terminate();
         }
     }
@@ -119,45 +97,42 @@ impl ClientInviteTransaction {
     /// A response routed to this transaction by its [`TransactionKey`].
     pub fn handle_response(&mut self, now: Instant, response: Response) {
         let code = response.status_code.code();
-        match (self.state, code) {
+        match (self.base.state, code) {
             (ClientInviteState::Calling | ClientInviteState::Proceeding, 100..=199) => {
-                self.state = ClientInviteState::Proceeding;
-                self.timer_a = None;
-                self.timer_b = None;
-                self.out.event(TransactionEvent::Response(response));
+                self.base.state = ClientInviteState::Proceeding;
+                self.clock.answered();
+                self.base.out.event(TransactionEvent::Response(response));
             }
             (ClientInviteState::Calling | ClientInviteState::Proceeding, 200..=299) => {
-                self.state = ClientInviteState::Accepted;
-                self.timer_a = None;
-                self.timer_b = None;
-                self.linger = Some(now + self.timers.timeout());
-                self.out.event(TransactionEvent::Response(response));
+                self.base.state = ClientInviteState::Accepted;
+                self.clock.answered();
+                self.clock.linger_until(now + self.base.timers.timeout());
+                self.base.out.event(TransactionEvent::Response(response));
             }
             (ClientInviteState::Accepted, 200..=299) => {
-                self.out.event(TransactionEvent::Response(response));
+                self.base.out.event(TransactionEvent::Response(response));
             }
             (ClientInviteState::Calling | ClientInviteState::Proceeding, 300..) => {
-                self.timer_a = None;
-                self.timer_b = None;
+                self.clock.answered();
                 match build_ack(&self.request, &response) {
                     Ok(ack) => {
                         let bytes = to_bytes(ack);
-                        self.out.send(bytes.clone());
+                        self.base.out.send(bytes.clone());
                         self.ack_bytes = Some(bytes);
                     }
                     Err(error) => tracing::warn!(%error, "cannot acknowledge error response"),
                 }
-                self.out.event(TransactionEvent::Response(response));
-                if self.reliable {
+                self.base.out.event(TransactionEvent::Response(response));
+                if self.base.reliable {
                     self.terminate();
                 } else {
-                    self.state = ClientInviteState::Completed;
-                    self.linger = Some(now + self.timers.timer_d());
+                    self.base.state = ClientInviteState::Completed;
+                    self.clock.linger_until(now + self.base.timers.timer_d());
                 }
             }
             (ClientInviteState::Completed, 300..) => {
                 if let Some(bytes) = self.ack_bytes.clone() {
-                    self.out.send(bytes);
+                    self.base.out.send(bytes);
                 }
             }
             _ => tracing::debug!(code, "ignoring response in INVITE client transaction"),
@@ -166,44 +141,12 @@ impl ClientInviteTransaction {
 
     /// Advances timers A, B, D and M to `now`.
     pub fn handle_timeout(&mut self, now: Instant) {
-        if let Some(timer_a) = self.timer_a.as_mut() {
-            if timer_a.fire(now) {
-                let bytes = self.request_bytes.clone();
-                self.out.send(bytes);
-            }
+        let due = self.clock.fire(now);
+        if due.resend {
+            self.base.out.send(self.request_bytes.clone());
         }
-        if due(self.timer_b, now) {
-            self.out.event(TransactionEvent::Timeout);
-            self.terminate();
-        }
-        if due(self.linger, now) {
-            self.terminate();
-        }
-    }
-
-    /// The next message to send, if any.
-    pub fn poll_transmit(&mut self) -> Option<Transmit> {
-        self.out.poll_transmit()
-    }
-
-    /// When [`Self::handle_timeout`] must next be called.
-    pub fn poll_timeout(&self) -> Option<Instant> {
-        earliest([self.timer_a.map(|a| a.at), self.timer_b, self.linger])
-    }
-
-    /// The next event for the TU, if any.
-    pub fn poll_event(&mut self) -> Option<TransactionEvent> {
-        self.out.poll_event()
-    }
-
-    fn terminate(&mut self) {
-        if self.state != ClientInviteState::Terminated {
-            self.state = ClientInviteState::Terminated;
-            self.timer_a = None;
-            self.timer_b = None;
-            self.linger = None;
-            self.out.event(TransactionEvent::Terminated);
-        }
+        let terminated = ClientInviteState::Terminated;
+        end_when_due(&mut self.base, &mut self.clock, due, terminated);
     }
 }
 
@@ -211,25 +154,23 @@ impl ClientInviteTransaction {
 /// Call-ID, From, CSeq number and top Via as the INVITE, the To of the response, and the
 /// INVITE's Route set.
 pub fn build_ack(invite: &Request, response: &Response) -> Result<Request, SipError> {
-    let to = response
-        .headers
-        .iter()
-        .find(|h| matches!(h, Header::To(_)))
-        .cloned()
-        .ok_or(SipError::MissingHeader("To"))?;
-    derived_request(invite, Method::Ack, to)
+    derived_request(invite, Method::Ack, to_header(&response.headers)?)
 }
 
 /// The CANCEL for `invite` (RFC 3261 section 9.1): same Request-URI, Call-ID, From, To, CSeq
 /// number, top Via (so the same branch) and Route set; method CANCEL.
 pub fn build_cancel(invite: &Request) -> Result<Request, SipError> {
-    let to = invite
-        .headers
+    derived_request(invite, Method::Cancel, to_header(&invite.headers)?)
+}
+
+/// The To header of a message: an ACK takes the response's (with the UAS's tag), a CANCEL the
+/// INVITE's.
+fn to_header(headers: &rsip::Headers) -> Result<Header, SipError> {
+    headers
         .iter()
         .find(|h| matches!(h, Header::To(_)))
         .cloned()
-        .ok_or(SipError::MissingHeader("To"))?;
-    derived_request(invite, Method::Cancel, to)
+        .ok_or(SipError::MissingHeader("To"))
 }
 
 fn derived_request(invite: &Request, method: Method, to: Header) -> Result<Request, SipError> {
@@ -266,20 +207,21 @@ fn derived_request(invite: &Request, method: Method, to: Header) -> Result<Reque
 mod tests {
     use super::*;
     use crate::message::header_param;
-    use crate::transaction::test_support::{method_of, ms, peer, request, response_to};
+    use crate::transaction::test_support::{self, method_of, ms, request, response_to};
 
     fn start(reliable: bool) -> (Instant, Request, ClientInviteTransaction) {
-        let t0 = Instant::now();
-        let invite = request("INVITE", "z9hG4bKci");
-        let tx =
-            ClientInviteTransaction::new(t0, invite.clone(), peer(), reliable, Timers::default())
-                .unwrap();
-        (t0, invite, tx)
+        test_support::start(
+            ClientInviteTransaction::new,
+            "INVITE",
+            "z9hG4bKci",
+            reliable,
+        )
     }
 
     fn sent(tx: &mut ClientInviteTransaction) -> Vec<Option<Method>> {
-        std::iter::from_fn(|| tx.poll_transmit())
-            .map(|t| method_of(&t))
+        test_support::drain(|| tx.poll_transmit())
+            .iter()
+            .map(method_of)
             .collect()
     }
 

@@ -8,11 +8,11 @@
 use std::net::SocketAddr;
 use std::time::Instant;
 
-use rsip::{Method, Request, Response};
+use rsip::{Request, Response};
 
 use super::{
-    due, earliest, Backoff, Outbox, Timers, TransactionError, TransactionEvent, TransactionKey,
-    Transmit,
+    check_method, end_when_due, Base, RequestClock, Timers, TransactionError, TransactionEvent,
+    TransactionKey, Transmit,
 };
 use crate::response::to_bytes;
 
@@ -32,18 +32,16 @@ pub enum ClientNonInviteState {
 /// The client side of one non-INVITE request.
 #[derive(Debug)]
 pub struct ClientNonInviteTransaction {
-    key: TransactionKey,
-    state: ClientNonInviteState,
-    timers: Timers,
-    reliable: bool,
-    out: Outbox,
+    base: Base<ClientNonInviteState>,
     request_bytes: Vec<u8>,
-    timer_e: Option<Backoff>,
-    timer_f: Option<Instant>,
-    timer_k: Option<Instant>,
+    /// Timers E, F, then K.
+    clock: RequestClock,
 }
 
 impl ClientNonInviteTransaction {
+    base_methods!(ClientNonInviteState);
+    client_methods!(ClientNonInviteState);
+
     /// Starts the transaction and queues the request (neither INVITE nor ACK) for `dest`.
     pub fn new(
         now: Instant,
@@ -52,36 +50,21 @@ impl ClientNonInviteTransaction {
         reliable: bool,
         timers: Timers,
     ) -> Result<Self, TransactionError> {
-        if matches!(request.method, Method::Invite | Method::Ack) {
-            return Err(TransactionError::WrongMethod {
-                found: request.method,
-            });
-        }
+        check_method(&request, false)?;
         let key = TransactionKey::for_outgoing(&request)?;
         let request_bytes = to_bytes(request);
         let mut tx = Self {
-            key,
-            state: ClientNonInviteState::Trying,
-            timers,
-            reliable,
-            out: Outbox::new(dest),
+            base: Base::new(key, ClientNonInviteState::Trying, timers, reliable, dest),
             request_bytes: request_bytes.clone(),
-            timer_e: (!reliable).then(|| Backoff::start(now, timers.t1, Some(timers.t2))),
-            timer_f: Some(now + timers.timeout()),
-            timer_k: None,
+            clock: RequestClock::start(now, timers, reliable, Some(timers.t2)),
         };
-        tx.out.send(request_bytes);
+        tx.base.out.send(request_bytes);
         Ok(tx)
-    }
-
-    /// The key responses are matched against.
-    pub fn key(&self) -> &TransactionKey {
-        &self.key
     }
 
     /// Where the request goes: an ICMP error about this address is a transport error for it.
     pub fn dest(&self) -> SocketAddr {
-        self.out.dest
+        self.base.out.dest
     }
 
     /// The network said `dest` is unreachable (RFC 3261 section 17.1.4): a request still
@@ -89,101 +72,64 @@ impl ClientNonInviteTransaction {
     /// timer F had fired; after the final response it is ignored.
     pub fn handle_transport_error(&mut self) {
         if matches!(
-            self.state,
+            self.base.state,
             ClientNonInviteState::Trying | ClientNonInviteState::Proceeding
         ) {
-            self.out.event(TransactionEvent::Timeout);
+            self.base.out.event(TransactionEvent::Timeout);
             self.terminate();
         }
-    }
-
-    /// The current state.
-    pub fn state(&self) -> ClientNonInviteState {
-        self.state
     }
 
     /// A response routed to this transaction by its [`TransactionKey`].
     pub fn handle_response(&mut self, now: Instant, response: Response) {
         if !matches!(
-            self.state,
+            self.base.state,
             ClientNonInviteState::Trying | ClientNonInviteState::Proceeding
         ) {
             return;
         }
         if response.status_code.code() < 200 {
-            self.state = ClientNonInviteState::Proceeding;
-            self.out.event(TransactionEvent::Response(response));
+            self.base.state = ClientNonInviteState::Proceeding;
+            self.base.out.event(TransactionEvent::Response(response));
             return;
         }
-        self.timer_e = None;
-        self.timer_f = None;
-        self.out.event(TransactionEvent::Response(response));
-        if self.reliable {
+        self.clock.answered();
+        self.base.out.event(TransactionEvent::Response(response));
+        if self.base.reliable {
             self.terminate();
         } else {
-            self.state = ClientNonInviteState::Completed;
-            self.timer_k = Some(now + self.timers.t4);
+            self.base.state = ClientNonInviteState::Completed;
+            self.clock.linger_until(now + self.base.timers.t4);
         }
     }
 
     /// Advances timers E, F and K to `now`.
     pub fn handle_timeout(&mut self, now: Instant) {
-        if let Some(timer_e) = self.timer_e.as_mut() {
-            if timer_e.fire(now) {
-                if self.state == ClientNonInviteState::Proceeding {
-                    timer_e.at = now + self.timers.t2;
-                }
-                let bytes = self.request_bytes.clone();
-                self.out.send(bytes);
+        let due = self.clock.fire(now);
+        if due.resend {
+            // Once a provisional arrived, every T2 (RFC 3261 section 17.1.2.2).
+            if self.base.state == ClientNonInviteState::Proceeding {
+                self.clock.resend_at(now + self.base.timers.t2);
             }
+            self.base.out.send(self.request_bytes.clone());
         }
-        if due(self.timer_f, now) {
-            self.out.event(TransactionEvent::Timeout);
-            self.terminate();
-        }
-        if due(self.timer_k, now) {
-            self.terminate();
-        }
-    }
-
-    /// The next message to send, if any.
-    pub fn poll_transmit(&mut self) -> Option<Transmit> {
-        self.out.poll_transmit()
-    }
-
-    /// When [`Self::handle_timeout`] must next be called.
-    pub fn poll_timeout(&self) -> Option<Instant> {
-        earliest([self.timer_e.map(|e| e.at), self.timer_f, self.timer_k])
-    }
-
-    /// The next event for the TU, if any.
-    pub fn poll_event(&mut self) -> Option<TransactionEvent> {
-        self.out.poll_event()
-    }
-
-    fn terminate(&mut self) {
-        if self.state != ClientNonInviteState::Terminated {
-            self.state = ClientNonInviteState::Terminated;
-            self.timer_e = None;
-            self.timer_f = None;
-            self.timer_k = None;
-            self.out.event(TransactionEvent::Terminated);
-        }
+        let terminated = ClientNonInviteState::Terminated;
+        end_when_due(&mut self.base, &mut self.clock, due, terminated);
     }
 }
 
 #[cfg(test)]
 mod tests {
     use super::*;
-    use crate::transaction::test_support::{ms, peer, request, response_to};
+    use crate::transaction::test_support::{self, ms, response_to};
 
     fn start(reliable: bool) -> (Instant, Request, ClientNonInviteTransaction) {
-        let t0 = Instant::now();
-        let bye = request("BYE", "z9hG4bKcn");
-        let tx =
-            ClientNonInviteTransaction::new(t0, bye.clone(), peer(), reliable, Timers::default())
-                .unwrap();
-        (t0, bye, tx)
+        test_support::start(
+            ClientNonInviteTransaction::new,
+            "BYE",
+            "z9hG4bKcn",
+            reliable,
+        )
     }
 
     fn retransmit_times(t0: Instant, tx: &mut ClientNonInviteTransaction) -> Vec<u128> {

@@ -8,6 +8,46 @@
 //! [`TransactionEvent::Terminated`]. Over a reliable transport (TCP) nothing is retransmitted and
 //! the wait-for-retransmissions timers (D, I, J, K) are zero, as the RFC says.
 
+/// The owner-facing methods all four machines share, served by their [`Base`] field `base`.
+macro_rules! base_methods {
+    ($state:ty) => {
+        /// The key this transaction is matched by.
+        pub fn key(&self) -> &TransactionKey {
+            &self.base.key
+        }
+
+        /// The current state.
+        pub fn state(&self) -> $state {
+            self.base.state
+        }
+
+        /// The next message to send, if any.
+        pub fn poll_transmit(&mut self) -> Option<Transmit> {
+            self.base.out.poll_transmit()
+        }
+
+        /// The next event for the TU, if any.
+        pub fn poll_event(&mut self) -> Option<TransactionEvent> {
+            self.base.out.poll_event()
+        }
+    };
+}
+
+/// What the two client machines do alike over their `base` and [`RequestClock`] field `clock`.
+macro_rules! client_methods {
+    ($state:ident) => {
+        /// When [`Self::handle_timeout`] must next be called.
+        pub fn poll_timeout(&self) -> Option<Instant> {
+            self.clock.next()
+        }
+
+        fn terminate(&mut self) {
+            self.clock.stop();
+            self.base.terminate($state::Terminated);
+        }
+    };
+}
+
 mod client_invite;
 mod client_non_invite;
 mod key;
@@ -24,10 +64,11 @@ use std::collections::VecDeque;
 use std::net::SocketAddr;
 use std::time::{Duration, Instant};
 
-use rsip::{Request, Response};
+use rsip::{Method, Request, Response};
 use thiserror::Error;
 
 use crate::message::SipError;
+use crate::via::TopVia;
 
 /// The RFC 3261 timer base values; every transaction timer derives from these.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
@@ -183,6 +224,163 @@ impl Outbox {
     }
 }
 
+/// A client transaction's clock (RFC 3261 section 17.1): the request's retransmissions (timer A
+/// or E, over UDP only), the wait for its final response (B or F), then the wait that absorbs
+/// retransmitted responses before the end (D, M or K).
+#[derive(Debug)]
+struct RequestClock {
+    retransmit: Option<Backoff>,
+    give_up: Option<Instant>,
+    linger: Option<Instant>,
+}
+
+/// What came due on a [`RequestClock`].
+#[derive(Debug, Clone, Copy)]
+struct RequestDue {
+    /// The request is to be sent again.
+    resend: bool,
+    /// No final response came in time.
+    gave_up: bool,
+    /// The wait after the final response is over.
+    lingered: bool,
+}
+
+impl RequestClock {
+    /// The clock of a request sent at `now`: retransmitted after T1, doubling up to `cap`,
+    /// unless the transport is reliable; given up after 64*T1.
+    fn start(now: Instant, timers: Timers, reliable: bool, cap: Option<Duration>) -> Self {
+        Self {
+            retransmit: (!reliable).then(|| Backoff::start(now, timers.t1, cap)),
+            give_up: Some(now + timers.timeout()),
+            linger: None,
+        }
+    }
+
+    /// A response stops the retransmissions and the wait for one.
+    fn answered(&mut self) {
+        self.retransmit = None;
+        self.give_up = None;
+    }
+
+    /// Retransmissions go on, but the next one not before `at`.
+    fn resend_at(&mut self, at: Instant) {
+        if let Some(retransmit) = self.retransmit.as_mut() {
+            retransmit.at = at;
+        }
+    }
+
+    /// The transaction ends at `at`, absorbing retransmitted responses until then.
+    fn linger_until(&mut self, at: Instant) {
+        self.linger = Some(at);
+    }
+
+    /// What is due at `now`; a due retransmission is rescheduled.
+    fn fire(&mut self, now: Instant) -> RequestDue {
+        RequestDue {
+            resend: self.retransmit.as_mut().is_some_and(|r| r.fire(now)),
+            gave_up: due(self.give_up, now),
+            lingered: due(self.linger, now),
+        }
+    }
+
+    fn next(&self) -> Option<Instant> {
+        earliest([self.retransmit.map(|r| r.at), self.give_up, self.linger])
+    }
+
+    fn stop(&mut self) {
+        *self = Self {
+            retransmit: None,
+            give_up: None,
+            linger: None,
+        };
+    }
+}
+
+/// Ends a client transaction when its clock says so: no final response in time reports
+/// [`TransactionEvent::Timeout`] first; the end of the wait after one ends it quietly.
+fn end_when_due<S: Copy + PartialEq>(
+    base: &mut Base<S>,
+    clock: &mut RequestClock,
+    due: RequestDue,
+    terminated: S,
+) {
+    if due.gave_up {
+        base.out.event(TransactionEvent::Timeout);
+    }
+    if due.gave_up || due.lingered {
+        clock.stop();
+        base.terminate(terminated);
+    }
+}
+
+/// What every transaction holds whatever its kind: the key it is matched by, where its state
+/// machine stands, the timer values, whether the transport is reliable, and its outbox.
+#[derive(Debug)]
+struct Base<S> {
+    key: TransactionKey,
+    state: S,
+    timers: Timers,
+    reliable: bool,
+    out: Outbox,
+}
+
+impl<S: Copy + PartialEq> Base<S> {
+    fn new(
+        key: TransactionKey,
+        state: S,
+        timers: Timers,
+        reliable: bool,
+        dest: SocketAddr,
+    ) -> Self {
+        Self {
+            key,
+            state,
+            timers,
+            reliable,
+            out: Outbox::new(dest),
+        }
+    }
+
+    /// Moves to the machine's `terminated` state and tells the TU, once.
+    fn terminate(&mut self, terminated: S) {
+        if self.state != terminated {
+            self.state = terminated;
+            self.out.event(TransactionEvent::Terminated);
+        }
+    }
+}
+
+/// Refuses a request that cannot start this kind of transaction: only an INVITE starts an
+/// INVITE transaction, and neither an INVITE nor an ACK (which has none) a non-INVITE one.
+fn check_method(request: &Request, invite: bool) -> Result<(), TransactionError> {
+    let fits = if invite {
+        request.method == Method::Invite
+    } else {
+        !matches!(request.method, Method::Invite | Method::Ack)
+    };
+    if fits {
+        Ok(())
+    } else {
+        Err(TransactionError::WrongMethod {
+            found: request.method,
+        })
+    }
+}
+
+/// Where a server transaction's responses go (RFC 3261 section 18.2.2): back where the request
+/// came from over a reliable transport, else to the address its top Via names.
+fn response_destination(
+    request: &Request,
+    source: SocketAddr,
+    reliable: bool,
+) -> Result<SocketAddr, SipError> {
+    if reliable {
+        Ok(source)
+    } else {
+        Ok(TopVia::of(&request.headers)?.response_destination(source))
+    }
+}
+
 /// True when `at` is set and has been reached.
 fn due(at: Option<Instant>, now: Instant) -> bool {
     at.is_some_and(|at| now >= at)
@@ -219,6 +417,28 @@ Content-Length: 0\r\n\r\n"
             Ok(SipMessage::Request(r)) => r,
             other => panic!("{other:?}"),
         }
+    }
+
+    /// A machine's constructor, as [`start`] takes it.
+    pub(crate) type New<T> =
+        fn(Instant, Request, SocketAddr, bool, Timers) -> Result<T, TransactionError>;
+
+    /// A transaction started at `t0` by a `method` request with `branch`, from or to [`peer`].
+    pub(crate) fn start<T>(
+        new: New<T>,
+        method: &str,
+        branch: &str,
+        reliable: bool,
+    ) -> (Instant, Request, T) {
+        let t0 = Instant::now();
+        let request = request(method, branch);
+        let tx = new(t0, request.clone(), peer(), reliable, Timers::default()).unwrap();
+        (t0, request, tx)
+    }
+
+    /// Everything a machine has queued to send, drained through its `poll_transmit`.
+    pub(crate) fn drain(poll: impl FnMut() -> Option<Transmit>) -> Vec<Transmit> {
+        std::iter::from_fn(poll).collect()
     }
 
     pub(crate) fn response_to(request: &Request, code: u16) -> Response {

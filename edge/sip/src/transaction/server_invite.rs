@@ -13,12 +13,11 @@ use std::time::Instant;
 use rsip::{Method, Request, Response};
 
 use super::{
-    due, earliest, Backoff, Outbox, Timers, TransactionError, TransactionEvent, TransactionKey,
-    Transmit,
+    check_method, due, earliest, response_destination, Backoff, Base, Timers, TransactionError,
+    TransactionEvent, TransactionKey, Transmit,
 };
 use crate::message::{call_id, cseq, header_param};
 use crate::response::{build_response, status, to_bytes};
-use crate::via::TopVia;
 
 /// Where an INVITE server transaction stands.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
@@ -38,11 +37,7 @@ pub enum ServerInviteState {
 /// The server side of one INVITE.
 #[derive(Debug)]
 pub struct ServerInviteTransaction {
-    key: TransactionKey,
-    state: ServerInviteState,
-    timers: Timers,
-    reliable: bool,
-    out: Outbox,
+    base: Base<ServerInviteState>,
     call_id: String,
     cseq: u32,
     trying: Option<(Instant, Vec<u8>)>,
@@ -57,6 +52,8 @@ pub struct ServerInviteTransaction {
 }
 
 impl ServerInviteTransaction {
+    base_methods!(ServerInviteState);
+
     /// Starts the transaction for an INVITE that arrived from `source` (whose top Via should
     /// already be stamped with [`crate::via::stamp_received`]) and queues it for the TU.
     pub fn new(
@@ -66,24 +63,12 @@ impl ServerInviteTransaction {
         reliable: bool,
         timers: Timers,
     ) -> Result<Self, TransactionError> {
-        if request.method != Method::Invite {
-            return Err(TransactionError::WrongMethod {
-                found: request.method,
-            });
-        }
+        check_method(&request, true)?;
         let key = TransactionKey::server(&request)?;
-        let dest = if reliable {
-            source
-        } else {
-            TopVia::of(&request.headers)?.response_destination(source)
-        };
+        let dest = response_destination(&request, source, reliable)?;
         let trying = to_bytes(build_response(&request, status(100, "Trying"), None)?);
         let mut tx = Self {
-            key,
-            state: ServerInviteState::Proceeding,
-            timers,
-            reliable,
-            out: Outbox::new(dest),
+            base: Base::new(key, ServerInviteState::Proceeding, timers, reliable, dest),
             call_id: call_id(&request.headers)?.to_owned(),
             cseq: cseq(&request.headers)?.0,
             trying: Some((now + timers.trying, trying)),
@@ -94,18 +79,8 @@ impl ServerInviteTransaction {
             accepted: false,
             to_tag: None,
         };
-        tx.out.event(TransactionEvent::Request(request));
+        tx.base.out.event(TransactionEvent::Request(request));
         Ok(tx)
-    }
-
-    /// The key this transaction is filed under.
-    pub fn key(&self) -> &TransactionKey {
-        &self.key
-    }
-
-    /// The current state.
-    pub fn state(&self) -> ServerInviteState {
-        self.state
     }
 
     /// The INVITE's CSeq number: the ACK for its 2xx carries the same one.
@@ -138,7 +113,7 @@ impl ServerInviteTransaction {
     /// Sends the TU's response: a provisional keeps the transaction proceeding, a 2xx moves it
     /// to Accepted, a 3xx-6xx to Completed.
     pub fn respond(&mut self, now: Instant, response: Response) -> Result<(), TransactionError> {
-        if self.state != ServerInviteState::Proceeding {
+        if self.base.state != ServerInviteState::Proceeding {
             return Err(TransactionError::FinalAlreadySent);
         }
         let code = response.status_code.code();
@@ -150,22 +125,22 @@ impl ServerInviteTransaction {
         }
         let bytes = to_bytes(response);
         self.trying = None;
-        self.out.send(bytes.clone());
+        self.base.out.send(bytes.clone());
         self.last_response = Some(bytes);
-        let retransmit =
-            (!self.reliable).then(|| Backoff::start(now, self.timers.t1, Some(self.timers.t2)));
+        let retransmit = (!self.base.reliable)
+            .then(|| Backoff::start(now, self.base.timers.t1, Some(self.base.timers.t2)));
         match code {
             100..=199 => {}
             200..=299 => {
-                self.state = ServerInviteState::Accepted;
+                self.base.state = ServerInviteState::Accepted;
                 self.accepted = true;
                 self.retransmit = retransmit;
-                self.deadline = Some(now + self.timers.timeout());
+                self.deadline = Some(now + self.base.timers.timeout());
             }
             _ => {
-                self.state = ServerInviteState::Completed;
+                self.base.state = ServerInviteState::Completed;
                 self.retransmit = retransmit;
-                self.deadline = Some(now + self.timers.timeout());
+                self.deadline = Some(now + self.base.timers.timeout());
             }
         }
         Ok(())
@@ -175,7 +150,7 @@ impl ServerInviteTransaction {
     pub fn handle_timeout(&mut self, now: Instant) {
         if let Some((at, bytes)) = self.trying.take() {
             if now >= at {
-                self.out.send(bytes.clone());
+                self.base.out.send(bytes.clone());
                 self.last_response = Some(bytes);
             } else {
                 self.trying = Some((at, bytes));
@@ -184,26 +159,21 @@ impl ServerInviteTransaction {
         if let Some(backoff) = self.retransmit.as_mut() {
             if backoff.fire(now) {
                 if let Some(bytes) = self.last_response.clone() {
-                    self.out.send(bytes);
+                    self.base.out.send(bytes);
                 }
             }
         }
         if due(self.deadline, now) {
-            let unacked = match self.state {
+            let unacked = match self.base.state {
                 ServerInviteState::Completed => true,
                 ServerInviteState::Accepted => !self.acked,
                 _ => false,
             };
             if unacked {
-                self.out.event(TransactionEvent::AckTimeout);
+                self.base.out.event(TransactionEvent::AckTimeout);
             }
             self.terminate();
         }
-    }
-
-    /// The next message to send, if any.
-    pub fn poll_transmit(&mut self) -> Option<Transmit> {
-        self.out.poll_transmit()
     }
 
     /// When [`Self::handle_timeout`] must next be called.
@@ -215,25 +185,20 @@ impl ServerInviteTransaction {
         ])
     }
 
-    /// The next event for the TU, if any.
-    pub fn poll_event(&mut self) -> Option<TransactionEvent> {
-        self.out.poll_event()
-    }
-
     fn on_retransmitted_invite(&mut self) {
-        match self.state {
+        match self.base.state {
             ServerInviteState::Proceeding => {
                 // The peer is waiting: answer at once with our latest provisional, or 100.
                 if let Some((_, trying)) = self.trying.take() {
                     self.last_response = Some(trying);
                 }
                 if let Some(bytes) = self.last_response.clone() {
-                    self.out.send(bytes);
+                    self.base.out.send(bytes);
                 }
             }
             ServerInviteState::Completed | ServerInviteState::Accepted => {
                 if let Some(bytes) = self.last_response.clone() {
-                    self.out.send(bytes);
+                    self.base.out.send(bytes);
                 }
             }
             ServerInviteState::Confirmed | ServerInviteState::Terminated => {}
@@ -241,14 +206,14 @@ impl ServerInviteTransaction {
     }
 
     fn on_ack(&mut self, now: Instant, ack: Request) {
-        match self.state {
+        match self.base.state {
             ServerInviteState::Completed => {
-                self.state = ServerInviteState::Confirmed;
+                self.base.state = ServerInviteState::Confirmed;
                 self.retransmit = None;
-                if self.reliable {
+                if self.base.reliable {
                     self.terminate();
                 } else {
-                    self.deadline = Some(now + self.timers.t4);
+                    self.deadline = Some(now + self.base.timers.t4);
                 }
             }
             ServerInviteState::Accepted if !self.acked => {
@@ -257,7 +222,7 @@ impl ServerInviteTransaction {
                 if same_call {
                     self.acked = true;
                     self.retransmit = None;
-                    self.out.event(TransactionEvent::Ack(ack));
+                    self.base.out.event(TransactionEvent::Ack(ack));
                 }
             }
             _ => {}
@@ -265,33 +230,31 @@ impl ServerInviteTransaction {
     }
 
     fn terminate(&mut self) {
-        if self.state != ServerInviteState::Terminated {
-            self.state = ServerInviteState::Terminated;
-            self.trying = None;
-            self.retransmit = None;
-            self.deadline = None;
-            self.out.event(TransactionEvent::Terminated);
-        }
+        self.trying = None;
+        self.retransmit = None;
+        self.deadline = None;
+        self.base.terminate(ServerInviteState::Terminated);
     }
 }
 
 #[cfg(test)]
 mod tests {
     use super::*;
-    use crate::transaction::test_support::{ms, peer, request, response_to, status_of};
+    use crate::transaction::test_support::{self, ms, request, response_to, status_of};
 
     fn start(reliable: bool) -> (Instant, Request, ServerInviteTransaction) {
-        let t0 = Instant::now();
-        let invite = request("INVITE", "z9hG4bKsi");
-        let tx =
-            ServerInviteTransaction::new(t0, invite.clone(), peer(), reliable, Timers::default())
-                .unwrap();
-        (t0, invite, tx)
+        test_support::start(
+            ServerInviteTransaction::new,
+            "INVITE",
+            "z9hG4bKsi",
+            reliable,
+        )
     }
 
     fn sent(tx: &mut ServerInviteTransaction) -> Vec<Option<u16>> {
-        std::iter::from_fn(|| tx.poll_transmit())
-            .map(|t| status_of(&t))
+        test_support::drain(|| tx.poll_transmit())
+            .iter()
+            .map(status_of)
             .collect()
     }
 

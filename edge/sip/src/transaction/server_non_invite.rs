@@ -7,11 +7,13 @@
 use std::net::SocketAddr;
 use std::time::Instant;
 
-use rsip::{Method, Request, Response};
+use rsip::{Request, Response};
 
-use super::{due, Outbox, Timers, TransactionError, TransactionEvent, TransactionKey, Transmit};
+use super::{
+    check_method, due, response_destination, Base, Timers, TransactionError, TransactionEvent,
+    TransactionKey, Transmit,
+};
 use crate::response::to_bytes;
-use crate::via::TopVia;
 
 /// Where a non-INVITE server transaction stands.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
@@ -29,16 +31,14 @@ pub enum ServerNonInviteState {
 /// The server side of one non-INVITE request.
 #[derive(Debug)]
 pub struct ServerNonInviteTransaction {
-    key: TransactionKey,
-    state: ServerNonInviteState,
-    timers: Timers,
-    reliable: bool,
-    out: Outbox,
+    base: Base<ServerNonInviteState>,
     last_response: Option<Vec<u8>>,
     timer_j: Option<Instant>,
 }
 
 impl ServerNonInviteTransaction {
+    base_methods!(ServerNonInviteState);
+
     /// Starts the transaction for a request (neither INVITE nor ACK) from `source`, and queues
     /// it for the TU.
     pub fn new(
@@ -48,48 +48,26 @@ impl ServerNonInviteTransaction {
         reliable: bool,
         timers: Timers,
     ) -> Result<Self, TransactionError> {
-        if matches!(request.method, Method::Invite | Method::Ack) {
-            return Err(TransactionError::WrongMethod {
-                found: request.method,
-            });
-        }
+        check_method(&request, false)?;
         let key = TransactionKey::server(&request)?;
-        let dest = if reliable {
-            source
-        } else {
-            TopVia::of(&request.headers)?.response_destination(source)
-        };
+        let dest = response_destination(&request, source, reliable)?;
         let mut tx = Self {
-            key,
-            state: ServerNonInviteState::Trying,
-            timers,
-            reliable,
-            out: Outbox::new(dest),
+            base: Base::new(key, ServerNonInviteState::Trying, timers, reliable, dest),
             last_response: None,
             timer_j: None,
         };
-        tx.out.event(TransactionEvent::Request(request));
+        tx.base.out.event(TransactionEvent::Request(request));
         Ok(tx)
-    }
-
-    /// The key this transaction is filed under.
-    pub fn key(&self) -> &TransactionKey {
-        &self.key
-    }
-
-    /// The current state.
-    pub fn state(&self) -> ServerNonInviteState {
-        self.state
     }
 
     /// A retransmission of the request: re-sends the latest response, if any.
     pub fn handle_request(&mut self, _now: Instant, _request: Request) {
         if matches!(
-            self.state,
+            self.base.state,
             ServerNonInviteState::Proceeding | ServerNonInviteState::Completed
         ) {
             if let Some(bytes) = self.last_response.clone() {
-                self.out.send(bytes);
+                self.base.out.send(bytes);
             }
         }
     }
@@ -97,22 +75,22 @@ impl ServerNonInviteTransaction {
     /// Sends the TU's response.
     pub fn respond(&mut self, now: Instant, response: Response) -> Result<(), TransactionError> {
         if !matches!(
-            self.state,
+            self.base.state,
             ServerNonInviteState::Trying | ServerNonInviteState::Proceeding
         ) {
             return Err(TransactionError::FinalAlreadySent);
         }
         let provisional = response.status_code.code() < 200;
         let bytes = to_bytes(response);
-        self.out.send(bytes.clone());
+        self.base.out.send(bytes.clone());
         self.last_response = Some(bytes);
         if provisional {
-            self.state = ServerNonInviteState::Proceeding;
-        } else if self.reliable {
+            self.base.state = ServerNonInviteState::Proceeding;
+        } else if self.base.reliable {
             self.terminate();
         } else {
-            self.state = ServerNonInviteState::Completed;
-            self.timer_j = Some(now + self.timers.timeout());
+            self.base.state = ServerNonInviteState::Completed;
+            self.timer_j = Some(now + self.base.timers.timeout());
         }
         Ok(())
     }
@@ -124,42 +102,29 @@ impl ServerNonInviteTransaction {
         }
     }
 
-    /// The next message to send, if any.
-    pub fn poll_transmit(&mut self) -> Option<Transmit> {
-        self.out.poll_transmit()
-    }
-
     /// When [`Self::handle_timeout`] must next be called.
     pub fn poll_timeout(&self) -> Option<Instant> {
         self.timer_j
     }
 
-    /// The next event for the TU, if any.
-    pub fn poll_event(&mut self) -> Option<TransactionEvent> {
-        self.out.poll_event()
-    }
-
     fn terminate(&mut self) {
-        if self.state != ServerNonInviteState::Terminated {
-            self.state = ServerNonInviteState::Terminated;
-            self.timer_j = None;
-            self.out.event(TransactionEvent::Terminated);
-        }
+        self.timer_j = None;
+        self.base.terminate(ServerNonInviteState::Terminated);
     }
 }
 
 #[cfg(test)]
 mod tests {
     use super::*;
-    use crate::transaction::test_support::{ms, peer, request, response_to, status_of};
+    use crate::transaction::test_support::{self, ms, peer, request, response_to, status_of};
 
     fn start(reliable: bool) -> (Instant, Request, ServerNonInviteTransaction) {
-        let t0 = Instant::now();
-        let bye = request("BYE", "z9hG4bKbye");
-        let tx =
-            ServerNonInviteTransaction::new(t0, bye.clone(), peer(), reliable, Timers::default())
-                .unwrap();
-        (t0, bye, tx)
+        test_support::start(
+            ServerNonInviteTransaction::new,
+            "BYE",
+            "z9hG4bKbye",
+            reliable,
+        )
     }
 
     #[test]

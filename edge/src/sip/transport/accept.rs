@@ -4,13 +4,13 @@
 use std::net::IpAddr;
 
 use super::refusal::{RefusalReason, Refusals};
+use super::MediaSetup;
 use crate::call::admission::admit;
 use crate::call::leg::MediaLeg;
-use crate::call::ports::{MediaAddresses, PortAllocator};
 use crate::call::slots::NoSlot;
-use crate::call::task::{CallDirection, CallServices, CallSetup};
+use crate::call::task::{CallDirection, CallSetup};
 use crate::sip::endpoint::{IncomingCall, SipEndpoint};
-use crate::sip::sdp::{self, Direction, LocalMedia, SdpError, SessionDescription};
+use crate::sip::sdp::{self, SdpError, SessionDescription};
 
 /// The connection address of the offer's first live audio stream (else the session's): its
 /// family is the family of our answer.
@@ -26,23 +26,27 @@ pub fn offered_address(offer: &SessionDescription) -> Option<IpAddr> {
 /// Decides an incoming call: refuses it with the right response, or returns our SDP answer and
 /// what its task needs (the caller answers or rings). `room` is whether the call slots have
 /// one for its source.
-#[allow(clippy::too_many_arguments)]
-pub async fn accept(
+pub(super) async fn accept(
     endpoint: &mut SipEndpoint,
     call: IncomingCall,
-    media: &MediaAddresses,
-    session_id: u64,
-    ports: &PortAllocator,
-    services: &CallServices,
+    media: &MediaSetup<'_>,
     room: Result<(), NoSlot>,
     refusals: &mut Refusals,
 ) -> Option<(String, CallSetup)> {
-    match decide(&call, media, session_id, ports, services, room).await {
+    match decide(&call, media, room).await {
         Ok(accepted) => Some(accepted),
         Err(no) => {
             let (reason, code, retry) = (no.reason, no.code, no.retry_after);
             refusals
-                .refuse(endpoint, services, &call, reason, code, &no.phrase, retry)
+                .refuse(
+                    endpoint,
+                    media.services,
+                    &call,
+                    reason,
+                    code,
+                    &no.phrase,
+                    retry,
+                )
                 .await;
             None
         }
@@ -71,12 +75,10 @@ impl Refused {
 /// Admission, the offer, a media address in its family and a port, then our answer.
 async fn decide(
     call: &IncomingCall,
-    media: &MediaAddresses,
-    session_id: u64,
-    ports: &PortAllocator,
-    services: &CallServices,
+    media: &MediaSetup<'_>,
     room: Result<(), NoSlot>,
 ) -> Result<(String, CallSetup), Refused> {
+    let services = media.services;
     let snapshot = services.state.snapshot();
     let route =
         admit(&snapshot, &call.dialled, services.state.is_draining(), room).map_err(|r| {
@@ -89,35 +91,20 @@ async fn decide(
     // RFC 3264 section 6 would let us answer in another family, but a caller that offered
     // IPv6 may have no IPv4 at all (and the reverse): refuse what we cannot receive.
     let offered = offered_address(&offer).unwrap_or(IpAddr::from([0, 0, 0, 0]));
-    let Some(address) = media.for_family_of(offered) else {
+    let Some(address) = media.addresses.for_family_of(offered) else {
         tracing::info!(call = %call.call_id, %offered, "no media address in the offer's family");
         let family = if offered.is_ipv6() { "IPv6" } else { "IPv4" };
         let phrase = format!("Not Acceptable Here (no {family} media address)");
         return Err(Refused::new(RefusalReason::NoMediaFamily, 488, phrase));
     };
-    let Some(sockets) = ports.bind_on(address.bind).await else {
+    let Some(sockets) = media.ports.bind_on(address.bind).await else {
         let phrase = "Service Unavailable (no media ports)";
         return Err(Refused {
             retry_after: Some(5),
             ..Refused::new(RefusalReason::NoMediaPorts, 503, phrase)
         });
     };
-    let port = sockets
-        .rtp
-        .local_addr()
-        .map(|a| a.port())
-        .unwrap_or_default();
-    let local = LocalMedia {
-        codecs: services.media.codecs.to_vec(),
-        address: address.public,
-        port,
-        direction: Direction::SendRecv,
-        session_id,
-        opus_payload_type: 111,
-        telephone_event_payload_type: 101,
-        ptime: 20,
-        rtcp_mux: false,
-    };
+    let local = media.local_media(&address, &sockets);
     let answer = sdp::answer(&offer, &local).map_err(|e| {
         if let SdpError::NoCommonCodec | SdpError::NoAudio = e {
             tracing::info!(call = %call.call_id, error = %e, "no common codec");

@@ -5,7 +5,7 @@
 use std::time::Instant;
 
 use super::records::{record_invited, record_ringing, record_unanswered};
-use super::{accept, placing, Ringing, SipTask};
+use super::{accept, placing, MediaSetup, Ringing, SipTask};
 use crate::call::admission::rate_limited;
 use crate::call::task::CallSignal;
 use crate::sip::endpoint::{EndpointEvent, IncomingCall};
@@ -119,17 +119,9 @@ impl SipTask {
         }
         let source = call.source.ip();
         let room = self.slots.check_inbound(source);
-        let accepted = accept::accept(
-            &mut self.endpoint,
-            call,
-            &self.media,
-            self.session_id,
-            &self.ports,
-            &self.services,
-            room,
-            &mut self.refusals,
-        )
-        .await;
+        let media = MediaSetup::new(&self.media, &self.ports, &self.services, self.session_id);
+        let refusals = &mut self.refusals;
+        let accepted = accept::accept(&mut self.endpoint, call, &media, room, refusals).await;
         let Some((sdp, setup)) = accepted else {
             return;
         };

@@ -5,12 +5,13 @@
 
 use std::time::Instant;
 
+use super::MediaSetup;
 use crate::call::leg::MediaLeg;
-use crate::call::ports::{MediaAddress, MediaAddresses, MediaSockets, PortAllocator};
+use crate::call::ports::{MediaAddress, MediaSockets};
 use crate::call::task::{CallDirection, CallServices, CallSetup};
 use crate::sip::endpoint::SipEndpoint;
 use crate::sip::outbound::{OutboundFailure, TrunkAttempt, TrunkEnding};
-use crate::sip::sdp::{self, Direction, LocalMedia, SessionDescription};
+use crate::sip::sdp::{self, LocalMedia, SessionDescription};
 use crate::sip::uac::{CallRequest, Trunk};
 use freya_shared::model::call_payloads::{
     AttemptOutcome, CallAnswered, CallFailed, CallStarted, FailureDetail, FailureRecord,
@@ -166,16 +167,14 @@ pub async fn record_failure(
 /// Reserves media (in the family of the first trunk's address), writes the offer and sends
 /// the INVITE; `None` (with `call.failed` recorded)
 /// when the edge cannot take the call.
-pub async fn place(
+pub(super) async fn place(
     endpoint: &mut SipEndpoint,
     call: Box<PlaceCall>,
-    media: &MediaAddresses,
-    session_id: u64,
-    ports: &PortAllocator,
-    services: &CallServices,
+    media: &MediaSetup<'_>,
     active: u32,
 ) -> Option<PendingOutbound> {
-    let (address, sockets) = match reserve(&call, media, ports, services, active).await {
+    let services = media.services;
+    let (address, sockets) = match reserve(&call, media, active).await {
         Ok(reserved) => reserved,
         Err(reason) => {
             let attempts = attempts_only(&call.earlier_attempts);
@@ -184,22 +183,7 @@ pub async fn place(
             return None;
         }
     };
-    let port = sockets
-        .rtp
-        .local_addr()
-        .map(|a| a.port())
-        .unwrap_or_default();
-    let local = LocalMedia {
-        codecs: services.media.codecs.to_vec(),
-        address: address.public,
-        port,
-        direction: Direction::SendRecv,
-        session_id,
-        opus_payload_type: 111,
-        telephone_event_payload_type: 101,
-        ptime: 20,
-        rtcp_mux: false,
-    };
+    let local = media.local_media(&address, &sockets);
     let call = *call;
     record_dialled(services, &call).await;
     let request = CallRequest {
@@ -232,11 +216,10 @@ pub async fn place(
 /// the first trunk's address, and an RTP port pair on it; else why not.
 async fn reserve(
     call: &PlaceCall,
-    media: &MediaAddresses,
-    ports: &PortAllocator,
-    services: &CallServices,
+    media: &MediaSetup<'_>,
     active: u32,
 ) -> Result<(MediaAddress, MediaSockets), FailReason> {
+    let services = media.services;
     let refusal = if services.state.is_draining() {
         Some(FailReason::EdgeDraining)
     } else if active >= services.state.capacity() {
@@ -252,14 +235,14 @@ async fn reserve(
     // trunk of the other family gets the same offer, which a dual-stack peer still reaches.
     let family = call.trunks.first().map(|t| t.peer.addr.ip());
     let address = match family {
-        Some(ip) => media.for_family_of(ip),
-        None => media.primary(),
+        Some(ip) => media.addresses.for_family_of(ip),
+        None => media.addresses.primary(),
     };
     let Some(address) = address else {
         tracing::warn!(call = %call.call_id, ?family, "no media address in the trunk's IP family");
         return Err(FailReason::NoMediaAddressFamily);
     };
-    let Some(sockets) = ports.bind_on(address.bind).await else {
+    let Some(sockets) = media.ports.bind_on(address.bind).await else {
         tracing::warn!(call = %call.call_id, "no free RTP port for an outbound call");
         return Err(FailReason::NoMediaPorts);
     };

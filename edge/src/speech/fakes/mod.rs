@@ -47,6 +47,15 @@ impl Default for FaultPlan {
 }
 
 impl FaultPlan {
+    /// The next request alone fails with `status`; the ones after it succeed.
+    pub fn fail_once(status: u16) -> Self {
+        Self {
+            fail_next: 1,
+            fail_status: status,
+            ..Self::default()
+        }
+    }
+
     /// Consumes one scripted failure, returning its status if this request should fail.
     fn take_failure(&mut self) -> Option<u16> {
         (self.fail_next > 0).then(|| {

@@ -45,11 +45,7 @@ async fn openai_stt_uploads_the_utterance_as_wav_and_returns_the_transcript() {
 #[tokio::test]
 async fn openai_stt_failure_names_the_status_and_the_next_request_succeeds() {
     let fake = FakeOpenAiSpeech::start().await.unwrap();
-    fake.set_faults(FaultPlan {
-        fail_next: 1,
-        fail_status: 503,
-        ..FaultPlan::default()
-    });
+    fake.set_faults(FaultPlan::fail_once(503));
     let stt = openai_stt(&fake, Duration::from_secs(5));
     let err = stt
         .transcribe(SampleRate::Hz16000, &tone(16_000, 200))
@@ -120,11 +116,7 @@ async fn openai_tts_streams_pcm_split_at_odd_byte_offsets() {
 #[tokio::test]
 async fn openai_tts_failure_arrives_on_the_stream() {
     let fake = FakeOpenAiSpeech::start().await.unwrap();
-    fake.set_faults(FaultPlan {
-        fail_next: 1,
-        fail_status: 429,
-        ..FaultPlan::default()
-    });
+    fake.set_faults(FaultPlan::fail_once(429));
     let tts = OpenAiTts::new(OpenAiTtsConfig {
         base_url: fake.base_url(),
         ..OpenAiTtsConfig::default()

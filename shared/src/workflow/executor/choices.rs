@@ -47,20 +47,24 @@ impl Executor {
                 }
                 Ok(false) => {}
                 Err(e) => {
-                    let field = format!("branches[{i}].when");
-                    self.record(
-                        now,
-                        node,
-                        StepDetail::EvaluationFailed {
-                            field,
-                            message: e.to_string(),
-                        },
-                    );
+                    self.evaluation_failed(now, node, format!("branches[{i}].when"), &e);
                 }
             }
         }
         self.take_branch(now, node, None, otherwise, "no branch matched".into());
         otherwise
+    }
+
+    /// Records that the expression at `field` of `node` could not be evaluated, and why.
+    fn evaluation_failed(
+        &mut self,
+        now: Instant,
+        node: NodeIndex,
+        field: String,
+        error: &impl std::fmt::Display,
+    ) {
+        let message = error.to_string();
+        self.record(now, node, StepDetail::EvaluationFailed { field, message });
     }
 
     /// ` with a = 1, b = "x"`: the values an expression read, for the record.
@@ -94,15 +98,7 @@ impl Executor {
                     changes.insert(var.clone(), value);
                 }
                 Err(e) => {
-                    let field = format!("assign.{var}");
-                    self.record(
-                        now,
-                        node,
-                        StepDetail::EvaluationFailed {
-                            field,
-                            message: e.to_string(),
-                        },
-                    );
+                    self.evaluation_failed(now, node, format!("assign.{var}"), &e);
                 }
             }
         }
@@ -160,17 +156,7 @@ impl Executor {
         let CompiledStep::Function { save_as, next, .. } = &workflow.nodes[node].step else {
             return;
         };
-        let elapsed_ms = u64::try_from(elapsed.as_millis()).unwrap_or(u64::MAX);
-        self.record(
-            now,
-            node,
-            StepDetail::FunctionCompleted {
-                status: Some(status),
-                elapsed_ms,
-                ok: true,
-                error: None,
-            },
-        );
+        self.record_function(now, node, Some(status), elapsed, None);
         if let Some(var) = save_as {
             // The flow keeps the whole answer; the call record keeps a bounded excerpt.
             let recorded = recorded_body(&body);
@@ -179,6 +165,27 @@ impl Executor {
             self.record(now, node, StepDetail::VariablesChanged { changes });
         }
         self.run_from(now, *next);
+    }
+
+    /// Records how a function step's request ended: its HTTP status if one came, how long it
+    /// took, and the error when it failed.
+    fn record_function(
+        &mut self,
+        now: Instant,
+        node: NodeIndex,
+        status: Option<u16>,
+        elapsed: Duration,
+        error: Option<String>,
+    ) {
+        let elapsed_ms = u64::try_from(elapsed.as_millis()).unwrap_or(u64::MAX);
+        let ok = error.is_none();
+        let detail = StepDetail::FunctionCompleted {
+            status,
+            elapsed_ms,
+            ok,
+            error,
+        };
+        self.record(now, node, detail);
     }
 
     pub(super) fn function_failed(
@@ -194,17 +201,7 @@ impl Executor {
         let CompiledStep::Function { on_error, .. } = &workflow.nodes[node].step else {
             return;
         };
-        let elapsed_ms = u64::try_from(elapsed.as_millis()).unwrap_or(u64::MAX);
-        self.record(
-            now,
-            node,
-            StepDetail::FunctionCompleted {
-                status,
-                elapsed_ms,
-                ok: false,
-                error: Some(message.clone()),
-            },
-        );
+        self.record_function(now, node, status, elapsed, Some(message.clone()));
         match on_error {
             Some(target) => {
                 self.take_branch(now, node, None, *target, format!("on_error: {message}"));

@@ -36,6 +36,16 @@ impl Drop for Listener {
     }
 }
 
+impl Listener {
+    /// The next message the listener passed on, and who sent it; a hang guard fails the test.
+    async fn next_message(&mut self) -> (SocketAddr, Vec<u8>) {
+        tokio::time::timeout(HANG_GUARD, self.messages.recv())
+            .await
+            .expect("a message in time")
+            .expect("the listener is running")
+    }
+}
+
 async fn listen(limits: ConnectionLimits) -> Listener {
     let listener = TcpListener::bind("127.0.0.1:0").await.unwrap();
     let addr = listener.local_addr().unwrap();
@@ -156,10 +166,7 @@ async fn whole_messages_and_keepalives_keep_a_connection_open_past_the_message_t
     }
     stream.write_all(OPTIONS).await.unwrap();
     for _ in 0..5 {
-        let (_, bytes) = tokio::time::timeout(HANG_GUARD, listener.messages.recv())
-            .await
-            .unwrap()
-            .unwrap();
+        let (_, bytes) = listener.next_message().await;
         assert_eq!(bytes, OPTIONS);
     }
 }
@@ -177,19 +184,13 @@ async fn one_ip_over_its_cap_is_refused_while_another_ip_is_served() {
 
     let mut other = connect_from([127, 0, 0, 2], listener.addr).await;
     other.write_all(OPTIONS).await.unwrap();
-    let (peer, bytes) = tokio::time::timeout(HANG_GUARD, listener.messages.recv())
-        .await
-        .unwrap()
-        .unwrap();
+    let (peer, bytes) = listener.next_message().await;
     assert_eq!(peer.ip(), IpAddr::from([127, 0, 0, 2]));
     assert_eq!(bytes, OPTIONS);
 
     // A connection held under the cap still works too.
     held[0].write_all(OPTIONS).await.unwrap();
-    let (peer, _) = tokio::time::timeout(HANG_GUARD, listener.messages.recv())
-        .await
-        .unwrap()
-        .unwrap();
+    let (peer, _) = listener.next_message().await;
     assert_eq!(peer.ip(), IpAddr::from([127, 0, 0, 1]));
 }
 
@@ -218,10 +219,7 @@ async fn a_thousand_idle_connections_do_not_stop_a_real_message() {
     }
     let mut caller = connect_from([127, 0, 0, 2], listener.addr).await;
     caller.write_all(OPTIONS).await.unwrap();
-    let (peer, bytes) = tokio::time::timeout(HANG_GUARD, listener.messages.recv())
-        .await
-        .unwrap()
-        .unwrap();
+    let (peer, bytes) = listener.next_message().await;
     assert_eq!(peer.ip(), IpAddr::from([127, 0, 0, 2]));
     assert_eq!(bytes, OPTIONS);
     drop(idle);
