@@ -85,33 +85,22 @@ pub(super) async fn fold_event(
 ) -> Result<(), StoreError> {
     match data {
         CallEventData::TurnLatency(latency) => fold_reply(tx, event, latency).await,
-        CallEventData::Transcript(line) => {
-            let (set, amount, played) = match line.role.as_str() {
-                "caller" => (
-                    "caller_speech_ms = caller_speech_ms + $1, \
-                     agent_characters_played = agent_characters_played + $2",
-                    line.end_ms.saturating_sub(line.start_ms),
-                    0,
-                ),
-                "agent" => (
-                    "agent_characters = agent_characters + $1, \
-                     agent_characters_played = agent_characters_played + $2",
-                    line.text.chars().count() as u64,
-                    played_chars(line),
-                ),
-                _ => return Ok(()),
-            };
-            sqlx::query(&format!(
-                "UPDATE calls SET {set} WHERE id = $3 AND workspace_id = $4"
-            ))
-            .bind(i64::try_from(amount).unwrap_or(i64::MAX))
-            .bind(i64::try_from(played).unwrap_or(i64::MAX))
-            .bind(&event.call_id)
-            .bind(&event.workspace_id)
-            .execute(&mut **tx)
-            .await?;
-            Ok(())
-        }
+        CallEventData::Transcript(line) => match line.role.as_str() {
+            "caller" => {
+                let speech_ms = line.end_ms.saturating_sub(line.start_ms);
+                add_to_call(tx, event, &[("caller_speech_ms", speech_ms)]).await
+            }
+            "agent" => {
+                let written = line.text.chars().count() as u64;
+                let played = played_chars(line);
+                let columns = [
+                    ("agent_characters", written),
+                    ("agent_characters_played", played),
+                ];
+                add_to_call(tx, event, &columns).await
+            }
+            _ => Ok(()),
+        },
         CallEventData::Ended(ended) => {
             // An older edge does not count synthesis: the column stays NULL (unknown).
             let Some(synthesized) = ended.agent_characters_synthesized else {
@@ -130,6 +119,36 @@ pub(super) async fn fold_event(
         }
         _ => Ok(()),
     }
+}
+
+/// Adds each amount to its column of the event's call.
+async fn add_to_call(
+    tx: &mut sqlx::Transaction<'_, sqlx::Any>,
+    event: &CallEvent,
+    columns: &[(&str, u64)],
+) -> Result<(), StoreError> {
+    let set: Vec<String> = columns
+        .iter()
+        .enumerate()
+        .map(|(i, (column, _))| format!("{column} = {column} + ${}", i + 1))
+        .collect();
+    let n = columns.len();
+    let sql = format!(
+        "UPDATE calls SET {} WHERE id = ${} AND workspace_id = ${}",
+        set.join(", "),
+        n + 1,
+        n + 2
+    );
+    let mut query = sqlx::query(&sql);
+    for (_, amount) in columns {
+        query = query.bind(i64::try_from(*amount).unwrap_or(i64::MAX));
+    }
+    query
+        .bind(&event.call_id)
+        .bind(&event.workspace_id)
+        .execute(&mut **tx)
+        .await?;
+    Ok(())
 }
 
 /// The characters of an agent line the caller heard: all of them, less the dash that closes a
