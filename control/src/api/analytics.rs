@@ -106,7 +106,8 @@ pub(super) struct CallUsageView {
     /// Characters of the agent's speech the caller heard.
     agent_characters_played: i64,
     /// Characters sent to speech synthesis, heard or not (what a TTS provider bills); `null`
-    /// until the call has ended, or when its edge did not count them (an older edge).
+    /// until the call has ended, for a call never answered (nothing was synthesized), or when
+    /// its edge did not count them (an older edge).
     agent_characters_synthesized: Option<i64>,
 }
 

@@ -23,7 +23,8 @@ pub struct CallUsageRecord {
     /// The agent's characters the caller heard.
     pub agent_characters_played: i64,
     /// Every character sent to speech synthesis, heard or not (what a TTS provider bills);
-    /// `None` until the call has ended, and for calls of an edge that did not count it.
+    /// `None` until the call has ended, for a call never answered (no voice ran: nothing was
+    /// synthesized), and for calls of an edge that did not count it.
     pub agent_characters_synthesized: Option<i64>,
 }
 
