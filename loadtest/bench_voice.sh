@@ -17,6 +17,11 @@
 #                   load generator's figures use the kernel's arrival stamps, not its own clock
 #   PIN=1           (with SPLIT=1) give the edge CPU 1 to itself and run everything else on CPU 0,
 #                   to measure what one dedicated core holds
+#   FAKES_ARGS="…"  options of the fake providers (`--llm-reply TEXT`,
+#                   `--llm-pause-after-first-sentence-ms N`); split on spaces, so a reply with
+#                   spaces goes in FAKES_REPLY instead
+#   FAKES_REPLY=…   what the fake model answers every turn
+#   EXTRA_PATCH=…   JSON merged into the agent patch, e.g. '{"turn":{"sentence_flush_ms":0}}'
 #
 # Build first: cargo build --release -p freya-control -p freya-loadtest --bins --example fake_providers
 set -euo pipefail
@@ -30,7 +35,11 @@ REST=() EDGE_CPU=()
 if [ -n "${PIN:-}" ]; then
     REST=(taskset -c 0) EDGE_CPU=(taskset -c 1)
 fi
-"${REST[@]}" "${NICE[@]}" "$BIN/examples/fake_providers" > "$WORK/fakes.out" 2>&1 &
+FAKE_OPTS=()
+# shellcheck disable=SC2206  # split on purpose
+[ -n "${FAKES_ARGS:-}" ] && FAKE_OPTS=($FAKES_ARGS)
+[ -n "${FAKES_REPLY:-}" ] && FAKE_OPTS+=(--llm-reply "$FAKES_REPLY")
+"${REST[@]}" "${NICE[@]}" "$BIN/examples/fake_providers" "${FAKE_OPTS[@]}" > "$WORK/fakes.out" 2>&1 &
 FAKES=$!
 "$BIN/freya" dev --capacity "${CAPACITY:-100}" --data-dir "$WORK/data" --http 127.0.0.1:18080 \
     --sip 127.0.0.1:15080 --edge-http 127.0.0.1:18081 > "$WORK/dev.log" 2>&1 &
@@ -92,7 +101,8 @@ TOML
     done
 fi
 curl -sf -X PATCH -H "Authorization: Bearer $KEY" -H 'Content-Type: application/json' \
-    -d "$(head -1 "$WORK/fakes.out")" "http://127.0.0.1:18080/v1/agents/$AGENT" > /dev/null
+    -d "$(head -1 "$WORK/fakes.out" | jq -c --argjson extra "${EXTRA_PATCH:-"{}"}" '. * $extra')" \
+    "http://127.0.0.1:18080/v1/agents/$AGENT" > /dev/null
 sleep 1.5
 "${REST[@]}" "${NICE[@]}" "$BIN/freya-loadtest" --target 127.0.0.1:15080 --number demo --edge-pid "$EDGE_PID" \
     --edge-metrics http://127.0.0.1:18081/metrics --json "$OUT" --quiet "$@"

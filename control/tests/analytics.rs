@@ -367,8 +367,11 @@ async fn usage_and_reply_latency_are_summed_and_ranked(backend: Backend) {
     let day = &answer.body["buckets"][0];
     assert_eq!(
         day["usage"],
+        // The edge did not count synthesis (no `agent_characters_synthesized` in `call.ended`):
+        // the played characters stand in for it.
         json!({"billable_minutes": 3, "agent_turns": 14, "caller_speech_ms": 1_500,
-               "agent_characters": 11}),
+               "agent_characters": 11, "agent_characters_played": 11,
+               "agent_characters_synthesized": 11}),
         "{day}"
     );
     // 13 heard replies: ten of agent a (nine near 500 ms, one 900 ms) and three of agent b at

@@ -194,6 +194,11 @@ async fn a_caller_who_presses_two_hears_the_accounts_line() {
             "Goodbye."
         ]
     );
+    // Every line the flow spoke went to synthesis once and was played to the end.
+    let spoken: usize = lines.iter().map(|l| l.chars().count()).sum();
+    let usage = &call["usage"];
+    assert_eq!(usage["agent_characters_synthesized"], spoken, "{usage}");
+    assert_eq!(usage["agent_characters_played"], spoken, "{usage}");
     // The caller heard the accounts line (and the goodbye) after pressing: at least half a
     // second of speech, where before the key there was only the waiting menu's quiet.
     let heard = heard.lock().expect("heard").clone();

@@ -1,7 +1,8 @@
 //! `GET /v1/analytics/calls?from&to&interval=hour|day&group_by=agent|number|region`: call counts,
 //! answered calls, talk time (answer to end), outcomes (end reasons), usage (billable minutes,
-//! agent turns, recognised speech, spoken characters — what providers bill by) and the agent's
-//! voice-to-voice latency percentiles per time bucket and group, for anyone in the workspace.
+//! agent turns, recognised speech, the agent's characters heard and synthesized — what providers
+//! bill by), time to answer and ring time, and the agent's voice-to-voice latency percentiles
+//! per time bucket and group, for anyone in the workspace.
 //! `from` defaults to seven days before `to`, `to` to now, and must come before it (or the answer
 //! is a 422 naming both); buckets start at multiples of the interval since the epoch (UTC), empty
 //! ones are left out. Latency percentiles are read from hourly histograms with bins 4 % apart:
@@ -15,7 +16,10 @@ use super::auth::Caller;
 use super::problem::Problem;
 use super::query::{bad_parameter, ordered_range, parse_time, StrictQuery};
 use super::AppState;
-use crate::store::{AnalyticsGroup, AnalyticsQuery, CallBucket, CallUsage, LatencySummary};
+use crate::store::{
+    AnalyticsGroup, AnalyticsQuery, AnswerTimes, CallBucket, CallUsage, CallUsageRecord,
+    LatencySummary,
+};
 use freya_shared::ids::{now_ms, rfc3339};
 
 const HOUR_MS: i64 = 3_600_000;
@@ -56,9 +60,12 @@ pub(super) struct BucketView {
     /// A call's start (its INVITE, or our dial) to its answer, over the answered calls: the
     /// ringing, and a placed call's failed attempts; `null` when none was answered.
     time_to_answer_ms: Option<AnswerTimeView>,
+    /// Ringing (our 180, or the first one a placed call heard) to the answer, or to the end of
+    /// a call never answered (cancelled while ringing, unanswered); `null` when no call rang.
+    ring_time_ms: Option<AnswerTimeView>,
 }
 
-/// Percentiles of the time to answer.
+/// Percentiles of the time to answer (or of the ring time).
 #[derive(Serialize, utoipa::ToSchema)]
 pub(crate) struct AnswerTimeView {
     calls: i64,
@@ -75,8 +82,45 @@ pub(super) struct UsageView {
     agent_turns: i64,
     /// The callers' speech sent to recognition.
     caller_speech_ms: i64,
-    /// Characters the agent spoke.
+    /// The characters of the agent's transcript lines, a cut line's closing dash included:
+    /// `agent_characters_played` plus one per line cut off (kept for older readers).
     agent_characters: i64,
+    /// Characters of the agent's speech the callers heard (a reply cut off by a barge-in or a
+    /// hang-up counts as far as it was played).
+    agent_characters_played: i64,
+    /// Characters sent to speech synthesis, heard or not: what a TTS provider bills. A call
+    /// whose edge did not count them (an older edge, a call still live) adds its played ones.
+    agent_characters_synthesized: i64,
+}
+
+/// What one call used, in its record (`GET /v1/calls/{id}` and the call log).
+#[derive(Serialize, utoipa::ToSchema)]
+pub(super) struct CallUsageView {
+    /// Agent replies (one language-model turn each).
+    agent_turns: i64,
+    /// The caller's speech sent to recognition.
+    caller_speech_ms: i64,
+    /// The characters of the agent's transcript lines, a cut line's closing dash included:
+    /// `agent_characters_played` plus one per line cut off (kept for older readers).
+    agent_characters: i64,
+    /// Characters of the agent's speech the caller heard.
+    agent_characters_played: i64,
+    /// Characters sent to speech synthesis, heard or not (what a TTS provider bills); `null`
+    /// until the call has ended, for a call never answered (nothing was synthesized), or when
+    /// its edge did not count them (an older edge).
+    agent_characters_synthesized: Option<i64>,
+}
+
+impl From<CallUsageRecord> for CallUsageView {
+    fn from(u: CallUsageRecord) -> Self {
+        CallUsageView {
+            agent_turns: u.agent_turns,
+            caller_speech_ms: u.caller_speech_ms,
+            agent_characters: u.agent_characters,
+            agent_characters_played: u.agent_characters_played,
+            agent_characters_synthesized: u.agent_characters_synthesized,
+        }
+    }
 }
 
 /// Percentiles of the agent's reply latency.
@@ -94,6 +138,8 @@ impl From<CallUsage> for UsageView {
             agent_turns: u.agent_turns,
             caller_speech_ms: u.caller_speech_ms,
             agent_characters: u.agent_characters,
+            agent_characters_played: u.agent_characters_played,
+            agent_characters_synthesized: u.agent_characters_synthesized,
         }
     }
 }
@@ -129,11 +175,18 @@ fn bucket_view(b: CallBucket, grouped: bool) -> BucketView {
         outcomes: b.outcomes,
         usage: b.usage.into(),
         voice_to_voice_ms: b.voice_to_voice.map(Into::into),
-        time_to_answer_ms: b.time_to_answer.map(|t| AnswerTimeView {
+        time_to_answer_ms: b.time_to_answer.map(Into::into),
+        ring_time_ms: b.ring_time.map(Into::into),
+    }
+}
+
+impl From<AnswerTimes> for AnswerTimeView {
+    fn from(t: AnswerTimes) -> Self {
+        AnswerTimeView {
             calls: t.calls,
             p50: t.p50_ms,
             p95: t.p95_ms,
-        }),
+        }
     }
 }
 

@@ -35,6 +35,8 @@ pub(super) struct CallView {
     region: Option<String>,
     status: String,
     started_at: String,
+    /// When it began ringing (our 180, or the first one a placed call heard).
+    ringing_at: Option<String>,
     answered_at: Option<String>,
     ended_at: Option<String>,
     end_reason: Option<String>,
@@ -43,6 +45,9 @@ pub(super) struct CallView {
     sip_call_id: Option<String>,
     /// The call's recording, once its edge has uploaded it.
     recording: Option<RecordingView>,
+    /// What the call used: replies, recognised speech, the agent's characters heard and
+    /// synthesized.
+    usage: super::analytics::CallUsageView,
 }
 
 impl From<CallRecord> for CallView {
@@ -58,11 +63,13 @@ impl From<CallRecord> for CallView {
             region: c.region,
             status: c.status,
             started_at: rfc3339(c.started_at_ms),
+            ringing_at: c.ringing_at_ms.map(rfc3339),
             answered_at: c.answered_at_ms.map(rfc3339),
             ended_at: c.ended_at_ms.map(rfc3339),
             end_reason: c.end_reason,
             sip_call_id: c.sip_call_id,
             recording,
+            usage: c.usage.into(),
         }
     }
 }

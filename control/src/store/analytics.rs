@@ -2,7 +2,8 @@
 //! read through the `(workspace_id, started_at_ms)` index. Buckets are portable integer division
 //! of `started_at_ms` by the interval (no engine-specific date functions), so SQLite, PostgreSQL
 //! and CockroachDB agree to the millisecond. Voice-to-voice percentiles come from the hourly
-//! latency histogram that `call_usage` keeps, so they cover whole hours of call starts.
+//! latency histogram that `call_usage` keeps, so they cover whole hours of call starts. Time to
+//! answer and ring time are counted by the database into 100 ms bins per bucket.
 
 use std::collections::BTreeMap;
 
@@ -76,9 +77,13 @@ pub struct CallBucket {
     /// INVITE (or dial) to answer of the bucket's answered calls: ringing, plus a placed call's
     /// failed attempts; `None` when none was answered.
     pub time_to_answer: Option<AnswerTimes>,
+    /// Ringing to answer, or to the end of a call that rang and was never answered (cancelled,
+    /// unanswered); `None` when no call of the bucket rang.
+    pub ring_time: Option<AnswerTimes>,
 }
 
-/// Percentiles of the time from a call's start (its INVITE, or our dial) to its answer.
+/// Percentiles of a wait before the answer: from a call's start (its INVITE, or our dial), or
+/// from its ringing, to its answer.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
 pub struct AnswerTimes {
     pub calls: i64,
@@ -95,8 +100,14 @@ pub struct CallUsage {
     pub agent_turns: i64,
     /// The caller's speech that went to recognition.
     pub caller_speech_ms: i64,
-    /// Characters the agent spoke (speech synthesis input that the caller heard).
+    /// The characters of the agent's transcript lines, a cut line's closing dash included
+    /// (kept for older readers: `agent_characters_played` plus one per line cut off).
     pub agent_characters: i64,
+    /// Characters the agent spoke that the caller heard.
+    pub agent_characters_played: i64,
+    /// Characters sent to speech synthesis, heard or not (what a TTS provider bills); a call
+    /// whose edge did not count them (an older edge, a call still live) adds its played ones.
+    pub agent_characters_synthesized: i64,
 }
 
 /// Voice-to-voice latency of the agent's replies: end of the caller's speech to the first
@@ -129,7 +140,10 @@ impl Store {
                   THEN (c.ended_at_ms - c.answered_at_ms + 59999) / 60000 ELSE 0 END) AS BIGINT) AS minutes, \
              CAST(SUM(c.agent_turns) AS BIGINT) AS turns, \
              CAST(SUM(c.caller_speech_ms) AS BIGINT) AS speech_ms, \
-             CAST(SUM(c.agent_characters) AS BIGINT) AS characters \
+             CAST(SUM(c.agent_characters) AS BIGINT) AS characters, \
+             CAST(SUM(c.agent_characters_played) AS BIGINT) AS played, \
+             CAST(SUM(COALESCE(c.agent_characters_synthesized, c.agent_characters_played)) \
+                  AS BIGINT) AS synthesized \
              {from} GROUP BY 1, 2"
         ))
         .bind(&scope.workspace_id)
@@ -157,9 +171,12 @@ impl Store {
                         agent_turns: row.try_get("turns")?,
                         caller_speech_ms: row.try_get("speech_ms")?,
                         agent_characters: row.try_get("characters")?,
+                        agent_characters_played: row.try_get("played")?,
+                        agent_characters_synthesized: row.try_get("synthesized")?,
                     },
                     voice_to_voice: None,
                     time_to_answer: None,
+                    ring_time: None,
                 },
             );
         }
@@ -187,25 +204,58 @@ impl Store {
         Ok(buckets.into_values().collect())
     }
 
-    /// Fills in each bucket's time-to-answer percentiles from a histogram the database counts
-    /// (100 ms bins, the last one holding everything from 10 minutes up), so the rows read are
-    /// bounded by the bins in use, not by the calls.
+    /// Fills in each bucket's time-to-answer and ring-time percentiles.
     async fn add_answer_times(
         &self,
         scope: &WorkspaceScope,
         q: &AnalyticsQuery,
         buckets: &mut BTreeMap<BucketKey, CallBucket>,
     ) -> Result<(), StoreError> {
+        let to_answer = self
+            .wait_histograms(scope, q, "c.started_at_ms", "c.answered_at_ms")
+            .await?;
+        for (key, mut bins) in to_answer {
+            if let Some(bucket) = buckets.get_mut(&key) {
+                bucket.time_to_answer = answer_times(&mut bins);
+            }
+        }
+        // A call that rang and was never answered rang until it ended.
+        let ringing = self
+            .wait_histograms(
+                scope,
+                q,
+                "c.ringing_at_ms",
+                "COALESCE(c.answered_at_ms, c.ended_at_ms)",
+            )
+            .await?;
+        for (key, mut bins) in ringing {
+            if let Some(bucket) = buckets.get_mut(&key) {
+                bucket.ring_time = answer_times(&mut bins);
+            }
+        }
+        Ok(())
+    }
+
+    /// Per bucket, a histogram the database counts of the wait from `from` to `to` (SQL over
+    /// `calls c`; calls where either is NULL are left out): 100 ms bins, the last one holding
+    /// everything from 10 minutes up, so the rows read are bounded by the bins in use, not by
+    /// the calls.
+    async fn wait_histograms(
+        &self,
+        scope: &WorkspaceScope,
+        q: &AnalyticsQuery,
+        from: &str,
+        to: &str,
+    ) -> Result<BTreeMap<BucketKey, Vec<(i64, i64)>>, StoreError> {
         let rows = sqlx::query(&format!(
             "SELECT (c.started_at_ms / $4) * $4 AS bucket, {} AS grp, \
-             CASE WHEN c.answered_at_ms - c.started_at_ms > {ANSWER_BINS} * {ANSWER_BIN_MS} \
-                  THEN {ANSWER_BINS} \
-                  WHEN c.answered_at_ms < c.started_at_ms THEN 0 \
-                  ELSE (c.answered_at_ms - c.started_at_ms) / {ANSWER_BIN_MS} END AS bin, \
+             CASE WHEN {to} - {from} > {ANSWER_BINS} * {ANSWER_BIN_MS} THEN {ANSWER_BINS} \
+                  WHEN {to} < {from} THEN 0 \
+                  ELSE ({to} - {from}) / {ANSWER_BIN_MS} END AS bin, \
              COUNT(*) AS calls \
              FROM calls c LEFT JOIN edges e ON e.id = c.edge_id \
              WHERE c.workspace_id = $1 AND c.started_at_ms >= $2 AND c.started_at_ms < $3 \
-             AND c.answered_at_ms IS NOT NULL GROUP BY 1, 2, 3",
+             AND {from} IS NOT NULL AND {to} IS NOT NULL GROUP BY 1, 2, 3",
             q.group.column()
         ))
         .bind(&scope.workspace_id)
@@ -221,12 +271,7 @@ impl Store {
                 .or_default()
                 .push((row.try_get("bin")?, row.try_get("calls")?));
         }
-        for (key, mut bins) in histograms {
-            if let Some(bucket) = buckets.get_mut(&key) {
-                bucket.time_to_answer = answer_times(&mut bins);
-            }
-        }
-        Ok(())
+        Ok(histograms)
     }
 
     /// Fills in each bucket's voice-to-voice percentiles from the hourly histogram.
@@ -275,7 +320,7 @@ impl Store {
     }
 }
 
-/// Width of a time-to-answer bin.
+/// Width of a time-to-answer (or ring-time) bin.
 const ANSWER_BIN_MS: i64 = 100;
 /// Time-to-answer bins: 10 minutes of them; the last one holds every longer wait.
 const ANSWER_BINS: i64 = 6_000;

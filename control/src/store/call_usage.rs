@@ -1,13 +1,45 @@
 //! Folds the events that describe what a call used — agent replies with their voice-to-voice
-//! latency, the caller's recognised speech, the agent's spoken words — into the call's usage
+//! latency, the caller's recognised speech, the agent's words as heard (transcript lines) and as
+//! synthesized (counted by the edge, in `call.ended`) — into the call's usage
 //! columns and the hourly latency histogram, in the transaction that stores the event, so
 //! analytics read sums and a few histogram rows rather than every event of every call.
 
 use sqlx::Row;
 
 use super::StoreError;
-use freya_shared::model::call_payloads::TurnLatency;
+use freya_shared::model::call_payloads::{Transcript, TurnLatency};
 use freya_shared::model::{CallEvent, CallEventData};
+
+/// What one call used, as its row says: the figures a bill for the call is made of.
+#[derive(Debug, Clone, Default, PartialEq, Eq, serde::Serialize)]
+pub struct CallUsageRecord {
+    /// Agent replies (a language-model turn each).
+    pub agent_turns: i64,
+    /// The caller's speech that went to recognition.
+    pub caller_speech_ms: i64,
+    /// The characters of the agent's transcript lines, a cut line's closing dash included
+    /// (`agent_characters_played` plus one per line cut off); kept for older readers.
+    pub agent_characters: i64,
+    /// The agent's characters the caller heard.
+    pub agent_characters_played: i64,
+    /// Every character sent to speech synthesis, heard or not (what a TTS provider bills);
+    /// `None` until the call has ended, for a call never answered (no voice ran: nothing was
+    /// synthesized), and for calls of an edge that did not count it.
+    pub agent_characters_synthesized: Option<i64>,
+}
+
+/// A call's usage from a row of `calls` with its usage columns (`agent_turns`,
+/// `caller_speech_ms`, `agent_characters`, `agent_characters_played`,
+/// `agent_characters_synthesized`).
+pub(super) fn usage_from_row(r: &sqlx::any::AnyRow) -> Result<CallUsageRecord, StoreError> {
+    Ok(CallUsageRecord {
+        agent_turns: r.try_get("agent_turns")?,
+        caller_speech_ms: r.try_get("caller_speech_ms")?,
+        agent_characters: r.try_get("agent_characters")?,
+        agent_characters_played: r.try_get("agent_characters_played")?,
+        agent_characters_synthesized: r.try_get("agent_characters_synthesized")?,
+    })
+}
 
 const HOUR_MS: i64 = 3_600_000;
 /// Each latency bin is 4 % wider than the one below it, so a percentile read from the bins is
@@ -54,19 +86,32 @@ pub(super) async fn fold_event(
 ) -> Result<(), StoreError> {
     match data {
         CallEventData::TurnLatency(latency) => fold_reply(tx, event, latency).await,
-        CallEventData::Transcript(line) => {
-            let (column, amount) = match line.role.as_str() {
-                "caller" => (
-                    "caller_speech_ms",
-                    line.end_ms.saturating_sub(line.start_ms),
-                ),
-                "agent" => ("agent_characters", line.text.chars().count() as u64),
-                _ => return Ok(()),
+        CallEventData::Transcript(line) => match line.role.as_str() {
+            "caller" => {
+                let speech_ms = line.end_ms.saturating_sub(line.start_ms);
+                add_to_call(tx, event, &[("caller_speech_ms", speech_ms)]).await
+            }
+            "agent" => {
+                let written = line.text.chars().count() as u64;
+                let played = played_chars(line);
+                let columns = [
+                    ("agent_characters", written),
+                    ("agent_characters_played", played),
+                ];
+                add_to_call(tx, event, &columns).await
+            }
+            _ => Ok(()),
+        },
+        CallEventData::Ended(ended) => {
+            // An older edge does not count synthesis: the column stays NULL (unknown).
+            let Some(synthesized) = ended.agent_characters_synthesized else {
+                return Ok(());
             };
-            sqlx::query(&format!(
-                "UPDATE calls SET {column} = {column} + $1 WHERE id = $2 AND workspace_id = $3"
-            ))
-            .bind(i64::try_from(amount).unwrap_or(i64::MAX))
+            sqlx::query(
+                "UPDATE calls SET agent_characters_synthesized = $1 \
+                 WHERE id = $2 AND workspace_id = $3",
+            )
+            .bind(i64::try_from(synthesized).unwrap_or(i64::MAX))
             .bind(&event.call_id)
             .bind(&event.workspace_id)
             .execute(&mut **tx)
@@ -76,6 +121,50 @@ pub(super) async fn fold_event(
         _ => Ok(()),
     }
 }
+
+/// Adds each amount to its column of the event's call.
+async fn add_to_call(
+    tx: &mut sqlx::Transaction<'_, sqlx::Any>,
+    event: &CallEvent,
+    columns: &[(&str, u64)],
+) -> Result<(), StoreError> {
+    let set: Vec<String> = columns
+        .iter()
+        .enumerate()
+        .map(|(i, (column, _))| format!("{column} = {column} + ${}", i + 1))
+        .collect();
+    let n = columns.len();
+    let sql = format!(
+        "UPDATE calls SET {} WHERE id = ${} AND workspace_id = ${}",
+        set.join(", "),
+        n + 1,
+        n + 2
+    );
+    let mut query = sqlx::query(&sql);
+    for (_, amount) in columns {
+        query = query.bind(i64::try_from(*amount).unwrap_or(i64::MAX));
+    }
+    query
+        .bind(&event.call_id)
+        .bind(&event.workspace_id)
+        .execute(&mut **tx)
+        .await?;
+    Ok(())
+}
+
+/// The characters of an agent line the caller heard: all of them, less the dash that closes a
+/// line cut off (a barge-in, a hang-up), which was never said.
+fn played_chars(line: &Transcript) -> u64 {
+    let chars = line.text.chars().count() as u64;
+    if line.interrupted && line.text.ends_with(CUT_MARK) {
+        chars - 1
+    } else {
+        chars
+    }
+}
+
+/// How the edge marks where an agent line was cut off.
+const CUT_MARK: char = '\u{2014}';
 
 /// One agent reply: counted on the call, and its voice-to-voice latency (end of the caller's
 /// speech to the first RTP packet of the reply) added to the hour's histogram.
@@ -139,6 +228,22 @@ mod tests {
             assert!(error <= 0.021, "{ms} ms comes back as {back}");
         }
         assert!(latency_bin(500) < latency_bin(530));
+    }
+
+    #[test]
+    fn a_line_cut_off_does_not_count_its_dash_as_played() {
+        let line = |text: &str, interrupted| Transcript {
+            role: "agent".to_owned(),
+            text: text.to_owned(),
+            start_ms: 0,
+            end_ms: 0,
+            interrupted,
+            extra: Default::default(),
+        };
+        assert_eq!(played_chars(&line("We open at—", true)), 10);
+        assert_eq!(played_chars(&line("We open at nine.", false)), 16);
+        // A dash the model wrote, in a line played to the end, was said.
+        assert_eq!(played_chars(&line("Nine—ish", false)), 8);
     }
 
     #[test]

@@ -62,11 +62,13 @@ const CALLS: ScopedTable = ScopedTable {
     order: None,
 };
 
+/// Ends with the usage columns `call_usage::usage_from_row` reads.
 const CALL_COLUMNS: &str =
     "id, edge_id, region, direction, from_number, to_number, agent_id, status, \
-                            started_at_ms, answered_at_ms, ended_at_ms, end_reason, sip_call_id, \
-                            recording_id, recording_format, recording_bytes, \
-                            recording_duration_ms, recording_sha256";
+     started_at_ms, ringing_at_ms, answered_at_ms, ended_at_ms, end_reason, sip_call_id, \
+     recording_id, recording_format, recording_bytes, recording_duration_ms, recording_sha256, \
+     agent_turns, caller_speech_ms, agent_characters, agent_characters_played, \
+     agent_characters_synthesized";
 
 pub(crate) fn call_from_row(r: &AnyRow) -> Result<CallRecord, StoreError> {
     Ok(CallRecord {
@@ -79,11 +81,13 @@ pub(crate) fn call_from_row(r: &AnyRow) -> Result<CallRecord, StoreError> {
         agent_id: r.try_get("agent_id")?,
         status: r.try_get("status")?,
         started_at_ms: r.try_get("started_at_ms")?,
+        ringing_at_ms: r.try_get("ringing_at_ms")?,
         answered_at_ms: r.try_get("answered_at_ms")?,
         ended_at_ms: r.try_get("ended_at_ms")?,
         end_reason: r.try_get("end_reason")?,
         sip_call_id: r.try_get("sip_call_id")?,
         recording: super::recordings::recording_from_row(r)?,
+        usage: super::call_usage::usage_from_row(r)?,
     })
 }
 

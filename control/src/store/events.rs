@@ -33,6 +33,8 @@ pub struct CallRecord {
     pub agent_id: Option<String>,
     pub status: String,
     pub started_at_ms: i64,
+    /// When it began ringing (its `call.ringing`); `None` when it never rang.
+    pub ringing_at_ms: Option<i64>,
     pub answered_at_ms: Option<i64>,
     pub ended_at_ms: Option<i64>,
     pub end_reason: Option<String>,
@@ -41,6 +43,8 @@ pub struct CallRecord {
     pub sip_call_id: Option<String>,
     /// The call's recording, once an edge has uploaded it.
     pub recording: Option<super::CallRecordingInfo>,
+    /// What the call used, as far as its events have said.
+    pub usage: super::CallUsageRecord,
 }
 
 impl Store {
@@ -183,6 +187,16 @@ async fn apply_to_call(
             .bind(agent_id)
             .bind(event.at_ms)
             .bind(sip_call_id)
+            .execute(&mut **tx)
+            .await?;
+        }
+        CallEventData::Ringing(_) => {
+            // The first ringing counts (an outbound call records only its first 180 anyway).
+            sqlx::query(
+                "UPDATE calls SET ringing_at_ms = $1 WHERE id = $2 AND ringing_at_ms IS NULL",
+            )
+            .bind(event.at_ms)
+            .bind(&event.call_id)
             .execute(&mut **tx)
             .await?;
         }

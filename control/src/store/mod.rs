@@ -54,6 +54,7 @@ pub use analytics::{
 };
 pub use api_keys::ApiKeyInfo;
 pub use audit::AuditRecord;
+pub use call_usage::CallUsageRecord;
 pub use calls::{CallFilter, CallPage, IdempotencyClaim, NewOutboundCall};
 pub use deliveries::{DeliveryAttempt, DueDelivery, WebhookDelivery, RETRY_WINDOW_MS};
 pub use edges::{EdgeRecord, EdgeRegistration};

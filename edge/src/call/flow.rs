@@ -17,6 +17,7 @@ use freya_shared::model::CallEventData;
 use super::flow_function::{FunctionOutcome, FunctionRequest};
 use super::listener::Listener;
 use super::media::{CallMedia, FRAME_SAMPLES};
+use super::pipeline::PipelineInput;
 use super::provider_request::{PipelineId, ProviderRequest, ProviderResult, Voice};
 use super::talk::{AgentRequest, CallParties};
 use crate::llm::{ChatMessage, ChatRequest};
@@ -91,6 +92,9 @@ pub struct Flow {
     hangup: Option<&'static str>,
     /// What the flow's own nodes asked of the telephony layer (a `transfer` node).
     requests: std::collections::VecDeque<AgentRequest>,
+    /// Characters every pipeline of the call (the flow's and its agents') sent to speech
+    /// synthesis, heard or not.
+    synthesized_chars: u64,
 }
 
 impl Flow {
@@ -176,6 +180,7 @@ impl Flow {
             ending: None,
             hangup: None,
             requests: std::collections::VecDeque::new(),
+            synthesized_chars: 0,
         };
         flow.executor.start(now);
         Ok(flow)
@@ -232,6 +237,11 @@ impl Flow {
     /// results of a closed pipeline or an abandoned function request are dropped.
     pub fn on_result(&mut self, now: Instant, result: ProviderResult, media: &mut CallMedia) {
         match result {
+            // Counted here for every pipeline: an agent's is closed when it hands the call back.
+            ProviderResult::Voice {
+                input: PipelineInput::Synthesizing { chars, .. },
+                ..
+            } => self.synthesized_chars = self.synthesized_chars.saturating_add(chars),
             ProviderResult::Voice { pipeline, input } if pipeline == self.pipeline => {
                 self.on_voice(now, input, media)
             }
@@ -285,6 +295,12 @@ impl Flow {
         while let Some(step) = self.executor.poll_step() {
             out.push(CallEventData::WorkflowStep(step));
         }
+    }
+
+    /// Characters sent to speech synthesis so far by the flow and the agents it handed the call
+    /// to, heard or not.
+    pub fn synthesized_chars(&self) -> u64 {
+        self.synthesized_chars
     }
 
     /// Why the flow ended the call, once it has.

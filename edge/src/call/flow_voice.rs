@@ -96,7 +96,10 @@ impl Flow {
                     .handle_event(now, WorkflowEvent::Generated(line));
             }
             // A workflow's own turns are transcribed in one piece: no live reports come.
-            PipelineInput::Tool { .. } | PipelineInput::LiveStt(_) => {}
+            // Counted by `Flow::on_result` before it reaches here.
+            PipelineInput::Tool { .. }
+            | PipelineInput::LiveStt(_)
+            | PipelineInput::Synthesizing { .. } => {}
         }
     }
 

@@ -61,6 +61,16 @@ pub enum PipelineInput {
         /// Samples at 8 kHz.
         samples: Vec<i16>,
     },
+    /// A sentence's text went to the speech provider: `chars` characters are billed now,
+    /// whether or not its audio is ever played.
+    Synthesizing {
+        /// Reply id.
+        reply: u64,
+        /// Sentence id.
+        sentence: u64,
+        /// Characters of the sentence's text.
+        chars: u64,
+    },
     /// A sentence's synthesis ended.
     SpeechDone {
         /// Reply id.
@@ -292,6 +302,17 @@ async fn speak(
             next = sentences.recv() => next,
         };
         let Some((sentence, text)) = next else { return };
+        // Counted once per sentence, as it goes to the provider (not again for the offline
+        // fallback, which bills nothing).
+        let chars = text.chars().count() as u64;
+        let synthesizing = PipelineInput::Synthesizing {
+            reply,
+            sentence,
+            chars,
+        };
+        if tx.send(synthesizing).await.is_err() {
+            return;
+        }
         let spoken = tokio::select! {
             _ = cancel.cancelled() => return,
             r = synthesize(reply, sentence, &text, tts.as_ref(), &tx) => r,

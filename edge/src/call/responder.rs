@@ -158,6 +158,15 @@ impl Responder {
         }
     }
 
+    /// Characters the call's voice sent to speech synthesis so far, heard or not: for the
+    /// `call.ended` record, beside the transcript's count of what was heard.
+    pub fn synthesized_chars(&self) -> u64 {
+        match self {
+            Responder::Agent(talk) => talk.synthesized_chars(),
+            Responder::Workflow(flow) => flow.synthesized_chars(),
+        }
+    }
+
     /// Stops all provider work (queues the pipelines' close); returns the last events to record.
     pub fn shutdown(&mut self, now: Instant) -> Vec<CallEventData> {
         match self {

@@ -71,6 +71,8 @@ pub struct Talk {
     stt_endpointing: bool,
     /// Call events from live transcription, recorded on the next drive.
     stt_records: Vec<CallEventData>,
+    /// Characters this agent's pipeline sent to speech synthesis, heard or not.
+    synthesized_chars: u64,
 }
 
 /// A caller turn streamed live: its number and the samples of it sent so far.
@@ -179,6 +181,7 @@ impl Talk {
             live: None,
             stt_endpointing: spec.turn.stt_endpointing,
             stt_records: Vec::new(),
+            synthesized_chars: 0,
         })
     }
 
@@ -259,12 +262,21 @@ impl Talk {
                 sentence,
                 error,
             } => c.on_speech_done(now, reply, sentence, error),
+            PipelineInput::Synthesizing { chars, .. } => {
+                self.synthesized_chars = self.synthesized_chars.saturating_add(chars)
+            }
             PipelineInput::Tool {
                 reply,
                 call_id,
                 result,
             } => c.on_tool_result(now, reply, &call_id, result),
         }
+    }
+
+    /// Characters sent to speech synthesis so far (what a TTS provider bills), heard or not:
+    /// the call's record says it apart from what the caller heard.
+    pub fn synthesized_chars(&self) -> u64 {
+        self.synthesized_chars
     }
 
     /// Moves everything along; returns the events to record (kind, payload). After it, check

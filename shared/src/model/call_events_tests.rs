@@ -64,7 +64,8 @@ fn fixtures() -> Vec<(&'static str, Value)> {
                     "jitter_ms": 3},
             "rtcp": {"reports_sent": 2, "reports_received": 1, "junk": 0,
                      "peer_fraction_lost": 0.5, "peer_cumulative_lost": null,
-                     "peer_jitter_ms": 1.25, "rtt_ms": null, "peer_bye": false}}),
+                     "peer_jitter_ms": 1.25, "rtt_ms": null, "peer_bye": false},
+            "agent_characters_synthesized": 80}),
         ),
         (
             "call.failed",
@@ -438,4 +439,20 @@ fn an_attempt_has_one_shape_for_every_outcome_and_old_prose_still_reads() {
     assert_eq!(read[0].started_at_ms, Some(1_000));
     assert_eq!(read[3].duration_ms, None);
     assert_eq!(serde_json::to_value(&read).expect("json"), attempts);
+}
+
+#[test]
+fn the_characters_synthesized_are_read_when_an_edge_counted_them_and_unknown_otherwise() {
+    let counted = json!({"reason": "caller_hangup", "agent_characters_synthesized": 80});
+    let CallEventData::Ended(ended) = CallEventData::parse("call.ended", &counted) else {
+        panic!("call.ended not understood");
+    };
+    assert_eq!(ended.agent_characters_synthesized, Some(80));
+    // An older edge's end: no figure, and none written back.
+    let old = json!({"reason": "caller_hangup"});
+    let CallEventData::Ended(ended) = CallEventData::parse("call.ended", &old) else {
+        panic!("call.ended not understood");
+    };
+    assert_eq!(ended.agent_characters_synthesized, None);
+    assert_eq!(CallEventData::Ended(ended).to_payload(), old);
 }

@@ -268,6 +268,12 @@ pub struct CallEnded {
     /// The edge that was lost, when the control plane ended the call for it.
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub edge_id: Option<String>,
+    /// Every character the call's voice sent to speech synthesis (what a TTS provider bills),
+    /// heard or not: a reply cut off by a barge-in or a hang-up counts in full once it went to
+    /// synthesis. Absent from edges that did not count it (the control plane then does not
+    /// know); what was heard is in the transcript.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub agent_characters_synthesized: Option<u64>,
     #[serde(flatten)]
     pub extra: Extra,
 }
@@ -285,6 +291,7 @@ impl CallEnded {
             rtp: None,
             rtcp: None,
             edge_id: None,
+            agent_characters_synthesized: None,
             extra: Extra::new(),
         }
     }

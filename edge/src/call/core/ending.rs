@@ -64,6 +64,7 @@ impl CallCore {
                 extra: Extra::new(),
             }),
             rtcp: Some(rtcp_record(&stats)),
+            agent_characters_synthesized: self.responder.as_ref().map(|r| r.synthesized_chars()),
             ..CallEnded::because(reason)
         };
         self.out.push(Output::Ended(CallEnding {

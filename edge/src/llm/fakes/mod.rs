@@ -330,6 +330,8 @@ async fn handle(
         first: true,
         first_token_delay: reply.first_token_delay,
         token_delay: reply.token_delay,
+        pause: reply.pause,
+        tokens: 0,
     };
     let stream = futures::stream::unfold(playback, |mut playback| async move {
         playback.next().await.map(|item| (item, playback))
@@ -370,6 +372,10 @@ struct Playback {
     first: bool,
     first_token_delay: Duration,
     token_delay: Duration,
+    /// The scripted pause: before which token, and how long.
+    pause: Option<(usize, Duration)>,
+    /// Tokens played so far.
+    tokens: usize,
 }
 
 impl Playback {
@@ -390,6 +396,11 @@ impl Playback {
                     self.token_delay
                 };
                 self.first = false;
+                let delay = match self.pause {
+                    Some((index, pause)) if index == self.tokens => delay + pause,
+                    _ => delay,
+                };
+                self.tokens += 1;
                 if !delay.is_zero() {
                     tokio::time::sleep(delay).await;
                 }

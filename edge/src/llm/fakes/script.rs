@@ -53,6 +53,9 @@ pub struct FakeReply {
     pub first_token_delay: Duration,
     /// Pause before each later token or tool-call fragment.
     pub token_delay: Duration,
+    /// An extra pause before the token at this index (0-based; text tokens come first): a
+    /// model that goes quiet mid-reply, as one does while it thinks between sentences.
+    pub pause: Option<(usize, Duration)>,
 }
 
 impl FakeReply {
@@ -73,6 +76,7 @@ impl FakeReply {
             failure: None,
             first_token_delay: Duration::ZERO,
             token_delay: Duration::ZERO,
+            pause: None,
         }
     }
 
@@ -120,6 +124,23 @@ impl FakeReply {
     pub fn with_token_delay(mut self, delay: Duration) -> Self {
         self.token_delay = delay;
         self
+    }
+
+    /// Waits `delay` more before the token at `index` (0-based).
+    pub fn with_pause_before_token(mut self, index: usize, delay: Duration) -> Self {
+        self.pause = Some((index, delay));
+        self
+    }
+
+    /// Goes quiet for `delay` after the token that ends the first sentence (the first one ending
+    /// in `.`, `?` or `!` and a space): the stream a sentence-flush figure is measured on. No
+    /// pause when no token ends a sentence before the last.
+    pub fn with_pause_after_first_sentence(self, delay: Duration) -> Self {
+        let ends = |t: &String| t.trim_end().ends_with(['.', '?', '!']);
+        match self.tokens.iter().position(ends) {
+            Some(i) if i + 1 < self.tokens.len() => self.with_pause_before_token(i + 1, delay),
+            _ => self,
+        }
     }
 }
 
@@ -200,5 +221,21 @@ impl StepWriter {
     /// The steps written.
     pub(super) fn finish(self) -> Vec<Step> {
         self.steps
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn the_pause_after_the_first_sentence_falls_before_the_second_sentence() {
+        let second = Duration::from_secs(1);
+        let reply = FakeReply::text("First sentence is here. Second one.")
+            .with_pause_after_first_sentence(second);
+        assert_eq!(reply.tokens[4], "Second ");
+        assert_eq!(reply.pause, Some((4, second)));
+        let one = FakeReply::text("Only one sentence.").with_pause_after_first_sentence(second);
+        assert_eq!(one.pause, None, "no pause after the last token");
     }
 }

@@ -1,0 +1,212 @@
+//! What a call used, counted twice over real sockets: the characters sent to speech synthesis
+//! (what a TTS provider bills) and the characters the caller heard. A caller written by hand
+//! (SIP and RTP on this test's sockets) asks a question, hears about a second of the agent's
+//! three-sentence answer, talks over it (a barge-in) and hangs up while still talking. Every
+//! sentence of the answer went to synthesis; only the start of the first was played. The record
+//! used to have one number, the characters heard.
+
+mod support;
+
+use std::time::{Duration, Instant};
+
+use freya_control::server::ControlPlane;
+use freya_control::store::{AnalyticsGroup, AnalyticsQuery, WorkspaceScope};
+use freya_edge::llm::fakes::{FakeLlmServer, FakeReply};
+use freya_edge::media::g711::G711;
+use freya_edge::speech::fakes::FakeOpenAiSpeech;
+use freya_edge::Edge;
+use freya_loadtest::audio::Utterance;
+use freya_shared::model::AgentSpec;
+use support::caller::ulaw;
+use support::raw_sip::{Call, Offer};
+use support::{
+    agent_on_number, control_config, edge_config, eventually, on_both_engines, until_routed,
+    Backend, TestDb, SECRET,
+};
+
+/// The agent's answer, sentence by sentence, as the model streams it.
+const ANSWER: [&str; 3] = [
+    "We open at nine every weekday.",
+    "We close at six in the evening.",
+    "On Sundays we rest.",
+];
+
+/// One RTP packet of 20 ms of PCMU.
+fn packet(seq: u16, frame: &[i16]) -> Vec<u8> {
+    let mut payload = [0u8; 160];
+    G711::Ulaw.encode(frame, &mut payload);
+    let mut packet = vec![0x80, 0];
+    packet.extend_from_slice(&seq.to_be_bytes());
+    packet.extend_from_slice(&(u32::from(seq) * 160).to_be_bytes());
+    packet.extend_from_slice(&0x00c0_ffee_u32.to_be_bytes());
+    packet.extend_from_slice(&payload);
+    packet
+}
+
+async fn a_reply_cut_by_a_barge_in_counts_all_it_synthesized_and_only_what_was_heard(
+    backend: Backend,
+) {
+    let speech = FakeOpenAiSpeech::start().await.expect("fake speech");
+    speech.set_default_transcript("What are your opening hours?");
+    // Each sentence: two seconds of tone at 24 kHz.
+    speech.set_speech_audio(
+        (0..48_000)
+            .map(|i| if (i / 30) % 2 == 0 { 8000 } else { -8000 })
+            .collect(),
+    );
+    let llm = FakeLlmServer::openai().await.expect("fake llm");
+    let agent = serde_json::json!({
+        "name": "Desk",
+        "system_prompt": "Tell the opening hours.",
+        "stt": {"provider": "openai", "model": "whisper-1", "base_url": speech.base_url(), "api_key": "k"},
+        "llm": {"provider": "openai", "model": "gpt-4o-mini", "base_url": llm.base_url(), "api_key": "k"},
+        "tts": {"provider": "openai", "model": "tts-1", "voice": "alloy", "base_url": speech.base_url(), "api_key": "k"},
+    });
+    let agent: AgentSpec = serde_json::from_value(agent).expect("agent");
+    llm.respond_with(|_| FakeReply::text(&ANSWER.join(" ")));
+    let db = TestDb::new(backend).await;
+    let control = ControlPlane::start(&control_config(&db.url))
+        .await
+        .expect("control starts");
+    let workspace_id = control
+        .store
+        .create_workspace("Usage")
+        .await
+        .expect("workspace");
+    let scope = WorkspaceScope { workspace_id };
+    agent_on_number(&control, &scope, "demo", &agent).await;
+    let dir = tempfile::tempdir().expect("temp dir");
+    let edge = Edge::start(&edge_config(dir.path(), control.grpc_addr, SECRET))
+        .await
+        .expect("edge starts");
+    until_routed(&edge, "demo").await;
+
+    let rtp = tokio::net::UdpSocket::bind("127.0.0.1:0")
+        .await
+        .expect("rtp");
+    let call = Call::dial_offering(edge.sip_addr, &rtp, "demo", "raw-usage-1", Offer::Pcmu).await;
+    let (sip, edge_rtp) = (&call.sip, call.edge_rtp);
+    let mut buf = vec![0u8; 65_536];
+
+    // The question, then silence until about a second of the answer has been heard; then the
+    // caller talks over it, and hangs up 1.2 s into that (a barge-in needs 200 ms of speech;
+    // the turn is not over, so nothing more is asked of the model).
+    let mut question = Utterance::speak("What are your opening hours?")
+        .expect("espeak-ng speaks")
+        .samples
+        .to_vec();
+    question.extend(std::iter::repeat_n(0i16, 8000 * 10));
+    let mut over = Utterance::speak("Wait, wait, I have another question about the weekend")
+        .expect("espeak-ng speaks")
+        .samples
+        .to_vec();
+    over.extend(std::iter::repeat_n(0i16, 8000 * 5));
+    let mut question = question.chunks_exact(160);
+    let mut over = over.chunks_exact(160).take(60);
+    let mut ticker = tokio::time::interval(Duration::from_millis(20));
+    let mut rtp_buf = [0u8; 2048];
+    let mut seq = 0u16;
+    let mut loud_frames = 0;
+    let started = Instant::now();
+    while started.elapsed() < Duration::from_secs(30) {
+        tokio::select! {
+            _ = ticker.tick() => {
+                let frame = if loud_frames < 50 { question.next() } else { over.next() };
+                let Some(frame) = frame else { break };
+                rtp.send_to(&packet(seq, frame), edge_rtp).await.expect("RTP");
+                seq = seq.wrapping_add(1);
+            }
+            received = rtp.recv_from(&mut rtp_buf) => {
+                let (n, _) = received.expect("RTP recv");
+                let payload = rtp_buf.get(12..n).unwrap_or_default();
+                if payload.iter().any(|b| ulaw(*b).abs() > 2000) {
+                    loud_frames += 1;
+                }
+            }
+            _ = sip.recv_from(&mut buf) => {}
+        }
+    }
+    assert!(loud_frames >= 50, "the caller heard a second of the answer");
+    call.hang_up(2).await;
+
+    let (record, events) = support::the_ended_call(&control.store, &scope).await;
+    assert!(
+        events.iter().any(|e| e.kind == "call.barge_in"),
+        "the caller talked over the answer: {events:#?}"
+    );
+    let agent: Vec<&serde_json::Value> = events
+        .iter()
+        .filter(|e| e.kind == "call.transcript" && e.payload["role"] == "agent")
+        .map(|e| &e.payload)
+        .collect();
+    let [line] = &agent[..] else {
+        panic!("one agent line: {events:#?}");
+    };
+    let text = line["text"].as_str().unwrap_or_default();
+    assert!(
+        line["interrupted"] == true && text.starts_with("We open") && text.ends_with('—'),
+        "the words heard, cut: {line}"
+    );
+
+    // Synthesized: every sentence of the answer, in full. Played: the words heard, without
+    // the dash that marks the cut. The old count (`agent_characters`) keeps the dash.
+    let synthesized: usize = ANSWER.iter().map(|s| s.chars().count()).sum();
+    let played = text.chars().count() - 1;
+    let usage = &record.usage;
+    assert_eq!(
+        usage.agent_characters_synthesized,
+        Some(i64::try_from(synthesized).expect("small")),
+        "{usage:?}"
+    );
+    assert_eq!(
+        usage.agent_characters_played,
+        i64::try_from(played).expect("small")
+    );
+    assert_eq!(usage.agent_characters, usage.agent_characters_played + 1);
+    assert!(
+        usage.agent_characters_synthesized > Some(usage.agent_characters_played),
+        "{usage:?}"
+    );
+    let ended = events
+        .iter()
+        .find(|e| e.kind == "call.ended")
+        .expect("call.ended");
+    assert_eq!(
+        ended.payload["agent_characters_synthesized"], synthesized,
+        "{}",
+        ended.payload
+    );
+
+    // Analytics sum both.
+    let query = AnalyticsQuery {
+        from_ms: record.started_at_ms - 1,
+        to_ms: record.started_at_ms + 1,
+        interval_ms: 3_600_000,
+        group: AnalyticsGroup::None,
+    };
+    let buckets = eventually(Duration::from_secs(5), "analytics", || {
+        let (store, scope, query) = (control.store.clone(), scope.clone(), query.clone());
+        async move { store.call_analytics(&scope, &query).await.ok() }
+    })
+    .await;
+    let totals = &buckets[0].usage;
+    assert_eq!(
+        (
+            totals.agent_characters_synthesized,
+            totals.agent_characters_played
+        ),
+        (
+            usage.agent_characters_synthesized.unwrap_or_default(),
+            usage.agent_characters_played
+        )
+    );
+    assert_eq!(edge.state.active_calls(), 0);
+    edge.stop().await;
+    control.stop().await;
+    db.cleanup().await;
+}
+
+on_both_engines!(
+    multi_thread;
+    a_reply_cut_by_a_barge_in_counts_all_it_synthesized_and_only_what_was_heard
+);
