@@ -168,6 +168,25 @@ fn fixtures() -> Vec<(&'static str, Value)> {
             "call.workflow_error",
             json!({"agent_id": "a9", "field": "llm", "error": "no model"}),
         ),
+        (
+            "call.leg_added",
+            json!({"leg": 1, "to": "+4733333333", "by": "api"}),
+        ),
+        ("call.leg_answered", json!({"leg": 1, "codec": "Pcmu"})),
+        (
+            "call.leg_ended",
+            json!({"leg": 1, "reason": "no_answer"}),
+        ),
+        (
+            "call.leg_ended",
+            json!({"leg": 2, "reason": "dial_failed", "detail": "busy"}),
+        ),
+        (
+            "call.bridged",
+            json!({"legs": [0, 1], "agent": "whisper", "whisper_to": 1}),
+        ),
+        ("call.bridged", json!({"legs": [0, 1], "agent": "muted"})),
+        ("call.unbridged", json!({"reason": "leg_ended"})),
     ]
 }
 
@@ -425,4 +444,21 @@ fn an_attempt_has_one_shape_for_every_outcome_and_old_prose_still_reads() {
     assert_eq!(read[0].started_at_ms, Some(1_000));
     assert_eq!(read[3].duration_ms, None);
     assert_eq!(serde_json::to_value(&read).expect("json"), attempts);
+}
+
+#[test]
+fn a_leg_end_reason_from_a_newer_edge_is_kept() {
+    let json = json!({"leg": 3, "reason": "moved_to_mars"});
+    let CallEventData::LegEnded(ended) = CallEventData::parse("call.leg_ended", &json) else {
+        panic!("not a leg end");
+    };
+    assert_eq!(
+        ended.reason,
+        crate::model::LegEndReason::Other("moved_to_mars".into())
+    );
+    assert_eq!(
+        CallEventData::LegEnded(ended).to_payload(),
+        json,
+        "written back as it came"
+    );
 }

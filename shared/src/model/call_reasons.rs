@@ -54,6 +54,26 @@ macro_rules! reason_enum {
 }
 
 reason_enum! {
+    /// Why one leg of a call (a party dialled into it, `call.leg_ended`) ended.
+    LegEndReason {
+        /// The party hung up (BYE).
+        Hangup => "hangup",
+        /// The party never answered within the dial timeout (we cancelled).
+        NoAnswer => "no_answer",
+        /// The dial failed (busy, refused, no trunk took it).
+        DialFailed => "dial_failed",
+        /// The party answered with media the edge cannot carry.
+        UnsupportedMedia => "unsupported_media",
+        /// The API asked for the leg to be hung up.
+        HangupRequested => "hangup_requested",
+        /// The other party of its bridge hung up, and nobody was left to talk to.
+        BridgeEnded => "bridge_ended",
+        /// The call itself ended.
+        CallEnded => "call_ended",
+    }
+}
+
+reason_enum! {
     /// Why an answered (or ringing) call ended.
     EndReason {
         /// The caller of an inbound call hung up (BYE). The far end of either direction is
