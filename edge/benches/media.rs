@@ -308,6 +308,7 @@ fn call_core_tick(c: &mut Criterion) {
         media: &settings,
         voice: None,
         can_record: false,
+        legs: Default::default(),
     };
     let mut core = CallCore::start(now, start).expect("PCMU");
     while core.poll_output().is_some() {}

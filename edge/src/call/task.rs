@@ -15,7 +15,9 @@ use prometheus_client::metrics::counter::Counter;
 use prometheus_client::metrics::histogram::Histogram;
 use tokio::sync::{mpsc, oneshot};
 
-use super::core::{CallCore, CallEnding, CallRequest, CallStart, EndedEarly, Output};
+use super::core::{
+    CallCore, CallEnding, CallRequest, CallStart, EndedEarly, LegCommand, LegId, LegSignal, Output,
+};
 use super::leg::{LegIo, MediaLeg};
 use super::media::MediaSettings;
 use super::providers::Providers;
@@ -46,6 +48,10 @@ pub enum CallSignal {
     /// A re-INVITE changed our media direction (as we answered it): hold when we may not send,
     /// resume when we may again.
     Direction(Direction),
+    /// News of a leg the call dialled.
+    Leg { leg: LegId, signal: LegSignal },
+    /// The control plane's command for the call's legs.
+    Legs(LegCommand),
 }
 
 /// What a call (its conversation today, a workflow executor tomorrow) asks of the SIP task.
@@ -118,6 +124,8 @@ pub struct CallServices {
     /// Where calls of agents with `record: true` are recorded; `None` records nothing.
     pub recordings: Option<RecordingOutbox>,
     pub media: MediaSettings,
+    /// Limits on the parties a call may add (`[legs]`).
+    pub legs: super::core::LegSettings,
     /// Where each outgoing packet's departure spacing is observed (the edge's `/metrics`).
     pub rtp_departure: Histogram,
     /// Where media dropped for coming from a stranger's address is counted (the edge's
@@ -172,6 +180,7 @@ pub async fn run(
         media: &services.media,
         voice: services.voice.as_ref(),
         can_record: services.recordings.is_some(),
+        legs: services.legs,
     };
     let mut shell = Shell {
         event: EventStamp(call_id.clone(), workspace_id.clone()),
@@ -321,6 +330,13 @@ impl Shell {
                 Output::ForeignPackets(n) => {
                     self.services.rtp_foreign.inc_by(n);
                 }
+                Output::LegTransmit { leg, to, packet } => {
+                    tracing::trace!(%leg, %to, len = packet.len(), "leg packet")
+                }
+                Output::LegRtcp { leg, to, report } => {
+                    tracing::trace!(%leg, %to, len = report.len(), "leg rtcp")
+                }
+                Output::Leg(request) => tracing::info!(?request, "leg request"),
                 Output::Ended(ending) => return Some(ending),
             }
         }

@@ -63,6 +63,7 @@ pub fn cached_edge_config(
         rtp: RtpConfig::default(),
         // Local fakes only; nothing here calls a customer URL.
         egress: Default::default(),
+        legs: Default::default(),
         http: EdgeHttpConfig {
             addr: "127.0.0.1:0".into(),
             ..EdgeHttpConfig::default()

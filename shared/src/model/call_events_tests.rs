@@ -173,10 +173,7 @@ fn fixtures() -> Vec<(&'static str, Value)> {
             json!({"leg": 1, "to": "+4733333333", "by": "api"}),
         ),
         ("call.leg_answered", json!({"leg": 1, "codec": "Pcmu"})),
-        (
-            "call.leg_ended",
-            json!({"leg": 1, "reason": "no_answer"}),
-        ),
+        ("call.leg_ended", json!({"leg": 1, "reason": "no_answer"})),
         (
             "call.leg_ended",
             json!({"leg": 2, "reason": "dial_failed", "detail": "busy"}),

@@ -70,6 +70,10 @@ reason_enum! {
         BridgeEnded => "bridge_ended",
         /// The call itself ended.
         CallEnded => "call_ended",
+        /// The edge would not dial it (too many legs, its number taken, the call over).
+        Refused => "refused",
+        /// No RTP from the party for the inactivity timeout.
+        RtpTimeout => "rtp_timeout",
     }
 }
 
@@ -126,6 +130,8 @@ reason_enum! {
         MediaSocketError => "media_socket_error",
         /// The control plane lost the call's edge (recorded by the control plane itself).
         EdgeLost => "edge_lost",
+        /// The party the caller was bridged to hung up after the agent had left the call.
+        BridgeEnded => "bridge_ended",
     }
 }
 
@@ -205,7 +211,8 @@ impl EndReason {
             Self::CallerHangup
             | Self::RemoteHangup
             | Self::CallerCancelled
-            | Self::StreamClosed => HangupBy::Remote,
+            | Self::StreamClosed
+            | Self::BridgeEnded => HangupBy::Remote,
             Self::HangupRequested => HangupBy::Api,
             Self::Transferred
             | Self::EndCallTool
