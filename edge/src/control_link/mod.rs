@@ -4,7 +4,7 @@
 //! jitter; none of them is needed to answer a call.
 
 mod backoff;
-mod commands;
+pub(crate) mod commands;
 mod config_watch;
 mod publisher;
 mod recording_upload;
