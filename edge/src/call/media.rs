@@ -437,9 +437,7 @@ impl CallMedia {
     pub fn tick_due(&self) -> bool {
         self.pacer.due() > 0
     }
-
-    /// When the next 20 ms tick falls due: a call's other legs start on this grid, so their
-    /// frames mix tick by tick.
+    /// When the next 20 ms tick falls due (a call's other legs start on this grid).
     pub fn next_tick(&self) -> Instant {
         self.pacer.poll_timeout()
     }
