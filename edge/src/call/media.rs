@@ -22,7 +22,7 @@ use super::digits::CallDigits;
 pub use super::digits::{DtmfVia, HeardDigit, SendDtmfError};
 use super::info_digits::InfoDigits;
 use super::liveness::{HoldChange, Liveness, Silence};
-use super::mix::{OutMix, VoiceRoute};
+use super::mix::{self, OutMix};
 use crate::media::opus::MAX_OPUS_PACKET;
 use crate::rtp::dtmf::DtmfError;
 use crate::rtp::dtmf::EVENT_PAYLOAD_LEN;
@@ -93,8 +93,9 @@ pub struct CallMedia {
     playback_position: u64,
     events: VecDeque<MediaEvent>,
     stats: MediaStats,
-    /// Other parties' audio and the agent's route, when the call has more than one leg.
-    mix: OutMix,
+    /// Other parties' audio and the agent's route, once the call has more than one leg (a
+    /// call that never does keeps no buffers for it).
+    mix: Option<Box<OutMix>>,
 }
 
 /// The negotiated codec could not be set up (libopus refused to build its encoder or decoder).
@@ -161,7 +162,7 @@ impl CallMedia {
             playback_position: 0,
             events: VecDeque::new(),
             stats: MediaStats::default(),
-            mix: OutMix::default(),
+            mix: None,
         })
     }
 
@@ -430,7 +431,7 @@ impl CallMedia {
 
     /// This leg's outgoing mix (other parties, where the agent's voice goes).
     pub(crate) fn mix_mut(&mut self) -> &mut OutMix {
-        &mut self.mix
+        self.mix.get_or_insert_with(Box::default)
     }
 
     /// Whether a 20 ms tick is due (its packet not yet chosen).
@@ -461,11 +462,11 @@ impl CallMedia {
             // first packet after the hold starts a talk spurt.
             self.pacer.idle();
             self.talking = false;
-            self.mix.discard();
+            mix::discard(&mut self.mix);
             return None;
         }
         if let Some((payload_type, header, payload)) = self.next_dtmf_event() {
-            self.mix.discard();
+            mix::discard(&mut self.mix);
             self.rtcp.on_rtp_sent(now, header.timestamp, payload.len());
             let remote = self.source.rtp_destination();
             let packet = self
@@ -476,9 +477,8 @@ impl CallMedia {
         }
         // Between our digits the speech queued waits (silence goes out), and resumes after the
         // last digit's end.
-        let held = self.digits.sending()
-            || self.info_digits.holds_speech(now)
-            || self.mix.route() == VoiceRoute::Paused;
+        let held =
+            self.digits.sending() || self.info_digits.holds_speech(now) || mix::paused(&self.mix);
         let had_audio = !held && !self.playback.is_empty();
         let from_queue = if held {
             0
@@ -493,7 +493,7 @@ impl CallMedia {
                 self.playback.pop_front().unwrap_or(0)
             };
         }
-        self.mix.finish(&mut self.pcm);
+        mix::finish(&mut self.mix, &mut self.pcm);
         if had_audio && !self.talking {
             self.pacer.mark_talk_spurt();
         }

@@ -47,11 +47,6 @@ impl OutMix {
         self.route = route;
     }
 
-    /// Where the agent's voice goes now.
-    pub fn route(&self) -> VoiceRoute {
-        self.route
-    }
-
     /// Adds another party's frame to the next packet (saturating: loud parties clip rather
     /// than wrap round).
     pub fn add(&mut self, frame: &[i16; FRAME_SAMPLES]) {
@@ -84,6 +79,25 @@ impl OutMix {
     /// The agent's frame of the last tick when it speaks elsewhere (once).
     pub fn take_away(&mut self) -> Option<&[i16; FRAME_SAMPLES]> {
         std::mem::take(&mut self.away_fresh).then_some(&self.away)
+    }
+}
+
+/// [`OutMix::discard`] on a leg's mix, if it has one.
+pub(crate) fn discard(mix: &mut Option<Box<OutMix>>) {
+    if let Some(mix) = mix {
+        mix.discard();
+    }
+}
+
+/// Whether the agent's voice is paused on this leg (never without a mix).
+pub(crate) fn paused(mix: &Option<Box<OutMix>>) -> bool {
+    mix.as_ref().is_some_and(|m| m.route == VoiceRoute::Paused)
+}
+
+/// [`OutMix::finish`] on a leg's mix, if it has one.
+pub(crate) fn finish(mix: &mut Option<Box<OutMix>>, pcm: &mut [i16; FRAME_SAMPLES]) {
+    if let Some(mix) = mix {
+        mix.finish(pcm);
     }
 }
 

@@ -431,3 +431,50 @@ pub(crate) async fn resolve(id: &str, spec: &SipTrunkSpec) -> Option<Trunk> {
         outbound_proxy: spec.outbound_proxy.clone(),
     })
 }
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use freya_proto::v1::leg_command::Action;
+    use freya_proto::v1::{BridgeLegs, DialLeg};
+
+    fn command(action: Action) -> freya_proto::v1::LegCommand {
+        freya_proto::v1::LegCommand {
+            call_id: "c".into(),
+            action: Some(action),
+        }
+    }
+
+    #[test]
+    fn leg_commands_from_the_wire_are_read_or_refused_whole() {
+        let whisper = command(Action::Bridge(BridgeLegs {
+            legs: vec![0, 1],
+            agent: "whisper".into(),
+            whisper_to: Some(1),
+        }));
+        assert_eq!(
+            leg_command(&whisper),
+            Some(LegCommand::Bridge {
+                legs: vec![LegId(0), LegId(1)],
+                agent: AgentMode::Whisper(LegId(1)),
+            })
+        );
+        let no_target = command(Action::Bridge(BridgeLegs {
+            legs: vec![0, 1],
+            agent: "whisper".into(),
+            whisper_to: None,
+        }));
+        assert_eq!(leg_command(&no_target), None);
+        let odd_mode = command(Action::Bridge(BridgeLegs {
+            legs: vec![0, 1],
+            agent: "shouting".into(),
+            whisper_to: None,
+        }));
+        assert_eq!(leg_command(&odd_mode), None);
+        let huge = command(Action::Dial(DialLeg {
+            leg: 256,
+            to: "+1".into(),
+        }));
+        assert_eq!(leg_command(&huge), None, "no leg number wraps round");
+    }
+}
