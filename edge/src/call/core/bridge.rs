@@ -363,11 +363,7 @@ impl CallCore {
             // What the agent hears of this tick.
             let mut ear = [0i16; FRAME_SAMPLES];
             let hears = match agent {
-                None => self
-                    .legs
-                    .heard0_fresh
-                    .then(|| ear = self.legs.heard0)
-                    .is_some(),
+                None => self.mix_of(&[LegId::FIRST], None, &mut ear),
                 Some(AgentMode::Muted) => false,
                 Some(AgentMode::Listening) => {
                     let members = bridge.as_ref().map(|b| b.members.as_slice());
@@ -421,7 +417,10 @@ impl CallCore {
         self.legs.heard0_fresh = false;
         if self.media.tick_due() {
             if let Some((at, frame)) = self.media.poll_received(now) {
-                self.legs.heard0 = *frame;
+                **self
+                    .legs
+                    .heard0
+                    .get_or_insert_with(|| Box::new([0; FRAME_SAMPLES])) = *frame;
                 self.legs.heard0_fresh = true;
                 arrived = at;
             }
@@ -490,7 +489,10 @@ impl CallCore {
         let mut any = false;
         for leg in legs.iter().filter(|l| Some(**l) != except) {
             let frame = if *leg == LegId::FIRST {
-                self.legs.heard0_fresh.then_some(&self.legs.heard0)
+                self.legs
+                    .heard0
+                    .as_deref()
+                    .filter(|_| self.legs.heard0_fresh)
             } else {
                 self.legs
                     .get(*leg)

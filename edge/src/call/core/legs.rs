@@ -157,8 +157,9 @@ pub(super) struct Legs {
     pub(super) settings: LegSettings,
     pub(super) parties: Vec<Party>,
     pub(super) bridge: Option<Bridge>,
-    /// Leg 0's frame of the tick being mixed.
-    pub(super) heard0: [i16; FRAME_SAMPLES],
+    /// Leg 0's frame of the tick being mixed (allocated with the first added leg: a call
+    /// that never adds one keeps no buffer for it).
+    pub(super) heard0: Option<Box<[i16; FRAME_SAMPLES]>>,
     pub(super) heard0_fresh: bool,
     /// The agent's warm transfer under way.
     pub(super) warm: Option<super::warm::Warm>,
@@ -170,7 +171,7 @@ impl Legs {
             settings,
             parties: Vec::new(),
             bridge: None,
-            heard0: [0; FRAME_SAMPLES],
+            heard0: None,
             heard0_fresh: false,
             warm: None,
         }
