@@ -473,3 +473,37 @@ fn a_call_has_at_most_max_legs_at_once_and_a_bounded_number_in_all() {
         CallEventData::LegEnded(l) if l.leg == 99 && l.reason == LegEndReason::Refused
     )));
 }
+
+#[test]
+fn unbridging_gives_the_caller_back_to_the_agent() {
+    let mut sim = Sim::start(&agent(serde_json::json!({})), None);
+    // The caller speaks once while the agent is muted, and once after the bridge is gone.
+    sim.pause(1500)
+        .say(1000)
+        .pause(3000)
+        .say(1000)
+        .pause(60_000);
+    let now = sim.now;
+    sim.core
+        .dial(now, "+4733333333", "api", None)
+        .expect("dial");
+    sim.drain();
+    sim.run_for(200);
+    sim.answer_leg(ONE, None);
+    bridge(&mut sim, &[LegId::FIRST, ONE], AgentMode::Muted).expect("bridge");
+    let from = sim.now;
+    sim.run_for(4000);
+    assert!(transcribed(&sim, from).is_empty(), "muted: nothing heard");
+    let now = sim.now;
+    sim.core.unbridge(now).expect("unbridge");
+    sim.drain();
+    let back = sim.now;
+    sim.run_for(4000);
+    assert_eq!(
+        transcribed(&sim, back).len(),
+        1,
+        "the agent hears the caller again"
+    );
+    assert!(leg_events(&sim).contains(&"unbridged requested".to_owned()));
+    assert!(sim.ended.is_none());
+}
