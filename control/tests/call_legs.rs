@@ -5,7 +5,8 @@
 //! measured at the other's frequency. The hostile requests are tried on the same call: a
 //! destination the agent may not transfer to (422 naming `to`), unknown legs (404), a leg
 //! bridged with itself (422) and one not yet up (409). When the caller hangs up, the party gets
-//! our BYE.
+//! our BYE. And the agent's own warm transfer: its model (the fake OpenAI server) asks for one,
+//! the party answers, hears the whisper alone, and is bridged to the caller with the agent muted.
 
 mod support;
 
@@ -17,14 +18,16 @@ use reqwest::StatusCode;
 use serde_json::json;
 use tokio::net::UdpSocket;
 
-use freya_control::store::Role;
+use freya_control::store::{Role, StoredEvent};
+use freya_edge::llm::fakes::FakeReply;
 use freya_edge::media::g711::{decode_ulaw, encode_ulaw};
 use freya_edge::rtp::packet::{OutgoingHeader, Packetizer, RtpPacket};
 use freya_edge::sip::sdp::SessionDescription;
+use freya_loadtest::audio::Utterance;
 use support::http::Api;
 use support::raw_sip::Call;
 use support::world::{udp_trunk, World};
-use support::{on_both_engines, Backend};
+use support::{eventually, on_both_engines, Backend};
 
 const CALLER_HZ: f64 = 440.0;
 const PARTY_HZ: f64 = 1800.0;
@@ -61,6 +64,35 @@ fn send_tone(socket: Arc<UdpSocket>, to: SocketAddr, hz: f64) -> tokio::task::Jo
             tick.tick().await;
             let mut payload = [0u8; 160];
             encode_ulaw(&tone(hz, i), &mut payload);
+            let header = OutgoingHeader {
+                sequence: i as u16,
+                timestamp: (i * 160) as u32,
+                marker: i == 0,
+            };
+            if let Ok(packet) = packetizer.packetize(0, header, &payload) {
+                let _ = socket.send_to(packet, to).await;
+            }
+        }
+    })
+}
+
+/// Sends `samples` (8 kHz) as PCMU every 20 ms, then silence, until aborted.
+fn send_speech(
+    socket: Arc<UdpSocket>,
+    to: SocketAddr,
+    samples: Vec<i16>,
+) -> tokio::task::JoinHandle<()> {
+    tokio::spawn(async move {
+        let mut packetizer = Packetizer::new(rand::random());
+        let mut tick = tokio::time::interval(Duration::from_millis(20));
+        for i in 0usize.. {
+            tick.tick().await;
+            let mut frame = [0i16; 160];
+            if let Some(chunk) = samples.get(i * 160..(i + 1) * 160) {
+                frame.copy_from_slice(chunk);
+            }
+            let mut payload = [0u8; 160];
+            encode_ulaw(&frame, &mut payload);
             let header = OutgoingHeader {
                 sequence: i as u16,
                 timestamp: (i * 160) as u32,
@@ -276,3 +308,118 @@ async fn the_api_dials_a_second_party_bridges_it_and_rtp_crosses_both_ways(backe
 }
 
 on_both_engines!(multi_thread; the_api_dials_a_second_party_bridges_it_and_rtp_crosses_both_ways);
+
+/// Reads RTP on `socket` for up to `limit`; how many PCMU packets were not silence.
+async fn loud_packets(socket: &UdpSocket, wanted: usize, limit: Duration) -> usize {
+    let mut buf = [0u8; 2048];
+    let mut found = 0;
+    let _ = tokio::time::timeout(limit, async {
+        while found < wanted {
+            let Ok((n, _)) = socket.recv_from(&mut buf).await else {
+                continue;
+            };
+            let Ok(packet) = RtpPacket::parse(&buf[..n]) else {
+                continue;
+            };
+            let mut pcm = [0i16; 160];
+            let len = decode_ulaw(packet.payload, &mut pcm);
+            if pcm[..len].iter().any(|s| s.unsigned_abs() > 500) {
+                found += 1;
+            }
+        }
+    })
+    .await;
+    found
+}
+
+/// The agent's model asks for a warm transfer: the party is dialled through the trunk, hears
+/// the whisper alone, and is then bridged to the caller, the agent gone.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn the_agents_warm_transfer_whispers_to_the_party_then_bridges_the_caller() {
+    let w = World::builder()
+        .voice()
+        .agent(json!({"name": "Switchboard", "transfer_destinations": [PARTY]}))
+        .start()
+        .await;
+    w.speech()
+        .set_default_transcript("Put me through to sales, please.");
+    w.llm().push_reply(FakeReply::tool_call(
+        "call_1",
+        "transfer_call",
+        json!({"destination": PARTY, "mode": "warm", "whisper": "A caller for sales."}),
+    ));
+    w.llm().respond_with(|_| FakeReply::text("One moment."));
+    let party_sip = UdpSocket::bind("127.0.0.1:0").await.expect("party sip");
+    let party_port = party_sip.local_addr().expect("addr").port();
+    w.set_trunks(vec![udp_trunk("party", party_port, 1)]);
+
+    let caller_rtp = Arc::new(UdpSocket::bind("127.0.0.1:0").await.expect("rtp"));
+    let call = Call::dial(
+        w.edge.sip_addr,
+        &caller_rtp,
+        &w.number,
+        "warm-1@caller.test",
+    )
+    .await;
+    let spoken = Utterance::speak("Put me through to sales, please.").expect("espeak-ng");
+    let caller_speech = send_speech(caller_rtp.clone(), call.edge_rtp, spoken.samples.to_vec());
+
+    let (invite, edge_sip) = party_receives(&party_sip, "INVITE").await;
+    let party_rtp = Arc::new(UdpSocket::bind("127.0.0.1:0").await.expect("party rtp"));
+    let rtp_port = party_rtp.local_addr().expect("addr").port();
+    let edge_leg_rtp = answer(&party_sip, &invite, edge_sip, rtp_port).await;
+    // The party listens (silence) while the whisper plays.
+    let party_line = send_speech(party_rtp.clone(), edge_leg_rtp, Vec::new());
+    let whispered = loud_packets(&party_rtp, 10, Duration::from_secs(10)).await;
+    assert_eq!(whispered, 10, "the party hears the agent's whisper");
+    let call_id = w.call_in_status("in_progress").await.id;
+    let of_kind = |events: &[StoredEvent], kind: &str| -> Vec<serde_json::Value> {
+        events
+            .iter()
+            .filter(|e| e.kind == kind)
+            .map(|e| e.payload.clone())
+            .collect()
+    };
+    let events = eventually(
+        Duration::from_secs(15),
+        "the warm transfer to succeed",
+        || async {
+            let events = w.events_of(&call_id).await;
+            let done = of_kind(&events, "call.transfer")
+                .iter()
+                .any(|t| t["status"] == "succeeded");
+            done.then_some(events)
+        },
+    )
+    .await;
+    let statuses: Vec<serde_json::Value> = of_kind(&events, "call.transfer")
+        .into_iter()
+        .map(|t| t["status"].clone())
+        .collect();
+    assert_eq!(statuses, [json!("requested"), json!("succeeded")]);
+    assert_eq!(
+        of_kind(&events, "call.bridged"),
+        [
+            json!({"legs": [1], "agent": "whisper", "whisper_to": 1}),
+            json!({"legs": [0, 1], "agent": "muted"})
+        ]
+    );
+    assert_eq!(
+        of_kind(&events, "call.leg_added"),
+        [json!({"leg": 1, "to": PARTY, "by": "agent"})]
+    );
+    caller_speech.abort();
+    party_line.abort();
+    call.hang_up(2).await;
+    let (bye, from) = party_receives(&party_sip, "BYE").await;
+    let ok = format!(
+        "SIP/2.0 200 OK\r\n{}\r\n{}\r\n{}\r\n{}\r\n{}\r\nContent-Length: 0\r\n\r\n",
+        header(&bye, "Via"),
+        header(&bye, "From"),
+        header(&bye, "To"),
+        header(&bye, "Call-ID"),
+        header(&bye, "CSeq"),
+    );
+    party_sip.send_to(ok.as_bytes(), from).await.expect("200");
+    w.teardown().await;
+}
