@@ -63,7 +63,12 @@ async fn world(control: &ControlPlane) -> World {
     };
     let store = &control.store;
     let agent = store
-        .create_agent(&scope, "test", &agent_spec("A"))
+        .create_agent(
+            &scope,
+            "test",
+            &serde_json::from_value(json!({"name": "A", "transfer_destinations": ["+4799999999"]}))
+                .expect("agent spec"),
+        )
         .await
         .expect("agent")
         .id;
@@ -433,6 +438,25 @@ fn routes() -> Vec<Route> {
         r("GET", "/v1/calls/{call}", none, Viewer, 200, true),
         // No edge is connected in this test: an allowed request gets as far as finding none.
         r("POST", "/v1/calls/{call}/hangup", none, Editor, 503, true),
+        r(
+            "POST",
+            "/v1/calls/{call}/legs",
+            |_| Some(json!({"to": "+4799999999"})),
+            Editor,
+            503,
+            true,
+        ),
+        // The call has no leg 1 yet: an allowed request gets as far as finding none.
+        r("DELETE", "/v1/calls/{call}/legs/1", none, Editor, 404, true),
+        r(
+            "POST",
+            "/v1/calls/{call}/bridge",
+            |_| Some(json!({"legs": [0, 1], "agent": "muted"})),
+            Editor,
+            404,
+            true,
+        ),
+        r("DELETE", "/v1/calls/{call}/bridge", none, Editor, 503, true),
         r("GET", "/v1/calls/{call}/recording", none, Viewer, 200, true),
         r(
             "DELETE",

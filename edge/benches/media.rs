@@ -299,6 +299,7 @@ fn call_core_tick(c: &mut Criterion) {
         media: &settings,
         voice: None,
         can_record: false,
+        legs: Default::default(),
     };
     let mut core = CallCore::start(now, start).expect("PCMU");
     while core.poll_output().is_some() {}
@@ -309,6 +310,103 @@ fn call_core_tick(c: &mut Criterion) {
             while let Some(output) = core.poll_output() {
                 if let Output::Transmit { to, packet } = output {
                     black_box((to, packet));
+                }
+            }
+        })
+    });
+}
+
+/// One 20 ms tick of a call's core with a second leg bridged to the first (the agent muted):
+/// one PCMU packet in on each leg, both legs' frames played out and mixed, one packet out on
+/// each leg. Against `call_core_tick_sendrecv_20ms` (which receives nothing) it is what a
+/// bridged party costs per tick.
+fn call_core_tick_bridged(c: &mut Criterion) {
+    use std::sync::Arc;
+
+    use freya_edge::call::core::{AgentMode, CallCore, CallStart, LegId, LegSignal, Output};
+    use freya_edge::call::media::MediaSettings;
+    use freya_edge::call::task::{CallDirection, CallSignal};
+    use freya_edge::rtp::packet::{OutgoingHeader, Packetizer};
+    use freya_edge::sip::sdp::{Codec, Direction, NegotiatedAudio};
+    use freya_shared::snapshot::AgentConfig;
+    let audio = |port: u16| NegotiatedAudio {
+        codec: Codec::Pcmu,
+        payload_type: 0,
+        telephone_event: Some(101),
+        telephone_event_rate: 8000,
+        remote_rtp: std::net::SocketAddr::from(([127, 0, 0, 1], port)),
+        ptime: 20,
+        direction: Direction::SendRecv,
+        rtcp_mux: false,
+        remote_rtcp: std::net::SocketAddr::from(([127, 0, 0, 1], port + 1)),
+    };
+    let settings = MediaSettings {
+        codecs: Arc::from([Codec::Pcmu]),
+        inactivity_timeout: Duration::from_secs(3_650 * 86_400),
+        hold_timeout: Duration::from_secs(3_650 * 86_400),
+        rtcp_interval: Duration::from_secs(5),
+    };
+    let mut agent: AgentConfig = serde_json::from_value(serde_json::json!({
+        "id": "a", "workspace_id": "w", "spec": {"name": "Bench"}
+    }))
+    .expect("agent");
+    agent.spec.max_call_seconds = u32::MAX;
+    let mut now = Instant::now();
+    let start = CallStart {
+        call_id: "c",
+        dialog: "d",
+        direction: CallDirection::Inbound,
+        edge_id: "e",
+        agent: &agent,
+        workflow: None,
+        caller: "+1",
+        dialled: "+2",
+        provider: None,
+        audio: audio(40_002),
+        media_stream: false,
+        media: &settings,
+        voice: None,
+        can_record: false,
+        legs: Default::default(),
+    };
+    let mut core = CallCore::start(now, start).expect("PCMU");
+    let leg = core.dial(now, "+3", "api", None).expect("dial");
+    let answered = CallSignal::Leg {
+        leg,
+        signal: LegSignal::Answered(audio(41_002)),
+    };
+    core.handle_signal(now, answered);
+    core.bridge(now, &[LegId(0), leg], AgentMode::Muted)
+        .expect("bridge");
+    while core.poll_output().is_some() {}
+    let speech = voice(SampleRate::Hz8000);
+    let mut payload = [0u8; 160];
+    freya_edge::media::g711::encode_ulaw(&speech.samples()[..160], &mut payload);
+    let (mut caller, mut party) = (Packetizer::new(1), Packetizer::new(2));
+    let (from_caller, from_party) = (audio(40_002).remote_rtp, audio(41_002).remote_rtp);
+    let mut seq = 0u16;
+    c.bench_function("call_core_tick_bridged_two_legs_20ms", |b| {
+        b.iter(|| {
+            now += Duration::from_millis(20);
+            seq = seq.wrapping_add(1);
+            let header = OutgoingHeader {
+                sequence: seq,
+                timestamp: u32::from(seq) * 160,
+                marker: false,
+            };
+            if let Ok(packet) = caller.packetize(0, header, &payload) {
+                core.handle_datagram(now, from_caller, packet);
+            }
+            if let Ok(packet) = party.packetize(0, header, &payload) {
+                core.handle_leg_datagram(now, leg, from_party, packet);
+            }
+            core.handle_timeout(now);
+            while let Some(output) = core.poll_output() {
+                match output {
+                    Output::Transmit { to, packet } | Output::LegTransmit { to, packet, .. } => {
+                        black_box((to, packet));
+                    }
+                    _ => {}
                 }
             }
         })
@@ -344,6 +442,7 @@ criterion_group!(
     benches,
     call_media_tick,
     call_core_tick,
+    call_core_tick_bridged,
     dtmf_tones,
     g711,
     opus,

@@ -42,6 +42,29 @@ pub struct EdgeConfig {
     /// Gossip with the other edges (membership and health); off unless `cluster.bind` is set.
     #[serde(default)]
     pub cluster: ClusterConfig,
+
+    /// Parties added to a call (a second leg: warm transfer, add participant).
+    #[serde(default)]
+    pub legs: LegsConfig,
+}
+
+/// Limits on a call's added parties. A key left out takes its value from `Default` below.
+#[derive(Debug, Clone, Deserialize)]
+#[serde(default, deny_unknown_fields)]
+pub struct LegsConfig {
+    /// Most legs a call has up or dialling at once, its first party included (2-16).
+    pub max_per_call: u8,
+    /// How long a dialled party may ring before the dial is cancelled (`no_answer`).
+    pub dial_timeout_ms: u32,
+}
+
+impl Default for LegsConfig {
+    fn default() -> Self {
+        Self {
+            max_per_call: 4,
+            dial_timeout_ms: 30_000,
+        }
+    }
 }
 
 /// The media side of calls. A key left out takes its value from `Default` below, the one place
@@ -286,6 +309,15 @@ impl Validate for EdgeConfig {
                     "must be 1-64 characters without spaces",
                 ));
             }
+        }
+        if !(2..=16).contains(&self.legs.max_per_call) {
+            problems.push(ConfigProblem::new("legs.max_per_call", "must be 2-16"));
+        }
+        if !(1_000..=300_000).contains(&self.legs.dial_timeout_ms) {
+            problems.push(ConfigProblem::new(
+                "legs.dial_timeout_ms",
+                "must be 1000-300000 (1 s to 5 minutes)",
+            ));
         }
         if !is_region_name(&self.region) {
             problems.push(ConfigProblem::new(

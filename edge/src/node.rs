@@ -197,6 +197,10 @@ impl Edge {
                     .filter_map(|name| Codec::from_name(name))
                     .collect(),
             },
+            legs: crate::call::core::LegSettings {
+                max_legs: config.legs.max_per_call,
+                dial_timeout: Duration::from_millis(u64::from(config.legs.dial_timeout_ms)),
+            },
             rtp_departure: metrics.rtp_departure.clone(),
             rtp_foreign: metrics.rtp_foreign.clone(),
         };

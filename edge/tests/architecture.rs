@@ -24,6 +24,7 @@ const SHELLS: &[&str] = &[
     "edge/src/sip/transport/accept.rs",
     "edge/src/sip/transport/events.rs",
     "edge/src/sip/transport/icmp.rs",
+    "edge/src/sip/transport/legs.rs",
     "edge/src/sip/transport/placing.rs",
     "edge/src/sip/transport/records.rs",
     "edge/src/sip/transport/refusal.rs",
@@ -48,9 +49,13 @@ const CLUSTER_CORES: &[&str] = &[
 /// tasks, sockets or awaits of their own (`CallCore` and what it owns).
 const CALL_CORES: &[&str] = &[
     "edge/src/call/core.rs",
+    "edge/src/call/core/bridge.rs",
     "edge/src/call/core/ending.rs",
+    "edge/src/call/core/legs.rs",
     "edge/src/call/core/output.rs",
     "edge/src/call/core/start.rs",
+    "edge/src/call/core/warm.rs",
+    "edge/src/call/mix.rs",
     "edge/src/call/talk.rs",
     "edge/src/call/flow.rs",
     "edge/src/call/flow_agent.rs",

@@ -10,7 +10,7 @@
 //! | role   | may |
 //! | ------ | --- |
 //! | viewer | read agents, workflows, numbers, calls (and their recordings), analytics, edges, the workspace and its members; validate workflows |
-//! | editor | + create, change and delete agents, workflows and numbers; publish workflows; place and hang up calls |
+//! | editor | + create, change and delete agents, workflows and numbers; publish workflows; place and hang up calls, dial their legs to the agent's transfer destinations and bridge them |
 //! | admin  | + rename the workspace, manage members (not owners), API keys, providers and webhooks, delete call recordings, read the audit log |
 //! | owner  | + make or unmake owners, delete the workspace |
 
@@ -19,6 +19,7 @@ mod analytics;
 mod audit;
 mod auth;
 mod body_limit;
+mod call_legs;
 mod calls;
 mod crud;
 mod dashboard;
@@ -208,6 +209,19 @@ fn v1() -> Router<AppState> {
         .route(
             "/calls/{id}/hangup",
             needs(Role::Editor, post(calls::hangup)),
+        )
+        .route(
+            "/calls/{id}/legs",
+            needs(Role::Editor, post(call_legs::dial)),
+        )
+        .route(
+            "/calls/{id}/legs/{leg}",
+            needs(Role::Editor, delete(call_legs::hang_up)),
+        )
+        .route(
+            "/calls/{id}/bridge",
+            needs(Role::Editor, post(call_legs::bridge))
+                .merge(needs(Role::Editor, delete(call_legs::unbridge))),
         )
         .route(
             "/calls/{id}/recording",

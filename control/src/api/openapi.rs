@@ -22,8 +22,8 @@ use utoipa::openapi::{
 use utoipa::{Modify, OpenApi, ToSchema};
 
 use super::{
-    agents, analytics, audit, calls, dashboard, edges, health, keys, login, numbers, providers,
-    recordings, webhooks, workflows, workspaces,
+    agents, analytics, audit, call_legs, calls, dashboard, edges, health, keys, login, numbers,
+    providers, recordings, webhooks, workflows, workspaces,
 };
 
 /// The document.
@@ -57,6 +57,7 @@ use super::{
         workflows::list, workflows::create, workflows::check, workflows::get, workflows::patch,
         workflows::delete, workflows::publish, workflows::versions, workflows::version,
         calls::list, calls::place, calls::get, calls::hangup,
+        call_legs::dial, call_legs::hang_up, call_legs::bridge, call_legs::unbridge,
         recordings::download, recordings::delete,
         audit::list,
         providers::list, providers::create, providers::get, providers::patch, providers::delete,

@@ -503,6 +503,16 @@ impl Conversation {
         self.check_finished(now);
     }
 
+    /// Says `text` as a fixed line, after whatever is being said (a warm transfer's summary for
+    /// the party it reaches); not kept in the history, which is the conversation with the caller.
+    pub fn announce(&mut self, now: Instant, text: &str) {
+        if self.reply.is_none() {
+            self.begin_reply(ReplyKind::Fixed, None);
+        }
+        self.say(text, false);
+        self.check_finished(now);
+    }
+
     /// The call is ending (the caller hung up, the maximum duration, a transfer...): the reply
     /// being spoken is recorded as far as the caller heard it, marked interrupted when cut,
     /// like a barge-in. Its provider work is left for the caller to close.

@@ -117,6 +117,9 @@ pub enum Action {
     Transfer {
         /// One of the agent's transfer destinations: a number or a SIP URI.
         destination: String,
+        /// `Some` for a warm transfer (`mode: "warm"`): the summary to whisper to the answering
+        /// party, empty when none was given.
+        warm: Option<String>,
     },
     /// Press `digits` toward the far end (RFC 4733, or SIP INFO).
     SendDtmf {

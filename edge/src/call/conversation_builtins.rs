@@ -37,11 +37,28 @@ pub(super) fn definitions(destinations: &[String]) -> Vec<ToolDefinition> {
             ),
             parameters: json!({"type": "object", "properties": {
                 "destination": {"type": "string", "enum": destinations,
-                                "description": "Where to transfer the call."}
+                                "description": "Where to transfer the call."},
+                "mode": {"type": "string", "enum": ["blind", "warm"],
+                         "description": "blind (default): hand the call over at once. warm: dial first, the caller stays with you while it rings, the person answering hears your whisper, then the caller is connected to them."},
+                "whisper": {"type": "string",
+                            "description": "Warm only: a short summary said to the person answering, before the caller is connected."}
             }, "required": ["destination"]}),
         });
     }
     tools
+}
+
+/// A warm `transfer_call` (`mode: "warm"`): its whisper for the answering party, empty when it
+/// gave none (at most 500 characters are said); `None` for a blind transfer.
+pub(super) fn warm_whisper(arguments: &Value) -> Option<String> {
+    if arguments.get("mode").and_then(Value::as_str) != Some("warm") {
+        return None;
+    }
+    let whisper = arguments
+        .get("whisper")
+        .and_then(Value::as_str)
+        .unwrap_or("");
+    Some(whisper.trim().chars().take(500).collect())
 }
 
 /// The destination of a `transfer_call`, if it is one the agent allows; else the error the

@@ -63,7 +63,8 @@ fn transfer_call_transfers_after_the_last_words_and_a_failure_goes_back_to_the_m
     assert_eq!(
         h.play_out(&speak),
         [Action::Transfer {
-            destination: "sip:sales@pbx.example".into()
+            destination: "sip:sales@pbx.example".into(),
+            warm: None,
         }]
     );
     assert_eq!(h.c.poll_timeout(), None, "no reprompt while transferring");

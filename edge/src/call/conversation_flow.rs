@@ -184,7 +184,11 @@ impl Conversation {
                         }
                         Ok(destination) if reply.hangup.is_none() => {
                             reply.transfer = Some((destination, call.id.clone()));
-                            Some("The call is being transferred now. Say nothing more.")
+                            reply.warm = builtins::warm_whisper(&call.arguments);
+                            Some(match reply.warm {
+                                Some(_) => "Dialling now; the caller stays with you until they answer. Tell the caller to hold on.",
+                                None => "The call is being transferred now. Say nothing more.",
+                            })
                         }
                         Ok(_) => Some("error: the call is already ending"),
                         Err(error) => {
@@ -285,6 +289,7 @@ impl Conversation {
         self.record_written(now, &reply, false);
         let text = reply.history_text();
         self.commit(now, &reply, text, false);
+        let warm = reply.warm.clone();
         match (reply.hangup, reply.transfer) {
             (Some(reason), _) if !self.hung_up => {
                 self.hung_up = true;
@@ -293,7 +298,8 @@ impl Conversation {
             (None, Some((destination, call_id))) if !self.hung_up => {
                 // No reprompt while the transfer runs; a failure goes to the model when reported.
                 self.transferring = Some(call_id);
-                self.actions.push_back(Action::Transfer { destination });
+                self.actions
+                    .push_back(Action::Transfer { destination, warm });
             }
             _ => self.arm_reprompt(now),
         }

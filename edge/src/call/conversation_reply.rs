@@ -76,6 +76,8 @@ pub(super) struct Reply {
     /// Transfer the call there once the reply has been played, and the model's call id of
     /// the `transfer_call` that asked (its result is rewritten if the transfer fails).
     pub transfer: Option<(String, String)>,
+    /// A warm transfer's summary for the party (`Some("")` when warm without one).
+    pub warm: Option<String>,
     /// Turn timing, until the first packet of the reply is out.
     pub clock: Option<TurnClock>,
     /// When the caller started hearing it.
@@ -101,6 +103,7 @@ impl Reply {
             sentences: Vec::new(),
             hangup: None,
             transfer: None,
+            warm: None,
             clock,
             first_audio_at: None,
             written: Vec::new(),

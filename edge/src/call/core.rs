@@ -13,9 +13,12 @@
 //! [`poll_output`](CallCore::poll_output) until `None` before the next input. The shell around it
 //! (`call/task.rs`) only moves bytes, time and results.
 
+mod bridge;
 mod ending;
+mod legs;
 mod output;
 mod start;
+mod warm;
 
 use std::time::{Duration, Instant};
 
@@ -24,13 +27,16 @@ use freya_shared::model::{CallEventData, EndReason, FailReason};
 
 use super::event_payloads::transfer_record;
 use super::liveness::HoldChange;
-use super::media::{CallMedia, MediaEvent};
+use super::media::{CallMedia, MediaEvent, MediaSettings};
 use super::provider_request::ProviderResult;
 use super::responder::Responder;
-use super::talk::CallParties;
+use super::talk::{AgentRequest, CallParties};
 use super::task::{CallDirection, CallSignal};
 use crate::sip::endpoint::TransferProgress;
 
+pub use legs::{
+    AgentMode, LegCommand, LegError, LegId, LegRequest, LegSettings, LegSignal, MAX_DIALS_PER_CALL,
+};
 pub use output::{CallEnding, CallRequest, Output};
 pub use start::{CallStart, EndedEarly};
 
@@ -54,6 +60,10 @@ pub struct CallCore {
     /// A call we placed: its far end's BYE is `remote_hangup`, not `caller_hangup`.
     outbound: bool,
     out: output::Outbox,
+    /// The parties beyond the first, and the bridge.
+    legs: legs::Legs,
+    /// What an added leg's media is built with.
+    media_settings: MediaSettings,
 }
 
 impl CallCore {
@@ -80,6 +90,8 @@ impl CallCore {
             ended: false,
             outbound: start.direction == CallDirection::Outbound,
             out: output::Outbox::default(),
+            legs: legs::Legs::new(start.legs),
+            media_settings: start.media.clone(),
         };
         for record in start.opening_records() {
             core.out.push(Output::Event(record));
@@ -161,6 +173,8 @@ impl CallCore {
                 self.out.push(Output::Event(CallEventData::Dtmf(heard)));
             }
             CallSignal::Hangup { reason, by_us } => return self.end(now, reason, by_us),
+            CallSignal::Leg { leg, signal } => self.on_leg_signal(now, leg, signal),
+            CallSignal::Legs(command) => return self.handle_leg_command(now, command),
             CallSignal::Direction(direction) => {
                 if let Some(change) = self.media.set_direction(now, direction) {
                     let record = change.record(direction);
@@ -223,11 +237,16 @@ impl CallCore {
         }
         self.media.handle_timeout(now);
         let held = self.media.held();
-        if let Some(responder) = self.responder.as_mut().filter(|_| !held) {
+        let paused = held || self.agent_muted();
+        if let Some(responder) = self.responder.as_mut().filter(|_| !paused) {
             responder.handle_timeout(now);
         }
         let mut records = Vec::new();
-        loop {
+        if !self.legs.is_empty() {
+            self.tick_legs(now, held, &mut records);
+            self.warm_progress(now);
+        }
+        while self.legs.is_empty() {
             // The agent hears this tick's caller frame before the tick's packet is chosen, so a
             // barge-in silences this very packet.
             if let Some(responder) = self.responder.as_mut().filter(|_| !held) {
@@ -260,11 +279,14 @@ impl CallCore {
             return None;
         }
         let mut wake = self.media.poll_timeout().min(self.deadline);
-        // A held call's voice is paused: its timers wait for the resume.
+        if let Some(at) = self.legs.poll_timeout() {
+            wake = wake.min(at);
+        }
+        // A held call's voice is paused (and a muted agent's): its timers wait for the resume.
         if let Some(at) = self
             .responder
             .as_ref()
-            .filter(|_| !self.media.held())
+            .filter(|_| !self.media.held() && !self.agent_muted())
             .and_then(Responder::poll_timeout)
         {
             wake = wake.min(at);
@@ -305,7 +327,12 @@ impl CallCore {
                 .push(Output::ForeignPackets(foreign - self.foreign_reported));
             self.foreign_reported = foreign;
         }
+        self.legs_after_input(now);
+        if self.ended {
+            return;
+        }
         let mut end = None;
+        let mut pending_warm = Vec::new();
         if let Some(responder) = self.responder.as_mut() {
             let mut records = Vec::new();
             responder.drive(now, &mut self.media, &mut records);
@@ -319,6 +346,14 @@ impl CallCore {
                 end = Some(EndReason::from(reason));
             }
             while let Some(request) = responder.take_request() {
+                if let AgentRequest::WarmTransfer {
+                    destination,
+                    whisper,
+                } = request
+                {
+                    pending_warm.push((destination, whisper));
+                    continue;
+                }
                 let (record, dialog) =
                     ending::agent_request(request, &mut self.media, &mut self.transfer);
                 self.out.push(Output::Event(record));
@@ -326,6 +361,9 @@ impl CallCore {
                     self.out.push(Output::Dialog(dialog));
                 }
             }
+        }
+        for (destination, whisper) in pending_warm {
+            self.start_warm(now, destination, whisper);
         }
         while let Some(key) = self.media.poll_info_digit() {
             let digits = key.to_string();
@@ -353,6 +391,22 @@ impl CallCore {
         }
         if let Some(reason) = end {
             self.end(now, reason, true);
+        }
+    }
+}
+
+impl CallCore {
+    /// A command from the control plane for the call's legs; a refusal is logged (and, for a
+    /// dial, recorded as the leg's end).
+    fn handle_leg_command(&mut self, now: Instant, command: LegCommand) {
+        let done = match command {
+            LegCommand::Dial { leg, to } => self.dial(now, &to, "api", Some(leg)).map(|_| ()),
+            LegCommand::Hangup { leg } => self.hang_up_leg(now, leg),
+            LegCommand::Bridge { legs, agent } => self.bridge(now, &legs, agent),
+            LegCommand::Unbridge => self.unbridge(now),
+        };
+        if let Err(e) = done {
+            tracing::info!(error = %e, "leg command refused");
         }
     }
 }

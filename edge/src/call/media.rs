@@ -15,23 +15,26 @@
 
 use std::collections::VecDeque;
 use std::net::SocketAddr;
-use std::sync::Arc;
 use std::time::{Duration, Instant};
 
-use super::codec::{CallCodec, LossRepair, MAX_PAYLOAD};
+use super::codec::{CallCodec, MAX_PAYLOAD};
 use super::digits::CallDigits;
 pub use super::digits::{DtmfVia, HeardDigit, SendDtmfError};
 use super::info_digits::InfoDigits;
 use super::liveness::{HoldChange, Liveness, Silence};
+use super::mix::{self, OutMix};
 use crate::media::opus::MAX_OPUS_PACKET;
 use crate::rtp::dtmf::DtmfError;
 use crate::rtp::dtmf::EVENT_PAYLOAD_LEN;
-use crate::rtp::jitter::{JitterBuffer, JitterConfig, JitterStats, Playout};
+use crate::rtp::jitter::{JitterBuffer, JitterConfig, Playout};
 use crate::rtp::latch::{SourceLatch, SourceVerdict};
 use crate::rtp::pacer::{Pacer, PacerConfig};
 use crate::rtp::packet::{is_rtcp, OutgoingHeader, Packetizer, RtpPacket};
-use crate::rtp::rtcp_session::{RtcpSession, RtcpStats};
+use crate::rtp::rtcp_session::RtcpSession;
 use crate::sip::sdp::{Codec, Direction, NegotiatedAudio};
+
+mod settings;
+pub use settings::{MediaSettings, MediaStats};
 
 /// Samples in one 20 ms frame at 8 kHz.
 pub const FRAME_SAMPLES: usize = 160;
@@ -53,37 +56,6 @@ pub enum MediaEvent {
     /// Queued playback was dropped before it was sent (barge-in): a leg that buffers audio on
     /// the far side (a provider's media stream) clears that buffer too.
     PlaybackCut,
-}
-
-/// Counters for the call record.
-#[derive(Debug, Clone, Copy, Default, PartialEq, Eq)]
-pub struct MediaStats {
-    pub packets_received: u64,
-    pub packets_sent: u64,
-    pub junk_received: u64,
-    /// Datagrams (RTP or RTCP) dropped because they came from an address other than the
-    /// caller's latched one: a stranger trying to take the stream over, or a NAT that rebound.
-    pub foreign_received: u64,
-    pub jitter: JitterStats,
-    /// RFC 3550 interarrival jitter, in milliseconds.
-    pub interarrival_jitter_ms: u32,
-    /// RTCP reports both ways and what the far end says of our stream.
-    pub rtcp: RtcpStats,
-    /// How lost frames were rebuilt, concealed or silenced.
-    pub repair: LossRepair,
-}
-
-/// Settings of one call's media.
-#[derive(Debug, Clone)]
-pub struct MediaSettings {
-    /// Codecs we answer and offer with, most preferred first.
-    pub codecs: Arc<[Codec]>,
-    pub inactivity_timeout: Duration,
-    /// How long a held call may go without RTP or RTCP from the peer (hold sends no RTP, so
-    /// the inactivity timeout would hang up every held call).
-    pub hold_timeout: Duration,
-    /// Nominal time between RTCP reports (each one randomised 0.5–1.5×).
-    pub rtcp_interval: Duration,
 }
 
 /// The media state of one call.
@@ -121,6 +93,9 @@ pub struct CallMedia {
     playback_position: u64,
     events: VecDeque<MediaEvent>,
     stats: MediaStats,
+    /// Other parties' audio and the agent's route, once the call has more than one leg (a
+    /// call that never does keeps no buffers for it).
+    mix: Option<Box<OutMix>>,
 }
 
 /// The negotiated codec could not be set up (libopus refused to build its encoder or decoder).
@@ -187,6 +162,7 @@ impl CallMedia {
             playback_position: 0,
             events: VecDeque::new(),
             stats: MediaStats::default(),
+            mix: None,
         })
     }
 
@@ -453,6 +429,20 @@ impl CallMedia {
         self.take_received_frame()
     }
 
+    /// This leg's outgoing mix (other parties, where the agent's voice goes).
+    pub(crate) fn mix_mut(&mut self) -> &mut OutMix {
+        self.mix.get_or_insert_with(Box::default)
+    }
+
+    /// Whether a 20 ms tick is due (its packet not yet chosen).
+    pub fn tick_due(&self) -> bool {
+        self.pacer.due() > 0
+    }
+    /// When the next 20 ms tick falls due (a call's other legs start on this grid).
+    pub fn next_tick(&self) -> Instant {
+        self.pacer.poll_timeout()
+    }
+
     /// The RTP clock rate of the stream we send (8 kHz for G.711, 48 kHz for Opus).
     pub fn clock_rate(&self) -> u32 {
         self.clock_rate
@@ -472,9 +462,11 @@ impl CallMedia {
             // first packet after the hold starts a talk spurt.
             self.pacer.idle();
             self.talking = false;
+            mix::discard(&mut self.mix);
             return None;
         }
         if let Some((payload_type, header, payload)) = self.next_dtmf_event() {
+            mix::discard(&mut self.mix);
             self.rtcp.on_rtp_sent(now, header.timestamp, payload.len());
             let remote = self.source.rtp_destination();
             let packet = self
@@ -485,7 +477,8 @@ impl CallMedia {
         }
         // Between our digits the speech queued waits (silence goes out), and resumes after the
         // last digit's end.
-        let held = self.digits.sending() || self.info_digits.holds_speech(now);
+        let held =
+            self.digits.sending() || self.info_digits.holds_speech(now) || mix::paused(&self.mix);
         let had_audio = !held && !self.playback.is_empty();
         let from_queue = if held {
             0
@@ -500,6 +493,7 @@ impl CallMedia {
                 self.playback.pop_front().unwrap_or(0)
             };
         }
+        mix::finish(&mut self.mix, &mut self.pcm);
         if had_audio && !self.talking {
             self.pacer.mark_talk_spurt();
         }

@@ -34,6 +34,7 @@ pub mod live_stt;
 pub(crate) mod liveness;
 /// One call's media core: the media bench.
 pub mod media;
+pub(crate) mod mix;
 pub(crate) mod pipeline;
 /// Not used outside the edge: `pub` until its test-only methods move into its tests.
 pub mod ports;

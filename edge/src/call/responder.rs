@@ -150,6 +150,22 @@ impl Responder {
         }
     }
 
+    /// Says `text` (a warm transfer's whisper to the answering party); a workflow has no
+    /// whisper and says nothing.
+    pub fn announce(&mut self, now: Instant, text: &str, media: &mut CallMedia) {
+        if let Responder::Agent(talk) = self {
+            talk.announce(now, text, media);
+        }
+    }
+
+    /// Whether the voice is preparing or saying something.
+    pub fn is_speaking(&self) -> bool {
+        match self {
+            Responder::Agent(talk) => !talk.is_idle(),
+            Responder::Workflow(_) => false,
+        }
+    }
+
     /// The transfer asked for did not go through, for `reason` (the SIP side's words).
     pub fn transfer_failed(&mut self, now: Instant, reason: &str) {
         match self {

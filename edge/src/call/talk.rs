@@ -44,6 +44,12 @@ pub struct CallParties<'a> {
 pub enum AgentRequest {
     /// Transfer the call blindly to this number or SIP URI.
     Transfer(String),
+    /// Transfer the call warm: dial the destination, whisper `whisper` to whoever answers, then
+    /// bridge the caller to them and leave.
+    WarmTransfer {
+        destination: String,
+        whisper: Option<String>,
+    },
     /// Press these keys toward the far end.
     SendDtmf(String),
 }
@@ -340,6 +346,12 @@ impl Talk {
         self.conversation.exit_requested()
     }
 
+    /// Says `text` as a fixed line (a warm transfer's whisper).
+    pub fn announce(&mut self, now: Instant, text: &str, media: &mut CallMedia) {
+        self.conversation.announce(now, text);
+        self.execute_actions(media);
+    }
+
     /// Whether the agent is neither preparing nor speaking a reply.
     pub fn is_idle(&self) -> bool {
         !self.conversation.replying()
@@ -401,9 +413,17 @@ impl Talk {
                         .push_back(ProviderRequest::CancelReply { pipeline, reply });
                 }
                 Action::Hangup { reason } => self.hangup = Some(reason),
-                Action::Transfer { destination } => {
-                    self.requests.push_back(AgentRequest::Transfer(destination))
-                }
+                Action::Transfer {
+                    destination,
+                    warm: None,
+                } => self.requests.push_back(AgentRequest::Transfer(destination)),
+                Action::Transfer {
+                    destination,
+                    warm: Some(whisper),
+                } => self.requests.push_back(AgentRequest::WarmTransfer {
+                    destination,
+                    whisper: Some(whisper),
+                }),
                 Action::SendDtmf { digits } => {
                     self.requests.push_back(AgentRequest::SendDtmf(digits))
                 }

@@ -8,16 +8,23 @@
 //! packet, record an event, ask the SIP task for a [`DialogRequest`], start provider work, feed
 //! the recording and the metrics) until it says the call has ended.
 
+use std::collections::HashMap;
 use std::sync::Arc;
 use std::time::Instant;
+
+use tracing::Instrument;
 
 use prometheus_client::metrics::counter::Counter;
 use prometheus_client::metrics::histogram::Histogram;
 use tokio::sync::{mpsc, oneshot};
 
-use super::core::{CallCore, CallEnding, CallRequest, CallStart, EndedEarly, Output};
+use super::core::{
+    CallCore, CallEnding, CallRequest, CallStart, EndedEarly, LegCommand, LegId, LegRequest,
+    LegSignal, Output,
+};
 use super::leg::{LegIo, MediaLeg};
 use super::media::MediaSettings;
+use super::ports::MediaSockets;
 use super::providers::Providers;
 use super::responder::PinnedWorkflow;
 use crate::recordings::writer::CallRecording;
@@ -46,6 +53,10 @@ pub enum CallSignal {
     /// A re-INVITE changed our media direction (as we answered it): hold when we may not send,
     /// resume when we may again.
     Direction(Direction),
+    /// News of a leg the call dialled.
+    Leg { leg: LegId, signal: LegSignal },
+    /// The control plane's command for the call's legs.
+    Legs(LegCommand),
 }
 
 /// What a call (its conversation today, a workflow executor tomorrow) asks of the SIP task.
@@ -63,6 +74,10 @@ pub enum DialogRequest {
     Transfer { dialog: String, destination: String },
     /// Send digits by SIP INFO (the peer negotiated no telephone-event).
     SendDtmf { dialog: String, digits: String },
+    /// Dial a party as a new leg of the call (its news comes back as [`CallSignal::Leg`]).
+    DialLeg(Box<crate::sip::transport::LegDial>),
+    /// Hang up a leg of the call (CANCEL or BYE).
+    HangupLeg { dialog: String, leg: LegId },
 }
 
 /// Who placed the call.
@@ -118,6 +133,8 @@ pub struct CallServices {
     /// Where calls of agents with `record: true` are recorded; `None` records nothing.
     pub recordings: Option<RecordingOutbox>,
     pub media: MediaSettings,
+    /// Limits on the parties a call may add (`[legs]`).
+    pub legs: super::core::LegSettings,
     /// Where each outgoing packet's departure spacing is observed (the edge's `/metrics`).
     pub rtp_departure: Histogram,
     /// Where media dropped for coming from a stranger's address is counted (the edge's
@@ -207,10 +224,18 @@ fn begin(setup: CallSetup, services: CallServices, requests: mpsc::Sender<Dialog
         media: &services.media,
         voice: services.voice.as_ref(),
         can_record: services.recordings.is_some(),
+        legs: services.legs,
     };
     let mut shell = Shell {
         event: EventStamp(call_id.clone(), workspace_id.clone()),
         dialog: dialog.clone(),
+        // Our side's number is the caller id toward an added party.
+        our_number: match direction {
+            CallDirection::Inbound => dialled.clone(),
+            CallDirection::Outbound => caller.clone(),
+        },
+        legs: HashMap::new(),
+        leg_sockets: HashMap::new(),
         services: services.clone(),
         requests,
         recording: None,
@@ -252,6 +277,11 @@ impl EventStamp {
 struct Shell {
     event: EventStamp,
     dialog: String,
+    our_number: String,
+    /// Added legs' media I/O, once answered.
+    legs: HashMap<LegId, LegIo>,
+    /// Added legs' RTP sockets, handed over by the SIP task as it dials them.
+    leg_sockets: HashMap<LegId, oneshot::Receiver<MediaSockets>>,
     services: CallServices,
     requests: mpsc::Sender<DialogRequest>,
     recording: Option<CallRecording>,
@@ -285,10 +315,16 @@ impl Shell {
                 _ = &mut tick => {
                     let now = Instant::now();
                     leg.receive_ready(now, core);
+                    for (id, io) in &mut self.legs {
+                        io.receive_ready(now, &mut AddedLeg(core, *id));
+                    }
                     core.handle_timeout(now);
                 }
                 signal = signals.recv() => match signal {
-                    Some(signal) => core.handle_signal(Instant::now(), signal),
+                    Some(signal) => {
+                        self.take_leg_media(&signal);
+                        core.handle_signal(Instant::now(), signal)
+                    }
                     None => core.handle_signals_closed(Instant::now()),
                 },
                 result = async {
@@ -353,10 +389,92 @@ impl Shell {
                 Output::ForeignPackets(n) => {
                     self.services.rtp_foreign.inc_by(n);
                 }
+                Output::LegTransmit { leg, to, packet } => {
+                    if let Some(io) = self.legs.get(&leg) {
+                        io.send(to, packet);
+                    }
+                }
+                Output::LegRtcp { leg, to, report } => {
+                    if let Some(io) = self.legs.get(&leg) {
+                        io.send_rtcp(to, report).await;
+                    }
+                }
+                Output::Leg(request) => self.carry_out_leg(request).await,
                 Output::Ended(ending) => return Some(ending),
             }
         }
         None
+    }
+
+    /// Dials a leg (its trunks resolved beside the call, which goes on meanwhile) or hangs one
+    /// up (its sockets closed now).
+    async fn carry_out_leg(&mut self, request: LegRequest) {
+        match request {
+            LegRequest::Dial { leg, to } => {
+                let (sockets, taken) = oneshot::channel();
+                self.leg_sockets.insert(leg, taken);
+                let snapshot = self.services.state.snapshot();
+                let providers: Vec<_> = snapshot
+                    .providers_for(&self.event.1)
+                    .into_iter()
+                    .cloned()
+                    .collect();
+                let (dialog, from) = (self.dialog.clone(), self.our_number.clone());
+                let requests = self.requests.clone();
+                let dial = async move {
+                    let trunks = crate::control_link::commands::sip_trunks(&providers).await;
+                    let dial = crate::sip::transport::LegDial {
+                        dialog,
+                        leg,
+                        to,
+                        from,
+                        trunks,
+                        sockets,
+                    };
+                    let _ = requests.send(DialogRequest::DialLeg(Box::new(dial))).await;
+                };
+                tokio::spawn(dial.in_current_span());
+            }
+            LegRequest::Hangup { leg } => {
+                self.legs.remove(&leg);
+                self.leg_sockets.remove(&leg);
+                let dialog = self.dialog.clone();
+                let _ = self
+                    .requests
+                    .send(DialogRequest::HangupLeg { dialog, leg })
+                    .await;
+            }
+        }
+    }
+
+    /// An answered leg's sockets, handed over before its answer: ready for its media.
+    fn take_leg_media(&mut self, signal: &CallSignal) {
+        let CallSignal::Leg {
+            leg,
+            signal: LegSignal::Answered(audio),
+        } = signal
+        else {
+            return;
+        };
+        let Some(sockets) = self
+            .leg_sockets
+            .remove(leg)
+            .and_then(|mut s| s.try_recv().ok())
+        else {
+            return;
+        };
+        let media = MediaLeg::Rtp {
+            audio: *audio,
+            sockets,
+        };
+        match media.into_io() {
+            Ok(io) => {
+                self.legs.insert(*leg, io);
+            }
+            Err(e) => {
+                tracing::warn!(%leg, error = %e, "cannot take a leg's RTP socket off the reactor")
+            }
+        }
     }
 
     /// Finishes the recording, sends our BYE when the core says we hang up, and records the
@@ -388,6 +506,21 @@ impl Shell {
         let ended = self.event.event(CallEventData::Ended(early.ended));
         let _ = self.services.events.send(ended).await;
     }
+}
+
+/// An added leg's received media, handed to the core under the leg's id.
+struct AddedLeg<'a>(&'a mut CallCore, LegId);
+
+impl super::leg::ReceivedMedia for AddedLeg<'_> {
+    fn handle_datagram(&mut self, now: Instant, source: std::net::SocketAddr, datagram: &[u8]) {
+        self.0.handle_leg_datagram(now, self.1, source, datagram);
+    }
+
+    fn handle_rtcp(&mut self, now: Instant, source: std::net::SocketAddr, datagram: &[u8]) {
+        self.0.handle_leg_rtcp(now, self.1, source, datagram);
+    }
+
+    fn handle_payload(&mut self, _: Instant, _: u16, _: u32, _: &[u8]) {}
 }
 
 /// The call's recording, in this edge's outbox. A recording that cannot start is logged; the

@@ -13,6 +13,7 @@ use std::time::Duration;
 use tokio::sync::{mpsc, oneshot};
 
 use super::{log_failure, LinkContext};
+use crate::call::core::{AgentMode, LegCommand, LegId};
 use crate::sip::digest::Credentials;
 use crate::sip::peer::Peer;
 use crate::sip::transport::{PlaceCall, SipCommand};
@@ -141,8 +142,46 @@ async fn handle(
                 twilio.clone(),
             ));
         }
+        Some(Command::Legs(legs)) => {
+            let Some(command) = leg_command(&legs) else {
+                tracing::warn!(call = %legs.call_id, "ignoring a leg command this edge cannot read");
+                return;
+            };
+            let command = SipCommand::Legs {
+                call_id: legs.call_id,
+                command,
+            };
+            if sip.send(command).await.is_err() {
+                tracing::warn!("leg command but the SIP task is gone");
+            }
+        }
         None => tracing::warn!("ignoring an empty command"),
     }
+}
+
+/// A leg command from the wire: leg numbers beyond 255 or an unknown agent mode are not one.
+fn leg_command(legs: &freya_proto::v1::LegCommand) -> Option<LegCommand> {
+    use freya_proto::v1::leg_command::Action;
+    let leg = |n: u32| u8::try_from(n).ok().map(LegId);
+    Some(match legs.action.as_ref()? {
+        Action::Dial(dial) => LegCommand::Dial {
+            leg: leg(dial.leg)?,
+            to: dial.to.clone(),
+        },
+        Action::Hangup(hangup) => LegCommand::Hangup {
+            leg: leg(hangup.leg)?,
+        },
+        Action::Bridge(bridge) => LegCommand::Bridge {
+            legs: bridge.legs.iter().map(|n| leg(*n)).collect::<Option<_>>()?,
+            agent: match bridge.agent.as_str() {
+                "muted" => AgentMode::Muted,
+                "listening" => AgentMode::Listening,
+                "whisper" => AgentMode::Whisper(leg(bridge.whisper_to?)?),
+                _ => return None,
+            },
+        },
+        Action::Unbridge(_) => LegCommand::Unbridge,
+    })
 }
 
 /// Tries the providers strictly in priority order, whatever their kind: a Twilio account is
@@ -333,8 +372,25 @@ async fn place_with_twilio(
     .await
 }
 
+/// The SIP trunks among `providers` (a workspace's, in priority order), hosts resolved; those
+/// that cannot be resolved are skipped. An added leg of a call is dialled through them.
+pub(crate) async fn sip_trunks(providers: &[ProviderConfig]) -> Vec<Trunk> {
+    let mut trunks = Vec::new();
+    for provider in providers {
+        if let ProviderSpec::SipTrunk(spec) = &provider.spec {
+            match resolve(&provider.id, spec).await {
+                Some(trunk) => trunks.push(trunk),
+                None => {
+                    tracing::warn!(trunk = %spec.name, host = %spec.host, "cannot resolve a trunk's host; skipping it")
+                }
+            }
+        }
+    }
+    trunks
+}
+
 /// A provider as the SIP core calls through it: its host resolved (first address).
-async fn resolve(id: &str, spec: &SipTrunkSpec) -> Option<Trunk> {
+pub(crate) async fn resolve(id: &str, spec: &SipTrunkSpec) -> Option<Trunk> {
     // With an outbound proxy, INVITEs go to the proxy rather than the trunk's host.
     let proxy = spec.outbound_proxy.as_deref().map(parse_proxy_uri);
     let (host, port) = match &proxy {
@@ -374,4 +430,51 @@ async fn resolve(id: &str, spec: &SipTrunkSpec) -> Option<Trunk> {
         invite_timeout: Duration::from_millis(u64::from(spec.invite_timeout_ms)),
         outbound_proxy: spec.outbound_proxy.clone(),
     })
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use freya_proto::v1::leg_command::Action;
+    use freya_proto::v1::{BridgeLegs, DialLeg};
+
+    fn command(action: Action) -> freya_proto::v1::LegCommand {
+        freya_proto::v1::LegCommand {
+            call_id: "c".into(),
+            action: Some(action),
+        }
+    }
+
+    #[test]
+    fn leg_commands_from_the_wire_are_read_or_refused_whole() {
+        let whisper = command(Action::Bridge(BridgeLegs {
+            legs: vec![0, 1],
+            agent: "whisper".into(),
+            whisper_to: Some(1),
+        }));
+        assert_eq!(
+            leg_command(&whisper),
+            Some(LegCommand::Bridge {
+                legs: vec![LegId(0), LegId(1)],
+                agent: AgentMode::Whisper(LegId(1)),
+            })
+        );
+        let no_target = command(Action::Bridge(BridgeLegs {
+            legs: vec![0, 1],
+            agent: "whisper".into(),
+            whisper_to: None,
+        }));
+        assert_eq!(leg_command(&no_target), None);
+        let odd_mode = command(Action::Bridge(BridgeLegs {
+            legs: vec![0, 1],
+            agent: "shouting".into(),
+            whisper_to: None,
+        }));
+        assert_eq!(leg_command(&odd_mode), None);
+        let huge = command(Action::Dial(DialLeg {
+            leg: 256,
+            to: "+1".into(),
+        }));
+        assert_eq!(leg_command(&huge), None, "no leg number wraps round");
+    }
 }

@@ -5,7 +5,7 @@
 
 mod backoff;
 mod cluster_report;
-mod commands;
+pub(crate) mod commands;
 mod config_watch;
 mod publisher;
 mod recording_upload;

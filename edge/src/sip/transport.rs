@@ -18,12 +18,14 @@
 mod accept;
 mod events;
 mod icmp;
+mod legs;
 mod placing;
 mod records;
 mod refusal;
 mod signals;
 mod tcp;
 
+pub use legs::LegDial;
 pub use placing::{PlaceCall, SipCommand};
 
 use std::collections::HashMap;
@@ -123,6 +125,8 @@ struct SipTask {
     ringing: HashMap<String, Ringing>,
     /// Outbound calls being placed, by dialog.
     pending: HashMap<String, PendingOutbound>,
+    /// Calls' added legs, by the leg's own dialog (`legs.rs`).
+    legs: legs::LegDialogs,
     /// Our BYEs whose outcome a call's record awaits.
     byes: HashMap<String, oneshot::Sender<ByeOutcome>>,
     /// Given to each call task, for its [`DialogRequest`]s.
@@ -183,6 +187,7 @@ impl SipTask {
             ringing: HashMap::new(),
             pending: HashMap::new(),
             byes: HashMap::new(),
+            legs: HashMap::new(),
             requests: request_tx,
             session_id: rand::random::<u32>().into(),
         };
@@ -238,7 +243,10 @@ impl SipTask {
             Some(command) = inbox.commands.recv() => self.on_command(command).await,
             _ = tokio::time::sleep_until(wake) => self.endpoint.handle_timeout(Instant::now()),
             _ = tokio::time::sleep_until(next_answer) => self.answer_due(),
-            Some(request) = inbox.requests.recv() => self.on_dialog_request(request),
+            Some(request) = inbox.requests.recv() => match request {
+                DialogRequest::DialLeg(dial) => self.dial_leg(dial).await,
+                request => self.on_dialog_request(request),
+            },
             // Signals wait for room in a call's queue: offer them again (`calls.retry` below).
             _ = tokio::time::sleep(signals::RETRY_EVERY), if backlog => {}
             _ = shutdown.cancelled() => {
@@ -272,6 +280,11 @@ impl SipTask {
                     self.slots.take_outbound(&call_id);
                     self.pending.insert(call_id, placing);
                 }
+            }
+            SipCommand::Legs { call_id, command } => {
+                // Calls we placed use their record id as their Call-ID.
+                let dialog = self.records.get(&call_id).cloned().unwrap_or(call_id);
+                self.signal(&dialog, CallSignal::Legs(command));
             }
             SipCommand::Hangup { call_id: record } => {
                 let now = Instant::now();
@@ -337,6 +350,9 @@ impl SipTask {
                 dialog: call_id,
                 digits,
             } => self.endpoint.send_dtmf_info(now, &call_id, &digits),
+            DialogRequest::HangupLeg { dialog, leg } => self.hang_up_leg(&dialog, leg),
+            // Reserving its port is async: `wake` dials it (`legs.rs`).
+            DialogRequest::DialLeg(_) => {}
         }
     }
 
@@ -355,6 +371,7 @@ impl SipTask {
         for call_id in self.pending.keys() {
             self.endpoint.hangup(now, call_id);
         }
+        self.hang_up_legs();
         self.flush().await;
     }
 

@@ -172,6 +172,14 @@ where
                     Some(DialogRequest::SendDtmf { digits, .. }) => {
                         tracing::warn!(%digits, "digits asked on a Twilio call; media streams cannot send them");
                     }
+                    // Added legs are dialled through SIP trunks, which a media stream call has no
+                    // dialog with: the leg fails and the agent keeps the caller.
+                    Some(DialogRequest::DialLeg(dial)) => {
+                        let detail = "a media stream call cannot dial another party".to_owned();
+                        let signal = CallSignal::Leg { leg: dial.leg, signal: crate::call::core::LegSignal::Failed { detail } };
+                        let _ = signal_tx.send(signal).await;
+                    }
+                    Some(DialogRequest::HangupLeg { .. }) => {}
                 },
                 _ = twilio.shutdown.cancelled() => {
                     let _ = signal_tx.send(CallSignal::Hangup { reason: EndReason::EdgeShutdown, by_us: true }).await;

@@ -47,6 +47,8 @@ pub fn cached_edge_config(
         // Local fakes only; nothing here calls a customer URL.
         egress: Default::default(),
         cluster: Default::default(),
+
+        legs: Default::default(),
         http: EdgeHttpConfig {
             addr: "127.0.0.1:0".into(),
             ..EdgeHttpConfig::default()

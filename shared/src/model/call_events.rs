@@ -8,6 +8,7 @@ use serde::de::DeserializeOwned;
 use serde::Serialize;
 use serde_json::Value;
 
+use super::call_leg_payloads::*;
 use super::call_payloads::*;
 use crate::workflow::StepRecord;
 
@@ -110,6 +111,16 @@ call_events! {
     WorkflowStep(StepRecord) => "call.workflow_step",
     /// A workflow could not go on.
     WorkflowError(WorkflowError) => "call.workflow_error",
+    /// A party is being dialled into the call (a second leg).
+    LegAdded(LegAdded) => "call.leg_added",
+    /// A dialled party answered.
+    LegAnswered(LegAnswered) => "call.leg_answered",
+    /// A leg ended (the party hung up, never answered, or was hung up).
+    LegEnded(LegEnded) => "call.leg_ended",
+    /// Legs of the call were bridged (they hear each other).
+    Bridged(Bridged) => "call.bridged",
+    /// The bridge ended; the call is back with its agent.
+    Unbridged(Unbridged) => "call.unbridged",
 }
 
 fn to_value<T: Serialize>(payload: &T) -> Value {

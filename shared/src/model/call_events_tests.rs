@@ -169,6 +169,22 @@ fn fixtures() -> Vec<(&'static str, Value)> {
             "call.workflow_error",
             json!({"agent_id": "a9", "field": "llm", "error": "no model"}),
         ),
+        (
+            "call.leg_added",
+            json!({"leg": 1, "to": "+4733333333", "by": "api"}),
+        ),
+        ("call.leg_answered", json!({"leg": 1, "codec": "Pcmu"})),
+        ("call.leg_ended", json!({"leg": 1, "reason": "no_answer"})),
+        (
+            "call.leg_ended",
+            json!({"leg": 2, "reason": "dial_failed", "detail": "busy"}),
+        ),
+        (
+            "call.bridged",
+            json!({"legs": [0, 1], "agent": "whisper", "whisper_to": 1}),
+        ),
+        ("call.bridged", json!({"legs": [0, 1], "agent": "muted"})),
+        ("call.unbridged", json!({"reason": "leg_ended"})),
     ]
 }
 
@@ -455,4 +471,21 @@ fn the_characters_synthesized_are_read_when_an_edge_counted_them_and_unknown_oth
     };
     assert_eq!(ended.agent_characters_synthesized, None);
     assert_eq!(CallEventData::Ended(ended).to_payload(), old);
+}
+
+#[test]
+fn a_leg_end_reason_from_a_newer_edge_is_kept() {
+    let json = json!({"leg": 3, "reason": "moved_to_mars"});
+    let CallEventData::LegEnded(ended) = CallEventData::parse("call.leg_ended", &json) else {
+        panic!("not a leg end");
+    };
+    assert_eq!(
+        ended.reason,
+        crate::model::LegEndReason::Other("moved_to_mars".into())
+    );
+    assert_eq!(
+        CallEventData::LegEnded(ended).to_payload(),
+        json,
+        "written back as it came"
+    );
 }

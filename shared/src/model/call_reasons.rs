@@ -54,6 +54,30 @@ macro_rules! reason_enum {
 }
 
 reason_enum! {
+    /// Why one leg of a call (a party dialled into it, `call.leg_ended`) ended.
+    LegEndReason {
+        /// The party hung up (BYE).
+        Hangup => "hangup",
+        /// The party never answered within the dial timeout (we cancelled).
+        NoAnswer => "no_answer",
+        /// The dial failed (busy, refused, no trunk took it).
+        DialFailed => "dial_failed",
+        /// The party answered with media the edge cannot carry.
+        UnsupportedMedia => "unsupported_media",
+        /// The API asked for the leg to be hung up.
+        HangupRequested => "hangup_requested",
+        /// The other party of its bridge hung up, and nobody was left to talk to.
+        BridgeEnded => "bridge_ended",
+        /// The call itself ended.
+        CallEnded => "call_ended",
+        /// The edge would not dial it (too many legs, its number taken, the call over).
+        Refused => "refused",
+        /// No RTP from the party for the inactivity timeout.
+        RtpTimeout => "rtp_timeout",
+    }
+}
+
+reason_enum! {
     /// Why an answered (or ringing) call ended.
     EndReason {
         /// The caller of an inbound call hung up (BYE). The far end of either direction is
@@ -107,6 +131,8 @@ reason_enum! {
         /// The control plane lost the call's edge (recorded by the control plane itself): its
         /// heartbeats stopped, or its cluster peers declared it down (`ReportCluster`).
         EdgeLost => "edge_lost",
+        /// The party the caller was bridged to hung up after the agent had left the call.
+        BridgeEnded => "bridge_ended",
     }
 }
 
@@ -186,7 +212,8 @@ impl EndReason {
             Self::CallerHangup
             | Self::RemoteHangup
             | Self::CallerCancelled
-            | Self::StreamClosed => HangupBy::Remote,
+            | Self::StreamClosed
+            | Self::BridgeEnded => HangupBy::Remote,
             Self::HangupRequested => HangupBy::Api,
             Self::Transferred
             | Self::EndCallTool

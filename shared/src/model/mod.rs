@@ -5,6 +5,7 @@
 pub mod agent;
 pub mod call;
 pub mod call_events;
+pub mod call_leg_payloads;
 pub mod call_payloads;
 pub mod call_reasons;
 pub mod dialable;
@@ -21,7 +22,7 @@ use serde::{Deserialize, Serialize};
 pub use agent::AgentSpec;
 pub use call::{CallEvent, CallEventKind};
 pub use call_events::{CallEventData, CALL_EVENT_SCHEMA};
-pub use call_reasons::{EndReason, FailReason, HangupBy};
+pub use call_reasons::{EndReason, FailReason, HangupBy, LegEndReason};
 pub use dialable::{normalize_dialable, DialableError};
 pub use edge::{EdgeHealth, EdgeStatus};
 pub use number::{NumberTarget, PhoneNumberSpec};

@@ -36,6 +36,7 @@ impl CallCore {
                 self.out.push(Output::Provider(request));
             }
         }
+        self.end_legs();
         if let Some((to, report)) = self.media.close_rtcp(now) {
             self.out.push_rtcp(to, report);
         }
@@ -95,6 +96,17 @@ pub(super) fn agent_request(
             });
             (record, Some(CallRequest::Transfer { destination }))
         }
+        // Taken by the core before it gets here (`core/warm.rs`).
+        AgentRequest::WarmTransfer { destination, .. } => (
+            CallEventData::Transfer(TransferRecord {
+                status: "failed".to_owned(),
+                destination: Some(destination),
+                code: None,
+                reason: Some("not carried out".to_owned()),
+                extra: Extra::new(),
+            }),
+            None,
+        ),
         AgentRequest::SendDtmf(digits) => {
             let sent = |via: &str, error: Option<String>| DtmfSent {
                 digits: digits.clone(),

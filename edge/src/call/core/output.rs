@@ -9,6 +9,7 @@ use std::net::SocketAddr;
 use freya_shared::model::call_payloads::CallEnded;
 use freya_shared::model::CallEventData;
 
+use super::legs::{LegId, LegRequest};
 use crate::call::media::FRAME_SAMPLES;
 use crate::call::provider_request::ProviderRequest;
 
@@ -38,6 +39,20 @@ pub enum Output<'a> {
     PlaybackCut,
     /// This many more datagrams came from a stranger's address (for the edge's counter).
     ForeignPackets(u64),
+    /// Send this RTP packet on an added leg's socket, to `to`.
+    LegTransmit {
+        leg: LegId,
+        to: SocketAddr,
+        packet: &'a [u8],
+    },
+    /// Send this RTCP report on an added leg's RTCP socket.
+    LegRtcp {
+        leg: LegId,
+        to: SocketAddr,
+        report: &'a [u8],
+    },
+    /// Dial or hang up an added leg.
+    Leg(LegRequest),
     /// The call is over; the last output. The shell sends our BYE when `hang_up` says so, puts
     /// its outcome in `record.bye_outcome`, and records it.
     Ended(CallEnding),
@@ -71,13 +86,32 @@ enum Pending {
     Event(Box<CallEventData>),
     Dialog(CallRequest),
     Provider(ProviderRequest),
+    Leg(LegRequest),
     PlaybackFinished,
     PlaybackCut,
     ForeignPackets(u64),
     Ended(Box<CallEnding>),
-    Transmit { to: SocketAddr, slot: usize },
-    Rtcp { to: SocketAddr, slot: usize },
-    Record { slot: usize },
+    Transmit {
+        to: SocketAddr,
+        slot: usize,
+    },
+    Rtcp {
+        to: SocketAddr,
+        slot: usize,
+    },
+    Record {
+        slot: usize,
+    },
+    LegTransmit {
+        leg: LegId,
+        to: SocketAddr,
+        slot: usize,
+    },
+    LegRtcp {
+        leg: LegId,
+        to: SocketAddr,
+        slot: usize,
+    },
 }
 
 /// Entries, packets and recording ticks kept between batches: a burst above this (the opening
@@ -126,6 +160,11 @@ impl Outbox {
             Output::Event(data) => Pending::Event(Box::new(data)),
             Output::Dialog(request) => Pending::Dialog(request),
             Output::Provider(request) => Pending::Provider(request),
+            Output::Leg(request) => Pending::Leg(request),
+            Output::LegTransmit { leg, to, packet } => {
+                return self.push_leg_packet(leg, to, packet)
+            }
+            Output::LegRtcp { leg, to, report } => return self.push_leg_rtcp(leg, to, report),
             Output::PlaybackFinished => Pending::PlaybackFinished,
             Output::PlaybackCut => Pending::PlaybackCut,
             Output::ForeignPackets(n) => Pending::ForeignPackets(n),
@@ -142,6 +181,16 @@ impl Outbox {
     pub(super) fn push_rtcp(&mut self, to: SocketAddr, report: &[u8]) {
         let slot = self.copy(report);
         self.queue.push_back(Pending::Rtcp { to, slot });
+    }
+
+    pub(super) fn push_leg_packet(&mut self, leg: LegId, to: SocketAddr, packet: &[u8]) {
+        let slot = self.copy(packet);
+        self.queue.push_back(Pending::LegTransmit { leg, to, slot });
+    }
+
+    pub(super) fn push_leg_rtcp(&mut self, leg: LegId, to: SocketAddr, report: &[u8]) {
+        let slot = self.copy(report);
+        self.queue.push_back(Pending::LegRtcp { leg, to, slot });
     }
 
     /// Copies `bytes` into the next spare buffer; returns its slot.
@@ -178,6 +227,7 @@ impl Outbox {
             Pending::Event(data) => Output::Event(*data),
             Pending::Dialog(request) => Output::Dialog(request),
             Pending::Provider(request) => Output::Provider(request),
+            Pending::Leg(request) => Output::Leg(request),
             Pending::PlaybackFinished => Output::PlaybackFinished,
             Pending::PlaybackCut => Output::PlaybackCut,
             Pending::ForeignPackets(n) => Output::ForeignPackets(n),
@@ -198,6 +248,16 @@ impl Outbox {
                     .map(Vec::as_slice)
                     .unwrap_or_default(),
             },
+            Pending::LegTransmit { leg, to, slot } => Output::LegTransmit {
+                leg,
+                to,
+                packet: self.slot(slot),
+            },
+            Pending::LegRtcp { leg, to, slot } => Output::LegRtcp {
+                leg,
+                to,
+                report: self.slot(slot),
+            },
             Pending::Record { slot } => {
                 let (sent, received) = self.frames.get(slot)?;
                 Output::Record {
@@ -206,6 +266,13 @@ impl Outbox {
                 }
             }
         })
+    }
+
+    fn slot(&self, slot: usize) -> &[u8] {
+        self.packets
+            .get(slot)
+            .map(Vec::as_slice)
+            .unwrap_or_default()
     }
 }
 

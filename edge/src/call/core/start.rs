@@ -39,6 +39,8 @@ pub struct CallStart<'a> {
     /// when its agent also asks for it, and then each tick's frames come out as
     /// [`Output::Record`](super::Output::Record).
     pub can_record: bool,
+    /// Limits on the parties added to the call.
+    pub legs: super::legs::LegSettings,
 }
 
 impl CallStart<'_> {

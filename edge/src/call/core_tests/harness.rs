@@ -12,7 +12,7 @@ use std::time::{Duration, Instant};
 use freya_shared::model::{AgentSpec, CallEventData};
 use freya_shared::snapshot::AgentConfig;
 
-use crate::call::core::{CallCore, CallEnding, CallRequest, CallStart, Output};
+use crate::call::core::{CallCore, CallEnding, CallRequest, CallStart, LegId, LegRequest, Output};
 use crate::call::listener::tests::buzz;
 use crate::call::media::tests::{audio, caller_packet, settings};
 use crate::call::media::FRAME_SAMPLES;
@@ -86,6 +86,8 @@ pub(super) struct Caller {
     from: SocketAddr,
     /// When each voiced frame was sent (the last one ends the caller's turn).
     pub voiced_sent: Vec<Instant>,
+    /// A pure tone (Hz) instead of the voiced buzz, to tell parties apart in a mix.
+    pub tone: Option<f64>,
 }
 
 impl Caller {
@@ -99,6 +101,7 @@ impl Caller {
             rng: 0x9E37_79B9_7F4A_7C15,
             from,
             voiced_sent: Vec::new(),
+            tone: None,
         }
     }
 
@@ -132,7 +135,10 @@ impl Caller {
                 }
                 None => false,
             };
-            let pcm = if voiced {
+            let pcm = if let (true, Some(hz)) = (voiced, self.tone) {
+                self.voiced_sent.push(sent);
+                super::parties::tone(hz, usize::from(self.seq))
+            } else if voiced {
                 self.voiced_sent.push(sent);
                 buzz(usize::from(self.seq))
             } else {
@@ -227,6 +233,14 @@ pub(super) struct Sim {
     /// Each packet that reached the caller: when, and whether it carried sound.
     pub heard: Vec<(Instant, bool)>,
     pub ended: Option<(Instant, CallEnding)>,
+    /// What each packet sent to the caller carried, decoded.
+    pub caller_frames: Vec<(Instant, [i16; FRAME_SAMPLES])>,
+    /// What each packet sent to an added leg carried, decoded.
+    pub party_heard: Vec<(Instant, LegId, [i16; FRAME_SAMPLES])>,
+    /// Dials and hang-ups of added legs the core asked for.
+    pub leg_requests: Vec<(Instant, LegRequest)>,
+    /// The simulated parties of added legs.
+    pub parties: Vec<super::parties::Party>,
 }
 
 impl Sim {
@@ -270,6 +284,7 @@ impl Sim {
             media: &media,
             voice: Some(&factory),
             can_record: false,
+            legs: crate::call::core::LegSettings::default(),
         };
         let core = CallCore::start(t0, start).expect("the call starts");
         let from = audio.remote_rtp;
@@ -285,6 +300,10 @@ impl Sim {
             dialogs: Vec::new(),
             heard: Vec::new(),
             ended: None,
+            caller_frames: Vec::new(),
+            party_heard: Vec::new(),
+            leg_requests: Vec::new(),
+            parties: Vec::new(),
         };
         sim.drain();
         sim
@@ -323,6 +342,9 @@ impl Sim {
             if let Some(at) = self.scheduled.iter().map(|(at, _)| *at).min() {
                 next = next.min(at);
             }
+            if let Some(at) = self.parties_next() {
+                next = next.min(at);
+            }
             if next > until {
                 break;
             }
@@ -338,6 +360,7 @@ impl Sim {
                 self.core.handle_datagram(at, self.caller.from, &packet);
                 self.drain();
             }
+            self.step_parties(now);
             let due: Vec<_> = {
                 let (due, later) = std::mem::take(&mut self.scheduled)
                     .into_iter()
@@ -369,12 +392,20 @@ impl Sim {
         self.drain();
     }
 
-    fn drain(&mut self) {
+    pub(super) fn drain(&mut self) {
         let now = self.now;
         let mut requests = Vec::new();
         while let Some(output) = self.core.poll_output() {
             match output {
                 Output::Transmit { packet, .. } => {
+                    let mut pcm = [0i16; FRAME_SAMPLES];
+                    match RtpPacket::parse(packet) {
+                        Ok(p) if p.payload_type == 0 => {
+                            decode_ulaw(p.payload, &mut pcm);
+                        }
+                        _ => {}
+                    }
+                    self.caller_frames.push((now, pcm));
                     // Telephone-events (payload type 101 here) are keys, not sound.
                     let loud = RtpPacket::parse(packet).is_ok_and(|p| {
                         p.payload_type != 101 && {
@@ -389,6 +420,16 @@ impl Sim {
                 Output::Dialog(request) => self.dialogs.push((now, request)),
                 Output::Provider(request) => requests.push(request),
                 Output::Ended(ending) => self.ended = Some((now, ending)),
+                Output::LegTransmit { leg, packet, .. } => {
+                    let mut pcm = [0i16; FRAME_SAMPLES];
+                    let n = RtpPacket::parse(packet)
+                        .map(|p| decode_ulaw(p.payload, &mut pcm))
+                        .unwrap_or(0);
+                    self.party_heard.push((now, leg, pcm));
+                    debug_assert!(n <= FRAME_SAMPLES);
+                }
+                Output::LegRtcp { .. } => {}
+                Output::Leg(request) => self.leg_requests.push((now, request)),
                 Output::Rtcp { .. }
                 | Output::Record { .. }
                 | Output::PlaybackFinished

@@ -5,5 +5,7 @@
 
 mod harness;
 mod heard;
+mod legs;
+mod parties;
 mod telephony;
 mod voice;

@@ -14,6 +14,9 @@ use freya_shared::model::EndReason;
 impl SipTask {
     /// Acts on one event of the endpoint.
     pub(super) async fn on_event(&mut self, event: EndpointEvent) {
+        let Some(event) = self.on_leg_event(event) else {
+            return;
+        };
         match event {
             EndpointEvent::IncomingCall(call) => self.on_incoming_call(call).await,
             EndpointEvent::Confirmed { call_id } => {

@@ -28,6 +28,11 @@ pub enum SipCommand {
     PlaceCall(Box<PlaceCall>),
     /// End a call: BYE when answered, CANCEL while an outbound call is being placed.
     Hangup { call_id: String },
+    /// A command for a call's legs (dial, hang up, bridge), by the call's record id.
+    Legs {
+        call_id: String,
+        command: crate::call::core::LegCommand,
+    },
 }
 
 /// An outbound call to place, with the trunks to try in order (addresses resolved).

@@ -9,7 +9,8 @@
 //!   takes it or its task is gone. The call leaves the live set at once, so nothing else is sent
 //!   to it, and when the SIP task itself stops, dropping the sender ends the call anyway (its
 //!   task reads what is queued, then a closed channel).
-//! - `Direction` (hold, resume) and `Transfer` progress wait too: the re-INVITE or NOTIFY was
+//! - `Direction` (hold, resume), `Transfer` progress, a dialled leg's news (`Leg`) and the
+//!   control plane's leg commands (`Legs`) wait too: the re-INVITE or NOTIFY was
 //!   already answered, and a call that missed one would send audio to a caller on hold, stay
 //!   silent after a resume, or stay up after its transfer succeeded. A newer direction replaces
 //!   a waiting one (only the last one agreed counts). The backlog is bounded by [`BACKLOG`];
@@ -62,7 +63,10 @@ impl Keep {
     fn of(signal: &CallSignal) -> Self {
         match signal {
             CallSignal::Confirmed | CallSignal::Dtmf(_) => Keep::Drop,
-            CallSignal::Direction(_) | CallSignal::Transfer(_) => Keep::Wait,
+            CallSignal::Direction(_)
+            | CallSignal::Transfer(_)
+            | CallSignal::Leg { .. }
+            | CallSignal::Legs(_) => Keep::Wait,
             CallSignal::Hangup { .. } => Keep::Always,
         }
     }
@@ -76,6 +80,8 @@ fn label(signal: &CallSignal) -> &'static str {
         CallSignal::Hangup { .. } => "hangup",
         CallSignal::Transfer(_) => "transfer",
         CallSignal::Direction(_) => "direction",
+        CallSignal::Leg { .. } => "leg",
+        CallSignal::Legs(_) => "legs",
     }
 }
 

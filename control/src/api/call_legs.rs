@@ -1,0 +1,299 @@
+//! A live call's legs: dialling another party into it (`POST /v1/calls/{id}/legs`), bridging
+//! legs with the agent muted, listening or whispering (`POST /v1/calls/{id}/bridge`, and
+//! `DELETE` of it to return the call to the agent), and hanging a leg up
+//! (`DELETE /v1/calls/{id}/legs/{leg}`). Each is checked here against what the call's stored
+//! events say of its legs, then carried to the call's edge as a `LegCommand`; the edge's core
+//! checks again and records what it did (`call.leg_added`, `call.bridged`, ...).
+//!
+//! Who may be dialled: the call's agent's `transfer_destinations` for an editor (the same
+//! destinations its model may transfer to); any valid number or SIP user for an admin.
+
+use axum::body::Bytes;
+use axum::extract::{Path, State};
+use axum::http::{HeaderMap, StatusCode};
+use axum::Json;
+use serde::{Deserialize, Serialize};
+
+use super::auth::Caller;
+use super::calls::plausible_call_id;
+use super::json::strict_from_value;
+use super::problem::Problem;
+use super::AppState;
+use crate::store::{CallRecord, Role};
+use freya_proto::v1::leg_command::Action;
+use freya_proto::v1::{
+    edge_command::Command, BridgeLegs, DialLeg, EdgeCommand, HangupLeg, LegCommand, Unbridge,
+};
+use freya_shared::ids::new_id;
+use freya_shared::model::{CallEventData, FieldError};
+
+/// `POST /v1/calls/{id}/legs`.
+#[derive(Deserialize, utoipa::ToSchema)]
+pub(super) struct DialLegRequest {
+    /// The number or SIP user to dial.
+    to: String,
+}
+
+/// The leg being dialled.
+#[derive(Serialize, utoipa::ToSchema)]
+pub(super) struct LegView {
+    /// The leg's number in the call (0 is the call's first party).
+    leg: u8,
+    to: String,
+    /// `dialling`: its news comes as `call.leg_answered` or `call.leg_ended`.
+    status: &'static str,
+}
+
+/// `POST /v1/calls/{id}/bridge`.
+#[derive(Deserialize, utoipa::ToSchema)]
+pub(super) struct BridgeRequest {
+    /// The legs that hear each other (at least two, each once).
+    legs: Vec<u32>,
+    /// `muted` (the agent leaves), `listening` (hears, says nothing) or `whisper` (speaks to
+    /// `whisper_to` only).
+    agent: String,
+    #[serde(default)]
+    whisper_to: Option<u32>,
+}
+
+/// What the call's events say of its legs.
+#[derive(Default)]
+struct Legs {
+    added: Vec<u8>,
+    answered: Vec<u8>,
+    ended: Vec<u8>,
+}
+
+impl Legs {
+    fn exists(&self, leg: u32) -> bool {
+        leg == 0 || self.added.iter().any(|l| u32::from(*l) == leg)
+    }
+
+    fn is_up(&self, leg: u32) -> bool {
+        let has = |list: &[u8]| list.iter().any(|l| u32::from(*l) == leg);
+        leg == 0 || (has(&self.answered) && !has(&self.ended))
+    }
+}
+
+async fn live_call(state: &AppState, caller: &Caller, id: &str) -> Result<CallRecord, Problem> {
+    if !plausible_call_id(id) {
+        return Err(Problem::not_found());
+    }
+    let call = state.store.call(&caller.scope, id).await?;
+    if call.ended_at_ms.is_some() {
+        return Err(conflict("the call has already ended"));
+    }
+    Ok(call)
+}
+
+async fn legs_of(state: &AppState, caller: &Caller, id: &str) -> Result<Legs, Problem> {
+    let mut legs = Legs::default();
+    for event in state.store.call_events(&caller.scope, id).await? {
+        match CallEventData::parse(&event.kind, &event.payload) {
+            CallEventData::LegAdded(a) => legs.added.push(a.leg),
+            CallEventData::LegAnswered(a) => legs.answered.push(a.leg),
+            CallEventData::LegEnded(e) => legs.ended.push(e.leg),
+            _ => {}
+        }
+    }
+    Ok(legs)
+}
+
+fn conflict(detail: &str) -> Problem {
+    Problem::new(StatusCode::CONFLICT, "Conflict", detail)
+}
+
+async fn send(state: &AppState, call: &CallRecord, action: Action) -> Result<(), Problem> {
+    let command = EdgeCommand {
+        id: new_id(),
+        command: Some(Command::Legs(LegCommand {
+            call_id: call.id.clone(),
+            action: Some(action),
+        })),
+    };
+    let edge_id = call.edge_id.clone().unwrap_or_default();
+    state.commands.send(&edge_id, command).await.map_err(|e| {
+        Problem::new(
+            StatusCode::SERVICE_UNAVAILABLE,
+            "Service unavailable",
+            e.to_string(),
+        )
+    })
+}
+
+#[utoipa::path(
+    post,
+    path = "/v1/calls/{id}/legs",
+    tag = "calls",
+    summary = "Dial another party into a live call (editor: the agent's transfer destinations; admin: any number)",
+    params(("id" = String, Path, description = "The call's id")),
+    request_body = DialLegRequest,
+    responses((status = 202, description = "The edge was told to dial", body = LegView))
+)]
+pub(super) async fn dial(
+    State(state): State<AppState>,
+    caller: Caller,
+    Path(id): Path<String>,
+    headers: HeaderMap,
+    body: Bytes,
+) -> Result<(StatusCode, Json<LegView>), Problem> {
+    let call = live_call(&state, &caller, &id).await?;
+    let request: DialLegRequest = strict_from_value(super::json::parse_body(&headers, &body)?)?;
+    let to = request.to.trim().to_owned();
+    if let Some(problem) = freya_shared::model::sip_user::sip_user_problem(&to) {
+        return Err(Problem::invalid(vec![FieldError::new("to", problem)]));
+    }
+    if caller.role < Role::Admin {
+        let allowed = match call.agent_id.as_deref() {
+            Some(agent) => state.store.agent(&caller.scope, agent).await.ok(),
+            None => None,
+        }
+        .is_some_and(|agent| {
+            agent
+                .spec
+                .transfer_destinations
+                .iter()
+                .any(|d| d.trim() == to)
+        });
+        if !allowed {
+            return Err(Problem::invalid(vec![FieldError::new(
+                "to",
+                "not one of the agent's transfer_destinations (an admin may dial any number)",
+            )]));
+        }
+    }
+    let legs = legs_of(&state, &caller, &id).await?;
+    let next = legs
+        .added
+        .iter()
+        .copied()
+        .max()
+        .unwrap_or(0)
+        .saturating_add(1);
+    let action = Action::Dial(DialLeg {
+        leg: u32::from(next),
+        to: to.clone(),
+    });
+    send(&state, &call, action).await?;
+    let view = LegView {
+        leg: next,
+        to,
+        status: "dialling",
+    };
+    Ok((StatusCode::ACCEPTED, Json(view)))
+}
+
+#[utoipa::path(
+    delete,
+    path = "/v1/calls/{id}/legs/{leg}",
+    tag = "calls",
+    summary = "Hang up one leg of a live call (editor); leg 0 ends the call",
+    params(("id" = String, Path, description = "The call's id"), ("leg" = u32, Path, description = "The leg")),
+    responses((status = 202, description = "The edge was told to hang the leg up"))
+)]
+pub(super) async fn hang_up(
+    State(state): State<AppState>,
+    caller: Caller,
+    Path((id, leg)): Path<(String, String)>,
+) -> Result<StatusCode, Problem> {
+    let call = live_call(&state, &caller, &id).await?;
+    let leg: u32 = leg.parse().map_err(|_| Problem::not_found())?;
+    let legs = legs_of(&state, &caller, &id).await?;
+    if !legs.exists(leg) {
+        return Err(Problem::not_found());
+    }
+    if legs.ended.iter().any(|l| u32::from(*l) == leg) {
+        return Err(conflict("the leg has already ended"));
+    }
+    send(&state, &call, Action::Hangup(HangupLeg { leg })).await?;
+    Ok(StatusCode::ACCEPTED)
+}
+
+#[utoipa::path(
+    post,
+    path = "/v1/calls/{id}/bridge",
+    tag = "calls",
+    summary = "Bridge legs of a live call, the agent muted, listening or whispering (editor)",
+    params(("id" = String, Path, description = "The call's id")),
+    request_body = BridgeRequest,
+    responses((status = 202, description = "The edge was told to bridge the legs"))
+)]
+pub(super) async fn bridge(
+    State(state): State<AppState>,
+    caller: Caller,
+    Path(id): Path<String>,
+    headers: HeaderMap,
+    body: Bytes,
+) -> Result<StatusCode, Problem> {
+    let call = live_call(&state, &caller, &id).await?;
+    let request: BridgeRequest = strict_from_value(super::json::parse_body(&headers, &body)?)?;
+    let mut errors = Vec::new();
+    if request.legs.len() < 2 {
+        errors.push(FieldError::new("legs", "name at least two legs"));
+    }
+    if let Some(twice) = request
+        .legs
+        .iter()
+        .enumerate()
+        .find(|(i, l)| request.legs[..*i].contains(l))
+    {
+        errors.push(FieldError::new(
+            "legs",
+            format!(
+                "leg {} is named twice: a leg cannot be bridged with itself",
+                twice.1
+            ),
+        ));
+    }
+    match (request.agent.as_str(), request.whisper_to) {
+        ("muted" | "listening", None) => {}
+        ("muted" | "listening", Some(_)) => errors.push(FieldError::new(
+            "whisper_to",
+            "only with `agent: \"whisper\"`",
+        )),
+        ("whisper", Some(to)) if request.legs.contains(&to) => {}
+        ("whisper", _) => errors.push(FieldError::new(
+            "whisper_to",
+            "a whisper names one of the bridged legs",
+        )),
+        _ => errors.push(FieldError::new(
+            "agent",
+            "must be `muted`, `listening` or `whisper`",
+        )),
+    }
+    if !errors.is_empty() {
+        return Err(Problem::invalid(errors));
+    }
+    let legs = legs_of(&state, &caller, &id).await?;
+    if request.legs.iter().any(|l| !legs.exists(*l)) {
+        return Err(Problem::not_found());
+    }
+    if let Some(dead) = request.legs.iter().find(|l| !legs.is_up(**l)) {
+        return Err(conflict(&format!("leg {dead} is not up")));
+    }
+    let action = Action::Bridge(BridgeLegs {
+        legs: request.legs,
+        agent: request.agent,
+        whisper_to: request.whisper_to,
+    });
+    send(&state, &call, action).await?;
+    Ok(StatusCode::ACCEPTED)
+}
+
+#[utoipa::path(
+    delete,
+    path = "/v1/calls/{id}/bridge",
+    tag = "calls",
+    summary = "End a live call's bridge: the call is back with its agent (editor)",
+    params(("id" = String, Path, description = "The call's id")),
+    responses((status = 202, description = "The edge was told to end the bridge"))
+)]
+pub(super) async fn unbridge(
+    State(state): State<AppState>,
+    caller: Caller,
+    Path(id): Path<String>,
+) -> Result<StatusCode, Problem> {
+    let call = live_call(&state, &caller, &id).await?;
+    send(&state, &call, Action::Unbridge(Unbridge {})).await?;
+    Ok(StatusCode::ACCEPTED)
+}
