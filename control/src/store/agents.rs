@@ -9,7 +9,7 @@ use sqlx::Row;
 
 use super::audit::changed_fields;
 use super::change::{Change, NamedDocument, NewDocument};
-use super::scoped::{PagePosition, ScopedTable};
+use super::scoped::{PagePosition, ScopedResource, ScopedTable};
 use super::{parse_json, retry, Sealer, Store, StoreError, WorkspaceScope};
 use freya_shared::ids::new_id;
 use freya_shared::model::AgentSpec;
@@ -26,17 +26,25 @@ pub struct Agent {
 }
 
 /// The agent in `row`, its secrets opened (the store's sealer is needed only if it has some).
-pub(crate) fn agent_from_row(row: &AnyRow, store: &Store) -> Result<Agent, StoreError> {
-    let spec_text: String = row.try_get("spec")?;
-    let id: String = row.try_get("id")?;
-    let spec = opened_spec(store, &id, &spec_text)?;
-    Ok(Agent {
-        id,
-        workspace_id: row.try_get("workspace_id")?,
-        spec,
-        created_at_ms: row.try_get("created_at_ms")?,
-        updated_at_ms: row.try_get("updated_at_ms")?,
-    })
+impl ScopedResource for Agent {
+    const TABLE: &'static ScopedTable = &AGENTS;
+
+    fn from_row(store: &Store, row: &AnyRow) -> Result<Self, StoreError> {
+        let spec_text: String = row.try_get("spec")?;
+        let id: String = row.try_get("id")?;
+        let spec = opened_spec(store, &id, &spec_text)?;
+        Ok(Agent {
+            id,
+            workspace_id: row.try_get("workspace_id")?,
+            spec,
+            created_at_ms: row.try_get("created_at_ms")?,
+            updated_at_ms: row.try_get("updated_at_ms")?,
+        })
+    }
+
+    fn position(&self) -> PagePosition {
+        PagePosition::of(self.created_at_ms, &self.id)
+    }
 }
 
 /// The stored spec `text` of agent `id` with its secrets opened.
@@ -122,19 +130,7 @@ impl Store {
 
     /// One agent of the scoped workspace.
     pub async fn agent(&self, scope: &WorkspaceScope, id: &str) -> Result<Agent, StoreError> {
-        agent_from_row(&self.scoped_row(&AGENTS, scope, id).await?, self)
-    }
-
-    /// A page of the scoped workspace's agents, oldest first, after `after`; and whether more
-    /// follow.
-    pub async fn agent_page(
-        &self,
-        scope: &WorkspaceScope,
-        after: Option<&PagePosition>,
-        limit: i64,
-    ) -> Result<(Vec<Agent>, bool), StoreError> {
-        self.scoped_page_of(&AGENTS, scope, after, limit, |r| agent_from_row(r, self))
-            .await
+        self.scoped_get(scope, id).await
     }
 
     /// Replaces an agent's spec (already validated) and tells edges; the audit entry names each

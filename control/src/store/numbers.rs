@@ -17,7 +17,7 @@ use sqlx::Row;
 use super::audit::changed_fields;
 use super::change::{delete_scoped, Change};
 use super::number_forms::{ensure_unclaimed, release_settled};
-use super::scoped::{PagePosition, ScopedTable};
+use super::scoped::{PagePosition, ScopedResource, ScopedTable};
 use super::{is_unique_violation, retry, Store, StoreError, WorkspaceScope};
 use freya_shared::ids::{new_id, now_ms};
 use freya_shared::model::{NumberTarget, PhoneNumberSpec};
@@ -62,6 +62,27 @@ const NUMBERS: ScopedTable = ScopedTable {
     columns: NUMBER_COLUMNS,
     order: None,
 };
+
+impl ScopedResource for PhoneNumber {
+    const TABLE: &'static ScopedTable = &NUMBERS;
+
+    /// The number of `row` without its further regions: [`Self::from_rows`] reads those.
+    fn from_row(_: &Store, row: &AnyRow) -> Result<Self, StoreError> {
+        number_from_row(row, Vec::new())
+    }
+
+    async fn from_rows(
+        store: &Store,
+        scope: &WorkspaceScope,
+        rows: &[AnyRow],
+    ) -> Result<Vec<Self>, StoreError> {
+        store.numbers_with_regions(scope, rows).await
+    }
+
+    fn position(&self) -> PagePosition {
+        PagePosition::of(self.created_at_ms, &self.id)
+    }
+}
 
 impl Store {
     /// Stores a new number (validated and normalised); its agent must belong to the same
@@ -108,9 +129,7 @@ impl Store {
         scope: &WorkspaceScope,
         id: &str,
     ) -> Result<PhoneNumber, StoreError> {
-        let row = self.scoped_row(&NUMBERS, scope, id).await?;
-        let mut regions = self.further_regions(scope, Some(id)).await?;
-        number_from_row(&row, regions.remove(id).unwrap_or_default())
+        self.scoped_get(scope, id).await
     }
 
     /// The scoped workspace's numbers, oldest first.
@@ -119,25 +138,18 @@ impl Store {
         self.numbers_with_regions(scope, &rows).await
     }
 
-    /// A page of the scoped workspace's numbers, oldest first, after `after`; and whether more
-    /// follow.
-    pub async fn number_page(
-        &self,
-        scope: &WorkspaceScope,
-        after: Option<&PagePosition>,
-        limit: i64,
-    ) -> Result<(Vec<PhoneNumber>, bool), StoreError> {
-        let (rows, more) = self.scoped_page(&NUMBERS, scope, after, limit).await?;
-        Ok((self.numbers_with_regions(scope, &rows).await?, more))
-    }
-
-    /// The numbers of `rows`, each with its further regions.
+    /// The numbers of `rows`, each with its further regions (read in one query).
     async fn numbers_with_regions(
         &self,
         scope: &WorkspaceScope,
         rows: &[AnyRow],
     ) -> Result<Vec<PhoneNumber>, StoreError> {
-        let mut regions = self.further_regions(scope, None).await?;
+        // One number's regions alone when it is one number that is read.
+        let only: Option<String> = match rows {
+            [row] => Some(row.try_get("id")?),
+            _ => None,
+        };
+        let mut regions = self.further_regions(scope, only.as_deref()).await?;
         rows.iter()
             .map(|row| {
                 let id: String = row.try_get("id")?;

@@ -7,7 +7,7 @@ use sqlx::Row;
 
 use super::audit::changed_fields;
 use super::change::{Cell, Change, Detail, Reach};
-use super::scoped::{PagePosition, ScopedTable};
+use super::scoped::{PagePosition, ScopedResource, ScopedTable};
 use super::{parse_json, Store, StoreError, WorkspaceScope};
 use freya_shared::ids::new_id;
 
@@ -56,16 +56,24 @@ const WEBHOOKS: ScopedTable = ScopedTable {
     order: None,
 };
 
-fn webhook_from_row(row: &AnyRow) -> Result<Webhook, StoreError> {
-    let events: String = row.try_get("events")?;
-    Ok(Webhook {
-        id: row.try_get("id")?,
-        workspace_id: row.try_get("workspace_id")?,
-        url: row.try_get("url")?,
-        events: parse_json("webhook events", &events)?,
-        created_at_ms: row.try_get("created_at_ms")?,
-        updated_at_ms: row.try_get("updated_at_ms")?,
-    })
+impl ScopedResource for Webhook {
+    const TABLE: &'static ScopedTable = &WEBHOOKS;
+
+    fn from_row(_: &Store, row: &AnyRow) -> Result<Self, StoreError> {
+        let events: String = row.try_get("events")?;
+        Ok(Webhook {
+            id: row.try_get("id")?,
+            workspace_id: row.try_get("workspace_id")?,
+            url: row.try_get("url")?,
+            events: parse_json("webhook events", &events)?,
+            created_at_ms: row.try_get("created_at_ms")?,
+            updated_at_ms: row.try_get("updated_at_ms")?,
+        })
+    }
+
+    fn position(&self) -> PagePosition {
+        PagePosition::of(self.created_at_ms, &self.id)
+    }
 }
 
 pub(super) fn aad(id: &str) -> String {
@@ -111,19 +119,7 @@ impl Store {
 
     /// One subscription of the scoped workspace.
     pub async fn webhook(&self, scope: &WorkspaceScope, id: &str) -> Result<Webhook, StoreError> {
-        webhook_from_row(&self.scoped_row(&WEBHOOKS, scope, id).await?)
-    }
-
-    /// A page of the scoped workspace's subscriptions, oldest first, after `after`; and whether
-    /// more follow.
-    pub async fn webhook_page(
-        &self,
-        scope: &WorkspaceScope,
-        after: Option<&PagePosition>,
-        limit: i64,
-    ) -> Result<(Vec<Webhook>, bool), StoreError> {
-        self.scoped_page_of(&WEBHOOKS, scope, after, limit, webhook_from_row)
-            .await
+        self.scoped_get(scope, id).await
     }
 
     /// Replaces a subscription's URL and events, and its secret when one is given.

@@ -9,7 +9,7 @@ use sqlx::Row;
 
 use super::change::NewDocument;
 use super::change::{delete_scoped, Change, NamedDocument};
-use super::scoped::{PagePosition, ScopedTable};
+use super::scoped::{PagePosition, ScopedResource, ScopedTable};
 use super::{parse_json, retry, Store, StoreError, WorkspaceScope};
 use freya_shared::ids::{new_id, now_ms};
 use freya_shared::workflow::{Node, Workflow};
@@ -52,16 +52,24 @@ fn version_number(value: i64) -> u32 {
     u32::try_from(value).unwrap_or(0)
 }
 
-fn workflow_from_row(row: &AnyRow) -> Result<StoredWorkflow, StoreError> {
-    let text: String = row.try_get("definition")?;
-    Ok(StoredWorkflow {
-        id: row.try_get("id")?,
-        workspace_id: row.try_get("workspace_id")?,
-        definition: parse_json("workflow definition", &text)?,
-        latest_version: version_number(row.try_get("latest_version")?),
-        created_at_ms: row.try_get("created_at_ms")?,
-        updated_at_ms: row.try_get("updated_at_ms")?,
-    })
+impl ScopedResource for StoredWorkflow {
+    const TABLE: &'static ScopedTable = &WORKFLOWS;
+
+    fn from_row(_: &Store, row: &AnyRow) -> Result<Self, StoreError> {
+        let text: String = row.try_get("definition")?;
+        Ok(StoredWorkflow {
+            id: row.try_get("id")?,
+            workspace_id: row.try_get("workspace_id")?,
+            definition: parse_json("workflow definition", &text)?,
+            latest_version: version_number(row.try_get("latest_version")?),
+            created_at_ms: row.try_get("created_at_ms")?,
+            updated_at_ms: row.try_get("updated_at_ms")?,
+        })
+    }
+
+    fn position(&self) -> PagePosition {
+        PagePosition::of(self.created_at_ms, &self.id)
+    }
 }
 
 pub(crate) fn version_from_row(row: &AnyRow) -> Result<WorkflowVersion, StoreError> {
@@ -111,19 +119,7 @@ impl Store {
         scope: &WorkspaceScope,
         id: &str,
     ) -> Result<StoredWorkflow, StoreError> {
-        workflow_from_row(&self.scoped_row(&WORKFLOWS, scope, id).await?)
-    }
-
-    /// A page of the scoped workspace's workflows, oldest first, after `after`; and whether
-    /// more follow.
-    pub async fn workflow_page(
-        &self,
-        scope: &WorkspaceScope,
-        after: Option<&PagePosition>,
-        limit: i64,
-    ) -> Result<(Vec<StoredWorkflow>, bool), StoreError> {
-        self.scoped_page_of(&WORKFLOWS, scope, after, limit, workflow_from_row)
-            .await
+        self.scoped_get(scope, id).await
     }
 
     /// Replaces a workflow's draft (already validated); published versions stay as they were.
