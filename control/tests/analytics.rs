@@ -356,15 +356,15 @@ async fn usage_and_reply_latency_are_summed_and_ranked(backend: Backend) {
 
     let range = "from=2025-01-01T00:00:00Z&to=2025-01-02T00:00:00Z";
     let answer = api
-        .call(
+        .expect(
+            200,
             "GET",
             &format!("/v1/analytics/calls?{range}"),
             &viewer,
             None,
         )
         .await;
-    assert_eq!(answer.status, StatusCode::OK, "{}", answer.body);
-    let day = &answer.body["buckets"][0];
+    let day = &answer["buckets"][0];
     assert_eq!(
         day["usage"],
         json!({"billable_minutes": 3, "agent_turns": 14, "caller_speech_ms": 1_500,

@@ -222,13 +222,7 @@ async fn a_database_that_is_gone_is_a_503_and_not_ready() {
         "{}",
         answer.body
     );
-    let ready = agent.api.call("GET", "/readyz", "", None).await;
-    assert_eq!(
-        ready.status,
-        StatusCode::SERVICE_UNAVAILABLE,
-        "{}",
-        ready.body
-    );
+    agent.api.expect(503, "GET", "/readyz", "", None).await;
     control.stop().await;
 }
 
@@ -255,15 +249,15 @@ async fn agent_with_keys(control: &ControlPlane) -> Fixture {
         .key;
     let prompt = big_prompt();
     let created = api
-        .call(
+        .expect(
+            201,
             "POST",
             "/v1/agents",
             &editor,
             Some(json!({"name": "Desk", "system_prompt": prompt})),
         )
         .await;
-    assert_eq!(created.status, StatusCode::CREATED, "{}", created.body);
-    let id = created.body["id"].as_str().expect("id");
+    let id = created["id"].as_str().expect("id");
     assert_eq!(
         api.call("GET", "/readyz", "", None).await.status,
         StatusCode::OK
@@ -315,10 +309,9 @@ async fn full_disk_is_refused_then_recovered(
             }
             other => panic!("PATCH {n} on a full disk answered {other}: {}", answer.body),
         }
-        let read = api.call("GET", path, editor, None).await;
-        assert_eq!(read.status, StatusCode::OK, "{}", read.body);
+        let read = api.expect(200, "GET", path, editor, None).await;
         assert_eq!(
-            read.body["system_prompt"],
+            read["system_prompt"],
             stored.as_str(),
             "a 200 was not stored"
         );
@@ -390,15 +383,14 @@ async fn full_disk_is_refused_then_recovered(
         },
     )
     .await;
-    let retried = api
-        .call(
-            "PATCH",
-            path,
-            editor,
-            Some(json!({"system_prompt": refused_prompt})),
-        )
-        .await;
-    assert_eq!(retried.status, StatusCode::OK, "{}", retried.body);
+    api.expect(
+        200,
+        "PATCH",
+        path,
+        editor,
+        Some(json!({"system_prompt": refused_prompt})),
+    )
+    .await;
     let read = api.call("GET", path, editor, None).await;
     assert_eq!(read.body["system_prompt"], refused_prompt.as_str());
 }

@@ -464,19 +464,17 @@ async fn a_workflows_transfer_node_redirects_a_twilio_call() {
      {"id": "handoff", "type": "transfer", "to": "sip:desk@pbx.example"}
     ]});
     let created = api
-        .call("POST", "/v1/workflows", &w.admin, Some(flow))
+        .expect(201, "POST", "/v1/workflows", &w.admin, Some(flow))
         .await;
-    assert_eq!(created.status, 201, "{}", created.body);
-    let id = created.body["id"].as_str().expect("id").to_owned();
-    let published = api
-        .call(
-            "POST",
-            &format!("/v1/workflows/{id}/publish"),
-            &w.admin,
-            None,
-        )
-        .await;
-    assert_eq!(published.status, 201, "{}", published.body);
+    let id = created["id"].as_str().expect("id").to_owned();
+    api.expect(
+        201,
+        "POST",
+        &format!("/v1/workflows/{id}/publish"),
+        &w.admin,
+        None,
+    )
+    .await;
     let number = "+15550200";
     let routed = api
         .call(

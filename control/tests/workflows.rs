@@ -68,16 +68,11 @@ struct World {
 async fn world(backend: Backend) -> World {
     let (db, control, api) = support::http::started(backend).await;
     let (_, keys) = workspace_with_keys(&control, "Flows").await;
+    let sales = json!({"name": "Sales"});
     let agent = api
-        .call(
-            "POST",
-            "/v1/agents",
-            &keys[0],
-            Some(json!({"name": "Sales"})),
-        )
+        .expect(201, "POST", "/v1/agents", &keys[0], Some(sales))
         .await;
-    assert_eq!(agent.status, StatusCode::CREATED, "{}", agent.body);
-    let agent = agent.body["id"].as_str().expect("agent id").to_owned();
+    let agent = agent["id"].as_str().expect("agent id").to_owned();
     World {
         db,
         control,
@@ -196,10 +191,15 @@ async fn broken_definitions_are_answered_at_their_node_and_field(backend: Backen
     // A valid one, even for a viewer; and nothing was stored by any of it.
     let answer = w
         .api
-        .call("POST", "/v1/workflows/validate", &w.keys[3], Some(good))
+        .expect(
+            200,
+            "POST",
+            "/v1/workflows/validate",
+            &w.keys[3],
+            Some(good),
+        )
         .await;
-    assert_eq!(answer.status, StatusCode::OK, "{}", answer.body);
-    assert_eq!(answer.body, json!({"valid": true}));
+    assert_eq!(answer, json!({"valid": true}));
     let list = w.api.call("GET", "/v1/workflows", editor, None).await;
     assert_eq!(list.body["data"], json!([]));
     // A mistyped field is refused when parsing, naming it.
@@ -207,10 +207,9 @@ async fn broken_definitions_are_answered_at_their_node_and_field(backend: Backen
     typo["nodes"][0]["nxt"] = json!("menu");
     let answer = w
         .api
-        .call("POST", "/v1/workflows", editor, Some(typo))
+        .expect(422, "POST", "/v1/workflows", editor, Some(typo))
         .await;
-    assert_eq!(answer.status, StatusCode::UNPROCESSABLE_ENTITY);
-    assert!(answer.body.to_string().contains("nxt"), "{}", answer.body);
+    assert!(answer.to_string().contains("nxt"), "{}", answer);
     w.stop().await;
 }
 
@@ -239,17 +238,17 @@ async fn published_versions_are_immutable_and_drafts_change(backend: Backend) {
     // Change the draft (merge patch: `nodes` replaced whole is not needed for a rename).
     let patched = w
         .api
-        .call(
+        .expect(
+            200,
             "PATCH",
             &format!("/v1/workflows/{id}"),
             editor,
             Some(json!({"name": "Support line v2", "variables": {"business": "Acme Corp"}})),
         )
         .await;
-    assert_eq!(patched.status, StatusCode::OK, "{}", patched.body);
-    assert_eq!(patched.body["variables"]["business"], "Acme Corp");
-    assert_eq!(patched.body["variables"]["tier"], "basic");
-    assert_eq!(patched.body["latest_version"], 1);
+    assert_eq!(patched["variables"]["business"], "Acme Corp");
+    assert_eq!(patched["variables"]["tier"], "basic");
+    assert_eq!(patched["latest_version"], 1);
     // A patch that breaks the draft is refused whole, and the draft stays.
     let broken = w
         .api
@@ -366,25 +365,22 @@ async fn workflows_are_listed_a_page_at_a_time(backend: Backend) {
     let mut seen = Vec::new();
     let mut path = "/v1/workflows?limit=2".to_owned();
     loop {
-        let page = w.api.call("GET", &path, &w.keys[3], None).await;
-        assert_eq!(page.status, StatusCode::OK, "{}", page.body);
-        let data = page.body["data"].as_array().expect("data");
+        let page = w.api.expect(200, "GET", &path, &w.keys[3], None).await;
+        let data = page["data"].as_array().expect("data");
         assert!(data.len() <= 2);
         seen.extend(
             data.iter()
                 .map(|f| f["id"].as_str().expect("id").to_owned()),
         );
-        match page.body["next_cursor"].as_str() {
+        match page["next_cursor"].as_str() {
             Some(cursor) => path = format!("/v1/workflows?limit=2&cursor={cursor}"),
             None => break,
         }
     }
     assert_eq!(seen, ids);
-    let bad = w
-        .api
-        .call("GET", "/v1/workflows?cursor=zz", &w.keys[3], None)
+    w.api
+        .expect(400, "GET", "/v1/workflows?cursor=zz", &w.keys[3], None)
         .await;
-    assert_eq!(bad.status, StatusCode::BAD_REQUEST);
     w.stop().await;
 }
 
@@ -490,15 +486,15 @@ async fn numbers_route_to_the_latest_published_version(backend: Backend) {
     // The agent a workflow hands calls to cannot go either.
     let agent_kept = w
         .api
-        .call("DELETE", &format!("/v1/agents/{}", w.agent), editor, None)
+        .expect(
+            409,
+            "DELETE",
+            &format!("/v1/agents/{}", w.agent),
+            editor,
+            None,
+        )
         .await;
-    assert_eq!(
-        agent_kept.status,
-        StatusCode::CONFLICT,
-        "{}",
-        agent_kept.body
-    );
-    assert!(agent_kept.body["detail"]
+    assert!(agent_kept["detail"]
         .as_str()
         .unwrap_or("")
         .contains("Support line v2"));

@@ -5,7 +5,9 @@
 use std::net::SocketAddr;
 use std::time::Duration;
 
+use freya_edge::media::g711::G711;
 use freya_edge::sip::sdp::SessionDescription;
+use freya_loadtest::audio::Utterance;
 use tokio::net::UdpSocket;
 
 /// Reads datagrams from `socket` until one starts with `prefix` (or `limit` passes).
@@ -169,5 +171,47 @@ impl Call {
             .await
             .expect("BYE");
         recv_sip(&self.sip, "SIP/2.0 200", Duration::from_secs(10)).await;
+    }
+}
+
+/// What a hand-written caller says: one utterance (espeak-ng) and then silence, which ends its
+/// turn, sent as PCMU RTP one 20 ms frame per tick of the caller's own loop.
+pub struct CallerVoice {
+    samples: Vec<i16>,
+    next: usize,
+    seq: u16,
+}
+
+impl CallerVoice {
+    /// `text` spoken at 8 kHz, followed by `silence`.
+    pub fn saying(text: &str, silence: Duration) -> Self {
+        let mut samples = Utterance::speak(text)
+            .expect("espeak-ng speaks")
+            .samples
+            .to_vec();
+        let silent = (silence.as_millis() as usize) * 8;
+        samples.extend(std::iter::repeat_n(0i16, silent));
+        Self {
+            samples,
+            next: 0,
+            seq: 0,
+        }
+    }
+
+    /// Sends the next frame from `rtp` to `to`; nothing once all of it has been said.
+    pub async fn send_frame(&mut self, rtp: &UdpSocket, to: SocketAddr) {
+        let Some(frame) = self.samples.get(self.next..self.next + 160) else {
+            return;
+        };
+        self.next += 160;
+        let mut payload = [0u8; 160];
+        G711::Ulaw.encode(frame, &mut payload);
+        let mut packet = vec![0x80, 0];
+        packet.extend_from_slice(&self.seq.to_be_bytes());
+        packet.extend_from_slice(&(u32::from(self.seq) * 160).to_be_bytes());
+        packet.extend_from_slice(&0x00c0_ffee_u32.to_be_bytes());
+        packet.extend_from_slice(&payload);
+        self.seq = self.seq.wrapping_add(1);
+        rtp.send_to(&packet, to).await.expect("RTP");
     }
 }
