@@ -35,17 +35,8 @@ async fn the_reply_the_caller_hangs_up_during_is_recorded_as_far_as_heard() {
         )
     });
 
-    let rtp = tokio::net::UdpSocket::bind("127.0.0.1:0")
-        .await
-        .expect("rtp");
-    let call = Call::dial_offering(
-        w.edge.sip_addr,
-        &rtp,
-        &w.number,
-        "raw-last-reply-1",
-        Offer::Pcmu,
-    )
-    .await;
+    let (call, rtp) =
+        Call::dialled(w.edge.sip_addr, &w.number, "raw-last-reply-1", Offer::Pcmu).await;
     let (sip, edge_rtp) = (&call.sip, call.edge_rtp);
     let mut buf = vec![0u8; 65_536];
 

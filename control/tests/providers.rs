@@ -46,6 +46,13 @@ async fn patch_masked(api: &Api, admin: &str, id: &str, secret: &str, patches: &
     }
 }
 
+/// `patch` to provider `id` refused with 422 naming `field`.
+async fn patch_refused(api: &Api, admin: &str, id: &str, patch: Value, field: &str) {
+    let path = format!("/v1/providers/{id}");
+    let refused = api.expect(422, "PATCH", &path, admin, Some(patch)).await;
+    assert_eq!(refused["errors"][0]["field"], field, "{refused}");
+}
+
 async fn trunk_password_is_sealed_masked_kept_and_reaches_the_snapshot(backend: Backend) {
     let (db, control, api) = support::http::started(backend).await;
     let (_, [_, admin, ..]) = workspace_with_keys(&control, "P").await;
@@ -124,16 +131,7 @@ async fn trunk_password_is_sealed_masked_kept_and_reaches_the_snapshot(backend: 
     assert_eq!(trunk.password.as_deref(), Some("s3cret-trunk-pass"));
 
     // Dropping the username while a password is stored names the field.
-    let bad = api
-        .call(
-            "PATCH",
-            &format!("/v1/providers/{id}"),
-            &admin,
-            Some(json!({"username": null})),
-        )
-        .await;
-    assert_eq!(bad.status, StatusCode::UNPROCESSABLE_ENTITY);
-    assert_eq!(bad.body["errors"][0]["field"], "username");
+    patch_refused(&api, &admin, &id, json!({"username": null}), "username").await;
 
     // A new password replaces it; null removes it.
     let changed = api
@@ -261,26 +259,8 @@ async fn twilio_token_is_sealed_masked_rotated_and_reaches_the_snapshot(backend:
     let snapshot = edge_snapshot(&control, "local").await;
     assert_eq!(snapshot.providers[0].spec.secret(), Some("rotated-token"));
     assert_eq!(snapshot.providers[0].spec.name(), "Twilio US");
-    let kind_change = api
-        .call(
-            "PATCH",
-            &format!("/v1/providers/{id}"),
-            &admin,
-            Some(json!({"kind": "sip_trunk"})),
-        )
-        .await;
-    assert_eq!(kind_change.status, StatusCode::UNPROCESSABLE_ENTITY);
-    assert_eq!(kind_change.body["errors"][0]["field"], "kind");
-    let no_token = api
-        .call(
-            "PATCH",
-            &format!("/v1/providers/{id}"),
-            &admin,
-            Some(json!({"auth_token": null})),
-        )
-        .await;
-    assert_eq!(no_token.status, StatusCode::UNPROCESSABLE_ENTITY);
-    assert_eq!(no_token.body["errors"][0]["field"], "auth_token");
+    patch_refused(&api, &admin, &id, json!({"kind": "sip_trunk"}), "kind").await;
+    patch_refused(&api, &admin, &id, json!({"auth_token": null}), "auth_token").await;
     assert!(!api
         .call("GET", "/v1/audit-log", &admin, None)
         .await

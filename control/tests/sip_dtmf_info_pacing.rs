@@ -30,17 +30,8 @@ async fn info_digits_arrive_one_key_each_spaced_as_rtp_presses() {
     ));
     w.llm().respond_with(|_| FakeReply::text("Done."));
 
-    let rtp = tokio::net::UdpSocket::bind("127.0.0.1:0")
-        .await
-        .expect("rtp");
-    let call = Call::dial_offering(
-        w.edge.sip_addr,
-        &rtp,
-        &w.number,
-        "raw-info-pacing-1",
-        Offer::Pcmu,
-    )
-    .await;
+    let (call, rtp) =
+        Call::dialled(w.edge.sip_addr, &w.number, "raw-info-pacing-1", Offer::Pcmu).await;
     let (sip, edge_rtp) = (&call.sip, call.edge_rtp);
     let mut buf = vec![0u8; 65_536];
 

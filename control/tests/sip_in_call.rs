@@ -14,7 +14,7 @@ use freya_edge::llm::fakes::FakeReply;
 use freya_edge::media::g711::G711;
 use freya_loadtest::audio::Utterance;
 use support::caller::sipp_with_media;
-use support::raw_sip::{Call, CallerVoice};
+use support::raw_sip::{Call, CallerVoice, Offer};
 use support::world::World;
 
 /// A pcap (Ethernet/IPv4/UDP/RTP, PCMA, 20 ms packets) of espeak-ng saying `text` followed by
@@ -182,10 +182,13 @@ async fn send_dtmf_reaches_the_caller_as_rfc_4733_events_in_our_rtp_stream() {
 
     let w = menu_world().await;
     // A caller written by hand: SIP and RTP on sockets of this test.
-    let rtp = tokio::net::UdpSocket::bind("127.0.0.1:0")
-        .await
-        .expect("rtp");
-    let call = Call::dial(w.edge.sip_addr, &rtp, &w.number, "raw-dtmf-1").await;
+    let (call, rtp) = Call::dialled(
+        w.edge.sip_addr,
+        &w.number,
+        "raw-dtmf-1",
+        Offer::PcmuWithEvents,
+    )
+    .await;
     let edge_rtp = call.edge_rtp;
 
     // Speak one turn (espeak-ng, then silence to end it) while collecting what the edge sends.

@@ -19,7 +19,7 @@ use serde_json::json;
 use freya_control::server::ControlPlane;
 use freya_control::store::{Role, WorkspaceScope};
 use sqlx::Connection;
-use support::http::{workspace_with_keys, Api};
+use support::http::{workspace_with_keys, Answer, Api};
 use support::{control_config, eventually};
 
 /// A directory whose file system can be made full, and emptied again.
@@ -208,22 +208,18 @@ async fn a_database_that_is_gone_is_a_503_and_not_ready() {
             Some(json!({"name": "Gone"})),
         )
         .await;
-    assert_eq!(
-        answer.status,
-        StatusCode::SERVICE_UNAVAILABLE,
-        "{}",
-        answer.body
-    );
-    assert_eq!(answer.headers["content-type"], "application/problem+json");
-    assert!(
-        answer.body["detail"]
-            .as_str()
-            .is_some_and(|d| d.contains("nothing was saved")),
-        "{}",
-        answer.body
-    );
+    unavailable_because(&answer, "nothing was saved");
     agent.api.expect(503, "GET", "/readyz", "", None).await;
     control.stop().await;
+}
+
+/// `answer` is a 503 problem+json whose detail says `why`.
+fn unavailable_because(answer: &Answer, why: &str) {
+    let body = &answer.body;
+    assert_eq!(answer.status, StatusCode::SERVICE_UNAVAILABLE, "{body}");
+    assert_eq!(answer.content_type(), "application/problem+json");
+    let detail = body["detail"].as_str().unwrap_or_default();
+    assert!(detail.contains(why), "{body}");
 }
 
 /// An agent and the keys to reach it.
@@ -350,20 +346,7 @@ async fn full_disk_is_refused_then_recovered(
     }
     // Not ready, with the reason; alive.
     let ready = api.call("GET", "/readyz", "", None).await;
-    assert_eq!(
-        ready.status,
-        StatusCode::SERVICE_UNAVAILABLE,
-        "{}",
-        ready.body
-    );
-    assert_eq!(ready.headers["content-type"], "application/problem+json");
-    assert!(
-        ready.body["detail"]
-            .as_str()
-            .is_some_and(|d| d.contains("storage fault")),
-        "{}",
-        ready.body
-    );
+    unavailable_because(&ready, "storage fault");
     assert_eq!(
         api.call("GET", "/healthz", "", None).await.status,
         StatusCode::OK

@@ -9,8 +9,9 @@ use sqlx::Row;
 
 use super::audit::changed_fields;
 use super::change::{Change, NamedDocument, NewDocument};
+use super::numbers::{number_routing_to, routed_here};
 use super::scoped::{PagePosition, ScopedResource, ScopedTable};
-use super::{parse_json, retry, Sealer, Store, StoreError, WorkspaceScope};
+use super::{parse_json, Sealer, Store, StoreError, WorkspaceScope};
 use freya_shared::ids::new_id;
 use freya_shared::model::AgentSpec;
 
@@ -171,15 +172,9 @@ impl Store {
         actor: &str,
         id: &str,
     ) -> Result<(), StoreError> {
-        let version = retry(|| async {
+        self.config_change(|| async {
             let mut tx = self.pool().begin().await?;
-            let routed: Option<String> = sqlx::query_scalar(
-                "SELECT number FROM phone_numbers WHERE workspace_id = $1 AND agent_id = $2 LIMIT 1",
-            )
-            .bind(&scope.workspace_id)
-            .bind(id)
-            .fetch_optional(&mut *tx)
-            .await?;
+            let routed = number_routing_to(&mut tx, scope, "agent_id", id).await?;
             if let Some(workflow) =
                 super::workflows::workflow_naming_agent(&mut tx, scope, id).await?
             {
@@ -195,9 +190,7 @@ impl Store {
                 .rows_affected();
             if deleted == 0 {
                 return Err(match routed {
-                    Some(number) => StoreError::Conflict(format!(
-                        "number {number} routes to this agent; route it elsewhere or delete it first"
-                    )),
+                    Some(number) => routed_here(&number, "agent"),
                     None => StoreError::NotFound,
                 });
             }
@@ -205,8 +198,6 @@ impl Store {
                 .commit_config(tx, "agent.deleted", serde_json::json!({}))
                 .await
         })
-        .await?;
-        self.notify_config_changed(version);
-        Ok(())
+        .await
     }
 }

@@ -251,6 +251,18 @@ impl Store {
         Ok(())
     }
 
+    /// [`retry`]s `attempt` (a transaction that ends in [`Change::commit_config`]), then tells
+    /// edges of the configuration version it committed.
+    pub(crate) async fn config_change<F, Fut>(&self, attempt: F) -> Result<(), StoreError>
+    where
+        F: FnMut() -> Fut,
+        Fut: std::future::Future<Output = Result<u64, StoreError>>,
+    {
+        let version = retry(attempt).await?;
+        self.notify_config_changed(version);
+        Ok(())
+    }
+
     fn announce(&self, version: Option<u64>) {
         if let Some(version) = version {
             self.notify_config_changed(version);

@@ -18,7 +18,7 @@ use super::audit::changed_fields;
 use super::change::{delete_scoped, Change};
 use super::number_forms::{ensure_unclaimed, release_settled};
 use super::scoped::{PagePosition, ScopedResource, ScopedTable};
-use super::{is_unique_violation, retry, Store, StoreError, WorkspaceScope};
+use super::{is_unique_violation, Store, StoreError, WorkspaceScope};
 use freya_shared::ids::{new_id, now_ms};
 use freya_shared::model::{NumberTarget, PhoneNumberSpec};
 
@@ -94,7 +94,7 @@ impl Store {
         spec: &PhoneNumberSpec,
     ) -> Result<PhoneNumber, StoreError> {
         let id = new_id();
-        let version = retry(|| async {
+        self.config_change(|| async {
             let now = now_ms();
             let mut tx = self.pool().begin().await?;
             ensure_target_in_scope(&mut tx, scope, spec).await?;
@@ -119,7 +119,6 @@ impl Store {
                 .await
         })
         .await?;
-        self.notify_config_changed(version);
         self.number(scope, &id).await
     }
 
@@ -199,7 +198,7 @@ impl Store {
         id: &str,
         spec: &PhoneNumberSpec,
     ) -> Result<PhoneNumber, StoreError> {
-        let version = retry(|| async {
+        self.config_change(|| async {
             let mut tx = self.pool().begin().await?;
             ensure_target_in_scope(&mut tx, scope, spec).await?;
             ensure_unclaimed(&mut tx, &spec.number, Some(id)).await?;
@@ -231,7 +230,6 @@ impl Store {
                 .await
         })
         .await?;
-        self.notify_config_changed(version);
         self.number(scope, id).await
     }
 }
@@ -244,7 +242,7 @@ impl Store {
         actor: &str,
         id: &str,
     ) -> Result<(), StoreError> {
-        let version = retry(|| async {
+        self.config_change(|| async {
             let mut tx = self.pool().begin().await?;
             // Not left to the foreign key's cascade, which SQLite only honours when enabled.
             replace_regions(&mut tx, scope, id, &[]).await?;
@@ -257,9 +255,7 @@ impl Store {
                 .commit_config(tx, "phone_number.deleted", serde_json::json!({}))
                 .await
         })
-        .await?;
-        self.notify_config_changed(version);
-        Ok(())
+        .await
     }
 }
 
@@ -415,4 +411,29 @@ async fn ensure_target_in_scope(
             message: "give the `agent_id` or the `workflow_id` that answers this number".into(),
         }),
     }
+}
+
+/// The first number of the scoped workspace that routes to the agent or workflow `id`
+/// (`column`: `agent_id` or `workflow_id`), read in `tx`: what stops it being deleted.
+pub(super) async fn number_routing_to(
+    tx: &mut sqlx::Transaction<'static, sqlx::Any>,
+    scope: &WorkspaceScope,
+    column: &str,
+    id: &str,
+) -> Result<Option<String>, StoreError> {
+    let sql = format!(
+        "SELECT number FROM phone_numbers WHERE workspace_id = $1 AND {column} = $2 LIMIT 1"
+    );
+    Ok(sqlx::query_scalar(&sql)
+        .bind(&scope.workspace_id)
+        .bind(id)
+        .fetch_optional(&mut **tx)
+        .await?)
+}
+
+/// The refusal to delete the `what` (agent, workflow) that `number` routes to.
+pub(super) fn routed_here(number: &str, what: &str) -> StoreError {
+    StoreError::Conflict(format!(
+        "number {number} routes to this {what}; route it elsewhere or delete it first"
+    ))
 }

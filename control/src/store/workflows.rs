@@ -9,6 +9,7 @@ use sqlx::Row;
 
 use super::change::NewDocument;
 use super::change::{delete_scoped, Change, NamedDocument};
+use super::numbers::{number_routing_to, routed_here};
 use super::scoped::{PagePosition, ScopedResource, ScopedTable};
 use super::{parse_json, retry, Store, StoreError, WorkspaceScope};
 use freya_shared::ids::{new_id, now_ms};
@@ -158,14 +159,9 @@ impl Store {
         actor: &str,
         id: &str,
     ) -> Result<(), StoreError> {
-        let version = retry(|| async {
+        self.config_change(|| async {
             let mut tx = self.pool().begin().await?;
-            let routed: Option<String> = sqlx::query_scalar(
-                "SELECT number FROM phone_numbers WHERE workflow_id = $1 LIMIT 1",
-            )
-            .bind(id)
-            .fetch_optional(&mut *tx)
-            .await?;
+            let routed = number_routing_to(&mut tx, scope, "workflow_id", id).await?;
             let exists: Option<String> =
                 sqlx::query_scalar("SELECT id FROM workflows WHERE workspace_id = $1 AND id = $2")
                     .bind(&scope.workspace_id)
@@ -176,9 +172,7 @@ impl Store {
                 return Err(StoreError::NotFound);
             }
             if let Some(number) = routed {
-                return Err(StoreError::Conflict(format!(
-                    "number {number} routes to this workflow; route it elsewhere or delete it first"
-                )));
+                return Err(routed_here(&number, "workflow"));
             }
             delete_scoped(&mut tx, scope, "workflow_versions", "workflow_id", id).await?;
             delete_scoped(&mut tx, scope, "workflows", "id", id).await?;
@@ -186,9 +180,7 @@ impl Store {
                 .commit_config(tx, "workflow.deleted", serde_json::json!({}))
                 .await
         })
-        .await?;
-        self.notify_config_changed(version);
-        Ok(())
+        .await
     }
 
     /// Publishes `definition` (the draft, already validated) as the workflow's next version.
