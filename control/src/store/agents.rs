@@ -8,7 +8,7 @@ use sqlx::any::AnyRow;
 use sqlx::Row;
 
 use super::audit::changed_fields;
-use super::change::{Change, NamedDocument, NewDocument};
+use super::change::{Change, NamedDocument, NewDocument, Reach, RowResource};
 use super::numbers::{number_routing_to, routed_here};
 use super::scoped::{PagePosition, ScopedResource, ScopedTable};
 use super::{parse_json, Sealer, Store, StoreError, WorkspaceScope};
@@ -103,9 +103,12 @@ fn stored_spec(store: &Store, id: &str, spec: &AgentSpec) -> Result<String, Stor
 }
 
 const AGENT_DOCUMENT: NamedDocument = NamedDocument {
-    table: "agents",
+    kind: RowResource {
+        resource: "agent",
+        table: "agents",
+        reach: Reach::Edges,
+    },
     column: "spec",
-    resource: "agent",
 };
 
 const AGENTS: ScopedTable = ScopedTable {
@@ -125,8 +128,7 @@ impl Store {
         let id = new_id();
         let spec_text = stored_spec(self, &id, spec)?;
         self.insert_document(&AGENT_DOCUMENT, scope, actor, &id, &spec.name, &spec_text)
-            .await?;
-        self.agent(scope, &id).await
+            .await
     }
 
     /// One agent of the scoped workspace.
@@ -160,8 +162,7 @@ impl Store {
                 changes: &changes,
             },
         )
-        .await?;
-        self.agent(scope, id).await
+        .await
     }
 
     /// Deletes an agent and tells edges; refused while a number routes to it or a workflow

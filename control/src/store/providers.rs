@@ -9,7 +9,7 @@ use sqlx::any::AnyRow;
 use sqlx::Row;
 
 use super::audit::changed_fields;
-use super::change::{Cell, Change, Detail, Reach};
+use super::change::{Cell, Detail, Reach, RowResource};
 use super::scoped::{PagePosition, ScopedResource, ScopedTable};
 use super::{parse_json, Store, StoreError, WorkspaceScope};
 use freya_shared::ids::new_id;
@@ -38,6 +38,12 @@ pub enum SecretChange {
 }
 
 const PROVIDER_COLUMNS: &str = "id, workspace_id, kind, spec, secret, created_at_ms, updated_at_ms";
+
+const PROVIDER: RowResource = RowResource {
+    resource: "provider",
+    table: "providers",
+    reach: Reach::Edges,
+};
 
 const PROVIDERS: ScopedTable = ScopedTable {
     table: "providers",
@@ -97,9 +103,7 @@ impl Store {
         };
         let document = public_spec(spec)?;
         self.insert_resource(
-            Change::of(scope, actor, "provider", &id),
-            Reach::Edges,
-            "providers",
+            PROVIDER.row(scope, actor, &id),
             &[
                 ("name", Cell::Text(spec.name())),
                 ("kind", Cell::Text(spec.kind())),
@@ -109,8 +113,7 @@ impl Store {
             ],
             serde_json::json!({"name": spec.name(), "kind": spec.kind()}),
         )
-        .await?;
-        self.provider(scope, &id).await
+        .await
     }
 
     /// One provider of the scoped workspace.
@@ -154,17 +157,14 @@ impl Store {
             Ok(detail)
         };
         self.update_resource(
-            Change::of(scope, actor, "provider", id),
-            Reach::Edges,
-            "providers",
+            PROVIDER.row(scope, actor, id),
             &assignments,
             &Detail {
                 columns: "spec",
                 make: &make,
             },
         )
-        .await?;
-        self.provider(scope, id).await
+        .await
     }
 
     /// Deletes a provider; edges stop calling out through it.
@@ -174,13 +174,8 @@ impl Store {
         actor: &str,
         id: &str,
     ) -> Result<(), StoreError> {
-        self.delete_resource(
-            Change::of(scope, actor, "provider", id),
-            Reach::Edges,
-            "providers",
-            &[],
-        )
-        .await
+        self.delete_resource(PROVIDER.row(scope, actor, id), &[])
+            .await
     }
 }
 

@@ -6,7 +6,7 @@ use sqlx::any::AnyRow;
 use sqlx::Row;
 
 use super::audit::changed_fields;
-use super::change::{Cell, Change, Detail, Reach};
+use super::change::{Cell, Detail, Reach, RowResource};
 use super::scoped::{PagePosition, ScopedResource, ScopedTable};
 use super::{parse_json, Store, StoreError, WorkspaceScope};
 use freya_shared::ids::new_id;
@@ -49,6 +49,12 @@ pub struct NewWebhook {
     pub events: Vec<String>,
     pub secret: Option<String>,
 }
+
+const WEBHOOK: RowResource = RowResource {
+    resource: "webhook",
+    table: "webhooks",
+    reach: Reach::AuditOnly,
+};
 
 const WEBHOOKS: ScopedTable = ScopedTable {
     table: "webhooks",
@@ -103,9 +109,7 @@ impl Store {
         let sealed = self.sealer()?.seal(&aad(&id), secret)?;
         let events = events_json(&hook.events)?;
         self.insert_resource(
-            Change::of(scope, actor, "webhook", &id),
-            Reach::AuditOnly,
-            "webhooks",
+            WEBHOOK.row(scope, actor, &id),
             &[
                 ("url", Cell::Text(&hook.url)),
                 ("events", Cell::Text(&events)),
@@ -113,8 +117,7 @@ impl Store {
             ],
             serde_json::json!({"url": hook.url, "events": hook.events}),
         )
-        .await?;
-        self.webhook(scope, &id).await
+        .await
     }
 
     /// One subscription of the scoped workspace.
@@ -150,9 +153,7 @@ impl Store {
             Ok(detail)
         };
         self.update_resource(
-            Change::of(scope, actor, "webhook", id),
-            Reach::AuditOnly,
-            "webhooks",
+            WEBHOOK.row(scope, actor, id),
             &[
                 ("url = ?", Cell::Text(&hook.url)),
                 ("events = ?", Cell::Text(&events)),
@@ -166,8 +167,7 @@ impl Store {
                 make: &make,
             },
         )
-        .await?;
-        self.webhook(scope, id).await
+        .await
     }
 
     /// Deletes a subscription and its queued and logged deliveries.
@@ -177,13 +177,9 @@ impl Store {
         actor: &str,
         id: &str,
     ) -> Result<(), StoreError> {
-        self.delete_resource(
-            Change::of(scope, actor, "webhook", id),
-            Reach::AuditOnly,
-            "webhooks",
-            &[("webhook_deliveries", "webhook_id")],
-        )
-        .await
+        let deliveries = ("webhook_deliveries", "webhook_id");
+        self.delete_resource(WEBHOOK.row(scope, actor, id), &[deliveries])
+            .await
     }
 }
 

@@ -8,7 +8,7 @@ use sqlx::any::AnyRow;
 use sqlx::Row;
 
 use super::change::NewDocument;
-use super::change::{delete_scoped, Change, NamedDocument};
+use super::change::{delete_scoped, Change, NamedDocument, Reach, RowResource};
 use super::numbers::{number_routing_to, routed_here};
 use super::scoped::{PagePosition, ScopedResource, ScopedTable};
 use super::{parse_json, retry, Store, StoreError, WorkspaceScope};
@@ -37,9 +37,12 @@ pub struct WorkflowVersion {
 }
 
 const WORKFLOW_DOCUMENT: NamedDocument = NamedDocument {
-    table: "workflows",
+    kind: RowResource {
+        resource: "workflow",
+        table: "workflows",
+        reach: Reach::Edges,
+    },
     column: "definition",
-    resource: "workflow",
 };
 
 const WORKFLOWS: ScopedTable = ScopedTable {
@@ -110,8 +113,7 @@ impl Store {
             &definition.name,
             &text,
         )
-        .await?;
-        self.workflow(scope, &id).await
+        .await
     }
 
     /// One workflow of the scoped workspace.
@@ -148,8 +150,7 @@ impl Store {
                 changes: &changes,
             },
         )
-        .await?;
-        self.workflow(scope, id).await
+        .await
     }
 
     /// Deletes a workflow and its versions; refused while a number routes to it.
