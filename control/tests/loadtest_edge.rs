@@ -15,7 +15,7 @@ use freya_loadtest::audio::Utterance;
 use freya_loadtest::onset::OnsetConfig;
 use freya_loadtest::runner::{run, RunPlan};
 use freya_loadtest::uac::{
-    place_call, CallConfig, CallReport, HangupSide, MediaOptions, SipEndpoint, TalkerConfig,
+    place_call, CallConfig, HangupSide, MediaOptions, SipEndpoint, TalkerConfig,
 };
 use support::eventually;
 use support::http::Api;
@@ -166,43 +166,34 @@ fn rtcp_call(target: SocketAddr, rtcp_mux: bool, codec: Codec) -> CallConfig {
     }
 }
 
-/// `calls` placed at once from one SIP socket of the UAC; each must succeed. Their reports.
-async fn placed_together(calls: [CallConfig; 2]) -> [CallReport; 2] {
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn rtcp_reports_flow_both_ways_and_show_in_the_call_record() {
+    let desk = desk().await;
     let cancel = CancellationToken::new();
     let endpoint = SipEndpoint::bind(SocketAddr::new(LOCALHOST, 0), cancel.clone())
         .await
         .expect("SIP socket");
-    let [a, b] = &calls;
-    let reports = tokio::join!(
-        place_call(&endpoint, a, &cancel),
-        place_call(&endpoint, b, &cancel)
+    // One call multiplexes RTCP on the RTP port, the other uses the odd ports above.
+    let muxed = rtcp_call(desk.edge.sip_addr, true, Codec::Pcmu);
+    let paired = rtcp_call(desk.edge.sip_addr, false, Codec::Pcmu);
+    let (muxed, paired) = tokio::join!(
+        place_call(&endpoint, &muxed, &cancel),
+        place_call(&endpoint, &paired, &cancel)
     );
-    cancel.cancel();
-    for report in [&reports.0, &reports.1] {
+    for report in [&muxed, &paired] {
         assert!(
             report.succeeded(),
             "{}: {:?}",
             report.call_id,
             report.failure
         );
-    }
-    [reports.0, reports.1]
-}
-
-#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
-async fn rtcp_reports_flow_both_ways_and_show_in_the_call_record() {
-    let desk = desk().await;
-    // One call multiplexes RTCP on the RTP port, the other uses the odd ports above.
-    let muxed = rtcp_call(desk.edge.sip_addr, true, Codec::Pcmu);
-    let paired = rtcp_call(desk.edge.sip_addr, false, Codec::Pcmu);
-    let [muxed, paired] = placed_together([muxed, paired]).await;
-    for report in [&muxed, &paired] {
         // The edge reports every ~0.5 s (rtp.rtcp_interval_ms in the test config) with an
         // echo of our SRs, so we measured the round trip too.
         assert!(report.rtcp.reports_received >= 2, "{:?}", report.rtcp);
         assert!(report.rtcp.rtt_ms.is_some(), "{:?}", report.rtcp);
         assert_eq!(report.rtcp.peer_cumulative_lost, Some(0));
     }
+    cancel.cancel();
 
     let key = desk
         .control
@@ -256,13 +247,26 @@ async fn rtcp_reports_flow_both_ways_and_show_in_the_call_record() {
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn opus_calls_and_key_presses_from_the_uac_reach_the_edge() {
     let desk = desk().await;
+    let cancel = CancellationToken::new();
+    let endpoint = SipEndpoint::bind(SocketAddr::new(LOCALHOST, 0), cancel.clone())
+        .await
+        .expect("SIP socket");
     let presses = freya_loadtest::dtmf_spec::parse_all(&["12#@0.6".into()]).expect("keys");
     let mut opus = rtcp_call(desk.edge.sip_addr, true, Codec::Opus);
     opus.media.dtmf = presses.clone();
     let mut pcmu = rtcp_call(desk.edge.sip_addr, false, Codec::Pcmu);
     pcmu.media.dtmf = presses;
-    let [opus, pcmu] = placed_together([opus, pcmu]).await;
+    let (opus, pcmu) = tokio::join!(
+        place_call(&endpoint, &opus, &cancel),
+        place_call(&endpoint, &pcmu, &cancel)
+    );
     for report in [&opus, &pcmu] {
+        assert!(
+            report.succeeded(),
+            "{}: {:?}",
+            report.call_id,
+            report.failure
+        );
         assert_eq!(report.dtmf_sent, 3);
         // The edge's stream, decoded, over the 3 s call: 150 packets on a quiet machine. A
         // starved 2-core machine delays the edge's pacer (stalls near a second were seen), so
@@ -270,6 +274,7 @@ async fn opus_calls_and_key_presses_from_the_uac_reach_the_edge() {
         assert!(report.rtp.received >= 50, "{:?}", report.rtp);
         assert_eq!(report.rtp.lost, 0, "{:?}", report.rtp);
     }
+    cancel.cancel();
     let store = desk.control.store.clone();
     let scope = desk.scope.clone();
     let calls = eventually(Duration::from_secs(15), "both calls to be recorded", || {
