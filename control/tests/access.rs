@@ -30,25 +30,18 @@ async fn a_person_logs_in_creates_a_workspace_and_acts_in_it(backend: Backend) {
         .is_some_and(|t| t.ends_with('Z')));
     let token = answer.body["token"].as_str().expect("token").to_owned();
 
+    let acme = json!({"name": "Acme"});
     let created = api
-        .call(
-            "POST",
-            "/v1/workspaces",
-            &token,
-            Some(json!({"name": "Acme"})),
-        )
+        .expect(201, "POST", "/v1/workspaces", &token, Some(acme))
         .await;
-    assert_eq!(created.status, StatusCode::CREATED, "{}", created.body);
-    assert_eq!(created.body["role"], "owner");
-    let ws = created.body["id"].as_str().expect("id").to_owned();
+    assert_eq!(created["role"], "owner");
+    let ws = created["id"].as_str().expect("id").to_owned();
     let mine = api.call("GET", "/v1/workspaces", &token, None).await;
     assert_eq!(mine.body["data"][0]["id"], ws.as_str());
 
     // The workspace comes from the path or the X-Workspace-Id header.
-    let got = api
-        .call("GET", &format!("/v1/workspaces/{ws}"), &token, None)
-        .await;
-    assert_eq!(got.status, StatusCode::OK);
+    let path = format!("/v1/workspaces/{ws}");
+    api.expect(200, "GET", &path, &token, None).await;
     let agent = api
         .send(
             "POST",
@@ -59,8 +52,7 @@ async fn a_person_logs_in_creates_a_workspace_and_acts_in_it(backend: Backend) {
         )
         .await;
     assert_eq!(agent.status, StatusCode::CREATED, "{}", agent.body);
-    let unnamed = api.call("GET", "/v1/agents", &token, None).await;
-    assert_eq!(unnamed.status, StatusCode::BAD_REQUEST);
+    api.expect(400, "GET", "/v1/agents", &token, None).await;
     let foreign = control.store.create_workspace("Other").await.expect("ws");
     let not_member = api
         .send(
@@ -72,39 +64,21 @@ async fn a_person_logs_in_creates_a_workspace_and_acts_in_it(backend: Backend) {
         )
         .await;
     assert_eq!(not_member.status, StatusCode::NOT_FOUND);
-    let renamed = api
-        .call(
-            "PATCH",
-            &format!("/v1/workspaces/{ws}"),
-            &token,
-            Some(json!({"name": "Acme Inc"})),
-        )
-        .await;
+    let renamed = json!({"name": "Acme Inc"});
+    let renamed = api.call("PATCH", &path, &token, Some(renamed)).await;
     assert_eq!(renamed.body["name"], "Acme Inc");
 
-    let refreshed = api.call("POST", "/v1/auth/refresh", &token, None).await;
-    assert_eq!(refreshed.status, StatusCode::OK);
-    let fresh = refreshed.body["token"].as_str().expect("token");
-    assert_eq!(
-        api.call("GET", &format!("/v1/workspaces/{ws}"), fresh, None)
-            .await
-            .status,
-        StatusCode::OK
-    );
-    // An API key cannot act as a person.
-    let key = api
-        .call(
-            "POST",
-            &format!("/v1/workspaces/{ws}/api-keys"),
-            &token,
-            Some(json!({"name": "ci", "role": "viewer"})),
-        )
+    let refreshed = api
+        .expect(200, "POST", "/v1/auth/refresh", &token, None)
         .await;
+    let fresh = refreshed["token"].as_str().expect("token");
+    api.expect(200, "GET", &path, fresh, None).await;
+    // An API key cannot act as a person.
+    let keys = format!("{path}/api-keys");
+    let key = json!({"name": "ci", "role": "viewer"});
+    let key = api.call("POST", &keys, &token, Some(key)).await;
     let key = key.body["key"].as_str().expect("key").to_owned();
-    assert_eq!(
-        api.call("GET", "/v1/workspaces", &key, None).await.status,
-        StatusCode::FORBIDDEN
-    );
+    api.expect(403, "GET", "/v1/workspaces", &key, None).await;
     control.stop().await;
     db.cleanup().await;
 }
@@ -122,18 +96,9 @@ async fn expired_tampered_and_wrong_algorithm_tokens_answer_401(backend: Backend
     let (db, control, api) = started(backend).await;
     let user = make_user(&control, "bob@example.com", "pw").await;
     let token = login(&api, "bob@example.com", "pw").await;
-    let ws = api
-        .call("POST", "/v1/workspaces", &token, Some(json!({"name": "B"})))
-        .await
-        .body["id"]
-        .as_str()
-        .expect("id")
-        .to_owned();
+    let ws = api.new_workspace(&token, "B").await;
     let path = format!("/v1/workspaces/{ws}");
-    assert_eq!(
-        api.call("GET", &path, &token, None).await.status,
-        StatusCode::OK
-    );
+    api.expect(200, "GET", &path, &token, None).await;
 
     let now = freya_shared::ids::now_ms() as u64 / 1000;
     let claims = |exp: u64| Claims {
@@ -220,58 +185,29 @@ async fn members_are_managed_and_the_last_owner_stays(backend: Backend) {
     let carol = make_user(&control, "carol@example.com", "pw").await;
     let owner = login(&api, "owner@example.com", "pw").await;
     let carol_token = login(&api, "carol@example.com", "pw").await;
-    let ws = api
-        .call("POST", "/v1/workspaces", &owner, Some(json!({"name": "M"})))
-        .await
-        .body["id"]
-        .as_str()
-        .expect("id")
-        .to_owned();
-    let members = format!("/v1/workspaces/{ws}/members");
-    assert_eq!(
-        api.call("GET", &format!("/v1/workspaces/{ws}"), &carol_token, None)
-            .await
-            .status,
-        StatusCode::NOT_FOUND,
-        "not a member yet"
-    );
-    let unknown = api
-        .call(
-            "POST",
-            &members,
-            &owner,
-            Some(json!({"email": "x@example.com", "role": "viewer"})),
-        )
-        .await;
-    assert_eq!(unknown.status, StatusCode::UNPROCESSABLE_ENTITY);
-    assert_eq!(unknown.body["errors"][0]["field"], "email");
-    let bad_role = api
-        .call(
-            "POST",
-            &members,
-            &owner,
-            Some(json!({"email": "carol@example.com", "role": "king"})),
-        )
-        .await;
-    assert_eq!(bad_role.body["errors"][0]["field"], "role");
-    let added = api
-        .call(
-            "POST",
-            &members,
-            &owner,
-            Some(json!({"email": "carol@example.com", "role": "admin"})),
-        )
-        .await;
-    assert_eq!(added.status, StatusCode::CREATED, "{}", added.body);
-    let again = api
-        .call(
-            "POST",
-            &members,
-            &owner,
-            Some(json!({"email": "carol@example.com", "role": "admin"})),
-        )
-        .await;
-    assert_eq!(again.status, StatusCode::CONFLICT);
+    let ws = api.new_workspace(&owner, "M").await;
+    let path = format!("/v1/workspaces/{ws}");
+    let members = format!("{path}/members");
+    // Not a member yet.
+    api.expect(404, "GET", &path, &carol_token, None).await;
+    for (member, field) in [
+        (json!({"email": "x@example.com", "role": "viewer"}), "email"),
+        (
+            json!({"email": "carol@example.com", "role": "king"}),
+            "role",
+        ),
+    ] {
+        let refused = api
+            .expect(422, "POST", &members, &owner, Some(member))
+            .await;
+        assert_eq!(refused["errors"][0]["field"], field, "{refused}");
+    }
+    let carol_admin = json!({"email": "carol@example.com", "role": "admin"});
+    api.expect_each(&[
+        ("POST", &members, &owner, Some(carol_admin.clone()), 201),
+        ("POST", &members, &owner, Some(carol_admin), 409),
+    ])
+    .await;
     let owner_id = api.call("GET", &members, &carol_token, None).await.body["data"]
         .as_array()
         .expect("members")
@@ -282,71 +218,37 @@ async fn members_are_managed_and_the_last_owner_stays(backend: Backend) {
         .expect("id")
         .to_owned();
 
-    // An admin cannot touch an owner or make one.
     let owner_path = format!("{members}/{owner_id}");
-    assert_eq!(
-        api.call("DELETE", &owner_path, &carol_token, None)
-            .await
-            .status,
-        StatusCode::FORBIDDEN
-    );
-    assert_eq!(
-        api.call(
+    let carol_path = format!("{members}/{carol}");
+    let (make_owner, make_admin) = (json!({"role": "owner"}), json!({"role": "admin"}));
+    api.expect_each(&[
+        // An admin cannot touch an owner or make one.
+        ("DELETE", &owner_path, &carol_token, None, 403),
+        (
             "PATCH",
-            &format!("{members}/{carol}"),
+            &carol_path,
             &carol_token,
-            Some(json!({"role": "owner"}))
-        )
-        .await
-        .status,
-        StatusCode::FORBIDDEN
-    );
-    // The last owner can be neither removed nor demoted.
-    assert_eq!(
-        api.call("DELETE", &owner_path, &owner, None).await.status,
-        StatusCode::CONFLICT
-    );
-    assert_eq!(
-        api.call("PATCH", &owner_path, &owner, Some(json!({"role": "admin"})))
-            .await
-            .status,
-        StatusCode::CONFLICT
-    );
+            Some(make_owner.clone()),
+            403,
+        ),
+        // The last owner can be neither removed nor demoted.
+        ("DELETE", &owner_path, &owner, None, 409),
+        ("PATCH", &owner_path, &owner, Some(make_admin), 409),
+    ])
+    .await;
     // With a second owner, the first may go.
     let promoted = api
-        .call(
-            "PATCH",
-            &format!("{members}/{carol}"),
-            &owner,
-            Some(json!({"role": "owner"})),
-        )
+        .expect(200, "PATCH", &carol_path, &owner, Some(make_owner))
         .await;
-    assert_eq!(promoted.body["role"], "owner", "{}", promoted.body);
-    assert_eq!(
-        api.call("DELETE", &owner_path, &carol_token, None)
-            .await
-            .status,
-        StatusCode::NO_CONTENT
-    );
-    assert_eq!(
-        api.call("GET", &format!("/v1/workspaces/{ws}"), &owner, None)
-            .await
-            .status,
-        StatusCode::NOT_FOUND,
-        "a removed member loses access at once"
-    );
-    // Only an owner deletes the workspace.
-    assert_eq!(
-        api.call(
-            "DELETE",
-            &format!("/v1/workspaces/{ws}"),
-            &carol_token,
-            None
-        )
-        .await
-        .status,
-        StatusCode::NO_CONTENT
-    );
+    assert_eq!(promoted["role"], "owner", "{promoted}");
+    api.expect_each(&[
+        ("DELETE", &owner_path, &carol_token, None, 204),
+        // A removed member loses access at once.
+        ("GET", &path, &owner, None, 404),
+        // Only an owner deletes the workspace.
+        ("DELETE", &path, &carol_token, None, 204),
+    ])
+    .await;
     assert_eq!(
         api.call("GET", "/v1/workspaces", &carol_token, None)
             .await
@@ -361,42 +263,23 @@ async fn a_revoked_key_stops_working_at_once(backend: Backend) {
     let (db, control, api) = started(backend).await;
     let (ws, [_, admin, editor, _]) = support::http::workspace_with_keys(&control, "K").await;
     let keys = format!("/v1/workspaces/{ws}/api-keys");
-    let too_high = api
-        .call(
-            "POST",
-            &keys,
-            &admin,
-            Some(json!({"name": "x", "role": "owner"})),
-        )
-        .await;
-    assert_eq!(too_high.status, StatusCode::FORBIDDEN);
-    assert_eq!(
-        api.call(
-            "POST",
-            &keys,
-            &editor,
-            Some(json!({"name": "x", "role": "viewer"}))
-        )
-        .await
-        .status,
-        StatusCode::FORBIDDEN
+    let (owner_key, viewer_key) = (
+        json!({"name": "x", "role": "owner"}),
+        json!({"name": "x", "role": "viewer"}),
     );
+    api.expect_each(&[
+        ("POST", &keys, &admin, Some(owner_key), 403),
+        ("POST", &keys, &editor, Some(viewer_key), 403),
+    ])
+    .await;
+    let editor_key = json!({"name": "ci", "role": "editor"});
     let created = api
-        .call(
-            "POST",
-            &keys,
-            &admin,
-            Some(json!({"name": "ci", "role": "editor"})),
-        )
+        .expect(201, "POST", &keys, &admin, Some(editor_key))
         .await;
-    assert_eq!(created.status, StatusCode::CREATED, "{}", created.body);
-    let key = created.body["key"].as_str().expect("key").to_owned();
-    let id = created.body["id"].as_str().expect("id").to_owned();
-    assert!(key.starts_with(created.body["prefix"].as_str().expect("prefix")));
-    assert_eq!(
-        api.call("GET", "/v1/agents", &key, None).await.status,
-        StatusCode::OK
-    );
+    let key = created["key"].as_str().expect("key").to_owned();
+    let id = created["id"].as_str().expect("id").to_owned();
+    assert!(key.starts_with(created["prefix"].as_str().expect("prefix")));
+    api.expect(200, "GET", "/v1/agents", &key, None).await;
     let listed = api.call("GET", &keys, &admin, None).await;
     let entry = listed.body["data"]
         .as_array()
@@ -410,22 +293,13 @@ async fn a_revoked_key_stops_working_at_once(backend: Backend) {
         "the secret is never listed: {entry}"
     );
     assert!(entry["last_used_at"].is_string());
-    assert_eq!(
-        api.call("DELETE", &format!("{keys}/{id}"), &admin, None)
-            .await
-            .status,
-        StatusCode::NO_CONTENT
-    );
-    assert_eq!(
-        api.call("GET", "/v1/agents", &key, None).await.status,
-        StatusCode::UNAUTHORIZED
-    );
-    assert_eq!(
-        api.call("DELETE", &format!("{keys}/{id}"), &admin, None)
-            .await
-            .status,
-        StatusCode::NOT_FOUND
-    );
+    let key_path = format!("{keys}/{id}");
+    api.expect_each(&[
+        ("DELETE", &key_path, &admin, None, 204),
+        ("GET", "/v1/agents", &key, None, 401),
+        ("DELETE", &key_path, &admin, None, 404),
+    ])
+    .await;
     control.stop().await;
     db.cleanup().await;
 }
@@ -442,16 +316,12 @@ async fn the_audit_log_pages_through_every_change(backend: Backend) {
         )
         .await;
     }
-    assert_eq!(
-        api.call("GET", "/v1/audit-log", &viewer, None).await.status,
-        StatusCode::FORBIDDEN
-    );
+    api.expect(403, "GET", "/v1/audit-log", &viewer, None).await;
     let mut seen = Vec::new();
     let mut path = "/v1/audit-log?limit=2".to_owned();
     loop {
-        let page = api.call("GET", &path, &owner, None).await;
-        assert_eq!(page.status, StatusCode::OK, "{}", page.body);
-        for entry in page.body["data"].as_array().expect("data") {
+        let page = api.expect(200, "GET", &path, &owner, None).await;
+        for entry in page["data"].as_array().expect("data") {
             assert_eq!(entry["action"], "agent.created");
             assert!(entry["actor"]
                 .as_str()
@@ -460,7 +330,7 @@ async fn the_audit_log_pages_through_every_change(backend: Backend) {
             assert_eq!(entry["source_ip"], "127.0.0.1", "{entry}");
             seen.push(entry["id"].as_str().expect("id").to_owned());
         }
-        match page.body["next_cursor"].as_str() {
+        match page["next_cursor"].as_str() {
             Some(cursor) => path = format!("/v1/audit-log?limit=2&cursor={cursor}"),
             None => break,
         }
@@ -468,14 +338,11 @@ async fn the_audit_log_pages_through_every_change(backend: Backend) {
     assert_eq!(seen.len(), 5);
     seen.dedup();
     assert_eq!(seen.len(), 5);
-    let bad = api
-        .call("GET", "/v1/audit-log?cursor=nonsense", &owner, None)
-        .await;
-    assert_eq!(bad.status, StatusCode::BAD_REQUEST);
-    assert_eq!(bad.body["errors"][0]["field"], "cursor");
-    let unknown = api.call("GET", "/v1/audit-log?limt=2", &owner, None).await;
-    assert_eq!(unknown.status, StatusCode::BAD_REQUEST);
-    assert_eq!(unknown.body["errors"][0]["field"], "limt");
+    for (query, field) in [("cursor=nonsense", "cursor"), ("limt=2", "limt")] {
+        let path = format!("/v1/audit-log?{query}");
+        let bad = api.expect(400, "GET", &path, &owner, None).await;
+        assert_eq!(bad["errors"][0]["field"], field, "{bad}");
+    }
     control.stop().await;
     db.cleanup().await;
 }

@@ -65,10 +65,14 @@ async fn agent_secrets_are_masked_on_read_and_kept_by_patch(backend: Backend) {
     }
     round_trip["name"] = json!("Front desk");
     for patch in [round_trip, json!({"llm": {"model": "gpt-4o"}})] {
-        let answer = api
-            .call("PATCH", &format!("/v1/agents/{id}"), &editor, Some(patch))
-            .await;
-        assert_eq!(answer.status, StatusCode::OK, "{}", answer.body);
+        api.expect(
+            200,
+            "PATCH",
+            &format!("/v1/agents/{id}"),
+            &editor,
+            Some(patch),
+        )
+        .await;
     }
     let stored = control
         .store
@@ -106,15 +110,14 @@ async fn agent_secrets_are_masked_on_read_and_kept_by_patch(backend: Backend) {
         .and_then(|l| l.api_key);
     assert_eq!(snapshot_key.as_deref(), Some("sk-rotated"));
     // Edges get the opened secrets.
-    let routed = api
-        .call(
-            "POST",
-            "/v1/phone-numbers",
-            &editor,
-            Some(json!({"number": "+15550001", "agent_id": id})),
-        )
-        .await;
-    assert_eq!(routed.status, StatusCode::CREATED, "{}", routed.body);
+    api.expect(
+        201,
+        "POST",
+        "/v1/phone-numbers",
+        &editor,
+        Some(json!({"number": "+15550001", "agent_id": id})),
+    )
+    .await;
     let snapshot = control
         .store
         .edge_snapshot("local")

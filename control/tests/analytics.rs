@@ -251,21 +251,9 @@ async fn calls_are_bucketed_grouped_and_summed(backend: Backend) {
         ),
         ("colour=red", "colour"),
     ] {
-        let answer = api
-            .call(
-                "GET",
-                &format!("/v1/analytics/calls?{query}"),
-                &viewer,
-                None,
-            )
-            .await;
-        assert_eq!(
-            answer.status,
-            StatusCode::BAD_REQUEST,
-            "{query}: {}",
-            answer.body
-        );
-        assert_eq!(answer.body["errors"][0]["field"], field, "{query}");
+        let path = format!("/v1/analytics/calls?{query}");
+        let answer = api.expect(400, "GET", &path, &viewer, None).await;
+        assert_eq!(answer["errors"][0]["field"], field, "{query}");
     }
     // A range that ends before it starts (or as it starts, or a `from` after the default `to` of
     // now) is a 422 naming both ends.
@@ -274,29 +262,16 @@ async fn calls_are_bucketed_grouped_and_summed(backend: Backend) {
         "from=2025-01-01T00:00:00Z&to=2025-01-01T00:00:00Z",
         "from=2999-01-01T00:00:00Z",
     ] {
-        let answer = api
-            .call(
-                "GET",
-                &format!("/v1/analytics/calls?{query}"),
-                &viewer,
-                None,
-            )
-            .await;
-        assert_eq!(
-            answer.status,
-            StatusCode::UNPROCESSABLE_ENTITY,
-            "{query}: {}",
-            answer.body
-        );
-        assert_eq!(
-            answer.headers["content-type"], "application/problem+json",
-            "{query}"
-        );
-        let fields: Vec<&str> = answer.body["errors"]
+        let path = format!("/v1/analytics/calls?{query}");
+        let answer = api.call("GET", &path, &viewer, None).await;
+        let body = &answer.body;
+        assert_eq!(answer.status, 422, "{query}: {body}");
+        assert_eq!(answer.content_type(), "application/problem+json", "{query}");
+        let fields: Vec<&str> = body["errors"]
             .as_array()
             .map(|errors| errors.iter().filter_map(|e| e["field"].as_str()).collect())
             .unwrap_or_default();
-        assert_eq!(fields, ["from", "to"], "{query}: {}", answer.body);
+        assert_eq!(fields, ["from", "to"], "{query}: {body}");
     }
     control.stop().await;
     db.cleanup().await;
@@ -356,15 +331,15 @@ async fn usage_and_reply_latency_are_summed_and_ranked(backend: Backend) {
 
     let range = "from=2025-01-01T00:00:00Z&to=2025-01-02T00:00:00Z";
     let answer = api
-        .call(
+        .expect(
+            200,
             "GET",
             &format!("/v1/analytics/calls?{range}"),
             &viewer,
             None,
         )
         .await;
-    assert_eq!(answer.status, StatusCode::OK, "{}", answer.body);
-    let day = &answer.body["buckets"][0];
+    let day = &answer["buckets"][0];
     assert_eq!(
         day["usage"],
         // The edge did not count synthesis (no `agent_characters_synthesized` in `call.ended`):

@@ -7,122 +7,44 @@ use reqwest::StatusCode;
 use serde_json::{json, Value};
 
 use freya_control::server::ControlPlane;
-use freya_control::store::{Role, WorkspaceScope};
+use freya_control::store::WorkspaceScope;
+use support::http::{started, workspace_with_keys, Api};
 use support::on_both_engines;
 use support::{Backend, TestDb};
 
-struct Api {
-    base: String,
-    http: reqwest::Client,
-}
-
-impl Api {
-    async fn call(
-        &self,
-        method: &str,
-        path: &str,
-        key: &str,
-        body: Option<Value>,
-    ) -> (StatusCode, Value, String) {
-        let method = reqwest::Method::from_bytes(method.as_bytes()).expect("method");
-        let mut request = self.http.request(method, format!("{}{path}", self.base));
-        if !key.is_empty() {
-            request = request.bearer_auth(key);
-        }
-        if let Some(body) = body {
-            request = request.json(&body);
-        }
-        let response = request.send().await.expect("request");
-        let status = response.status();
-        let content_type = response
-            .headers()
-            .get("content-type")
-            .and_then(|v| v.to_str().ok())
-            .unwrap_or_default()
-            .to_owned();
-        let text = response.text().await.expect("body");
-        let value = serde_json::from_str(&text).unwrap_or(Value::Null);
-        (status, value, content_type)
-    }
-}
-
+/// A control plane, a client, and an editor's and a viewer's key of one workspace.
 async fn setup(backend: Backend) -> (TestDb, ControlPlane, Api, String, String) {
-    let (db, control) = support::control_plane(backend).await;
-    let ws = control
-        .store
-        .create_workspace("A")
-        .await
-        .expect("workspace");
-    let scope = WorkspaceScope { workspace_id: ws };
-    let editor = control
-        .store
-        .create_api_key(&scope, "e", Role::Editor)
-        .await
-        .expect("key");
-    let viewer = control
-        .store
-        .create_api_key(&scope, "v", Role::Viewer)
-        .await
-        .expect("key");
-    let api = Api {
-        base: format!("http://{}", control.http_addr),
-        http: reqwest::Client::new(),
-    };
-    (db, control, api, editor.key, viewer.key)
+    let (db, control, api) = started(backend).await;
+    let (_, [_, _, editor, viewer]) = workspace_with_keys(&control, "A").await;
+    (db, control, api, editor, viewer)
 }
 
 async fn agents_and_numbers_round_trip_and_patch(backend: Backend) {
     let (db, control, api, key, _) = setup(backend).await;
-    let (status, agent, _) = api
-        .call(
-            "POST",
-            "/v1/agents",
-            &key,
-            Some(json!({"name": "Desk", "first_message": "Hi"})),
-        )
+    let desk = json!({"name": "Desk", "first_message": "Hi"});
+    let agent = api
+        .expect(201, "POST", "/v1/agents", &key, Some(desk))
         .await;
-    assert_eq!(status, StatusCode::CREATED, "{agent}");
     assert_eq!(agent["language"], "en");
     assert!(agent["created_at"]
         .as_str()
         .is_some_and(|t| t.ends_with('Z')));
     let id = agent["id"].as_str().expect("id").to_owned();
 
-    let (status, patched, _) = api
-        .call(
-            "PATCH",
-            &format!("/v1/agents/{id}"),
-            &key,
-            Some(json!({"first_message": "Hello", "variables": {"city": "Oslo"}})),
-        )
-        .await;
-    assert_eq!(status, StatusCode::OK, "{patched}");
+    let patch = json!({"first_message": "Hello", "variables": {"city": "Oslo"}});
+    let path = format!("/v1/agents/{id}");
+    let patched = api.expect(200, "PATCH", &path, &key, Some(patch)).await;
     assert_eq!(patched["first_message"], "Hello");
     assert_eq!(patched["name"], "Desk");
     assert_eq!(patched["variables"]["city"], "Oslo");
 
-    let (status, number, _) = api
-        .call(
-            "POST",
-            "/v1/phone-numbers",
-            &key,
-            Some(json!({"number": "+15550111", "agent_id": id})),
-        )
+    let number = json!({"number": "+15550111", "agent_id": id});
+    let numbers = "/v1/phone-numbers";
+    api.expect(201, "POST", numbers, &key, Some(number.clone()))
         .await;
-    assert_eq!(status, StatusCode::CREATED, "{number}");
-    let (status, list, _) = api.call("GET", "/v1/phone-numbers", &key, None).await;
-    assert_eq!(status, StatusCode::OK);
+    let list = api.expect(200, "GET", numbers, &key, None).await;
     assert_eq!(list["data"][0]["number"], "+15550111");
-
-    let (status, dup, _) = api
-        .call(
-            "POST",
-            "/v1/phone-numbers",
-            &key,
-            Some(json!({"number": "+15550111", "agent_id": id})),
-        )
-        .await;
-    assert_eq!(status, StatusCode::CONFLICT, "{dup}");
+    api.expect(409, "POST", numbers, &key, Some(number)).await;
 
     // Every change is in the audit log, in the same transaction as the change.
     let actions = control
@@ -146,52 +68,25 @@ async fn agents_and_numbers_round_trip_and_patch(backend: Backend) {
 
 async fn another_workspace_sees_nothing(backend: Backend) {
     let (db, control, api, key, _) = setup(backend).await;
-    let (_, agent, _) = api
-        .call("POST", "/v1/agents", &key, Some(json!({"name": "Mine"})))
+    let mine = json!({"name": "Mine"});
+    let agent = api
+        .expect(201, "POST", "/v1/agents", &key, Some(mine))
         .await;
     let id = agent["id"].as_str().expect("id").to_owned();
-    let other_ws = control
-        .store
-        .create_workspace("B")
-        .await
-        .expect("workspace");
-    let other = control
-        .store
-        .create_api_key(
-            &WorkspaceScope {
-                workspace_id: other_ws,
-            },
-            "o",
-            Role::Owner,
-        )
-        .await
-        .expect("key");
-    let (status, body, content_type) = api
-        .call("GET", &format!("/v1/agents/{id}"), &other.key, None)
-        .await;
-    assert_eq!(status, StatusCode::NOT_FOUND, "{body}");
-    assert_eq!(content_type, "application/problem+json");
-    let (status, _, _) = api
-        .call(
-            "PATCH",
-            &format!("/v1/agents/{id}"),
-            &other.key,
-            Some(json!({"name": "Stolen"})),
-        )
-        .await;
-    assert_eq!(status, StatusCode::NOT_FOUND);
-    let (_, list, _) = api.call("GET", "/v1/agents", &other.key, None).await;
+    let (_, [other, ..]) = workspace_with_keys(&control, "B").await;
+    let path = format!("/v1/agents/{id}");
+    let answer = api.call("GET", &path, &other, None).await;
+    assert_eq!(answer.status, StatusCode::NOT_FOUND, "{}", answer.body);
+    assert_eq!(answer.content_type(), "application/problem+json");
+    let stolen = json!({"name": "Stolen"});
+    api.expect(404, "PATCH", &path, &other, Some(stolen)).await;
+    let list = api.expect(200, "GET", "/v1/agents", &other, None).await;
     assert_eq!(list["data"], json!([]));
     // Routing a number to another workspace's agent is refused as if the agent did not exist.
-    let (status, body, _) = api
-        .call(
-            "POST",
-            "/v1/phone-numbers",
-            &other.key,
-            Some(json!({"number": "+15550199", "agent_id": id})),
-        )
+    let number = json!({"number": "+15550199", "agent_id": id});
+    let body = api
+        .expect(422, "POST", "/v1/phone-numbers", &other, Some(number))
         .await;
-    assert_eq!(status, StatusCode::UNPROCESSABLE_ENTITY, "{body}");
     assert_eq!(body["errors"][0]["field"], "agent_id");
     control.stop().await;
     db.cleanup().await;
@@ -200,52 +95,37 @@ async fn another_workspace_sees_nothing(backend: Backend) {
 #[tokio::test]
 async fn bad_input_gets_problem_json_naming_the_field() {
     let (db, control, api, key, _) = setup(Backend::Sqlite).await;
-    let (status, body, content_type) = api
-        .call(
-            "POST",
+    for (path, body, fields) in [
+        (
             "/v1/agents",
-            &key,
-            Some(json!({"name": "Desk", "frist_message": "typo"})),
-        )
-        .await;
-    assert_eq!(status, StatusCode::UNPROCESSABLE_ENTITY);
-    assert_eq!(content_type, "application/problem+json");
-    assert_eq!(body["errors"][0]["field"], "frist_message");
-    assert_eq!(body["status"], 422);
-
-    let (status, body, _) = api
-        .call(
-            "POST",
+            json!({"name": "Desk", "frist_message": "typo"}),
+            &["frist_message"][..],
+        ),
+        (
             "/v1/agents",
-            &key,
-            Some(json!({"name": "Desk", "max_call_seconds": "long"})),
-        )
-        .await;
-    assert_eq!(status, StatusCode::UNPROCESSABLE_ENTITY);
-    assert_eq!(body["errors"][0]["field"], "max_call_seconds");
-
-    let (status, body, _) = api
-        .call("POST", "/v1/agents", &key, Some(json!({"language": "en"})))
-        .await;
-    assert_eq!(status, StatusCode::UNPROCESSABLE_ENTITY);
-    assert_eq!(body["errors"][0]["field"], "name");
-
-    let (status, body, _) = api
-        .call(
-            "POST",
+            json!({"name": "Desk", "max_call_seconds": "long"}),
+            &["max_call_seconds"],
+        ),
+        ("/v1/agents", json!({"language": "en"}), &["name"]),
+        (
             "/v1/phone-numbers",
-            &key,
-            Some(json!({"number": "not a number", "agent_id": "x"})),
-        )
-        .await;
-    assert_eq!(status, StatusCode::UNPROCESSABLE_ENTITY);
-    let fields: Vec<&str> = body["errors"]
-        .as_array()
-        .expect("errors")
-        .iter()
-        .filter_map(|e| e["field"].as_str())
-        .collect();
-    assert_eq!(fields, ["number", "agent_id"]);
+            json!({"number": "not a number", "agent_id": "x"}),
+            &["number", "agent_id"],
+        ),
+    ] {
+        let answer = api.call("POST", path, &key, Some(body)).await;
+        let body = &answer.body;
+        assert_eq!(answer.status, StatusCode::UNPROCESSABLE_ENTITY, "{body}");
+        assert_eq!(answer.content_type(), "application/problem+json");
+        assert_eq!(body["status"], 422);
+        let named: Vec<&str> = body["errors"]
+            .as_array()
+            .expect("errors")
+            .iter()
+            .filter_map(|e| e["field"].as_str())
+            .collect();
+        assert_eq!(named, fields, "{body}");
+    }
 
     let response = reqwest::Client::new()
         .post(format!("{}/v1/agents", api.base))
@@ -264,10 +144,11 @@ async fn bad_input_gets_problem_json_naming_the_field() {
         "{body}"
     );
 
-    let (status, _, _) = api.call("GET", "/v1/agents/not-a-uuid", &key, None).await;
-    assert_eq!(status, StatusCode::NOT_FOUND);
-    let (status, _, _) = api.call("GET", "/v1/nothing-here", &key, None).await;
-    assert_eq!(status, StatusCode::NOT_FOUND);
+    api.expect_each(&[
+        ("GET", "/v1/agents/not-a-uuid", &key, None, 404),
+        ("GET", "/v1/nothing-here", &key, None, 404),
+    ])
+    .await;
     control.stop().await;
     db.cleanup().await;
 }
@@ -279,18 +160,8 @@ async fn unknown_paths_and_unserved_methods_answer_problem_json() {
         ("GET", "/v1/nope", StatusCode::NOT_FOUND, key.as_str()),
         ("GET", "/v1/nope", StatusCode::NOT_FOUND, ""),
         ("GET", "/nope", StatusCode::NOT_FOUND, ""),
-        (
-            "DELETE",
-            "/v1/edges",
-            StatusCode::METHOD_NOT_ALLOWED,
-            key.as_str(),
-        ),
-        (
-            "PUT",
-            "/v1/agents",
-            StatusCode::METHOD_NOT_ALLOWED,
-            key.as_str(),
-        ),
+        ("DELETE", "/v1/edges", StatusCode::METHOD_NOT_ALLOWED, &key),
+        ("PUT", "/v1/agents", StatusCode::METHOD_NOT_ALLOWED, &key),
         (
             "GET",
             "/v1/workflows/validate",
@@ -299,8 +170,10 @@ async fn unknown_paths_and_unserved_methods_answer_problem_json() {
         ),
         ("POST", "/healthz", StatusCode::METHOD_NOT_ALLOWED, ""),
     ] {
-        let (answered, body, content_type) = api.call(method, path, bearer, None).await;
-        assert_eq!(answered, status, "{method} {path}: {body}");
+        let answer = api.call(method, path, bearer, None).await;
+        let body = &answer.body;
+        assert_eq!(answer.status, status, "{method} {path}: {body}");
+        let content_type = answer.content_type();
         assert_eq!(content_type, "application/problem+json", "{method} {path}");
         assert_eq!(body["status"], status.as_u16(), "{method} {path}: {body}");
         assert!(body["title"].is_string(), "{method} {path}: {body}");
@@ -332,14 +205,18 @@ async fn callers_need_a_valid_key_and_a_sufficient_role() {
         .expect("request");
     assert_eq!(response.status(), StatusCode::UNAUTHORIZED);
     assert!(response.headers().contains_key("www-authenticate"));
-    let (status, _, _) = api.call("GET", "/v1/agents", "fk_wrong", None).await;
-    assert_eq!(status, StatusCode::UNAUTHORIZED);
-    let (status, _, _) = api.call("GET", "/v1/agents", &viewer, None).await;
-    assert_eq!(status, StatusCode::OK);
-    let (status, body, _) = api
-        .call("POST", "/v1/agents", &viewer, Some(json!({"name": "X"})))
-        .await;
-    assert_eq!(status, StatusCode::FORBIDDEN, "{body}");
+    api.expect_each(&[
+        ("GET", "/v1/agents", "fk_wrong", None, 401),
+        ("GET", "/v1/agents", &viewer, None, 200),
+        (
+            "POST",
+            "/v1/agents",
+            &viewer,
+            Some(json!({"name": "X"})),
+            403,
+        ),
+    ])
+    .await;
     control.stop().await;
     db.cleanup().await;
 }

@@ -25,16 +25,15 @@ const SECRETS: [&str; 6] = [
 
 /// The newest audit entry with `action`, and the whole answer's text.
 async fn newest(api: &Api, key: &str, action: &str) -> (Value, String) {
-    let answer = api.call("GET", "/v1/audit-log", key, None).await;
-    assert_eq!(answer.status, StatusCode::OK, "{}", answer.body);
-    let entry = answer.body["data"]
+    let answer = api.expect(200, "GET", "/v1/audit-log", key, None).await;
+    let entry = answer["data"]
         .as_array()
         .expect("entries")
         .iter()
         .find(|e| e["action"] == action)
         .cloned()
-        .unwrap_or_else(|| panic!("no {action} entry in {}", answer.body));
-    (entry, answer.body.to_string())
+        .unwrap_or_else(|| panic!("no {action} entry in {}", answer));
+    (entry, answer.to_string())
 }
 
 fn assert_no_secret(text: &str) {
@@ -54,7 +53,8 @@ async fn an_agent_update_names_its_changes_and_never_its_secrets(backend: Backen
     let api = Api::of(&control);
     let (_, [owner, _, editor, _]) = workspace_with_keys(&control, "Audited").await;
     let created = api
-        .call(
+        .expect(
+            201,
             "POST",
             "/v1/agents",
             &editor,
@@ -67,18 +67,16 @@ async fn an_agent_update_names_its_changes_and_never_its_secrets(backend: Backen
             })),
         )
         .await;
-    assert_eq!(created.status, StatusCode::CREATED, "{}", created.body);
-    let id = created.body["id"].as_str().expect("id").to_string();
+    let id = created["id"].as_str().expect("id").to_string();
 
-    let patched = api
-        .call(
-            "PATCH",
-            &format!("/v1/agents/{id}"),
-            &editor,
-            Some(json!({"llm": {"model": "gpt-4o"}, "tool_secret": SECRETS[3]})),
-        )
-        .await;
-    assert_eq!(patched.status, StatusCode::OK, "{}", patched.body);
+    api.expect(
+        200,
+        "PATCH",
+        &format!("/v1/agents/{id}"),
+        &editor,
+        Some(json!({"llm": {"model": "gpt-4o"}, "tool_secret": SECRETS[3]})),
+    )
+    .await;
     let (entry, text) = newest(&api, &owner, "agent.updated").await;
     let changes = &entry["detail"]["changes"];
     assert_eq!(
@@ -96,15 +94,14 @@ async fn an_agent_update_names_its_changes_and_never_its_secrets(backend: Backen
     assert_no_secret(&text);
 
     // A new key for the model, and the tools gone with their secret: still no value.
-    let patched = api
-        .call(
-            "PATCH",
-            &format!("/v1/agents/{id}"),
-            &editor,
-            Some(json!({"llm": {"api_key": SECRETS[1]}, "tools": [], "tool_secret": null})),
-        )
-        .await;
-    assert_eq!(patched.status, StatusCode::OK, "{}", patched.body);
+    api.expect(
+        200,
+        "PATCH",
+        &format!("/v1/agents/{id}"),
+        &editor,
+        Some(json!({"llm": {"api_key": SECRETS[1]}, "tools": [], "tool_secret": null})),
+    )
+    .await;
     let (entry, text) = newest(&api, &owner, "agent.updated").await;
     let changes = &entry["detail"]["changes"];
     assert_eq!(changes["llm.api_key"], "changed", "{changes}");
@@ -129,15 +126,14 @@ async fn an_agent_update_names_its_changes_and_never_its_secrets(backend: Backen
         .await;
     assert_eq!(hook.status, StatusCode::CREATED, "{}", hook.body);
     let hook_id = hook.body["id"].as_str().expect("id");
-    let patched = api
-        .call(
-            "PATCH",
-            &format!("/v1/webhooks/{hook_id}"),
-            &owner,
-            Some(json!({"url": "https://hooks.example.com/b", "secret": SECRETS[5]})),
-        )
-        .await;
-    assert_eq!(patched.status, StatusCode::OK, "{}", patched.body);
+    api.expect(
+        200,
+        "PATCH",
+        &format!("/v1/webhooks/{hook_id}"),
+        &owner,
+        Some(json!({"url": "https://hooks.example.com/b", "secret": SECRETS[5]})),
+    )
+    .await;
     let (entry, text) = newest(&api, &owner, "webhook.updated").await;
     let changes = &entry["detail"]["changes"];
     assert_eq!(
@@ -183,25 +179,25 @@ async fn tools_without_a_tool_secret_are_refused_naming_the_field(backend: Backe
     }
     // Nor can a PATCH take the secret away from an agent that has tools.
     let created = api
-        .call(
+        .expect(
+            201,
             "POST",
             "/v1/agents",
             &editor,
             Some(json!({"name": "Signed", "tools": tools, "tool_secret": "s3cret-enough"})),
         )
         .await;
-    assert_eq!(created.status, StatusCode::CREATED, "{}", created.body);
-    let id = created.body["id"].as_str().expect("id");
+    let id = created["id"].as_str().expect("id");
     let refused = api
-        .call(
+        .expect(
+            422,
             "PATCH",
             &format!("/v1/agents/{id}"),
             &editor,
             Some(json!({"tool_secret": null})),
         )
         .await;
-    assert_eq!(refused.status, StatusCode::UNPROCESSABLE_ENTITY);
-    assert_eq!(refused.body["errors"][0]["field"], "tool_secret");
+    assert_eq!(refused["errors"][0]["field"], "tool_secret");
     control.stop().await;
     db.cleanup().await;
 }

@@ -122,8 +122,7 @@ async fn a_callers_call_id_neither_merges_calls_nor_hides_them(backend: Backend)
                 "one call.started per record: {}",
                 shown.body
             );
-            let foreign = api.call("GET", &path, other_key, None).await;
-            assert_eq!(foreign.status, StatusCode::NOT_FOUND);
+            api.expect(404, "GET", &path, other_key, None).await;
         }
     }
 

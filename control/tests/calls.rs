@@ -88,12 +88,11 @@ async fn the_call_log_filters_and_pages_with_a_cursor(backend: Backend) {
     let mut seen = Vec::new();
     let mut path = "/v1/calls?limit=3".to_owned();
     loop {
-        let page = api.call("GET", &path, &viewer, None).await;
-        assert_eq!(page.status, StatusCode::OK, "{}", page.body);
-        for call in page.body["data"].as_array().expect("data") {
+        let page = api.expect(200, "GET", &path, &viewer, None).await;
+        for call in page["data"].as_array().expect("data") {
             seen.push(call["id"].as_str().expect("id").to_owned());
         }
-        match page.body["next_cursor"].as_str() {
+        match page["next_cursor"].as_str() {
             Some(cursor) => path = format!("/v1/calls?limit=3&cursor={cursor}"),
             None => break,
         }
@@ -142,33 +141,27 @@ async fn the_call_log_filters_and_pages_with_a_cursor(backend: Backend) {
     }
     // A range that ends before it starts is the caller's mistake, not an empty page.
     let inverted = api
-        .call(
+        .expect(
+            422,
             "GET",
             "/v1/calls?from=2023-11-14T22:18:00Z&to=2023-11-14T22:15:00Z",
             &viewer,
             None,
         )
         .await;
-    assert_eq!(
-        inverted.status,
-        StatusCode::UNPROCESSABLE_ENTITY,
-        "{}",
-        inverted.body
-    );
-    let fields: Vec<&str> = inverted.body["errors"]
+    let fields: Vec<&str> = inverted["errors"]
         .as_array()
         .map(|errors| errors.iter().filter_map(|e| e["field"].as_str()).collect())
         .unwrap_or_default();
-    assert_eq!(fields, ["from", "to"], "{}", inverted.body);
+    assert_eq!(fields, ["from", "to"], "{}", inverted);
 
     let one = api
-        .call("GET", &format!("/v1/calls/{}", ids[0]), &viewer, None)
+        .expect(200, "GET", &format!("/v1/calls/{}", ids[0]), &viewer, None)
         .await;
-    assert_eq!(one.status, StatusCode::OK);
-    assert_eq!(one.body["status"], "ended");
-    assert_eq!(one.body["events"].as_array().expect("events").len(), 3);
-    assert_eq!(one.body["transcript"][0]["text"], "hello");
-    assert_eq!(one.body["transcript"][0]["at"], "2023-11-14T22:13:21.000Z");
+    assert_eq!(one["status"], "ended");
+    assert_eq!(one["events"].as_array().expect("events").len(), 3);
+    assert_eq!(one["transcript"][0]["text"], "hello");
+    assert_eq!(one["transcript"][0]["at"], "2023-11-14T22:13:21.000Z");
     control.stop().await;
     db.cleanup().await;
 }
@@ -295,10 +288,14 @@ async fn an_outbound_call_goes_to_an_edge_and_its_idempotency_key_replays(backen
         failed["end_reason"].as_str() == Some("no_trunks"),
         "{failed}"
     );
-    let hangup = api
-        .call("POST", &format!("/v1/calls/{id}/hangup"), &editor, None)
-        .await;
-    assert_eq!(hangup.status, StatusCode::CONFLICT);
+    api.expect(
+        409,
+        "POST",
+        &format!("/v1/calls/{id}/hangup"),
+        &editor,
+        None,
+    )
+    .await;
     edge.stop().await;
     control.stop().await;
     db.cleanup().await;

@@ -54,6 +54,22 @@ fn line<'a>(output: &'a str, check: &str) -> &'a str {
         .unwrap_or_else(|| panic!("no `{check}` line in:\n{output}"))
 }
 
+/// `freya doctor` with its data directory in `dir`, HTTP on `http` and SIP on `sip`, and
+/// `more` arguments.
+fn doctor_at(dir: &Path, http: &str, sip: &str, more: &[&str]) -> (i32, String) {
+    let mut args = vec!["--data-dir", path_arg(dir), "--http", http, "--sip", sip];
+    args.extend_from_slice(more);
+    doctor(&args)
+}
+
+/// The line of `check`, which must have failed, in the output of a doctor that exited 1.
+fn failed<'a>(code: i32, output: &'a str, check: &str) -> &'a str {
+    assert_eq!(code, 1, "{output}");
+    let failed = line(output, check);
+    assert!(failed.starts_with('✗'), "{output}");
+    failed
+}
+
 fn path_arg(path: &Path) -> &str {
     path.to_str().expect("UTF-8 temp path")
 }
@@ -100,14 +116,7 @@ fn a_healthy_machine_passes_with_a_line_for_every_check() {
     #[cfg(unix)]
     chmod(dir.path(), 0o700);
     let (http, sip) = (free_addr(), free_addr());
-    let (code, output) = doctor(&[
-        "--data-dir",
-        path_arg(dir.path()),
-        "--http",
-        &http,
-        "--sip",
-        &sip,
-    ]);
+    let (code, output) = doctor_at(dir.path(), &http, &sip, &[]);
     for check in [
         "espeak-ng",
         "local recogniser",
@@ -148,17 +157,8 @@ fn a_data_directory_that_cannot_be_created_fails_naming_it_and_the_fix() {
     // Under a regular file: no one, not even root, can create it.
     let file = tempfile::NamedTempFile::new().expect("temp file");
     let dir = file.path().join("sub");
-    let (code, output) = doctor(&[
-        "--data-dir",
-        path_arg(&dir),
-        "--http",
-        "127.0.0.1:0",
-        "--sip",
-        "127.0.0.1:0",
-    ]);
-    assert_eq!(code, 1, "{output}");
-    let data_dir = line(&output, "data directory");
-    assert!(data_dir.starts_with('✗'), "{output}");
+    let (code, output) = doctor_at(&dir, "127.0.0.1:0", "127.0.0.1:0", &[]);
+    let data_dir = failed(code, &output, "data directory");
     assert!(data_dir.contains(path_arg(&dir)), "{output}");
     assert!(data_dir.contains("fix: pass --data-dir"), "{output}");
 }
@@ -167,19 +167,13 @@ fn a_data_directory_that_cannot_be_created_fails_naming_it_and_the_fix() {
 fn an_unreachable_database_fails_naming_it() {
     let dir = tempfile::tempdir().expect("temp dir");
     let url = "postgres://nobody@127.0.0.1:1/x";
-    let (code, output) = doctor(&[
-        "--data-dir",
-        path_arg(dir.path()),
-        "--database-url",
-        url,
-        "--http",
+    let (code, output) = doctor_at(
+        dir.path(),
         "127.0.0.1:0",
-        "--sip",
         "127.0.0.1:0",
-    ]);
-    assert_eq!(code, 1, "{output}");
-    let database = line(&output, "database");
-    assert!(database.starts_with('✗'), "{output}");
+        &["--database-url", url],
+    );
+    let database = failed(code, &output, "database");
     assert!(database.contains(url), "{output}");
     assert!(database.contains("fix: "), "{output}");
 }
@@ -193,14 +187,7 @@ fn a_migrated_database_passes() {
         .output()
         .expect("run freya migrate");
     assert!(migrated.status.success(), "{migrated:?}");
-    let (_, output) = doctor(&[
-        "--data-dir",
-        path_arg(dir.path()),
-        "--http",
-        "127.0.0.1:0",
-        "--sip",
-        "127.0.0.1:0",
-    ]);
+    let (_, output) = doctor_at(dir.path(), "127.0.0.1:0", "127.0.0.1:0", &[]);
     let database = line(&output, "database");
     assert!(database.starts_with('✓'), "{output}");
     assert!(database.contains("migrations applied"), "{output}");
@@ -211,17 +198,8 @@ fn a_port_in_use_is_reported_with_the_fix() {
     let dir = tempfile::tempdir().expect("temp dir");
     let taken = TcpListener::bind("127.0.0.1:0").expect("bind");
     let addr = taken.local_addr().expect("addr").to_string();
-    let (code, output) = doctor(&[
-        "--data-dir",
-        path_arg(dir.path()),
-        "--http",
-        &addr,
-        "--sip",
-        "127.0.0.1:0",
-    ]);
-    assert_eq!(code, 1, "{output}");
-    let http = line(&output, "HTTP port");
-    assert!(http.starts_with('✗'), "{output}");
+    let (code, output) = doctor_at(dir.path(), &addr, "127.0.0.1:0", &[]);
+    let http = failed(code, &output, "HTTP port");
     assert!(http.contains(&addr), "{output}");
     assert!(
         http.contains("fix: stop the process using it or pass --http"),
@@ -238,17 +216,8 @@ fn a_secret_file_others_can_read_is_reported_with_its_chmod() {
     let secret = dir.path().join("auth.json");
     std::fs::write(&secret, b"{}").expect("write auth.json");
     chmod(&secret, 0o640);
-    let (code, output) = doctor(&[
-        "--data-dir",
-        path_arg(dir.path()),
-        "--http",
-        "127.0.0.1:0",
-        "--sip",
-        "127.0.0.1:0",
-    ]);
-    assert_eq!(code, 1, "{output}");
-    let files = line(&output, "data files");
-    assert!(files.starts_with('✗'), "{output}");
+    let (code, output) = doctor_at(dir.path(), "127.0.0.1:0", "127.0.0.1:0", &[]);
+    let files = failed(code, &output, "data files");
     assert!(
         files.contains(&format!("fix: chmod 600 {}", secret.display())),
         "{output}"

@@ -62,15 +62,14 @@ async fn a_silent_edges_calls_end_as_edge_lost_and_its_spool_reconciles(backend:
     };
     let stop_receiver = CancellationToken::new();
     let (seen, url) = receiver(stop_receiver.clone()).await;
-    let hook = api
-        .call(
-            "POST",
-            "/v1/webhooks",
-            &keys[0],
-            Some(json!({"url": url, "events": ["call.ended"], "secret": "whsec-0123456789abcdef"})),
-        )
-        .await;
-    assert_eq!(hook.status, StatusCode::CREATED, "{}", hook.body);
+    api.expect(
+        201,
+        "POST",
+        "/v1/webhooks",
+        &keys[0],
+        Some(json!({"url": url, "events": ["call.ended"], "secret": "whsec-0123456789abcdef"})),
+    )
+    .await;
 
     let dir = tempfile::tempdir().expect("temp dir");
     let config = edge_config(dir.path(), control.grpc_addr, SECRET);

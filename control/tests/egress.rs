@@ -3,7 +3,6 @@
 
 mod support;
 
-use reqwest::StatusCode;
 use serde_json::json;
 
 use freya_control::store::WorkspaceScope;
@@ -34,27 +33,15 @@ async fn a_viewer_reads_workflow_steps_without_the_saved_answer() {
             .expect("event");
     }
     let path = format!("/v1/calls/{call}");
-    let seen_by_editor = api.call("GET", &path, &editor, None).await;
+    let seen_by_editor = api.expect(200, "GET", &path, &editor, None).await;
     assert_eq!(
-        seen_by_editor.status,
-        StatusCode::OK,
-        "{}",
-        seen_by_editor.body
-    );
-    assert_eq!(
-        seen_by_editor.body["workflow_steps"][0]["changes"]["customer"]["ssn"],
+        seen_by_editor["workflow_steps"][0]["changes"]["customer"]["ssn"],
         "078-05-1120"
     );
-    let seen_by_viewer = api.call("GET", &path, &viewer, None).await;
-    assert_eq!(
-        seen_by_viewer.status,
-        StatusCode::OK,
-        "{}",
-        seen_by_viewer.body
-    );
-    let text = seen_by_viewer.body.to_string();
+    let seen_by_viewer = api.expect(200, "GET", &path, &viewer, None).await;
+    let text = seen_by_viewer.to_string();
     assert!(!text.contains("078-05-1120"), "{text}");
-    let shown = &seen_by_viewer.body["workflow_steps"][0];
+    let shown = &seen_by_viewer["workflow_steps"][0];
     assert_eq!(shown["step"], "variables_changed");
     assert_eq!(shown["changed"], json!(["customer"]));
     assert_eq!(shown["values_hidden"], true);
@@ -72,43 +59,25 @@ async fn a_from_number_outside_the_sip_user_grammar_is_refused_naming_from() {
     let _agent =
         support::agent_on_number_in(&control, &scope, "desk#1", Some("local"), &spec).await;
     let refused = api
-        .call(
+        .expect(
+            422,
             "POST",
             "/v1/calls",
             &editor,
             Some(json!({"from": "desk#1", "to": "+4712345678"})),
         )
         .await;
-    assert_eq!(
-        refused.status,
-        StatusCode::UNPROCESSABLE_ENTITY,
-        "{}",
-        refused.body
-    );
-    assert_eq!(
-        refused.body["errors"][0]["field"], "from",
-        "{}",
-        refused.body
-    );
+    assert_eq!(refused["errors"][0]["field"], "from", "{}", refused);
     let provider = api
-        .call(
+        .expect(
+            422,
             "POST",
             "/v1/providers",
             &admin,
             Some(json!({"name": "T", "host": "sip.example.com", "caller_id": "a@evil.example>"})),
         )
         .await;
-    assert_eq!(
-        provider.status,
-        StatusCode::UNPROCESSABLE_ENTITY,
-        "{}",
-        provider.body
-    );
-    assert_eq!(
-        provider.body["errors"][0]["field"], "caller_id",
-        "{}",
-        provider.body
-    );
+    assert_eq!(provider["errors"][0]["field"], "caller_id", "{}", provider);
     control.stop().await;
     db.cleanup().await;
 }

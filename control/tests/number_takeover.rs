@@ -70,25 +70,24 @@ async fn the_same_number_cannot_be_claimed_twice_in_any_spelling(backend: Backen
 
     // B's own number may not be changed into A's either.
     let own = api
-        .call(
+        .expect(
+            201,
             "POST",
             "/v1/phone-numbers",
             &key_b,
             number("15550001111", &agent_b),
         )
         .await;
-    assert_eq!(own.status, StatusCode::CREATED, "{}", own.body);
-    assert_eq!(own.body["number"], "+15550001111");
-    let id = own.body["id"].as_str().expect("id");
-    let moved = api
-        .call(
-            "PATCH",
-            &format!("/v1/phone-numbers/{id}"),
-            &key_b,
-            Some(json!({"number": "15551234567"})),
-        )
-        .await;
-    assert_eq!(moved.status, StatusCode::CONFLICT, "{}", moved.body);
+    assert_eq!(own["number"], "+15550001111");
+    let id = own["id"].as_str().expect("id");
+    api.expect(
+        409,
+        "PATCH",
+        &format!("/v1/phone-numbers/{id}"),
+        &key_b,
+        Some(json!({"number": "15551234567"})),
+    )
+    .await;
 
     for junk in [
         "+1555abc",
@@ -201,21 +200,24 @@ async fn stored_duplicates_are_reported_and_routed_for_neither_until_one_goes(ba
 
     // A third workspace cannot slip in while the two claims stand.
     let (key_c, agent_c, _) = tenant(&control, "C").await;
-    let third = api
-        .call(
-            "POST",
-            "/v1/phone-numbers",
-            &key_c,
-            number("+15551234567", &agent_c),
-        )
-        .await;
-    assert_eq!(third.status, StatusCode::CONFLICT, "{}", third.body);
+    api.expect(
+        409,
+        "POST",
+        "/v1/phone-numbers",
+        &key_c,
+        number("+15551234567", &agent_c),
+    )
+    .await;
 
     // B lets its claim go: A's number is routed again, in normal form.
-    let gone = api
-        .call("DELETE", &format!("/v1/phone-numbers/{b}"), &key_b, None)
-        .await;
-    assert_eq!(gone.status, StatusCode::NO_CONTENT);
+    api.expect(
+        204,
+        "DELETE",
+        &format!("/v1/phone-numbers/{b}"),
+        &key_b,
+        None,
+    )
+    .await;
     let kept = read(&key_a, &a).await;
     assert!(kept.get("conflict").is_none(), "{kept}");
     assert_eq!(kept["number"], "+15551234567");

@@ -53,9 +53,8 @@ async fn the_document_covers_every_route_with_auth_and_problem_schemas() {
     let (db, control, api) = support::http::started(Backend::Sqlite).await;
     let (_, [owner, ..]) = workspace_with_keys(&control, "O").await;
 
-    let answer = api.call("GET", "/openapi.json", "", None).await;
-    assert_eq!(answer.status, StatusCode::OK);
-    let doc = answer.body;
+    let answer = api.expect(200, "GET", "/openapi.json", "", None).await;
+    let doc = answer;
     assert!(
         doc["openapi"].as_str().expect("version").starts_with("3.1"),
         "{}",

@@ -6,10 +6,10 @@
 mod support;
 
 use reqwest::StatusCode;
-use serde_json::json;
+use serde_json::{json, Value};
 use sqlx::Row;
 
-use support::http::workspace_with_keys;
+use support::http::{workspace_with_keys, Api};
 use support::on_both_engines;
 use support::Backend;
 
@@ -24,6 +24,33 @@ async fn stored_provider_columns(url: &str, id: &str) -> (String, Option<String>
     let columns = (row.get("spec"), row.get("secret"));
     pool.close().await;
     columns
+}
+
+/// What an edge of `region` is given.
+async fn edge_snapshot(
+    control: &freya_control::server::ControlPlane,
+    region: &str,
+) -> freya_shared::snapshot::EdgeConfigSnapshot {
+    control.store.edge_snapshot(region).await.expect("snapshot")
+}
+
+/// Each of `patches` applied to provider `id`, each answered 200 with its `secret` field
+/// still masked.
+async fn patch_masked(api: &Api, admin: &str, id: &str, secret: &str, patches: &[Value]) {
+    let path = format!("/v1/providers/{id}");
+    for patch in patches {
+        let answer = api
+            .expect(200, "PATCH", &path, admin, Some(patch.clone()))
+            .await;
+        assert_eq!(answer[secret], "********", "{patch}: {answer}");
+    }
+}
+
+/// `patch` to provider `id` refused with 422 naming `field`.
+async fn patch_refused(api: &Api, admin: &str, id: &str, patch: Value, field: &str) {
+    let path = format!("/v1/providers/{id}");
+    let refused = api.expect(422, "PATCH", &path, admin, Some(patch)).await;
+    assert_eq!(refused["errors"][0]["field"], field, "{refused}");
 }
 
 async fn trunk_password_is_sealed_masked_kept_and_reaches_the_snapshot(backend: Backend) {
@@ -47,15 +74,15 @@ async fn trunk_password_is_sealed_masked_kept_and_reaches_the_snapshot(backend: 
     assert_eq!(created.body["kind"], "sip_trunk");
     let id = created.body["id"].as_str().expect("id").to_owned();
     let elsewhere = api
-        .call(
+        .expect(
+            201,
             "POST",
             "/v1/providers",
             &admin,
             Some(json!({"name": "EU only", "host": "sip.eu.example", "regions": ["eu-west"]})),
         )
         .await;
-    assert_eq!(elsewhere.status, StatusCode::CREATED, "{}", elsewhere.body);
-    assert!(elsewhere.body.get("password").is_none());
+    assert!(elsewhere.get("password").is_none());
 
     // At rest: neither column holds the password.
     let (spec, secret) = stored_provider_columns(&db.url, &id).await;
@@ -78,41 +105,24 @@ async fn trunk_password_is_sealed_masked_kept_and_reaches_the_snapshot(backend: 
     }
 
     // The snapshot of region `local` carries the usable trunk in clear, not the EU one.
-    let snapshot = control
-        .store
-        .edge_snapshot("local")
-        .await
-        .expect("snapshot");
+    let snapshot = edge_snapshot(&control, "local").await;
     assert!(snapshot.version > before);
     assert_eq!(snapshot.providers.len(), 1, "{:?}", snapshot.providers);
     assert_eq!(
         snapshot.providers[0].spec.secret(),
         Some("s3cret-trunk-pass")
     );
-    let eu = control
-        .store
-        .edge_snapshot("eu-west")
-        .await
-        .expect("snapshot");
+    let eu = edge_snapshot(&control, "eu-west").await;
     assert_eq!(eu.providers.len(), 2);
 
     // A PATCH that does not name the password (or sends the mask back) keeps it; a new host
     // needs the password given again (see `secret_destinations.rs`).
-    for patch in [
+    let patches = [
         json!({"host": "sip2.carrier.example", "password": "s3cret-trunk-pass"}),
         json!({"priority": 1, "password": "********"}),
-    ] {
-        let answer = api
-            .call("PATCH", &format!("/v1/providers/{id}"), &admin, Some(patch))
-            .await;
-        assert_eq!(answer.status, StatusCode::OK, "{}", answer.body);
-        assert_eq!(answer.body["password"], "********");
-    }
-    let snapshot = control
-        .store
-        .edge_snapshot("local")
-        .await
-        .expect("snapshot");
+    ];
+    patch_masked(&api, &admin, &id, "password", &patches).await;
+    let snapshot = edge_snapshot(&control, "local").await;
     let freya_shared::model::ProviderSpec::SipTrunk(trunk) = &snapshot.providers[0].spec else {
         panic!("a trunk");
     };
@@ -121,16 +131,7 @@ async fn trunk_password_is_sealed_masked_kept_and_reaches_the_snapshot(backend: 
     assert_eq!(trunk.password.as_deref(), Some("s3cret-trunk-pass"));
 
     // Dropping the username while a password is stored names the field.
-    let bad = api
-        .call(
-            "PATCH",
-            &format!("/v1/providers/{id}"),
-            &admin,
-            Some(json!({"username": null})),
-        )
-        .await;
-    assert_eq!(bad.status, StatusCode::UNPROCESSABLE_ENTITY);
-    assert_eq!(bad.body["errors"][0]["field"], "username");
+    patch_refused(&api, &admin, &id, json!({"username": null}), "username").await;
 
     // A new password replaces it; null removes it.
     let changed = api
@@ -142,11 +143,7 @@ async fn trunk_password_is_sealed_masked_kept_and_reaches_the_snapshot(backend: 
         )
         .await;
     assert_eq!(changed.status, StatusCode::OK, "{}", changed.body);
-    let snapshot = control
-        .store
-        .edge_snapshot("local")
-        .await
-        .expect("snapshot");
+    let snapshot = edge_snapshot(&control, "local").await;
     assert_eq!(snapshot.providers[0].spec.secret(), Some("rotated"));
     let cleared = api
         .call(
@@ -163,11 +160,7 @@ async fn trunk_password_is_sealed_masked_kept_and_reaches_the_snapshot(backend: 
         .call("DELETE", &format!("/v1/providers/{id}"), &admin, None)
         .await;
     assert_eq!(deleted.status, StatusCode::NO_CONTENT);
-    let snapshot = control
-        .store
-        .edge_snapshot("local")
-        .await
-        .expect("snapshot");
+    let snapshot = edge_snapshot(&control, "local").await;
     assert!(snapshot.providers.is_empty());
 
     let audit = api.call("GET", "/v1/audit-log", &admin, None).await;
@@ -212,14 +205,10 @@ async fn invalid_trunks_are_refused_naming_the_field(backend: Backend) {
             "outbound_proxy",
         ),
     ] {
-        let answer = api.call("POST", "/v1/providers", &owner, Some(body)).await;
-        assert_eq!(
-            answer.status,
-            StatusCode::UNPROCESSABLE_ENTITY,
-            "{}",
-            answer.body
-        );
-        assert_eq!(answer.body["errors"][0]["field"], field, "{}", answer.body);
+        let answer = api
+            .expect(422, "POST", "/v1/providers", &owner, Some(body))
+            .await;
+        assert_eq!(answer["errors"][0]["field"], field, "{}", answer);
     }
     control.stop().await;
     db.cleanup().await;
@@ -231,7 +220,8 @@ async fn twilio_token_is_sealed_masked_rotated_and_reaches_the_snapshot(backend:
     let (db, control, api) = support::http::started(backend).await;
     let (_, [_, admin, ..]) = workspace_with_keys(&control, "T").await;
     let created = api
-        .call(
+        .expect(
+            201,
             "POST",
             "/v1/providers",
             &admin,
@@ -241,12 +231,11 @@ async fn twilio_token_is_sealed_masked_rotated_and_reaches_the_snapshot(backend:
             ),
         )
         .await;
-    assert_eq!(created.status, StatusCode::CREATED, "{}", created.body);
-    assert_eq!(created.body["kind"], "twilio");
-    assert_eq!(created.body["auth_token"], "********");
-    assert_eq!(created.body["api_base_url"], "https://api.twilio.com");
-    assert!(created.body.get("host").is_none(), "{}", created.body);
-    let id = created.body["id"].as_str().expect("id").to_owned();
+    assert_eq!(created["kind"], "twilio");
+    assert_eq!(created["auth_token"], "********");
+    assert_eq!(created["api_base_url"], "https://api.twilio.com");
+    assert!(created.get("host").is_none(), "{}", created);
+    let id = created["id"].as_str().expect("id").to_owned();
 
     let (spec, secret) = stored_provider_columns(&db.url, &id).await;
     assert!(!spec.contains("tw-s3cret"), "{spec}");
@@ -255,54 +244,23 @@ async fn twilio_token_is_sealed_masked_rotated_and_reaches_the_snapshot(backend:
     assert_eq!(listed.body["data"][0]["kind"], "twilio");
     assert!(!listed.body.to_string().contains("tw-s3cret"));
 
-    let snapshot = control
-        .store
-        .edge_snapshot("local")
-        .await
-        .expect("snapshot");
+    let snapshot = edge_snapshot(&control, "local").await;
     let (_, account) = snapshot
         .twilio_account(&snapshot.providers[0].workspace_id, SID)
         .expect("the account in the snapshot");
     assert_eq!(account.auth_token.as_deref(), Some("tw-s3cret-token"));
 
     // The mask keeps the token, a new one replaces it; the kind cannot change.
-    for patch in [
+    let patches = [
         json!({"name": "Twilio US", "auth_token": "********"}),
         json!({"auth_token": "rotated-token", "api_base_url": "http://127.0.0.1:9"}),
-    ] {
-        let answer = api
-            .call("PATCH", &format!("/v1/providers/{id}"), &admin, Some(patch))
-            .await;
-        assert_eq!(answer.status, StatusCode::OK, "{}", answer.body);
-        assert_eq!(answer.body["auth_token"], "********");
-    }
-    let snapshot = control
-        .store
-        .edge_snapshot("local")
-        .await
-        .expect("snapshot");
+    ];
+    patch_masked(&api, &admin, &id, "auth_token", &patches).await;
+    let snapshot = edge_snapshot(&control, "local").await;
     assert_eq!(snapshot.providers[0].spec.secret(), Some("rotated-token"));
     assert_eq!(snapshot.providers[0].spec.name(), "Twilio US");
-    let kind_change = api
-        .call(
-            "PATCH",
-            &format!("/v1/providers/{id}"),
-            &admin,
-            Some(json!({"kind": "sip_trunk"})),
-        )
-        .await;
-    assert_eq!(kind_change.status, StatusCode::UNPROCESSABLE_ENTITY);
-    assert_eq!(kind_change.body["errors"][0]["field"], "kind");
-    let no_token = api
-        .call(
-            "PATCH",
-            &format!("/v1/providers/{id}"),
-            &admin,
-            Some(json!({"auth_token": null})),
-        )
-        .await;
-    assert_eq!(no_token.status, StatusCode::UNPROCESSABLE_ENTITY);
-    assert_eq!(no_token.body["errors"][0]["field"], "auth_token");
+    patch_refused(&api, &admin, &id, json!({"kind": "sip_trunk"}), "kind").await;
+    patch_refused(&api, &admin, &id, json!({"auth_token": null}), "auth_token").await;
     assert!(!api
         .call("GET", "/v1/audit-log", &admin, None)
         .await
@@ -337,14 +295,10 @@ async fn invalid_twilio_accounts_are_refused_naming_the_field(backend: Backend) 
         (json!({"kind": "skype", "name": "t"}), "kind"),
         (json!({"kind": "twilio", "account_sid": SID}), "name"),
     ] {
-        let answer = api.call("POST", "/v1/providers", &owner, Some(body)).await;
-        assert_eq!(
-            answer.status,
-            StatusCode::UNPROCESSABLE_ENTITY,
-            "{}",
-            answer.body
-        );
-        assert_eq!(answer.body["errors"][0]["field"], field, "{}", answer.body);
+        let answer = api
+            .expect(422, "POST", "/v1/providers", &owner, Some(body))
+            .await;
+        assert_eq!(answer["errors"][0]["field"], field, "{}", answer);
     }
     control.stop().await;
     db.cleanup().await;

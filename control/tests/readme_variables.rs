@@ -10,7 +10,6 @@ mod support;
 
 use std::time::Duration;
 
-use reqwest::StatusCode;
 use serde_json::{json, Value};
 
 use freya_control::server::ControlPlane;
@@ -55,10 +54,9 @@ async fn the_readmes_prompt_variables_are_filled_in_on_a_real_call() {
     let api = Api::of(&control);
     let (_, [_, _, editor, _]) = workspace_with_keys(&control, "Readme").await;
     let created = api
-        .call("POST", "/v1/agents", &editor, Some(body.clone()))
+        .expect(201, "POST", "/v1/agents", &editor, Some(body.clone()))
         .await;
-    assert_eq!(created.status, StatusCode::CREATED, "{}", created.body);
-    assert_eq!(created.body["system_prompt"], body["system_prompt"]);
+    assert_eq!(created["system_prompt"], body["system_prompt"]);
 
     // The same agent answering a call, its providers pointed at the fakes.
     let speech = FakeOpenAiSpeech::start().await.expect("fake speech");

@@ -19,68 +19,49 @@ mod support;
 
 use std::time::Duration;
 
-use freya_control::server::ControlPlane;
-use freya_control::store::WorkspaceScope;
-use freya_edge::{Edge, EdgeConfig};
-use freya_shared::model::AgentSpec;
+use freya_edge::EdgeConfig;
 use support::baresip::{self, Baresip, Codec};
 use support::kamailio::Kamailio;
-use support::{agent_on_number, edge_config, until_routed, Backend, TestDb, SECRET};
+use support::world::World;
 
 const NUMBER: &str = "+15550100";
 
-struct World {
-    db: TestDb,
-    control: ControlPlane,
-    edge: Edge,
-    scope: WorkspaceScope,
-    _dir: tempfile::TempDir,
+/// The agent `agent` answers [`NUMBER`] on an edge configured by `configure`.
+async fn world(agent: serde_json::Value, configure: fn(&mut EdgeConfig)) -> World {
+    World::builder()
+        .workspace("Real peers")
+        .agent(agent)
+        .number(NUMBER)
+        .edge_config(configure)
+        .start()
+        .await
 }
 
-impl World {
-    /// The agent `agent` answers [`NUMBER`] on an edge configured by `configure`.
-    async fn start(agent: serde_json::Value, configure: impl FnOnce(&mut EdgeConfig)) -> Self {
-        let (db, control) = support::control_plane(Backend::Sqlite).await;
-        let workspace_id = control
-            .store
-            .create_workspace("Real peers")
-            .await
-            .expect("workspace");
-        let scope = WorkspaceScope { workspace_id };
-        let agent: AgentSpec = serde_json::from_value(agent).expect("agent");
-        agent_on_number(&control, &scope, NUMBER, &agent).await;
-        let dir = tempfile::tempdir().expect("temp dir");
-        let mut config = edge_config(dir.path(), control.grpc_addr, SECRET);
-        configure(&mut config);
-        let edge = Edge::start(&config).await.expect("edge starts");
-        until_routed(&edge, NUMBER).await;
-        Self {
-            db,
-            control,
-            edge,
-            scope,
-            _dir: dir,
-        }
-    }
+/// The world's number at its edge, as a phone dials it.
+fn number_uri(w: &World) -> String {
+    format!("sip:{NUMBER}@{}", w.edge.sip_addr)
+}
 
-    fn number_uri(&self) -> String {
-        format!("sip:{NUMBER}@{}", self.edge.sip_addr)
+/// A world (see [`world`]) and a phone offering `codec` that has dialled its number; `None`
+/// where baresip is not installed (see [`baresip_installed`]).
+async fn phone_calling(
+    agent: serde_json::Value,
+    configure: fn(&mut EdgeConfig),
+    codec: Codec,
+) -> Option<(World, Baresip)> {
+    if !baresip_installed() {
+        return None;
     }
+    let w = world(agent, configure).await;
+    let phone = dialling(&w, codec).await;
+    Some((w, phone))
+}
 
-    async fn ended_call(
-        &self,
-    ) -> (
-        freya_control::store::CallRecord,
-        Vec<freya_control::store::StoredEvent>,
-    ) {
-        support::the_ended_call(&self.control.store, &self.scope).await
-    }
-
-    async fn stop(self) {
-        self.edge.stop().await;
-        self.control.stop().await;
-        self.db.cleanup().await;
-    }
+/// A phone offering `codec` that has dialled the world's number.
+async fn dialling(w: &World, codec: Codec) -> Baresip {
+    let mut phone = Baresip::start(codec).await;
+    phone.dial(&number_uri(w)).await;
+    phone
 }
 
 /// Whether baresip is here to test with; under CI it must be.
@@ -130,6 +111,31 @@ fn messages_of<'a>(messages: &'a [String], start: &str, method: &str) -> Vec<&'a
         .collect()
 }
 
+/// A desk whose calls last two seconds at the most: then the agent hangs up.
+fn brief_desk() -> serde_json::Value {
+    let mut agent = desk();
+    agent["max_call_seconds"] = serde_json::json!(2);
+    agent
+}
+
+/// Waits for `phone`'s call to be answered and then ended by the agent (at the call's
+/// limit); the record says so. The call's events.
+async fn hung_up_by_the_agent(
+    w: &World,
+    phone: &mut Baresip,
+) -> Vec<freya_control::store::StoredEvent> {
+    phone.event("CALL_ESTABLISHED").await;
+    phone.event("CALL_CLOSED").await;
+    let (call, events) = w.ended_call().await;
+    assert_eq!(
+        call.end_reason.as_deref(),
+        Some("max_duration"),
+        "{:?}",
+        kinds(&events)
+    );
+    events
+}
+
 /// A PCMU phone dials `uri`, talks a second and hangs up; the record says the caller hung up.
 async fn talk_and_hang_up(w: &World, uri: &str) -> Baresip {
     let mut phone = Baresip::start(Codec::Pcmu).await;
@@ -153,8 +159,8 @@ async fn a_baresip_caller_talks_and_hangs_up() {
     if !baresip_installed() {
         return;
     }
-    let w = World::start(desk(), |_| {}).await;
-    let phone = talk_and_hang_up(&w, &w.number_uri()).await;
+    let w = world(desk(), |_| {}).await;
+    let phone = talk_and_hang_up(&w, &number_uri(&w)).await;
     let messages = phone.sip_messages();
     let bye_answers: Vec<_> = messages
         .iter()
@@ -191,9 +197,8 @@ async fn a_baresip_caller_holds_past_the_rtp_timeout_and_resumes() {
         return;
     }
     // One second without RTP would end a call that is not on hold.
-    let w = World::start(desk(), |config| config.rtp.inactivity_timeout_ms = 1_000).await;
-    let mut phone = Baresip::start(Codec::Pcmu).await;
-    phone.dial(&w.number_uri()).await;
+    let w = world(desk(), |config| config.rtp.inactivity_timeout_ms = 1_000).await;
+    let mut phone = dialling(&w, Codec::Pcmu).await;
     phone.event("CALL_ESTABLISHED").await;
     tokio::time::sleep(Duration::from_millis(500)).await;
     phone.command("hold", "").await.expect("hold");
@@ -258,23 +263,10 @@ async fn a_baresip_caller_holds_past_the_rtp_timeout_and_resumes() {
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn the_agent_hangs_up_on_a_baresip_caller() {
-    if !baresip_installed() {
+    let Some((w, mut phone)) = phone_calling(brief_desk(), |_| {}, Codec::Pcmu).await else {
         return;
-    }
-    let mut agent = desk();
-    agent["max_call_seconds"] = serde_json::json!(2);
-    let w = World::start(agent, |_| {}).await;
-    let mut phone = Baresip::start(Codec::Pcmu).await;
-    phone.dial(&w.number_uri()).await;
-    phone.event("CALL_ESTABLISHED").await;
-    phone.event("CALL_CLOSED").await;
-    let (call, events) = w.ended_call().await;
-    assert_eq!(
-        call.end_reason.as_deref(),
-        Some("max_duration"),
-        "{:?}",
-        kinds(&events)
-    );
+    };
+    hung_up_by_the_agent(&w, &mut phone).await;
     let messages = phone.sip_messages();
     assert_eq!(
         messages_of(&messages, "BYE ", "BYE").len(),
@@ -294,12 +286,11 @@ async fn the_agent_hangs_up_on_a_baresip_caller() {
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn a_baresip_caller_cancels_while_ringing_and_every_answer_has_one_to_tag() {
-    if !baresip_installed() {
+    let Some((w, mut phone)) =
+        phone_calling(desk(), |config| config.sip.ring_ms = 5_000, Codec::Pcmu).await
+    else {
         return;
-    }
-    let w = World::start(desk(), |config| config.sip.ring_ms = 5_000).await;
-    let mut phone = Baresip::start(Codec::Pcmu).await;
-    phone.dial(&w.number_uri()).await;
+    };
     phone.event("CALL_RINGING").await;
     phone.command("hangup", "").await.expect("hangup");
     phone.event("CALL_CLOSED").await;
@@ -333,12 +324,9 @@ async fn a_baresip_caller_cancels_while_ringing_and_every_answer_has_one_to_tag(
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn a_g722_only_baresip_is_refused_with_488_and_the_refusal_is_recorded() {
-    if !baresip_installed() {
+    let Some((w, mut phone)) = phone_calling(desk(), |_| {}, Codec::G722).await else {
         return;
-    }
-    let w = World::start(desk(), |_| {}).await;
-    let mut phone = Baresip::start(Codec::G722).await;
-    phone.dial(&w.number_uri()).await;
+    };
     phone.event("CALL_CLOSED").await;
     let messages = phone.sip_messages();
     let refusals = messages_of(&messages, "SIP/2.0 488", "INVITE");
@@ -369,12 +357,9 @@ async fn a_g722_only_baresip_is_refused_with_488_and_the_refusal_is_recorded() {
 
 /// baresip presses `digits` one key at a time in a call on `codec`; the record has them.
 async fn baresip_presses_keys(codec: Codec) {
-    if !baresip_installed() {
+    let Some((w, mut phone)) = phone_calling(desk(), |_| {}, codec).await else {
         return;
-    }
-    let w = World::start(desk(), |_| {}).await;
-    let mut phone = Baresip::start(codec).await;
-    phone.dial(&w.number_uri()).await;
+    };
     phone.event("CALL_ESTABLISHED").await;
     tokio::time::sleep(Duration::from_millis(300)).await;
     for key in ["4", "2", "#"] {
@@ -430,7 +415,7 @@ async fn a_baresip_caller_through_kamailio_acks_and_hangs_up_through_it() {
     if !baresip_installed() {
         return;
     }
-    let w = World::start(desk(), |_| {}).await;
+    let w = world(desk(), |_| {}).await;
     let Some(proxy) = Kamailio::start(w.edge.sip_addr) else {
         return;
     };
@@ -476,23 +461,13 @@ async fn the_agent_hangs_up_on_a_baresip_caller_through_kamailio() {
     if !baresip_installed() {
         return;
     }
-    let mut agent = desk();
-    agent["max_call_seconds"] = serde_json::json!(2);
-    let w = World::start(agent, |_| {}).await;
+    let w = world(brief_desk(), |_| {}).await;
     let Some(proxy) = Kamailio::start(w.edge.sip_addr) else {
         return;
     };
     let mut phone = Baresip::start(Codec::Pcmu).await;
     phone.dial(&format!("sip:{NUMBER}@{}", proxy.addr)).await;
-    phone.event("CALL_ESTABLISHED").await;
-    phone.event("CALL_CLOSED").await;
-    let (call, events) = w.ended_call().await;
-    assert_eq!(
-        call.end_reason.as_deref(),
-        Some("max_duration"),
-        "{:?}",
-        kinds(&events)
-    );
+    let events = hung_up_by_the_agent(&w, &mut phone).await;
     let ended = events
         .iter()
         .find(|e| e.kind == "call.ended")

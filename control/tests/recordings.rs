@@ -318,15 +318,15 @@ async fn a_recorded_call_downloads_with_both_sides_and_honours_ranges(backend: B
         .await
         .expect("call");
     let none = api
-        .call(
+        .expect(
+            404,
             "GET",
             &format!("/v1/calls/{unrecorded}/recording"),
             viewer,
             None,
         )
         .await;
-    assert_eq!(none.status, StatusCode::NOT_FOUND);
-    assert_eq!(none.body["detail"], "this call has no recording");
+    assert_eq!(none["detail"], "this call has no recording");
     let unrecorded_detail = api
         .call("GET", &format!("/v1/calls/{unrecorded}"), viewer, None)
         .await;

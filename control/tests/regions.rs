@@ -88,20 +88,17 @@ async fn invalid_regions_are_refused_naming_the_field(backend: Backend) {
     }
 
     let created = api
-        .call(
+        .expect(
+            201,
             "POST",
             "/v1/phone-numbers",
             &editor,
             Some(create(json!(["eu", "ap"]), json!("us"))),
         )
         .await;
-    assert_eq!(created.status, StatusCode::CREATED, "{}", created.body);
-    assert_eq!(created.body["region"], "us");
-    assert_eq!(created.body["regions"], json!(["eu", "ap"]));
-    let path = format!(
-        "/v1/phone-numbers/{}",
-        created.body["id"].as_str().expect("id")
-    );
+    assert_eq!(created["region"], "us");
+    assert_eq!(created["regions"], json!(["eu", "ap"]));
+    let path = format!("/v1/phone-numbers/{}", created["id"].as_str().expect("id"));
     // A patch is validated as the whole number it makes.
     for (patch, field) in [
         (json!({"region": null}), "regions"),
@@ -114,8 +111,7 @@ async fn invalid_regions_are_refused_naming_the_field(backend: Backend) {
     }
     // Another workspace neither sees nor moves it.
     let (_, [_, _, stranger, _]) = workspace_with_keys(&control, "Elsewhere").await;
-    let theirs = api.call("GET", &path, &stranger, None).await;
-    assert_eq!(theirs.status, StatusCode::NOT_FOUND);
+    api.expect(404, "GET", &path, &stranger, None).await;
     let moved = api
         .call("PATCH", &path, &stranger, Some(json!({"regions": ["sa"]})))
         .await;
@@ -158,18 +154,15 @@ async fn edges_of_every_reachable_region_answer_and_follow_a_move(backend: Backe
     let (eu, _eu_dir) = edge_in(&control, "eu").await;
 
     let created = api
-        .call(
+        .expect(
+            201,
             "POST",
             "/v1/phone-numbers",
             &editor,
             Some(json!({"number": "+15550143", "agent_id": agent, "region": "us", "regions": ["eu"]})),
         )
         .await;
-    assert_eq!(created.status, StatusCode::CREATED, "{}", created.body);
-    let path = format!(
-        "/v1/phone-numbers/{}",
-        created.body["id"].as_str().expect("id")
-    );
+    let path = format!("/v1/phone-numbers/{}", created["id"].as_str().expect("id"));
     let home = Some("us".to_owned());
     let entry = vec![("+15550143".to_owned(), home.clone())];
     assert_eq!(snapshot_numbers(&control, "us").await, entry);
@@ -191,10 +184,14 @@ async fn edges_of_every_reachable_region_answer_and_follow_a_move(backend: Backe
     assert_eq!(number_at(&eu), Some(false));
 
     // Moving the further region from eu to ap: eu's edge forgets it, us keeps it.
-    let moved = api
-        .call("PATCH", &path, &editor, Some(json!({"regions": ["ap"]})))
-        .await;
-    assert_eq!(moved.status, StatusCode::OK, "{}", moved.body);
+    api.expect(
+        200,
+        "PATCH",
+        &path,
+        &editor,
+        Some(json!({"regions": ["ap"]})),
+    )
+    .await;
     until_edge_routes(&eu, "+15550143", false).await;
     assert_eq!(snapshot_numbers(&control, "ap").await, entry);
     assert!(snapshot_numbers(&control, "eu").await.is_empty());
@@ -271,15 +268,14 @@ async fn outbound_calls_prefer_the_home_region_then_the_further_ones(backend: Ba
     let (db, control, api) = support::http::started(backend).await;
     let (ws, [_, _, editor, _]) = workspace_with_keys(&control, "Out").await;
     let agent = new_agent(&control, &ws).await;
-    let created = api
-        .call(
-            "POST",
-            "/v1/phone-numbers",
-            &editor,
-            Some(json!({"number": "+15550144", "agent_id": agent, "region": "us", "regions": ["eu"]})),
-        )
-        .await;
-    assert_eq!(created.status, StatusCode::CREATED, "{}", created.body);
+    api.expect(
+        201,
+        "POST",
+        "/v1/phone-numbers",
+        &editor,
+        Some(json!({"number": "+15550144", "agent_id": agent, "region": "us", "regions": ["eu"]})),
+    )
+    .await;
     // The eu edge starts first, so it is not the home edge's head start that picks it.
     let (eu, _eu_dir) = edge_in(&control, "eu").await;
     let (us, _us_dir) = edge_in(&control, "us").await;
@@ -314,20 +310,15 @@ async fn outbound_calls_prefer_the_home_region_then_the_further_ones(backend: Ba
     eu.stop().await;
     until_offline(&api, &editor, &eu_id).await;
     let none = api
-        .call(
+        .expect(
+            503,
             "POST",
             "/v1/calls",
             &editor,
             Some(json!({"from": "+15550144", "to": "+4712345678"})),
         )
         .await;
-    assert_eq!(
-        none.status,
-        StatusCode::SERVICE_UNAVAILABLE,
-        "{}",
-        none.body
-    );
-    let detail = none.body["detail"].as_str().expect("detail");
+    let detail = none["detail"].as_str().expect("detail");
     assert!(detail.contains("regions us, eu"), "{detail}");
     control.stop().await;
     db.cleanup().await;
@@ -350,24 +341,18 @@ async fn an_inbound_call_keeps_the_region_of_the_edge_that_answered(backend: Bac
         .await
         .expect("event");
     let answer = api
-        .call("GET", &format!("/v1/calls/{call}"), &viewer, None)
+        .expect(200, "GET", &format!("/v1/calls/{call}"), &viewer, None)
         .await;
-    assert_eq!(answer.status, StatusCode::OK, "{}", answer.body);
-    assert_eq!(answer.body["edge_id"], "edge-eu-1");
-    assert_eq!(answer.body["region"], "eu");
+    assert_eq!(answer["edge_id"], "edge-eu-1");
+    assert_eq!(answer["region"], "eu");
     let day_ms = 86_400_000;
     let range = format!(
         "/v1/analytics/calls?from={}&to={}&interval=day&group_by=region",
         rfc3339(now_ms() - day_ms),
         rfc3339(now_ms() + day_ms)
     );
-    let by_region = api.call("GET", &range, &viewer, None).await;
-    assert_eq!(by_region.status, StatusCode::OK, "{}", by_region.body);
-    assert_eq!(
-        by_region.body["buckets"][0]["group"], "eu",
-        "{}",
-        by_region.body
-    );
+    let by_region = api.expect(200, "GET", &range, &viewer, None).await;
+    assert_eq!(by_region["buckets"][0]["group"], "eu", "{}", by_region);
 
     // The edge comes back in another region: the call happened in eu, and stays there.
     support::register_edge(&control, "edge-eu-1", "us").await;

@@ -48,7 +48,8 @@ async fn a_new_agent_provider_base_url_needs_the_api_key_again(backend: Backend)
     let (db, control, api) = support::http::started(backend).await;
     let (ws, [_, _, editor, _]) = workspace_with_keys(&control, "D").await;
     let created = api
-        .call(
+        .expect(
+            201,
             "POST",
             "/v1/agents",
             &editor,
@@ -61,8 +62,7 @@ async fn a_new_agent_provider_base_url_needs_the_api_key_again(backend: Backend)
             })),
         )
         .await;
-    assert_eq!(created.status, StatusCode::CREATED, "{}", created.body);
-    let id = created.body["id"].as_str().expect("id").to_owned();
+    let id = created["id"].as_str().expect("id").to_owned();
     let path = format!("/v1/agents/{id}");
 
     for section in ["stt", "llm", "llm_fallback", "tts"] {
@@ -123,7 +123,8 @@ async fn a_new_provider_host_needs_the_secret_again(backend: Backend) {
     let (db, control, api) = support::http::started(backend).await;
     let (_, [_, admin, ..]) = workspace_with_keys(&control, "H").await;
     let trunk = api
-        .call(
+        .expect(
+            201,
             "POST",
             "/v1/providers",
             &admin,
@@ -133,10 +134,10 @@ async fn a_new_provider_host_needs_the_secret_again(backend: Backend) {
             ),
         )
         .await;
-    assert_eq!(trunk.status, StatusCode::CREATED, "{}", trunk.body);
-    let trunk = format!("/v1/providers/{}", trunk.body["id"].as_str().expect("id"));
+    let trunk = format!("/v1/providers/{}", trunk["id"].as_str().expect("id"));
     let account = api
-        .call(
+        .expect(
+            201,
             "POST",
             "/v1/providers",
             &admin,
@@ -146,8 +147,7 @@ async fn a_new_provider_host_needs_the_secret_again(backend: Backend) {
             ),
         )
         .await;
-    assert_eq!(account.status, StatusCode::CREATED, "{}", account.body);
-    let account_id = account.body["id"].as_str().expect("id").to_owned();
+    let account_id = account["id"].as_str().expect("id").to_owned();
     let account = format!("/v1/providers/{account_id}");
 
     for (path, patch, field, moved) in [

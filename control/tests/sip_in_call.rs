@@ -14,7 +14,7 @@ use freya_edge::llm::fakes::FakeReply;
 use freya_edge::media::g711::G711;
 use freya_loadtest::audio::Utterance;
 use support::caller::sipp_with_media;
-use support::raw_sip::recv_sip;
+use support::raw_sip::{Call, CallerVoice, Offer};
 use support::world::World;
 
 /// A pcap (Ethernet/IPv4/UDP/RTP, PCMA, 20 ms packets) of espeak-ng saying `text` followed by
@@ -179,63 +179,20 @@ async fn a_session_interval_below_our_minimum_is_refused_with_422() {
 async fn send_dtmf_reaches_the_caller_as_rfc_4733_events_in_our_rtp_stream() {
     use freya_edge::rtp::dtmf::DtmfReceiver;
     use freya_edge::rtp::packet::RtpPacket;
-    use freya_edge::sip::sdp::SessionDescription;
 
     let w = menu_world().await;
     // A caller written by hand: SIP and RTP on sockets of this test.
-    let sip = tokio::net::UdpSocket::bind("127.0.0.1:0")
-        .await
-        .expect("sip");
-    let rtp = tokio::net::UdpSocket::bind("127.0.0.1:0")
-        .await
-        .expect("rtp");
-    let (sip_addr, rtp_port) = (
-        sip.local_addr().expect("addr"),
-        rtp.local_addr().expect("addr").port(),
-    );
-    let edge = w.edge.sip_addr;
-    let sdp = format!(
-        "v=0\r\no=- 1 1 IN IP4 127.0.0.1\r\ns=-\r\nc=IN IP4 127.0.0.1\r\nt=0 0\r\n\
-         m=audio {rtp_port} RTP/AVP 0 101\r\na=rtpmap:0 PCMU/8000\r\n\
-         a=rtpmap:101 telephone-event/8000\r\na=fmtp:101 0-15\r\n"
-    );
-    let dialog = |method: &str, cseq: u32, to_tag: &str| {
-        format!(
-            "{method} sip:demo@{edge} SIP/2.0\r\n\
-             Via: SIP/2.0/UDP {sip_addr};branch=z9hG4bK{method}{cseq}\r\n\
-             Max-Forwards: 70\r\nFrom: <sip:+15550009@{sip_addr}>;tag=rawcaller\r\n\
-             To: <sip:demo@{edge}>{to_tag}\r\nCall-ID: raw-dtmf-1\r\nCSeq: {cseq} {method}\r\n\
-             Contact: <sip:caller@{sip_addr}>\r\n"
-        )
-    };
-    let invite = format!(
-        "{}Content-Type: application/sdp\r\nContent-Length: {}\r\n\r\n{sdp}",
-        dialog("INVITE", 1, ""),
-        sdp.len()
-    );
-    sip.send_to(invite.as_bytes(), edge).await.expect("INVITE");
-    let ok = recv_sip(&sip, "SIP/2.0 200", Duration::from_secs(10)).await;
-    let tag = ok
-        .lines()
-        .find(|l| l.starts_with("To:"))
-        .and_then(|l| l.split(";tag=").nth(1))
-        .expect("To tag")
-        .trim()
-        .to_owned();
-    let tag = format!(";tag={tag}");
-    let ack = format!("{}Content-Length: 0\r\n\r\n", dialog("ACK", 1, &tag));
-    sip.send_to(ack.as_bytes(), edge).await.expect("ACK");
-    let body = ok.split("\r\n\r\n").nth(1).expect("SDP");
-    let answer = SessionDescription::parse(body.as_bytes()).expect("SDP answer");
-    let edge_rtp =
-        std::net::SocketAddr::new("127.0.0.1".parse().expect("ip"), answer.media[0].port);
+    let (call, rtp) = Call::dialled(
+        w.edge.sip_addr,
+        &w.number,
+        "raw-dtmf-1",
+        Offer::PcmuWithEvents,
+    )
+    .await;
+    let edge_rtp = call.edge_rtp;
 
     // Speak one turn (espeak-ng, then silence to end it) while collecting what the edge sends.
-    let mut speech = Utterance::speak("Press one then hash, please.")
-        .expect("espeak-ng speaks")
-        .samples
-        .to_vec();
-    speech.extend(std::iter::repeat_n(0i16, 8000 * 6));
+    let mut voice = CallerVoice::saying("Press one then hash, please.", Duration::from_secs(6));
     let mut receiver = DtmfReceiver::new(8000);
     let mut digits = String::new();
     let mut voice_ssrcs = std::collections::BTreeSet::new();
@@ -245,23 +202,9 @@ async fn send_dtmf_reaches_the_caller_as_rfc_4733_events_in_our_rtp_stream() {
     let mut ticker = tokio::time::interval(Duration::from_millis(20));
     let mut buf = [0u8; 2048];
     let started = tokio::time::Instant::now();
-    let mut frames = speech.chunks_exact(160);
-    let mut seq = 0u16;
     while digits.len() < 2 && started.elapsed() < Duration::from_secs(20) {
         tokio::select! {
-            _ = ticker.tick() => {
-                if let Some(frame) = frames.next() {
-                    let mut payload = [0u8; 160];
-                    G711::Ulaw.encode(frame, &mut payload);
-                    let mut packet = vec![0x80, 0];
-                    packet.extend_from_slice(&seq.to_be_bytes());
-                    packet.extend_from_slice(&(u32::from(seq) * 160).to_be_bytes());
-                    packet.extend_from_slice(&0x00c0_ffee_u32.to_be_bytes());
-                    packet.extend_from_slice(&payload);
-                    seq = seq.wrapping_add(1);
-                    rtp.send_to(&packet, edge_rtp).await.expect("RTP");
-                }
-            }
+            _ = ticker.tick() => voice.send_frame(&rtp, edge_rtp).await,
             received = rtp.recv_from(&mut buf) => {
                 let (n, _) = received.expect("RTP recv");
                 let Ok(packet) = RtpPacket::parse(&buf[..n]) else { continue };
@@ -283,9 +226,7 @@ async fn send_dtmf_reaches_the_caller_as_rfc_4733_events_in_our_rtp_stream() {
             }
         }
     }
-    let bye = format!("{}Content-Length: 0\r\n\r\n", dialog("BYE", 2, &tag));
-    sip.send_to(bye.as_bytes(), edge).await.expect("BYE");
-    recv_sip(&sip, "SIP/2.0 200", Duration::from_secs(10)).await;
+    call.hang_up(2).await;
 
     assert_eq!(digits, "1#", "the caller decoded the agent's key presses");
     assert_eq!(voice_ssrcs.len(), 1, "{voice_ssrcs:?}");

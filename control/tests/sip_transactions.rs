@@ -12,7 +12,6 @@
 
 mod support;
 
-use std::net::SocketAddr;
 use std::time::Duration;
 
 use tokio::net::UdpSocket;
@@ -24,7 +23,7 @@ use freya_shared::model::AgentSpec;
 use support::caller::sipp_with_media;
 use support::http::workspace_with_keys;
 use support::on_both_engines;
-use support::raw_sip::{recv_sip, Call, CALLER_TAG};
+use support::raw_sip::{recv_sip, to_tag, Call, CALLER_TAG};
 use support::{agent_on_number, edge_config, eventually, until_routed, Backend, TestDb, SECRET};
 
 const WAIT: Duration = Duration::from_secs(10);
@@ -71,36 +70,12 @@ async fn teardown(s: Setup) {
     s.db.cleanup().await;
 }
 
-/// A caller with its own socket that has not dialled yet.
-async fn caller(edge_sip: SocketAddr, number: &str, call_id: &str) -> Call {
-    let sip = UdpSocket::bind("127.0.0.1:0").await.expect("sip");
-    let sip_addr = sip.local_addr().expect("addr");
-    Call {
-        call_id: call_id.into(),
-        number: number.into(),
-        sip,
-        sip_addr,
-        edge_sip,
-        edge_rtp: edge_sip,
-        tag: String::new(),
-    }
-}
-
+/// An SDP offer of the one codec `payload` (`rtpmap`).
 fn offer(payload: &str, rtpmap: &str) -> String {
     format!(
         "v=0\r\no=- 1 1 IN IP4 127.0.0.1\r\ns=-\r\nc=IN IP4 127.0.0.1\r\nt=0 0\r\n\
          m=audio 40000 RTP/AVP {payload}\r\na=rtpmap:{payload} {rtpmap}\r\n"
     )
-}
-
-fn to_tag(message: &str) -> String {
-    message
-        .lines()
-        .find(|l| l.starts_with("To:"))
-        .and_then(|l| l.split(";tag=").nth(1))
-        .expect("a To tag")
-        .trim()
-        .to_owned()
 }
 
 /// Everything that reaches `socket` within `window`.
@@ -153,20 +128,8 @@ async fn a_reinvite_2xx_acknowledged_once_is_not_sent_again(backend: Backend) {
 
 async fn the_200_to_a_cancel_has_the_tag_of_the_180_and_the_487(backend: Backend) {
     let s = setup(backend).await;
-    let call = caller(s.edge.sip_addr, "+15550001", "cancel-tag@test").await;
-    let invite = call.request(
-        "INVITE",
-        1,
-        call.sip_addr,
-        CALLER_TAG,
-        None,
-        "application/sdp",
-        &offer("0", "PCMU/8000"),
-    );
-    call.sip
-        .send_to(invite.as_bytes(), call.edge_sip)
-        .await
-        .expect("INVITE");
+    let call = Call::new(s.edge.sip_addr, "+15550001", "cancel-tag@test").await;
+    call.send_invite(&offer("0", "PCMU/8000")).await;
     let ringing = recv_sip(&call.sip, "SIP/2.0 180", WAIT).await;
     // A CANCEL has the INVITE's branch.
     let cancel = call
@@ -195,37 +158,12 @@ async fn a_refused_call_is_recorded_in_its_numbers_workspace_and_an_unknown_one_
 ) {
     let s = setup(backend).await;
     // To a number nobody owns: 404, no record.
-    let stranger = caller(s.edge.sip_addr, "+15559999", "unknown@test").await;
-    let invite = stranger.request(
-        "INVITE",
-        1,
-        stranger.sip_addr,
-        CALLER_TAG,
-        None,
-        "application/sdp",
-        &offer("0", "PCMU/8000"),
-    );
-    stranger
-        .sip
-        .send_to(invite.as_bytes(), stranger.edge_sip)
-        .await
-        .expect("INVITE");
+    let stranger = Call::new(s.edge.sip_addr, "+15559999", "unknown@test").await;
+    stranger.send_invite(&offer("0", "PCMU/8000")).await;
     recv_sip(&stranger.sip, "SIP/2.0 404", WAIT).await;
     // To A's number with G.729 only: 488 with Warning 305, and a record in A.
-    let call = caller(s.edge.sip_addr, "+15550001", "no-codec@test").await;
-    let invite = call.request(
-        "INVITE",
-        1,
-        call.sip_addr,
-        CALLER_TAG,
-        None,
-        "application/sdp",
-        &offer("18", "G729/8000"),
-    );
-    call.sip
-        .send_to(invite.as_bytes(), call.edge_sip)
-        .await
-        .expect("INVITE");
+    let call = Call::new(s.edge.sip_addr, "+15550001", "no-codec@test").await;
+    call.send_invite(&offer("18", "G729/8000")).await;
     let refusal = recv_sip(&call.sip, "SIP/2.0 488", WAIT).await;
     let warning = refusal
         .lines()

@@ -19,7 +19,7 @@ use serde_json::json;
 use freya_control::server::ControlPlane;
 use freya_control::store::{Role, WorkspaceScope};
 use sqlx::Connection;
-use support::http::{workspace_with_keys, Api};
+use support::http::{workspace_with_keys, Answer, Api};
 use support::{control_config, eventually};
 
 /// A directory whose file system can be made full, and emptied again.
@@ -208,28 +208,18 @@ async fn a_database_that_is_gone_is_a_503_and_not_ready() {
             Some(json!({"name": "Gone"})),
         )
         .await;
-    assert_eq!(
-        answer.status,
-        StatusCode::SERVICE_UNAVAILABLE,
-        "{}",
-        answer.body
-    );
-    assert_eq!(answer.headers["content-type"], "application/problem+json");
-    assert!(
-        answer.body["detail"]
-            .as_str()
-            .is_some_and(|d| d.contains("nothing was saved")),
-        "{}",
-        answer.body
-    );
-    let ready = agent.api.call("GET", "/readyz", "", None).await;
-    assert_eq!(
-        ready.status,
-        StatusCode::SERVICE_UNAVAILABLE,
-        "{}",
-        ready.body
-    );
+    unavailable_because(&answer, "nothing was saved");
+    agent.api.expect(503, "GET", "/readyz", "", None).await;
     control.stop().await;
+}
+
+/// `answer` is a 503 problem+json whose detail says `why`.
+fn unavailable_because(answer: &Answer, why: &str) {
+    let body = &answer.body;
+    assert_eq!(answer.status, StatusCode::SERVICE_UNAVAILABLE, "{body}");
+    assert_eq!(answer.content_type(), "application/problem+json");
+    let detail = body["detail"].as_str().unwrap_or_default();
+    assert!(detail.contains(why), "{body}");
 }
 
 /// An agent and the keys to reach it.
@@ -255,15 +245,15 @@ async fn agent_with_keys(control: &ControlPlane) -> Fixture {
         .key;
     let prompt = big_prompt();
     let created = api
-        .call(
+        .expect(
+            201,
             "POST",
             "/v1/agents",
             &editor,
             Some(json!({"name": "Desk", "system_prompt": prompt})),
         )
         .await;
-    assert_eq!(created.status, StatusCode::CREATED, "{}", created.body);
-    let id = created.body["id"].as_str().expect("id");
+    let id = created["id"].as_str().expect("id");
     assert_eq!(
         api.call("GET", "/readyz", "", None).await.status,
         StatusCode::OK
@@ -315,10 +305,9 @@ async fn full_disk_is_refused_then_recovered(
             }
             other => panic!("PATCH {n} on a full disk answered {other}: {}", answer.body),
         }
-        let read = api.call("GET", path, editor, None).await;
-        assert_eq!(read.status, StatusCode::OK, "{}", read.body);
+        let read = api.expect(200, "GET", path, editor, None).await;
         assert_eq!(
-            read.body["system_prompt"],
+            read["system_prompt"],
             stored.as_str(),
             "a 200 was not stored"
         );
@@ -357,20 +346,7 @@ async fn full_disk_is_refused_then_recovered(
     }
     // Not ready, with the reason; alive.
     let ready = api.call("GET", "/readyz", "", None).await;
-    assert_eq!(
-        ready.status,
-        StatusCode::SERVICE_UNAVAILABLE,
-        "{}",
-        ready.body
-    );
-    assert_eq!(ready.headers["content-type"], "application/problem+json");
-    assert!(
-        ready.body["detail"]
-            .as_str()
-            .is_some_and(|d| d.contains("storage fault")),
-        "{}",
-        ready.body
-    );
+    unavailable_because(&ready, "storage fault");
     assert_eq!(
         api.call("GET", "/healthz", "", None).await.status,
         StatusCode::OK
@@ -390,15 +366,14 @@ async fn full_disk_is_refused_then_recovered(
         },
     )
     .await;
-    let retried = api
-        .call(
-            "PATCH",
-            path,
-            editor,
-            Some(json!({"system_prompt": refused_prompt})),
-        )
-        .await;
-    assert_eq!(retried.status, StatusCode::OK, "{}", retried.body);
+    api.expect(
+        200,
+        "PATCH",
+        path,
+        editor,
+        Some(json!({"system_prompt": refused_prompt})),
+    )
+    .await;
     let read = api.call("GET", path, editor, None).await;
     assert_eq!(read.body["system_prompt"], refused_prompt.as_str());
 }

@@ -18,6 +18,14 @@ use support::twilio::{
     TRANSFER_TO,
 };
 
+/// The one call update Twilio was sent, which must be to call `sid`; its TwiML.
+fn the_one_update(twilio: &FakeTwilio, sid: &str) -> String {
+    let updates = twilio.updates();
+    assert_eq!(updates.len(), 1, "{updates:?}");
+    assert_eq!(updates[0].call_sid, sid);
+    updates[0].twiml.clone()
+}
+
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn webhooks_with_a_wrong_signature_or_bad_form_are_refused() {
     let w = world("Hello.", &[(TOKEN, "http://127.0.0.1:9".into())]).await;
@@ -341,15 +349,10 @@ async fn the_agent_transfers_a_twilio_call_by_redirecting_it_through_the_rest_ap
         "our leg ends once Twilio took the transfer: {report:?}"
     );
 
-    let updates = twilio.updates();
-    assert_eq!(updates.len(), 1, "{updates:?}");
-    assert_eq!(updates[0].call_sid, "CA300");
+    let twiml = the_one_update(&twilio, "CA300");
     assert!(
-        updates[0]
-            .twiml
-            .contains(&format!("<Response><Dial>{TRANSFER_TO}</Dial></Response>")),
-        "{}",
-        updates[0].twiml
+        twiml.contains(&format!("<Response><Dial>{TRANSFER_TO}</Dial></Response>")),
+        "{twiml}"
     );
     let (call, events) = finished_call(&w, "inbound").await;
     assert_eq!(call.end_reason.as_deref(), Some("transferred"));
@@ -464,19 +467,17 @@ async fn a_workflows_transfer_node_redirects_a_twilio_call() {
      {"id": "handoff", "type": "transfer", "to": "sip:desk@pbx.example"}
     ]});
     let created = api
-        .call("POST", "/v1/workflows", &w.admin, Some(flow))
+        .expect(201, "POST", "/v1/workflows", &w.admin, Some(flow))
         .await;
-    assert_eq!(created.status, 201, "{}", created.body);
-    let id = created.body["id"].as_str().expect("id").to_owned();
-    let published = api
-        .call(
-            "POST",
-            &format!("/v1/workflows/{id}/publish"),
-            &w.admin,
-            None,
-        )
-        .await;
-    assert_eq!(published.status, 201, "{}", published.body);
+    let id = created["id"].as_str().expect("id").to_owned();
+    api.expect(
+        201,
+        "POST",
+        &format!("/v1/workflows/{id}/publish"),
+        &w.admin,
+        None,
+    )
+    .await;
     let number = "+15550200";
     let routed = api
         .call(
@@ -506,15 +507,10 @@ async fn a_workflows_transfer_node_redirects_a_twilio_call() {
         report.closed_by_edge,
         "our leg ends with the transfer: {report:?}"
     );
-    let updates = twilio.updates();
-    assert_eq!(updates.len(), 1, "{updates:?}");
-    assert_eq!(updates[0].call_sid, "CA500");
+    let twiml = the_one_update(&twilio, "CA500");
     assert!(
-        updates[0]
-            .twiml
-            .contains("<Dial><Sip>sip:desk@pbx.example</Sip></Dial>"),
-        "{}",
-        updates[0].twiml
+        twiml.contains("<Dial><Sip>sip:desk@pbx.example</Sip></Dial>"),
+        "{twiml}"
     );
     let (call, _) = finished_call(&w, "inbound").await;
     assert_eq!(call.end_reason.as_deref(), Some("transferred"));

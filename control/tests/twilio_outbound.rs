@@ -9,7 +9,6 @@ mod support;
 use std::time::Duration;
 
 use freya_edge::twilio::fakes::{post_voice_webhook, CallerAction, FakeTwilio, StreamReport};
-use reqwest::StatusCode;
 use serde_json::json;
 use support::eventually;
 use support::http::Api;
@@ -124,18 +123,17 @@ async fn a_refusing_twilio_account_fails_over_to_a_sip_trunk() {
         .expect("bind");
     let port = trunk.local_addr().expect("addr").port();
     let api = Api::of(&w.control);
-    let created = api
-        .call(
-            "POST",
-            "/v1/providers",
-            &w.admin,
-            Some(
-                json!({"name": "Backup trunk", "host": "127.0.0.1", "port": port,
+    api.expect(
+        201,
+        "POST",
+        "/v1/providers",
+        &w.admin,
+        Some(
+            json!({"name": "Backup trunk", "host": "127.0.0.1", "port": port,
                         "priority": 50, "invite_timeout_ms": 1000}),
-            ),
-        )
-        .await;
-    assert_eq!(created.status, StatusCode::CREATED, "{}", created.body);
+        ),
+    )
+    .await;
     let state = w.edge.state.clone();
     eventually(
         Duration::from_secs(10),
@@ -217,7 +215,8 @@ async fn a_refusing_sip_trunk_ranked_first_fails_over_to_twilio_and_both_attempt
     let (mut sipp, port) = refusing_sipp_trunk(sipp_dir.path()).await;
     let api = Api::of(&w.control);
     let created = api
-        .call(
+        .expect(
+            201,
             "POST",
             "/v1/providers",
             &w.admin,
@@ -228,8 +227,7 @@ async fn a_refusing_sip_trunk_ranked_first_fails_over_to_twilio_and_both_attempt
             ),
         )
         .await;
-    assert_eq!(created.status, StatusCode::CREATED, "{}", created.body);
-    let trunk_id = created.body["id"].as_str().expect("id").to_owned();
+    let trunk_id = created["id"].as_str().expect("id").to_owned();
     let state = w.edge.state.clone();
     eventually(
         Duration::from_secs(10),
@@ -278,16 +276,15 @@ async fn a_refusing_sip_trunk_ranked_first_fails_over_to_twilio_and_both_attempt
     assert_eq!(attempts[0]["outcome"]["status"], 503, "{attempts:?}");
     // The call's page lists both: the trunk dialled first, then Twilio with the trunk's failure.
     let detail = api
-        .call("GET", &format!("/v1/calls/{call_id}"), &w.admin, None)
+        .expect(200, "GET", &format!("/v1/calls/{call_id}"), &w.admin, None)
         .await;
-    assert_eq!(detail.status, StatusCode::OK, "{}", detail.body);
-    let kinds: Vec<&str> = detail.body["events"]
+    let kinds: Vec<&str> = detail["events"]
         .as_array()
         .expect("events")
         .iter()
         .filter_map(|e| e["kind"].as_str())
         .filter(|k| *k == "call.started")
         .collect();
-    assert_eq!(kinds.len(), 2, "{}", detail.body);
+    assert_eq!(kinds.len(), 2, "{}", detail);
     teardown(w).await;
 }

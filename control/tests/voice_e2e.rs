@@ -51,20 +51,19 @@ fn patient_caller(first_turn_after: Duration) -> TalkerConfig {
     }
 }
 
-/// Places one G.711 call that says `turns` (espeak-ng) and hangs up after `hold`.
-async fn call(w: &World, turns: &[&str], talker: TalkerConfig, hold: Duration) -> CallReport {
-    call_with(w, Codec::Pcmu, turns, talker, hold).await
-}
-
-/// Places one call offering only `codec`.
-async fn call_with(
+/// Places one call offering `codec` whose caller says `turns` (espeak-ng; the fake
+/// speech-to-text hears each as the first) and hangs up after `hold`; the call must succeed.
+async fn call(
     w: &World,
     codec: Codec,
     turns: &[&str],
     talker: TalkerConfig,
     hold: Duration,
 ) -> CallReport {
-    place_spoken_call(w.edge.sip_addr, codec, turns, talker, hold).await
+    w.speech().set_default_transcript(turns[0]);
+    let report = place_spoken_call(w.edge.sip_addr, codec, turns, talker, hold).await;
+    assert!(report.succeeded(), "{:?}", report.failure);
+    report
 }
 
 /// The recorded events of the one finished call.
@@ -75,19 +74,17 @@ async fn recorded_events(w: &World) -> Vec<StoredEvent> {
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn a_caller_who_speaks_hears_the_models_answer() {
     let w = world("Hello, thanks for calling Acme.").await;
-    w.speech()
-        .set_default_transcript("What are your opening hours?");
     w.llm()
         .respond_with(|_| FakeReply::text("We are open from nine to five. Anything else?"));
     let talker = patient_caller(Duration::from_millis(1500));
     let report = call(
         &w,
+        Codec::Pcmu,
         &["What are your opening hours?"],
         talker,
         Duration::from_secs(9),
     )
     .await;
-    assert!(report.succeeded(), "{:?}", report.failure);
     assert_eq!(report.turns_spoken, 1);
     assert!(report.first_audio_ms.is_some(), "the greeting was heard");
     assert_eq!(report.v2v_ms.len(), 1, "the reply was heard: {report:?}");
@@ -157,12 +154,10 @@ async fn a_caller_who_speaks_hears_the_models_answer() {
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn an_opus_caller_is_understood_and_hears_the_agent() {
     let w = world("Hello, thanks for calling Acme.").await;
-    w.speech()
-        .set_default_transcript("What are your opening hours?");
     w.llm()
         .respond_with(|_| FakeReply::text("We are open from nine to five."));
     let talker = patient_caller(Duration::from_millis(1500));
-    let report = call_with(
+    let report = call(
         &w,
         Codec::Opus,
         &["What are your opening hours?"],
@@ -170,7 +165,6 @@ async fn an_opus_caller_is_understood_and_hears_the_agent() {
         Duration::from_secs(8),
     )
     .await;
-    assert!(report.succeeded(), "{:?}", report.failure);
     assert!(report.first_audio_ms.is_some(), "the greeting was heard");
     assert_eq!(report.v2v_ms.len(), 1, "the reply was heard: {report:?}");
     // The edge decoded the caller's Opus well enough for its ear to send the whole turn.
@@ -194,8 +188,6 @@ async fn a_caller_who_talks_over_the_agent_stops_it() {
         world("Welcome to Acme, where we have a great many things to tell you about today.").await;
     // Every sentence is six seconds of audio: the greeting is still playing when the caller speaks.
     w.speech().set_speech_audio(tone(24_000, 6_000));
-    w.speech()
-        .set_default_transcript("Sorry, can I ask something?");
     w.llm().respond_with(|_| FakeReply::text("Of course."));
     let talker = TalkerConfig {
         first_turn_after: Duration::from_millis(1000),
@@ -205,14 +197,14 @@ async fn a_caller_who_talks_over_the_agent_stops_it() {
         barge_in_after: None,
         ..TalkerConfig::default()
     };
-    let report = call(
+    call(
         &w,
+        Codec::Pcmu,
         &["Sorry, can I ask something?"],
         talker,
         Duration::from_secs(6),
     )
     .await;
-    assert!(report.succeeded(), "{:?}", report.failure);
 
     let events = recorded_events(&w).await;
     let barge = of_kind(&events, "call.barge_in");
@@ -252,7 +244,6 @@ async fn the_load_testers_interrupting_caller_measures_the_agent_falling_silent(
     let w = world("").await;
     // Each reply is six seconds long: only a barge-in ends one early.
     w.speech().set_speech_audio(tone(24_000, 6_000));
-    w.speech().set_default_transcript("I have a question.");
     w.llm().respond_with(|_| FakeReply::text("Of course."));
     let talker = TalkerConfig {
         first_turn_after: Duration::from_millis(300),
@@ -263,12 +254,12 @@ async fn the_load_testers_interrupting_caller_measures_the_agent_falling_silent(
     };
     let report = call(
         &w,
+        Codec::Pcmu,
         &["I have a question.", "Wait, one more thing."],
         talker,
         Duration::from_secs(7),
     )
     .await;
-    assert!(report.succeeded(), "{:?}", report.failure);
     assert_eq!(report.v2v_ms.len(), 2, "both turns answered: {report:?}");
     assert_eq!(
         report.barge_in_ms.len(),
@@ -290,18 +281,17 @@ async fn the_load_testers_interrupting_caller_measures_the_agent_falling_silent(
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn a_failing_model_still_gets_the_caller_an_answer() {
     let w = world("Hello.").await;
-    w.speech().set_default_transcript("Hello, is anyone there?");
     w.llm()
         .respond_with(|_| FakeReply::status(500, "the model is down"));
     let talker = patient_caller(Duration::from_millis(1200));
     let report = call(
         &w,
+        Codec::Pcmu,
         &["Hello, is anyone there?"],
         talker,
         Duration::from_secs(8),
     )
     .await;
-    assert!(report.succeeded(), "{:?}", report.failure);
     assert_eq!(report.v2v_ms.len(), 1, "the apology was heard: {report:?}");
     let spoken = w.spoken();
     assert!(
@@ -386,7 +376,6 @@ async fn a_customer_tool_round_trips_through_a_signed_request_during_the_call() 
         }),
     )
     .await;
-    w.speech().set_default_transcript("Book me in on Friday.");
     w.llm().push_reply(FakeReply::tool_call(
         "call_1",
         "book_appointment",
@@ -397,12 +386,12 @@ async fn a_customer_tool_round_trips_through_a_signed_request_during_the_call() 
     let talker = patient_caller(Duration::from_millis(300));
     let report = call(
         &w,
+        Codec::Pcmu,
         &["Book me in on Friday."],
         talker,
         Duration::from_secs(5),
     )
     .await;
-    assert!(report.succeeded(), "{:?}", report.failure);
     assert_eq!(report.v2v_ms.len(), 1, "the caller heard the answer");
 
     let hits = hits.lock().expect("hits").clone();

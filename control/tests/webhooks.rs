@@ -112,7 +112,8 @@ fn signature_verifies(r: &Received) -> bool {
 
 async fn subscribe(api: &Api, key: &str, addr: SocketAddr) -> String {
     let created = api
-        .call(
+        .expect(
+            201,
             "POST",
             "/v1/webhooks",
             key,
@@ -123,18 +124,22 @@ async fn subscribe(api: &Api, key: &str, addr: SocketAddr) -> String {
             })),
         )
         .await;
-    assert_eq!(created.status, StatusCode::CREATED, "{}", created.body);
-    assert!(created.body.get("secret").is_none());
-    assert!(!created.body.to_string().contains(SECRET));
-    created.body["id"].as_str().expect("id").to_owned()
+    assert!(created.get("secret").is_none());
+    assert!(!created.to_string().contains(SECRET));
+    created["id"].as_str().expect("id").to_owned()
 }
 
 async fn log(api: &Api, key: &str, hook: &str) -> Vec<Value> {
     let answer = api
-        .call("GET", &format!("/v1/webhooks/{hook}/deliveries"), key, None)
+        .expect(
+            200,
+            "GET",
+            &format!("/v1/webhooks/{hook}/deliveries"),
+            key,
+            None,
+        )
         .await;
-    assert_eq!(answer.status, StatusCode::OK, "{}", answer.body);
-    answer.body["data"].as_array().expect("deliveries").clone()
+    answer["data"].as_array().expect("deliveries").clone()
 }
 
 fn event(ws: &str, call: &str, kind: CallEventKind) -> CallEvent {
@@ -221,27 +226,26 @@ async fn a_receiver_failing_twice_gets_the_delivery_signed(backend: Backend) {
     assert_eq!(second.body["data"][0]["event"], "call.started");
     assert!(second.body["next_cursor"].is_null());
     let garbage = api
-        .call(
+        .expect(
+            400,
             "GET",
             &format!("/v1/webhooks/{hook}/deliveries?cursor=zz"),
             &admin,
             None,
         )
         .await;
-    assert_eq!(garbage.status, StatusCode::BAD_REQUEST);
-    assert_eq!(garbage.body["errors"][0]["field"], "cursor");
+    assert_eq!(garbage["errors"][0]["field"], "cursor");
 
     // Redelivery sends the same body again.
     let id = delivered[0]["id"].as_str().expect("id");
-    let again = api
-        .call(
-            "POST",
-            &format!("/v1/webhooks/{hook}/deliveries/{id}/redeliver"),
-            &admin,
-            None,
-        )
-        .await;
-    assert_eq!(again.status, StatusCode::ACCEPTED, "{}", again.body);
+    api.expect(
+        202,
+        "POST",
+        &format!("/v1/webhooks/{hook}/deliveries/{id}/redeliver"),
+        &admin,
+        None,
+    )
+    .await;
     eventually(Duration::from_secs(10), "the redelivery", || async {
         (receiver.seen().len() == 5).then_some(())
     })
@@ -344,15 +348,15 @@ async fn subscriptions_hide_their_secret_and_name_bad_fields(backend: Backend) {
     let (_, [owner, ..]) = workspace_with_keys(&control, "S").await;
     let hook = subscribe(&api, &owner, "127.0.0.1:9".parse().expect("addr")).await;
     let patched = api
-        .call(
+        .expect(
+            200,
             "PATCH",
             &format!("/v1/webhooks/{hook}"),
             &owner,
             Some(json!({"events": ["*"]})),
         )
         .await;
-    assert_eq!(patched.status, StatusCode::OK, "{}", patched.body);
-    assert_eq!(patched.body["events"], json!(["*"]));
+    assert_eq!(patched["events"], json!(["*"]));
     for (body, field) in [
         (
             json!({"url": "ftp://x", "events": ["call.ended"], "secret": SECRET}),
@@ -375,14 +379,10 @@ async fn subscriptions_hide_their_secret_and_name_bad_fields(backend: Backend) {
             "extra",
         ),
     ] {
-        let answer = api.call("POST", "/v1/webhooks", &owner, Some(body)).await;
-        assert_eq!(
-            answer.status,
-            StatusCode::UNPROCESSABLE_ENTITY,
-            "{}",
-            answer.body
-        );
-        assert_eq!(answer.body["errors"][0]["field"], field, "{}", answer.body);
+        let answer = api
+            .expect(422, "POST", "/v1/webhooks", &owner, Some(body))
+            .await;
+        assert_eq!(answer["errors"][0]["field"], field, "{}", answer);
     }
     let listed = api.call("GET", "/v1/webhooks", &owner, None).await;
     assert!(!listed.body.to_string().contains(SECRET));

@@ -12,29 +12,16 @@ use std::time::Duration;
 
 use axum::routing::post;
 use serde_json::{json, Value};
-use tokio::net::UdpSocket;
-use tokio::sync::watch;
 
 use freya_control::store::Role;
-use support::caller::{caller_media, epoch_ms, sipp, sipp_scenario, Heard};
+use support::caller::{caller_media_on_loopback, epoch_ms, sipp, sipp_scenario};
 use support::eventually;
 use support::http::Api;
 use support::world::World;
 
-/// The example flow of the workflow issue on offline providers; `sales` hands calls to `agent`.
+/// The example flow of the workflow issue, with `sales` handing calls to `agent`.
 fn support_line(agent: &str) -> Value {
-    json!({"name": "Support line", "start": "greet",
-    "voice": {"tts": {"provider": "espeak"}, "stt": {"provider": "local"}, "llm": {"provider": "rules"}},
-    "variables": {"tier": "basic", "business": "Acme"},
-    "nodes": [
-     {"id": "greet", "type": "say", "text": "Welcome to {{business}}. Press one for sales, two for accounts.", "next": "menu"},
-     {"id": "menu", "type": "gather", "input": ["dtmf", "speech"], "max_digits": 1, "timeout_ms": 30000, "save_as": "choice", "next": "route"},
-     {"id": "route", "type": "condition", "branches": [{"when": "choice == '1'", "next": "sales"}, {"when": "choice == '2'", "next": "accounts"}], "else": "menu"},
-     {"id": "sales", "type": "agent", "agent_id": agent, "exits": [{"when_caller": "wants to speak to a person", "next": "handoff"}], "max_turns": 20, "next": "bye"},
-     {"id": "handoff", "type": "transfer", "to": "+15551234567"},
-     {"id": "accounts", "type": "say", "text": "Connecting you to billing.", "next": "bye"},
-     {"id": "bye", "type": "end", "text": "Goodbye."}
-    ]})
+    support::flows::support_line(agent, 30000)
 }
 
 /// A flow whose customer lookup (a `function` node) decides what the caller hears.
@@ -115,11 +102,7 @@ fn entered(call: &Value) -> Vec<String> {
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn a_caller_who_presses_two_hears_the_accounts_line() {
     let w = world(support_line).await;
-    let socket = UdpSocket::bind("127.0.0.1:0").await.expect("rtp socket");
-    let rtp_port = socket.local_addr().expect("addr").port();
-    let heard: Heard = Arc::default();
-    let (press, pressed) = watch::channel(None);
-    caller_media(socket, heard.clone(), pressed);
+    let (rtp_port, heard, press) = caller_media_on_loopback().await;
     let call = tokio::spawn(sipp(w.edge.sip_addr, "flow", rtp_port));
 
     // Wait for the greeting to be heard and to end (a second of quiet after speech), then press.
@@ -241,11 +224,7 @@ async fn a_function_nodes_answer_steers_the_flow() {
     tokio::spawn(async move { axum::serve(listener, server).await });
 
     let w = world(move |_| lookup_line(&url)).await;
-    let socket = UdpSocket::bind("127.0.0.1:0").await.expect("rtp socket");
-    let rtp_port = socket.local_addr().expect("addr").port();
-    let heard: Heard = Arc::default();
-    let (_press, pressed) = watch::channel(None);
-    caller_media(socket, heard.clone(), pressed);
+    let (rtp_port, heard, _press) = caller_media_on_loopback().await;
     assert_eq!(
         sipp(w.edge.sip_addr, "flow", rtp_port).await,
         0,
@@ -296,11 +275,7 @@ async fn a_caller_who_presses_one_is_handed_to_the_sales_agent_and_back() {
                        "silence_reprompt_seconds": 1,
                        "tts": {"provider": "espeak"}, "stt": {"provider": "local"}, "llm": {"provider": "rules"}});
     let w = world_with_sales(sales, support_line).await;
-    let socket = UdpSocket::bind("127.0.0.1:0").await.expect("rtp socket");
-    let rtp_port = socket.local_addr().expect("addr").port();
-    let heard: Heard = Arc::default();
-    let (press, pressed) = watch::channel(None);
-    caller_media(socket, heard.clone(), pressed);
+    let (rtp_port, heard, press) = caller_media_on_loopback().await;
     let call = tokio::spawn(sipp(w.edge.sip_addr, "flow", rtp_port));
     eventually(Duration::from_secs(30), "the greeting", || {
         let heard = heard.clone();
@@ -354,10 +329,7 @@ async fn a_transfer_node_transfers_the_caller_by_refer() {
         ]})
     })
     .await;
-    let socket = UdpSocket::bind("127.0.0.1:0").await.expect("rtp socket");
-    let rtp_port = socket.local_addr().expect("addr").port();
-    let (_press, pressed) = watch::channel(None);
-    caller_media(socket, Arc::default(), pressed);
+    let (rtp_port, _, _press) = caller_media_on_loopback().await;
     // sipp checks the REFER's target, accepts it, reports success and receives our BYE.
     assert_eq!(
         sipp_scenario(

@@ -16,18 +16,7 @@ use support::{Backend, TestDb};
 
 /// The example flow of the workflow issue, with `sales` handing calls to `agent`.
 fn support_line(agent: &str) -> Value {
-    json!({"name": "Support line", "start": "greet",
-    "voice": {"tts": {"provider": "espeak"}, "stt": {"provider": "local"}, "llm": {"provider": "rules"}},
-    "variables": {"tier": "basic", "business": "Acme"},
-    "nodes": [
-     {"id": "greet", "type": "say", "text": "Welcome to {{business}}. Press one for sales, two for accounts.", "next": "menu"},
-     {"id": "menu", "type": "gather", "input": ["dtmf", "speech"], "max_digits": 1, "timeout_ms": 5000, "save_as": "choice", "next": "route"},
-     {"id": "route", "type": "condition", "branches": [{"when": "choice == '1'", "next": "sales"}, {"when": "choice == '2'", "next": "accounts"}], "else": "menu"},
-     {"id": "sales", "type": "agent", "agent_id": agent, "exits": [{"when_caller": "wants to speak to a person", "next": "handoff"}], "max_turns": 20, "next": "bye"},
-     {"id": "handoff", "type": "transfer", "to": "+15551234567"},
-     {"id": "accounts", "type": "say", "text": "Connecting you to billing.", "next": "bye"},
-     {"id": "bye", "type": "end", "text": "Goodbye."}
-    ]})
+    support::flows::support_line(agent, 5000)
 }
 
 /// `flow` with `edit` applied to its node `id`.
@@ -68,16 +57,11 @@ struct World {
 async fn world(backend: Backend) -> World {
     let (db, control, api) = support::http::started(backend).await;
     let (_, keys) = workspace_with_keys(&control, "Flows").await;
+    let sales = json!({"name": "Sales"});
     let agent = api
-        .call(
-            "POST",
-            "/v1/agents",
-            &keys[0],
-            Some(json!({"name": "Sales"})),
-        )
+        .expect(201, "POST", "/v1/agents", &keys[0], Some(sales))
         .await;
-    assert_eq!(agent.status, StatusCode::CREATED, "{}", agent.body);
-    let agent = agent.body["id"].as_str().expect("agent id").to_owned();
+    let agent = agent["id"].as_str().expect("agent id").to_owned();
     World {
         db,
         control,
@@ -88,6 +72,18 @@ async fn world(backend: Backend) -> World {
 }
 
 impl World {
+    /// What the viewer reads at `path` (200).
+    async fn read(&self, path: &str) -> Value {
+        self.api.expect(200, "GET", path, &self.keys[3], None).await
+    }
+
+    /// `flow` created by the editor (201); the answer's body.
+    async fn create(&self, flow: Value) -> Value {
+        self.api
+            .expect(201, "POST", "/v1/workflows", &self.keys[2], Some(flow))
+            .await
+    }
+
     async fn stop(self) {
         self.control.stop().await;
         self.db.cleanup().await;
@@ -196,10 +192,15 @@ async fn broken_definitions_are_answered_at_their_node_and_field(backend: Backen
     // A valid one, even for a viewer; and nothing was stored by any of it.
     let answer = w
         .api
-        .call("POST", "/v1/workflows/validate", &w.keys[3], Some(good))
+        .expect(
+            200,
+            "POST",
+            "/v1/workflows/validate",
+            &w.keys[3],
+            Some(good),
+        )
         .await;
-    assert_eq!(answer.status, StatusCode::OK, "{}", answer.body);
-    assert_eq!(answer.body, json!({"valid": true}));
+    assert_eq!(answer, json!({"valid": true}));
     let list = w.api.call("GET", "/v1/workflows", editor, None).await;
     assert_eq!(list.body["data"], json!([]));
     // A mistyped field is refused when parsing, naming it.
@@ -207,100 +208,47 @@ async fn broken_definitions_are_answered_at_their_node_and_field(backend: Backen
     typo["nodes"][0]["nxt"] = json!("menu");
     let answer = w
         .api
-        .call("POST", "/v1/workflows", editor, Some(typo))
+        .expect(422, "POST", "/v1/workflows", editor, Some(typo))
         .await;
-    assert_eq!(answer.status, StatusCode::UNPROCESSABLE_ENTITY);
-    assert!(answer.body.to_string().contains("nxt"), "{}", answer.body);
+    assert!(answer.to_string().contains("nxt"), "{}", answer);
     w.stop().await;
 }
 
 async fn published_versions_are_immutable_and_drafts_change(backend: Backend) {
     let w = world(backend).await;
     let editor = &w.keys[2];
-    let created = w
-        .api
-        .call(
-            "POST",
-            "/v1/workflows",
-            editor,
-            Some(support_line(&w.agent)),
-        )
-        .await;
-    assert_eq!(created.status, StatusCode::CREATED, "{}", created.body);
-    assert_eq!(created.body["latest_version"], Value::Null);
-    assert_eq!(created.body["nodes"][0]["id"], "greet");
-    let id = created.body["id"].as_str().expect("id").to_owned();
-    let first = w
-        .api
-        .call("POST", &format!("/v1/workflows/{id}/publish"), editor, None)
-        .await;
-    assert_eq!(first.status, StatusCode::CREATED, "{}", first.body);
-    assert_eq!(first.body["version"], 1);
+    let created = w.create(support_line(&w.agent)).await;
+    assert_eq!(created["latest_version"], Value::Null);
+    assert_eq!(created["nodes"][0]["id"], "greet");
+    let id = created["id"].as_str().expect("id").to_owned();
+    let path = format!("/v1/workflows/{id}");
+    let publish = format!("{path}/publish");
+    let first = w.api.expect(201, "POST", &publish, editor, None).await;
+    assert_eq!(first["version"], 1);
     // Change the draft (merge patch: `nodes` replaced whole is not needed for a rename).
-    let patched = w
-        .api
-        .call(
-            "PATCH",
-            &format!("/v1/workflows/{id}"),
-            editor,
-            Some(json!({"name": "Support line v2", "variables": {"business": "Acme Corp"}})),
-        )
-        .await;
-    assert_eq!(patched.status, StatusCode::OK, "{}", patched.body);
-    assert_eq!(patched.body["variables"]["business"], "Acme Corp");
-    assert_eq!(patched.body["variables"]["tier"], "basic");
-    assert_eq!(patched.body["latest_version"], 1);
+    let patch = json!({"name": "Support line v2", "variables": {"business": "Acme Corp"}});
+    let patched = w.api.expect(200, "PATCH", &path, editor, Some(patch)).await;
+    assert_eq!(patched["variables"]["business"], "Acme Corp");
+    assert_eq!(patched["variables"]["tier"], "basic");
+    assert_eq!(patched["latest_version"], 1);
     // A patch that breaks the draft is refused whole, and the draft stays.
+    let nowhere = json!({"start": "nowhere"});
     let broken = w
         .api
-        .call(
-            "PATCH",
-            &format!("/v1/workflows/{id}"),
-            editor,
-            Some(json!({"start": "nowhere"})),
-        )
+        .expect(422, "PATCH", &path, editor, Some(nowhere))
         .await;
-    assert_eq!(broken.status, StatusCode::UNPROCESSABLE_ENTITY);
-    assert_eq!(located(&broken.body), [(Value::Null, json!("start"))]);
-    let second = w
-        .api
-        .call("POST", &format!("/v1/workflows/{id}/publish"), editor, None)
-        .await;
-    assert_eq!(second.body["version"], 2);
+    assert_eq!(located(&broken), [(Value::Null, json!("start"))]);
+    let second = w.api.expect(201, "POST", &publish, editor, None).await;
+    assert_eq!(second["version"], 2);
     // Version 1 is exactly what was published first; version 2 has the change.
-    let v1 = w
-        .api
-        .call(
-            "GET",
-            &format!("/v1/workflows/{id}/versions/1"),
-            &w.keys[3],
-            None,
-        )
-        .await;
-    assert_eq!(v1.status, StatusCode::OK);
-    assert_eq!(v1.body["definition"], first.body["definition"]);
-    assert_eq!(v1.body["definition"]["name"], "Support line");
-    assert_eq!(v1.body["definition"]["variables"]["business"], "Acme");
-    let v2 = w
-        .api
-        .call(
-            "GET",
-            &format!("/v1/workflows/{id}/versions/2"),
-            &w.keys[3],
-            None,
-        )
-        .await;
-    assert_eq!(v2.body["definition"]["name"], "Support line v2");
-    let versions = w
-        .api
-        .call(
-            "GET",
-            &format!("/v1/workflows/{id}/versions"),
-            &w.keys[3],
-            None,
-        )
-        .await;
-    let numbers: Vec<&Value> = versions.body["data"]
+    let v1 = w.read(&format!("{path}/versions/1")).await;
+    assert_eq!(v1["definition"], first["definition"]);
+    assert_eq!(v1["definition"]["name"], "Support line");
+    assert_eq!(v1["definition"]["variables"]["business"], "Acme");
+    let v2 = w.read(&format!("{path}/versions/2")).await;
+    assert_eq!(v2["definition"]["name"], "Support line v2");
+    let versions = w.read(&format!("{path}/versions")).await;
+    let numbers: Vec<&Value> = versions["data"]
         .as_array()
         .expect("versions")
         .iter()
@@ -308,28 +256,15 @@ async fn published_versions_are_immutable_and_drafts_change(backend: Backend) {
         .collect();
     assert_eq!(numbers, [&json!(2), &json!(1)]);
     for missing in ["3", "0", "x"] {
-        let answer = w
-            .api
-            .call(
-                "GET",
-                &format!("/v1/workflows/{id}/versions/{missing}"),
-                editor,
-                None,
-            )
-            .await;
-        assert_eq!(answer.status, StatusCode::NOT_FOUND, "{missing}");
+        let version = format!("{path}/versions/{missing}");
+        w.api.expect(404, "GET", &version, editor, None).await;
     }
     // Nothing about the API can change a version: there is no route for it.
-    let answer = w
-        .api
-        .call(
-            "PATCH",
-            &format!("/v1/workflows/{id}/versions/1"),
-            editor,
-            Some(json!({"name": "x"})),
-        )
+    let version = format!("{path}/versions/1");
+    let rename = json!({"name": "x"});
+    w.api
+        .expect(405, "PATCH", &version, editor, Some(rename))
         .await;
-    assert_eq!(answer.status, StatusCode::METHOD_NOT_ALLOWED);
     // The audit log names every change.
     let audit = w.api.call("GET", "/v1/audit-log", &w.keys[0], None).await;
     let actions: Vec<&str> = audit.body["data"]
@@ -357,50 +292,36 @@ async fn workflows_are_listed_a_page_at_a_time(backend: Backend) {
     for n in 0..5 {
         let mut flow = support_line(&w.agent);
         flow["name"] = json!(format!("Flow {n}"));
-        let created = w
-            .api
-            .call("POST", "/v1/workflows", &w.keys[2], Some(flow))
-            .await;
-        ids.push(created.body["id"].as_str().expect("id").to_owned());
+        let created = w.create(flow).await;
+        ids.push(created["id"].as_str().expect("id").to_owned());
     }
     let mut seen = Vec::new();
     let mut path = "/v1/workflows?limit=2".to_owned();
     loop {
-        let page = w.api.call("GET", &path, &w.keys[3], None).await;
-        assert_eq!(page.status, StatusCode::OK, "{}", page.body);
-        let data = page.body["data"].as_array().expect("data");
+        let page = w.api.expect(200, "GET", &path, &w.keys[3], None).await;
+        let data = page["data"].as_array().expect("data");
         assert!(data.len() <= 2);
         seen.extend(
             data.iter()
                 .map(|f| f["id"].as_str().expect("id").to_owned()),
         );
-        match page.body["next_cursor"].as_str() {
+        match page["next_cursor"].as_str() {
             Some(cursor) => path = format!("/v1/workflows?limit=2&cursor={cursor}"),
             None => break,
         }
     }
     assert_eq!(seen, ids);
-    let bad = w
-        .api
-        .call("GET", "/v1/workflows?cursor=zz", &w.keys[3], None)
+    w.api
+        .expect(400, "GET", "/v1/workflows?cursor=zz", &w.keys[3], None)
         .await;
-    assert_eq!(bad.status, StatusCode::BAD_REQUEST);
     w.stop().await;
 }
 
 async fn numbers_route_to_the_latest_published_version(backend: Backend) {
     let w = world(backend).await;
     let editor = &w.keys[2];
-    let created = w
-        .api
-        .call(
-            "POST",
-            "/v1/workflows",
-            editor,
-            Some(support_line(&w.agent)),
-        )
-        .await;
-    let id = created.body["id"].as_str().expect("id").to_owned();
+    let created = w.create(support_line(&w.agent)).await;
+    let id = created["id"].as_str().expect("id").to_owned();
     // Exactly one target, named by field.
     for (body, field) in [
         (
@@ -490,15 +411,15 @@ async fn numbers_route_to_the_latest_published_version(backend: Backend) {
     // The agent a workflow hands calls to cannot go either.
     let agent_kept = w
         .api
-        .call("DELETE", &format!("/v1/agents/{}", w.agent), editor, None)
+        .expect(
+            409,
+            "DELETE",
+            &format!("/v1/agents/{}", w.agent),
+            editor,
+            None,
+        )
         .await;
-    assert_eq!(
-        agent_kept.status,
-        StatusCode::CONFLICT,
-        "{}",
-        agent_kept.body
-    );
-    assert!(agent_kept.body["detail"]
+    assert!(agent_kept["detail"]
         .as_str()
         .unwrap_or("")
         .contains("Support line v2"));

@@ -12,7 +12,7 @@ use super::crud::{checked, crud_routes, merged, Resource};
 use super::openapi::AgentSpecDoc;
 use super::problem::Problem;
 use super::{AppState, List};
-use crate::store::{Agent, PagePosition, StoreError};
+use crate::store::{Agent, StoreError};
 use freya_shared::ids::rfc3339;
 use freya_shared::model::{AgentSpec, FieldError};
 
@@ -152,26 +152,6 @@ impl Resource for Agents {
             return Err(Problem::invalid(moved));
         }
         Self::validated(state, caller, spec).await
-    }
-
-    async fn fetch(state: &AppState, caller: &Caller, id: &str) -> Result<Agent, StoreError> {
-        state.store.agent(&caller.scope, id).await
-    }
-
-    async fn page(
-        state: &AppState,
-        caller: &Caller,
-        after: Option<&PagePosition>,
-        limit: i64,
-    ) -> Result<(Vec<Agent>, bool), StoreError> {
-        state.store.agent_page(&caller.scope, after, limit).await
-    }
-
-    fn position(agent: &Agent) -> PagePosition {
-        PagePosition {
-            key: agent.created_at_ms,
-            id: agent.id.clone(),
-        }
     }
 
     async fn insert(

@@ -21,7 +21,7 @@ use super::problem::Problem;
 use super::query::{bad_parameter, decode_cursor, encode_cursor, StrictQuery};
 use super::resource_id::ResourceId;
 use super::{AppState, List};
-use crate::store::{PagePosition, StoreError};
+use crate::store::{PagePosition, ScopedResource, StoreError};
 
 /// A page size when the query gives none.
 const DEFAULT_PAGE: u32 = 100;
@@ -45,8 +45,9 @@ pub(super) struct PageQuery {
 pub(crate) trait Resource: Send + Sync + 'static {
     /// The body of a create (after [`Resource::parsed`]), checked by [`Resource::validated`].
     type Spec: Send;
-    /// The value the store keeps and returns.
-    type Stored: Send;
+    /// The value the store keeps and returns (read and listed the one way every workspace
+    /// resource is).
+    type Stored: ScopedResource;
     /// The value the API shows.
     type View: Serialize + From<Self::Stored>;
     /// What the store's update takes (the spec, and for providers what to do with the secret).
@@ -80,7 +81,9 @@ pub(crate) trait Resource: Send + Sync + 'static {
         state: &AppState,
         caller: &Caller,
         id: &str,
-    ) -> impl Future<Output = Result<Self::Stored, StoreError>> + Send;
+    ) -> impl Future<Output = Result<Self::Stored, StoreError>> + Send {
+        state.store.scoped_get(&caller.scope, id)
+    }
 
     /// A page after `after`, and whether more follow.
     fn page(
@@ -88,10 +91,9 @@ pub(crate) trait Resource: Send + Sync + 'static {
         caller: &Caller,
         after: Option<&PagePosition>,
         limit: i64,
-    ) -> impl Future<Output = Result<(Vec<Self::Stored>, bool), StoreError>> + Send;
-
-    /// Where `stored` stands in list order (what its cursor encodes).
-    fn position(stored: &Self::Stored) -> PagePosition;
+    ) -> impl Future<Output = Result<(Vec<Self::Stored>, bool), StoreError>> + Send {
+        state.store.scoped_list(&caller.scope, after, limit)
+    }
 
     /// Stores a new item (audited, edges told).
     fn insert(
@@ -177,7 +179,7 @@ pub(crate) async fn list<R: Resource>(
         .map(|(key, id)| PagePosition { key, id });
     let (page, more) = R::page(&state, &caller, after.as_ref(), i64::from(limit)).await?;
     let next_cursor = more
-        .then(|| page.last().map(R::position))
+        .then(|| page.last().map(ScopedResource::position))
         .flatten()
         .map(|p| encode_cursor(p.key, &p.id));
     Ok(Json(List {

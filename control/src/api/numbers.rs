@@ -9,7 +9,7 @@ use super::crud::{checked, crud_routes, merged, Resource};
 use super::openapi::PhoneNumberSpecDoc;
 use super::problem::Problem;
 use super::{AppState, List};
-use crate::store::{PagePosition, PhoneNumber, StoreError};
+use crate::store::{PhoneNumber, StoreError};
 use freya_shared::ids::rfc3339;
 use freya_shared::model::PhoneNumberSpec;
 
@@ -72,26 +72,6 @@ impl Resource for Numbers {
         patch: serde_json::Value,
     ) -> Result<PhoneNumberSpec, Problem> {
         Self::validated(state, caller, merged(&current.spec, patch)?).await
-    }
-
-    async fn fetch(state: &AppState, caller: &Caller, id: &str) -> Result<PhoneNumber, StoreError> {
-        state.store.number(&caller.scope, id).await
-    }
-
-    async fn page(
-        state: &AppState,
-        caller: &Caller,
-        after: Option<&PagePosition>,
-        limit: i64,
-    ) -> Result<(Vec<PhoneNumber>, bool), StoreError> {
-        state.store.number_page(&caller.scope, after, limit).await
-    }
-
-    fn position(number: &PhoneNumber) -> PagePosition {
-        PagePosition {
-            key: number.created_at_ms,
-            id: number.id.clone(),
-        }
     }
 
     async fn insert(

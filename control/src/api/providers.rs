@@ -16,7 +16,7 @@ use super::json::{merge_patch, strict_from_value};
 use super::openapi::ProviderSpecDoc;
 use super::problem::Problem;
 use super::{AppState, List};
-use crate::store::{PagePosition, Provider, SecretChange, StoreError};
+use crate::store::{Provider, SecretChange, StoreError};
 use freya_shared::ids::rfc3339;
 use freya_shared::model::{FieldError, ProviderSpec};
 
@@ -186,26 +186,6 @@ impl Resource for Providers {
             _ => None,
         });
         Ok((Self::validated(state, caller, spec).await?, secret))
-    }
-
-    async fn fetch(state: &AppState, caller: &Caller, id: &str) -> Result<Provider, StoreError> {
-        state.store.provider(&caller.scope, id).await
-    }
-
-    async fn page(
-        state: &AppState,
-        caller: &Caller,
-        after: Option<&PagePosition>,
-        limit: i64,
-    ) -> Result<(Vec<Provider>, bool), StoreError> {
-        state.store.provider_page(&caller.scope, after, limit).await
-    }
-
-    fn position(provider: &Provider) -> PagePosition {
-        PagePosition {
-            key: i64::from(provider.spec.priority()),
-            id: provider.id.clone(),
-        }
     }
 
     async fn insert(

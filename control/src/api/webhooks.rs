@@ -17,9 +17,7 @@ use super::problem::Problem;
 use super::query::{bad_parameter, page_limit, StrictQuery};
 use super::resource_id::ResourceId;
 use super::{AppState, List};
-use crate::store::{
-    NewWebhook, PagePosition, StoreError, Webhook, WebhookDelivery, WEBHOOK_EVENTS,
-};
+use crate::store::{NewWebhook, StoreError, Webhook, WebhookDelivery, WEBHOOK_EVENTS};
 use freya_edge::egress::is_public;
 use freya_shared::ids::{is_uuid, rfc3339};
 use freya_shared::model::FieldError;
@@ -199,26 +197,6 @@ impl Resource for Webhooks {
         let mut document = serde_json::json!({"url": current.url, "events": current.events});
         merge_patch(&mut document, patch);
         validated(strict_from_value(document)?, false, state)
-    }
-
-    async fn fetch(state: &AppState, caller: &Caller, id: &str) -> Result<Webhook, StoreError> {
-        state.store.webhook(&caller.scope, id).await
-    }
-
-    async fn page(
-        state: &AppState,
-        caller: &Caller,
-        after: Option<&PagePosition>,
-        limit: i64,
-    ) -> Result<(Vec<Webhook>, bool), StoreError> {
-        state.store.webhook_page(&caller.scope, after, limit).await
-    }
-
-    fn position(hook: &Webhook) -> PagePosition {
-        PagePosition {
-            key: hook.created_at_ms,
-            id: hook.id.clone(),
-        }
     }
 
     async fn insert(

@@ -16,7 +16,7 @@ use super::openapi::{ValidationResultDoc, WorkflowDoc};
 use super::problem::Problem;
 use super::resource_id::ResourceId;
 use super::{AppState, List};
-use crate::store::{PagePosition, StoreError, StoredWorkflow, WorkflowVersion};
+use crate::store::{StoreError, StoredWorkflow, WorkflowVersion};
 use freya_shared::ids::{is_uuid, rfc3339};
 use freya_shared::workflow::{validate, ValidationContext, Workflow};
 
@@ -115,30 +115,6 @@ impl Resource for Workflows {
         patch: serde_json::Value,
     ) -> Result<Workflow, Problem> {
         validated(state, caller, merged(&current.definition, patch)?).await
-    }
-
-    async fn fetch(
-        state: &AppState,
-        caller: &Caller,
-        id: &str,
-    ) -> Result<StoredWorkflow, StoreError> {
-        state.store.workflow(&caller.scope, id).await
-    }
-
-    async fn page(
-        state: &AppState,
-        caller: &Caller,
-        after: Option<&PagePosition>,
-        limit: i64,
-    ) -> Result<(Vec<StoredWorkflow>, bool), StoreError> {
-        state.store.workflow_page(&caller.scope, after, limit).await
-    }
-
-    fn position(workflow: &StoredWorkflow) -> PagePosition {
-        PagePosition {
-            key: workflow.created_at_ms,
-            id: workflow.id.clone(),
-        }
     }
 
     async fn insert(

@@ -8,9 +8,10 @@ use sqlx::any::AnyRow;
 use sqlx::Row;
 
 use super::audit::changed_fields;
-use super::change::{Change, NamedDocument, NewDocument};
-use super::scoped::{PagePosition, ScopedTable};
-use super::{parse_json, retry, Sealer, Store, StoreError, WorkspaceScope};
+use super::change::{Change, NamedDocument, NewDocument, Reach, RowResource};
+use super::numbers::{number_routing_to, routed_here};
+use super::scoped::{PagePosition, ScopedResource, ScopedTable};
+use super::{parse_json, Sealer, Store, StoreError, WorkspaceScope};
 use freya_shared::ids::new_id;
 use freya_shared::model::AgentSpec;
 
@@ -26,17 +27,25 @@ pub struct Agent {
 }
 
 /// The agent in `row`, its secrets opened (the store's sealer is needed only if it has some).
-pub(crate) fn agent_from_row(row: &AnyRow, store: &Store) -> Result<Agent, StoreError> {
-    let spec_text: String = row.try_get("spec")?;
-    let id: String = row.try_get("id")?;
-    let spec = opened_spec(store, &id, &spec_text)?;
-    Ok(Agent {
-        id,
-        workspace_id: row.try_get("workspace_id")?,
-        spec,
-        created_at_ms: row.try_get("created_at_ms")?,
-        updated_at_ms: row.try_get("updated_at_ms")?,
-    })
+impl ScopedResource for Agent {
+    const TABLE: &'static ScopedTable = &AGENTS;
+
+    fn from_row(store: &Store, row: &AnyRow) -> Result<Self, StoreError> {
+        let spec_text: String = row.try_get("spec")?;
+        let id: String = row.try_get("id")?;
+        let spec = opened_spec(store, &id, &spec_text)?;
+        Ok(Agent {
+            id,
+            workspace_id: row.try_get("workspace_id")?,
+            spec,
+            created_at_ms: row.try_get("created_at_ms")?,
+            updated_at_ms: row.try_get("updated_at_ms")?,
+        })
+    }
+
+    fn position(&self) -> PagePosition {
+        PagePosition::of(self.created_at_ms, &self.id)
+    }
 }
 
 /// The stored spec `text` of agent `id` with its secrets opened.
@@ -94,9 +103,12 @@ fn stored_spec(store: &Store, id: &str, spec: &AgentSpec) -> Result<String, Stor
 }
 
 const AGENT_DOCUMENT: NamedDocument = NamedDocument {
-    table: "agents",
+    kind: RowResource {
+        resource: "agent",
+        table: "agents",
+        reach: Reach::Edges,
+    },
     column: "spec",
-    resource: "agent",
 };
 
 const AGENTS: ScopedTable = ScopedTable {
@@ -116,25 +128,12 @@ impl Store {
         let id = new_id();
         let spec_text = stored_spec(self, &id, spec)?;
         self.insert_document(&AGENT_DOCUMENT, scope, actor, &id, &spec.name, &spec_text)
-            .await?;
-        self.agent(scope, &id).await
+            .await
     }
 
     /// One agent of the scoped workspace.
     pub async fn agent(&self, scope: &WorkspaceScope, id: &str) -> Result<Agent, StoreError> {
-        agent_from_row(&self.scoped_row(&AGENTS, scope, id).await?, self)
-    }
-
-    /// A page of the scoped workspace's agents, oldest first, after `after`; and whether more
-    /// follow.
-    pub async fn agent_page(
-        &self,
-        scope: &WorkspaceScope,
-        after: Option<&PagePosition>,
-        limit: i64,
-    ) -> Result<(Vec<Agent>, bool), StoreError> {
-        self.scoped_page_of(&AGENTS, scope, after, limit, |r| agent_from_row(r, self))
-            .await
+        self.scoped_get(scope, id).await
     }
 
     /// Replaces an agent's spec (already validated) and tells edges; the audit entry names each
@@ -163,8 +162,7 @@ impl Store {
                 changes: &changes,
             },
         )
-        .await?;
-        self.agent(scope, id).await
+        .await
     }
 
     /// Deletes an agent and tells edges; refused while a number routes to it or a workflow
@@ -175,15 +173,9 @@ impl Store {
         actor: &str,
         id: &str,
     ) -> Result<(), StoreError> {
-        let version = retry(|| async {
+        self.config_change(|| async {
             let mut tx = self.pool().begin().await?;
-            let routed: Option<String> = sqlx::query_scalar(
-                "SELECT number FROM phone_numbers WHERE workspace_id = $1 AND agent_id = $2 LIMIT 1",
-            )
-            .bind(&scope.workspace_id)
-            .bind(id)
-            .fetch_optional(&mut *tx)
-            .await?;
+            let routed = number_routing_to(&mut tx, scope, "agent_id", id).await?;
             if let Some(workflow) =
                 super::workflows::workflow_naming_agent(&mut tx, scope, id).await?
             {
@@ -199,9 +191,7 @@ impl Store {
                 .rows_affected();
             if deleted == 0 {
                 return Err(match routed {
-                    Some(number) => StoreError::Conflict(format!(
-                        "number {number} routes to this agent; route it elsewhere or delete it first"
-                    )),
+                    Some(number) => routed_here(&number, "agent"),
                     None => StoreError::NotFound,
                 });
             }
@@ -209,8 +199,6 @@ impl Store {
                 .commit_config(tx, "agent.deleted", serde_json::json!({}))
                 .await
         })
-        .await?;
-        self.notify_config_changed(version);
-        Ok(())
+        .await
     }
 }

@@ -264,14 +264,7 @@ impl Store {
         .bind(q.interval_ms)
         .fetch_all(self.pool())
         .await?;
-        let mut histograms: BTreeMap<BucketKey, Vec<(i64, i64)>> = BTreeMap::new();
-        for row in &rows {
-            histograms
-                .entry((row.try_get("bucket")?, row.try_get("grp")?))
-                .or_default()
-                .push((row.try_get("bin")?, row.try_get("calls")?));
-        }
-        Ok(histograms)
+        histograms(&rows, "calls")
     }
 
     /// Fills in each bucket's voice-to-voice percentiles from the hourly histogram.
@@ -294,14 +287,7 @@ impl Store {
         .bind(q.interval_ms)
         .fetch_all(self.pool())
         .await?;
-        let mut histograms: BTreeMap<BucketKey, Vec<(i64, i64)>> = BTreeMap::new();
-        for row in &rows {
-            histograms
-                .entry((row.try_get("bucket")?, row.try_get("grp")?))
-                .or_default()
-                .push((row.try_get("bin")?, row.try_get("turns")?));
-        }
-        for (key, mut bins) in histograms {
+        for (key, mut bins) in histograms(&rows, "turns")? {
             let Some(bucket) = buckets.get_mut(&key) else {
                 continue;
             };
@@ -318,6 +304,22 @@ impl Store {
         }
         Ok(())
     }
+}
+
+/// Rows of `(bucket, grp, bin, <count>)` gathered into one histogram, `(bin, count)`, per
+/// bucket and group: the shape both the time-to-answer and the voice-to-voice queries return.
+fn histograms(
+    rows: &[sqlx::any::AnyRow],
+    count: &str,
+) -> Result<BTreeMap<BucketKey, Vec<(i64, i64)>>, StoreError> {
+    let mut histograms: BTreeMap<BucketKey, Vec<(i64, i64)>> = BTreeMap::new();
+    for row in rows {
+        histograms
+            .entry((row.try_get("bucket")?, row.try_get("grp")?))
+            .or_default()
+            .push((row.try_get("bin")?, row.try_get(count)?));
+    }
+    Ok(histograms)
 }
 
 /// Width of a time-to-answer (or ring-time) bin.

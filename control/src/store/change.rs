@@ -7,6 +7,7 @@
 use sqlx::any::AnyRow;
 
 use super::identity::{insert_audit, AuditEntry};
+use super::scoped::ScopedResource;
 use super::{commit_config_change, retry, Store, StoreError, WorkspaceScope};
 use freya_shared::ids::now_ms;
 
@@ -27,6 +28,58 @@ pub(crate) enum Reach {
     Edges,
     /// Only the control plane uses it (webhooks).
     AuditOnly,
+}
+
+/// A resource kept as rows of a table of its own (providers, webhooks): its audit type, its
+/// table and who hears of a change, for [`Store::insert_resource`] and the writes after it.
+pub(crate) struct RowResource {
+    /// The resource type in audit entries (`provider`).
+    pub resource: &'static str,
+    pub table: &'static str,
+    pub reach: Reach,
+}
+
+impl RowResource {
+    /// `actor` changing the row `id` in the scoped workspace.
+    pub(crate) fn row<'a>(
+        &'a self,
+        scope: &'a WorkspaceScope,
+        actor: &'a str,
+        id: &'a str,
+    ) -> RowChange<'a> {
+        RowChange {
+            change: Change::of(scope, actor, self.resource, id),
+            table: self.table,
+            reach: self.reach,
+        }
+    }
+}
+
+/// A change to one row of a resource's table: who changes it (the audit entry's [`Change`]),
+/// the table, and who hears of it.
+#[derive(Debug, Clone, Copy)]
+pub(crate) struct RowChange<'a> {
+    change: Change<'a>,
+    table: &'a str,
+    reach: Reach,
+}
+
+impl RowChange<'_> {
+    /// Writes the audit entry of `<type>.<verb>` with `detail` and commits as the resource's
+    /// [`Reach`] says: the new configuration version when edges see it.
+    async fn commit(
+        &self,
+        tx: sqlx::Transaction<'static, sqlx::Any>,
+        verb: &str,
+        detail: serde_json::Value,
+    ) -> Result<Option<u64>, StoreError> {
+        let change = &self.change;
+        let action = format!("{}.{verb}", change.resource_type);
+        match self.reach {
+            Reach::Edges => change.commit_config(tx, &action, detail).await.map(Some),
+            Reach::AuditOnly => change.commit(tx, &action, detail).await.map(|()| None),
+        }
+    }
 }
 
 /// How an update's audit entry is made: from `columns` of the row being replaced, read in the
@@ -98,21 +151,6 @@ impl<'a> Change<'a> {
             detail,
         }
     }
-
-    /// Commits as [`Reach`] says: the new configuration version when edges see it.
-    async fn commit_reaching(
-        &self,
-        tx: sqlx::Transaction<'static, sqlx::Any>,
-        reach: Reach,
-        verb: &str,
-        detail: serde_json::Value,
-    ) -> Result<Option<u64>, StoreError> {
-        let action = format!("{}.{verb}", self.resource_type);
-        match reach {
-            Reach::Edges => self.commit_config(tx, &action, detail).await.map(Some),
-            Reach::AuditOnly => self.commit(tx, &action, detail).await.map(|()| None),
-        }
-    }
 }
 
 /// `query` with `cell` bound as its next parameter.
@@ -128,16 +166,16 @@ fn bind<'q>(
 }
 
 impl Store {
-    /// Inserts the changed resource's row into `table`: its id, the scope's workspace, `cells`
-    /// and both timestamps now; audited as `<type>.created` with `detail`.
-    pub(crate) async fn insert_resource(
+    /// Inserts the changed resource's row into its table: its id, the scope's workspace,
+    /// `cells` and both timestamps now; audited as `<type>.created` with `detail`. The stored
+    /// value, read back.
+    pub(crate) async fn insert_resource<T: ScopedResource>(
         &self,
-        change: Change<'_>,
-        reach: Reach,
-        table: &str,
+        row: RowChange<'_>,
         cells: &[(&str, Cell<'_>)],
         detail: serde_json::Value,
-    ) -> Result<(), StoreError> {
+    ) -> Result<T, StoreError> {
+        let (change, table) = (row.change, row.table);
         let columns: Vec<&str> = cells.iter().map(|(column, _)| *column).collect();
         let values: Vec<String> = (0..cells.len()).map(|i| format!("${}", i + 4)).collect();
         let sql = format!(
@@ -146,7 +184,7 @@ impl Store {
             columns.join(", "),
             values.join(", ")
         );
-        let version = retry(|| async {
+        self.reaching(|| async {
             let mut tx = self.pool().begin().await?;
             let query = sqlx::query(&sql)
                 .bind(change.resource_id)
@@ -154,27 +192,24 @@ impl Store {
                 .bind(now_ms());
             let query = cells.iter().fold(query, |q, (_, cell)| bind(q, *cell));
             query.execute(&mut *tx).await?;
-            change
-                .commit_reaching(tx, reach, "created", detail.clone())
-                .await
+            row.commit(tx, "created", detail.clone()).await
         })
         .await?;
-        self.announce(version);
-        Ok(())
+        self.scoped_get(change.scope, change.resource_id).await
     }
 
     /// Sets `assignments` (each a SQL assignment with one `?` for its cell, such as
     /// `name = ?` or `secret = COALESCE(?, secret)`) and `updated_at_ms` on the changed
-    /// resource's row of `table`; audited as `<type>.updated` with what `detail` makes of the
-    /// row it replaces. `NotFound` when the workspace has no such row.
-    pub(crate) async fn update_resource(
+    /// resource's row of its table; audited as `<type>.updated` with what `detail` makes of
+    /// the row it replaces. `NotFound` when the workspace has no such row. The stored value,
+    /// read back.
+    pub(crate) async fn update_resource<T: ScopedResource>(
         &self,
-        change: Change<'_>,
-        reach: Reach,
-        table: &str,
+        row: RowChange<'_>,
         assignments: &[(&str, Cell<'_>)],
         detail: &Detail<'_>,
-    ) -> Result<(), StoreError> {
+    ) -> Result<T, StoreError> {
+        let (change, table) = (row.change, row.table);
         let n = assignments.len();
         let sets: Vec<String> = assignments
             .iter()
@@ -188,7 +223,7 @@ impl Store {
             n + 2,
             n + 3
         );
-        let version = retry(|| async {
+        self.reaching(|| async {
             let mut tx = self.pool().begin().await?;
             let before = sqlx::query(&format!(
                 "SELECT {} FROM {table} WHERE workspace_id = $1 AND id = $2",
@@ -214,25 +249,23 @@ impl Store {
             if updated == 0 {
                 return Err(StoreError::NotFound);
             }
-            change.commit_reaching(tx, reach, "updated", detail).await
+            row.commit(tx, "updated", detail).await
         })
         .await?;
-        self.announce(version);
-        Ok(())
+        self.scoped_get(change.scope, change.resource_id).await
     }
 
-    /// Deletes the changed resource's row of `table` and, first, its rows in each of
+    /// Deletes the changed resource's row of its table and, first, its rows in each of
     /// `dependents` (table, column naming the resource: not left to a foreign key's cascade,
     /// which SQLite only honours when enabled); audited as `<type>.deleted`.
     /// `NotFound` when the workspace has no such row.
     pub(crate) async fn delete_resource(
         &self,
-        change: Change<'_>,
-        reach: Reach,
-        table: &str,
+        row: RowChange<'_>,
         dependents: &[(&str, &str)],
     ) -> Result<(), StoreError> {
-        let version = retry(|| async {
+        let (change, table) = (row.change, row.table);
+        self.reaching(|| async {
             let mut tx = self.pool().begin().await?;
             for (dependent, column) in dependents {
                 delete_scoped(&mut tx, change.scope, dependent, column, change.resource_id).await?;
@@ -242,30 +275,44 @@ impl Store {
             if deleted == 0 {
                 return Err(StoreError::NotFound);
             }
-            change
-                .commit_reaching(tx, reach, "deleted", serde_json::json!({}))
-                .await
+            row.commit(tx, "deleted", serde_json::json!({})).await
         })
-        .await?;
-        self.announce(version);
+        .await
+    }
+
+    /// [`retry`]s `attempt` (a transaction that ends in [`Change::commit_config`]), then tells
+    /// edges of the configuration version it committed.
+    pub(crate) async fn config_change<F, Fut>(&self, attempt: F) -> Result<(), StoreError>
+    where
+        F: FnMut() -> Fut,
+        Fut: std::future::Future<Output = Result<u64, StoreError>>,
+    {
+        let version = retry(attempt).await?;
+        self.notify_config_changed(version);
         Ok(())
     }
 
-    fn announce(&self, version: Option<u64>) {
-        if let Some(version) = version {
+    /// [`retry`]s `attempt` (a transaction that ends in [`RowChange::commit`]), then tells
+    /// edges of the configuration version it committed, when it reached them.
+    async fn reaching<F, Fut>(&self, attempt: F) -> Result<(), StoreError>
+    where
+        F: FnMut() -> Fut,
+        Fut: std::future::Future<Output = Result<Option<u64>, StoreError>>,
+    {
+        if let Some(version) = retry(attempt).await? {
             self.notify_config_changed(version);
         }
+        Ok(())
     }
 }
 
 /// A table whose rows are a named JSON document (agents, workflows), for the writes they share:
 /// the name in a column of its own for listing, the document in `column`; edges route by them.
 pub(crate) struct NamedDocument {
-    pub table: &'static str,
+    /// Its audit type and table (edges route by every named document).
+    pub kind: RowResource,
     /// The column holding the document.
     pub column: &'static str,
-    /// The resource type in audit entries (`agent`).
-    pub resource: &'static str,
 }
 
 /// The document a [`Store::replace_document`] stores, and how its audit entry's `changes` are
@@ -280,8 +327,9 @@ pub(crate) struct NewDocument<'a> {
 }
 
 impl Store {
-    /// Stores a new named document `text` (already validated and serialized) with `id`.
-    pub(crate) async fn insert_document(
+    /// Stores a new named document `text` (already validated and serialized) with `id`; the
+    /// stored value.
+    pub(crate) async fn insert_document<T: ScopedResource>(
         &self,
         doc: &NamedDocument,
         scope: &WorkspaceScope,
@@ -289,25 +337,24 @@ impl Store {
         id: &str,
         name: &str,
         text: &str,
-    ) -> Result<(), StoreError> {
+    ) -> Result<T, StoreError> {
         let cells = [("name", Cell::Text(name)), (doc.column, Cell::Text(text))];
-        let change = Change::of(scope, actor, doc.resource, id);
         let detail = serde_json::json!({ "name": name });
-        self.insert_resource(change, Reach::Edges, doc.table, &cells, detail)
+        self.insert_resource(doc.kind.row(scope, actor, id), &cells, detail)
             .await
     }
 
     /// Replaces the named document `id` of the scoped workspace; `NotFound` when it has none.
     /// The audit entry's `changes` are what `new.changes` makes of the document stored before,
-    /// read in the same transaction.
-    pub(crate) async fn replace_document(
+    /// read in the same transaction. The stored value.
+    pub(crate) async fn replace_document<T: ScopedResource>(
         &self,
         doc: &NamedDocument,
         scope: &WorkspaceScope,
         actor: &str,
         id: &str,
         new: &NewDocument<'_>,
-    ) -> Result<(), StoreError> {
+    ) -> Result<T, StoreError> {
         let set = format!("{} = ?", doc.column);
         let cells = [
             ("name = ?", Cell::Text(new.name)),
@@ -325,8 +372,7 @@ impl Store {
             columns: doc.column,
             make: &make,
         };
-        let change = Change::of(scope, actor, doc.resource, id);
-        self.update_resource(change, Reach::Edges, doc.table, &cells, &detail)
+        self.update_resource(doc.kind.row(scope, actor, id), &cells, &detail)
             .await
     }
 }

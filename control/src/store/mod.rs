@@ -68,6 +68,7 @@ pub use numbers::PhoneNumber;
 pub use providers::{Provider, SecretChange};
 pub use recordings::{CallRecordingInfo, RecordingTarget};
 pub use scoped::PagePosition;
+pub(crate) use scoped::ScopedResource;
 pub use sealed::Sealer;
 pub use webhooks::{NewWebhook, Webhook, WEBHOOK_EVENTS};
 pub use workflows::{StoredWorkflow, WorkflowVersion};

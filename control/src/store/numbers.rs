@@ -17,8 +17,8 @@ use sqlx::Row;
 use super::audit::changed_fields;
 use super::change::{delete_scoped, Change};
 use super::number_forms::{ensure_unclaimed, release_settled};
-use super::scoped::{PagePosition, ScopedTable};
-use super::{is_unique_violation, retry, Store, StoreError, WorkspaceScope};
+use super::scoped::{PagePosition, ScopedResource, ScopedTable};
+use super::{is_unique_violation, Store, StoreError, WorkspaceScope};
 use freya_shared::ids::{new_id, now_ms};
 use freya_shared::model::{NumberTarget, PhoneNumberSpec};
 
@@ -63,6 +63,27 @@ const NUMBERS: ScopedTable = ScopedTable {
     order: None,
 };
 
+impl ScopedResource for PhoneNumber {
+    const TABLE: &'static ScopedTable = &NUMBERS;
+
+    /// The number of `row` without its further regions: [`Self::from_rows`] reads those.
+    fn from_row(_: &Store, row: &AnyRow) -> Result<Self, StoreError> {
+        number_from_row(row, Vec::new())
+    }
+
+    async fn from_rows(
+        store: &Store,
+        scope: &WorkspaceScope,
+        rows: &[AnyRow],
+    ) -> Result<Vec<Self>, StoreError> {
+        store.numbers_with_regions(scope, rows).await
+    }
+
+    fn position(&self) -> PagePosition {
+        PagePosition::of(self.created_at_ms, &self.id)
+    }
+}
+
 impl Store {
     /// Stores a new number (validated and normalised); its agent must belong to the same
     /// workspace, and no other number may have the same normal form.
@@ -73,7 +94,7 @@ impl Store {
         spec: &PhoneNumberSpec,
     ) -> Result<PhoneNumber, StoreError> {
         let id = new_id();
-        let version = retry(|| async {
+        self.config_change(|| async {
             let now = now_ms();
             let mut tx = self.pool().begin().await?;
             ensure_target_in_scope(&mut tx, scope, spec).await?;
@@ -98,7 +119,6 @@ impl Store {
                 .await
         })
         .await?;
-        self.notify_config_changed(version);
         self.number(scope, &id).await
     }
 
@@ -108,9 +128,7 @@ impl Store {
         scope: &WorkspaceScope,
         id: &str,
     ) -> Result<PhoneNumber, StoreError> {
-        let row = self.scoped_row(&NUMBERS, scope, id).await?;
-        let mut regions = self.further_regions(scope, Some(id)).await?;
-        number_from_row(&row, regions.remove(id).unwrap_or_default())
+        self.scoped_get(scope, id).await
     }
 
     /// The scoped workspace's numbers, oldest first.
@@ -119,25 +137,18 @@ impl Store {
         self.numbers_with_regions(scope, &rows).await
     }
 
-    /// A page of the scoped workspace's numbers, oldest first, after `after`; and whether more
-    /// follow.
-    pub async fn number_page(
-        &self,
-        scope: &WorkspaceScope,
-        after: Option<&PagePosition>,
-        limit: i64,
-    ) -> Result<(Vec<PhoneNumber>, bool), StoreError> {
-        let (rows, more) = self.scoped_page(&NUMBERS, scope, after, limit).await?;
-        Ok((self.numbers_with_regions(scope, &rows).await?, more))
-    }
-
-    /// The numbers of `rows`, each with its further regions.
+    /// The numbers of `rows`, each with its further regions (read in one query).
     async fn numbers_with_regions(
         &self,
         scope: &WorkspaceScope,
         rows: &[AnyRow],
     ) -> Result<Vec<PhoneNumber>, StoreError> {
-        let mut regions = self.further_regions(scope, None).await?;
+        // One number's regions alone when it is one number that is read.
+        let only: Option<String> = match rows {
+            [row] => Some(row.try_get("id")?),
+            _ => None,
+        };
+        let mut regions = self.further_regions(scope, only.as_deref()).await?;
         rows.iter()
             .map(|row| {
                 let id: String = row.try_get("id")?;
@@ -187,7 +198,7 @@ impl Store {
         id: &str,
         spec: &PhoneNumberSpec,
     ) -> Result<PhoneNumber, StoreError> {
-        let version = retry(|| async {
+        self.config_change(|| async {
             let mut tx = self.pool().begin().await?;
             ensure_target_in_scope(&mut tx, scope, spec).await?;
             ensure_unclaimed(&mut tx, &spec.number, Some(id)).await?;
@@ -219,7 +230,6 @@ impl Store {
                 .await
         })
         .await?;
-        self.notify_config_changed(version);
         self.number(scope, id).await
     }
 }
@@ -232,7 +242,7 @@ impl Store {
         actor: &str,
         id: &str,
     ) -> Result<(), StoreError> {
-        let version = retry(|| async {
+        self.config_change(|| async {
             let mut tx = self.pool().begin().await?;
             // Not left to the foreign key's cascade, which SQLite only honours when enabled.
             replace_regions(&mut tx, scope, id, &[]).await?;
@@ -245,9 +255,7 @@ impl Store {
                 .commit_config(tx, "phone_number.deleted", serde_json::json!({}))
                 .await
         })
-        .await?;
-        self.notify_config_changed(version);
-        Ok(())
+        .await
     }
 }
 
@@ -403,4 +411,29 @@ async fn ensure_target_in_scope(
             message: "give the `agent_id` or the `workflow_id` that answers this number".into(),
         }),
     }
+}
+
+/// The first number of the scoped workspace that routes to the agent or workflow `id`
+/// (`column`: `agent_id` or `workflow_id`), read in `tx`: what stops it being deleted.
+pub(super) async fn number_routing_to(
+    tx: &mut sqlx::Transaction<'static, sqlx::Any>,
+    scope: &WorkspaceScope,
+    column: &str,
+    id: &str,
+) -> Result<Option<String>, StoreError> {
+    let sql = format!(
+        "SELECT number FROM phone_numbers WHERE workspace_id = $1 AND {column} = $2 LIMIT 1"
+    );
+    Ok(sqlx::query_scalar(&sql)
+        .bind(&scope.workspace_id)
+        .bind(id)
+        .fetch_optional(&mut **tx)
+        .await?)
+}
+
+/// The refusal to delete the `what` (agent, workflow) that `number` routes to.
+pub(super) fn routed_here(number: &str, what: &str) -> StoreError {
+    StoreError::Conflict(format!(
+        "number {number} routes to this {what}; route it elsewhere or delete it first"
+    ))
 }

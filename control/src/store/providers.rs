@@ -9,8 +9,8 @@ use sqlx::any::AnyRow;
 use sqlx::Row;
 
 use super::audit::changed_fields;
-use super::change::{Cell, Change, Detail, Reach};
-use super::scoped::{PagePosition, ScopedTable};
+use super::change::{Cell, Detail, Reach, RowResource};
+use super::scoped::{PagePosition, ScopedResource, ScopedTable};
 use super::{parse_json, Store, StoreError, WorkspaceScope};
 use freya_shared::ids::new_id;
 use freya_shared::model::ProviderSpec;
@@ -39,25 +39,39 @@ pub enum SecretChange {
 
 const PROVIDER_COLUMNS: &str = "id, workspace_id, kind, spec, secret, created_at_ms, updated_at_ms";
 
+const PROVIDER: RowResource = RowResource {
+    resource: "provider",
+    table: "providers",
+    reach: Reach::Edges,
+};
+
 const PROVIDERS: ScopedTable = ScopedTable {
     table: "providers",
     columns: PROVIDER_COLUMNS,
     order: Some("priority"),
 };
 
-fn provider_from_row(row: &AnyRow) -> Result<Provider, StoreError> {
-    let spec: String = row.try_get("spec")?;
-    let mut spec: ProviderSpec = parse_json("provider spec", &spec)?;
-    spec.set_secret(None);
-    Ok(Provider {
-        id: row.try_get("id")?,
-        workspace_id: row.try_get("workspace_id")?,
-        kind: row.try_get("kind")?,
-        spec,
-        has_secret: row.try_get::<Option<String>, _>("secret")?.is_some(),
-        created_at_ms: row.try_get("created_at_ms")?,
-        updated_at_ms: row.try_get("updated_at_ms")?,
-    })
+impl ScopedResource for Provider {
+    const TABLE: &'static ScopedTable = &PROVIDERS;
+
+    fn from_row(_: &Store, row: &AnyRow) -> Result<Self, StoreError> {
+        let spec: String = row.try_get("spec")?;
+        let mut spec: ProviderSpec = parse_json("provider spec", &spec)?;
+        spec.set_secret(None);
+        Ok(Provider {
+            id: row.try_get("id")?,
+            workspace_id: row.try_get("workspace_id")?,
+            kind: row.try_get("kind")?,
+            spec,
+            has_secret: row.try_get::<Option<String>, _>("secret")?.is_some(),
+            created_at_ms: row.try_get("created_at_ms")?,
+            updated_at_ms: row.try_get("updated_at_ms")?,
+        })
+    }
+
+    fn position(&self) -> PagePosition {
+        PagePosition::of(i64::from(self.spec.priority()), &self.id)
+    }
 }
 
 fn aad(id: &str) -> String {
@@ -89,9 +103,7 @@ impl Store {
         };
         let document = public_spec(spec)?;
         self.insert_resource(
-            Change::of(scope, actor, "provider", &id),
-            Reach::Edges,
-            "providers",
+            PROVIDER.row(scope, actor, &id),
             &[
                 ("name", Cell::Text(spec.name())),
                 ("kind", Cell::Text(spec.kind())),
@@ -101,25 +113,12 @@ impl Store {
             ],
             serde_json::json!({"name": spec.name(), "kind": spec.kind()}),
         )
-        .await?;
-        self.provider(scope, &id).await
+        .await
     }
 
     /// One provider of the scoped workspace.
     pub async fn provider(&self, scope: &WorkspaceScope, id: &str) -> Result<Provider, StoreError> {
-        provider_from_row(&self.scoped_row(&PROVIDERS, scope, id).await?)
-    }
-
-    /// A page of the scoped workspace's providers, in the order edges try them (`priority`,
-    /// then id), after `after`; and whether more follow.
-    pub async fn provider_page(
-        &self,
-        scope: &WorkspaceScope,
-        after: Option<&PagePosition>,
-        limit: i64,
-    ) -> Result<(Vec<Provider>, bool), StoreError> {
-        self.scoped_page_of(&PROVIDERS, scope, after, limit, provider_from_row)
-            .await
+        self.scoped_get(scope, id).await
     }
 
     /// Replaces a provider's spec (already validated, of the same kind; its secret is ignored)
@@ -158,17 +157,14 @@ impl Store {
             Ok(detail)
         };
         self.update_resource(
-            Change::of(scope, actor, "provider", id),
-            Reach::Edges,
-            "providers",
+            PROVIDER.row(scope, actor, id),
             &assignments,
             &Detail {
                 columns: "spec",
                 make: &make,
             },
         )
-        .await?;
-        self.provider(scope, id).await
+        .await
     }
 
     /// Deletes a provider; edges stop calling out through it.
@@ -178,13 +174,8 @@ impl Store {
         actor: &str,
         id: &str,
     ) -> Result<(), StoreError> {
-        self.delete_resource(
-            Change::of(scope, actor, "provider", id),
-            Reach::Edges,
-            "providers",
-            &[],
-        )
-        .await
+        self.delete_resource(PROVIDER.row(scope, actor, id), &[])
+            .await
     }
 }
 
@@ -202,7 +193,7 @@ pub(super) async fn trunks_for_region(
     .await?;
     let mut trunks = Vec::new();
     for row in &rows {
-        let provider = provider_from_row(row)?;
+        let provider = Provider::from_row(store, row)?;
         if !provider.spec.serves(region) {
             continue;
         }

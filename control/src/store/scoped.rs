@@ -3,6 +3,8 @@
 //! the caller's workspace by the query itself, so no resource can forget the scope. Each
 //! resource keeps only its table, its columns and how a row becomes its value.
 
+use std::future::Future;
+
 use sqlx::any::AnyRow;
 
 use super::{Store, StoreError, WorkspaceScope};
@@ -18,12 +20,45 @@ pub(crate) struct ScopedTable {
     pub order: Option<&'static str>,
 }
 
+/// A workspace resource read by id and listed in pages the one way: its table, how its rows
+/// become values, and where a value stands in list order.
+pub(crate) trait ScopedResource: Sized + Send {
+    /// The table it is stored in.
+    const TABLE: &'static ScopedTable;
+
+    /// The value of one row by itself.
+    fn from_row(store: &Store, row: &AnyRow) -> Result<Self, StoreError>;
+
+    /// `rows` read into values: each by itself, unless a resource reads them together
+    /// (numbers fetch the further regions of a whole page in one query).
+    fn from_rows(
+        store: &Store,
+        _scope: &WorkspaceScope,
+        rows: &[AnyRow],
+    ) -> impl Future<Output = Result<Vec<Self>, StoreError>> + Send {
+        std::future::ready(rows.iter().map(|row| Self::from_row(store, row)).collect())
+    }
+
+    /// Where the value stands in list order (what a page's cursor encodes).
+    fn position(&self) -> PagePosition;
+}
+
 /// Where a page starts: after the row with this sort key (ignored without an `order` column)
 /// and id.
 #[derive(Debug, Clone, PartialEq, Eq)]
 pub struct PagePosition {
     pub key: i64,
     pub id: String,
+}
+
+impl PagePosition {
+    /// The position of the row with sort key `key` and `id`.
+    pub fn of(key: i64, id: &str) -> Self {
+        Self {
+            key,
+            id: id.to_owned(),
+        }
+    }
 }
 
 impl Store {
@@ -75,18 +110,28 @@ impl Store {
         Ok((rows, more))
     }
 
-    /// [`Store::scoped_page`] with each row read by `from_row`.
-    pub(crate) async fn scoped_page_of<T>(
+    /// The `T` with `id` in the scoped workspace, or `NotFound` (also when the id belongs to
+    /// another workspace).
+    pub(crate) async fn scoped_get<T: ScopedResource>(
         &self,
-        table: &ScopedTable,
+        scope: &WorkspaceScope,
+        id: &str,
+    ) -> Result<T, StoreError> {
+        let row = self.scoped_row(T::TABLE, scope, id).await?;
+        let mut one = T::from_rows(self, scope, std::slice::from_ref(&row)).await?;
+        one.pop().ok_or(StoreError::NotFound)
+    }
+
+    /// A page of the scoped workspace's `T`s in list order after `after`, and whether more
+    /// follow.
+    pub(crate) async fn scoped_list<T: ScopedResource>(
+        &self,
         scope: &WorkspaceScope,
         after: Option<&PagePosition>,
         limit: i64,
-        from_row: impl Fn(&AnyRow) -> Result<T, StoreError>,
     ) -> Result<(Vec<T>, bool), StoreError> {
-        let (rows, more) = self.scoped_page(table, scope, after, limit).await?;
-        let page = rows.iter().map(from_row).collect::<Result<_, _>>()?;
-        Ok((page, more))
+        let (rows, more) = self.scoped_page(T::TABLE, scope, after, limit).await?;
+        Ok((T::from_rows(self, scope, &rows).await?, more))
     }
 
     /// Every row of `table` in the scoped workspace, in list order (for callers that need them

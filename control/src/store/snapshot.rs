@@ -8,8 +8,7 @@
 
 use sqlx::Row;
 
-use super::agents::agent_from_row;
-use super::{Store, StoreError};
+use super::{Agent, ScopedResource, Store, StoreError};
 use freya_shared::snapshot::{
     AgentConfig, CallTarget, EdgeConfigSnapshot, RoutedNumber, WorkflowConfig,
 };
@@ -103,7 +102,7 @@ impl Store {
         let agents = agent_rows
             .iter()
             .map(|row| {
-                let agent = agent_from_row(row, self)?;
+                let agent = Agent::from_row(self, row)?;
                 Ok(AgentConfig {
                     id: agent.id,
                     workspace_id: agent.workspace_id,

@@ -6,8 +6,8 @@ use sqlx::any::AnyRow;
 use sqlx::Row;
 
 use super::audit::changed_fields;
-use super::change::{Cell, Change, Detail, Reach};
-use super::scoped::{PagePosition, ScopedTable};
+use super::change::{Cell, Detail, Reach, RowResource};
+use super::scoped::{PagePosition, ScopedResource, ScopedTable};
 use super::{parse_json, Store, StoreError, WorkspaceScope};
 use freya_shared::ids::new_id;
 
@@ -50,22 +50,36 @@ pub struct NewWebhook {
     pub secret: Option<String>,
 }
 
+const WEBHOOK: RowResource = RowResource {
+    resource: "webhook",
+    table: "webhooks",
+    reach: Reach::AuditOnly,
+};
+
 const WEBHOOKS: ScopedTable = ScopedTable {
     table: "webhooks",
     columns: "id, workspace_id, url, events, created_at_ms, updated_at_ms",
     order: None,
 };
 
-fn webhook_from_row(row: &AnyRow) -> Result<Webhook, StoreError> {
-    let events: String = row.try_get("events")?;
-    Ok(Webhook {
-        id: row.try_get("id")?,
-        workspace_id: row.try_get("workspace_id")?,
-        url: row.try_get("url")?,
-        events: parse_json("webhook events", &events)?,
-        created_at_ms: row.try_get("created_at_ms")?,
-        updated_at_ms: row.try_get("updated_at_ms")?,
-    })
+impl ScopedResource for Webhook {
+    const TABLE: &'static ScopedTable = &WEBHOOKS;
+
+    fn from_row(_: &Store, row: &AnyRow) -> Result<Self, StoreError> {
+        let events: String = row.try_get("events")?;
+        Ok(Webhook {
+            id: row.try_get("id")?,
+            workspace_id: row.try_get("workspace_id")?,
+            url: row.try_get("url")?,
+            events: parse_json("webhook events", &events)?,
+            created_at_ms: row.try_get("created_at_ms")?,
+            updated_at_ms: row.try_get("updated_at_ms")?,
+        })
+    }
+
+    fn position(&self) -> PagePosition {
+        PagePosition::of(self.created_at_ms, &self.id)
+    }
 }
 
 pub(super) fn aad(id: &str) -> String {
@@ -95,9 +109,7 @@ impl Store {
         let sealed = self.sealer()?.seal(&aad(&id), secret)?;
         let events = events_json(&hook.events)?;
         self.insert_resource(
-            Change::of(scope, actor, "webhook", &id),
-            Reach::AuditOnly,
-            "webhooks",
+            WEBHOOK.row(scope, actor, &id),
             &[
                 ("url", Cell::Text(&hook.url)),
                 ("events", Cell::Text(&events)),
@@ -105,25 +117,12 @@ impl Store {
             ],
             serde_json::json!({"url": hook.url, "events": hook.events}),
         )
-        .await?;
-        self.webhook(scope, &id).await
+        .await
     }
 
     /// One subscription of the scoped workspace.
     pub async fn webhook(&self, scope: &WorkspaceScope, id: &str) -> Result<Webhook, StoreError> {
-        webhook_from_row(&self.scoped_row(&WEBHOOKS, scope, id).await?)
-    }
-
-    /// A page of the scoped workspace's subscriptions, oldest first, after `after`; and whether
-    /// more follow.
-    pub async fn webhook_page(
-        &self,
-        scope: &WorkspaceScope,
-        after: Option<&PagePosition>,
-        limit: i64,
-    ) -> Result<(Vec<Webhook>, bool), StoreError> {
-        self.scoped_page_of(&WEBHOOKS, scope, after, limit, webhook_from_row)
-            .await
+        self.scoped_get(scope, id).await
     }
 
     /// Replaces a subscription's URL and events, and its secret when one is given.
@@ -154,9 +153,7 @@ impl Store {
             Ok(detail)
         };
         self.update_resource(
-            Change::of(scope, actor, "webhook", id),
-            Reach::AuditOnly,
-            "webhooks",
+            WEBHOOK.row(scope, actor, id),
             &[
                 ("url = ?", Cell::Text(&hook.url)),
                 ("events = ?", Cell::Text(&events)),
@@ -170,8 +167,7 @@ impl Store {
                 make: &make,
             },
         )
-        .await?;
-        self.webhook(scope, id).await
+        .await
     }
 
     /// Deletes a subscription and its queued and logged deliveries.
@@ -181,13 +177,9 @@ impl Store {
         actor: &str,
         id: &str,
     ) -> Result<(), StoreError> {
-        self.delete_resource(
-            Change::of(scope, actor, "webhook", id),
-            Reach::AuditOnly,
-            "webhooks",
-            &[("webhook_deliveries", "webhook_id")],
-        )
-        .await
+        let deliveries = ("webhook_deliveries", "webhook_id");
+        self.delete_resource(WEBHOOK.row(scope, actor, id), &[deliveries])
+            .await
     }
 }
 

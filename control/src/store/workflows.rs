@@ -8,8 +8,9 @@ use sqlx::any::AnyRow;
 use sqlx::Row;
 
 use super::change::NewDocument;
-use super::change::{delete_scoped, Change, NamedDocument};
-use super::scoped::{PagePosition, ScopedTable};
+use super::change::{delete_scoped, Change, NamedDocument, Reach, RowResource};
+use super::numbers::{number_routing_to, routed_here};
+use super::scoped::{PagePosition, ScopedResource, ScopedTable};
 use super::{parse_json, retry, Store, StoreError, WorkspaceScope};
 use freya_shared::ids::{new_id, now_ms};
 use freya_shared::workflow::{Node, Workflow};
@@ -36,9 +37,12 @@ pub struct WorkflowVersion {
 }
 
 const WORKFLOW_DOCUMENT: NamedDocument = NamedDocument {
-    table: "workflows",
+    kind: RowResource {
+        resource: "workflow",
+        table: "workflows",
+        reach: Reach::Edges,
+    },
     column: "definition",
-    resource: "workflow",
 };
 
 const WORKFLOWS: ScopedTable = ScopedTable {
@@ -52,16 +56,24 @@ fn version_number(value: i64) -> u32 {
     u32::try_from(value).unwrap_or(0)
 }
 
-fn workflow_from_row(row: &AnyRow) -> Result<StoredWorkflow, StoreError> {
-    let text: String = row.try_get("definition")?;
-    Ok(StoredWorkflow {
-        id: row.try_get("id")?,
-        workspace_id: row.try_get("workspace_id")?,
-        definition: parse_json("workflow definition", &text)?,
-        latest_version: version_number(row.try_get("latest_version")?),
-        created_at_ms: row.try_get("created_at_ms")?,
-        updated_at_ms: row.try_get("updated_at_ms")?,
-    })
+impl ScopedResource for StoredWorkflow {
+    const TABLE: &'static ScopedTable = &WORKFLOWS;
+
+    fn from_row(_: &Store, row: &AnyRow) -> Result<Self, StoreError> {
+        let text: String = row.try_get("definition")?;
+        Ok(StoredWorkflow {
+            id: row.try_get("id")?,
+            workspace_id: row.try_get("workspace_id")?,
+            definition: parse_json("workflow definition", &text)?,
+            latest_version: version_number(row.try_get("latest_version")?),
+            created_at_ms: row.try_get("created_at_ms")?,
+            updated_at_ms: row.try_get("updated_at_ms")?,
+        })
+    }
+
+    fn position(&self) -> PagePosition {
+        PagePosition::of(self.created_at_ms, &self.id)
+    }
 }
 
 pub(crate) fn version_from_row(row: &AnyRow) -> Result<WorkflowVersion, StoreError> {
@@ -101,8 +113,7 @@ impl Store {
             &definition.name,
             &text,
         )
-        .await?;
-        self.workflow(scope, &id).await
+        .await
     }
 
     /// One workflow of the scoped workspace.
@@ -111,19 +122,7 @@ impl Store {
         scope: &WorkspaceScope,
         id: &str,
     ) -> Result<StoredWorkflow, StoreError> {
-        workflow_from_row(&self.scoped_row(&WORKFLOWS, scope, id).await?)
-    }
-
-    /// A page of the scoped workspace's workflows, oldest first, after `after`; and whether
-    /// more follow.
-    pub async fn workflow_page(
-        &self,
-        scope: &WorkspaceScope,
-        after: Option<&PagePosition>,
-        limit: i64,
-    ) -> Result<(Vec<StoredWorkflow>, bool), StoreError> {
-        self.scoped_page_of(&WORKFLOWS, scope, after, limit, workflow_from_row)
-            .await
+        self.scoped_get(scope, id).await
     }
 
     /// Replaces a workflow's draft (already validated); published versions stay as they were.
@@ -151,8 +150,7 @@ impl Store {
                 changes: &changes,
             },
         )
-        .await?;
-        self.workflow(scope, id).await
+        .await
     }
 
     /// Deletes a workflow and its versions; refused while a number routes to it.
@@ -162,14 +160,9 @@ impl Store {
         actor: &str,
         id: &str,
     ) -> Result<(), StoreError> {
-        let version = retry(|| async {
+        self.config_change(|| async {
             let mut tx = self.pool().begin().await?;
-            let routed: Option<String> = sqlx::query_scalar(
-                "SELECT number FROM phone_numbers WHERE workflow_id = $1 LIMIT 1",
-            )
-            .bind(id)
-            .fetch_optional(&mut *tx)
-            .await?;
+            let routed = number_routing_to(&mut tx, scope, "workflow_id", id).await?;
             let exists: Option<String> =
                 sqlx::query_scalar("SELECT id FROM workflows WHERE workspace_id = $1 AND id = $2")
                     .bind(&scope.workspace_id)
@@ -180,9 +173,7 @@ impl Store {
                 return Err(StoreError::NotFound);
             }
             if let Some(number) = routed {
-                return Err(StoreError::Conflict(format!(
-                    "number {number} routes to this workflow; route it elsewhere or delete it first"
-                )));
+                return Err(routed_here(&number, "workflow"));
             }
             delete_scoped(&mut tx, scope, "workflow_versions", "workflow_id", id).await?;
             delete_scoped(&mut tx, scope, "workflows", "id", id).await?;
@@ -190,9 +181,7 @@ impl Store {
                 .commit_config(tx, "workflow.deleted", serde_json::json!({}))
                 .await
         })
-        .await?;
-        self.notify_config_changed(version);
-        Ok(())
+        .await
     }
 
     /// Publishes `definition` (the draft, already validated) as the workflow's next version.

@@ -257,7 +257,7 @@ impl Store {
         scope: &WorkspaceScope,
         actor: &str,
     ) -> Result<(), StoreError> {
-        let version = retry(|| async {
+        self.config_change(|| async {
             let mut tx = self.pool().begin().await?;
             lock_workspace(&mut tx, scope).await?;
             for table in [
@@ -286,8 +286,6 @@ impl Store {
                 .commit_config(tx, "workspace.deleted", serde_json::json!({}))
                 .await
         })
-        .await?;
-        self.notify_config_changed(version);
-        Ok(())
+        .await
     }
 }

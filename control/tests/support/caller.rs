@@ -130,6 +130,17 @@ pub fn epoch_ms() -> i64 {
 /// When each packet of the flow's audio arrived (epoch ms) and whether it carried speech.
 pub type Heard = Arc<Mutex<Vec<(i64, bool)>>>;
 
+/// [`caller_media`] on a new socket on 127.0.0.1: the RTP port for the caller to offer, what
+/// it hears, and where its key presses go.
+pub async fn caller_media_on_loopback() -> (u16, Heard, watch::Sender<Option<u8>>) {
+    let socket = UdpSocket::bind("127.0.0.1:0").await.expect("rtp socket");
+    let rtp_port = socket.local_addr().expect("addr").port();
+    let heard: Heard = Arc::default();
+    let (press, pressed) = watch::channel(None);
+    caller_media(socket, heard.clone(), pressed);
+    (rtp_port, heard, press)
+}
+
 /// The caller's side of the media: answers the edge's RTP with 20 ms of µ-law silence per
 /// packet, presses the digit sent on `press` (RFC 4733: three updates, three end packets), and
 /// notes every packet it hears.

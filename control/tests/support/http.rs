@@ -15,6 +15,16 @@ pub struct Answer {
     pub headers: HeaderMap,
 }
 
+impl Answer {
+    /// The `Content-Type` header (empty when absent): problem+json or not.
+    pub fn content_type(&self) -> &str {
+        self.headers
+            .get("content-type")
+            .and_then(|v| v.to_str().ok())
+            .unwrap_or_default()
+    }
+}
+
 /// A client for one control plane.
 #[derive(Clone)]
 pub struct Api {
@@ -71,6 +81,40 @@ impl Api {
         body: Option<Value>,
     ) -> Answer {
         self.send(method, path, bearer, &[], body).await
+    }
+
+    /// `call`, failing the test (naming the request and showing the body) unless the answer
+    /// has `status`; the answer's body, for what the test reads next.
+    pub async fn expect(
+        &self,
+        status: u16,
+        method: &str,
+        path: &str,
+        bearer: &str,
+        body: Option<Value>,
+    ) -> Value {
+        let answer = self.call(method, path, bearer, body).await;
+        assert_eq!(answer.status, status, "{method} {path}: {}", answer.body);
+        answer.body
+    }
+
+    /// Each request of `steps` in order, each answer checked like [`Api::expect`]: a table of
+    /// what a caller may and may not do.
+    pub async fn expect_each(&self, steps: &[(&str, &str, &str, Option<Value>, u16)]) {
+        for (method, path, bearer, body, status) in steps {
+            self.expect(*status, method, path, bearer, body.clone())
+                .await;
+        }
+    }
+
+    /// A workspace created through the API by `token` (a person's), who becomes its owner;
+    /// its id.
+    pub async fn new_workspace(&self, token: &str, name: &str) -> String {
+        let body = serde_json::json!({ "name": name });
+        let created = self
+            .expect(201, "POST", "/v1/workspaces", token, Some(body))
+            .await;
+        created["id"].as_str().expect("id").to_owned()
     }
 }
 

@@ -20,6 +20,7 @@ use sqlx::Connection;
 
 pub mod baresip;
 pub mod caller;
+pub mod flows;
 pub mod http;
 pub mod kamailio;
 pub mod raw_sip;

@@ -5,7 +5,9 @@
 use std::net::SocketAddr;
 use std::time::Duration;
 
+use freya_edge::media::g711::G711;
 use freya_edge::sip::sdp::SessionDescription;
+use freya_loadtest::audio::Utterance;
 use tokio::net::UdpSocket;
 
 /// Reads datagrams from `socket` until one starts with `prefix` (or `limit` passes).
@@ -50,7 +52,64 @@ pub enum Offer {
     Pcmu,
 }
 
+/// The tag of `message`'s To header.
+pub fn to_tag(message: &str) -> String {
+    message
+        .lines()
+        .find(|l| l.starts_with("To:"))
+        .and_then(|l| l.split(";tag=").nth(1))
+        .expect("a To tag")
+        .trim()
+        .to_owned()
+}
+
 impl Call {
+    /// A caller on a socket of its own that has not dialled yet: its call to `number` will
+    /// have Call-ID `call_id`.
+    pub async fn new(edge_sip: SocketAddr, number: &str, call_id: &str) -> Self {
+        let sip = UdpSocket::bind("127.0.0.1:0").await.expect("sip");
+        let sip_addr = sip.local_addr().expect("addr");
+        Call {
+            call_id: call_id.to_owned(),
+            number: number.to_owned(),
+            sip,
+            sip_addr,
+            edge_sip,
+            edge_rtp: edge_sip,
+            tag: String::new(),
+        }
+    }
+
+    /// Sends the call's INVITE (CSeq 1) offering `sdp`, and waits for nothing.
+    pub async fn send_invite(&self, sdp: &str) {
+        let invite = self.request(
+            "INVITE",
+            1,
+            self.sip_addr,
+            CALLER_TAG,
+            None,
+            "application/sdp",
+            sdp,
+        );
+        self.sip
+            .send_to(invite.as_bytes(), self.edge_sip)
+            .await
+            .expect("INVITE");
+    }
+
+    /// A caller on RTP and SIP sockets of its own that has dialled `number` (Call-ID
+    /// `call_id`) offering `offer`, and been answered: the call and its RTP socket.
+    pub async fn dialled(
+        edge_sip: SocketAddr,
+        number: &str,
+        call_id: &str,
+        offer: Offer,
+    ) -> (Self, UdpSocket) {
+        let rtp = UdpSocket::bind("127.0.0.1:0").await.expect("rtp");
+        let call = Self::dial_offering(edge_sip, &rtp, number, call_id, offer).await;
+        (call, rtp)
+    }
+
     /// Dials `number` with Call-ID `call_id`, offering `rtp` for media (PCMU and
     /// telephone-event), and acknowledges the answer.
     pub async fn dial(edge_sip: SocketAddr, rtp: &UdpSocket, number: &str, call_id: &str) -> Self {
@@ -65,8 +124,6 @@ impl Call {
         call_id: &str,
         offer: Offer,
     ) -> Self {
-        let sip = UdpSocket::bind("127.0.0.1:0").await.expect("sip");
-        let sip_addr = sip.local_addr().expect("addr");
         let rtp_port = rtp.local_addr().expect("addr").port();
         let media = match offer {
             Offer::PcmuWithEvents => {
@@ -79,38 +136,11 @@ impl Call {
             "v=0\r\no=- 1 1 IN IP4 127.0.0.1\r\ns=-\r\nc=IN IP4 127.0.0.1\r\nt=0 0\r\n\
              m=audio {rtp_port} {media}"
         );
-        let mut call = Call {
-            call_id: call_id.to_owned(),
-            number: number.to_owned(),
-            sip,
-            sip_addr,
-            edge_sip,
-            edge_rtp: edge_sip,
-            tag: String::new(),
-        };
-        let invite = call.request(
-            "INVITE",
-            1,
-            sip_addr,
-            CALLER_TAG,
-            None,
-            "application/sdp",
-            &sdp,
-        );
-        call.sip
-            .send_to(invite.as_bytes(), edge_sip)
-            .await
-            .expect("INVITE");
+        let mut call = Call::new(edge_sip, number, call_id).await;
+        call.send_invite(&sdp).await;
         let ok = recv_sip(&call.sip, "SIP/2.0 200", Duration::from_secs(10)).await;
-        call.tag = ok
-            .lines()
-            .find(|l| l.starts_with("To:"))
-            .and_then(|l| l.split(";tag=").nth(1))
-            .expect("To tag")
-            .trim()
-            .to_owned();
-        let tag = call.tag.clone();
-        let ack = call.request("ACK", 1, sip_addr, CALLER_TAG, Some(&tag), "", "");
+        call.tag = to_tag(&ok);
+        let ack = call.request("ACK", 1, call.sip_addr, CALLER_TAG, Some(&call.tag), "", "");
         call.sip
             .send_to(ack.as_bytes(), edge_sip)
             .await
@@ -169,5 +199,47 @@ impl Call {
             .await
             .expect("BYE");
         recv_sip(&self.sip, "SIP/2.0 200", Duration::from_secs(10)).await;
+    }
+}
+
+/// What a hand-written caller says: one utterance (espeak-ng) and then silence, which ends its
+/// turn, sent as PCMU RTP one 20 ms frame per tick of the caller's own loop.
+pub struct CallerVoice {
+    samples: Vec<i16>,
+    next: usize,
+    seq: u16,
+}
+
+impl CallerVoice {
+    /// `text` spoken at 8 kHz, followed by `silence`.
+    pub fn saying(text: &str, silence: Duration) -> Self {
+        let mut samples = Utterance::speak(text)
+            .expect("espeak-ng speaks")
+            .samples
+            .to_vec();
+        let silent = (silence.as_millis() as usize) * 8;
+        samples.extend(std::iter::repeat_n(0i16, silent));
+        Self {
+            samples,
+            next: 0,
+            seq: 0,
+        }
+    }
+
+    /// Sends the next frame from `rtp` to `to`; nothing once all of it has been said.
+    pub async fn send_frame(&mut self, rtp: &UdpSocket, to: SocketAddr) {
+        let Some(frame) = self.samples.get(self.next..self.next + 160) else {
+            return;
+        };
+        self.next += 160;
+        let mut payload = [0u8; 160];
+        G711::Ulaw.encode(frame, &mut payload);
+        let mut packet = vec![0x80, 0];
+        packet.extend_from_slice(&self.seq.to_be_bytes());
+        packet.extend_from_slice(&(u32::from(self.seq) * 160).to_be_bytes());
+        packet.extend_from_slice(&0x00c0_ffee_u32.to_be_bytes());
+        packet.extend_from_slice(&payload);
+        self.seq = self.seq.wrapping_add(1);
+        rtp.send_to(&packet, to).await.expect("RTP");
     }
 }

@@ -5,7 +5,6 @@
 use std::time::Duration;
 
 use freya_control::store::{CallRecord, Role, StoredEvent};
-use reqwest::StatusCode;
 use serde_json::json;
 
 use super::eventually;
@@ -53,8 +52,9 @@ pub async fn world(first_message: &str, accounts: &[(&str, String)]) -> World {
     let admin = world.key(Role::Admin).await;
     let api = Api::of(&world.control);
     for (i, (token, base_url)) in accounts.iter().enumerate() {
-        let created = api
-            .call(
+        api
+            .expect(
+                201,
                 "POST",
                 "/v1/providers",
                 &admin,
@@ -64,7 +64,6 @@ pub async fn world(first_message: &str, accounts: &[(&str, String)]) -> World {
                 ),
             )
             .await;
-        assert_eq!(created.status, StatusCode::CREATED, "{}", created.body);
     }
     let state = &world.edge.state;
     let wanted = accounts.len();

@@ -355,14 +355,23 @@ async fn workflow_on_number(
         .key;
     let api = Api::of(control);
     let created = api
-        .call("POST", "/v1/workflows", &owner, Some(json!(definition)))
+        .expect(
+            201,
+            "POST",
+            "/v1/workflows",
+            &owner,
+            Some(json!(definition)),
+        )
         .await;
-    assert_eq!(created.status, 201, "{}", created.body);
-    let id = created.body["id"].as_str().expect("id").to_owned();
-    let published = api
-        .call("POST", &format!("/v1/workflows/{id}/publish"), &owner, None)
-        .await;
-    assert_eq!(published.status, 201, "{}", published.body);
+    let id = created["id"].as_str().expect("id").to_owned();
+    api.expect(
+        201,
+        "POST",
+        &format!("/v1/workflows/{id}/publish"),
+        &owner,
+        None,
+    )
+    .await;
     let route = PhoneNumberSpec {
         number: number.into(),
         region: None,
