@@ -20,10 +20,11 @@
 //! phrased outside the grammar is forced onto the nearest phrase, whose scaffolding ("i need
 //! to ... this week") the open decoder often hears too and so confirms, while the word that
 //! carries the request is then the grammar's guess ("where") and not what was said ("human").
-//! The open decoder weighs the agent's keywords against thousands of common words, so a
-//! keyword it is sure of is strong evidence of its own; a keyword it is unsure of is not
-//! (speech outside every rule is often heard as one at a low posterior), and a keyword both
-//! decoders agree on keeps the grammar's cleaner words.
+//! A posterior near 1 means the open decoder's lattice held no rival for the word, although it
+//! could have spelled the sound as any of hundreds of common words, so a keyword it is sure of
+//! is evidence of its own; a keyword it is unsure of is not (speech outside every rule is often
+//! heard as one at a low posterior), and a keyword both decoders agree on keeps the grammar's
+//! cleaner words.
 
 use std::collections::{HashMap, HashSet};
 
@@ -92,6 +93,7 @@ fn said(heard: &[TimedWord], phrase: &[String]) -> bool {
     heard.len() == phrase.len() && heard.iter().zip(phrase).all(|(h, p)| h.word == *p)
 }
 
+/// Whether `word` is too common to carry a request or to show that two decodings agree.
 fn is_function_word(word: &str) -> bool {
     FUNCTION_WORDS.contains(&word)
 }
