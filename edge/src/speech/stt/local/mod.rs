@@ -20,7 +20,6 @@
 //! Generated grammar files are written once per distinct vocabulary, named by their hash, under
 //! [`LocalSttConfig::work_dir`].
 
-mod accents;
 /// Acoustic adaptation: `freya doctor` and `freya dev` adapt the model in the background.
 pub mod adapt;
 pub(crate) mod audio;

@@ -22,7 +22,6 @@ use std::fmt::Write as _;
 
 use freya_shared::model::rules::RulesSpec;
 
-use super::accents;
 use super::open_model::OpenModel;
 
 /// The open vocabulary: frequent English words with their log10 probabilities.
@@ -348,14 +347,12 @@ impl Vocabulary {
         OpenModel::estimate(&phrases, &self.common).to_arpa()
     }
 
-    /// The pronunciations of every word the grammar and the open model use, with the British
-    /// variants the American dictionary lacks ([`accents`]).
+    /// The pronunciations of every word the grammar and the open model use.
     pub fn dictionary(&self, full: &Dictionary) -> String {
         let mut out = String::new();
         for word in self.words() {
-            let lines = full.entries.get(&word).map_or(&[][..], Vec::as_slice);
-            for line in accents::with_british_variants(&word, lines) {
-                out.push_str(&line);
+            for line in full.entries.get(&word).into_iter().flatten() {
+                out.push_str(line);
                 out.push('\n');
             }
         }
@@ -462,21 +459,5 @@ mod tests {
         // Common words and leads the dictionary knows are there too; unknown ones are not.
         assert!(dict.contains("the DH AH") && dict.contains("yes Y EH S"));
         assert!(!dict.contains("okay"));
-    }
-
-    #[test]
-    fn the_dictionary_adds_the_british_vowel_the_american_one_lacks() {
-        let full = Dictionary::parse("staff S T AE F\nhours AW ER Z\n");
-        let vocabulary =
-            Vocabulary::new(&expected(&["staff", "hours"], &[]), &full).expect("known words");
-        let dict = vocabulary.dictionary(&full);
-        assert!(
-            dict.contains("staff S T AE F\nstaff(2) S T AA F\n"),
-            "{dict}"
-        );
-        assert!(
-            dict.contains("hours AW ER Z\n") && !dict.contains("hours(2)"),
-            "{dict}"
-        );
     }
 }
