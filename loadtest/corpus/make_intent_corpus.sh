@@ -7,6 +7,8 @@
 #   [VOICES="v1 v2 ..."] make_intent_corpus.sh [--sentences FILE] OUT_DIR
 # VOICES replaces the default voices (e.g. with ones the recogniser was not adapted to);
 # --sentences speaks FILE (same two-column format, e.g. intents_heldout.tsv) instead.
+# sox runs repeatable (-R: its dither and noise from a fixed seed), so every run writes the same
+# audio and a change to the recogniser is measured on the files it was compared against.
 set -euo pipefail
 usage="usage: [VOICES=\"v1 v2 ...\"] make_intent_corpus.sh [--sentences FILE] OUT_DIR"
 here=$(cd "$(dirname "$0")" && pwd)
@@ -35,13 +37,13 @@ while IFS=$'\t' read -r intent text; do
   band=full
   filter=()
   if [ $((i % 4)) -eq 3 ]; then band=300-3400; filter=(sinc 300-3400); fi
-  sox "$out/raw.wav" -r 8000 -b 16 -c 1 "$out/tel.wav" "${filter[@]}"
+  sox -R "$out/raw.wav" -r 8000 -b 16 -c 1 "$out/tel.wav" "${filter[@]}"
   noise=none
   if [ $((i % 3)) -eq 2 ]; then
     noise=white-30dB
     length=$(soxi -D "$out/tel.wav")
-    sox -n -r 8000 -b 16 -c 1 "$out/noise.wav" synth "$length" whitenoise vol 0.01
-    sox -m "$out/tel.wav" "$out/noise.wav" "$out/$name"
+    sox -R -n -r 8000 -b 16 -c 1 "$out/noise.wav" synth "$length" whitenoise vol 0.01
+    sox -R -m "$out/tel.wav" "$out/noise.wav" "$out/$name"
   else
     mv "$out/tel.wav" "$out/$name"
   fi

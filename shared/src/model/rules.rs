@@ -4,8 +4,10 @@
 //! without a model. The same table tells the offline recogniser what callers are likely to say:
 //! each rule's keywords and examples become its grammar (see `freya_edge::speech::stt::local`).
 //!
-//! A caller's words select the rule whose keywords cover the most of them (ties go to the earlier
+//! A caller's words select the rule whose keywords are said most often (ties go to the earlier
 //! rule), so "hello, what are your opening hours?" is a question about hours, not a greeting.
+//! A keyword counts once where it is said, however many words it has, and a keyword's word also
+//! matches its plain inflections ("appointments", "booked", "closes"): see [`RulesSpec::matching`].
 
 use serde::{Deserialize, Serialize};
 
@@ -32,7 +34,8 @@ pub struct RulesSpec {
 pub struct RuleSpec {
     /// A short name for what the caller wants (`hours`), for records and tests.
     pub intent: String,
-    /// Words or phrases that select this rule, matched case-insensitively on word boundaries.
+    /// Words or phrases that select this rule, matched case-insensitively on word boundaries
+    /// (a word of four letters or more also in its plain inflections: `book`, `booked`).
     pub keywords: Vec<String>,
     /// Things a caller might say for this intent; with the keywords they shape the offline
     /// recogniser's grammar, so it hears these phrasings best.
@@ -179,19 +182,27 @@ impl RulesSpec {
         }
     }
 
-    /// The rule for what the caller said: the one whose keywords cover most of its words.
+    /// The rule for what the caller said: the one with the most places in the turn where one of
+    /// its keywords is said.
+    ///
+    /// Each place counts once, whatever the keyword's length. Counting a phrase's words instead
+    /// let a two-word greeting ("good afternoon") or sign-off ("that's all") outweigh the one
+    /// word that carries a request said with it ("can I reserve a slot, good afternoon"), against
+    /// the table's own rule that a greeting loses to a request; it held for any table whose
+    /// keywords differ in length, not only the demo's.
     pub fn matching(&self, caller_words: &str) -> Option<&RuleSpec> {
-        let words = normalise(caller_words);
-        let padded = format!(" {words} ");
+        let normalised = normalise(caller_words);
+        let words: Vec<&str> = normalised.split(' ').filter(|w| !w.is_empty()).collect();
         let mut best: Option<(&RuleSpec, usize)> = None;
         for rule in &self.rules {
-            let score: usize = rule
-                .keywords
-                .iter()
-                .map(|k| normalise(k))
-                .filter(|k| !k.is_empty() && padded.contains(&format!(" {k} ")))
-                .map(|k| k.split(' ').count())
-                .sum();
+            let keywords: Vec<String> = rule.keywords.iter().map(|k| normalise(k)).collect();
+            let score = (0..words.len())
+                .filter(|&at| {
+                    keywords
+                        .iter()
+                        .any(|k| !k.is_empty() && said_at(&words[at..], k))
+                })
+                .count();
             if score > 0 && best.is_none_or(|(_, s)| score > s) {
                 best = Some((rule, score));
             }
@@ -284,6 +295,47 @@ impl RulesSpec {
     }
 }
 
+/// Fewest letters a keyword's word needs before its inflections match it: below that, an ending
+/// makes another word ("hi" + "s" is "his").
+const MIN_INFLECTED_LETTERS: usize = 4;
+
+/// Whether `words` begin with the (normalised) `keyword`, word by word, each word as written or
+/// inflected.
+fn said_at(words: &[&str], keyword: &str) -> bool {
+    let mut at = words.iter();
+    keyword
+        .split(' ')
+        .all(|k| at.next().is_some_and(|w| inflection_of(w, k)))
+}
+
+/// Whether `word` is `keyword` or one of its plain English inflections: a plural or third
+/// person (`-s`, `-es`, `-'s`), a past (`-ed`, `-d` after an `e`) or an `-ing` form (`close` →
+/// `closing`). Why: callers say "appointments", "booked" and "closes" as naturally as the
+/// keyword itself, and a table's author should not have to list every ending (the recogniser
+/// and any speech-to-text service spell what was said, ending included). Only endings are
+/// tried, on words of at least [`MIN_INFLECTED_LETTERS`] letters, so "book" never matches
+/// "bookshelf".
+fn inflection_of(word: &str, keyword: &str) -> bool {
+    if word == keyword {
+        return true;
+    }
+    if keyword.chars().count() < MIN_INFLECTED_LETTERS {
+        return false;
+    }
+    let Some(ending) = word.strip_prefix(keyword) else {
+        // "close" → "closing": the e goes before -ing.
+        return keyword
+            .strip_suffix('e')
+            .and_then(|stem| word.strip_prefix(stem))
+            == Some("ing");
+    };
+    match ending {
+        "s" | "es" | "'s" | "ed" | "ing" => true,
+        "d" => keyword.ends_with('e'),
+        _ => false,
+    }
+}
+
 /// Lower case, punctuation to spaces, single spaces: so "Hello," matches `hello`.
 pub fn normalise(text: &str) -> String {
     let cleaned: String = text
@@ -330,6 +382,41 @@ mod tests {
         assert_eq!(intent("this is thin"), None);
         assert_eq!(intent("I'd like a bookshelf"), None);
         assert_eq!(intent(""), None);
+    }
+
+    #[test]
+    fn a_phrase_keyword_counts_once_so_a_greeting_loses_to_the_request_said_with_it() {
+        // "good afternoon" is two words but one greeting; "reserve" carries the request.
+        assert_eq!(
+            intent("can I reserve a table, good afternoon").as_deref(),
+            Some("booking")
+        );
+        assert_eq!(
+            intent("where is it, that's all").as_deref(),
+            Some("address")
+        );
+        assert_eq!(intent("good afternoon").as_deref(), Some("greeting"));
+        // Two places where keywords are said outweigh one.
+        assert_eq!(
+            intent("where is the address, you are open").as_deref(),
+            Some("address")
+        );
+    }
+
+    #[test]
+    fn keywords_match_their_plain_inflections() {
+        assert_eq!(
+            intent("any appointments next month").as_deref(),
+            Some("booking")
+        );
+        assert_eq!(intent("I booked last week").as_deref(), Some("booking"));
+        assert_eq!(intent("when it closes").as_deref(), Some("hours"));
+        assert_eq!(intent("scheduling a visit").as_deref(), Some("booking"));
+        assert_eq!(intent("is it still opened").as_deref(), Some("hours"));
+        // Short keywords take no endings, and other words that merely start alike do not match.
+        assert_eq!(intent("his car"), None);
+        assert_eq!(intent("a bookseller"), None);
+        assert_eq!(intent("the opener"), None);
     }
 
     #[test]

@@ -12,8 +12,21 @@
 //! heard openly as "i for out"). One phone of difference, at the same time, is the confusion
 //! of a decoder hearing the same sound; speech outside the grammar differs by whole syllables
 //! from what the grammar forced onto it, so it is still caught.
+//!
+//! One exception runs the other way: when the open decoder is sure (posterior at least
+//! [`SURE_POSTERIOR`] for each word) of one of the agent's **keywords** that the grammar did not
+//! decode, and no keyword the grammar did decode is confirmed, the open words are the
+//! transcript even if some other grammar word was confirmed. Why it generalises: a request
+//! phrased outside the grammar is forced onto the nearest phrase, whose scaffolding ("i need
+//! to ... this week") the open decoder often hears too and so confirms, while the word that
+//! carries the request is then the grammar's guess ("where") and not what was said ("human").
+//! A posterior near 1 means the open decoder's lattice held no rival for the word, although it
+//! could have spelled the sound as any of hundreds of common words, so a keyword it is sure of
+//! is evidence of its own; a keyword it is unsure of is not (speech outside every rule is often
+//! heard as one at a low posterior), and a keyword both decoders agree on keeps the grammar's
+//! cleaner words.
 
-use std::collections::HashMap;
+use std::collections::{HashMap, HashSet};
 
 use super::hypothesis::{Hypothesis, TimedWord};
 
@@ -27,6 +40,63 @@ const FUNCTION_WORDS: &[&str] = &[
 /// Fewest phones a grammar word must have to be confirmed by a word one phone away: a
 /// one-phone word is one phone away from every other one-phone word.
 const MIN_ALIKE_PHONES: usize = 2;
+/// Posterior from which the open decoder counts as sure of a word (pocketsphinx's word
+/// posteriors are near 1 for words it had no rival for, and well below for guesses).
+pub const SURE_POSTERIOR: f32 = 0.9;
+
+/// The agent's keywords, as the word sequences the decoders spell, to tell the words that carry
+/// a request from its scaffolding. Keywords made only of function words ("hi") are left out:
+/// they carry no request, and the open decoder hears them everywhere.
+#[derive(Debug, Clone, Default, PartialEq, Eq)]
+pub struct Keywords {
+    phrases: Vec<Vec<String>>,
+    words: HashSet<String>,
+}
+
+impl Keywords {
+    /// The keywords among `phrases` (each a keyword's words).
+    pub fn new<'a>(phrases: impl IntoIterator<Item = &'a Vec<String>>) -> Self {
+        let phrases: Vec<Vec<String>> = phrases
+            .into_iter()
+            .filter(|p| p.iter().any(|w| !is_function_word(w)))
+            .cloned()
+            .collect();
+        let words = phrases
+            .iter()
+            .flatten()
+            .filter(|w| !is_function_word(w))
+            .cloned()
+            .collect();
+        Keywords { phrases, words }
+    }
+
+    /// Whether `word` is a meaningful word of some keyword.
+    fn has_word(&self, word: &str) -> bool {
+        self.words.contains(word)
+    }
+
+    /// Keywords the open decoder heard, sure of each word, that the grammar did not decode.
+    fn sure_in_open_only(&self, open: &Hypothesis, grammar: &Hypothesis) -> bool {
+        self.phrases.iter().any(|phrase| {
+            open.words.windows(phrase.len()).any(|heard| {
+                said(heard, phrase) && heard.iter().all(|w| w.posterior >= SURE_POSTERIOR)
+            }) && !grammar
+                .words
+                .windows(phrase.len())
+                .any(|heard| said(heard, phrase))
+        })
+    }
+}
+
+/// Whether `heard` spells `phrase`.
+fn said(heard: &[TimedWord], phrase: &[String]) -> bool {
+    heard.len() == phrase.len() && heard.iter().zip(phrase).all(|(h, p)| h.word == *p)
+}
+
+/// Whether `word` is too common to carry a request or to show that two decodings agree.
+fn is_function_word(word: &str) -> bool {
+    FUNCTION_WORDS.contains(&word)
+}
 
 /// Pronunciations of the words both decoders may output, to tell which sound alike.
 #[derive(Debug, Clone, Default, PartialEq)]
@@ -82,7 +152,12 @@ fn edit_distance(a: &[String], b: &[String]) -> usize {
 }
 
 /// The transcript of a turn from the grammar's and the open model's hypotheses.
-pub fn transcript(grammar: &Hypothesis, open: &Hypothesis, sounds: &Pronunciations) -> String {
+pub fn transcript(
+    grammar: &Hypothesis,
+    open: &Hypothesis,
+    sounds: &Pronunciations,
+    keywords: &Keywords,
+) -> String {
     if grammar.is_empty() {
         return open.text();
     }
@@ -92,11 +167,14 @@ pub fn transcript(grammar: &Hypothesis, open: &Hypothesis, sounds: &Pronunciatio
                 || (heard.overlaps(expected) && sounds.alike(&expected.word, &heard.word))
         })
     };
-    let mut meaningful = grammar
-        .words
-        .iter()
-        .filter(|w| !FUNCTION_WORDS.contains(&w.word.as_str()))
-        .peekable();
+    let meaningful = || grammar.words.iter().filter(|w| !is_function_word(&w.word));
+    if meaningful().any(|w| keywords.has_word(&w.word) && confirmed(w)) {
+        return grammar.text();
+    }
+    if keywords.sure_in_open_only(open, grammar) {
+        return open.text();
+    }
+    let mut meaningful = meaningful().peekable();
     let agrees = meaningful.peek().is_none() || meaningful.any(confirmed);
     if agrees || open.is_empty() {
         grammar.text()

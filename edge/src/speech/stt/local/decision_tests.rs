@@ -6,7 +6,19 @@ const DICTIONARY: &str = "bye B AY\ni AY\nfor F AO R\nfor(2) F ER\nnow N AW\nout
     tell T EH L\nbicycles B AY S IH K AH L Z\nopen OW P AH N\nhours AW ER Z\nwhat W AH T\n\
     are AA R\nyour Y AO R\nopening OW P AH N IH NG\nall AO L\nhuman HH Y UW M AH N\n\
     put P UH T\nme M IY\nthrough TH R UW\nto T UW\na AH\nplease P L IY Z\nbook B UH K\n\
-    talk T AO K\nstaff S T AE F\nstuff S T AH F\n";
+    talk T AO K\nstaff S T AE F\nstuff S T AH F\nneed N IY D\nwhere W EH R\nweek W IY K\n\
+    speak S P IY K\nwith W IH DH\nreal R IY L\nsomeone S AH M W AH N\nthat DH AE T\n";
+
+/// The keywords of a table like the demo's.
+fn keywords() -> Keywords {
+    let phrases: Vec<Vec<String>> = [
+        "hours", "open", "where", "human", "book", "bye", "goodbye", "hi", "someone", "find you",
+    ]
+    .iter()
+    .map(|k| k.split(' ').map(String::from).collect())
+    .collect();
+    Keywords::new(&phrases)
+}
 
 /// A hypothesis from `(word, start, end)` triples, as sure as a grammar search says.
 fn heard(words: &[(&str, f32, f32)]) -> Hypothesis {
@@ -34,7 +46,21 @@ fn said(text: &str) -> Hypothesis {
 }
 
 fn choose(grammar: &Hypothesis, open: &Hypothesis) -> String {
-    transcript(grammar, open, &Pronunciations::parse(DICTIONARY))
+    transcript(
+        grammar,
+        open,
+        &Pronunciations::parse(DICTIONARY),
+        &keywords(),
+    )
+}
+
+/// `said(text)` with each word's posterior.
+fn unsure(text: &str, posteriors: &[f32]) -> Hypothesis {
+    let mut heard = said(text);
+    for (word, posterior) in heard.words.iter_mut().zip(posteriors) {
+        word.posterior = *posterior;
+    }
+    heard
 }
 
 #[test]
@@ -113,4 +139,51 @@ fn edit_distance_counts_phones() {
     assert_eq!(edit_distance(&phones("B AY"), &phones("AY")), 1);
     assert_eq!(edit_distance(&phones("S T AE F"), &phones("S T AH F")), 1);
     assert_eq!(edit_distance(&phones("AW ER Z"), &phones("AO L")), 3);
+}
+
+#[test]
+fn a_keyword_the_open_decoder_is_sure_of_outweighs_confirmed_scaffolding() {
+    // "i need to speak with a real human", forced onto the grammar's "where": the open decoder
+    // confirms the scaffolding ("need"), but heard "human" and is sure of it.
+    let grammar = said("i need to the where this week");
+    let open = said("i need to speak with a real human");
+    assert_eq!(choose(&grammar, &open), "i need to speak with a real human");
+}
+
+#[test]
+fn an_unsure_open_keyword_does_not_outweigh_the_grammar() {
+    let grammar = said("i need to the where this week");
+    let open = unsure(
+        "i need to speak with a real human",
+        &[1.0, 1.0, 1.0, 1.0, 1.0, 1.0, 1.0, 0.5],
+    );
+    assert_eq!(choose(&grammar, &open), "i need to the where this week");
+}
+
+#[test]
+fn a_confirmed_grammar_keyword_is_kept_over_another_open_keyword() {
+    // Both heard "book"; the open decoder's extra "open" does not change the request.
+    assert_eq!(
+        choose(&said("can i book a time"), &said("can i book a open")),
+        "can i book a time"
+    );
+}
+
+#[test]
+fn keywords_of_function_words_alone_do_not_count() {
+    // "hi" is a keyword of the greeting, but the open decoder hears it everywhere.
+    assert_eq!(
+        choose(&said("need where"), &said("need hi")),
+        "need where",
+        "the grammar's confirmed \"need\" stands"
+    );
+    // A phrase counts only whole: "find" without "you" is not the keyword "find you".
+    assert_eq!(
+        choose(&said("need where"), &said("need find that")),
+        "need where"
+    );
+    assert_eq!(
+        choose(&said("need where"), &said("need find you")),
+        "need find you"
+    );
 }

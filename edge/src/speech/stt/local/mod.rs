@@ -42,7 +42,7 @@ use tokio::sync::{mpsc, OnceCell};
 use tokio::task::JoinHandle;
 
 use self::audio::RecogniserInput;
-use self::decision::Pronunciations;
+use self::decision::{Keywords, Pronunciations};
 use self::hypothesis::Hypothesis;
 pub use self::vocabulary::ExpectedSpeech;
 use self::vocabulary::{Dictionary, Vocabulary};
@@ -127,6 +127,8 @@ enum Plan {
         open: Search,
         /// The pronunciations of the words both may hear, for [`decision`].
         sounds: Arc<Pronunciations>,
+        /// The agent's keywords, for [`decision`].
+        keywords: Arc<Keywords>,
     },
 }
 
@@ -210,13 +212,14 @@ impl LocalStt {
     /// Starts the decoders of one turn.
     async fn decoders(&self) -> Result<Decoders, SpeechError> {
         let plan = self.plan().await?.clone();
-        let (searches, sounds) = match plan {
+        let (searches, judged) = match plan {
             Plan::General(search) => (vec![search], None),
             Plan::Constrained {
                 grammar,
                 open,
                 sounds,
-            } => (vec![grammar, open], Some(sounds)),
+                keywords,
+            } => (vec![grammar, open], Some((sounds, keywords))),
         };
         let acoustic_model = adapt::adapted_model(&self.config.work_dir)
             .unwrap_or_else(|| self.config.acoustic_model.clone());
@@ -226,7 +229,7 @@ impl LocalStt {
         }
         Ok(Decoders {
             running,
-            sounds,
+            judged,
             input: RecogniserInput::default(),
             bytes: Vec::with_capacity(1280),
             timeout: self.config.timeout,
@@ -324,6 +327,7 @@ fn prepare(
         },
         open: Search::Model { model, dict },
         sounds: Arc::new(Pronunciations::parse(&dict_text)),
+        keywords: Arc::new(Keywords::new(vocabulary.keywords())),
     })
 }
 
@@ -401,8 +405,8 @@ impl Decoder {
 /// The decoders of one turn, fed the same audio.
 struct Decoders {
     running: Vec<Decoder>,
-    /// Pronunciations for the decision between a grammar and an open decoder.
-    sounds: Option<Arc<Pronunciations>>,
+    /// Pronunciations and keywords for the decision between a grammar and an open decoder.
+    judged: Option<(Arc<Pronunciations>, Arc<Keywords>)>,
     input: RecogniserInput,
     /// Reused conversion buffer.
     bytes: Vec<u8>,
@@ -454,9 +458,9 @@ impl Decoders {
                 }
                 texts.push(Hypothesis::parse(&text));
             }
-            Ok(match (texts.as_slice(), &self.sounds) {
-                ([grammar, open], Some(sounds)) => {
-                    let chosen = decision::transcript(grammar, open, sounds);
+            Ok(match (texts.as_slice(), &self.judged) {
+                ([grammar, open], Some((sounds, keywords))) => {
+                    let chosen = decision::transcript(grammar, open, sounds, keywords);
                     tracing::debug!(grammar = %grammar.text(), open = %open.text(), %chosen, "local recogniser");
                     chosen
                 }

@@ -272,6 +272,11 @@ impl Vocabulary {
         })
     }
 
+    /// Keywords, as words.
+    pub fn keywords(&self) -> impl Iterator<Item = &Vec<String>> {
+        self.keywords.iter()
+    }
+
     /// Keywords and examples, as words.
     pub fn phrases(&self) -> impl Iterator<Item = &Vec<String>> {
         self.keywords.iter().chain(&self.examples)
