@@ -286,6 +286,12 @@ impl Conversation {
                     arguments,
                 });
             }
+            Ok(LlmEvent::FellBack(notice)) => {
+                // A tool round may fall back again; the record says it once per turn.
+                if !std::mem::replace(&mut reply.fell_back, true) {
+                    self.events.push_back(ConversationEvent::LlmFellBack(notice));
+                }
+            }
             Ok(LlmEvent::Done { .. }) => {
                 reply.stream = None;
                 reply.flush_at = None;
@@ -568,6 +574,9 @@ mod builtins_tests;
 #[cfg(test)]
 #[path = "conversation_hold_tests.rs"]
 mod hold_tests;
+#[cfg(test)]
+#[path = "conversation_fallback_tests.rs"]
+mod fallback_tests;
 #[cfg(test)]
 #[path = "conversation_tests.rs"]
 pub(super) mod tests;

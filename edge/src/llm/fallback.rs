@@ -4,13 +4,15 @@
 //! request) and the fallback answers the same request instead. Once the primary has emitted an
 //! event the caller may already be hearing it, so switching would repeat or contradict speech:
 //! from then on its errors pass through unchanged. That is the only retry this layer makes.
+//! A switch is announced in the stream itself ([`LlmEvent::FellBack`], before the fallback's
+//! first event) so the call can record which model answered and why.
 
 use std::sync::Arc;
 use std::time::Duration;
 
 use futures::StreamExt;
 
-use super::types::{ChatRequest, LlmError, LlmEvent};
+use super::types::{ChatRequest, FallbackNotice, FallbackReason, LlmError, LlmEvent};
 use super::{LanguageModel, LlmStream};
 
 /// When to give up on the primary.
@@ -93,22 +95,29 @@ impl Attempt {
                         Ok(Some(Err(LlmError::Cancelled))) => {
                             return Some(Err(LlmError::Cancelled))
                         }
-                        Ok(Some(Err(error))) => error.to_string(),
-                        Ok(None) => "the reply ended without any event".to_string(),
-                        Err(_) => format!("no first token within {budget:?}"),
+                        Ok(Some(Err(error))) => FallbackReason::failed(&error),
+                        Ok(None) => FallbackReason::Empty,
+                        Err(_) => FallbackReason::FirstTokenTimeout { after: budget },
                     };
                     drop(stream); // aborts the primary's request
                     let mut request = self.request.take()?;
+                    let primary = format!("{}/{}", self.primary_name, request.model);
                     if let Some(model) = &self.policy.fallback_model {
                         request.model = model.clone();
                     }
+                    let fallback = format!("{}/{}", self.fallback.provider(), request.model);
                     tracing::warn!(
-                        primary = self.primary_name,
-                        fallback = self.fallback.provider(),
-                        %reason,
+                        %primary,
+                        %fallback,
+                        reason = %reason.describe(),
                         "language model falling back"
                     );
                     self.phase = Phase::Answering(self.fallback.stream_chat(request));
+                    return Some(Ok(LlmEvent::FellBack(FallbackNotice {
+                        primary,
+                        fallback,
+                        reason,
+                    })));
                 }
             }
         }
