@@ -289,7 +289,8 @@ impl Conversation {
             Ok(LlmEvent::FellBack(notice)) => {
                 // A tool round may fall back again; the record says it once per turn.
                 if !std::mem::replace(&mut reply.fell_back, true) {
-                    self.events.push_back(ConversationEvent::LlmFellBack(notice));
+                    self.events
+                        .push_back(ConversationEvent::LlmFellBack(notice));
                 }
             }
             Ok(LlmEvent::Done { .. }) => {
@@ -572,11 +573,11 @@ fn millis(d: Duration) -> u64 {
 #[path = "conversation_builtins_tests.rs"]
 mod builtins_tests;
 #[cfg(test)]
-#[path = "conversation_hold_tests.rs"]
-mod hold_tests;
-#[cfg(test)]
 #[path = "conversation_fallback_tests.rs"]
 mod fallback_tests;
+#[cfg(test)]
+#[path = "conversation_hold_tests.rs"]
+mod hold_tests;
 #[cfg(test)]
 #[path = "conversation_tests.rs"]
 pub(super) mod tests;

@@ -32,11 +32,7 @@ fn a_primary_that_timed_out_is_recorded_once_and_the_fallbacks_reply_plays() {
     };
     let speak = h.model_answers(
         "When are you open?",
-        vec![
-            fell_back(timeout.clone()),
-            token("Nine to five."),
-            done(),
-        ],
+        vec![fell_back(timeout.clone()), token("Nine to five."), done()],
     );
     assert_eq!(spoken(&speak), ["Nine to five."]);
     let notices = notices(&mut h);

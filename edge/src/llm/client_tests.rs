@@ -365,6 +365,34 @@ async fn fallback_answers_and_the_primary_is_cancelled_when_it_is_slow() {
 }
 
 #[tokio::test]
+async fn a_primary_whose_own_client_timed_out_first_is_recorded_as_a_timeout() {
+    let primary = FakeLlmServer::openai().await.expect("fake starts");
+    let backup = FakeLlmServer::anthropic().await.expect("fake starts");
+    primary.push_reply(FakeReply::text("Too slow.").with_first_token_delay(SLOW));
+    backup.push_reply(FakeReply::text("Quick answer."));
+    // The client gives up at half the fallback's budget: its error is a timeout too.
+    let mut config = OpenAiConfig::new(primary.base_url(), None);
+    config.timeouts.first_token = BUDGET / 2;
+    let model = FallbackModel::new(
+        Arc::new(OpenAiModel::new(reqwest::Client::new(), config)),
+        Arc::new(anthropic(&backup)),
+        FallbackPolicy {
+            first_token_timeout: BUDGET,
+            fallback_model: None,
+        },
+    );
+    let events = collect(model.stream_chat(request())).await;
+    assert_eq!(text_of(&events), "Quick answer.");
+    let notices = notices(&events);
+    assert_eq!(notices.len(), 1, "{events:?}");
+    assert_eq!(
+        notices[0].reason,
+        FallbackReason::FirstTokenTimeout { after: BUDGET / 2 }
+    );
+    assert_eq!(notices[0].fallback, "anthropic/test-model");
+}
+
+#[tokio::test]
 async fn a_primary_error_reason_is_cut_short_for_the_record() {
     let primary = FakeLlmServer::openai().await.expect("fake starts");
     let backup = FakeLlmServer::anthropic().await.expect("fake starts");

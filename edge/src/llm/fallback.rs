@@ -75,52 +75,59 @@ struct Attempt {
 
 impl Attempt {
     async fn next_item(&mut self) -> Option<Result<LlmEvent, LlmError>> {
-        loop {
-            match std::mem::replace(&mut self.phase, Phase::Finished) {
-                Phase::Finished => return None,
-                Phase::Answering(mut stream) => {
-                    let item = stream.next().await;
-                    if item.is_some() {
+        match std::mem::replace(&mut self.phase, Phase::Finished) {
+            Phase::Finished => None,
+            Phase::Answering(mut stream) => {
+                let item = stream.next().await;
+                if item.is_some() {
+                    self.phase = Phase::Answering(stream);
+                }
+                item
+            }
+            Phase::Primary(mut stream) => {
+                let budget = self.policy.first_token_timeout;
+                let reason = match tokio::time::timeout(budget, stream.next()).await {
+                    Ok(Some(Ok(event))) => {
                         self.phase = Phase::Answering(stream);
+                        return Some(Ok(event));
                     }
-                    return item;
-                }
-                Phase::Primary(mut stream) => {
-                    let budget = self.policy.first_token_timeout;
-                    let reason = match tokio::time::timeout(budget, stream.next()).await {
-                        Ok(Some(Ok(event))) => {
-                            self.phase = Phase::Answering(stream);
-                            return Some(Ok(event));
-                        }
-                        Ok(Some(Err(LlmError::Cancelled))) => {
-                            return Some(Err(LlmError::Cancelled))
-                        }
-                        Ok(Some(Err(error))) => FallbackReason::failed(&error),
-                        Ok(None) => FallbackReason::Empty,
-                        Err(_) => FallbackReason::FirstTokenTimeout { after: budget },
-                    };
-                    drop(stream); // aborts the primary's request
-                    let mut request = self.request.take()?;
-                    let primary = format!("{}/{}", self.primary_name, request.model);
-                    if let Some(model) = &self.policy.fallback_model {
-                        request.model = model.clone();
+                    Ok(Some(Err(LlmError::Cancelled))) => return Some(Err(LlmError::Cancelled)),
+                    // The client's own first-token budget (the same setting) may run out
+                    // first: a timeout either way.
+                    Ok(Some(Err(LlmError::FirstTokenTimeout { after, .. }))) => {
+                        FallbackReason::FirstTokenTimeout { after }
                     }
-                    let fallback = format!("{}/{}", self.fallback.provider(), request.model);
-                    tracing::warn!(
-                        %primary,
-                        %fallback,
-                        reason = %reason.describe(),
-                        "language model falling back"
-                    );
-                    self.phase = Phase::Answering(self.fallback.stream_chat(request));
-                    return Some(Ok(LlmEvent::FellBack(FallbackNotice {
-                        primary,
-                        fallback,
-                        reason,
-                    })));
-                }
+                    Ok(Some(Err(error))) => FallbackReason::failed(&error),
+                    Ok(None) => FallbackReason::Empty,
+                    Err(_) => FallbackReason::FirstTokenTimeout { after: budget },
+                };
+                drop(stream); // aborts the primary's request
+                self.switch(reason)
             }
         }
+    }
+
+    /// Starts the fallback on the request and announces the switch, which comes out of the
+    /// stream before the fallback's first event.
+    fn switch(&mut self, reason: FallbackReason) -> Option<Result<LlmEvent, LlmError>> {
+        let mut request = self.request.take()?;
+        let primary = format!("{}/{}", self.primary_name, request.model);
+        if let Some(model) = &self.policy.fallback_model {
+            request.model = model.clone();
+        }
+        let fallback = format!("{}/{}", self.fallback.provider(), request.model);
+        tracing::warn!(
+            %primary,
+            %fallback,
+            reason = %reason.describe(),
+            "language model falling back"
+        );
+        self.phase = Phase::Answering(self.fallback.stream_chat(request));
+        Some(Ok(LlmEvent::FellBack(FallbackNotice {
+            primary,
+            fallback,
+            reason,
+        })))
     }
 }
 

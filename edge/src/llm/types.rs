@@ -369,7 +369,9 @@ mod tests {
             body: "x".repeat(5_000),
         };
         let failed = FallbackReason::failed(&long);
-        assert!(failed.describe().starts_with("error: the openai model answered HTTP 500"));
+        assert!(failed
+            .describe()
+            .starts_with("error: the openai model answered HTTP 500"));
         assert!(failed.describe().chars().count() <= FALLBACK_ERROR_CHARS + "error: …".len());
         assert_eq!(failed.timeout_ms(), None);
     }
