@@ -11,7 +11,7 @@ use std::sync::Arc;
 use std::time::Duration;
 
 use freya_control::store::StoredEvent;
-use freya_edge::llm::fakes::FakeReply;
+use freya_edge::llm::fakes::{FakeLlmServer, FakeReply};
 use freya_edge::sip::sdp::Codec;
 use freya_edge::speech::fakes::tone;
 use freya_loadtest::uac::{CallReport, TalkerConfig};
@@ -304,6 +304,100 @@ async fn a_failing_model_still_gets_the_caller_an_answer() {
     assert_eq!(failed[0].payload["stage"], "llm");
     let ended = of_kind(&events, "call.ended");
     assert_eq!(ended[0].payload["hangup_by"], "remote", "the call went on");
+    w.stop().await;
+}
+
+/// A world whose agent answers with `primary` (model `gpt-4o-mini`, `timeout_ms` to its first
+/// token) and, behind it, the `llm_fallback` `backup` (model `backup-model`): two fake
+/// OpenAI servers of the test's own, reached over HTTP by the real clients.
+async fn world_with_fallback(
+    primary: &FakeLlmServer,
+    backup: &FakeLlmServer,
+    timeout_ms: u32,
+) -> World {
+    world_with(
+        "Hello.",
+        serde_json::json!({
+            "llm": {"provider": "openai", "model": "gpt-4o-mini", "base_url": primary.base_url(),
+                    "api_key": "llm-key", "timeout_ms": timeout_ms},
+            "llm_fallback": {"provider": "openai", "model": "backup-model",
+                             "base_url": backup.base_url(), "api_key": "fallback-key"}
+        }),
+    )
+    .await
+}
+
+/// The `call.provider_failed` events of the one finished call that say the fallback answered.
+async fn fallback_events(w: &World) -> Vec<serde_json::Value> {
+    let events = recorded_events(w).await;
+    of_kind(&events, "call.provider_failed")
+        .into_iter()
+        .filter(|e| e.payload["fallback"] == "llm_fallback")
+        .map(|e| e.payload.clone())
+        .collect()
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_failing_primary_model_is_answered_by_the_fallback_and_the_record_says_why() {
+    let primary = FakeLlmServer::openai().await.expect("fake primary");
+    let backup = FakeLlmServer::openai().await.expect("fake backup");
+    primary.respond_with(|_| FakeReply::status(503, "the primary is overloaded"));
+    backup.respond_with(|_| FakeReply::text("We are open from nine to five."));
+    let w = world_with_fallback(&primary, &backup, 1500).await;
+    let talker = patient_caller(Duration::from_millis(1200));
+    let report = call(
+        &w,
+        Codec::Pcmu,
+        &["When are you open?"],
+        talker,
+        Duration::from_secs(8),
+    )
+    .await;
+    assert_eq!(report.v2v_ms.len(), 1, "the reply was heard: {report:?}");
+    assert!(w.spoken().iter().any(|s| s.contains("nine to five")));
+    assert_eq!(backup.requests()[0].body["model"], "backup-model");
+    let recorded = fallback_events(&w).await;
+    assert_eq!(recorded.len(), 1, "{recorded:?}");
+    let event = &recorded[0];
+    assert_eq!(event["stage"], "llm");
+    assert_eq!(event["provider"], "openai/gpt-4o-mini");
+    assert_eq!(event["fallback_provider"], "openai/backup-model");
+    let error = event["error"].as_str().expect("error text");
+    assert!(
+        error.starts_with("error: ") && error.contains("503"),
+        "{error}"
+    );
+    assert!(event.get("timeout_ms").is_none(), "{event}");
+    w.stop().await;
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_primary_model_slow_to_its_first_token_is_replaced_and_the_record_says_after_how_long() {
+    let primary = FakeLlmServer::openai().await.expect("fake primary");
+    let backup = FakeLlmServer::openai().await.expect("fake backup");
+    primary.respond_with(|_| {
+        FakeReply::text("Too late.").with_first_token_delay(Duration::from_secs(20))
+    });
+    backup.respond_with(|_| FakeReply::text("We are open from nine to five."));
+    let w = world_with_fallback(&primary, &backup, 700).await;
+    let talker = patient_caller(Duration::from_millis(1200));
+    let report = call(
+        &w,
+        Codec::Pcmu,
+        &["When are you open?"],
+        talker,
+        Duration::from_secs(8),
+    )
+    .await;
+    assert_eq!(report.v2v_ms.len(), 1, "the reply was heard: {report:?}");
+    assert!(!w.spoken().iter().any(|s| s.contains("Too late")));
+    let recorded = fallback_events(&w).await;
+    assert_eq!(recorded.len(), 1, "{recorded:?}");
+    let event = &recorded[0];
+    assert_eq!(event["provider"], "openai/gpt-4o-mini");
+    assert_eq!(event["fallback_provider"], "openai/backup-model");
+    assert_eq!(event["timeout_ms"], 700);
+    assert_eq!(event["error"], "timeout: no first token within 700 ms");
     w.stop().await;
 }
 

@@ -286,6 +286,13 @@ impl Conversation {
                     arguments,
                 });
             }
+            Ok(LlmEvent::FellBack(notice)) => {
+                // A tool round may fall back again; the record says it once per turn.
+                if !std::mem::replace(&mut reply.fell_back, true) {
+                    self.events
+                        .push_back(ConversationEvent::LlmFellBack(notice));
+                }
+            }
             Ok(LlmEvent::Done { .. }) => {
                 reply.stream = None;
                 reply.flush_at = None;
@@ -565,6 +572,9 @@ fn millis(d: Duration) -> u64 {
 #[cfg(test)]
 #[path = "conversation_builtins_tests.rs"]
 mod builtins_tests;
+#[cfg(test)]
+#[path = "conversation_fallback_tests.rs"]
+mod fallback_tests;
 #[cfg(test)]
 #[path = "conversation_hold_tests.rs"]
 mod hold_tests;

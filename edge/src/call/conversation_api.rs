@@ -4,7 +4,7 @@
 
 use std::time::Duration;
 
-use crate::llm::{ChatRequest, ToolCall, ToolDefinition};
+use crate::llm::{ChatRequest, FallbackNotice, ToolCall, ToolDefinition};
 
 /// Fixed lines the agent speaks without asking the model.
 #[derive(Debug, Clone, PartialEq, Eq)]
@@ -176,6 +176,8 @@ pub enum ConversationEvent {
     },
     /// The agent asked whether the caller is still there.
     Reprompt,
+    /// The agent's fallback model answered a turn the primary did not (once per turn).
+    LlmFellBack(FallbackNotice),
 }
 
 /// Where the time of one turn went, from the end of the caller's speech.

@@ -84,6 +84,8 @@ pub(super) struct Reply {
     pub first_audio_at: Option<Instant>,
     /// Lines written before tool calls, waiting to be played for the transcript.
     pub written: Vec<WrittenLine>,
+    /// The fallback model answered one of its rounds (recorded once per reply).
+    pub fell_back: bool,
 }
 
 impl Reply {
@@ -107,6 +109,7 @@ impl Reply {
             clock,
             first_audio_at: None,
             written: Vec::new(),
+            fell_back: false,
         }
     }
 

@@ -81,6 +81,15 @@ impl Flow {
                     }
                     Ok(LlmEvent::Done { .. }) => std::mem::take(text),
                     Ok(LlmEvent::ToolCall { .. }) => return,
+                    Ok(LlmEvent::FellBack(notice)) => {
+                        tracing::warn!(
+                            primary = %notice.primary,
+                            fallback = %notice.fallback,
+                            reason = %notice.reason.describe(),
+                            "the workflow's line is written by the fallback model"
+                        );
+                        return;
+                    }
                     Err(error) => {
                         tracing::warn!(%error, "the workflow's model could not write a line");
                         GENERATION_FALLBACK.to_owned()

@@ -397,6 +397,8 @@ impl Talk {
                         provider: Some(provider.to_string()),
                         error: error.to_string(),
                         fallback: Some("batch".to_owned()),
+                        fallback_provider: None,
+                        timeout_ms: None,
                         extra: Extra::new(),
                     }))
             }
@@ -527,9 +529,20 @@ fn record(event: ConversationEvent) -> CallEventData {
                 provider: None,
                 error,
                 fallback: None,
+                fallback_provider: None,
+                timeout_ms: None,
                 extra: Extra::new(),
             })
         }
+        ConversationEvent::LlmFellBack(notice) => CallEventData::ProviderFailed(ProviderFailed {
+            stage: "llm".to_owned(),
+            provider: Some(notice.primary),
+            error: notice.reason.describe(),
+            fallback: Some("llm_fallback".to_owned()),
+            fallback_provider: Some(notice.fallback),
+            timeout_ms: notice.reason.timeout_ms(),
+            extra: Extra::new(),
+        }),
         ConversationEvent::Reprompt => CallEventData::Reprompt(NoDetails::default()),
     }
 }

@@ -304,6 +304,17 @@ fn fallback_pair(primary: &FakeLlmServer, backup: &FakeLlmServer) -> FallbackMod
     )
 }
 
+/// The switches a stream announced.
+fn notices(events: &[Result<LlmEvent, LlmError>]) -> Vec<FallbackNotice> {
+    events
+        .iter()
+        .filter_map(|e| match e {
+            Ok(LlmEvent::FellBack(notice)) => Some(notice.clone()),
+            _ => None,
+        })
+        .collect()
+}
+
 #[tokio::test]
 async fn fallback_answers_when_the_primary_fails() {
     let primary = FakeLlmServer::openai().await.expect("fake starts");
@@ -316,6 +327,18 @@ async fn fallback_answers_when_the_primary_fails() {
     let seen = &backup.requests()[0];
     assert_eq!(seen.body["model"], "backup-model");
     assert_eq!(seen.body["system"], "You are the front desk of Acme.");
+    let notices = notices(&events);
+    assert_eq!(notices.len(), 1, "one switch announced: {events:?}");
+    assert_eq!(notices[0].primary, "openai/test-model");
+    assert_eq!(notices[0].fallback, "anthropic/backup-model");
+    let FallbackReason::Failed(error) = &notices[0].reason else {
+        panic!("the primary's error is the reason: {:?}", notices[0].reason);
+    };
+    assert!(error.contains("503"), "{error}");
+    assert!(
+        matches!(events.first(), Some(Ok(LlmEvent::FellBack(_)))),
+        "announced before the fallback speaks: {events:?}"
+    );
 }
 
 #[tokio::test]
@@ -332,6 +355,58 @@ async fn fallback_answers_and_the_primary_is_cancelled_when_it_is_slow() {
         .expect("primary ended");
     assert_eq!(seen.outcome, StreamOutcome::ClientGone);
     assert_eq!(seen.tokens_sent, 0);
+    let notices = notices(&events);
+    assert_eq!(notices.len(), 1, "one switch announced: {events:?}");
+    assert_eq!(
+        notices[0].reason,
+        FallbackReason::FirstTokenTimeout { after: BUDGET }
+    );
+    assert_eq!(notices[0].reason.timeout_ms(), Some(200));
+}
+
+#[tokio::test]
+async fn a_primary_whose_own_client_timed_out_first_is_recorded_as_a_timeout() {
+    let primary = FakeLlmServer::openai().await.expect("fake starts");
+    let backup = FakeLlmServer::anthropic().await.expect("fake starts");
+    primary.push_reply(FakeReply::text("Too slow.").with_first_token_delay(SLOW));
+    backup.push_reply(FakeReply::text("Quick answer."));
+    // The client gives up at half the fallback's budget: its error is a timeout too.
+    let mut config = OpenAiConfig::new(primary.base_url(), None);
+    config.timeouts.first_token = BUDGET / 2;
+    let model = FallbackModel::new(
+        Arc::new(OpenAiModel::new(reqwest::Client::new(), config)),
+        Arc::new(anthropic(&backup)),
+        FallbackPolicy {
+            first_token_timeout: BUDGET,
+            fallback_model: None,
+        },
+    );
+    let events = collect(model.stream_chat(request())).await;
+    assert_eq!(text_of(&events), "Quick answer.");
+    let notices = notices(&events);
+    assert_eq!(notices.len(), 1, "{events:?}");
+    assert_eq!(
+        notices[0].reason,
+        FallbackReason::FirstTokenTimeout { after: BUDGET / 2 }
+    );
+    assert_eq!(notices[0].fallback, "anthropic/test-model");
+}
+
+#[tokio::test]
+async fn a_primary_error_reason_is_cut_short_for_the_record() {
+    let primary = FakeLlmServer::openai().await.expect("fake starts");
+    let backup = FakeLlmServer::anthropic().await.expect("fake starts");
+    let huge = "overloaded ".repeat(2_000);
+    primary.push_reply(FakeReply::status(500, &huge));
+    backup.push_reply(FakeReply::text("Backup speaking."));
+    let events = collect(fallback_pair(&primary, &backup).stream_chat(request())).await;
+    assert_eq!(text_of(&events), "Backup speaking.");
+    let notices = notices(&events);
+    assert_eq!(notices.len(), 1, "{events:?}");
+    let FallbackReason::Failed(error) = &notices[0].reason else {
+        panic!("an error reason: {:?}", notices[0].reason);
+    };
+    assert!(error.chars().count() <= FALLBACK_ERROR_CHARS + 1, "{error}");
 }
 
 #[tokio::test]
@@ -346,6 +421,7 @@ async fn fallback_is_not_used_once_the_primary_has_spoken() {
         Some(Err(LlmError::Interrupted { .. }))
     ));
     assert!(backup.requests().is_empty());
+    assert!(notices(&events).is_empty(), "no switch: {events:?}");
 }
 
 #[tokio::test]

@@ -4,13 +4,15 @@
 //! request) and the fallback answers the same request instead. Once the primary has emitted an
 //! event the caller may already be hearing it, so switching would repeat or contradict speech:
 //! from then on its errors pass through unchanged. That is the only retry this layer makes.
+//! A switch is announced in the stream itself ([`LlmEvent::FellBack`], before the fallback's
+//! first event) so the call can record which model answered and why.
 
 use std::sync::Arc;
 use std::time::Duration;
 
 use futures::StreamExt;
 
-use super::types::{ChatRequest, LlmError, LlmEvent};
+use super::types::{ChatRequest, FallbackNotice, FallbackReason, LlmError, LlmEvent};
 use super::{LanguageModel, LlmStream};
 
 /// When to give up on the primary.
@@ -73,45 +75,59 @@ struct Attempt {
 
 impl Attempt {
     async fn next_item(&mut self) -> Option<Result<LlmEvent, LlmError>> {
-        loop {
-            match std::mem::replace(&mut self.phase, Phase::Finished) {
-                Phase::Finished => return None,
-                Phase::Answering(mut stream) => {
-                    let item = stream.next().await;
-                    if item.is_some() {
+        match std::mem::replace(&mut self.phase, Phase::Finished) {
+            Phase::Finished => None,
+            Phase::Answering(mut stream) => {
+                let item = stream.next().await;
+                if item.is_some() {
+                    self.phase = Phase::Answering(stream);
+                }
+                item
+            }
+            Phase::Primary(mut stream) => {
+                let budget = self.policy.first_token_timeout;
+                let reason = match tokio::time::timeout(budget, stream.next()).await {
+                    Ok(Some(Ok(event))) => {
                         self.phase = Phase::Answering(stream);
+                        return Some(Ok(event));
                     }
-                    return item;
-                }
-                Phase::Primary(mut stream) => {
-                    let budget = self.policy.first_token_timeout;
-                    let reason = match tokio::time::timeout(budget, stream.next()).await {
-                        Ok(Some(Ok(event))) => {
-                            self.phase = Phase::Answering(stream);
-                            return Some(Ok(event));
-                        }
-                        Ok(Some(Err(LlmError::Cancelled))) => {
-                            return Some(Err(LlmError::Cancelled))
-                        }
-                        Ok(Some(Err(error))) => error.to_string(),
-                        Ok(None) => "the reply ended without any event".to_string(),
-                        Err(_) => format!("no first token within {budget:?}"),
-                    };
-                    drop(stream); // aborts the primary's request
-                    let mut request = self.request.take()?;
-                    if let Some(model) = &self.policy.fallback_model {
-                        request.model = model.clone();
+                    Ok(Some(Err(LlmError::Cancelled))) => return Some(Err(LlmError::Cancelled)),
+                    // The client's own first-token budget (the same setting) may run out
+                    // first: a timeout either way.
+                    Ok(Some(Err(LlmError::FirstTokenTimeout { after, .. }))) => {
+                        FallbackReason::FirstTokenTimeout { after }
                     }
-                    tracing::warn!(
-                        primary = self.primary_name,
-                        fallback = self.fallback.provider(),
-                        %reason,
-                        "language model falling back"
-                    );
-                    self.phase = Phase::Answering(self.fallback.stream_chat(request));
-                }
+                    Ok(Some(Err(error))) => FallbackReason::failed(&error),
+                    Ok(None) => FallbackReason::Empty,
+                    Err(_) => FallbackReason::FirstTokenTimeout { after: budget },
+                };
+                drop(stream); // aborts the primary's request
+                self.switch(reason)
             }
         }
+    }
+
+    /// Starts the fallback on the request and announces the switch, which comes out of the
+    /// stream before the fallback's first event.
+    fn switch(&mut self, reason: FallbackReason) -> Option<Result<LlmEvent, LlmError>> {
+        let mut request = self.request.take()?;
+        let primary = format!("{}/{}", self.primary_name, request.model);
+        if let Some(model) = &self.policy.fallback_model {
+            request.model = model.clone();
+        }
+        let fallback = format!("{}/{}", self.fallback.provider(), request.model);
+        tracing::warn!(
+            %primary,
+            %fallback,
+            reason = %reason.describe(),
+            "language model falling back"
+        );
+        self.phase = Phase::Answering(self.fallback.stream_chat(request));
+        Some(Ok(LlmEvent::FellBack(FallbackNotice {
+            primary,
+            fallback,
+            reason,
+        })))
     }
 }
 

@@ -37,7 +37,8 @@ pub use rules::RulesModel;
 pub use sentences::SentenceSplitter;
 pub use tools::{ToolEndpoint, ToolError, ToolOutput, ToolRunner};
 pub use types::{
-    ChatMessage, ChatRequest, FinishReason, LlmError, LlmEvent, ToolCall, ToolDefinition, Usage,
+    ChatMessage, ChatRequest, FallbackNotice, FallbackReason, FinishReason, LlmError, LlmEvent,
+    ToolCall, ToolDefinition, Usage, FALLBACK_ERROR_CHARS,
 };
 
 /// A streamed reply: events until `Done`, or an error, then the end. Drop it to cancel.

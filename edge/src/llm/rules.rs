@@ -200,7 +200,7 @@ mod tests {
                 LlmEvent::ToolCall {
                     name, arguments, ..
                 } => calls.push((name, arguments)),
-                LlmEvent::Done { .. } => {}
+                LlmEvent::Done { .. } | LlmEvent::FellBack(_) => {}
             }
         }
         (text, calls)

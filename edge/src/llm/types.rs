@@ -170,6 +170,68 @@ pub enum LlmEvent {
         /// Token counts, if reported.
         usage: Option<Usage>,
     },
+    /// The primary model was dropped and a fallback answers this request instead; comes before
+    /// the fallback's first event. The model cannot reach the call, so the call's record learns
+    /// of the switch through its stream.
+    FellBack(FallbackNotice),
+}
+
+/// Which model gave way to which, and why: what the call's record shows for a turn that
+/// another model answered.
+#[derive(Debug, Clone, PartialEq)]
+pub struct FallbackNotice {
+    /// The primary, as `provider/model` (`openai/gpt-4o-mini`).
+    pub primary: String,
+    /// The model that answers instead, as `provider/model`.
+    pub fallback: String,
+    /// Why the primary was dropped.
+    pub reason: FallbackReason,
+}
+
+/// Why the primary model was dropped for a request.
+#[derive(Debug, Clone, PartialEq)]
+pub enum FallbackReason {
+    /// Nothing came within the first-token budget.
+    FirstTokenTimeout {
+        /// The budget that ran out.
+        after: Duration,
+    },
+    /// It failed before emitting anything (the error's text, bounded).
+    Failed(String),
+    /// It ended without emitting anything.
+    Empty,
+}
+
+/// The longest error text a [`FallbackReason::Failed`] keeps: enough to name the cause, short
+/// enough for a call's record.
+pub const FALLBACK_ERROR_CHARS: usize = 300;
+
+impl FallbackReason {
+    /// The reason for `error`, its text cut to [`FALLBACK_ERROR_CHARS`].
+    pub fn failed(error: &LlmError) -> Self {
+        Self::Failed(excerpt(&error.to_string(), FALLBACK_ERROR_CHARS))
+    }
+
+    /// The reason in words, for the call's record and the logs.
+    pub fn describe(&self) -> String {
+        match self {
+            Self::FirstTokenTimeout { after } => {
+                format!("timeout: no first token within {} ms", after.as_millis())
+            }
+            Self::Failed(error) => format!("error: {error}"),
+            Self::Empty => "error: the reply ended without any event".to_owned(),
+        }
+    }
+
+    /// The budget that ran out, in ms, when that was the reason.
+    pub fn timeout_ms(&self) -> Option<u64> {
+        match self {
+            Self::FirstTokenTimeout { after } => {
+                Some(u64::try_from(after.as_millis()).unwrap_or(u64::MAX))
+            }
+            Self::Failed(_) | Self::Empty => None,
+        }
+    }
 }
 
 impl From<ToolCall> for LlmEvent {
@@ -292,6 +354,26 @@ mod tests {
         assert_eq!(json["role"], "assistant");
         let back: ChatMessage = serde_json::from_value(json).expect("parses");
         assert_eq!(back, message);
+    }
+
+    #[test]
+    fn a_fallback_reason_says_timeout_or_error_and_keeps_errors_short() {
+        let timeout = FallbackReason::FirstTokenTimeout {
+            after: Duration::from_millis(800),
+        };
+        assert_eq!(timeout.describe(), "timeout: no first token within 800 ms");
+        assert_eq!(timeout.timeout_ms(), Some(800));
+        let long = LlmError::Status {
+            provider: "openai",
+            status: 500,
+            body: "x".repeat(5_000),
+        };
+        let failed = FallbackReason::failed(&long);
+        assert!(failed
+            .describe()
+            .starts_with("error: the openai model answered HTTP 500"));
+        assert!(failed.describe().chars().count() <= FALLBACK_ERROR_CHARS + "error: …".len());
+        assert_eq!(failed.timeout_ms(), None);
     }
 
     #[test]

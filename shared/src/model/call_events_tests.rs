@@ -148,6 +148,12 @@ fn fixtures() -> Vec<(&'static str, Value)> {
             json!({"stage": "stt_stream", "provider": "deepgram",
             "error": "closed", "fallback": "batch"}),
         ),
+        (
+            "call.provider_failed",
+            json!({"stage": "llm", "provider": "openai/gpt-4o-mini",
+            "error": "timeout: no first token within 800 ms", "fallback": "llm_fallback",
+            "fallback_provider": "anthropic/claude-haiku-4-5", "timeout_ms": 800}),
+        ),
         ("call.reprompt", json!({})),
         (
             "call.stt_stream",

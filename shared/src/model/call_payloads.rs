@@ -463,15 +463,28 @@ pub struct ToolRun {
 }
 
 /// `call.provider_failed`: a speech or model provider that failed during the call.
+///
+/// The same kind records a turn the agent's `llm_fallback` answered (`stage: "llm"`,
+/// `fallback: "llm_fallback"`), so a customer reading the record sees which model spoke and
+/// why; the two fields that only that case fills are optional, so older edges and control
+/// planes keep reading and writing the shapes they know.
 #[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
 pub struct ProviderFailed {
     pub stage: String,
+    /// The provider that failed (`deepgram`; `openai/gpt-4o-mini` for a model).
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub provider: Option<String>,
     pub error: String,
-    /// What the call fell back to (`batch`).
+    /// What the call fell back to (`batch`, `llm_fallback`).
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub fallback: Option<String>,
+    /// Who answered instead (`anthropic/claude-haiku-4-5`), when that is another provider.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub fallback_provider: Option<String>,
+    /// Set when the provider was dropped for being slower than this budget to its first
+    /// token (rather than for an error).
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub timeout_ms: Option<u64>,
     #[serde(flatten)]
     pub extra: Extra,
 }

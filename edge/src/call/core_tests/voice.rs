@@ -9,7 +9,7 @@ use crate::call::conversation::tests::done;
 use crate::call::conversation::Lines;
 use crate::call::pipeline::PipelineInput;
 use crate::call::provider_request::{ProviderRequest, ProviderResult};
-use crate::llm::{ChatMessage, FinishReason, LlmError, LlmEvent};
+use crate::llm::{ChatMessage, FallbackNotice, FallbackReason, FinishReason, LlmError, LlmEvent};
 
 fn is_transcribe(r: &ProviderRequest) -> bool {
     matches!(r, ProviderRequest::Transcribe { .. })
@@ -307,6 +307,77 @@ fn a_failing_model_is_apologised_for_and_the_call_goes_on() {
         .any(|(_, e)| matches!(e, CallEventData::ProviderFailed(f) if f.stage == "llm")));
     assert!(sim.ended.is_none(), "the call goes on");
     assert!(sim.dialogs.is_empty());
+}
+
+/// A call whose model fell back with `reason` before saying "Nine to five.": what the call
+/// recorded about it, as the JSON the control plane stores.
+fn fell_back_turn(reason: FallbackReason) -> (Sim, Vec<serde_json::Value>) {
+    let mut sim = Sim::start(&agent(serde_json::json!({})), None);
+    sim.answers
+        .transcripts
+        .push_back(Ok("When are you open?".into()));
+    let notice = LlmEvent::FellBack(FallbackNotice {
+        primary: "openai/gpt-4o-mini".into(),
+        fallback: "anthropic/claude-haiku-4-5".into(),
+        reason,
+    });
+    let mut completion = vec![(Duration::from_millis(300), Ok(notice))];
+    completion.extend(says(100, "Nine to five."));
+    sim.answers.completions.push_back(completion);
+    sim.say(600);
+    sim.run_for(4000);
+    let recorded = sim
+        .events
+        .iter()
+        .filter(|(_, e)| e.kind() == "call.provider_failed")
+        .map(|(_, e)| e.to_payload())
+        .collect();
+    (sim, recorded)
+}
+
+#[test]
+fn a_primary_model_that_timed_out_is_on_the_record_and_the_fallbacks_reply_heard() {
+    let (sim, recorded) = fell_back_turn(FallbackReason::FirstTokenTimeout {
+        after: Duration::from_millis(800),
+    });
+    assert_eq!(spoken(&sim), ["Nine to five."]);
+    assert!(
+        sim.first_sound_after(sim.t0).is_some(),
+        "the reply is heard"
+    );
+    assert_eq!(
+        recorded,
+        [serde_json::json!({
+            "stage": "llm",
+            "provider": "openai/gpt-4o-mini",
+            "error": "timeout: no first token within 800 ms",
+            "fallback": "llm_fallback",
+            "fallback_provider": "anthropic/claude-haiku-4-5",
+            "timeout_ms": 800,
+        })]
+    );
+    assert!(sim.ended.is_none(), "the call goes on");
+}
+
+#[test]
+fn a_primary_model_that_failed_is_on_the_record_with_its_error() {
+    let error = LlmError::Status {
+        provider: "openai",
+        status: 503,
+        body: "overloaded".into(),
+    };
+    let (sim, recorded) = fell_back_turn(FallbackReason::failed(&error));
+    assert_eq!(spoken(&sim), ["Nine to five."]);
+    assert_eq!(
+        recorded,
+        [serde_json::json!({
+            "stage": "llm",
+            "provider": "openai/gpt-4o-mini",
+            "error": "error: the openai model answered HTTP 503: overloaded",
+            "fallback": "llm_fallback",
+            "fallback_provider": "anthropic/claude-haiku-4-5",
+        })]
+    );
 }
 
 #[test]
