@@ -95,6 +95,8 @@ pub struct Flow {
     /// Characters every pipeline of the call (the flow's and its agents') sent to speech
     /// synthesis, heard or not.
     synthesized_chars: u64,
+    /// Records waiting for the next [`drive`](Self::drive) (a line the fallback model wrote).
+    noticed: Vec<CallEventData>,
 }
 
 impl Flow {
@@ -181,6 +183,7 @@ impl Flow {
             hangup: None,
             requests: std::collections::VecDeque::new(),
             synthesized_chars: 0,
+            noticed: Vec::new(),
         };
         flow.executor.start(now);
         Ok(flow)
@@ -291,6 +294,7 @@ impl Flow {
                 None => self.executor.handle_event(now, WorkflowEvent::Spoken),
             }
         }
+        out.append(&mut self.noticed);
         self.carry_out(now, media, out);
         while let Some(step) = self.executor.poll_step() {
             out.push(CallEventData::WorkflowStep(step));

@@ -88,6 +88,8 @@ impl Flow {
                             reason = %notice.reason.describe(),
                             "the workflow's line is written by the fallback model"
                         );
+                        self.noticed
+                            .push(crate::call::talk::fallback_record(notice));
                         return;
                     }
                     Err(error) => {

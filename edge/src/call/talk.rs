@@ -21,7 +21,7 @@ use super::media::{CallMedia, FRAME_SAMPLES};
 use super::pipeline::{PipelineInput, ToolTarget};
 use super::prompt::PromptVariables;
 use super::provider_request::{PipelineId, ProviderRequest, ProviderResult, Voice};
-use crate::llm::{ToolDefinition, ToolEndpoint};
+use crate::llm::{FallbackNotice, ToolDefinition, ToolEndpoint};
 use crate::media::turn::{TurnConfig, TurnEvent};
 use crate::voice::{AgentVoice, VoiceConfigError, VoiceFactory};
 use freya_shared::model::AgentSpec;
@@ -534,15 +534,21 @@ fn record(event: ConversationEvent) -> CallEventData {
                 extra: Extra::new(),
             })
         }
-        ConversationEvent::LlmFellBack(notice) => CallEventData::ProviderFailed(ProviderFailed {
-            stage: "llm".to_owned(),
-            provider: Some(notice.primary),
-            error: notice.reason.describe(),
-            fallback: Some("llm_fallback".to_owned()),
-            fallback_provider: Some(notice.fallback),
-            timeout_ms: notice.reason.timeout_ms(),
-            extra: Extra::new(),
-        }),
+        ConversationEvent::LlmFellBack(notice) => fallback_record(notice),
         ConversationEvent::Reprompt => CallEventData::Reprompt(NoDetails::default()),
     }
+}
+
+/// The record of a turn the fallback model answered (`call.provider_failed` naming the primary,
+/// the fallback and why), for an agent's turns and a workflow's lines alike.
+pub(super) fn fallback_record(notice: FallbackNotice) -> CallEventData {
+    CallEventData::ProviderFailed(ProviderFailed {
+        stage: "llm".to_owned(),
+        provider: Some(notice.primary),
+        error: notice.reason.describe(),
+        fallback: Some("llm_fallback".to_owned()),
+        fallback_provider: Some(notice.fallback),
+        timeout_ms: notice.reason.timeout_ms(),
+        extra: Extra::new(),
+    })
 }

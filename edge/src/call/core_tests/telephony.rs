@@ -5,12 +5,12 @@ use std::time::Duration;
 use freya_shared::model::{CallEventData, EndReason, HangupBy};
 use freya_shared::snapshot::WorkflowConfig;
 
-use super::harness::{agent, says, Sim};
+use super::harness::{agent, says, Answers, Sim};
 use crate::call::core::CallRequest;
 use crate::call::provider_request::ProviderRequest;
 use crate::call::responder::PinnedWorkflow;
 use crate::call::task::CallSignal;
-use crate::llm::{FinishReason, LlmEvent};
+use crate::llm::{FallbackNotice, FallbackReason, FinishReason, LlmEvent};
 use crate::sip::endpoint::TransferProgress;
 use crate::sip::sdp::Direction;
 
@@ -374,5 +374,70 @@ fn an_agent_node_speaks_on_its_own_pipeline_which_is_closed_when_it_hands_the_ca
         loud,
         600 / 20,
         "only the goodbye's 600 ms after the agent's pipeline closed"
+    );
+}
+
+/// A workflow whose first line the flow's model writes, from a prompt.
+fn greeting_written_by_the_model() -> PinnedWorkflow {
+    let definition = serde_json::json!({"name": "Written", "start": "hi",
+    "voice": {"tts": {"provider": "espeak"},
+              "stt": {"provider": "openai", "base_url": "http://127.0.0.1:9/v1", "api_key": "k"},
+              "llm": {"provider": "openai", "base_url": "http://127.0.0.1:9/v1", "api_key": "k"}},
+    "nodes": [
+     {"id": "hi", "type": "say", "prompt": "Greet the caller warmly", "next": "bye"},
+     {"id": "bye", "type": "end"}
+    ]});
+    PinnedWorkflow {
+        config: WorkflowConfig {
+            id: "wf-3".into(),
+            workspace_id: "ws-1".into(),
+            version: 1,
+            definition: serde_json::from_value(definition).expect("workflow"),
+        },
+        agents: Vec::new(),
+    }
+}
+
+#[test]
+fn a_workflow_line_the_fallback_model_wrote_is_on_the_record_and_spoken() {
+    let notice = LlmEvent::FellBack(FallbackNotice {
+        primary: "openai/gpt-4o-mini".into(),
+        fallback: "anthropic/claude-haiku-4-5".into(),
+        reason: FallbackReason::FirstTokenTimeout {
+            after: Duration::from_millis(800),
+        },
+    });
+    let mut completion = vec![(Duration::from_millis(800), Ok(notice))];
+    completion.extend(says(100, "Hello there!"));
+    // The flow asks for its line as it starts: the answer is ready before.
+    let mut answers = Answers::default();
+    answers.completions.push_back(completion);
+    let mut sim = Sim::start_with(
+        &agent(serde_json::json!({})),
+        Some(&greeting_written_by_the_model()),
+        answers,
+    );
+    sim.run_for(4000);
+    let recorded: Vec<_> = sim
+        .events
+        .iter()
+        .filter(|(_, e)| e.kind() == "call.provider_failed")
+        .map(|(_, e)| e.to_payload())
+        .collect();
+    assert_eq!(
+        recorded,
+        [serde_json::json!({
+            "stage": "llm",
+            "provider": "openai/gpt-4o-mini",
+            "error": "timeout: no first token within 800 ms",
+            "fallback": "llm_fallback",
+            "fallback_provider": "anthropic/claude-haiku-4-5",
+            "timeout_ms": 800,
+        })]
+    );
+    assert!(
+        spoken(&sim).iter().any(|line| line == "Hello there!"),
+        "the fallback's line is spoken: {:?}",
+        spoken(&sim)
     );
 }
