@@ -217,7 +217,7 @@ impl Edge {
             http: http_client,
             webhooks: metrics.twilio_webhooks.clone(),
         };
-        let app = crate::http::router(state.clone(), metrics.clone(), cluster_view)
+        let app = crate::http::router(state.clone(), metrics.clone(), cluster_view.clone())
             .merge(crate::twilio::webhook::router(twilio.clone()));
         tasks.spawn(crate::serve::serve_http(
             LimitedListener {
@@ -254,6 +254,11 @@ impl Edge {
                 max_unconfirmed_per_source: config.sip.max_unconfirmed_per_source,
             },
             refused: metrics.sip_invites_refused.clone(),
+            redirects: crate::sip::transport::redirect::Redirects {
+                cluster: cluster_view.clone(),
+                region: Arc::from(config.region.as_str()),
+                counter: metrics.sip_invites_redirected.clone(),
+            },
             queue_full: metrics.sip_call_queue_full.clone(),
         };
         tasks.spawn(sip.run(shutdown.clone()));

@@ -21,6 +21,7 @@ mod icmp;
 mod legs;
 mod placing;
 mod records;
+pub(crate) mod redirect;
 mod refusal;
 mod signals;
 mod tcp;
@@ -77,6 +78,8 @@ pub struct SipService {
     pub slots: SlotLimits,
     /// `freya_edge_sip_invites_refused_total`.
     pub refused: RefusalCounter,
+    /// Where a call this edge will not take can go instead (`redirect.rs`).
+    pub redirects: redirect::Redirects,
     /// `freya_edge_sip_call_queue_full_total`.
     pub queue_full: CallQueueCounter,
 }
@@ -117,6 +120,7 @@ struct SipTask {
     rate: InviteRateLimiter,
     slots: CallSlots,
     refusals: Refusals,
+    redirects: redirect::Redirects,
     /// Live calls' signal channels by dialog (the SIP Call-ID).
     calls: CallSignals,
     /// An inbound call's dialog by its record id, which is how the control plane names it.
@@ -158,6 +162,7 @@ impl SipTask {
             invite_rate,
             slots,
             refused,
+            redirects,
             queue_full,
         } = service;
         // ICMP errors for our INVITEs and in-dialog requests fail them at once (`icmp.rs`).
@@ -182,6 +187,7 @@ impl SipTask {
             rate: InviteRateLimiter::new(invite_rate),
             slots: CallSlots::new(slots),
             refusals: Refusals::new(refused),
+            redirects,
             calls: CallSignals::new(queue_full),
             records: HashMap::new(),
             ringing: HashMap::new(),
