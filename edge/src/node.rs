@@ -46,7 +46,12 @@ pub struct Edge {
     events: mpsc::Sender<CallEvent>,
     shutdown: CancellationToken,
     tasks: JoinSet<()>,
+    /// How long calls may continue once the edge drains (`drain.deadline_seconds`).
+    drain_deadline: Duration,
 }
+
+/// How often a draining edge looks whether its last call has ended.
+const DRAIN_POLL: Duration = Duration::from_millis(100);
 
 /// Events waiting to be spooled; a full queue makes call tasks wait (events are never dropped).
 const EVENT_QUEUE: usize = 1024;
@@ -303,6 +308,7 @@ impl Edge {
             events,
             shutdown,
             tasks,
+            drain_deadline: Duration::from_secs(u64::from(config.drain.deadline_seconds)),
         })
     }
 
@@ -314,6 +320,36 @@ impl Edge {
     /// A token that stops this edge when cancelled.
     pub fn shutdown_token(&self) -> CancellationToken {
         self.shutdown.clone()
+    }
+
+    /// Drains, then stops — what SIGTERM does, so that a rolling restart loses no call: the
+    /// edge says `draining` in its gossip health (peers stop choosing it) and redirects new
+    /// INVITEs to peers; calls in progress continue until they end or `drain.deadline_seconds`
+    /// passes, when those left are hung up (`edge_shutdown`); then the edge leaves the cluster
+    /// (peers mark it down at once) and its tasks stop. `stop` cuts the wait short.
+    pub async fn drain_and_stop(self, stop: CancellationToken) {
+        self.state.set_draining(true);
+        let deadline = tokio::time::Instant::now() + self.drain_deadline;
+        tracing::info!(
+            active_calls = self.state.active_calls(),
+            deadline_seconds = self.drain_deadline.as_secs(),
+            "draining before the stop"
+        );
+        while self.state.active_calls() > 0 && tokio::time::Instant::now() < deadline {
+            tokio::select! {
+                _ = tokio::time::sleep(DRAIN_POLL) => {}
+                _ = stop.cancelled() => break,
+                _ = self.shutdown.cancelled() => break,
+            }
+        }
+        let left = self.state.active_calls();
+        if left > 0 {
+            tracing::warn!(
+                calls = left,
+                "drain over with calls in progress: ending them"
+            );
+        }
+        self.stop().await;
     }
 
     /// Stops every task of this edge.
