@@ -322,6 +322,30 @@ async fn a_full_edge_redirects_to_a_live_peer_never_twice_and_refuses_when_all_a
     })
     .await;
 
+    // The load tester follows a 302 once and counts it: its call to the full edge is answered
+    // by the peer with room, and hangs up after two seconds. (Its INVITE comes from 127.0.0.1,
+    // whose one INVITE a second the full edge took for the first call: wait out the token.)
+    tokio::time::sleep(Duration::from_millis(1_100)).await;
+    let report = dir.path().join("loadtest.json");
+    let sip_target = sip_of(2).to_string();
+    let loadtest = tokio::process::Command::new(env!("CARGO_BIN_EXE_freya"))
+        .args(["loadtest", "--target", &sip_target, "--number", &number])
+        .args(["--calls", "1", "--duration", "2", "--quiet", "--json"])
+        .arg(&report)
+        .stdout(Stdio::null())
+        .stderr(Stdio::null())
+        .kill_on_drop(true)
+        .status();
+    let status = tokio::time::timeout(Duration::from_secs(60), loadtest)
+        .await
+        .expect("the load test ends")
+        .expect("the load test runs");
+    assert!(status.success(), "{status}");
+    let summary: Value =
+        serde_json::from_slice(&std::fs::read(&report).expect("report")).expect("JSON");
+    assert_eq!(summary["redirects"], 1, "{summary}");
+    assert_eq!(summary["succeeded"], 1, "{summary}");
+
     // Attack: an INVITE forged as already redirected is not redirected again, though a peer
     // still has room.
     let forger = Invite::from("127.0.0.12", "route-call-3").await;
