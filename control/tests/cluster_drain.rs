@@ -1,8 +1,9 @@
 //! Draining with real processes: `freya dev --edges 3`, the third edge restarted from its
 //! config file with `drain.deadline_seconds = 3`, carrying one call, gets SIGTERM. It says
 //! `draining` in its gossip health, answers a new INVITE with 302 to a live peer, keeps the call
-//! until the deadline ends it (the caller gets the BYE), leaves the cluster — its peers mark it
-//! down from its goodbye, without suspecting it first as they would a crashed edge — and exits 0.
+//! until the deadline ends it (the caller gets the BYE; the record ends as `edge_shutdown`, the
+//! edge's own word, published before it leaves), leaves the cluster — its peers mark it down
+//! from its goodbye, without suspecting it first as they would a crashed edge — and exits 0.
 
 mod support;
 
@@ -228,6 +229,25 @@ async fn sigterm_drains_redirects_ends_calls_at_the_deadline_leaves_and_exits_0(
     // The deadline ends the call: the caller gets the edge's BYE.
     let bye = recv_sip(&call.sip, "BYE", LIMIT).await;
     assert!(bye.contains("drain-call-1"), "{bye}");
+    // The caller answers it, as a phone does: the edge then knows the call is over.
+    let echoed: String = bye
+        .lines()
+        .filter(|l| {
+            let name = l
+                .split(':')
+                .next()
+                .unwrap_or_default()
+                .trim()
+                .to_ascii_lowercase();
+            ["via", "from", "to", "call-id", "cseq"].contains(&name.as_str())
+        })
+        .map(|l| format!("{l}\r\n"))
+        .collect();
+    let ok = format!("SIP/2.0 200 OK\r\n{echoed}Content-Length: 0\r\n\r\n");
+    call.sip
+        .send_to(ok.as_bytes(), sip_of(2))
+        .await
+        .expect("200 to the BYE");
 
     // Down at both peers from its goodbye: never suspected on the way, as a crash would be.
     let seen = std::sync::Mutex::new(Vec::new());
@@ -254,4 +274,30 @@ async fn sigterm_drains_redirects_ends_calls_at_the_deadline_leaves_and_exits_0(
     })
     .await;
     assert!(status.success(), "{status:?}");
+
+    // The call's record ends as the edge ended it, not as `edge_lost` from its peers' report:
+    // the drain published the end before the edge left.
+    let api = info["api_url"].as_str().expect("api_url").to_owned();
+    let key = info["api_key"].as_str().expect("api_key").to_owned();
+    let record = eventually(LIMIT, "the call's record to end", || {
+        let (api, key, victim) = (api.clone(), key.clone(), victim.clone());
+        async move {
+            let calls: Value = reqwest::Client::new()
+                .get(format!("{api}/v1/calls"))
+                .bearer_auth(&key)
+                .send()
+                .await
+                .ok()?
+                .json()
+                .await
+                .ok()?;
+            calls["data"]
+                .as_array()?
+                .iter()
+                .find(|c| c["edge_id"] == victim.as_str() && c["ended_at"].is_string())
+                .cloned()
+        }
+    })
+    .await;
+    assert_eq!(record["end_reason"], "edge_shutdown", "{record}");
 }

@@ -27,7 +27,7 @@ use crate::metrics::EdgeMetrics;
 use crate::recordings::RecordingOutbox;
 use crate::serve::LimitedListener;
 use crate::sip::sdp::Codec;
-use crate::sip::transport::SipService;
+use crate::sip::transport::{SipCommand, SipService};
 use crate::state::EdgeState;
 use crate::twilio::ticket::{TicketKey, UsedTickets};
 use crate::twilio::TwilioEdge;
@@ -48,7 +48,14 @@ pub struct Edge {
     tasks: JoinSet<()>,
     /// How long calls may continue once the edge drains (`drain.deadline_seconds`).
     drain_deadline: Duration,
+    /// The SIP task's commands: a drain's deadline ends the calls left through it.
+    sip_commands: mpsc::Sender<SipCommand>,
+    /// Events written but not yet acknowledged by the control plane (`events_spooled`).
+    events_spooled: prometheus_client::metrics::gauge::Gauge,
 }
+
+/// Longest wait, after a drain's deadline ended the calls left, for their ends to be published.
+const DRAIN_FLUSH_LIMIT: Duration = Duration::from_secs(5);
 
 /// How often a draining edge looks whether its last call has ended.
 const DRAIN_POLL: Duration = Duration::from_millis(100);
@@ -116,6 +123,7 @@ impl Edge {
         let (sip_socket, sip_tcp) = bind_sip(&config.sip.addr).await?;
         let sip_addr = sip_socket.local_addr()?;
         let (sip_commands, sip_commands_rx) = mpsc::channel(SIP_COMMAND_QUEUE);
+        let sip_commands_for_drain = sip_commands.clone();
         let public_sip: SocketAddr = match &config.sip.public_addr {
             Some(public) => public.parse().context("sip.public_addr")?,
             None => sip_addr,
@@ -309,6 +317,8 @@ impl Edge {
             shutdown,
             tasks,
             drain_deadline: Duration::from_secs(u64::from(config.drain.deadline_seconds)),
+            sip_commands: sip_commands_for_drain,
+            events_spooled: metrics.events_spooled.clone(),
         })
     }
 
@@ -343,11 +353,28 @@ impl Edge {
             }
         }
         let left = self.state.active_calls();
-        if left > 0 {
+        if left > 0 && !stop.is_cancelled() {
             tracing::warn!(
                 calls = left,
                 "drain over with calls in progress: ending them"
             );
+            // Ended while the publisher runs, so the calls' own ends (`edge_shutdown`) reach
+            // the control plane before the edge leaves.
+            let _ = self.sip_commands.send(SipCommand::EndAll).await;
+            let flush = async {
+                while self.state.active_calls() > 0 {
+                    tokio::time::sleep(DRAIN_POLL).await;
+                }
+                // The last call's end travels from its task to the spool.
+                tokio::time::sleep(2 * DRAIN_POLL).await;
+                while self.events_spooled.get() > 0 {
+                    tokio::time::sleep(DRAIN_POLL).await;
+                }
+            };
+            tokio::select! {
+                _ = tokio::time::timeout(DRAIN_FLUSH_LIMIT, flush) => {}
+                _ = stop.cancelled() => {}
+            }
         }
         self.stop().await;
     }

@@ -287,6 +287,7 @@ impl SipTask {
                     self.pending.insert(call_id, placing);
                 }
             }
+            SipCommand::EndAll => self.end_all().await,
             SipCommand::Legs { call_id, command } => {
                 // Calls we placed use their record id as their Call-ID.
                 let dialog = self.records.get(&call_id).cloned().unwrap_or(call_id);
@@ -359,6 +360,27 @@ impl SipTask {
             DialogRequest::HangupLeg { dialog, leg } => self.hang_up_leg(&dialog, leg),
             // Reserving its port is async: `wake` dials it (`legs.rs`).
             DialogRequest::DialLeg(_) => {}
+        }
+    }
+
+    /// A drain's deadline: every live call is hung up as the control plane would ask (its task
+    /// sends the BYE and records `edge_shutdown`), ringing ones are refused; the task serves on.
+    async fn end_all(&mut self) {
+        let now = Instant::now();
+        for dialog in self.calls.live() {
+            if self
+                .calls
+                .hang_up(now, &dialog, EndReason::EdgeShutdown, true)
+            {
+                self.slots.release(&dialog);
+            }
+        }
+        for (call_id, ringing) in std::mem::take(&mut self.ringing) {
+            self.slots.release(&call_id);
+            let phrase = "Service Unavailable (edge draining)";
+            self.endpoint.reject(now, &call_id, 503, phrase, Some(5));
+            let reason = EndReason::EdgeShutdown;
+            records::record_unanswered(&self.services, &ringing.setup, reason).await;
         }
     }
 
