@@ -3,10 +3,13 @@
 # times (default 20) SIGKILLs the third edge, measures the time until every survivor's
 # `GET /cluster` shows it `down` and until the control plane's `GET /v1/edges` shows it
 # `offline` (polled every 10 ms), restarts it from its config file and waits until it is alive
-# again everywhere. Prints each round and the p50/p99 of both times.
+# again everywhere. Prints each round and the p50/p99 of both times. With SIGNAL=TERM the edge
+# is stopped with SIGTERM instead: it drains (no calls: at once), leaves the cluster and exits,
+# so the time is that of its goodbye rather than of detecting a crash.
 #
 #   loadtest/bench_detection.sh            # uses target/release/freya, else target/debug/freya
 #   FREYA_BIN=path/to/freya ROUNDS=20 loadtest/bench_detection.sh
+#   SIGNAL=TERM loadtest/bench_detection.sh
 set -euo pipefail
 
 root="$(cd "$(dirname "$0")/.." && pwd)"
@@ -86,9 +89,10 @@ def all_alive():
 
 wait("every edge alive", all_alive, 60)
 pid = victim["pid"]
+stop_signal = signal.SIGTERM if os.environ.get("SIGNAL") == "TERM" else signal.SIGKILL
 down_times, offline_times = [], []
 for n in range(rounds):
-    os.kill(pid, signal.SIGKILL)
+    os.kill(pid, stop_signal)
     killed = time.monotonic()
     down_at = {}
     offline_at = None

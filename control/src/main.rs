@@ -214,10 +214,12 @@ async fn run(command: Command) -> anyhow::Result<()> {
             let stop = stop_on_signal();
             let own = edge.shutdown_token();
             tokio::select! {
-                _ = stop.cancelled() => {}
-                _ = own.cancelled() => {}
+                _ = stop.cancelled() => {
+                    // SIGTERM drains (a second signal stops at once); the edge's own stop does not.
+                    edge.drain_and_stop(stop_on_signal()).await;
+                }
+                _ = own.cancelled() => edge.stop().await,
             }
-            edge.stop().await;
             Ok(())
         }
         Command::Loadtest { .. } | Command::Call { .. } | Command::Doctor { .. } => {

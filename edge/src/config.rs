@@ -46,6 +46,27 @@ pub struct EdgeConfig {
     /// Parties added to a call (a second leg: warm transfer, add participant).
     #[serde(default)]
     pub legs: LegsConfig,
+
+    /// How the edge stops on SIGTERM: new calls go to peers while its calls finish.
+    #[serde(default)]
+    pub drain: DrainConfig,
+}
+
+/// Draining before a stop. A key left out takes its value from `Default` below.
+#[derive(Debug, Clone, Deserialize)]
+#[serde(default, deny_unknown_fields)]
+pub struct DrainConfig {
+    /// How long calls in progress may continue after SIGTERM (or a drain) before the edge ends
+    /// them (`edge_shutdown`) and leaves; new INVITEs meanwhile get 302 to a peer (or 503).
+    pub deadline_seconds: u32,
+}
+
+impl Default for DrainConfig {
+    fn default() -> Self {
+        Self {
+            deadline_seconds: 300,
+        }
+    }
 }
 
 /// Limits on a call's added parties. A key left out takes its value from `Default` below.

@@ -22,6 +22,10 @@ pub(crate) struct EdgeMetrics {
     /// `freya_edge_sip_invites_refused_total{reason}`: new INVITEs answered with a refusal
     /// (`rate_limited`, `source_unconfirmed_share`, `unconfirmed_budget`, `capacity`, ...).
     pub sip_invites_refused: RefusalCounter,
+    /// `freya_edge_sip_invites_redirected_total{cause}`: new INVITEs answered 302 towards a
+    /// peer of the cluster (`capacity`, `draining`, `out_of_region`; see
+    /// `sip/transport/redirect.rs`).
+    pub sip_invites_redirected: RedirectCounter,
     /// `freya_edge_sip_call_queue_full_total{signal,action}`: signals the SIP task could not
     /// put in a call's full queue, `dropped` or left `waiting` (see `sip/transport/signals.rs`).
     pub sip_call_queue_full: CallQueueCounter,
@@ -41,6 +45,9 @@ pub type ClusterDropCounter = Family<Vec<(String, String)>, Counter>;
 /// Refused INVITEs by `reason` (see `call::admission::RefusalCause::label`).
 pub type RefusalCounter = Family<Vec<(String, String)>, Counter>;
 
+/// Redirected INVITEs by `cause` (see `cluster::routing::RedirectCause::label`).
+pub type RedirectCounter = Family<Vec<(String, String)>, Counter>;
+
 /// Signals for a call whose queue was full, by `signal` (`dtmf`, `hangup`, ...) and `action`
 /// (`dropped`, `waiting`).
 pub type CallQueueCounter = Family<Vec<(String, String)>, Counter>;
@@ -59,6 +66,7 @@ impl EdgeMetrics {
         let rtp_departure = departure_histogram();
         let rtp_foreign = Counter::default();
         let sip_invites_refused = RefusalCounter::default();
+        let sip_invites_redirected = RedirectCounter::default();
         let sip_call_queue_full = CallQueueCounter::default();
         let cluster_dropped = ClusterDropCounter::default();
         let cluster_members = ClusterMemberGauge::default();
@@ -110,6 +118,12 @@ impl EdgeMetrics {
             sip_invites_refused.clone(),
         );
         registry.register(
+            "sip_invites_redirected",
+            "New INVITEs answered 302 towards a live peer of the cluster, by cause: capacity, \
+             draining, out_of_region (the number's home region is elsewhere)",
+            sip_invites_redirected.clone(),
+        );
+        registry.register(
             "sip_call_queue_full",
             "Signals for a call (digits, hang-ups, hold, transfer news) that did not fit in its \
              full queue, by signal and action: dropped, or waiting for room (a hang-up always \
@@ -126,6 +140,7 @@ impl EdgeMetrics {
             rtp_departure,
             rtp_foreign,
             sip_invites_refused,
+            sip_invites_redirected,
             sip_call_queue_full,
             cluster_dropped,
             cluster_members,

@@ -27,7 +27,7 @@ use crate::metrics::EdgeMetrics;
 use crate::recordings::RecordingOutbox;
 use crate::serve::LimitedListener;
 use crate::sip::sdp::Codec;
-use crate::sip::transport::SipService;
+use crate::sip::transport::{SipCommand, SipService};
 use crate::state::EdgeState;
 use crate::twilio::ticket::{TicketKey, UsedTickets};
 use crate::twilio::TwilioEdge;
@@ -46,7 +46,19 @@ pub struct Edge {
     events: mpsc::Sender<CallEvent>,
     shutdown: CancellationToken,
     tasks: JoinSet<()>,
+    /// How long calls may continue once the edge drains (`drain.deadline_seconds`).
+    drain_deadline: Duration,
+    /// The SIP task's commands: a drain's deadline ends the calls left through it.
+    sip_commands: mpsc::Sender<SipCommand>,
+    /// Events written but not yet acknowledged by the control plane (`events_spooled`).
+    events_spooled: prometheus_client::metrics::gauge::Gauge,
 }
+
+/// Longest wait, after a drain's deadline ended the calls left, for their ends to be published.
+const DRAIN_FLUSH_LIMIT: Duration = Duration::from_secs(5);
+
+/// How often a draining edge looks whether its last call has ended.
+const DRAIN_POLL: Duration = Duration::from_millis(100);
 
 /// Events waiting to be spooled; a full queue makes call tasks wait (events are never dropped).
 const EVENT_QUEUE: usize = 1024;
@@ -111,6 +123,7 @@ impl Edge {
         let (sip_socket, sip_tcp) = bind_sip(&config.sip.addr).await?;
         let sip_addr = sip_socket.local_addr()?;
         let (sip_commands, sip_commands_rx) = mpsc::channel(SIP_COMMAND_QUEUE);
+        let sip_commands_for_drain = sip_commands.clone();
         let public_sip: SocketAddr = match &config.sip.public_addr {
             Some(public) => public.parse().context("sip.public_addr")?,
             None => sip_addr,
@@ -217,7 +230,7 @@ impl Edge {
             http: http_client,
             webhooks: metrics.twilio_webhooks.clone(),
         };
-        let app = crate::http::router(state.clone(), metrics.clone(), cluster_view)
+        let app = crate::http::router(state.clone(), metrics.clone(), cluster_view.clone())
             .merge(crate::twilio::webhook::router(twilio.clone()));
         tasks.spawn(crate::serve::serve_http(
             LimitedListener {
@@ -254,6 +267,11 @@ impl Edge {
                 max_unconfirmed_per_source: config.sip.max_unconfirmed_per_source,
             },
             refused: metrics.sip_invites_refused.clone(),
+            redirects: crate::sip::transport::redirect::Redirects {
+                cluster: cluster_view.clone(),
+                region: Arc::from(config.region.as_str()),
+                counter: metrics.sip_invites_redirected.clone(),
+            },
             queue_full: metrics.sip_call_queue_full.clone(),
         };
         tasks.spawn(sip.run(shutdown.clone()));
@@ -298,6 +316,9 @@ impl Edge {
             events,
             shutdown,
             tasks,
+            drain_deadline: Duration::from_secs(u64::from(config.drain.deadline_seconds)),
+            sip_commands: sip_commands_for_drain,
+            events_spooled: metrics.events_spooled.clone(),
         })
     }
 
@@ -309,6 +330,53 @@ impl Edge {
     /// A token that stops this edge when cancelled.
     pub fn shutdown_token(&self) -> CancellationToken {
         self.shutdown.clone()
+    }
+
+    /// Drains, then stops — what SIGTERM does, so that a rolling restart loses no call: the
+    /// edge says `draining` in its gossip health (peers stop choosing it) and redirects new
+    /// INVITEs to peers; calls in progress continue until they end or `drain.deadline_seconds`
+    /// passes, when those left are hung up (`edge_shutdown`); then the edge leaves the cluster
+    /// (peers mark it down at once) and its tasks stop. `stop` cuts the wait short.
+    pub async fn drain_and_stop(self, stop: CancellationToken) {
+        self.state.set_draining(true);
+        let deadline = tokio::time::Instant::now() + self.drain_deadline;
+        tracing::info!(
+            active_calls = self.state.active_calls(),
+            deadline_seconds = self.drain_deadline.as_secs(),
+            "draining before the stop"
+        );
+        while self.state.active_calls() > 0 && tokio::time::Instant::now() < deadline {
+            tokio::select! {
+                _ = tokio::time::sleep(DRAIN_POLL) => {}
+                _ = stop.cancelled() => break,
+                _ = self.shutdown.cancelled() => break,
+            }
+        }
+        let left = self.state.active_calls();
+        if left > 0 && !stop.is_cancelled() {
+            tracing::warn!(
+                calls = left,
+                "drain over with calls in progress: ending them"
+            );
+            // Ended while the publisher runs, so the calls' own ends (`edge_shutdown`) reach
+            // the control plane before the edge leaves.
+            let _ = self.sip_commands.send(SipCommand::EndAll).await;
+            let flush = async {
+                while self.state.active_calls() > 0 {
+                    tokio::time::sleep(DRAIN_POLL).await;
+                }
+                // The last call's end travels from its task to the spool.
+                tokio::time::sleep(2 * DRAIN_POLL).await;
+                while self.events_spooled.get() > 0 {
+                    tokio::time::sleep(DRAIN_POLL).await;
+                }
+            };
+            tokio::select! {
+                _ = tokio::time::timeout(DRAIN_FLUSH_LIMIT, flush) => {}
+                _ = stop.cancelled() => {}
+            }
+        }
+        self.stop().await;
     }
 
     /// Stops every task of this edge.

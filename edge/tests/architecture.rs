@@ -26,6 +26,7 @@ const SHELLS: &[&str] = &[
     "edge/src/sip/transport/icmp.rs",
     "edge/src/sip/transport/legs.rs",
     "edge/src/sip/transport/placing.rs",
+    "edge/src/sip/transport/redirect.rs",
     "edge/src/sip/transport/records.rs",
     "edge/src/sip/transport/refusal.rs",
     "edge/src/sip/transport/signals.rs",
@@ -43,6 +44,7 @@ const CLUSTER_CORES: &[&str] = &[
     "edge/src/cluster/identity.rs",
     "edge/src/cluster/seal.rs",
     "edge/src/cluster/health.rs",
+    "edge/src/cluster/routing.rs",
 ];
 
 /// The call's sans-IO parts: every decision a call makes, driven by `now` and inputs, with no

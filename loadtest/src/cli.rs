@@ -192,11 +192,12 @@ fn real_main(cli: Cli) -> anyhow::Result<bool> {
 
 fn print_summary(s: &Summary) {
     println!(
-        "calls {}  ok {}  failed {} {:?}  peak active {}  wall {:.1} s  setups/s {:.1}",
+        "calls {}  ok {}  failed {} {:?}  redirected {}  peak active {}  wall {:.1} s  setups/s {:.1}",
         s.calls,
         s.succeeded,
         s.failed,
         s.failures,
+        s.redirects,
         s.peak_active,
         s.wall_secs,
         s.setup_rate_per_sec

@@ -65,6 +65,9 @@ svg{{margin:1em 1em 0 0;border:1px solid #eee}}</style></head><body>\
             d.over_5ms_pct.unwrap_or(0.0)
         );
     }
+    if s.redirects > 0 {
+        let _ = write!(page, "<p>Redirected (3xx followed): {}</p>", s.redirects);
+    }
     if !s.failures.is_empty() {
         page.push_str("<h2>Failures</h2><ul>");
         for (reason, n) in &s.failures {

@@ -120,6 +120,8 @@ pub struct Summary {
     pub failed: usize,
     /// Failures by reason key.
     pub failures: BTreeMap<String, usize>,
+    /// Calls whose INVITE was redirected (3xx) and followed to the Contact.
+    pub redirects: usize,
     /// INVITE to 200 OK.
     pub setup_ms: Distribution,
     /// Answer to first far-end audio.
@@ -196,6 +198,7 @@ impl Summary {
             v2v.extend(r.v2v_ms.iter().copied());
             barge_in.extend(r.barge_in_ms.iter().copied());
             s.turns_spoken += u64::from(r.turns_spoken);
+            s.redirects += r.redirects as usize;
             s.replies += r.v2v_ms.len() as u64;
             if r.rtp.received > 0 {
                 jitter.push(r.rtp.jitter_ms);

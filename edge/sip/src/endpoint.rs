@@ -106,7 +106,14 @@ pub struct IncomingCall {
     pub source: SocketAddr,
     /// The transport the INVITE came over.
     pub transport: Transport,
+    /// Whether the Request-URI carries [`REDIRECTED_PARAM`]: an edge of the cluster already
+    /// sent this call here with a 302, so it must not be redirected again (loop guard).
+    pub redirected: bool,
 }
+
+/// The Request-URI parameter an edge puts in its 302's Contact; a caller that follows the
+/// redirect sends it back in the new INVITE's Request-URI (RFC 3261 section 8.1.3.4).
+pub const REDIRECTED_PARAM: &str = "freya-redirected";
 
 /// Methods the edge accepts, for `Allow` headers.
 pub const ALLOW: &str = "INVITE, ACK, CANCEL, BYE, OPTIONS, INFO, NOTIFY, UPDATE";
@@ -264,6 +271,20 @@ impl SipEndpoint {
         retry_after: Option<u32>,
     ) {
         self.refuse_call(now, call_id, code, reason, retry_after);
+        self.settle_timers();
+    }
+
+    /// Answers the INVITE of `call_id` with `302 Moved Temporarily` whose Contact is
+    /// `contact` (a SIP URI): the call is better taken elsewhere.
+    pub fn redirect(&mut self, now: Instant, call_id: &str, contact: &str) {
+        if let Some(dialog) = self.dialogs.remove(call_id) {
+            if let Ok(mut response) = dialog.invite_response(302, "Moved Temporarily") {
+                response
+                    .headers
+                    .push(Header::Contact(format!("<{contact}>").into()));
+                self.respond_invite(now, &dialog.invite_key, response);
+            }
+        }
         self.settle_timers();
     }
 

@@ -303,6 +303,49 @@ fn rejecting_sends_the_code_with_retry_after() {
 }
 
 #[test]
+fn redirecting_sends_302_with_the_contact_and_keeps_no_dialog() {
+    let t0 = Instant::now();
+    let mut ep = offered(t0);
+    ep.redirect(t0, "call-1", "sip:demo@127.0.0.2:5060;freya-redirected");
+    let out = sent(&mut ep);
+    assert!(
+        out[0].starts_with("SIP/2.0 302 Moved Temporarily"),
+        "{out:?}"
+    );
+    assert!(out[0].contains("Contact: <sip:demo@127.0.0.2:5060;freya-redirected>"));
+    assert_eq!(ep.dialog_count(), 0);
+}
+
+#[test]
+fn an_invite_marked_redirected_is_reported_as_such() {
+    let t0 = Instant::now();
+    let mut ep = endpoint();
+    ep.handle_datagram(t0, addr(CALLER), &invite("z9hG4bKa1", "call-1"));
+    let marked = String::from_utf8(invite("z9hG4bKa2", "call-2"))
+        .expect("utf-8")
+        .replacen(
+            "sip:demo@127.0.0.1:5060 ",
+            "sip:demo@127.0.0.1:5060;Freya-Redirected ",
+            1,
+        );
+    ep.handle_datagram(t0, addr(CALLER), marked.as_bytes());
+    let flags: Vec<bool> = events(&mut ep)
+        .iter()
+        .filter_map(|e| match e {
+            EndpointEvent::IncomingCall(call) => Some(call.redirected),
+            _ => None,
+        })
+        .collect();
+    assert_eq!(flags, [false, true]);
+    assert!(!inbound::was_redirected(
+        "sip:demo@h;user=phone?freya-redirected=1"
+    ));
+    assert!(inbound::was_redirected(
+        "sip:demo@h;user=phone;freya-redirected"
+    ));
+}
+
+#[test]
 fn options_info_and_unknown_methods_are_answered() {
     let t0 = Instant::now();
     let mut ep = endpoint();

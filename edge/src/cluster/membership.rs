@@ -275,6 +275,14 @@ impl Membership {
         self.drain_runtime(now);
     }
 
+    /// This edge leaves the cluster: foca tells its members at once (they mark it down without
+    /// probing it first). Drain `poll_transmit` afterwards; the core does nothing further.
+    pub fn leave(&mut self, now: Instant) {
+        // An error is foca having no member to tell: nobody to say goodbye to.
+        let _ = self.foca.leave_cluster(&mut self.runtime);
+        self.drain_runtime(now);
+    }
+
     /// The next moment `handle_timeout` has work.
     pub fn poll_timeout(&self) -> Option<Instant> {
         let timer = self.timers.peek().map(|Reverse((at, _))| *at);

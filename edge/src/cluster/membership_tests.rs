@@ -210,6 +210,31 @@ fn a_silent_member_is_down_at_every_survivor_within_three_seconds() {
 }
 
 #[test]
+fn a_member_that_leaves_is_down_everywhere_at_once_without_being_probed() {
+    let mut net = Net::new(3);
+    net.run_until(Duration::from_secs(3));
+    assert!(net.all_alive());
+    let left = net.now - net.start;
+    let now = net.now;
+    let mut leaver = net.nodes[2].take().expect("the third member");
+    leaver.leave(now);
+    while let Some(t) = leaver.poll_transmit() {
+        net.in_flight
+            .push((now + Duration::from_millis(1), 2, t.to, t.bytes));
+    }
+    // The member is gone (`nodes[2]` is empty): no probe of it is answered. Probing alone
+    // takes the probe period plus the suspicion time (over a second); the goodbye one hop.
+    net.run_until(left + Duration::from_millis(50));
+    for survivor in [0, 1] {
+        assert_eq!(
+            net.state_at(survivor, 3),
+            Some(MemberState::Down),
+            "at {survivor}"
+        );
+    }
+}
+
+#[test]
 fn a_partition_marks_the_other_side_down_and_heals() {
     let mut net = Net::new(4);
     net.run_until(Duration::from_secs(3));

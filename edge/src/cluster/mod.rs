@@ -2,7 +2,8 @@
 //! `cluster.bind`, seeded from `cluster.seeds` and from the peers the control plane lists at
 //! registration; members gossip a small health report; every datagram is sealed with an HMAC
 //! keyed from the shared secret. `membership.rs` is the sans-IO core (foca itself is sans-IO),
-//! `shell.rs` the tokio task around it (one socket, one clock, no logic), `report.rs` what the
+//! `shell.rs` the tokio task around it (one socket, one clock, no logic), `routing.rs` the
+//! choice of the peer a refused INVITE is redirected to, `report.rs` what the
 //! edge shows at `GET /cluster`; `control_link/cluster_report.rs` tells the control plane when
 //! a peer changes state. [`bind`] sets it all up for `Edge::start`.
 //!
@@ -18,6 +19,8 @@ pub mod identity;
 pub mod membership;
 /// `GET /cluster`'s JSON: `edge/tests/cluster_gossip.rs` reads it back typed.
 pub mod report;
+/// Which peer takes a call this edge will not (the SIP task's redirects).
+pub(crate) mod routing;
 /// Sealing: the attack test forges and replays datagrams with it.
 pub mod seal;
 pub(crate) mod shell;

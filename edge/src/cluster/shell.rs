@@ -46,7 +46,7 @@ pub(crate) fn wall_ms() -> u64 {
 }
 
 impl ClusterTask {
-    /// Gossips until `shutdown`.
+    /// Gossips until `shutdown`, then leaves the cluster.
     pub(crate) async fn run(mut self, shutdown: CancellationToken) {
         let mut buf = vec![0u8; RECEIVE_BUFFER];
         let mut cpu = CpuSampler::new();
@@ -60,7 +60,12 @@ impl ClusterTask {
                 .poll_timeout()
                 .unwrap_or_else(|| Instant::now() + HEALTH_TICK);
             tokio::select! {
-                _ = shutdown.cancelled() => return,
+                _ = shutdown.cancelled() => {
+                    // Goodbye: peers mark this edge down now rather than after probing it.
+                    self.core.leave(Instant::now());
+                    self.drain().await;
+                    return;
+                }
                 received = self.socket.recv_from(&mut buf) => match received {
                     Ok((len, from)) => self.core.handle_datagram(Instant::now(), from, &buf[..len]),
                     // ICMP errors of earlier sends surface here on some systems; nothing to do.

@@ -83,6 +83,8 @@ pub(crate) async fn run(
                                 if let Err(e) = run_blocking(|| spool.ack(&ack.id)) {
                                     tracing::warn!(error = %e, "cannot record an ack; the event may be sent twice");
                                 }
+                                // Now, not at the next event: a draining edge waits for zero.
+                                spooled.set(i64::try_from(spool.pending_len()).unwrap_or(i64::MAX));
                             }
                             Ok(None) => break,
                             Err(status) => {

@@ -21,6 +21,7 @@ mod icmp;
 mod legs;
 mod placing;
 mod records;
+pub(crate) mod redirect;
 mod refusal;
 mod signals;
 mod tcp;
@@ -77,6 +78,8 @@ pub struct SipService {
     pub slots: SlotLimits,
     /// `freya_edge_sip_invites_refused_total`.
     pub refused: RefusalCounter,
+    /// Where a call this edge will not take can go instead (`redirect.rs`).
+    pub redirects: redirect::Redirects,
     /// `freya_edge_sip_call_queue_full_total`.
     pub queue_full: CallQueueCounter,
 }
@@ -117,6 +120,7 @@ struct SipTask {
     rate: InviteRateLimiter,
     slots: CallSlots,
     refusals: Refusals,
+    redirects: redirect::Redirects,
     /// Live calls' signal channels by dialog (the SIP Call-ID).
     calls: CallSignals,
     /// An inbound call's dialog by its record id, which is how the control plane names it.
@@ -158,6 +162,7 @@ impl SipTask {
             invite_rate,
             slots,
             refused,
+            redirects,
             queue_full,
         } = service;
         // ICMP errors for our INVITEs and in-dialog requests fail them at once (`icmp.rs`).
@@ -182,6 +187,7 @@ impl SipTask {
             rate: InviteRateLimiter::new(invite_rate),
             slots: CallSlots::new(slots),
             refusals: Refusals::new(refused),
+            redirects,
             calls: CallSignals::new(queue_full),
             records: HashMap::new(),
             ringing: HashMap::new(),
@@ -281,6 +287,7 @@ impl SipTask {
                     self.pending.insert(call_id, placing);
                 }
             }
+            SipCommand::EndAll => self.end_all().await,
             SipCommand::Legs { call_id, command } => {
                 // Calls we placed use their record id as their Call-ID.
                 let dialog = self.records.get(&call_id).cloned().unwrap_or(call_id);
@@ -353,6 +360,27 @@ impl SipTask {
             DialogRequest::HangupLeg { dialog, leg } => self.hang_up_leg(&dialog, leg),
             // Reserving its port is async: `wake` dials it (`legs.rs`).
             DialogRequest::DialLeg(_) => {}
+        }
+    }
+
+    /// A drain's deadline: every live call is hung up as the control plane would ask (its task
+    /// sends the BYE and records `edge_shutdown`), ringing ones are refused; the task serves on.
+    async fn end_all(&mut self) {
+        let now = Instant::now();
+        for dialog in self.calls.live() {
+            if self
+                .calls
+                .hang_up(now, &dialog, EndReason::EdgeShutdown, true)
+            {
+                self.slots.release(&dialog);
+            }
+        }
+        for (call_id, ringing) in std::mem::take(&mut self.ringing) {
+            self.slots.release(&call_id);
+            let phrase = "Service Unavailable (edge draining)";
+            self.endpoint.reject(now, &call_id, 503, phrase, Some(5));
+            let reason = EndReason::EdgeShutdown;
+            records::record_unanswered(&self.services, &ringing.setup, reason).await;
         }
     }
 

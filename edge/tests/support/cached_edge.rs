@@ -49,6 +49,7 @@ pub fn cached_edge_config(
         cluster: Default::default(),
 
         legs: Default::default(),
+        drain: Default::default(),
         http: EdgeHttpConfig {
             addr: "127.0.0.1:0".into(),
             ..EdgeHttpConfig::default()

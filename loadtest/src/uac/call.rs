@@ -14,6 +14,7 @@ use freya_edge::sip::{
     build_response, status, ClientInviteTransaction, ClientNonInviteTransaction,
     ServerNonInviteTransaction, Timers, TransactionEvent, Transmit,
 };
+use rsip::headers::UntypedHeader;
 use rsip::{Method, Request, Response, SipMessage};
 use tokio::net::UdpSocket;
 use tokio::sync::mpsc;
@@ -44,6 +45,8 @@ pub async fn place_call(
         cancel,
         inbox: &mut inbox,
         report: &mut report,
+        target: config.target,
+        moved_to: None,
     };
     if let Err(failure) = call.run(call_id.clone()).await {
         report.failure = Some(failure);
@@ -75,6 +78,20 @@ struct Call<'a> {
     cancel: &'a CancellationToken,
     inbox: &'a mut mpsc::Receiver<Inbound>,
     report: &'a mut CallReport,
+    /// Where the call's requests go: the scenario's target, or the Contact of a 302 followed.
+    target: SocketAddr,
+    /// The Contact URI of a 3xx to the INVITE, for [`Call::invite`] to follow once.
+    moved_to: Option<String>,
+}
+
+/// The Request-URI and address of a 3xx's Contact (`<sip:user@host:port;params>`).
+fn contact_target(contact: &str) -> Option<(String, SocketAddr)> {
+    let uri = contact.trim().trim_start_matches('<');
+    let uri = uri.split('>').next()?.trim().to_owned();
+    let rest = uri.strip_prefix("sip:")?;
+    let host_port = rest.rsplit_once('@').map_or(rest, |(_, h)| h);
+    let host_port = host_port.split(';').next()?;
+    Some((uri.clone(), host_port.parse().ok()?))
 }
 
 /// Most datagrams read from the RTP socket per turn of a call's loop (the far end sends one per
@@ -109,25 +126,28 @@ impl Call<'_> {
             ptime: 20,
             rtcp_mux: config.media.rtcp_mux,
         };
-        let mut dialog = Dialog::new(
-            call_id,
-            &config.number,
-            &config.caller,
-            config.target,
-            local_sip,
-        );
-        let invite = dialog.invite(&offer(&local_media)).map_err(local)?;
+        let sdp = offer(&local_media);
         let start = Instant::now();
-        let mut invite_tx =
-            ClientInviteTransaction::new(start, invite, config.target, false, Timers::default())
-                .map_err(local)?;
-
-        let (answer, answered) = self.await_answer(&mut invite_tx, start).await?;
+        let (mut dialog, mut invite_tx, answer, answered) =
+            match self.invite(&call_id, &sdp, None, local_sip, start).await {
+                Err(CallFailure::Rejected { code: 300..=399 }) if self.moved_to.is_some() => {
+                    // Followed once: a second 3xx is the call's failure.
+                    let moved = self.moved_to.take().and_then(|c| contact_target(&c));
+                    let Some((uri, target)) = moved else {
+                        return Err(CallFailure::Rejected { code: 302 });
+                    };
+                    self.target = target;
+                    self.report.redirects += 1;
+                    self.invite(&call_id, &sdp, Some(uri), local_sip, start)
+                        .await?
+                }
+                other => other?,
+            };
         self.report.setup_ms = Some(millis(start, answered));
         dialog.update_from_response(&answer);
         let (invite_cseq, _) = cseq(&answer.headers).map_err(local)?;
         let ack = to_bytes(dialog.ack(invite_cseq).map_err(local)?);
-        self.send(&ack, config.target).await;
+        self.send(&ack, self.target).await;
 
         let negotiated =
             SessionDescription::parse(&answer.body).and_then(|sdp| read_answer(&sdp, &local_media));
@@ -203,6 +223,41 @@ impl Call<'_> {
         Ok(())
     }
 
+    /// Sends the INVITE (to `uri`, else the number at the target) and waits for its answer:
+    /// the dialog, the transaction (it retransmits the ACK's trigger), the 2xx and its time.
+    async fn invite(
+        &mut self,
+        call_id: &str,
+        sdp: &str,
+        uri: Option<String>,
+        local_sip: SocketAddr,
+        start: Instant,
+    ) -> Result<(Dialog, ClientInviteTransaction, Response, Instant), CallFailure> {
+        let config = self.config;
+        let mut dialog = Dialog::new(
+            call_id.to_owned(),
+            &config.number,
+            &config.caller,
+            self.target,
+            local_sip,
+        );
+        if let Some(uri) = uri {
+            dialog.remote_target = uri.clone();
+            dialog.request_uri = uri;
+        }
+        let invite = dialog.invite(sdp).map_err(local)?;
+        let mut tx = ClientInviteTransaction::new(
+            Instant::now(),
+            invite,
+            self.target,
+            false,
+            Timers::default(),
+        )
+        .map_err(local)?;
+        let (answer, answered) = self.await_answer(&mut tx, start).await?;
+        Ok((dialog, tx, answer, answered))
+    }
+
     /// Runs the INVITE transaction to a 2xx (returned with its arrival time) or a failure.
     async fn await_answer(
         &mut self,
@@ -228,6 +283,12 @@ impl Call<'_> {
                             }
                             200..=299 => return Ok((response, now)),
                             _ => {
+                                if (300..=399).contains(&code) && self.report.redirects == 0 {
+                                    self.moved_to = response.headers.iter().find_map(|h| match h {
+                                        rsip::Header::Contact(c) => Some(c.value().to_owned()),
+                                        _ => None,
+                                    });
+                                }
                                 // The transaction has queued the ACK for it.
                                 self.flush(std::iter::from_fn(|| tx.poll_transmit())).await;
                                 return Err(CallFailure::Rejected { code });
@@ -349,7 +410,7 @@ impl Call<'_> {
                 // A retransmitted 2xx means our ACK was lost: send it again.
                 if let TransactionEvent::Response(r) = event {
                     if r.status_code.code() / 100 == 2 {
-                        self.send(ack, self.config.target).await;
+                        self.send(ack, self.target).await;
                     }
                 }
             }
@@ -393,13 +454,9 @@ impl Call<'_> {
     async fn hang_up(&mut self, dialog: &mut Dialog, _start: Instant) {
         let Ok(bye) = dialog.bye() else { return };
         let sent = Instant::now();
-        let Ok(mut tx) = ClientNonInviteTransaction::new(
-            sent,
-            bye,
-            self.config.target,
-            false,
-            Timers::default(),
-        ) else {
+        let Ok(mut tx) =
+            ClientNonInviteTransaction::new(sent, bye, self.target, false, Timers::default())
+        else {
             return;
         };
         let deadline = sent + self.config.bye_timeout;
@@ -478,4 +535,21 @@ async fn bind_media(config: &CallConfig) -> std::io::Result<(UdpSocket, Option<U
 /// Is `response` for a request of `method` (by its CSeq)?
 fn is_answer_to(response: &Response, method: Method) -> bool {
     cseq(&response.headers).is_ok_and(|(_, m)| m == method)
+}
+
+#[cfg(test)]
+mod tests {
+    use super::contact_target;
+
+    #[test]
+    fn a_contact_gives_its_uri_and_address_and_nonsense_gives_nothing() {
+        let (uri, addr) =
+            contact_target("<sip:+4420@127.0.0.2:5070;freya-redirected>").expect("target");
+        assert_eq!(uri, "sip:+4420@127.0.0.2:5070;freya-redirected");
+        assert_eq!(addr, "127.0.0.2:5070".parse().expect("addr"));
+        let (_, v6) = contact_target("<sip:demo@[::1]:5060;transport=tcp>").expect("v6");
+        assert_eq!(v6, "[::1]:5060".parse().expect("addr"));
+        assert!(contact_target("<tel:+4420>").is_none());
+        assert!(contact_target("<sip:demo@host.example>").is_none());
+    }
 }

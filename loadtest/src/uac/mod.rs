@@ -207,7 +207,9 @@ pub struct CallReport {
     pub first_provisional_ms: Option<f64>,
     /// INVITE to 180 Ringing or 183 Session Progress.
     pub ringing_ms: Option<f64>,
-    /// INVITE to 200 OK: the setup time.
+    /// 3xx answers to the INVITE that were followed to their Contact (at most one).
+    pub redirects: u32,
+    /// INVITE to 200 OK: the setup time (a redirect's round trip included).
     pub setup_ms: Option<f64>,
     /// Answer to the first far-end talk spurt: time to first agent audio.
     pub first_audio_ms: Option<f64>,

@@ -13,7 +13,7 @@ use std::time::Instant;
 use rsip::headers::UntypedHeader;
 use rsip::{Header, Method, Request, Response};
 
-use super::{EndpointEvent, IncomingCall, SipEndpoint, ALLOW};
+use super::{EndpointEvent, IncomingCall, SipEndpoint, ALLOW, REDIRECTED_PARAM};
 use crate::dialog::{user_of, Dialog};
 use crate::message::{call_id, header_param};
 use crate::peer::Peer;
@@ -205,6 +205,7 @@ impl SipEndpoint {
                 offer: request.body.clone(),
                 source,
                 transport: peer.transport,
+                redirected: was_redirected(&request.uri.to_string()),
             }));
         self.dialogs.insert(call_id, dialog);
         self.transports.insert(key.clone(), peer.transport);
@@ -393,6 +394,15 @@ pub(super) fn no_dialog(request: &Request) -> Result<Response, crate::SipError> 
 }
 
 /// The digit of an INFO with `application/dtmf-relay` (`Signal=5\r\nDuration=160`).
+/// Whether a Request-URI carries the [`REDIRECTED_PARAM`] URI parameter (any value).
+pub(crate) fn was_redirected(uri: &str) -> bool {
+    let uri = uri.split('?').next().unwrap_or_default();
+    uri.split(';').skip(1).any(|param| {
+        let name = param.split('=').next().unwrap_or_default().trim();
+        name.eq_ignore_ascii_case(REDIRECTED_PARAM)
+    })
+}
+
 fn dtmf_relay_digit(request: &Request) -> Option<char> {
     let is_relay = request.headers.iter().any(|h| {
         matches!(h, Header::ContentType(ct) if ct.value().trim().eq_ignore_ascii_case("application/dtmf-relay"))

@@ -122,6 +122,13 @@ impl SipTask {
         }
         let source = call.source.ip();
         let room = self.slots.check_inbound(source);
+        let services = &self.services;
+        if self
+            .redirects
+            .try_redirect(&mut self.endpoint, services, &call, room)
+        {
+            return;
+        }
         let media = MediaSetup::new(&self.media, &self.ports, &self.services, self.session_id);
         let refusals = &mut self.refusals;
         let accepted = accept::accept(&mut self.endpoint, call, &media, room, refusals).await;

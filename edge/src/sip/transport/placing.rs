@@ -33,6 +33,9 @@ pub enum SipCommand {
         call_id: String,
         command: crate::call::core::LegCommand,
     },
+    /// End every call as a stop does (`edge_shutdown`), but keep serving: a drain's deadline,
+    /// while the event publisher still runs to report the ends.
+    EndAll,
 }
 
 /// An outbound call to place, with the trunks to try in order (addresses resolved).

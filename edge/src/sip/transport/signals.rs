@@ -167,6 +167,12 @@ impl CallSignals {
         self.lines.get(dialog).is_some_and(|line| !line.ended)
     }
 
+    /// The dialogs of every call not yet told to hang up (a drain's deadline ends them).
+    pub fn live(&self) -> Vec<String> {
+        let live = self.lines.iter().filter(|(_, line)| !line.ended);
+        live.map(|(dialog, _)| dialog.clone()).collect()
+    }
+
     /// How many calls have a channel here: the live ones and those whose hang-up still waits.
     pub fn len(&self) -> usize {
         self.lines.len()
