@@ -1,6 +1,6 @@
 //! `freya`: run the whole platform on one machine (`dev`), or its halves as separate processes
-//! (`control`, `edge`), migrate a database (`migrate`), or check that this machine can run it
-//! (`doctor`).
+//! (`control`, `edge`), migrate a database (`migrate`), back a SQLite one up or restore it
+//! (`backup`, `restore`), or check that this machine can run it (`doctor`).
 
 use std::path::PathBuf;
 
@@ -100,6 +100,28 @@ enum Command {
         /// Also try to reach the configured provider URLs.
         #[arg(long)]
         online: bool,
+    },
+    /// Copy a SQLite database, consistently, while the control plane runs (VACUUM INTO).
+    /// PostgreSQL and CockroachDB are backed up with their own tools (deploy/README.md).
+    Backup {
+        /// sqlite://PATH of the database to copy.
+        #[arg(long, env = "FREYA_DATABASE_URL")]
+        database_url: String,
+        /// The file to write; it must not exist.
+        #[arg(long)]
+        to: PathBuf,
+    },
+    /// Replace a SQLite database with a backup, after checking the backup.
+    Restore {
+        /// The backup file `freya backup` wrote.
+        #[arg(long)]
+        from: PathBuf,
+        /// sqlite://PATH of the database to replace.
+        #[arg(long, env = "FREYA_DATABASE_URL")]
+        database_url: String,
+        /// Replace an existing database, even one a running process holds.
+        #[arg(long)]
+        force: bool,
     },
     /// Apply database migrations and exit.
     Migrate {
@@ -227,6 +249,24 @@ async fn run(command: Command) -> anyhow::Result<()> {
                 "`freya loadtest`, `freya call` and `freya doctor` are dispatched before the \
                  runtime starts"
             ))
+        }
+        Command::Backup { database_url, to } => {
+            freya_control::store::backup::backup(&database_url, &to)
+                .await
+                .context("while backing up")?;
+            println!("backed up to {}", to.display());
+            Ok(())
+        }
+        Command::Restore {
+            from,
+            database_url,
+            force,
+        } => {
+            freya_control::store::backup::restore(&from, &database_url, force)
+                .await
+                .context("while restoring")?;
+            println!("restored from {}", from.display());
+            Ok(())
         }
         Command::Migrate { database_url } => {
             let store = Store::connect(
