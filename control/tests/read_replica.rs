@@ -127,10 +127,12 @@ fn free_port() -> u16 {
 /// A primary and its streaming standby, in `dir`.
 fn primary_and_replica(dir: &Path) -> (Server, Server) {
     if running_as_root() {
-        run(
-            Path::new("/bin/chown"),
-            &["postgres", &dir.display().to_string()],
-        );
+        let owned = Command::new("chown")
+            .arg("postgres")
+            .arg(dir)
+            .status()
+            .expect("chown");
+        assert!(owned.success(), "hand the test directory to postgres");
     }
     let bin = postgres_bin();
     let primary = Server {
