@@ -123,6 +123,20 @@ enum Command {
         #[arg(long)]
         force: bool,
     },
+    /// Create a person who can log in: the first one of a new deployment, who then creates
+    /// workspaces and API keys through the API. The password comes from FREYA_USER_PASSWORD
+    /// (at least 12 characters), or one is made and printed.
+    CreateUser {
+        /// sqlite://PATH or postgres://... of the control plane's database (migrated first).
+        #[arg(long, env = "FREYA_DATABASE_URL")]
+        database_url: String,
+        /// The login email.
+        #[arg(long)]
+        email: String,
+        /// The name shown for them.
+        #[arg(long, default_value = "Admin")]
+        name: String,
+    },
     /// Apply database migrations and exit.
     Migrate {
         /// sqlite://PATH?mode=rwc or postgres://USER:PASS@HOST:PORT/DB
@@ -268,6 +282,11 @@ async fn run(command: Command) -> anyhow::Result<()> {
             println!("restored from {}", from.display());
             Ok(())
         }
+        Command::CreateUser {
+            database_url,
+            email,
+            name,
+        } => create_user(&database_url, &email, &name).await,
         Command::Migrate { database_url } => {
             let store = Store::connect(
                 &database_url,
@@ -284,4 +303,40 @@ async fn run(command: Command) -> anyhow::Result<()> {
             Ok(())
         }
     }
+}
+
+/// `freya create-user`: migrates the database, then adds the person.
+async fn create_user(database_url: &str, email: &str, name: &str) -> anyhow::Result<()> {
+    use rand::Rng;
+    let given = std::env::var("FREYA_USER_PASSWORD").ok();
+    if given.as_ref().is_some_and(|p| p.chars().count() < 12) {
+        anyhow::bail!("FREYA_USER_PASSWORD must be at least 12 characters");
+    }
+    let password = given.clone().unwrap_or_else(|| {
+        rand::thread_rng()
+            .sample_iter(&rand::distributions::Alphanumeric)
+            .take(24)
+            .map(char::from)
+            .collect()
+    });
+    let store = Store::connect(
+        database_url,
+        PoolSize {
+            min_connections: 1,
+            max_connections: 2,
+        },
+    )
+    .await
+    .context("while connecting to --database-url")?;
+    store.migrate().await.context("while migrating")?;
+    let hash = freya_control::hash_password(&password)
+        .map_err(|e| anyhow::anyhow!("while hashing the password: {e}"))?;
+    let created = store.create_user(email, name, &hash).await;
+    store.close().await;
+    let id = created.with_context(|| format!("while creating {email}"))?;
+    println!("created user {id} ({email})");
+    if given.is_none() {
+        println!("password: {password}");
+    }
+    Ok(())
 }
