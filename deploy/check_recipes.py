@@ -365,10 +365,17 @@ BREAKAGES = [
      "ALTER TABLE providers SET LOCALITY GLOBAL;", ""),
 ]
 
+# Noticed only by `compose config` itself, so tried only where a compose plugin runs.
+COMPOSE_BREAKAGES = [
+    ("a misspelt compose key", "deploy/container/compose.yaml",
+     "    stop_grace_period: 30s", "    stop_grace_periods: 30s"),
+]
+
 
 def self_test(freya):
     failures = []
-    for what, rel, old, new in BREAKAGES:
+    breakages = BREAKAGES + (COMPOSE_BREAKAGES if compose_config(ROOT)[1] else [])
+    for what, rel, old, new in breakages:
         with tempfile.TemporaryDirectory() as tmp:
             copy = Path(tmp) / "repo"
             (copy / "deploy").mkdir(parents=True)
