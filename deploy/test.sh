@@ -75,6 +75,14 @@ python3 -m openapi_spec_validator "$api_dir/openapi.json"
 stop_api
 trap stop_pg EXIT
 
+echo "==> deploy recipes (systemd-analyze verify, compose and Containerfile lint, kubernetes-validate)"
+# kubernetes-validate (PyPI) bundles the Kubernetes schemas, so it validates offline.
+if ! command -v kubernetes-validate >/dev/null 2>&1; then
+  python3 -m pip install --quiet kubernetes-validate
+fi
+python3 -c 'import yaml' 2>/dev/null || python3 -m pip install --quiet pyyaml
+python3 deploy/check_recipes.py --freya "$freya_bin" --self-test
+
 # Last, so the test runner's summary closes the output.
 echo "==> tests (SQLite and PostgreSQL)"
 if cargo nextest --version >/dev/null 2>&1; then

@@ -266,6 +266,11 @@ fn default_grpc_addr() -> String {
 pub struct DatabaseConfig {
     /// `sqlite://PATH?mode=rwc` or `postgres://USER:PASS@HOST:PORT/DB`.
     pub url: String,
+    /// A PostgreSQL streaming replica of `url` (`postgres://...`), optional: call lists,
+    /// resource lists and analytics read from it, to keep those scans off the primary; they may
+    /// trail the primary by the replication delay. Writes and reads by id stay on `url`.
+    #[serde(default)]
+    pub replica_url: Option<String>,
     #[serde(default = "default_min_connections")]
     pub min_connections: u32,
     #[serde(default = "default_max_connections")]
@@ -294,6 +299,11 @@ pub struct EdgesConfig {
     /// How often configuration watches look for changes made by other control-plane processes.
     #[serde(default = "default_config_poll_ms")]
     pub config_poll_ms: u32,
+    /// The oldest edge release served (`MAJOR.MINOR.PATCH`), optional: an edge announcing an
+    /// older one is refused at registration. Without it, edges two or more majors behind this
+    /// control plane are refused and all others served (see deploy/README.md, "Upgrades").
+    #[serde(default)]
+    pub min_version: Option<String>,
 }
 
 fn default_heartbeat_interval_ms() -> u32 {
@@ -341,6 +351,28 @@ impl Validate for ControlConfig {
                 "database.url",
                 "must start with sqlite:// or postgres://",
             ));
+        }
+        if let Some(floor) = &self.edges.min_version {
+            if crate::grpc::edge_version::Release::parse(floor).is_none() {
+                problems.push(ConfigProblem::new(
+                    "edges.min_version",
+                    "must be a release number, MAJOR.MINOR.PATCH",
+                ));
+            }
+        }
+        if let Some(replica) = &self.database.replica_url {
+            let postgres = |url: &str| {
+                matches!(
+                    crate::store::Engine::from_url(url),
+                    Ok(crate::store::Engine::Postgres)
+                )
+            };
+            if !postgres(replica) || !postgres(&self.database.url) {
+                problems.push(ConfigProblem::new(
+                    "database.replica_url",
+                    "a replica needs postgres:// URLs, for it and for database.url",
+                ));
+            }
         }
         if self.database.max_connections == 0 {
             problems.push(ConfigProblem::new(

@@ -1,6 +1,6 @@
 //! `freya`: run the whole platform on one machine (`dev`), or its halves as separate processes
-//! (`control`, `edge`), migrate a database (`migrate`), or check that this machine can run it
-//! (`doctor`).
+//! (`control`, `edge`), migrate a database (`migrate`), back a SQLite one up or restore it
+//! (`backup`, `restore`), or check that this machine can run it (`doctor`).
 
 use std::path::PathBuf;
 
@@ -100,6 +100,42 @@ enum Command {
         /// Also try to reach the configured provider URLs.
         #[arg(long)]
         online: bool,
+    },
+    /// Copy a SQLite database, consistently, while the control plane runs (VACUUM INTO).
+    /// PostgreSQL and CockroachDB are backed up with their own tools (deploy/README.md).
+    Backup {
+        /// sqlite://PATH of the database to copy.
+        #[arg(long, env = "FREYA_DATABASE_URL")]
+        database_url: String,
+        /// The file to write; it must not exist.
+        #[arg(long)]
+        to: PathBuf,
+    },
+    /// Replace a SQLite database with a backup, after checking the backup.
+    Restore {
+        /// The backup file `freya backup` wrote.
+        #[arg(long)]
+        from: PathBuf,
+        /// sqlite://PATH of the database to replace.
+        #[arg(long, env = "FREYA_DATABASE_URL")]
+        database_url: String,
+        /// Replace an existing database, even one a running process holds.
+        #[arg(long)]
+        force: bool,
+    },
+    /// Create a person who can log in: the first one of a new deployment, who then creates
+    /// workspaces and API keys through the API. The password comes from FREYA_USER_PASSWORD
+    /// (at least 12 characters), or one is made and printed.
+    CreateUser {
+        /// sqlite://PATH or postgres://... of the control plane's database (migrated first).
+        #[arg(long, env = "FREYA_DATABASE_URL")]
+        database_url: String,
+        /// The login email.
+        #[arg(long)]
+        email: String,
+        /// The name shown for them.
+        #[arg(long, default_value = "Admin")]
+        name: String,
     },
     /// Apply database migrations and exit.
     Migrate {
@@ -228,6 +264,29 @@ async fn run(command: Command) -> anyhow::Result<()> {
                  runtime starts"
             ))
         }
+        Command::Backup { database_url, to } => {
+            freya_control::store::backup::backup(&database_url, &to)
+                .await
+                .context("while backing up")?;
+            println!("backed up to {}", to.display());
+            Ok(())
+        }
+        Command::Restore {
+            from,
+            database_url,
+            force,
+        } => {
+            freya_control::store::backup::restore(&from, &database_url, force)
+                .await
+                .context("while restoring")?;
+            println!("restored from {}", from.display());
+            Ok(())
+        }
+        Command::CreateUser {
+            database_url,
+            email,
+            name,
+        } => create_user(&database_url, &email, &name).await,
         Command::Migrate { database_url } => {
             let store = Store::connect(
                 &database_url,
@@ -244,4 +303,40 @@ async fn run(command: Command) -> anyhow::Result<()> {
             Ok(())
         }
     }
+}
+
+/// `freya create-user`: migrates the database, then adds the person.
+async fn create_user(database_url: &str, email: &str, name: &str) -> anyhow::Result<()> {
+    use rand::Rng;
+    let given = std::env::var("FREYA_USER_PASSWORD").ok();
+    if given.as_ref().is_some_and(|p| p.chars().count() < 12) {
+        anyhow::bail!("FREYA_USER_PASSWORD must be at least 12 characters");
+    }
+    let password = given.clone().unwrap_or_else(|| {
+        rand::thread_rng()
+            .sample_iter(&rand::distributions::Alphanumeric)
+            .take(24)
+            .map(char::from)
+            .collect()
+    });
+    let store = Store::connect(
+        database_url,
+        PoolSize {
+            min_connections: 1,
+            max_connections: 2,
+        },
+    )
+    .await
+    .context("while connecting to --database-url")?;
+    store.migrate().await.context("while migrating")?;
+    let hash = freya_control::hash_password(&password)
+        .map_err(|e| anyhow::anyhow!("while hashing the password: {e}"))?;
+    let created = store.create_user(email, name, &hash).await;
+    store.close().await;
+    let id = created.with_context(|| format!("while creating {email}"))?;
+    println!("created user {id} ({email})");
+    if given.is_none() {
+        println!("password: {password}");
+    }
+    Ok(())
 }

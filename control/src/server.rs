@@ -47,15 +47,20 @@ impl ControlPlane {
         config: &ControlConfig,
         extra: Option<axum::Router>,
     ) -> anyhow::Result<Self> {
-        let store = Store::connect(
-            &config.database.url,
-            PoolSize {
-                min_connections: config.database.min_connections,
-                max_connections: config.database.max_connections,
-            },
-        )
-        .await
-        .context("while connecting to the database (database.url)")?;
+        let size = PoolSize {
+            min_connections: config.database.min_connections,
+            max_connections: config.database.max_connections,
+        };
+        let store = Store::connect(&config.database.url, size)
+            .await
+            .context("while connecting to the database (database.url)")?;
+        let store = match &config.database.replica_url {
+            Some(replica) => store
+                .with_replica(replica, size)
+                .await
+                .context("while connecting to the read replica (database.replica_url)")?,
+            None => store,
+        };
         let key = crate::config::parse_encryption_key(&config.auth.encryption_key)
             .context("auth.encryption_key must be 64 hex characters")?;
         let store = store.with_encryption_key(&key);
@@ -124,6 +129,11 @@ impl ControlPlane {
                 offline_after_ms: i64::from(config.edges.offline_after_ms),
                 config_poll_interval: Duration::from_millis(u64::from(config.edges.config_poll_ms)),
                 recordings_dir: config.recordings.dir.clone(),
+                min_edge_version: config
+                    .edges
+                    .min_version
+                    .as_deref()
+                    .and_then(crate::grpc::edge_version::Release::parse),
             },
             commands.clone(),
             metrics,

@@ -223,3 +223,65 @@ fn freya_migrate_prepares_a_database() {
         assert!(String::from_utf8_lossy(&out.stdout).contains("up to date"));
     }
 }
+
+/// The first person of a new deployment: `freya create-user` on the control plane's database,
+/// then a login through the API works; the same email twice and a short password are refused.
+#[tokio::test]
+async fn freya_create_user_makes_the_first_person_who_can_log_in() {
+    let dir = tempfile::tempdir().expect("temp dir");
+    let url = format!("sqlite://{}?mode=rwc", dir.path().join("c.db").display());
+    let create = |password: Option<&str>| {
+        let mut command = freya();
+        command.args([
+            "create-user",
+            "--database-url",
+            &url,
+            "--email",
+            "Ops@Example.com",
+            "--name",
+            "Ops",
+        ]);
+        command.env_remove("FREYA_USER_PASSWORD");
+        if let Some(password) = password {
+            command.env("FREYA_USER_PASSWORD", password);
+        }
+        command.output().expect("run create-user")
+    };
+    let short = create(Some("too-short"));
+    assert!(!short.status.success());
+    assert!(String::from_utf8_lossy(&short.stderr).contains("at least 12"));
+
+    let made = create(Some("a-long-enough-password"));
+    assert!(
+        made.status.success(),
+        "{}",
+        String::from_utf8_lossy(&made.stderr)
+    );
+    let said = String::from_utf8_lossy(&made.stdout);
+    assert!(said.contains("created user"), "{said}");
+    assert!(
+        !said.contains("a-long-enough-password"),
+        "a given password is not echoed"
+    );
+
+    let again = create(None);
+    assert!(!again.status.success(), "the same email twice");
+    assert!(String::from_utf8_lossy(&again.stderr).contains("exists"));
+
+    let control = freya_control::server::ControlPlane::start(&support::control_config(&url))
+        .await
+        .expect("control starts");
+    let api = support::http::Api::of(&control);
+    let token = support::http::login(&api, "ops@example.com", "a-long-enough-password").await;
+    let workspace = api
+        .expect(
+            201,
+            "POST",
+            "/v1/workspaces",
+            &token,
+            Some(serde_json::json!({"name": "Production"})),
+        )
+        .await;
+    assert!(workspace["id"].as_str().is_some(), "{workspace}");
+    control.stop().await;
+}

@@ -1,5 +1,6 @@
 //! The edge's operator endpoints: `/healthz` (the process answers), `/readyz` (it has a
-//! configuration to answer calls with, from the control plane or its disk cache), `/metrics`
+//! configuration to answer calls with, from the control plane or its disk cache, and is not
+//! draining: a load balancer or Kubernetes stops sending it new work), `/metrics`
 //! and `/cluster` (the members this edge's gossip sees; 404 without a cluster);
 //! and the body limit every route of the listener sets ([`refuse_oversized`]).
 
@@ -86,7 +87,19 @@ async fn refuse_oversized(State(limit): State<usize>, request: Request, next: Ne
 }
 
 async fn readyz(State(state): State<HttpState>) -> impl IntoResponse {
-    if state.edge.snapshot().version > 0 {
+    readiness(&state.edge)
+}
+
+/// `/readyz`'s answer: ready once a configuration is held, and no longer while draining, so
+/// that whatever routes new work by readiness (a Kubernetes Service, a load balancer in front
+/// of the Twilio webhook) sends it elsewhere while calls in progress finish.
+fn readiness(edge: &EdgeState) -> (StatusCode, &'static str) {
+    if edge.is_draining() {
+        (
+            StatusCode::SERVICE_UNAVAILABLE,
+            "draining: calls in progress finish, new ones go to peers",
+        )
+    } else if edge.snapshot().version > 0 {
         (StatusCode::OK, "ready")
     } else {
         (
@@ -122,5 +135,28 @@ async fn cluster_view(State(state): State<HttpState>) -> Response {
             "this edge runs no cluster: set cluster.bind",
         )
             .into_response(),
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use freya_shared::snapshot::EdgeConfigSnapshot;
+
+    #[test]
+    fn ready_with_a_configuration_and_not_while_draining() {
+        let edge = EdgeState::new(EdgeConfigSnapshot::default(), 10);
+        assert_eq!(readiness(&edge).0, StatusCode::SERVICE_UNAVAILABLE);
+        edge.set_snapshot(EdgeConfigSnapshot {
+            version: 3,
+            ..EdgeConfigSnapshot::default()
+        });
+        assert_eq!(readiness(&edge), (StatusCode::OK, "ready"));
+        edge.set_draining(true);
+        let (status, reason) = readiness(&edge);
+        assert_eq!(status, StatusCode::SERVICE_UNAVAILABLE);
+        assert!(reason.starts_with("draining"), "{reason}");
+        edge.set_draining(false);
+        assert_eq!(readiness(&edge).0, StatusCode::OK);
     }
 }

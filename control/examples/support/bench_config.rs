@@ -23,6 +23,7 @@ pub fn bench_config(database_url: &str, max_connections: u32, dir: &Path) -> Con
         },
         database: DatabaseConfig {
             url: database_url.into(),
+            replica_url: None,
             min_connections: max_connections.min(4),
             max_connections,
         },
@@ -31,6 +32,7 @@ pub fn bench_config(database_url: &str, max_connections: u32, dir: &Path) -> Con
             heartbeat_interval_ms: 2_000,
             offline_after_ms: 10_000,
             config_poll_ms: 1_000,
+            min_version: None,
         },
         auth: AuthConfig {
             jwt_secret: "bench-jwt-secret-0123456789abcdef0123456789".into(),

@@ -101,6 +101,7 @@ pub async fn run(options: DevOptions, shutdown: CancellationToken) -> anyhow::Re
         },
         database: DatabaseConfig {
             url: format!("sqlite://{}?mode=rwc", data_dir.join("freya.db").display()),
+            replica_url: None,
             min_connections: 1,
             max_connections: 8,
         },
@@ -109,6 +110,7 @@ pub async fn run(options: DevOptions, shutdown: CancellationToken) -> anyhow::Re
             heartbeat_interval_ms: 2_000,
             offline_after_ms: 10_000,
             config_poll_ms: 1_000,
+            min_version: None,
         },
         auth: AuthConfig {
             jwt_secret: auth.jwt_secret,

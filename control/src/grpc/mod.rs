@@ -5,6 +5,7 @@
 mod auth;
 mod cluster;
 mod commands;
+pub(crate) mod edge_version;
 mod events;
 pub(crate) mod recordings;
 mod watch;
@@ -42,6 +43,8 @@ pub(crate) struct EdgeServiceSettings {
     pub config_poll_interval: Duration,
     /// `recordings.dir`: where uploaded recordings are kept.
     pub recordings_dir: PathBuf,
+    /// `edges.min_version`: edges announcing an older release are refused at registration.
+    pub min_edge_version: Option<edge_version::Release>,
 }
 
 /// The service behind `EdgeControl`.
@@ -75,6 +78,27 @@ impl EdgeControlService {
             shutdown,
         };
         EdgeControlServer::with_interceptor(service, secret)
+    }
+}
+
+impl EdgeControlService {
+    /// Refuses an edge whose release this control plane no longer serves (`edge_version.rs`),
+    /// with `FAILED_PRECONDITION` and a message the edge logs as it is.
+    fn check_edge_version(&self, edge_id: &str, version: &str) -> Result<(), Status> {
+        let Some(control) = edge_version::Release::parse(env!("CARGO_PKG_VERSION")) else {
+            return Ok(());
+        };
+        match edge_version::judge(control, self.settings.min_edge_version, version) {
+            edge_version::EdgeVersionVerdict::Served => Ok(()),
+            edge_version::EdgeVersionVerdict::Unknown => {
+                tracing::warn!(edge = %edge_id, version, "edge announced no release number");
+                Ok(())
+            }
+            edge_version::EdgeVersionVerdict::Refused(message) => {
+                tracing::error!(edge = %edge_id, version, "{message}");
+                Err(Status::failed_precondition(message))
+            }
+        }
     }
 }
 
@@ -115,6 +139,7 @@ impl EdgeControl for EdgeControlService {
     ) -> Result<Response<RegisterResponse>, Status> {
         let r = request.into_inner();
         required("edge_id", &r.edge_id)?;
+        self.check_edge_version(&r.edge_id, &r.version)?;
         if !freya_shared::model::number::is_region_name(&r.region) {
             return Err(Status::invalid_argument(
                 "`region` must be 1-64 lowercase letters, digits or `-`",

@@ -150,7 +150,7 @@ impl Store {
         .bind(q.from_ms)
         .bind(q.to_ms)
         .bind(q.interval_ms)
-        .fetch_all(self.pool())
+        .fetch_all(self.read_pool())
         .await?;
         let mut buckets: BTreeMap<BucketKey, CallBucket> = BTreeMap::new();
         for row in &totals {
@@ -189,7 +189,7 @@ impl Store {
         .bind(q.from_ms)
         .bind(q.to_ms)
         .bind(q.interval_ms)
-        .fetch_all(self.pool())
+        .fetch_all(self.read_pool())
         .await?;
         for row in &outcomes {
             let key = (row.try_get("bucket")?, row.try_get("grp")?);
@@ -262,7 +262,7 @@ impl Store {
         .bind(q.from_ms)
         .bind(q.to_ms)
         .bind(q.interval_ms)
-        .fetch_all(self.pool())
+        .fetch_all(self.read_pool())
         .await?;
         histograms(&rows, "calls")
     }
@@ -285,7 +285,7 @@ impl Store {
         .bind(q.from_ms - q.from_ms.rem_euclid(hour_ms))
         .bind(q.to_ms)
         .bind(q.interval_ms)
-        .fetch_all(self.pool())
+        .fetch_all(self.read_pool())
         .await?;
         for (key, mut bins) in histograms(&rows, "turns")? {
             let Some(bucket) = buckets.get_mut(&key) else {

@@ -153,7 +153,7 @@ impl Store {
                 Arg::Int(i) => query.bind(i),
             };
         }
-        let rows = query.fetch_all(self.pool()).await?;
+        let rows = query.fetch_all(self.read_pool()).await?;
         let mut calls = rows
             .iter()
             .map(call_from_row)

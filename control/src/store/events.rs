@@ -78,8 +78,10 @@ impl Store {
             let mut stored = Vec::with_capacity(events.len());
             for (event, payload) in events.iter().zip(&payloads) {
                 let inserted = sqlx::query(
-                    "INSERT INTO call_events (id, call_id, workspace_id, edge_id, kind, at_ms, payload, received_at_ms) \
-                     VALUES ($1, $2, $3, $4, $5, $6, $7, $8) ON CONFLICT (id) DO NOTHING",
+                    "INSERT INTO call_events \
+                     (id, call_id, workspace_id, edge_id, kind, at_ms, payload, received_at_ms, region) \
+                     VALUES ($1, $2, $3, $4, $5, $6, $7, $8, (SELECT region FROM edges WHERE id = $4)) \
+                     ON CONFLICT (id) DO NOTHING",
                 )
                 .bind(&event.id)
                 .bind(&event.call_id)

@@ -23,6 +23,15 @@ fn migrator() -> Migrator {
     sqlx::migrate!("./migrations")
 }
 
+/// The versions of the migrations this binary carries, in order.
+pub(super) fn known_versions() -> Vec<i64> {
+    migrator()
+        .iter()
+        .filter(|m| !m.migration_type.is_down_migration())
+        .map(|m| m.version)
+        .collect()
+}
+
 /// Counts sqlx's migration record table in the connected database (0 or 1).
 pub(super) fn migration_table_count_sql(engine: Engine) -> &'static str {
     match engine {
@@ -168,11 +177,7 @@ async fn read_status(
     } else {
         Vec::new()
     };
-    let known: Vec<i64> = migrator()
-        .iter()
-        .filter(|m| !m.migration_type.is_down_migration())
-        .map(|m| m.version)
-        .collect();
+    let known = known_versions();
     Ok(MigrationStatus {
         engine,
         known: known.len(),

@@ -16,6 +16,7 @@ mod agents;
 mod analytics;
 mod api_keys;
 mod audit;
+pub mod backup;
 mod call_usage;
 mod calls;
 mod change;
@@ -40,6 +41,7 @@ mod workflows;
 mod workspaces;
 
 use std::future::Future;
+use std::sync::Arc;
 use std::time::Duration;
 
 use freya_shared::private_files;
@@ -96,6 +98,13 @@ pub enum StoreError {
     Migration(String),
     #[error("unsupported database URL `{0}`: use sqlite://PATH or postgres://...")]
     UnsupportedUrl(String),
+    #[error("database.replica_url needs postgres:// URLs for it and for database.url")]
+    ReplicaNeedsPostgres,
+    #[error(
+        "database file {} is being replaced by `freya restore`; start again once it is done",
+        .0.display()
+    )]
+    BeingRestored(std::path::PathBuf),
     #[error("database file {}: {source}", path.display())]
     File {
         path: std::path::PathBuf,
@@ -162,6 +171,12 @@ pub struct Store {
     /// Whether writes are being taken, for `/readyz`: set by a storage fault, cleared by a
     /// successful [`Store::probe_write`].
     health: StorageHealth,
+    /// A streaming replica (`database.replica_url`) for analytics and list queries, which can
+    /// be a moment behind; everything else, and every write, goes to `pool`.
+    replica: Option<AnyPool>,
+    /// A SQLite file's shared hold, so that `freya restore` knows the database is in use;
+    /// given up by [`Store::close`].
+    in_use: Arc<std::sync::Mutex<Option<backup::InUseLock>>>,
 }
 
 impl Store {
@@ -188,6 +203,13 @@ impl Store {
                 source: e,
             })?;
         }
+        let in_use = match &sqlite_file {
+            Some(path) if path.exists() => match backup::InUseLock::try_shared(path)? {
+                Some(lock) => Some(lock),
+                None => return Err(StoreError::BeingRestored(path.clone())),
+            },
+            _ => None,
+        };
         let pool = AnyPoolOptions::new()
             .min_connections(size.min_connections)
             .max_connections(size.max_connections.max(1))
@@ -230,7 +252,26 @@ impl Store {
             config_changed,
             sealer: None,
             health: StorageHealth::default(),
+            replica: None,
+            in_use: Arc::new(std::sync::Mutex::new(in_use)),
         })
+    }
+
+    /// This store, reading analytics and lists from the streaming replica at `url`
+    /// (`database.replica_url`). Only a PostgreSQL-protocol replica of the same engine makes
+    /// sense; SQLite has none.
+    pub async fn with_replica(mut self, url: &str, size: PoolSize) -> Result<Self, StoreError> {
+        if Engine::from_url(url)? != Engine::Postgres || self.engine != Engine::Postgres {
+            return Err(StoreError::ReplicaNeedsPostgres);
+        }
+        let replica = AnyPoolOptions::new()
+            .min_connections(size.min_connections)
+            .max_connections(size.max_connections.max(1))
+            .acquire_timeout(Duration::from_secs(10))
+            .connect(url)
+            .await?;
+        self.replica = Some(replica);
+        Ok(self)
     }
 
     /// This store, sealing and opening secrets with `key` (`auth.encryption_key`).
@@ -293,13 +334,26 @@ impl Store {
         self.config_changed.subscribe()
     }
 
-    /// Closes the pool, waiting for connections to return.
+    /// Closes the pools, waiting for connections to return.
     pub async fn close(&self) {
         self.pool.close().await;
+        if let Some(replica) = &self.replica {
+            replica.close().await;
+        }
+        if let Ok(mut held) = self.in_use.lock() {
+            held.take();
+        }
     }
 
     pub(crate) fn pool(&self) -> &AnyPool {
         &self.pool
+    }
+
+    /// Where analytics and list queries read: the replica when one is configured. Its rows may
+    /// lag the primary by the replication delay, which a list or a chart tolerates; a read that
+    /// must see a write just made (get by id, anything inside a transaction) uses [`Self::pool`].
+    pub(crate) fn read_pool(&self) -> &AnyPool {
+        self.replica.as_ref().unwrap_or(&self.pool)
     }
 
     pub(crate) fn sealer(&self) -> Result<&Sealer, StoreError> {

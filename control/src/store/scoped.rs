@@ -103,7 +103,7 @@ impl Store {
         let mut rows = query
             .bind(id)
             .bind(limit.saturating_add(1))
-            .fetch_all(self.pool())
+            .fetch_all(self.read_pool())
             .await?;
         let more = rows.len() as i64 > limit;
         rows.truncate(usize::try_from(limit).unwrap_or(0));

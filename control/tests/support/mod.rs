@@ -209,6 +209,7 @@ pub fn control_config(db_url: &str) -> ControlConfig {
         },
         database: DatabaseConfig {
             url: db_url.into(),
+            replica_url: None,
             min_connections: 1,
             max_connections: 5,
         },
@@ -217,6 +218,7 @@ pub fn control_config(db_url: &str) -> ControlConfig {
             heartbeat_interval_ms: 200,
             offline_after_ms: 2_000,
             config_poll_ms: 200,
+            min_version: None,
         },
         auth: AuthConfig {
             jwt_secret: JWT_SECRET.into(),

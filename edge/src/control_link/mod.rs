@@ -118,6 +118,12 @@ impl LinkContext {
 pub(crate) fn log_failure(what: &str, status: &Status) {
     if status.code() == tonic::Code::Unauthenticated {
         tracing::error!(%status, "the control plane refused this edge while {what}: check control.shared_secret");
+    } else if status.code() == tonic::Code::FailedPrecondition {
+        // The control plane no longer serves this release: its message says which to run.
+        tracing::error!(
+            message = status.message(),
+            "the control plane refused this edge while {what}"
+        );
     } else {
         tracing::warn!(code = ?status.code(), message = status.message(), "control plane unreachable while {what}; retrying");
     }
