@@ -22,7 +22,8 @@ const IMMUTABLE: &str = "public, max-age=31536000, immutable";
 const REVALIDATE: &str = "no-cache";
 /// The page runs only its own scripts and talks only to its own origin: a token kept in the
 /// page is worth stealing, so injected markup must not run or send it anywhere.
-const PAGE_POLICY: &str = "default-src 'self'; script-src 'self'; style-src 'self' 'unsafe-inline'; \
+const PAGE_POLICY: &str =
+    "default-src 'self'; script-src 'self'; style-src 'self' 'unsafe-inline'; \
     img-src 'self' data: blob:; media-src 'self' blob:; connect-src 'self'; object-src 'none'; \
     base-uri 'none'; form-action 'self'; frame-ancestors 'none'";
 
@@ -98,8 +99,8 @@ fn file_response(relative: &str, contents: &'static [u8]) -> Response {
     } else {
         REVALIDATE
     };
-    let content_type =
-        HeaderValue::from_str(mime.as_ref()).unwrap_or(HeaderValue::from_static("application/octet-stream"));
+    let content_type = HeaderValue::from_str(mime.as_ref())
+        .unwrap_or(HeaderValue::from_static("application/octet-stream"));
     let mut response = (
         [
             (header::CONTENT_TYPE, content_type),

@@ -9,7 +9,8 @@ export interface Series {
   values: (number | null)[];
 }
 
-export function Chart({ title, times, series, unit }: { title: string; times: number[]; series: Series[]; unit?: string }) {
+/** `times` and `span` in seconds since the epoch; `span` is the range asked for, shown whole. */
+export function Chart({ title, times, span, series, unit }: { title: string; times: number[]; span: [number, number]; series: Series[]; unit?: string }) {
   const box = useRef<HTMLDivElement>(null);
   useEffect(() => {
     const el = box.current;
@@ -20,14 +21,15 @@ export function Chart({ title, times, series, unit }: { title: string; times: nu
       {
         width: Math.max(320, el.clientWidth),
         height: 220,
-        series: [{}, ...series.map((s) => ({ label: s.label, stroke: s.color, width: 2, value: (_: uPlot, v: number | null) => (v == null ? "—" : `${v}${unit ?? ""}`) }))],
+        series: [{}, ...series.map((s) => ({ label: s.label, stroke: s.color, width: 2, points: { show: true, size: 6 }, value: (_: uPlot, v: number | null) => (v == null ? "—" : `${v}${unit ?? ""}`) }))],
         axes: [axis, axis],
+        scales: { x: { time: true, range: () => span } },
       },
       [times, ...series.map((s) => s.values)] as uPlot.AlignedData,
       el,
     );
     return () => plot.destroy();
-  }, [times, series, unit]);
+  }, [times, span, series, unit]);
   const summary = series.map((s) => `${s.label}: ${s.values.filter((v) => v != null).join(", ") || "no data"}`).join("; ");
   return (
     <figure className="card mb-4">

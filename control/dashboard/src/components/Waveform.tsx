@@ -13,6 +13,7 @@ export const Waveform = forwardRef<WaveformHandle, { url: string }>(function Wav
   const surfer = useRef<WaveSurfer | null>(null);
   const [playing, setPlaying] = useState(false);
   const [error, setError] = useState<string | null>(null);
+  const [ready, setReady] = useState(false);
 
   useEffect(() => {
     if (!container.current) return;
@@ -22,10 +23,14 @@ export const Waveform = forwardRef<WaveformHandle, { url: string }>(function Wav
       height: 64,
       waveColor: "#94a3b8",
       progressColor: "#4338ca",
-      fetchParams: { headers: { Authorization: `Bearer ${credentials.token ?? ""}` } },
+      // The recording is an API resource: the same token and workspace as every request.
+      fetchParams: {
+        headers: { Authorization: `Bearer ${credentials.token ?? ""}`, "X-Workspace-Id": credentials.workspace ?? "" },
+      },
     });
     ws.on("play", () => setPlaying(true));
     ws.on("pause", () => setPlaying(false));
+    ws.on("ready", () => setReady(true));
     ws.on("error", (e) => setError(String(e)));
     surfer.current = ws;
     return () => {
@@ -45,9 +50,9 @@ export const Waveform = forwardRef<WaveformHandle, { url: string }>(function Wav
 
   return (
     <div>
-      <div ref={container} role="img" aria-label="Waveform of the call's recording (caller and agent)" />
+      <div ref={container} data-ready={ready} role="img" aria-label="Waveform of the call's recording (caller and agent)" />
       <div className="mt-2 flex gap-2">
-        <button className="btn" onClick={() => void surfer.current?.playPause()}>
+        <button className="btn" disabled={!ready} onClick={() => void surfer.current?.playPause()}>
           {playing ? "Pause" : "Play"}
         </button>
       </div>

@@ -19,7 +19,7 @@ function Highlighted({ text, known }: { text: string; known: Set<string> }) {
   const parts = text.split(/(\{\{\s*[\w.]+\s*\}\})/g);
   if (parts.length === 1) return null;
   return (
-    <p className="mt-1 text-xs whitespace-pre-wrap rounded bg-slate-50 dark:bg-slate-900 p-2" aria-label="Template variables">
+    <div role="note" className="mt-1 text-xs whitespace-pre-wrap rounded bg-slate-50 dark:bg-slate-900 p-2" aria-label="Preview with variables marked">
       {parts.map((p, i) => {
         const name = /^\{\{\s*([\w.]+)\s*\}\}$/.exec(p)?.[1];
         if (!name) return <span key={i}>{p}</span>;
@@ -33,7 +33,7 @@ function Highlighted({ text, known }: { text: string; known: Set<string> }) {
           </mark>
         );
       })}
-    </p>
+    </div>
   );
 }
 

@@ -15,11 +15,14 @@ export function Analytics() {
   const analytics = useQuery({
     queryKey: ["analytics", range],
     queryFn: async () => {
-      const from = new Date(Date.now() - days * 86_400_000).toISOString();
-      return ok(await api.GET("/v1/analytics/calls", { params: { query: { from, interval } } }));
+      const to = new Date();
+      const from = new Date(to.getTime() - days * 86_400_000);
+      const answer = ok(await api.GET("/v1/analytics/calls", { params: { query: { from: from.toISOString(), to: to.toISOString(), interval } } }));
+      return { answer, span: [from.getTime() / 1000, to.getTime() / 1000] as [number, number] };
     },
   });
-  const buckets = analytics.data?.buckets ?? [];
+  const buckets = analytics.data?.answer.buckets ?? [];
+  const span = analytics.data?.span ?? [0, 1];
   const charts = useMemo(() => {
     const times = buckets.map((b) => Date.parse(b.start) / 1000);
     return {
@@ -65,9 +68,9 @@ export function Analytics() {
         <p className="text-muted">No calls in this range.</p>
       ) : (
         <>
-          <Chart title="Calls" times={charts.times} series={charts.volume} />
-          <Chart title="Voice-to-voice latency" times={charts.times} series={charts.latency} unit=" ms" />
-          <Chart title="Billable minutes" times={charts.times} series={charts.minutes} />
+          <Chart title="Calls" span={span} times={charts.times} series={charts.volume} />
+          <Chart title="Voice-to-voice latency" span={span} times={charts.times} series={charts.latency} unit=" ms" />
+          <Chart title="Billable minutes" span={span} times={charts.times} series={charts.minutes} />
           <h2>Outcomes</h2>
           <table className="table max-w-lg">
             <thead>
