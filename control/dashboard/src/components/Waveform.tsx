@@ -14,6 +14,7 @@ export const Waveform = forwardRef<WaveformHandle, { url: string }>(function Wav
   const [playing, setPlaying] = useState(false);
   const [error, setError] = useState<string | null>(null);
   const [ready, setReady] = useState(false);
+  const [position, setPosition] = useState(0);
 
   useEffect(() => {
     if (!container.current) return;
@@ -31,6 +32,7 @@ export const Waveform = forwardRef<WaveformHandle, { url: string }>(function Wav
     ws.on("play", () => setPlaying(true));
     ws.on("pause", () => setPlaying(false));
     ws.on("ready", () => setReady(true));
+    ws.on("timeupdate", (t) => setPosition(t));
     ws.on("error", (e) => setError(String(e)));
     surfer.current = ws;
     return () => {
@@ -50,7 +52,7 @@ export const Waveform = forwardRef<WaveformHandle, { url: string }>(function Wav
 
   return (
     <div>
-      <div ref={container} data-ready={ready} role="img" aria-label="Waveform of the call's recording (caller and agent)" />
+      <div ref={container} data-ready={ready} data-position={position.toFixed(1)} role="img" aria-label="Waveform of the call's recording (caller and agent)" />
       <div className="mt-2 flex gap-2">
         <button className="btn" disabled={!ready} onClick={() => void surfer.current?.playPause()}>
           {playing ? "Pause" : "Play"}
