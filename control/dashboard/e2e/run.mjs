@@ -1,8 +1,9 @@
 // The dashboard end to end, in Debian's chromium driven by playwright-core (no browser is
 // downloaded): a real `freya dev`, the seeded admin signs in, edits and creates agents in the
-// form, places a real call with `freya call`, finds it in Calls with its transcript, latency and
-// recording, creates and revokes an API key, and every page passes axe-core with no serious or
-// critical violation and leaves no error in the console.
+// form, builds and publishes a workflow in the editor, places a real call with `freya call`,
+// finds it in Calls with its transcript, latency and recording, creates and revokes an API
+// key, and every page passes axe-core with no serious or critical violation and leaves no
+// error in the console.
 //
 //   node e2e/run.mjs                 # FREYA_BIN or the debug build of the workspace
 //   SCREENSHOTS=../../docs node e2e/run.mjs   # also writes the README's screenshots there
@@ -177,6 +178,41 @@ step("an agent is created in the form; the API's error lands on the field it nam
   await axe("agents");
 });
 
+step("a small workflow is built in the editor, its problem shown on the node, and published", async () => {
+  await nav("Workflows").click();
+  await page.getByRole("link", { name: "New workflow" }).click();
+  const graph = page.getByRole("region", { name: "Workflow graph" });
+  await graph.locator('[data-node="hello"]').waitFor();
+  await page.getByLabel("Workflow name").fill("Greeter");
+  await page.getByRole("button", { name: "Add end" }).click();
+  await graph.locator('[data-node="end3"]').waitFor();
+  // The start node pointed at a node that does not exist: the API names it, the node shows it.
+  await graph.locator('[data-node="hello"]').click();
+  await page.getByLabel("Node hello (JSON)").fill(JSON.stringify({ id: "hello", type: "say", text: "Hello!", next: "nowhere" }));
+  await page.getByRole("button", { name: "Apply" }).click();
+  expected422 += 1;
+  await page.getByRole("button", { name: "Validate" }).click();
+  const problem = graph.locator('[data-node="hello"]').getByRole("alert");
+  await problem.waitFor();
+  assert.match(await problem.innerText(), /nowhere/);
+  await axe("workflow editor (a problem on a node)");
+  await page.getByLabel("Node hello (JSON)").fill(JSON.stringify({ id: "hello", type: "say", text: "Hello!", next: "end3" }));
+  await page.getByRole("button", { name: "Apply" }).click();
+  // `bye` is now out of reach, which the API also refuses: it goes.
+  await graph.locator('[data-node="bye"]').click();
+  await page.getByRole("button", { name: "Remove node" }).click();
+  await page.getByRole("button", { name: "Validate" }).click();
+  await page.getByText("The workflow is valid.").waitFor();
+  await page.getByRole("button", { name: "Create workflow" }).click();
+  await page.getByRole("heading", { name: "Workflow Greeter" }).waitFor();
+  await page.getByRole("button", { name: "Publish" }).click();
+  await page.getByText("Published as version 1.").waitFor();
+  await shot("workflow");
+  await axe("workflow editor");
+  await nav("Workflows").click();
+  await page.getByText("latest version 1").waitFor();
+});
+
 step("a real call with freya call appears in Calls with its transcript, latency and recording", async () => {
   const out = await freyaCall(`sip:${dev.phone_number}@${dev.sip_addr}`, ["Hello, what are your opening hours?", "Thank you, goodbye"]);
   assert.match(out, /the agent answered/, out);
@@ -292,6 +328,10 @@ step("a viewer sees no edit controls, and a 403 is explained", async () => {
   await page.getByRole("cell", { name: dev.phone_number, exact: true }).waitFor();
   assert.equal(await page.getByRole("button", { name: "New number" }).count(), 0);
   assert.equal(await page.getByRole("button", { name: /^(Edit|Delete) / }).count(), 0);
+  await nav("Workflows").click();
+  await page.getByRole("link", { name: "Greeter" }).waitFor();
+  assert.equal(await page.getByRole("link", { name: "New workflow" }).count(), 0);
+  assert.equal(await page.getByRole("button", { name: "Publish" }).count(), 0);
   await nav("API keys").click();
   await page.getByText("Only an admin of the workspace can create or revoke keys").waitFor();
   assert.equal(await page.getByRole("button", { name: "Create key" }).count(), 0);

@@ -1,6 +1,6 @@
 // The frame around every signed-in page: navigation, workspace switcher, theme and sign-out,
 // and the choice of page from the path.
-import { useState } from "react";
+import { lazy, Suspense, useState } from "react";
 import { Link, usePath } from "./router";
 import { useSession } from "./session";
 import { currentTheme, setTheme, type Theme } from "./theme";
@@ -18,6 +18,9 @@ import { Members } from "./pages/Members";
 import { AuditLog } from "./pages/AuditLog";
 import { Webhooks } from "./pages/Webhooks";
 import { Providers } from "./pages/Providers";
+
+// The editor brings @xyflow/react: loaded when first opened, not with the rest.
+const WorkflowEditor = lazy(() => import("./pages/WorkflowEditor"));
 
 const NAV: [string, string][] = [
   ["/", "Overview"],
@@ -45,7 +48,13 @@ function route(path: string) {
     case "agents":
       return parts[1] ? <AgentEditor id={parts[1] === "new" ? null : parts[1]} /> : <Agents />;
     case "workflows":
-      return <Workflows />;
+      return parts[1] ? (
+        <Suspense fallback={<p className="text-muted text-sm">Loading the editor…</p>}>
+          <WorkflowEditor key={parts[1]} id={parts[1] === "new" ? null : parts[1]} />
+        </Suspense>
+      ) : (
+        <Workflows />
+      );
     case "numbers":
       return <Numbers />;
     case "analytics":

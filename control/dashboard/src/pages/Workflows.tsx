@@ -1,9 +1,10 @@
-// Workflows: the list, publishing, and each one's version history. The visual editor is not
-// built yet; workflows are written through the API (`/v1/workflows`).
+// Workflows: the list, publishing, and each one's version history; each opens in the visual
+// editor (`WorkflowEditor.tsx`).
 import { useMutation, useQuery, useQueryClient } from "@tanstack/react-query";
 import { useState } from "react";
 import { api, atLeast, ok } from "../api/client";
 import { ErrorNote, Loading, Page, time } from "../components/ui";
+import { Link } from "../router";
 import { useSession } from "../session";
 
 function Versions({ id }: { id: string }) {
@@ -46,11 +47,16 @@ export function Workflows() {
     },
   });
   return (
-    <Page title="Workflows">
-      <p role="note" className="card text-sm mb-4 max-w-2xl">
-        The visual workflow editor is not built yet. Workflows are written through the API (<code>POST /v1/workflows</code>,
-        checked by <code>/v1/workflows/validate</code>); here you can publish them and read their history.
-      </p>
+    <Page
+      title="Workflows"
+      actions={
+        atLeast(role, "editor") && (
+          <Link to="/workflows/new" className="btn-primary no-underline">
+            New workflow
+          </Link>
+        )
+      }
+    >
       <ErrorNote error={workflows.error ?? publish.error} />
       {workflows.isPending ? (
         <Loading what="workflows" />
@@ -62,7 +68,9 @@ export function Workflows() {
             <li key={w.id} className="card">
               <div className="flex justify-between items-center gap-2">
                 <div>
-                  <div className="font-medium">{String((w as { name?: string }).name ?? w.id)}</div>
+                  <Link to={`/workflows/${w.id}`} className="font-medium">
+                    {w.name}
+                  </Link>
                   <div className="text-xs text-muted">
                     {w.latest_version == null ? "draft, never published" : `latest version ${w.latest_version}`} · updated {time(w.updated_at)}
                   </div>
