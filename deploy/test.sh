@@ -72,6 +72,7 @@ python3 -m openapi_spec_validator "$api_dir/openapi.json"
   --checks not_a_server_error \
   --max-time 60 --max-examples 50 --rate-limit 1100/m --request-timeout 10 \
   --warnings off)
+cp "$api_dir/openapi.json" "${TMPDIR:-/tmp}/freya-served-openapi.json"
 stop_api
 trap stop_pg EXIT
 
@@ -82,6 +83,15 @@ if ! command -v kubernetes-validate >/dev/null 2>&1; then
 fi
 python3 -c 'import yaml' 2>/dev/null || python3 -m pip install --quiet pyyaml
 python3 deploy/check_recipes.py --freya "$freya_bin" --self-test
+
+echo "==> dashboard: checked-in client and build are fresh, size, end-to-end in chromium"
+# npm ci fetches the pinned packages; everything after it works offline. The end-to-end test
+# starts its own `freya dev` with the binary built above and drives Debian's chromium.
+(cd control/dashboard && npm ci --no-audit --no-fund --loglevel=error \
+  && scripts/check-fresh.sh "${TMPDIR:-/tmp}/freya-served-openapi.json" \
+  && node scripts/size.mjs \
+  && FREYA_BIN="$freya_bin" node e2e/run.mjs)
+rm -f "${TMPDIR:-/tmp}/freya-served-openapi.json"
 
 # Last, so the test runner's summary closes the output.
 echo "==> tests (SQLite and PostgreSQL)"

@@ -316,7 +316,7 @@ pub(crate) fn router(state: AppState) -> Router {
         .route("/docs", get(openapi::docs_page))
         .method_not_allowed_fallback(method_not_allowed)
         .nest("/v1", v1)
-        .fallback(not_found)
+        .fallback(dashboard::fallback)
         .layer(DefaultBodyLimit::max(BODY_LIMIT_BYTES))
         .layer(middleware::from_fn_with_state(
             BODY_LIMIT_BYTES,
