@@ -127,6 +127,8 @@ pub fn incompatible_media(local: SocketAddr) -> Header {
 /// One SIP address's worth of user agent state (its UDP socket and TCP connections).
 pub struct SipEndpoint {
     local: SocketAddr,
+    /// The address Contact and Via say over TLS (the TLS listener's), when it has one.
+    tls_local: Option<SocketAddr>,
     timers: Timers,
     invites: Owners<TransactionKey, ServerInviteTransaction>,
     others: Owners<TransactionKey, ServerNonInviteTransaction>,
@@ -150,6 +152,7 @@ impl SipEndpoint {
     pub fn new(local: SocketAddr, timers: Timers) -> Self {
         Self {
             local,
+            tls_local: None,
             timers,
             invites: Owners::default(),
             others: Owners::default(),
@@ -163,6 +166,27 @@ impl SipEndpoint {
             transmits: VecDeque::new(),
             events: VecDeque::new(),
         }
+    }
+
+    /// The TLS listener's public address, for Contact and Via on TLS flows (which otherwise
+    /// say the UDP/TCP address, where no TLS is spoken).
+    pub fn set_tls_address(&mut self, addr: SocketAddr) {
+        self.tls_local = Some(addr);
+    }
+
+    /// The address our Contact and Via name for messages over `transport`.
+    pub fn local_for(&self, transport: Transport) -> SocketAddr {
+        match (transport, self.tls_local) {
+            (Transport::Tls, Some(tls)) => tls,
+            _ => self.local,
+        }
+    }
+
+    /// The address of `call_id`'s dialog's transport (ours in its Via and Contact).
+    fn dialog_local(&self, call_id: &str) -> SocketAddr {
+        self.dialogs
+            .get(call_id)
+            .map_or(self.local, |d| self.local_for(d.transport))
     }
 
     /// Dialogs alive (early or confirmed).
@@ -228,7 +252,7 @@ impl SipEndpoint {
 
     /// Our Contact header for messages over `transport`.
     fn contact(&self, transport: Transport) -> Header {
-        Header::Contact(format!("<sip:{}{}>", self.local, transport.uri_param()).into())
+        Header::Contact(transport.contact(self.local_for(transport)).into())
     }
 
     /// Tells the caller of `call_id` that it rings (180, with our tag so the dialog is early).
@@ -432,7 +456,7 @@ impl SipEndpoint {
     fn send_stateless(&mut self, peer: Peer, request: &Request, response: Response) {
         // Over a connection the response goes back on it (RFC 3261 section 18.2.2).
         let dest = match peer.transport {
-            Transport::Tcp => peer.addr,
+            Transport::Tcp | Transport::Tls => peer.addr,
             Transport::Udp => super::TopVia::of(&request.headers)
                 .map(|via| via.response_destination(peer.addr))
                 .unwrap_or(peer.addr),

@@ -120,6 +120,9 @@ pub enum SipTransport {
     #[default]
     Udp,
     Tcp,
+    /// SIP over TLS (RFC 3261 section 26): the edge verifies the trunk's certificate against
+    /// its trust roots and the trunk's `host` name, and sends `sips:` URIs.
+    Tls,
 }
 
 /// What a customer writes to define a SIP trunk. `password` is a secret: stored encrypted by the
