@@ -1,6 +1,7 @@
 //! The edge's configuration (`freya edge --config FILE`), overridable by `FREYA_*` environment
 //! variables (`FREYA_REGION`, `FREYA_CONTROL__URL`, `FREYA_CONTROL__SHARED_SECRET`, ...).
 
+use std::net::SocketAddr;
 use std::path::PathBuf;
 use std::time::Duration;
 
@@ -203,6 +204,30 @@ pub struct SipConfig {
     /// address cannot take the whole budget. A trunk needs about its call rate × (`ring_ms` +
     /// the ACK's round trip).
     pub max_unconfirmed_per_source: u32,
+    /// SIP over TLS (RFC 3261 section 26): the address to listen on (`0.0.0.0:5061`; a bare
+    /// IP gets port 5061). Off when unset; needs `tls_cert_file` and `tls_key_file`.
+    pub tls_listen: Option<String>,
+    /// The address callers reach the TLS listener at, when it differs (NAT, 0.0.0.0): Contact
+    /// and Via on TLS flows say it. Defaults to `tls_listen` with `public_addr`'s IP.
+    pub tls_public_addr: Option<String>,
+    /// The TLS listener's certificate chain (PEM, leaf first). Reloaded when the file changes;
+    /// connections already up keep their session.
+    pub tls_cert_file: Option<String>,
+    /// The certificate's private key (PEM). Reloaded with the certificate.
+    pub tls_key_file: Option<String>,
+    /// CA certificates (PEM) that trunks reached over TLS must chain to. Unset: Mozilla's
+    /// roots (webpki-roots), as for any public certificate.
+    pub tls_ca_file: Option<String>,
+    /// Longest a TLS handshake may take, inbound or outbound (default 5 s): a client that
+    /// connects and stalls is closed after it.
+    pub tls_handshake_timeout_ms: u32,
+    /// Most TLS connections open in all, handshakes included (default 1024). The per-IP cap
+    /// is `tcp_max_connections_per_ip`, the timeouts after the handshake the TCP ones.
+    pub tls_max_connections: u32,
+    /// On TCP and TLS connections the edge opened (trunks, registrars), send a CRLF
+    /// keep-alive ping (RFC 5626 section 4.4.1) after this long without traffic (default
+    /// 90 s, under common NAT and load-balancer idle timeouts).
+    pub keepalive_interval_ms: u32,
 }
 
 impl Default for SipConfig {
@@ -219,11 +244,32 @@ impl Default for SipConfig {
             invite_burst_per_source: 20,
             max_unconfirmed: 64,
             max_unconfirmed_per_source: 16,
+            tls_listen: None,
+            tls_public_addr: None,
+            tls_cert_file: None,
+            tls_key_file: None,
+            tls_ca_file: None,
+            tls_handshake_timeout_ms: 5_000,
+            tls_max_connections: 1024,
+            keepalive_interval_ms: 90_000,
         }
     }
 }
 
 impl SipConfig {
+    /// The TLS listener's address, `tls_listen` with port 5061 when it names none; `None`
+    /// when TLS is off or the value is not an address.
+    pub fn tls_listen_addr(&self) -> Option<SocketAddr> {
+        let value = self.tls_listen.as_deref()?.trim();
+        value.parse::<SocketAddr>().ok().or_else(|| {
+            let ip = value
+                .trim_matches(['[', ']'])
+                .parse::<std::net::IpAddr>()
+                .ok()?;
+            Some(SocketAddr::new(ip, 5061))
+        })
+    }
+
     /// The SIP TCP listener's caps and timeouts.
     pub fn tcp_limits(&self) -> ConnectionLimits {
         ConnectionLimits {
@@ -377,6 +423,7 @@ impl Validate for EdgeConfig {
         if let Some(public) = &self.sip.public_addr {
             check_socket_addr("sip.public_addr", public, &mut problems);
         }
+        self.tls_problems(&mut problems);
         check_socket_addr("http.addr", &self.http.addr, &mut problems);
         self.cluster.problems(&mut problems);
         for (key, value, min) in [
@@ -400,6 +447,17 @@ impl Validate for EdgeConfig {
                 1,
             ),
             ("sip.tcp_max_connections", self.sip.tcp_max_connections, 1),
+            (
+                "sip.tls_handshake_timeout_ms",
+                self.sip.tls_handshake_timeout_ms,
+                100,
+            ),
+            ("sip.tls_max_connections", self.sip.tls_max_connections, 1),
+            (
+                "sip.keepalive_interval_ms",
+                self.sip.keepalive_interval_ms,
+                1_000,
+            ),
         ] {
             check_at_least(key, value.into(), min, &mut problems);
         }
@@ -479,6 +537,32 @@ impl Validate for EdgeConfig {
         let hold = self.rtp.hold_timeout_ms.into();
         check_at_least("rtp.hold_timeout_ms", hold, 1000, &mut problems);
         problems
+    }
+}
+
+impl EdgeConfig {
+    /// `[sip]`'s TLS keys: an address that parses, and both files when the listener is on.
+    fn tls_problems(&self, problems: &mut Vec<ConfigProblem>) {
+        let sip = &self.sip;
+        if sip.tls_listen.is_some() && sip.tls_listen_addr().is_none() {
+            problems.push(ConfigProblem::new(
+                "sip.tls_listen",
+                "must be an address such as 0.0.0.0:5061 (or an IP, for port 5061)",
+            ));
+        }
+        if let Some(public) = &sip.tls_public_addr {
+            check_socket_addr("sip.tls_public_addr", public, problems);
+        }
+        if sip.tls_listen.is_some() {
+            for (key, value) in [
+                ("sip.tls_cert_file", &sip.tls_cert_file),
+                ("sip.tls_key_file", &sip.tls_key_file),
+            ] {
+                if value.as_deref().is_none_or(str::is_empty) {
+                    problems.push(ConfigProblem::new(key, "is required with sip.tls_listen"));
+                }
+            }
+        }
     }
 }
 

@@ -42,6 +42,8 @@ pub struct Edge {
     pub sip_addr: SocketAddr,
     /// Where cluster gossip listens (as peers reach it); `None` without `cluster.bind`.
     pub gossip_addr: Option<SocketAddr>,
+    /// Where SIP over TLS is served (bound), when `sip.tls_listen` is set.
+    pub sip_tls_addr: Option<SocketAddr>,
     pub state: EdgeState,
     events: mpsc::Sender<CallEvent>,
     shutdown: CancellationToken,
@@ -241,12 +243,21 @@ impl Edge {
             "edge HTTP",
             shutdown.clone(),
         ));
+        let (sip_tls, tls_dialer) =
+            crate::sip::transport::tls::from_config(&config.sip, public_sip).await?;
+        let sip_tls_addr = match &sip_tls {
+            Some(tls) => Some(tls.listener.local_addr()?),
+            None => None,
+        };
         let sip = SipService {
             socket: sip_socket,
             tcp: Some(LimitedListener {
                 listener: sip_tcp,
                 limits: config.sip.tcp_limits(),
             }),
+            tls: sip_tls,
+            tls_dialer: Some(tls_dialer),
+            keepalive: Duration::from_millis(u64::from(config.sip.keepalive_interval_ms)),
             commands: sip_commands_rx,
             public_addr: public_sip,
             media,
@@ -312,6 +323,7 @@ impl Edge {
             http_addr,
             sip_addr,
             gossip_addr,
+            sip_tls_addr,
             state,
             events,
             shutdown,

@@ -108,6 +108,7 @@ impl SipTask {
             from,
             offer: sdp::offer(&local),
             local: std::net::SocketAddr::from(([0, 0, 0, 0], 0)), // the endpoint puts its own
+            tls_local: None,
         };
         self.endpoint.place_call(Instant::now(), request, trunks);
         let entry = LegDialog {

@@ -200,6 +200,7 @@ pub(super) async fn place(
         from: call.from.clone(),
         offer: sdp::offer(&local),
         local: std::net::SocketAddr::from(([0, 0, 0, 0], 0)), // the endpoint puts its own
+        tls_local: None,
     };
     let tried = call
         .trunks
