@@ -80,6 +80,11 @@ pub enum EndpointEvent {
         call_id: String,
         direction: super::sdp::Direction,
     },
+    /// A registration's status changed (`registration` in the provider's API resource).
+    Registration {
+        provider_id: String,
+        status: super::register::RegistrationStatus,
+    },
     /// Our BYE (from [`SipEndpoint::hangup`]) got its final response, or none: the call
     /// record says whether the far end heard it.
     ByeOutcome {
@@ -140,6 +145,8 @@ pub struct SipEndpoint {
     dialogs: Owners<String, Dialog>,
     /// Outbound calls not yet answered or failed, or still finishing their transactions.
     outbound: Owners<String, OutboundCall>,
+    /// Our registrations with PBXs and trunks, by provider id (`endpoint/registrations.rs`).
+    registrations: Owners<String, super::register::Registration>,
     /// The next deadline of every owner above that has one.
     deadlines: DeadlineQueue<TimerKey>,
     breakers: TrunkBreakers,
@@ -161,6 +168,7 @@ impl SipEndpoint {
             transports: HashMap::new(),
             dialogs: Owners::default(),
             outbound: Owners::default(),
+            registrations: Owners::default(),
             deadlines: DeadlineQueue::default(),
             breakers: TrunkBreakers::default(),
             transmits: VecDeque::new(),
@@ -515,6 +523,9 @@ mod outbound;
 #[path = "endpoint/unreachable.rs"]
 mod unreachable;
 
+#[path = "endpoint/registrations.rs"]
+mod registrations;
+
 #[cfg(test)]
 #[path = "endpoint_dialog_match_tests.rs"]
 mod dialog_match_tests;
@@ -524,6 +535,9 @@ mod glare_tests;
 #[cfg(test)]
 #[path = "endpoint_in_dialog_tests.rs"]
 mod in_dialog_tests;
+#[cfg(test)]
+#[path = "endpoint_register_tests.rs"]
+mod register_tests;
 #[cfg(test)]
 #[path = "endpoint_route_tests.rs"]
 mod route_tests;

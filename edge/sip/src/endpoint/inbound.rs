@@ -362,6 +362,10 @@ impl SipEndpoint {
         let Ok(key) = TransactionKey::client(&response) else {
             return;
         };
+        let response = match self.on_register_response(now, response) {
+            Some(response) => response,
+            None => return,
+        };
         if let Some(r) = self.outgoing.get_mut(&key) {
             r.tx.handle_response(now, response);
             self.drain_outgoing(now, &key);

@@ -61,5 +61,6 @@ impl SipEndpoint {
             self.drain_outgoing(now, &key);
         }
         self.refresh_invites_unreachable(now, dest);
+        self.registrations_unreachable(now, dest);
     }
 }
