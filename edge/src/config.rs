@@ -228,6 +228,11 @@ pub struct SipConfig {
     /// keep-alive ping (RFC 5626 section 4.4.1) after this long without traffic (default
     /// 90 s, under common NAT and load-balancer idle timeouts).
     pub keepalive_interval_ms: u32,
+    /// The first wait after a failed registration with a PBX or trunk (default 30 s); it
+    /// doubles with each failure up to `registration_retry_max_ms` (a `Retry-After` wins).
+    pub registration_retry_base_ms: u32,
+    /// The longest wait between registration attempts (default 30 min).
+    pub registration_retry_max_ms: u32,
 }
 
 impl Default for SipConfig {
@@ -252,6 +257,8 @@ impl Default for SipConfig {
             tls_handshake_timeout_ms: 5_000,
             tls_max_connections: 1024,
             keepalive_interval_ms: 90_000,
+            registration_retry_base_ms: 30_000,
+            registration_retry_max_ms: 30 * 60 * 1000,
         }
     }
 }
@@ -456,6 +463,16 @@ impl Validate for EdgeConfig {
             (
                 "sip.keepalive_interval_ms",
                 self.sip.keepalive_interval_ms,
+                1_000,
+            ),
+            (
+                "sip.registration_retry_base_ms",
+                self.sip.registration_retry_base_ms,
+                100,
+            ),
+            (
+                "sip.registration_retry_max_ms",
+                self.sip.registration_retry_max_ms,
                 1_000,
             ),
         ] {

@@ -3,6 +3,7 @@
 //! its operator HTTP listener (with the Twilio webhook and media streams) and its link to the
 //! control plane.
 
+use crate::sip::transport::registrations::{RegistrationBoard, RegistrationRetry};
 use std::net::{IpAddr, SocketAddr};
 use std::path::Path;
 use std::sync::{Arc, Mutex};
@@ -126,6 +127,7 @@ impl Edge {
         let sip_addr = sip_socket.local_addr()?;
         let (sip_commands, sip_commands_rx) = mpsc::channel(SIP_COMMAND_QUEUE);
         let sip_commands_for_drain = sip_commands.clone();
+        let sip_commands_for_registrations = sip_commands.clone();
         let public_sip: SocketAddr = match &config.sip.public_addr {
             Some(public) => public.parse().context("sip.public_addr")?,
             None => sip_addr,
@@ -232,8 +234,14 @@ impl Edge {
             http: http_client,
             webhooks: metrics.twilio_webhooks.clone(),
         };
-        let app = crate::http::router(state.clone(), metrics.clone(), cluster_view.clone())
-            .merge(crate::twilio::webhook::router(twilio.clone()));
+        let registrations = RegistrationBoard::default();
+        let app = crate::http::router(
+            state.clone(),
+            metrics.clone(),
+            cluster_view.clone(),
+            registrations.clone(),
+        )
+        .merge(crate::twilio::webhook::router(twilio.clone()));
         tasks.spawn(crate::serve::serve_http(
             LimitedListener {
                 listener,
@@ -284,8 +292,18 @@ impl Edge {
                 counter: metrics.sip_invites_redirected.clone(),
             },
             queue_full: metrics.sip_call_queue_full.clone(),
+            registrations,
         };
         tasks.spawn(sip.run(shutdown.clone()));
+        tasks.spawn(crate::sip::transport::registrations::watch(
+            state.clone(),
+            sip_commands_for_registrations,
+            RegistrationRetry {
+                base: Duration::from_millis(u64::from(config.sip.registration_retry_base_ms)),
+                max: Duration::from_millis(u64::from(config.sip.registration_retry_max_ms)),
+            },
+            shutdown.clone(),
+        ));
         if let Some(cluster) = cluster {
             tasks.spawn(control_link::run_cluster_report(
                 link.clone(),

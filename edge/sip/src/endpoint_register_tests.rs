@@ -21,6 +21,7 @@ fn settings(registrar: Peer) -> RegistrationSettings {
         registrar,
         domain: "127.0.0.1".into(),
         user: "1001".into(),
+        number: None,
         credentials: Some(Credentials {
             username: "1001".into(),
             password: "pw".into(),
@@ -89,4 +90,33 @@ fn a_tls_registrar_that_cannot_be_reached_fails_at_once_and_the_same_settings_do
     assert_eq!(states(&mut ep).last(), Some(&RegistrationState::Failed));
     ep.stop_registration(t0, "pbx");
     assert!(ep.registration_ids().is_empty());
+}
+
+#[test]
+fn an_invite_to_the_registered_contact_is_routed_by_its_to_or_the_registrations_number() {
+    let t0 = Instant::now();
+    let mut ep = SipEndpoint::new(addr(5060), Timers::default());
+    ep.register(t0, settings(Peer::udp(addr(5070))));
+    while ep.poll_transmit().is_some() {}
+    let invite = |to: &str| {
+        format!(
+            "INVITE sip:1001@127.0.0.1:5060 SIP/2.0\r\nVia: SIP/2.0/UDP 127.0.0.1:5070;branch=z9hG4bK{to}\r\n\
+             Max-Forwards: 70\r\nFrom: <sip:+15551234@pbx>;tag=a\r\nTo: <sip:{to}@pbx>\r\n\
+             Call-ID: reg-call-{to}\r\nCSeq: 1 INVITE\r\nContact: <sip:pbx@127.0.0.1:5070>\r\n\
+             Content-Length: 0\r\n\r\n"
+        )
+    };
+    let dialled = |ep: &mut SipEndpoint| {
+        std::iter::from_fn(|| ep.poll_event()).find_map(|e| match e {
+            EndpointEvent::IncomingCall(call) => Some(call.dialled),
+            _ => None,
+        })
+    };
+    ep.handle_datagram(t0, addr(5070), invite("4420").as_bytes());
+    assert_eq!(dialled(&mut ep).as_deref(), Some("4420"));
+    let mut with_number = settings(Peer::udp(addr(5070)));
+    with_number.number = Some("support".into());
+    ep.register(t0, with_number);
+    ep.handle_datagram(t0, addr(5070), invite("4421").as_bytes());
+    assert_eq!(dialled(&mut ep).as_deref(), Some("support"));
 }

@@ -48,8 +48,11 @@ pub struct RegistrationSettings {
     pub registrar: Peer,
     /// The registrar's domain as configured: the Request-URI and the AOR's host.
     pub domain: String,
-    /// The AOR's user part (and the digest username when credentials have none of their own).
+    /// The AOR's user part, which is also our Contact's user.
     pub user: String,
+    /// The number calls to our registered Contact are routed as (the agent bound to it
+    /// answers); `None`: the number in the INVITE's To.
+    pub number: Option<String>,
     /// Digest credentials, when the registrar challenges.
     pub credentials: Option<Credentials>,
     /// The binding lifetime we ask for.

@@ -25,6 +25,7 @@ fn settings() -> RegistrationSettings {
         registrar: Peer::udp(addr(5070)),
         domain: "pbx.example".into(),
         user: "1001".into(),
+        number: None,
         credentials: Some(Credentials {
             username: "1001".into(),
             password: "secret".into(),

@@ -24,6 +24,7 @@ mod placing;
 mod records;
 pub(crate) mod redirect;
 mod refusal;
+pub mod registrations;
 mod signals;
 mod tcp;
 pub mod tls;
@@ -91,6 +92,8 @@ pub struct SipService {
     pub redirects: redirect::Redirects,
     /// `freya_edge_sip_call_queue_full_total`.
     pub queue_full: CallQueueCounter,
+    /// Where registration statuses are shown (`registrations.rs`).
+    pub registrations: registrations::RegistrationBoard,
 }
 
 /// The TLS listener and what it serves.
@@ -122,6 +125,8 @@ struct Inbox {
     requests: mpsc::Receiver<DialogRequest>,
     /// One UDP datagram.
     buf: Vec<u8>,
+    /// When registered UDP flows get their CRLF keep-alive.
+    keepalive: tokio::time::Interval,
 }
 
 /// The SIP task's state between two wake-ups.
@@ -155,6 +160,8 @@ struct SipTask {
     requests: mpsc::Sender<DialogRequest>,
     /// The next SDP session id (RFC 4566 `o=`), one per call.
     session_id: u64,
+    /// Registration statuses, as shown.
+    registrations: registrations::RegistrationBoard,
 }
 
 impl SipService {
@@ -185,6 +192,7 @@ impl SipTask {
             refused,
             redirects,
             queue_full,
+            registrations,
         } = service;
         // ICMP errors for our INVITEs and in-dialog requests fail them at once (`icmp.rs`).
         if let Err(e) = icmp::report_unreachable(&socket) {
@@ -230,12 +238,16 @@ impl SipTask {
             legs: HashMap::new(),
             requests: request_tx,
             session_id: rand::random::<u32>().into(),
+            registrations,
         };
+        let mut keepalive_timer = tokio::time::interval(keepalive);
+        keepalive_timer.set_missed_tick_behavior(tokio::time::MissedTickBehavior::Delay);
         let inbox = Inbox {
             commands,
             tcp: tcp_rx,
             requests: request_rx,
             buf: vec![0u8; 65_536],
+            keepalive: keepalive_timer,
         };
         (task, inbox)
     }
@@ -292,6 +304,7 @@ impl SipTask {
                 DialogRequest::DialLeg(dial) => self.dial_leg(dial).await,
                 request => self.on_dialog_request(request),
             },
+            _ = inbox.keepalive.tick() => self.udp_keepalives().await,
             // Signals wait for room in a call's queue: offer them again (`calls.retry` below).
             _ = tokio::time::sleep(signals::RETRY_EVERY), if backlog => {}
             _ = shutdown.cancelled() => {
@@ -340,6 +353,7 @@ impl SipTask {
                 }
             }
             SipCommand::EndAll => self.end_all().await,
+            SipCommand::Registrations(wanted) => self.set_registrations(wanted),
             SipCommand::Legs { call_id, command } => {
                 // Calls we placed use their record id as their Call-ID.
                 let dialog = self.records.get(&call_id).cloned().unwrap_or(call_id);

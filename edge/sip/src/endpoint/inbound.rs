@@ -200,7 +200,7 @@ impl SipEndpoint {
         self.events
             .push_back(EndpointEvent::IncomingCall(IncomingCall {
                 call_id: call_id.clone(),
-                dialled: user_of(&request.uri.to_string()),
+                dialled: self.dialled(&request),
                 caller: caller.unwrap_or_default(),
                 offer: request.body.clone(),
                 source,

@@ -10,9 +10,11 @@ use std::time::Instant;
 use rsip::{Method, Response};
 
 use super::{EndpointEvent, SipEndpoint};
+use crate::dialog::user_of;
 use crate::message::call_id;
 use crate::peer::Peer;
 use crate::register::{Registration, RegistrationEvent, RegistrationSettings, RegistrationStatus};
+use rsip::headers::UntypedHeader;
 
 impl SipEndpoint {
     /// Registers (or keeps registering) as `settings` say; settings that changed start over
@@ -43,6 +45,17 @@ impl SipEndpoint {
         self.settle_timers();
     }
 
+    /// The registrars we hold a binding with over UDP: their NAT bindings need keep-alives.
+    pub fn registered_udp_registrars(&self) -> Vec<std::net::SocketAddr> {
+        self.registrations
+            .values()
+            .filter(|r| r.status().state == crate::register::RegistrationState::Registered)
+            .map(|r| r.settings().registrar)
+            .filter(|p| p.transport == crate::peer::Transport::Udp)
+            .map(|p| p.addr)
+            .collect()
+    }
+
     /// The providers registered for.
     pub fn registration_ids(&self) -> Vec<String> {
         self.registrations.keys().cloned().collect()
@@ -51,6 +64,28 @@ impl SipEndpoint {
     /// A registration's status.
     pub fn registration_status(&self, provider_id: &str) -> Option<&RegistrationStatus> {
         self.registrations.get(provider_id).map(|r| r.status())
+    }
+
+    /// The number an INVITE dialled: the Request-URI's user, unless that is the user of one of
+    /// our registrations (the PBX calls the contact we registered): then the registration's
+    /// `number`, or else the To header's user (the number the caller dialled at the PBX).
+    pub(super) fn dialled(&self, request: &rsip::Request) -> String {
+        let user = user_of(&request.uri.to_string());
+        let registration = self
+            .registrations
+            .values()
+            .find(|r| !user.is_empty() && r.settings().user == user);
+        let Some(registration) = registration else {
+            return user;
+        };
+        if let Some(number) = &registration.settings().number {
+            return number.clone();
+        }
+        let to = request.headers.iter().find_map(|h| match h {
+            rsip::Header::To(to) => Some(user_of(to.value())),
+            _ => None,
+        });
+        to.filter(|t| !t.is_empty()).unwrap_or(user)
     }
 
     /// Takes a response to one of our REGISTERs; any other response is handed back.
