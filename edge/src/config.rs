@@ -174,6 +174,10 @@ pub struct SipConfig {
     pub addr: String,
     /// The address callers should use, when it differs from `addr` (NAT, 0.0.0.0).
     pub public_addr: Option<String>,
+    /// The edge's public IP behind a NAT (a cloud VM's elastic IP): the IP of Contact and Via
+    /// on every listener and of the SDP media address, unless `public_addr`,
+    /// `tls_public_addr` or `rtp.public_ip` say otherwise. Ports stay the listeners' own.
+    pub external_ip: Option<String>,
     /// Ring this long (180 Ringing) before answering; 0 answers at once.
     pub ring_ms: u32,
     /// Longest a SIP message may take over TCP from its first byte to its last (default 10 s):
@@ -240,6 +244,7 @@ impl Default for SipConfig {
         Self {
             addr: "127.0.0.1:5060".into(),
             public_addr: None,
+            external_ip: None,
             ring_ms: 0,
             tcp_message_timeout_ms: 10_000,
             tcp_idle_timeout_ms: 40 * 60 * 1000,
@@ -566,6 +571,14 @@ impl EdgeConfig {
                 "sip.tls_listen",
                 "must be an address such as 0.0.0.0:5061 (or an IP, for port 5061)",
             ));
+        }
+        if let Some(ip) = &sip.external_ip {
+            if ip.parse::<std::net::IpAddr>().is_err() {
+                problems.push(ConfigProblem::new(
+                    "sip.external_ip",
+                    "must be an IP address",
+                ));
+            }
         }
         if let Some(public) = &sip.tls_public_addr {
             check_socket_addr("sip.tls_public_addr", public, problems);

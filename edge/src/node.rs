@@ -128,9 +128,14 @@ impl Edge {
         let (sip_commands, sip_commands_rx) = mpsc::channel(SIP_COMMAND_QUEUE);
         let sip_commands_for_drain = sip_commands.clone();
         let sip_commands_for_registrations = sip_commands.clone();
-        let public_sip: SocketAddr = match &config.sip.public_addr {
-            Some(public) => public.parse().context("sip.public_addr")?,
-            None => sip_addr,
+        let external_ip: Option<IpAddr> = match &config.sip.external_ip {
+            Some(ip) => Some(ip.parse().context("sip.external_ip")?),
+            None => None,
+        };
+        let public_sip: SocketAddr = match (&config.sip.public_addr, external_ip) {
+            (Some(public), _) => public.parse().context("sip.public_addr")?,
+            (None, Some(ip)) => SocketAddr::new(ip, sip_addr.port()),
+            (None, None) => sip_addr,
         };
         let ip = |key: &str, value: &Option<String>| -> anyhow::Result<Option<IpAddr>> {
             value
@@ -140,9 +145,11 @@ impl Edge {
         };
         let configured = ConfiguredMedia {
             ip: ip("rtp.ip", &config.rtp.ip)?,
-            public_ip: ip("rtp.public_ip", &config.rtp.public_ip)?,
+            public_ip: ip("rtp.public_ip", &config.rtp.public_ip)?
+                .or(external_ip.filter(IpAddr::is_ipv4)),
             ip_v6: ip("rtp.ip_v6", &config.rtp.ip_v6)?,
-            public_ip_v6: ip("rtp.public_ip_v6", &config.rtp.public_ip_v6)?,
+            public_ip_v6: ip("rtp.public_ip_v6", &config.rtp.public_ip_v6)?
+                .or(external_ip.filter(IpAddr::is_ipv6)),
         };
         let media = MediaAddresses::derive(sip_addr.ip(), public_sip.ip(), configured);
         let primary = media.primary().context(

@@ -256,6 +256,30 @@ pub(super) struct Connection {
     pub(super) _permit: Option<Permit>,
 }
 
+/// Hands every whole message in `framer` to the SIP task: `Some(completed)` says whether there
+/// was one, `None` that the connection must close (the SIP task is gone, or the stream cannot
+/// be framed).
+async fn forward_messages(
+    framer: &mut StreamFramer,
+    peer: Peer,
+    inputs: &mpsc::Sender<TcpInput>,
+) -> Option<bool> {
+    let mut completed = false;
+    loop {
+        match framer.next_message() {
+            Ok(Some(bytes)) => {
+                completed = true;
+                inputs.send(TcpInput::Message { peer, bytes }).await.ok()?;
+            }
+            Ok(None) => return Some(completed),
+            Err(e) => {
+                tracing::info!(%peer, error = %e, "closing a SIP connection whose stream cannot be framed");
+                return None;
+            }
+        }
+    }
+}
+
 /// Reads and writes one connection (TCP, or TLS over it) until either side closes it, its
 /// stream breaks, or its clock runs out.
 pub(super) async fn serve<S>(
@@ -273,7 +297,7 @@ pub(super) async fn serve<S>(
     let mut clock = ConnectionClock::new(Instant::now(), connection.timeouts);
     let mut last_traffic = Instant::now();
     let mut buf = vec![0u8; 16 * 1024];
-    'connection: loop {
+    loop {
         let deadline = clock.poll_timeout();
         let timer = async {
             match deadline {
@@ -296,22 +320,9 @@ pub(super) async fn serve<S>(
                     last_traffic = now;
                     clock.handle_read(now);
                     framer.push(buf.get(..n).unwrap_or_default());
-                    let mut completed = false;
-                    loop {
-                        match framer.next_message() {
-                            Ok(Some(bytes)) => {
-                                completed = true;
-                                if inputs.send(TcpInput::Message { peer, bytes }).await.is_err() {
-                                    break 'connection;
-                                }
-                            }
-                            Ok(None) => break,
-                            Err(e) => {
-                                tracing::info!(%peer, error = %e, "closing a SIP connection whose stream cannot be framed");
-                                break 'connection;
-                            }
-                        }
-                    }
+                    let Some(mut completed) = forward_messages(&mut framer, peer, &inputs).await else {
+                        break;
+                    };
                     // One pong answers the pings of one read: a pong is shorter than a ping,
                     // so answering cannot amplify anything.
                     if framer.take_pings() > 0 {

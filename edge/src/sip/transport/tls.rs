@@ -351,7 +351,9 @@ pub async fn from_config(
     let bound = listener.local_addr()?;
     let public_addr = match &sip.tls_public_addr {
         Some(public) => public.parse().context("sip.tls_public_addr")?,
-        None if bound.ip().is_unspecified() => SocketAddr::new(public_sip.ip(), bound.port()),
+        None if bound.ip().is_unspecified() || sip.external_ip.is_some() => {
+            SocketAddr::new(public_sip.ip(), bound.port())
+        }
         None => bound,
     };
     let limits = sip.tcp_limits();
