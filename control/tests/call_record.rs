@@ -221,6 +221,7 @@ fn set_trunks_at(s: &Setup, trunks: &[(&str, &str, u16)]) {
                 regions: Vec::new(),
                 invite_timeout_ms: 30_000,
                 outbound_proxy: None,
+                registration: None,
             }),
         })
         .collect();

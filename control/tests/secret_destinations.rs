@@ -170,6 +170,13 @@ async fn a_new_provider_host_needs_the_secret_again(backend: Backend) {
             "outbound_proxy",
         ),
         (
+            // Digest responses to a registrar's challenges are the password's hash.
+            &trunk,
+            json!({"registration": {"registrar": "reg.attacker.example"}}),
+            "password",
+            "registration.registrar",
+        ),
+        (
             &account,
             json!({"api_base_url": "https://attacker.example"}),
             "auth_token",

@@ -1,6 +1,7 @@
 //! The edge's configuration (`freya edge --config FILE`), overridable by `FREYA_*` environment
 //! variables (`FREYA_REGION`, `FREYA_CONTROL__URL`, `FREYA_CONTROL__SHARED_SECRET`, ...).
 
+use std::net::SocketAddr;
 use std::path::PathBuf;
 use std::time::Duration;
 
@@ -173,6 +174,10 @@ pub struct SipConfig {
     pub addr: String,
     /// The address callers should use, when it differs from `addr` (NAT, 0.0.0.0).
     pub public_addr: Option<String>,
+    /// The edge's public IP behind a NAT (a cloud VM's elastic IP): the IP of Contact and Via
+    /// on every listener and of the SDP media address, unless `public_addr`,
+    /// `tls_public_addr` or `rtp.public_ip` say otherwise. Ports stay the listeners' own.
+    pub external_ip: Option<String>,
     /// Ring this long (180 Ringing) before answering; 0 answers at once.
     pub ring_ms: u32,
     /// Longest a SIP message may take over TCP from its first byte to its last (default 10 s):
@@ -203,6 +208,35 @@ pub struct SipConfig {
     /// address cannot take the whole budget. A trunk needs about its call rate × (`ring_ms` +
     /// the ACK's round trip).
     pub max_unconfirmed_per_source: u32,
+    /// SIP over TLS (RFC 3261 section 26): the address to listen on (`0.0.0.0:5061`; a bare
+    /// IP gets port 5061). Off when unset; needs `tls_cert_file` and `tls_key_file`.
+    pub tls_listen: Option<String>,
+    /// The address callers reach the TLS listener at, when it differs (NAT, 0.0.0.0): Contact
+    /// and Via on TLS flows say it. Defaults to `tls_listen` with `public_addr`'s IP.
+    pub tls_public_addr: Option<String>,
+    /// The TLS listener's certificate chain (PEM, leaf first). Reloaded when the file changes;
+    /// connections already up keep their session.
+    pub tls_cert_file: Option<String>,
+    /// The certificate's private key (PEM). Reloaded with the certificate.
+    pub tls_key_file: Option<String>,
+    /// CA certificates (PEM) that trunks reached over TLS must chain to. Unset: Mozilla's
+    /// roots (webpki-roots), as for any public certificate.
+    pub tls_ca_file: Option<String>,
+    /// Longest a TLS handshake may take, inbound or outbound (default 5 s): a client that
+    /// connects and stalls is closed after it.
+    pub tls_handshake_timeout_ms: u32,
+    /// Most TLS connections open in all, handshakes included (default 1024). The per-IP cap
+    /// is `tcp_max_connections_per_ip`, the timeouts after the handshake the TCP ones.
+    pub tls_max_connections: u32,
+    /// On TCP and TLS connections the edge opened (trunks, registrars), send a CRLF
+    /// keep-alive ping (RFC 5626 section 4.4.1) after this long without traffic (default
+    /// 90 s, under common NAT and load-balancer idle timeouts).
+    pub keepalive_interval_ms: u32,
+    /// The first wait after a failed registration with a PBX or trunk (default 30 s); it
+    /// doubles with each failure up to `registration_retry_max_ms` (a `Retry-After` wins).
+    pub registration_retry_base_ms: u32,
+    /// The longest wait between registration attempts (default 30 min).
+    pub registration_retry_max_ms: u32,
 }
 
 impl Default for SipConfig {
@@ -210,6 +244,7 @@ impl Default for SipConfig {
         Self {
             addr: "127.0.0.1:5060".into(),
             public_addr: None,
+            external_ip: None,
             ring_ms: 0,
             tcp_message_timeout_ms: 10_000,
             tcp_idle_timeout_ms: 40 * 60 * 1000,
@@ -219,11 +254,34 @@ impl Default for SipConfig {
             invite_burst_per_source: 20,
             max_unconfirmed: 64,
             max_unconfirmed_per_source: 16,
+            tls_listen: None,
+            tls_public_addr: None,
+            tls_cert_file: None,
+            tls_key_file: None,
+            tls_ca_file: None,
+            tls_handshake_timeout_ms: 5_000,
+            tls_max_connections: 1024,
+            keepalive_interval_ms: 90_000,
+            registration_retry_base_ms: 30_000,
+            registration_retry_max_ms: 30 * 60 * 1000,
         }
     }
 }
 
 impl SipConfig {
+    /// The TLS listener's address, `tls_listen` with port 5061 when it names none; `None`
+    /// when TLS is off or the value is not an address.
+    pub fn tls_listen_addr(&self) -> Option<SocketAddr> {
+        let value = self.tls_listen.as_deref()?.trim();
+        value.parse::<SocketAddr>().ok().or_else(|| {
+            let ip = value
+                .trim_matches(['[', ']'])
+                .parse::<std::net::IpAddr>()
+                .ok()?;
+            Some(SocketAddr::new(ip, 5061))
+        })
+    }
+
     /// The SIP TCP listener's caps and timeouts.
     pub fn tcp_limits(&self) -> ConnectionLimits {
         ConnectionLimits {
@@ -377,6 +435,7 @@ impl Validate for EdgeConfig {
         if let Some(public) = &self.sip.public_addr {
             check_socket_addr("sip.public_addr", public, &mut problems);
         }
+        self.tls_problems(&mut problems);
         check_socket_addr("http.addr", &self.http.addr, &mut problems);
         self.cluster.problems(&mut problems);
         for (key, value, min) in [
@@ -400,6 +459,27 @@ impl Validate for EdgeConfig {
                 1,
             ),
             ("sip.tcp_max_connections", self.sip.tcp_max_connections, 1),
+            (
+                "sip.tls_handshake_timeout_ms",
+                self.sip.tls_handshake_timeout_ms,
+                100,
+            ),
+            ("sip.tls_max_connections", self.sip.tls_max_connections, 1),
+            (
+                "sip.keepalive_interval_ms",
+                self.sip.keepalive_interval_ms,
+                1_000,
+            ),
+            (
+                "sip.registration_retry_base_ms",
+                self.sip.registration_retry_base_ms,
+                100,
+            ),
+            (
+                "sip.registration_retry_max_ms",
+                self.sip.registration_retry_max_ms,
+                1_000,
+            ),
         ] {
             check_at_least(key, value.into(), min, &mut problems);
         }
@@ -481,6 +561,9 @@ impl Validate for EdgeConfig {
         problems
     }
 }
+
+#[path = "config_sip.rs"]
+mod sip_checks;
 
 #[cfg(test)]
 #[path = "config_tests.rs"]

@@ -146,3 +146,27 @@ fn a_section_with_one_key_keeps_the_defaults_of_the_others_and_refuses_unknown_k
         assert!(error.to_string().contains("prot_min"), "{section}: {error}");
     }
 }
+
+#[test]
+fn the_tls_listener_needs_its_files_and_a_bare_ip_listens_on_5061() {
+    let mut config = config(serde_json::json!({}));
+    assert_eq!(config.sip.tls_listen_addr(), None, "off by default");
+    config.sip.tls_listen = Some("0.0.0.0".into());
+    assert_eq!(
+        config.sip.tls_listen_addr(),
+        Some("0.0.0.0:5061".parse().expect("address"))
+    );
+    config.sip.external_ip = Some("not an ip".into());
+    config.sip.tls_public_addr = Some("nowhere".into());
+    assert_eq!(
+        keys(&config),
+        [
+            "sip.external_ip",
+            "sip.tls_public_addr",
+            "sip.tls_cert_file",
+            "sip.tls_key_file"
+        ]
+    );
+    config.sip.tls_listen = Some("bad:address:x".into());
+    assert!(keys(&config).contains(&"sip.tls_listen".to_owned()));
+}

@@ -4,6 +4,7 @@
 //! and `/cluster` (the members this edge's gossip sees; 404 without a cluster);
 //! and the body limit every route of the listener sets ([`refuse_oversized`]).
 
+use crate::sip::transport::registrations::RegistrationBoard;
 use std::sync::Arc;
 
 use axum::extract::{DefaultBodyLimit, Request, State};
@@ -24,6 +25,7 @@ struct HttpState {
     edge: EdgeState,
     metrics: Arc<EdgeMetrics>,
     cluster: Option<watch::Receiver<Arc<ClusterSnapshot>>>,
+    registrations: RegistrationBoard,
 }
 
 /// Largest body the operator endpoints take: they take none.
@@ -33,16 +35,19 @@ pub(crate) fn router(
     edge: EdgeState,
     metrics: Arc<EdgeMetrics>,
     cluster: Option<watch::Receiver<Arc<ClusterSnapshot>>>,
+    registrations: RegistrationBoard,
 ) -> Router {
     let router = Router::new()
         .route("/healthz", get(|| async { "ok" }))
         .route("/readyz", get(readyz))
         .route("/metrics", get(metrics_text))
         .route("/cluster", get(cluster_view))
+        .route("/registrations", get(registrations_view))
         .with_state(HttpState {
             edge,
             metrics,
             cluster,
+            registrations,
         });
     body_limit(router, OPERATOR_BODY_LIMIT)
 }
@@ -136,6 +141,12 @@ async fn cluster_view(State(state): State<HttpState>) -> Response {
         )
             .into_response(),
     }
+}
+
+/// Each provider's registration with its PBX or trunk, by provider id:
+/// `{"<id>": {"state", "expires_at", "last_error"}}` (`expires_at` in Unix milliseconds).
+async fn registrations_view(State(state): State<HttpState>) -> Response {
+    axum::Json(state.registrations.reports()).into_response()
 }
 
 #[cfg(test)]

@@ -3,6 +3,7 @@
 //! its operator HTTP listener (with the Twilio webhook and media streams) and its link to the
 //! control plane.
 
+use crate::sip::transport::registrations::{RegistrationBoard, RegistrationRetry};
 use std::net::{IpAddr, SocketAddr};
 use std::path::Path;
 use std::sync::{Arc, Mutex};
@@ -42,6 +43,8 @@ pub struct Edge {
     pub sip_addr: SocketAddr,
     /// Where cluster gossip listens (as peers reach it); `None` without `cluster.bind`.
     pub gossip_addr: Option<SocketAddr>,
+    /// Where SIP over TLS is served (bound), when `sip.tls_listen` is set.
+    pub sip_tls_addr: Option<SocketAddr>,
     pub state: EdgeState,
     events: mpsc::Sender<CallEvent>,
     shutdown: CancellationToken,
@@ -124,9 +127,15 @@ impl Edge {
         let sip_addr = sip_socket.local_addr()?;
         let (sip_commands, sip_commands_rx) = mpsc::channel(SIP_COMMAND_QUEUE);
         let sip_commands_for_drain = sip_commands.clone();
-        let public_sip: SocketAddr = match &config.sip.public_addr {
-            Some(public) => public.parse().context("sip.public_addr")?,
-            None => sip_addr,
+        let sip_commands_for_registrations = sip_commands.clone();
+        let external_ip: Option<IpAddr> = match &config.sip.external_ip {
+            Some(ip) => Some(ip.parse().context("sip.external_ip")?),
+            None => None,
+        };
+        let public_sip: SocketAddr = match (&config.sip.public_addr, external_ip) {
+            (Some(public), _) => public.parse().context("sip.public_addr")?,
+            (None, Some(ip)) => SocketAddr::new(ip, sip_addr.port()),
+            (None, None) => sip_addr,
         };
         let ip = |key: &str, value: &Option<String>| -> anyhow::Result<Option<IpAddr>> {
             value
@@ -136,9 +145,11 @@ impl Edge {
         };
         let configured = ConfiguredMedia {
             ip: ip("rtp.ip", &config.rtp.ip)?,
-            public_ip: ip("rtp.public_ip", &config.rtp.public_ip)?,
+            public_ip: ip("rtp.public_ip", &config.rtp.public_ip)?
+                .or(external_ip.filter(IpAddr::is_ipv4)),
             ip_v6: ip("rtp.ip_v6", &config.rtp.ip_v6)?,
-            public_ip_v6: ip("rtp.public_ip_v6", &config.rtp.public_ip_v6)?,
+            public_ip_v6: ip("rtp.public_ip_v6", &config.rtp.public_ip_v6)?
+                .or(external_ip.filter(IpAddr::is_ipv6)),
         };
         let media = MediaAddresses::derive(sip_addr.ip(), public_sip.ip(), configured);
         let primary = media.primary().context(
@@ -230,8 +241,14 @@ impl Edge {
             http: http_client,
             webhooks: metrics.twilio_webhooks.clone(),
         };
-        let app = crate::http::router(state.clone(), metrics.clone(), cluster_view.clone())
-            .merge(crate::twilio::webhook::router(twilio.clone()));
+        let registrations = RegistrationBoard::default();
+        let app = crate::http::router(
+            state.clone(),
+            metrics.clone(),
+            cluster_view.clone(),
+            registrations.clone(),
+        )
+        .merge(crate::twilio::webhook::router(twilio.clone()));
         tasks.spawn(crate::serve::serve_http(
             LimitedListener {
                 listener,
@@ -241,12 +258,21 @@ impl Edge {
             "edge HTTP",
             shutdown.clone(),
         ));
+        let (sip_tls, tls_dialer) =
+            crate::sip::transport::tls::from_config(&config.sip, public_sip).await?;
+        let sip_tls_addr = match &sip_tls {
+            Some(tls) => Some(tls.listener.local_addr()?),
+            None => None,
+        };
         let sip = SipService {
             socket: sip_socket,
             tcp: Some(LimitedListener {
                 listener: sip_tcp,
                 limits: config.sip.tcp_limits(),
             }),
+            tls: sip_tls,
+            tls_dialer: Some(tls_dialer),
+            keepalive: Duration::from_millis(u64::from(config.sip.keepalive_interval_ms)),
             commands: sip_commands_rx,
             public_addr: public_sip,
             media,
@@ -273,8 +299,18 @@ impl Edge {
                 counter: metrics.sip_invites_redirected.clone(),
             },
             queue_full: metrics.sip_call_queue_full.clone(),
+            registrations,
         };
         tasks.spawn(sip.run(shutdown.clone()));
+        tasks.spawn(crate::sip::transport::registrations::watch(
+            state.clone(),
+            sip_commands_for_registrations,
+            RegistrationRetry {
+                base: Duration::from_millis(u64::from(config.sip.registration_retry_base_ms)),
+                max: Duration::from_millis(u64::from(config.sip.registration_retry_max_ms)),
+            },
+            shutdown.clone(),
+        ));
         if let Some(cluster) = cluster {
             tasks.spawn(control_link::run_cluster_report(
                 link.clone(),
@@ -312,6 +348,7 @@ impl Edge {
             http_addr,
             sip_addr,
             gossip_addr,
+            sip_tls_addr,
             state,
             events,
             shutdown,

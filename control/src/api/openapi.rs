@@ -276,7 +276,8 @@ pub(super) struct SipTrunkSpecDoc {
     host: String,
     /// 5060 when absent.
     port: Option<u16>,
-    /// `udp` (default) or `tcp`.
+    /// `udp` (default), `tcp` or `tls` (SIP over TLS: `sips:` URIs, the trunk's certificate
+    /// verified against the edge's trust roots and `host`).
     transport: Option<String>,
     username: Option<String>,
     password: Option<String>,
@@ -289,6 +290,23 @@ pub(super) struct SipTrunkSpecDoc {
     /// A proxy every call through this trunk passes, as a SIP URI (`sip:10.0.0.5:5060;lr`):
     /// the INVITE carries it as a preloaded Route and is sent there.
     outbound_proxy: Option<String>,
+    /// Register with the trunk or PBX as `username` (RFC 3261 section 10), so that calls to
+    /// the registered contact reach the edges; needs `username` and `password`.
+    registration: Option<RegistrationSpecDoc>,
+}
+
+/// How a trunk registers (`freya_shared::model::provider::RegistrationSpec`).
+#[derive(ToSchema, serde::Serialize)]
+#[schema(as = RegistrationSpec)]
+#[allow(dead_code)]
+pub(super) struct RegistrationSpecDoc {
+    /// `host` or `host:port` of the registrar; the trunk's `host` and `port` when absent.
+    registrar: Option<String>,
+    /// The binding lifetime asked for, 60-86400 s (default 3600); refreshed before it lapses.
+    expires_seconds: Option<u32>,
+    /// The number calls to the registered contact are routed as (its agent answers); the
+    /// INVITE's To when absent.
+    number: Option<String>,
 }
 
 /// A Twilio account (`freya_shared::model::TwilioAccountSpec`), with `"kind": "twilio"`.

@@ -4,7 +4,7 @@
 //! is stored. `PATCH` is a merge patch that keeps the stored secret unless the body gives a new
 //! one (`null` removes it; the mask itself, sent back unchanged, keeps it); a provider's kind
 //! cannot change. A PATCH that changes where the stored secret is sent — a trunk's `host`,
-//! `port` or `outbound_proxy`, an account's `api_base_url` — must give the secret again (a 422 naming it otherwise),
+//! `port`, `outbound_proxy` or `registration.registrar`, an account's `api_base_url` — must give the secret again (a 422 naming it otherwise),
 //! so that nobody who never saw the secret can have it sent to a host of their choosing.
 
 use axum::http::StatusCode;
@@ -84,6 +84,9 @@ fn secret_destination_change(
             } else if old.outbound_proxy != new.outbound_proxy {
                 // Challenged INVITEs (digest responses) go through the proxy.
                 Some("outbound_proxy")
+            } else if registrar(old) != registrar(new) {
+                // REGISTERs answer the registrar's challenges with the password's digest.
+                Some("registration.registrar")
             } else {
                 None
             }
@@ -93,6 +96,11 @@ fn secret_destination_change(
         }
         _ => None,
     }
+}
+
+/// Where a trunk's REGISTERs go, when it registers elsewhere than its `host`.
+fn registrar(trunk: &freya_shared::model::SipTrunkSpec) -> Option<&str> {
+    trunk.registration.as_ref()?.registrar.as_deref()
 }
 
 /// Providers as a [`Resource`]: a body's `kind` picks the spec; the secret is kept apart from

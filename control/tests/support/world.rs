@@ -402,6 +402,7 @@ pub fn udp_trunk(name: &str, port: u16, priority: i32) -> SipTrunkSpec {
         regions: Vec::new(),
         invite_timeout_ms: 10_000,
         outbound_proxy: None,
+        registration: None,
     }
 }
 

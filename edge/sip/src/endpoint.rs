@@ -80,6 +80,11 @@ pub enum EndpointEvent {
         call_id: String,
         direction: super::sdp::Direction,
     },
+    /// A registration's status changed (`registration` in the provider's API resource).
+    Registration {
+        provider_id: String,
+        status: super::register::RegistrationStatus,
+    },
     /// Our BYE (from [`SipEndpoint::hangup`]) got its final response, or none: the call
     /// record says whether the far end heard it.
     ByeOutcome {
@@ -127,6 +132,8 @@ pub fn incompatible_media(local: SocketAddr) -> Header {
 /// One SIP address's worth of user agent state (its UDP socket and TCP connections).
 pub struct SipEndpoint {
     local: SocketAddr,
+    /// The address Contact and Via say over TLS (the TLS listener's), when it has one.
+    tls_local: Option<SocketAddr>,
     timers: Timers,
     invites: Owners<TransactionKey, ServerInviteTransaction>,
     others: Owners<TransactionKey, ServerNonInviteTransaction>,
@@ -138,6 +145,8 @@ pub struct SipEndpoint {
     dialogs: Owners<String, Dialog>,
     /// Outbound calls not yet answered or failed, or still finishing their transactions.
     outbound: Owners<String, OutboundCall>,
+    /// Our registrations with PBXs and trunks, by provider id (`endpoint/registrations.rs`).
+    registrations: Owners<String, super::register::Registration>,
     /// The next deadline of every owner above that has one.
     deadlines: DeadlineQueue<TimerKey>,
     breakers: TrunkBreakers,
@@ -150,6 +159,7 @@ impl SipEndpoint {
     pub fn new(local: SocketAddr, timers: Timers) -> Self {
         Self {
             local,
+            tls_local: None,
             timers,
             invites: Owners::default(),
             others: Owners::default(),
@@ -158,11 +168,33 @@ impl SipEndpoint {
             transports: HashMap::new(),
             dialogs: Owners::default(),
             outbound: Owners::default(),
+            registrations: Owners::default(),
             deadlines: DeadlineQueue::default(),
             breakers: TrunkBreakers::default(),
             transmits: VecDeque::new(),
             events: VecDeque::new(),
         }
+    }
+
+    /// The TLS listener's public address, for Contact and Via on TLS flows (which otherwise
+    /// say the UDP/TCP address, where no TLS is spoken).
+    pub fn set_tls_address(&mut self, addr: SocketAddr) {
+        self.tls_local = Some(addr);
+    }
+
+    /// The address our Contact and Via name for messages over `transport`.
+    pub fn local_for(&self, transport: Transport) -> SocketAddr {
+        match (transport, self.tls_local) {
+            (Transport::Tls, Some(tls)) => tls,
+            _ => self.local,
+        }
+    }
+
+    /// The address of `call_id`'s dialog's transport (ours in its Via and Contact).
+    fn dialog_local(&self, call_id: &str) -> SocketAddr {
+        self.dialogs
+            .get(call_id)
+            .map_or(self.local, |d| self.local_for(d.transport))
     }
 
     /// Dialogs alive (early or confirmed).
@@ -228,7 +260,7 @@ impl SipEndpoint {
 
     /// Our Contact header for messages over `transport`.
     fn contact(&self, transport: Transport) -> Header {
-        Header::Contact(format!("<sip:{}{}>", self.local, transport.uri_param()).into())
+        Header::Contact(transport.contact(self.local_for(transport)).into())
     }
 
     /// Tells the caller of `call_id` that it rings (180, with our tag so the dialog is early).
@@ -432,7 +464,7 @@ impl SipEndpoint {
     fn send_stateless(&mut self, peer: Peer, request: &Request, response: Response) {
         // Over a connection the response goes back on it (RFC 3261 section 18.2.2).
         let dest = match peer.transport {
-            Transport::Tcp => peer.addr,
+            Transport::Tcp | Transport::Tls => peer.addr,
             Transport::Udp => super::TopVia::of(&request.headers)
                 .map(|via| via.response_destination(peer.addr))
                 .unwrap_or(peer.addr),
@@ -491,6 +523,9 @@ mod outbound;
 #[path = "endpoint/unreachable.rs"]
 mod unreachable;
 
+#[path = "endpoint/registrations.rs"]
+mod registrations;
+
 #[cfg(test)]
 #[path = "endpoint_dialog_match_tests.rs"]
 mod dialog_match_tests;
@@ -500,6 +535,9 @@ mod glare_tests;
 #[cfg(test)]
 #[path = "endpoint_in_dialog_tests.rs"]
 mod in_dialog_tests;
+#[cfg(test)]
+#[path = "endpoint_register_tests.rs"]
+mod register_tests;
 #[cfg(test)]
 #[path = "endpoint_route_tests.rs"]
 mod route_tests;

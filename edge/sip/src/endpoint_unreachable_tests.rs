@@ -125,3 +125,37 @@ fn an_unreachable_peer_ends_our_bye_instead_of_retransmitting_it() {
     assert!(sent(&mut ep).is_empty(), "the BYE transaction ended");
     assert!(ep.poll_timeout().is_none(), "no transaction is left");
 }
+
+#[test]
+fn a_tls_trunk_is_called_with_sips_uris_and_a_refused_connection_fails_over_at_once() {
+    let t0 = Instant::now();
+    let mut ep = SipEndpoint::new(addr(5060), Timers::default());
+    ep.set_tls_address(addr(5061));
+    let mut trunks = two_trunks();
+    trunks[0].peer = Peer::tls(addr(5081));
+    ep.place_call(t0, call_request(), trunks);
+    let out = ep.poll_transmit().expect("the INVITE");
+    assert_eq!((out.transport, out.dest), (Transport::Tls, addr(5081)));
+    let invite = request_of(&out);
+    assert!(
+        invite.uri.to_string().starts_with("sips:"),
+        "{}",
+        invite.uri
+    );
+    let text = String::from_utf8_lossy(&out.bytes).into_owned();
+    assert!(
+        text.contains("Via: SIP/2.0/TLS 127.0.0.1:5061;") && text.contains(";alias"),
+        "the Via names the TLS listener and offers the connection for reuse: {text}"
+    );
+    assert!(
+        text.contains("Contact: <sips:+15550000@127.0.0.1:5061>"),
+        "{text}"
+    );
+    // The same address over UDP (an ICMP error) is another peer: nothing happens.
+    ep.handle_unreachable(t0, addr(5081));
+    assert!(ep.poll_transmit().is_none());
+    // The certificate did not verify: the shell reports the connection failed.
+    ep.handle_connection_failed(t0, Peer::tls(addr(5081)));
+    assert_eq!(sent(&mut ep), [(addr(5082), Method::Invite)]);
+    assert_eq!(ep.breakers.state("a"), BreakerState::Closed { failures: 1 });
+}

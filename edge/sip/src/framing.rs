@@ -4,7 +4,8 @@
 //! plus exactly Content-Length bytes of body, and Content-Length is mandatory. The connection
 //! task pushes whatever it read into a [`StreamFramer`] and pops whole messages, which then go
 //! through the same parser and checks as a UDP datagram. CRLFs between messages are keep-alives
-//! (RFC 5626) and skipped. A stream that cannot be framed — headers that never end, a missing
+//! (RFC 5626 section 4.4.1) and skipped; each double-CRLF ping is counted so that the owner can
+//! answer it with a single-CRLF pong ([`StreamFramer::take_pings`]). A stream that cannot be framed — headers that never end, a missing
 //! or bad Content-Length, a body over the size limit — is a [`FramingError`]: the connection
 //! cannot find the next message boundary, so the owner closes it (never panics).
 
@@ -33,6 +34,10 @@ pub enum FramingError {
 #[derive(Debug, Default)]
 pub struct StreamFramer {
     buffer: Vec<u8>,
+    /// CR and LF bytes skipped since the last message or ping (a ping may span reads).
+    crlf_run: usize,
+    /// Double-CRLF pings seen and not yet taken.
+    pings: usize,
 }
 
 impl StreamFramer {
@@ -55,6 +60,13 @@ impl StreamFramer {
             .take_while(|b| matches!(b, b'\r' | b'\n'))
             .count();
         self.buffer.drain(..junk);
+        self.crlf_run += junk;
+        // `\r\n\r\n` is a ping; what is left over (a lone CRLF) is a pong or padding.
+        self.pings += self.crlf_run / 4;
+        self.crlf_run %= 4;
+        if !self.buffer.is_empty() {
+            self.crlf_run = 0;
+        }
         let Some(head_end) = find(&self.buffer, b"\r\n\r\n") else {
             if self.buffer.len() > MAX_MESSAGE_SIZE {
                 return Err(FramingError::HeadersTooLong);
@@ -72,6 +84,12 @@ impl StreamFramer {
         }
         let rest = self.buffer.split_off(total);
         Ok(Some(std::mem::replace(&mut self.buffer, rest)))
+    }
+
+    /// The keep-alive pings (double CRLF) received since the last call: each deserves one
+    /// CRLF pong (RFC 5626 section 4.4.1).
+    pub fn take_pings(&mut self) -> usize {
+        std::mem::take(&mut self.pings)
     }
 
     /// Bytes held that do not yet form a message.
@@ -129,6 +147,24 @@ mod tests {
         assert_eq!(framer.next_message(), Ok(None));
         framer.push(b"lo");
         assert!(framer.next_message().unwrap().is_some());
+    }
+
+    #[test]
+    fn double_crlf_pings_are_counted_even_across_reads_and_lone_crlfs_are_not() {
+        let mut framer = StreamFramer::new();
+        framer.push(b"\r\n");
+        assert_eq!(framer.next_message(), Ok(None));
+        framer.push(b"\r\n");
+        assert_eq!(framer.next_message(), Ok(None));
+        assert_eq!(framer.take_pings(), 1);
+        assert_eq!(framer.take_pings(), 0);
+        framer.push(b"\r\n");
+        framer.push(OPTIONS.as_bytes());
+        assert!(framer.next_message().unwrap().is_some());
+        assert_eq!(framer.take_pings(), 0, "a lone CRLF is a pong, not a ping");
+        framer.push(b"\r\n\r\n\r\n\r\n");
+        assert_eq!(framer.next_message(), Ok(None));
+        assert_eq!(framer.take_pings(), 2);
     }
 
     #[test]

@@ -12,8 +12,9 @@
 //!
 //! Outbound calls: [`uac::InviteAttempt`] (one INVITE through one trunk, digest retry, CANCEL),
 //! [`outbound::OutboundCall`] (failover across trunks), [`breaker::TrunkBreakers`]; the
-//! endpoint drives them. [`peer`] is the transport seam (UDP, TCP) and [`framing`] cuts a TCP
-//! stream into messages.
+//! endpoint drives them. [`peer`] is the transport seam (UDP, TCP, TLS) and [`framing`] cuts
+//! a TCP or TLS stream into messages. [`register::Registration`] keeps a binding at a PBX or
+//! trunk's registrar (RFC 3261 section 10).
 //!
 //! A request's path: [`parse_unvalidated`] → [`validate`] (or [`bad_request`] on failure) →
 //! [`stamp_received`] → [`TransactionKey::server`] → a server transaction → the TU, which
@@ -28,6 +29,7 @@ pub mod ipv6_ref;
 pub mod message;
 pub mod outbound;
 pub mod peer;
+pub mod register;
 pub mod response;
 pub mod sdp;
 pub mod session_timer;

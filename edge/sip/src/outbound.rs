@@ -233,7 +233,7 @@ impl OutboundCall {
     pub fn handle_unreachable(
         &mut self,
         now: Instant,
-        dest: std::net::SocketAddr,
+        dest: crate::peer::Peer,
         breakers: &mut TrunkBreakers,
     ) -> bool {
         let current = self

@@ -5,7 +5,9 @@
 //! [`Transport::Udp`] peer to `send_to` on the UDP socket and a [`Transport::Tcp`] peer to the
 //! connection with that remote address (opening one if none is up). Over TCP the transactions
 //! are `reliable` (RFC 3261 section 17: no retransmissions, zero wait timers) and responses go
-//! back on the connection the request came in on (section 18.2.2). TLS would be one more variant.
+//! back on the connection the request came in on (section 18.2.2). TLS (RFC 3261 section 26,
+//! RFC 5630) is a stream like TCP to the cores: framed the same way, reliable, answered on its
+//! connection; only the shell knows about certificates, and URIs for it say `sips:`.
 
 use std::fmt;
 use std::net::SocketAddr;
@@ -17,12 +19,14 @@ pub enum Transport {
     Udp,
     /// A byte stream framed by Content-Length; nothing is retransmitted.
     Tcp,
+    /// TCP inside TLS: framed and reliable as TCP, and the only one a `sips:` URI may use.
+    Tls,
 }
 
 impl Transport {
     /// Whether the transport itself delivers reliably (RFC 3261's `reliable` transports).
     pub fn is_reliable(self) -> bool {
-        matches!(self, Self::Tcp)
+        matches!(self, Self::Tcp | Self::Tls)
     }
 
     /// The name in a Via sent-protocol (`SIP/2.0/UDP`).
@@ -30,6 +34,7 @@ impl Transport {
         match self {
             Self::Udp => "UDP",
             Self::Tcp => "TCP",
+            Self::Tls => "TLS",
         }
     }
 
@@ -38,6 +43,22 @@ impl Transport {
         match self {
             Self::Udp => "",
             Self::Tcp => ";transport=tcp",
+            Self::Tls => "",
+        }
+    }
+
+    /// Our Contact value (`<sips:192.0.2.1:5061>`, `<sip:192.0.2.1:5060;transport=tcp>`) at
+    /// `local` for messages over this transport.
+    pub fn contact(self, local: SocketAddr) -> String {
+        format!("<{}:{local}{}>", self.uri_scheme(), self.uri_param())
+    }
+
+    /// The URI scheme our Contact and Request-URIs use over this transport: `sips` over TLS
+    /// (RFC 5630 section 3.1.3: `sips:` already means TLS, so no `transport=tls`), else `sip`.
+    pub fn uri_scheme(self) -> &'static str {
+        match self {
+            Self::Tls => "sips",
+            Self::Udp | Self::Tcp => "sip",
         }
     }
 }
@@ -70,6 +91,14 @@ impl Peer {
     pub fn tcp(addr: SocketAddr) -> Self {
         Self {
             transport: Transport::Tcp,
+            addr,
+        }
+    }
+
+    /// A peer reached over a TLS connection.
+    pub fn tls(addr: SocketAddr) -> Self {
+        Self {
+            transport: Transport::Tls,
             addr,
         }
     }

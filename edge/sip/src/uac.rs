@@ -62,6 +62,18 @@ pub struct CallRequest {
     pub offer: String,
     /// Our SIP address (Via sent-by and Contact).
     pub local: SocketAddr,
+    /// Our TLS listener's address, which Via and Contact say on a trunk reached over TLS.
+    pub tls_local: Option<SocketAddr>,
+}
+
+impl CallRequest {
+    /// The address our Via and Contact say over `transport`.
+    pub fn local_for(&self, transport: Transport) -> SocketAddr {
+        match (transport, self.tls_local) {
+            (Transport::Tls, Some(tls)) => tls,
+            _ => self.local,
+        }
+    }
 }
 
 /// Why one attempt did not end in an answer.
@@ -288,12 +300,13 @@ impl InviteAttempt {
         }
     }
 
-    /// The network reported `dest` unreachable (an ICMP error for a datagram sent there): if
-    /// this attempt's trunk is `dest` over UDP, its transactions fail as on a transport error,
-    /// and an attempt still without any response ends with [`AttemptFailure::TransportError`].
-    /// False (and nothing changes) for any other address.
-    pub fn handle_unreachable(&mut self, now: Instant, dest: SocketAddr) -> bool {
-        if self.trunk.peer.transport != Transport::Udp || self.trunk.peer.addr != dest {
+    /// The network reported `dest` unreachable (an ICMP error for a datagram sent there, or a
+    /// connection that could not be opened): if this attempt's trunk is `dest`, its
+    /// transactions fail as on a transport error, and an attempt still without any response
+    /// ends with [`AttemptFailure::TransportError`]. False (and nothing changes) for any other
+    /// peer.
+    pub fn handle_unreachable(&mut self, now: Instant, dest: Peer) -> bool {
+        if self.trunk.peer != dest {
             return false;
         }
         let unanswered = self.tx.state() == ClientInviteState::Calling;
@@ -413,7 +426,7 @@ impl InviteAttempt {
         let (ack, hop) = match build_2xx_ack(
             &self.invite,
             response,
-            self.request.local,
+            self.request.local_for(self.trunk.peer.transport),
             self.trunk.peer,
             None,
         ) {

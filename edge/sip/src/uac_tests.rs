@@ -48,6 +48,7 @@ pub(crate) fn call_request() -> CallRequest {
         from: "+15550000".into(),
         offer: "v=0\r\no=- 1 1 IN IP4 127.0.0.1\r\ns=-\r\nc=IN IP4 127.0.0.1\r\nt=0 0\r\nm=audio 20000 RTP/AVP 0\r\n".into(),
         local: SocketAddr::from(([127, 0, 0, 1], 5060)),
+        tls_local: None,
     }
 }
 

@@ -411,6 +411,7 @@ pub(crate) async fn resolve(id: &str, spec: &SipTrunkSpec) -> Option<Trunk> {
     let peer = match spec.transport {
         SipTransport::Udp => Peer::udp(addr),
         SipTransport::Tcp => Peer::tcp(addr),
+        SipTransport::Tls => Peer::tls(addr),
     };
     let credentials = match (&spec.username, &spec.password) {
         (Some(username), Some(password)) => Some(Credentials {

@@ -4,7 +4,8 @@
 //! signalling for live calls is forwarded to them over channels. Outbound calls asked for by
 //! the control link ([`SipCommand`]) are placed here too (`placing.rs`) and become call tasks
 //! once answered. The endpoint sees only [`Peer`]s and bytes, and says which transport each
-//! message leaves by; TLS would be one more listener and one more [`Transport`] variant.
+//! message leaves by. SIP over TLS (`tls.rs`) is one more listener whose connections, once
+//! their handshake is done, are served as TCP ones with [`Transport::Tls`] peers.
 //!
 //! The task serves every call, so it never waits for one: a call's signals go by `try_send`
 //! (`signals.rs` says what a full queue means for each, and a hang-up is never lost).
@@ -23,8 +24,10 @@ mod placing;
 mod records;
 pub(crate) mod redirect;
 mod refusal;
+pub mod registrations;
 mod signals;
 mod tcp;
+pub mod tls;
 
 pub use legs::LegDial;
 pub use placing::{PlaceCall, SipCommand};
@@ -49,6 +52,7 @@ use crate::call::slots::{CallSlots, SlotLimits};
 use crate::call::task::{self, CallServices, CallSetup, CallSignal, DialogRequest};
 use crate::metrics::{CallQueueCounter, RefusalCounter};
 use crate::sip::sdp::{Direction, LocalMedia};
+use freya_shared::model::outbound_proxy::parse_proxy_uri;
 use freya_shared::model::EndReason;
 use placing::PendingOutbound;
 use refusal::Refusals;
@@ -60,6 +64,12 @@ pub struct SipService {
     pub socket: UdpSocket,
     /// The TCP listener on the same address, when SIP over TCP is on.
     pub tcp: Option<crate::serve::LimitedListener>,
+    /// The TLS listener (`sip.tls_listen`), when configured.
+    pub tls: Option<TlsListener>,
+    /// Opens TLS connections to trunks whose transport is `tls`.
+    pub tls_dialer: Option<Arc<tls::TlsDialer>>,
+    /// Ping connections we opened after this long without traffic (`sip.keepalive_interval_ms`).
+    pub keepalive: Duration,
     /// Outbound calls and hang-ups asked for by the control link.
     pub commands: mpsc::Receiver<SipCommand>,
     /// The address put in Contact and Via (the socket's, or a configured public one).
@@ -82,6 +92,17 @@ pub struct SipService {
     pub redirects: redirect::Redirects,
     /// `freya_edge_sip_call_queue_full_total`.
     pub queue_full: CallQueueCounter,
+    /// Where registration statuses are shown (`registrations.rs`).
+    pub registrations: registrations::RegistrationBoard,
+}
+
+/// The TLS listener and what it serves.
+pub struct TlsListener {
+    pub listener: tokio::net::TcpListener,
+    pub settings: tls::TlsListenerSettings,
+    pub acceptor: tokio_rustls::TlsAcceptor,
+    /// The address put in Contact and Via on TLS flows (the listener's, or a public one).
+    pub public_addr: SocketAddr,
 }
 
 /// A call that rings and will be answered at `answer_at` unless the caller cancels first.
@@ -104,6 +125,8 @@ struct Inbox {
     requests: mpsc::Receiver<DialogRequest>,
     /// One UDP datagram.
     buf: Vec<u8>,
+    /// When registered UDP flows get their CRLF keep-alive.
+    keepalive: tokio::time::Interval,
 }
 
 /// The SIP task's state between two wake-ups.
@@ -137,6 +160,8 @@ struct SipTask {
     requests: mpsc::Sender<DialogRequest>,
     /// The next SDP session id (RFC 4566 `o=`), one per call.
     session_id: u64,
+    /// Registration statuses, as shown.
+    registrations: registrations::RegistrationBoard,
 }
 
 impl SipService {
@@ -153,6 +178,9 @@ impl SipTask {
         let SipService {
             socket,
             tcp,
+            tls,
+            tls_dialer,
+            keepalive,
             commands,
             public_addr,
             media,
@@ -164,21 +192,35 @@ impl SipTask {
             refused,
             redirects,
             queue_full,
+            registrations,
         } = service;
         // ICMP errors for our INVITEs and in-dialog requests fail them at once (`icmp.rs`).
         if let Err(e) = icmp::report_unreachable(&socket) {
             tracing::warn!(error = %e, "cannot ask for ICMP errors; a dead UDP trunk will cost its invite timeout");
         }
         let (tcp_tx, tcp_rx) = mpsc::channel::<TcpInput>(1024);
-        let connections = TcpConnections::new(tcp_tx.clone(), shutdown.clone());
+        let connections =
+            TcpConnections::new(tcp_tx.clone(), shutdown.clone(), tls_dialer, keepalive);
         if let Some(listener) = tcp {
-            tokio::spawn(tcp::accept(listener, tcp_tx, shutdown.clone()));
+            tokio::spawn(tcp::accept(listener, tcp_tx.clone(), shutdown.clone()));
+        }
+        let mut endpoint = SipEndpoint::new(public_addr, Timers::default());
+        if let Some(TlsListener {
+            listener,
+            settings,
+            acceptor,
+            public_addr,
+        }) = tls
+        {
+            endpoint.set_tls_address(public_addr);
+            let accept = tls::accept(listener, settings, acceptor, tcp_tx, shutdown.clone());
+            tokio::spawn(accept);
         }
         let (request_tx, request_rx) = mpsc::channel::<DialogRequest>(256);
         let task = SipTask {
             ipv6_socket: socket.local_addr().is_ok_and(|a| a.is_ipv6()),
             socket,
-            endpoint: SipEndpoint::new(public_addr, Timers::default()),
+            endpoint,
             connections,
             media,
             ports,
@@ -196,12 +238,16 @@ impl SipTask {
             legs: HashMap::new(),
             requests: request_tx,
             session_id: rand::random::<u32>().into(),
+            registrations,
         };
+        let mut keepalive_timer = tokio::time::interval(keepalive);
+        keepalive_timer.set_missed_tick_behavior(tokio::time::MissedTickBehavior::Delay);
         let inbox = Inbox {
             commands,
             tcp: tcp_rx,
             requests: request_rx,
             buf: vec![0u8; 65_536],
+            keepalive: keepalive_timer,
         };
         (task, inbox)
     }
@@ -242,9 +288,14 @@ impl SipTask {
                 });
             },
             Some(input) = inbox.tcp.recv() => match input {
-                TcpInput::Opened { peer, writer } => self.connections.opened(icmp::canonical(peer), writer),
-                TcpInput::Message { peer, bytes } => self.endpoint.handle_message(Instant::now(), Peer::tcp(icmp::canonical(peer)), &bytes),
-                TcpInput::Closed { peer } => self.connections.closed(icmp::canonical(peer)),
+                TcpInput::Opened { peer, writer } => self.connections.opened(canonical(peer), writer),
+                TcpInput::Message { peer, bytes } => self.endpoint.handle_message(Instant::now(), canonical(peer), &bytes),
+                TcpInput::Closed { peer } => self.connections.closed(canonical(peer)),
+                TcpInput::Failed { peer } => {
+                    let peer = canonical(peer);
+                    self.connections.closed(peer);
+                    self.endpoint.handle_connection_failed(Instant::now(), peer);
+                }
             },
             Some(command) = inbox.commands.recv() => self.on_command(command).await,
             _ = tokio::time::sleep_until(wake) => self.endpoint.handle_timeout(Instant::now()),
@@ -253,6 +304,7 @@ impl SipTask {
                 DialogRequest::DialLeg(dial) => self.dial_leg(dial).await,
                 request => self.on_dialog_request(request),
             },
+            _ = inbox.keepalive.tick() => self.udp_keepalives().await,
             // Signals wait for room in a call's queue: offer them again (`calls.retry` below).
             _ = tokio::time::sleep(signals::RETRY_EVERY), if backlog => {}
             _ = shutdown.cancelled() => {
@@ -275,6 +327,19 @@ impl SipTask {
         match command {
             SipCommand::PlaceCall(call) => {
                 self.session_id += 1;
+                for trunk in call
+                    .trunks
+                    .iter()
+                    .filter(|t| t.peer.transport == Transport::Tls)
+                {
+                    // The certificate must name the host we connect to: the proxy's, if any.
+                    let proxy = trunk.outbound_proxy.as_deref().map(parse_proxy_uri);
+                    let name = match &proxy {
+                        Some(Ok(proxy)) => proxy.host.as_str(),
+                        _ => trunk.host.as_str(),
+                    };
+                    self.connections.expect_tls_name(trunk.peer.addr, name);
+                }
                 let call_id = call.call_id.clone();
                 // Placed and answered outbound calls hold capacity slots; unconfirmed
                 // inbound ones (strangers' INVITEs) do not count against them.
@@ -288,6 +353,7 @@ impl SipTask {
                 }
             }
             SipCommand::EndAll => self.end_all().await,
+            SipCommand::Registrations(wanted) => self.set_registrations(wanted),
             SipCommand::Legs { call_id, command } => {
                 // Calls we placed use their record id as their Call-ID.
                 let dialog = self.records.get(&call_id).cloned().unwrap_or(call_id);
@@ -453,9 +519,23 @@ impl SipTask {
                         tracing::debug!(dest = %transmit.dest, error = %e, "SIP send failed");
                     }
                 }
-                Transport::Tcp => self.connections.send(transmit.dest, transmit.bytes),
+                transport @ (Transport::Tcp | Transport::Tls) => {
+                    let peer = Peer {
+                        transport,
+                        addr: transmit.dest,
+                    };
+                    self.connections.send(peer, transmit.bytes);
+                }
             }
         }
+    }
+}
+
+/// A stream peer as the core knows it: IPv4 peers of a dual-stack listener unmapped.
+fn canonical(peer: Peer) -> Peer {
+    Peer {
+        transport: peer.transport,
+        addr: icmp::canonical(peer.addr),
     }
 }
 

@@ -120,6 +120,9 @@ pub enum SipTransport {
     #[default]
     Udp,
     Tcp,
+    /// SIP over TLS (RFC 3261 section 26): the edge verifies the trunk's certificate against
+    /// its trust roots and the trunk's `host` name, and sends `sips:` URIs.
+    Tls,
 }
 
 /// What a customer writes to define a SIP trunk. `password` is a secret: stored encrypted by the
@@ -152,6 +155,50 @@ pub struct SipTrunkSpec {
     /// carries it as a preloaded Route and is sent there (RFC 3261 section 8.1.2).
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub outbound_proxy: Option<String>,
+    /// Register with the trunk or PBX (RFC 3261 section 10) as `username`, so that calls to
+    /// the registered contact reach the edge; off when absent.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub registration: Option<RegistrationSpec>,
+}
+
+/// How a trunk registers: the registrar and the binding's lifetime. The account is the
+/// trunk's `username` and `password`; the transport is the trunk's.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct RegistrationSpec {
+    /// `host` or `host:port` of the registrar; the trunk's `host` and `port` when absent.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub registrar: Option<String>,
+    /// The binding lifetime asked for, in seconds (60-86400, default 3600); the edge
+    /// refreshes before it runs out.
+    #[serde(default = "default_registration_expires")]
+    pub expires_seconds: u32,
+    /// The number calls to the registered contact are routed as (its agent answers them);
+    /// absent: the number in the INVITE's To header, as the PBX forwards it.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub number: Option<String>,
+}
+
+impl RegistrationSpec {
+    /// The registrar's host and port (`None` for the port when not given).
+    pub fn registrar_host_port(&self) -> Option<(String, Option<u16>)> {
+        let registrar = self.registrar.as_deref()?.trim();
+        if let Some(rest) = registrar.strip_prefix('[') {
+            let (host, after) = rest.split_once(']')?;
+            let port = after.strip_prefix(':').and_then(|p| p.parse().ok());
+            return Some((host.to_owned(), port));
+        }
+        match registrar.rsplit_once(':') {
+            Some((host, port)) if !host.contains(':') => {
+                Some((host.to_owned(), Some(port.parse().ok()?)))
+            }
+            _ => Some((registrar.to_owned(), None)),
+        }
+    }
+}
+
+fn default_registration_expires() -> u32 {
+    3600
 }
 
 fn default_port() -> u16 {
@@ -205,6 +252,45 @@ impl SipTrunkSpec {
                 "must be between 1000 and 120000",
             ));
         }
+        if let Some(registration) = &self.registration {
+            if self.username.is_none() {
+                errors.push(FieldError::new(
+                    "registration",
+                    "needs the trunk's username (and password) to register as",
+                ));
+            }
+            if !(60..=86_400).contains(&registration.expires_seconds) {
+                errors.push(FieldError::new(
+                    "registration.expires_seconds",
+                    "must be between 60 and 86400",
+                ));
+            }
+            let registrar_ok = match &registration.registrar {
+                None => true,
+                Some(_) => registration
+                    .registrar_host_port()
+                    .is_some_and(|(host, port)| {
+                        !host.is_empty()
+                            && host
+                                .chars()
+                                .all(|c| c.is_ascii_alphanumeric() || ".-:".contains(c))
+                            && port != Some(0)
+                    }),
+            };
+            if let Some(problem) = registration
+                .number
+                .as_deref()
+                .and_then(super::sip_user::sip_user_problem)
+            {
+                errors.push(FieldError::new("registration.number", problem));
+            }
+            if !registrar_ok {
+                errors.push(FieldError::new(
+                    "registration.registrar",
+                    "must be host or host:port",
+                ));
+            }
+        }
         if let Some(Err(problem)) = self
             .outbound_proxy
             .as_deref()
@@ -234,6 +320,35 @@ mod tests {
         assert_eq!(json["kind"], "twilio");
         let again: ProviderSpec = serde_json::from_value(json).expect("round trip");
         assert_eq!(again, twilio);
+    }
+
+    #[test]
+    fn a_registering_trunk_needs_a_username_and_a_sane_registrar_and_lifetime() {
+        let trunk: SipTrunkSpec = serde_json::from_str(
+            r#"{"name":"PBX","host":"pbx.example","transport":"tls","username":"1001","password":"pw","registration":{"registrar":"reg.example:5071"}}"#,
+        )
+        .expect("parses");
+        assert_eq!(trunk.transport, SipTransport::Tls);
+        let registration = trunk.registration.clone().expect("registration");
+        assert_eq!(registration.expires_seconds, 3600);
+        assert_eq!(
+            registration.registrar_host_port(),
+            Some(("reg.example".into(), Some(5071)))
+        );
+        assert!(trunk.validate().is_empty());
+        let bad: SipTrunkSpec = serde_json::from_str(
+            r#"{"name":"PBX","host":"pbx.example","registration":{"registrar":"bad host:x","expires_seconds":5}}"#,
+        )
+        .expect("parses");
+        let fields: Vec<String> = bad.validate().into_iter().map(|e| e.field).collect();
+        assert_eq!(
+            fields,
+            [
+                "registration",
+                "registration.expires_seconds",
+                "registration.registrar"
+            ]
+        );
     }
 
     #[test]

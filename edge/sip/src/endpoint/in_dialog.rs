@@ -119,7 +119,7 @@ impl SipEndpoint {
     }
 
     fn send_refer(&mut self, now: Instant, call_id: &str, destination: &str) {
-        let local = self.local;
+        let local = self.dialog_local(call_id);
         let refusal = match self.dialogs.get(call_id) {
             None => Some("the call is not up".to_owned()),
             Some(d) if d.state != DialogState::Confirmed => Some("the call is not answered".into()),
@@ -139,7 +139,7 @@ impl SipEndpoint {
                 return self.transfer_progress(call_id, TransferProgress::Failed { reason });
             }
         };
-        let contact = format!("<sip:{local}{}>", dialog.transport.uri_param());
+        let contact = dialog.transport.contact(local);
         let extra = vec![
             Header::Other("Refer-To".into(), format!("<{target}>")),
             Header::Other("Referred-By".into(), format!("<{}>", dialog.local_uri())),
@@ -173,7 +173,7 @@ impl SipEndpoint {
     }
 
     fn send_next_digit(&mut self, now: Instant, call_id: &str) {
-        let local = self.local;
+        let local = self.dialog_local(call_id);
         let Some(dialog) = self.dialogs.get_mut(call_id) else {
             return;
         };

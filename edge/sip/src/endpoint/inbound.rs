@@ -200,7 +200,7 @@ impl SipEndpoint {
         self.events
             .push_back(EndpointEvent::IncomingCall(IncomingCall {
                 call_id: call_id.clone(),
-                dialled: user_of(&request.uri.to_string()),
+                dialled: self.dialled(&request),
                 caller: caller.unwrap_or_default(),
                 offer: request.body.clone(),
                 source,
@@ -361,6 +361,10 @@ impl SipEndpoint {
     pub(super) fn on_response(&mut self, now: Instant, response: Response) {
         let Ok(key) = TransactionKey::client(&response) else {
             return;
+        };
+        let response = match self.on_register_response(now, response) {
+            Some(response) => response,
+            None => return,
         };
         if let Some(r) = self.outgoing.get_mut(&key) {
             r.tx.handle_response(now, response);

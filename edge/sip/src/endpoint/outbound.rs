@@ -28,6 +28,7 @@ impl SipEndpoint {
             return;
         }
         request.local = self.local;
+        request.tls_local = self.tls_local;
         let call = OutboundCall::start(now, request, trunks, self.timers, &mut self.breakers);
         self.outbound.insert(call_id.clone(), call);
         self.drain_outbound(now, &call_id);

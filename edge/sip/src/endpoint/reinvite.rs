@@ -3,7 +3,6 @@
 //! the ACK for its 2xx — the UAC's own job (RFC 3261 section 13.2.2.4), sent again for every
 //! retransmission of that 2xx.
 
-use std::net::SocketAddr;
 use std::time::Instant;
 
 use rsip::{Request, Response};
@@ -94,11 +93,11 @@ impl SipEndpoint {
     }
 
     /// Our re-INVITEs to `dest` over UDP fail on an ICMP error (see `unreachable.rs`).
-    pub(super) fn refresh_invites_unreachable(&mut self, now: Instant, dest: SocketAddr) {
+    pub(super) fn refresh_invites_unreachable(&mut self, now: Instant, dest: Peer) {
         let hit: Vec<TransactionKey> = self
             .refresh_invites
             .iter_mut()
-            .filter(|(_, r)| r.peer == Peer::udp(dest))
+            .filter(|(_, r)| r.peer == dest)
             .map(|(k, r)| {
                 r.tx.handle_transport_error();
                 k.clone()
@@ -110,7 +109,10 @@ impl SipEndpoint {
     }
 
     fn drain_refresh_invite(&mut self, now: Instant, key: &TransactionKey) {
-        let local = self.local;
+        let local = match self.refresh_invites.get(key) {
+            Some(refresh) => self.local_for(refresh.peer.transport),
+            None => return,
+        };
         let Some(refresh) = self.refresh_invites.get_mut(key) else {
             return;
         };

@@ -57,7 +57,7 @@ impl SipEndpoint {
     /// Sends the BYE of `dialog` in a client transaction of its own.
     pub(super) fn send_bye(&mut self, now: Instant, mut dialog: Dialog) {
         let call_id = dialog.call_id.clone();
-        match dialog.bye(self.local) {
+        match dialog.bye(self.local_for(dialog.transport)) {
             Ok(bye) => self.start_in_dialog(now, &call_id, Purpose::Bye, bye, dialog.next_hop()),
             Err(e) => tracing::warn!(call = %call_id, error = %e, "cannot build a BYE"),
         }

@@ -155,7 +155,7 @@ impl SipEndpoint {
     /// lets a refresh leave the session description alone), or — when the peer's `Allow` leaves
     /// UPDATE out — a re-INVITE with our SDP unchanged.
     pub(super) fn send_refresh(&mut self, now: Instant, call_id: &str) {
-        let local = self.local;
+        let local = self.dialog_local(call_id);
         let Some(dialog) = self.dialogs.get_mut(call_id) else {
             return;
         };
@@ -164,7 +164,7 @@ impl SipEndpoint {
         };
         timer.refreshing = true;
         let interval = timer.agreement.interval;
-        let contact = format!("<sip:{local}{}>", dialog.transport.uri_param());
+        let contact = dialog.transport.contact(local);
         let extra = vec![
             Header::Other(
                 "Session-Expires".into(),

@@ -18,6 +18,7 @@ impl SipEndpoint {
             TimerKey::Refresh(k) => self.refresh_invites.get(k)?.poll_timeout(),
             TimerKey::Outbound(id) => self.outbound.get(id)?.poll_timeout(),
             TimerKey::Dialog(id) => self.dialogs.get(id)?.next_deadline(),
+            TimerKey::Registration(id) => self.registrations.get(id)?.poll_timeout(),
         }
     }
 
@@ -42,6 +43,9 @@ impl SipEndpoint {
         while let Some(id) = self.dialogs.pop_touched() {
             self.reschedule(TimerKey::Dialog(id));
         }
+        while let Some(id) = self.registrations.pop_touched() {
+            self.reschedule(TimerKey::Registration(id));
+        }
     }
 
     /// Registers `key`'s deadline as its owner now says it is.
@@ -59,6 +63,7 @@ impl SipEndpoint {
             || self.refresh_invites.has_touched()
             || self.outbound.has_touched()
             || self.dialogs.has_touched()
+            || self.registrations.has_touched()
     }
 
     /// Advances the owners in `due`, kind by kind in the endpoint's usual order, each kind in
@@ -79,6 +84,7 @@ impl SipEndpoint {
                 TimerKey::Outbound(id) => outbound.push(id.clone()),
                 TimerKey::Refresh(k) => refresh.push(k.clone()),
                 TimerKey::Dialog(id) => dialogs.push(id.clone()),
+                TimerKey::Registration(id) => self.registration_timeout(now, id),
             }
         }
         for key in due {

@@ -41,6 +41,8 @@ pub(crate) enum TimerKey {
     Outbound(String),
     /// A dialog by Call-ID: its transfer, session-timer and glare-retry deadlines.
     Dialog(String),
+    /// A registration by provider id: its REGISTER's timers, refresh and retry.
+    Registration(String),
 }
 
 /// One heap entry: ordered by deadline, then by the order it was scheduled in.

@@ -57,14 +57,14 @@ pub(super) fn build_invite(
     }
     let transport = trunk.peer.transport;
     let text = format!(
-        "INVITE sip:{to}@{host}:{port} SIP/2.0\r\n\
-         Via: SIP/2.0/{via} {local};branch=z9hG4bK{branch};rport\r\n\
+        "INVITE {scheme}:{to}@{host}:{port} SIP/2.0\r\n\
+         Via: SIP/2.0/{via} {local};branch=z9hG4bK{branch};rport{alias}\r\n\
          Max-Forwards: 70\r\n\
-         From: <sip:{caller}@{host}>;tag={from_tag}\r\n\
-         To: <sip:{to}@{host}:{port}>\r\n\
+         From: <{scheme}:{caller}@{host}>;tag={from_tag}\r\n\
+         To: <{scheme}:{to}@{host}:{port}>\r\n\
          Call-ID: {call_id}\r\n\
          CSeq: {cseq} INVITE\r\n\
-         Contact: <sip:{caller}@{local}{param}>\r\n\
+         Contact: <{scheme}:{caller}@{local}{param}>\r\n\
          Allow: {allow}\r\n\
          User-Agent: Freya\r\n\
          Content-Type: application/sdp\r\n\
@@ -72,7 +72,14 @@ pub(super) fn build_invite(
         to = request.to,
         port = trunk.port,
         via = transport.via_name(),
-        local = request.local,
+        scheme = transport.uri_scheme(),
+        // RFC 5923: over a connection, the trunk may send its requests back on it.
+        alias = if transport.is_reliable() {
+            ";alias"
+        } else {
+            ""
+        },
+        local = request.local_for(transport),
         branch = new_tag(),
         call_id = request.call_id,
         param = transport.uri_param(),

@@ -99,6 +99,10 @@ impl SipTask {
                 self.slots.release(&call_id);
                 self.end_session(&call_id, EndReason::ReinviteUnacknowledged);
             }
+            EndpointEvent::Registration {
+                provider_id,
+                status,
+            } => self.on_registration(&provider_id, &status),
             EndpointEvent::Failed { call_id, reason } => {
                 tracing::info!(call = %call_id, reason, "call lost in signalling");
                 self.slots.release(&call_id);

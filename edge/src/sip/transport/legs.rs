@@ -108,6 +108,7 @@ impl SipTask {
             from,
             offer: sdp::offer(&local),
             local: std::net::SocketAddr::from(([0, 0, 0, 0], 0)), // the endpoint puts its own
+            tls_local: None,
         };
         self.endpoint.place_call(Instant::now(), request, trunks);
         let entry = LegDialog {
@@ -135,7 +136,9 @@ impl SipTask {
     /// handed back.
     pub(super) fn on_leg_event(&mut self, event: EndpointEvent) -> Option<EndpointEvent> {
         let call_id = match &event {
-            EndpointEvent::IncomingCall(_) => return Some(event),
+            EndpointEvent::IncomingCall(_) | EndpointEvent::Registration { .. } => {
+                return Some(event)
+            }
             EndpointEvent::Confirmed { call_id }
             | EndpointEvent::Dtmf { call_id, .. }
             | EndpointEvent::RemoteHangup { call_id, .. }

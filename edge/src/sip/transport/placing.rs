@@ -36,6 +36,8 @@ pub enum SipCommand {
     /// End every call as a stop does (`edge_shutdown`), but keep serving: a drain's deadline,
     /// while the event publisher still runs to report the ends.
     EndAll,
+    /// Keep exactly these registrations (from the configuration, registrars resolved).
+    Registrations(Vec<crate::sip::register::RegistrationSettings>),
 }
 
 /// An outbound call to place, with the trunks to try in order (addresses resolved).
@@ -200,6 +202,7 @@ pub(super) async fn place(
         from: call.from.clone(),
         offer: sdp::offer(&local),
         local: std::net::SocketAddr::from(([0, 0, 0, 0], 0)), // the endpoint puts its own
+        tls_local: None,
     };
     let tried = call
         .trunks

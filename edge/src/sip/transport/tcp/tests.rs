@@ -64,9 +64,9 @@ async fn listen(limits: ConnectionLimits) -> Listener {
             match input {
                 TcpInput::Opened { writer, .. } => writers.push(writer),
                 TcpInput::Message { peer, bytes } => {
-                    let _ = messages_tx.send((peer, bytes));
+                    let _ = messages_tx.send((peer.addr, bytes));
                 }
-                TcpInput::Closed { .. } => {}
+                TcpInput::Closed { .. } | TcpInput::Failed { .. } => {}
             }
         }
     });
