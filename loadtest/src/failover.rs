@@ -295,11 +295,9 @@ async fn watch(
     while Instant::now() < hang_guard && !cancel.is_cancelled() {
         let mut down = 0;
         for peer in &peers {
-            if member_state(&http, &peer.http_url, &edge.id)
-                .await
-                .as_deref()
-                == Some("down")
-            {
+            // A peer that no longer lists it at all has forgotten a dead member: down too.
+            let state = member_state(&http, &peer.http_url, &edge.id).await;
+            if matches!(state.as_deref(), Some("down" | "absent")) {
                 down += 1;
             }
         }
@@ -332,7 +330,8 @@ async fn watch(
     }
 }
 
-/// `id`'s state at the edge whose HTTP listener is `http_url` (its newest generation).
+/// `id`'s state at the edge whose HTTP listener is `http_url` (its newest generation), `absent`
+/// when that edge does not list it; `None` when the edge cannot be asked.
 async fn member_state(http: &reqwest::Client, http_url: &str, id: &str) -> Option<String> {
     let report: serde_json::Value = http
         .get(format!("{http_url}/cluster"))
@@ -347,7 +346,9 @@ async fn member_state(http: &reqwest::Client, http_url: &str, id: &str) -> Optio
         .iter()
         .filter(|m| m["id"] == id)
         .max_by_key(|m| m["generation"].as_u64().unwrap_or(0))
-        .and_then(|m| m["state"].as_str().map(str::to_owned))
+        .map_or(Some("absent".to_owned()), |m| {
+            m["state"].as_str().map(str::to_owned)
+        })
 }
 
 /// (calls still open, calls ended `edge_lost`) of edge `id`, over every page of the
