@@ -173,6 +173,8 @@ struct Moments {
 pub struct Failover {
     plan: KillPlan,
     moments: Arc<Moments>,
+    /// The watcher, awaited before the report (its own guard bounds it to a minute).
+    task: std::sync::Mutex<Option<tokio::task::JoinHandle<()>>>,
 }
 
 impl Failover {
@@ -185,8 +187,24 @@ impl Failover {
         cancel: CancellationToken,
     ) -> Self {
         let moments = Arc::new(Moments::default());
-        tokio::spawn(watch(plan.clone(), start, targets, moments.clone(), cancel));
-        Self { plan, moments }
+        let task = tokio::spawn(watch(plan.clone(), start, targets, moments.clone(), cancel));
+        Self {
+            plan,
+            moments,
+            task: std::sync::Mutex::new(Some(task)),
+        }
+    }
+
+    /// Once the calls are over: waits for the watcher to see the detection and the killed
+    /// edge's calls ended (a run may end before the control plane has ended them all), or
+    /// stops it if the kill never came.
+    pub async fn settle(&self) {
+        let task = self.task.lock().ok().and_then(|mut t| t.take());
+        let Some(task) = task else { return };
+        if self.moments.killed_us.load(Ordering::Relaxed) == 0 {
+            task.abort();
+        }
+        let _ = task.await;
     }
 
     /// A call that timed out at `target` after the kill: without a cluster to watch, this is
@@ -287,21 +305,24 @@ async fn watch(
         return;
     };
     let http = reqwest::Client::builder()
-        .timeout(Duration::from_secs(2))
+        .timeout(Duration::from_secs(1))
         .build()
         .unwrap_or_default();
     let peers: Vec<&DevEdge> = dev.edges.iter().filter(|e| e.id != edge.id).collect();
     let hang_guard = killed + Duration::from_secs(60);
+    // Each peer is asked until it has said `down` once (a state is not taken back without a
+    // new generation): detection is when the last of them has.
+    let mut said_down = vec![false; peers.len()];
     while Instant::now() < hang_guard && !cancel.is_cancelled() {
-        let mut down = 0;
-        for peer in &peers {
+        for (peer, said) in peers.iter().zip(said_down.iter_mut()) {
+            if *said {
+                continue;
+            }
             // A peer that no longer lists it at all has forgotten a dead member: down too.
             let state = member_state(&http, &peer.http_url, &edge.id).await;
-            if matches!(state.as_deref(), Some("down" | "absent")) {
-                down += 1;
-            }
+            *said = matches!(state.as_deref(), Some("down" | "absent"));
         }
-        if down == peers.len() {
+        if said_down.iter().all(|&s| s) {
             targets.mark_dead(edge.sip_addr);
             moments
                 .detected_us

@@ -150,6 +150,9 @@ pub async fn run(
         }
     }
     let _ = launcher.await;
+    if let Some(failover) = &failover {
+        failover.settle().await;
+    }
     run_cancel.cancel();
     bar.finish_with_message(status_line(&records, 0));
     // Starts, answers and failures per second are known only once every report is in.
