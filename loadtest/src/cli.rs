@@ -236,8 +236,9 @@ fn print_failover(f: &FailoverReport) {
         f.failed_started_after_detection
     );
     println!(
-        "          edge_lost calls {}, all its calls ended {} after the kill",
+        "          edge_lost calls {} (stamped by the control plane {} after the kill), none open {} after it",
         f.edge_lost_calls.map_or("-".to_owned(), |n| n.to_string()),
+        opt(f.edge_lost_stamped_after_ms, " ms"),
         opt(f.all_edge_lost_after_ms, " ms")
     );
 }

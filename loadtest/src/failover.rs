@@ -156,8 +156,12 @@ pub struct FailoverReport {
     pub failed_started_after_detection: usize,
     /// The killed edge's calls the control plane ended as `edge_lost`.
     pub edge_lost_calls: Option<usize>,
-    /// From the kill until the control plane had none of the killed edge's calls open, ms.
+    /// From the kill until the load tester saw none of the killed edge's calls open at the
+    /// control plane (asked only once the detection was seen), ms.
     pub all_edge_lost_after_ms: Option<f64>,
+    /// From the kill to the latest `ended_at` the control plane stamped on the killed edge's
+    /// `edge_lost` calls (the moment a peer's `down` report reached it), ms.
+    pub edge_lost_stamped_after_ms: Option<f64>,
 }
 
 /// Times the aftermath of the kill, filled in as it happens.
@@ -167,6 +171,9 @@ struct Moments {
     detected_us: AtomicU64,
     edge_lost_ms: AtomicU64,
     edge_lost_calls: AtomicU64,
+    /// The kill, in ms since the epoch, and the latest `edge_lost` `ended_at`, the same.
+    killed_epoch_ms: AtomicU64,
+    latest_lost_epoch_ms: AtomicU64,
 }
 
 /// The kill and its watchers, running beside the calls.
@@ -259,6 +266,13 @@ impl Failover {
         let lost_ms = self.moments.edge_lost_ms.load(Ordering::Relaxed);
         if lost_ms > 0 {
             report.all_edge_lost_after_ms = Some(lost_ms as f64 - 1.0);
+            let (killed, latest) = (
+                self.moments.killed_epoch_ms.load(Ordering::Relaxed),
+                self.moments.latest_lost_epoch_ms.load(Ordering::Relaxed),
+            );
+            if killed > 0 && latest > 0 {
+                report.edge_lost_stamped_after_ms = Some(latest as f64 - killed as f64);
+            }
             report.edge_lost_calls = Some(
                 usize::try_from(self.moments.edge_lost_calls.load(Ordering::Relaxed)).unwrap_or(0),
             );
@@ -294,6 +308,9 @@ async fn watch(
         return;
     }
     let killed = Instant::now();
+    moments
+        .killed_epoch_ms
+        .store(epoch_ms(std::time::SystemTime::now()), Ordering::Relaxed);
     moments
         .killed_us
         .store(micros(start.elapsed()), Ordering::Relaxed);
@@ -337,8 +354,11 @@ async fn watch(
         tokio::time::sleep(Duration::from_millis(100)).await;
     }
     while Instant::now() < hang_guard && !cancel.is_cancelled() {
-        if let Some((open, lost)) = calls_of(&http, &dev, &edge.id).await {
+        if let Some((open, lost, latest)) = calls_of(&http, &dev, &edge.id).await {
             if open == 0 {
+                moments
+                    .latest_lost_epoch_ms
+                    .store(latest, Ordering::Relaxed);
                 let ms = killed.elapsed().as_millis();
                 moments
                     .edge_lost_ms
@@ -372,10 +392,17 @@ async fn member_state(http: &reqwest::Client, http_url: &str, id: &str) -> Optio
         })
 }
 
-/// (calls still open, calls ended `edge_lost`) of edge `id`, over every page of the
-/// workspace's calls; `None` when the control plane cannot be read.
-async fn calls_of(http: &reqwest::Client, dev: &DevInfo, id: &str) -> Option<(u64, u64)> {
-    let (mut open, mut lost) = (0, 0);
+fn epoch_ms(at: std::time::SystemTime) -> u64 {
+    at.duration_since(std::time::UNIX_EPOCH)
+        .map(|d| u64::try_from(d.as_millis()).unwrap_or(u64::MAX))
+        .unwrap_or(0)
+}
+
+/// (calls still open, calls ended `edge_lost`, the latest of their `ended_at` in ms since the
+/// epoch) of edge `id`, over every page of the workspace's calls; `None` when the control
+/// plane cannot be read.
+async fn calls_of(http: &reqwest::Client, dev: &DevInfo, id: &str) -> Option<(u64, u64, u64)> {
+    let (mut open, mut lost, mut latest) = (0, 0, 0);
     let mut cursor: Option<String> = None;
     for _ in 0..100 {
         let mut url = format!("{}/v1/calls?limit=200", dev.api_url);
@@ -400,14 +427,18 @@ async fn calls_of(http: &reqwest::Client, dev: &DevInfo, id: &str) -> Option<(u6
                 open += 1;
             } else if call["end_reason"] == "edge_lost" {
                 lost += 1;
+                let ended = call["ended_at"].as_str().map(humantime::parse_rfc3339);
+                if let Some(Ok(ended)) = ended {
+                    latest = latest.max(epoch_ms(ended));
+                }
             }
         }
         match page["next_cursor"].as_str() {
             Some(next) => cursor = Some(next.to_owned()),
-            None => return Some((open, lost)),
+            None => return Some((open, lost, latest)),
         }
     }
-    Some((open, lost))
+    Some((open, lost, latest))
 }
 
 #[cfg(test)]
