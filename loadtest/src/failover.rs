@@ -180,8 +180,10 @@ struct Moments {
 pub struct Failover {
     plan: KillPlan,
     moments: Arc<Moments>,
-    /// The watcher, awaited before the report (its own guard bounds it to a minute).
-    task: std::sync::Mutex<Option<tokio::task::JoinHandle<()>>>,
+    /// The watcher's thread, joined before the report (its own guard bounds it to a minute).
+    thread: std::sync::Mutex<Option<std::thread::JoinHandle<()>>>,
+    /// Stops the watcher when the kill never came.
+    stop: CancellationToken,
 }
 
 impl Failover {
@@ -194,11 +196,30 @@ impl Failover {
         cancel: CancellationToken,
     ) -> Self {
         let moments = Arc::new(Moments::default());
-        let task = tokio::spawn(watch(plan.clone(), start, targets, moments.clone(), cancel));
+        // A thread and a runtime of its own: the call tasks keep the run's workers busy, and a
+        // poll of the peers queued behind them would date the detection late.
+        let stop = cancel.child_token();
+        let (watched, watch_stop, watch_plan) = (moments.clone(), stop.clone(), plan.clone());
+        let thread = std::thread::Builder::new()
+            .name("failover-watch".into())
+            .spawn(move || {
+                match tokio::runtime::Builder::new_current_thread()
+                    .enable_all()
+                    .build()
+                {
+                    Ok(runtime) => {
+                        runtime.block_on(watch(watch_plan, start, targets, watched, watch_stop))
+                    }
+                    Err(e) => tracing::warn!(error = %e, "no runtime for the failover watcher"),
+                }
+            })
+            .map_err(|e| tracing::warn!(error = %e, "no thread for the failover watcher"))
+            .ok();
         Self {
             plan,
             moments,
-            task: std::sync::Mutex::new(Some(task)),
+            thread: std::sync::Mutex::new(thread),
+            stop,
         }
     }
 
@@ -206,12 +227,12 @@ impl Failover {
     /// edge's calls ended (a run may end before the control plane has ended them all), or
     /// stops it if the kill never came.
     pub async fn settle(&self) {
-        let task = self.task.lock().ok().and_then(|mut t| t.take());
-        let Some(task) = task else { return };
+        let thread = self.thread.lock().ok().and_then(|mut t| t.take());
+        let Some(thread) = thread else { return };
         if self.moments.killed_us.load(Ordering::Relaxed) == 0 {
-            task.abort();
+            self.stop.cancel();
         }
-        let _ = task.await;
+        let _ = tokio::task::spawn_blocking(move || thread.join()).await;
     }
 
     /// A call that timed out at `target` after the kill: without a cluster to watch, this is
