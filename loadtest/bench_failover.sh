@@ -84,6 +84,13 @@ def state_at(http_url, edge_id):
     mine = [m for m in report["members"] if m["id"] == edge_id]
     return max(mine, key=lambda m: m["generation"])["state"] if mine else None
 
+def running(pid):
+    # An exited child of `freya dev` may stay a zombie until it is reaped: that counts as gone.
+    try:
+        return open(f"/proc/{pid}/stat").read().rsplit(")", 1)[1].split()[0] != "Z"
+    except OSError:
+        return False
+
 def all_alive():
     return all(state_at(a["http_url"], e["id"]) == "alive" for a in edges for e in edges)
 
@@ -105,7 +112,7 @@ if mode == "rolling":
         answer = get(f"{api}/v1/edges/{edge['id']}/drain", key, "POST")
         print(f"{t0 - started:6.1f} s: drain {edge['id']} -> {answer}", flush=True)
         # It exits once its calls are over; then it is started again from its config file.
-        while subprocess.run(["kill", "-0", str(edge["pid"])], capture_output=True).returncode == 0:
+        while running(edge["pid"]):
             time.sleep(0.05)
         exited = time.monotonic()
         log = open(os.path.join(work, f"edge-{edge['id']}.log"), "w")
