@@ -249,11 +249,14 @@ async fn run(command: Command) -> anyhow::Result<()> {
             let edge = Edge::start(&config).await?;
             let stop = stop_on_signal();
             let own = edge.shutdown_token();
+            let leave = edge.state.leave_requested();
             tokio::select! {
                 _ = stop.cancelled() => {
                     // SIGTERM drains (a second signal stops at once); the edge's own stop does not.
                     edge.drain_and_stop(stop_on_signal()).await;
                 }
+                // `POST /v1/edges/{id}/drain` does what SIGTERM does; a signal then stops at once.
+                _ = leave.cancelled() => edge.drain_and_stop(stop.clone()).await,
                 _ = own.cancelled() => edge.stop().await,
             }
             Ok(())

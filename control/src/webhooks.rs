@@ -1,6 +1,6 @@
 //! The webhook delivery task: every control-plane process runs one. It polls the delivery queue
-//! (see `store::deliveries`), claims due rows a few at a time — a row claimed by another process
-//! is skipped — and POSTs each body to its subscription's URL, signed:
+//! (see `store::deliveries`), claims due rows a batch at a time — on PostgreSQL with
+//! `FOR UPDATE SKIP LOCKED`, so replicas take different rows — and POSTs each body to its subscription's URL, signed:
 //!
 //! ```text
 //! Freya-Signature: t=1700000000,v1=<hex HMAC-SHA256(secret, "1700000000.<body>")>
@@ -110,7 +110,10 @@ impl DeliveryWorker {
     async fn work_off_due(&self, stop: &CancellationToken) -> anyhow::Result<usize> {
         let now = now_ms();
         self.store.reclaim_expired_deliveries(now).await?;
-        let due = self.store.due_deliveries(now, BATCH).await?;
+        let due = self
+            .store
+            .claim_due_deliveries(now, BATCH, self.lease_ms())
+            .await?;
         let count = due.len();
         // A few at a time, so one slow receiver does not hold up every other workspace's.
         let failures = AtomicUsize::new(0);
@@ -134,13 +137,21 @@ impl DeliveryWorker {
         }
     }
 
-    /// Claims delivery `id` and makes one attempt, unless another process claimed it first.
+    /// How long a claim holds: a whole batch's attempts, `CONCURRENT_ATTEMPTS` at a time, each
+    /// up to the timeout, and a margin. A process that dies holding claims loses them then
+    /// (`reclaim_expired_deliveries`), so a delivery is never lost.
+    fn lease_ms(&self) -> i64 {
+        let rounds = BATCH_LEN.div_ceil(CONCURRENT_ATTEMPTS) as i64;
+        i64::from(self.config.timeout_ms) * rounds + 30_000
+    }
+
+    /// Makes one attempt at delivery `id`, which this process claimed.
     async fn deliver(&self, id: &str, stop: &CancellationToken) -> anyhow::Result<()> {
         if stop.is_cancelled() {
+            self.store.release_delivery(id).await?;
             return Ok(());
         }
-        let lease = i64::from(self.config.timeout_ms) + 30_000;
-        let Some(due) = self.store.claim_delivery(id, now_ms(), lease).await? else {
+        let Some(due) = self.store.claimed_delivery(id).await? else {
             return Ok(());
         };
         tokio::select! {

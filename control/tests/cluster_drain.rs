@@ -104,8 +104,37 @@ async fn alive_everywhere(urls: &[String], id: &str) {
     }
 }
 
-#[tokio::test(flavor = "multi_thread")]
-async fn sigterm_drains_redirects_ends_calls_at_the_deadline_leaves_and_exits_0() {
+/// `freya dev --edges 3` with its third edge restarted as a `freya edge` process of this test
+/// (`running.0[1]`) with `drain.deadline_seconds = deadline_seconds`, alive at both peers and
+/// answering SIP.
+struct Cluster {
+    running: Running,
+    info: Value,
+    edges: Vec<Value>,
+    victim: String,
+    peers: [String; 2],
+    number: String,
+    _dir: tempfile::TempDir,
+}
+
+impl Cluster {
+    fn sip_of(&self, i: usize) -> SocketAddr {
+        self.edges[i]["sip_addr"]
+            .as_str()
+            .expect("sip_addr")
+            .parse()
+            .expect("addr")
+    }
+
+    fn api(&self) -> (String, String) {
+        (
+            self.info["api_url"].as_str().expect("api_url").to_owned(),
+            self.info["api_key"].as_str().expect("api_key").to_owned(),
+        )
+    }
+}
+
+async fn cluster_with_restarted_edge(deadline_seconds: u32) -> Cluster {
     let dir = tempfile::tempdir().expect("temp dir");
     let sip = format!("127.0.0.1:{}", free_sip_port());
     let dev = Command::new(env!("CARGO_BIN_EXE_freya"))
@@ -149,7 +178,9 @@ async fn sigterm_drains_redirects_ends_calls_at_the_deadline_leaves_and_exits_0(
     signal(edges[2]["pid"].as_u64().expect("pid") as u32, libc::SIGKILL);
     let config = edges[2]["config"].as_str().expect("config path").to_owned();
     let mut text = std::fs::read_to_string(&config).expect("edge config");
-    text.push_str("\n[drain]\ndeadline_seconds = 3\n");
+    text.push_str(&format!(
+        "\n[drain]\ndeadline_seconds = {deadline_seconds}\n"
+    ));
     std::fs::write(&config, text).expect("edge config");
     // Its SIP port may take a moment to be free after the kill.
     tokio::time::sleep(Duration::from_millis(300)).await;
@@ -190,6 +221,29 @@ async fn sigterm_drains_redirects_ends_calls_at_the_deadline_leaves_and_exits_0(
         got.await.ok()?.ok().map(|_| ())
     })
     .await;
+    Cluster {
+        running,
+        info,
+        edges,
+        victim,
+        peers,
+        number,
+        _dir: dir,
+    }
+}
+
+#[tokio::test(flavor = "multi_thread")]
+async fn sigterm_drains_redirects_ends_calls_at_the_deadline_leaves_and_exits_0() {
+    let mut c = cluster_with_restarted_edge(3).await;
+    let (victim, peers, number, info) = (
+        c.victim.clone(),
+        c.peers.clone(),
+        c.number.clone(),
+        c.info.clone(),
+    );
+    let sip = [c.sip_of(0), c.sip_of(1), c.sip_of(2)];
+    let sip_of = |i: usize| sip[i];
+    let running = &mut c.running;
 
     // One call in progress on it.
     let rtp = UdpSocket::bind("127.0.0.1:0").await.expect("rtp");
@@ -300,4 +354,157 @@ async fn sigterm_drains_redirects_ends_calls_at_the_deadline_leaves_and_exits_0(
     })
     .await;
     assert_eq!(record["end_reason"], "edge_shutdown", "{record}");
+}
+
+/// `POST /v1/edges/{id}/drain` does what SIGTERM does: the edge, carrying a call, redirects a
+/// new INVITE to a peer, keeps the call until its caller hangs up (well before the deadline),
+/// then leaves the cluster without being suspected and exits 0; the call ends as the caller
+/// ended it (never `edge_lost`), and the drain is in the audit log.
+#[tokio::test(flavor = "multi_thread")]
+async fn rest_drain_redirects_lets_the_call_finish_leaves_and_exits_0() {
+    let mut c = cluster_with_restarted_edge(60).await;
+    let (api, key) = c.api();
+    let http = reqwest::Client::new();
+
+    let rtp = UdpSocket::bind("127.0.0.1:0").await.expect("rtp");
+    let call = Call::dial(c.sip_of(2), &rtp, &c.number, "rest-drain-call-1").await;
+
+    // Refused below admin: the dev key is the owner's, so an editor key is made for the try.
+    let editor: Value = http
+        .post(format!(
+            "{api}/v1/workspaces/{}/api-keys",
+            c.info["workspace_id"].as_str().expect("workspace_id")
+        ))
+        .bearer_auth(&key)
+        .json(&serde_json::json!({"name": "editor", "role": "editor"}))
+        .send()
+        .await
+        .expect("create key")
+        .json()
+        .await
+        .expect("key json");
+    let editor_key = editor["key"].as_str().expect("key").to_owned();
+    let refused = http
+        .post(format!("{api}/v1/edges/{}/drain", c.victim))
+        .bearer_auth(&editor_key)
+        .send()
+        .await
+        .expect("drain as editor");
+    assert_eq!(refused.status(), 403);
+
+    let answer = http
+        .post(format!("{api}/v1/edges/{}/drain", c.victim))
+        .bearer_auth(&key)
+        .send()
+        .await
+        .expect("drain");
+    assert_eq!(answer.status(), 202);
+    let answer: Value = answer.json().await.expect("json");
+    assert_eq!(answer["status"], "draining", "{answer}");
+
+    for url in &c.peers {
+        eventually(LIMIT, "the peers to see it draining", || async {
+            (member(url, &c.victim).await? == ("alive".to_owned(), true)).then_some(())
+        })
+        .await;
+    }
+    let caller = Call::new(c.sip_of(2), &c.number, "rest-drain-call-2").await;
+    let offer = "v=0\r\no=- 1 1 IN IP4 127.0.0.1\r\ns=-\r\nc=IN IP4 127.0.0.1\r\nt=0 0\r\n\
+                 m=audio 40000 RTP/AVP 0\r\na=rtpmap:0 PCMU/8000\r\n";
+    caller.send_invite(offer).await;
+    let moved = recv_sip(&caller.sip, "SIP/2.0 302", LIMIT).await;
+    assert!(
+        moved.contains(&format!("@{};freya-redirected", c.sip_of(0)))
+            || moved.contains(&format!("@{};freya-redirected", c.sip_of(1))),
+        "{moved}"
+    );
+
+    // The call in progress is still up while draining, and the process still runs.
+    tokio::time::sleep(Duration::from_millis(500)).await;
+    assert!(
+        matches!(c.running.0[1].try_wait(), Ok(None)),
+        "the edge left with a call in progress"
+    );
+    // Its caller hangs up: the edge's last call is over, so it leaves.
+    call.hang_up(2).await;
+
+    let seen = std::sync::Mutex::new(Vec::new());
+    eventually(LIMIT, "the peers to mark it down", || async {
+        let mut all_down = true;
+        for url in &c.peers {
+            let (state, _) = member(url, &c.victim).await?;
+            all_down &= state == "down";
+            seen.lock().expect("lock").push(state);
+        }
+        all_down.then_some(())
+    })
+    .await;
+    let seen = seen.into_inner().expect("lock");
+    assert!(
+        !seen.iter().any(|s| s == "suspect"),
+        "a leaving edge is not suspected first: {seen:?}"
+    );
+    let status = eventually(LIMIT, "the drained edge to exit", || {
+        let status = c.running.0[1].try_wait().ok().flatten();
+        async move { status }
+    })
+    .await;
+    assert!(status.success(), "{status:?}");
+
+    let record = eventually(LIMIT, "the call's record to end", || {
+        let (api, key, victim) = (api.clone(), key.clone(), c.victim.clone());
+        async move {
+            let calls: Value = reqwest::Client::new()
+                .get(format!("{api}/v1/calls"))
+                .bearer_auth(&key)
+                .send()
+                .await
+                .ok()?
+                .json()
+                .await
+                .ok()?;
+            calls["data"]
+                .as_array()?
+                .iter()
+                .find(|c| c["edge_id"] == victim.as_str() && c["ended_at"].is_string())
+                .cloned()
+        }
+    })
+    .await;
+    assert_eq!(record["end_reason"], "caller_hangup", "{record}");
+    // Still not `edge_lost` a moment later: the peers' `down` about a leaving edge ends nothing.
+    tokio::time::sleep(Duration::from_secs(2)).await;
+    let calls: Value = http
+        .get(format!("{api}/v1/calls"))
+        .bearer_auth(&key)
+        .send()
+        .await
+        .expect("calls")
+        .json()
+        .await
+        .expect("json");
+    let lost: Vec<_> = calls["data"]
+        .as_array()
+        .expect("data")
+        .iter()
+        .filter(|c| c["end_reason"] == "edge_lost")
+        .collect();
+    assert!(lost.is_empty(), "{lost:?}");
+
+    let audit: Value = http
+        .get(format!("{api}/v1/audit-log?limit=50"))
+        .bearer_auth(&key)
+        .send()
+        .await
+        .expect("audit")
+        .json()
+        .await
+        .expect("json");
+    let entry = audit["data"]
+        .as_array()
+        .expect("data")
+        .iter()
+        .find(|e| e["action"] == "drain" && e["resource_id"] == c.victim.as_str())
+        .cloned();
+    assert!(entry.is_some(), "{audit}");
 }

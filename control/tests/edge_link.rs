@@ -75,7 +75,10 @@ async fn edge_registers_and_shows_online(backend: Backend) {
     let drain = freya_proto::v1::EdgeCommand {
         id: freya_shared::ids::new_id(),
         command: Some(freya_proto::v1::edge_command::Command::Drain(
-            freya_proto::v1::Drain { draining: true },
+            freya_proto::v1::Drain {
+                draining: true,
+                leave: false,
+            },
         )),
     };
     let hub = control.commands.clone();

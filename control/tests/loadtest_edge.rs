@@ -75,6 +75,8 @@ async fn a_batch_of_concurrent_calls_is_answered_with_audio_both_ways() {
         edge_pids: vec![std::process::id()],
         edge_metrics: vec![format!("http://{}/metrics", edge.http_addr)],
         progress: false,
+        targets: Vec::new(),
+        kill: None,
     };
     let summary = run(
         plan,

@@ -324,6 +324,8 @@ fn routes() -> Vec<Route> {
             true,
         ),
         r("GET", "/v1/edges", none, Viewer, 200, false),
+        // No such edge: an allowed request gets as far as not finding it.
+        r("POST", "/v1/edges/edge-none/drain", none, Admin, 404, false),
         r("GET", "/v1/agents", none, Viewer, 200, false),
         r(
             "POST",

@@ -147,8 +147,14 @@ fn default_capacity() -> u32 {
 #[derive(Debug, Clone, Deserialize)]
 #[serde(deny_unknown_fields)]
 pub struct ControlLinkConfig {
-    /// The control plane's gRPC address, e.g. `http://10.0.0.5:7070`.
+    /// The control plane's gRPC address, e.g. `http://10.0.0.5:7070`. With replicas, list them
+    /// in `urls` instead (both may be given: `url` is then tried first).
+    #[serde(default)]
     pub url: String,
+    /// Control-plane replicas' gRPC addresses, tried in order: the edge stays on one until it
+    /// fails at the transport, then moves to the next (with the link's backoff).
+    #[serde(default)]
+    pub urls: Vec<String>,
     /// The control plane's `edges.shared_secret`.
     pub shared_secret: String,
     #[serde(default = "default_connect_timeout_ms")]
@@ -156,6 +162,19 @@ pub struct ControlLinkConfig {
     /// Longest pause between reconnection attempts.
     #[serde(default = "default_max_backoff_ms")]
     pub max_backoff_ms: u32,
+}
+
+impl ControlLinkConfig {
+    /// Every control-plane URL in the order tried: `url` (when set), then `urls`, each once.
+    pub fn all_urls(&self) -> Vec<String> {
+        let mut all: Vec<String> = Vec::with_capacity(self.urls.len() + 1);
+        for url in std::iter::once(&self.url).chain(&self.urls) {
+            if !url.is_empty() && !all.contains(url) {
+                all.push(url.clone());
+            }
+        }
+        all
+    }
 }
 
 fn default_connect_timeout_ms() -> u32 {
@@ -416,12 +435,23 @@ impl Validate for EdgeConfig {
             }
         }
         check_at_least("capacity", self.capacity.into(), 1, &mut problems);
-        let url = &self.control.url;
-        if !(url.starts_with("http://") || url.starts_with("https://")) {
+        if self.control.url.is_empty() && self.control.urls.is_empty() {
             problems.push(ConfigProblem::new(
                 "control.url",
-                "must be an http:// or https:// URL of the control plane's gRPC listener",
+                "must be set (or control.urls): the control plane's gRPC listener",
             ));
+        }
+        let listed = self.control.urls.iter().enumerate();
+        let urls = std::iter::once(("control.url".to_owned(), &self.control.url))
+            .filter(|(_, url)| !url.is_empty())
+            .chain(listed.map(|(i, url)| (format!("control.urls[{i}]"), url)));
+        for (key, url) in urls {
+            if !(url.starts_with("http://") || url.starts_with("https://")) {
+                problems.push(ConfigProblem::new(
+                    key,
+                    "must be an http:// or https:// URL of the control plane's gRPC listener",
+                ));
+            }
         }
         if self.control.shared_secret.is_empty() {
             problems.push(ConfigProblem::new(

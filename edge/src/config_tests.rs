@@ -170,3 +170,29 @@ fn the_tls_listener_needs_its_files_and_a_bare_ip_listens_on_5061() {
     config.sip.tls_listen = Some("bad:address:x".into());
     assert!(keys(&config).contains(&"sip.tls_listen".to_owned()));
 }
+
+#[test]
+fn control_urls_list_replicas_after_url_and_each_is_checked_by_key() {
+    let with = |control: serde_json::Value| -> EdgeConfig {
+        serde_json::from_value(serde_json::json!({
+            "region": "local",
+            "data_dir": "/tmp/edge",
+            "control": control,
+        }))
+        .expect("parses")
+    };
+    let both = with(serde_json::json!({
+        "url": "http://a:7070",
+        "urls": ["http://b:7070", "http://a:7070"],
+        "shared_secret": "s",
+    }));
+    assert!(keys(&both).is_empty(), "{:?}", keys(&both));
+    assert_eq!(both.control.all_urls(), ["http://a:7070", "http://b:7070"]);
+    let list_only = with(serde_json::json!({"urls": ["http://b:7070"], "shared_secret": "s"}));
+    assert!(keys(&list_only).is_empty());
+    assert_eq!(list_only.control.all_urls(), ["http://b:7070"]);
+    let none = with(serde_json::json!({"shared_secret": "s"}));
+    assert_eq!(keys(&none), ["control.url"]);
+    let bad = with(serde_json::json!({"urls": ["http://b:7070", "b:7070"], "shared_secret": "s"}));
+    assert_eq!(keys(&bad), ["control.urls[1]"]);
+}

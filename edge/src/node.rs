@@ -110,8 +110,8 @@ impl Edge {
         let metrics = Arc::new(EdgeMetrics::new());
         let mut tasks = JoinSet::new();
 
-        let client = control_link::client(
-            &config.control.url,
+        let client = control_link::client_for(
+            &config.control.all_urls(),
             &config.control.shared_secret,
             &id,
             Duration::from_millis(u64::from(config.control.connect_timeout_ms)),
@@ -389,8 +389,12 @@ impl Edge {
                 _ = self.shutdown.cancelled() => break,
             }
         }
+        if stop.is_cancelled() {
+            self.stop().await;
+            return;
+        }
         let left = self.state.active_calls();
-        if left > 0 && !stop.is_cancelled() {
+        if left > 0 {
             tracing::warn!(
                 calls = left,
                 "drain over with calls in progress: ending them"
@@ -398,20 +402,22 @@ impl Edge {
             // Ended while the publisher runs, so the calls' own ends (`edge_shutdown`) reach
             // the control plane before the edge leaves.
             let _ = self.sip_commands.send(SipCommand::EndAll).await;
-            let flush = async {
-                while self.state.active_calls() > 0 {
-                    tokio::time::sleep(DRAIN_POLL).await;
-                }
-                // The last call's end travels from its task to the spool.
-                tokio::time::sleep(2 * DRAIN_POLL).await;
-                while self.events_spooled.get() > 0 {
-                    tokio::time::sleep(DRAIN_POLL).await;
-                }
-            };
-            tokio::select! {
-                _ = tokio::time::timeout(DRAIN_FLUSH_LIMIT, flush) => {}
-                _ = stop.cancelled() => {}
+        }
+        // Whether the calls ended by themselves or at the deadline, their ends are published
+        // before the edge leaves: its peers' `down` would otherwise end them as `edge_lost`.
+        let flush = async {
+            while self.state.active_calls() > 0 {
+                tokio::time::sleep(DRAIN_POLL).await;
             }
+            // The last call's end travels from its task to the spool.
+            tokio::time::sleep(2 * DRAIN_POLL).await;
+            while self.events_spooled.get() > 0 {
+                tokio::time::sleep(DRAIN_POLL).await;
+            }
+        };
+        tokio::select! {
+            _ = tokio::time::timeout(DRAIN_FLUSH_LIMIT, flush) => {}
+            _ = stop.cancelled() => {}
         }
         self.stop().await;
     }

@@ -6,6 +6,7 @@ use std::sync::atomic::{AtomicBool, AtomicU32, Ordering};
 use std::sync::Arc;
 
 use tokio::sync::watch;
+use tokio_util::sync::CancellationToken;
 
 use freya_shared::model::EdgeHealth;
 use freya_shared::snapshot::EdgeConfigSnapshot;
@@ -19,6 +20,9 @@ pub struct EdgeState {
 struct Inner {
     snapshot: watch::Sender<Arc<EdgeConfigSnapshot>>,
     draining: AtomicBool,
+    /// Cancelled when the control plane asks this edge to drain and then leave
+    /// (`POST /v1/edges/{id}/drain`): whoever runs the edge drains it as on SIGTERM.
+    leave: CancellationToken,
     active_calls: AtomicU32,
     capacity: u32,
 }
@@ -31,6 +35,7 @@ impl EdgeState {
             inner: Arc::new(Inner {
                 snapshot,
                 draining: AtomicBool::new(false),
+                leave: CancellationToken::new(),
                 active_calls: AtomicU32::new(0),
                 capacity,
             }),
@@ -60,6 +65,18 @@ impl EdgeState {
     /// Starts or stops draining.
     pub fn set_draining(&self, draining: bool) {
         self.inner.draining.store(draining, Ordering::Relaxed);
+    }
+
+    /// Asks the edge to drain, then stop and leave the cluster, as SIGTERM does.
+    pub fn request_leave(&self) {
+        self.set_draining(true);
+        self.inner.leave.cancel();
+    }
+
+    /// Cancelled once a drain-and-leave was asked for (see [`EdgeState::request_leave`]); the
+    /// process running the edge waits on it beside its signals.
+    pub fn leave_requested(&self) -> CancellationToken {
+        self.inner.leave.clone()
     }
 
     /// Calls in progress.

@@ -11,6 +11,7 @@ use std::sync::Arc;
 use std::time::Duration;
 
 use crate::audio::Utterance;
+use crate::failover::{DevInfo, FailoverReport, KillPlan};
 use crate::gate::Threshold;
 use crate::onset::OnsetConfig;
 use crate::runner::{run, RunPlan};
@@ -47,6 +48,17 @@ struct Cli {
     /// the run, e.g. `http://127.0.0.1:8081/metrics` (repeatable, one per edge).
     #[arg(long = "edge-metrics")]
     edge_metrics: Vec<String>,
+    /// SIGKILL one edge this many seconds into the run, and report the failover (the edge of
+    /// `--kill-pid`, or the last edge of `--dev-json`).
+    #[arg(long = "kill-one-at")]
+    kill_one_at: Option<f64>,
+    /// The edge process `--kill-one-at` kills.
+    #[arg(long = "kill-pid")]
+    kill_pid: Option<u32>,
+    /// `freya dev`'s `dev.json`: the edges (ids, pids, SIP and HTTP addresses) and the API, to
+    /// watch the killed edge's detection and its calls' `edge_lost` ends.
+    #[arg(long = "dev-json")]
+    dev_json: Option<PathBuf>,
     /// Also run the same call pattern with sipp, to compare its cost with ours.
     #[arg(long)]
     compare_sipp: bool,
@@ -150,6 +162,8 @@ fn real_main(cli: Cli) -> anyhow::Result<bool> {
         edge_pids: cli.edge_pids.clone(),
         edge_metrics: cli.edge_metrics.clone(),
         progress: !cli.quiet,
+        targets: scenario.targets.clone(),
+        kill: kill_plan(&cli)?,
     };
     let scenario_json = serde_json::to_value(&scenario).context("while recording the scenario")?;
     let runtime = tokio::runtime::Builder::new_multi_thread()
@@ -188,6 +202,45 @@ fn real_main(cli: Cli) -> anyhow::Result<bool> {
         }
     }
     Ok(passed)
+}
+
+/// The edge to kill mid-run, when `--kill-one-at` asks for one.
+fn kill_plan(cli: &Cli) -> anyhow::Result<Option<KillPlan>> {
+    let Some(at) = cli.kill_one_at else {
+        return Ok(None);
+    };
+    let dev = cli
+        .dev_json
+        .as_deref()
+        .map(|path| {
+            DevInfo::read(path).with_context(|| format!("while reading {}", path.display()))
+        })
+        .transpose()?;
+    KillPlan::new(at, cli.kill_pid, dev).map(Some)
+}
+
+fn print_failover(f: &FailoverReport) {
+    let opt = |v: Option<f64>, unit: &str| v.map_or("-".to_owned(), |v| format!("{v:.1}{unit}"));
+    println!(
+        "failover: killed {} (pid {}) at {:.1} s, detected at {}; calls up on it {}",
+        f.killed_edge.as_deref().unwrap_or("edge"),
+        f.killed_pid,
+        f.killed_at_s,
+        opt(f.detected_at_s, " s"),
+        f.calls_up_on_killed_edge
+    );
+    println!(
+        "          failed calls started before the kill {}, before detection {}, after detection {}",
+        f.failed_started_before_kill,
+        f.failed_started_before_detection,
+        f.failed_started_after_detection
+    );
+    println!(
+        "          edge_lost calls {} (stamped by the control plane {} after the kill), none open {} after it",
+        f.edge_lost_calls.map_or("-".to_owned(), |n| n.to_string()),
+        opt(f.edge_lost_stamped_after_ms, " ms"),
+        opt(f.all_edge_lost_after_ms, " ms")
+    );
 }
 
 fn print_summary(s: &Summary) {
@@ -240,5 +293,8 @@ fn print_summary(s: &Summary) {
     }
     if let Some(ms) = s.self_cpu_ms_per_call {
         println!("load generator CPU {ms:.1} ms per call");
+    }
+    if let Some(f) = &s.failover {
+        print_failover(f);
     }
 }

@@ -4,13 +4,15 @@
 //! edge's own sans-IO SIP and RTP cores; [`onset`] and [`stream`] measure what comes back;
 //! [`scenario`] says how many calls, how fast; [`runner`] drives them and gathers a
 //! [`summary::Summary`]; [`report`] writes it as JSON and HTML; [`procstat`] samples the edge's
-//! CPU and memory, [`edge_metrics`] reads its own inter-departure histogram; [`sipp`] runs the same pattern with sipp for comparison.
+//! CPU and memory, [`edge_metrics`] reads its own inter-departure histogram; [`sipp`] runs the same pattern with sipp for comparison; [`failover`] spreads calls over
+//! several edges and kills one mid-run.
 
 pub mod audio;
 pub mod caller;
 pub mod cli;
 pub mod dtmf_spec;
 pub mod edge_metrics;
+pub mod failover;
 pub mod gate;
 pub mod onset;
 pub mod procstat;

@@ -16,6 +16,7 @@ use tokio::sync::{mpsc, Semaphore};
 use tokio_util::sync::CancellationToken;
 
 use crate::edge_metrics::{self, Buckets, EdgeDeparture};
+use crate::failover::{Failover, KillPlan, Targets};
 use crate::procstat::{self, ProcReading};
 use crate::scenario::launch_offset;
 use crate::summary::{CallRecord, Distribution, Summary, TimelinePoint};
@@ -44,6 +45,10 @@ pub struct RunPlan {
     pub edge_metrics: Vec<String>,
     /// Draw a live progress bar on the terminal.
     pub progress: bool,
+    /// Edges the calls are spread over in turn (empty: `call.target` alone).
+    pub targets: Vec<SocketAddr>,
+    /// One edge to kill mid-run.
+    pub kill: Option<KillPlan>,
 }
 
 /// Why a run could not start.
@@ -79,9 +84,26 @@ pub async fn run(
     let active = Arc::new(AtomicUsize::new(0));
     let (reports, mut inbox) = mpsc::channel::<CallRecord>(256);
     let bar = progress_bar(&plan);
+    let targets = Arc::new(Targets::new(if plan.targets.is_empty() {
+        vec![plan.call.target]
+    } else {
+        plan.targets.clone()
+    }));
+    let failover = plan.kill.clone().map(|kill| {
+        Arc::new(Failover::spawn(
+            kill,
+            start,
+            targets.clone(),
+            run_cancel.clone(),
+        ))
+    });
 
     let launcher = tokio::spawn(launch(
         plan.clone(),
+        Spread {
+            targets,
+            failover: failover.clone(),
+        },
         endpoint,
         active.clone(),
         reports,
@@ -128,6 +150,9 @@ pub async fn run(
         }
     }
     let _ = launcher.await;
+    if let Some(failover) = &failover {
+        failover.settle().await;
+    }
     run_cancel.cancel();
     bar.finish_with_message(status_line(&records, 0));
     // Starts, answers and failures per second are known only once every report is in.
@@ -138,7 +163,9 @@ pub async fn run(
     };
     records.sort_by(|a, b| a.started_s.total_cmp(&b.started_s));
     let wall = start.elapsed().as_secs_f64();
+    let failover_report = failover.as_ref().map(|f| f.report(&records));
     let mut summary = Summary::build(scenario, wall, records, timeline, self_cpu);
+    summary.failover = failover_report;
     let departures_after = read_departures(&metrics_client, &plan.edge_metrics).await;
     if let (Some(before), Some(after)) = (departures_before, departures_after) {
         summary.edge_departure = Some(EdgeDeparture::of(&after.since(&before)));
@@ -161,8 +188,15 @@ async fn read_departures(client: &reqwest::Client, urls: &[String]) -> Option<Bu
     }
 }
 
+/// Where each call goes: the targets in turn, and the failover watcher told of timeouts.
+struct Spread {
+    targets: Arc<Targets>,
+    failover: Option<Arc<Failover>>,
+}
+
 async fn launch(
     plan: RunPlan,
+    spread: Spread,
     endpoint: SipEndpoint,
     active: Arc<AtomicUsize>,
     reports: mpsc::Sender<CallRecord>,
@@ -181,17 +215,29 @@ async fn launch(
             _ = cancel.cancelled() => break,
             permit = slots.clone().acquire_owned() => match permit { Ok(p) => p, Err(_) => break },
         };
-        let (endpoint, call, active, reports, cancel) = (
+        let call = match spread.targets.pick(n) {
+            Some(target) if target != call.target => Arc::new(CallConfig {
+                target,
+                ..(*call).clone()
+            }),
+            _ => call.clone(),
+        };
+        let (endpoint, active, reports, cancel) = (
             endpoint.clone(),
-            call.clone(),
             active.clone(),
             reports.clone(),
             cancel.clone(),
         );
+        let (targets, failover) = (spread.targets.clone(), spread.failover.clone());
         active.fetch_add(1, Ordering::Relaxed);
         tokio::spawn(async move {
             let started_s = start.elapsed().as_secs_f64();
             let report = place_call(&endpoint, &call, &cancel).await;
+            if let (Some(failover), Some(crate::uac::CallFailure::Timeout)) =
+                (&failover, &report.failure)
+            {
+                failover.saw_timeout(start, call.target, &targets);
+            }
             active.fetch_sub(1, Ordering::Relaxed);
             drop(permit);
             let _ = reports.send(CallRecord { started_s, report }).await;

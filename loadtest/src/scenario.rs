@@ -67,7 +67,8 @@ impl CodecChoice {
 #[derive(Debug, Clone, Default, Deserialize, clap::Args)]
 #[serde(deny_unknown_fields)]
 pub struct ScenarioSettings {
-    /// SIP target, HOST:PORT (e.g. 127.0.0.1:5060 for `freya dev`).
+    /// SIP target, HOST:PORT (e.g. 127.0.0.1:5060 for `freya dev`); several separated by
+    /// commas spread the calls over them in turn (`freya dev --edges 3`'s edges).
     #[arg(long)]
     pub target: Option<String>,
     /// Number (user part) to dial.
@@ -137,8 +138,10 @@ pub struct ScenarioSettings {
 /// A validated scenario.
 #[derive(Debug, Clone, PartialEq, serde::Serialize)]
 pub struct Scenario {
-    /// SIP target.
+    /// SIP target (the first of `targets`).
     pub target: SocketAddr,
+    /// Every SIP target, calls spread over them in turn.
+    pub targets: Vec<SocketAddr>,
     /// Number dialled.
     pub number: String,
     /// Our user part.
@@ -228,16 +231,21 @@ impl ScenarioSettings {
         let target_text = self
             .target
             .ok_or_else(|| invalid("target", "required (HOST:PORT)".into()))?;
-        let target = target_text
-            .to_socket_addrs()
-            .ok()
-            .and_then(|mut a| a.next())
-            .ok_or_else(|| {
-                invalid(
-                    "target",
-                    format!("{target_text:?} is not a reachable HOST:PORT"),
-                )
-            })?;
+        let targets = target_text
+            .split(',')
+            .map(|one| {
+                one.trim()
+                    .to_socket_addrs()
+                    .ok()
+                    .and_then(|mut a| a.next())
+                    .ok_or_else(|| {
+                        invalid("target", format!("{one:?} is not a reachable HOST:PORT"))
+                    })
+            })
+            .collect::<Result<Vec<SocketAddr>, ScenarioError>>()?;
+        let target = *targets
+            .first()
+            .ok_or_else(|| invalid("target", "required (HOST:PORT)".into()))?;
         let calls = self.calls.unwrap_or(10);
         let concurrency = self.concurrency.unwrap_or(10);
         let rate = self.rate.unwrap_or(10.0);
@@ -278,6 +286,7 @@ impl ScenarioSettings {
         }
         Ok(Scenario {
             target,
+            targets,
             number: self.number.unwrap_or_else(|| "demo".into()),
             caller: self.caller.unwrap_or_else(|| "loadtest".into()),
             calls,

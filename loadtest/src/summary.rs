@@ -164,6 +164,8 @@ pub struct Summary {
     pub self_cpu_ms_per_call: Option<f64>,
     /// The edge's own inter-departure deviation over the run (`--edge-metrics`).
     pub edge_departure: Option<EdgeDeparture>,
+    /// One edge killed mid-run (`--kill-one-at`): what the run saw of it.
+    pub failover: Option<crate::failover::FailoverReport>,
     /// Every call.
     pub call_records: Vec<CallRecord>,
 }

@@ -138,6 +138,8 @@ fn every_call_is_answered_with_audio_both_ways_and_latencies_measured() {
         edge_pids: vec![sipp.0.id()],
         edge_metrics: Vec::new(),
         progress: false,
+        targets: Vec::new(),
+        kill: None,
     };
     let runtime = tokio::runtime::Runtime::new().unwrap();
     let summary = runtime

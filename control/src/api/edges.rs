@@ -1,7 +1,8 @@
 //! `/v1/edges`: the edges this control plane knows, with a status derived from their heartbeats
 //! and from what their cluster peers report (`cluster.rs`).
 
-use axum::extract::State;
+use axum::extract::{Path, State};
+use axum::http::StatusCode;
 use axum::Json;
 use serde::Serialize;
 
@@ -9,7 +10,9 @@ use super::auth::Caller;
 use super::problem::Problem;
 use super::AppState;
 use crate::cluster::PeerView;
-use freya_shared::ids::rfc3339;
+use freya_proto::v1::edge_command::Command;
+use freya_proto::v1::{Drain, EdgeCommand};
+use freya_shared::ids::{new_id, rfc3339};
 use freya_shared::model::EdgeStatus;
 
 /// An edge as the API shows it.
@@ -66,5 +69,71 @@ pub(super) async fn list(
                 }
             })
             .collect(),
+    ))
+}
+
+/// The answer to a drain: the edge was told, and what it carried then.
+#[derive(Serialize, utoipa::ToSchema)]
+pub(super) struct DrainView {
+    id: String,
+    /// Always `draining`: the edge takes no new calls from now on.
+    #[schema(value_type = String)]
+    status: EdgeStatus,
+    /// Calls in progress at the edge's last heartbeat; they continue until they end or the
+    /// edge's `drain.deadline_seconds` passes.
+    active_calls: u32,
+}
+
+#[utoipa::path(
+    post,
+    path = "/v1/edges/{id}/drain",
+    tag = "edges",
+    summary = "Drain an edge, then let it leave the cluster and exit (admin)",
+    description = "What SIGTERM does to `freya edge`: the edge answers new INVITEs with a 302 to \
+        a live peer, lets its calls finish (those left at its `drain.deadline_seconds` are ended \
+        as `edge_shutdown`), leaves the cluster and exits 0. The edge must hold its command \
+        stream to this control-plane process (503 otherwise; another replica may hold it).",
+    params(("id" = String, Path, description = "The edge's id")),
+    responses(
+        (status = 202, description = "The edge was told to drain", body = DrainView),
+        (status = 404, description = "No such edge"),
+        (status = 503, description = "The edge is not connected to this control-plane process")
+    )
+)]
+pub(super) async fn drain(
+    State(state): State<AppState>,
+    caller: Caller,
+    Path(id): Path<String>,
+) -> Result<(StatusCode, Json<DrainView>), Problem> {
+    let edges = state.store.edges(state.offline_after_ms).await?;
+    let Some(edge) = edges.into_iter().find(|e| e.id == id) else {
+        return Err(Problem::not_found());
+    };
+    let command = EdgeCommand {
+        id: new_id(),
+        command: Some(Command::Drain(Drain {
+            draining: true,
+            leave: true,
+        })),
+    };
+    if let Err(e) = state.commands.send(&edge.id, command).await {
+        return Err(Problem::new(
+            StatusCode::SERVICE_UNAVAILABLE,
+            "Service unavailable",
+            format!("{e}; ask the control-plane process it is connected to, or send it SIGTERM"),
+        ));
+    }
+    state
+        .store
+        .audit_edge_drain(&caller.scope, &caller.actor, &edge.id, edge.active_calls)
+        .await?;
+    tracing::info!(edge = %edge.id, actor = %caller.actor, "edge told to drain and leave");
+    Ok((
+        StatusCode::ACCEPTED,
+        Json(DrainView {
+            id: edge.id,
+            status: EdgeStatus::Draining,
+            active_calls: edge.active_calls,
+        }),
     ))
 }

@@ -11,7 +11,7 @@
 //! | ------ | --- |
 //! | viewer | read agents, workflows, numbers, calls (and their recordings), analytics, edges, the workspace and its members; validate workflows |
 //! | editor | + create, change and delete agents, workflows and numbers; publish workflows; place and hang up calls, dial their legs to the agent's transfer destinations and bridge them |
-//! | admin  | + rename the workspace, manage members (not owners), API keys, providers and webhooks, delete call recordings, read the audit log |
+//! | admin  | + rename the workspace, manage members (not owners), API keys, providers and webhooks, delete call recordings, read the audit log, drain an edge |
 //! | owner  | + make or unmake owners, delete the workspace |
 
 mod agents;
@@ -150,6 +150,7 @@ fn v1() -> Router<AppState> {
             needs(Role::Admin, delete(keys::revoke)),
         )
         .route("/edges", needs(Role::Viewer, get(edges::list)))
+        .route("/edges/{id}/drain", needs(Role::Admin, post(edges::drain)))
         .route(
             "/agents",
             needs(Role::Viewer, get(agents::list)).merge(needs(Role::Editor, post(agents::create))),

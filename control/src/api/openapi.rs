@@ -52,6 +52,7 @@ use super::{
         workspaces::change_member, workspaces::remove_member,
         keys::list, keys::create, keys::revoke,
         edges::list,
+        edges::drain,
         agents::list, agents::create, agents::get, agents::patch, agents::delete,
         numbers::list, numbers::create, numbers::get, numbers::patch, numbers::delete,
         workflows::list, workflows::create, workflows::check, workflows::get, workflows::patch,

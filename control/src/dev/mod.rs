@@ -136,6 +136,7 @@ pub async fn run(options: DevOptions, shutdown: CancellationToken) -> anyhow::Re
         capacity: options.capacity,
         control: ControlLinkConfig {
             url: format!("http://{}", control.grpc_addr),
+            urls: Vec::new(),
             shared_secret: secret.clone(),
             connect_timeout_ms: 3_000,
             max_backoff_ms: 5_000,
@@ -230,16 +231,32 @@ pub async fn run(options: DevOptions, shutdown: CancellationToken) -> anyhow::Re
 
     let stop = control.shutdown_token();
     let edge_stop = edge.shutdown_token();
-    tokio::select! {
-        _ = shutdown.cancelled() => {}
-        _ = stop.cancelled() => {}
-        _ = edge_stop.cancelled() => {}
-    }
+    let leave = edge.state.leave_requested();
+    let drained = tokio::select! {
+        _ = shutdown.cancelled() => false,
+        _ = stop.cancelled() => false,
+        _ = edge_stop.cancelled() => false,
+        _ = leave.cancelled() => true,
+    };
+    let edge = if drained {
+        // `POST /v1/edges/{id}/drain` named the in-process edge: it drains and leaves as a
+        // `freya edge` process would; the control plane and the other edges keep running.
+        edge.drain_and_stop(shutdown.clone()).await;
+        tokio::select! {
+            _ = shutdown.cancelled() => {}
+            _ = stop.cancelled() => {}
+        }
+        None
+    } else {
+        Some(edge)
+    };
     tracing::info!("shutting down");
     if let Some(children) = children {
         children.stop().await;
     }
-    edge.stop().await;
+    if let Some(edge) = edge {
+        edge.stop().await;
+    }
     control.stop().await;
     Ok(())
 }

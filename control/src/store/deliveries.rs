@@ -5,9 +5,13 @@
 //! `pending` → claimed (`delivering`, with a lease in `next_attempt_at_ms`) → `delivered`, or back
 //! to `pending` with a later attempt time, or `failed` once its retry window has closed.
 //!
-//! Claiming is one guarded `UPDATE ... WHERE id = $1 AND status = 'pending'`: of several
-//! processes racing for a row exactly one sees a changed row. A process that dies holding a claim
-//! loses it when the lease runs out, so delivery is at least once, never lost.
+//! Claiming takes a batch of due rows ([`Store::claim_due_deliveries`]): on PostgreSQL and
+//! CockroachDB one `UPDATE ... WHERE id IN (SELECT ... FOR UPDATE SKIP LOCKED) RETURNING id`, so
+//! control-plane replicas polling together take disjoint rows; on SQLite one guarded
+//! `UPDATE ... WHERE id = $1 AND status = 'pending'` per row, of which exactly one racer sees a
+//! changed row. A process that dies holding a claim loses it when the lease runs out, so
+//! delivery is at least once, never lost (a process killed between a receiver's 2xx and
+//! recording it is the one case where the receiver sees a delivery twice).
 
 use sqlx::any::AnyRow;
 use sqlx::Row;
@@ -221,39 +225,62 @@ impl Store {
         delivery_from_row(&self.scoped_row(&DELIVERIES, scope, delivery_id).await?)
     }
 
-    /// Ids of up to `limit` deliveries due now (across workspaces: for the delivery task only).
-    pub async fn due_deliveries(&self, now: i64, limit: i64) -> Result<Vec<String>, StoreError> {
-        Ok(sqlx::query_scalar(
+    /// Claims up to `limit` deliveries due now for `lease_ms` (across workspaces: for the
+    /// delivery task only) and returns their ids. On PostgreSQL and CockroachDB the rows are
+    /// picked and claimed in one statement with `FOR UPDATE SKIP LOCKED`, so control-plane
+    /// replicas polling at once each take different rows instead of racing for the same ones;
+    /// on SQLite (one process) each due row is claimed by a conditional update. Either way a row
+    /// is claimed by one process at a time.
+    pub async fn claim_due_deliveries(
+        &self,
+        now: i64,
+        limit: i64,
+        lease_ms: i64,
+    ) -> Result<Vec<String>, StoreError> {
+        if self.engine() == super::Engine::Postgres {
+            return Ok(sqlx::query_scalar(
+                "UPDATE webhook_deliveries SET status = 'delivering', next_attempt_at_ms = $1 \
+                 WHERE id IN (SELECT id FROM webhook_deliveries \
+                   WHERE status = 'pending' AND next_attempt_at_ms <= $2 \
+                   ORDER BY next_attempt_at_ms LIMIT $3 FOR UPDATE SKIP LOCKED) \
+                 AND status = 'pending' RETURNING id",
+            )
+            .bind(now + lease_ms)
+            .bind(now)
+            .bind(limit)
+            .fetch_all(self.pool())
+            .await?);
+        }
+        let due: Vec<String> = sqlx::query_scalar(
             "SELECT id FROM webhook_deliveries WHERE status = 'pending' AND next_attempt_at_ms <= $1 \
              ORDER BY next_attempt_at_ms LIMIT $2",
         )
         .bind(now)
         .bind(limit)
         .fetch_all(self.pool())
-        .await?)
+        .await?;
+        let mut claimed = Vec::with_capacity(due.len());
+        for id in due {
+            let rows = sqlx::query(
+                "UPDATE webhook_deliveries SET status = 'delivering', next_attempt_at_ms = $1 \
+                 WHERE id = $2 AND status = 'pending' AND next_attempt_at_ms <= $3",
+            )
+            .bind(now + lease_ms)
+            .bind(&id)
+            .bind(now)
+            .execute(self.pool())
+            .await?
+            .rows_affected();
+            if rows == 1 {
+                claimed.push(id);
+            }
+        }
+        Ok(claimed)
     }
 
-    /// Claims a due delivery for `lease_ms`; `None` when another process got it first (or its
-    /// subscription is gone, in which case the row is dropped).
-    pub async fn claim_delivery(
-        &self,
-        id: &str,
-        now: i64,
-        lease_ms: i64,
-    ) -> Result<Option<DueDelivery>, StoreError> {
-        let claimed = sqlx::query(
-            "UPDATE webhook_deliveries SET status = 'delivering', next_attempt_at_ms = $1 \
-             WHERE id = $2 AND status = 'pending' AND next_attempt_at_ms <= $3",
-        )
-        .bind(now + lease_ms)
-        .bind(id)
-        .bind(now)
-        .execute(self.pool())
-        .await?
-        .rows_affected();
-        if claimed != 1 {
-            return Ok(None);
-        }
+    /// What a delivery this process claimed needs to be sent; `None` when it cannot be (its
+    /// subscription is gone: the row is dropped; its secret cannot be opened: it is failed).
+    pub async fn claimed_delivery(&self, id: &str) -> Result<Option<DueDelivery>, StoreError> {
         let row = sqlx::query(
             "SELECT d.id, d.payload, d.attempts, d.retry_until_ms, w.id AS webhook_id, w.url, w.secret \
              FROM webhook_deliveries d JOIN webhooks w ON w.id = d.webhook_id WHERE d.id = $1",

@@ -129,3 +129,28 @@ impl Store {
             .collect()
     }
 }
+
+impl Store {
+    /// Notes in the caller's workspace audit log that `actor` asked `edge_id` to drain and leave
+    /// (`POST /v1/edges/{id}/drain`), with the calls it carried then.
+    pub async fn audit_edge_drain(
+        &self,
+        scope: &super::WorkspaceScope,
+        actor: &str,
+        edge_id: &str,
+        active_calls: u32,
+    ) -> Result<(), StoreError> {
+        super::identity::insert_audit(
+            self.pool(),
+            scope,
+            super::identity::AuditEntry {
+                actor,
+                action: "drain",
+                resource_type: "edge",
+                resource_id: edge_id,
+                detail: serde_json::json!({ "active_calls": active_calls }),
+            },
+        )
+        .await
+    }
+}

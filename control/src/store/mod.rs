@@ -36,6 +36,7 @@ mod recordings;
 mod scoped;
 mod sealed;
 mod snapshot;
+mod timer_leases;
 mod webhooks;
 mod workflows;
 mod workspaces;

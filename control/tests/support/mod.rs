@@ -258,6 +258,7 @@ pub fn edge_config(data_dir: &Path, grpc_addr: std::net::SocketAddr, secret: &st
         capacity: 10,
         control: ControlLinkConfig {
             url: format!("http://{grpc_addr}"),
+            urls: Vec::new(),
             shared_secret: secret.into(),
             connect_timeout_ms: 1_000,
             max_backoff_ms: 400,

@@ -89,9 +89,14 @@ async fn handle(
         Some(Command::Drain(drain)) => {
             tracing::info!(
                 draining = drain.draining,
+                leave = drain.leave,
                 "drain requested by the control plane"
             );
-            state.set_draining(drain.draining);
+            if drain.draining && drain.leave {
+                state.request_leave();
+            } else {
+                state.set_draining(drain.draining);
+            }
         }
         Some(Command::HangupCall(hangup)) => {
             let command = SipCommand::Hangup {

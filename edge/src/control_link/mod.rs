@@ -1,5 +1,5 @@
 //! The edge's link to the control plane: independent tasks over one lazily connected gRPC
-//! channel — registration and heartbeats, the configuration watch, the call-event publisher,
+//! channel per control-plane replica, used in turn (`failover.rs`) — registration and heartbeats, the configuration watch, the call-event publisher,
 //! the command stream, the recording uploader and (with a cluster) the cluster reporter. Each reconnects on its own with backoff and
 //! jitter; none of them is needed to answer a call.
 
@@ -7,6 +7,7 @@ mod backoff;
 mod cluster_report;
 pub(crate) mod commands;
 mod config_watch;
+mod failover;
 mod publisher;
 mod recording_upload;
 mod registration;
@@ -29,6 +30,7 @@ pub use backoff::Backoff;
 pub(crate) use cluster_report::run as run_cluster_report;
 pub(crate) use commands::run as run_commands;
 pub(crate) use config_watch::run as run_config_watch;
+pub use failover::FailoverChannel;
 pub(crate) use publisher::run as run_publisher;
 pub(crate) use recording_upload::run as run_recording_upload;
 pub(crate) use registration::{run as run_registration, Registration};
@@ -53,13 +55,15 @@ impl tonic::service::Interceptor for EdgeCredentials {
 }
 
 /// The client every link task uses.
-pub type ControlClient = EdgeControlClient<InterceptedService<Channel, EdgeCredentials>>;
+pub type ControlClient = EdgeControlClient<InterceptedService<FailoverChannel, EdgeCredentials>>;
 
 /// Why the link could not be set up (bad URL or credentials that are not valid header values).
 #[derive(Debug, thiserror::Error)]
 pub enum LinkError {
     #[error("control.url `{0}` is not a valid URL")]
     BadUrl(String),
+    #[error("no control-plane URL: set control.url or control.urls")]
+    NoUrl,
     #[error("{0} contains characters not allowed in gRPC metadata")]
     BadMetadata(&'static str),
 }
@@ -71,12 +75,32 @@ pub fn client(
     edge_id: &str,
     connect_timeout: Duration,
 ) -> Result<ControlClient, LinkError> {
-    let endpoint = Endpoint::from_shared(url.to_owned())
-        .map_err(|_| LinkError::BadUrl(url.to_owned()))?
-        .connect_timeout(connect_timeout)
-        .http2_keep_alive_interval(Duration::from_secs(10))
-        .keep_alive_timeout(Duration::from_secs(5))
-        .keep_alive_while_idle(true);
+    client_for(&[url.to_owned()], secret, edge_id, connect_timeout)
+}
+
+/// A client over several control-plane replicas: the first URL until it fails, then the next
+/// (`failover.rs`).
+pub fn client_for(
+    urls: &[String],
+    secret: &str,
+    edge_id: &str,
+    connect_timeout: Duration,
+) -> Result<ControlClient, LinkError> {
+    if urls.is_empty() {
+        return Err(LinkError::NoUrl);
+    }
+    let channels = urls
+        .iter()
+        .map(|url| {
+            let endpoint = Endpoint::from_shared(url.clone())
+                .map_err(|_| LinkError::BadUrl(url.clone()))?
+                .connect_timeout(connect_timeout)
+                .http2_keep_alive_interval(Duration::from_secs(10))
+                .keep_alive_timeout(Duration::from_secs(5))
+                .keep_alive_while_idle(true);
+            Ok((url.clone(), endpoint.connect_lazy()))
+        })
+        .collect::<Result<Vec<(String, Channel)>, LinkError>>()?;
     let credentials = EdgeCredentials {
         authorization: format!("Bearer {secret}")
             .parse()
@@ -84,7 +108,7 @@ pub fn client(
         edge_id: edge_id.parse().map_err(|_| LinkError::BadMetadata("id"))?,
     };
     Ok(EdgeControlClient::with_interceptor(
-        endpoint.connect_lazy(),
+        FailoverChannel::new(channels),
         credentials,
     ))
 }

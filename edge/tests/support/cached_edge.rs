@@ -35,6 +35,7 @@ pub fn cached_edge_config(
         control: ControlLinkConfig {
             // Nothing listens there: the edge serves from its cache and retries the link.
             url: "http://127.0.0.1:9".into(),
+            urls: Vec::new(),
             shared_secret: "secret".into(),
             connect_timeout_ms: 200,
             max_backoff_ms: 1_000,

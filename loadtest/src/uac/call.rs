@@ -144,6 +144,7 @@ impl Call<'_> {
                 other => other?,
             };
         self.report.setup_ms = Some(millis(start, answered));
+        self.report.edge = Some(self.target);
         dialog.update_from_response(&answer);
         let (invite_cseq, _) = cseq(&answer.headers).map_err(local)?;
         let ack = to_bytes(dialog.ack(invite_cseq).map_err(local)?);

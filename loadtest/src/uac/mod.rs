@@ -211,6 +211,8 @@ pub struct CallReport {
     pub redirects: u32,
     /// INVITE to 200 OK: the setup time (a redirect's round trip included).
     pub setup_ms: Option<f64>,
+    /// The edge that answered (after a redirect, the peer it named).
+    pub edge: Option<SocketAddr>,
     /// Answer to the first far-end talk spurt: time to first agent audio.
     pub first_audio_ms: Option<f64>,
     /// Voice-to-voice latency of each answered caller turn.
