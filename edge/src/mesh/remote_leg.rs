@@ -204,22 +204,20 @@ mod tests {
         let mut leg = RemoteLegAudio::new(JitterConfig::default()).expect("leg");
         let start = Instant::now();
         let tick = Duration::from_millis(20);
-        // Frames 0..10 but 4, arriving on time.
-        for seq in 0u16..10 {
-            if seq != 4 {
-                let at = start + tick * u32::from(seq);
-                leg.push(at, &header(seq), &l16(8_000 + seq as i16));
-            }
-        }
+        // Frames 0..10 but 4, each arriving on its tick, played as the tick runs.
         let mut out = [0i16; FRAME_SAMPLES];
         let mut played = Vec::new();
-        for n in 0..40u32 {
-            let what = leg.pop(start + tick * n, &mut out);
+        for n in 0..14u32 {
+            let now = start + tick * n;
+            if n < 10 && n != 4 {
+                leg.push(now, &header(n as u16), &l16(8_000 + n as i16));
+            }
+            let what = leg.pop(now, &mut out);
             if what != RemotePlayout::Silent {
                 played.push((what, out[0]));
             }
         }
-        assert_eq!(played[0], (RemotePlayout::Frame, 8_000));
+        assert_eq!(played[0], (RemotePlayout::Frame, 8_000), "{played:?}");
         assert_eq!(played[3], (RemotePlayout::Frame, 8_003));
         assert_eq!(played[4], (RemotePlayout::Concealed, 8_003 >> 1));
         assert_eq!(played[5], (RemotePlayout::Frame, 8_005));
