@@ -42,6 +42,8 @@ pub struct Edge {
     pub sip_addr: SocketAddr,
     /// Where cluster gossip listens (as peers reach it); `None` without `cluster.bind`.
     pub gossip_addr: Option<SocketAddr>,
+    /// Where the QUIC mesh listens (as peers dial it); `None` without `mesh.listen`.
+    pub mesh_addr: Option<SocketAddr>,
     pub state: EdgeState,
     events: mpsc::Sender<CallEvent>,
     shutdown: CancellationToken,
@@ -145,6 +147,8 @@ impl Edge {
             "no media address: set rtp.public_ip or rtp.public_ip_v6 (sip.addr is a wildcard)",
         )?;
         tracing::info!(v4 = ?media.v4, v6 = ?media.v6, "media addresses");
+        let mesh = crate::mesh::bind(&config.mesh, public_sip.ip())?;
+        let mesh_addr = mesh.as_ref().map(|m| m.addr);
         let cluster = crate::cluster::bind(
             &config.cluster,
             crate::cluster::SelfDescription {
@@ -152,6 +156,7 @@ impl Edge {
                 region: &config.region,
                 sip_addr: public_sip,
                 http_addr,
+                mesh_addr,
                 secret: &config.control.shared_secret,
             },
             state.clone(),
@@ -282,6 +287,17 @@ impl Edge {
             ));
             tasks.spawn(cluster.task.run(shutdown.clone()));
         }
+        if let Some(bound) = mesh {
+            let endpoint = bound.mesh.clone();
+            let stop = shutdown.clone();
+            tasks.spawn(async move {
+                tokio::select! {
+                    () = crate::mesh::refuse_unexpected_joins(bound.mesh, bound.joins) => {}
+                    () = stop.cancelled() => {}
+                }
+                endpoint.close();
+            });
+        }
         tasks.spawn(control_link::run_registration(
             link.clone(),
             state.clone(),
@@ -312,6 +328,7 @@ impl Edge {
             http_addr,
             sip_addr,
             gossip_addr,
+            mesh_addr,
             state,
             events,
             shutdown,

@@ -115,15 +115,20 @@ async fn a_leg_s_audio_and_hang_up_cross_the_mesh_both_ways() {
     let mut at_a = a.join(key, b_addr).expect("a joins");
     let mut at_b = b.join(key, a_addr).expect("b joins");
 
-    let (sent, (played, loudest)) = tokio::join!(speak(&b, a_addr, key, 50, 8_000), hear(&mut at_a, 60));
+    let (sent, (played, loudest)) =
+        tokio::join!(speak(&b, a_addr, key, 50, 8_000), hear(&mut at_a, 60));
     assert!(sent >= 45, "B sent {sent} of 50 frames");
     assert!(played >= 40, "A played {played} of {sent} frames");
     assert!(loudest > 7_000, "A heard B's tone at {loudest}");
 
-    let (sent, (played, loudest)) = tokio::join!(speak(&a, b_addr, key, 50, 6_000), hear(&mut at_b, 60));
+    let (sent, (played, loudest)) =
+        tokio::join!(speak(&a, b_addr, key, 50, 6_000), hear(&mut at_b, 60));
     assert!(sent >= 45, "A sent {sent} of 50 frames");
     assert!(played >= 40, "B played {played} of {sent} frames");
-    assert!((5_000..7_000).contains(&loudest), "B heard A's tone at {loudest}");
+    assert!(
+        (5_000..7_000).contains(&loudest),
+        "B heard A's tone at {loudest}"
+    );
 
     // B's party hangs up: A's leg hears of it.
     let hangup = ControlMessage::Hangup {
@@ -178,14 +183,20 @@ async fn a_peer_with_a_certificate_from_another_ca_is_refused_both_ways() {
     while a.counters().refused.load(Ordering::Relaxed) == 0 && Instant::now() < deadline {
         tokio::time::sleep(Duration::from_millis(20)).await;
     }
-    assert!(a.counters().refused.load(Ordering::Relaxed) >= 1, "A counted the refusal");
+    assert!(
+        a.counters().refused.load(Ordering::Relaxed) >= 1,
+        "A counted the refusal"
+    );
     tokio::time::sleep(Duration::from_millis(300)).await;
     assert!(a_joins.try_recv().is_err(), "nothing from X reached A");
 
     // And A, dialling X, does not accept X's certificate as a server.
     let leave = ControlMessage::Leave { key: key() };
     let (a2, _) = Mesh::bind("127.0.0.3:0".parse().expect("addr"), &ours[0], settings).expect("a2");
-    assert!(a2.send_control(x_addr, &leave).await.is_err(), "A must not trust X");
+    assert!(
+        a2.send_control(x_addr, &leave).await.is_err(),
+        "A must not trust X"
+    );
     assert!(a2.counters().refused.load(Ordering::Relaxed) >= 1);
     a.close();
     a2.close();
@@ -223,7 +234,10 @@ async fn junk_from_a_cluster_peer_is_dropped_and_counted_and_the_leg_keeps_worki
     let mut forged = Vec::new();
     AudioFrame {
         header: AudioHeader {
-            key: LegKey { call: uuid::Uuid::now_v7(), leg: 9 },
+            key: LegKey {
+                call: uuid::Uuid::now_v7(),
+                leg: 9,
+            },
             kind: PayloadKind::Pcmu,
             sequence: 1,
             timestamp: 160,
@@ -234,7 +248,10 @@ async fn junk_from_a_cluster_peer_is_dropped_and_counted_and_the_leg_keeps_worki
     .expect("encode");
     let _ = conn.send_datagram(forged.into());
     let mut stream = conn.open_uni().await.expect("stream");
-    stream.write_all(&u16::MAX.to_be_bytes()).await.expect("prefix");
+    stream
+        .write_all(&u16::MAX.to_be_bytes())
+        .await
+        .expect("prefix");
     stream.write_all(&[0u8; 1024]).await.ok();
     let _ = stream.finish();
 
@@ -250,7 +267,10 @@ async fn junk_from_a_cluster_peer_is_dropped_and_counted_and_the_leg_keeps_worki
     assert!(dropped >= 150, "junk dropped and counted: {dropped}");
 
     let (sent, (played, _)) = tokio::join!(speak(&b, a_addr, key, 30, 8_000), hear(&mut at_a, 40));
-    assert!(sent >= 25 && played >= 20, "the real leg still works: {sent} sent, {played} played");
+    assert!(
+        sent >= 25 && played >= 20,
+        "the real leg still works: {sent} sent, {played} played"
+    );
     conn.close(0u32.into(), b"done");
     a.close();
     b.close();

@@ -48,7 +48,10 @@ fn an_audio_frame_round_trips_and_every_cut_is_short() {
     assert_eq!(bytes.len(), AUDIO_HEADER_LEN + 160);
     assert_eq!(AudioFrame::decode(&bytes).expect("decode"), frame);
     for cut in 0..AUDIO_HEADER_LEN {
-        assert_eq!(AudioFrame::decode(&bytes[..cut]), Err(MeshCodecError::Short));
+        assert_eq!(
+            AudioFrame::decode(&bytes[..cut]),
+            Err(MeshCodecError::Short)
+        );
     }
 }
 
@@ -71,14 +74,20 @@ fn an_oversized_or_foreign_audio_datagram_is_refused() {
     };
     assert!(frame.encode_into(&mut Vec::new()).is_err());
     let mut bytes = Vec::new();
-    AudioFrame { payload: &[], ..frame }
-        .encode_into(&mut bytes)
-        .expect("encode");
+    AudioFrame {
+        payload: &[],
+        ..frame
+    }
+    .encode_into(&mut bytes)
+    .expect("encode");
     bytes[0] = 9;
     assert_eq!(AudioFrame::decode(&bytes), Err(MeshCodecError::Version(9)));
     bytes[0] = MESH_VERSION;
     bytes[1] = 200;
-    assert_eq!(AudioFrame::decode(&bytes), Err(MeshCodecError::PayloadKind(200)));
+    assert_eq!(
+        AudioFrame::decode(&bytes),
+        Err(MeshCodecError::PayloadKind(200))
+    );
 }
 
 #[test]

@@ -191,7 +191,8 @@ impl MeshPeers {
                 connects.push(*addr);
             }
         }
-        self.actions.extend(connects.into_iter().map(PeerAction::Connect));
+        self.actions
+            .extend(connects.into_iter().map(PeerAction::Connect));
     }
 
     /// The next moment `handle_timeout` has work.

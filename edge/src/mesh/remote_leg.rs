@@ -63,8 +63,13 @@ impl RemoteLegAudio {
     /// Takes one frame as it arrived from the mesh.
     pub fn push(&mut self, now: Instant, header: &AudioHeader, payload: &[u8]) -> PushOutcome {
         // One leg is one stream: the key stands in for RTP's SSRC.
-        self.jitter
-            .push(now, header.sequence, header.timestamp, 0, &tagged(header.kind, payload))
+        self.jitter.push(
+            now,
+            header.sequence,
+            header.timestamp,
+            0,
+            &tagged(header.kind, payload),
+        )
     }
 
     /// Plays one tick into `out`.

@@ -344,7 +344,10 @@ async fn read_datagrams(shared: Arc<Shared>, conn: quinn::Connection) {
     };
     tracing::debug!(peer = %addr, %error, "mesh connection ended");
     let mut links = lock(&shared.links);
-    if links.get(&addr).is_some_and(|l| l.conn.stable_id() == conn.stable_id()) {
+    if links
+        .get(&addr)
+        .is_some_and(|l| l.conn.stable_id() == conn.stable_id())
+    {
         links.remove(&addr);
         drop(links);
         lock(&shared.peers).handle_failed(Instant::now(), addr);

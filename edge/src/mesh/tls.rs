@@ -173,7 +173,7 @@ pub fn dev_pki(cluster: &str, edge_ids: &[&str]) -> Result<Vec<MeshTls>, MeshTls
 }
 
 /// Writes `freya dev`'s credentials for each edge into `dir` (`mesh-ca.pem`,
-/// `mesh-<edge>.pem`, `mesh-<edge>.key`, the key 0600) unless all are already there; returns
+/// `mesh-<edge>.pem`, `mesh-<edge>.key`; the directory 0700, keys 0600) unless all are already there; returns
 /// each edge's three paths (CA, certificate, key).
 pub fn write_dev_pki(
     dir: &Path,
@@ -201,24 +201,12 @@ pub fn write_dev_pki(
             source,
         }
     };
-    std::fs::create_dir_all(dir).map_err(io(dir))?;
+    freya_shared::private_files::create_dir(dir).map_err(io(dir))?;
     let pki = dev_pki("freya dev", edge_ids)?;
     for (tls, [ca, cert, key]) in pki.iter().zip(&paths) {
         std::fs::write(ca, &tls.ca_cert_pem).map_err(io(ca))?;
         std::fs::write(cert, &tls.cert_pem).map_err(io(cert))?;
-        write_private(key, &tls.key_pem).map_err(io(key))?;
+        freya_shared::private_files::write(key, tls.key_pem.as_bytes()).map_err(io(key))?;
     }
     Ok(paths)
-}
-
-fn write_private(path: &Path, text: &str) -> std::io::Result<()> {
-    use std::io::Write;
-    use std::os::unix::fs::OpenOptionsExt;
-    let mut file = std::fs::OpenOptions::new()
-        .write(true)
-        .create(true)
-        .truncate(true)
-        .mode(0o600)
-        .open(path)?;
-    file.write_all(text.as_bytes())
 }
