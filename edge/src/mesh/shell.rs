@@ -291,7 +291,11 @@ async fn drive(shared: Arc<Shared>) {
         });
         tokio::select! {
             _ = shared.wake.notified() => {}
-            _ = tokio::time::sleep(wait) => lock(&shared.peers).handle_timeout(Instant::now()),
+            _ = tokio::time::sleep(wait) => {}
+        }
+        // Due work runs whichever woke us: a stream of wake-ups cannot starve the timers.
+        if deadline.is_some_and(|at| at <= Instant::now()) {
+            lock(&shared.peers).handle_timeout(Instant::now());
         }
         if shared.closed.load(Ordering::Relaxed) {
             return;
