@@ -1,8 +1,9 @@
 //! The QUIC mesh over real UDP on 127.0.0.1 and 127.0.0.2, with certificates from `rcgen`:
 //! two edges of one cluster carry a leg's audio both ways and its control messages; a peer
 //! whose certificate comes from another CA is refused in the handshake, both as a client and as
-//! a server; a peer of the cluster that sends junk datagrams and an oversized control message
-//! has them dropped and counted while the real leg keeps working.
+//! a server; a peer of the cluster that sends junk datagrams, an oversized control message, and
+//! frames and a hang-up naming another peer's leg has them dropped and counted while the real
+//! leg keeps working.
 
 use std::net::SocketAddr;
 use std::sync::atomic::Ordering;
@@ -214,6 +215,17 @@ async fn junk_from_a_cluster_peer_is_dropped_and_counted_and_the_leg_keeps_worki
     b.send_control(a_addr, &ControlMessage::Mute { key, muted: false })
         .await
         .expect("connected");
+    let first = tokio::time::timeout(LIMIT, at_a.recv())
+        .await
+        .expect("in time");
+    assert_eq!(
+        first,
+        Some(MeshInbound::Control(ControlMessage::Mute {
+            key,
+            muted: false
+        })),
+        "the leg's own peer reaches it"
+    );
 
     // A hostile member of the cluster: a raw quinn client with a valid certificate.
     let mut hostile = quinn::Endpoint::client("127.0.0.4:0".parse().expect("addr")).expect("h");
@@ -247,6 +259,32 @@ async fn junk_from_a_cluster_peer_is_dropped_and_counted_and_the_leg_keeps_worki
     .encode_into(&mut forged)
     .expect("encode");
     let _ = conn.send_datagram(forged.into());
+    // Frames and a hang-up naming the real leg, from a connection it was not joined with.
+    let mut injected = Vec::new();
+    AudioFrame {
+        header: AudioHeader {
+            key,
+            kind: PayloadKind::L16,
+            sequence: 7,
+            timestamp: 7 * 160,
+        },
+        payload: &[0x7f; 320],
+    }
+    .encode_into(&mut injected)
+    .expect("encode");
+    for _ in 0..10 {
+        let _ = conn.send_datagram(injected.clone().into());
+    }
+    let mut hangup = Vec::new();
+    ControlMessage::Hangup {
+        key,
+        cause: HangupCause::Remote,
+    }
+    .encode_into(&mut hangup)
+    .expect("encode");
+    let mut side = conn.open_uni().await.expect("stream");
+    side.write_all(&hangup).await.expect("hang-up");
+    let _ = side.finish();
     let mut stream = conn.open_uni().await.expect("stream");
     stream
         .write_all(&u16::MAX.to_be_bytes())
@@ -265,6 +303,11 @@ async fn junk_from_a_cluster_peer_is_dropped_and_counted_and_the_leg_keeps_worki
     assert_eq!(a.counters().bad_control.load(Ordering::Relaxed), 1);
     let dropped = a.counters().dropped.load(Ordering::Relaxed) - dropped_before;
     assert!(dropped >= 150, "junk dropped and counted: {dropped}");
+    tokio::time::sleep(Duration::from_millis(200)).await;
+    assert!(
+        at_a.try_recv().is_err(),
+        "nothing from a connection the leg was not joined with reaches it"
+    );
 
     let (sent, (played, _)) = tokio::join!(speak(&b, a_addr, key, 30, 8_000), hear(&mut at_a, 40));
     assert!(

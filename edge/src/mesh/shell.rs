@@ -2,7 +2,8 @@
 //! opens connections, a driver task that does what [`MeshPeers`] asks (connect, close idle),
 //! and per connection a datagram reader and a control-stream reader that decode and hand each
 //! message to the leg it names by `try_send` (a full leg queue drops the frame and counts it:
-//! audio is late anyway). It decides nothing a core could.
+//! audio is late anyway). A leg is bound to the peer it was joined with: frames and messages
+//! naming it from any other connection are dropped. It decides nothing a core could.
 
 use std::collections::HashMap;
 use std::net::SocketAddr;
@@ -86,7 +87,8 @@ struct Shared {
     endpoint: quinn::Endpoint,
     settings: MeshSettings,
     links: Mutex<HashMap<SocketAddr, Link>>,
-    legs: Mutex<HashMap<LegKey, mpsc::Sender<MeshInbound>>>,
+    /// Each leg's peer (the only one whose frames and messages reach it) and queue.
+    legs: Mutex<HashMap<LegKey, (SocketAddr, mpsc::Sender<MeshInbound>)>>,
     joins: mpsc::Sender<(SocketAddr, ControlMessage)>,
     peers: Mutex<MeshPeers>,
     wake: Notify,
@@ -158,7 +160,7 @@ impl Mesh {
     ) -> Result<mpsc::Receiver<MeshInbound>, MeshError> {
         lock(&self.shared.peers).add_leg(Instant::now(), peer)?;
         let (tx, rx) = mpsc::channel(self.shared.settings.leg_queue);
-        lock(&self.shared.legs).insert(key, tx);
+        lock(&self.shared.legs).insert(key, (peer, tx));
         self.shared.wake.notify_one();
         Ok(rx)
     }
@@ -342,7 +344,7 @@ async fn read_datagrams(shared: Arc<Shared>, conn: quinn::Connection) {
             Ok(d) => d,
             Err(e) => break e,
         };
-        if !budget.take(Instant::now()) || !deliver_audio(&shared, datagram) {
+        if !budget.take(Instant::now()) || !deliver_audio(&shared, addr, datagram) {
             shared.counters.dropped.fetch_add(1, Ordering::Relaxed);
         }
     };
@@ -359,14 +361,17 @@ async fn read_datagrams(shared: Arc<Shared>, conn: quinn::Connection) {
     }
 }
 
-fn deliver_audio(shared: &Shared, datagram: Bytes) -> bool {
+fn deliver_audio(shared: &Shared, from: SocketAddr, datagram: Bytes) -> bool {
     let Ok(frame) = AudioFrame::decode(&datagram) else {
         return false;
     };
     let header = frame.header;
     let offset = datagram.len() - frame.payload.len();
     let legs = lock(&shared.legs);
-    let Some(leg) = legs.get(&header.key) else {
+    let Some(leg) = legs
+        .get(&header.key)
+        .and_then(|(peer, leg)| (*peer == from).then_some(leg))
+    else {
         return false;
     };
     leg.try_send(MeshInbound::Audio {
@@ -403,7 +408,9 @@ async fn read_controls(shared: Arc<Shared>, conn: quinn::Connection) {
 /// A control message may wait a moment for a busy leg (a hang-up must not be lost to a queue
 /// full of audio); the wait holds up only this peer's control stream.
 async fn deliver_control(shared: &Shared, from: SocketAddr, message: ControlMessage) {
-    let leg = lock(&shared.legs).get(&message.key()).cloned();
+    let leg = lock(&shared.legs)
+        .get(&message.key())
+        .and_then(|(peer, leg)| (*peer == from).then(|| leg.clone()));
     let delivered = match (leg, &message) {
         (Some(leg), _) => leg
             .send_timeout(MeshInbound::Control(message), Duration::from_secs(1))
