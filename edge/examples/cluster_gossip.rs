@@ -61,6 +61,7 @@ impl Sim {
                         version: Arc::from("0.1.0"),
                         sip_addr: SocketAddr::from(([10, 0, 0, 1], 5060)),
                         http_addr: SocketAddr::from(([10, 0, 0, 1], 8081)),
+                        mesh_addr: Some(SocketAddr::from(([10, 0, 0, 1], 7443))),
                     },
                 );
                 node

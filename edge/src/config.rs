@@ -12,6 +12,7 @@ use freya_shared::model::number::is_region_name;
 
 pub use crate::cluster::ClusterConfig;
 pub use crate::egress::EgressConfig;
+pub use crate::mesh::MeshConfig;
 use crate::serve::{ConnectionLimits, ConnectionTimeouts};
 
 /// Everything `freya edge` needs.
@@ -43,6 +44,9 @@ pub struct EdgeConfig {
     /// Gossip with the other edges (membership and health); off unless `cluster.bind` is set.
     #[serde(default)]
     pub cluster: ClusterConfig,
+    /// QUIC connections to peers for cross-edge legs (mutual TLS); off unless `mesh.listen`.
+    #[serde(default)]
+    pub mesh: MeshConfig,
 
     /// Parties added to a call (a second leg: warm transfer, add participant).
     #[serde(default)]
@@ -468,6 +472,7 @@ impl Validate for EdgeConfig {
         self.tls_problems(&mut problems);
         check_socket_addr("http.addr", &self.http.addr, &mut problems);
         self.cluster.problems(&mut problems);
+        self.mesh.problems(&mut problems);
         for (key, value, min) in [
             ("http.header_timeout_ms", self.http.header_timeout_ms, 100),
             ("http.idle_timeout_ms", self.http.idle_timeout_ms, 100),

@@ -28,6 +28,9 @@ pub mod llm;
 /// Frames, codecs, resampler and keypad tones: `freya-loadtest` is a caller with the same
 /// media, the fuzz targets decode with it.
 pub mod media;
+/// The QUIC mesh between edges (cross-edge legs): `freya dev` writes its dev CA with it,
+/// `edge/tests/mesh.rs` and the bridge bench run endpoints.
+pub mod mesh;
 mod metrics;
 pub(crate) mod node;
 /// The recording writer: `freya-control`'s recording tests write a file as an edge would.

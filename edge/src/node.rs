@@ -45,6 +45,8 @@ pub struct Edge {
     pub gossip_addr: Option<SocketAddr>,
     /// Where SIP over TLS is served (bound), when `sip.tls_listen` is set.
     pub sip_tls_addr: Option<SocketAddr>,
+    /// Where the QUIC mesh listens (as peers dial it); `None` without `mesh.listen`.
+    pub mesh_addr: Option<SocketAddr>,
     pub state: EdgeState,
     events: mpsc::Sender<CallEvent>,
     shutdown: CancellationToken,
@@ -156,6 +158,8 @@ impl Edge {
             "no media address: set rtp.public_ip or rtp.public_ip_v6 (sip.addr is a wildcard)",
         )?;
         tracing::info!(v4 = ?media.v4, v6 = ?media.v6, "media addresses");
+        let mesh = crate::mesh::bind(&config.mesh, public_sip.ip())?;
+        let mesh_addr = mesh.as_ref().map(|m| m.addr);
         let cluster = crate::cluster::bind(
             &config.cluster,
             crate::cluster::SelfDescription {
@@ -163,6 +167,7 @@ impl Edge {
                 region: &config.region,
                 sip_addr: public_sip,
                 http_addr,
+                mesh_addr,
                 secret: &config.control.shared_secret,
             },
             state.clone(),
@@ -318,6 +323,17 @@ impl Edge {
             ));
             tasks.spawn(cluster.task.run(shutdown.clone()));
         }
+        if let Some(bound) = mesh {
+            let endpoint = bound.mesh.clone();
+            let stop = shutdown.clone();
+            tasks.spawn(async move {
+                tokio::select! {
+                    () = crate::mesh::refuse_unexpected_joins(bound.mesh, bound.joins) => {}
+                    () = stop.cancelled() => {}
+                }
+                endpoint.close();
+            });
+        }
         tasks.spawn(control_link::run_registration(
             link.clone(),
             state.clone(),
@@ -349,6 +365,7 @@ impl Edge {
             sip_addr,
             gossip_addr,
             sip_tls_addr,
+            mesh_addr,
             state,
             events,
             shutdown,

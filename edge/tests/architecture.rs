@@ -38,10 +38,15 @@ const SHELLS: &[&str] = &[
     "edge/src/call/providers.rs",
     "edge/src/call/pipeline.rs",
     "edge/src/cluster/shell.rs",
+    "edge/src/mesh/shell.rs",
 ];
 
-/// The cluster's sans-IO membership core: foca driven by datagrams and `Instant`s.
+/// The cluster's sans-IO membership core: foca driven by datagrams and `Instant`s; and the
+/// mesh's wire codec, connection bookkeeping and remote-leg playout.
 const CLUSTER_CORES: &[&str] = &[
+    "edge/src/mesh/codec.rs",
+    "edge/src/mesh/peers.rs",
+    "edge/src/mesh/remote_leg.rs",
     "edge/src/cluster/membership.rs",
     "edge/src/cluster/identity.rs",
     "edge/src/cluster/seal.rs",

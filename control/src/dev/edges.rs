@@ -1,8 +1,9 @@
 //! `freya dev --edges N`: edges 2..N as real `freya edge` processes beside the in-process
-//! first one, each with its own data directory, SIP, HTTP and gossip ports (reserved when dev
+//! first one, each with its own data directory, SIP, HTTP, gossip and mesh ports (reserved when dev
 //! starts and written into `DATA_DIR/edge-K/edge.toml`, so a killed edge restarted with
 //! `freya edge --config` comes back on the same addresses), all seeded with the first edge's
-//! gossip address. A process that dies is left dead: that is what the cluster is for.
+//! gossip address, each with its mesh certificate from the dev CA (`DATA_DIR/mesh/`). A
+//! process that dies is left dead: that is what the cluster is for.
 
 use std::net::{SocketAddr, TcpListener, UdpSocket};
 use std::path::{Path, PathBuf};
@@ -25,6 +26,9 @@ pub struct DevEdge {
     pub http_url: String,
     /// Where its cluster gossip listens.
     pub gossip_addr: Option<String>,
+    /// Where its QUIC mesh listens (cross-edge legs).
+    #[serde(default)]
+    pub mesh_addr: Option<String>,
     /// The config file to restart it with (`freya edge --config`); none for the first edge.
     pub config: Option<PathBuf>,
 }
@@ -36,6 +40,8 @@ pub(super) struct ChildSettings<'a> {
     pub secret: &'a str,
     pub seed: SocketAddr,
     pub capacity: u32,
+    /// Each edge's mesh credentials (CA, certificate, key), the first edge's first.
+    pub mesh_pki: &'a [[PathBuf; 3]],
 }
 
 /// The child edge processes.
@@ -55,8 +61,15 @@ fn free_port() -> anyhow::Result<u16> {
     anyhow::bail!("no port free for both UDP and TCP on 127.0.0.1")
 }
 
-fn edge_toml(id: &str, dir: &Path, s: &ChildSettings<'_>, ports: [u16; 3]) -> String {
-    let [sip, http, gossip] = ports;
+fn edge_toml(
+    id: &str,
+    dir: &Path,
+    s: &ChildSettings<'_>,
+    ports: [u16; 4],
+    pki: &[PathBuf; 3],
+) -> String {
+    let [sip, http, gossip, mesh] = ports;
+    let [ca, cert, key] = pki;
     let capacity = s.capacity.max(1);
     format!(
         "id = \"{id}\"\nregion = \"local\"\ndata_dir = \"{dir}\"\ncapacity = {capacity}\n\n\
@@ -66,11 +79,16 @@ fn edge_toml(id: &str, dir: &Path, s: &ChildSettings<'_>, ports: [u16; 3]) -> St
          max_unconfirmed_per_source = {capacity}\n\n\
          [http]\naddr = \"127.0.0.1:{http}\"\n\n\
          [egress]\nallow_private_targets = true\n\n\
-         [cluster]\nbind = \"127.0.0.1:{gossip}\"\nseeds = [\"{seed}\"]\n",
+         [cluster]\nbind = \"127.0.0.1:{gossip}\"\nseeds = [\"{seed}\"]\n\n\
+         [mesh]\nlisten = \"127.0.0.1:{mesh}\"\nca_file = \"{ca}\"\ncert_file = \"{cert}\"\n\
+         key_file = \"{key}\"\n",
         dir = dir.display(),
         grpc = s.grpc_addr,
         secret = s.secret,
         seed = s.seed,
+        ca = ca.display(),
+        cert = cert.display(),
+        key = key.display(),
     )
 }
 
@@ -84,11 +102,18 @@ impl ChildEdges {
             let dir = s.data_dir.join(format!("edge-{k}"));
             freya_shared::private_files::create_dir(&dir)
                 .with_context(|| format!("while creating {}", dir.display()))?;
-            let ports = [free_port()?, free_port()?, free_port()?];
+            let ports = [free_port()?, free_port()?, free_port()?, free_port()?];
+            let pki = s
+                .mesh_pki
+                .get(k as usize - 1)
+                .context("no mesh certificate for this edge")?;
             let config = dir.join("edge.toml");
             // The file holds the shared secret: owner-only.
-            freya_shared::private_files::write(&config, edge_toml(&id, &dir, s, ports).as_bytes())
-                .with_context(|| format!("while writing {}", config.display()))?;
+            freya_shared::private_files::write(
+                &config,
+                edge_toml(&id, &dir, s, ports, pki).as_bytes(),
+            )
+            .with_context(|| format!("while writing {}", config.display()))?;
             let log = std::fs::File::create(dir.join("edge.log"))
                 .with_context(|| format!("while creating {}/edge.log", dir.display()))?;
             let child = tokio::process::Command::new(&exe)
@@ -107,6 +132,7 @@ impl ChildEdges {
                 sip_addr: format!("127.0.0.1:{}", ports[0]),
                 http_url: format!("http://127.0.0.1:{}", ports[1]),
                 gossip_addr: Some(format!("127.0.0.1:{}", ports[2])),
+                mesh_addr: Some(format!("127.0.0.1:{}", ports[3])),
                 config: Some(config),
                 id,
             };

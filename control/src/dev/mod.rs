@@ -129,6 +129,16 @@ pub async fn run(options: DevOptions, shutdown: CancellationToken) -> anyhow::Re
     };
     let desk = desk::DemoDesk::new(data_dir.join("bookings.jsonl"), demo_tool_secret.clone());
     let control = ControlPlane::start_with(&control_config, Some(desk.router())).await?;
+    // The mesh's dev CA and one certificate per edge, made once (rcgen) in the data directory.
+    let mesh_ids: Vec<String> = (1..=options.edges.max(1))
+        .map(|k| format!("dev-edge-{k}"))
+        .collect();
+    let mesh_pki = freya_edge::mesh::tls::write_dev_pki(
+        &data_dir.join("mesh"),
+        &mesh_ids.iter().map(String::as_str).collect::<Vec<_>>(),
+    )
+    .context("while writing the dev mesh certificates")?;
+    let [ca_file, cert_file, key_file] = mesh_pki[0].clone();
     let edge_config = EdgeConfig {
         id: None,
         region: "local".into(),
@@ -172,6 +182,14 @@ pub async fn run(options: DevOptions, shutdown: CancellationToken) -> anyhow::Re
             bind: Some("127.0.0.1:0".into()),
             ..Default::default()
         },
+        // The QUIC mesh for cross-edge legs, with the dev CA's certificates.
+        mesh: freya_edge::config::MeshConfig {
+            listen: Some("127.0.0.1:0".into()),
+            ca_file: Some(ca_file),
+            cert_file: Some(cert_file),
+            key_file: Some(key_file),
+            ..Default::default()
+        },
     };
     let edge = Edge::start(&edge_config).await?;
     let children = match edge.gossip_addr {
@@ -183,6 +201,7 @@ pub async fn run(options: DevOptions, shutdown: CancellationToken) -> anyhow::Re
                 secret: &secret,
                 seed,
                 capacity: options.capacity,
+                mesh_pki: &mesh_pki,
             },
         )?),
         _ => None,
@@ -217,6 +236,7 @@ pub async fn run(options: DevOptions, shutdown: CancellationToken) -> anyhow::Re
         sip_addr: edge.sip_addr.to_string(),
         http_url: format!("http://{}", edge.http_addr),
         gossip_addr: edge.gossip_addr.map(|a| a.to_string()),
+        mesh_addr: edge.mesh_addr.map(|a| a.to_string()),
         config: None,
     }];
     if let Some(children) = &children {

@@ -294,6 +294,7 @@ pub fn edge_config(data_dir: &Path, grpc_addr: std::net::SocketAddr, secret: &st
             proxy: None,
         },
         cluster: Default::default(),
+        mesh: Default::default(),
     }
 }
 

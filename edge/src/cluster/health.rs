@@ -1,5 +1,5 @@
 //! What members tell each other about themselves: region, load, draining, version and where
-//! they take SIP and HTTP — the facts a peer needs to send a call elsewhere. Each edge
+//! they take SIP, HTTP and mesh (QUIC) connections — the facts a peer needs to send a call elsewhere. Each edge
 //! broadcasts its own [`PeerHealth`] (a foca custom broadcast) with a sequence number that only
 //! grows within a generation; [`HealthBoard`] keeps the newest report per edge and tells foca
 //! to pass on only news, so a report stops travelling once everyone has it. A report is at most
@@ -14,8 +14,8 @@ use bytes::{Buf, BufMut};
 use super::identity::{put_addr, take_addr, take_str, CodecError, MAX_ID_LEN};
 
 /// Largest encoded health report: two ids and a version (64 bytes each with their lengths),
-/// two IPv6 addresses and the numbers.
-pub const MAX_HEALTH_LEN: usize = 3 * (1 + MAX_ID_LEN) + 2 * 19 + 8 + 8 + 4 * 4 + 1;
+/// two IPv6 addresses, an optional third (the mesh's, behind a presence byte) and the numbers.
+pub const MAX_HEALTH_LEN: usize = 3 * (1 + MAX_ID_LEN) + 2 * 19 + (1 + 19) + 8 + 8 + 4 * 4 + 1;
 
 /// One edge's report about itself.
 #[derive(Debug, Clone, PartialEq, Eq)]
@@ -35,6 +35,8 @@ pub struct PeerHealth {
     pub version: Arc<str>,
     pub sip_addr: SocketAddr,
     pub http_addr: SocketAddr,
+    /// Where the edge's QUIC mesh listens (cross-edge legs); `None` when it runs no mesh.
+    pub mesh_addr: Option<SocketAddr>,
 }
 
 impl PeerHealth {
@@ -54,6 +56,13 @@ impl PeerHealth {
         buf.put_u8(u8::from(self.draining));
         put_addr(self.sip_addr, &mut buf);
         put_addr(self.http_addr, &mut buf);
+        match self.mesh_addr {
+            Some(addr) => {
+                buf.put_u8(1);
+                put_addr(addr, &mut buf);
+            }
+            None => buf.put_u8(0),
+        }
         buf
     }
 
@@ -79,6 +88,11 @@ impl PeerHealth {
             draining: buf.try_get_u8().map_err(short)? != 0,
             sip_addr: take_addr(buf)?,
             http_addr: take_addr(buf)?,
+            mesh_addr: match buf.try_get_u8().map_err(short)? {
+                0 => None,
+                1 => Some(take_addr(buf)?),
+                _ => return Err(CodecError::Short),
+            },
         };
         if buf.has_remaining() {
             return Err(CodecError::Short);
@@ -189,6 +203,7 @@ mod tests {
             version: Arc::from("0.1.0"),
             sip_addr: "[2001:db8::1]:5060".parse().expect("addr"),
             http_addr: "127.0.0.1:8080".parse().expect("addr"),
+            mesh_addr: Some("[2001:db8::1]:7443".parse().expect("addr")),
         }
     }
 
@@ -200,6 +215,15 @@ mod tests {
         for cut in 0..bytes.len() {
             assert!(PeerHealth::decode(&bytes[..cut]).is_err());
         }
+        let without_mesh = PeerHealth {
+            mesh_addr: None,
+            ..report(1)
+        };
+        let bytes = without_mesh.encode();
+        assert_eq!(PeerHealth::decode(&bytes).expect("decode"), without_mesh);
+        let mut bad_flag = bytes.clone();
+        *bad_flag.last_mut().expect("flag") = 7;
+        assert!(PeerHealth::decode(&bad_flag).is_err());
     }
 
     #[test]

@@ -36,6 +36,7 @@ fn health(n: u8, calls: u32) -> PeerHealth {
         version: Arc::from("test"),
         sip_addr: SocketAddr::from(([127, 0, 0, n], 5060)),
         http_addr: SocketAddr::from(([127, 0, 0, n], 8080)),
+        mesh_addr: None,
     }
 }
 

@@ -62,6 +62,8 @@ pub(crate) struct SelfDescription<'a> {
     pub region: &'a str,
     pub sip_addr: SocketAddr,
     pub http_addr: SocketAddr,
+    /// Where our mesh listens, gossiped so peers can join legs to our calls.
+    pub mesh_addr: Option<SocketAddr>,
     pub secret: &'a str,
 }
 
@@ -117,6 +119,7 @@ pub(crate) async fn bind(
         version: Arc::from(env!("CARGO_PKG_VERSION")),
         sip_addr: me.sip_addr,
         http_addr: me.http_addr,
+        mesh_addr: me.mesh_addr,
     };
     tracing::info!(%addr, generation, "cluster gossip listening");
     Ok(Some(BoundCluster {

@@ -37,6 +37,9 @@ pub struct MemberReport {
     pub region: Option<String>,
     pub sip_addr: Option<String>,
     pub http_addr: Option<String>,
+    /// Where the member's QUIC mesh listens (absent when it runs none).
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub mesh_addr: Option<String>,
     pub active_calls: Option<u32>,
     pub capacity: Option<u32>,
     pub cpu_permille: Option<u32>,
@@ -65,6 +68,7 @@ impl ClusterReport {
                         region: h.map(|h| text(&h.region)),
                         sip_addr: h.map(|h| h.sip_addr.to_string()),
                         http_addr: h.map(|h| h.http_addr.to_string()),
+                        mesh_addr: h.and_then(|h| h.mesh_addr).map(|a| a.to_string()),
                         active_calls: h.map(|h| h.active_calls),
                         capacity: h.map(|h| h.capacity),
                         cpu_permille: h.map(|h| h.cpu_permille),

@@ -30,6 +30,7 @@ fn member(id: &str, region: &str, active: u32, capacity: u32) -> MemberView {
             version: Arc::from("0"),
             sip_addr: format!("127.0.0.1:{}", 5000 + n).parse().expect("addr"),
             http_addr: "127.0.0.1:8080".parse().expect("addr"),
+            mesh_addr: None,
         }),
     }
 }

@@ -48,6 +48,7 @@ pub fn cached_edge_config(
         // Local fakes only; nothing here calls a customer URL.
         egress: Default::default(),
         cluster: Default::default(),
+        mesh: Default::default(),
 
         legs: Default::default(),
         drain: Default::default(),

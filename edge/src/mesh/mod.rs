@@ -1,0 +1,85 @@
+//! The QUIC mesh between edges: how a leg dialled on one edge joins a call that lives on
+//! another. Audio frames travel as QUIC datagrams with a small header, control messages (join,
+//! leave, mute, hang up) on a stream, between edges that authenticate each other with
+//! certificates from one cluster CA. `codec.rs` is the wire format and `peers.rs` the
+//! connection bookkeeping (both sans-IO, driven with `now`), `remote_leg.rs` the receiving
+//! side's playout (a jitter buffer that conceals losses), `tls.rs` the credentials,
+//! `config.rs` the `[mesh]` section and `shell.rs` the quinn endpoint around them.
+//!
+//! **Invariant:** `codec.rs`, `peers.rs` and `remote_leg.rs` name no tokio, open no socket and
+//! read no clock; the shell only moves bytes and time.
+
+/// The wire format: the fuzz-style tests and the bench build frames with it.
+pub mod codec;
+mod config;
+/// Connection bookkeeping: limits the shell enforces.
+pub mod peers;
+/// The receiving side's playout of a remote leg's audio.
+pub mod remote_leg;
+/// The quinn endpoint: `edge/tests/mesh.rs` and the bridge bench run two of them.
+pub mod shell;
+/// Credentials: `freya dev` writes its dev CA with it.
+pub mod tls;
+
+pub use codec::{AudioFrame, AudioHeader, ControlMessage, HangupCause, LegKey, PayloadKind};
+pub use config::MeshConfig;
+pub use remote_leg::RemoteLegAudio;
+pub use shell::{Mesh, MeshError, MeshInbound, MeshSettings};
+pub use tls::{MeshTls, MeshTlsError};
+
+use std::net::SocketAddr;
+
+use anyhow::Context;
+use tokio::sync::mpsc;
+
+/// A bound mesh: the endpoint, the address peers dial, and the joins nobody here expected.
+pub(crate) struct BoundMesh {
+    pub mesh: Mesh,
+    pub addr: SocketAddr,
+    pub joins: mpsc::Receiver<(SocketAddr, ControlMessage)>,
+}
+
+/// Binds `mesh.listen` with the configured certificates when set; `None` runs no mesh.
+/// `host_ip` stands in for a wildcard listen address in what is gossiped.
+pub(crate) fn bind(
+    config: &MeshConfig,
+    host_ip: std::net::IpAddr,
+) -> anyhow::Result<Option<BoundMesh>> {
+    let Some(listen) = &config.listen else {
+        return Ok(None);
+    };
+    let (Some(ca), Some(cert), Some(key)) = (&config.ca_file, &config.cert_file, &config.key_file)
+    else {
+        anyhow::bail!("mesh.listen needs mesh.ca_file, mesh.cert_file and mesh.key_file");
+    };
+    let tls = MeshTls::load(ca, cert, key).context("while loading the mesh certificates")?;
+    let listen: SocketAddr = listen.parse().context("mesh.listen")?;
+    let (mesh, joins) = Mesh::bind(listen, &tls, config.settings())
+        .with_context(|| format!("while binding mesh.listen {listen}"))?;
+    let bound = mesh.local_addr()?;
+    let addr = match &config.advertise {
+        Some(a) => a.parse().context("mesh.advertise")?,
+        None if bound.ip().is_unspecified() => SocketAddr::new(host_ip, bound.port()),
+        None => bound,
+    };
+    tracing::info!(%addr, "mesh listening (QUIC, mutual TLS)");
+    Ok(Some(BoundMesh { mesh, addr, joins }))
+}
+
+/// Answers every join this edge was not expecting with a hang-up, so the asking edge ends its
+/// leg at once instead of waiting: a call's remote legs register before their peer joins.
+pub(crate) async fn refuse_unexpected_joins(
+    mesh: Mesh,
+    mut joins: mpsc::Receiver<(SocketAddr, ControlMessage)>,
+) {
+    while let Some((from, join)) = joins.recv().await {
+        tracing::info!(peer = %from, key = ?join.key(), "mesh join for no call here: refused");
+        let hangup = ControlMessage::Hangup {
+            key: join.key(),
+            cause: HangupCause::Unavailable,
+        };
+        if let Err(error) = mesh.send_control(from, &hangup).await {
+            tracing::debug!(peer = %from, %error, "could not refuse a mesh join");
+        }
+    }
+}
