@@ -146,10 +146,21 @@ fn default_capacity() -> u32 {
 #[derive(Debug, Clone, Deserialize)]
 #[serde(deny_unknown_fields)]
 pub struct ControlLinkConfig {
-    /// The control plane's gRPC address, e.g. `http://10.0.0.5:7070`.
+    /// The control plane's gRPC address: `https://10.0.0.5:7070` in a cluster (mutual TLS),
+    /// `http://...` in the dev-only shared-secret mode.
     pub url: String,
-    /// The control plane's `edges.shared_secret`.
-    pub shared_secret: String,
+    /// The dev-only shared-secret mode: the control plane's `edges.shared_secret`, sent in the
+    /// clear. Leave it out in a cluster.
+    #[serde(default)]
+    pub shared_secret: Option<String>,
+    /// A one-time join token (`POST /v1/edges/join-tokens`): spent on the edge's first start,
+    /// or whenever it has no valid certificate, to enrol with the control plane.
+    #[serde(default)]
+    pub join_token: Option<String>,
+    /// Where the edge keeps its key, its certificate and the cluster CA's (owner-only files);
+    /// defaults to `data_dir/trust`.
+    #[serde(default)]
+    pub cert_dir: Option<PathBuf>,
     #[serde(default = "default_connect_timeout_ms")]
     pub connect_timeout_ms: u32,
     /// Longest pause between reconnection attempts.
@@ -365,11 +376,33 @@ impl Validate for EdgeConfig {
                 "must be an http:// or https:// URL of the control plane's gRPC listener",
             ));
         }
-        if self.control.shared_secret.is_empty() {
-            problems.push(ConfigProblem::new(
-                "control.shared_secret",
-                "must not be empty",
-            ));
+        match &self.control.shared_secret {
+            Some(secret) if secret.is_empty() => {
+                problems.push(ConfigProblem::new(
+                    "control.shared_secret",
+                    "must not be empty",
+                ));
+            }
+            Some(_) if url.starts_with("https://") => {
+                problems.push(ConfigProblem::new(
+                    "control.url",
+                    "the shared-secret mode speaks plaintext: use http://, or leave                      control.shared_secret out and enrol with control.join_token",
+                ));
+            }
+            Some(_) => {}
+            None if !url.starts_with("https://") => {
+                problems.push(ConfigProblem::new(
+                    "control.url",
+                    "must be https:// (mutual TLS); plaintext http:// is only for the dev-only                      control.shared_secret mode",
+                ));
+            }
+            None => {
+                if let Some(token) = &self.control.join_token {
+                    if let Err(e) = freya_shared::join_token::JoinToken::parse(token) {
+                        problems.push(ConfigProblem::new("control.join_token", e.to_string()));
+                    }
+                }
+            }
         }
         let max_backoff_ms = self.control.max_backoff_ms.into();
         check_at_least("control.max_backoff_ms", max_backoff_ms, 100, &mut problems);

@@ -30,6 +30,8 @@ use crate::sip::sdp::Codec;
 use crate::sip::transport::{SipCommand, SipService};
 use crate::state::EdgeState;
 use crate::twilio::ticket::{TicketKey, UsedTickets};
+use crate::trust::link::{link_trust, LinkTrust};
+use crate::trust::ClusterIdentity;
 use crate::twilio::TwilioEdge;
 use crate::voice::{VoiceDefaults, VoiceFactory};
 use freya_shared::model::CallEvent;
@@ -37,6 +39,9 @@ use freya_shared::model::CallEvent;
 /// A running edge.
 pub struct Edge {
     pub id: String,
+    /// The edge's certificates and key in the cluster (as enrolled, before any renewal); `None`
+    /// in the dev-only shared-secret mode.
+    pub identity: Option<ClusterIdentity>,
     pub http_addr: SocketAddr,
     /// Where the edge listens for SIP (the bound address, so port 0 in config is resolved).
     pub sip_addr: SocketAddr,
@@ -107,12 +112,22 @@ impl Edge {
         let metrics = Arc::new(EdgeMetrics::new());
         let mut tasks = JoinSet::new();
 
-        let client = control_link::client(
-            &config.control.url,
-            &config.control.shared_secret,
-            &id,
-            Duration::from_millis(u64::from(config.control.connect_timeout_ms)),
-        )?;
+        let trust = link_trust(config, &id).await?;
+        let client = match &trust {
+            LinkTrust::SharedSecret(secret) => control_link::client(
+                &config.control.url,
+                secret,
+                &id,
+                Duration::from_millis(u64::from(config.control.connect_timeout_ms)),
+            )?,
+            LinkTrust::Mtls { tls, .. } => control_link::mtls_client(
+                &config.control.url,
+                tls.clone(),
+                &id,
+                Duration::from_millis(u64::from(config.control.connect_timeout_ms)),
+            )?,
+        };
+        let cluster_secret = trust.cluster_secret().to_owned();
         let link = LinkContext {
             client,
             edge_id: Arc::from(id.as_str()),
@@ -152,7 +167,7 @@ impl Edge {
                 region: &config.region,
                 sip_addr: public_sip,
                 http_addr,
-                secret: &config.control.shared_secret,
+                secret: &cluster_secret,
             },
             state.clone(),
             &metrics,
@@ -224,7 +239,7 @@ impl Edge {
         let twilio = TwilioEdge {
             services: services.clone(),
             public_url: Arc::from(public_url.as_str()),
-            tickets: TicketKey::from_secret(&config.control.shared_secret),
+            tickets: TicketKey::from_secret(&cluster_secret),
             used_tickets: Arc::new(Mutex::new(UsedTickets::new(&services.edge_id))),
             shutdown: shutdown.clone(),
             http: http_client,
@@ -299,6 +314,18 @@ impl Edge {
             metrics.events_spooled.clone(),
         ));
         tasks.spawn(control_link::run_recording_upload(link.clone(), recordings));
+        let identity = match trust {
+            LinkTrust::Mtls { tls, identity, dir } => {
+                tasks.spawn(crate::trust::renewal::run(
+                    link.clone(),
+                    tls,
+                    identity.clone(),
+                    dir,
+                ));
+                Some(identity)
+            }
+            LinkTrust::SharedSecret(_) => None,
+        };
         tasks.spawn(control_link::run_commands(
             link,
             state.clone(),
@@ -309,6 +336,7 @@ impl Edge {
         tracing::info!(edge = %id, region = %config.region, %http_addr, %sip_addr, "edge started");
         Ok(Self {
             id,
+            identity,
             http_addr,
             sip_addr,
             gossip_addr,

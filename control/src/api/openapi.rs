@@ -22,7 +22,7 @@ use utoipa::openapi::{
 use utoipa::{Modify, OpenApi, ToSchema};
 
 use super::{
-    agents, analytics, audit, call_legs, calls, dashboard, edges, health, keys, login, numbers,
+    agents, analytics, audit, call_legs, calls, dashboard, edge_trust, edges, health, keys, login, numbers,
     providers, recordings, webhooks, workflows, workspaces,
 };
 
@@ -51,7 +51,7 @@ use super::{
         workspaces::delete, workspaces::members, workspaces::add_member,
         workspaces::change_member, workspaces::remove_member,
         keys::list, keys::create, keys::revoke,
-        edges::list,
+        edges::list, edge_trust::create_join_token, edge_trust::revoke, edge_trust::audit,
         agents::list, agents::create, agents::get, agents::patch, agents::delete,
         numbers::list, numbers::create, numbers::get, numbers::patch, numbers::delete,
         workflows::list, workflows::create, workflows::check, workflows::get, workflows::patch,

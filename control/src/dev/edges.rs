@@ -2,7 +2,8 @@
 //! first one, each with its own data directory, SIP, HTTP and gossip ports (reserved when dev
 //! starts and written into `DATA_DIR/edge-K/edge.toml`, so a killed edge restarted with
 //! `freya edge --config` comes back on the same addresses), all seeded with the first edge's
-//! gossip address. A process that dies is left dead: that is what the cluster is for.
+//! gossip address. Each enrols with its own join token (kept in its `edge.toml`, owner-only),
+//! then links over mutual TLS. A process that dies is left dead: that is what the cluster is for.
 
 use std::net::{SocketAddr, TcpListener, UdpSocket};
 use std::path::{Path, PathBuf};
@@ -33,7 +34,8 @@ pub struct DevEdge {
 pub(super) struct ChildSettings<'a> {
     pub data_dir: &'a Path,
     pub grpc_addr: SocketAddr,
-    pub secret: &'a str,
+    /// One join token per child edge, in order.
+    pub join_tokens: &'a [String],
     pub seed: SocketAddr,
     pub capacity: u32,
 }
@@ -55,12 +57,18 @@ fn free_port() -> anyhow::Result<u16> {
     anyhow::bail!("no port free for both UDP and TCP on 127.0.0.1")
 }
 
-fn edge_toml(id: &str, dir: &Path, s: &ChildSettings<'_>, ports: [u16; 3]) -> String {
+fn edge_toml(
+    id: &str,
+    dir: &Path,
+    s: &ChildSettings<'_>,
+    join_token: &str,
+    ports: [u16; 3],
+) -> String {
     let [sip, http, gossip] = ports;
     let capacity = s.capacity.max(1);
     format!(
         "id = \"{id}\"\nregion = \"local\"\ndata_dir = \"{dir}\"\ncapacity = {capacity}\n\n\
-         [control]\nurl = \"http://{grpc}\"\nshared_secret = \"{secret}\"\nmax_backoff_ms = 2000\n\n\
+         [control]\nurl = \"https://{grpc}\"\njoin_token = \"{join_token}\"\nmax_backoff_ms = 2000\n\n\
          [sip]\naddr = \"127.0.0.1:{sip}\"\nring_ms = 0\ninvites_per_second_per_source = {capacity}.0\n\
          invite_burst_per_source = {capacity}\nmax_unconfirmed = {capacity}\n\
          max_unconfirmed_per_source = {capacity}\n\n\
@@ -69,7 +77,6 @@ fn edge_toml(id: &str, dir: &Path, s: &ChildSettings<'_>, ports: [u16; 3]) -> St
          [cluster]\nbind = \"127.0.0.1:{gossip}\"\nseeds = [\"{seed}\"]\n",
         dir = dir.display(),
         grpc = s.grpc_addr,
-        secret = s.secret,
         seed = s.seed,
     )
 }
@@ -79,15 +86,16 @@ impl ChildEdges {
     pub(super) fn start(count: u32, s: &ChildSettings<'_>) -> anyhow::Result<Self> {
         let exe = std::env::current_exe().context("while finding the freya binary")?;
         let mut children = Vec::new();
-        for k in 2..=count {
+        for (k, join_token) in (2..=count).zip(s.join_tokens) {
             let id = format!("dev-edge-{k}");
             let dir = s.data_dir.join(format!("edge-{k}"));
             freya_shared::private_files::create_dir(&dir)
                 .with_context(|| format!("while creating {}", dir.display()))?;
             let ports = [free_port()?, free_port()?, free_port()?];
             let config = dir.join("edge.toml");
-            // The file holds the shared secret: owner-only.
-            freya_shared::private_files::write(&config, edge_toml(&id, &dir, s, ports).as_bytes())
+            // The file holds a join token: owner-only.
+            let toml = edge_toml(&id, &dir, s, join_token, ports);
+            freya_shared::private_files::write(&config, toml.as_bytes())
                 .with_context(|| format!("while writing {}", config.display()))?;
             let log = std::fs::File::create(dir.join("edge.log"))
                 .with_context(|| format!("while creating {}/edge.log", dir.display()))?;

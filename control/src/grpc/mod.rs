@@ -5,6 +5,7 @@
 mod auth;
 mod cluster;
 mod commands;
+mod enrolment;
 mod events;
 pub(crate) mod recordings;
 mod watch;
@@ -22,13 +23,14 @@ use crate::metrics::ControlMetrics;
 use crate::store::{EdgeRegistration, Store, StoreError};
 use freya_proto::v1::edge_control_server::{EdgeControl, EdgeControlServer};
 use freya_proto::v1::{
-    CallEvent, ClusterReport, ClusterReportAck, CommandsRequest, ConfigUpdate, EdgeCommand,
-    EventAck, HeartbeatRequest, HeartbeatResponse, RecordingChunk, RecordingStored,
+    CallEvent, CertificateRequest, ClusterReport, ClusterReportAck, CommandsRequest, ConfigUpdate, EdgeCommand,
+    EventAck, HeartbeatRequest, HeartbeatResponse, IssuedCertificate, RecordingChunk, RecordingStored,
     RegisterRequest, RegisterResponse, WatchConfigRequest,
 };
 use freya_shared::model::EdgeHealth;
 
-pub(crate) use auth::EdgeSecret;
+pub(crate) use auth::{EdgeAuth, EdgeSecret};
+pub(crate) use enrolment::{AttemptLimiter, EnrolmentService, EnrolmentSettings};
 pub use commands::CommandHub;
 
 /// Settings of the edge service, from the `[edges]` config section.
@@ -42,6 +44,8 @@ pub(crate) struct EdgeServiceSettings {
     pub config_poll_interval: Duration,
     /// `recordings.dir`: where uploaded recordings are kept.
     pub recordings_dir: PathBuf,
+    /// The cluster CA and certificate lifetime for renewals; `None` in the shared-secret mode.
+    pub renewal: Option<Arc<EnrolmentSettings>>,
 }
 
 /// The service behind `EdgeControl`.
@@ -56,16 +60,16 @@ pub(crate) struct EdgeControlService {
 }
 
 impl EdgeControlService {
-    /// A tonic server for this service, guarded by the edges' shared secret.
+    /// A tonic server for this service, guarded by `auth`.
     pub(crate) fn into_server(
         store: Store,
         settings: EdgeServiceSettings,
         commands: CommandHub,
         metrics: Arc<ControlMetrics>,
-        secret: EdgeSecret,
+        auth: EdgeAuth,
         cluster: ClusterBoard,
         shutdown: CancellationToken,
-    ) -> tonic::service::interceptor::InterceptedService<EdgeControlServer<Self>, EdgeSecret> {
+    ) -> tonic::service::interceptor::InterceptedService<EdgeControlServer<Self>, EdgeAuth> {
         let service = Self {
             store,
             settings,
@@ -74,7 +78,7 @@ impl EdgeControlService {
             cluster,
             shutdown,
         };
-        EdgeControlServer::with_interceptor(service, secret)
+        EdgeControlServer::with_interceptor(service, auth)
     }
 }
 
@@ -113,6 +117,7 @@ impl EdgeControl for EdgeControlService {
         &self,
         request: Request<RegisterRequest>,
     ) -> Result<Response<RegisterResponse>, Status> {
+        auth::check_named_edge(&request, &request.get_ref().edge_id)?;
         let r = request.into_inner();
         required("edge_id", &r.edge_id)?;
         if !freya_shared::model::number::is_region_name(&r.region) {
@@ -160,6 +165,7 @@ impl EdgeControl for EdgeControlService {
         &self,
         request: Request<HeartbeatRequest>,
     ) -> Result<Response<HeartbeatResponse>, Status> {
+        auth::check_named_edge(&request, &request.get_ref().edge_id)?;
         let r = request.into_inner();
         required("edge_id", &r.edge_id)?;
         self.store
@@ -175,6 +181,7 @@ impl EdgeControl for EdgeControlService {
         &self,
         request: Request<WatchConfigRequest>,
     ) -> Result<Response<Self::WatchConfigStream>, Status> {
+        auth::check_named_edge(&request, &request.get_ref().edge_id)?;
         let r = request.into_inner();
         required("edge_id", &r.edge_id)?;
         let stream = watch::spawn(
@@ -193,7 +200,7 @@ impl EdgeControl for EdgeControlService {
         &self,
         request: Request<Streaming<CallEvent>>,
     ) -> Result<Response<Self::PublishEventsStream>, Status> {
-        let edge_id = auth::edge_id_of(request.metadata())?;
+        let edge_id = auth::edge_id_of(&request)?;
         let stream = events::spawn(
             self.store.clone(),
             edge_id,
@@ -210,6 +217,7 @@ impl EdgeControl for EdgeControlService {
         &self,
         request: Request<CommandsRequest>,
     ) -> Result<Response<Self::CommandsStream>, Status> {
+        auth::check_named_edge(&request, &request.get_ref().edge_id)?;
         let r = request.into_inner();
         required("edge_id", &r.edge_id)?;
         Ok(Response::new(
@@ -221,7 +229,7 @@ impl EdgeControl for EdgeControlService {
         &self,
         request: Request<Streaming<RecordingChunk>>,
     ) -> Result<Response<RecordingStored>, Status> {
-        let edge_id = auth::edge_id_of(request.metadata())?;
+        let edge_id = auth::edge_id_of(&request)?;
         recordings::receive(
             &self.store,
             &self.settings.recordings_dir,
@@ -237,8 +245,27 @@ impl EdgeControl for EdgeControlService {
         &self,
         request: Request<ClusterReport>,
     ) -> Result<Response<ClusterReportAck>, Status> {
-        let caller = auth::edge_id_of(request.metadata())?;
+        let caller = auth::edge_id_of(&request)?;
         cluster::apply(&self.store, &self.cluster, &caller, request.into_inner()).await?;
         Ok(Response::new(ClusterReportAck {}))
+    }
+
+    async fn renew_certificate(
+        &self,
+        request: Request<CertificateRequest>,
+    ) -> Result<Response<IssuedCertificate>, Status> {
+        let Some(renewal) = &self.settings.renewal else {
+            return Err(Status::failed_precondition(
+                "this control plane runs the shared-secret mode: there are no certificates",
+            ));
+        };
+        let caller = auth::edge_id_of(&request)?;
+        let remote = request
+            .extensions()
+            .get::<crate::grpc_listener::EdgePeer>()
+            .and_then(|p| p.remote);
+        enrolment::renew(&self.store, renewal, &caller, remote, &request.get_ref().csr_der)
+            .await
+            .map(Response::new)
     }
 }
