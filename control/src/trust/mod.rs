@@ -31,7 +31,7 @@ const CA_LIFETIME: Duration = Duration::from_secs(10 * 365 * 24 * 3600);
 /// How long a control-plane process's server certificate is valid; a process is restarted
 /// (upgrades, rolling restarts) far more often.
 const SERVER_CERT_LIFETIME: Duration = Duration::from_secs(365 * 24 * 3600);
-/// Allowance for clocks that differ between machines: a certificate is valid from this long
+/// Allowance for clocks that differ between machines: a certificate is valid from up to this long
 /// before it was issued.
 const CLOCK_SKEW: Duration = Duration::from_secs(5 * 60);
 /// Largest CSR accepted, in bytes (a P-256 or RSA-4096 CSR is well under 2 KiB).
@@ -179,7 +179,10 @@ impl ClusterCa {
         lifetime: Duration,
     ) -> Result<IssuedCertificate, TrustError> {
         let now = SystemTime::now();
-        self.issue_between(edge_id, csr_der, now - CLOCK_SKEW, now + lifetime)
+        // Backdated for clock skew, but by a small share of a short life, so that the edge's
+        // renewal point (two thirds of the validity) stays in the future.
+        let backdate = CLOCK_SKEW.min(lifetime / 10);
+        self.issue_between(edge_id, csr_der, now - backdate, now + lifetime)
     }
 
     /// [`issue_for_edge`](Self::issue_for_edge) with a given validity (tests issue expired ones).
