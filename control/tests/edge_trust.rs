@@ -129,11 +129,19 @@ async fn an_edge_enrols_links_over_mutual_tls_registers_and_renews(backend: Back
     })
     .await;
     audited(&control, "edge.renew", "ok", "").await;
-    let kept = ClusterIdentity::load(&trust).expect("read").expect("kept");
-    assert_ne!(kept.cert_pem, identity.cert_pem, "the renewed certificate is kept");
-    // Past the first certificate's expiry, new connections present the renewed one.
+    let kept = eventually(Duration::from_secs(10), "the renewed certificate kept", || async {
+        ClusterIdentity::load(&trust)
+            .ok()
+            .flatten()
+            .filter(|kept| kept.cert_pem != identity.cert_pem)
+    })
+    .await;
+    assert_ne!(kept.key_pem, identity.key_pem, "each renewal makes a new key");
+    // Past the first certificate's expiry, the certificate the edge keeps now (renewed again
+    // since) opens a new connection.
     tokio::time::sleep(Duration::from_secs(7)).await;
-    let mut fresh = client_for(&control, &kept, &edge_id);
+    let latest = ClusterIdentity::load(&trust).expect("read").expect("kept");
+    let mut fresh = client_for(&control, &latest, &edge_id);
     fresh
         .register(registration(&edge_id))
         .await
