@@ -20,15 +20,15 @@ use crate::api::{self, AppState, RateLimiter, TokenIssuer};
 use crate::cluster::ClusterBoard;
 use crate::config::ControlConfig;
 use crate::grpc::{
-    AttemptLimiter, CommandHub, EdgeAuth, EdgeControlService, EdgeSecret, EdgeServiceSettings, EnrolmentService,
-    EnrolmentSettings,
+    AttemptLimiter, CommandHub, EdgeAuth, EdgeControlService, EdgeSecret, EdgeServiceSettings,
+    EnrolmentService, EnrolmentSettings,
 };
 use crate::grpc_listener;
+use crate::metrics::ControlMetrics;
 use crate::store::TrustEvent;
+use crate::store::{PoolSize, Store};
 use crate::trust::revoked::RevokedSerials;
 use crate::trust::ClusterCa;
-use crate::metrics::ControlMetrics;
-use crate::store::{PoolSize, Store};
 use crate::webhooks::DeliveryWorker;
 
 /// A running control plane.

@@ -74,7 +74,9 @@ async fn audited(control: &ControlPlane, action: &str, outcome: &str, detail: &s
             entries
                 .into_iter()
                 .find(|e| {
-                    e.action == action && e.outcome == outcome && e.detail.to_string().contains(detail)
+                    e.action == action
+                        && e.outcome == outcome
+                        && e.detail.to_string().contains(detail)
                 })
                 .map(|e| serde_json::to_value(e).expect("json"))
         },
@@ -86,8 +88,14 @@ async fn an_edge_enrols_links_over_mutual_tls_registers_and_renews(backend: Back
     let (db, control) = cluster_control(backend, 6).await;
     let api = Api::of(&control);
     let (_ws, [_owner, admin, editor, _viewer]) = workspace_with_keys(&control, "Trust").await;
-    api.expect(403, "POST", "/v1/edges/join-tokens", &editor, Some(serde_json::json!({})))
-        .await;
+    api.expect(
+        403,
+        "POST",
+        "/v1/edges/join-tokens",
+        &editor,
+        Some(serde_json::json!({})),
+    )
+    .await;
     let created = api
         .expect(
             201,
@@ -97,7 +105,10 @@ async fn an_edge_enrols_links_over_mutual_tls_registers_and_renews(backend: Back
             Some(serde_json::json!({ "expires_in_seconds": 600 })),
         )
         .await;
-    let token = created["token"].as_str().expect("token shown once").to_owned();
+    let token = created["token"]
+        .as_str()
+        .expect("token shown once")
+        .to_owned();
     assert_eq!(created["ca_fingerprint"], control.ca.fingerprint());
     assert!(token.contains(&control.ca.fingerprint()));
 
@@ -107,20 +118,29 @@ async fn an_edge_enrols_links_over_mutual_tls_registers_and_renews(backend: Back
     config.control.shared_secret = None;
     config.control.join_token = Some(token);
     let edge_id = config.id.clone().expect("id");
-    let edge = Edge::start(&config).await.expect("the edge enrols and starts");
+    let edge = Edge::start(&config)
+        .await
+        .expect("the edge enrols and starts");
     let identity = edge.identity.clone().expect("an mTLS edge has an identity");
     assert_eq!(identity.cluster_id, control.ca.cluster_id());
     let trust = dir.path().join("trust");
     let key = std::fs::metadata(trust.join("key.pem")).expect("key kept");
-    assert_eq!(std::os::unix::fs::PermissionsExt::mode(&key.permissions()) & 0o077, 0);
+    assert_eq!(
+        std::os::unix::fs::PermissionsExt::mode(&key.permissions()) & 0o077,
+        0
+    );
 
     let store = control.store.clone();
-    eventually(Duration::from_secs(10), "the edge online over mTLS", || async {
-        let edges = store.edges(2_000).await.ok()?;
-        edges
-            .into_iter()
-            .find(|e| e.id == edge_id && e.status == EdgeStatus::Online)
-    })
+    eventually(
+        Duration::from_secs(10),
+        "the edge online over mTLS",
+        || async {
+            let edges = store.edges(2_000).await.ok()?;
+            edges
+                .into_iter()
+                .find(|e| e.id == edge_id && e.status == EdgeStatus::Online)
+        },
+    )
     .await;
     audited(&control, "edge.enrol", "ok", "").await;
     // Six-second certificates: renewed at about four seconds, over the mTLS link.
@@ -129,14 +149,21 @@ async fn an_edge_enrols_links_over_mutual_tls_registers_and_renews(backend: Back
     })
     .await;
     audited(&control, "edge.renew", "ok", "").await;
-    let kept = eventually(Duration::from_secs(10), "the renewed certificate kept", || async {
-        ClusterIdentity::load(&trust)
-            .ok()
-            .flatten()
-            .filter(|kept| kept.cert_pem != identity.cert_pem)
-    })
+    let kept = eventually(
+        Duration::from_secs(10),
+        "the renewed certificate kept",
+        || async {
+            ClusterIdentity::load(&trust)
+                .ok()
+                .flatten()
+                .filter(|kept| kept.cert_pem != identity.cert_pem)
+        },
+    )
     .await;
-    assert_ne!(kept.key_pem, identity.key_pem, "each renewal makes a new key");
+    assert_ne!(
+        kept.key_pem, identity.key_pem,
+        "each renewal makes a new key"
+    );
     // Past the first certificate's expiry, the certificate the edge keeps now (renewed again
     // since) opens a new connection.
     tokio::time::sleep(Duration::from_secs(7)).await;
@@ -173,7 +200,10 @@ async fn bad_join_tokens_are_refused_and_audited(backend: Backend) {
     let refused = enrol(&url, &wrong, "edge-wrong", timeout)
         .await
         .expect_err("a wrong token is refused");
-    assert!(refused.to_string().contains("unknown or wrong token"), "{refused}");
+    assert!(
+        refused.to_string().contains("unknown or wrong token"),
+        "{refused}"
+    );
     audited(&control, "edge.enrol", "wrong_token", "").await;
 
     // An expired token.
@@ -203,7 +233,8 @@ async fn bad_join_tokens_are_refused_and_audited(backend: Backend) {
     );
 
     // A token that pins another cluster's CA is never even sent to this control plane.
-    let foreign = ClusterCa::from_stored(&ClusterCa::generate("elsewhere").expect("ca")).expect("ca");
+    let foreign =
+        ClusterCa::from_stored(&ClusterCa::generate("elsewhere").expect("ca")).expect("ca");
     let pinned_elsewhere = good.replace(&control.ca.fingerprint(), &foreign.fingerprint());
     let refused = enrol(&url, &pinned_elsewhere, "edge-misled", timeout)
         .await
@@ -215,7 +246,12 @@ async fn bad_join_tokens_are_refused_and_audited(backend: Backend) {
 }
 
 /// A client identity whose certificate `issuer` made, trusting this control plane's CA.
-fn identity_from(control: &ControlPlane, issuer: &ClusterCa, edge_id: &str, when: (SystemTime, SystemTime)) -> ClusterIdentity {
+fn identity_from(
+    control: &ControlPlane,
+    issuer: &ClusterCa,
+    edge_id: &str,
+    when: (SystemTime, SystemTime),
+) -> ClusterIdentity {
     let (key_pem, csr) = new_key_and_csr(edge_id).expect("csr");
     let issued = issuer
         .issue_between(edge_id, &csr, when.0, when.1)
@@ -235,16 +271,33 @@ async fn foreign_expired_and_revoked_certificates_are_refused(backend: Backend) 
     let hour = Duration::from_secs(3_600);
 
     // Another cluster's CA: the handshake is refused.
-    let foreign = ClusterCa::from_stored(&ClusterCa::generate("elsewhere").expect("ca")).expect("ca");
-    let intruder = identity_from(&control, &foreign, "edge-intruder", (now - hour, now + hour));
+    let foreign =
+        ClusterCa::from_stored(&ClusterCa::generate("elsewhere").expect("ca")).expect("ca");
+    let intruder = identity_from(
+        &control,
+        &foreign,
+        "edge-intruder",
+        (now - hour, now + hour),
+    );
     client_for(&control, &intruder, "edge-intruder")
         .register(registration("edge-intruder"))
         .await
         .expect_err("a certificate from another cluster's CA is refused");
-    audited(&control, "tls.handshake", "bad_certificate", "UnknownIssuer").await;
+    audited(
+        &control,
+        "tls.handshake",
+        "bad_certificate",
+        "UnknownIssuer",
+    )
+    .await;
 
     // This cluster's CA, but expired.
-    let stale = identity_from(&control, &control.ca, "edge-stale", (now - 2 * hour, now - hour));
+    let stale = identity_from(
+        &control,
+        &control.ca,
+        "edge-stale",
+        (now - 2 * hour, now - hour),
+    );
     client_for(&control, &stale, "edge-stale")
         .register(registration("edge-stale"))
         .await
@@ -253,9 +306,14 @@ async fn foreign_expired_and_revoked_certificates_are_refused(backend: Backend) 
 
     // An enrolled edge, then revoked.
     let token = join_token(&control, Duration::from_secs(600)).await;
-    let identity = enrol(&url(&control), &token, "edge-revoked", Duration::from_secs(2))
-        .await
-        .expect("enrolled");
+    let identity = enrol(
+        &url(&control),
+        &token,
+        "edge-revoked",
+        Duration::from_secs(2),
+    )
+    .await
+    .expect("enrolled");
     let mut linked = client_for(&control, &identity, "edge-revoked");
     linked
         .register(registration("edge-revoked"))
@@ -307,7 +365,8 @@ async fn two_control_planes_starting_at_once_end_with_one_ca(backend: Backend) {
     };
     let (a, b) = (open().await, open().await);
     a.migrate().await.expect("migrate");
-    let (first, second) = tokio::join!(ClusterCa::load_or_create(&a), ClusterCa::load_or_create(&b));
+    let (first, second) =
+        tokio::join!(ClusterCa::load_or_create(&a), ClusterCa::load_or_create(&b));
     let (first, second) = (first.expect("first"), second.expect("second"));
     assert_eq!(first.fingerprint(), second.fingerprint());
     assert_eq!(first.cluster_id(), second.cluster_id());

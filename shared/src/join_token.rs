@@ -14,8 +14,7 @@ pub const SECRET_HEX_LEN: usize = 64;
 /// Hex digits of a SHA-256 fingerprint.
 pub const FINGERPRINT_HEX_LEN: usize = 64;
 /// Length of a whole token's text; anything longer is refused before it is parsed.
-pub const TOKEN_LEN: usize =
-    PREFIX.len() + 3 + ID_HEX_LEN + SECRET_HEX_LEN + FINGERPRINT_HEX_LEN;
+pub const TOKEN_LEN: usize = PREFIX.len() + 3 + ID_HEX_LEN + SECRET_HEX_LEN + FINGERPRINT_HEX_LEN;
 
 /// A join token, parsed. Its `Debug` hides the secret, so a logged token does not leak it.
 #[derive(Clone, PartialEq, Eq)]

@@ -22,8 +22,8 @@ use utoipa::openapi::{
 use utoipa::{Modify, OpenApi, ToSchema};
 
 use super::{
-    agents, analytics, audit, call_legs, calls, dashboard, edge_trust, edges, health, keys, login, numbers,
-    providers, recordings, webhooks, workflows, workspaces,
+    agents, analytics, audit, call_legs, calls, dashboard, edge_trust, edges, health, keys, login,
+    numbers, providers, recordings, webhooks, workflows, workspaces,
 };
 
 /// The document.

@@ -67,7 +67,10 @@ impl tonic::service::Interceptor for EdgeAuth {
     }
 }
 
-fn by_certificate(revoked: &RevokedSerials, mut request: Request<()>) -> Result<Request<()>, Status> {
+fn by_certificate(
+    revoked: &RevokedSerials,
+    mut request: Request<()>,
+) -> Result<Request<()>, Status> {
     let Some(certificate) = request
         .extensions()
         .get::<EdgePeer>()

@@ -90,7 +90,10 @@ impl EdgeEnrolment for EnrolmentService {
         &self,
         request: Request<EnrolRequest>,
     ) -> Result<Response<IssuedCertificate>, Status> {
-        let remote = request.extensions().get::<EdgePeer>().and_then(|p| p.remote);
+        let remote = request
+            .extensions()
+            .get::<EdgePeer>()
+            .and_then(|p| p.remote);
         if let Some(ip) = remote.map(|r| r.ip()) {
             if !self.settings.limiter.admit(ip, Instant::now()) {
                 tracing::warn!(%ip, "too many enrolment attempts from one address");
@@ -136,7 +139,11 @@ impl EdgeEnrolment for EnrolmentService {
             Ok(issued) => issued,
             Err(status) => {
                 audit
-                    .write("bad_csr", Some(&token.id), json!({"error": status.message()}))
+                    .write(
+                        "bad_csr",
+                        Some(&token.id),
+                        json!({"error": status.message()}),
+                    )
                     .await;
                 return Err(status);
             }
@@ -147,7 +154,9 @@ impl EdgeEnrolment for EnrolmentService {
             .await
             .map_err(super::status_of)?;
         if let Err(refusal) = spent {
-            audit.write(refusal.name(), Some(&token.id), json!({})).await;
+            audit
+                .write(refusal.name(), Some(&token.id), json!({}))
+                .await;
             tracing::warn!(edge = %r.edge_id, token = %token.id, reason = refusal.name(), "refused an enrolment");
             return Err(Status::permission_denied(match refusal {
                 TokenRefusal::Unknown | TokenRefusal::WrongSecret => {
@@ -196,7 +205,9 @@ pub(crate) async fn renew(
         .record_edge_certificate(&issued.serial, edge_id, issued.not_after_unix * 1000)
         .await
         .map_err(super::status_of)?;
-    audit.write("ok", None, json!({"serial": issued.serial})).await;
+    audit
+        .write("ok", None, json!({"serial": issued.serial}))
+        .await;
     tracing::info!(edge = %edge_id, serial = %issued.serial, "renewed an edge's certificate");
     Ok(answer(&settings.ca, issued))
 }

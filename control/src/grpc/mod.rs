@@ -23,15 +23,15 @@ use crate::metrics::ControlMetrics;
 use crate::store::{EdgeRegistration, Store, StoreError};
 use freya_proto::v1::edge_control_server::{EdgeControl, EdgeControlServer};
 use freya_proto::v1::{
-    CallEvent, CertificateRequest, ClusterReport, ClusterReportAck, CommandsRequest, ConfigUpdate, EdgeCommand,
-    EventAck, HeartbeatRequest, HeartbeatResponse, IssuedCertificate, RecordingChunk, RecordingStored,
-    RegisterRequest, RegisterResponse, WatchConfigRequest,
+    CallEvent, CertificateRequest, ClusterReport, ClusterReportAck, CommandsRequest, ConfigUpdate,
+    EdgeCommand, EventAck, HeartbeatRequest, HeartbeatResponse, IssuedCertificate, RecordingChunk,
+    RecordingStored, RegisterRequest, RegisterResponse, WatchConfigRequest,
 };
 use freya_shared::model::EdgeHealth;
 
 pub(crate) use auth::{EdgeAuth, EdgeSecret};
-pub(crate) use enrolment::{AttemptLimiter, EnrolmentService, EnrolmentSettings};
 pub use commands::CommandHub;
+pub(crate) use enrolment::{AttemptLimiter, EnrolmentService, EnrolmentSettings};
 
 /// Settings of the edge service, from the `[edges]` config section.
 #[derive(Debug, Clone)]
@@ -264,8 +264,14 @@ impl EdgeControl for EdgeControlService {
             .extensions()
             .get::<crate::grpc_listener::EdgePeer>()
             .and_then(|p| p.remote);
-        enrolment::renew(&self.store, renewal, &caller, remote, &request.get_ref().csr_der)
-            .await
-            .map(Response::new)
+        enrolment::renew(
+            &self.store,
+            renewal,
+            &caller,
+            remote,
+            &request.get_ref().csr_der,
+        )
+        .await
+        .map(Response::new)
     }
 }

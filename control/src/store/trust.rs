@@ -237,9 +237,11 @@ impl Store {
 
     /// Every revoked serial (lowercase hex).
     pub async fn revoked_serials(&self) -> Result<Vec<String>, StoreError> {
-        Ok(sqlx::query_scalar("SELECT serial FROM revoked_certificates")
-            .fetch_all(self.pool())
-            .await?)
+        Ok(
+            sqlx::query_scalar("SELECT serial FROM revoked_certificates")
+                .fetch_all(self.pool())
+                .await?,
+        )
     }
 
     /// Writes one trust-audit entry.

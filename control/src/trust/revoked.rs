@@ -17,7 +17,10 @@ pub struct RevokedSerials(Arc<RwLock<HashSet<String>>>);
 impl RevokedSerials {
     /// Whether `serial` is revoked.
     pub fn contains(&self, serial: &str) -> bool {
-        self.0.read().map(|set| set.contains(serial)).unwrap_or(true)
+        self.0
+            .read()
+            .map(|set| set.contains(serial))
+            .unwrap_or(true)
     }
 
     /// Reads the whole list from the store again.

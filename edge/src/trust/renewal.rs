@@ -39,7 +39,9 @@ pub(crate) async fn run(
                     }
                     match mtls_client_config(&renewed) {
                         Ok(config) => tls.replace(config),
-                        Err(e) => tracing::error!(error = %e, "the renewed certificate is unusable"),
+                        Err(e) => {
+                            tracing::error!(error = %e, "the renewed certificate is unusable")
+                        }
                     }
                     tracing::info!("renewed this edge's certificate");
                     identity = renewed;

@@ -158,7 +158,8 @@ impl ControlTls {
     }
 }
 
-type Connecting = Pin<Box<dyn Future<Output = std::io::Result<TokioIo<TlsStream<TcpStream>>>> + Send>>;
+type Connecting =
+    Pin<Box<dyn Future<Output = std::io::Result<TokioIo<TlsStream<TcpStream>>>> + Send>>;
 
 impl tower_service::Service<Uri> for ControlTls {
     type Response = TokioIo<TlsStream<TcpStream>>;
@@ -172,7 +173,8 @@ impl tower_service::Service<Uri> for ControlTls {
     fn call(&mut self, uri: Uri) -> Self::Future {
         let config = self.current();
         Box::pin(async move {
-            let invalid = |what: &str| std::io::Error::new(std::io::ErrorKind::InvalidInput, what.to_owned());
+            let invalid =
+                |what: &str| std::io::Error::new(std::io::ErrorKind::InvalidInput, what.to_owned());
             let config = config.ok_or_else(|| invalid("TLS configuration unavailable"))?;
             let host = uri
                 .host()
