@@ -289,8 +289,23 @@ fn default_max_connections() -> u32 {
 #[derive(Debug, Clone, Deserialize)]
 #[serde(deny_unknown_fields)]
 pub struct EdgesConfig {
-    /// The secret every edge presents; at least 16 characters.
-    pub shared_secret: String,
+    /// The dev-only shared-secret mode: when set (at least 16 characters), the gRPC listener
+    /// runs in the clear and every edge presents this secret instead of a certificate. For
+    /// `freya dev` and tests on one machine only; leave it out in a cluster, where edges enrol
+    /// with join tokens and every link is mutual TLS.
+    #[serde(default)]
+    pub shared_secret: Option<String>,
+    /// How long an edge's certificate is valid (default 12 h); the edge renews it at two thirds.
+    #[serde(default = "default_certificate_lifetime_seconds")]
+    pub certificate_lifetime_seconds: u32,
+    /// Enrolment attempts one source address may make a minute (default 10), whatever their
+    /// outcome: join tokens are 256-bit, so this only keeps floods off the database.
+    #[serde(default = "default_enrolments_per_minute_per_ip")]
+    pub enrolments_per_minute_per_ip: u32,
+    /// How often the list of revoked certificates is read again, to see revocations made through
+    /// other control-plane processes (this process's own apply at once).
+    #[serde(default = "default_revocation_poll_ms")]
+    pub revocation_poll_ms: u32,
     #[serde(default = "default_heartbeat_interval_ms")]
     pub heartbeat_interval_ms: u32,
     /// An edge silent for this long is offline.
@@ -304,6 +319,35 @@ pub struct EdgesConfig {
     /// control plane are refused and all others served (see deploy/README.md, "Upgrades").
     #[serde(default)]
     pub min_version: Option<String>,
+}
+
+fn default_certificate_lifetime_seconds() -> u32 {
+    12 * 3600
+}
+
+fn default_enrolments_per_minute_per_ip() -> u32 {
+    10
+}
+
+fn default_revocation_poll_ms() -> u32 {
+    5_000
+}
+
+impl EdgesConfig {
+    /// The settings every process shares, with the shared-secret mode off (mutual TLS) and the
+    /// given liveness timings.
+    pub fn cluster(heartbeat_interval_ms: u32, offline_after_ms: u32, config_poll_ms: u32) -> Self {
+        Self {
+            shared_secret: None,
+            certificate_lifetime_seconds: default_certificate_lifetime_seconds(),
+            enrolments_per_minute_per_ip: default_enrolments_per_minute_per_ip(),
+            revocation_poll_ms: default_revocation_poll_ms(),
+            heartbeat_interval_ms,
+            offline_after_ms,
+            config_poll_ms,
+            min_version: None,
+        }
+    }
 }
 
 fn default_heartbeat_interval_ms() -> u32 {
@@ -386,10 +430,33 @@ impl Validate for ControlConfig {
                 "must not exceed database.max_connections",
             ));
         }
-        if self.edges.shared_secret.len() < MIN_SECRET_LEN {
+        if self
+            .edges
+            .shared_secret
+            .as_ref()
+            .is_some_and(|s| s.len() < MIN_SECRET_LEN)
+        {
             problems.push(ConfigProblem::new(
                 "edges.shared_secret",
                 format!("must be at least {MIN_SECRET_LEN} characters"),
+            ));
+        }
+        if self.edges.certificate_lifetime_seconds < 300 {
+            problems.push(ConfigProblem::new(
+                "edges.certificate_lifetime_seconds",
+                "must be at least 300",
+            ));
+        }
+        if self.edges.enrolments_per_minute_per_ip == 0 {
+            problems.push(ConfigProblem::new(
+                "edges.enrolments_per_minute_per_ip",
+                "must be at least 1",
+            ));
+        }
+        if self.edges.revocation_poll_ms < 100 {
+            problems.push(ConfigProblem::new(
+                "edges.revocation_poll_ms",
+                "must be at least 100",
             ));
         }
         if self.edges.heartbeat_interval_ms < 100 {

@@ -21,6 +21,7 @@ mod grpc_listener;
 mod metrics;
 pub mod server;
 pub mod store;
+pub mod trust;
 mod webhooks;
 
 /// Hashes a person's password as the login check expects it: tests and benches seed users.

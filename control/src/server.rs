@@ -1,7 +1,9 @@
 //! Starting and stopping a control plane: the store (migrated), the REST API and the gRPC service
 //! for edges, each on its own listener, and the webhook delivery task, all stopped by one
 //! cancellation token. The REST API is served by the edge's listener (`freya_edge::serve`),
-//! which holds connections to `[http]`'s caps and header and idle timeouts.
+//! which holds connections to `[http]`'s caps and header and idle timeouts. The cluster CA is
+//! loaded (made on the first start); the gRPC listener is mutual TLS under it, unless
+//! `edges.shared_secret` asks for `freya dev`'s plaintext shared-secret mode.
 
 use std::net::SocketAddr;
 use std::sync::Arc;
@@ -17,10 +19,16 @@ use tokio_util::sync::CancellationToken;
 use crate::api::{self, AppState, RateLimiter, TokenIssuer};
 use crate::cluster::ClusterBoard;
 use crate::config::ControlConfig;
-use crate::grpc::{CommandHub, EdgeControlService, EdgeSecret, EdgeServiceSettings};
+use crate::grpc::{
+    AttemptLimiter, CommandHub, EdgeAuth, EdgeControlService, EdgeSecret, EdgeServiceSettings,
+    EnrolmentService, EnrolmentSettings,
+};
 use crate::grpc_listener;
 use crate::metrics::ControlMetrics;
+use crate::store::TrustEvent;
 use crate::store::{PoolSize, Store};
+use crate::trust::revoked::RevokedSerials;
+use crate::trust::ClusterCa;
 use crate::webhooks::DeliveryWorker;
 
 /// A running control plane.
@@ -29,9 +37,48 @@ pub struct ControlPlane {
     pub grpc_addr: SocketAddr,
     pub store: Store,
     pub commands: CommandHub,
+    /// The cluster's certificate authority (tests issue certificates with it).
+    pub ca: Arc<ClusterCa>,
     shutdown: CancellationToken,
     tasks: JoinSet<anyhow::Result<()>>,
 }
+
+/// Writes a handshake refused for its certificate to the trust audit, at most
+/// [`REFUSAL_AUDITS_PER_MINUTE`] a minute (a flood of bad handshakes is logged, not stored).
+fn refused_handshake(store: &Store, peer: SocketAddr, reason: String) {
+    static WINDOW: std::sync::Mutex<Option<(std::time::Instant, u32)>> =
+        std::sync::Mutex::new(None);
+    let now = std::time::Instant::now();
+    let admitted = WINDOW.lock().is_ok_and(|mut window| {
+        let (start, count) = window.get_or_insert((now, 0));
+        if now.duration_since(*start) >= Duration::from_secs(60) {
+            *start = now;
+            *count = 0;
+        }
+        *count += 1;
+        *count <= REFUSAL_AUDITS_PER_MINUTE
+    });
+    tracing::warn!(%peer, %reason, "refused an edge's TLS handshake for its certificate");
+    if !admitted {
+        return;
+    }
+    let store = store.clone();
+    tokio::spawn(async move {
+        let event = TrustEvent {
+            action: "tls.handshake",
+            outcome: "bad_certificate",
+            source_ip: Some(peer.ip().to_string()),
+            detail: serde_json::json!({ "reason": reason }),
+            ..TrustEvent::default()
+        };
+        if let Err(e) = store.record_trust_event(event).await {
+            tracing::error!(error = %e, "could not write the trust audit");
+        }
+    });
+}
+
+/// Refused handshakes written to the trust audit per minute, at most.
+const REFUSAL_AUDITS_PER_MINUTE: u32 = 30;
 
 /// Longest a graceful stop waits for open requests before dropping them.
 const SHUTDOWN_GRACE: Duration = Duration::from_secs(5);
@@ -86,6 +133,16 @@ impl ControlPlane {
             .with_context(|| format!("while binding grpc.addr {}", config.grpc.addr))?;
         let http_addr = http.local_addr()?;
         let grpc_addr = grpc.local_addr()?;
+        let ca = Arc::new(
+            ClusterCa::load_or_create(&store)
+                .await
+                .context("while loading the cluster's certificate authority")?,
+        );
+        let revoked = RevokedSerials::default();
+        revoked
+            .refresh(&store)
+            .await
+            .context("while reading the revoked certificates")?;
         let shutdown = CancellationToken::new();
         let metrics = Arc::new(ControlMetrics::default());
         let commands = CommandHub::default();
@@ -107,6 +164,8 @@ impl ControlPlane {
             allow_private_webhook_targets: config.webhooks.allow_private_targets,
             recordings_dir: config.recordings.dir.clone(),
             cluster: cluster.clone(),
+            ca: ca.clone(),
+            revoked: revoked.clone(),
         });
         let app = match extra {
             Some(extra) => extra.merge(app),
@@ -122,6 +181,14 @@ impl ControlPlane {
             Ok(())
         });
 
+        let enrolment = Arc::new(EnrolmentSettings {
+            ca: ca.clone(),
+            certificate_lifetime: Duration::from_secs(u64::from(
+                config.edges.certificate_lifetime_seconds,
+            )),
+            limiter: AttemptLimiter::new(config.edges.enrolments_per_minute_per_ip),
+        });
+        let secret = config.edges.shared_secret.as_deref();
         let service = EdgeControlService::into_server(
             store.clone(),
             EdgeServiceSettings {
@@ -134,10 +201,14 @@ impl ControlPlane {
                     .min_version
                     .as_deref()
                     .and_then(crate::grpc::edge_version::Release::parse),
+                renewal: secret.is_none().then(|| enrolment.clone()),
             },
             commands.clone(),
             metrics,
-            EdgeSecret::new(&config.edges.shared_secret),
+            match secret {
+                Some(secret) => EdgeAuth::Secret(EdgeSecret::new(secret)),
+                None => EdgeAuth::Certificate(revoked.clone()),
+            },
             cluster,
             shutdown.clone(),
         );
@@ -147,18 +218,62 @@ impl ControlPlane {
             config.grpc.max_connections,
         );
         let stop = shutdown.clone();
-        tasks.spawn(async move {
-            tonic::transport::Server::builder()
-                .http2_keepalive_interval(Some(grpc_listener::KEEPALIVE_INTERVAL))
-                .http2_keepalive_timeout(Some(grpc_listener::KEEPALIVE_TIMEOUT))
-                .add_service(service)
-                .serve_with_incoming_shutdown(
-                    grpc_listener::gated(grpc, grpc_gate),
-                    stop.cancelled_owned(),
-                )
-                .await
-                .context("gRPC server for edges failed")
-        });
+        let server = tonic::transport::Server::builder()
+            .http2_keepalive_interval(Some(grpc_listener::KEEPALIVE_INTERVAL))
+            .http2_keepalive_timeout(Some(grpc_listener::KEEPALIVE_TIMEOUT));
+        if secret.is_some() {
+            tracing::warn!(
+                "edges.shared_secret is set: the edge gRPC link runs the dev-only shared-secret mode \
+                 (plaintext, one secret for every edge); a cluster leaves it out and uses mutual TLS"
+            );
+            let mut server = server;
+            tasks.spawn(async move {
+                server
+                    .add_service(service)
+                    .serve_with_incoming_shutdown(
+                        grpc_listener::gated(grpc, grpc_gate),
+                        stop.cancelled_owned(),
+                    )
+                    .await
+                    .context("gRPC server for edges failed")
+            });
+        } else {
+            let tls = crate::trust::tls::server_config(&ca, revoked.clone())
+                .context("while setting up the edge gRPC listener's TLS")?;
+            let refresh = revoked.clone().run(
+                store.clone(),
+                Duration::from_millis(u64::from(config.edges.revocation_poll_ms)),
+                shutdown.clone(),
+            );
+            tasks.spawn(async move {
+                refresh.await;
+                Ok(())
+            });
+            let audit_store = store.clone();
+            let incoming = grpc_listener::gated_tls(
+                grpc,
+                grpc_gate,
+                tokio_rustls::TlsAcceptor::from(tls),
+                Arc::new(move |peer, reason| refused_handshake(&audit_store, peer, reason)),
+            );
+            let enrol = freya_proto::v1::edge_enrolment_server::EdgeEnrolmentServer::new(
+                EnrolmentService {
+                    store: store.clone(),
+                    settings: enrolment,
+                },
+            )
+            .max_decoding_message_size(crate::trust::MAX_CSR_BYTES + 1024);
+            let mut server = server;
+            tasks.spawn(async move {
+                server
+                    .add_service(service)
+                    .add_service(enrol)
+                    .serve_with_incoming_shutdown(incoming, stop.cancelled_owned())
+                    .await
+                    .context("gRPC server for edges failed")
+            });
+            tracing::info!(cluster = %ca.cluster_id(), fingerprint = %ca.fingerprint(), "edges connect over mutual TLS under the cluster CA");
+        }
         let worker = DeliveryWorker::new(store.clone(), config.webhooks.clone())
             .context("while starting the webhook delivery task")?;
         tasks.spawn(worker.run(shutdown.clone()));
@@ -173,6 +288,7 @@ impl ControlPlane {
             grpc_addr,
             store,
             commands,
+            ca,
             shutdown,
             tasks,
         })

@@ -151,16 +151,27 @@ fn default_capacity() -> u32 {
 #[derive(Debug, Clone, Deserialize)]
 #[serde(deny_unknown_fields)]
 pub struct ControlLinkConfig {
-    /// The control plane's gRPC address, e.g. `http://10.0.0.5:7070`. With replicas, list them
-    /// in `urls` instead (both may be given: `url` is then tried first).
+    /// The control plane's gRPC address: `https://10.0.0.5:7070` in a cluster (mutual TLS),
+    /// `http://...` in the dev-only shared-secret mode. With replicas, list them in `urls`
+    /// instead (both may be given: `url` is then tried first).
     #[serde(default)]
     pub url: String,
     /// Control-plane replicas' gRPC addresses, tried in order: the edge stays on one until it
     /// fails at the transport, then moves to the next (with the link's backoff).
     #[serde(default)]
     pub urls: Vec<String>,
-    /// The control plane's `edges.shared_secret`.
-    pub shared_secret: String,
+    /// The dev-only shared-secret mode: the control plane's `edges.shared_secret`, sent in the
+    /// clear. Leave it out in a cluster.
+    #[serde(default)]
+    pub shared_secret: Option<String>,
+    /// A one-time join token (`POST /v1/edges/join-tokens`): spent on the edge's first start,
+    /// or whenever it has no valid certificate, to enrol with the control plane.
+    #[serde(default)]
+    pub join_token: Option<String>,
+    /// Where the edge keeps its key, its certificate and the cluster CA's (owner-only files);
+    /// defaults to `data_dir/trust`.
+    #[serde(default)]
+    pub cert_dir: Option<PathBuf>,
     #[serde(default = "default_connect_timeout_ms")]
     pub connect_timeout_ms: u32,
     /// Longest pause between reconnection attempts.
@@ -446,22 +457,51 @@ impl Validate for EdgeConfig {
             ));
         }
         let listed = self.control.urls.iter().enumerate();
-        let urls = std::iter::once(("control.url".to_owned(), &self.control.url))
+        let urls: Vec<(String, &String)> = std::iter::once(("control.url".to_owned(), &self.control.url))
             .filter(|(_, url)| !url.is_empty())
-            .chain(listed.map(|(i, url)| (format!("control.urls[{i}]"), url)));
-        for (key, url) in urls {
+            .chain(listed.map(|(i, url)| (format!("control.urls[{i}]"), url)))
+            .collect();
+        for (key, url) in &urls {
             if !(url.starts_with("http://") || url.starts_with("https://")) {
                 problems.push(ConfigProblem::new(
-                    key,
+                    key.clone(),
                     "must be an http:// or https:// URL of the control plane's gRPC listener",
                 ));
+                continue;
+            }
+            match &self.control.shared_secret {
+                Some(_) if url.starts_with("https://") => {
+                    problems.push(ConfigProblem::new(
+                        key.clone(),
+                        "the shared-secret mode speaks plaintext: use http://, or leave \
+                         control.shared_secret out and enrol with control.join_token",
+                    ));
+                }
+                None if !url.starts_with("https://") => {
+                    problems.push(ConfigProblem::new(
+                        key.clone(),
+                        "must be https:// (mutual TLS); plaintext http:// is only for the \
+                         dev-only control.shared_secret mode",
+                    ));
+                }
+                _ => {}
             }
         }
-        if self.control.shared_secret.is_empty() {
-            problems.push(ConfigProblem::new(
-                "control.shared_secret",
-                "must not be empty",
-            ));
+        match &self.control.shared_secret {
+            Some(secret) if secret.is_empty() => {
+                problems.push(ConfigProblem::new(
+                    "control.shared_secret",
+                    "must not be empty",
+                ));
+            }
+            Some(_) => {}
+            None => {
+                if let Some(token) = &self.control.join_token {
+                    if let Err(e) = freya_shared::join_token::JoinToken::parse(token) {
+                        problems.push(ConfigProblem::new("control.join_token", e.to_string()));
+                    }
+                }
+            }
         }
         let max_backoff_ms = self.control.max_backoff_ms.into();
         check_at_least("control.max_backoff_ms", max_backoff_ms, 100, &mut problems);

@@ -46,6 +46,9 @@ pub mod sip;
 /// tester's narrator and `freya-control`'s tests.
 pub mod speech;
 pub(crate) mod state;
+/// The edge's cluster identity (certificates, key), enrolment and TLS to the control plane:
+/// `freya-control`'s tests enrol and connect with it, and a QUIC mesh uses the same identity.
+pub mod trust;
 /// The fake Twilio: `freya-control`'s Twilio tests call through it.
 pub mod twilio;
 /// Voice defaults: `freya-control` shows and applies the same defaults.

@@ -30,6 +30,8 @@ use crate::serve::LimitedListener;
 use crate::sip::sdp::Codec;
 use crate::sip::transport::{SipCommand, SipService};
 use crate::state::EdgeState;
+use crate::trust::link::{link_trust, LinkTrust};
+use crate::trust::ClusterIdentity;
 use crate::twilio::ticket::{TicketKey, UsedTickets};
 use crate::twilio::TwilioEdge;
 use crate::voice::{VoiceDefaults, VoiceFactory};
@@ -38,6 +40,9 @@ use freya_shared::model::CallEvent;
 /// A running edge.
 pub struct Edge {
     pub id: String,
+    /// The edge's certificates and key in the cluster (as enrolled, before any renewal); `None`
+    /// in the dev-only shared-secret mode.
+    pub identity: Option<ClusterIdentity>,
     pub http_addr: SocketAddr,
     /// Where the edge listens for SIP (the bound address, so port 0 in config is resolved).
     pub sip_addr: SocketAddr,
@@ -112,12 +117,22 @@ impl Edge {
         let metrics = Arc::new(EdgeMetrics::new());
         let mut tasks = JoinSet::new();
 
-        let client = control_link::client_for(
-            &config.control.all_urls(),
-            &config.control.shared_secret,
-            &id,
-            Duration::from_millis(u64::from(config.control.connect_timeout_ms)),
-        )?;
+        let trust = link_trust(config, &id).await?;
+        let client = match &trust {
+            LinkTrust::SharedSecret(secret) => control_link::client_for(
+                &config.control.all_urls(),
+                secret,
+                &id,
+                Duration::from_millis(u64::from(config.control.connect_timeout_ms)),
+            )?,
+            LinkTrust::Mtls { tls, .. } => control_link::mtls_client_for(
+                &config.control.all_urls(),
+                tls.clone(),
+                &id,
+                Duration::from_millis(u64::from(config.control.connect_timeout_ms)),
+            )?,
+        };
+        let cluster_secret = trust.cluster_secret().to_owned();
         let link = LinkContext {
             client,
             edge_id: Arc::from(id.as_str()),
@@ -168,7 +183,7 @@ impl Edge {
                 sip_addr: public_sip,
                 http_addr,
                 mesh_addr,
-                secret: &config.control.shared_secret,
+                secret: &cluster_secret,
             },
             state.clone(),
             &metrics,
@@ -240,7 +255,7 @@ impl Edge {
         let twilio = TwilioEdge {
             services: services.clone(),
             public_url: Arc::from(public_url.as_str()),
-            tickets: TicketKey::from_secret(&config.control.shared_secret),
+            tickets: TicketKey::from_secret(&cluster_secret),
             used_tickets: Arc::new(Mutex::new(UsedTickets::new(&services.edge_id))),
             shutdown: shutdown.clone(),
             http: http_client,
@@ -351,6 +366,18 @@ impl Edge {
             metrics.events_spooled.clone(),
         ));
         tasks.spawn(control_link::run_recording_upload(link.clone(), recordings));
+        let identity = match trust {
+            LinkTrust::Mtls { tls, identity, dir } => {
+                tasks.spawn(crate::trust::renewal::run(
+                    link.clone(),
+                    tls,
+                    identity.clone(),
+                    dir,
+                ));
+                Some(identity)
+            }
+            LinkTrust::SharedSecret(_) => None,
+        };
         tasks.spawn(control_link::run_commands(
             link,
             state.clone(),
@@ -361,6 +388,7 @@ impl Edge {
         tracing::info!(edge = %id, region = %config.region, %http_addr, %sip_addr, "edge started");
         Ok(Self {
             id,
+            identity,
             http_addr,
             sip_addr,
             gossip_addr,

@@ -5,6 +5,7 @@
 
 pub mod config;
 pub mod ids;
+pub mod join_token;
 pub mod model;
 pub mod private_files;
 pub mod signature;

@@ -28,11 +28,8 @@ pub fn bench_config(database_url: &str, max_connections: u32, dir: &Path) -> Con
             max_connections,
         },
         edges: EdgesConfig {
-            shared_secret: "bench-shared-secret-0123456789".into(),
-            heartbeat_interval_ms: 2_000,
-            offline_after_ms: 10_000,
-            config_poll_ms: 1_000,
-            min_version: None,
+            shared_secret: Some("bench-shared-secret-0123456789".into()),
+            ..EdgesConfig::cluster(2_000, 10_000, 1_000)
         },
         auth: AuthConfig {
             jwt_secret: "bench-jwt-secret-0123456789abcdef0123456789".into(),

@@ -11,7 +11,7 @@
 //! | ------ | --- |
 //! | viewer | read agents, workflows, numbers, calls (and their recordings), analytics, edges, the workspace and its members; validate workflows |
 //! | editor | + create, change and delete agents, workflows and numbers; publish workflows; place and hang up calls, dial their legs to the agent's transfer destinations and bridge them |
-//! | admin  | + rename the workspace, manage members (not owners), API keys, providers and webhooks, delete call recordings, read the audit log, drain an edge |
+//! | admin  | + rename the workspace, manage members (not owners), API keys, providers and webhooks, delete call recordings, read the audit log, drain an edge; make edge join tokens, revoke edges, read the trust audit |
 //! | owner  | + make or unmake owners, delete the workspace |
 
 mod agents;
@@ -24,6 +24,7 @@ mod calls;
 mod crud;
 mod dashboard;
 mod edge_choice;
+mod edge_trust;
 mod edges;
 mod health;
 pub(crate) mod json;
@@ -86,6 +87,10 @@ pub(crate) struct AppState {
     pub recordings_dir: std::path::PathBuf,
     /// What the edges' cluster gossip reports about each edge (`GET /v1/edges`).
     pub cluster: crate::cluster::ClusterBoard,
+    /// The cluster CA: join tokens pin its fingerprint.
+    pub ca: Arc<crate::trust::ClusterCa>,
+    /// Revoked certificates, refreshed at once when this process revokes one.
+    pub revoked: crate::trust::revoked::RevokedSerials,
 }
 
 /// A page of results. Every list has this shape; `next_cursor` is set when there is more.
@@ -151,6 +156,18 @@ fn v1() -> Router<AppState> {
         )
         .route("/edges", needs(Role::Viewer, get(edges::list)))
         .route("/edges/{id}/drain", needs(Role::Admin, post(edges::drain)))
+        .route(
+            "/edges/join-tokens",
+            needs(Role::Admin, post(edge_trust::create_join_token)),
+        )
+        .route(
+            "/edges/trust-audit",
+            needs(Role::Admin, get(edge_trust::audit)),
+        )
+        .route(
+            "/edges/{id}/revoke",
+            needs(Role::Admin, post(edge_trust::revoke)),
+        )
         .route(
             "/agents",
             needs(Role::Viewer, get(agents::list)).merge(needs(Role::Editor, post(agents::create))),

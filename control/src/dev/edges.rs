@@ -2,8 +2,9 @@
 //! first one, each with its own data directory, SIP, HTTP, gossip and mesh ports (reserved when dev
 //! starts and written into `DATA_DIR/edge-K/edge.toml`, so a killed edge restarted with
 //! `freya edge --config` comes back on the same addresses), all seeded with the first edge's
-//! gossip address, each with its mesh certificate from the dev CA (`DATA_DIR/mesh/`). A
-//! process that dies is left dead: that is what the cluster is for.
+//! gossip address, each with its mesh certificate from the dev CA (`DATA_DIR/mesh/`). Each
+//! enrols with its own join token (kept in its `edge.toml`, owner-only), then links over mutual
+//! TLS. A process that dies is left dead: that is what the cluster is for.
 
 use std::net::{SocketAddr, TcpListener, UdpSocket};
 use std::path::{Path, PathBuf};
@@ -37,7 +38,8 @@ pub struct DevEdge {
 pub(super) struct ChildSettings<'a> {
     pub data_dir: &'a Path,
     pub grpc_addr: SocketAddr,
-    pub secret: &'a str,
+    /// One join token per child edge, in order.
+    pub join_tokens: &'a [String],
     pub seed: SocketAddr,
     pub capacity: u32,
     /// Each edge's mesh credentials (CA, certificate, key), the first edge's first.
@@ -65,6 +67,7 @@ fn edge_toml(
     id: &str,
     dir: &Path,
     s: &ChildSettings<'_>,
+    join_token: &str,
     ports: [u16; 4],
     pki: &[PathBuf; 3],
 ) -> String {
@@ -73,7 +76,7 @@ fn edge_toml(
     let capacity = s.capacity.max(1);
     format!(
         "id = \"{id}\"\nregion = \"local\"\ndata_dir = \"{dir}\"\ncapacity = {capacity}\n\n\
-         [control]\nurl = \"http://{grpc}\"\nshared_secret = \"{secret}\"\nmax_backoff_ms = 2000\n\n\
+         [control]\nurl = \"https://{grpc}\"\njoin_token = \"{join_token}\"\nmax_backoff_ms = 2000\n\n\
          [sip]\naddr = \"127.0.0.1:{sip}\"\nring_ms = 0\ninvites_per_second_per_source = {capacity}.0\n\
          invite_burst_per_source = {capacity}\nmax_unconfirmed = {capacity}\n\
          max_unconfirmed_per_source = {capacity}\n\n\
@@ -84,7 +87,6 @@ fn edge_toml(
          key_file = \"{key}\"\n",
         dir = dir.display(),
         grpc = s.grpc_addr,
-        secret = s.secret,
         seed = s.seed,
         ca = ca.display(),
         cert = cert.display(),
@@ -97,7 +99,7 @@ impl ChildEdges {
     pub(super) fn start(count: u32, s: &ChildSettings<'_>) -> anyhow::Result<Self> {
         let exe = std::env::current_exe().context("while finding the freya binary")?;
         let mut children = Vec::new();
-        for k in 2..=count {
+        for (k, join_token) in (2..=count).zip(s.join_tokens) {
             let id = format!("dev-edge-{k}");
             let dir = s.data_dir.join(format!("edge-{k}"));
             freya_shared::private_files::create_dir(&dir)
@@ -108,12 +110,10 @@ impl ChildEdges {
                 .get(k as usize - 1)
                 .context("no mesh certificate for this edge")?;
             let config = dir.join("edge.toml");
-            // The file holds the shared secret: owner-only.
-            freya_shared::private_files::write(
-                &config,
-                edge_toml(&id, &dir, s, ports, pki).as_bytes(),
-            )
-            .with_context(|| format!("while writing {}", config.display()))?;
+            // The file holds a join token: owner-only.
+            let toml = edge_toml(&id, &dir, s, join_token, ports, pki);
+            freya_shared::private_files::write(&config, toml.as_bytes())
+                .with_context(|| format!("while writing {}", config.display()))?;
             let log = std::fs::File::create(dir.join("edge.log"))
                 .with_context(|| format!("while creating {}/edge.log", dir.display()))?;
             let child = tokio::process::Command::new(&exe)

@@ -2,7 +2,9 @@
 //! and one edge in the same process, linked over real gRPC on loopback — with a demo workspace,
 //! admin, API key, agent and number seeded on first start and reused afterwards. What a newcomer
 //! needs to use it is written to `DATA_DIR/dev.json`. With `--edges N`, edges 2..N run as
-//! `freya edge` processes (`edges.rs`) and all N gossip as one cluster.
+//! `freya edge` processes (`edges.rs`) and all N gossip as one cluster. Every edge links to the
+//! control plane as in production: mutual TLS under the cluster CA, enrolled with a join token
+//! `freya dev` makes for it (an edge that kept a valid certificate from an earlier run reuses it).
 
 use std::net::SocketAddr;
 use std::path::{Path, PathBuf};
@@ -86,7 +88,6 @@ pub async fn run(options: DevOptions, shutdown: CancellationToken) -> anyhow::Re
         .data_dir
         .canonicalize()
         .context("while resolving --data-dir")?;
-    let secret = random_text(32);
     let auth = auth_secrets(&data_dir)?;
     let demo_tool_secret = auth.demo_tool_secret.clone();
     let control_config = ControlConfig {
@@ -105,13 +106,7 @@ pub async fn run(options: DevOptions, shutdown: CancellationToken) -> anyhow::Re
             min_connections: 1,
             max_connections: 8,
         },
-        edges: EdgesConfig {
-            shared_secret: secret.clone(),
-            heartbeat_interval_ms: 2_000,
-            offline_after_ms: 10_000,
-            config_poll_ms: 1_000,
-            min_version: None,
-        },
+        edges: EdgesConfig::cluster(2_000, 10_000, 1_000),
         auth: AuthConfig {
             jwt_secret: auth.jwt_secret,
             token_ttl_seconds: 3_600,
@@ -139,15 +134,21 @@ pub async fn run(options: DevOptions, shutdown: CancellationToken) -> anyhow::Re
     )
     .context("while writing the dev mesh certificates")?;
     let [ca_file, cert_file, key_file] = mesh_pki[0].clone();
+    let mut join_tokens = Vec::new();
+    for _ in 0..options.edges.max(1) {
+        join_tokens.push(dev_join_token(&control).await?);
+    }
     let edge_config = EdgeConfig {
         id: None,
         region: "local".into(),
         data_dir: data_dir.join("edge"),
         capacity: options.capacity,
         control: ControlLinkConfig {
-            url: format!("http://{}", control.grpc_addr),
+            url: format!("https://{}", control.grpc_addr),
             urls: Vec::new(),
-            shared_secret: secret.clone(),
+            shared_secret: None,
+            join_token: Some(join_tokens[0].clone()),
+            cert_dir: None,
             connect_timeout_ms: 3_000,
             max_backoff_ms: 5_000,
         },
@@ -198,7 +199,7 @@ pub async fn run(options: DevOptions, shutdown: CancellationToken) -> anyhow::Re
             &edges::ChildSettings {
                 data_dir: &data_dir,
                 grpc_addr: control.grpc_addr,
-                secret: &secret,
+                join_tokens: &join_tokens[1..],
                 seed,
                 capacity: options.capacity,
                 mesh_pki: &mesh_pki,
@@ -279,6 +280,23 @@ pub async fn run(options: DevOptions, shutdown: CancellationToken) -> anyhow::Re
     }
     control.stop().await;
     Ok(())
+}
+
+/// A join token for one of the dev setup's edges, valid for an hour.
+async fn dev_join_token(control: &ControlPlane) -> anyhow::Result<String> {
+    let (token, _) = crate::trust::join::make_join_token(
+        &control.store,
+        &control.ca,
+        &crate::trust::join::TokenMaker {
+            workspace_id: "",
+            actor: "freya dev",
+            source_ip: None,
+        },
+        std::time::Duration::from_secs(3_600),
+    )
+    .await
+    .context("while making a join token for a dev edge")?;
+    Ok(token.to_text())
 }
 
 /// The data directory holds secrets (`auth.json`, `dev.json`'s API key and admin password, the

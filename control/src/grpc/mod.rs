@@ -6,6 +6,7 @@ mod auth;
 mod cluster;
 mod commands;
 pub(crate) mod edge_version;
+mod enrolment;
 mod events;
 pub(crate) mod recordings;
 mod watch;
@@ -23,14 +24,15 @@ use crate::metrics::ControlMetrics;
 use crate::store::{EdgeRegistration, Store, StoreError};
 use freya_proto::v1::edge_control_server::{EdgeControl, EdgeControlServer};
 use freya_proto::v1::{
-    CallEvent, ClusterReport, ClusterReportAck, CommandsRequest, ConfigUpdate, EdgeCommand,
-    EventAck, HeartbeatRequest, HeartbeatResponse, RecordingChunk, RecordingStored,
-    RegisterRequest, RegisterResponse, WatchConfigRequest,
+    CallEvent, CertificateRequest, ClusterReport, ClusterReportAck, CommandsRequest, ConfigUpdate,
+    EdgeCommand, EventAck, HeartbeatRequest, HeartbeatResponse, IssuedCertificate, RecordingChunk,
+    RecordingStored, RegisterRequest, RegisterResponse, WatchConfigRequest,
 };
 use freya_shared::model::EdgeHealth;
 
-pub(crate) use auth::EdgeSecret;
+pub(crate) use auth::{EdgeAuth, EdgeSecret};
 pub use commands::CommandHub;
+pub(crate) use enrolment::{AttemptLimiter, EnrolmentService, EnrolmentSettings};
 
 /// Settings of the edge service, from the `[edges]` config section.
 #[derive(Debug, Clone)]
@@ -45,6 +47,8 @@ pub(crate) struct EdgeServiceSettings {
     pub recordings_dir: PathBuf,
     /// `edges.min_version`: edges announcing an older release are refused at registration.
     pub min_edge_version: Option<edge_version::Release>,
+    /// The cluster CA and certificate lifetime for renewals; `None` in the shared-secret mode.
+    pub renewal: Option<Arc<EnrolmentSettings>>,
 }
 
 /// The service behind `EdgeControl`.
@@ -59,16 +63,16 @@ pub(crate) struct EdgeControlService {
 }
 
 impl EdgeControlService {
-    /// A tonic server for this service, guarded by the edges' shared secret.
+    /// A tonic server for this service, guarded by `auth`.
     pub(crate) fn into_server(
         store: Store,
         settings: EdgeServiceSettings,
         commands: CommandHub,
         metrics: Arc<ControlMetrics>,
-        secret: EdgeSecret,
+        auth: EdgeAuth,
         cluster: ClusterBoard,
         shutdown: CancellationToken,
-    ) -> tonic::service::interceptor::InterceptedService<EdgeControlServer<Self>, EdgeSecret> {
+    ) -> tonic::service::interceptor::InterceptedService<EdgeControlServer<Self>, EdgeAuth> {
         let service = Self {
             store,
             settings,
@@ -77,7 +81,7 @@ impl EdgeControlService {
             cluster,
             shutdown,
         };
-        EdgeControlServer::with_interceptor(service, secret)
+        EdgeControlServer::with_interceptor(service, auth)
     }
 }
 
@@ -137,6 +141,7 @@ impl EdgeControl for EdgeControlService {
         &self,
         request: Request<RegisterRequest>,
     ) -> Result<Response<RegisterResponse>, Status> {
+        auth::check_named_edge(&request, &request.get_ref().edge_id)?;
         let r = request.into_inner();
         required("edge_id", &r.edge_id)?;
         self.check_edge_version(&r.edge_id, &r.version)?;
@@ -185,6 +190,7 @@ impl EdgeControl for EdgeControlService {
         &self,
         request: Request<HeartbeatRequest>,
     ) -> Result<Response<HeartbeatResponse>, Status> {
+        auth::check_named_edge(&request, &request.get_ref().edge_id)?;
         let r = request.into_inner();
         required("edge_id", &r.edge_id)?;
         self.store
@@ -200,6 +206,7 @@ impl EdgeControl for EdgeControlService {
         &self,
         request: Request<WatchConfigRequest>,
     ) -> Result<Response<Self::WatchConfigStream>, Status> {
+        auth::check_named_edge(&request, &request.get_ref().edge_id)?;
         let r = request.into_inner();
         required("edge_id", &r.edge_id)?;
         let stream = watch::spawn(
@@ -218,7 +225,7 @@ impl EdgeControl for EdgeControlService {
         &self,
         request: Request<Streaming<CallEvent>>,
     ) -> Result<Response<Self::PublishEventsStream>, Status> {
-        let edge_id = auth::edge_id_of(request.metadata())?;
+        let edge_id = auth::edge_id_of(&request)?;
         let stream = events::spawn(
             self.store.clone(),
             edge_id,
@@ -235,6 +242,7 @@ impl EdgeControl for EdgeControlService {
         &self,
         request: Request<CommandsRequest>,
     ) -> Result<Response<Self::CommandsStream>, Status> {
+        auth::check_named_edge(&request, &request.get_ref().edge_id)?;
         let r = request.into_inner();
         required("edge_id", &r.edge_id)?;
         Ok(Response::new(
@@ -246,7 +254,7 @@ impl EdgeControl for EdgeControlService {
         &self,
         request: Request<Streaming<RecordingChunk>>,
     ) -> Result<Response<RecordingStored>, Status> {
-        let edge_id = auth::edge_id_of(request.metadata())?;
+        let edge_id = auth::edge_id_of(&request)?;
         recordings::receive(
             &self.store,
             &self.settings.recordings_dir,
@@ -262,8 +270,33 @@ impl EdgeControl for EdgeControlService {
         &self,
         request: Request<ClusterReport>,
     ) -> Result<Response<ClusterReportAck>, Status> {
-        let caller = auth::edge_id_of(request.metadata())?;
+        let caller = auth::edge_id_of(&request)?;
         cluster::apply(&self.store, &self.cluster, &caller, request.into_inner()).await?;
         Ok(Response::new(ClusterReportAck {}))
+    }
+
+    async fn renew_certificate(
+        &self,
+        request: Request<CertificateRequest>,
+    ) -> Result<Response<IssuedCertificate>, Status> {
+        let Some(renewal) = &self.settings.renewal else {
+            return Err(Status::failed_precondition(
+                "this control plane runs the shared-secret mode: there are no certificates",
+            ));
+        };
+        let caller = auth::edge_id_of(&request)?;
+        let remote = request
+            .extensions()
+            .get::<crate::grpc_listener::EdgePeer>()
+            .and_then(|p| p.remote);
+        enrolment::renew(
+            &self.store,
+            renewal,
+            &caller,
+            remote,
+            &request.get_ref().csr_der,
+        )
+        .await
+        .map(Response::new)
     }
 }

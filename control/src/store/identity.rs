@@ -280,6 +280,11 @@ tokio::task_local! {
     static REQUEST_SOURCE: std::net::IpAddr;
 }
 
+/// The address of the client whose API request is being served, if any.
+pub(crate) fn request_source() -> Option<String> {
+    REQUEST_SOURCE.try_with(|ip| ip.to_string()).ok()
+}
+
 /// Runs `work` with `source` as the client address audit entries record.
 pub async fn with_request_source<F: std::future::Future>(
     source: std::net::IpAddr,

@@ -214,11 +214,8 @@ pub fn control_config(db_url: &str) -> ControlConfig {
             max_connections: 5,
         },
         edges: EdgesConfig {
-            shared_secret: SECRET.into(),
-            heartbeat_interval_ms: 200,
-            offline_after_ms: 2_000,
-            config_poll_ms: 200,
-            min_version: None,
+            shared_secret: Some(SECRET.into()),
+            ..EdgesConfig::cluster(200, 2_000, 200)
         },
         auth: AuthConfig {
             jwt_secret: JWT_SECRET.into(),
@@ -259,7 +256,9 @@ pub fn edge_config(data_dir: &Path, grpc_addr: std::net::SocketAddr, secret: &st
         control: ControlLinkConfig {
             url: format!("http://{grpc_addr}"),
             urls: Vec::new(),
-            shared_secret: secret.into(),
+            shared_secret: Some(secret.into()),
+            join_token: None,
+            cert_dir: None,
             connect_timeout_ms: 1_000,
             max_backoff_ms: 400,
         },

@@ -1,7 +1,10 @@
 //! The edge's link to the control plane: independent tasks over one lazily connected gRPC
-//! channel per control-plane replica, used in turn (`failover.rs`) — registration and heartbeats, the configuration watch, the call-event publisher,
-//! the command stream, the recording uploader and (with a cluster) the cluster reporter. Each reconnects on its own with backoff and
-//! jitter; none of them is needed to answer a call.
+//! channel per control-plane replica, used in turn (`failover.rs`) — registration and heartbeats,
+//! the configuration watch, the call-event publisher, the command stream, the recording uploader,
+//! (with a cluster) the cluster reporter and (over mutual TLS) the certificate renewal. Each
+//! reconnects on its own with backoff and jitter; none of them is needed to answer a call. The
+//! channels are mutual TLS under the cluster CA (`crate::trust`), or, in `freya dev`'s
+//! shared-secret mode, plaintext with the secret in every request.
 
 mod backoff;
 mod cluster_report;
@@ -38,17 +41,19 @@ pub(crate) use registration::{run as run_registration, Registration};
 /// Metadata key naming the edge (the control plane reads it on the event stream).
 const EDGE_ID_HEADER: &str = "x-freya-edge-id";
 
-/// Adds the shared secret and the edge id to every request.
+/// Adds the edge id (and, in the shared-secret mode, the secret) to every request.
 #[derive(Clone)]
 pub struct EdgeCredentials {
-    authorization: MetadataValue<tonic::metadata::Ascii>,
+    authorization: Option<MetadataValue<tonic::metadata::Ascii>>,
     edge_id: MetadataValue<tonic::metadata::Ascii>,
 }
 
 impl tonic::service::Interceptor for EdgeCredentials {
     fn call(&mut self, mut request: Request<()>) -> Result<Request<()>, Status> {
         let metadata = request.metadata_mut();
-        metadata.insert("authorization", self.authorization.clone());
+        if let Some(authorization) = &self.authorization {
+            metadata.insert("authorization", authorization.clone());
+        }
         metadata.insert(EDGE_ID_HEADER, self.edge_id.clone());
         Ok(request)
     }
@@ -68,7 +73,47 @@ pub enum LinkError {
     BadMetadata(&'static str),
 }
 
-/// A client that connects on first use and reconnects by itself.
+/// A client over mutual TLS (`tls` holds the edge's certificate) that connects on first use and
+/// reconnects by itself, with the certificate current at each connection.
+pub fn mtls_client(
+    url: &str,
+    tls: crate::trust::ControlTls,
+    edge_id: &str,
+    connect_timeout: Duration,
+) -> Result<ControlClient, LinkError> {
+    mtls_client_for(&[url.to_owned()], tls, edge_id, connect_timeout)
+}
+
+/// [`mtls_client`] over several control-plane replicas: the first URL until it fails, then the
+/// next (`failover.rs`).
+pub fn mtls_client_for(
+    urls: &[String],
+    tls: crate::trust::ControlTls,
+    edge_id: &str,
+    connect_timeout: Duration,
+) -> Result<ControlClient, LinkError> {
+    if urls.is_empty() {
+        return Err(LinkError::NoUrl);
+    }
+    let channels = urls
+        .iter()
+        .map(|url| {
+            let channel = crate::trust::mtls_channel(url, tls.clone(), connect_timeout)?;
+            Ok((url.clone(), channel))
+        })
+        .collect::<Result<Vec<(String, Channel)>, LinkError>>()?;
+    let credentials = EdgeCredentials {
+        authorization: None,
+        edge_id: edge_id.parse().map_err(|_| LinkError::BadMetadata("id"))?,
+    };
+    Ok(EdgeControlClient::with_interceptor(
+        FailoverChannel::new(channels),
+        credentials,
+    ))
+}
+
+/// A client for the dev-only shared-secret mode (plaintext) that connects on first use and
+/// reconnects by itself.
 pub fn client(
     url: &str,
     secret: &str,
@@ -102,9 +147,11 @@ pub fn client_for(
         })
         .collect::<Result<Vec<(String, Channel)>, LinkError>>()?;
     let credentials = EdgeCredentials {
-        authorization: format!("Bearer {secret}")
-            .parse()
-            .map_err(|_| LinkError::BadMetadata("control.shared_secret"))?,
+        authorization: Some(
+            format!("Bearer {secret}")
+                .parse()
+                .map_err(|_| LinkError::BadMetadata("control.shared_secret"))?,
+        ),
         edge_id: edge_id.parse().map_err(|_| LinkError::BadMetadata("id"))?,
     };
     Ok(EdgeControlClient::with_interceptor(
@@ -141,13 +188,15 @@ impl LinkContext {
 /// Logs a failed RPC at a level that fits: a refused secret is an operator's error.
 pub(crate) fn log_failure(what: &str, status: &Status) {
     if status.code() == tonic::Code::Unauthenticated {
-        tracing::error!(%status, "the control plane refused this edge while {what}: check control.shared_secret");
+        tracing::error!(%status, "the control plane refused this edge while {what}: check control.shared_secret, or the edge's certificate (revoked? re-enrol with a new control.join_token)");
     } else if status.code() == tonic::Code::FailedPrecondition {
         // The control plane no longer serves this release: its message says which to run.
         tracing::error!(
             message = status.message(),
             "the control plane refused this edge while {what}"
         );
+    } else if status.code() == tonic::Code::PermissionDenied {
+        tracing::error!(%status, "the control plane refused this edge while {what}");
     } else {
         tracing::warn!(code = ?status.code(), message = status.message(), "control plane unreachable while {what}; retrying");
     }

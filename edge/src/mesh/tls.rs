@@ -140,8 +140,8 @@ impl MeshTls {
 /// come from its own CA. Returns the CA's PEM and each edge's [`MeshTls`], in `edge_ids` order.
 pub fn dev_pki(cluster: &str, edge_ids: &[&str]) -> Result<Vec<MeshTls>, MeshTlsError> {
     use rcgen::{
-        BasicConstraints, CertificateParams, DnType, ExtendedKeyUsagePurpose, IsCa, KeyPair,
-        KeyUsagePurpose,
+        BasicConstraints, CertificateParams, DnType, ExtendedKeyUsagePurpose, IsCa, Issuer,
+        KeyPair, KeyUsagePurpose,
     };
     let mut ca_params = CertificateParams::new(Vec::<String>::new())?;
     ca_params.is_ca = IsCa::Ca(BasicConstraints::Unconstrained);
@@ -152,6 +152,7 @@ pub fn dev_pki(cluster: &str, edge_ids: &[&str]) -> Result<Vec<MeshTls>, MeshTls
     let ca_key = KeyPair::generate()?;
     let ca = ca_params.self_signed(&ca_key)?;
     let ca_cert_pem = ca.pem();
+    let issuer = Issuer::from_params(&ca_params, &ca_key);
     edge_ids
         .iter()
         .map(|edge_id| {
@@ -162,7 +163,7 @@ pub fn dev_pki(cluster: &str, edge_ids: &[&str]) -> Result<Vec<MeshTls>, MeshTls
                 ExtendedKeyUsagePurpose::ClientAuth,
             ];
             let key = KeyPair::generate()?;
-            let cert = params.signed_by(&key, &ca, &ca_key)?;
+            let cert = params.signed_by(&key, &issuer)?;
             Ok(MeshTls {
                 ca_cert_pem: ca_cert_pem.clone(),
                 cert_pem: cert.pem(),

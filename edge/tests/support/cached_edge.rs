@@ -36,7 +36,9 @@ pub fn cached_edge_config(
             // Nothing listens there: the edge serves from its cache and retries the link.
             url: "http://127.0.0.1:9".into(),
             urls: Vec::new(),
-            shared_secret: "secret".into(),
+            shared_secret: Some("secret".into()),
+            join_token: None,
+            cert_dir: None,
             connect_timeout_ms: 200,
             max_backoff_ms: 1_000,
         },

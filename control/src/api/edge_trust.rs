@@ -1,0 +1,156 @@
+//! The cluster's trust through the API: an admin makes a one-time join token for a new edge
+//! (shown once; only its secret's hash is kept), revokes an edge's certificates, and reads the
+//! trust audit (enrolments, renewals, refusals, revocations).
+
+use axum::extract::{Path, Query, State};
+use axum::http::StatusCode;
+use axum::Json;
+use serde::{Deserialize, Serialize};
+
+use super::auth::Caller;
+use super::json::StrictJson;
+use super::problem::Problem;
+use super::AppState;
+use std::time::Duration;
+
+use crate::store::{request_source, TrustAuditRecord, TrustEvent};
+use crate::trust::join::{make_join_token, TokenMaker};
+use freya_shared::ids::rfc3339;
+use freya_shared::model::FieldError;
+
+/// Shortest and longest life of a join token, in seconds.
+const TOKEN_TTL_RANGE: std::ops::RangeInclusive<u32> = 60..=7 * 24 * 3600;
+/// A token's life when the request does not say.
+const DEFAULT_TOKEN_TTL_SECONDS: u32 = 3_600;
+
+/// `POST /v1/edges/join-tokens`.
+#[derive(Deserialize, utoipa::ToSchema)]
+pub(super) struct NewJoinTokenBody {
+    /// How long the token may be used, 60 s to 7 days (default 1 h).
+    #[serde(default)]
+    expires_in_seconds: Option<u32>,
+}
+
+/// The one response that holds a join token.
+#[derive(Serialize, utoipa::ToSchema)]
+pub(super) struct CreatedJoinToken {
+    /// The token's id (not secret), as the trust audit names it.
+    id: String,
+    /// Give this to `freya edge` as `[control] join_token`; it is not shown again.
+    token: String,
+    expires_at: String,
+    /// SHA-256 of the cluster CA's certificate, which the token pins.
+    ca_fingerprint: String,
+}
+
+#[utoipa::path(
+    post,
+    path = "/v1/edges/join-tokens",
+    tag = "edges",
+    summary = "Create a one-time join token for a new edge; shown this once (admin)",
+    request_body = NewJoinTokenBody,
+    responses((status = 201, description = "Created", body = CreatedJoinToken))
+)]
+pub(super) async fn create_join_token(
+    State(state): State<AppState>,
+    caller: Caller,
+    StrictJson(body): StrictJson<NewJoinTokenBody>,
+) -> Result<(StatusCode, Json<CreatedJoinToken>), Problem> {
+    let ttl = body.expires_in_seconds.unwrap_or(DEFAULT_TOKEN_TTL_SECONDS);
+    if !TOKEN_TTL_RANGE.contains(&ttl) {
+        return Err(Problem::invalid(vec![FieldError::new(
+            "expires_in_seconds",
+            "must be 60 to 604800 (7 days)",
+        )]));
+    }
+    let (token, expires_at_ms) = make_join_token(
+        &state.store,
+        &state.ca,
+        &TokenMaker {
+            workspace_id: &caller.scope.workspace_id,
+            actor: &caller.actor,
+            source_ip: request_source(),
+        },
+        Duration::from_secs(u64::from(ttl)),
+    )
+    .await?;
+    Ok((
+        StatusCode::CREATED,
+        Json(CreatedJoinToken {
+            id: token.id.clone(),
+            token: token.to_text(),
+            expires_at: rfc3339(expires_at_ms),
+            ca_fingerprint: token.ca_fingerprint,
+        }),
+    ))
+}
+
+/// What a revocation did.
+#[derive(Serialize, utoipa::ToSchema)]
+pub(super) struct Revoked {
+    edge_id: String,
+    /// Certificates of the edge, not yet expired, revoked by this request.
+    revoked_certificates: u64,
+}
+
+#[utoipa::path(
+    post,
+    path = "/v1/edges/{id}/revoke",
+    tag = "edges",
+    summary = "Revoke every certificate of an edge: its connections are refused (admin)",
+    params(("id" = String, Path, description = "The edge's id")),
+    responses((status = 200, description = "Revoked", body = Revoked))
+)]
+pub(super) async fn revoke(
+    State(state): State<AppState>,
+    caller: Caller,
+    Path(edge_id): Path<String>,
+) -> Result<Json<Revoked>, Problem> {
+    let count = state.store.revoke_edge_certificates(&edge_id).await?;
+    state.revoked.refresh(&state.store).await?;
+    state
+        .store
+        .record_trust_event(TrustEvent {
+            action: "edge.revoke",
+            outcome: "ok",
+            edge_id: Some(&edge_id),
+            source_ip: request_source(),
+            detail: serde_json::json!({
+                "actor": caller.actor,
+                "workspace_id": caller.scope.workspace_id,
+                "revoked_certificates": count,
+            }),
+            ..TrustEvent::default()
+        })
+        .await?;
+    tracing::warn!(edge = %edge_id, count, "revoked an edge's certificates");
+    Ok(Json(Revoked {
+        edge_id,
+        revoked_certificates: count,
+    }))
+}
+
+/// `GET /v1/edges/trust-audit?limit=`.
+#[derive(Deserialize, utoipa::IntoParams)]
+pub(super) struct AuditQuery {
+    /// Entries to return, newest first (1-1000, default 100).
+    limit: Option<i64>,
+}
+
+#[utoipa::path(
+    get,
+    path = "/v1/edges/trust-audit",
+    tag = "edges",
+    summary = "The cluster's trust audit: join tokens, enrolments, renewals, refusals (admin)",
+    params(AuditQuery),
+    responses((status = 200, description = "Entries, newest first", body = Vec<TrustAuditRecord>))
+)]
+pub(super) async fn audit(
+    State(state): State<AppState>,
+    _caller: Caller,
+    Query(query): Query<AuditQuery>,
+) -> Result<Json<Vec<TrustAuditRecord>>, Problem> {
+    Ok(Json(
+        state.store.trust_audit(query.limit.unwrap_or(100)).await?,
+    ))
+}

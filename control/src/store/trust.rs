@@ -1,0 +1,296 @@
+//! The cluster's trust in SQL: the CA (one row, its key sealed), one-time join tokens (only their
+//! secret's hash), the certificates issued to edges, the revoked serials every process reads, and
+//! the cluster-wide trust audit. Spending a token is one conditional `UPDATE`, so two enrolments
+//! racing with one token cannot both win, on any engine and across control-plane processes.
+
+use serde::Serialize;
+use sqlx::Row;
+
+use freya_shared::ids::{new_id, now_ms};
+
+use super::{Store, StoreError};
+
+/// The sealed CA key is bound to its row.
+const CA_KEY_AAD: &str = "cluster_trust:1";
+
+/// The cluster CA as stored, its key opened.
+#[derive(Clone)]
+pub struct StoredCa {
+    pub cluster_id: String,
+    pub certificate_pem: String,
+    pub key_pem: String,
+}
+
+impl std::fmt::Debug for StoredCa {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.debug_struct("StoredCa")
+            .field("cluster_id", &self.cluster_id)
+            .finish_non_exhaustive()
+    }
+}
+
+/// A join token to keep (its secret already hashed).
+#[derive(Debug, Clone)]
+pub struct NewJoinToken<'a> {
+    pub id: &'a str,
+    pub secret_hash: &'a str,
+    pub workspace_id: &'a str,
+    pub created_by: &'a str,
+    pub expires_at_ms: i64,
+}
+
+/// Why a join token was not accepted; each is audited under its own name.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum TokenRefusal {
+    /// No token has this id.
+    Unknown,
+    /// The id is known but the secret is not its secret.
+    WrongSecret,
+    /// Past its expiry.
+    Expired,
+    /// Already spent: a replayed enrolment.
+    Used,
+}
+
+impl TokenRefusal {
+    /// The audit's and the log's name for it.
+    pub fn name(self) -> &'static str {
+        match self {
+            Self::Unknown => "unknown_token",
+            Self::WrongSecret => "wrong_token",
+            Self::Expired => "expired_token",
+            Self::Used => "used_token",
+        }
+    }
+}
+
+/// One entry of the trust audit.
+#[derive(Debug, Clone, Serialize, utoipa::ToSchema)]
+pub struct TrustAuditRecord {
+    pub id: String,
+    pub at_ms: i64,
+    /// `join_token.created`, `edge.enrol`, `edge.renew`, `edge.revoke`, `tls.handshake`.
+    pub action: String,
+    /// `ok`, or why it was refused (`wrong_token`, `expired_token`, `used_token`,
+    /// `unknown_token`, `bad_csr`, `rate_limited`, `bad_certificate`, ...).
+    pub outcome: String,
+    pub edge_id: Option<String>,
+    pub token_id: Option<String>,
+    pub source_ip: Option<String>,
+    #[schema(value_type = Object)]
+    pub detail: serde_json::Value,
+}
+
+/// An entry to write to the trust audit.
+#[derive(Debug, Clone, Default)]
+pub struct TrustEvent<'a> {
+    pub action: &'a str,
+    pub outcome: &'a str,
+    pub edge_id: Option<&'a str>,
+    pub token_id: Option<&'a str>,
+    pub source_ip: Option<String>,
+    pub detail: serde_json::Value,
+}
+
+impl Store {
+    /// The cluster CA: the stored one, or `candidate` stored first when there is none. Two
+    /// processes racing both insert-if-absent and both read back the one row that won.
+    pub async fn cluster_ca_or_insert(&self, candidate: &StoredCa) -> Result<StoredCa, StoreError> {
+        let sealed = self.sealer()?.seal(CA_KEY_AAD, &candidate.key_pem)?;
+        sqlx::query(
+            "INSERT INTO cluster_trust (id, cluster_id, ca_certificate_pem, ca_key_sealed, created_at_ms) \
+             VALUES (1, $1, $2, $3, $4) ON CONFLICT (id) DO NOTHING",
+        )
+        .bind(&candidate.cluster_id)
+        .bind(&candidate.certificate_pem)
+        .bind(&sealed)
+        .bind(now_ms())
+        .execute(self.pool())
+        .await?;
+        self.cluster_ca().await?.ok_or(StoreError::NotFound)
+    }
+
+    /// The stored cluster CA, if one was made.
+    pub async fn cluster_ca(&self) -> Result<Option<StoredCa>, StoreError> {
+        let Some(row) = sqlx::query(
+            "SELECT cluster_id, ca_certificate_pem, ca_key_sealed FROM cluster_trust WHERE id = 1",
+        )
+        .fetch_optional(self.pool())
+        .await?
+        else {
+            return Ok(None);
+        };
+        let sealed: String = row.try_get("ca_key_sealed")?;
+        Ok(Some(StoredCa {
+            cluster_id: row.try_get("cluster_id")?,
+            certificate_pem: row.try_get("ca_certificate_pem")?,
+            key_pem: self.sealer()?.open(CA_KEY_AAD, &sealed)?,
+        }))
+    }
+
+    /// Keeps a new join token.
+    pub async fn create_join_token(&self, token: &NewJoinToken<'_>) -> Result<(), StoreError> {
+        sqlx::query(
+            "INSERT INTO edge_join_tokens (id, secret_hash, workspace_id, created_by, created_at_ms, expires_at_ms) \
+             VALUES ($1, $2, $3, $4, $5, $6)",
+        )
+        .bind(token.id)
+        .bind(token.secret_hash)
+        .bind(token.workspace_id)
+        .bind(token.created_by)
+        .bind(now_ms())
+        .bind(token.expires_at_ms)
+        .execute(self.pool())
+        .await?;
+        Ok(())
+    }
+
+    /// Spends token `id` for `edge_id` if `secret_hash` is its secret's, it has not expired at
+    /// `now_ms` and nobody spent it before; the inner error says which check failed.
+    pub async fn spend_join_token(
+        &self,
+        id: &str,
+        secret_hash: &str,
+        edge_id: &str,
+        now_ms: i64,
+    ) -> Result<Result<(), TokenRefusal>, StoreError> {
+        let Some(row) = sqlx::query(
+            "SELECT secret_hash, expires_at_ms, used_at_ms FROM edge_join_tokens WHERE id = $1",
+        )
+        .bind(id)
+        .fetch_optional(self.pool())
+        .await?
+        else {
+            return Ok(Err(TokenRefusal::Unknown));
+        };
+        let stored: String = row.try_get("secret_hash")?;
+        let expires_at_ms: i64 = row.try_get("expires_at_ms")?;
+        let used_at_ms: Option<i64> = row.try_get("used_at_ms")?;
+        if !constant_time_eq(stored.as_bytes(), secret_hash.as_bytes()) {
+            return Ok(Err(TokenRefusal::WrongSecret));
+        }
+        if used_at_ms.is_some() {
+            return Ok(Err(TokenRefusal::Used));
+        }
+        if expires_at_ms <= now_ms {
+            return Ok(Err(TokenRefusal::Expired));
+        }
+        let spent = sqlx::query(
+            "UPDATE edge_join_tokens SET used_at_ms = $1, used_by_edge = $2 \
+             WHERE id = $3 AND used_at_ms IS NULL",
+        )
+        .bind(now_ms)
+        .bind(edge_id)
+        .bind(id)
+        .execute(self.pool())
+        .await?;
+        Ok(if spent.rows_affected() == 1 {
+            Ok(())
+        } else {
+            Err(TokenRefusal::Used)
+        })
+    }
+
+    /// Notes a certificate issued to `edge_id`.
+    pub async fn record_edge_certificate(
+        &self,
+        serial: &str,
+        edge_id: &str,
+        not_after_ms: i64,
+    ) -> Result<(), StoreError> {
+        sqlx::query(
+            "INSERT INTO edge_certificates (serial, edge_id, issued_at_ms, not_after_ms) VALUES ($1, $2, $3, $4)",
+        )
+        .bind(serial)
+        .bind(edge_id)
+        .bind(now_ms())
+        .bind(not_after_ms)
+        .execute(self.pool())
+        .await?;
+        Ok(())
+    }
+
+    /// How many certificates were issued to `edge_id` (renewals included).
+    pub async fn edge_certificate_count(&self, edge_id: &str) -> Result<i64, StoreError> {
+        Ok(
+            sqlx::query_scalar("SELECT COUNT(*) FROM edge_certificates WHERE edge_id = $1")
+                .bind(edge_id)
+                .fetch_one(self.pool())
+                .await?,
+        )
+    }
+
+    /// Revokes every certificate of `edge_id` not yet expired; how many were revoked now.
+    pub async fn revoke_edge_certificates(&self, edge_id: &str) -> Result<u64, StoreError> {
+        let now = now_ms();
+        let done = sqlx::query(
+            "INSERT INTO revoked_certificates (serial, edge_id, revoked_at_ms) \
+             SELECT serial, edge_id, $1 FROM edge_certificates WHERE edge_id = $2 AND not_after_ms > $1 \
+             ON CONFLICT (serial) DO NOTHING",
+        )
+        .bind(now)
+        .bind(edge_id)
+        .execute(self.pool())
+        .await?;
+        Ok(done.rows_affected())
+    }
+
+    /// Every revoked serial (lowercase hex).
+    pub async fn revoked_serials(&self) -> Result<Vec<String>, StoreError> {
+        Ok(
+            sqlx::query_scalar("SELECT serial FROM revoked_certificates")
+                .fetch_all(self.pool())
+                .await?,
+        )
+    }
+
+    /// Writes one trust-audit entry.
+    pub async fn record_trust_event(&self, event: TrustEvent<'_>) -> Result<(), StoreError> {
+        sqlx::query(
+            "INSERT INTO trust_audit (id, at_ms, action, outcome, edge_id, token_id, source_ip, detail) \
+             VALUES ($1, $2, $3, $4, $5, $6, $7, $8)",
+        )
+        .bind(new_id())
+        .bind(now_ms())
+        .bind(event.action)
+        .bind(event.outcome)
+        .bind(event.edge_id)
+        .bind(event.token_id)
+        .bind(event.source_ip)
+        .bind(event.detail.to_string())
+        .execute(self.pool())
+        .await?;
+        Ok(())
+    }
+
+    /// The newest `limit` trust-audit entries, newest first.
+    pub async fn trust_audit(&self, limit: i64) -> Result<Vec<TrustAuditRecord>, StoreError> {
+        let rows = sqlx::query(
+            "SELECT id, at_ms, action, outcome, edge_id, token_id, source_ip, detail FROM trust_audit \
+             ORDER BY at_ms DESC, id DESC LIMIT $1",
+        )
+        .bind(limit.clamp(1, 1000))
+        .fetch_all(self.pool())
+        .await?;
+        rows.iter()
+            .map(|r| {
+                let detail: String = r.try_get("detail")?;
+                Ok(TrustAuditRecord {
+                    id: r.try_get("id")?,
+                    at_ms: r.try_get("at_ms")?,
+                    action: r.try_get("action")?,
+                    outcome: r.try_get("outcome")?,
+                    edge_id: r.try_get("edge_id")?,
+                    token_id: r.try_get("token_id")?,
+                    source_ip: r.try_get("source_ip")?,
+                    detail: super::parse_json("trust audit detail", &detail)?,
+                })
+            })
+            .collect()
+    }
+}
+
+/// Compares without an early exit, so timing does not tell how much of a hash matched.
+fn constant_time_eq(a: &[u8], b: &[u8]) -> bool {
+    a.len() == b.len() && a.iter().zip(b).fold(0u8, |acc, (x, y)| acc | (x ^ y)) == 0
+}

@@ -1,0 +1,77 @@
+//! Renewal: at two thirds of the certificate's life the edge makes a new key, asks
+//! `EdgeControl.RenewCertificate` over its mutual TLS link (the current certificate vouches for
+//! it), keeps the answer in `control.cert_dir` and hands the new configuration to the connector,
+//! so the next connection presents the new certificate. A failure is retried with backoff; the
+//! old certificate serves until it expires.
+
+use std::path::PathBuf;
+use std::time::{Duration, SystemTime};
+
+use super::enrol::identity_from;
+use super::{mtls_client_config, new_key_and_csr, ClusterIdentity, ControlTls};
+use crate::control_link::LinkContext;
+use freya_proto::v1::CertificateRequest;
+
+/// Renews `identity` before each expiry until shutdown.
+pub(crate) async fn run(
+    link: LinkContext,
+    tls: ControlTls,
+    mut identity: ClusterIdentity,
+    dir: PathBuf,
+) {
+    loop {
+        let renew_at = identity
+            .validity()
+            .map(|v| v.renew_at())
+            .unwrap_or_else(|_| SystemTime::now());
+        let wait = renew_at
+            .duration_since(SystemTime::now())
+            .unwrap_or(Duration::ZERO);
+        if !link.pause(wait).await {
+            return;
+        }
+        let mut backoff = link.backoff();
+        loop {
+            match renew_once(&link, &identity).await {
+                Ok(renewed) => {
+                    if let Err(e) = renewed.save(&dir) {
+                        tracing::error!(error = %e, "could not keep the renewed certificate; the next start re-enrols");
+                    }
+                    match mtls_client_config(&renewed) {
+                        Ok(config) => tls.replace(config),
+                        Err(e) => {
+                            tracing::error!(error = %e, "the renewed certificate is unusable")
+                        }
+                    }
+                    tracing::info!("renewed this edge's certificate");
+                    identity = renewed;
+                    break;
+                }
+                Err(e) => {
+                    tracing::warn!(error = %e, "could not renew this edge's certificate; retrying");
+                    if !link.pause(backoff.next_delay()).await {
+                        return;
+                    }
+                }
+            }
+        }
+    }
+}
+
+async fn renew_once(
+    link: &LinkContext,
+    identity: &ClusterIdentity,
+) -> anyhow::Result<ClusterIdentity> {
+    let (key_pem, csr_der) = new_key_and_csr(&link.edge_id)?;
+    let issued = link
+        .client
+        .clone()
+        .renew_certificate(CertificateRequest { csr_der })
+        .await?
+        .into_inner();
+    let renewed = identity_from(issued, key_pem);
+    if renewed.ca_pem != identity.ca_pem {
+        anyhow::bail!("the control plane answered with another CA");
+    }
+    Ok(renewed)
+}
