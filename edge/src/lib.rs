@@ -43,6 +43,9 @@ pub mod sip;
 /// tester's narrator and `freya-control`'s tests.
 pub mod speech;
 pub(crate) mod state;
+/// Logs (text or JSON) and OpenTelemetry traces: `freya` installs them, `freya-control`'s
+/// tests read a call's trace.
+pub mod telemetry;
 /// The fake Twilio: `freya-control`'s Twilio tests call through it.
 pub mod twilio;
 /// Voice defaults: `freya-control` shows and applies the same defaults.

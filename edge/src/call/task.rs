@@ -120,6 +120,8 @@ pub struct CallSetup {
     /// (with `call.answered` if we called; in `call.started` as it came); `None` for a SIP
     /// call that rang in.
     pub provider: Option<CallAnswered>,
+    /// The call's trace: its task runs in `trace.span`; the setup span ends when it starts.
+    pub trace: crate::telemetry::CallTrace,
 }
 
 /// What every call on this edge shares.
@@ -208,8 +210,12 @@ fn begin(setup: CallSetup, services: CallServices, requests: mpsc::Sender<Dialog
         dialled,
         leg,
         provider,
+        mut trace,
     } = setup;
+    trace.setup_done();
+    let trace_id = trace.trace_id();
     let start = CallStart {
+        trace_id: trace_id.as_deref(),
         call_id: &call_id,
         dialog: &dialog,
         direction,

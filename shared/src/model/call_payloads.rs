@@ -169,6 +169,9 @@ pub struct CallStarted {
     pub trunks: Option<Vec<String>>,
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub attempts: Option<Vec<ProviderAttempt>>,
+    /// The call's OpenTelemetry trace id (32 hex digits), so its record leads to its trace.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub trace_id: Option<String>,
     #[serde(flatten)]
     pub extra: Extra,
 }
@@ -191,6 +194,10 @@ pub struct CallAnswered {
     pub stream_sid: Option<String>,
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub attempts: Option<Vec<ProviderAttempt>>,
+    /// The call's OpenTelemetry trace id (32 hex digits): a call that did not pass through
+    /// `call.started` with one (placed by us, dialled before its trace began) gets it here.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub trace_id: Option<String>,
     #[serde(flatten)]
     pub extra: Extra,
 }
