@@ -23,6 +23,9 @@ use crate::metrics::ControlMetrics;
 use crate::store::{PoolSize, Store};
 use crate::webhooks::DeliveryWorker;
 
+/// How often the database is probed for `freya_control_database_up`.
+const DATABASE_PROBE_INTERVAL: Duration = Duration::from_secs(5);
+
 /// A running control plane.
 pub struct ControlPlane {
     pub http_addr: SocketAddr,
@@ -82,7 +85,7 @@ impl ControlPlane {
         let http_addr = http.local_addr()?;
         let grpc_addr = grpc.local_addr()?;
         let shutdown = CancellationToken::new();
-        let metrics = Arc::new(ControlMetrics::default());
+        let metrics = Arc::new(ControlMetrics::new(store.storage_health()));
         let commands = CommandHub::default();
         let cluster = ClusterBoard::default();
         let mut tasks = JoinSet::new();
@@ -126,7 +129,7 @@ impl ControlPlane {
                 recordings_dir: config.recordings.dir.clone(),
             },
             commands.clone(),
-            metrics,
+            metrics.clone(),
             EdgeSecret::new(&config.edges.shared_secret),
             cluster,
             shutdown.clone(),
@@ -149,9 +152,20 @@ impl ControlPlane {
                 .await
                 .context("gRPC server for edges failed")
         });
-        let worker = DeliveryWorker::new(store.clone(), config.webhooks.clone())
-            .context("while starting the webhook delivery task")?;
+        let worker = DeliveryWorker::new(
+            store.clone(),
+            config.webhooks.clone(),
+            metrics.webhooks.clone(),
+        )
+        .context("while starting the webhook delivery task")?;
         tasks.spawn(worker.run(shutdown.clone()));
+        let (watched, stop) = (store.clone(), shutdown.clone());
+        tasks.spawn(async move {
+            metrics
+                .watch_database(watched, DATABASE_PROBE_INTERVAL, stop)
+                .await;
+            Ok(())
+        });
         tasks.spawn(crate::edge_watch::run(
             store.clone(),
             config.edges.offline_after_ms,

@@ -180,7 +180,7 @@ impl Store {
         actor: &str,
         call: &NewOutboundCall,
     ) -> Result<CallRecord, StoreError> {
-        retry(|| async {
+        retry(&self.health, || async {
             let mut tx = self.pool().begin().await?;
             sqlx::query(
                 "INSERT INTO calls (id, workspace_id, edge_id, region, direction, from_number, \

@@ -48,6 +48,8 @@ pub struct DueDelivery {
     /// Attempts made before this one.
     pub attempts: i64,
     pub retry_until_ms: i64,
+    /// When the event was queued: its delivery's lag is measured from here.
+    pub created_at_ms: i64,
 }
 
 /// How an attempt went.
@@ -183,7 +185,7 @@ impl Store {
         webhook_id: &str,
         delivery_id: &str,
     ) -> Result<WebhookDelivery, StoreError> {
-        retry(|| async {
+        retry(&self.health, || async {
             let mut tx = self.pool().begin().await?;
             let now = now_ms();
             let status: Option<String> = sqlx::query_scalar(
@@ -233,6 +235,17 @@ impl Store {
         .await?)
     }
 
+    /// How many deliveries are due at `now` and not yet taken (the backlog `/metrics` shows).
+    pub async fn webhook_backlog(&self, now: i64) -> Result<i64, StoreError> {
+        Ok(sqlx::query_scalar(
+            "SELECT COUNT(*) FROM webhook_deliveries WHERE status = 'pending' \
+             AND next_attempt_at_ms <= $1",
+        )
+        .bind(now)
+        .fetch_one(self.pool())
+        .await?)
+    }
+
     /// Claims a due delivery for `lease_ms`; `None` when another process got it first (or its
     /// subscription is gone, in which case the row is dropped).
     pub async fn claim_delivery(
@@ -255,7 +268,8 @@ impl Store {
             return Ok(None);
         }
         let row = sqlx::query(
-            "SELECT d.id, d.payload, d.attempts, d.retry_until_ms, w.id AS webhook_id, w.url, w.secret \
+            "SELECT d.id, d.payload, d.attempts, d.retry_until_ms, d.created_at_ms, w.id AS webhook_id, \
+             w.url, w.secret \
              FROM webhook_deliveries d JOIN webhooks w ON w.id = d.webhook_id WHERE d.id = $1",
         )
         .bind(id)
@@ -296,6 +310,7 @@ impl Store {
             body: row.try_get("payload")?,
             attempts: row.try_get("attempts")?,
             retry_until_ms: row.try_get("retry_until_ms")?,
+            created_at_ms: row.try_get("created_at_ms")?,
         }))
     }
 
@@ -331,7 +346,7 @@ impl Store {
         };
         // Retried on contention: a lost outcome would leave the row claimed until its lease
         // ran out, and then send it again.
-        retry(|| async {
+        retry(&self.health, || async {
             sqlx::query(
                 "UPDATE webhook_deliveries SET status = $1, attempts = attempts + 1, \
                  next_attempt_at_ms = $2, last_status_code = $3, last_error = $4, \

@@ -75,7 +75,7 @@ impl Store {
             return Ok(Vec::new());
         }
         let payloads: Vec<String> = events.iter().map(|e| e.payload.to_string()).collect();
-        retry(|| async {
+        retry(&self.health, || async {
             let mut tx = self.pool().begin().await?;
             let mut stored = Vec::with_capacity(events.len());
             for (event, payload) in events.iter().zip(&payloads) {

@@ -27,6 +27,7 @@ use super::live_stt::{LiveStt, LiveSttReport};
 use super::media::FRAME_SAMPLES;
 use crate::llm::{cancel_on, ChatRequest, LlmError, LlmEvent, ToolCall, ToolEndpoint};
 use crate::media::frame::SampleRate;
+use crate::metrics::ProviderMetrics;
 use crate::speech::convert::RateConverter;
 use crate::speech::{SttFailure, TextToSpeech};
 use crate::voice::AgentVoice;
@@ -122,6 +123,8 @@ pub struct Pipeline {
     call: CancellationToken,
     /// The trace of the call's turns (see [`TurnSpans`]).
     turns: TurnSpans,
+    /// Provider latency and errors, for `/metrics`.
+    metrics: ProviderMetrics,
 }
 
 /// The `turn` spans of a call's trace, children of its `call` span: a turn opens when the
@@ -177,11 +180,12 @@ impl TurnSpans {
 
 impl Pipeline {
     /// A pipeline for call `call_id` with the agent's providers and tools, and the channel its
-    /// results come back on.
-    pub fn new(
+    /// results come back on; provider latency and errors are counted in `metrics`.
+    pub(crate) fn new(
         voice: AgentVoice,
         call_id: String,
         tools: Vec<ToolTarget>,
+        metrics: ProviderMetrics,
     ) -> (Self, mpsc::Receiver<PipelineInput>) {
         let (tx, rx) = mpsc::channel(INPUT_QUEUE);
         let call = CancellationToken::new();
@@ -198,6 +202,7 @@ impl Pipeline {
             live,
             call,
             turns: TurnSpans::new(),
+            metrics,
         };
         (pipeline, rx)
     }
@@ -236,11 +241,14 @@ impl Pipeline {
         let turn_span = self.turns.for_utterance();
         let span =
             tracing::info_span!(parent: &turn_span, "stt", provider = stt.name(), live = false);
+        let metrics = self.metrics.clone();
         let run = async move {
+            let started = Instant::now();
             let result = tokio::select! {
                 _ = cancel.cancelled() => return,
                 r = stt.transcribe(SampleRate::Hz8000, &samples) => r,
             };
+            metrics.observe("stt", stt.name(), started.elapsed(), result.is_ok());
             let result = result.map(|t| t.text).map_err(SttFailure::from);
             let _ = tx.send(PipelineInput::Transcript { turn, result }).await;
         };
@@ -252,10 +260,22 @@ impl Pipeline {
         let current = self.reply(reply);
         let cancel = current.cancel.clone();
         let span = tracing::info_span!(parent: &current.turn, "llm", stream);
+        let provider = self.voice.llm.provider();
         let mut events = cancel_on(self.voice.llm.stream_chat(request), cancel);
         let tx = self.tx.clone();
+        let metrics = self.metrics.clone();
         let run = async move {
+            let started = Instant::now();
+            let mut first = true;
             while let Some(item) = events.next().await {
+                // Latency to the first event; an error at any point counts (not a barge-in's).
+                match &item {
+                    Err(LlmError::Cancelled) => {}
+                    Err(_) => metrics.observe("llm", provider, started.elapsed(), false),
+                    Ok(_) if first => metrics.observe("llm", provider, started.elapsed(), true),
+                    Ok(_) => {}
+                }
+                first = false;
                 let last = matches!(item, Ok(LlmEvent::Done { .. }) | Err(_));
                 if tx.send(PipelineInput::Llm { stream, item }).await.is_err() || last {
                     return;
@@ -315,6 +335,7 @@ impl Pipeline {
                     tts: self.voice.tts.clone(),
                     fallback: self.voice.tts_fallback.clone(),
                     turn: turn.clone(),
+                    metrics: self.metrics.clone(),
                 },
                 sentences,
                 self.tx.clone(),
@@ -335,12 +356,14 @@ impl Pipeline {
         let runner = self.voice.tools.clone();
         let tx = self.tx.clone();
         let call_id = self.call_id.clone();
+        let metrics = self.metrics.clone();
         let target = self
             .tools
             .iter()
             .find(|t| t.endpoint.name == call.name)
             .cloned();
         let run = async move {
+            let started = Instant::now();
             let result = match target {
                 None => Err(format!("no tool named `{}`", call.name)),
                 Some(target) => tokio::select! {
@@ -350,6 +373,8 @@ impl Pipeline {
                     }
                 },
             };
+            // Customer tools are one label: their names are the customer's, not a fixed set.
+            metrics.observe("tool", "tool", started.elapsed(), result.is_ok());
             let _ = tx
                 .send(PipelineInput::Tool {
                     reply,
@@ -368,6 +393,7 @@ struct Speaker {
     tts: Arc<dyn TextToSpeech>,
     fallback: Option<Arc<dyn TextToSpeech>>,
     turn: Span,
+    metrics: ProviderMetrics,
 }
 
 /// Speaks one reply's sentences in order, each resampled to 8 kHz as its audio arrives.
@@ -382,6 +408,7 @@ async fn speak(
         tts,
         fallback,
         turn,
+        metrics,
     } = speaker;
     loop {
         let next = tokio::select! {
@@ -403,7 +430,7 @@ async fn speak(
         let span = tracing::info_span!(parent: &turn, "tts", provider = tts.name(), sentence);
         let spoken = tokio::select! {
             _ = cancel.cancelled() => return,
-            r = synthesize(reply, sentence, &text, tts.as_ref(), &tx).instrument(span.clone()) => r,
+            r = synthesize(reply, sentence, &text, tts.as_ref(), &tx, &metrics).instrument(span.clone()) => r,
         };
         let error = match (spoken, &fallback) {
             (Ok(()), _) => None,
@@ -411,7 +438,7 @@ async fn speak(
                 tracing::warn!(%error, "TTS failed; speaking with the offline voice");
                 let again = tokio::select! {
                     _ = cancel.cancelled() => return,
-                    r = synthesize(reply, sentence, &text, fallback.as_ref(), &tx).instrument(span) => r,
+                    r = synthesize(reply, sentence, &text, fallback.as_ref(), &tx, &metrics).instrument(span) => r,
                 };
                 Some(match again {
                     Ok(()) => error,
@@ -438,12 +465,18 @@ async fn synthesize(
     text: &str,
     tts: &dyn TextToSpeech,
     tx: &mpsc::Sender<PipelineInput>,
+    metrics: &ProviderMetrics,
 ) -> Result<(), (String, bool)> {
     let started = Instant::now();
     let mut stream = tts.synthesize(text);
     let mut converter: Option<RateConverter> = None;
     let mut sent_any = false;
+    let mut first = true;
     while let Some(chunk) = stream.next().await {
+        if first || chunk.is_err() {
+            metrics.observe("tts", tts.name(), started.elapsed(), chunk.is_ok());
+            first = false;
+        }
         let chunk = chunk.map_err(|e| (e.to_string(), sent_any))?;
         let converter = converter
             .get_or_insert_with(|| RateConverter::new(chunk.rate.hz(), SampleRate::Hz8000));

@@ -142,6 +142,8 @@ pub struct CallServices {
     /// Where media dropped for coming from a stranger's address is counted (the edge's
     /// `/metrics`: `freya_edge_rtp_foreign_packets_total`).
     pub rtp_foreign: Counter,
+    /// Where provider latency and errors are counted (`/metrics`).
+    pub(crate) providers: crate::metrics::ProviderMetrics,
 }
 
 /// Decrements the edge's call count however the task ends.
@@ -263,10 +265,13 @@ fn begin(setup: CallSetup, services: CallServices, requests: mpsc::Sender<Dialog
     if core.records() {
         shell.recording = start_recording(&services, &call_id, &workspace_id);
     }
-    let providers = services
-        .voice
-        .as_ref()
-        .map(|factory| Providers::new(call_id.clone(), factory.egress().clone()));
+    let providers = services.voice.as_ref().map(|factory| {
+        Providers::new(
+            call_id.clone(),
+            factory.egress().clone(),
+            services.providers.clone(),
+        )
+    });
     Begun::Running((shell, core, leg, providers))
 }
 

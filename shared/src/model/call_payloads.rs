@@ -228,6 +228,10 @@ pub struct RtpRecord {
     pub junk: u64,
     pub foreign: u64,
     pub jitter_ms: u64,
+    /// The playout delay the jitter buffer had settled on at the end (its depth); absent
+    /// from edges before it.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub jitter_buffer_ms: Option<u64>,
     #[serde(flatten)]
     pub extra: Extra,
 }
