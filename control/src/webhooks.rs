@@ -153,8 +153,12 @@ impl DeliveryWorker {
         let Some(due) = self.store.claim_delivery(id, now_ms(), lease).await? else {
             return Ok(());
         };
+        let span = tracing::info_span!("webhook", delivery = %due.id, attempt = due.attempts + 1);
+        if let Some((trace_id, span_id)) = &due.call_trace {
+            freya_edge::telemetry::continue_trace(&span, trace_id, span_id);
+        }
         tokio::select! {
-            attempt = self.attempt(&due) => {
+            attempt = tracing::Instrument::instrument(self.attempt(&due), span) => {
                 let outcome = match attempt {
                     DeliveryAttempt::Delivered { .. } => {
                         let lag_ms = now_ms().saturating_sub(due.created_at_ms).max(0);

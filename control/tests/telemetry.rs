@@ -1,8 +1,9 @@
 //! Telemetry of a real call: a control plane and an edge in-process (fake STT, LLM and TTS over
 //! HTTP, a customer tool), the project's UAC placing a SIP call, and an in-process OTLP/HTTP
-//! receiver that decodes the spans the edge exports. The test checks the call's one trace (its
-//! span names and parentage), that the call's API record carries the same trace id, and that
-//! the JSON log lines of the call name its call id, workspace id and trace id.
+//! receiver that decodes the spans the edge and the control plane export. The test checks the
+//! call's one trace (its span names and parentage, the control plane's webhook delivery of the
+//! call's end among them), that the call's API record carries the same trace id, and that the
+//! JSON log lines of the call name its call id, workspace id and trace id.
 //!
 //! One test only: the tracing subscriber is global to the process.
 
@@ -88,20 +89,32 @@ impl Write for Captured {
     }
 }
 
-/// A customer tool endpoint that books anything (signature checks are `voice_e2e.rs`'s).
-async fn tool_endpoint() -> String {
-    let app = axum::Router::new().route(
-        "/book",
-        axum::routing::post(|| async { r#"{"booked": "Friday 10:00"}"# }),
-    );
+/// A customer's server on 127.0.0.1: a tool endpoint that books anything (signature checks
+/// are `voice_e2e.rs`'s) at `/book`, and a webhook receiver at `/hook` that counts deliveries.
+async fn customer_endpoint(hooks: Arc<std::sync::atomic::AtomicUsize>) -> String {
+    let app = axum::Router::new()
+        .route(
+            "/book",
+            axum::routing::post(|| async { r#"{"booked": "Friday 10:00"}"# }),
+        )
+        .route(
+            "/hook",
+            axum::routing::post(move || {
+                let hooks = hooks.clone();
+                async move {
+                    hooks.fetch_add(1, std::sync::atomic::Ordering::SeqCst);
+                    "ok"
+                }
+            }),
+        );
     let listener = tokio::net::TcpListener::bind("127.0.0.1:0")
         .await
         .expect("bind");
-    let url = format!("http://{}/book", listener.local_addr().expect("address"));
+    let base = format!("http://{}", listener.local_addr().expect("address"));
     tokio::spawn(async move {
         let _ = axum::serve(listener, app).await;
     });
-    url
+    base
 }
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
@@ -120,7 +133,9 @@ async fn a_calls_spans_reach_the_collector_as_one_trace_named_on_its_record_and_
             .expect("the first subscriber of this process");
     let telemetry = Arc::new(telemetry);
 
-    let url = tool_endpoint().await;
+    let hooks = Arc::new(std::sync::atomic::AtomicUsize::new(0));
+    let customer = customer_endpoint(hooks.clone()).await;
+    let url = format!("{customer}/book");
     let w = World::builder()
         .workspace("Traced")
         .voice()
@@ -135,6 +150,20 @@ async fn a_calls_spans_reach_the_collector_as_one_trace_named_on_its_record_and_
         }))
         .start()
         .await;
+    let key = w.key(freya_control::store::Role::Admin).await;
+    let api = support::http::Api::of(&w.control);
+    api.expect(
+        201,
+        "POST",
+        "/v1/webhooks",
+        &key,
+        Some(serde_json::json!({
+            "url": format!("{customer}/hook"),
+            "events": ["call.ended"],
+            "secret": "webhook-secret-for-the-test"
+        })),
+    )
+    .await;
     w.llm().push_reply(FakeReply::tool_call(
         "call_1",
         "book_appointment",
@@ -166,19 +195,32 @@ async fn a_calls_spans_reach_the_collector_as_one_trace_named_on_its_record_and_
     assert_eq!(trace_id.len(), 32, "{trace_id}");
 
     // The API shows it too.
-    let key = w.key(freya_control::store::Role::Admin).await;
-    let api = support::http::Api::of(&w.control);
     let view = api
         .expect(200, "GET", &format!("/v1/calls/{}", record.id), &key, None)
         .await;
     assert_eq!(view["trace_id"], trace_id.as_str(), "{view}");
+
+    // The control plane delivers the call's end to the customer.
+    for _ in 0..200 {
+        if hooks.load(std::sync::atomic::Ordering::SeqCst) > 0 {
+            break;
+        }
+        tokio::time::sleep(Duration::from_millis(50)).await;
+    }
+    assert_eq!(
+        hooks.load(std::sync::atomic::Ordering::SeqCst),
+        1,
+        "one delivery"
+    );
 
     // Everything the call did is exported once the provider flushes.
     let flusher = telemetry.clone();
     tokio::task::spawn_blocking(move || flusher.flush())
         .await
         .expect("flush");
-    let names = ["call", "setup", "turn", "stt", "llm", "tts", "tool"];
+    let names = [
+        "call", "setup", "turn", "stt", "llm", "tts", "tool", "webhook",
+    ];
     let mut of_call: Vec<ReceivedSpan> = Vec::new();
     for _ in 0..100 {
         of_call = spans
@@ -202,7 +244,7 @@ async fn a_calls_spans_reach_the_collector_as_one_trace_named_on_its_record_and_
         root.parent_span_id.is_empty(),
         "the call span is the trace's root: {root:?}"
     );
-    for child in ["setup", "turn"] {
+    for child in ["setup", "turn", "webhook"] {
         let found = by_name(child);
         assert!(!found.is_empty(), "a {child} span: {of_call:#?}");
         for span in found {

@@ -301,6 +301,7 @@ fn call_core_tick(c: &mut Criterion) {
         can_record: false,
         legs: Default::default(),
         trace_id: None,
+        trace_span_id: None,
     };
     let mut core = CallCore::start(now, start).expect("PCMU");
     while core.poll_output().is_some() {}
@@ -370,6 +371,7 @@ fn call_core_tick_bridged(c: &mut Criterion) {
         can_record: false,
         legs: Default::default(),
         trace_id: None,
+        trace_span_id: None,
     };
     let mut core = CallCore::start(now, start).expect("PCMU");
     let leg = core.dial(now, "+3", "api", None).expect("dial");

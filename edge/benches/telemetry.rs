@@ -27,7 +27,8 @@ fn one_call_trace(c: &mut Criterion) {
                 let turn = tracing::info_span!("turn", turn = 1u64);
                 for stage in ["stt", "llm", "tts", "tool"] {
                     let span = tracing::info_span!(parent: &turn, "stage", name = stage);
-                    black_box(span.enter());
+                    let _entered = span.enter();
+                    black_box(&span);
                 }
                 black_box(trace.trace_id())
             })

@@ -76,8 +76,12 @@ struct HeadroomSettings {
 /// Provider work of calls, by `kind` (`stt`, `llm`, `tts`, `tool`) and `provider` (the
 /// client's fixed name: `openai`, `deepgram`, `espeak`, ...; `tool` for customer tools, whose
 /// names are not labels).
+/// One pointer, cloned into every call's provider side (kept small: it sits in the call task's
+/// future).
 #[derive(Clone)]
-pub(crate) struct ProviderMetrics {
+pub(crate) struct ProviderMetrics(Arc<ProviderFamilies>);
+
+struct ProviderFamilies {
     latency: HistogramFamily,
     errors: Family<Labels, Counter>,
 }
@@ -85,10 +89,10 @@ pub(crate) struct ProviderMetrics {
 impl ProviderMetrics {
     /// Handles that count nowhere (tests of a call's provider side).
     pub(crate) fn detached() -> Self {
-        Self {
+        Self(Arc::new(ProviderFamilies {
             latency: HistogramFamily::new_with_constructor(provider_histogram),
             errors: Family::default(),
-        }
+        }))
     }
 
     /// One request of `kind` to `provider` took `elapsed` (to its answer, or its first token
@@ -99,11 +103,12 @@ impl ProviderMetrics {
             ("provider".to_owned(), provider.to_owned()),
         ];
         if ok {
-            self.latency
+            self.0
+                .latency
                 .get_or_create(&labels)
                 .observe(elapsed.as_secs_f64());
         } else {
-            self.errors.get_or_create(&labels).inc();
+            self.0.errors.get_or_create(&labels).inc();
         }
     }
 }
@@ -186,12 +191,12 @@ impl EdgeMetrics {
             "Provider requests of calls that succeeded, by kind (stt, llm, tts, tool) and \
              provider: to the transcript, the model's first event, the first audio of a \
              sentence, the tool's answer",
-            providers.latency.clone(),
+            providers.0.latency.clone(),
         );
         registry.register(
             "provider_errors",
             "Provider requests of calls that failed, by kind and provider",
-            providers.errors.clone(),
+            providers.0.errors.clone(),
         );
         let headroom = Gauge::default();
         registry.register(

@@ -50,6 +50,9 @@ pub struct DueDelivery {
     pub retry_until_ms: i64,
     /// When the event was queued: its delivery's lag is measured from here.
     pub created_at_ms: i64,
+    /// The trace and root span ids of the event's call, when its edge sent them: the
+    /// delivery's span joins the call's trace.
+    pub call_trace: Option<(String, String)>,
 }
 
 /// How an attempt went.
@@ -269,8 +272,10 @@ impl Store {
         }
         let row = sqlx::query(
             "SELECT d.id, d.payload, d.attempts, d.retry_until_ms, d.created_at_ms, w.id AS webhook_id, \
-             w.url, w.secret \
-             FROM webhook_deliveries d JOIN webhooks w ON w.id = d.webhook_id WHERE d.id = $1",
+             w.url, w.secret, c.trace_id, c.trace_span_id \
+             FROM webhook_deliveries d JOIN webhooks w ON w.id = d.webhook_id \
+             LEFT JOIN call_events e ON e.id = d.event_id LEFT JOIN calls c ON c.id = e.call_id \
+             WHERE d.id = $1",
         )
         .bind(id)
         .fetch_optional(self.pool())
@@ -311,6 +316,10 @@ impl Store {
             attempts: row.try_get("attempts")?,
             retry_until_ms: row.try_get("retry_until_ms")?,
             created_at_ms: row.try_get("created_at_ms")?,
+            call_trace: match (row.try_get("trace_id")?, row.try_get("trace_span_id")?) {
+                (Some(trace), Some(span)) => Some((trace, span)),
+                _ => None,
+            },
         }))
     }
 

@@ -176,9 +176,9 @@ async fn apply_to_call(
             let sip_call_id = started.sip_call_id.clone().flatten();
             sqlx::query(
                 "INSERT INTO calls (id, workspace_id, edge_id, region, direction, from_number, \
-                 to_number, agent_id, status, started_at_ms, sip_call_id, trace_id) VALUES ($1, \
-                 $2, $3, (SELECT region FROM edges WHERE id = $3), $4, $5, $6, $7, 'ringing', $8, \
-                 $9, $10) ON CONFLICT (id) DO NOTHING",
+                 to_number, agent_id, status, started_at_ms, sip_call_id, trace_id, trace_span_id) \
+                 VALUES ($1, $2, $3, (SELECT region FROM edges WHERE id = $3), $4, $5, $6, $7, \
+                 'ringing', $8, $9, $10, $11) ON CONFLICT (id) DO NOTHING",
             )
             .bind(&event.call_id)
             .bind(&event.workspace_id)
@@ -190,6 +190,7 @@ async fn apply_to_call(
             .bind(event.at_ms)
             .bind(sip_call_id)
             .bind(started.trace_id.as_deref().filter(|t| is_trace_id(t)))
+            .bind(started.trace_span_id.as_deref().filter(|s| is_span_id(s)))
             .execute(&mut **tx)
             .await?;
         }
@@ -212,11 +213,16 @@ async fn apply_to_call(
             .execute(&mut **tx)
             .await?;
             if let Some(trace_id) = answered.trace_id.as_deref().filter(|t| is_trace_id(t)) {
-                sqlx::query("UPDATE calls SET trace_id = $1 WHERE id = $2 AND trace_id IS NULL")
-                    .bind(trace_id)
-                    .bind(&event.call_id)
-                    .execute(&mut **tx)
-                    .await?;
+                let span_id = answered.trace_span_id.as_deref().filter(|s| is_span_id(s));
+                sqlx::query(
+                    "UPDATE calls SET trace_id = $1, trace_span_id = $2 \
+                     WHERE id = $3 AND trace_id IS NULL",
+                )
+                .bind(trace_id)
+                .bind(span_id)
+                .bind(&event.call_id)
+                .execute(&mut **tx)
+                .await?;
             }
         }
         CallEventData::Ended(ended) => {
@@ -263,6 +269,15 @@ async fn end_call(
 /// stored (the record shows no trace rather than a value no tracing backend can find).
 fn is_trace_id(value: &str) -> bool {
     value.len() == 32
+        && value
+            .bytes()
+            .all(|b| matches!(b, b'0'..=b'9' | b'a'..=b'f'))
+        && value.bytes().any(|b| b != b'0')
+}
+
+/// A W3C span id: 16 lowercase hex digits, not all zero.
+fn is_span_id(value: &str) -> bool {
+    value.len() == 16
         && value
             .bytes()
             .all(|b| matches!(b, b'0'..=b'9' | b'a'..=b'f'))

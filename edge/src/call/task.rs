@@ -216,8 +216,10 @@ fn begin(setup: CallSetup, services: CallServices, requests: mpsc::Sender<Dialog
     } = setup;
     trace.setup_done();
     let trace_id = trace.trace_id();
+    let trace_span_id = trace.span_id();
     let start = CallStart {
         trace_id: trace_id.as_deref(),
+        trace_span_id: trace_span_id.as_deref(),
         call_id: &call_id,
         dialog: &dialog,
         direction,

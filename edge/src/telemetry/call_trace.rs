@@ -43,6 +43,16 @@ impl CallTrace {
         trace_id_of(&self.span)
     }
 
+    /// The id of the call's root span (16 hex digits), when tracing is installed.
+    pub fn span_id(&self) -> Option<String> {
+        let context = self.span.context();
+        let span_ref = context.span();
+        let span_context = span_ref.span_context();
+        span_context
+            .is_valid()
+            .then(|| span_context.span_id().to_string())
+    }
+
     /// The call is set up (its task starts): ends the `setup` span.
     pub fn setup_done(&mut self) {
         self.setup = None;
@@ -58,4 +68,23 @@ pub fn trace_id_of(span: &Span) -> Option<String> {
     span_context
         .is_valid()
         .then(|| span_context.trace_id().to_string())
+}
+
+/// Makes `span` a child of the span `span_id` of trace `trace_id` (hex, as a call's record
+/// keeps them), so work done elsewhere for a call (the control plane's webhook deliveries)
+/// joins the call's trace. Ids that do not parse leave `span` a root of its own.
+pub fn continue_trace(span: &Span, trace_id: &str, span_id: &str) {
+    use opentelemetry::trace::{SpanContext, SpanId, TraceFlags, TraceId, TraceState};
+    let (Ok(trace), Ok(parent)) = (TraceId::from_hex(trace_id), SpanId::from_hex(span_id)) else {
+        return;
+    };
+    let remote = SpanContext::new(
+        trace,
+        parent,
+        TraceFlags::SAMPLED,
+        true,
+        TraceState::default(),
+    );
+    let context = opentelemetry::Context::new().with_remote_span_context(remote);
+    let _ = span.set_parent(context);
 }

@@ -19,7 +19,7 @@ use tracing_subscriber::layer::SubscriberExt;
 use tracing_subscriber::util::SubscriberInitExt;
 use tracing_subscriber::{EnvFilter, Layer};
 
-pub use call_trace::{trace_id_of, CallTrace};
+pub use call_trace::{continue_trace, trace_id_of, CallTrace};
 pub use otel::{OtelError, OtelSettings, SamplerChoice};
 
 /// How log lines are written: `text` for a person at a terminal, `json` (one object a line,

@@ -172,6 +172,10 @@ pub struct CallStarted {
     /// The call's OpenTelemetry trace id (32 hex digits), so its record leads to its trace.
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub trace_id: Option<String>,
+    /// The id of the call's root span (16 hex digits): the control plane's webhook spans are
+    /// its children, so they join the call's trace.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub trace_span_id: Option<String>,
     #[serde(flatten)]
     pub extra: Extra,
 }
@@ -198,6 +202,9 @@ pub struct CallAnswered {
     /// `call.started` with one (placed by us, dialled before its trace began) gets it here.
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub trace_id: Option<String>,
+    /// The call's root span id, as in `call.started`.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub trace_span_id: Option<String>,
     #[serde(flatten)]
     pub extra: Extra,
 }

@@ -43,6 +43,8 @@ pub struct CallStart<'a> {
     pub legs: super::legs::LegSettings,
     /// The call's trace id, written in its opening records for the control plane.
     pub trace_id: Option<&'a str>,
+    /// The call's root span id, beside it.
+    pub trace_span_id: Option<&'a str>,
 }
 
 impl CallStart<'_> {
@@ -71,6 +73,7 @@ impl CallStart<'_> {
                 sip_call_id: Some(None),
                 provider: Some(serde_json::to_value(self.provider).unwrap_or_default()),
                 trace_id: self.trace_id.map(str::to_owned),
+                trace_span_id: self.trace_span_id.map(str::to_owned),
                 ..CallStarted::default()
             }));
         }
@@ -81,6 +84,7 @@ impl CallStart<'_> {
             CallDirection::Inbound => CallAnswered::default(),
         };
         answered.trace_id = self.trace_id.map(str::to_owned);
+        answered.trace_span_id = self.trace_span_id.map(str::to_owned);
         records.push(CallEventData::Answered(answered));
         records
     }

@@ -286,6 +286,7 @@ impl Sim {
             can_record: false,
             legs: crate::call::core::LegSettings::default(),
             trace_id: None,
+            trace_span_id: None,
         };
         let core = CallCore::start(t0, start).expect("the call starts");
         let from = audio.remote_rtp;
