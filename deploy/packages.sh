@@ -22,8 +22,17 @@ ensure_packages() {
   done
   if [ ${#want[@]} -gt 0 ]; then
     echo "==> installing ${want[*]}"
+    # Some packages ship a daemon (prometheus, for promtool) that Debian starts on install;
+    # invoke-rc.d and deb-systemd-invoke ask policy-rc.d, and 101 means "do not start".
+    local policy=/usr/sbin/policy-rc.d added_policy=""
+    if [ ! -e "$policy" ]; then
+      printf '#!/bin/sh\nexit 101\n' | $sudo tee "$policy" >/dev/null
+      $sudo chmod 755 "$policy"
+      added_policy=1
+    fi
     $sudo apt-get update -qq
     DEBIAN_FRONTEND=noninteractive $sudo apt-get install -y -qq --no-install-recommends "${want[@]}" >/dev/null
+    if [ -n "$added_policy" ]; then $sudo rm -f "$policy"; fi
   fi
   if ! command -v cargo >/dev/null 2>&1; then
     echo "Freya needs a Rust toolchain (cargo, Rust 1.88 or newer): see https://rustup.rs" >&2

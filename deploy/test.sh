@@ -64,6 +64,17 @@ if [ ! -s "$api_dir/dev.json" ]; then
   exit 1
 fi
 api_key=$(python3 -c 'import json, sys; print(json.load(open(sys.argv[1]))["api_key"])' "$api_dir/dev.json")
+
+echo "==> alerting rules (promtool) and the metrics they and the dashboard name"
+promtool check rules deploy/monitoring/alerts.yml
+promtool test rules deploy/monitoring/alerts_test.yml
+# One call through the dev setup, then every freya_* name in alerts.yml and
+# grafana-dashboard.json must be exported by its control plane's or its edge's /metrics.
+dev_field() { python3 -c 'import json, sys; print(json.load(open(sys.argv[1]))[sys.argv[2]])' "$api_dir/dev.json" "$1"; }
+"$freya_bin" call "$(dev_field sip_uri)" --say "What are your opening hours?" >"$api_dir/call.log" 2>&1 \
+  || { cat "$api_dir/call.log" >&2; exit 1; }
+python3 deploy/monitoring/check_metrics.py "http://127.0.0.1:$api_port/metrics" \
+  "$(dev_field edge_http_url)/metrics"
 curl -fs "http://127.0.0.1:$api_port/openapi.json" -o "$api_dir/openapi.json"
 python3 -m openapi_spec_validator "$api_dir/openapi.json"
 # Under the dev key's rate limit (1200/min), so requests test the API rather than the limiter.

@@ -13,6 +13,7 @@ use freya_control::dev::{self, DevOptions};
 use freya_control::doctor::{self, DoctorOptions};
 use freya_control::server::ControlPlane;
 use freya_control::store::{PoolSize, Store};
+use freya_edge::telemetry::LogFormat;
 use freya_edge::{Edge, EdgeConfig};
 
 #[derive(Parser)]
@@ -24,6 +25,11 @@ use freya_edge::{Edge, EdgeConfig};
 struct Cli {
     #[command(subcommand)]
     command: Command,
+    /// How log lines are written to stderr: `text` for a terminal, `json` (one object a line;
+    /// a call's lines carry its `call_id`, `workspace_id` and `trace_id`) for a log shipper.
+    /// Traces go to an OTLP collector when `OTEL_EXPORTER_OTLP_ENDPOINT` is set.
+    #[arg(long, global = true, env = "FREYA_LOG_FORMAT", default_value = "text")]
+    log_format: LogFormat,
 }
 
 #[derive(Subcommand)]
@@ -177,14 +183,18 @@ fn main() -> anyhow::Result<std::process::ExitCode> {
             print!("{report}");
             Ok(std::process::ExitCode::from(report.exit_code()))
         }
-        command => run_command(command),
+        command => run_command(command, cli.log_format),
     }
 }
 
-fn run_command(command: Command) -> anyhow::Result<std::process::ExitCode> {
-    freya_shared::telemetry::init();
+fn run_command(command: Command, log_format: LogFormat) -> anyhow::Result<std::process::ExitCode> {
+    // Kept until the runtime is gone: dropping it sends the spans still queued.
+    let _telemetry = freya_edge::telemetry::init(log_format, std::env::vars())
+        .context("while reading the OTEL_* variables")?;
     let runtime = tokio::runtime::Runtime::new().context("while starting the async runtime")?;
-    runtime.block_on(run(command))?;
+    let outcome = runtime.block_on(run(command));
+    drop(runtime);
+    outcome?;
     Ok(std::process::ExitCode::SUCCESS)
 }
 

@@ -1,10 +1,21 @@
 //! The control plane's Prometheus metrics, served as text at `/metrics`.
+//!
+//! Names carry their unit (`_seconds`) and counters end in `_total` (added by the encoder);
+//! labels come from small fixed sets (an outcome), never a call, edge or workspace id.
 
 use prometheus_client::encoding::text::encode;
 use prometheus_client::metrics::counter::Counter;
+use prometheus_client::metrics::family::Family;
+use prometheus_client::metrics::gauge::Gauge;
+use prometheus_client::metrics::histogram::Histogram;
 use prometheus_client::registry::Registry;
 
-/// Counters the control plane keeps; one registry per control-plane instance.
+use crate::store::StorageHealth;
+
+/// Webhook deliveries by `outcome` (`delivered`, `failed`).
+pub(crate) type OutcomeCounter = Family<Vec<(String, String)>, Counter>;
+
+/// What the control plane counts; one registry per control-plane instance.
 pub(crate) struct ControlMetrics {
     registry: Registry,
     pub edge_registrations: Counter,
@@ -12,10 +23,28 @@ pub(crate) struct ControlMetrics {
     pub call_events_stored: Counter,
     pub call_events_duplicate: Counter,
     pub http_requests: Counter,
+    /// What webhook delivery reports (`webhooks.rs`).
+    pub webhooks: WebhookMetrics,
+    /// `freya_control_database_up`: 1 while the last liveness probe of the database answered.
+    pub database_up: Gauge,
+    /// Clones of the store's own counters (`database_errors_total`, `database_retries_total`).
+    database_errors: Counter,
 }
 
-impl Default for ControlMetrics {
-    fn default() -> Self {
+/// Webhook delivery's view: how late deliveries arrive and how many wait.
+#[derive(Clone)]
+pub(crate) struct WebhookMetrics {
+    /// `freya_control_webhook_delivery_lag_seconds`: from queueing an event to its delivery.
+    pub lag: Histogram,
+    /// `freya_control_webhook_backlog_deliveries`: deliveries due and not yet taken.
+    pub backlog: Gauge,
+    /// `freya_control_webhook_attempts_total{outcome}`.
+    pub attempts: OutcomeCounter,
+}
+
+impl ControlMetrics {
+    /// The registry, with the store's database counters from `health`.
+    pub(crate) fn new(health: &StorageHealth) -> Self {
         let mut registry = Registry::with_prefix("freya_control");
         let edge_registrations = Counter::default();
         let config_snapshots_sent = Counter::default();
@@ -47,6 +76,45 @@ impl Default for ControlMetrics {
             "REST API requests served",
             http_requests.clone(),
         );
+        let webhooks = WebhookMetrics {
+            lag: Histogram::new([
+                0.1, 0.25, 0.5, 1.0, 2.5, 5.0, 10.0, 30.0, 60.0, 300.0, 900.0, 3600.0,
+            ]),
+            backlog: Gauge::default(),
+            attempts: OutcomeCounter::default(),
+        };
+        registry.register(
+            "webhook_delivery_lag_seconds",
+            "From queueing a call event for a webhook to its delivery (2xx), retries included",
+            webhooks.lag.clone(),
+        );
+        registry.register(
+            "webhook_backlog_deliveries",
+            "Webhook deliveries due now and not yet taken by a delivery task",
+            webhooks.backlog.clone(),
+        );
+        registry.register(
+            "webhook_attempts",
+            "Webhook delivery attempts, by outcome: delivered (2xx) or failed",
+            webhooks.attempts.clone(),
+        );
+        let database_up = Gauge::default();
+        registry.register(
+            "database_up",
+            "1 while the last liveness probe of the database (every few seconds) answered",
+            database_up.clone(),
+        );
+        registry.register(
+            "database_errors",
+            "Database transactions that failed for good (after their retries) and failed \
+             liveness probes",
+            health.errors.clone(),
+        );
+        registry.register(
+            "database_retries",
+            "Transactions run again after a serialization conflict (SQLSTATE 40001, SQLite busy)",
+            health.retries.clone(),
+        );
         Self {
             registry,
             edge_registrations,
@@ -54,11 +122,12 @@ impl Default for ControlMetrics {
             call_events_stored,
             call_events_duplicate,
             http_requests,
+            webhooks,
+            database_up,
+            database_errors: health.errors.clone(),
         }
     }
-}
 
-impl ControlMetrics {
     /// The Prometheus text exposition of every metric.
     pub(crate) fn render(&self) -> String {
         let mut out = String::new();
@@ -66,5 +135,31 @@ impl ControlMetrics {
             out.clear();
         }
         out
+    }
+
+    /// Probes the database every `interval` until `stop`: `database_up`, and a failed probe
+    /// counted as a database error.
+    pub(crate) async fn watch_database(
+        &self,
+        store: crate::store::Store,
+        interval: std::time::Duration,
+        stop: tokio_util::sync::CancellationToken,
+    ) {
+        loop {
+            let up = tokio::time::timeout(interval, store.ping()).await;
+            match up {
+                Ok(Ok(())) => {
+                    self.database_up.set(1);
+                }
+                Ok(Err(_)) | Err(_) => {
+                    self.database_up.set(0);
+                    self.database_errors.inc();
+                }
+            }
+            tokio::select! {
+                _ = stop.cancelled() => return,
+                _ = tokio::time::sleep(interval) => {}
+            }
+        }
     }
 }

@@ -31,6 +31,9 @@ use crate::trust::revoked::RevokedSerials;
 use crate::trust::ClusterCa;
 use crate::webhooks::DeliveryWorker;
 
+/// How often the database is probed for `freya_control_database_up`.
+const DATABASE_PROBE_INTERVAL: Duration = Duration::from_secs(5);
+
 /// A running control plane.
 pub struct ControlPlane {
     pub http_addr: SocketAddr,
@@ -144,7 +147,7 @@ impl ControlPlane {
             .await
             .context("while reading the revoked certificates")?;
         let shutdown = CancellationToken::new();
-        let metrics = Arc::new(ControlMetrics::default());
+        let metrics = Arc::new(ControlMetrics::new(store.storage_health()));
         let commands = CommandHub::default();
         let cluster = ClusterBoard::default();
         let mut tasks = JoinSet::new();
@@ -204,7 +207,7 @@ impl ControlPlane {
                 renewal: secret.is_none().then(|| enrolment.clone()),
             },
             commands.clone(),
-            metrics,
+            metrics.clone(),
             match secret {
                 Some(secret) => EdgeAuth::Secret(EdgeSecret::new(secret)),
                 None => EdgeAuth::Certificate(revoked.clone()),
@@ -274,9 +277,20 @@ impl ControlPlane {
             });
             tracing::info!(cluster = %ca.cluster_id(), fingerprint = %ca.fingerprint(), "edges connect over mutual TLS under the cluster CA");
         }
-        let worker = DeliveryWorker::new(store.clone(), config.webhooks.clone())
+        let worker = DeliveryWorker::new(
+            store.clone(),
+            config.webhooks.clone(),
+            metrics.webhooks.clone(),
+        )
             .context("while starting the webhook delivery task")?;
         tasks.spawn(worker.run(shutdown.clone()));
+        let (watched, stop) = (store.clone(), shutdown.clone());
+        tasks.spawn(async move {
+            metrics
+                .watch_database(watched, DATABASE_PROBE_INTERVAL, stop)
+                .await;
+            Ok(())
+        });
         tasks.spawn(crate::edge_watch::run(
             store.clone(),
             config.edges.offline_after_ms,

@@ -25,6 +25,7 @@ use futures::StreamExt;
 use tokio_util::sync::CancellationToken;
 
 use crate::config::WebhooksConfig;
+use crate::metrics::WebhookMetrics;
 use crate::store::{DeliveryAttempt, DueDelivery, Store};
 use freya_edge::egress::{Egress, EgressConfig};
 use freya_shared::ids::now_ms;
@@ -59,11 +60,17 @@ pub(crate) struct DeliveryWorker {
     store: Store,
     config: WebhooksConfig,
     egress: Egress,
+    /// Lag, backlog and attempts, for `/metrics`.
+    metrics: WebhookMetrics,
 }
 
 impl DeliveryWorker {
-    /// A worker on `store` with the `[webhooks]` settings.
-    pub(crate) fn new(store: Store, config: WebhooksConfig) -> anyhow::Result<Self> {
+    /// A worker on `store` with the `[webhooks]` settings, reporting to `metrics`.
+    pub(crate) fn new(
+        store: Store,
+        config: WebhooksConfig,
+        metrics: WebhookMetrics,
+    ) -> anyhow::Result<Self> {
         // The guard follows no redirect: one could lead a signed body somewhere the
         // subscription did not name.
         let egress = Egress::from_builder(
@@ -80,6 +87,7 @@ impl DeliveryWorker {
             store,
             config,
             egress,
+            metrics,
         })
     }
 
@@ -110,6 +118,8 @@ impl DeliveryWorker {
     async fn work_off_due(&self, stop: &CancellationToken) -> anyhow::Result<usize> {
         let now = now_ms();
         self.store.reclaim_expired_deliveries(now).await?;
+        let backlog = self.store.webhook_backlog(now).await?;
+        self.metrics.backlog.set(backlog);
         let due = self
             .store
             .claim_due_deliveries(now, BATCH, self.lease_ms())
@@ -154,8 +164,22 @@ impl DeliveryWorker {
         let Some(due) = self.store.claimed_delivery(id).await? else {
             return Ok(());
         };
+        let span = tracing::info_span!("webhook", delivery = %due.id, attempt = due.attempts + 1);
+        if let Some((trace_id, span_id)) = &due.call_trace {
+            freya_edge::telemetry::continue_trace(&span, trace_id, span_id);
+        }
         tokio::select! {
-            attempt = self.attempt(&due) => {
+            attempt = tracing::Instrument::instrument(self.attempt(&due), span) => {
+                let outcome = match attempt {
+                    DeliveryAttempt::Delivered { .. } => {
+                        let lag_ms = now_ms().saturating_sub(due.created_at_ms).max(0);
+                        self.metrics.lag.observe(lag_ms as f64 / 1000.0);
+                        "delivered"
+                    }
+                    DeliveryAttempt::Failed { .. } => "failed",
+                };
+                let labels = vec![("outcome".to_owned(), outcome.to_owned())];
+                self.metrics.attempts.get_or_create(&labels).inc();
                 self.store
                     .finish_delivery(&due.id, &attempt, due.retry_until_ms)
                     .await?;

@@ -300,6 +300,8 @@ fn call_core_tick(c: &mut Criterion) {
         voice: None,
         can_record: false,
         legs: Default::default(),
+        trace_id: None,
+        trace_span_id: None,
     };
     let mut core = CallCore::start(now, start).expect("PCMU");
     while core.poll_output().is_some() {}
@@ -368,6 +370,8 @@ fn call_core_tick_bridged(c: &mut Criterion) {
         voice: None,
         can_record: false,
         legs: Default::default(),
+        trace_id: None,
+        trace_span_id: None,
     };
     let mut core = CallCore::start(now, start).expect("PCMU");
     let leg = core.dial(now, "+3", "api", None).expect("dial");

@@ -55,6 +55,35 @@ pub struct EdgeConfig {
     /// How the edge stops on SIGTERM: new calls go to peers while its calls finish.
     #[serde(default)]
     pub drain: DrainConfig,
+
+    /// What `/metrics` reports: label bounds and the targets behind the headroom gauge.
+    #[serde(default)]
+    pub metrics: MetricsConfig,
+}
+
+/// `/metrics` settings. A key left out takes its value from `Default` below.
+#[derive(Debug, Clone, Deserialize)]
+#[serde(default, deny_unknown_fields)]
+pub struct MetricsConfig {
+    /// Most agents with a label of their own on `freya_edge_voice_to_voice_seconds`; the
+    /// calls of any later agent count as `agent="other"` (keeps the series count bounded).
+    pub agent_label_limit: usize,
+    /// The voice-to-voice p95 the edge promises: while the last five minutes' p95 is over it,
+    /// `freya_edge_headroom_calls` is 0.
+    pub target_v2v_ms: u32,
+    /// The share of all cores the edge should stay under; the headroom counts the calls that
+    /// fit under it at the CPU each current call uses.
+    pub target_cpu_percent: u32,
+}
+
+impl Default for MetricsConfig {
+    fn default() -> Self {
+        Self {
+            agent_label_limit: 50,
+            target_v2v_ms: 1500,
+            target_cpu_percent: 80,
+        }
+    }
 }
 
 /// Draining before a stop. A key left out takes its value from `Default` below.
@@ -430,6 +459,24 @@ impl Validate for EdgeConfig {
             problems.push(ConfigProblem::new(
                 "legs.dial_timeout_ms",
                 "must be 1000-300000 (1 s to 5 minutes)",
+            ));
+        }
+        if !(1..=1000).contains(&self.metrics.agent_label_limit) {
+            problems.push(ConfigProblem::new(
+                "metrics.agent_label_limit",
+                "must be 1-1000 (each agent label is a set of series on every scrape)",
+            ));
+        }
+        if !(100..=60_000).contains(&self.metrics.target_v2v_ms) {
+            problems.push(ConfigProblem::new(
+                "metrics.target_v2v_ms",
+                "must be 100-60000",
+            ));
+        }
+        if !(1..=100).contains(&self.metrics.target_cpu_percent) {
+            problems.push(ConfigProblem::new(
+                "metrics.target_cpu_percent",
+                "must be 1-100",
             ));
         }
         if !is_region_name(&self.region) {

@@ -46,6 +46,9 @@ pub mod sip;
 /// tester's narrator and `freya-control`'s tests.
 pub mod speech;
 pub(crate) mod state;
+/// Logs (text or JSON) and OpenTelemetry traces: `freya` installs them, `freya-control`'s
+/// tests read a call's trace.
+pub mod telemetry;
 /// The edge's cluster identity (certificates, key), enrolment and TLS to the control plane:
 /// `freya-control`'s tests enrol and connect with it, and a QUIC mesh uses the same identity.
 pub mod trust;

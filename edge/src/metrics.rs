@@ -1,4 +1,16 @@
 //! The edge's Prometheus metrics, served as text at the edge's `/metrics`.
+//!
+//! Names follow Prometheus' conventions: the unit in the name (`_seconds`, `_calls`), `_total`
+//! on counters (added by the encoder), and labels from small fixed sets — a reason, a state, a
+//! provider's kind and name, a region, an agent among the first `metrics.agent_label_limit` —
+//! never a call id. Call-level figures come from the call events (`metrics/calls.rs`), the
+//! headroom gauge from `metrics/headroom.rs`.
+
+mod calls;
+mod headroom;
+
+use std::sync::{Arc, Mutex};
+use std::time::{Duration, Instant};
 
 use prometheus_client::encoding::text::encode;
 use prometheus_client::metrics::counter::Counter;
@@ -6,6 +18,12 @@ use prometheus_client::metrics::family::Family;
 use prometheus_client::metrics::gauge::Gauge;
 use prometheus_client::metrics::histogram::Histogram;
 use prometheus_client::registry::Registry;
+
+pub(crate) use calls::{CallMetrics, CallObserver, HistogramFamily, Labels};
+use headroom::{HeadroomInputs, LatencyWindow};
+
+use crate::config::MetricsConfig;
+use crate::cpu::CpuSampler;
 
 /// Gauges the edge keeps; one registry per edge instance.
 pub(crate) struct EdgeMetrics {
@@ -34,6 +52,77 @@ pub(crate) struct EdgeMetrics {
     pub cluster_dropped: ClusterDropCounter,
     /// `freya_edge_cluster_members{state}`: members this edge's gossip sees, itself included.
     pub cluster_members: ClusterMemberGauge,
+    /// What the call events feed (`metrics/calls.rs`).
+    pub calls: CallMetrics,
+    /// `freya_edge_provider_request_duration_seconds{kind,provider}` and
+    /// `freya_edge_provider_errors_total{kind,provider}`.
+    pub providers: ProviderMetrics,
+    /// `freya_edge_headroom_calls`: set at each scrape (see `metrics/headroom.rs`).
+    headroom: Gauge,
+    headroom_inputs: HeadroomSettings,
+    cpu: Mutex<CpuSampler>,
+    region: String,
+}
+
+/// The fixed inputs of the headroom gauge.
+struct HeadroomSettings {
+    capacity: u32,
+    cores: u32,
+    target_cpu_percent: u32,
+    target_v2v: Duration,
+    agent_label_limit: usize,
+}
+
+/// Provider work of calls, by `kind` (`stt`, `llm`, `tts`, `tool`) and `provider` (the
+/// client's fixed name: `openai`, `deepgram`, `espeak`, ...; `tool` for customer tools, whose
+/// names are not labels).
+/// One pointer, cloned into every call's provider side (kept small: it sits in the call task's
+/// future).
+#[derive(Clone)]
+pub(crate) struct ProviderMetrics(Arc<ProviderFamilies>);
+
+struct ProviderFamilies {
+    latency: HistogramFamily,
+    errors: Family<Labels, Counter>,
+}
+
+impl ProviderMetrics {
+    /// Handles that count nowhere (tests of a call's provider side).
+    pub(crate) fn detached() -> Self {
+        Self(Arc::new(ProviderFamilies {
+            latency: HistogramFamily::new_with_constructor(provider_histogram),
+            errors: Family::default(),
+        }))
+    }
+
+    /// One request of `kind` to `provider` took `elapsed` (to its answer, or its first token
+    /// or audio for a stream) and succeeded or not.
+    pub(crate) fn observe(&self, kind: &str, provider: &str, elapsed: Duration, ok: bool) {
+        let labels = vec![
+            ("kind".to_owned(), kind.to_owned()),
+            ("provider".to_owned(), provider.to_owned()),
+        ];
+        if ok {
+            self.0
+                .latency
+                .get_or_create(&labels)
+                .observe(elapsed.as_secs_f64());
+        } else {
+            self.0.errors.get_or_create(&labels).inc();
+        }
+    }
+}
+
+fn provider_histogram() -> Histogram {
+    Histogram::new([
+        0.05, 0.1, 0.2, 0.3, 0.5, 0.75, 1.0, 1.5, 2.0, 3.0, 5.0, 10.0,
+    ])
+}
+
+fn v2v_histogram() -> Histogram {
+    Histogram::new([
+        0.3, 0.5, 0.7, 0.8, 0.9, 1.0, 1.2, 1.5, 2.0, 2.5, 3.0, 5.0, 10.0,
+    ])
 }
 
 /// Cluster members by `state` (`alive`, `suspect`, `down`).
@@ -56,7 +145,9 @@ pub type CallQueueCounter = Family<Vec<(String, String)>, Counter>;
 pub type WebhookCounter = Family<Vec<(String, String)>, Counter>;
 
 impl EdgeMetrics {
-    pub(crate) fn new() -> Self {
+    /// The edge's registry; `capacity` and `region` are the edge's own, `settings` its
+    /// `[metrics]` section.
+    pub(crate) fn new(settings: &MetricsConfig, capacity: u32, region: &str) -> Self {
         let mut registry = Registry::with_prefix("freya_edge");
         let active_calls = Gauge::default();
         let draining = Gauge::default();
@@ -82,6 +173,39 @@ impl EdgeMetrics {
             cluster_dropped.clone(),
         );
         registry.register("active_calls", "Calls in progress", active_calls.clone());
+        let calls = CallMetrics {
+            setup: Histogram::new([0.1, 0.25, 0.5, 1.0, 2.0, 3.0, 5.0, 10.0, 30.0]),
+            failed: Family::default(),
+            ended: Family::default(),
+            voice_to_voice: HistogramFamily::new_with_constructor(v2v_histogram),
+            rtp_lost: Counter::default(),
+            rtp_late: Counter::default(),
+            rtp_jitter: Histogram::new([0.001, 0.005, 0.01, 0.02, 0.04, 0.08, 0.16]),
+            jitter_buffer: Histogram::new([0.02, 0.04, 0.06, 0.08, 0.1, 0.15, 0.2, 0.3, 0.5]),
+            recent_v2v: Arc::new(Mutex::new(LatencyWindow::default())),
+        };
+        register_calls(&mut registry, &calls);
+        let providers = ProviderMetrics::detached();
+        registry.register(
+            "provider_request_duration_seconds",
+            "Provider requests of calls that succeeded, by kind (stt, llm, tts, tool) and \
+             provider: to the transcript, the model's first event, the first audio of a \
+             sentence, the tool's answer",
+            providers.0.latency.clone(),
+        );
+        registry.register(
+            "provider_errors",
+            "Provider requests of calls that failed, by kind and provider",
+            providers.0.errors.clone(),
+        );
+        let headroom = Gauge::default();
+        registry.register(
+            "headroom_calls",
+            "Calls this edge can still take at its target latency: capacity minus calls in \
+             progress, bounded by the CPU left under metrics.target_cpu_percent, and 0 while \
+             the recent voice-to-voice p95 is over metrics.target_v2v_ms (for autoscaling)",
+            headroom.clone(),
+        );
         registry.register("draining", "1 while refusing new calls", draining.clone());
         registry.register(
             "config_version",
@@ -144,10 +268,56 @@ impl EdgeMetrics {
             sip_call_queue_full,
             cluster_dropped,
             cluster_members,
+            calls,
+            providers,
+            headroom,
+            headroom_inputs: HeadroomSettings {
+                capacity,
+                cores: std::thread::available_parallelism()
+                    .map_or(1, |n| u32::try_from(n.get()).unwrap_or(u32::MAX)),
+                target_cpu_percent: settings.target_cpu_percent,
+                target_v2v: Duration::from_millis(u64::from(settings.target_v2v_ms)),
+                agent_label_limit: settings.agent_label_limit,
+            },
+            cpu: Mutex::new(CpuSampler::new()),
+            region: region.to_owned(),
         }
     }
 
+    /// The observer that turns this edge's call events into metrics (one, in the publisher).
+    pub(crate) fn call_observer(&self) -> CallObserver {
+        CallObserver::new(
+            self.calls.clone(),
+            &self.region,
+            self.headroom_inputs.agent_label_limit,
+        )
+    }
+
+    /// Sets the headroom gauge from the edge's state now.
+    fn update_headroom(&self) {
+        let now = Instant::now();
+        let cpu_permille = self.cpu.lock().map_or(0, |mut cpu| cpu.sample());
+        let v2v_p95 = self
+            .calls
+            .recent_v2v
+            .lock()
+            .ok()
+            .and_then(|mut w| w.p95(now));
+        let settings = &self.headroom_inputs;
+        let value = headroom::headroom(HeadroomInputs {
+            capacity: settings.capacity,
+            active: u32::try_from(self.active_calls.get().max(0)).unwrap_or(u32::MAX),
+            cpu_permille,
+            cores: settings.cores,
+            target_cpu_percent: settings.target_cpu_percent,
+            v2v_p95,
+            target_v2v: settings.target_v2v,
+        });
+        self.headroom.set(i64::from(value));
+    }
+
     pub(crate) fn render(&self) -> String {
+        self.update_headroom();
         let mut out = String::new();
         if encode(&mut out, &self.registry).is_err() {
             out.clear();
@@ -162,4 +332,50 @@ pub(crate) fn departure_histogram() -> Histogram {
     Histogram::new([
         0.0005, 0.001, 0.002, 0.003, 0.005, 0.0075, 0.01, 0.02, 0.05, 0.1, 0.25, 1.0,
     ])
+}
+
+/// Registers what the call events feed.
+fn register_calls(registry: &mut Registry, calls: &CallMetrics) {
+    registry.register(
+        "call_setup_seconds",
+        "From taking a call (its INVITE accepted, or dialled) to its answer",
+        calls.setup.clone(),
+    );
+    registry.register(
+        "calls_failed",
+        "Calls that never got going, by reason (no_common_codec, unknown_number, ...)",
+        calls.failed.clone(),
+    );
+    registry.register(
+        "calls_ended",
+        "Calls that ended, by reason (caller_hangup, agent_hangup, rtp_timeout, ...)",
+        calls.ended.clone(),
+    );
+    registry.register(
+        "voice_to_voice_seconds",
+        "From the end of the caller's turn to the first packet of the reply, by region and \
+         agent (the first metrics.agent_label_limit agents; later ones count as other)",
+        calls.voice_to_voice.clone(),
+    );
+    registry.register(
+        "rtp_lost_packets",
+        "Caller RTP packets never received (gaps at playout), counted at each call's end",
+        calls.rtp_lost.clone(),
+    );
+    registry.register(
+        "rtp_late_packets",
+        "Caller RTP packets dropped for arriving after their playout time, counted at each \
+         call's end",
+        calls.rtp_late.clone(),
+    );
+    registry.register(
+        "rtp_jitter_seconds",
+        "Interarrival jitter of each call's incoming RTP (RFC 3550), at its end",
+        calls.rtp_jitter.clone(),
+    );
+    registry.register(
+        "jitter_buffer_delay_seconds",
+        "The playout delay each call's jitter buffer had settled on at its end (its depth)",
+        calls.jitter_buffer.clone(),
+    );
 }

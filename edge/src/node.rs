@@ -114,7 +114,11 @@ impl Edge {
             .with_context(|| format!("while binding http.addr {}", config.http.addr))?;
         let http_addr = listener.local_addr()?;
         let shutdown = CancellationToken::new();
-        let metrics = Arc::new(EdgeMetrics::new());
+        let metrics = Arc::new(EdgeMetrics::new(
+            &config.metrics,
+            config.capacity,
+            &config.region,
+        ));
         let mut tasks = JoinSet::new();
 
         let trust = link_trust(config, &id).await?;
@@ -247,6 +251,7 @@ impl Edge {
             },
             rtp_departure: metrics.rtp_departure.clone(),
             rtp_foreign: metrics.rtp_foreign.clone(),
+            providers: metrics.providers.clone(),
         };
         let public_url = match &config.http.public_url {
             Some(url) => url.trim_end_matches('/').to_owned(),
@@ -363,7 +368,10 @@ impl Edge {
             link.clone(),
             spool,
             events_rx,
-            metrics.events_spooled.clone(),
+            control_link::PublisherMetrics {
+                spooled: metrics.events_spooled.clone(),
+                calls: metrics.call_observer(),
+            },
         ));
         tasks.spawn(control_link::run_recording_upload(link.clone(), recordings));
         let identity = match trust {

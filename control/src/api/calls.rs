@@ -43,6 +43,10 @@ pub(super) struct CallView {
     /// For an inbound SIP call, the Call-ID its caller chose (to find it in a carrier's logs);
     /// `id` is ours.
     sip_call_id: Option<String>,
+    /// The call's OpenTelemetry trace id (32 hex digits), to find its trace (setup, turns,
+    /// recognition, model, synthesis, tools) in the tracing backend; `null` when its edge sent
+    /// none.
+    trace_id: Option<String>,
     /// The call's recording, once its edge has uploaded it.
     recording: Option<RecordingView>,
     /// What the call used: replies, recognised speech, the agent's characters heard and
@@ -68,6 +72,7 @@ impl From<CallRecord> for CallView {
             ended_at: c.ended_at_ms.map(rfc3339),
             end_reason: c.end_reason,
             sip_call_id: c.sip_call_id,
+            trace_id: c.trace_id,
             recording,
             usage: c.usage.into(),
         }

@@ -174,6 +174,7 @@ pub async fn run(options: DevOptions, shutdown: CancellationToken) -> anyhow::Re
         // The demo's tool (the desk) and any local fakes listen on this machine.
         legs: Default::default(),
         drain: Default::default(),
+        metrics: Default::default(),
         egress: EgressConfig {
             allow_private_targets: true,
             proxy: None,

@@ -86,7 +86,7 @@ impl Store {
         id: &str,
         ceiling: Role,
     ) -> Result<(), StoreError> {
-        retry(|| async {
+        retry(&self.health, || async {
             let mut tx = self.pool().begin().await?;
             let role: Option<String> = sqlx::query_scalar(
                 "SELECT role FROM api_keys \

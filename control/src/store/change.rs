@@ -287,7 +287,7 @@ impl Store {
         F: FnMut() -> Fut,
         Fut: std::future::Future<Output = Result<u64, StoreError>>,
     {
-        let version = retry(attempt).await?;
+        let version = retry(&self.health, attempt).await?;
         self.notify_config_changed(version);
         Ok(())
     }
@@ -299,7 +299,7 @@ impl Store {
         F: FnMut() -> Fut,
         Fut: std::future::Future<Output = Result<Option<u64>, StoreError>>,
     {
-        if let Some(version) = retry(attempt).await? {
+        if let Some(version) = retry(&self.health, attempt).await? {
             self.notify_config_changed(version);
         }
         Ok(())

@@ -52,6 +52,11 @@ pub struct DueDelivery {
     /// Attempts made before this one.
     pub attempts: i64,
     pub retry_until_ms: i64,
+    /// When the event was queued: its delivery's lag is measured from here.
+    pub created_at_ms: i64,
+    /// The trace and root span ids of the event's call, when its edge sent them: the
+    /// delivery's span joins the call's trace.
+    pub call_trace: Option<(String, String)>,
 }
 
 /// How an attempt went.
@@ -187,7 +192,7 @@ impl Store {
         webhook_id: &str,
         delivery_id: &str,
     ) -> Result<WebhookDelivery, StoreError> {
-        retry(|| async {
+        retry(&self.health, || async {
             let mut tx = self.pool().begin().await?;
             let now = now_ms();
             let status: Option<String> = sqlx::query_scalar(
@@ -278,12 +283,26 @@ impl Store {
         Ok(claimed)
     }
 
+    /// How many deliveries are due at `now` and not yet taken (the backlog `/metrics` shows).
+    pub async fn webhook_backlog(&self, now: i64) -> Result<i64, StoreError> {
+        Ok(sqlx::query_scalar(
+            "SELECT COUNT(*) FROM webhook_deliveries WHERE status = 'pending' \
+             AND next_attempt_at_ms <= $1",
+        )
+        .bind(now)
+        .fetch_one(self.pool())
+        .await?)
+    }
+
     /// What a delivery this process claimed needs to be sent; `None` when it cannot be (its
     /// subscription is gone: the row is dropped; its secret cannot be opened: it is failed).
     pub async fn claimed_delivery(&self, id: &str) -> Result<Option<DueDelivery>, StoreError> {
         let row = sqlx::query(
-            "SELECT d.id, d.payload, d.attempts, d.retry_until_ms, w.id AS webhook_id, w.url, w.secret \
-             FROM webhook_deliveries d JOIN webhooks w ON w.id = d.webhook_id WHERE d.id = $1",
+            "SELECT d.id, d.payload, d.attempts, d.retry_until_ms, d.created_at_ms, w.id AS webhook_id, \
+             w.url, w.secret, c.trace_id, c.trace_span_id \
+             FROM webhook_deliveries d JOIN webhooks w ON w.id = d.webhook_id \
+             LEFT JOIN call_events e ON e.id = d.event_id LEFT JOIN calls c ON c.id = e.call_id \
+             WHERE d.id = $1",
         )
         .bind(id)
         .fetch_optional(self.pool())
@@ -323,6 +342,11 @@ impl Store {
             body: row.try_get("payload")?,
             attempts: row.try_get("attempts")?,
             retry_until_ms: row.try_get("retry_until_ms")?,
+            created_at_ms: row.try_get("created_at_ms")?,
+            call_trace: match (row.try_get("trace_id")?, row.try_get("trace_span_id")?) {
+                (Some(trace), Some(span)) => Some((trace, span)),
+                _ => None,
+            },
         }))
     }
 
@@ -358,7 +382,7 @@ impl Store {
         };
         // Retried on contention: a lost outcome would leave the row claimed until its lease
         // ran out, and then send it again.
-        retry(|| async {
+        retry(&self.health, || async {
             sqlx::query(
                 "UPDATE webhook_deliveries SET status = $1, attempts = attempts + 1, \
                  next_attempt_at_ms = $2, last_status_code = $3, last_error = $4, \

@@ -60,7 +60,7 @@ fn edge_from_row(row: &AnyRow, now: i64, offline_after_ms: i64) -> Result<EdgeRe
 impl Store {
     /// Records (or refreshes) an edge's registration.
     pub async fn register_edge(&self, edge: &EdgeRegistration) -> Result<(), StoreError> {
-        retry(|| async {
+        retry(&self.health, || async {
             let now = now_ms();
             sqlx::query(
                 "INSERT INTO edges (id, region, sip_addr, rtp_addr, http_addr, version, capacity, \
@@ -92,7 +92,7 @@ impl Store {
 
     /// Records a heartbeat; `NotFound` when the edge never registered here.
     pub async fn edge_heartbeat(&self, id: &str, health: &EdgeHealth) -> Result<(), StoreError> {
-        let updated = retry(|| async {
+        let updated = retry(&self.health, || async {
             Ok(sqlx::query(
                 "UPDATE edges SET active_calls = $1, capacity = $2, cpu_permille = $3, draining = $4, \
                  last_seen_ms = $5 WHERE id = $6",

@@ -41,6 +41,8 @@ pub struct CallRecord {
     /// The SIP Call-ID of the call's dialog on its edge, for an inbound SIP call: the caller's
     /// choice, so only an attribute, never the key.
     pub sip_call_id: Option<String>,
+    /// The call's OpenTelemetry trace id, as its edge reported it.
+    pub trace_id: Option<String>,
     /// The call's recording, once an edge has uploaded it.
     pub recording: Option<super::CallRecordingInfo>,
     /// What the call used, as far as its events have said.
@@ -73,7 +75,7 @@ impl Store {
             return Ok(Vec::new());
         }
         let payloads: Vec<String> = events.iter().map(|e| e.payload.to_string()).collect();
-        retry(|| async {
+        retry(&self.health, || async {
             let mut tx = self.pool().begin().await?;
             let mut stored = Vec::with_capacity(events.len());
             for (event, payload) in events.iter().zip(&payloads) {
@@ -176,9 +178,9 @@ async fn apply_to_call(
             let sip_call_id = started.sip_call_id.clone().flatten();
             sqlx::query(
                 "INSERT INTO calls (id, workspace_id, edge_id, region, direction, from_number, \
-                 to_number, agent_id, status, started_at_ms, sip_call_id) VALUES ($1, $2, $3, \
-                 (SELECT region FROM edges WHERE id = $3), $4, $5, $6, $7, 'ringing', $8, $9) \
-                 ON CONFLICT (id) DO NOTHING",
+                 to_number, agent_id, status, started_at_ms, sip_call_id, trace_id, trace_span_id) \
+                 VALUES ($1, $2, $3, (SELECT region FROM edges WHERE id = $3), $4, $5, $6, $7, \
+                 'ringing', $8, $9, $10, $11) ON CONFLICT (id) DO NOTHING",
             )
             .bind(&event.call_id)
             .bind(&event.workspace_id)
@@ -189,6 +191,8 @@ async fn apply_to_call(
             .bind(agent_id)
             .bind(event.at_ms)
             .bind(sip_call_id)
+            .bind(started.trace_id.as_deref().filter(|t| is_trace_id(t)))
+            .bind(started.trace_span_id.as_deref().filter(|s| is_span_id(s)))
             .execute(&mut **tx)
             .await?;
         }
@@ -202,7 +206,7 @@ async fn apply_to_call(
             .execute(&mut **tx)
             .await?;
         }
-        CallEventData::Answered(_) => {
+        CallEventData::Answered(answered) => {
             sqlx::query(
                 "UPDATE calls SET status = 'in_progress', answered_at_ms = $1 WHERE id = $2 AND ended_at_ms IS NULL",
             )
@@ -210,6 +214,18 @@ async fn apply_to_call(
             .bind(&event.call_id)
             .execute(&mut **tx)
             .await?;
+            if let Some(trace_id) = answered.trace_id.as_deref().filter(|t| is_trace_id(t)) {
+                let span_id = answered.trace_span_id.as_deref().filter(|s| is_span_id(s));
+                sqlx::query(
+                    "UPDATE calls SET trace_id = $1, trace_span_id = $2 \
+                     WHERE id = $3 AND trace_id IS NULL",
+                )
+                .bind(trace_id)
+                .bind(span_id)
+                .bind(&event.call_id)
+                .execute(&mut **tx)
+                .await?;
+            }
         }
         CallEventData::Ended(ended) => {
             end_call(
@@ -249,4 +265,23 @@ async fn end_call(
         .execute(&mut **tx)
         .await?;
     Ok(())
+}
+
+/// A W3C trace id: 32 lowercase hex digits, not all zero. Anything else an edge sends is not
+/// stored (the record shows no trace rather than a value no tracing backend can find).
+fn is_trace_id(value: &str) -> bool {
+    value.len() == 32
+        && value
+            .bytes()
+            .all(|b| matches!(b, b'0'..=b'9' | b'a'..=b'f'))
+        && value.bytes().any(|b| b != b'0')
+}
+
+/// A W3C span id: 16 lowercase hex digits, not all zero.
+fn is_span_id(value: &str) -> bool {
+    value.len() == 16
+        && value
+            .bytes()
+            .all(|b| matches!(b, b'0'..=b'9' | b'a'..=b'f'))
+        && value.bytes().any(|b| b != b'0')
 }

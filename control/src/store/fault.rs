@@ -114,6 +114,11 @@ pub struct FaultReport {
 #[derive(Debug, Default, Clone)]
 pub struct StorageHealth {
     last_fault: Arc<Mutex<Option<FaultReport>>>,
+    /// `freya_control_database_retries_total`: transactions run again after a conflict.
+    pub retries: prometheus_client::metrics::counter::Counter,
+    /// `freya_control_database_errors_total`: transactions that failed in the database for
+    /// good (after their retries), and failed liveness probes.
+    pub errors: prometheus_client::metrics::counter::Counter,
 }
 
 impl StorageHealth {

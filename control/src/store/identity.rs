@@ -212,7 +212,7 @@ impl Store {
         }
         let pool = self.pool().clone();
         let key_id = identity.key_id.clone();
-        let noted = retry(|| {
+        let noted = retry(&self.health, || {
             let pool = pool.clone();
             let key_id = key_id.clone();
             async move {

@@ -104,7 +104,7 @@ impl Store {
         email: &str,
         role: Role,
     ) -> Result<Member, StoreError> {
-        let user_id = retry(|| async {
+        let user_id = retry(&self.health, || async {
             let mut tx = self.pool().begin().await?;
             let user_id: Option<String> =
                 sqlx::query_scalar("SELECT id FROM users WHERE email = $1")
@@ -154,7 +154,7 @@ impl Store {
         role: Role,
         ceiling: Role,
     ) -> Result<Member, StoreError> {
-        retry(|| async {
+        retry(&self.health, || async {
             let mut tx = self.pool().begin().await?;
             lock_workspace(&mut tx, scope).await?;
             let current = member_role(&mut tx, scope, user_id).await?;
@@ -203,7 +203,7 @@ impl Store {
         user_id: &str,
         ceiling: Role,
     ) -> Result<(), StoreError> {
-        retry(|| async {
+        retry(&self.health, || async {
             let mut tx = self.pool().begin().await?;
             lock_workspace(&mut tx, scope).await?;
             let current = member_role(&mut tx, scope, user_id).await?;

@@ -374,7 +374,11 @@ impl Store {
 
 /// Runs `attempt` again when the database reports a serialization conflict (CockroachDB's
 /// SQLSTATE 40001, or SQLite's busy file), with a short growing pause, up to five tries.
-pub(crate) async fn retry<T, F, Fut>(mut attempt: F) -> Result<T, StoreError>
+/// Each retry and each failure for good is counted in `health` (`/metrics`).
+pub(crate) async fn retry<T, F, Fut>(
+    health: &StorageHealth,
+    mut attempt: F,
+) -> Result<T, StoreError>
 where
     F: FnMut() -> Fut,
     Fut: Future<Output = Result<T, StoreError>>,
@@ -386,8 +390,13 @@ where
         match attempt().await {
             Err(StoreError::Database(e)) if tries < 5 && is_retryable(&e) => {
                 tracing::debug!(error = %e, tries, "retrying transaction after a conflict");
+                health.retries.inc();
                 tokio::time::sleep(pause).await;
                 pause *= 3;
+            }
+            Err(StoreError::Database(e)) => {
+                health.errors.inc();
+                return Err(StoreError::Database(e));
             }
             other => return other,
         }

@@ -97,7 +97,7 @@ impl Store {
         workspace_id: &str,
         recording: &CallRecordingInfo,
     ) -> Result<(), StoreError> {
-        let updated = retry(|| async {
+        let updated = retry(&self.health, || async {
             Ok(sqlx::query(
                 "UPDATE calls SET recording_id = $1, recording_format = $2, recording_bytes = $3, \
                  recording_duration_ms = $4, recording_sha256 = $5 WHERE id = $6 AND workspace_id = $7",
@@ -138,7 +138,7 @@ impl Store {
         actor: &str,
         call_id: &str,
     ) -> Result<CallRecordingInfo, StoreError> {
-        retry(|| async {
+        retry(&self.health, || async {
             let mut tx = self.pool().begin().await?;
             let row = scoped_row_in(&mut *tx, &RECORDINGS, scope, call_id).await?;
             let recording = recording_from_row(&row)?.ok_or(StoreError::NotFound)?;

@@ -193,7 +193,7 @@ impl Store {
         definition: &Workflow,
     ) -> Result<WorkflowVersion, StoreError> {
         let text = to_text(definition)?;
-        let (config_version, number) = retry(|| async {
+        let (config_version, number) = retry(&self.health, || async {
             let mut tx = self.pool().begin().await?;
             let updated = sqlx::query(
                 "UPDATE workflows SET latest_version = latest_version + 1 \

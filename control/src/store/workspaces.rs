@@ -151,7 +151,7 @@ impl Store {
         let scope = WorkspaceScope {
             workspace_id: id.clone(),
         };
-        retry(|| async {
+        retry(&self.health, || async {
             let now = now_ms();
             let mut tx = self.pool().begin().await?;
             sqlx::query(
@@ -228,7 +228,7 @@ impl Store {
         actor: &str,
         name: &str,
     ) -> Result<Workspace, StoreError> {
-        retry(|| async {
+        retry(&self.health, || async {
             let mut tx = self.pool().begin().await?;
             let updated =
                 sqlx::query("UPDATE workspaces SET name = $1, updated_at_ms = $2 WHERE id = $3")

@@ -288,6 +288,7 @@ pub fn edge_config(data_dir: &Path, grpc_addr: std::net::SocketAddr, secret: &st
         // The tests' fake providers, tools and functions listen on 127.0.0.1.
         legs: Default::default(),
         drain: Default::default(),
+        metrics: Default::default(),
         egress: EgressConfig {
             allow_private_targets: true,
             proxy: None,

@@ -119,7 +119,7 @@ impl LiveStt {
 
     /// The caller started live turn `live_turn` (numbered by the call's voice; its endpoint
     /// reports carry it): connects a session for it, abandoning any turn left open.
-    pub fn begin(&mut self, live_turn: u64) {
+    pub fn begin(&mut self, live_turn: u64, span: tracing::Span) {
         let (audio, audio_rx) = mpsc::channel(TURN_QUEUE_FRAMES);
         let (end, end_rx) = oneshot::channel();
         self.open = Some(OpenTurn {
@@ -134,12 +134,18 @@ impl LiveStt {
             tx: self.tx.clone(),
         };
         let cancel = self.call.clone();
-        tokio::spawn(async move {
+        let run = async move {
             tokio::select! {
                 _ = cancel.cancelled() => {}
                 () = task.run(audio_rx, end_rx) => {}
             }
-        });
+        };
+        tokio::spawn(tracing::Instrument::instrument(run, span));
+    }
+
+    /// The streaming recogniser's name, for the turn's `stt` span.
+    pub fn provider(&self) -> &'static str {
+        self.stt.name()
     }
 
     /// Whether a turn is open.

@@ -89,7 +89,7 @@ async fn a_turn_streamed_as_spoken_is_transcribed_from_its_finals() {
     fake.push_utterance("book a table for two", 600);
     let (mut live, mut rx) = live_on(&fake);
     let live_turn = 1;
-    live.begin(live_turn);
+    live.begin(live_turn, tracing::Span::none());
     assert!(live.is_open());
     let utterance = say(&mut live, 1_000);
     // Everything went up while the turn was still open, and the recogniser answered.
@@ -128,7 +128,7 @@ async fn frames_queued_while_connecting_and_at_the_end_all_go_up() {
     let fake = FakeDeepgram::start().await.expect("fake");
     fake.push_utterance("yes please", 300);
     let (mut live, mut rx) = live_on(&fake);
-    live.begin(1);
+    live.begin(1, tracing::Span::none());
     // The whole turn, ended at once: nothing had gone up yet.
     say(&mut live, 400);
     assert!(live.end(1, Vec::new()).is_ok());
@@ -148,7 +148,7 @@ async fn a_refused_connection_falls_back_to_the_batch_path_and_says_why() {
     fake.set_faults(FaultPlan::fail_once(503));
     fake.push_utterance("hello there", 200);
     let (mut live, mut rx) = live_on(&fake);
-    live.begin(1);
+    live.begin(1, tracing::Span::none());
     let utterance = say(&mut live, 500);
     assert!(live.end(3, utterance).is_ok());
     match next(&mut rx).await {
@@ -184,7 +184,7 @@ async fn a_session_dropped_mid_turn_falls_back_with_the_whole_utterance() {
     }));
     let (tx, mut rx) = mpsc::channel(64);
     let mut live = LiveStt::new(deepgram(&fake), batch, tx, CancellationToken::new());
-    live.begin(1);
+    live.begin(1, tracing::Span::none());
     let utterance = say(&mut live, 800);
     assert!(live.end(9, utterance).is_ok());
     match next(&mut rx).await {
@@ -208,7 +208,7 @@ async fn without_an_open_turn_the_utterance_comes_back_for_the_batch_path() {
     let (mut live, mut rx) = live_on(&fake);
     assert_eq!(live.end(1, vec![1, 2, 3]), Err(vec![1, 2, 3]));
     // A turn let go of without an end (the call is gone) is dropped without a transcript.
-    live.begin(1);
+    live.begin(1, tracing::Span::none());
     live.push(&[0; FRAME_SAMPLES]);
     drop(live);
     assert!(

@@ -273,6 +273,8 @@ impl CallMedia {
         stats.foreign_received = self.source.foreign();
         stats.jitter = self.jitter.stats();
         stats.interarrival_jitter_ms = self.rtcp.jitter_ms();
+        stats.jitter_buffer_ms =
+            u32::try_from(self.jitter.target_delay().as_millis()).unwrap_or(u32::MAX);
         stats.rtcp = self.rtcp.stats();
         stats.repair = self.codec.repair();
         stats

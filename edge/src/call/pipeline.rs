@@ -21,11 +21,13 @@ use std::time::Instant;
 use futures::StreamExt;
 use tokio::sync::mpsc;
 use tokio_util::sync::CancellationToken;
+use tracing::{Instrument, Span};
 
 use super::live_stt::{LiveStt, LiveSttReport};
 use super::media::FRAME_SAMPLES;
 use crate::llm::{cancel_on, ChatRequest, LlmError, LlmEvent, ToolCall, ToolEndpoint};
 use crate::media::frame::SampleRate;
+use crate::metrics::ProviderMetrics;
 use crate::speech::convert::RateConverter;
 use crate::speech::{SttFailure, TextToSpeech};
 use crate::voice::AgentVoice;
@@ -104,6 +106,8 @@ struct CurrentReply {
     cancel: CancellationToken,
     /// Sentences for this reply's speaker task, spoken in order.
     speaker: mpsc::UnboundedSender<(u64, String)>,
+    /// The turn the reply belongs to: its model, synthesis and tool spans are children.
+    turn: Span,
 }
 
 /// Runs a call's provider work.
@@ -117,15 +121,71 @@ pub struct Pipeline {
     live: Option<LiveStt>,
     /// Cancels everything when the call ends.
     call: CancellationToken,
+    /// The trace of the call's turns (see [`TurnSpans`]).
+    turns: TurnSpans,
+    /// Provider latency and errors, for `/metrics`.
+    metrics: ProviderMetrics,
+}
+
+/// The `turn` spans of a call's trace, children of its `call` span: a turn opens when the
+/// caller starts speaking (or, with a batch recogniser, when their utterance is transcribed;
+/// or when the agent speaks first) and lasts until the next one opens, so its recognition,
+/// model, synthesis and tool spans sit under it.
+struct TurnSpans {
+    /// The `call` span the pipeline was opened in.
+    call: Span,
+    current: Option<Span>,
+    /// Whether the current turn already has its reply (a new utterance then opens a new turn).
+    replied: bool,
+    opened: u64,
+}
+
+impl TurnSpans {
+    fn new() -> Self {
+        Self {
+            call: Span::current(),
+            current: None,
+            replied: false,
+            opened: 0,
+        }
+    }
+
+    /// Opens the next turn.
+    fn open(&mut self) -> Span {
+        self.opened += 1;
+        let span = tracing::info_span!(parent: &self.call, "turn", turn = self.opened);
+        self.current = Some(span.clone());
+        self.replied = false;
+        span
+    }
+
+    /// The turn a caller's utterance belongs to: the open one unless it was answered already.
+    fn for_utterance(&mut self) -> Span {
+        match &self.current {
+            Some(span) if !self.replied => span.clone(),
+            _ => self.open(),
+        }
+    }
+
+    /// The turn a reply belongs to (a new one when the agent speaks first).
+    fn for_reply(&mut self) -> Span {
+        let span = match &self.current {
+            Some(span) => span.clone(),
+            None => self.open(),
+        };
+        self.replied = true;
+        span
+    }
 }
 
 impl Pipeline {
     /// A pipeline for call `call_id` with the agent's providers and tools, and the channel its
-    /// results come back on.
-    pub fn new(
+    /// results come back on; provider latency and errors are counted in `metrics`.
+    pub(crate) fn new(
         voice: AgentVoice,
         call_id: String,
         tools: Vec<ToolTarget>,
+        metrics: ProviderMetrics,
     ) -> (Self, mpsc::Receiver<PipelineInput>) {
         let (tx, rx) = mpsc::channel(INPUT_QUEUE);
         let call = CancellationToken::new();
@@ -141,6 +201,8 @@ impl Pipeline {
             current: None,
             live,
             call,
+            turns: TurnSpans::new(),
+            metrics,
         };
         (pipeline, rx)
     }
@@ -148,8 +210,11 @@ impl Pipeline {
     /// The caller started live turn `live_turn`: with a streaming recogniser, opens its live
     /// session (a batch recogniser has nothing to do until the turn ends).
     pub fn begin_live_turn(&mut self, live_turn: u64) {
+        let turn = self.turns.open();
         if let Some(live) = self.live.as_mut() {
-            live.begin(live_turn);
+            let stt =
+                tracing::info_span!(parent: &turn, "stt", provider = live.provider(), live = true);
+            live.begin(live_turn, stt);
         }
     }
 
@@ -173,23 +238,44 @@ impl Pipeline {
         let stt = self.voice.stt.clone();
         let tx = self.tx.clone();
         let cancel = self.call.clone();
-        tokio::spawn(async move {
+        let turn_span = self.turns.for_utterance();
+        let span =
+            tracing::info_span!(parent: &turn_span, "stt", provider = stt.name(), live = false);
+        let metrics = self.metrics.clone();
+        let run = async move {
+            let started = Instant::now();
             let result = tokio::select! {
                 _ = cancel.cancelled() => return,
                 r = stt.transcribe(SampleRate::Hz8000, &samples) => r,
             };
+            metrics.observe("stt", stt.name(), started.elapsed(), result.is_ok());
             let result = result.map(|t| t.text).map_err(SttFailure::from);
             let _ = tx.send(PipelineInput::Transcript { turn, result }).await;
-        });
+        };
+        tokio::spawn(run.instrument(span));
     }
 
     /// Streams a completion for `reply`, its events tagged with `stream`.
     pub fn complete(&mut self, reply: u64, stream: u64, request: ChatRequest) {
-        let cancel = self.reply(reply).cancel.clone();
+        let current = self.reply(reply);
+        let cancel = current.cancel.clone();
+        let span = tracing::info_span!(parent: &current.turn, "llm", stream);
+        let provider = self.voice.llm.provider();
         let mut events = cancel_on(self.voice.llm.stream_chat(request), cancel);
         let tx = self.tx.clone();
-        tokio::spawn(async move {
+        let metrics = self.metrics.clone();
+        let run = async move {
+            let started = Instant::now();
+            let mut first = true;
             while let Some(item) = events.next().await {
+                // Latency to the first event; an error at any point counts (not a barge-in's).
+                match &item {
+                    Err(LlmError::Cancelled) => {}
+                    Err(_) => metrics.observe("llm", provider, started.elapsed(), false),
+                    Ok(_) if first => metrics.observe("llm", provider, started.elapsed(), true),
+                    Ok(_) => {}
+                }
+                first = false;
                 let last = matches!(item, Ok(LlmEvent::Done { .. }) | Err(_));
                 if tx.send(PipelineInput::Llm { stream, item }).await.is_err() || last {
                     return;
@@ -200,7 +286,8 @@ impl Pipeline {
                 reason: "the reply ended without Done".into(),
             });
             let _ = tx.send(PipelineInput::Llm { stream, item }).await;
-        });
+        };
+        tokio::spawn(run.instrument(span));
     }
 
     /// Queues one sentence of `reply` for its speaker, after the reply's earlier ones.
@@ -210,8 +297,10 @@ impl Pipeline {
 
     /// Runs a customer tool for `reply` (dropped with the reply).
     pub fn tool(&mut self, reply: u64, call: ToolCall) {
-        let cancel = self.reply(reply).cancel.clone();
-        self.run_tool(reply, call, cancel);
+        let current = self.reply(reply);
+        let cancel = current.cancel.clone();
+        let span = tracing::info_span!(parent: &current.turn, "tool", name = %call.name);
+        self.run_tool(reply, call, cancel, span);
     }
 
     /// Drops everything of `reply` (barge-in).
@@ -239,10 +328,15 @@ impl Pipeline {
             }
             let cancel = self.call.child_token();
             let (speaker, sentences) = mpsc::unbounded_channel();
+            let turn = self.turns.for_reply();
             tokio::spawn(speak(
-                reply,
-                self.voice.tts.clone(),
-                self.voice.tts_fallback.clone(),
+                Speaker {
+                    reply,
+                    tts: self.voice.tts.clone(),
+                    fallback: self.voice.tts_fallback.clone(),
+                    turn: turn.clone(),
+                    metrics: self.metrics.clone(),
+                },
                 sentences,
                 self.tx.clone(),
                 cancel.clone(),
@@ -251,22 +345,25 @@ impl Pipeline {
                 id: reply,
                 cancel,
                 speaker,
+                turn,
             });
         }
         // Just set above when it was absent.
         self.current.as_ref().expect("current reply")
     }
 
-    fn run_tool(&self, reply: u64, call: ToolCall, cancel: CancellationToken) {
+    fn run_tool(&self, reply: u64, call: ToolCall, cancel: CancellationToken, span: Span) {
         let runner = self.voice.tools.clone();
         let tx = self.tx.clone();
         let call_id = self.call_id.clone();
+        let metrics = self.metrics.clone();
         let target = self
             .tools
             .iter()
             .find(|t| t.endpoint.name == call.name)
             .cloned();
-        tokio::spawn(async move {
+        let run = async move {
+            let started = Instant::now();
             let result = match target {
                 None => Err(format!("no tool named `{}`", call.name)),
                 Some(target) => tokio::select! {
@@ -276,6 +373,8 @@ impl Pipeline {
                     }
                 },
             };
+            // Customer tools are one label: their names are the customer's, not a fixed set.
+            metrics.observe("tool", "tool", started.elapsed(), result.is_ok());
             let _ = tx
                 .send(PipelineInput::Tool {
                     reply,
@@ -283,19 +382,34 @@ impl Pipeline {
                     result,
                 })
                 .await;
-        });
+        };
+        tokio::spawn(run.instrument(span));
     }
+}
+
+/// Who speaks one reply: its voices, and the turn its `tts` spans belong to.
+struct Speaker {
+    reply: u64,
+    tts: Arc<dyn TextToSpeech>,
+    fallback: Option<Arc<dyn TextToSpeech>>,
+    turn: Span,
+    metrics: ProviderMetrics,
 }
 
 /// Speaks one reply's sentences in order, each resampled to 8 kHz as its audio arrives.
 async fn speak(
-    reply: u64,
-    tts: Arc<dyn TextToSpeech>,
-    fallback: Option<Arc<dyn TextToSpeech>>,
+    speaker: Speaker,
     mut sentences: mpsc::UnboundedReceiver<(u64, String)>,
     tx: mpsc::Sender<PipelineInput>,
     cancel: CancellationToken,
 ) {
+    let Speaker {
+        reply,
+        tts,
+        fallback,
+        turn,
+        metrics,
+    } = speaker;
     loop {
         let next = tokio::select! {
             _ = cancel.cancelled() => return,
@@ -313,9 +427,10 @@ async fn speak(
         if tx.send(synthesizing).await.is_err() {
             return;
         }
+        let span = tracing::info_span!(parent: &turn, "tts", provider = tts.name(), sentence);
         let spoken = tokio::select! {
             _ = cancel.cancelled() => return,
-            r = synthesize(reply, sentence, &text, tts.as_ref(), &tx) => r,
+            r = synthesize(reply, sentence, &text, tts.as_ref(), &tx, &metrics).instrument(span.clone()) => r,
         };
         let error = match (spoken, &fallback) {
             (Ok(()), _) => None,
@@ -323,7 +438,7 @@ async fn speak(
                 tracing::warn!(%error, "TTS failed; speaking with the offline voice");
                 let again = tokio::select! {
                     _ = cancel.cancelled() => return,
-                    r = synthesize(reply, sentence, &text, fallback.as_ref(), &tx) => r,
+                    r = synthesize(reply, sentence, &text, fallback.as_ref(), &tx, &metrics).instrument(span) => r,
                 };
                 Some(match again {
                     Ok(()) => error,
@@ -350,12 +465,18 @@ async fn synthesize(
     text: &str,
     tts: &dyn TextToSpeech,
     tx: &mpsc::Sender<PipelineInput>,
+    metrics: &ProviderMetrics,
 ) -> Result<(), (String, bool)> {
     let started = Instant::now();
     let mut stream = tts.synthesize(text);
     let mut converter: Option<RateConverter> = None;
     let mut sent_any = false;
+    let mut first = true;
     while let Some(chunk) = stream.next().await {
+        if first || chunk.is_err() {
+            metrics.observe("tts", tts.name(), started.elapsed(), chunk.is_ok());
+            first = false;
+        }
         let chunk = chunk.map_err(|e| (e.to_string(), sent_any))?;
         let converter = converter
             .get_or_insert_with(|| RateConverter::new(chunk.rate.hz(), SampleRate::Hz8000));

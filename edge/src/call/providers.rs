@@ -14,6 +14,7 @@ use super::flow_function::{self, FunctionOutcome};
 use super::pipeline::{Pipeline, PipelineInput};
 use super::provider_request::{PipelineId, ProviderRequest, ProviderResult};
 use crate::egress::Egress;
+use crate::metrics::ProviderMetrics;
 
 /// Function answers in flight back to the call task; their tasks wait when it is full.
 const FUNCTION_QUEUE: usize = 4;
@@ -31,11 +32,14 @@ pub struct Providers {
     functions_rx: mpsc::Receiver<(u64, FunctionOutcome)>,
     /// Cancels the function requests when the call is over.
     call: CancellationToken,
+    /// Where each pipeline counts its providers' latency and errors.
+    metrics: ProviderMetrics,
 }
 
 impl Providers {
-    /// The provider side of call `call_id`; function requests go through `egress`.
-    pub fn new(call_id: String, egress: Egress) -> Self {
+    /// The provider side of call `call_id`; function requests go through `egress`; provider
+    /// latency and errors are counted in `metrics`.
+    pub(crate) fn new(call_id: String, egress: Egress, metrics: ProviderMetrics) -> Self {
         let (functions_tx, functions_rx) = mpsc::channel(FUNCTION_QUEUE);
         Self {
             call_id,
@@ -45,6 +49,7 @@ impl Providers {
             functions_tx,
             functions_rx,
             call: CancellationToken::new(),
+            metrics,
         }
     }
 
@@ -58,7 +63,8 @@ impl Providers {
                 tools,
             } => {
                 self.close(pipeline);
-                let (open, results) = Pipeline::new(voice.0, self.call_id.clone(), tools);
+                let (open, results) =
+                    Pipeline::new(voice.0, self.call_id.clone(), tools, self.metrics.clone());
                 self.pipelines.push((pipeline, open));
                 self.results.insert(pipeline, ReceiverStream::new(results));
                 return;

@@ -120,6 +120,8 @@ pub struct CallSetup {
     /// (with `call.answered` if we called; in `call.started` as it came); `None` for a SIP
     /// call that rang in.
     pub provider: Option<CallAnswered>,
+    /// The call's trace: its task runs in `trace.span`; the setup span ends when it starts.
+    pub trace: crate::telemetry::CallTrace,
 }
 
 /// What every call on this edge shares.
@@ -140,6 +142,8 @@ pub struct CallServices {
     /// Where media dropped for coming from a stranger's address is counted (the edge's
     /// `/metrics`: `freya_edge_rtp_foreign_packets_total`).
     pub rtp_foreign: Counter,
+    /// Where provider latency and errors are counted (`/metrics`).
+    pub(crate) providers: crate::metrics::ProviderMetrics,
 }
 
 /// Decrements the edge's call count however the task ends.
@@ -208,8 +212,14 @@ fn begin(setup: CallSetup, services: CallServices, requests: mpsc::Sender<Dialog
         dialled,
         leg,
         provider,
+        mut trace,
     } = setup;
+    trace.setup_done();
+    let trace_id = trace.trace_id();
+    let trace_span_id = trace.span_id();
     let start = CallStart {
+        trace_id: trace_id.as_deref(),
+        trace_span_id: trace_span_id.as_deref(),
         call_id: &call_id,
         dialog: &dialog,
         direction,
@@ -257,10 +267,13 @@ fn begin(setup: CallSetup, services: CallServices, requests: mpsc::Sender<Dialog
     if core.records() {
         shell.recording = start_recording(&services, &call_id, &workspace_id);
     }
-    let providers = services
-        .voice
-        .as_ref()
-        .map(|factory| Providers::new(call_id.clone(), factory.egress().clone()));
+    let providers = services.voice.as_ref().map(|factory| {
+        Providers::new(
+            call_id.clone(),
+            factory.egress().clone(),
+            services.providers.clone(),
+        )
+    });
     Begun::Running((shell, core, leg, providers))
 }
 

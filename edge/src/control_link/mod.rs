@@ -34,7 +34,7 @@ pub(crate) use cluster_report::run as run_cluster_report;
 pub(crate) use commands::run as run_commands;
 pub(crate) use config_watch::run as run_config_watch;
 pub use failover::FailoverChannel;
-pub(crate) use publisher::run as run_publisher;
+pub(crate) use publisher::{run as run_publisher, PublisherMetrics};
 pub(crate) use recording_upload::run as run_recording_upload;
 pub(crate) use registration::{run as run_registration, Registration};
 

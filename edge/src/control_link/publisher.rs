@@ -31,12 +31,20 @@ fn to_wire(event: &CallEvent) -> WireEvent {
 /// Most events made durable by one sync: everything the calls have reported by then.
 const SPOOL_BATCH: usize = 256;
 
+/// What the publisher reports on: the spool's length, and every event it takes, which the
+/// observer turns into the call metrics (every call event of the edge passes here once).
+pub(crate) struct PublisherMetrics {
+    pub spooled: prometheus_client::metrics::gauge::Gauge,
+    pub calls: crate::metrics::CallObserver,
+}
+
 /// Spools `first` and whatever else is already waiting, with one sync off the calls' threads;
 /// returns the ids, oldest first.
 fn spool_waiting(
     spool: &mut EventSpool,
     first: CallEvent,
     events: &mut mpsc::Receiver<CallEvent>,
+    observer: &mut crate::metrics::CallObserver,
 ) -> Vec<String> {
     let mut batch = vec![first];
     while batch.len() < SPOOL_BATCH {
@@ -44,6 +52,9 @@ fn spool_waiting(
             Ok(event) => batch.push(event),
             Err(_) => break,
         }
+    }
+    for event in &batch {
+        observer.observe(event);
     }
     let ids = batch.iter().map(|e| e.id.clone()).collect();
     if let Err(e) = run_blocking(|| spool.append_all(batch)) {
@@ -56,8 +67,12 @@ pub(crate) async fn run(
     link: LinkContext,
     mut spool: EventSpool,
     mut events: mpsc::Receiver<CallEvent>,
-    spooled: prometheus_client::metrics::gauge::Gauge,
+    metrics: PublisherMetrics,
 ) {
+    let PublisherMetrics {
+        spooled,
+        calls: mut observer,
+    } = metrics;
     let mut backoff = link.backoff();
     loop {
         spooled.set(i64::try_from(spool.pending_len()).unwrap_or(i64::MAX));
@@ -93,7 +108,7 @@ pub(crate) async fn run(
                             }
                         },
                         event = events.recv() => match event {
-                            Some(event) => unsent.extend(spool_waiting(&mut spool, event, &mut events)),
+                            Some(event) => unsent.extend(spool_waiting(&mut spool, event, &mut events, &mut observer)),
                             None => return,
                         },
                         permit = tx.reserve(), if in_flight < WINDOW && !unsent.is_empty() => {
@@ -116,7 +131,7 @@ pub(crate) async fn run(
                 _ = tokio::time::sleep_until(resume_at) => break,
                 event = events.recv() => match event {
                     Some(event) => {
-                        spool_waiting(&mut spool, event, &mut events);
+                        spool_waiting(&mut spool, event, &mut events, &mut observer);
                     }
                     None => return,
                 },

@@ -475,7 +475,7 @@ impl SipTask {
         self.calls.insert(setup.dialog.clone(), signal_tx);
         let services = &self.services;
         services.state.call_started();
-        let span = tracing::info_span!("call", call_id = %setup.call_id, edge = %services.edge_id, workspace = %setup.workspace_id);
+        let span = setup.trace.span.clone();
         let run = task::run(setup, signal_rx, services.clone(), self.requests.clone());
         tokio::spawn(run.instrument(span));
     }

@@ -86,7 +86,7 @@ where
     let (request_tx, mut request_rx) = mpsc::channel(SIGNAL_QUEUE);
     let services = twilio.services.clone();
     services.state.call_started();
-    let span = tracing::info_span!("call", call_id = %setup.call_id, edge = %services.edge_id, workspace = %setup.workspace_id);
+    let span = setup.trace.span.clone();
     let call_id = setup.call_id.clone();
     let call =
         tokio::spawn(task::run(setup, signal_rx, services, request_tx).instrument(span.clone()));
@@ -378,6 +378,11 @@ async fn call_setup(
         let (agent, workflow) = crate::call::responder::answerer(&snapshot, route.target);
         (CallDirection::Inbound, agent, workflow)
     };
+    let trace = crate::telemetry::CallTrace::begin(
+        &ticket.call_id,
+        &twilio.services.edge_id,
+        &ticket.workspace_id,
+    );
     Some(CallSetup {
         dialog: ticket.call_id.clone(),
         call_id: ticket.call_id,
@@ -389,6 +394,7 @@ async fn call_setup(
         dialled: ticket.to,
         leg,
         provider: Some(provider),
+        trace,
     })
 }
 

@@ -54,6 +54,7 @@ pub fn cached_edge_config(
 
         legs: Default::default(),
         drain: Default::default(),
+        metrics: Default::default(),
         http: EdgeHttpConfig {
             addr: "127.0.0.1:0".into(),
             ..EdgeHttpConfig::default()

@@ -169,6 +169,13 @@ pub struct CallStarted {
     pub trunks: Option<Vec<String>>,
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub attempts: Option<Vec<ProviderAttempt>>,
+    /// The call's OpenTelemetry trace id (32 hex digits), so its record leads to its trace.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub trace_id: Option<String>,
+    /// The id of the call's root span (16 hex digits): the control plane's webhook spans are
+    /// its children, so they join the call's trace.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub trace_span_id: Option<String>,
     #[serde(flatten)]
     pub extra: Extra,
 }
@@ -191,6 +198,13 @@ pub struct CallAnswered {
     pub stream_sid: Option<String>,
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub attempts: Option<Vec<ProviderAttempt>>,
+    /// The call's OpenTelemetry trace id (32 hex digits): a call that did not pass through
+    /// `call.started` with one (placed by us, dialled before its trace began) gets it here.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub trace_id: Option<String>,
+    /// The call's root span id, as in `call.started`.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub trace_span_id: Option<String>,
     #[serde(flatten)]
     pub extra: Extra,
 }
@@ -221,6 +235,10 @@ pub struct RtpRecord {
     pub junk: u64,
     pub foreign: u64,
     pub jitter_ms: u64,
+    /// The playout delay the jitter buffer had settled on at the end (its depth); absent
+    /// from edges before it.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub jitter_buffer_ms: Option<u64>,
     #[serde(flatten)]
     pub extra: Extra,
 }

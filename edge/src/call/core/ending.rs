@@ -62,6 +62,7 @@ impl CallCore {
                 junk: stats.junk_received,
                 foreign: stats.foreign_received,
                 jitter_ms: u64::from(stats.interarrival_jitter_ms),
+                jitter_buffer_ms: Some(u64::from(stats.jitter_buffer_ms)),
                 extra: Extra::new(),
             }),
             rtcp: Some(rtcp_record(&stats)),

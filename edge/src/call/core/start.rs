@@ -41,6 +41,10 @@ pub struct CallStart<'a> {
     pub can_record: bool,
     /// Limits on the parties added to the call.
     pub legs: super::legs::LegSettings,
+    /// The call's trace id, written in its opening records for the control plane.
+    pub trace_id: Option<&'a str>,
+    /// The call's root span id, beside it.
+    pub trace_span_id: Option<&'a str>,
 }
 
 impl CallStart<'_> {
@@ -68,15 +72,19 @@ impl CallStart<'_> {
                 media: Some(media.to_owned()),
                 sip_call_id: Some(None),
                 provider: Some(serde_json::to_value(self.provider).unwrap_or_default()),
+                trace_id: self.trace_id.map(str::to_owned),
+                trace_span_id: self.trace_span_id.map(str::to_owned),
                 ..CallStarted::default()
             }));
         }
         // A call we placed: the trunk or account that carried it, and the attempts that failed
         // first.
-        let answered = match self.direction {
+        let mut answered = match self.direction {
             CallDirection::Outbound => self.provider.cloned().unwrap_or_default(),
             CallDirection::Inbound => CallAnswered::default(),
         };
+        answered.trace_id = self.trace_id.map(str::to_owned);
+        answered.trace_span_id = self.trace_span_id.map(str::to_owned);
         records.push(CallEventData::Answered(answered));
         records
     }

@@ -285,6 +285,8 @@ impl Sim {
             voice: Some(&factory),
             can_record: false,
             legs: crate::call::core::LegSettings::default(),
+            trace_id: None,
+            trace_span_id: None,
         };
         let core = CallCore::start(t0, start).expect("the call starts");
         let from = audio.remote_rtp;

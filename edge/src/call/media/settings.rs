@@ -21,6 +21,8 @@ pub struct MediaStats {
     pub jitter: JitterStats,
     /// RFC 3550 interarrival jitter, in milliseconds.
     pub interarrival_jitter_ms: u32,
+    /// The playout delay the jitter buffer has settled on (its depth), in milliseconds.
+    pub jitter_buffer_ms: u32,
     /// RTCP reports both ways and what the far end says of our stream.
     pub rtcp: RtcpStats,
     /// How lost frames were rebuilt, concealed or silenced.

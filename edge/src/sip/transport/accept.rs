@@ -115,10 +115,14 @@ async fn decide(
         }
     })?;
     let (agent, workflow) = crate::call::responder::answerer(&snapshot, route.target);
+    let call_id = freya_shared::ids::new_id();
+    let trace =
+        crate::telemetry::CallTrace::begin(&call_id, &services.edge_id, &route.number.workspace_id);
     let setup = CallSetup {
+        trace,
         // Ours: the caller's Call-ID may repeat across workspaces, be any length, or be aimed at
         // another call's record; it stays only the dialog's key on this edge.
-        call_id: freya_shared::ids::new_id(),
+        call_id,
         dialog: call.call_id.clone(),
         direction: CallDirection::Inbound,
         workspace_id: route.number.workspace_id.clone(),

@@ -317,6 +317,11 @@ pub async fn answered(
     };
     match audio {
         Ok(audio) => Some(CallSetup {
+            trace: crate::telemetry::CallTrace::begin(
+                call_id,
+                &services.edge_id,
+                &pending.workspace_id,
+            ),
             call_id: call_id.to_owned(),
             dialog: call_id.to_owned(),
             direction: CallDirection::Outbound,

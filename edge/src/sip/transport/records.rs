@@ -24,6 +24,8 @@ pub(super) async fn record_invited(services: &CallServices, setup: &CallSetup) {
         media: Some(setup.leg.kind().to_owned()),
         sip_call_id: Some(Some(setup.dialog.clone())),
         provider: Some(serde_json::Value::Null),
+        trace_id: setup.trace.trace_id(),
+        trace_span_id: setup.trace.span_id(),
         ..CallStarted::default()
     };
     record(
