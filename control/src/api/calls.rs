@@ -43,6 +43,9 @@ pub(super) struct CallView {
     /// For an inbound SIP call, the Call-ID its caller chose (to find it in a carrier's logs);
     /// `id` is ours.
     sip_call_id: Option<String>,
+    /// When the call's transcript, events and recording were erased on request; the call is a
+    /// tombstone since (times and outcome only).
+    erased_at: Option<String>,
     /// The call's recording, once its edge has uploaded it.
     recording: Option<RecordingView>,
     /// What the call used: replies, recognised speech, the agent's characters heard and
@@ -68,6 +71,7 @@ impl From<CallRecord> for CallView {
             ended_at: c.ended_at_ms.map(rfc3339),
             end_reason: c.end_reason,
             sip_call_id: c.sip_call_id,
+            erased_at: c.erased_at_ms.map(rfc3339),
             recording,
             usage: c.usage.into(),
         }

@@ -41,6 +41,8 @@ pub struct CallRecord {
     /// The SIP Call-ID of the call's dialog on its edge, for an inbound SIP call: the caller's
     /// choice, so only an attribute, never the key.
     pub sip_call_id: Option<String>,
+    /// When its data was erased on request (`store/erasure.rs`); the row is a tombstone since.
+    pub erased_at_ms: Option<i64>,
     /// The call's recording, once an edge has uploaded it.
     pub recording: Option<super::CallRecordingInfo>,
     /// What the call used, as far as its events have said.
