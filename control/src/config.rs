@@ -29,6 +29,39 @@ pub struct ControlConfig {
     pub webhooks: WebhooksConfig,
     #[serde(default)]
     pub recordings: RecordingsConfig,
+    #[serde(default)]
+    pub retention: RetentionConfig,
+}
+
+/// The retention sweep (each workspace's `retention` windows): how often it runs and how much
+/// it deletes per workspace and kind in one run, so one run stays a short burst of small
+/// transactions; a backlog drains over the following runs.
+#[derive(Debug, Clone, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct RetentionConfig {
+    /// Seconds between sweeps (on every replica; they do not conflict).
+    #[serde(default = "default_retention_interval_secs")]
+    pub interval_secs: u32,
+    /// Most recordings, transcript events and call records deleted per workspace per sweep.
+    #[serde(default = "default_retention_batch")]
+    pub batch: u32,
+}
+
+impl Default for RetentionConfig {
+    fn default() -> Self {
+        Self {
+            interval_secs: default_retention_interval_secs(),
+            batch: default_retention_batch(),
+        }
+    }
+}
+
+fn default_retention_interval_secs() -> u32 {
+    300
+}
+
+fn default_retention_batch() -> u32 {
+    500
 }
 
 /// Where call recordings uploaded by edges are kept (one folder per workspace below `dir`).
@@ -384,6 +417,8 @@ impl Validate for ControlConfig {
                 1,
             ),
             ("grpc.max_connections", self.grpc.max_connections, 1),
+            ("retention.interval_secs", self.retention.interval_secs, 1),
+            ("retention.batch", self.retention.batch, 1),
         ] {
             if value < min {
                 problems.push(ConfigProblem::new(key, format!("must be at least {min}")));

@@ -296,6 +296,12 @@ impl ControlPlane {
             config.edges.offline_after_ms,
             shutdown.clone(),
         ));
+        tasks.spawn(crate::retention::run(
+            store.clone(),
+            config.recordings.dir.clone(),
+            config.retention.clone(),
+            shutdown.clone(),
+        ));
         tracing::info!(%http_addr, %grpc_addr, "control plane serving");
         Ok(Self {
             http_addr,

@@ -45,5 +45,6 @@ pub fn bench_config(database_url: &str, max_connections: u32, dir: &Path) -> Con
         recordings: RecordingsConfig {
             dir: dir.join("recordings"),
         },
+        retention: Default::default(),
     }
 }

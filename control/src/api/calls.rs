@@ -47,6 +47,9 @@ pub(super) struct CallView {
     /// recognition, model, synthesis, tools) in the tracing backend; `null` when its edge sent
     /// none.
     trace_id: Option<String>,
+    /// When the call's transcript, events and recording were erased on request; the call is a
+    /// tombstone since (times and outcome only).
+    erased_at: Option<String>,
     /// The call's recording, once its edge has uploaded it.
     recording: Option<RecordingView>,
     /// What the call used: replies, recognised speech, the agent's characters heard and
@@ -73,6 +76,7 @@ impl From<CallRecord> for CallView {
             end_reason: c.end_reason,
             sip_call_id: c.sip_call_id,
             trace_id: c.trace_id,
+            erased_at: c.erased_at_ms.map(rfc3339),
             recording,
             usage: c.usage.into(),
         }

@@ -26,6 +26,7 @@ mod dashboard;
 mod edge_choice;
 mod edge_trust;
 mod edges;
+mod erasures;
 mod health;
 pub(crate) mod json;
 mod keys;
@@ -223,7 +224,15 @@ fn v1() -> Router<AppState> {
             "/calls",
             needs(Role::Viewer, get(calls::list)).merge(needs(Role::Editor, post(calls::place))),
         )
-        .route("/calls/{id}", needs(Role::Viewer, get(calls::get)))
+        .route(
+            "/calls/{id}",
+            needs(Role::Viewer, get(calls::get))
+                .merge(needs(Role::Admin, delete(erasures::erase_call))),
+        )
+        .route(
+            "/erasures",
+            needs(Role::Admin, post(erasures::erase_caller)),
+        )
         .route(
             "/calls/{id}/hangup",
             needs(Role::Editor, post(calls::hangup)),

@@ -22,7 +22,8 @@ use utoipa::openapi::{
 use utoipa::{Modify, OpenApi, ToSchema};
 
 use super::{
-    agents, analytics, audit, call_legs, calls, dashboard, edge_trust, edges, health, keys, login,
+    agents, analytics, audit, call_legs, calls, dashboard, edge_trust, edges, erasures, health,
+    keys, login,
     numbers, providers, recordings, webhooks, workflows, workspaces,
 };
 
@@ -61,6 +62,7 @@ use super::{
         calls::list, calls::place, calls::get, calls::hangup,
         call_legs::dial, call_legs::hang_up, call_legs::bridge, call_legs::unbridge,
         recordings::download, recordings::delete,
+        erasures::erase_call, erasures::erase_caller,
         audit::list,
         providers::list, providers::create, providers::get, providers::patch, providers::delete,
         webhooks::list, webhooks::create, webhooks::get, webhooks::patch, webhooks::delete,

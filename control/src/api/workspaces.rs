@@ -12,7 +12,7 @@ use super::auth::{Caller, Person};
 use super::json::StrictJson;
 use super::problem::Problem;
 use super::{AppState, List};
-use crate::store::{Member, Role, Workspace};
+use crate::store::{Member, Retention, Role, Workspace, MAX_RETENTION_DAYS};
 use freya_shared::ids::{is_uuid, rfc3339};
 use freya_shared::model::FieldError;
 
@@ -25,6 +25,29 @@ pub(super) struct WorkspaceView {
     role: Option<Role>,
     created_at: String,
     updated_at: String,
+    /// How long its call data is kept.
+    retention: RetentionView,
+}
+
+/// A workspace's retention windows in days; `null` keeps that data forever. Enforced by the
+/// control plane's retention task every few minutes: recordings and call records count from
+/// the call's end, transcripts (every event carrying speech, tool arguments, digits or
+/// workflow values) from the event.
+#[derive(Serialize, utoipa::ToSchema)]
+pub(super) struct RetentionView {
+    recordings_days: Option<i64>,
+    transcripts_days: Option<i64>,
+    calls_days: Option<i64>,
+}
+
+impl From<Retention> for RetentionView {
+    fn from(r: Retention) -> Self {
+        Self {
+            recordings_days: r.recordings_days,
+            transcripts_days: r.transcripts_days,
+            calls_days: r.calls_days,
+        }
+    }
 }
 
 impl From<Workspace> for WorkspaceView {
@@ -35,6 +58,7 @@ impl From<Workspace> for WorkspaceView {
             role: w.role,
             created_at: rfc3339(w.created_at_ms),
             updated_at: rfc3339(w.updated_at_ms),
+            retention: w.retention.into(),
         }
     }
 }
@@ -65,6 +89,62 @@ impl From<Member> for MemberView {
 #[derive(Deserialize, utoipa::ToSchema)]
 pub(super) struct WorkspaceBody {
     name: String,
+}
+
+/// `PATCH /v1/workspaces/{id}`: a merge patch; absent fields stay as they are.
+#[derive(Deserialize, utoipa::ToSchema)]
+#[serde(deny_unknown_fields)]
+pub(super) struct WorkspacePatch {
+    name: Option<String>,
+    /// Any of `recordings_days`, `transcripts_days`, `calls_days`: whole days from 1 to 36500,
+    /// or `null` to keep forever; windows not named stay as they are.
+    #[schema(value_type = Option<Object>)]
+    retention: Option<serde_json::Value>,
+}
+
+/// `current` with the windows `patch` names changed, or every problem, by field.
+fn patched_retention(
+    mut current: Retention,
+    patch: &serde_json::Value,
+) -> Result<Retention, Vec<FieldError>> {
+    let Some(fields) = patch.as_object() else {
+        return Err(vec![FieldError::new(
+            "retention",
+            "must be an object of `recordings_days`, `transcripts_days`, `calls_days`",
+        )]);
+    };
+    let mut errors = Vec::new();
+    for (key, value) in fields {
+        let slot = match key.as_str() {
+            "recordings_days" => &mut current.recordings_days,
+            "transcripts_days" => &mut current.transcripts_days,
+            "calls_days" => &mut current.calls_days,
+            _ => {
+                errors.push(FieldError::new(
+                    format!("retention.{key}"),
+                    "unknown field: use recordings_days, transcripts_days or calls_days",
+                ));
+                continue;
+            }
+        };
+        match value {
+            serde_json::Value::Null => *slot = None,
+            v => match v.as_i64().filter(|d| (1..=MAX_RETENTION_DAYS).contains(d)) {
+                Some(days) => *slot = Some(days),
+                None => errors.push(FieldError::new(
+                    format!("retention.{key}"),
+                    format!(
+                        "must be a whole number of days from 1 to {MAX_RETENTION_DAYS}, or null to keep forever"
+                    ),
+                )),
+            },
+        }
+    }
+    if errors.is_empty() {
+        Ok(current)
+    } else {
+        Err(errors)
+    }
 }
 
 /// `POST /v1/workspaces/{id}/members`.
@@ -151,21 +231,34 @@ pub(super) async fn get(
     patch,
     path = "/v1/workspaces/{workspace_id}",
     tag = "workspaces",
-    summary = "Rename a workspace (admin)",
+    summary = "Rename a workspace or change its retention windows (admin)",
     params(("workspace_id" = String, Path, description = "The workspace's id")),
-    request_body = WorkspaceBody,
-    responses((status = 200, description = "Renamed", body = WorkspaceView))
+    request_body = WorkspacePatch,
+    responses((status = 200, description = "Changed", body = WorkspaceView))
 )]
 pub(super) async fn rename(
     State(state): State<AppState>,
     caller: Caller,
-    StrictJson(body): StrictJson<WorkspaceBody>,
+    StrictJson(body): StrictJson<WorkspacePatch>,
 ) -> Result<Json<WorkspaceView>, Problem> {
-    let name = valid_name(body.name)?;
-    let mut workspace = state
-        .store
-        .rename_workspace(&caller.scope, &caller.actor, &name)
-        .await?;
+    let name = body.name.map(valid_name).transpose()?;
+    if let Some(patch) = &body.retention {
+        let current = state.store.workspace(&caller.scope).await?.retention;
+        let retention = patched_retention(current, patch).map_err(Problem::invalid)?;
+        state
+            .store
+            .set_workspace_retention(&caller.scope, &caller.actor, retention)
+            .await?;
+    }
+    let mut workspace = match name {
+        Some(name) => {
+            state
+                .store
+                .rename_workspace(&caller.scope, &caller.actor, &name)
+                .await?
+        }
+        None => state.store.workspace(&caller.scope).await?,
+    };
     workspace.role = Some(caller.role);
     Ok(Json(workspace.into()))
 }

@@ -121,6 +121,7 @@ pub async fn run(options: DevOptions, shutdown: CancellationToken) -> anyhow::Re
         recordings: RecordingsConfig {
             dir: data_dir.join("recordings"),
         },
+        retention: Default::default(),
     };
     let desk = desk::DemoDesk::new(data_dir.join("bookings.jsonl"), demo_tool_secret.clone());
     let control = ControlPlane::start_with(&control_config, Some(desk.router())).await?;

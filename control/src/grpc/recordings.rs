@@ -58,6 +58,13 @@ pub(super) async fn receive(
                 "the call is not known yet; send the recording after its events",
             ))
         }
+        RecordingTarget::Erased => {
+            // Acknowledged so the edge drops its copy; nothing of it is kept here.
+            tracing::info!(edge = %edge_id, call = %header.call_id, "discarded the recording of an erased call");
+            return Ok(RecordingStored {
+                bytes: header.bytes,
+            });
+        }
         RecordingTarget::OtherWorkspace => {
             tracing::warn!(edge = %edge_id, call = %header.call_id, "refused a recording claiming the wrong workspace");
             return Err(Status::permission_denied(

@@ -66,7 +66,7 @@ const CALLS: ScopedTable = ScopedTable {
 const CALL_COLUMNS: &str =
     "id, edge_id, region, direction, from_number, to_number, agent_id, status, \
      started_at_ms, ringing_at_ms, answered_at_ms, ended_at_ms, end_reason, sip_call_id, \
-     trace_id, recording_id, recording_format, recording_bytes, recording_duration_ms, recording_sha256, \
+     trace_id, erased_at_ms, recording_id, recording_format, recording_bytes, recording_duration_ms, recording_sha256, \
      agent_turns, caller_speech_ms, agent_characters, agent_characters_played, \
      agent_characters_synthesized";
 
@@ -87,6 +87,7 @@ pub(crate) fn call_from_row(r: &AnyRow) -> Result<CallRecord, StoreError> {
         end_reason: r.try_get("end_reason")?,
         sip_call_id: r.try_get("sip_call_id")?,
         trace_id: r.try_get("trace_id")?,
+        erased_at_ms: r.try_get("erased_at_ms")?,
         recording: super::recordings::recording_from_row(r)?,
         usage: super::call_usage::usage_from_row(r)?,
     })

@@ -43,6 +43,8 @@ pub struct CallRecord {
     pub sip_call_id: Option<String>,
     /// The call's OpenTelemetry trace id, as its edge reported it.
     pub trace_id: Option<String>,
+    /// When its data was erased on request (`store/erasure.rs`); the row is a tombstone since.
+    pub erased_at_ms: Option<i64>,
     /// The call's recording, once an edge has uploaded it.
     pub recording: Option<super::CallRecordingInfo>,
     /// What the call used, as far as its events have said.

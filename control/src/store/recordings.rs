@@ -32,6 +32,8 @@ pub enum RecordingTarget {
     OtherWorkspace,
     /// The call, and the recording it already has.
     Call(Option<CallRecordingInfo>),
+    /// The call was erased (`DELETE /v1/calls/{id}`): a recording arriving late is discarded.
+    Erased,
 }
 
 /// Calls as their recordings are read.
@@ -75,7 +77,7 @@ impl Store {
         workspace_id: &str,
     ) -> Result<RecordingTarget, StoreError> {
         let row = sqlx::query(&format!(
-            "SELECT workspace_id, {RECORDING_COLUMNS} FROM calls WHERE id = $1"
+            "SELECT workspace_id, erased_at_ms, {RECORDING_COLUMNS} FROM calls WHERE id = $1"
         ))
         .bind(call_id)
         .fetch_optional(self.pool())
@@ -86,6 +88,9 @@ impl Store {
         let owner: String = row.try_get("workspace_id")?;
         if owner != workspace_id {
             return Ok(RecordingTarget::OtherWorkspace);
+        }
+        if row.try_get::<Option<i64>, _>("erased_at_ms")?.is_some() {
+            return Ok(RecordingTarget::Erased);
         }
         Ok(RecordingTarget::Call(recording_from_row(&row)?))
     }
@@ -100,7 +105,8 @@ impl Store {
         let updated = retry(&self.health, || async {
             Ok(sqlx::query(
                 "UPDATE calls SET recording_id = $1, recording_format = $2, recording_bytes = $3, \
-                 recording_duration_ms = $4, recording_sha256 = $5 WHERE id = $6 AND workspace_id = $7",
+                 recording_duration_ms = $4, recording_sha256 = $5 WHERE id = $6 AND workspace_id = $7 \
+                 AND erased_at_ms IS NULL",
             )
             .bind(&recording.recording_id)
             .bind(&recording.format)

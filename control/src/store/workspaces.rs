@@ -7,6 +7,7 @@ use sqlx::Row;
 
 use super::change::Change;
 use super::identity::{insert_audit, AuditEntry};
+use super::retention::{Retention, RETENTION_COLUMNS};
 use super::{retry, Role, Store, StoreError, WorkspaceScope};
 use freya_shared::ids::{new_id, now_ms};
 
@@ -19,6 +20,8 @@ pub struct Workspace {
     pub role: Option<Role>,
     pub created_at_ms: i64,
     pub updated_at_ms: i64,
+    /// How long its call data is kept (see `retention.rs`).
+    pub retention: Retention,
 }
 
 /// A user as the login path needs it.
@@ -183,9 +186,10 @@ impl Store {
 
     /// The scoped workspace.
     pub async fn workspace(&self, scope: &WorkspaceScope) -> Result<Workspace, StoreError> {
-        let row = sqlx::query(
-            "SELECT id, name, created_at_ms, updated_at_ms FROM workspaces WHERE id = $1",
-        )
+        let row = sqlx::query(&format!(
+            "SELECT id, name, created_at_ms, updated_at_ms, {RETENTION_COLUMNS} FROM workspaces \
+             WHERE id = $1"
+        ))
         .bind(&scope.workspace_id)
         .fetch_optional(self.pool())
         .await?
@@ -196,15 +200,17 @@ impl Store {
             role: None,
             created_at_ms: row.try_get("created_at_ms")?,
             updated_at_ms: row.try_get("updated_at_ms")?,
+            retention: Retention::from_row(&row)?,
         })
     }
 
     /// The workspaces `user_id` belongs to, with their role in each, oldest first.
     pub async fn workspaces_of(&self, user_id: &str) -> Result<Vec<Workspace>, StoreError> {
-        let rows = sqlx::query(
-            "SELECT w.id, w.name, w.created_at_ms, w.updated_at_ms, m.role FROM workspaces w \
-             JOIN memberships m ON m.workspace_id = w.id WHERE m.user_id = $1 ORDER BY w.id",
-        )
+        let rows = sqlx::query(&format!(
+            "SELECT w.id, w.name, w.created_at_ms, w.updated_at_ms, m.role, {RETENTION_COLUMNS} \
+             FROM workspaces w JOIN memberships m ON m.workspace_id = w.id WHERE m.user_id = $1 \
+             ORDER BY w.id"
+        ))
         .bind(user_id)
         .fetch_all(self.pool())
         .await?;
@@ -216,6 +222,7 @@ impl Store {
                     role: Some(role_of(r.try_get("role")?)?),
                     created_at_ms: r.try_get("created_at_ms")?,
                     updated_at_ms: r.try_get("updated_at_ms")?,
+                    retention: Retention::from_row(r)?,
                 })
             })
             .collect()

@@ -243,6 +243,7 @@ pub fn control_config(db_url: &str) -> ControlConfig {
                 uuid::Uuid::now_v7().simple()
             )),
         },
+        retention: Default::default(),
     }
 }
 

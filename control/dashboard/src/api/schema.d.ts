@@ -240,7 +240,11 @@ export interface paths {
         get: operations["calls.get"];
         put?: never;
         post?: never;
-        delete?: never;
+        /**
+         * Erase a call's transcript, events and recording, keeping a tombstone (admin)
+         * @description The call row stays with its times and outcome, `erased_at` set and the caller's number cleared; the erasure is audited as `call.erased`. A live call is a 409: hang it up first. Erasing an erased call again changes nothing.
+         */
+        delete: operations["calls.erase_call"];
         options?: never;
         head?: never;
         patch?: never;
@@ -344,6 +348,26 @@ export interface paths {
         get: operations["edges.list"];
         put?: never;
         post?: never;
+        delete?: never;
+        options?: never;
+        head?: never;
+        patch?: never;
+        trace?: never;
+    };
+    "/v1/erasures": {
+        parameters: {
+            query?: never;
+            header?: never;
+            path?: never;
+            cookie?: never;
+        };
+        get?: never;
+        put?: never;
+        /**
+         * Erase every call of one caller number in the workspace (admin)
+         * @description Each call is erased as `DELETE /v1/calls/{id}` would; audited per call and once as `erasure.completed` with the counts.
+         */
+        post: operations["calls.erase_caller"];
         delete?: never;
         options?: never;
         head?: never;
@@ -633,7 +657,7 @@ export interface paths {
         delete: operations["workspaces.delete"];
         options?: never;
         head?: never;
-        /** Rename a workspace (admin) */
+        /** Rename a workspace or change its retention windows (admin) */
         patch: operations["workspaces.rename"];
         trace?: never;
     };
@@ -887,6 +911,11 @@ export interface components {
             edge_id?: string | null;
             end_reason?: string | null;
             ended_at?: string | null;
+            /**
+             * @description When the call's transcript, events and recording were erased on request; the call is a
+             *     tombstone since (times and outcome only).
+             */
+            erased_at?: string | null;
             from?: string | null;
             id: string;
             recording?: components["schemas"]["RecordingView"] | null;
@@ -957,6 +986,28 @@ export interface components {
             /** @description `online`, `draining` or `offline`. */
             status: string;
             version: string;
+        };
+        /** @description What an erasure request did. */
+        ErasureReport: {
+            /** @description The number as it was matched (its normal form). */
+            caller_number: string;
+            /** Format: int64 */
+            calls_erased: number;
+            /**
+             * Format: int64
+             * @description Calls of that caller still live, left alone: send the request again once they ended.
+             */
+            calls_live: number;
+            /** Format: int64 */
+            recordings_deleted: number;
+        };
+        /** @description `POST /v1/erasures`. */
+        ErasureRequest: {
+            /**
+             * @description The caller's number, in any spelling that normalises (`+1 (555) 123-4567`), or a SIP
+             *     user name: every call with this remote party is erased.
+             */
+            caller_number: string;
         };
         /** @description An event of a call. */
         EventView: {
@@ -1042,6 +1093,11 @@ export interface components {
                 edge_id?: string | null;
                 end_reason?: string | null;
                 ended_at?: string | null;
+                /**
+                 * @description When the call's transcript, events and recording were erased on request; the call is a
+                 *     tombstone since (times and outcome only).
+                 */
+                erased_at?: string | null;
                 from?: string | null;
                 id: string;
                 recording?: components["schemas"]["RecordingView"] | null;
@@ -1181,6 +1237,8 @@ export interface components {
                 created_at: string;
                 id: string;
                 name: string;
+                /** @description How long its call data is kept. */
+                retention: components["schemas"]["RetentionView"];
                 role?: components["schemas"]["Role"] | null;
                 updated_at: string;
             }[];
@@ -1302,6 +1360,20 @@ export interface components {
             format: string;
             /** @description Where to download it (`GET`, range requests honoured). */
             url: string;
+        };
+        /**
+         * @description A workspace's retention windows in days; `null` keeps that data forever. Enforced by the
+         *     control plane's retention task every few minutes: recordings and call records count from
+         *     the call's end, transcripts (every event carrying speech, tool arguments, digits or
+         *     workflow values) from the event.
+         */
+        RetentionView: {
+            /** Format: int64 */
+            calls_days?: number | null;
+            /** Format: int64 */
+            recordings_days?: number | null;
+            /** Format: int64 */
+            transcripts_days?: number | null;
         };
         /**
          * @description What a member or key may do in a workspace, from most to least.
@@ -1525,11 +1597,22 @@ export interface components {
         WorkspaceBody: {
             name: string;
         };
+        /** @description `PATCH /v1/workspaces/{id}`: a merge patch; absent fields stay as they are. */
+        WorkspacePatch: {
+            name?: string | null;
+            /**
+             * @description Any of `recordings_days`, `transcripts_days`, `calls_days`: whole days from 1 to 36500,
+             *     or `null` to keep forever; windows not named stay as they are.
+             */
+            retention?: Record<string, never> | null;
+        };
         /** @description A workspace as the API shows it. */
         WorkspaceView: {
             created_at: string;
             id: string;
             name: string;
+            /** @description How long its call data is kept. */
+            retention: components["schemas"]["RetentionView"];
             role?: components["schemas"]["Role"] | null;
             updated_at: string;
         };
@@ -3071,6 +3154,125 @@ export interface operations {
             };
         };
     };
+    "calls.erase_call": {
+        parameters: {
+            query?: never;
+            header?: {
+                /** @description The workspace a person's JWT acts in (API keys act in their own) */
+                "X-Workspace-Id"?: string;
+            };
+            path: {
+                /** @description The call's id */
+                id: string;
+            };
+            cookie?: never;
+        };
+        requestBody?: never;
+        responses: {
+            /** @description Erased */
+            204: {
+                headers: {
+                    [name: string]: unknown;
+                };
+                content?: never;
+            };
+            /** @description Malformed JSON, or a bad query parameter (named in `errors`) */
+            400: {
+                headers: {
+                    [name: string]: unknown;
+                };
+                content: {
+                    "application/problem+json": components["schemas"]["Problem"];
+                };
+            };
+            /** @description No, or an invalid, expired or revoked credential */
+            401: {
+                headers: {
+                    [name: string]: unknown;
+                };
+                content: {
+                    "application/problem+json": components["schemas"]["Problem"];
+                };
+            };
+            /** @description The caller's role does not allow this */
+            403: {
+                headers: {
+                    [name: string]: unknown;
+                };
+                content: {
+                    "application/problem+json": components["schemas"]["Problem"];
+                };
+            };
+            /** @description No such call in this workspace */
+            404: {
+                headers: {
+                    [name: string]: unknown;
+                };
+                content?: never;
+            };
+            /** @description The call is live */
+            409: {
+                headers: {
+                    [name: string]: unknown;
+                };
+                content?: never;
+            };
+            /** @description The body is larger than 1 MiB */
+            413: {
+                headers: {
+                    [name: string]: unknown;
+                };
+                content: {
+                    "application/problem+json": components["schemas"]["Problem"];
+                };
+            };
+            /** @description The body is not `application/json` */
+            415: {
+                headers: {
+                    [name: string]: unknown;
+                };
+                content: {
+                    "application/problem+json": components["schemas"]["Problem"];
+                };
+            };
+            /** @description The body is well-formed but some fields are wrong (named in `errors`) */
+            422: {
+                headers: {
+                    [name: string]: unknown;
+                };
+                content: {
+                    "application/problem+json": components["schemas"]["Problem"];
+                };
+            };
+            /** @description Rate limited; retry after `Retry-After` seconds */
+            429: {
+                headers: {
+                    [name: string]: unknown;
+                };
+                content: {
+                    "application/problem+json": components["schemas"]["Problem"];
+                };
+            };
+            /** @description The database or the edges are unavailable; nothing was saved, try again */
+            503: {
+                headers: {
+                    [name: string]: unknown;
+                };
+                content: {
+                    "application/problem+json": components["schemas"]["Problem"];
+                };
+            };
+            /** @description The database could not store the change (its disk is full or failing); nothing was saved */
+            507: {
+                headers: {
+                    [name: string]: unknown;
+                };
+                content: {
+                    "application/problem+json": components["schemas"]["Problem"];
+                };
+            };
+        };
+    };
     "calls.bridge": {
         parameters: {
             query?: never;
@@ -3922,6 +4124,123 @@ export interface operations {
                 };
                 content: {
                     "application/json": components["schemas"]["EdgeView"][];
+                };
+            };
+            /** @description Malformed JSON, or a bad query parameter (named in `errors`) */
+            400: {
+                headers: {
+                    [name: string]: unknown;
+                };
+                content: {
+                    "application/problem+json": components["schemas"]["Problem"];
+                };
+            };
+            /** @description No, or an invalid, expired or revoked credential */
+            401: {
+                headers: {
+                    [name: string]: unknown;
+                };
+                content: {
+                    "application/problem+json": components["schemas"]["Problem"];
+                };
+            };
+            /** @description The caller's role does not allow this */
+            403: {
+                headers: {
+                    [name: string]: unknown;
+                };
+                content: {
+                    "application/problem+json": components["schemas"]["Problem"];
+                };
+            };
+            /** @description No such resource in the caller's workspace */
+            404: {
+                headers: {
+                    [name: string]: unknown;
+                };
+                content: {
+                    "application/problem+json": components["schemas"]["Problem"];
+                };
+            };
+            /** @description The body is larger than 1 MiB */
+            413: {
+                headers: {
+                    [name: string]: unknown;
+                };
+                content: {
+                    "application/problem+json": components["schemas"]["Problem"];
+                };
+            };
+            /** @description The body is not `application/json` */
+            415: {
+                headers: {
+                    [name: string]: unknown;
+                };
+                content: {
+                    "application/problem+json": components["schemas"]["Problem"];
+                };
+            };
+            /** @description The body is well-formed but some fields are wrong (named in `errors`) */
+            422: {
+                headers: {
+                    [name: string]: unknown;
+                };
+                content: {
+                    "application/problem+json": components["schemas"]["Problem"];
+                };
+            };
+            /** @description Rate limited; retry after `Retry-After` seconds */
+            429: {
+                headers: {
+                    [name: string]: unknown;
+                };
+                content: {
+                    "application/problem+json": components["schemas"]["Problem"];
+                };
+            };
+            /** @description The database or the edges are unavailable; nothing was saved, try again */
+            503: {
+                headers: {
+                    [name: string]: unknown;
+                };
+                content: {
+                    "application/problem+json": components["schemas"]["Problem"];
+                };
+            };
+            /** @description The database could not store the change (its disk is full or failing); nothing was saved */
+            507: {
+                headers: {
+                    [name: string]: unknown;
+                };
+                content: {
+                    "application/problem+json": components["schemas"]["Problem"];
+                };
+            };
+        };
+    };
+    "calls.erase_caller": {
+        parameters: {
+            query?: never;
+            header?: {
+                /** @description The workspace a person's JWT acts in (API keys act in their own) */
+                "X-Workspace-Id"?: string;
+            };
+            path?: never;
+            cookie?: never;
+        };
+        requestBody: {
+            content: {
+                "application/json": components["schemas"]["ErasureRequest"];
+            };
+        };
+        responses: {
+            /** @description What was erased */
+            200: {
+                headers: {
+                    [name: string]: unknown;
+                };
+                content: {
+                    "application/json": components["schemas"]["ErasureReport"];
                 };
             };
             /** @description Malformed JSON, or a bad query parameter (named in `errors`) */
@@ -7524,11 +7843,11 @@ export interface operations {
         };
         requestBody: {
             content: {
-                "application/json": components["schemas"]["WorkspaceBody"];
+                "application/json": components["schemas"]["WorkspacePatch"];
             };
         };
         responses: {
-            /** @description Renamed */
+            /** @description Changed */
             200: {
                 headers: {
                     [name: string]: unknown;
