@@ -282,7 +282,7 @@ impl ControlPlane {
             config.webhooks.clone(),
             metrics.webhooks.clone(),
         )
-            .context("while starting the webhook delivery task")?;
+        .context("while starting the webhook delivery task")?;
         tasks.spawn(worker.run(shutdown.clone()));
         let (watched, stop) = (store.clone(), shutdown.clone());
         tasks.spawn(async move {

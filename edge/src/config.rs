@@ -504,10 +504,11 @@ impl Validate for EdgeConfig {
             ));
         }
         let listed = self.control.urls.iter().enumerate();
-        let urls: Vec<(String, &String)> = std::iter::once(("control.url".to_owned(), &self.control.url))
-            .filter(|(_, url)| !url.is_empty())
-            .chain(listed.map(|(i, url)| (format!("control.urls[{i}]"), url)))
-            .collect();
+        let urls: Vec<(String, &String)> =
+            std::iter::once(("control.url".to_owned(), &self.control.url))
+                .filter(|(_, url)| !url.is_empty())
+                .chain(listed.map(|(i, url)| (format!("control.urls[{i}]"), url)))
+                .collect();
         for (key, url) in &urls {
             if !(url.starts_with("http://") || url.starts_with("https://")) {
                 problems.push(ConfigProblem::new(

@@ -23,8 +23,7 @@ use utoipa::{Modify, OpenApi, ToSchema};
 
 use super::{
     agents, analytics, audit, call_legs, calls, dashboard, edge_trust, edges, erasures, health,
-    keys, login,
-    numbers, providers, recordings, webhooks, workflows, workspaces,
+    keys, login, numbers, providers, recordings, webhooks, workflows, workspaces,
 };
 
 /// The document.

@@ -64,7 +64,12 @@ pub(crate) async fn link_trust(config: &EdgeConfig, edge_id: &str) -> anyhow::Re
                  `POST /v1/edges/join-tokens` (or control.shared_secret for the dev-only mode)",
             )?;
             // Enrolment goes to the first control-plane URL (`control.url`, else `control.urls`).
-            let enrol_url = config.control.all_urls().into_iter().next().unwrap_or_default();
+            let enrol_url = config
+                .control
+                .all_urls()
+                .into_iter()
+                .next()
+                .unwrap_or_default();
             let identity = enrol_with_retries(
                 &enrol_url,
                 token,
