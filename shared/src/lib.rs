@@ -7,6 +7,7 @@ pub mod config;
 pub mod ids;
 pub mod model;
 pub mod private_files;
+pub mod redact;
 pub mod signature;
 pub mod snapshot;
 pub mod telemetry;
