@@ -53,6 +53,10 @@ pub(super) fn find(toks: &[Token<'_>], taken: &mut [bool], found: &mut Vec<Found
 }
 
 fn is_trigger(w: &str) -> bool {
+    let w = w
+        .strip_suffix("'s")
+        .or_else(|| w.strip_suffix("’s"))
+        .unwrap_or(w);
     matches!(
         w,
         "born" | "birthday" | "birth" | "birthdate" | "dob" | "d.o.b" | "bday" | "b-day"
@@ -98,6 +102,20 @@ fn date_at(toks: &[Token<'_>], lower: &[&str], taken: &[bool], i: usize) -> Opti
         return Some(i + 1);
     }
     let free = |k: usize| k < toks.len() && !taken[k] && !toks[k - 1].stop;
+    // "nineteen eighty five, March the second": the year first.
+    if let Some(y) = year_at(lower, i) {
+        if free(y) && y > i && (i + 1..y).all(|k| !taken[k]) && month(lower[y]) {
+            let mut j = y + 1;
+            if free(j) && lower[j] == "the" && free(j + 1) {
+                j += 1;
+            }
+            if free(j) {
+                if let Some(n) = day_at(lower, j) {
+                    return Some(n);
+                }
+            }
+        }
+    }
     if month(lower[i]) {
         // "March 14th, 1985", "March the fourteenth", "March 1985".
         let mut j = i + 1;

@@ -15,7 +15,13 @@ const JOINERS: &[&str] = &["dot", "underscore", "dash", "hyphen", "period"];
 /// Words before "at" that are not the start of an address ("reach me at ...").
 const NOT_LOCAL: &[&str] = &[
     "me", "us", "him", "her", "them", "is", "it's", "address", "email", "e-mail", "mail", "it",
-    "look", "arrive", "arrived", "be", "was", "are", "am", "and", "or", "the", "a", "you",
+    "look", "arrive", "arrived", "be", "was", "are", "am", "and", "or", "the", "a", "you", "we're",
+    "i'm", "you're", "they're", "he's", "she's", "that's", "what's", "where's", "we", "i", "they",
+    "he", "she", "that", "this", "here", "there", "out", "back", "up", "down",
+];
+/// Words that do not start a spoken domain ("we're at the dot com office").
+const NOT_DOMAIN: &[&str] = &[
+    "the", "a", "an", "my", "our", "your", "this", "that", "their", "his", "her",
 ];
 
 /// Finds written and spoken addresses among the untaken tokens.
@@ -68,14 +74,20 @@ fn is_word(t: &Token<'_>) -> bool {
     !t.text.is_empty()
         && t.text
             .chars()
-            .all(|c| c.is_alphanumeric() || matches!(c, '.' | '_' | '-' | '+'))
+            .all(|c| c.is_alphanumeric() || matches!(c, '.' | '_' | '-' | '+' | '\''))
+}
+
+/// One letter spelled out ("b o b").
+fn is_letter(t: &Token<'_>) -> bool {
+    let mut c = t.text.chars();
+    matches!((c.next(), c.next()), (Some(l), None) if l.is_alphabetic())
 }
 
 /// The end (exclusive) of a spoken domain starting at token `i`: `word (dot word)+` ending in a
 /// top-level domain, or one written `example.com`.
 fn domain_after(toks: &[Token<'_>], taken: &[bool], i: usize) -> Option<usize> {
     let first = toks.get(i)?;
-    if taken[i] || !is_word(first) {
+    if taken[i] || !is_word(first) || NOT_DOMAIN.contains(&first.lower.as_str()) {
         return None;
     }
     if first.lower.contains('.') {
@@ -116,6 +128,12 @@ fn local_before(toks: &[Token<'_>], taken: &[bool], at: usize) -> Option<usize> 
         && is_word(&toks[from - 2])
     {
         from -= 2;
+    }
+    // A spelled-out name, "b o b at ...".
+    if is_letter(&toks[from]) {
+        while from >= 1 && !taken[from - 1] && !toks[from - 1].stop && is_letter(&toks[from - 1]) {
+            from -= 1;
+        }
     }
     Some(from)
 }

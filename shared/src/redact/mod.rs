@@ -97,6 +97,7 @@ impl Redactor {
         }
         if self.wants(PiiKind::Iban) {
             iban::find(&toks, &mut taken, &mut found);
+            iban::find_spoken(&toks, &mut taken, &mut found);
         }
         if self.wants(PiiKind::DateOfBirth) {
             dob::find(&toks, &mut taken, &mut found);

@@ -21,9 +21,12 @@ enum Piece {
     Spoken(u8),
     /// "double" or "triple": applies to the next spoken or written digit.
     Repeat(usize),
-    /// A dash between groups.
+    /// A dash between groups, or a filler word ("uh") inside a run.
     Dash,
 }
+
+/// Filler words a recogniser writes inside a number read aloud.
+const FILLERS: &[&str] = &["uh", "um", "er", "erm", "ah", "hmm"];
 
 fn piece(t: &Token<'_>) -> Option<Piece> {
     let w = t.lower.as_str();
@@ -33,7 +36,7 @@ fn piece(t: &Token<'_>) -> Option<Piece> {
     if let Some(n) = words::repeat(w) {
         return Some(Piece::Repeat(n));
     }
-    if w.chars().all(|c| c == '-' || c == '–') {
+    if w.chars().all(|c| c == '-' || c == '–') || FILLERS.contains(&w) {
         return Some(Piece::Dash);
     }
     let body = w.strip_prefix('+');
@@ -88,8 +91,9 @@ pub(super) fn find(
             continue;
         };
         let next = run.to;
-        let context = context_before(toks, run.from);
-        if let Some(kind) = classify(redactor, &run, context) {
+        let before = context_before(toks, run.from);
+        let after = context_after(toks, run.to);
+        if let Some(kind) = classify(redactor, &run, &before, &after) {
             claim(toks, taken, found, kind, run.from, run.to);
         } else if redactor.wants(PiiKind::CardNumber) && run.to - run.from <= MAX_WINDOW_WORDS {
             cards_inside(toks, taken, found, run.from, run.to);
@@ -110,9 +114,17 @@ fn run_at(toks: &[Token<'_>], taken: &[bool], i: usize) -> Option<Run> {
     let mut pending_repeat = 1;
     let mut j = i;
     while j < toks.len() && !taken[j] {
-        let Some(p) = piece(&toks[j]) else { break };
+        let p = match piece(&toks[j]) {
+            Some(p) => p,
+            // "four one one one for one one one ...": "for" (or "to") heard for a digit, but
+            // only between two spoken digits.
+            None => match spoken_homophone(toks, taken, j) {
+                Some(d) => Piece::Spoken(d),
+                None => break,
+            },
+        };
         match p {
-            Piece::Dash | Piece::Repeat(_) if j == i => return None,
+            Piece::Dash if j == i => return None,
             Piece::Dash => {}
             Piece::Repeat(n) => pending_repeat = n,
             Piece::Spoken(d) => {
@@ -164,6 +176,22 @@ fn run_at(toks: &[Token<'_>], taken: &[bool], i: usize) -> Option<Run> {
     (!run.digits.is_empty()).then_some(run)
 }
 
+fn spoken_homophone(toks: &[Token<'_>], taken: &[bool], j: usize) -> Option<u8> {
+    let d = match toks[j].lower.as_str() {
+        "for" => 4,
+        "to" | "too" => 2,
+        _ => return None,
+    };
+    let spoken = |k: usize| !taken[k] && words::digit(&toks[k].lower).is_some();
+    let between = j > 0
+        && j + 1 < toks.len()
+        && spoken(j - 1)
+        && spoken(j + 1)
+        && !toks[j - 1].stop
+        && !toks[j].stop;
+    between.then_some(d)
+}
+
 fn digits_groups(text: &str) -> Vec<usize> {
     text.split(|c: char| !c.is_ascii_digit())
         .filter(|g| !g.is_empty())
@@ -171,17 +199,40 @@ fn digits_groups(text: &str) -> Vec<usize> {
         .collect()
 }
 
-/// Up to six lower-case words before token `from`, nearest first, stopping at a sentence mark.
-fn context_before<'t>(toks: &'t [Token<'_>], from: usize) -> impl Iterator<Item = &'t str> {
+/// Up to six lower-case words before token `from`, nearest first, stopping at a sentence mark,
+/// with a trailing "'s" dropped ("my phone's ...").
+fn context_before<'t>(toks: &'t [Token<'_>], from: usize) -> Vec<&'t str> {
     let lo = from.saturating_sub(6);
-    let mut stopped = false;
-    toks[lo..from].iter().rev().filter_map(move |t| {
-        if stopped || t.stop {
-            stopped = true;
-            return None;
+    let mut out = Vec::with_capacity(6);
+    for t in toks[lo..from].iter().rev() {
+        if t.stop {
+            break;
         }
-        Some(t.lower.as_str())
-    })
+        out.push(bare(&t.lower));
+    }
+    out
+}
+
+/// Up to four words after the run ending before `to`, within its sentence ("..., that's my
+/// social").
+fn context_after<'t>(toks: &'t [Token<'_>], to: usize) -> Vec<&'t str> {
+    if to == 0 || toks[to - 1].stop {
+        return Vec::new();
+    }
+    let mut out = Vec::with_capacity(4);
+    for t in toks.iter().skip(to).take(4) {
+        out.push(bare(&t.lower));
+        if t.stop {
+            break;
+        }
+    }
+    out
+}
+
+fn bare(w: &str) -> &str {
+    w.strip_suffix("'s")
+        .or_else(|| w.strip_suffix("’s"))
+        .unwrap_or(w)
 }
 
 /// Words that say the digits after them are a phone number.
@@ -251,27 +302,30 @@ const NOT_PHONE_WORDS: &[&str] = &[
 const SSN_WORDS: &[&str] = &["social", "ssn", "security"];
 
 /// Which of the wanted kinds the whole run is, if any.
-fn classify<'t>(
-    redactor: &Redactor,
-    run: &Run,
-    context: impl Iterator<Item = &'t str>,
-) -> Option<PiiKind> {
+fn classify(redactor: &Redactor, run: &Run, before: &[&str], after: &[&str]) -> Option<PiiKind> {
     let d = run.digits.as_bytes();
     let n = d.len();
     if n > MAX_DIGITS {
         return None;
     }
     let mut phone_context = None;
-    let mut ssn_context = false;
-    for w in context {
-        if SSN_WORDS.contains(&w) {
+    let mut ssn_context = after.iter().any(|w| SSN_WORDS.contains(w));
+    for (k, w) in before.iter().enumerate() {
+        if SSN_WORDS.contains(w) {
             ssn_context = true;
         }
         if phone_context.is_none() {
-            if NOT_PHONE_WORDS.contains(&w) {
+            if NOT_PHONE_WORDS.contains(w) {
                 phone_context = Some(false);
-            } else if PHONE_WORDS.contains(&w) {
+            } else if PHONE_WORDS.contains(w) {
                 phone_context = Some(true);
+            } else if *w == "number" {
+                // "my number is ...", unless it is "my order number": the word before decides.
+                if let Some(&("my" | "your" | "his" | "her" | "our" | "their" | "best")) =
+                    before.get(k + 1)
+                {
+                    phone_context = Some(true);
+                }
             }
         }
     }
@@ -351,7 +405,7 @@ pub(super) fn luhn(digits: &[u8]) -> bool {
         }
         sum += v;
     }
-    sum % 10 == 0
+    sum.is_multiple_of(10)
 }
 
 /// The SSA's rules: no area 000, 666 or 9xx, no group 00, no serial 0000.

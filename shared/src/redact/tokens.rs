@@ -11,7 +11,8 @@ pub(super) struct Token<'a> {
     pub text: &'a str,
     /// The word in lower case, for matching.
     pub lower: String,
-    /// A sentence mark (`.`, `?`, `!`, `;`, `:`) follows the word: numbers and dates stop here.
+    /// A sentence mark (`.`, `?`, `!`, `;`) follows the word: numbers and dates stop here. A
+    /// colon does not ("date of birth: ...").
     pub stop: bool,
 }
 
@@ -19,7 +20,7 @@ const LEADING: &[char] = &['(', '"', '\'', '[', '<', '{', '“', '‘'];
 const TRAILING: &[char] = &[
     '.', ',', ';', ':', '!', '?', ')', '"', '\'', ']', '>', '}', '”', '’',
 ];
-const STOPS: &[char] = &['.', ';', ':', '!', '?'];
+const STOPS: &[char] = &['.', ';', '!', '?'];
 
 /// The words of `text`, in order. Linear in the length of `text`.
 pub(super) fn tokenize(text: &str) -> Vec<Token<'_>> {
@@ -29,9 +30,20 @@ pub(super) fn tokenize(text: &str) -> Vec<Token<'_>> {
         let start = offset;
         offset += piece.len();
         let word = piece.trim_end_matches(char::is_whitespace);
-        let lead = word.len() - word.trim_start_matches(LEADING).len();
-        let inner = word[lead..].trim_end_matches(TRAILING);
-        let tail = &word[lead + inner.len()..];
+        let mut lead = word.len() - word.trim_start_matches(LEADING).len();
+        let mut inner = word[lead..].trim_end_matches(TRAILING);
+        let mut tail = &word[lead + inner.len()..];
+        // An area code in parentheses, "(555)", keeps them: they are part of the number.
+        if lead == 1
+            && word.starts_with('(')
+            && tail.starts_with(')')
+            && !inner.is_empty()
+            && inner.bytes().all(|b| b.is_ascii_digit())
+        {
+            lead = 0;
+            inner = &word[..inner.len() + 2];
+            tail = &word[inner.len()..];
+        }
         // "(555)" keeps its parenthesis pair out; an opening one inside stays in the word.
         let stop = tail.contains(STOPS);
         if inner.is_empty() {
