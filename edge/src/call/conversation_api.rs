@@ -73,6 +73,21 @@ pub struct ConversationConfig {
     /// When a workflow hands the call to this agent: the natural-language conditions on which
     /// the model may hand it back (offered as the built-in `leave_conversation` tool).
     pub exits: Vec<String>,
+    /// What is taken out of the caller's words and tool results before the model sees them
+    /// (`privacy.redact_before_llm`); empty: the model sees them as they are.
+    pub llm_redactor: freya_shared::redact::Redactor,
+}
+
+impl ConversationConfig {
+    /// `text` as the model may see it: redacted when the agent asks for it
+    /// (`privacy.redact_before_llm`), else as it is.
+    pub(super) fn for_model(&self, text: String) -> String {
+        if self.llm_redactor.is_empty() {
+            text
+        } else {
+            self.llm_redactor.redact(&text).0
+        }
+    }
 }
 
 /// What the call task must do.
