@@ -83,10 +83,16 @@ impl ConversationConfig {
     /// (`privacy.redact_before_llm`), else as it is.
     pub(super) fn for_model(&self, text: String) -> String {
         if self.llm_redactor.is_empty() {
-            text
-        } else {
-            self.llm_redactor.redact(&text).0
+            return text;
         }
+        // A tool's JSON result keeps its shape: its strings are redacted one by one.
+        if let Ok(mut json) = serde_json::from_str::<serde_json::Value>(&text) {
+            if json.is_object() || json.is_array() {
+                self.llm_redactor.redact_json(&mut json);
+                return json.to_string();
+            }
+        }
+        self.llm_redactor.redact(&text).0
     }
 }
 

@@ -62,7 +62,7 @@ fn tool_results_are_redacted_for_the_model_too() {
         vec![
             LlmEvent::ToolCall {
                 id: "c1".into(),
-                name: "lookup".into(),
+                name: "book".into(),
                 arguments: serde_json::json!({}),
             },
             LlmEvent::Done {

@@ -61,7 +61,8 @@ pub(super) fn find_spoken(toks: &[Token<'_>], taken: &mut [bool], found: &mut Ve
         let mut best = None;
         let mut repeat = 1;
         let mut j = i;
-        while j < toks.len() && !taken[j] && s.len() <= MAX_LEN {
+        // At most two words a character ("double five"): a bound on hostile input.
+        while j < toks.len() && !taken[j] && s.len() <= MAX_LEN && j - i < 2 * MAX_LEN {
             let t = &toks[j];
             if let Some(n) = words::repeat(&t.lower) {
                 repeat = n;

@@ -55,6 +55,10 @@ fn piece(t: &Token<'_>) -> Option<Piece> {
     if body.matches('.').count() == 1 {
         return None;
     }
+    // A word of more digits than any kind holds is none of them (and is not copied around).
+    if body.len() > 4 * MAX_DIGITS {
+        return None;
+    }
     let digits: String = body.chars().filter(|c| c.is_ascii_digit()).collect();
     if digits.is_empty() {
         return None;

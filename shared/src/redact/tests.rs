@@ -106,3 +106,23 @@ fn json_strings_are_redacted_and_keys_kept() {
         serde_json::json!({"text": "call [phone_number]", "n": ["[email]"], "k": 1})
     );
 }
+
+#[test]
+fn hostile_words_are_bounded_one_huge_number_and_endless_doubles() {
+    let one_word = "4".repeat(1 << 20);
+    let (out, found) = all().redact(&one_word);
+    assert!(found.is_empty());
+    assert!(out.len() <= MAX_REDACT_BYTES + TRUNCATED.len());
+    let doubles = format!("G B {}", "double ".repeat(1 << 17));
+    let (out, found) = all().redact(&doubles);
+    assert!(found.is_empty());
+    assert!(out.ends_with(TRUNCATED));
+}
+
+#[test]
+fn json_like_text_is_read_word_by_word() {
+    assert_eq!(
+        red(r#"{"email":"bob@example.com","card":"4111111111111111"}"#),
+        r#"{"email":"[email]","card":"[card_number]"}"#
+    );
+}

@@ -22,14 +22,20 @@ const TRAILING: &[char] = &[
 ];
 const STOPS: &[char] = &['.', ';', '!', '?'];
 
+/// What separates words: white space, and the quotes and brackets of JSON-like text
+/// (`{"email":"bob@example.com"}` holds the word `bob@example.com`).
+fn is_gap(c: char) -> bool {
+    c.is_whitespace() || matches!(c, '"' | '{' | '}' | '[' | ']' | '<' | '>' | '=' | '|')
+}
+
 /// The words of `text`, in order. Linear in the length of `text`.
 pub(super) fn tokenize(text: &str) -> Vec<Token<'_>> {
     let mut out: Vec<Token<'_>> = Vec::new();
     let mut offset = 0;
-    for piece in text.split_inclusive(char::is_whitespace) {
+    for piece in text.split_inclusive(is_gap) {
         let start = offset;
         offset += piece.len();
-        let word = piece.trim_end_matches(char::is_whitespace);
+        let word = piece.trim_end_matches(is_gap);
         let mut lead = word.len() - word.trim_start_matches(LEADING).len();
         let mut inner = word[lead..].trim_end_matches(TRAILING);
         let mut tail = &word[lead + inner.len()..];
