@@ -8,6 +8,7 @@ pub mod ids;
 pub mod join_token;
 pub mod model;
 pub mod private_files;
+pub mod redact;
 pub mod signature;
 pub mod snapshot;
 pub mod telemetry;

@@ -133,6 +133,20 @@ pub(super) struct AgentSpecDoc {
     transfer_destinations: Option<Vec<String>>,
     /// What the offline `rules` replier says and does; also the offline recogniser's grammar.
     rules: Option<RulesDoc>,
+    privacy: Option<PrivacyDoc>,
+}
+
+/// Personal data redacted from an agent's calls (`freya_shared::model::PrivacySpec`).
+#[derive(ToSchema)]
+#[schema(as = Privacy)]
+#[allow(dead_code)]
+pub(super) struct PrivacyDoc {
+    /// Kinds replaced by a placeholder (`[card_number]`) in stored transcripts, events and
+    /// webhook payloads: `card_number` (Luhn-checked), `email`, `phone_number`, `us_ssn`, `iban`
+    /// (mod-97 checked), `date_of_birth`; written and spoken forms. Unknown kinds are a 422.
+    redact: Option<Vec<String>>,
+    /// Also redact what the language model receives. Default false; needs `redact`.
+    redact_before_llm: Option<bool>,
 }
 
 /// An agent's `rules` table (`freya_shared::model::RulesSpec`).

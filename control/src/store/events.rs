@@ -7,7 +7,8 @@ use sqlx::Row;
 
 use super::{retry, Store, StoreError, WorkspaceScope};
 use freya_shared::ids::now_ms;
-use freya_shared::model::{CallEvent, CallEventData, EndReason, FailReason};
+use freya_shared::model::{CallEvent, CallEventData, EndReason, FailReason, PrivacySpec};
+use freya_shared::redact::Redactor;
 
 /// A stored call event, as the API shows it.
 #[derive(Debug, Clone, Serialize)]
@@ -76,11 +77,32 @@ impl Store {
         if events.is_empty() {
             return Ok(Vec::new());
         }
-        let payloads: Vec<String> = events.iter().map(|e| e.payload.to_string()).collect();
         retry(&self.health, || async {
             let mut tx = self.pool().begin().await?;
             let mut stored = Vec::with_capacity(events.len());
-            for (event, payload) in events.iter().zip(&payloads) {
+            // Each call's agent's redactor, looked up once a batch.
+            let mut redactors: Vec<(&str, Redactor)> = Vec::new();
+            for event in events {
+                let redactor = match redactors.iter().find(|(c, _)| *c == event.call_id) {
+                    Some((_, r)) => r.clone(),
+                    None => {
+                        let r = call_redactor(&mut tx, event).await?;
+                        redactors.push((&event.call_id, r.clone()));
+                        r
+                    }
+                };
+                // Stored and sent on redacted; the call's record is updated from what came.
+                let original = event;
+                let redacted;
+                let event = if redactor.is_empty() {
+                    original
+                } else {
+                    let mut copy = original.clone();
+                    PrivacySpec::redact_event_payload(&redactor, &mut copy.payload);
+                    redacted = copy;
+                    &redacted
+                };
+                let payload = event.payload.to_string();
                 let inserted = sqlx::query(
                     "INSERT INTO call_events \
                      (id, call_id, workspace_id, edge_id, kind, at_ms, payload, received_at_ms, region) \
@@ -93,7 +115,7 @@ impl Store {
                 .bind(edge_id)
                 .bind(&event.kind)
                 .bind(event.at_ms)
-                .bind(payload)
+                .bind(&payload)
                 .bind(now_ms())
                 .execute(&mut *tx)
                 .await?
@@ -101,9 +123,9 @@ impl Store {
                     == 1;
                 if inserted {
                     // Read into its type once; the JSON stays what is stored and sent on.
-                    let data = event.data();
-                    apply_to_call(&mut tx, edge_id, event, &data).await?;
-                    super::call_usage::fold_event(&mut tx, event, &data).await?;
+                    let data = original.data();
+                    apply_to_call(&mut tx, edge_id, original, &data).await?;
+                    super::call_usage::fold_event(&mut tx, original, &data).await?;
                     // Same transaction: a stored event always has its webhook deliveries queued.
                     super::deliveries::enqueue(&mut tx, event).await?;
                 }
@@ -286,4 +308,53 @@ fn is_span_id(value: &str) -> bool {
             .bytes()
             .all(|b| matches!(b, b'0'..=b'9' | b'a'..=b'f'))
         && value.bytes().any(|b| b != b'0')
+}
+
+/// The redactor of the agent answering `event`'s call: named by a `call.started` itself, else by
+/// the call's row (stored by an earlier event, perhaps earlier in this transaction). A call of a
+/// workflow, or of an agent since deleted, is stored as it comes.
+async fn call_redactor(
+    tx: &mut sqlx::Transaction<'_, sqlx::Any>,
+    event: &CallEvent,
+) -> Result<Redactor, StoreError> {
+    let named = match event.data() {
+        CallEventData::Started(started) => started.agent_id.clone().flatten(),
+        _ => None,
+    };
+    let agent_id: Option<String> = match named {
+        Some(id) => Some(id),
+        None => {
+            sqlx::query_scalar("SELECT agent_id FROM calls WHERE id = $1 AND workspace_id = $2")
+                .bind(&event.call_id)
+                .bind(&event.workspace_id)
+                .fetch_optional(&mut **tx)
+                .await?
+                .flatten()
+        }
+    };
+    let Some(agent_id) = agent_id else {
+        return Ok(Redactor::default());
+    };
+    let spec: Option<String> =
+        sqlx::query_scalar("SELECT spec FROM agents WHERE id = $1 AND workspace_id = $2")
+            .bind(&agent_id)
+            .bind(&event.workspace_id)
+            .fetch_optional(&mut **tx)
+            .await?;
+    let Some(spec) = spec else {
+        return Ok(Redactor::default());
+    };
+    // Only the privacy section: the rest (and its sealed secrets) is not needed here.
+    let spec: serde_json::Value = super::parse_json("agent spec", &spec)?;
+    let privacy: PrivacySpec = spec
+        .get("privacy")
+        .cloned()
+        .map(serde_json::from_value)
+        .transpose()
+        .map_err(|e| StoreError::Corrupt {
+            what: "agent privacy",
+            message: e.to_string(),
+        })?
+        .unwrap_or_default();
+    Ok(privacy.redactor())
 }

@@ -229,6 +229,8 @@ impl Conversation {
             // Barge-in disabled and the agent still talks: settle it before answering.
             self.interrupt(now, true);
         }
+        // The event keeps the words (the control plane redacts what it stores).
+        let text = self.config.for_model(text);
         match self.history.last_mut() {
             Some(ChatMessage::User { content }) => {
                 content.push(' ');
@@ -350,6 +352,7 @@ impl Conversation {
             error,
             duration_ms,
         });
+        let content = self.config.for_model(content);
         self.history.push(ChatMessage::tool_result(id, content));
         if reply.tools_running.is_empty() {
             reply.filler_at = None;
@@ -578,6 +581,9 @@ mod fallback_tests;
 #[cfg(test)]
 #[path = "conversation_hold_tests.rs"]
 mod hold_tests;
+#[cfg(test)]
+#[path = "conversation_privacy_tests.rs"]
+mod privacy_tests;
 #[cfg(test)]
 #[path = "conversation_tests.rs"]
 pub(super) mod tests;

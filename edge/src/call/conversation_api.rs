@@ -73,6 +73,27 @@ pub struct ConversationConfig {
     /// When a workflow hands the call to this agent: the natural-language conditions on which
     /// the model may hand it back (offered as the built-in `leave_conversation` tool).
     pub exits: Vec<String>,
+    /// What is taken out of the caller's words and tool results before the model sees them
+    /// (`privacy.redact_before_llm`); empty: the model sees them as they are.
+    pub llm_redactor: freya_shared::redact::Redactor,
+}
+
+impl ConversationConfig {
+    /// `text` as the model may see it: redacted when the agent asks for it
+    /// (`privacy.redact_before_llm`), else as it is.
+    pub(super) fn for_model(&self, text: String) -> String {
+        if self.llm_redactor.is_empty() {
+            return text;
+        }
+        // A tool's JSON result keeps its shape: its strings are redacted one by one.
+        if let Ok(mut json) = serde_json::from_str::<serde_json::Value>(&text) {
+            if json.is_object() || json.is_array() {
+                self.llm_redactor.redact_json(&mut json);
+                return json.to_string();
+            }
+        }
+        self.llm_redactor.redact(&text).0
+    }
 }
 
 /// What the call task must do.

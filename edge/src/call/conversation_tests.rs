@@ -26,6 +26,7 @@ pub(super) fn config() -> ConversationConfig {
         sends_digits: true,
         lines: Lines::default(),
         exits: Vec::new(),
+        llm_redactor: Default::default(),
     }
 }
 

@@ -352,7 +352,8 @@ impl LiveTurn {
 
     fn on_event(&self, event: &crate::speech::SttEvent, transcript: &mut TurnTranscript) {
         if let crate::speech::SttEvent::Interim { text } = event {
-            tracing::debug!(text = %text, "interim transcript");
+            // Its length only: log lines never carry what the caller said.
+            tracing::debug!(chars = text.chars().count(), "interim transcript");
         }
         if transcript.on_event(event) {
             // A hint only: when the call task is busy enough to fill its queue, it can go.

@@ -154,6 +154,7 @@ impl Talk {
             sends_digits: parties.sends_digits,
             lines: Lines::default(),
             exits,
+            llm_redactor: spec.privacy.llm_redactor(),
         };
         let tools = spec
             .tools

@@ -12,6 +12,7 @@ use std::collections::BTreeMap;
 use serde::{Deserialize, Serialize};
 use serde_json::Value;
 
+use super::privacy::PrivacySpec;
 use super::rules::RulesSpec;
 use super::FieldError;
 
@@ -70,6 +71,9 @@ pub struct AgentSpec {
     /// model in the edge's environment); it also shapes the offline recogniser's grammar.
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub rules: Option<RulesSpec>,
+    /// Personal data redacted from this agent's calls (see [`PrivacySpec`]).
+    #[serde(default, skip_serializing_if = "PrivacySpec::is_empty")]
+    pub privacy: PrivacySpec,
 }
 
 impl Default for AgentSpec {
@@ -93,6 +97,7 @@ impl Default for AgentSpec {
             record: false,
             transfer_destinations: Vec::new(),
             rules: None,
+            privacy: PrivacySpec::default(),
         }
     }
 }
@@ -308,6 +313,7 @@ impl AgentSpec {
             }
         }
         self.turn.validate(&mut errors);
+        self.privacy.validate(&mut errors);
         let streaming_stt = self.stt.as_ref().is_some_and(|s| s.provider == "deepgram");
         if self.turn.stt_endpointing && !streaming_stt {
             errors.push(FieldError::new(

@@ -461,7 +461,13 @@ impl Decoders {
             Ok(match (texts.as_slice(), &self.judged) {
                 ([grammar, open], Some((sounds, keywords))) => {
                     let chosen = decision::transcript(grammar, open, sounds, keywords);
-                    tracing::debug!(grammar = %grammar.text(), open = %open.text(), %chosen, "local recogniser");
+                    // Which reading won, not the words: log lines never carry what was said.
+                    let grammar_won = chosen == grammar.text();
+                    tracing::debug!(
+                        grammar_won,
+                        chars = chosen.chars().count(),
+                        "local recogniser"
+                    );
                     chosen
                 }
                 ([only, ..], _) => only.text(),
