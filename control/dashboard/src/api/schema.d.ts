@@ -354,6 +354,77 @@ export interface paths {
         patch?: never;
         trace?: never;
     };
+    "/v1/edges/join-tokens": {
+        parameters: {
+            query?: never;
+            header?: never;
+            path?: never;
+            cookie?: never;
+        };
+        get?: never;
+        put?: never;
+        /** Create a one-time join token for a new edge; shown this once (admin) */
+        post: operations["edges.create_join_token"];
+        delete?: never;
+        options?: never;
+        head?: never;
+        patch?: never;
+        trace?: never;
+    };
+    "/v1/edges/trust-audit": {
+        parameters: {
+            query?: never;
+            header?: never;
+            path?: never;
+            cookie?: never;
+        };
+        /** The cluster's trust audit: join tokens, enrolments, renewals, refusals (admin) */
+        get: operations["edges.audit"];
+        put?: never;
+        post?: never;
+        delete?: never;
+        options?: never;
+        head?: never;
+        patch?: never;
+        trace?: never;
+    };
+    "/v1/edges/{id}/drain": {
+        parameters: {
+            query?: never;
+            header?: never;
+            path?: never;
+            cookie?: never;
+        };
+        get?: never;
+        put?: never;
+        /**
+         * Drain an edge, then let it leave the cluster and exit (admin)
+         * @description What SIGTERM does to `freya edge`: the edge answers new INVITEs with a 302 to a live peer, lets its calls finish (those left at its `drain.deadline_seconds` are ended as `edge_shutdown`), leaves the cluster and exits 0. The edge must hold its command stream to this control-plane process (503 otherwise; another replica may hold it).
+         */
+        post: operations["edges.drain"];
+        delete?: never;
+        options?: never;
+        head?: never;
+        patch?: never;
+        trace?: never;
+    };
+    "/v1/edges/{id}/revoke": {
+        parameters: {
+            query?: never;
+            header?: never;
+            path?: never;
+            cookie?: never;
+        };
+        get?: never;
+        put?: never;
+        /** Revoke every certificate of an edge: its connections are refused (admin) */
+        post: operations["edges.revoke"];
+        delete?: never;
+        options?: never;
+        head?: never;
+        patch?: never;
+        trace?: never;
+    };
     "/v1/erasures": {
         parameters: {
             query?: never;
@@ -750,6 +821,7 @@ export interface components {
              */
             max_call_seconds?: number | null;
             name: string;
+            privacy?: components["schemas"]["Privacy"] | null;
             record?: boolean | null;
             rules?: components["schemas"]["Rules"] | null;
             /** Format: int32 */
@@ -932,10 +1004,26 @@ export interface components {
             status: string;
             to?: string | null;
             /**
+             * @description The call's OpenTelemetry trace id (32 hex digits), to find its trace (setup, turns,
+             *     recognition, model, synthesis, tools) in the tracing backend; `null` when its edge sent
+             *     none.
+             */
+            trace_id?: string | null;
+            /**
              * @description What the call used: replies, recognised speech, the agent's characters heard and
              *     synthesized.
              */
             usage: components["schemas"]["CallUsageView"];
+        };
+        /** @description The one response that holds a join token. */
+        CreatedJoinToken: {
+            /** @description SHA-256 of the cluster CA's certificate, which the token pins. */
+            ca_fingerprint: string;
+            expires_at: string;
+            /** @description The token's id (not secret), as the trust audit names it. */
+            id: string;
+            /** @description Give this to `freya edge` as `[control] join_token`; it is not shown again. */
+            token: string;
         };
         /** @description The one response that holds a key's secret. */
         CreatedKey: {
@@ -966,6 +1054,18 @@ export interface components {
         DialLegRequest: {
             /** @description The number or SIP user to dial. */
             to: string;
+        };
+        /** @description The answer to a drain: the edge was told, and what it carried then. */
+        DrainView: {
+            /**
+             * Format: int32
+             * @description Calls in progress at the edge's last heartbeat; they continue until they end or the
+             *     edge's `drain.deadline_seconds` passes.
+             */
+            active_calls: number;
+            id: string;
+            /** @description Always `draining`: the edge takes no new calls from now on. */
+            status: string;
         };
         /** @description An edge as the API shows it. */
         EdgeView: {
@@ -1114,6 +1214,12 @@ export interface components {
                 status: string;
                 to?: string | null;
                 /**
+                 * @description The call's OpenTelemetry trace id (32 hex digits), to find its trace (setup, turns,
+                 *     recognition, model, synthesis, tools) in the tracing backend; `null` when its edge sent
+                 *     none.
+                 */
+                trace_id?: string | null;
+                /**
                  * @description What the call used: replies, recognised speech, the agent's characters heard and
                  *     synthesized.
                  */
@@ -1261,6 +1367,14 @@ export interface components {
             role: components["schemas"]["Role"];
             user_id: string;
         };
+        /** @description `POST /v1/edges/join-tokens`. */
+        NewJoinTokenBody: {
+            /**
+             * Format: int32
+             * @description How long the token may be used, 60 s to 7 days (default 1 h).
+             */
+            expires_in_seconds?: number | null;
+        };
         /** @description `POST /v1/workspaces/{id}/api-keys`. */
         NewKey: {
             name: string;
@@ -1327,6 +1441,17 @@ export interface components {
             /** @description Whom to call (E.164). */
             to: string;
         };
+        /** @description Personal data redacted from an agent's calls (`freya_shared::model::PrivacySpec`). */
+        Privacy: {
+            /**
+             * @description Kinds replaced by a placeholder (`[card_number]`) in stored transcripts, events and
+             *     webhook payloads: `card_number` (Luhn-checked), `email`, `phone_number`, `us_ssn`, `iban`
+             *     (mod-97 checked), `date_of_birth`; written and spoken forms. Unknown kinds are a 422.
+             */
+            redact?: string[] | null;
+            /** @description Also redact what the language model receives. Default false; needs `redact`. */
+            redact_before_llm?: boolean | null;
+        };
         /** @description An error answer (RFC 9457), as every failing request gets it. */
         Problem: {
             detail?: string | null;
@@ -1361,6 +1486,21 @@ export interface components {
             /** @description Where to download it (`GET`, range requests honoured). */
             url: string;
         };
+        /** @description How a trunk registers (`freya_shared::model::provider::RegistrationSpec`). */
+        RegistrationSpec: {
+            /**
+             * Format: int32
+             * @description The binding lifetime asked for, 60-86400 s (default 3600); refreshed before it lapses.
+             */
+            expires_seconds?: number | null;
+            /**
+             * @description The number calls to the registered contact are routed as (its agent answers); the
+             *     INVITE's To when absent.
+             */
+            number?: string | null;
+            /** @description `host` or `host:port` of the registrar; the trunk's `host` and `port` when absent. */
+            registrar?: string | null;
+        };
         /**
          * @description A workspace's retention windows in days; `null` keeps that data forever. Enforced by the
          *     control plane's retention task every few minutes: recordings and call records count from
@@ -1374,6 +1514,15 @@ export interface components {
             recordings_days?: number | null;
             /** Format: int64 */
             transcripts_days?: number | null;
+        };
+        /** @description What a revocation did. */
+        Revoked: {
+            edge_id: string;
+            /**
+             * Format: int64
+             * @description Certificates of the edge, not yet expired, revoked by this request.
+             */
+            revoked_certificates: number;
         };
         /**
          * @description What a member or key may do in a workspace, from most to least.
@@ -1432,7 +1581,11 @@ export interface components {
             priority?: number | null;
             /** @description Regions whose edges may use it; all when empty. */
             regions?: string[] | null;
-            /** @description `udp` (default) or `tcp`. */
+            registration?: components["schemas"]["RegistrationSpec"] | null;
+            /**
+             * @description `udp` (default), `tcp` or `tls` (SIP over TLS: `sips:` URIs, the trunk's certificate
+             *     verified against the edge's trust roots and `host`).
+             */
             transport?: string | null;
             username?: string | null;
         };
@@ -1451,6 +1604,23 @@ export interface components {
             /** Format: int32 */
             timeout_ms?: number | null;
             url: string;
+        };
+        /** @description One entry of the trust audit. */
+        TrustAuditRecord: {
+            /** @description `join_token.created`, `edge.enrol`, `edge.renew`, `edge.revoke`, `tls.handshake`. */
+            action: string;
+            /** Format: int64 */
+            at_ms: number;
+            detail: Record<string, never>;
+            edge_id?: string | null;
+            id: string;
+            /**
+             * @description `ok`, or why it was refused (`wrong_token`, `expired_token`, `used_token`,
+             *     `unknown_token`, `bad_csr`, `rate_limited`, `bad_certificate`, ...).
+             */
+            outcome: string;
+            source_ip?: string | null;
+            token_id?: string | null;
         };
         /** @description Turn-taking timing. */
         Turn: {
@@ -4124,6 +4294,467 @@ export interface operations {
                 };
                 content: {
                     "application/json": components["schemas"]["EdgeView"][];
+                };
+            };
+            /** @description Malformed JSON, or a bad query parameter (named in `errors`) */
+            400: {
+                headers: {
+                    [name: string]: unknown;
+                };
+                content: {
+                    "application/problem+json": components["schemas"]["Problem"];
+                };
+            };
+            /** @description No, or an invalid, expired or revoked credential */
+            401: {
+                headers: {
+                    [name: string]: unknown;
+                };
+                content: {
+                    "application/problem+json": components["schemas"]["Problem"];
+                };
+            };
+            /** @description The caller's role does not allow this */
+            403: {
+                headers: {
+                    [name: string]: unknown;
+                };
+                content: {
+                    "application/problem+json": components["schemas"]["Problem"];
+                };
+            };
+            /** @description No such resource in the caller's workspace */
+            404: {
+                headers: {
+                    [name: string]: unknown;
+                };
+                content: {
+                    "application/problem+json": components["schemas"]["Problem"];
+                };
+            };
+            /** @description The body is larger than 1 MiB */
+            413: {
+                headers: {
+                    [name: string]: unknown;
+                };
+                content: {
+                    "application/problem+json": components["schemas"]["Problem"];
+                };
+            };
+            /** @description The body is not `application/json` */
+            415: {
+                headers: {
+                    [name: string]: unknown;
+                };
+                content: {
+                    "application/problem+json": components["schemas"]["Problem"];
+                };
+            };
+            /** @description The body is well-formed but some fields are wrong (named in `errors`) */
+            422: {
+                headers: {
+                    [name: string]: unknown;
+                };
+                content: {
+                    "application/problem+json": components["schemas"]["Problem"];
+                };
+            };
+            /** @description Rate limited; retry after `Retry-After` seconds */
+            429: {
+                headers: {
+                    [name: string]: unknown;
+                };
+                content: {
+                    "application/problem+json": components["schemas"]["Problem"];
+                };
+            };
+            /** @description The database or the edges are unavailable; nothing was saved, try again */
+            503: {
+                headers: {
+                    [name: string]: unknown;
+                };
+                content: {
+                    "application/problem+json": components["schemas"]["Problem"];
+                };
+            };
+            /** @description The database could not store the change (its disk is full or failing); nothing was saved */
+            507: {
+                headers: {
+                    [name: string]: unknown;
+                };
+                content: {
+                    "application/problem+json": components["schemas"]["Problem"];
+                };
+            };
+        };
+    };
+    "edges.create_join_token": {
+        parameters: {
+            query?: never;
+            header?: {
+                /** @description The workspace a person's JWT acts in (API keys act in their own) */
+                "X-Workspace-Id"?: string;
+            };
+            path?: never;
+            cookie?: never;
+        };
+        requestBody: {
+            content: {
+                "application/json": components["schemas"]["NewJoinTokenBody"];
+            };
+        };
+        responses: {
+            /** @description Created */
+            201: {
+                headers: {
+                    [name: string]: unknown;
+                };
+                content: {
+                    "application/json": components["schemas"]["CreatedJoinToken"];
+                };
+            };
+            /** @description Malformed JSON, or a bad query parameter (named in `errors`) */
+            400: {
+                headers: {
+                    [name: string]: unknown;
+                };
+                content: {
+                    "application/problem+json": components["schemas"]["Problem"];
+                };
+            };
+            /** @description No, or an invalid, expired or revoked credential */
+            401: {
+                headers: {
+                    [name: string]: unknown;
+                };
+                content: {
+                    "application/problem+json": components["schemas"]["Problem"];
+                };
+            };
+            /** @description The caller's role does not allow this */
+            403: {
+                headers: {
+                    [name: string]: unknown;
+                };
+                content: {
+                    "application/problem+json": components["schemas"]["Problem"];
+                };
+            };
+            /** @description No such resource in the caller's workspace */
+            404: {
+                headers: {
+                    [name: string]: unknown;
+                };
+                content: {
+                    "application/problem+json": components["schemas"]["Problem"];
+                };
+            };
+            /** @description The body is larger than 1 MiB */
+            413: {
+                headers: {
+                    [name: string]: unknown;
+                };
+                content: {
+                    "application/problem+json": components["schemas"]["Problem"];
+                };
+            };
+            /** @description The body is not `application/json` */
+            415: {
+                headers: {
+                    [name: string]: unknown;
+                };
+                content: {
+                    "application/problem+json": components["schemas"]["Problem"];
+                };
+            };
+            /** @description The body is well-formed but some fields are wrong (named in `errors`) */
+            422: {
+                headers: {
+                    [name: string]: unknown;
+                };
+                content: {
+                    "application/problem+json": components["schemas"]["Problem"];
+                };
+            };
+            /** @description Rate limited; retry after `Retry-After` seconds */
+            429: {
+                headers: {
+                    [name: string]: unknown;
+                };
+                content: {
+                    "application/problem+json": components["schemas"]["Problem"];
+                };
+            };
+            /** @description The database or the edges are unavailable; nothing was saved, try again */
+            503: {
+                headers: {
+                    [name: string]: unknown;
+                };
+                content: {
+                    "application/problem+json": components["schemas"]["Problem"];
+                };
+            };
+            /** @description The database could not store the change (its disk is full or failing); nothing was saved */
+            507: {
+                headers: {
+                    [name: string]: unknown;
+                };
+                content: {
+                    "application/problem+json": components["schemas"]["Problem"];
+                };
+            };
+        };
+    };
+    "edges.audit": {
+        parameters: {
+            query?: never;
+            header?: {
+                /** @description The workspace a person's JWT acts in (API keys act in their own) */
+                "X-Workspace-Id"?: string;
+            };
+            path: {
+                /** @description Entries to return, newest first (1-1000, default 100). */
+                limit: number | null;
+            };
+            cookie?: never;
+        };
+        requestBody?: never;
+        responses: {
+            /** @description Entries, newest first */
+            200: {
+                headers: {
+                    [name: string]: unknown;
+                };
+                content: {
+                    "application/json": components["schemas"]["TrustAuditRecord"][];
+                };
+            };
+            /** @description Malformed JSON, or a bad query parameter (named in `errors`) */
+            400: {
+                headers: {
+                    [name: string]: unknown;
+                };
+                content: {
+                    "application/problem+json": components["schemas"]["Problem"];
+                };
+            };
+            /** @description No, or an invalid, expired or revoked credential */
+            401: {
+                headers: {
+                    [name: string]: unknown;
+                };
+                content: {
+                    "application/problem+json": components["schemas"]["Problem"];
+                };
+            };
+            /** @description The caller's role does not allow this */
+            403: {
+                headers: {
+                    [name: string]: unknown;
+                };
+                content: {
+                    "application/problem+json": components["schemas"]["Problem"];
+                };
+            };
+            /** @description No such resource in the caller's workspace */
+            404: {
+                headers: {
+                    [name: string]: unknown;
+                };
+                content: {
+                    "application/problem+json": components["schemas"]["Problem"];
+                };
+            };
+            /** @description The body is larger than 1 MiB */
+            413: {
+                headers: {
+                    [name: string]: unknown;
+                };
+                content: {
+                    "application/problem+json": components["schemas"]["Problem"];
+                };
+            };
+            /** @description The body is not `application/json` */
+            415: {
+                headers: {
+                    [name: string]: unknown;
+                };
+                content: {
+                    "application/problem+json": components["schemas"]["Problem"];
+                };
+            };
+            /** @description The body is well-formed but some fields are wrong (named in `errors`) */
+            422: {
+                headers: {
+                    [name: string]: unknown;
+                };
+                content: {
+                    "application/problem+json": components["schemas"]["Problem"];
+                };
+            };
+            /** @description Rate limited; retry after `Retry-After` seconds */
+            429: {
+                headers: {
+                    [name: string]: unknown;
+                };
+                content: {
+                    "application/problem+json": components["schemas"]["Problem"];
+                };
+            };
+            /** @description The database or the edges are unavailable; nothing was saved, try again */
+            503: {
+                headers: {
+                    [name: string]: unknown;
+                };
+                content: {
+                    "application/problem+json": components["schemas"]["Problem"];
+                };
+            };
+            /** @description The database could not store the change (its disk is full or failing); nothing was saved */
+            507: {
+                headers: {
+                    [name: string]: unknown;
+                };
+                content: {
+                    "application/problem+json": components["schemas"]["Problem"];
+                };
+            };
+        };
+    };
+    "edges.drain": {
+        parameters: {
+            query?: never;
+            header?: {
+                /** @description The workspace a person's JWT acts in (API keys act in their own) */
+                "X-Workspace-Id"?: string;
+            };
+            path: {
+                /** @description The edge's id */
+                id: string;
+            };
+            cookie?: never;
+        };
+        requestBody?: never;
+        responses: {
+            /** @description The edge was told to drain */
+            202: {
+                headers: {
+                    [name: string]: unknown;
+                };
+                content: {
+                    "application/json": components["schemas"]["DrainView"];
+                };
+            };
+            /** @description Malformed JSON, or a bad query parameter (named in `errors`) */
+            400: {
+                headers: {
+                    [name: string]: unknown;
+                };
+                content: {
+                    "application/problem+json": components["schemas"]["Problem"];
+                };
+            };
+            /** @description No, or an invalid, expired or revoked credential */
+            401: {
+                headers: {
+                    [name: string]: unknown;
+                };
+                content: {
+                    "application/problem+json": components["schemas"]["Problem"];
+                };
+            };
+            /** @description The caller's role does not allow this */
+            403: {
+                headers: {
+                    [name: string]: unknown;
+                };
+                content: {
+                    "application/problem+json": components["schemas"]["Problem"];
+                };
+            };
+            /** @description No such edge */
+            404: {
+                headers: {
+                    [name: string]: unknown;
+                };
+                content?: never;
+            };
+            /** @description The body is larger than 1 MiB */
+            413: {
+                headers: {
+                    [name: string]: unknown;
+                };
+                content: {
+                    "application/problem+json": components["schemas"]["Problem"];
+                };
+            };
+            /** @description The body is not `application/json` */
+            415: {
+                headers: {
+                    [name: string]: unknown;
+                };
+                content: {
+                    "application/problem+json": components["schemas"]["Problem"];
+                };
+            };
+            /** @description The body is well-formed but some fields are wrong (named in `errors`) */
+            422: {
+                headers: {
+                    [name: string]: unknown;
+                };
+                content: {
+                    "application/problem+json": components["schemas"]["Problem"];
+                };
+            };
+            /** @description Rate limited; retry after `Retry-After` seconds */
+            429: {
+                headers: {
+                    [name: string]: unknown;
+                };
+                content: {
+                    "application/problem+json": components["schemas"]["Problem"];
+                };
+            };
+            /** @description The edge is not connected to this control-plane process */
+            503: {
+                headers: {
+                    [name: string]: unknown;
+                };
+                content?: never;
+            };
+            /** @description The database could not store the change (its disk is full or failing); nothing was saved */
+            507: {
+                headers: {
+                    [name: string]: unknown;
+                };
+                content: {
+                    "application/problem+json": components["schemas"]["Problem"];
+                };
+            };
+        };
+    };
+    "edges.revoke": {
+        parameters: {
+            query?: never;
+            header?: {
+                /** @description The workspace a person's JWT acts in (API keys act in their own) */
+                "X-Workspace-Id"?: string;
+            };
+            path: {
+                /** @description The edge's id */
+                id: string;
+            };
+            cookie?: never;
+        };
+        requestBody?: never;
+        responses: {
+            /** @description Revoked */
+            200: {
+                headers: {
+                    [name: string]: unknown;
+                };
+                content: {
+                    "application/json": components["schemas"]["Revoked"];
                 };
             };
             /** @description Malformed JSON, or a bad query parameter (named in `errors`) */
