@@ -132,6 +132,7 @@ pub(super) async fn revoke(
 
 /// `GET /v1/edges/trust-audit?limit=`.
 #[derive(Deserialize, utoipa::IntoParams)]
+#[into_params(parameter_in = Query)]
 pub(super) struct AuditQuery {
     /// Entries to return, newest first (1-1000, default 100).
     limit: Option<i64>,

@@ -4507,15 +4507,15 @@ export interface operations {
     };
     "edges.audit": {
         parameters: {
-            query?: never;
+            query?: {
+                /** @description Entries to return, newest first (1-1000, default 100). */
+                limit?: number;
+            };
             header?: {
                 /** @description The workspace a person's JWT acts in (API keys act in their own) */
                 "X-Workspace-Id"?: string;
             };
-            path: {
-                /** @description Entries to return, newest first (1-1000, default 100). */
-                limit: number | null;
-            };
+            path?: never;
             cookie?: never;
         };
         requestBody?: never;
