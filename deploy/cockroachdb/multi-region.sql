@@ -33,6 +33,12 @@ ALTER TABLE webhooks SET LOCALITY GLOBAL;
 ALTER TABLE workflows SET LOCALITY GLOBAL;
 ALTER TABLE workflow_versions SET LOCALITY GLOBAL;
 ALTER TABLE config_state SET LOCALITY GLOBAL;
+-- The cluster's trust: its CA, the certificates it issued and revoked, and join tokens. Read at
+-- every edge handshake and revocation poll in every region, written rarely.
+ALTER TABLE cluster_trust SET LOCALITY GLOBAL;
+ALTER TABLE edge_certificates SET LOCALITY GLOBAL;
+ALTER TABLE revoked_certificates SET LOCALITY GLOBAL;
+ALTER TABLE edge_join_tokens SET LOCALITY GLOBAL;
 
 -- 4. Per-call tables: each row lives in the region of the edge that took the call. Freya
 -- stores that edge's region with the row (`region`, filled from the registering edge); a
@@ -64,6 +70,10 @@ ALTER TABLE edges SET LOCALITY REGIONAL BY ROW AS crdb_region;
 ALTER TABLE webhook_deliveries SET LOCALITY REGIONAL BY ROW;
 ALTER TABLE audit_log SET LOCALITY REGIONAL BY ROW;
 ALTER TABLE idempotency_keys SET LOCALITY REGIONAL BY ROW;
+ALTER TABLE trust_audit SET LOCALITY REGIONAL BY ROW;
 
 -- 6. Bookkeeping, touched at start-up only: the primary region.
 ALTER TABLE data_migrations SET LOCALITY REGIONAL BY TABLE IN PRIMARY REGION;
+-- The lease one control-plane replica holds to run the lost-edge pass: a few writes a minute
+-- from whichever replica holds it.
+ALTER TABLE timer_leases SET LOCALITY REGIONAL BY TABLE IN PRIMARY REGION;
