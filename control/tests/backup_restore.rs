@@ -240,6 +240,7 @@ async fn a_restore_over_a_running_control_planes_database_is_refused() {
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn what_is_not_a_freya_backup_of_this_release_is_refused_before_anything_changes() {
+    sqlx::any::install_default_drivers();
     let dir = tempfile::tempdir().expect("temp dir");
     let target = dir.path().join("freya.db");
     let target_url = url_of(&target);
