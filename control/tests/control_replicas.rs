@@ -254,9 +254,11 @@ async fn a_killed_replica_loses_and_duplicates_nothing() {
         }
     }
     // Its command stream reconnects on its own backoff, after the events have moved.
-    eventually(LIMIT, "the edge's command stream on the surviving replica", || async {
-        survivor.commands.is_connected(&edge.id).then_some(())
-    })
+    eventually(
+        LIMIT,
+        "the edge's command stream on the surviving replica",
+        || async { survivor.commands.is_connected(&edge.id).then_some(()) },
+    )
     .await;
 
     eventually(LIMIT, "every delivery", || async {
