@@ -3,14 +3,16 @@
 // form, builds a workflow in the editor (a problem shown on the field of the node's form), moves
 // a node and finds it there again, publishes two versions and reads their diff, places a real
 // call with `freya call`, finds it in Calls with its transcript, latency and recording, hangs
-// up a live call from its page, switches workspace, adds a member and changes their role,
+// up a live call from its page, redelivers a webhook delivery its endpoint refused, switches
+// workspace, adds a member and changes their role,
 // creates and revokes an API key, and every page passes axe-core with no serious or critical
 // violation and leaves no error in the console.
 //
 //   node e2e/run.mjs                 # FREYA_BIN or the debug build of the workspace
-//   SCREENSHOTS=../../docs node e2e/run.mjs   # also writes the README's screenshots there
+//   SCREENSHOTS=screenshots node e2e/run.mjs  # also writes the README's screenshots there
 import assert from "node:assert/strict";
 import { mkdtempSync, rmSync, mkdirSync } from "node:fs";
+import { createServer } from "node:http";
 import { tmpdir } from "node:os";
 import { join } from "node:path";
 import { chromium } from "playwright-core";
@@ -283,6 +285,27 @@ step("a second version is published and its diff with the first reads field by f
   assert.deepEqual(await back.getByRole("cell").allInnerTexts(), ["hello", "text", "Hello again, {{caller_number}}!", "Hello!"]);
 });
 
+// A customer's webhook endpoint: it fails (500) until told to accept.
+const hookServer = { accept: false, received: 0 };
+const hookHttp = createServer((req, res) => {
+  req.resume();
+  req.on("end", () => {
+    hookServer.received++;
+    res.writeHead(hookServer.accept ? 200 : 500).end();
+  });
+});
+await new Promise((ok) => hookHttp.listen(0, "127.0.0.1", ok));
+hookHttp.unref();
+
+step("a webhook subscription is made for the calls to come", async () => {
+  const made = await fetch(`${base}/v1/webhooks`, {
+    method: "POST",
+    headers: { "content-type": "application/json", authorization: `Bearer ${dev.api_key}` },
+    body: JSON.stringify({ url: `http://127.0.0.1:${hookHttp.address().port}/hook`, events: ["call.ended"], secret: "an e2e webhook secret" }),
+  });
+  assert.equal(made.status, 201, await made.clone().text());
+});
+
 step("a real call with freya call appears in Calls with its transcript, latency and recording", async () => {
   const out = await freyaCall(`sip:${dev.phone_number}@${dev.sip_addr}`, ["Hello, what are your opening hours?", "Thank you, goodbye"]);
   assert.match(out, /the agent answered/, out);
@@ -338,6 +361,25 @@ step("a live call is hung up from its page", async () => {
   assert.equal(call.status, "ended");
   assert.equal(call.end_reason, "hangup_requested");
   await axe("call hung up");
+});
+
+step("a failed webhook delivery shows its response and is redelivered", async () => {
+  await nav("Webhooks").click();
+  await page.getByRole("button", { name: "Deliveries" }).click();
+  const failed = page.getByRole("row").filter({ hasText: "call.ended" }).filter({ has: page.getByRole("cell", { name: "500", exact: true }) }).first();
+  await failed.waitFor({ timeout: 60_000 });
+  await axe("webhook deliveries");
+  const before = hookServer.received;
+  hookServer.accept = true;
+  await failed.getByRole("button", { name: "Redeliver" }).click();
+  const delivered = page
+    .getByRole("row")
+    .filter({ hasText: "delivered" })
+    .filter({ has: page.getByRole("cell", { name: "200", exact: true }) })
+    .first();
+  await delivered.waitFor({ timeout: 60_000 });
+  assert.ok(hookServer.received > before, "the endpoint was called again");
+  hookHttp.close();
 });
 
 step("the workspace switcher shows another workspace's data, and back", async () => {
