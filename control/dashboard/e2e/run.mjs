@@ -229,6 +229,8 @@ step("a small workflow is built with the node forms, a problem shown on its fiel
   workflowId = page.url().split("/").pop();
   await page.getByRole("button", { name: "Publish" }).click();
   await page.getByText("Published as version 1.").waitFor();
+  await graph.locator('[data-node="hello"]').click();
+  await page.getByRole("form", { name: "Node hello" }).waitFor();
   await shot("workflow");
   await axe("workflow editor");
   await nav("Workflows").click();
@@ -260,6 +262,12 @@ step("a second version is published and its diff with the first reads field by f
   const graph = page.getByRole("region", { name: "Workflow graph" });
   await graph.locator('[data-node="hello"]').click();
   await page.getByRole("form", { name: "Node hello" }).getByLabel("Text").fill("Hello again, {{caller_number}}!");
+  // A new node between the greeting and the end.
+  await page.getByLabel("New node type").selectOption("say");
+  await page.getByRole("button", { name: "Add node" }).click();
+  await page.getByRole("form", { name: "Node say3" }).getByLabel("Next", { exact: true }).selectOption("end3");
+  await graph.locator('[data-node="hello"]').click();
+  await page.getByRole("form", { name: "Node hello" }).getByLabel("Next", { exact: true }).selectOption("say3");
   await page.getByRole("button", { name: "Save draft" }).click();
   await page.getByText("Draft saved.").waitFor();
   await page.getByRole("button", { name: "Publish" }).click();
@@ -268,12 +276,18 @@ step("a second version is published and its diff with the first reads field by f
   await page.getByText("latest version 2").waitFor();
   await page.getByRole("button", { name: "History" }).click();
   const diff = page.getByRole("region", { name: "Changes from version 1 to version 2" });
-  const row = diff.getByRole("row").filter({ hasText: "hello" });
-  await row.waitFor();
-  assert.deepEqual(await row.getByRole("cell").allInnerTexts(), ["hello", "text", "Hello!", "Hello again, {{caller_number}}!"]);
-  // Only the text changed: the node moved between the versions, which is no change.
-  assert.equal(await diff.getByRole("row").count(), 2, "a header and one change");
+  const cells = async (region, field) =>
+    region.getByRole("row").filter({ has: page.getByRole("cell", { name: field, exact: true }) }).getByRole("cell").allInnerTexts();
+  await diff.getByRole("table").waitFor();
+  assert.deepEqual(await cells(diff, "text"), ["hello", "text", "Hello!", "Hello again, {{caller_number}}!"]);
+  assert.deepEqual(await cells(diff, "next"), ["hello", "next", "end3", "say3"]);
+  // The node moved between the versions, which is no change; the new node is listed, not diffed.
+  assert.equal(await diff.getByRole("row").count(), 3, "a header and two changed fields");
   assert.equal(await diff.getByText("position").count(), 0);
+  await diff.getByText("+ say3 (say)").waitFor();
+  await diff.getByText("− hello —next→ end3").waitFor();
+  await diff.getByText("+ hello —next→ say3").waitFor();
+  await diff.getByText("+ say3 —next→ end3").waitFor();
   await shot("workflow-diff");
   await axe("workflow version diff");
   // The other way round reads as its mirror image.
@@ -281,8 +295,9 @@ step("a second version is published and its diff with the first reads field by f
   const pair = page.getByRole("region", { name: /^Changes from version/ });
   await pair.getByLabel("Compare version").selectOption("2");
   await pair.getByLabel("with version").selectOption("1");
-  const back = page.getByRole("region", { name: "Changes from version 2 to version 1" }).getByRole("row").filter({ hasText: "hello" });
-  assert.deepEqual(await back.getByRole("cell").allInnerTexts(), ["hello", "text", "Hello again, {{caller_number}}!", "Hello!"]);
+  const back = page.getByRole("region", { name: "Changes from version 2 to version 1" });
+  assert.deepEqual(await cells(back, "text"), ["hello", "text", "Hello again, {{caller_number}}!", "Hello!"]);
+  await back.getByText("− say3 (say)").waitFor();
 });
 
 // A customer's webhook endpoint: it fails (500) until told to accept.
