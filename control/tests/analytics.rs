@@ -390,7 +390,75 @@ async fn usage_and_reply_latency_are_summed_and_ranked(backend: Backend) {
     db.cleanup().await;
 }
 
+async fn the_call_log_shows_each_calls_median_reply_latency(backend: Backend) {
+    let (db, control, api) = support::http::started(backend).await;
+    let (ws, [_, _, _, viewer]) = workspace_with_keys(&control, "A").await;
+    let (other, _) = workspace_with_keys(&control, "Other").await;
+    support::register_edge(&control, "edge-eu", "eu-west").await;
+    let call = |ws, start| Call {
+        ws,
+        agent: "agent-a",
+        to: "+111",
+        edge: "edge-eu",
+        start,
+        talk_ms: Some(30_000),
+        reason: "hangup",
+    };
+    let odd = feed(&control, call(&ws, T0 + MINUTE)).await;
+    let even = feed(&control, call(&ws, T0 + 2 * MINUTE)).await;
+    let silent = feed(&control, call(&ws, T0 + 3 * MINUTE)).await;
+    let reply = |ms: u64| json!({"endpointing_ms": 400, "first_rtp_ms": ms});
+    for ms in [900, 480, 1_500] {
+        event(&control, &ws, &odd, "call.turn_latency", reply(ms)).await;
+    }
+    // A reply cut off before its first packet has no latency and does not count.
+    event(
+        &control,
+        &ws,
+        &odd,
+        "call.turn_latency",
+        json!({"endpointing_ms": 400}),
+    )
+    .await;
+    for ms in [700, 300] {
+        event(&control, &ws, &even, "call.turn_latency", reply(ms)).await;
+    }
+    // Another workspace's event naming this workspace's call id is not read.
+    event(&control, &other, &silent, "call.turn_latency", reply(5)).await;
+
+    let page = api
+        .expect(200, "GET", "/v1/calls?limit=2", &viewer, None)
+        .await;
+    let latency_of = |page: &Value, id: &str| {
+        page["data"]
+            .as_array()
+            .and_then(|calls| calls.iter().find(|c| c["id"] == id))
+            .map(|c| c["latency_ms"].clone())
+    };
+    // Newest first: the page holds the silent call and the even one.
+    assert_eq!(latency_of(&page, &silent), Some(Value::Null), "{page}");
+    assert_eq!(latency_of(&page, &even), Some(json!(300)), "{page}");
+    let cursor = page["next_cursor"].as_str().expect("a second page");
+    let rest = api
+        .expect(
+            200,
+            "GET",
+            &format!("/v1/calls?cursor={cursor}"),
+            &viewer,
+            None,
+        )
+        .await;
+    assert_eq!(latency_of(&rest, &odd), Some(json!(900)), "{rest}");
+    let one = api
+        .expect(200, "GET", &format!("/v1/calls/{odd}"), &viewer, None)
+        .await;
+    assert_eq!(one["latency_ms"], 900, "{one}");
+    control.stop().await;
+    db.cleanup().await;
+}
+
 on_both_engines!(
     calls_are_bucketed_grouped_and_summed,
     usage_and_reply_latency_are_summed_and_ranked,
+    the_call_log_shows_each_calls_median_reply_latency,
 );

@@ -1,7 +1,8 @@
 //! `/v1/workflows` over HTTP, on SQLite and PostgreSQL: broken definitions each answered 422
 //! with the right `{node, field}` (every problem at once), drafts that change while published
 //! versions stay exactly as published, paging, and phone numbers that route to a workflow's
-//! latest published version — refused until there is one — all the way into an edge's snapshot.
+//! latest published version — refused until there is one — all the way into an edge's snapshot,
+//! which never carries the editor's node positions.
 
 mod support;
 
@@ -534,7 +535,93 @@ async fn expressions_past_the_limits_are_a_422_and_the_server_answers_on(backend
     w.stop().await;
 }
 
+async fn node_positions_are_kept_with_the_draft_and_versions_but_never_sent_to_edges(
+    backend: Backend,
+) {
+    let w = world(backend).await;
+    let editor = &w.keys[2];
+    // The editor's layout: a position on every node.
+    let mut flow = support_line(&w.agent);
+    for (i, node) in flow["nodes"]
+        .as_array_mut()
+        .into_iter()
+        .flatten()
+        .enumerate()
+    {
+        node["position"] = json!({"x": 240 * i, "y": 120});
+    }
+    let created = w.create(flow).await;
+    let id = created["id"].as_str().expect("id").to_owned();
+    assert_eq!(
+        created["nodes"][2]["position"],
+        json!({"x": 480.0, "y": 120.0})
+    );
+    // A position is two numbers: anything else is answered at the node's field.
+    let mut bad = created.clone();
+    bad["nodes"][0]["position"] = json!({"x": 1, "y": 2, "z": 3});
+    let refused = w
+        .api
+        .call(
+            "PATCH",
+            &format!("/v1/workflows/{id}"),
+            editor,
+            Some(json!({"nodes": bad["nodes"]})),
+        )
+        .await;
+    assert_eq!(
+        refused.status,
+        StatusCode::UNPROCESSABLE_ENTITY,
+        "{}",
+        refused.body
+    );
+    w.api
+        .expect(
+            201,
+            "POST",
+            &format!("/v1/workflows/{id}/publish"),
+            editor,
+            None,
+        )
+        .await;
+    let version = w
+        .api
+        .expect(
+            200,
+            "GET",
+            &format!("/v1/workflows/{id}/versions/1"),
+            editor,
+            None,
+        )
+        .await;
+    assert_eq!(
+        version["definition"]["nodes"][2]["position"],
+        json!({"x": 480.0, "y": 120.0}),
+        "{version}"
+    );
+    w.api
+        .expect(
+            201,
+            "POST",
+            "/v1/phone-numbers",
+            editor,
+            Some(json!({"number": "+15557000002", "workflow_id": id})),
+        )
+        .await;
+    // What an edge runs has no layout: an edge of an older release refuses unknown node fields.
+    let snapshot = w
+        .control
+        .store
+        .edge_snapshot("local")
+        .await
+        .expect("snapshot");
+    let sent = serde_json::to_string(&snapshot.workflows).expect("serializes");
+    assert_eq!(snapshot.workflows.len(), 1);
+    assert!(!sent.contains("position"), "{sent}");
+    w.stop().await;
+}
+
 on_both_engines!(
+    node_positions_are_kept_with_the_draft_and_versions_but_never_sent_to_edges,
     expressions_past_the_limits_are_a_422_and_the_server_answers_on,
     broken_definitions_are_answered_at_their_node_and_field,
     published_versions_are_immutable_and_drafts_change,

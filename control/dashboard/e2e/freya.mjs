@@ -89,9 +89,19 @@ export async function startFreyaDev() {
   }
 }
 
-/** Places a real call with `freya call` and returns what it printed. */
-export async function freyaCall(sipUri, says) {
-  const args = ["call", sipUri, ...says.flatMap((s) => ["--say", s])];
-  const { stdout } = await promisify(execFile)(freyaBin(), args, { timeout: 120_000 });
+/** Places a real call with `freya call` (`extra` flags after the turns) and returns what it printed. */
+export async function freyaCall(sipUri, says, extra = []) {
+  const args = ["call", sipUri, ...says.flatMap((s) => ["--say", s]), ...extra];
+  const { stdout } = await promisify(execFile)(freyaBin(), args, { timeout: 240_000 });
+  return stdout;
+}
+
+/** Adds a person who can sign in, with `freya create-user` on the dev database. */
+export async function createUser(dir, email, name, password) {
+  const url = `sqlite://${join(dir, "freya.db")}?mode=rwc`;
+  const { stdout } = await promisify(execFile)(freyaBin(), ["create-user", "--database-url", url, "--email", email, "--name", name], {
+    timeout: 60_000,
+    env: { ...process.env, FREYA_USER_PASSWORD: password },
+  });
   return stdout;
 }

@@ -1,19 +1,23 @@
 // The dashboard end to end, in Debian's chromium driven by playwright-core (no browser is
 // downloaded): a real `freya dev`, the seeded admin signs in, edits and creates agents in the
-// form, builds and publishes a workflow in the editor, places a real call with `freya call`,
-// finds it in Calls with its transcript, latency and recording, creates and revokes an API
-// key, and every page passes axe-core with no serious or critical violation and leaves no
-// error in the console.
+// form, builds a workflow in the editor (a problem shown on the field of the node's form), moves
+// a node and finds it there again, publishes two versions and reads their diff, places a real
+// call with `freya call`, finds it in Calls with its transcript, latency and recording, hangs
+// up a live call from its page, redelivers a webhook delivery its endpoint refused, switches
+// workspace, adds a member and changes their role,
+// creates and revokes an API key, and every page passes axe-core with no serious or critical
+// violation and leaves no error in the console.
 //
 //   node e2e/run.mjs                 # FREYA_BIN or the debug build of the workspace
-//   SCREENSHOTS=../../docs node e2e/run.mjs   # also writes the README's screenshots there
+//   SCREENSHOTS=screenshots node e2e/run.mjs  # also writes the README's screenshots there
 import assert from "node:assert/strict";
 import { mkdtempSync, rmSync, mkdirSync } from "node:fs";
+import { createServer } from "node:http";
 import { tmpdir } from "node:os";
 import { join } from "node:path";
 import { chromium } from "playwright-core";
 import { AxeBuilder } from "@axe-core/playwright";
-import { startFreyaDev, freyaCall } from "./freya.mjs";
+import { startFreyaDev, freyaCall, createUser } from "./freya.mjs";
 
 const CHROMIUM = process.env.CHROMIUM ?? "/usr/bin/chromium";
 const ARGS = [
@@ -178,39 +182,143 @@ step("an agent is created in the form; the API's error lands on the field it nam
   await axe("agents");
 });
 
-step("a small workflow is built in the editor, its problem shown on the node, and published", async () => {
+const apiGet = (path) => fetch(`${base}${path}`, { headers: { authorization: `Bearer ${dev.api_key}` } }).then((r) => r.json());
+/** Where xyflow draws a node: the translate of its wrapper, in the flow's coordinates. */
+async function drawnAt(graph, id) {
+  const transform = await graph.locator(`.react-flow__node[data-id="${id}"]`).evaluate((el) => el.style.transform);
+  const m = /translate\(([-\d.]+)px, ?([-\d.]+)px\)/.exec(transform);
+  assert.ok(m, `node ${id} is placed: ${transform}`);
+  return { x: Number(m[1]), y: Number(m[2]) };
+}
+let workflowId = null;
+
+step("a small workflow is built with the node forms, a problem shown on its field, and published", async () => {
   await nav("Workflows").click();
   await page.getByRole("link", { name: "New workflow" }).click();
   const graph = page.getByRole("region", { name: "Workflow graph" });
   await graph.locator('[data-node="hello"]').waitFor();
   await page.getByLabel("Workflow name").fill("Greeter");
-  await page.getByRole("button", { name: "Add end" }).click();
+  await page.getByLabel("New node type").selectOption("end");
+  await page.getByRole("button", { name: "Add node" }).click();
   await graph.locator('[data-node="end3"]').waitFor();
-  // The start node pointed at a node that does not exist: the API names it, the node shows it.
-  await graph.locator('[data-node="hello"]').click();
-  await page.getByLabel("Node hello (JSON)").fill(JSON.stringify({ id: "hello", type: "say", text: "Hello!", next: "nowhere" }));
-  await page.getByRole("button", { name: "Apply" }).click();
+  // A gather node saving to a name that is no variable name: the API names the field, and the
+  // node's form shows the message under that field (and the node on the graph is marked).
+  await page.getByLabel("New node type").selectOption("gather");
+  await page.getByRole("button", { name: "Add node" }).click();
+  const form = page.getByRole("form", { name: "Node gather4" });
+  await form.getByLabel("Save as").fill("1st answer");
   expected422 += 1;
   await page.getByRole("button", { name: "Validate" }).click();
-  const problem = graph.locator('[data-node="hello"]').getByRole("alert");
-  await problem.waitFor();
-  assert.match(await problem.innerText(), /nowhere/);
-  await axe("workflow editor (a problem on a node)");
-  await page.getByLabel("Node hello (JSON)").fill(JSON.stringify({ id: "hello", type: "say", text: "Hello!", next: "end3" }));
-  await page.getByRole("button", { name: "Apply" }).click();
-  // `bye` is now out of reach, which the API also refuses: it goes.
+  const fieldError = form.locator("#node-save_as-error");
+  await fieldError.waitFor();
+  assert.match(await fieldError.innerText(), /not a variable name/);
+  assert.equal(await form.getByLabel("Save as").getAttribute("aria-invalid"), "true");
+  await graph.locator('[data-node="gather4"]').getByRole("alert").first().waitFor();
+  await axe("workflow editor (a problem on a field)");
+  await form.getByRole("button", { name: "Remove node" }).click();
+  // The greeting now leads to the new end node; `bye` is out of reach, which the API refuses: it goes.
+  await graph.locator('[data-node="hello"]').click();
+  const hello = page.getByRole("form", { name: "Node hello" });
+  await hello.getByLabel("Next", { exact: true }).selectOption("end3");
   await graph.locator('[data-node="bye"]').click();
-  await page.getByRole("button", { name: "Remove node" }).click();
+  await page.getByRole("form", { name: "Node bye" }).getByRole("button", { name: "Remove node" }).click();
   await page.getByRole("button", { name: "Validate" }).click();
   await page.getByText("The workflow is valid.").waitFor();
   await page.getByRole("button", { name: "Create workflow" }).click();
   await page.getByRole("heading", { name: "Workflow Greeter" }).waitFor();
+  workflowId = page.url().split("/").pop();
   await page.getByRole("button", { name: "Publish" }).click();
   await page.getByText("Published as version 1.").waitFor();
+  await graph.locator('[data-node="hello"]').click();
+  await page.getByRole("form", { name: "Node hello" }).waitFor();
   await shot("workflow");
   await axe("workflow editor");
   await nav("Workflows").click();
   await page.getByText("latest version 1").waitFor();
+});
+
+step("a node moved on the canvas is saved there and drawn there again", async () => {
+  await page.getByRole("link", { name: "Greeter" }).click();
+  const graph = page.getByRole("region", { name: "Workflow graph" });
+  await graph.locator('[data-node="hello"]').waitFor();
+  const stored = await apiGet(`/v1/workflows/${workflowId}`);
+  assert.ok(stored.nodes.every((n) => n.position && typeof n.position.x === "number"), "every node was saved with its place");
+  const before = stored.nodes.find((n) => n.id === "hello").position;
+  const box = await graph.locator('[data-node="hello"]').boundingBox();
+  await page.mouse.move(box.x + box.width / 2, box.y + 8);
+  await page.mouse.down();
+  await page.mouse.move(box.x + box.width / 2, box.y + 90, { steps: 8 });
+  await page.mouse.up();
+  await page.getByRole("button", { name: "Save draft" }).click();
+  await page.getByText("Draft saved.").waitFor();
+  const after = (await apiGet(`/v1/workflows/${workflowId}`)).nodes.find((n) => n.id === "hello").position;
+  assert.ok(after.y > before.y, `hello moved down: ${JSON.stringify(before)} -> ${JSON.stringify(after)}`);
+  await page.reload();
+  await graph.locator('[data-node="hello"]').waitFor();
+  assert.deepEqual(await drawnAt(graph, "hello"), after, "drawn where it was saved");
+});
+
+step("a second version is published and its diff with the first reads field by field", async () => {
+  const graph = page.getByRole("region", { name: "Workflow graph" });
+  await graph.locator('[data-node="hello"]').click();
+  await page.getByRole("form", { name: "Node hello" }).getByLabel("Text").fill("Hello again, {{caller_number}}!");
+  // A new node between the greeting and the end.
+  await page.getByLabel("New node type").selectOption("say");
+  await page.getByRole("button", { name: "Add node" }).click();
+  await page.getByRole("form", { name: "Node say3" }).getByLabel("Next", { exact: true }).selectOption("end3");
+  await graph.locator('[data-node="hello"]').click();
+  await page.getByRole("form", { name: "Node hello" }).getByLabel("Next", { exact: true }).selectOption("say3");
+  await page.getByRole("button", { name: "Save draft" }).click();
+  await page.getByText("Draft saved.").waitFor();
+  await page.getByRole("button", { name: "Publish" }).click();
+  await page.getByText("Published as version 2.").waitFor();
+  await nav("Workflows").click();
+  await page.getByText("latest version 2").waitFor();
+  await page.getByRole("button", { name: "History" }).click();
+  const diff = page.getByRole("region", { name: "Changes from version 1 to version 2" });
+  const cells = async (region, field) =>
+    region.getByRole("row").filter({ has: page.getByRole("cell", { name: field, exact: true }) }).getByRole("cell").allInnerTexts();
+  await diff.getByRole("table").waitFor();
+  assert.deepEqual(await cells(diff, "text"), ["hello", "text", "Hello!", "Hello again, {{caller_number}}!"]);
+  assert.deepEqual(await cells(diff, "next"), ["hello", "next", "end3", "say3"]);
+  // The node moved between the versions, which is no change; the new node is listed, not diffed.
+  assert.equal(await diff.getByRole("row").count(), 3, "a header and two changed fields");
+  assert.equal(await diff.getByText("position").count(), 0);
+  await diff.getByText("+ say3 (say)").waitFor();
+  await diff.getByText("− hello —next→ end3").waitFor();
+  await diff.getByText("+ hello —next→ say3").waitFor();
+  await diff.getByText("+ say3 —next→ end3").waitFor();
+  await shot("workflow-diff");
+  await axe("workflow version diff");
+  // The other way round reads as its mirror image.
+  // (The section is named after the pair shown, so it is found by the start of its name.)
+  const pair = page.getByRole("region", { name: /^Changes from version/ });
+  await pair.getByLabel("Compare version").selectOption("2");
+  await pair.getByLabel("with version").selectOption("1");
+  const back = page.getByRole("region", { name: "Changes from version 2 to version 1" });
+  assert.deepEqual(await cells(back, "text"), ["hello", "text", "Hello again, {{caller_number}}!", "Hello!"]);
+  await back.getByText("− say3 (say)").waitFor();
+});
+
+// A customer's webhook endpoint: it fails (500) until told to accept.
+const hookServer = { accept: false, received: 0 };
+const hookHttp = createServer((req, res) => {
+  req.resume();
+  req.on("end", () => {
+    hookServer.received++;
+    res.writeHead(hookServer.accept ? 200 : 500).end();
+  });
+});
+await new Promise((ok) => hookHttp.listen(0, "127.0.0.1", ok));
+hookHttp.unref();
+
+step("a webhook subscription is made for the calls to come", async () => {
+  const made = await fetch(`${base}/v1/webhooks`, {
+    method: "POST",
+    headers: { "content-type": "application/json", authorization: `Bearer ${dev.api_key}` },
+    body: JSON.stringify({ url: `http://127.0.0.1:${hookHttp.address().port}/hook`, events: ["call.ended"], secret: "an e2e webhook secret" }),
+  });
+  assert.equal(made.status, 201, await made.clone().text());
 });
 
 step("a real call with freya call appears in Calls with its transcript, latency and recording", async () => {
@@ -246,6 +354,93 @@ step("a real call with freya call appears in Calls with its transcript, latency 
   if ((await page.getByRole("button", { name: "Pause" }).count()) > 0) await page.getByRole("button", { name: "Pause" }).click();
   await shot("call");
   await axe("call");
+});
+
+step("a live call is hung up from its page", async () => {
+  // The caller stays on the line two minutes after its turn: only our hang-up ends it sooner.
+  const caller = freyaCall(`sip:${dev.phone_number}@${dev.sip_addr}`, ["Hello"], ["--linger-seconds", "120"]);
+  caller.catch(() => {});
+  await nav("Calls").click();
+  const row = page.getByRole("row").filter({ hasText: "in_progress" }).first();
+  await row.waitFor({ timeout: 60_000 });
+  await row.getByRole("link").click();
+  const id = page.url().split("/").pop();
+  await page.getByRole("button", { name: "Hang up" }).click();
+  await page.getByRole("status").filter({ hasText: "The edge was told to hang up." }).waitFor();
+  // The page follows the call until it has ended, with the reason.
+  await page.getByText("hangup_requested", { exact: true }).waitFor({ timeout: 30_000 });
+  assert.equal(await page.getByRole("button", { name: "Hang up" }).count(), 0, "an ended call has no Hang up");
+  const out = await caller;
+  assert.match(out, /the agent hung up/, out);
+  const call = await apiGet(`/v1/calls/${id}`);
+  assert.equal(call.status, "ended");
+  assert.equal(call.end_reason, "hangup_requested");
+  await axe("call hung up");
+});
+
+step("a failed webhook delivery shows its response and is redelivered", async () => {
+  await nav("Webhooks").click();
+  await page.getByRole("button", { name: "Deliveries" }).click();
+  const failed = page.getByRole("row").filter({ hasText: "call.ended" }).filter({ has: page.getByRole("cell", { name: "500", exact: true }) }).first();
+  await failed.waitFor({ timeout: 60_000 });
+  await axe("webhook deliveries");
+  const before = hookServer.received;
+  hookServer.accept = true;
+  await failed.getByRole("button", { name: "Redeliver" }).click();
+  const delivered = page
+    .getByRole("row")
+    .filter({ hasText: "delivered" })
+    .filter({ has: page.getByRole("cell", { name: "200", exact: true }) })
+    .first();
+  await delivered.waitFor({ timeout: 60_000 });
+  assert.ok(hookServer.received > before, "the endpoint was called again");
+  hookHttp.close();
+});
+
+step("the workspace switcher shows another workspace's data, and back", async () => {
+  const login = await fetch(`${base}/v1/auth/login`, {
+    method: "POST",
+    headers: { "content-type": "application/json" },
+    body: JSON.stringify({ email: dev.admin_email, password: dev.admin_password }),
+  }).then((r) => r.json());
+  const created = await fetch(`${base}/v1/workspaces`, {
+    method: "POST",
+    headers: { "content-type": "application/json", authorization: `Bearer ${login.token}` },
+    body: JSON.stringify({ name: "Second shop" }),
+  });
+  assert.equal(created.status, 201, await created.clone().text());
+  await page.reload();
+  await nav("Agents").click();
+  await page.getByRole("link", { name: "Demo agent" }).waitFor();
+  await page.getByLabel("Workspace").selectOption({ label: "Second shop" });
+  await page.getByText("No agents").waitFor();
+  assert.equal(await page.getByRole("link", { name: "Demo agent" }).count(), 0, "the other workspace's agents are gone");
+  await nav("Calls").click();
+  await page.getByText("No calls match.").waitFor();
+  await axe("another workspace");
+  await page.getByLabel("Workspace").selectOption({ label: "Demo" });
+  await nav("Agents").click();
+  await page.getByRole("link", { name: "Demo agent" }).waitFor();
+});
+
+step("a member is added and their role changed", async () => {
+  await createUser(freya.dir, "teammate@example.com", "Teammate", "a long enough password");
+  await nav("Members").click();
+  await page.getByLabel("Member email").fill("teammate@example.com");
+  await page.getByLabel("Member role").selectOption("editor");
+  await page.getByRole("button", { name: "Add member" }).click();
+  const role = page.getByLabel("Role of teammate@example.com");
+  await role.waitFor();
+  assert.equal(await role.inputValue(), "editor");
+  await role.selectOption("admin");
+  const members = async () => (await apiGet(`/v1/workspaces/${dev.workspace_id}/members`)).data;
+  for (let i = 0; i < 50 && (await members()).find((m) => m.email === "teammate@example.com")?.role !== "admin"; i++) {
+    await new Promise((r) => setTimeout(r, 200));
+  }
+  assert.equal((await members()).find((m) => m.email === "teammate@example.com")?.role, "admin");
+  await page.reload();
+  assert.equal(await page.getByLabel("Role of teammate@example.com").inputValue(), "admin");
+  await axe("members");
 });
 
 step("an API key is created, shown once, works, and is revoked", async () => {

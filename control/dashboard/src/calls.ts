@@ -33,14 +33,6 @@ export function turnLatencies(call: Schemas["CallDetail"]): TurnLatency[] {
     });
 }
 
-/** The median voice-to-voice latency of a call's replies, if it had any. */
-export function medianLatency(call: Schemas["CallDetail"]): number | null {
-  const all = turnLatencies(call)
-    .map((t) => t.first_rtp_ms)
-    .sort((a, b) => a - b);
-  return all.length ? all[Math.floor((all.length - 1) / 2)] : null;
-}
-
 /** Settled: ended, and either recorded or ended long enough ago that no upload is coming. */
 function settled(call: Schemas["CallDetail"] | undefined): boolean {
   if (!call?.ended_at) return false;

@@ -55,6 +55,26 @@ pub(super) struct CallView {
     /// What the call used: replies, recognised speech, the agent's characters heard and
     /// synthesized.
     usage: super::analytics::CallUsageView,
+    /// The median voice-to-voice latency of the replies the caller heard (end of their speech
+    /// to the reply's first audio), in ms; `null` before the first one. The call log's latency
+    /// column, from the call's `call.turn_latency` events.
+    latency_ms: Option<u64>,
+}
+
+impl CallView {
+    /// The view with its median reply latency, from the replies' voice-to-voice latencies.
+    fn with_latencies(mut self, latencies: Vec<u64>) -> Self {
+        self.latency_ms = median_ms(latencies);
+        self
+    }
+}
+
+/// The nearest-rank median (as analytics reads its percentiles): the lower middle of an even
+/// count.
+fn median_ms(mut latencies: Vec<u64>) -> Option<u64> {
+    latencies.sort_unstable();
+    let middle = latencies.len().checked_sub(1)? / 2;
+    latencies.get(middle).copied()
 }
 
 impl From<CallRecord> for CallView {
@@ -79,6 +99,7 @@ impl From<CallRecord> for CallView {
             erased_at: c.erased_at_ms.map(rfc3339),
             recording,
             usage: c.usage.into(),
+            latency_ms: None,
         }
     }
 }
@@ -195,8 +216,17 @@ pub(super) async fn list(
         limit: page_limit(q.limit)?,
     };
     let page = state.store.call_page(&caller.scope, &filter).await?;
+    let ids: Vec<&str> = page.calls.iter().map(|c| c.id.as_str()).collect();
+    let mut latencies = state.store.reply_latencies(&caller.scope, &ids).await?;
     Ok(Json(List {
-        data: page.calls.into_iter().map(Into::into).collect(),
+        data: page
+            .calls
+            .into_iter()
+            .map(|c| {
+                let replies = latencies.remove(&c.id).unwrap_or_default();
+                CallView::from(c).with_latencies(replies)
+            })
+            .collect(),
         next_cursor: page.next.map(|(at, id)| encode_cursor(at, &id)),
     }))
 }
@@ -249,8 +279,17 @@ pub(super) async fn get(
             _ => None,
         }
     });
+    let replies = events
+        .iter()
+        .filter(|e| e.kind == "call.turn_latency")
+        .filter_map(|e| {
+            e.payload
+                .get("first_rtp_ms")
+                .and_then(serde_json::Value::as_u64)
+        })
+        .collect();
     Ok(Json(CallDetail {
-        call: call.into(),
+        call: CallView::from(call).with_latencies(replies),
         events: events.into_iter().map(event_view).collect(),
         transcript,
         workflow,

@@ -256,7 +256,9 @@ pub(super) struct WorkflowDoc {
     /// timeout_ms, retries, reprompt, save_as, next, no_input), `condition` (branches of
     /// {when, next}, else), `agent` (agent_id, exits of {when_caller, next}, max_turns, next),
     /// `function` (url, method, headers, body, save_as, timeout_ms, next, on_error), `set`
-    /// (assign, next), `transfer` (to), `end` (text).
+    /// (assign, next), `transfer` (to), `end` (text). Any node may carry `position`
+    /// (`{x, y}`): where the editor draws it, kept with the draft and its versions, never read
+    /// by a call (nor sent to edges).
     nodes: Vec<serde_json::Value>,
 }
 

@@ -10,6 +10,9 @@ use freya_shared::ids::now_ms;
 use freya_shared::model::{CallEvent, CallEventData, EndReason, FailReason, PrivacySpec};
 use freya_shared::redact::Redactor;
 
+/// The event kind that carries one reply's latencies.
+const TURN_LATENCY_EVENT: &str = "call.turn_latency";
+
 /// A stored call event, as the API shows it.
 #[derive(Debug, Clone, Serialize)]
 pub struct StoredEvent {
@@ -163,6 +166,49 @@ impl Store {
                 })
             })
             .collect()
+    }
+
+    /// The voice-to-voice latency (`first_rtp_ms`) of every reply the caller heard, per call,
+    /// for the scoped workspace's `call_ids` (a page of the call log): one query for the page,
+    /// read from the `call.turn_latency` events. Calls with none are absent.
+    pub async fn reply_latencies(
+        &self,
+        scope: &WorkspaceScope,
+        call_ids: &[&str],
+    ) -> Result<std::collections::HashMap<String, Vec<u64>>, StoreError> {
+        let mut latencies = std::collections::HashMap::<String, Vec<u64>>::new();
+        if call_ids.is_empty() {
+            return Ok(latencies);
+        }
+        let placeholders: Vec<String> =
+            (0..call_ids.len()).map(|i| format!("${}", i + 3)).collect();
+        let sql = format!(
+            "SELECT call_id, payload FROM call_events \
+             WHERE workspace_id = $1 AND kind = $2 AND call_id IN ({})",
+            placeholders.join(", ")
+        );
+        let mut query = sqlx::query(&sql)
+            .bind(&scope.workspace_id)
+            .bind(TURN_LATENCY_EVENT);
+        for id in call_ids {
+            query = query.bind(*id);
+        }
+        for row in query.fetch_all(self.read_pool()).await? {
+            let payload: String = row.try_get("payload")?;
+            let payload = super::parse_json("call event payload", &payload)?;
+            if let CallEventData::TurnLatency(reply) =
+                CallEventData::parse(TURN_LATENCY_EVENT, &payload)
+            {
+                // A reply cut off before its first packet has no voice-to-voice latency.
+                if let Some(ms) = reply.first_rtp_ms {
+                    latencies
+                        .entry(row.try_get("call_id")?)
+                        .or_default()
+                        .push(ms);
+                }
+            }
+        }
+        Ok(latencies)
     }
 
     /// The scoped workspace's calls, newest first, at most `limit`.

@@ -95,7 +95,7 @@ impl Store {
                     id: version.workflow_id,
                     workspace_id: row.try_get("workspace_id")?,
                     version: version.version,
-                    definition: version.definition,
+                    definition: version.definition.without_layout(),
                 })
             })
             .collect::<Result<Vec<_>, StoreError>>()?;

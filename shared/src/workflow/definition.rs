@@ -24,6 +24,17 @@ pub struct Workflow {
     pub nodes: Vec<Node>,
 }
 
+impl Workflow {
+    /// The same flow without the editor's layout: what an edge runs. Edges of an older
+    /// release refuse unknown node fields, so what they are sent never carries positions.
+    pub fn without_layout(mut self) -> Self {
+        for node in &mut self.nodes {
+            node.clear_position();
+        }
+        self
+    }
+}
+
 /// One step of a flow, tagged by `type`.
 #[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
 #[serde(tag = "type", rename_all = "snake_case")]
@@ -53,6 +64,35 @@ impl Node {
         }
     }
 
+    /// Where the editor drew the node, if it said.
+    pub fn position(&self) -> Option<NodePosition> {
+        match self {
+            Node::Say(n) => n.position,
+            Node::Gather(n) => n.position,
+            Node::Condition(n) => n.position,
+            Node::Agent(n) => n.position,
+            Node::Function(n) => n.position,
+            Node::Set(n) => n.position,
+            Node::Transfer(n) => n.position,
+            Node::End(n) => n.position,
+        }
+    }
+
+    /// Forgets where the editor drew the node (what an edge is sent has no layout in it).
+    pub fn clear_position(&mut self) {
+        let position = match self {
+            Node::Say(n) => &mut n.position,
+            Node::Gather(n) => &mut n.position,
+            Node::Condition(n) => &mut n.position,
+            Node::Agent(n) => &mut n.position,
+            Node::Function(n) => &mut n.position,
+            Node::Set(n) => &mut n.position,
+            Node::Transfer(n) => &mut n.position,
+            Node::End(n) => &mut n.position,
+        };
+        *position = None;
+    }
+
     /// The wire name of the node's type (`say`, `gather`, ...).
     pub fn type_name(&self) -> &'static str {
         match self {
@@ -68,6 +108,15 @@ impl Node {
     }
 }
 
+/// A node's place on the editor's canvas, in the editor's units. Layout only: it never changes
+/// what a call does, and a workflow written without it stays valid.
+#[derive(Debug, Clone, Copy, PartialEq, Serialize, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct NodePosition {
+    pub x: f64,
+    pub y: f64,
+}
+
 /// Speak a line: fixed `text` (templated) or one an LLM writes from `prompt` (templated).
 #[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
 #[serde(deny_unknown_fields)]
@@ -79,6 +128,9 @@ pub struct SayNode {
     pub prompt: Option<String>,
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub next: Option<String>,
+    /// Where the editor draws the node; the executor never reads it.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub position: Option<NodePosition>,
 }
 
 /// How a caller may answer a `gather`.
@@ -114,6 +166,9 @@ pub struct GatherNode {
     /// Where to go when every attempt timed out; without it the call fails.
     #[serde(default, alias = "else", skip_serializing_if = "Option::is_none")]
     pub no_input: Option<String>,
+    /// Where the editor draws the node; the executor never reads it.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub position: Option<NodePosition>,
 }
 
 fn default_input() -> Vec<InputKind> {
@@ -137,6 +192,9 @@ pub struct ConditionNode {
     pub branches: Vec<Branch>,
     #[serde(default, rename = "else", skip_serializing_if = "Option::is_none")]
     pub otherwise: Option<String>,
+    /// Where the editor draws the node; the executor never reads it.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub position: Option<NodePosition>,
 }
 
 /// One guarded way out of a `condition`.
@@ -162,6 +220,9 @@ pub struct AgentNode {
     /// Where to go when the agent finishes or reaches `max_turns`.
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub next: Option<String>,
+    /// Where the editor draws the node; the executor never reads it.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub position: Option<NodePosition>,
 }
 
 /// A natural-language condition the LLM may declare met, and where the flow then goes.
@@ -195,6 +256,9 @@ pub struct FunctionNode {
     /// Where to go on a transport error, a timeout or a non-2xx status; without it the call fails.
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub on_error: Option<String>,
+    /// Where the editor draws the node; the executor never reads it.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub position: Option<NodePosition>,
 }
 
 fn default_method() -> String {
@@ -213,6 +277,9 @@ pub struct SetNode {
     pub assign: BTreeMap<String, String>,
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub next: Option<String>,
+    /// Where the editor draws the node; the executor never reads it.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub position: Option<NodePosition>,
 }
 
 /// Transfer the call to another number or SIP URI (templated); the flow ends here.
@@ -221,6 +288,9 @@ pub struct SetNode {
 pub struct TransferNode {
     pub id: String,
     pub to: String,
+    /// Where the editor draws the node; the executor never reads it.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub position: Option<NodePosition>,
 }
 
 /// Say an optional last line (templated) and hang up.
@@ -230,4 +300,7 @@ pub struct EndNode {
     pub id: String,
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub text: Option<String>,
+    /// Where the editor draws the node; the executor never reads it.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub position: Option<NodePosition>,
 }

@@ -24,7 +24,7 @@ mod validate_tests;
 use std::collections::BTreeMap;
 
 pub use compiled::CompiledWorkflow;
-pub use definition::{InputKind, Node, Workflow};
+pub use definition::{InputKind, Node, NodePosition, Workflow};
 pub use executor::{Executor, Globals};
 pub use io::{
     AgentExit, FailureReason, StepDetail, StepRecord, WorkflowAction, WorkflowEvent,

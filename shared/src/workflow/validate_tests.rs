@@ -364,3 +364,38 @@ fn expressions_past_the_limits_are_refused_at_their_field_as_errors_not_panics()
         "a `set` node's expressions are held to the same limits"
     );
 }
+
+#[test]
+fn node_positions_are_kept_for_the_editor_and_left_out_of_what_runs() {
+    // Every node type takes a position; a flow without them (every older one) stays valid.
+    let mut flow = support_line();
+    for (i, node) in flow["nodes"]
+        .as_array_mut()
+        .into_iter()
+        .flatten()
+        .enumerate()
+    {
+        node["position"] = json!({"x": 240.0 * i as f64, "y": -12.5});
+    }
+    assert_eq!(errors_of(flow.clone()), []);
+    let workflow: Workflow = serde_json::from_value(flow).expect("parses");
+    let again = serde_json::to_value(&workflow).expect("serializes");
+    assert_eq!(
+        again["nodes"][1]["position"],
+        json!({"x": 240.0, "y": -12.5})
+    );
+
+    let bare = workflow.clone().without_layout();
+    assert!(bare.nodes.iter().all(|n| n.position().is_none()));
+    let unpositioned: Workflow = serde_json::from_value(support_line()).expect("parses");
+    assert_eq!(bare, unpositioned);
+    assert!(!serde_json::to_string(&bare)
+        .expect("serializes")
+        .contains("position"));
+
+    // A position is two numbers, nothing else.
+    let bad = support_line_with("greet", |n| n["position"] = json!({"x": 1, "y": 2, "z": 3}));
+    assert!(serde_json::from_value::<Workflow>(bad).is_err());
+    let bad = support_line_with("greet", |n| n["position"] = json!({"x": "left", "y": 2}));
+    assert!(serde_json::from_value::<Workflow>(bad).is_err());
+}

@@ -990,6 +990,13 @@ export interface components {
             erased_at?: string | null;
             from?: string | null;
             id: string;
+            /**
+             * Format: int64
+             * @description The median voice-to-voice latency of the replies the caller heard (end of their speech
+             *     to the reply's first audio), in ms; `null` before the first one. The call log's latency
+             *     column, from the call's `call.turn_latency` events.
+             */
+            latency_ms?: number | null;
             recording?: components["schemas"]["RecordingView"] | null;
             /** @description The region of the edge that carried the call; `null` when that edge never registered. */
             region?: string | null;
@@ -1200,6 +1207,13 @@ export interface components {
                 erased_at?: string | null;
                 from?: string | null;
                 id: string;
+                /**
+                 * Format: int64
+                 * @description The median voice-to-voice latency of the replies the caller heard (end of their speech
+                 *     to the reply's first audio), in ms; `null` before the first one. The call log's latency
+                 *     column, from the call's `call.turn_latency` events.
+                 */
+                latency_ms?: number | null;
                 recording?: components["schemas"]["RecordingView"] | null;
                 /** @description The region of the edge that carried the call; `null` when that edge never registered. */
                 region?: string | null;
@@ -1721,7 +1735,9 @@ export interface components {
              *     timeout_ms, retries, reprompt, save_as, next, no_input), `condition` (branches of
              *     {when, next}, else), `agent` (agent_id, exits of {when_caller, next}, max_turns, next),
              *     `function` (url, method, headers, body, save_as, timeout_ms, next, on_error), `set`
-             *     (assign, next), `transfer` (to), `end` (text).
+             *     (assign, next), `transfer` (to), `end` (text). Any node may carry `position`
+             *     (`{x, y}`): where the editor draws it, kept with the draft and its versions, never read
+             *     by a call (nor sent to edges).
              */
             nodes: unknown[];
             /** @description The id of the first node. */

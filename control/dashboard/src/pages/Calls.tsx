@@ -1,19 +1,13 @@
-// The call log: filters, pages by cursor, live calls refreshed by polling.
+// The call log: filters, pages by cursor, live calls refreshed by polling; each call's median
+// reply latency comes with the page (`latency_ms`).
 import { useQuery } from "@tanstack/react-query";
 import { useState, type FormEvent } from "react";
 import { api, ok } from "../api/client";
-import { medianLatency, useAgentNames, useCall } from "../calls";
+import { useAgentNames } from "../calls";
 import { callDuration, ErrorNote, Loading, Page, time } from "../components/ui";
 import { Link, navigate, useSearch } from "../router";
 
 const FILTERS = ["number", "agent_id", "status", "direction", "from", "to"] as const;
-
-function LatencyCell({ id }: { id: string }) {
-  const call = useCall(id, false);
-  if (!call.data) return <span className="text-muted">…</span>;
-  const ms = medianLatency(call.data);
-  return <>{ms == null ? "—" : `${ms} ms`}</>;
-}
 
 function toIso(local: string | null): string | undefined {
   if (!local) return undefined;
@@ -135,9 +129,7 @@ export function Calls() {
                   <td>
                     <span className="badge">{c.ended_at ? c.end_reason ?? c.status : c.status}</span>
                   </td>
-                  <td>
-                    <LatencyCell id={c.id} />
-                  </td>
+                  <td>{c.latency_ms == null ? "—" : `${c.latency_ms} ms`}</td>
                 </tr>
               ))}
             </tbody>

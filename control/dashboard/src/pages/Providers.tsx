@@ -3,6 +3,12 @@ import { useQuery } from "@tanstack/react-query";
 import { api, ok } from "../api/client";
 import { ErrorNote, Loading, Page, time } from "../components/ui";
 
+/** Lower is tried first; a trunk without one comes after those with one. */
+function priority(p: object): number {
+  const v = (p as { priority?: number | null }).priority;
+  return typeof v === "number" ? v : Number.MAX_SAFE_INTEGER;
+}
+
 export function Providers() {
   const providers = useQuery({
     queryKey: ["providers"],
@@ -19,6 +25,7 @@ export function Providers() {
         <table className="table">
           <thead>
             <tr>
+              <th scope="col">Priority</th>
               <th scope="col">Name</th>
               <th scope="col">Kind</th>
               <th scope="col">Settings</th>
@@ -26,10 +33,11 @@ export function Providers() {
             </tr>
           </thead>
           <tbody>
-            {providers.data?.data.map((p) => {
+            {[...(providers.data?.data ?? [])].sort((a, b) => priority(a) - priority(b)).map((p) => {
               const { id, workspace_id: _w, created_at: _c, updated_at, ...spec } = p as Record<string, unknown> & { id: string; updated_at: string };
               return (
                 <tr key={id}>
+                  <td>{spec.priority == null ? "—" : String(spec.priority)}</td>
                   <td>{String(spec.name ?? id.slice(0, 8))}</td>
                   <td>{String(spec.kind ?? "sip_trunk")}</td>
                   <td>

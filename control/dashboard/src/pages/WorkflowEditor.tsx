@@ -1,59 +1,21 @@
 // The visual workflow editor (@xyflow/react, loaded only when opened): the graph of a
-// workflow's nodes, a node inspector (the node's JSON), connections drawn by dragging, the
-// API's validation shown on the node it names, saving the draft and publishing it.
+// workflow's nodes where they were left (each node's `position`, saved with the draft), a node
+// inspector with the form of the node's type (`NodeInspector.tsx`), connections drawn by
+// dragging, the API's validation shown on the node and the field it names, saving the draft
+// and publishing it.
 import "@xyflow/react/dist/style.css";
 import { useMutation, useQuery, useQueryClient } from "@tanstack/react-query";
 import { applyNodeChanges, Background, Controls, Handle, Position, ReactFlow, type Connection, type Edge, type Node, type NodeProps } from "@xyflow/react";
 import { useEffect, useMemo, useState } from "react";
 import { api, ApiError, atLeast, ok, type Schemas } from "../api/client";
+import { useAgentNames } from "../calls";
 import { ErrorNote, Loading, Page } from "../components/ui";
 import { navigate } from "../router";
 import { useSession } from "../session";
+import { layout, renameNode, targets, type Doc, type WfNode, type XY } from "../workflow";
+import { NodeInspector } from "./NodeInspector";
 
-type Doc = Schemas["Workflow"];
-type WfNode = { id: string; type: string; [k: string]: unknown };
 type NodeData = { node: WfNode; start: boolean; errors: string[] };
-
-/** Every node another one leads to, with the field that says so. */
-export function targets(node: WfNode): [string, string][] {
-  const out: [string, string][] = [];
-  for (const field of ["next", "no_input", "else", "on_error"]) {
-    if (typeof node[field] === "string") out.push([field, node[field] as string]);
-  }
-  for (const list of ["branches", "exits"]) {
-    const items = node[list];
-    if (Array.isArray(items)) items.forEach((b, i) => typeof b?.next === "string" && out.push([`${list}[${i}]`, b.next]));
-  }
-  return out;
-}
-
-/** Layers from the start node, left to right, for a first layout. */
-function layout(doc: Doc): Map<string, { x: number; y: number }> {
-  const nodes = doc.nodes as WfNode[];
-  const byId = new Map(nodes.map((n) => [n.id, n]));
-  const depth = new Map<string, number>([[doc.start, 0]]);
-  const queue = [doc.start];
-  while (queue.length) {
-    const id = queue.shift()!;
-    const n = byId.get(id);
-    if (!n) continue;
-    for (const [, t] of targets(n)) {
-      if (!depth.has(t)) {
-        depth.set(t, depth.get(id)! + 1);
-        queue.push(t);
-      }
-    }
-  }
-  const rows = new Map<number, number>();
-  const at = new Map<string, { x: number; y: number }>();
-  for (const n of nodes) {
-    const d = depth.get(n.id) ?? 0;
-    const row = rows.get(d) ?? 0;
-    rows.set(d, row + 1);
-    at.set(n.id, { x: d * 240, y: row * 120 });
-  }
-  return at;
-}
 
 function FlowNode({ data, selected }: NodeProps<Node<NodeData>>) {
   const bad = data.errors.length > 0;
@@ -78,17 +40,19 @@ function FlowNode({ data, selected }: NodeProps<Node<NodeData>>) {
 }
 
 const NODE_TYPES = { flow: FlowNode };
+/** A new node of each type, with what its form needs filled in. */
 const TEMPLATES: Record<string, (id: string) => WfNode> = {
-  say: (id) => ({ id, type: "say", text: "Hello!", next: null as unknown as string }),
+  say: (id) => ({ id, type: "say", text: "Hello!" }),
+  gather: (id) => ({ id, type: "gather", input: ["dtmf", "speech"], save_as: "answer" }),
+  condition: (id) => ({ id, type: "condition", branches: [{ when: "answer == '1'" }] }),
+  agent: (id) => ({ id, type: "agent", agent_id: "" }),
+  function: (id) => ({ id, type: "function", url: "https://example.com/hook", method: "POST" }),
+  set: (id) => ({ id, type: "set", assign: { greeted: "true" } }),
+  transfer: (id) => ({ id, type: "transfer", to: "+15551234567" }),
   end: (id) => ({ id, type: "end", text: "Goodbye." }),
-  gather: (id) => ({ id, type: "gather", input: "speech", save_as: "answer", next: null as unknown as string }),
 };
 
 const EMPTY: Doc = { name: "New workflow", start: "hello", nodes: [{ id: "hello", type: "say", text: "Hello!", next: "bye" }, { id: "bye", type: "end", text: "Goodbye." }] };
-
-function clean(n: WfNode): WfNode {
-  return Object.fromEntries(Object.entries(n).filter(([, v]) => v !== null)) as WfNode;
-}
 
 export default function WorkflowEditor({ id }: { id: string | null }) {
   const { role } = useSession();
@@ -100,10 +64,10 @@ export default function WorkflowEditor({ id }: { id: string | null }) {
     queryFn: async () => ok(await api.GET("/v1/workflows/{id}", { params: { path: { id: id! } } })),
   });
   const [doc, setDoc] = useState<Doc | null>(id == null ? EMPTY : null);
-  const [positions, setPositions] = useState<Map<string, { x: number; y: number }>>(() => layout(EMPTY));
+  const [positions, setPositions] = useState<Map<string, XY>>(() => layout(EMPTY));
   const [selected, setSelected] = useState<string | null>(null);
-  const [text, setText] = useState("");
-  const [textError, setTextError] = useState<string | null>(null);
+  const [adding, setAdding] = useState("say");
+  const agents = useAgentNames();
   const [problems, setProblems] = useState<Schemas["WorkflowError"][]>([]);
   const [validated, setValidated] = useState(false);
 
@@ -117,11 +81,6 @@ export default function WorkflowEditor({ id }: { id: string | null }) {
   }, [stored.data]);
 
   const nodes = (doc?.nodes ?? []) as WfNode[];
-  useEffect(() => {
-    const n = nodes.find((x) => x.id === selected);
-    setText(n ? JSON.stringify(n, null, 2) : "");
-    setTextError(null);
-  }, [selected, doc]);
 
   const flowNodes: Node<NodeData>[] = useMemo(
     () =>
@@ -166,6 +125,14 @@ export default function WorkflowEditor({ id }: { id: string | null }) {
     },
     onError: problemsOf,
   });
+  /** The document with every node where the canvas shows it, so the layout is saved too. */
+  const placed = (d: Doc): Doc => ({
+    ...d,
+    nodes: (d.nodes as WfNode[]).map((n) => {
+      const at = rfNodes.find((r) => r.id === n.id)?.position ?? positions.get(n.id);
+      return at ? { ...n, position: { x: Math.round(at.x), y: Math.round(at.y) } } : n;
+    }),
+  });
   const save = useMutation({
     mutationFn: async (d: Doc) =>
       id == null
@@ -199,36 +166,41 @@ export default function WorkflowEditor({ id }: { id: string | null }) {
   };
   function connect(c: Connection) {
     if (!canEdit || !c.source || !c.target || !doc) return;
-    update({ ...doc, nodes: nodes.map((n) => (n.id === c.source ? { ...n, next: c.target } : n)) });
+    const link = (n: WfNode): WfNode => {
+      if (n.type === "transfer" || n.type === "end") return n;
+      if (n.type !== "condition") return { ...n, next: c.target };
+      // A condition's first free way out: `else`, then a new branch to fill in.
+      if (typeof n.else !== "string") return { ...n, else: c.target };
+      return { ...n, branches: [...(Array.isArray(n.branches) ? n.branches : []), { when: "true", next: c.target }] };
+    };
+    update({ ...doc, nodes: nodes.map((n) => (n.id === c.source ? link(n) : n)) });
   }
   function addNode(kind: string) {
     if (!doc) return;
     let i = nodes.length + 1;
     while (nodes.some((n) => n.id === `${kind}${i}`)) i++;
-    const node = clean(TEMPLATES[kind](`${kind}${i}`));
+    const node = TEMPLATES[kind](`${kind}${i}`);
     setPositions(new Map(positions).set(node.id, { x: 120 + 40 * i, y: 300 }));
     update({ ...doc, nodes: [...nodes, node] });
     setSelected(node.id);
   }
-  function applyNode() {
+  function changeNode(node: WfNode) {
+    if (!doc) return;
+    update({ ...doc, nodes: nodes.map((n) => (n.id === node.id ? node : n)) });
+  }
+  function renameSelected(to: string) {
     if (!doc || !selected) return;
-    try {
-      const parsed = JSON.parse(text) as WfNode;
-      if (typeof parsed.id !== "string" || typeof parsed.type !== "string") throw new Error("a node needs an id and a type");
-      const renamed = parsed.id !== selected;
-      update({
-        ...doc,
-        start: renamed && doc.start === selected ? parsed.id : doc.start,
-        nodes: nodes.map((n) => (n.id === selected ? parsed : n)),
-      });
-      if (renamed) {
-        const at = rfNodes.find((n) => n.id === selected)?.position ?? { x: 0, y: 0 };
-        setPositions(new Map(positions).set(parsed.id, at));
-        setSelected(parsed.id);
-      }
-    } catch (e) {
-      setTextError((e as Error).message);
-    }
+    const at = rfNodes.find((n) => n.id === selected)?.position ?? positions.get(selected) ?? { x: 0, y: 0 };
+    setPositions(new Map(positions).set(to, at));
+    setRfNodes((rf) => rf.map((n) => (n.id === selected ? { ...n, id: to } : n)));
+    update(renameNode(doc, selected, to));
+    setSelected(to);
+  }
+  /** A node dropped somewhere keeps that place in the document (saved with the draft). */
+  function moved(id: string, at: XY) {
+    if (!doc || !canEdit) return;
+    const position = { x: Math.round(at.x), y: Math.round(at.y) };
+    setDoc({ ...doc, nodes: nodes.map((n) => (n.id === id ? { ...n, position } : n)) });
   }
   function removeNode() {
     if (!doc || !selected) return;
@@ -236,6 +208,7 @@ export default function WorkflowEditor({ id }: { id: string | null }) {
     setSelected(null);
   }
   const docProblems = problems.filter((p) => !p.node);
+  const selectedNode = nodes.find((n) => n.id === selected) ?? null;
   const otherError = [save.error, publish.error, validate.error].find((e) => e && !(e instanceof ApiError && e.status === 422));
 
   return (
@@ -259,15 +232,25 @@ export default function WorkflowEditor({ id }: { id: string | null }) {
         </div>
         {canEdit && (
           <>
-            {Object.keys(TEMPLATES).map((k) => (
-              <button key={k} className="btn" onClick={() => addNode(k)}>
-                Add {k}
+            <div className="flex items-end gap-1">
+              <div>
+                <label className="label" htmlFor="wf-add">
+                  New node type
+                </label>
+                <select id="wf-add" className="input w-32" value={adding} onChange={(e) => setAdding(e.target.value)}>
+                  {Object.keys(TEMPLATES).map((k) => (
+                    <option key={k}>{k}</option>
+                  ))}
+                </select>
+              </div>
+              <button className="btn" onClick={() => addNode(adding)}>
+                Add node
               </button>
-            ))}
-            <button className="btn" onClick={() => validate.mutate(doc)} disabled={validate.isPending}>
+            </div>
+            <button className="btn" onClick={() => validate.mutate(placed(doc))} disabled={validate.isPending}>
               Validate
             </button>
-            <button className="btn-primary" onClick={() => save.mutate(doc)} disabled={save.isPending}>
+            <button className="btn-primary" onClick={() => save.mutate(placed(doc))} disabled={save.isPending}>
               {id == null ? "Create workflow" : "Save draft"}
             </button>
             {id != null && (
@@ -300,6 +283,7 @@ export default function WorkflowEditor({ id }: { id: string | null }) {
             nodeTypes={NODE_TYPES}
             onNodeClick={(_, n) => setSelected(n.id)}
             onNodesChange={(changes) => setRfNodes((nodes) => applyNodeChanges(changes, nodes))}
+            onNodeDragStop={(_, n) => moved(n.id, n.position)}
             onConnect={connect}
             nodesConnectable={canEdit}
             fitView
@@ -311,26 +295,20 @@ export default function WorkflowEditor({ id }: { id: string | null }) {
           )}
         </div>
         <aside aria-label="Node inspector" className="card">
-          {selected == null ? (
+          {selectedNode == null ? (
             <p className="text-sm text-muted">Select a node to see and edit it.</p>
           ) : (
-            <>
-              <label htmlFor="wf-node" className="label">
-                Node {selected} (JSON)
-              </label>
-              <textarea id="wf-node" rows={14} className="input font-mono text-xs" value={text} readOnly={!canEdit} onChange={(e) => setText(e.target.value)} />
-              {textError && <p className="field-error">{textError}</p>}
-              {canEdit && (
-                <div className="flex gap-2 mt-2">
-                  <button className="btn" onClick={applyNode}>
-                    Apply
-                  </button>
-                  <button className="btn-danger" onClick={removeNode}>
-                    Remove node
-                  </button>
-                </div>
-              )}
-            </>
+            <NodeInspector
+              key={selectedNode.id}
+              node={selectedNode}
+              nodeIds={nodes.map((n) => n.id)}
+              agents={agents}
+              problems={problems.filter((p) => p.node === selectedNode.id)}
+              canEdit={canEdit}
+              onChange={changeNode}
+              onRename={renameSelected}
+              onRemove={removeNode}
+            />
           )}
         </aside>
       </div>

@@ -1,11 +1,12 @@
-// Workflows: the list, publishing, and each one's version history; each opens in the visual
-// editor (`WorkflowEditor.tsx`).
+// Workflows: the list, publishing, and each one's version history with the diff between two
+// versions (`WorkflowDiff.tsx`); each opens in the visual editor (`WorkflowEditor.tsx`).
 import { useMutation, useQuery, useQueryClient } from "@tanstack/react-query";
 import { useState } from "react";
 import { api, atLeast, ok } from "../api/client";
 import { ErrorNote, Loading, Page, time } from "../components/ui";
 import { Link } from "../router";
 import { useSession } from "../session";
+import { WorkflowDiff } from "./WorkflowDiff";
 
 function Versions({ id }: { id: string }) {
   const versions = useQuery({
@@ -27,6 +28,7 @@ function Versions({ id }: { id: string }) {
           ))}
         </ol>
       )}
+      <WorkflowDiff key={versions.data?.data.length} versions={versions.data?.data ?? []} />
     </>
   );
 }
