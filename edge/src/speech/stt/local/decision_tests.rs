@@ -17,7 +17,9 @@ fn keywords() -> Keywords {
     .iter()
     .map(|k| k.split(' ').map(String::from).collect())
     .collect();
-    Keywords::new(&phrases)
+    // The goodbye rule's keywords: that rule ends the call.
+    let hang_up: Vec<Vec<String>> = vec![vec!["bye".into()], vec!["goodbye".into()]];
+    Keywords::new(&phrases, &hang_up)
 }
 
 /// A hypothesis from `(word, start, end)` triples, as sure as a grammar search says.
@@ -185,5 +187,52 @@ fn keywords_of_function_words_alone_do_not_count() {
     assert_eq!(
         choose(&said("need where"), &said("need find you")),
         "need find you"
+    );
+}
+
+#[test]
+fn an_unsure_hang_up_word_in_the_open_words_is_left_out() {
+    // "my cat likes the warm weather in july": the grammar forced it onto a request the open
+    // decoder did not confirm, and the open decoder spelled its first syllable "bye", unsure.
+    let grammar = said("hi can i a human for wednesday");
+    let open = unsure(
+        "bye kept like the war whether it you like",
+        &[0.35, 0.14, 1.0, 0.04, 0.47, 0.03, 0.09, 0.86, 0.94],
+    );
+    assert_eq!(
+        choose(&grammar, &open),
+        "kept like the war whether it you like"
+    );
+    // Likewise when the grammar heard nothing.
+    assert_eq!(
+        choose(&said(""), &unsure("okay goodbye", &[0.9, 0.5])),
+        "okay"
+    );
+}
+
+#[test]
+fn a_sure_hang_up_word_in_the_open_words_is_kept() {
+    let open = unsure("thanks bye now", &[0.6, 0.95, 0.7]);
+    assert_eq!(choose(&said("hi"), &open), "thanks bye now");
+}
+
+#[test]
+fn unsure_keywords_that_do_not_hang_up_are_kept_in_the_open_words() {
+    // A booking noted by mistake can be undone; a hang-up cannot.
+    let open = unsure(
+        "least book me if off right",
+        &[0.2, 0.25, 0.07, 0.3, 0.2, 0.2],
+    );
+    assert_eq!(choose(&said("hi"), &open), "least book me if off right");
+}
+
+#[test]
+fn a_hang_up_word_the_grammar_heard_and_the_open_decoder_confirmed_stands() {
+    // Confirmation by the other decoder is evidence enough whatever its posterior: the
+    // transcript is then the grammar's.
+    let open = unsure("thank you goodbye", &[0.8, 0.9, 0.4]);
+    assert_eq!(
+        choose(&said("thank you goodbye"), &open),
+        "thank you goodbye"
     );
 }
