@@ -24,7 +24,10 @@
 //! could have spelled the sound as any of hundreds of common words, so a keyword it is sure of
 //! is evidence of its own; a keyword it is unsure of is not (speech outside every rule is often
 //! heard as one at a low posterior), and a keyword both decoders agree on keeps the grammar's
-//! cleaner words.
+//! cleaner words. "Agree" means the same word here: a grammar keyword confirmed only by a word
+//! one phone away is weaker evidence than a keyword the open decoder heard with no rival ("i
+//! need to speak when a real human", sure of "human", whose "when" sounds like the grammar's
+//! forced "where").
 //!
 //! Whenever the open decoder's words are the transcript, a word of a keyword that **hangs up**
 //! (a rule whose action ends the call) is left out unless the open decoder was sure of it. Why:
@@ -203,12 +206,17 @@ pub fn transcript(
                 || (heard.overlaps(expected) && sounds.alike(&expected.word, &heard.word))
         })
     };
+    let heard_too = |expected: &TimedWord| open.words.iter().any(|h| h.word == expected.word);
     let meaningful = || grammar.words.iter().filter(|w| !is_function_word(&w.word));
-    if meaningful().any(|w| keywords.has_word(&w.word) && confirmed(w)) {
+    let keyword_words = || meaningful().filter(|w| keywords.has_word(&w.word));
+    if keyword_words().any(heard_too) {
         return grammar.text();
     }
     if keywords.sure_in_open_only(open, grammar) {
         return keywords.open_text(open);
+    }
+    if keyword_words().any(confirmed) {
+        return grammar.text();
     }
     let mut meaningful = meaningful().peekable();
     let agrees = meaningful.peek().is_none() || meaningful.any(confirmed);

@@ -465,16 +465,13 @@ mod tests {
     #[test]
     fn the_keywords_of_a_rule_that_ends_the_call_are_its_hang_up_words() {
         let demo = RulesSpec::demo("record_booking", "operator");
-        let expected = ExpectedSpeech::of_rules(&demo);
+        let speech = ExpectedSpeech::of_rules(&demo);
         assert_eq!(
-            expected.hang_up,
+            speech.hang_up,
             ["bye", "goodbye", "that's all", "that is all"]
         );
         // A transfer or a booking is an action too, but not one that ends the call.
-        assert!(!expected
-            .hang_up
-            .iter()
-            .any(|k| k == "person" || k == "book"));
+        assert!(!speech.hang_up.iter().any(|k| k == "person" || k == "book"));
         let vocabulary = Vocabulary::new(
             &ExpectedSpeech {
                 hang_up: vec!["Bye!".into(), "freya".into()],
