@@ -15,8 +15,8 @@
 //!
 //! One exception runs the other way: when the open decoder is sure (posterior at least
 //! [`SURE_POSTERIOR`] for each word) of one of the agent's **keywords** that the grammar did not
-//! decode, and no keyword the grammar did decode is confirmed, the open words are the
-//! transcript even if some other grammar word was confirmed. Why it generalises: a request
+//! decode, and the open decoder did not hear any keyword the grammar decoded as the same word,
+//! the open words are the transcript even if some other grammar word was confirmed. Why it generalises: a request
 //! phrased outside the grammar is forced onto the nearest phrase, whose scaffolding ("i need
 //! to ... this week") the open decoder often hears too and so confirms, while the word that
 //! carries the request is then the grammar's guess ("where") and not what was said ("human").
