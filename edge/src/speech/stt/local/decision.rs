@@ -15,8 +15,8 @@
 //!
 //! One exception runs the other way: when the open decoder is sure (posterior at least
 //! [`SURE_POSTERIOR`] for each word) of one of the agent's **keywords** that the grammar did not
-//! decode, and no keyword the grammar did decode is confirmed, the open words are the
-//! transcript even if some other grammar word was confirmed. Why it generalises: a request
+//! decode, and the open decoder did not hear any keyword the grammar decoded as the same word,
+//! the open words are the transcript even if some other grammar word was confirmed. Why it generalises: a request
 //! phrased outside the grammar is forced onto the nearest phrase, whose scaffolding ("i need
 //! to ... this week") the open decoder often hears too and so confirms, while the word that
 //! carries the request is then the grammar's guess ("where") and not what was said ("human").
@@ -24,7 +24,20 @@
 //! could have spelled the sound as any of hundreds of common words, so a keyword it is sure of
 //! is evidence of its own; a keyword it is unsure of is not (speech outside every rule is often
 //! heard as one at a low posterior), and a keyword both decoders agree on keeps the grammar's
-//! cleaner words.
+//! cleaner words. "Agree" means the same word here: a grammar keyword confirmed only by a word
+//! one phone away is weaker evidence than a keyword the open decoder heard with no rival ("i
+//! need to speak when a real human", sure of "human", whose "when" sounds like the grammar's
+//! forced "where").
+//!
+//! Whenever the open decoder's words are the transcript, a word of a keyword that **hangs up**
+//! (a rule whose action ends the call) is left out unless the open decoder was sure of it. Why:
+//! those words are then the open decoder's own reading of speech the grammar could not place,
+//! and with a vocabulary of a thousand and more words it spells unrelated speech with short
+//! keywords at low posteriors ("my cat likes ..." as "bye kept like ..."); answering a guess
+//! with the fallback line costs the caller a repeat, acting on it ends their call. Other
+//! actions keep their guesses: a booking noted by mistake or a transfer is recoverable, and
+//! the measurements that chose this (`loadtest/BENCHMARKS.md`) lost right requests when every
+//! unsure keyword was dropped.
 
 use std::collections::{HashMap, HashSet};
 
@@ -51,23 +64,49 @@ pub const SURE_POSTERIOR: f32 = 0.9;
 pub struct Keywords {
     phrases: Vec<Vec<String>>,
     words: HashSet<String>,
+    /// Meaningful words of the keywords that hang up: acted on from the open decoder's words
+    /// only when it was sure of them.
+    hang_up: HashSet<String>,
 }
 
 impl Keywords {
-    /// The keywords among `phrases` (each a keyword's words).
-    pub fn new<'a>(phrases: impl IntoIterator<Item = &'a Vec<String>>) -> Self {
+    /// The keywords among `phrases` (each a keyword's words); `hang_up` are those of rules that
+    /// end the call.
+    pub fn new<'a>(
+        phrases: impl IntoIterator<Item = &'a Vec<String>>,
+        hang_up: impl IntoIterator<Item = &'a Vec<String>>,
+    ) -> Self {
         let phrases: Vec<Vec<String>> = phrases
             .into_iter()
             .filter(|p| p.iter().any(|w| !is_function_word(w)))
             .cloned()
             .collect();
-        let words = phrases
+        let meaningful = |phrases: &[Vec<String>]| -> HashSet<String> {
+            phrases
+                .iter()
+                .flatten()
+                .filter(|w| !is_function_word(w))
+                .cloned()
+                .collect()
+        };
+        let words = meaningful(&phrases);
+        let hang_up = meaningful(&hang_up.into_iter().cloned().collect::<Vec<_>>());
+        Keywords {
+            phrases,
+            words,
+            hang_up,
+        }
+    }
+
+    /// The open decoder's words as a transcript, without the hang-up words it was unsure of.
+    fn open_text(&self, open: &Hypothesis) -> String {
+        let words: Vec<&str> = open
+            .words
             .iter()
-            .flatten()
-            .filter(|w| !is_function_word(w))
-            .cloned()
+            .filter(|w| w.posterior >= SURE_POSTERIOR || !self.hang_up.contains(&w.word))
+            .map(|w| w.word.as_str())
             .collect();
-        Keywords { phrases, words }
+        words.join(" ")
     }
 
     /// Whether `word` is a meaningful word of some keyword.
@@ -159,7 +198,7 @@ pub fn transcript(
     keywords: &Keywords,
 ) -> String {
     if grammar.is_empty() {
-        return open.text();
+        return keywords.open_text(open);
     }
     let confirmed = |expected: &TimedWord| {
         open.words.iter().any(|heard| {
@@ -167,19 +206,24 @@ pub fn transcript(
                 || (heard.overlaps(expected) && sounds.alike(&expected.word, &heard.word))
         })
     };
+    let heard_too = |expected: &TimedWord| open.words.iter().any(|h| h.word == expected.word);
     let meaningful = || grammar.words.iter().filter(|w| !is_function_word(&w.word));
-    if meaningful().any(|w| keywords.has_word(&w.word) && confirmed(w)) {
+    let keyword_words = || meaningful().filter(|w| keywords.has_word(&w.word));
+    if keyword_words().any(heard_too) {
         return grammar.text();
     }
     if keywords.sure_in_open_only(open, grammar) {
-        return open.text();
+        return keywords.open_text(open);
+    }
+    if keyword_words().any(confirmed) {
+        return grammar.text();
     }
     let mut meaningful = meaningful().peekable();
     let agrees = meaningful.peek().is_none() || meaningful.any(confirmed);
     if agrees || open.is_empty() {
         grammar.text()
     } else {
-        open.text()
+        keywords.open_text(open)
     }
 }
 

@@ -7,7 +7,8 @@ const DICTIONARY: &str = "bye B AY\ni AY\nfor F AO R\nfor(2) F ER\nnow N AW\nout
     are AA R\nyour Y AO R\nopening OW P AH N IH NG\nall AO L\nhuman HH Y UW M AH N\n\
     put P UH T\nme M IY\nthrough TH R UW\nto T UW\na AH\nplease P L IY Z\nbook B UH K\n\
     talk T AO K\nstaff S T AE F\nstuff S T AH F\nneed N IY D\nwhere W EH R\nweek W IY K\n\
-    speak S P IY K\nwith W IH DH\nreal R IY L\nsomeone S AH M W AH N\nthat DH AE T\n";
+    speak S P IY K\nwith W IH DH\nreal R IY L\nsomeone S AH M W AH N\nthat DH AE T\n\
+    when W EH N\n";
 
 /// The keywords of a table like the demo's.
 fn keywords() -> Keywords {
@@ -17,7 +18,9 @@ fn keywords() -> Keywords {
     .iter()
     .map(|k| k.split(' ').map(String::from).collect())
     .collect();
-    Keywords::new(&phrases)
+    // The goodbye rule's keywords: that rule ends the call.
+    let hang_up: Vec<Vec<String>> = vec![vec!["bye".into()], vec!["goodbye".into()]];
+    Keywords::new(&phrases, &hang_up)
 }
 
 /// A hypothesis from `(word, start, end)` triples, as sure as a grammar search says.
@@ -186,4 +189,69 @@ fn keywords_of_function_words_alone_do_not_count() {
         choose(&said("need where"), &said("need find you")),
         "need find you"
     );
+}
+
+#[test]
+fn an_unsure_hang_up_word_in_the_open_words_is_left_out() {
+    // "my cat likes the warm weather in july": the grammar forced it onto a request the open
+    // decoder did not confirm, and the open decoder spelled its first syllable "bye", unsure.
+    let grammar = said("hi can i a human for wednesday");
+    let open = unsure(
+        "bye kept like the war whether it you like",
+        &[0.35, 0.14, 1.0, 0.04, 0.47, 0.03, 0.09, 0.86, 0.94],
+    );
+    assert_eq!(
+        choose(&grammar, &open),
+        "kept like the war whether it you like"
+    );
+    // Likewise when the grammar heard nothing.
+    assert_eq!(
+        choose(&said(""), &unsure("okay goodbye", &[0.9, 0.5])),
+        "okay"
+    );
+}
+
+#[test]
+fn a_sure_hang_up_word_in_the_open_words_is_kept() {
+    let open = unsure("thanks bye now", &[0.6, 0.95, 0.7]);
+    assert_eq!(choose(&said("hi"), &open), "thanks bye now");
+}
+
+#[test]
+fn unsure_keywords_that_do_not_hang_up_are_kept_in_the_open_words() {
+    // A booking noted by mistake can be undone; a hang-up cannot.
+    let open = unsure(
+        "least book me if off right",
+        &[0.2, 0.25, 0.07, 0.3, 0.2, 0.2],
+    );
+    assert_eq!(choose(&said("where"), &open), "least book me if off right");
+}
+
+#[test]
+fn a_hang_up_word_the_grammar_heard_and_the_open_decoder_confirmed_stands() {
+    // Confirmation by the other decoder is evidence enough whatever its posterior: the
+    // transcript is then the grammar's.
+    let open = unsure("thank you goodbye", &[0.8, 0.9, 0.4]);
+    assert_eq!(
+        choose(&said("thank you goodbye"), &open),
+        "thank you goodbye"
+    );
+}
+
+#[test]
+fn a_sure_open_keyword_outweighs_a_grammar_keyword_confirmed_only_by_a_sound_alike() {
+    // The open decoder heard "when" where the grammar forced "where" (one phone apart), and
+    // was sure of "human": the request is the open decoder's.
+    let grammar = said("i need to the where this week");
+    let open = said("i need to speak when a real human");
+    assert_eq!(choose(&grammar, &open), "i need to speak when a real human");
+    // The same word heard by both still keeps the grammar's words.
+    let open = said("i need to speak where a real human");
+    assert_eq!(choose(&grammar, &open), "i need to the where this week");
+    // And without a sure keyword, the sound-alike still confirms.
+    let open = unsure(
+        "i need to speak when a real human",
+        &[1.0, 1.0, 1.0, 1.0, 1.0, 1.0, 1.0, 0.5],
+    );
+    assert_eq!(choose(&grammar, &open), "i need to the where this week");
 }

@@ -20,7 +20,7 @@
 use std::collections::{BTreeSet, HashMap};
 use std::fmt::Write as _;
 
-use freya_shared::model::rules::RulesSpec;
+use freya_shared::model::rules::{RuleAction, RulesSpec};
 
 use super::open_model::OpenModel;
 
@@ -158,6 +158,9 @@ pub struct ExpectedSpeech {
     pub keywords: Vec<String>,
     /// Whole requests as callers say them (`what are your opening hours`).
     pub examples: Vec<String>,
+    /// The keywords that end the call (`bye`): acted on from the open-vocabulary decoder's
+    /// words only when it is sure of them (see `decision`).
+    pub hang_up: Vec<String>,
 }
 
 impl ExpectedSpeech {
@@ -173,6 +176,12 @@ impl ExpectedSpeech {
                 .rules
                 .iter()
                 .flat_map(|r| r.examples.clone())
+                .collect(),
+            hang_up: rules
+                .rules
+                .iter()
+                .filter(|r| r.action == Some(RuleAction::EndCall))
+                .flat_map(|r| r.keywords.clone())
                 .collect(),
         }
     }
@@ -190,6 +199,8 @@ pub struct Vocabulary {
     keywords: Vec<Vec<String>>,
     /// Examples likewise.
     examples: Vec<Vec<String>>,
+    /// The keywords that end the call, as dictionary words.
+    hang_up: Vec<Vec<String>>,
     /// The scaffolding phrases (leads, carriers, fillers, tails) the dictionary can spell.
     scaffold: Scaffold,
     /// Common words (with log10 probabilities) the dictionary knows, most frequent first.
@@ -255,6 +266,17 @@ impl Vocabulary {
         if keywords.is_empty() && examples.is_empty() {
             return None;
         }
+        let hang_up = expected
+            .hang_up
+            .iter()
+            .take(MAX_PHRASES)
+            .map(|phrase| {
+                words_of(phrase)
+                    .filter(|w| dictionary.contains(w))
+                    .collect::<Vec<String>>()
+            })
+            .filter(|words| !words.is_empty())
+            .collect();
         let common = COMMON_WORDS
             .lines()
             .filter(|l| !l.starts_with('#'))
@@ -267,6 +289,7 @@ impl Vocabulary {
         Some(Vocabulary {
             keywords,
             examples,
+            hang_up,
             scaffold: Scaffold::new(dictionary),
             common,
         })
@@ -275,6 +298,11 @@ impl Vocabulary {
     /// Keywords, as words.
     pub fn keywords(&self) -> impl Iterator<Item = &Vec<String>> {
         self.keywords.iter()
+    }
+
+    /// The keywords that end the call, as words.
+    pub fn hang_up(&self) -> impl Iterator<Item = &Vec<String>> {
+        self.hang_up.iter()
     }
 
     /// Keywords and examples, as words.
@@ -383,6 +411,7 @@ mod tests {
         ExpectedSpeech {
             keywords: keywords.iter().map(|k| (*k).to_string()).collect(),
             examples: examples.iter().map(|e| (*e).to_string()).collect(),
+            hang_up: Vec::new(),
         }
     }
 
@@ -431,6 +460,32 @@ mod tests {
         assert!(jsgf.contains("<carrier> = what are your | to;"), "{jsgf}");
         assert!(jsgf.contains("<lead> = hello | hi | yes;"), "{jsgf}");
         assert!(!jsgf.contains("<tail>"), "{jsgf}");
+    }
+
+    #[test]
+    fn the_keywords_of_a_rule_that_ends_the_call_are_its_hang_up_words() {
+        let demo = RulesSpec::demo("record_booking", "operator");
+        let speech = ExpectedSpeech::of_rules(&demo);
+        assert_eq!(
+            speech.hang_up,
+            ["bye", "goodbye", "that's all", "that is all"]
+        );
+        // A transfer or a booking is an action too, but not one that ends the call.
+        assert!(!speech.hang_up.iter().any(|k| k == "person" || k == "book"));
+        let vocabulary = Vocabulary::new(
+            &ExpectedSpeech {
+                hang_up: vec!["Bye!".into(), "freya".into()],
+                ..expected(&["bye"], &[])
+            },
+            &dictionary(),
+        )
+        .expect("known words");
+        let hang_up: Vec<&Vec<String>> = vocabulary.hang_up().collect();
+        assert_eq!(
+            hang_up,
+            [&vec!["bye".to_string()]],
+            "unknown words left out"
+        );
     }
 
     #[test]
