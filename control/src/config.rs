@@ -145,8 +145,28 @@ pub struct AuthConfig {
     /// How long a token from `/v1/auth/login` or `/v1/auth/refresh` stays valid.
     #[serde(default = "default_token_ttl_seconds")]
     pub token_ttl_seconds: u32,
-    /// 64 hex characters (32 bytes): the key that encrypts provider credentials at rest.
+    /// 64 hex characters (32 bytes): the key that seals secrets at rest (provider credentials,
+    /// agents' keys, webhook secrets, the cluster CA's key). New values are sealed under it.
     pub encryption_key: String,
+    /// Earlier values of `encryption_key` (64 hex characters each), kept only to open what they
+    /// sealed while `freya secrets rotate-key` re-seals it under `encryption_key`; empty
+    /// outside a rotation (see deploy/README.md, "Rotating the secrets key").
+    #[serde(default)]
+    pub previous_encryption_keys: Vec<String>,
+}
+
+impl AuthConfig {
+    /// The current key and the previous ones, parsed (validated at start, so `None` only for
+    /// a configuration that skipped validation).
+    pub fn encryption_keys(&self) -> Option<([u8; 32], Vec<[u8; 32]>)> {
+        let current = parse_encryption_key(&self.encryption_key)?;
+        let previous = self
+            .previous_encryption_keys
+            .iter()
+            .map(|k| parse_encryption_key(k))
+            .collect::<Option<Vec<_>>>()?;
+        Some((current, previous))
+    }
 }
 
 fn default_token_ttl_seconds() -> u32 {
@@ -583,6 +603,16 @@ fn check_auth(auth: &AuthConfig, problems: &mut Vec<ConfigProblem>) {
         problems.push(ConfigProblem::new(
             "auth.encryption_key",
             "must be 64 hex characters (32 random bytes)",
+        ));
+    }
+    if auth
+        .previous_encryption_keys
+        .iter()
+        .any(|k| parse_encryption_key(k).is_none())
+    {
+        problems.push(ConfigProblem::new(
+            "auth.previous_encryption_keys",
+            "each must be 64 hex characters (32 random bytes)",
         ));
     }
 }
