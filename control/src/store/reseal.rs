@@ -125,8 +125,8 @@ pub struct UnopenedSecret {
 #[derive(Debug, thiserror::Error)]
 pub enum ResealError {
     #[error(
-        "{count} sealed value(s) open under none of the keys given (first: {} {}: {}); \
-         nothing was changed — is auth.encryption_key (or auth.previous_encryption_keys) the key \
+        "{count} stored row(s) hold a sealed value that opens under none of the keys given \
+         (first: {} {}: {}); nothing was changed — is auth.encryption_key (or auth.previous_encryption_keys) the key \
          the store was sealed with?",
         .first.kind, .first.row, .first.message
     )]
@@ -196,10 +196,9 @@ impl Store {
                 after = last.clone();
                 let mut resealed_here = 0;
                 for (row, stored) in &page {
-                    let Some(fresh) = reseal_value(&sealer, column, row, stored, true)? else {
-                        report.already_current += 1;
-                        continue;
-                    };
+                    let outcome = reseal_value(&sealer, column, row, stored, true)?;
+                    report.already_current += outcome.current;
+                    let Some(fresh) = outcome.text else { continue };
                     let sql = format!(
                         "UPDATE {table} SET {col} = $1 WHERE CAST(id AS TEXT) = $2 AND {col} = $3",
                         table = column.table,
@@ -213,10 +212,10 @@ impl Store {
                         .await
                         .map_err(StoreError::from)?;
                     if done.rows_affected() == 1 {
-                        *report.resealed.entry(column.kind).or_default() += 1;
-                        resealed_here += 1;
+                        *report.resealed.entry(column.kind).or_default() += outcome.resealed;
+                        resealed_here += outcome.resealed;
                     } else {
-                        report.changed_meanwhile += 1;
+                        report.changed_meanwhile += outcome.resealed;
                     }
                 }
                 if resealed_here > 0 {
@@ -303,23 +302,44 @@ impl Store {
     }
 }
 
-/// The stored text `stored` of `row` re-sealed under the current key, or `None` when nothing in
-/// it needs that. With `write` false it only checks that everything in it opens.
+/// What re-sealing one stored text gives.
+#[derive(Debug, Default)]
+struct Resealed {
+    /// The new text, if anything in it was re-sealed.
+    text: Option<String>,
+    /// Values in it re-sealed.
+    resealed: u64,
+    /// Values in it already under the current key.
+    current: u64,
+}
+
+/// The stored text `stored` of `row` with every value not under the current key re-sealed
+/// under it. With `write` false every value is opened (to check it opens) and re-sealed.
 fn reseal_value(
     sealer: &Sealer,
     column: &SealedColumn,
     row: &str,
     stored: &str,
     write: bool,
-) -> Result<Option<String>, StoreError> {
+) -> Result<Resealed, StoreError> {
     match column.aad {
         Some(aad) => {
-            if !Sealer::is_sealed(stored) || (write && sealer.is_current(stored)) {
-                return Ok(None);
+            if !Sealer::is_sealed(stored) {
+                return Ok(Resealed::default());
+            }
+            if write && sealer.is_current(stored) {
+                return Ok(Resealed {
+                    current: 1,
+                    ..Resealed::default()
+                });
             }
             let aad = aad(row);
             let plain = sealer.open(&aad, stored)?;
-            Ok(Some(sealer.seal(&aad, &plain)?))
+            Ok(Resealed {
+                text: Some(sealer.seal(&aad, &plain)?),
+                resealed: 1,
+                current: 0,
+            })
         }
         None => reseal_agent_spec(sealer, row, stored, write),
     }
@@ -331,9 +351,9 @@ fn reseal_agent_spec(
     agent_id: &str,
     text: &str,
     write: bool,
-) -> Result<Option<String>, StoreError> {
+) -> Result<Resealed, StoreError> {
     let mut spec: Value = super::parse_json("agent spec", text)?;
-    let mut changed = false;
+    let mut outcome = Resealed::default();
     for (place, field) in AGENT_SECRETS {
         let slot = match field {
             Some(field) => spec.get_mut(*place).and_then(|p| p.get_mut(*field)),
@@ -344,20 +364,21 @@ fn reseal_agent_spec(
             continue;
         };
         if write && sealer.is_current(stored) {
+            outcome.current += 1;
             continue;
         }
         let aad = format!("agent:{agent_id}:{place}");
         let plain = sealer.open(&aad, stored)?;
         *slot = Value::String(sealer.seal(&aad, &plain)?);
-        changed = true;
+        outcome.resealed += 1;
     }
-    if !changed {
-        return Ok(None);
+    if outcome.resealed > 0 {
+        outcome.text = Some(
+            serde_json::to_string(&spec).map_err(|e| StoreError::Corrupt {
+                what: "agent spec",
+                message: e.to_string(),
+            })?,
+        );
     }
-    serde_json::to_string(&spec)
-        .map(Some)
-        .map_err(|e| StoreError::Corrupt {
-            what: "agent spec",
-            message: e.to_string(),
-        })
+    Ok(outcome)
 }
