@@ -14,7 +14,9 @@ use std::process::{Child, Command, Stdio};
 use std::time::Duration;
 
 use freya_edge::control_link::mtls_client;
-use freya_edge::mesh::{ControlMessage, LegKey, Mesh, MeshInbound, MeshSettings, MeshTls, PayloadKind};
+use freya_edge::mesh::{
+    ControlMessage, LegKey, Mesh, MeshInbound, MeshSettings, MeshTls, PayloadKind,
+};
 use freya_edge::trust::{enrol, mtls_client_config, ClusterIdentity, ControlTls};
 use freya_proto::v1::HeartbeatRequest;
 use freya_shared::join_token::fingerprint;
@@ -231,14 +233,21 @@ async fn a_rotated_ca_overlaps_then_retires_with_real_edges() {
     })
     .await;
     let edges = info["edges"].as_array().expect("edges").clone();
-    running
-        .others
-        .extend(edges[1..].iter().filter_map(|e| e["pid"].as_u64()).map(|p| p as u32));
+    running.others.extend(
+        edges[1..]
+            .iter()
+            .filter_map(|e| e["pid"].as_u64())
+            .map(|p| p as u32),
+    );
     let field = |i: usize, name: &str| edges[i][name].as_str().expect(name).to_owned();
     let (edge_1, edge_2) = (field(0, "id"), field(1, "id"));
     let mesh_1: std::net::SocketAddr = field(0, "mesh_addr").parse().expect("mesh addr");
     let api = Api {
-        base: info["api_url"].as_str().expect("api_url").trim_end_matches('/').to_owned(),
+        base: info["api_url"]
+            .as_str()
+            .expect("api_url")
+            .trim_end_matches('/')
+            .to_owned(),
         http: reqwest::Client::new(),
     };
     let key = info["api_key"].as_str().expect("api_key").to_owned();
@@ -246,20 +255,33 @@ async fn a_rotated_ca_overlaps_then_retires_with_real_edges() {
     let dir_1 = "edge";
     let dir_2 = "edge-2";
     eventually(LIMIT, "edge 2 enrolled", || async {
-        ClusterIdentity::load(&data.join(dir_2).join("trust")).ok().flatten()
+        ClusterIdentity::load(&data.join(dir_2).join("trust"))
+            .ok()
+            .flatten()
     })
     .await;
 
     let before = api.expect(200, "GET", "/v1/edges/ca", &key, None).await;
     assert_eq!(before["cas"].as_array().expect("cas").len(), 1, "{before}");
-    let old_ca = before["cas"][0]["fingerprint"].as_str().expect("fp").to_owned();
+    let old_ca = before["cas"][0]["fingerprint"]
+        .as_str()
+        .expect("fp")
+        .to_owned();
     let old_token = api
-        .expect(201, "POST", "/v1/edges/join-tokens", &key, Some(serde_json::json!({})))
+        .expect(
+            201,
+            "POST",
+            "/v1/edges/join-tokens",
+            &key,
+            Some(serde_json::json!({})),
+        )
         .await;
     assert_eq!(old_token["ca_fingerprint"], old_ca.as_str());
 
     // Rotate: both CAs trusted, the new one issues; a second rotation now is refused.
-    let rotated = api.expect(200, "POST", "/v1/edges/ca/rotate", &key, None).await;
+    let rotated = api
+        .expect(200, "POST", "/v1/edges/ca/rotate", &key, None)
+        .await;
     let cas = rotated["cas"].as_array().expect("cas");
     assert_eq!(cas.len(), 2, "{rotated}");
     assert_eq!(cas[0]["fingerprint"], old_ca.as_str());
@@ -267,12 +289,19 @@ async fn a_rotated_ca_overlaps_then_retires_with_real_edges() {
     assert_eq!(cas[1]["issuing"], true);
     let new_ca = cas[1]["fingerprint"].as_str().expect("fp").to_owned();
     assert_ne!(new_ca, old_ca);
-    api.expect(409, "POST", "/v1/edges/ca/rotate", &key, None).await;
+    api.expect(409, "POST", "/v1/edges/ca/rotate", &key, None)
+        .await;
     trust_audit_has(&api, &key, "ca.rotate", "ok", &new_ca).await;
 
     // Edge 2 renews now, onto the new CA, and keeps the bundle of both.
-    api.expect(202, "POST", &format!("/v1/edges/{edge_2}/renew"), &key, None)
-        .await;
+    api.expect(
+        202,
+        "POST",
+        &format!("/v1/edges/{edge_2}/renew"),
+        &key,
+        None,
+    )
+    .await;
     let renewed = eventually(LIMIT, "edge 2 renewed onto the new CA", || async {
         let identity = ClusterIdentity::load(&data.join(dir_2).join("trust")).ok()??;
         (identity.ca_bundle_der().len() == 2 && issuer_of(&identity) == new_ca).then_some(identity)
@@ -283,36 +312,64 @@ async fn a_rotated_ca_overlaps_then_retires_with_real_edges() {
     assert_eq!(issuer_of(&old_identity), old_ca, "edge 1 was not renewed");
 
     // The overlap: an edge under each CA links to the control plane; gossip and mesh work.
-    links(&url, &old_identity, &edge_1).await.expect("edge 1 (old CA) links");
-    links(&url, &renewed, &edge_2).await.expect("edge 2 (new CA) links");
+    links(&url, &old_identity, &edge_1)
+        .await
+        .expect("edge 1 (old CA) links");
+    links(&url, &renewed, &edge_2)
+        .await
+        .expect("edge 2 (new CA) links");
     gossip_sees(&field(0, "http_url"), &edge_2).await;
     gossip_sees(&field(1, "http_url"), &edge_1).await;
-    assert!(mesh_answers(data, mesh_1).await, "the mesh answers during the overlap");
+    assert!(
+        mesh_answers(data, mesh_1).await,
+        "the mesh answers during the overlap"
+    );
 
     // Retire the old CA.
-    let retired = api.expect(200, "POST", "/v1/edges/ca/retire", &key, None).await;
-    assert_eq!(retired["cas"].as_array().expect("cas").len(), 1, "{retired}");
+    let retired = api
+        .expect(200, "POST", "/v1/edges/ca/retire", &key, None)
+        .await;
+    assert_eq!(
+        retired["cas"].as_array().expect("cas").len(),
+        1,
+        "{retired}"
+    );
     assert_eq!(retired["cas"][0]["fingerprint"], new_ca.as_str());
     assert_eq!(retired["join_token_fingerprint"], new_ca.as_str());
-    api.expect(409, "POST", "/v1/edges/ca/retire", &key, None).await;
+    api.expect(409, "POST", "/v1/edges/ca/retire", &key, None)
+        .await;
     trust_audit_has(&api, &key, "ca.retire", "ok", &old_ca).await;
 
     // The renewed edge still links; edge 1's old-CA certificate is refused at the handshake,
     // even presented by a client that trusts the new CA, and the refusal is audited.
-    links(&url, &renewed, &edge_2).await.expect("edge 2 links after retirement");
+    links(&url, &renewed, &edge_2)
+        .await
+        .expect("edge 2 links after retirement");
     let new_ca_pem = retired["cas"][0]["certificate_pem"].as_str().expect("pem");
     let stale = ClusterIdentity {
         ca_pem: new_ca_pem.to_owned(),
         ..old_identity.clone()
     };
-    let refused = links(&url, &stale, &edge_1).await.expect_err("an old-CA certificate");
+    let refused = links(&url, &stale, &edge_1)
+        .await
+        .expect_err("an old-CA certificate");
     assert!(!refused.is_empty());
-    trust_audit_has(&api, &key, "tls.handshake", "bad_certificate", "UnknownIssuer").await;
+    trust_audit_has(
+        &api,
+        &key,
+        "tls.handshake",
+        "bad_certificate",
+        "UnknownIssuer",
+    )
+    .await;
     // Edge 1 as it is (trusting the old CA alone) no longer trusts the control plane either.
     links(&url, &old_identity, &edge_1)
         .await
         .expect_err("the server now presents the new CA");
-    assert!(mesh_answers(data, mesh_1).await, "the mesh answers after the retirement");
+    assert!(
+        mesh_answers(data, mesh_1).await,
+        "the mesh answers after the retirement"
+    );
 
     // A join token from before the retirement pins the retired CA: refused, naming the new one.
     let timeout = Duration::from_secs(3);
@@ -324,12 +381,25 @@ async fn a_rotated_ca_overlaps_then_retires_with_real_edges() {
     assert!(message.contains(&new_ca), "{message}");
     // One made now pins the new CA and enrols.
     let fresh = api
-        .expect(201, "POST", "/v1/edges/join-tokens", &key, Some(serde_json::json!({})))
+        .expect(
+            201,
+            "POST",
+            "/v1/edges/join-tokens",
+            &key,
+            Some(serde_json::json!({})),
+        )
         .await;
     assert_eq!(fresh["ca_fingerprint"], new_ca.as_str());
-    let enrolled = enrol(&url, fresh["token"].as_str().expect("token"), "edge-new", timeout)
-        .await
-        .expect("a fresh token enrols");
+    let enrolled = enrol(
+        &url,
+        fresh["token"].as_str().expect("token"),
+        "edge-new",
+        timeout,
+    )
+    .await
+    .expect("a fresh token enrols");
     assert_eq!(issuer_of(&enrolled), new_ca);
-    links(&url, &enrolled, "edge-new").await.expect("the new edge links");
+    links(&url, &enrolled, "edge-new")
+        .await
+        .expect("the new edge links");
 }

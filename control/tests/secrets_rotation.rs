@@ -220,9 +220,16 @@ async fn a_rotation_stopped_half_way_is_finished_by_a_rerun_and_key_2_alone_read
         let llm_key = agent.spec.llm.as_ref().and_then(|l| l.api_key.clone());
         assert_eq!(llm_key.as_deref(), Some(format!("sk-llm-{n}").as_str()));
         let tool_secret = format!("tool-secret-{n}");
-        assert_eq!(agent.spec.tool_secret.as_deref(), Some(tool_secret.as_str()));
+        assert_eq!(
+            agent.spec.tool_secret.as_deref(),
+            Some(tool_secret.as_str())
+        );
     }
-    let snapshot = control.store.edge_snapshot("local").await.expect("snapshot");
+    let snapshot = control
+        .store
+        .edge_snapshot("local")
+        .await
+        .expect("snapshot");
     let mut passwords: Vec<String> = snapshot
         .providers
         .iter()
@@ -238,7 +245,10 @@ async fn a_rotation_stopped_half_way_is_finished_by_a_rerun_and_key_2_alone_read
             format!("webhook-secret-{n}-0123456789")
         );
     }
-    assert_eq!(control.store.unopened_secrets().await.expect("check"), Vec::new());
+    assert_eq!(
+        control.store.unopened_secrets().await.expect("check"),
+        Vec::new()
+    );
     control.stop().await;
     db.cleanup().await;
 }
@@ -263,7 +273,10 @@ async fn a_bad_key_file_or_the_wrong_configured_key_changes_nothing(backend: Bac
     let refused = rekey::rotate(&config, Some(&short), ResealOptions::default())
         .await
         .expect_err("a short key");
-    assert!(matches!(refused, RekeyError::NotAKey { found: 40, .. }), "{refused}");
+    assert!(
+        matches!(refused, RekeyError::NotAKey { found: 40, .. }),
+        "{refused}"
+    );
     let message = refused.to_string();
     assert!(
         message.contains("64 hex characters") && message.contains("short.key"),
@@ -274,7 +287,10 @@ async fn a_bad_key_file_or_the_wrong_configured_key_changes_nothing(backend: Bac
     let refused = rekey::rotate(&config, Some(&not_hex), ResealOptions::default())
         .await
         .expect_err("not hex");
-    assert!(refused.to_string().contains("not all of them hex"), "{refused}");
+    assert!(
+        refused.to_string().contains("not all of them hex"),
+        "{refused}"
+    );
 
     let missing = rekey::rotate(
         &config,
@@ -283,7 +299,10 @@ async fn a_bad_key_file_or_the_wrong_configured_key_changes_nothing(backend: Bac
     )
     .await
     .expect_err("no file");
-    assert!(matches!(missing, RekeyError::ReadKeyFile { .. }), "{missing}");
+    assert!(
+        matches!(missing, RekeyError::ReadKeyFile { .. }),
+        "{missing}"
+    );
 
     // The configuration's key is not the one the store was sealed with.
     let good = write_key(dir.path(), "new.key", KEY_2);
@@ -299,7 +318,10 @@ async fn a_bad_key_file_or_the_wrong_configured_key_changes_nothing(backend: Bac
         ),
         "{refused}"
     );
-    assert!(refused.to_string().contains("nothing was changed"), "{refused}");
+    assert!(
+        refused.to_string().contains("nothing was changed"),
+        "{refused}"
+    );
 
     assert_eq!(sealed_values(&db.url).await, before, "nothing changed");
     db.cleanup().await;

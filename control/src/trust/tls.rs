@@ -1,8 +1,9 @@
 //! The gRPC listener's TLS: a rustls server configuration whose client verification accepts only
 //! certificates chained to a trusted cluster CA (two while a rotation overlaps, `anchors.rs`),
 //! within their validity, whose serial is not revoked — checked during the handshake, so a
-//! foreign, expired or revoked certificate never reaches a handler. A client may also present no certificate at all: such a connection reaches only
-//! `EdgeEnrolment` (the `EdgeControl` interceptor refuses it).
+//! foreign, expired or revoked certificate never reaches a handler. A client may also present no
+//! certificate at all: such a connection reaches only `EdgeEnrolment` (the `EdgeControl`
+//! interceptor refuses it).
 
 use std::sync::Arc;
 
