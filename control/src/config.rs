@@ -359,6 +359,12 @@ pub struct EdgesConfig {
     /// other control-plane processes (this process's own apply at once).
     #[serde(default = "default_revocation_poll_ms")]
     pub revocation_poll_ms: u32,
+    /// After a CA rotation (`POST /v1/edges/ca/rotate`), retire the old CA by itself this long
+    /// after the rotation, instead of waiting for `POST /v1/edges/ca/retire`. At least
+    /// `certificate_lifetime_seconds`, so that every edge has renewed onto the new CA by then;
+    /// unset (the default), the old CA stays trusted until an admin retires it.
+    #[serde(default)]
+    pub ca_overlap_seconds: Option<u32>,
     #[serde(default = "default_heartbeat_interval_ms")]
     pub heartbeat_interval_ms: u32,
     /// An edge silent for this long is offline.
@@ -395,6 +401,7 @@ impl EdgesConfig {
             certificate_lifetime_seconds: default_certificate_lifetime_seconds(),
             enrolments_per_minute_per_ip: default_enrolments_per_minute_per_ip(),
             revocation_poll_ms: default_revocation_poll_ms(),
+            ca_overlap_seconds: None,
             heartbeat_interval_ms,
             offline_after_ms,
             config_poll_ms,
@@ -500,6 +507,17 @@ impl Validate for ControlConfig {
             problems.push(ConfigProblem::new(
                 "edges.certificate_lifetime_seconds",
                 "must be at least 300",
+            ));
+        }
+        if self
+            .edges
+            .ca_overlap_seconds
+            .is_some_and(|overlap| overlap < self.edges.certificate_lifetime_seconds)
+        {
+            problems.push(ConfigProblem::new(
+                "edges.ca_overlap_seconds",
+                "must be at least edges.certificate_lifetime_seconds, or edges still on the old \
+                 CA are cut off",
             ));
         }
         if self.edges.enrolments_per_minute_per_ip == 0 {

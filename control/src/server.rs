@@ -255,6 +255,10 @@ impl ControlPlane {
             let anchors = ca.clone().run(
                 store.clone(),
                 Duration::from_millis(u64::from(config.edges.revocation_poll_ms)),
+                config
+                    .edges
+                    .ca_overlap_seconds
+                    .map(|s| Duration::from_secs(u64::from(s))),
                 shutdown.clone(),
             );
             tasks.spawn(async move {

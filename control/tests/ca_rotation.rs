@@ -5,7 +5,8 @@
 //! links to the control plane over mutual TLS, the two still gossip and the mesh still answers.
 //! Then the old CA is retired: the renewed edge still links, a certificate from the old CA is
 //! refused in the handshake with a trust-audit entry, a join token made before the retirement is
-//! refused naming the new CA, and one made after pins the new CA and enrols.
+//! refused naming the new CA, and one made after pins the new CA and enrols. In process, on
+//! SQLite and PostgreSQL, `edges.ca_overlap_seconds` retires the old CA without a second call.
 
 mod support;
 
@@ -22,8 +23,8 @@ use freya_proto::v1::HeartbeatRequest;
 use freya_shared::join_token::fingerprint;
 use serde_json::Value;
 
-use support::eventually;
 use support::http::Api;
+use support::{eventually, Backend};
 
 /// Hang guard for each wait.
 const LIMIT: Duration = Duration::from_secs(60);
@@ -403,3 +404,100 @@ async fn a_rotated_ca_overlaps_then_retires_with_real_edges() {
         .await
         .expect("the new edge links");
 }
+
+/// In process, on both engines: with `edges.ca_overlap_seconds`, the old CA retires itself once
+/// the new one is that old, without a second call — audited under the setting's name — and an
+/// edge certificate from the old CA is refused from then on, while one from the new CA links.
+async fn the_old_ca_retires_itself_after_the_configured_overlap(backend: Backend) {
+    use freya_control::trust::rotation::{rotate, RotationActor};
+    let db = support::TestDb::new(backend).await;
+    let mut config = support::control_config(&db.url);
+    config.edges.shared_secret = None;
+    config.edges.revocation_poll_ms = 200;
+    config.edges.ca_overlap_seconds = Some(1);
+    let control = freya_control::server::ControlPlane::start(&config)
+        .await
+        .expect("control starts");
+    let url = format!("https://{}", control.grpc_addr);
+    let (token, _) = freya_control::trust::join::make_join_token(
+        &control.store,
+        &control.ca,
+        &freya_control::trust::join::TokenMaker {
+            workspace_id: "test",
+            actor: "test",
+            source_ip: None,
+        },
+        Duration::from_secs(600),
+    )
+    .await
+    .expect("token");
+    let timeout = Duration::from_secs(3);
+    let before = enrol(&url, &token.to_text(), "edge-before", timeout)
+        .await
+        .expect("enrolled under the first CA");
+    let old_ca = control.ca.fingerprint();
+
+    let by = RotationActor {
+        actor: "test",
+        source_ip: None,
+    };
+    let rotated = rotate(&control.store, &control.ca, &by)
+        .await
+        .expect("rotated");
+    assert_eq!(rotated.cas.len(), 2);
+    let new_ca = rotated.cas[1].fingerprint.clone();
+    let (token, _) = freya_control::trust::join::make_join_token(
+        &control.store,
+        &control.ca,
+        &freya_control::trust::join::TokenMaker {
+            workspace_id: "test",
+            actor: "test",
+            source_ip: None,
+        },
+        Duration::from_secs(600),
+    )
+    .await
+    .expect("token");
+    assert!(
+        token.to_text().contains(&old_ca),
+        "tokens pin the serving CA"
+    );
+    let after = enrol(&url, &token.to_text(), "edge-after", timeout)
+        .await
+        .expect("enrolled during the overlap");
+    assert_eq!(after.ca_bundle_der().len(), 2, "the bundle of both CAs");
+    assert_eq!(issuer_of(&after), new_ca, "issued by the new CA");
+    links(&url, &before, "edge-before")
+        .await
+        .expect("old CA, overlap");
+    links(&url, &after, "edge-after")
+        .await
+        .expect("new CA, overlap");
+
+    eventually(LIMIT, "the old CA retired by itself", || async {
+        (control.ca.current().cas().len() == 1).then_some(())
+    })
+    .await;
+    assert_eq!(control.ca.fingerprint(), new_ca);
+    let audit = control.store.trust_audit(100).await.expect("audit");
+    assert!(
+        audit.iter().any(|e| e.action == "ca.retire"
+            && e.detail["actor"] == "edges.ca_overlap_seconds"
+            && e.detail.to_string().contains(&old_ca)),
+        "{audit:?}"
+    );
+    let stale = ClusterIdentity {
+        ca_pem: after.ca_pem.clone(),
+        ..before.clone()
+    };
+    links(&url, &stale, "edge-before")
+        .await
+        .expect_err("an old-CA certificate after the overlap");
+    links(&url, &after, "edge-after")
+        .await
+        .expect("new CA, after");
+    control.stop().await;
+    db.cleanup().await;
+}
+
+support::on_both_engines!(multi_thread; the_old_ca_retires_itself_after_the_configured_overlap);

@@ -31,6 +31,8 @@ pub struct StoredCa {
     /// The cluster secret carried over from the CA before it (rows after the first); `None`:
     /// derived from this CA's key.
     pub cluster_secret: Option<String>,
+    /// When it was made (ms); an overlap (`edges.ca_overlap_seconds`) is counted from it.
+    pub created_at_ms: i64,
 }
 
 impl std::fmt::Debug for StoredCa {
@@ -134,8 +136,8 @@ impl Store {
     /// rotation overlaps.
     pub async fn trusted_cluster_cas(&self) -> Result<Vec<StoredCa>, StoreError> {
         let rows = sqlx::query(
-            "SELECT id, cluster_id, ca_certificate_pem, ca_key_sealed, cluster_secret_sealed \
-             FROM cluster_trust WHERE retired_at_ms IS NULL ORDER BY id",
+            "SELECT id, cluster_id, ca_certificate_pem, ca_key_sealed, cluster_secret_sealed, \
+             created_at_ms FROM cluster_trust WHERE retired_at_ms IS NULL ORDER BY id",
         )
         .fetch_all(self.pool())
         .await?;
@@ -153,6 +155,7 @@ impl Store {
                     cluster_secret: secret
                         .map(|s| sealer.open(&cluster_secret_aad(id), &s))
                         .transpose()?,
+                    created_at_ms: row.try_get("created_at_ms")?,
                 })
             })
             .collect()

@@ -7,7 +7,8 @@
 //! (the oldest) signs this process's server certificate, because every edge — renewed or not —
 //! trusts it; the **issuing** CA (the newest) signs every new edge certificate; edge certificates
 //! from either are accepted, and edges are handed both as their trust bundle. Retiring the old
-//! CA leaves the new one alone in all three roles.
+//! CA (by an admin, or by itself after `edges.ca_overlap_seconds`) leaves the new one alone in
+//! all three roles.
 
 use std::sync::{Arc, RwLock};
 use std::time::Duration;
@@ -152,8 +153,15 @@ impl ClusterTrust {
         Ok(true)
     }
 
-    /// Refreshes every `interval` until `shutdown`; a failed read keeps the last set.
-    pub async fn run(self, store: Store, interval: Duration, shutdown: CancellationToken) {
+    /// Refreshes every `interval` until `shutdown`; a failed read keeps the last set. With
+    /// `overlap` (`edges.ca_overlap_seconds`), retires the old CA once the newest is that old.
+    pub async fn run(
+        self,
+        store: Store,
+        interval: Duration,
+        overlap: Option<Duration>,
+        shutdown: CancellationToken,
+    ) {
         loop {
             tokio::select! {
                 _ = shutdown.cancelled() => return,
@@ -161,6 +169,24 @@ impl ClusterTrust {
             }
             if let Err(e) = self.refresh(&store).await {
                 tracing::warn!(error = %e, "could not re-read the cluster's CAs; keeping the last set");
+                continue;
+            }
+            let Some(overlap) = overlap else { continue };
+            let set = self.current();
+            let age_ms = freya_shared::ids::now_ms() - set.issuing().created_at_ms();
+            if set.overlapping() && age_ms >= i64::try_from(overlap.as_millis()).unwrap_or(i64::MAX)
+            {
+                let by = super::rotation::RotationActor {
+                    actor: "edges.ca_overlap_seconds",
+                    source_ip: None,
+                };
+                // Another replica may retire it first: its conflict is no failure.
+                match super::rotation::retire(&store, &self, &by).await {
+                    Ok(_) | Err(TrustError::Store(crate::store::StoreError::Conflict(_))) => {}
+                    Err(e) => {
+                        tracing::warn!(error = %e, "could not retire the old CA after its overlap")
+                    }
+                }
             }
         }
     }

@@ -74,6 +74,8 @@ pub struct ServerIdentity {
 pub struct ClusterCa {
     /// Its row in `cluster_trust` (0 for one not stored).
     id: i64,
+    /// When it was made (ms).
+    created_at_ms: i64,
     cluster_id: String,
     /// HMAC-SHA256 of a fixed label under the CA key, hex: see [`ClusterCa::cluster_secret`].
     cluster_secret: String,
@@ -139,6 +141,7 @@ impl ClusterCa {
             certificate_pem: certificate.pem(),
             key_pem: key.serialize_pem(),
             cluster_secret: None,
+            created_at_ms: freya_shared::ids::now_ms(),
         })
     }
 
@@ -159,6 +162,7 @@ impl ClusterCa {
         };
         Ok(Self {
             id: stored.id,
+            created_at_ms: stored.created_at_ms,
             cluster_secret,
             cluster_id: stored.cluster_id.clone(),
             certificate_pem: stored.certificate_pem.clone(),
@@ -170,6 +174,11 @@ impl ClusterCa {
     /// Its row in `cluster_trust`: 1 for the cluster's first CA, one more per rotation.
     pub fn id(&self) -> i64 {
         self.id
+    }
+
+    /// When it was made (ms since the epoch).
+    pub fn created_at_ms(&self) -> i64 {
+        self.created_at_ms
     }
 
     /// The cluster's id, named in every certificate's subject.

@@ -6,7 +6,8 @@
 //! trust bundle when they renew, and control-plane servers keep presenting a certificate under
 //! the old one, which every edge trusts. **Retire**, once every edge has renewed, drops the old
 //! CA (its key blanked): servers switch to a certificate under the new CA, and a certificate
-//! from the old one is refused at the handshake. Join tokens pin the CA the servers present, so
+//! from the old one is refused at the handshake. Retiring is an admin's call, or happens by
+//! itself `edges.ca_overlap_seconds` after the rotation when that is set (`anchors.rs`). Join tokens pin the CA the servers present, so
 //! a token made before retiring pins the old CA and stops working with it (the edge says which
 //! CA the control plane now presents); make a new one.
 
