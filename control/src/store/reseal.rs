@@ -5,9 +5,10 @@
 //! opens every one of them with the keys it was given and stops, having changed nothing, if any
 //! does not open. Then it walks each table in pages and replaces each value not yet under the
 //! current key by a compare-and-set `UPDATE` (the row keeps its old text unless it still holds
-//! exactly what was read): a value is always under the old key or the new one, never lost, so a
-//! rotation stopped anywhere can be run again, and a concurrent write (sealed under the new key by
-//! a control plane configured with it) is never overwritten. Progress is kept in
+//! exactly what was read), a page's updates in one transaction: a value is always under the old
+//! key or the new one, never lost, so a rotation stopped anywhere can be run again, and a
+//! concurrent write (sealed under the new key by a control plane configured with it) is never
+//! overwritten. Progress is kept in
 //! `secret_key_rotations` (migration 0017).
 
 use std::collections::BTreeMap;
@@ -194,28 +195,22 @@ impl Store {
                     .await?;
                 let Some((last, _)) = page.last() else { break };
                 after = last.clone();
-                let mut resealed_here = 0;
+                let mut updates = Vec::new();
                 for (row, stored) in &page {
                     let outcome = reseal_value(&sealer, column, row, stored, true)?;
                     report.already_current += outcome.current;
-                    let Some(fresh) = outcome.text else { continue };
-                    let sql = format!(
-                        "UPDATE {table} SET {col} = $1 WHERE CAST(id AS TEXT) = $2 AND {col} = $3",
-                        table = column.table,
-                        col = column.column
-                    );
-                    let done = sqlx::query(&sql)
-                        .bind(&fresh)
-                        .bind(row)
-                        .bind(stored)
-                        .execute(self.pool())
-                        .await
-                        .map_err(StoreError::from)?;
-                    if done.rows_affected() == 1 {
-                        *report.resealed.entry(column.kind).or_default() += outcome.resealed;
-                        resealed_here += outcome.resealed;
+                    if let Some(fresh) = outcome.text {
+                        updates.push((row.as_str(), stored.as_str(), fresh, outcome.resealed));
+                    }
+                }
+                let applied = self.apply_batch(column, &updates).await?;
+                let mut resealed_here = 0;
+                for ((_, _, _, count), done) in updates.iter().zip(applied) {
+                    if done {
+                        *report.resealed.entry(column.kind).or_default() += count;
+                        resealed_here += count;
                     } else {
-                        report.changed_meanwhile += outcome.resealed;
+                        report.changed_meanwhile += count;
                     }
                 }
                 if resealed_here > 0 {
@@ -227,6 +222,39 @@ impl Store {
         self.note_rotation_finished(&key_id).await?;
         report.complete = true;
         Ok(report)
+    }
+
+    /// Writes one batch of re-sealed texts in one transaction (one commit, one sync, for the
+    /// batch), each as a compare-and-set on the text read; whether each row took it.
+    async fn apply_batch(
+        &self,
+        column: &SealedColumn,
+        updates: &[(&str, &str, String, u64)],
+    ) -> Result<Vec<bool>, StoreError> {
+        if updates.is_empty() {
+            return Ok(Vec::new());
+        }
+        let sql = format!(
+            "UPDATE {table} SET {col} = $1 WHERE CAST(id AS TEXT) = $2 AND {col} = $3",
+            table = column.table,
+            col = column.column
+        );
+        super::retry(&self.health, || async {
+            let mut tx = self.pool().begin().await?;
+            let mut applied = Vec::with_capacity(updates.len());
+            for (row, stored, fresh, _) in updates {
+                let done = sqlx::query(&sql)
+                    .bind(fresh)
+                    .bind(*row)
+                    .bind(*stored)
+                    .execute(&mut *tx)
+                    .await?;
+                applied.push(done.rows_affected() == 1);
+            }
+            tx.commit().await?;
+            Ok(applied)
+        })
+        .await
     }
 
     /// Up to `limit` rows of `column` holding a value, after row `after` (by id as text).
