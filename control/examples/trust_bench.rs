@@ -67,9 +67,11 @@ async fn main() -> anyhow::Result<()> {
     let mut signing = Vec::new();
     for (i, csr) in csrs.iter().enumerate() {
         let started = Instant::now();
-        control
-            .ca
-            .issue_for_edge(&format!("bench-{i}"), csr, Duration::from_secs(3_600))?;
+        control.ca.current().issuing().issue_for_edge(
+            &format!("bench-{i}"),
+            csr,
+            Duration::from_secs(3_600),
+        )?;
         signing.push(started.elapsed());
     }
     println!(

@@ -12,6 +12,9 @@ use freya_edge::config::{
 use freya_edge::serve::ConnectionLimits;
 use freya_shared::config::{check_socket_addr, ConfigProblem, Validate};
 
+mod auth;
+pub use auth::{parse_encryption_key, AuthConfig, MIN_JWT_SECRET_LEN};
+
 /// Everything `freya control` needs.
 #[derive(Debug, Clone, Deserialize)]
 #[serde(deny_unknown_fields)]
@@ -135,26 +138,6 @@ fn default_webhook_retry_base_ms() -> u32 {
 fn default_webhook_retry_max_ms() -> u32 {
     3_600_000
 }
-
-/// How people and programs authenticate to the REST API.
-#[derive(Debug, Clone, Deserialize)]
-#[serde(deny_unknown_fields)]
-pub struct AuthConfig {
-    /// The HS256 key that signs and verifies JWTs; at least 32 characters.
-    pub jwt_secret: String,
-    /// How long a token from `/v1/auth/login` or `/v1/auth/refresh` stays valid.
-    #[serde(default = "default_token_ttl_seconds")]
-    pub token_ttl_seconds: u32,
-    /// 64 hex characters (32 bytes): the key that encrypts provider credentials at rest.
-    pub encryption_key: String,
-}
-
-fn default_token_ttl_seconds() -> u32 {
-    3_600
-}
-
-/// Shortest accepted JWT signing secret.
-pub const MIN_JWT_SECRET_LEN: usize = 32;
 
 /// Token buckets in front of the API: a caller may send `burst` requests at once, then
 /// `per_minute` a minute. Exceeding either answers 429 with `Retry-After`.
@@ -339,6 +322,12 @@ pub struct EdgesConfig {
     /// other control-plane processes (this process's own apply at once).
     #[serde(default = "default_revocation_poll_ms")]
     pub revocation_poll_ms: u32,
+    /// After a CA rotation (`POST /v1/edges/ca/rotate`), retire the old CA by itself this long
+    /// after the rotation, instead of waiting for `POST /v1/edges/ca/retire`. At least
+    /// `certificate_lifetime_seconds`, so that every edge has renewed onto the new CA by then;
+    /// unset (the default), the old CA stays trusted until an admin retires it.
+    #[serde(default)]
+    pub ca_overlap_seconds: Option<u32>,
     #[serde(default = "default_heartbeat_interval_ms")]
     pub heartbeat_interval_ms: u32,
     /// An edge silent for this long is offline.
@@ -375,6 +364,7 @@ impl EdgesConfig {
             certificate_lifetime_seconds: default_certificate_lifetime_seconds(),
             enrolments_per_minute_per_ip: default_enrolments_per_minute_per_ip(),
             revocation_poll_ms: default_revocation_poll_ms(),
+            ca_overlap_seconds: None,
             heartbeat_interval_ms,
             offline_after_ms,
             config_poll_ms,
@@ -482,6 +472,17 @@ impl Validate for ControlConfig {
                 "must be at least 300",
             ));
         }
+        if self
+            .edges
+            .ca_overlap_seconds
+            .is_some_and(|overlap| overlap < self.edges.certificate_lifetime_seconds)
+        {
+            problems.push(ConfigProblem::new(
+                "edges.ca_overlap_seconds",
+                "must be at least edges.certificate_lifetime_seconds, or edges still on the old \
+                 CA are cut off",
+            ));
+        }
         if self.edges.enrolments_per_minute_per_ip == 0 {
             problems.push(ConfigProblem::new(
                 "edges.enrolments_per_minute_per_ip",
@@ -512,7 +513,7 @@ impl Validate for ControlConfig {
                 "must be at least 50",
             ));
         }
-        check_auth(&self.auth, &mut problems);
+        auth::check_auth(&self.auth, &mut problems);
         for (n, origin) in self.http.cors_allowed_origins.iter().enumerate() {
             let ok = origin == "*"
                 || ((origin.starts_with("http://") || origin.starts_with("https://"))
@@ -564,31 +565,4 @@ impl Validate for ControlConfig {
         }
         problems
     }
-}
-
-fn check_auth(auth: &AuthConfig, problems: &mut Vec<ConfigProblem>) {
-    if auth.jwt_secret.len() < MIN_JWT_SECRET_LEN {
-        problems.push(ConfigProblem::new(
-            "auth.jwt_secret",
-            format!("must be at least {MIN_JWT_SECRET_LEN} characters"),
-        ));
-    }
-    if !(60..=86_400).contains(&auth.token_ttl_seconds) {
-        problems.push(ConfigProblem::new(
-            "auth.token_ttl_seconds",
-            "must be between 60 and 86400",
-        ));
-    }
-    if parse_encryption_key(&auth.encryption_key).is_none() {
-        problems.push(ConfigProblem::new(
-            "auth.encryption_key",
-            "must be 64 hex characters (32 random bytes)",
-        ));
-    }
-}
-
-/// The 32-byte key `auth.encryption_key` spells in hex, if it does.
-pub fn parse_encryption_key(text: &str) -> Option<[u8; 32]> {
-    let bytes = hex::decode(text).ok()?;
-    bytes.try_into().ok()
 }

@@ -1,6 +1,7 @@
 //! `freya`: run the whole platform on one machine (`dev`), or its halves as separate processes
 //! (`control`, `edge`), migrate a database (`migrate`), back a SQLite one up or restore it
-//! (`backup`, `restore`), or check that this machine can run it (`doctor`).
+//! (`backup`, `restore`), re-seal its secrets under a new key (`secrets rotate-key`), or check
+//! that this machine can run it (`doctor`).
 
 use std::path::PathBuf;
 
@@ -143,11 +144,39 @@ enum Command {
         #[arg(long, default_value = "Admin")]
         name: String,
     },
+    /// Secrets at rest: `freya secrets rotate-key` re-seals them under a new key.
+    Secrets {
+        #[command(subcommand)]
+        action: SecretsCommand,
+    },
     /// Apply database migrations and exit.
     Migrate {
         /// sqlite://PATH?mode=rwc or postgres://USER:PASS@HOST:PORT/DB
         #[arg(long, env = "FREYA_DATABASE_URL")]
         database_url: String,
+    },
+}
+
+#[derive(Subcommand)]
+enum SecretsCommand {
+    /// Re-seal every sealed secret (provider, agent and webhook secrets, the cluster CA's key)
+    /// under a new key, while the control plane runs; safe to stop and run again. Values are
+    /// opened with auth.encryption_key and auth.previous_encryption_keys.
+    RotateKey {
+        /// The control plane's TOML configuration (database.url, auth.*); FREYA_* override it.
+        #[arg(long)]
+        config: PathBuf,
+        /// A file holding the new key (64 hex characters: `openssl rand -hex 32`). Without it,
+        /// the configuration's auth.encryption_key is the new key.
+        #[arg(long)]
+        new_key_file: Option<PathBuf>,
+        /// Rows read per batch.
+        #[arg(long, default_value_t = 200)]
+        batch_size: u32,
+        /// Stop after this many batches that re-sealed something (a large store in parts);
+        /// running the command again carries on.
+        #[arg(long)]
+        max_batches: Option<u32>,
     },
 }
 
@@ -300,6 +329,46 @@ async fn run(command: Command) -> anyhow::Result<()> {
             email,
             name,
         } => create_user(&database_url, &email, &name).await,
+        Command::Secrets {
+            action:
+                SecretsCommand::RotateKey {
+                    config,
+                    new_key_file,
+                    batch_size,
+                    max_batches,
+                },
+        } => {
+            let config: ControlConfig =
+                freya_shared::config::load(Some(&config), "FREYA_", std::env::vars())?;
+            let options = freya_control::store::reseal::ResealOptions {
+                batch_size,
+                stop_after_batches: max_batches,
+            };
+            let report = freya_control::rekey::rotate(&config, new_key_file.as_deref(), options)
+                .await
+                .context("while rotating the secrets key")?;
+            for (kind, count) in &report.resealed {
+                println!("re-sealed {count} {kind} secret(s)");
+            }
+            println!(
+                "re-sealed {} value(s) under key {}; {} already under it; {} changed meanwhile \
+                 (left as written)",
+                report.total_resealed(),
+                report.key_id,
+                report.already_current,
+                report.changed_meanwhile
+            );
+            if report.complete {
+                println!(
+                    "every sealed value is under key {}: previous keys may be removed from \
+                     auth.previous_encryption_keys",
+                    report.key_id
+                );
+            } else {
+                println!("stopped after --max-batches: run the command again to carry on");
+            }
+            Ok(())
+        }
         Command::Migrate { database_url } => {
             let store = Store::connect(
                 &database_url,

@@ -27,8 +27,8 @@ use crate::grpc_listener;
 use crate::metrics::ControlMetrics;
 use crate::store::TrustEvent;
 use crate::store::{PoolSize, Store};
+use crate::trust::anchors::ClusterTrust;
 use crate::trust::revoked::RevokedSerials;
-use crate::trust::ClusterCa;
 use crate::webhooks::DeliveryWorker;
 
 /// How often the database is probed for `freya_control_database_up`.
@@ -41,7 +41,7 @@ pub struct ControlPlane {
     pub store: Store,
     pub commands: CommandHub,
     /// The cluster's certificate authority (tests issue certificates with it).
-    pub ca: Arc<ClusterCa>,
+    pub ca: ClusterTrust,
     shutdown: CancellationToken,
     tasks: JoinSet<anyhow::Result<()>>,
 }
@@ -111,9 +111,10 @@ impl ControlPlane {
                 .context("while connecting to the read replica (database.replica_url)")?,
             None => store,
         };
-        let key = crate::config::parse_encryption_key(&config.auth.encryption_key)
-            .context("auth.encryption_key must be 64 hex characters")?;
-        let store = store.with_encryption_key(&key);
+        let (key, previous) = config.auth.encryption_keys().context(
+            "auth.encryption_key and auth.previous_encryption_keys must be 64 hex characters each",
+        )?;
+        let store = store.with_encryption_keys(&key, &previous);
         store
             .migrate()
             .await
@@ -136,11 +137,9 @@ impl ControlPlane {
             .with_context(|| format!("while binding grpc.addr {}", config.grpc.addr))?;
         let http_addr = http.local_addr()?;
         let grpc_addr = grpc.local_addr()?;
-        let ca = Arc::new(
-            ClusterCa::load_or_create(&store)
-                .await
-                .context("while loading the cluster's certificate authority")?,
-        );
+        let ca = ClusterTrust::load_or_create(&store)
+            .await
+            .context("while loading the cluster's certificate authority")?;
         let revoked = RevokedSerials::default();
         revoked
             .refresh(&store)
@@ -250,6 +249,20 @@ impl ControlPlane {
             );
             tasks.spawn(async move {
                 refresh.await;
+                Ok(())
+            });
+            // Another replica's CA rotation is seen at the same pace as its revocations.
+            let anchors = ca.clone().run(
+                store.clone(),
+                Duration::from_millis(u64::from(config.edges.revocation_poll_ms)),
+                config
+                    .edges
+                    .ca_overlap_seconds
+                    .map(|s| Duration::from_secs(u64::from(s))),
+                shutdown.clone(),
+            );
+            tasks.spawn(async move {
+                anchors.await;
                 Ok(())
             });
             let audit_store = store.clone();

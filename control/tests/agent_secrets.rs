@@ -56,7 +56,7 @@ async fn agent_secrets_are_masked_on_read_and_kept_by_patch(backend: Backend) {
         !at_rest.contains("sk-real") && !at_rest.contains("real-tool"),
         "{at_rest}"
     );
-    assert!(at_rest.contains("\"api_key\":\"v1:"), "{at_rest}");
+    assert!(at_rest.contains("\"api_key\":\"v2:"), "{at_rest}");
 
     // Sending the document back as read (masks included), or leaving secrets out, keeps them.
     let mut round_trip = read.body.clone();

@@ -294,7 +294,7 @@ async fn foreign_expired_and_revoked_certificates_are_refused(backend: Backend) 
     // This cluster's CA, but expired.
     let stale = identity_from(
         &control,
-        &control.ca,
+        control.ca.current().issuing(),
         "edge-stale",
         (now - 2 * hour, now - hour),
     );

@@ -88,7 +88,7 @@ async fn trunk_password_is_sealed_masked_kept_and_reaches_the_snapshot(backend: 
     let (spec, secret) = stored_provider_columns(&db.url, &id).await;
     assert!(!spec.contains("s3cret"), "{spec}");
     let secret = secret.expect("a sealed password");
-    assert!(secret.starts_with("v1:") && !secret.contains("s3cret"));
+    assert!(secret.starts_with("v2:") && !secret.contains("s3cret"));
 
     // Reads mask it.
     for answer in [
@@ -239,7 +239,7 @@ async fn twilio_token_is_sealed_masked_rotated_and_reaches_the_snapshot(backend:
 
     let (spec, secret) = stored_provider_columns(&db.url, &id).await;
     assert!(!spec.contains("tw-s3cret"), "{spec}");
-    assert!(secret.expect("sealed token").starts_with("v1:"));
+    assert!(secret.expect("sealed token").starts_with("v2:"));
     let listed = api.call("GET", "/v1/providers", &admin, None).await;
     assert_eq!(listed.body["data"][0]["kind"], "twilio");
     assert!(!listed.body.to_string().contains("tw-s3cret"));

@@ -39,6 +39,9 @@ ALTER TABLE cluster_trust SET LOCALITY GLOBAL;
 ALTER TABLE edge_certificates SET LOCALITY GLOBAL;
 ALTER TABLE revoked_certificates SET LOCALITY GLOBAL;
 ALTER TABLE edge_join_tokens SET LOCALITY GLOBAL;
+-- Which secrets-key rotations ran and finished (`freya secrets rotate-key`): written by one
+-- command at a time, read rarely.
+ALTER TABLE secret_key_rotations SET LOCALITY GLOBAL;
 
 -- 4. Per-call tables: each row lives in the region of the edge that took the call. Freya
 -- stores that edge's region with the row (`region`, filled from the registering edge); a

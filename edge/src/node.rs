@@ -143,6 +143,7 @@ impl Edge {
             region: Arc::from(config.region.as_str()),
             max_backoff: Duration::from_millis(u64::from(config.control.max_backoff_ms)),
             shutdown: shutdown.clone(),
+            renew_now: Arc::default(),
         };
         let (sip_socket, sip_tcp) = bind_sip(&config.sip.addr).await?;
         let sip_addr = sip_socket.local_addr()?;

@@ -35,6 +35,7 @@ pub fn bench_config(database_url: &str, max_connections: u32, dir: &Path) -> Con
             jwt_secret: "bench-jwt-secret-0123456789abcdef0123456789".into(),
             token_ttl_seconds: 600,
             encryption_key: "00".repeat(32),
+            previous_encryption_keys: Vec::new(),
         },
         rate_limits: RateLimitConfig {
             per_key_per_minute: u32::MAX / 2,

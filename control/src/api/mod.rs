@@ -23,6 +23,7 @@ mod call_legs;
 mod calls;
 mod crud;
 mod dashboard;
+mod edge_ca;
 mod edge_choice;
 mod edge_trust;
 mod edges;
@@ -89,7 +90,7 @@ pub(crate) struct AppState {
     /// What the edges' cluster gossip reports about each edge (`GET /v1/edges`).
     pub cluster: crate::cluster::ClusterBoard,
     /// The cluster CA: join tokens pin its fingerprint.
-    pub ca: Arc<crate::trust::ClusterCa>,
+    pub ca: crate::trust::anchors::ClusterTrust,
     /// Revoked certificates, refreshed at once when this process revokes one.
     pub revoked: crate::trust::revoked::RevokedSerials,
 }
@@ -168,6 +169,19 @@ fn v1() -> Router<AppState> {
         .route(
             "/edges/{id}/revoke",
             needs(Role::Admin, post(edge_trust::revoke)),
+        )
+        .route("/edges/ca", needs(Role::Admin, get(edge_ca::show)))
+        .route(
+            "/edges/ca/rotate",
+            needs(Role::Admin, post(edge_ca::rotate)),
+        )
+        .route(
+            "/edges/ca/retire",
+            needs(Role::Admin, post(edge_ca::retire)),
+        )
+        .route(
+            "/edges/{id}/renew",
+            needs(Role::Admin, post(edge_ca::renew)),
         )
         .route(
             "/agents",

@@ -22,8 +22,8 @@ use utoipa::openapi::{
 use utoipa::{Modify, OpenApi, ToSchema};
 
 use super::{
-    agents, analytics, audit, call_legs, calls, dashboard, edge_trust, edges, erasures, health,
-    keys, login, numbers, providers, recordings, webhooks, workflows, workspaces,
+    agents, analytics, audit, call_legs, calls, dashboard, edge_ca, edge_trust, edges, erasures,
+    health, keys, login, numbers, providers, recordings, webhooks, workflows, workspaces,
 };
 
 /// The document.
@@ -54,6 +54,7 @@ use super::{
         edges::list,
         edges::drain,
         edge_trust::create_join_token, edge_trust::revoke, edge_trust::audit,
+        edge_ca::show, edge_ca::rotate, edge_ca::retire, edge_ca::renew,
         agents::list, agents::create, agents::get, agents::patch, agents::delete,
         numbers::list, numbers::create, numbers::get, numbers::patch, numbers::delete,
         workflows::list, workflows::create, workflows::check, workflows::get, workflows::patch,

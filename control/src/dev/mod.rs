@@ -111,6 +111,7 @@ pub async fn run(options: DevOptions, shutdown: CancellationToken) -> anyhow::Re
             jwt_secret: auth.jwt_secret,
             token_ttl_seconds: 3_600,
             encryption_key: auth.encryption_key,
+            previous_encryption_keys: Vec::new(),
         },
         rate_limits: RateLimitConfig::default(),
         // On one machine, receivers are usually on this machine too.

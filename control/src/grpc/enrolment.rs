@@ -15,16 +15,18 @@ use tonic::{Request, Response, Status};
 
 use crate::grpc_listener::EdgePeer;
 use crate::store::{Store, TokenRefusal, TrustEvent};
-use crate::trust::{ClusterCa, IssuedCertificate as Issued, TrustError};
+use crate::trust::anchors::{CaSet, ClusterTrust};
+use crate::trust::{IssuedCertificate as Issued, TrustError};
 use freya_proto::v1::edge_enrolment_server::EdgeEnrolment;
 use freya_proto::v1::{EnrolRequest, IssuedCertificate};
 use freya_shared::ids::now_ms;
 use freya_shared::join_token::{JoinToken, TOKEN_LEN};
 
-/// What enrolment and renewal need: the CA, how long certificates live, the attempt limiter.
+/// What enrolment and renewal need: the trusted CAs, how long certificates live, the attempt
+/// limiter.
 #[derive(Debug)]
 pub(crate) struct EnrolmentSettings {
-    pub ca: Arc<ClusterCa>,
+    pub ca: ClusterTrust,
     pub certificate_lifetime: Duration,
     pub limiter: AttemptLimiter,
 }
@@ -127,15 +129,24 @@ impl EdgeEnrolment for EnrolmentService {
                 ));
             }
         };
-        if token.ca_fingerprint != self.settings.ca.fingerprint() {
+        let cas = self.settings.ca.current();
+        if !cas.trusts_fingerprint(&token.ca_fingerprint) {
+            let current = cas.serving().fingerprint();
             audit
-                .write("token_for_another_cluster", Some(&token.id), json!({}))
+                .write(
+                    "token_for_another_ca",
+                    Some(&token.id),
+                    json!({"pinned": token.ca_fingerprint, "current": current}),
+                )
                 .await;
-            return Err(Status::permission_denied(
-                "join token refused: it pins another cluster's CA",
-            ));
+            return Err(Status::permission_denied(format!(
+                "join token refused: it pins CA {}, which this cluster does not trust (another \
+                 cluster's, or a CA retired by a rotation); the cluster's CA is now {current}: \
+                 make a new join token",
+                token.ca_fingerprint
+            )));
         }
-        let issued = match issue(&self.settings, &r.edge_id, &r.csr_der) {
+        let issued = match issue(&cas, &self.settings, &r.edge_id, &r.csr_der) {
             Ok(issued) => issued,
             Err(status) => {
                 audit
@@ -174,7 +185,7 @@ impl EdgeEnrolment for EnrolmentService {
             .write("ok", Some(&token.id), json!({"serial": issued.serial}))
             .await;
         tracing::info!(edge = %r.edge_id, serial = %issued.serial, "an edge enrolled");
-        Ok(Response::new(answer(&self.settings.ca, issued)))
+        Ok(Response::new(answer(&cas, issued)))
     }
 }
 
@@ -192,7 +203,8 @@ pub(crate) async fn renew(
         edge_id,
         remote,
     };
-    let issued = match issue(settings, edge_id, csr_der) {
+    let cas = settings.ca.current();
+    let issued = match issue(&cas, settings, edge_id, csr_der) {
         Ok(issued) => issued,
         Err(status) => {
             audit
@@ -206,15 +218,24 @@ pub(crate) async fn renew(
         .await
         .map_err(super::status_of)?;
     audit
-        .write("ok", None, json!({"serial": issued.serial}))
+        .write(
+            "ok",
+            None,
+            json!({"serial": issued.serial, "ca": cas.issuing().fingerprint()}),
+        )
         .await;
     tracing::info!(edge = %edge_id, serial = %issued.serial, "renewed an edge's certificate");
-    Ok(answer(&settings.ca, issued))
+    Ok(answer(&cas, issued))
 }
 
-fn issue(settings: &EnrolmentSettings, edge_id: &str, csr_der: &[u8]) -> Result<Issued, Status> {
-    settings
-        .ca
+/// A certificate for `edge_id` from the issuing CA (the newest trusted).
+fn issue(
+    cas: &CaSet,
+    settings: &EnrolmentSettings,
+    edge_id: &str,
+    csr_der: &[u8],
+) -> Result<Issued, Status> {
+    cas.issuing()
         .issue_for_edge(edge_id, csr_der, settings.certificate_lifetime)
         .map_err(|e| match e {
             TrustError::CsrTooLarge | TrustError::BadCsr(_) => {
@@ -227,13 +248,15 @@ fn issue(settings: &EnrolmentSettings, edge_id: &str, csr_der: &[u8]) -> Result<
         })
 }
 
-fn answer(ca: &ClusterCa, issued: Issued) -> IssuedCertificate {
+/// The answer: the certificate and the trust bundle (every trusted CA, the serving one first,
+/// so an edge checking the first against its join token's pin finds it there).
+fn answer(cas: &CaSet, issued: Issued) -> IssuedCertificate {
     IssuedCertificate {
         certificate_pem: issued.certificate_pem,
-        ca_certificate_pem: ca.certificate_pem().to_owned(),
+        ca_certificate_pem: cas.bundle_pem(),
         not_after_unix: issued.not_after_unix,
-        cluster_id: ca.cluster_id().to_owned(),
-        cluster_secret: ca.cluster_secret(),
+        cluster_id: cas.serving().cluster_id().to_owned(),
+        cluster_secret: cas.serving().cluster_secret(),
     }
 }
 

@@ -34,6 +34,7 @@ mod number_forms;
 mod numbers;
 mod providers;
 mod recordings;
+pub mod reseal;
 mod retention;
 mod scoped;
 mod sealed;
@@ -78,7 +79,7 @@ pub use recordings::{CallRecordingInfo, RecordingTarget};
 pub use retention::{Retention, RetentionSweep, CONTENT_EVENT_KINDS, MAX_RETENTION_DAYS};
 pub use scoped::PagePosition;
 pub(crate) use scoped::ScopedResource;
-pub use sealed::Sealer;
+pub use sealed::{key_id, Sealer};
 pub use trust::{NewJoinToken, StoredCa, TokenRefusal, TrustAuditRecord, TrustEvent};
 pub use webhooks::{NewWebhook, Webhook, WEBHOOK_EVENTS};
 pub use workflows::{StoredWorkflow, WorkflowVersion};
@@ -285,6 +286,13 @@ impl Store {
     /// This store, sealing and opening secrets with `key` (`auth.encryption_key`).
     pub fn with_encryption_key(mut self, key: &[u8; 32]) -> Self {
         self.sealer = Some(Sealer::new(key));
+        self
+    }
+
+    /// This store, sealing with `current` and also opening values sealed under `previous`
+    /// (`auth.previous_encryption_keys`): how every process runs while the key is rotated.
+    pub fn with_encryption_keys(mut self, current: &[u8; 32], previous: &[[u8; 32]]) -> Self {
+        self.sealer = Some(Sealer::with_previous(current, previous));
         self
     }
 

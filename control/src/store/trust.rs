@@ -10,20 +10,35 @@ use freya_shared::ids::{new_id, now_ms};
 
 use super::{Store, StoreError};
 
-/// The sealed CA key is bound to its row.
-const CA_KEY_AAD: &str = "cluster_trust:1";
+/// The sealed key of CA row `id` is bound to its row (row 1: `cluster_trust:1`).
+fn ca_key_aad(id: i64) -> String {
+    format!("cluster_trust:{id}")
+}
 
-/// The cluster CA as stored, its key opened.
+/// The cluster secret kept on CA row `id` is bound to its row and column.
+fn cluster_secret_aad(id: i64) -> String {
+    format!("cluster_trust:{id}:cluster_secret")
+}
+
+/// A cluster CA as stored, its key opened.
 #[derive(Clone)]
 pub struct StoredCa {
+    /// Its row: 1 for the CA the cluster was made with, one more for each rotation.
+    pub id: i64,
     pub cluster_id: String,
     pub certificate_pem: String,
     pub key_pem: String,
+    /// The cluster secret carried over from the CA before it (rows after the first); `None`:
+    /// derived from this CA's key.
+    pub cluster_secret: Option<String>,
+    /// When it was made (ms); an overlap (`edges.ca_overlap_seconds`) is counted from it.
+    pub created_at_ms: i64,
 }
 
 impl std::fmt::Debug for StoredCa {
     fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
         f.debug_struct("StoredCa")
+            .field("id", &self.id)
             .field("cluster_id", &self.cluster_id)
             .finish_non_exhaustive()
     }
@@ -93,10 +108,13 @@ pub struct TrustEvent<'a> {
 }
 
 impl Store {
-    /// The cluster CA: the stored one, or `candidate` stored first when there is none. Two
-    /// processes racing both insert-if-absent and both read back the one row that won.
-    pub async fn cluster_ca_or_insert(&self, candidate: &StoredCa) -> Result<StoredCa, StoreError> {
-        let sealed = self.sealer()?.seal(CA_KEY_AAD, &candidate.key_pem)?;
+    /// The cluster CA: the stored ones, or `candidate` stored first (as row 1) when there is
+    /// none. Two processes racing both insert-if-absent and both read back the row that won.
+    pub async fn cluster_ca_or_insert(
+        &self,
+        candidate: &StoredCa,
+    ) -> Result<Vec<StoredCa>, StoreError> {
+        let sealed = self.sealer()?.seal(&ca_key_aad(1), &candidate.key_pem)?;
         sqlx::query(
             "INSERT INTO cluster_trust (id, cluster_id, ca_certificate_pem, ca_key_sealed, created_at_ms) \
              VALUES (1, $1, $2, $3, $4) ON CONFLICT (id) DO NOTHING",
@@ -107,25 +125,108 @@ impl Store {
         .bind(now_ms())
         .execute(self.pool())
         .await?;
-        self.cluster_ca().await?.ok_or(StoreError::NotFound)
+        let kept = self.trusted_cluster_cas().await?;
+        if kept.is_empty() {
+            return Err(StoreError::NotFound);
+        }
+        Ok(kept)
     }
 
-    /// The stored cluster CA, if one was made.
-    pub async fn cluster_ca(&self) -> Result<Option<StoredCa>, StoreError> {
-        let Some(row) = sqlx::query(
-            "SELECT cluster_id, ca_certificate_pem, ca_key_sealed FROM cluster_trust WHERE id = 1",
+    /// Every CA the cluster trusts (not retired), oldest first: more than one only while a
+    /// rotation overlaps.
+    pub async fn trusted_cluster_cas(&self) -> Result<Vec<StoredCa>, StoreError> {
+        let rows = sqlx::query(
+            "SELECT id, cluster_id, ca_certificate_pem, ca_key_sealed, cluster_secret_sealed, \
+             created_at_ms FROM cluster_trust WHERE retired_at_ms IS NULL ORDER BY id",
         )
-        .fetch_optional(self.pool())
-        .await?
-        else {
-            return Ok(None);
-        };
-        let sealed: String = row.try_get("ca_key_sealed")?;
-        Ok(Some(StoredCa {
-            cluster_id: row.try_get("cluster_id")?,
-            certificate_pem: row.try_get("ca_certificate_pem")?,
-            key_pem: self.sealer()?.open(CA_KEY_AAD, &sealed)?,
-        }))
+        .fetch_all(self.pool())
+        .await?;
+        let sealer = self.sealer()?;
+        rows.iter()
+            .map(|row| {
+                let id: i64 = row.try_get("id")?;
+                let sealed: String = row.try_get("ca_key_sealed")?;
+                let secret: Option<String> = row.try_get("cluster_secret_sealed")?;
+                Ok(StoredCa {
+                    id,
+                    cluster_id: row.try_get("cluster_id")?,
+                    certificate_pem: row.try_get("ca_certificate_pem")?,
+                    key_pem: sealer.open(&ca_key_aad(id), &sealed)?,
+                    cluster_secret: secret
+                        .map(|s| sealer.open(&cluster_secret_aad(id), &s))
+                        .transpose()?,
+                    created_at_ms: row.try_get("created_at_ms")?,
+                })
+            })
+            .collect()
+    }
+
+    /// The ids of the trusted CAs, oldest first: cheap to poll, to notice another process's
+    /// rotation.
+    pub async fn trusted_cluster_ca_ids(&self) -> Result<Vec<i64>, StoreError> {
+        Ok(sqlx::query_scalar(
+            "SELECT id FROM cluster_trust WHERE retired_at_ms IS NULL ORDER BY id",
+        )
+        .fetch_all(self.pool())
+        .await?)
+    }
+
+    /// Stores `candidate` as the next CA (one past the newest row), carrying `cluster_secret`
+    /// over; its row id. Two rotations racing: one wins, the other gets a conflict.
+    pub async fn add_cluster_ca(
+        &self,
+        candidate: &StoredCa,
+        cluster_secret: &str,
+    ) -> Result<i64, StoreError> {
+        let newest: Option<i64> = sqlx::query_scalar("SELECT MAX(id) FROM cluster_trust")
+            .fetch_one(self.pool())
+            .await?;
+        let id = newest.unwrap_or(0) + 1;
+        let sealer = self.sealer()?;
+        let key = sealer.seal(&ca_key_aad(id), &candidate.key_pem)?;
+        let secret = sealer.seal(&cluster_secret_aad(id), cluster_secret)?;
+        let added = sqlx::query(
+            "INSERT INTO cluster_trust \
+             (id, cluster_id, ca_certificate_pem, ca_key_sealed, created_at_ms, cluster_secret_sealed) \
+             VALUES ($1, $2, $3, $4, $5, $6) ON CONFLICT (id) DO NOTHING",
+        )
+        .bind(id)
+        .bind(&candidate.cluster_id)
+        .bind(&candidate.certificate_pem)
+        .bind(&key)
+        .bind(now_ms())
+        .bind(&secret)
+        .execute(self.pool())
+        .await?;
+        if added.rows_affected() != 1 {
+            return Err(StoreError::Conflict(
+                "another rotation of the cluster CA got there first".into(),
+            ));
+        }
+        Ok(id)
+    }
+
+    /// Retires every trusted CA older than row `keep` (their keys blanked: nothing is signed
+    /// with them again); the ids retired.
+    pub async fn retire_cluster_cas_before(&self, keep: i64) -> Result<Vec<i64>, StoreError> {
+        let ids: Vec<i64> = sqlx::query_scalar(
+            "SELECT id FROM cluster_trust WHERE retired_at_ms IS NULL AND id < $1 ORDER BY id",
+        )
+        .bind(keep)
+        .fetch_all(self.pool())
+        .await?;
+        if ids.is_empty() {
+            return Ok(ids);
+        }
+        sqlx::query(
+            "UPDATE cluster_trust SET retired_at_ms = $1, ca_key_sealed = '' \
+             WHERE retired_at_ms IS NULL AND id < $2",
+        )
+        .bind(now_ms())
+        .bind(keep)
+        .execute(self.pool())
+        .await?;
+        Ok(ids)
     }
 
     /// Keeps a new join token.

@@ -1,4 +1,5 @@
-//! Making a one-time join token: 8 random bytes of id, 32 of secret, the CA's fingerprint; only
+//! Making a one-time join token: 8 random bytes of id, 32 of secret, the fingerprint of the CA
+//! the control plane presents (the serving CA, `anchors.rs`); only
 //! the secret's hash is stored, and the making is written to the trust audit.
 
 use std::time::Duration;
@@ -7,7 +8,7 @@ use crate::store::{NewJoinToken, Store, StoreError, TrustEvent};
 use freya_shared::ids::{now_ms, rfc3339};
 use freya_shared::join_token::JoinToken;
 
-use super::ClusterCa;
+use super::anchors::ClusterTrust;
 
 /// Who asks for a token, for the row and the audit.
 pub struct TokenMaker<'a> {
@@ -21,7 +22,7 @@ pub struct TokenMaker<'a> {
 /// A new join token, stored hashed, valid for `ttl`; returns it and its expiry (ms).
 pub async fn make_join_token(
     store: &Store,
-    ca: &ClusterCa,
+    ca: &ClusterTrust,
     maker: &TokenMaker<'_>,
     ttl: Duration,
 ) -> Result<(JoinToken, i64), StoreError> {

@@ -6,8 +6,10 @@
 //! made at start and held in memory only. Edges trust nothing else for the control plane: the
 //! CA's fingerprint travels in their join token.
 
+pub mod anchors;
 pub mod join;
 pub mod revoked;
+pub mod rotation;
 pub mod tls;
 
 use std::time::{Duration, SystemTime, UNIX_EPOCH};
@@ -70,6 +72,10 @@ pub struct ServerIdentity {
 
 /// The cluster's CA, loaded.
 pub struct ClusterCa {
+    /// Its row in `cluster_trust` (0 for one not stored).
+    id: i64,
+    /// When it was made (ms).
+    created_at_ms: i64,
     cluster_id: String,
     /// HMAC-SHA256 of a fixed label under the CA key, hex: see [`ClusterCa::cluster_secret`].
     cluster_secret: String,
@@ -87,27 +93,41 @@ impl std::fmt::Debug for ClusterCa {
 }
 
 impl ClusterCa {
-    /// The store's CA, made and stored first if this is the cluster's first start.
+    /// The store's CA (the oldest trusted one, which control-plane servers present), made and
+    /// stored first if this is the cluster's first start.
     pub async fn load_or_create(store: &Store) -> Result<Self, TrustError> {
-        let stored = match store.cluster_ca().await? {
-            Some(stored) => stored,
-            None => {
-                let made = Self::generate(&uuid::Uuid::new_v4().to_string())?;
-                let kept = store.cluster_ca_or_insert(&made).await?;
-                if kept.cluster_id == made.cluster_id {
-                    tracing::info!(cluster = %kept.cluster_id, "created the cluster's certificate authority");
-                }
-                kept
+        let mut all = Self::load_all_or_create(store).await?;
+        Ok(all.remove(0))
+    }
+
+    /// Every CA the cluster trusts, oldest first (never empty), the first made and stored if
+    /// this is the cluster's first start.
+    pub async fn load_all_or_create(store: &Store) -> Result<Vec<Self>, TrustError> {
+        let mut stored = store.trusted_cluster_cas().await?;
+        if stored.is_empty() {
+            let made = Self::generate(&uuid::Uuid::new_v4().to_string())?;
+            stored = store.cluster_ca_or_insert(&made).await?;
+            if stored
+                .first()
+                .is_some_and(|kept| kept.cluster_id == made.cluster_id)
+            {
+                tracing::info!(cluster = %made.cluster_id, "created the cluster's certificate authority");
             }
-        };
-        Self::from_stored(&stored)
+        }
+        stored.iter().map(Self::from_stored).collect()
     }
 
     /// A new CA for cluster `cluster_id`, not stored (tests make foreign clusters with it).
     pub fn generate(cluster_id: &str) -> Result<StoredCa, TrustError> {
+        Self::generate_named(cluster_id, &format!("Freya cluster CA {cluster_id}"))
+    }
+
+    /// A new CA for cluster `cluster_id` whose subject is `common_name`: each CA of a rotation
+    /// has a name of its own, so that a chain never has two candidate issuers of one name.
+    pub fn generate_named(cluster_id: &str, common_name: &str) -> Result<StoredCa, TrustError> {
         let key = KeyPair::generate()?;
         let mut params = CertificateParams::new(Vec::<String>::new())?;
-        params.distinguished_name = names(&format!("Freya cluster CA {cluster_id}"), cluster_id);
+        params.distinguished_name = names(common_name, cluster_id);
         params.is_ca = IsCa::Ca(BasicConstraints::Constrained(0));
         params.key_usages = vec![KeyUsagePurpose::KeyCertSign, KeyUsagePurpose::CrlSign];
         let now = SystemTime::now();
@@ -116,9 +136,12 @@ impl ClusterCa {
         params.serial_number = Some(random_serial());
         let certificate = params.self_signed(&key)?;
         Ok(StoredCa {
+            id: 0,
             cluster_id: cluster_id.to_owned(),
             certificate_pem: certificate.pem(),
             key_pem: key.serialize_pem(),
+            cluster_secret: None,
+            created_at_ms: freya_shared::ids::now_ms(),
         })
     }
 
@@ -127,20 +150,35 @@ impl ClusterCa {
         let key = KeyPair::from_pem(&stored.key_pem)?;
         let issuer = Issuer::from_ca_cert_pem(&stored.certificate_pem, key)?;
         let certificate_der = pem_to_der(&stored.certificate_pem)?;
-        let cluster_secret = {
-            use hmac::{Hmac, Mac};
-            let mut mac = Hmac::<sha2::Sha256>::new_from_slice(stored.key_pem.as_bytes())
-                .map_err(|_| TrustError::Generate(rcgen::Error::CouldNotParseKeyPair))?;
-            mac.update(b"freya cluster secret v1");
-            hex::encode(mac.finalize().into_bytes())
+        let cluster_secret = match &stored.cluster_secret {
+            Some(carried) => carried.clone(),
+            None => {
+                use hmac::{Hmac, Mac};
+                let mut mac = Hmac::<sha2::Sha256>::new_from_slice(stored.key_pem.as_bytes())
+                    .map_err(|_| TrustError::Generate(rcgen::Error::CouldNotParseKeyPair))?;
+                mac.update(b"freya cluster secret v1");
+                hex::encode(mac.finalize().into_bytes())
+            }
         };
         Ok(Self {
+            id: stored.id,
+            created_at_ms: stored.created_at_ms,
             cluster_secret,
             cluster_id: stored.cluster_id.clone(),
             certificate_pem: stored.certificate_pem.clone(),
             certificate_der,
             issuer,
         })
+    }
+
+    /// Its row in `cluster_trust`: 1 for the cluster's first CA, one more per rotation.
+    pub fn id(&self) -> i64 {
+        self.id
+    }
+
+    /// When it was made (ms since the epoch).
+    pub fn created_at_ms(&self) -> i64 {
+        self.created_at_ms
     }
 
     /// The cluster's id, named in every certificate's subject.

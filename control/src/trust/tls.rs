@@ -1,23 +1,26 @@
 //! The gRPC listener's TLS: a rustls server configuration whose client verification accepts only
-//! certificates chained to the cluster CA, within their validity, whose serial is not revoked —
-//! checked during the handshake, so a foreign, expired or revoked certificate never reaches a
-//! handler. A client may also present no certificate at all: such a connection reaches only
-//! `EdgeEnrolment` (the `EdgeControl` interceptor refuses it).
+//! certificates chained to a trusted cluster CA (two while a rotation overlaps, `anchors.rs`),
+//! within their validity, whose serial is not revoked — checked during the handshake, so a
+//! foreign, expired or revoked certificate never reaches a handler. A client may also present no
+//! certificate at all: such a connection reaches only `EdgeEnrolment` (the `EdgeControl`
+//! interceptor refuses it).
 
 use std::sync::Arc;
 
 use rustls::client::danger::HandshakeSignatureValid;
-use rustls::pki_types::{CertificateDer, PrivateKeyDer, PrivatePkcs8KeyDer, UnixTime};
+use rustls::pki_types::{CertificateDer, UnixTime};
 use rustls::server::danger::{ClientCertVerified, ClientCertVerifier};
-use rustls::server::WebPkiClientVerifier;
+use rustls::server::{ClientHello, ResolvesServerCert};
+use rustls::sign::CertifiedKey;
 use rustls::{
-    CertificateError, DigitallySignedStruct, DistinguishedName, Error, RootCertStore, ServerConfig,
+    CertificateError, DigitallySignedStruct, DistinguishedName, Error, ServerConfig,
     SignatureScheme,
 };
 use x509_parser::prelude::{FromDer, X509Certificate};
 
+use super::anchors::ClusterTrust;
 use super::revoked::RevokedSerials;
-use super::{ClusterCa, TrustError, CLUSTER_ORG_PREFIX};
+use super::{TrustError, CLUSTER_ORG_PREFIX};
 
 /// Who a verified client certificate names.
 #[derive(Debug, Clone, PartialEq, Eq)]
@@ -48,42 +51,41 @@ pub fn edge_certificate(der: &[u8]) -> Option<EdgeCertificate> {
     })
 }
 
-/// The server configuration for the gRPC listener: this process's identity, the CA as the only
-/// client root, and the revocation list.
+/// The server configuration for the gRPC listener: this process's identity and the trusted CAs
+/// as client roots, both read from `trust` at each handshake (so a rotation takes effect without
+/// a restart), and the revocation list.
 pub fn server_config(
-    ca: &ClusterCa,
+    trust: &ClusterTrust,
     revoked: RevokedSerials,
 ) -> Result<Arc<ServerConfig>, TrustError> {
     let provider = Arc::new(rustls::crypto::ring::default_provider());
-    let mut roots = RootCertStore::empty();
-    roots.add(CertificateDer::from(ca.certificate_der().to_vec()))?;
-    let chained = WebPkiClientVerifier::builder_with_provider(Arc::new(roots), provider.clone())
-        .allow_unauthenticated()
-        .build()
-        .map_err(|e| TrustError::Tls(Error::General(e.to_string())))?;
-    let identity = ca.server_identity()?;
-    let chain = identity
-        .chain
-        .into_iter()
-        .map(CertificateDer::from)
-        .collect();
-    let key = PrivateKeyDer::Pkcs8(PrivatePkcs8KeyDer::from(identity.key_der));
     let mut config = ServerConfig::builder_with_provider(provider)
         .with_protocol_versions(&[&rustls::version::TLS13])?
         .with_client_cert_verifier(Arc::new(NotRevoked {
-            chained,
+            trust: trust.clone(),
             revoked,
-            cluster_id: ca.cluster_id().to_owned(),
+            cluster_id: trust.cluster_id(),
         }))
-        .with_single_cert(chain, key)?;
+        .with_cert_resolver(Arc::new(ServingCertificate(trust.clone())));
     config.alpn_protocols = vec![b"h2".to_vec()];
     Ok(Arc::new(config))
 }
 
-/// WebPKI's chain and validity checks, then the revocation list and the cluster named.
+/// This process's server certificate under the serving CA of the moment.
+#[derive(Debug)]
+struct ServingCertificate(ClusterTrust);
+
+impl ResolvesServerCert for ServingCertificate {
+    fn resolve(&self, _hello: ClientHello<'_>) -> Option<Arc<CertifiedKey>> {
+        Some(self.0.current().server_key.clone())
+    }
+}
+
+/// WebPKI's chain and validity checks under the trusted CAs of the moment, then the
+/// revocation list and the cluster named.
 #[derive(Debug)]
 struct NotRevoked {
-    chained: Arc<dyn ClientCertVerifier>,
+    trust: ClusterTrust,
     revoked: RevokedSerials,
     cluster_id: String,
 }
@@ -96,15 +98,18 @@ impl std::fmt::Debug for RevokedSerials {
 
 impl ClientCertVerifier for NotRevoked {
     fn offer_client_auth(&self) -> bool {
-        self.chained.offer_client_auth()
+        true
     }
 
     fn client_auth_mandatory(&self) -> bool {
-        self.chained.client_auth_mandatory()
+        // Enrolment is served to clients without a certificate; `EdgeControl` refuses them.
+        false
     }
 
     fn root_hint_subjects(&self) -> &[DistinguishedName] {
-        self.chained.root_hint_subjects()
+        // The hints would change with the set; an edge holds one certificate and sends it
+        // whatever the hints say.
+        &[]
     }
 
     fn verify_client_cert(
@@ -113,9 +118,11 @@ impl ClientCertVerifier for NotRevoked {
         intermediates: &[CertificateDer<'_>],
         now: UnixTime,
     ) -> Result<ClientCertVerified, Error> {
-        let verified = self
-            .chained
-            .verify_client_cert(end_entity, intermediates, now)?;
+        let verified =
+            self.trust
+                .current()
+                .verifier
+                .verify_client_cert(end_entity, intermediates, now)?;
         let named = edge_certificate(end_entity)
             .ok_or(Error::InvalidCertificate(CertificateError::BadEncoding))?;
         if named.cluster_id != self.cluster_id {
@@ -135,7 +142,10 @@ impl ClientCertVerifier for NotRevoked {
         cert: &CertificateDer<'_>,
         dss: &DigitallySignedStruct,
     ) -> Result<HandshakeSignatureValid, Error> {
-        self.chained.verify_tls12_signature(message, cert, dss)
+        self.trust
+            .current()
+            .verifier
+            .verify_tls12_signature(message, cert, dss)
     }
 
     fn verify_tls13_signature(
@@ -144,10 +154,13 @@ impl ClientCertVerifier for NotRevoked {
         cert: &CertificateDer<'_>,
         dss: &DigitallySignedStruct,
     ) -> Result<HandshakeSignatureValid, Error> {
-        self.chained.verify_tls13_signature(message, cert, dss)
+        self.trust
+            .current()
+            .verifier
+            .verify_tls13_signature(message, cert, dss)
     }
 
     fn supported_verify_schemes(&self) -> Vec<SignatureScheme> {
-        self.chained.supported_verify_schemes()
+        self.trust.current().verifier.supported_verify_schemes()
     }
 }

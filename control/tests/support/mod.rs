@@ -221,6 +221,7 @@ pub fn control_config(db_url: &str) -> ControlConfig {
             jwt_secret: JWT_SECRET.into(),
             token_ttl_seconds: 600,
             encryption_key: ENCRYPTION_KEY.into(),
+            previous_encryption_keys: Vec::new(),
         },
         // Generous: tests that exercise the limits set their own.
         rate_limits: RateLimitConfig {

@@ -1,4 +1,5 @@
-//! The command stream: the control plane asks this edge to drain, hang up or place a call.
+//! The command stream: the control plane asks this edge to drain, hang up or place a call, or
+//! to renew its certificate now (`RenewNow`, handed to the renewal task).
 //!
 //! A call to place is resolved here against the cached configuration — the agent, and the
 //! workspace's providers usable from this region, tried strictly in priority order whatever
@@ -60,6 +61,13 @@ pub(crate) async fn run(
                     match next {
                         Ok(Some(command)) => {
                             backoff.reset();
+                            if matches!(command.command, Some(Command::RenewNow(_))) {
+                                tracing::info!(
+                                    "certificate renewal requested by the control plane"
+                                );
+                                link.renew_now.notify_one();
+                                continue;
+                            }
                             handle(&state, &events, &sip, &twilio, command.command).await;
                         }
                         Ok(None) => break,
@@ -160,6 +168,8 @@ async fn handle(
                 tracing::warn!("leg command but the SIP task is gone");
             }
         }
+        // Taken by the command stream itself, before this.
+        Some(Command::RenewNow(_)) => {}
         None => tracing::warn!("ignoring an empty command"),
     }
 }

@@ -168,6 +168,9 @@ pub(crate) struct LinkContext {
     pub region: Arc<str>,
     pub max_backoff: Duration,
     pub shutdown: tokio_util::sync::CancellationToken,
+    /// Woken by the control plane's `RenewNow` command (after a CA rotation): the renewal task
+    /// renews at once instead of at two thirds of the certificate's life.
+    pub renew_now: Arc<tokio::sync::Notify>,
 }
 
 impl LinkContext {

@@ -8,7 +8,7 @@ use std::time::{Duration, Instant};
 use rcgen::{CertificateParams, DistinguishedName, DnType, KeyPair};
 
 use super::tls::{mtls_channel, pinned_client_config, ControlTls};
-use super::{pem_der, ClusterIdentity};
+use super::ClusterIdentity;
 use crate::control_link::LinkError;
 use freya_proto::v1::edge_enrolment_client::EdgeEnrolmentClient;
 use freya_proto::v1::{EnrolRequest, IssuedCertificate};
@@ -73,11 +73,15 @@ pub async fn enrol(
         .await
         .map_err(EnrolError::Refused)?
         .into_inner();
-    let ca_der = pem_der(&issued.ca_certificate_pem).ok_or(EnrolError::WrongCa)?;
-    if fingerprint(&ca_der) != token.ca_fingerprint {
+    let identity = identity_from(issued, key_pem);
+    if !identity
+        .ca_bundle_der()
+        .iter()
+        .any(|ca| fingerprint(ca) == token.ca_fingerprint)
+    {
         return Err(EnrolError::WrongCa);
     }
-    Ok(identity_from(issued, key_pem))
+    Ok(identity)
 }
 
 /// [`enrol`], tried again with backoff while the control plane is unreachable, for up to

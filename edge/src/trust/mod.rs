@@ -29,7 +29,9 @@ const CLUSTER_FILE: &str = "cluster.json";
 /// An edge's certificates and key: everything a mutual TLS peer in the cluster needs.
 #[derive(Clone, PartialEq, Eq)]
 pub struct ClusterIdentity {
-    /// The cluster CA's certificate (PEM): the only root trusted for the control plane.
+    /// The cluster's trust bundle (PEM, one block per CA): the only roots trusted for the
+    /// control plane. One CA, or two while the cluster's CA is being rotated (see
+    /// [`ClusterIdentity::ca_bundle_der`]).
     pub ca_pem: String,
     /// This edge's certificate (PEM), signed by the CA, naming the edge and the cluster.
     pub cert_pem: String,
@@ -149,6 +151,17 @@ impl ClusterIdentity {
             std::fs::rename(&temporary, &path).map_err(io(&path))?;
         }
         Ok(())
+    }
+
+    /// Every CA certificate (DER) of the trust bundle, in its order: what a mutual TLS peer of
+    /// this cluster (the control plane, or another edge over the mesh) may chain to. A block
+    /// that is not a certificate is left out.
+    pub fn ca_bundle_der(&self) -> Vec<Vec<u8>> {
+        use rustls::pki_types::pem::PemObject;
+        rustls::pki_types::CertificateDer::pem_slice_iter(self.ca_pem.as_bytes())
+            .filter_map(Result::ok)
+            .map(|der| der.to_vec())
+            .collect()
     }
 
     /// The edge certificate's validity.

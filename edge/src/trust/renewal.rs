@@ -1,8 +1,9 @@
 //! Renewal: at two thirds of the certificate's life the edge makes a new key, asks
 //! `EdgeControl.RenewCertificate` over its mutual TLS link (the current certificate vouches for
 //! it), keeps the answer in `control.cert_dir` and hands the new configuration to the connector,
-//! so the next connection presents the new certificate. A failure is retried with backoff; the
-//! old certificate serves until it expires.
+//! so the next connection presents the new certificate and trusts the new bundle. The control
+//! plane's `RenewNow` command (after a CA rotation) renews at once. A failure is retried with
+//! backoff; the old certificate serves until it expires.
 
 use std::path::PathBuf;
 use std::time::{Duration, SystemTime};
@@ -27,7 +28,12 @@ pub(crate) async fn run(
         let wait = renew_at
             .duration_since(SystemTime::now())
             .unwrap_or(Duration::ZERO);
-        if !link.pause(wait).await {
+        // The control plane's `RenewNow` (after a CA rotation) cuts the wait short.
+        let woken = tokio::select! {
+            awake = link.pause(wait) => awake,
+            _ = link.renew_now.notified() => true,
+        };
+        if !woken {
             return;
         }
         let mut backoff = link.backoff();
@@ -70,8 +76,18 @@ async fn renew_once(
         .await?
         .into_inner();
     let renewed = identity_from(issued, key_pem);
-    if renewed.ca_pem != identity.ca_pem {
-        anyhow::bail!("the control plane answered with another CA");
+    // During a CA rotation the bundle grows (old and new CA), then shrinks (the new alone): a
+    // control plane of this cluster always answers with a bundle holding a CA trusted now.
+    let current = identity.ca_bundle_der();
+    let answered = renewed.ca_bundle_der();
+    if answered.is_empty() || !answered.iter().any(|ca| current.contains(ca)) {
+        anyhow::bail!("the control plane answered with a trust bundle sharing no CA with ours");
+    }
+    if answered != current {
+        tracing::info!(
+            cas = answered.len(),
+            "the cluster's trust bundle changed (a CA rotation)"
+        );
     }
     Ok(renewed)
 }

@@ -88,9 +88,18 @@ impl ServerCertVerifier for PinnedCa {
             .iter()
             .find(|c| fingerprint(c.as_ref()) == self.fingerprint)
         else {
-            return Err(Error::InvalidCertificate(
-                rustls::CertificateError::UnknownIssuer,
-            ));
+            // Most often the cluster's CA was rotated and the old one retired after the token
+            // was made: say which CA the control plane presents, so the operator sees it.
+            let presented = intermediates
+                .last()
+                .map(|c| fingerprint(c.as_ref()))
+                .unwrap_or_else(|| "none".into());
+            return Err(Error::General(format!(
+                "the control plane presents CA {presented}, not the CA {} this join token pins \
+                 (the cluster CA may have been rotated since the token was made: ask for a new \
+                 join token)",
+                self.fingerprint
+            )));
         };
         let mut roots = RootCertStore::empty();
         roots.add(ca.clone().into_owned())?;

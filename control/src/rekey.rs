@@ -1,0 +1,91 @@
+//! `freya secrets rotate-key`: re-seals every secret in the store under a new encryption key
+//! (`store/reseal.rs` does the walking). The key comes from a file (`--new-key-file`, 64 hex
+//! characters, as `openssl rand -hex 32` writes it) or, without one, is the configuration's
+//! `auth.encryption_key`; values are opened with `auth.encryption_key` and
+//! `auth.previous_encryption_keys`. A key file that is not a key stops the command before the
+//! database is opened.
+
+use std::path::{Path, PathBuf};
+
+use crate::config::{parse_encryption_key, ControlConfig};
+use crate::store::reseal::{ResealError, ResealOptions, ResealReport};
+use crate::store::{PoolSize, Store, StoreError};
+
+/// Why a rotation did not run (or stopped).
+#[derive(Debug, thiserror::Error)]
+pub enum RekeyError {
+    #[error("--new-key-file {path}: {source}")]
+    ReadKeyFile {
+        path: PathBuf,
+        source: std::io::Error,
+    },
+    #[error(
+        "--new-key-file {path}: must hold exactly 64 hex characters (32 random bytes, as \
+         `openssl rand -hex 32` writes them); found {found} characters{hint}; nothing was changed"
+    )]
+    NotAKey {
+        path: PathBuf,
+        found: usize,
+        hint: &'static str,
+    },
+    #[error(
+        "auth.encryption_key and auth.previous_encryption_keys must be 64 hex characters each"
+    )]
+    BadConfiguredKey,
+    #[error("while opening the database (database.url): {0}")]
+    Connect(StoreError),
+    #[error(transparent)]
+    Reseal(#[from] ResealError),
+}
+
+/// The 32-byte key in the file at `path` (64 hex characters, surrounding whitespace ignored).
+pub fn read_key_file(path: &Path) -> Result<[u8; 32], RekeyError> {
+    let text = std::fs::read_to_string(path).map_err(|source| RekeyError::ReadKeyFile {
+        path: path.to_owned(),
+        source,
+    })?;
+    let text = text.trim();
+    parse_encryption_key(text).ok_or_else(|| RekeyError::NotAKey {
+        path: path.to_owned(),
+        found: text.chars().count(),
+        hint: if text.chars().all(|c| c.is_ascii_hexdigit()) {
+            ""
+        } else {
+            ", not all of them hex digits"
+        },
+    })
+}
+
+/// Re-seals the store of `config` under the key in `new_key_file` (or `auth.encryption_key`).
+pub async fn rotate(
+    config: &ControlConfig,
+    new_key_file: Option<&Path>,
+    options: ResealOptions,
+) -> Result<ResealReport, RekeyError> {
+    let target = new_key_file.map(read_key_file).transpose()?;
+    let (configured, mut previous) = config
+        .auth
+        .encryption_keys()
+        .ok_or(RekeyError::BadConfiguredKey)?;
+    let current = match target {
+        Some(target) => {
+            previous.insert(0, configured);
+            target
+        }
+        None => configured,
+    };
+    let store = Store::connect(
+        &config.database.url,
+        PoolSize {
+            min_connections: 1,
+            max_connections: 2,
+        },
+    )
+    .await
+    .map_err(RekeyError::Connect)?
+    .with_encryption_keys(&current, &previous);
+    store.migrate().await.map_err(RekeyError::Connect)?;
+    let outcome = store.reseal_secrets(options).await;
+    store.close().await;
+    Ok(outcome?)
+}

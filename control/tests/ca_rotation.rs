@@ -1,0 +1,509 @@
+//! Rotating the cluster CA with real processes: `freya dev --edges 2` (the first edge in the dev
+//! process, the second a `freya edge` process, both enrolled under the cluster CA). The admin
+//! rotates the CA; the second edge is told to renew and takes a certificate from the new CA and
+//! a bundle of both CAs; during the overlap each edge's certificate (one under each CA) still
+//! links to the control plane over mutual TLS, the two still gossip and the mesh still answers.
+//! Then the old CA is retired: the renewed edge still links, a certificate from the old CA is
+//! refused in the handshake with a trust-audit entry, a join token made before the retirement is
+//! refused naming the new CA, and one made after pins the new CA and enrols. In process, on
+//! SQLite and PostgreSQL, `edges.ca_overlap_seconds` retires the old CA without a second call.
+
+mod support;
+
+use std::path::Path;
+use std::process::{Child, Command, Stdio};
+use std::time::Duration;
+
+use freya_edge::control_link::mtls_client;
+use freya_edge::mesh::{
+    ControlMessage, LegKey, Mesh, MeshInbound, MeshSettings, MeshTls, PayloadKind,
+};
+use freya_edge::trust::{enrol, mtls_client_config, ClusterIdentity, ControlTls};
+use freya_proto::v1::HeartbeatRequest;
+use freya_shared::join_token::fingerprint;
+use serde_json::Value;
+
+use support::http::Api;
+use support::{eventually, Backend};
+
+/// Hang guard for each wait.
+const LIMIT: Duration = Duration::from_secs(60);
+
+/// `freya dev` and its child edge, stopped on drop.
+struct Running {
+    dev: Child,
+    others: Vec<u32>,
+}
+
+fn signal(pid: u32, signal: i32) {
+    if let Ok(pid) = i32::try_from(pid) {
+        // SAFETY: kill(2) on a process this test started.
+        unsafe {
+            libc::kill(pid, signal);
+        }
+    }
+}
+
+impl Drop for Running {
+    fn drop(&mut self) {
+        signal(self.dev.id(), libc::SIGTERM);
+        for _ in 0..100 {
+            if matches!(self.dev.try_wait(), Ok(Some(_))) {
+                break;
+            }
+            std::thread::sleep(Duration::from_millis(100));
+        }
+        let _ = self.dev.kill();
+        let _ = self.dev.wait();
+        for pid in &self.others {
+            signal(*pid, libc::SIGKILL);
+        }
+    }
+}
+
+fn free_sip_port() -> u16 {
+    loop {
+        let udp = std::net::UdpSocket::bind("127.0.0.1:0").expect("udp");
+        let port = udp.local_addr().expect("addr").port();
+        if std::net::TcpListener::bind(("127.0.0.1", port)).is_ok() {
+            return port;
+        }
+    }
+}
+
+/// The control plane's gRPC URL, as the child edge's configuration names it.
+fn control_url(dir: &Path) -> String {
+    let toml = std::fs::read_to_string(dir.join("edge-2/edge.toml")).expect("edge.toml");
+    toml.lines()
+        .find_map(|l| l.strip_prefix("url = \""))
+        .and_then(|l| l.strip_suffix('"'))
+        .expect("control url")
+        .to_owned()
+}
+
+fn identity(dir: &Path, edge: &str) -> ClusterIdentity {
+    ClusterIdentity::load(&dir.join(edge).join("trust"))
+        .expect("readable identity")
+        .expect("an enrolled edge")
+}
+
+/// Whether a new mutual TLS link with `identity` gets a heartbeat through to the handler as
+/// `edge_id` (an edge that never registered is answered NOT_FOUND by the handler: linked too).
+async fn links(url: &str, identity: &ClusterIdentity, edge_id: &str) -> Result<(), String> {
+    let tls = ControlTls::new(mtls_client_config(identity).map_err(|e| e.to_string())?);
+    let mut client =
+        mtls_client(url, tls, edge_id, Duration::from_secs(3)).map_err(|e| e.to_string())?;
+    client
+        .heartbeat(HeartbeatRequest {
+            edge_id: edge_id.into(),
+            health: None,
+        })
+        .await
+        .map(|_| ())
+        .or_else(|status| match status.code() {
+            tonic::Code::NotFound => Ok(()),
+            _ => Err(format!("{status:?}")),
+        })
+}
+
+/// The issuer (CA) fingerprint `identity`'s certificate chains to, among its bundle.
+fn issuer_of(identity: &ClusterIdentity) -> String {
+    use x509_parser::prelude::{FromDer, X509Certificate};
+    let der = rustls::pki_types::pem::PemObject::from_pem_slice(identity.cert_pem.as_bytes())
+        .map(|d: rustls::pki_types::CertificateDer<'static>| d.to_vec())
+        .expect("cert pem");
+    let (_, cert) = X509Certificate::from_der(&der).expect("cert");
+    let issuer = cert.issuer().to_string();
+    identity
+        .ca_bundle_der()
+        .iter()
+        .find(|ca| {
+            X509Certificate::from_der(ca)
+                .map(|(_, c)| c.subject().to_string() == issuer)
+                .unwrap_or(false)
+        })
+        .map(|ca| fingerprint(ca))
+        .unwrap_or_default()
+}
+
+/// Whether edge 1's mesh answers a cluster member's join (for a call it does not host) with a
+/// hang-up.
+async fn mesh_answers(dir: &Path, target: std::net::SocketAddr) -> bool {
+    let mesh_dir = dir.join("mesh");
+    let tls = MeshTls::load(
+        &mesh_dir.join("mesh-ca.pem"),
+        &mesh_dir.join("mesh-dev-edge-2.pem"),
+        &mesh_dir.join("mesh-dev-edge-2.key"),
+    )
+    .expect("mesh credentials");
+    let settings = MeshSettings {
+        connect_timeout: Duration::from_secs(3),
+        ..MeshSettings::default()
+    };
+    let (mesh, _) = Mesh::bind("127.0.0.1:0".parse().expect("addr"), &tls, settings).expect("bind");
+    let key = LegKey {
+        call: uuid::Uuid::now_v7(),
+        leg: 1,
+    };
+    let mut leg = mesh.join(key, target).expect("leg");
+    let join = ControlMessage::Join {
+        key,
+        kind: PayloadKind::Pcmu,
+        from_edge: "test".into(),
+    };
+    let _ = mesh.send_control(target, &join).await;
+    let answered = tokio::time::timeout(Duration::from_secs(5), async {
+        loop {
+            match leg.recv().await {
+                Some(MeshInbound::Control(ControlMessage::Hangup { .. })) => break true,
+                Some(_) => continue,
+                None => break false,
+            }
+        }
+    })
+    .await
+    .unwrap_or(false);
+    mesh.close();
+    answered
+}
+
+/// `peer` alive in the gossip view of the edge at `http_url`.
+async fn gossip_sees(http_url: &str, peer: &str) {
+    let url = format!("{http_url}/cluster");
+    eventually(LIMIT, "the peer alive in gossip", || {
+        let url = url.clone();
+        async move {
+            let report: Value = reqwest::get(&url).await.ok()?.json().await.ok()?;
+            report["members"]
+                .as_array()?
+                .iter()
+                .any(|m| m["id"] == peer && m["state"] == "alive")
+                .then_some(())
+        }
+    })
+    .await;
+}
+
+async fn trust_audit_has(api: &Api, key: &str, action: &str, outcome: &str, detail: &str) {
+    eventually(
+        LIMIT,
+        &format!("trust audit {action} {outcome} {detail}"),
+        || async {
+            let audit = api
+                .call("GET", "/v1/edges/trust-audit?limit=500", key, None)
+                .await;
+            audit
+                .body
+                .as_array()?
+                .iter()
+                .any(|e| {
+                    e["action"] == action
+                        && e["outcome"] == outcome
+                        && e.to_string().contains(detail)
+                })
+                .then_some(())
+        },
+    )
+    .await;
+}
+
+#[tokio::test(flavor = "multi_thread")]
+async fn a_rotated_ca_overlaps_then_retires_with_real_edges() {
+    let dir = tempfile::tempdir().expect("temp dir");
+    let data = dir.path();
+    let sip = format!("127.0.0.1:{}", free_sip_port());
+    let dev = Command::new(env!("CARGO_BIN_EXE_freya"))
+        .args(["dev", "--edges", "2", "--data-dir"])
+        .arg(data)
+        .args(["--http", "127.0.0.1:0", "--sip", &sip])
+        .stdout(Stdio::null())
+        .stderr(Stdio::null())
+        .spawn()
+        .expect("start freya dev");
+    let mut running = Running {
+        dev,
+        others: Vec::new(),
+    };
+    let info_path = data.join("dev.json");
+    let info: Value = eventually(Duration::from_secs(120), "dev.json with two edges", || {
+        let path = info_path.clone();
+        async move {
+            let info: Value = serde_json::from_slice(&std::fs::read(&path).ok()?).ok()?;
+            (info["edges"].as_array()?.len() == 2).then_some(info)
+        }
+    })
+    .await;
+    let edges = info["edges"].as_array().expect("edges").clone();
+    running.others.extend(
+        edges[1..]
+            .iter()
+            .filter_map(|e| e["pid"].as_u64())
+            .map(|p| p as u32),
+    );
+    let field = |i: usize, name: &str| edges[i][name].as_str().expect(name).to_owned();
+    let (edge_1, edge_2) = (field(0, "id"), field(1, "id"));
+    let mesh_1: std::net::SocketAddr = field(0, "mesh_addr").parse().expect("mesh addr");
+    let api = Api {
+        base: info["api_url"]
+            .as_str()
+            .expect("api_url")
+            .trim_end_matches('/')
+            .to_owned(),
+        http: reqwest::Client::new(),
+    };
+    let key = info["api_key"].as_str().expect("api_key").to_owned();
+    let url = control_url(data);
+    let dir_1 = "edge";
+    let dir_2 = "edge-2";
+    eventually(LIMIT, "edge 2 enrolled", || async {
+        ClusterIdentity::load(&data.join(dir_2).join("trust"))
+            .ok()
+            .flatten()
+    })
+    .await;
+
+    let before = api.expect(200, "GET", "/v1/edges/ca", &key, None).await;
+    assert_eq!(before["cas"].as_array().expect("cas").len(), 1, "{before}");
+    let old_ca = before["cas"][0]["fingerprint"]
+        .as_str()
+        .expect("fp")
+        .to_owned();
+    let old_token = api
+        .expect(
+            201,
+            "POST",
+            "/v1/edges/join-tokens",
+            &key,
+            Some(serde_json::json!({})),
+        )
+        .await;
+    assert_eq!(old_token["ca_fingerprint"], old_ca.as_str());
+
+    // Rotate: both CAs trusted, the new one issues; a second rotation now is refused.
+    let rotated = api
+        .expect(200, "POST", "/v1/edges/ca/rotate", &key, None)
+        .await;
+    let cas = rotated["cas"].as_array().expect("cas");
+    assert_eq!(cas.len(), 2, "{rotated}");
+    assert_eq!(cas[0]["fingerprint"], old_ca.as_str());
+    assert_eq!(cas[0]["serving"], true);
+    assert_eq!(cas[1]["issuing"], true);
+    let new_ca = cas[1]["fingerprint"].as_str().expect("fp").to_owned();
+    assert_ne!(new_ca, old_ca);
+    api.expect(409, "POST", "/v1/edges/ca/rotate", &key, None)
+        .await;
+    trust_audit_has(&api, &key, "ca.rotate", "ok", &new_ca).await;
+
+    // Edge 2 renews now, onto the new CA, and keeps the bundle of both.
+    api.expect(
+        202,
+        "POST",
+        &format!("/v1/edges/{edge_2}/renew"),
+        &key,
+        None,
+    )
+    .await;
+    let renewed = eventually(LIMIT, "edge 2 renewed onto the new CA", || async {
+        let identity = ClusterIdentity::load(&data.join(dir_2).join("trust")).ok()??;
+        (identity.ca_bundle_der().len() == 2 && issuer_of(&identity) == new_ca).then_some(identity)
+    })
+    .await;
+    trust_audit_has(&api, &key, "edge.renew", "ok", &new_ca).await;
+    let old_identity = identity(data, dir_1);
+    assert_eq!(issuer_of(&old_identity), old_ca, "edge 1 was not renewed");
+
+    // The overlap: an edge under each CA links to the control plane; gossip and mesh work.
+    links(&url, &old_identity, &edge_1)
+        .await
+        .expect("edge 1 (old CA) links");
+    links(&url, &renewed, &edge_2)
+        .await
+        .expect("edge 2 (new CA) links");
+    gossip_sees(&field(0, "http_url"), &edge_2).await;
+    gossip_sees(&field(1, "http_url"), &edge_1).await;
+    assert!(
+        mesh_answers(data, mesh_1).await,
+        "the mesh answers during the overlap"
+    );
+
+    // Retire the old CA.
+    let retired = api
+        .expect(200, "POST", "/v1/edges/ca/retire", &key, None)
+        .await;
+    assert_eq!(
+        retired["cas"].as_array().expect("cas").len(),
+        1,
+        "{retired}"
+    );
+    assert_eq!(retired["cas"][0]["fingerprint"], new_ca.as_str());
+    assert_eq!(retired["join_token_fingerprint"], new_ca.as_str());
+    api.expect(409, "POST", "/v1/edges/ca/retire", &key, None)
+        .await;
+    trust_audit_has(&api, &key, "ca.retire", "ok", &old_ca).await;
+
+    // The renewed edge still links; edge 1's old-CA certificate is refused at the handshake,
+    // even presented by a client that trusts the new CA, and the refusal is audited.
+    links(&url, &renewed, &edge_2)
+        .await
+        .expect("edge 2 links after retirement");
+    let new_ca_pem = retired["cas"][0]["certificate_pem"].as_str().expect("pem");
+    let stale = ClusterIdentity {
+        ca_pem: new_ca_pem.to_owned(),
+        ..old_identity.clone()
+    };
+    let refused = links(&url, &stale, &edge_1)
+        .await
+        .expect_err("an old-CA certificate");
+    assert!(!refused.is_empty());
+    trust_audit_has(
+        &api,
+        &key,
+        "tls.handshake",
+        "bad_certificate",
+        "UnknownIssuer",
+    )
+    .await;
+    // Edge 1 as it is (trusting the old CA alone) no longer trusts the control plane either.
+    links(&url, &old_identity, &edge_1)
+        .await
+        .expect_err("the server now presents the new CA");
+    assert!(
+        mesh_answers(data, mesh_1).await,
+        "the mesh answers after the retirement"
+    );
+
+    // A join token from before the retirement pins the retired CA: refused, naming the new one.
+    let timeout = Duration::from_secs(3);
+    let old_token = old_token["token"].as_str().expect("token");
+    let refused = enrol(&url, old_token, "edge-late", timeout)
+        .await
+        .expect_err("a token pinning the retired CA");
+    let message = format!("{refused:?}");
+    assert!(message.contains(&new_ca), "{message}");
+    // One made now pins the new CA and enrols.
+    let fresh = api
+        .expect(
+            201,
+            "POST",
+            "/v1/edges/join-tokens",
+            &key,
+            Some(serde_json::json!({})),
+        )
+        .await;
+    assert_eq!(fresh["ca_fingerprint"], new_ca.as_str());
+    let enrolled = enrol(
+        &url,
+        fresh["token"].as_str().expect("token"),
+        "edge-new",
+        timeout,
+    )
+    .await
+    .expect("a fresh token enrols");
+    assert_eq!(issuer_of(&enrolled), new_ca);
+    links(&url, &enrolled, "edge-new")
+        .await
+        .expect("the new edge links");
+}
+
+/// In process, on both engines: with `edges.ca_overlap_seconds`, the old CA retires itself once
+/// the new one is that old, without a second call — audited under the setting's name — and an
+/// edge certificate from the old CA is refused from then on, while one from the new CA links.
+async fn the_old_ca_retires_itself_after_the_configured_overlap(backend: Backend) {
+    use freya_control::trust::rotation::{rotate, RotationActor};
+    let db = support::TestDb::new(backend).await;
+    let mut config = support::control_config(&db.url);
+    config.edges.shared_secret = None;
+    config.edges.revocation_poll_ms = 200;
+    config.edges.ca_overlap_seconds = Some(1);
+    let control = freya_control::server::ControlPlane::start(&config)
+        .await
+        .expect("control starts");
+    let url = format!("https://{}", control.grpc_addr);
+    let (token, _) = freya_control::trust::join::make_join_token(
+        &control.store,
+        &control.ca,
+        &freya_control::trust::join::TokenMaker {
+            workspace_id: "test",
+            actor: "test",
+            source_ip: None,
+        },
+        Duration::from_secs(600),
+    )
+    .await
+    .expect("token");
+    let timeout = Duration::from_secs(3);
+    let before = enrol(&url, &token.to_text(), "edge-before", timeout)
+        .await
+        .expect("enrolled under the first CA");
+    let old_ca = control.ca.fingerprint();
+
+    let by = RotationActor {
+        actor: "test",
+        source_ip: None,
+    };
+    let rotated = rotate(&control.store, &control.ca, &by)
+        .await
+        .expect("rotated");
+    assert_eq!(rotated.cas.len(), 2);
+    let new_ca = rotated.cas[1].fingerprint.clone();
+    let (token, _) = freya_control::trust::join::make_join_token(
+        &control.store,
+        &control.ca,
+        &freya_control::trust::join::TokenMaker {
+            workspace_id: "test",
+            actor: "test",
+            source_ip: None,
+        },
+        Duration::from_secs(600),
+    )
+    .await
+    .expect("token");
+    assert!(
+        token.to_text().contains(&old_ca),
+        "tokens pin the serving CA"
+    );
+    let after = enrol(&url, &token.to_text(), "edge-after", timeout)
+        .await
+        .expect("enrolled during the overlap");
+    assert_eq!(after.ca_bundle_der().len(), 2, "the bundle of both CAs");
+    assert_eq!(issuer_of(&after), new_ca, "issued by the new CA");
+    links(&url, &before, "edge-before")
+        .await
+        .expect("old CA, overlap");
+    links(&url, &after, "edge-after")
+        .await
+        .expect("new CA, overlap");
+
+    eventually(LIMIT, "the old CA retired by itself", || async {
+        (control.ca.current().cas().len() == 1).then_some(())
+    })
+    .await;
+    assert_eq!(control.ca.fingerprint(), new_ca);
+    // The audit entry follows the retirement it records.
+    eventually(LIMIT, "the retirement in the trust audit", || async {
+        let audit = control.store.trust_audit(100).await.ok()?;
+        audit
+            .iter()
+            .any(|e| {
+                e.action == "ca.retire"
+                    && e.detail["actor"] == "edges.ca_overlap_seconds"
+                    && e.detail.to_string().contains(&old_ca)
+            })
+            .then_some(())
+    })
+    .await;
+    let stale = ClusterIdentity {
+        ca_pem: after.ca_pem.clone(),
+        ..before.clone()
+    };
+    links(&url, &stale, "edge-before")
+        .await
+        .expect_err("an old-CA certificate after the overlap");
+    links(&url, &after, "edge-after")
+        .await
+        .expect("new CA, after");
+    control.stop().await;
+    db.cleanup().await;
+}
+
+support::on_both_engines!(multi_thread; the_old_ca_retires_itself_after_the_configured_overlap);
