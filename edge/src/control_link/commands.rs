@@ -521,7 +521,39 @@ mod tests {
         let huge = command(Action::Dial(DialLeg {
             leg: 256,
             to: "+1".into(),
+            ..DialLeg::default()
         }));
         assert_eq!(leg_command(&huge), None, "no leg number wraps round");
+        let remote = command(Action::Dial(DialLeg {
+            leg: 1,
+            to: "+1".into(),
+            edge: "edge-b".into(),
+            whisper: Some("Caller wants a refund".into()),
+        }));
+        assert_eq!(
+            leg_command(&remote),
+            Some(LegCommand::Dial {
+                leg: LegId(1),
+                to: "+1".into(),
+                edge: Some("edge-b".into()),
+                whisper: Some("Caller wants a refund".into()),
+            })
+        );
+    }
+
+    #[test]
+    fn a_grant_is_read_only_for_a_call_id_and_a_leg_that_fit() {
+        let host = freya_proto::v1::HostLeg {
+            leg: 2,
+            to: "+15550100".into(),
+            workspace_id: "ws".into(),
+            home_edge: "edge-a".into(),
+        };
+        let call = "0192f000-0000-7000-8000-000000000001";
+        let grant = dial_grant(call, &host).expect("grant");
+        assert_eq!((grant.key.leg, grant.home.as_str()), (2, "edge-a"));
+        assert_eq!(dial_grant("not-a-uuid", &host), None);
+        let big = freya_proto::v1::HostLeg { leg: 300, ..host };
+        assert_eq!(dial_grant(call, &big), None);
     }
 }
