@@ -212,7 +212,7 @@ pub(super) async fn dial(
         let grant = Action::Host(HostLeg {
             leg: u32::from(next),
             to: to.clone(),
-            workspace_id: call.workspace_id.clone(),
+            workspace_id: caller.scope.workspace_id.clone(),
             home_edge: home.clone(),
         });
         send_to(&state, edge, &call, grant).await?;

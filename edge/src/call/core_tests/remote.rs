@@ -275,3 +275,78 @@ fn a_warm_transfer_to_a_remote_leg_whispers_the_summary_to_it_alone_then_bridges
         "then party hears the caller"
     );
 }
+
+/// A workflow whose one node is a warm transfer with a templated summary.
+fn warm_flow() -> crate::call::responder::PinnedWorkflow {
+    let definition = serde_json::json!({"name": "Handoff", "start": "handoff",
+    "voice": {"tts": {"provider": "espeak"},
+              "stt": {"provider": "openai", "base_url": "http://127.0.0.1:9/v1", "api_key": "k"},
+              "llm": {"provider": "openai", "base_url": "http://127.0.0.1:9/v1", "api_key": "k"}},
+    "nodes": [
+     {"id": "handoff", "type": "transfer", "to": "+15557654321", "mode": "warm",
+      "summary": "A caller from the workflow about a refund."}
+    ]});
+    crate::call::responder::PinnedWorkflow {
+        config: freya_shared::snapshot::WorkflowConfig {
+            id: "wf-warm".into(),
+            workspace_id: "ws-1".into(),
+            version: 1,
+            definition: serde_json::from_value(definition).expect("workflow"),
+        },
+        agents: Vec::new(),
+    }
+}
+
+#[test]
+fn a_workflow_transfer_node_in_warm_mode_dials_whispers_its_summary_then_bridges() {
+    let mut sim = Sim::start(&agent(serde_json::json!({})), Some(&warm_flow()));
+    sim.caller.tone = Some(CALLER_HZ);
+    sim.say(60_000);
+    sim.run_for(500);
+    let dialled = sim.leg_requests.iter().find_map(|(_, r)| match r {
+        LegRequest::Dial { to, edge, .. } => Some((to.clone(), edge.clone())),
+        _ => None,
+    });
+    assert_eq!(dialled, Some(("+15557654321".to_owned(), None)));
+    assert!(sim.dialogs.is_empty(), "no blind transfer (REFER)");
+    sim.answer_leg(ONE, None);
+    let answered = sim.now;
+    sim.run_for(5000);
+    let spoken: Vec<String> = sim
+        .requests
+        .iter()
+        .filter(|(at, _)| *at >= answered)
+        .filter_map(|(_, r)| match r {
+            ProviderRequest::Speak { text, .. } => Some(text.clone()),
+            _ => None,
+        })
+        .collect();
+    assert_eq!(spoken, ["A caller from the workflow about a refund."]);
+    let bridges: Vec<String> = sim
+        .events
+        .iter()
+        .filter_map(|(_, e)| match e {
+            CallEventData::Bridged(b) => Some(format!("{:?} {}", b.legs, b.agent)),
+            _ => None,
+        })
+        .collect();
+    assert_eq!(bridges, ["[1] whisper", "[0, 1] muted"]);
+    let whisper_end = sim
+        .events
+        .iter()
+        .filter(|(_, e)| matches!(e, CallEventData::Bridged(_)))
+        .map(|(at, _)| *at)
+        .nth(1)
+        .expect("bridged");
+    let loud = |f: &[i16; 160]| f.iter().any(|s| s.unsigned_abs() > 1000);
+    let heard = sim
+        .party_heard
+        .iter()
+        .filter(|(at, l, f)| *l == ONE && *at >= answered && *at < whisper_end && loud(f))
+        .count();
+    assert!(
+        heard > 10,
+        "the party heard the summary before the bridge ({heard} frames)"
+    );
+    assert!(sim.ended.is_none(), "the call goes on, bridged");
+}
