@@ -271,11 +271,12 @@ async fn two_edges(agent: serde_json::Value, voice: bool) -> (World, Edge, Pair,
     let party_sip = UdpSocket::bind("127.0.0.1:0").await.expect("party sip");
     let party_port = party_sip.local_addr().expect("addr").port();
     w.set_trunks(vec![udp_trunk("party", party_port, 1)]);
-    let workspace = w.scope.workspace_id.clone();
-    eventually(LIMIT, "edge B to hold the workspace's trunk", || async {
-        (!b.state.snapshot().providers_for(&workspace).is_empty()).then_some(())
+    // B's first configuration, then the same trunk as A's (as the world sets it on A).
+    eventually(LIMIT, "edge B's first configuration", || async {
+        (!b.state.snapshot().numbers.is_empty()).then_some(())
     })
     .await;
+    b.state.set_snapshot((*w.edge.state.snapshot()).clone());
     let a_http = w.edge.http_addr;
     eventually(
         LIMIT,
