@@ -199,60 +199,56 @@ pub(crate) async fn run(spec: HostedSpec) -> LegKey {
         mesh.leave(key, home);
         return key;
     }
-    let end_party = || {
-        SipCommand::Hosted(HostedLegCommand::End {
-            dialog: dialog.clone(),
-            leg,
-        })
-    };
-    // Ringing: the home may give up (its own dial timeout), the party may answer or fail.
-    let audio = loop {
-        tokio::select! {
-            signal = signals.recv() => match signal {
-                Some(CallSignal::Leg { signal: LegSignal::Answered(audio), .. }) => break audio,
-                Some(CallSignal::Leg { signal: LegSignal::Failed { detail }, .. }) => {
-                    tracing::info!(%detail, "hosted leg's dial failed");
-                    tell(HangupCause::DialFailed).await;
-                    let _ = sip.send(end_party()).await;
-                    mesh.leave(key, home);
-                    return key;
-                }
-                Some(CallSignal::Leg { .. }) => continue,
-                _ => {
-                    tell(HangupCause::Remote).await;
-                    let _ = sip.send(end_party()).await;
-                    mesh.leave(key, home);
-                    return key;
-                }
-            },
-            message = inbound.recv() => match message {
-                Some(MeshInbound::Control(ControlMessage::Hangup { .. }) | MeshInbound::Lost) | None => {
-                    let _ = sip.send(end_party()).await;
-                    mesh.leave(key, home);
-                    return key;
-                }
-                Some(_) => continue,
-            },
+    let cause = match ring(&mut signals, &mut inbound).await {
+        Ok(audio) => {
+            let io = (audio, taken);
+            carry(
+                key,
+                home,
+                &edge_id,
+                &mesh,
+                io,
+                &mut signals,
+                &mut inbound,
+                &services,
+            )
+            .await
         }
+        Err(cause) => cause,
     };
-    let cause = carry(
-        key,
-        home,
-        &edge_id,
-        &mesh,
-        audio,
-        taken,
-        &mut signals,
-        &mut inbound,
-        &services,
-    )
-    .await;
     if let Some(cause) = cause {
         tell(cause).await;
     }
-    let _ = sip.send(end_party()).await;
+    let end = HostedLegCommand::End { dialog, leg };
+    let _ = sip.send(SipCommand::Hosted(end)).await;
     mesh.leave(key, home);
     key
+}
+
+/// While the party rings: its answer, or why not (the cause to tell the home; `None` when the
+/// home gave up first, by its own dial timeout or hang-up).
+async fn ring(
+    signals: &mut mpsc::Receiver<CallSignal>,
+    inbound: &mut mpsc::Receiver<MeshInbound>,
+) -> Result<NegotiatedAudio, Option<HangupCause>> {
+    loop {
+        tokio::select! {
+            signal = signals.recv() => match signal {
+                Some(CallSignal::Leg { signal: LegSignal::Answered(audio), .. }) => return Ok(audio),
+                Some(CallSignal::Leg { signal: LegSignal::Failed { detail }, .. }) => {
+                    tracing::info!(%detail, "hosted leg's dial failed");
+                    return Err(Some(HangupCause::DialFailed));
+                }
+                Some(CallSignal::Leg { .. }) => continue,
+                _ => return Err(Some(HangupCause::Remote)),
+            },
+            message = inbound.recv() => match message {
+                Some(MeshInbound::Control(ControlMessage::Hangup { .. }) | MeshInbound::Lost)
+                | None => return Err(None),
+                Some(_) => continue,
+            },
+        }
+    }
 }
 
 /// The answered leg: tells the home, then moves bytes and time until an end; the cause to
@@ -263,8 +259,10 @@ async fn carry(
     home: SocketAddr,
     edge_id: &str,
     mesh: &Mesh,
-    audio: NegotiatedAudio,
-    taken: oneshot::Receiver<crate::call::ports::MediaSockets>,
+    (audio, taken): (
+        NegotiatedAudio,
+        oneshot::Receiver<crate::call::ports::MediaSockets>,
+    ),
     signals: &mut mpsc::Receiver<CallSignal>,
     inbound: &mut mpsc::Receiver<MeshInbound>,
     services: &super::task::CallServices,
