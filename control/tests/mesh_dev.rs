@@ -115,7 +115,7 @@ async fn join_unknown_call(tls: &MeshTls, target: std::net::SocketAddr) -> Optio
             match leg.recv().await {
                 Some(MeshInbound::Control(message)) => break Some(message),
                 Some(MeshInbound::Audio { .. }) => continue,
-                None => break None,
+                Some(MeshInbound::Lost) | None => break None,
             }
         }
     })

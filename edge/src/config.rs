@@ -111,6 +111,9 @@ pub struct LegsConfig {
     pub max_per_call: u8,
     /// How long a dialled party may ring before the dial is cancelled (`no_answer`).
     pub dial_timeout_ms: u32,
+    /// How long a leg dialled on another edge may send no audio over the mesh before it is
+    /// ended (`mesh_lost`): a dropped mesh connection or a dead peer never hangs the call.
+    pub remote_silence_ms: u32,
 }
 
 impl Default for LegsConfig {
@@ -118,6 +121,7 @@ impl Default for LegsConfig {
         Self {
             max_per_call: 4,
             dial_timeout_ms: 30_000,
+            remote_silence_ms: 3_000,
         }
     }
 }
@@ -459,6 +463,12 @@ impl Validate for EdgeConfig {
             problems.push(ConfigProblem::new(
                 "legs.dial_timeout_ms",
                 "must be 1000-300000 (1 s to 5 minutes)",
+            ));
+        }
+        if !(500..=60_000).contains(&self.legs.remote_silence_ms) {
+            problems.push(ConfigProblem::new(
+                "legs.remote_silence_ms",
+                "must be 500-60000",
             ));
         }
         if !(1..=1000).contains(&self.metrics.agent_label_limit) {

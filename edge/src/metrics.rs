@@ -52,6 +52,10 @@ pub(crate) struct EdgeMetrics {
     pub cluster_dropped: ClusterDropCounter,
     /// `freya_edge_cluster_members{state}`: members this edge's gossip sees, itself included.
     pub cluster_members: ClusterMemberGauge,
+    /// `freya_edge_mesh_dials_refused_total{reason}`: peers' requests to dial a leg that the
+    /// mesh's gate refused (`no_grant`, `not_home`, `mismatch`, `workspace_not_served`,
+    /// `rate_limited`, `too_many_legs`; see `mesh/host.rs`).
+    pub mesh_dials_refused: crate::mesh::hosting::DialRefusedCounter,
     /// What the call events feed (`metrics/calls.rs`).
     pub calls: CallMetrics,
     /// `freya_edge_provider_request_duration_seconds{kind,provider}` and
@@ -161,6 +165,12 @@ impl EdgeMetrics {
         let sip_call_queue_full = CallQueueCounter::default();
         let cluster_dropped = ClusterDropCounter::default();
         let cluster_members = ClusterMemberGauge::default();
+        let mesh_dials_refused = crate::mesh::hosting::DialRefusedCounter::default();
+        registry.register(
+            "mesh_dials_refused",
+            "Peers' requests to dial a leg refused by the mesh's gate, by reason",
+            mesh_dials_refused.clone(),
+        );
         registry.register(
             "cluster_members",
             "Cluster members this edge's gossip sees (itself included), by state",
@@ -267,6 +277,7 @@ impl EdgeMetrics {
             sip_invites_redirected,
             sip_call_queue_full,
             cluster_dropped,
+            mesh_dials_refused,
             cluster_members,
             calls,
             providers,

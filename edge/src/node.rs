@@ -248,11 +248,17 @@ impl Edge {
             },
             legs: crate::call::core::LegSettings {
                 max_legs: config.legs.max_per_call,
+                remote_silence: Duration::from_millis(u64::from(config.legs.remote_silence_ms)),
                 dial_timeout: Duration::from_millis(u64::from(config.legs.dial_timeout_ms)),
             },
             rtp_departure: metrics.rtp_departure.clone(),
             rtp_foreign: metrics.rtp_foreign.clone(),
             providers: metrics.providers.clone(),
+            mesh: mesh.as_ref().map(|m| crate::mesh::MeshAccess {
+                mesh: m.mesh.clone(),
+                edge_id: Arc::from(id.as_str()),
+                cluster: cluster_view.clone(),
+            }),
         };
         let public_url = match &config.http.public_url {
             Some(url) => url.trim_end_matches('/').to_owned(),
@@ -344,12 +350,22 @@ impl Edge {
             ));
             tasks.spawn(cluster.task.run(shutdown.clone()));
         }
-        if let Some(bound) = mesh {
+        let mut grants = None;
+        if let (Some(bound), Some(access)) = (mesh, services.mesh.clone()) {
             let endpoint = bound.mesh.clone();
             let stop = shutdown.clone();
+            let (grant_tx, grant_rx) = mpsc::channel(256);
+            grants = Some(grant_tx);
+            let hosting = crate::mesh::hosting::Hosting {
+                access,
+                settings: config.mesh.host_settings(),
+                services: services.clone(),
+                sip: sip_commands.clone(),
+                refused: metrics.mesh_dials_refused.clone(),
+            };
             tasks.spawn(async move {
                 tokio::select! {
-                    () = crate::mesh::refuse_unexpected_joins(bound.mesh, bound.joins) => {}
+                    () = hosting.run(bound.joins, grant_rx) => {}
                     () = stop.cancelled() => {}
                 }
                 endpoint.close();
@@ -393,6 +409,7 @@ impl Edge {
             events.clone(),
             sip_commands,
             twilio,
+            grants,
         ));
         tracing::info!(edge = %id, region = %config.region, %http_addr, %sip_addr, "edge started");
         Ok(Self {

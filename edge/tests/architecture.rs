@@ -39,6 +39,9 @@ const SHELLS: &[&str] = &[
     "edge/src/call/pipeline.rs",
     "edge/src/cluster/shell.rs",
     "edge/src/mesh/shell.rs",
+    "edge/src/mesh/hosting.rs",
+    "edge/src/call/task_mesh.rs",
+    "edge/src/call/hosted.rs",
 ];
 
 /// The cluster's sans-IO membership core: foca driven by datagrams and `Instant`s; and the
@@ -47,6 +50,7 @@ const CLUSTER_CORES: &[&str] = &[
     "edge/src/mesh/codec.rs",
     "edge/src/mesh/peers.rs",
     "edge/src/mesh/remote_leg.rs",
+    "edge/src/mesh/host.rs",
     "edge/src/cluster/membership.rs",
     "edge/src/cluster/identity.rs",
     "edge/src/cluster/seal.rs",
@@ -64,6 +68,7 @@ const CALL_CORES: &[&str] = &[
     "edge/src/call/core/output.rs",
     "edge/src/call/core/start.rs",
     "edge/src/call/core/warm.rs",
+    "edge/src/call/core/remote.rs",
     "edge/src/call/mix.rs",
     "edge/src/call/talk.rs",
     "edge/src/call/flow.rs",

@@ -142,7 +142,7 @@ async fn a_leg_s_audio_and_hang_up_cross_the_mesh_both_ways() {
             match at_a.recv().await {
                 Some(MeshInbound::Control(m)) => break Some(m),
                 Some(MeshInbound::Audio { .. }) => continue,
-                None => break None,
+                Some(MeshInbound::Lost) | None => break None,
             }
         }
     })

@@ -22,7 +22,8 @@ use super::AppState;
 use crate::store::{CallRecord, Role};
 use freya_proto::v1::leg_command::Action;
 use freya_proto::v1::{
-    edge_command::Command, BridgeLegs, DialLeg, EdgeCommand, HangupLeg, LegCommand, Unbridge,
+    edge_command::Command, BridgeLegs, DialLeg, EdgeCommand, HangupLeg, HostLeg, LegCommand,
+    Unbridge,
 };
 use freya_shared::ids::new_id;
 use freya_shared::model::{CallEventData, FieldError};
@@ -32,6 +33,15 @@ use freya_shared::model::{CallEventData, FieldError};
 pub(super) struct DialLegRequest {
     /// The number or SIP user to dial.
     to: String,
+    /// The edge (its id) that dials the party with its own SIP trunks, when not the call's
+    /// own: the call's edge asks it over the QUIC mesh and the leg's audio crosses the mesh.
+    /// It must be online and serve the call's workspace; absent: the call's edge dials.
+    #[serde(default)]
+    edge: Option<String>,
+    /// A warm transfer: said to the party alone once it answers; then caller and party are
+    /// bridged and the agent leaves (1-500 characters).
+    #[serde(default)]
+    whisper: Option<String>,
 }
 
 /// The leg being dialled.
@@ -40,6 +50,8 @@ pub(super) struct LegView {
     /// The leg's number in the call (0 is the call's first party).
     leg: u8,
     to: String,
+    /// The edge that dials and carries it.
+    edge: String,
     /// `dialling`: its news comes as `call.leg_answered` or `call.leg_ended`.
     status: &'static str,
 }
@@ -104,6 +116,16 @@ fn conflict(detail: &str) -> Problem {
 }
 
 async fn send(state: &AppState, call: &CallRecord, action: Action) -> Result<(), Problem> {
+    let edge_id = call.edge_id.clone().unwrap_or_default();
+    send_to(state, &edge_id, call, action).await
+}
+
+async fn send_to(
+    state: &AppState,
+    edge_id: &str,
+    call: &CallRecord,
+    action: Action,
+) -> Result<(), Problem> {
     let command = EdgeCommand {
         id: new_id(),
         command: Some(Command::Legs(LegCommand {
@@ -111,8 +133,7 @@ async fn send(state: &AppState, call: &CallRecord, action: Action) -> Result<(),
             action: Some(action),
         })),
     };
-    let edge_id = call.edge_id.clone().unwrap_or_default();
-    state.commands.send(&edge_id, command).await.map_err(|e| {
+    state.commands.send(edge_id, command).await.map_err(|e| {
         Problem::new(
             StatusCode::SERVICE_UNAVAILABLE,
             "Service unavailable",
@@ -170,17 +191,61 @@ pub(super) async fn dial(
         .max()
         .unwrap_or(0)
         .saturating_add(1);
+    let home = call.edge_id.clone().unwrap_or_default();
+    let whisper = request.whisper.map(|w| w.trim().to_owned());
+    if whisper
+        .as_deref()
+        .is_some_and(|w| w.is_empty() || w.chars().count() > 500)
+    {
+        return Err(Problem::invalid(vec![FieldError::new(
+            "whisper",
+            "must be 1-500 characters",
+        )]));
+    }
+    let remote = request
+        .edge
+        .map(|e| e.trim().to_owned())
+        .filter(|e| *e != home);
+    if let Some(edge) = &remote {
+        check_remote_edge(&state, edge).await?;
+        // The grant first: the other edge dials only what it was told to expect.
+        let grant = Action::Host(HostLeg {
+            leg: u32::from(next),
+            to: to.clone(),
+            workspace_id: caller.scope.workspace_id.clone(),
+            home_edge: home.clone(),
+        });
+        send_to(&state, edge, &call, grant).await?;
+    }
     let action = Action::Dial(DialLeg {
         leg: u32::from(next),
         to: to.clone(),
+        edge: remote.clone().unwrap_or_default(),
+        whisper,
     });
     send(&state, &call, action).await?;
     let view = LegView {
         leg: next,
         to,
+        edge: remote.unwrap_or(home),
         status: "dialling",
     };
     Ok((StatusCode::ACCEPTED, Json(view)))
+}
+
+/// A leg's other edge must be a known edge that is online now.
+async fn check_remote_edge(state: &AppState, edge: &str) -> Result<(), Problem> {
+    let edges = state.store.edges(state.offline_after_ms).await?;
+    let online = edges
+        .iter()
+        .any(|e| e.id == edge && e.status == freya_shared::model::EdgeStatus::Online);
+    if online {
+        return Ok(());
+    }
+    Err(Problem::invalid(vec![FieldError::new(
+        "edge",
+        "not an online edge of this cluster",
+    )]))
 }
 
 #[utoipa::path(

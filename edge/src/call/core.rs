@@ -17,8 +17,11 @@ mod bridge;
 mod ending;
 mod legs;
 mod output;
+mod remote;
 mod start;
 mod warm;
+
+use warm::WarmRequest;
 
 use std::time::{Duration, Instant};
 
@@ -38,6 +41,7 @@ pub use legs::{
     AgentMode, LegCommand, LegError, LegId, LegRequest, LegSettings, LegSignal, MAX_DIALS_PER_CALL,
 };
 pub use output::{CallEnding, CallRequest, Output};
+pub use remote::MESH_PAYLOAD;
 pub use start::{CallStart, EndedEarly};
 
 /// One answered call's decisions.
@@ -400,7 +404,32 @@ impl CallCore {
     /// dial, recorded as the leg's end).
     fn handle_leg_command(&mut self, now: Instant, command: LegCommand) {
         let done = match command {
-            LegCommand::Dial { leg, to } => self.dial(now, &to, "api", Some(leg)).map(|_| ()),
+            LegCommand::Dial {
+                leg,
+                to,
+                edge,
+                whisper: Some(whisper),
+            } => {
+                self.out.begin();
+                let warm = WarmRequest {
+                    destination: to,
+                    whisper: Some(whisper),
+                    by: "api",
+                    wanted: Some(leg),
+                    edge,
+                };
+                self.start_warm_with(now, warm);
+                self.after_input(now);
+                Ok(())
+            }
+            LegCommand::Dial {
+                leg,
+                to,
+                edge,
+                whisper: None,
+            } => self
+                .dial_on(now, &to, "api", Some(leg), edge.as_deref())
+                .map(|_| ()),
             LegCommand::Hangup { leg } => self.hang_up_leg(now, leg),
             LegCommand::Bridge { legs, agent } => self.bridge(now, &legs, agent),
             LegCommand::Unbridge => self.unbridge(now),

@@ -303,6 +303,19 @@ impl Flow {
         }
     }
 
+    /// Says `text` on the flow's voice outside its steps: a warm transfer's summary to the
+    /// party it dialled (the flow is finished by then; its executor ignores the line's end).
+    pub fn announce(&mut self, now: Instant, text: &str) {
+        let mut out = Vec::new();
+        self.speak(now, text.to_owned(), &mut out);
+        self.noticed.append(&mut out);
+    }
+
+    /// Whether a line of the flow's own is being synthesized or played.
+    pub fn is_speaking(&self) -> bool {
+        self.speech.is_some()
+    }
+
     /// Characters sent to speech synthesis so far by the flow and the agents it handed the call
     /// to, heard or not.
     pub fn synthesized_chars(&self) -> u64 {
@@ -418,9 +431,17 @@ impl Flow {
                 } => self.run_agent(now, media, &agent_id, exits, max_turns, out),
                 // The flow is over; the call task asks the SIP side for the transfer (REFER) and
                 // ends the call when it succeeds, or tells the flow when it fails.
-                WorkflowAction::Transfer { to } => {
+                WorkflowAction::Transfer { to, warm: None } => {
                     self.requests.push_back(AgentRequest::Transfer(to))
                 }
+                // A warm transfer: the core dials, whispers the summary, bridges, leaves.
+                WorkflowAction::Transfer {
+                    to,
+                    warm: Some(summary),
+                } => self.requests.push_back(AgentRequest::WarmTransfer {
+                    destination: to,
+                    whisper: summary,
+                }),
                 WorkflowAction::Hangup { text } => {
                     let reason = match self.executor.outcome() {
                         Some(WorkflowOutcome::Failed { .. }) => "workflow_failed",

@@ -24,6 +24,7 @@ pub(crate) mod digits;
 mod event_payloads;
 pub(crate) mod flow;
 pub(crate) mod flow_function;
+pub(crate) mod hosted;
 pub(crate) mod info_digits;
 /// Not used outside the edge: `pub` until its test-only methods move into its tests.
 pub mod invite_rate;
@@ -49,3 +50,4 @@ pub mod slots;
 pub(crate) mod talk;
 /// `CallDirection`: the media bench starts a `CallCore` with it.
 pub mod task;
+mod task_mesh;

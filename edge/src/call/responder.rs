@@ -153,8 +153,9 @@ impl Responder {
     /// Says `text` (a warm transfer's whisper to the answering party); a workflow has no
     /// whisper and says nothing.
     pub fn announce(&mut self, now: Instant, text: &str, media: &mut CallMedia) {
-        if let Responder::Agent(talk) = self {
-            talk.announce(now, text, media);
+        match self {
+            Responder::Agent(talk) => talk.announce(now, text, media),
+            Responder::Workflow(flow) => flow.announce(now, text),
         }
     }
 
@@ -162,7 +163,7 @@ impl Responder {
     pub fn is_speaking(&self) -> bool {
         match self {
             Responder::Agent(talk) => !talk.is_idle(),
-            Responder::Workflow(_) => false,
+            Responder::Workflow(flow) => flow.is_speaking(),
         }
     }
 

@@ -27,6 +27,7 @@ use super::media::MediaSettings;
 use super::ports::MediaSockets;
 use super::providers::Providers;
 use super::responder::PinnedWorkflow;
+use super::task_mesh::RemoteLegs;
 use crate::recordings::writer::CallRecording;
 use crate::recordings::RecordingOutbox;
 use crate::rtp::departure::{rtp_timestamp, DepartureSpacing};
@@ -144,6 +145,8 @@ pub struct CallServices {
     pub rtp_foreign: Counter,
     /// Where provider latency and errors are counted (`/metrics`).
     pub(crate) providers: crate::metrics::ProviderMetrics,
+    /// The QUIC mesh, for legs another edge dials; `None` without `[mesh] listen`.
+    pub(crate) mesh: Option<crate::mesh::MeshAccess>,
 }
 
 /// Decrements the edge's call count however the task ends.
@@ -246,6 +249,7 @@ fn begin(setup: CallSetup, services: CallServices, requests: mpsc::Sender<Dialog
         },
         legs: HashMap::new(),
         leg_sockets: HashMap::new(),
+        remote: RemoteLegs::new(services.mesh.clone(), &call_id, &workspace_id),
         services: services.clone(),
         requests,
         recording: None,
@@ -295,6 +299,8 @@ struct Shell {
     legs: HashMap<LegId, LegIo>,
     /// Added legs' RTP sockets, handed over by the SIP task as it dials them.
     leg_sockets: HashMap<LegId, oneshot::Receiver<MediaSockets>>,
+    /// Legs other edges dial and carry over the mesh.
+    remote: RemoteLegs,
     services: CallServices,
     requests: mpsc::Sender<DialogRequest>,
     recording: Option<CallRecording>,
@@ -340,6 +346,7 @@ impl Shell {
                     }
                     None => core.handle_signals_closed(Instant::now()),
                 },
+                (id, news) = self.remote.recv() => self.remote.deliver(Instant::now(), id, news, core),
                 result = async {
                     match providers.as_mut() {
                         Some(providers) => providers.recv().await,
@@ -412,6 +419,12 @@ impl Shell {
                         io.send_rtcp(to, report).await;
                     }
                 }
+                Output::MeshTransmit {
+                    leg,
+                    sequence,
+                    timestamp,
+                    payload,
+                } => self.remote.send_audio(leg, sequence, timestamp, payload),
                 Output::Leg(request) => self.carry_out_leg(request).await,
                 Output::Ended(ending) => return Some(ending),
             }
@@ -423,7 +436,16 @@ impl Shell {
     /// up (its sockets closed now).
     async fn carry_out_leg(&mut self, request: LegRequest) {
         match request {
-            LegRequest::Dial { leg, to } => {
+            LegRequest::Dial {
+                leg,
+                to,
+                edge: Some(edge),
+            } => self.remote.dial(leg, &to, &edge),
+            LegRequest::Dial {
+                leg,
+                to,
+                edge: None,
+            } => {
                 let (sockets, taken) = oneshot::channel();
                 self.leg_sockets.insert(leg, taken);
                 let snapshot = self.services.state.snapshot();
@@ -448,6 +470,7 @@ impl Shell {
                 };
                 tokio::spawn(dial.in_current_span());
             }
+            LegRequest::Hangup { leg } if self.remote.hang_up(leg) => {}
             LegRequest::Hangup { leg } => {
                 self.legs.remove(&leg);
                 self.leg_sockets.remove(&leg);

@@ -15,6 +15,8 @@ use tokio::sync::{mpsc, oneshot};
 
 use super::{log_failure, LinkContext};
 use crate::call::core::{AgentMode, LegCommand, LegId};
+use crate::mesh::host::DialGrant;
+use crate::mesh::LegKey;
 use crate::sip::digest::Credentials;
 use crate::sip::peer::Peer;
 use crate::sip::transport::{PlaceCall, SipCommand};
@@ -24,6 +26,7 @@ use crate::twilio::rest::{self, TwilioRestError};
 use crate::twilio::ticket::StreamTicket;
 use crate::twilio::TwilioEdge;
 use freya_proto::v1::edge_command::Command;
+use freya_proto::v1::leg_command::Action;
 use freya_proto::v1::CommandsRequest;
 use freya_shared::model::call_payloads::{
     AttemptOutcome, CallFailed, CallStarted, ProviderAttempt,
@@ -44,6 +47,7 @@ pub(crate) async fn run(
     events: mpsc::Sender<CallEvent>,
     sip: mpsc::Sender<SipCommand>,
     twilio: TwilioEdge,
+    grants: Option<mpsc::Sender<DialGrant>>,
 ) {
     let mut backoff = link.backoff();
     loop {
@@ -68,7 +72,8 @@ pub(crate) async fn run(
                                 link.renew_now.notify_one();
                                 continue;
                             }
-                            handle(&state, &events, &sip, &twilio, command.command).await;
+                            let grants = grants.as_ref();
+                            handle(&state, &events, &sip, &twilio, grants, command.command).await;
                         }
                         Ok(None) => break,
                         Err(status) => {
@@ -91,6 +96,7 @@ async fn handle(
     events: &mpsc::Sender<CallEvent>,
     sip: &mpsc::Sender<SipCommand>,
     twilio: &TwilioEdge,
+    grants: Option<&mpsc::Sender<DialGrant>>,
     command: Option<Command>,
 ) {
     match command {
@@ -156,6 +162,25 @@ async fn handle(
             ));
         }
         Some(Command::Legs(legs)) => {
+            if let Some(Action::Host(host)) = &legs.action {
+                let Some(grant) = dial_grant(&legs.call_id, host) else {
+                    tracing::warn!(call = %legs.call_id, "ignoring a leg grant this edge cannot read");
+                    return;
+                };
+                tracing::info!(call = %legs.call_id, leg = host.leg, home = %host.home_edge, "granted to dial a leg for another edge");
+                match grants {
+                    // Full: the home's request will be refused as ungranted (and counted).
+                    Some(grants) => {
+                        if grants.try_send(grant).is_err() {
+                            tracing::warn!(call = %legs.call_id, "leg grant dropped: the mesh is busy");
+                        }
+                    }
+                    None => {
+                        tracing::warn!(call = %legs.call_id, "leg grant but this edge runs no mesh")
+                    }
+                }
+                return;
+            }
             let Some(command) = leg_command(&legs) else {
                 tracing::warn!(call = %legs.call_id, "ignoring a leg command this edge cannot read");
                 return;
@@ -176,12 +201,13 @@ async fn handle(
 
 /// A leg command from the wire: leg numbers beyond 255 or an unknown agent mode are not one.
 fn leg_command(legs: &freya_proto::v1::LegCommand) -> Option<LegCommand> {
-    use freya_proto::v1::leg_command::Action;
     let leg = |n: u32| u8::try_from(n).ok().map(LegId);
     Some(match legs.action.as_ref()? {
         Action::Dial(dial) => LegCommand::Dial {
             leg: leg(dial.leg)?,
             to: dial.to.clone(),
+            edge: Some(dial.edge.clone()).filter(|e| !e.is_empty()),
+            whisper: dial.whisper.clone(),
         },
         Action::Hangup(hangup) => LegCommand::Hangup {
             leg: leg(hangup.leg)?,
@@ -196,6 +222,21 @@ fn leg_command(legs: &freya_proto::v1::LegCommand) -> Option<LegCommand> {
             },
         },
         Action::Unbridge(_) => LegCommand::Unbridge,
+        // A grant for the mesh, not a command for a call here (see `handle`).
+        Action::Host(_) => return None,
+    })
+}
+
+/// The control plane's grant to dial a leg for a call on another edge, for the mesh's gate.
+fn dial_grant(call_id: &str, host: &freya_proto::v1::HostLeg) -> Option<DialGrant> {
+    Some(DialGrant {
+        key: LegKey {
+            call: uuid::Uuid::parse_str(call_id).ok()?,
+            leg: u16::try_from(host.leg).ok().filter(|l| *l <= 255)?,
+        },
+        workspace: host.workspace_id.clone(),
+        to: host.to.clone(),
+        home: host.home_edge.clone(),
     })
 }
 
@@ -490,7 +531,39 @@ mod tests {
         let huge = command(Action::Dial(DialLeg {
             leg: 256,
             to: "+1".into(),
+            ..DialLeg::default()
         }));
         assert_eq!(leg_command(&huge), None, "no leg number wraps round");
+        let remote = command(Action::Dial(DialLeg {
+            leg: 1,
+            to: "+1".into(),
+            edge: "edge-b".into(),
+            whisper: Some("Caller wants a refund".into()),
+        }));
+        assert_eq!(
+            leg_command(&remote),
+            Some(LegCommand::Dial {
+                leg: LegId(1),
+                to: "+1".into(),
+                edge: Some("edge-b".into()),
+                whisper: Some("Caller wants a refund".into()),
+            })
+        );
+    }
+
+    #[test]
+    fn a_grant_is_read_only_for_a_call_id_and_a_leg_that_fit() {
+        let host = freya_proto::v1::HostLeg {
+            leg: 2,
+            to: "+15550100".into(),
+            workspace_id: "ws".into(),
+            home_edge: "edge-a".into(),
+        };
+        let call = "0192f000-0000-7000-8000-000000000001";
+        let grant = dial_grant(call, &host).expect("grant");
+        assert_eq!((grant.key.leg, grant.home.as_str()), (2, "edge-a"));
+        assert_eq!(dial_grant("not-a-uuid", &host), None);
+        let big = freya_proto::v1::HostLeg { leg: 300, ..host };
+        assert_eq!(dial_grant(call, &big), None);
     }
 }

@@ -1,6 +1,6 @@
 //! The mesh's wire format, without I/O. Audio travels as one QUIC datagram per frame: a 26-byte
 //! header (version, payload kind, call id, leg, sequence, RTP-clock timestamp) and the encoded
-//! frame. Control messages (join, leave, mute, hang up) travel on a stream, each behind a
+//! frame. Control messages (dial, join, leave, mute, hang up) travel on a stream, each behind a
 //! two-byte length and at most [`MAX_CONTROL_LEN`] bytes; [`ControlReader`] cuts them out of
 //! whatever pieces the stream delivers. Every read is checked: hostile bytes are a typed
 //! [`MeshCodecError`], never a panic and never an allocation larger than the caps.
@@ -17,7 +17,7 @@ pub const AUDIO_HEADER_LEN: usize = 1 + 1 + 16 + 2 + 2 + 4;
 pub const MAX_AUDIO_PAYLOAD: usize = 640;
 /// Largest control message body; a length prefix above it ends the stream.
 pub const MAX_CONTROL_LEN: usize = 256;
-/// Longest text field (an edge id, a reason) inside a control message.
+/// Longest text field (an edge id, a workspace id, a number) inside a control message.
 pub const MAX_TEXT_LEN: usize = 64;
 
 /// Why bytes from a peer were not a mesh message.
@@ -158,6 +158,9 @@ pub enum HangupCause {
     DialFailed,
     /// The edge is shutting down or cannot carry the leg.
     Unavailable,
+    /// The edge refused to dial: no grant for that call and leg from the control plane, a
+    /// workspace it does not serve, or the asking peer over its dial rate.
+    Refused,
 }
 
 impl HangupCause {
@@ -167,6 +170,7 @@ impl HangupCause {
             Self::Ended => 1,
             Self::DialFailed => 2,
             Self::Unavailable => 3,
+            Self::Refused => 4,
         }
     }
 
@@ -176,6 +180,7 @@ impl HangupCause {
             0 => Self::Remote,
             1 => Self::Ended,
             2 => Self::DialFailed,
+            4 => Self::Refused,
             _ => Self::Unavailable,
         }
     }
@@ -184,6 +189,16 @@ impl HangupCause {
 /// A control message about one remote leg.
 #[derive(Debug, Clone, PartialEq, Eq)]
 pub enum ControlMessage {
+    /// The call's home edge asks the receiving edge to dial `to` as leg `key` of its call, for
+    /// `workspace`, with its own SIP trunks, and to carry the leg's audio back over the mesh.
+    /// The receiver dials only what the control plane granted it for that call and leg.
+    Dial {
+        key: LegKey,
+        workspace: String,
+        to: String,
+        /// The home edge's id: it must be the peer the grant names.
+        from_edge: String,
+    },
     /// The leg on the sending edge joins the call that lives on the receiving edge; its audio
     /// will come as `kind`.
     Join {
@@ -205,6 +220,7 @@ impl ControlMessage {
     pub fn key(&self) -> LegKey {
         match self {
             Self::Join { key, .. }
+            | Self::Dial { key, .. }
             | Self::Leave { key }
             | Self::Mute { key, .. }
             | Self::Hangup { key, .. } => *key,
@@ -220,6 +236,7 @@ impl ControlMessage {
             Self::Leave { key } => (2, key),
             Self::Mute { key, .. } => (3, key),
             Self::Hangup { key, .. } => (4, key),
+            Self::Dial { key, .. } => (5, key),
         };
         out.put_u8(tag);
         out.put_slice(key.call.as_bytes());
@@ -235,6 +252,21 @@ impl ControlMessage {
                 }
                 out.put_u8(from_edge.len() as u8);
                 out.put_slice(from_edge.as_bytes());
+            }
+            Self::Dial {
+                workspace,
+                to,
+                from_edge,
+                ..
+            } => {
+                for text in [workspace, to, from_edge] {
+                    if text.len() > MAX_TEXT_LEN {
+                        out.truncate(start);
+                        return Err(MeshCodecError::Text);
+                    }
+                    out.put_u8(text.len() as u8);
+                    out.put_slice(text.as_bytes());
+                }
             }
             Self::Leave { .. } => {}
             Self::Mute { muted, .. } => out.put_u8(u8::from(*muted)),
@@ -263,20 +295,18 @@ impl ControlMessage {
         let message = match tag {
             1 => {
                 let kind = PayloadKind::from_byte(byte(buf)?)?;
-                let len = usize::from(byte(buf)?);
-                if len > MAX_TEXT_LEN || buf.remaining() < len {
-                    return Err(MeshCodecError::Text);
-                }
-                let from_edge = std::str::from_utf8(&buf[..len])
-                    .map_err(|_| MeshCodecError::Text)?
-                    .to_owned();
-                buf.advance(len);
                 Self::Join {
                     key,
                     kind,
-                    from_edge,
+                    from_edge: take_text(buf)?,
                 }
             }
+            5 => Self::Dial {
+                key,
+                workspace: take_text(buf)?,
+                to: take_text(buf)?,
+                from_edge: take_text(buf)?,
+            },
             2 => Self::Leave { key },
             3 => Self::Mute {
                 key,
@@ -293,6 +323,19 @@ impl ControlMessage {
         }
         Ok(message)
     }
+}
+
+/// A length-prefixed UTF-8 field of at most [`MAX_TEXT_LEN`] bytes.
+fn take_text(buf: &mut &[u8]) -> Result<String, MeshCodecError> {
+    let len = usize::from(buf.try_get_u8().map_err(|_| MeshCodecError::Short)?);
+    if len > MAX_TEXT_LEN || buf.remaining() < len {
+        return Err(MeshCodecError::Text);
+    }
+    let text = std::str::from_utf8(&buf[..len])
+        .map_err(|_| MeshCodecError::Text)?
+        .to_owned();
+    buf.advance(len);
+    Ok(text)
 }
 
 fn take_uuid(buf: &mut &[u8]) -> Result<Uuid, MeshCodecError> {

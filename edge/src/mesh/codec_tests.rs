@@ -20,6 +20,12 @@ fn messages() -> Vec<ControlMessage> {
             from_edge: "edge-b".into(),
         },
         ControlMessage::Leave { key: key() },
+        ControlMessage::Dial {
+            key: key(),
+            workspace: "ws_0192".into(),
+            to: "+15550100".into(),
+            from_edge: "edge-a".into(),
+        },
         ControlMessage::Mute {
             key: key(),
             muted: true,
@@ -27,6 +33,10 @@ fn messages() -> Vec<ControlMessage> {
         ControlMessage::Hangup {
             key: key(),
             cause: HangupCause::DialFailed,
+        },
+        ControlMessage::Hangup {
+            key: key(),
+            cause: HangupCause::Refused,
         },
     ]
 }

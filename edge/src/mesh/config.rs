@@ -10,6 +10,7 @@ use serde::Deserialize;
 
 use freya_shared::config::{check_socket_addr, ConfigProblem};
 
+use super::host::HostSettings;
 use super::peers::PeerSettings;
 use super::shell::MeshSettings;
 
@@ -36,11 +37,16 @@ pub struct MeshConfig {
     /// First wait after a failed connection, doubling up to `backoff_max_ms`.
     pub backoff_min_ms: u32,
     pub backoff_max_ms: u32,
+    /// Dial requests per second one peer may send for its calls' legs; more are refused.
+    pub dials_per_sec_per_peer: u32,
+    /// Legs one call of another edge may have dialled on this edge at once.
+    pub max_remote_legs_per_call: u8,
 }
 
 impl Default for MeshConfig {
     fn default() -> Self {
         let d = PeerSettings::default();
+        let h = HostSettings::default();
         let ms = |d: Duration| u32::try_from(d.as_millis()).unwrap_or(u32::MAX);
         Self {
             listen: None,
@@ -53,6 +59,8 @@ impl Default for MeshConfig {
             idle_close_ms: ms(d.idle_close),
             backoff_min_ms: ms(d.backoff_min),
             backoff_max_ms: ms(d.backoff_max),
+            dials_per_sec_per_peer: h.dials_per_sec_per_peer,
+            max_remote_legs_per_call: h.max_legs_per_call,
         }
     }
 }
@@ -70,6 +78,15 @@ impl MeshConfig {
                 max_frames_per_sec: self.max_frames_per_sec_per_peer,
             },
             ..MeshSettings::default()
+        }
+    }
+
+    /// The dialling side's limits.
+    pub fn host_settings(&self) -> HostSettings {
+        HostSettings {
+            dials_per_sec_per_peer: self.dials_per_sec_per_peer,
+            max_legs_per_call: self.max_remote_legs_per_call,
+            ..HostSettings::default()
         }
     }
 
@@ -99,6 +116,16 @@ impl MeshConfig {
             ),
             ("mesh.idle_close_ms", self.idle_close_ms, 1_000),
             ("mesh.backoff_min_ms", self.backoff_min_ms, 10),
+            (
+                "mesh.dials_per_sec_per_peer",
+                self.dials_per_sec_per_peer,
+                1,
+            ),
+            (
+                "mesh.max_remote_legs_per_call",
+                u32::from(self.max_remote_legs_per_call),
+                1,
+            ),
         ] {
             if value < min {
                 problems.push(ConfigProblem::new(key, format!("must be at least {min}")));

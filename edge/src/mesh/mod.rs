@@ -12,6 +12,10 @@
 /// The wire format: the fuzz-style tests and the bench build frames with it.
 pub mod codec;
 mod config;
+/// The dialling side's gate: which peers' dial requests are carried out.
+pub mod host;
+/// The task answering peers' dial requests.
+pub(crate) mod hosting;
 /// Connection bookkeeping: limits the shell enforces.
 pub mod peers;
 /// The receiving side's playout of a remote leg's audio.
@@ -36,6 +40,7 @@ use tokio::sync::mpsc;
 pub(crate) struct BoundMesh {
     pub mesh: Mesh,
     pub addr: SocketAddr,
+    /// Joins and dials for no leg here: requests for `hosting.rs`.
     pub joins: mpsc::Receiver<(SocketAddr, ControlMessage)>,
 }
 
@@ -66,20 +71,29 @@ pub(crate) fn bind(
     Ok(Some(BoundMesh { mesh, addr, joins }))
 }
 
-/// Answers every join this edge was not expecting with a hang-up, so the asking edge ends its
-/// leg at once instead of waiting: a call's remote legs register before their peer joins.
-pub(crate) async fn refuse_unexpected_joins(
-    mesh: Mesh,
-    mut joins: mpsc::Receiver<(SocketAddr, ControlMessage)>,
-) {
-    while let Some((from, join)) = joins.recv().await {
-        tracing::info!(peer = %from, key = ?join.key(), "mesh join for no call here: refused");
-        let hangup = ControlMessage::Hangup {
-            key: join.key(),
-            cause: HangupCause::Unavailable,
-        };
-        if let Err(error) = mesh.send_control(from, &hangup).await {
-            tracing::debug!(peer = %from, %error, "could not refuse a mesh join");
+/// What a call needs to carry a leg that another edge dials: the mesh endpoint, this edge's
+/// id (named in its requests) and where the cluster's gossip says each peer's mesh listens.
+#[derive(Clone)]
+pub(crate) struct MeshAccess {
+    pub mesh: Mesh,
+    pub edge_id: std::sync::Arc<str>,
+    pub cluster: Option<
+        tokio::sync::watch::Receiver<std::sync::Arc<crate::cluster::report::ClusterSnapshot>>,
+    >,
+}
+
+impl MeshAccess {
+    /// The mesh address gossip gives the live member `edge` (never this edge itself).
+    pub fn peer_addr(&self, edge: &str) -> Option<SocketAddr> {
+        if edge == &*self.edge_id {
+            return None;
         }
+        let snapshot = self.cluster.as_ref()?.borrow().clone();
+        snapshot
+            .members
+            .iter()
+            .filter(|m| &*m.peer.id == edge)
+            .filter(|m| m.state == crate::cluster::MemberState::Alive)
+            .find_map(|m| m.health.as_ref().and_then(|h| h.mesh_addr))
     }
 }

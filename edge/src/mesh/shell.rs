@@ -26,6 +26,8 @@ pub enum MeshInbound {
     Audio { header: AudioHeader, payload: Bytes },
     /// A control message about this leg.
     Control(ControlMessage),
+    /// The connection to the leg's peer dropped: nothing more will come for it.
+    Lost,
 }
 
 /// Why the mesh could not do something.
@@ -358,6 +360,12 @@ async fn read_datagrams(shared: Arc<Shared>, conn: quinn::Connection) {
         drop(links);
         lock(&shared.peers).handle_failed(Instant::now(), addr);
         shared.wake.notify_one();
+        // Its legs hear of it; a queue too full to take it has its leg end by its silence.
+        for (peer, leg) in lock(&shared.legs).values() {
+            if *peer == addr {
+                let _ = leg.try_send(MeshInbound::Lost);
+            }
+        }
     }
 }
 
@@ -416,7 +424,10 @@ async fn deliver_control(shared: &Shared, from: SocketAddr, message: ControlMess
             .send_timeout(MeshInbound::Control(message), Duration::from_secs(1))
             .await
             .is_ok(),
-        (None, ControlMessage::Join { .. }) => shared.joins.try_send((from, message)).is_ok(),
+        // A join or a dial for no leg here is a request: the edge's gate decides it.
+        (None, ControlMessage::Join { .. } | ControlMessage::Dial { .. }) => {
+            shared.joins.try_send((from, message)).is_ok()
+        }
         (None, _) => false,
     };
     if !delivered {

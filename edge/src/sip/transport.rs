@@ -29,7 +29,7 @@ mod signals;
 mod tcp;
 pub mod tls;
 
-pub use legs::LegDial;
+pub use legs::{HostedLegCommand, LegDial};
 pub use placing::{PlaceCall, SipCommand};
 
 use std::collections::HashMap;
@@ -353,6 +353,7 @@ impl SipTask {
                 }
             }
             SipCommand::EndAll => self.end_all().await,
+            SipCommand::Hosted(hosted) => self.on_hosted_leg(hosted).await,
             SipCommand::Registrations(wanted) => self.set_registrations(wanted),
             SipCommand::Legs { call_id, command } => {
                 // Calls we placed use their record id as their Call-ID.

@@ -17,6 +17,10 @@ pub struct LegAdded {
     /// Who asked: `api` or `agent` (a warm transfer).
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub by: Option<String>,
+    /// The edge that dials and carries the leg when it is not the call's own (its audio
+    /// crosses the QUIC mesh).
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub edge: Option<String>,
     #[serde(flatten)]
     pub extra: Extra,
 }
@@ -27,6 +31,9 @@ pub struct LegAnswered {
     pub leg: u8,
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub codec: Option<String>,
+    /// The edge that carries the leg when it is not the call's own.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub edge: Option<String>,
     #[serde(flatten)]
     pub extra: Extra,
 }

@@ -74,6 +74,9 @@ reason_enum! {
         Refused => "refused",
         /// No RTP from the party for the inactivity timeout.
         RtpTimeout => "rtp_timeout",
+        /// The leg lives on another edge and the mesh stopped carrying it (the connection
+        /// dropped, or no audio for `legs.remote_silence_ms`).
+        MeshLost => "mesh_lost",
     }
 }
 

@@ -113,6 +113,8 @@ pub enum CompiledStep {
     },
     Transfer {
         to: Template,
+        /// `Some` for a warm transfer, with its summary if any.
+        warm: Option<Option<Template>>,
     },
     End {
         text: Option<Template>,

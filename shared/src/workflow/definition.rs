@@ -291,6 +291,32 @@ pub struct TransferNode {
     /// Where the editor draws the node; the executor never reads it.
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub position: Option<NodePosition>,
+    /// `blind` (the default): hand the call over (SIP REFER). `warm`: dial `to` as a second
+    /// party, say `summary` to that party alone, then bridge the caller with it and leave.
+    #[serde(default, skip_serializing_if = "TransferMode::is_blind")]
+    pub mode: TransferMode,
+    /// For a warm transfer: what the answering party is told first (templated, so it can name
+    /// what the flow gathered); absent: the bridge comes at once.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub summary: Option<String>,
+}
+
+/// How a `transfer` node hands the call over.
+#[derive(Debug, Clone, Copy, Default, PartialEq, Eq, Serialize, Deserialize)]
+#[serde(rename_all = "snake_case")]
+pub enum TransferMode {
+    /// SIP REFER: the call leaves us.
+    #[default]
+    Blind,
+    /// A second leg, the summary whispered to it, then a bridge without the agent.
+    Warm,
+}
+
+impl TransferMode {
+    /// Whether this is the default (left out of the stored JSON).
+    pub fn is_blind(&self) -> bool {
+        *self == TransferMode::Blind
+    }
 }
 
 /// Say an optional last line (templated) and hang up.

@@ -133,6 +133,7 @@ fn cases() -> Vec<Case> {
                 run_agent(),
                 WorkflowAction::Transfer {
                     to: "+15551234567".into(),
+                    warm: None,
                 },
             ],
             outcome: Some(WorkflowOutcome::Transferred),

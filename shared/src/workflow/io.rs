@@ -72,8 +72,12 @@ pub enum WorkflowAction {
         exits: Vec<String>,
         max_turns: Option<u32>,
     },
-    /// Transfer the call; the flow is over.
-    Transfer { to: String },
+    /// Transfer the call; the flow is over. `warm`: as a warm transfer, with the summary said
+    /// to the answering party first (`Some(None)`: no summary).
+    Transfer {
+        to: String,
+        warm: Option<Option<String>>,
+    },
     /// Say `text` if any, then hang up; the flow is over.
     Hangup { text: Option<String> },
 }

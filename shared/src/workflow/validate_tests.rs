@@ -218,6 +218,52 @@ fn each_broken_definition_is_answered_at_its_node_and_field() {
 }
 
 #[test]
+fn a_transfer_node_s_warm_mode_and_summary_are_checked_like_its_other_fields() {
+    let warm = |edit: Value| {
+        support_line_with("handoff", |n| {
+            if let (Some(node), Some(fields)) = (n.as_object_mut(), edit.as_object()) {
+                node.extend(fields.clone());
+            }
+        })
+    };
+    assert_eq!(
+        errors_of(warm(
+            json!({"mode": "warm", "summary": "Caller {{caller_number}} about billing."})
+        )),
+        []
+    );
+    assert_eq!(
+        errors_of(warm(json!({"mode": "warm"}))),
+        [],
+        "no summary: bridge at once"
+    );
+    assert_eq!(
+        errors_of(warm(json!({"summary": "Only for warm."}))),
+        [at("handoff", "summary")],
+        "a summary on a blind transfer"
+    );
+    assert_eq!(
+        errors_of(warm(json!({"mode": "warm", "summary": "  "}))),
+        [at("handoff", "summary")]
+    );
+    assert_eq!(
+        errors_of(warm(json!({"mode": "warm", "summary": "x".repeat(501)}))),
+        [at("handoff", "summary")]
+    );
+    assert_eq!(
+        errors_of(warm(json!({"mode": "warm", "summary": "Hello {{"}))),
+        [at("handoff", "summary")],
+        "a broken template"
+    );
+    let unknown_mode: Result<Workflow, _> =
+        serde_json::from_value(warm(json!({"mode": "conference"})));
+    assert!(
+        unknown_mode.is_err(),
+        "an unknown mode is refused when parsing"
+    );
+}
+
+#[test]
 fn function_and_set_nodes_are_checked_field_by_field() {
     let mut flow = crm_lookup();
     flow["nodes"][0]["url"] = json!("ftp://crm.example");

@@ -36,8 +36,21 @@ impl CallCore {
         by: &str,
         wanted: Option<LegId>,
     ) -> Result<LegId, LegError> {
+        self.dial_on(now, to, by, wanted, None)
+    }
+
+    /// [`dial`](Self::dial), on the edge `edge` when it is another edge than this one: that
+    /// edge dials the party and carries its audio over the mesh.
+    pub fn dial_on(
+        &mut self,
+        now: Instant,
+        to: &str,
+        by: &str,
+        wanted: Option<LegId>,
+        edge: Option<&str>,
+    ) -> Result<LegId, LegError> {
         self.out.begin();
-        let dialled = self.dial_inner(now, to, by, wanted);
+        let dialled = self.dial_inner(now, to, by, wanted, edge);
         if let Err(e) = &dialled {
             tracing::info!(%to, error = %e, "dial refused");
             if let Some(leg) = wanted {
@@ -61,6 +74,7 @@ impl CallCore {
         to: &str,
         by: &str,
         wanted: Option<LegId>,
+        edge: Option<&str>,
     ) -> Result<LegId, LegError> {
         if self.ended {
             return Err(LegError::CallEnded);
@@ -70,17 +84,25 @@ impl CallCore {
             return Err(LegError::UnknownLeg(wanted.unwrap_or(next)));
         }
         let leg = self.legs.add(now)?;
-        tracing::info!(%leg, %to, by, "dialling a leg");
+        tracing::info!(%leg, %to, by, edge, "dialling a leg");
+        if let Some(edge) = edge {
+            if !self.make_remote(leg, edge) {
+                self.legs.end(leg, LegEndReason::Refused, None);
+                return Err(LegError::CallEnded);
+            }
+        }
         self.out
             .push(Output::Event(CallEventData::LegAdded(LegAdded {
                 leg: leg.0,
                 to: to.to_owned(),
                 by: Some(by.to_owned()),
+                edge: edge.map(str::to_owned),
                 extra: Default::default(),
             })));
         self.out.push(Output::Leg(LegRequest::Dial {
             leg,
             to: to.to_owned(),
+            edge: edge.map(str::to_owned),
         }));
         Ok(leg)
     }
@@ -187,7 +209,7 @@ impl CallCore {
                         }
                         tracing::info!(%leg, codec = ?audio.codec, "leg answered");
                         let codec = format!("{:?}", audio.codec);
-                        let record = super::legs::Legs::answered_record(leg, &codec);
+                        let record = super::legs::Legs::answered_record(leg, &codec, None);
                         self.out.push(Output::Event(record));
                         self.warm_answered(now, leg);
                     }
@@ -202,8 +224,18 @@ impl CallCore {
             (LegSignal::Failed { detail }, Some(LegState::Dialling)) => {
                 self.drop_leg(now, leg, LegEndReason::DialFailed, Some(detail), false);
             }
+            // A remote leg's edge gave up on a leg already up: it is gone all the same.
+            (LegSignal::Failed { detail }, Some(LegState::Up)) => {
+                self.drop_leg(now, leg, LegEndReason::Hangup, Some(detail), false);
+            }
             (LegSignal::Hangup, Some(LegState::Dialling | LegState::Up)) => {
                 self.drop_leg(now, leg, LegEndReason::Hangup, None, false);
+            }
+            (LegSignal::RemoteAnswered, Some(LegState::Dialling)) => {
+                self.remote_answered(now, leg);
+            }
+            (LegSignal::MeshLost { detail }, Some(LegState::Dialling | LegState::Up)) => {
+                self.drop_leg(now, leg, LegEndReason::MeshLost, Some(detail), true);
             }
             (signal, state) => tracing::debug!(%leg, ?signal, ?state, "leg signal ignored"),
         }
@@ -326,6 +358,7 @@ impl CallCore {
         for leg in dead {
             self.drop_leg(now, leg, LegEndReason::RtpTimeout, None, true);
         }
+        self.remote_legs_after_input(now);
     }
 
     /// The call ends: every added leg still up or dialling is hung up.
@@ -359,7 +392,7 @@ impl CallCore {
             if !first_due && !parties_due {
                 break;
             }
-            let arrived = self.play_out_legs(now);
+            let arrived = self.play_out_legs(now, first_due);
             // What the agent hears of this tick.
             let mut ear = [0i16; FRAME_SAMPLES];
             let hears = match agent {
@@ -400,7 +433,7 @@ impl CallCore {
                 }
             }
             let away = self.media.mix_mut().take_away().copied();
-            self.transmit_parties(now, bridge.as_ref(), away.as_ref());
+            self.transmit_parties(now, first_due, bridge.as_ref(), away.as_ref());
         }
         for party in &mut self.legs.parties {
             if let Some((to, report)) = party.media.as_mut().and_then(|m| m.poll_rtcp_transmit(now))
@@ -412,7 +445,7 @@ impl CallCore {
 
     /// Plays out every leg's frame of the tick now due; returns when the first leg's audio
     /// arrived (`now` when it sent none).
-    fn play_out_legs(&mut self, now: Instant) -> Instant {
+    fn play_out_legs(&mut self, now: Instant, first_due: bool) -> Instant {
         let mut arrived = now;
         self.legs.heard0_fresh = false;
         if self.media.tick_due() {
@@ -427,6 +460,12 @@ impl CallCore {
         }
         for party in &mut self.legs.parties {
             party.heard_fresh = false;
+            if let Some(remote) = party.remote.as_mut().filter(|_| first_due) {
+                if party.state == LegState::Up {
+                    party.heard_fresh = remote.pop(now, &mut party.heard);
+                }
+                continue;
+            }
             let Some(media) = party.media.as_mut().filter(|m| m.tick_due()) else {
                 continue;
             };
@@ -443,6 +482,7 @@ impl CallCore {
     fn transmit_parties(
         &mut self,
         now: Instant,
+        first_due: bool,
         bridge: Option<&Bridge>,
         away: Option<&[i16; FRAME_SAMPLES]>,
     ) {
@@ -451,7 +491,10 @@ impl CallCore {
                 .legs
                 .parties
                 .get(i)
-                .filter(|p| p.media.as_ref().is_some_and(CallMedia::tick_due))
+                .filter(|p| {
+                    p.media.as_ref().is_some_and(CallMedia::tick_due)
+                        || (first_due && p.state == LegState::Up && p.remote.is_some())
+                })
                 .map(|p| p.id)
             else {
                 continue;
@@ -466,6 +509,10 @@ impl CallCore {
                     add_saturating(&mut mix, agent);
                     any = true;
                 }
+            }
+            if self.legs.parties.get(i).is_some_and(|p| p.remote.is_some()) {
+                self.transmit_remote(i, &mix);
+                continue;
             }
             let Some(media) = self.legs.parties.get_mut(i).and_then(|p| p.media.as_mut()) else {
                 continue;

@@ -56,6 +56,8 @@ pub struct LegSettings {
     pub max_legs: u8,
     /// How long a dialled party may take to answer before the dial is cancelled.
     pub dial_timeout: Duration,
+    /// How long a leg on another edge may send no audio before it is ended (`mesh_lost`).
+    pub remote_silence: Duration,
 }
 
 impl Default for LegSettings {
@@ -63,6 +65,7 @@ impl Default for LegSettings {
         Self {
             max_legs: 4,
             dial_timeout: Duration::from_secs(30),
+            remote_silence: Duration::from_secs(3),
         }
     }
 }
@@ -109,13 +112,22 @@ pub enum LegSignal {
     Failed { detail: String },
     /// The party hung up (BYE).
     Hangup,
+    /// A leg on another edge: that edge's party answered, and its audio comes over the mesh.
+    RemoteAnswered,
+    /// A leg on another edge: the mesh stopped carrying it (the connection dropped).
+    MeshLost { detail: String },
 }
 
 /// What the shell is asked to do for a leg.
 #[derive(Debug, Clone, PartialEq, Eq)]
 pub enum LegRequest {
-    /// Dial `to` through the workspace's trunks; report back with [`LegSignal`]s.
-    Dial { leg: LegId, to: String },
+    /// Dial `to` through the workspace's trunks, or ask the edge `edge` to dial it with its
+    /// own and carry its audio over the mesh; report back with [`LegSignal`]s.
+    Dial {
+        leg: LegId,
+        to: String,
+        edge: Option<String>,
+    },
     /// Hang the leg up (CANCEL while it rings, BYE once up) and free its sockets.
     Hangup { leg: LegId },
 }
@@ -124,8 +136,16 @@ pub enum LegRequest {
 /// `DELETE .../legs/{leg}`).
 #[derive(Debug, Clone, PartialEq, Eq)]
 pub enum LegCommand {
-    /// Dial `to` as leg `leg` (the id the control plane chose: the next one).
-    Dial { leg: LegId, to: String },
+    /// Dial `to` as leg `leg` (the id the control plane chose: the next one), on the edge
+    /// `edge` when it is another edge than this one. With `whisper` it is a warm transfer:
+    /// the summary is said to the party alone once it answers, then caller and party are
+    /// bridged and the agent leaves.
+    Dial {
+        leg: LegId,
+        to: String,
+        edge: Option<String>,
+        whisper: Option<String>,
+    },
     /// Hang `leg` up (leg 0: the whole call).
     Hangup { leg: LegId },
     /// Bridge `legs` with the agent `agent`.
@@ -143,6 +163,8 @@ pub(super) struct Party {
     /// Its frame of the tick being mixed (silence when none came).
     pub(super) heard: [i16; FRAME_SAMPLES],
     pub(super) heard_fresh: bool,
+    /// A leg on another edge: its audio comes and goes over the mesh instead of `media`.
+    pub(super) remote: Option<Box<super::remote::RemoteParty>>,
 }
 
 /// The bridge: which legs hear each other, and the agent's part.
@@ -214,6 +236,7 @@ impl Legs {
             dial_deadline: Some(now + self.settings.dial_timeout),
             heard: [0; FRAME_SAMPLES],
             heard_fresh: false,
+            remote: None,
         });
         Ok(id)
     }
@@ -231,6 +254,7 @@ impl Legs {
         }
         party.state = LegState::Ended;
         party.media = None;
+        party.remote = None;
         party.dial_deadline = None;
         tracing::info!(%leg, %reason, "leg ended");
         Some(CallEventData::LegEnded(LegEnded {
@@ -286,10 +310,11 @@ impl Legs {
     }
 
     /// The `call.leg_answered` record.
-    pub(super) fn answered_record(leg: LegId, codec: &str) -> CallEventData {
+    pub(super) fn answered_record(leg: LegId, codec: &str, edge: Option<String>) -> CallEventData {
         CallEventData::LegAnswered(LegAnswered {
             leg: leg.0,
             codec: Some(codec.to_owned()),
+            edge,
             extra: Default::default(),
         })
     }
@@ -302,6 +327,7 @@ impl Legs {
                 [
                     p.media.as_ref().map(CallMedia::poll_timeout),
                     p.dial_deadline,
+                    p.remote.as_ref().and_then(|r| r.silence_deadline()),
                 ]
             })
             .flatten()

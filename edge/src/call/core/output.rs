@@ -51,6 +51,14 @@ pub enum Output<'a> {
         to: SocketAddr,
         report: &'a [u8],
     },
+    /// Send this frame of a leg that another edge carries over the mesh (encoded as
+    /// [`MESH_PAYLOAD`](super::remote::MESH_PAYLOAD); the shell names the call and the peer).
+    MeshTransmit {
+        leg: LegId,
+        sequence: u16,
+        timestamp: u32,
+        payload: &'a [u8],
+    },
     /// Dial or hang up an added leg.
     Leg(LegRequest),
     /// The call is over; the last output. The shell sends our BYE when `hang_up` says so, puts
@@ -112,6 +120,12 @@ enum Pending {
         to: SocketAddr,
         slot: usize,
     },
+    MeshTransmit {
+        leg: LegId,
+        sequence: u16,
+        timestamp: u32,
+        slot: usize,
+    },
 }
 
 /// Entries, packets and recording ticks kept between batches: a burst above this (the opening
@@ -165,6 +179,12 @@ impl Outbox {
                 return self.push_leg_packet(leg, to, packet)
             }
             Output::LegRtcp { leg, to, report } => return self.push_leg_rtcp(leg, to, report),
+            Output::MeshTransmit {
+                leg,
+                sequence,
+                timestamp,
+                payload,
+            } => return self.push_mesh_frame(leg, sequence, timestamp, payload),
             Output::PlaybackFinished => Pending::PlaybackFinished,
             Output::PlaybackCut => Pending::PlaybackCut,
             Output::ForeignPackets(n) => Pending::ForeignPackets(n),
@@ -191,6 +211,22 @@ impl Outbox {
     pub(super) fn push_leg_rtcp(&mut self, leg: LegId, to: SocketAddr, report: &[u8]) {
         let slot = self.copy(report);
         self.queue.push_back(Pending::LegRtcp { leg, to, slot });
+    }
+
+    pub(super) fn push_mesh_frame(
+        &mut self,
+        leg: LegId,
+        sequence: u16,
+        timestamp: u32,
+        payload: &[u8],
+    ) {
+        let slot = self.copy(payload);
+        self.queue.push_back(Pending::MeshTransmit {
+            leg,
+            sequence,
+            timestamp,
+            slot,
+        });
     }
 
     /// Copies `bytes` into the next spare buffer; returns its slot.
@@ -257,6 +293,17 @@ impl Outbox {
                 leg,
                 to,
                 report: self.slot(slot),
+            },
+            Pending::MeshTransmit {
+                leg,
+                sequence,
+                timestamp,
+                slot,
+            } => Output::MeshTransmit {
+                leg,
+                sequence,
+                timestamp,
+                payload: self.slot(slot),
             },
             Pending::Record { slot } => {
                 let (sent, received) = self.frames.get(slot)?;

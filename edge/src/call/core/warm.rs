@@ -13,6 +13,19 @@ use super::legs::{AgentMode, Bridge, LegId};
 use super::output::Output;
 use super::CallCore;
 
+/// What a warm transfer is asked to do.
+pub(super) struct WarmRequest {
+    pub(super) destination: String,
+    /// The summary for the answering party.
+    pub(super) whisper: Option<String>,
+    /// `agent` (its tool or a workflow node) or `api`.
+    pub(super) by: &'static str,
+    /// The leg id the control plane chose.
+    pub(super) wanted: Option<LegId>,
+    /// The edge that dials the party when it is not this one (a remote leg over the mesh).
+    pub(super) edge: Option<String>,
+}
+
 /// A warm transfer under way.
 #[derive(Debug, Clone, PartialEq, Eq)]
 pub(super) struct Warm {
@@ -43,11 +56,31 @@ impl CallCore {
         destination: String,
         whisper: Option<String>,
     ) {
+        let request = WarmRequest {
+            destination,
+            whisper,
+            by: "agent",
+            wanted: None,
+            edge: None,
+        };
+        self.start_warm_with(now, request);
+    }
+
+    /// A warm transfer as asked: the party is dialled here or, with `edge`, on another edge
+    /// (the summary then goes to that edge as the leg's audio, like any mix for it).
+    pub(super) fn start_warm_with(&mut self, now: Instant, request: WarmRequest) {
+        let WarmRequest {
+            destination,
+            whisper,
+            by,
+            wanted,
+            edge,
+        } = request;
         self.out.push(record("requested", &destination, None));
         if self.legs.warm.is_some() {
             return self.tell_failed(now, &destination, "a transfer is already under way");
         }
-        match self.dial_inner(now, &destination, "agent", None) {
+        match self.dial_inner(now, &destination, by, wanted, edge.as_deref()) {
             Ok(leg) => {
                 self.legs.warm = Some(Warm {
                     leg,

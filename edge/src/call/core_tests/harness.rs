@@ -430,6 +430,11 @@ impl Sim {
                     self.party_heard.push((now, leg, pcm));
                     debug_assert!(n <= FRAME_SAMPLES);
                 }
+                Output::MeshTransmit { leg, payload, .. } => {
+                    let mut pcm = [0i16; FRAME_SAMPLES];
+                    decode_ulaw(payload, &mut pcm);
+                    self.party_heard.push((now, leg, pcm));
+                }
                 Output::LegRtcp { .. } => {}
                 Output::Leg(request) => self.leg_requests.push((now, request)),
                 Output::Rtcp { .. }

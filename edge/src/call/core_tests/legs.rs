@@ -55,7 +55,8 @@ fn call_with_party(spec: serde_json::Value) -> Sim {
         sim.leg_requests.last().map(|(_, r)| r.clone()),
         Some(LegRequest::Dial {
             leg: ONE,
-            to: "+4733333333".into()
+            to: "+4733333333".into(),
+            edge: None,
         })
     );
     sim.run_for(500);

@@ -7,5 +7,6 @@ mod harness;
 mod heard;
 mod legs;
 mod parties;
+mod remote;
 mod telephony;
 mod voice;

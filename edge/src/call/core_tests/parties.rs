@@ -22,6 +22,10 @@ pub(super) struct Party {
     pub tone: Option<f64>,
     /// Sends nothing at all (a dead line).
     pub mute: bool,
+    /// A leg another edge carries: its frames come over the (simulated) mesh.
+    pub remote: bool,
+    /// Over the mesh, every `loss_every`-th frame is lost (0: none).
+    pub loss_every: u16,
     seq: u16,
     next_send: Instant,
 }
@@ -79,12 +83,32 @@ impl Sim {
             from,
             tone,
             mute: false,
+            remote: false,
+            loss_every: 0,
             seq: 1,
             next_send: self.now,
         });
         self.signal(CallSignal::Leg {
             leg,
             signal: LegSignal::Answered(answer),
+        });
+    }
+
+    /// Leg `leg`'s party answered on another edge, which sends `tone` (Hz) over the mesh.
+    pub fn answer_remote_leg(&mut self, leg: LegId, tone: Option<f64>) {
+        self.parties.push(Party {
+            leg,
+            from: "127.0.0.2:7443".parse().expect("addr"),
+            tone,
+            mute: false,
+            remote: true,
+            loss_every: 0,
+            seq: 1,
+            next_send: self.now,
+        });
+        self.signal(CallSignal::Leg {
+            leg,
+            signal: LegSignal::RemoteAnswered,
         });
     }
 
@@ -109,6 +133,7 @@ impl Sim {
     /// Every party sends what is due by `now`.
     pub(super) fn step_parties(&mut self, now: Instant) {
         let mut packets = Vec::new();
+        let mut mesh = Vec::new();
         for party in self.parties.iter_mut().filter(|p| !p.mute) {
             while party.next_send <= now {
                 let pcm = match party.tone {
@@ -117,6 +142,15 @@ impl Sim {
                 };
                 let mut payload = [0u8; FRAME_SAMPLES];
                 crate::media::g711::encode_ulaw(&pcm, &mut payload);
+                if party.remote {
+                    let lost = party.loss_every > 0 && party.seq % party.loss_every == 0;
+                    if !lost {
+                        mesh.push((party.next_send, party.leg, party.seq, payload));
+                    }
+                    party.seq = party.seq.wrapping_add(1);
+                    party.next_send += FRAME;
+                    continue;
+                }
                 packets.push((
                     party.next_send,
                     party.leg,
@@ -129,6 +163,19 @@ impl Sim {
         }
         for (at, leg, from, packet) in packets {
             self.core.handle_leg_datagram(at, leg, from, &packet);
+            self.drain();
+        }
+        for (at, leg, seq, payload) in mesh {
+            let header = crate::mesh::AudioHeader {
+                key: crate::mesh::LegKey {
+                    call: uuid::Uuid::nil(),
+                    leg: u16::from(leg.0),
+                },
+                kind: crate::mesh::PayloadKind::Pcmu,
+                sequence: seq,
+                timestamp: u32::from(seq) * FRAME_SAMPLES as u32,
+            };
+            self.core.handle_remote_audio(at, leg, &header, &payload);
             self.drain();
         }
     }

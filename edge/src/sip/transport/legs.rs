@@ -42,6 +42,19 @@ impl std::fmt::Debug for LegDial {
     }
 }
 
+/// A leg this edge dials for a call that lives on another edge (`mesh/hosting.rs`): it has no
+/// call here, so its news goes to the task carrying it, under a dialog name of its own.
+#[derive(Debug)]
+pub enum HostedLegCommand {
+    /// Dial it; its [`CallSignal::Leg`]s go to `signals`.
+    Dial {
+        signals: tokio::sync::mpsc::Sender<CallSignal>,
+        dial: Box<LegDial>,
+    },
+    /// Hang it up (CANCEL or BYE) and forget its dialog name.
+    End { dialog: String, leg: LegId },
+}
+
 /// A leg's dialog: whose it is, and our offer until it is answered.
 pub(super) struct LegDialog {
     parent: String,
@@ -117,6 +130,20 @@ impl SipTask {
             local: Some(local),
         };
         self.legs.insert(call_id, entry);
+    }
+
+    /// A hosted leg's dial or end.
+    pub(super) async fn on_hosted_leg(&mut self, command: HostedLegCommand) {
+        match command {
+            HostedLegCommand::Dial { signals, dial } => {
+                self.calls.insert(dial.dialog.clone(), signals);
+                self.dial_leg(dial).await;
+            }
+            HostedLegCommand::End { dialog, leg } => {
+                self.hang_up_leg(&dialog, leg);
+                self.calls.forget(&dialog);
+            }
+        }
     }
 
     /// Hangs up a call's leg: CANCEL while it rings, BYE once answered.

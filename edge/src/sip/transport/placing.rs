@@ -38,6 +38,8 @@ pub enum SipCommand {
     EndAll,
     /// Keep exactly these registrations (from the configuration, registrars resolved).
     Registrations(Vec<crate::sip::register::RegistrationSettings>),
+    /// Dial or end a leg this edge carries for a call on another edge.
+    Hosted(super::legs::HostedLegCommand),
 }
 
 /// An outbound call to place, with the trunks to try in order (addresses resolved).

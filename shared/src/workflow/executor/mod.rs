@@ -401,9 +401,13 @@ impl Executor {
                     self.assign(now, node, assign);
                     node = *next;
                 }
-                CompiledStep::Transfer { to } => {
+                CompiledStep::Transfer { to, warm } => {
                     let to = to.render(&self.variables);
-                    self.actions.push_back(WorkflowAction::Transfer { to });
+                    let warm = warm
+                        .as_ref()
+                        .map(|summary| summary.as_ref().map(|t| t.render(&self.variables)));
+                    self.actions
+                        .push_back(WorkflowAction::Transfer { to, warm });
                     self.finish(now, node, WorkflowOutcome::Transferred);
                     return;
                 }

@@ -3,7 +3,7 @@
 
 use super::{Checker, FUNCTION_METHODS, MAX_FUNCTION_TIMEOUT_MS, MAX_GATHER_TIMEOUT_MS};
 use crate::workflow::compiled::{CompiledStep, Line, NodeIndex};
-use crate::workflow::definition::{FunctionNode, InputKind, Node};
+use crate::workflow::definition::{FunctionNode, InputKind, Node, TransferMode};
 use crate::workflow::expr::Expression;
 use crate::workflow::template::{JsonTemplate, Template};
 
@@ -181,8 +181,24 @@ impl<'a> Checker<'a> {
                     self.error(Some(id), "to", "must name a number or SIP URI");
                     return None;
                 }
+                let warm = match (n.mode, n.summary.as_deref()) {
+                    (TransferMode::Blind, None) => None,
+                    (TransferMode::Blind, Some(_)) => {
+                        self.error(Some(id), "summary", "only with `mode: \"warm\"`");
+                        return None;
+                    }
+                    (TransferMode::Warm, None) => Some(None),
+                    (TransferMode::Warm, Some(summary)) => {
+                        if summary.trim().is_empty() || summary.chars().count() > 500 {
+                            self.error(Some(id), "summary", "must be 1-500 characters");
+                            return None;
+                        }
+                        Some(Some(self.template(id, "summary", summary)?))
+                    }
+                };
                 Some(CompiledStep::Transfer {
                     to: self.template(id, "to", &n.to)?,
+                    warm,
                 })
             }
             Node::End(n) => {

@@ -1,0 +1,567 @@
+//! A leg on another edge, over real sockets: a control plane and two edges in this process,
+//! gossiping (UDP) and meshed (QUIC, certificates from one dev CA). A hand-written SIP caller
+//! dials the number on edge A; the API dials a second party with `"edge": "edge-b"`, so edge B
+//! places the INVITE through the workspace's trunk (a hand-written UAS) and carries the party's
+//! audio to A over the mesh. Bridged with the agent muted, the caller's 440 Hz reaches the
+//! party as RTP from B and the party's 1800 Hz reaches the caller as RTP from A. Hostile mesh
+//! peers are refused by B and counted: a cluster member that is not the call's edge using the
+//! call's grant, a dial for a call nobody granted, and a flood of dial requests. When the
+//! caller hangs up, B hangs the party up. Then a warm transfer across the edges: the party
+//! behind B hears the summary alone before it is bridged with the caller.
+
+mod support;
+
+use std::net::SocketAddr;
+use std::sync::Arc;
+use std::time::Duration;
+
+use reqwest::StatusCode;
+use serde_json::json;
+use tokio::net::UdpSocket;
+
+use freya_control::store::Role;
+use freya_edge::media::g711::{decode_ulaw, encode_ulaw};
+use freya_edge::mesh::tls::{write_dev_pki, MeshTls};
+use freya_edge::mesh::{ControlMessage, HangupCause, LegKey, Mesh, MeshInbound, MeshSettings};
+use freya_edge::rtp::packet::{OutgoingHeader, Packetizer, RtpPacket};
+use freya_edge::sip::sdp::SessionDescription;
+use freya_edge::Edge;
+use support::http::Api;
+use support::raw_sip::Call;
+use support::world::{udp_trunk, World};
+use support::{edge_config, eventually, SECRET};
+
+const CALLER_HZ: f64 = 440.0;
+const PARTY_HZ: f64 = 1800.0;
+const PARTY: &str = "+4733333333";
+const LIMIT: Duration = Duration::from_secs(20);
+
+fn tone(hz: f64, i: usize) -> [i16; 160] {
+    let mut f = [0i16; 160];
+    for (k, s) in f.iter_mut().enumerate() {
+        let t = (i * 160 + k) as f64 / 8000.0;
+        *s = (3000.0 * (2.0 * std::f64::consts::PI * hz * t).sin()) as i16;
+    }
+    f
+}
+
+/// The amplitude of `hz` in `frame` (Goertzel).
+fn amplitude(frame: &[i16], hz: f64) -> f64 {
+    let coeff = 2.0 * (2.0 * std::f64::consts::PI * hz / 8000.0).cos();
+    let (mut s1, mut s2) = (0.0f64, 0.0f64);
+    for x in frame {
+        let s0 = f64::from(*x) + coeff * s1 - s2;
+        s2 = s1;
+        s1 = s0;
+    }
+    2.0 * (s1 * s1 + s2 * s2 - coeff * s1 * s2).max(0.0).sqrt() / frame.len() as f64
+}
+
+/// Sends `hz` (or silence) as PCMU every 20 ms from `socket` to `to` until aborted.
+fn send_tone(
+    socket: Arc<UdpSocket>,
+    to: SocketAddr,
+    hz: Option<f64>,
+) -> tokio::task::JoinHandle<()> {
+    tokio::spawn(async move {
+        let mut packetizer = Packetizer::new(rand::random());
+        let mut tick = tokio::time::interval(Duration::from_millis(20));
+        for i in 0usize.. {
+            tick.tick().await;
+            let mut payload = [0u8; 160];
+            encode_ulaw(&hz.map_or([0; 160], |hz| tone(hz, i)), &mut payload);
+            let header = OutgoingHeader {
+                sequence: i as u16,
+                timestamp: (i * 160) as u32,
+                marker: i == 0,
+            };
+            if let Ok(packet) = packetizer.packetize(0, header, &payload) {
+                let _ = socket.send_to(packet, to).await;
+            }
+        }
+    })
+}
+
+/// Reads RTP on `socket` for up to `limit`: how many PCMU packets `heard` (and from where).
+async fn packets_where(
+    socket: &UdpSocket,
+    wanted: usize,
+    limit: Duration,
+    heard: impl Fn(&[i16]) -> bool,
+) -> (usize, Option<SocketAddr>) {
+    let mut buf = [0u8; 2048];
+    let (mut found, mut source) = (0, None);
+    let _ = tokio::time::timeout(limit, async {
+        while found < wanted {
+            let Ok((n, from)) = socket.recv_from(&mut buf).await else {
+                continue;
+            };
+            let Ok(packet) = RtpPacket::parse(&buf[..n]) else {
+                continue;
+            };
+            let mut pcm = [0i16; 160];
+            let len = decode_ulaw(packet.payload, &mut pcm);
+            if packet.payload_type == 0 && heard(&pcm[..len]) {
+                found += 1;
+                source = Some(from);
+            }
+        }
+    })
+    .await;
+    (found, source)
+}
+
+async fn packets_with(socket: &UdpSocket, hz: f64, wanted: usize) -> (usize, Option<SocketAddr>) {
+    packets_where(socket, wanted, LIMIT, |pcm| amplitude(pcm, hz) > 1000.0).await
+}
+
+fn header<'a>(message: &'a str, name: &str) -> &'a str {
+    message
+        .lines()
+        .find(|l| {
+            l.len() > name.len()
+                && l[..name.len()].eq_ignore_ascii_case(name)
+                && l[name.len()..].starts_with(':')
+        })
+        .unwrap_or_else(|| panic!("no {name} in {message}"))
+}
+
+/// Answers `invite` 200 OK with PCMU on `rtp_port`; where the edge wants the party's RTP.
+async fn answer(sip: &UdpSocket, invite: &str, from: SocketAddr, rtp_port: u16) -> SocketAddr {
+    let vias: Vec<&str> = invite
+        .lines()
+        .filter(|l| l.to_ascii_lowercase().starts_with("via:"))
+        .collect();
+    let sdp = format!(
+        "v=0\r\no=- 2 2 IN IP4 127.0.0.1\r\ns=-\r\nc=IN IP4 127.0.0.1\r\nt=0 0\r\n\
+         m=audio {rtp_port} RTP/AVP 0\r\na=rtpmap:0 PCMU/8000\r\n"
+    );
+    let local = sip.local_addr().expect("addr");
+    let ok = format!(
+        "SIP/2.0 200 OK\r\n{}\r\n{}\r\n{};tag=party\r\n{}\r\n{}\r\n\
+         Contact: <sip:party@{local}>\r\nContent-Type: application/sdp\r\n\
+         Content-Length: {}\r\n\r\n{sdp}",
+        vias.join("\r\n"),
+        header(invite, "From"),
+        header(invite, "To"),
+        header(invite, "Call-ID"),
+        header(invite, "CSeq"),
+        sdp.len()
+    );
+    sip.send_to(ok.as_bytes(), from).await.expect("200");
+    let offer = invite.split("\r\n\r\n").nth(1).expect("offer");
+    let offer = SessionDescription::parse(offer.as_bytes()).expect("SDP offer");
+    SocketAddr::new("127.0.0.1".parse().expect("ip"), offer.media[0].port)
+}
+
+async fn party_receives(sip: &UdpSocket, prefix: &str) -> (String, SocketAddr) {
+    let mut buf = vec![0u8; 65_536];
+    tokio::time::timeout(LIMIT, async {
+        loop {
+            let (n, from) = sip.recv_from(&mut buf).await.expect("recv");
+            let text = String::from_utf8_lossy(&buf[..n]).into_owned();
+            if text.starts_with(prefix) {
+                return (text, from);
+            }
+        }
+    })
+    .await
+    .unwrap_or_else(|_| panic!("the party got no {prefix}"))
+}
+
+fn free_udp_port() -> u16 {
+    let socket = std::net::UdpSocket::bind("127.0.0.1:0").expect("udp");
+    socket.local_addr().expect("addr").port()
+}
+
+/// Two edges' cluster and mesh settings: gossip seeded with each other, mesh certificates from
+/// one dev CA in `dir` (a third certificate, `edge-c`, for the hostile peer).
+struct Pair {
+    gossip: [u16; 2],
+    pki: Vec<[std::path::PathBuf; 3]>,
+}
+
+impl Pair {
+    fn new(dir: &std::path::Path) -> Self {
+        let pki = write_dev_pki(dir, &["edge-a", "edge-b", "edge-c"]).expect("dev PKI");
+        Self {
+            gossip: [free_udp_port(), free_udp_port()],
+            pki,
+        }
+    }
+
+    fn configure(&self, i: usize, config: &mut freya_edge::config::EdgeConfig) {
+        let [ca, cert, key] = self.pki[i].clone();
+        config.id = Some(["edge-a", "edge-b"][i].into());
+        config.cluster.bind = Some(format!("127.0.0.1:{}", self.gossip[i]));
+        config.cluster.seeds = vec![format!("127.0.0.1:{}", self.gossip[1 - i])];
+        config.mesh.listen = Some("127.0.0.1:0".into());
+        config.mesh.ca_file = Some(ca);
+        config.mesh.cert_file = Some(cert);
+        config.mesh.key_file = Some(key);
+    }
+
+    fn tls(&self, i: usize) -> MeshTls {
+        let [ca, cert, key] = &self.pki[i];
+        MeshTls::load(ca, cert, key).expect("mesh credentials")
+    }
+}
+
+/// Edge B's count of refused dial requests for `reason`.
+async fn refused(b: &Edge, reason: &str) -> u64 {
+    let url = format!("http://{}/metrics", b.http_addr);
+    let text = reqwest::get(url)
+        .await
+        .expect("metrics")
+        .text()
+        .await
+        .expect("text");
+    let series = format!("freya_edge_mesh_dials_refused_total{{reason=\"{reason}\"}} ");
+    text.lines()
+        .find_map(|l| l.strip_prefix(&series))
+        .and_then(|v| v.trim().parse().ok())
+        .unwrap_or(0)
+}
+
+/// Sends `dial` to B from a peer with `tls`; the answer B gives on the leg, if any.
+async fn dial_as(tls: &MeshTls, b: SocketAddr, dial: &ControlMessage) -> Option<ControlMessage> {
+    let (mesh, _requests) = Mesh::bind(
+        "127.0.0.3:0".parse().expect("addr"),
+        tls,
+        MeshSettings::default(),
+    )
+    .expect("hostile mesh");
+    let mut leg = mesh.join(dial.key(), b).expect("register");
+    let _ = mesh.send_control(b, dial).await;
+    let answer = tokio::time::timeout(Duration::from_secs(5), async {
+        loop {
+            match leg.recv().await {
+                Some(MeshInbound::Control(message)) => break Some(message),
+                Some(MeshInbound::Audio { .. }) => continue,
+                Some(MeshInbound::Lost) | None => break None,
+            }
+        }
+    })
+    .await
+    .ok()
+    .flatten();
+    mesh.close();
+    answer
+}
+
+/// A world on edge A, edge B beside it in the same cluster and mesh, the party's trunk in the
+/// workspace, and B serving it.
+async fn two_edges(agent: serde_json::Value, voice: bool) -> (World, Edge, Pair, UdpSocket) {
+    let pki_dir = tempfile::tempdir().expect("dir");
+    let pair = Pair::new(pki_dir.path());
+    let a_config = {
+        let pki = pair.pki.clone();
+        let gossip = pair.gossip;
+        move |config: &mut freya_edge::config::EdgeConfig| Pair { gossip, pki }.configure(0, config)
+    };
+    let mut builder = World::builder().agent(agent).edge_config(a_config);
+    if voice {
+        builder = builder.voice();
+    }
+    let w = builder.start().await;
+    let b_dir = tempfile::tempdir().expect("dir");
+    let mut b_config = edge_config(b_dir.path(), w.control.grpc_addr, SECRET);
+    pair.configure(1, &mut b_config);
+    let b = Edge::start(&b_config).await.expect("edge B starts");
+    let party_sip = UdpSocket::bind("127.0.0.1:0").await.expect("party sip");
+    let party_port = party_sip.local_addr().expect("addr").port();
+    w.set_trunks(vec![udp_trunk("party", party_port, 1)]);
+    // B's first configuration, then the same trunk as A's (as the world sets it on A).
+    eventually(LIMIT, "edge B's first configuration", || async {
+        (!b.state.snapshot().numbers.is_empty()).then_some(())
+    })
+    .await;
+    b.state.set_snapshot((*w.edge.state.snapshot()).clone());
+    let a_http = w.edge.http_addr;
+    eventually(
+        LIMIT,
+        "edge A to see edge B's mesh in gossip",
+        || async move {
+            let cluster: serde_json::Value = reqwest::get(format!("http://{a_http}/cluster"))
+                .await
+                .ok()?
+                .json()
+                .await
+                .ok()?;
+            let members = cluster["members"].as_array()?;
+            members
+                .iter()
+                .any(|m| m["id"] == "edge-b" && m["state"] == "alive" && m["mesh_addr"].is_string())
+                .then_some(())
+        },
+    )
+    .await;
+    // Keep the PKI directory for the test's length.
+    std::mem::forget(pki_dir);
+    std::mem::forget(b_dir);
+    (w, b, pair, party_sip)
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_leg_dialled_on_another_edge_carries_audio_both_ways_and_strangers_are_refused() {
+    let (w, b, pair, party_sip) = two_edges(json!({"transfer_destinations": [PARTY]}), false).await;
+    let (api, key) = (Api::of(&w.control), w.key(Role::Editor).await);
+    let caller_rtp = Arc::new(UdpSocket::bind("127.0.0.1:0").await.expect("rtp"));
+    let call = Call::dial(
+        w.edge.sip_addr,
+        &caller_rtp,
+        &w.number,
+        "xedge-1@caller.test",
+    )
+    .await;
+    let caller_tone = send_tone(caller_rtp.clone(), call.edge_rtp, Some(CALLER_HZ));
+    let id = w.call_in_status("in_progress").await.id;
+    let path = |tail: &str| format!("/v1/calls/{id}{tail}");
+
+    let nowhere = api
+        .call(
+            "POST",
+            &path("/legs"),
+            &key,
+            Some(json!({"to": PARTY, "edge": "edge-x"})),
+        )
+        .await;
+    assert_eq!(
+        nowhere.status,
+        StatusCode::UNPROCESSABLE_ENTITY,
+        "{}",
+        nowhere.body
+    );
+    assert_eq!(nowhere.body["errors"][0]["field"], "edge");
+
+    let dialled = api
+        .call(
+            "POST",
+            &path("/legs"),
+            &key,
+            Some(json!({"to": PARTY, "edge": "edge-b"})),
+        )
+        .await;
+    assert_eq!(dialled.status, StatusCode::ACCEPTED, "{}", dialled.body);
+    assert_eq!(dialled.body["edge"], "edge-b");
+    let (invite, edge_sip) = party_receives(&party_sip, "INVITE").await;
+    assert_eq!(
+        edge_sip.port(),
+        b.sip_addr.port(),
+        "edge B places the INVITE"
+    );
+    let added = w.event("call.leg_added").await;
+    assert_eq!(added.payload["edge"], "edge-b", "{}", added.payload);
+
+    let party_rtp = Arc::new(UdpSocket::bind("127.0.0.1:0").await.expect("party rtp"));
+    let rtp_port = party_rtp.local_addr().expect("addr").port();
+    let b_leg_rtp = answer(&party_sip, &invite, edge_sip, rtp_port).await;
+    party_receives(&party_sip, "ACK").await;
+    let answered = w.event("call.leg_answered").await;
+    assert_eq!(answered.payload["edge"], "edge-b", "{}", answered.payload);
+    let party_tone = send_tone(party_rtp.clone(), b_leg_rtp, Some(PARTY_HZ));
+
+    let bridged = api
+        .call(
+            "POST",
+            &path("/bridge"),
+            &key,
+            Some(json!({"legs": [0, 1], "agent": "muted"})),
+        )
+        .await;
+    assert_eq!(bridged.status, StatusCode::ACCEPTED, "{}", bridged.body);
+    w.event("call.bridged").await;
+    let ((to_party, from_b), (to_caller, from_a)) = tokio::join!(
+        packets_with(&party_rtp, CALLER_HZ, 25),
+        packets_with(&caller_rtp, PARTY_HZ, 25),
+    );
+    assert_eq!(
+        to_party, 25,
+        "the caller's tone reaches the party behind edge B"
+    );
+    assert_eq!(
+        to_caller, 25,
+        "the party's tone reaches the caller on edge A"
+    );
+    assert_eq!(from_b.map(|a| a.ip()), Some(b_leg_rtp.ip()));
+    assert_eq!(
+        from_a,
+        Some(call.edge_rtp),
+        "the caller hears it from edge A's socket"
+    );
+
+    // Hostile peers, each refused by B and counted.
+    let b_mesh = b.mesh_addr.expect("B's mesh");
+    let call_uuid = uuid::Uuid::parse_str(&id).expect("call id");
+    let workspace = w.scope.workspace_id.clone();
+    let dial = |call: uuid::Uuid, leg: u16, from_edge: &str| ControlMessage::Dial {
+        key: LegKey { call, leg },
+        workspace: workspace.clone(),
+        to: PARTY.into(),
+        from_edge: from_edge.into(),
+    };
+    let stranger = pair.tls(2);
+    let refusal = Some(ControlMessage::Hangup {
+        key: LegKey {
+            call: call_uuid,
+            leg: 2,
+        },
+        cause: HangupCause::Refused,
+    });
+    // A cluster member that is not the call's edge, claiming to be it, for a leg never granted.
+    assert_eq!(
+        dial_as(&stranger, b_mesh, &dial(call_uuid, 2, "edge-a")).await,
+        refusal
+    );
+    assert!(refused(&b, "no_grant").await >= 1);
+    // A grant exists for leg 3 of this call (the control plane's), but not for this peer.
+    let grant = api
+        .call(
+            "POST",
+            &path("/legs"),
+            &key,
+            Some(json!({"to": PARTY, "edge": "edge-b"})),
+        )
+        .await;
+    assert_eq!(grant.status, StatusCode::ACCEPTED, "{}", grant.body);
+    let stolen = dial_as(&stranger, b_mesh, &dial(call_uuid, 2, "edge-a")).await;
+    assert!(matches!(
+        stolen,
+        Some(ControlMessage::Hangup {
+            cause: HangupCause::Refused,
+            ..
+        })
+    ));
+    // A flood of dial requests from one peer: past its rate, refused as such.
+    let (flood, _requests) = Mesh::bind(
+        "127.0.0.3:0".parse().expect("addr"),
+        &stranger,
+        MeshSettings::default(),
+    )
+    .expect("flooding mesh");
+    for n in 0..60u16 {
+        let _ = flood
+            .send_control(b_mesh, &dial(uuid::Uuid::now_v7(), n, "edge-c"))
+            .await;
+    }
+    eventually(LIMIT, "the flood to be refused as rate-limited", || async {
+        (refused(&b, "rate_limited").await >= 20).then_some(())
+    })
+    .await;
+    flood.close();
+
+    // The caller hangs up: edge B hangs the party up.
+    call.hang_up(2).await;
+    let (bye, from) = party_receives(&party_sip, "BYE").await;
+    assert_eq!(from.port(), b.sip_addr.port(), "the BYE comes from edge B");
+    let ok = format!(
+        "SIP/2.0 200 OK\r\n{}\r\n{}\r\n{}\r\n{}\r\n{}\r\nContent-Length: 0\r\n\r\n",
+        header(&bye, "Via"),
+        header(&bye, "From"),
+        header(&bye, "To"),
+        header(&bye, "Call-ID"),
+        header(&bye, "CSeq"),
+    );
+    party_sip.send_to(ok.as_bytes(), from).await.expect("200");
+    caller_tone.abort();
+    party_tone.abort();
+    b.stop().await;
+    w.teardown().await;
+}
+
+/// A warm transfer across edges: the API asks for one on edge B with a summary; the party
+/// behind B hears the summary (RTP from B, before any bridge with the caller), then is
+/// bridged with the caller, the agent gone.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_warm_transfer_across_edges_whispers_the_summary_to_the_party_before_the_bridge() {
+    let (w, b, _pair, party_sip) = two_edges(
+        json!({"name": "Switchboard", "transfer_destinations": [PARTY]}),
+        true,
+    )
+    .await;
+    let (api, key) = (Api::of(&w.control), w.key(Role::Editor).await);
+    let caller_rtp = Arc::new(UdpSocket::bind("127.0.0.1:0").await.expect("rtp"));
+    let call = Call::dial(
+        w.edge.sip_addr,
+        &caller_rtp,
+        &w.number,
+        "xedge-2@caller.test",
+    )
+    .await;
+    // The caller stays quiet (no barge-in on the greeting), then speaks 440 Hz once bridged.
+    let caller_line = send_tone(caller_rtp.clone(), call.edge_rtp, None);
+    let id = w.call_in_status("in_progress").await.id;
+    let dialled = api
+        .call(
+            "POST",
+            &format!("/v1/calls/{id}/legs"),
+            &key,
+            Some(json!({"to": PARTY, "edge": "edge-b",
+                        "whisper": "A caller about a refund, calm, account verified."})),
+        )
+        .await;
+    assert_eq!(dialled.status, StatusCode::ACCEPTED, "{}", dialled.body);
+    let (invite, edge_sip) = party_receives(&party_sip, "INVITE").await;
+    assert_eq!(
+        edge_sip.port(),
+        b.sip_addr.port(),
+        "edge B places the INVITE"
+    );
+    let party_rtp = Arc::new(UdpSocket::bind("127.0.0.1:0").await.expect("party rtp"));
+    let rtp_port = party_rtp.local_addr().expect("addr").port();
+    let b_leg_rtp = answer(&party_sip, &invite, edge_sip, rtp_port).await;
+    let party_line = send_tone(party_rtp.clone(), b_leg_rtp, None);
+    let loud = |pcm: &[i16]| pcm.iter().any(|s| s.unsigned_abs() > 500);
+    let (whispered, from) = packets_where(&party_rtp, 10, LIMIT, loud).await;
+    assert_eq!(whispered, 10, "the party behind edge B hears the summary");
+    assert_eq!(from.map(|a| a.ip()), Some(b_leg_rtp.ip()));
+    let events = eventually(LIMIT, "the warm transfer to succeed", || async {
+        let events = w.events_of(&id).await;
+        let done = events
+            .iter()
+            .any(|e| e.kind == "call.transfer" && e.payload["status"] == "succeeded");
+        done.then_some(events)
+    })
+    .await;
+    let of_kind = |kind: &str| -> Vec<serde_json::Value> {
+        events
+            .iter()
+            .filter(|e| e.kind == kind)
+            .map(|e| e.payload.clone())
+            .collect()
+    };
+    assert_eq!(
+        of_kind("call.bridged"),
+        [
+            json!({"legs": [1], "agent": "whisper", "whisper_to": 1}),
+            json!({"legs": [0, 1], "agent": "muted"})
+        ]
+    );
+    assert_eq!(
+        of_kind("call.leg_added"),
+        [json!({"leg": 1, "to": PARTY, "by": "api", "edge": "edge-b"})]
+    );
+    // Bridged: the caller's voice now reaches the party through both edges.
+    caller_line.abort();
+    let caller_tone = send_tone(caller_rtp.clone(), call.edge_rtp, Some(CALLER_HZ));
+    let (to_party, _) = packets_with(&party_rtp, CALLER_HZ, 25).await;
+    assert_eq!(
+        to_party, 25,
+        "after the summary, the party hears the caller"
+    );
+    caller_tone.abort();
+    party_line.abort();
+    call.hang_up(2).await;
+    let (bye, from) = party_receives(&party_sip, "BYE").await;
+    let ok = format!(
+        "SIP/2.0 200 OK\r\n{}\r\n{}\r\n{}\r\n{}\r\n{}\r\nContent-Length: 0\r\n\r\n",
+        header(&bye, "Via"),
+        header(&bye, "From"),
+        header(&bye, "To"),
+        header(&bye, "Call-ID"),
+        header(&bye, "CSeq"),
+    );
+    party_sip.send_to(ok.as_bytes(), from).await.expect("200");
+    b.stop().await;
+    w.teardown().await;
+}
