@@ -6,8 +6,9 @@
 //! A report must not wait behind anything else the edge says to the control plane: it travels
 //! on a gRPC connection of its own (`node.rs` builds a second client, so the event stream's
 //! and the recording uploads' HTTP/2 flow-control windows cannot hold it), each call has a
-//! deadline ([`REPORT_DEADLINE`]) after which it is sent again with the latest states, and a
-//! report that carries a `down` is retried at once rather than after the backoff. Each report
+//! deadline ([`REPORT_DEADLINE`]) after which it is sent again with the latest states, a change
+//! while a report is in flight sends the newer states at once instead of waiting for it, and
+//! a report not taken in time is sent again at once rather than after the backoff. Each report
 //! naming a down peer is logged with how long the control plane took to take it.
 
 use std::sync::Arc;
@@ -63,10 +64,26 @@ pub(crate) async fn run(link: LinkContext, mut snapshots: watch::Receiver<Arc<Cl
                 .collect();
             let started = Instant::now();
             let mut client = link.client.clone();
-            let call = client.report_cluster(report);
-            let outcome = tokio::select! {
-                _ = link.shutdown.cancelled() => return,
-                outcome = tokio::time::timeout(REPORT_DEADLINE, call) => outcome,
+            let call = tokio::time::timeout(REPORT_DEADLINE, client.report_cluster(report));
+            tokio::pin!(call);
+            let outcome = loop {
+                tokio::select! {
+                    _ = link.shutdown.cancelled() => return,
+                    outcome = &mut call => break Some(outcome),
+                    // Newer states (a suspect now down) go at once rather than behind this
+                    // report; the control plane finishes what it was sent either way.
+                    changed = snapshots.changed() => {
+                        if changed.is_err() {
+                            return;
+                        }
+                        if states_of(&snapshots.borrow_and_update()) != states {
+                            break None;
+                        }
+                    }
+                }
+            };
+            let Some(outcome) = outcome else {
+                continue;
             };
             let took_ms = started.elapsed().as_millis();
             match outcome {
