@@ -164,3 +164,36 @@ impl EdgeState {
         }
     }
 }
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn ready_needs_a_configuration_and_the_cluster_joined() {
+        let state = EdgeState::new(EdgeConfigSnapshot::default(), 4);
+        assert!(!state.is_ready(), "no configuration yet");
+        let spec = serde_json::from_str(r#"{"name":"Demo"}"#).expect("agent");
+        state.set_snapshot(EdgeConfigSnapshot::single_agent(2, "demo", spec));
+        assert!(state.is_ready());
+        state.set_joined(false);
+        assert!(!state.is_ready(), "not joined yet");
+    }
+
+    #[test]
+    fn a_draining_edge_takes_a_last_resort_call_only_with_enough_of_its_deadline_left() {
+        let state = EdgeState::new(EdgeConfigSnapshot::default(), 4);
+        let t0 = Instant::now();
+        let margin = Duration::from_secs(60);
+        assert!(!state.takes_last_resort_calls(t0, margin), "not draining");
+        state.set_draining(true);
+        assert!(
+            !state.takes_last_resort_calls(t0, margin),
+            "a drain without a stop has no deadline: it takes none"
+        );
+        state.set_drain_deadline(t0 + Duration::from_secs(300));
+        assert!(state.takes_last_resort_calls(t0, margin));
+        assert!(state.takes_last_resort_calls(t0 + Duration::from_secs(240), margin));
+        assert!(!state.takes_last_resort_calls(t0 + Duration::from_secs(241), margin));
+    }
+}
