@@ -107,8 +107,14 @@ async fn the_voice_webhook_sends_a_call_to_a_live_peer_never_to_a_dead_one() {
         .expect("answer");
     assert_eq!(moved.status, 200, "{}", moved.body);
     let Some(stream) = moved.stream else {
-        let view = reqwest::get(format!("http://{a_http}/cluster")).await.expect("view");
-        panic!("no stream on the peer: {}\n{}", moved.body, view.text().await.unwrap_or_default());
+        let view = reqwest::get(format!("http://{a_http}/cluster"))
+            .await
+            .expect("view");
+        panic!(
+            "no stream on the peer: {}\n{}",
+            moved.body,
+            view.text().await.unwrap_or_default()
+        );
     };
     assert_eq!(stream.url, format!("ws://{b_http}/twilio/media"));
     let heard = StreamCaller::new(stream, SID, "CA2")
