@@ -9,7 +9,10 @@
 #   MODE=rolling  while the load runs, edges 3 and 2 in turn are drained over REST
 #                 (`POST /v1/edges/{id}/drain`), wait for their calls to finish, exit, and are
 #                 restarted from their config file. Edge 1 shares the control plane's process
-#                 in `freya dev` and is not restarted.
+#                 in `freya dev` and is not restarted. The load tester follows the cluster's
+#                 view (`--follow-cluster`): no new call to an edge that is draining, down or
+#                 not yet ready, as a carrier fed by that view would.
+#   LOGS=DIR      keep the control plane's and the edges' logs there (RUST_LOG applies).
 #
 #   CALLS=150 RATE=5 CONCURRENCY=60 DURATION=12 KILL_AT=15 loadtest/bench_failover.sh
 #   MODE=rolling loadtest/bench_failover.sh
@@ -37,6 +40,12 @@ cleanup() {
   kill -TERM "$dev_pid" 2>/dev/null || true
   wait "$dev_pid" 2>/dev/null || true
   for f in "$work"/edge-*.pid; do [ -f "$f" ] && kill -KILL "$(cat "$f")" 2>/dev/null || true; done
+  if [ -n "${LOGS:-}" ]; then
+    mkdir -p "$LOGS"
+    cp "$work/dev.log" "$LOGS/" 2>/dev/null || true
+    for f in "$work"/data/*/edge.log; do [ -f "$f" ] && cp "$f" "$LOGS/$(basename "$(dirname "$f")").log"; done
+    for f in "$work"/edge-*.log; do [ -f "$f" ] && cp "$f" "$LOGS/restarted-$(basename "$f")"; done
+  fi
   rm -rf "$work"
 }
 trap cleanup EXIT
@@ -102,6 +111,8 @@ command = [binary, "loadtest", "--quiet", "--target", targets, "--number", info[
            "--duration", duration, "--turn", "tone:300", "--json", report]
 if mode == "kill":
     command += ["--kill-one-at", kill_at, "--dev-json", info_path]
+else:
+    command += ["--follow-cluster", "--dev-json", info_path]
 print("$ " + " ".join(command[1:]), flush=True)
 started = time.monotonic()
 load = subprocess.Popen(command)

@@ -77,6 +77,7 @@ async fn a_batch_of_concurrent_calls_is_answered_with_audio_both_ways() {
         progress: false,
         targets: Vec::new(),
         kill: None,
+        follow: None,
     };
     let summary = run(
         plan,

@@ -104,8 +104,13 @@ fn readiness(edge: &EdgeState) -> (StatusCode, &'static str) {
             StatusCode::SERVICE_UNAVAILABLE,
             "draining: calls in progress finish, new ones go to peers",
         )
-    } else if edge.snapshot().version > 0 {
+    } else if edge.is_ready() {
         (StatusCode::OK, "ready")
+    } else if edge.snapshot().version > 0 {
+        (
+            StatusCode::SERVICE_UNAVAILABLE,
+            "joining the cluster: new calls wait until a peer is seen",
+        )
     } else {
         (
             StatusCode::SERVICE_UNAVAILABLE,

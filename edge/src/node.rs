@@ -122,19 +122,37 @@ impl Edge {
         let mut tasks = JoinSet::new();
 
         let trust = link_trust(config, &id).await?;
-        let client = match &trust {
+        // Each call builds channels of its own: connections of their own.
+        let new_client = || match &trust {
             LinkTrust::SharedSecret(secret) => control_link::client_for(
                 &config.control.all_urls(),
                 secret,
                 &id,
                 Duration::from_millis(u64::from(config.control.connect_timeout_ms)),
-            )?,
+            ),
             LinkTrust::Mtls { tls, .. } => control_link::mtls_client_for(
                 &config.control.all_urls(),
                 tls.clone(),
                 &id,
                 Duration::from_millis(u64::from(config.control.connect_timeout_ms)),
-            )?,
+            ),
+        };
+        let client = new_client()?;
+        // Cluster reports on a connection of their own, never queued behind the event stream
+        // or a recording upload (`control_link/cluster_report.rs`), made on the cluster's own
+        // thread (`cluster/shell.rs`, `on_own_thread`).
+        let report_client = {
+            let (urls, id) = (config.control.all_urls(), id.clone());
+            let timeout = Duration::from_millis(u64::from(config.control.connect_timeout_ms));
+            // `Ok`: the shared secret; `Err`: the mutual TLS configuration.
+            let secret_or_tls = match &trust {
+                LinkTrust::SharedSecret(secret) => Ok(secret.clone()),
+                LinkTrust::Mtls { tls, .. } => Err(tls.clone()),
+            };
+            move || match secret_or_tls {
+                Ok(secret) => control_link::client_for(&urls, &secret, &id, timeout),
+                Err(tls) => control_link::mtls_client_for(&urls, tls, &id, timeout),
+            }
         };
         let cluster_secret = trust.cluster_secret().to_owned();
         let link = LinkContext {
@@ -272,6 +290,8 @@ impl Edge {
             shutdown: shutdown.clone(),
             http: http_client,
             webhooks: metrics.twilio_webhooks.clone(),
+            cluster: cluster_view.clone(),
+            region: Arc::from(config.region.as_str()),
         };
         let registrations = RegistrationBoard::default();
         let app = crate::http::router(
@@ -329,6 +349,7 @@ impl Edge {
                 cluster: cluster_view.clone(),
                 region: Arc::from(config.region.as_str()),
                 counter: metrics.sip_invites_redirected.clone(),
+                last_resort: Duration::from_secs(u64::from(config.drain.last_resort_seconds)),
             },
             queue_full: metrics.sip_call_queue_full.clone(),
             registrations,
@@ -344,11 +365,29 @@ impl Edge {
             shutdown.clone(),
         ));
         if let Some(cluster) = cluster {
-            tasks.spawn(control_link::run_cluster_report(
-                link.clone(),
-                cluster.snapshots.clone(),
-            ));
-            tasks.spawn(cluster.task.run(shutdown.clone()));
+            let (report_link, stop) = (link.clone(), shutdown.clone());
+            let snapshots = cluster.snapshots.clone();
+            let task = cluster.task;
+            let ended = crate::cluster::shell::on_own_thread("cluster", move || async move {
+                match report_client() {
+                    Ok(client) => {
+                        let link = LinkContext {
+                            client,
+                            ..report_link
+                        };
+                        tokio::spawn(control_link::run_cluster_report(link, snapshots));
+                    }
+                    Err(e) => tracing::error!(error = %e, "no client for cluster reports"),
+                }
+                match task.on_this_runtime() {
+                    Ok(task) => task.run(stop).await,
+                    Err(e) => tracing::error!(error = %e, "cannot move the gossip socket"),
+                }
+            })
+            .context("while starting the cluster's thread")?;
+            tasks.spawn(async move {
+                let _ = ended.await;
+            });
         }
         let mut grants = None;
         if let (Some(bound), Some(access)) = (mesh, services.mesh.clone()) {
@@ -448,6 +487,7 @@ impl Edge {
     pub async fn drain_and_stop(self, stop: CancellationToken) {
         self.state.set_draining(true);
         let deadline = tokio::time::Instant::now() + self.drain_deadline;
+        self.state.set_drain_deadline(deadline.into_std());
         tracing::info!(
             active_calls = self.state.active_calls(),
             deadline_seconds = self.drain_deadline.as_secs(),

@@ -56,6 +56,7 @@ const CLUSTER_CORES: &[&str] = &[
     "edge/src/cluster/seal.rs",
     "edge/src/cluster/health.rs",
     "edge/src/cluster/routing.rs",
+    "edge/src/cluster/join.rs",
 ];
 
 /// The call's sans-IO parts: every decision a call makes, driven by `now` and inputs, with no

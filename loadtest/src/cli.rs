@@ -59,6 +59,11 @@ struct Cli {
     /// watch the killed edge's detection and its calls' `edge_lost` ends.
     #[arg(long = "dev-json")]
     dev_json: Option<PathBuf>,
+    /// With `--dev-json`: send new calls only to edges every edge's `GET /cluster` shows alive
+    /// and not draining (as a carrier fed by the cluster's view would), e.g. through a rolling
+    /// restart.
+    #[arg(long = "follow-cluster")]
+    follow_cluster: bool,
     /// Also run the same call pattern with sipp, to compare its cost with ours.
     #[arg(long)]
     compare_sipp: bool,
@@ -164,6 +169,7 @@ fn real_main(cli: Cli) -> anyhow::Result<bool> {
         progress: !cli.quiet,
         targets: scenario.targets.clone(),
         kill: kill_plan(&cli)?,
+        follow: followed_cluster(&cli)?,
     };
     let scenario_json = serde_json::to_value(&scenario).context("while recording the scenario")?;
     let runtime = tokio::runtime::Builder::new_multi_thread()
@@ -204,6 +210,20 @@ fn real_main(cli: Cli) -> anyhow::Result<bool> {
     Ok(passed)
 }
 
+/// The cluster to follow, when `--follow-cluster` asks for it.
+fn followed_cluster(cli: &Cli) -> anyhow::Result<Option<DevInfo>> {
+    if !cli.follow_cluster {
+        return Ok(None);
+    }
+    let path = cli
+        .dev_json
+        .as_deref()
+        .ok_or_else(|| anyhow::anyhow!("--follow-cluster needs --dev-json"))?;
+    DevInfo::read(path)
+        .with_context(|| format!("while reading {}", path.display()))
+        .map(Some)
+}
+
 /// The edge to kill mid-run, when `--kill-one-at` asks for one.
 fn kill_plan(cli: &Cli) -> anyhow::Result<Option<KillPlan>> {
     let Some(at) = cli.kill_one_at else {
@@ -236,8 +256,10 @@ fn print_failover(f: &FailoverReport) {
         f.failed_started_after_detection
     );
     println!(
-        "          edge_lost calls {} (stamped by the control plane {} after the kill), none open {} after it",
+        "          edge_lost calls {} of {} it had recorded up (stamped by the control plane {} after the kill), none open {} after it",
         f.edge_lost_calls.map_or("-".to_owned(), |n| n.to_string()),
+        f.recorded_calls_up_at_kill
+            .map_or("-".to_owned(), |n| n.to_string()),
         opt(f.edge_lost_stamped_after_ms, " ms"),
         opt(f.all_edge_lost_after_ms, " ms")
     );

@@ -53,9 +53,14 @@ impl Targets {
 
     /// No new call goes to `addr` any more.
     pub fn mark_dead(&self, addr: SocketAddr) {
-        for (target, dead) in self.list.iter().zip(&self.dead) {
+        self.set_dead(addr, true);
+    }
+
+    /// New calls go to `addr` again (`dead` false) or no longer (`dead` true).
+    pub fn set_dead(&self, addr: SocketAddr, dead: bool) {
+        for (target, flag) in self.list.iter().zip(&self.dead) {
             if *target == addr {
-                dead.store(true, Ordering::Relaxed);
+                flag.store(dead, Ordering::Relaxed);
             }
         }
     }
@@ -156,6 +161,11 @@ pub struct FailoverReport {
     pub failed_started_after_detection: usize,
     /// The killed edge's calls the control plane ended as `edge_lost`.
     pub edge_lost_calls: Option<usize>,
+    /// The killed edge's calls the control plane had recorded as started by the kill and not
+    /// ended by the edge before it: each must be among `edge_lost_calls`. (A call whose INVITE
+    /// reached the edge but whose `call.started` had not been published when it died is
+    /// unknown to the control plane, which cannot end it.)
+    pub recorded_calls_up_at_kill: Option<usize>,
     /// From the kill until the load tester saw none of the killed edge's calls open at the
     /// control plane (asked only once the detection was seen), ms.
     pub all_edge_lost_after_ms: Option<f64>,
@@ -171,6 +181,7 @@ struct Moments {
     detected_us: AtomicU64,
     edge_lost_ms: AtomicU64,
     edge_lost_calls: AtomicU64,
+    recorded_up: AtomicU64,
     /// The kill, in ms since the epoch, and the latest `edge_lost` `ended_at`, the same.
     killed_epoch_ms: AtomicU64,
     latest_lost_epoch_ms: AtomicU64,
@@ -294,9 +305,9 @@ impl Failover {
             if killed > 0 && latest > 0 {
                 report.edge_lost_stamped_after_ms = Some(latest as f64 - killed as f64);
             }
-            report.edge_lost_calls = Some(
-                usize::try_from(self.moments.edge_lost_calls.load(Ordering::Relaxed)).unwrap_or(0),
-            );
+            let count = |n: &AtomicU64| usize::try_from(n.load(Ordering::Relaxed)).unwrap_or(0);
+            report.edge_lost_calls = Some(count(&self.moments.edge_lost_calls));
+            report.recorded_calls_up_at_kill = Some(count(&self.moments.recorded_up));
         }
         report
     }
@@ -375,16 +386,20 @@ async fn watch(
         tokio::time::sleep(Duration::from_millis(100)).await;
     }
     while Instant::now() < hang_guard && !cancel.is_cancelled() {
-        if let Some((open, lost, latest)) = calls_of(&http, &dev, &edge.id).await {
-            if open == 0 {
+        let killed_ms = moments.killed_epoch_ms.load(Ordering::Relaxed);
+        if let Some(calls) = calls_of(&http, &dev, &edge.id, killed_ms).await {
+            if calls.open == 0 {
                 moments
                     .latest_lost_epoch_ms
-                    .store(latest, Ordering::Relaxed);
+                    .store(calls.latest_ms, Ordering::Relaxed);
                 let ms = killed.elapsed().as_millis();
                 moments
                     .edge_lost_ms
                     .store(u64::try_from(ms).unwrap_or(u64::MAX) + 1, Ordering::Relaxed);
-                moments.edge_lost_calls.store(lost, Ordering::Relaxed);
+                moments.edge_lost_calls.store(calls.lost, Ordering::Relaxed);
+                moments
+                    .recorded_up
+                    .store(calls.recorded_up, Ordering::Relaxed);
                 return;
             }
         }
@@ -419,11 +434,57 @@ fn epoch_ms(at: std::time::SystemTime) -> u64 {
         .unwrap_or(0)
 }
 
-/// (calls still open, calls ended `edge_lost`, the latest of their `ended_at` in ms since the
-/// epoch) of edge `id`, over every page of the workspace's calls; `None` when the control
-/// plane cannot be read.
-async fn calls_of(http: &reqwest::Client, dev: &DevInfo, id: &str) -> Option<(u64, u64, u64)> {
-    let (mut open, mut lost, mut latest) = (0, 0, 0);
+/// What the control plane holds of the killed edge's calls.
+#[derive(Debug, Clone, Copy, Default, PartialEq, Eq)]
+struct LostCalls {
+    /// Not ended yet.
+    open: u64,
+    /// Ended `edge_lost`.
+    lost: u64,
+    /// The latest `ended_at` of those, in ms since the epoch.
+    latest_ms: u64,
+    /// Recorded as started by the kill and not ended by the edge itself before it: the calls
+    /// the control plane knew were up, each of which it must end `edge_lost`.
+    recorded_up: u64,
+}
+
+impl LostCalls {
+    /// Counts one call of the killed edge (`started_at`, `ended_at`, `end_reason` of its API
+    /// record) against the kill at `killed_ms` (ms since the epoch).
+    fn count(&mut self, call: &serde_json::Value, killed_ms: u64) {
+        let at = |key: &str| {
+            call[key]
+                .as_str()
+                .and_then(|t| humantime::parse_rfc3339(t).ok())
+                .map(epoch_ms)
+        };
+        let started = at("started_at");
+        let ended = at("ended_at");
+        let lost = call["end_reason"] == "edge_lost";
+        if ended.is_none() {
+            self.open += 1;
+        } else if lost {
+            self.lost += 1;
+            self.latest_ms = self.latest_ms.max(ended.unwrap_or(0));
+        }
+        // An end the edge itself recorded is before its death; `edge_lost` is stamped at the
+        // report (after the kill) or at its last heartbeat (possibly before).
+        let ended_by_itself = ended.is_some_and(|e| e < killed_ms) && !lost;
+        if started.is_some_and(|s| s <= killed_ms) && !ended_by_itself {
+            self.recorded_up += 1;
+        }
+    }
+}
+
+/// The killed edge `id`'s calls as the control plane holds them, over every page of the
+/// workspace's calls; `None` when the control plane cannot be read.
+async fn calls_of(
+    http: &reqwest::Client,
+    dev: &DevInfo,
+    id: &str,
+    killed_ms: u64,
+) -> Option<LostCalls> {
+    let mut calls = LostCalls::default();
     let mut cursor: Option<String> = None;
     for _ in 0..100 {
         let mut url = format!("{}/v1/calls?limit=200", dev.api_url);
@@ -441,25 +502,16 @@ async fn calls_of(http: &reqwest::Client, dev: &DevInfo, id: &str) -> Option<(u6
             .await
             .ok()?;
         for call in page["data"].as_array()? {
-            if call["edge_id"] != id {
-                continue;
-            }
-            if call["ended_at"].is_null() {
-                open += 1;
-            } else if call["end_reason"] == "edge_lost" {
-                lost += 1;
-                let ended = call["ended_at"].as_str().map(humantime::parse_rfc3339);
-                if let Some(Ok(ended)) = ended {
-                    latest = latest.max(epoch_ms(ended));
-                }
+            if call["edge_id"] == id {
+                calls.count(call, killed_ms);
             }
         }
         match page["next_cursor"].as_str() {
             Some(next) => cursor = Some(next.to_owned()),
-            None => return Some((open, lost, latest)),
+            None => return Some(calls),
         }
     }
-    Some((open, lost, latest))
+    Some(calls)
 }
 
 #[cfg(test)]
@@ -483,6 +535,53 @@ mod tests {
             targets.pick(1),
             Some(b),
             "all dead: the call fails as it would"
+        );
+        targets.set_dead(a, false);
+        assert_eq!(targets.pick(1), Some(a), "back");
+    }
+
+    #[test]
+    fn the_recorded_calls_up_at_the_kill_are_those_the_edge_did_not_end_itself() {
+        let kill = humantime::parse_rfc3339("2026-12-07T10:00:10Z").map(epoch_ms);
+        let kill = kill.expect("time");
+        let call = |started: &str, ended: Option<&str>, reason: Option<&str>| serde_json::json!({"started_at": started, "ended_at": ended, "end_reason": reason});
+        let mut calls = LostCalls::default();
+        // Ended by its own record before the kill: not up.
+        calls.count(
+            &call(
+                "2026-12-07T10:00:01Z",
+                Some("2026-12-07T10:00:05Z"),
+                Some("caller_hangup"),
+            ),
+            kill,
+        );
+        // Up at the kill, ended `edge_lost` by a peer's report after it.
+        calls.count(
+            &call(
+                "2026-12-07T10:00:02Z",
+                Some("2026-12-07T10:00:12Z"),
+                Some("edge_lost"),
+            ),
+            kill,
+        );
+        // Up at the kill, ended `edge_lost` at the last heartbeat before it.
+        calls.count(
+            &call(
+                "2026-12-07T10:00:03Z",
+                Some("2026-12-07T10:00:09Z"),
+                Some("edge_lost"),
+            ),
+            kill,
+        );
+        // Up at the kill and never ended: counted open, and up.
+        calls.count(&call("2026-12-07T10:00:04Z", None, None), kill);
+        assert_eq!(calls.recorded_up, 3);
+        assert_eq!((calls.open, calls.lost), (1, 2));
+        assert_eq!(
+            calls.latest_ms,
+            humantime::parse_rfc3339("2026-12-07T10:00:12Z")
+                .map(epoch_ms)
+                .expect("time")
         );
     }
 }

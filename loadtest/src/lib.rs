@@ -5,7 +5,8 @@
 //! [`scenario`] says how many calls, how fast; [`runner`] drives them and gathers a
 //! [`summary::Summary`]; [`report`] writes it as JSON and HTML; [`procstat`] samples the edge's
 //! CPU and memory, [`edge_metrics`] reads its own inter-departure histogram; [`sipp`] runs the same pattern with sipp for comparison; [`failover`] spreads calls over
-//! several edges and kills one mid-run.
+//! several edges and kills one mid-run; [`follow`] sends new calls only to edges the cluster
+//! says take them.
 
 pub mod audio;
 pub mod caller;
@@ -13,6 +14,7 @@ pub mod cli;
 pub mod dtmf_spec;
 pub mod edge_metrics;
 pub mod failover;
+pub mod follow;
 pub mod gate;
 pub mod onset;
 pub mod procstat;

@@ -16,7 +16,8 @@ use tokio::sync::{mpsc, Semaphore};
 use tokio_util::sync::CancellationToken;
 
 use crate::edge_metrics::{self, Buckets, EdgeDeparture};
-use crate::failover::{Failover, KillPlan, Targets};
+use crate::failover::{DevInfo, Failover, KillPlan, Targets};
+use crate::follow::ClusterFollower;
 use crate::procstat::{self, ProcReading};
 use crate::scenario::launch_offset;
 use crate::summary::{CallRecord, Distribution, Summary, TimelinePoint};
@@ -49,6 +50,8 @@ pub struct RunPlan {
     pub targets: Vec<SocketAddr>,
     /// One edge to kill mid-run.
     pub kill: Option<KillPlan>,
+    /// Send new calls only to edges the cluster says take them (`--follow-cluster`).
+    pub follow: Option<DevInfo>,
 }
 
 /// Why a run could not start.
@@ -89,6 +92,10 @@ pub async fn run(
     } else {
         plan.targets.clone()
     }));
+    let follower = plan
+        .follow
+        .clone()
+        .map(|dev| ClusterFollower::spawn(dev, targets.clone(), &run_cancel));
     let failover = plan.kill.clone().map(|kill| {
         Arc::new(Failover::spawn(
             kill,
@@ -150,6 +157,9 @@ pub async fn run(
         }
     }
     let _ = launcher.await;
+    if let Some(follower) = &follower {
+        follower.stop().await;
+    }
     if let Some(failover) = &failover {
         failover.settle().await;
     }

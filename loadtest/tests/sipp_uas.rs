@@ -140,6 +140,7 @@ fn every_call_is_answered_with_audio_both_ways_and_latencies_measured() {
         progress: false,
         targets: Vec::new(),
         kill: None,
+        follow: None,
     };
     let runtime = tokio::runtime::Runtime::new().unwrap();
     let summary = runtime

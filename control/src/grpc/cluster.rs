@@ -3,6 +3,8 @@
 //! with their `call.ended` webhooks. Several peers reporting the same death end each call once:
 //! the ended event's id is derived from the call, so a second report stores nothing new.
 
+use std::time::Instant;
+
 use tonic::Status;
 
 use super::{required, status_of};
@@ -47,10 +49,15 @@ pub(super) async fn apply(
             }
             // Also when it already was: a store failure the first time is retried with the
             // reporter's retry. The ended event's id makes a second run store nothing.
-            store
+            let started = Instant::now();
+            let ended = store
                 .end_calls_of_edge(&peer.edge_id, now_ms())
                 .await
                 .map_err(status_of)?;
+            if ended > 0 || !change.was_down {
+                tracing::info!(edge = %peer.edge_id, reporter = %report.edge_id, calls = ended,
+                    took_ms = started.elapsed().as_millis(), "ended a down edge's calls");
+            }
         }
     }
     Ok(())

@@ -271,7 +271,17 @@ impl EdgeControl for EdgeControlService {
         request: Request<ClusterReport>,
     ) -> Result<Response<ClusterReportAck>, Status> {
         let caller = auth::edge_id_of(&request)?;
-        cluster::apply(&self.store, &self.cluster, &caller, request.into_inner()).await?;
+        let (store, board, report) = (
+            self.store.clone(),
+            self.cluster.clone(),
+            request.into_inner(),
+        );
+        // A task of its own, run to the end even when the edge stops waiting (its report
+        // deadline) and sends the report again: a down edge's calls are ended by whichever
+        // attempt gets there first, never by none because each was cancelled half-way.
+        tokio::spawn(async move { cluster::apply(&store, &board, &caller, report).await })
+            .await
+            .map_err(|e| Status::internal(format!("the cluster report was not applied: {e}")))??;
         Ok(Response::new(ClusterReportAck {}))
     }
 

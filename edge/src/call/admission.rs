@@ -19,10 +19,24 @@ pub struct Refusal {
     pub cause: RefusalCause,
 }
 
+/// Whether the edge takes new calls at all, before the number and the slots are looked at.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum Intake {
+    /// Ready and not draining (or draining, but taking a call no peer can take: the drain's
+    /// last resort, `drain.last_resort_seconds`).
+    Open,
+    /// No configuration yet, or not joined to its cluster (`state.rs`, `cluster/join.rs`).
+    NotReady,
+    /// Draining: new calls go to peers, and with none this edge refuses them.
+    Draining,
+}
+
 /// What led to a refusal, for logs and the refusal counter.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
 pub enum RefusalCause {
     Draining,
+    /// The edge has no configuration yet or has not joined its cluster.
+    NotReady,
     /// The source sent new INVITEs faster than `sip.invites_per_second_per_source`.
     RateLimited,
     NoSlot(NoSlot),
@@ -34,6 +48,7 @@ impl RefusalCause {
     pub fn label(self) -> &'static str {
         match self {
             RefusalCause::Draining => "draining",
+            RefusalCause::NotReady => "not_ready",
             RefusalCause::RateLimited => "rate_limited",
             RefusalCause::NoSlot(no_slot) => no_slot.label(),
             RefusalCause::UnknownNumber => "unknown_number",
@@ -47,18 +62,18 @@ const RETRY_AFTER_SECONDS: u32 = 5;
 /// The longest `Retry-After` a rate-limited source is told.
 const MAX_RATE_RETRY_AFTER_SECONDS: u32 = 3600;
 
-/// The route for a call to `dialled`, or the refusal. `room` is the call slots' answer for the
-/// caller's source ([`super::slots::CallSlots::check_inbound`]).
+/// The route for a call to `dialled`, or the refusal. `intake` is whether the edge takes new
+/// calls at all; `room` is the call slots' answer for the caller's source ([`super::slots::CallSlots::check_inbound`]).
 pub fn admit<'a>(
     snapshot: &'a EdgeConfigSnapshot,
     dialled: &str,
-    draining: bool,
+    intake: Intake,
     room: Result<(), NoSlot>,
 ) -> Result<Route<'a>, Refusal> {
-    let busy = if draining {
-        Some(RefusalCause::Draining)
-    } else {
-        room.err().map(RefusalCause::NoSlot)
+    let busy = match intake {
+        Intake::NotReady => Some(RefusalCause::NotReady),
+        Intake::Draining => Some(RefusalCause::Draining),
+        Intake::Open => room.err().map(RefusalCause::NoSlot),
     };
     if let Some(cause) = busy {
         return Err(Refusal {
@@ -105,7 +120,7 @@ mod tests {
     #[test]
     fn a_known_number_with_room_is_admitted() {
         let snap = snapshot();
-        let route = admit(&snap, "demo", false, Ok(())).expect("admitted");
+        let route = admit(&snap, "demo", Intake::Open, Ok(())).expect("admitted");
         match route.target {
             freya_shared::snapshot::RouteTarget::Agent(agent) => assert_eq!(agent.id, "a"),
             other => panic!("expected the agent, got {other:?}"),
@@ -116,28 +131,43 @@ mod tests {
     fn unknown_numbers_get_404_and_a_full_or_draining_edge_503_with_retry_after() {
         let snap = snapshot();
         assert_eq!(
-            admit(&snap, "nobody", false, Ok(()))
+            admit(&snap, "nobody", Intake::Open, Ok(()))
                 .map(|_| ())
                 .unwrap_err()
                 .code,
             404
         );
-        let full = admit(&snap, "demo", false, Err(NoSlot::AtCapacity))
+        let full = admit(&snap, "demo", Intake::Open, Err(NoSlot::AtCapacity))
             .map(|_| ())
             .unwrap_err();
         assert_eq!((full.code, full.retry_after), (503, Some(5)));
         assert_eq!(full.cause.label(), "capacity");
-        let flooded = admit(&snap, "demo", false, Err(NoSlot::SourceUnconfirmedFull))
-            .map(|_| ())
-            .unwrap_err();
+        let flooded = admit(
+            &snap,
+            "demo",
+            Intake::Open,
+            Err(NoSlot::SourceUnconfirmedFull),
+        )
+        .map(|_| ())
+        .unwrap_err();
         assert_eq!((flooded.code, flooded.retry_after), (503, Some(5)));
         assert_eq!(
-            admit(&snap, "demo", true, Ok(()))
+            admit(&snap, "demo", Intake::Draining, Ok(()))
                 .map(|_| ())
                 .unwrap_err()
                 .code,
             503
         );
+    }
+
+    #[test]
+    fn an_edge_not_ready_refuses_even_a_known_number_with_503_and_retry_after() {
+        let snap = snapshot();
+        let refused = admit(&snap, "demo", Intake::NotReady, Ok(()))
+            .map(|_| ())
+            .unwrap_err();
+        assert_eq!((refused.code, refused.retry_after), (503, Some(5)));
+        assert_eq!(refused.cause.label(), "not_ready");
     }
 
     #[test]

@@ -39,6 +39,9 @@ pub struct ClusterConfig {
     pub replay_window_ms: u32,
     /// Most peers remembered.
     pub max_members: u32,
+    /// A starting edge takes no call (503 with `Retry-After`) until it has seen a peer alive,
+    /// or the control plane named none, or this long has passed (`cluster/join.rs`).
+    pub join_wait_ms: u32,
 }
 
 impl Default for ClusterConfig {
@@ -58,6 +61,7 @@ impl Default for ClusterConfig {
             max_datagram_bytes: u32::try_from(d.max_datagram).unwrap_or(u32::MAX),
             replay_window_ms: ms(d.replay_window),
             max_members: u32::try_from(d.max_members).unwrap_or(u32::MAX),
+            join_wait_ms: 3_000,
         }
     }
 }
@@ -81,6 +85,11 @@ impl ClusterConfig {
     }
 
     /// The configured seeds that parse (validation names the others).
+    /// How long a starting edge waits to see a peer before it takes calls alone.
+    pub fn join_wait(&self) -> Duration {
+        Duration::from_millis(u64::from(self.join_wait_ms))
+    }
+
     pub fn seed_addrs(&self) -> Vec<SocketAddr> {
         self.seeds.iter().filter_map(|s| s.parse().ok()).collect()
     }
@@ -116,6 +125,7 @@ impl ClusterConfig {
             ("cluster.max_datagram_bytes", self.max_datagram_bytes, 512),
             ("cluster.replay_window_ms", self.replay_window_ms, 1_000),
             ("cluster.max_members", self.max_members, 2),
+            ("cluster.join_wait_ms", self.join_wait_ms, 1),
         ] {
             if value < min {
                 problems.push(ConfigProblem::new(key, format!("must be at least {min}")));

@@ -15,6 +15,7 @@ mod config;
 pub mod health;
 /// Who a member is: the example and `edge/tests/cluster_gossip.rs` make their own members.
 pub mod identity;
+pub(crate) mod join;
 /// The sans-IO core: the gossip example and the attack test drive it directly.
 pub mod membership;
 /// `GET /cluster`'s JSON: `edge/tests/cluster_gossip.rs` reads it back typed.
@@ -115,19 +116,23 @@ pub(crate) async fn bind(
         active_calls: 0,
         capacity: state.capacity(),
         cpu_permille: 0,
-        draining: false,
+        // Not taking calls until it has joined (`join.rs`).
+        draining: true,
         version: Arc::from(env!("CARGO_PKG_VERSION")),
         sip_addr: me.sip_addr,
         http_addr: me.http_addr,
         mesh_addr: me.mesh_addr,
     };
     tracing::info!(%addr, generation, "cluster gossip listening");
+    state.set_joined(false);
+    let join = join::JoinGate::new(now, config.join_wait(), !config.seeds.is_empty());
     Ok(Some(BoundCluster {
         task: ClusterTask {
             socket,
             core,
             health,
             state,
+            join,
             seeds,
             snapshot: snapshot_tx,
             dropped: metrics.cluster_dropped.clone(),

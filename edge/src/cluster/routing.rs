@@ -83,6 +83,41 @@ pub fn redirect_regions<'a>(
     }
 }
 
+/// Where a call that reaches this edge as a webhook (Twilio's voice webhook, which cannot be
+/// redirected with a 302) should run its media stream.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum Placement<'a> {
+    /// On this edge.
+    Here,
+    /// On this live peer.
+    Peer(&'a PeerHealth),
+    /// Nowhere: this edge cannot take it and no live peer can.
+    Nowhere,
+}
+
+/// Where to run a call for a number with `home` (its home region, `None`: every region) that
+/// reached this edge (`me`, in region `mine`): here when `not_here` is `None` (this edge is
+/// ready, not draining, has room and is in the number's home region), else the best live peer
+/// for `not_here`'s cause as a 302 would pick it; a call out of its home region with no home
+/// peer to go to stays here, as with SIP.
+pub fn place<'a>(
+    me: &str,
+    mine: &str,
+    home: Option<&str>,
+    not_here: Option<RedirectCause>,
+    members: &'a [MemberView],
+) -> Placement<'a> {
+    let Some(cause) = not_here else {
+        return Placement::Here;
+    };
+    let regions = redirect_regions(home, mine, cause);
+    match choose_peer(me, &regions, members) {
+        Some(peer) => Placement::Peer(peer),
+        None if cause == RedirectCause::OutOfRegion => Placement::Here,
+        None => Placement::Nowhere,
+    }
+}
+
 /// The Contact of our 302 for a call to `user`: the peer's SIP address over the caller's
 /// transport, marked with the loop guard's parameter so the peer never redirects it again.
 pub fn redirect_contact(user: &str, peer: &PeerHealth, transport: crate::sip::Transport) -> String {

@@ -141,3 +141,56 @@ fn the_contact_names_the_peer_the_transport_and_the_loop_guard() {
         format!("sip:amaddr=evilX=1@{addr};freya-redirected")
     );
 }
+
+#[test]
+fn a_webhook_call_runs_here_when_it_can_else_on_a_live_peer_never_on_a_dead_one() {
+    use super::{place, Placement, RedirectCause};
+    let live = member("b", "eu", 1, 10);
+    let mut dead = member("a", "eu", 0, 10);
+    dead.state = MemberState::Down;
+    let members = [dead, live];
+    let on = |placement: Placement<'_>| match placement {
+        Placement::Peer(h) => Some(h.edge_id.to_string()),
+        Placement::Here => Some("here".to_owned()),
+        Placement::Nowhere => None,
+    };
+    assert_eq!(
+        on(place("me", "eu", Some("eu"), None, &members)).as_deref(),
+        Some("here")
+    );
+    for cause in [RedirectCause::Draining, RedirectCause::Capacity] {
+        assert_eq!(
+            on(place("me", "eu", Some("eu"), Some(cause), &members)).as_deref(),
+            Some("b"),
+            "the live peer, not the dead one with less load"
+        );
+        assert_eq!(
+            on(place("me", "eu", Some("eu"), Some(cause), &members[..1])),
+            None,
+            "only a dead peer: nowhere"
+        );
+    }
+    // Out of its home region with no home peer: kept here.
+    assert_eq!(
+        on(place(
+            "me",
+            "us",
+            Some("ap"),
+            Some(RedirectCause::OutOfRegion),
+            &members
+        ))
+        .as_deref(),
+        Some("here")
+    );
+    assert_eq!(
+        on(place(
+            "me",
+            "us",
+            Some("eu"),
+            Some(RedirectCause::OutOfRegion),
+            &members
+        ))
+        .as_deref(),
+        Some("b")
+    );
+}

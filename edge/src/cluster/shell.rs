@@ -2,6 +2,12 @@
 //! in, datagrams out, the members published on a watch channel for `GET /cluster` and the
 //! control link. No decision is made here; every branch hands something to the core and then
 //! drains it ([`ClusterTask::drain`]).
+//!
+//! It runs on a thread and a current-thread runtime of its own ([`on_own_thread`]), with the
+//! cluster reporter beside it: on an edge whose call tasks keep the main runtime's workers busy
+//! (speech recognition and synthesis of every call), probes, acks and a peer's `down` report
+//! queued behind them were measured up to 20 s late under load; on their own thread they wait
+//! only for the kernel's scheduler.
 
 use std::net::SocketAddr;
 use std::sync::Arc;
@@ -12,6 +18,7 @@ use tokio::sync::watch;
 use tokio_util::sync::CancellationToken;
 
 use super::health::PeerHealth;
+use super::join::JoinGate;
 use super::membership::{ClusterEvent, MemberState, Membership};
 use super::report::ClusterSnapshot;
 use crate::cpu::CpuSampler;
@@ -31,6 +38,8 @@ pub(crate) struct ClusterTask {
     /// This edge's health report, less the live numbers the task fills in.
     pub health: PeerHealth,
     pub state: EdgeState,
+    /// Whether the edge has joined yet (it takes no call before).
+    pub join: JoinGate,
     /// Gossip addresses of peers, from the control plane's answer to our registration.
     pub seeds: watch::Receiver<Vec<SocketAddr>>,
     pub snapshot: watch::Sender<Arc<ClusterSnapshot>>,
@@ -45,7 +54,37 @@ pub(crate) fn wall_ms() -> u64 {
         .map_or(0, |d| u64::try_from(d.as_millis()).unwrap_or(u64::MAX))
 }
 
+/// Runs `work` (made inside it, so its sockets and channels belong to it) on a thread named
+/// `name` with a current-thread runtime of its own; the receiver resolves when it has ended.
+pub(crate) fn on_own_thread<F, Fut>(
+    name: &str,
+    work: F,
+) -> std::io::Result<tokio::sync::oneshot::Receiver<()>>
+where
+    F: FnOnce() -> Fut + Send + 'static,
+    Fut: std::future::Future<Output = ()>,
+{
+    let (done, ended) = tokio::sync::oneshot::channel();
+    let runtime = tokio::runtime::Builder::new_current_thread()
+        .enable_all()
+        .build()?;
+    std::thread::Builder::new()
+        .name(name.to_owned())
+        .spawn(move || {
+            runtime.block_on(async move { work().await });
+            let _ = done.send(());
+        })?;
+    Ok(ended)
+}
+
 impl ClusterTask {
+    /// This task with its socket moved to the runtime it is polled from (a tokio socket
+    /// belongs to the runtime it was registered with).
+    pub(crate) fn on_this_runtime(mut self) -> std::io::Result<Self> {
+        self.socket = UdpSocket::from_std(self.socket.into_std()?)?;
+        Ok(self)
+    }
+
     /// Gossips until `shutdown`, then leaves the cluster.
     pub(crate) async fn run(mut self, shutdown: CancellationToken) {
         let mut buf = vec![0u8; RECEIVE_BUFFER];
@@ -76,7 +115,8 @@ impl ClusterTask {
                     let health = PeerHealth {
                         active_calls: self.state.active_calls(),
                         capacity: self.state.capacity(),
-                        draining: self.state.is_draining(),
+                        // Not ready (no configuration yet, or not joined) takes no call either.
+                        draining: self.state.is_draining() || !self.state.is_ready(),
                         cpu_permille: cpu.sample(),
                         ..self.health.clone()
                     };
@@ -85,10 +125,31 @@ impl ClusterTask {
                 }
                 Ok(()) = self.seeds.changed() => {
                     let seeds = self.seeds.borrow_and_update().clone();
+                    self.join.handle_registered_peers(&seeds);
                     self.core.add_seeds(Instant::now(), seeds);
                 }
             }
             self.drain().await;
+            self.check_joined();
+        }
+    }
+
+    /// Until the edge has joined, whether it has now; once it has, it may take calls.
+    fn check_joined(&mut self) {
+        if self.join.is_joined() && self.state.is_joined() {
+            return;
+        }
+        let now = Instant::now();
+        if !self.join.is_joined() {
+            let members = self.core.members(now);
+            self.join.handle_members(now, &self.core.me().id, &members);
+        }
+        if self.join.is_joined() {
+            self.state.set_joined(true);
+            tracing::info!(
+                has_configuration = self.state.snapshot().version > 0,
+                "joined the cluster: taking calls once a configuration is held"
+            );
         }
     }
 

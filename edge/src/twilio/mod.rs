@@ -38,6 +38,11 @@ pub struct TwilioEdge {
     pub http: reqwest::Client,
     /// Webhooks by outcome, for `/metrics`.
     pub webhooks: crate::metrics::WebhookCounter,
+    /// The cluster's latest view, to send a call this edge will not take to a live peer's
+    /// media stream; `None` without a cluster.
+    pub cluster: Option<tokio::sync::watch::Receiver<Arc<crate::cluster::report::ClusterSnapshot>>>,
+    /// This edge's region (`region`).
+    pub region: Arc<str>,
 }
 
 impl TwilioEdge {
@@ -67,6 +72,31 @@ impl TwilioEdge {
         self.webhooks
             .get_or_create(&vec![("outcome".to_owned(), outcome.to_owned())])
             .inc();
+    }
+
+    /// The media-stream URL of peer `peer`: its HTTP listener as gossip names it, under this
+    /// edge's scheme (`wss://` when this edge is reached over `https://`). Gossip carries no
+    /// public URL, so peers' HTTP listeners must be reachable at the address they bind.
+    pub fn peer_stream_url(&self, peer: &crate::cluster::health::PeerHealth) -> String {
+        let ws = if self.public_url.starts_with("https://") {
+            "wss"
+        } else {
+            "ws"
+        };
+        format!("{ws}://{}/twilio/media", peer.http_addr)
+    }
+
+    /// TwiML that connects a call to peer `peer`'s media stream, carrying `ticket` (made out to
+    /// that peer: a ticket opens a stream only on the edge it names).
+    pub fn connect_peer_twiml(
+        &self,
+        peer: &crate::cluster::health::PeerHealth,
+        ticket: &StreamTicket,
+    ) -> String {
+        twiml::connect_stream(
+            &self.peer_stream_url(peer),
+            &[("ticket", &self.tickets.sign(ticket))],
+        )
     }
 
     /// TwiML that connects a call to this edge's media stream, carrying `ticket`.

@@ -3,8 +3,11 @@
 //! token of a Twilio account with the form's `AccountSid`, over this edge's public URL) — so an
 //! unsigned request learns nothing about which numbers exist — then the account must belong to
 //! the dialled number's workspace, the number is routed from the cached configuration like a SIP call's, and the answer is TwiML
-//! connecting the call to a bidirectional media stream on this edge, carrying a signed
-//! [`StreamTicket`]. `GET /twilio/media` is that stream's WebSocket (see [`super::stream`]).
+//! connecting the call to a bidirectional media stream, carrying a signed [`StreamTicket`]: on
+//! this edge when it is ready, not draining, has room and is in the number's home region; else
+//! on the best live peer the cluster's gossip shows (`cluster::routing::place`, the choice a
+//! 302 makes), never on a peer that is down, suspect, draining or full; else the call is
+//! rejected `busy`. `GET /twilio/media` is that stream's WebSocket (see [`super::stream`]).
 //! `POST /twilio/status` takes the final status of an outbound call (signed the same way, its
 //! ticket in the query): a call never answered — busy, no answer, failed, canceled — is recorded
 //! as failed with that reason; an answered one was recorded by its stream. A body over
@@ -23,6 +26,7 @@ use tracing::Instrument;
 
 use super::ticket::StreamTicket;
 use super::{signature, twiml, TwilioEdge};
+use crate::cluster::routing::{place, Placement, RedirectCause};
 use freya_shared::model::call_payloads::CallFailed;
 use freya_shared::model::{CallEventData, FailReason, ProviderSpec};
 
@@ -134,12 +138,21 @@ async fn voice(
         );
     };
     let state = &twilio.services.state;
-    if state.is_draining() || state.active_calls() >= state.capacity() {
-        tracing::info!(%call_sid, "Twilio call refused: draining or full");
-        twilio.count("busy");
-        return xml(twiml::reject("busy"));
-    }
-    let ticket = StreamTicket {
+    let not_here = if state.is_draining() || !state.is_ready() {
+        Some(RedirectCause::Draining)
+    } else if state.active_calls() >= state.capacity() {
+        Some(RedirectCause::Capacity)
+    } else if !route.number.is_home_in(&twilio.region) {
+        Some(RedirectCause::OutOfRegion)
+    } else {
+        None
+    };
+    let view = twilio.cluster.as_ref().map(|c| c.borrow().clone());
+    let members = view.as_ref().map_or(&[][..], |v| &v.members[..]);
+    let me = &*twilio.services.edge_id;
+    let home = route.number.home_region.as_deref();
+    let placement = place(me, &twilio.region, home, not_here, members);
+    let mut ticket = StreamTicket {
         call_id: freya_shared::ids::new_id(),
         workspace_id,
         outbound: false,
@@ -151,9 +164,26 @@ async fn voice(
         edge_id: twilio.services.edge_id.to_string(),
         expires_at_ms: freya_shared::ids::now_ms() + super::ticket::INBOUND_TICKET_TTL_MS,
     };
-    tracing::info!(call = %ticket.call_id, %call_sid, %to, "Twilio call connected to a media stream");
-    twilio.count("connected");
-    xml(twilio.connect_twiml(&ticket))
+    match placement {
+        Placement::Here => {
+            tracing::info!(call = %ticket.call_id, %call_sid, %to, "Twilio call connected to a media stream");
+            twilio.count("connected");
+            xml(twilio.connect_twiml(&ticket))
+        }
+        Placement::Peer(peer) => {
+            ticket.edge_id = peer.edge_id.to_string();
+            tracing::info!(call = %ticket.call_id, %call_sid, %to, peer = %peer.edge_id,
+                cause = not_here.map_or("", RedirectCause::label),
+                "Twilio call connected to a peer's media stream");
+            twilio.count("peer");
+            xml(twilio.connect_peer_twiml(peer, &ticket))
+        }
+        Placement::Nowhere => {
+            tracing::info!(%call_sid, "Twilio call refused: draining or full, and no live peer can take it");
+            twilio.count("busy");
+            xml(twiml::reject("busy"))
+        }
+    }
 }
 
 async fn status(

@@ -12,7 +12,7 @@ use freya_edge::sip::response::to_bytes;
 use freya_edge::sip::sdp::{offer, read_answer, Direction, LocalMedia, SessionDescription};
 use freya_edge::sip::{
     build_response, status, ClientInviteTransaction, ClientNonInviteTransaction,
-    ServerNonInviteTransaction, Timers, TransactionEvent, Transmit,
+    ServerNonInviteTransaction, Timers, TransactionEvent, TransactionKey, Transmit,
 };
 use rsip::headers::UntypedHeader;
 use rsip::{Method, Request, Response, SipMessage};
@@ -306,7 +306,11 @@ impl Call<'_> {
                 _ = self.cancel.cancelled() => return Err(CallFailure::Cancelled),
                 inbound = self.inbox.recv() => match inbound {
                     Some(Inbound { message: SipMessage::Response(r), .. }) if is_answer_to(&r, Method::Invite) => {
-                        tx.handle_response(Instant::now(), r);
+                        // Only this transaction's: after a 302 is followed, the first edge's
+                        // retransmitted 302 (its ACK late or lost) must not fail the new INVITE.
+                        if answers(&r, tx) {
+                            tx.handle_response(Instant::now(), r);
+                        }
                     }
                     Some(_) => {}
                     None => return Err(CallFailure::Cancelled),
@@ -536,6 +540,12 @@ async fn bind_media(config: &CallConfig) -> std::io::Result<(UdpSocket, Option<U
 /// Is `response` for a request of `method` (by its CSeq)?
 fn is_answer_to(response: &Response, method: Method) -> bool {
     cseq(&response.headers).is_ok_and(|(_, m)| m == method)
+}
+
+/// Whether `response` belongs to `tx` (its top Via's branch and its CSeq method), rather than to
+/// an earlier INVITE of the same call (a redirected one).
+fn answers(response: &Response, tx: &ClientInviteTransaction) -> bool {
+    TransactionKey::client(response).is_ok_and(|key| &key == tx.key())
 }
 
 #[cfg(test)]

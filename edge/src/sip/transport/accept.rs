@@ -5,7 +5,7 @@ use std::net::IpAddr;
 
 use super::refusal::{RefusalReason, Refusals};
 use super::MediaSetup;
-use crate::call::admission::admit;
+use crate::call::admission::{admit, Intake};
 use crate::call::leg::MediaLeg;
 use crate::call::slots::NoSlot;
 use crate::call::task::{CallDirection, CallSetup};
@@ -25,15 +25,15 @@ pub fn offered_address(offer: &SessionDescription) -> Option<IpAddr> {
 
 /// Decides an incoming call: refuses it with the right response, or returns our SDP answer and
 /// what its task needs (the caller answers or rings). `room` is whether the call slots have
-/// one for its source.
+/// one for its source, `intake` whether the edge takes new calls at all.
 pub(super) async fn accept(
     endpoint: &mut SipEndpoint,
     call: IncomingCall,
     media: &MediaSetup<'_>,
-    room: Result<(), NoSlot>,
+    (intake, room): (Intake, Result<(), NoSlot>),
     refusals: &mut Refusals,
 ) -> Option<(String, CallSetup)> {
-    match decide(&call, media, room).await {
+    match decide(&call, media, intake, room).await {
         Ok(accepted) => Some(accepted),
         Err(no) => {
             let (reason, code, retry) = (no.reason, no.code, no.retry_after);
@@ -76,17 +76,15 @@ impl Refused {
 async fn decide(
     call: &IncomingCall,
     media: &MediaSetup<'_>,
+    intake: Intake,
     room: Result<(), NoSlot>,
 ) -> Result<(String, CallSetup), Refused> {
     let services = media.services;
     let snapshot = services.state.snapshot();
-    let route =
-        admit(&snapshot, &call.dialled, services.state.is_draining(), room).map_err(|r| {
-            Refused {
-                retry_after: r.retry_after,
-                ..Refused::new(RefusalReason::Admission(r.cause), r.code, r.reason)
-            }
-        })?;
+    let route = admit(&snapshot, &call.dialled, intake, room).map_err(|r| Refused {
+        retry_after: r.retry_after,
+        ..Refused::new(RefusalReason::Admission(r.cause), r.code, r.reason)
+    })?;
     let offer = read_offer(call)?;
     // RFC 3264 section 6 would let us answer in another family, but a caller that offered
     // IPv6 may have no IPv4 at all (and the reverse): refuse what we cannot receive.

@@ -133,9 +133,11 @@ impl SipTask {
         {
             return;
         }
+        let intake = self.redirects.intake(&self.services.state, &call);
         let media = MediaSetup::new(&self.media, &self.ports, &self.services, self.session_id);
         let refusals = &mut self.refusals;
-        let accepted = accept::accept(&mut self.endpoint, call, &media, room, refusals).await;
+        let accepted =
+            accept::accept(&mut self.endpoint, call, &media, (intake, room), refusals).await;
         let Some((sdp, setup)) = accepted else {
             return;
         };

@@ -7,18 +7,28 @@
 //! INVITE that already carries our redirect mark is never redirected again (it falls through
 //! to admission, which answers 503 with `Retry-After` when this edge cannot take it either),
 //! and without a qualifying peer admission answers as before.
+//!
+//! An edge that is not ready (no configuration yet, or not joined to its cluster) redirects
+//! nothing: its view of the peers may be empty or stale, so it answers 503 with `Retry-After`
+//! and the carrier tries another edge. A draining edge that finds no peer to redirect to takes
+//! the call itself while at least `drain.last_resort_seconds` of its drain deadline is left
+//! (the call then runs under the same deadline as those it already carries), rather than fail
+//! it: what a carrier wants from a node being restarted is the call carried, and 503 only when
+//! nothing in the cluster can carry it ([`Redirects::intake`]).
 
 use std::sync::Arc;
-use std::time::Instant;
+use std::time::{Duration, Instant};
 
 use tokio::sync::watch;
 
+use crate::call::admission::Intake;
 use crate::call::slots::NoSlot;
 use crate::call::task::CallServices;
 use crate::cluster::report::ClusterSnapshot;
 use crate::cluster::routing::{choose_peer, redirect_contact, redirect_regions, RedirectCause};
 use crate::metrics::RedirectCounter;
 use crate::sip::endpoint::{IncomingCall, SipEndpoint};
+use crate::state::EdgeState;
 
 /// What the SIP task needs to redirect: the cluster's latest view and this edge's region.
 pub struct Redirects {
@@ -28,6 +38,9 @@ pub struct Redirects {
     pub region: Arc<str>,
     /// `freya_edge_sip_invites_redirected_total`.
     pub counter: RedirectCounter,
+    /// `drain.last_resort_seconds`: how much of a drain's deadline must be left for a draining
+    /// edge to take a call no peer can take.
+    pub last_resort: Duration,
 }
 
 impl Redirects {
@@ -43,7 +56,7 @@ impl Redirects {
         let Some(cluster) = &self.cluster else {
             return false;
         };
-        if call.redirected {
+        if call.redirected || !services.state.is_ready() {
             return false;
         }
         let snapshot = services.state.snapshot();
@@ -73,5 +86,21 @@ impl Redirects {
             cause = cause.label(), peer = %peer.edge_id, %contact, "redirected an INVITE");
         endpoint.redirect(Instant::now(), &call.call_id, &contact);
         true
+    }
+
+    /// Whether this edge takes `call` itself, once no redirect was made: not before it is
+    /// ready; while draining only as the drain's last resort.
+    pub(super) fn intake(&self, state: &EdgeState, call: &IncomingCall) -> Intake {
+        if !state.is_ready() {
+            Intake::NotReady
+        } else if !state.is_draining() {
+            Intake::Open
+        } else if state.takes_last_resort_calls(Instant::now(), self.last_resort) {
+            tracing::info!(call = %call.call_id, source = %call.source,
+                "draining with no live peer to take the call: taking it here");
+            Intake::Open
+        } else {
+            Intake::Draining
+        }
     }
 }

@@ -64,6 +64,7 @@ impl RefusalReason {
             self,
             RefusalReason::Admission(
                 RefusalCause::RateLimited
+                    | RefusalCause::NotReady
                     | RefusalCause::NoSlot(NoSlot::UnconfirmedFull | NoSlot::SourceUnconfirmedFull)
                     | RefusalCause::UnknownNumber
             )
