@@ -193,6 +193,7 @@ impl Edge {
             &metrics,
         )
         .await?;
+        let registrations = RegistrationBoard::default();
         let me = Registration {
             rtp_addr: primary.public.to_string(),
             sip_addr: public_sip.to_string(),
@@ -204,6 +205,7 @@ impl Edge {
                 .unwrap_or_default(),
             generation: cluster.as_ref().map_or(0, |c| c.generation),
             cluster_peers: cluster.as_ref().map(|c| c.peers.clone()),
+            registrations: registrations.clone(),
         };
         let gossip_addr = cluster.as_ref().map(|c| c.addr);
         let cluster_view = cluster.as_ref().map(|c| c.snapshots.clone());
@@ -266,7 +268,6 @@ impl Edge {
             http: http_client,
             webhooks: metrics.twilio_webhooks.clone(),
         };
-        let registrations = RegistrationBoard::default();
         let app = crate::http::router(
             state.clone(),
             metrics.clone(),
