@@ -48,10 +48,9 @@ fn sealed_files_open_to_their_audio_at_every_chunk_boundary() {
         for pieces in [1000, CHUNK, 7 * CHUNK] {
             let file = seal(&plain, pieces);
             assert_ne!(&file[..4], b"RIFF");
+            let sample = &plain[plain.len() / 2 - 16..plain.len() / 2 + 16];
             assert!(
-                !file
-                    .windows(64)
-                    .any(|w| plain.windows(64).take(50).any(|p| p == w)),
+                !file.windows(32).any(|w| w == sample),
                 "no plaintext in the file"
             );
             assert_eq!(
