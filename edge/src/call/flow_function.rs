@@ -261,7 +261,10 @@ mod tests {
         let guarded = Egress::new(&crate::egress::EgressConfig::default()).expect("client");
         let url = "http://127.0.0.1:9/pay?card=4111111111111111&email=bob@example.com";
         let outcome = call(&guarded, request(url.into(), 5_000)).await;
-        assert!(matches!(outcome, FunctionOutcome::Failed { .. }), "{outcome:?}");
+        assert!(
+            matches!(outcome, FunctionOutcome::Failed { .. }),
+            "{outcome:?}"
+        );
         let text = String::from_utf8(logs.0.lock().expect("logs").clone()).expect("UTF-8");
         assert!(text.contains("function request refused"), "{text}");
         assert!(text.contains("http://127.0.0.1:9"), "{text}");
