@@ -97,6 +97,7 @@ async fn links(url: &str, identity: &ClusterIdentity, edge_id: &str) -> Result<(
         .heartbeat(HeartbeatRequest {
             edge_id: edge_id.into(),
             health: None,
+            registrations: Vec::new(),
         })
         .await
         .map(|_| ())

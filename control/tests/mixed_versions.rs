@@ -76,6 +76,7 @@ async fn an_edge_one_minor_behind_keeps_working(backend: Backend) {
     link.heartbeat(HeartbeatRequest {
         edge_id: edge.into(),
         health: None,
+        registrations: Vec::new(),
     })
     .await
     .expect("and heartbeats");
@@ -200,6 +201,7 @@ async fn an_edge_below_the_release_floor_is_refused_with_a_clear_message(backend
         .heartbeat(HeartbeatRequest {
             edge_id: edge.into(),
             health: None,
+            registrations: Vec::new(),
         })
         .await
         .expect_err("a refused edge has no registration to heartbeat");

@@ -3,7 +3,10 @@
 //! placing a real SIP call and speaking real espeak-ng audio. The recording is made on the
 //! edge, uploaded over gRPC, noted on the call and downloaded through the REST API — whole and
 //! by byte range — on SQLite and PostgreSQL; and one made while the control plane is down (with
-//! the edge restarted in between) arrives once it is back. Nothing here asserts on speed.
+//! the edge restarted in between) arrives once it is back. Recordings are sealed at rest: the
+//! file on disk holds no WAV header and no audio in the clear, a file altered on disk is a clear
+//! error, and a plaintext WAV from an earlier version still downloads. Nothing here asserts on
+//! speed.
 
 mod support;
 
@@ -257,6 +260,21 @@ async fn a_recorded_call_downloads_with_both_sides_and_honours_ranges(backend: B
     assert_eq!(
         hex::encode(Sha256::digest(&wav)),
         call.recording.as_ref().expect("recording").sha256
+    );
+    // On disk the recording is sealed: no WAV header, none of its PCM in the clear.
+    let stored = call.recording.as_ref().expect("recording");
+    let on_disk = std::fs::read(
+        w.recordings
+            .path()
+            .join(&w.scope.workspace_id)
+            .join(format!("{}.wav", stored.recording_id)),
+    )
+    .expect("the recording's file");
+    assert_ne!(&on_disk[..4], b"RIFF", "no WAV header on disk");
+    let pcm = &wav[wav.len() / 2..wav.len() / 2 + 64];
+    assert!(
+        !on_disk.windows(64).any(|w| w == pcm),
+        "no PCM in the clear on disk"
     );
     let (caller, agent) = channels(&wav);
     assert_eq!(caller.len() as u64 * 1000 / 8_000, duration_ms);
@@ -572,16 +590,45 @@ async fn uploads_are_checked_before_they_are_stored(backend: Backend) {
     assert_eq!(again.expect("stored again"), wav.len() as u64);
     let other = upload(&w.control, &call_id, &ws, &wav, |_| {}).await;
     assert_eq!(code(other), Some(tonic::Code::AlreadyExists));
-    let on_disk = std::fs::read(folder.join(format!("{recording_id}.wav"))).expect("file");
-    assert_eq!(on_disk, wav);
+    // Sealed at rest: no WAV header and none of the audio on disk; the API gives the audio.
+    let path = folder.join(format!("{recording_id}.wav"));
+    let on_disk = std::fs::read(&path).expect("file");
+    assert_ne!(&on_disk[..4], b"RIFF", "no WAV header on disk");
+    assert!(
+        !on_disk.windows(8).any(|w| w == [7u8; 8]),
+        "none of the audio is on disk in the clear"
+    );
     let api = Api::of(&w.control);
-    let (status, _, body) = get_bytes(
-        &api,
-        &format!("/v1/calls/{call_id}/recording"),
-        &w.keys[VIEWER],
-        None,
-    )
-    .await;
+    let url = format!("/v1/calls/{call_id}/recording");
+    let viewer = &w.keys[VIEWER];
+    let (status, headers, body) = get_bytes(&api, &url, viewer, None).await;
+    assert_eq!((status, body), (StatusCode::OK, wav.clone()));
+    assert_eq!(header(&headers, "content-type"), "audio/wav");
+    let (status, headers, part) = get_bytes(&api, &url, viewer, Some("bytes=2-9")).await;
+    assert_eq!(status, StatusCode::PARTIAL_CONTENT);
+    assert_eq!(header(&headers, "content-range"), "bytes 2-9/100");
+    assert_eq!(part, wav[2..10]);
+    let (status, headers, _) = get_bytes(&api, &url, viewer, Some("bytes=100-")).await;
+    assert_eq!(status, StatusCode::RANGE_NOT_SATISFIABLE);
+    assert_eq!(header(&headers, "content-range"), "bytes */100");
+
+    // One bit flipped on disk: a clear error, never audio.
+    let mut tampered = on_disk.clone();
+    let at = tampered.len() - 30;
+    tampered[at] ^= 0x01;
+    std::fs::write(&path, &tampered).expect("tamper");
+    let (status, _, body) = get_bytes(&api, &url, viewer, None).await;
+    assert_eq!(status, StatusCode::INTERNAL_SERVER_ERROR);
+    let problem: serde_json::Value = serde_json::from_slice(&body).expect("a problem document");
+    assert!(
+        problem["detail"]
+            .as_str()
+            .is_some_and(|d| d.contains("integrity check")),
+        "{problem}"
+    );
+    // A plaintext WAV left by an earlier version is still served.
+    std::fs::write(&path, &wav).expect("legacy file");
+    let (status, _, body) = get_bytes(&api, &url, viewer, None).await;
     assert_eq!((status, body), (StatusCode::OK, wav));
     w.control.stop().await;
     w.db.cleanup().await;

@@ -212,6 +212,7 @@ impl Edge {
             &metrics,
         )
         .await?;
+        let registrations = RegistrationBoard::default();
         let me = Registration {
             rtp_addr: primary.public.to_string(),
             sip_addr: public_sip.to_string(),
@@ -223,6 +224,7 @@ impl Edge {
                 .unwrap_or_default(),
             generation: cluster.as_ref().map_or(0, |c| c.generation),
             cluster_peers: cluster.as_ref().map(|c| c.peers.clone()),
+            registrations: registrations.clone(),
         };
         let gossip_addr = cluster.as_ref().map(|c| c.addr);
         let cluster_view = cluster.as_ref().map(|c| c.snapshots.clone());
@@ -293,7 +295,6 @@ impl Edge {
             cluster: cluster_view.clone(),
             region: Arc::from(config.region.as_str()),
         };
-        let registrations = RegistrationBoard::default();
         let app = crate::http::router(
             state.clone(),
             metrics.clone(),

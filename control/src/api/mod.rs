@@ -40,6 +40,7 @@ pub(crate) mod query;
 mod rate_limit;
 mod recordings;
 mod resource_id;
+mod sealed_recording;
 mod tokens;
 mod webhooks;
 mod workflows;

@@ -6,6 +6,8 @@
 //! cannot change. A PATCH that changes where the stored secret is sent — a trunk's `host`,
 //! `port`, `outbound_proxy` or `registration.registrar`, an account's `api_base_url` — must give the secret again (a 422 naming it otherwise),
 //! so that nobody who never saw the secret can have it sent to a host of their choosing.
+//! A trunk set to register shows `registration: {"state", "expires_at", "last_error"}` as the
+//! online edges last reported it in their heartbeats (`Store::provider_registrations`).
 
 use axum::http::StatusCode;
 use serde::Serialize;
@@ -16,7 +18,7 @@ use super::json::{merge_patch, strict_from_value};
 use super::openapi::ProviderSpecDoc;
 use super::problem::Problem;
 use super::{AppState, List};
-use crate::store::{Provider, SecretChange, StoreError};
+use crate::store::{PagePosition, Provider, SecretChange, StoreError};
 use freya_shared::ids::rfc3339;
 use freya_shared::model::{FieldError, ProviderSpec};
 
@@ -33,6 +35,24 @@ pub(super) struct ProviderView {
     spec: ProviderSpec,
     created_at: String,
     updated_at: String,
+    /// The registration with the registrar, for a trunk set to register that an online edge
+    /// registers; absent otherwise.
+    #[serde(skip_serializing_if = "Option::is_none")]
+    registration: Option<RegistrationView>,
+}
+
+/// A trunk's registration (RFC 3261 section 10) as the edges report it, so an operator sees
+/// whether calls to the registered contact can reach Freya.
+#[derive(Serialize, utoipa::ToSchema)]
+pub(super) struct RegistrationView {
+    /// `registering`, `registered`, `failed` (retried with back-off) or `stopped` (the
+    /// registrar refused for good, e.g. 403).
+    state: String,
+    /// When the binding lapses unless refreshed (RFC 3339); absent when not registered.
+    #[serde(skip_serializing_if = "Option::is_none")]
+    expires_at: Option<String>,
+    /// Why the last attempt failed (the registrar's answer, a timeout).
+    last_error: Option<String>,
 }
 
 impl From<Provider> for ProviderView {
@@ -45,8 +65,35 @@ impl From<Provider> for ProviderView {
             spec,
             created_at: rfc3339(p.created_at_ms),
             updated_at: rfc3339(p.updated_at_ms),
+            registration: p.registration.map(|r| RegistrationView {
+                state: r.state,
+                expires_at: r
+                    .expires_at_ms
+                    .map(|ms| rfc3339(i64::try_from(ms).unwrap_or(i64::MAX))),
+                last_error: r.last_error,
+            }),
         }
     }
+}
+
+/// `providers` with the registration each trunk's edges report.
+async fn with_registrations(
+    state: &AppState,
+    mut providers: Vec<Provider>,
+) -> Result<Vec<Provider>, StoreError> {
+    let wants =
+        |p: &Provider| matches!(&p.spec, ProviderSpec::SipTrunk(t) if t.registration.is_some());
+    if !providers.iter().any(wants) {
+        return Ok(providers);
+    }
+    let mut reports = state
+        .store
+        .provider_registrations(state.offline_after_ms)
+        .await?;
+    for provider in providers.iter_mut().filter(|p| wants(p)) {
+        provider.registration = reports.remove(&provider.id);
+    }
+    Ok(providers)
 }
 
 /// The kind a body names (`sip_trunk` when it names none), taken out of the body.
@@ -194,6 +241,22 @@ impl Resource for Providers {
             _ => None,
         });
         Ok((Self::validated(state, caller, spec).await?, secret))
+    }
+
+    async fn fetch(state: &AppState, caller: &Caller, id: &str) -> Result<Provider, StoreError> {
+        let provider = state.store.scoped_get(&caller.scope, id).await?;
+        let mut one = with_registrations(state, vec![provider]).await?;
+        one.pop().ok_or(StoreError::NotFound)
+    }
+
+    async fn page(
+        state: &AppState,
+        caller: &Caller,
+        after: Option<&PagePosition>,
+        limit: i64,
+    ) -> Result<(Vec<Provider>, bool), StoreError> {
+        let (page, more) = state.store.scoped_list(&caller.scope, after, limit).await?;
+        Ok((with_registrations(state, page).await?, more))
     }
 
     async fn insert(

@@ -2,7 +2,9 @@
 //! ranges honoured (`Accept-Ranges: bytes`; a `Range` request answers 206 with `Content-Range`,
 //! or 416 when it cannot be satisfied), so players can seek and downloads can resume. Scoped
 //! like every call route: another workspace's call, or a call without a recording, is a 404.
-//! Admins may delete a recording (the row first, audited, then the file).
+//! Admins may delete a recording (the row first, audited, then the file). A recording sealed at
+//! rest is decrypted as it streams (`sealed_recording.rs`); a plaintext WAV from an earlier
+//! version is served from disk as it is.
 
 use axum::body::Body;
 use axum::extract::{Path, Request, State};
@@ -14,7 +16,7 @@ use tower_http::services::ServeFile;
 use super::auth::Caller;
 use super::calls::plausible_call_id;
 use super::problem::Problem;
-use super::AppState;
+use super::{sealed_recording, AppState};
 use crate::grpc::recordings::recording_path;
 use crate::store::{CallRecordingInfo, StoreError, WorkspaceScope};
 
@@ -109,6 +111,11 @@ pub(super) async fn download(
     if !tokio::fs::try_exists(&path).await.unwrap_or(false) {
         tracing::error!(call = %id, path = %path.display(), "a stored recording's file is missing");
         return Err(no_recording());
+    }
+    if sealed_recording::is_sealed(&path).await.unwrap_or(false) {
+        let sealer = state.store.sealer().map_err(Problem::from)?;
+        return sealed_recording::serve(sealer, &recording.recording_id, &path, request.headers())
+            .await;
     }
     match ServeFile::new(&path).try_call(request).await {
         Ok(response) => Ok(response.map(Body::new)),

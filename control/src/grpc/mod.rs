@@ -21,7 +21,7 @@ use tonic::{Request, Response, Status, Streaming};
 
 use crate::cluster::ClusterBoard;
 use crate::metrics::ControlMetrics;
-use crate::store::{EdgeRegistration, Store, StoreError};
+use crate::store::{EdgeProviderRegistration, EdgeRegistration, Store, StoreError};
 use freya_proto::v1::edge_control_server::{EdgeControl, EdgeControlServer};
 use freya_proto::v1::{
     CallEvent, CertificateRequest, ClusterReport, ClusterReportAck, CommandsRequest, ConfigUpdate,
@@ -116,6 +116,37 @@ fn health_of(health: Option<freya_proto::v1::EdgeHealth>) -> EdgeHealth {
     }
 }
 
+/// The most registrations one heartbeat may report (more are dropped: no workspace has that
+/// many trunks registering through one edge).
+const MAX_REGISTRATIONS: usize = 1_000;
+/// The longest `last_error` kept (a registrar's reason phrase is free text).
+const MAX_REGISTRATION_ERROR: usize = 512;
+
+/// A heartbeat's registrations as the store keeps them: unknown states and empty ids dropped,
+/// lengths capped.
+fn registrations_of(
+    wire: Vec<freya_proto::v1::ProviderRegistration>,
+) -> Vec<EdgeProviderRegistration> {
+    wire.into_iter()
+        .filter(|r| {
+            !r.provider_id.is_empty()
+                && r.provider_id.len() <= 64
+                && matches!(
+                    r.state.as_str(),
+                    "registering" | "registered" | "failed" | "stopped"
+                )
+        })
+        .take(MAX_REGISTRATIONS)
+        .map(|r| EdgeProviderRegistration {
+            provider_id: r.provider_id,
+            state: r.state,
+            expires_at_ms: (r.expires_at_ms != 0).then_some(r.expires_at_ms),
+            last_error: (!r.last_error.is_empty())
+                .then(|| r.last_error.chars().take(MAX_REGISTRATION_ERROR).collect()),
+        })
+        .collect()
+}
+
 /// Maps a store failure to a gRPC status, logging what the edge does not need to see.
 pub(crate) fn status_of(error: StoreError) -> Status {
     match error {
@@ -193,8 +224,9 @@ impl EdgeControl for EdgeControlService {
         auth::check_named_edge(&request, &request.get_ref().edge_id)?;
         let r = request.into_inner();
         required("edge_id", &r.edge_id)?;
+        let registrations = registrations_of(r.registrations);
         self.store
-            .edge_heartbeat(&r.edge_id, &health_of(r.health))
+            .edge_heartbeat(&r.edge_id, &health_of(r.health), &registrations)
             .await
             .map_err(status_of)?;
         Ok(Response::new(HeartbeatResponse {}))

@@ -6,7 +6,9 @@
 //!
 //! Files live at `recordings.dir/<workspace_id>/<recording_id>.wav`; both names are UUIDs,
 //! checked, so an edge cannot write outside that tree. Files are 0600 and directories 0700:
-//! recordings are customer data.
+//! recordings are customer data. The audio is sealed as it is written, under a data key of its
+//! own wrapped by `auth.encryption_key` (`recording_seal.rs`); the checksum and length are the
+//! plaintext WAV's, as the edge sent it.
 
 use std::path::{Path, PathBuf};
 
@@ -16,6 +18,7 @@ use tokio::io::AsyncWriteExt;
 use tokio_util::sync::CancellationToken;
 use tonic::{Status, Streaming};
 
+use crate::recording_seal::{SealError, SealingWriter};
 use crate::store::{CallRecordingInfo, RecordingTarget, Store};
 use freya_proto::v1::{recording_chunk::Part, RecordingChunk, RecordingHeader, RecordingStored};
 use freya_shared::ids::is_uuid;
@@ -102,7 +105,7 @@ pub(super) async fn receive(
         header.recording_id,
         uuid::Uuid::new_v4().simple()
     ));
-    let written = write_file(&mut inbound, &header, &temp, shutdown).await;
+    let written = write_file(store, &mut inbound, &header, &temp, shutdown).await;
     if let Err(status) = written {
         let _ = tokio::fs::remove_file(&temp).await;
         return Err(status);
@@ -156,19 +159,29 @@ fn check_header(h: &RecordingHeader) -> Result<(), Status> {
     }
 }
 
-/// Streams the data messages into `path`, checking length and checksum, and syncs the file.
+/// Streams the data messages, sealed, into `path`, checking length and checksum, and syncs the
+/// file.
 async fn write_file(
+    store: &Store,
     inbound: &mut Streaming<RecordingChunk>,
     header: &RecordingHeader,
     path: &Path,
     shutdown: &CancellationToken,
 ) -> Result<(), Status> {
+    let mut sealing = store
+        .sealer()
+        .and_then(|sealer| SealingWriter::new(sealer, &header.recording_id))
+        .map_err(super::status_of)?;
     let mut file = tokio::fs::OpenOptions::from(private_files::open_options())
         .write(true)
         .create_new(true)
         .open(path)
         .await
         .map_err(|e| disk_error(path, &e))?;
+    file.write_all(sealing.header())
+        .await
+        .map_err(|e| disk_error(path, &e))?;
+    let mut sealed = Vec::with_capacity(2 * crate::recording_seal::CHUNK);
     let mut hasher = Sha256::new();
     let mut total = 0u64;
     while let Some(part) = next_part(inbound, shutdown).await? {
@@ -184,7 +197,9 @@ async fn write_file(
             ));
         }
         hasher.update(&data);
-        file.write_all(&data)
+        sealed.clear();
+        sealing.push(&data, &mut sealed).map_err(seal_error)?;
+        file.write_all(&sealed)
             .await
             .map_err(|e| disk_error(path, &e))?;
     }
@@ -199,6 +214,11 @@ async fn write_file(
             "the file's SHA-256 differs from the header's",
         ));
     }
+    sealed.clear();
+    sealing.finish(&mut sealed).map_err(seal_error)?;
+    file.write_all(&sealed)
+        .await
+        .map_err(|e| disk_error(path, &e))?;
     file.flush().await.map_err(|e| disk_error(path, &e))?;
     file.sync_all().await.map_err(|e| disk_error(path, &e))?;
     Ok(())
@@ -221,6 +241,11 @@ async fn next_part(
             None => return Ok(None),
         }
     }
+}
+
+fn seal_error(error: SealError) -> Status {
+    tracing::error!(%error, "cannot seal a call recording");
+    Status::internal("the control plane cannot seal recordings")
 }
 
 fn disk_error(path: &Path, error: &std::io::Error) -> Status {

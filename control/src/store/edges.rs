@@ -9,6 +9,31 @@ use super::{retry, Store, StoreError};
 use freya_shared::ids::now_ms;
 use freya_shared::model::{EdgeHealth, EdgeStatus};
 
+/// One registration with a PBX or trunk as an edge reported it in its heartbeat.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, serde::Deserialize)]
+pub struct EdgeProviderRegistration {
+    pub provider_id: String,
+    /// `registering`, `registered`, `failed` or `stopped`.
+    pub state: String,
+    /// Unix milliseconds when the binding lapses unless refreshed; `None` when not registered.
+    pub expires_at_ms: Option<u64>,
+    pub last_error: Option<String>,
+}
+
+impl EdgeProviderRegistration {
+    /// How much a report says the provider is reachable: a registered edge beats one still
+    /// trying, which beats one that failed, so a provider several edges register with shows
+    /// registered while any of them is.
+    fn rank(&self) -> u8 {
+        match self.state.as_str() {
+            "registered" => 3,
+            "registering" => 2,
+            "failed" => 1,
+            _ => 0,
+        }
+    }
+}
+
 /// What an edge announces about itself when it registers.
 #[derive(Debug, Clone)]
 pub struct EdgeRegistration {
@@ -90,18 +115,32 @@ impl Store {
         .await
     }
 
-    /// Records a heartbeat; `NotFound` when the edge never registered here.
-    pub async fn edge_heartbeat(&self, id: &str, health: &EdgeHealth) -> Result<(), StoreError> {
+    /// Records a heartbeat and the registrations it reports; `NotFound` when the edge never
+    /// registered here.
+    pub async fn edge_heartbeat(
+        &self,
+        id: &str,
+        health: &EdgeHealth,
+        registrations: &[EdgeProviderRegistration],
+    ) -> Result<(), StoreError> {
+        let registrations = (!registrations.is_empty())
+            .then(|| serde_json::to_string(registrations))
+            .transpose()
+            .map_err(|e| StoreError::Corrupt {
+                what: "edge registrations",
+                message: e.to_string(),
+            })?;
         let updated = retry(&self.health, || async {
             Ok(sqlx::query(
                 "UPDATE edges SET active_calls = $1, capacity = $2, cpu_permille = $3, draining = $4, \
-                 last_seen_ms = $5 WHERE id = $6",
+                 last_seen_ms = $5, registrations = $6 WHERE id = $7",
             )
             .bind(i64::from(health.active_calls))
             .bind(i64::from(health.capacity))
             .bind(i64::from(health.cpu_permille))
             .bind(i64::from(health.draining))
             .bind(now_ms())
+            .bind(registrations.as_deref())
             .bind(id)
             .execute(self.pool())
             .await?
@@ -113,6 +152,38 @@ impl Store {
         } else {
             Ok(())
         }
+    }
+
+    /// The registration state of each provider some online edge registers, by provider id:
+    /// of several edges' reports for one provider, the most reachable (see
+    /// [`EdgeProviderRegistration::rank`]).
+    pub async fn provider_registrations(
+        &self,
+        offline_after_ms: i64,
+    ) -> Result<std::collections::HashMap<String, EdgeProviderRegistration>, StoreError> {
+        let rows = sqlx::query(
+            "SELECT registrations FROM edges WHERE registrations IS NOT NULL AND last_seen_ms >= $1",
+        )
+        .bind(now_ms() - offline_after_ms)
+        .fetch_all(self.pool())
+        .await?;
+        let mut best = std::collections::HashMap::<String, EdgeProviderRegistration>::new();
+        for row in &rows {
+            let text: String = row.try_get("registrations")?;
+            // An unreadable report is a newer edge's shape; skipped rather than failing reads.
+            let Ok(reports) = serde_json::from_str::<Vec<EdgeProviderRegistration>>(&text) else {
+                continue;
+            };
+            for report in reports {
+                let better = best
+                    .get(&report.provider_id)
+                    .is_none_or(|b| report.rank() > b.rank());
+                if better {
+                    best.insert(report.provider_id.clone(), report);
+                }
+            }
+        }
+        Ok(best)
     }
 
     /// Every known edge with its derived status.

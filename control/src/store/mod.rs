@@ -64,7 +64,7 @@ pub use audit::AuditRecord;
 pub use call_usage::CallUsageRecord;
 pub use calls::{CallFilter, CallPage, IdempotencyClaim, NewOutboundCall};
 pub use deliveries::{DeliveryAttempt, DueDelivery, WebhookDelivery, RETRY_WINDOW_MS};
-pub use edges::{EdgeRecord, EdgeRegistration};
+pub use edges::{EdgeProviderRegistration, EdgeRecord, EdgeRegistration};
 pub use erasure::{CallErasure, CallerErasure};
 pub use events::{CallRecord, StoredEvent};
 pub use fault::{FaultReport, StorageFault, StorageHealth};

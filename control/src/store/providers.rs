@@ -27,6 +27,9 @@ pub struct Provider {
     pub has_secret: bool,
     pub created_at_ms: i64,
     pub updated_at_ms: i64,
+    /// Its registration's state as the edges report it (not a column: filled in by the API
+    /// from `Store::provider_registrations`), `None` when no online edge registers it.
+    pub registration: Option<super::EdgeProviderRegistration>,
 }
 
 /// What an update does with the stored secret.
@@ -66,6 +69,7 @@ impl ScopedResource for Provider {
             has_secret: row.try_get::<Option<String>, _>("secret")?.is_some(),
             created_at_ms: row.try_get("created_at_ms")?,
             updated_at_ms: row.try_get("updated_at_ms")?,
+            registration: None,
         })
     }
 

@@ -44,6 +44,9 @@ pub use output::{CallEnding, CallRequest, Output};
 pub use remote::MESH_PAYLOAD;
 pub use start::{CallStart, EndedEarly};
 
+/// What a masked key press reads as in `call.dtmf` and the logs.
+pub const MASKED_DIGIT: &str = "[digit]";
+
 /// One answered call's decisions.
 pub struct CallCore {
     media: CallMedia,
@@ -57,6 +60,10 @@ pub struct CallCore {
     transfer: Option<String>,
     /// Whether each tick's frames go out for the recording.
     recording: bool,
+    /// Whether the caller's key presses are kept out of the record: silence in the recording
+    /// while a key is pressed, and `[digit]` for the key in `call.dtmf` and the logs (the
+    /// agent's `privacy.redact` lists `card_number`: digits may be a card's).
+    mask_digits: bool,
     /// Foreign datagrams already reported.
     foreign_reported: u64,
     /// Set once the call ended; nothing happens after.
@@ -90,6 +97,7 @@ impl CallCore {
             deadline: now + max_duration,
             transfer: None,
             recording: start.can_record && start.agent.spec.record,
+            mask_digits: start.agent.spec.privacy.masks_digits(),
             foreign_reported: 0,
             ended: false,
             outbound: start.direction == CallDirection::Outbound,
@@ -169,7 +177,11 @@ impl CallCore {
                     responder.on_digit(now, digit);
                 }
                 let heard = DtmfHeard {
-                    digit: digit.to_string(),
+                    digit: if self.mask_digits {
+                        MASKED_DIGIT.to_owned()
+                    } else {
+                        digit.to_string()
+                    },
                     via: "sip_info".to_owned(),
                     duration_ms: None,
                     extra: Extra::new(),
@@ -264,7 +276,7 @@ impl CallCore {
             };
             self.out.push_packet(to, packet);
             if self.recording {
-                let received = self.media.peek_received_frame();
+                let received = self.media.recorded_received_frame(now, self.mask_digits);
                 self.out.push_record(self.media.sent_frame(), received);
             }
         }
@@ -377,12 +389,15 @@ impl CallCore {
         while let Some(event) = self.media.poll_event() {
             match event {
                 MediaEvent::Dtmf(heard) => {
-                    tracing::info!(digit = %heard.digit, via = heard.via.as_str(), "digit pressed");
+                    let mut record = heard.record();
+                    if self.mask_digits {
+                        record.digit = MASKED_DIGIT.to_owned();
+                    }
+                    tracing::info!(digit = %record.digit, via = heard.via.as_str(), "digit pressed");
                     if let Some(responder) = self.responder.as_mut() {
                         responder.on_digit(now, heard.digit);
                     }
-                    self.out
-                        .push(Output::Event(CallEventData::Dtmf(heard.record())));
+                    self.out.push(Output::Event(CallEventData::Dtmf(record)));
                 }
                 MediaEvent::Inactive => end = Some(EndReason::RtpTimeout),
                 MediaEvent::HoldTimeout => end = Some(EndReason::HoldTimeout),

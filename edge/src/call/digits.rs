@@ -84,7 +84,14 @@ pub struct CallDigits {
     /// Listening for tones: only without telephone-event, and not once the peer has shown it
     /// signals digits another way.
     tones: Option<ToneDetector>,
+    /// When the caller was last heard pressing a key (an event packet, or a tone in a frame).
+    last_press: Option<Instant>,
 }
+
+/// How long after the last sign of a press the caller's audio still counts as part of it, for
+/// a recording that masks digits: covers the jitter buffer's delay between an event packet and
+/// the audio frames beside it, and the tone's tail.
+pub const PRESS_HANGOVER: Duration = Duration::from_millis(200);
 
 impl CallDigits {
     /// Digits for a call answered with `audio`: RFC 4733 at the negotiated event clock when
@@ -96,6 +103,7 @@ impl CallDigits {
             receiver: DtmfReceiver::new(rate),
             sender: DtmfSender::with_clock_rate(rate),
             tones: audio.telephone_event.is_none().then(ToneDetector::new),
+            last_press: None,
         }
     }
 
@@ -122,14 +130,24 @@ impl CallDigits {
         timestamp: u32,
         payload: &[u8],
     ) -> Result<(), DtmfError> {
+        self.last_press = Some(now);
         self.receiver.handle_packet(now, timestamp, payload)
     }
 
-    /// One decoded 20 ms frame of the caller's audio (8 kHz), in order.
-    pub fn hear(&mut self, samples: &[i16]) {
+    /// One decoded 20 ms frame of the caller's audio (8 kHz), in order, played out at `now`.
+    pub fn hear(&mut self, now: Instant, samples: &[i16]) {
         if let Some(tones) = self.tones.as_mut() {
             tones.push(samples);
+            if tones.hearing_tone() {
+                self.last_press = Some(now);
+            }
         }
+    }
+
+    /// Whether the caller is (or was within [`PRESS_HANGOVER`]) pressing a key at `now`.
+    pub fn pressing(&self, now: Instant) -> bool {
+        self.last_press
+            .is_some_and(|at| now.saturating_duration_since(at) < PRESS_HANGOVER)
     }
 
     /// Ends a press whose end packets were all lost.

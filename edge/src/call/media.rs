@@ -234,6 +234,20 @@ impl CallMedia {
         self.decoded_this_tick.then_some(&self.decoded)
     }
 
+    /// The caller's frame for the recording at `now`: [`peek_received_frame`]
+    /// (Self::peek_received_frame), or nothing (silence) while the caller presses keys when
+    /// `mask_digits` is set, so the file holds no key tones.
+    pub fn recorded_received_frame(
+        &self,
+        now: Instant,
+        mask_digits: bool,
+    ) -> Option<&[i16; FRAME_SAMPLES]> {
+        if mask_digits && self.digits.pressing(now) {
+            return None;
+        }
+        self.peek_received_frame()
+    }
+
     /// The audio the last packet from [`poll_transmit`](Self::poll_transmit) carried (silence
     /// when the agent was quiet): what the caller actually heard, cut short by a barge-in.
     pub fn sent_frame(&self) -> &[i16; FRAME_SAMPLES] {
@@ -525,7 +539,7 @@ impl CallMedia {
                 self.codec.decode(payload, &mut self.decoded);
                 // Tones are listened for in what was received only: a lost G.711 frame is
                 // skipped rather than heard as silence that would split a held key in two.
-                self.digits.hear(&self.decoded);
+                self.digits.hear(now, &self.decoded);
                 self.drain_dtmf();
                 self.fresh_frame = true;
                 self.decoded_this_tick = true;

@@ -1,14 +1,19 @@
 //! Registration and heartbeats: announce the edge, then report health at the interval the
 //! control plane asks for. A control plane that forgot the edge (NOT_FOUND) gets a new
 //! registration; an unreachable one is retried with backoff. The answer to a registration names
-//! the other edges' gossip addresses, handed to the cluster task as seeds.
+//! the other edges' gossip addresses, handed to the cluster task as seeds. Each heartbeat also
+//! carries the state of every registration with a PBX or trunk (`RegistrationBoard`), and a
+//! change of one sends a heartbeat at once.
 
 use std::time::Duration;
 
 use super::{log_failure, LinkContext};
 use crate::cpu::CpuSampler;
+use crate::sip::transport::registrations::RegistrationBoard;
 use crate::state::EdgeState;
-use freya_proto::v1::{EdgeHealth as WireHealth, HeartbeatRequest, RegisterRequest};
+use freya_proto::v1::{
+    EdgeHealth as WireHealth, HeartbeatRequest, ProviderRegistration, RegisterRequest,
+};
 use freya_shared::model::EdgeHealth;
 
 /// What the edge announces about itself.
@@ -24,6 +29,24 @@ pub(crate) struct Registration {
     pub generation: u64,
     /// Receives the control plane's list of peers' gossip addresses.
     pub cluster_peers: Option<tokio::sync::watch::Sender<Vec<std::net::SocketAddr>>>,
+    /// The registrations with PBXs and trunks, reported with each heartbeat.
+    pub registrations: RegistrationBoard,
+}
+
+/// The board's reports as the heartbeat carries them, in provider order.
+fn wire_registrations(board: &RegistrationBoard) -> Vec<ProviderRegistration> {
+    let mut reports: Vec<ProviderRegistration> = board
+        .reports()
+        .into_iter()
+        .map(|(provider_id, r)| ProviderRegistration {
+            provider_id,
+            state: r.state.to_owned(),
+            expires_at_ms: r.expires_at.unwrap_or(0),
+            last_error: r.last_error.unwrap_or_default(),
+        })
+        .collect();
+    reports.sort_by(|a, b| a.provider_id.cmp(&b.provider_id));
+    reports
 }
 
 fn wire(h: EdgeHealth) -> WireHealth {
@@ -75,14 +98,17 @@ pub(crate) async fn run(link: LinkContext, state: EdgeState, me: Registration) {
                 continue;
             }
         };
-        // Heartbeat until the control plane forgets us; transient failures just skip a beat.
+        // Heartbeat until the control plane forgets us; transient failures just skip a beat. A
+        // registration's change sends the next beat early.
         loop {
-            if !link.pause(interval).await {
-                return;
+            tokio::select! {
+                alive = link.pause(interval) => if !alive { return },
+                _ = me.registrations.changed() => {}
             }
             let beat = HeartbeatRequest {
                 edge_id: link.edge_id.to_string(),
                 health: Some(wire(state.health(cpu.sample()))),
+                registrations: wire_registrations(&me.registrations),
             };
             match link.client.clone().heartbeat(beat).await {
                 Ok(_) => {}

@@ -136,6 +136,12 @@ impl ToneDetector {
         }
     }
 
+    /// Whether the latest block held a key's tone (a press may be under way): what a recording
+    /// that masks digits leaves out.
+    pub fn hearing_tone(&self) -> bool {
+        self.run.is_some() || self.press.is_some()
+    }
+
     /// Hears the next `samples` (8 kHz), in order; blocks run across calls.
     pub fn push(&mut self, samples: &[i16]) {
         for &sample in samples {

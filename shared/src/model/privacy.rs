@@ -51,6 +51,12 @@ impl PrivacySpec {
         self.redact.is_empty() && !self.redact_before_llm
     }
 
+    /// Whether the caller's key presses are masked (silence in the recording, `[digit]` in the
+    /// record): when card numbers are redacted, since digits typed on the keypad may be one.
+    pub fn masks_digits(&self) -> bool {
+        self.redact.iter().any(|k| k == "card_number")
+    }
+
     /// The redactor for the kinds listed (unknown names, which the API refuses, are skipped).
     pub fn redactor(&self) -> Redactor {
         Redactor::new(self.redact.iter().filter_map(|k| k.parse::<PiiKind>().ok()))

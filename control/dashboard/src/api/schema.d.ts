@@ -1391,6 +1391,7 @@ export interface components {
             data: (components["schemas"]["ProviderSpec"] & {
                 created_at: string;
                 id: string;
+                registration?: components["schemas"]["RegistrationView"] | null;
                 updated_at: string;
                 workspace_id: string;
             })[];
@@ -1571,6 +1572,7 @@ export interface components {
         ProviderView: components["schemas"]["ProviderSpec"] & {
             created_at: string;
             id: string;
+            registration?: components["schemas"]["RegistrationView"] | null;
             updated_at: string;
             workspace_id: string;
         };
@@ -1603,6 +1605,21 @@ export interface components {
         /** @description What a renewal request did. */
         RenewRequested: {
             edge_id: string;
+        };
+        /**
+         * @description A trunk's registration (RFC 3261 section 10) as the edges report it, so an operator sees
+         *     whether calls to the registered contact can reach Freya.
+         */
+        RegistrationView: {
+            /** @description When the binding lapses unless refreshed (RFC 3339); absent when not registered. */
+            expires_at?: string | null;
+            /** @description Why the last attempt failed (the registrar's answer, a timeout). */
+            last_error?: string | null;
+            /**
+             * @description `registering`, `registered`, `failed` (retried with back-off) or `stopped` (the
+             *     registrar refused for good, e.g. 403).
+             */
+            state: string;
         };
         /**
          * @description A workspace's retention windows in days; `null` keeps that data forever. Enforced by the

@@ -1,12 +1,28 @@
 // Telephony providers (SIP trunks, Twilio accounts) in the order calls try them; secrets masked.
+// A trunk that registers with its PBX shows the registration's state, as the edges report it.
 import { useQuery } from "@tanstack/react-query";
 import { api, ok } from "../api/client";
+import type { components } from "../api/schema";
 import { ErrorNote, Loading, Page, time } from "../components/ui";
 
 /** Lower is tried first; a trunk without one comes after those with one. */
 function priority(p: object): number {
   const v = (p as { priority?: number | null }).priority;
   return typeof v === "number" ? v : Number.MAX_SAFE_INTEGER;
+}
+
+type Registration = components["schemas"]["RegistrationView"];
+
+/** A trunk's registration: its state, until when it holds, and why it last failed. */
+function RegistrationState({ registration }: { registration?: Registration | null }) {
+  if (!registration) return <span className="text-muted">—</span>;
+  return (
+    <div data-testid="registration">
+      <span className="badge">{registration.state}</span>
+      {registration.expires_at ? <div className="text-xs text-muted">until {time(registration.expires_at)}</div> : null}
+      {registration.last_error ? <div className="text-xs">{registration.last_error}</div> : null}
+    </div>
+  );
 }
 
 export function Providers() {
@@ -28,18 +44,26 @@ export function Providers() {
               <th scope="col">Priority</th>
               <th scope="col">Name</th>
               <th scope="col">Kind</th>
+              <th scope="col">Registration</th>
               <th scope="col">Settings</th>
               <th scope="col">Updated</th>
             </tr>
           </thead>
           <tbody>
             {[...(providers.data?.data ?? [])].sort((a, b) => priority(a) - priority(b)).map((p) => {
-              const { id, workspace_id: _w, created_at: _c, updated_at, ...spec } = p as Record<string, unknown> & { id: string; updated_at: string };
+              const { id, workspace_id: _w, created_at: _c, updated_at, registration, ...spec } = p as Record<string, unknown> & {
+                id: string;
+                updated_at: string;
+                registration?: Registration | null;
+              };
               return (
                 <tr key={id}>
                   <td>{spec.priority == null ? "—" : String(spec.priority)}</td>
                   <td>{String(spec.name ?? id.slice(0, 8))}</td>
                   <td>{String(spec.kind ?? "sip_trunk")}</td>
+                  <td>
+                    <RegistrationState registration={registration} />
+                  </td>
                   <td>
                     <code className="text-xs break-all">{JSON.stringify(spec)}</code>
                   </td>

@@ -427,7 +427,7 @@ impl CallCore {
                 if let Some((to, packet)) = self.media.poll_transmit(now) {
                     self.out.push_packet(to, packet);
                     if self.recording {
-                        let received = self.media.peek_received_frame();
+                        let received = self.media.recorded_received_frame(now, self.mask_digits);
                         self.out.push_record(self.media.sent_frame(), received);
                     }
                 }

@@ -3,7 +3,8 @@
 //! list as [`SipCommand::Registrations`]); the SIP task starts, replaces and stops them in the
 //! endpoint (`freya_sip::register` does the protocol), sends CRLF keep-alives on registered
 //! UDP flows (TCP and TLS flows are pinged by their connection task), and records each status
-//! change in the [`RegistrationBoard`] that the edge's HTTP listener shows.
+//! change in the [`RegistrationBoard`] that the edge's HTTP listener shows and the heartbeat
+//! reports to the control plane (`control_link/registration.rs`), at once on each change.
 
 use std::collections::{HashMap, HashSet};
 use std::net::SocketAddr;
@@ -11,7 +12,7 @@ use std::sync::{Arc, Mutex};
 use std::time::{Duration, Instant, SystemTime};
 
 use serde::Serialize;
-use tokio::sync::mpsc;
+use tokio::sync::{mpsc, Notify};
 use tokio_util::sync::CancellationToken;
 
 use super::{SipCommand, SipTask};
@@ -41,14 +42,24 @@ pub struct RegistrationReport {
     pub last_error: Option<String>,
 }
 
-/// The latest status of each registration, by provider id.
+/// The latest status of each registration, by provider id, and a wake-up for whoever reports
+/// them on (the heartbeat), so a change reaches the control plane without waiting a beat.
 #[derive(Debug, Clone, Default)]
-pub struct RegistrationBoard(Arc<Mutex<HashMap<String, RegistrationReport>>>);
+pub struct RegistrationBoard {
+    reports: Arc<Mutex<HashMap<String, RegistrationReport>>>,
+    changed: Arc<Notify>,
+}
 
 impl RegistrationBoard {
     /// Every registration's latest report.
     pub fn reports(&self) -> HashMap<String, RegistrationReport> {
-        self.0.lock().map(|m| m.clone()).unwrap_or_default()
+        self.reports.lock().map(|m| m.clone()).unwrap_or_default()
+    }
+
+    /// Resolves at the next change of any report (or at once if one changed since the last
+    /// call), so the heartbeat can send it early.
+    pub async fn changed(&self) {
+        self.changed.notified().await
     }
 
     fn record(&self, provider_id: &str, status: &RegistrationStatus) {
@@ -65,15 +76,17 @@ impl RegistrationBoard {
             expires_at,
             last_error: status.last_error.clone(),
         };
-        if let Ok(mut map) = self.0.lock() {
+        if let Ok(mut map) = self.reports.lock() {
             map.insert(provider_id.to_owned(), report);
         }
+        self.changed.notify_one();
     }
 
     fn forget(&self, provider_id: &str) {
-        if let Ok(mut map) = self.0.lock() {
+        if let Ok(mut map) = self.reports.lock() {
             map.remove(provider_id);
         }
+        self.changed.notify_one();
     }
 }
 
