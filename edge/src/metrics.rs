@@ -52,6 +52,9 @@ pub(crate) struct EdgeMetrics {
     pub cluster_dropped: ClusterDropCounter,
     /// `freya_edge_cluster_members{state}`: members this edge's gossip sees, itself included.
     pub cluster_members: ClusterMemberGauge,
+    /// `freya_edge_srtp_packets_dropped_total{reason}`: SRTP/SRTCP packets a call refused
+    /// (`auth`, `replay`, `malformed`; see `rtp::srtp::SrtpError::label`).
+    pub srtp_dropped: SrtpDropCounter,
     /// What the call events feed (`metrics/calls.rs`).
     pub calls: CallMetrics,
     /// `freya_edge_provider_request_duration_seconds{kind,provider}` and
@@ -134,6 +137,9 @@ pub type ClusterDropCounter = Family<Vec<(String, String)>, Counter>;
 /// Refused INVITEs by `reason` (see `call::admission::RefusalCause::label`).
 pub type RefusalCounter = Family<Vec<(String, String)>, Counter>;
 
+/// SRTP packets dropped by calls, by reason (`freya_edge_srtp_packets_dropped_total`).
+pub type SrtpDropCounter = Family<Vec<(String, String)>, Counter>;
+
 /// Redirected INVITEs by `cause` (see `cluster::routing::RedirectCause::label`).
 pub type RedirectCounter = Family<Vec<(String, String)>, Counter>;
 
@@ -160,6 +166,14 @@ impl EdgeMetrics {
         let sip_invites_redirected = RedirectCounter::default();
         let sip_call_queue_full = CallQueueCounter::default();
         let cluster_dropped = ClusterDropCounter::default();
+        let srtp_dropped = SrtpDropCounter::default();
+        registry.register(
+            "srtp_packets_dropped",
+            "SRTP and SRTCP packets calls dropped, by reason: auth (tag did not verify: junk, \
+             tampering or another key), replay (already received or behind the replay window), \
+             malformed",
+            srtp_dropped.clone(),
+        );
         let cluster_members = ClusterMemberGauge::default();
         registry.register(
             "cluster_members",
@@ -268,6 +282,7 @@ impl EdgeMetrics {
             sip_call_queue_full,
             cluster_dropped,
             cluster_members,
+            srtp_dropped,
             calls,
             providers,
             headroom,

@@ -251,6 +251,8 @@ impl Edge {
             },
             rtp_departure: metrics.rtp_departure.clone(),
             rtp_foreign: metrics.rtp_foreign.clone(),
+            srtp: config.srtp.clone(),
+            srtp_dropped: metrics.srtp_dropped.clone(),
             providers: metrics.providers.clone(),
         };
         let public_url = match &config.http.public_url {

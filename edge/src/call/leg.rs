@@ -15,6 +15,10 @@
 //! Each packet keeps its arrival time all the same: the kernel stamps it as it is queued
 //! ([`crate::rtp::arrival`]), so the jitter buffer, the turn detector and RTCP's round-trip time
 //! see when it came, not when the tick read it.
+//!
+//! On an SRTP call ([`SrtpLeg`]) every datagram is checked and decrypted between the socket
+//! and the core, and every packet the core sends is encrypted between the core and the socket:
+//! the core only ever sees plain RTP, and a refused packet never reaches it.
 
 use std::io::ErrorKind;
 use std::net::SocketAddr;
@@ -25,6 +29,8 @@ use tokio::sync::mpsc;
 
 use super::media::CallMedia;
 use super::ports::MediaSockets;
+use super::srtp_leg::SrtpLeg;
+use crate::metrics::SrtpDropCounter;
 use crate::rtp::arrival::{recv_stamped, stamp_arrivals};
 use crate::rtp::packet::RtpPacket;
 use crate::sip::sdp::{Codec, Direction, NegotiatedAudio};
@@ -36,6 +42,8 @@ pub enum MediaLeg {
         audio: NegotiatedAudio,
         /// RTP and RTCP; the RTCP one goes unused when the call multiplexes RTCP on RTP.
         sockets: MediaSockets,
+        /// The SRTP transform when SDP agreed `RTP/SAVP` (boxed: most calls have none).
+        srtp: Option<Box<crate::rtp::srtp::SrtpSession>>,
     },
     /// A provider's media stream (μ-law, 8 kHz, 20 ms frames).
     Stream(StreamLeg),
@@ -103,11 +111,15 @@ impl MediaLeg {
         }
     }
 
-    /// The leg ready for the call task's loop. Fails only if the RTP socket cannot be taken off
-    /// the runtime's reactor.
-    pub fn into_io(self) -> std::io::Result<LegIo> {
+    /// The leg ready for the call task's loop, counting refused SRTP packets in `srtp_dropped`.
+    /// Fails only if the RTP socket cannot be taken off the runtime's reactor.
+    pub fn into_io(self, srtp_dropped: &SrtpDropCounter) -> std::io::Result<LegIo> {
         Ok(match self {
-            MediaLeg::Rtp { audio, sockets } => {
+            MediaLeg::Rtp {
+                audio,
+                sockets,
+                srtp,
+            } => {
                 // Stays non-blocking: tokio's sockets are.
                 let rtp = sockets.rtp.into_std()?;
                 if let Err(e) = stamp_arrivals(&rtp) {
@@ -118,6 +130,7 @@ impl MediaLeg {
                     rtp,
                     buf: Box::new([0; 2048]),
                     rtcp_buf: Box::new([0; 1500]),
+                    srtp: srtp.map(|session| Box::new(SrtpLeg::new(session, srtp_dropped))),
                 }
             }
             MediaLeg::Stream(leg) => LegIo::Stream {
@@ -139,6 +152,8 @@ pub enum LegIo {
         rtcp: Option<UdpSocket>,
         buf: Box<[u8; 2048]>,
         rtcp_buf: Box<[u8; 1500]>,
+        /// Set on an SRTP call: every datagram passes through it both ways.
+        srtp: Option<Box<SrtpLeg>>,
     },
     Stream {
         /// `None` once the stream task is gone (its hang-up signal ends the call).
@@ -192,16 +207,22 @@ impl LegIo {
     /// reports come this way too. A stream leg has nothing here: its frames come through
     /// [`recv`](Self::recv).
     pub fn receive_ready(&mut self, now: Instant, media: &mut impl ReceivedMedia) {
-        let LegIo::Rtp { rtp, buf, .. } = self else {
+        let LegIo::Rtp { rtp, buf, srtp, .. } = self else {
             return;
         };
         for _ in 0..MAX_READS_PER_TICK {
             match recv_stamped(rtp, &mut buf[..], now) {
-                Ok(datagram) => media.handle_datagram(
-                    datagram.arrived,
-                    datagram.source,
-                    buf.get(..datagram.len).unwrap_or_default(),
-                ),
+                Ok(datagram) => {
+                    let received = buf.get_mut(..datagram.len).unwrap_or_default();
+                    let plain = match srtp {
+                        Some(srtp) => match srtp.open(now, received) {
+                            Some(plain) => plain,
+                            None => continue,
+                        },
+                        None => received,
+                    };
+                    media.handle_datagram(datagram.arrived, datagram.source, plain)
+                }
                 Err(e) if e.kind() == ErrorKind::WouldBlock => return,
                 // An ICMP error from an earlier send is reported once; read on.
                 Err(e) => tracing::debug!(error = %e, "RTP receive error (ICMP?)"),
@@ -244,10 +265,18 @@ impl LegIo {
     }
 
     /// Hands what [`recv`](Self::recv) returned to the media core.
-    pub fn deliver(&self, now: Instant, input: LegInput, media: &mut impl ReceivedMedia) {
+    pub fn deliver(&mut self, now: Instant, input: LegInput, media: &mut impl ReceivedMedia) {
         match (self, input) {
-            (LegIo::Rtp { rtcp_buf, .. }, LegInput::Rtcp { len, source }) => {
-                media.handle_rtcp(now, source, rtcp_buf.get(..len).unwrap_or_default())
+            (LegIo::Rtp { rtcp_buf, srtp, .. }, LegInput::Rtcp { len, source }) => {
+                let received = rtcp_buf.get_mut(..len).unwrap_or_default();
+                let plain = match srtp {
+                    Some(srtp) => match srtp.open(now, received) {
+                        Some(plain) => plain,
+                        None => return,
+                    },
+                    None => received,
+                };
+                media.handle_rtcp(now, source, plain)
             }
             (_, LegInput::Frame(frame)) => {
                 media.handle_payload(now, frame.sequence, frame.timestamp, &frame.payload)
@@ -259,9 +288,16 @@ impl LegIo {
     /// Sends one packet the media core paced out: as it is on RTP, as its payload on a stream.
     /// Neither waits: a packet the socket cannot take now is dropped, as a congested network
     /// would, rather than sent late.
-    pub fn send(&self, to: SocketAddr, packet: &[u8]) {
+    pub fn send(&mut self, to: SocketAddr, packet: &[u8]) {
         match self {
-            LegIo::Rtp { rtp, .. } => {
+            LegIo::Rtp { rtp, srtp, .. } => {
+                let packet = match srtp {
+                    Some(srtp) => match srtp.seal_rtp(packet) {
+                        Some(sealed) => sealed,
+                        None => return,
+                    },
+                    None => packet,
+                };
                 if let Err(e) = rtp.send_to(packet, to) {
                     tracing::debug!(error = %e, "RTP send failed");
                 }
@@ -282,13 +318,23 @@ impl LegIo {
     }
 
     /// Sends an RTCP report (RTP legs only: a stream has no RTCP).
-    pub async fn send_rtcp(&self, to: SocketAddr, report: &[u8]) {
-        let sent = match self {
-            LegIo::Rtp {
-                rtcp: Some(rtcp), ..
-            } => rtcp.send_to(report, to).await,
-            LegIo::Rtp { rtp, .. } => rtp.send_to(report, to),
-            LegIo::Stream { .. } => return,
+    pub async fn send_rtcp(&mut self, to: SocketAddr, report: &[u8]) {
+        let LegIo::Rtp {
+            rtp, rtcp, srtp, ..
+        } = self
+        else {
+            return;
+        };
+        let report = match srtp {
+            Some(srtp) => match srtp.seal_rtcp(report) {
+                Some(sealed) => sealed,
+                None => return,
+            },
+            None => report,
+        };
+        let sent = match rtcp {
+            Some(rtcp) => rtcp.send_to(report, to).await,
+            None => rtp.send_to(report, to),
         };
         if let Err(e) = sent {
             tracing::debug!(error = %e, "RTCP send failed");

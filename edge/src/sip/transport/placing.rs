@@ -193,7 +193,8 @@ pub(super) async fn place(
             return None;
         }
     };
-    let local = media.local_media(&address, &sockets);
+    // Our offers to trunks are plain RTP: see SECURITY.md (SRTP).
+    let local = media.local_media(&address, &sockets, crate::sip::sdp::SrtpPolicy::Disabled);
     let call = *call;
     record_dialled(services, &call).await;
     let request = CallRequest {
@@ -333,6 +334,7 @@ pub async fn answered(
             leg: MediaLeg::Rtp {
                 audio,
                 sockets: pending.sockets,
+                srtp: None,
             },
             provider: Some(provider),
         }),
