@@ -9,6 +9,7 @@ use crate::call::admission::admit;
 use crate::call::leg::MediaLeg;
 use crate::call::slots::NoSlot;
 use crate::call::task::{CallDirection, CallSetup};
+use crate::config::SrtpMode;
 use crate::rtp::srtp::SrtpSession;
 use crate::sip::endpoint::{IncomingCall, SipEndpoint};
 use crate::sip::peer::Transport;
@@ -114,7 +115,10 @@ async fn decide(
         });
     };
     let local = media.local_media(&address, &sockets, srtp);
-    let answer = sdp::answer(&offer, &local).map_err(|e| refusal(call, secure, e))?;
+    // SRTP would be accepted here but for the keys' way in (SIP without TLS).
+    let for_want_of_tls =
+        !secure && !services.srtp.allow_without_tls && services.srtp.inbound != SrtpMode::Disabled;
+    let answer = sdp::answer(&offer, &local).map_err(|e| refusal(call, for_want_of_tls, e))?;
     let srtp = answer
         .srtp
         .as_ref()
@@ -147,7 +151,7 @@ async fn decide(
 
 /// How an offer we cannot answer is refused: 488 with the reason in its phrase for codecs and
 /// SRTP, 400 for SDP we cannot read.
-fn refusal(call: &IncomingCall, secure: bool, e: SdpError) -> Refused {
+fn refusal(call: &IncomingCall, for_want_of_tls: bool, e: SdpError) -> Refused {
     tracing::info!(call = %call.call_id, error = %e, "cannot answer the offer");
     let srtp = |phrase: &str| Refused::new(RefusalReason::SrtpMismatch, 488, phrase);
     match e {
@@ -155,10 +159,10 @@ fn refusal(call: &IncomingCall, secure: bool, e: SdpError) -> Refused {
             Refused::new(RefusalReason::NoCommonCodec, 488, "Not Acceptable Here")
         }
         SdpError::SrtpRequired => srtp("Not Acceptable Here (SRTP required: offer RTP/SAVP)"),
-        SdpError::SrtpDisabled if secure => srtp("Not Acceptable Here (SRTP not accepted)"),
-        SdpError::SrtpDisabled => {
+        SdpError::SrtpDisabled if for_want_of_tls => {
             srtp("Not Acceptable Here (SRTP not accepted without SIP over TLS)")
         }
+        SdpError::SrtpDisabled => srtp("Not Acceptable Here (SRTP not accepted)"),
         SdpError::NoCommonCrypto => srtp(
             "Not Acceptable Here (no usable crypto: AES_CM_128_HMAC_SHA1_80 or AEAD_AES_128_GCM)",
         ),
