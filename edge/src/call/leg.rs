@@ -128,8 +128,10 @@ impl MediaLeg {
                 LegIo::Rtp {
                     rtcp: (!audio.rtcp_mux).then_some(sockets.rtcp),
                     rtp,
-                    buf: Box::new([0; 2048]),
-                    rtcp_buf: Box::new([0; 1500]),
+                    bufs: Box::new(Buffers {
+                        rtp: [0; 2048],
+                        rtcp: [0; 1500],
+                    }),
                     srtp: srtp.map(|session| Box::new(SrtpLeg::new(session, srtp_dropped))),
                 }
             }
@@ -150,8 +152,8 @@ pub enum LegIo {
         /// RTCP on its own port, awaited: reports are rare and their arrival times matter for
         /// the round-trip time.
         rtcp: Option<UdpSocket>,
-        buf: Box<[u8; 2048]>,
-        rtcp_buf: Box<[u8; 1500]>,
+        /// Receive buffers for RTP and RTCP (one box: the call task's future stays small).
+        bufs: Box<Buffers>,
         /// Set on an SRTP call: every datagram passes through it both ways.
         srtp: Option<Box<SrtpLeg>>,
     },
@@ -161,6 +163,12 @@ pub enum LegIo {
         out: mpsc::Sender<StreamOut>,
         marks: u32,
     },
+}
+
+/// A leg's receive buffers.
+pub struct Buffers {
+    rtp: [u8; 2048],
+    rtcp: [u8; 1500],
 }
 
 /// Most datagrams taken from the RTP socket on one tick: a caller sends one per 20 ms, so this
@@ -207,13 +215,16 @@ impl LegIo {
     /// reports come this way too. A stream leg has nothing here: its frames come through
     /// [`recv`](Self::recv).
     pub fn receive_ready(&mut self, now: Instant, media: &mut impl ReceivedMedia) {
-        let LegIo::Rtp { rtp, buf, srtp, .. } = self else {
+        let LegIo::Rtp {
+            rtp, bufs, srtp, ..
+        } = self
+        else {
             return;
         };
         for _ in 0..MAX_READS_PER_TICK {
-            match recv_stamped(rtp, &mut buf[..], now) {
+            match recv_stamped(rtp, &mut bufs.rtp[..], now) {
                 Ok(datagram) => {
-                    let received = buf.get_mut(..datagram.len).unwrap_or_default();
+                    let received = bufs.rtp.get_mut(..datagram.len).unwrap_or_default();
                     let plain = match srtp {
                         Some(srtp) => match srtp.open(now, received) {
                             Some(plain) => plain,
@@ -235,9 +246,9 @@ impl LegIo {
     /// forever; its hang-up comes as a call signal.
     pub async fn recv(&mut self) -> LegInput {
         match self {
-            LegIo::Rtp { rtcp, rtcp_buf, .. } => {
+            LegIo::Rtp { rtcp, bufs, .. } => {
                 let received = match rtcp {
-                    Some(rtcp) => rtcp.recv_from(&mut rtcp_buf[..]).await,
+                    Some(rtcp) => rtcp.recv_from(&mut bufs.rtcp[..]).await,
                     None => std::future::pending().await,
                 };
                 match received {
@@ -267,8 +278,8 @@ impl LegIo {
     /// Hands what [`recv`](Self::recv) returned to the media core.
     pub fn deliver(&mut self, now: Instant, input: LegInput, media: &mut impl ReceivedMedia) {
         match (self, input) {
-            (LegIo::Rtp { rtcp_buf, srtp, .. }, LegInput::Rtcp { len, source }) => {
-                let received = rtcp_buf.get_mut(..len).unwrap_or_default();
+            (LegIo::Rtp { bufs, srtp, .. }, LegInput::Rtcp { len, source }) => {
+                let received = bufs.rtcp.get_mut(..len).unwrap_or_default();
                 let plain = match srtp {
                     Some(srtp) => match srtp.open(now, received) {
                         Some(plain) => plain,

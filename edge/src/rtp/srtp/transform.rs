@@ -29,13 +29,19 @@ const RTCP_CLEAR: usize = 8;
 enum Keys {
     /// AES-CM: the cipher's key schedule, the 112-bit session salt, and HMAC-SHA1 keyed with
     /// the session authentication key (cloned per packet, so the key is hashed once).
-    Cm {
-        aes: aes::Aes128,
-        salt: [u8; 14],
-        mac: Hmac<Sha1>,
-    },
+    Cm(Box<CmKeys>),
     /// AES-GCM: ring's key and the 96-bit session salt.
-    Gcm { key: LessSafeKey, salt: [u8; 12] },
+    Gcm {
+        key: Box<LessSafeKey>,
+        salt: [u8; 12],
+    },
+}
+
+/// AES-CM's keys (boxed in [`Keys`]: the key schedule and HMAC state are large).
+struct CmKeys {
+    aes: aes::Aes128,
+    salt: [u8; 14],
+    mac: Hmac<Sha1>,
 }
 
 /// A direction's session keys for RTP and RTCP.
@@ -110,12 +116,12 @@ impl SessionKeys {
 }
 
 fn cm_keys(k_e: &[u8; 16], k_s: &[u8; 14], k_a: &[u8; 20]) -> Keys {
-    Keys::Cm {
+    Keys::Cm(Box::new(CmKeys {
         aes: aes::Aes128::new(k_e.into()),
         salt: *k_s,
         // HMAC takes a key of any length: this cannot fail.
         mac: <Hmac<Sha1> as Mac>::new_from_slice(k_a).unwrap_or_else(|_| unreachable!()),
-    }
+    }))
 }
 
 fn gcm_keys(k_e: &[u8; 16], k_s: &[u8]) -> Keys {
@@ -124,7 +130,7 @@ fn gcm_keys(k_e: &[u8; 16], k_s: &[u8]) -> Keys {
     // AES-128-GCM takes exactly a 16-octet key, which this is.
     let key = UnboundKey::new(&aead::AES_128_GCM, k_e).unwrap_or_else(|_| unreachable!());
     Keys::Gcm {
-        key: LessSafeKey::new(key),
+        key: Box::new(LessSafeKey::new(key)),
         salt,
     }
 }
@@ -220,10 +226,10 @@ impl Direction {
         }
         let roc = stream.roc;
         match &self.keys.rtp {
-            Keys::Cm { aes, salt, mac } => {
+            Keys::Cm(cm) => {
                 let index = (u64::from(roc) << 16) | u64::from(seq);
-                cm_apply(aes, salt, ssrc, index, &mut packet[header..]);
-                let mut mac = mac.clone();
+                cm_apply(&cm.aes, &cm.salt, ssrc, index, &mut packet[header..]);
+                let mut mac = cm.mac.clone();
                 mac.update(packet);
                 mac.update(&roc.to_be_bytes());
                 let tag = mac.finalize().into_bytes();
@@ -259,13 +265,13 @@ impl Direction {
             _ => (0, u64::from(seq)),
         };
         match &self.keys.rtp {
-            Keys::Cm { aes, salt, mac } => {
-                let mut mac = mac.clone();
+            Keys::Cm(cm) => {
+                let mut mac = cm.mac.clone();
                 mac.update(&packet[..len]);
                 mac.update(&roc.to_be_bytes());
                 mac.verify_truncated_left(&packet[len..])
                     .map_err(|_| SrtpError::AuthenticationFailed)?;
-                cm_apply(aes, salt, ssrc, index, &mut packet[header..len]);
+                cm_apply(&cm.aes, &cm.salt, ssrc, index, &mut packet[header..len]);
             }
             Keys::Gcm { key, salt } => {
                 let nonce = rtp_nonce(salt, ssrc, roc, seq);
@@ -298,10 +304,16 @@ impl Direction {
         stream.srtcp_next = (index + 1) & 0x7fff_ffff;
         let e_index = (0x8000_0000 | index).to_be_bytes();
         match &self.keys.rtcp {
-            Keys::Cm { aes, salt, mac } => {
-                cm_apply(aes, salt, ssrc, u64::from(index), &mut packet[RTCP_CLEAR..]);
+            Keys::Cm(cm) => {
+                cm_apply(
+                    &cm.aes,
+                    &cm.salt,
+                    ssrc,
+                    u64::from(index),
+                    &mut packet[RTCP_CLEAR..],
+                );
                 packet.extend_from_slice(&e_index);
-                let mut mac = mac.clone();
+                let mut mac = cm.mac.clone();
                 mac.update(packet);
                 let tag = mac.finalize().into_bytes();
                 packet.extend_from_slice(&tag[..CM_TAG]);
@@ -333,7 +345,7 @@ impl Direction {
         let ssrc = u32::from_be_bytes([packet[4], packet[5], packet[6], packet[7]]);
         let len = packet.len() - trailer;
         let word_at = match self.keys.rtcp {
-            Keys::Cm { .. } => len,
+            Keys::Cm(_) => len,
             Keys::Gcm { .. } => packet.len() - SRTCP_INDEX_LEN,
         };
         let e_index: [u8; 4] = packet[word_at..word_at + 4]
@@ -345,15 +357,15 @@ impl Direction {
             self.streams[at].rtcp_replay.check(u64::from(index))?;
         }
         match &self.keys.rtcp {
-            Keys::Cm { aes, salt, mac } => {
-                let mut mac = mac.clone();
+            Keys::Cm(cm) => {
+                let mut mac = cm.mac.clone();
                 mac.update(&packet[..len + SRTCP_INDEX_LEN]);
                 mac.verify_truncated_left(&packet[len + SRTCP_INDEX_LEN..])
                     .map_err(|_| SrtpError::AuthenticationFailed)?;
                 if encrypted {
                     cm_apply(
-                        aes,
-                        salt,
+                        &cm.aes,
+                        &cm.salt,
                         ssrc,
                         u64::from(index),
                         &mut packet[RTCP_CLEAR..len],
