@@ -83,3 +83,34 @@ impl EdgeConfig {
         }
     }
 }
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn keys_cross_plain_sip_only_when_allowed() {
+        let mut srtp = SrtpConfig::default();
+        assert_eq!(srtp.inbound_policy(true), Some(SrtpPolicy::Optional));
+        assert_eq!(srtp.inbound_policy(false), Some(SrtpPolicy::Disabled));
+        srtp.inbound = SrtpMode::Required;
+        assert_eq!(srtp.inbound_policy(true), Some(SrtpPolicy::Required));
+        assert_eq!(srtp.inbound_policy(false), None, "refused, no key made");
+        srtp.allow_without_tls = true;
+        assert_eq!(srtp.inbound_policy(false), Some(SrtpPolicy::Required));
+        srtp.inbound = SrtpMode::Disabled;
+        assert_eq!(srtp.inbound_policy(true), Some(SrtpPolicy::Disabled));
+    }
+
+    #[test]
+    fn the_section_reads_from_toml() {
+        let srtp: SrtpConfig =
+            toml::from_str("inbound = \"required\"\nreplay_window = 1024\n").unwrap();
+        assert_eq!(
+            (srtp.inbound, srtp.replay_window),
+            (SrtpMode::Required, 1024)
+        );
+        assert!(!srtp.allow_without_tls);
+        assert!(toml::from_str::<SrtpConfig>("inbound = \"sometimes\"").is_err());
+    }
+}
