@@ -36,6 +36,9 @@ pub struct EdgeConfig {
     pub sip: SipConfig,
     #[serde(default)]
     pub rtp: RtpConfig,
+    /// Encrypted media (SRTP with SDES keys): the inbound policy, keys only over TLS.
+    #[serde(default)]
+    pub srtp: SrtpConfig,
     #[serde(default)]
     pub http: EdgeHttpConfig,
     /// Where customer-supplied URLs (tools, `function` nodes, provider base URLs) may lead.
@@ -573,6 +576,7 @@ impl Validate for EdgeConfig {
             check_socket_addr("sip.public_addr", public, &mut problems);
         }
         self.tls_problems(&mut problems);
+        self.srtp_problems(&mut problems);
         check_socket_addr("http.addr", &self.http.addr, &mut problems);
         self.cluster.problems(&mut problems);
         self.mesh.problems(&mut problems);
@@ -702,6 +706,10 @@ impl Validate for EdgeConfig {
 
 #[path = "config_sip.rs"]
 mod sip_checks;
+
+#[path = "config_srtp.rs"]
+mod srtp;
+pub use srtp::{SrtpConfig, SrtpMode};
 
 #[cfg(test)]
 #[path = "config_tests.rs"]

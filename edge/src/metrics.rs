@@ -56,6 +56,10 @@ pub(crate) struct EdgeMetrics {
     /// mesh's gate refused (`no_grant`, `not_home`, `mismatch`, `workspace_not_served`,
     /// `rate_limited`, `too_many_legs`; see `mesh/host.rs`).
     pub mesh_dials_refused: crate::mesh::hosting::DialRefusedCounter,
+
+    /// `freya_edge_srtp_packets_dropped_total{reason}`: SRTP/SRTCP packets a call refused
+    /// (`auth`, `replay`, `malformed`; see `rtp::srtp::SrtpError::label`).
+    pub srtp_dropped: SrtpDropCounter,
     /// What the call events feed (`metrics/calls.rs`).
     pub calls: CallMetrics,
     /// `freya_edge_provider_request_duration_seconds{kind,provider}` and
@@ -138,6 +142,9 @@ pub type ClusterDropCounter = Family<Vec<(String, String)>, Counter>;
 /// Refused INVITEs by `reason` (see `call::admission::RefusalCause::label`).
 pub type RefusalCounter = Family<Vec<(String, String)>, Counter>;
 
+/// SRTP packets dropped by calls, by reason (`freya_edge_srtp_packets_dropped_total`).
+pub type SrtpDropCounter = Family<Vec<(String, String)>, Counter>;
+
 /// Redirected INVITEs by `cause` (see `cluster::routing::RedirectCause::label`).
 pub type RedirectCounter = Family<Vec<(String, String)>, Counter>;
 
@@ -164,6 +171,14 @@ impl EdgeMetrics {
         let sip_invites_redirected = RedirectCounter::default();
         let sip_call_queue_full = CallQueueCounter::default();
         let cluster_dropped = ClusterDropCounter::default();
+        let srtp_dropped = SrtpDropCounter::default();
+        registry.register(
+            "srtp_packets_dropped",
+            "SRTP and SRTCP packets calls dropped, by reason: auth (tag did not verify: junk, \
+             tampering or another key), replay (already received or behind the replay window), \
+             malformed",
+            srtp_dropped.clone(),
+        );
         let cluster_members = ClusterMemberGauge::default();
         let mesh_dials_refused = crate::mesh::hosting::DialRefusedCounter::default();
         registry.register(
@@ -279,6 +294,7 @@ impl EdgeMetrics {
             cluster_dropped,
             mesh_dials_refused,
             cluster_members,
+            srtp_dropped,
             calls,
             providers,
             headroom,

@@ -273,6 +273,8 @@ impl Edge {
             },
             rtp_departure: metrics.rtp_departure.clone(),
             rtp_foreign: metrics.rtp_foreign.clone(),
+            srtp: config.srtp.clone(),
+            srtp_dropped: metrics.srtp_dropped.clone(),
             providers: metrics.providers.clone(),
             mesh: mesh.as_ref().map(|m| crate::mesh::MeshAccess {
                 mesh: m.mesh.clone(),

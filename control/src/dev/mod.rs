@@ -168,6 +168,7 @@ pub async fn run(options: DevOptions, shutdown: CancellationToken) -> anyhow::Re
             ..SipConfig::default()
         },
         rtp: RtpConfig::default(),
+        srtp: Default::default(),
         http: EdgeHttpConfig {
             addr: options.edge_http.clone(),
             public_url: None,

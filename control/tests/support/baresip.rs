@@ -58,6 +58,33 @@ impl Codec {
     }
 }
 
+/// How a phone is set up beyond its codec.
+#[derive(Debug, Clone, Copy)]
+pub struct Setup {
+    pub codec: Codec,
+    /// The account's `mediaenc` (`srtp-mand`: SRTP with SDES keys or no call, `RTP/SAVP`),
+    /// with baresip's `srtp` module loaded.
+    pub mediaenc: Option<&'static str>,
+    /// Play a sine of this frequency after two seconds of silence (so that it does not talk
+    /// over a greeting), instead of silence throughout.
+    pub tone_hz: Option<u32>,
+    /// Keep what the phone decodes from the far end (`sndfile` module): see
+    /// [`Baresip::received_audio`].
+    pub keep_received_audio: bool,
+}
+
+impl Setup {
+    /// A phone offering `codec`, plain RTP, playing silence.
+    pub fn plain(codec: Codec) -> Self {
+        Self {
+            codec,
+            mediaenc: None,
+            tone_hz: None,
+            keep_received_audio: false,
+        }
+    }
+}
+
 /// Whether baresip is installed; tests that need it say so and stop when it is not.
 pub fn available() -> bool {
     std::path::Path::new(BINARY).exists()
@@ -73,7 +100,7 @@ pub struct Baresip {
     trace: PathBuf,
     /// The phone's SIP address (UDP and TCP).
     pub sip_addr: SocketAddr,
-    _dir: tempfile::TempDir,
+    dir: tempfile::TempDir,
 }
 
 impl Baresip {
@@ -81,10 +108,15 @@ impl Baresip {
     /// another process may take one before baresip binds it (baresip also binds a TLS port of
     /// its own choosing): then it exits, and it is started again on other ports.
     pub async fn start(codec: Codec) -> Self {
+        Self::start_with(Setup::plain(codec)).await
+    }
+
+    /// Starts a phone set up as `setup` says (see [`start`](Self::start)).
+    pub async fn start_with(setup: Setup) -> Self {
         let mut attempts = 0;
         loop {
             attempts += 1;
-            match Self::try_start(codec).await {
+            match Self::try_start(setup).await {
                 Ok(phone) => return phone,
                 Err(output) if attempts < 5 && output.contains("Address already in use") => {
                     continue
@@ -95,10 +127,25 @@ impl Baresip {
     }
 
     /// One start; `Err` with baresip's output when it exited or never opened its control port.
-    async fn try_start(codec: Codec) -> Result<Self, String> {
+    async fn try_start(setup: Setup) -> Result<Self, String> {
+        let codec = setup.codec;
         let dir = tempfile::tempdir().expect("baresip dir");
         let silence = dir.path().join("silence.wav");
-        std::fs::write(&silence, silent_wav(codec.source_format(), 60)).expect("silence.wav");
+        let mut wav = silent_wav(codec.source_format(), 60);
+        if let Some(hz) = setup.tone_hz {
+            tone(&mut wav, codec.source_format(), hz);
+        }
+        std::fs::write(&silence, wav).expect("silence.wav");
+        let mut extra = String::new();
+        if setup.mediaenc.is_some() {
+            extra.push_str("module srtp.so\n");
+        }
+        if setup.keep_received_audio {
+            extra.push_str(&format!(
+                "module sndfile.so\nsnd_path {}\n",
+                dir.path().display()
+            ));
+        }
         let (sip_port, control_port) = (free_port(), free_port());
         let config = format!(
             "sip_listen 127.0.0.1:{sip_port}\n\
@@ -113,7 +160,8 @@ impl Baresip {
              module_app account.so\n\
              module_app menu.so\n\
              ctrl_tcp_listen 127.0.0.1:{control_port}\n\
-             rtp_ports 40000-44999\n",
+             rtp_ports 40000-44999\n\
+             {extra}",
             silence = silence.display(),
             codec_module = codec.module(),
         );
@@ -121,8 +169,12 @@ impl Baresip {
         std::fs::write(
             dir.path().join("accounts"),
             format!(
-                "<sip:phone@127.0.0.1:{sip_port}>;regint=0;answermode=manual;audio_codecs={}\n",
-                codec.account_codecs()
+                "<sip:phone@127.0.0.1:{sip_port}>;regint=0;answermode=manual;audio_codecs={}{}\n",
+                codec.account_codecs(),
+                setup
+                    .mediaenc
+                    .map(|m| format!(";mediaenc={m}"))
+                    .unwrap_or_default()
             ),
         )
         .expect("baresip accounts");
@@ -160,7 +212,7 @@ impl Baresip {
             events: Vec::new(),
             trace,
             sip_addr: ([127, 0, 0, 1], sip_port).into(),
-            _dir: dir,
+            dir,
         })
     }
 
@@ -236,6 +288,49 @@ impl Baresip {
             .collect()
     }
 
+    /// The 16-bit samples the phone decoded from the far end (its `sndfile` dump, `*-dec.wav`),
+    /// once the call has ended; empty without [`Setup::keep_received_audio`].
+    pub fn received_audio(&self) -> Vec<i16> {
+        self.dumped_audio("-dec.wav")
+    }
+
+    /// The 16-bit samples the phone encoded and sent (its `sndfile` dump, `*-enc.wav`).
+    pub fn sent_audio(&self) -> Vec<i16> {
+        self.dumped_audio("-enc.wav")
+    }
+
+    fn dumped_audio(&self, suffix: &str) -> Vec<i16> {
+        let Ok(entries) = std::fs::read_dir(self.dir.path()) else {
+            return Vec::new();
+        };
+        let mut samples = Vec::new();
+        for entry in entries.flatten() {
+            let name = entry.file_name().to_string_lossy().into_owned();
+            if name.starts_with("dump") && name.ends_with(suffix) {
+                let wav = std::fs::read(entry.path()).unwrap_or_default();
+                samples.extend(
+                    wav.get(44..)
+                        .unwrap_or_default()
+                        .chunks_exact(2)
+                        .map(|b| i16::from_le_bytes([b[0], b[1]])),
+                );
+            }
+        }
+        samples
+    }
+
+    /// The names of the files in the phone's directory (its configuration and dumps).
+    pub fn files(&self) -> Vec<String> {
+        std::fs::read_dir(self.dir.path())
+            .map(|entries| {
+                entries
+                    .flatten()
+                    .map(|e| e.file_name().to_string_lossy().into_owned())
+                    .collect()
+            })
+            .unwrap_or_default()
+    }
+
     /// Stops the phone now.
     pub async fn stop(mut self) {
         let _ = self.child.kill().await;
@@ -291,6 +386,20 @@ fn free_port() -> u16 {
         let port = udp.local_addr().expect("addr").port();
         if TcpListener::bind(("127.0.0.1", port)).is_ok() {
             return port;
+        }
+    }
+}
+
+/// Overwrites the samples of `wav` (from [`silent_wav`]) after its first two seconds with a
+/// sine of `hz` at a third of full scale, the same on every channel.
+fn tone(wav: &mut [u8], (rate, channels): (u32, u16), hz: u32) {
+    let frame = 2 * usize::from(channels);
+    let chunks = wav[44..].chunks_exact_mut(frame).enumerate();
+    for (i, sample) in chunks.skip(2 * rate as usize) {
+        let t = i as f64 / f64::from(rate);
+        let v = (10_000.0 * (2.0 * std::f64::consts::PI * f64::from(hz) * t).sin()) as i16;
+        for channel in sample.chunks_exact_mut(2) {
+            channel.copy_from_slice(&v.to_le_bytes());
         }
     }
 }

@@ -282,6 +282,7 @@ pub fn edge_config(data_dir: &Path, grpc_addr: std::net::SocketAddr, secret: &st
             rtcp_interval_ms: 500,
             codecs: vec!["pcmu".into(), "pcma".into(), "opus".into()],
         },
+        srtp: Default::default(),
         http: EdgeHttpConfig {
             addr: "127.0.0.1:0".into(),
             public_url: None,

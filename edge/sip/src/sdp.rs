@@ -4,13 +4,16 @@
 //! The parser is small and tolerant: it keeps the lines offer/answer needs (`v`, `o`, `s`, `c`,
 //! `m`, and the `rtpmap`, `fmtp`, `ptime` and direction attributes) and skips the rest, but a
 //! line that is not `x=value`, or a broken `m=`, `c=` or `rtpmap`, is a typed [`SdpError`],
-//! never a panic. The negotiation itself (RFC 3264) lives in [`answer`](mod@answer), and new
-//! offers in an established call (hold, resume, refresh) in [`reanswer`](mod@reanswer).
+//! never a panic. The negotiation itself (RFC 3264) lives in [`answer`](mod@answer), new
+//! offers in an established call (hold, resume, refresh) in [`reanswer`](mod@reanswer), and
+//! SDES keys for SRTP (`a=crypto`, RFC 4568) in [`crypto`](mod@crypto).
 
 pub mod answer;
+pub mod crypto;
 pub mod reanswer;
 
 pub use answer::{answer, offer, read_answer, Answer, Codec, LocalMedia, NegotiatedAudio};
+pub use crypto::{redact_crypto, CryptoAttribute, KeyMaterial, SrtpKeys, SrtpPolicy, SrtpSuite};
 pub use reanswer::{offered_direction, reanswer, Reanswer};
 
 use std::net::IpAddr;
@@ -40,6 +43,18 @@ pub enum SdpError {
     /// The chosen stream has no c= line, at media or session level.
     #[error("audio stream has no connection address")]
     MissingConnection,
+    /// SRTP is required (by the trunk or the inbound policy) and the offer has no `RTP/SAVP`
+    /// audio stream: 488.
+    #[error("SRTP is required and the offer has no RTP/SAVP audio stream")]
+    SrtpRequired,
+    /// The offer's audio is only `RTP/SAVP` and SRTP is disabled here: 488 (RFC 3264 section
+    /// 6: we cannot accept a stream whose transport we do not speak).
+    #[error("the offer's audio is SRTP only (RTP/SAVP) and SRTP is disabled")]
+    SrtpDisabled,
+    /// `RTP/SAVP` offered with no `a=crypto` line we can use (suites AES_CM_128_HMAC_SHA1_80
+    /// and AEAD_AES_128_GCM, no MKI, no session parameters): 488.
+    #[error("no usable a=crypto line (AES_CM_128_HMAC_SHA1_80 or AEAD_AES_128_GCM)")]
+    NoCommonCrypto,
 }
 
 /// The media direction attribute (RFC 3264 section 5.1).
@@ -139,6 +154,8 @@ pub struct MediaDescription {
     pub rtcp_mux: bool,
     /// `a=rtcp:<port>` (RFC 3605): RTCP on another port than RTP + 1.
     pub rtcp_port: Option<u16>,
+    /// The `a=crypto` lines we can use (RFC 4568), in the offerer's order of preference.
+    pub cryptos: Vec<CryptoAttribute>,
 }
 
 impl MediaDescription {
@@ -255,6 +272,7 @@ fn parse_media(value: &str) -> Option<MediaDescription> {
         direction: None,
         rtcp_mux: false,
         rtcp_port: None,
+        cryptos: Vec::new(),
     })
 }
 
@@ -301,6 +319,8 @@ fn parse_attribute(sdp: &mut SessionDescription, value: &str) -> Result<(), &'st
         // Tolerated when odd (some phones write `20.0`): a bad ptime only loses the hint.
         "ptime" => media.ptime = arg.trim().split('.').next().and_then(|p| p.parse().ok()),
         "rtcp-mux" => media.rtcp_mux = true,
+        // A line we cannot use is skipped: another may do (RFC 4568 section 5.1.1).
+        "crypto" => media.cryptos.extend(CryptoAttribute::parse(arg)),
         // Only the port is used; a bad value falls back to RTP + 1, like a missing one.
         "rtcp" => {
             media.rtcp_port = arg
@@ -348,6 +368,7 @@ pub(crate) mod tests {
             telephone_event_payload_type: 101,
             ptime: 20,
             rtcp_mux: false,
+            srtp: SrtpPolicy::Disabled,
         }
     }
 

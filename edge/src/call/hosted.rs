@@ -268,7 +268,13 @@ async fn carry(
     services: &super::task::CallServices,
 ) -> Option<HangupCause> {
     let sockets = taken.await.ok()?;
-    let mut io = MediaLeg::Rtp { audio, sockets }.into_io().ok()?;
+    let mut io = MediaLeg::Rtp {
+        audio,
+        sockets,
+        srtp: None,
+    }
+    .into_io(&services.srtp_dropped)
+    .ok()?;
     let now = Instant::now();
     let silence = services.legs.remote_silence;
     let mut leg = HostedLeg::new(now, key, &audio, &services.media, silence)?;

@@ -15,6 +15,10 @@
 //! Each packet keeps its arrival time all the same: the kernel stamps it as it is queued
 //! ([`crate::rtp::arrival`]), so the jitter buffer, the turn detector and RTCP's round-trip time
 //! see when it came, not when the tick read it.
+//!
+//! On an SRTP call ([`SrtpLeg`]) every datagram is checked and decrypted between the socket
+//! and the core, and every packet the core sends is encrypted between the core and the socket:
+//! the core only ever sees plain RTP, and a refused packet never reaches it.
 
 use std::io::ErrorKind;
 use std::net::SocketAddr;
@@ -25,6 +29,8 @@ use tokio::sync::mpsc;
 
 use super::media::CallMedia;
 use super::ports::MediaSockets;
+use super::srtp_leg::SrtpLeg;
+use crate::metrics::SrtpDropCounter;
 use crate::rtp::arrival::{recv_stamped, stamp_arrivals};
 use crate::rtp::packet::RtpPacket;
 use crate::sip::sdp::{Codec, Direction, NegotiatedAudio};
@@ -36,6 +42,8 @@ pub enum MediaLeg {
         audio: NegotiatedAudio,
         /// RTP and RTCP; the RTCP one goes unused when the call multiplexes RTCP on RTP.
         sockets: MediaSockets,
+        /// The SRTP transform when SDP agreed `RTP/SAVP` (boxed: most calls have none).
+        srtp: Option<Box<crate::rtp::srtp::SrtpSession>>,
     },
     /// A provider's media stream (μ-law, 8 kHz, 20 ms frames).
     Stream(StreamLeg),
@@ -103,11 +111,15 @@ impl MediaLeg {
         }
     }
 
-    /// The leg ready for the call task's loop. Fails only if the RTP socket cannot be taken off
-    /// the runtime's reactor.
-    pub fn into_io(self) -> std::io::Result<LegIo> {
+    /// The leg ready for the call task's loop, counting refused SRTP packets in `srtp_dropped`.
+    /// Fails only if the RTP socket cannot be taken off the runtime's reactor.
+    pub fn into_io(self, srtp_dropped: &SrtpDropCounter) -> std::io::Result<LegIo> {
         Ok(match self {
-            MediaLeg::Rtp { audio, sockets } => {
+            MediaLeg::Rtp {
+                audio,
+                sockets,
+                srtp,
+            } => {
                 // Stays non-blocking: tokio's sockets are.
                 let rtp = sockets.rtp.into_std()?;
                 if let Err(e) = stamp_arrivals(&rtp) {
@@ -116,8 +128,11 @@ impl MediaLeg {
                 LegIo::Rtp {
                     rtcp: (!audio.rtcp_mux).then_some(sockets.rtcp),
                     rtp,
-                    buf: Box::new([0; 2048]),
-                    rtcp_buf: Box::new([0; 1500]),
+                    bufs: Box::new(Buffers {
+                        rtp: [0; 2048],
+                        rtcp: [0; 1500],
+                    }),
+                    srtp: srtp.map(|session| Box::new(SrtpLeg::new(session, srtp_dropped))),
                 }
             }
             MediaLeg::Stream(leg) => LegIo::Stream {
@@ -137,8 +152,10 @@ pub enum LegIo {
         /// RTCP on its own port, awaited: reports are rare and their arrival times matter for
         /// the round-trip time.
         rtcp: Option<UdpSocket>,
-        buf: Box<[u8; 2048]>,
-        rtcp_buf: Box<[u8; 1500]>,
+        /// Receive buffers for RTP and RTCP (one box: the call task's future stays small).
+        bufs: Box<Buffers>,
+        /// Set on an SRTP call: every datagram passes through it both ways.
+        srtp: Option<Box<SrtpLeg>>,
     },
     Stream {
         /// `None` once the stream task is gone (its hang-up signal ends the call).
@@ -146,6 +163,12 @@ pub enum LegIo {
         out: mpsc::Sender<StreamOut>,
         marks: u32,
     },
+}
+
+/// A leg's receive buffers.
+pub struct Buffers {
+    rtp: [u8; 2048],
+    rtcp: [u8; 1500],
 }
 
 /// Most datagrams taken from the RTP socket on one tick: a caller sends one per 20 ms, so this
@@ -192,16 +215,25 @@ impl LegIo {
     /// reports come this way too. A stream leg has nothing here: its frames come through
     /// [`recv`](Self::recv).
     pub fn receive_ready(&mut self, now: Instant, media: &mut impl ReceivedMedia) {
-        let LegIo::Rtp { rtp, buf, .. } = self else {
+        let LegIo::Rtp {
+            rtp, bufs, srtp, ..
+        } = self
+        else {
             return;
         };
         for _ in 0..MAX_READS_PER_TICK {
-            match recv_stamped(rtp, &mut buf[..], now) {
-                Ok(datagram) => media.handle_datagram(
-                    datagram.arrived,
-                    datagram.source,
-                    buf.get(..datagram.len).unwrap_or_default(),
-                ),
+            match recv_stamped(rtp, &mut bufs.rtp[..], now) {
+                Ok(datagram) => {
+                    let received = bufs.rtp.get_mut(..datagram.len).unwrap_or_default();
+                    let plain = match srtp {
+                        Some(srtp) => match srtp.open(now, received) {
+                            Some(plain) => plain,
+                            None => continue,
+                        },
+                        None => received,
+                    };
+                    media.handle_datagram(datagram.arrived, datagram.source, plain)
+                }
                 Err(e) if e.kind() == ErrorKind::WouldBlock => return,
                 // An ICMP error from an earlier send is reported once; read on.
                 Err(e) => tracing::debug!(error = %e, "RTP receive error (ICMP?)"),
@@ -214,9 +246,9 @@ impl LegIo {
     /// forever; its hang-up comes as a call signal.
     pub async fn recv(&mut self) -> LegInput {
         match self {
-            LegIo::Rtp { rtcp, rtcp_buf, .. } => {
+            LegIo::Rtp { rtcp, bufs, .. } => {
                 let received = match rtcp {
-                    Some(rtcp) => rtcp.recv_from(&mut rtcp_buf[..]).await,
+                    Some(rtcp) => rtcp.recv_from(&mut bufs.rtcp[..]).await,
                     None => std::future::pending().await,
                 };
                 match received {
@@ -244,10 +276,18 @@ impl LegIo {
     }
 
     /// Hands what [`recv`](Self::recv) returned to the media core.
-    pub fn deliver(&self, now: Instant, input: LegInput, media: &mut impl ReceivedMedia) {
+    pub fn deliver(&mut self, now: Instant, input: LegInput, media: &mut impl ReceivedMedia) {
         match (self, input) {
-            (LegIo::Rtp { rtcp_buf, .. }, LegInput::Rtcp { len, source }) => {
-                media.handle_rtcp(now, source, rtcp_buf.get(..len).unwrap_or_default())
+            (LegIo::Rtp { bufs, srtp, .. }, LegInput::Rtcp { len, source }) => {
+                let received = bufs.rtcp.get_mut(..len).unwrap_or_default();
+                let plain = match srtp {
+                    Some(srtp) => match srtp.open(now, received) {
+                        Some(plain) => plain,
+                        None => return,
+                    },
+                    None => received,
+                };
+                media.handle_rtcp(now, source, plain)
             }
             (_, LegInput::Frame(frame)) => {
                 media.handle_payload(now, frame.sequence, frame.timestamp, &frame.payload)
@@ -259,9 +299,16 @@ impl LegIo {
     /// Sends one packet the media core paced out: as it is on RTP, as its payload on a stream.
     /// Neither waits: a packet the socket cannot take now is dropped, as a congested network
     /// would, rather than sent late.
-    pub fn send(&self, to: SocketAddr, packet: &[u8]) {
+    pub fn send(&mut self, to: SocketAddr, packet: &[u8]) {
         match self {
-            LegIo::Rtp { rtp, .. } => {
+            LegIo::Rtp { rtp, srtp, .. } => {
+                let packet = match srtp {
+                    Some(srtp) => match srtp.seal_rtp(packet) {
+                        Some(sealed) => sealed,
+                        None => return,
+                    },
+                    None => packet,
+                };
                 if let Err(e) = rtp.send_to(packet, to) {
                     tracing::debug!(error = %e, "RTP send failed");
                 }
@@ -282,13 +329,23 @@ impl LegIo {
     }
 
     /// Sends an RTCP report (RTP legs only: a stream has no RTCP).
-    pub async fn send_rtcp(&self, to: SocketAddr, report: &[u8]) {
-        let sent = match self {
-            LegIo::Rtp {
-                rtcp: Some(rtcp), ..
-            } => rtcp.send_to(report, to).await,
-            LegIo::Rtp { rtp, .. } => rtp.send_to(report, to),
-            LegIo::Stream { .. } => return,
+    pub async fn send_rtcp(&mut self, to: SocketAddr, report: &[u8]) {
+        let LegIo::Rtp {
+            rtp, rtcp, srtp, ..
+        } = self
+        else {
+            return;
+        };
+        let report = match srtp {
+            Some(srtp) => match srtp.seal_rtcp(report) {
+                Some(sealed) => sealed,
+                None => return,
+            },
+            None => report,
+        };
+        let sent = match rtcp {
+            Some(rtcp) => rtcp.send_to(report, to).await,
+            None => rtp.send_to(report, to),
         };
         if let Err(e) = sent {
             tracing::debug!(error = %e, "RTCP send failed");

@@ -37,7 +37,7 @@ async fn paced_audio_leaves_as_bare_mulaw_with_marks_and_clears() {
     assert_eq!(leg.kind(), "media_stream");
     let t0 = Instant::now();
     let mut m = media(&leg, t0);
-    let mut io = leg.into_io().expect("a stream leg");
+    let mut io = leg.into_io(&Default::default()).expect("a stream leg");
     m.play(&[8000; FRAME_SAMPLES]);
     m.handle_timeout(t0);
     let (to, packet) = m.poll_transmit(t0).expect("a frame is due");
@@ -63,7 +63,7 @@ async fn stream_frames_reach_the_media_core_and_a_closed_stream_goes_quiet() {
     let (leg, frames, _out) = stream_leg();
     let t0 = Instant::now();
     let mut m = media(&leg, t0);
-    let mut io = leg.into_io().expect("a stream leg");
+    let mut io = leg.into_io(&Default::default()).expect("a stream leg");
     frames
         .send(StreamFrame {
             sequence: 1,

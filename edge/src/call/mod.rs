@@ -47,6 +47,7 @@ pub(crate) mod responder;
 mod sizes_tests;
 /// Not used outside the edge: `pub` until its test-only methods move into its tests.
 pub mod slots;
+pub(crate) mod srtp_leg;
 pub(crate) mod talk;
 /// `CallDirection`: the media bench starts a `CallCore` with it.
 pub mod task;

@@ -143,6 +143,11 @@ pub struct CallServices {
     /// Where media dropped for coming from a stranger's address is counted (the edge's
     /// `/metrics`: `freya_edge_rtp_foreign_packets_total`).
     pub rtp_foreign: Counter,
+    /// SRTP for calls (`[srtp]`): the inbound policy and the replay window.
+    pub srtp: crate::config::SrtpConfig,
+    /// Where SRTP packets a call refused are counted (`/metrics`:
+    /// `freya_edge_srtp_packets_dropped_total{reason}`).
+    pub srtp_dropped: crate::metrics::SrtpDropCounter,
     /// Where provider latency and errors are counted (`/metrics`).
     pub(crate) providers: crate::metrics::ProviderMetrics,
     /// The QUIC mesh, for legs another edge dials; `None` without `[mesh] listen`.
@@ -256,7 +261,7 @@ fn begin(setup: CallSetup, services: CallServices, requests: mpsc::Sender<Dialog
         departures: DepartureSpacing::new(),
         clock_rate: 0,
     };
-    let leg = match leg.into_io() {
+    let leg = match leg.into_io(&services.srtp_dropped) {
         Ok(leg) => leg,
         Err(e) => {
             tracing::error!(error = %e, "cannot take the call's RTP socket off the reactor");
@@ -410,12 +415,12 @@ impl Shell {
                     self.services.rtp_foreign.inc_by(n);
                 }
                 Output::LegTransmit { leg, to, packet } => {
-                    if let Some(io) = self.legs.get(&leg) {
+                    if let Some(io) = self.legs.get_mut(&leg) {
                         io.send(to, packet);
                     }
                 }
                 Output::LegRtcp { leg, to, report } => {
-                    if let Some(io) = self.legs.get(&leg) {
+                    if let Some(io) = self.legs.get_mut(&leg) {
                         io.send_rtcp(to, report).await;
                     }
                 }
@@ -502,8 +507,10 @@ impl Shell {
         let media = MediaLeg::Rtp {
             audio: *audio,
             sockets,
+            // Added legs are dialled with plain RTP (see SECURITY.md, SRTP).
+            srtp: None,
         };
-        match media.into_io() {
+        match media.into_io(&self.services.srtp_dropped) {
             Ok(io) => {
                 self.legs.insert(*leg, io);
             }

@@ -21,3 +21,6 @@ pub mod packet;
 pub mod rtcp;
 /// RTCP sessions: the load tester's per-call statistics.
 pub mod rtcp_session;
+/// SRTP and SRTCP (RFC 3711, RFC 7714): the call leg protects and checks packets with it; the
+/// media bench measures it.
+pub mod srtp;

@@ -577,7 +577,12 @@ impl<'a> MediaSetup<'a> {
     /// Our side of the call's media as its SDP states it: the edge's codecs at the public
     /// `address`, the port bound for RTP, send and receive, Opus at 111, telephone-event at 101,
     /// 20 ms packets, RTCP on its own port.
-    fn local_media(&self, address: &MediaAddress, sockets: &MediaSockets) -> LocalMedia {
+    fn local_media(
+        &self,
+        address: &MediaAddress,
+        sockets: &MediaSockets,
+        srtp: crate::sip::sdp::SrtpPolicy,
+    ) -> LocalMedia {
         let port = sockets
             .rtp
             .local_addr()
@@ -593,6 +598,7 @@ impl<'a> MediaSetup<'a> {
             telephone_event_payload_type: 101,
             ptime: 20,
             rtcp_mux: false,
+            srtp,
         }
     }
 }

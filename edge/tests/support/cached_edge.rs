@@ -47,6 +47,7 @@ pub fn cached_edge_config(
             ..SipConfig::default()
         },
         rtp: RtpConfig::default(),
+        srtp: Default::default(),
         // Local fakes only; nothing here calls a customer URL.
         egress: Default::default(),
         cluster: Default::default(),

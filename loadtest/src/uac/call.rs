@@ -125,6 +125,7 @@ impl Call<'_> {
             telephone_event_payload_type: 101,
             ptime: 20,
             rtcp_mux: config.media.rtcp_mux,
+            srtp: freya_edge::sip::sdp::SrtpPolicy::Disabled,
         };
         let sdp = offer(&local_media);
         let start = Instant::now();

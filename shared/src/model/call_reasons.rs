@@ -162,6 +162,10 @@ reason_enum! {
         BadAnswerSdp => "bad_answer_sdp",
         /// No codec both sides have.
         NoCommonCodec => "no_common_codec",
+        /// The offer's media encryption does not meet the edge's SRTP policy: SRTP required
+        /// and not offered (or only over signalling without TLS), offered alone while disabled,
+        /// or offered with no crypto suite we speak.
+        SrtpMismatch => "srtp_mismatch",
         /// The INVITE had no SDP offer.
         NoSdpOffer => "no_sdp_offer",
         /// The INVITE's SDP could not be read.

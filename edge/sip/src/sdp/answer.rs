@@ -8,6 +8,7 @@
 use std::fmt::Write as _;
 use std::net::{IpAddr, SocketAddr};
 
+use super::crypto::{self, CryptoAttribute, KeyMaterial, SrtpKeys, SrtpPolicy};
 use super::{Direction, MediaDescription, SdpError, SessionDescription};
 
 /// An audio codec the media pipeline can encode and decode.
@@ -107,6 +108,8 @@ pub struct LocalMedia {
     pub ptime: u32,
     /// Offer RTCP multiplexed on the RTP port (RFC 5761); answers follow the offer instead.
     pub rtcp_mux: bool,
+    /// Whether the stream may, must or must not be SRTP (`RTP/SAVP` with SDES keys).
+    pub srtp: SrtpPolicy,
 }
 
 /// The outcome of negotiation: what the RTP and media code need for this call.
@@ -141,31 +144,52 @@ pub struct Answer {
     pub sdp: String,
     /// The negotiated stream.
     pub audio: NegotiatedAudio,
+    /// The SRTP keys both ways when the stream is `RTP/SAVP`; ours are fresh for this answer.
+    pub srtp: Option<SrtpKeys>,
 }
 
 /// Answers an offer (RFC 3264 section 6): the first usable audio stream gets the best codec by
 /// `local.codecs` order; every other stream is rejected with port 0. Fails with
-/// [`SdpError::NoCommonCodec`] (answer 488) when no offered codec is ours.
+/// [`SdpError::NoCommonCodec`] (answer 488) when no offered codec is ours, and with an SRTP
+/// error (488 too) when the stream's transport does not meet `local.srtp`.
 pub fn answer(offer: &SessionDescription, local: &LocalMedia) -> Result<Answer, SdpError> {
     let mut chosen = None;
     let mut saw_audio = false;
+    let mut refused = None;
     for (index, media) in offer.media.iter().enumerate() {
-        if media.media != "audio" || media.port == 0 || !is_plain_rtp(&media.proto) {
+        if media.media != "audio" || media.port == 0 {
             continue;
         }
+        let crypto = match crypto::stream_keys(media, local.srtp) {
+            Ok(crypto) => crypto,
+            Err(why) => {
+                refused = refused.or(why);
+                continue;
+            }
+        };
         saw_audio = true;
         if let Some((codec, pt)) = choose_codec(media, &local.codecs) {
-            chosen = Some((index, media, codec, pt));
+            chosen = Some((index, media, codec, pt, crypto));
             break;
         }
     }
-    let Some((index, media, codec, payload_type)) = chosen else {
-        return Err(if saw_audio {
-            SdpError::NoCommonCodec
-        } else {
-            SdpError::NoAudio
+    let Some((index, media, codec, payload_type, crypto)) = chosen else {
+        return Err(match (saw_audio, refused) {
+            (true, _) => SdpError::NoCommonCodec,
+            (false, Some(why)) => why,
+            (false, None) => SdpError::NoAudio,
         });
     };
+    let srtp = crypto.map(|theirs: CryptoAttribute| {
+        let ours = KeyMaterial::generate(theirs.key.suite());
+        (
+            theirs.tag,
+            SrtpKeys {
+                ours,
+                theirs: theirs.key,
+            },
+        )
+    });
     // We always can: mux is answered whenever it is offered.
     let audio = negotiated(offer, media, (codec, payload_type), local, media.rtcp_mux)?;
 
@@ -175,12 +199,19 @@ pub fn answer(offer: &SessionDescription, local: &LocalMedia) -> Result<Answer, 
             write_audio(&mut sdp, local, &media.proto, &audio, |pt| {
                 media.fmtp(pt).map(str::to_owned)
             });
+            if let Some((tag, keys)) = &srtp {
+                sdp.push_str(&CryptoAttribute::line(*tag, &keys.ours));
+            }
         } else {
             let first = m.formats.first().map_or("0", String::as_str);
             let _ = write!(sdp, "m={} 0 {} {}\r\n", m.media, m.proto, first);
         }
     }
-    Ok(Answer { sdp, audio })
+    Ok(Answer {
+        sdp,
+        audio,
+        srtp: srtp.map(|(_, keys)| keys),
+    })
 }
 
 /// Writes our offer for an outbound call: every codec in `local.codecs`, plus telephone-event at
@@ -301,10 +332,6 @@ fn remote_rtcp(address: IpAddr, media: &MediaDescription, mux: bool) -> SocketAd
             .unwrap_or_else(|| media.port.saturating_add(1))
     };
     SocketAddr::new(address, port)
-}
-
-fn is_plain_rtp(proto: &str) -> bool {
-    proto.eq_ignore_ascii_case("RTP/AVP") || proto.eq_ignore_ascii_case("RTP/AVPF")
 }
 
 fn choose_codec(media: &MediaDescription, preference: &[Codec]) -> Option<(Codec, u8)> {
@@ -545,3 +572,7 @@ mod tests {
 #[cfg(test)]
 #[path = "answer_events_tests.rs"]
 mod events_tests;
+
+#[cfg(test)]
+#[path = "answer_srtp_tests.rs"]
+mod srtp_tests;

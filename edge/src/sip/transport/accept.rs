@@ -9,7 +9,10 @@ use crate::call::admission::{admit, Intake};
 use crate::call::leg::MediaLeg;
 use crate::call::slots::NoSlot;
 use crate::call::task::{CallDirection, CallSetup};
+use crate::config::SrtpMode;
+use crate::rtp::srtp::SrtpSession;
 use crate::sip::endpoint::{IncomingCall, SipEndpoint};
+use crate::sip::peer::Transport;
 use crate::sip::sdp::{self, SdpError, SessionDescription};
 
 /// The connection address of the offer's first live audio stream (else the session's): its
@@ -86,6 +89,13 @@ async fn decide(
         ..Refused::new(RefusalReason::Admission(r.cause), r.code, r.reason)
     })?;
     let offer = read_offer(call)?;
+    // SDES keys travel in the SDP: over signalling without TLS only where configured.
+    let secure = call.transport == Transport::Tls;
+    let Some(srtp) = services.srtp.inbound_policy(secure) else {
+        tracing::info!(call = %call.call_id, "SRTP required and the INVITE came without TLS");
+        let phrase = "Not Acceptable Here (SRTP required: SIP over TLS needed for its keys)";
+        return Err(Refused::new(RefusalReason::SrtpMismatch, 488, phrase));
+    };
     // RFC 3264 section 6 would let us answer in another family, but a caller that offered
     // IPv6 may have no IPv4 at all (and the reverse): refuse what we cannot receive.
     let offered = offered_address(&offer).unwrap_or(IpAddr::from([0, 0, 0, 0]));
@@ -102,16 +112,15 @@ async fn decide(
             ..Refused::new(RefusalReason::NoMediaPorts, 503, phrase)
         });
     };
-    let local = media.local_media(&address, &sockets);
-    let answer = sdp::answer(&offer, &local).map_err(|e| {
-        if let SdpError::NoCommonCodec | SdpError::NoAudio = e {
-            tracing::info!(call = %call.call_id, error = %e, "no common codec");
-            Refused::new(RefusalReason::NoCommonCodec, 488, "Not Acceptable Here")
-        } else {
-            tracing::info!(call = %call.call_id, error = %e, "cannot answer this SDP");
-            Refused::new(RefusalReason::BadSdp, 400, "Bad SDP")
-        }
-    })?;
+    let local = media.local_media(&address, &sockets, srtp);
+    // SRTP would be accepted here but for the keys' way in (SIP without TLS).
+    let for_want_of_tls =
+        !secure && !services.srtp.allow_without_tls && services.srtp.inbound != SrtpMode::Disabled;
+    let answer = sdp::answer(&offer, &local).map_err(|e| refusal(call, for_want_of_tls, e))?;
+    let srtp = answer
+        .srtp
+        .as_ref()
+        .map(|keys| Box::new(SrtpSession::new(keys, services.srtp.replay_window)));
     let (agent, workflow) = crate::call::responder::answerer(&snapshot, route.target);
     let call_id = freya_shared::ids::new_id();
     let trace =
@@ -131,10 +140,34 @@ async fn decide(
         leg: MediaLeg::Rtp {
             audio: answer.audio,
             sockets,
+            srtp,
         },
         provider: None,
     };
     Ok((answer.sdp, setup))
+}
+
+/// How an offer we cannot answer is refused: 488 with the reason in its phrase for codecs and
+/// SRTP, 400 for SDP we cannot read.
+fn refusal(call: &IncomingCall, for_want_of_tls: bool, e: SdpError) -> Refused {
+    tracing::info!(call = %call.call_id, error = %e, "cannot answer the offer");
+    let srtp = |phrase: &str| Refused::new(RefusalReason::SrtpMismatch, 488, phrase);
+    match e {
+        SdpError::NoCommonCodec | SdpError::NoAudio => {
+            Refused::new(RefusalReason::NoCommonCodec, 488, "Not Acceptable Here")
+        }
+        SdpError::SrtpRequired => srtp("Not Acceptable Here (SRTP required: offer RTP/SAVP)"),
+        SdpError::SrtpDisabled if for_want_of_tls => {
+            srtp("Not Acceptable Here (SRTP not accepted without SIP over TLS)")
+        }
+        SdpError::SrtpDisabled => srtp("Not Acceptable Here (SRTP not accepted)"),
+        SdpError::NoCommonCrypto => srtp(
+            "Not Acceptable Here (no usable crypto: AES_CM_128_HMAC_SHA1_80 or AEAD_AES_128_GCM)",
+        ),
+        SdpError::Malformed { .. } | SdpError::NotUtf8 | SdpError::MissingConnection => {
+            Refused::new(RefusalReason::BadSdp, 400, "Bad SDP")
+        }
+    }
 }
 
 /// The INVITE's SDP offer, parsed; a missing one is 488, an unreadable one 400.

@@ -112,6 +112,8 @@ impl SipTask {
             telephone_event_payload_type: 101,
             ptime: 20,
             rtcp_mux: false,
+            // A further leg's SDP stays plain RTP: see SECURITY.md (SRTP).
+            srtp: sdp::SrtpPolicy::Disabled,
         };
         let call_id = freya_shared::ids::new_id();
         tracing::info!(call = %dialog, %leg, %to, leg_dialog = %call_id, "dialling a leg");

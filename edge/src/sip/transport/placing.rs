@@ -195,7 +195,8 @@ pub(super) async fn place(
             return None;
         }
     };
-    let local = media.local_media(&address, &sockets);
+    // Our offers to trunks are plain RTP: see SECURITY.md (SRTP).
+    let local = media.local_media(&address, &sockets, crate::sip::sdp::SrtpPolicy::Disabled);
     let call = *call;
     record_dialled(services, &call).await;
     let request = CallRequest {
@@ -335,6 +336,7 @@ pub async fn answered(
             leg: MediaLeg::Rtp {
                 audio,
                 sockets: pending.sockets,
+                srtp: None,
             },
             provider: Some(provider),
         }),

@@ -43,6 +43,8 @@ pub enum RefusalReason {
     /// The offer's media is in an IP family the edge has no media address for (an IPv6 offer
     /// to an IPv4-only edge, or the reverse): 488.
     NoMediaFamily,
+    /// The offer's SRTP does not meet the policy (see `config::SrtpConfig`): 488.
+    SrtpMismatch,
 }
 
 impl RefusalReason {
@@ -55,6 +57,7 @@ impl RefusalReason {
             RefusalReason::NoCommonCodec => "no_common_codec",
             RefusalReason::NoMediaPorts => "no_media_ports",
             RefusalReason::NoMediaFamily => "no_media_address_family",
+            RefusalReason::SrtpMismatch => "srtp_mismatch",
         }
     }
 

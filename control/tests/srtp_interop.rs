@@ -1,0 +1,362 @@
+//! SRTP with SDES keys against a real peer: baresip 1.0 with its `srtp` module and an account
+//! set to `mediaenc=srtp-mand` (an `RTP/SAVP` offer with `a=crypto` lines, no plain fallback).
+//!
+//! - the phone calls an edge whose inbound SRTP is `required`: both sides hear each other — the
+//!   edge decrypts and decodes the phone's 440 Hz tone (it is in the call's recording, caller
+//!   channel), and the phone decrypts and decodes the agent's greeting (its `sndfile` dump);
+//! - during that call, junk, packets under another key and a flood of one replayed packet
+//!   reach the edge's RTP port: each is refused and counted
+//!   (`freya_edge_srtp_packets_dropped_total{reason}`), and the call goes on;
+//! - the refusals, answered 488 with the reason in the phrase and recorded `srtp_mismatch`: a
+//!   plain RTP phone when SRTP is required, an SRTP-only phone when it is disabled, and an
+//!   SRTP-only phone over UDP when keys may only travel over TLS.
+//!
+//! The test script installs baresip; where it is absent the tests say so and pass, but never
+//! under CI.
+
+mod support;
+
+use std::net::{SocketAddr, UdpSocket};
+use std::time::Duration;
+
+use freya_control::store::Role;
+use freya_edge::config::SrtpMode;
+use freya_edge::rtp::srtp::{SrtpSession, DEFAULT_REPLAY_WINDOW};
+use freya_edge::sip::sdp::{CryptoAttribute, KeyMaterial};
+use freya_edge::EdgeConfig;
+use reqwest::StatusCode;
+use support::baresip::{self, Baresip, Codec, Setup};
+use support::eventually;
+use support::http::Api;
+use support::world::World;
+
+const NUMBER: &str = "+15550190";
+
+fn baresip_installed() -> bool {
+    if baresip::available() {
+        return true;
+    }
+    assert!(
+        std::env::var_os("CI").is_none(),
+        "baresip is missing: deploy/test.sh installs it (package baresip-core)"
+    );
+    eprintln!("SKIPPED: baresip is not installed (apt-get install baresip-core)");
+    false
+}
+
+async fn world(configure: fn(&mut EdgeConfig)) -> World {
+    World::builder()
+        .workspace("SRTP")
+        .agent(serde_json::json!({
+            "name": "Desk",
+            "first_message": "Hello, you are through to the desk. How can I help you today?",
+            "record": true,
+        }))
+        .number(NUMBER)
+        .voice()
+        .edge_config(configure)
+        .start()
+        .await
+}
+
+fn srtp_phone(tone_hz: Option<u32>) -> Setup {
+    Setup {
+        mediaenc: Some("srtp-mand"),
+        tone_hz,
+        keep_received_audio: true,
+        ..Setup::plain(Codec::Pcmu)
+    }
+}
+
+/// Samples louder than a quiet room, in milliseconds at 8 kHz.
+fn audible_ms(samples: &[i16]) -> usize {
+    samples.iter().filter(|s| s.unsigned_abs() > 1_000).count() / 8
+}
+
+/// The edge's count of refused SRTP packets for `reason`.
+async fn dropped(w: &World, reason: &str) -> u64 {
+    let text = reqwest::get(format!("http://{}/metrics", w.edge.http_addr))
+        .await
+        .expect("metrics")
+        .text()
+        .await
+        .expect("metrics text");
+    let series = format!("freya_edge_srtp_packets_dropped_total{{reason=\"{reason}\"}} ");
+    text.lines()
+        .find_map(|l| l.strip_prefix(&series))
+        .and_then(|v| v.trim().parse::<f64>().ok())
+        .map_or(0, |v| v as u64)
+}
+
+/// The SDP `m=` line and `a=crypto` lines of the SIP message in `messages` that starts with
+/// `start` and carries a body.
+fn sdp_of(messages: &[String], start: &str) -> String {
+    messages
+        .iter()
+        .filter_map(|m| m.split_once('\n').map(|(_, message)| message))
+        .find(|m| m.starts_with(start) && m.contains("\nm=audio"))
+        .unwrap_or_else(|| panic!("a {start} with SDP in {messages:#?}"))
+        .to_owned()
+}
+
+/// The edge's RTP address from its answer.
+fn answered_rtp(answer: &str) -> SocketAddr {
+    let port = answer
+        .lines()
+        .find_map(|l| l.strip_prefix("m=audio "))
+        .and_then(|m| m.split_whitespace().next())
+        .and_then(|p| p.parse::<u16>().ok())
+        .expect("an m=audio port");
+    SocketAddr::from(([127, 0, 0, 1], port))
+}
+
+/// The phone's own key, from its offer: what the edge decrypts its packets with.
+fn offered_key(offer: &str) -> KeyMaterial {
+    offer
+        .lines()
+        .filter_map(|l| l.trim_end().strip_prefix("a=crypto:"))
+        .find_map(|value| CryptoAttribute::parse(value).map(|a| a.key))
+        .expect("a usable a=crypto line in the phone's offer")
+}
+
+/// A PCMU packet of SSRC `ssrc`.
+fn rtp(seq: u16, ssrc: u32) -> Vec<u8> {
+    let mut p = vec![0x80, 0x00];
+    p.extend_from_slice(&seq.to_be_bytes());
+    p.extend_from_slice(&(u32::from(seq) * 160).to_be_bytes());
+    p.extend_from_slice(&ssrc.to_be_bytes());
+    p.extend_from_slice(&[0xff; 160]);
+    p
+}
+
+/// Junk, packets under a stranger's key, and one packet under the phone's own key replayed
+/// `replays` times, all sent to the edge's RTP port from another socket.
+fn attack(edge_rtp: SocketAddr, phone_key: &KeyMaterial, replays: usize) -> (u64, u64) {
+    let attacker = UdpSocket::bind("127.0.0.1:0").expect("attacker socket");
+    let mut forged = 0;
+    for i in 0..50u16 {
+        let mut junk = rtp(i, 0xdead_beef);
+        junk.extend_from_slice(&[0x42; 10]);
+        attacker.send_to(&junk, edge_rtp).expect("send");
+        forged += 1;
+    }
+    let stranger = KeyMaterial::generate(phone_key.suite());
+    let mut mallory = SrtpSession::from_material(&stranger, &stranger, DEFAULT_REPLAY_WINDOW);
+    for i in 0..50u16 {
+        let mut p = rtp(i, 0x0bad_cafe);
+        mallory.protect_rtp(&mut p).expect("protect");
+        attacker.send_to(&p, edge_rtp).expect("send");
+        forged += 1;
+    }
+    // Under the phone's real key (read from its offer, as an eavesdropper on plain SIP could)
+    // but on an SSRC of its own: accepted once (then dropped as foreign), refused as a replay
+    // every time after.
+    let mut copier = SrtpSession::from_material(phone_key, phone_key, DEFAULT_REPLAY_WINDOW);
+    let mut p = rtp(30_000, 0x00c0_ffee);
+    copier.protect_rtp(&mut p).expect("protect");
+    // Paced (500 a second) so that the edge's per-tick read budget and the socket's buffer
+    // take them all: what is measured is the replay list, not the kernel dropping a flood.
+    for _ in 0..=replays {
+        attacker.send_to(&p, edge_rtp).expect("send");
+        std::thread::sleep(Duration::from_millis(2));
+    }
+    (forged, replays as u64)
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_baresip_caller_with_mandatory_srtp_hears_and_is_heard_through_an_attack() {
+    if !baresip_installed() {
+        return;
+    }
+    let w = world(|config| {
+        config.srtp.inbound = SrtpMode::Required;
+        // The phone speaks SIP over UDP on loopback; keys over plain SIP are allowed here.
+        config.srtp.allow_without_tls = true;
+    })
+    .await;
+    let mut phone = Baresip::start_with(srtp_phone(Some(440))).await;
+    phone
+        .dial(&format!("sip:{NUMBER}@{}", w.edge.sip_addr))
+        .await;
+    phone.event("CALL_ESTABLISHED").await;
+    let messages = phone.sip_messages();
+    let offer = sdp_of(&messages, "INVITE ");
+    let answer = sdp_of(&messages, "SIP/2.0 200 OK");
+    assert!(
+        offer.contains("m=audio") && offer.contains("RTP/SAVP"),
+        "{offer}"
+    );
+    assert!(answer.contains(" RTP/SAVP "), "answered SRTP: {answer}");
+    let ours = answer
+        .lines()
+        .find_map(|l| l.trim_end().strip_prefix("a=crypto:"))
+        .and_then(CryptoAttribute::parse)
+        .expect("our a=crypto in the answer");
+    let theirs = offered_key(&offer);
+    assert_ne!(ours.key, theirs, "the edge's key is its own");
+
+    tokio::time::sleep(Duration::from_millis(1_500)).await;
+    let (auth_before, replay_before) = (dropped(&w, "auth").await, dropped(&w, "replay").await);
+    let edge_rtp = answered_rtp(&answer);
+    let (forged, replays) = tokio::task::spawn_blocking(move || attack(edge_rtp, &theirs, 300))
+        .await
+        .expect("attack");
+    // The call goes on: the tone keeps arriving and the greeting keeps playing.
+    tokio::time::sleep(Duration::from_millis(3_000)).await;
+    phone.command("hangup", "").await.expect("hangup");
+    phone.event("CALL_CLOSED").await;
+
+    let auth = dropped(&w, "auth").await - auth_before;
+    let replay = dropped(&w, "replay").await - replay_before;
+    assert!(
+        auth >= forged,
+        "junk and a stranger's key refused: {auth} of {forged}"
+    );
+    assert_eq!(
+        replay, replays,
+        "every copy after the first refused as a replay"
+    );
+
+    let (call, events) = w.ended_call().await;
+    assert_eq!(call.end_reason.as_deref(), Some("caller_hangup"));
+    let ended = events
+        .iter()
+        .find(|e| e.kind == "call.ended")
+        .expect("call.ended");
+    let received = ended.payload["rtp"]["received"].as_u64().unwrap_or(0);
+    assert!(
+        received > 150,
+        "the phone's SRTP decrypted: {received} packets"
+    );
+
+    let heard = phone.received_audio();
+    let sent = phone.sent_audio();
+
+    // The edge heard the phone: the recording's caller channel holds the tone.
+    let recorded = eventually(Duration::from_secs(30), "the call's recording", || {
+        let (store, scope) = (w.control.store.clone(), w.scope.clone());
+        async move {
+            let calls = store.calls(&scope, 10).await.ok()?;
+            calls.into_iter().find(|c| c.recording.is_some())
+        }
+    })
+    .await;
+    let api = Api::of(&w.control);
+    let viewer = w.key(Role::Viewer).await;
+    let detail = api
+        .call("GET", &format!("/v1/calls/{}", recorded.id), &viewer, None)
+        .await;
+    assert_eq!(detail.status, StatusCode::OK, "{}", detail.body);
+    let url = detail.body["recording"]["url"]
+        .as_str()
+        .expect("a recording url")
+        .to_owned();
+    let wav = api
+        .http
+        .get(format!("{}{url}", api.base))
+        .bearer_auth(&viewer)
+        .send()
+        .await
+        .expect("recording")
+        .bytes()
+        .await
+        .expect("recording bytes");
+    let (caller, agent): (Vec<i16>, Vec<i16>) = wav
+        .get(44..)
+        .unwrap_or_default()
+        .chunks_exact(4)
+        .map(|f| {
+            (
+                i16::from_le_bytes([f[0], f[1]]),
+                i16::from_le_bytes([f[2], f[3]]),
+            )
+        })
+        .unzip();
+    let report = format!(
+        "audible ms: phone sent {}, edge recorded from the caller {}, edge recorded the agent \
+         {}, phone decoded {}; files {:?}; spoken {:?}; events {:?}",
+        audible_ms(&sent),
+        audible_ms(&caller),
+        audible_ms(&agent),
+        audible_ms(&heard),
+        phone.files(),
+        w.spoken(),
+        events.iter().map(|e| e.kind.as_str()).collect::<Vec<_>>()
+    );
+    assert!(
+        audible_ms(&caller) > 1_500,
+        "the edge decrypted and decoded the phone's tone: {report}"
+    );
+    assert!(
+        audible_ms(&heard) > 300,
+        "the phone decrypted and decoded the agent's greeting: {report}\n{}",
+        phone.trace()
+    );
+    phone.stop().await;
+    w.stop().await;
+}
+
+/// A phone set up as `setup` calls an edge configured by `configure`: refused with 488, whose
+/// phrase says why, and recorded as `call.failed` with reason `srtp_mismatch`.
+async fn refused(configure: fn(&mut EdgeConfig), setup: Setup, phrase: &str) {
+    let w = world(configure).await;
+    let mut phone = Baresip::start_with(setup).await;
+    phone
+        .dial(&format!("sip:{NUMBER}@{}", w.edge.sip_addr))
+        .await;
+    phone.event("CALL_CLOSED").await;
+    let messages = phone.sip_messages();
+    let refusal = messages
+        .iter()
+        .find(|m| m.contains("\nSIP/2.0 488 "))
+        .unwrap_or_else(|| panic!("a 488:\n{}", phone.trace()));
+    assert!(refusal.contains(phrase), "{refusal}");
+    let (store, scope) = (w.control.store.clone(), w.scope.clone());
+    eventually(Duration::from_secs(10), "the refusal's record", || {
+        let (store, scope) = (store.clone(), scope.clone());
+        async move { (store.count_call_events(&scope).await.ok()? == 1).then_some(()) }
+    })
+    .await;
+    let payload =
+        w.db.read_text(
+            "SELECT payload FROM call_events WHERE workspace_id = $1 AND kind = 'call.failed'",
+            &w.scope.workspace_id,
+        )
+        .await;
+    let payload: serde_json::Value = serde_json::from_str(&payload).expect("JSON payload");
+    assert_eq!(payload["reason"], "srtp_mismatch", "{payload}");
+    assert_eq!(payload["code"], 488);
+    phone.stop().await;
+    w.stop().await;
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_plain_rtp_caller_is_refused_when_srtp_is_required() {
+    if !baresip_installed() {
+        return;
+    }
+    refused(
+        |config| {
+            config.srtp.inbound = SrtpMode::Required;
+            config.srtp.allow_without_tls = true;
+        },
+        Setup::plain(Codec::Pcmu),
+        "SRTP required",
+    )
+    .await;
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn an_srtp_only_caller_is_refused_when_srtp_is_disabled_or_without_tls() {
+    if !baresip_installed() {
+        return;
+    }
+    refused(
+        |config| config.srtp.inbound = SrtpMode::Disabled,
+        srtp_phone(None),
+        "SRTP not accepted",
+    )
+    .await;
+    // The default: optional, keys only over TLS. This phone's SIP is UDP.
+    refused(|_| {}, srtp_phone(None), "without SIP over TLS").await;
+}
