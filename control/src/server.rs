@@ -148,6 +148,12 @@ impl ControlPlane {
             .context("while reading the revoked certificates")?;
         let shutdown = CancellationToken::new();
         let metrics = Arc::new(ControlMetrics::new(store.storage_health()));
+        metrics.certificates.watch(
+            "ca",
+            freya_edge::metrics::certificates::CertificateSource::Pem(
+                ca.certificate_pem().to_owned(),
+            ),
+        );
         let commands = CommandHub::default();
         let cluster = ClusterBoard::default();
         let mut tasks = JoinSet::new();
@@ -207,6 +213,7 @@ impl ControlPlane {
                 renewal: secret.is_none().then(|| enrolment.clone()),
             },
             commands.clone(),
+            revoked.clone(),
             metrics.clone(),
             match secret {
                 Some(secret) => EdgeAuth::Secret(EdgeSecret::new(secret)),
@@ -258,6 +265,7 @@ impl ControlPlane {
                 grpc_gate,
                 tokio_rustls::TlsAcceptor::from(tls),
                 Arc::new(move |peer, reason| refused_handshake(&audit_store, peer, reason)),
+                revoked.clone(),
             );
             let enrol = freya_proto::v1::edge_enrolment_server::EdgeEnrolmentServer::new(
                 EnrolmentService {

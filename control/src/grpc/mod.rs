@@ -56,6 +56,8 @@ pub(crate) struct EdgeControlService {
     store: Store,
     settings: EdgeServiceSettings,
     commands: CommandHub,
+    /// The revocation list every command stream hands its edge (and again on each change).
+    revoked: crate::trust::revoked::RevokedSerials,
     metrics: Arc<ControlMetrics>,
     /// What the edges' gossip says about each edge (`ReportCluster`, shown by `GET /v1/edges`).
     cluster: ClusterBoard,
@@ -68,6 +70,7 @@ impl EdgeControlService {
         store: Store,
         settings: EdgeServiceSettings,
         commands: CommandHub,
+        revoked: crate::trust::revoked::RevokedSerials,
         metrics: Arc<ControlMetrics>,
         auth: EdgeAuth,
         cluster: ClusterBoard,
@@ -77,6 +80,7 @@ impl EdgeControlService {
             store,
             settings,
             commands,
+            revoked,
             metrics,
             cluster,
             shutdown,
@@ -245,9 +249,11 @@ impl EdgeControl for EdgeControlService {
         auth::check_named_edge(&request, &request.get_ref().edge_id)?;
         let r = request.into_inner();
         required("edge_id", &r.edge_id)?;
-        Ok(Response::new(
-            self.commands.attach(&r.edge_id, self.shutdown.clone()),
-        ))
+        Ok(Response::new(self.commands.attach(
+            &r.edge_id,
+            Some(self.revoked.clone()),
+            self.shutdown.clone(),
+        )))
     }
 
     async fn upload_recording(

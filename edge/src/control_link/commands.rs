@@ -1,4 +1,5 @@
-//! The command stream: the control plane asks this edge to drain, hang up or place a call.
+//! The command stream: the control plane asks this edge to drain, hang up or place a call, and
+//! hands it the cluster's revocation list (when the stream opens and on every change).
 //!
 //! A call to place is resolved here against the cached configuration — the agent, and the
 //! workspace's providers usable from this region, tried strictly in priority order whatever
@@ -43,6 +44,7 @@ pub(crate) async fn run(
     events: mpsc::Sender<CallEvent>,
     sip: mpsc::Sender<SipCommand>,
     twilio: TwilioEdge,
+    revocations: crate::trust::Revocations,
 ) {
     let mut backoff = link.backoff();
     loop {
@@ -60,6 +62,10 @@ pub(crate) async fn run(
                     match next {
                         Ok(Some(command)) => {
                             backoff.reset();
+                            if let Some(Command::Revocations(list)) = command.command {
+                                revoked(&revocations, list);
+                                continue;
+                            }
                             handle(&state, &events, &sip, &twilio, command.command).await;
                         }
                         Ok(None) => break,
@@ -160,8 +166,27 @@ async fn handle(
                 tracing::warn!("leg command but the SIP task is gone");
             }
         }
+        // Taken before `handle` (see `run`).
+        Some(Command::Revocations(_)) => {}
         None => tracing::warn!("ignoring an empty command"),
     }
+}
+
+/// Keeps the control plane's new revocation list for the mesh and gossip.
+fn revoked(revocations: &crate::trust::Revocations, list: freya_proto::v1::Revocations) {
+    let list: Vec<crate::trust::RevokedCertificate> = list
+        .certificates
+        .into_iter()
+        .map(|c| crate::trust::RevokedCertificate {
+            serial: c.serial.to_lowercase(),
+            edge_id: c.edge_id,
+        })
+        .collect();
+    tracing::info!(
+        revoked = list.len(),
+        "the control plane's revocation list arrived"
+    );
+    revocations.replace(list);
 }
 
 /// A leg command from the wire: leg numbers beyond 255 or an unknown agent mode are not one.

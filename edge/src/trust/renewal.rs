@@ -1,7 +1,8 @@
 //! Renewal: at two thirds of the certificate's life the edge makes a new key, asks
 //! `EdgeControl.RenewCertificate` over its mutual TLS link (the current certificate vouches for
 //! it), keeps the answer in `control.cert_dir` and hands the new configuration to the connector,
-//! so the next connection presents the new certificate. A failure is retried with backoff; the
+//! so the next connection presents the new certificate — to the control plane and on the mesh
+//! (the endpoint takes the new credentials for new connections, without a restart). A failure is retried with backoff; the
 //! old certificate serves until it expires.
 
 use std::path::PathBuf;
@@ -18,6 +19,7 @@ pub(crate) async fn run(
     tls: ControlTls,
     mut identity: ClusterIdentity,
     dir: PathBuf,
+    mesh: Option<crate::mesh::Mesh>,
 ) {
     loop {
         let renew_at = identity
@@ -41,6 +43,12 @@ pub(crate) async fn run(
                         Ok(config) => tls.replace(config),
                         Err(e) => {
                             tracing::error!(error = %e, "the renewed certificate is unusable")
+                        }
+                    }
+                    if let Some(mesh) = &mesh {
+                        let tls = crate::mesh::MeshTls::from_identity(&renewed);
+                        if let Err(e) = mesh.replace_tls(&tls) {
+                            tracing::error!(error = %e, "the mesh cannot use the renewed certificate");
                         }
                     }
                     tracing::info!("renewed this edge's certificate");
