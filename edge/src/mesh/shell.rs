@@ -173,26 +173,20 @@ impl Mesh {
     pub fn set_revoked(&self, serials: impl IntoIterator<Item = String>) -> Vec<String> {
         self.shared.revoked.replace(serials);
         let mut closed = Vec::new();
-        let mut links = lock(&self.shared.links);
-        let gone: Vec<SocketAddr> = links
-            .iter()
-            .filter(|(_, link)| self.shared.revoked.contains(&link.peer.serial))
-            .map(|(addr, _)| *addr)
-            .collect();
-        for addr in gone {
-            if let Some(link) = links.remove(&addr) {
+        // Closed here; each connection's reader then forgets it as it does any that ends (the
+        // link, and the peers' bookkeeping so a later connection is asked for afresh).
+        for link in lock(&self.shared.links).values() {
+            if self.shared.revoked.contains(&link.peer.serial) && link.conn.close_reason().is_none()
+            {
                 link.conn.close(2u32.into(), b"certificate revoked");
                 self.shared
                     .counters
                     .revoked_closed
                     .fetch_add(1, Ordering::Relaxed);
-                tracing::warn!(peer = %addr, edge = %link.peer.edge_id, "closed the mesh connection of a revoked edge");
-                closed.push(link.peer.edge_id);
+                tracing::warn!(peer = %link.conn.remote_address(), edge = %link.peer.edge_id,
+                    "closed the mesh connection of a revoked edge");
+                closed.push(link.peer.edge_id.clone());
             }
-        }
-        drop(links);
-        for _ in &closed {
-            self.shared.wake.notify_one();
         }
         closed
     }
