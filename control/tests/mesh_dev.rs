@@ -292,12 +292,15 @@ async fn dev_edges_mesh_on_the_cluster_ca_and_a_revoked_edge_is_refused_everywhe
     // Edge 2's gRPC connection was cut at the revocation: its reconnect is refused in the
     // handshake and audited (an edge still connected would never handshake again).
     let audit_url = format!("{api_url}/v1/edges/trust-audit?limit=200");
+    // A hang guard only: edge 2 reconnects with its own backoff.
     eventually(
-        LIMIT,
+        2 * LIMIT,
         "edge 2's refused reconnect in the trust audit",
         || {
             let (url, key) = (audit_url.clone(), key.clone());
             async move {
+                // Polled gently: this is the API, under its rate limits.
+                tokio::time::sleep(Duration::from_millis(250)).await;
                 let entries = get_json(&url, Some(&key)).await?;
                 entries
                     .as_array()?
