@@ -211,9 +211,9 @@ impl ControlPlane {
                     .as_deref()
                     .and_then(crate::grpc::edge_version::Release::parse),
                 renewal: secret.is_none().then(|| enrolment.clone()),
+                revoked: revoked.clone(),
             },
             commands.clone(),
-            revoked.clone(),
             metrics.clone(),
             match secret {
                 Some(secret) => EdgeAuth::Secret(EdgeSecret::new(secret)),

@@ -49,6 +49,8 @@ pub(crate) struct EdgeServiceSettings {
     pub min_edge_version: Option<edge_version::Release>,
     /// The cluster CA and certificate lifetime for renewals; `None` in the shared-secret mode.
     pub renewal: Option<Arc<EnrolmentSettings>>,
+    /// The revocation list every command stream hands its edge (and again on each change).
+    pub revoked: crate::trust::revoked::RevokedSerials,
 }
 
 /// The service behind `EdgeControl`.
@@ -56,8 +58,6 @@ pub(crate) struct EdgeControlService {
     store: Store,
     settings: EdgeServiceSettings,
     commands: CommandHub,
-    /// The revocation list every command stream hands its edge (and again on each change).
-    revoked: crate::trust::revoked::RevokedSerials,
     metrics: Arc<ControlMetrics>,
     /// What the edges' gossip says about each edge (`ReportCluster`, shown by `GET /v1/edges`).
     cluster: ClusterBoard,
@@ -70,7 +70,6 @@ impl EdgeControlService {
         store: Store,
         settings: EdgeServiceSettings,
         commands: CommandHub,
-        revoked: crate::trust::revoked::RevokedSerials,
         metrics: Arc<ControlMetrics>,
         auth: EdgeAuth,
         cluster: ClusterBoard,
@@ -80,7 +79,6 @@ impl EdgeControlService {
             store,
             settings,
             commands,
-            revoked,
             metrics,
             cluster,
             shutdown,
@@ -251,7 +249,7 @@ impl EdgeControl for EdgeControlService {
         required("edge_id", &r.edge_id)?;
         Ok(Response::new(self.commands.attach(
             &r.edge_id,
-            Some(self.revoked.clone()),
+            Some(self.settings.revoked.clone()),
             self.shutdown.clone(),
         )))
     }
