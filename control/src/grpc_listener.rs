@@ -7,6 +7,7 @@
 //! under a deadline (a slow client holds only its own slot), and a handshake refused for its
 //! certificate (another cluster's, expired, revoked) is reported to `on_refused` for the audit.
 
+use std::future::Future;
 use std::io;
 use std::net::SocketAddr;
 use std::pin::Pin;
@@ -23,6 +24,7 @@ use tokio_rustls::TlsAcceptor;
 use tokio_stream::wrappers::{ReceiverStream, TcpListenerStream};
 use tonic::transport::server::Connected;
 
+use crate::trust::revoked::RevokedSerials;
 use crate::trust::tls::{edge_certificate, EdgeCertificate};
 use freya_edge::serve::{ConnectionGate, Permit};
 
@@ -49,9 +51,52 @@ pub(crate) struct EdgePeer {
 }
 
 /// An accepted edge connection, in the clear (`freya dev`'s shared-secret mode) or over TLS.
+/// Over TLS it ends (reads and writes fail) once its certificate is revoked: hyper then closes
+/// the connection and every gRPC stream on it, at revocation rather than at the next connect.
 pub(crate) struct EdgeConnection {
     io: EdgeIo,
     peer: EdgePeer,
+    cut: Option<Cut>,
+}
+
+/// The revocation of a connection's certificate, as a future its reads and writes poll.
+struct Cut {
+    token: tokio_util::sync::CancellationToken,
+    revoked: Pin<Box<tokio_util::sync::WaitForCancellationFutureOwned>>,
+}
+
+impl Cut {
+    fn new(token: tokio_util::sync::CancellationToken) -> Self {
+        Self {
+            revoked: Box::pin(token.clone().cancelled_owned()),
+            token,
+        }
+    }
+}
+
+impl Drop for EdgeConnection {
+    fn drop(&mut self) {
+        // Marks the token done so the revocation list forgets it.
+        if let Some(cut) = &self.cut {
+            cut.token.cancel();
+        }
+    }
+}
+
+impl EdgeConnection {
+    /// An error once the certificate is revoked (registering the waker until then).
+    fn check_cut(&mut self, cx: &mut Context<'_>) -> Result<(), io::Error> {
+        let Some(cut) = &mut self.cut else {
+            return Ok(());
+        };
+        if cut.revoked.as_mut().poll(cx).is_ready() {
+            return Err(io::Error::new(
+                io::ErrorKind::ConnectionAborted,
+                "the edge's certificate was revoked",
+            ));
+        }
+        Ok(())
+    }
 }
 
 enum EdgeIo {
@@ -73,6 +118,9 @@ impl AsyncRead for EdgeConnection {
         cx: &mut Context<'_>,
         buf: &mut ReadBuf<'_>,
     ) -> Poll<io::Result<()>> {
+        if let Err(e) = self.check_cut(cx) {
+            return Poll::Ready(Err(e));
+        }
         match &mut self.io {
             EdgeIo::Plain(c) => Pin::new(c).poll_read(cx, buf),
             EdgeIo::Tls(c) => Pin::new(c.as_mut()).poll_read(cx, buf),
@@ -86,6 +134,9 @@ impl AsyncWrite for EdgeConnection {
         cx: &mut Context<'_>,
         buf: &[u8],
     ) -> Poll<io::Result<usize>> {
+        if let Err(e) = self.check_cut(cx) {
+            return Poll::Ready(Err(e));
+        }
         match &mut self.io {
             EdgeIo::Plain(c) => Pin::new(c).poll_write(cx, buf),
             EdgeIo::Tls(c) => Pin::new(c.as_mut()).poll_write(cx, buf),
@@ -150,6 +201,7 @@ pub(crate) fn gated(
                         certificate: None,
                     },
                     io: EdgeIo::Plain(c),
+                    cut: None,
                 })
             }),
             Err(e) => Some(Err(e)),
@@ -168,6 +220,7 @@ pub(crate) fn gated_tls(
     gate: ConnectionGate,
     acceptor: TlsAcceptor,
     on_refused: RefusedHandshake,
+    revoked: RevokedSerials,
 ) -> impl Stream<Item = io::Result<EdgeConnection>> {
     let (tx, rx) = tokio::sync::mpsc::channel(64);
     tokio::spawn(async move {
@@ -189,6 +242,7 @@ pub(crate) fn gated_tls(
                 continue;
             };
             let (tx, acceptor, on_refused) = (tx.clone(), acceptor.clone(), on_refused.clone());
+            let revoked = revoked.clone();
             tokio::spawn(async move {
                 let remote = connection.stream.peer_addr().ok();
                 match tokio::time::timeout(HANDSHAKE_TIMEOUT, acceptor.accept(connection)).await {
@@ -199,6 +253,9 @@ pub(crate) fn gated_tls(
                             .peer_certificates()
                             .and_then(|chain| chain.first())
                             .and_then(|der| edge_certificate(der));
+                        let cut = certificate
+                            .as_ref()
+                            .map(|c| Cut::new(revoked.cut_for(&c.serial)));
                         let peer = EdgePeer {
                             remote,
                             certificate,
@@ -207,6 +264,7 @@ pub(crate) fn gated_tls(
                             .send(Ok(EdgeConnection {
                                 io: EdgeIo::Tls(Box::new(tls)),
                                 peer,
+                                cut,
                             }))
                             .await;
                     }

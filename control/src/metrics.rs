@@ -29,6 +29,8 @@ pub(crate) struct ControlMetrics {
     pub database_up: Gauge,
     /// Clones of the store's own counters (`database_errors_total`, `database_retries_total`).
     database_errors: Counter,
+    /// `freya_certificate_expiry_timestamp_seconds{kind="ca"}` (set by the server at start).
+    pub certificates: freya_edge::metrics::certificates::CertificateExpiry,
 }
 
 /// Webhook delivery's view: how late deliveries arrive and how many wait.
@@ -125,6 +127,7 @@ impl ControlMetrics {
             webhooks,
             database_up,
             database_errors: health.errors.clone(),
+            certificates: Default::default(),
         }
     }
 
@@ -134,6 +137,9 @@ impl ControlMetrics {
         if encode(&mut out, &self.registry).is_err() {
             out.clear();
         }
+        let mut out = freya_edge::metrics::certificates::strip_eof(out);
+        out.push_str(&self.certificates.render());
+        out.push_str("# EOF\n");
         out
     }
 

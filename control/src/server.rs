@@ -147,6 +147,12 @@ impl ControlPlane {
             .context("while reading the revoked certificates")?;
         let shutdown = CancellationToken::new();
         let metrics = Arc::new(ControlMetrics::new(store.storage_health()));
+        metrics.certificates.watch(
+            "ca",
+            freya_edge::metrics::certificates::CertificateSource::Pem(
+                ca.certificate_pem().to_owned(),
+            ),
+        );
         let commands = CommandHub::default();
         let cluster = ClusterBoard::default();
         let mut tasks = JoinSet::new();
@@ -204,6 +210,7 @@ impl ControlPlane {
                     .as_deref()
                     .and_then(crate::grpc::edge_version::Release::parse),
                 renewal: secret.is_none().then(|| enrolment.clone()),
+                revoked: revoked.clone(),
             },
             commands.clone(),
             metrics.clone(),
@@ -271,6 +278,7 @@ impl ControlPlane {
                 grpc_gate,
                 tokio_rustls::TlsAcceptor::from(tls),
                 Arc::new(move |peer, reason| refused_handshake(&audit_store, peer, reason)),
+                revoked.clone(),
             );
             let enrol = freya_proto::v1::edge_enrolment_server::EdgeEnrolmentServer::new(
                 EnrolmentService {

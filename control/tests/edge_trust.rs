@@ -2,7 +2,9 @@
 //! PostgreSQL: an edge enrols with a join token made through the API, links over mutual TLS,
 //! registers and renews its certificate; and each attack gets its refusal and its trust-audit
 //! entry — a wrong, an expired and a replayed join token, a certificate from another cluster's
-//! CA, an expired certificate and a revoked edge. Two control planes starting at once end with
+//! CA, an expired certificate and a revoked edge. A revocation bites at once: the revoked edge's
+//! open command stream ends, and every other edge's command stream carries the new list; deleting
+//! an edge (admin only) revokes it the same way. Two control planes starting at once end with
 //! one CA.
 
 mod support;
@@ -16,7 +18,8 @@ use freya_control::trust::ClusterCa;
 use freya_edge::control_link::{mtls_client, ControlClient};
 use freya_edge::trust::{enrol, mtls_client_config, new_key_and_csr, ClusterIdentity, ControlTls};
 use freya_edge::Edge;
-use freya_proto::v1::RegisterRequest;
+use freya_proto::v1::edge_command::Command;
+use freya_proto::v1::{CommandsRequest, EdgeCommand, RegisterRequest};
 use freya_shared::model::EdgeStatus;
 use serde_json::Value;
 use support::http::{workspace_with_keys, Api};
@@ -326,19 +329,47 @@ async fn foreign_expired_and_revoked_certificates_are_refused(backend: Backend) 
         .expect_err("an edge may not speak for another");
     assert_eq!(refused.code(), tonic::Code::PermissionDenied);
 
+    // Its command stream is open and starts with the (empty) revocation list; another edge
+    // watches too.
+    let mut stream = commands(&mut linked, "edge-revoked").await;
+    assert_eq!(
+        revocations(&mut stream).await,
+        Vec::<(String, String)>::new()
+    );
+    let token = join_token(&control, Duration::from_secs(600)).await;
+    let watcher = enrol(
+        &url(&control),
+        &token,
+        "edge-watcher",
+        Duration::from_secs(2),
+    )
+    .await
+    .expect("enrolled");
+    let mut watching = client_for(&control, &watcher, "edge-watcher");
+    let mut watcher_stream = commands(&mut watching, "edge-watcher").await;
+    assert_eq!(
+        revocations(&mut watcher_stream).await,
+        Vec::<(String, String)>::new()
+    );
+
     let api = Api::of(&control);
-    let (_ws, [_owner, admin, ..]) = workspace_with_keys(&control, "Revoker").await;
+    let (_ws, [_owner, admin, editor, _viewer]) = workspace_with_keys(&control, "Revoker").await;
     let revoked = api
         .expect(200, "POST", "/v1/edges/edge-revoked/revoke", &admin, None)
         .await;
     assert_eq!(revoked["revoked_certificates"], 1);
     audited(&control, "edge.revoke", "ok", "").await;
-    // The open connection's next request is refused ...
-    let refused = linked
+    // The revoked edge's open stream ends at the revocation, not at its next request ...
+    stream_ends(&mut stream).await;
+    // ... the other edge is handed the list naming it ...
+    let list = revocations(&mut watcher_stream).await;
+    assert_eq!(list.len(), 1);
+    assert_eq!(list[0].1, "edge-revoked");
+    // ... the open connection is gone ...
+    linked
         .register(registration("edge-revoked"))
         .await
         .expect_err("a revoked edge is refused on its open connection");
-    assert_eq!(refused.code(), tonic::Code::PermissionDenied);
     // ... and so is a new connection, at the handshake.
     client_for(&control, &identity, "edge-revoked")
         .register(registration("edge-revoked"))
@@ -346,8 +377,66 @@ async fn foreign_expired_and_revoked_certificates_are_refused(backend: Backend) 
         .expect_err("a revoked certificate's handshake is refused");
     audited(&control, "tls.handshake", "bad_certificate", "Revoked").await;
 
+    // Deleting an edge is admin-only, and revokes its certificates with the same bite.
+    api.expect(403, "DELETE", "/v1/edges/edge-watcher", &editor, None)
+        .await;
+    watching
+        .register(registration("edge-watcher"))
+        .await
+        .expect("registered");
+    let deleted = api
+        .expect(200, "DELETE", "/v1/edges/edge-watcher", &admin, None)
+        .await;
+    assert_eq!(deleted["revoked_certificates"], 1);
+    assert_eq!(deleted["removed"], true);
+    audited(&control, "edge.delete", "ok", "revoked_certificates").await;
+    stream_ends(&mut watcher_stream).await;
+    client_for(&control, &watcher, "edge-watcher")
+        .register(registration("edge-watcher"))
+        .await
+        .expect_err("a deleted edge's certificate is refused");
+    api.expect(404, "DELETE", "/v1/edges/edge-never-was", &admin, None)
+        .await;
+
     control.stop().await;
     db.cleanup().await;
+}
+
+async fn commands(client: &mut ControlClient, edge_id: &str) -> tonic::Streaming<EdgeCommand> {
+    client
+        .commands(CommandsRequest {
+            edge_id: edge_id.into(),
+        })
+        .await
+        .expect("command stream")
+        .into_inner()
+}
+
+/// The next revocation list on `stream`, as (serial, edge id) pairs.
+async fn revocations(stream: &mut tonic::Streaming<EdgeCommand>) -> Vec<(String, String)> {
+    loop {
+        let next = tokio::time::timeout(Duration::from_secs(10), stream.message())
+            .await
+            .expect("a command in time")
+            .expect("the stream is up")
+            .expect("the stream is open");
+        if let Some(Command::Revocations(list)) = next.command {
+            return list
+                .certificates
+                .into_iter()
+                .map(|c| (c.serial, c.edge_id))
+                .collect();
+        }
+    }
+}
+
+/// Waits (at most 10 s, a hang guard) for `stream` to end, skipping what it still carries.
+async fn stream_ends(stream: &mut tonic::Streaming<EdgeCommand>) {
+    tokio::time::timeout(Duration::from_secs(10), async {
+        while let Ok(Some(_)) = stream.message().await {}
+    })
+    .await
+    .expect("the revoked edge's stream ends at the revocation");
 }
 
 async fn two_control_planes_starting_at_once_end_with_one_ca(backend: Backend) {

@@ -1,9 +1,15 @@
-//! The mesh with real processes: `freya dev --edges 2` gives each edge a QUIC mesh port and a
-//! certificate from a dev CA it makes in the data directory. Each edge gossips its mesh address
-//! (`GET /cluster` shows the other's, as `dev.json` lists it); a peer holding a certificate from
-//! that CA reaches the first edge's mesh, and its join for a call the edge does not host is
-//! answered with a hang-up over the same connection; a peer whose certificate comes from
-//! another CA is refused in the handshake and gets no answer.
+//! The mesh with real processes: `freya dev --edges 2` gives each edge a QUIC mesh port, and
+//! each edge's mesh presents the certificate it enrolled for (the cluster CA the only root; no
+//! separate dev PKI). Each edge gossips its mesh address (`GET /cluster` shows the other's, as
+//! `dev.json` lists it); a peer holding edge 2's cluster certificate reaches the first edge's
+//! mesh, and its join for a call the edge does not host is answered with a hang-up over the
+//! same connection; a peer whose certificate comes from another CA is refused in the handshake
+//! and gets no answer. Each process exports its certificates' expiry.
+//!
+//! Then edge 2 is revoked through the API: edge 1 learns the list over its command stream and
+//! closes the open mesh connection holding edge 2's certificate, refuses a new one, and shows
+//! edge 2 down in its gossip view; edge 2's gRPC connection is cut at once, and its reconnect
+//! is refused in the handshake with a trust-audit entry.
 
 mod support;
 
@@ -15,6 +21,7 @@ use freya_edge::mesh::tls::dev_pki;
 use freya_edge::mesh::{
     ControlMessage, HangupCause, LegKey, Mesh, MeshInbound, MeshSettings, MeshTls, PayloadKind,
 };
+use freya_edge::trust::ClusterIdentity;
 use serde_json::Value;
 
 use support::eventually;
@@ -81,24 +88,47 @@ fn start_dev(data_dir: &Path) -> Running {
     }
 }
 
-fn dev_credentials(dir: &Path, edge: &str) -> MeshTls {
-    let mesh = dir.join("mesh");
-    MeshTls::load(
-        &mesh.join("mesh-ca.pem"),
-        &mesh.join(format!("mesh-{edge}.pem")),
-        &mesh.join(format!("mesh-{edge}.key")),
-    )
-    .expect("the dev mesh credentials")
+/// The cluster certificate edge `k` (2..) enrolled for, as its mesh presents it.
+fn cluster_credentials(dir: &Path, k: u32) -> MeshTls {
+    let identity = ClusterIdentity::load(&dir.join(format!("edge-{k}")).join("trust"))
+        .expect("readable")
+        .expect("edge enrolled");
+    MeshTls::from_identity(&identity)
+}
+
+async fn get_json(url: &str, bearer: Option<&str>) -> Option<Value> {
+    let mut request = reqwest::Client::new().get(url);
+    if let Some(bearer) = bearer {
+        request = request.bearer_auth(bearer);
+    }
+    request.send().await.ok()?.json().await.ok()
+}
+
+async fn get_text(url: &str) -> Option<String> {
+    reqwest::get(url).await.ok()?.text().await.ok()
 }
 
 /// Joins a leg of a call `target` does not host; returns what came back on the leg (none when
 /// nothing did within a few seconds).
 async fn join_unknown_call(tls: &MeshTls, target: std::net::SocketAddr) -> Option<ControlMessage> {
+    let mesh = probe(tls);
+    let answer = join_on(&mesh, target).await;
+    mesh.close();
+    answer
+}
+
+fn probe(tls: &MeshTls) -> Mesh {
     let settings = MeshSettings {
         connect_timeout: Duration::from_secs(3),
         ..MeshSettings::default()
     };
-    let (mesh, _) = Mesh::bind("127.0.0.1:0".parse().expect("addr"), tls, settings).expect("bind");
+    Mesh::bind("127.0.0.1:0".parse().expect("addr"), tls, settings)
+        .expect("bind")
+        .0
+}
+
+/// [`join_unknown_call`] on an endpoint the caller keeps (its connection stays open).
+async fn join_on(mesh: &Mesh, target: std::net::SocketAddr) -> Option<ControlMessage> {
     let key = LegKey {
         call: uuid::Uuid::now_v7(),
         leg: 1,
@@ -107,7 +137,7 @@ async fn join_unknown_call(tls: &MeshTls, target: std::net::SocketAddr) -> Optio
     let join = ControlMessage::Join {
         key,
         kind: PayloadKind::Pcmu,
-        from_edge: "test".into(),
+        from_edge: "dev-edge-2".into(),
     };
     let _ = mesh.send_control(target, &join).await;
     let answer = tokio::time::timeout(Duration::from_secs(5), async {
@@ -122,12 +152,12 @@ async fn join_unknown_call(tls: &MeshTls, target: std::net::SocketAddr) -> Optio
     .await
     .ok()
     .flatten();
-    mesh.close();
+    mesh.leave(key, target);
     answer
 }
 
 #[tokio::test(flavor = "multi_thread")]
-async fn dev_edges_gossip_their_mesh_and_accept_only_the_cluster_ca() {
+async fn dev_edges_mesh_on_the_cluster_ca_and_a_revoked_edge_is_refused_everywhere() {
     let dir = tempfile::tempdir().expect("temp dir");
     let mut running = start_dev(dir.path());
     let info_path = dir.path().join("dev.json");
@@ -168,9 +198,9 @@ async fn dev_edges_gossip_their_mesh_and_accept_only_the_cluster_ca() {
         .await;
     }
 
-    // A member of the cluster (edge 2's certificate) reaches edge 1; its join for a call edge
-    // 1 does not host comes back as a hang-up.
-    let member = dev_credentials(dir.path(), "dev-edge-2");
+    // A member of the cluster (edge 2's certificate from the control plane) reaches edge 1; its
+    // join for a call edge 1 does not host comes back as a hang-up.
+    let member = cluster_credentials(dir.path(), 2);
     let answer = join_unknown_call(&member, mesh_addr(0)).await;
     assert!(
         matches!(
@@ -191,4 +221,98 @@ async fn dev_edges_gossip_their_mesh_and_accept_only_the_cluster_ca() {
     };
     let answer = join_unknown_call(&intruder, mesh_addr(0)).await;
     assert_eq!(answer, None, "edge 1 must not answer a foreign certificate");
+
+    // Each process exports its certificates' expiry.
+    let api_url = info["api_url"].as_str().expect("api_url").to_owned();
+    for (url, kinds) in [
+        (
+            format!("{}/metrics", field(0, "http_url")),
+            &["cluster", "ca"][..],
+        ),
+        (
+            format!("{}/metrics", field(1, "http_url")),
+            &["cluster", "ca"][..],
+        ),
+        (format!("{api_url}/metrics"), &["ca"][..]),
+    ] {
+        let text = get_text(&url).await.unwrap_or_default();
+        for kind in kinds {
+            let series = format!("freya_certificate_expiry_timestamp_seconds{{kind=\"{kind}\"}}");
+            assert!(text.contains(&series), "{url} lacks {series}:\n{text}");
+        }
+    }
+
+    // An open mesh connection holding edge 2's certificate, then edge 2 is revoked.
+    let open = probe(&member);
+    assert!(
+        join_on(&open, mesh_addr(0)).await.is_some(),
+        "edge 1 answers edge 2 before the revocation"
+    );
+    assert!(
+        open.peer_name(mesh_addr(0)).is_some(),
+        "the connection is open"
+    );
+    let key = info["api_key"].as_str().expect("api_key").to_owned();
+    let revoked = reqwest::Client::new()
+        .post(format!("{api_url}/v1/edges/dev-edge-2/revoke"))
+        .bearer_auth(&key)
+        .send()
+        .await
+        .expect("revoke");
+    assert_eq!(revoked.status(), 200);
+
+    // Edge 1 hears the list over its command stream and closes the open connection.
+    eventually(
+        LIMIT,
+        "edge 1 closes the revoked edge's mesh connection",
+        || {
+            let closed = open.peer_name(mesh_addr(0)).is_none();
+            async move { closed.then_some(()) }
+        },
+    )
+    .await;
+    open.close();
+    // A new connection with that certificate is refused: no answer.
+    let answer = join_unknown_call(&member, mesh_addr(0)).await;
+    assert_eq!(answer, None, "edge 1 must not answer a revoked certificate");
+    // Its gossip shows edge 2 down, whatever edge 2 keeps saying.
+    let cluster_url = format!("{}/cluster", field(0, "http_url"));
+    eventually(LIMIT, "edge 2 down in edge 1's view", || {
+        let url = cluster_url.clone();
+        async move {
+            let report = get_json(&url, None).await?;
+            report["members"]
+                .as_array()?
+                .iter()
+                .any(|m| m["id"] == "dev-edge-2" && m["state"] == "down")
+                .then_some(())
+        }
+    })
+    .await;
+    // Edge 2's gRPC connection was cut at the revocation: its reconnect is refused in the
+    // handshake and audited (an edge still connected would never handshake again).
+    let audit_url = format!("{api_url}/v1/edges/trust-audit?limit=200");
+    // A hang guard only: edge 2 reconnects with its own backoff.
+    eventually(
+        2 * LIMIT,
+        "edge 2's refused reconnect in the trust audit",
+        || {
+            let (url, key) = (audit_url.clone(), key.clone());
+            async move {
+                // Polled gently: this is the API, under its rate limits.
+                tokio::time::sleep(Duration::from_millis(250)).await;
+                let entries = get_json(&url, Some(&key)).await?;
+                entries
+                    .as_array()?
+                    .iter()
+                    .any(|e| {
+                        e["action"] == "tls.handshake"
+                            && e["outcome"] == "bad_certificate"
+                            && e["detail"].to_string().contains("Revoked")
+                    })
+                    .then_some(())
+            }
+        },
+    )
+    .await;
 }

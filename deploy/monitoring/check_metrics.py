@@ -3,7 +3,8 @@
 
 Usage: check_metrics.py SCRAPE_URL... (each a /metrics endpoint of a running `freya dev`: the
 control plane's and the edge's). Reads deploy/monitoring/alerts.yml and grafana-dashboard.json
-beside this file, collects every `freya_edge_*` / `freya_control_*` name in them, and fails
+beside this file, collects every `freya_edge_*` / `freya_control_*` / `freya_certificate_*`
+name in them, and fails
 naming each one no endpoint declares (`# TYPE`). Histogram series (`_bucket`, `_count`, `_sum`)
 and counter samples (`_total`) are matched to their family. Metrics from other exporters
 (`up`, the blackbox exporter's `probe_ssl_earliest_cert_expiry`) are not Freya's to export.
@@ -16,7 +17,7 @@ import sys
 import urllib.request
 
 HERE = pathlib.Path(__file__).resolve().parent
-NAME = re.compile(r"\bfreya_(?:edge|control)_[a-z0-9_]+")
+NAME = re.compile(r"\bfreya_(?:edge|control|certificate)_[a-z0-9_]+")
 SUFFIXES = ("_bucket", "_count", "_sum", "_total")
 
 

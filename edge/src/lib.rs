@@ -28,10 +28,11 @@ pub mod llm;
 /// Frames, codecs, resampler and keypad tones: `freya-loadtest` is a caller with the same
 /// media, the fuzz targets decode with it.
 pub mod media;
-/// The QUIC mesh between edges (cross-edge legs): `freya dev` writes its dev CA with it,
+/// The QUIC mesh between edges (cross-edge legs) on the cluster certificates:
 /// `edge/tests/mesh.rs` and the bridge bench run endpoints.
 pub mod mesh;
-mod metrics;
+/// The edge's `/metrics`; `certificates` (the certificate-expiry gauge) the control plane uses too.
+pub mod metrics;
 pub(crate) mod node;
 /// The recording writer: `freya-control`'s recording tests write a file as an edge would.
 pub mod recordings;

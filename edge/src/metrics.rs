@@ -7,6 +7,8 @@
 //! headroom gauge from `metrics/headroom.rs`.
 
 mod calls;
+/// `freya_certificate_expiry_timestamp_seconds`: the control plane exports it too.
+pub mod certificates;
 mod headroom;
 
 use std::sync::{Arc, Mutex};
@@ -70,6 +72,8 @@ pub(crate) struct EdgeMetrics {
     headroom_inputs: HeadroomSettings,
     cpu: Mutex<CpuSampler>,
     region: String,
+    /// The certificates' expiry, by kind (set by `Edge::start`).
+    pub(crate) certificates: certificates::CertificateExpiry,
 }
 
 /// The fixed inputs of the headroom gauge.
@@ -308,6 +312,7 @@ impl EdgeMetrics {
             },
             cpu: Mutex::new(CpuSampler::new()),
             region: region.to_owned(),
+            certificates: certificates::CertificateExpiry::default(),
         }
     }
 
@@ -349,6 +354,9 @@ impl EdgeMetrics {
         if encode(&mut out, &self.registry).is_err() {
             out.clear();
         }
+        let mut out = certificates::strip_eof(out);
+        out.push_str(&self.certificates.render());
+        out.push_str("# EOF\n");
         out
     }
 }

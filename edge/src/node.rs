@@ -196,7 +196,26 @@ impl Edge {
             "no media address: set rtp.public_ip or rtp.public_ip_v6 (sip.addr is a wildcard)",
         )?;
         tracing::info!(v4 = ?media.v4, v6 = ?media.v6, "media addresses");
-        let mesh = crate::mesh::bind(&config.mesh, public_sip.ip())?;
+        let enrolled = match &trust {
+            LinkTrust::Mtls { identity, .. } => Some(identity),
+            LinkTrust::SharedSecret(_) => None,
+        };
+        let mesh = crate::mesh::bind(&config.mesh, public_sip.ip(), enrolled)?;
+        {
+            use crate::metrics::certificates::CertificateSource::File;
+            if let LinkTrust::Mtls { dir, .. } = &trust {
+                metrics
+                    .certificates
+                    .watch("cluster", File(dir.join("cert.pem")));
+                metrics.certificates.watch("ca", File(dir.join("ca.pem")));
+            }
+            if let (Some(_), Some(cert)) = (&config.sip.tls_listen, &config.sip.tls_cert_file) {
+                metrics
+                    .certificates
+                    .watch("sip_tls", File(std::path::PathBuf::from(cert)));
+            }
+        }
+        let revocations = crate::trust::Revocations::default();
         let mesh_addr = mesh.as_ref().map(|m| m.addr);
         let cluster = crate::cluster::bind(
             &config.cluster,
@@ -210,6 +229,7 @@ impl Edge {
             },
             state.clone(),
             &metrics,
+            revocations.subscribe(),
         )
         .await?;
         let registrations = RegistrationBoard::default();
@@ -393,6 +413,14 @@ impl Edge {
             });
         }
         let mut grants = None;
+        let mesh_endpoint = mesh.as_ref().map(|bound| bound.mesh.clone());
+        if let Some(bound) = mesh.as_ref() {
+            tasks.spawn(crate::trust::revocations::apply_to_mesh(
+                bound.mesh.clone(),
+                revocations.clone(),
+                shutdown.clone(),
+            ));
+        }
         if let (Some(bound), Some(access)) = (mesh, services.mesh.clone()) {
             let endpoint = bound.mesh.clone();
             let stop = shutdown.clone();
@@ -440,6 +468,7 @@ impl Edge {
                     tls,
                     identity.clone(),
                     dir,
+                    mesh_endpoint,
                 ));
                 Some(identity)
             }
@@ -452,6 +481,7 @@ impl Edge {
             sip_commands,
             twilio,
             grants,
+            revocations,
         ));
         tracing::info!(edge = %id, region = %config.region, %http_addr, %sip_addr, "edge started");
         Ok(Self {

@@ -1,6 +1,8 @@
 //! The cluster's trust through the API: an admin makes a one-time join token for a new edge
-//! (shown once; only its secret's hash is kept), revokes an edge's certificates, and reads the
-//! trust audit (enrolments, renewals, refusals, revocations).
+//! (shown once; only its secret's hash is kept), revokes an edge's certificates, deletes an edge
+//! (which revokes them too), and reads the trust audit (enrolments, renewals, refusals,
+//! revocations). A revocation bites at once: this process cuts the edge's connections and every
+//! command stream carries the new list to the other edges (`trust/revoked.rs`).
 
 use axum::extract::{Path, Query, State};
 use axum::http::StatusCode;
@@ -126,6 +128,65 @@ pub(super) async fn revoke(
     tracing::warn!(edge = %edge_id, count, "revoked an edge's certificates");
     Ok(Json(Revoked {
         edge_id,
+        revoked_certificates: count,
+    }))
+}
+
+/// What deleting an edge did.
+#[derive(Serialize, utoipa::ToSchema)]
+pub(super) struct DeletedEdge {
+    edge_id: String,
+    /// Whether the edge was in the edge list (it may have enrolled and never registered).
+    removed: bool,
+    /// Certificates of the edge, not yet expired, revoked by this request.
+    revoked_certificates: u64,
+}
+
+#[utoipa::path(
+    delete,
+    path = "/v1/edges/{id}",
+    tag = "edges",
+    summary = "Delete an edge: revoke its certificates, then remove it from the edge list (admin)",
+    params(("id" = String, Path, description = "The edge's id")),
+    responses(
+        (status = 200, description = "Deleted and revoked", body = DeletedEdge),
+        (status = 404, description = "No such edge and no certificate issued to it")
+    )
+)]
+pub(super) async fn delete(
+    State(state): State<AppState>,
+    caller: Caller,
+    Path(edge_id): Path<String>,
+) -> Result<Json<DeletedEdge>, Problem> {
+    let known = state.store.edge_certificate_count(&edge_id).await? > 0;
+    // Revoked first: a failure after this leaves an edge that can no longer connect, never a
+    // deleted edge whose certificate still works.
+    let count = state.store.revoke_edge_certificates(&edge_id).await?;
+    state.revoked.refresh(&state.store).await?;
+    let removed = state.store.delete_edge(&edge_id).await?;
+    if !known && !removed {
+        return Err(Problem::not_found());
+    }
+    state
+        .store
+        .record_trust_event(TrustEvent {
+            action: "edge.delete",
+            outcome: "ok",
+            edge_id: Some(&edge_id),
+            source_ip: request_source(),
+            detail: serde_json::json!({
+                "actor": caller.actor,
+                "workspace_id": caller.scope.workspace_id,
+                "revoked_certificates": count,
+                "removed": removed,
+            }),
+            ..TrustEvent::default()
+        })
+        .await?;
+    tracing::warn!(edge = %edge_id, count, removed, "deleted an edge and revoked its certificates");
+    Ok(Json(DeletedEdge {
+        edge_id,
+        removed,
         revoked_certificates: count,
     }))
 }

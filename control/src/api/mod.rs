@@ -11,7 +11,7 @@
 //! | ------ | --- |
 //! | viewer | read agents, workflows, numbers, calls (and their recordings), analytics, edges, the workspace and its members; validate workflows |
 //! | editor | + create, change and delete agents, workflows and numbers; publish workflows; place and hang up calls, dial their legs to the agent's transfer destinations and bridge them |
-//! | admin  | + rename the workspace, manage members (not owners), API keys, providers and webhooks, delete call recordings, read the audit log, drain an edge; make edge join tokens, revoke edges, read the trust audit |
+//! | admin  | + rename the workspace, manage members (not owners), API keys, providers and webhooks, delete call recordings, read the audit log, drain an edge; make edge join tokens, revoke and delete edges, read the trust audit |
 //! | owner  | + make or unmake owners, delete the workspace |
 
 mod agents;
@@ -166,6 +166,10 @@ fn v1() -> Router<AppState> {
         .route(
             "/edges/trust-audit",
             needs(Role::Admin, get(edge_trust::audit)),
+        )
+        .route(
+            "/edges/{id}",
+            needs(Role::Admin, delete(edge_trust::delete)),
         )
         .route(
             "/edges/{id}/revoke",

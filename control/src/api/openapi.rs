@@ -53,7 +53,7 @@ use super::{
         keys::list, keys::create, keys::revoke,
         edges::list,
         edges::drain,
-        edge_trust::create_join_token, edge_trust::revoke, edge_trust::audit,
+        edge_trust::create_join_token, edge_trust::revoke, edge_trust::delete, edge_trust::audit,
         edge_ca::show, edge_ca::rotate, edge_ca::retire, edge_ca::renew,
         agents::list, agents::create, agents::get, agents::patch, agents::delete,
         numbers::list, numbers::create, numbers::get, numbers::patch, numbers::delete,

@@ -2,9 +2,8 @@
 //! first one, each with its own data directory, SIP, HTTP, gossip and mesh ports (reserved when dev
 //! starts and written into `DATA_DIR/edge-K/edge.toml`, so a killed edge restarted with
 //! `freya edge --config` comes back on the same addresses), all seeded with the first edge's
-//! gossip address, each with its mesh certificate from the dev CA (`DATA_DIR/mesh/`). Each
-//! enrols with its own join token (kept in its `edge.toml`, owner-only), then links over mutual
-//! TLS. A process that dies is left dead: that is what the cluster is for.
+//! gossip address. Each enrols with its own join token (kept in its `edge.toml`, owner-only),
+//! then links over mutual TLS, and its QUIC mesh presents the same cluster certificate. A process that dies is left dead: that is what the cluster is for.
 
 use std::net::{SocketAddr, TcpListener, UdpSocket};
 use std::path::{Path, PathBuf};
@@ -42,8 +41,6 @@ pub(super) struct ChildSettings<'a> {
     pub join_tokens: &'a [String],
     pub seed: SocketAddr,
     pub capacity: u32,
-    /// Each edge's mesh credentials (CA, certificate, key), the first edge's first.
-    pub mesh_pki: &'a [[PathBuf; 3]],
 }
 
 /// The child edge processes.
@@ -69,10 +66,8 @@ fn edge_toml(
     s: &ChildSettings<'_>,
     join_token: &str,
     ports: [u16; 4],
-    pki: &[PathBuf; 3],
 ) -> String {
     let [sip, http, gossip, mesh] = ports;
-    let [ca, cert, key] = pki;
     let capacity = s.capacity.max(1);
     format!(
         "id = \"{id}\"\nregion = \"local\"\ndata_dir = \"{dir}\"\ncapacity = {capacity}\n\n\
@@ -83,14 +78,10 @@ fn edge_toml(
          [http]\naddr = \"127.0.0.1:{http}\"\n\n\
          [egress]\nallow_private_targets = true\n\n\
          [cluster]\nbind = \"127.0.0.1:{gossip}\"\nseeds = [\"{seed}\"]\n\n\
-         [mesh]\nlisten = \"127.0.0.1:{mesh}\"\nca_file = \"{ca}\"\ncert_file = \"{cert}\"\n\
-         key_file = \"{key}\"\n",
+         [mesh]\nlisten = \"127.0.0.1:{mesh}\"\n",
         dir = dir.display(),
         grpc = s.grpc_addr,
         seed = s.seed,
-        ca = ca.display(),
-        cert = cert.display(),
-        key = key.display(),
     )
 }
 
@@ -105,13 +96,9 @@ impl ChildEdges {
             freya_shared::private_files::create_dir(&dir)
                 .with_context(|| format!("while creating {}", dir.display()))?;
             let ports = [free_port()?, free_port()?, free_port()?, free_port()?];
-            let pki = s
-                .mesh_pki
-                .get(k as usize - 1)
-                .context("no mesh certificate for this edge")?;
             let config = dir.join("edge.toml");
             // The file holds a join token: owner-only.
-            let toml = edge_toml(&id, &dir, s, join_token, ports, pki);
+            let toml = edge_toml(&id, &dir, s, join_token, ports);
             freya_shared::private_files::write(&config, toml.as_bytes())
                 .with_context(|| format!("while writing {}", config.display()))?;
             let log = std::fs::File::create(dir.join("edge.log"))

@@ -126,16 +126,6 @@ pub async fn run(options: DevOptions, shutdown: CancellationToken) -> anyhow::Re
     };
     let desk = desk::DemoDesk::new(data_dir.join("bookings.jsonl"), demo_tool_secret.clone());
     let control = ControlPlane::start_with(&control_config, Some(desk.router())).await?;
-    // The mesh's dev CA and one certificate per edge, made once (rcgen) in the data directory.
-    let mesh_ids: Vec<String> = (1..=options.edges.max(1))
-        .map(|k| format!("dev-edge-{k}"))
-        .collect();
-    let mesh_pki = freya_edge::mesh::tls::write_dev_pki(
-        &data_dir.join("mesh"),
-        &mesh_ids.iter().map(String::as_str).collect::<Vec<_>>(),
-    )
-    .context("while writing the dev mesh certificates")?;
-    let [ca_file, cert_file, key_file] = mesh_pki[0].clone();
     let mut join_tokens = Vec::new();
     for _ in 0..options.edges.max(1) {
         join_tokens.push(dev_join_token(&control).await?);
@@ -187,12 +177,10 @@ pub async fn run(options: DevOptions, shutdown: CancellationToken) -> anyhow::Re
             bind: Some("127.0.0.1:0".into()),
             ..Default::default()
         },
-        // The QUIC mesh for cross-edge legs, with the dev CA's certificates.
+        // The QUIC mesh for cross-edge legs, with the certificate each edge enrols for: the
+        // cluster CA is the mesh's only root, as in production.
         mesh: freya_edge::config::MeshConfig {
             listen: Some("127.0.0.1:0".into()),
-            ca_file: Some(ca_file),
-            cert_file: Some(cert_file),
-            key_file: Some(key_file),
             ..Default::default()
         },
     };
@@ -206,7 +194,6 @@ pub async fn run(options: DevOptions, shutdown: CancellationToken) -> anyhow::Re
                 join_tokens: &join_tokens[1..],
                 seed,
                 capacity: options.capacity,
-                mesh_pki: &mesh_pki,
             },
         )?),
         _ => None,

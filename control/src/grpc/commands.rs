@@ -1,5 +1,6 @@
 //! Commands from the control plane to edges. Each connected edge has one command stream; the hub
-//! keeps the sending side so an API handler can reach an edge by id.
+//! keeps the sending side so an API handler can reach an edge by id. Each stream opens with the
+//! cluster's revocation list and carries it again whenever it changes.
 
 use std::collections::HashMap;
 use std::sync::{Arc, Mutex};
@@ -10,7 +11,37 @@ use tokio_stream::wrappers::ReceiverStream;
 use tokio_util::sync::CancellationToken;
 use tonic::Status;
 
-use freya_proto::v1::EdgeCommand;
+use crate::trust::revoked::RevokedSerials;
+use freya_proto::v1::edge_command::Command;
+use freya_proto::v1::{EdgeCommand, Revocations, RevokedCertificate};
+
+/// Sends the whole revocation list now and after each change, until the stream or the process
+/// ends. A list waits its turn behind queued commands (the stream holds 64).
+async fn feed_revocations(tx: Sender, revoked: RevokedSerials, shutdown: CancellationToken) {
+    let mut changes = revoked.subscribe();
+    loop {
+        changes.borrow_and_update();
+        let list = Revocations {
+            certificates: revoked
+                .certificates()
+                .into_iter()
+                .map(|(serial, edge_id)| RevokedCertificate { serial, edge_id })
+                .collect(),
+        };
+        let command = EdgeCommand {
+            id: uuid::Uuid::now_v7().to_string(),
+            command: Some(Command::Revocations(list)),
+        };
+        if tx.send(Ok(command)).await.is_err() {
+            return;
+        }
+        tokio::select! {
+            changed = changes.changed() => if changed.is_err() { return },
+            () = tx.closed() => return,
+            () = shutdown.cancelled() => return,
+        }
+    }
+}
 
 /// The edge has no open command stream here.
 #[derive(Debug, Error)]
@@ -31,9 +62,13 @@ impl CommandHub {
     pub(super) fn attach(
         &self,
         edge_id: &str,
+        revoked: Option<RevokedSerials>,
         shutdown: CancellationToken,
     ) -> ReceiverStream<Result<EdgeCommand, Status>> {
         let (tx, rx) = mpsc::channel(64);
+        if let Some(revoked) = revoked {
+            tokio::spawn(feed_revocations(tx.clone(), revoked, shutdown.clone()));
+        }
         if let Ok(mut streams) = self.streams.lock() {
             streams.insert(edge_id.to_owned(), tx.clone());
         }

@@ -49,6 +49,8 @@ pub(crate) struct EdgeServiceSettings {
     pub min_edge_version: Option<edge_version::Release>,
     /// The cluster CA and certificate lifetime for renewals; `None` in the shared-secret mode.
     pub renewal: Option<Arc<EnrolmentSettings>>,
+    /// The revocation list every command stream hands its edge (and again on each change).
+    pub revoked: crate::trust::revoked::RevokedSerials,
 }
 
 /// The service behind `EdgeControl`.
@@ -277,9 +279,11 @@ impl EdgeControl for EdgeControlService {
         auth::check_named_edge(&request, &request.get_ref().edge_id)?;
         let r = request.into_inner();
         required("edge_id", &r.edge_id)?;
-        Ok(Response::new(
-            self.commands.attach(&r.edge_id, self.shutdown.clone()),
-        ))
+        Ok(Response::new(self.commands.attach(
+            &r.edge_id,
+            Some(self.settings.revoked.clone()),
+            self.shutdown.clone(),
+        )))
     }
 
     async fn upload_recording(

@@ -336,6 +336,25 @@ impl Store {
         Ok(done.rows_affected())
     }
 
+    /// Removes `edge_id` from the edge list; whether it was there. Its certificates are revoked
+    /// by the caller first, so a deleted edge cannot come back with them.
+    pub async fn delete_edge(&self, edge_id: &str) -> Result<bool, StoreError> {
+        let done = sqlx::query("DELETE FROM edges WHERE id = $1")
+            .bind(edge_id)
+            .execute(self.pool())
+            .await?;
+        Ok(done.rows_affected() > 0)
+    }
+
+    /// Every revoked certificate: its serial (lowercase hex) and the edge it was issued to.
+    pub async fn revoked_certificates(&self) -> Result<Vec<(String, String)>, StoreError> {
+        Ok(
+            sqlx::query_as("SELECT serial, edge_id FROM revoked_certificates")
+                .fetch_all(self.pool())
+                .await?,
+        )
+    }
+
     /// Every revoked serial (lowercase hex).
     pub async fn revoked_serials(&self) -> Result<Vec<String>, StoreError> {
         Ok(

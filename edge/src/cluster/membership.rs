@@ -10,6 +10,7 @@ use std::cmp::Reverse;
 use std::collections::{BTreeMap, BinaryHeap, HashMap, VecDeque};
 use std::net::SocketAddr;
 use std::num::{NonZeroU8, NonZeroUsize};
+use std::sync::Arc;
 use std::time::{Duration, Instant};
 
 use foca::{AccumulatingRuntime, Config, Foca, OwnedNotification, PeriodicParams, State, Timer};
@@ -147,6 +148,8 @@ pub struct Membership {
     next_announce: Instant,
     health: Option<PeerHealth>,
     next_health: Instant,
+    /// Edges whose certificate the control plane revoked: shown down whatever their gossip says.
+    revoked: std::collections::HashSet<Arc<str>>,
 }
 
 impl Membership {
@@ -194,6 +197,7 @@ impl Membership {
             next_announce: now,
             health: None,
             next_health: now,
+            revoked: Default::default(),
             settings,
         }
     }
@@ -302,6 +306,29 @@ impl Membership {
         self.events.pop_front()
     }
 
+    /// The edges the control plane revoked (its whole list each time): they stay down in
+    /// [`members`](Self::members), and their health is not shown, whatever their gossip claims.
+    /// Gossip is sealed with a key every edge shares, so this hides them from routing and the
+    /// reports; it cannot keep a revoked edge from speaking (see SECURITY.md).
+    pub fn set_revoked(&mut self, now: Instant, edges: impl IntoIterator<Item = Arc<str>>) {
+        let revoked: std::collections::HashSet<Arc<str>> = edges.into_iter().collect();
+        if revoked == self.revoked {
+            return;
+        }
+        for record in self.members.values_mut() {
+            let was = self.revoked.contains(&record.peer.id);
+            let is = revoked.contains(&record.peer.id);
+            if was != is {
+                record.since = now;
+                self.events.push_back(ClusterEvent::Changed {
+                    peer: record.peer.clone(),
+                    state: if is { MemberState::Down } else { record.state },
+                });
+            }
+        }
+        self.revoked = revoked;
+    }
+
     /// Every member known (down ones included, until foca forgets them), this edge first.
     pub fn members(&self, now: Instant) -> Vec<MemberView> {
         let me = self.me().clone();
@@ -313,13 +340,14 @@ impl Membership {
             since: self.epoch.0.min(now),
         }];
         all.extend(self.members.values().map(|r| {
+            let revoked = self.revoked.contains(&r.peer.id);
             MemberView {
                 peer: r.peer.clone(),
-                state: r.state,
+                state: if revoked { MemberState::Down } else { r.state },
                 since: r.since,
                 health: board
                     .get(&r.peer.id)
-                    .filter(|h| h.generation <= r.peer.generation),
+                    .filter(|h| !revoked && h.generation <= r.peer.generation),
             }
         }));
         all

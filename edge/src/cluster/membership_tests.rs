@@ -352,3 +352,42 @@ fn datagrams_sealed_with_another_key_add_no_one() {
         .all(|e| *e == ClusterEvent::Dropped(super::seal::Dropped::BadTag)));
     assert_eq!(drops.len(), sent);
 }
+
+#[test]
+fn a_revoked_member_is_shown_down_and_without_health_while_it_keeps_gossiping() {
+    let mut net = Net::new(3);
+    net.run_until(Duration::from_secs(3));
+    assert!(net.all_alive());
+    let now = net.now;
+    for viewer in [0, 1] {
+        if let Some(node) = net.nodes[viewer].as_mut() {
+            node.set_revoked(now, [Arc::from("edge-3")]);
+        }
+    }
+    // Edge 3 keeps gossiping (it still holds the key): its peers keep it down regardless.
+    let later = net.now - net.start + Duration::from_secs(3);
+    net.run_until(later);
+    for viewer in [0, 1] {
+        assert_eq!(
+            net.state_at(viewer, 3),
+            Some(MemberState::Down),
+            "at {viewer}"
+        );
+        let node = net.nodes[viewer].as_ref().expect("node");
+        let member = node
+            .members(net.now)
+            .into_iter()
+            .find(|m| m.peer.id.as_ref() == "edge-3")
+            .expect("still listed");
+        assert!(
+            member.health.is_none(),
+            "a revoked member's health is not shown"
+        );
+        assert_eq!(
+            net.state_at(viewer, 2 - viewer as u8),
+            Some(MemberState::Alive)
+        );
+    }
+    // The edge that was not told still sees it alive: the list is what hides it.
+    assert_eq!(net.state_at(2, 1), Some(MemberState::Alive));
+}

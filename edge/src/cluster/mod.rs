@@ -74,6 +74,7 @@ pub(crate) async fn bind(
     me: SelfDescription<'_>,
     state: EdgeState,
     metrics: &EdgeMetrics,
+    revoked: watch::Receiver<Arc<[crate::trust::RevokedCertificate]>>,
 ) -> anyhow::Result<Option<BoundCluster>> {
     let Some(bind) = &config.bind else {
         return Ok(None);
@@ -137,6 +138,7 @@ pub(crate) async fn bind(
             snapshot: snapshot_tx,
             dropped: metrics.cluster_dropped.clone(),
             members: metrics.cluster_members.clone(),
+            revoked,
         },
         addr,
         generation,

@@ -45,6 +45,8 @@ pub(crate) struct ClusterTask {
     pub snapshot: watch::Sender<Arc<ClusterSnapshot>>,
     pub dropped: ClusterDropCounter,
     pub members: ClusterMemberGauge,
+    /// The control plane's revocation list: those edges are shown down.
+    pub revoked: watch::Receiver<Arc<[crate::trust::RevokedCertificate]>>,
 }
 
 /// Milliseconds since the epoch: the wall clock seals carry.
@@ -122,6 +124,10 @@ impl ClusterTask {
                     };
                     self.core.set_health(Instant::now(), health);
                     self.publish();
+                }
+                Ok(()) = self.revoked.changed() => {
+                    let edges = crate::trust::Revocations::edges(&self.revoked.borrow_and_update());
+                    self.core.set_revoked(Instant::now(), edges);
                 }
                 Ok(()) = self.seeds.changed() => {
                     let seeds = self.seeds.borrow_and_update().clone();

@@ -1,5 +1,6 @@
 //! The command stream: the control plane asks this edge to drain, hang up or place a call, or
-//! to renew its certificate now (`RenewNow`, handed to the renewal task).
+//! to renew its certificate now (`RenewNow`, handed to the renewal task), and hands it the
+//! cluster's revocation list (when the stream opens and on every change).
 //!
 //! A call to place is resolved here against the cached configuration — the agent, and the
 //! workspace's providers usable from this region, tried strictly in priority order whatever
@@ -48,6 +49,7 @@ pub(crate) async fn run(
     sip: mpsc::Sender<SipCommand>,
     twilio: TwilioEdge,
     grants: Option<mpsc::Sender<DialGrant>>,
+    revocations: crate::trust::Revocations,
 ) {
     let mut backoff = link.backoff();
     loop {
@@ -70,6 +72,10 @@ pub(crate) async fn run(
                                     "certificate renewal requested by the control plane"
                                 );
                                 link.renew_now.notify_one();
+                                continue;
+                            }
+                            if let Some(Command::Revocations(list)) = command.command {
+                                revoked(&revocations, list);
                                 continue;
                             }
                             let grants = grants.as_ref();
@@ -195,8 +201,27 @@ async fn handle(
         }
         // Taken by the command stream itself, before this.
         Some(Command::RenewNow(_)) => {}
+        // Taken before `handle` (see `run`).
+        Some(Command::Revocations(_)) => {}
         None => tracing::warn!("ignoring an empty command"),
     }
+}
+
+/// Keeps the control plane's new revocation list for the mesh and gossip.
+fn revoked(revocations: &crate::trust::Revocations, list: freya_proto::v1::Revocations) {
+    let list: Vec<crate::trust::RevokedCertificate> = list
+        .certificates
+        .into_iter()
+        .map(|c| crate::trust::RevokedCertificate {
+            serial: c.serial.to_lowercase(),
+            edge_id: c.edge_id,
+        })
+        .collect();
+    tracing::info!(
+        revoked = list.len(),
+        "the control plane's revocation list arrived"
+    );
+    revocations.replace(list);
 }
 
 /// A leg command from the wire: leg numbers beyond 255 or an unknown agent mode are not one.

@@ -1,7 +1,8 @@
 //! `[mesh]`: whether and where the edge takes QUIC connections from its peers for cross-edge
 //! legs, with which certificates, and how much one peer may ask of it. Off unless `listen` is
-//! set; then `ca_file`, `cert_file` and `key_file` are required (the mesh never runs without
-//! mutual TLS). `freya dev --edges N` sets it all, with a dev CA in the data directory.
+//! set. An enrolled edge uses its cluster certificate; `ca_file`, `cert_file` and `key_file`
+//! serve only a mesh without any control plane (the mesh never runs without mutual TLS: with
+//! neither, the edge refuses to start). `freya dev --edges N` sets `listen`.
 
 use std::path::PathBuf;
 use std::time::Duration;
@@ -22,9 +23,10 @@ pub struct MeshConfig {
     pub listen: Option<String>,
     /// The address peers dial, when `listen` is a wildcard or behind NAT (gossiped).
     pub advertise: Option<String>,
-    /// The cluster CA's certificate (PEM): the only issuer trusted for peers.
+    /// Without a control plane only: the CA's certificate (PEM), the only issuer trusted for
+    /// peers. An enrolled edge uses its cluster certificate and ignores the three files.
     pub ca_file: Option<PathBuf>,
-    /// This edge's certificate (PEM), issued by the cluster CA.
+    /// Without a control plane only: this edge's certificate (PEM), issued by that CA.
     pub cert_file: Option<PathBuf>,
     /// This edge's private key (PEM); keep it 0600.
     pub key_file: Option<PathBuf>,
@@ -94,13 +96,20 @@ impl MeshConfig {
     pub fn problems(&self, problems: &mut Vec<ConfigProblem>) {
         if let Some(listen) = &self.listen {
             check_socket_addr("mesh.listen", listen, problems);
-            for (key, file) in [
-                ("mesh.ca_file", &self.ca_file),
-                ("mesh.cert_file", &self.cert_file),
-                ("mesh.key_file", &self.key_file),
-            ] {
+        }
+        // The files go together: one without the others is a mistake whatever the trust.
+        let files = [
+            ("mesh.ca_file", &self.ca_file),
+            ("mesh.cert_file", &self.cert_file),
+            ("mesh.key_file", &self.key_file),
+        ];
+        if files.iter().any(|(_, f)| f.is_some()) {
+            for (key, file) in files {
                 if file.is_none() {
-                    problems.push(ConfigProblem::new(key, "is required with mesh.listen"));
+                    problems.push(ConfigProblem::new(
+                        key,
+                        "is required with the other mesh certificate files",
+                    ));
                 }
             }
         }
@@ -161,16 +170,16 @@ mod tests {
     }
 
     #[test]
-    fn a_mesh_without_certificates_is_refused_by_key() {
+    fn half_the_certificate_files_and_bad_limits_are_refused_by_key() {
         let config = MeshConfig {
             listen: Some("127.0.0.1:0".into()),
+            ca_file: Some("ca.pem".into()),
             max_legs_per_peer: 0,
             backoff_max_ms: 1,
             ..MeshConfig::default()
         };
         let found = problems(&config);
         for key in [
-            "mesh.ca_file",
             "mesh.cert_file",
             "mesh.key_file",
             "mesh.max_legs_per_peer",

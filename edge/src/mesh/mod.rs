@@ -4,7 +4,10 @@
 //! certificates from one cluster CA. `codec.rs` is the wire format and `peers.rs` the
 //! connection bookkeeping (both sans-IO, driven with `now`), `remote_leg.rs` the receiving
 //! side's playout (a jitter buffer that conceals losses), `tls.rs` the credentials,
-//! `config.rs` the `[mesh]` section and `shell.rs` the quinn endpoint around them.
+//! `verify.rs` who a peer is (its certificate's edge and cluster, the revoked serials),
+//! `config.rs` the `[mesh]` section and `shell.rs` the quinn endpoint around them. An enrolled
+//! edge's mesh uses its cluster identity (the control plane's CA the only root); configured
+//! PEM files serve only a mesh without any control plane.
 //!
 //! **Invariant:** `codec.rs`, `peers.rs` and `remote_leg.rs` name no tokio, open no socket and
 //! read no clock; the shell only moves bytes and time.
@@ -22,18 +25,23 @@ pub mod peers;
 pub mod remote_leg;
 /// The quinn endpoint: `edge/tests/mesh.rs` and the bridge bench run two of them.
 pub mod shell;
-/// Credentials: `freya dev` writes its dev CA with it.
+/// Credentials: an enrolled edge's cluster identity, or (no control plane) PEM files.
 pub mod tls;
+/// What a peer's certificate must name; the revoked serials.
+pub mod verify;
 
 pub use codec::{AudioFrame, AudioHeader, ControlMessage, HangupCause, LegKey, PayloadKind};
 pub use config::MeshConfig;
 pub use remote_leg::RemoteLegAudio;
 pub use shell::{Mesh, MeshError, MeshInbound, MeshSettings};
 pub use tls::{MeshTls, MeshTlsError};
+pub use verify::{PeerName, RevokedPeers};
 
 use std::net::SocketAddr;
 
 use anyhow::Context;
+
+use crate::trust::ClusterIdentity;
 use tokio::sync::mpsc;
 
 /// A bound mesh: the endpoint, the address peers dial, and the joins nobody here expected.
@@ -44,20 +52,41 @@ pub(crate) struct BoundMesh {
     pub joins: mpsc::Receiver<(SocketAddr, ControlMessage)>,
 }
 
-/// Binds `mesh.listen` with the configured certificates when set; `None` runs no mesh.
+/// Binds `mesh.listen` when set (`None` runs no mesh), with the edge's cluster identity when
+/// it is enrolled, else (a mesh without any control plane) the configured certificates.
 /// `host_ip` stands in for a wildcard listen address in what is gossiped.
 pub(crate) fn bind(
     config: &MeshConfig,
     host_ip: std::net::IpAddr,
+    identity: Option<&ClusterIdentity>,
 ) -> anyhow::Result<Option<BoundMesh>> {
     let Some(listen) = &config.listen else {
         return Ok(None);
     };
-    let (Some(ca), Some(cert), Some(key)) = (&config.ca_file, &config.cert_file, &config.key_file)
-    else {
-        anyhow::bail!("mesh.listen needs mesh.ca_file, mesh.cert_file and mesh.key_file");
+    let tls = match (
+        identity,
+        &config.ca_file,
+        &config.cert_file,
+        &config.key_file,
+    ) {
+        (Some(identity), ..) => {
+            if config.ca_file.is_some() || config.cert_file.is_some() {
+                tracing::warn!("mesh.ca_file and mesh.cert_file are ignored: the mesh uses this edge's cluster certificate");
+            }
+            MeshTls::from_identity(identity)
+        }
+        (None, Some(ca), Some(cert), Some(key)) => {
+            tracing::warn!(
+                "the mesh runs without a control plane's certificate: using the configured \
+                 mesh.ca_file, mesh.cert_file and mesh.key_file (no revocation list reaches it)"
+            );
+            MeshTls::load(ca, cert, key).context("while loading the mesh certificates")?
+        }
+        (None, ..) => anyhow::bail!(
+            "mesh.listen needs this edge to be enrolled (control.join_token) or, without a \
+             control plane, mesh.ca_file, mesh.cert_file and mesh.key_file"
+        ),
     };
-    let tls = MeshTls::load(ca, cert, key).context("while loading the mesh certificates")?;
     let listen: SocketAddr = listen.parse().context("mesh.listen")?;
     let (mesh, joins) = Mesh::bind(listen, &tls, config.settings())
         .with_context(|| format!("while binding mesh.listen {listen}"))?;

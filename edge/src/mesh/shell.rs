@@ -3,7 +3,11 @@
 //! and per connection a datagram reader and a control-stream reader that decode and hand each
 //! message to the leg it names by `try_send` (a full leg queue drops the frame and counts it:
 //! audio is late anyway). A leg is bound to the peer it was joined with: frames and messages
-//! naming it from any other connection are dropped. It decides nothing a core could.
+//! naming it from any other connection are dropped. Each connection is bound to the edge its
+//! verified certificate names (`verify.rs`): a join naming another edge is refused, and
+//! [`Mesh::set_revoked`] closes the connections of revoked certificates. A renewed certificate
+//! is taken by [`Mesh::replace_tls`] for new connections without a restart. It decides nothing
+//! a core could.
 
 use std::collections::HashMap;
 use std::net::SocketAddr;
@@ -18,6 +22,7 @@ use tokio::sync::{mpsc, Notify};
 use super::codec::{AudioFrame, AudioHeader, ControlMessage, ControlReader, LegKey};
 use super::peers::{FrameBudget, MeshPeers, PeerAction, PeerLimit, PeerSettings};
 use super::tls::{MeshTls, MeshTlsError, MESH_SERVER_NAME};
+use super::verify::{peer_of, PeerName, RevokedPeers};
 
 /// What a leg receives from the mesh.
 #[derive(Debug, Clone, PartialEq, Eq)]
@@ -78,15 +83,27 @@ pub struct MeshCounters {
     pub refused: AtomicU64,
     /// Control streams ended for a malformed or oversized message.
     pub bad_control: AtomicU64,
+    /// Joins refused because they named another edge than the sender's certificate.
+    pub impersonations: AtomicU64,
+    /// Open connections closed because the peer's certificate was revoked.
+    pub revoked_closed: AtomicU64,
 }
 
 struct Link {
     conn: quinn::Connection,
+    /// Who the peer's verified certificate names.
+    peer: PeerName,
     control: Arc<tokio::sync::Mutex<Option<quinn::SendStream>>>,
 }
 
 struct Shared {
     endpoint: quinn::Endpoint,
+    /// Shared with the handshake verifiers: serials refused on the mesh.
+    revoked: RevokedPeers,
+    /// Kept to build the TLS configurations again when the certificate is renewed.
+    transport: Arc<quinn::TransportConfig>,
+    /// What new connections dial with (replaced on renewal).
+    client: Mutex<quinn::ClientConfig>,
     settings: MeshSettings,
     links: Mutex<HashMap<SocketAddr, Link>>,
     /// Each leg's peer (the only one whose frames and messages reach it) and queue.
@@ -119,15 +136,15 @@ impl Mesh {
         settings: MeshSettings,
     ) -> Result<(Self, mpsc::Receiver<(SocketAddr, ControlMessage)>), MeshError> {
         let transport = Arc::new(transport(settings)?);
-        let mut server = quinn::ServerConfig::with_crypto(Arc::new(tls.quic_server()?));
-        server.transport_config(transport.clone());
-        let mut client = quinn::ClientConfig::new(Arc::new(tls.quic_client()?));
-        client.transport_config(transport);
-        let mut endpoint = quinn::Endpoint::server(server, listen).map_err(MeshError::Bind)?;
-        endpoint.set_default_client_config(client);
+        let revoked = RevokedPeers::default();
+        let (server, client) = configs(tls, &revoked, &transport)?;
+        let endpoint = quinn::Endpoint::server(server, listen).map_err(MeshError::Bind)?;
         let (joins, joined) = mpsc::channel(64);
         let shared = Arc::new(Shared {
             endpoint,
+            revoked,
+            transport,
+            client: Mutex::new(client),
             settings,
             links: Mutex::new(HashMap::new()),
             legs: Mutex::new(HashMap::new()),
@@ -141,6 +158,44 @@ impl Mesh {
         tokio::spawn(accept(shared.clone()));
         tokio::spawn(drive(shared.clone()));
         Ok((Self { shared }, joined))
+    }
+
+    /// Uses `tls` (a renewed certificate) for every connection made or accepted from now on;
+    /// open connections keep theirs.
+    pub fn replace_tls(&self, tls: &MeshTls) -> Result<(), MeshError> {
+        let (server, client) = configs(tls, &self.shared.revoked, &self.shared.transport)?;
+        self.shared.endpoint.set_server_config(Some(server));
+        *lock(&self.shared.client) = client;
+        Ok(())
+    }
+
+    /// Replaces the revoked serials (the control plane's whole list): handshakes presenting one
+    /// are refused from now on and open connections carrying one are closed. Returns the edges
+    /// whose connections were closed.
+    pub fn set_revoked(&self, serials: impl IntoIterator<Item = String>) -> Vec<String> {
+        self.shared.revoked.replace(serials);
+        let mut closed = Vec::new();
+        // Closed here; each connection's reader then forgets it as it does any that ends (the
+        // link, and the peers' bookkeeping so a later connection is asked for afresh).
+        for link in lock(&self.shared.links).values() {
+            if self.shared.revoked.contains(&link.peer.serial) && link.conn.close_reason().is_none()
+            {
+                link.conn.close(2u32.into(), b"certificate revoked");
+                self.shared
+                    .counters
+                    .revoked_closed
+                    .fetch_add(1, Ordering::Relaxed);
+                tracing::warn!(peer = %link.conn.remote_address(), edge = %link.peer.edge_id,
+                    "closed the mesh connection of a revoked edge");
+                closed.push(link.peer.edge_id.clone());
+            }
+        }
+        closed
+    }
+
+    /// Who the open connection to `peer` is authenticated as (its certificate's names).
+    pub fn peer_name(&self, peer: SocketAddr) -> Option<PeerName> {
+        lock(&self.shared.links).get(&peer).map(|l| l.peer.clone())
     }
 
     /// The bound address, which peers dial.
@@ -245,6 +300,18 @@ impl Mesh {
     }
 }
 
+fn configs(
+    tls: &MeshTls,
+    revoked: &RevokedPeers,
+    transport: &Arc<quinn::TransportConfig>,
+) -> Result<(quinn::ServerConfig, quinn::ClientConfig), MeshError> {
+    let mut server = quinn::ServerConfig::with_crypto(Arc::new(tls.quic_server_with(revoked)?));
+    server.transport_config(transport.clone());
+    let mut client = quinn::ClientConfig::new(Arc::new(tls.quic_client_with(revoked)?));
+    client.transport_config(transport.clone());
+    Ok((server, client))
+}
+
 fn transport(settings: MeshSettings) -> Result<quinn::TransportConfig, MeshError> {
     let mut t = quinn::TransportConfig::default();
     let idle = quinn::IdleTimeout::try_from(settings.peers.idle_close + Duration::from_secs(30))
@@ -308,7 +375,8 @@ async fn drive(shared: Arc<Shared>) {
 }
 
 async fn connect(shared: Arc<Shared>, addr: SocketAddr) {
-    let attempt = match shared.endpoint.connect(addr, MESH_SERVER_NAME) {
+    let client = lock(&shared.client).clone();
+    let attempt = match shared.endpoint.connect_with(client, addr, MESH_SERVER_NAME) {
         Ok(connecting) => connecting.await.map_err(|e| e.to_string()),
         Err(e) => Err(e.to_string()),
     };
@@ -325,16 +393,27 @@ async fn connect(shared: Arc<Shared>, addr: SocketAddr) {
 
 fn established(shared: Arc<Shared>, conn: quinn::Connection) {
     let addr = conn.remote_address();
+    // The verifier accepted only a certificate naming an edge; this is where the connection is
+    // bound to it. A list that grew during the handshake is applied here too.
+    let Some(peer) = peer_of(&conn).filter(|p| !shared.revoked.contains(&p.serial)) else {
+        shared.counters.refused.fetch_add(1, Ordering::Relaxed);
+        conn.close(2u32.into(), b"certificate refused");
+        lock(&shared.peers).handle_failed(Instant::now(), addr);
+        shared.wake.notify_one();
+        return;
+    };
+    let edge = peer.edge_id.clone();
     lock(&shared.links).insert(
         addr,
         Link {
             conn: conn.clone(),
+            peer,
             control: Arc::new(tokio::sync::Mutex::new(None)),
         },
     );
     lock(&shared.peers).handle_connected(Instant::now(), addr);
     shared.up.notify_waiters();
-    tokio::spawn(read_controls(shared.clone(), conn.clone()));
+    tokio::spawn(read_controls(shared.clone(), conn.clone(), edge));
     tokio::spawn(read_datagrams(shared, conn));
 }
 
@@ -389,7 +468,7 @@ fn deliver_audio(shared: &Shared, from: SocketAddr, datagram: Bytes) -> bool {
     .is_ok()
 }
 
-async fn read_controls(shared: Arc<Shared>, conn: quinn::Connection) {
+async fn read_controls(shared: Arc<Shared>, conn: quinn::Connection, edge: String) {
     let addr = conn.remote_address();
     while let Ok(mut stream) = conn.accept_uni().await {
         let mut reader = ControlReader::default();
@@ -407,7 +486,7 @@ async fn read_controls(shared: Arc<Shared>, conn: quinn::Connection) {
                 break;
             }
             for message in messages.drain(..) {
-                deliver_control(&shared, addr, message).await;
+                deliver_control(&shared, addr, &edge, message).await;
             }
         }
     }
@@ -415,7 +494,18 @@ async fn read_controls(shared: Arc<Shared>, conn: quinn::Connection) {
 
 /// A control message may wait a moment for a busy leg (a hang-up must not be lost to a queue
 /// full of audio); the wait holds up only this peer's control stream.
-async fn deliver_control(shared: &Shared, from: SocketAddr, message: ControlMessage) {
+async fn deliver_control(shared: &Shared, from: SocketAddr, edge: &str, message: ControlMessage) {
+    if let ControlMessage::Join { from_edge, .. } = &message {
+        if from_edge != edge {
+            shared
+                .counters
+                .impersonations
+                .fetch_add(1, Ordering::Relaxed);
+            tracing::warn!(peer = %from, certificate = %edge, claimed = %from_edge,
+                "mesh join naming another edge than its certificate: refused");
+            return;
+        }
+    }
     let leg = lock(&shared.legs)
         .get(&message.key())
         .and_then(|(peer, leg)| (*peer == from).then(|| leg.clone()));

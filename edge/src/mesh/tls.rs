@@ -4,15 +4,20 @@
 //! cluster (or none) is refused in the handshake, before any mesh byte is read. TLS 1.3 only
 //! (QUIC requires it), with the `ring` provider already in the tree.
 //!
-//! The certificates come as one value so their source can change: today [`MeshTls::load`]
-//! reads three PEM files (`[mesh] ca_file`, `cert_file`, `key_file`) and `freya dev` writes
-//! them with [`dev_pki`]; an enrolment with the control plane can hand over the same value.
+//! The certificates come as one value so their source can change: an enrolled edge uses its
+//! cluster identity ([`MeshTls::from_identity`]: the certificate the control plane issued, the
+//! cluster CA as the only root); only a mesh without any control plane reads three PEM files
+//! ([`MeshTls::load`], `[mesh] ca_file`, `cert_file`, `key_file`), which tests and the bridge
+//! bench make with [`dev_pki`]. What a peer's certificate must name is checked in `verify.rs`.
 
 use std::path::Path;
 use std::sync::Arc;
 
 use rustls::pki_types::pem::PemObject;
 use rustls::pki_types::{CertificateDer, PrivateKeyDer};
+
+use super::verify::{PeerName, PeerVerifier, RevokedPeers};
+use crate::trust::ClusterIdentity;
 
 /// The name every cluster certificate carries and every mesh client asks for: trust comes from
 /// the cluster CA, not from the name, and peers are reached by address.
@@ -76,6 +81,16 @@ impl MeshTls {
         })
     }
 
+    /// The edge's cluster identity (the certificate the control plane issued, the cluster CA as
+    /// the only root): what an enrolled edge's mesh uses.
+    pub fn from_identity(identity: &ClusterIdentity) -> Self {
+        Self {
+            ca_cert_pem: identity.ca_pem.clone(),
+            cert_pem: identity.cert_pem.clone(),
+            key_pem: identity.key_pem.clone(),
+        }
+    }
+
     fn roots(&self) -> Result<Arc<rustls::RootCertStore>, MeshTlsError> {
         let mut roots = rustls::RootCertStore::empty();
         let mut any = false;
@@ -104,31 +119,58 @@ impl MeshTls {
         Ok((chain, key))
     }
 
-    /// The server side: our certificate, and a client certificate from the cluster CA required.
+    /// The server side with no revocation list (tests, and a mesh without a control plane).
     pub fn quic_server(&self) -> Result<quinn::crypto::rustls::QuicServerConfig, MeshTlsError> {
+        self.quic_server_with(&RevokedPeers::default())
+    }
+
+    /// The client side with no revocation list.
+    pub fn quic_client(&self) -> Result<quinn::crypto::rustls::QuicClientConfig, MeshTlsError> {
+        self.quic_client_with(&RevokedPeers::default())
+    }
+
+    fn verifier(&self, revoked: &RevokedPeers) -> Result<Arc<PeerVerifier>, MeshTlsError> {
         let provider = Arc::new(rustls::crypto::ring::default_provider());
-        let verifier = rustls::server::WebPkiClientVerifier::builder_with_provider(
+        let cluster = PeerName::of_pem(&self.cert_pem)
+            .ok_or(MeshTlsError::NoPem("mesh.cert_file"))?
+            .cluster_id;
+        Ok(Arc::new(PeerVerifier::new(
             self.roots()?,
-            provider.clone(),
-        )
-        .build()?;
+            provider,
+            cluster,
+            revoked.clone(),
+        )?))
+    }
+
+    /// The server side: our certificate, and a client certificate naming an edge of our cluster,
+    /// from the cluster CA and not in `revoked`, required.
+    pub fn quic_server_with(
+        &self,
+        revoked: &RevokedPeers,
+    ) -> Result<quinn::crypto::rustls::QuicServerConfig, MeshTlsError> {
+        let provider = Arc::new(rustls::crypto::ring::default_provider());
         let (chain, key) = self.identity()?;
         let mut config = rustls::ServerConfig::builder_with_provider(provider)
             .with_protocol_versions(&[&rustls::version::TLS13])?
-            .with_client_cert_verifier(verifier)
+            .with_client_cert_verifier(self.verifier(revoked)?)
             .with_single_cert(chain, key)?;
         config.alpn_protocols = vec![MESH_ALPN.to_vec()];
         quinn::crypto::rustls::QuicServerConfig::try_from(config)
             .map_err(|e| MeshTlsError::Quic(e.to_string()))
     }
 
-    /// The client side: the server's certificate must come from the cluster CA; ours goes along.
-    pub fn quic_client(&self) -> Result<quinn::crypto::rustls::QuicClientConfig, MeshTlsError> {
+    /// The client side: the server's certificate is checked as the server checks ours; ours
+    /// goes along.
+    pub fn quic_client_with(
+        &self,
+        revoked: &RevokedPeers,
+    ) -> Result<quinn::crypto::rustls::QuicClientConfig, MeshTlsError> {
         let provider = Arc::new(rustls::crypto::ring::default_provider());
         let (chain, key) = self.identity()?;
         let mut config = rustls::ClientConfig::builder_with_provider(provider)
             .with_protocol_versions(&[&rustls::version::TLS13])?
-            .with_root_certificates(self.roots()?)
+            .dangerous()
+            .with_custom_certificate_verifier(self.verifier(revoked)?)
             .with_client_auth_cert(chain, key)?;
         config.alpn_protocols = vec![MESH_ALPN.to_vec()];
         quinn::crypto::rustls::QuicClientConfig::try_from(config)
@@ -173,9 +215,10 @@ pub fn dev_pki(cluster: &str, edge_ids: &[&str]) -> Result<Vec<MeshTls>, MeshTls
         .collect()
 }
 
-/// Writes `freya dev`'s credentials for each edge into `dir` (`mesh-ca.pem`,
-/// `mesh-<edge>.pem`, `mesh-<edge>.key`; the directory 0700, keys 0600) unless all are already there; returns
-/// each edge's three paths (CA, certificate, key).
+/// Writes a CA and a certificate per edge into `dir` (`mesh-ca.pem`, `mesh-<edge>.pem`,
+/// `mesh-<edge>.key`; the directory 0700, keys 0600) unless all are already there, for a mesh run
+/// with configured certificate files and no control plane (`[mesh] ca_file`/`cert_file`/`key_file`)
+/// and for tests of one; returns each edge's three paths (CA, certificate, key).
 pub fn write_dev_pki(
     dir: &Path,
     edge_ids: &[&str],

@@ -3,11 +3,14 @@
 //! [`ClusterIdentity`], kept in `control.cert_dir` (owner-only files) and used for every mutual
 //! TLS link, so a QUIC mesh can use the same certificates. The edge gets it by enrolling with a
 //! one-time join token (`enrol.rs`) and renews it at two thirds of its life (`renewal.rs`) over
-//! the mutual TLS link that `tls.rs` sets up.
+//! the mutual TLS link that `tls.rs` sets up; the QUIC mesh presents the same certificate, and
+//! `revocations.rs` applies the control plane's revocation list to the mesh and gossip.
 
 mod enrol;
 pub(crate) mod link;
 pub(crate) mod renewal;
+/// The revocation list from the control plane, and what applies it to the mesh and gossip.
+pub mod revocations;
 mod tls;
 
 use std::path::Path;
@@ -19,6 +22,7 @@ use x509_parser::prelude::{FromDer, X509Certificate};
 use freya_shared::private_files;
 
 pub use enrol::{enrol, enrol_with_retries, new_key_and_csr, EnrolError};
+pub use revocations::{Revocations, RevokedCertificate};
 pub use tls::{mtls_channel, mtls_client_config, ControlTls, CONTROL_SERVER_NAME};
 
 const CA_FILE: &str = "ca.pem";

@@ -1,9 +1,10 @@
 //! Renewal: at two thirds of the certificate's life the edge makes a new key, asks
 //! `EdgeControl.RenewCertificate` over its mutual TLS link (the current certificate vouches for
 //! it), keeps the answer in `control.cert_dir` and hands the new configuration to the connector,
-//! so the next connection presents the new certificate and trusts the new bundle. The control
-//! plane's `RenewNow` command (after a CA rotation) renews at once. A failure is retried with
-//! backoff; the old certificate serves until it expires.
+//! so the next connection presents the new certificate and trusts the new bundle — to the
+//! control plane and on the mesh (the endpoint takes the new credentials for new connections,
+//! without a restart). The control plane's `RenewNow` command (after a CA rotation) renews at
+//! once. A failure is retried with backoff; the old certificate serves until it expires.
 
 use std::path::PathBuf;
 use std::time::{Duration, SystemTime};
@@ -19,6 +20,7 @@ pub(crate) async fn run(
     tls: ControlTls,
     mut identity: ClusterIdentity,
     dir: PathBuf,
+    mesh: Option<crate::mesh::Mesh>,
 ) {
     loop {
         let renew_at = identity
@@ -47,6 +49,12 @@ pub(crate) async fn run(
                         Ok(config) => tls.replace(config),
                         Err(e) => {
                             tracing::error!(error = %e, "the renewed certificate is unusable")
+                        }
+                    }
+                    if let Some(mesh) = &mesh {
+                        let tls = crate::mesh::MeshTls::from_identity(&renewed);
+                        if let Err(e) = mesh.replace_tls(&tls) {
+                            tracing::error!(error = %e, "the mesh cannot use the renewed certificate");
                         }
                     }
                     tracing::info!("renewed this edge's certificate");
