@@ -14,6 +14,7 @@ mod failover;
 mod publisher;
 mod recording_upload;
 mod registration;
+mod trunk_health_report;
 /// The last snapshot on disk: `freya-control`'s tests read what an edge would restart from.
 pub mod snapshot_cache;
 /// The durable event spool: `freya-control`'s tests fill one as an edge would.
@@ -37,6 +38,7 @@ pub use failover::FailoverChannel;
 pub(crate) use publisher::{run as run_publisher, PublisherMetrics};
 pub(crate) use recording_upload::run as run_recording_upload;
 pub(crate) use registration::{run as run_registration, Registration};
+pub(crate) use trunk_health_report::{run as run_trunk_health, PingSettings};
 
 /// Metadata key naming the edge (the control plane reads it on the event stream).
 const EDGE_ID_HEADER: &str = "x-freya-edge-id";
