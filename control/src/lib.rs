@@ -22,6 +22,7 @@ mod metrics;
 pub mod retention;
 pub mod server;
 pub mod store;
+mod trunk_health;
 pub mod trust;
 mod webhooks;
 

@@ -150,6 +150,7 @@ impl ControlPlane {
         let metrics = Arc::new(ControlMetrics::new(store.storage_health()));
         let commands = CommandHub::default();
         let cluster = ClusterBoard::default();
+        let trunk_health = crate::trunk_health::TrunkHealthBoard::default();
         let mut tasks = JoinSet::new();
 
         let app = api::router(AppState {
@@ -167,6 +168,7 @@ impl ControlPlane {
             allow_private_webhook_targets: config.webhooks.allow_private_targets,
             recordings_dir: config.recordings.dir.clone(),
             cluster: cluster.clone(),
+            trunk_health: trunk_health.clone(),
             ca: ca.clone(),
             revoked: revoked.clone(),
         });
@@ -213,6 +215,7 @@ impl ControlPlane {
                 None => EdgeAuth::Certificate(revoked.clone()),
             },
             cluster,
+            trunk_health,
             shutdown.clone(),
         );
         let grpc_gate = ConnectionGate::new(

@@ -601,7 +601,11 @@ impl Validate for EdgeConfig {
                 self.sip.keepalive_interval_ms,
                 1_000,
             ),
-            ("sip.options_interval_ms", self.sip.options_interval_ms, 1_000),
+            (
+                "sip.options_interval_ms",
+                self.sip.options_interval_ms,
+                1_000,
+            ),
             ("sip.options_timeout_ms", self.sip.options_timeout_ms, 100),
             (
                 "sip.registration_retry_base_ms",

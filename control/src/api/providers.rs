@@ -15,6 +15,7 @@ use super::crud::{checked, crud_routes, Resource};
 use super::json::{merge_patch, strict_from_value};
 use super::openapi::ProviderSpecDoc;
 use super::problem::Problem;
+use super::provider_health::ProviderHealth;
 use super::{AppState, List};
 use crate::store::{Provider, SecretChange, StoreError};
 use freya_shared::ids::rfc3339;
@@ -33,6 +34,8 @@ pub(super) struct ProviderView {
     spec: ProviderSpec,
     created_at: String,
     updated_at: String,
+    /// What the edges' OPTIONS pings say about a SIP trunk (`provider_health.rs`).
+    health: ProviderHealth,
 }
 
 impl From<Provider> for ProviderView {
@@ -45,6 +48,7 @@ impl From<Provider> for ProviderView {
             spec,
             created_at: rfc3339(p.created_at_ms),
             updated_at: rfc3339(p.updated_at_ms),
+            health: ProviderHealth::unknown(),
         }
     }
 }
@@ -112,6 +116,12 @@ impl Resource for Providers {
     type Stored = Provider;
     type View = ProviderView;
     type Change = (ProviderSpec, SecretChange);
+
+    fn view(state: &AppState, stored: Provider) -> ProviderView {
+        let mut view = ProviderView::from(stored);
+        view.health = ProviderHealth::of(&state.trunk_health, &view.id);
+        view
+    }
 
     fn parsed(mut body: serde_json::Value) -> Result<ProviderSpec, Problem> {
         if !body.is_object() {

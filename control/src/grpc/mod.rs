@@ -9,6 +9,7 @@ pub(crate) mod edge_version;
 mod enrolment;
 mod events;
 pub(crate) mod recordings;
+mod trunk_health;
 mod watch;
 
 use std::path::PathBuf;
@@ -26,7 +27,8 @@ use freya_proto::v1::edge_control_server::{EdgeControl, EdgeControlServer};
 use freya_proto::v1::{
     CallEvent, CertificateRequest, ClusterReport, ClusterReportAck, CommandsRequest, ConfigUpdate,
     EdgeCommand, EventAck, HeartbeatRequest, HeartbeatResponse, IssuedCertificate, RecordingChunk,
-    RecordingStored, RegisterRequest, RegisterResponse, WatchConfigRequest,
+    RecordingStored, RegisterRequest, RegisterResponse, TrunkHealthAck, TrunkHealthReport,
+    WatchConfigRequest,
 };
 use freya_shared::model::EdgeHealth;
 
@@ -59,6 +61,8 @@ pub(crate) struct EdgeControlService {
     metrics: Arc<ControlMetrics>,
     /// What the edges' gossip says about each edge (`ReportCluster`, shown by `GET /v1/edges`).
     cluster: ClusterBoard,
+    /// What the edges' OPTIONS pings say about each trunk (`ReportTrunkHealth`).
+    trunk_health: crate::trunk_health::TrunkHealthBoard,
     shutdown: CancellationToken,
 }
 
@@ -71,6 +75,7 @@ impl EdgeControlService {
         metrics: Arc<ControlMetrics>,
         auth: EdgeAuth,
         cluster: ClusterBoard,
+        trunk_health: crate::trunk_health::TrunkHealthBoard,
         shutdown: CancellationToken,
     ) -> tonic::service::interceptor::InterceptedService<EdgeControlServer<Self>, EdgeAuth> {
         let service = Self {
@@ -79,6 +84,7 @@ impl EdgeControlService {
             commands,
             metrics,
             cluster,
+            trunk_health,
             shutdown,
         };
         EdgeControlServer::with_interceptor(service, auth)
@@ -273,6 +279,15 @@ impl EdgeControl for EdgeControlService {
         let caller = auth::edge_id_of(&request)?;
         cluster::apply(&self.store, &self.cluster, &caller, request.into_inner()).await?;
         Ok(Response::new(ClusterReportAck {}))
+    }
+
+    async fn report_trunk_health(
+        &self,
+        request: Request<TrunkHealthReport>,
+    ) -> Result<Response<TrunkHealthAck>, Status> {
+        let caller = auth::edge_id_of(&request)?;
+        trunk_health::apply(&self.trunk_health, &caller, request.into_inner())?;
+        Ok(Response::new(TrunkHealthAck {}))
     }
 
     async fn renew_certificate(

@@ -14,11 +14,11 @@ mod failover;
 mod publisher;
 mod recording_upload;
 mod registration;
-mod trunk_health_report;
 /// The last snapshot on disk: `freya-control`'s tests read what an edge would restart from.
 pub mod snapshot_cache;
 /// The durable event spool: `freya-control`'s tests fill one as an edge would.
 pub mod spool;
+mod trunk_health_report;
 
 use std::sync::Arc;
 use std::time::Duration;

@@ -282,10 +282,14 @@ impl TrunkPinger {
             .map(|c| if c.is_control() { ' ' } else { c })
             .collect();
         for trunk in self.trunks.values_mut() {
-            if let (ProbeTarget::Udp { addr, .. }, Some(o)) = (&trunk.target, &mut trunk.outstanding)
+            if let (ProbeTarget::Udp { addr, .. }, Some(o)) =
+                (&trunk.target, &mut trunk.outstanding)
             {
                 if *addr == from {
-                    o.junk = Some(format!("{} bytes that are not a SIP answer: {excerpt:?}", bytes.len()));
+                    o.junk = Some(format!(
+                        "{} bytes that are not a SIP answer: {excerpt:?}",
+                        bytes.len()
+                    ));
                 }
             }
         }

@@ -45,7 +45,10 @@ fn a_new_trunk_is_pinged_at_once_and_a_200_makes_it_up_with_its_round_trip() {
     let sent = p.poll_transmit().expect("an OPTIONS");
     assert_eq!(sent.to, TRUNK.parse::<SocketAddr>().unwrap());
     let text = String::from_utf8(sent.bytes.clone()).unwrap();
-    assert!(text.starts_with("OPTIONS sip:trunk.example:5060 SIP/2.0\r\n"), "{text}");
+    assert!(
+        text.starts_with("OPTIONS sip:trunk.example:5060 SIP/2.0\r\n"),
+        "{text}"
+    );
     assert!(p.poll_transmit().is_none());
     assert_eq!(p.statuses()[0].state, TrunkState::Unknown);
 
@@ -66,7 +69,11 @@ fn any_final_answer_but_503_is_up_and_a_503_is_down() {
     let mut p = pinger();
     p.set_trunks(start, vec![udp("prv_1")]);
     let sent = p.poll_transmit().unwrap();
-    p.handle_datagram(start, sent.to, &answer("404 Not Found", &call_id_of(&sent.bytes)));
+    p.handle_datagram(
+        start,
+        sent.to,
+        &answer("404 Not Found", &call_id_of(&sent.bytes)),
+    );
     assert_eq!(p.statuses()[0].state, TrunkState::Up);
 
     p.handle_timeout(start + Duration::from_secs(30));
@@ -112,14 +119,21 @@ fn a_trunk_answering_junk_is_down_at_the_timeout_with_what_it_sent() {
     p.set_trunks(start, vec![udp("prv_1")]);
     let sent = p.poll_transmit().unwrap();
     p.handle_datagram(start, sent.to, b"HTTP/1.1 400 Bad Request\r\n\r\n\x00\xff");
-    p.handle_datagram(start, sent.to, b"SIP/2.0 200 OK\r\nCall-ID: not-ours\r\n\r\n");
+    p.handle_datagram(
+        start,
+        sent.to,
+        b"SIP/2.0 200 OK\r\nCall-ID: not-ours\r\n\r\n",
+    );
     assert_eq!(p.statuses()[0].state, TrunkState::Unknown);
     assert_eq!(p.dropped(), 2);
     p.handle_timeout(start + Duration::from_secs(2));
     let s = &p.statuses()[0];
     assert_eq!(s.state, TrunkState::Down);
     let error = s.last_error.as_deref().unwrap();
-    assert!(error.starts_with("no valid answer to OPTIONS within 2000 ms"), "{error}");
+    assert!(
+        error.starts_with("no valid answer to OPTIONS within 2000 ms"),
+        "{error}"
+    );
     assert!(error.contains("HTTP/1.1 400"), "{error}");
 }
 
