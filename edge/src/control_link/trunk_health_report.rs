@@ -134,9 +134,13 @@ fn wire(status: &TrunkStatus, now: Instant, now_ms: i64) -> TrunkHealth {
     TrunkHealth {
         provider_id: status.provider_id.clone(),
         state: status.state.name().to_owned(),
-        rtt_ms: status
-            .rtt
-            .map_or(0, |d| u32::try_from(d.as_millis()).unwrap_or(u32::MAX)),
+        // Whole milliseconds rounded up, so that a sub-millisecond round trip (a trunk on the
+        // same host) reads 1, not the wire's "none".
+        rtt_ms: status.rtt.map_or(0, |d| {
+            u32::try_from(d.as_micros().div_ceil(1_000))
+                .unwrap_or(u32::MAX)
+                .max(1)
+        }),
         checked_at_unix_ms,
         last_error: status.last_error.clone().unwrap_or_default(),
         last_status: status.last_status.map_or(0, u32::from),
