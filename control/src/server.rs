@@ -207,6 +207,7 @@ impl ControlPlane {
                     .as_deref()
                     .and_then(crate::grpc::edge_version::Release::parse),
                 renewal: secret.is_none().then(|| enrolment.clone()),
+                trunk_health,
             },
             commands.clone(),
             metrics.clone(),
@@ -215,7 +216,6 @@ impl ControlPlane {
                 None => EdgeAuth::Certificate(revoked.clone()),
             },
             cluster,
-            trunk_health,
             shutdown.clone(),
         );
         let grpc_gate = ConnectionGate::new(

@@ -28,7 +28,7 @@ pub(crate) struct EdgeTrunkView {
 }
 
 /// Every edge's view of every trunk; cheap to clone (shared).
-#[derive(Clone, Default)]
+#[derive(Debug, Clone, Default)]
 pub(crate) struct TrunkHealthBoard {
     inner: Arc<Mutex<HashMap<String, HashMap<String, EdgeTrunkView>>>>,
 }

@@ -51,6 +51,8 @@ pub(crate) struct EdgeServiceSettings {
     pub min_edge_version: Option<edge_version::Release>,
     /// The cluster CA and certificate lifetime for renewals; `None` in the shared-secret mode.
     pub renewal: Option<Arc<EnrolmentSettings>>,
+    /// Where `ReportTrunkHealth` puts what edges say of their trunks (shared with the API).
+    pub trunk_health: crate::trunk_health::TrunkHealthBoard,
 }
 
 /// The service behind `EdgeControl`.
@@ -75,9 +77,9 @@ impl EdgeControlService {
         metrics: Arc<ControlMetrics>,
         auth: EdgeAuth,
         cluster: ClusterBoard,
-        trunk_health: crate::trunk_health::TrunkHealthBoard,
         shutdown: CancellationToken,
     ) -> tonic::service::interceptor::InterceptedService<EdgeControlServer<Self>, EdgeAuth> {
+        let trunk_health = settings.trunk_health.clone();
         let service = Self {
             store,
             settings,
