@@ -24,6 +24,7 @@ pub mod rekey;
 pub mod retention;
 pub mod server;
 pub mod store;
+mod trunk_health;
 pub mod trust;
 mod webhooks;
 

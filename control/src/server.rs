@@ -155,6 +155,7 @@ impl ControlPlane {
         );
         let commands = CommandHub::default();
         let cluster = ClusterBoard::default();
+        let trunk_health = crate::trunk_health::TrunkHealthBoard::default();
         let mut tasks = JoinSet::new();
 
         let app = api::router(AppState {
@@ -172,6 +173,7 @@ impl ControlPlane {
             allow_private_webhook_targets: config.webhooks.allow_private_targets,
             recordings_dir: config.recordings.dir.clone(),
             cluster: cluster.clone(),
+            trunk_health: trunk_health.clone(),
             ca: ca.clone(),
             revoked: revoked.clone(),
         });
@@ -211,6 +213,7 @@ impl ControlPlane {
                     .and_then(crate::grpc::edge_version::Release::parse),
                 renewal: secret.is_none().then(|| enrolment.clone()),
                 revoked: revoked.clone(),
+                trunk_health,
             },
             commands.clone(),
             metrics.clone(),

@@ -312,6 +312,12 @@ pub struct SipConfig {
     pub registration_retry_base_ms: u32,
     /// The longest wait between registration attempts (default 30 min).
     pub registration_retry_max_ms: u32,
+    /// How often each UDP trunk the edge may dial out through is pinged with SIP `OPTIONS`
+    /// (default 30 s, at least 1 s): its health as the providers API shows it.
+    pub options_interval_ms: u32,
+    /// How long a ping waits for a final answer before the trunk counts as down (default 5 s,
+    /// at least 100 ms, at most the interval).
+    pub options_timeout_ms: u32,
 }
 
 impl Default for SipConfig {
@@ -339,6 +345,8 @@ impl Default for SipConfig {
             keepalive_interval_ms: 90_000,
             registration_retry_base_ms: 30_000,
             registration_retry_max_ms: 30 * 60 * 1000,
+            options_interval_ms: 30_000,
+            options_timeout_ms: 5_000,
         }
     }
 }
@@ -612,6 +620,12 @@ impl Validate for EdgeConfig {
                 self.sip.keepalive_interval_ms,
                 1_000,
             ),
+            (
+                "sip.options_interval_ms",
+                self.sip.options_interval_ms,
+                1_000,
+            ),
+            ("sip.options_timeout_ms", self.sip.options_timeout_ms, 100),
             (
                 "sip.registration_retry_base_ms",
                 self.sip.registration_retry_base_ms,

@@ -50,6 +50,11 @@ pub(crate) trait Resource: Send + Sync + 'static {
     type Stored: ScopedResource;
     /// The value the API shows.
     type View: Serialize + From<Self::Stored>;
+    /// The view of a stored item (what a provider's `health` needs comes from `state`).
+    fn view(_state: &AppState, stored: Self::Stored) -> Self::View {
+        stored.into()
+    }
+
     /// What the store's update takes (the spec, and for providers what to do with the secret).
     type Change: Send;
 
@@ -157,7 +162,7 @@ where
 {
     let spec = R::validated(&state, &caller, R::parsed(body)?).await?;
     let stored = R::insert(&state, &caller, spec).await?;
-    Ok((StatusCode::CREATED, Json(stored.into())))
+    Ok((StatusCode::CREATED, Json(R::view(&state, stored))))
 }
 
 /// `GET /v1/<resource>`: a page in list order, with `next_cursor` when more follow.
@@ -183,7 +188,7 @@ pub(crate) async fn list<R: Resource>(
         .flatten()
         .map(|p| encode_cursor(p.key, &p.id));
     Ok(Json(List {
-        data: page.into_iter().map(Into::into).collect(),
+        data: page.into_iter().map(|s| R::view(&state, s)).collect(),
         next_cursor,
     }))
 }
@@ -194,7 +199,8 @@ pub(crate) async fn get<R: Resource>(
     caller: Caller,
     ResourceId(id): ResourceId,
 ) -> Result<Json<R::View>, Problem> {
-    Ok(Json(R::fetch(&state, &caller, &id).await?.into()))
+    let stored = R::fetch(&state, &caller, &id).await?;
+    Ok(Json(R::view(&state, stored)))
 }
 
 /// `PATCH /v1/<resource>/{id}`: an RFC 7396 merge patch of the stored item.
@@ -206,7 +212,8 @@ pub(crate) async fn patch<R: Resource>(
 ) -> Result<Json<R::View>, Problem> {
     let current = R::fetch(&state, &caller, &id).await?;
     let change = R::patched(&state, &caller, current, patch).await?;
-    Ok(Json(R::update(&state, &caller, &id, change).await?.into()))
+    let stored = R::update(&state, &caller, &id, change).await?;
+    Ok(Json(R::view(&state, stored)))
 }
 
 /// `DELETE /v1/<resource>/{id}`: 204.

@@ -35,6 +35,7 @@ mod login;
 mod numbers;
 mod openapi;
 pub(crate) mod problem;
+mod provider_health;
 mod providers;
 pub(crate) mod query;
 mod rate_limit;
@@ -90,6 +91,8 @@ pub(crate) struct AppState {
     pub recordings_dir: std::path::PathBuf,
     /// What the edges' cluster gossip reports about each edge (`GET /v1/edges`).
     pub cluster: crate::cluster::ClusterBoard,
+    /// What the edges' OPTIONS pings say about each SIP trunk (`GET /v1/providers`).
+    pub trunk_health: crate::trunk_health::TrunkHealthBoard,
     /// The cluster CA: join tokens pin its fingerprint.
     pub ca: crate::trust::anchors::ClusterTrust,
     /// Revoked certificates, refreshed at once when this process revokes one.

@@ -17,6 +17,7 @@ use super::crud::{checked, crud_routes, Resource};
 use super::json::{merge_patch, strict_from_value};
 use super::openapi::ProviderSpecDoc;
 use super::problem::Problem;
+use super::provider_health::ProviderHealth;
 use super::{AppState, List};
 use crate::store::{PagePosition, Provider, SecretChange, StoreError};
 use freya_shared::ids::rfc3339;
@@ -39,6 +40,8 @@ pub(super) struct ProviderView {
     /// registers; absent otherwise.
     #[serde(skip_serializing_if = "Option::is_none")]
     registration: Option<RegistrationView>,
+    /// What the edges' OPTIONS pings say about a SIP trunk (`provider_health.rs`).
+    health: ProviderHealth,
 }
 
 /// A trunk's registration (RFC 3261 section 10) as the edges report it, so an operator sees
@@ -72,6 +75,7 @@ impl From<Provider> for ProviderView {
                     .map(|ms| rfc3339(i64::try_from(ms).unwrap_or(i64::MAX))),
                 last_error: r.last_error,
             }),
+            health: ProviderHealth::unknown(),
         }
     }
 }
@@ -159,6 +163,12 @@ impl Resource for Providers {
     type Stored = Provider;
     type View = ProviderView;
     type Change = (ProviderSpec, SecretChange);
+
+    fn view(state: &AppState, stored: Provider) -> ProviderView {
+        let mut view = ProviderView::from(stored);
+        view.health = ProviderHealth::of(&state.trunk_health, &view.id);
+        view
+    }
 
     fn parsed(mut body: serde_json::Value) -> Result<ProviderSpec, Problem> {
         if !body.is_object() {

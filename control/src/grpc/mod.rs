@@ -9,6 +9,7 @@ pub(crate) mod edge_version;
 mod enrolment;
 mod events;
 pub(crate) mod recordings;
+mod trunk_health;
 mod watch;
 
 use std::path::PathBuf;
@@ -26,7 +27,8 @@ use freya_proto::v1::edge_control_server::{EdgeControl, EdgeControlServer};
 use freya_proto::v1::{
     CallEvent, CertificateRequest, ClusterReport, ClusterReportAck, CommandsRequest, ConfigUpdate,
     EdgeCommand, EventAck, HeartbeatRequest, HeartbeatResponse, IssuedCertificate, RecordingChunk,
-    RecordingStored, RegisterRequest, RegisterResponse, WatchConfigRequest,
+    RecordingStored, RegisterRequest, RegisterResponse, TrunkHealthAck, TrunkHealthReport,
+    WatchConfigRequest,
 };
 use freya_shared::model::EdgeHealth;
 
@@ -51,6 +53,8 @@ pub(crate) struct EdgeServiceSettings {
     pub renewal: Option<Arc<EnrolmentSettings>>,
     /// The revocation list every command stream hands its edge (and again on each change).
     pub revoked: crate::trust::revoked::RevokedSerials,
+    /// Where `ReportTrunkHealth` puts what edges say of their trunks (shared with the API).
+    pub trunk_health: crate::trunk_health::TrunkHealthBoard,
 }
 
 /// The service behind `EdgeControl`.
@@ -61,6 +65,8 @@ pub(crate) struct EdgeControlService {
     metrics: Arc<ControlMetrics>,
     /// What the edges' gossip says about each edge (`ReportCluster`, shown by `GET /v1/edges`).
     cluster: ClusterBoard,
+    /// What the edges' OPTIONS pings say about each trunk (`ReportTrunkHealth`).
+    trunk_health: crate::trunk_health::TrunkHealthBoard,
     shutdown: CancellationToken,
 }
 
@@ -75,12 +81,14 @@ impl EdgeControlService {
         cluster: ClusterBoard,
         shutdown: CancellationToken,
     ) -> tonic::service::interceptor::InterceptedService<EdgeControlServer<Self>, EdgeAuth> {
+        let trunk_health = settings.trunk_health.clone();
         let service = Self {
             store,
             settings,
             commands,
             metrics,
             cluster,
+            trunk_health,
             shutdown,
         };
         EdgeControlServer::with_interceptor(service, auth)
@@ -319,6 +327,15 @@ impl EdgeControl for EdgeControlService {
             .await
             .map_err(|e| Status::internal(format!("the cluster report was not applied: {e}")))??;
         Ok(Response::new(ClusterReportAck {}))
+    }
+
+    async fn report_trunk_health(
+        &self,
+        request: Request<TrunkHealthReport>,
+    ) -> Result<Response<TrunkHealthAck>, Status> {
+        let caller = auth::edge_id_of(&request)?;
+        trunk_health::apply(&self.trunk_health, &caller, request.into_inner())?;
+        Ok(Response::new(TrunkHealthAck {}))
     }
 
     async fn renew_certificate(

@@ -18,6 +18,7 @@ mod registration;
 pub mod snapshot_cache;
 /// The durable event spool: `freya-control`'s tests fill one as an edge would.
 pub mod spool;
+mod trunk_health_report;
 
 use std::sync::Arc;
 use std::time::Duration;
@@ -37,6 +38,7 @@ pub use failover::FailoverChannel;
 pub(crate) use publisher::{run as run_publisher, PublisherMetrics};
 pub(crate) use recording_upload::run as run_recording_upload;
 pub(crate) use registration::{run as run_registration, Registration};
+pub(crate) use trunk_health_report::{run as run_trunk_health, PingSettings};
 
 /// Metadata key naming the edge (the control plane reads it on the event stream).
 const EDGE_ID_HEADER: &str = "x-freya-edge-id";

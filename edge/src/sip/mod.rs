@@ -9,3 +9,5 @@
 pub use freya_sip::*;
 
 pub(crate) mod transport;
+/// Trunk health: OPTIONS pings to each trunk, sans-IO (driven by `control_link`).
+pub(crate) mod trunk_health;
