@@ -445,6 +445,23 @@ export interface paths {
         patch?: never;
         trace?: never;
     };
+    "/v1/edges/{id}": {
+        parameters: {
+            query?: never;
+            header?: never;
+            path?: never;
+            cookie?: never;
+        };
+        get?: never;
+        put?: never;
+        post?: never;
+        /** Delete an edge: revoke its certificates, then remove it from the edge list (admin) */
+        delete: operations["edges.delete"];
+        options?: never;
+        head?: never;
+        patch?: never;
+        trace?: never;
+    };
     "/v1/edges/{id}/drain": {
         parameters: {
             query?: never;
@@ -1125,6 +1142,17 @@ export interface components {
             prefix: string;
             role: components["schemas"]["Role"];
         };
+        /** @description What deleting an edge did. */
+        DeletedEdge: {
+            edge_id: string;
+            /** @description Whether the edge was in the edge list (it may have enrolled and never registered). */
+            removed: boolean;
+            /**
+             * Format: int64
+             * @description Certificates of the edge, not yet expired, revoked by this request.
+             */
+            revoked_certificates: number;
+        };
         /** @description One entry of a delivery log. */
         DeliveryView: {
             /** Format: int64 */
@@ -1144,8 +1172,19 @@ export interface components {
         };
         /** @description `POST /v1/calls/{id}/legs`. */
         DialLegRequest: {
+            /**
+             * @description The edge (its id) that dials the party with its own SIP trunks, when not the call's
+             *     own: the call's edge asks it over the QUIC mesh and the leg's audio crosses the mesh.
+             *     It must be online and serve the call's workspace; absent: the call's edge dials.
+             */
+            edge?: string | null;
             /** @description The number or SIP user to dial. */
             to: string;
+            /**
+             * @description A warm transfer: said to the party alone once it answers; then caller and party are
+             *     bridged and the agent leaves (1-500 characters).
+             */
+            whisper?: string | null;
         };
         /** @description The answer to a drain: the edge was told, and what it carried then. */
         DrainView: {
@@ -1158,6 +1197,25 @@ export interface components {
             id: string;
             /** @description Always `draining`: the edge takes no new calls from now on. */
             status: string;
+        };
+        /** @description How one edge sees the provider. */
+        EdgeProviderHealth: {
+            /** @description When the edge last pinged (RFC 3339). */
+            checked_at?: string | null;
+            edge: string;
+            last_error?: string | null;
+            /**
+             * Format: int32
+             * @description The status code of the last final answer.
+             */
+            last_status?: number | null;
+            /**
+             * Format: int32
+             * @description The last answered OPTIONS' round trip.
+             */
+            rtt_ms?: number | null;
+            /** @description `up`, `down` or `unknown`. */
+            state: string;
         };
         /** @description An edge as the API shows it. */
         EdgeView: {
@@ -1236,6 +1294,8 @@ export interface components {
         };
         /** @description The leg being dialled. */
         LegView: {
+            /** @description The edge that dials and carries it. */
+            edge: string;
             /**
              * Format: int32
              * @description The leg's number in the call (0 is the call's first party).
@@ -1390,6 +1450,8 @@ export interface components {
         List_ProviderView: {
             data: (components["schemas"]["ProviderSpec"] & {
                 created_at: string;
+                /** @description What the edges' OPTIONS pings say about a SIP trunk (`provider_health.rs`). */
+                health: components["schemas"]["ProviderHealth"];
                 id: string;
                 registration?: components["schemas"]["RegistrationView"] | null;
                 updated_at: string;
@@ -1563,6 +1625,21 @@ export interface components {
             /** @description Always `about:blank`: the status and title say what happened. */
             type: string;
         };
+        /** @description A provider's health, taken over every edge that reported it. */
+        ProviderHealth: {
+            /** @description The latest ping of any edge (RFC 3339). */
+            checked_at?: string | null;
+            edges: components["schemas"]["EdgeProviderHealth"][];
+            /** @description When not up: the most recent edge's reason. */
+            last_error?: string | null;
+            /**
+             * Format: int32
+             * @description The best round trip among the edges that reach it.
+             */
+            rtt_ms?: number | null;
+            /** @description `up` (some edge reaches it), `down` (every reporting edge failed) or `unknown`. */
+            state: string;
+        };
         /**
          * @description A telephony provider: a SIP trunk (`"kind": "sip_trunk"`, the default) or a Twilio account
          *     (`"kind": "twilio"`).
@@ -1571,6 +1648,8 @@ export interface components {
         /** @description A provider as the API shows it: its spec, tagged with `kind`, its secret masked. */
         ProviderView: components["schemas"]["ProviderSpec"] & {
             created_at: string;
+            /** @description What the edges' OPTIONS pings say about a SIP trunk (`provider_health.rs`). */
+            health: components["schemas"]["ProviderHealth"];
             id: string;
             registration?: components["schemas"]["RegistrationView"] | null;
             updated_at: string;
@@ -1602,10 +1681,6 @@ export interface components {
             /** @description `host` or `host:port` of the registrar; the trunk's `host` and `port` when absent. */
             registrar?: string | null;
         };
-        /** @description What a renewal request did. */
-        RenewRequested: {
-            edge_id: string;
-        };
         /**
          * @description A trunk's registration (RFC 3261 section 10) as the edges report it, so an operator sees
          *     whether calls to the registered contact can reach Freya.
@@ -1620,6 +1695,10 @@ export interface components {
              *     registrar refused for good, e.g. 403).
              */
             state: string;
+        };
+        /** @description What a renewal request did. */
+        RenewRequested: {
+            edge_id: string;
         };
         /**
          * @description A workspace's retention windows in days; `null` keeps that data forever. Enforced by the
@@ -5054,6 +5133,120 @@ export interface operations {
                 content: {
                     "application/problem+json": components["schemas"]["Problem"];
                 };
+            };
+            /** @description The body is larger than 1 MiB */
+            413: {
+                headers: {
+                    [name: string]: unknown;
+                };
+                content: {
+                    "application/problem+json": components["schemas"]["Problem"];
+                };
+            };
+            /** @description The body is not `application/json` */
+            415: {
+                headers: {
+                    [name: string]: unknown;
+                };
+                content: {
+                    "application/problem+json": components["schemas"]["Problem"];
+                };
+            };
+            /** @description The body is well-formed but some fields are wrong (named in `errors`) */
+            422: {
+                headers: {
+                    [name: string]: unknown;
+                };
+                content: {
+                    "application/problem+json": components["schemas"]["Problem"];
+                };
+            };
+            /** @description Rate limited; retry after `Retry-After` seconds */
+            429: {
+                headers: {
+                    [name: string]: unknown;
+                };
+                content: {
+                    "application/problem+json": components["schemas"]["Problem"];
+                };
+            };
+            /** @description The database or the edges are unavailable; nothing was saved, try again */
+            503: {
+                headers: {
+                    [name: string]: unknown;
+                };
+                content: {
+                    "application/problem+json": components["schemas"]["Problem"];
+                };
+            };
+            /** @description The database could not store the change (its disk is full or failing); nothing was saved */
+            507: {
+                headers: {
+                    [name: string]: unknown;
+                };
+                content: {
+                    "application/problem+json": components["schemas"]["Problem"];
+                };
+            };
+        };
+    };
+    "edges.delete": {
+        parameters: {
+            query?: never;
+            header?: {
+                /** @description The workspace a person's JWT acts in (API keys act in their own) */
+                "X-Workspace-Id"?: string;
+            };
+            path: {
+                /** @description The edge's id */
+                id: string;
+            };
+            cookie?: never;
+        };
+        requestBody?: never;
+        responses: {
+            /** @description Deleted and revoked */
+            200: {
+                headers: {
+                    [name: string]: unknown;
+                };
+                content: {
+                    "application/json": components["schemas"]["DeletedEdge"];
+                };
+            };
+            /** @description Malformed JSON, or a bad query parameter (named in `errors`) */
+            400: {
+                headers: {
+                    [name: string]: unknown;
+                };
+                content: {
+                    "application/problem+json": components["schemas"]["Problem"];
+                };
+            };
+            /** @description No, or an invalid, expired or revoked credential */
+            401: {
+                headers: {
+                    [name: string]: unknown;
+                };
+                content: {
+                    "application/problem+json": components["schemas"]["Problem"];
+                };
+            };
+            /** @description The caller's role does not allow this */
+            403: {
+                headers: {
+                    [name: string]: unknown;
+                };
+                content: {
+                    "application/problem+json": components["schemas"]["Problem"];
+                };
+            };
+            /** @description No such edge and no certificate issued to it */
+            404: {
+                headers: {
+                    [name: string]: unknown;
+                };
+                content?: never;
             };
             /** @description The body is larger than 1 MiB */
             413: {

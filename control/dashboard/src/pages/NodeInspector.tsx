@@ -196,7 +196,16 @@ export function NodeInspector({ node, nodeIds, agents, problems, canEdit, onChan
       link("On error", "on_error"),
     ],
     set: () => [pairs("Assign", "assign", "=", "One `variable = expression` a line."), link("Next", "next")],
-    transfer: () => [text("Transfer to", "to", "A number or a sip: URI; {{variables}} are filled in.")],
+    transfer: () => [
+      text("Transfer to", "to", "A number or a sip: URI; {{variables}} are filled in."),
+      field("Mode", "mode", (p) => (
+        <select {...p} className="input" disabled={!canEdit} value={str("mode") || "blind"} onChange={(e) => set("mode", e.target.value === "blind" ? undefined : e.target.value)}>
+          <option value="blind">Blind (hand the call over)</option>
+          <option value="warm">Warm (tell the party a summary, then bridge)</option>
+        </select>
+      )),
+      area("Summary (warm)", "summary"),
+    ],
     end: () => [area("Last words", "text")],
   };
 

@@ -1,5 +1,6 @@
 // Telephony providers (SIP trunks, Twilio accounts) in the order calls try them; secrets masked.
-// A trunk that registers with its PBX shows the registration's state, as the edges report it.
+// A trunk that registers with its PBX shows the registration's state, as the edges report it;
+// every SIP trunk shows its health from the edges' OPTIONS pings.
 import { useQuery } from "@tanstack/react-query";
 import { api, ok } from "../api/client";
 import type { components } from "../api/schema";
@@ -12,6 +13,21 @@ function priority(p: object): number {
 }
 
 type Registration = components["schemas"]["RegistrationView"];
+type Health = components["schemas"]["ProviderHealth"];
+
+/** A trunk's health: up, down or unknown, the best round trip, and each edge's view. */
+function HealthState({ health }: { health?: Health | null }) {
+  if (!health) return <span className="text-muted">—</span>;
+  const edges = health.edges.map((e) => `${e.edge}: ${e.state}${e.rtt_ms == null ? "" : ` ${e.rtt_ms} ms`}`).join(", ");
+  return (
+    <div data-testid="health" title={edges || undefined}>
+      <span className="badge">{health.state}</span>
+      {health.rtt_ms == null ? null : <span className="text-xs text-muted"> {health.rtt_ms} ms</span>}
+      {health.last_error ? <div className="text-xs">{health.last_error}</div> : null}
+      {edges ? <div className="text-xs text-muted">{edges}</div> : null}
+    </div>
+  );
+}
 
 /** A trunk's registration: its state, until when it holds, and why it last failed. */
 function RegistrationState({ registration }: { registration?: Registration | null }) {
@@ -44,6 +60,7 @@ export function Providers() {
               <th scope="col">Priority</th>
               <th scope="col">Name</th>
               <th scope="col">Kind</th>
+              <th scope="col">Health</th>
               <th scope="col">Registration</th>
               <th scope="col">Settings</th>
               <th scope="col">Updated</th>
@@ -51,16 +68,20 @@ export function Providers() {
           </thead>
           <tbody>
             {[...(providers.data?.data ?? [])].sort((a, b) => priority(a) - priority(b)).map((p) => {
-              const { id, workspace_id: _w, created_at: _c, updated_at, registration, ...spec } = p as Record<string, unknown> & {
+              const { id, workspace_id: _w, created_at: _c, updated_at, registration, health, ...spec } = p as Record<string, unknown> & {
                 id: string;
                 updated_at: string;
                 registration?: Registration | null;
+                health?: Health | null;
               };
               return (
                 <tr key={id}>
                   <td>{spec.priority == null ? "—" : String(spec.priority)}</td>
                   <td>{String(spec.name ?? id.slice(0, 8))}</td>
                   <td>{String(spec.kind ?? "sip_trunk")}</td>
+                  <td>
+                    <HealthState health={health} />
+                  </td>
                   <td>
                     <RegistrationState registration={registration} />
                   </td>
