@@ -15,6 +15,9 @@ use reqwest::StatusCode;
 use serde_json::json;
 use sqlx::{Connection, Row};
 
+use freya_control::recording_seal::{
+    wrapped_len, SealError, SealedFile, SealingWriter, CHUNK, HEADER_START,
+};
 use freya_control::rekey::{self, RekeyError};
 use freya_control::store::reseal::{ResealError, ResealOptions};
 use freya_control::store::{key_id, PoolSize, Sealer, Store};
@@ -74,6 +77,22 @@ fn write_key(dir: &Path, name: &str, text: &str) -> std::path::PathBuf {
     let path = dir.join(name);
     std::fs::write(&path, text).expect("write key file");
     path
+}
+
+/// The plaintext of the sealed recording at `path`, opened with `key` alone.
+fn open_recording(path: &Path, key: &[u8; 32]) -> Result<Vec<u8>, SealError> {
+    let file = std::fs::read(path).expect("recording");
+    let id = path.file_stem().and_then(|s| s.to_str()).expect("id");
+    let rest_len = wrapped_len(&file[..HEADER_START])?;
+    let rest = &file[HEADER_START..HEADER_START + rest_len];
+    let sealed = SealedFile::open(&Sealer::new(key), id, rest, file.len() as u64)?;
+    let mut out = Vec::new();
+    for i in 0..sealed.chunks() {
+        let (_, at, _) = sealed.chunk_at(i * CHUNK as u64);
+        let at = usize::try_from(at).expect("offset");
+        out.extend(sealed.open_chunk(i, &file[at..at + sealed.sealed_len(i)])?);
+    }
+    Ok(out)
 }
 
 async fn store_with(url: &str, current: &str, previous: &[&str]) -> Store {
@@ -153,7 +172,18 @@ async fn a_rotation_stopped_half_way_is_finished_by_a_rerun_and_key_2_alone_read
 
     let dir = tempfile::tempdir().expect("dir");
     let new_key = write_key(dir.path(), "new.key", &format!("{KEY_2}\n"));
-    let config = support::control_config(&db.url);
+    let mut config = support::control_config(&db.url);
+    // A recording sealed under key 1: its data key is re-wrapped once the store is done.
+    config.recordings.dir = dir.path().join("recordings");
+    let recording = dir.path().join("recordings").join(&ws).join("rec-1.wav");
+    std::fs::create_dir_all(recording.parent().expect("folder")).expect("folder");
+    let audio: Vec<u8> = (0..70_000u32).map(|i| (i % 251) as u8).collect();
+    let mut writer =
+        SealingWriter::new(&Sealer::new(&key(ENCRYPTION_KEY)), "rec-1").expect("writer");
+    let mut sealed_file = writer.header().to_vec();
+    writer.push(&audio, &mut sealed_file).expect("seal");
+    writer.finish(&mut sealed_file).expect("seal");
+    std::fs::write(&recording, &sealed_file).expect("recording");
 
     // A rotation that stops after one batch of two rows: what a crash half-way leaves.
     let partial = rekey::rotate(
@@ -168,6 +198,7 @@ async fn a_rotation_stopped_half_way_is_finished_by_a_rerun_and_key_2_alone_read
     .expect("a first batch");
     assert!(!partial.complete);
     assert_eq!(partial.total_resealed(), 2, "{partial:?}");
+    assert_eq!(std::fs::read(&recording).expect("recording"), sealed_file);
     let halfway = key_ids(&sealed_values(&db.url).await);
     assert_eq!(halfway.get(&new_id), Some(&2), "{halfway:?}");
     assert_eq!(halfway.get(&old_id), Some(&9), "{halfway:?}");
@@ -185,9 +216,14 @@ async fn a_rotation_stopped_half_way_is_finished_by_a_rerun_and_key_2_alone_read
         .await
         .expect("the rest");
     assert!(rest.complete);
-    assert_eq!(rest.total_resealed(), 9, "{rest:?}");
+    assert_eq!(rest.total_resealed(), 10, "{rest:?}");
     assert_eq!(rest.already_current, 2, "{rest:?}");
     assert_eq!(rest.resealed.get("agent"), Some(&6), "{rest:?}");
+    assert_eq!(rest.resealed.get("recording key"), Some(&1), "{rest:?}");
+    assert_eq!(
+        open_recording(&recording, &key(KEY_2)).expect("key 2 alone opens the recording"),
+        audio
+    );
     let after = sealed_values(&db.url).await;
     assert_eq!(key_ids(&after), BTreeMap::from([(new_id.clone(), 11)]));
     // And a third time: nothing left to do.
@@ -195,6 +231,7 @@ async fn a_rotation_stopped_half_way_is_finished_by_a_rerun_and_key_2_alone_read
         .await
         .expect("a no-op");
     assert_eq!(again.total_resealed(), 0);
+    assert_eq!(again.already_current, 12, "{again:?}");
     let record = store_with(&db.url, KEY_2, &[]).await;
     let (finished, resealed) = record
         .secret_rotation_record(&new_id)
