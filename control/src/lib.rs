@@ -19,6 +19,7 @@ mod edge_watch;
 mod grpc;
 mod grpc_listener;
 mod metrics;
+pub mod recording_rewrap;
 pub mod recording_seal;
 pub mod rekey;
 pub mod retention;

@@ -157,6 +157,35 @@ impl SealingWriter {
     }
 }
 
+/// The header of a sealed file with its data key re-wrapped under `sealer`'s current key, for
+/// the file whose first bytes are `header` (the fixed start and its rest, as [`wrapped_len`]
+/// announces them); `None` when the key is already under it. Only the header changes: the data
+/// key, and so every chunk after it, stays as it is.
+pub fn rewrapped_header(
+    sealer: &Sealer,
+    recording_id: &str,
+    header: &[u8],
+) -> Result<Option<Vec<u8>>, SealError> {
+    let rest_len = wrapped_len(header)?;
+    if header.len() != HEADER_START + rest_len {
+        return Err(SealError::BadHeader);
+    }
+    let (wrapped, prefix) = header[HEADER_START..].split_at(rest_len - PREFIX);
+    let wrapped = std::str::from_utf8(wrapped).map_err(|_| SealError::BadHeader)?;
+    let key = unwrap_data_key(sealer, recording_id, wrapped)?;
+    if sealer.is_current(wrapped) {
+        return Ok(None);
+    }
+    let rewrapped = wrap_data_key(sealer, recording_id, &key).map_err(|_| SealError::Seal)?;
+    let len = u16::try_from(rewrapped.len()).map_err(|_| SealError::Seal)?;
+    let mut out = Vec::with_capacity(HEADER_START + rewrapped.len() + PREFIX);
+    out.extend_from_slice(MAGIC);
+    out.extend_from_slice(&len.to_be_bytes());
+    out.extend_from_slice(rewrapped.as_bytes());
+    out.extend_from_slice(prefix);
+    Ok(Some(out))
+}
+
 /// The fixed start of a sealed file: how many bytes to read to know the whole header.
 pub const HEADER_START: usize = MAGIC.len() + 2;
 

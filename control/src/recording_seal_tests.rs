@@ -107,3 +107,43 @@ fn the_data_key_is_wrapped_for_its_recording_only() {
     );
     assert!(unwrap_data_key(&s, "rec-2", &wrapped).is_err());
 }
+
+#[test]
+fn a_rewrapped_header_opens_the_same_audio_under_the_new_key_only() {
+    let plain = audio(CHUNK * 2 + 77);
+    let file = seal(&plain, 1000);
+    let old = [3u8; 32];
+    let new = [4u8; 32];
+    let both = Sealer::with_previous(&new, &[old]);
+    let header_len = HEADER_START + wrapped_len(&file[..HEADER_START]).expect("header");
+    let header = rewrapped_header(&both, "rec-1", &file[..header_len])
+        .expect("opens under the previous key")
+        .expect("not yet under the new key");
+    let mut rewritten = header.clone();
+    rewritten.extend_from_slice(&file[header_len..]);
+    assert_eq!(open_all(&Sealer::new(&new), "rec-1", &rewritten), Ok(plain));
+    assert_eq!(
+        open_all(&Sealer::new(&old), "rec-1", &rewritten),
+        Err(SealError::KeyDoesNotOpen)
+    );
+    // Already under the current key: nothing to do.
+    let again_len = HEADER_START + wrapped_len(&header[..HEADER_START]).expect("header");
+    assert_eq!(
+        rewrapped_header(&both, "rec-1", &header[..again_len]),
+        Ok(None)
+    );
+    // Under neither key, or moved onto another recording: refused, never re-wrapped.
+    let stranger = Sealer::new(&[5; 32]);
+    assert_eq!(
+        rewrapped_header(&stranger, "rec-1", &file[..header_len]),
+        Err(SealError::KeyDoesNotOpen)
+    );
+    assert_eq!(
+        rewrapped_header(&both, "rec-2", &file[..header_len]),
+        Err(SealError::KeyDoesNotOpen)
+    );
+    assert_eq!(
+        rewrapped_header(&both, "rec-1", &file[..header_len - 1]),
+        Err(SealError::BadHeader)
+    );
+}

@@ -3,13 +3,14 @@
 //! characters, as `openssl rand -hex 32` writes it) or, without one, is the configuration's
 //! `auth.encryption_key`; values are opened with `auth.encryption_key` and
 //! `auth.previous_encryption_keys`. A key file that is not a key stops the command before the
-//! database is opened.
+//! database is opened. Once every value in the store is under the key, the recordings' data
+//! keys under `recordings.dir` are re-wrapped too (`recording_rewrap.rs`).
 
 use std::path::{Path, PathBuf};
 
 use crate::config::{parse_encryption_key, ControlConfig};
 use crate::store::reseal::{ResealError, ResealOptions, ResealReport};
-use crate::store::{PoolSize, Store, StoreError};
+use crate::store::{PoolSize, Sealer, Store, StoreError};
 
 /// Why a rotation did not run (or stopped).
 #[derive(Debug, thiserror::Error)]
@@ -36,6 +37,8 @@ pub enum RekeyError {
     Connect(StoreError),
     #[error(transparent)]
     Reseal(#[from] ResealError),
+    #[error(transparent)]
+    Recordings(#[from] crate::recording_rewrap::RewrapError),
 }
 
 /// The 32-byte key in the file at `path` (64 hex characters, surrounding whitespace ignored).
@@ -87,5 +90,19 @@ pub async fn rotate(
     store.migrate().await.map_err(RekeyError::Connect)?;
     let outcome = store.reseal_secrets(options).await;
     store.close().await;
-    Ok(outcome?)
+    let mut report = outcome?;
+    if report.complete {
+        // The recordings' data keys are wrapped by the same key (`recording_seal`): a
+        // complete rotation re-wraps them too, or removing the previous key would lose them.
+        let sealer = Sealer::with_previous(&current, &previous);
+        let recordings =
+            crate::recording_rewrap::rewrap_recordings(&config.recordings.dir, &sealer)?;
+        if recordings.rewrapped > 0 {
+            report
+                .resealed
+                .insert("recording key", recordings.rewrapped);
+        }
+        report.already_current += recordings.already_current;
+    }
+    Ok(report)
 }

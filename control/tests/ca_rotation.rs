@@ -127,16 +127,14 @@ fn issuer_of(identity: &ClusterIdentity) -> String {
         .unwrap_or_default()
 }
 
-/// Whether edge 1's mesh answers a cluster member's join (for a call it does not host) with a
-/// hang-up.
-async fn mesh_answers(dir: &Path, target: std::net::SocketAddr) -> bool {
-    let mesh_dir = dir.join("mesh");
-    let tls = MeshTls::load(
-        &mesh_dir.join("mesh-ca.pem"),
-        &mesh_dir.join("mesh-dev-edge-2.pem"),
-        &mesh_dir.join("mesh-dev-edge-2.key"),
-    )
-    .expect("mesh credentials");
+/// Whether edge 1's mesh answers a join from `identity`'s edge `edge_id` (for a call it does
+/// not host) with a hang-up.
+async fn mesh_answers(
+    identity: &ClusterIdentity,
+    edge_id: &str,
+    target: std::net::SocketAddr,
+) -> bool {
+    let tls = MeshTls::from_identity(identity);
     let settings = MeshSettings {
         connect_timeout: Duration::from_secs(3),
         ..MeshSettings::default()
@@ -150,7 +148,7 @@ async fn mesh_answers(dir: &Path, target: std::net::SocketAddr) -> bool {
     let join = ControlMessage::Join {
         key,
         kind: PayloadKind::Pcmu,
-        from_edge: "test".into(),
+        from_edge: edge_id.into(),
     };
     let _ = mesh.send_control(target, &join).await;
     let answered = tokio::time::timeout(Duration::from_secs(5), async {
@@ -322,8 +320,24 @@ async fn a_rotated_ca_overlaps_then_retires_with_real_edges() {
         .expect("edge 2 (new CA) links");
     gossip_sees(&field(0, "http_url"), &edge_2).await;
     gossip_sees(&field(1, "http_url"), &edge_1).await;
+    // The mesh: an edge not yet renewed trusts the old CA alone, so every edge is renewed
+    // during the overlap (the runbook's step); then edge 1, now on the new CA too, answers a
+    // join from edge 2's new certificate.
+    api.expect(
+        202,
+        "POST",
+        &format!("/v1/edges/{edge_1}/renew"),
+        &key,
+        None,
+    )
+    .await;
+    eventually(LIMIT, "edge 1 renewed onto the new CA", || async {
+        let identity = ClusterIdentity::load(&data.join(dir_1).join("trust")).ok()??;
+        (identity.ca_bundle_der().len() == 2 && issuer_of(&identity) == new_ca).then_some(())
+    })
+    .await;
     assert!(
-        mesh_answers(data, mesh_1).await,
+        mesh_answers(&renewed, &edge_2, mesh_1).await,
         "the mesh answers during the overlap"
     );
 
@@ -369,7 +383,7 @@ async fn a_rotated_ca_overlaps_then_retires_with_real_edges() {
         .await
         .expect_err("the server now presents the new CA");
     assert!(
-        mesh_answers(data, mesh_1).await,
+        mesh_answers(&renewed, &edge_2, mesh_1).await,
         "the mesh answers after the retirement"
     );
 

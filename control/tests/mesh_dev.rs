@@ -17,11 +17,13 @@ use std::path::Path;
 use std::process::{Child, Command, Stdio};
 use std::time::Duration;
 
+use freya_edge::control_link::mtls_client;
 use freya_edge::mesh::tls::dev_pki;
 use freya_edge::mesh::{
     ControlMessage, HangupCause, LegKey, Mesh, MeshInbound, MeshSettings, MeshTls, PayloadKind,
 };
-use freya_edge::trust::ClusterIdentity;
+use freya_edge::trust::{mtls_client_config, ClusterIdentity, ControlTls};
+use freya_proto::v1::HeartbeatRequest;
 use serde_json::Value;
 
 use support::eventually;
@@ -289,12 +291,36 @@ async fn dev_edges_mesh_on_the_cluster_ca_and_a_revoked_edge_is_refused_everywhe
         }
     })
     .await;
-    // Edge 2's gRPC connection was cut at the revocation: its reconnect is refused in the
-    // handshake and audited (an edge still connected would never handshake again).
+    // Edge 2's certificate no longer links to the control plane: a connection with it is
+    // refused in the handshake and audited. (Connecting here rather than waiting for edge 2's
+    // own reconnect, which follows its backoff; `edge_trust.rs` shows its stream cut.)
+    let toml = std::fs::read_to_string(dir.path().join("edge-2/edge.toml")).expect("edge.toml");
+    let control_url = toml
+        .lines()
+        .find_map(|l| l.strip_prefix("url = \""))
+        .and_then(|l| l.strip_suffix('"'))
+        .expect("control url")
+        .to_owned();
+    let identity = ClusterIdentity::load(&dir.path().join("edge-2").join("trust"))
+        .expect("readable identity")
+        .expect("an enrolled edge");
+    let tls = ControlTls::new(mtls_client_config(&identity).expect("client config"));
+    let mut client =
+        mtls_client(&control_url, tls, "dev-edge-2", Duration::from_secs(3)).expect("client");
+    let refused = client
+        .heartbeat(HeartbeatRequest {
+            edge_id: "dev-edge-2".into(),
+            health: None,
+            registrations: Vec::new(),
+        })
+        .await;
+    assert!(
+        refused.is_err(),
+        "a revoked certificate linked: {refused:?}"
+    );
     let audit_url = format!("{api_url}/v1/edges/trust-audit?limit=200");
-    // A hang guard only: edge 2 reconnects with its own backoff.
     eventually(
-        2 * LIMIT,
+        LIMIT,
         "edge 2's refused reconnect in the trust audit",
         || {
             let (url, key) = (audit_url.clone(), key.clone());

@@ -15,6 +15,7 @@ use reqwest::StatusCode;
 use serde_json::json;
 use sqlx::{Connection, Row};
 
+use freya_control::recording_seal::{rewrapped_header, wrapped_len, SealingWriter, HEADER_START};
 use freya_control::rekey::{self, RekeyError};
 use freya_control::store::reseal::{ResealError, ResealOptions};
 use freya_control::store::{key_id, PoolSize, Sealer, Store};
@@ -153,7 +154,18 @@ async fn a_rotation_stopped_half_way_is_finished_by_a_rerun_and_key_2_alone_read
 
     let dir = tempfile::tempdir().expect("dir");
     let new_key = write_key(dir.path(), "new.key", &format!("{KEY_2}\n"));
-    let config = support::control_config(&db.url);
+    let mut config = support::control_config(&db.url);
+    // A recording sealed under key 1: its data key is re-wrapped once the store is done.
+    config.recordings.dir = dir.path().join("recordings");
+    let recording = dir.path().join("recordings").join(&ws).join("rec-1.wav");
+    std::fs::create_dir_all(recording.parent().expect("folder")).expect("folder");
+    let audio: Vec<u8> = (0..70_000u32).map(|i| (i % 251) as u8).collect();
+    let mut writer =
+        SealingWriter::new(&Sealer::new(&key(ENCRYPTION_KEY)), "rec-1").expect("writer");
+    let mut sealed_file = writer.header().to_vec();
+    writer.push(&audio, &mut sealed_file).expect("seal");
+    writer.finish(&mut sealed_file).expect("seal");
+    std::fs::write(&recording, &sealed_file).expect("recording");
 
     // A rotation that stops after one batch of two rows: what a crash half-way leaves.
     let partial = rekey::rotate(
@@ -168,6 +180,7 @@ async fn a_rotation_stopped_half_way_is_finished_by_a_rerun_and_key_2_alone_read
     .expect("a first batch");
     assert!(!partial.complete);
     assert_eq!(partial.total_resealed(), 2, "{partial:?}");
+    assert_eq!(std::fs::read(&recording).expect("recording"), sealed_file);
     let halfway = key_ids(&sealed_values(&db.url).await);
     assert_eq!(halfway.get(&new_id), Some(&2), "{halfway:?}");
     assert_eq!(halfway.get(&old_id), Some(&9), "{halfway:?}");
@@ -185,9 +198,20 @@ async fn a_rotation_stopped_half_way_is_finished_by_a_rerun_and_key_2_alone_read
         .await
         .expect("the rest");
     assert!(rest.complete);
-    assert_eq!(rest.total_resealed(), 9, "{rest:?}");
+    assert_eq!(rest.total_resealed(), 10, "{rest:?}");
     assert_eq!(rest.already_current, 2, "{rest:?}");
     assert_eq!(rest.resealed.get("agent"), Some(&6), "{rest:?}");
+    assert_eq!(rest.resealed.get("recording key"), Some(&1), "{rest:?}");
+    // Key 2 alone opens its data key (already current: nothing to re-wrap), and the sealed
+    // audio after the header is the same bytes (`recording_rewrap_tests.rs` opens such files).
+    let rewrapped = std::fs::read(&recording).expect("recording");
+    let old_header = HEADER_START + wrapped_len(&sealed_file[..HEADER_START]).expect("header");
+    let new_header = HEADER_START + wrapped_len(&rewrapped[..HEADER_START]).expect("header");
+    assert_eq!(
+        rewrapped_header(&Sealer::new(&key(KEY_2)), "rec-1", &rewrapped[..new_header]),
+        Ok(None)
+    );
+    assert_eq!(rewrapped[new_header..], sealed_file[old_header..]);
     let after = sealed_values(&db.url).await;
     assert_eq!(key_ids(&after), BTreeMap::from([(new_id.clone(), 11)]));
     // And a third time: nothing left to do.
@@ -195,6 +219,7 @@ async fn a_rotation_stopped_half_way_is_finished_by_a_rerun_and_key_2_alone_read
         .await
         .expect("a no-op");
     assert_eq!(again.total_resealed(), 0);
+    assert_eq!(again.already_current, 12, "{again:?}");
     let record = store_with(&db.url, KEY_2, &[]).await;
     let (finished, resealed) = record
         .secret_rotation_record(&new_id)

@@ -313,7 +313,8 @@ pub struct SipConfig {
     /// The longest wait between registration attempts (default 30 min).
     pub registration_retry_max_ms: u32,
     /// How often each UDP trunk the edge may dial out through is pinged with SIP `OPTIONS`
-    /// (default 30 s, at least 1 s): its health as the providers API shows it.
+    /// (default 30 s, at least 1 s; 0 pings none, and health shows `unknown`): its health as
+    /// the providers API shows it.
     pub options_interval_ms: u32,
     /// How long a ping waits for a final answer before the trunk counts as down (default 5 s,
     /// at least 100 ms, at most the interval).
@@ -620,11 +621,6 @@ impl Validate for EdgeConfig {
                 self.sip.keepalive_interval_ms,
                 1_000,
             ),
-            (
-                "sip.options_interval_ms",
-                self.sip.options_interval_ms,
-                1_000,
-            ),
             ("sip.options_timeout_ms", self.sip.options_timeout_ms, 100),
             (
                 "sip.registration_retry_base_ms",
@@ -638,6 +634,14 @@ impl Validate for EdgeConfig {
             ),
         ] {
             check_at_least(key, value.into(), min, &mut problems);
+        }
+        if self.sip.options_interval_ms != 0 {
+            check_at_least(
+                "sip.options_interval_ms",
+                self.sip.options_interval_ms.into(),
+                1_000,
+                &mut problems,
+            );
         }
         if let Some(proxy) = &self.egress.proxy {
             if reqwest::Proxy::all(proxy).is_err() {

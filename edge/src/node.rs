@@ -441,15 +441,17 @@ impl Edge {
                 endpoint.close();
             });
         }
-        tasks.spawn(control_link::run_trunk_health(
-            link.clone(),
-            state.clone(),
-            sip_addr.ip(),
-            control_link::PingSettings {
-                interval: Duration::from_millis(u64::from(config.sip.options_interval_ms)),
-                timeout: Duration::from_millis(u64::from(config.sip.options_timeout_ms)),
-            },
-        ));
+        if config.sip.options_interval_ms != 0 {
+            tasks.spawn(control_link::run_trunk_health(
+                link.clone(),
+                state.clone(),
+                sip_addr.ip(),
+                control_link::PingSettings {
+                    interval: Duration::from_millis(u64::from(config.sip.options_interval_ms)),
+                    timeout: Duration::from_millis(u64::from(config.sip.options_timeout_ms)),
+                },
+            ));
+        }
         tasks.spawn(control_link::run_registration(
             link.clone(),
             state.clone(),
