@@ -115,6 +115,7 @@ pub(super) struct RenewRequested {
     params(("id" = String, Path, description = "The edge's id")),
     responses(
         (status = 202, description = "The edge was told to renew", body = RenewRequested),
+        (status = 404, description = "No edge has that id"),
         (status = 503, description = "The edge is not connected to this control-plane process")
     )
 )]
@@ -123,6 +124,10 @@ pub(super) async fn renew(
     caller: Caller,
     Path(edge_id): Path<String>,
 ) -> Result<(StatusCode, Json<RenewRequested>), Problem> {
+    let edges = state.store.edges(state.offline_after_ms).await?;
+    if !edges.iter().any(|e| e.id == edge_id) {
+        return Err(Problem::not_found());
+    }
     let command = EdgeCommand {
         id: new_id(),
         command: Some(Command::RenewNow(RenewNow {})),
