@@ -267,6 +267,16 @@ async fn a_full_edge_redirects_to_a_live_peer_never_twice_and_refuses_when_all_a
     // The third edge takes one call and is full.
     let rtp = UdpSocket::bind("127.0.0.1:0").await.expect("rtp");
     let _first = Call::dial(sip_of(2), &rtp, &number, "route-call-1").await;
+    // Its view must show itself full and both peers alive with room before the next INVITE:
+    // on a loaded machine a peer can pass through `suspect` for a moment, and then the
+    // right answer is 503, not the 302 under test.
+    let full: Vec<(String, u64)> = vec![(id(0), 0), (id(1), 0), (id(2), 1)];
+    wait_for_loads(
+        &http(2),
+        &full,
+        "the full edge to see both peers alive with room",
+    )
+    .await;
 
     // An INVITE to it: 302 to a live peer, marked against loops.
     let caller = Invite::from("127.0.0.11", "route-call-2").await;
