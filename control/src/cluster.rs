@@ -136,19 +136,21 @@ impl ClusterBoard {
         self.board().edges.get(edge_id).and_then(EdgeEntry::state)
     }
 
-    /// Gossip addresses of the edges among `online` other than `except`, for a new edge to
-    /// join the cluster through.
-    pub(crate) fn gossip_addrs<'a>(
+    /// Of `candidates` (edge id, gossip address), the addresses of the edges other than
+    /// `except` that no peer has reported down, for a new edge to join the cluster through.
+    pub(crate) fn gossip_addrs(
         &self,
-        online: impl Iterator<Item = &'a str>,
+        candidates: &[(String, String)],
         except: &str,
     ) -> Vec<String> {
         let board = self.board();
-        online
-            .filter(|id| *id != except)
-            .filter_map(|id| board.edges.get(id))
-            .filter(|e| !e.gossip_addr.is_empty() && e.state() != Some(PeerView::Down))
-            .map(|e| e.gossip_addr.clone())
+        candidates
+            .iter()
+            .filter(|(id, addr)| id != except && !addr.is_empty())
+            .filter(|(id, _)| {
+                board.edges.get(id.as_str()).and_then(EdgeEntry::state) != Some(PeerView::Down)
+            })
+            .map(|(_, addr)| addr.clone())
             .collect()
     }
 }

@@ -24,6 +24,8 @@ pub struct ControlConfig {
     #[serde(default)]
     pub grpc: GrpcConfig,
     pub database: DatabaseConfig,
+    /// Optional: a cluster needs none of it (mutual TLS and the default timings).
+    #[serde(default)]
     pub edges: EdgesConfig,
     pub auth: AuthConfig,
     #[serde(default)]
@@ -353,6 +355,17 @@ fn default_enrolments_per_minute_per_ip() -> u32 {
 
 fn default_revocation_poll_ms() -> u32 {
     5_000
+}
+
+impl Default for EdgesConfig {
+    /// Mutual TLS with the default timings: what a cluster runs without an `[edges]` section.
+    fn default() -> Self {
+        Self::cluster(
+            default_heartbeat_interval_ms(),
+            default_offline_after_ms(),
+            default_config_poll_ms(),
+        )
+    }
 }
 
 impl EdgesConfig {

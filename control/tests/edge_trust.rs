@@ -248,6 +248,75 @@ async fn bad_join_tokens_are_refused_and_audited(backend: Backend) {
     db.cleanup().await;
 }
 
+async fn a_shared_token_enrols_its_count_of_new_edges_and_no_more(backend: Backend) {
+    let (db, control) = cluster_control(backend, 3_600).await;
+    let api = Api::of(&control);
+    let (_ws, [_owner, admin, ..]) = workspace_with_keys(&control, "Fleet").await;
+    let tokens = "/v1/edges/join-tokens";
+    for uses in [0, 1_001] {
+        let body = serde_json::json!({ "uses": uses });
+        let refused = api.expect(422, "POST", tokens, &admin, Some(body)).await;
+        assert_eq!(refused["errors"][0]["field"], "uses", "{refused}");
+    }
+    let fleet = |uses: u32| {
+        let (api, admin) = (&api, &admin);
+        async move {
+            let body = serde_json::json!({ "uses": uses });
+            let created = api.expect(201, "POST", tokens, admin, Some(body)).await;
+            assert_eq!(created["uses"], uses, "{created}");
+            created["token"].as_str().expect("token").to_owned()
+        }
+    };
+    let url = url(&control);
+    let timeout = Duration::from_secs(2);
+
+    let token = fleet(2).await;
+    enrol(&url, &token, "fleet-1", timeout)
+        .await
+        .expect("the first node enrols");
+    // Attack: a copy of the shared token names a running edge, to be issued its identity.
+    let refused = enrol(&url, &token, "fleet-1", timeout)
+        .await
+        .expect_err("an edge id with a live certificate is refused");
+    assert!(
+        refused.to_string().contains("live certificate"),
+        "{refused}"
+    );
+    audited(&control, "edge.enrol", "edge_id_taken", "").await;
+    enrol(&url, &token, "fleet-2", timeout)
+        .await
+        .expect("the second node enrols: the refusal took no use");
+    let refused = enrol(&url, &token, "fleet-3", timeout)
+        .await
+        .expect_err("no use is left");
+    assert!(refused.to_string().contains("already used"), "{refused}");
+    assert_eq!(
+        control
+            .store
+            .edge_certificate_count("fleet-3")
+            .await
+            .expect("count"),
+        0
+    );
+
+    // Two nodes racing for a token's last use: exactly one enrols.
+    let token = fleet(1).await;
+    let (a, b) = tokio::join!(
+        enrol(&url, &token, "racer-a", timeout),
+        enrol(&url, &token, "racer-b", timeout)
+    );
+    assert_eq!(
+        usize::from(a.is_ok()) + usize::from(b.is_ok()),
+        1,
+        "one winner: {:?} / {:?}",
+        a.err().map(|e| e.to_string()),
+        b.err().map(|e| e.to_string())
+    );
+
+    control.stop().await;
+    db.cleanup().await;
+}
+
 /// A client identity whose certificate `issuer` made, trusting this control plane's CA.
 fn identity_from(
     control: &ControlPlane,
@@ -470,6 +539,7 @@ on_both_engines!(
     multi_thread;
     an_edge_enrols_links_over_mutual_tls_registers_and_renews,
     bad_join_tokens_are_refused_and_audited,
+    a_shared_token_enrols_its_count_of_new_edges_and_no_more,
     foreign_expired_and_revoked_certificates_are_refused,
     two_control_planes_starting_at_once_end_with_one_ca,
 );

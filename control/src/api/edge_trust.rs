@@ -1,4 +1,4 @@
-//! The cluster's trust through the API: an admin makes a one-time join token for a new edge
+//! The cluster's trust through the API: an admin makes a join token for a new edge (or a fleet)
 //! (shown once; only its secret's hash is kept), revokes an edge's certificates, deletes an edge
 //! (which revokes them too), and reads the trust audit (enrolments, renewals, refusals,
 //! revocations). A revocation bites at once: this process cuts the edge's connections and every
@@ -16,12 +16,14 @@ use super::AppState;
 use std::time::Duration;
 
 use crate::store::{request_source, TrustAuditRecord, TrustEvent};
-use crate::trust::join::{make_join_token, TokenMaker};
+use crate::trust::join::{make_shared_join_token, TokenMaker};
 use freya_shared::ids::rfc3339;
 use freya_shared::model::FieldError;
 
 /// Shortest and longest life of a join token, in seconds.
 const TOKEN_TTL_RANGE: std::ops::RangeInclusive<u32> = 60..=7 * 24 * 3600;
+/// Most edges one token may enrol.
+const MAX_TOKEN_USES: u32 = 1_000;
 /// A token's life when the request does not say.
 const DEFAULT_TOKEN_TTL_SECONDS: u32 = 3_600;
 
@@ -31,6 +33,11 @@ pub(super) struct NewJoinTokenBody {
     /// How long the token may be used, 60 s to 7 days (default 1 h).
     #[serde(default)]
     expires_in_seconds: Option<u32>,
+    /// How many edges may enrol with it, 1 to 1000 (default 1). More than one is for a fleet
+    /// started from one secret (a Kubernetes DaemonSet); such a token never enrols an edge id
+    /// that holds a live certificate.
+    #[serde(default)]
+    uses: Option<u32>,
 }
 
 /// The one response that holds a join token.
@@ -41,6 +48,8 @@ pub(super) struct CreatedJoinToken {
     /// Give this to `freya edge` as `[control] join_token`; it is not shown again.
     token: String,
     expires_at: String,
+    /// How many edges may enrol with it.
+    uses: u32,
     /// SHA-256 of the cluster CA's certificate, which the token pins.
     ca_fingerprint: String,
 }
@@ -49,7 +58,7 @@ pub(super) struct CreatedJoinToken {
     post,
     path = "/v1/edges/join-tokens",
     tag = "edges",
-    summary = "Create a one-time join token for a new edge; shown this once (admin)",
+    summary = "Create a join token for one new edge (or `uses` edges); shown this once (admin)",
     request_body = NewJoinTokenBody,
     responses((status = 201, description = "Created", body = CreatedJoinToken))
 )]
@@ -65,7 +74,14 @@ pub(super) async fn create_join_token(
             "must be 60 to 604800 (7 days)",
         )]));
     }
-    let (token, expires_at_ms) = make_join_token(
+    let uses = body.uses.unwrap_or(1);
+    if !(1..=MAX_TOKEN_USES).contains(&uses) {
+        return Err(Problem::invalid(vec![FieldError::new(
+            "uses",
+            format!("must be 1 to {MAX_TOKEN_USES}"),
+        )]));
+    }
+    let (token, expires_at_ms) = make_shared_join_token(
         &state.store,
         &state.ca,
         &TokenMaker {
@@ -74,6 +90,7 @@ pub(super) async fn create_join_token(
             source_ip: request_source(),
         },
         Duration::from_secs(u64::from(ttl)),
+        uses,
     )
     .await?;
     Ok((
@@ -82,6 +99,7 @@ pub(super) async fn create_join_token(
             id: token.id.clone(),
             token: token.to_text(),
             expires_at: rfc3339(expires_at_ms),
+            uses,
             ca_fingerprint: token.ca_fingerprint,
         }),
     ))

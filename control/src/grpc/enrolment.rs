@@ -175,6 +175,10 @@ impl EdgeEnrolment for EnrolmentService {
                 }
                 TokenRefusal::Expired => "join token refused: it has expired",
                 TokenRefusal::Used => "join token refused: it was already used",
+                TokenRefusal::EdgeIdTaken => {
+                    "join token refused: this edge id holds a live certificate; \
+                     revoke it first (DELETE /v1/edges/{id}) or choose another id"
+                }
             }));
         }
         self.store

@@ -210,14 +210,19 @@ impl EdgeControl for EdgeControlService {
             .map_err(status_of)?;
         self.metrics.edge_registrations.inc();
         tracing::info!(edge = %registration.id, region = %registration.region, "edge registered");
-        let cluster_peers = match self.store.edges(self.settings.offline_after_ms).await {
-            Ok(edges) => self.cluster.gossip_addrs(
-                edges
-                    .iter()
-                    .filter(|e| e.status != freya_shared::model::EdgeStatus::Offline)
-                    .map(|e| e.id.as_str()),
-                &registration.id,
-            ),
+        let gossip_addr = r.gossip_addr.clone();
+        self.store
+            .set_edge_gossip_addr(&registration.id, &gossip_addr)
+            .await
+            .map_err(status_of)?;
+        // From the database, not this process's memory: edges registered with another replica
+        // (another region's control plane) are peers too.
+        let cluster_peers = match self
+            .store
+            .edge_gossip_addrs(self.settings.offline_after_ms)
+            .await
+        {
+            Ok(candidates) => self.cluster.gossip_addrs(&candidates, &registration.id),
             // The list only speeds up joining; configured seeds still work without it.
             Err(_) => Vec::new(),
         };

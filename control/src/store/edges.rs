@@ -187,6 +187,38 @@ impl Store {
     }
 
     /// Every known edge with its derived status.
+    /// Notes the gossip address `edge_id` registered with (empty: it gossips with nobody).
+    pub async fn set_edge_gossip_addr(&self, edge_id: &str, addr: &str) -> Result<(), StoreError> {
+        let addr = (!addr.is_empty()).then_some(addr);
+        retry(&self.health, || async {
+            sqlx::query("UPDATE edges SET gossip_addr = $1 WHERE id = $2")
+                .bind(addr)
+                .bind(edge_id)
+                .execute(self.pool())
+                .await?;
+            Ok(())
+        })
+        .await
+    }
+
+    /// The gossip addresses of edges seen within `offline_after_ms`, whichever control-plane
+    /// replica they registered with, as (edge id, address).
+    pub async fn edge_gossip_addrs(
+        &self,
+        offline_after_ms: i64,
+    ) -> Result<Vec<(String, String)>, StoreError> {
+        let rows = sqlx::query(
+            "SELECT id, gossip_addr FROM edges WHERE gossip_addr IS NOT NULL AND last_seen_ms >= $1 \
+             ORDER BY id",
+        )
+        .bind(now_ms() - offline_after_ms)
+        .fetch_all(self.pool())
+        .await?;
+        rows.iter()
+            .map(|row| Ok((row.try_get("id")?, row.try_get("gossip_addr")?)))
+            .collect()
+    }
+
     pub async fn edges(&self, offline_after_ms: i64) -> Result<Vec<EdgeRecord>, StoreError> {
         let rows = sqlx::query(
             "SELECT id, region, sip_addr, http_addr, version, capacity, active_calls, cpu_permille, \

@@ -52,6 +52,8 @@ pub struct NewJoinToken<'a> {
     pub workspace_id: &'a str,
     pub created_by: &'a str,
     pub expires_at_ms: i64,
+    /// How many edges may enrol with it (1 for a one-time token).
+    pub max_uses: u32,
 }
 
 /// Why a join token was not accepted; each is audited under its own name.
@@ -59,6 +61,9 @@ pub struct NewJoinToken<'a> {
 pub enum TokenRefusal {
     /// No token has this id.
     Unknown,
+    /// A token that enrols several edges may only enrol an edge id that holds no live
+    /// certificate: otherwise whoever holds a copy could take over a running edge's name.
+    EdgeIdTaken,
     /// The id is known but the secret is not its secret.
     WrongSecret,
     /// Past its expiry.
@@ -75,6 +80,7 @@ impl TokenRefusal {
             Self::WrongSecret => "wrong_token",
             Self::Expired => "expired_token",
             Self::Used => "used_token",
+            Self::EdgeIdTaken => "edge_id_taken",
         }
     }
 }
@@ -232,8 +238,8 @@ impl Store {
     /// Keeps a new join token.
     pub async fn create_join_token(&self, token: &NewJoinToken<'_>) -> Result<(), StoreError> {
         sqlx::query(
-            "INSERT INTO edge_join_tokens (id, secret_hash, workspace_id, created_by, created_at_ms, expires_at_ms) \
-             VALUES ($1, $2, $3, $4, $5, $6)",
+            "INSERT INTO edge_join_tokens (id, secret_hash, workspace_id, created_by, created_at_ms, expires_at_ms, max_uses) \
+             VALUES ($1, $2, $3, $4, $5, $6, $7)",
         )
         .bind(token.id)
         .bind(token.secret_hash)
@@ -241,13 +247,16 @@ impl Store {
         .bind(token.created_by)
         .bind(now_ms())
         .bind(token.expires_at_ms)
+        .bind(i64::from(token.max_uses))
         .execute(self.pool())
         .await?;
         Ok(())
     }
 
-    /// Spends token `id` for `edge_id` if `secret_hash` is its secret's, it has not expired at
-    /// `now_ms` and nobody spent it before; the inner error says which check failed.
+    /// Spends one use of token `id` for `edge_id` if `secret_hash` is its secret's, it has not
+    /// expired at `now_ms` and it has a use left; the inner error says which check failed. The
+    /// use is taken by one conditional update, so replicas racing for the last use end with one
+    /// winner.
     pub async fn spend_join_token(
         &self,
         id: &str,
@@ -256,7 +265,7 @@ impl Store {
         now_ms: i64,
     ) -> Result<Result<(), TokenRefusal>, StoreError> {
         let Some(row) = sqlx::query(
-            "SELECT secret_hash, expires_at_ms, used_at_ms FROM edge_join_tokens WHERE id = $1",
+            "SELECT secret_hash, expires_at_ms, uses, max_uses FROM edge_join_tokens WHERE id = $1",
         )
         .bind(id)
         .fetch_optional(self.pool())
@@ -266,19 +275,23 @@ impl Store {
         };
         let stored: String = row.try_get("secret_hash")?;
         let expires_at_ms: i64 = row.try_get("expires_at_ms")?;
-        let used_at_ms: Option<i64> = row.try_get("used_at_ms")?;
+        let uses: i64 = row.try_get("uses")?;
+        let max_uses: i64 = row.try_get("max_uses")?;
         if !constant_time_eq(stored.as_bytes(), secret_hash.as_bytes()) {
             return Ok(Err(TokenRefusal::WrongSecret));
         }
-        if used_at_ms.is_some() {
+        if uses >= max_uses {
             return Ok(Err(TokenRefusal::Used));
         }
         if expires_at_ms <= now_ms {
             return Ok(Err(TokenRefusal::Expired));
         }
+        if max_uses > 1 && self.edge_has_live_certificate(edge_id, now_ms).await? {
+            return Ok(Err(TokenRefusal::EdgeIdTaken));
+        }
         let spent = sqlx::query(
-            "UPDATE edge_join_tokens SET used_at_ms = $1, used_by_edge = $2 \
-             WHERE id = $3 AND used_at_ms IS NULL",
+            "UPDATE edge_join_tokens SET uses = uses + 1, used_at_ms = $1, used_by_edge = $2 \
+             WHERE id = $3 AND uses < max_uses",
         )
         .bind(now_ms)
         .bind(edge_id)
@@ -290,6 +303,23 @@ impl Store {
         } else {
             Err(TokenRefusal::Used)
         })
+    }
+
+    /// Whether `edge_id` holds a certificate that is neither expired at `now_ms` nor revoked.
+    async fn edge_has_live_certificate(
+        &self,
+        edge_id: &str,
+        now_ms: i64,
+    ) -> Result<bool, StoreError> {
+        let live: i64 = sqlx::query_scalar(
+            "SELECT COUNT(*) FROM edge_certificates c WHERE c.edge_id = $1 AND c.not_after_ms > $2 \
+             AND NOT EXISTS (SELECT 1 FROM revoked_certificates r WHERE r.serial = c.serial)",
+        )
+        .bind(edge_id)
+        .bind(now_ms)
+        .fetch_one(self.pool())
+        .await?;
+        Ok(live > 0)
     }
 
     /// Notes a certificate issued to `edge_id`.

@@ -1,4 +1,4 @@
-//! Making a one-time join token: 8 random bytes of id, 32 of secret, the fingerprint of the CA
+//! Making a join token (one-time, or for a given number of edges): 8 random bytes of id, 32 of secret, the fingerprint of the CA
 //! the control plane presents (the serving CA, `anchors.rs`); only
 //! the secret's hash is stored, and the making is written to the trust audit.
 
@@ -19,12 +19,24 @@ pub struct TokenMaker<'a> {
     pub source_ip: Option<String>,
 }
 
-/// A new join token, stored hashed, valid for `ttl`; returns it and its expiry (ms).
+/// A new one-time join token, stored hashed, valid for `ttl`; returns it and its expiry (ms).
 pub async fn make_join_token(
     store: &Store,
     ca: &ClusterTrust,
     maker: &TokenMaker<'_>,
     ttl: Duration,
+) -> Result<(JoinToken, i64), StoreError> {
+    make_shared_join_token(store, ca, maker, ttl, 1).await
+}
+
+/// A new join token that enrols up to `max_uses` edges within `ttl` (one Secret for a
+/// DaemonSet's nodes); each edge id it enrols must hold no live certificate.
+pub async fn make_shared_join_token(
+    store: &Store,
+    ca: &ClusterTrust,
+    maker: &TokenMaker<'_>,
+    ttl: Duration,
+    max_uses: u32,
 ) -> Result<(JoinToken, i64), StoreError> {
     let token = JoinToken {
         id: hex::encode(rand::random::<[u8; 8]>()),
@@ -39,6 +51,7 @@ pub async fn make_join_token(
             workspace_id: maker.workspace_id,
             created_by: maker.actor,
             expires_at_ms,
+            max_uses,
         })
         .await?;
     store
@@ -51,6 +64,7 @@ pub async fn make_join_token(
                 "actor": maker.actor,
                 "workspace_id": maker.workspace_id,
                 "expires_at": rfc3339(expires_at_ms),
+                "max_uses": max_uses,
             }),
             ..TrustEvent::default()
         })
