@@ -3,6 +3,14 @@
 //! `rules` phrases as its grammar, streamed frame by frame as a call streams it, followed by the
 //! turn's closing silence), and the demo's rules pick the intent, as on a call.
 //!
+//! The corpus has no calls, so the tool makes them: **a voice's utterances, in the index's
+//! order, are one call** (the same recogniser value for each of its turns, as an edge uses one
+//! per call, so later turns start from the cepstral mean its earlier turns learned). The
+//! voice's utterances differ in speed, band and noise, so these calls change their line more
+//! than a real one does. The tool turns on `LocalSttConfig::carry_line_mean` (off by default):
+//! `--fresh-mean` measures the same calls with every turn starting from the model's mean, and
+//! `--turns-alone` makes every utterance a call of its own.
+//!
 //! Prints each utterance with what was heard, the intent accuracy over the demo's intents, how
 //! much speech outside them was acted on, and the time from the end of the turn to the
 //! transcript (`--pace`: frames are sent in real time, as a caller speaks, so this is what a
@@ -48,12 +56,16 @@ async fn main() -> anyhow::Result<()> {
     let flags: Vec<String> = args.collect();
     let pace = flags.iter().any(|a| a == "--pace");
     let stock = flags.iter().any(|a| a == "--stock");
+    let turns_alone = flags.iter().any(|a| a == "--turns-alone");
     let index = std::fs::read_to_string(dir.join("index.tsv"))
         .with_context(|| format!("while reading {}/index.tsv", dir.display()))?;
     let table = RulesSpec::demo("record_booking", "operator");
     // The machine's recogniser cache, adapted first; `--stock`: a fresh one, never adapted.
     let fresh = tempfile::tempdir()?;
-    let mut config = LocalSttConfig::default();
+    let mut config = LocalSttConfig {
+        carry_line_mean: !turns_alone && !flags.iter().any(|a| a == "--fresh-mean"),
+        ..LocalSttConfig::default()
+    };
     if stock {
         config.work_dir = fresh.path().to_path_buf();
     } else {
@@ -65,24 +77,50 @@ async fn main() -> anyhow::Result<()> {
             started.elapsed().as_millis()
         );
     }
+    let config_carries = config.carry_line_mean;
     let stt = LocalStt::with_expected(
         config,
         freya_edge::speech::stt::local::ExpectedSpeech::of_rules(&table),
     );
     stt.check_installed()?;
     let (mut right, mut total, mut acted_on, mut outside) = (0, 0, 0, 0);
+    // Right answers / intents among the calls' first turns and among later ones.
+    let (mut first, mut later) = ((0, 0), (0, 0));
     let mut finalize = Vec::new();
+    let mut lines = Vec::new();
     for line in index.lines().skip(1) {
         let fields: Vec<&str> = line.split('\t').collect();
         let [file, intent, voice, speed, noise, band, text] = fields[..] else {
             bail!("bad index line: {line}");
         };
+        lines.push([file, intent, voice, speed, noise, band, text]);
+    }
+    // Calls: a voice's utterances in the index's order (or each alone), voices in the order
+    // they first appear.
+    let mut calls: Vec<Vec<[&str; 7]>> = Vec::new();
+    for fields in lines {
+        match calls
+            .iter_mut()
+            .find(|c| !turns_alone && c[0][2] == fields[2])
+        {
+            Some(call) => call.push(fields),
+            None => calls.push(vec![fields]),
+        }
+    }
+    let turns = calls.into_iter().flat_map(|call| {
+        let stt = stt.for_another_call();
+        call.into_iter()
+            .enumerate()
+            .map(move |(n, fields)| (stt.clone(), n, fields))
+    });
+    for (stt, n, [file, intent, voice, speed, noise, band, text]) in turns {
         let wav = decode_wav(&std::fs::read(dir.join(file))?)
             .with_context(|| format!("while decoding {file}"))?;
         if wav.sample_rate != 8000 {
             bail!("{file}: expected 8 kHz telephone audio");
         }
         let (heard, waited) = stream_turn(&stt, &wav.samples, pace).await?;
+        let turn = if n == 0 { &mut first } else { &mut later };
         finalize.push(waited);
         let rule = table.matching(&heard);
         let got = rule.map_or("none", |r| r.intent.as_str());
@@ -94,11 +132,14 @@ async fn main() -> anyhow::Result<()> {
         } else {
             total += 1;
             right += usize::from(got == intent);
+            turn.0 += usize::from(got == intent);
+            turn.1 += 1;
             got == intent
         };
         println!(
-            "{} {file} {intent:>8} -> {got:<8} {voice:<15} {speed} {noise:<10} {band:<8} {text:?} heard {heard:?} ({} ms)",
+            "{} {file} turn {} {intent:>8} -> {got:<8} {voice:<15} {speed} {noise:<10} {band:<8} {text:?} heard {heard:?} ({} ms)",
             if ok { "ok  " } else { "MISS" },
+            n + 1,
             waited.as_millis()
         );
     }
@@ -108,6 +149,20 @@ async fn main() -> anyhow::Result<()> {
     println!(
         "intent accuracy: {right}/{total} = {:.1} %",
         100.0 * right as f64 / total.max(1) as f64
+    );
+    println!(
+        "calls' first turns: {}/{}, later turns: {}/{} ({})",
+        first.0,
+        first.1,
+        later.0,
+        later.1,
+        if turns_alone {
+            "--turns-alone: every utterance a call"
+        } else if config_carries {
+            "a voice's utterances are one call, the line's mean carried"
+        } else {
+            "a voice's utterances are one call, every turn from the model's mean"
+        }
     );
     println!("speech outside the intents acted on: {acted_on}/{outside}");
     println!(

@@ -24,26 +24,24 @@
 pub mod adapt;
 pub(crate) mod audio;
 mod decision;
+mod decoders;
 pub(crate) mod hypothesis;
+mod line_mean;
 mod open_model;
 pub(crate) mod sendump;
 pub(crate) mod vocabulary;
 
 use std::path::{Path, PathBuf};
-use std::process::Stdio;
 use std::sync::{Arc, LazyLock, Mutex};
 use std::time::Duration;
 
 use futures::future::BoxFuture;
 use sha2::{Digest, Sha256};
-use tokio::io::{AsyncReadExt, AsyncWriteExt};
-use tokio::process::{Child, ChildStdin};
 use tokio::sync::{mpsc, OnceCell};
-use tokio::task::JoinHandle;
 
-use self::audio::RecogniserInput;
 use self::decision::{Keywords, Pronunciations};
-use self::hypothesis::Hypothesis;
+use self::decoders::{Decoder, Decoders};
+use self::line_mean::{LineMean, MeanFreeModel};
 pub use self::vocabulary::ExpectedSpeech;
 use self::vocabulary::{Dictionary, Vocabulary};
 use crate::media::frame::SampleRate;
@@ -79,6 +77,11 @@ pub struct LocalSttConfig {
     /// machine by default (`$XDG_CACHE_HOME/freya/stt`, else `~/.cache/freya/stt`), so the
     /// adaptation runs once however many edges and tests start.
     pub work_dir: PathBuf,
+    /// Start a call's later turns from the cepstral mean its earlier turns ended with
+    /// ([`line_mean`]) instead of the model's. Off by default: on the demo's corpora it gained
+    /// one request and lost one, and acted on an unrelated sentence (`loadtest/BENCHMARKS.md`,
+    /// "the line's mean carried within a call").
+    pub carry_line_mean: bool,
 }
 
 /// The machine's cache for the recogniser's generated files.
@@ -105,6 +108,7 @@ impl Default for LocalSttConfig {
             dictionary: model.join("cmudict-en-us.dict"),
             timeout: Duration::from_secs(30),
             work_dir: default_work_dir(),
+            carry_line_mean: false,
         }
     }
 }
@@ -132,7 +136,9 @@ enum Plan {
     },
 }
 
-/// Offline recogniser running pocketsphinx processes per turn.
+/// Offline recogniser running pocketsphinx processes per turn. One value serves one call (the
+/// edge builds an agent's providers per call): its turns share what was learned about the
+/// caller's line ([`line_mean`]); clones share it too.
 #[derive(Clone)]
 pub struct LocalStt {
     config: LocalSttConfig,
@@ -140,6 +146,8 @@ pub struct LocalStt {
     expected: Option<Arc<ExpectedSpeech>>,
     /// The plan, prepared on first use (generated files are written then).
     plan: Arc<OnceCell<Plan>>,
+    /// The cepstral mean of this call's line, learned by its turns so far.
+    line: Arc<Mutex<LineMean>>,
 }
 
 impl std::fmt::Debug for LocalStt {
@@ -158,6 +166,18 @@ impl LocalStt {
             config,
             expected: None,
             plan: Arc::new(OnceCell::new()),
+            line: Arc::new(Mutex::new(LineMean::default())),
+        }
+    }
+
+    /// The same recogniser for another call: the plan is shared, what was learned about the
+    /// line is not (each call's line is its own).
+    pub fn for_another_call(&self) -> Self {
+        LocalStt {
+            config: self.config.clone(),
+            expected: self.expected.clone(),
+            plan: self.plan.clone(),
+            line: Arc::new(Mutex::new(LineMean::default())),
         }
     }
 
@@ -223,17 +243,39 @@ impl LocalStt {
         };
         let acoustic_model = adapt::adapted_model(&self.config.work_dir)
             .unwrap_or_else(|| self.config.acoustic_model.clone());
+        // The model's copy that takes the mean from the command line: the line's mean when a
+        // turn of this call has ended, else the model's own (so a first turn is decoded as
+        // it always was). Without the copy, every turn starts from the model's mean.
+        let carried = if self.config.carry_line_mean {
+            mean_free_model(&acoustic_model, &self.config.work_dir)
+        } else {
+            None
+        };
+        let (model_dir, start) = match carried {
+            Some(model) => {
+                let learned = self.line.lock().unwrap_or_else(|e| e.into_inner()).start();
+                (model.dir, learned.or(model.starting_mean))
+            }
+            None => (acoustic_model, None),
+        };
         let mut running = Vec::with_capacity(searches.len());
-        for search in &searches {
-            running.push(Decoder::spawn(&self.config, &acoustic_model, search)?);
+        for (i, search) in searches.iter().enumerate() {
+            // One decoder's log is enough: both see the same audio through the same front end.
+            let learns = i == 0 && start.is_some();
+            running.push(Decoder::spawn(
+                &self.config,
+                &model_dir,
+                search,
+                start.as_ref(),
+                learns,
+            )?);
         }
-        Ok(Decoders {
+        Ok(Decoders::new(
             running,
             judged,
-            input: RecogniserInput::default(),
-            bytes: Vec::with_capacity(1280),
-            timeout: self.config.timeout,
-        })
+            self.config.timeout,
+            self.line.clone(),
+        ))
     }
 }
 
@@ -266,6 +308,30 @@ fn full_dictionary(path: &Path) -> Result<Arc<Dictionary>, SpeechError> {
     let dictionary = Arc::new(Dictionary::parse(&text));
     cache.push((path.to_path_buf(), dictionary.clone()));
     Ok(dictionary)
+}
+
+/// Model copies without a starting mean, by model directory: made once per process.
+static MEAN_FREE_MODELS: LazyLock<Mutex<Vec<(PathBuf, MeanFreeModel)>>> =
+    LazyLock::new(|| Mutex::new(Vec::new()));
+
+/// `model`'s copy that takes `-cmninit` from the command line, or `None` (logged) when it
+/// cannot be made: turns are then decoded from the model's mean, as before.
+fn mean_free_model(model: &Path, work_dir: &Path) -> Option<MeanFreeModel> {
+    let mut cache = MEAN_FREE_MODELS.lock().unwrap_or_else(|e| e.into_inner());
+    if let Some((_, copy)) = cache.iter().find(|(p, _)| p == model) {
+        return Some(copy.clone());
+    }
+    // A few small files, once per model and process.
+    match line_mean::without_starting_mean(model, work_dir) {
+        Ok(copy) => {
+            cache.push((model.to_path_buf(), copy.clone()));
+            Some(copy)
+        }
+        Err(e) => {
+            tracing::warn!(error = %e, "the local recogniser cannot carry a call's cepstral mean between turns");
+            None
+        }
+    }
 }
 
 /// Decides the plan for `phrases` and writes the files it needs (blocking).
@@ -329,157 +395,6 @@ fn prepare(
         sounds: Arc::new(Pronunciations::parse(&dict_text)),
         keywords: Arc::new(Keywords::new(vocabulary.keywords(), vocabulary.hang_up())),
     })
-}
-
-/// One running decoder: its stdin, and a task collecting its stdout.
-struct Decoder {
-    child: Child,
-    stdin: Option<ChildStdin>,
-    output: JoinHandle<std::io::Result<String>>,
-}
-
-impl Decoder {
-    fn spawn(
-        config: &LocalSttConfig,
-        acoustic_model: &Path,
-        search: &Search,
-    ) -> Result<Self, SpeechError> {
-        let program = config.program.display().to_string();
-        let mut command = tokio::process::Command::new(&config.program);
-        command
-            .args([
-                "-infile",
-                "/dev/stdin",
-                "-samprate",
-                "16000",
-                "-logfn",
-                "/dev/null",
-                // Each word with its times and posterior: decision compares the decoders'
-                // words where they overlap.
-                "-time",
-                "yes",
-            ])
-            .arg("-hmm")
-            .arg(acoustic_model);
-        match search {
-            Search::Grammar { grammar, dict } => {
-                command.arg("-jsgf").arg(grammar).arg("-dict").arg(dict);
-                // Wide beams: a grammar is small, and narrow ones lose the right path on
-                // synthetic and telephone speech.
-                command.args(["-beam", "1e-80", "-wbeam", "1e-60", "-pbeam", "1e-80"]);
-            }
-            Search::Model { model, dict } => {
-                command.arg("-lm").arg(model).arg("-dict").arg(dict);
-            }
-        }
-        let mut child = command
-            .stdin(Stdio::piped())
-            .stdout(Stdio::piped())
-            .stderr(Stdio::null())
-            .kill_on_drop(true)
-            .spawn()
-            .map_err(|e| match e.kind() {
-                std::io::ErrorKind::NotFound => SpeechError::MissingPackage {
-                    program: program.clone(),
-                    package: PROGRAM_PACKAGE,
-                },
-                _ => process_error(&program, e.to_string()),
-            })?;
-        let (Some(stdin), Some(mut stdout)) = (child.stdin.take(), child.stdout.take()) else {
-            return Err(process_error(&program, "stdin/stdout not captured".into()));
-        };
-        // Read while writing: a long turn must not deadlock on a full pipe.
-        let output = tokio::spawn(async move {
-            let mut text = String::new();
-            stdout.read_to_string(&mut text).await?;
-            Ok(text)
-        });
-        Ok(Decoder {
-            child,
-            stdin: Some(stdin),
-            output,
-        })
-    }
-}
-
-/// The decoders of one turn, fed the same audio.
-struct Decoders {
-    running: Vec<Decoder>,
-    /// Pronunciations and keywords for the decision between a grammar and an open decoder.
-    judged: Option<(Arc<Pronunciations>, Arc<Keywords>)>,
-    input: RecogniserInput,
-    /// Reused conversion buffer.
-    bytes: Vec<u8>,
-    timeout: Duration,
-}
-
-impl Decoders {
-    /// Feeds caller audio at `rate`.
-    async fn feed(&mut self, rate: SampleRate, samples: &[i16]) -> Result<(), SpeechError> {
-        self.bytes.clear();
-        self.input.push(rate, samples, &mut self.bytes);
-        for decoder in &mut self.running {
-            if let Some(stdin) = decoder.stdin.as_mut() {
-                stdin
-                    .write_all(&self.bytes)
-                    .await
-                    .map_err(|e| process_error(&config_program(), format!("writing audio: {e}")))?;
-            }
-        }
-        Ok(())
-    }
-
-    /// Ends the audio and returns the transcript.
-    async fn finish(mut self) -> Result<String, SpeechError> {
-        let timeout = self.timeout;
-        tokio::time::timeout(timeout, async move {
-            let mut texts = Vec::with_capacity(self.running.len());
-            for decoder in &mut self.running {
-                // EOF tells pocketsphinx the utterance is over.
-                drop(decoder.stdin.take());
-            }
-            for decoder in &mut self.running {
-                let text = (&mut decoder.output)
-                    .await
-                    .map_err(|e| process_error(&config_program(), e.to_string()))?
-                    .map_err(|e| {
-                        process_error(&config_program(), format!("reading its output: {e}"))
-                    })?;
-                let status = decoder
-                    .child
-                    .wait()
-                    .await
-                    .map_err(|e| process_error(&config_program(), e.to_string()))?;
-                if !status.success() {
-                    return Err(process_error(
-                        &config_program(),
-                        format!("exited with {status}"),
-                    ));
-                }
-                texts.push(Hypothesis::parse(&text));
-            }
-            Ok(match (texts.as_slice(), &self.judged) {
-                ([grammar, open], Some((sounds, keywords))) => {
-                    let chosen = decision::transcript(grammar, open, sounds, keywords);
-                    // Which reading won, not the words: log lines never carry what was said.
-                    let grammar_won = chosen == grammar.text();
-                    tracing::debug!(
-                        grammar_won,
-                        chars = chosen.chars().count(),
-                        "local recogniser"
-                    );
-                    chosen
-                }
-                ([only, ..], _) => only.text(),
-                _ => String::new(),
-            })
-        })
-        .await
-        .map_err(|_| SpeechError::Timeout {
-            provider: PROVIDER,
-            after: timeout,
-        })?
-    }
 }
 
 /// Whether `program` names an existing file, directly or through `PATH`.
@@ -560,3 +475,6 @@ impl SpeechToText for LocalStt {
         })
     }
 }
+
+#[cfg(test)]
+mod line_mean_tests;
