@@ -142,3 +142,7 @@ pub async fn from_config(
         .with_context(|| format!("while setting up TLS on the {listener}"))?;
     Ok(Some(https))
 }
+
+#[cfg(test)]
+#[path = "tls_tests.rs"]
+mod tests;
