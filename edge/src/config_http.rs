@@ -76,7 +76,10 @@ impl HttpTlsKeys<'_> {
             )),
             _ => {}
         }
-        for (key, value) in [("http.tls_cert", self.tls_cert), ("http.tls_key", self.tls_key)] {
+        for (key, value) in [
+            ("http.tls_cert", self.tls_cert),
+            ("http.tls_key", self.tls_key),
+        ] {
             if value.is_some_and(str::is_empty) {
                 problems.push(ConfigProblem::new(key, "must be a file path"));
             }
@@ -152,7 +155,11 @@ mod tests {
         }
     }
 
-    fn keys<'a>(cert: Option<&'a str>, key: Option<&'a str>, acme: Option<&'a AcmeConfig>) -> Vec<String> {
+    fn keys<'a>(
+        cert: Option<&'a str>,
+        key: Option<&'a str>,
+        acme: Option<&'a AcmeConfig>,
+    ) -> Vec<String> {
         let mut problems = Vec::new();
         HttpTlsKeys {
             tls_cert: cert,
@@ -161,7 +168,10 @@ mod tests {
             acme,
         }
         .problems(&mut problems);
-        problems.iter().map(|p| format!("{}: {}", p.key, p.message)).collect()
+        problems
+            .iter()
+            .map(|p| format!("{}: {}", p.key, p.message))
+            .collect()
     }
 
     #[test]
@@ -177,10 +187,19 @@ mod tests {
 
     #[test]
     fn an_acme_domain_is_a_bare_hostname() {
-        for bad in ["https://edge.example.com", "edge.example.com:443", "", "a..b", "-a.b"] {
+        for bad in [
+            "https://edge.example.com",
+            "edge.example.com:443",
+            "",
+            "a..b",
+            "-a.b",
+        ] {
             let config = acme(bad);
             let problems = keys(None, None, Some(&config));
-            assert!(problems.iter().any(|p| p.contains("http.acme.domain")), "{bad}: {problems:?}");
+            assert!(
+                problems.iter().any(|p| p.contains("http.acme.domain")),
+                "{bad}: {problems:?}"
+            );
         }
     }
 }

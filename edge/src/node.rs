@@ -324,7 +324,8 @@ impl Edge {
             registrations.clone(),
         )
         .merge(crate::twilio::webhook::router(twilio.clone()));
-        let https = crate::serve::tls::from_config(&config.http.tls(), "edge HTTP", &shutdown).await?;
+        let https =
+            crate::serve::tls::from_config(&config.http.tls(), "edge HTTP", &shutdown).await?;
         tasks.spawn(crate::serve::serve_https(
             LimitedListener {
                 listener,

@@ -68,10 +68,15 @@ struct Pebble {
 async fn start_pebble(dir: &Path, challenge_port: u16) -> Pebble {
     require("pebble");
     require("pebble-challtestsrv");
-    let certified = rcgen::generate_simple_self_signed(vec!["127.0.0.1".into(), "localhost".into()])
-        .expect("rcgen");
+    let certified =
+        rcgen::generate_simple_self_signed(vec!["127.0.0.1".into(), "localhost".into()])
+            .expect("rcgen");
     std::fs::write(dir.join("pebble.pem"), certified.cert.pem()).expect("write");
-    std::fs::write(dir.join("pebble.key"), certified.signing_key.serialize_pem()).expect("write");
+    std::fs::write(
+        dir.join("pebble.key"),
+        certified.signing_key.serialize_pem(),
+    )
+    .expect("write");
     let (listen, management, dns) = (free_tcp_port(), free_tcp_port(), free_udp_port());
     let config = serde_json::json!({
         "pebble": {
@@ -171,7 +176,11 @@ fn connector(root: CertificateDer<'static>) -> TlsConnector {
 #[cfg(unix)]
 fn mode(path: &Path) -> u32 {
     use std::os::unix::fs::PermissionsExt;
-    std::fs::metadata(path).expect("metadata").permissions().mode() & 0o777
+    std::fs::metadata(path)
+        .expect("metadata")
+        .permissions()
+        .mode()
+        & 0o777
 }
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
@@ -241,9 +250,12 @@ async fn a_certificate_from_pebble_is_served_over_https_after_a_real_http01_vali
             }
         }
     };
-    let leaf = &stream.get_ref().1.peer_certificates().expect("certificates")[0];
-    let (_, parsed) =
-        x509_parser::parse_x509_certificate(leaf.as_ref()).expect("leaf parses");
+    let leaf = &stream
+        .get_ref()
+        .1
+        .peer_certificates()
+        .expect("certificates")[0];
+    let (_, parsed) = x509_parser::parse_x509_certificate(leaf.as_ref()).expect("leaf parses");
     let names: Vec<String> = parsed
         .subject_alternative_name()
         .expect("SAN")

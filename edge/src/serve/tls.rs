@@ -20,11 +20,11 @@ use std::sync::Arc;
 use std::time::Duration;
 
 use tokio::net::{TcpListener, TcpStream};
-use tokio_util::sync::CancellationToken;
 use tokio_rustls::rustls::crypto::ring as provider;
 use tokio_rustls::rustls::{self, ServerConfig};
 use tokio_rustls::server::TlsStream;
 use tokio_rustls::TlsAcceptor;
+use tokio_util::sync::CancellationToken;
 
 use super::certificate::{CertificateKeys, ReloadingCertificate};
 use super::LimitedListener;
@@ -54,10 +54,11 @@ impl Https {
         certificate: Arc<ReloadingCertificate>,
         handshake_timeout: Duration,
     ) -> Result<Self, rustls::Error> {
-        let mut config = ServerConfig::builder_with_provider(Arc::new(provider::default_provider()))
-            .with_safe_default_protocol_versions()?
-            .with_no_client_auth()
-            .with_cert_resolver(certificate);
+        let mut config =
+            ServerConfig::builder_with_provider(Arc::new(provider::default_provider()))
+                .with_safe_default_protocol_versions()?
+                .with_no_client_auth()
+                .with_cert_resolver(certificate);
         config.alpn_protocols = vec![b"http/1.1".to_vec()];
         Ok(Self {
             acceptor: TlsAcceptor::from(Arc::new(config)),
@@ -112,8 +113,9 @@ pub async fn from_config(
         }
         (_, _, Some(acme)) => {
             let files = super::acme::AcmeFiles::of(acme);
-            freya_shared::private_files::create_dir(Path::new(&acme.cache_dir))
-                .with_context(|| format!("while creating http.acme.cache_dir {:?}", acme.cache_dir))?;
+            freya_shared::private_files::create_dir(Path::new(&acme.cache_dir)).with_context(
+                || format!("while creating http.acme.cache_dir {:?}", acme.cache_dir),
+            )?;
             let challenges = super::acme::Challenges::default();
             let addr: SocketAddr = acme
                 .challenge_addr

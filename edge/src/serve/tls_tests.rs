@@ -113,7 +113,12 @@ async fn connect(addr: std::net::SocketAddr, roots: &[&str]) -> std::io::Result<
 }
 
 fn served_certificate(client: &Client) -> CertificateDer<'static> {
-    client.get_ref().1.peer_certificates().expect("peer certificates")[0].clone()
+    client
+        .get_ref()
+        .1
+        .peer_certificates()
+        .expect("peer certificates")[0]
+        .clone()
 }
 
 /// One keep-alive GET on an open connection; the response's text.
@@ -178,7 +183,11 @@ async fn a_client_that_connects_and_sends_nothing_is_closed_after_the_handshake_
     let mut silent = TcpStream::connect(server.addr).await.expect("connect");
     // The header and idle timeouts are a minute: only the handshake timeout can close it.
     let got = read_until_closed(&mut silent).await;
-    assert_eq!(got, Some(Vec::new()), "a silent client must be closed, not held");
+    assert_eq!(
+        got,
+        Some(Vec::new()),
+        "a silent client must be closed, not held"
+    );
 }
 
 #[tokio::test]

@@ -33,8 +33,8 @@ use tokio_rustls::{TlsAcceptor, TlsConnector};
 use tokio_util::sync::CancellationToken;
 
 use super::tcp::{serve, Connection, TcpInput, WRITE_QUEUE};
-pub use crate::serve::certificate::{CertificateError, CertificateKeys, ReloadingCertificate};
 use crate::serve::certificate::read_certs;
+pub use crate::serve::certificate::{CertificateError, CertificateKeys, ReloadingCertificate};
 use crate::serve::{ConnectionGate, ConnectionTimeouts};
 use crate::sip::Peer;
 
