@@ -7,7 +7,7 @@ use serde::Deserialize;
 
 use freya_edge::config::{
     default_http_header_timeout_ms, default_http_idle_timeout_ms, default_http_max_connections,
-    http_limits,
+    default_tls_handshake_timeout_ms, http_limits, AcmeConfig, HttpTlsKeys,
 };
 use freya_edge::serve::ConnectionLimits;
 use freya_shared::config::{check_socket_addr, ConfigProblem, Validate};
@@ -206,6 +206,19 @@ pub struct HttpConfig {
     /// for the database pool, the gRPC listener and recordings).
     #[serde(default = "default_http_max_connections")]
     pub max_connections: u32,
+    /// HTTPS on the API and dashboard: the certificate chain (PEM), reloaded when it changes.
+    #[serde(default)]
+    pub tls_cert: Option<String>,
+    /// The certificate's private key (PEM).
+    #[serde(default)]
+    pub tls_key: Option<String>,
+    /// Longest a TLS handshake may take from accept (default 5 s); a client that connects and
+    /// sends nothing is closed then.
+    #[serde(default = "default_tls_handshake_timeout_ms")]
+    pub tls_handshake_timeout_ms: u32,
+    /// A certificate from an ACME CA instead of files (`[http.acme]`).
+    #[serde(default)]
+    pub acme: Option<AcmeConfig>,
 }
 
 impl Default for HttpConfig {
@@ -217,11 +230,25 @@ impl Default for HttpConfig {
             idle_timeout_ms: default_http_idle_timeout_ms(),
             max_connections_per_ip: default_max_connections_per_ip(),
             max_connections: default_http_max_connections(),
+            tls_cert: None,
+            tls_key: None,
+            tls_handshake_timeout_ms: default_tls_handshake_timeout_ms(),
+            acme: None,
         }
     }
 }
 
 impl HttpConfig {
+    /// The TLS keys, as both binaries' `[http]` have them.
+    pub fn tls(&self) -> HttpTlsKeys<'_> {
+        HttpTlsKeys {
+            tls_cert: self.tls_cert.as_deref(),
+            tls_key: self.tls_key.as_deref(),
+            handshake_timeout_ms: self.tls_handshake_timeout_ms,
+            acme: self.acme.as_ref(),
+        }
+    }
+
     /// The listener's caps and timeouts.
     pub fn limits(&self) -> ConnectionLimits {
         http_limits(
@@ -405,6 +432,7 @@ impl Validate for ControlConfig {
     fn validate(&self) -> Vec<ConfigProblem> {
         let mut problems = Vec::new();
         check_socket_addr("http.addr", &self.http.addr, &mut problems);
+        self.http.tls().problems(&mut problems);
         for (key, value, min) in [
             ("http.header_timeout_ms", self.http.header_timeout_ms, 100),
             ("http.idle_timeout_ms", self.http.idle_timeout_ms, 100),

@@ -107,6 +107,13 @@ enum Command {
         /// Also try to reach the configured provider URLs.
         #[arg(long)]
         online: bool,
+        /// The HTTPS certificate chain (`http.tls_cert`): checked to load, fit its key and not
+        /// be expired.
+        #[arg(long, requires = "tls_key")]
+        tls_cert: Option<PathBuf>,
+        /// The HTTPS private key (`http.tls_key`).
+        #[arg(long, requires = "tls_cert")]
+        tls_key: Option<PathBuf>,
     },
     /// Copy a SQLite database, consistently, while the control plane runs (VACUUM INTO).
     /// PostgreSQL and CockroachDB are backed up with their own tools (deploy/README.md).
@@ -197,6 +204,8 @@ fn main() -> anyhow::Result<std::process::ExitCode> {
             http,
             sip,
             online,
+            tls_cert,
+            tls_key,
         } => {
             let options = DoctorOptions {
                 data_dir,
@@ -205,6 +214,8 @@ fn main() -> anyhow::Result<std::process::ExitCode> {
                 sip,
                 online,
                 environment: std::env::vars().collect(),
+                tls_cert,
+                tls_key,
             };
             let runtime =
                 tokio::runtime::Runtime::new().context("while starting the async runtime")?;

@@ -10,7 +10,7 @@ use std::sync::Arc;
 use std::time::Duration;
 
 use anyhow::Context;
-use freya_edge::serve::{serve_http, ConnectionGate, LimitedListener};
+use freya_edge::serve::{serve_https, ConnectionGate, LimitedListener};
 use freya_shared::private_files;
 use tokio::net::TcpListener;
 use tokio::task::JoinSet;
@@ -146,6 +146,8 @@ impl ControlPlane {
             .await
             .context("while reading the revoked certificates")?;
         let shutdown = CancellationToken::new();
+        let https =
+            freya_edge::serve::tls::from_config(&config.http.tls(), "REST API", &shutdown).await?;
         let metrics = Arc::new(ControlMetrics::new(store.storage_health()));
         metrics.certificates.watch(
             "ca",
@@ -187,7 +189,7 @@ impl ControlPlane {
         };
         let stop = shutdown.clone();
         tasks.spawn(async move {
-            serve_http(http, app, "REST API", stop).await;
+            serve_https(http, https, app, "REST API", stop).await;
             Ok(())
         });
 

@@ -387,7 +387,8 @@ pub struct EdgeHttpConfig {
     pub addr: String,
     /// The base URL providers reach this listener at (`https://edge1.example.com`): Twilio's
     /// webhook signatures cover it and media streams are told to connect to it. Defaults to
-    /// `http://` and the bound address (fine on a private network and in tests).
+    /// `http://` and the bound address (fine on a private network and in tests); `https://`
+    /// with `tls_cert`, and `https://` and the ACME domain with `[http.acme]`.
     pub public_url: Option<String>,
     /// Longest from a request's first byte to the end of its headers (default 10 s: Twilio and
     /// probes send a head in one packet; slowloris trickles it forever).
@@ -402,6 +403,16 @@ pub struct EdgeHttpConfig {
     /// Most connections open in all (default 4096, under a typical open-file limit of 20 000
     /// with room for RTP and SIP sockets).
     pub max_connections: u32,
+    /// HTTPS and WSS on this listener: the certificate chain (PEM), reloaded when it changes.
+    /// With it, `public_url` defaults to `https://` and media streams to `wss://`.
+    pub tls_cert: Option<String>,
+    /// The certificate's private key (PEM).
+    pub tls_key: Option<String>,
+    /// Longest a TLS handshake may take from accept (default 5 s); a client that connects and
+    /// sends nothing is closed then.
+    pub tls_handshake_timeout_ms: u32,
+    /// A certificate from an ACME CA instead of files (see [`AcmeConfig`]).
+    pub acme: Option<AcmeConfig>,
 }
 
 impl Default for EdgeHttpConfig {
@@ -413,11 +424,25 @@ impl Default for EdgeHttpConfig {
             idle_timeout_ms: default_http_idle_timeout_ms(),
             max_connections_per_ip: 1024,
             max_connections: default_http_max_connections(),
+            tls_cert: None,
+            tls_key: None,
+            tls_handshake_timeout_ms: default_tls_handshake_timeout_ms(),
+            acme: None,
         }
     }
 }
 
 impl EdgeHttpConfig {
+    /// The TLS keys, as both binaries' `[http]` have them.
+    pub fn tls(&self) -> HttpTlsKeys<'_> {
+        HttpTlsKeys {
+            tls_cert: self.tls_cert.as_deref(),
+            tls_key: self.tls_key.as_deref(),
+            handshake_timeout_ms: self.tls_handshake_timeout_ms,
+            acme: self.acme.as_ref(),
+        }
+    }
+
     /// The listener's caps and timeouts.
     pub fn limits(&self) -> ConnectionLimits {
         http_limits(
@@ -587,6 +612,7 @@ impl Validate for EdgeConfig {
         self.tls_problems(&mut problems);
         self.srtp_problems(&mut problems);
         check_socket_addr("http.addr", &self.http.addr, &mut problems);
+        self.http.tls().problems(&mut problems);
         self.cluster.problems(&mut problems);
         self.mesh.problems(&mut problems);
         for (key, value, min) in [
@@ -724,6 +750,10 @@ impl Validate for EdgeConfig {
 
 #[path = "config_sip.rs"]
 mod sip_checks;
+
+#[path = "config_http.rs"]
+mod http_tls;
+pub use http_tls::{default_tls_handshake_timeout_ms, AcmeConfig, HttpTlsKeys};
 
 #[path = "config_srtp.rs"]
 mod srtp;

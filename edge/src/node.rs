@@ -304,7 +304,7 @@ impl Edge {
         };
         let public_url = match &config.http.public_url {
             Some(url) => url.trim_end_matches('/').to_owned(),
-            None => format!("http://{http_addr}"),
+            None => crate::serve::tls::default_public_url(&config.http.tls(), http_addr),
         };
         let twilio = TwilioEdge {
             services: services.clone(),
@@ -324,11 +324,14 @@ impl Edge {
             registrations.clone(),
         )
         .merge(crate::twilio::webhook::router(twilio.clone()));
-        tasks.spawn(crate::serve::serve_http(
+        let https =
+            crate::serve::tls::from_config(&config.http.tls(), "edge HTTP", &shutdown).await?;
+        tasks.spawn(crate::serve::serve_https(
             LimitedListener {
                 listener,
                 limits: config.http.limits(),
             },
+            https,
             app,
             "edge HTTP",
             shutdown.clone(),

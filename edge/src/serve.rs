@@ -17,9 +17,15 @@
 //! and is bounded by the stream's own rules (the `start` timeout, the call's media
 //! inactivity). The request's [`ConnectInfo`] carries the peer address, as
 //! `into_make_service_with_connect_info` did.
+//!
+//! With TLS ([`serve_https`], `tls.rs`) the handshake comes first, under its own timeout and
+//! after the cap check; then the decrypted stream is served exactly as a plain one.
 
+pub mod acme;
 mod caps;
+pub mod certificate;
 mod clock;
+pub mod tls;
 
 use std::convert::Infallible;
 use std::io;
@@ -44,6 +50,7 @@ use tower_service::Service;
 
 pub use caps::{ConnectionCaps, ConnectionGate, Permit, Refusal, RefusalCounts};
 pub use clock::{ConnectionClock, ConnectionTimeouts, Expiry};
+pub use tls::Https;
 
 /// The limits of one listener (the `[http]` config sections, and `[sip]`'s `tcp_*` keys).
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
@@ -75,6 +82,18 @@ pub async fn serve_http(
     name: &'static str,
     shutdown: CancellationToken,
 ) {
+    serve_https(listener, None, router, name, shutdown).await;
+}
+
+/// [`serve_http`], over TLS when `tls` is given: each connection shakes hands (within the
+/// handshake timeout) before its first request.
+pub async fn serve_https(
+    listener: LimitedListener,
+    tls: Option<Https>,
+    router: Router,
+    name: &'static str,
+    shutdown: CancellationToken,
+) {
     let LimitedListener { listener, limits } = listener;
     let gate = ConnectionGate::new(name, limits.max_per_ip, limits.max_total);
     let mut connections = JoinSet::new();
@@ -101,10 +120,13 @@ pub async fn serve_http(
                     permit,
                     router.clone(),
                     limits.timeouts,
+                    tls.clone(),
                     shutdown.clone(),
                 ));
             }
-            Err(refusal) => refuse(&stream, refusal),
+            // Over TLS a plain-text status would be garbage to the client: just close.
+            Err(refusal) if tls.is_none() => refuse(&stream, refusal),
+            Err(_) => {}
         }
     }
     drop(listener);
@@ -125,17 +147,46 @@ fn refuse(stream: &TcpStream, refusal: Refusal) {
     let _ = stream.try_write(response);
 }
 
-/// One connection: hyper serving `router`, raced against the connection's deadline and the
-/// listener's shutdown.
+/// One connection: its TLS handshake if any, then [`serve_watched`].
 async fn serve_connection(
     stream: TcpStream,
     peer: SocketAddr,
     permit: Permit,
     router: Router,
     timeouts: ConnectionTimeouts,
+    tls: Option<Https>,
     shutdown: CancellationToken,
 ) {
     let _ = stream.set_nodelay(true);
+    let Some(tls) = tls else {
+        return serve_watched(stream, peer, permit, router, timeouts, shutdown).await;
+    };
+    let stream = tokio::select! {
+        shaken = tls.handshake(stream) => match shaken {
+            Ok(stream) => stream,
+            Err(e) => {
+                // Scanners and plain-HTTP clients land here all day: not worth more than debug.
+                tracing::debug!(%peer, error = %e, "closing an HTTPS connection");
+                return;
+            }
+        },
+        () = shutdown.cancelled() => return,
+    };
+    serve_watched(stream, peer, permit, router, timeouts, shutdown).await;
+}
+
+/// One connection after any handshake: hyper serving `router`, raced against the connection's
+/// deadline and the listener's shutdown.
+async fn serve_watched<S>(
+    stream: S,
+    peer: SocketAddr,
+    permit: Permit,
+    router: Router,
+    timeouts: ConnectionTimeouts,
+    shutdown: CancellationToken,
+) where
+    S: AsyncRead + AsyncWrite + Unpin + Send + 'static,
+{
     let watch = Arc::new(Watch::new(ConnectionClock::new(Instant::now(), timeouts)));
     let io = WatchedIo {
         stream,
@@ -275,13 +326,13 @@ impl HttpBody for WatchedBody {
 
 /// The socket, reporting reads and writes to the clock and holding the cap slot for as long
 /// as the socket lives (through an upgrade too).
-struct WatchedIo {
-    stream: TcpStream,
+struct WatchedIo<S> {
+    stream: S,
     watch: Arc<Watch>,
     _permit: Permit,
 }
 
-impl AsyncRead for WatchedIo {
+impl<S: AsyncRead + Unpin> AsyncRead for WatchedIo<S> {
     fn poll_read(
         mut self: Pin<&mut Self>,
         cx: &mut Context<'_>,
@@ -296,7 +347,7 @@ impl AsyncRead for WatchedIo {
     }
 }
 
-impl AsyncWrite for WatchedIo {
+impl<S: AsyncWrite + Unpin> AsyncWrite for WatchedIo<S> {
     fn poll_write(
         mut self: Pin<&mut Self>,
         cx: &mut Context<'_>,

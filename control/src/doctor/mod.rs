@@ -1,6 +1,6 @@
 //! `freya doctor`: what a machine needs to run Freya, checked one line at a time — the offline
 //! voice (espeak-ng, pocketsphinx and its model), the database, the data directory and its
-//! permissions, the ports, the clock and the provider settings — each line saying what it found
+//! permissions, the ports, the HTTPS certificate files, the clock and the provider settings — each line saying what it found
 //! and, when something is wrong, the command that fixes it. `freya dev` runs the same checks
 //! before it binds anything and logs what fails, so a demo that cannot hear says why.
 //!
@@ -11,6 +11,7 @@ mod machine;
 mod ports;
 mod providers;
 mod storage;
+mod tls;
 
 use std::fmt;
 use std::path::PathBuf;
@@ -39,6 +40,10 @@ pub struct DoctorOptions {
     pub online: bool,
     /// The environment the edge would read its provider defaults from.
     pub environment: Vec<(String, String)>,
+    /// The HTTPS certificate and key files (`http.tls_cert`, `http.tls_key`), to check that
+    /// they load and fit together.
+    pub tls_cert: Option<PathBuf>,
+    pub tls_key: Option<PathBuf>,
 }
 
 impl DoctorOptions {
@@ -51,6 +56,8 @@ impl DoctorOptions {
             sip: dev.sip.clone(),
             online: false,
             environment: std::env::vars().collect(),
+            tls_cert: None,
+            tls_key: None,
         }
     }
 }
@@ -186,6 +193,10 @@ pub async fn examine(options: &DoctorOptions) -> Report {
     checks.push(storage::database(&options.data_dir, options.database_url.as_deref()).await);
     checks.extend(storage::data_directory(&options.data_dir));
     checks.extend(ports::check(&options.http, &options.sip));
+    checks.extend(tls::check(
+        options.tls_cert.as_deref(),
+        options.tls_key.as_deref(),
+    ));
     checks.push(machine::clock());
     checks.extend(providers::check(&options.environment, options.online).await);
     Report { checks }

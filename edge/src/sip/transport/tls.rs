@@ -11,44 +11,40 @@
 //! - `sip.tls_max_connections` and `sip.tcp_max_connections_per_ip`: admission caps, counted
 //!   from accept, so connections stuck in their handshake count too.
 //!
-//! The certificate is looked up per handshake ([`ReloadingCertificate`]): the files' size and
-//! modification time are compared with those last loaded, and a change loads them again. A
-//! change that does not load (half-written, mismatched) keeps the old certificate and logs
-//! why. Established connections keep their session, so calls are not dropped by a renewal.
+//! The certificate is [`ReloadingCertificate`] (`serve/certificate.rs`, shared with the HTTPS
+//! listeners): looked up per handshake and loaded again when its files change, keeping the old
+//! one when the new files do not load. Established connections keep their session, so calls
+//! are not dropped by a renewal.
 //!
 //! Outbound, [`TlsDialer`] verifies the trunk's certificate chain against `sip.tls_ca_file`
 //! when set, else Mozilla's roots (webpki-roots), and its name against the trunk's `host`.
 
 use std::net::SocketAddr;
-use std::path::{Path, PathBuf};
-use std::sync::{Arc, Mutex};
-use std::time::{Duration, SystemTime};
+use std::path::Path;
+use std::sync::Arc;
+use std::time::Duration;
 
-use rustls_pki_types::pem::PemObject;
-use rustls_pki_types::{CertificateDer, PrivateKeyDer, ServerName};
+use rustls_pki_types::ServerName;
 use tokio::net::{TcpListener, TcpStream};
 use tokio::sync::mpsc;
 use tokio_rustls::rustls::crypto::ring as provider;
-use tokio_rustls::rustls::server::{ClientHello, ResolvesServerCert};
-use tokio_rustls::rustls::sign::CertifiedKey;
 use tokio_rustls::rustls::{self, ClientConfig, RootCertStore, ServerConfig};
 use tokio_rustls::{TlsAcceptor, TlsConnector};
 use tokio_util::sync::CancellationToken;
 
 use super::tcp::{serve, Connection, TcpInput, WRITE_QUEUE};
+use crate::serve::certificate::read_certs;
+pub use crate::serve::certificate::{CertificateError, CertificateKeys, ReloadingCertificate};
 use crate::serve::{ConnectionGate, ConnectionTimeouts};
 use crate::sip::Peer;
 
 /// Why TLS could not be set up from the configured files.
 #[derive(Debug, thiserror::Error)]
 pub enum TlsError {
-    /// A file could not be read or holds no PEM item of the kind needed.
-    #[error("{key} = {path:?}: {reason}")]
-    File {
-        key: &'static str,
-        path: PathBuf,
-        reason: String,
-    },
+    /// A file could not be read, holds no PEM item of the kind needed, or a key that does not
+    /// fit its certificate.
+    #[error(transparent)]
+    File(#[from] CertificateError),
     /// rustls refused the configuration (a key it cannot use, say).
     #[error("TLS configuration: {0}")]
     Rustls(#[from] rustls::Error),
@@ -63,6 +59,13 @@ pub enum TlsError {
     HandshakeTimeout(Duration),
 }
 
+/// The `[sip]` keys the listener's certificate comes from.
+pub const SIP_TLS_FILES: CertificateKeys = CertificateKeys {
+    listener: "SIP TLS",
+    cert: "sip.tls_cert_file",
+    key: "sip.tls_key_file",
+};
+
 /// What the TLS listener needs (from `[sip]`).
 #[derive(Debug, Clone)]
 pub struct TlsListenerSettings {
@@ -73,123 +76,6 @@ pub struct TlsListenerSettings {
     /// `sip.tcp_max_connections_per_ip`, `sip.tls_max_connections`.
     pub max_per_ip: u32,
     pub max_total: u32,
-}
-
-/// The files' identity when last loaded: a renewal writes a new file (inode) or changes the
-/// size or the time.
-#[derive(Debug, Clone, Copy, PartialEq, Eq)]
-struct Stamp {
-    inode: u64,
-    len: u64,
-    modified: Option<SystemTime>,
-}
-
-fn stamp(path: &Path) -> Option<Stamp> {
-    use std::os::unix::fs::MetadataExt;
-    let meta = std::fs::metadata(path).ok()?;
-    Some(Stamp {
-        inode: meta.ino(),
-        len: meta.len(),
-        modified: meta.modified().ok(),
-    })
-}
-
-/// The listener's certificate, loaded again from its files when they change.
-#[derive(Debug)]
-pub struct ReloadingCertificate {
-    cert_file: PathBuf,
-    key_file: PathBuf,
-    current: Mutex<(Option<Stamp>, Option<Stamp>, Arc<CertifiedKey>)>,
-}
-
-impl ReloadingCertificate {
-    /// Loads the files now; an error names the key and the file.
-    pub fn load(cert_file: &Path, key_file: &Path) -> Result<Self, TlsError> {
-        let (cert_stamp, key_stamp) = (stamp(cert_file), stamp(key_file));
-        let key = certified_key(cert_file, key_file)?;
-        Ok(Self {
-            cert_file: cert_file.to_owned(),
-            key_file: key_file.to_owned(),
-            current: Mutex::new((cert_stamp, key_stamp, Arc::new(key))),
-        })
-    }
-
-    /// The certificate to serve: the loaded one, or the files' new one if they changed.
-    pub fn current(&self) -> Arc<CertifiedKey> {
-        let (cert_stamp, key_stamp) = (stamp(&self.cert_file), stamp(&self.key_file));
-        let Ok(mut current) = self.current.lock() else {
-            // A panic while reloading poisoned the lock: nothing to serve with confidence.
-            return Arc::new(CertifiedKey::new(Vec::new(), empty_key()));
-        };
-        if (cert_stamp, key_stamp) != (current.0, current.1) {
-            match certified_key(&self.cert_file, &self.key_file) {
-                Ok(key) => {
-                    tracing::info!(cert = ?self.cert_file, "SIP TLS certificate reloaded");
-                    *current = (cert_stamp, key_stamp, Arc::new(key));
-                }
-                Err(e) => {
-                    // Remember the stamps so that one bad write is logged once, not per handshake.
-                    tracing::warn!(error = %e, "SIP TLS certificate changed but does not load; serving the previous one");
-                    current.0 = cert_stamp;
-                    current.1 = key_stamp;
-                }
-            }
-        }
-        current.2.clone()
-    }
-}
-
-/// A signing key no handshake can use (only after a poisoned lock, which needs a panic).
-fn empty_key() -> Arc<dyn rustls::sign::SigningKey> {
-    #[derive(Debug)]
-    struct NoKey;
-    impl rustls::sign::SigningKey for NoKey {
-        fn choose_scheme(
-            &self,
-            _offered: &[rustls::SignatureScheme],
-        ) -> Option<Box<dyn rustls::sign::Signer>> {
-            None
-        }
-        fn algorithm(&self) -> rustls::SignatureAlgorithm {
-            rustls::SignatureAlgorithm::Anonymous
-        }
-    }
-    Arc::new(NoKey)
-}
-
-impl ResolvesServerCert for ReloadingCertificate {
-    fn resolve(&self, _hello: ClientHello<'_>) -> Option<Arc<CertifiedKey>> {
-        Some(self.current())
-    }
-}
-
-fn certified_key(cert_file: &Path, key_file: &Path) -> Result<CertifiedKey, TlsError> {
-    let certs = read_certs("sip.tls_cert_file", cert_file)?;
-    let key = PrivateKeyDer::from_pem_file(key_file).map_err(|e| TlsError::File {
-        key: "sip.tls_key_file",
-        path: key_file.to_owned(),
-        reason: e.to_string(),
-    })?;
-    let signer = provider::sign::any_supported_type(&key)?;
-    let certified = CertifiedKey::new(certs, signer);
-    certified.keys_match()?;
-    Ok(certified)
-}
-
-fn read_certs(key: &'static str, path: &Path) -> Result<Vec<CertificateDer<'static>>, TlsError> {
-    let file_error = |reason: String| TlsError::File {
-        key,
-        path: path.to_owned(),
-        reason,
-    };
-    let certs = CertificateDer::pem_file_iter(path)
-        .map_err(|e| file_error(e.to_string()))?
-        .collect::<Result<Vec<_>, _>>()
-        .map_err(|e| file_error(e.to_string()))?;
-    if certs.is_empty() {
-        return Err(file_error("no CERTIFICATE in the file".into()));
-    }
-    Ok(certs)
 }
 
 /// The TLS server configuration: TLS 1.2 and 1.3, no client certificates, the reloading
@@ -342,8 +228,9 @@ pub async fn from_config(
     let (Some(cert_file), Some(key_file)) = (&sip.tls_cert_file, &sip.tls_key_file) else {
         anyhow::bail!("sip.tls_listen needs sip.tls_cert_file and sip.tls_key_file");
     };
-    let certificate = ReloadingCertificate::load(Path::new(cert_file), Path::new(key_file))
-        .context("while loading the SIP TLS certificate")?;
+    let certificate =
+        ReloadingCertificate::load(SIP_TLS_FILES, Path::new(cert_file), Path::new(key_file))
+            .context("while loading the SIP TLS certificate")?;
     let config = server_config(Arc::new(certificate))?;
     let listener = TcpListener::bind(addr)
         .await

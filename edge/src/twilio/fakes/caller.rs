@@ -33,6 +33,16 @@ pub async fn post_voice_webhook(
     auth_token: &str,
     params: &[(&str, &str)],
 ) -> reqwest::Result<WebhookAnswer> {
+    post_voice_webhook_with(&reqwest::Client::new(), url, auth_token, params).await
+}
+
+/// [`post_voice_webhook`] through `client` (one that trusts an `https://` edge's certificate).
+pub async fn post_voice_webhook_with(
+    client: &reqwest::Client,
+    url: &str,
+    auth_token: &str,
+    params: &[(&str, &str)],
+) -> reqwest::Result<WebhookAnswer> {
     let owned: Vec<(String, String)> = params
         .iter()
         .map(|(k, v)| ((*k).to_owned(), (*v).to_owned()))
@@ -41,7 +51,7 @@ pub async fn post_voice_webhook(
     let body = form_urlencoded::Serializer::new(String::new())
         .extend_pairs(params.iter())
         .finish();
-    let response = reqwest::Client::new()
+    let response = client
         .post(url)
         .header("content-type", "application/x-www-form-urlencoded")
         .header("x-twilio-signature", signature)
@@ -92,6 +102,8 @@ pub struct StreamCaller {
     /// The auth token the WebSocket upgrade is signed with (`X-Twilio-Signature` over the
     /// stream URL), as Twilio does; `None` sends no signature.
     pub auth_token: Option<String>,
+    /// The TLS client for a `wss://` stream; `None` trusts Mozilla's roots.
+    pub tls: Option<std::sync::Arc<rustls::ClientConfig>>,
 }
 
 /// What the caller does on the stream, in order: speak samples, press keys, stay on the line.
@@ -120,7 +132,14 @@ impl StreamCaller {
             call_sid: call_sid.to_owned(),
             stream_sid: format!("MZ{}", uuid::Uuid::new_v4().simple()),
             auth_token: None,
+            tls: None,
         }
+    }
+
+    /// Opens a `wss://` stream with `tls` (one that trusts the edge's certificate).
+    pub fn trusting(mut self, tls: std::sync::Arc<rustls::ClientConfig>) -> Self {
+        self.tls = Some(tls);
+        self
     }
 
     /// Signs the WebSocket upgrade with `auth_token`, as Twilio signs it with the account's.
@@ -139,7 +158,10 @@ impl StreamCaller {
                 .headers_mut()
                 .insert("x-twilio-signature", signature.parse()?);
         }
-        let (mut socket, _) = tokio_tungstenite::connect_async(request).await?;
+        let connector = self.tls.clone().map(tokio_tungstenite::Connector::Rustls);
+        let (mut socket, _) =
+            tokio_tungstenite::connect_async_tls_with_config(request, None, false, connector)
+                .await?;
         let mut report = StreamReport::default();
         let connected = FromTwilio::Connected {
             protocol: "Call".into(),

@@ -9,7 +9,10 @@
 
 mod caller;
 
-pub use caller::{post_voice_webhook, CallerAction, StreamCaller, StreamReport, WebhookAnswer};
+pub use caller::{
+    post_voice_webhook, post_voice_webhook_with, CallerAction, StreamCaller, StreamReport,
+    WebhookAnswer,
+};
 
 use std::collections::HashMap;
 use std::net::SocketAddr;

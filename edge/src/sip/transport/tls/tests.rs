@@ -17,7 +17,9 @@ use tokio_rustls::rustls::{ClientConfig, RootCertStore};
 use tokio_rustls::{TlsAcceptor, TlsConnector};
 use tokio_util::sync::CancellationToken;
 
-use super::{accept, server_config, ReloadingCertificate, TlsDialer, TlsListenerSettings};
+use super::{
+    accept, server_config, ReloadingCertificate, TlsDialer, TlsListenerSettings, SIP_TLS_FILES,
+};
 use crate::serve::ConnectionTimeouts;
 use crate::sip::transport::tcp::{TcpConnections, TcpInput};
 use crate::sip::{Peer, Transport};
@@ -115,7 +117,8 @@ impl Listener {
 async fn listen(handshake_ms: u64, max_total: u32) -> Listener {
     let dir = tempfile::tempdir().expect("temp dir");
     let (cert, key) = install(dir.path(), "edge.pem", "edge.key");
-    let certificate = ReloadingCertificate::load(&cert, &key).expect("certificate loads");
+    let certificate =
+        ReloadingCertificate::load(SIP_TLS_FILES, &cert, &key).expect("certificate loads");
     let config = server_config(Arc::new(certificate)).expect("server config");
     let listener = TcpListener::bind("127.0.0.1:0").await.expect("bind");
     let addr = listener.local_addr().expect("address");
@@ -335,7 +338,8 @@ async fn a_replaced_certificate_is_served_to_the_next_handshake_and_open_connect
 
 /// A trunk listening with `cert` (TLS) on 127.0.0.1; the bytes its first connection sends.
 async fn trunk(cert: &str, key: &str) -> (SocketAddr, mpsc::Receiver<Vec<u8>>) {
-    let certificate = ReloadingCertificate::load(&testdata(cert), &testdata(key)).expect("loads");
+    let certificate =
+        ReloadingCertificate::load(SIP_TLS_FILES, &testdata(cert), &testdata(key)).expect("loads");
     let acceptor = TlsAcceptor::from(Arc::new(
         server_config(Arc::new(certificate)).expect("config"),
     ));

@@ -1,0 +1,216 @@
+//! HTTPS and WSS on Freya's own listeners, end to end: the control plane's REST API over HTTPS
+//! with a self-signed certificate its client trusts, and a Twilio call whose webhook is HTTPS
+//! and whose media stream is WSS on an edge serving `[http] tls_cert`/`tls_key`. The fake
+//! Twilio (`freya_edge::twilio::fakes`) trusts the edge's certificate as Twilio trusts a real
+//! CA's.
+
+mod support;
+
+use std::path::{Path, PathBuf};
+use std::sync::Arc;
+use std::time::Duration;
+
+use freya_edge::llm::fakes::FakeReply;
+use freya_edge::twilio::fakes::{post_voice_webhook_with, CallerAction, StreamCaller};
+use serde_json::json;
+use support::http::Api;
+use support::twilio::{finished_call, webhook_form, NUMBER, SID, TOKEN};
+use support::{control_config, eventually, Backend, TestDb};
+
+/// A self-signed certificate for 127.0.0.1 and localhost in `dir`: (cert file, key file, PEM).
+fn self_signed(dir: &Path) -> (PathBuf, PathBuf, String) {
+    let certified =
+        rcgen::generate_simple_self_signed(vec!["127.0.0.1".into(), "localhost".into()])
+            .expect("rcgen");
+    let (cert, key) = (dir.join("cert.pem"), dir.join("key.pem"));
+    std::fs::write(&cert, certified.cert.pem()).expect("write cert");
+    std::fs::write(&key, certified.signing_key.serialize_pem()).expect("write key");
+    (cert, key, certified.cert.pem())
+}
+
+fn trusting(pem: &str) -> reqwest::Client {
+    reqwest::Client::builder()
+        .add_root_certificate(reqwest::Certificate::from_pem(pem.as_bytes()).expect("PEM"))
+        .build()
+        .expect("client")
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn the_rest_api_answers_over_https_and_plain_http_on_its_port_gets_nothing() {
+    let dir = tempfile::tempdir().expect("temp dir");
+    let (cert, key, pem) = self_signed(dir.path());
+    let db = TestDb::new(Backend::Sqlite).await;
+    let mut config = control_config(&db.url);
+    config.http.tls_cert = Some(cert.to_string_lossy().into_owned());
+    config.http.tls_key = Some(key.to_string_lossy().into_owned());
+    let control = freya_control::server::ControlPlane::start(&config)
+        .await
+        .expect("control starts");
+    let port = control.http_addr.port();
+
+    let answer = trusting(&pem)
+        .get(format!("https://localhost:{port}/healthz"))
+        .send()
+        .await
+        .expect("HTTPS request");
+    assert_eq!(answer.status(), 200);
+
+    // The same request in plain HTTP is closed, not answered, and not left hanging.
+    let plain = tokio::time::timeout(
+        Duration::from_secs(10),
+        reqwest::Client::new()
+            .get(format!("http://127.0.0.1:{port}/healthz"))
+            .send(),
+    )
+    .await
+    .expect("a plain request must not hang");
+    assert!(plain.is_err(), "{plain:?}");
+
+    // A key that does not fit the certificate stops the start, naming the file.
+    let other = tempfile::tempdir().expect("temp dir");
+    let (_, other_key, _) = self_signed(other.path());
+    config.http.tls_key = Some(other_key.to_string_lossy().into_owned());
+    config.http.addr = "127.0.0.1:0".into();
+    config.grpc.addr = "127.0.0.1:0".into();
+    let refused = freya_control::server::ControlPlane::start(&config)
+        .await
+        .err()
+        .expect("a mismatched key is refused");
+    let message = format!("{refused:#}");
+    assert!(message.contains("http.tls_key"), "{message}");
+    assert!(
+        message.contains(&other_key.to_string_lossy().into_owned()),
+        "{message}"
+    );
+    control.stop().await;
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_twilio_call_on_an_https_edge_streams_its_media_over_wss() {
+    let dir = tempfile::tempdir().expect("temp dir");
+    let (cert, key, pem) = self_signed(dir.path());
+    let world = support::world::World::builder()
+        .workspace("Twilio")
+        .voice()
+        .agent(json!({"name": "Front desk", "first_message": "Hello, thanks for calling Acme."}))
+        .number(NUMBER)
+        .edge_config(move |edge| {
+            edge.http.tls_cert = Some(cert.to_string_lossy().into_owned());
+            edge.http.tls_key = Some(key.to_string_lossy().into_owned());
+        })
+        .start()
+        .await;
+    let admin = world.key(freya_control::store::Role::Admin).await;
+    Api::of(&world.control)
+        .expect(
+            201,
+            "POST",
+            "/v1/providers",
+            &admin,
+            Some(
+                json!({"kind": "twilio", "name": "Twilio", "account_sid": SID,
+                        "auth_token": TOKEN, "api_base_url": "http://127.0.0.1:9"}),
+            ),
+        )
+        .await;
+    let state = &world.edge.state;
+    eventually(
+        Duration::from_secs(10),
+        "the edge to learn the account",
+        || async move { (state.snapshot().providers.len() == 1).then_some(()) },
+    )
+    .await;
+    world
+        .llm()
+        .respond_with(|_| FakeReply::text("We are open from nine to five."));
+
+    // The webhook is HTTPS (the edge's public URL defaults to https:// with a certificate), and
+    // the TwiML sends the media stream to wss://.
+    let url = format!("https://{}/twilio/voice", world.edge.http_addr);
+    let answer =
+        post_voice_webhook_with(&trusting(&pem), &url, TOKEN, &webhook_form("CA900", NUMBER))
+            .await
+            .expect("HTTPS webhook");
+    assert_eq!(answer.status, 200, "{}", answer.body);
+    let stream = answer.stream.expect("a <Connect><Stream>");
+    assert_eq!(
+        stream.url,
+        format!("wss://{}/twilio/media", world.edge.http_addr)
+    );
+
+    let mut roots = rustls::RootCertStore::empty();
+    roots.add(rustls_pki_types_der(&pem)).expect("root");
+    let tls = rustls::ClientConfig::builder_with_provider(Arc::new(
+        rustls::crypto::ring::default_provider(),
+    ))
+    .with_safe_default_protocol_versions()
+    .expect("versions")
+    .with_root_certificates(roots)
+    .with_no_client_auth();
+    let report = StreamCaller::new(stream, SID, "CA900")
+        .signed_with(TOKEN)
+        .trusting(Arc::new(tls))
+        .run(&[
+            CallerAction::ListenFor {
+                voiced_frames: 10,
+                limit: Duration::from_secs(8),
+            },
+            CallerAction::Wait(Duration::from_millis(300)),
+        ])
+        .await
+        .expect("the WSS stream runs");
+    assert_eq!(report.junk, 0, "{report:?}");
+    assert!(
+        report.voiced_samples() > 1600,
+        "the caller heard the agent's greeting over WSS: {} voiced samples",
+        report.voiced_samples()
+    );
+    let w = support::twilio::World { world, admin };
+    let (call, _) = finished_call(&w, "inbound").await;
+    assert_eq!(call.to_number.as_deref(), Some(NUMBER));
+    support::twilio::teardown(w).await;
+}
+
+fn rustls_pki_types_der(pem: &str) -> rustls::pki_types::CertificateDer<'static> {
+    use rustls::pki_types::pem::PemObject;
+    rustls::pki_types::CertificateDer::from_pem_slice(pem.as_bytes()).expect("PEM")
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn freya_doctor_names_a_key_that_does_not_fit_its_certificate() {
+    let dir = tempfile::tempdir().expect("temp dir");
+    let (first, second) = (dir.path().join("first"), dir.path().join("second"));
+    std::fs::create_dir(&first).expect("dir");
+    std::fs::create_dir(&second).expect("dir");
+    let (cert, key, _) = self_signed(&first);
+    let (_, other_key, _) = self_signed(&second);
+    let doctor = |key: &Path| freya_control::doctor::DoctorOptions {
+        data_dir: dir.path().join("data"),
+        database_url: None,
+        http: "127.0.0.1:0".into(),
+        sip: "127.0.0.1:0".into(),
+        online: false,
+        environment: Vec::new(),
+        tls_cert: Some(cert.clone()),
+        tls_key: Some(key.to_owned()),
+    };
+    let line = |report: freya_control::doctor::Report| {
+        report
+            .checks
+            .into_iter()
+            .find(|c| c.name == "HTTPS certificate")
+            .expect("an HTTPS certificate line")
+    };
+
+    let mismatched = line(freya_control::doctor::examine(&doctor(&other_key)).await);
+    assert!(mismatched.is_failed(), "{mismatched}");
+    let text = mismatched.to_string();
+    assert!(text.contains("http.tls_key"), "{text}");
+    assert!(
+        text.contains(&other_key.to_string_lossy().into_owned()),
+        "{text}"
+    );
+
+    let fitting = line(freya_control::doctor::examine(&doctor(&key)).await);
+    assert!(!fitting.is_failed(), "{fitting}");
+}

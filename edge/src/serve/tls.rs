@@ -1,0 +1,150 @@
+//! HTTPS and WSS on the HTTP listeners (the control plane's REST API, the edge's Twilio webhook
+//! and media streams), for deployments without a reverse proxy in front.
+//!
+//! The TLS handshake is done in the accept loop's connection task, before hyper and the
+//! [`super::ConnectionClock`] see the connection, and is bounded by its own timeout
+//! (`http.tls_handshake_timeout_ms`): a client that connects and sends nothing, or trickles its
+//! ClientHello, is closed when it runs out, holding only the cap slot it took at accept. Bytes
+//! that are not a TLS record (a plain `GET /` to the TLS port) fail the handshake at once and the
+//! connection is closed. The certificate is the [`ReloadingCertificate`] of the files, looked up
+//! per handshake, so a renewal reaches new connections while open ones keep their session.
+//!
+//! ALPN offers `http/1.1` only: the media stream's WebSocket is an HTTP/1.1 upgrade, and the
+//! connection clock watches HTTP/1 request heads; h2 would need both redone for little gain on
+//! an API that answers small JSON documents.
+
+use std::io;
+use std::net::SocketAddr;
+use std::path::Path;
+use std::sync::Arc;
+use std::time::Duration;
+
+use tokio::net::{TcpListener, TcpStream};
+use tokio_rustls::rustls::crypto::ring as provider;
+use tokio_rustls::rustls::{self, ServerConfig};
+use tokio_rustls::server::TlsStream;
+use tokio_rustls::TlsAcceptor;
+use tokio_util::sync::CancellationToken;
+
+use super::certificate::{CertificateKeys, ReloadingCertificate};
+use super::LimitedListener;
+use crate::config::HttpTlsKeys;
+
+/// The TLS side of an HTTP listener: its certificate and how long a handshake may take.
+#[derive(Clone)]
+pub struct Https {
+    acceptor: TlsAcceptor,
+    handshake_timeout: Duration,
+}
+
+/// Why a connection was closed before its first request.
+#[derive(Debug, thiserror::Error)]
+pub enum HandshakeFailure {
+    /// Not TLS, a protocol error, or no certificate to serve yet.
+    #[error("TLS handshake failed: {0}")]
+    Refused(io::Error),
+    /// The client did not finish its handshake in time.
+    #[error("TLS handshake took longer than {0:?}")]
+    TimedOut(Duration),
+}
+
+impl Https {
+    /// TLS 1.2 and 1.3 with the reloading `certificate`, no client certificates.
+    pub fn new(
+        certificate: Arc<ReloadingCertificate>,
+        handshake_timeout: Duration,
+    ) -> Result<Self, rustls::Error> {
+        let mut config =
+            ServerConfig::builder_with_provider(Arc::new(provider::default_provider()))
+                .with_safe_default_protocol_versions()?
+                .with_no_client_auth()
+                .with_cert_resolver(certificate);
+        config.alpn_protocols = vec![b"http/1.1".to_vec()];
+        Ok(Self {
+            acceptor: TlsAcceptor::from(Arc::new(config)),
+            handshake_timeout,
+        })
+    }
+
+    /// Shakes hands with a client within the handshake timeout.
+    pub async fn handshake(
+        &self,
+        stream: TcpStream,
+    ) -> Result<TlsStream<TcpStream>, HandshakeFailure> {
+        match tokio::time::timeout(self.handshake_timeout, self.acceptor.accept(stream)).await {
+            Ok(Ok(stream)) => Ok(stream),
+            Ok(Err(e)) => Err(HandshakeFailure::Refused(e)),
+            Err(_) => Err(HandshakeFailure::TimedOut(self.handshake_timeout)),
+        }
+    }
+}
+
+/// The public base URL of a listener left without `http.public_url`: `https://` with TLS (and
+/// the ACME domain, which is the name the certificate is good for), `http://` without.
+pub fn default_public_url(tls: &HttpTlsKeys<'_>, bound: SocketAddr) -> String {
+    match (tls.acme, tls.is_on()) {
+        (Some(acme), _) if bound.port() == 443 => format!("https://{}", acme.domain),
+        (Some(acme), _) => format!("https://{}:{}", acme.domain, bound.port()),
+        (None, true) => format!("https://{bound}"),
+        (None, false) => format!("http://{bound}"),
+    }
+}
+
+/// The TLS side of the `[http]` listener named `listener` (`"REST API"`, `"edge HTTP"`), or
+/// `None` for plain HTTP. From files, the certificate must load now (an error names the key
+/// and the file). With `[http.acme]`, this binds the challenge listener and starts the order
+/// task: handshakes fail until the first certificate is in the cache.
+pub async fn from_config(
+    tls: &HttpTlsKeys<'_>,
+    listener: &'static str,
+    shutdown: &CancellationToken,
+) -> anyhow::Result<Option<Https>> {
+    use anyhow::Context;
+    let handshake_timeout = Duration::from_millis(u64::from(tls.handshake_timeout_ms));
+    let names = CertificateKeys {
+        listener,
+        cert: "http.tls_cert",
+        key: "http.tls_key",
+    };
+    let certificate = match (tls.tls_cert, tls.tls_key, tls.acme) {
+        (Some(cert), Some(key), _) => {
+            ReloadingCertificate::load(names, Path::new(cert), Path::new(key))
+                .with_context(|| format!("while loading the {listener} TLS certificate"))?
+        }
+        (_, _, Some(acme)) => {
+            let files = super::acme::AcmeFiles::of(acme);
+            freya_shared::private_files::create_dir(Path::new(&acme.cache_dir)).with_context(
+                || format!("while creating http.acme.cache_dir {:?}", acme.cache_dir),
+            )?;
+            let challenges = super::acme::Challenges::default();
+            let addr: SocketAddr = acme
+                .challenge_addr
+                .parse()
+                .context("http.acme.challenge_addr")?;
+            let bound = TcpListener::bind(addr)
+                .await
+                .with_context(|| format!("while binding http.acme.challenge_addr {addr}"))?;
+            tracing::info!(bound = %bound.local_addr()?, domain = %acme.domain, "ACME HTTP-01 challenge listener");
+            let challenge_listener = LimitedListener {
+                listener: bound,
+                limits: crate::config::http_limits(10_000, 10_000, 64, 1024),
+            };
+            tokio::spawn(super::serve_http(
+                challenge_listener,
+                super::acme::challenge_router(challenges.clone()),
+                "ACME challenge",
+                shutdown.clone(),
+            ));
+            tokio::spawn(super::acme::run(acme.clone(), challenges, shutdown.clone()));
+            ReloadingCertificate::awaiting(names, &files.cert, &files.key)
+        }
+        _ => return Ok(None),
+    };
+    let https = Https::new(Arc::new(certificate), handshake_timeout)
+        .with_context(|| format!("while setting up TLS on the {listener}"))?;
+    Ok(Some(https))
+}
+
+#[cfg(test)]
+#[path = "tls_tests.rs"]
+mod tests;
