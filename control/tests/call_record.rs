@@ -222,6 +222,8 @@ fn set_trunks_at(s: &Setup, trunks: &[(&str, &str, u16)]) {
                 invite_timeout_ms: 30_000,
                 outbound_proxy: None,
                 registration: None,
+                srtp: Default::default(),
+                srtp_allow_without_tls: false,
             }),
         })
         .collect();

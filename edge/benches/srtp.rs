@@ -1,6 +1,6 @@
 //! Criterion benches of SRTP's per-packet cost (RFC 3711, RFC 7714): protecting one 20 ms
-//! G.711 packet (172 octets of RTP) and checking + decrypting one, for each suite we
-//! negotiate, and one RTCP receiver report each way. Figures and the command that produced
+//! packet and checking + decrypting one — G.711 (172 octets of RTP) and Opus at 32 kbit/s
+//! (92 octets) — for each suite we negotiate, and one RTCP receiver report each way. Figures and the command that produced
 //! them are kept in `loadtest/BENCHMARKS.md` ("SRTP"); nothing here asserts on speed.
 
 use std::hint::black_box;
@@ -9,13 +9,16 @@ use criterion::{criterion_group, criterion_main, BatchSize, Criterion};
 use freya_edge::rtp::srtp::{SrtpSession, DEFAULT_REPLAY_WINDOW};
 use freya_edge::sip::sdp::{KeyMaterial, SrtpSuite};
 
-/// A PCMU packet: 12-octet header, 160 octets of payload.
-fn rtp(seq: u16) -> Vec<u8> {
+/// The payload sizes measured: 20 ms of PCMU, and 20 ms of Opus at 32 kbit/s.
+const PAYLOADS: [(&str, usize); 2] = [("pcmu_172B", 160), ("opus_92B", 80)];
+
+/// An RTP packet: 12-octet header, `payload` octets.
+fn rtp(seq: u16, payload: usize) -> Vec<u8> {
     let mut p = vec![0x80, 0x00];
     p.extend_from_slice(&seq.to_be_bytes());
     p.extend_from_slice(&(u32::from(seq) * 160).to_be_bytes());
     p.extend_from_slice(&0x1234_5678u32.to_be_bytes());
-    p.extend((0..160u32).map(|i| (i * 7) as u8));
+    p.extend((0..payload as u32).map(|i| (i * 7) as u8));
     p
 }
 
@@ -39,37 +42,43 @@ fn srtp(c: &mut Criterion) {
         let (a, b) = (KeyMaterial::generate(suite), KeyMaterial::generate(suite));
         let mut sender = SrtpSession::from_material(&a, &b, DEFAULT_REPLAY_WINDOW);
         let mut receiver = SrtpSession::from_material(&b, &a, DEFAULT_REPLAY_WINDOW);
-        let mut seq = 0u16;
         let mut buf = Vec::with_capacity(1500);
-        let template = rtp(0);
-        c.bench_function(&format!("srtp_{}_protect_rtp_172B", name(suite)), |bench| {
-            bench.iter(|| {
-                seq = seq.wrapping_add(1);
-                buf.clear();
-                buf.extend_from_slice(&template);
-                buf[2..4].copy_from_slice(&seq.to_be_bytes());
-                sender.protect_rtp(&mut buf).unwrap();
-                black_box(&buf);
-            })
-        });
-        // Each packet is new to the receiver (a replay would be refused): made in setup.
-        let mut seq = 0u16;
-        let mut maker = SrtpSession::from_material(&a, &b, DEFAULT_REPLAY_WINDOW);
-        c.bench_function(
-            &format!("srtp_{}_unprotect_rtp_172B", name(suite)),
-            |bench| {
-                bench.iter_batched(
-                    || {
+        for (label, payload) in PAYLOADS {
+            let mut seq = 0u16;
+            let template = rtp(0, payload);
+            c.bench_function(
+                &format!("srtp_{}_protect_rtp_{label}", name(suite)),
+                |bench| {
+                    bench.iter(|| {
                         seq = seq.wrapping_add(1);
-                        let mut p = rtp(seq);
-                        maker.protect_rtp(&mut p).unwrap();
-                        p
-                    },
-                    |mut p| black_box(receiver.unprotect_rtp(&mut p)),
-                    BatchSize::SmallInput,
-                )
-            },
-        );
+                        buf.clear();
+                        buf.extend_from_slice(&template);
+                        buf[2..4].copy_from_slice(&seq.to_be_bytes());
+                        sender.protect_rtp(&mut buf).unwrap();
+                        black_box(&buf);
+                    })
+                },
+            );
+            // Each packet is new to the receiver (a replay would be refused): made in setup.
+            let mut seq = 0u16;
+            let mut maker = SrtpSession::from_material(&a, &b, DEFAULT_REPLAY_WINDOW);
+            let mut receiver = SrtpSession::from_material(&b, &a, DEFAULT_REPLAY_WINDOW);
+            c.bench_function(
+                &format!("srtp_{}_unprotect_rtp_{label}", name(suite)),
+                |bench| {
+                    bench.iter_batched(
+                        || {
+                            seq = seq.wrapping_add(1);
+                            let mut p = rtp(seq, payload);
+                            maker.protect_rtp(&mut p).unwrap();
+                            p
+                        },
+                        |mut p| black_box(receiver.unprotect_rtp(&mut p)),
+                        BatchSize::SmallInput,
+                    )
+                },
+            );
+        }
         let report = rtcp();
         let mut rtcp_sender = SrtpSession::from_material(&a, &b, DEFAULT_REPLAY_WINDOW);
         let mut rtcp_receiver = SrtpSession::from_material(&b, &a, DEFAULT_REPLAY_WINDOW);
@@ -85,7 +94,7 @@ fn srtp(c: &mut Criterion) {
             },
         );
         // Junk with a valid header: what a flood costs before it is refused.
-        let mut junk = rtp(7);
+        let mut junk = rtp(7, 160);
         junk.extend_from_slice(&[0u8; 16]);
         c.bench_function(
             &format!("srtp_{}_refuse_forged_rtp", name(suite)),

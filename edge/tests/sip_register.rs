@@ -103,6 +103,8 @@ fn register_with(edge: &Edge, port: u16, expires_seconds: u32) {
                 expires_seconds,
                 number: Some(NUMBER.into()),
             }),
+            srtp: Default::default(),
+            srtp_allow_without_tls: false,
         }),
     }];
     edge.state.set_snapshot(snapshot);

@@ -313,6 +313,14 @@ pub(super) struct SipTrunkSpecDoc {
     /// Register with the trunk or PBX as `username` (RFC 3261 section 10), so that calls to
     /// the registered contact reach the edges; needs `username` and `password`.
     registration: Option<RegistrationSpecDoc>,
+    /// SRTP on calls placed through this trunk: `off` (default, plain RTP), `optional` (keys
+    /// offered in an `RTP/AVP` offer; SRTP if the answer carries a key, else plain) or
+    /// `required` (`RTP/SAVP` only; an answer without usable SRTP ends the call). Anything
+    /// but `off` needs `transport: "tls"` unless `srtp_allow_without_tls` is true.
+    srtp: Option<String>,
+    /// Offer SRTP keys over `udp` or `tcp` signalling (readable by anyone who sees the SIP):
+    /// for private links only. False when absent.
+    srtp_allow_without_tls: Option<bool>,
 }
 
 /// How a trunk registers (`freya_shared::model::provider::RegistrationSpec`).

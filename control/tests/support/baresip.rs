@@ -71,6 +71,11 @@ pub struct Setup {
     /// Keep what the phone decodes from the far end (`sndfile` module): see
     /// [`Baresip::received_audio`].
     pub keep_received_audio: bool,
+    /// SIP over TLS too, on [`Baresip::sip_tls_addr`], with the edge's test certificate
+    /// (`localhost`, 127.0.0.1) and its test CA trusted; the account's transport is TLS.
+    pub tls: bool,
+    /// Answer incoming calls at once (`answermode=auto`).
+    pub auto_answer: bool,
 }
 
 impl Setup {
@@ -81,6 +86,8 @@ impl Setup {
             mediaenc: None,
             tone_hz: None,
             keep_received_audio: false,
+            tls: false,
+            auto_answer: false,
         }
     }
 }
@@ -100,6 +107,8 @@ pub struct Baresip {
     trace: PathBuf,
     /// The phone's SIP address (UDP and TCP).
     pub sip_addr: SocketAddr,
+    /// Its SIP over TLS address: baresip listens one port above [`Self::sip_addr`].
+    pub sip_tls_addr: SocketAddr,
     dir: tempfile::TempDir,
 }
 
@@ -146,6 +155,19 @@ impl Baresip {
                 dir.path().display()
             ));
         }
+        if setup.tls {
+            let certs = std::path::Path::new(env!("CARGO_MANIFEST_DIR"))
+                .join("../edge/src/sip/transport/tls/testdata");
+            let read = |name: &str| std::fs::read(certs.join(name)).expect("test certificate");
+            let certificate = dir.path().join("cert.pem");
+            std::fs::write(&certificate, [read("edge.pem"), read("edge.key")].concat())
+                .expect("cert.pem");
+            extra.push_str(&format!(
+                "sip_certificate {}\nsip_cafile {}\n",
+                certificate.display(),
+                certs.join("ca.pem").display()
+            ));
+        }
         let (sip_port, control_port) = (free_port(), free_port());
         let config = format!(
             "sip_listen 127.0.0.1:{sip_port}\n\
@@ -169,7 +191,13 @@ impl Baresip {
         std::fs::write(
             dir.path().join("accounts"),
             format!(
-                "<sip:phone@127.0.0.1:{sip_port}>;regint=0;answermode=manual;audio_codecs={}{}\n",
+                "<sip:phone@127.0.0.1:{}>;regint=0;answermode={};audio_codecs={}{}\n",
+                if setup.tls {
+                    format!("{};transport=tls", sip_port + 1)
+                } else {
+                    sip_port.to_string()
+                },
+                if setup.auto_answer { "auto" } else { "manual" },
                 codec.account_codecs(),
                 setup
                     .mediaenc
@@ -212,6 +240,7 @@ impl Baresip {
             events: Vec::new(),
             trace,
             sip_addr: ([127, 0, 0, 1], sip_port).into(),
+            sip_tls_addr: ([127, 0, 0, 1], sip_port + 1).into(),
             dir,
         })
     }
@@ -283,7 +312,11 @@ impl Baresip {
         self.trace()
             .split("#\n")
             .skip(1)
-            .filter(|block| block.starts_with("UDP ") || block.starts_with("TCP "))
+            .filter(|block| {
+                ["UDP ", "TCP ", "TLS "]
+                    .iter()
+                    .any(|t| block.starts_with(t))
+            })
             .map(|block| block.trim_end().to_owned())
             .collect()
     }

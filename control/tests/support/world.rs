@@ -403,6 +403,8 @@ pub fn udp_trunk(name: &str, port: u16, priority: i32) -> SipTrunkSpec {
         invite_timeout_ms: 10_000,
         outbound_proxy: None,
         registration: None,
+        srtp: Default::default(),
+        srtp_allow_without_tls: false,
     }
 }
 

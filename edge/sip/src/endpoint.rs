@@ -60,6 +60,8 @@ pub enum EndpointEvent {
         trunk_id: String,
         answer: Vec<u8>,
         attempts: Vec<super::outbound::TrunkAttempt>,
+        /// What we offered for SRTP: the answer's key is checked against it.
+        srtp: Option<super::uac::SrtpOffered>,
     },
     /// An outbound call will not be answered; `attempts` are the trunks tried (or skipped for
     /// their open breakers) and how each ended.

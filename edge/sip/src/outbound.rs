@@ -128,6 +128,8 @@ pub enum OutboundEvent {
         answer: Vec<u8>,
         dialog: Dialog,
         attempts: Vec<TrunkAttempt>,
+        /// What the answering attempt offered for SRTP.
+        srtp: Option<crate::uac::SrtpOffered>,
     },
     /// The call will not be answered.
     Failed(OutboundFailure),
@@ -305,7 +307,11 @@ impl OutboundCall {
                     self.events.push_back(OutboundEvent::Ringing);
                 }
                 AttemptEvent::Progress { .. } => {}
-                AttemptEvent::Answered { answer, dialog } => {
+                AttemptEvent::Answered {
+                    answer,
+                    dialog,
+                    srtp,
+                } => {
                     breakers.record_success(&trunk.id);
                     tracing::info!(trunk = %trunk.name, "outbound call answered");
                     self.retire_current();
@@ -315,6 +321,7 @@ impl OutboundCall {
                         answer,
                         dialog,
                         attempts: self.attempt_log(),
+                        srtp,
                     });
                 }
                 AttemptEvent::LateAnswer { dialog } => {

@@ -6,15 +6,18 @@
 //! line that is not `x=value`, or a broken `m=`, `c=` or `rtpmap`, is a typed [`SdpError`],
 //! never a panic. The negotiation itself (RFC 3264) lives in [`answer`](mod@answer), new
 //! offers in an established call (hold, resume, refresh) in [`reanswer`](mod@reanswer), and
-//! SDES keys for SRTP (`a=crypto`, RFC 4568) in [`crypto`](mod@crypto).
+//! SDES keys for SRTP (`a=crypto`, RFC 4568) in [`crypto`](mod@crypto), and those of our own
+//! offers in [`srtp_offer`](mod@srtp_offer).
 
 pub mod answer;
 pub mod crypto;
 pub mod reanswer;
+pub mod srtp_offer;
 
 pub use answer::{answer, offer, read_answer, Answer, Codec, LocalMedia, NegotiatedAudio};
 pub use crypto::{redact_crypto, CryptoAttribute, KeyMaterial, SrtpKeys, SrtpPolicy, SrtpSuite};
 pub use reanswer::{offered_direction, reanswer, Reanswer};
+pub use srtp_offer::{answer_keys, secure_offer, OfferedKeys, SrtpAnswerError};
 
 use std::net::IpAddr;
 
@@ -154,9 +157,16 @@ pub struct MediaDescription {
     pub rtcp_mux: bool,
     /// `a=rtcp:<port>` (RFC 3605): RTCP on another port than RTP + 1.
     pub rtcp_port: Option<u16>,
-    /// The `a=crypto` lines we can use (RFC 4568), in the offerer's order of preference.
+    /// The `a=crypto` lines we can use (RFC 4568), in the offerer's order of preference; at
+    /// most [`MAX_CRYPTOS`] are kept.
     pub cryptos: Vec<CryptoAttribute>,
+    /// How many `a=crypto` lines the stream had, usable or not (an answer must have one).
+    pub crypto_lines: usize,
 }
+
+/// The most usable `a=crypto` lines kept per stream: enough for every suite, with and without
+/// a lifetime, twice over; a peer writing hundreds costs a counter, not a list.
+pub const MAX_CRYPTOS: usize = 8;
 
 impl MediaDescription {
     /// The rtpmap for a payload type, if declared.
@@ -273,6 +283,7 @@ fn parse_media(value: &str) -> Option<MediaDescription> {
         rtcp_mux: false,
         rtcp_port: None,
         cryptos: Vec::new(),
+        crypto_lines: 0,
     })
 }
 
@@ -320,7 +331,12 @@ fn parse_attribute(sdp: &mut SessionDescription, value: &str) -> Result<(), &'st
         "ptime" => media.ptime = arg.trim().split('.').next().and_then(|p| p.parse().ok()),
         "rtcp-mux" => media.rtcp_mux = true,
         // A line we cannot use is skipped: another may do (RFC 4568 section 5.1.1).
-        "crypto" => media.cryptos.extend(CryptoAttribute::parse(arg)),
+        "crypto" => {
+            media.crypto_lines = media.crypto_lines.saturating_add(1);
+            if media.cryptos.len() < MAX_CRYPTOS {
+                media.cryptos.extend(CryptoAttribute::parse(arg));
+            }
+        }
         // Only the port is used; a bad value falls back to RTP + 1, like a missing one.
         "rtcp" => {
             media.rtcp_port = arg

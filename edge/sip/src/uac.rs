@@ -20,6 +20,7 @@ use super::dialog::Dialog;
 use super::digest::{new_cnonce, Challenge, Credentials};
 use super::peer::{Outgoing, Peer, Transport};
 use super::response::to_bytes;
+use super::sdp::SrtpPolicy;
 use super::transaction::{
     build_cancel, ClientInviteState, ClientInviteTransaction, ClientNonInviteState,
     ClientNonInviteTransaction, Timers, TransactionEvent, TransactionKey,
@@ -47,6 +48,10 @@ pub struct Trunk {
     pub caller_id: Option<String>,
     /// No final answer within this long: CANCEL and try the next trunk.
     pub invite_timeout: Duration,
+    /// SRTP on calls through this trunk: keys offered (per attempt), and required or not.
+    pub srtp: SrtpPolicy,
+    /// Keys may be offered over signalling without TLS (a private link).
+    pub srtp_without_tls: bool,
 }
 
 /// What an outbound call asks for, whichever trunk carries it.
@@ -64,6 +69,9 @@ pub struct CallRequest {
     pub local: SocketAddr,
     /// Our TLS listener's address, which Via and Contact say on a trunk reached over TLS.
     pub tls_local: Option<SocketAddr>,
+    /// The call's media can run SRTP: when false, a trunk that requires it is unusable and
+    /// one that prefers it gets the plain offer.
+    pub srtp_media: bool,
 }
 
 impl CallRequest {
@@ -149,8 +157,13 @@ impl AttemptFailure {
 pub enum AttemptEvent {
     /// A provisional response other than 100 (180 Ringing, 183 Session Progress).
     Progress { code: u16 },
-    /// The callee answered; the 2xx is acknowledged and `dialog` is confirmed.
-    Answered { answer: Vec<u8>, dialog: Dialog },
+    /// The callee answered; the 2xx is acknowledged and `dialog` is confirmed; `srtp` is what
+    /// we offered for SRTP, for the owner to check the answer against.
+    Answered {
+        answer: Vec<u8>,
+        dialog: Dialog,
+        srtp: Option<SrtpOffered>,
+    },
     /// The attempt is over without an answer.
     Failed(AttemptFailure),
     /// A 2xx arrived after we gave up; it is acknowledged, and the owner sends a BYE.
@@ -173,7 +186,9 @@ enum Phase {
 #[derive(Debug)]
 pub struct InviteAttempt {
     trunk: Trunk,
+    /// The request, its offer the one this trunk gets (with SRTP keys when it takes them).
     request: CallRequest,
+    srtp: Option<SrtpOffered>,
     timers: Timers,
     from_tag: String,
     cseq: u32,
@@ -197,11 +212,13 @@ impl InviteAttempt {
     pub fn start(
         now: Instant,
         trunk: Trunk,
-        request: CallRequest,
+        mut request: CallRequest,
         from_tag: String,
         cseq: u32,
         timers: Timers,
     ) -> Result<Self, AttemptFailure> {
+        let (offer, srtp) = srtp::offer_for(&trunk, &request)?;
+        request.offer = offer;
         let invite = build_invite(&trunk, &request, &from_tag, cseq, None)
             .map_err(|e| AttemptFailure::Unsendable(e.to_string()))?;
         let tx = ClientInviteTransaction::new(
@@ -216,6 +233,7 @@ impl InviteAttempt {
             deadline: now + trunk.invite_timeout,
             trunk,
             request,
+            srtp,
             timers,
             from_tag,
             cseq,
@@ -459,6 +477,7 @@ impl InviteAttempt {
             self.events.push_back(AttemptEvent::Answered {
                 answer: response.body.clone(),
                 dialog,
+                srtp: self.srtp.clone(),
             });
         } else {
             self.events.push_back(AttemptEvent::LateAnswer { dialog });
@@ -566,31 +585,12 @@ impl InviteAttempt {
 
 #[path = "uac/requests.rs"]
 mod requests;
+#[path = "uac/srtp.rs"]
+mod srtp;
 pub use requests::build_2xx_ack;
 use requests::build_invite;
-
-/// The reason phrase of a status, as a person reads it (`Service Unavailable`): rsip keeps a
-/// known status as its variant (`503 ServiceUnavailable`), so the words are split back apart;
-/// an unknown status keeps the phrase it came with.
-pub(crate) fn reason_phrase(status: &rsip::StatusCode) -> String {
-    let text = status.to_string();
-    let name = text
-        .trim_start_matches(|c: char| c.is_ascii_digit())
-        .trim_start();
-    if name.contains(' ') {
-        return name.to_owned();
-    }
-    let mut phrase = String::with_capacity(name.len() + 4);
-    let mut previous_lower = false;
-    for c in name.chars() {
-        if c.is_ascii_uppercase() && previous_lower {
-            phrase.push(' ');
-        }
-        previous_lower = c.is_ascii_lowercase();
-        phrase.push(c);
-    }
-    phrase
-}
+pub(crate) use requests::reason_phrase;
+pub use srtp::SrtpOffered;
 
 #[cfg(test)]
 #[path = "uac_tests.rs"]

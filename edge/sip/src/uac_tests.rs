@@ -25,6 +25,8 @@ pub(crate) fn trunk(id: &str, port: u16) -> Trunk {
         caller_id: None,
         invite_timeout: Duration::from_secs(10),
         outbound_proxy: None,
+        srtp: crate::sdp::SrtpPolicy::Disabled,
+        srtp_without_tls: false,
     }
 }
 
@@ -49,6 +51,7 @@ pub(crate) fn call_request() -> CallRequest {
         offer: "v=0\r\no=- 1 1 IN IP4 127.0.0.1\r\ns=-\r\nc=IN IP4 127.0.0.1\r\nt=0 0\r\nm=audio 20000 RTP/AVP 0\r\n".into(),
         local: SocketAddr::from(([127, 0, 0, 1], 5060)),
         tls_local: None,
+        srtp_media: true,
     }
 }
 
@@ -75,13 +78,13 @@ pub(crate) fn reply(invite: &Request, code: u16, extra: Option<Header>) -> Respo
     r
 }
 
-fn sent(attempt: &mut InviteAttempt) -> Vec<Request> {
+pub(crate) fn sent(attempt: &mut InviteAttempt) -> Vec<Request> {
     std::iter::from_fn(|| attempt.poll_transmit())
         .map(|o| request_of(&o))
         .collect()
 }
 
-fn events(attempt: &mut InviteAttempt) -> Vec<AttemptEvent> {
+pub(crate) fn events(attempt: &mut InviteAttempt) -> Vec<AttemptEvent> {
     std::iter::from_fn(|| attempt.poll_event()).collect()
 }
 
@@ -115,6 +118,9 @@ fn header<'a>(request: &'a Request, name: &str) -> Option<&'a str> {
         })
     })
 }
+
+#[path = "uac_srtp_tests.rs"]
+mod srtp;
 
 #[test]
 fn the_invite_goes_to_the_trunk_with_our_offer_and_caller_id() {
@@ -164,7 +170,11 @@ fn a_2xx_is_acked_outside_the_transaction_and_reacked_when_retransmitted() {
     );
     assert_eq!(header(ack, "CSeq"), Some("1 ACK"));
     match &events(&mut attempt)[..] {
-        [AttemptEvent::Answered { answer, dialog }] => {
+        [AttemptEvent::Answered {
+            answer,
+            dialog,
+            srtp: None,
+        }] => {
             assert_eq!(answer, ANSWER_SDP.as_bytes());
             assert_eq!(dialog.remote_target, "sip:callee@127.0.0.1:7000");
             assert_eq!(dialog.local_cseq, 2);

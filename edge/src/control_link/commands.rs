@@ -20,6 +20,7 @@ use crate::mesh::host::DialGrant;
 use crate::mesh::LegKey;
 use crate::sip::digest::Credentials;
 use crate::sip::peer::Peer;
+use crate::sip::sdp::SrtpPolicy;
 use crate::sip::transport::{PlaceCall, SipCommand};
 use crate::sip::uac::Trunk;
 use crate::state::EdgeState;
@@ -34,7 +35,7 @@ use freya_shared::model::call_payloads::{
 };
 use freya_shared::model::outbound_proxy::parse_proxy_uri;
 use freya_shared::model::{
-    CallEvent, CallEventData, FailReason, ProviderSpec, SipTransport, SipTrunkSpec,
+    CallEvent, CallEventData, FailReason, ProviderSpec, SipTransport, SipTrunkSpec, TrunkSrtp,
     TwilioAccountSpec,
 };
 use freya_shared::snapshot::{AgentConfig, ProviderConfig};
@@ -511,6 +512,12 @@ pub(crate) async fn resolve(id: &str, spec: &SipTrunkSpec) -> Option<Trunk> {
         caller_id: spec.caller_id.clone(),
         invite_timeout: Duration::from_millis(u64::from(spec.invite_timeout_ms)),
         outbound_proxy: spec.outbound_proxy.clone(),
+        srtp: match spec.srtp {
+            TrunkSrtp::Off => SrtpPolicy::Disabled,
+            TrunkSrtp::Optional => SrtpPolicy::Optional,
+            TrunkSrtp::Required => SrtpPolicy::Required,
+        },
+        srtp_without_tls: spec.srtp_allow_without_tls,
     })
 }
 

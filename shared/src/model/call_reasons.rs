@@ -164,7 +164,9 @@ reason_enum! {
         NoCommonCodec => "no_common_codec",
         /// The offer's media encryption does not meet the edge's SRTP policy: SRTP required
         /// and not offered (or only over signalling without TLS), offered alone while disabled,
-        /// or offered with no crypto suite we speak.
+        /// or offered with no crypto suite we speak; or, for a call we placed, the callee's
+        /// answer did not meet the trunk's `srtp` (plain RTP where SRTP is required, or a key
+        /// we cannot use: see the failure's description).
         SrtpMismatch => "srtp_mismatch",
         /// The INVITE had no SDP offer.
         NoSdpOffer => "no_sdp_offer",

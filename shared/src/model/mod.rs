@@ -28,7 +28,7 @@ pub use dialable::{normalize_dialable, DialableError};
 pub use edge::{EdgeHealth, EdgeStatus};
 pub use number::{NumberTarget, PhoneNumberSpec};
 pub use privacy::PrivacySpec;
-pub use provider::{ProviderSpec, SipTransport, SipTrunkSpec};
+pub use provider::{ProviderSpec, SipTransport, SipTrunkSpec, TrunkSrtp};
 pub use rules::{RuleAction, RuleSpec, RulesSpec};
 pub use twilio::TwilioAccountSpec;
 

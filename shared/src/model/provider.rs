@@ -125,6 +125,21 @@ pub enum SipTransport {
     Tls,
 }
 
+/// Whether calls placed through a trunk encrypt their media (SRTP with SDES keys, RFC 4568).
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Default, Serialize, Deserialize)]
+#[serde(rename_all = "lowercase")]
+pub enum TrunkSrtp {
+    /// Plain RTP (`RTP/AVP`, no keys): what most carriers speak.
+    #[default]
+    Off,
+    /// Keys offered in a plain `RTP/AVP` offer (best-effort SRTP, as Asterisk's
+    /// `media_encryption_optimistic` and FreeSWITCH's `rtp_secure_media=optional` do): SRTP
+    /// when the answer carries a key, plain RTP when it carries none.
+    Optional,
+    /// `RTP/SAVP` only: an answer without usable SRTP ends the call.
+    Required,
+}
+
 /// What a customer writes to define a SIP trunk. `password` is a secret: stored encrypted by the
 /// control plane, never returned by the API, and sent to edges only inside their snapshot.
 #[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
@@ -159,6 +174,15 @@ pub struct SipTrunkSpec {
     /// the registered contact reach the edge; off when absent.
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub registration: Option<RegistrationSpec>,
+    /// SRTP on calls placed through this trunk; off when absent. Keys travel in the SDP, so
+    /// anything but `off` needs `transport: tls` unless `srtp_allow_without_tls` says otherwise.
+    #[serde(default)]
+    pub srtp: TrunkSrtp,
+    /// Offer SRTP keys over unencrypted signalling (`udp`, `tcp`): anyone who sees the SIP
+    /// sees the keys, so this is for private links only (the inbound `[srtp]
+    /// allow_without_tls` of the edge, per trunk).
+    #[serde(default, skip_serializing_if = "std::ops::Not::not")]
+    pub srtp_allow_without_tls: bool,
 }
 
 /// How a trunk registers: the registrar and the binding's lifetime. The account is the
@@ -291,6 +315,15 @@ impl SipTrunkSpec {
                 ));
             }
         }
+        if self.srtp != TrunkSrtp::Off
+            && self.transport != SipTransport::Tls
+            && !self.srtp_allow_without_tls
+        {
+            errors.push(FieldError::new(
+                "srtp",
+                "sends SRTP keys in the SDP, so it needs transport \"tls\" (or srtp_allow_without_tls: true on a private link)",
+            ));
+        }
         if let Some(Err(problem)) = self
             .outbound_proxy
             .as_deref()
@@ -348,6 +381,37 @@ mod tests {
                 "registration.expires_seconds",
                 "registration.registrar"
             ]
+        );
+    }
+
+    #[test]
+    fn srtp_on_a_trunk_needs_tls_signalling_unless_allowed() {
+        let parse = |json: &str| serde_json::from_str::<SipTrunkSpec>(json).expect("parses");
+        let plain = parse(r#"{"name":"C","host":"sip.example.com"}"#);
+        assert_eq!(plain.srtp, TrunkSrtp::Off);
+        assert!(!serde_json::to_string(&plain)
+            .expect("serializes")
+            .contains("srtp_allow"));
+        let tls = parse(r#"{"name":"C","host":"h","transport":"tls","srtp":"required"}"#);
+        assert_eq!(tls.srtp, TrunkSrtp::Required);
+        assert!(tls.validate().is_empty());
+        for json in [
+            r#"{"name":"C","host":"h","srtp":"required"}"#,
+            r#"{"name":"C","host":"h","transport":"tcp","srtp":"optional"}"#,
+        ] {
+            let fields: Vec<String> = parse(json)
+                .validate()
+                .into_iter()
+                .map(|e| e.field)
+                .collect();
+            assert_eq!(fields, ["srtp"], "{json}");
+        }
+        let allowed =
+            parse(r#"{"name":"C","host":"h","srtp":"required","srtp_allow_without_tls":true}"#);
+        assert!(allowed.validate().is_empty());
+        assert!(
+            serde_json::from_str::<SipTrunkSpec>(r#"{"name":"C","host":"h","srtp":"maybe"}"#)
+                .is_err()
         );
     }
 

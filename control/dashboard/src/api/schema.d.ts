@@ -1782,6 +1782,18 @@ export interface components {
             regions?: string[] | null;
             registration?: components["schemas"]["RegistrationSpec"] | null;
             /**
+             * @description SRTP on calls placed through this trunk: `off` (default, plain RTP), `optional` (keys
+             *     offered in an `RTP/AVP` offer; SRTP if the answer carries a key, else plain) or
+             *     `required` (`RTP/SAVP` only; an answer without usable SRTP ends the call). Anything
+             *     but `off` needs `transport: "tls"` unless `srtp_allow_without_tls` is true.
+             */
+            srtp?: string | null;
+            /**
+             * @description Offer SRTP keys over `udp` or `tcp` signalling (readable by anyone who sees the SIP):
+             *     for private links only. False when absent.
+             */
+            srtp_allow_without_tls?: boolean | null;
+            /**
              * @description `udp` (default), `tcp` or `tls` (SIP over TLS: `sips:` URIs, the trunk's certificate
              *     verified against the edge's trust roots and `host`).
              */

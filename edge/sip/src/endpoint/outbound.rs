@@ -103,6 +103,7 @@ impl SipEndpoint {
                     answer,
                     dialog,
                     attempts,
+                    srtp,
                 } => {
                     self.dialogs.insert(call_id.to_owned(), dialog);
                     self.events.push_back(EndpointEvent::OutboundAnswered {
@@ -110,6 +111,7 @@ impl SipEndpoint {
                         trunk_id,
                         answer,
                         attempts,
+                        srtp,
                     });
                 }
                 OutboundEvent::Failed(failure) => {

@@ -136,9 +136,15 @@ impl CryptoAttribute {
         }
         let mut fields = params.split('|');
         let encoded = fields.next()?;
+        // 30 octets are 40 base64 characters: anything longer is not a key of ours, and is
+        // refused before it is decoded.
+        if encoded.len() > 40 {
+            return None;
+        }
         for field in fields {
-            // A lifetime (`2^31` or digits) is fine; an MKI (`1:4`) is not supported.
-            if field.contains(':') {
+            // A lifetime (`2^31` or digits) is fine; an MKI (`1:4`) is not supported, nor is
+            // anything else.
+            if !is_lifetime(field) {
                 return None;
             }
         }
@@ -156,6 +162,12 @@ impl CryptoAttribute {
             key.inline()
         )
     }
+}
+
+/// A key lifetime as RFC 4568 section 9.1 writes it: decimal digits or `2^` and digits.
+fn is_lifetime(field: &str) -> bool {
+    let digits = field.strip_prefix("2^").unwrap_or(field);
+    !digits.is_empty() && digits.len() <= 20 && digits.bytes().all(|b| b.is_ascii_digit())
 }
 
 /// Whether a call's media is encrypted: per trunk for outbound calls, by the edge's inbound
@@ -261,6 +273,9 @@ mod tests {
             "1 AES_CM_128_HMAC_SHA1_32 inline:PS1uQCVeeCFCanVmcjkpPywjNWhcYD0mXXtxaVBR",
             "1 AES_CM_128_HMAC_SHA1_80 inline:PS1uQCVeeCFCanVmcjkpPywjNWhcYD0mXXtxaVBR|2^20|1:4",
             "1 AES_CM_128_HMAC_SHA1_80 inline:PS1uQCVeeCFCanVmcjkpPywjNWhcYD0mXXtxaVBR KDR=1",
+            "1 AES_CM_128_HMAC_SHA1_80 inline:PS1uQCVeeCFCanVmcjkpPywjNWhcYD0mXXtxaVBR|soon",
+            "1 AES_CM_128_HMAC_SHA1_80 inline:PS1uQCVeeCFCanVmcjkpPywjNWhcYD0mXXtxaVBR|2^",
+            "1 AES_CM_128_HMAC_SHA1_80 inline:PS1uQCVeeCFCanVmcjkpPywjNWhcYD0mXXtxaVBRPS1u",
             "1 AES_CM_128_HMAC_SHA1_80 inline:c2hvcnQ=",
             "1 AES_CM_128_HMAC_SHA1_80 inline:!!!!",
             "x AES_CM_128_HMAC_SHA1_80 inline:PS1uQCVeeCFCanVmcjkpPywjNWhcYD0mXXtxaVBR",

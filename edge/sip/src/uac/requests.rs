@@ -158,3 +158,26 @@ pub fn build_2xx_ack(
     };
     Ok((ack, dialog.next_hop()))
 }
+
+/// The reason phrase of a status, as a person reads it (`Service Unavailable`): rsip keeps a
+/// known status as its variant (`503 ServiceUnavailable`), so the words are split back apart;
+/// an unknown status keeps the phrase it came with.
+pub(crate) fn reason_phrase(status: &rsip::StatusCode) -> String {
+    let text = status.to_string();
+    let name = text
+        .trim_start_matches(|c: char| c.is_ascii_digit())
+        .trim_start();
+    if name.contains(' ') {
+        return name.to_owned();
+    }
+    let mut phrase = String::with_capacity(name.len() + 4);
+    let mut previous_lower = false;
+    for c in name.chars() {
+        if c.is_ascii_uppercase() && previous_lower {
+            phrase.push(' ');
+        }
+        previous_lower = c.is_ascii_lowercase();
+        phrase.push(c);
+    }
+    phrase
+}

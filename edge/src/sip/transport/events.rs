@@ -51,6 +51,7 @@ impl SipTask {
                 trunk_id,
                 answer,
                 attempts,
+                srtp,
             } => {
                 let Some(placed) = self.pending.remove(&call_id) else {
                     return;
@@ -60,6 +61,7 @@ impl SipTask {
                     trunk_id: &trunk_id,
                     sdp: &answer,
                     failed_first: &attempts,
+                    srtp: srtp.as_ref(),
                 };
                 match placing::answered(&call_id, placed, through, &self.services).await {
                     Some(setup) => self.start_call(setup),

@@ -122,6 +122,8 @@ impl SipTask {
             to,
             from,
             offer: sdp::offer(&local),
+            // A leg's media runs plain RTP: a trunk that requires SRTP is not used for it.
+            srtp_media: false,
             local: std::net::SocketAddr::from(([0, 0, 0, 0], 0)), // the endpoint puts its own
             tls_local: None,
         };

@@ -9,10 +9,11 @@ use super::MediaSetup;
 use crate::call::leg::MediaLeg;
 use crate::call::ports::{MediaAddress, MediaSockets};
 use crate::call::task::{CallDirection, CallServices, CallSetup};
+use crate::rtp::srtp::SrtpSession;
 use crate::sip::endpoint::SipEndpoint;
 use crate::sip::outbound::{OutboundFailure, TrunkAttempt, TrunkEnding};
-use crate::sip::sdp::{self, LocalMedia, SessionDescription};
-use crate::sip::uac::{CallRequest, Trunk};
+use crate::sip::sdp::{self, LocalMedia, NegotiatedAudio, SessionDescription, SrtpKeys};
+use crate::sip::uac::{CallRequest, SrtpOffered, Trunk};
 use freya_shared::model::call_payloads::{
     AttemptOutcome, CallAnswered, CallFailed, CallStarted, FailureDetail, FailureRecord,
     ProviderAttempt,
@@ -195,7 +196,8 @@ pub(super) async fn place(
             return None;
         }
     };
-    // Our offers to trunks are plain RTP: see SECURITY.md (SRTP).
+    // The plain offer; the SIP core adds SRTP keys for a trunk that takes them
+    // (`freya_sip::uac`, SECURITY.md "Outbound SRTP").
     let local = media.local_media(&address, &sockets, crate::sip::sdp::SrtpPolicy::Disabled);
     let call = *call;
     record_dialled(services, &call).await;
@@ -206,6 +208,7 @@ pub(super) async fn place(
         offer: sdp::offer(&local),
         local: std::net::SocketAddr::from(([0, 0, 0, 0], 0)), // the endpoint puts its own
         tls_local: None,
+        srtp_media: true,
     };
     let tried = call
         .trunks
@@ -293,6 +296,32 @@ pub struct Answer<'a> {
     pub sdp: &'a [u8],
     /// Trunks tried before it, and how each failed.
     pub failed_first: &'a [TrunkAttempt],
+    /// What we offered that trunk for SRTP, if anything.
+    pub srtp: Option<&'a SrtpOffered>,
+}
+
+/// Why a callee's answer cannot carry the call.
+#[derive(Debug, thiserror::Error)]
+enum UnusableAnswer {
+    #[error(transparent)]
+    Sdp(#[from] sdp::SdpError),
+    #[error(transparent)]
+    Srtp(#[from] sdp::SrtpAnswerError),
+}
+
+/// The answer's audio and SRTP keys, checked against our offer: a trunk that requires SRTP
+/// and a peer that answered a key both get SRTP or no call, never plain RTP.
+fn read_answer(
+    answer: &[u8],
+    local: &LocalMedia,
+    offered: Option<&SrtpOffered>,
+) -> Result<(NegotiatedAudio, Option<SrtpKeys>), UnusableAnswer> {
+    let sdp = SessionDescription::parse(answer)?;
+    let keys = match offered {
+        Some(offered) => sdp::answer_keys(&sdp, offered.policy, &offered.keys)?,
+        None => None,
+    };
+    Ok((sdp::read_answer(&sdp, local)?, keys))
 }
 
 /// The callee answered: the call's setup, or `None` (the caller hangs up and records
@@ -305,8 +334,7 @@ pub async fn answered(
     answer: Answer<'_>,
     services: &CallServices,
 ) -> Option<CallSetup> {
-    let audio = SessionDescription::parse(answer.sdp)
-        .and_then(|sdp| sdp::read_answer(&sdp, &pending.local));
+    let audio = read_answer(answer.sdp, &pending.local, answer.srtp);
     let mut attempts = pending.earlier_attempts;
     let now_ms = freya_shared::ids::now_ms();
     attempts.extend(trunk_attempts(answer.failed_first, Instant::now(), now_ms));
@@ -319,7 +347,7 @@ pub async fn answered(
         ..CallAnswered::default()
     };
     match audio {
-        Ok(audio) => Some(CallSetup {
+        Ok((audio, keys)) => Some(CallSetup {
             trace: crate::telemetry::CallTrace::begin(
                 call_id,
                 &services.edge_id,
@@ -336,18 +364,25 @@ pub async fn answered(
             leg: MediaLeg::Rtp {
                 audio,
                 sockets: pending.sockets,
-                srtp: None,
+                srtp: keys.map(|keys| {
+                    tracing::info!(call = %call_id, suite = keys.suite().name(), "outbound media is SRTP");
+                    Box::new(SrtpSession::new(&keys, services.srtp.replay_window))
+                }),
             },
             provider: Some(provider),
         }),
         Err(e) => {
             tracing::warn!(call = %call_id, error = %e, "the callee's SDP answer is unusable; hanging up");
+            let reason = match e {
+                UnusableAnswer::Sdp(_) => FailReason::BadAnswerSdp,
+                UnusableAnswer::Srtp(_) => FailReason::SrtpMismatch,
+            };
             record_failure(
                 services,
                 call_id,
                 &pending.workspace_id,
                 &pending.to,
-                FailReason::BadAnswerSdp,
+                reason,
                 FailureDetail::Text(e.to_string()),
             )
             .await;
