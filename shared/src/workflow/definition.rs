@@ -28,6 +28,10 @@ pub struct Workflow {
     /// `privacy` section: step records, function answers, variables and the flow's log lines.
     #[serde(default, skip_serializing_if = "PrivacySpec::is_empty")]
     pub privacy: PrivacySpec,
+    /// Whether the flow's calls are recorded (as an agent's `record`); key presses at a
+    /// `sensitive` gather are silence in the file.
+    #[serde(default, skip_serializing_if = "std::ops::Not::not")]
+    pub record: bool,
 }
 
 impl Workflow {
