@@ -253,8 +253,15 @@ pub(super) struct WorkflowDoc {
     voice: Option<serde_json::Value>,
     /// Variables and their values when a call starts.
     variables: Option<BTreeMap<String, serde_json::Value>>,
+    /// Personal data the flow's records redact, as an agent's `privacy`: its step records
+    /// (variables, function answers, reasons) and log lines show placeholders.
+    privacy: Option<PrivacyDoc>,
+    /// Whether the flow's calls are recorded. Default false.
+    record: Option<bool>,
     /// Nodes tagged by `type`: `say` (text or prompt, next), `gather` (input, max_digits,
-    /// timeout_ms, retries, reprompt, save_as, next, no_input), `condition` (branches of
+    /// timeout_ms, retries, reprompt, save_as, next, no_input, sensitive: the answer reaches
+    /// `save_as` but the record and logs show `[redacted]` and its key tones are silence in
+    /// the recording), `condition` (branches of
     /// {when, next}, else), `agent` (agent_id, exits of {when_caller, next}, max_turns, next),
     /// `function` (url, method, headers, body, save_as, timeout_ms, next, on_error), `set`
     /// (assign, next), `transfer` (to), `end` (text). Any node may carry `position`

@@ -23,6 +23,7 @@ pub mod caller;
 pub mod flows;
 pub mod http;
 pub mod kamailio;
+pub mod keypad;
 pub mod raw_sip;
 pub mod twilio;
 pub mod voice_call;

@@ -27,6 +27,7 @@ use std::time::{Duration, Instant};
 
 use freya_shared::model::call_payloads::{CallFailed, DtmfHeard, Extra};
 use freya_shared::model::{CallEventData, EndReason, FailReason};
+use freya_shared::redact::LogPrivacy;
 
 use super::event_payloads::transfer_record;
 use super::liveness::HoldChange;
@@ -64,6 +65,9 @@ pub struct CallCore {
     /// while a key is pressed, and `[digit]` for the key in `call.dtmf` and the logs (the
     /// agent's `privacy.redact` lists `card_number`: digits may be a card's).
     mask_digits: bool,
+    /// What the call's log lines may show of its parties and words (numbers masked, texts
+    /// redacted as the agent's or workflow's `privacy.redact` asks).
+    log: LogPrivacy,
     /// Foreign datagrams already reported.
     foreign_reported: u64,
     /// Set once the call ended; nothing happens after.
@@ -97,7 +101,14 @@ impl CallCore {
             deadline: now + max_duration,
             transfer: None,
             recording: start.can_record && start.agent.spec.record,
-            mask_digits: start.agent.spec.privacy.masks_digits(),
+            mask_digits: start.agent.spec.privacy.masks_digits()
+                || start
+                    .workflow
+                    .is_some_and(|w| w.config.definition.privacy.masks_digits()),
+            log: LogPrivacy::new(match start.workflow {
+                Some(w) => w.config.definition.privacy.redactor(),
+                None => start.agent.spec.privacy.redactor(),
+            }),
             foreign_reported: 0,
             ended: false,
             outbound: start.direction == CallDirection::Outbound,
@@ -108,7 +119,12 @@ impl CallCore {
         for record in start.opening_records() {
             core.out.push(Output::Event(record));
         }
-        tracing::info!(from = %start.caller, to = %start.dialled, agent = %start.agent.id, "call answered");
+        tracing::info!(
+            from = %core.log.number(start.caller),
+            to = %core.log.number(start.dialled),
+            agent = %start.agent.id,
+            "call answered"
+        );
         // A provider's media stream reports digits in its own messages, not as tones.
         if start.media_stream {
             core.media.stop_listening_for_tones();
@@ -177,7 +193,7 @@ impl CallCore {
                     responder.on_digit(now, digit);
                 }
                 let heard = DtmfHeard {
-                    digit: if self.mask_digits {
+                    digit: if self.masks_digits(now) {
                         MASKED_DIGIT.to_owned()
                     } else {
                         digit.to_string()
@@ -276,7 +292,9 @@ impl CallCore {
             };
             self.out.push_packet(to, packet);
             if self.recording {
-                let received = self.media.recorded_received_frame(now, self.mask_digits);
+                let received = self
+                    .media
+                    .recorded_received_frame(now, self.masks_digits(now));
                 self.out.push_record(self.media.sent_frame(), received);
             }
         }
@@ -390,7 +408,7 @@ impl CallCore {
             match event {
                 MediaEvent::Dtmf(heard) => {
                     let mut record = heard.record();
-                    if self.mask_digits {
+                    if self.masks_digits(now) {
                         record.digit = MASKED_DIGIT.to_owned();
                     }
                     tracing::info!(digit = %record.digit, via = heard.via.as_str(), "digit pressed");
@@ -415,6 +433,12 @@ impl CallCore {
 }
 
 impl CallCore {
+    /// Whether the caller's key presses are kept out of the record now: always when the
+    /// agent's privacy asks for it, and while a workflow listens at a `sensitive` gather.
+    fn masks_digits(&self, now: Instant) -> bool {
+        self.mask_digits || self.responder.as_ref().is_some_and(|r| r.masks_digits(now))
+    }
+
     /// A command from the control plane for the call's legs; a refusal is logged (and, for a
     /// dial, recorded as the leg's end).
     fn handle_leg_command(&mut self, now: Instant, command: LegCommand) {

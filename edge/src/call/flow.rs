@@ -97,7 +97,13 @@ pub struct Flow {
     synthesized_chars: u64,
     /// Records waiting for the next [`drive`](Self::drive) (a line the fallback model wrote).
     noticed: Vec<CallEventData>,
+    /// Until when key presses stay masked after a `sensitive` gather heard one: the tone of
+    /// the digit that completed it is still in the audio after the flow has moved on.
+    sensitive_until: Option<Instant>,
 }
+
+/// How long key presses stay masked after a digit heard at a `sensitive` gather.
+const SENSITIVE_TAIL: std::time::Duration = std::time::Duration::from_secs(1);
 
 impl Flow {
     /// Compiles the pinned workflow version against the workspace's agents, builds its voice
@@ -186,6 +192,7 @@ impl Flow {
             requests: std::collections::VecDeque::new(),
             synthesized_chars: 0,
             noticed: Vec::new(),
+            sensitive_until: None,
         };
         flow.executor.start(now);
         Ok(flow)
@@ -201,10 +208,20 @@ impl Flow {
 
     /// A keypad digit (RFC 4733 or SIP INFO). An agent's conversation does not take digits.
     pub fn on_digit(&mut self, now: Instant, digit: char) {
+        if self.executor.is_sensitive_now() {
+            self.sensitive_until = Some(now + SENSITIVE_TAIL);
+        }
         if self.agent.is_none() {
             self.executor
                 .handle_event(now, WorkflowEvent::Digits(digit.to_string()));
         }
+    }
+
+    /// Whether key presses now belong to a `sensitive` gather (it listens, or heard one a
+    /// moment ago): masked in the recording and the call's records.
+    pub fn masks_digits(&self, now: Instant) -> bool {
+        (self.agent.is_none() && self.executor.is_sensitive_now())
+            || self.sensitive_until.is_some_and(|until| now < until)
     }
 
     /// Time passed.

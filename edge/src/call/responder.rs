@@ -86,6 +86,15 @@ impl Responder {
         }
     }
 
+    /// Whether key presses now are a secret of the flow's (a `sensitive` gather listening, or
+    /// just answered): the call masks them in its recording and records.
+    pub fn masks_digits(&self, now: Instant) -> bool {
+        match self {
+            Responder::Agent(_) => false,
+            Responder::Workflow(flow) => flow.masks_digits(now),
+        }
+    }
+
     /// Time passed.
     pub fn handle_timeout(&mut self, now: Instant) {
         match self {
@@ -203,13 +212,15 @@ pub fn answerer(
     match target {
         RouteTarget::Agent(agent) => (agent.clone(), None),
         RouteTarget::Workflow(workflow) => {
-            let spec =
+            let mut spec =
                 freya_shared::workflow::voice_spec(&workflow.definition).unwrap_or_else(|_| {
                     AgentSpec {
                         name: workflow.definition.name.clone(),
                         ..AgentSpec::default()
                     }
                 });
+            // The flow's own choice, not its voice's: a voice section cannot ask for it.
+            spec.record = workflow.definition.record;
             let voice = AgentConfig {
                 id: workflow.id.clone(),
                 workspace_id: workflow.workspace_id.clone(),

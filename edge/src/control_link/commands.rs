@@ -128,7 +128,7 @@ async fn handle(
             }
         }
         Some(Command::PlaceCall(place)) => {
-            tracing::info!(call = %place.call_id, to = %place.to, "outbound call requested");
+            tracing::info!(call = %place.call_id, to = %freya_shared::redact::MaskedNumber(&place.to), "outbound call requested");
             let fail = |reason: &str| {
                 let failed = CallFailed {
                     direction: Some("outbound".to_owned()),

@@ -94,7 +94,7 @@ impl Hosting {
             self.refused.get_or_create(&reason).inc();
             return self.answer(from, key, HangupCause::Refused);
         }
-        tracing::info!(peer = %from, call = %key.call, leg = key.leg, to = %request.to, "dialling a leg for another edge");
+        tracing::info!(peer = %from, call = %key.call, leg = key.leg, to = %freya_shared::redact::MaskedNumber(&request.to), "dialling a leg for another edge");
         let spec = HostedSpec {
             key,
             home: from,

@@ -119,7 +119,7 @@ where
                         Ok(FromTwilio::Dtmf { dtmf, .. }) => {
                             match dtmf.digit.chars().next().filter(|_| dtmf.digit.len() == 1) {
                                 Some(digit) => { let _ = signal_tx.send(CallSignal::Dtmf(digit)).await; }
-                                None => tracing::debug!(digit = %dtmf.digit, "ignoring a malformed digit"),
+                                None => tracing::debug!(chars = dtmf.digit.chars().count(), "ignoring a malformed digit"),
                             }
                         }
                         Ok(FromTwilio::Mark { mark, .. }) => tracing::debug!(mark = %mark.name, "Twilio played up to a mark"),
@@ -170,7 +170,7 @@ where
                         }.in_current_span());
                     }
                     Some(DialogRequest::SendDtmf { digits, .. }) => {
-                        tracing::warn!(%digits, "digits asked on a Twilio call; media streams cannot send them");
+                        tracing::warn!(digits = digits.chars().count(), "digits asked on a Twilio call; media streams cannot send them");
                     }
                     // Added legs are dialled through SIP trunks, which a media stream call has no
                     // dialog with: the leg fails and the agent keeps the caller.
@@ -224,11 +224,11 @@ async fn transfer(
     let twiml = twiml::dial(destination);
     match rest::update_call(&twilio.http, account, call_sid, &twiml).await {
         Ok(()) => {
-            tracing::info!(%destination, "Twilio redirected the call to the transfer destination");
+            tracing::info!(destination = %freya_shared::redact::MaskedNumber(destination), "Twilio redirected the call to the transfer destination");
             TransferProgress::Succeeded { code: 200 }
         }
         Err(e) => {
-            tracing::warn!(%destination, error = %e, "Twilio did not redirect the call");
+            tracing::warn!(destination = %freya_shared::redact::MaskedNumber(destination), error = %e, "Twilio did not redirect the call");
             TransferProgress::Failed {
                 reason: e.to_string(),
             }

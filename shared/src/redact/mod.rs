@@ -8,18 +8,21 @@
 //! A plain value with no I/O: the control plane runs it on events before storing them and before
 //! webhooks are queued, the edge on what its language model receives. Work is linear in the
 //! input and the input is capped ([`MAX_REDACT_BYTES`]); what lies past the cap is dropped, never
-//! passed through unredacted.
+//! passed through unredacted. Log lines take a call's data only through [`LogPrivacy`]'s
+//! wrappers, which mask numbers and redact texts when they are formatted.
 
 mod dob;
 mod email;
 mod iban;
 mod json;
 mod kind;
+mod log;
 mod numbers;
 mod tokens;
 mod words;
 
 pub use kind::{PiiKind, UnknownPiiKind};
+pub use log::{LogPrivacy, MaskedNumber, Sensitive, REDACTED};
 
 use tokens::Token;
 

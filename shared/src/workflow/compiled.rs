@@ -19,6 +19,8 @@ pub struct CompiledWorkflow {
     pub(crate) variables: Variables,
     pub(crate) start: NodeIndex,
     pub(crate) nodes: Vec<CompiledNode>,
+    /// What the flow's records redact (its `privacy.redact`).
+    pub(crate) redactor: crate::redact::Redactor,
 }
 
 impl CompiledWorkflow {
@@ -45,6 +47,11 @@ impl CompiledWorkflow {
     /// Every node, in the order of the definition.
     pub fn nodes(&self) -> &[CompiledNode] {
         &self.nodes
+    }
+
+    /// The redactor of the flow's records and log lines (its `privacy.redact`).
+    pub fn redactor(&self) -> &crate::redact::Redactor {
+        &self.redactor
     }
 
     /// The index of the node with id `id`.
@@ -86,6 +93,7 @@ pub enum CompiledStep {
         save_as: String,
         next: NodeIndex,
         no_input: Option<NodeIndex>,
+        sensitive: bool,
     },
     Condition {
         branches: Vec<(Expression, NodeIndex)>,

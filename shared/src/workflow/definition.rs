@@ -9,6 +9,8 @@ use std::collections::BTreeMap;
 
 use serde::{Deserialize, Serialize};
 
+use crate::model::PrivacySpec;
+
 /// A call flow: where it starts, its variables and its nodes.
 #[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
 #[serde(deny_unknown_fields)]
@@ -22,6 +24,14 @@ pub struct Workflow {
     #[serde(default)]
     pub variables: BTreeMap<String, serde_json::Value>,
     pub nodes: Vec<Node>,
+    /// The personal data the flow's records redact (`privacy.redact`), as an agent's
+    /// `privacy` section: step records, function answers, variables and the flow's log lines.
+    #[serde(default, skip_serializing_if = "PrivacySpec::is_empty")]
+    pub privacy: PrivacySpec,
+    /// Whether the flow's calls are recorded (as an agent's `record`); key presses at a
+    /// `sensitive` gather are silence in the file.
+    #[serde(default, skip_serializing_if = "std::ops::Not::not")]
+    pub record: bool,
 }
 
 impl Workflow {
@@ -166,6 +176,11 @@ pub struct GatherNode {
     /// Where to go when every attempt timed out; without it the call fails.
     #[serde(default, alias = "else", skip_serializing_if = "Option::is_none")]
     pub no_input: Option<String>,
+    /// The answer is a secret (a card number, a PIN): it reaches `save_as` as usual, but the
+    /// call's records and logs show `[redacted]` for it, and the recording has the key tones
+    /// of this node silenced.
+    #[serde(default, skip_serializing_if = "std::ops::Not::not")]
+    pub sensitive: bool,
     /// Where the editor draws the node; the executor never reads it.
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub position: Option<NodePosition>,

@@ -32,6 +32,22 @@ pub enum WorkflowEvent {
     Hangup,
 }
 
+impl WorkflowEvent {
+    /// The event's name, for a log line that must not carry what it holds.
+    pub fn kind(&self) -> &'static str {
+        match self {
+            WorkflowEvent::Spoken => "spoken",
+            WorkflowEvent::Digits(_) => "digits",
+            WorkflowEvent::Utterance(_) => "utterance",
+            WorkflowEvent::Generated(_) => "generated",
+            WorkflowEvent::FunctionResult { .. } => "function_result",
+            WorkflowEvent::FunctionFailed { .. } => "function_failed",
+            WorkflowEvent::AgentExited(_) => "agent_exited",
+            WorkflowEvent::Hangup => "hangup",
+        }
+    }
+}
+
 /// Why an agent handed the call back.
 #[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize, Deserialize)]
 #[serde(rename_all = "snake_case")]
@@ -150,4 +166,65 @@ pub enum StepDetail {
     AgentReturned { exit: AgentExit },
     /// The flow ended.
     Finished(WorkflowOutcome),
+}
+
+/// Deepest JSON nesting of a step's values that is walked; deeper values are replaced by
+/// [`crate::redact::TRUNCATED`] rather than kept unread.
+const MAX_SCRUB_DEPTH: usize = 64;
+
+impl StepDetail {
+    /// Hands every text of the step that the call's data can reach (variables' values, reasons,
+    /// errors) to `f`, for redaction; node ids, types and variable names are the flow's own.
+    pub fn visit_texts(&mut self, f: &mut dyn FnMut(&mut String)) {
+        match self {
+            StepDetail::BranchTaken { reason, .. } => f(reason),
+            StepDetail::VariablesChanged { changes } => {
+                for value in changes.values_mut() {
+                    visit_json(value, f, 0);
+                }
+            }
+            StepDetail::EvaluationFailed { message, .. } => f(message),
+            StepDetail::FunctionCompleted {
+                error: Some(error), ..
+            } => f(error),
+            StepDetail::Finished(WorkflowOutcome::Failed {
+                reason: FailureReason::FunctionFailed { message },
+            }) => f(message),
+            _ => {}
+        }
+    }
+
+    /// Replaces the personal data `redactor` finds in every text of the step.
+    pub fn redact(&mut self, redactor: &crate::redact::Redactor) {
+        if redactor.is_empty() {
+            return;
+        }
+        self.visit_texts(&mut |text| {
+            let (out, found) = redactor.redact(text);
+            if !found.is_empty() || out.len() != text.len() {
+                *text = out;
+            }
+        });
+    }
+}
+
+fn visit_json(value: &mut serde_json::Value, f: &mut dyn FnMut(&mut String), depth: usize) {
+    if depth > MAX_SCRUB_DEPTH {
+        *value = serde_json::Value::String(crate::redact::TRUNCATED.to_owned());
+        return;
+    }
+    match value {
+        serde_json::Value::String(s) => f(s),
+        serde_json::Value::Array(items) => {
+            for item in items {
+                visit_json(item, f, depth + 1);
+            }
+        }
+        serde_json::Value::Object(map) => {
+            for item in map.values_mut() {
+                visit_json(item, f, depth + 1);
+            }
+        }
+        _ => {}
+    }
 }

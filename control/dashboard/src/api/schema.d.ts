@@ -1944,7 +1944,9 @@ export interface components {
             name: string;
             /**
              * @description Nodes tagged by `type`: `say` (text or prompt, next), `gather` (input, max_digits,
-             *     timeout_ms, retries, reprompt, save_as, next, no_input), `condition` (branches of
+             *     timeout_ms, retries, reprompt, save_as, next, no_input, sensitive: the answer reaches
+             *     `save_as` but the record and logs show `[redacted]` and its key tones are silence in
+             *     the recording), `condition` (branches of
              *     {when, next}, else), `agent` (agent_id, exits of {when_caller, next}, max_turns, next),
              *     `function` (url, method, headers, body, save_as, timeout_ms, next, on_error), `set`
              *     (assign, next), `transfer` (to), `end` (text). Any node may carry `position`
@@ -1952,6 +1954,9 @@ export interface components {
              *     by a call (nor sent to edges).
              */
             nodes: unknown[];
+            privacy?: components["schemas"]["Privacy"] | null;
+            /** @description Whether the flow's calls are recorded. Default false. */
+            record?: boolean | null;
             /** @description The id of the first node. */
             start: string;
             /** @description Variables and their values when a call starts. */

@@ -159,6 +159,17 @@ export function NodeInspector({ node, nodeIds, agents, problems, canEdit, onChan
       number("Timeout (ms)", "timeout_ms"),
       number("Retries", "retries"),
       text("Reprompt", "reprompt"),
+      field(
+        "Sensitive",
+        "sensitive",
+        (p) => (
+          <select {...p} className="input" disabled={!canEdit} value={node.sensitive === true ? "yes" : "no"} onChange={(e) => set("sensitive", e.target.value === "yes" ? true : undefined)}>
+            <option value="no">No</option>
+            <option value="yes">Yes: a card number or PIN</option>
+          </select>
+        ),
+        "The answer still reaches the variable, but the call's record and logs show [redacted] and its key tones are silence in the recording.",
+      ),
       link("Next", "next"),
       link("On no input", "no_input"),
     ],

@@ -52,7 +52,7 @@ impl CallCore {
         self.out.begin();
         let dialled = self.dial_inner(now, to, by, wanted, edge);
         if let Err(e) = &dialled {
-            tracing::info!(%to, error = %e, "dial refused");
+            tracing::info!(to = %freya_shared::redact::MaskedNumber(to), error = %e, "dial refused");
             if let Some(leg) = wanted {
                 self.out.push(Output::Event(CallEventData::LegEnded(
                     freya_shared::model::call_leg_payloads::LegEnded {
@@ -84,7 +84,7 @@ impl CallCore {
             return Err(LegError::UnknownLeg(wanted.unwrap_or(next)));
         }
         let leg = self.legs.add(now)?;
-        tracing::info!(%leg, %to, by, edge, "dialling a leg");
+        tracing::info!(%leg, to = %freya_shared::redact::MaskedNumber(to), by, edge, "dialling a leg");
         if let Some(edge) = edge {
             if !self.make_remote(leg, edge) {
                 self.legs.end(leg, LegEndReason::Refused, None);
@@ -427,7 +427,9 @@ impl CallCore {
                 if let Some((to, packet)) = self.media.poll_transmit(now) {
                     self.out.push_packet(to, packet);
                     if self.recording {
-                        let received = self.media.recorded_received_frame(now, self.mask_digits);
+                        let received = self
+                            .media
+                            .recorded_received_frame(now, self.masks_digits(now));
                         self.out.push_record(self.media.sent_frame(), received);
                     }
                 }

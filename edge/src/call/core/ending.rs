@@ -86,7 +86,7 @@ pub(super) fn agent_request(
 ) -> (CallEventData, Option<CallRequest>) {
     match request {
         AgentRequest::Transfer(destination) => {
-            tracing::info!(%destination, "the agent transfers the call");
+            tracing::info!(destination = %freya_shared::redact::MaskedNumber(&destination), "the agent transfers the call");
             *transfer = Some(destination.clone());
             let record = CallEventData::Transfer(TransferRecord {
                 status: "requested".to_owned(),

@@ -133,7 +133,7 @@ impl CallCore {
         let Some(warm) = self.legs.warm.take() else {
             return;
         };
-        tracing::info!(leg = %warm.leg, destination = %warm.destination, "warm transfer complete");
+        tracing::info!(leg = %warm.leg, destination = %freya_shared::redact::MaskedNumber(&warm.destination), "warm transfer complete");
         self.set_bridge(
             now,
             Some(Bridge {
@@ -153,7 +153,7 @@ impl CallCore {
     }
 
     fn tell_failed(&mut self, now: Instant, destination: &str, why: &str) {
-        tracing::info!(%destination, reason = why, "warm transfer failed");
+        tracing::info!(destination = %freya_shared::redact::MaskedNumber(destination), reason = why, "warm transfer failed");
         self.out
             .push(record("failed", destination, Some(why.to_owned())));
         if let Some(responder) = self.responder.as_mut() {

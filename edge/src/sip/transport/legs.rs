@@ -116,7 +116,7 @@ impl SipTask {
             srtp: sdp::SrtpPolicy::Disabled,
         };
         let call_id = freya_shared::ids::new_id();
-        tracing::info!(call = %dialog, %leg, %to, leg_dialog = %call_id, "dialling a leg");
+        tracing::info!(call = %dialog, %leg, to = %freya_shared::redact::MaskedNumber(&to), leg_dialog = %call_id, "dialling a leg");
         let request = CallRequest {
             call_id: call_id.clone(),
             to,

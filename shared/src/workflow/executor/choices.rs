@@ -158,8 +158,19 @@ impl Executor {
         };
         self.record_function(now, node, Some(status), elapsed, None);
         if let Some(var) = save_as {
-            // The flow keeps the whole answer; the call record keeps a bounded excerpt.
-            let recorded = recorded_body(&body);
+            // The flow keeps the whole answer; the call record keeps a bounded excerpt, redacted
+            // before it is cut (a card number cut in two would no longer be found).
+            let mut detail = StepDetail::VariablesChanged {
+                changes: [(var.clone(), body.clone())].into_iter().collect(),
+            };
+            self.scrub(&mut detail);
+            let redacted = match detail {
+                StepDetail::VariablesChanged { mut changes } => {
+                    changes.remove(var).unwrap_or_default()
+                }
+                _ => serde_json::Value::Null,
+            };
+            let recorded = recorded_body(&redacted);
             self.variables.insert(var.clone(), body);
             let changes = [(var.clone(), recorded)].into_iter().collect();
             self.record(now, node, StepDetail::VariablesChanged { changes });

@@ -55,12 +55,31 @@ impl Executor {
     ) -> NodeIndex {
         self.deadline = None;
         let workflow = Arc::clone(&self.workflow);
-        let CompiledStep::Gather { save_as, next, .. } = &workflow.nodes[node].step else {
+        let CompiledStep::Gather {
+            save_as,
+            next,
+            sensitive,
+            ..
+        } = &workflow.nodes[node].step
+        else {
             return node;
         };
-        let value = serde_json::Value::String(input);
-        self.variables.insert(save_as.clone(), value.clone());
-        let changes = [(save_as.clone(), value)].into_iter().collect();
+        // A sensitive answer goes to the flow as usual; the record shows only that it came,
+        // and it is kept out of every later record that would repeat it.
+        let recorded = if *sensitive {
+            if !input.is_empty() && !self.secrets.contains(&input) {
+                if self.secrets.len() >= super::MAX_SECRETS {
+                    self.secrets.remove(0);
+                }
+                self.secrets.push(input.clone());
+            }
+            serde_json::Value::String(crate::redact::REDACTED.to_owned())
+        } else {
+            serde_json::Value::String(input.clone())
+        };
+        self.variables
+            .insert(save_as.clone(), serde_json::Value::String(input));
+        let changes = [(save_as.clone(), recorded)].into_iter().collect();
         self.record(now, node, StepDetail::VariablesChanged { changes });
         *next
     }

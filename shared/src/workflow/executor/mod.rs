@@ -15,6 +15,24 @@ use super::io::{
 };
 use super::Variables;
 
+/// Most sensitive answers a call remembers to keep out of its records (older ones are already
+/// out of every record written so far; a flow asking for more is a loop).
+const MAX_SECRETS: usize = 32;
+/// Shortest secret replaced inside longer texts; a shorter one (a menu digit) only where it is
+/// the whole text, or every `1` of the record would go.
+const MIN_SECRET_INSIDE: usize = 3;
+
+/// Replaces each of `secrets` in `text` by [`crate::redact::REDACTED`].
+fn scrub_secrets(text: &mut String, secrets: &[String]) {
+    for secret in secrets {
+        if text == secret {
+            *text = crate::redact::REDACTED.to_owned();
+        } else if secret.len() >= MIN_SECRET_INSIDE && text.contains(secret.as_str()) {
+            *text = text.replace(secret.as_str(), crate::redact::REDACTED);
+        }
+    }
+}
+
 mod choices;
 pub use choices::{recorded_body, MAX_RECORDED_BODY_BYTES};
 mod gather;
@@ -73,6 +91,8 @@ pub struct Executor {
     steps: VecDeque<StepRecord>,
     entered: u32,
     step_limit: u32,
+    /// Answers of `sensitive` gathers: never written into a step record, wherever they go.
+    secrets: Vec<String>,
 }
 
 impl Executor {
@@ -99,6 +119,7 @@ impl Executor {
             steps: VecDeque::new(),
             entered: 0,
             step_limit: DEFAULT_STEP_LIMIT,
+            secrets: Vec::new(),
         }
     }
 
@@ -215,7 +236,8 @@ impl Executor {
                 );
             }
             (state, event) => {
-                tracing::debug!(node = %self.workflow.nodes[node].id, ?event, "workflow ignored an event it was not waiting for");
+                // The kind only: an event carries the caller's words, digits or a function's answer.
+                tracing::debug!(node = %self.workflow.nodes[node].id, event = event.kind(), "workflow ignored an event it was not waiting for");
                 self.state = state;
             }
         }
@@ -285,7 +307,39 @@ impl Executor {
             .map(|n| n.id.as_str())
     }
 
-    fn record(&mut self, now: Instant, node: NodeIndex, detail: StepDetail) {
+    /// Whether the flow is at a `sensitive` gather (listening, or saying its reprompt): key
+    /// presses now are a secret, so the call masks them in its recording and records.
+    pub fn is_sensitive_now(&self) -> bool {
+        let at_gather = matches!(
+            self.state,
+            State::Listening { .. }
+                | State::Speaking {
+                    then: AfterSpeech::Listen { .. }
+                }
+        );
+        at_gather
+            && self.current.is_some_and(|n| {
+                matches!(
+                    self.workflow.nodes[n].step,
+                    CompiledStep::Gather {
+                        sensitive: true,
+                        ..
+                    }
+                )
+            })
+    }
+
+    /// `detail` as the call record may keep it: the flow's redaction applied and the answers of
+    /// sensitive gathers replaced wherever they appear.
+    fn scrub(&self, detail: &mut StepDetail) {
+        detail.redact(&self.workflow.redactor);
+        if !self.secrets.is_empty() {
+            detail.visit_texts(&mut |text| scrub_secrets(text, &self.secrets));
+        }
+    }
+
+    fn record(&mut self, now: Instant, node: NodeIndex, mut detail: StepDetail) {
+        self.scrub(&mut detail);
         let elapsed = self
             .started
             .map(|s| now.saturating_duration_since(s))

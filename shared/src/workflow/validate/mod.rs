@@ -86,6 +86,7 @@ pub fn validate(
             variables: workflow.variables.clone(),
             start,
             nodes,
+            redactor: workflow.privacy.redactor(),
         }),
         // Every path to `None` above records an error; this only keeps the function total.
         _ => Err(vec![WorkflowError {
@@ -160,6 +161,11 @@ impl<'a> Checker<'a> {
         }
         if let Err(errors) = super::voice::voice_spec(wf) {
             self.errors.extend(errors);
+        }
+        let mut privacy = Vec::new();
+        wf.privacy.validate(&mut privacy);
+        for e in privacy {
+            self.error(None, &e.field, e.message);
         }
         if wf.nodes.is_empty() {
             self.error(None, "nodes", "must have at least one node");

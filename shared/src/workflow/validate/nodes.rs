@@ -83,6 +83,7 @@ impl<'a> Checker<'a> {
                     save_as: n.save_as.clone(),
                     next: next?,
                     no_input: no_input?,
+                    sensitive: n.sensitive,
                 })
             }
             Node::Condition(n) => {

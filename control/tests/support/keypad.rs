@@ -1,0 +1,110 @@
+//! A caller that presses keys the way a gateway does: each key both as an RFC 4733 event and
+//! as its tones in the PCMU audio, between stretches of a 1 kHz tone; a pcap of that stream for
+//! sipp's `play_pcap_audio`, and a tone detector to find keys in a recording afterwards.
+
+use freya_edge::media::dtmf_tones::{key_frequencies, ToneDetector};
+use freya_edge::media::g711::G711;
+use freya_edge::rtp::dtmf::{DtmfDigit, DtmfEncoder};
+
+/// One RTP packet: version 2, `pt` with the marker bit when `marker`, SSRC 0x5eed.
+fn rtp(pt: u8, marker: bool, sequence: u16, timestamp: u32, payload: &[u8]) -> Vec<u8> {
+    let mut packet = vec![0x80, pt | if marker { 0x80 } else { 0 }];
+    packet.extend_from_slice(&sequence.to_be_bytes());
+    packet.extend_from_slice(&timestamp.to_be_bytes());
+    packet.extend_from_slice(&0x5eed_u32.to_be_bytes());
+    packet.extend_from_slice(payload);
+    packet
+}
+
+/// A pcap (Ethernet/IPv4/UDP, 127.0.0.1 port 6000 → 6002) of `packets`, each at its time in
+/// microseconds.
+fn pcap(packets: &[(u32, Vec<u8>)]) -> Vec<u8> {
+    let mut pcap = Vec::new();
+    pcap.extend_from_slice(&0xa1b2_c3d4u32.to_le_bytes());
+    pcap.extend_from_slice(&2u16.to_le_bytes());
+    pcap.extend_from_slice(&4u16.to_le_bytes());
+    for word in [0u32, 0, 65_535, 1] {
+        pcap.extend_from_slice(&word.to_le_bytes());
+    }
+    for (micros, rtp) in packets {
+        let udp_len = u16::try_from(8 + rtp.len()).expect("small packet");
+        let mut frame = vec![0u8; 12];
+        frame.extend_from_slice(&[0x08, 0x00, 0x45, 0, 0, 0]);
+        frame[16..18].copy_from_slice(&(20 + udp_len).to_be_bytes());
+        frame.extend_from_slice(&[0, 0, 0, 0, 64, 17, 0, 0, 127, 0, 0, 1, 127, 0, 0, 1]);
+        frame.extend_from_slice(&6000u16.to_be_bytes());
+        frame.extend_from_slice(&6002u16.to_be_bytes());
+        frame.extend_from_slice(&udp_len.to_be_bytes());
+        frame.extend_from_slice(&[0, 0]);
+        frame.extend_from_slice(rtp);
+        let len = u32::try_from(frame.len()).expect("length");
+        for word in [micros / 1_000_000, micros % 1_000_000, len, len] {
+            pcap.extend_from_slice(&word.to_le_bytes());
+        }
+        pcap.extend_from_slice(&frame);
+    }
+    pcap
+}
+
+/// 20 ms of `freqs` summed, at sample `start` of the stream.
+fn tone_frame(freqs: &[f64], start: usize) -> [i16; 160] {
+    let mut frame = [0i16; 160];
+    for (i, s) in frame.iter_mut().enumerate() {
+        let t = (start + i) as f64 / 8000.0;
+        let v: f64 = freqs
+            .iter()
+            .map(|f| (2.0 * std::f64::consts::PI * f * t).sin())
+            .sum();
+        *s = (7000.0 * v) as i16;
+    }
+    frame
+}
+
+/// The pcap of a caller pressing `keys` (100 ms each, 300 ms apart, after 500 ms of a 1 kHz
+/// tone), as PCMU frames every 20 ms with each press's RFC 4733 events (payload type 101) 5 ms
+/// after its frames: for `uac_pcmu_rfc4733_tones.xml`, as `pcmu_dtmf.pcap`.
+pub fn pressing(keys: &str) -> Vec<u8> {
+    let mut plan: Vec<(Vec<f64>, Option<DtmfDigit>)> = vec![(vec![1000.0], None); 25];
+    for key in keys.chars() {
+        let digit = DtmfDigit::from_char(key).expect("key");
+        let (low, high) = key_frequencies(digit);
+        plan.push((vec![f64::from(low), f64::from(high)], Some(digit)));
+        plan.extend(vec![(vec![f64::from(low), f64::from(high)], None); 4]);
+        plan.extend(vec![(vec![1000.0], None); 15]);
+    }
+    plan.extend(vec![(vec![1000.0], None); 25]);
+    let mut packets = Vec::new();
+    let mut sequence = 0u16;
+    let mut pending = Vec::new();
+    for (frame, (freqs, press)) in plan.iter().enumerate() {
+        let timestamp = u32::try_from(frame * 160).expect("timestamp");
+        if let Some(digit) = press {
+            pending.extend(DtmfEncoder::new(*digit, timestamp, 800, 160, 10));
+        }
+        let mut payload = [0u8; 160];
+        G711::Ulaw.encode(&tone_frame(freqs, frame * 160), &mut payload);
+        let micros = u32::try_from(frame).expect("frame") * 20_000;
+        packets.push((micros, rtp(0, frame == 0, sequence, timestamp, &payload)));
+        sequence = sequence.wrapping_add(1);
+        if !pending.is_empty() {
+            let event = pending.remove(0);
+            let packet = rtp(101, event.marker, sequence, event.timestamp, &event.payload);
+            packets.push((micros + 5_000, packet));
+            sequence = sequence.wrapping_add(1);
+        }
+    }
+    pcap(&packets)
+}
+
+/// The keys a tone detector hears in `samples` (8 kHz).
+pub fn keys_heard(samples: &[i16]) -> String {
+    let mut detector = ToneDetector::new();
+    let mut keys = String::new();
+    for frame in samples.chunks(160) {
+        detector.push(frame);
+        while let Some(tone) = detector.poll_digit() {
+            keys.push(tone.digit.as_char());
+        }
+    }
+    keys
+}
