@@ -8,7 +8,7 @@ use freya_shared::model::EdgeStatus;
 /// The edges that may place a call from a number reachable in `regions` (home first; empty for
 /// every region), in the order to try them: online with room, the home region's before the
 /// further regions' (in the order the number lists them), most headroom first within a region.
-pub(super) fn edges_in_preference(edges: Vec<EdgeRecord>, regions: &[&str]) -> Vec<EdgeRecord> {
+pub(crate) fn edges_in_preference(edges: Vec<EdgeRecord>, regions: &[&str]) -> Vec<EdgeRecord> {
     let rank = |edge: &EdgeRecord| {
         if regions.is_empty() {
             Some(0)

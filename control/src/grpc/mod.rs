@@ -9,6 +9,7 @@ pub(crate) mod edge_version;
 mod enrolment;
 mod events;
 pub(crate) mod recordings;
+mod retry;
 mod trunk_health;
 mod watch;
 
@@ -268,8 +269,13 @@ impl EdgeControl for EdgeControlService {
         request: Request<Streaming<CallEvent>>,
     ) -> Result<Response<Self::PublishEventsStream>, Status> {
         let edge_id = auth::edge_id_of(&request)?;
+        let retrier = retry::CallRetrier {
+            store: self.store.clone(),
+            commands: self.commands.clone(),
+            offline_after_ms: self.settings.offline_after_ms,
+        };
         let stream = events::spawn(
-            self.store.clone(),
+            retrier,
             edge_id,
             request.into_inner(),
             self.metrics.clone(),
