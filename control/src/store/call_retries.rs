@@ -98,6 +98,11 @@ pub(super) async fn on_failed(
     let before: Option<String> = row.try_get("edge_attempts")?;
     let first = before.is_none();
     let mut attempts = attempts_from_column(before.clone())?;
+    if attempts.iter().any(|a| a.edge_id == edge_id) {
+        // This edge failed the call before (another report of the same failure, say): its
+        // first report holds the claim.
+        return Ok(FailedOutcome::Stale);
+    }
     let reason = failed
         .reason
         .as_ref()

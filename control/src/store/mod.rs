@@ -72,7 +72,7 @@ pub use events::{CallRecord, RecordedEvents, StoredEvent};
 pub use fault::{FaultReport, StorageFault, StorageHealth};
 pub(crate) use identity::request_source;
 pub use identity::{with_request_source, ApiKeyIdentity, NewApiKey, Role};
-pub use lost_edges::EDGE_LOST;
+pub use lost_edges::{LostCalls, EDGE_LOST};
 pub use members::Member;
 pub use migrate::{status as migration_status, MigrationStatus};
 pub use numbers::PhoneNumber;
