@@ -366,14 +366,10 @@ async fn a_retry_that_fails_too_is_one_failed_call_with_both_attempts() {
     c.stop().await;
 }
 
-/// `call.failed` of `call_id` from `edge`, saying the edge could not place it.
+/// `call.failed` of `call_id`, saying its edge could not place it.
 fn edge_failure(call_id: &str, workspace_id: &str) -> CallEvent {
     let failed = CallFailed::because(FailReason::EdgeAtCapacity).placed_by(Placement::Edge);
-    CallEvent::new(
-        call_id.into(),
-        workspace_id.into(),
-        CallEventData::Failed(failed),
-    )
+    CallEvent::new(call_id, workspace_id, CallEventData::Failed(failed))
 }
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 4)]
