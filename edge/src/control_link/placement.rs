@@ -87,7 +87,10 @@ mod tests {
         };
         assert_eq!(after_providers(&[]), Placement::Request);
         let unreachable = attempt(AttemptOutcome::TransportError);
-        assert_eq!(after_providers(&[unreachable.clone()]), Placement::Edge);
+        assert_eq!(
+            after_providers(std::slice::from_ref(&unreachable)),
+            Placement::Edge
+        );
         let refused = attempt(AttemptOutcome::Response {
             status: 400,
             reason: "invalid To".into(),
