@@ -5,13 +5,14 @@
 //! makes the work idempotent besides. An edge counts as offline after
 //! `edges.offline_after_ms` of silence, the same rule `GET /v1/edges` shows; the task looks
 //! four times per that window, so a lost edge's calls end at most a quarter of it late (plus,
-//! after a replica dies holding the lease, the lease: two periods).
+//! after a replica dies holding the lease, the lease: two periods). An outbound call a lost
+//! edge had not started yet is placed once more on another edge (`grpc/retry.rs`).
 
 use std::time::Duration;
 
 use tokio_util::sync::CancellationToken;
 
-use crate::store::Store;
+use crate::grpc::CallRetrier;
 use freya_shared::ids::{new_id, now_ms};
 
 /// Shortest pause between two looks, however short the offline window is configured.
@@ -22,10 +23,11 @@ const LEASE: &str = "lost_edges";
 
 /// Ends lost edges' calls until `shutdown`.
 pub(crate) async fn run(
-    store: Store,
+    retrier: CallRetrier,
     offline_after_ms: u32,
     shutdown: CancellationToken,
 ) -> anyhow::Result<()> {
+    let store = retrier.store.clone();
     let period = (Duration::from_millis(u64::from(offline_after_ms)) / 4).max(MIN_PERIOD);
     let lease_ms = i64::try_from((2 * period).as_millis()).unwrap_or(i64::MAX);
     // This process, as a lease holder: a new name per start.
@@ -45,8 +47,11 @@ pub(crate) async fn run(
                         continue;
                     }
                 }
-                if let Err(e) = store.end_calls_of_lost_edges(i64::from(offline_after_ms)).await {
-                    tracing::warn!(error = %e, "could not end the calls of lost edges; trying again");
+                match store.end_calls_of_lost_edges(i64::from(offline_after_ms)).await {
+                    Ok(lost) => retrier.place_again_later(lost.retries),
+                    Err(e) => {
+                        tracing::warn!(error = %e, "could not end the calls of lost edges; trying again");
+                    }
                 }
             }
         }

@@ -317,8 +317,13 @@ impl ControlPlane {
                 .await;
             Ok(())
         });
+        let retrier = crate::grpc::CallRetrier {
+            store: store.clone(),
+            commands: commands.clone(),
+            offline_after_ms: i64::from(config.edges.offline_after_ms),
+        };
         tasks.spawn(crate::edge_watch::run(
-            store.clone(),
+            retrier,
             config.edges.offline_after_ms,
             shutdown.clone(),
         ));

@@ -35,7 +35,10 @@ pub(super) struct DialLegRequest {
     to: String,
     /// The edge (its id) that dials the party with its own SIP trunks, when not the call's
     /// own: the call's edge asks it over the QUIC mesh and the leg's audio crosses the mesh.
-    /// It must be online and serve the call's workspace; absent: the call's edge dials.
+    /// It must be online and serve the call's workspace. Absent: the control plane chooses —
+    /// an online edge with room in the region of the workspace's number `to` when it is homed
+    /// elsewhere, or of the workspace's trunks when none serves the call's region; else the
+    /// call's own edge. The answer's `edge` says which.
     #[serde(default)]
     edge: Option<String>,
     /// A warm transfer: said to the party alone once it answers; then caller and party are
@@ -202,10 +205,11 @@ pub(super) async fn dial(
             "must be 1-500 characters",
         )]));
     }
-    let remote = request
-        .edge
-        .map(|e| e.trim().to_owned())
-        .filter(|e| *e != home);
+    let remote = match request.edge {
+        Some(edge) => Some(edge.trim().to_owned()),
+        None => leg_edge(&state, &caller, &call, &to).await?,
+    }
+    .filter(|e| *e != home);
     if let Some(edge) = &remote {
         check_remote_edge(&state, edge).await?;
         // The grant first: the other edge dials only what it was told to expect.
@@ -231,6 +235,36 @@ pub(super) async fn dial(
         status: "dialling",
     };
     Ok((StatusCode::ACCEPTED, Json(view)))
+}
+
+/// The edge the control plane picks for a leg to `to` when the request names none
+/// (`edge_choice::leg_regions`): `None` for the call's own.
+async fn leg_edge(
+    state: &AppState,
+    caller: &Caller,
+    call: &CallRecord,
+    to: &str,
+) -> Result<Option<String>, Problem> {
+    let numbers: Vec<_> = state
+        .store
+        .numbers(&caller.scope)
+        .await?
+        .into_iter()
+        .map(|n| n.spec)
+        .collect();
+    let (providers, _) = state
+        .store
+        .scoped_list::<crate::store::Provider>(&caller.scope, None, 500)
+        .await?;
+    let providers: Vec<_> = providers.into_iter().map(|p| p.spec).collect();
+    let regions = super::edge_choice::leg_regions(call.region.as_deref(), to, &numbers, &providers);
+    let home = call.edge_id.as_deref().unwrap_or_default();
+    let edges = state.store.edges(state.offline_after_ms).await?;
+    let chosen = super::edge_choice::leg_edge(edges, home, &regions);
+    if let Some(edge) = &chosen {
+        tracing::info!(call = %call.id, %edge, ?regions, "a leg dialled from another edge of its region");
+    }
+    Ok(chosen)
 }
 
 /// A leg's other edge must be a known edge that is online now.

@@ -1,14 +1,16 @@
 //! Which edge places an outbound call from a number: only online edges with room, in the
 //! number's home region first, then in its further regions in the order the number lists them,
-//! and any region for a number without a home. Pure, so the preference is tested without edges.
+//! and any region for a number without a home. The same preference picks the edge that dials a
+//! call's added leg when the call's own edge is in the wrong region for it ([`leg_edge`]). Pure,
+//! so the preference is tested without edges.
 
 use crate::store::EdgeRecord;
-use freya_shared::model::EdgeStatus;
+use freya_shared::model::{EdgeStatus, PhoneNumberSpec, ProviderSpec};
 
 /// The edges that may place a call from a number reachable in `regions` (home first; empty for
 /// every region), in the order to try them: online with room, the home region's before the
 /// further regions' (in the order the number lists them), most headroom first within a region.
-pub(super) fn edges_in_preference(edges: Vec<EdgeRecord>, regions: &[&str]) -> Vec<EdgeRecord> {
+pub(crate) fn edges_in_preference(edges: Vec<EdgeRecord>, regions: &[&str]) -> Vec<EdgeRecord> {
     let rank = |edge: &EdgeRecord| {
         if regions.is_empty() {
             Some(0)
@@ -29,6 +31,60 @@ pub(super) fn edges_in_preference(edges: Vec<EdgeRecord>, regions: &[&str]) -> V
     });
     usable.into_iter().map(|(_, e)| e).collect()
 }
+
+/// The regions a leg to `to` is dialled from when the call's own edge (of `call_region`)
+/// should not: the regions of the workspace's number `to` when it is homed elsewhere; else,
+/// when none of the workspace's providers serves the call's region, the regions of the first
+/// (by priority) bound to some. Empty: the call's own edge dials it.
+pub(crate) fn leg_regions<'a>(
+    call_region: Option<&str>,
+    to: &str,
+    numbers: &'a [PhoneNumberSpec],
+    providers: &'a [ProviderSpec],
+) -> Vec<&'a str> {
+    let here = |regions: &[&str]| call_region.is_some_and(|r| regions.contains(&r));
+    if let Some(number) = numbers.iter().find(|n| n.number == to) {
+        let regions = number.reachable_regions();
+        if !regions.is_empty() && !here(&regions) {
+            return regions;
+        }
+    }
+    let serves_here = providers
+        .iter()
+        .any(|p| call_region.is_none_or(|r| p.serves(r)));
+    if serves_here {
+        return Vec::new();
+    }
+    let mut bound: Vec<&ProviderSpec> = providers.iter().collect();
+    bound.sort_by_key(|p| p.priority());
+    bound
+        .first()
+        .map(|p| p.regions().iter().map(String::as_str).collect())
+        .unwrap_or_default()
+}
+
+/// The edge that dials a leg needing `regions` ([`leg_regions`]): `None` (the call's edge,
+/// `home`) when none is needed, the home is in one of them, or no edge there is online with
+/// room; else the best of those edges.
+pub(crate) fn leg_edge(edges: Vec<EdgeRecord>, home: &str, regions: &[&str]) -> Option<String> {
+    if regions.is_empty() {
+        return None;
+    }
+    let home_fits = edges
+        .iter()
+        .any(|e| e.id == home && regions.contains(&e.region.as_str()));
+    if home_fits {
+        return None;
+    }
+    edges_in_preference(edges, regions)
+        .into_iter()
+        .map(|e| e.id)
+        .find(|id| id != home)
+}
+
+#[cfg(test)]
+#[path = "edge_choice_tests.rs"]
+mod leg_tests;
 
 #[cfg(test)]
 mod tests {

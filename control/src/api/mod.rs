@@ -20,11 +20,12 @@ mod audit;
 mod auth;
 mod body_limit;
 mod call_legs;
+mod call_placing;
 mod calls;
 mod crud;
 mod dashboard;
 mod edge_ca;
-mod edge_choice;
+pub(crate) mod edge_choice;
 mod edge_trust;
 mod edges;
 mod erasures;
@@ -244,7 +245,8 @@ fn v1() -> Router<AppState> {
         )
         .route(
             "/calls",
-            needs(Role::Viewer, get(calls::list)).merge(needs(Role::Editor, post(calls::place))),
+            needs(Role::Viewer, get(calls::list))
+                .merge(needs(Role::Editor, post(call_placing::place))),
         )
         .route(
             "/calls/{id}",

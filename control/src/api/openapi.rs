@@ -22,8 +22,9 @@ use utoipa::openapi::{
 use utoipa::{Modify, OpenApi, ToSchema};
 
 use super::{
-    agents, analytics, audit, call_legs, calls, dashboard, edge_ca, edge_trust, edges, erasures,
-    health, keys, login, numbers, providers, recordings, webhooks, workflows, workspaces,
+    agents, analytics, audit, call_legs, call_placing, calls, dashboard, edge_ca, edge_trust,
+    edges, erasures, health, keys, login, numbers, providers, recordings, webhooks, workflows,
+    workspaces,
 };
 
 /// The document.
@@ -59,7 +60,7 @@ use super::{
         numbers::list, numbers::create, numbers::get, numbers::patch, numbers::delete,
         workflows::list, workflows::create, workflows::check, workflows::get, workflows::patch,
         workflows::delete, workflows::publish, workflows::versions, workflows::version,
-        calls::list, calls::place, calls::get, calls::hangup,
+        calls::list, call_placing::place, calls::get, calls::hangup,
         call_legs::dial, call_legs::hang_up, call_legs::bridge, call_legs::unbridge,
         recordings::download, recordings::delete,
         erasures::erase_call, erasures::erase_caller,

@@ -1,5 +1,6 @@
 //! One edge's event stream: each event is stored (once, by its id) and then acknowledged, so
-//! the edge may forget it. Nothing is acknowledged before it is durably stored.
+//! the edge may forget it. Nothing is acknowledged before it is durably stored. An outbound
+//! call whose retry on another edge the storing claimed is placed again from here (`retry.rs`).
 
 use std::sync::Arc;
 
@@ -10,7 +11,6 @@ use tokio_util::sync::CancellationToken;
 use tonic::{Status, Streaming};
 
 use crate::metrics::ControlMetrics;
-use crate::store::Store;
 use freya_proto::v1::{CallEvent as WireEvent, EventAck};
 use freya_shared::model::{CallEvent, CALL_EVENT_SCHEMA};
 
@@ -19,7 +19,7 @@ use freya_shared::model::{CallEvent, CALL_EVENT_SCHEMA};
 const BATCH: usize = 64;
 
 pub(super) fn spawn(
-    store: Store,
+    retrier: super::retry::CallRetrier,
     edge_id: String,
     inbound: Streaming<WireEvent>,
     metrics: Arc<ControlMetrics>,
@@ -27,6 +27,7 @@ pub(super) fn spawn(
 ) -> ReceiverStream<Result<EventAck, Status>> {
     // Acks wait for the edge to read them: the edge bounds what it has in flight.
     let (tx, rx) = mpsc::channel(256);
+    let store = retrier.store.clone();
     tokio::spawn(async move {
         let mut inbound = inbound.ready_chunks(BATCH);
         loop {
@@ -48,9 +49,10 @@ pub(super) fn spawn(
                     }
                 }
             }
-            match store.record_call_events(&edge_id, &events).await {
-                Ok(stored) => {
-                    for new in stored {
+            match store.record_call_events_claiming(&edge_id, &events).await {
+                Ok(recorded) => {
+                    retrier.place_again_later(recorded.retries);
+                    for new in recorded.stored {
                         if new {
                             metrics.call_events_stored.inc();
                         } else {

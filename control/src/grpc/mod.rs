@@ -9,6 +9,7 @@ pub(crate) mod edge_version;
 mod enrolment;
 mod events;
 pub(crate) mod recordings;
+mod retry;
 mod trunk_health;
 mod watch;
 
@@ -35,6 +36,7 @@ use freya_shared::model::EdgeHealth;
 pub(crate) use auth::{EdgeAuth, EdgeSecret};
 pub use commands::CommandHub;
 pub(crate) use enrolment::{AttemptLimiter, EnrolmentService, EnrolmentSettings};
+pub(crate) use retry::CallRetrier;
 
 /// Settings of the edge service, from the `[edges]` config section.
 #[derive(Debug, Clone)]
@@ -96,6 +98,15 @@ impl EdgeControlService {
 }
 
 impl EdgeControlService {
+    /// What places outbound calls again on another edge, over this process's command streams.
+    fn retrier(&self) -> CallRetrier {
+        CallRetrier {
+            store: self.store.clone(),
+            commands: self.commands.clone(),
+            offline_after_ms: self.settings.offline_after_ms,
+        }
+    }
+
     /// Refuses an edge whose release this control plane no longer serves (`edge_version.rs`),
     /// with `FAILED_PRECONDITION` and a message the edge logs as it is.
     fn check_edge_version(&self, edge_id: &str, version: &str) -> Result<(), Status> {
@@ -274,7 +285,7 @@ impl EdgeControl for EdgeControlService {
     ) -> Result<Response<Self::PublishEventsStream>, Status> {
         let edge_id = auth::edge_id_of(&request)?;
         let stream = events::spawn(
-            self.store.clone(),
+            self.retrier(),
             edge_id,
             request.into_inner(),
             self.metrics.clone(),
@@ -320,15 +331,11 @@ impl EdgeControl for EdgeControlService {
         request: Request<ClusterReport>,
     ) -> Result<Response<ClusterReportAck>, Status> {
         let caller = auth::edge_id_of(&request)?;
-        let (store, board, report) = (
-            self.store.clone(),
-            self.cluster.clone(),
-            request.into_inner(),
-        );
+        let (retrier, board, report) = (self.retrier(), self.cluster.clone(), request.into_inner());
         // A task of its own, run to the end even when the edge stops waiting (its report
         // deadline) and sends the report again: a down edge's calls are ended by whichever
         // attempt gets there first, never by none because each was cancelled half-way.
-        tokio::spawn(async move { cluster::apply(&store, &board, &caller, report).await })
+        tokio::spawn(async move { cluster::apply(&retrier, &board, &caller, report).await })
             .await
             .map_err(|e| Status::internal(format!("the cluster report was not applied: {e}")))??;
         Ok(Response::new(ClusterReportAck {}))

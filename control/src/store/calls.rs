@@ -62,13 +62,13 @@ const CALLS: ScopedTable = ScopedTable {
     order: None,
 };
 
-/// Ends with the usage columns `call_usage::usage_from_row` reads.
+/// The usage columns `call_usage::usage_from_row` reads, then the edges that failed the call.
 const CALL_COLUMNS: &str =
     "id, edge_id, region, direction, from_number, to_number, agent_id, status, \
      started_at_ms, ringing_at_ms, answered_at_ms, ended_at_ms, end_reason, sip_call_id, \
      trace_id, erased_at_ms, recording_id, recording_format, recording_bytes, recording_duration_ms, recording_sha256, \
      agent_turns, caller_speech_ms, agent_characters, agent_characters_played, \
-     agent_characters_synthesized";
+     agent_characters_synthesized, edge_attempts";
 
 pub(crate) fn call_from_row(r: &AnyRow) -> Result<CallRecord, StoreError> {
     Ok(CallRecord {
@@ -89,6 +89,7 @@ pub(crate) fn call_from_row(r: &AnyRow) -> Result<CallRecord, StoreError> {
         trace_id: r.try_get("trace_id")?,
         erased_at_ms: r.try_get("erased_at_ms")?,
         recording: super::recordings::recording_from_row(r)?,
+        edge_attempts: super::call_retries::attempts_from_column(r.try_get("edge_attempts")?)?,
         usage: super::call_usage::usage_from_row(r)?,
     })
 }

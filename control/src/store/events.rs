@@ -51,6 +51,8 @@ pub struct CallRecord {
     pub erased_at_ms: Option<i64>,
     /// The call's recording, once an edge has uploaded it.
     pub recording: Option<super::CallRecordingInfo>,
+    /// The edges that could not place this outbound call, in order (`call_retries.rs`).
+    pub edge_attempts: Vec<super::EdgeAttempt>,
     /// What the call used, as far as its events have said.
     pub usage: super::CallUsageRecord,
 }
@@ -72,17 +74,33 @@ impl Store {
     /// An edge under load sends hundreds of events a second, and one commit (one WAL sync on
     /// SQLite, one consensus round on CockroachDB) for a batch instead of each is what keeps the
     /// store ahead of them. All or none: an error stores none of the batch, and the edge resends.
+    /// Outbound calls whose retry this batch claimed are not placed again: an edge's events
+    /// go through [`Store::record_call_events_claiming`].
     pub async fn record_call_events(
         &self,
         edge_id: &str,
         events: &[CallEvent],
     ) -> Result<Vec<bool>, StoreError> {
+        Ok(self
+            .record_call_events_claiming(edge_id, events)
+            .await?
+            .stored)
+    }
+
+    /// [`Store::record_call_events`], also handing back the outbound calls whose one retry on
+    /// another edge this batch claimed (`call_retries.rs`): the caller places them again.
+    pub async fn record_call_events_claiming(
+        &self,
+        edge_id: &str,
+        events: &[CallEvent],
+    ) -> Result<RecordedEvents, StoreError> {
         if events.is_empty() {
-            return Ok(Vec::new());
+            return Ok(RecordedEvents::default());
         }
         retry(&self.health, || async {
             let mut tx = self.pool().begin().await?;
             let mut stored = Vec::with_capacity(events.len());
+            let mut retries = Vec::new();
             // Each call's agent's redactor, looked up once a batch.
             let mut redactors: Vec<(&str, Redactor)> = Vec::new();
             for event in events {
@@ -127,15 +145,20 @@ impl Store {
                 if inserted {
                     // Read into its type once; the JSON stays what is stored and sent on.
                     let data = original.data();
-                    apply_to_call(&mut tx, edge_id, original, &data).await?;
+                    let announced = apply_to_call(&mut tx, edge_id, original, &data).await?;
                     super::call_usage::fold_event(&mut tx, original, &data).await?;
-                    // Same transaction: a stored event always has its webhook deliveries queued.
-                    super::deliveries::enqueue(&mut tx, event).await?;
+                    // Same transaction: a stored event always has its webhook deliveries queued
+                    // (but for a failure that is retried, and the retry's second start).
+                    match announced {
+                        Announce::Yes => super::deliveries::enqueue(&mut tx, event).await?,
+                        Announce::No => {}
+                        Announce::Retry(claim) => retries.push(claim),
+                    }
                 }
                 stored.push(inserted);
             }
             tx.commit().await?;
-            Ok(stored)
+            Ok(RecordedEvents { stored, retries })
         })
         .await
     }
@@ -235,14 +258,32 @@ impl Store {
     }
 }
 
-/// Folds a newly stored event into the call's summary row.
+/// What a batch of events did: for each, whether it was new; and the calls it claimed a retry of.
+#[derive(Debug, Default)]
+pub struct RecordedEvents {
+    pub stored: Vec<bool>,
+    pub retries: Vec<super::RetryClaim>,
+}
+
+/// Whether a newly stored event is sent on to the workspace's webhooks.
+enum Announce {
+    Yes,
+    No,
+    /// Not sent: the call is placed again elsewhere (claimed here).
+    Retry(super::RetryClaim),
+}
+
+/// Folds a newly stored event into the call's summary row; whether the customer hears of it.
 async fn apply_to_call(
     tx: &mut sqlx::Transaction<'_, sqlx::Any>,
     edge_id: &str,
     event: &CallEvent,
     data: &CallEventData,
-) -> Result<(), StoreError> {
+) -> Result<Announce, StoreError> {
     match data {
+        CallEventData::Started(_) if super::call_retries::started_before(tx, event).await? => {
+            return Ok(Announce::No);
+        }
         CallEventData::Started(started) => {
             let agent_id = started.agent_id.clone().flatten();
             let sip_call_id = started.sip_call_id.clone().flatten();
@@ -307,17 +348,24 @@ async fn apply_to_call(
             .await?;
         }
         CallEventData::Failed(failed) => {
-            end_call(
-                tx,
-                event,
-                "failed",
-                failed.reason.as_ref().map(FailReason::as_str),
-            )
-            .await?;
+            use super::call_retries::FailedOutcome;
+            match super::call_retries::on_failed(tx, edge_id, event, failed).await? {
+                FailedOutcome::Ends => {
+                    end_call(
+                        tx,
+                        event,
+                        "failed",
+                        failed.reason.as_ref().map(FailReason::as_str),
+                    )
+                    .await?;
+                }
+                FailedOutcome::Retry(claim) => return Ok(Announce::Retry(claim)),
+                FailedOutcome::Stale => return Ok(Announce::No),
+            }
         }
         _ => {}
     }
-    Ok(())
+    Ok(Announce::Yes)
 }
 
 /// Records how the call finished on its row.

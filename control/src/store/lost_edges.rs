@@ -8,6 +8,11 @@
 //! The same end comes sooner when the edge's cluster peers report it down
 //! ([`Store::end_calls_of_edge`], at the moment of the report); both write the same event id.
 //!
+//! An outbound call the lost edge had not started yet (still `queued`: no `call.started` came)
+//! fails instead, as the edge's own fault (`call.failed`, `edge_lost`, `placement: edge`), so it
+//! is placed once more on another edge like any call an edge could not place
+//! (`call_retries.rs`): the claims are handed back to the caller, which places them.
+//!
 //! The synthetic event's id is derived from the call's, so several control-plane processes
 //! doing this at once store it once. If the edge comes back with the same id and its spool
 //! carries the call's real end, that later `call.ended` is stored too and the record takes its
@@ -15,10 +20,50 @@
 
 use sqlx::Row;
 
-use super::{Store, StoreError};
+use super::{RetryClaim, Store, StoreError};
 use freya_shared::ids::now_ms;
-use freya_shared::model::call_payloads::CallEnded;
-use freya_shared::model::{CallEvent, CallEventData, EndReason};
+use freya_shared::model::call_payloads::{CallEnded, CallFailed};
+use freya_shared::model::{CallEvent, CallEventData, EndReason, FailReason, Placement};
+
+/// What ending a lost edge's calls did: how many calls it ended (or failed), and the outbound
+/// calls not yet started there whose retry on another edge it claimed.
+#[derive(Debug, Default)]
+pub struct LostCalls {
+    pub ended: usize,
+    pub retries: Vec<RetryClaim>,
+}
+
+/// The event that closes one open call of lost edge `edge_id`: `call.failed` (the edge's
+/// fault, so placed again elsewhere) for an outbound call it never started, else
+/// `call.ended` as `edge_lost`. Its id is derived from the call's.
+fn lost_call_event(
+    row: &sqlx::any::AnyRow,
+    edge_id: &str,
+    at_ms: i64,
+) -> Result<CallEvent, StoreError> {
+    let call_id: String = row.try_get("id")?;
+    let workspace_id: String = row.try_get("workspace_id")?;
+    let answered: Option<i64> = row.try_get("answered_at_ms")?;
+    let direction: String = row.try_get("direction")?;
+    let status: String = row.try_get("status")?;
+    let data = if direction == "outbound" && status == "queued" {
+        let failed = CallFailed {
+            direction: Some("outbound".to_owned()),
+            ..CallFailed::because(FailReason::parse(EDGE_LOST)).placed_by(Placement::Edge)
+        };
+        CallEventData::Failed(failed)
+    } else {
+        CallEventData::Ended(CallEnded {
+            answered: Some(answered.is_some()),
+            edge_id: Some(edge_id.to_owned()),
+            ..CallEnded::because(EndReason::EdgeLost)
+        })
+    };
+    let mut event = CallEvent::new(call_id.clone(), workspace_id, data);
+    event.id = format!("{call_id}.{EDGE_LOST}");
+    event.at_ms = at_ms;
+    Ok(event)
+}
 
 /// The reason recorded on a call whose edge went silent.
 pub const EDGE_LOST: &str = "edge_lost";
@@ -29,87 +74,69 @@ impl Store {
     pub async fn end_calls_of_lost_edges(
         &self,
         offline_after_ms: i64,
-    ) -> Result<usize, StoreError> {
+    ) -> Result<LostCalls, StoreError> {
         let silent_since = now_ms().saturating_sub(offline_after_ms);
         let rows = sqlx::query(
-            "SELECT c.id, c.workspace_id, c.edge_id, c.answered_at_ms, e.last_seen_ms \
+            "SELECT c.id, c.workspace_id, c.edge_id, c.answered_at_ms, c.direction, c.status, \
+             e.last_seen_ms \
              FROM calls c JOIN edges e ON e.id = c.edge_id \
              WHERE c.ended_at_ms IS NULL AND e.last_seen_ms < $1 ORDER BY c.edge_id, c.id",
         )
         .bind(silent_since)
         .fetch_all(self.pool())
         .await?;
-        let mut ended = 0;
+        let mut lost = LostCalls::default();
         let mut by_edge: Vec<(String, Vec<CallEvent>)> = Vec::new();
         for row in &rows {
-            let call_id: String = row.try_get("id")?;
             let edge_id: String = row.try_get("edge_id")?;
-            let answered: Option<i64> = row.try_get("answered_at_ms")?;
             let last_seen_ms: i64 = row.try_get("last_seen_ms")?;
-            let ended = CallEnded {
-                answered: Some(answered.is_some()),
-                edge_id: Some(edge_id.clone()),
-                ..CallEnded::because(EndReason::EdgeLost)
-            };
-            let mut event = CallEvent::new(
-                call_id.clone(),
-                row.try_get::<String, _>("workspace_id")?,
-                CallEventData::Ended(ended),
-            );
-            event.id = format!("{call_id}.{EDGE_LOST}");
-            event.at_ms = last_seen_ms;
+            let event = lost_call_event(row, &edge_id, last_seen_ms)?;
             match by_edge.last_mut() {
                 Some((edge, events)) if *edge == edge_id => events.push(event),
                 _ => by_edge.push((edge_id, vec![event])),
             }
         }
         for (edge_id, events) in by_edge {
-            let stored = self.record_call_events(&edge_id, &events).await?;
-            let count = stored.iter().filter(|&&new| new).count();
+            let recorded = self.record_call_events_claiming(&edge_id, &events).await?;
+            let count = recorded.stored.iter().filter(|&&new| new).count();
             if count > 0 {
                 tracing::warn!(edge = %edge_id, calls = count, "edge stopped heartbeating; its open calls ended as edge_lost");
             }
-            ended += count;
+            lost.ended += count;
+            lost.retries.extend(recorded.retries);
         }
-        Ok(ended)
+        Ok(lost)
     }
 
     /// Ends, as `edge_lost` at `at_ms`, every open call of `edge_id` (its peers declared it
     /// down); returns how many calls it ended. A call already ended this way is not ended twice.
-    pub async fn end_calls_of_edge(&self, edge_id: &str, at_ms: i64) -> Result<usize, StoreError> {
+    pub async fn end_calls_of_edge(
+        &self,
+        edge_id: &str,
+        at_ms: i64,
+    ) -> Result<LostCalls, StoreError> {
         let rows = sqlx::query(
-            "SELECT id, workspace_id, answered_at_ms FROM calls \
+            "SELECT id, workspace_id, answered_at_ms, direction, status FROM calls \
              WHERE ended_at_ms IS NULL AND edge_id = $1 ORDER BY id",
         )
         .bind(edge_id)
         .fetch_all(self.pool())
         .await?;
-        let mut events = Vec::with_capacity(rows.len());
-        for row in &rows {
-            let call_id: String = row.try_get("id")?;
-            let answered: Option<i64> = row.try_get("answered_at_ms")?;
-            let ended = CallEnded {
-                answered: Some(answered.is_some()),
-                edge_id: Some(edge_id.to_owned()),
-                ..CallEnded::because(EndReason::EdgeLost)
-            };
-            let mut event = CallEvent::new(
-                call_id.clone(),
-                row.try_get::<String, _>("workspace_id")?,
-                CallEventData::Ended(ended),
-            );
-            event.id = format!("{call_id}.{EDGE_LOST}");
-            event.at_ms = at_ms;
-            events.push(event);
-        }
+        let events = rows
+            .iter()
+            .map(|row| lost_call_event(row, edge_id, at_ms))
+            .collect::<Result<Vec<_>, _>>()?;
         if events.is_empty() {
-            return Ok(0);
+            return Ok(LostCalls::default());
         }
-        let stored = self.record_call_events(edge_id, &events).await?;
-        let count = stored.iter().filter(|&&new| new).count();
+        let recorded = self.record_call_events_claiming(edge_id, &events).await?;
+        let count = recorded.stored.iter().filter(|&&new| new).count();
         if count > 0 {
             tracing::warn!(edge = %edge_id, calls = count, "edge declared down by its peers; its open calls ended as edge_lost");
         }
-        Ok(count)
+        Ok(LostCalls {
+            ended: count,
+            retries: recorded.retries,
+        })
     }
 }

@@ -84,8 +84,12 @@ pub struct TrunkAttempt {
 pub enum TrunkEnding {
     /// A final response (an authentication failure is its 401/407).
     Response { code: u16, reason: String },
-    /// No final response (timer B) or no answer within the trunk's `invite_timeout`.
+    /// No final response (timer B), or no answer within the trunk's `invite_timeout` before
+    /// anything rang.
     Timeout,
+    /// The callee's phone rang and nobody answered within the trunk's `invite_timeout`: the
+    /// callee's doing, not the trunk's (no other edge would do better).
+    Unanswered,
     /// The network refused (ICMP unreachable), or the INVITE could not be written.
     TransportError,
     /// Not tried: the trunk's circuit breaker was open.
@@ -104,7 +108,8 @@ impl TrunkEnding {
                 code: *code,
                 reason: "authentication failed".to_owned(),
             },
-            AttemptFailure::NoResponse | AttemptFailure::NoAnswer { .. } => Self::Timeout,
+            AttemptFailure::NoAnswer { rang: true } => Self::Unanswered,
+            AttemptFailure::NoResponse | AttemptFailure::NoAnswer { rang: false } => Self::Timeout,
             AttemptFailure::Unsendable(_) | AttemptFailure::TransportError => Self::TransportError,
         }
     }

@@ -14,6 +14,7 @@ use std::time::Duration;
 
 use tokio::sync::{mpsc, oneshot};
 
+use super::placement;
 use super::{log_failure, LinkContext};
 use crate::call::core::{AgentMode, LegCommand, LegId};
 use crate::mesh::host::DialGrant;
@@ -30,13 +31,11 @@ use crate::twilio::TwilioEdge;
 use freya_proto::v1::edge_command::Command;
 use freya_proto::v1::leg_command::Action;
 use freya_proto::v1::CommandsRequest;
-use freya_shared::model::call_payloads::{
-    AttemptOutcome, CallFailed, CallStarted, ProviderAttempt,
-};
+use freya_shared::model::call_payloads::{AttemptOutcome, CallStarted, ProviderAttempt};
 use freya_shared::model::outbound_proxy::parse_proxy_uri;
 use freya_shared::model::{
-    CallEvent, CallEventData, FailReason, ProviderSpec, SipTransport, SipTrunkSpec, TrunkSrtp,
-    TwilioAccountSpec,
+    CallEvent, CallEventData, FailReason, Placement, ProviderSpec, SipTransport, SipTrunkSpec,
+    TrunkSrtp, TwilioAccountSpec,
 };
 use freya_shared::snapshot::{AgentConfig, ProviderConfig};
 
@@ -129,18 +128,14 @@ async fn handle(
         }
         Some(Command::PlaceCall(place)) => {
             tracing::info!(call = %place.call_id, to = %freya_shared::redact::MaskedNumber(&place.to), "outbound call requested");
-            let fail = |reason: &str| {
-                let failed = CallFailed {
-                    direction: Some("outbound".to_owned()),
-                    to: Some(place.to.clone()),
-                    ..CallFailed::because(FailReason::parse(reason))
-                };
-                CallEvent::new(
-                    place.call_id.clone(),
-                    place.workspace_id.clone(),
-                    CallEventData::Failed(failed),
-                )
-            };
+            // Full or draining: refused before any provider is tried, so the control plane
+            // places it on another edge and the callee's phone rings once.
+            if let Some(reason) = placement::refusal(state) {
+                tracing::info!(call = %place.call_id, %reason, "outbound call refused");
+                let refused = placement::failed(&place, reason, Placement::Edge, None);
+                let _ = events.send(refused).await;
+                return;
+            }
             let snapshot = state.snapshot();
             let Some(agent) = snapshot
                 .agents
@@ -149,7 +144,10 @@ async fn handle(
                 .cloned()
             else {
                 tracing::warn!(call = %place.call_id, agent = %place.agent_id, "outbound call for an agent this edge does not know");
-                let _ = events.send(fail("unknown_agent")).await;
+                let reason = FailReason::parse("unknown_agent");
+                let _ = events
+                    .send(placement::failed(&place, reason, Placement::Request, None))
+                    .await;
                 return;
             };
             let providers: Vec<ProviderConfig> = snapshot
@@ -278,25 +276,17 @@ async fn place_in_order(
     sip: mpsc::Sender<SipCommand>,
     twilio: TwilioEdge,
 ) {
-    let fail = |reason: &str, attempts: Vec<ProviderAttempt>| {
-        let failed = CallFailed {
-            direction: Some("outbound".to_owned()),
-            to: Some(place.to.clone()),
-            attempts: Some(attempts),
-            ..CallFailed::because(FailReason::parse(reason))
-        };
-        CallEvent::new(
-            place.call_id.clone(),
-            place.workspace_id.clone(),
-            CallEventData::Failed(failed),
-        )
+    let fail = |reason: &str, placement: Placement, attempts: Vec<ProviderAttempt>| {
+        placement::failed(&place, FailReason::parse(reason), placement, Some(attempts))
     };
     // The control plane checks these too; an edge never puts anything else in a SIP URI.
     for (field, user) in [("from", &place.from), ("to", &place.to)] {
         if let Some(problem) = freya_shared::model::sip_user::sip_user_problem(user) {
             tracing::warn!(call = %place.call_id, field, problem, "outbound call refused");
             let reason = format!("invalid_{field}");
-            let _ = events.send(fail(&reason, Vec::new())).await;
+            let _ = events
+                .send(fail(&reason, Placement::Request, Vec::new()))
+                .await;
             return;
         }
     }
@@ -394,7 +384,8 @@ async fn place_in_order(
             fall_back,
         }));
         if sip.send(command).await.is_err() {
-            let _ = events.send(fail("edge_shutting_down", attempts)).await;
+            let shutting_down = fail("edge_shutting_down", Placement::Edge, attempts);
+            let _ = events.send(shutting_down).await;
             return;
         }
         // The SIP task records the call's end itself unless it hands the failure back.
@@ -412,7 +403,8 @@ async fn place_in_order(
     } else {
         "providers_failed"
     };
-    let _ = events.send(fail(reason, attempts)).await;
+    let placement = placement::after_providers(&attempts);
+    let _ = events.send(fail(reason, placement, attempts)).await;
 }
 
 /// Asks Twilio to place the call, its answer connected to this edge's media stream with a

@@ -11,6 +11,7 @@ mod cluster_report;
 pub(crate) mod commands;
 mod config_watch;
 mod failover;
+mod placement;
 mod publisher;
 mod recording_upload;
 mod registration;

@@ -2,10 +2,17 @@
 //! accepts, without I/O. A request is dialled only when the control plane granted exactly that
 //! call, leg, workspace and destination to this edge with the asking edge as the call's home
 //! (the grant comes over the control link with the API's `POST /v1/calls/{id}/legs`), when the
-//! request arrives from the address the cluster's gossip gives that home edge, when this edge
-//! serves the workspace, and while the asking peer is within its dial rate and the call within
-//! its count of legs here. Everything else is refused, answered with a `Hangup { Refused }`
-//! and counted by reason. Grants not used within `grant_ttl` lapse.
+//! edge the request names is the one its connection's certificate names (the cluster CA issues
+//! each edge a certificate naming its id, so gossip is never the only word on who asks), when
+//! the request arrives from the address the cluster's gossip gives that home edge, when this
+//! edge serves the workspace, and while the asking edge is within its dial rate and the call
+//! within its count of legs here. Everything else is refused, answered with a
+//! `Hangup { Refused }` and counted by reason. Grants not used within `grant_ttl` lapse.
+//!
+//! Dial budgets are kept per certified edge, not per address: a peer gets no fresh allowance
+//! from a new connection or port. When more than [`MAX_TRACKED_PEERS`] are kept, only budgets
+//! that have refilled are forgotten (a new one starts full, so nothing is lost), never one a
+//! peer is spending.
 
 use std::collections::HashMap;
 use std::net::SocketAddr;
@@ -15,6 +22,9 @@ use uuid::Uuid;
 
 use super::codec::LegKey;
 use super::peers::FrameBudget;
+
+/// Budgets kept before the refilled ones are swept.
+pub const MAX_TRACKED_PEERS: usize = 1_024;
 
 /// Limits of the dialling side (`[mesh]` in the edge's config).
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
@@ -65,6 +75,8 @@ pub struct DialRequest {
 pub enum DialRefusal {
     #[error("no grant from the control plane for this call and leg")]
     NoGrant,
+    #[error("the request names another edge than its connection's certificate")]
+    NotCertified,
     #[error("the request does not come from the call's edge")]
     NotHome,
     #[error("the request names another workspace or destination than the grant")]
@@ -82,6 +94,7 @@ impl DialRefusal {
     pub fn label(self) -> &'static str {
         match self {
             Self::NoGrant => "no_grant",
+            Self::NotCertified => "certificate_mismatch",
             Self::NotHome => "not_home",
             Self::Mismatch => "mismatch",
             Self::WorkspaceNotServed => "workspace_not_served",
@@ -96,6 +109,9 @@ impl DialRefusal {
 pub struct DialContext<'a> {
     /// The connection's remote address.
     pub from: SocketAddr,
+    /// The edge id the connection's verified certificate names (`None`: the connection is
+    /// gone, or names no edge).
+    pub certified_as: Option<&'a str>,
     /// The mesh address gossip gives the grant's home edge (`None`: not a live member).
     pub home_addr: Option<SocketAddr>,
     /// Whether this edge serves a workspace.
@@ -107,7 +123,8 @@ pub struct LegHost {
     settings: HostSettings,
     grants: HashMap<LegKey, (DialGrant, Instant)>,
     hosted: HashMap<LegKey, SocketAddr>,
-    budgets: HashMap<SocketAddr, FrameBudget>,
+    /// Dial budgets by certified edge id.
+    budgets: HashMap<String, FrameBudget>,
 }
 
 impl LegHost {
@@ -140,11 +157,15 @@ impl LegHost {
         request: &DialRequest,
         context: &DialContext<'_>,
     ) -> Result<(), DialRefusal> {
+        // Every mesh connection is certified; one that is not (any more) asks for nothing.
+        let Some(certified) = context.certified_as else {
+            return Err(DialRefusal::NotCertified);
+        };
         // The budget first, so a flood of anything costs the flooder, not the lookups.
         let per_sec = self.settings.dials_per_sec_per_peer;
         let budget = self
             .budgets
-            .entry(context.from)
+            .entry(certified.to_owned())
             .or_insert_with(|| FrameBudget::new(now, per_sec));
         if !budget.take(now) {
             return Err(DialRefusal::RateLimited);
@@ -153,6 +174,9 @@ impl LegHost {
         let Some((grant, _)) = self.grants.get(&request.key) else {
             return Err(DialRefusal::NoGrant);
         };
+        if certified != request.from_edge {
+            return Err(DialRefusal::NotCertified);
+        }
         if grant.home != request.from_edge || context.home_addr != Some(context.from) {
             return Err(DialRefusal::NotHome);
         }
@@ -176,14 +200,20 @@ impl LegHost {
         self.hosted.remove(&key);
     }
 
-    /// Lapses old grants and forgets idle peers' budgets.
+    /// Lapses old grants and, past [`MAX_TRACKED_PEERS`], forgets the budgets that have
+    /// refilled (never one a peer is spending).
     pub fn handle_timeout(&mut self, now: Instant) {
         let ttl = self.settings.grant_ttl;
         self.grants
             .retain(|_, (_, at)| now.saturating_duration_since(*at) < ttl);
-        if self.budgets.len() > 1_024 {
-            self.budgets.clear();
+        if self.budgets.len() > MAX_TRACKED_PEERS {
+            self.budgets.retain(|_, budget| !budget.is_full(now));
         }
+    }
+
+    /// Dial budgets kept.
+    pub fn tracked_peers(&self) -> usize {
+        self.budgets.len()
     }
 
     /// Legs of `call` hosted here.

@@ -37,8 +37,14 @@ fn serves_a(ws: &str) -> bool {
 }
 
 fn from(addr: SocketAddr) -> DialContext<'static> {
+    certified(addr, "edge-a")
+}
+
+/// A request over a connection from `addr` whose certificate names `edge`.
+fn certified(addr: SocketAddr, edge: &'static str) -> DialContext<'static> {
     DialContext {
         from: addr,
+        certified_as: Some(edge),
         home_addr: Some(home()),
         serves: &serves_a,
     }
@@ -82,7 +88,7 @@ fn another_cluster_member_cannot_use_the_home_s_grant() {
     let mut claims_other = request(1);
     claims_other.from_edge = "edge-c".into();
     assert_eq!(
-        host.handle_dial(now, &claims_other, &from(home())),
+        host.handle_dial(now, &claims_other, &certified(home(), "edge-c")),
         Err(DialRefusal::NotHome)
     );
     // The grant is still there for the real home.
@@ -174,4 +180,67 @@ fn an_unused_grant_lapses() {
         Err(DialRefusal::NoGrant)
     );
     assert_eq!(host.grants(), 0);
+}
+
+#[test]
+fn a_valid_certificate_for_one_edge_claiming_to_be_another_is_refused() {
+    let now = Instant::now();
+    let mut host = LegHost::new(HostSettings::default());
+    host.handle_grant(now, grant(1));
+    // Edge C's certificate, asking as edge A (the grant's home), even from the address gossip
+    // gives edge A: refused, whatever gossip says.
+    assert_eq!(
+        host.handle_dial(now, &request(1), &certified(home(), "edge-c")),
+        Err(DialRefusal::NotCertified)
+    );
+    // A connection whose certificate is not known (any more) asks for nothing.
+    let unknown = DialContext {
+        certified_as: None,
+        ..from(home())
+    };
+    assert_eq!(
+        host.handle_dial(now, &request(1), &unknown),
+        Err(DialRefusal::NotCertified)
+    );
+    // The grant is still there for the real home.
+    assert_eq!(host.handle_dial(now, &request(1), &from(home())), Ok(()));
+}
+
+#[test]
+fn a_peer_gets_no_fresh_dial_budget_from_new_addresses_or_a_crowd_of_peers() {
+    let now = Instant::now();
+    let settings = HostSettings {
+        dials_per_sec_per_peer: 5,
+        ..HostSettings::default()
+    };
+    let mut host = LegHost::new(settings);
+    // Edge C spends its budget from five connections of its own.
+    for port in 0..5u16 {
+        let addr = SocketAddr::from(([127, 0, 0, 3], 8000 + port));
+        let refusal = host.handle_dial(now, &request(1), &certified(addr, "edge-c"));
+        assert_eq!(refusal, Err(DialRefusal::NoGrant));
+    }
+    let fresh_port = SocketAddr::from(([127, 0, 0, 3], 9000));
+    assert_eq!(
+        host.handle_dial(now, &request(1), &certified(fresh_port, "edge-c")),
+        Err(DialRefusal::RateLimited),
+        "a new connection is the same certified edge"
+    );
+    // More peers than are tracked, each spending: edge C's empty budget is not forgotten.
+    let names: Vec<&'static str> = (0..MAX_TRACKED_PEERS + 10)
+        .map(|n| &*Box::leak(format!("edge-{n}").into_boxed_str()))
+        .collect();
+    for name in &names {
+        let addr = SocketAddr::from(([127, 0, 0, 4], 7000));
+        let _ = host.handle_dial(now, &request(1), &certified(addr, name));
+    }
+    assert!(host.tracked_peers() > MAX_TRACKED_PEERS);
+    assert_eq!(
+        host.handle_dial(now, &request(1), &certified(fresh_port, "edge-c")),
+        Err(DialRefusal::RateLimited)
+    );
+    // Refilled budgets are the ones swept.
+    let later = now + Duration::from_secs(1);
+    host.handle_timeout(later);
+    assert_eq!(host.tracked_peers(), 0);
 }

@@ -1,5 +1,6 @@
 //! The task that answers other edges' requests to this edge's mesh: a `Dial` is put to the
-//! gate ([`LegHost`]: the control plane's grant, the asking peer, the workspace, the rates) and
+//! gate ([`LegHost`]: the control plane's grant, the asking peer as its certificate names it,
+//! the workspace, the rates) and
 //! either carried out as a hosted leg (`call/hosted.rs`) or answered with a
 //! `Hangup { Refused }` and counted in `freya_edge_mesh_dials_refused_total{reason}`; a `Join`
 //! for no leg here is answered with a hang-up, as before. Grants arrive from the control link.
@@ -83,13 +84,18 @@ impl Hosting {
         };
         let snapshot = self.services.state.snapshot();
         let serves = |ws: &str| !snapshot.providers_for(ws).is_empty();
+        // Who the connection's certificate says the peer is: bound to the edge the request
+        // names, whatever gossip says of addresses.
+        let certified = self.access.mesh.peer_name(from).map(|name| name.edge_id);
         let context = DialContext {
             from,
+            certified_as: certified.as_deref(),
             home_addr: self.access.peer_addr(&request.from_edge),
             serves: &serves,
         };
         if let Err(refusal) = gate.handle_dial(Instant::now(), &request, &context) {
-            tracing::warn!(peer = %from, claims = %request.from_edge, call = %key.call, leg = key.leg, %refusal, "mesh dial refused");
+            let certificate = certified.as_deref().unwrap_or("none");
+            tracing::warn!(peer = %from, claims = %request.from_edge, certificate, call = %key.call, leg = key.leg, %refusal, "mesh dial refused");
             let reason = vec![("reason".to_owned(), refusal.label().to_owned())];
             self.refused.get_or_create(&reason).inc();
             return self.answer(from, key, HangupCause::Refused);

@@ -246,6 +246,14 @@ impl FrameBudget {
             false
         }
     }
+
+    /// Whether the bucket has refilled by `now`: forgetting it loses nothing, since a new one
+    /// starts full.
+    pub fn is_full(&self, now: Instant) -> bool {
+        let elapsed = now.saturating_duration_since(self.at).as_secs_f64();
+        let cap = f64::from(self.per_sec);
+        self.tokens + elapsed * cap >= cap
+    }
 }
 
 #[cfg(test)]

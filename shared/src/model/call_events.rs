@@ -10,6 +10,7 @@ use serde_json::Value;
 
 use super::call_leg_payloads::*;
 use super::call_payloads::*;
+use super::call_placement::CallRetried;
 use crate::workflow::StepRecord;
 
 /// The version of the event contract this build writes. Version 0 is an edge from before the
@@ -117,6 +118,8 @@ call_events! {
     LegAnswered(LegAnswered) => "call.leg_answered",
     /// A leg ended (the party hung up, never answered, or was hung up).
     LegEnded(LegEnded) => "call.leg_ended",
+    /// The control plane placed an outbound call again on another edge.
+    Retried(CallRetried) => "call.retried",
     /// Legs of the call were bridged (they hear each other).
     Bridged(Bridged) => "call.bridged",
     /// The bridge ended; the call is back with its agent.

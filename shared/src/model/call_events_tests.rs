@@ -191,6 +191,14 @@ fn fixtures() -> Vec<(&'static str, Value)> {
         ),
         ("call.bridged", json!({"legs": [0, 1], "agent": "muted"})),
         ("call.unbridged", json!({"reason": "leg_ended"})),
+        (
+            "call.retried",
+            json!({"from_edge": "edge-a", "to_edge": "edge-b", "reason": "all_trunks_failed"}),
+        ),
+        (
+            "call.failed",
+            json!({"direction": "outbound", "to": "+4733333333", "reason": "edge_at_capacity", "placement": "edge"}),
+        ),
     ]
 }
 

@@ -7,7 +7,7 @@
 use serde::{Deserialize, Serialize};
 use serde_json::{Map, Value};
 
-use super::call_reasons::{EndReason, FailReason, HangupBy};
+use super::call_reasons::{EndReason, FailReason, HangupBy, Placement};
 
 /// Fields of a payload this version does not name, kept as they came.
 pub type Extra = Map<String, Value>;
@@ -344,6 +344,11 @@ pub struct CallFailed {
     pub provider_call_id: Option<String>,
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub attempts: Option<Vec<ProviderAttempt>>,
+    /// For an outbound call, whose "no" this is: `edge` (this edge could not place it, another
+    /// may), `callee` or `request`. Absent from inbound calls and from older edges (never
+    /// placed again).
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub placement: Option<Placement>,
     #[serde(flatten)]
     pub extra: Extra,
 }
@@ -363,8 +368,15 @@ impl CallFailed {
             provider: None,
             provider_call_id: None,
             attempts: None,
+            placement: None,
             extra: Extra::new(),
         }
+    }
+
+    /// The same failure, saying whose "no" it is.
+    pub fn placed_by(mut self, placement: Placement) -> Self {
+        self.placement = Some(placement);
+        self
     }
 }
 

@@ -186,6 +186,23 @@ reason_enum! {
 }
 
 reason_enum! {
+    /// Whose "no" an outbound call's `call.failed` is (its `placement`): the control plane
+    /// places a call again on another edge only when the edge that failed it says the fault was
+    /// its own, and never when the callee answered (a 486 or 603 is the callee's word).
+    Placement {
+        /// This edge could not place the call: full, draining, shutting down, no media port, or
+        /// every trunk failed with a transport error, a timeout before ringing or a 5xx/408.
+        /// Another edge may succeed.
+        Edge => "edge",
+        /// The callee's answer: busy, declined, not found, or no answer after ringing.
+        Callee => "callee",
+        /// The request itself: an unknown agent, an invalid number, no provider for it. No
+        /// other edge would do better.
+        Request => "request",
+    }
+}
+
+reason_enum! {
     /// Who ended a call, by side, whichever way it was dialled (`call.ended`'s `hangup_by`).
     HangupBy {
         /// The other party: the caller of an inbound call, the called party of an outbound one.

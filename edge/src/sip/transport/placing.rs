@@ -18,7 +18,8 @@ use freya_shared::model::call_payloads::{
     AttemptOutcome, CallAnswered, CallFailed, CallStarted, FailureDetail, FailureRecord,
     ProviderAttempt,
 };
-use freya_shared::model::{CallEvent, CallEventData, FailReason};
+use freya_shared::model::call_placement::{attempts_are_edge_faults, NO_ANSWER_AFTER_RINGING};
+use freya_shared::model::{CallEvent, CallEventData, FailReason, Placement};
 use freya_shared::snapshot::AgentConfig;
 use tokio::sync::oneshot;
 
@@ -94,6 +95,7 @@ pub fn trunk_attempts(
                     },
                 ),
                 TrunkEnding::Timeout => ("trunk_failed", AttemptOutcome::Timeout),
+                TrunkEnding::Unanswered => (NO_ANSWER_AFTER_RINGING, AttemptOutcome::Timeout),
                 TrunkEnding::TransportError => ("trunk_failed", AttemptOutcome::TransportError),
                 TrunkEnding::SkippedOpenCircuit => {
                     ("circuit_open", AttemptOutcome::SkippedOpenCircuit)
@@ -154,7 +156,24 @@ fn attempts_only(attempts: &[ProviderAttempt]) -> FailureDetail {
     })
 }
 
-/// Records `call.failed` for a call that never got answered.
+/// Whose "no" an outbound failure is: the edge's own (the control plane may place the call on
+/// another edge) only when no trunk was usable or every attempt failed through its trunk; the
+/// callee's when any attempt heard the callee.
+fn placement_of(failure: &OutboundFailure, attempts: &[ProviderAttempt]) -> Placement {
+    match failure {
+        OutboundFailure::TrunksUnavailable => Placement::Edge,
+        OutboundFailure::AllTrunksFailed { .. } if attempts_are_edge_faults(attempts) => {
+            Placement::Edge
+        }
+        OutboundFailure::NoTrunks | OutboundFailure::Cancelled => Placement::Request,
+        OutboundFailure::AllTrunksFailed { .. }
+        | OutboundFailure::Busy { .. }
+        | OutboundFailure::Rejected { .. }
+        | OutboundFailure::NoAnswer => Placement::Callee,
+    }
+}
+
+/// Records `call.failed` for a call that never got answered, saying whose "no" it is.
 pub async fn record_failure(
     services: &CallServices,
     call_id: &str,
@@ -162,11 +181,13 @@ pub async fn record_failure(
     to: &str,
     reason: FailReason,
     detail: FailureDetail,
+    placement: Placement,
 ) {
     let failed = CallFailed {
         direction: Some("outbound".to_owned()),
         to: Some(to.to_owned()),
         detail: Some(detail),
+        placement: Some(placement),
         ..CallFailed::because(reason)
     };
     let event = CallEvent::new(
@@ -192,7 +213,9 @@ pub(super) async fn place(
         Err(reason) => {
             let attempts = attempts_only(&call.earlier_attempts);
             let (id, workspace) = (&call.call_id, &call.workspace_id);
-            record_failure(services, id, workspace, &call.to, reason, attempts).await;
+            // Full, draining, no media port: this edge's own fault.
+            let edge = Placement::Edge;
+            record_failure(services, id, workspace, &call.to, reason, attempts, edge).await;
             return None;
         }
     };
@@ -384,6 +407,7 @@ pub async fn answered(
                 &pending.to,
                 reason,
                 FailureDetail::Text(e.to_string()),
+                Placement::Callee,
             )
             .await;
             None
@@ -410,7 +434,8 @@ pub async fn failed(
             Err(back) => attempts = back.attempts,
         }
     }
-    tracing::info!(call = %call_id, reason = %failure.describe(), "outbound call failed");
+    let placement = placement_of(failure, &attempts);
+    tracing::info!(call = %call_id, reason = %failure.describe(), %placement, "outbound call failed");
     let detail = FailureDetail::Record(FailureRecord {
         description: Some(failure.describe()),
         attempts: Some(attempts),
@@ -424,6 +449,7 @@ pub async fn failed(
         &pending.to,
         FailReason::parse(failure.reason()),
         detail,
+        placement,
     )
     .await;
 }
