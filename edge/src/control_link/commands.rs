@@ -1,6 +1,7 @@
-//! The command stream: the control plane asks this edge to drain, hang up or place a call, or
-//! to renew its certificate now (`RenewNow`, handed to the renewal task), and hands it the
-//! cluster's revocation list (when the stream opens and on every change).
+//! The command stream: the control plane asks this edge to drain, hang up or place a call, to
+//! renew its certificate now (`RenewNow`, handed to the renewal task) or to test a trunk now
+//! (`TestTrunk`, a task of its own: `trunk_test.rs`), and hands it the cluster's revocation
+//! list (when the stream opens and on every change).
 //!
 //! A call to place is resolved here against the cached configuration — the agent, and the
 //! workspace's providers usable from this region, tried strictly in priority order whatever
@@ -76,6 +77,16 @@ pub(crate) async fn run(
                             }
                             if let Some(Command::Revocations(list)) = command.command {
                                 revoked(&revocations, list);
+                                continue;
+                            }
+                            if let Some(Command::TestTrunk(test)) = command.command {
+                                let run = super::trunk_test::run(
+                                    link.clone(),
+                                    state.clone(),
+                                    command.id,
+                                    test,
+                                );
+                                tokio::spawn(run);
                                 continue;
                             }
                             let grants = grants.as_ref();
@@ -201,6 +212,7 @@ async fn handle(
         }
         // Taken by the command stream itself, before this.
         Some(Command::RenewNow(_)) => {}
+        Some(Command::TestTrunk(_)) => {}
         // Taken before `handle` (see `run`).
         Some(Command::Revocations(_)) => {}
         None => tracing::warn!("ignoring an empty command"),
