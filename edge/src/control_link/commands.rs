@@ -1,7 +1,6 @@
 //! The command stream: the control plane asks this edge to drain, hang up or place a call, to
-//! renew its certificate now (`RenewNow`, handed to the renewal task) or to test a trunk now
-//! (`TestTrunk`, a task of its own: `trunk_test.rs`), and hands it the cluster's revocation
-//! list (when the stream opens and on every change).
+//! renew its certificate (`RenewNow`, to the renewal task), or to test a trunk (`TestTrunk`, a
+//! task: `trunk_test.rs`), and hands it the revocation list (on opening and on every change).
 //!
 //! A call to place is resolved here against the cached configuration — the agent, and the
 //! workspace's providers usable from this region, tried strictly in priority order whatever
@@ -80,13 +79,7 @@ pub(crate) async fn run(
                                 continue;
                             }
                             if let Some(Command::TestTrunk(test)) = command.command {
-                                let run = super::trunk_test::run(
-                                    link.clone(),
-                                    state.clone(),
-                                    command.id,
-                                    test,
-                                );
-                                tokio::spawn(run);
+                                super::trunk_test::spawn(&link, &state, command.id, test);
                                 continue;
                             }
                             let grants = grants.as_ref();

@@ -54,8 +54,14 @@ impl Outcome {
     }
 }
 
-/// Tests `command`'s trunk and reports the outcome; run in a task of its own.
-pub(crate) async fn run(link: LinkContext, state: EdgeState, command_id: String, test: TestTrunk) {
+/// Starts the test the command `command_id` asks for, in a task of its own (the command
+/// stream goes on meanwhile).
+pub(super) fn spawn(link: &LinkContext, state: &EdgeState, command_id: String, test: TestTrunk) {
+    tokio::spawn(run(link.clone(), state.clone(), command_id, test));
+}
+
+/// Tests `test`'s trunk and reports the outcome.
+async fn run(link: LinkContext, state: EdgeState, command_id: String, test: TestTrunk) {
     let spec = trunk_in_snapshot(&state, &test.provider_id).await;
     let (transport, outcome) = match &spec {
         None => (
