@@ -97,7 +97,7 @@ impl ProviderTestResult {
 /// The per-provider and per-workspace limits on tests, as plain values driven with `now`.
 #[derive(Debug, Default)]
 pub(crate) struct TestLimits {
-    /// When each provider was last tested.
+    /// When each provider (`workspace/provider`) was last tested.
     last_by_provider: HashMap<String, Instant>,
     /// When each workspace's tests of the last minute ran, oldest first.
     by_workspace: HashMap<String, VecDeque<Instant>>,
@@ -122,7 +122,8 @@ impl TestLimits {
                     .is_some_and(|at| now.saturating_duration_since(*at) < MINUTE)
             });
         }
-        if let Some(last) = self.last_by_provider.get(provider_id) {
+        let provider = format!("{workspace_id}/{provider_id}");
+        if let Some(last) = self.last_by_provider.get(&provider) {
             let since = now.saturating_duration_since(*last);
             if since < PER_PROVIDER_INTERVAL {
                 return Err(PER_PROVIDER_INTERVAL - since);
@@ -143,7 +144,7 @@ impl TestLimits {
             return Err(MINUTE.saturating_sub(now.saturating_duration_since(oldest)));
         }
         runs.push_back(now);
-        self.last_by_provider.insert(provider_id.to_owned(), now);
+        self.last_by_provider.insert(provider, now);
         Ok(())
     }
 }
