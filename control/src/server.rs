@@ -178,6 +178,10 @@ impl ControlPlane {
             trunk_health: trunk_health.clone(),
             ca: ca.clone(),
             revoked: revoked.clone(),
+            provider_tests: Arc::new(
+                api::ProviderTests::new(config.webhooks.allow_private_targets)
+                    .context("while building the provider tests' HTTP client")?,
+            ),
         });
         let app = match extra {
             Some(extra) => extra.merge(app),

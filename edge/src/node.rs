@@ -155,6 +155,8 @@ impl Edge {
             }
         };
         let cluster_secret = trust.cluster_secret().to_owned();
+        let (sip_socket, sip_tcp) = bind_sip(&config.sip.addr).await?;
+        let sip_addr = sip_socket.local_addr()?;
         let link = LinkContext {
             client,
             edge_id: Arc::from(id.as_str()),
@@ -162,9 +164,11 @@ impl Edge {
             max_backoff: Duration::from_millis(u64::from(config.control.max_backoff_ms)),
             shutdown: shutdown.clone(),
             renew_now: Arc::default(),
+            trunk_probe: control_link::TrunkProbe {
+                ip: sip_addr.ip(),
+                timeout: Duration::from_millis(u64::from(config.sip.options_timeout_ms)),
+            },
         };
-        let (sip_socket, sip_tcp) = bind_sip(&config.sip.addr).await?;
-        let sip_addr = sip_socket.local_addr()?;
         let (sip_commands, sip_commands_rx) = mpsc::channel(SIP_COMMAND_QUEUE);
         let sip_commands_for_drain = sip_commands.clone();
         let sip_commands_for_registrations = sip_commands.clone();

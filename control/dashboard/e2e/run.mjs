@@ -5,7 +5,8 @@
 // call with `freya call`, finds it in Calls with its transcript, latency and recording, hangs
 // up a live call from its page, redelivers a webhook delivery its endpoint refused, switches
 // workspace, adds a member and changes their role,
-// creates and revokes an API key, and every page passes axe-core with no serious or critical
+// creates and revokes an API key, tests a SIP trunk (a scripted one answering OPTIONS) from
+// the Providers page and sees the result and the health badge, and every page passes axe-core with no serious or critical
 // violation and leaves no error in the console.
 //
 //   node e2e/run.mjs                 # FREYA_BIN or the debug build of the workspace
@@ -13,6 +14,7 @@
 import assert from "node:assert/strict";
 import { mkdtempSync, rmSync, mkdirSync } from "node:fs";
 import { createServer } from "node:http";
+import { createSocket } from "node:dgram";
 import { tmpdir } from "node:os";
 import { join } from "node:path";
 import { chromium } from "playwright-core";
@@ -464,6 +466,37 @@ step("an API key is created, shown once, works, and is revoked", async () => {
   await axe("API keys");
 });
 
+step("a SIP trunk is tested from its row: the result, its latency and the health badge show", async () => {
+  // A scripted trunk: every OPTIONS is answered 200 with its own Call-ID.
+  const trunk = createSocket("udp4");
+  trunk.on("message", (msg, from) => {
+    const callId = /^Call-ID:\s*(.+)$/im.exec(msg.toString())?.[1]?.trim();
+    if (!callId) return;
+    trunk.send(`SIP/2.0 200 OK\r\nCall-ID: ${callId}\r\nContent-Length: 0\r\n\r\n`, from.port, from.address);
+  });
+  await new Promise((resolve) => trunk.bind(0, "127.0.0.1", resolve));
+  try {
+    const made = await fetch(`${base}/v1/providers`, {
+      method: "POST",
+      headers: { authorization: `Bearer ${dev.api_key}`, "content-type": "application/json" },
+      body: JSON.stringify({ kind: "sip_trunk", name: "e2e trunk", host: "127.0.0.1", port: trunk.address().port, priority: 99 }),
+    });
+    assert.equal(made.status, 201, await made.text());
+    await nav("Providers").click();
+    const row = page.getByRole("row").filter({ hasText: "e2e trunk" });
+    await row.getByRole("button", { name: "Test e2e trunk" }).click();
+    const result = row.getByTestId("test-result");
+    await result.getByText("ok", { exact: true }).waitFor();
+    assert.match(await result.innerText(), /\d+ ms/);
+    assert.match(await result.innerText(), /OPTIONS answered 200/);
+    await row.getByTestId("health").getByText("up", { exact: true }).waitFor();
+    await row.getByTestId("health").getByText(/tested .*: ok/).waitFor();
+    await axe("providers (tested)");
+  } finally {
+    trunk.close();
+  }
+});
+
 step("every other page passes axe, in light and dark", async () => {
   for (const [name, heading] of [
     ["Workflows", "Workflows"],
@@ -527,6 +560,9 @@ step("a viewer sees no edit controls, and a 403 is explained", async () => {
   await page.getByRole("link", { name: "Greeter" }).waitFor();
   assert.equal(await page.getByRole("link", { name: "New workflow" }).count(), 0);
   assert.equal(await page.getByRole("button", { name: "Publish" }).count(), 0);
+  await nav("Providers").click();
+  await page.getByRole("row").filter({ hasText: "e2e trunk" }).waitFor();
+  assert.equal(await page.getByRole("button", { name: /^Test / }).count(), 0, "no Test for a viewer");
   await nav("API keys").click();
   await page.getByText("Only an admin of the workspace can create or revoke keys").waitFor();
   assert.equal(await page.getByRole("button", { name: "Create key" }).count(), 0);

@@ -10,7 +10,7 @@
 //! | role   | may |
 //! | ------ | --- |
 //! | viewer | read agents, workflows, numbers, calls (and their recordings), analytics, edges, the workspace and its members; validate workflows |
-//! | editor | + create, change and delete agents, workflows and numbers; publish workflows; place and hang up calls, dial their legs to the agent's transfer destinations and bridge them |
+//! | editor | + create, change and delete agents, workflows and numbers; publish workflows; place and hang up calls, dial their legs to the agent's transfer destinations and bridge them; test a provider (`POST /v1/providers/{id}/test`) |
 //! | admin  | + rename the workspace, manage members (not owners), API keys, providers and webhooks, delete call recordings, read the audit log, drain an edge; make edge join tokens, revoke and delete edges, read the trust audit |
 //! | owner  | + make or unmake owners, delete the workspace |
 
@@ -37,6 +37,8 @@ mod numbers;
 mod openapi;
 pub(crate) mod problem;
 mod provider_health;
+mod provider_test;
+pub(crate) use provider_test::ProviderTests;
 mod providers;
 pub(crate) mod query;
 mod rate_limit;
@@ -98,6 +100,8 @@ pub(crate) struct AppState {
     pub ca: crate::trust::anchors::ClusterTrust,
     /// Revoked certificates, refreshed at once when this process revokes one.
     pub revoked: crate::trust::revoked::RevokedSerials,
+    /// `POST /v1/providers/{id}/test`: the guarded HTTP client and the limits on tests.
+    pub provider_tests: Arc<provider_test::ProviderTests>,
 }
 
 /// A page of results. Every list has this shape; `next_cursor` is set when there is more.
@@ -292,6 +296,10 @@ fn v1() -> Router<AppState> {
                     .patch(providers::patch)
                     .delete(providers::delete),
             ),
+        )
+        .route(
+            "/providers/{id}/test",
+            needs(Role::Editor, post(provider_test::test)),
         )
         .route(
             "/webhooks",

@@ -23,8 +23,8 @@ use utoipa::{Modify, OpenApi, ToSchema};
 
 use super::{
     agents, analytics, audit, call_legs, call_placing, calls, dashboard, edge_ca, edge_trust,
-    edges, erasures, health, keys, login, numbers, providers, recordings, webhooks, workflows,
-    workspaces,
+    edges, erasures, health, keys, login, numbers, provider_test, providers, recordings, webhooks,
+    workflows, workspaces,
 };
 
 /// The document.
@@ -66,6 +66,7 @@ use super::{
         erasures::erase_call, erasures::erase_caller,
         audit::list,
         providers::list, providers::create, providers::get, providers::patch, providers::delete,
+        provider_test::test,
         webhooks::list, webhooks::create, webhooks::get, webhooks::patch, webhooks::delete,
         webhooks::deliveries, webhooks::redeliver,
         analytics::calls,

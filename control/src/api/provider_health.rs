@@ -2,11 +2,13 @@
 //! what the edges' OPTIONS pings say (`crate::trunk_health`), per edge and taken together — up
 //! when any edge reaches it, down when the edges that pinged it all failed, unknown before any
 //! report. A report older than [`STALE_AFTER_MS`] (its edge stopped reporting) is left out.
-//! A Twilio account is `unknown` until edges report on it.
+//! A Twilio account's health is its last test's (`POST /v1/providers/{id}/test`,
+//! `provider_test.rs`), however old (`checked_at` says), and `unknown` before any test. Every
+//! provider also shows that last test as `last_test`.
 
 use serde::Serialize;
 
-use crate::trunk_health::{EdgeTrunkView, TrunkHealthBoard};
+use crate::trunk_health::{EdgeTrunkView, ProviderCheck, TrunkHealthBoard};
 use freya_shared::ids::{now_ms, rfc3339};
 
 /// An edge's report counts this long after it arrived (edges report at least once per ping
@@ -40,6 +42,32 @@ pub(crate) struct ProviderHealth {
     /// When not up: the most recent edge's reason.
     pub last_error: Option<String>,
     pub edges: Vec<EdgeProviderHealth>,
+    /// The last test run on demand (since this control-plane process started).
+    pub last_test: Option<ProviderTestSummary>,
+}
+
+/// A provider's last on-demand test, as `health` shows it.
+#[derive(Debug, Clone, Serialize, utoipa::ToSchema)]
+pub(crate) struct ProviderTestSummary {
+    pub ok: bool,
+    /// When it ended (RFC 3339).
+    pub checked_at: String,
+    pub latency_ms: Option<u32>,
+    pub detail: String,
+    /// The edge that ran it (a SIP trunk's test).
+    pub edge: Option<String>,
+}
+
+impl From<&ProviderCheck> for ProviderTestSummary {
+    fn from(check: &ProviderCheck) -> Self {
+        Self {
+            ok: check.ok,
+            checked_at: rfc3339(check.checked_at_ms),
+            latency_ms: check.latency_ms,
+            detail: check.detail.clone(),
+            edge: check.edge_id.clone(),
+        }
+    }
 }
 
 impl ProviderHealth {
@@ -51,6 +79,22 @@ impl ProviderHealth {
             checked_at: None,
             last_error: None,
             edges: Vec::new(),
+            last_test: None,
+        }
+    }
+
+    /// A Twilio account's health: its last test's outcome.
+    pub(crate) fn from_test(check: Option<&ProviderCheck>) -> Self {
+        let Some(check) = check else {
+            return Self::unknown();
+        };
+        Self {
+            state: if check.ok { "up" } else { "down" }.into(),
+            rtt_ms: check.ok.then_some(check.latency_ms).flatten(),
+            checked_at: Some(rfc3339(check.checked_at_ms)),
+            last_error: (!check.ok).then(|| check.detail.clone()),
+            edges: Vec::new(),
+            last_test: Some(check.into()),
         }
     }
 
@@ -98,12 +142,20 @@ impl ProviderHealth {
                     last_status: v.last_status,
                 })
                 .collect(),
+            last_test: None,
         }
     }
 
-    /// The health of `provider_id` as the board holds it now.
-    pub(crate) fn of(board: &TrunkHealthBoard, provider_id: &str) -> Self {
-        Self::from_views(board.views_of(provider_id), now_ms())
+    /// The health of `provider_id` as the board holds it now: a trunk's from the edges'
+    /// views, an account's (`from_edges` false) from its last test.
+    pub(crate) fn of(board: &TrunkHealthBoard, provider_id: &str, from_edges: bool) -> Self {
+        let last = board.last_test(provider_id);
+        if !from_edges {
+            return Self::from_test(last.as_ref());
+        }
+        let mut health = Self::from_views(board.views_of(provider_id), now_ms());
+        health.last_test = last.as_ref().map(Into::into);
+        health
     }
 }
 
@@ -154,5 +206,23 @@ mod tests {
         );
         assert_eq!(h.state, "unknown");
         assert!(h.edges.is_empty());
+    }
+
+    #[test]
+    fn an_account_is_what_its_last_test_said() {
+        assert_eq!(ProviderHealth::from_test(None).state, "unknown");
+        let refused = ProviderCheck {
+            ok: false,
+            checked_at_ms: 1_000,
+            latency_ms: Some(40),
+            detail: "the key was refused (401)".into(),
+            edge_id: None,
+            status: Some(401),
+        };
+        let h = ProviderHealth::from_test(Some(&refused));
+        assert_eq!(h.state, "down");
+        assert_eq!(h.rtt_ms, None);
+        assert_eq!(h.last_error.as_deref(), Some("the key was refused (401)"));
+        assert!(h.last_test.is_some_and(|t| !t.ok));
     }
 }

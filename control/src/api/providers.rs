@@ -166,7 +166,8 @@ impl Resource for Providers {
 
     fn view(state: &AppState, stored: Provider) -> ProviderView {
         let mut view = ProviderView::from(stored);
-        view.health = ProviderHealth::of(&state.trunk_health, &view.id);
+        let from_edges = matches!(view.spec, ProviderSpec::SipTrunk(_));
+        view.health = ProviderHealth::of(&state.trunk_health, &view.id, from_edges);
         view
     }
 

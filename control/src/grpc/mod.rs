@@ -29,7 +29,7 @@ use freya_proto::v1::{
     CallEvent, CertificateRequest, ClusterReport, ClusterReportAck, CommandsRequest, ConfigUpdate,
     EdgeCommand, EventAck, HeartbeatRequest, HeartbeatResponse, IssuedCertificate, RecordingChunk,
     RecordingStored, RegisterRequest, RegisterResponse, TrunkHealthAck, TrunkHealthReport,
-    WatchConfigRequest,
+    TrunkTestAck, TrunkTestResult, WatchConfigRequest,
 };
 use freya_shared::model::EdgeHealth;
 
@@ -348,6 +348,15 @@ impl EdgeControl for EdgeControlService {
         let caller = auth::edge_id_of(&request)?;
         trunk_health::apply(&self.trunk_health, &caller, request.into_inner())?;
         Ok(Response::new(TrunkHealthAck {}))
+    }
+
+    async fn report_trunk_test(
+        &self,
+        request: Request<TrunkTestResult>,
+    ) -> Result<Response<TrunkTestAck>, Status> {
+        let caller = auth::edge_id_of(&request)?;
+        trunk_health::finish_test(&self.trunk_health, &caller, request.into_inner())?;
+        Ok(Response::new(TrunkTestAck {}))
     }
 
     async fn renew_certificate(

@@ -1,11 +1,13 @@
 //! `ReportTrunkHealth`: an edge's view of the SIP trunks it pings, checked and put on the
-//! [`TrunkHealthBoard`] in place of its previous report.
+//! [`TrunkHealthBoard`] in place of its previous report. `ReportTrunkTest`: an edge's answer to
+//! a `TestTrunk` command, handed to the request waiting for it (only from the edge asked, about
+//! the trunk asked; anything else is refused).
 
 use tonic::Status;
 
 use super::required;
-use crate::trunk_health::{EdgeTrunkView, TrunkHealthBoard};
-use freya_proto::v1::TrunkHealthReport;
+use crate::trunk_health::{EdgeTrunkView, ProviderCheck, TrunkHealthBoard};
+use freya_proto::v1::{TrunkHealthReport, TrunkTestResult};
 use freya_shared::ids::now_ms;
 
 /// Most trunks one report may carry.
@@ -61,4 +63,38 @@ pub(super) fn apply(
     }
     board.replace(&report.edge_id, views);
     Ok(())
+}
+
+/// Hands `result` from the authenticated edge `caller` to the test waiting for it.
+pub(super) fn finish_test(
+    board: &TrunkHealthBoard,
+    caller: &str,
+    result: TrunkTestResult,
+) -> Result<(), Status> {
+    required("edge_id", &result.edge_id)?;
+    if result.edge_id != caller {
+        return Err(Status::permission_denied(
+            "`edge_id` must be the edge making the call",
+        ));
+    }
+    let detail: String = result.detail.chars().take(MAX_ERROR_CHARS).collect();
+    let check = ProviderCheck {
+        ok: result.ok,
+        checked_at_ms: now_ms(),
+        latency_ms: (result.latency_ms > 0).then_some(result.latency_ms),
+        detail: if detail.is_empty() {
+            "no detail".into()
+        } else {
+            detail
+        },
+        edge_id: Some(result.edge_id.clone()),
+        status: u16::try_from(result.status).ok().filter(|s| *s > 0),
+    };
+    if board.finish_test(&result.command_id, caller, &result.provider_id, check) {
+        Ok(())
+    } else {
+        Err(Status::not_found(
+            "no test of that trunk was asked of this edge (or it timed out)",
+        ))
+    }
 }

@@ -125,6 +125,27 @@ impl Store {
         self.scoped_get(scope, id).await
     }
 
+    /// The provider `id` of `scope` with its secret opened: for a check the API makes now
+    /// with the stored credentials (`POST /v1/providers/{id}/test`), never for display.
+    pub async fn provider_with_secret(
+        &self,
+        scope: &WorkspaceScope,
+        id: &str,
+    ) -> Result<Provider, StoreError> {
+        let mut provider: Provider = self.scoped_get(scope, id).await?;
+        let sealed: Option<Option<String>> =
+            sqlx::query_scalar("SELECT secret FROM providers WHERE id = $1 AND workspace_id = $2")
+                .bind(id)
+                .bind(&scope.workspace_id)
+                .fetch_optional(self.pool())
+                .await?;
+        if let Some(sealed) = sealed.flatten() {
+            let secret = self.sealer()?.open(&aad(id), &sealed)?;
+            provider.spec.set_secret(Some(secret));
+        }
+        Ok(provider)
+    }
+
     /// Replaces a provider's spec (already validated, of the same kind; its secret is ignored)
     /// and does `secret` to the stored secret.
     pub async fn update_provider(

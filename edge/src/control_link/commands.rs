@@ -1,6 +1,6 @@
-//! The command stream: the control plane asks this edge to drain, hang up or place a call, or
-//! to renew its certificate now (`RenewNow`, handed to the renewal task), and hands it the
-//! cluster's revocation list (when the stream opens and on every change).
+//! The command stream: the control plane asks this edge to drain, hang up or place a call, to
+//! renew its certificate (`RenewNow`, to the renewal task), or to test a trunk (`TestTrunk`, a
+//! task: `trunk_test.rs`), and hands it the revocation list (on opening and on every change).
 //!
 //! A call to place is resolved here against the cached configuration — the agent, and the
 //! workspace's providers usable from this region, tried strictly in priority order whatever
@@ -76,6 +76,10 @@ pub(crate) async fn run(
                             }
                             if let Some(Command::Revocations(list)) = command.command {
                                 revoked(&revocations, list);
+                                continue;
+                            }
+                            if let Some(Command::TestTrunk(test)) = command.command {
+                                super::trunk_test::spawn(&link, &state, command.id, test);
                                 continue;
                             }
                             let grants = grants.as_ref();
@@ -200,6 +204,7 @@ async fn handle(
         }
         // Taken by the command stream itself, before this.
         Some(Command::RenewNow(_)) => {}
+        Some(Command::TestTrunk(_)) => {}
         // Taken before `handle` (see `run`).
         Some(Command::Revocations(_)) => {}
         None => tracing::warn!("ignoring an empty command"),

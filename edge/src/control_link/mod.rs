@@ -20,6 +20,7 @@ pub mod snapshot_cache;
 /// The durable event spool: `freya-control`'s tests fill one as an edge would.
 pub mod spool;
 mod trunk_health_report;
+mod trunk_test;
 
 use std::sync::Arc;
 use std::time::Duration;
@@ -40,6 +41,7 @@ pub(crate) use publisher::{run as run_publisher, PublisherMetrics};
 pub(crate) use recording_upload::run as run_recording_upload;
 pub(crate) use registration::{run as run_registration, Registration};
 pub(crate) use trunk_health_report::{run as run_trunk_health, PingSettings};
+pub(crate) use trunk_test::TrunkProbe;
 
 /// Metadata key naming the edge (the control plane reads it on the event stream).
 const EDGE_ID_HEADER: &str = "x-freya-edge-id";
@@ -174,6 +176,8 @@ pub(crate) struct LinkContext {
     /// Woken by the control plane's `RenewNow` command (after a CA rotation): the renewal task
     /// renews at once instead of at two thirds of the certificate's life.
     pub renew_now: Arc<tokio::sync::Notify>,
+    /// Where and how patiently a trunk is tested when the control plane asks (`TestTrunk`).
+    pub trunk_probe: TrunkProbe,
 }
 
 impl LinkContext {

@@ -15,7 +15,7 @@ use crate::sip::trunk_health::{ProbeTarget, TrunkPinger, TrunkState, TrunkStatus
 use crate::state::EdgeState;
 use freya_proto::v1::{TrunkHealth, TrunkHealthReport};
 use freya_shared::ids::now_ms;
-use freya_shared::model::{ProviderSpec, SipTransport};
+use freya_shared::model::{ProviderSpec, SipTransport, SipTrunkSpec};
 use freya_shared::snapshot::EdgeConfigSnapshot;
 
 /// Largest datagram read; a bigger one is cut and will not parse.
@@ -39,28 +39,38 @@ async fn targets_of(snapshot: &EdgeConfigSnapshot) -> Vec<TrunkTarget> {
         if !provider.spec.serves(&snapshot.region) {
             continue;
         }
-        let target = match spec.transport {
-            SipTransport::Udp => match super::commands::resolve(&provider.id, spec).await {
-                Some(trunk) => ProbeTarget::Udp {
-                    addr: trunk.peer.addr,
-                    host: spec.host.clone(),
-                },
-                None => ProbeTarget::Unpingable {
-                    state: TrunkState::Down,
-                    reason: format!("cannot resolve `{}`", spec.host),
-                },
-            },
-            SipTransport::Tcp | SipTransport::Tls => ProbeTarget::Unpingable {
-                state: TrunkState::Unknown,
-                reason: "OPTIONS pings are sent over UDP only; this trunk uses TCP or TLS".into(),
-            },
-        };
         targets.push(TrunkTarget {
             provider_id: provider.id.clone(),
-            target,
+            target: target_of(&provider.id, spec).await,
         });
     }
     targets
+}
+
+/// Where the trunk `spec` is pinged (its host, or its outbound proxy, resolved); also used by
+/// the on-demand test (`trunk_test.rs`).
+pub(super) async fn target_of(provider_id: &str, spec: &SipTrunkSpec) -> ProbeTarget {
+    match spec.transport {
+        SipTransport::Udp => match super::commands::resolve(provider_id, spec).await {
+            Some(trunk) => ProbeTarget::Udp {
+                addr: trunk.peer.addr,
+                host: spec.host.clone(),
+            },
+            None => unresolved(spec),
+        },
+        SipTransport::Tcp | SipTransport::Tls => ProbeTarget::Unpingable {
+            state: TrunkState::Unknown,
+            reason: "OPTIONS pings are sent over UDP only; this trunk uses TCP or TLS".into(),
+        },
+    }
+}
+
+/// A trunk whose host did not resolve.
+pub(super) fn unresolved(spec: &SipTrunkSpec) -> ProbeTarget {
+    ProbeTarget::Unpingable {
+        state: TrunkState::Down,
+        reason: format!("cannot resolve `{}`", spec.host),
+    }
 }
 
 /// Pings the snapshot's trunks until shutdown, publishing their states on `out`.

@@ -328,6 +328,35 @@ fn options_request(
     call_id: &str,
     sequence: u64,
 ) -> Vec<u8> {
+    options_over("UDP", local, to, host, call_id, sequence)
+}
+
+/// An OPTIONS sent over a connection (`TCP`), for a trunk tested on demand
+/// (`control_link/trunk_test.rs`); the same request as a ping but for the Via's transport.
+pub(crate) fn stream_options_request(
+    local: SocketAddr,
+    to: SocketAddr,
+    host: &str,
+    call_id: &str,
+) -> Vec<u8> {
+    options_over("TCP", local, to, host, call_id, 1)
+}
+
+/// A final answer's status and reason if `bytes` is a SIP response for `call_id`.
+pub(crate) fn final_answer(bytes: &[u8], call_id: &str) -> Option<(u16, String)> {
+    Answer::parse(bytes)
+        .filter(|a| a.call_id == call_id && a.status >= 200)
+        .map(|a| (a.status, a.reason))
+}
+
+fn options_over(
+    transport: &str,
+    local: SocketAddr,
+    to: SocketAddr,
+    host: &str,
+    call_id: &str,
+    sequence: u64,
+) -> Vec<u8> {
     let target = match to {
         SocketAddr::V6(v6) if host.parse::<std::net::Ipv6Addr>().is_ok() => {
             format!("[{}]:{}", v6.ip(), v6.port())
@@ -340,7 +369,7 @@ fn options_request(
     };
     format!(
         "OPTIONS sip:{target} SIP/2.0\r\n\
-         Via: SIP/2.0/UDP {local};branch=z9hG4bK{call_id};rport\r\n\
+         Via: SIP/2.0/{transport} {local};branch=z9hG4bK{call_id};rport\r\n\
          Max-Forwards: 70\r\n\
          From: <sip:freya@{local}>;tag={sequence:x}\r\n\
          To: <sip:{target}>\r\n\

@@ -613,6 +613,26 @@ export interface paths {
         patch: operations["providers.patch"];
         trace?: never;
     };
+    "/v1/providers/{id}/test": {
+        parameters: {
+            query?: never;
+            header?: never;
+            path?: never;
+            cookie?: never;
+        };
+        get?: never;
+        put?: never;
+        /**
+         * Check a provider now with its stored credentials (editor)
+         * @description A SIP trunk is sent an OPTIONS (a connection over TLS) by an online edge of its regions; a Twilio account is fetched from its REST API. The outcome also becomes the provider's `health.last_test` (and a Twilio account's health). At most one test per provider every 5 s and 20 per workspace a minute.
+         */
+        post: operations["providers.test"];
+        delete?: never;
+        options?: never;
+        head?: never;
+        patch?: never;
+        trace?: never;
+    };
     "/v1/webhooks": {
         parameters: {
             query?: never;
@@ -1625,6 +1645,22 @@ export interface components {
             /** @description Always `about:blank`: the status and title say what happened. */
             type: string;
         };
+        /** @description One check a test made. */
+        ProviderCheckView: {
+            detail: string;
+            /** @description The edge that made it (a SIP trunk's check). */
+            edge?: string | null;
+            /** Format: int32 */
+            latency_ms?: number | null;
+            /** @description `sip_options` (UDP/TCP), `tls_connect`, or `twilio_account`. */
+            name: string;
+            ok: boolean;
+            /**
+             * Format: int32
+             * @description The SIP or HTTP status that came back, if any.
+             */
+            status?: number | null;
+        };
         /** @description A provider's health, taken over every edge that reported it. */
         ProviderHealth: {
             /** @description The latest ping of any edge (RFC 3339). */
@@ -1632,6 +1668,7 @@ export interface components {
             edges: components["schemas"]["EdgeProviderHealth"][];
             /** @description When not up: the most recent edge's reason. */
             last_error?: string | null;
+            last_test?: components["schemas"]["ProviderTestSummary"] | null;
             /**
              * Format: int32
              * @description The best round trip among the edges that reach it.
@@ -1645,6 +1682,29 @@ export interface components {
          *     (`"kind": "twilio"`).
          */
         ProviderSpec: components["schemas"]["SipTrunkSpec"] | components["schemas"]["TwilioAccountSpec"];
+        /** @description What `POST /v1/providers/{id}/test` found. */
+        ProviderTestResult: {
+            /** @description When the test ended (RFC 3339). */
+            checked_at: string;
+            checks: components["schemas"]["ProviderCheckView"][];
+            /** @description What happened, in words (the reason when not ok). */
+            detail: string;
+            /** Format: int32 */
+            latency_ms?: number | null;
+            /** @description Whether the provider answered as it should (credentials accepted, trunk reachable). */
+            ok: boolean;
+        };
+        /** @description A provider's last on-demand test, as `health` shows it. */
+        ProviderTestSummary: {
+            /** @description When it ended (RFC 3339). */
+            checked_at: string;
+            detail: string;
+            /** @description The edge that ran it (a SIP trunk's test). */
+            edge?: string | null;
+            /** Format: int32 */
+            latency_ms?: number | null;
+            ok: boolean;
+        };
         /** @description A provider as the API shows it: its spec, tagged with `kind`, its secret masked. */
         ProviderView: components["schemas"]["ProviderSpec"] & {
             created_at: string;
@@ -6938,6 +6998,121 @@ export interface operations {
                 content: {
                     "application/problem+json": components["schemas"]["Problem"];
                 };
+            };
+            /** @description The database could not store the change (its disk is full or failing); nothing was saved */
+            507: {
+                headers: {
+                    [name: string]: unknown;
+                };
+                content: {
+                    "application/problem+json": components["schemas"]["Problem"];
+                };
+            };
+        };
+    };
+    "providers.test": {
+        parameters: {
+            query?: never;
+            header?: {
+                /** @description The workspace a person's JWT acts in (API keys act in their own) */
+                "X-Workspace-Id"?: string;
+            };
+            path: {
+                /** @description The provider's id */
+                id: string;
+            };
+            cookie?: never;
+        };
+        requestBody?: never;
+        responses: {
+            /** @description The test ran (see `ok`) */
+            200: {
+                headers: {
+                    [name: string]: unknown;
+                };
+                content: {
+                    "application/json": components["schemas"]["ProviderTestResult"];
+                };
+            };
+            /** @description Malformed JSON, or a bad query parameter (named in `errors`) */
+            400: {
+                headers: {
+                    [name: string]: unknown;
+                };
+                content: {
+                    "application/problem+json": components["schemas"]["Problem"];
+                };
+            };
+            /** @description No, or an invalid, expired or revoked credential */
+            401: {
+                headers: {
+                    [name: string]: unknown;
+                };
+                content: {
+                    "application/problem+json": components["schemas"]["Problem"];
+                };
+            };
+            /** @description The caller's role does not allow this */
+            403: {
+                headers: {
+                    [name: string]: unknown;
+                };
+                content: {
+                    "application/problem+json": components["schemas"]["Problem"];
+                };
+            };
+            /** @description No provider has that id in this workspace */
+            404: {
+                headers: {
+                    [name: string]: unknown;
+                };
+                content?: never;
+            };
+            /** @description The body is larger than 1 MiB */
+            413: {
+                headers: {
+                    [name: string]: unknown;
+                };
+                content: {
+                    "application/problem+json": components["schemas"]["Problem"];
+                };
+            };
+            /** @description The body is not `application/json` */
+            415: {
+                headers: {
+                    [name: string]: unknown;
+                };
+                content: {
+                    "application/problem+json": components["schemas"]["Problem"];
+                };
+            };
+            /** @description The account's `api_base_url` may not be requested */
+            422: {
+                headers: {
+                    [name: string]: unknown;
+                };
+                content?: never;
+            };
+            /** @description Tested too often; see Retry-After */
+            429: {
+                headers: {
+                    [name: string]: unknown;
+                };
+                content?: never;
+            };
+            /** @description No edge that could test the trunk is online here */
+            503: {
+                headers: {
+                    [name: string]: unknown;
+                };
+                content?: never;
+            };
+            /** @description The edge did not answer in time */
+            504: {
+                headers: {
+                    [name: string]: unknown;
+                };
+                content?: never;
             };
             /** @description The database could not store the change (its disk is full or failing); nothing was saved */
             507: {

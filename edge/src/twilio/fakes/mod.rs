@@ -4,7 +4,8 @@
 //! request's `<Connect><Stream>` TwiML with a [`StreamCaller`], keeping its report; or leaves
 //! the call unanswered and POSTs its final status to the request's `StatusCallback`. It also
 //! takes updates of live calls (`Calls/{CallSid}.json` with new `Twiml`, how a call is
-//! transferred), recording each, or refusing them when told to. For inbound
+//! transferred), recording each, or refusing them when told to. It serves the account itself
+//! (`GET Accounts/{AccountSid}.json`, what a provider test fetches). For inbound
 //! calls a test drives the edge directly with [`post_voice_webhook`] and a [`StreamCaller`].
 
 mod caller;
@@ -22,7 +23,7 @@ use axum::body::Bytes;
 use axum::extract::{Path, State};
 use axum::http::{HeaderMap, StatusCode};
 use axum::response::{IntoResponse, Response};
-use axum::routing::post;
+use axum::routing::{get, post};
 use axum::{Json, Router};
 use base64::Engine;
 
@@ -86,6 +87,7 @@ impl FakeTwilio {
             Mutex::new(Books::default()),
         ));
         let router = Router::new()
+            .route("/2010-04-01/Accounts/{account}", get(fetch_account))
             .route(
                 "/2010-04-01/Accounts/{account}/Calls.json",
                 post(create_call),
@@ -183,6 +185,31 @@ fn authorized(shared: &Shared, account: &str, headers: &HeaderMap) -> bool {
         return false;
     }
     true
+}
+
+/// `GET /2010-04-01/Accounts/{AccountSid}.json`: the account, in Twilio's shape.
+async fn fetch_account(
+    State(shared): State<Shared>,
+    Path(account): Path<String>,
+    headers: HeaderMap,
+) -> Response {
+    let Some(account) = account.strip_suffix(".json") else {
+        return twilio_error(StatusCode::NOT_FOUND, "no such resource");
+    };
+    if !authorized(&shared, account, &headers) {
+        return twilio_error(StatusCode::UNAUTHORIZED, "Authenticate");
+    }
+    (
+        StatusCode::OK,
+        Json(serde_json::json!({
+            "sid": account,
+            "friendly_name": "Fake account",
+            "status": "active",
+            "type": "Full",
+            "uri": format!("/2010-04-01/Accounts/{account}.json"),
+        })),
+    )
+        .into_response()
 }
 
 async fn update_call(

@@ -1,0 +1,309 @@
+//! `POST /v1/providers/{id}/test` through real parts: a control plane and an edge in-process,
+//! the trunks real sockets on 127.0.0.1 — a sipp UAS answering OPTIONS, a UDP socket that
+//! never answers, a scripted TCP trunk — and the fake Twilio REST API. The edge's periodic
+//! pings are off, so every `health` seen here comes from the tests themselves.
+//!
+//! Attacks: testing a provider again at once (429 with Retry-After, so the endpoint cannot
+//! flood a third party); a Twilio base URL at the cloud metadata address (refused before any
+//! request); a wrong key (refused, and never echoed); a viewer pressing Test (403).
+
+mod support;
+
+use std::path::PathBuf;
+
+use freya_control::store::Role;
+use freya_edge::twilio::fakes::FakeTwilio;
+use serde_json::{json, Value};
+use support::caller::free_udp_port;
+use support::http::Api;
+use support::world::World;
+use tokio::io::{AsyncReadExt, AsyncWriteExt};
+
+const SID: &str = "AC0123456789abcdef0123456789abcdef";
+const TOKEN: &str = "twilio-auth-token-right";
+const WRONG_TOKEN: &str = "twilio-auth-token-WRONG";
+
+/// A world whose edge does not ping trunks on its own and gives a test 500 ms.
+async fn world() -> World {
+    World::builder()
+        .workspace("Provider tests")
+        .edge_config(|config| {
+            config.sip.options_interval_ms = 0;
+            config.sip.options_timeout_ms = 500;
+        })
+        .start()
+        .await
+}
+
+/// A sipp UAS on 127.0.0.1 answering every OPTIONS (`uas_options.xml`).
+async fn options_trunk() -> (tokio::process::Child, tempfile::TempDir, u16) {
+    let work = tempfile::tempdir().expect("temp dir");
+    let port = free_udp_port();
+    let scenario = PathBuf::from(env!("CARGO_MANIFEST_DIR")).join("tests/sipp/uas_options.xml");
+    let child = tokio::process::Command::new("sipp")
+        .arg("-sf")
+        .arg(scenario)
+        .args(["-p", &port.to_string(), "-i", "127.0.0.1", "-m", "100000"])
+        .args(["-timeout", "120s", "-nostdin", "-trace_err"])
+        .current_dir(work.path())
+        .stdout(std::process::Stdio::null())
+        .stderr(std::process::Stdio::null())
+        .kill_on_drop(true)
+        .spawn()
+        .expect("sipp runs (install sip-tester: deploy/test.sh does)");
+    (child, work, port)
+}
+
+/// A trunk over TCP that answers each OPTIONS with 100 Trying then 200 OK (same Call-ID).
+async fn tcp_trunk() -> (tokio::task::JoinHandle<()>, u16) {
+    let listener = tokio::net::TcpListener::bind("127.0.0.1:0")
+        .await
+        .expect("bind");
+    let port = listener.local_addr().expect("addr").port();
+    let task = tokio::spawn(async move {
+        while let Ok((mut stream, _)) = listener.accept().await {
+            tokio::spawn(async move {
+                let mut request = Vec::new();
+                let mut chunk = [0u8; 1024];
+                while !request.windows(4).any(|w| w == b"\r\n\r\n") {
+                    match stream.read(&mut chunk).await {
+                        Ok(0) | Err(_) => return,
+                        Ok(n) => request.extend_from_slice(&chunk[..n]),
+                    }
+                }
+                let text = String::from_utf8_lossy(&request);
+                let call_id = text
+                    .lines()
+                    .find_map(|l| l.strip_prefix("Call-ID: "))
+                    .unwrap_or_default()
+                    .trim()
+                    .to_owned();
+                let answer = format!(
+                    "SIP/2.0 100 Trying\r\nCall-ID: {call_id}\r\nContent-Length: 0\r\n\r\n\
+                     SIP/2.0 200 OK\r\nCall-ID: {call_id}\r\nContent-Length: 0\r\n\r\n"
+                );
+                let _ = stream.write_all(answer.as_bytes()).await;
+                let _ = stream.read(&mut chunk).await;
+            });
+        }
+    });
+    (task, port)
+}
+
+async fn create(api: &Api, admin: &str, body: Value) -> String {
+    let created = api
+        .expect(201, "POST", "/v1/providers", admin, Some(body))
+        .await;
+    created["id"].as_str().expect("id").to_owned()
+}
+
+async fn test_of(api: &Api, key: &str, id: &str) -> support::http::Answer {
+    api.call("POST", &format!("/v1/providers/{id}/test"), key, None)
+        .await
+}
+
+async fn health_of(api: &Api, admin: &str, id: &str) -> Value {
+    let provider = api
+        .expect(200, "GET", &format!("/v1/providers/{id}"), admin, None)
+        .await;
+    provider["health"].clone()
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_trunk_answering_options_tests_ok_once_per_interval_and_shows_up() {
+    let s = world().await;
+    let api = Api::of(&s.control);
+    let admin = s.key(Role::Admin).await;
+    let editor = s.key(Role::Editor).await;
+    let viewer = s.key(Role::Viewer).await;
+    let (_sipp, _work, port) = options_trunk().await;
+    let id = create(
+        &api,
+        &admin,
+        json!({"kind": "sip_trunk", "name": "sipp", "host": "127.0.0.1", "port": port}),
+    )
+    .await;
+    assert_eq!(health_of(&api, &admin, &id).await["state"], "unknown");
+
+    // A viewer may not make the control plane send anything.
+    let refused = test_of(&api, &viewer, &id).await;
+    assert_eq!(refused.status, 403, "{}", refused.body);
+
+    let tested = test_of(&api, &editor, &id).await;
+    assert_eq!(tested.status, 200, "{}", tested.body);
+    let body = &tested.body;
+    assert_eq!(body["ok"], true, "{body}");
+    assert!(body["latency_ms"].is_u64(), "{body}");
+    assert!(body["checked_at"].is_string(), "{body}");
+    assert_eq!(body["detail"], "OPTIONS answered 200", "{body}");
+    let check = &body["checks"][0];
+    assert_eq!(check["name"], "sip_options", "{body}");
+    assert_eq!(check["edge"], s.edge.id.as_str(), "{body}");
+    assert_eq!(check["status"], 200, "{body}");
+
+    let health = health_of(&api, &admin, &id).await;
+    assert_eq!(health["state"], "up", "{health}");
+    assert_eq!(health["last_test"]["ok"], true, "{health}");
+    assert_eq!(health["edges"][0]["last_status"], 200, "{health}");
+
+    // At once again: refused, with how long to wait.
+    let again = test_of(&api, &editor, &id).await;
+    assert_eq!(again.status, 429, "{}", again.body);
+    let retry: u64 = again
+        .headers
+        .get("retry-after")
+        .and_then(|v| v.to_str().ok())
+        .and_then(|v| v.parse().ok())
+        .expect("Retry-After in seconds");
+    assert!((1..=5).contains(&retry), "Retry-After {retry}");
+    s.stop().await;
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_silent_trunk_tests_not_ok_and_shows_down() {
+    let s = world().await;
+    let api = Api::of(&s.control);
+    let admin = s.key(Role::Admin).await;
+    // Bound, so nothing answers with ICMP: the OPTIONS is simply never answered.
+    let silent = tokio::net::UdpSocket::bind("127.0.0.1:0")
+        .await
+        .expect("bind");
+    let port = silent.local_addr().expect("addr").port();
+    let id = create(
+        &api,
+        &admin,
+        json!({"kind": "sip_trunk", "name": "silent", "host": "127.0.0.1", "port": port}),
+    )
+    .await;
+    let tested = test_of(&api, &admin, &id).await;
+    assert_eq!(tested.status, 200, "{}", tested.body);
+    assert_eq!(tested.body["ok"], false, "{}", tested.body);
+    assert_eq!(
+        tested.body["detail"], "no answer to OPTIONS within 500 ms",
+        "{}",
+        tested.body
+    );
+    let health = health_of(&api, &admin, &id).await;
+    assert_eq!(health["state"], "down", "{health}");
+    assert_eq!(
+        health["last_error"], "no answer to OPTIONS within 500 ms",
+        "{health}"
+    );
+    drop(silent);
+    s.stop().await;
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_tcp_trunk_is_sent_options_on_a_connection() {
+    let s = world().await;
+    let api = Api::of(&s.control);
+    let admin = s.key(Role::Admin).await;
+    let (_trunk, port) = tcp_trunk().await;
+    let id = create(
+        &api,
+        &admin,
+        json!({"kind": "sip_trunk", "name": "tcp", "host": "127.0.0.1", "port": port, "transport": "tcp"}),
+    )
+    .await;
+    let tested = test_of(&api, &admin, &id).await;
+    assert_eq!(tested.status, 200, "{}", tested.body);
+    assert_eq!(tested.body["ok"], true, "{}", tested.body);
+    assert_eq!(tested.body["checks"][0]["status"], 200, "{}", tested.body);
+    s.stop().await;
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn no_edge_in_the_trunks_regions_is_a_503_and_an_unknown_id_a_404() {
+    let s = world().await;
+    let api = Api::of(&s.control);
+    let admin = s.key(Role::Admin).await;
+    let id = create(
+        &api,
+        &admin,
+        json!({"kind": "sip_trunk", "name": "far", "host": "127.0.0.1", "port": 5060, "regions": ["nowhere"]}),
+    )
+    .await;
+    let tested = test_of(&api, &admin, &id).await;
+    assert_eq!(tested.status, 503, "{}", tested.body);
+    let detail = tested.body["detail"].as_str().expect("detail");
+    assert!(detail.contains("no edge is online"), "{detail}");
+    assert_eq!(
+        tested.headers.get("content-type").map(|v| v.as_bytes()),
+        Some(&b"application/problem+json"[..])
+    );
+    let unknown = test_of(&api, &admin, "0190a5e6-0000-7000-8000-000000000000").await;
+    assert_eq!(unknown.status, 404, "{}", unknown.body);
+    let junk = test_of(&api, &admin, &"x".repeat(300)).await;
+    assert_eq!(junk.status, 404, "{}", junk.body);
+    s.stop().await;
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_twilio_account_is_fetched_and_a_wrong_key_is_refused_without_echoing_it() {
+    let s = world().await;
+    let api = Api::of(&s.control);
+    let admin = s.key(Role::Admin).await;
+    let twilio = FakeTwilio::start(SID, TOKEN).await.expect("fake twilio");
+    let account = |name: &str, token: &str, base: String| json!({"kind": "twilio", "name": name, "account_sid": SID, "auth_token": token, "api_base_url": base});
+    let good = create(&api, &admin, account("good", TOKEN, twilio.base_url())).await;
+    let bad = create(&api, &admin, account("bad", WRONG_TOKEN, twilio.base_url())).await;
+    assert_eq!(health_of(&api, &admin, &good).await["state"], "unknown");
+
+    let tested = test_of(&api, &admin, &good).await;
+    assert_eq!(tested.status, 200, "{}", tested.body);
+    assert_eq!(tested.body["ok"], true, "{}", tested.body);
+    assert_eq!(
+        tested.body["checks"][0]["name"], "twilio_account",
+        "{}",
+        tested.body
+    );
+    assert_eq!(tested.body["checks"][0]["status"], 200, "{}", tested.body);
+    let health = health_of(&api, &admin, &good).await;
+    assert_eq!(health["state"], "up", "{health}");
+    assert!(health["rtt_ms"].is_u64(), "{health}");
+
+    let unauthorized_before = twilio.unauthorized();
+    let refused = test_of(&api, &admin, &bad).await;
+    assert_eq!(refused.status, 200, "{}", refused.body);
+    assert_eq!(refused.body["ok"], false, "{}", refused.body);
+    assert_eq!(
+        refused.body["detail"], "the key was refused (401)",
+        "{}",
+        refused.body
+    );
+    assert_eq!(twilio.unauthorized(), unauthorized_before + 1);
+    let health = health_of(&api, &admin, &bad).await;
+    assert_eq!(health["state"], "down", "{health}");
+    let shown = format!("{} {health}", refused.body);
+    assert!(!shown.contains(WRONG_TOKEN), "the key leaked: {shown}");
+    s.stop().await;
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_base_url_at_the_metadata_address_is_never_requested() {
+    let s = world().await;
+    let api = Api::of(&s.control);
+    let admin = s.key(Role::Admin).await;
+    // This world allows private targets (its fakes live on 127.0.0.1): metadata stays refused.
+    for base in [
+        "http://169.254.169.254",
+        "http://[fe80::1]:8080",
+        "http://metadata.google.internal",
+    ] {
+        let id = create(
+            &api,
+            &admin,
+            json!({"kind": "twilio", "name": base, "account_sid": SID, "auth_token": TOKEN, "api_base_url": base}),
+        )
+        .await;
+        let tested = test_of(&api, &admin, &id).await;
+        assert_eq!(tested.status, 422, "{base}: {}", tested.body);
+        assert_eq!(
+            tested.body["errors"][0]["field"], "api_base_url",
+            "{}",
+            tested.body
+        );
+        assert_eq!(health_of(&api, &admin, &id).await["state"], "unknown");
+    }
+    s.stop().await;
+}
