@@ -20,6 +20,7 @@ pub mod backup;
 mod call_usage;
 mod calls;
 mod change;
+mod columns;
 mod deliveries;
 mod edges;
 mod erasure;
