@@ -10,8 +10,8 @@ use freya_shared::model::{CallEventData, LegEndReason};
 
 use super::harness::{agent, Sim};
 use super::parties::amplitude;
+use super::scripts::spoken_since;
 use crate::call::core::{AgentMode, LegCommand, LegId, LegRequest, LegSignal};
-use crate::call::provider_request::ProviderRequest;
 use crate::call::task::CallSignal;
 
 const CALLER_HZ: f64 = 440.0;
@@ -215,15 +215,7 @@ fn a_warm_transfer_to_a_remote_leg_whispers_the_summary_to_it_alone_then_bridges
     sim.answer_remote_leg(ONE, None);
     let answered = sim.now;
     sim.run_for(4000);
-    let whispered: Vec<String> = sim
-        .requests
-        .iter()
-        .filter(|(at, _)| *at >= answered)
-        .filter_map(|(_, r)| match r {
-            ProviderRequest::Speak { text, .. } => Some(text.clone()),
-            _ => None,
-        })
-        .collect();
+    let whispered = spoken_since(&sim, answered);
     assert_eq!(whispered, ["A caller about a refund."]);
     let bridges: Vec<(Vec<u8>, String)> = sim
         .events
@@ -312,15 +304,7 @@ fn a_workflow_transfer_node_in_warm_mode_dials_whispers_its_summary_then_bridges
     sim.answer_leg(ONE, None);
     let answered = sim.now;
     sim.run_for(5000);
-    let spoken: Vec<String> = sim
-        .requests
-        .iter()
-        .filter(|(at, _)| *at >= answered)
-        .filter_map(|(_, r)| match r {
-            ProviderRequest::Speak { text, .. } => Some(text.clone()),
-            _ => None,
-        })
-        .collect();
+    let spoken = spoken_since(&sim, answered);
     assert_eq!(spoken, ["A caller from the workflow about a refund."]);
     let bridges: Vec<String> = sim
         .events
