@@ -13,6 +13,7 @@
 //! carries the call's real end, that later `call.ended` is stored too and the record takes its
 //! time and reason (and subscribers get a second `call.ended`, with the true reason).
 
+use sqlx::any::AnyRow;
 use sqlx::Row;
 
 use super::{Store, StoreError};
@@ -42,22 +43,8 @@ impl Store {
         let mut ended = 0;
         let mut by_edge: Vec<(String, Vec<CallEvent>)> = Vec::new();
         for row in &rows {
-            let call_id: String = row.try_get("id")?;
             let edge_id: String = row.try_get("edge_id")?;
-            let answered: Option<i64> = row.try_get("answered_at_ms")?;
-            let last_seen_ms: i64 = row.try_get("last_seen_ms")?;
-            let ended = CallEnded {
-                answered: Some(answered.is_some()),
-                edge_id: Some(edge_id.clone()),
-                ..CallEnded::because(EndReason::EdgeLost)
-            };
-            let mut event = CallEvent::new(
-                call_id.clone(),
-                row.try_get::<String, _>("workspace_id")?,
-                CallEventData::Ended(ended),
-            );
-            event.id = format!("{call_id}.{EDGE_LOST}");
-            event.at_ms = last_seen_ms;
+            let event = edge_lost_event(row, &edge_id, row.try_get("last_seen_ms")?)?;
             match by_edge.last_mut() {
                 Some((edge, events)) if *edge == edge_id => events.push(event),
                 _ => by_edge.push((edge_id, vec![event])),
@@ -86,21 +73,7 @@ impl Store {
         .await?;
         let mut events = Vec::with_capacity(rows.len());
         for row in &rows {
-            let call_id: String = row.try_get("id")?;
-            let answered: Option<i64> = row.try_get("answered_at_ms")?;
-            let ended = CallEnded {
-                answered: Some(answered.is_some()),
-                edge_id: Some(edge_id.to_owned()),
-                ..CallEnded::because(EndReason::EdgeLost)
-            };
-            let mut event = CallEvent::new(
-                call_id.clone(),
-                row.try_get::<String, _>("workspace_id")?,
-                CallEventData::Ended(ended),
-            );
-            event.id = format!("{call_id}.{EDGE_LOST}");
-            event.at_ms = at_ms;
-            events.push(event);
+            events.push(edge_lost_event(row, edge_id, at_ms)?);
         }
         if events.is_empty() {
             return Ok(0);
@@ -112,4 +85,25 @@ impl Store {
         }
         Ok(count)
     }
+}
+
+/// The `call.ended` (`edge_lost`, at `at_ms`) of the open call in `row` (its `id`,
+/// `workspace_id` and `answered_at_ms`), carried by `edge_id`. Its id is derived from the
+/// call's, so a call already ended this way is not ended twice.
+fn edge_lost_event(row: &AnyRow, edge_id: &str, at_ms: i64) -> Result<CallEvent, StoreError> {
+    let call_id: String = row.try_get("id")?;
+    let answered: Option<i64> = row.try_get("answered_at_ms")?;
+    let ended = CallEnded {
+        answered: Some(answered.is_some()),
+        edge_id: Some(edge_id.to_owned()),
+        ..CallEnded::because(EndReason::EdgeLost)
+    };
+    let mut event = CallEvent::new(
+        call_id.clone(),
+        row.try_get::<String, _>("workspace_id")?,
+        CallEventData::Ended(ended),
+    );
+    event.id = format!("{call_id}.{EDGE_LOST}");
+    event.at_ms = at_ms;
+    Ok(event)
 }
