@@ -9,21 +9,17 @@ use freya_shared::model::{CallEventData, EndReason, LegEndReason};
 
 use super::harness::{agent, says, Sim};
 use super::parties::{amplitude, tone_level};
-use super::scripts::{calls_tool, dial, spoken_since};
+use super::scripts::{
+    assert_hear_each_other, calls_tool, dial, spoken_since, CALLER_HZ, HEARD, ONE, PARTY_HZ,
+    UNHEARD,
+};
 use crate::call::core::{AgentMode, LegError, LegId, LegRequest, LegSignal};
 use crate::call::media::FRAME_SAMPLES;
 use crate::call::provider_request::ProviderRequest;
 use crate::call::task::CallSignal;
 
-const CALLER_HZ: f64 = 440.0;
-const PARTY_HZ: f64 = 1800.0;
 /// The buzz's fifth harmonic (amplitude 1800), on a bin of a 20 ms frame.
 const AGENT_HZ: f64 = 700.0;
-/// A tone heard clearly (sent at 3000) and one not heard at all.
-const HEARD: f64 = 1500.0;
-const UNHEARD: f64 = 150.0;
-
-const ONE: LegId = LegId(1);
 
 fn leg_events(sim: &Sim) -> Vec<String> {
     sim.events
@@ -80,20 +76,7 @@ fn audio_crosses_a_bridge_both_ways_and_not_before_it() {
     sim.run_for(1000);
     // Past the jitter buffers' first frames.
     let settled = before + Duration::from_millis(100);
-    let party_hears = sim.party_level(ONE, settled, CALLER_HZ);
-    assert!(
-        party_hears > HEARD,
-        "the party hears the caller: {party_hears}"
-    );
-    assert!(
-        sim.party_level(ONE, settled, PARTY_HZ) < UNHEARD,
-        "not itself"
-    );
-    let caller_hears = sim.caller_level(settled, sim.now, PARTY_HZ);
-    assert!(
-        caller_hears > HEARD,
-        "the caller hears the party: {caller_hears}"
-    );
+    assert_hear_each_other(&sim, settled, "party");
     assert!(
         sim.caller_level(settled, sim.now, CALLER_HZ) < UNHEARD,
         "not itself"

@@ -1,6 +1,6 @@
-//! The scripted model turns and the readings of what the agent said that several of the core's
-//! test files share: a reply that calls a tool (after optional words), the texts the agent
-//! spoke, and a leg dialled by the API.
+//! The scripted model turns and the readings of what the agent said and the parties heard that
+//! several of the core's test files share: a reply that calls a tool (after optional words), the
+//! texts the agent spoke, a leg dialled by the API, and the tones of a bridged call.
 
 use std::time::{Duration, Instant};
 
@@ -8,6 +8,15 @@ use super::harness::Sim;
 use crate::call::core::LegId;
 use crate::call::provider_request::ProviderRequest;
 use crate::llm::{FinishReason, LlmError, LlmEvent};
+
+/// The caller's tone and the added party's.
+pub(super) const CALLER_HZ: f64 = 440.0;
+pub(super) const PARTY_HZ: f64 = 1800.0;
+/// A tone heard clearly (sent at 3000) and one not heard at all.
+pub(super) const HEARD: f64 = 1500.0;
+pub(super) const UNHEARD: f64 = 150.0;
+/// The first added leg.
+pub(super) const ONE: LegId = LegId(1);
 
 /// A completion that says `words` (when given) after `first` ms, then calls the tool `name`
 /// with `arguments` (as call `id`) and stops for its result.
@@ -69,4 +78,23 @@ pub(super) fn dial(sim: &mut Sim, to: &str) -> LegId {
     let leg = sim.core.dial(now, to, "api", None).expect("dial");
     sim.drain();
     leg
+}
+
+/// Asserts that, from `settled` on, leg 1 (the `party`) hears the caller and not itself and the
+/// caller hears it.
+pub(super) fn assert_hear_each_other(sim: &Sim, settled: Instant, party: &str) {
+    let party_hears = sim.party_level(ONE, settled, CALLER_HZ);
+    assert!(
+        party_hears > HEARD,
+        "the {party} hears the caller: {party_hears}"
+    );
+    assert!(
+        sim.party_level(ONE, settled, PARTY_HZ) < UNHEARD,
+        "not itself"
+    );
+    let caller_hears = sim.caller_level(settled, sim.now, PARTY_HZ);
+    assert!(
+        caller_hears > HEARD,
+        "the caller hears the {party}: {caller_hears}"
+    );
 }
