@@ -79,12 +79,13 @@ impl AgentSpec {
                 ));
             }
         }
-        if self.max_call_seconds == 0 || self.max_call_seconds > 4 * 3600 {
-            errors.push(FieldError::new(
-                "max_call_seconds",
-                "must be between 1 and 14400",
-            ));
-        }
+        check_between(
+            &mut errors,
+            "max_call_seconds",
+            self.max_call_seconds,
+            1,
+            4 * 3600,
+        );
         for (section, spec, allowed) in [
             ("stt", &self.stt, STT_PROVIDERS),
             ("llm", &self.llm, LLM_PROVIDERS),
@@ -111,12 +112,7 @@ impl AgentSpec {
             errors.extend(rules.validate(&tools, &self.transfer_destinations));
         }
         if let Some(seconds) = self.silence_reprompt_seconds {
-            if seconds == 0 || seconds > 600 {
-                errors.push(FieldError::new(
-                    "silence_reprompt_seconds",
-                    "must be between 1 and 600",
-                ));
-            }
+            check_between(&mut errors, "silence_reprompt_seconds", seconds, 1, 600);
         }
         for (i, phrase) in self.end_call_phrases.iter().enumerate() {
             if phrase.trim().is_empty() || phrase.chars().count() > 200 {
@@ -204,12 +200,7 @@ impl AgentSpec {
                     "must be a JSON Schema with `\"type\": \"object\"`",
                 ));
             }
-            if tool.timeout_ms == 0 || tool.timeout_ms > 60_000 {
-                errors.push(FieldError::new(
-                    at("timeout_ms"),
-                    "must be between 1 and 60000",
-                ));
-            }
+            check_between(errors, at("timeout_ms"), tool.timeout_ms, 1, 60_000);
         }
     }
 }
@@ -254,36 +245,39 @@ impl ProviderSpec {
             }
         }
         if let Some(ms) = self.timeout_ms {
-            if ms == 0 || ms > 120_000 {
-                errors.push(FieldError::new(
-                    format!("{section}.timeout_ms"),
-                    "must be between 1 and 120000",
-                ));
-            }
+            check_between(errors, format!("{section}.timeout_ms"), ms, 1, 120_000);
         }
     }
 }
 
 impl TurnSpec {
     fn validate(&self, errors: &mut Vec<FieldError>) {
-        if !(100..=5000).contains(&self.end_of_turn_silence_ms) {
-            errors.push(FieldError::new(
-                "turn.end_of_turn_silence_ms",
-                "must be between 100 and 5000",
-            ));
-        }
-        if !(40..=3000).contains(&self.barge_in_min_speech_ms) {
-            errors.push(FieldError::new(
-                "turn.barge_in_min_speech_ms",
-                "must be between 40 and 3000",
-            ));
-        }
+        let silence = self.end_of_turn_silence_ms;
+        check_between(errors, "turn.end_of_turn_silence_ms", silence, 100, 5000);
+        let speech = self.barge_in_min_speech_ms;
+        check_between(errors, "turn.barge_in_min_speech_ms", speech, 40, 3000);
         if self.sentence_flush_ms > 2000 {
             errors.push(FieldError::new(
                 "turn.sentence_flush_ms",
                 "must be at most 2000",
             ));
         }
+    }
+}
+
+/// A problem "must be between `low` and `high`" for `field` when `value` lies outside them.
+fn check_between(
+    errors: &mut Vec<FieldError>,
+    field: impl Into<String>,
+    value: u32,
+    low: u32,
+    high: u32,
+) {
+    if !(low..=high).contains(&value) {
+        errors.push(FieldError::new(
+            field,
+            format!("must be between {low} and {high}"),
+        ));
     }
 }
 
