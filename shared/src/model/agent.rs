@@ -373,4 +373,46 @@ mod tests {
             ]
         );
     }
+
+    #[test]
+    fn numbers_out_of_range_name_their_bounds_and_the_bounds_themselves_pass() {
+        let with = |max_call: u32, reprompt: u32, tool_ms: u32, stt_ms: u32, silence: u32| {
+            let spec: AgentSpec = serde_json::from_value(serde_json::json!({
+                "name": "Desk",
+                "max_call_seconds": max_call,
+                "silence_reprompt_seconds": reprompt,
+                "stt": {"provider": "local", "timeout_ms": stt_ms},
+                "turn": {"end_of_turn_silence_ms": silence, "barge_in_min_speech_ms": 3001},
+                "tools": [{"name": "book", "url": "https://x", "timeout_ms": tool_ms}],
+                "tool_secret": "s3cret-s3cret-s3cret"
+            }))
+            .expect("parses");
+            spec.validate()
+                .into_iter()
+                .map(|e| (e.field, e.message))
+                .filter(|(field, _)| field != "tool_secret")
+                .collect::<Vec<_>>()
+        };
+        let between = |field: &str, low: u32, high: u32| {
+            (
+                field.to_owned(),
+                format!("must be between {low} and {high}"),
+            )
+        };
+        assert_eq!(
+            with(14_401, 601, 0, 120_001, 99),
+            [
+                between("max_call_seconds", 1, 14_400),
+                between("stt.timeout_ms", 1, 120_000),
+                between("turn.end_of_turn_silence_ms", 100, 5000),
+                between("turn.barge_in_min_speech_ms", 40, 3000),
+                between("tools[0].timeout_ms", 1, 60_000),
+                between("silence_reprompt_seconds", 1, 600),
+            ]
+        );
+        assert_eq!(
+            with(14_400, 600, 60_000, 120_000, 5000),
+            [between("turn.barge_in_min_speech_ms", 40, 3000)]
+        );
+    }
 }
