@@ -381,21 +381,24 @@ async fn run(command: Command) -> anyhow::Result<()> {
             Ok(())
         }
         Command::Migrate { database_url } => {
-            let store = Store::connect(
-                &database_url,
-                PoolSize {
-                    min_connections: 1,
-                    max_connections: 2,
-                },
-            )
-            .await
-            .context("while connecting to --database-url")?;
-            store.migrate().await.context("while migrating")?;
-            store.close().await;
+            migrated_store(&database_url).await?.close().await;
             println!("database is up to date");
             Ok(())
         }
     }
+}
+
+/// The store at `--database-url`, migrated, for a one-off command (a pool of one or two).
+async fn migrated_store(database_url: &str) -> anyhow::Result<Store> {
+    let pool = PoolSize {
+        min_connections: 1,
+        max_connections: 2,
+    };
+    let store = Store::connect(database_url, pool)
+        .await
+        .context("while connecting to --database-url")?;
+    store.migrate().await.context("while migrating")?;
+    Ok(store)
 }
 
 /// `freya create-user`: migrates the database, then adds the person.
@@ -412,16 +415,7 @@ async fn create_user(database_url: &str, email: &str, name: &str) -> anyhow::Res
             .map(char::from)
             .collect()
     });
-    let store = Store::connect(
-        database_url,
-        PoolSize {
-            min_connections: 1,
-            max_connections: 2,
-        },
-    )
-    .await
-    .context("while connecting to --database-url")?;
-    store.migrate().await.context("while migrating")?;
+    let store = migrated_store(database_url).await?;
     let hash = freya_control::hash_password(&password)
         .map_err(|e| anyhow::anyhow!("while hashing the password: {e}"))?;
     let created = store.create_user(email, name, &hash).await;

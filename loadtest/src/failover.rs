@@ -407,17 +407,15 @@ async fn watch(
     }
 }
 
+/// The JSON body `request` answers with; `None` when it cannot be sent or read.
+async fn json_of(request: reqwest::RequestBuilder) -> Option<serde_json::Value> {
+    request.send().await.ok()?.json().await.ok()
+}
+
 /// `id`'s state at the edge whose HTTP listener is `http_url` (its newest generation), `absent`
 /// when that edge does not list it; `None` when the edge cannot be asked.
 async fn member_state(http: &reqwest::Client, http_url: &str, id: &str) -> Option<String> {
-    let report: serde_json::Value = http
-        .get(format!("{http_url}/cluster"))
-        .send()
-        .await
-        .ok()?
-        .json()
-        .await
-        .ok()?;
+    let report = json_of(http.get(format!("{http_url}/cluster"))).await?;
     report["members"]
         .as_array()?
         .iter()
@@ -492,15 +490,7 @@ async fn calls_of(
             url.push_str("&cursor=");
             url.push_str(c);
         }
-        let page: serde_json::Value = http
-            .get(url)
-            .bearer_auth(&dev.api_key)
-            .send()
-            .await
-            .ok()?
-            .json()
-            .await
-            .ok()?;
+        let page = json_of(http.get(url).bearer_auth(&dev.api_key)).await?;
         for call in page["data"].as_array()? {
             if call["edge_id"] == id {
                 calls.count(call, killed_ms);

@@ -68,6 +68,40 @@ pub struct DevInfo {
 const DEMO_NUMBER: &str = "demo";
 const ADMIN_EMAIL: &str = "admin@freya.local";
 
+impl DevInfo {
+    /// The demo's details before its addresses are known ([`DevInfo::reached_at`]).
+    fn demo(
+        api_key: String,
+        workspace_id: String,
+        agent_id: String,
+        admin_password: String,
+    ) -> Self {
+        Self {
+            api_url: String::new(),
+            api_key,
+            sip_uri: String::new(),
+            sip_addr: String::new(),
+            dashboard_url: String::new(),
+            edge_http_url: String::new(),
+            workspace_id,
+            agent_id,
+            phone_number: DEMO_NUMBER.into(),
+            admin_email: ADMIN_EMAIL.into(),
+            admin_password,
+            edges: Vec::new(),
+        }
+    }
+
+    /// The addresses of this run (they change between runs; the key and the demo stay).
+    fn reached_at(&mut self, http_addr: SocketAddr, sip_addr: &str, edge_http: SocketAddr) {
+        self.api_url = format!("http://{http_addr}");
+        self.dashboard_url = format!("{}/", self.api_url);
+        self.sip_uri = format!("sip:{}@{sip_addr}", self.phone_number);
+        self.sip_addr = sip_addr.to_owned();
+        self.edge_http_url = format!("http://{edge_http}");
+    }
+}
+
 fn random_text(len: usize) -> String {
     rand::thread_rng()
         .sample_iter(&Alphanumeric)
@@ -452,17 +486,12 @@ async fn seed_or_reuse(
     edge_http: SocketAddr,
     demo: &DemoSettings<'_>,
 ) -> anyhow::Result<DevInfo> {
-    let api_url = format!("http://{http_addr}");
     let previous: Option<DevInfo> = std::fs::read(data_dir.join("dev.json"))
         .ok()
         .and_then(|bytes| serde_json::from_slice(&bytes).ok());
     if let Some(mut info) = previous {
         if store.authenticate_api_key(&info.api_key).await?.is_some() {
-            info.dashboard_url = format!("{api_url}/");
-            info.api_url = api_url;
-            info.sip_uri = format!("sip:{}@{sip_addr}", info.phone_number);
-            info.sip_addr = sip_addr.to_owned();
-            info.edge_http_url = format!("http://{edge_http}");
+            info.reached_at(http_addr, sip_addr, edge_http);
             return Ok(info);
         }
     }
@@ -477,20 +506,14 @@ async fn seed_or_reuse(
             .set_user_password(ADMIN_EMAIL, &hash_password(&admin_password)?)
             .await?;
         tracing::info!("dev.json was missing; issued a new API key for the existing demo");
-        return Ok(DevInfo {
-            dashboard_url: format!("{api_url}/"),
-            api_url,
-            api_key: key.key,
-            sip_uri: format!("sip:{DEMO_NUMBER}@{sip_addr}"),
-            sip_addr: sip_addr.to_owned(),
-            edge_http_url: format!("http://{edge_http}"),
-            workspace_id: demo.workspace_id,
-            agent_id: demo.spec.agent_id.unwrap_or_default(),
-            phone_number: DEMO_NUMBER.into(),
-            admin_email: ADMIN_EMAIL.into(),
+        let mut info = DevInfo::demo(
+            key.key,
+            demo.workspace_id,
+            demo.spec.agent_id.unwrap_or_default(),
             admin_password,
-            edges: Vec::new(),
-        });
+        );
+        info.reached_at(http_addr, sip_addr, edge_http);
+        return Ok(info);
     }
     let workspace_id = store.create_workspace("Demo").await?;
     let scope = WorkspaceScope {
@@ -522,18 +545,7 @@ async fn seed_or_reuse(
             },
         )
         .await?;
-    Ok(DevInfo {
-        dashboard_url: format!("{api_url}/"),
-        api_url,
-        api_key: key.key,
-        sip_uri: format!("sip:{DEMO_NUMBER}@{sip_addr}"),
-        sip_addr: sip_addr.to_owned(),
-        edge_http_url: format!("http://{edge_http}"),
-        workspace_id,
-        agent_id: agent.id,
-        phone_number: DEMO_NUMBER.into(),
-        admin_email: ADMIN_EMAIL.into(),
-        admin_password,
-        edges: Vec::new(),
-    })
+    let mut info = DevInfo::demo(key.key, workspace_id, agent.id, admin_password);
+    info.reached_at(http_addr, sip_addr, edge_http);
+    Ok(info)
 }

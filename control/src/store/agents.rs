@@ -9,6 +9,7 @@ use sqlx::Row;
 
 use super::audit::changed_fields;
 use super::change::{Change, NamedDocument, NewDocument, Reach, RowResource};
+use super::columns::from_columns;
 use super::numbers::{number_routing_to, routed_here};
 use super::scoped::{PagePosition, ScopedResource, ScopedTable};
 use super::{parse_json, Sealer, Store, StoreError, WorkspaceScope};
@@ -34,13 +35,11 @@ impl ScopedResource for Agent {
         let spec_text: String = row.try_get("spec")?;
         let id: String = row.try_get("id")?;
         let spec = opened_spec(store, &id, &spec_text)?;
-        Ok(Agent {
+        Ok(from_columns!(row => Agent {
+            workspace_id, created_at_ms, updated_at_ms;
             id,
-            workspace_id: row.try_get("workspace_id")?,
             spec,
-            created_at_ms: row.try_get("created_at_ms")?,
-            updated_at_ms: row.try_get("updated_at_ms")?,
-        })
+        }))
     }
 
     fn position(&self) -> PagePosition {

@@ -7,6 +7,7 @@
 
 use std::collections::BTreeMap;
 
+use sqlx::any::AnyRow;
 use sqlx::Row;
 
 use super::call_usage::quantile_ms;
@@ -120,6 +121,25 @@ pub struct LatencySummary {
 }
 
 impl Store {
+    /// The rows of an analytics query `sql` for `scope`'s calls: `$1` is the workspace, `$2` and
+    /// `$3` the window (from `from_ms`, which may start earlier than `q`'s), `$4` the bucket
+    /// width; read from the read pool.
+    async fn bucket_rows(
+        &self,
+        sql: &str,
+        scope: &WorkspaceScope,
+        from_ms: i64,
+        q: &AnalyticsQuery,
+    ) -> Result<Vec<AnyRow>, StoreError> {
+        Ok(sqlx::query(sql)
+            .bind(&scope.workspace_id)
+            .bind(from_ms)
+            .bind(q.to_ms)
+            .bind(q.interval_ms)
+            .fetch_all(self.read_pool())
+            .await?)
+    }
+
     /// The scoped workspace's calls started in `[from_ms, to_ms)`, aggregated per bucket and group.
     pub async fn call_analytics(
         &self,
@@ -129,7 +149,7 @@ impl Store {
         let group = q.group.column();
         let from = "FROM calls c LEFT JOIN edges e ON e.id = c.edge_id \
                     WHERE c.workspace_id = $1 AND c.started_at_ms >= $2 AND c.started_at_ms < $3";
-        let totals = sqlx::query(&format!(
+        let sql = format!(
             "SELECT (c.started_at_ms / $4) * $4 AS bucket, {group} AS grp, COUNT(*) AS calls, \
              CAST(SUM(CASE WHEN c.answered_at_ms IS NOT NULL THEN 1 ELSE 0 END) AS BIGINT) AS answered, \
              CAST(SUM(CASE WHEN c.answered_at_ms IS NOT NULL AND c.ended_at_ms IS NOT NULL \
@@ -145,13 +165,8 @@ impl Store {
              CAST(SUM(COALESCE(c.agent_characters_synthesized, c.agent_characters_played)) \
                   AS BIGINT) AS synthesized \
              {from} GROUP BY 1, 2"
-        ))
-        .bind(&scope.workspace_id)
-        .bind(q.from_ms)
-        .bind(q.to_ms)
-        .bind(q.interval_ms)
-        .fetch_all(self.read_pool())
-        .await?;
+        );
+        let totals = self.bucket_rows(&sql, scope, q.from_ms, q).await?;
         let mut buckets: BTreeMap<BucketKey, CallBucket> = BTreeMap::new();
         for row in &totals {
             let start_ms: i64 = row.try_get("bucket")?;
@@ -180,17 +195,12 @@ impl Store {
                 },
             );
         }
-        let outcomes = sqlx::query(&format!(
+        let sql = format!(
             "SELECT (c.started_at_ms / $4) * $4 AS bucket, {group} AS grp, \
              COALESCE(c.end_reason, c.status) AS outcome, COUNT(*) AS calls \
              {from} AND c.ended_at_ms IS NOT NULL GROUP BY 1, 2, 3"
-        ))
-        .bind(&scope.workspace_id)
-        .bind(q.from_ms)
-        .bind(q.to_ms)
-        .bind(q.interval_ms)
-        .fetch_all(self.read_pool())
-        .await?;
+        );
+        let outcomes = self.bucket_rows(&sql, scope, q.from_ms, q).await?;
         for row in &outcomes {
             let key = (row.try_get("bucket")?, row.try_get("grp")?);
             if let Some(bucket) = buckets.get_mut(&key) {
@@ -247,7 +257,7 @@ impl Store {
         from: &str,
         to: &str,
     ) -> Result<BTreeMap<BucketKey, Vec<(i64, i64)>>, StoreError> {
-        let rows = sqlx::query(&format!(
+        let sql = format!(
             "SELECT (c.started_at_ms / $4) * $4 AS bucket, {} AS grp, \
              CASE WHEN {to} - {from} > {ANSWER_BINS} * {ANSWER_BIN_MS} THEN {ANSWER_BINS} \
                   WHEN {to} < {from} THEN 0 \
@@ -257,13 +267,8 @@ impl Store {
              WHERE c.workspace_id = $1 AND c.started_at_ms >= $2 AND c.started_at_ms < $3 \
              AND {from} IS NOT NULL AND {to} IS NOT NULL GROUP BY 1, 2, 3",
             q.group.column()
-        ))
-        .bind(&scope.workspace_id)
-        .bind(q.from_ms)
-        .bind(q.to_ms)
-        .bind(q.interval_ms)
-        .fetch_all(self.read_pool())
-        .await?;
+        );
+        let rows = self.bucket_rows(&sql, scope, q.from_ms, q).await?;
         histograms(&rows, "calls")
     }
 
@@ -275,18 +280,15 @@ impl Store {
         buckets: &mut BTreeMap<BucketKey, CallBucket>,
     ) -> Result<(), StoreError> {
         let hour_ms = 3_600_000;
-        let rows = sqlx::query(&format!(
+        let sql = format!(
             "SELECT (hour_ms / $4) * $4 AS bucket, {} AS grp, bin, \
              CAST(SUM(turns) AS BIGINT) AS turns FROM turn_latency_hourly \
              WHERE workspace_id = $1 AND hour_ms >= $2 AND hour_ms < $3 GROUP BY 1, 2, 3",
             q.group.histogram_column()
-        ))
-        .bind(&scope.workspace_id)
-        .bind(q.from_ms - q.from_ms.rem_euclid(hour_ms))
-        .bind(q.to_ms)
-        .bind(q.interval_ms)
-        .fetch_all(self.read_pool())
-        .await?;
+        );
+        let rows = self
+            .bucket_rows(&sql, scope, q.from_ms - q.from_ms.rem_euclid(hour_ms), q)
+            .await?;
         for (key, mut bins) in histograms(&rows, "turns")? {
             let Some(bucket) = buckets.get_mut(&key) else {
                 continue;

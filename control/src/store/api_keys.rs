@@ -7,6 +7,7 @@ use serde::Serialize;
 use sqlx::Row;
 
 use super::change::Change;
+use super::columns::from_columns;
 use super::identity::{insert_audit, AuditEntry};
 use super::{retry, NewApiKey, Role, Store, StoreError, WorkspaceScope};
 use freya_shared::ids::now_ms;
@@ -60,18 +61,13 @@ impl Store {
         rows.iter()
             .map(|r| {
                 let role: String = r.try_get("role")?;
-                Ok(ApiKeyInfo {
-                    id: r.try_get("id")?,
-                    name: r.try_get("name")?,
-                    prefix: r.try_get("prefix")?,
+                Ok(from_columns!(r => ApiKeyInfo {
+                    id, name, prefix, created_at_ms, last_used_at_ms, revoked_at_ms;
                     role: Role::parse(&role).ok_or(StoreError::Corrupt {
                         what: "api key role",
                         message: role,
                     })?,
-                    created_at_ms: r.try_get("created_at_ms")?,
-                    last_used_at_ms: r.try_get("last_used_at_ms")?,
-                    revoked_at_ms: r.try_get("revoked_at_ms")?,
-                })
+                }))
             })
             .collect()
     }

@@ -9,6 +9,7 @@ use serde::Serialize;
 use serde_json::{Map, Value};
 use sqlx::Row;
 
+use super::columns::from_columns;
 use super::{parse_json, Store, StoreError, WorkspaceScope};
 
 /// One audit-log entry.
@@ -52,16 +53,10 @@ impl Store {
             .iter()
             .map(|r| {
                 let detail: String = r.try_get("detail")?;
-                Ok(AuditRecord {
-                    id: r.try_get("id")?,
-                    actor: r.try_get("actor")?,
-                    action: r.try_get("action")?,
-                    resource_type: r.try_get("resource_type")?,
-                    resource_id: r.try_get("resource_id")?,
+                Ok(from_columns!(r => AuditRecord {
+                    id, actor, action, resource_type, resource_id, at_ms, source_ip;
                     detail: parse_json("audit detail", &detail)?,
-                    at_ms: r.try_get("at_ms")?,
-                    source_ip: r.try_get("source_ip")?,
-                })
+                }))
             })
             .collect::<Result<Vec<_>, StoreError>>()?;
         let next = if entries.len() > usize::try_from(limit).unwrap_or(usize::MAX) {

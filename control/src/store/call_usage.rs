@@ -6,6 +6,7 @@
 
 use sqlx::Row;
 
+use super::columns::from_columns;
 use super::StoreError;
 use freya_shared::model::call_payloads::{Transcript, TurnLatency};
 use freya_shared::model::{CallEvent, CallEventData};
@@ -32,13 +33,10 @@ pub struct CallUsageRecord {
 /// `caller_speech_ms`, `agent_characters`, `agent_characters_played`,
 /// `agent_characters_synthesized`).
 pub(super) fn usage_from_row(r: &sqlx::any::AnyRow) -> Result<CallUsageRecord, StoreError> {
-    Ok(CallUsageRecord {
-        agent_turns: r.try_get("agent_turns")?,
-        caller_speech_ms: r.try_get("caller_speech_ms")?,
-        agent_characters: r.try_get("agent_characters")?,
-        agent_characters_played: r.try_get("agent_characters_played")?,
-        agent_characters_synthesized: r.try_get("agent_characters_synthesized")?,
-    })
+    Ok(from_columns!(r => CallUsageRecord {
+        agent_turns, caller_speech_ms, agent_characters, agent_characters_played,
+        agent_characters_synthesized,
+    }))
 }
 
 const HOUR_MS: i64 = 3_600_000;

@@ -6,6 +6,7 @@ use sqlx::any::AnyRow;
 use sqlx::Row;
 
 use super::change::Change;
+use super::columns::from_columns;
 use super::scoped::ScopedTable;
 use super::{retry, CallRecord, Store, StoreError, WorkspaceScope};
 use freya_shared::ids::now_ms;
@@ -71,27 +72,14 @@ const CALL_COLUMNS: &str =
      agent_characters_synthesized, edge_attempts";
 
 pub(crate) fn call_from_row(r: &AnyRow) -> Result<CallRecord, StoreError> {
-    Ok(CallRecord {
-        id: r.try_get("id")?,
-        edge_id: r.try_get("edge_id")?,
-        region: r.try_get("region")?,
-        direction: r.try_get("direction")?,
-        from_number: r.try_get("from_number")?,
-        to_number: r.try_get("to_number")?,
-        agent_id: r.try_get("agent_id")?,
-        status: r.try_get("status")?,
-        started_at_ms: r.try_get("started_at_ms")?,
-        ringing_at_ms: r.try_get("ringing_at_ms")?,
-        answered_at_ms: r.try_get("answered_at_ms")?,
-        ended_at_ms: r.try_get("ended_at_ms")?,
-        end_reason: r.try_get("end_reason")?,
-        sip_call_id: r.try_get("sip_call_id")?,
-        trace_id: r.try_get("trace_id")?,
-        erased_at_ms: r.try_get("erased_at_ms")?,
+    Ok(from_columns!(r => CallRecord {
+        id, edge_id, region, direction, from_number, to_number, agent_id, status, started_at_ms,
+        ringing_at_ms, answered_at_ms, ended_at_ms, end_reason, sip_call_id, trace_id,
+        erased_at_ms;
         recording: super::recordings::recording_from_row(r)?,
         edge_attempts: super::call_retries::attempts_from_column(r.try_get("edge_attempts")?)?,
         usage: super::call_usage::usage_from_row(r)?,
-    })
+    }))
 }
 
 enum Arg {

@@ -17,6 +17,7 @@ use sqlx::any::AnyRow;
 use sqlx::Row;
 
 use super::change::Change;
+use super::columns::from_columns;
 use super::scoped::ScopedTable;
 use super::webhooks::{aad, webhook_event_for};
 use super::{parse_json, retry, Store, StoreError, WorkspaceScope};
@@ -83,19 +84,10 @@ const DELIVERY_COLUMNS: &str = "id, webhook_id, event_id, event_kind, status, at
      next_attempt_at_ms, last_status_code, last_error, created_at_ms, delivered_at_ms";
 
 fn delivery_from_row(r: &AnyRow) -> Result<WebhookDelivery, StoreError> {
-    Ok(WebhookDelivery {
-        id: r.try_get("id")?,
-        webhook_id: r.try_get("webhook_id")?,
-        event_id: r.try_get("event_id")?,
-        event_kind: r.try_get("event_kind")?,
-        status: r.try_get("status")?,
-        attempts: r.try_get("attempts")?,
-        next_attempt_at_ms: r.try_get("next_attempt_at_ms")?,
-        last_status_code: r.try_get("last_status_code")?,
-        last_error: r.try_get("last_error")?,
-        created_at_ms: r.try_get("created_at_ms")?,
-        delivered_at_ms: r.try_get("delivered_at_ms")?,
-    })
+    Ok(from_columns!(r => WebhookDelivery {
+        id, webhook_id, event_id, event_kind, status, attempts, next_attempt_at_ms,
+        last_status_code, last_error, created_at_ms, delivered_at_ms,
+    }))
 }
 
 /// Queues a delivery of `event` to every subscription of its workspace that wants it, inside

@@ -5,6 +5,7 @@ use serde::Serialize;
 use sqlx::any::AnyRow;
 use sqlx::Row;
 
+use super::columns::from_columns;
 use super::{retry, Store, StoreError};
 use freya_shared::ids::now_ms;
 use freya_shared::model::{EdgeHealth, EdgeStatus};
@@ -68,18 +69,14 @@ fn u32_of(value: i64) -> u32 {
 fn edge_from_row(row: &AnyRow, now: i64, offline_after_ms: i64) -> Result<EdgeRecord, StoreError> {
     let last_seen_ms: i64 = row.try_get("last_seen_ms")?;
     let draining: i64 = row.try_get("draining")?;
-    Ok(EdgeRecord {
-        id: row.try_get("id")?,
-        region: row.try_get("region")?,
-        sip_addr: row.try_get("sip_addr")?,
-        http_addr: row.try_get("http_addr")?,
-        version: row.try_get("version")?,
+    Ok(from_columns!(row => EdgeRecord {
+        id, region, sip_addr, http_addr, version;
         status: EdgeStatus::derive(last_seen_ms, now, offline_after_ms, draining != 0),
         active_calls: u32_of(row.try_get("active_calls")?),
         capacity: u32_of(row.try_get("capacity")?),
         cpu_permille: u32_of(row.try_get("cpu_permille")?),
         last_seen_ms,
-    })
+    }))
 }
 
 impl Store {

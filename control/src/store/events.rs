@@ -5,6 +5,7 @@
 use serde::Serialize;
 use sqlx::Row;
 
+use super::columns::from_columns;
 use super::{retry, Store, StoreError, WorkspaceScope};
 use freya_shared::ids::now_ms;
 use freya_shared::model::{CallEvent, CallEventData, EndReason, FailReason, PrivacySpec};
@@ -180,13 +181,10 @@ impl Store {
         rows.iter()
             .map(|r| {
                 let payload: String = r.try_get("payload")?;
-                Ok(StoredEvent {
-                    id: r.try_get("id")?,
-                    call_id: r.try_get("call_id")?,
-                    kind: r.try_get("kind")?,
-                    at_ms: r.try_get("at_ms")?,
+                Ok(from_columns!(r => StoredEvent {
+                    id, call_id, kind, at_ms;
                     payload: super::parse_json("call event payload", &payload)?,
-                })
+                }))
             })
             .collect()
     }

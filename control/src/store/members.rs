@@ -7,6 +7,7 @@ use serde::Serialize;
 use sqlx::Row;
 
 use super::change::{delete_scoped, Change};
+use super::columns::from_columns;
 use super::workspaces::{lock_workspace, role_of};
 use super::{retry, Role, Store, StoreError, WorkspaceScope};
 use freya_shared::ids::now_ms;
@@ -72,13 +73,10 @@ impl Store {
         .await?;
         rows.iter()
             .map(|r| {
-                Ok(Member {
-                    user_id: r.try_get("user_id")?,
-                    email: r.try_get("email")?,
-                    name: r.try_get("name")?,
+                Ok(from_columns!(r => Member {
+                    user_id, email, name, created_at_ms;
                     role: role_of(r.try_get("role")?)?,
-                    created_at_ms: r.try_get("created_at_ms")?,
-                })
+                }))
             })
             .collect()
     }

@@ -21,6 +21,7 @@ mod call_retries;
 mod call_usage;
 mod calls;
 mod change;
+mod columns;
 mod deliveries;
 mod edges;
 mod erasure;

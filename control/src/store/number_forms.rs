@@ -14,6 +14,7 @@ use std::collections::BTreeMap;
 
 use sqlx::{AnyPool, Row};
 
+use super::columns::from_columns;
 use super::StoreError;
 use freya_shared::ids::now_ms;
 use freya_shared::model::normalize_dialable;
@@ -76,16 +77,7 @@ pub(super) async fn normalise_stored_numbers(pool: &AnyPool) -> Result<(), Store
     let rows = sqlx::query("SELECT id, workspace_id, number FROM phone_numbers ORDER BY id")
         .fetch_all(&mut *tx)
         .await?;
-    let stored = rows
-        .iter()
-        .map(|row| {
-            Ok(StoredNumber {
-                id: row.try_get("id")?,
-                workspace_id: row.try_get("workspace_id")?,
-                number: row.try_get("number")?,
-            })
-        })
-        .collect::<Result<Vec<_>, sqlx::Error>>()?;
+    let stored = stored_numbers(&rows)?;
     let plan = plan(stored);
     // Marks first, so that no rewrite can collide with a row that keeps its old text.
     for (form, claims) in &plan.conflicts {
@@ -148,16 +140,14 @@ async fn marked(
     )
     .fetch_all(&mut **tx)
     .await?;
+    Ok(stored_numbers(&rows)?)
+}
+
+/// The rows of a `SELECT id, workspace_id, number FROM phone_numbers`.
+fn stored_numbers(rows: &[sqlx::any::AnyRow]) -> Result<Vec<StoredNumber>, sqlx::Error> {
     rows.iter()
-        .map(|row| {
-            Ok(StoredNumber {
-                id: row.try_get("id")?,
-                workspace_id: row.try_get("workspace_id")?,
-                number: row.try_get("number")?,
-            })
-        })
-        .collect::<Result<Vec<_>, sqlx::Error>>()
-        .map_err(Into::into)
+        .map(|row| Ok(from_columns!(row => StoredNumber { id, workspace_id, number })))
+        .collect()
 }
 
 /// Refuses `number` (normalised) when a marked row other than `except_id` claims it too; the

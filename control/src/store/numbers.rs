@@ -16,6 +16,7 @@ use sqlx::Row;
 
 use super::audit::changed_fields;
 use super::change::{delete_scoped, Change};
+use super::columns::from_columns;
 use super::number_forms::{ensure_unclaimed, release_settled};
 use super::scoped::{PagePosition, ScopedResource, ScopedTable};
 use super::{is_unique_violation, Store, StoreError, WorkspaceScope};
@@ -38,20 +39,11 @@ pub struct PhoneNumber {
 
 /// A number from its row and its further regions (in the order they were given).
 fn number_from_row(row: &AnyRow, regions: Vec<String>) -> Result<PhoneNumber, StoreError> {
-    Ok(PhoneNumber {
-        id: row.try_get("id")?,
-        workspace_id: row.try_get("workspace_id")?,
-        spec: PhoneNumberSpec {
-            number: row.try_get("number")?,
-            region: row.try_get("region")?,
-            regions,
-            agent_id: row.try_get("agent_id")?,
-            workflow_id: row.try_get("workflow_id")?,
-        },
+    Ok(from_columns!(row => PhoneNumber {
+        id, workspace_id, created_at_ms, updated_at_ms;
+        spec: from_columns!(row => PhoneNumberSpec { number, region, agent_id, workflow_id; regions }),
         claimed_twice: row.try_get::<i64, _>("normal_form_conflict")? != 0,
-        created_at_ms: row.try_get("created_at_ms")?,
-        updated_at_ms: row.try_get("updated_at_ms")?,
-    })
+    }))
 }
 
 const NUMBER_COLUMNS: &str = "id, workspace_id, number, region, agent_id, workflow_id, \
@@ -344,13 +336,10 @@ async fn number_as_audited(
     .bind(id)
     .fetch_all(&mut **tx)
     .await?;
-    Ok(audited(&PhoneNumberSpec {
-        number: row.try_get("number")?,
-        region: row.try_get("region")?,
+    Ok(audited(&from_columns!(row => PhoneNumberSpec {
+        number, region, agent_id, workflow_id;
         regions,
-        agent_id: row.try_get("agent_id")?,
-        workflow_id: row.try_get("workflow_id")?,
-    }))
+    })))
 }
 
 fn duplicate_number(error: sqlx::Error, number: &str) -> StoreError {

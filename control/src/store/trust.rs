@@ -8,6 +8,7 @@ use sqlx::Row;
 
 use freya_shared::ids::{new_id, now_ms};
 
+use super::columns::from_columns;
 use super::{Store, StoreError};
 
 /// The sealed key of CA row `id` is bound to its row (row 1: `cluster_trust:1`).
@@ -425,16 +426,10 @@ impl Store {
         rows.iter()
             .map(|r| {
                 let detail: String = r.try_get("detail")?;
-                Ok(TrustAuditRecord {
-                    id: r.try_get("id")?,
-                    at_ms: r.try_get("at_ms")?,
-                    action: r.try_get("action")?,
-                    outcome: r.try_get("outcome")?,
-                    edge_id: r.try_get("edge_id")?,
-                    token_id: r.try_get("token_id")?,
-                    source_ip: r.try_get("source_ip")?,
+                Ok(from_columns!(r => TrustAuditRecord {
+                    id, at_ms, action, outcome, edge_id, token_id, source_ip;
                     detail: super::parse_json("trust audit detail", &detail)?,
-                })
+                }))
             })
             .collect()
     }

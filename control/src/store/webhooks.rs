@@ -7,6 +7,7 @@ use sqlx::Row;
 
 use super::audit::changed_fields;
 use super::change::{Cell, Detail, Reach, RowResource};
+use super::columns::from_columns;
 use super::scoped::{PagePosition, ScopedResource, ScopedTable};
 use super::{parse_json, Store, StoreError, WorkspaceScope};
 use freya_shared::ids::new_id;
@@ -67,14 +68,10 @@ impl ScopedResource for Webhook {
 
     fn from_row(_: &Store, row: &AnyRow) -> Result<Self, StoreError> {
         let events: String = row.try_get("events")?;
-        Ok(Webhook {
-            id: row.try_get("id")?,
-            workspace_id: row.try_get("workspace_id")?,
-            url: row.try_get("url")?,
+        Ok(from_columns!(row => Webhook {
+            id, workspace_id, url, created_at_ms, updated_at_ms;
             events: parse_json("webhook events", &events)?,
-            created_at_ms: row.try_get("created_at_ms")?,
-            updated_at_ms: row.try_get("updated_at_ms")?,
-        })
+        }))
     }
 
     fn position(&self) -> PagePosition {

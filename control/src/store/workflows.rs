@@ -9,6 +9,7 @@ use sqlx::Row;
 
 use super::change::NewDocument;
 use super::change::{delete_scoped, Change, NamedDocument, Reach, RowResource};
+use super::columns::from_columns;
 use super::numbers::{number_routing_to, routed_here};
 use super::scoped::{PagePosition, ScopedResource, ScopedTable};
 use super::{parse_json, retry, Store, StoreError, WorkspaceScope};
@@ -61,14 +62,11 @@ impl ScopedResource for StoredWorkflow {
 
     fn from_row(_: &Store, row: &AnyRow) -> Result<Self, StoreError> {
         let text: String = row.try_get("definition")?;
-        Ok(StoredWorkflow {
-            id: row.try_get("id")?,
-            workspace_id: row.try_get("workspace_id")?,
+        Ok(from_columns!(row => StoredWorkflow {
+            id, workspace_id, created_at_ms, updated_at_ms;
             definition: parse_json("workflow definition", &text)?,
             latest_version: version_number(row.try_get("latest_version")?),
-            created_at_ms: row.try_get("created_at_ms")?,
-            updated_at_ms: row.try_get("updated_at_ms")?,
-        })
+        }))
     }
 
     fn position(&self) -> PagePosition {
@@ -78,13 +76,11 @@ impl ScopedResource for StoredWorkflow {
 
 pub(crate) fn version_from_row(row: &AnyRow) -> Result<WorkflowVersion, StoreError> {
     let text: String = row.try_get("definition")?;
-    Ok(WorkflowVersion {
-        workflow_id: row.try_get("workflow_id")?,
+    Ok(from_columns!(row => WorkflowVersion {
+        workflow_id, published_by, published_at_ms;
         version: version_number(row.try_get("version")?),
         definition: parse_json("workflow version", &text)?,
-        published_by: row.try_get("published_by")?,
-        published_at_ms: row.try_get("published_at_ms")?,
-    })
+    }))
 }
 
 fn to_text(definition: &Workflow) -> Result<String, StoreError> {

@@ -6,6 +6,7 @@ use serde::Serialize;
 use sqlx::Row;
 
 use super::change::Change;
+use super::columns::from_columns;
 use super::identity::{insert_audit, AuditEntry};
 use super::retention::{Retention, RETENTION_COLUMNS};
 use super::{retry, Role, Store, StoreError, WorkspaceScope};
@@ -194,14 +195,11 @@ impl Store {
         .fetch_optional(self.pool())
         .await?
         .ok_or(StoreError::NotFound)?;
-        Ok(Workspace {
-            id: row.try_get("id")?,
-            name: row.try_get("name")?,
+        Ok(from_columns!(row => Workspace {
+            id, name, created_at_ms, updated_at_ms;
             role: None,
-            created_at_ms: row.try_get("created_at_ms")?,
-            updated_at_ms: row.try_get("updated_at_ms")?,
             retention: Retention::from_row(&row)?,
-        })
+        }))
     }
 
     /// The workspaces `user_id` belongs to, with their role in each, oldest first.
@@ -216,14 +214,11 @@ impl Store {
         .await?;
         rows.iter()
             .map(|r| {
-                Ok(Workspace {
-                    id: r.try_get("id")?,
-                    name: r.try_get("name")?,
+                Ok(from_columns!(r => Workspace {
+                    id, name, created_at_ms, updated_at_ms;
                     role: Some(role_of(r.try_get("role")?)?),
-                    created_at_ms: r.try_get("created_at_ms")?,
-                    updated_at_ms: r.try_get("updated_at_ms")?,
                     retention: Retention::from_row(r)?,
-                })
+                }))
             })
             .collect()
     }

@@ -20,6 +20,7 @@ mod accept;
 mod events;
 mod icmp;
 mod legs;
+mod media_setup;
 mod placing;
 mod records;
 pub(crate) mod redirect;
@@ -47,13 +48,13 @@ use super::endpoint::{ByeOutcome, SipEndpoint};
 use super::peer::{Peer, Transport};
 use super::Timers;
 use crate::call::invite_rate::{InviteRate, InviteRateLimiter};
-use crate::call::ports::{MediaAddress, MediaAddresses, MediaSockets, PortAllocator};
+use crate::call::ports::{MediaAddresses, PortAllocator};
 use crate::call::slots::{CallSlots, SlotLimits};
 use crate::call::task::{self, CallServices, CallSetup, CallSignal, DialogRequest};
 use crate::metrics::{CallQueueCounter, RefusalCounter};
-use crate::sip::sdp::{Direction, LocalMedia};
 use freya_shared::model::outbound_proxy::parse_proxy_uri;
 use freya_shared::model::EndReason;
+use media_setup::MediaSetup;
 use placing::PendingOutbound;
 use refusal::Refusals;
 use signals::{CallSignals, Delivery};
@@ -546,59 +547,5 @@ fn unreachable(socket: &UdpSocket, endpoint: &mut SipEndpoint) {
     for dest in icmp::drain_unreachable(socket) {
         tracing::info!(%dest, "ICMP: destination unreachable");
         endpoint.handle_unreachable(Instant::now(), dest);
-    }
-}
-
-/// What a new call's media is set up from, whether we answer the call or place it: the edge's
-/// media addresses and RTP ports, the call services (codecs, state, events), and the call's SDP
-/// session id.
-struct MediaSetup<'a> {
-    addresses: &'a MediaAddresses,
-    ports: &'a PortAllocator,
-    services: &'a CallServices,
-    session_id: u64,
-}
-
-impl<'a> MediaSetup<'a> {
-    fn new(
-        addresses: &'a MediaAddresses,
-        ports: &'a PortAllocator,
-        services: &'a CallServices,
-        session_id: u64,
-    ) -> Self {
-        Self {
-            addresses,
-            ports,
-            services,
-            session_id,
-        }
-    }
-
-    /// Our side of the call's media as its SDP states it: the edge's codecs at the public
-    /// `address`, the port bound for RTP, send and receive, Opus at 111, telephone-event at 101,
-    /// 20 ms packets, RTCP on its own port.
-    fn local_media(
-        &self,
-        address: &MediaAddress,
-        sockets: &MediaSockets,
-        srtp: crate::sip::sdp::SrtpPolicy,
-    ) -> LocalMedia {
-        let port = sockets
-            .rtp
-            .local_addr()
-            .map(|a| a.port())
-            .unwrap_or_default();
-        LocalMedia {
-            codecs: self.services.media.codecs.to_vec(),
-            address: address.public,
-            port,
-            direction: Direction::SendRecv,
-            session_id: self.session_id,
-            opus_payload_type: 111,
-            telephone_event_payload_type: 101,
-            ptime: 20,
-            rtcp_mux: false,
-            srtp,
-        }
     }
 }

@@ -8,10 +8,10 @@ use freya_shared::model::call_payloads::Transcript;
 use freya_shared::model::{CallEventData, EndReason};
 
 use super::harness::{agent, says, Sim};
+use super::scripts::calls_tool;
 use crate::call::conversation::tests::{done, token};
 use crate::call::provider_request::ProviderRequest;
 use crate::call::task::CallSignal;
-use crate::llm::{FinishReason, LlmEvent};
 
 /// The agent's transcript lines, in order.
 fn agent_lines(sim: &Sim) -> Vec<Transcript> {
@@ -114,20 +114,13 @@ fn words_before_a_slow_tool_are_dated_when_the_caller_heard_them() {
         serde_json::json!({"tools": [{"name": "lookup", "url": "http://127.0.0.1:9/lookup"}]});
     let mut sim = Sim::start(&agent(tools), None);
     sim.answers.transcripts.push_back(Ok("Is it open?".into()));
-    let call = LlmEvent::ToolCall {
-        id: "c1".into(),
-        name: "lookup".into(),
-        arguments: serde_json::json!({}),
-    };
-    let stop = LlmEvent::Done {
-        finish_reason: FinishReason::ToolCalls,
-        usage: None,
-    };
-    sim.answers.completions.push_back(vec![
-        (Duration::from_millis(200), Ok(token("Let me check."))),
-        (Duration::from_millis(10), Ok(call)),
-        (Duration::from_millis(10), Ok(stop)),
-    ]);
+    sim.answers.completions.push_back(calls_tool(
+        200,
+        Some("Let me check."),
+        "c1",
+        "lookup",
+        serde_json::json!({}),
+    ));
     sim.answers.completions.push_back(says(100, "It is open."));
     // Slower than the filler's wait: "Let me check.", the filler, then the answer.
     sim.answers.tools.push((
@@ -296,23 +289,13 @@ fn an_empty_transcript_of_the_rest_does_not_lose_the_answer_to_the_first_part() 
 /// An agent that says a line and presses `digits` in the same reply, then says another.
 fn pressing(sim: &mut Sim, digits: &str) {
     sim.answers.transcripts.push_back(Ok("Press 1 2 3.".into()));
-    let call = LlmEvent::ToolCall {
-        id: "d1".into(),
-        name: "send_dtmf".into(),
-        arguments: serde_json::json!({"digits": digits}),
-    };
-    let stop = LlmEvent::Done {
-        finish_reason: FinishReason::ToolCalls,
-        usage: None,
-    };
-    sim.answers.completions.push_back(vec![
-        (
-            Duration::from_millis(100),
-            Ok(token("Pressing them now, one moment.")),
-        ),
-        (Duration::from_millis(10), Ok(call)),
-        (Duration::from_millis(10), Ok(stop)),
-    ]);
+    sim.answers.completions.push_back(calls_tool(
+        100,
+        Some("Pressing them now, one moment."),
+        "d1",
+        "send_dtmf",
+        serde_json::json!({"digits": digits}),
+    ));
     sim.answers
         .completions
         .push_back(says(50, "Done, I pressed them."));

@@ -9,21 +9,17 @@ use freya_shared::model::{CallEventData, EndReason, LegEndReason};
 
 use super::harness::{agent, says, Sim};
 use super::parties::{amplitude, tone_level};
+use super::scripts::{
+    assert_hear_each_other, calls_tool, dial, spoken_since, CALLER_HZ, HEARD, ONE, PARTY_HZ,
+    UNHEARD,
+};
 use crate::call::core::{AgentMode, LegError, LegId, LegRequest, LegSignal};
 use crate::call::media::FRAME_SAMPLES;
 use crate::call::provider_request::ProviderRequest;
 use crate::call::task::CallSignal;
-use crate::llm::{FinishReason, LlmEvent};
 
-const CALLER_HZ: f64 = 440.0;
-const PARTY_HZ: f64 = 1800.0;
 /// The buzz's fifth harmonic (amplitude 1800), on a bin of a 20 ms frame.
 const AGENT_HZ: f64 = 700.0;
-/// A tone heard clearly (sent at 3000) and one not heard at all.
-const HEARD: f64 = 1500.0;
-const UNHEARD: f64 = 150.0;
-
-const ONE: LegId = LegId(1);
 
 fn leg_events(sim: &Sim) -> Vec<String> {
     sim.events
@@ -44,12 +40,7 @@ fn call_with_party(spec: serde_json::Value) -> Sim {
     let mut sim = Sim::start(&agent(spec), None);
     sim.caller.tone = Some(CALLER_HZ);
     sim.say(60_000);
-    let now = sim.now;
-    let leg = sim
-        .core
-        .dial(now, "+4733333333", "api", None)
-        .expect("dial");
-    sim.drain();
+    let leg = dial(&mut sim, "+4733333333");
     assert_eq!(leg, ONE);
     assert_eq!(
         sim.leg_requests.last().map(|(_, r)| r.clone()),
@@ -85,20 +76,7 @@ fn audio_crosses_a_bridge_both_ways_and_not_before_it() {
     sim.run_for(1000);
     // Past the jitter buffers' first frames.
     let settled = before + Duration::from_millis(100);
-    let party_hears = sim.party_level(ONE, settled, CALLER_HZ);
-    assert!(
-        party_hears > HEARD,
-        "the party hears the caller: {party_hears}"
-    );
-    assert!(
-        sim.party_level(ONE, settled, PARTY_HZ) < UNHEARD,
-        "not itself"
-    );
-    let caller_hears = sim.caller_level(settled, sim.now, PARTY_HZ);
-    assert!(
-        caller_hears > HEARD,
-        "the caller hears the party: {caller_hears}"
-    );
+    assert_hear_each_other(&sim, settled, "party");
     assert!(
         sim.caller_level(settled, sim.now, CALLER_HZ) < UNHEARD,
         "not itself"
@@ -182,11 +160,7 @@ fn a_muted_agent_hears_nothing_and_a_listening_one_hears_both_parties() {
         let mut sim = Sim::start(&agent(serde_json::json!({})), None);
         // The caller speaks (the voiced buzz the agent's ear takes for speech) once bridged.
         sim.pause(3000).say(1200).pause(60_000);
-        let now = sim.now;
-        sim.core
-            .dial(now, "+4733333333", "api", None)
-            .expect("dial");
-        sim.drain();
+        dial(&mut sim, "+4733333333");
         sim.run_for(500);
         sim.answer_leg(ONE, Some(PARTY_HZ));
         sim.run_for(1500);
@@ -221,12 +195,7 @@ fn a_muted_agent_hears_nothing_and_a_listening_one_hears_both_parties() {
 #[test]
 fn a_failed_dial_is_recorded_and_the_agent_keeps_the_caller() {
     let mut sim = Sim::start(&agent(serde_json::json!({})), None);
-    let now = sim.now;
-    let leg = sim
-        .core
-        .dial(now, "+4733333333", "api", None)
-        .expect("dial");
-    sim.drain();
+    let leg = dial(&mut sim, "+4733333333");
     sim.signal(CallSignal::Leg {
         leg,
         signal: LegSignal::Failed {
@@ -245,12 +214,7 @@ fn a_failed_dial_is_recorded_and_the_agent_keeps_the_caller() {
 #[test]
 fn a_dial_that_never_answers_is_cancelled_at_the_timeout() {
     let mut sim = Sim::start(&agent(serde_json::json!({})), None);
-    let now = sim.now;
-    let leg = sim
-        .core
-        .dial(now, "+4733333333", "api", None)
-        .expect("dial");
-    sim.drain();
+    let leg = dial(&mut sim, "+4733333333");
     sim.run_for(29_000);
     assert!(!leg_events(&sim).iter().any(|e| e.starts_with("ended")));
     sim.run_for(2_000);
@@ -267,20 +231,14 @@ fn warm_transferring(sim: &mut Sim) {
     sim.answers
         .transcripts
         .push_back(Ok("Put me through to sales.".into()));
-    let call = LlmEvent::ToolCall {
-        id: "t1".into(),
-        name: "transfer_call".into(),
-        arguments: serde_json::json!({"destination": "+15557654321", "mode": "warm",
-                                       "whisper": "A caller about a refund."}),
-    };
-    let stop = LlmEvent::Done {
-        finish_reason: FinishReason::ToolCalls,
-        usage: None,
-    };
-    sim.answers.completions.push_back(vec![
-        (Duration::from_millis(100), Ok(call)),
-        (Duration::from_millis(10), Ok(stop)),
-    ]);
+    sim.answers.completions.push_back(calls_tool(
+        100,
+        None,
+        "t1",
+        "transfer_call",
+        serde_json::json!({"destination": "+15557654321", "mode": "warm",
+                           "whisper": "A caller about a refund."}),
+    ));
 }
 
 fn transfer_statuses(sim: &Sim) -> Vec<String> {
@@ -332,15 +290,7 @@ fn a_warm_transfer_whispers_to_the_party_then_bridges_and_the_agent_leaves() {
     sim.answer_leg(ONE, Some(PARTY_HZ));
     let answered = sim.now;
     sim.run_for(3000);
-    let whispered: Vec<String> = sim
-        .requests
-        .iter()
-        .filter(|(at, _)| *at >= answered)
-        .filter_map(|(_, r)| match r {
-            ProviderRequest::Speak { text, .. } => Some(text.clone()),
-            _ => None,
-        })
-        .collect();
+    let whispered = spoken_since(&sim, answered);
     assert_eq!(whispered, ["A caller about a refund."]);
     assert_eq!(
         leg_events(&sim),
@@ -395,12 +345,7 @@ fn a_party_hanging_up_after_the_agent_left_ends_the_call_but_not_while_it_listen
 #[test]
 fn the_caller_hanging_up_hangs_up_every_other_leg() {
     let mut sim = call_with_party(serde_json::json!({}));
-    let now = sim.now;
-    let two = sim
-        .core
-        .dial(now, "+4744444444", "api", None)
-        .expect("dial");
-    sim.drain();
+    let two = dial(&mut sim, "+4744444444");
     sim.signal(CallSignal::Hangup {
         reason: EndReason::CallerHangup,
         by_us: false,
@@ -484,11 +429,7 @@ fn unbridging_gives_the_caller_back_to_the_agent() {
         .pause(3000)
         .say(1000)
         .pause(60_000);
-    let now = sim.now;
-    sim.core
-        .dial(now, "+4733333333", "api", None)
-        .expect("dial");
-    sim.drain();
+    dial(&mut sim, "+4733333333");
     sim.run_for(200);
     sim.answer_leg(ONE, None);
     bridge(&mut sim, &[LegId::FIRST, ONE], AgentMode::Muted).expect("bridge");

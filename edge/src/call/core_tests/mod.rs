@@ -8,5 +8,6 @@ mod heard;
 mod legs;
 mod parties;
 mod remote;
+mod scripts;
 mod telephony;
 mod voice;

@@ -10,15 +10,11 @@ use freya_shared::model::{CallEventData, LegEndReason};
 
 use super::harness::{agent, Sim};
 use super::parties::amplitude;
+use super::scripts::{
+    assert_hear_each_other, spoken_since, CALLER_HZ, HEARD, ONE, PARTY_HZ, UNHEARD,
+};
 use crate::call::core::{AgentMode, LegCommand, LegId, LegRequest, LegSignal};
-use crate::call::provider_request::ProviderRequest;
 use crate::call::task::CallSignal;
-
-const CALLER_HZ: f64 = 440.0;
-const PARTY_HZ: f64 = 1800.0;
-const HEARD: f64 = 1500.0;
-const UNHEARD: f64 = 150.0;
-const ONE: LegId = LegId(1);
 
 fn ended(sim: &Sim) -> Vec<(u8, LegEndReason, Option<String>)> {
     sim.events
@@ -76,20 +72,7 @@ fn a_remote_leg_s_records_name_its_edge_and_its_audio_crosses_a_bridge_both_ways
     sim.drain();
     sim.run_for(1000);
     let settled = before + Duration::from_millis(200);
-    let party_hears = sim.party_level(ONE, settled, CALLER_HZ);
-    assert!(
-        party_hears > HEARD,
-        "the remote party hears the caller: {party_hears}"
-    );
-    assert!(
-        sim.party_level(ONE, settled, PARTY_HZ) < UNHEARD,
-        "not itself"
-    );
-    let caller_hears = sim.caller_level(settled, sim.now, PARTY_HZ);
-    assert!(
-        caller_hears > HEARD,
-        "the caller hears the remote party: {caller_hears}"
-    );
+    assert_hear_each_other(&sim, settled, "remote party");
     // One frame per tick went to the other edge.
     let frames = sim
         .party_heard
@@ -215,15 +198,7 @@ fn a_warm_transfer_to_a_remote_leg_whispers_the_summary_to_it_alone_then_bridges
     sim.answer_remote_leg(ONE, None);
     let answered = sim.now;
     sim.run_for(4000);
-    let whispered: Vec<String> = sim
-        .requests
-        .iter()
-        .filter(|(at, _)| *at >= answered)
-        .filter_map(|(_, r)| match r {
-            ProviderRequest::Speak { text, .. } => Some(text.clone()),
-            _ => None,
-        })
-        .collect();
+    let whispered = spoken_since(&sim, answered);
     assert_eq!(whispered, ["A caller about a refund."]);
     let bridges: Vec<(Vec<u8>, String)> = sim
         .events
@@ -312,15 +287,7 @@ fn a_workflow_transfer_node_in_warm_mode_dials_whispers_its_summary_then_bridges
     sim.answer_leg(ONE, None);
     let answered = sim.now;
     sim.run_for(5000);
-    let spoken: Vec<String> = sim
-        .requests
-        .iter()
-        .filter(|(at, _)| *at >= answered)
-        .filter_map(|(_, r)| match r {
-            ProviderRequest::Speak { text, .. } => Some(text.clone()),
-            _ => None,
-        })
-        .collect();
+    let spoken = spoken_since(&sim, answered);
     assert_eq!(spoken, ["A caller from the workflow about a refund."]);
     let bridges: Vec<String> = sim
         .events

@@ -6,23 +6,14 @@ use freya_shared::model::{CallEventData, EndReason, HangupBy};
 use freya_shared::snapshot::WorkflowConfig;
 
 use super::harness::{agent, says, Answers, Sim};
+use super::scripts::{calls_tool, speak_text, spoken};
 use crate::call::core::CallRequest;
 use crate::call::provider_request::ProviderRequest;
 use crate::call::responder::PinnedWorkflow;
 use crate::call::task::CallSignal;
-use crate::llm::{FallbackNotice, FallbackReason, FinishReason, LlmEvent};
+use crate::llm::{FallbackNotice, FallbackReason, LlmEvent};
 use crate::sip::endpoint::TransferProgress;
 use crate::sip::sdp::Direction;
-
-fn spoken(sim: &Sim) -> Vec<String> {
-    sim.requests
-        .iter()
-        .filter_map(|(_, r)| match r {
-            ProviderRequest::Speak { text, .. } => Some(text.clone()),
-            _ => None,
-        })
-        .collect()
-}
 
 fn menu() -> PinnedWorkflow {
     let definition = serde_json::json!({"name": "Menu", "start": "greet",
@@ -96,19 +87,13 @@ fn transferring(sim: &mut Sim) {
         sim.answers
             .transcripts
             .push_back(Ok("Put me through.".into()));
-        let call = LlmEvent::ToolCall {
-            id: "t1".into(),
-            name: "transfer_call".into(),
-            arguments: serde_json::json!({"destination": "+15557654321"}),
-        };
-        let stop = LlmEvent::Done {
-            finish_reason: FinishReason::ToolCalls,
-            usage: None,
-        };
-        sim.answers.completions.push_back(vec![
-            (Duration::from_millis(100), Ok(call)),
-            (Duration::from_millis(10), Ok(stop)),
-        ]);
+        sim.answers.completions.push_back(calls_tool(
+            100,
+            None,
+            "t1",
+            "transfer_call",
+            serde_json::json!({"destination": "+15557654321"}),
+        ));
     }
 }
 
@@ -328,10 +313,7 @@ fn an_agent_node_speaks_on_its_own_pipeline_which_is_closed_when_it_hands_the_ca
         sim.requests
             .iter()
             .filter(|(_, r)| r.pipeline() == Some(voice))
-            .filter_map(|(_, r)| match r {
-                ProviderRequest::Speak { text, .. } => Some(text.clone()),
-                _ => None,
-            })
+            .filter_map(|(_, r)| speak_text(r))
             .collect::<Vec<_>>()
     };
     assert_eq!(on(agent_voice), ["Hi, how can I help?"]);

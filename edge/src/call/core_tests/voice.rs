@@ -5,11 +5,12 @@ use std::time::Duration;
 use freya_shared::model::CallEventData;
 
 use super::harness::{agent, says, Answers, Network, Sim};
+use super::scripts::{calls_tool, spoken};
 use crate::call::conversation::tests::done;
 use crate::call::conversation::Lines;
 use crate::call::pipeline::PipelineInput;
 use crate::call::provider_request::{ProviderRequest, ProviderResult};
-use crate::llm::{ChatMessage, FallbackNotice, FallbackReason, FinishReason, LlmError, LlmEvent};
+use crate::llm::{ChatMessage, FallbackNotice, FallbackReason, LlmError, LlmEvent};
 
 fn is_transcribe(r: &ProviderRequest) -> bool {
     matches!(r, ProviderRequest::Transcribe { .. })
@@ -17,16 +18,6 @@ fn is_transcribe(r: &ProviderRequest) -> bool {
 
 fn is_complete(r: &ProviderRequest) -> bool {
     matches!(r, ProviderRequest::Complete { .. })
-}
-
-fn spoken(sim: &Sim) -> Vec<String> {
-    sim.requests
-        .iter()
-        .filter_map(|(_, r)| match r {
-            ProviderRequest::Speak { text, .. } => Some(text.clone()),
-            _ => None,
-        })
-        .collect()
 }
 
 /// The messages of the `n`th completion request.
@@ -220,23 +211,13 @@ fn a_slow_tool_is_covered_by_a_filler_and_its_result_goes_back_to_the_model() {
     sim.answers
         .transcripts
         .push_back(Ok("Book me for Monday.".into()));
-    let call = LlmEvent::ToolCall {
-        id: "c1".into(),
-        name: "book".into(),
-        arguments: serde_json::json!({"day": "monday"}),
-    };
-    let stop = LlmEvent::Done {
-        finish_reason: FinishReason::ToolCalls,
-        usage: None,
-    };
-    sim.answers.completions.push_back(vec![
-        (
-            Duration::from_millis(200),
-            Ok(LlmEvent::Token("Let me check. ".into())),
-        ),
-        (Duration::from_millis(10), Ok(call)),
-        (Duration::from_millis(10), Ok(stop)),
-    ]);
+    sim.answers.completions.push_back(calls_tool(
+        200,
+        Some("Let me check. "),
+        "c1",
+        "book",
+        serde_json::json!({"day": "monday"}),
+    ));
     sim.answers
         .completions
         .push_back(says(100, "You are booked."));

@@ -10,12 +10,12 @@ use std::time::Instant;
 
 use tokio::sync::oneshot;
 
-use super::SipTask;
+use super::{MediaSetup, SipTask};
 use crate::call::core::{LegId, LegSignal};
 use crate::call::ports::MediaSockets;
 use crate::call::task::CallSignal;
 use crate::sip::endpoint::EndpointEvent;
-use crate::sip::sdp::{self, Direction, LocalMedia, SessionDescription};
+use crate::sip::sdp::{self, LocalMedia, SessionDescription};
 use crate::sip::uac::{CallRequest, Trunk};
 
 /// A leg to dial for a call.
@@ -93,28 +93,18 @@ impl SipTask {
         let Some(reserved) = self.ports.bind_on(address.bind).await else {
             return self.signal(&dialog, failed("no free RTP port"));
         };
-        let port = reserved
-            .rtp
-            .local_addr()
-            .map(|a| a.port())
-            .unwrap_or_default();
+        // A further leg's SDP stays plain RTP: see SECURITY.md (SRTP).
+        let local = MediaSetup::new(
+            &self.media,
+            &self.ports,
+            &self.services,
+            self.session_id + 1,
+        )
+        .local_media(&address, &reserved, sdp::SrtpPolicy::Disabled);
         if sockets.send(reserved).is_err() {
             return; // The call is gone.
         }
         self.session_id += 1;
-        let local = LocalMedia {
-            codecs: self.services.media.codecs.to_vec(),
-            address: address.public,
-            port,
-            direction: Direction::SendRecv,
-            session_id: self.session_id,
-            opus_payload_type: 111,
-            telephone_event_payload_type: 101,
-            ptime: 20,
-            rtcp_mux: false,
-            // A further leg's SDP stays plain RTP: see SECURITY.md (SRTP).
-            srtp: sdp::SrtpPolicy::Disabled,
-        };
         let call_id = freya_shared::ids::new_id();
         tracing::info!(call = %dialog, %leg, to = %freya_shared::redact::MaskedNumber(&to), leg_dialog = %call_id, "dialling a leg");
         let request = CallRequest {

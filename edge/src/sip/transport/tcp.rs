@@ -40,7 +40,7 @@ use crate::sip::framing::StreamFramer;
 use crate::sip::{Peer, Transport};
 
 #[cfg(test)]
-mod tests;
+pub(super) mod tests;
 
 /// What connection tasks tell the SIP task.
 #[derive(Debug)]
@@ -214,15 +214,9 @@ pub async fn accept(
                 };
                 let _ = stream.set_nodelay(true);
                 let peer = Peer::tcp(addr);
-                let (writer, queue) = mpsc::channel(WRITE_QUEUE);
-                // Registered before the first message can arrive: same channel, in order.
-                if inputs
-                    .send(TcpInput::Opened { peer, writer })
-                    .await
-                    .is_err()
-                {
+                let Some(queue) = register(&inputs, peer).await else {
                     return;
-                }
+                };
                 let connection = Connection {
                     peer,
                     timeouts: limits.timeouts,
@@ -244,6 +238,18 @@ pub async fn accept(
             }
         }
     }
+}
+
+/// Registers an accepted connection of `peer` with the SIP task and returns its write queue;
+/// `None` when the task is gone. Registered before the first message can arrive: same
+/// channel, in order.
+pub(super) async fn register(
+    inputs: &mpsc::Sender<TcpInput>,
+    peer: Peer,
+) -> Option<mpsc::Receiver<Vec<u8>>> {
+    let (writer, queue) = mpsc::channel(WRITE_QUEUE);
+    inputs.send(TcpInput::Opened { peer, writer }).await.ok()?;
+    Some(queue)
 }
 
 /// Who is at the other end of a connection and how long it may take.

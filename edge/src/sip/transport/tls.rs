@@ -32,7 +32,7 @@ use tokio_rustls::rustls::{self, ClientConfig, RootCertStore, ServerConfig};
 use tokio_rustls::{TlsAcceptor, TlsConnector};
 use tokio_util::sync::CancellationToken;
 
-use super::tcp::{serve, Connection, TcpInput, WRITE_QUEUE};
+use super::tcp::{register, serve, Connection, TcpInput};
 use crate::serve::certificate::read_certs;
 pub use crate::serve::certificate::{CertificateError, CertificateKeys, ReloadingCertificate};
 use crate::serve::{ConnectionGate, ConnectionTimeouts};
@@ -190,15 +190,9 @@ pub async fn accept(
                 _ = shutdown.cancelled() => return,
             };
             let peer = Peer::tls(addr);
-            let (writer, queue) = mpsc::channel(WRITE_QUEUE);
-            // Registered before the first message can arrive: same channel, in order.
-            if inputs
-                .send(TcpInput::Opened { peer, writer })
-                .await
-                .is_err()
-            {
+            let Some(queue) = register(&inputs, peer).await else {
                 return;
-            }
+            };
             let connection = Connection {
                 peer,
                 timeouts,

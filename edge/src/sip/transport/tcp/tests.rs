@@ -4,7 +4,7 @@
 use std::net::{IpAddr, SocketAddr};
 use std::time::{Duration, Instant};
 
-use tokio::io::{AsyncReadExt, AsyncWriteExt};
+use tokio::io::{AsyncRead, AsyncReadExt, AsyncWriteExt};
 use tokio::net::{TcpListener, TcpSocket, TcpStream};
 use tokio::sync::mpsc;
 use tokio_util::sync::CancellationToken;
@@ -94,8 +94,11 @@ async fn connect_from(ip: [u8; 4], to: SocketAddr) -> TcpStream {
     socket.connect(to).await.unwrap()
 }
 
-/// Waits until the server closes `stream` (EOF or reset) and says how long that took.
-async fn time_until_closed(stream: &mut TcpStream) -> Duration {
+/// Waits until the server closes `stream` (EOF, reset or another error) and says how long that
+/// took; the TLS listener's tests use it too.
+pub(in crate::sip::transport) async fn time_until_closed<S: AsyncRead + Unpin>(
+    stream: &mut S,
+) -> Duration {
     let start = Instant::now();
     let mut buf = [0u8; 1024];
     tokio::time::timeout(HANG_GUARD, async {

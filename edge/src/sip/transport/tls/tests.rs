@@ -10,7 +10,7 @@ use std::time::{Duration, Instant};
 
 use rustls_pki_types::pem::PemObject;
 use rustls_pki_types::{CertificateDer, ServerName};
-use tokio::io::{AsyncRead, AsyncReadExt, AsyncWriteExt};
+use tokio::io::{AsyncReadExt, AsyncWriteExt};
 use tokio::net::{TcpListener, TcpStream};
 use tokio::sync::mpsc;
 use tokio_rustls::rustls::{ClientConfig, RootCertStore};
@@ -21,6 +21,7 @@ use super::{
     accept, server_config, ReloadingCertificate, TlsDialer, TlsListenerSettings, SIP_TLS_FILES,
 };
 use crate::serve::ConnectionTimeouts;
+use crate::sip::transport::tcp::tests::time_until_closed;
 use crate::sip::transport::tcp::{TcpConnections, TcpInput};
 use crate::sip::{Peer, Transport};
 
@@ -166,23 +167,6 @@ fn presented(stream: &tokio_rustls::client::TlsStream<TcpStream>) -> Certificate
     session.peer_certificates().expect("a certificate")[0]
         .clone()
         .into_owned()
-}
-
-/// Waits until the server closes `stream` (EOF or an error) and says how long that took.
-async fn time_until_closed<S: AsyncRead + Unpin>(stream: &mut S) -> Duration {
-    let start = Instant::now();
-    let mut buf = [0u8; 1024];
-    tokio::time::timeout(HANG_GUARD, async {
-        loop {
-            match stream.read(&mut buf).await {
-                Ok(0) | Err(_) => return,
-                Ok(_) => {}
-            }
-        }
-    })
-    .await
-    .expect("the server never closed the connection");
-    start.elapsed()
 }
 
 #[tokio::test]
