@@ -7,13 +7,10 @@
 
 mod support;
 
-use std::sync::{Arc, Mutex};
 use std::time::Duration;
 
-use axum::body::Bytes;
-use axum::extract::State;
-use reqwest::StatusCode;
-use serde_json::{json, Value};
+use serde_json::json;
+use tokio_util::sync::CancellationToken;
 
 use freya_control::store::WorkspaceScope;
 use freya_edge::Edge;
@@ -21,30 +18,8 @@ use freya_proto::v1::{ClusterReport, PeerState, RegisterRequest};
 use freya_shared::model::{CallEvent, CallEventKind};
 use support::http::workspace_with_keys;
 use support::on_both_engines;
+use support::webhook_sink::{call_ended_hooks, ended_with};
 use support::{edge_config, eventually, Backend, SECRET};
-
-type Seen = Arc<Mutex<Vec<Value>>>;
-
-async fn receiver() -> (Seen, String) {
-    let seen: Seen = Arc::default();
-    let app = axum::Router::new()
-        .route(
-            "/hook",
-            axum::routing::post(|State(seen): State<Seen>, body: Bytes| async move {
-                if let Ok(value) = serde_json::from_slice(&body) {
-                    seen.lock().expect("lock").push(value);
-                }
-                StatusCode::OK
-            }),
-        )
-        .with_state(seen.clone());
-    let listener = tokio::net::TcpListener::bind("127.0.0.1:0")
-        .await
-        .expect("bind");
-    let url = format!("http://{}/hook", listener.local_addr().expect("addr"));
-    tokio::spawn(async move { axum::serve(listener, app).await });
-    (seen, url)
-}
 
 fn down(edge_id: &str, generation: u64, state: &str) -> PeerState {
     PeerState {
@@ -61,16 +36,7 @@ async fn peers_reports_end_a_live_edges_calls_once(backend: Backend) {
     let scope = WorkspaceScope {
         workspace_id: ws.clone(),
     };
-    let (seen, url) = receiver().await;
-    let hook = api
-        .call(
-            "POST",
-            "/v1/webhooks",
-            &keys[0],
-            Some(json!({"url": url, "events": ["call.ended"], "secret": "whsec-0123456789abcdef"})),
-        )
-        .await;
-    assert_eq!(hook.status, StatusCode::CREATED, "{}", hook.body);
+    let seen = call_ended_hooks(&api, &keys[0], CancellationToken::new()).await;
 
     // The edge runs no cluster itself: it registers generation 0, as an edge older than gossip.
     let dir = tempfile::tempdir().expect("temp dir");
@@ -145,13 +111,7 @@ async fn peers_reports_end_a_live_edges_calls_once(backend: Backend) {
     let shown = shown.expect("the edge is listed");
     assert_eq!(shown["status"], "offline", "{shown}");
     assert_eq!(shown["cluster_state"], "down", "{shown}");
-    let ended_hooks = || {
-        seen.lock()
-            .expect("lock")
-            .iter()
-            .filter(|b| b.to_string().contains("edge_lost") && b.to_string().contains("live"))
-            .count()
-    };
+    let ended_hooks = || ended_with(&seen, "live", "edge_lost");
     eventually(Duration::from_secs(10), "the call.ended webhook", || {
         let n = ended_hooks();
         async move { (n > 0).then_some(()) }

@@ -20,12 +20,14 @@ use sqlx::Connection;
 
 pub mod baresip;
 pub mod caller;
+pub mod dev_cluster;
 pub mod flows;
 pub mod http;
 pub mod kamailio;
 pub mod raw_sip;
 pub mod twilio;
 pub mod voice_call;
+pub mod webhook_sink;
 pub mod world;
 
 pub const SECRET: &str = "test-shared-secret-0123456789";
