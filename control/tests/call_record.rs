@@ -21,8 +21,7 @@ use freya_shared::snapshot::ProviderConfig;
 use serde_json::{json, Value};
 use support::caller::sipp_with_media;
 use support::{
-    agent_on_number, control_config, edge_config, eventually, the_ended_call, until_routed,
-    Backend, TestDb, SECRET,
+    control_config, demo_edge, demo_workspace, eventually, the_ended_call, Backend, TestDb,
 };
 
 struct Setup {
@@ -40,19 +39,10 @@ async fn setup(ring_ms: u32) -> Setup {
     let control = ControlPlane::start(&control_config(&db.url))
         .await
         .expect("control starts");
-    let workspace_id = control
-        .store
-        .create_workspace("Records")
-        .await
-        .expect("workspace");
-    let scope = WorkspaceScope { workspace_id };
     let agent: AgentSpec = serde_json::from_value(json!({"name": "Desk"})).expect("agent");
-    let agent_id = agent_on_number(&control, &scope, "demo", &agent).await.id;
-    let dir = tempfile::tempdir().expect("temp dir");
-    let mut config = edge_config(dir.path(), control.grpc_addr, SECRET);
-    config.sip.ring_ms = ring_ms;
-    let edge = Edge::start(&config).await.expect("edge starts");
-    until_routed(&edge, "demo").await;
+    let (scope, agent) = demo_workspace(&control, "Records", &agent).await;
+    let agent_id = agent.id;
+    let (edge, dir) = demo_edge(&control, |c| c.sip.ring_ms = ring_ms).await;
     Setup {
         db,
         control,

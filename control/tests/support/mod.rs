@@ -25,6 +25,7 @@ pub mod flows;
 pub mod http;
 pub mod kamailio;
 pub mod party;
+pub mod pcap;
 pub mod raw_sip;
 pub mod recorded;
 pub mod route_table;
@@ -106,6 +107,39 @@ pub async fn agent_on_number_in(
         .await
         .expect("number");
     agent
+}
+
+/// A workspace `name` in `control` whose `agent` answers number `demo`: its scope and the agent.
+pub async fn demo_workspace(
+    control: &freya_control::server::ControlPlane,
+    name: &str,
+    agent: &freya_shared::model::AgentSpec,
+) -> (
+    freya_control::store::WorkspaceScope,
+    freya_control::store::Agent,
+) {
+    let workspace_id = control
+        .store
+        .create_workspace(name)
+        .await
+        .expect("workspace");
+    let scope = freya_control::store::WorkspaceScope { workspace_id };
+    let agent = agent_on_number(control, &scope, "demo", agent).await;
+    (scope, agent)
+}
+
+/// An edge linked to `control`, its configuration changed by `change`, once it routes number
+/// `demo`; and its data directory.
+pub async fn demo_edge(
+    control: &freya_control::server::ControlPlane,
+    change: impl FnOnce(&mut EdgeConfig),
+) -> (freya_edge::Edge, tempfile::TempDir) {
+    let dir = tempfile::tempdir().expect("temp dir");
+    let mut config = edge_config(dir.path(), control.grpc_addr, SECRET);
+    change(&mut config);
+    let edge = freya_edge::Edge::start(&config).await.expect("edge starts");
+    until_routed(&edge, "demo").await;
+    (edge, dir)
 }
 
 /// Waits until `edge` routes calls to `number`, i.e. holds a configuration that has it.
