@@ -13,15 +13,14 @@ mod support;
 use std::time::Duration;
 
 use freya_edge::control_link::mtls_client;
-use freya_edge::mesh::{
-    ControlMessage, LegKey, Mesh, MeshInbound, MeshSettings, MeshTls, PayloadKind,
-};
+use freya_edge::mesh::{ControlMessage, LegKey, MeshTls, PayloadKind};
 use freya_edge::trust::{enrol, mtls_client_config, ClusterIdentity, ControlTls};
 use freya_proto::v1::HeartbeatRequest;
 use freya_shared::join_token::fingerprint;
 
 use support::dev_cluster::{state_of, DevCluster};
 use support::http::Api;
+use support::mesh_probe::{ask, probe};
 use support::{eventually, Backend};
 
 /// Hang guard for each wait.
@@ -74,36 +73,19 @@ async fn mesh_answers(
     edge_id: &str,
     target: std::net::SocketAddr,
 ) -> bool {
-    let tls = MeshTls::from_identity(identity);
-    let settings = MeshSettings {
-        connect_timeout: Duration::from_secs(3),
-        ..MeshSettings::default()
-    };
-    let (mesh, _) = Mesh::bind("127.0.0.1:0".parse().expect("addr"), &tls, settings).expect("bind");
+    let mesh = probe(&MeshTls::from_identity(identity), "127.0.0.1");
     let key = LegKey {
         call: uuid::Uuid::now_v7(),
         leg: 1,
     };
-    let mut leg = mesh.join(key, target).expect("leg");
     let join = ControlMessage::Join {
         key,
         kind: PayloadKind::Pcmu,
         from_edge: edge_id.into(),
     };
-    let _ = mesh.send_control(target, &join).await;
-    let answered = tokio::time::timeout(Duration::from_secs(5), async {
-        loop {
-            match leg.recv().await {
-                Some(MeshInbound::Control(ControlMessage::Hangup { .. })) => break true,
-                Some(_) => continue,
-                None => break false,
-            }
-        }
-    })
-    .await
-    .unwrap_or(false);
+    let answer = ask(&mesh, target, key, &join).await;
     mesh.close();
-    answered
+    matches!(answer, Some(ControlMessage::Hangup { .. }))
 }
 
 /// `peer` alive in the gossip view of edge `i`.

@@ -15,14 +15,13 @@ use std::time::Duration;
 
 use reqwest::StatusCode;
 use serde_json::json;
-use tokio::net::UdpSocket;
 
 use freya_control::store::{Role, StoredEvent};
 use freya_edge::llm::fakes::FakeReply;
 use freya_loadtest::audio::Utterance;
-use support::http::Api;
+use support::http::{Answer, Api};
 use support::party::Party;
-use support::raw_sip::Call;
+use support::raw_sip::{Call, Offer};
 use support::tones::{loud, packets_where, packets_with, send_speech, send_tone};
 use support::world::{udp_trunk, World};
 use support::{eventually, on_both_engines, Backend};
@@ -30,6 +29,13 @@ use support::{eventually, on_both_engines, Backend};
 const CALLER_HZ: f64 = 440.0;
 const PARTY_HZ: f64 = 1800.0;
 const PARTY: &str = "+4733333333";
+
+/// `POST /v1/calls/{id}/bridge` of `legs`, the agent muted.
+async fn bridge(api: &Api, key: &str, id: &str, legs: [u8; 2]) -> Answer {
+    let body = json!({"legs": legs, "agent": "muted"});
+    api.call("POST", &format!("/v1/calls/{id}/bridge"), key, Some(body))
+        .await
+}
 
 async fn the_api_dials_a_second_party_bridges_it_and_rtp_crosses_both_ways(backend: Backend) {
     let w = World::builder()
@@ -41,14 +47,14 @@ async fn the_api_dials_a_second_party_bridges_it_and_rtp_crosses_both_ways(backe
     w.set_trunks(vec![udp_trunk("party", party.port(), 1)]);
     let (api, key) = (Api::of(&w.control), w.key(Role::Editor).await);
 
-    let caller_rtp = Arc::new(UdpSocket::bind("127.0.0.1:0").await.expect("rtp"));
-    let call = Call::dial(
+    let (call, rtp) = Call::dialled(
         w.edge.sip_addr,
-        &caller_rtp,
         &w.number,
         "legs-1@caller.test",
+        Offer::PcmuWithEvents,
     )
     .await;
+    let caller_rtp = Arc::new(rtp);
     let caller_tone = send_tone(caller_rtp.clone(), call.edge_rtp, Some(CALLER_HZ));
     let id = w.call_in_status("in_progress").await.id;
     let path = |tail: &str| format!("/v1/calls/{id}{tail}");
@@ -66,23 +72,9 @@ async fn the_api_dials_a_second_party_bridges_it_and_rtp_crosses_both_ways(backe
     assert_eq!(refused.body["errors"][0]["field"], "to", "{}", refused.body);
     let unknown = api.call("DELETE", &path("/legs/5"), &key, None).await;
     assert_eq!(unknown.status, StatusCode::NOT_FOUND);
-    let unknown_call = api
-        .call(
-            "POST",
-            "/v1/calls/nope/bridge",
-            &key,
-            Some(json!({"legs": [0, 1], "agent": "muted"})),
-        )
-        .await;
+    let unknown_call = bridge(&api, &key, "nope", [0, 1]).await;
     assert_eq!(unknown_call.status, StatusCode::NOT_FOUND);
-    let itself = api
-        .call(
-            "POST",
-            &path("/bridge"),
-            &key,
-            Some(json!({"legs": [0, 0], "agent": "muted"})),
-        )
-        .await;
+    let itself = bridge(&api, &key, &id, [0, 0]).await;
     assert_eq!(itself.status, StatusCode::UNPROCESSABLE_ENTITY);
     assert_eq!(itself.body["errors"][0]["field"], "legs");
 
@@ -98,31 +90,15 @@ async fn the_api_dials_a_second_party_bridges_it_and_rtp_crosses_both_ways(backe
         .is_some_and(|l| l.contains("4733333333")));
     w.event("call.leg_added").await;
     // Ringing, not up: it cannot be bridged yet.
-    let early = api
-        .call(
-            "POST",
-            &path("/bridge"),
-            &key,
-            Some(json!({"legs": [0, 1], "agent": "muted"})),
-        )
-        .await;
+    let early = bridge(&api, &key, &id, [0, 1]).await;
     assert_eq!(early.status, StatusCode::CONFLICT, "{}", early.body);
 
-    let party_rtp = Arc::new(UdpSocket::bind("127.0.0.1:0").await.expect("party rtp"));
-    let rtp_port = party_rtp.local_addr().expect("addr").port();
-    let edge_leg_rtp = party.answer(&invite, edge_sip, rtp_port).await;
+    let (party_rtp, edge_leg_rtp) = party.answer(&invite, edge_sip).await;
     party.receives("ACK").await;
     w.event("call.leg_answered").await;
     let party_tone = send_tone(party_rtp.clone(), edge_leg_rtp, Some(PARTY_HZ));
 
-    let bridged = api
-        .call(
-            "POST",
-            &path("/bridge"),
-            &key,
-            Some(json!({"legs": [0, 1], "agent": "muted"})),
-        )
-        .await;
+    let bridged = bridge(&api, &key, &id, [0, 1]).await;
     assert_eq!(bridged.status, StatusCode::ACCEPTED, "{}", bridged.body);
     w.event("call.bridged").await;
     let limit = Duration::from_secs(10);
@@ -165,21 +141,19 @@ async fn the_agents_warm_transfer_whispers_to_the_party_then_bridges_the_caller(
     let party = Party::bind().await;
     w.set_trunks(vec![udp_trunk("party", party.port(), 1)]);
 
-    let caller_rtp = Arc::new(UdpSocket::bind("127.0.0.1:0").await.expect("rtp"));
-    let call = Call::dial(
+    let (call, rtp) = Call::dialled(
         w.edge.sip_addr,
-        &caller_rtp,
         &w.number,
         "warm-1@caller.test",
+        Offer::PcmuWithEvents,
     )
     .await;
+    let caller_rtp = Arc::new(rtp);
     let spoken = Utterance::speak("Put me through to sales, please.").expect("espeak-ng");
     let caller_speech = send_speech(caller_rtp.clone(), call.edge_rtp, spoken.samples.to_vec());
 
     let (invite, edge_sip) = party.receives("INVITE").await;
-    let party_rtp = Arc::new(UdpSocket::bind("127.0.0.1:0").await.expect("party rtp"));
-    let rtp_port = party_rtp.local_addr().expect("addr").port();
-    let edge_leg_rtp = party.answer(&invite, edge_sip, rtp_port).await;
+    let (party_rtp, edge_leg_rtp) = party.answer(&invite, edge_sip).await;
     // The party listens (silence) while the whisper plays.
     let party_line = send_speech(party_rtp.clone(), edge_leg_rtp, Vec::new());
     let (whispered, _) = packets_where(&party_rtp, 10, Duration::from_secs(10), loud).await;

@@ -15,12 +15,11 @@ use std::sync::Arc;
 use std::time::Duration;
 
 use serde_json::{json, Value};
-use tokio::net::UdpSocket;
 
 use support::dev_cluster::DevCluster;
 use support::eventually;
 use support::party::Party;
-use support::raw_sip::Call;
+use support::raw_sip::{Call, Offer};
 use support::tones::{packets_with, send_tone};
 
 const CALLER_HZ: f64 = 440.0;
@@ -69,27 +68,23 @@ async fn a_leg_dialled_on_another_edge_process_carries_audio_both_ways_and_ends_
 
     // The party, behind the workspace's trunk.
     let party = Party::bind().await;
-    api.expect(
-        201,
-        "POST",
+    api.create(
         "/v1/providers",
         &key,
-        Some(
-            json!({"name": "party", "host": "127.0.0.1", "port": party.port(),
+        json!({"name": "party", "host": "127.0.0.1", "port": party.port(),
                     "transport": "udp", "caller_id": "+15550100"}),
-        ),
     )
     .await;
 
     // The caller, on the second edge (a process of its own).
-    let caller_rtp = Arc::new(UdpSocket::bind("127.0.0.1:0").await.expect("rtp"));
-    let call = Call::dial(
+    let (call, rtp) = Call::dialled(
         cluster.sip(1),
-        &caller_rtp,
         cluster.number(),
         "xedge-dev-1@caller.test",
+        Offer::PcmuWithEvents,
     )
     .await;
+    let caller_rtp = Arc::new(rtp);
     let caller_tone = send_tone(caller_rtp.clone(), call.edge_rtp, Some(CALLER_HZ));
     let id = eventually(LIMIT, "the call in progress on the second edge", || async {
         let calls = cluster.get("/v1/calls").await?;
@@ -112,9 +107,7 @@ async fn a_leg_dialled_on_another_edge_process_carries_audio_both_ways_and_ends_
         cluster.sip(2).port(),
         "the third edge places the INVITE"
     );
-    let party_rtp = Arc::new(UdpSocket::bind("127.0.0.1:0").await.expect("party rtp"));
-    let rtp_port = party_rtp.local_addr().expect("addr").port();
-    let leg_rtp = party.answer(&invite, edge_sip, rtp_port).await;
+    let (party_rtp, leg_rtp) = party.answer(&invite, edge_sip).await;
     party.receives("ACK").await;
     let answered = call_with(&cluster, &id, "call.leg_answered").await;
     let answered = of_kind(&answered, "call.leg_answered");

@@ -17,16 +17,16 @@ use std::time::Duration;
 
 use reqwest::StatusCode;
 use serde_json::json;
-use tokio::net::UdpSocket;
 
 use freya_control::store::Role;
 use freya_edge::mesh::tls::{write_dev_pki, MeshTls};
-use freya_edge::mesh::{ControlMessage, HangupCause, LegKey, Mesh, MeshInbound, MeshSettings};
+use freya_edge::mesh::{ControlMessage, HangupCause, LegKey, Mesh, MeshSettings};
 use freya_edge::Edge;
 use support::caller::free_udp_port;
 use support::http::Api;
+use support::mesh_probe::{ask, probe};
 use support::party::Party;
-use support::raw_sip::Call;
+use support::raw_sip::{Call, Offer};
 use support::tones::{loud, packets_where, packets_with, send_tone};
 use support::world::{udp_trunk, World};
 use support::{edge_config, eventually, SECRET};
@@ -87,26 +87,8 @@ async fn refused(b: &Edge, reason: &str) -> u64 {
 
 /// Sends `dial` to B from a peer with `tls`; the answer B gives on the leg, if any.
 async fn dial_as(tls: &MeshTls, b: SocketAddr, dial: &ControlMessage) -> Option<ControlMessage> {
-    let (mesh, _requests) = Mesh::bind(
-        "127.0.0.3:0".parse().expect("addr"),
-        tls,
-        MeshSettings::default(),
-    )
-    .expect("hostile mesh");
-    let mut leg = mesh.join(dial.key(), b).expect("register");
-    let _ = mesh.send_control(b, dial).await;
-    let answer = tokio::time::timeout(Duration::from_secs(5), async {
-        loop {
-            match leg.recv().await {
-                Some(MeshInbound::Control(message)) => break Some(message),
-                Some(MeshInbound::Audio { .. }) => continue,
-                Some(MeshInbound::Lost) | None => break None,
-            }
-        }
-    })
-    .await
-    .ok()
-    .flatten();
+    let mesh = probe(tls, "127.0.0.3");
+    let answer = ask(&mesh, b, dial.key(), dial).await;
     mesh.close();
     answer
 }
@@ -167,14 +149,14 @@ async fn two_edges(agent: serde_json::Value, voice: bool) -> (World, Edge, Pair,
 async fn a_leg_dialled_on_another_edge_carries_audio_both_ways_and_strangers_are_refused() {
     let (w, b, pair, party) = two_edges(json!({"transfer_destinations": [PARTY]}), false).await;
     let (api, key) = (Api::of(&w.control), w.key(Role::Editor).await);
-    let caller_rtp = Arc::new(UdpSocket::bind("127.0.0.1:0").await.expect("rtp"));
-    let call = Call::dial(
+    let (call, rtp) = Call::dialled(
         w.edge.sip_addr,
-        &caller_rtp,
         &w.number,
         "xedge-1@caller.test",
+        Offer::PcmuWithEvents,
     )
     .await;
+    let caller_rtp = Arc::new(rtp);
     let caller_tone = send_tone(caller_rtp.clone(), call.edge_rtp, Some(CALLER_HZ));
     let id = w.call_in_status("in_progress").await.id;
     let path = |tail: &str| format!("/v1/calls/{id}{tail}");
@@ -214,9 +196,7 @@ async fn a_leg_dialled_on_another_edge_carries_audio_both_ways_and_strangers_are
     let added = w.event("call.leg_added").await;
     assert_eq!(added.payload["edge"], "edge-b", "{}", added.payload);
 
-    let party_rtp = Arc::new(UdpSocket::bind("127.0.0.1:0").await.expect("party rtp"));
-    let rtp_port = party_rtp.local_addr().expect("addr").port();
-    let b_leg_rtp = party.answer(&invite, edge_sip, rtp_port).await;
+    let (party_rtp, b_leg_rtp) = party.answer(&invite, edge_sip).await;
     party.receives("ACK").await;
     let answered = w.event("call.leg_answered").await;
     assert_eq!(answered.payload["edge"], "edge-b", "{}", answered.payload);
@@ -332,14 +312,14 @@ async fn a_warm_transfer_across_edges_whispers_the_summary_to_the_party_before_t
     )
     .await;
     let (api, key) = (Api::of(&w.control), w.key(Role::Editor).await);
-    let caller_rtp = Arc::new(UdpSocket::bind("127.0.0.1:0").await.expect("rtp"));
-    let call = Call::dial(
+    let (call, rtp) = Call::dialled(
         w.edge.sip_addr,
-        &caller_rtp,
         &w.number,
         "xedge-2@caller.test",
+        Offer::PcmuWithEvents,
     )
     .await;
+    let caller_rtp = Arc::new(rtp);
     // The caller stays quiet (no barge-in on the greeting), then speaks 440 Hz once bridged.
     let caller_line = send_tone(caller_rtp.clone(), call.edge_rtp, None);
     let id = w.call_in_status("in_progress").await.id;
@@ -359,9 +339,7 @@ async fn a_warm_transfer_across_edges_whispers_the_summary_to_the_party_before_t
         b.sip_addr.port(),
         "edge B places the INVITE"
     );
-    let party_rtp = Arc::new(UdpSocket::bind("127.0.0.1:0").await.expect("party rtp"));
-    let rtp_port = party_rtp.local_addr().expect("addr").port();
-    let b_leg_rtp = party.answer(&invite, edge_sip, rtp_port).await;
+    let (party_rtp, b_leg_rtp) = party.answer(&invite, edge_sip).await;
     let party_line = send_tone(party_rtp.clone(), b_leg_rtp, None);
     let (whispered, from) = packets_where(&party_rtp, 10, LIMIT, loud).await;
     assert_eq!(whispered, 10, "the party behind edge B hears the summary");

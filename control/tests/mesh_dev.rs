@@ -17,14 +17,13 @@ use std::time::Duration;
 
 use freya_edge::control_link::mtls_client;
 use freya_edge::mesh::tls::dev_pki;
-use freya_edge::mesh::{
-    ControlMessage, HangupCause, LegKey, Mesh, MeshInbound, MeshSettings, MeshTls, PayloadKind,
-};
+use freya_edge::mesh::{ControlMessage, HangupCause, LegKey, Mesh, MeshTls, PayloadKind};
 use freya_edge::trust::{mtls_client_config, ControlTls};
 use freya_proto::v1::HeartbeatRequest;
 
 use support::dev_cluster::{get_text, state_of, DevCluster};
 use support::eventually;
+use support::mesh_probe::{self, ask};
 
 /// Hang guard for each wait.
 const LIMIT: Duration = Duration::from_secs(30);
@@ -44,13 +43,7 @@ async fn join_unknown_call(tls: &MeshTls, target: std::net::SocketAddr) -> Optio
 }
 
 fn probe(tls: &MeshTls) -> Mesh {
-    let settings = MeshSettings {
-        connect_timeout: Duration::from_secs(3),
-        ..MeshSettings::default()
-    };
-    Mesh::bind("127.0.0.1:0".parse().expect("addr"), tls, settings)
-        .expect("bind")
-        .0
+    mesh_probe::probe(tls, "127.0.0.1")
 }
 
 /// [`join_unknown_call`] on an endpoint the caller keeps (its connection stays open).
@@ -59,27 +52,12 @@ async fn join_on(mesh: &Mesh, target: std::net::SocketAddr) -> Option<ControlMes
         call: uuid::Uuid::now_v7(),
         leg: 1,
     };
-    let mut leg = mesh.join(key, target).expect("leg");
     let join = ControlMessage::Join {
         key,
         kind: PayloadKind::Pcmu,
         from_edge: "dev-edge-2".into(),
     };
-    let _ = mesh.send_control(target, &join).await;
-    let answer = tokio::time::timeout(Duration::from_secs(5), async {
-        loop {
-            match leg.recv().await {
-                Some(MeshInbound::Control(message)) => break Some(message),
-                Some(MeshInbound::Audio { .. }) => continue,
-                Some(MeshInbound::Lost) | None => break None,
-            }
-        }
-    })
-    .await
-    .ok()
-    .flatten();
-    mesh.leave(key, target);
-    answer
+    ask(mesh, target, key, &join).await
 }
 
 #[tokio::test(flavor = "multi_thread")]

@@ -24,6 +24,7 @@ pub mod dev_cluster;
 pub mod flows;
 pub mod http;
 pub mod kamailio;
+pub mod mesh_probe;
 pub mod party;
 pub mod pcap;
 pub mod raw_sip;

@@ -4,6 +4,7 @@
 //! edge's BYE.
 
 use std::net::SocketAddr;
+use std::sync::Arc;
 use std::time::Duration;
 
 use freya_edge::sip::sdp::SessionDescription;
@@ -72,9 +73,11 @@ impl Party {
         .unwrap_or_else(|_| panic!("the party got no {prefix}"))
     }
 
-    /// Answers `invite` (from `from`) 200 OK with PCMU on `rtp_port`; returns where the edge
-    /// wants the party's RTP.
-    pub async fn answer(&self, invite: &str, from: SocketAddr, rtp_port: u16) -> SocketAddr {
+    /// Answers `invite` (from `from`) 200 OK with PCMU on an RTP socket of its own: that
+    /// socket, and where the edge wants the party's RTP.
+    pub async fn answer(&self, invite: &str, from: SocketAddr) -> (Arc<UdpSocket>, SocketAddr) {
+        let rtp = UdpSocket::bind("127.0.0.1:0").await.expect("party rtp");
+        let rtp_port = rtp.local_addr().expect("addr").port();
         let vias: Vec<&str> = invite
             .lines()
             .filter(|l| l.to_ascii_lowercase().starts_with("via:"))
@@ -98,7 +101,8 @@ impl Party {
         self.sip.send_to(ok.as_bytes(), from).await.expect("200");
         let offer = invite.split("\r\n\r\n").nth(1).expect("offer");
         let offer = SessionDescription::parse(offer.as_bytes()).expect("SDP offer");
-        SocketAddr::new("127.0.0.1".parse().expect("ip"), offer.media[0].port)
+        let edge_rtp = SocketAddr::new("127.0.0.1".parse().expect("ip"), offer.media[0].port);
+        (Arc::new(rtp), edge_rtp)
     }
 
     /// Waits for the edge's BYE and confirms it; where it came from.
