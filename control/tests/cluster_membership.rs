@@ -45,15 +45,7 @@ async fn a_killed_edge_is_down_everywhere_its_call_ends_as_edge_lost_and_it_rejo
     let victim = cluster.id(2);
     let rtp = UdpSocket::bind("127.0.0.1:0").await.expect("rtp");
     let _call = Call::dial(cluster.sip(2), &rtp, cluster.number(), "cluster-call-1").await;
-    let call_id = eventually(LIMIT, "the call in progress on the third edge", || async {
-        let calls = cluster.get("/v1/calls").await?;
-        calls["data"].as_array()?.iter().find_map(|c| {
-            (c["edge_id"] == victim.as_str() && c["status"] == "in_progress")
-                .then(|| c["id"].as_str().map(str::to_owned))
-                .flatten()
-        })
-    })
-    .await;
+    let call_id = cluster.call_in_progress_on(2).await;
 
     // SIGKILL: no goodbye, no call.ended from the edge itself.
     cluster.kill_edge(2);

@@ -86,15 +86,7 @@ async fn a_leg_dialled_on_another_edge_process_carries_audio_both_ways_and_ends_
     .await;
     let caller_rtp = Arc::new(rtp);
     let caller_tone = send_tone(caller_rtp.clone(), call.edge_rtp, Some(CALLER_HZ));
-    let id = eventually(LIMIT, "the call in progress on the second edge", || async {
-        let calls = cluster.get("/v1/calls").await?;
-        calls["data"].as_array()?.iter().find_map(|c| {
-            (c["edge_id"] == call_edge.as_str() && c["status"] == "in_progress")
-                .then(|| c["id"].as_str().map(str::to_owned))
-                .flatten()
-        })
-    })
-    .await;
+    let id = cluster.call_in_progress_on(1).await;
 
     // The third edge dials the party.
     let legs = format!("/v1/calls/{id}/legs");

@@ -13,7 +13,6 @@ use std::time::Duration;
 
 use freya_control::dev::{DevEdge, DevInfo};
 use freya_edge::trust::ClusterIdentity;
-use serde::Deserialize;
 use serde_json::Value;
 
 use super::eventually;
@@ -53,19 +52,31 @@ pub struct Running {
     pub others: Mutex<Vec<u32>>,
 }
 
-/// One member of an edge's `GET /cluster`.
-#[derive(Debug, Clone, Deserialize)]
+/// One member of an edge's `GET /cluster` (a field it lacks or leaves null reads as empty).
+#[derive(Debug, Clone)]
 pub struct Member {
     pub id: String,
-    #[serde(default)]
     pub state: String,
-    #[serde(default)]
     pub generation: u64,
-    #[serde(default)]
     pub draining: bool,
     pub active_calls: Option<u64>,
     pub capacity: Option<u64>,
     pub mesh_addr: Option<String>,
+}
+
+impl Member {
+    fn from_json(m: &Value) -> Self {
+        let text = |name: &str| m[name].as_str().unwrap_or_default().to_owned();
+        Member {
+            id: text("id"),
+            state: text("state"),
+            generation: m["generation"].as_u64().unwrap_or(0),
+            draining: m["draining"].as_bool().unwrap_or(false),
+            active_calls: m["active_calls"].as_u64(),
+            capacity: m["capacity"].as_u64(),
+            mesh_addr: m["mesh_addr"].as_str().map(str::to_owned),
+        }
+    }
 }
 
 /// Sends `signal` to process `pid` (one this test started, or one `freya dev` started for it).
@@ -231,6 +242,21 @@ impl DevCluster {
         get_json(&format!("{}{path}", self.api_url()), Some(self.api_key())).await
     }
 
+    /// The id of a call in progress on edge `i`, once the control plane lists one.
+    pub async fn call_in_progress_on(&self, i: usize) -> String {
+        let edge = self.id(i);
+        let what = format!("a call in progress on {edge}");
+        eventually(VIEW_LIMIT, &what, || async {
+            let calls = self.get("/v1/calls").await?;
+            let live = calls["data"]
+                .as_array()?
+                .iter()
+                .find(|c| c["edge_id"] == edge.as_str() && c["status"] == "in_progress")?;
+            live["id"].as_str().map(str::to_owned)
+        })
+        .await
+    }
+
     /// The demo number.
     pub fn number(&self) -> &str {
         &self.info.phone_number
@@ -322,11 +348,12 @@ impl DevCluster {
         members_at(&self.http(i)).await
     }
 
-    /// Waits until edge `i`'s view, newest generation per id, satisfies `check`.
+    /// Waits until edge `i`'s view (every member it lists, each run of an edge apart)
+    /// satisfies `check`.
     pub async fn until_view(&self, i: usize, what: &str, check: impl Fn(&[Member]) -> bool) {
         let url = self.http(i);
         eventually(VIEW_LIMIT, what, || async {
-            check(&newest(members_at(&url).await?)).then_some(())
+            check(&members_at(&url).await?).then_some(())
         })
         .await;
     }
@@ -346,7 +373,13 @@ impl DevCluster {
 /// Each member of `GET /cluster` at `http_url`.
 pub async fn members_at(http_url: &str) -> Option<Vec<Member>> {
     let report = get_json(&format!("{http_url}/cluster"), None).await?;
-    serde_json::from_value(report["members"].clone()).ok()
+    Some(
+        report["members"]
+            .as_array()?
+            .iter()
+            .map(Member::from_json)
+            .collect(),
+    )
 }
 
 /// `members` with only the newest generation of each id.
@@ -362,9 +395,12 @@ pub fn newest(members: Vec<Member>) -> Vec<Member> {
     out
 }
 
-/// `id`'s state in `view` (already [`newest`]).
+/// The state of `id`'s newest run in `view`.
 pub fn state_of<'a>(view: &'a [Member], id: &str) -> Option<&'a str> {
-    view.iter().find(|m| m.id == id).map(|m| m.state.as_str())
+    view.iter()
+        .filter(|m| m.id == id)
+        .max_by_key(|m| m.generation)
+        .map(|m| m.state.as_str())
 }
 
 /// `GET url` as JSON (with `bearer`), within 5 s; `None` on any failure.

@@ -57,7 +57,7 @@ fn agent_spec(name: &str) -> AgentSpec {
 
 /// A fresh workspace with a key per role and one resource of every kind, in `control`.
 pub async fn route_world(control: &ControlPlane) -> RouteWorld {
-    let (ws, keys) = workspace_with_keys(control, "RouteWorld").await;
+    let (ws, keys) = workspace_with_keys(control, "World").await;
     let scope = WorkspaceScope {
         workspace_id: ws.clone(),
     };
