@@ -36,6 +36,23 @@ async fn newest(api: &Api, key: &str, action: &str) -> (Value, String) {
     (entry, answer.to_string())
 }
 
+/// An edit and what the audit log says of it: `PATCH path` with `body` by `editor` (200), then
+/// the newest `action` entry (read by `owner`), its `changes`, after checking that no secret
+/// value is anywhere in the log.
+async fn patched(
+    api: &Api,
+    (editor, owner): (&str, &str),
+    path: &str,
+    body: Value,
+    action: &str,
+) -> (Value, Value) {
+    api.expect(200, "PATCH", path, editor, Some(body)).await;
+    let (entry, text) = newest(api, owner, action).await;
+    assert_no_secret(&text);
+    let changes = entry["detail"]["changes"].clone();
+    (entry, changes)
+}
+
 fn assert_no_secret(text: &str) {
     for secret in SECRETS {
         assert!(
@@ -69,16 +86,14 @@ async fn an_agent_update_names_its_changes_and_never_its_secrets(backend: Backen
         .await;
     let id = created["id"].as_str().expect("id").to_string();
 
-    api.expect(
-        200,
-        "PATCH",
+    let (entry, changes) = patched(
+        &api,
+        (&editor, &owner),
         &format!("/v1/agents/{id}"),
-        &editor,
-        Some(json!({"llm": {"model": "gpt-4o"}, "tool_secret": SECRETS[3]})),
+        json!({"llm": {"model": "gpt-4o"}, "tool_secret": SECRETS[3]}),
+        "agent.updated",
     )
     .await;
-    let (entry, text) = newest(&api, &owner, "agent.updated").await;
-    let changes = &entry["detail"]["changes"];
     assert_eq!(
         changes["llm.model"],
         json!({"old": "gpt-4o-mini", "new": "gpt-4o"})
@@ -91,26 +106,22 @@ async fn an_agent_update_names_its_changes_and_never_its_secrets(backend: Backen
     );
     assert_eq!(entry["detail"]["name"], "Front desk");
     assert_eq!(entry["resource_id"], id.as_str());
-    assert_no_secret(&text);
 
     // A new key for the model, and the tools gone with their secret: still no value.
-    api.expect(
-        200,
-        "PATCH",
+    let (_, changes) = patched(
+        &api,
+        (&editor, &owner),
         &format!("/v1/agents/{id}"),
-        &editor,
-        Some(json!({"llm": {"api_key": SECRETS[1]}, "tools": [], "tool_secret": null})),
+        json!({"llm": {"api_key": SECRETS[1]}, "tools": [], "tool_secret": null}),
+        "agent.updated",
     )
     .await;
-    let (entry, text) = newest(&api, &owner, "agent.updated").await;
-    let changes = &entry["detail"]["changes"];
     assert_eq!(changes["llm.api_key"], "changed", "{changes}");
     assert_eq!(changes["tool_secret"], "changed", "{changes}");
     assert_eq!(
         changes["tools[0].url"],
         json!({"old": "https://example.com/book", "new": null})
     );
-    assert_no_secret(&text);
 
     // A webhook's new URL and secret.
     let hook = api
@@ -126,16 +137,14 @@ async fn an_agent_update_names_its_changes_and_never_its_secrets(backend: Backen
         .await;
     assert_eq!(hook.status, StatusCode::CREATED, "{}", hook.body);
     let hook_id = hook.body["id"].as_str().expect("id");
-    api.expect(
-        200,
-        "PATCH",
+    let (_, changes) = patched(
+        &api,
+        (&owner, &owner),
         &format!("/v1/webhooks/{hook_id}"),
-        &owner,
-        Some(json!({"url": "https://hooks.example.com/b", "secret": SECRETS[5]})),
+        json!({"url": "https://hooks.example.com/b", "secret": SECRETS[5]}),
+        "webhook.updated",
     )
     .await;
-    let (entry, text) = newest(&api, &owner, "webhook.updated").await;
-    let changes = &entry["detail"]["changes"];
     assert_eq!(
         changes["url"],
         json!({"old": "https://hooks.example.com/a", "new": "https://hooks.example.com/b"})
@@ -145,7 +154,6 @@ async fn an_agent_update_names_its_changes_and_never_its_secrets(backend: Backen
         changes.get("events").is_none(),
         "events did not change: {changes}"
     );
-    assert_no_secret(&text);
 
     control.stop().await;
     db.cleanup().await;

@@ -32,6 +32,32 @@ async fn freya_async(args: Vec<String>) -> Output {
     .expect("freya ran")
 }
 
+/// `freya backup --database-url url --to to`.
+async fn take_backup(url: &str, to: &Path) -> Output {
+    let args = [
+        "backup",
+        "--database-url",
+        url,
+        "--to",
+        &to.display().to_string(),
+    ];
+    freya_async(args.iter().map(|a| a.to_string()).collect()).await
+}
+
+/// `freya restore --from from --database-url url`, with `--force` when `force`.
+async fn restore_from(from: &Path, url: &str, force: bool) -> Output {
+    let mut args = vec![
+        "restore".into(),
+        "--from".into(),
+        from.display().to_string(),
+    ];
+    args.extend(["--database-url".into(), url.to_owned()]);
+    if force {
+        args.push("--force".into());
+    }
+    freya_async(args).await
+}
+
 fn stderr(output: &Output) -> String {
     String::from_utf8_lossy(&output.stderr).into_owned()
 }
@@ -83,14 +109,7 @@ async fn a_backup_taken_while_writing_restores_every_row_committed_before_it() {
             written
         })
     };
-    let output = freya_async(vec![
-        "backup".into(),
-        "--database-url".into(),
-        db.url.clone(),
-        "--to".into(),
-        backup.display().to_string(),
-    ])
-    .await;
+    let output = take_backup(&db.url, &backup).await;
     assert!(output.status.success(), "backup: {}", stderr(&output));
     writing.store(false, Ordering::Relaxed);
     let during = writer.await.expect("writer");
@@ -121,13 +140,7 @@ async fn a_backup_taken_while_writing_restores_every_row_committed_before_it() {
 
     // An existing database is not replaced without --force.
     let target = db.url.split('?').next().unwrap_or(&db.url).to_owned();
-    let refused = freya(&[
-        "restore",
-        "--from",
-        &backup.display().to_string(),
-        "--database-url",
-        &target,
-    ]);
+    let refused = restore_from(&backup, &target, false).await;
     assert!(!refused.status.success());
     assert!(stderr(&refused).contains("--force"), "{}", stderr(&refused));
     assert_eq!(
@@ -140,14 +153,7 @@ async fn a_backup_taken_while_writing_restores_every_row_committed_before_it() {
         "a refused restore changes nothing"
     );
 
-    let restored = freya(&[
-        "restore",
-        "--from",
-        &backup.display().to_string(),
-        "--database-url",
-        &target,
-        "--force",
-    ]);
+    let restored = restore_from(&backup, &target, true).await;
     assert!(restored.status.success(), "restore: {}", stderr(&restored));
     let control = freya_control::server::ControlPlane::start(&support::control_config(&db.url))
         .await
@@ -179,25 +185,11 @@ async fn a_restore_over_a_running_control_planes_database_is_refused() {
     let dir = tempfile::tempdir().expect("temp dir");
     let backup = dir.path().join("b.db");
     control.store.create_workspace("kept").await.expect("ws");
-    let output = freya_async(vec![
-        "backup".into(),
-        "--database-url".into(),
-        db.url.clone(),
-        "--to".into(),
-        backup.display().to_string(),
-    ])
-    .await;
+    let output = take_backup(&db.url, &backup).await;
     assert!(output.status.success(), "backup: {}", stderr(&output));
     control.store.create_workspace("live").await.expect("ws");
 
-    let refused = freya_async(vec![
-        "restore".into(),
-        "--from".into(),
-        backup.display().to_string(),
-        "--database-url".into(),
-        db.url.clone(),
-    ])
-    .await;
+    let refused = restore_from(&backup, &db.url, false).await;
     assert!(!refused.status.success(), "refused while running");
     let message = stderr(&refused);
     assert!(
@@ -220,14 +212,7 @@ async fn a_restore_over_a_running_control_planes_database_is_refused() {
     );
 
     // A second backup to the same file is refused rather than overwriting it.
-    let again = freya_async(vec![
-        "backup".into(),
-        "--database-url".into(),
-        db.url.clone(),
-        "--to".into(),
-        backup.display().to_string(),
-    ])
-    .await;
+    let again = take_backup(&db.url, &backup).await;
     assert!(!again.status.success());
     assert!(
         stderr(&again).contains("already exists"),
@@ -274,13 +259,7 @@ async fn what_is_not_a_freya_backup_of_this_release_is_refused_before_anything_c
     store.migrate().await.expect("migrate");
     store.close().await;
     let newer = dir.path().join("newer.db");
-    let output = freya(&[
-        "backup",
-        "--database-url",
-        &db.url,
-        "--to",
-        &newer.display().to_string(),
-    ]);
+    let output = take_backup(&db.url, &newer).await;
     assert!(output.status.success(), "backup: {}", stderr(&output));
     {
         let mut conn = sqlx::AnyConnection::connect(&url_of(&newer))
@@ -302,13 +281,7 @@ async fn what_is_not_a_freya_backup_of_this_release_is_refused_before_anything_c
         (&foreign, "no Freya schema"),
         (&newer, "a newer freya wrote it"),
     ] {
-        let refused = freya(&[
-            "restore",
-            "--from",
-            &file.display().to_string(),
-            "--database-url",
-            &target_url,
-        ]);
+        let refused = restore_from(file, &target_url, false).await;
         assert!(!refused.status.success(), "{} refused", file.display());
         assert!(
             stderr(&refused).contains(expected),
@@ -337,21 +310,9 @@ async fn what_is_not_a_freya_backup_of_this_release_is_refused_before_anything_c
 
     // A fresh machine: restoring where no database is needs no --force.
     let good = dir.path().join("good.db");
-    let output = freya(&[
-        "backup",
-        "--database-url",
-        &db.url,
-        "--to",
-        &good.display().to_string(),
-    ]);
+    let output = take_backup(&db.url, &good).await;
     assert!(output.status.success(), "backup: {}", stderr(&output));
-    let restored = freya(&[
-        "restore",
-        "--from",
-        &good.display().to_string(),
-        "--database-url",
-        &target_url,
-    ]);
+    let restored = restore_from(&good, &target_url, false).await;
     assert!(restored.status.success(), "{}", stderr(&restored));
     assert!(count(&target_url, "SELECT COUNT(*) FROM _sqlx_migrations").await > 0);
     db.cleanup().await;

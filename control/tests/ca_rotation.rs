@@ -10,82 +10,21 @@
 
 mod support;
 
-use std::path::Path;
-use std::process::{Child, Command, Stdio};
 use std::time::Duration;
 
 use freya_edge::control_link::mtls_client;
-use freya_edge::mesh::{
-    ControlMessage, LegKey, Mesh, MeshInbound, MeshSettings, MeshTls, PayloadKind,
-};
+use freya_edge::mesh::{ControlMessage, LegKey, MeshTls, PayloadKind};
 use freya_edge::trust::{enrol, mtls_client_config, ClusterIdentity, ControlTls};
 use freya_proto::v1::HeartbeatRequest;
 use freya_shared::join_token::fingerprint;
-use serde_json::Value;
 
+use support::dev_cluster::{state_of, DevCluster};
 use support::http::Api;
+use support::mesh_probe::{ask, probe};
 use support::{eventually, Backend};
 
 /// Hang guard for each wait.
 const LIMIT: Duration = Duration::from_secs(60);
-
-/// `freya dev` and its child edge, stopped on drop.
-struct Running {
-    dev: Child,
-    others: Vec<u32>,
-}
-
-fn signal(pid: u32, signal: i32) {
-    if let Ok(pid) = i32::try_from(pid) {
-        // SAFETY: kill(2) on a process this test started.
-        unsafe {
-            libc::kill(pid, signal);
-        }
-    }
-}
-
-impl Drop for Running {
-    fn drop(&mut self) {
-        signal(self.dev.id(), libc::SIGTERM);
-        for _ in 0..100 {
-            if matches!(self.dev.try_wait(), Ok(Some(_))) {
-                break;
-            }
-            std::thread::sleep(Duration::from_millis(100));
-        }
-        let _ = self.dev.kill();
-        let _ = self.dev.wait();
-        for pid in &self.others {
-            signal(*pid, libc::SIGKILL);
-        }
-    }
-}
-
-fn free_sip_port() -> u16 {
-    loop {
-        let udp = std::net::UdpSocket::bind("127.0.0.1:0").expect("udp");
-        let port = udp.local_addr().expect("addr").port();
-        if std::net::TcpListener::bind(("127.0.0.1", port)).is_ok() {
-            return port;
-        }
-    }
-}
-
-/// The control plane's gRPC URL, as the child edge's configuration names it.
-fn control_url(dir: &Path) -> String {
-    let toml = std::fs::read_to_string(dir.join("edge-2/edge.toml")).expect("edge.toml");
-    toml.lines()
-        .find_map(|l| l.strip_prefix("url = \""))
-        .and_then(|l| l.strip_suffix('"'))
-        .expect("control url")
-        .to_owned()
-}
-
-fn identity(dir: &Path, edge: &str) -> ClusterIdentity {
-    ClusterIdentity::load(&dir.join(edge).join("trust"))
-        .expect("readable identity")
-        .expect("an enrolled edge")
-}
 
 /// Whether a new mutual TLS link with `identity` gets a heartbeat through to the handler as
 /// `edge_id` (an edge that never registered is answered NOT_FOUND by the handler: linked too).
@@ -134,53 +73,28 @@ async fn mesh_answers(
     edge_id: &str,
     target: std::net::SocketAddr,
 ) -> bool {
-    let tls = MeshTls::from_identity(identity);
-    let settings = MeshSettings {
-        connect_timeout: Duration::from_secs(3),
-        ..MeshSettings::default()
-    };
-    let (mesh, _) = Mesh::bind("127.0.0.1:0".parse().expect("addr"), &tls, settings).expect("bind");
+    let mesh = probe(&MeshTls::from_identity(identity), "127.0.0.1");
     let key = LegKey {
         call: uuid::Uuid::now_v7(),
         leg: 1,
     };
-    let mut leg = mesh.join(key, target).expect("leg");
     let join = ControlMessage::Join {
         key,
         kind: PayloadKind::Pcmu,
         from_edge: edge_id.into(),
     };
-    let _ = mesh.send_control(target, &join).await;
-    let answered = tokio::time::timeout(Duration::from_secs(5), async {
-        loop {
-            match leg.recv().await {
-                Some(MeshInbound::Control(ControlMessage::Hangup { .. })) => break true,
-                Some(_) => continue,
-                None => break false,
-            }
-        }
-    })
-    .await
-    .unwrap_or(false);
+    let answer = ask(&mesh, target, key, &join).await;
     mesh.close();
-    answered
+    matches!(answer, Some(ControlMessage::Hangup { .. }))
 }
 
-/// `peer` alive in the gossip view of the edge at `http_url`.
-async fn gossip_sees(http_url: &str, peer: &str) {
-    let url = format!("{http_url}/cluster");
-    eventually(LIMIT, "the peer alive in gossip", || {
-        let url = url.clone();
-        async move {
-            let report: Value = reqwest::get(&url).await.ok()?.json().await.ok()?;
-            report["members"]
-                .as_array()?
-                .iter()
-                .any(|m| m["id"] == peer && m["state"] == "alive")
-                .then_some(())
-        }
-    })
-    .await;
+/// `peer` alive in the gossip view of edge `i`.
+async fn gossip_sees(cluster: &DevCluster, i: usize, peer: &str) {
+    cluster
+        .until_view(i, "the peer alive in gossip", |view| {
+            state_of(view, peer) == Some("alive")
+        })
+        .await;
 }
 
 async fn trust_audit_has(api: &Api, key: &str, action: &str, outcome: &str, detail: &str) {
@@ -208,58 +122,13 @@ async fn trust_audit_has(api: &Api, key: &str, action: &str, outcome: &str, deta
 
 #[tokio::test(flavor = "multi_thread")]
 async fn a_rotated_ca_overlaps_then_retires_with_real_edges() {
-    let dir = tempfile::tempdir().expect("temp dir");
-    let data = dir.path();
-    let sip = format!("127.0.0.1:{}", free_sip_port());
-    let dev = Command::new(env!("CARGO_BIN_EXE_freya"))
-        .args(["dev", "--edges", "2", "--data-dir"])
-        .arg(data)
-        .args(["--http", "127.0.0.1:0", "--sip", &sip])
-        .stdout(Stdio::null())
-        .stderr(Stdio::null())
-        .spawn()
-        .expect("start freya dev");
-    let mut running = Running {
-        dev,
-        others: Vec::new(),
-    };
-    let info_path = data.join("dev.json");
-    let info: Value = eventually(Duration::from_secs(120), "dev.json with two edges", || {
-        let path = info_path.clone();
-        async move {
-            let info: Value = serde_json::from_slice(&std::fs::read(&path).ok()?).ok()?;
-            (info["edges"].as_array()?.len() == 2).then_some(info)
-        }
-    })
-    .await;
-    let edges = info["edges"].as_array().expect("edges").clone();
-    running.others.extend(
-        edges[1..]
-            .iter()
-            .filter_map(|e| e["pid"].as_u64())
-            .map(|p| p as u32),
-    );
-    let field = |i: usize, name: &str| edges[i][name].as_str().expect(name).to_owned();
-    let (edge_1, edge_2) = (field(0, "id"), field(1, "id"));
-    let mesh_1: std::net::SocketAddr = field(0, "mesh_addr").parse().expect("mesh addr");
-    let api = Api {
-        base: info["api_url"]
-            .as_str()
-            .expect("api_url")
-            .trim_end_matches('/')
-            .to_owned(),
-        http: reqwest::Client::new(),
-    };
-    let key = info["api_key"].as_str().expect("api_key").to_owned();
-    let url = control_url(data);
-    let dir_1 = "edge";
-    let dir_2 = "edge-2";
-    eventually(LIMIT, "edge 2 enrolled", || async {
-        ClusterIdentity::load(&data.join(dir_2).join("trust"))
-            .ok()
-            .flatten()
-    })
-    .await;
+    let cluster = DevCluster::start(2).await;
+    let (edge_1, edge_2) = (cluster.id(0), cluster.id(1));
+    let mesh_1 = cluster.mesh(0);
+    let api = cluster.api();
+    let key = cluster.api_key().to_owned();
+    let url = cluster.control_grpc_url();
+    eventually(LIMIT, "edge 2 enrolled", || async { cluster.identity(2) }).await;
 
     let before = api.expect(200, "GET", "/v1/edges/ca", &key, None).await;
     assert_eq!(before["cas"].as_array().expect("cas").len(), 1, "{before}");
@@ -303,12 +172,12 @@ async fn a_rotated_ca_overlaps_then_retires_with_real_edges() {
     )
     .await;
     let renewed = eventually(LIMIT, "edge 2 renewed onto the new CA", || async {
-        let identity = ClusterIdentity::load(&data.join(dir_2).join("trust")).ok()??;
+        let identity = cluster.identity(2)?;
         (identity.ca_bundle_der().len() == 2 && issuer_of(&identity) == new_ca).then_some(identity)
     })
     .await;
     trust_audit_has(&api, &key, "edge.renew", "ok", &new_ca).await;
-    let old_identity = identity(data, dir_1);
+    let old_identity = cluster.identity(1).expect("an enrolled edge");
     assert_eq!(issuer_of(&old_identity), old_ca, "edge 1 was not renewed");
 
     // The overlap: an edge under each CA links to the control plane; gossip and mesh work.
@@ -318,8 +187,8 @@ async fn a_rotated_ca_overlaps_then_retires_with_real_edges() {
     links(&url, &renewed, &edge_2)
         .await
         .expect("edge 2 (new CA) links");
-    gossip_sees(&field(0, "http_url"), &edge_2).await;
-    gossip_sees(&field(1, "http_url"), &edge_1).await;
+    gossip_sees(&cluster, 0, &edge_2).await;
+    gossip_sees(&cluster, 1, &edge_1).await;
     // The mesh: an edge not yet renewed trusts the old CA alone, so every edge is renewed
     // during the overlap (the runbook's step); then edge 1, now on the new CA too, answers a
     // join from edge 2's new certificate.
@@ -332,7 +201,7 @@ async fn a_rotated_ca_overlaps_then_retires_with_real_edges() {
     )
     .await;
     eventually(LIMIT, "edge 1 renewed onto the new CA", || async {
-        let identity = ClusterIdentity::load(&data.join(dir_1).join("trust")).ok()??;
+        let identity = cluster.identity(1)?;
         (identity.ca_bundle_der().len() == 2 && issuer_of(&identity) == new_ca).then_some(())
     })
     .await;

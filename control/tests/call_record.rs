@@ -6,7 +6,6 @@
 
 mod support;
 
-use std::path::PathBuf;
 use std::time::Duration;
 
 use freya_control::server::ControlPlane;
@@ -19,10 +18,9 @@ use freya_proto::v1::{EdgeCommand, HangupCall, PlaceCall};
 use freya_shared::model::{AgentSpec, ProviderSpec, SipTransport, SipTrunkSpec};
 use freya_shared::snapshot::ProviderConfig;
 use serde_json::{json, Value};
-use support::caller::sipp_with_media;
+use support::caller::{free_udp_port, sipp_uas, sipp_with_media};
 use support::{
-    agent_on_number, control_config, edge_config, eventually, the_ended_call, until_routed,
-    Backend, TestDb, SECRET,
+    control_config, demo_edge, demo_workspace, eventually, the_ended_call, Backend, TestDb,
 };
 
 struct Setup {
@@ -40,19 +38,10 @@ async fn setup(ring_ms: u32) -> Setup {
     let control = ControlPlane::start(&control_config(&db.url))
         .await
         .expect("control starts");
-    let workspace_id = control
-        .store
-        .create_workspace("Records")
-        .await
-        .expect("workspace");
-    let scope = WorkspaceScope { workspace_id };
     let agent: AgentSpec = serde_json::from_value(json!({"name": "Desk"})).expect("agent");
-    let agent_id = agent_on_number(&control, &scope, "demo", &agent).await.id;
-    let dir = tempfile::tempdir().expect("temp dir");
-    let mut config = edge_config(dir.path(), control.grpc_addr, SECRET);
-    config.sip.ring_ms = ring_ms;
-    let edge = Edge::start(&config).await.expect("edge starts");
-    until_routed(&edge, "demo").await;
+    let (scope, agent) = demo_workspace(&control, "Records", &agent).await;
+    let agent_id = agent.id;
+    let (edge, dir) = demo_edge(&control, |c| c.sip.ring_ms = ring_ms).await;
     Setup {
         db,
         control,
@@ -151,13 +140,6 @@ async fn a_call_cancelled_after_1_5_s_of_ringing_lasts_that_long_in_its_record()
     teardown(s).await;
 }
 
-fn free_udp_port() -> u16 {
-    std::net::UdpSocket::bind("127.0.0.1:0")
-        .and_then(|s| s.local_addr())
-        .map(|a| a.port())
-        .expect("a free port")
-}
-
 /// A sipp UAS running `scenario` (`tests/sipp/`) for one call, and its port.
 async fn trunk(scenario: &str) -> (tokio::process::Child, tempfile::TempDir, u16) {
     trunk_for(scenario, 1).await
@@ -165,34 +147,10 @@ async fn trunk(scenario: &str) -> (tokio::process::Child, tempfile::TempDir, u16
 
 /// As [`trunk`], for `calls` calls.
 async fn trunk_for(scenario: &str, calls: u32) -> (tokio::process::Child, tempfile::TempDir, u16) {
-    let work = tempfile::tempdir().expect("temp dir");
-    let port = free_udp_port().to_string();
-    let media = free_udp_port().to_string();
-    let path = PathBuf::from(env!("CARGO_MANIFEST_DIR"))
-        .join("tests/sipp")
-        .join(scenario);
-    let child = tokio::process::Command::new("sipp")
-        .arg("-sf")
-        .arg(path)
-        .args([
-            "-p",
-            &port,
-            "-m",
-            &calls.to_string(),
-            "-i",
-            "127.0.0.1",
-            "-mp",
-            &media,
-        ])
-        .args(["-timeout", "60s", "-nostdin", "-trace_err"])
-        .current_dir(work.path())
-        .stdout(std::process::Stdio::null())
-        .stderr(std::process::Stdio::null())
-        .kill_on_drop(true)
-        .spawn()
-        .expect("sipp runs (install sip-tester: deploy/test.sh does)");
+    let (media, calls) = (free_udp_port().to_string(), calls.to_string());
+    let trunk = sipp_uas(scenario, &["-m", &calls, "-mp", &media], "60s");
     tokio::time::sleep(Duration::from_millis(400)).await;
-    (child, work, port.parse().expect("port"))
+    trunk
 }
 
 fn set_trunks(s: &Setup, trunks: &[(&str, u16)]) {

@@ -7,13 +7,13 @@ mod support;
 use std::time::Duration;
 
 use reqwest::StatusCode;
-use serde_json::json;
+use serde_json::{json, Value};
 
 use freya_control::store::WorkspaceScope;
 use freya_edge::Edge;
 use freya_shared::ids::new_id;
 use freya_shared::model::{AgentSpec, CallEvent, CallEventKind};
-use support::http::workspace_with_keys;
+use support::http::{workspace_with_keys, Answer, Api};
 use support::on_both_engines;
 use support::{edge_config, eventually, Backend, SECRET};
 
@@ -166,6 +166,13 @@ async fn the_call_log_filters_and_pages_with_a_cursor(backend: Backend) {
     db.cleanup().await;
 }
 
+/// `POST /v1/calls` with `body` as `key`, under idempotency key `first`.
+async fn place_with_key(api: &Api, key: &str, body: Value) -> Answer {
+    let headers = [("idempotency-key", "first")];
+    api.send("POST", "/v1/calls", key, &headers, Some(body))
+        .await
+}
+
 async fn an_outbound_call_goes_to_an_edge_and_its_idempotency_key_replays(backend: Backend) {
     let (db, control, api) = support::http::started(backend).await;
     let (ws, [_, _, editor, _]) = workspace_with_keys(&control, "Out").await;
@@ -175,15 +182,7 @@ async fn an_outbound_call_goes_to_an_edge_and_its_idempotency_key_replays(backen
         support::agent_on_number_in(&control, &scope, "+15550100", Some("local"), &spec).await;
 
     let body = json!({"from": "+15550100", "to": "+4712345678"});
-    let none_online = api
-        .send(
-            "POST",
-            "/v1/calls",
-            &editor,
-            &[("idempotency-key", "first")],
-            Some(body.clone()),
-        )
-        .await;
+    let none_online = place_with_key(&api, &editor, body.clone()).await;
     assert_eq!(
         none_online.status,
         StatusCode::SERVICE_UNAVAILABLE,
@@ -217,15 +216,7 @@ async fn an_outbound_call_goes_to_an_edge_and_its_idempotency_key_replays(backen
             let editor = editor.clone();
             let body = body.clone();
             async move {
-                let answer = api
-                    .send(
-                        "POST",
-                        "/v1/calls",
-                        &editor,
-                        &[("idempotency-key", "first")],
-                        Some(body),
-                    )
-                    .await;
+                let answer = place_with_key(&api, &editor, body).await;
                 (answer.status == StatusCode::ACCEPTED).then_some(answer)
             }
         },
@@ -236,27 +227,16 @@ async fn an_outbound_call_goes_to_an_edge_and_its_idempotency_key_replays(backen
     assert_eq!(placed.body["edge_id"], edge.id.as_str());
     let id = placed.body["id"].as_str().expect("id").to_owned();
 
-    let replay = api
-        .send(
-            "POST",
-            "/v1/calls",
-            &editor,
-            &[("idempotency-key", "first")],
-            Some(body.clone()),
-        )
-        .await;
+    let replay = place_with_key(&api, &editor, body.clone()).await;
     assert_eq!(replay.status, StatusCode::ACCEPTED);
     assert_eq!(replay.body, placed.body);
     assert_eq!(replay.headers["idempotent-replayed"], "true");
-    let reused = api
-        .send(
-            "POST",
-            "/v1/calls",
-            &editor,
-            &[("idempotency-key", "first")],
-            Some(json!({"from": "+15550100", "to": "+4700000000"})),
-        )
-        .await;
+    let reused = place_with_key(
+        &api,
+        &editor,
+        json!({"from": "+15550100", "to": "+4700000000"}),
+    )
+    .await;
     assert_eq!(reused.status, StatusCode::UNPROCESSABLE_ENTITY);
     let bad_from = api
         .call(

@@ -8,106 +8,27 @@
 
 mod support;
 
-use std::process::{Child, Command, Stdio};
 use std::time::Duration;
 
 use serde_json::Value;
 
-use support::eventually;
-
-/// `freya dev`, stopped on drop (SIGTERM, then SIGKILL).
-struct Dev(Child);
-
-impl Drop for Dev {
-    fn drop(&mut self) {
-        if let Ok(pid) = i32::try_from(self.0.id()) {
-            // SAFETY: kill(2) on the process this test started.
-            unsafe {
-                libc::kill(pid, libc::SIGTERM);
-            }
-        }
-        for _ in 0..100 {
-            if matches!(self.0.try_wait(), Ok(Some(_))) {
-                return;
-            }
-            std::thread::sleep(Duration::from_millis(100));
-        }
-        let _ = self.0.kill();
-        let _ = self.0.wait();
-    }
-}
-
-fn free_sip_port() -> u16 {
-    loop {
-        let udp = std::net::UdpSocket::bind("127.0.0.1:0").expect("udp");
-        let port = udp.local_addr().expect("addr").port();
-        if std::net::TcpListener::bind(("127.0.0.1", port)).is_ok() {
-            return port;
-        }
-    }
-}
+use support::dev_cluster::DevCluster;
 
 #[tokio::test(flavor = "multi_thread")]
 async fn the_load_tester_kills_an_edge_and_reports_the_failover() {
-    let dir = tempfile::tempdir().expect("temp dir");
-    let sip = format!("127.0.0.1:{}", free_sip_port());
-    let _dev = Dev(Command::new(env!("CARGO_BIN_EXE_freya"))
-        .args(["dev", "--edges", "3", "--data-dir"])
-        .arg(dir.path())
-        .args(["--http", "127.0.0.1:0", "--sip", &sip])
-        .stdout(Stdio::null())
-        .stderr(Stdio::null())
-        .spawn()
-        .expect("start freya dev"));
-    let info_path = dir.path().join("dev.json");
-    let info: Value = eventually(
-        Duration::from_secs(120),
-        "dev.json with three edges",
-        || {
-            let path = info_path.clone();
-            async move {
-                let info: Value = serde_json::from_slice(&std::fs::read(&path).ok()?).ok()?;
-                (info["edges"].as_array()?.len() == 3).then_some(info)
-            }
-        },
-    )
-    .await;
-    let edges = info["edges"].as_array().expect("edges").clone();
-    let victim = edges[2]["id"].as_str().expect("id").to_owned();
+    let cluster = DevCluster::start(3).await;
+    let victim = cluster.id(2);
     // Every edge alive at every other before the run.
-    for edge in &edges {
-        let url = edge["http_url"].as_str().expect("http_url").to_owned();
-        eventually(Duration::from_secs(30), "a full cluster", || {
-            let url = url.clone();
-            async move {
-                let report: Value = reqwest::get(format!("{url}/cluster"))
-                    .await
-                    .ok()?
-                    .json()
-                    .await
-                    .ok()?;
-                let alive = report["members"]
-                    .as_array()?
-                    .iter()
-                    .filter(|m| m["state"] == "alive")
-                    .count();
-                (alive >= 3).then_some(())
-            }
-        })
-        .await;
-    }
-    let targets: Vec<&str> = edges
-        .iter()
-        .map(|e| e["sip_addr"].as_str().expect("sip_addr"))
-        .collect();
-    let report_path = dir.path().join("report.json");
+    cluster.until_all_alive().await;
+    let targets = cluster.sip_targets();
+    let report_path = cluster.path().join("report.json");
     let loadtest = tokio::process::Command::new(env!("CARGO_BIN_EXE_freya"))
         .args(["loadtest", "--quiet", "--target", &targets.join(",")])
-        .args(["--number", info["phone_number"].as_str().expect("number")])
+        .args(["--number", cluster.number()])
         .args(["--calls", "24", "--rate", "3", "--concurrency", "24"])
         .args(["--duration", "6", "--turn", "tone:300", "--max-run", "90"])
         .args(["--kill-one-at", "4", "--dev-json"])
-        .arg(&info_path)
+        .arg(cluster.info_path())
         .arg("--json")
         .arg(&report_path)
         .output();
@@ -159,7 +80,7 @@ async fn the_load_tester_kills_an_edge_and_reports_the_failover() {
             "no call answered by {target}"
         );
     }
-    let victim_sip = targets[2];
+    let victim_sip = targets[2].as_str();
     assert!(
         !records
             .iter()

@@ -7,44 +7,19 @@
 
 mod support;
 
-use std::sync::{Arc, Mutex};
 use std::time::Duration;
 
-use axum::body::Bytes;
-use axum::extract::State;
-use reqwest::StatusCode;
 use serde_json::{json, Value};
+use tokio_util::sync::CancellationToken;
 
-use freya_control::store::WorkspaceScope;
+use freya_control::store::{CallRecord, Store, WorkspaceScope};
 use freya_edge::Edge;
 use freya_proto::v1::{ClusterReport, PeerState, RegisterRequest};
 use freya_shared::model::{CallEvent, CallEventKind};
-use support::http::workspace_with_keys;
+use support::http::{workspace_with_keys, Api};
 use support::on_both_engines;
+use support::webhook_sink::{call_ended_hooks, ended_with};
 use support::{edge_config, eventually, Backend, SECRET};
-
-type Seen = Arc<Mutex<Vec<Value>>>;
-
-async fn receiver() -> (Seen, String) {
-    let seen: Seen = Arc::default();
-    let app = axum::Router::new()
-        .route(
-            "/hook",
-            axum::routing::post(|State(seen): State<Seen>, body: Bytes| async move {
-                if let Ok(value) = serde_json::from_slice(&body) {
-                    seen.lock().expect("lock").push(value);
-                }
-                StatusCode::OK
-            }),
-        )
-        .with_state(seen.clone());
-    let listener = tokio::net::TcpListener::bind("127.0.0.1:0")
-        .await
-        .expect("bind");
-    let url = format!("http://{}/hook", listener.local_addr().expect("addr"));
-    tokio::spawn(async move { axum::serve(listener, app).await });
-    (seen, url)
-}
 
 fn down(edge_id: &str, generation: u64, state: &str) -> PeerState {
     PeerState {
@@ -55,22 +30,35 @@ fn down(edge_id: &str, generation: u64, state: &str) -> PeerState {
     }
 }
 
+/// Edge `id` as `GET /v1/edges` lists it.
+async fn listed(api: &Api, key: &str, id: &str) -> Value {
+    let edges = api.expect(200, "GET", "/v1/edges", key, None).await;
+    let listed = edges
+        .as_array()
+        .expect("edges")
+        .iter()
+        .find(|e| e["id"] == id);
+    listed
+        .cloned()
+        .unwrap_or_else(|| panic!("{id} is not listed: {edges}"))
+}
+
+/// Call `call_id`'s record once it has ended.
+async fn ended(store: &Store, scope: &WorkspaceScope, call_id: &str) -> CallRecord {
+    eventually(Duration::from_secs(10), "the call to end", || async {
+        let record = store.call(scope, call_id).await.ok()?;
+        record.ended_at_ms.is_some().then_some(record)
+    })
+    .await
+}
+
 async fn peers_reports_end_a_live_edges_calls_once(backend: Backend) {
     let (db, control, api) = support::http::started(backend).await;
     let (ws, keys) = workspace_with_keys(&control, "Cluster").await;
     let scope = WorkspaceScope {
         workspace_id: ws.clone(),
     };
-    let (seen, url) = receiver().await;
-    let hook = api
-        .call(
-            "POST",
-            "/v1/webhooks",
-            &keys[0],
-            Some(json!({"url": url, "events": ["call.ended"], "secret": "whsec-0123456789abcdef"})),
-        )
-        .await;
-    assert_eq!(hook.status, StatusCode::CREATED, "{}", hook.body);
+    let seen = call_ended_hooks(&api, &keys[0], CancellationToken::new()).await;
 
     // The edge runs no cluster itself: it registers generation 0, as an edge older than gossip.
     let dir = tempfile::tempdir().expect("temp dir");
@@ -121,37 +109,12 @@ async fn peers_reports_end_a_live_edges_calls_once(backend: Backend) {
             .expect("a peer's report");
     }
 
-    let record = eventually(
-        Duration::from_secs(10),
-        "the call to end as edge_lost",
-        || {
-            let (store, scope) = (store.clone(), scope.clone());
-            async move {
-                let record = store.call(&scope, "live").await.ok()?;
-                record.ended_at_ms.is_some().then_some(record)
-            }
-        },
-    )
-    .await;
+    let record = ended(&store, &scope, "live").await;
     assert_eq!(record.end_reason.as_deref(), Some("edge_lost"));
-    let edges = api.call("GET", "/v1/edges", &keys[0], None).await;
-    let shown = edges
-        .body
-        .as_array()
-        .expect("edges")
-        .iter()
-        .find(|e| e["id"] == edge_id.as_str())
-        .cloned();
-    let shown = shown.expect("the edge is listed");
+    let shown = listed(&api, &keys[0], &edge_id).await;
     assert_eq!(shown["status"], "offline", "{shown}");
     assert_eq!(shown["cluster_state"], "down", "{shown}");
-    let ended_hooks = || {
-        seen.lock()
-            .expect("lock")
-            .iter()
-            .filter(|b| b.to_string().contains("edge_lost") && b.to_string().contains("live"))
-            .count()
-    };
+    let ended_hooks = || ended_with(&seen, "live", "edge_lost");
     eventually(Duration::from_secs(10), "the call.ended webhook", || {
         let n = ended_hooks();
         async move { (n > 0).then_some(()) }
@@ -174,15 +137,8 @@ async fn peers_reports_end_a_live_edges_calls_once(backend: Backend) {
     })
     .await
     .expect("alive again");
-    let edges = api.call("GET", "/v1/edges", &keys[0], None).await;
-    let shown = edges
-        .body
-        .as_array()
-        .expect("edges")
-        .iter()
-        .find(|e| e["id"] == edge_id.as_str())
-        .cloned();
-    assert_eq!(shown.expect("listed")["status"], "online");
+    let shown = listed(&api, &keys[0], &edge_id).await;
+    assert_eq!(shown["status"], "online", "{shown}");
 
     // An edge now on its run 5: a report about run 4 changes nothing.
     one.register(RegisterRequest {
@@ -201,15 +157,7 @@ async fn peers_reports_end_a_live_edges_calls_once(backend: Backend) {
     })
     .await
     .expect("a stale report is taken, and ignored");
-    let edges = api.call("GET", "/v1/edges", &keys[0], None).await;
-    let peer_one = edges
-        .body
-        .as_array()
-        .expect("edges")
-        .iter()
-        .find(|e| e["id"] == "peer-1")
-        .cloned();
-    let peer_one = peer_one.expect("peer-1 listed");
+    let peer_one = listed(&api, &keys[0], "peer-1").await;
     assert_eq!(peer_one["status"], "online", "{peer_one}");
     assert!(peer_one["cluster_state"].is_null(), "{peer_one}");
 

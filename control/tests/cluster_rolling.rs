@@ -9,53 +9,20 @@
 
 mod support;
 
-use std::process::{Child, Command, Stdio};
+use std::process::Stdio;
 use std::time::Duration;
 
 use serde_json::Value;
 
+use support::dev_cluster::{members_at, newest, DevCluster};
 use support::eventually;
 
 /// Hang guard for each wait (debug binaries on a busy machine).
 const LIMIT: Duration = Duration::from_secs(150);
 
-/// Processes this test started, stopped on drop (SIGTERM, then SIGKILL).
-struct Running(Vec<Child>);
-
-impl Drop for Running {
-    fn drop(&mut self) {
-        for child in &mut self.0 {
-            if let Ok(pid) = i32::try_from(child.id()) {
-                // SAFETY: kill(2) on a process this test started.
-                unsafe {
-                    libc::kill(pid, libc::SIGTERM);
-                }
-            }
-            for _ in 0..50 {
-                if matches!(child.try_wait(), Ok(Some(_))) {
-                    break;
-                }
-                std::thread::sleep(Duration::from_millis(100));
-            }
-            let _ = child.kill();
-            let _ = child.wait();
-        }
-    }
-}
-
-fn free_sip_port() -> u16 {
-    loop {
-        let udp = std::net::UdpSocket::bind("127.0.0.1:0").expect("udp");
-        let port = udp.local_addr().expect("addr").port();
-        if std::net::TcpListener::bind(("127.0.0.1", port)).is_ok() {
-            return port;
-        }
-    }
-}
-
 /// Whether process `pid` still runs (an exited child of `freya dev` not yet reaped is a
 /// zombie: gone).
-fn running(pid: u64) -> bool {
+fn running(pid: u32) -> bool {
     std::fs::read_to_string(format!("/proc/{pid}/stat"))
         .ok()
         .and_then(|stat| {
@@ -72,26 +39,16 @@ fn running(pid: u64) -> bool {
 
 /// Whether every edge lists `id`'s newest run alive and not draining; else what the first
 /// edge that does not said (for the failure message).
-async fn taking_calls_everywhere(edges: &[Value], id: &str) -> Result<(), String> {
-    for edge in edges {
-        let url = edge["http_url"].as_str().unwrap_or_default();
-        let answer = reqwest::Client::new()
-            .get(format!("{url}/cluster"))
-            .timeout(Duration::from_secs(5))
-            .send()
-            .await;
-        let report: Value = match answer {
-            Ok(answer) => answer.json().await.map_err(|e| format!("{url}: {e}"))?,
-            Err(e) => return Err(format!("{url}: {e}")),
-        };
-        let newest = report["members"].as_array().and_then(|members| {
-            members
-                .iter()
-                .filter(|m| m["id"] == id)
-                .max_by_key(|m| m["generation"].as_u64().unwrap_or(0))
-        });
-        match newest {
-            Some(m) if m["state"] == "alive" && m["draining"] == false => {}
+async fn taking_calls_everywhere(cluster: &DevCluster, id: &str) -> Result<(), String> {
+    for i in 0..cluster.info.edges.len() {
+        let url = cluster.http(i);
+        let view = newest(
+            members_at(&url)
+                .await
+                .ok_or_else(|| format!("{url}: no answer"))?,
+        );
+        match view.iter().find(|m| m.id == id) {
+            Some(m) if m.state == "alive" && !m.draining => {}
             other => return Err(format!("{url}: {other:?}")),
         }
     }
@@ -99,10 +56,10 @@ async fn taking_calls_everywhere(edges: &[Value], id: &str) -> Result<(), String
 }
 
 /// Waits until every edge shows `id` taking calls; panics with the last answer after [`LIMIT`].
-async fn until_taking_calls_everywhere(edges: &[Value], id: &str, logs: &[&std::path::Path]) {
+async fn until_taking_calls_everywhere(cluster: &DevCluster, id: &str, logs: &[&std::path::Path]) {
     let deadline = std::time::Instant::now() + LIMIT;
     loop {
-        let last = match taking_calls_everywhere(edges, id).await {
+        let last = match taking_calls_everywhere(cluster, id).await {
             Ok(()) => return,
             Err(last) => last,
         };
@@ -126,52 +83,23 @@ async fn until_taking_calls_everywhere(edges: &[Value], id: &str, logs: &[&std::
 
 #[tokio::test(flavor = "multi_thread")]
 async fn a_rolling_restart_of_every_edge_process_under_load_fails_no_call() {
-    let dir = tempfile::tempdir().expect("temp dir");
-    let sip = format!("127.0.0.1:{}", free_sip_port());
-    let dev_log_path = dir.path().join("dev.log");
-    let dev_log = std::fs::File::create(&dev_log_path).expect("log file");
-    let dev = Command::new(env!("CARGO_BIN_EXE_freya"))
-        .args(["dev", "--edges", "3", "--data-dir"])
-        .arg(dir.path())
-        .args(["--http", "127.0.0.1:0", "--sip", &sip])
-        .stdout(dev_log.try_clone().expect("log file"))
-        .stderr(dev_log)
-        .spawn()
-        .expect("start freya dev");
-    let mut processes = Running(vec![dev]);
-    let info_path = dir.path().join("dev.json");
-    let info: Value = eventually(
-        Duration::from_secs(120),
-        "dev.json with three edges",
-        || {
-            let path = info_path.clone();
-            async move {
-                let info: Value = serde_json::from_slice(&std::fs::read(&path).ok()?).ok()?;
-                (info["edges"].as_array()?.len() == 3).then_some(info)
-            }
-        },
-    )
-    .await;
-    let edges = info["edges"].as_array().expect("edges").clone();
-    for edge in &edges {
-        let id = edge["id"].as_str().expect("id");
-        until_taking_calls_everywhere(&edges, id, &[&dev_log_path]).await;
+    let mut cluster = DevCluster::builder(3).logged().start().await;
+    let dev_log_path = cluster.log_path();
+    for i in 0..3 {
+        until_taking_calls_everywhere(&cluster, &cluster.id(i), &[&dev_log_path]).await;
     }
-    let targets: Vec<&str> = edges
-        .iter()
-        .map(|e| e["sip_addr"].as_str().expect("sip_addr"))
-        .collect();
-    let report_path = dir.path().join("report.json");
+    let targets = cluster.sip_targets();
+    let report_path = cluster.path().join("report.json");
     // About two minutes of load, a new 4 s call every other second: longer than both restarts
     // of debug binaries on a busy machine, light enough not to starve the control plane.
     let mut load = tokio::process::Command::new(env!("CARGO_BIN_EXE_freya"))
         .args(["loadtest", "--quiet", "--target", &targets.join(",")])
-        .args(["--number", info["phone_number"].as_str().expect("number")])
+        .args(["--number", cluster.number()])
         .args(["--calls", "60", "--rate", "0.5", "--concurrency", "30"])
         .args(["--duration", "4", "--turn", "tone:300", "--max-run", "400"])
         .arg("--follow-cluster")
         .arg("--dev-json")
-        .arg(&info_path)
+        .arg(cluster.info_path())
         .arg("--json")
         .arg(&report_path)
         .stdout(Stdio::piped())
@@ -182,16 +110,13 @@ async fn a_rolling_restart_of_every_edge_process_under_load_fails_no_call() {
     let started = std::time::Instant::now();
     tokio::time::sleep(Duration::from_secs(6)).await;
 
-    let api = info["api_url"].as_str().expect("api_url");
-    let key = info["api_key"].as_str().expect("api_key");
+    let (api, key) = (cluster.api_url().to_owned(), cluster.api_key().to_owned());
     let http = reqwest::Client::new();
     for i in [2, 1] {
-        let edge = &edges[i];
-        let id = edge["id"].as_str().expect("id");
-        let pid = edge["pid"].as_u64().expect("pid");
+        let (id, pid) = (cluster.id(i), cluster.edge(i).pid);
         let drained = http
             .post(format!("{api}/v1/edges/{id}/drain"))
-            .bearer_auth(key)
+            .bearer_auth(&key)
             .timeout(LIMIT)
             .send()
             .await
@@ -203,17 +128,9 @@ async fn a_rolling_restart_of_every_edge_process_under_load_fails_no_call() {
         })
         .await;
         eprintln!("{:.1} s: {id} exited", started.elapsed().as_secs_f64());
-        let config = edge["config"].as_str().expect("config path");
-        let log_path = dir.path().join(format!("restarted-{id}.log"));
-        let log = std::fs::File::create(&log_path).expect("log file");
-        let restarted = Command::new(env!("CARGO_BIN_EXE_freya"))
-            .args(["edge", "--config", config])
-            .stdout(log.try_clone().expect("log file"))
-            .stderr(log)
-            .spawn()
-            .expect("restart the edge");
-        processes.0.push(restarted);
-        until_taking_calls_everywhere(&edges, id, &[&dev_log_path, &log_path]).await;
+        let log_path = cluster.path().join(format!("restarted-{id}.log"));
+        cluster.restart_edge(i, Some(&log_path));
+        until_taking_calls_everywhere(&cluster, &id, &[&dev_log_path, &log_path]).await;
         eprintln!("{:.1} s: {id} back", started.elapsed().as_secs_f64());
         assert!(
             load.try_wait().expect("load test status").is_none(),
@@ -244,7 +161,7 @@ async fn a_rolling_restart_of_every_edge_process_under_load_fails_no_call() {
     // Calls went to the restarted edges too.
     let records = report["call_records"].as_array().expect("call_records");
     for i in [1, 2] {
-        let sip = edges[i]["sip_addr"].as_str().expect("sip_addr");
+        let sip = cluster.edge(i).sip_addr.as_str();
         assert!(
             records.iter().any(|r| r["edge"] == sip),
             "no call answered by edge {i}: {summary}"

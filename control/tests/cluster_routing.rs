@@ -9,78 +9,18 @@
 mod support;
 
 use std::net::SocketAddr;
-use std::process::{Child, Command, Stdio};
+use std::process::Stdio;
 use std::time::Duration;
 
 use serde_json::Value;
 use tokio::net::UdpSocket;
 
+use support::dev_cluster::{get_text, DevCluster};
 use support::eventually;
 use support::raw_sip::{recv_sip, to_tag, Call};
 
 /// Hang guard for each wait.
 const LIMIT: Duration = Duration::from_secs(30);
-
-/// `freya dev` and its edge processes, stopped on drop (SIGTERM, then SIGKILL).
-struct Running {
-    dev: Child,
-    others: Vec<u32>,
-}
-
-fn signal(pid: u32, signal: i32) {
-    if let Ok(pid) = i32::try_from(pid) {
-        // SAFETY: kill(2) on a process this test started.
-        unsafe {
-            libc::kill(pid, signal);
-        }
-    }
-}
-
-impl Drop for Running {
-    fn drop(&mut self) {
-        signal(self.dev.id(), libc::SIGTERM);
-        for _ in 0..100 {
-            if matches!(self.dev.try_wait(), Ok(Some(_))) {
-                break;
-            }
-            std::thread::sleep(Duration::from_millis(100));
-        }
-        let _ = self.dev.kill();
-        let _ = self.dev.wait();
-        for pid in &self.others {
-            signal(*pid, libc::SIGKILL);
-        }
-    }
-}
-
-fn free_sip_port() -> u16 {
-    loop {
-        let udp = std::net::UdpSocket::bind("127.0.0.1:0").expect("udp");
-        let port = udp.local_addr().expect("addr").port();
-        if std::net::TcpListener::bind(("127.0.0.1", port)).is_ok() {
-            return port;
-        }
-    }
-}
-
-async fn get_json(url: &str) -> Option<Value> {
-    let response = reqwest::Client::new()
-        .get(url)
-        .timeout(Duration::from_secs(5))
-        .send()
-        .await
-        .ok()?;
-    response.json().await.ok()
-}
-
-async fn get_text(url: &str) -> String {
-    reqwest::get(url)
-        .await
-        .expect("GET")
-        .text()
-        .await
-        .expect("body")
-}
 
 /// An INVITE from a socket of its own on `source_ip` (each edge limits INVITEs per source
 /// address) to `target` with Request-URI `uri`: the first final response, ACKed if not 2xx.
@@ -172,92 +112,34 @@ fn header<'a>(message: &'a str, name: &str) -> Option<&'a str> {
     })
 }
 
-/// The (active calls, capacity, draining) each member reports in `GET /cluster` at `http_url`.
-async fn loads(http_url: &str) -> Option<Vec<(String, String, u64, u64)>> {
-    let report = get_json(&format!("{http_url}/cluster")).await?;
-    Some(
-        report["members"]
-            .as_array()?
-            .iter()
-            .map(|m| {
-                (
-                    m["id"].as_str().unwrap_or_default().to_owned(),
-                    m["state"].as_str().unwrap_or_default().to_owned(),
-                    m["active_calls"].as_u64().unwrap_or(u64::MAX),
-                    m["capacity"].as_u64().unwrap_or(0),
-                )
+/// Waits until edge `i` sees each of `expected` alive with its number of active calls (and
+/// room for one call).
+async fn wait_for_loads(cluster: &DevCluster, i: usize, expected: &[(String, u64)], what: &str) {
+    cluster
+        .until_view(i, what, |view| {
+            expected.iter().all(|(id, active)| {
+                view.iter().any(|m| {
+                    &m.id == id
+                        && m.state == "alive"
+                        && m.active_calls == Some(*active)
+                        && m.capacity == Some(1)
+                })
             })
-            .collect(),
-    )
-}
-
-/// Waits until the edge at `http_url` sees each of `ids` alive with `active` calls.
-async fn wait_for_loads(http_url: &str, expected: &[(String, u64)], what: &str) {
-    eventually(LIMIT, what, || async {
-        let seen = loads(http_url).await?;
-        expected
-            .iter()
-            .all(|(id, active)| {
-                seen.iter()
-                    .any(|(i, s, a, c)| i == id && s == "alive" && a == active && *c == 1)
-            })
-            .then_some(())
-    })
-    .await;
+        })
+        .await;
 }
 
 #[tokio::test(flavor = "multi_thread")]
 async fn a_full_edge_redirects_to_a_live_peer_never_twice_and_refuses_when_all_are_full() {
-    let dir = tempfile::tempdir().expect("temp dir");
-    let sip = format!("127.0.0.1:{}", free_sip_port());
-    let dev = Command::new(env!("CARGO_BIN_EXE_freya"))
-        .args(["dev", "--edges", "3", "--capacity", "1", "--data-dir"])
-        .arg(dir.path())
-        .args(["--http", "127.0.0.1:0", "--sip", &sip])
-        .stdout(Stdio::null())
-        .stderr(Stdio::null())
-        .spawn()
-        .expect("start freya dev");
-    let mut running = Running {
-        dev,
-        others: Vec::new(),
-    };
-    let info_path = dir.path().join("dev.json");
-    let info: Value = eventually(
-        Duration::from_secs(120),
-        "dev.json with three edges",
-        || {
-            let path = info_path.clone();
-            async move {
-                let info: Value = serde_json::from_slice(&std::fs::read(&path).ok()?).ok()?;
-                (info["edges"].as_array()?.len() == 3).then_some(info)
-            }
-        },
-    )
-    .await;
-    let edges = info["edges"].as_array().expect("edges").clone();
-    running.others.extend(
-        edges[1..]
-            .iter()
-            .filter_map(|e| e["pid"].as_u64())
-            .map(|p| p as u32),
-    );
-    let api = info["api_url"].as_str().expect("api_url").to_owned();
-    let key = info["api_key"].as_str().expect("api_key").to_owned();
-    let number = info["phone_number"].as_str().expect("number").to_owned();
-    let id = |i: usize| edges[i]["id"].as_str().expect("id").to_owned();
-    let http = |i: usize| edges[i]["http_url"].as_str().expect("http_url").to_owned();
-    let sip_of = |i: usize| -> SocketAddr {
-        edges[i]["sip_addr"]
-            .as_str()
-            .expect("sip_addr")
-            .parse()
-            .expect("addr")
-    };
+    let cluster = DevCluster::builder(3).capacity(1).start().await;
+    let number = cluster.number();
+    let id = |i: usize| cluster.id(i);
+    let sip_of = |i: usize| cluster.sip(i);
     let idle: Vec<(String, u64)> = (0..3).map(|i| (id(i), 0)).collect();
     for i in 0..3 {
         wait_for_loads(
-            &http(i),
+            &cluster,
+            i,
             &idle,
             "every edge to see all three alive and idle",
         )
@@ -266,13 +148,14 @@ async fn a_full_edge_redirects_to_a_live_peer_never_twice_and_refuses_when_all_a
 
     // The third edge takes one call and is full.
     let rtp = UdpSocket::bind("127.0.0.1:0").await.expect("rtp");
-    let _first = Call::dial(sip_of(2), &rtp, &number, "route-call-1").await;
+    let _first = Call::dial(sip_of(2), &rtp, number, "route-call-1").await;
     // Its view must show itself full and both peers alive with room before the next INVITE:
     // on a loaded machine a peer can pass through `suspect` for a moment, and then the
     // right answer is 503, not the 302 under test.
     let full: Vec<(String, u64)> = vec![(id(0), 0), (id(1), 0), (id(2), 1)];
     wait_for_loads(
-        &http(2),
+        &cluster,
+        2,
         &full,
         "the full edge to see both peers alive with room",
     )
@@ -293,7 +176,7 @@ async fn a_full_edge_redirects_to_a_live_peer_never_twice_and_refuses_when_all_a
         "{contact}"
     );
     assert!(target_uri.ends_with(";freya-redirected"), "{contact}");
-    let metrics = get_text(&format!("{}/metrics", http(2))).await;
+    let metrics = get_text(&format!("{}/metrics", cluster.http(2))).await;
     assert!(
         metrics.contains("freya_edge_sip_invites_redirected_total{cause=\"capacity\"} 1"),
         "{metrics}"
@@ -309,26 +192,15 @@ async fn a_full_edge_redirects_to_a_live_peer_never_twice_and_refuses_when_all_a
     assert!(answer.starts_with("SIP/2.0 200"), "{answer}");
 
     // No failed call was recorded for the redirect; the two calls are in progress.
-    eventually(LIMIT, "two calls in progress", || {
-        let (api, key) = (api.clone(), key.clone());
-        async move {
-            let calls = reqwest::Client::new()
-                .get(format!("{api}/v1/calls"))
-                .bearer_auth(&key)
-                .send()
-                .await
-                .ok()?
-                .json::<Value>()
-                .await
-                .ok()?;
-            let data = calls["data"].as_array()?;
-            let live = data.iter().filter(|c| c["status"] == "in_progress").count();
-            assert!(
-                data.iter().all(|c| c["status"] != "failed"),
-                "a redirect must not look like a failed call: {calls}"
-            );
-            (live == 2).then_some(())
-        }
+    eventually(LIMIT, "two calls in progress", || async {
+        let calls = cluster.get("/v1/calls").await?;
+        let data = calls["data"].as_array()?;
+        let live = data.iter().filter(|c| c["status"] == "in_progress").count();
+        assert!(
+            data.iter().all(|c| c["status"] != "failed"),
+            "a redirect must not look like a failed call: {calls}"
+        );
+        (live == 2).then_some(())
     })
     .await;
 
@@ -336,10 +208,10 @@ async fn a_full_edge_redirects_to_a_live_peer_never_twice_and_refuses_when_all_a
     // by the peer with room, and hangs up after two seconds. (Its INVITE comes from 127.0.0.1,
     // whose one INVITE a second the full edge took for the first call: wait out the token.)
     tokio::time::sleep(Duration::from_millis(1_100)).await;
-    let report = dir.path().join("loadtest.json");
+    let report = cluster.path().join("loadtest.json");
     let sip_target = sip_of(2).to_string();
     let loadtest = tokio::process::Command::new(env!("CARGO_BIN_EXE_freya"))
-        .args(["loadtest", "--target", &sip_target, "--number", &number])
+        .args(["loadtest", "--target", &sip_target, "--number", number])
         .args(["--calls", "1", "--duration", "2", "--quiet", "--json"])
         .arg(&report)
         .stdout(Stdio::null())
@@ -374,7 +246,7 @@ async fn a_full_edge_redirects_to_a_live_peer_never_twice_and_refuses_when_all_a
         .await;
     assert!(filled.starts_with("SIP/2.0 200"), "{filled}");
     let full: Vec<(String, u64)> = (0..3).map(|i| (id(i), 1)).collect();
-    wait_for_loads(&http(2), &full, "the full edge to see every peer full").await;
+    wait_for_loads(&cluster, 2, &full, "the full edge to see every peer full").await;
     let last = Invite::from("127.0.0.14", "route-call-5").await;
     let refused = last.send(sip_of(2), &uri).await;
     assert!(refused.starts_with("SIP/2.0 503"), "{refused}");

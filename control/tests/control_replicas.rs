@@ -15,13 +15,9 @@ mod support;
 use std::collections::HashMap;
 use std::path::Path;
 use std::process::{Child, Command, Stdio};
-use std::sync::{Arc, Mutex};
 use std::time::Duration;
 
-use axum::body::Bytes;
-use axum::extract::State;
-use reqwest::StatusCode;
-use serde_json::{json, Value};
+use serde_json::json;
 use sqlx::Connection;
 use tokio::net::UdpSocket;
 use tokio_util::sync::CancellationToken;
@@ -32,6 +28,7 @@ use freya_edge::Edge;
 use freya_shared::model::AgentSpec;
 use support::http::{workspace_with_keys, Api};
 use support::raw_sip::Call;
+use support::webhook_sink::{webhook_receiver, Seen};
 use support::{
     agent_on_number, control_config, edge_config, eventually, until_routed, Backend, TestDb,
     ENCRYPTION_KEY, JWT_SECRET, SECRET,
@@ -43,34 +40,6 @@ const NUMBER: &str = "+15550100";
 /// Calls up when the replica is killed, and calls made after it.
 const CALLS_AT_KILL: usize = 6;
 const CALLS_AFTER: usize = 6;
-
-/// Webhook bodies received, as JSON.
-type Seen = Arc<Mutex<Vec<Value>>>;
-
-async fn receiver(stop: CancellationToken) -> (Seen, String) {
-    let seen: Seen = Arc::default();
-    let app = axum::Router::new()
-        .route(
-            "/hook",
-            axum::routing::post(|State(seen): State<Seen>, body: Bytes| async move {
-                if let Ok(value) = serde_json::from_slice(&body) {
-                    seen.lock().expect("lock").push(value);
-                }
-                StatusCode::OK
-            }),
-        )
-        .with_state(seen.clone());
-    let listener = tokio::net::TcpListener::bind("127.0.0.1:0")
-        .await
-        .expect("bind");
-    let url = format!("http://{}/hook", listener.local_addr().expect("addr"));
-    tokio::spawn(async move {
-        axum::serve(listener, app)
-            .with_graceful_shutdown(stop.cancelled_owned())
-            .await
-    });
-    (seen, url)
-}
 
 /// A `freya control` process, killed on drop.
 struct Replica(Child);
@@ -166,7 +135,7 @@ async fn a_killed_replica_loses_and_duplicates_nothing() {
         workspace_id: ws.clone(),
     };
     let stop_receiver = CancellationToken::new();
-    let (seen, url) = receiver(stop_receiver.clone()).await;
+    let (seen, url) = webhook_receiver(stop_receiver.clone()).await;
     api.expect(
         201,
         "POST",

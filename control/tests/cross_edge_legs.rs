@@ -17,17 +17,17 @@ use std::time::Duration;
 
 use reqwest::StatusCode;
 use serde_json::json;
-use tokio::net::UdpSocket;
 
 use freya_control::store::Role;
-use freya_edge::media::g711::{decode_ulaw, encode_ulaw};
 use freya_edge::mesh::tls::{write_dev_pki, MeshTls};
-use freya_edge::mesh::{ControlMessage, HangupCause, LegKey, Mesh, MeshInbound, MeshSettings};
-use freya_edge::rtp::packet::{OutgoingHeader, Packetizer, RtpPacket};
-use freya_edge::sip::sdp::SessionDescription;
+use freya_edge::mesh::{ControlMessage, HangupCause, LegKey, Mesh, MeshSettings};
 use freya_edge::Edge;
+use support::caller::free_udp_port;
 use support::http::Api;
-use support::raw_sip::Call;
+use support::mesh_probe::{ask, probe};
+use support::party::Party;
+use support::raw_sip::{Call, Offer};
+use support::tones::{loud, packets_where, packets_with, send_tone};
 use support::world::{udp_trunk, World};
 use support::{edge_config, eventually, SECRET};
 
@@ -35,144 +35,6 @@ const CALLER_HZ: f64 = 440.0;
 const PARTY_HZ: f64 = 1800.0;
 const PARTY: &str = "+4733333333";
 const LIMIT: Duration = Duration::from_secs(20);
-
-fn tone(hz: f64, i: usize) -> [i16; 160] {
-    let mut f = [0i16; 160];
-    for (k, s) in f.iter_mut().enumerate() {
-        let t = (i * 160 + k) as f64 / 8000.0;
-        *s = (3000.0 * (2.0 * std::f64::consts::PI * hz * t).sin()) as i16;
-    }
-    f
-}
-
-/// The amplitude of `hz` in `frame` (Goertzel).
-fn amplitude(frame: &[i16], hz: f64) -> f64 {
-    let coeff = 2.0 * (2.0 * std::f64::consts::PI * hz / 8000.0).cos();
-    let (mut s1, mut s2) = (0.0f64, 0.0f64);
-    for x in frame {
-        let s0 = f64::from(*x) + coeff * s1 - s2;
-        s2 = s1;
-        s1 = s0;
-    }
-    2.0 * (s1 * s1 + s2 * s2 - coeff * s1 * s2).max(0.0).sqrt() / frame.len() as f64
-}
-
-/// Sends `hz` (or silence) as PCMU every 20 ms from `socket` to `to` until aborted.
-fn send_tone(
-    socket: Arc<UdpSocket>,
-    to: SocketAddr,
-    hz: Option<f64>,
-) -> tokio::task::JoinHandle<()> {
-    tokio::spawn(async move {
-        let mut packetizer = Packetizer::new(rand::random());
-        let mut tick = tokio::time::interval(Duration::from_millis(20));
-        for i in 0usize.. {
-            tick.tick().await;
-            let mut payload = [0u8; 160];
-            encode_ulaw(&hz.map_or([0; 160], |hz| tone(hz, i)), &mut payload);
-            let header = OutgoingHeader {
-                sequence: i as u16,
-                timestamp: (i * 160) as u32,
-                marker: i == 0,
-            };
-            if let Ok(packet) = packetizer.packetize(0, header, &payload) {
-                let _ = socket.send_to(packet, to).await;
-            }
-        }
-    })
-}
-
-/// Reads RTP on `socket` for up to `limit`: how many PCMU packets `heard` (and from where).
-async fn packets_where(
-    socket: &UdpSocket,
-    wanted: usize,
-    limit: Duration,
-    heard: impl Fn(&[i16]) -> bool,
-) -> (usize, Option<SocketAddr>) {
-    let mut buf = [0u8; 2048];
-    let (mut found, mut source) = (0, None);
-    let _ = tokio::time::timeout(limit, async {
-        while found < wanted {
-            let Ok((n, from)) = socket.recv_from(&mut buf).await else {
-                continue;
-            };
-            let Ok(packet) = RtpPacket::parse(&buf[..n]) else {
-                continue;
-            };
-            let mut pcm = [0i16; 160];
-            let len = decode_ulaw(packet.payload, &mut pcm);
-            if packet.payload_type == 0 && heard(&pcm[..len]) {
-                found += 1;
-                source = Some(from);
-            }
-        }
-    })
-    .await;
-    (found, source)
-}
-
-async fn packets_with(socket: &UdpSocket, hz: f64, wanted: usize) -> (usize, Option<SocketAddr>) {
-    packets_where(socket, wanted, LIMIT, |pcm| amplitude(pcm, hz) > 1000.0).await
-}
-
-fn header<'a>(message: &'a str, name: &str) -> &'a str {
-    message
-        .lines()
-        .find(|l| {
-            l.len() > name.len()
-                && l[..name.len()].eq_ignore_ascii_case(name)
-                && l[name.len()..].starts_with(':')
-        })
-        .unwrap_or_else(|| panic!("no {name} in {message}"))
-}
-
-/// Answers `invite` 200 OK with PCMU on `rtp_port`; where the edge wants the party's RTP.
-async fn answer(sip: &UdpSocket, invite: &str, from: SocketAddr, rtp_port: u16) -> SocketAddr {
-    let vias: Vec<&str> = invite
-        .lines()
-        .filter(|l| l.to_ascii_lowercase().starts_with("via:"))
-        .collect();
-    let sdp = format!(
-        "v=0\r\no=- 2 2 IN IP4 127.0.0.1\r\ns=-\r\nc=IN IP4 127.0.0.1\r\nt=0 0\r\n\
-         m=audio {rtp_port} RTP/AVP 0\r\na=rtpmap:0 PCMU/8000\r\n"
-    );
-    let local = sip.local_addr().expect("addr");
-    let ok = format!(
-        "SIP/2.0 200 OK\r\n{}\r\n{}\r\n{};tag=party\r\n{}\r\n{}\r\n\
-         Contact: <sip:party@{local}>\r\nContent-Type: application/sdp\r\n\
-         Content-Length: {}\r\n\r\n{sdp}",
-        vias.join("\r\n"),
-        header(invite, "From"),
-        header(invite, "To"),
-        header(invite, "Call-ID"),
-        header(invite, "CSeq"),
-        sdp.len()
-    );
-    sip.send_to(ok.as_bytes(), from).await.expect("200");
-    let offer = invite.split("\r\n\r\n").nth(1).expect("offer");
-    let offer = SessionDescription::parse(offer.as_bytes()).expect("SDP offer");
-    SocketAddr::new("127.0.0.1".parse().expect("ip"), offer.media[0].port)
-}
-
-async fn party_receives(sip: &UdpSocket, prefix: &str) -> (String, SocketAddr) {
-    let mut buf = vec![0u8; 65_536];
-    tokio::time::timeout(LIMIT, async {
-        loop {
-            let (n, from) = sip.recv_from(&mut buf).await.expect("recv");
-            let text = String::from_utf8_lossy(&buf[..n]).into_owned();
-            if text.starts_with(prefix) {
-                return (text, from);
-            }
-        }
-    })
-    .await
-    .unwrap_or_else(|_| panic!("the party got no {prefix}"))
-}
-
-fn free_udp_port() -> u16 {
-    let socket = std::net::UdpSocket::bind("127.0.0.1:0").expect("udp");
-    socket.local_addr().expect("addr").port()
-}
 
 /// Two edges' cluster and mesh settings: gossip seeded with each other, mesh certificates from
 /// one dev CA in `dir` (a third certificate, `edge-c`, for the hostile peer).
@@ -225,33 +87,15 @@ async fn refused(b: &Edge, reason: &str) -> u64 {
 
 /// Sends `dial` to B from a peer with `tls`; the answer B gives on the leg, if any.
 async fn dial_as(tls: &MeshTls, b: SocketAddr, dial: &ControlMessage) -> Option<ControlMessage> {
-    let (mesh, _requests) = Mesh::bind(
-        "127.0.0.3:0".parse().expect("addr"),
-        tls,
-        MeshSettings::default(),
-    )
-    .expect("hostile mesh");
-    let mut leg = mesh.join(dial.key(), b).expect("register");
-    let _ = mesh.send_control(b, dial).await;
-    let answer = tokio::time::timeout(Duration::from_secs(5), async {
-        loop {
-            match leg.recv().await {
-                Some(MeshInbound::Control(message)) => break Some(message),
-                Some(MeshInbound::Audio { .. }) => continue,
-                Some(MeshInbound::Lost) | None => break None,
-            }
-        }
-    })
-    .await
-    .ok()
-    .flatten();
+    let mesh = probe(tls, "127.0.0.3");
+    let answer = ask(&mesh, b, dial.key(), dial).await;
     mesh.close();
     answer
 }
 
 /// A world on edge A, edge B beside it in the same cluster and mesh, the party's trunk in the
 /// workspace, and B serving it.
-async fn two_edges(agent: serde_json::Value, voice: bool) -> (World, Edge, Pair, UdpSocket) {
+async fn two_edges(agent: serde_json::Value, voice: bool) -> (World, Edge, Pair, Party) {
     let pki_dir = tempfile::tempdir().expect("dir");
     let pair = Pair::new(pki_dir.path());
     let a_config = {
@@ -268,9 +112,8 @@ async fn two_edges(agent: serde_json::Value, voice: bool) -> (World, Edge, Pair,
     let mut b_config = edge_config(b_dir.path(), w.control.grpc_addr, SECRET);
     pair.configure(1, &mut b_config);
     let b = Edge::start(&b_config).await.expect("edge B starts");
-    let party_sip = UdpSocket::bind("127.0.0.1:0").await.expect("party sip");
-    let party_port = party_sip.local_addr().expect("addr").port();
-    w.set_trunks(vec![udp_trunk("party", party_port, 1)]);
+    let party = Party::bind().await;
+    w.set_trunks(vec![udp_trunk("party", party.port(), 1)]);
     // B's first configuration, then the same trunk as A's (as the world sets it on A).
     eventually(LIMIT, "edge B's first configuration", || async {
         (!b.state.snapshot().numbers.is_empty()).then_some(())
@@ -299,21 +142,21 @@ async fn two_edges(agent: serde_json::Value, voice: bool) -> (World, Edge, Pair,
     // Keep the PKI directory for the test's length.
     std::mem::forget(pki_dir);
     std::mem::forget(b_dir);
-    (w, b, pair, party_sip)
+    (w, b, pair, party)
 }
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn a_leg_dialled_on_another_edge_carries_audio_both_ways_and_strangers_are_refused() {
-    let (w, b, pair, party_sip) = two_edges(json!({"transfer_destinations": [PARTY]}), false).await;
+    let (w, b, pair, party) = two_edges(json!({"transfer_destinations": [PARTY]}), false).await;
     let (api, key) = (Api::of(&w.control), w.key(Role::Editor).await);
-    let caller_rtp = Arc::new(UdpSocket::bind("127.0.0.1:0").await.expect("rtp"));
-    let call = Call::dial(
+    let (call, rtp) = Call::dialled(
         w.edge.sip_addr,
-        &caller_rtp,
         &w.number,
         "xedge-1@caller.test",
+        Offer::PcmuWithEvents,
     )
     .await;
+    let caller_rtp = Arc::new(rtp);
     let caller_tone = send_tone(caller_rtp.clone(), call.edge_rtp, Some(CALLER_HZ));
     let id = w.call_in_status("in_progress").await.id;
     let path = |tail: &str| format!("/v1/calls/{id}{tail}");
@@ -344,7 +187,7 @@ async fn a_leg_dialled_on_another_edge_carries_audio_both_ways_and_strangers_are
         .await;
     assert_eq!(dialled.status, StatusCode::ACCEPTED, "{}", dialled.body);
     assert_eq!(dialled.body["edge"], "edge-b");
-    let (invite, edge_sip) = party_receives(&party_sip, "INVITE").await;
+    let (invite, edge_sip) = party.receives("INVITE").await;
     assert_eq!(
         edge_sip.port(),
         b.sip_addr.port(),
@@ -353,10 +196,8 @@ async fn a_leg_dialled_on_another_edge_carries_audio_both_ways_and_strangers_are
     let added = w.event("call.leg_added").await;
     assert_eq!(added.payload["edge"], "edge-b", "{}", added.payload);
 
-    let party_rtp = Arc::new(UdpSocket::bind("127.0.0.1:0").await.expect("party rtp"));
-    let rtp_port = party_rtp.local_addr().expect("addr").port();
-    let b_leg_rtp = answer(&party_sip, &invite, edge_sip, rtp_port).await;
-    party_receives(&party_sip, "ACK").await;
+    let (party_rtp, b_leg_rtp) = party.answer(&invite, edge_sip).await;
+    party.receives("ACK").await;
     let answered = w.event("call.leg_answered").await;
     assert_eq!(answered.payload["edge"], "edge-b", "{}", answered.payload);
     let party_tone = send_tone(party_rtp.clone(), b_leg_rtp, Some(PARTY_HZ));
@@ -372,8 +213,8 @@ async fn a_leg_dialled_on_another_edge_carries_audio_both_ways_and_strangers_are
     assert_eq!(bridged.status, StatusCode::ACCEPTED, "{}", bridged.body);
     w.event("call.bridged").await;
     let ((to_party, from_b), (to_caller, from_a)) = tokio::join!(
-        packets_with(&party_rtp, CALLER_HZ, 25),
-        packets_with(&caller_rtp, PARTY_HZ, 25),
+        packets_with(&party_rtp, CALLER_HZ, 25, LIMIT),
+        packets_with(&caller_rtp, PARTY_HZ, 25, LIMIT),
     );
     assert_eq!(
         to_party, 25,
@@ -452,17 +293,8 @@ async fn a_leg_dialled_on_another_edge_carries_audio_both_ways_and_strangers_are
 
     // The caller hangs up: edge B hangs the party up.
     call.hang_up(2).await;
-    let (bye, from) = party_receives(&party_sip, "BYE").await;
+    let from = party.hung_up().await;
     assert_eq!(from.port(), b.sip_addr.port(), "the BYE comes from edge B");
-    let ok = format!(
-        "SIP/2.0 200 OK\r\n{}\r\n{}\r\n{}\r\n{}\r\n{}\r\nContent-Length: 0\r\n\r\n",
-        header(&bye, "Via"),
-        header(&bye, "From"),
-        header(&bye, "To"),
-        header(&bye, "Call-ID"),
-        header(&bye, "CSeq"),
-    );
-    party_sip.send_to(ok.as_bytes(), from).await.expect("200");
     caller_tone.abort();
     party_tone.abort();
     b.stop().await;
@@ -474,20 +306,20 @@ async fn a_leg_dialled_on_another_edge_carries_audio_both_ways_and_strangers_are
 /// bridged with the caller, the agent gone.
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn a_warm_transfer_across_edges_whispers_the_summary_to_the_party_before_the_bridge() {
-    let (w, b, _pair, party_sip) = two_edges(
+    let (w, b, _pair, party) = two_edges(
         json!({"name": "Switchboard", "transfer_destinations": [PARTY]}),
         true,
     )
     .await;
     let (api, key) = (Api::of(&w.control), w.key(Role::Editor).await);
-    let caller_rtp = Arc::new(UdpSocket::bind("127.0.0.1:0").await.expect("rtp"));
-    let call = Call::dial(
+    let (call, rtp) = Call::dialled(
         w.edge.sip_addr,
-        &caller_rtp,
         &w.number,
         "xedge-2@caller.test",
+        Offer::PcmuWithEvents,
     )
     .await;
+    let caller_rtp = Arc::new(rtp);
     // The caller stays quiet (no barge-in on the greeting), then speaks 440 Hz once bridged.
     let caller_line = send_tone(caller_rtp.clone(), call.edge_rtp, None);
     let id = w.call_in_status("in_progress").await.id;
@@ -501,17 +333,14 @@ async fn a_warm_transfer_across_edges_whispers_the_summary_to_the_party_before_t
         )
         .await;
     assert_eq!(dialled.status, StatusCode::ACCEPTED, "{}", dialled.body);
-    let (invite, edge_sip) = party_receives(&party_sip, "INVITE").await;
+    let (invite, edge_sip) = party.receives("INVITE").await;
     assert_eq!(
         edge_sip.port(),
         b.sip_addr.port(),
         "edge B places the INVITE"
     );
-    let party_rtp = Arc::new(UdpSocket::bind("127.0.0.1:0").await.expect("party rtp"));
-    let rtp_port = party_rtp.local_addr().expect("addr").port();
-    let b_leg_rtp = answer(&party_sip, &invite, edge_sip, rtp_port).await;
+    let (party_rtp, b_leg_rtp) = party.answer(&invite, edge_sip).await;
     let party_line = send_tone(party_rtp.clone(), b_leg_rtp, None);
-    let loud = |pcm: &[i16]| pcm.iter().any(|s| s.unsigned_abs() > 500);
     let (whispered, from) = packets_where(&party_rtp, 10, LIMIT, loud).await;
     assert_eq!(whispered, 10, "the party behind edge B hears the summary");
     assert_eq!(from.map(|a| a.ip()), Some(b_leg_rtp.ip()));
@@ -544,7 +373,7 @@ async fn a_warm_transfer_across_edges_whispers_the_summary_to_the_party_before_t
     // Bridged: the caller's voice now reaches the party through both edges.
     caller_line.abort();
     let caller_tone = send_tone(caller_rtp.clone(), call.edge_rtp, Some(CALLER_HZ));
-    let (to_party, _) = packets_with(&party_rtp, CALLER_HZ, 25).await;
+    let (to_party, _) = packets_with(&party_rtp, CALLER_HZ, 25, LIMIT).await;
     assert_eq!(
         to_party, 25,
         "after the summary, the party hears the caller"
@@ -552,16 +381,7 @@ async fn a_warm_transfer_across_edges_whispers_the_summary_to_the_party_before_t
     caller_tone.abort();
     party_line.abort();
     call.hang_up(2).await;
-    let (bye, from) = party_receives(&party_sip, "BYE").await;
-    let ok = format!(
-        "SIP/2.0 200 OK\r\n{}\r\n{}\r\n{}\r\n{}\r\n{}\r\nContent-Length: 0\r\n\r\n",
-        header(&bye, "Via"),
-        header(&bye, "From"),
-        header(&bye, "To"),
-        header(&bye, "Call-ID"),
-        header(&bye, "CSeq"),
-    );
-    party_sip.send_to(ok.as_bytes(), from).await.expect("200");
+    party.hung_up().await;
     b.stop().await;
     w.teardown().await;
 }

@@ -19,6 +19,7 @@ use freya_edge::rtp::dtmf::{DtmfDigit, DtmfEncoder};
 use support::caller::sipp_with_media;
 use support::eventually;
 use support::http::Api;
+use support::pcap::pcap;
 use support::world::World;
 
 const KEYS: &str = "411";
@@ -31,36 +32,6 @@ fn rtp(pt: u8, marker: bool, sequence: u16, timestamp: u32, payload: &[u8]) -> V
     packet.extend_from_slice(&0x5eed_u32.to_be_bytes());
     packet.extend_from_slice(payload);
     packet
-}
-
-/// A pcap (Ethernet/IPv4/UDP, 127.0.0.1 port 6000 → 6002) of `packets`, each at its time in
-/// microseconds, for sipp's `play_pcap_audio`.
-fn pcap(packets: &[(u32, Vec<u8>)]) -> Vec<u8> {
-    let mut pcap = Vec::new();
-    pcap.extend_from_slice(&0xa1b2_c3d4u32.to_le_bytes());
-    pcap.extend_from_slice(&2u16.to_le_bytes());
-    pcap.extend_from_slice(&4u16.to_le_bytes());
-    for word in [0u32, 0, 65_535, 1] {
-        pcap.extend_from_slice(&word.to_le_bytes());
-    }
-    for (micros, rtp) in packets {
-        let udp_len = u16::try_from(8 + rtp.len()).expect("small packet");
-        let mut frame = vec![0u8; 12];
-        frame.extend_from_slice(&[0x08, 0x00, 0x45, 0, 0, 0]);
-        frame[16..18].copy_from_slice(&(20 + udp_len).to_be_bytes());
-        frame.extend_from_slice(&[0, 0, 0, 0, 64, 17, 0, 0, 127, 0, 0, 1, 127, 0, 0, 1]);
-        frame.extend_from_slice(&6000u16.to_be_bytes());
-        frame.extend_from_slice(&6002u16.to_be_bytes());
-        frame.extend_from_slice(&udp_len.to_be_bytes());
-        frame.extend_from_slice(&[0, 0]);
-        frame.extend_from_slice(rtp);
-        let len = u32::try_from(frame.len()).expect("length");
-        for word in [micros / 1_000_000, micros % 1_000_000, len, len] {
-            pcap.extend_from_slice(&word.to_le_bytes());
-        }
-        pcap.extend_from_slice(&frame);
-    }
-    pcap
 }
 
 /// 20 ms of `freqs` summed, at sample `start` of the stream.

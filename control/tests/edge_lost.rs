@@ -6,12 +6,8 @@
 
 mod support;
 
-use std::sync::{Arc, Mutex};
 use std::time::Duration;
 
-use axum::body::Bytes;
-use axum::extract::State;
-use reqwest::StatusCode;
 use serde_json::{json, Value};
 use tokio_util::sync::CancellationToken;
 
@@ -20,35 +16,8 @@ use freya_edge::Edge;
 use freya_shared::model::{CallEvent, CallEventKind, EdgeStatus};
 use support::http::workspace_with_keys;
 use support::on_both_engines;
+use support::webhook_sink::call_ended_hooks;
 use support::{edge_config, eventually, Backend, SECRET};
-
-/// Webhook bodies received, as JSON.
-type Seen = Arc<Mutex<Vec<Value>>>;
-
-async fn receiver(stop: CancellationToken) -> (Seen, String) {
-    let seen: Seen = Arc::default();
-    let app = axum::Router::new()
-        .route(
-            "/hook",
-            axum::routing::post(|State(seen): State<Seen>, body: Bytes| async move {
-                if let Ok(value) = serde_json::from_slice(&body) {
-                    seen.lock().expect("lock").push(value);
-                }
-                StatusCode::OK
-            }),
-        )
-        .with_state(seen.clone());
-    let listener = tokio::net::TcpListener::bind("127.0.0.1:0")
-        .await
-        .expect("bind");
-    let url = format!("http://{}/hook", listener.local_addr().expect("addr"));
-    tokio::spawn(async move {
-        axum::serve(listener, app)
-            .with_graceful_shutdown(stop.cancelled_owned())
-            .await
-    });
-    (seen, url)
-}
 
 fn event(call: &str, ws: &str, kind: CallEventKind, payload: Value) -> CallEvent {
     CallEvent::raw(call, ws, kind, payload)
@@ -61,15 +30,7 @@ async fn a_silent_edges_calls_end_as_edge_lost_and_its_spool_reconciles(backend:
         workspace_id: ws.clone(),
     };
     let stop_receiver = CancellationToken::new();
-    let (seen, url) = receiver(stop_receiver.clone()).await;
-    api.expect(
-        201,
-        "POST",
-        "/v1/webhooks",
-        &keys[0],
-        Some(json!({"url": url, "events": ["call.ended"], "secret": "whsec-0123456789abcdef"})),
-    )
-    .await;
+    let seen = call_ended_hooks(&api, &keys[0], stop_receiver.clone()).await;
 
     let dir = tempfile::tempdir().expect("temp dir");
     let config = edge_config(dir.path(), control.grpc_addr, SECRET);

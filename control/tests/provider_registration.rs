@@ -75,25 +75,21 @@ async fn the_provider_api_shows_a_trunk_registered_then_failed_when_its_registra
     tokio::time::sleep(Duration::from_millis(300)).await; // sipp binds its port
 
     let plain = api
-        .expect(
-            201,
-            "POST",
+        .create(
             "/v1/providers",
             &admin,
-            Some(json!({"name": "Carrier", "host": "127.0.0.1", "port": 5999})),
+            json!({"name": "Carrier", "host": "127.0.0.1", "port": 5999}),
         )
         .await;
     let trunk = api
-        .expect(
-            201,
-            "POST",
+        .create(
             "/v1/providers",
             &admin,
-            Some(json!({
+            json!({
                 "name": "PBX", "host": "127.0.0.1", "port": port,
                 "username": "1001", "password": "secret",
                 "registration": {"expires_seconds": 60, "number": world.number},
-            })),
+            }),
         )
         .await;
     let id = trunk["id"].as_str().expect("id").to_owned();

@@ -74,12 +74,10 @@ async fn trunk_password_is_sealed_masked_kept_and_reaches_the_snapshot(backend: 
     assert_eq!(created.body["kind"], "sip_trunk");
     let id = created.body["id"].as_str().expect("id").to_owned();
     let elsewhere = api
-        .expect(
-            201,
-            "POST",
+        .create(
             "/v1/providers",
             &admin,
-            Some(json!({"name": "EU only", "host": "sip.eu.example", "regions": ["eu-west"]})),
+            json!({"name": "EU only", "host": "sip.eu.example", "regions": ["eu-west"]}),
         )
         .await;
     assert!(elsewhere.get("password").is_none());
@@ -220,15 +218,11 @@ async fn twilio_token_is_sealed_masked_rotated_and_reaches_the_snapshot(backend:
     let (db, control, api) = support::http::started(backend).await;
     let (_, [_, admin, ..]) = workspace_with_keys(&control, "T").await;
     let created = api
-        .expect(
-            201,
-            "POST",
+        .create(
             "/v1/providers",
             &admin,
-            Some(
-                json!({"kind": "twilio", "name": "Twilio", "account_sid": SID,
+            json!({"kind": "twilio", "name": "Twilio", "account_sid": SID,
                         "auth_token": "tw-s3cret-token", "priority": 1}),
-            ),
         )
         .await;
     assert_eq!(created["kind"], "twilio");

@@ -13,18 +13,13 @@ use std::time::Duration;
 use serde_json::{json, Value};
 
 use freya_control::server::ControlPlane;
-use freya_control::store::WorkspaceScope;
 use freya_edge::llm::fakes::{FakeLlmServer, FakeReply, StreamOutcome};
 use freya_edge::sip::sdp::Codec;
 use freya_edge::speech::fakes::FakeOpenAiSpeech;
-use freya_edge::Edge;
-use freya_loadtest::uac::TalkerConfig;
 use freya_shared::model::AgentSpec;
 use support::http::{workspace_with_keys, Api};
-use support::voice_call::{only_call_events, place_spoken_call};
-use support::{
-    agent_on_number, control_config, edge_config, until_routed, Backend, TestDb, SECRET,
-};
+use support::voice_call::{only_call_events, patient_caller, place_spoken_call};
+use support::{control_config, demo_edge, demo_workspace, Backend, TestDb};
 
 /// The JSON body of the README's "Agents and prompt variables" section.
 fn readme_agent_body() -> Value {
@@ -69,26 +64,10 @@ async fn the_readmes_prompt_variables_are_filled_in_on_a_real_call() {
     agent["tts"] = json!({"provider": "openai", "model": "tts-1", "voice": "alloy", "base_url": speech.base_url(), "api_key": "k"});
     let agent: AgentSpec = serde_json::from_value(agent).expect("agent");
     assert_eq!(agent.validate(), Vec::new());
-    let workspace_id = control
-        .store
-        .create_workspace("Readme call")
-        .await
-        .expect("workspace");
-    let scope = WorkspaceScope { workspace_id };
-    agent_on_number(&control, &scope, "demo", &agent).await;
-    let dir = tempfile::tempdir().expect("temp dir");
-    let edge = Edge::start(&edge_config(dir.path(), control.grpc_addr, SECRET))
-        .await
-        .expect("edge starts");
-    until_routed(&edge, "demo").await;
+    let (scope, _) = demo_workspace(&control, "Readme call", &agent).await;
+    let (edge, _dir) = demo_edge(&control, |_| {}).await;
 
-    let talker = TalkerConfig {
-        first_turn_after: Duration::from_millis(1500),
-        reply_timeout: Duration::from_secs(6),
-        pause_after_reply: Duration::from_millis(400),
-        barge_in_after: None,
-        ..TalkerConfig::default()
-    };
+    let talker = patient_caller(Duration::from_millis(1500));
     let report = place_spoken_call(
         edge.sip_addr,
         Codec::Pcmu,

@@ -3,10 +3,9 @@
 //! placing a real SIP call and speaking real espeak-ng audio. The recording is made on the
 //! edge, uploaded over gRPC, noted on the call and downloaded through the REST API — whole and
 //! by byte range — on SQLite and PostgreSQL; and one made while the control plane is down (with
-//! the edge restarted in between) arrives once it is back. Recordings are sealed at rest: the
-//! file on disk holds no WAV header and no audio in the clear, a file altered on disk is a clear
-//! error, and a plaintext WAV from an earlier version still downloads. Nothing here asserts on
-//! speed.
+//! the edge restarted in between) arrives once it is back. The file on disk is sealed: no WAV
+//! header and no audio in the clear. (`recording_uploads.rs` checks what an upload must be.)
+//! Nothing here asserts on speed.
 
 mod support;
 
@@ -18,80 +17,23 @@ use reqwest::StatusCode;
 use sha2::{Digest, Sha256};
 use tokio_util::sync::CancellationToken;
 
-use freya_control::config::ControlConfig;
 use freya_control::server::ControlPlane;
-use freya_control::store::{CallRecord, NewOutboundCall, WorkspaceScope};
-use freya_edge::llm::fakes::{FakeLlmServer, FakeReply};
+use freya_control::store::{CallRecord, NewOutboundCall};
 use freya_edge::sip::sdp::Codec;
-use freya_edge::speech::fakes::{tone, FakeOpenAiSpeech};
 use freya_edge::Edge;
 use freya_loadtest::audio::Utterance;
 use freya_loadtest::onset::OnsetConfig;
 use freya_loadtest::uac::{self, CallConfig, CallReport, HangupSide, SipEndpoint, TalkerConfig};
-use freya_proto::v1::{recording_chunk::Part, RecordingChunk, RecordingHeader};
-use freya_shared::model::AgentSpec;
 use support::http::{workspace_with_keys, Api};
 use support::on_both_engines;
-use support::{
-    agent_on_number, control_config, edge_config, eventually, until_routed, Backend, TestDb, SECRET,
-};
+use support::recorded::{get_bytes, header, recorded_world, RecordedWorld};
+use support::{edge_config, eventually, until_routed, Backend, SECRET};
 
 const OWNER: usize = 0;
 const ADMIN: usize = 1;
 const VIEWER: usize = 3;
 
-/// A control plane keeping recordings in a temp dir, a workspace with a key per role, an agent
-/// that records (greeting: a 1.5 s tone from the fake TTS) and its number `demo`.
-struct World {
-    db: TestDb,
-    config: ControlConfig,
-    control: ControlPlane,
-    scope: WorkspaceScope,
-    keys: [String; 4],
-    _speech: FakeOpenAiSpeech,
-    _llm: FakeLlmServer,
-    recordings: tempfile::TempDir,
-}
-
-async fn world(backend: Backend) -> World {
-    let speech = FakeOpenAiSpeech::start().await.expect("fake speech");
-    speech.set_speech_audio(tone(24_000, 1_500));
-    speech.set_default_transcript("I would like to book a table.");
-    let llm = FakeLlmServer::openai().await.expect("fake llm");
-    llm.respond_with(|_| FakeReply::text("Of course."));
-    let db = TestDb::new(backend).await;
-    let recordings = tempfile::tempdir().expect("temp dir");
-    let mut config = control_config(&db.url);
-    config.recordings.dir = recordings.path().to_owned();
-    let control = ControlPlane::start(&config).await.expect("control starts");
-    // A restart comes back on the same addresses, so the edge finds it again.
-    config.http.addr = control.http_addr.to_string();
-    config.grpc.addr = control.grpc_addr.to_string();
-    let (ws, keys) = workspace_with_keys(&control, "Recorded").await;
-    let scope = WorkspaceScope { workspace_id: ws };
-    let agent: AgentSpec = serde_json::from_value(serde_json::json!({
-        "name": "Recorded desk",
-        "first_message": "Hello, this call is recorded.",
-        "record": true,
-        "stt": {"provider": "openai", "model": "whisper-1", "base_url": speech.base_url(), "api_key": "k"},
-        "llm": {"provider": "openai", "model": "gpt-4o-mini", "base_url": llm.base_url(), "api_key": "k"},
-        "tts": {"provider": "openai", "model": "tts-1", "voice": "alloy", "base_url": speech.base_url(), "api_key": "k"}
-    }))
-    .expect("agent");
-    agent_on_number(&control, &scope, "demo", &agent).await;
-    World {
-        db,
-        config,
-        control,
-        scope,
-        keys,
-        _speech: speech,
-        _llm: llm,
-        recordings,
-    }
-}
-
-async fn start_edge(w: &World, dir: &Path) -> Edge {
+async fn start_edge(w: &RecordedWorld, dir: &Path) -> Edge {
     let edge = Edge::start(&edge_config(dir, w.control.grpc_addr, SECRET))
         .await
         .expect("edge starts");
@@ -138,7 +80,7 @@ async fn call(target: std::net::SocketAddr) -> CallReport {
 }
 
 /// The one call of the world, once it has a recording.
-async fn recorded_call(w: &World, limit: Duration) -> CallRecord {
+async fn recorded_call(w: &RecordedWorld, limit: Duration) -> CallRecord {
     eventually(limit, "the call's recording to be stored", || {
         let (store, scope) = (w.control.store.clone(), w.scope.clone());
         async move {
@@ -193,34 +135,8 @@ fn audible_ms(samples: &[i16]) -> usize {
     samples.iter().filter(|s| s.unsigned_abs() > 1_000).count() / 8
 }
 
-async fn get_bytes(
-    api: &Api,
-    path: &str,
-    key: &str,
-    range: Option<&str>,
-) -> (StatusCode, reqwest::header::HeaderMap, Vec<u8>) {
-    let mut request = api.http.get(format!("{}{path}", api.base)).bearer_auth(key);
-    if let Some(range) = range {
-        request = request.header("range", range);
-    }
-    let response = request.send().await.expect("request");
-    let (status, headers) = (response.status(), response.headers().clone());
-    (
-        status,
-        headers,
-        response.bytes().await.expect("body").to_vec(),
-    )
-}
-
-fn header<'a>(headers: &'a reqwest::header::HeaderMap, name: &str) -> &'a str {
-    headers
-        .get(name)
-        .and_then(|v| v.to_str().ok())
-        .unwrap_or_default()
-}
-
 async fn a_recorded_call_downloads_with_both_sides_and_honours_ranges(backend: Backend) {
-    let w = world(backend).await;
+    let w = recorded_world(backend).await;
     let edge_dir = tempfile::tempdir().expect("temp dir");
     let edge = start_edge(&w, edge_dir.path()).await;
     let report = call(edge.sip_addr).await;
@@ -389,7 +305,7 @@ async fn a_recorded_call_downloads_with_both_sides_and_honours_ranges(backend: B
 }
 
 async fn a_recording_made_during_an_outage_arrives_after_it(backend: Backend) {
-    let w = world(backend).await;
+    let w = recorded_world(backend).await;
     let edge_dir = tempfile::tempdir().expect("temp dir");
     let edge = start_edge(&w, edge_dir.path()).await;
     let placed = tokio::spawn(call(edge.sip_addr));
@@ -405,7 +321,7 @@ async fn a_recording_made_during_an_outage_arrives_after_it(backend: Backend) {
         }
     })
     .await;
-    let World {
+    let RecordedWorld {
         db,
         config,
         control,
@@ -440,7 +356,7 @@ async fn a_recording_made_during_an_outage_arrives_after_it(backend: Backend) {
     let edge = Edge::start(&edge_config(edge_dir.path(), control.grpc_addr, SECRET))
         .await
         .expect("edge restarts");
-    let w = World {
+    let w = RecordedWorld {
         db,
         config,
         control,
@@ -486,150 +402,4 @@ on_both_engines!(
     multi_thread;
     a_recorded_call_downloads_with_both_sides_and_honours_ranges,
     a_recording_made_during_an_outage_arrives_after_it,
-    uploads_are_checked_before_they_are_stored,
 );
-
-/// Uploads `wav` for `call_id` straight over gRPC, as an edge would, with `header` adjusted.
-async fn upload(
-    control: &ControlPlane,
-    call_id: &str,
-    workspace_id: &str,
-    wav: &[u8],
-    adjust: impl FnOnce(&mut RecordingHeader),
-) -> Result<u64, tonic::Status> {
-    let client = freya_edge::control_link::client(
-        &format!("http://{}", control.grpc_addr),
-        SECRET,
-        "edge-test",
-        Duration::from_secs(2),
-    )
-    .expect("client");
-    let mut header = RecordingHeader {
-        recording_id: freya_shared::ids::new_id(),
-        call_id: call_id.into(),
-        workspace_id: workspace_id.into(),
-        format: "wav".into(),
-        bytes: wav.len() as u64,
-        duration_ms: 0,
-        sha256: hex::encode(Sha256::digest(wav)),
-    };
-    adjust(&mut header);
-    let mut messages = vec![RecordingChunk {
-        part: Some(Part::Header(header)),
-    }];
-    messages.extend(wav.chunks(10).map(|c| RecordingChunk {
-        part: Some(Part::Data(c.to_vec())),
-    }));
-    let mut client = client;
-    client
-        .upload_recording(futures::stream::iter(messages))
-        .await
-        .map(|r| r.into_inner().bytes)
-}
-
-async fn uploads_are_checked_before_they_are_stored(backend: Backend) {
-    let w = world(backend).await;
-    let call_id = freya_shared::ids::new_id();
-    w.control
-        .store
-        .create_outbound_call(
-            &w.scope,
-            "test",
-            &NewOutboundCall {
-                id: call_id.clone(),
-                edge_id: "edge-test".into(),
-                from_number: "demo".into(),
-                to_number: "+4712345678".into(),
-                agent_id: String::new(),
-            },
-        )
-        .await
-        .expect("call");
-    let wav: Vec<u8> = [b"RIFF".as_slice(), &[7u8; 96]].concat();
-    let ws = w.scope.workspace_id.clone();
-    let code = |r: Result<u64, tonic::Status>| r.err().map(|s| s.code());
-
-    let unknown = upload(&w.control, "no-such-call", &ws, &wav, |_| {}).await;
-    assert_eq!(code(unknown), Some(tonic::Code::FailedPrecondition));
-    let (other_ws, _) = workspace_with_keys(&w.control, "Other").await;
-    let foreign = upload(&w.control, &call_id, &other_ws, &wav, |_| {}).await;
-    assert_eq!(code(foreign), Some(tonic::Code::PermissionDenied));
-    let escape = upload(&w.control, &call_id, "../../etc", &wav, |_| {}).await;
-    assert_eq!(code(escape), Some(tonic::Code::InvalidArgument));
-    let corrupt = upload(&w.control, &call_id, &ws, &wav, |h| {
-        h.sha256 = "0".repeat(64)
-    })
-    .await;
-    assert_eq!(code(corrupt), Some(tonic::Code::DataLoss));
-    let short = upload(&w.control, &call_id, &ws, &wav, |h| h.bytes += 1).await;
-    assert_eq!(code(short), Some(tonic::Code::DataLoss));
-    let long = upload(&w.control, &call_id, &ws, &wav, |h| h.bytes -= 1).await;
-    assert_eq!(code(long), Some(tonic::Code::InvalidArgument));
-    let scope = w.scope.clone();
-    assert_eq!(
-        w.control
-            .store
-            .call_recording(&scope, &call_id)
-            .await
-            .expect("call"),
-        None,
-        "nothing refused was noted on the call"
-    );
-    let folder = w.recordings.path().join(&ws);
-    let leftovers = std::fs::read_dir(&folder).map(|d| d.count()).unwrap_or(0);
-    assert_eq!(leftovers, 0, "no partial file is left behind");
-
-    // A good upload is stored; sending it again (a lost acknowledgement) changes nothing, and a
-    // second, different recording for the same call is refused.
-    let recording_id = freya_shared::ids::new_id();
-    let id = recording_id.clone();
-    let stored = upload(&w.control, &call_id, &ws, &wav, |h| h.recording_id = id).await;
-    assert_eq!(stored.expect("stored"), wav.len() as u64);
-    let id = recording_id.clone();
-    let again = upload(&w.control, &call_id, &ws, &wav, |h| h.recording_id = id).await;
-    assert_eq!(again.expect("stored again"), wav.len() as u64);
-    let other = upload(&w.control, &call_id, &ws, &wav, |_| {}).await;
-    assert_eq!(code(other), Some(tonic::Code::AlreadyExists));
-    // Sealed at rest: no WAV header and none of the audio on disk; the API gives the audio.
-    let path = folder.join(format!("{recording_id}.wav"));
-    let on_disk = std::fs::read(&path).expect("file");
-    assert_ne!(&on_disk[..4], b"RIFF", "no WAV header on disk");
-    assert!(
-        !on_disk.windows(8).any(|w| w == [7u8; 8]),
-        "none of the audio is on disk in the clear"
-    );
-    let api = Api::of(&w.control);
-    let url = format!("/v1/calls/{call_id}/recording");
-    let viewer = &w.keys[VIEWER];
-    let (status, headers, body) = get_bytes(&api, &url, viewer, None).await;
-    assert_eq!((status, body), (StatusCode::OK, wav.clone()));
-    assert_eq!(header(&headers, "content-type"), "audio/wav");
-    let (status, headers, part) = get_bytes(&api, &url, viewer, Some("bytes=2-9")).await;
-    assert_eq!(status, StatusCode::PARTIAL_CONTENT);
-    assert_eq!(header(&headers, "content-range"), "bytes 2-9/100");
-    assert_eq!(part, wav[2..10]);
-    let (status, headers, _) = get_bytes(&api, &url, viewer, Some("bytes=100-")).await;
-    assert_eq!(status, StatusCode::RANGE_NOT_SATISFIABLE);
-    assert_eq!(header(&headers, "content-range"), "bytes */100");
-
-    // One bit flipped on disk: a clear error, never audio.
-    let mut tampered = on_disk.clone();
-    let at = tampered.len() - 30;
-    tampered[at] ^= 0x01;
-    std::fs::write(&path, &tampered).expect("tamper");
-    let (status, _, body) = get_bytes(&api, &url, viewer, None).await;
-    assert_eq!(status, StatusCode::INTERNAL_SERVER_ERROR);
-    let problem: serde_json::Value = serde_json::from_slice(&body).expect("a problem document");
-    assert!(
-        problem["detail"]
-            .as_str()
-            .is_some_and(|d| d.contains("integrity check")),
-        "{problem}"
-    );
-    // A plaintext WAV left by an earlier version is still served.
-    std::fs::write(&path, &wav).expect("legacy file");
-    let (status, _, body) = get_bytes(&api, &url, viewer, None).await;
-    assert_eq!((status, body), (StatusCode::OK, wav));
-    w.control.stop().await;
-    w.db.cleanup().await;
-}

@@ -9,8 +9,7 @@ use std::time::Duration;
 
 use freya_edge::llm::fakes::FakeReply;
 use freya_edge::sip::sdp::Codec;
-use freya_loadtest::uac::TalkerConfig;
-use support::voice_call::{of_kind, only_call_events, place_spoken_call};
+use support::voice_call::{of_kind, only_call_events, patient_caller, place_spoken_call};
 use support::world::World;
 
 const HEARD: &str =
@@ -32,13 +31,7 @@ async fn a_card_number_and_an_email_reach_neither_the_model_nor_the_record() {
     w.llm()
         .respond_with(|_| FakeReply::text("Thank you, that is noted."));
     w.speech().set_default_transcript(HEARD);
-    let talker = TalkerConfig {
-        first_turn_after: Duration::from_millis(1500),
-        reply_timeout: Duration::from_secs(6),
-        pause_after_reply: Duration::from_millis(400),
-        barge_in_after: None,
-        ..TalkerConfig::default()
-    };
+    let talker = patient_caller(Duration::from_millis(1500));
     let report = place_spoken_call(
         w.edge.sip_addr,
         Codec::Pcmu,

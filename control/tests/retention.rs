@@ -128,6 +128,15 @@ impl World {
         std::fs::read_dir(&dir).map(|d| d.count()).unwrap_or(0)
     }
 
+    /// The admin's erasure of every call from `caller_number` (200): the report.
+    async fn erase_caller(&self, caller_number: &str) -> Value {
+        let body = json!({ "caller_number": caller_number });
+        let path = "/v1/erasures";
+        self.api
+            .expect(200, "POST", path, &self.keys[1], Some(body))
+            .await
+    }
+
     async fn get_call(&self, id: &str) -> Value {
         self.api
             .expect(200, "GET", &format!("/v1/calls/{id}"), &self.keys[3], None)
@@ -240,16 +249,7 @@ async fn erasure_by_caller_number_erases_every_call_of_that_caller(backend: Back
     let second = w.call("+15551234567", start + 1_000, false, false).await;
     let other = w.call("+15559999999", start, false, true).await;
 
-    let report = w
-        .api
-        .expect(
-            200,
-            "POST",
-            "/v1/erasures",
-            &w.keys[1],
-            Some(json!({"caller_number": "+1 (555) 123-4567"})),
-        )
-        .await;
+    let report = w.erase_caller("+1 (555) 123-4567").await;
     assert_eq!(report["calls_erased"], 2, "{report}");
     assert_eq!(report["recordings_deleted"], 1, "{report}");
     assert_eq!(report["caller_number"], "+15551234567");
@@ -266,16 +266,7 @@ async fn erasure_by_caller_number_erases_every_call_of_that_caller(backend: Back
         .contains(&"erasure.completed".to_owned()));
 
     // Twice: nothing more to erase.
-    let again = w
-        .api
-        .expect(
-            200,
-            "POST",
-            "/v1/erasures",
-            &w.keys[1],
-            Some(json!({"caller_number": "+15551234567"})),
-        )
-        .await;
+    let again = w.erase_caller("+15551234567").await;
     assert_eq!(again["calls_erased"], 0);
 
     // Hostile input: not a number, the wrong type, an unknown field; and a viewer.

@@ -9,15 +9,12 @@ mod support;
 use std::time::Duration;
 
 use freya_control::server::ControlPlane;
-use freya_control::store::{
-    AnalyticsGroup, AnalyticsQuery, CallBucket, CallRecord, WorkspaceScope,
-};
-use freya_edge::Edge;
+use freya_control::store::{AnalyticsGroup, AnalyticsQuery, CallBucket, CallRecord};
 use freya_shared::model::AgentSpec;
 use support::caller::sipp_with_media;
 use support::{
-    agent_on_number, control_config, edge_config, eventually, on_both_engines, the_ended_call,
-    until_routed, Backend, TestDb, SECRET,
+    control_config, demo_edge, demo_workspace, eventually, on_both_engines, the_ended_call,
+    Backend, TestDb,
 };
 
 /// A control plane on `backend`, an edge that rings `ring_ms` before answering, an agent on
@@ -27,20 +24,10 @@ async fn one_call(backend: Backend, ring_ms: u32, scenario: &str) -> (CallRecord
     let control = ControlPlane::start(&control_config(&db.url))
         .await
         .expect("control starts");
-    let workspace_id = control
-        .store
-        .create_workspace("Ringing")
-        .await
-        .expect("workspace");
-    let scope = WorkspaceScope { workspace_id };
     let agent: AgentSpec =
         serde_json::from_value(serde_json::json!({"name": "Desk"})).expect("agent");
-    agent_on_number(&control, &scope, "demo", &agent).await;
-    let dir = tempfile::tempdir().expect("temp dir");
-    let mut config = edge_config(dir.path(), control.grpc_addr, SECRET);
-    config.sip.ring_ms = ring_ms;
-    let edge = Edge::start(&config).await.expect("edge starts");
-    until_routed(&edge, "demo").await;
+    let (scope, _) = demo_workspace(&control, "Ringing", &agent).await;
+    let (edge, _dir) = demo_edge(&control, |c| c.sip.ring_ms = ring_ms).await;
 
     let status = sipp_with_media(edge.sip_addr, "demo", scenario, &[]).await;
     assert_eq!(status, 0, "sipp's call went as scripted");

@@ -48,20 +48,13 @@ async fn a_new_agent_provider_base_url_needs_the_api_key_again(backend: Backend)
     let (db, control, api) = support::http::started(backend).await;
     let (ws, [_, _, editor, _]) = workspace_with_keys(&control, "D").await;
     let created = api
-        .expect(
-            201,
-            "POST",
-            "/v1/agents",
-            &editor,
-            Some(json!({
+        .create("/v1/agents", &editor, json!({
                 "name": "Desk",
                 "stt": {"provider": "openai", "base_url": "https://stt.example/v1", "api_key": "sk-stt"},
                 "llm": {"provider": "openai", "base_url": "https://llm.example/v1", "api_key": "sk-llm"},
                 "llm_fallback": {"provider": "anthropic", "base_url": "https://fb.example/v1", "api_key": "sk-fb"},
                 "tts": {"provider": "openai", "base_url": "https://tts.example/v1", "api_key": "sk-tts"}
-            })),
-        )
-        .await;
+            })).await;
     let id = created["id"].as_str().expect("id").to_owned();
     let path = format!("/v1/agents/{id}");
 
@@ -123,28 +116,20 @@ async fn a_new_provider_host_needs_the_secret_again(backend: Backend) {
     let (db, control, api) = support::http::started(backend).await;
     let (_, [_, admin, ..]) = workspace_with_keys(&control, "H").await;
     let trunk = api
-        .expect(
-            201,
-            "POST",
+        .create(
             "/v1/providers",
             &admin,
-            Some(
-                json!({"name": "Carrier", "host": "sip.carrier.example", "username": "acme",
+            json!({"name": "Carrier", "host": "sip.carrier.example", "username": "acme",
                         "password": "trunk-pass"}),
-            ),
         )
         .await;
     let trunk = format!("/v1/providers/{}", trunk["id"].as_str().expect("id"));
     let account = api
-        .expect(
-            201,
-            "POST",
+        .create(
             "/v1/providers",
             &admin,
-            Some(
-                json!({"kind": "twilio", "name": "Twilio", "account_sid": SID,
+            json!({"kind": "twilio", "name": "Twilio", "account_sid": SID,
                         "auth_token": "tw-token"}),
-            ),
         )
         .await;
     let account_id = account["id"].as_str().expect("id").to_owned();

@@ -13,6 +13,7 @@ use freya_edge::rtp::dtmf::{DtmfDigit, DtmfEncoder};
 use freya_edge::sip::sdp::Codec;
 use freya_edge::Edge;
 use support::caller::sipp_with_media;
+use support::pcap::pcap_every_20_ms;
 use support::world::World;
 
 /// One RTP packet: version 2, `pt` with the marker bit when `marker`, SSRC 0x5eed.
@@ -23,37 +24,6 @@ fn rtp(pt: u8, marker: bool, sequence: u16, timestamp: u32, payload: &[u8]) -> V
     packet.extend_from_slice(&0x5eed_u32.to_be_bytes());
     packet.extend_from_slice(payload);
     packet
-}
-
-/// A pcap (Ethernet/IPv4/UDP, 127.0.0.1 port 6000 → 6002) of `packets`, one every 20 ms, for
-/// sipp's `play_pcap_audio`.
-fn pcap(packets: &[Vec<u8>]) -> Vec<u8> {
-    let mut pcap = Vec::new();
-    pcap.extend_from_slice(&0xa1b2_c3d4u32.to_le_bytes());
-    pcap.extend_from_slice(&2u16.to_le_bytes());
-    pcap.extend_from_slice(&4u16.to_le_bytes());
-    for word in [0u32, 0, 65_535, 1] {
-        pcap.extend_from_slice(&word.to_le_bytes());
-    }
-    for (i, rtp) in packets.iter().enumerate() {
-        let udp_len = u16::try_from(8 + rtp.len()).expect("small packet");
-        let mut frame = vec![0u8; 12];
-        frame.extend_from_slice(&[0x08, 0x00, 0x45, 0, 0, 0]);
-        frame[16..18].copy_from_slice(&(20 + udp_len).to_be_bytes());
-        frame.extend_from_slice(&[0, 0, 0, 0, 64, 17, 0, 0, 127, 0, 0, 1, 127, 0, 0, 1]);
-        frame.extend_from_slice(&6000u16.to_be_bytes());
-        frame.extend_from_slice(&6002u16.to_be_bytes());
-        frame.extend_from_slice(&udp_len.to_be_bytes());
-        frame.extend_from_slice(&[0, 0]);
-        frame.extend_from_slice(rtp);
-        let micros = u32::try_from(i).expect("index") * 20_000;
-        let len = u32::try_from(frame.len()).expect("length");
-        for word in [micros / 1_000_000, micros % 1_000_000, len, len] {
-            pcap.extend_from_slice(&word.to_le_bytes());
-        }
-        pcap.extend_from_slice(&frame);
-    }
-    pcap
 }
 
 /// A baresip-like Opus stream (payload type 96, 48 kHz timestamps) of quiet audio in which
@@ -117,7 +87,7 @@ fn pcmu_with_tones(keys: &str) -> Vec<Vec<u8>> {
 /// Runs sipp once with `scenario` against the edge, dialling `demo`, with `pcap_name` holding
 /// `packets` in its working directory; returns its exit code.
 async fn sipp(edge: &Edge, scenario: &str, pcap_name: &str, packets: &[Vec<u8>]) -> i32 {
-    let pcap = pcap(packets);
+    let pcap = pcap_every_20_ms(packets);
     sipp_with_media(edge.sip_addr, "demo", scenario, &[(pcap_name, &pcap)]).await
 }
 

@@ -14,6 +14,7 @@ use freya_edge::llm::fakes::FakeReply;
 use freya_edge::media::g711::G711;
 use freya_loadtest::audio::Utterance;
 use support::caller::sipp_with_media;
+use support::pcap::pcap;
 use support::raw_sip::{Call, CallerVoice, Offer};
 use support::world::World;
 
@@ -24,42 +25,22 @@ fn speech_pcap(text: &str, silence_ms: usize) -> Vec<u8> {
     let spoken = Utterance::speak(text).expect("espeak-ng speaks");
     let mut samples = spoken.samples.to_vec();
     samples.extend(std::iter::repeat_n(0i16, silence_ms * 8));
-    let mut pcap = Vec::new();
-    for word in [0xa1b2_c3d4u32, 0x0004_0002, 0, 0, 65_535, 1] {
-        if word == 0x0004_0002 {
-            pcap.extend_from_slice(&2u16.to_le_bytes());
-            pcap.extend_from_slice(&4u16.to_le_bytes());
-        } else {
-            pcap.extend_from_slice(&word.to_le_bytes());
-        }
-    }
-    for (i, frame) in samples.chunks_exact(160).enumerate() {
-        let mut payload = [0u8; 160];
-        G711::Alaw.encode(frame, &mut payload);
-        let i = u32::try_from(i).expect("index");
-        let mut rtp = vec![0x80, 8];
-        rtp.extend_from_slice(&(i as u16).to_be_bytes());
-        rtp.extend_from_slice(&(i * 160).to_be_bytes());
-        rtp.extend_from_slice(&0x5eed_u32.to_be_bytes());
-        rtp.extend_from_slice(&payload);
-        let udp_len = 8 + rtp.len() as u16;
-        let mut packet = vec![0u8; 12];
-        packet.extend_from_slice(&[0x08, 0x00, 0x45, 0, 0, 0]);
-        packet[16..18].copy_from_slice(&(20 + udp_len).to_be_bytes());
-        packet.extend_from_slice(&[0, 0, 0, 0, 64, 17, 0, 0, 127, 0, 0, 1, 127, 0, 0, 1]);
-        packet.extend_from_slice(&6000u16.to_be_bytes());
-        packet.extend_from_slice(&6002u16.to_be_bytes());
-        packet.extend_from_slice(&udp_len.to_be_bytes());
-        packet.extend_from_slice(&[0, 0]);
-        packet.extend_from_slice(&rtp);
-        let micros = i * 20_000;
-        let len = u32::try_from(packet.len()).expect("length");
-        for word in [micros / 1_000_000, micros % 1_000_000, len, len] {
-            pcap.extend_from_slice(&word.to_le_bytes());
-        }
-        pcap.extend_from_slice(&packet);
-    }
-    pcap
+    let packets: Vec<(u32, Vec<u8>)> = samples
+        .chunks_exact(160)
+        .enumerate()
+        .map(|(i, frame)| {
+            let mut payload = [0u8; 160];
+            G711::Alaw.encode(frame, &mut payload);
+            let i = u32::try_from(i).expect("index");
+            let mut rtp = vec![0x80, 8];
+            rtp.extend_from_slice(&(i as u16).to_be_bytes());
+            rtp.extend_from_slice(&(i * 160).to_be_bytes());
+            rtp.extend_from_slice(&0x5eed_u32.to_be_bytes());
+            rtp.extend_from_slice(&payload);
+            (i * 20_000, rtp)
+        })
+        .collect();
+    pcap(&packets)
 }
 
 /// Runs sipp once with `scenario` against `target`, dialling `number`; returns its exit code.

@@ -11,7 +11,7 @@ use freya_control::store::{CallRecord, Store, WorkspaceScope};
 use freya_edge::Edge;
 use freya_shared::model::AgentSpec;
 use support::caller::sipp_with_media;
-use support::{agent_on_number, edge_config, eventually, until_routed, Backend, TestDb, SECRET};
+use support::{demo_edge, demo_workspace, eventually, Backend, TestDb};
 
 struct Setup {
     db: TestDb,
@@ -28,20 +28,10 @@ async fn setup() -> Setup {
 /// As [`setup`], with the edge ringing `ring_ms` before it answers.
 async fn setup_ringing(ring_ms: u32) -> Setup {
     let (db, control) = support::control_plane(Backend::Sqlite).await;
-    let workspace_id = control
-        .store
-        .create_workspace("Interop")
-        .await
-        .expect("workspace");
-    let scope = WorkspaceScope { workspace_id };
     let agent: AgentSpec =
         serde_json::from_value(serde_json::json!({"name": "Desk"})).expect("agent");
-    agent_on_number(&control, &scope, "demo", &agent).await;
-    let dir = tempfile::tempdir().expect("temp dir");
-    let mut config = edge_config(dir.path(), control.grpc_addr, SECRET);
-    config.sip.ring_ms = ring_ms;
-    let edge = Edge::start(&config).await.expect("edge starts");
-    until_routed(&edge, "demo").await;
+    let (scope, _) = demo_workspace(&control, "Interop", &agent).await;
+    let (edge, dir) = demo_edge(&control, |c| c.sip.ring_ms = ring_ms).await;
     Setup {
         db,
         control,

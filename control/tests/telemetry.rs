@@ -17,10 +17,9 @@ use std::time::Duration;
 use freya_edge::llm::fakes::FakeReply;
 use freya_edge::sip::sdp::Codec;
 use freya_edge::telemetry::{LogFormat, OtelSettings, SamplerChoice};
-use freya_loadtest::uac::TalkerConfig;
 use opentelemetry_proto::tonic::collector::trace::v1::ExportTraceServiceRequest;
 use prost::Message;
-use support::voice_call::place_spoken_call;
+use support::voice_call::{patient_caller, place_spoken_call};
 use support::world::World;
 
 /// One exported span, as the receiver decoded it.
@@ -172,13 +171,7 @@ async fn a_calls_spans_reach_the_collector_as_one_trace_named_on_its_record_and_
     w.llm()
         .respond_with(|_| FakeReply::text("You are booked for Friday at ten."));
     w.speech().set_default_transcript("Book me in on Friday.");
-    let talker = TalkerConfig {
-        first_turn_after: Duration::from_millis(1200),
-        reply_timeout: Duration::from_secs(6),
-        pause_after_reply: Duration::from_millis(400),
-        barge_in_after: None,
-        ..TalkerConfig::default()
-    };
+    let talker = patient_caller(Duration::from_millis(1200));
     let report = place_spoken_call(
         w.edge.sip_addr,
         Codec::Pcmu,

@@ -9,11 +9,10 @@
 
 mod support;
 
-use std::path::PathBuf;
 use std::time::{Duration, Instant};
 
 use freya_shared::model::SipTrunkSpec;
-use support::caller::free_udp_port;
+use support::caller::{free_udp_port, sipp_uas};
 use support::eventually;
 use support::world::{udp_trunk, World};
 
@@ -22,24 +21,11 @@ const INVITE_TIMEOUT_MS: u32 = 30_000;
 
 /// A sipp UAS answering one call (`uas_answer.xml`: rings, answers, hangs up after 1.5 s).
 async fn answering_trunk() -> (tokio::process::Child, tempfile::TempDir, u16) {
-    let work = tempfile::tempdir().expect("temp dir");
-    let port = free_udp_port().to_string();
     let media = free_udp_port().to_string();
-    let scenario = PathBuf::from(env!("CARGO_MANIFEST_DIR")).join("tests/sipp/uas_answer.xml");
-    let child = tokio::process::Command::new("sipp")
-        .arg("-sf")
-        .arg(scenario)
-        .args(["-p", &port, "-m", "1", "-i", "127.0.0.1", "-mp", &media])
-        .args(["-timeout", "60s", "-nostdin", "-trace_err"])
-        .current_dir(work.path())
-        .stdout(std::process::Stdio::null())
-        .stderr(std::process::Stdio::null())
-        .kill_on_drop(true)
-        .spawn()
-        .expect("sipp runs (install sip-tester: deploy/test.sh does)");
+    let trunk = sipp_uas("uas_answer.xml", &["-m", "1", "-mp", &media], "60s");
     // Let sipp bind its socket before the edge calls.
     tokio::time::sleep(Duration::from_millis(400)).await;
-    (child, work, port.parse().expect("port"))
+    trunk
 }
 
 /// The payload of the call's `call.answered`, once recorded (`limit` is a hang guard), and the

@@ -7,12 +7,11 @@
 
 mod support;
 
-use std::path::PathBuf;
 use std::time::Duration;
 
 use freya_control::store::Role;
 use serde_json::{json, Value};
-use support::caller::free_udp_port;
+use support::caller::{free_udp_port, sipp_uas};
 use support::eventually;
 use support::http::Api;
 use support::world::World;
@@ -31,29 +30,13 @@ async fn world() -> World {
 
 /// A sipp UAS on 127.0.0.1 answering every OPTIONS (`uas_options.xml`).
 async fn options_trunk() -> (tokio::process::Child, tempfile::TempDir, u16) {
-    let work = tempfile::tempdir().expect("temp dir");
-    let port = free_udp_port();
-    let scenario = PathBuf::from(env!("CARGO_MANIFEST_DIR")).join("tests/sipp/uas_options.xml");
-    let child = tokio::process::Command::new("sipp")
-        .arg("-sf")
-        .arg(scenario)
-        .args(["-p", &port.to_string(), "-i", "127.0.0.1", "-m", "100000"])
-        .args(["-timeout", "120s", "-nostdin", "-trace_err"])
-        .current_dir(work.path())
-        .stdout(std::process::Stdio::null())
-        .stderr(std::process::Stdio::null())
-        .kill_on_drop(true)
-        .spawn()
-        .expect("sipp runs (install sip-tester: deploy/test.sh does)");
-    (child, work, port)
+    sipp_uas("uas_options.xml", &["-m", "100000"], "120s")
 }
 
 /// Creates a UDP trunk to 127.0.0.1 `port` through the API; its id.
 async fn create_trunk(api: &Api, admin: &str, name: &str, port: u16) -> String {
     let body = json!({"kind": "sip_trunk", "name": name, "host": "127.0.0.1", "port": port});
-    let created = api
-        .expect(201, "POST", "/v1/providers", admin, Some(body))
-        .await;
+    let created = api.create("/v1/providers", admin, body).await;
     assert_eq!(created["health"]["state"], "unknown", "{created}");
     created["id"].as_str().expect("id").to_owned()
 }

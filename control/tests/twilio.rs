@@ -159,19 +159,8 @@ async fn an_unsigned_webhook_gets_the_same_answer_for_known_and_unknown_numbers(
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn a_stream_ticket_opens_one_stream_only() {
     let w = world("Hello.", &[(TOKEN, "http://127.0.0.1:9".into())]).await;
-    let answer = post_voice_webhook(&voice_url(&w), TOKEN, &webhook_form("CA300", NUMBER))
-        .await
-        .expect("answer");
-    assert_eq!(answer.status, 200, "{}", answer.body);
-    let stream = answer.stream.expect("a stream");
-    let caller = StreamCaller::new(stream, SID, "CA300").signed_with(TOKEN);
-    let first = caller
-        .run(&[CallerAction::ListenFor {
-            voiced_frames: 10,
-            limit: Duration::from_secs(8),
-        }])
-        .await
-        .expect("stream runs");
+    let caller = streamed_caller(&w, "CA300", NUMBER).await;
+    let first = caller.run(&[listen(10, 8)]).await.expect("stream runs");
     assert!(!first.closed_by_edge, "{first:?}");
     assert!(first.media_messages > 0, "{first:?}");
     finished_call(&w, "inbound").await;
@@ -198,26 +187,15 @@ async fn an_inbound_twilio_call_reaches_the_agent_and_the_caller_hears_it() {
         .set_default_transcript("What are your opening hours?");
     w.llm()
         .respond_with(|_| FakeReply::text("We are open from nine to five."));
-    let answer = post_voice_webhook(&voice_url(&w), TOKEN, &webhook_form("CA100", NUMBER))
-        .await
-        .expect("answer");
-    assert_eq!(answer.status, 200, "{}", answer.body);
-    let stream = answer.stream.expect("a stream");
+    let caller = streamed_caller(&w, "CA100", NUMBER).await;
     let question = Utterance::from_spec("say:What are your opening hours?").expect("espeak-ng");
-    let report = StreamCaller::new(stream, SID, "CA100")
-        .signed_with(TOKEN)
+    let report = caller
         .run(&[
-            CallerAction::ListenFor {
-                voiced_frames: 10,
-                limit: Duration::from_secs(8),
-            },
+            listen(10, 8),
             CallerAction::Wait(Duration::from_millis(800)),
             CallerAction::Speak(question.samples.to_vec()),
             CallerAction::Press('5'),
-            CallerAction::ListenFor {
-                voiced_frames: 10,
-                limit: Duration::from_secs(10),
-            },
+            listen(10, 10),
             CallerAction::Wait(Duration::from_millis(500)),
         ])
         .await
@@ -275,17 +253,11 @@ async fn speaking_over_the_agent_clears_twilios_buffer() {
     w.speech()
         .set_default_transcript("Sorry, can I ask something?");
     w.llm().respond_with(|_| FakeReply::text("Of course."));
-    let answer = post_voice_webhook(&voice_url(&w), TOKEN, &webhook_form("CA200", NUMBER))
-        .await
-        .expect("answer");
+    let caller = streamed_caller(&w, "CA200", NUMBER).await;
     let question = Utterance::from_spec("say:Sorry, can I ask something?").expect("espeak-ng");
-    let report = StreamCaller::new(answer.stream.expect("a stream"), SID, "CA200")
-        .signed_with(TOKEN)
+    let report = caller
         .run(&[
-            CallerAction::ListenFor {
-                voiced_frames: 25,
-                limit: Duration::from_secs(8),
-            },
+            listen(25, 8),
             CallerAction::Speak(question.samples.to_vec()),
             CallerAction::Wait(Duration::from_secs(2)),
         ])
@@ -297,21 +269,33 @@ async fn speaking_over_the_agent_clears_twilios_buffer() {
     teardown(w).await;
 }
 
-/// A caller on stream `call_sid` who waits for the greeting, says `words`, and stays on the line
-/// for `stay` (unless the edge closes the stream first).
-async fn caller_says(w: &World, call_sid: &str, words: &str, stay: Duration) -> StreamReport {
-    let answer = post_voice_webhook(&voice_url(w), TOKEN, &webhook_form(call_sid, NUMBER))
+/// The caller of Twilio call `call_sid` to `number`: the voice webhook answers 200 with a
+/// Media Streams URL, and the caller is ready to stream it, signed as Twilio signs.
+async fn streamed_caller(w: &World, call_sid: &str, number: &str) -> StreamCaller {
+    let answer = post_voice_webhook(&voice_url(w), TOKEN, &webhook_form(call_sid, number))
         .await
         .expect("answer");
     assert_eq!(answer.status, 200, "{}", answer.body);
+    let stream = answer.stream.expect("a stream");
+    StreamCaller::new(stream, SID, call_sid).signed_with(TOKEN)
+}
+
+/// Listening until `voiced_frames` of the agent were heard, for up to `seconds`.
+fn listen(voiced_frames: usize, seconds: u64) -> CallerAction {
+    CallerAction::ListenFor {
+        voiced_frames,
+        limit: Duration::from_secs(seconds),
+    }
+}
+
+/// A caller on stream `call_sid` who waits for the greeting, says `words`, and stays on the line
+/// for `stay` (unless the edge closes the stream first).
+async fn caller_says(w: &World, call_sid: &str, words: &str, stay: Duration) -> StreamReport {
+    let caller = streamed_caller(w, call_sid, NUMBER).await;
     let speech = Utterance::from_spec(&format!("say:{words}")).expect("espeak-ng");
-    StreamCaller::new(answer.stream.expect("a stream"), SID, call_sid)
-        .signed_with(TOKEN)
+    caller
         .run(&[
-            CallerAction::ListenFor {
-                voiced_frames: 10,
-                limit: Duration::from_secs(8),
-            },
+            listen(10, 8),
             CallerAction::Wait(Duration::from_millis(800)),
             CallerAction::Speak(speech.samples.to_vec()),
             CallerAction::Wait(stay),
@@ -490,12 +474,8 @@ async fn a_workflows_transfer_node_redirects_a_twilio_call() {
     assert_eq!(routed.status, 201, "{}", routed.body);
     support::until_routed(&w.edge, number).await;
 
-    let answer = post_voice_webhook(&voice_url(&w), TOKEN, &webhook_form("CA500", number))
+    let report = streamed_caller(&w, "CA500", number)
         .await
-        .expect("answer");
-    assert_eq!(answer.status, 200, "{}", answer.body);
-    let report = StreamCaller::new(answer.stream.expect("a stream"), SID, "CA500")
-        .signed_with(TOKEN)
         .run(&[CallerAction::Wait(Duration::from_secs(10))])
         .await
         .expect("stream runs");

@@ -57,15 +57,11 @@ async fn the_voice_webhook_sends_a_call_to_a_live_peer_never_to_a_dead_one() {
         .await;
     let admin = w.key(Role::Admin).await;
     Api::of(&w.control)
-        .expect(
-            201,
-            "POST",
+        .create(
             "/v1/providers",
             &admin,
-            Some(
-                json!({"kind": "twilio", "name": "Twilio", "account_sid": SID,
+            json!({"kind": "twilio", "name": "Twilio", "account_sid": SID,
                         "auth_token": TOKEN, "api_base_url": "http://127.0.0.1:9"}),
-            ),
         )
         .await;
     let w = support::twilio::World { world: w, admin };

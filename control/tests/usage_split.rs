@@ -10,18 +10,16 @@ mod support;
 use std::time::{Duration, Instant};
 
 use freya_control::server::ControlPlane;
-use freya_control::store::{AnalyticsGroup, AnalyticsQuery, WorkspaceScope};
+use freya_control::store::{AnalyticsGroup, AnalyticsQuery};
 use freya_edge::llm::fakes::{FakeLlmServer, FakeReply};
 use freya_edge::media::g711::G711;
 use freya_edge::speech::fakes::FakeOpenAiSpeech;
-use freya_edge::Edge;
 use freya_loadtest::audio::Utterance;
 use freya_shared::model::AgentSpec;
 use support::caller::ulaw;
 use support::raw_sip::{Call, Offer};
 use support::{
-    agent_on_number, control_config, edge_config, eventually, on_both_engines, until_routed,
-    Backend, TestDb, SECRET,
+    control_config, demo_edge, demo_workspace, eventually, on_both_engines, Backend, TestDb,
 };
 
 /// The agent's answer, sentence by sentence, as the model streams it.
@@ -68,18 +66,8 @@ async fn a_reply_cut_by_a_barge_in_counts_all_it_synthesized_and_only_what_was_h
     let control = ControlPlane::start(&control_config(&db.url))
         .await
         .expect("control starts");
-    let workspace_id = control
-        .store
-        .create_workspace("Usage")
-        .await
-        .expect("workspace");
-    let scope = WorkspaceScope { workspace_id };
-    agent_on_number(&control, &scope, "demo", &agent).await;
-    let dir = tempfile::tempdir().expect("temp dir");
-    let edge = Edge::start(&edge_config(dir.path(), control.grpc_addr, SECRET))
-        .await
-        .expect("edge starts");
-    until_routed(&edge, "demo").await;
+    let (scope, _) = demo_workspace(&control, "Usage", &agent).await;
+    let (edge, _dir) = demo_edge(&control, |_| {}).await;
 
     let rtp = tokio::net::UdpSocket::bind("127.0.0.1:0")
         .await

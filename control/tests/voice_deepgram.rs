@@ -17,7 +17,7 @@ use freya_edge::speech::fakes::{FakeDeepgram, FaultPlan};
 use freya_loadtest::audio::Utterance;
 use freya_loadtest::uac::{CallReport, TalkerConfig};
 use serde_json::json;
-use support::voice_call::{of_kind, only_call_events, place_spoken_call};
+use support::voice_call::{of_kind, only_call_events, patient_caller, place_spoken_call};
 use support::world::World;
 
 const QUESTION: &str = "What are your opening hours?";
@@ -47,11 +47,8 @@ async fn world(turn: serde_json::Value) -> (World, FakeDeepgram) {
 /// Places one G.711 call that asks [`QUESTION`] once the greeting has had time to play.
 async fn call(w: &World, reply_timeout: Duration, hold: Duration) -> CallReport {
     let talker = TalkerConfig {
-        first_turn_after: Duration::from_millis(1500),
         reply_timeout,
-        pause_after_reply: Duration::from_millis(400),
-        barge_in_after: None,
-        ..TalkerConfig::default()
+        ..patient_caller(Duration::from_millis(1500))
     };
     place_spoken_call(w.edge.sip_addr, Codec::Pcmu, &[QUESTION], talker, hold).await
 }

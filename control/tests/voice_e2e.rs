@@ -11,11 +11,11 @@ use std::sync::Arc;
 use std::time::Duration;
 
 use freya_control::store::StoredEvent;
-use freya_edge::llm::fakes::{FakeLlmServer, FakeReply};
+use freya_edge::llm::fakes::{FakeLlmServer, FakeReply, RecordedRequest};
 use freya_edge::sip::sdp::Codec;
 use freya_edge::speech::fakes::tone;
 use freya_loadtest::uac::{CallReport, TalkerConfig};
-use support::voice_call::{of_kind, only_call_events, place_spoken_call};
+use support::voice_call::{of_kind, only_call_events, patient_caller, place_spoken_call};
 use support::world::World;
 
 /// A control plane, an edge, the fakes, and number `demo` answered by an agent using them.
@@ -39,18 +39,6 @@ async fn world_with(first_message: &str, extra: serde_json::Value) -> World {
         .await
 }
 
-/// A caller who starts after `first_turn_after`, waits up to six seconds for each reply and
-/// never talks over the agent.
-fn patient_caller(first_turn_after: Duration) -> TalkerConfig {
-    TalkerConfig {
-        first_turn_after,
-        reply_timeout: Duration::from_secs(6),
-        pause_after_reply: Duration::from_millis(400),
-        barge_in_after: None,
-        ..TalkerConfig::default()
-    }
-}
-
 /// Places one call offering `codec` whose caller says `turns` (espeak-ng; the fake
 /// speech-to-text hears each as the first) and hangs up after `hold`; the call must succeed.
 async fn call(
@@ -71,24 +59,14 @@ async fn recorded_events(w: &World) -> Vec<StoredEvent> {
     only_call_events(&w.control, &w.scope).await
 }
 
-#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
-async fn a_caller_who_speaks_hears_the_models_answer() {
-    let w = world("Hello, thanks for calling Acme.").await;
-    w.llm()
-        .respond_with(|_| FakeReply::text("We are open from nine to five. Anything else?"));
+/// One call offering `codec` whose caller asks for the opening hours after 1.5 s and hangs up
+/// after `hold`: the greeting and one reply must be heard, and the fake speech-to-text must
+/// have got the whole turn.
+async fn opening_hours_call(w: &World, codec: Codec, hold: Duration) -> CallReport {
     let talker = patient_caller(Duration::from_millis(1500));
-    let report = call(
-        &w,
-        Codec::Pcmu,
-        &["What are your opening hours?"],
-        talker,
-        Duration::from_secs(9),
-    )
-    .await;
-    assert_eq!(report.turns_spoken, 1);
+    let report = call(w, codec, &["What are your opening hours?"], talker, hold).await;
     assert!(report.first_audio_ms.is_some(), "the greeting was heard");
     assert_eq!(report.v2v_ms.len(), 1, "the reply was heard: {report:?}");
-
     let utterances = w.speech().utterances();
     assert_eq!(utterances.len(), 1, "the fake STT got the caller's turn");
     assert!(
@@ -96,6 +74,16 @@ async fn a_caller_who_speaks_hears_the_models_answer() {
         "the whole utterance was sent: {:?}",
         utterances[0].duration
     );
+    report
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_caller_who_speaks_hears_the_models_answer() {
+    let w = world("Hello, thanks for calling Acme.").await;
+    w.llm()
+        .respond_with(|_| FakeReply::text("We are open from nine to five. Anything else?"));
+    let report = opening_hours_call(&w, Codec::Pcmu, Duration::from_secs(9)).await;
+    assert_eq!(report.turns_spoken, 1);
     let requests = w.llm().requests();
     assert_eq!(requests.len(), 1);
     assert_eq!(
@@ -156,25 +144,8 @@ async fn an_opus_caller_is_understood_and_hears_the_agent() {
     let w = world("Hello, thanks for calling Acme.").await;
     w.llm()
         .respond_with(|_| FakeReply::text("We are open from nine to five."));
-    let talker = patient_caller(Duration::from_millis(1500));
-    let report = call(
-        &w,
-        Codec::Opus,
-        &["What are your opening hours?"],
-        talker,
-        Duration::from_secs(8),
-    )
-    .await;
-    assert!(report.first_audio_ms.is_some(), "the greeting was heard");
-    assert_eq!(report.v2v_ms.len(), 1, "the reply was heard: {report:?}");
     // The edge decoded the caller's Opus well enough for its ear to send the whole turn.
-    let utterances = w.speech().utterances();
-    assert_eq!(utterances.len(), 1, "the fake STT got the caller's turn");
-    assert!(
-        utterances[0].duration > Duration::from_millis(800),
-        "{:?}",
-        utterances[0].duration
-    );
+    opening_hours_call(&w, Codec::Opus, Duration::from_secs(8)).await;
     let events = recorded_events(&w).await;
     assert_eq!(of_kind(&events, "call.started")[0].payload["codec"], "Opus");
     let rtp = &of_kind(&events, "call.ended")[0].payload["rtp"];
@@ -337,13 +308,19 @@ async fn fallback_events(w: &World) -> Vec<serde_json::Value> {
         .collect()
 }
 
-#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
-async fn a_failing_primary_model_is_answered_by_the_fallback_and_the_record_says_why() {
-    let primary = FakeLlmServer::openai().await.expect("fake primary");
+/// One call asking "When are you open?" of a world whose primary model (`timeout_ms` to its
+/// first token) answers with `primary` and whose fallback says "nine to five"; the reply must be
+/// heard and the record must say once that the fallback answered. The world, the fallback
+/// server, and that event.
+async fn answered_by_the_fallback(
+    primary: impl Fn(&RecordedRequest) -> FakeReply + Send + Sync + 'static,
+    timeout_ms: u32,
+) -> (World, FakeLlmServer, serde_json::Value) {
+    let first = FakeLlmServer::openai().await.expect("fake primary");
     let backup = FakeLlmServer::openai().await.expect("fake backup");
-    primary.respond_with(|_| FakeReply::status(503, "the primary is overloaded"));
+    first.respond_with(primary);
     backup.respond_with(|_| FakeReply::text("We are open from nine to five."));
-    let w = world_with_fallback(&primary, &backup, 1500).await;
+    let w = world_with_fallback(&first, &backup, timeout_ms).await;
     let talker = patient_caller(Duration::from_millis(1200));
     let report = call(
         &w,
@@ -354,14 +331,24 @@ async fn a_failing_primary_model_is_answered_by_the_fallback_and_the_record_says
     )
     .await;
     assert_eq!(report.v2v_ms.len(), 1, "the reply was heard: {report:?}");
-    assert!(w.spoken().iter().any(|s| s.contains("nine to five")));
-    assert_eq!(backup.requests()[0].body["model"], "backup-model");
     let recorded = fallback_events(&w).await;
     assert_eq!(recorded.len(), 1, "{recorded:?}");
-    let event = &recorded[0];
-    assert_eq!(event["stage"], "llm");
+    let event = recorded[0].clone();
     assert_eq!(event["provider"], "openai/gpt-4o-mini");
     assert_eq!(event["fallback_provider"], "openai/backup-model");
+    (w, backup, event)
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_failing_primary_model_is_answered_by_the_fallback_and_the_record_says_why() {
+    let (w, backup, event) = answered_by_the_fallback(
+        |_| FakeReply::status(503, "the primary is overloaded"),
+        1500,
+    )
+    .await;
+    assert!(w.spoken().iter().any(|s| s.contains("nine to five")));
+    assert_eq!(backup.requests()[0].body["model"], "backup-model");
+    assert_eq!(event["stage"], "llm");
     let error = event["error"].as_str().expect("error text");
     assert!(
         error.starts_with("error: ") && error.contains("503"),
@@ -373,29 +360,12 @@ async fn a_failing_primary_model_is_answered_by_the_fallback_and_the_record_says
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn a_primary_model_slow_to_its_first_token_is_replaced_and_the_record_says_after_how_long() {
-    let primary = FakeLlmServer::openai().await.expect("fake primary");
-    let backup = FakeLlmServer::openai().await.expect("fake backup");
-    primary.respond_with(|_| {
-        FakeReply::text("Too late.").with_first_token_delay(Duration::from_secs(20))
-    });
-    backup.respond_with(|_| FakeReply::text("We are open from nine to five."));
-    let w = world_with_fallback(&primary, &backup, 700).await;
-    let talker = patient_caller(Duration::from_millis(1200));
-    let report = call(
-        &w,
-        Codec::Pcmu,
-        &["When are you open?"],
-        talker,
-        Duration::from_secs(8),
+    let (w, _, event) = answered_by_the_fallback(
+        |_| FakeReply::text("Too late.").with_first_token_delay(Duration::from_secs(20)),
+        700,
     )
     .await;
-    assert_eq!(report.v2v_ms.len(), 1, "the reply was heard: {report:?}");
     assert!(!w.spoken().iter().any(|s| s.contains("Too late")));
-    let recorded = fallback_events(&w).await;
-    assert_eq!(recorded.len(), 1, "{recorded:?}");
-    let event = &recorded[0];
-    assert_eq!(event["provider"], "openai/gpt-4o-mini");
-    assert_eq!(event["fallback_provider"], "openai/backup-model");
     assert_eq!(event["timeout_ms"], 700);
     assert_eq!(event["error"], "timeout: no first token within 700 ms");
     w.stop().await;

@@ -76,6 +76,34 @@ fn sipp_dialling(target: SocketAddr, number: &str, scenario_file: &str) -> tokio
     command
 }
 
+/// A sipp UAS on 127.0.0.1 (a trunk the edge dials) running `scenario` from `tests/sipp/` with
+/// `args` (`-m`, `-mp`, ...) until `timeout`, in a work directory of its own: the process (killed
+/// on drop), the directory, and its SIP port.
+pub fn sipp_uas(
+    scenario: &str,
+    args: &[&str],
+    timeout: &str,
+) -> (tokio::process::Child, tempfile::TempDir, u16) {
+    let work = tempfile::tempdir().expect("temp dir");
+    let port = free_udp_port();
+    let path = PathBuf::from(env!("CARGO_MANIFEST_DIR"))
+        .join("tests/sipp")
+        .join(scenario);
+    let child = tokio::process::Command::new("sipp")
+        .arg("-sf")
+        .arg(path)
+        .args(["-p", &port.to_string(), "-i", "127.0.0.1"])
+        .args(args)
+        .args(["-timeout", timeout, "-nostdin", "-trace_err"])
+        .current_dir(work.path())
+        .stdout(std::process::Stdio::null())
+        .stderr(std::process::Stdio::null())
+        .kill_on_drop(true)
+        .spawn()
+        .expect("sipp runs (install sip-tester: deploy/test.sh does)");
+    (child, work, port)
+}
+
 /// A UDP port free on 127.0.0.1 when asked.
 pub fn free_udp_port() -> u16 {
     std::net::UdpSocket::bind("127.0.0.1:0")

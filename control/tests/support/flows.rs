@@ -2,7 +2,11 @@
 //! calls routed through a workflow use: a greeting, a menu (one for sales, two for accounts),
 //! an agent node that can hand over to a person, and a goodbye — all on offline providers.
 
+use freya_control::server::ControlPlane;
 use serde_json::{json, Value};
+
+use super::http::{workspace_with_keys, Api};
+use super::{Backend, TestDb};
 
 /// The support line; `sales` hands calls to `agent`, and the menu waits `menu_timeout_ms` for
 /// a choice before asking again.
@@ -19,4 +23,83 @@ pub fn support_line(agent: &str, menu_timeout_ms: u32) -> Value {
      {"id": "accounts", "type": "say", "text": "Connecting you to billing.", "next": "bye"},
      {"id": "bye", "type": "end", "text": "Goodbye."}
     ]})
+}
+
+/// The support line as the workflow API tests create it (a 5 s menu).
+pub fn api_support_line(agent: &str) -> Value {
+    support_line(agent, 5000)
+}
+
+/// `flow` with `edit` applied to its node `id`.
+pub fn with_node(mut flow: Value, id: &str, edit: impl FnOnce(&mut Value)) -> Value {
+    if let Some(node) = flow["nodes"]
+        .as_array_mut()
+        .and_then(|nodes| nodes.iter_mut().find(|n| n["id"] == id))
+    {
+        edit(node);
+    }
+    flow
+}
+
+/// A problem's place: its node and field.
+pub type Located = (&'static str, &'static str);
+
+pub fn located(body: &Value) -> Vec<(Value, Value)> {
+    body["errors"]
+        .as_array()
+        .map(|errors| {
+            errors
+                .iter()
+                .map(|e| (e["node"].clone(), e["field"].clone()))
+                .collect()
+        })
+        .unwrap_or_default()
+}
+
+/// A control plane with a workspace (its four keys) and an agent for the flows to name.
+pub struct FlowWorld {
+    pub db: TestDb,
+    pub control: ControlPlane,
+    pub api: Api,
+    /// owner, admin, editor, viewer
+    pub keys: [String; 4],
+    pub agent: String,
+}
+
+/// A fresh [`FlowWorld`] on `backend`.
+pub async fn flow_world(backend: Backend) -> FlowWorld {
+    let (db, control, api) = super::http::started(backend).await;
+    let (_, keys) = workspace_with_keys(&control, "Flows").await;
+    let sales = json!({"name": "Sales"});
+    let agent = api
+        .expect(201, "POST", "/v1/agents", &keys[0], Some(sales))
+        .await;
+    let agent = agent["id"].as_str().expect("agent id").to_owned();
+    FlowWorld {
+        db,
+        control,
+        api,
+        keys,
+        agent,
+    }
+}
+
+impl FlowWorld {
+    /// What the viewer reads at `path` (200).
+    pub async fn read(&self, path: &str) -> Value {
+        self.api.expect(200, "GET", path, &self.keys[3], None).await
+    }
+
+    /// `flow` created by the editor (201); the answer's body.
+    pub async fn create(&self, flow: Value) -> Value {
+        self.api
+            .expect(201, "POST", "/v1/workflows", &self.keys[2], Some(flow))
+            .await
+    }
+
+    /// Stops the control plane and drops its database.
+    pub async fn stop(self) {
+        self.control.stop().await;
+        self.db.cleanup().await;
+    }
 }

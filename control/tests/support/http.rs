@@ -98,6 +98,11 @@ impl Api {
         answer.body
     }
 
+    /// `POST path` with `body` as `key`, which must answer 201; the created resource.
+    pub async fn create(&self, path: &str, key: &str, body: Value) -> Value {
+        self.expect(201, "POST", path, key, Some(body)).await
+    }
+
     /// Each request of `steps` in order, each answer checked like [`Api::expect`]: a table of
     /// what a caller may and may not do.
     pub async fn expect_each(&self, steps: &[(&str, &str, &str, Option<Value>, u16)]) {

@@ -20,13 +20,21 @@ use sqlx::Connection;
 
 pub mod baresip;
 pub mod caller;
+pub mod dev_cluster;
 pub mod flows;
 pub mod http;
 pub mod kamailio;
 pub mod keypad;
+pub mod mesh_probe;
+pub mod party;
+pub mod pcap;
 pub mod raw_sip;
+pub mod recorded;
+pub mod route_table;
+pub mod tones;
 pub mod twilio;
 pub mod voice_call;
+pub mod webhook_sink;
 pub mod world;
 
 pub const SECRET: &str = "test-shared-secret-0123456789";
@@ -101,6 +109,39 @@ pub async fn agent_on_number_in(
         .await
         .expect("number");
     agent
+}
+
+/// A workspace `name` in `control` whose `agent` answers number `demo`: its scope and the agent.
+pub async fn demo_workspace(
+    control: &freya_control::server::ControlPlane,
+    name: &str,
+    agent: &freya_shared::model::AgentSpec,
+) -> (
+    freya_control::store::WorkspaceScope,
+    freya_control::store::Agent,
+) {
+    let workspace_id = control
+        .store
+        .create_workspace(name)
+        .await
+        .expect("workspace");
+    let scope = freya_control::store::WorkspaceScope { workspace_id };
+    let agent = agent_on_number(control, &scope, "demo", agent).await;
+    (scope, agent)
+}
+
+/// An edge linked to `control`, its configuration changed by `change`, once it routes number
+/// `demo`; and its data directory.
+pub async fn demo_edge(
+    control: &freya_control::server::ControlPlane,
+    change: impl FnOnce(&mut EdgeConfig),
+) -> (freya_edge::Edge, tempfile::TempDir) {
+    let dir = tempfile::tempdir().expect("temp dir");
+    let mut config = edge_config(dir.path(), control.grpc_addr, SECRET);
+    change(&mut config);
+    let edge = freya_edge::Edge::start(&config).await.expect("edge starts");
+    until_routed(&edge, "demo").await;
+    (edge, dir)
 }
 
 /// Waits until `edge` routes calls to `number`, i.e. holds a configuration that has it.

@@ -53,17 +53,8 @@ pub async fn world(first_message: &str, accounts: &[(&str, String)]) -> World {
     let api = Api::of(&world.control);
     for (i, (token, base_url)) in accounts.iter().enumerate() {
         api
-            .expect(
-                201,
-                "POST",
-                "/v1/providers",
-                &admin,
-                Some(
-                    json!({"kind": "twilio", "name": format!("Twilio {i}"), "account_sid": SID,
-                            "auth_token": token, "priority": TWILIO_PRIORITY + i, "api_base_url": base_url}),
-                ),
-            )
-            .await;
+            .create("/v1/providers", &admin, json!({"kind": "twilio", "name": format!("Twilio {i}"), "account_sid": SID,
+                            "auth_token": token, "priority": TWILIO_PRIORITY + i, "api_base_url": base_url})).await;
     }
     let state = &world.edge.state;
     let wanted = accounts.len();

@@ -15,6 +15,18 @@ use freya_loadtest::uac::{
 };
 use tokio_util::sync::CancellationToken;
 
+/// A caller who starts after `first_turn_after`, waits up to six seconds for each reply and
+/// never talks over the agent.
+pub fn patient_caller(first_turn_after: Duration) -> TalkerConfig {
+    TalkerConfig {
+        first_turn_after,
+        reply_timeout: Duration::from_secs(6),
+        pause_after_reply: Duration::from_millis(400),
+        barge_in_after: None,
+        ..TalkerConfig::default()
+    }
+}
+
 /// Places one call to number `demo` at `target`, offering only `codec`, that says `turns`
 /// (espeak-ng) when `talker` decides and hangs up after `hold`.
 pub async fn place_spoken_call(
