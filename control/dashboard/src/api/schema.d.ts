@@ -420,7 +420,7 @@ export interface paths {
         };
         get?: never;
         put?: never;
-        /** Create a one-time join token for a new edge; shown this once (admin) */
+        /** Create a join token for one new edge (or `uses` edges); shown this once (admin) */
         post: operations["edges.create_join_token"];
         delete?: never;
         options?: never;
@@ -1102,6 +1102,13 @@ export interface components {
             agent_id?: string | null;
             answered_at?: string | null;
             direction: string;
+            /**
+             * @description For an outbound call, the edges that could not place it, in order, and why (their
+             *     `call.failed` reason: full, draining, trunks failing). A call one edge could not place
+             *     is placed once more on another (`call.retried`), which `edge_id` then names; empty when
+             *     the first edge placed it.
+             */
+            edge_attempts: components["schemas"]["EdgeAttemptView"][];
             edge_id?: string | null;
             end_reason?: string | null;
             ended_at?: string | null;
@@ -1153,6 +1160,11 @@ export interface components {
             id: string;
             /** @description Give this to `freya edge` as `[control] join_token`; it is not shown again. */
             token: string;
+            /**
+             * Format: int32
+             * @description How many edges may enrol with it.
+             */
+            uses: number;
         };
         /** @description The one response that holds a key's secret. */
         CreatedKey: {
@@ -1195,7 +1207,10 @@ export interface components {
             /**
              * @description The edge (its id) that dials the party with its own SIP trunks, when not the call's
              *     own: the call's edge asks it over the QUIC mesh and the leg's audio crosses the mesh.
-             *     It must be online and serve the call's workspace; absent: the call's edge dials.
+             *     It must be online and serve the call's workspace. Absent: the control plane chooses —
+             *     an online edge with room in the region of the workspace's number `to` when it is homed
+             *     elsewhere, or of the workspace's trunks when none serves the call's region; else the
+             *     call's own edge. The answer's `edge` says which.
              */
             edge?: string | null;
             /** @description The number or SIP user to dial. */
@@ -1217,6 +1232,12 @@ export interface components {
             id: string;
             /** @description Always `draining`: the edge takes no new calls from now on. */
             status: string;
+        };
+        /** @description An edge that could not place an outbound call. */
+        EdgeAttemptView: {
+            edge_id: string;
+            /** @description Its `call.failed` reason (`all_trunks_failed`, `edge_at_capacity`, `edge_draining`...). */
+            reason: string;
         };
         /** @description How one edge sees the provider. */
         EdgeProviderHealth: {
@@ -1362,6 +1383,13 @@ export interface components {
                 agent_id?: string | null;
                 answered_at?: string | null;
                 direction: string;
+                /**
+                 * @description For an outbound call, the edges that could not place it, in order, and why (their
+                 *     `call.failed` reason: full, draining, trunks failing). A call one edge could not place
+                 *     is placed once more on another (`call.retried`), which `edge_id` then names; empty when
+                 *     the first edge placed it.
+                 */
+                edge_attempts: components["schemas"]["EdgeAttemptView"][];
                 edge_id?: string | null;
                 end_reason?: string | null;
                 ended_at?: string | null;
@@ -1556,6 +1584,13 @@ export interface components {
              * @description How long the token may be used, 60 s to 7 days (default 1 h).
              */
             expires_in_seconds?: number | null;
+            /**
+             * Format: int32
+             * @description How many edges may enrol with it, 1 to 1000 (default 1). More than one is for a fleet
+             *     started from one secret (a Kubernetes DaemonSet); such a token never enrols an edge id
+             *     that holds a live certificate.
+             */
+            uses?: number | null;
         };
         /** @description `POST /v1/workspaces/{id}/api-keys`. */
         NewKey: {
