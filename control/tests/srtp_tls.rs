@@ -6,8 +6,8 @@
 //!   offer is `RTP/SAVP` with keys, and both sides decode each other's audio (the phone's tone
 //!   in the call's recording, the agent's greeting in the phone's dump);
 //! - baresip calls the edge over TLS with mandatory SRTP, keys never allowed over plain SIP:
-//!   answered `RTP/SAVP` and both sides heard (ignored for now: baresip 1.0 drops the call on
-//!   the edge's `sips:` Contact; the test says how);
+//!   answered `RTP/SAVP` and both sides heard (the edge's Contact says `sip:...;transport=tls`,
+//!   which baresip, unable to dial `sips:`, follows);
 //! - a callee (sipp) answers our SRTP offer with plain RTP, with a broken key, with a key
 //!   under a tag we never offered, or with two keys: each call is ended by our BYE (sipp's
 //!   scenario waits for it) and recorded `call.failed` with reason `srtp_mismatch`.
@@ -219,12 +219,10 @@ async fn an_outbound_call_over_a_tls_trunk_with_srtp_required_is_heard_both_ways
     w.stop().await;
 }
 
-/// Ignored: baresip 1.0 (libre) dials only `sip:` URIs (a `sips:` one becomes `sip:sips:...`)
-/// and, calling `sip:...;transport=tls`, closes the session with "Function not implemented"
-/// as soon as our 200 OK arrives (its Contact is the edge's `sips:` TLS address), before any
-/// media. Run it with `--run-ignored only` against a peer that takes a `sips:` Contact.
+/// baresip dials `sip:...;transport=tls` (it cannot dial `sips:`) and sends its ACK to our
+/// Contact, so that Contact must be `sip:...;transport=tls` too (RFC 3261 section 12.1.1
+/// asks for `sips:` only when the INVITE's Request-URI was `sips:`).
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
-#[ignore = "baresip 1.0 ends the call on the edge's sips: Contact (ENOSYS)"]
 async fn a_baresip_caller_over_tls_with_mandatory_srtp_is_heard_both_ways() {
     if !baresip_installed() {
         return;
@@ -237,7 +235,9 @@ async fn a_baresip_caller_over_tls_with_mandatory_srtp_is_heard_both_ways() {
         ..tls_srtp_phone()
     })
     .await;
-    phone.dial(&format!("sip:{NUMBER}@{tls}")).await;
+    phone
+        .dial(&format!("sip:{NUMBER}@{tls};transport=tls"))
+        .await;
     phone.event("CALL_ESTABLISHED").await;
     let messages = phone.sip_messages();
     let answer = sdp_of(&messages, "SIP/2.0 200 ");

@@ -356,6 +356,13 @@ impl Dialog {
         uri_of(&self.local_to)
     }
 
+    /// Our Contact for this dialog at `local`: `sips:` when its INVITE's Request-URI was
+    /// (RFC 3261 section 12.1.1), else `sip:` with the transport named.
+    pub fn contact(&self, local: SocketAddr) -> String {
+        let secure = self.invite.uri.scheme == Some(rsip::Scheme::Sips);
+        self.transport.dialog_contact(local, secure)
+    }
+
     /// The peer's `host[:port]`, to turn a bare number into a SIP URI toward the same peer or
     /// trunk: for an outbound call the trunk as we dialled it (our INVITE's Request-URI), for
     /// an inbound one the caller's Contact (its trunk or PBX).

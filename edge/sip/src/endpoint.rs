@@ -265,6 +265,17 @@ impl SipEndpoint {
         Header::Contact(transport.contact(self.local_for(transport)).into())
     }
 
+    /// Our Contact header in `call_id`'s dialog (its scheme follows the dialog's INVITE), or
+    /// for messages over `transport` when there is no such dialog.
+    fn contact_in(&self, call_id: &str, transport: Transport) -> Header {
+        match self.dialogs.get(call_id) {
+            Some(dialog) => {
+                Header::Contact(dialog.contact(self.local_for(dialog.transport)).into())
+            }
+            None => self.contact(transport),
+        }
+    }
+
     /// Tells the caller of `call_id` that it rings (180, with our tag so the dialog is early).
     pub fn ring(&mut self, now: Instant, call_id: &str) {
         self.send_ringing(now, call_id);
@@ -276,7 +287,7 @@ impl SipEndpoint {
             return;
         };
         let key = dialog.invite_key.clone();
-        let contact = self.contact(dialog.transport);
+        let contact = self.contact_in(call_id, dialog.transport);
         if let Ok(mut response) = dialog.invite_response(180, "Ringing") {
             response.headers.push(contact);
             self.respond_invite(now, &key, response);
@@ -411,7 +422,9 @@ impl SipEndpoint {
             return;
         };
         if let Some(sdp) = answer {
-            response.headers.push(self.contact(dialog.transport));
+            response
+                .headers
+                .push(self.contact_in(call_id, dialog.transport));
             response.headers.push(Header::Allow(ALLOW.into()));
             self.start_session_timer(now, call_id, &mut response);
             set_body(&mut response, "application/sdp", sdp.into_bytes());
@@ -549,6 +562,9 @@ mod tests;
 #[cfg(test)]
 #[path = "endpoint_timers_tests.rs"]
 mod timers_tests;
+#[cfg(test)]
+#[path = "endpoint_tls_contact_tests.rs"]
+mod tls_contact_tests;
 #[cfg(test)]
 #[path = "endpoint_unreachable_tests.rs"]
 mod unreachable_tests;

@@ -53,6 +53,18 @@ impl Transport {
         format!("<{}:{local}{}>", self.uri_scheme(), self.uri_param())
     }
 
+    /// Our Contact in a dialog over this transport whose INVITE named a `sips:` Request-URI
+    /// (`secure`) or a `sip:` one. RFC 3261 section 12.1.1 asks for a SIPS Contact only in the
+    /// first case; a `sip:` dialog that merely travels over TLS gets
+    /// `<sip:192.0.2.1:5061;transport=tls>`, which phones that cannot dial `sips:` (baresip,
+    /// many desk phones) still reach over TLS.
+    pub fn dialog_contact(self, local: SocketAddr, secure: bool) -> String {
+        match (self, secure) {
+            (Self::Tls, false) => format!("<sip:{local};transport=tls>"),
+            _ => self.contact(local),
+        }
+    }
+
     /// The URI scheme our Contact and Request-URIs use over this transport: `sips` over TLS
     /// (RFC 5630 section 3.1.3: `sips:` already means TLS, so no `transport=tls`), else `sip`.
     pub fn uri_scheme(self) -> &'static str {

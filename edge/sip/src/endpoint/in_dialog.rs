@@ -139,7 +139,7 @@ impl SipEndpoint {
                 return self.transfer_progress(call_id, TransferProgress::Failed { reason });
             }
         };
-        let contact = dialog.transport.contact(local);
+        let contact = dialog.contact(local);
         let extra = vec![
             Header::Other("Refer-To".into(), format!("<{target}>")),
             Header::Other("Referred-By".into(), format!("<{}>", dialog.local_uri())),

@@ -140,7 +140,7 @@ impl SipEndpoint {
                 (None, Some(c)) => self.reinvite_answer(&c, &request),
                 _ => None,
             };
-            let contact = self.contact(peer.transport);
+            let contact = self.contact_in(&call_id, peer.transport);
             let response = match (glare, answer) {
                 (Some(refusal), _) => refusal,
                 (None, Some((tag, sdp))) => {

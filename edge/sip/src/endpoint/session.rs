@@ -114,7 +114,10 @@ impl SipEndpoint {
         if let Some(dialog) = call.as_deref().and_then(|c| self.dialogs.get_mut(c)) {
             dialog.refresh_target(&request.headers);
         }
-        let contact = self.contact(peer.transport);
+        let contact = match call.as_deref() {
+            Some(call_id) => self.contact_in(call_id, peer.transport),
+            None => self.contact(peer.transport),
+        };
         let mut response = build_response(&request, status(200, "OK"), Some(&tag));
         if let (Ok(r), Some(call_id)) = (response.as_mut(), call.as_deref()) {
             r.headers.push(contact);
@@ -164,7 +167,7 @@ impl SipEndpoint {
         };
         timer.refreshing = true;
         let interval = timer.agreement.interval;
-        let contact = dialog.transport.contact(local);
+        let contact = dialog.contact(local);
         let extra = vec![
             Header::Other(
                 "Session-Expires".into(),

@@ -70,8 +70,12 @@ pub fn drain_unreachable(socket: &impl AsRawFd) -> Vec<SocketAddr> {
             })
         });
         let dest = message.address.as_ref().and_then(socket_addr);
+        // Once per destination: a peer gone mid-transaction queues an error for every
+        // retransmission, and one is enough to fail all our transactions to it (and to log it).
         if let (Some(()), Some(dest)) = (reported, dest) {
-            unreachable.push(dest);
+            if !unreachable.contains(&dest) {
+                unreachable.push(dest);
+            }
         }
     }
     unreachable
@@ -136,6 +140,19 @@ mod tests {
             }
             std::thread::sleep(Duration::from_millis(10));
         }
+    }
+
+    #[test]
+    fn retransmissions_to_a_dead_port_report_it_once() {
+        let socket = UdpSocket::bind("127.0.0.1:0").expect("bind");
+        report_unreachable(&socket).expect("IP_RECVERR");
+        let dead = dead_port("127.0.0.1");
+        for _ in 0..5 {
+            // A send may return the previous datagram's error; the queue keeps each one.
+            let _ = socket.send_to(b"INVITE", dead);
+            std::thread::sleep(Duration::from_millis(20));
+        }
+        assert_eq!(wait_for_errors(&socket), vec![dead]);
     }
 
     #[test]
