@@ -25,6 +25,7 @@ const SHELLS: &[&str] = &[
     "edge/src/sip/transport/events.rs",
     "edge/src/sip/transport/icmp.rs",
     "edge/src/sip/transport/legs.rs",
+    "edge/src/sip/transport/media_setup.rs",
     "edge/src/sip/transport/placing.rs",
     "edge/src/sip/transport/redirect.rs",
     "edge/src/sip/transport/records.rs",
