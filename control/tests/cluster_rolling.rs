@@ -83,7 +83,7 @@ async fn until_taking_calls_everywhere(cluster: &DevCluster, id: &str, logs: &[&
 
 #[tokio::test(flavor = "multi_thread")]
 async fn a_rolling_restart_of_every_edge_process_under_load_fails_no_call() {
-    let mut cluster = DevCluster::builder(3).logged().start().await;
+    let mut cluster = DevCluster::start(3).await;
     let dev_log_path = cluster.log_path();
     for i in 0..3 {
         until_taking_calls_everywhere(&cluster, &cluster.id(i), &[&dev_log_path]).await;

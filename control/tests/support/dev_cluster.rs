@@ -38,7 +38,6 @@ pub struct DevCluster {
 pub struct DevClusterBuilder {
     edges: u32,
     args: Vec<String>,
-    logged: bool,
 }
 
 /// The processes of a [`DevCluster`], stopped on drop: first the edges the test (re)started
@@ -102,6 +101,36 @@ fn stop(child: &mut Child, tries: u32) {
     let _ = child.wait();
 }
 
+/// How much of each log a failed test prints.
+const LOG_TAIL_LINES: usize = 60;
+
+impl Drop for DevCluster {
+    /// A test that failed prints the end of every process's log: the cluster's own view of
+    /// what went wrong, which is otherwise deleted with the data directory.
+    fn drop(&mut self) {
+        if !std::thread::panicking() {
+            return;
+        }
+        let mut logs = vec![self.log_path()];
+        logs.extend(
+            (2..=self.info.edges.len()).map(|k| self.path().join(format!("edge-{k}/edge.log"))),
+        );
+        for path in logs {
+            let Ok(text) = std::fs::read_to_string(&path) else {
+                continue;
+            };
+            let lines: Vec<&str> = text.lines().collect();
+            let tail = &lines[lines.len().saturating_sub(LOG_TAIL_LINES)..];
+            eprintln!(
+                "--- the last {} lines of {} ---\n{}",
+                tail.len(),
+                path.display(),
+                tail.join("\n")
+            );
+        }
+    }
+}
+
 impl Drop for Running {
     fn drop(&mut self) {
         for child in &mut self.children {
@@ -137,22 +166,13 @@ impl DevClusterBuilder {
         self
     }
 
-    /// `freya dev`'s output to [`DevCluster::log_path`] rather than nowhere.
-    pub fn logged(mut self) -> Self {
-        self.logged = true;
-        self
-    }
-
     /// Starts `freya dev` and waits for `dev.json` to list every edge.
     pub async fn start(self) -> DevCluster {
         let dir = tempfile::tempdir().expect("temp dir");
         let sip = format!("127.0.0.1:{}", free_sip_port());
-        let (stdout, stderr) = if self.logged {
-            let log = std::fs::File::create(dir.path().join("dev.log")).expect("log file");
-            (log.try_clone().expect("log file").into(), log.into())
-        } else {
-            (Stdio::null(), Stdio::null())
-        };
+        let log = std::fs::File::create(dir.path().join("dev.log")).expect("log file");
+        let (stdout, stderr): (Stdio, Stdio) =
+            (log.try_clone().expect("log file").into(), log.into());
         let dev = Command::new(env!("CARGO_BIN_EXE_freya"))
             .args(["dev", "--edges", &self.edges.to_string()])
             .args(&self.args)
@@ -179,6 +199,17 @@ impl DevClusterBuilder {
             }
         })
         .await;
+        // Every edge takes calls: it holds a configuration (its `/readyz` says so), so a
+        // test's first INVITE is not refused by an edge still starting on a busy machine.
+        for edge in &info.edges {
+            let readyz = format!("{}/readyz", edge.http_url);
+            let what = format!("{} to be ready", edge.id);
+            eventually(START_LIMIT, &what, || async {
+                let answer = reqwest::get(&readyz).await.ok()?;
+                answer.status().is_success().then_some(())
+            })
+            .await;
+        }
         running
             .others
             .lock()
@@ -194,7 +225,6 @@ impl DevCluster {
         DevClusterBuilder {
             edges,
             args: Vec::new(),
-            logged: false,
         }
     }
 
@@ -213,7 +243,7 @@ impl DevCluster {
         self.path().join("dev.json")
     }
 
-    /// Where a [`DevClusterBuilder::logged`] cluster's output goes.
+    /// Where `freya dev`'s output goes (its child edges write `edge-K/edge.log` beside it).
     pub fn log_path(&self) -> PathBuf {
         self.path().join("dev.log")
     }

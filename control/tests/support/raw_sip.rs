@@ -10,21 +10,36 @@ use freya_edge::sip::sdp::SessionDescription;
 use freya_loadtest::audio::Utterance;
 use tokio::net::UdpSocket;
 
-/// Reads datagrams from `socket` until one starts with `prefix` (or `limit` passes).
+/// Reads datagrams from `socket` until one starts with `prefix` (or `limit` passes, and the
+/// panic names the first lines of what came instead).
 pub async fn recv_sip(socket: &UdpSocket, prefix: &str, limit: Duration) -> String {
     let mut buf = vec![0u8; 65_536];
-    tokio::time::timeout(limit, async {
+    let mut others = Vec::new();
+    let found = tokio::time::timeout(limit, async {
         loop {
             let (n, _) = socket.recv_from(&mut buf).await.expect("recv");
             let text = String::from_utf8_lossy(&buf[..n]).into_owned();
             if text.starts_with(prefix) {
                 return text;
             }
+            others.push(first_line(&text));
         }
     })
-    .await
-    .unwrap_or_else(|_| panic!("no `{prefix}` within {limit:?}"))
+    .await;
+    found.unwrap_or_else(|_| panic!("no `{prefix}` within {limit:?}; received instead: {others:?}"))
 }
+
+/// A message's start line, for failure messages.
+fn first_line(message: &str) -> String {
+    message.lines().next().unwrap_or_default().to_owned()
+}
+
+/// RFC 3261's T1: a UDP INVITE is sent again after T1, 2·T1, 4·T1... until a response comes.
+const T1: Duration = Duration::from_millis(500);
+/// The longest wait between two sends of an INVITE.
+const MAX_RESEND_INTERVAL: Duration = Duration::from_secs(4);
+/// How long a dialled call may take to be answered.
+const ANSWER_LIMIT: Duration = Duration::from_secs(20);
 
 /// A caller in an answered call: its SIP socket, the edge's RTP address, and how to write a
 /// request in the call with given tags.
@@ -80,9 +95,9 @@ impl Call {
         }
     }
 
-    /// Sends the call's INVITE (CSeq 1) offering `sdp`, and waits for nothing.
-    pub async fn send_invite(&self, sdp: &str) {
-        let invite = self.request(
+    /// The call's INVITE (CSeq 1) offering `sdp`.
+    fn invite(&self, sdp: &str) -> String {
+        self.request(
             "INVITE",
             1,
             self.sip_addr,
@@ -90,13 +105,62 @@ impl Call {
             None,
             "application/sdp",
             sdp,
-        );
+        )
+    }
+
+    /// Sends the call's INVITE (CSeq 1) offering `sdp`, and waits for nothing.
+    pub async fn send_invite(&self, sdp: &str) {
         self.sip
-            .send_to(invite.as_bytes(), self.edge_sip)
+            .send_to(self.invite(sdp).as_bytes(), self.edge_sip)
             .await
             .expect("INVITE");
     }
 
+    /// Sends the INVITE as a UDP client transaction does (again at T1, 2·T1... until any
+    /// response) and returns the 200. A failure response, or no answer within
+    /// [`ANSWER_LIMIT`], fails the test with what the edge did say.
+    async fn invite_until_answered(&self, sdp: &str) -> String {
+        let invite = self.invite(sdp);
+        let deadline = tokio::time::Instant::now() + ANSWER_LIMIT;
+        let mut interval = T1;
+        let mut resend_at = Some(tokio::time::Instant::now());
+        let mut heard = Vec::new();
+        let mut buf = vec![0u8; 65_536];
+        loop {
+            let now = tokio::time::Instant::now();
+            if resend_at.is_some_and(|at| at <= now) {
+                self.sip
+                    .send_to(invite.as_bytes(), self.edge_sip)
+                    .await
+                    .expect("INVITE");
+                resend_at = Some(now + interval);
+                interval = (interval * 2).min(MAX_RESEND_INTERVAL);
+            }
+            let wake = resend_at.map_or(deadline, |at| at.min(deadline));
+            match tokio::time::timeout_at(wake, self.sip.recv_from(&mut buf)).await {
+                Ok(received) => {
+                    let (n, _) = received.expect("recv");
+                    let text = String::from_utf8_lossy(&buf[..n]).into_owned();
+                    if text.starts_with("SIP/2.0 200") {
+                        return text;
+                    }
+                    if text.starts_with("SIP/2.0 1") {
+                        resend_at = None;
+                    } else if text.starts_with("SIP/2.0 ") {
+                        panic!("the INVITE was refused: {}", first_line(&text));
+                    }
+                    heard.push(first_line(&text));
+                }
+                Err(_) if tokio::time::Instant::now() >= deadline => panic!(
+                    "no answer to the INVITE within {ANSWER_LIMIT:?}; received instead: {heard:?}"
+                ),
+                Err(_) => {}
+            }
+        }
+    }
+}
+
+impl Call {
     /// A caller on RTP and SIP sockets of its own that has dialled `number` (Call-ID
     /// `call_id`) offering `offer`, and been answered: the call and its RTP socket.
     pub async fn dialled(
@@ -137,8 +201,7 @@ impl Call {
              m=audio {rtp_port} {media}"
         );
         let mut call = Call::new(edge_sip, number, call_id).await;
-        call.send_invite(&sdp).await;
-        let ok = recv_sip(&call.sip, "SIP/2.0 200", Duration::from_secs(10)).await;
+        let ok = call.invite_until_answered(&sdp).await;
         call.tag = to_tag(&ok);
         let ack = call.request("ACK", 1, call.sip_addr, CALLER_TAG, Some(&call.tag), "", "");
         call.sip
