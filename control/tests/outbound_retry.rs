@@ -414,6 +414,23 @@ async fn two_replicas_storing_the_same_failures_at_once_claim_one_retry() {
         .await
         .expect("second replica");
     support::register_edge(&one, "edge-a", "local").await;
+    // An edge with room for the retries, linked to neither replica: each waits for it (the
+    // replicas' passes choose it), so no pass fails a call while the test looks at it.
+    one.store
+        .register_edge(&freya_control::store::EdgeRegistration {
+            id: EDGE_B.into(),
+            region: "local".into(),
+            sip_addr: "127.0.0.2:5060".into(),
+            rtp_addr: "127.0.0.2".into(),
+            http_addr: "127.0.0.2:8081".into(),
+            version: "test".into(),
+            health: freya_shared::model::EdgeHealth {
+                capacity: 100,
+                ..Default::default()
+            },
+        })
+        .await
+        .expect("edge B");
     let scope = WorkspaceScope {
         workspace_id: one.store.create_workspace("Replicas").await.expect("ws"),
     };
