@@ -142,8 +142,14 @@ async fn two_edges_in(
     if let Some((number, region)) = layout.homed {
         let agent = serde_json::from_value(json!({"name": "Elsewhere"})).expect("agent");
         support::agent_on_number_in(&w.control, &w.scope, number, Some(region), &agent).await;
-        // In A's configuration before the trunk is set on it (a later change would drop it).
-        support::until_routed(&w.edge, number).await;
+        // A's configuration after this change (which A, of another region, does not route)
+        // before the trunk is set on it: a later configuration would drop the trunk.
+        let wanted = w.control.store.config_version().await.expect("version");
+        let state = w.edge.state.clone();
+        eventually(LIMIT, "edge A's configuration after the number", || async {
+            (state.snapshot().version >= wanted).then_some(())
+        })
+        .await;
     }
     let b_dir = tempfile::tempdir().expect("dir");
     let mut b_config = edge_config(b_dir.path(), w.control.grpc_addr, SECRET);

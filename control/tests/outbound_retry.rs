@@ -509,8 +509,10 @@ async fn a_retry_reaches_an_edge_linked_to_another_replica(backend: Backend) {
     assert_eq!(kinds.iter().filter(|k| *k == "call.retried").count(), 1);
     assert_eq!(c.deliveries("call.started").await, 1);
     assert_eq!(c.deliveries("call.failed").await, 0);
+    // Hung up through the replica B is linked to: an API command reaches an edge from there.
     let editor = c.w.key(Role::Editor).await;
-    Api::of(&c.w.control)
+    let b_replica = c.second.as_ref().expect("the second replica");
+    Api::of(b_replica)
         .expect(
             202,
             "POST",
