@@ -326,6 +326,8 @@ impl ControlPlane {
             commands: commands.clone(),
             offline_after_ms: i64::from(config.edges.offline_after_ms),
         };
+        // Outbound calls waiting to be handed to an edge, whichever replica claimed them.
+        tasks.spawn(retrier.clone().run(shutdown.clone()));
         tasks.spawn(crate::edge_watch::run(
             retrier,
             config.edges.offline_after_ms,

@@ -37,24 +37,28 @@ const PARTY: &str = "+4733333333";
 const LIMIT: Duration = Duration::from_secs(20);
 
 /// Two edges' cluster and mesh settings: gossip seeded with each other, mesh certificates from
-/// one dev CA in `dir` (a third certificate, `edge-c`, for the hostile peer).
+/// one dev CA in `dir` (a third certificate, `edge-c`, for the hostile peer), and each edge's
+/// region.
 struct Pair {
     gossip: [u16; 2],
     pki: Vec<[std::path::PathBuf; 3]>,
+    regions: [&'static str; 2],
 }
 
 impl Pair {
-    fn new(dir: &std::path::Path) -> Self {
+    fn new(dir: &std::path::Path, regions: [&'static str; 2]) -> Self {
         let pki = write_dev_pki(dir, &["edge-a", "edge-b", "edge-c"]).expect("dev PKI");
         Self {
             gossip: [free_udp_port(), free_udp_port()],
             pki,
+            regions,
         }
     }
 
     fn configure(&self, i: usize, config: &mut freya_edge::config::EdgeConfig) {
         let [ca, cert, key] = self.pki[i].clone();
         config.id = Some(["edge-a", "edge-b"][i].into());
+        config.region = self.regions[i].into();
         config.cluster.bind = Some(format!("127.0.0.1:{}", self.gossip[i]));
         config.cluster.seeds = vec![format!("127.0.0.1:{}", self.gossip[1 - i])];
         config.mesh.listen = Some("127.0.0.1:0".into());
@@ -93,21 +97,60 @@ async fn dial_as(tls: &MeshTls, b: SocketAddr, dial: &ControlMessage) -> Option<
     answer
 }
 
+/// Where the two edges are, and a further number of the workspace with its home region.
+struct Layout {
+    regions: [&'static str; 2],
+    homed: Option<(&'static str, &'static str)>,
+}
+
+/// Both edges in one region, and no further number.
+const ONE_REGION: Layout = Layout {
+    regions: ["local", "local"],
+    homed: None,
+};
+
 /// A world on edge A, edge B beside it in the same cluster and mesh, the party's trunk in the
 /// workspace, and B serving it.
 async fn two_edges(agent: serde_json::Value, voice: bool) -> (World, Edge, Pair, Party) {
+    two_edges_in(agent, voice, ONE_REGION).await
+}
+
+/// [`two_edges`] laid out as `layout` says.
+async fn two_edges_in(
+    agent: serde_json::Value,
+    voice: bool,
+    layout: Layout,
+) -> (World, Edge, Pair, Party) {
     let pki_dir = tempfile::tempdir().expect("dir");
-    let pair = Pair::new(pki_dir.path());
+    let pair = Pair::new(pki_dir.path(), layout.regions);
     let a_config = {
-        let pki = pair.pki.clone();
-        let gossip = pair.gossip;
-        move |config: &mut freya_edge::config::EdgeConfig| Pair { gossip, pki }.configure(0, config)
+        let (pki, gossip, regions) = (pair.pki.clone(), pair.gossip, pair.regions);
+        move |config: &mut freya_edge::config::EdgeConfig| {
+            Pair {
+                gossip,
+                pki,
+                regions,
+            }
+            .configure(0, config)
+        }
     };
     let mut builder = World::builder().agent(agent).edge_config(a_config);
     if voice {
         builder = builder.voice();
     }
     let w = builder.start().await;
+    if let Some((number, region)) = layout.homed {
+        let agent = serde_json::from_value(json!({"name": "Elsewhere"})).expect("agent");
+        support::agent_on_number_in(&w.control, &w.scope, number, Some(region), &agent).await;
+        // A's configuration after this change (which A, of another region, does not route)
+        // before the trunk is set on it: a later configuration would drop the trunk.
+        let wanted = w.control.store.config_version().await.expect("version");
+        let state = w.edge.state.clone();
+        eventually(LIMIT, "edge A's configuration after the number", || async {
+            (state.snapshot().version >= wanted).then_some(())
+        })
+        .await;
+    }
     let b_dir = tempfile::tempdir().expect("dir");
     let mut b_config = edge_config(b_dir.path(), w.control.grpc_addr, SECRET);
     pair.configure(1, &mut b_config);
@@ -382,6 +425,61 @@ async fn a_warm_transfer_across_edges_whispers_the_summary_to_the_party_before_t
     party_line.abort();
     call.hang_up(2).await;
     party.hung_up().await;
+    b.stop().await;
+    w.teardown().await;
+}
+
+/// A leg to a number homed in another region is dialled, unasked, by an edge of that region:
+/// the call is on edge A (region `us`), the party's number is one of the workspace's, homed in
+/// `eu`, where only edge B is. The API answers with B, B's SIP socket sends the INVITE, and
+/// the call's record names B on the leg.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_leg_to_a_number_homed_in_another_region_is_dialled_by_an_edge_of_that_region() {
+    let layout = Layout {
+        regions: ["us", "eu"],
+        homed: Some((PARTY, "eu")),
+    };
+    let agent = json!({"transfer_destinations": [PARTY]});
+    let (w, b, _pair, party) = two_edges_in(agent, false, layout).await;
+    let (api, key) = (Api::of(&w.control), w.key(Role::Editor).await);
+    let (call, _rtp) = Call::dialled(
+        w.edge.sip_addr,
+        &w.number,
+        "region-leg-1@caller.test",
+        Offer::PcmuWithEvents,
+    )
+    .await;
+    let record = w.call_in_status("in_progress").await;
+    assert_eq!(
+        record.region.as_deref(),
+        Some("us"),
+        "the call is on A, in us"
+    );
+    let dialled = api
+        .call(
+            "POST",
+            &format!("/v1/calls/{}/legs", record.id),
+            &key,
+            Some(json!({"to": PARTY})),
+        )
+        .await;
+    assert_eq!(dialled.status, StatusCode::ACCEPTED, "{}", dialled.body);
+    assert_eq!(dialled.body["edge"], "edge-b", "the control plane chose B");
+    let (invite, edge_sip) = party.receives("INVITE").await;
+    assert_eq!(
+        edge_sip.port(),
+        b.sip_addr.port(),
+        "edge B, in eu, places the INVITE"
+    );
+    let added = w.event("call.leg_added").await;
+    assert_eq!(added.payload["edge"], "edge-b", "{}", added.payload);
+    let (_party_rtp, _b_leg_rtp) = party.answer(&invite, edge_sip).await;
+    party.receives("ACK").await;
+    let answered = w.event("call.leg_answered").await;
+    assert_eq!(answered.payload["edge"], "edge-b", "{}", answered.payload);
+    call.hang_up(2).await;
+    let from = party.hung_up().await;
+    assert_eq!(from.port(), b.sip_addr.port(), "the BYE comes from edge B");
     b.stop().await;
     w.teardown().await;
 }

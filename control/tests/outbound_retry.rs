@@ -5,7 +5,10 @@
 //! and answered there, recorded (`call.retried`, `edge_attempts`) with one call for webhooks; a
 //! busy 486 is the callee's answer and never retried; a retry that fails too is not retried
 //! again. Then the claim itself, on PostgreSQL with two control-plane replicas storing the same
-//! failures at once: one retry.
+//! failures at once: one retry. With replicas, on SQLite and PostgreSQL: a retry goes to an edge
+//! whose command stream is on another replica than the one that claimed it, and a call left
+//! leased by a replica killed before it sent the command is placed by another once the lease
+//! has run out.
 
 mod support;
 
@@ -23,7 +26,9 @@ use freya_shared::model::call_payloads::CallFailed;
 use freya_shared::model::{CallEvent, CallEventData, FailReason, Placement};
 use support::http::Api;
 use support::world::{udp_trunk, World};
-use support::{control_config, control_plane, edge_config, eventually, Backend, SECRET};
+use support::{
+    control_config, control_plane, edge_config, eventually, on_both_engines, Backend, SECRET,
+};
 
 const PARTY: &str = "+4733333333";
 const LIMIT: Duration = Duration::from_secs(20);
@@ -130,11 +135,22 @@ fn every_edge_fails_with_503(_: IpAddr) -> Option<(u16, &'static str)> {
     Some((503, "Service Unavailable"))
 }
 
+/// Which control-plane replica edge B's command stream (and heartbeats) go to.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+enum BLinks {
+    /// The world's control plane, like edge A.
+    ToTheSameReplica,
+    /// A second replica on the same database, which A never talks to.
+    ToAnotherReplica,
+}
+
 /// The world (edge A, twice B's room so `POST /v1/calls` picks it first), edge B on
 /// 127.0.0.2, the scripted trunk in both edges' configuration, and a webhook subscription.
 struct Cluster {
     w: World,
     b: Edge,
+    /// The replica B links to, when not the world's.
+    second: Option<freya_control::server::ControlPlane>,
     offers: Offers,
     trunk: tokio::task::JoinHandle<()>,
     webhook_id: String,
@@ -143,12 +159,26 @@ struct Cluster {
 }
 
 async fn cluster(script: Script) -> Cluster {
+    cluster_on(Backend::Sqlite, script, BLinks::ToTheSameReplica).await
+}
+
+async fn cluster_on(backend: Backend, script: Script, b_links: BLinks) -> Cluster {
     let w = World::builder()
+        .backend(backend)
         .edge_config(|config| config.capacity = 20)
         .start()
         .await;
+    let second = match b_links {
+        BLinks::ToTheSameReplica => None,
+        BLinks::ToAnotherReplica => Some(
+            freya_control::server::ControlPlane::start(&control_config(&w.db.url))
+                .await
+                .expect("second replica"),
+        ),
+    };
+    let b_control = second.as_ref().unwrap_or(&w.control);
     let dir = tempfile::tempdir().expect("dir");
-    let mut b_config = edge_config(dir.path(), w.control.grpc_addr, SECRET);
+    let mut b_config = edge_config(dir.path(), b_control.grpc_addr, SECRET);
     b_config.id = Some(EDGE_B.into());
     b_config.sip.addr = "127.0.0.2:0".into();
     let b = Edge::start(&b_config).await.expect("edge B starts");
@@ -175,8 +205,9 @@ async fn cluster(script: Script) -> Cluster {
     })
     .await;
     let (hub, a) = (&w.control.commands, w.edge.id.clone());
+    let b_hub = &b_control.commands;
     eventually(LIMIT, "both edges' command streams", || async {
-        (hub.is_connected(&a) && hub.is_connected(EDGE_B)).then_some(())
+        (hub.is_connected(&a) && b_hub.is_connected(EDGE_B)).then_some(())
     })
     .await;
     let hook = NewWebhook {
@@ -194,6 +225,7 @@ async fn cluster(script: Script) -> Cluster {
     Cluster {
         w,
         b,
+        second,
         offers,
         trunk,
         webhook_id,
@@ -239,6 +271,9 @@ impl Cluster {
     async fn stop(self) {
         self.trunk.abort();
         self.b.stop().await;
+        if let Some(second) = self.second {
+            second.stop().await;
+        }
         self.w.stop().await;
     }
 }
@@ -379,6 +414,23 @@ async fn two_replicas_storing_the_same_failures_at_once_claim_one_retry() {
         .await
         .expect("second replica");
     support::register_edge(&one, "edge-a", "local").await;
+    // An edge with room for the retries, linked to neither replica: each waits for it (the
+    // replicas' passes choose it), so no pass fails a call while the test looks at it.
+    one.store
+        .register_edge(&freya_control::store::EdgeRegistration {
+            id: EDGE_B.into(),
+            region: "local".into(),
+            sip_addr: "127.0.0.2:5060".into(),
+            rtp_addr: "127.0.0.2".into(),
+            http_addr: "127.0.0.2:8081".into(),
+            version: "test".into(),
+            health: freya_shared::model::EdgeHealth {
+                capacity: 100,
+                ..Default::default()
+            },
+        })
+        .await
+        .expect("edge B");
     let scope = WorkspaceScope {
         workspace_id: one.store.create_workspace("Replicas").await.expect("ws"),
     };
@@ -428,3 +480,137 @@ async fn two_replicas_storing_the_same_failures_at_once_claim_one_retry() {
     one.stop().await;
     db.cleanup().await;
 }
+
+/// Edge A's failure is stored by the replica A talks to, which holds no command stream of B:
+/// the retry reaches B through the replica B talks to.
+async fn a_retry_reaches_an_edge_linked_to_another_replica(backend: Backend) {
+    let c = cluster_on(backend, edge_a_fails_with_503, BLinks::ToAnotherReplica).await;
+    assert!(
+        !c.w.control.commands.is_connected(EDGE_B),
+        "B has no command stream on the replica that claims the retry"
+    );
+    let id = c.place().await;
+    let store = &c.w.control.store;
+    let call = eventually(LIMIT, "the call answered on B", || async {
+        let call = store.call(&c.w.scope, &id).await.ok()?;
+        (call.status == "in_progress").then_some(call)
+    })
+    .await;
+    assert_eq!(call.edge_id.as_deref(), Some(EDGE_B));
+    assert_eq!(
+        call.edge_attempts,
+        [attempt(&c.w.edge.id, "all_trunks_failed")]
+    );
+    assert_eq!(
+        (c.offers.from("127.0.0.1"), c.offers.from("127.0.0.2")),
+        (1, 1)
+    );
+    let kinds = c.kinds(&id).await;
+    assert_eq!(kinds.iter().filter(|k| *k == "call.retried").count(), 1);
+    assert_eq!(c.deliveries("call.started").await, 1);
+    assert_eq!(c.deliveries("call.failed").await, 0);
+    // Hung up through the replica B is linked to: an API command reaches an edge from there.
+    let editor = c.w.key(Role::Editor).await;
+    let b_replica = c.second.as_ref().expect("the second replica");
+    Api::of(b_replica)
+        .expect(
+            202,
+            "POST",
+            &format!("/v1/calls/{id}/hangup"),
+            &editor,
+            None,
+        )
+        .await;
+    assert_eq!(c.w.finished_call(&id).await.status, "ended");
+    c.stop().await;
+}
+
+/// Puts `call_id` in the state a replica killed mid-placement leaves: A failed it, B chosen
+/// for the retry, the lease held by the dead replica until `until_ms`, no command sent. One
+/// statement, so no live replica's pass sees the call waiting with a free lease first.
+async fn leave_leased_by_a_dead_replica(db_url: &str, call_id: &str, a: &str, until_ms: i64) {
+    use sqlx::Connection;
+    sqlx::any::install_default_drivers();
+    let mut conn = sqlx::AnyConnection::connect(db_url).await.expect("db");
+    let attempts = serde_json::to_string(&[attempt(a, "all_trunks_failed")]).expect("json");
+    let changed = sqlx::query(
+        "UPDATE calls SET edge_attempts = $1, edge_id = $2, placing_since_ms = $3, \
+         placing_holder = 'killed-replica', placing_until_ms = $4 WHERE id = $5",
+    )
+    .bind(attempts)
+    .bind(EDGE_B)
+    .bind(freya_shared::ids::now_ms())
+    .bind(until_ms)
+    .bind(call_id)
+    .execute(&mut conn)
+    .await
+    .expect("lease the call")
+    .rows_affected();
+    assert_eq!(changed, 1);
+}
+
+/// A replica killed after leasing a call's retry and before sending the command: no replica
+/// sends it while the dead one's lease holds, and once it has run out the survivor places the
+/// call on the chosen edge, once.
+async fn a_call_leased_by_a_killed_replica_is_placed_after_the_lease(backend: Backend) {
+    let c = cluster_on(backend, edge_a_fails_with_503, BLinks::ToTheSameReplica).await;
+    let store = &c.w.control.store;
+    let call_id = uuid::Uuid::now_v7().to_string();
+    let call = NewOutboundCall {
+        id: call_id.clone(),
+        edge_id: c.w.edge.id.clone(),
+        from_number: c.w.number.clone(),
+        to_number: PARTY.into(),
+        agent_id: c.w.agent_id.clone(),
+    };
+    store
+        .create_outbound_call(&c.w.scope, "test", &call)
+        .await
+        .expect("call");
+    let lease = Duration::from_secs(3);
+    let until = freya_shared::ids::now_ms() + i64::try_from(lease.as_millis()).expect("ms");
+    leave_leased_by_a_dead_replica(&c.w.db.url, &call_id, &c.w.edge.id, until).await;
+
+    // Well inside the lease: B was never asked (the survivor looks four times a second).
+    tokio::time::sleep(lease / 2).await;
+    assert_eq!(c.offers.from("127.0.0.2"), 0, "placed while the lease held");
+    let call = eventually(LIMIT, "the call answered on B", || async {
+        let call = store.call(&c.w.scope, &call_id).await.ok()?;
+        (call.status == "in_progress").then_some(call)
+    })
+    .await;
+    assert!(
+        freya_shared::ids::now_ms() >= until,
+        "placed only after the lease"
+    );
+    assert_eq!(call.edge_id.as_deref(), Some(EDGE_B));
+    assert_eq!(
+        (c.offers.from("127.0.0.1"), c.offers.from("127.0.0.2")),
+        (0, 1)
+    );
+    // Handed over: the call waits no more, and no later pass sends it again.
+    assert!(store
+        .waiting_placements(freya_shared::ids::now_ms() + 60_000, 10)
+        .await
+        .expect("waiting")
+        .is_empty());
+    tokio::time::sleep(Duration::from_secs(1)).await;
+    assert_eq!(c.offers.from("127.0.0.2"), 1, "sent once");
+    let editor = c.w.key(Role::Editor).await;
+    Api::of(&c.w.control)
+        .expect(
+            202,
+            "POST",
+            &format!("/v1/calls/{call_id}/hangup"),
+            &editor,
+            None,
+        )
+        .await;
+    assert_eq!(c.w.finished_call(&call_id).await.status, "ended");
+    c.stop().await;
+}
+
+on_both_engines!(multi_thread;
+    a_retry_reaches_an_edge_linked_to_another_replica,
+    a_call_leased_by_a_killed_replica_is_placed_after_the_lease,
+);

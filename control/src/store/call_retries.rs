@@ -2,8 +2,10 @@
 //! `call.failed` says the fault was its own (`placement: edge`: full, draining, shutting down,
 //! its trunks failing), the call's row records the edge in `edge_attempts`; the first such
 //! failure also *claims* the call's one retry, in the transaction that stores the event: the
-//! call goes back to `queued` instead of failing, its `call.failed` queues no webhook, and the
-//! storing process is handed a [`RetryClaim`] to act on (`grpc/retry.rs`). The claim is a
+//! call goes back to `queued` instead of failing, its `call.failed` queues no webhook, the call
+//! starts waiting to be handed to another edge (`call_placements.rs`, by whichever replica can
+//! reach that edge), and the storing process is handed a [`RetryClaim`] to act on at once
+//! (`grpc/retry.rs`). The claim is a
 //! conditional update (`WHERE edge_attempts IS NULL`), so however many control-plane replicas
 //! store failures of the call, one claims it; a later failure (the retry's) ends the call as
 //! usual, with every edge tried on its row. The callee's answer (a 486, a 603) is never one.
@@ -124,10 +126,12 @@ pub(super) async fn on_failed(
         return Ok(FailedOutcome::Ends);
     }
     let claimed = sqlx::query(
-        "UPDATE calls SET edge_attempts = $1, status = 'queued' \
-         WHERE id = $2 AND edge_attempts IS NULL AND ended_at_ms IS NULL",
+        "UPDATE calls SET edge_attempts = $1, status = 'queued', placing_since_ms = $2, \
+         placing_holder = NULL, placing_until_ms = NULL \
+         WHERE id = $3 AND edge_attempts IS NULL AND ended_at_ms IS NULL",
     )
     .bind(&column)
+    .bind(freya_shared::ids::now_ms())
     .bind(&event.call_id)
     .execute(&mut **tx)
     .await?

@@ -17,6 +17,7 @@ mod analytics;
 mod api_keys;
 mod audit;
 pub mod backup;
+mod call_placements;
 mod call_retries;
 mod call_usage;
 mod calls;
@@ -63,6 +64,7 @@ pub use analytics::{
 };
 pub use api_keys::ApiKeyInfo;
 pub use audit::AuditRecord;
+pub use call_placements::WaitingPlacement;
 pub use call_retries::{EdgeAttempt, RetryClaim};
 pub use call_usage::CallUsageRecord;
 pub use calls::{CallFilter, CallPage, IdempotencyClaim, NewOutboundCall};
