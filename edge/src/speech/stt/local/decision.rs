@@ -29,15 +29,16 @@
 //! need to speak when a real human", sure of "human", whose "when" sounds like the grammar's
 //! forced "where").
 //!
-//! Whenever the open decoder's words are the transcript, a word of a keyword that **hangs up**
-//! (a rule whose action ends the call) is left out unless the open decoder was sure of it. Why:
-//! those words are then the open decoder's own reading of speech the grammar could not place,
-//! and with a vocabulary of a thousand and more words it spells unrelated speech with short
-//! keywords at low posteriors ("my cat likes ..." as "bye kept like ..."); answering a guess
-//! with the fallback line costs the caller a repeat, acting on it ends their call. Other
-//! actions keep their guesses: a booking noted by mistake or a transfer is recoverable, and
-//! the measurements that chose this (`loadtest/BENCHMARKS.md`) lost right requests when every
-//! unsure keyword was dropped.
+//! Whenever the open decoder's words are the transcript, a word of a keyword after which the
+//! caller **leaves the agent** (a rule whose action hangs up or transfers) is left out unless
+//! the open decoder was sure of it. Why: those words are then the open decoder's own reading of
+//! speech the grammar could not place, and with a vocabulary of a thousand and more words it
+//! spells unrelated speech with short keywords at low posteriors ("my cat likes ..." as "bye
+//! kept like ...", "I was hoping you could help me" with an unsure "somebody"); answering a
+//! guess with the fallback line costs the caller a repeat, acting on it ends their call or
+//! hands them to a person who was not asked for. A booking keeps its guesses: one noted by
+//! mistake is recoverable, and the measurements that chose this (`loadtest/BENCHMARKS.md`)
+//! lost right booking requests when every unsure keyword was dropped.
 
 use std::collections::{HashMap, HashSet};
 
@@ -64,17 +65,17 @@ pub const SURE_POSTERIOR: f32 = 0.9;
 pub struct Keywords {
     phrases: Vec<Vec<String>>,
     words: HashSet<String>,
-    /// Meaningful words of the keywords that hang up: acted on from the open decoder's words
-    /// only when it was sure of them.
-    hang_up: HashSet<String>,
+    /// Meaningful words of the keywords that hang up or transfer: acted on from the open
+    /// decoder's words only when it was sure of them.
+    leaving: HashSet<String>,
 }
 
 impl Keywords {
-    /// The keywords among `phrases` (each a keyword's words); `hang_up` are those of rules that
-    /// end the call.
+    /// The keywords among `phrases` (each a keyword's words); `leaving` are those of rules that
+    /// hang up or transfer.
     pub fn new<'a>(
         phrases: impl IntoIterator<Item = &'a Vec<String>>,
-        hang_up: impl IntoIterator<Item = &'a Vec<String>>,
+        leaving: impl IntoIterator<Item = &'a Vec<String>>,
     ) -> Self {
         let phrases: Vec<Vec<String>> = phrases
             .into_iter()
@@ -90,20 +91,20 @@ impl Keywords {
                 .collect()
         };
         let words = meaningful(&phrases);
-        let hang_up = meaningful(&hang_up.into_iter().cloned().collect::<Vec<_>>());
+        let leaving = meaningful(&leaving.into_iter().cloned().collect::<Vec<_>>());
         Keywords {
             phrases,
             words,
-            hang_up,
+            leaving,
         }
     }
 
-    /// The open decoder's words as a transcript, without the hang-up words it was unsure of.
+    /// The open decoder's words as a transcript, without the leaving words it was unsure of.
     fn open_text(&self, open: &Hypothesis) -> String {
         let words: Vec<&str> = open
             .words
             .iter()
-            .filter(|w| w.posterior >= SURE_POSTERIOR || !self.hang_up.contains(&w.word))
+            .filter(|w| w.posterior >= SURE_POSTERIOR || !self.leaving.contains(&w.word))
             .map(|w| w.word.as_str())
             .collect();
         words.join(" ")

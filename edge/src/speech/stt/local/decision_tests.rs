@@ -18,9 +18,12 @@ fn keywords() -> Keywords {
     .iter()
     .map(|k| k.split(' ').map(String::from).collect())
     .collect();
-    // The goodbye rule's keywords: that rule ends the call.
-    let hang_up: Vec<Vec<String>> = vec![vec!["bye".into()], vec!["goodbye".into()]];
-    Keywords::new(&phrases, &hang_up)
+    // The keywords of the rules the caller leaves the agent by: goodbye and a person.
+    let leaving: Vec<Vec<String>> = ["bye", "goodbye", "human", "someone"]
+        .iter()
+        .map(|k| vec![(*k).to_string()])
+        .collect();
+    Keywords::new(&phrases, &leaving)
 }
 
 /// A hypothesis from `(word, start, end)` triples, as sure as a grammar search says.
@@ -192,7 +195,7 @@ fn keywords_of_function_words_alone_do_not_count() {
 }
 
 #[test]
-fn an_unsure_hang_up_word_in_the_open_words_is_left_out() {
+fn an_unsure_leaving_word_in_the_open_words_is_left_out() {
     // "my cat likes the warm weather in july": the grammar forced it onto a request the open
     // decoder did not confirm, and the open decoder spelled its first syllable "bye", unsure.
     let grammar = said("hi can i a human for wednesday");
@@ -212,14 +215,25 @@ fn an_unsure_hang_up_word_in_the_open_words_is_left_out() {
 }
 
 #[test]
-fn a_sure_hang_up_word_in_the_open_words_is_kept() {
+fn a_sure_leaving_word_in_the_open_words_is_kept() {
     let open = unsure("thanks bye now", &[0.6, 0.95, 0.7]);
     assert_eq!(choose(&said("hi"), &open), "thanks bye now");
 }
 
 #[test]
-fn unsure_keywords_that_do_not_hang_up_are_kept_in_the_open_words() {
-    // A booking noted by mistake can be undone; a hang-up cannot.
+fn an_unsure_transfer_word_in_the_open_words_is_left_out() {
+    // "I was hoping you could help me with something", a request for nothing, heard openly
+    // with an unsure "somebody"-like keyword: handing the caller to a person is not undone.
+    let open = unsure("i want hoping someone is", &[0.6, 0.3, 0.2, 0.4, 0.5]);
+    assert_eq!(choose(&said("where"), &open), "i want hoping is");
+    // Sure of it, the open decoder's request stands.
+    let open = unsure("i need a real human", &[0.9, 0.8, 0.7, 0.9, 1.0]);
+    assert_eq!(choose(&said("where"), &open), "i need a real human");
+}
+
+#[test]
+fn unsure_keywords_that_keep_the_caller_are_kept_in_the_open_words() {
+    // A booking noted by mistake can be undone; a hang-up or a transfer cannot.
     let open = unsure(
         "least book me if off right",
         &[0.2, 0.25, 0.07, 0.3, 0.2, 0.2],
@@ -228,7 +242,7 @@ fn unsure_keywords_that_do_not_hang_up_are_kept_in_the_open_words() {
 }
 
 #[test]
-fn a_hang_up_word_the_grammar_heard_and_the_open_decoder_confirmed_stands() {
+fn a_leaving_word_the_grammar_heard_and_the_open_decoder_confirmed_stands() {
     // Confirmation by the other decoder is evidence enough whatever its posterior: the
     // transcript is then the grammar's.
     let open = unsure("thank you goodbye", &[0.8, 0.9, 0.4]);

@@ -393,7 +393,7 @@ fn prepare(
         },
         open: Search::Model { model, dict },
         sounds: Arc::new(Pronunciations::parse(&dict_text)),
-        keywords: Arc::new(Keywords::new(vocabulary.keywords(), vocabulary.hang_up())),
+        keywords: Arc::new(Keywords::new(vocabulary.keywords(), vocabulary.leaving())),
     })
 }
 

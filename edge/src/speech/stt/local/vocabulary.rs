@@ -158,9 +158,10 @@ pub struct ExpectedSpeech {
     pub keywords: Vec<String>,
     /// Whole requests as callers say them (`what are your opening hours`).
     pub examples: Vec<String>,
-    /// The keywords that end the call (`bye`): acted on from the open-vocabulary decoder's
-    /// words only when it is sure of them (see `decision`).
-    pub hang_up: Vec<String>,
+    /// The keywords after which the caller leaves the agent, hung up (`bye`) or transferred
+    /// (`a person`): acted on from the open-vocabulary decoder's words only when it is sure of
+    /// them (see `decision`).
+    pub leaving: Vec<String>,
 }
 
 impl ExpectedSpeech {
@@ -177,10 +178,15 @@ impl ExpectedSpeech {
                 .iter()
                 .flat_map(|r| r.examples.clone())
                 .collect(),
-            hang_up: rules
+            leaving: rules
                 .rules
                 .iter()
-                .filter(|r| r.action == Some(RuleAction::EndCall))
+                .filter(|r| {
+                    matches!(
+                        r.action,
+                        Some(RuleAction::EndCall | RuleAction::Transfer { .. })
+                    )
+                })
                 .flat_map(|r| r.keywords.clone())
                 .collect(),
         }
@@ -199,8 +205,8 @@ pub struct Vocabulary {
     keywords: Vec<Vec<String>>,
     /// Examples likewise.
     examples: Vec<Vec<String>>,
-    /// The keywords that end the call, as dictionary words.
-    hang_up: Vec<Vec<String>>,
+    /// The keywords after which the caller leaves the agent, as dictionary words.
+    leaving: Vec<Vec<String>>,
     /// The scaffolding phrases (leads, carriers, fillers, tails) the dictionary can spell.
     scaffold: Scaffold,
     /// Common words (with log10 probabilities) the dictionary knows, most frequent first.
@@ -266,8 +272,8 @@ impl Vocabulary {
         if keywords.is_empty() && examples.is_empty() {
             return None;
         }
-        let hang_up = expected
-            .hang_up
+        let leaving = expected
+            .leaving
             .iter()
             .take(MAX_PHRASES)
             .map(|phrase| {
@@ -289,7 +295,7 @@ impl Vocabulary {
         Some(Vocabulary {
             keywords,
             examples,
-            hang_up,
+            leaving,
             scaffold: Scaffold::new(dictionary),
             common,
         })
@@ -300,9 +306,9 @@ impl Vocabulary {
         self.keywords.iter()
     }
 
-    /// The keywords that end the call, as words.
-    pub fn hang_up(&self) -> impl Iterator<Item = &Vec<String>> {
-        self.hang_up.iter()
+    /// The keywords after which the caller leaves the agent (hung up or transferred), as words.
+    pub fn leaving(&self) -> impl Iterator<Item = &Vec<String>> {
+        self.leaving.iter()
     }
 
     /// Keywords and examples, as words.
@@ -411,7 +417,7 @@ mod tests {
         ExpectedSpeech {
             keywords: keywords.iter().map(|k| (*k).to_string()).collect(),
             examples: examples.iter().map(|e| (*e).to_string()).collect(),
-            hang_up: Vec::new(),
+            leaving: Vec::new(),
         }
     }
 
@@ -463,26 +469,38 @@ mod tests {
     }
 
     #[test]
-    fn the_keywords_of_a_rule_that_ends_the_call_are_its_hang_up_words() {
+    fn the_keywords_of_rules_that_hang_up_or_transfer_are_the_leaving_words() {
         let demo = RulesSpec::demo("record_booking", "operator");
         let speech = ExpectedSpeech::of_rules(&demo);
         assert_eq!(
-            speech.hang_up,
-            ["bye", "goodbye", "that's all", "that is all"]
+            speech.leaving,
+            [
+                "person",
+                "human",
+                "someone",
+                "operator",
+                "somebody",
+                "staff",
+                "representative",
+                "bye",
+                "goodbye",
+                "that's all",
+                "that is all"
+            ]
         );
-        // A transfer or a booking is an action too, but not one that ends the call.
-        assert!(!speech.hang_up.iter().any(|k| k == "person" || k == "book"));
+        // A booking is an action too, but the caller stays with the agent.
+        assert!(!speech.leaving.iter().any(|k| k == "book" || k == "hours"));
         let vocabulary = Vocabulary::new(
             &ExpectedSpeech {
-                hang_up: vec!["Bye!".into(), "freya".into()],
+                leaving: vec!["Bye!".into(), "freya".into()],
                 ..expected(&["bye"], &[])
             },
             &dictionary(),
         )
         .expect("known words");
-        let hang_up: Vec<&Vec<String>> = vocabulary.hang_up().collect();
+        let leaving: Vec<&Vec<String>> = vocabulary.leaving().collect();
         assert_eq!(
-            hang_up,
+            leaving,
             [&vec!["bye".to_string()]],
             "unknown words left out"
         );
