@@ -51,17 +51,13 @@ pub(crate) async fn run(
     grants: Option<mpsc::Sender<DialGrant>>,
     revocations: crate::trust::Revocations,
 ) {
-    let mut commands = link.follow(
-        "receiving commands",
-        "opening the command stream",
-        || {
-            let request = CommandsRequest {
-                edge_id: link.edge_id.to_string(),
-            };
-            let mut client = link.client.clone();
-            async move { client.commands(request).await }
-        },
-    );
+    let mut commands = link.follow("receiving commands", "opening the command stream", || {
+        let request = CommandsRequest {
+            edge_id: link.edge_id.to_string(),
+        };
+        let mut client = link.client.clone();
+        async move { client.commands(request).await }
+    });
     while let Some(command) = commands.next().await {
         match command.command {
             Some(Command::RenewNow(_)) => {

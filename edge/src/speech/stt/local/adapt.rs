@@ -245,13 +245,13 @@ async fn adapt_into(config: &LocalSttConfig, staging: &Path) -> Result<(), Speec
     run(&s(&train.join("bw")), &[&stock_model[..], &bw].concat()).await?;
     let map_adapt: [&str; 8] = [
         "-mapmeanfn",
-            &s(&model.join("means")),
-            "-mapvarfn",
-            &s(&model.join("variances")),
-            "-mapmixwfn",
-            &s(&model.join("mixture_weights")),
-            "-maptmatfn",
-            &s(&model.join("transition_matrices")),
+        &s(&model.join("means")),
+        "-mapvarfn",
+        &s(&model.join("variances")),
+        "-mapmixwfn",
+        &s(&model.join("mixture_weights")),
+        "-maptmatfn",
+        &s(&model.join("transition_matrices")),
     ];
     run(
         &s(&train.join("map_adapt")),
