@@ -36,32 +36,7 @@ struct Cli {
 #[derive(Subcommand)]
 enum Command {
     /// Everything on one machine: control plane on embedded SQLite, one edge, a demo agent.
-    Dev {
-        /// Where the database, the edge's state and dev.json live.
-        #[arg(long, default_value = "./freya-data")]
-        data_dir: PathBuf,
-        /// REST API and dashboard address.
-        #[arg(long, default_value = "127.0.0.1:8080")]
-        http: String,
-        /// The edge's SIP address (UDP and TCP); IPv6 in brackets (`[::1]:5060`), and `[::]:5060`
-        /// listens on IPv6 and IPv4 alike.
-        #[arg(long, default_value = "127.0.0.1:5060")]
-        sip: String,
-        /// The edge's probes and metrics address (port 0 picks a free one).
-        #[arg(long, default_value = "127.0.0.1:0")]
-        edge_http: String,
-        /// Concurrent calls the edge takes before it answers 503 with Retry-After.
-        #[arg(long, default_value_t = 100)]
-        capacity: u32,
-        /// Where the demo agent puts through callers who ask for a person: a phone number
-        /// (sent to the caller's own SIP host) or a `sip:` URI.
-        #[arg(long, default_value = "+15550100")]
-        transfer_to: String,
-        /// Edges to run: the first in this process, edges 2..N as `freya edge` processes with
-        /// their own ports, all in one gossip cluster (listed in dev.json's `edges`).
-        #[arg(long, default_value_t = 1, value_parser = clap::value_parser!(u32).range(1..=16))]
-        edges: u32,
-    },
+    Dev(DevOptions),
     /// The control plane alone (REST API, dashboard, gRPC for edges).
     Control {
         /// TOML configuration file; FREYA_* variables override it.
@@ -261,26 +236,7 @@ fn stop_on_signal() -> CancellationToken {
 
 async fn run(command: Command) -> anyhow::Result<()> {
     match command {
-        Command::Dev {
-            data_dir,
-            http,
-            sip,
-            edge_http,
-            capacity,
-            transfer_to,
-            edges,
-        } => {
-            let options = DevOptions {
-                data_dir,
-                http,
-                sip,
-                edge_http,
-                capacity,
-                transfer_to,
-                edges,
-            };
-            dev::run(options, stop_on_signal()).await
-        }
+        Command::Dev(options) => dev::run(options, stop_on_signal()).await,
         Command::Control { config } => {
             let config: ControlConfig =
                 freya_shared::config::load(Some(&config), "FREYA_", std::env::vars())?;

@@ -28,6 +28,7 @@ use crate::config::WebhooksConfig;
 use crate::metrics::WebhookMetrics;
 use crate::store::{DeliveryAttempt, DueDelivery, Store};
 use freya_edge::egress::{Egress, EgressConfig};
+use freya_shared::error_chain::error_chain;
 use freya_shared::ids::now_ms;
 
 pub(crate) use freya_shared::signature::SIGNATURE_HEADER;
@@ -240,18 +241,6 @@ impl DeliveryWorker {
             retry_at_ms: now_ms().saturating_add(pause_ms),
         }
     }
-}
-
-/// An error and its causes, `: `-separated (reqwest's own message alone says little).
-fn error_chain(error: &dyn std::error::Error) -> String {
-    let mut text = error.to_string();
-    let mut source = error.source();
-    while let Some(cause) = source {
-        text.push_str(": ");
-        text.push_str(&cause.to_string());
-        source = cause.source();
-    }
-    text
 }
 
 #[cfg(test)]

@@ -1,9 +1,11 @@
 //! The domain model that Freya's control plane and edges both speak — ids, agents, numbers,
 //! edge health, call events, the configuration snapshot an edge serves calls from — plus the
-//! configuration loading, telemetry set-up, owner-only files and the request signature
-//! (webhooks and tool requests) that every binary shares.
+//! configuration loading, telemetry set-up, owner-only files, the request signature
+//! (webhooks and tool requests) and the one-line form of an error and its causes that every
+//! binary shares.
 
 pub mod config;
+pub mod error_chain;
 pub mod ids;
 pub mod join_token;
 pub mod model;

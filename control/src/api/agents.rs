@@ -8,11 +8,11 @@
 use serde::Serialize;
 
 use super::auth::Caller;
-use super::crud::{checked, crud_routes, merged, Resource};
+use super::crud::{checked, crud_routes, merged, store_writes, Resource};
 use super::openapi::AgentSpecDoc;
 use super::problem::Problem;
 use super::{AppState, List};
-use crate::store::{Agent, StoreError};
+use crate::store::Agent;
 use freya_shared::ids::rfc3339;
 use freya_shared::model::{AgentSpec, FieldError};
 
@@ -154,35 +154,7 @@ impl Resource for Agents {
         Self::validated(state, caller, spec).await
     }
 
-    async fn insert(
-        state: &AppState,
-        caller: &Caller,
-        spec: AgentSpec,
-    ) -> Result<Agent, StoreError> {
-        state
-            .store
-            .create_agent(&caller.scope, &caller.actor, &spec)
-            .await
-    }
-
-    async fn update(
-        state: &AppState,
-        caller: &Caller,
-        id: &str,
-        spec: AgentSpec,
-    ) -> Result<Agent, StoreError> {
-        state
-            .store
-            .update_agent(&caller.scope, &caller.actor, id, &spec)
-            .await
-    }
-
-    async fn remove(state: &AppState, caller: &Caller, id: &str) -> Result<(), StoreError> {
-        state
-            .store
-            .delete_agent(&caller.scope, &caller.actor, id)
-            .await
-    }
+    store_writes!(AgentSpec => Agent, create_agent, update_agent, delete_agent);
 }
 
 crud_routes! {

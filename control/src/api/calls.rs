@@ -1,7 +1,7 @@
 //! `/v1/calls`: the call log (filtered, cursor-paged), one call with its events and transcript,
 //! and hanging up a live call. Placing one is `call_placing.rs`.
 
-use axum::extract::{Path, State};
+use axum::extract::State;
 use axum::http::StatusCode;
 use axum::Json;
 use serde::{Deserialize, Serialize};
@@ -10,6 +10,7 @@ use super::auth::Caller;
 use super::problem::Problem;
 use super::query::{decode_cursor, encode_cursor, page_limit, parse_time, StrictQuery};
 use super::recordings::RecordingView;
+use super::resource_id::CallId;
 use super::{AppState, List};
 use crate::store::{CallFilter, CallRecord, Role, StoredEvent};
 use freya_proto::v1::{edge_command::Command, EdgeCommand, HangupCall};
@@ -244,11 +245,8 @@ pub(super) async fn list(
 pub(super) async fn get(
     State(state): State<AppState>,
     caller: Caller,
-    Path(id): Path<String>,
+    CallId(id): CallId,
 ) -> Result<Json<CallDetail>, Problem> {
-    if !plausible_call_id(&id) {
-        return Err(Problem::not_found());
-    }
     let call = state.store.call(&caller.scope, &id).await?;
     let mut events = state.store.call_events(&caller.scope, &id).await?;
     if caller.role < Role::Editor {
@@ -346,11 +344,8 @@ pub(super) fn unavailable(detail: impl Into<String>) -> Problem {
 pub(super) async fn hangup(
     State(state): State<AppState>,
     caller: Caller,
-    Path(id): Path<String>,
+    CallId(id): CallId,
 ) -> Result<(StatusCode, Json<CallView>), Problem> {
-    if !plausible_call_id(&id) {
-        return Err(Problem::not_found());
-    }
     let call = state.store.call(&caller.scope, &id).await?;
     if call.ended_at_ms.is_some() {
         return Err(Problem::new(

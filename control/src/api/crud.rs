@@ -332,3 +332,55 @@ macro_rules! crud_routes {
     };
 }
 pub(crate) use crud_routes;
+
+/// A resource's [`Resource::insert`], [`Resource::update`] and [`Resource::remove`] when each
+/// only hands the caller's scope and actor to the store's create, update or delete of that
+/// resource (the change as given, or first made into what the store takes by `$into`). Written
+/// once here so that every resource reaches its store calls the same way.
+macro_rules! store_writes {
+    (insert: $spec:ty => $stored:ty, $create:ident $(, $into:path)?) => {
+        async fn insert(
+            state: &$crate::api::AppState,
+            caller: &$crate::api::Caller,
+            spec: $spec,
+        ) -> Result<$stored, $crate::store::StoreError> {
+            $(let spec = $into(spec);)?
+            state
+                .store
+                .$create(&caller.scope, &caller.actor, &spec)
+                .await
+        }
+    };
+    (update: $change:ty => $stored:ty, $update:ident $(, $into:path)?) => {
+        async fn update(
+            state: &$crate::api::AppState,
+            caller: &$crate::api::Caller,
+            id: &str,
+            change: $change,
+        ) -> Result<$stored, $crate::store::StoreError> {
+            $(let change = $into(change);)?
+            state
+                .store
+                .$update(&caller.scope, &caller.actor, id, &change)
+                .await
+        }
+    };
+    (remove: $delete:ident) => {
+        async fn remove(
+            state: &$crate::api::AppState,
+            caller: &$crate::api::Caller,
+            id: &str,
+        ) -> Result<(), $crate::store::StoreError> {
+            state
+                .store
+                .$delete(&caller.scope, &caller.actor, id)
+                .await
+        }
+    };
+    ($spec:ty => $stored:ty, $create:ident, $update:ident, $delete:ident $(, $into:path)?) => {
+        $crate::api::crud::store_writes!(insert: $spec => $stored, $create $(, $into)?);
+        $crate::api::crud::store_writes!(update: $spec => $stored, $update $(, $into)?);
+        $crate::api::crud::store_writes!(remove: $delete);
+    };
+}
+pub(crate) use store_writes;

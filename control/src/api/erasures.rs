@@ -3,16 +3,16 @@
 //! in the workspace. What goes and what stays is in `store/erasure.rs`; here the input is
 //! checked, and the recording files the store detached are deleted after its commit.
 
-use axum::extract::{Path, State};
+use axum::extract::State;
 use axum::http::StatusCode;
 use axum::response::{IntoResponse, Response};
 use axum::Json;
 use serde::{Deserialize, Serialize};
 
 use super::auth::Caller;
-use super::calls::plausible_call_id;
 use super::json::StrictJson;
 use super::problem::Problem;
+use super::resource_id::CallId;
 use super::AppState;
 use crate::retention::delete_recording_files;
 use crate::store::{CallErasure, StoreError};
@@ -37,11 +37,8 @@ use freya_shared::model::{normalize_dialable, FieldError};
 pub(super) async fn erase_call(
     State(state): State<AppState>,
     caller: Caller,
-    Path(id): Path<String>,
+    CallId(id): CallId,
 ) -> Result<Response, Problem> {
-    if !plausible_call_id(&id) {
-        return Err(Problem::not_found());
-    }
     match state
         .store
         .erase_call(&caller.scope, &caller.actor, &id, now_ms())

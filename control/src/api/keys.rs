@@ -2,7 +2,7 @@
 //! never again), list them by prefix and revoke them. No caller issues or revokes a key of a
 //! role above its own (403): an admin can neither mint an owner key nor revoke one.
 
-use axum::extract::{Path, State};
+use axum::extract::State;
 use axum::http::StatusCode;
 use axum::Json;
 use serde::{Deserialize, Serialize};
@@ -10,9 +10,10 @@ use serde::{Deserialize, Serialize};
 use super::auth::Caller;
 use super::json::StrictJson;
 use super::problem::Problem;
+use super::resource_id::ResourceIds;
 use super::{AppState, List};
 use crate::store::{ApiKeyInfo, Role};
-use freya_shared::ids::{is_uuid, rfc3339};
+use freya_shared::ids::rfc3339;
 use freya_shared::model::FieldError;
 
 /// `POST /v1/workspaces/{id}/api-keys`.
@@ -130,11 +131,8 @@ pub(super) async fn list(
 pub(super) async fn revoke(
     State(state): State<AppState>,
     caller: Caller,
-    Path((_, key_id)): Path<(String, String)>,
+    ResourceIds(_, key_id): ResourceIds,
 ) -> Result<StatusCode, Problem> {
-    if !is_uuid(&key_id) {
-        return Err(Problem::not_found());
-    }
     state
         .store
         .revoke_api_key(&caller.scope, &caller.actor, &key_id, caller.role)

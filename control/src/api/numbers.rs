@@ -5,11 +5,11 @@
 use serde::Serialize;
 
 use super::auth::Caller;
-use super::crud::{checked, crud_routes, merged, Resource};
+use super::crud::{checked, crud_routes, merged, store_writes, Resource};
 use super::openapi::PhoneNumberSpecDoc;
 use super::problem::Problem;
 use super::{AppState, List};
-use crate::store::{PhoneNumber, StoreError};
+use crate::store::PhoneNumber;
 use freya_shared::ids::rfc3339;
 use freya_shared::model::PhoneNumberSpec;
 
@@ -74,35 +74,7 @@ impl Resource for Numbers {
         Self::validated(state, caller, merged(&current.spec, patch)?).await
     }
 
-    async fn insert(
-        state: &AppState,
-        caller: &Caller,
-        spec: PhoneNumberSpec,
-    ) -> Result<PhoneNumber, StoreError> {
-        state
-            .store
-            .create_number(&caller.scope, &caller.actor, &spec)
-            .await
-    }
-
-    async fn update(
-        state: &AppState,
-        caller: &Caller,
-        id: &str,
-        spec: PhoneNumberSpec,
-    ) -> Result<PhoneNumber, StoreError> {
-        state
-            .store
-            .update_number(&caller.scope, &caller.actor, id, &spec)
-            .await
-    }
-
-    async fn remove(state: &AppState, caller: &Caller, id: &str) -> Result<(), StoreError> {
-        state
-            .store
-            .delete_number(&caller.scope, &caller.actor, id)
-            .await
-    }
+    store_writes!(PhoneNumberSpec => PhoneNumber, create_number, update_number, delete_number);
 }
 
 crud_routes! {

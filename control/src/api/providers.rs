@@ -13,7 +13,7 @@ use axum::http::StatusCode;
 use serde::Serialize;
 
 use super::auth::Caller;
-use super::crud::{checked, crud_routes, Resource};
+use super::crud::{checked, crud_routes, store_writes, Resource};
 use super::json::{merge_patch, strict_from_value};
 use super::openapi::ProviderSpecDoc;
 use super::problem::Problem;
@@ -270,16 +270,7 @@ impl Resource for Providers {
         Ok((with_registrations(state, page).await?, more))
     }
 
-    async fn insert(
-        state: &AppState,
-        caller: &Caller,
-        spec: ProviderSpec,
-    ) -> Result<Provider, StoreError> {
-        state
-            .store
-            .create_provider(&caller.scope, &caller.actor, &spec)
-            .await
-    }
+    store_writes!(insert: ProviderSpec => Provider, create_provider);
 
     async fn update(
         state: &AppState,
@@ -293,12 +284,7 @@ impl Resource for Providers {
             .await
     }
 
-    async fn remove(state: &AppState, caller: &Caller, id: &str) -> Result<(), StoreError> {
-        state
-            .store
-            .delete_provider(&caller.scope, &caller.actor, id)
-            .await
-    }
+    store_writes!(remove: delete_provider);
 }
 
 crud_routes! {

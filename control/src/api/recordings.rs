@@ -16,6 +16,7 @@ use tower_http::services::ServeFile;
 use super::auth::Caller;
 use super::calls::plausible_call_id;
 use super::problem::Problem;
+use super::resource_id::CallId;
 use super::{sealed_recording, AppState};
 use crate::grpc::recordings::recording_path;
 use crate::store::{CallRecordingInfo, StoreError, WorkspaceScope};
@@ -141,11 +142,8 @@ pub(super) async fn download(
 pub(super) async fn delete(
     State(state): State<AppState>,
     caller: Caller,
-    Path(id): Path<String>,
+    CallId(id): CallId,
 ) -> Result<Response, Problem> {
-    if !plausible_call_id(&id) {
-        return Err(Problem::not_found());
-    }
     let recording = match state
         .store
         .detach_recording(&caller.scope, &caller.actor, &id)

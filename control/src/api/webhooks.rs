@@ -5,19 +5,19 @@
 
 use std::net::IpAddr;
 
-use axum::extract::{Path, State};
+use axum::extract::State;
 use axum::http::StatusCode;
 use axum::Json;
 use serde::{Deserialize, Serialize};
 
 use super::auth::Caller;
-use super::crud::{crud_routes, Resource};
+use super::crud::{crud_routes, store_writes, Resource};
 use super::json::{merge_patch, strict_from_value};
 use super::problem::Problem;
 use super::query::{bad_parameter, page_limit, StrictQuery};
-use super::resource_id::ResourceId;
+use super::resource_id::{ResourceId, ResourceIds};
 use super::{AppState, List};
-use crate::store::{NewWebhook, StoreError, Webhook, WebhookDelivery, WEBHOOK_EVENTS};
+use crate::store::{NewWebhook, Webhook, WebhookDelivery, WEBHOOK_EVENTS};
 use freya_edge::egress::is_public;
 use freya_shared::ids::{is_uuid, rfc3339};
 use freya_shared::model::FieldError;
@@ -199,35 +199,7 @@ impl Resource for Webhooks {
         validated(strict_from_value(document)?, false, state)
     }
 
-    async fn insert(
-        state: &AppState,
-        caller: &Caller,
-        spec: WebhookSpec,
-    ) -> Result<Webhook, StoreError> {
-        state
-            .store
-            .create_webhook(&caller.scope, &caller.actor, &new_webhook(spec))
-            .await
-    }
-
-    async fn update(
-        state: &AppState,
-        caller: &Caller,
-        id: &str,
-        spec: WebhookSpec,
-    ) -> Result<Webhook, StoreError> {
-        state
-            .store
-            .update_webhook(&caller.scope, &caller.actor, id, &new_webhook(spec))
-            .await
-    }
-
-    async fn remove(state: &AppState, caller: &Caller, id: &str) -> Result<(), StoreError> {
-        state
-            .store
-            .delete_webhook(&caller.scope, &caller.actor, id)
-            .await
-    }
+    store_writes!(WebhookSpec => Webhook, create_webhook, update_webhook, delete_webhook, new_webhook);
 }
 
 crud_routes! {
@@ -300,11 +272,8 @@ pub(super) async fn deliveries(
 pub(super) async fn redeliver(
     State(state): State<AppState>,
     caller: Caller,
-    Path((id, delivery_id)): Path<(String, String)>,
+    ResourceIds(id, delivery_id): ResourceIds,
 ) -> Result<(StatusCode, Json<DeliveryView>), Problem> {
-    if !is_uuid(&id) || !is_uuid(&delivery_id) {
-        return Err(Problem::not_found());
-    }
     let delivery = state
         .store
         .redeliver(&caller.scope, &caller.actor, &id, &delivery_id)

@@ -10,13 +10,13 @@ use axum::Json;
 use serde::Serialize;
 
 use super::auth::Caller;
-use super::crud::{crud_routes, merged, Resource};
+use super::crud::{crud_routes, merged, store_writes, Resource};
 use super::json::StrictJson;
 use super::openapi::{ValidationResultDoc, WorkflowDoc};
 use super::problem::Problem;
 use super::resource_id::ResourceId;
 use super::{AppState, List};
-use crate::store::{StoreError, StoredWorkflow, WorkflowVersion};
+use crate::store::{StoredWorkflow, WorkflowVersion};
 use freya_shared::ids::{is_uuid, rfc3339};
 use freya_shared::workflow::{validate, ValidationContext, Workflow};
 
@@ -117,35 +117,7 @@ impl Resource for Workflows {
         validated(state, caller, merged(&current.definition, patch)?).await
     }
 
-    async fn insert(
-        state: &AppState,
-        caller: &Caller,
-        definition: Workflow,
-    ) -> Result<StoredWorkflow, StoreError> {
-        state
-            .store
-            .create_workflow(&caller.scope, &caller.actor, &definition)
-            .await
-    }
-
-    async fn update(
-        state: &AppState,
-        caller: &Caller,
-        id: &str,
-        definition: Workflow,
-    ) -> Result<StoredWorkflow, StoreError> {
-        state
-            .store
-            .update_workflow(&caller.scope, &caller.actor, id, &definition)
-            .await
-    }
-
-    async fn remove(state: &AppState, caller: &Caller, id: &str) -> Result<(), StoreError> {
-        state
-            .store
-            .delete_workflow(&caller.scope, &caller.actor, id)
-            .await
-    }
+    store_writes!(Workflow => StoredWorkflow, create_workflow, update_workflow, delete_workflow);
 }
 
 crud_routes! {

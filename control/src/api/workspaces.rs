@@ -3,7 +3,7 @@
 //! Nobody adds, changes or removes a member above their own role or grants a role above it
 //! (so only an owner makes or unmakes an owner), and the last owner stays.
 
-use axum::extract::{Path, State};
+use axum::extract::State;
 use axum::http::StatusCode;
 use axum::Json;
 use serde::{Deserialize, Serialize};
@@ -11,9 +11,10 @@ use serde::{Deserialize, Serialize};
 use super::auth::{Caller, Person};
 use super::json::StrictJson;
 use super::problem::Problem;
+use super::resource_id::ResourceIds;
 use super::{AppState, List};
 use crate::store::{Member, Retention, Role, Workspace, MAX_RETENTION_DAYS};
-use freya_shared::ids::{is_uuid, rfc3339};
+use freya_shared::ids::rfc3339;
 use freya_shared::model::FieldError;
 
 /// A workspace as the API shows it.
@@ -340,12 +341,9 @@ pub(super) async fn add_member(
 pub(super) async fn change_member(
     State(state): State<AppState>,
     caller: Caller,
-    Path((_, user_id)): Path<(String, String)>,
+    ResourceIds(_, user_id): ResourceIds,
     StrictJson(body): StrictJson<MemberPatch>,
 ) -> Result<Json<MemberView>, Problem> {
-    if !is_uuid(&user_id) {
-        return Err(Problem::not_found());
-    }
     let member = state
         .store
         .change_member_role(
@@ -370,11 +368,8 @@ pub(super) async fn change_member(
 pub(super) async fn remove_member(
     State(state): State<AppState>,
     caller: Caller,
-    Path((_, user_id)): Path<(String, String)>,
+    ResourceIds(_, user_id): ResourceIds,
 ) -> Result<StatusCode, Problem> {
-    if !is_uuid(&user_id) {
-        return Err(Problem::not_found());
-    }
     state
         .store
         .remove_member(&caller.scope, &caller.actor, &user_id, caller.role)

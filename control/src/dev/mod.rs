@@ -30,18 +30,32 @@ use freya_edge::config::{ControlLinkConfig, EdgeHttpConfig, EgressConfig, RtpCon
 use freya_edge::{Edge, EdgeConfig};
 use freya_shared::model::PhoneNumberSpec;
 
-/// Options of `freya dev`.
-#[derive(Debug, Clone)]
+/// Options of `freya dev`, as its command line gives them.
+#[derive(Debug, Clone, clap::Args)]
 pub struct DevOptions {
+    /// Where the database, the edge's state and dev.json live.
+    #[arg(long, default_value = "./freya-data")]
     pub data_dir: PathBuf,
+    /// REST API and dashboard address.
+    #[arg(long, default_value = "127.0.0.1:8080")]
     pub http: String,
+    /// The edge's SIP address (UDP and TCP); IPv6 in brackets (`[::1]:5060`), and `[::]:5060`
+    /// listens on IPv6 and IPv4 alike.
+    #[arg(long, default_value = "127.0.0.1:5060")]
     pub sip: String,
+    /// The edge's probes and metrics address (port 0 picks a free one).
+    #[arg(long, default_value = "127.0.0.1:0")]
     pub edge_http: String,
-    /// Concurrent calls the edge takes before it answers 503 (load tests raise it).
+    /// Concurrent calls the edge takes before it answers 503 with Retry-After.
+    #[arg(long, default_value_t = 100)]
     pub capacity: u32,
-    /// Where the demo agent puts callers who ask for a person (a number or `sip:` URI).
+    /// Where the demo agent puts through callers who ask for a person: a phone number
+    /// (sent to the caller's own SIP host) or a `sip:` URI.
+    #[arg(long, default_value = "+15550100")]
     pub transfer_to: String,
-    /// Edges to run: the first in this process, the others as `freya edge` processes.
+    /// Edges to run: the first in this process, edges 2..N as `freya edge` processes with
+    /// their own ports, all in one gossip cluster (listed in dev.json's `edges`).
+    #[arg(long, default_value_t = 1, value_parser = clap::value_parser!(u32).range(1..=16))]
     pub edges: u32,
 }
 

@@ -19,7 +19,7 @@ use sqlx::Row;
 use super::change::Change;
 use super::columns::from_columns;
 use super::scoped::ScopedTable;
-use super::webhooks::{aad, webhook_event_for};
+use super::webhooks::{aad, webhook_event_for, Webhook};
 use super::{parse_json, retry, Store, StoreError, WorkspaceScope};
 use freya_shared::ids::{new_id, now_ms, rfc3339};
 use freya_shared::model::CallEvent;
@@ -147,7 +147,8 @@ impl Store {
         before: Option<&str>,
         limit: i64,
     ) -> Result<(Vec<WebhookDelivery>, Option<String>), StoreError> {
-        self.webhook(scope, webhook_id).await?;
+        // 404 for a subscription that is not the scoped workspace's.
+        self.scoped_get::<Webhook>(scope, webhook_id).await?;
         let limit = limit.clamp(1, 500);
         // Ids are UUIDv7: newest first is id order, and a cursor is the last id of a page.
         let after_cursor = if before.is_some() { " AND id < $4" } else { "" };

@@ -120,11 +120,6 @@ impl Store {
         .await
     }
 
-    /// One provider of the scoped workspace.
-    pub async fn provider(&self, scope: &WorkspaceScope, id: &str) -> Result<Provider, StoreError> {
-        self.scoped_get(scope, id).await
-    }
-
     /// The provider `id` of `scope` with its secret opened: for a check the API makes now
     /// with the stored credentials (`POST /v1/providers/{id}/test`), never for display.
     pub async fn provider_with_secret(

@@ -117,11 +117,6 @@ impl Store {
         .await
     }
 
-    /// One subscription of the scoped workspace.
-    pub async fn webhook(&self, scope: &WorkspaceScope, id: &str) -> Result<Webhook, StoreError> {
-        self.scoped_get(scope, id).await
-    }
-
     /// Replaces a subscription's URL and events, and its secret when one is given.
     pub async fn update_webhook(
         &self,

@@ -256,6 +256,22 @@ impl CallCore {
         self.after_input(now);
     }
 
+    /// Sends the first leg's packet of this tick, if one is due, with the tick's frames to the
+    /// recording while the call is recorded; whether a packet went out.
+    fn transmit_first_leg(&mut self, now: Instant) -> bool {
+        let Some((to, packet)) = self.media.poll_transmit(now) else {
+            return false;
+        };
+        self.out.push_packet(to, packet);
+        if self.recording {
+            let received = self
+                .media
+                .recorded_received_frame(now, self.masks_digits(now));
+            self.out.push_record(self.media.sent_frame(), received);
+        }
+        true
+    }
+
     /// Time passed: the media tick (the agent hears the tick's caller frame, then the tick's
     /// packet is chosen), the voice's timers (paused while the call is held), RTCP, and the
     /// maximum duration.
@@ -287,15 +303,8 @@ impl CallCore {
                     responder.drive(now, &mut self.media, &mut records);
                 }
             }
-            let Some((to, packet)) = self.media.poll_transmit(now) else {
+            if !self.transmit_first_leg(now) {
                 break;
-            };
-            self.out.push_packet(to, packet);
-            if self.recording {
-                let received = self
-                    .media
-                    .recorded_received_frame(now, self.masks_digits(now));
-                self.out.push_record(self.media.sent_frame(), received);
             }
         }
         for record in records {

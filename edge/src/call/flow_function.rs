@@ -120,7 +120,7 @@ async fn call(egress: &Egress, request: FunctionRequest) -> FunctionOutcome {
             } else {
                 format!(
                     "request failed: {}",
-                    crate::llm::types::error_chain(&e.without_url())
+                    freya_shared::error_chain::error_chain(&e.without_url())
                 )
             },
         },

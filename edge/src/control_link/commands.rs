@@ -15,7 +15,7 @@ use std::time::Duration;
 use tokio::sync::{mpsc, oneshot};
 
 use super::placement;
-use super::{log_failure, LinkContext};
+use super::LinkContext;
 use crate::call::core::{AgentMode, LegCommand, LegId};
 use crate::mesh::host::DialGrant;
 use crate::mesh::LegKey;
@@ -51,52 +51,24 @@ pub(crate) async fn run(
     grants: Option<mpsc::Sender<DialGrant>>,
     revocations: crate::trust::Revocations,
 ) {
-    let mut backoff = link.backoff();
-    loop {
+    let mut commands = link.follow("receiving commands", "opening the command stream", || {
         let request = CommandsRequest {
             edge_id: link.edge_id.to_string(),
         };
-        match link.client.clone().commands(request).await {
-            Ok(response) => {
-                let mut stream = response.into_inner();
-                loop {
-                    let next = tokio::select! {
-                        next = stream.message() => next,
-                        _ = link.shutdown.cancelled() => return,
-                    };
-                    match next {
-                        Ok(Some(command)) => {
-                            backoff.reset();
-                            if matches!(command.command, Some(Command::RenewNow(_))) {
-                                tracing::info!(
-                                    "certificate renewal requested by the control plane"
-                                );
-                                link.renew_now.notify_one();
-                                continue;
-                            }
-                            if let Some(Command::Revocations(list)) = command.command {
-                                revoked(&revocations, list);
-                                continue;
-                            }
-                            if let Some(Command::TestTrunk(test)) = command.command {
-                                super::trunk_test::spawn(&link, &state, command.id, test);
-                                continue;
-                            }
-                            let grants = grants.as_ref();
-                            handle(&state, &events, &sip, &twilio, grants, command.command).await;
-                        }
-                        Ok(None) => break,
-                        Err(status) => {
-                            log_failure("receiving commands", &status);
-                            break;
-                        }
-                    }
-                }
+        let mut client = link.client.clone();
+        async move { client.commands(request).await }
+    });
+    while let Some(command) = commands.next().await {
+        match command.command {
+            Some(Command::RenewNow(_)) => {
+                tracing::info!("certificate renewal requested by the control plane");
+                link.renew_now.notify_one();
             }
-            Err(status) => log_failure("opening the command stream", &status),
-        }
-        if !link.pause(backoff.next_delay()).await {
-            return;
+            Some(Command::Revocations(list)) => revoked(&revocations, list),
+            Some(Command::TestTrunk(test)) => {
+                super::trunk_test::spawn(&link, &state, command.id, test);
+            }
+            other => handle(&state, &events, &sip, &twilio, grants.as_ref(), other).await,
         }
     }
 }

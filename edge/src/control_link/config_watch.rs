@@ -4,45 +4,27 @@
 use std::sync::Arc;
 
 use super::snapshot_cache::SnapshotCache;
-use super::{log_failure, LinkContext};
+use super::LinkContext;
 use crate::state::EdgeState;
 use freya_proto::v1::WatchConfigRequest;
 use freya_shared::snapshot::EdgeConfigSnapshot;
 
 pub(crate) async fn run(link: LinkContext, state: EdgeState, cache: Arc<SnapshotCache>) {
-    let mut backoff = link.backoff();
-    loop {
-        let request = WatchConfigRequest {
-            edge_id: link.edge_id.to_string(),
-            region: link.region.to_string(),
-            known_version: state.snapshot().version,
-        };
-        match link.client.clone().watch_config(request).await {
-            Ok(response) => {
-                let mut stream = response.into_inner();
-                loop {
-                    let next = tokio::select! {
-                        next = stream.message() => next,
-                        _ = link.shutdown.cancelled() => return,
-                    };
-                    match next {
-                        Ok(Some(update)) => {
-                            backoff.reset();
-                            install(&state, &cache, update.version, &update.snapshot_json);
-                        }
-                        Ok(None) => break,
-                        Err(status) => {
-                            log_failure("watching configuration", &status);
-                            break;
-                        }
-                    }
-                }
-            }
-            Err(status) => log_failure("opening the configuration watch", &status),
-        }
-        if !link.pause(backoff.next_delay()).await {
-            return;
-        }
+    let mut updates = link.follow(
+        "watching configuration",
+        "opening the configuration watch",
+        || {
+            let request = WatchConfigRequest {
+                edge_id: link.edge_id.to_string(),
+                region: link.region.to_string(),
+                known_version: state.snapshot().version,
+            };
+            let mut client = link.client.clone();
+            async move { client.watch_config(request).await }
+        },
+    );
+    while let Some(update) = updates.next().await {
+        install(&state, &cache, update.version, &update.snapshot_json);
     }
 }
 

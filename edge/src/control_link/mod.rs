@@ -11,6 +11,7 @@ mod cluster_report;
 pub(crate) mod commands;
 mod config_watch;
 mod failover;
+mod followed;
 mod placement;
 mod publisher;
 mod recording_upload;
@@ -22,6 +23,7 @@ pub mod spool;
 mod trunk_health_report;
 mod trunk_test;
 
+use std::future::Future;
 use std::sync::Arc;
 use std::time::Duration;
 
@@ -37,6 +39,7 @@ pub(crate) use cluster_report::run as run_cluster_report;
 pub(crate) use commands::run as run_commands;
 pub(crate) use config_watch::run as run_config_watch;
 pub use failover::FailoverChannel;
+use followed::Followed;
 pub(crate) use publisher::{run as run_publisher, PublisherMetrics};
 pub(crate) use recording_upload::run as run_recording_upload;
 pub(crate) use registration::{run as run_registration, Registration};
@@ -97,24 +100,9 @@ pub fn mtls_client_for(
     edge_id: &str,
     connect_timeout: Duration,
 ) -> Result<ControlClient, LinkError> {
-    if urls.is_empty() {
-        return Err(LinkError::NoUrl);
-    }
-    let channels = urls
-        .iter()
-        .map(|url| {
-            let channel = crate::trust::mtls_channel(url, tls.clone(), connect_timeout)?;
-            Ok((url.clone(), channel))
-        })
-        .collect::<Result<Vec<(String, Channel)>, LinkError>>()?;
-    let credentials = EdgeCredentials {
-        authorization: None,
-        edge_id: edge_id.parse().map_err(|_| LinkError::BadMetadata("id"))?,
-    };
-    Ok(EdgeControlClient::with_interceptor(
-        FailoverChannel::new(channels),
-        credentials,
-    ))
+    failover_client(urls, edge_id, None, |url| {
+        crate::trust::mtls_channel(url, tls.clone(), connect_timeout)
+    })
 }
 
 /// A client for the dev-only shared-secret mode (plaintext) that connects on first use and
@@ -136,27 +124,38 @@ pub fn client_for(
     edge_id: &str,
     connect_timeout: Duration,
 ) -> Result<ControlClient, LinkError> {
+    let authorization = format!("Bearer {secret}")
+        .parse()
+        .map_err(|_| LinkError::BadMetadata("control.shared_secret"))?;
+    failover_client(urls, edge_id, Some(authorization), |url| {
+        let endpoint = Endpoint::from_shared(url.to_owned())
+            .map_err(|_| LinkError::BadUrl(url.to_owned()))?
+            .connect_timeout(connect_timeout)
+            .http2_keep_alive_interval(Duration::from_secs(10))
+            .keep_alive_timeout(Duration::from_secs(5))
+            .keep_alive_while_idle(true);
+        Ok(endpoint.connect_lazy())
+    })
+}
+
+/// A client over `urls` in failover order, each reached by the channel `connect` makes for it,
+/// whose requests carry the edge's id (and `authorization`, when given): what both ways of
+/// reaching the control plane share.
+fn failover_client(
+    urls: &[String],
+    edge_id: &str,
+    authorization: Option<MetadataValue<tonic::metadata::Ascii>>,
+    connect: impl Fn(&str) -> Result<Channel, LinkError>,
+) -> Result<ControlClient, LinkError> {
     if urls.is_empty() {
         return Err(LinkError::NoUrl);
     }
     let channels = urls
         .iter()
-        .map(|url| {
-            let endpoint = Endpoint::from_shared(url.clone())
-                .map_err(|_| LinkError::BadUrl(url.clone()))?
-                .connect_timeout(connect_timeout)
-                .http2_keep_alive_interval(Duration::from_secs(10))
-                .keep_alive_timeout(Duration::from_secs(5))
-                .keep_alive_while_idle(true);
-            Ok((url.clone(), endpoint.connect_lazy()))
-        })
+        .map(|url| Ok((url.clone(), connect(url)?)))
         .collect::<Result<Vec<(String, Channel)>, LinkError>>()?;
     let credentials = EdgeCredentials {
-        authorization: Some(
-            format!("Bearer {secret}")
-                .parse()
-                .map_err(|_| LinkError::BadMetadata("control.shared_secret"))?,
-        ),
+        authorization,
         edge_id: edge_id.parse().map_err(|_| LinkError::BadMetadata("id"))?,
     };
     Ok(EdgeControlClient::with_interceptor(
@@ -192,6 +191,22 @@ impl LinkContext {
             _ = tokio::time::sleep(delay) => true,
             _ = self.shutdown.cancelled() => false,
         }
+    }
+
+    /// Follows a stream the control plane serves this edge (its configuration, its commands):
+    /// opened by `open`, opened again after a pause when it fails or ends (`followed.rs`).
+    /// `receiving` and `opening` say in the logs what failed.
+    pub(crate) fn follow<T, Open, Opening>(
+        &self,
+        receiving: &'static str,
+        opening: &'static str,
+        open: Open,
+    ) -> Followed<'_, T, Open>
+    where
+        Open: FnMut() -> Opening,
+        Opening: Future<Output = Result<tonic::Response<tonic::Streaming<T>>, Status>>,
+    {
+        Followed::new(self, receiving, opening, open)
     }
 }
 

@@ -12,8 +12,9 @@ use futures::StreamExt;
 use tokio::time::Instant;
 
 use super::sse::{SseDecoder, SseEvent};
-use super::types::{error_chain, excerpt, LlmError, LlmEvent};
+use super::types::{excerpt, LlmError, LlmEvent};
 use super::LlmStream;
+use freya_shared::error_chain::error_chain;
 
 /// Longest response-body excerpt kept in an [`LlmError::Status`].
 const STATUS_BODY_EXCERPT_CHARS: usize = 500;

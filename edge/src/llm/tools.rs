@@ -12,8 +12,9 @@ use std::time::{Duration, SystemTime};
 
 use serde_json::Value;
 
-use super::types::{error_chain, excerpt};
+use super::types::excerpt;
 use crate::egress::{Egress, EgressError};
+use freya_shared::error_chain::error_chain;
 
 /// Header naming the call the tool runs for.
 pub const CALL_ID_HEADER: &str = "X-Freya-Call-Id";

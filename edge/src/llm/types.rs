@@ -324,18 +324,6 @@ pub(crate) fn excerpt(text: &str, max_chars: usize) -> String {
     }
 }
 
-/// An error with its sources joined, which is where transport errors keep the useful part.
-pub(crate) fn error_chain(error: &dyn std::error::Error) -> String {
-    let mut text = error.to_string();
-    let mut source = error.source();
-    while let Some(cause) = source {
-        text.push_str(": ");
-        text.push_str(&cause.to_string());
-        source = cause.source();
-    }
-    text
-}
-
 #[cfg(test)]
 mod tests {
     use super::*;

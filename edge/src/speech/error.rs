@@ -114,6 +114,18 @@ impl SpeechError {
         }
     }
 
+    /// Refuses an utterance with no samples, which no recogniser can transcribe (checked before
+    /// a request is made or a decoder is started for it).
+    pub(crate) fn refuse_empty(provider: &'static str, samples: &[i16]) -> Result<(), Self> {
+        if samples.is_empty() {
+            return Err(SpeechError::Audio {
+                provider,
+                detail: "empty utterance".into(),
+            });
+        }
+        Ok(())
+    }
+
     /// Whether trying the same request again may succeed (network trouble, 5xx, 429, timeout).
     pub fn is_retryable(&self) -> bool {
         match self {

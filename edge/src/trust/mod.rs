@@ -57,7 +57,8 @@ impl std::fmt::Debug for ClusterIdentity {
     }
 }
 
-/// The certificate's validity, read from it.
+/// A certificate's validity period (its `notBefore` and `notAfter`): the edge's cluster
+/// certificate's, or an ACME certificate's (`serve/acme/renewal.rs`).
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
 pub struct Validity {
     pub not_before: SystemTime,

@@ -4,7 +4,7 @@
 //! one two ..."), are read the same way.
 
 use super::tokens::Token;
-use super::{claim, words, Found, PiiKind};
+use super::{claim_or_step, words, Found, PiiKind};
 
 /// Longest IBAN (ISO 13616) and the shortest any country uses.
 const MAX_LEN: usize = 34;
@@ -38,13 +38,7 @@ pub(super) fn find(toks: &[Token<'_>], taken: &mut [bool], found: &mut Vec<Found
             }
             j += 1;
         }
-        match best {
-            Some(to) => {
-                claim(toks, taken, found, PiiKind::Iban, i, to);
-                i = to;
-            }
-            None => i += 1,
-        }
+        i = claim_or_step(toks, taken, found, PiiKind::Iban, i, best);
     }
 }
 
@@ -90,13 +84,7 @@ pub(super) fn find_spoken(toks: &[Token<'_>], taken: &mut [bool], found: &mut Ve
             }
             j += 1;
         }
-        match best {
-            Some(to) => {
-                claim(toks, taken, found, PiiKind::Iban, i, to);
-                i = to;
-            }
-            None => i += 1,
-        }
+        i = claim_or_step(toks, taken, found, PiiKind::Iban, i, best);
     }
 }
 

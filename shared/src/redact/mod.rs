@@ -123,6 +123,25 @@ fn cap(text: &str) -> (&str, bool) {
     (&text[..end], true)
 }
 
+/// Claims tokens `from..to` as `kind` when a finding ends at `to`, and says where a scan goes
+/// on: after the finding, or at the next token when there was none.
+fn claim_or_step(
+    toks: &[Token<'_>],
+    taken: &mut [bool],
+    found: &mut Vec<Found>,
+    kind: PiiKind,
+    from: usize,
+    to: Option<usize>,
+) -> usize {
+    match to {
+        Some(to) => {
+            claim(toks, taken, found, kind, from, to);
+            to
+        }
+        None => from + 1,
+    }
+}
+
 /// Marks tokens `from..to` taken and records a finding spanning them.
 fn claim(
     toks: &[Token<'_>],

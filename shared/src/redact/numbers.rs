@@ -6,7 +6,7 @@
 //! (`$49.99`), quantities and years are not digit runs or are too short to be any kind.
 
 use super::tokens::Token;
-use super::{claim, words, Found, PiiKind, Redactor};
+use super::{claim, claim_or_step, words, Found, PiiKind, Redactor};
 
 /// Longest run (in words) searched for a card number inside it; longer runs are read whole.
 const MAX_WINDOW_WORDS: usize = 40;
@@ -381,13 +381,7 @@ fn cards_inside(
                 }
             }
         }
-        match hit {
-            Some(j) => {
-                claim(toks, taken, found, PiiKind::CardNumber, i, j);
-                i = j;
-            }
-            None => i += 1,
-        }
+        i = claim_or_step(toks, taken, found, PiiKind::CardNumber, i, hit);
     }
 }
 

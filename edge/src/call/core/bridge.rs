@@ -424,15 +424,7 @@ impl CallCore {
                 }
             }
             if first_due {
-                if let Some((to, packet)) = self.media.poll_transmit(now) {
-                    self.out.push_packet(to, packet);
-                    if self.recording {
-                        let received = self
-                            .media
-                            .recorded_received_frame(now, self.masks_digits(now));
-                        self.out.push_record(self.media.sent_frame(), received);
-                    }
-                }
+                self.transmit_first_leg(now);
             }
             let away = self.media.mix_mut().take_away().copied();
             self.transmit_parties(now, first_due, bridge.as_ref(), away.as_ref());

@@ -10,23 +10,9 @@ pub const FIRST_BACKOFF: Duration = Duration::from_secs(60);
 /// Longest wait between attempts: a CA outage of a day still leaves weeks of validity.
 pub const MAX_BACKOFF: Duration = Duration::from_secs(6 * 3600);
 
-/// A certificate's validity period (its `notBefore` and `notAfter`).
-#[derive(Debug, Clone, Copy, PartialEq, Eq)]
-pub struct Validity {
-    pub not_before: SystemTime,
-    pub not_after: SystemTime,
-}
-
-impl Validity {
-    /// Two thirds into the lifetime: renewal leaves a third of it for retries.
-    pub fn renew_at(&self) -> SystemTime {
-        let lifetime = self
-            .not_after
-            .duration_since(self.not_before)
-            .unwrap_or_default();
-        self.not_before + lifetime * 2 / 3
-    }
-}
+/// A certificate's validity period (its `notBefore` and `notAfter`), renewed at two thirds
+/// like the cluster certificate.
+pub use crate::trust::Validity;
 
 /// The renewal schedule of one certificate.
 #[derive(Debug, Clone)]

@@ -125,12 +125,7 @@ impl SpeechToText for OpenAiStt {
         samples: &'a [i16],
     ) -> BoxFuture<'a, Result<Transcript, SpeechError>> {
         Box::pin(async move {
-            if samples.is_empty() {
-                return Err(SpeechError::Audio {
-                    provider: PROVIDER,
-                    detail: "empty utterance".into(),
-                });
-            }
+            SpeechError::refuse_empty(PROVIDER, samples)?;
             let wav = encode_wav(rate.hz(), samples);
             tokio::time::timeout(self.config.timeout, self.request(wav))
                 .await

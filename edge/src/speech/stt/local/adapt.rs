@@ -199,72 +199,63 @@ async fn adapt_into(config: &LocalSttConfig, staging: &Path) -> Result<(), Speec
     )
     .await?;
     let train = Path::new(TRAIN_DIR);
-    let mixw = s(&staging.join("mixture_weights"));
-    let mdef = s(&staging.join("mdef.txt"));
-    run(
-        &s(&train.join("bw")),
-        &[
-            "-moddeffn",
-            &mdef,
-            "-ts2cbfn",
-            ".ptm.",
-            "-feat",
-            "1s_c_d_dd",
-            "-svspec",
-            "0-12/13-25/26-38",
-            "-cmn",
-            "current",
-            "-agc",
-            "none",
-            "-meanfn",
-            &s(&stock.join("means")),
-            "-varfn",
-            &s(&stock.join("variances")),
-            "-mixwfn",
-            &mixw,
-            "-tmatfn",
-            &s(&stock.join("transition_matrices")),
-            "-dictfn",
-            &s(&config.dictionary),
-            "-fdictfn",
-            &s(&stock.join("noisedict")),
-            "-ctlfn",
-            &s(&staging.join("fileids")),
-            "-lsnfn",
-            &s(&staging.join("transcription")),
-            "-cepdir",
-            &s(staging),
-            "-accumdir",
-            &s(staging),
-        ],
-    )
-    .await?;
+    let (means, variances) = (s(&stock.join("means")), s(&stock.join("variances")));
+    let transitions = s(&stock.join("transition_matrices"));
+    let (mixw, mdef) = (
+        s(&staging.join("mixture_weights")),
+        s(&staging.join("mdef.txt")),
+    );
+    // The model both steps start from, and where the counts go between them.
+    let stock_model: [&str; 14] = [
+        "-moddeffn",
+        &mdef,
+        "-ts2cbfn",
+        ".ptm.",
+        "-meanfn",
+        &means,
+        "-varfn",
+        &variances,
+        "-mixwfn",
+        &mixw,
+        "-tmatfn",
+        &transitions,
+        "-accumdir",
+        &s(staging),
+    ];
+    let bw: [&str; 18] = [
+        "-feat",
+        "1s_c_d_dd",
+        "-svspec",
+        "0-12/13-25/26-38",
+        "-cmn",
+        "current",
+        "-agc",
+        "none",
+        "-dictfn",
+        &s(&config.dictionary),
+        "-fdictfn",
+        &s(&stock.join("noisedict")),
+        "-ctlfn",
+        &s(&staging.join("fileids")),
+        "-lsnfn",
+        &s(&staging.join("transcription")),
+        "-cepdir",
+        &s(staging),
+    ];
+    run(&s(&train.join("bw")), &[&stock_model[..], &bw].concat()).await?;
+    let map_adapt: [&str; 8] = [
+        "-mapmeanfn",
+        &s(&model.join("means")),
+        "-mapvarfn",
+        &s(&model.join("variances")),
+        "-mapmixwfn",
+        &s(&model.join("mixture_weights")),
+        "-maptmatfn",
+        &s(&model.join("transition_matrices")),
+    ];
     run(
         &s(&train.join("map_adapt")),
-        &[
-            "-moddeffn",
-            &mdef,
-            "-ts2cbfn",
-            ".ptm.",
-            "-meanfn",
-            &s(&stock.join("means")),
-            "-varfn",
-            &s(&stock.join("variances")),
-            "-mixwfn",
-            &mixw,
-            "-tmatfn",
-            &s(&stock.join("transition_matrices")),
-            "-accumdir",
-            &s(staging),
-            "-mapmeanfn",
-            &s(&model.join("means")),
-            "-mapvarfn",
-            &s(&model.join("variances")),
-            "-mapmixwfn",
-            &s(&model.join("mixture_weights")),
-            "-maptmatfn",
-            &s(&model.join("transition_matrices")),
-        ],
+        &[&stock_model[..], &map_adapt].concat(),
     )
     .await?;
     for file in ["mdef", "feat.params", "noisedict"] {

@@ -458,12 +458,7 @@ impl SpeechToText for LocalStt {
         samples: &'a [i16],
     ) -> BoxFuture<'a, Result<Transcript, SpeechError>> {
         Box::pin(async move {
-            if samples.is_empty() {
-                return Err(SpeechError::Audio {
-                    provider: PROVIDER,
-                    detail: "empty utterance".into(),
-                });
-            }
+            SpeechError::refuse_empty(PROVIDER, samples)?;
             let mut decoders = self.decoders().await?;
             for chunk in samples.chunks(rate.samples_per_frame() * 50) {
                 decoders.feed(rate, chunk).await?;
