@@ -145,8 +145,9 @@ impl Flow {
         let expected = crate::speech::stt::local::ExpectedSpeech {
             keywords: freya_shared::workflow::expected_phrases(&workflow.definition),
             examples: Vec::new(),
-            // Which answers lead to a hang-up is in the workflow's graph, not known here.
-            hang_up: Vec::new(),
+            // Which answers lead to a hang-up or a transfer is in the workflow's graph, not
+            // known here.
+            leaving: Vec::new(),
         };
         let built = factory
             .build_listening_for(&voice, expected)
