@@ -17,6 +17,7 @@ mod analytics;
 mod api_keys;
 mod audit;
 pub mod backup;
+mod call_privacy;
 mod call_retries;
 mod call_usage;
 mod calls;
