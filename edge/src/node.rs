@@ -331,7 +331,8 @@ impl Edge {
         )
         .merge(crate::twilio::webhook::router(twilio.clone()));
         let https =
-            crate::serve::tls::from_config(&config.http.tls(), "edge HTTP", &shutdown).await?;
+            crate::serve::tls::from_config(&config.http.tls(), "edge HTTP", http_addr, &shutdown)
+                .await?;
         tasks.spawn(crate::serve::serve_https(
             LimitedListener {
                 listener,
