@@ -148,9 +148,13 @@ impl ControlPlane {
             .await
             .context("while reading the revoked certificates")?;
         let shutdown = CancellationToken::new();
-        let https =
-            freya_edge::serve::tls::from_config(&config.http.tls(), "REST API", http_addr, &shutdown)
-                .await?;
+        let https = freya_edge::serve::tls::from_config(
+            &config.http.tls(),
+            "REST API",
+            http_addr,
+            &shutdown,
+        )
+        .await?;
         let http_redirect_addr = https.as_ref().and_then(|h| h.redirect_addr());
         let metrics = Arc::new(ControlMetrics::new(store.storage_health()));
         metrics.certificates.watch(

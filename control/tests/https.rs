@@ -175,11 +175,7 @@ async fn plain_http_is_redirected_to_the_same_path_on_https_and_never_to_a_host_
     assert_eq!((status, location), (414, None), "a very long target");
 
     // The HTTPS listener still serves, the redirect listener serves nothing else.
-    let (status, _) = raw_request(
-        plain,
-        "GET /healthz HTTP/1.1\r\nHost: localhost\r\n\r\n",
-    )
-    .await;
+    let (status, _) = raw_request(plain, "GET /healthz HTTP/1.1\r\nHost: localhost\r\n\r\n").await;
     assert_eq!(status, 308, "/healthz is redirected, not answered in clear");
     control.stop().await;
     db.cleanup().await;

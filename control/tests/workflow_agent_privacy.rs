@@ -57,7 +57,7 @@ async fn an_agent_nodes_transcript_is_redacted_by_the_flow_and_the_agent(backend
             "first_message": "Hello.",
             "privacy": {"redact": ["card_number"]}
         }))
-        .workflow(|agent| card_desk(agent))
+        .workflow(card_desk)
         .start()
         .await;
     let stop = CancellationToken::new();

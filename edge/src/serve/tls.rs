@@ -155,7 +155,8 @@ pub async fn from_config(
             ));
             if let Some(addr) = redirect_addr.filter(|_| !shared) {
                 // The challenges on this listener too: the CA may be pointed at either.
-                let router = super::redirect::redirect_router(redirect.clone(), Some(challenges.clone()));
+                let router =
+                    super::redirect::redirect_router(redirect.clone(), Some(challenges.clone()));
                 redirect_bound = Some(serve_redirect(addr, router, shutdown).await?);
             }
             tokio::spawn(super::acme::run(acme.clone(), challenges, shutdown.clone()));
