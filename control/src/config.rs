@@ -219,6 +219,12 @@ pub struct HttpConfig {
     /// A certificate from an ACME CA instead of files (`[http.acme]`).
     #[serde(default)]
     pub acme: Option<AcmeConfig>,
+    /// A plain-HTTP listener (`0.0.0.0:80`, say) answering every request with `308` to the
+    /// same path on HTTPS, at the ACME domain when ACME is on (else the request's own host);
+    /// with ACME on the challenge address, one listener does both. Needs HTTPS on. Off by
+    /// default.
+    #[serde(default)]
+    pub http_redirect: Option<String>,
 }
 
 impl Default for HttpConfig {
@@ -234,6 +240,7 @@ impl Default for HttpConfig {
             tls_key: None,
             tls_handshake_timeout_ms: default_tls_handshake_timeout_ms(),
             acme: None,
+            http_redirect: None,
         }
     }
 }
@@ -246,6 +253,8 @@ impl HttpConfig {
             tls_key: self.tls_key.as_deref(),
             handshake_timeout_ms: self.tls_handshake_timeout_ms,
             acme: self.acme.as_ref(),
+            http_redirect: self.http_redirect.as_deref(),
+            public_url: None,
         }
     }
 

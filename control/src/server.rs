@@ -37,6 +37,8 @@ const DATABASE_PROBE_INTERVAL: Duration = Duration::from_secs(5);
 /// A running control plane.
 pub struct ControlPlane {
     pub http_addr: SocketAddr,
+    /// Where the plain-HTTP listener redirecting to HTTPS is bound (`http.http_redirect`).
+    pub http_redirect_addr: Option<SocketAddr>,
     pub grpc_addr: SocketAddr,
     pub store: Store,
     pub commands: CommandHub,
@@ -146,8 +148,14 @@ impl ControlPlane {
             .await
             .context("while reading the revoked certificates")?;
         let shutdown = CancellationToken::new();
-        let https =
-            freya_edge::serve::tls::from_config(&config.http.tls(), "REST API", &shutdown).await?;
+        let https = freya_edge::serve::tls::from_config(
+            &config.http.tls(),
+            "REST API",
+            http_addr,
+            &shutdown,
+        )
+        .await?;
+        let http_redirect_addr = https.as_ref().and_then(|h| h.redirect_addr());
         let metrics = Arc::new(ControlMetrics::new(store.storage_health()));
         metrics.certificates.watch(
             "ca",
@@ -342,6 +350,7 @@ impl ControlPlane {
         tracing::info!(%http_addr, %grpc_addr, "control plane serving");
         Ok(Self {
             http_addr,
+            http_redirect_addr,
             grpc_addr,
             store,
             commands,

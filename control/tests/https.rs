@@ -2,7 +2,8 @@
 //! with a self-signed certificate its client trusts, and a Twilio call whose webhook is HTTPS
 //! and whose media stream is WSS on an edge serving `[http] tls_cert`/`tls_key`. The fake
 //! Twilio (`freya_edge::twilio::fakes`) trusts the edge's certificate as Twilio trusts a real
-//! CA's.
+//! CA's. A plain-HTTP listener beside the API (`http.http_redirect`) answers every request
+//! with a redirect to the same path on HTTPS, and refuses hostile `Host` headers.
 
 mod support;
 
@@ -83,6 +84,101 @@ async fn the_rest_api_answers_over_https_and_plain_http_on_its_port_gets_nothing
         "{message}"
     );
     control.stop().await;
+}
+
+/// One raw HTTP/1.1 exchange with `addr`: the status and the `Location` header, if any.
+async fn raw_request(addr: std::net::SocketAddr, request: &str) -> (u16, Option<String>) {
+    use tokio::io::{AsyncReadExt, AsyncWriteExt};
+    let mut stream = tokio::net::TcpStream::connect(addr).await.expect("connect");
+    stream.write_all(request.as_bytes()).await.expect("send");
+    let mut answer = Vec::new();
+    let read = tokio::time::timeout(Duration::from_secs(10), async {
+        let mut chunk = [0u8; 4096];
+        while !answer.windows(4).any(|w| w == b"\r\n\r\n") {
+            match stream.read(&mut chunk).await {
+                Ok(0) | Err(_) => break,
+                Ok(n) => answer.extend_from_slice(&chunk[..n]),
+            }
+        }
+    });
+    read.await.expect("an answer must not hang");
+    let text = String::from_utf8_lossy(&answer);
+    let status = text
+        .split(' ')
+        .nth(1)
+        .and_then(|s| s.parse().ok())
+        .unwrap_or_else(|| panic!("not an HTTP answer: {text:?}"));
+    let location = text
+        .lines()
+        .find_map(|l| l.strip_prefix("location: "))
+        .map(str::to_owned);
+    (status, location)
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn plain_http_is_redirected_to_the_same_path_on_https_and_never_to_a_host_it_names() {
+    let dir = tempfile::tempdir().expect("temp dir");
+    let (cert, key, pem) = self_signed(dir.path());
+    let db = TestDb::new(Backend::Sqlite).await;
+    let mut config = control_config(&db.url);
+    config.http.tls_cert = Some(cert.to_string_lossy().into_owned());
+    config.http.tls_key = Some(key.to_string_lossy().into_owned());
+    config.http.http_redirect = Some("127.0.0.1:0".into());
+    let control = freya_control::server::ControlPlane::start(&config)
+        .await
+        .expect("control starts");
+    let https_port = control.http_addr.port();
+    let plain = control.http_redirect_addr.expect("the redirect listener");
+
+    // A client that follows redirects lands on the HTTPS listener, same path and query.
+    let answer = trusting(&pem)
+        .get(format!("http://localhost:{}/healthz?probe=1", plain.port()))
+        .send()
+        .await
+        .expect("followed to HTTPS");
+    assert_eq!(answer.status(), 200);
+    assert_eq!(
+        answer.url().as_str(),
+        format!("https://localhost:{https_port}/healthz?probe=1")
+    );
+
+    // Any method, any path: 308 (the method and body are kept by the client).
+    let (status, location) = raw_request(
+        plain,
+        "POST /v1/agents?x=%2F HTTP/1.1\r\nHost: LocalHost:80\r\nContent-Length: 2\r\n\r\n{}",
+    )
+    .await;
+    assert_eq!(status, 308);
+    assert_eq!(
+        location.as_deref(),
+        Some(format!("https://localhost:{https_port}/v1/agents?x=%2F").as_str())
+    );
+
+    // Hosts that are not plain names: no redirect anywhere.
+    for host in [
+        "evil.example/phish",
+        "user@evil.example",
+        "evil.example:http",
+        "ev%69l.example",
+    ] {
+        let request = format!("GET / HTTP/1.1\r\nHost: {host}\r\n\r\n");
+        let (status, location) = raw_request(plain, &request).await;
+        assert_eq!((status, location), (400, None), "Host: {host}");
+    }
+    let (status, location) = raw_request(plain, "GET / HTTP/1.0\r\n\r\n").await;
+    assert_eq!((status, location), (400, None), "no Host at all");
+    let long = format!(
+        "GET /{} HTTP/1.1\r\nHost: localhost\r\n\r\n",
+        "a".repeat(9 * 1024)
+    );
+    let (status, location) = raw_request(plain, &long).await;
+    assert_eq!((status, location), (414, None), "a very long target");
+
+    // The HTTPS listener still serves, the redirect listener serves nothing else.
+    let (status, _) = raw_request(plain, "GET /healthz HTTP/1.1\r\nHost: localhost\r\n\r\n").await;
+    assert_eq!(status, 308, "/healthz is redirected, not answered in clear");
+    control.stop().await;
+    db.cleanup().await;
 }
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]

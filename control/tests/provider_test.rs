@@ -1,23 +1,27 @@
 //! `POST /v1/providers/{id}/test` through real parts: a control plane and an edge in-process,
 //! the trunks real sockets on 127.0.0.1 — a sipp UAS answering OPTIONS, a UDP socket that
-//! never answers, a scripted TCP trunk — and the fake Twilio REST API. The edge's periodic
-//! pings are off, so every `health` seen here comes from the tests themselves.
+//! never answers, a scripted TCP trunk, the same trunk behind TLS with certificates made by
+//! rcgen — and the fake Twilio REST API. The edge's periodic pings are off, so every `health`
+//! seen here comes from the tests themselves.
 //!
 //! Attacks: testing a provider again at once (429 with Retry-After, so the endpoint cannot
 //! flood a third party); a Twilio base URL at the cloud metadata address (refused before any
-//! request); a wrong key (refused, and never echoed); a viewer pressing Test (403).
+//! request); a wrong key (refused, and never echoed); a viewer pressing Test (403); a TLS
+//! trunk whose certificate names another host (a failed check that says so).
 
 mod support;
 
 use std::path::PathBuf;
+use std::sync::{Arc, Mutex};
 
 use freya_control::store::Role;
 use freya_edge::twilio::fakes::FakeTwilio;
+use rustls::pki_types::{CertificateDer, PrivateKeyDer, PrivatePkcs8KeyDer};
 use serde_json::{json, Value};
 use support::caller::free_udp_port;
 use support::http::Api;
 use support::world::World;
-use tokio::io::{AsyncReadExt, AsyncWriteExt};
+use tokio::io::{AsyncRead, AsyncReadExt, AsyncWrite, AsyncWriteExt};
 
 const SID: &str = "AC0123456789abcdef0123456789abcdef";
 const TOKEN: &str = "twilio-auth-token-right";
@@ -61,33 +65,96 @@ async fn tcp_trunk() -> (tokio::task::JoinHandle<()>, u16) {
         .expect("bind");
     let port = listener.local_addr().expect("addr").port();
     let task = tokio::spawn(async move {
-        while let Ok((mut stream, _)) = listener.accept().await {
-            tokio::spawn(async move {
-                let mut request = Vec::new();
-                let mut chunk = [0u8; 1024];
-                while !request.windows(4).any(|w| w == b"\r\n\r\n") {
-                    match stream.read(&mut chunk).await {
-                        Ok(0) | Err(_) => return,
-                        Ok(n) => request.extend_from_slice(&chunk[..n]),
-                    }
-                }
-                let text = String::from_utf8_lossy(&request);
-                let call_id = text
-                    .lines()
-                    .find_map(|l| l.strip_prefix("Call-ID: "))
-                    .unwrap_or_default()
-                    .trim()
-                    .to_owned();
-                let answer = format!(
-                    "SIP/2.0 100 Trying\r\nCall-ID: {call_id}\r\nContent-Length: 0\r\n\r\n\
-                     SIP/2.0 200 OK\r\nCall-ID: {call_id}\r\nContent-Length: 0\r\n\r\n"
-                );
-                let _ = stream.write_all(answer.as_bytes()).await;
-                let _ = stream.read(&mut chunk).await;
-            });
+        while let Ok((stream, _)) = listener.accept().await {
+            tokio::spawn(answer_options(stream));
         }
     });
     (task, port)
+}
+
+/// Answers the OPTIONS read from `stream` with 100 Trying then 200 OK (same Call-ID); the
+/// Via's transport is kept in `vias`.
+async fn answer_options(mut stream: impl AsyncRead + AsyncWrite + Unpin) -> Option<String> {
+    let mut request = Vec::new();
+    let mut chunk = [0u8; 1024];
+    while !request.windows(4).any(|w| w == b"\r\n\r\n") {
+        match stream.read(&mut chunk).await {
+            Ok(0) | Err(_) => return None,
+            Ok(n) => request.extend_from_slice(&chunk[..n]),
+        }
+    }
+    let text = String::from_utf8_lossy(&request);
+    let header = |name: &str| {
+        text.lines()
+            .find_map(|l| l.strip_prefix(name))
+            .unwrap_or_default()
+            .trim()
+            .to_owned()
+    };
+    let call_id = header("Call-ID: ");
+    let answer = format!(
+        "SIP/2.0 100 Trying\r\nCall-ID: {call_id}\r\nContent-Length: 0\r\n\r\n\
+         SIP/2.0 200 OK\r\nCall-ID: {call_id}\r\nContent-Length: 0\r\n\r\n"
+    );
+    let _ = stream.write_all(answer.as_bytes()).await;
+    let _ = stream.read(&mut chunk).await;
+    Some(header("Via: "))
+}
+
+/// A test CA (its PEM) and two certificates it signed, for 127.0.0.1 and for another host
+/// only, each as (certificate, key).
+fn test_pki() -> (
+    String,
+    [(CertificateDer<'static>, PrivateKeyDer<'static>); 2],
+) {
+    use rcgen::{BasicConstraints, CertificateParams, IsCa, Issuer, KeyPair};
+    let mut ca_params = CertificateParams::new(Vec::<String>::new()).expect("CA params");
+    ca_params.is_ca = IsCa::Ca(BasicConstraints::Unconstrained);
+    let ca_key = KeyPair::generate().expect("CA key");
+    let ca = ca_params.self_signed(&ca_key).expect("CA");
+    let issuer = Issuer::from_params(&ca_params, &ca_key);
+    let leaf = |name: &str| {
+        let params = CertificateParams::new(vec![name.to_owned()]).expect("params");
+        let key = KeyPair::generate().expect("key");
+        let cert = params.signed_by(&key, &issuer).expect("signed");
+        let key = PrivateKeyDer::Pkcs8(PrivatePkcs8KeyDer::from(key.serialize_der()));
+        (cert.der().clone(), key)
+    };
+    (ca.pem(), [leaf("127.0.0.1"), leaf("sip.elsewhere.example")])
+}
+
+/// [`tcp_trunk`] behind TLS with `cert`: its port, and the Via of each OPTIONS it answered.
+async fn tls_trunk(
+    cert: (CertificateDer<'static>, PrivateKeyDer<'static>),
+) -> (tokio::task::JoinHandle<()>, u16, Arc<Mutex<Vec<String>>>) {
+    let provider = Arc::new(rustls::crypto::ring::default_provider());
+    let config = rustls::ServerConfig::builder_with_provider(provider)
+        .with_safe_default_protocol_versions()
+        .expect("versions")
+        .with_no_client_auth()
+        .with_single_cert(vec![cert.0], cert.1)
+        .expect("server config");
+    let acceptor = tokio_rustls::TlsAcceptor::from(Arc::new(config));
+    let listener = tokio::net::TcpListener::bind("127.0.0.1:0")
+        .await
+        .expect("bind");
+    let port = listener.local_addr().expect("addr").port();
+    let vias: Arc<Mutex<Vec<String>>> = Arc::default();
+    let seen = vias.clone();
+    let task = tokio::spawn(async move {
+        while let Ok((stream, _)) = listener.accept().await {
+            let (acceptor, seen) = (acceptor.clone(), seen.clone());
+            tokio::spawn(async move {
+                let Ok(stream) = acceptor.accept(stream).await else {
+                    return;
+                };
+                if let Some(via) = answer_options(stream).await {
+                    seen.lock().expect("vias").push(via);
+                }
+            });
+        }
+    });
+    (task, port, vias)
 }
 
 async fn create(api: &Api, admin: &str, body: Value) -> String {
@@ -209,6 +276,64 @@ async fn a_tcp_trunk_is_sent_options_on_a_connection() {
     assert_eq!(tested.status, 200, "{}", tested.body);
     assert_eq!(tested.body["ok"], true, "{}", tested.body);
     assert_eq!(tested.body["checks"][0]["status"], 200, "{}", tested.body);
+    s.stop().await;
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_tls_trunk_is_tested_by_handshake_and_options_and_a_wrong_name_is_said() {
+    let (ca_pem, [good, wrong]) = test_pki();
+    let dir = tempfile::tempdir().expect("temp dir");
+    let ca_file = dir.path().join("trunks-ca.pem");
+    std::fs::write(&ca_file, ca_pem).expect("CA file");
+    let s = World::builder()
+        .workspace("Provider tests")
+        .edge_config(move |config| {
+            config.sip.options_interval_ms = 0;
+            config.sip.options_timeout_ms = 2_000;
+            config.sip.tls_ca_file = Some(ca_file.display().to_string());
+        })
+        .start()
+        .await;
+    let api = Api::of(&s.control);
+    let admin = s.key(Role::Admin).await;
+    let trunk = |name: &str, port: u16| {
+        json!({"kind": "sip_trunk", "name": name, "host": "127.0.0.1", "port": port,
+               "transport": "tls"})
+    };
+
+    let (_good, port, vias) = tls_trunk(good).await;
+    let id = create(&api, &admin, trunk("tls", port)).await;
+    let tested = test_of(&api, &admin, &id).await;
+    assert_eq!(tested.status, 200, "{}", tested.body);
+    assert_eq!(tested.body["ok"], true, "{}", tested.body);
+    let check = &tested.body["checks"][0];
+    assert_eq!(check["status"], 200, "{}", tested.body);
+    assert_eq!(
+        check["detail"], "OPTIONS over TLS answered 200 OK",
+        "{check}"
+    );
+    let vias = vias.lock().expect("vias").clone();
+    assert!(
+        vias.len() == 1 && vias[0].starts_with("SIP/2.0/TLS "),
+        "one OPTIONS, sent over the TLS connection: {vias:?}"
+    );
+
+    let (_wrong, port, vias) = tls_trunk(wrong).await;
+    let id = create(&api, &admin, trunk("tls-wrong-name", port)).await;
+    let tested = test_of(&api, &admin, &id).await;
+    assert_eq!(tested.status, 200, "{}", tested.body);
+    assert_eq!(tested.body["ok"], false, "{}", tested.body);
+    let check = &tested.body["checks"][0];
+    assert_eq!(check["ok"], false, "{check}");
+    assert_eq!(check["status"], Value::Null, "{check}");
+    let detail = check["detail"].as_str().unwrap_or_default();
+    assert!(
+        detail.starts_with(
+            "TLS handshake failed: the trunk's certificate is not valid for `127.0.0.1`"
+        ),
+        "{detail}"
+    );
+    assert!(vias.lock().expect("vias").is_empty(), "no OPTIONS sent");
     s.stop().await;
 }
 

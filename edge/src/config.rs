@@ -413,6 +413,11 @@ pub struct EdgeHttpConfig {
     pub tls_handshake_timeout_ms: u32,
     /// A certificate from an ACME CA instead of files (see [`AcmeConfig`]).
     pub acme: Option<AcmeConfig>,
+    /// A plain-HTTP listener (`0.0.0.0:80`, say) answering every request with `308` to the
+    /// same path on HTTPS, at `public_url`'s host when that is `https://` (else the ACME
+    /// domain, else the request's own host); with ACME on the challenge address, one listener
+    /// does both. Needs HTTPS on. Off by default.
+    pub http_redirect: Option<String>,
 }
 
 impl Default for EdgeHttpConfig {
@@ -428,6 +433,7 @@ impl Default for EdgeHttpConfig {
             tls_key: None,
             tls_handshake_timeout_ms: default_tls_handshake_timeout_ms(),
             acme: None,
+            http_redirect: None,
         }
     }
 }
@@ -440,6 +446,8 @@ impl EdgeHttpConfig {
             tls_key: self.tls_key.as_deref(),
             handshake_timeout_ms: self.tls_handshake_timeout_ms,
             acme: self.acme.as_ref(),
+            http_redirect: self.http_redirect.as_deref(),
+            public_url: self.public_url.as_deref(),
         }
     }
 

@@ -55,6 +55,12 @@ pub struct HttpTlsKeys<'a> {
     pub handshake_timeout_ms: u32,
     /// `[http.acme]`.
     pub acme: Option<&'a AcmeConfig>,
+    /// `http.http_redirect`: where a plain-HTTP listener answers every request with a
+    /// redirect to HTTPS (`serve/redirect.rs`).
+    pub http_redirect: Option<&'a str>,
+    /// `http.public_url` (the edge's; the control plane has none): its host is where the
+    /// redirect sends clients, when it is `https://`.
+    pub public_url: Option<&'a str>,
 }
 
 impl HttpTlsKeys<'_> {
@@ -63,8 +69,10 @@ impl HttpTlsKeys<'_> {
         self.tls_cert.is_some() || self.acme.is_some()
     }
 
-    /// Both files or neither, not both files and ACME, and an ACME section that can work.
+    /// Both files or neither, not both files and ACME, an ACME section that can work, and a
+    /// redirect listener only in front of HTTPS.
     pub fn problems(&self, problems: &mut Vec<ConfigProblem>) {
+        self.redirect_problems(problems);
         match (self.tls_cert, self.tls_key) {
             (Some(_), None) => problems.push(ConfigProblem::new(
                 "http.tls_key",
@@ -125,6 +133,20 @@ impl HttpTlsKeys<'_> {
         }
         check_socket_addr("http.acme.challenge_addr", &acme.challenge_addr, problems);
     }
+
+    /// A redirect listener needs an address and HTTPS to send clients to.
+    fn redirect_problems(&self, problems: &mut Vec<ConfigProblem>) {
+        let Some(addr) = self.http_redirect else {
+            return;
+        };
+        check_socket_addr("http.http_redirect", addr, problems);
+        if !self.is_on() {
+            problems.push(ConfigProblem::new(
+                "http.http_redirect",
+                "redirects to HTTPS, which needs http.tls_cert and http.tls_key or [http.acme]",
+            ));
+        }
+    }
 }
 
 /// A name an ACME CA can issue for: dot-separated labels of letters, digits and `-`.
@@ -166,6 +188,8 @@ mod tests {
             tls_key: key,
             handshake_timeout_ms: default_tls_handshake_timeout_ms(),
             acme,
+            http_redirect: None,
+            public_url: None,
         }
         .problems(&mut problems);
         problems
@@ -183,6 +207,28 @@ mod tests {
         let ok = acme("edge1.example.com");
         assert!(keys(None, None, Some(&ok)).is_empty());
         assert!(keys(Some("c.pem"), Some("k.pem"), Some(&ok))[0].contains("http.acme"));
+    }
+
+    #[test]
+    fn a_redirect_listener_needs_an_address_and_https() {
+        let mut problems = Vec::new();
+        let mut keys = HttpTlsKeys {
+            tls_cert: None,
+            tls_key: None,
+            handshake_timeout_ms: default_tls_handshake_timeout_ms(),
+            acme: None,
+            http_redirect: Some("0.0.0.0:80"),
+            public_url: None,
+        };
+        keys.problems(&mut problems);
+        assert_eq!(problems.len(), 1, "{problems:?}");
+        assert!(problems[0].message.contains("needs http.tls_cert"));
+        (keys.tls_cert, keys.tls_key) = (Some("c.pem"), Some("k.pem"));
+        keys.http_redirect = Some("port 80");
+        problems.clear();
+        keys.problems(&mut problems);
+        assert_eq!(problems.len(), 1, "{problems:?}");
+        assert_eq!(problems[0].key, "http.http_redirect");
     }
 
     #[test]

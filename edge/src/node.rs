@@ -157,6 +157,7 @@ impl Edge {
         let cluster_secret = trust.cluster_secret().to_owned();
         let (sip_socket, sip_tcp) = bind_sip(&config.sip.addr).await?;
         let sip_addr = sip_socket.local_addr()?;
+        let tls_dialer = crate::sip::transport::tls::dialer_from_config(&config.sip)?;
         let link = LinkContext {
             client,
             edge_id: Arc::from(id.as_str()),
@@ -167,6 +168,7 @@ impl Edge {
             trunk_probe: control_link::TrunkProbe {
                 ip: sip_addr.ip(),
                 timeout: Duration::from_millis(u64::from(config.sip.options_timeout_ms)),
+                tls: tls_dialer.clone(),
             },
         };
         let (sip_commands, sip_commands_rx) = mpsc::channel(SIP_COMMAND_QUEUE);
@@ -329,7 +331,8 @@ impl Edge {
         )
         .merge(crate::twilio::webhook::router(twilio.clone()));
         let https =
-            crate::serve::tls::from_config(&config.http.tls(), "edge HTTP", &shutdown).await?;
+            crate::serve::tls::from_config(&config.http.tls(), "edge HTTP", http_addr, &shutdown)
+                .await?;
         tasks.spawn(crate::serve::serve_https(
             LimitedListener {
                 listener,
@@ -340,8 +343,7 @@ impl Edge {
             "edge HTTP",
             shutdown.clone(),
         ));
-        let (sip_tls, tls_dialer) =
-            crate::sip::transport::tls::from_config(&config.sip, public_sip).await?;
+        let sip_tls = crate::sip::transport::tls::from_config(&config.sip, public_sip).await?;
         let sip_tls_addr = match &sip_tls {
             Some(tls) => Some(tls.listener.local_addr()?),
             None => None,

@@ -25,6 +25,7 @@ pub mod acme;
 mod caps;
 pub mod certificate;
 mod clock;
+pub mod redirect;
 pub mod tls;
 
 use std::convert::Infallible;

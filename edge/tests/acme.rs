@@ -201,15 +201,17 @@ async fn a_certificate_from_pebble_is_served_over_https_after_a_real_http01_vali
         tls_key: None,
         handshake_timeout_ms: 5_000,
         acme: Some(&acme),
+        http_redirect: None,
+        public_url: None,
     };
     let shutdown = CancellationToken::new();
     let _stop = shutdown.clone().drop_guard();
-    let https = freya_edge::serve::tls::from_config(&keys, "test HTTPS", &shutdown)
+    let listener = TcpListener::bind("127.0.0.1:0").await.expect("bind");
+    let addr = listener.local_addr().expect("address");
+    let https = freya_edge::serve::tls::from_config(&keys, "test HTTPS", addr, &shutdown)
         .await
         .expect("ACME set up")
         .expect("HTTPS on");
-    let listener = TcpListener::bind("127.0.0.1:0").await.expect("bind");
-    let addr = listener.local_addr().expect("address");
     let limits = ConnectionLimits {
         timeouts: ConnectionTimeouts {
             message: Duration::from_secs(10),

@@ -5,6 +5,7 @@
 use serde::Serialize;
 use sqlx::Row;
 
+use super::call_privacy::call_redactor;
 use super::columns::from_columns;
 use super::{retry, Store, StoreError, WorkspaceScope};
 use freya_shared::ids::now_ms;
@@ -102,7 +103,8 @@ impl Store {
             let mut tx = self.pool().begin().await?;
             let mut stored = Vec::with_capacity(events.len());
             let mut retries = Vec::new();
-            // Each call's agent's redactor, looked up once a batch.
+            // Each call's redactor (its agent's, or its workflow's: `call_privacy.rs`), looked
+            // up once a batch.
             let mut redactors: Vec<(&str, Redactor)> = Vec::new();
             for event in events {
                 let redactor = match redactors.iter().find(|(c, _)| *c == event.call_id) {
@@ -285,11 +287,16 @@ async fn apply_to_call(
         CallEventData::Started(started) => {
             let agent_id = started.agent_id.clone().flatten();
             let sip_call_id = started.sip_call_id.clone().flatten();
+            let workflow_version = started
+                .workflow_version
+                .flatten()
+                .and_then(|v| i64::try_from(v).ok());
             sqlx::query(
                 "INSERT INTO calls (id, workspace_id, edge_id, region, direction, from_number, \
-                 to_number, agent_id, status, started_at_ms, sip_call_id, trace_id, trace_span_id) \
+                 to_number, agent_id, status, started_at_ms, sip_call_id, trace_id, trace_span_id, \
+                 workflow_id, workflow_version) \
                  VALUES ($1, $2, $3, (SELECT region FROM edges WHERE id = $3), $4, $5, $6, $7, \
-                 'ringing', $8, $9, $10, $11) ON CONFLICT (id) DO NOTHING",
+                 'ringing', $8, $9, $10, $11, $12, $13) ON CONFLICT (id) DO NOTHING",
             )
             .bind(&event.call_id)
             .bind(&event.workspace_id)
@@ -302,6 +309,8 @@ async fn apply_to_call(
             .bind(sip_call_id)
             .bind(started.trace_id.as_deref().filter(|t| is_trace_id(t)))
             .bind(started.trace_span_id.as_deref().filter(|s| is_span_id(s)))
+            .bind(started.workflow_id.clone().flatten())
+            .bind(workflow_version)
             .execute(&mut **tx)
             .await?;
         }
@@ -400,53 +409,4 @@ fn is_span_id(value: &str) -> bool {
             .bytes()
             .all(|b| matches!(b, b'0'..=b'9' | b'a'..=b'f'))
         && value.bytes().any(|b| b != b'0')
-}
-
-/// The redactor of the agent answering `event`'s call: named by a `call.started` itself, else by
-/// the call's row (stored by an earlier event, perhaps earlier in this transaction). A call of a
-/// workflow, or of an agent since deleted, is stored as it comes.
-async fn call_redactor(
-    tx: &mut sqlx::Transaction<'_, sqlx::Any>,
-    event: &CallEvent,
-) -> Result<Redactor, StoreError> {
-    let named = match event.data() {
-        CallEventData::Started(started) => started.agent_id.clone().flatten(),
-        _ => None,
-    };
-    let agent_id: Option<String> = match named {
-        Some(id) => Some(id),
-        None => {
-            sqlx::query_scalar("SELECT agent_id FROM calls WHERE id = $1 AND workspace_id = $2")
-                .bind(&event.call_id)
-                .bind(&event.workspace_id)
-                .fetch_optional(&mut **tx)
-                .await?
-                .flatten()
-        }
-    };
-    let Some(agent_id) = agent_id else {
-        return Ok(Redactor::default());
-    };
-    let spec: Option<String> =
-        sqlx::query_scalar("SELECT spec FROM agents WHERE id = $1 AND workspace_id = $2")
-            .bind(&agent_id)
-            .bind(&event.workspace_id)
-            .fetch_optional(&mut **tx)
-            .await?;
-    let Some(spec) = spec else {
-        return Ok(Redactor::default());
-    };
-    // Only the privacy section: the rest (and its sealed secrets) is not needed here.
-    let spec: serde_json::Value = super::parse_json("agent spec", &spec)?;
-    let privacy: PrivacySpec = spec
-        .get("privacy")
-        .cloned()
-        .map(serde_json::from_value)
-        .transpose()
-        .map_err(|e| StoreError::Corrupt {
-            what: "agent privacy",
-            message: e.to_string(),
-        })?
-        .unwrap_or_default();
-    Ok(privacy.redactor())
 }

@@ -18,6 +18,7 @@ mod api_keys;
 mod audit;
 pub mod backup;
 mod call_placements;
+mod call_privacy;
 mod call_retries;
 mod call_usage;
 mod calls;

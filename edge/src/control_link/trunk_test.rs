@@ -2,18 +2,24 @@
 //! trunk of this edge's configuration is checked now and the outcome goes back with
 //! `ReportTrunkTest`, named by the command's id. Over UDP one OPTIONS is sent by the same core
 //! as the periodic pings ([`TrunkPinger`], from its own socket on the SIP listener's IP); over
-//! TCP a connection is opened and an OPTIONS sent on it; over TLS only the connection is opened
-//! (the handshake is not checked here). Everything is bounded by `sip.options_timeout_ms`
-//! (plus the resolver's own 3 s).
+//! TCP a connection is opened and an OPTIONS sent on it; over TLS the handshake is made by the
+//! dialer the trunk's calls use ([`TlsDialer`]: the chain checked against `sip.tls_ca_file` or
+//! the system roots, the name against the trunk's `host`), a refusal said in words (an unknown
+//! issuer, a certificate for another name, an expired one), then an OPTIONS sent over it.
+//! Everything is bounded by `sip.options_timeout_ms` (plus the resolver's own 3 s; the
+//! handshake also by `sip.tls_handshake_timeout_ms`).
 
 use std::net::{IpAddr, SocketAddr};
+use std::sync::Arc;
 use std::time::{Duration, Instant};
 
-use tokio::io::{AsyncReadExt, AsyncWriteExt};
-use tokio::net::{TcpStream, UdpSocket};
+use tokio::io::{AsyncRead, AsyncReadExt, AsyncWrite, AsyncWriteExt};
+use tokio::net::UdpSocket;
+use tokio_rustls::rustls;
 
 use super::trunk_health_report::{target_of, unresolved};
 use super::LinkContext;
+use crate::sip::transport::tls::{TlsDialer, TlsError};
 use crate::sip::trunk_health::{
     final_answer, stream_options_request, ProbeTarget, TrunkPinger, TrunkState, TrunkTarget,
 };
@@ -27,11 +33,13 @@ const SNAPSHOT_WAIT: Duration = Duration::from_secs(2);
 const MAX_ANSWER: usize = 8 * 1024;
 
 /// Where and how patiently trunks are tested: the SIP listener's IP and
-/// `sip.options_timeout_ms`.
-#[derive(Debug, Clone, Copy)]
+/// `sip.options_timeout_ms`; TLS trunks with the dialer their calls use, so a test trusts
+/// exactly what a call would.
+#[derive(Clone)]
 pub(crate) struct TrunkProbe {
     pub ip: IpAddr,
     pub timeout: Duration,
+    pub tls: Arc<TlsDialer>,
 }
 
 /// What a test found, before it goes on the wire.
@@ -73,7 +81,7 @@ async fn run(link: LinkContext, state: EdgeState, command_id: String, test: Test
         ),
         Some(spec) => (
             transport_name(spec.transport).to_owned(),
-            test_trunk(link.trunk_probe, &test.provider_id, spec).await,
+            test_trunk(&link.trunk_probe, &test.provider_id, spec).await,
         ),
     };
     tracing::info!(provider_id = %test.provider_id, ok = outcome.ok, detail = %outcome.detail, "trunk tested on request");
@@ -128,7 +136,7 @@ fn transport_name(transport: SipTransport) -> &'static str {
     }
 }
 
-async fn test_trunk(probe: TrunkProbe, provider_id: &str, spec: &SipTrunkSpec) -> Outcome {
+async fn test_trunk(probe: &TrunkProbe, provider_id: &str, spec: &SipTrunkSpec) -> Outcome {
     match spec.transport {
         SipTransport::Udp => match target_of(provider_id, spec).await {
             target @ ProbeTarget::Udp { .. } => udp_options(probe, provider_id, target).await,
@@ -148,7 +156,7 @@ async fn test_trunk(probe: TrunkProbe, provider_id: &str, spec: &SipTrunkSpec) -
 }
 
 /// One OPTIONS over UDP, by the pinger's core.
-async fn udp_options(probe: TrunkProbe, provider_id: &str, target: ProbeTarget) -> Outcome {
+async fn udp_options(probe: &TrunkProbe, provider_id: &str, target: ProbeTarget) -> Outcome {
     let socket = match UdpSocket::bind(SocketAddr::new(probe.ip, 0)).await {
         Ok(socket) => socket,
         Err(error) => return Outcome::failed(Duration::ZERO, format!("no UDP socket: {error}")),
@@ -206,8 +214,8 @@ async fn udp_options(probe: TrunkProbe, provider_id: &str, target: ProbeTarget) 
     }
 }
 
-/// A connection to the trunk; over TCP, an OPTIONS on it too.
-async fn stream_check(probe: TrunkProbe, addr: SocketAddr, host: &str, tls: bool) -> Outcome {
+/// A connection to the trunk (over TLS, its handshake too) and an OPTIONS on it.
+async fn stream_check(probe: &TrunkProbe, addr: SocketAddr, host: &str, tls: bool) -> Outcome {
     let started = Instant::now();
     let connect = async {
         let socket = match addr {
@@ -231,21 +239,43 @@ async fn stream_check(probe: TrunkProbe, addr: SocketAddr, host: &str, tls: bool
             )
         }
     };
-    if tls {
-        return Outcome {
-            ok: true,
-            latency: started.elapsed(),
-            status: None,
-            detail: "TCP connection opened (the TLS handshake and OPTIONS are not checked)".into(),
-        };
-    }
+    let local = match stream.local_addr() {
+        Ok(local) => local,
+        Err(error) => {
+            return Outcome::failed(started.elapsed(), format!("connected, but: {error}"))
+        }
+    };
     let remaining = probe.timeout.saturating_sub(started.elapsed());
-    match tokio::time::timeout(remaining, tcp_options(stream, addr, host)).await {
+    let (answer, over) = if tls {
+        let handshake = probe.tls.connect(stream, addr, Some(host));
+        let stream = match tokio::time::timeout(remaining, handshake).await {
+            Ok(Ok(stream)) => stream,
+            Ok(Err(error)) => {
+                return Outcome::failed(started.elapsed(), handshake_failure(&error, host))
+            }
+            Err(_) => {
+                return Outcome::failed(
+                    started.elapsed(),
+                    format!(
+                        "connected, but no TLS handshake within {} ms",
+                        probe.timeout.as_millis()
+                    ),
+                )
+            }
+        };
+        let remaining = probe.timeout.saturating_sub(started.elapsed());
+        let options = stream_options(stream, local, addr, host, true);
+        (tokio::time::timeout(remaining, options).await, "TLS")
+    } else {
+        let options = stream_options(stream, local, addr, host, false);
+        (tokio::time::timeout(remaining, options).await, "TCP")
+    };
+    match answer {
         Ok(Ok((status, reason))) => Outcome {
             ok: status != 503,
             latency: started.elapsed(),
             status: Some(status),
-            detail: format!("OPTIONS over TCP answered {status} {reason}")
+            detail: format!("OPTIONS over {over} answered {status} {reason}")
                 .trim_end()
                 .to_owned(),
         },
@@ -260,17 +290,48 @@ async fn stream_check(probe: TrunkProbe, addr: SocketAddr, host: &str, tls: bool
     }
 }
 
-/// Sends an OPTIONS on `stream` and reads until its final answer (or the peer closes).
-async fn tcp_options(
-    mut stream: TcpStream,
+/// Why a trunk's TLS handshake failed, in words a person setting up the trunk can act on: the
+/// certificate's issuer, name or dates, or what rustls said.
+fn handshake_failure(error: &TlsError, host: &str) -> String {
+    let rustls_error = match error {
+        TlsError::Handshake(io) => io
+            .get_ref()
+            .and_then(|inner| inner.downcast_ref::<rustls::Error>()),
+        _ => None,
+    };
+    let Some(rustls::Error::InvalidCertificate(problem)) = rustls_error else {
+        return format!("TLS handshake failed: {error}");
+    };
+    use rustls::CertificateError as Problem;
+    let why = match problem {
+        Problem::NotValidForName | Problem::NotValidForNameContext { .. } => {
+            format!("the trunk's certificate is not valid for `{host}` (the trunk's host)")
+        }
+        Problem::UnknownIssuer => "the trunk's certificate is not signed by a CA this edge \
+                                   trusts (sip.tls_ca_file, or the system roots when unset)"
+            .to_owned(),
+        Problem::Expired | Problem::ExpiredContext { .. } => {
+            "the trunk's certificate has expired".to_owned()
+        }
+        Problem::NotValidYet | Problem::NotValidYetContext { .. } => {
+            "the trunk's certificate is not valid yet".to_owned()
+        }
+        _ => "the trunk's certificate was refused".to_owned(),
+    };
+    format!("TLS handshake failed: {why} ({problem})")
+}
+
+/// Sends an OPTIONS on `stream` (a TCP or TLS connection from `local`) and reads until its
+/// final answer (or the peer closes).
+async fn stream_options(
+    mut stream: impl AsyncRead + AsyncWrite + Unpin,
+    local: SocketAddr,
     addr: SocketAddr,
     host: &str,
+    tls: bool,
 ) -> Result<(u16, String), String> {
-    let local = stream
-        .local_addr()
-        .map_err(|e| format!("connected, but: {e}"))?;
     let call_id = format!("test-{:016x}", rand::random::<u64>());
-    let request = stream_options_request(local, addr, host, &call_id);
+    let request = stream_options_request(local, addr, host, &call_id, tls);
     stream
         .write_all(&request)
         .await

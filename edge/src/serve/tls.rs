@@ -35,6 +35,8 @@ use crate::config::HttpTlsKeys;
 pub struct Https {
     acceptor: TlsAcceptor,
     handshake_timeout: Duration,
+    /// Where the plain-HTTP redirect listener (`http.http_redirect`) is bound, when it is.
+    redirect_addr: Option<SocketAddr>,
 }
 
 /// Why a connection was closed before its first request.
@@ -63,7 +65,14 @@ impl Https {
         Ok(Self {
             acceptor: TlsAcceptor::from(Arc::new(config)),
             handshake_timeout,
+            redirect_addr: None,
         })
+    }
+
+    /// Where the plain-HTTP listener that redirects to this one is bound
+    /// (`http.http_redirect`), when there is one.
+    pub fn redirect_addr(&self) -> Option<SocketAddr> {
+        self.redirect_addr
     }
 
     /// Shakes hands with a client within the handshake timeout.
@@ -90,13 +99,16 @@ pub fn default_public_url(tls: &HttpTlsKeys<'_>, bound: SocketAddr) -> String {
     }
 }
 
-/// The TLS side of the `[http]` listener named `listener` (`"REST API"`, `"edge HTTP"`), or
-/// `None` for plain HTTP. From files, the certificate must load now (an error names the key
-/// and the file). With `[http.acme]`, this binds the challenge listener and starts the order
-/// task: handshakes fail until the first certificate is in the cache.
+/// The TLS side of the `[http]` listener named `listener` (`"REST API"`, `"edge HTTP"`, bound
+/// at `https_addr`), or `None` for plain HTTP. From files, the certificate must load now (an
+/// error names the key and the file). With `[http.acme]`, this binds the challenge listener and
+/// starts the order task: handshakes fail until the first certificate is in the cache. With
+/// `http.http_redirect`, this binds the plain listener that redirects to HTTPS (`redirect.rs`);
+/// on the challenge listener's address, that one listener does both.
 pub async fn from_config(
     tls: &HttpTlsKeys<'_>,
     listener: &'static str,
+    https_addr: SocketAddr,
     shutdown: &CancellationToken,
 ) -> anyhow::Result<Option<Https>> {
     use anyhow::Context;
@@ -106,6 +118,9 @@ pub async fn from_config(
         cert: "http.tls_cert",
         key: "http.tls_key",
     };
+    let redirect_addr = super::redirect::redirect_addr(tls)?;
+    let redirect = super::redirect::HttpsRedirect::of(tls, https_addr.port());
+    let mut redirect_bound = None;
     let certificate = match (tls.tls_cert, tls.tls_key, tls.acme) {
         (Some(cert), Some(key), _) => {
             ReloadingCertificate::load(names, Path::new(cert), Path::new(key))
@@ -121,28 +136,73 @@ pub async fn from_config(
                 .challenge_addr
                 .parse()
                 .context("http.acme.challenge_addr")?;
-            let bound = TcpListener::bind(addr)
-                .await
-                .with_context(|| format!("while binding http.acme.challenge_addr {addr}"))?;
-            tracing::info!(bound = %bound.local_addr()?, domain = %acme.domain, "ACME HTTP-01 challenge listener");
-            let challenge_listener = LimitedListener {
-                listener: bound,
-                limits: crate::config::http_limits(10_000, 10_000, 64, 1024),
+            let shared = redirect_addr == Some(addr);
+            let router = if shared {
+                super::redirect::redirect_router(redirect.clone(), Some(challenges.clone()))
+            } else {
+                super::acme::challenge_router(challenges.clone())
             };
+            let bound = plain_listener(addr, "http.acme.challenge_addr").await?;
+            tracing::info!(bound = %bound.listener.local_addr()?, domain = %acme.domain, redirect = shared, "ACME HTTP-01 challenge listener");
+            if shared {
+                redirect_bound = Some(bound.listener.local_addr()?);
+            }
             tokio::spawn(super::serve_http(
-                challenge_listener,
-                super::acme::challenge_router(challenges.clone()),
+                bound,
+                router,
                 "ACME challenge",
                 shutdown.clone(),
             ));
+            if let Some(addr) = redirect_addr.filter(|_| !shared) {
+                // The challenges on this listener too: the CA may be pointed at either.
+                let router =
+                    super::redirect::redirect_router(redirect.clone(), Some(challenges.clone()));
+                redirect_bound = Some(serve_redirect(addr, router, shutdown).await?);
+            }
             tokio::spawn(super::acme::run(acme.clone(), challenges, shutdown.clone()));
             ReloadingCertificate::awaiting(names, &files.cert, &files.key)
         }
         _ => return Ok(None),
     };
-    let https = Https::new(Arc::new(certificate), handshake_timeout)
+    if let (Some(addr), None) = (redirect_addr, redirect_bound) {
+        let router = super::redirect::redirect_router(redirect, None);
+        redirect_bound = Some(serve_redirect(addr, router, shutdown).await?);
+    }
+    let mut https = Https::new(Arc::new(certificate), handshake_timeout)
         .with_context(|| format!("while setting up TLS on the {listener}"))?;
+    https.redirect_addr = redirect_bound;
     Ok(Some(https))
+}
+
+/// A plain-HTTP listener bound at `addr` (named by its config `key` in errors), with small
+/// caps and timeouts: it answers challenges and redirects, nothing that takes long.
+async fn plain_listener(addr: SocketAddr, key: &str) -> anyhow::Result<LimitedListener> {
+    use anyhow::Context;
+    let bound = TcpListener::bind(addr)
+        .await
+        .with_context(|| format!("while binding {key} {addr}"))?;
+    Ok(LimitedListener {
+        listener: bound,
+        limits: crate::config::http_limits(10_000, 10_000, 64, 1024),
+    })
+}
+
+/// Binds `http.http_redirect` and serves `router` on it; the bound address.
+async fn serve_redirect(
+    addr: SocketAddr,
+    router: axum::Router,
+    shutdown: &CancellationToken,
+) -> anyhow::Result<SocketAddr> {
+    let bound = plain_listener(addr, "http.http_redirect").await?;
+    let local = bound.listener.local_addr()?;
+    tracing::info!(bound = %local, "HTTP to HTTPS redirect listener");
+    tokio::spawn(super::serve_http(
+        bound,
+        router,
+        "HTTPS redirect",
+        shutdown.clone(),
+    ));
+    Ok(local)
 }
 
 #[cfg(test)]

@@ -331,15 +331,18 @@ fn options_request(
     options_over("UDP", local, to, host, call_id, sequence)
 }
 
-/// An OPTIONS sent over a connection (`TCP`), for a trunk tested on demand
-/// (`control_link/trunk_test.rs`); the same request as a ping but for the Via's transport.
+/// An OPTIONS sent over a connection (`TCP`, or `TLS` when `tls`), for a trunk tested on
+/// demand (`control_link/trunk_test.rs`); the same request as a ping but for the Via's
+/// transport.
 pub(crate) fn stream_options_request(
     local: SocketAddr,
     to: SocketAddr,
     host: &str,
     call_id: &str,
+    tls: bool,
 ) -> Vec<u8> {
-    options_over("TCP", local, to, host, call_id, 1)
+    let transport = if tls { "TLS" } else { "TCP" };
+    options_over(transport, local, to, host, call_id, 1)
 }
 
 /// A final answer's status and reason if `bytes` is a SIP response for `call_id`.

@@ -204,20 +204,28 @@ pub async fn accept(
     }
 }
 
-/// The TLS listener (bound, its certificate loaded) and the client for TLS trunks, from
-/// `[sip]`; `public_sip` lends its IP to a TLS public address left unset. The dialer is built
-/// even without a listener: a trunk may use TLS on an edge that takes no TLS calls.
-pub async fn from_config(
-    sip: &crate::config::SipConfig,
-    public_sip: SocketAddr,
-) -> anyhow::Result<(Option<super::TlsListener>, Arc<TlsDialer>)> {
+/// The client for TLS trunks, from `[sip]` (`sip.tls_ca_file`, `sip.tls_handshake_timeout_ms`):
+/// one for the trunks' calls and their tests on demand, so a test trusts what a call would. It
+/// is built even without a listener: a trunk may use TLS on an edge that takes no TLS calls.
+pub fn dialer_from_config(sip: &crate::config::SipConfig) -> anyhow::Result<Arc<TlsDialer>> {
     use anyhow::Context;
     let handshake_timeout = Duration::from_millis(u64::from(sip.tls_handshake_timeout_ms));
     let ca_file = sip.tls_ca_file.as_deref().map(Path::new);
     let dialer =
         TlsDialer::new(ca_file, handshake_timeout).context("while reading sip.tls_ca_file")?;
+    Ok(Arc::new(dialer))
+}
+
+/// The TLS listener (bound, its certificate loaded), from `[sip]`, when `sip.tls_listen` is
+/// set; `public_sip` lends its IP to a TLS public address left unset.
+pub async fn from_config(
+    sip: &crate::config::SipConfig,
+    public_sip: SocketAddr,
+) -> anyhow::Result<Option<super::TlsListener>> {
+    use anyhow::Context;
+    let handshake_timeout = Duration::from_millis(u64::from(sip.tls_handshake_timeout_ms));
     let Some(addr) = sip.tls_listen_addr() else {
-        return Ok((None, Arc::new(dialer)));
+        return Ok(None);
     };
     let (Some(cert_file), Some(key_file)) = (&sip.tls_cert_file, &sip.tls_key_file) else {
         anyhow::bail!("sip.tls_listen needs sip.tls_cert_file and sip.tls_key_file");
@@ -251,7 +259,7 @@ pub async fn from_config(
         acceptor: TlsAcceptor::from(Arc::new(config)),
         public_addr,
     };
-    Ok((Some(listener), Arc::new(dialer)))
+    Ok(Some(listener))
 }
 
 #[cfg(test)]
