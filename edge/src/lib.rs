@@ -7,6 +7,10 @@
 //! `freya-loadtest`'s caller; the `fuzz/` targets; this crate's benches and integration tests),
 //! and inside it only the sub-modules those callers name stay `pub`. Everything else is
 //! `pub(crate)`.
+//!
+//! `unreachable_pub` holds that line: an item marked `pub` must be reachable from outside the
+//! crate, so `pub` says "another crate uses this" and nothing else.
+#![warn(unreachable_pub)]
 
 /// The call's media pieces (`codec`, `media`, `core`, `task`): the edge's benches and
 /// `freya-control`'s DTMF test drive one call's media without a SIP dialog.

@@ -2,32 +2,30 @@
 //! recordings waiting for upload),
 //! its operator HTTP listener (with the Twilio webhook and media streams) and its link to the
 //! control plane.
+//!
+//! Start-up in its parts: `disk.rs` (what the edge keeps between starts), `addresses.rs` (SIP
+//! bound, public and media addresses), `settings.rs` (the configuration as the tasks' plain
+//! values), `peers.rs` (gossip and the mesh) and `drain.rs` (the stop that loses no call).
 
-use crate::sip::transport::registrations::{RegistrationBoard, RegistrationRetry};
-use std::net::{IpAddr, SocketAddr};
-use std::path::Path;
+use std::net::SocketAddr;
 use std::sync::{Arc, Mutex};
 use std::time::Duration;
 
 use anyhow::Context;
-use tokio::net::{TcpListener, UdpSocket};
+use tokio::net::TcpListener;
 use tokio::sync::mpsc;
 use tokio::task::JoinSet;
 use tokio_util::sync::CancellationToken;
 
 use crate::call::invite_rate::InviteRate;
-use crate::call::media::MediaSettings;
-use crate::call::ports::{ConfiguredMedia, MediaAddresses, PortAllocator};
+use crate::call::ports::PortAllocator;
 use crate::call::slots::SlotLimits;
 use crate::call::task::CallServices;
-use crate::config::EdgeConfig;
-use crate::control_link::snapshot_cache::SnapshotCache;
-use crate::control_link::spool::EventSpool;
+use crate::config::{EdgeConfig, SipConfig};
 use crate::control_link::{self, LinkContext, Registration};
 use crate::metrics::EdgeMetrics;
-use crate::recordings::RecordingOutbox;
 use crate::serve::LimitedListener;
-use crate::sip::sdp::Codec;
+use crate::sip::transport::registrations::RegistrationBoard;
 use crate::sip::transport::{SipCommand, SipService};
 use crate::state::EdgeState;
 use crate::trust::link::{link_trust, LinkTrust};
@@ -36,6 +34,15 @@ use crate::twilio::ticket::{TicketKey, UsedTickets};
 use crate::twilio::TwilioEdge;
 use crate::voice::{VoiceDefaults, VoiceFactory};
 use freya_shared::model::CallEvent;
+
+mod addresses;
+mod disk;
+mod drain;
+mod peers;
+mod settings;
+
+use addresses::{bind_sip, Advertised};
+use disk::DiskState;
 
 /// A running edge.
 pub struct Edge {
@@ -64,12 +71,6 @@ pub struct Edge {
     events_spooled: prometheus_client::metrics::gauge::Gauge,
 }
 
-/// Longest wait, after a drain's deadline ended the calls left, for their ends to be published.
-const DRAIN_FLUSH_LIMIT: Duration = Duration::from_secs(5);
-
-/// How often a draining edge looks whether its last call has ended.
-const DRAIN_POLL: Duration = Duration::from_millis(100);
-
 /// Events waiting to be spooled; a full queue makes call tasks wait (events are never dropped).
 const EVENT_QUEUE: usize = 1024;
 /// Commands (place a call, hang up) waiting for the SIP task; beyond this the command stream
@@ -79,35 +80,13 @@ const SIP_COMMAND_QUEUE: usize = 64;
 impl Edge {
     /// Loads the edge's disk state, binds its listener and connects (lazily) to the control plane.
     pub async fn start(config: &EdgeConfig) -> anyhow::Result<Self> {
-        std::fs::create_dir_all(&config.data_dir)
-            .with_context(|| format!("while creating data_dir {}", config.data_dir.display()))?;
-        let id = match &config.id {
-            Some(id) => id.clone(),
-            None => stable_id(&config.data_dir)?,
-        };
-        let cache = Arc::new(SnapshotCache::new(&config.data_dir).with_context(|| {
-            format!(
-                "while opening the configuration cache in {}",
-                config.data_dir.display()
-            )
-        })?);
-        let cached = cache
-            .load()
-            .unwrap_or_else(|| freya_shared::snapshot::EdgeConfigSnapshot {
-                region: config.region.clone(),
-                ..Default::default()
-            });
-        if cached.version > 0 {
-            tracing::info!(
-                version = cached.version,
-                "serving calls from the cached configuration until the control plane answers"
-            );
-        }
-        let state = EdgeState::new(cached, config.capacity);
-        let spool = EventSpool::open(&config.data_dir.join("spool"))
-            .context("while opening the event spool")?;
-        let recordings = RecordingOutbox::open(&config.data_dir.join("recordings"))
-            .context("while opening the recordings directory")?;
+        let DiskState {
+            id,
+            cache,
+            state,
+            spool,
+            recordings,
+        } = DiskState::open(config)?;
 
         let listener = TcpListener::bind(&config.http.addr)
             .await
@@ -123,37 +102,11 @@ impl Edge {
 
         let trust = link_trust(config, &id).await?;
         // Each call builds channels of its own: connections of their own.
-        let new_client = || match &trust {
-            LinkTrust::SharedSecret(secret) => control_link::client_for(
-                &config.control.all_urls(),
-                secret,
-                &id,
-                Duration::from_millis(u64::from(config.control.connect_timeout_ms)),
-            ),
-            LinkTrust::Mtls { tls, .. } => control_link::mtls_client_for(
-                &config.control.all_urls(),
-                tls.clone(),
-                &id,
-                Duration::from_millis(u64::from(config.control.connect_timeout_ms)),
-            ),
-        };
-        let client = new_client()?;
+        let client = trust.client(&config.control, &id)?;
         // Cluster reports on a connection of their own, never queued behind the event stream
         // or a recording upload (`control_link/cluster_report.rs`), made on the cluster's own
         // thread (`cluster/shell.rs`, `on_own_thread`).
-        let report_client = {
-            let (urls, id) = (config.control.all_urls(), id.clone());
-            let timeout = Duration::from_millis(u64::from(config.control.connect_timeout_ms));
-            // `Ok`: the shared secret; `Err`: the mutual TLS configuration.
-            let secret_or_tls = match &trust {
-                LinkTrust::SharedSecret(secret) => Ok(secret.clone()),
-                LinkTrust::Mtls { tls, .. } => Err(tls.clone()),
-            };
-            move || match secret_or_tls {
-                Ok(secret) => control_link::client_for(&urls, &secret, &id, timeout),
-                Err(tls) => control_link::mtls_client_for(&urls, tls, &id, timeout),
-            }
-        };
+        let report_client = trust.client_factory(&config.control, &id);
         let cluster_secret = trust.cluster_secret().to_owned();
         let (sip_socket, sip_tcp) = bind_sip(&config.sip.addr).await?;
         let sip_addr = sip_socket.local_addr()?;
@@ -174,53 +127,17 @@ impl Edge {
         let (sip_commands, sip_commands_rx) = mpsc::channel(SIP_COMMAND_QUEUE);
         let sip_commands_for_drain = sip_commands.clone();
         let sip_commands_for_registrations = sip_commands.clone();
-        let external_ip: Option<IpAddr> = match &config.sip.external_ip {
-            Some(ip) => Some(ip.parse().context("sip.external_ip")?),
-            None => None,
-        };
-        let public_sip: SocketAddr = match (&config.sip.public_addr, external_ip) {
-            (Some(public), _) => public.parse().context("sip.public_addr")?,
-            (None, Some(ip)) => SocketAddr::new(ip, sip_addr.port()),
-            (None, None) => sip_addr,
-        };
-        let ip = |key: &str, value: &Option<String>| -> anyhow::Result<Option<IpAddr>> {
-            value
-                .as_deref()
-                .map(|v| v.parse().with_context(|| key.to_owned()))
-                .transpose()
-        };
-        let configured = ConfiguredMedia {
-            ip: ip("rtp.ip", &config.rtp.ip)?,
-            public_ip: ip("rtp.public_ip", &config.rtp.public_ip)?
-                .or(external_ip.filter(IpAddr::is_ipv4)),
-            ip_v6: ip("rtp.ip_v6", &config.rtp.ip_v6)?,
-            public_ip_v6: ip("rtp.public_ip_v6", &config.rtp.public_ip_v6)?
-                .or(external_ip.filter(IpAddr::is_ipv6)),
-        };
-        let media = MediaAddresses::derive(sip_addr.ip(), public_sip.ip(), configured);
-        let primary = media.primary().context(
-            "no media address: set rtp.public_ip or rtp.public_ip_v6 (sip.addr is a wildcard)",
-        )?;
-        tracing::info!(v4 = ?media.v4, v6 = ?media.v6, "media addresses");
+        let Advertised {
+            public_sip,
+            media,
+            primary,
+        } = Advertised::from_config(config, sip_addr)?;
         let enrolled = match &trust {
             LinkTrust::Mtls { identity, .. } => Some(identity),
             LinkTrust::SharedSecret(_) => None,
         };
         let mesh = crate::mesh::bind(&config.mesh, public_sip.ip(), enrolled)?;
-        {
-            use crate::metrics::certificates::CertificateSource::File;
-            if let LinkTrust::Mtls { dir, .. } = &trust {
-                metrics
-                    .certificates
-                    .watch("cluster", File(dir.join("cert.pem")));
-                metrics.certificates.watch("ca", File(dir.join("ca.pem")));
-            }
-            if let (Some(_), Some(cert)) = (&config.sip.tls_listen, &config.sip.tls_cert_file) {
-                metrics
-                    .certificates
-                    .watch("sip_tls", File(std::path::PathBuf::from(cert)));
-            }
-        }
+        watch_certificates(&metrics, &trust, &config.sip);
         let revocations = crate::trust::Revocations::default();
         let mesh_addr = mesh.as_ref().map(|m| m.addr);
         let cluster = crate::cluster::bind(
@@ -255,23 +172,10 @@ impl Edge {
         let gossip_addr = cluster.as_ref().map(|c| c.addr);
         let cluster_view = cluster.as_ref().map(|c| c.snapshots.clone());
         let (events, events_rx) = mpsc::channel(EVENT_QUEUE);
-        // The voice pipeline's edge-wide defaults come from the environment, read once here.
-        let defaults = VoiceDefaults::from_env(std::env::vars());
-        match &defaults.llm_base_url {
-            Some(url) => tracing::info!(%url, model = %defaults.llm_model,
-                "agents without an `llm` section use this OpenAI-compatible model"),
-            None => tracing::info!("agents without an `llm` section use the offline `rules` table"),
-        }
         // Operator-configured endpoints (the environment's defaults, Twilio) use a plain client;
         // every customer-supplied URL goes through the egress guard.
         let http_client = reqwest::Client::new();
-        let egress = crate::egress::Egress::new(&config.egress)?;
-        if egress.allows_private() {
-            tracing::warn!(
-                "egress.allow_private_targets is on: customer URLs may reach this network"
-            );
-        }
-        let voice = Arc::new(VoiceFactory::new(http_client.clone(), egress, defaults));
+        let voice = voice_factory(config, &http_client)?;
         tokio::spawn(crate::speech::stt::local::adapt::adapt_in_background());
         let services = CallServices {
             edge_id: Arc::from(id.as_str()),
@@ -279,24 +183,8 @@ impl Edge {
             events: events.clone(),
             voice: Some(voice),
             recordings: Some(recordings.clone()),
-            media: MediaSettings {
-                inactivity_timeout: Duration::from_millis(u64::from(
-                    config.rtp.inactivity_timeout_ms,
-                )),
-                hold_timeout: Duration::from_millis(u64::from(config.rtp.hold_timeout_ms)),
-                rtcp_interval: Duration::from_millis(u64::from(config.rtp.rtcp_interval_ms)),
-                codecs: config
-                    .rtp
-                    .codecs
-                    .iter()
-                    .filter_map(|name| Codec::from_name(name))
-                    .collect(),
-            },
-            legs: crate::call::core::LegSettings {
-                max_legs: config.legs.max_per_call,
-                remote_silence: Duration::from_millis(u64::from(config.legs.remote_silence_ms)),
-                dial_timeout: Duration::from_millis(u64::from(config.legs.dial_timeout_ms)),
-            },
+            media: settings::media(&config.rtp),
+            legs: settings::legs(&config.legs),
             rtp_departure: metrics.rtp_departure.clone(),
             rtp_foreign: metrics.rtp_foreign.clone(),
             srtp: config.srtp.clone(),
@@ -390,75 +278,35 @@ impl Edge {
         tasks.spawn(crate::sip::transport::registrations::watch(
             state.clone(),
             sip_commands_for_registrations,
-            RegistrationRetry {
-                base: Duration::from_millis(u64::from(config.sip.registration_retry_base_ms)),
-                max: Duration::from_millis(u64::from(config.sip.registration_retry_max_ms)),
-            },
+            settings::registration_retry(&config.sip),
             shutdown.clone(),
         ));
         if let Some(cluster) = cluster {
-            let (report_link, stop) = (link.clone(), shutdown.clone());
-            let snapshots = cluster.snapshots.clone();
-            let task = cluster.task;
-            let ended = crate::cluster::shell::on_own_thread("cluster", move || async move {
-                match report_client() {
-                    Ok(client) => {
-                        let link = LinkContext {
-                            client,
-                            ..report_link
-                        };
-                        tokio::spawn(control_link::run_cluster_report(link, snapshots));
-                    }
-                    Err(e) => tracing::error!(error = %e, "no client for cluster reports"),
-                }
-                match task.on_this_runtime() {
-                    Ok(task) => task.run(stop).await,
-                    Err(e) => tracing::error!(error = %e, "cannot move the gossip socket"),
-                }
-            })
-            .context("while starting the cluster's thread")?;
-            tasks.spawn(async move {
-                let _ = ended.await;
-            });
+            peers::spawn_cluster(&mut tasks, cluster, &link, report_client, &shutdown)?;
         }
-        let mut grants = None;
         let mesh_endpoint = mesh.as_ref().map(|bound| bound.mesh.clone());
-        if let Some(bound) = mesh.as_ref() {
-            tasks.spawn(crate::trust::revocations::apply_to_mesh(
-                bound.mesh.clone(),
-                revocations.clone(),
-                shutdown.clone(),
-            ));
-        }
-        if let (Some(bound), Some(access)) = (mesh, services.mesh.clone()) {
-            let endpoint = bound.mesh.clone();
-            let stop = shutdown.clone();
-            let (grant_tx, grant_rx) = mpsc::channel(256);
-            grants = Some(grant_tx);
-            let hosting = crate::mesh::hosting::Hosting {
-                access,
-                settings: config.mesh.host_settings(),
-                services: services.clone(),
-                sip: sip_commands.clone(),
-                refused: metrics.mesh_dials_refused.clone(),
-            };
-            tasks.spawn(async move {
-                tokio::select! {
-                    () = hosting.run(bound.joins, grant_rx) => {}
-                    () = stop.cancelled() => {}
-                }
-                endpoint.close();
-            });
-        }
-        if config.sip.options_interval_ms != 0 {
+        let grants = match mesh {
+            Some(bound) => {
+                let hosting = services
+                    .mesh
+                    .clone()
+                    .map(|access| crate::mesh::hosting::Hosting {
+                        access,
+                        settings: config.mesh.host_settings(),
+                        services: services.clone(),
+                        sip: sip_commands.clone(),
+                        refused: metrics.mesh_dials_refused.clone(),
+                    });
+                peers::spawn_mesh(&mut tasks, bound, hosting, &revocations, &shutdown)
+            }
+            None => None,
+        };
+        if let Some(pings) = settings::trunk_pings(&config.sip) {
             tasks.spawn(control_link::run_trunk_health(
                 link.clone(),
                 state.clone(),
                 sip_addr.ip(),
-                control_link::PingSettings {
-                    interval: Duration::from_millis(u64::from(config.sip.options_interval_ms)),
-                    timeout: Duration::from_millis(u64::from(config.sip.options_timeout_ms)),
-                },
+                pings,
             ));
         }
         tasks.spawn(control_link::run_registration(
@@ -532,60 +380,6 @@ impl Edge {
         self.shutdown.clone()
     }
 
-    /// Drains, then stops — what SIGTERM does, so that a rolling restart loses no call: the
-    /// edge says `draining` in its gossip health (peers stop choosing it) and redirects new
-    /// INVITEs to peers; calls in progress continue until they end or `drain.deadline_seconds`
-    /// passes, when those left are hung up (`edge_shutdown`); then the edge leaves the cluster
-    /// (peers mark it down at once) and its tasks stop. `stop` cuts the wait short.
-    pub async fn drain_and_stop(self, stop: CancellationToken) {
-        self.state.set_draining(true);
-        let deadline = tokio::time::Instant::now() + self.drain_deadline;
-        self.state.set_drain_deadline(deadline.into_std());
-        tracing::info!(
-            active_calls = self.state.active_calls(),
-            deadline_seconds = self.drain_deadline.as_secs(),
-            "draining before the stop"
-        );
-        while self.state.active_calls() > 0 && tokio::time::Instant::now() < deadline {
-            tokio::select! {
-                _ = tokio::time::sleep(DRAIN_POLL) => {}
-                _ = stop.cancelled() => break,
-                _ = self.shutdown.cancelled() => break,
-            }
-        }
-        if stop.is_cancelled() {
-            self.stop().await;
-            return;
-        }
-        let left = self.state.active_calls();
-        if left > 0 {
-            tracing::warn!(
-                calls = left,
-                "drain over with calls in progress: ending them"
-            );
-            // Ended while the publisher runs, so the calls' own ends (`edge_shutdown`) reach
-            // the control plane before the edge leaves.
-            let _ = self.sip_commands.send(SipCommand::EndAll).await;
-        }
-        // Whether the calls ended by themselves or at the deadline, their ends are published
-        // before the edge leaves: its peers' `down` would otherwise end them as `edge_lost`.
-        let flush = async {
-            while self.state.active_calls() > 0 {
-                tokio::time::sleep(DRAIN_POLL).await;
-            }
-            // The last call's end travels from its task to the spool.
-            tokio::time::sleep(2 * DRAIN_POLL).await;
-            while self.events_spooled.get() > 0 {
-                tokio::time::sleep(DRAIN_POLL).await;
-            }
-        };
-        tokio::select! {
-            _ = tokio::time::timeout(DRAIN_FLUSH_LIMIT, flush) => {}
-            _ = stop.cancelled() => {}
-        }
-        self.stop().await;
-    }
-
     /// Stops every task of this edge.
     pub async fn stop(mut self) {
         self.shutdown.cancel();
@@ -599,53 +393,42 @@ impl Edge {
     }
 }
 
-/// Binds SIP on UDP and TCP at the same address (RFC 3261 section 18: both, always). With port
-/// 0, a port free for both is searched for: the UDP port the system picks may be taken on TCP.
-async fn bind_sip(addr: &str) -> anyhow::Result<(UdpSocket, TcpListener)> {
-    let wanted: SocketAddr = addr
-        .parse()
-        .with_context(|| format!("sip.addr `{addr}` is not IP:PORT"))?;
-    let attempts = if wanted.port() == 0 { 20 } else { 1 };
-    let mut last_error = None;
-    for _ in 0..attempts {
-        let udp = UdpSocket::bind(wanted)
-            .await
-            .with_context(|| format!("while binding sip.addr {addr} (UDP)"))?;
-        let bound = udp.local_addr()?;
-        match TcpListener::bind(bound).await {
-            Ok(tcp) => return Ok((udp, tcp)),
-            Err(e) => last_error = Some((bound, e)),
-        }
+/// Watches the expiry of the certificates the edge presents: the cluster identity's and its
+/// CA's (mutual TLS), and SIP over TLS's, for `/metrics`.
+fn watch_certificates(metrics: &EdgeMetrics, trust: &LinkTrust, sip: &SipConfig) {
+    use crate::metrics::certificates::CertificateSource::File;
+    if let LinkTrust::Mtls { dir, .. } = trust {
+        metrics
+            .certificates
+            .watch("cluster", File(dir.join("cert.pem")));
+        metrics.certificates.watch("ca", File(dir.join("ca.pem")));
     }
-    match last_error {
-        Some((bound, e)) => {
-            Err(anyhow::Error::new(e).context(format!("while binding sip.addr {bound} (TCP)")))
-        }
-        None => Err(anyhow::anyhow!(
-            "while binding sip.addr {addr}: no attempt made"
-        )),
+    if let (Some(_), Some(cert)) = (&sip.tls_listen, &sip.tls_cert_file) {
+        metrics
+            .certificates
+            .watch("sip_tls", File(std::path::PathBuf::from(cert)));
     }
 }
 
-/// The id kept in `data_dir/edge-id`, created on first start.
-fn stable_id(data_dir: &Path) -> anyhow::Result<String> {
-    let path = data_dir.join("edge-id");
-    match std::fs::read_to_string(&path) {
-        Ok(id) if !id.trim().is_empty() => Ok(id.trim().to_owned()),
-        _ => {
-            let uuid = freya_shared::ids::new_id();
-            let tail: String = uuid
-                .chars()
-                .rev()
-                .take(12)
-                .collect::<Vec<_>>()
-                .into_iter()
-                .rev()
-                .collect();
-            let id = format!("edge-{tail}");
-            std::fs::write(&path, &id)
-                .with_context(|| format!("while saving the edge id to {}", path.display()))?;
-            Ok(id)
-        }
+/// The voice pipeline for the edge's calls: its edge-wide defaults read once from the
+/// environment, customer-supplied URLs behind the egress guard.
+fn voice_factory(
+    config: &EdgeConfig,
+    http_client: &reqwest::Client,
+) -> anyhow::Result<Arc<VoiceFactory>> {
+    let defaults = VoiceDefaults::from_env(std::env::vars());
+    match &defaults.llm_base_url {
+        Some(url) => tracing::info!(%url, model = %defaults.llm_model,
+            "agents without an `llm` section use this OpenAI-compatible model"),
+        None => tracing::info!("agents without an `llm` section use the offline `rules` table"),
     }
+    let egress = crate::egress::Egress::new(&config.egress)?;
+    if egress.allows_private() {
+        tracing::warn!("egress.allow_private_targets is on: customer URLs may reach this network");
+    }
+    Ok(Arc::new(VoiceFactory::new(
+        http_client.clone(),
+        egress,
+        defaults,
+    )))
 }

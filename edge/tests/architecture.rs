@@ -85,6 +85,8 @@ const CALL_CORES: &[&str] = &[
     "edge/src/call/conversation_reply.rs",
     "edge/src/call/listener.rs",
     "edge/src/call/media.rs",
+    "edge/src/call/media/playback.rs",
+    "edge/src/call/media/received.rs",
     "edge/src/call/digits.rs",
     "edge/src/call/liveness.rs",
     "edge/src/call/codec.rs",

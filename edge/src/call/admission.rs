@@ -11,7 +11,7 @@ use super::slots::NoSlot;
 
 /// Why a call is refused, as the SIP response that says so.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
-pub struct Refusal {
+pub(crate) struct Refusal {
     pub code: u16,
     pub reason: &'static str,
     /// Seconds for a `Retry-After` header (busy or draining).
@@ -21,7 +21,7 @@ pub struct Refusal {
 
 /// Whether the edge takes new calls at all, before the number and the slots are looked at.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
-pub enum Intake {
+pub(crate) enum Intake {
     /// Ready and not draining (or draining, but taking a call no peer can take: the drain's
     /// last resort, `drain.last_resort_seconds`).
     Open,
@@ -33,7 +33,7 @@ pub enum Intake {
 
 /// What led to a refusal, for logs and the refusal counter.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
-pub enum RefusalCause {
+pub(crate) enum RefusalCause {
     Draining,
     /// The edge has no configuration yet or has not joined its cluster.
     NotReady,
@@ -45,7 +45,7 @@ pub enum RefusalCause {
 
 impl RefusalCause {
     /// The `reason` label of `freya_edge_sip_invites_refused_total`.
-    pub fn label(self) -> &'static str {
+    pub(crate) fn label(self) -> &'static str {
         match self {
             RefusalCause::Draining => "draining",
             RefusalCause::NotReady => "not_ready",
@@ -64,7 +64,7 @@ const MAX_RATE_RETRY_AFTER_SECONDS: u32 = 3600;
 
 /// The route for a call to `dialled`, or the refusal. `intake` is whether the edge takes new
 /// calls at all; `room` is the call slots' answer for the caller's source ([`super::slots::CallSlots::check_inbound`]).
-pub fn admit<'a>(
+pub(crate) fn admit<'a>(
     snapshot: &'a EdgeConfigSnapshot,
     dialled: &str,
     intake: Intake,
@@ -93,7 +93,7 @@ pub fn admit<'a>(
 
 /// The answer to a new INVITE over its source's rate: 503 with a `Retry-After` of the whole
 /// seconds until the source's bucket has a token again (at least 1).
-pub fn rate_limited(wait: Duration) -> Refusal {
+pub(crate) fn rate_limited(wait: Duration) -> Refusal {
     let seconds = wait
         .as_secs()
         .saturating_add(u64::from(wait.subsec_nanos() > 0));

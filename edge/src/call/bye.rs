@@ -11,11 +11,14 @@ use super::task::DialogRequest;
 use crate::sip::endpoint::ByeOutcome;
 
 /// How long a call's end waits for its BYE's outcome: longer than timer F (64 x T1 = 32 s).
-pub const BYE_OUTCOME_WAIT: Duration = Duration::from_secs(40);
+pub(crate) const BYE_OUTCOME_WAIT: Duration = Duration::from_secs(40);
 
 /// Asks the SIP task to send the BYE of `dialog` and returns its outcome as recorded, or
 /// `None` when no BYE went out (the dialog was already gone) or none came back in time.
-pub async fn send_bye(requests: &mpsc::Sender<DialogRequest>, dialog: &str) -> Option<String> {
+pub(crate) async fn send_bye(
+    requests: &mpsc::Sender<DialogRequest>,
+    dialog: &str,
+) -> Option<String> {
     let (bye, outcome) = oneshot::channel();
     let hangup = DialogRequest::Hangup {
         dialog: dialog.to_owned(),

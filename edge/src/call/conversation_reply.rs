@@ -89,7 +89,7 @@ pub(super) struct Reply {
 }
 
 impl Reply {
-    pub fn new(id: u64, kind: ReplyKind, clock: Option<TurnClock>) -> Self {
+    pub(super) fn new(id: u64, kind: ReplyKind, clock: Option<TurnClock>) -> Self {
         Self {
             id,
             kind,
@@ -114,12 +114,12 @@ impl Reply {
     }
 
     /// Playback position where the reply's audio begins, once any has been queued.
-    pub fn audio_start(&self) -> Option<u64> {
+    pub(super) fn audio_start(&self) -> Option<u64> {
         self.sentences.iter().find_map(|s| s.start)
     }
 
     /// The reply's words for the history, as planned.
-    pub fn history_text(&self) -> String {
+    pub(super) fn history_text(&self) -> String {
         join(
             self.sentences
                 .iter()
@@ -131,12 +131,12 @@ impl Reply {
     /// The reply's words the caller heard, playback having consumed `played` samples: whole
     /// sentences played to the end, then the share of the words of the one cut off that matches
     /// the share of its audio played, marked with a dash.
-    pub fn heard_text(&self, played: u64) -> String {
+    pub(super) fn heard_text(&self, played: u64) -> String {
         self.heard_of(played, |s| s.in_history)
     }
 
     /// As [`heard_text`](Self::heard_text), of the sentences `pick` chooses.
-    pub fn heard_of(&self, played: u64, pick: impl Fn(&Sentence) -> bool) -> String {
+    pub(super) fn heard_of(&self, played: u64, pick: impl Fn(&Sentence) -> bool) -> String {
         let mut parts: Vec<String> = Vec::new();
         for s in &self.sentences {
             let Some(start) = s.start else { break };
@@ -165,7 +165,7 @@ impl Reply {
 
     /// When the caller heard the sentences `pick` chooses: from the first sample of the first
     /// to the last sample of the last (`None` where nothing was heard yet).
-    pub fn heard_span(
+    pub(super) fn heard_span(
         &self,
         pick: impl Fn(&Sentence) -> bool,
     ) -> (Option<Instant>, Option<Instant>) {
@@ -176,7 +176,7 @@ impl Reply {
     }
 
     /// Notes which sentences playback reached at `position` (samples consumed) at `now`.
-    pub fn mark_played(&mut self, now: Instant, position: u64) {
+    pub(super) fn mark_played(&mut self, now: Instant, position: u64) {
         for s in &mut self.sentences {
             let Some(start) = s.start else { continue };
             if position > start {
@@ -190,7 +190,7 @@ impl Reply {
     }
 
     /// Whether every sentence of `line` has been played (or will give no audio).
-    pub fn line_settled(&self, line: &WrittenLine) -> bool {
+    pub(super) fn line_settled(&self, line: &WrittenLine) -> bool {
         self.sentences
             .iter()
             .filter(|s| line.sentences.contains(&s.id))

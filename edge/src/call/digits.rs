@@ -76,7 +76,7 @@ pub enum SendDtmfError {
 
 /// The key presses of one call.
 #[derive(Debug)]
-pub struct CallDigits {
+pub(crate) struct CallDigits {
     /// The negotiated telephone-event payload type.
     payload_type: Option<u8>,
     receiver: DtmfReceiver,
@@ -91,12 +91,12 @@ pub struct CallDigits {
 /// How long after the last sign of a press the caller's audio still counts as part of it, for
 /// a recording that masks digits: covers the jitter buffer's delay between an event packet and
 /// the audio frames beside it, and the tone's tail.
-pub const PRESS_HANGOVER: Duration = Duration::from_millis(200);
+pub(crate) const PRESS_HANGOVER: Duration = Duration::from_millis(200);
 
 impl CallDigits {
     /// Digits for a call answered with `audio`: RFC 4733 at the negotiated event clock when
     /// telephone-event was negotiated, else tones.
-    pub fn new(audio: &NegotiatedAudio) -> Self {
+    pub(crate) fn new(audio: &NegotiatedAudio) -> Self {
         let rate = audio.telephone_event_rate;
         Self {
             payload_type: audio.telephone_event,
@@ -109,22 +109,22 @@ impl CallDigits {
 
     /// Stops listening for tones for good: the peer sends its digits another way (SIP INFO,
     /// a provider's `dtmf` messages) and tones in its audio would count each key twice.
-    pub fn stop_listening_for_tones(&mut self) {
+    pub(crate) fn stop_listening_for_tones(&mut self) {
         self.tones = None;
     }
 
     /// Whether tones in the caller's audio are taken for digits.
-    pub fn listens_for_tones(&self) -> bool {
+    pub(crate) fn listens_for_tones(&self) -> bool {
         self.tones.is_some()
     }
 
     /// Whether packets of payload type `pt` are telephone-events.
-    pub fn is_event(&self, pt: u8) -> bool {
+    pub(crate) fn is_event(&self, pt: u8) -> bool {
         self.payload_type == Some(pt)
     }
 
     /// One telephone-event packet: its RTP timestamp (the press's start) and payload.
-    pub fn handle_packet(
+    pub(crate) fn handle_packet(
         &mut self,
         now: Instant,
         timestamp: u32,
@@ -135,7 +135,7 @@ impl CallDigits {
     }
 
     /// One decoded 20 ms frame of the caller's audio (8 kHz), in order, played out at `now`.
-    pub fn hear(&mut self, now: Instant, samples: &[i16]) {
+    pub(crate) fn hear(&mut self, now: Instant, samples: &[i16]) {
         if let Some(tones) = self.tones.as_mut() {
             tones.push(samples);
             if tones.hearing_tone() {
@@ -145,23 +145,23 @@ impl CallDigits {
     }
 
     /// Whether the caller is (or was within [`PRESS_HANGOVER`]) pressing a key at `now`.
-    pub fn pressing(&self, now: Instant) -> bool {
+    pub(crate) fn pressing(&self, now: Instant) -> bool {
         self.last_press
             .is_some_and(|at| now.saturating_duration_since(at) < PRESS_HANGOVER)
     }
 
     /// Ends a press whose end packets were all lost.
-    pub fn handle_timeout(&mut self, now: Instant) {
+    pub(crate) fn handle_timeout(&mut self, now: Instant) {
         self.receiver.handle_timeout(now);
     }
 
     /// When [`handle_timeout`](Self::handle_timeout) should run next.
-    pub fn poll_timeout(&self) -> Option<Instant> {
+    pub(crate) fn poll_timeout(&self) -> Option<Instant> {
         self.receiver.poll_timeout()
     }
 
     /// The next key the caller pressed.
-    pub fn poll_digit(&mut self) -> Option<HeardDigit> {
+    pub(crate) fn poll_digit(&mut self) -> Option<HeardDigit> {
         if let Some(event) = self.receiver.poll_event() {
             return Some(HeardDigit {
                 digit: event.digit.as_char(),
@@ -178,7 +178,7 @@ impl CallDigits {
     }
 
     /// Queues `digits` to be pressed toward the peer as RFC 4733 events.
-    pub fn send(&mut self, digits: &str) -> Result<(), SendDtmfError> {
+    pub(crate) fn send(&mut self, digits: &str) -> Result<(), SendDtmfError> {
         if self.payload_type.is_none() {
             return Err(SendDtmfError::NoTelephoneEvent);
         }
@@ -187,13 +187,13 @@ impl CallDigits {
 
     /// Whether our digits are going out (a press, or the gap before the next one): the
     /// agent's speech waits meanwhile, lest a phone menu hear words between the keys.
-    pub fn sending(&self) -> bool {
+    pub(crate) fn sending(&self) -> bool {
         self.sender.is_busy()
     }
 
     /// The event packet, and its payload type, for the frame that starts at `timestamp` in the
     /// stream's clock (see the module's note on clocks), if a press is on.
-    pub fn poll_packet(&mut self, timestamp: u32) -> Option<(u8, DtmfPacket)> {
+    pub(crate) fn poll_packet(&mut self, timestamp: u32) -> Option<(u8, DtmfPacket)> {
         let payload_type = self.payload_type?;
         self.sender.tick(timestamp).map(|p| (payload_type, p))
     }

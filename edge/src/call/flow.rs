@@ -41,7 +41,7 @@ const GENERATION_FALLBACK: &str = "Sorry, I'm having trouble right now.";
 
 /// Why a flow could not start, for the call's `call.failed` event.
 #[derive(Debug, Clone, PartialEq, Eq)]
-pub struct FlowStartError {
+pub(crate) struct FlowStartError {
     /// The recorded reason (`workflow_invalid`, `workflow_misconfigured`).
     pub reason: &'static str,
     /// The field at fault.
@@ -65,7 +65,7 @@ struct Speech {
 }
 
 /// One call's run through one workflow version.
-pub struct Flow {
+pub(crate) struct Flow {
     executor: Executor,
     factory: Arc<VoiceFactory>,
     voice: AgentSpec,
@@ -108,7 +108,7 @@ const SENSITIVE_TAIL: std::time::Duration = std::time::Duration::from_secs(1);
 impl Flow {
     /// Compiles the pinned workflow version against the workspace's agents, builds its voice
     /// and enters the start node.
-    pub fn start(
+    pub(crate) fn start(
         now: Instant,
         factory: Arc<VoiceFactory>,
         workflow: &WorkflowConfig,
@@ -200,7 +200,7 @@ impl Flow {
     }
 
     /// One frame of the caller's audio.
-    pub fn push_frame(&mut self, now: Instant, frame: &[i16; FRAME_SAMPLES]) {
+    pub(crate) fn push_frame(&mut self, now: Instant, frame: &[i16; FRAME_SAMPLES]) {
         match self.agent.as_mut() {
             Some(agent) => agent.talk.push_frame(now, frame),
             None => self.listener.push_frame(now, frame),
@@ -208,7 +208,7 @@ impl Flow {
     }
 
     /// A keypad digit (RFC 4733 or SIP INFO). An agent's conversation does not take digits.
-    pub fn on_digit(&mut self, now: Instant, digit: char) {
+    pub(crate) fn on_digit(&mut self, now: Instant, digit: char) {
         if self.executor.is_sensitive_now() {
             self.sensitive_until = Some(now + SENSITIVE_TAIL);
         }
@@ -220,13 +220,13 @@ impl Flow {
 
     /// Whether key presses now belong to a `sensitive` gather (it listens, or heard one a
     /// moment ago): masked in the recording and the call's records.
-    pub fn masks_digits(&self, now: Instant) -> bool {
+    pub(crate) fn masks_digits(&self, now: Instant) -> bool {
         (self.agent.is_none() && self.executor.is_sensitive_now())
             || self.sensitive_until.is_some_and(|until| now < until)
     }
 
     /// Time passed.
-    pub fn handle_timeout(&mut self, now: Instant) {
+    pub(crate) fn handle_timeout(&mut self, now: Instant) {
         self.listener.handle_timeout(now);
         if let Some(agent) = self.agent.as_mut() {
             agent.talk.handle_timeout(now);
@@ -235,7 +235,7 @@ impl Flow {
     }
 
     /// When [`handle_timeout`](Self::handle_timeout) should next run.
-    pub fn poll_timeout(&self) -> Option<Instant> {
+    pub(crate) fn poll_timeout(&self) -> Option<Instant> {
         [
             self.listener.poll_timeout(),
             self.agent.as_ref().and_then(|a| a.talk.poll_timeout()),
@@ -247,7 +247,7 @@ impl Flow {
     }
 
     /// The next piece of provider work asked for (the agent's, then the flow's own).
-    pub fn poll_provider_request(&mut self) -> Option<ProviderRequest> {
+    pub(crate) fn poll_provider_request(&mut self) -> Option<ProviderRequest> {
         if let Some(agent) = self.agent.as_mut() {
             if let Some(request) = agent.talk.poll_provider_request() {
                 return Some(request);
@@ -258,7 +258,12 @@ impl Flow {
 
     /// Hands a result to whoever waits for it (the agent's audio and the flow's to the media);
     /// results of a closed pipeline or an abandoned function request are dropped.
-    pub fn on_result(&mut self, now: Instant, result: ProviderResult, media: &mut CallMedia) {
+    pub(crate) fn on_result(
+        &mut self,
+        now: Instant,
+        result: ProviderResult,
+        media: &mut CallMedia,
+    ) {
         match result {
             // Counted here for every pipeline: an agent's is closed when it hands the call back.
             ProviderResult::Voice {
@@ -297,7 +302,12 @@ impl Flow {
 
     /// Moves everything along; returns the events to record (kind, payload). After it, check
     /// [`hangup`](Self::hangup).
-    pub fn drive(&mut self, now: Instant, media: &mut CallMedia, out: &mut Vec<CallEventData>) {
+    pub(crate) fn drive(
+        &mut self,
+        now: Instant,
+        media: &mut CallMedia,
+        out: &mut Vec<CallEventData>,
+    ) {
         if self.agent.is_some() {
             self.drive_agent(now, media, out);
         } else {
@@ -323,31 +333,31 @@ impl Flow {
 
     /// Says `text` on the flow's voice outside its steps: a warm transfer's summary to the
     /// party it dialled (the flow is finished by then; its executor ignores the line's end).
-    pub fn announce(&mut self, now: Instant, text: &str) {
+    pub(crate) fn announce(&mut self, now: Instant, text: &str) {
         let mut out = Vec::new();
         self.speak(now, text.to_owned(), &mut out);
         self.noticed.append(&mut out);
     }
 
     /// Whether a line of the flow's own is being synthesized or played.
-    pub fn is_speaking(&self) -> bool {
+    pub(crate) fn is_speaking(&self) -> bool {
         self.speech.is_some()
     }
 
     /// Characters sent to speech synthesis so far by the flow and the agents it handed the call
     /// to, heard or not.
-    pub fn synthesized_chars(&self) -> u64 {
+    pub(crate) fn synthesized_chars(&self) -> u64 {
         self.synthesized_chars
     }
 
     /// Why the flow ended the call, once it has.
-    pub fn hangup(&self) -> Option<&'static str> {
+    pub(crate) fn hangup(&self) -> Option<&'static str> {
         self.hangup
     }
 
     /// The next thing the flow (or the agent it handed the call to) asked the telephony layer
     /// for.
-    pub fn take_request(&mut self) -> Option<AgentRequest> {
+    pub(crate) fn take_request(&mut self) -> Option<AgentRequest> {
         if let Some(agent) = self.agent.as_mut() {
             if let Some(request) = agent.talk.take_request() {
                 return Some(request);
@@ -358,7 +368,7 @@ impl Flow {
 
     /// A transfer did not go through. An agent that asked for it says so and goes on; a
     /// `transfer` node ended the flow, so the call ends.
-    pub fn transfer_failed(&mut self, now: Instant, reason: &str) {
+    pub(crate) fn transfer_failed(&mut self, now: Instant, reason: &str) {
         match self.agent.as_mut() {
             Some(agent) => agent.talk.transfer_failed(now, reason),
             None => self.hangup = Some("transfer_failed"),
@@ -367,7 +377,7 @@ impl Flow {
 
     /// The call is over: the flow records how (a caller who hung up mid-flow) and stops all
     /// provider work. Returns the last events to record.
-    pub fn shutdown(&mut self, now: Instant) -> Vec<CallEventData> {
+    pub(crate) fn shutdown(&mut self, now: Instant) -> Vec<CallEventData> {
         self.executor.handle_event(now, WorkflowEvent::Hangup);
         let mut records = Vec::new();
         if let Some(mut agent) = self.agent.take() {

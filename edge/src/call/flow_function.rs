@@ -41,7 +41,7 @@ pub enum FunctionOutcome {
 }
 
 /// Sends `request` in a task of its own; its outcome comes back on `results` tagged with `seq`.
-pub fn spawn(
+pub(crate) fn spawn(
     egress: Egress,
     seq: u64,
     request: FunctionRequest,

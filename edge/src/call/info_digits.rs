@@ -12,15 +12,15 @@ use crate::rtp::dtmf::{DtmfDigit, DtmfError};
 use crate::rtp::dtmf_out::GAP_FRAMES;
 
 /// A press on the RTP path: five 20 ms updates and the end packet twice more.
-pub const PRESS: Duration = Duration::from_millis(7 * 20);
+pub(crate) const PRESS: Duration = Duration::from_millis(7 * 20);
 /// From one digit's start to the next's on the RTP path: the press, then the gap.
-pub const SPACING: Duration = Duration::from_millis(7 * 20 + GAP_FRAMES as u64 * 20);
+pub(crate) const SPACING: Duration = Duration::from_millis(7 * 20 + GAP_FRAMES as u64 * 20);
 /// Most keys waiting; more are refused, as on the RTP path.
 const MAX_QUEUED: usize = 64;
 
 /// The keys waiting to go out by SIP INFO, and when the next may.
 #[derive(Debug, Default)]
-pub struct InfoDigits {
+pub(crate) struct InfoDigits {
     queue: VecDeque<char>,
     /// Due to go out now, for the call to send.
     ready: VecDeque<char>,
@@ -33,7 +33,7 @@ pub struct InfoDigits {
 impl InfoDigits {
     /// Queues `digits` (0-9, *, #, A-D) after those waiting; none is queued if one is not a
     /// key, or if too many are waiting.
-    pub fn push(&mut self, digits: &str) -> Result<(), DtmfError> {
+    pub(crate) fn push(&mut self, digits: &str) -> Result<(), DtmfError> {
         let keys = digits
             .chars()
             .map(|c| DtmfDigit::from_char(c).map(|_| c.to_ascii_uppercase()))
@@ -46,7 +46,7 @@ impl InfoDigits {
     }
 
     /// Time passed: the next key goes out if its time has come.
-    pub fn handle_timeout(&mut self, now: Instant) {
+    pub(crate) fn handle_timeout(&mut self, now: Instant) {
         if self.next_at.is_some_and(|at| now < at) {
             return;
         }
@@ -58,17 +58,17 @@ impl InfoDigits {
     }
 
     /// When the next key is due (`None`: nothing waits, or the very next tick sends it).
-    pub fn poll_timeout(&self) -> Option<Instant> {
+    pub(crate) fn poll_timeout(&self) -> Option<Instant> {
         self.next_at.filter(|_| !self.queue.is_empty())
     }
 
     /// The next key to send by SIP INFO now.
-    pub fn poll_digit(&mut self) -> Option<char> {
+    pub(crate) fn poll_digit(&mut self) -> Option<char> {
         self.ready.pop_front()
     }
 
     /// Whether the agent's speech waits: keys are still to go, or the last one's press lasts.
-    pub fn holds_speech(&self, now: Instant) -> bool {
+    pub(crate) fn holds_speech(&self, now: Instant) -> bool {
         !self.queue.is_empty()
             || !self.ready.is_empty()
             || self.pressed_until.is_some_and(|t| now < t)

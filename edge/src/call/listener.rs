@@ -20,7 +20,7 @@ const PRE_ROLL_FRAMES: usize = 15;
 const MAX_UTTERANCE: usize = 30 * 8000;
 
 /// VAD, turn detection and utterance collection for one call.
-pub struct Listener {
+pub(crate) struct Listener {
     vad: VoiceActivityDetector,
     gate: LevelGate,
     turns: TurnDetector,
@@ -35,7 +35,7 @@ pub struct Listener {
 
 impl Listener {
     /// A listener with the agent's turn timing.
-    pub fn new(config: TurnConfig) -> Self {
+    pub(crate) fn new(config: TurnConfig) -> Self {
         Self {
             vad: VoiceActivityDetector::new(VadAggressiveness::Aggressive),
             gate: LevelGate::new(LevelGateConfig::default()),
@@ -51,7 +51,7 @@ impl Listener {
     }
 
     /// One frame of the caller's audio, received at `now`.
-    pub fn push_frame(&mut self, now: Instant, samples: &[i16; FRAME_SAMPLES]) {
+    pub(crate) fn push_frame(&mut self, now: Instant, samples: &[i16; FRAME_SAMPLES]) {
         self.frame.samples_mut().copy_from_slice(samples);
         // A frame the VAD cannot judge counts as silence (it cannot happen at 8 kHz / 20 ms).
         let vad_speech = self.vad.is_speech(&self.frame).unwrap_or(false);
@@ -71,41 +71,41 @@ impl Listener {
     }
 
     /// Time passed without a frame.
-    pub fn handle_timeout(&mut self, now: Instant) {
+    pub(crate) fn handle_timeout(&mut self, now: Instant) {
         self.turns.handle_timeout(now);
         self.drain();
     }
 
     /// When [`handle_timeout`](Self::handle_timeout) should run.
-    pub fn poll_timeout(&self) -> Option<Instant> {
+    pub(crate) fn poll_timeout(&self) -> Option<Instant> {
         self.turns.poll_timeout()
     }
 
     /// Whether the agent's audio is playing (arms barge-in).
-    pub fn set_agent_speaking(&mut self, speaking: bool) {
+    pub(crate) fn set_agent_speaking(&mut self, speaking: bool) {
         self.turns.set_agent_speaking(speaking);
     }
 
     /// The next turn event.
-    pub fn poll_event(&mut self) -> Option<TurnEvent> {
+    pub(crate) fn poll_event(&mut self) -> Option<TurnEvent> {
         self.events.pop_front()
     }
 
     /// An endpointing signal from a streaming recogniser: may end the open turn early (see
     /// [`TurnDetector::endpoint_hint`]).
-    pub fn endpoint_hint(&mut self, now: Instant) {
+    pub(crate) fn endpoint_hint(&mut self, now: Instant) {
         self.turns.endpoint_hint(now);
         self.drain();
     }
 
     /// The audio of the current (or just ended) turn so far, pre-roll first, for streaming it
     /// to a live recogniser while the caller speaks.
-    pub fn turn_audio(&self) -> &[i16] {
+    pub(crate) fn turn_audio(&self) -> &[i16] {
         &self.utterance
     }
 
     /// The utterance of the turn that just ended (8 kHz), leaving an empty buffer behind.
-    pub fn take_utterance(&mut self) -> Vec<i16> {
+    pub(crate) fn take_utterance(&mut self) -> Vec<i16> {
         std::mem::replace(&mut self.utterance, Vec::with_capacity(MAX_UTTERANCE))
     }
 

@@ -40,7 +40,7 @@ impl HoldChange {
 
 /// Why the call is declared dead.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
-pub enum Silence {
+pub(crate) enum Silence {
     /// No RTP for the inactivity timeout on a send-receive stream.
     RtpTimeout,
     /// Neither RTP nor RTCP for the hold timeout on any other stream.
@@ -49,7 +49,7 @@ pub enum Silence {
 
 /// The liveness state of one call's stream.
 #[derive(Debug, Clone)]
-pub struct Liveness {
+pub(crate) struct Liveness {
     direction: Direction,
     /// The last RTP from the peer, or the start of the current window (call start, hold,
     /// resume), whichever is later.
@@ -63,7 +63,7 @@ pub struct Liveness {
 
 impl Liveness {
     /// A send-receive stream starting at `now`.
-    pub fn new(now: Instant, inactivity_timeout: Duration, hold_timeout: Duration) -> Self {
+    pub(crate) fn new(now: Instant, inactivity_timeout: Duration, hold_timeout: Duration) -> Self {
         Self {
             direction: Direction::SendRecv,
             last_rtp: now,
@@ -75,19 +75,23 @@ impl Liveness {
     }
 
     /// RTP (or a provider's audio frame) arrived from the peer.
-    pub fn on_rtp(&mut self, now: Instant) {
+    pub(crate) fn on_rtp(&mut self, now: Instant) {
         self.last_rtp = now;
     }
 
     /// A real RTCP report arrived from the peer.
-    pub fn on_rtcp(&mut self, now: Instant) {
+    pub(crate) fn on_rtcp(&mut self, now: Instant) {
         self.last_rtcp = Some(now);
     }
 
     /// Our direction is now `direction`; says whether that put the call on hold or took it off.
     /// Each change of what we expect starts a fresh window, so a resumed call gets a whole
     /// inactivity timeout for its first packet.
-    pub fn set_direction(&mut self, now: Instant, direction: Direction) -> Option<HoldChange> {
+    pub(crate) fn set_direction(
+        &mut self,
+        now: Instant,
+        direction: Direction,
+    ) -> Option<HoldChange> {
         let before = self.direction;
         self.direction = direction;
         if expects_rtp(before) != expects_rtp(direction) {
@@ -101,12 +105,12 @@ impl Liveness {
     }
 
     /// Whether we may send RTP (not on hold).
-    pub fn sends(&self) -> bool {
+    pub(crate) fn sends(&self) -> bool {
         self.direction.sends()
     }
 
     /// When the call is declared dead if nothing more arrives; `None` once it was.
-    pub fn poll_timeout(&self) -> Option<Instant> {
+    pub(crate) fn poll_timeout(&self) -> Option<Instant> {
         if self.reported {
             return None;
         }
@@ -121,7 +125,7 @@ impl Liveness {
     }
 
     /// Time passed: the call's death, once, when its deadline has come.
-    pub fn handle_timeout(&mut self, now: Instant) -> Option<Silence> {
+    pub(crate) fn handle_timeout(&mut self, now: Instant) -> Option<Silence> {
         let due = self.poll_timeout().is_some_and(|at| now >= at);
         if !due {
             return None;

@@ -26,14 +26,18 @@ use super::mix::{self, OutMix};
 use crate::media::opus::MAX_OPUS_PACKET;
 use crate::rtp::dtmf::DtmfError;
 use crate::rtp::dtmf::EVENT_PAYLOAD_LEN;
-use crate::rtp::jitter::{JitterBuffer, JitterConfig, Playout};
+use crate::rtp::jitter::{JitterBuffer, JitterConfig};
 use crate::rtp::latch::{SourceLatch, SourceVerdict};
 use crate::rtp::pacer::{Pacer, PacerConfig};
 use crate::rtp::packet::{is_rtcp, OutgoingHeader, Packetizer, RtpPacket};
 use crate::rtp::rtcp_session::RtcpSession;
 use crate::sip::sdp::{Codec, Direction, NegotiatedAudio};
 
+mod playback;
+mod received;
 mod settings;
+use playback::Playback;
+use received::ReceivedAudio;
 pub use settings::{MediaSettings, MediaStats};
 
 /// Samples in one 20 ms frame at 8 kHz.
@@ -67,7 +71,8 @@ pub struct CallMedia {
     source: SourceLatch,
     pacer: Pacer,
     packetizer: Packetizer,
-    jitter: JitterBuffer,
+    /// The caller's audio: jitter buffer, decoded frame, when it arrived.
+    received: ReceivedAudio,
     /// Key presses both ways: telephone-events, or tones in the caller's audio.
     digits: CallDigits,
     /// Our key presses going out by SIP INFO, paced as the RTP ones.
@@ -75,22 +80,13 @@ pub struct CallMedia {
     rtcp: RtcpSession,
     rtcp_mux: bool,
     liveness: Liveness,
-    playback: VecDeque<i16>,
+    /// The audio queued for the caller.
+    playback: Playback,
     talking: bool,
     pcm: [i16; FRAME_SAMPLES],
     encoded: [u8; MAX_PAYLOAD],
-    decoded: [i16; FRAME_SAMPLES],
-    /// `decoded` holds a frame the call has not taken yet.
-    fresh_frame: bool,
-    /// `decoded` was played out for the latest tick (the recording reads it, taken or not).
-    decoded_this_tick: bool,
     /// The caller's frame of the tick now due was already played out by `poll_received`.
     received_popped: bool,
-    /// When the audio of `decoded` reached us (estimated for a concealed frame), never earlier
-    /// than the frame before it.
-    decoded_at: Instant,
-    /// Samples of queued playback consumed so far: sent, or flushed by `stop_playback`.
-    playback_position: u64,
     events: VecDeque<MediaEvent>,
     stats: MediaStats,
     /// Other parties' audio and the agent's route, once the call has more than one leg (a
@@ -136,7 +132,7 @@ impl CallMedia {
             source: SourceLatch::new(audio.remote_rtp, audio.remote_rtcp, audio.rtcp_mux),
             pacer: Pacer::new(now, PacerConfig::new(clock_rate)),
             packetizer: Packetizer::new(ssrc),
-            jitter,
+            received: ReceivedAudio::new(now, jitter),
             // Events count their durations in their own clock, which may not be the codec's.
             digits: CallDigits::new(audio),
             info_digits: InfoDigits::default(),
@@ -150,16 +146,11 @@ impl CallMedia {
             ),
             rtcp_mux: audio.rtcp_mux,
             liveness: Liveness::new(now, settings.inactivity_timeout, settings.hold_timeout),
-            playback: VecDeque::new(),
+            playback: Playback::default(),
             talking: false,
             pcm: [0; FRAME_SAMPLES],
             encoded: [0; MAX_PAYLOAD],
-            decoded: [0; FRAME_SAMPLES],
-            fresh_frame: false,
-            decoded_this_tick: false,
             received_popped: false,
-            decoded_at: now,
-            playback_position: 0,
             events: VecDeque::new(),
             stats: MediaStats::default(),
             mix: None,
@@ -168,7 +159,7 @@ impl CallMedia {
 
     /// Queues 8 kHz audio to be played to the caller after what is already queued.
     pub fn play(&mut self, samples: &[i16]) {
-        self.playback.extend(samples.iter().copied());
+        self.playback.play(samples);
     }
 
     /// Presses `digits` toward the peer as RFC 4733 events in our stream (the agent's audio
@@ -203,17 +194,15 @@ impl CallMedia {
 
     /// Drops whatever is queued (the caller spoke over the agent).
     pub fn stop_playback(&mut self) {
-        if !self.playback.is_empty() {
+        if self.playback.stop() {
             self.events.push_back(MediaEvent::PlaybackCut);
         }
-        self.playback_position += self.playback.len() as u64;
-        self.playback.clear();
     }
 
     /// Samples of everything ever queued with [`play`](Self::play) that have left the queue,
     /// played or flushed; audio queued next starts at this position once the queue is empty.
     pub fn playback_position(&self) -> u64 {
-        self.playback_position
+        self.playback.position()
     }
 
     /// The caller's 20 ms frame decoded by the last [`poll_transmit`](Self::poll_transmit), once,
@@ -221,17 +210,13 @@ impl CallMedia {
     /// jitter buffer's playout delay is not added to the end of every turn. `None` when no packet
     /// was due (late, not sent, or lost on G.711; Opus conceals a loss).
     pub fn take_received_frame(&mut self) -> Option<(Instant, &[i16; FRAME_SAMPLES])> {
-        if !self.fresh_frame {
-            return None;
-        }
-        self.fresh_frame = false;
-        Some((self.decoded_at, &self.decoded))
+        self.received.take_frame()
     }
 
     /// The caller's frame played out for the latest tick, if one was, whether or not the
     /// agent's ear has taken it (the call's recording reads it after the tick's packet).
     pub fn peek_received_frame(&self) -> Option<&[i16; FRAME_SAMPLES]> {
-        self.decoded_this_tick.then_some(&self.decoded)
+        self.received.peek_frame()
     }
 
     /// The caller's frame for the recording at `now`: [`peek_received_frame`]
@@ -256,7 +241,7 @@ impl CallMedia {
 
     /// Whether audio is queued or being played.
     pub fn is_playing(&self) -> bool {
-        !self.playback.is_empty()
+        self.playback.is_playing()
     }
 
     /// Our direction is now `direction` (a re-INVITE was answered): says whether that put the
@@ -285,10 +270,10 @@ impl CallMedia {
     pub fn stats(&self) -> MediaStats {
         let mut stats = self.stats;
         stats.foreign_received = self.source.foreign();
-        stats.jitter = self.jitter.stats();
+        stats.jitter = self.received.jitter().stats();
         stats.interarrival_jitter_ms = self.rtcp.jitter_ms();
         stats.jitter_buffer_ms =
-            u32::try_from(self.jitter.target_delay().as_millis()).unwrap_or(u32::MAX);
+            u32::try_from(self.received.jitter().target_delay().as_millis()).unwrap_or(u32::MAX);
         stats.rtcp = self.rtcp.stats();
         stats.repair = self.codec.repair();
         stats
@@ -385,7 +370,8 @@ impl CallMedia {
             !is_event,
         );
         if is_event {
-            self.jitter.push_foreign(now, packet.sequence, packet.ssrc);
+            self.received
+                .push_foreign(now, packet.sequence, packet.ssrc);
             if self
                 .digits
                 .handle_packet(now, packet.timestamp, packet.payload)
@@ -396,7 +382,7 @@ impl CallMedia {
             self.drain_dtmf();
             return;
         }
-        self.jitter.push(
+        self.received.push(
             now,
             packet.sequence,
             packet.timestamp,
@@ -413,7 +399,7 @@ impl CallMedia {
         self.stats.packets_received += 1;
         self.rtcp
             .on_rtp_received(now, STREAM_SSRC, sequence, timestamp, true);
-        self.jitter
+        self.received
             .push(now, sequence, timestamp, STREAM_SSRC, payload);
     }
 
@@ -495,20 +481,7 @@ impl CallMedia {
         // last digit's end.
         let held =
             self.digits.sending() || self.info_digits.holds_speech(now) || mix::paused(&self.mix);
-        let had_audio = !held && !self.playback.is_empty();
-        let from_queue = if held {
-            0
-        } else {
-            self.playback.len().min(FRAME_SAMPLES)
-        };
-        self.playback_position += from_queue as u64;
-        for slot in self.pcm.iter_mut() {
-            *slot = if held {
-                0
-            } else {
-                self.playback.pop_front().unwrap_or(0)
-            };
-        }
+        let had_audio = self.playback.fill(&mut self.pcm, held);
         mix::finish(&mut self.mix, &mut self.pcm);
         if had_audio && !self.talking {
             self.pacer.mark_talk_spurt();
@@ -529,34 +502,12 @@ impl CallMedia {
         Some((self.source.rtp_destination(), packet))
     }
 
-    /// Pops the jitter buffer once for the tick now due and decodes what it gives.
+    /// Plays out the caller's frame for the tick now due; tones are listened for in what was
+    /// really received.
     fn play_out_received(&mut self, now: Instant) {
-        self.decoded_this_tick = false;
-        match self.jitter.pop(now) {
-            Some(Playout::Frame {
-                payload, arrived, ..
-            }) => {
-                self.codec.decode(payload, &mut self.decoded);
-                // Tones are listened for in what was received only: a lost G.711 frame is
-                // skipped rather than heard as silence that would split a held key in two.
-                self.digits.hear(now, &self.decoded);
-                self.drain_dtmf();
-                self.fresh_frame = true;
-                self.decoded_this_tick = true;
-                self.decoded_at = arrived.max(self.decoded_at);
-            }
-            Some(Playout::Lost { .. }) => {
-                // It would have arrived one playout delay ago.
-                let due = now.checked_sub(self.jitter.target_delay()).unwrap_or(now);
-                self.decoded_at = due.max(self.decoded_at);
-                // Opus rebuilds or conceals the frame; G.711 has nothing better than silence,
-                // which the call's listener does not need to hear.
-                let next = self.jitter.peek_next();
-                self.codec.lost(next, &mut self.decoded);
-                self.fresh_frame = matches!(self.codec, CallCodec::Opus(_));
-                self.decoded_this_tick = self.fresh_frame;
-            }
-            None => {}
+        if let Some(frame) = self.received.play_out(now, &mut self.codec) {
+            self.digits.hear(now, frame);
+            self.drain_dtmf();
         }
     }
 

@@ -9,7 +9,7 @@ use super::media::FRAME_SAMPLES;
 
 /// Where the agent's queued speech goes on this leg's ticks.
 #[derive(Debug, Clone, Copy, Default, PartialEq, Eq)]
-pub enum VoiceRoute {
+pub(crate) enum VoiceRoute {
     /// This leg hears the agent (a call without a bridge).
     #[default]
     Here,
@@ -21,7 +21,7 @@ pub enum VoiceRoute {
 
 /// One leg's outgoing mix for the tick now due.
 #[derive(Debug)]
-pub struct OutMix {
+pub(crate) struct OutMix {
     route: VoiceRoute,
     others: [i16; FRAME_SAMPLES],
     pending: bool,
@@ -43,13 +43,13 @@ impl Default for OutMix {
 
 impl OutMix {
     /// Where the agent's voice goes from the next tick on.
-    pub fn set_route(&mut self, route: VoiceRoute) {
+    pub(crate) fn set_route(&mut self, route: VoiceRoute) {
         self.route = route;
     }
 
     /// Adds another party's frame to the next packet (saturating: loud parties clip rather
     /// than wrap round).
-    pub fn add(&mut self, frame: &[i16; FRAME_SAMPLES]) {
+    pub(crate) fn add(&mut self, frame: &[i16; FRAME_SAMPLES]) {
         if !self.pending {
             self.others = [0; FRAME_SAMPLES];
             self.pending = true;
@@ -77,7 +77,7 @@ impl OutMix {
     }
 
     /// The agent's frame of the last tick when it speaks elsewhere (once).
-    pub fn take_away(&mut self) -> Option<&[i16; FRAME_SAMPLES]> {
+    pub(crate) fn take_away(&mut self) -> Option<&[i16; FRAME_SAMPLES]> {
         std::mem::take(&mut self.away_fresh).then_some(&self.away)
     }
 }
@@ -102,7 +102,7 @@ pub(crate) fn finish(mix: &mut Option<Box<OutMix>>, pcm: &mut [i16; FRAME_SAMPLE
 }
 
 /// `into += from`, sample by sample, clipped to the 16-bit range.
-pub fn add_saturating(into: &mut [i16; FRAME_SAMPLES], from: &[i16; FRAME_SAMPLES]) {
+pub(crate) fn add_saturating(into: &mut [i16; FRAME_SAMPLES], from: &[i16; FRAME_SAMPLES]) {
     for (a, b) in into.iter_mut().zip(from) {
         *a = a.saturating_add(*b);
     }

@@ -111,7 +111,7 @@ struct CurrentReply {
 }
 
 /// Runs a call's provider work.
-pub struct Pipeline {
+pub(crate) struct Pipeline {
     voice: AgentVoice,
     call_id: String,
     tools: Arc<[ToolTarget]>,
@@ -209,7 +209,7 @@ impl Pipeline {
 
     /// The caller started live turn `live_turn`: with a streaming recogniser, opens its live
     /// session (a batch recogniser has nothing to do until the turn ends).
-    pub fn begin_live_turn(&mut self, live_turn: u64) {
+    pub(crate) fn begin_live_turn(&mut self, live_turn: u64) {
         let turn = self.turns.open();
         if let Some(live) = self.live.as_mut() {
             let stt =
@@ -219,7 +219,7 @@ impl Pipeline {
     }
 
     /// The next 20 ms of the caller's open turn, for live transcription.
-    pub fn stream_caller_audio(&mut self, frame: &[i16; FRAME_SAMPLES]) {
+    pub(crate) fn stream_caller_audio(&mut self, frame: &[i16; FRAME_SAMPLES]) {
         if let Some(live) = self.live.as_mut() {
             live.push(frame);
         }
@@ -227,7 +227,7 @@ impl Pipeline {
 
     /// Transcribes caller turn `turn`: closes the live session when one is open, else sends
     /// `samples` to the batch recogniser.
-    pub fn transcribe(&mut self, turn: u64, samples: Vec<i16>) {
+    pub(crate) fn transcribe(&mut self, turn: u64, samples: Vec<i16>) {
         let mut samples = samples;
         if let Some(live) = self.live.as_mut() {
             match live.end(turn, samples) {
@@ -256,7 +256,7 @@ impl Pipeline {
     }
 
     /// Streams a completion for `reply`, its events tagged with `stream`.
-    pub fn complete(&mut self, reply: u64, stream: u64, request: ChatRequest) {
+    pub(crate) fn complete(&mut self, reply: u64, stream: u64, request: ChatRequest) {
         let current = self.reply(reply);
         let cancel = current.cancel.clone();
         let span = tracing::info_span!(parent: &current.turn, "llm", stream);
@@ -291,12 +291,12 @@ impl Pipeline {
     }
 
     /// Queues one sentence of `reply` for its speaker, after the reply's earlier ones.
-    pub fn speak(&mut self, reply: u64, sentence: u64, text: String) {
+    pub(crate) fn speak(&mut self, reply: u64, sentence: u64, text: String) {
         let _ = self.reply(reply).speaker.send((sentence, text));
     }
 
     /// Runs a customer tool for `reply` (dropped with the reply).
-    pub fn tool(&mut self, reply: u64, call: ToolCall) {
+    pub(crate) fn tool(&mut self, reply: u64, call: ToolCall) {
         let current = self.reply(reply);
         let cancel = current.cancel.clone();
         let span = tracing::info_span!(parent: &current.turn, "tool", name = %call.name);
@@ -304,7 +304,7 @@ impl Pipeline {
     }
 
     /// Drops everything of `reply` (barge-in).
-    pub fn cancel_reply(&mut self, reply: u64) {
+    pub(crate) fn cancel_reply(&mut self, reply: u64) {
         if self.current.as_ref().is_some_and(|c| c.id == reply) {
             if let Some(current) = self.current.take() {
                 current.cancel.cancel();
@@ -313,7 +313,7 @@ impl Pipeline {
     }
 
     /// Stops all provider work (the call is over).
-    pub fn shutdown(&mut self) {
+    pub(crate) fn shutdown(&mut self) {
         self.call.cancel();
         if let Some(current) = self.current.take() {
             current.cancel.cancel();

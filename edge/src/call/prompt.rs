@@ -7,13 +7,13 @@ use std::collections::BTreeMap;
 
 /// The values a call's templates may use.
 #[derive(Debug, Clone, Default, PartialEq, Eq)]
-pub struct PromptVariables {
+pub(crate) struct PromptVariables {
     values: BTreeMap<String, String>,
 }
 
 impl PromptVariables {
     /// The agent's variables plus the call's own.
-    pub fn for_call(
+    pub(crate) fn for_call(
         agent: &BTreeMap<String, String>,
         caller_number: &str,
         called_number: &str,
@@ -27,7 +27,7 @@ impl PromptVariables {
     }
 
     /// `template` with every `{{name}}` (spaces inside the braces allowed) replaced.
-    pub fn render(&self, template: &str) -> String {
+    pub(crate) fn render(&self, template: &str) -> String {
         let mut out = String::with_capacity(template.len());
         let mut rest = template;
         while let Some(open) = rest.find("{{") {

@@ -21,7 +21,7 @@ use crate::llm::{ChatRequest, ToolCall};
 use crate::voice::AgentVoice;
 
 /// Names one set of providers within a call; numbered by the call's voice, never reused.
-pub type PipelineId = u64;
+pub(crate) type PipelineId = u64;
 
 /// One piece of provider work for the call task to start (or stop).
 #[derive(Debug)]

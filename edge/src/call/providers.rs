@@ -20,7 +20,7 @@ use crate::metrics::ProviderMetrics;
 const FUNCTION_QUEUE: usize = 4;
 
 /// Runs one call's provider work.
-pub struct Providers {
+pub(crate) struct Providers {
     call_id: String,
     /// For workflow `function` requests.
     egress: Egress,
@@ -55,7 +55,7 @@ impl Providers {
 
     /// Starts (or stops) what `request` asks for. Requests of a pipeline that is not open are
     /// dropped: it was closed, and its work is no longer wanted.
-    pub fn execute(&mut self, request: ProviderRequest) {
+    pub(crate) fn execute(&mut self, request: ProviderRequest) {
         let pipeline = match request {
             ProviderRequest::Open {
                 pipeline,
@@ -115,7 +115,7 @@ impl Providers {
     }
 
     /// The next result (cancel-safe: use it in `select!`). Waits forever when nothing is open.
-    pub async fn recv(&mut self) -> ProviderResult {
+    pub(crate) async fn recv(&mut self) -> ProviderResult {
         // The function channel never closes (this holds a sender), so one branch always waits.
         tokio::select! {
             Some((pipeline, input)) = self.results.next(), if !self.results.is_empty() => {

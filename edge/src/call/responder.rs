@@ -25,7 +25,7 @@ pub struct PinnedWorkflow {
 
 /// Why a call's answerer could not be built, for its `call.failed` event.
 #[derive(Debug, Clone, PartialEq, Eq)]
-pub struct ResponderError {
+pub(crate) struct ResponderError {
     /// The recorded reason (`agent_misconfigured`, `workflow_invalid`, ...).
     pub reason: &'static str,
     pub field: String,
@@ -33,14 +33,14 @@ pub struct ResponderError {
 }
 
 /// The agent or workflow answering one call.
-pub enum Responder {
+pub(crate) enum Responder {
     Agent(Box<Talk>),
     Workflow(Box<Flow>),
 }
 
 impl Responder {
     /// The workflow when the call has one, else the agent; starts speaking at once.
-    pub fn start(
+    pub(crate) fn start(
         now: Instant,
         factory: &Arc<VoiceFactory>,
         agent: &AgentConfig,
@@ -72,7 +72,7 @@ impl Responder {
     }
 
     /// One frame of the caller's audio.
-    pub fn push_frame(&mut self, now: Instant, frame: &[i16; FRAME_SAMPLES]) {
+    pub(crate) fn push_frame(&mut self, now: Instant, frame: &[i16; FRAME_SAMPLES]) {
         match self {
             Responder::Agent(talk) => talk.push_frame(now, frame),
             Responder::Workflow(flow) => flow.push_frame(now, frame),
@@ -80,7 +80,7 @@ impl Responder {
     }
 
     /// A keypad digit; only a workflow acts on digits (the call task records them anyway).
-    pub fn on_digit(&mut self, now: Instant, digit: char) {
+    pub(crate) fn on_digit(&mut self, now: Instant, digit: char) {
         if let Responder::Workflow(flow) = self {
             flow.on_digit(now, digit);
         }
@@ -88,7 +88,7 @@ impl Responder {
 
     /// Whether key presses now are a secret of the flow's (a `sensitive` gather listening, or
     /// just answered): the call masks them in its recording and records.
-    pub fn masks_digits(&self, now: Instant) -> bool {
+    pub(crate) fn masks_digits(&self, now: Instant) -> bool {
         match self {
             Responder::Agent(_) => false,
             Responder::Workflow(flow) => flow.masks_digits(now),
@@ -96,7 +96,7 @@ impl Responder {
     }
 
     /// Time passed.
-    pub fn handle_timeout(&mut self, now: Instant) {
+    pub(crate) fn handle_timeout(&mut self, now: Instant) {
         match self {
             Responder::Agent(talk) => talk.handle_timeout(now),
             Responder::Workflow(flow) => flow.handle_timeout(now),
@@ -104,7 +104,7 @@ impl Responder {
     }
 
     /// When [`handle_timeout`](Self::handle_timeout) should next run.
-    pub fn poll_timeout(&self) -> Option<Instant> {
+    pub(crate) fn poll_timeout(&self) -> Option<Instant> {
         match self {
             Responder::Agent(talk) => talk.poll_timeout(),
             Responder::Workflow(flow) => flow.poll_timeout(),
@@ -112,7 +112,7 @@ impl Responder {
     }
 
     /// The next piece of provider work asked for, for the call's provider shell.
-    pub fn poll_provider_request(&mut self) -> Option<ProviderRequest> {
+    pub(crate) fn poll_provider_request(&mut self) -> Option<ProviderRequest> {
         match self {
             Responder::Agent(talk) => talk.poll_provider_request(),
             Responder::Workflow(flow) => flow.poll_provider_request(),
@@ -120,7 +120,12 @@ impl Responder {
     }
 
     /// Hands a provider result on.
-    pub fn on_result(&mut self, now: Instant, result: ProviderResult, media: &mut CallMedia) {
+    pub(crate) fn on_result(
+        &mut self,
+        now: Instant,
+        result: ProviderResult,
+        media: &mut CallMedia,
+    ) {
         match self {
             Responder::Agent(talk) => talk.on_result(now, result, media),
             Responder::Workflow(flow) => flow.on_result(now, result, media),
@@ -128,7 +133,12 @@ impl Responder {
     }
 
     /// Moves everything along; returns the events to record.
-    pub fn drive(&mut self, now: Instant, media: &mut CallMedia, out: &mut Vec<CallEventData>) {
+    pub(crate) fn drive(
+        &mut self,
+        now: Instant,
+        media: &mut CallMedia,
+        out: &mut Vec<CallEventData>,
+    ) {
         match self {
             Responder::Agent(talk) => talk.drive(now, media, out),
             Responder::Workflow(flow) => flow.drive(now, media, out),
@@ -136,7 +146,7 @@ impl Responder {
     }
 
     /// Why the call should end, once it should.
-    pub fn hangup(&self) -> Option<&'static str> {
+    pub(crate) fn hangup(&self) -> Option<&'static str> {
         match self {
             Responder::Agent(talk) => talk.hangup(),
             Responder::Workflow(flow) => flow.hangup(),
@@ -144,7 +154,7 @@ impl Responder {
     }
 
     /// The next thing the agent or workflow asked the telephony layer for.
-    pub fn take_request(&mut self) -> Option<AgentRequest> {
+    pub(crate) fn take_request(&mut self) -> Option<AgentRequest> {
         match self {
             Responder::Agent(talk) => talk.take_request(),
             Responder::Workflow(flow) => flow.take_request(),
@@ -153,7 +163,7 @@ impl Responder {
 
     /// The caller took the call off hold: an agent's silence reprompt starts its wait afresh
     /// (a workflow's timers simply resume).
-    pub fn resume_after_hold(&mut self, now: Instant) {
+    pub(crate) fn resume_after_hold(&mut self, now: Instant) {
         if let Responder::Agent(talk) = self {
             talk.resume_after_hold(now);
         }
@@ -161,7 +171,7 @@ impl Responder {
 
     /// Says `text` (a warm transfer's whisper to the answering party); a workflow has no
     /// whisper and says nothing.
-    pub fn announce(&mut self, now: Instant, text: &str, media: &mut CallMedia) {
+    pub(crate) fn announce(&mut self, now: Instant, text: &str, media: &mut CallMedia) {
         match self {
             Responder::Agent(talk) => talk.announce(now, text, media),
             Responder::Workflow(flow) => flow.announce(now, text),
@@ -169,7 +179,7 @@ impl Responder {
     }
 
     /// Whether the voice is preparing or saying something.
-    pub fn is_speaking(&self) -> bool {
+    pub(crate) fn is_speaking(&self) -> bool {
         match self {
             Responder::Agent(talk) => !talk.is_idle(),
             Responder::Workflow(flow) => flow.is_speaking(),
@@ -177,7 +187,7 @@ impl Responder {
     }
 
     /// The transfer asked for did not go through, for `reason` (the SIP side's words).
-    pub fn transfer_failed(&mut self, now: Instant, reason: &str) {
+    pub(crate) fn transfer_failed(&mut self, now: Instant, reason: &str) {
         match self {
             Responder::Agent(talk) => talk.transfer_failed(now, reason),
             Responder::Workflow(flow) => flow.transfer_failed(now, reason),
@@ -186,7 +196,7 @@ impl Responder {
 
     /// Characters the call's voice sent to speech synthesis so far, heard or not: for the
     /// `call.ended` record, beside the transcript's count of what was heard.
-    pub fn synthesized_chars(&self) -> u64 {
+    pub(crate) fn synthesized_chars(&self) -> u64 {
         match self {
             Responder::Agent(talk) => talk.synthesized_chars(),
             Responder::Workflow(flow) => flow.synthesized_chars(),
@@ -194,7 +204,7 @@ impl Responder {
     }
 
     /// Stops all provider work (queues the pipelines' close); returns the last events to record.
-    pub fn shutdown(&mut self, now: Instant) -> Vec<CallEventData> {
+    pub(crate) fn shutdown(&mut self, now: Instant) -> Vec<CallEventData> {
         match self {
             Responder::Agent(talk) => talk.shutdown(now),
             Responder::Workflow(flow) => flow.shutdown(now),
@@ -205,7 +215,7 @@ impl Responder {
 /// The agent and workflow that answer a routed call. A workflow's call carries an agent-shaped
 /// voice (its `voice` sections under the workflow's name, id and workspace) for the parts of the
 /// call task that read an agent, and the workspace's agents for its `agent` nodes.
-pub fn answerer(
+pub(crate) fn answerer(
     snapshot: &EdgeConfigSnapshot,
     target: RouteTarget<'_>,
 ) -> (AgentConfig, Option<PinnedWorkflow>) {

@@ -27,7 +27,7 @@ use crate::voice::{AgentVoice, VoiceConfigError, VoiceFactory};
 use freya_shared::model::AgentSpec;
 
 /// Who is on the line, for the prompt's variables.
-pub struct CallParties<'a> {
+pub(crate) struct CallParties<'a> {
     /// The call's id.
     pub call_id: &'a str,
     /// The caller's number.
@@ -41,7 +41,7 @@ pub struct CallParties<'a> {
 
 /// What the agent asks of the telephony layer (its built-in tools), for the call task to do.
 #[derive(Debug, Clone, PartialEq, Eq)]
-pub enum AgentRequest {
+pub(crate) enum AgentRequest {
     /// Transfer the call blindly to this number or SIP URI.
     Transfer(String),
     /// Transfer the call warm: dial the destination, whisper `whisper` to whoever answers, then
@@ -55,7 +55,7 @@ pub enum AgentRequest {
 }
 
 /// A call's voice pipeline.
-pub struct Talk {
+pub(crate) struct Talk {
     listener: Listener,
     conversation: Conversation,
     /// The pipeline of this agent's providers, named in every request.
@@ -89,7 +89,7 @@ struct LiveTurn {
 
 impl Talk {
     /// Builds the agent's providers and conversation, and starts the greeting.
-    pub fn start(
+    pub(crate) fn start(
         now: Instant,
         factory: &VoiceFactory,
         spec: &AgentSpec,
@@ -102,7 +102,7 @@ impl Talk {
     /// conditions the model may declare met, and `playback_base` the media's playback position
     /// now (nothing may still be queued); `pipeline` names its providers (the first request
     /// queued opens them).
-    pub fn start_in_flow(
+    pub(crate) fn start_in_flow(
         now: Instant,
         factory: &VoiceFactory,
         spec: &AgentSpec,
@@ -193,7 +193,7 @@ impl Talk {
     }
 
     /// One frame of the caller's audio.
-    pub fn push_frame(&mut self, now: Instant, frame: &[i16; FRAME_SAMPLES]) {
+    pub(crate) fn push_frame(&mut self, now: Instant, frame: &[i16; FRAME_SAMPLES]) {
         self.listener.push_frame(now, frame);
         self.stream_turn_audio();
     }
@@ -217,13 +217,13 @@ impl Talk {
     }
 
     /// Time passed.
-    pub fn handle_timeout(&mut self, now: Instant) {
+    pub(crate) fn handle_timeout(&mut self, now: Instant) {
         self.listener.handle_timeout(now);
         self.conversation.handle_timeout(now);
     }
 
     /// When [`handle_timeout`](Self::handle_timeout) should next run.
-    pub fn poll_timeout(&self) -> Option<Instant> {
+    pub(crate) fn poll_timeout(&self) -> Option<Instant> {
         match (
             self.listener.poll_timeout(),
             self.conversation.poll_timeout(),
@@ -234,13 +234,18 @@ impl Talk {
     }
 
     /// The next piece of provider work asked for.
-    pub fn poll_provider_request(&mut self) -> Option<ProviderRequest> {
+    pub(crate) fn poll_provider_request(&mut self) -> Option<ProviderRequest> {
         super::provider_request::pop_request(&mut self.provider)
     }
 
     /// Hands a provider result to the conversation (and the reply's audio to the media);
     /// results of another pipeline (a closed one) are dropped.
-    pub fn on_result(&mut self, now: Instant, result: ProviderResult, media: &mut CallMedia) {
+    pub(crate) fn on_result(
+        &mut self,
+        now: Instant,
+        result: ProviderResult,
+        media: &mut CallMedia,
+    ) {
         match result {
             ProviderResult::Voice { pipeline, input } if pipeline == self.pipeline => {
                 self.on_input(now, input, media)
@@ -282,13 +287,18 @@ impl Talk {
 
     /// Characters sent to speech synthesis so far (what a TTS provider bills), heard or not:
     /// the call's record says it apart from what the caller heard.
-    pub fn synthesized_chars(&self) -> u64 {
+    pub(crate) fn synthesized_chars(&self) -> u64 {
         self.synthesized_chars
     }
 
     /// Moves everything along; returns the events to record (kind, payload). After it, check
     /// [`hangup`](Self::hangup).
-    pub fn drive(&mut self, now: Instant, media: &mut CallMedia, out: &mut Vec<CallEventData>) {
+    pub(crate) fn drive(
+        &mut self,
+        now: Instant,
+        media: &mut CallMedia,
+        out: &mut Vec<CallEventData>,
+    ) {
         self.listener.set_agent_speaking(media.is_playing());
         out.append(&mut self.stt_records);
         while let Some(event) = self.listener.poll_event() {
@@ -321,46 +331,46 @@ impl Talk {
     }
 
     /// Why the agent ended the call, once it has.
-    pub fn hangup(&self) -> Option<&'static str> {
+    pub(crate) fn hangup(&self) -> Option<&'static str> {
         self.hangup
     }
 
     /// The next thing the agent asked the telephony layer for.
-    pub fn take_request(&mut self) -> Option<AgentRequest> {
+    pub(crate) fn take_request(&mut self) -> Option<AgentRequest> {
         self.requests.pop_front()
     }
 
     /// The transfer the agent asked for did not go through (`reason`, from the SIP side): the
     /// model is told and answers (on the next [`drive`](Self::drive)), and the call goes on.
-    pub fn transfer_failed(&mut self, now: Instant, reason: &str) {
+    pub(crate) fn transfer_failed(&mut self, now: Instant, reason: &str) {
         self.conversation.on_transfer_failed(now, reason);
     }
 
     /// The caller took the call off hold: the silence reprompt starts its wait afresh rather
     /// than asking "are you still there?" the moment the caller is back.
-    pub fn resume_after_hold(&mut self, now: Instant) {
+    pub(crate) fn resume_after_hold(&mut self, now: Instant) {
         self.conversation.resume_after_hold(now);
     }
 
     /// The workflow exit the model declared met, if it did.
-    pub fn exit_requested(&self) -> Option<usize> {
+    pub(crate) fn exit_requested(&self) -> Option<usize> {
         self.conversation.exit_requested()
     }
 
     /// Says `text` as a fixed line (a warm transfer's whisper).
-    pub fn announce(&mut self, now: Instant, text: &str, media: &mut CallMedia) {
+    pub(crate) fn announce(&mut self, now: Instant, text: &str, media: &mut CallMedia) {
         self.conversation.announce(now, text);
         self.execute_actions(media);
     }
 
     /// Whether the agent is neither preparing nor speaking a reply.
-    pub fn is_idle(&self) -> bool {
+    pub(crate) fn is_idle(&self) -> bool {
         !self.conversation.replying()
     }
 
     /// Stops all provider work (queues the pipeline's close); returns the last events to
     /// record: the reply being spoken, as far as the caller heard it.
-    pub fn shutdown(&mut self, now: Instant) -> Vec<CallEventData> {
+    pub(crate) fn shutdown(&mut self, now: Instant) -> Vec<CallEventData> {
         let pipeline = self.pipeline;
         self.provider.push_back(ProviderRequest::Close { pipeline });
         self.conversation.end(now);

@@ -15,7 +15,7 @@ use super::membership::{MemberState, MemberView};
 
 /// The best peer for a call to a number answered in `regions` (home first; empty: every
 /// region), or `None` when no peer other than `me` qualifies.
-pub fn choose_peer<'a>(
+pub(crate) fn choose_peer<'a>(
     me: &str,
     regions: &[&str],
     members: &'a [MemberView],
@@ -45,7 +45,7 @@ fn tier(regions: &[&str], region: &str) -> Option<usize> {
 
 /// Why this edge hands a call on rather than take it.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
-pub enum RedirectCause {
+pub(crate) enum RedirectCause {
     /// Every call slot of this edge is taken.
     Capacity,
     /// This edge is draining.
@@ -56,7 +56,7 @@ pub enum RedirectCause {
 
 impl RedirectCause {
     /// The `cause` label of `freya_edge_sip_invites_redirected_total`.
-    pub fn label(self) -> &'static str {
+    pub(crate) fn label(self) -> &'static str {
         match self {
             Self::Capacity => "capacity",
             Self::Draining => "draining",
@@ -70,7 +70,7 @@ impl RedirectCause {
 /// `cause`. The snapshot names only the number's home; `mine` answers it too, since the number
 /// is in this edge's snapshot. A call handed on because its home is elsewhere goes only home:
 /// when no home peer has room, this edge keeps it.
-pub fn redirect_regions<'a>(
+pub(crate) fn redirect_regions<'a>(
     home: Option<&'a str>,
     mine: &'a str,
     cause: RedirectCause,
@@ -86,7 +86,7 @@ pub fn redirect_regions<'a>(
 /// Where a call that reaches this edge as a webhook (Twilio's voice webhook, which cannot be
 /// redirected with a 302) should run its media stream.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
-pub enum Placement<'a> {
+pub(crate) enum Placement<'a> {
     /// On this edge.
     Here,
     /// On this live peer.
@@ -100,7 +100,7 @@ pub enum Placement<'a> {
 /// ready, not draining, has room and is in the number's home region), else the best live peer
 /// for `not_here`'s cause as a 302 would pick it; a call out of its home region with no home
 /// peer to go to stays here, as with SIP.
-pub fn place<'a>(
+pub(crate) fn place<'a>(
     me: &str,
     mine: &str,
     home: Option<&str>,
@@ -120,7 +120,11 @@ pub fn place<'a>(
 
 /// The Contact of our 302 for a call to `user`: the peer's SIP address over the caller's
 /// transport, marked with the loop guard's parameter so the peer never redirects it again.
-pub fn redirect_contact(user: &str, peer: &PeerHealth, transport: crate::sip::Transport) -> String {
+pub(crate) fn redirect_contact(
+    user: &str,
+    peer: &PeerHealth,
+    transport: crate::sip::Transport,
+) -> String {
     // Only user-part characters that cannot start a parameter, a header or another URI part:
     // the dialled user comes from the caller.
     let user: String = user

@@ -181,12 +181,12 @@ pub(crate) struct LinkContext {
 
 impl LinkContext {
     /// A fresh backoff for one task.
-    pub fn backoff(&self) -> Backoff {
+    pub(crate) fn backoff(&self) -> Backoff {
         Backoff::new(Duration::from_millis(200), self.max_backoff)
     }
 
     /// Sleeps `delay` unless shutdown comes first; false when shutting down.
-    pub async fn pause(&self, delay: Duration) -> bool {
+    pub(crate) async fn pause(&self, delay: Duration) -> bool {
         tokio::select! {
             _ = tokio::time::sleep(delay) => true,
             _ = self.shutdown.cancelled() => false,

@@ -17,10 +17,10 @@ use super::{LanguageModel, LlmStream};
 const PROVIDER: &str = "anthropic";
 
 /// The API version header this client speaks.
-pub const ANTHROPIC_VERSION: &str = "2023-06-01";
+pub(crate) const ANTHROPIC_VERSION: &str = "2023-06-01";
 
 /// `max_tokens` is required by the Messages API; this is sent when the request has none.
-pub const DEFAULT_MAX_TOKENS: u32 = 1024;
+pub(crate) const DEFAULT_MAX_TOKENS: u32 = 1024;
 
 /// Where and how to reach the Messages API.
 #[derive(Debug, Clone)]
@@ -90,11 +90,12 @@ impl LanguageModel for AnthropicModel {
 
 /// Anthropic's current Sonnet (the alias follows its latest snapshot), asked for when an `llm`
 /// section names no model.
-pub const DEFAULT_MODEL: &str = "claude-sonnet-4-5";
+pub(crate) const DEFAULT_MODEL: &str = "claude-sonnet-4-5";
 
 /// The user turn that opens a conversation when the caller has not spoken yet: the Messages API
 /// wants the first message to be the user's.
-pub const CALL_STARTED: &str = "(The call is connected; the caller has not said anything yet.)";
+pub(crate) const CALL_STARTED: &str =
+    "(The call is connected; the caller has not said anything yet.)";
 
 /// One turn of the Messages conversation: its role and content blocks.
 type Turn = (&'static str, Vec<Value>);
@@ -110,7 +111,7 @@ type Turn = (&'static str, Vec<Value>);
 /// - every `tool_use` is answered by a `tool_result` in the next user turn and every
 ///   `tool_result` answers a `tool_use` of the turn before (a call cut off by barge-in before its
 ///   result is dropped with its half), and the results come first in their turn.
-pub fn request_body(request: &ChatRequest) -> Value {
+pub(crate) fn request_body(request: &ChatRequest) -> Value {
     let mut system: Vec<String> = Vec::new();
     let mut turns: Vec<Turn> = Vec::new();
     for message in &request.messages {

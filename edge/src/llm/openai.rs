@@ -93,7 +93,7 @@ impl LanguageModel for OpenAiModel {
 }
 
 /// The JSON body of a streamed Chat Completions request.
-pub fn request_body(request: &ChatRequest, include_usage: bool) -> Value {
+pub(crate) fn request_body(request: &ChatRequest, include_usage: bool) -> Value {
     let messages: Vec<Value> = request.messages.iter().map(wire_message).collect();
     let mut body = json!({
         "model": request.model,

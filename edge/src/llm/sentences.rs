@@ -17,9 +17,9 @@
 //! initial or a list number, which still wait).
 
 /// Default length (in characters) past which a clause mark ends a chunk.
-pub const DEFAULT_CLAUSE_MIN_CHARS: usize = 60;
+pub(crate) const DEFAULT_CLAUSE_MIN_CHARS: usize = 60;
 /// Default length (in characters) at which a chunk is cut at its last space regardless.
-pub const DEFAULT_MAX_CHARS: usize = 250;
+pub(crate) const DEFAULT_MAX_CHARS: usize = 250;
 
 /// Abbreviations that end in a full stop without ending a sentence (lower case, no final dot).
 const ABBREVIATIONS: &[&str] = &[

@@ -8,11 +8,11 @@
 use std::collections::VecDeque;
 
 /// Longest event (all its lines together) accepted by default: far above any real token chunk.
-pub const DEFAULT_MAX_EVENT_BYTES: usize = 1024 * 1024;
+pub(crate) const DEFAULT_MAX_EVENT_BYTES: usize = 1024 * 1024;
 
 /// One dispatched event.
 #[derive(Debug, Clone, PartialEq, Eq, Default)]
-pub struct SseEvent {
+pub(crate) struct SseEvent {
     /// The `event:` field, if the server named the event (absent means "message").
     pub event: Option<String>,
     /// The `data:` lines, joined with `\n`.
@@ -23,14 +23,14 @@ pub struct SseEvent {
 
 impl SseEvent {
     /// True for the OpenAI end-of-stream sentinel `data: [DONE]`.
-    pub fn is_done_sentinel(&self) -> bool {
+    pub(crate) fn is_done_sentinel(&self) -> bool {
         self.data.trim() == "[DONE]"
     }
 }
 
 /// Why the decoder gave up on a stream.
 #[derive(Debug, Clone, PartialEq, Eq, thiserror::Error)]
-pub enum SseError {
+pub(crate) enum SseError {
     /// One event grew beyond the limit without ending.
     #[error("server-sent event larger than {limit} bytes")]
     EventTooLarge {
@@ -42,7 +42,7 @@ pub enum SseError {
 /// Turns bytes into [`SseEvent`]s; feed with [`SseDecoder::push`], drain with
 /// [`SseDecoder::poll_event`], and call [`SseDecoder::finish`] when the body ends.
 #[derive(Debug)]
-pub struct SseDecoder {
+pub(crate) struct SseDecoder {
     line: Vec<u8>,
     data: String,
     has_data: bool,
@@ -63,12 +63,12 @@ impl Default for SseDecoder {
 
 impl SseDecoder {
     /// A decoder with the default event size limit.
-    pub fn new() -> Self {
+    pub(crate) fn new() -> Self {
         Self::with_max_event_bytes(DEFAULT_MAX_EVENT_BYTES)
     }
 
     /// A decoder that refuses events larger than `max_event_bytes`.
-    pub fn with_max_event_bytes(max_event_bytes: usize) -> Self {
+    pub(crate) fn with_max_event_bytes(max_event_bytes: usize) -> Self {
         Self {
             line: Vec::new(),
             data: String::new(),
@@ -84,7 +84,7 @@ impl SseDecoder {
     }
 
     /// Feeds the next bytes of the body, however they were split.
-    pub fn push(&mut self, bytes: &[u8]) -> Result<(), SseError> {
+    pub(crate) fn push(&mut self, bytes: &[u8]) -> Result<(), SseError> {
         for &byte in bytes {
             if self.after_cr {
                 self.after_cr = false;
@@ -116,13 +116,13 @@ impl SseDecoder {
     }
 
     /// The next complete event, if one is ready.
-    pub fn poll_event(&mut self) -> Option<SseEvent> {
+    pub(crate) fn poll_event(&mut self) -> Option<SseEvent> {
         self.ready.pop_front()
     }
 
     /// Ends the stream: a last line or event that the server did not terminate with a blank line
     /// is still dispatched (the standard drops it; real servers that close early deserve better).
-    pub fn finish(&mut self) -> Option<SseEvent> {
+    pub(crate) fn finish(&mut self) -> Option<SseEvent> {
         if !self.line.is_empty() {
             self.end_line();
         }

@@ -14,7 +14,7 @@
 
 /// Thresholds of the gate.
 #[derive(Debug, Clone, Copy, PartialEq)]
-pub struct LevelGateConfig {
+pub(crate) struct LevelGateConfig {
     /// A voiced frame more than this many dB under the recent speech peak is not speech.
     pub below_peak_db: f32,
     /// A frame under this level (dBFS) is never speech.
@@ -40,11 +40,11 @@ impl Default for LevelGateConfig {
 /// Level of digital silence, in dBFS.
 const SILENCE_DBFS: f32 = -120.0;
 /// Most frames an onset is moved back by.
-pub const MAX_LEAD_FRAMES: usize = 3;
+pub(crate) const MAX_LEAD_FRAMES: usize = 3;
 
 /// The gate's judgement of one frame.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
-pub struct Judgement {
+pub(crate) struct Judgement {
     /// Whether the frame is speech for turn-taking.
     pub speech: bool,
     /// For the first speech frame of a run: how many frames before it were already speech at
@@ -54,7 +54,7 @@ pub struct Judgement {
 
 /// Tracks the talker's speech level and judges the VAD's decisions against it.
 #[derive(Debug, Clone)]
-pub struct LevelGate {
+pub(crate) struct LevelGate {
     config: LevelGateConfig,
     peak_dbfs: f32,
     /// Levels of the latest frames judged not speech, newest first (cleared by speech).
@@ -64,7 +64,7 @@ pub struct LevelGate {
 
 impl LevelGate {
     /// A gate that has heard no speech yet.
-    pub fn new(config: LevelGateConfig) -> Self {
+    pub(crate) fn new(config: LevelGateConfig) -> Self {
         Self {
             config,
             peak_dbfs: SILENCE_DBFS,
@@ -75,12 +75,12 @@ impl LevelGate {
 
     /// Whether a frame the VAD judged (`vad_speech`) counts as speech for turn-taking.
     #[cfg(test)]
-    pub fn is_speech(&mut self, vad_speech: bool, samples: &[i16]) -> bool {
+    pub(crate) fn is_speech(&mut self, vad_speech: bool, samples: &[i16]) -> bool {
         self.judge(vad_speech, samples).speech
     }
 
     /// Judges a frame the VAD judged (`vad_speech`): speech or not, and the onset's lead.
-    pub fn judge(&mut self, vad_speech: bool, samples: &[i16]) -> Judgement {
+    pub(crate) fn judge(&mut self, vad_speech: bool, samples: &[i16]) -> Judgement {
         self.peak_dbfs = (self.peak_dbfs - self.config.peak_decay_db).max(SILENCE_DBFS);
         let level = level_dbfs(samples);
         let speech = vad_speech
@@ -114,7 +114,7 @@ impl LevelGate {
 }
 
 /// Mean power of a frame relative to full scale, in dB; [`SILENCE_DBFS`] for all zeros.
-pub fn level_dbfs(samples: &[i16]) -> f32 {
+pub(crate) fn level_dbfs(samples: &[i16]) -> f32 {
     if samples.is_empty() {
         return SILENCE_DBFS;
     }

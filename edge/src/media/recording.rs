@@ -23,15 +23,15 @@ use std::io::{self, Read, Seek, SeekFrom, Write};
 use crate::media::frame::{SampleRate, MAX_FRAME_SAMPLES};
 
 /// Frames (20 ms each) buffered before a write to the file and a header rewrite: one second.
-pub const FLUSH_FRAMES: usize = 50;
+pub(crate) const FLUSH_FRAMES: usize = 50;
 /// Frames one side may run ahead of the other before the missing side is taken as silence.
-pub const ALIGN_WINDOW: u64 = 8;
+pub(crate) const ALIGN_WINDOW: u64 = 8;
 /// Length of the canonical header this recorder writes.
-pub const HEADER_LEN: u64 = 44;
+pub(crate) const HEADER_LEN: u64 = 44;
 
 /// Why a recording could not take a frame or be written.
 #[derive(Debug, thiserror::Error)]
-pub enum RecordingError {
+pub(crate) enum RecordingError {
     /// The file could not be written (or, in [`repair`], read).
     #[error("recording file I/O failed: {0}")]
     Io(#[from] io::Error),
@@ -55,7 +55,7 @@ pub enum RecordingError {
 
 /// How the two directions share the file.
 #[derive(Debug, Clone, Copy, PartialEq, Eq, Default)]
-pub enum RecordingLayout {
+pub(crate) enum RecordingLayout {
     /// Two channels: caller left, agent right (the default, see the module notes).
     #[default]
     Stereo,
@@ -66,7 +66,7 @@ pub enum RecordingLayout {
 
 impl RecordingLayout {
     /// Channels in the file.
-    pub const fn channels(self) -> u16 {
+    pub(crate) const fn channels(self) -> u16 {
         match self {
             RecordingLayout::Stereo => 2,
             #[cfg(test)]
@@ -77,7 +77,7 @@ impl RecordingLayout {
 
 /// Which party a frame belongs to.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
-pub enum Side {
+pub(crate) enum Side {
     /// The far end: audio received from the phone network.
     Caller,
     /// Us: audio the agent sent.
@@ -86,7 +86,7 @@ pub enum Side {
 
 /// What a recording holds so far, for the call record.
 #[derive(Debug, Clone, Copy, Default, PartialEq, Eq)]
-pub struct RecordingStats {
+pub(crate) struct RecordingStats {
     /// Frames (20 ms ticks) written to the file or its buffer.
     pub frames: u64,
     /// Ticks where the caller's frame never came and silence was recorded.
@@ -111,7 +111,7 @@ const EMPTY_SLOT: Slot = Slot {
 };
 
 /// Records one call into a WAV file, aligning the two directions by frame index.
-pub struct CallRecorder<W: Write + Seek> {
+pub(crate) struct CallRecorder<W: Write + Seek> {
     writer: W,
     rate: SampleRate,
     layout: RecordingLayout,
@@ -131,7 +131,7 @@ pub struct CallRecorder<W: Write + Seek> {
 impl<W: Write + Seek> CallRecorder<W> {
     /// Starts a recording at `rate` in `layout`: writes the header (empty data) at the writer's
     /// start and allocates the alignment window and the output buffer, once.
-    pub fn new(
+    pub(crate) fn new(
         mut writer: W,
         rate: SampleRate,
         layout: RecordingLayout,
@@ -157,7 +157,12 @@ impl<W: Write + Seek> CallRecorder<W> {
     /// for a tick already written, or pushed twice, is dropped and counted; a frame more than
     /// [`ALIGN_WINDOW`] ticks ahead first writes the older ticks, with silence where a side is
     /// missing (a long jump, e.g. a hold, writes silence for the whole gap, keeping time true).
-    pub fn push(&mut self, side: Side, index: u64, pcm: &[i16]) -> Result<(), RecordingError> {
+    pub(crate) fn push(
+        &mut self,
+        side: Side,
+        index: u64,
+        pcm: &[i16],
+    ) -> Result<(), RecordingError> {
         let expected = self.rate.samples_per_frame();
         if pcm.len() != expected {
             return Err(RecordingError::WrongFrameLength {
@@ -208,7 +213,7 @@ impl<W: Write + Seek> CallRecorder<W> {
 
     /// Writes every tick still waiting (missing sides as silence), flushes, writes the final
     /// header and hands the writer back.
-    pub fn finish(mut self) -> Result<(W, RecordingStats), RecordingError> {
+    pub(crate) fn finish(mut self) -> Result<(W, RecordingStats), RecordingError> {
         while self.next < self.end {
             self.emit_next()?;
         }
@@ -323,7 +328,7 @@ fn header(rate: SampleRate, layout: RecordingLayout, data_len: u32) -> [u8; HEAD
 /// Makes the header of a recording left by a dead process cover all the whole sample frames
 /// that reached the disk; returns the data length now stated. Refuses files whose first 44
 /// bytes are not a header this recorder wrote.
-pub fn repair<F: Read + Write + Seek>(file: &mut F) -> Result<u32, RecordingError> {
+pub(crate) fn repair<F: Read + Write + Seek>(file: &mut F) -> Result<u32, RecordingError> {
     let mut head = [0u8; HEADER_LEN as usize];
     file.seek(SeekFrom::Start(0))?;
     file.read_exact(&mut head).map_err(|e| match e.kind() {

@@ -18,7 +18,7 @@ use crate::media::frame::FRAME_DURATION;
 
 /// Timing of turn-taking, from the agent's `turn` configuration.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
-pub struct TurnConfig {
+pub(crate) struct TurnConfig {
     /// Voiced audio needed before a caller turn starts.
     pub speech_start: Duration,
     /// Silence after speech that ends the caller's turn (`end_of_turn_silence_ms`).
@@ -73,7 +73,7 @@ enum Phase {
 
 /// Sans-IO turn-taking state for one call.
 #[derive(Debug, Clone)]
-pub struct TurnDetector {
+pub(crate) struct TurnDetector {
     config: TurnConfig,
     phase: Phase,
     /// Start of the current uninterrupted voiced run (audio time), if the last frame was voiced.
@@ -86,7 +86,7 @@ pub struct TurnDetector {
 
 impl TurnDetector {
     /// A detector in the listening state.
-    pub fn new(config: TurnConfig) -> Self {
+    pub(crate) fn new(config: TurnConfig) -> Self {
         TurnDetector {
             config,
             phase: Phase::Listening,
@@ -100,20 +100,20 @@ impl TurnDetector {
 
     /// Whether a caller turn is in progress.
     #[cfg(test)]
-    pub fn in_turn(&self) -> bool {
+    pub(crate) fn in_turn(&self) -> bool {
         matches!(self.phase, Phase::InTurn { .. })
     }
 
     /// Feeds one frame's VAD decision; `now` is when the frame's audio ended (its arrival).
     #[cfg(test)]
-    pub fn push_frame(&mut self, now: Instant, is_speech: bool) {
+    pub(crate) fn push_frame(&mut self, now: Instant, is_speech: bool) {
         self.push_frame_with_lead(now, is_speech, Duration::ZERO);
     }
 
     /// As [`push_frame`](Self::push_frame), where a voiced run that starts with this frame began
     /// `lead` earlier: the VAD takes a frame or two to recognise speech that was already audible,
     /// and speech-start and barge-in thresholds count from when it was.
-    pub fn push_frame_with_lead(&mut self, now: Instant, is_speech: bool, lead: Duration) {
+    pub(crate) fn push_frame_with_lead(&mut self, now: Instant, is_speech: bool, lead: Duration) {
         if !is_speech {
             self.voiced_since = None;
             self.check_silence(now);
@@ -144,7 +144,7 @@ impl TurnDetector {
     }
 
     /// Tells the detector whether the agent's audio is playing to the caller right now.
-    pub fn set_agent_speaking(&mut self, speaking: bool) {
+    pub(crate) fn set_agent_speaking(&mut self, speaking: bool) {
         if speaking && !self.agent_speaking {
             self.barged_in = false;
         }
@@ -154,7 +154,7 @@ impl TurnDetector {
     /// An endpointing signal from speech-to-text (e.g. `speech_final`): ends the turn now if the
     /// VAD also hears silence; ignored while the caller is still voiced or no turn is open.
     /// `now` is taken like every other input, though the decision needs only the VAD state.
-    pub fn endpoint_hint(&mut self, now: Instant) {
+    pub(crate) fn endpoint_hint(&mut self, now: Instant) {
         if self.voiced_since.is_some() {
             return;
         }
@@ -168,14 +168,14 @@ impl TurnDetector {
     }
 
     /// Advances time without a frame (e.g. the caller's RTP stopped): may end the turn.
-    pub fn handle_timeout(&mut self, now: Instant) {
+    pub(crate) fn handle_timeout(&mut self, now: Instant) {
         if self.voiced_since.is_none() {
             self.check_silence(now);
         }
     }
 
     /// When `handle_timeout` should next be called, if a turn is waiting on silence.
-    pub fn poll_timeout(&self) -> Option<Instant> {
+    pub(crate) fn poll_timeout(&self) -> Option<Instant> {
         match self.phase {
             Phase::InTurn { last_voice, .. } if self.voiced_since.is_none() => {
                 Some(last_voice + self.config.end_of_turn_silence)
@@ -185,7 +185,7 @@ impl TurnDetector {
     }
 
     /// The next event for the call task, oldest first.
-    pub fn poll_event(&mut self) -> Option<TurnEvent> {
+    pub(crate) fn poll_event(&mut self) -> Option<TurnEvent> {
         self.events.pop_front()
     }
 

@@ -11,7 +11,7 @@ use crate::media::resample::{ResampleError, Resampler};
 
 /// How eagerly the VAD calls a frame silence; higher rejects more noise and more quiet speech.
 #[derive(Debug, Clone, Copy, PartialEq, Eq, Default)]
-pub enum VadAggressiveness {
+pub(crate) enum VadAggressiveness {
     /// Mode 0: keeps the most speech; best on clean lines.
     #[cfg(test)]
     Quality,
@@ -32,7 +32,7 @@ impl VadAggressiveness {
 
 /// Why a frame could not be classified.
 #[derive(Debug, Clone, Copy, PartialEq, Eq, thiserror::Error)]
-pub enum VadError {
+pub(crate) enum VadError {
     /// Raw blocks must be 10, 20 or 30 ms at 8 or 16 kHz.
     #[error("VAD needs 10, 20 or 30 ms at 8 or 16 kHz; got {samples} samples at {hz} Hz")]
     UnsupportedBlock {
@@ -55,7 +55,7 @@ struct FvadHandle(webrtc_vad::Vad);
 unsafe impl Send for FvadHandle {}
 
 /// Per-call voice activity detector over [`PcmFrame`]s of any supported rate.
-pub struct VoiceActivityDetector {
+pub(crate) struct VoiceActivityDetector {
     vad: FvadHandle,
     aggressiveness: VadAggressiveness,
     /// Rate the C state is currently configured for (8 or 16 kHz).
@@ -66,7 +66,7 @@ pub struct VoiceActivityDetector {
 
 impl VoiceActivityDetector {
     /// A detector with the given aggressiveness; the rate follows the frames it is fed.
-    pub fn new(aggressiveness: VadAggressiveness) -> Self {
+    pub(crate) fn new(aggressiveness: VadAggressiveness) -> Self {
         let vad = webrtc_vad::Vad::new_with_rate_and_mode(
             webrtc_vad::SampleRate::Rate8kHz,
             aggressiveness.mode(),
@@ -80,7 +80,7 @@ impl VoiceActivityDetector {
     }
 
     /// Classifies one 20 ms frame: `true` when it holds speech.
-    pub fn is_speech(&mut self, frame: &PcmFrame) -> Result<bool, VadError> {
+    pub(crate) fn is_speech(&mut self, frame: &PcmFrame) -> Result<bool, VadError> {
         match frame.sample_rate() {
             SampleRate::Hz8000 | SampleRate::Hz16000 => {
                 self.classify(frame.sample_rate(), frame.samples())
@@ -98,7 +98,11 @@ impl VoiceActivityDetector {
 
     /// Classifies a raw block of 10, 20 or 30 ms at 8 or 16 kHz (e.g. 10 ms telephony packets).
     #[cfg(test)]
-    pub fn is_speech_block(&mut self, rate: SampleRate, samples: &[i16]) -> Result<bool, VadError> {
+    pub(crate) fn is_speech_block(
+        &mut self,
+        rate: SampleRate,
+        samples: &[i16],
+    ) -> Result<bool, VadError> {
         self.classify(rate, samples)
     }
 

@@ -20,7 +20,7 @@ use crate::call::task::CallServices;
 use crate::sip::transport::SipCommand;
 
 /// Refused dial requests by `reason`.
-pub type DialRefusedCounter = Family<Vec<(String, String)>, Counter>;
+pub(crate) type DialRefusedCounter = Family<Vec<(String, String)>, Counter>;
 
 /// What the task needs besides its channels.
 pub(crate) struct Hosting {

@@ -113,7 +113,7 @@ pub(crate) struct MeshAccess {
 
 impl MeshAccess {
     /// The mesh address gossip gives the live member `edge` (never this edge itself).
-    pub fn peer_addr(&self, edge: &str) -> Option<SocketAddr> {
+    pub(crate) fn peer_addr(&self, edge: &str) -> Option<SocketAddr> {
         if edge == &*self.edge_id {
             return None;
         }

@@ -9,14 +9,14 @@ use std::time::{Duration, Instant};
 
 /// The spacing of one outgoing stream.
 #[derive(Debug, Clone, Default)]
-pub struct DepartureSpacing {
+pub(crate) struct DepartureSpacing {
     /// The previous packet's departure and RTP timestamp.
     last: Option<(Instant, u32)>,
 }
 
 impl DepartureSpacing {
     /// A stream that has sent nothing yet.
-    pub fn new() -> Self {
+    pub(crate) fn new() -> Self {
         Self::default()
     }
 
@@ -24,7 +24,7 @@ impl DepartureSpacing {
     /// strays from the media clock. `None` for the first packet, and for a packet repeating the
     /// previous timestamp (the redundant end packets of an RFC 4733 event), whose spacing the
     /// media clock does not define.
-    pub fn on_departure(
+    pub(crate) fn on_departure(
         &mut self,
         at: Instant,
         rtp_timestamp: u32,
@@ -44,7 +44,7 @@ impl DepartureSpacing {
 }
 
 /// The RTP timestamp of an RTP packet's bytes (RFC 3550 §5.1), or `None` when too short.
-pub fn rtp_timestamp(packet: &[u8]) -> Option<u32> {
+pub(crate) fn rtp_timestamp(packet: &[u8]) -> Option<u32> {
     let bytes: [u8; 4] = packet.get(4..8)?.try_into().ok()?;
     Some(u32::from_be_bytes(bytes))
 }

@@ -10,11 +10,11 @@ use std::collections::VecDeque;
 use super::dtmf::{DtmfDigit, DtmfEncoder, DtmfError, DtmfPacket};
 
 /// How long each key is held: 100 ms at 8 kHz (scaled to the stream's clock).
-pub const DIGIT_DURATION: u16 = 800;
+pub(crate) const DIGIT_DURATION: u16 = 800;
 /// An update packet every 20 ms at 8 kHz.
 const UPDATE_INTERVAL: u16 = 160;
 /// Frames of the ordinary stream between two presses (100 ms).
-pub const GAP_FRAMES: u32 = 5;
+pub(crate) const GAP_FRAMES: u32 = 5;
 /// Power level, -dBm0: a typical keypad's.
 const VOLUME: u8 = 10;
 /// Most keys waiting; more are refused rather than delaying the call's audio for minutes.
@@ -22,7 +22,7 @@ const MAX_QUEUED: usize = 64;
 
 /// The keys waiting to be pressed on one outgoing stream, and the press in progress.
 #[derive(Debug)]
-pub struct DtmfSender {
+pub(crate) struct DtmfSender {
     queue: VecDeque<DtmfDigit>,
     current: Option<DtmfEncoder>,
     gap_left: u32,
@@ -40,14 +40,14 @@ impl Default for DtmfSender {
 
 impl DtmfSender {
     /// Nothing to press yet, on an 8 kHz stream.
-    pub fn new() -> Self {
+    pub(crate) fn new() -> Self {
         Self::with_clock_rate(8_000)
     }
 
     /// Nothing to press yet, for a telephone-event whose clock runs at `clock_rate` Hz (at most
     /// 48 kHz: a press must fit the 16-bit duration field). The packets' timestamps are the
     /// caller's to give, in the stream's own clock.
-    pub fn with_clock_rate(clock_rate: u32) -> Self {
+    pub(crate) fn with_clock_rate(clock_rate: u32) -> Self {
         let update = u16::try_from(clock_rate.min(48_000) / 50).unwrap_or(UPDATE_INTERVAL);
         Self {
             queue: VecDeque::new(),
@@ -60,7 +60,7 @@ impl DtmfSender {
 
     /// Queues `digits` (0-9, *, #, A-D) after those already waiting; nothing is queued if one
     /// of them is not a key, or if too many are waiting.
-    pub fn push(&mut self, digits: &str) -> Result<(), DtmfError> {
+    pub(crate) fn push(&mut self, digits: &str) -> Result<(), DtmfError> {
         let keys = digits
             .chars()
             .map(DtmfDigit::from_char)
@@ -74,13 +74,13 @@ impl DtmfSender {
 
     /// Whether a press is in progress or waiting (the ordinary stream pauses for its packets,
     /// and the agent's speech waits).
-    pub fn is_busy(&self) -> bool {
+    pub(crate) fn is_busy(&self) -> bool {
         self.current.is_some() || !self.queue.is_empty()
     }
 
     /// One pacing tick whose frame starts at RTP `timestamp`: the event packet to send instead
     /// of voice, or `None` for an ordinary frame.
-    pub fn tick(&mut self, timestamp: u32) -> Option<DtmfPacket> {
+    pub(crate) fn tick(&mut self, timestamp: u32) -> Option<DtmfPacket> {
         if let Some(encoder) = self.current.as_mut() {
             if let Some(packet) = encoder.next() {
                 return Some(packet);

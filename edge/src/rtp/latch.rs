@@ -35,11 +35,11 @@ use std::net::SocketAddr;
 use std::time::{Duration, Instant};
 
 /// Shortest time between two reports of foreign packets on one call.
-pub const FOREIGN_REPORT_INTERVAL: Duration = Duration::from_secs(10);
+pub(crate) const FOREIGN_REPORT_INTERVAL: Duration = Duration::from_secs(10);
 
 /// What to do with a valid RTP packet, by where it came from.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
-pub enum SourceVerdict {
+pub(crate) enum SourceVerdict {
     /// From the latched address: take it.
     Accept,
     /// It latched the stream (the first packet, or the SDP's address taking it back): take
@@ -51,7 +51,7 @@ pub enum SourceVerdict {
 
 /// Foreign packets dropped since the last report.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
-pub struct ForeignReport {
+pub(crate) struct ForeignReport {
     /// Datagrams dropped since the last report.
     pub dropped: u64,
     /// Where the latest of them came from.
@@ -62,7 +62,7 @@ pub struct ForeignReport {
 
 /// One call's media source and destinations.
 #[derive(Debug, Clone)]
-pub struct SourceLatch {
+pub(crate) struct SourceLatch {
     /// The RTP address the SDP named.
     signalled: SocketAddr,
     /// The RTCP address the SDP named (the RTP one when multiplexed).
@@ -80,7 +80,7 @@ pub struct SourceLatch {
 
 impl SourceLatch {
     /// A latch for media the SDP says comes from `rtp` (and `rtcp`, unless `rtcp_mux`).
-    pub fn new(rtp: SocketAddr, rtcp: SocketAddr, rtcp_mux: bool) -> Self {
+    pub(crate) fn new(rtp: SocketAddr, rtcp: SocketAddr, rtcp_mux: bool) -> Self {
         Self {
             signalled: rtp,
             signalled_rtcp: if rtcp_mux { rtp } else { rtcp },
@@ -95,7 +95,7 @@ impl SourceLatch {
     }
 
     /// A valid RTP packet (a negotiated payload type) from `source`.
-    pub fn handle_rtp(&mut self, source: SocketAddr) -> SourceVerdict {
+    pub(crate) fn handle_rtp(&mut self, source: SocketAddr) -> SourceVerdict {
         match self.latched {
             Some(latched) if latched == source => SourceVerdict::Accept,
             // The first packet, or the signalled address taking the stream back.
@@ -109,7 +109,7 @@ impl SourceLatch {
     }
 
     /// Whether to take an RTCP datagram from `source` (a foreign one is counted).
-    pub fn handle_rtcp(&mut self, source: SocketAddr) -> bool {
+    pub(crate) fn handle_rtcp(&mut self, source: SocketAddr) -> bool {
         let host = self.latched.unwrap_or(self.signalled).ip();
         if source.ip() == host {
             return true;
@@ -120,19 +120,19 @@ impl SourceLatch {
 
     /// A valid RTCP report came from `source` (already taken by [`handle_rtcp`](Self::handle_rtcp)):
     /// the first one, on a call without RTCP multiplexing, sets where our reports go.
-    pub fn rtcp_report_from(&mut self, source: SocketAddr) {
+    pub(crate) fn rtcp_report_from(&mut self, source: SocketAddr) {
         if !self.rtcp_mux && self.latched_rtcp.is_none() {
             self.latched_rtcp = Some(source);
         }
     }
 
     /// Where our RTP packets go.
-    pub fn rtp_destination(&self) -> SocketAddr {
+    pub(crate) fn rtp_destination(&self) -> SocketAddr {
         self.latched.unwrap_or(self.signalled)
     }
 
     /// Where our RTCP reports go.
-    pub fn rtcp_destination(&self) -> SocketAddr {
+    pub(crate) fn rtcp_destination(&self) -> SocketAddr {
         if self.rtcp_mux {
             return self.rtp_destination();
         }
@@ -147,13 +147,13 @@ impl SourceLatch {
     }
 
     /// Datagrams dropped so far because they came from an address other than the latched one.
-    pub fn foreign(&self) -> u64 {
+    pub(crate) fn foreign(&self) -> u64 {
         self.foreign
     }
 
     /// Foreign datagrams not yet reported, if there are some and the last report is at least
     /// [`FOREIGN_REPORT_INTERVAL`] old.
-    pub fn poll_foreign_report(&mut self, now: Instant) -> Option<ForeignReport> {
+    pub(crate) fn poll_foreign_report(&mut self, now: Instant) -> Option<ForeignReport> {
         if self.unreported == 0 {
             return None;
         }

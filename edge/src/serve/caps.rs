@@ -13,7 +13,7 @@ use std::sync::{Arc, Mutex};
 use std::time::{Duration, Instant};
 
 /// Refusals are logged at most this often (with the counts since the last report).
-pub const REPORT_INTERVAL: Duration = Duration::from_secs(10);
+pub(super) const REPORT_INTERVAL: Duration = Duration::from_secs(10);
 
 /// Why a new connection was refused.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]

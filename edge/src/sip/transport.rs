@@ -25,13 +25,13 @@ mod placing;
 mod records;
 pub(crate) mod redirect;
 mod refusal;
-pub mod registrations;
+pub(crate) mod registrations;
 mod signals;
 mod tcp;
-pub mod tls;
+pub(crate) mod tls;
 
-pub use legs::{HostedLegCommand, LegDial};
-pub use placing::{PlaceCall, SipCommand};
+pub(crate) use legs::{HostedLegCommand, LegDial};
+pub(crate) use placing::{PlaceCall, SipCommand};
 
 use std::collections::HashMap;
 use std::net::SocketAddr;
@@ -61,7 +61,7 @@ use signals::{CallSignals, Delivery};
 use tcp::{TcpConnections, TcpInput};
 
 /// How the SIP task reaches the outside world.
-pub struct SipService {
+pub(crate) struct SipService {
     pub socket: UdpSocket,
     /// The TCP listener on the same address, when SIP over TCP is on.
     pub tcp: Option<crate::serve::LimitedListener>,
@@ -98,7 +98,7 @@ pub struct SipService {
 }
 
 /// The TLS listener and what it serves.
-pub struct TlsListener {
+pub(crate) struct TlsListener {
     pub listener: tokio::net::TcpListener,
     pub settings: tls::TlsListenerSettings,
     pub acceptor: tokio_rustls::TlsAcceptor,
@@ -167,7 +167,7 @@ struct SipTask {
 
 impl SipService {
     /// Serves SIP until `shutdown`, then hangs up every call.
-    pub async fn run(self, shutdown: CancellationToken) {
+    pub(crate) async fn run(self, shutdown: CancellationToken) {
         let (mut task, mut inbox) = SipTask::start(self, &shutdown);
         while task.wake(&mut inbox, &shutdown).await {}
     }

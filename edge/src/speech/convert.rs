@@ -13,7 +13,7 @@ const HALF_TAPS: usize = 16;
 
 /// Streams audio from any rate to a [`SampleRate`]: fractional step to 24 kHz, then [`Resampler`].
 #[derive(Clone)]
-pub struct RateConverter {
+pub(crate) struct RateConverter {
     from_hz: u32,
     /// Input samples consumed per output sample at the intermediate rate.
     step: f64,
@@ -30,7 +30,7 @@ pub struct RateConverter {
 
 impl RateConverter {
     /// A converter from `from_hz` (any positive rate) to `to`.
-    pub fn new(from_hz: u32, to: SampleRate) -> Self {
+    pub(crate) fn new(from_hz: u32, to: SampleRate) -> Self {
         let from_hz = from_hz.max(1);
         let (mid, stage_two) = match SampleRate::from_hz(from_hz) {
             // Already a call rate: the shared resampler does the whole job.
@@ -57,7 +57,7 @@ impl RateConverter {
     }
 
     /// Converts the next input block, appending the output to `out`.
-    pub fn process(&mut self, input: &[i16], out: &mut Vec<i16>) {
+    pub(crate) fn process(&mut self, input: &[i16], out: &mut Vec<i16>) {
         if !self.is_fractional() {
             self.stage_two_into(input, out);
             return;
@@ -78,7 +78,7 @@ impl RateConverter {
     }
 
     /// Flushes the audio still held for the filter's look-ahead (call once at the end).
-    pub fn finish(&mut self, out: &mut Vec<i16>) {
+    pub(crate) fn finish(&mut self, out: &mut Vec<i16>) {
         let tail = [0i16; HALF_TAPS * 2];
         self.process(&tail, out);
     }

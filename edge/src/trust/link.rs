@@ -8,7 +8,8 @@ use std::time::{Duration, SystemTime};
 use anyhow::Context;
 
 use super::{enrol_with_retries, mtls_client_config, ClusterIdentity, ControlTls};
-use crate::config::EdgeConfig;
+use crate::config::{ControlLinkConfig, EdgeConfig};
+use crate::control_link::{client_for, mtls_client_for, ControlClient, LinkError};
 
 /// How long a first start keeps trying to reach the control plane to enrol.
 const ENROL_PATIENCE: Duration = Duration::from_secs(60);
@@ -31,6 +32,35 @@ impl LinkTrust {
         match self {
             Self::SharedSecret(secret) => secret,
             Self::Mtls { identity, .. } => &identity.cluster_secret,
+        }
+    }
+
+    /// A client for the control plane's URLs, on connections of its own.
+    pub(crate) fn client(
+        &self,
+        control: &ControlLinkConfig,
+        edge_id: &str,
+    ) -> Result<ControlClient, LinkError> {
+        self.client_factory(control, edge_id)()
+    }
+
+    /// What makes a client later, perhaps on another thread or runtime (the cluster's own
+    /// thread makes the one its reports go through: `cluster/shell.rs`, `on_own_thread`).
+    pub(crate) fn client_factory(
+        &self,
+        control: &ControlLinkConfig,
+        edge_id: &str,
+    ) -> impl FnOnce() -> Result<ControlClient, LinkError> + Send + 'static {
+        let (urls, edge_id) = (control.all_urls(), edge_id.to_owned());
+        let timeout = Duration::from_millis(u64::from(control.connect_timeout_ms));
+        // `Ok`: the shared secret; `Err`: the mutual TLS configuration.
+        let secret_or_tls = match self {
+            Self::SharedSecret(secret) => Ok(secret.clone()),
+            Self::Mtls { tls, .. } => Err(tls.clone()),
+        };
+        move || match secret_or_tls {
+            Ok(secret) => client_for(&urls, &secret, &edge_id, timeout),
+            Err(tls) => mtls_client_for(&urls, tls, &edge_id, timeout),
         }
     }
 }

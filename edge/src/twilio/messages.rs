@@ -13,7 +13,7 @@ use serde::{Deserialize, Deserializer, Serialize};
 /// A message from Twilio.
 #[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
 #[serde(tag = "event", rename_all = "lowercase")]
-pub enum FromTwilio {
+pub(crate) enum FromTwilio {
     Connected {
         #[serde(default)]
         protocol: String,
@@ -49,7 +49,7 @@ pub enum FromTwilio {
 /// The `start` object: who the stream is for and what it carries.
 #[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
 #[serde(rename_all = "camelCase")]
-pub struct StreamStart {
+pub(crate) struct StreamStart {
     pub stream_sid: String,
     pub account_sid: String,
     pub call_sid: String,
@@ -63,7 +63,7 @@ pub struct StreamStart {
 /// The stream's audio format; Twilio's is always μ-law, 8000 Hz, mono.
 #[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
 #[serde(rename_all = "camelCase")]
-pub struct MediaFormat {
+pub(crate) struct MediaFormat {
     pub encoding: String,
     #[serde(deserialize_with = "number_or_string")]
     pub sample_rate: u64,
@@ -77,7 +77,7 @@ fn one() -> u64 {
 
 impl MediaFormat {
     /// Whether this is the format the edge speaks on streams.
-    pub fn is_mulaw_8k(&self) -> bool {
+    pub(crate) fn is_mulaw_8k(&self) -> bool {
         self.encoding.eq_ignore_ascii_case("audio/x-mulaw")
             && self.sample_rate == 8000
             && self.channels == 1
@@ -86,7 +86,7 @@ impl MediaFormat {
 
 /// One frame of caller audio.
 #[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
-pub struct InboundMedia {
+pub(crate) struct InboundMedia {
     #[serde(default)]
     pub track: String,
     /// Frame counter, from 1.
@@ -101,7 +101,7 @@ pub struct InboundMedia {
 
 /// A key the caller pressed.
 #[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
-pub struct Dtmf {
+pub(crate) struct Dtmf {
     #[serde(default)]
     pub track: String,
     pub digit: String,
@@ -109,14 +109,14 @@ pub struct Dtmf {
 
 /// A label in the outgoing audio.
 #[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
-pub struct Mark {
+pub(crate) struct Mark {
     pub name: String,
 }
 
 /// A message to Twilio.
 #[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
 #[serde(tag = "event", rename_all = "lowercase")]
-pub enum ToTwilio {
+pub(crate) enum ToTwilio {
     Media {
         #[serde(rename = "streamSid")]
         stream_sid: String,
@@ -135,13 +135,13 @@ pub enum ToTwilio {
 
 /// Audio for the caller: base64 μ-law.
 #[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
-pub struct OutboundMedia {
+pub(crate) struct OutboundMedia {
     pub payload: String,
 }
 
 /// Why a stream message is not usable.
 #[derive(Debug, thiserror::Error)]
-pub enum StreamMessageError {
+pub(crate) enum StreamMessageError {
     #[error("not a Media Streams message: {0}")]
     Json(#[from] serde_json::Error),
     #[error("media payload is not base64")]
@@ -150,12 +150,12 @@ pub enum StreamMessageError {
 
 impl FromTwilio {
     /// Parses one text frame.
-    pub fn parse(text: &str) -> Result<Self, StreamMessageError> {
+    pub(crate) fn parse(text: &str) -> Result<Self, StreamMessageError> {
         Ok(serde_json::from_str(text)?)
     }
 
     /// The message's `event`, as Twilio names it.
-    pub fn event(&self) -> &'static str {
+    pub(crate) fn event(&self) -> &'static str {
         match self {
             FromTwilio::Connected { .. } => "connected",
             FromTwilio::Start { .. } => "start",
@@ -169,7 +169,7 @@ impl FromTwilio {
 
 impl InboundMedia {
     /// The μ-law bytes of this frame.
-    pub fn audio(&self) -> Result<Vec<u8>, StreamMessageError> {
+    pub(crate) fn audio(&self) -> Result<Vec<u8>, StreamMessageError> {
         base64::engine::general_purpose::STANDARD
             .decode(&self.payload)
             .map_err(|_| StreamMessageError::Payload)
@@ -178,7 +178,7 @@ impl InboundMedia {
 
 impl ToTwilio {
     /// A `media` message carrying `mulaw`.
-    pub fn media(stream_sid: &str, mulaw: &[u8]) -> Self {
+    pub(crate) fn media(stream_sid: &str, mulaw: &[u8]) -> Self {
         ToTwilio::Media {
             stream_sid: stream_sid.to_owned(),
             media: OutboundMedia {
@@ -188,7 +188,7 @@ impl ToTwilio {
     }
 
     /// The text frame.
-    pub fn to_text(&self) -> String {
+    pub(crate) fn to_text(&self) -> String {
         // Plain structs of strings: serialization cannot fail.
         serde_json::to_string(self).unwrap_or_default()
     }

@@ -16,7 +16,7 @@ const REQUEST_TIMEOUT: Duration = Duration::from_secs(10);
 
 /// Why Twilio did not take a call.
 #[derive(Debug, thiserror::Error)]
-pub enum TwilioRestError {
+pub(crate) enum TwilioRestError {
     #[error("cannot reach Twilio: {0}")]
     Unreachable(#[from] reqwest::Error),
     #[error("Twilio answered {status}: {message}")]
@@ -29,7 +29,7 @@ pub enum TwilioRestError {
 
 impl TwilioRestError {
     /// The word call records use for it.
-    pub fn reason(&self) -> &'static str {
+    pub(crate) fn reason(&self) -> &'static str {
         match self {
             TwilioRestError::Unreachable(_) => "provider_unreachable",
             TwilioRestError::Refused { .. } => "provider_refused",
@@ -39,7 +39,7 @@ impl TwilioRestError {
     }
 
     /// How the try ended, in a call record's attempt list.
-    pub fn outcome(&self) -> AttemptOutcome {
+    pub(crate) fn outcome(&self) -> AttemptOutcome {
         match self {
             TwilioRestError::Unreachable(e) if e.is_timeout() => AttemptOutcome::Timeout,
             TwilioRestError::Unreachable(_) => AttemptOutcome::TransportError,
@@ -54,7 +54,7 @@ impl TwilioRestError {
 
 /// Replaces what live call `call_sid` runs with `twiml` (a `<Dial>` to transfer it); Twilio
 /// then ends the call's media stream.
-pub async fn update_call(
+pub(crate) async fn update_call(
     http: &reqwest::Client,
     account: &TwilioAccountSpec,
     call_sid: &str,
@@ -118,7 +118,7 @@ fn refused(status: u16, text: String) -> TwilioRestError {
 
 /// Asks Twilio to call `to` from `from` and run `twiml` once answered, and to POST the call's
 /// final status to `status_callback`; returns the call SID.
-pub async fn create_call(
+pub(crate) async fn create_call(
     http: &reqwest::Client,
     account: &TwilioAccountSpec,
     to: &str,

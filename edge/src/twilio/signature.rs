@@ -22,14 +22,23 @@ fn signing_mac(auth_token: &str, url: &str, params: &[(String, String)]) -> Opti
 }
 
 /// The signature Twilio sends for a POST of `params` to `url` under `auth_token`.
-pub fn expected_signature(auth_token: &str, url: &str, params: &[(String, String)]) -> String {
+pub(crate) fn expected_signature(
+    auth_token: &str,
+    url: &str,
+    params: &[(String, String)],
+) -> String {
     signing_mac(auth_token, url, params)
         .map(|mac| base64::engine::general_purpose::STANDARD.encode(mac.finalize().into_bytes()))
         .unwrap_or_default()
 }
 
 /// Whether `signature` is Twilio's for this request (compared in constant time).
-pub fn verify(auth_token: &str, url: &str, params: &[(String, String)], signature: &str) -> bool {
+pub(crate) fn verify(
+    auth_token: &str,
+    url: &str,
+    params: &[(String, String)],
+    signature: &str,
+) -> bool {
     let Ok(given) = base64::engine::general_purpose::STANDARD.decode(signature.trim()) else {
         return false;
     };

@@ -43,19 +43,22 @@ const OUT_QUEUE: usize = 50;
 const SIGNAL_QUEUE: usize = 16;
 /// Largest message (and frame) the stream takes. A `media` message carries 20 ms of base64
 /// μ-law, under 1 KiB, and `start` a few custom parameters: 64 KiB leaves room and no more.
-pub const MAX_MESSAGE_BYTES: usize = 64 * 1024;
+pub(crate) const MAX_MESSAGE_BYTES: usize = 64 * 1024;
 
 /// How the stream's WebSocket is read: messages and frames capped at [`MAX_MESSAGE_BYTES`]
 /// (checked against each frame's header, so an oversized one is never buffered).
-pub fn socket_config() -> WebSocketConfig {
+pub(crate) fn socket_config() -> WebSocketConfig {
     WebSocketConfig::default()
         .max_message_size(Some(MAX_MESSAGE_BYTES))
         .max_frame_size(Some(MAX_MESSAGE_BYTES))
 }
 
 /// Serves one stream socket until the call ends.
-pub async fn run<S>(twilio: TwilioEdge, mut socket: WebSocketStream<S>, signature: Option<String>)
-where
+pub(crate) async fn run<S>(
+    twilio: TwilioEdge,
+    mut socket: WebSocketStream<S>,
+    signature: Option<String>,
+) where
     S: AsyncRead + AsyncWrite + Unpin,
 {
     let start = match tokio::time::timeout(START_TIMEOUT, wait_for_start(&mut socket)).await {

@@ -55,11 +55,11 @@ pub struct StreamTicket {
 }
 
 /// How long Twilio may take to open an inbound call's stream after the webhook.
-pub const INBOUND_TICKET_TTL_MS: i64 = 60 * 1000;
+pub(crate) const INBOUND_TICKET_TTL_MS: i64 = 60 * 1000;
 // A stream ticket an attacker could copy is good for a minute at most.
 const _: () = assert!(INBOUND_TICKET_TTL_MS <= 60_000);
 /// How long an outbound call may ring (Twilio's longest `Timeout` is 600 s) before its stream.
-pub const OUTBOUND_TICKET_TTL_MS: i64 = 11 * 60 * 1000;
+pub(crate) const OUTBOUND_TICKET_TTL_MS: i64 = 11 * 60 * 1000;
 
 impl StreamTicket {
     /// Whether a stream may no longer start with it at `now_ms`.
@@ -70,7 +70,7 @@ impl StreamTicket {
 
 /// The most tickets [`UsedTickets`] remembers at once; while it holds this many unexpired
 /// ones, new streams are refused rather than let a used ticket be forgotten early.
-pub const USED_TICKETS_CAP: usize = 100_000;
+pub(crate) const USED_TICKETS_CAP: usize = 100_000;
 
 /// Tickets that have opened a stream, by call id, each kept until it expires: a ticket opens
 /// one stream only. Sans-IO: the caller gives `now`.

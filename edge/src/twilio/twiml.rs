@@ -4,7 +4,7 @@
 //! finding the stream in a TwiML document — serves the fake Twilio of the tests.
 
 /// `<Response><Connect><Stream url=…>` with `<Parameter>`s.
-pub fn connect_stream(stream_url: &str, parameters: &[(&str, &str)]) -> String {
+pub(crate) fn connect_stream(stream_url: &str, parameters: &[(&str, &str)]) -> String {
     let mut xml = String::from(r#"<?xml version="1.0" encoding="UTF-8"?><Response><Connect>"#);
     xml.push_str(&format!(r#"<Stream url="{}">"#, escape(stream_url)));
     for (name, value) in parameters {
@@ -20,7 +20,7 @@ pub fn connect_stream(stream_url: &str, parameters: &[(&str, &str)]) -> String {
 
 /// `<Response><Dial>…</Dial>`: what a live call is redirected to when the agent transfers it —
 /// a phone number, or a SIP URI (`sip:…`, dialled with `<Sip>`).
-pub fn dial(destination: &str) -> String {
+pub(crate) fn dial(destination: &str) -> String {
     let target = if destination.starts_with("sip:") || destination.starts_with("sips:") {
         format!("<Sip>{}</Sip>", escape(destination))
     } else {
@@ -30,7 +30,7 @@ pub fn dial(destination: &str) -> String {
 }
 
 /// `<Response><Reject reason=…/>`: `busy` or `rejected`.
-pub fn reject(reason: &str) -> String {
+pub(crate) fn reject(reason: &str) -> String {
     format!(
         r#"<?xml version="1.0" encoding="UTF-8"?><Response><Reject reason="{}"/></Response>"#,
         escape(reason)
@@ -77,7 +77,7 @@ fn attribute(tag: &str, name: &str) -> Option<String> {
 
 /// The `<Connect><Stream>` of a TwiML document written like [`connect_stream`] writes it
 /// (attributes in double quotes), if it has one.
-pub fn find_connect_stream(twiml: &str) -> Option<ConnectStream> {
+pub(crate) fn find_connect_stream(twiml: &str) -> Option<ConnectStream> {
     let connect = twiml.find("<Connect")?;
     let rest = twiml.get(connect..)?;
     let stream = rest.find("<Stream")?;

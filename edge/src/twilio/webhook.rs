@@ -32,10 +32,10 @@ use freya_shared::model::{CallEventData, FailReason, ProviderSpec};
 
 /// Largest body the Twilio endpoints take. Twilio posts a form of a few dozen short fields
 /// (about 1 KiB); a larger `Content-Length` is refused from the headers, with a 413.
-pub const WEBHOOK_BODY_LIMIT: usize = 64 * 1024;
+pub(crate) const WEBHOOK_BODY_LIMIT: usize = 64 * 1024;
 
 /// The routes, under the edge's HTTP listener.
-pub fn router(twilio: TwilioEdge) -> Router {
+pub(crate) fn router(twilio: TwilioEdge) -> Router {
     let router = Router::new()
         .route("/twilio/voice", post(voice))
         .route("/twilio/media", get(media))

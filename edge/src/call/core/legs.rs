@@ -97,7 +97,7 @@ pub enum LegError {
 
 /// Where a leg stands.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
-pub enum LegState {
+pub(super) enum LegState {
     Dialling,
     Up,
     Ended,

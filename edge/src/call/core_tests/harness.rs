@@ -245,13 +245,13 @@ pub(super) struct Sim {
 
 impl Sim {
     /// A call answered by `agent` (and `workflow` if given) at a simulated `t0`.
-    pub fn start(agent: &AgentConfig, workflow: Option<&PinnedWorkflow>) -> Self {
+    pub(super) fn start(agent: &AgentConfig, workflow: Option<&PinnedWorkflow>) -> Self {
         Self::start_with(agent, workflow, Answers::default())
     }
 
     /// As [`start`](Self::start), the fake providers answering with `answers` from the first
     /// request (the greeting's) on.
-    pub fn start_with(
+    pub(super) fn start_with(
         agent: &AgentConfig,
         workflow: Option<&PinnedWorkflow>,
         answers: Answers,
@@ -260,7 +260,7 @@ impl Sim {
     }
 
     /// As [`start_with`](Self::start_with), on a call that negotiated `audio`.
-    pub fn start_on(
+    pub(super) fn start_on(
         agent: &AgentConfig,
         workflow: Option<&PinnedWorkflow>,
         answers: Answers,
@@ -312,27 +312,27 @@ impl Sim {
     }
 
     /// Milliseconds since the call began.
-    pub fn ms(&self, at: Instant) -> u64 {
+    pub(super) fn ms(&self, at: Instant) -> u64 {
         at.saturating_duration_since(self.t0).as_millis() as u64
     }
 
     /// The caller speaks for `ms`, then (with [`pause`](Self::pause)) is silent.
-    pub fn say(&mut self, ms: u32) -> &mut Self {
+    pub(super) fn say(&mut self, ms: u32) -> &mut Self {
         self.caller.script.push_back((true, ms / 20));
         self
     }
 
-    pub fn pause(&mut self, ms: u32) -> &mut Self {
+    pub(super) fn pause(&mut self, ms: u32) -> &mut Self {
         self.caller.script.push_back((false, ms / 20));
         self
     }
 
-    pub fn network(&mut self, network: Network) {
+    pub(super) fn network(&mut self, network: Network) {
         self.caller.network = network;
     }
 
     /// Runs the call for `ms` of simulated time (or until it ends).
-    pub fn run_for(&mut self, ms: u64) {
+    pub(super) fn run_for(&mut self, ms: u64) {
         let until = self.now + Duration::from_millis(ms);
         // A core that keeps asking for a deadline it does not move past would spin here.
         let mut stalled = 0;
@@ -383,13 +383,13 @@ impl Sim {
     }
 
     /// A provider result handed in now, outside the fake side's schedule (a late or stray one).
-    pub fn deliver(&mut self, result: ProviderResult) {
+    pub(super) fn deliver(&mut self, result: ProviderResult) {
         self.core.handle_provider(self.now, result);
         self.drain();
     }
 
     /// A signal from the SIP side, now.
-    pub fn signal(&mut self, signal: CallSignal) {
+    pub(super) fn signal(&mut self, signal: CallSignal) {
         self.core.handle_signal(self.now, signal);
         self.drain();
     }
@@ -542,7 +542,7 @@ impl Sim {
     }
 
     /// The call events of one kind's payloads.
-    pub fn transcripts(&self) -> Vec<(String, String, bool)> {
+    pub(super) fn transcripts(&self) -> Vec<(String, String, bool)> {
         self.events
             .iter()
             .filter_map(|(_, e)| match e {
@@ -555,7 +555,7 @@ impl Sim {
     }
 
     /// When sound (not silence) first reached the caller at or after `from`.
-    pub fn first_sound_after(&self, from: Instant) -> Option<Instant> {
+    pub(super) fn first_sound_after(&self, from: Instant) -> Option<Instant> {
         self.heard
             .iter()
             .find(|(at, loud)| *loud && *at >= from)
@@ -563,7 +563,7 @@ impl Sim {
     }
 
     /// When the last sound reached the caller.
-    pub fn last_sound(&self) -> Option<Instant> {
+    pub(super) fn last_sound(&self) -> Option<Instant> {
         self.heard
             .iter()
             .rev()
@@ -572,7 +572,7 @@ impl Sim {
     }
 
     /// The requests of one kind, dated.
-    pub fn requests_where(
+    pub(super) fn requests_where(
         &self,
         f: impl Fn(&ProviderRequest) -> bool,
     ) -> Vec<(Instant, &ProviderRequest)> {

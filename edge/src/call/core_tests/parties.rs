@@ -71,7 +71,7 @@ pub(super) fn tone_level<'a>(
 
 impl Sim {
     /// Leg `leg`'s party answers now, sending `tone` (Hz) from then on.
-    pub fn answer_leg(&mut self, leg: LegId, tone: Option<f64>) {
+    pub(super) fn answer_leg(&mut self, leg: LegId, tone: Option<f64>) {
         let from: SocketAddr = format!("127.0.0.1:{}", 41_000 + 2 * u16::from(leg.0))
             .parse()
             .expect("addr");
@@ -95,7 +95,7 @@ impl Sim {
     }
 
     /// Leg `leg`'s party answered on another edge, which sends `tone` (Hz) over the mesh.
-    pub fn answer_remote_leg(&mut self, leg: LegId, tone: Option<f64>) {
+    pub(super) fn answer_remote_leg(&mut self, leg: LegId, tone: Option<f64>) {
         self.parties.push(Party {
             leg,
             from: "127.0.0.2:7443".parse().expect("addr"),
@@ -113,7 +113,7 @@ impl Sim {
     }
 
     /// Leg `leg`'s party hangs up (BYE) now.
-    pub fn hang_up_party(&mut self, leg: LegId) {
+    pub(super) fn hang_up_party(&mut self, leg: LegId) {
         self.parties.retain(|p| p.leg != leg);
         self.signal(CallSignal::Leg {
             leg,
@@ -181,7 +181,7 @@ impl Sim {
     }
 
     /// The median level of `hz` in what leg `leg`'s party received after `from`.
-    pub fn party_level(&self, leg: LegId, from: Instant, hz: f64) -> f64 {
+    pub(super) fn party_level(&self, leg: LegId, from: Instant, hz: f64) -> f64 {
         tone_level(
             self.party_heard
                 .iter()
@@ -192,7 +192,7 @@ impl Sim {
     }
 
     /// The median level of `hz` in what the caller received between `from` and `to`.
-    pub fn caller_level(&self, from: Instant, to: Instant, hz: f64) -> f64 {
+    pub(super) fn caller_level(&self, from: Instant, to: Instant, hz: f64) -> f64 {
         tone_level(
             self.caller_frames
                 .iter()

@@ -6,9 +6,9 @@
 use std::time::{Duration, SystemTime};
 
 /// First wait after a failed order; doubled per further failure.
-pub const FIRST_BACKOFF: Duration = Duration::from_secs(60);
+pub(super) const FIRST_BACKOFF: Duration = Duration::from_secs(60);
 /// Longest wait between attempts: a CA outage of a day still leaves weeks of validity.
-pub const MAX_BACKOFF: Duration = Duration::from_secs(6 * 3600);
+pub(super) const MAX_BACKOFF: Duration = Duration::from_secs(6 * 3600);
 
 /// A certificate's validity period (its `notBefore` and `notAfter`), renewed at two thirds
 /// like the cluster certificate.

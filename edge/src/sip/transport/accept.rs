@@ -17,7 +17,7 @@ use crate::sip::sdp::{self, SdpError, SessionDescription};
 
 /// The connection address of the offer's first live audio stream (else the session's): its
 /// family is the family of our answer.
-pub fn offered_address(offer: &SessionDescription) -> Option<IpAddr> {
+pub(super) fn offered_address(offer: &SessionDescription) -> Option<IpAddr> {
     offer
         .media
         .iter()

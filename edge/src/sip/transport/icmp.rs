@@ -28,7 +28,7 @@ const CONTROL_SPACE: usize = 128;
 const MAX_PER_DRAIN: usize = 64;
 
 /// Asks the kernel to queue ICMP errors for datagrams `socket` sends (see the module docs).
-pub fn report_unreachable(socket: &impl AsFd) -> io::Result<()> {
+pub(super) fn report_unreachable(socket: &impl AsFd) -> io::Result<()> {
     let v6 = getsockname::<SockaddrStorage>(socket.as_fd().as_raw_fd())
         .map(|a| a.as_sockaddr_in6().is_some())
         .map_err(io::Error::from)?;
@@ -46,7 +46,7 @@ pub fn report_unreachable(socket: &impl AsFd) -> io::Result<()> {
 
 /// Reads the socket's error queue without blocking and returns the destinations reported
 /// unreachable (IPv4-mapped addresses as plain IPv4), oldest first.
-pub fn drain_unreachable(socket: &impl AsRawFd) -> Vec<SocketAddr> {
+pub(super) fn drain_unreachable(socket: &impl AsRawFd) -> Vec<SocketAddr> {
     let mut unreachable = Vec::new();
     let mut buf = [0u8; 512];
     for _ in 0..MAX_PER_DRAIN {
@@ -89,7 +89,7 @@ fn is_unreachable(origin: u8, errno: u32) -> bool {
 }
 
 /// An address as the SIP core knows it: IPv4 peers of a dual-stack socket as IPv4.
-pub fn canonical(addr: SocketAddr) -> SocketAddr {
+pub(super) fn canonical(addr: SocketAddr) -> SocketAddr {
     match addr.ip() {
         IpAddr::V6(v6) => match v6.to_ipv4_mapped() {
             Some(v4) => SocketAddr::new(IpAddr::V4(v4), addr.port()),
@@ -101,7 +101,7 @@ pub fn canonical(addr: SocketAddr) -> SocketAddr {
 
 /// Where to `send_to` for `dest` on a socket of this family: an IPv4 peer of a dual-stack
 /// (IPv6) socket as its mapped address; anything else as it is.
-pub fn for_socket(ipv6_socket: bool, dest: SocketAddr) -> SocketAddr {
+pub(super) fn for_socket(ipv6_socket: bool, dest: SocketAddr) -> SocketAddr {
     match dest.ip() {
         IpAddr::V4(v4) if ipv6_socket => {
             SocketAddr::new(IpAddr::V6(v4.to_ipv6_mapped()), dest.port())

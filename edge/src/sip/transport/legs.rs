@@ -45,7 +45,7 @@ impl std::fmt::Debug for LegDial {
 /// A leg this edge dials for a call that lives on another edge (`mesh/hosting.rs`): it has no
 /// call here, so its news goes to the task carrying it, under a dialog name of its own.
 #[derive(Debug)]
-pub enum HostedLegCommand {
+pub(crate) enum HostedLegCommand {
     /// Dial it; its [`CallSignal::Leg`]s go to `signals`.
     Dial {
         signals: tokio::sync::mpsc::Sender<CallSignal>,

@@ -25,7 +25,7 @@ use tokio::sync::oneshot;
 
 /// What the control link asks the SIP task to do.
 #[derive(Debug)]
-pub enum SipCommand {
+pub(crate) enum SipCommand {
     /// Place an outbound call.
     PlaceCall(Box<PlaceCall>),
     /// End a call: BYE when answered, CANCEL while an outbound call is being placed.
@@ -46,7 +46,7 @@ pub enum SipCommand {
 
 /// An outbound call to place, with the trunks to try in order (addresses resolved).
 #[derive(Debug)]
-pub struct PlaceCall {
+pub(crate) struct PlaceCall {
     pub call_id: String,
     pub workspace_id: String,
     pub agent: AgentConfig,
@@ -66,7 +66,7 @@ pub struct PlaceCall {
 
 /// Every trunk failed in a way worth failing over: the attempts, for the next provider to carry.
 #[derive(Debug)]
-pub struct FallBack {
+pub(crate) struct FallBack {
     pub attempts: Vec<ProviderAttempt>,
 }
 
@@ -74,7 +74,7 @@ pub struct FallBack {
 /// the sans-IO call), in the shape every provider kind shares ([`ProviderAttempt`]): kind,
 /// id, name, when the try began (epoch ms) and how long it took, and its outcome. `now` and
 /// `now_ms` are the same moment on the monotonic and the wall clock.
-pub fn trunk_attempts(
+pub(super) fn trunk_attempts(
     attempts: &[TrunkAttempt],
     now: Instant,
     now_ms: i64,
@@ -128,7 +128,7 @@ fn may_fall_back(failure: &OutboundFailure) -> bool {
 }
 
 /// An outbound call between its INVITE and its answer.
-pub struct PendingOutbound {
+pub(super) struct PendingOutbound {
     workspace_id: String,
     agent: AgentConfig,
     from: String,
@@ -143,7 +143,7 @@ pub struct PendingOutbound {
 
 impl PendingOutbound {
     /// The workspace the call's records belong to.
-    pub fn workspace_id(&self) -> &str {
+    pub(super) fn workspace_id(&self) -> &str {
         &self.workspace_id
     }
 }
@@ -174,7 +174,7 @@ fn placement_of(failure: &OutboundFailure, attempts: &[ProviderAttempt]) -> Plac
 }
 
 /// Records `call.failed` for a call that never got answered, saying whose "no" it is.
-pub async fn record_failure(
+pub(super) async fn record_failure(
     services: &CallServices,
     call_id: &str,
     workspace_id: &str,
@@ -312,7 +312,7 @@ async fn record_dialled(services: &CallServices, call: &PlaceCall) {
 }
 
 /// How an outbound call was answered.
-pub struct Answer<'a> {
+pub(super) struct Answer<'a> {
     /// The provider id of the trunk that answered.
     pub trunk_id: &'a str,
     /// The callee's SDP answer.
@@ -351,7 +351,7 @@ fn read_answer(
 /// `call.failed`) when the answer's SDP is unusable. The setup's `provider` names the trunk and
 /// every attempt before it (written with `call.answered`), so a record says which trunks
 /// failed first and how.
-pub async fn answered(
+pub(super) async fn answered(
     call_id: &str,
     pending: PendingOutbound,
     answer: Answer<'_>,
@@ -417,7 +417,7 @@ pub async fn answered(
 
 /// The call will not be answered through these trunks: hand the failure back when providers
 /// ranked after them remain and it may fail over, else record why.
-pub async fn failed(
+pub(super) async fn failed(
     call_id: &str,
     pending: PendingOutbound,
     failure: &OutboundFailure,

@@ -31,7 +31,7 @@ use crate::sip::endpoint::{IncomingCall, SipEndpoint};
 use crate::state::EdgeState;
 
 /// What the SIP task needs to redirect: the cluster's latest view and this edge's region.
-pub struct Redirects {
+pub(crate) struct Redirects {
     /// The members as the cluster task last published them; `None` without a cluster.
     pub cluster: Option<watch::Receiver<Arc<ClusterSnapshot>>>,
     /// This edge's region (`region`).

@@ -29,7 +29,7 @@ const WARN_EVERY: Duration = Duration::from_secs(1);
 
 /// Why an INVITE was refused, as the metric label and the `reason` of its `call.failed`.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
-pub enum RefusalReason {
+pub(super) enum RefusalReason {
     /// Refused by admission (rate, slots, draining, unknown number).
     Admission(RefusalCause),
     /// The INVITE carried no SDP offer.
@@ -49,7 +49,7 @@ pub enum RefusalReason {
 
 impl RefusalReason {
     /// The label of the metric and the record's `reason`.
-    pub fn label(self) -> &'static str {
+    pub(super) fn label(self) -> &'static str {
         match self {
             RefusalReason::Admission(cause) => cause.label(),
             RefusalReason::NoSdpOffer => "no_sdp_offer",
@@ -62,7 +62,7 @@ impl RefusalReason {
     }
 
     /// Whether a refusal for this reason becomes a `call.failed` record (see the module doc).
-    pub fn is_recorded(self) -> bool {
+    pub(super) fn is_recorded(self) -> bool {
         !matches!(
             self,
             RefusalReason::Admission(
@@ -76,7 +76,7 @@ impl RefusalReason {
 }
 
 /// The SIP task's refusal bookkeeping: the metric and the warning limiter.
-pub struct Refusals {
+pub(super) struct Refusals {
     counter: RefusalCounter,
     last_warning: Option<Instant>,
     held_back: u64,
@@ -84,7 +84,7 @@ pub struct Refusals {
 
 impl Refusals {
     /// Refusals counted into `counter` (`freya_edge_sip_invites_refused_total`).
-    pub fn new(counter: RefusalCounter) -> Self {
+    pub(super) fn new(counter: RefusalCounter) -> Self {
         Self {
             counter,
             last_warning: None,
@@ -95,7 +95,7 @@ impl Refusals {
     /// Answers `call` with `code`, counts it, logs it (rate-limited) and, for a number the
     /// snapshot routes and a reason that is recorded, sends its `call.failed`.
     #[allow(clippy::too_many_arguments)]
-    pub async fn refuse(
+    pub(super) async fn refuse(
         &mut self,
         endpoint: &mut SipEndpoint,
         services: &CallServices,
@@ -136,7 +136,7 @@ impl Refusals {
 
     /// Answers and counts an admission refusal that is never recorded (the source's rate),
     /// without waiting on anything: the flood path.
-    pub fn refuse_admission(
+    pub(super) fn refuse_admission(
         &mut self,
         endpoint: &mut SipEndpoint,
         call: &IncomingCall,

@@ -28,14 +28,14 @@ const RESOLVE_TIMEOUT: Duration = Duration::from_secs(3);
 
 /// Back-off bounds after a failed registration (RFC 5626 section 4.5's base and cap).
 #[derive(Debug, Clone, Copy)]
-pub struct RegistrationRetry {
+pub(crate) struct RegistrationRetry {
     pub base: Duration,
     pub max: Duration,
 }
 
 /// A registration as the API shows it: `{"state", "expires_at", "last_error"}`.
 #[derive(Debug, Clone, PartialEq, Eq, Serialize)]
-pub struct RegistrationReport {
+pub(crate) struct RegistrationReport {
     pub state: &'static str,
     /// Unix milliseconds when the binding lapses unless refreshed.
     pub expires_at: Option<u64>,
@@ -45,20 +45,20 @@ pub struct RegistrationReport {
 /// The latest status of each registration, by provider id, and a wake-up for whoever reports
 /// them on (the heartbeat), so a change reaches the control plane without waiting a beat.
 #[derive(Debug, Clone, Default)]
-pub struct RegistrationBoard {
+pub(crate) struct RegistrationBoard {
     reports: Arc<Mutex<HashMap<String, RegistrationReport>>>,
     changed: Arc<Notify>,
 }
 
 impl RegistrationBoard {
     /// Every registration's latest report.
-    pub fn reports(&self) -> HashMap<String, RegistrationReport> {
+    pub(crate) fn reports(&self) -> HashMap<String, RegistrationReport> {
         self.reports.lock().map(|m| m.clone()).unwrap_or_default()
     }
 
     /// Resolves at the next change of any report (or at once if one changed since the last
     /// call), so the heartbeat can send it early.
-    pub async fn changed(&self) {
+    pub(crate) async fn changed(&self) {
         self.changed.notified().await
     }
 
@@ -92,7 +92,7 @@ impl RegistrationBoard {
 
 /// Tells the SIP task which registrations the configuration asks for, now and after each
 /// change of it, until `shutdown`.
-pub async fn watch(
+pub(crate) async fn watch(
     state: EdgeState,
     commands: mpsc::Sender<SipCommand>,
     retry: RegistrationRetry,

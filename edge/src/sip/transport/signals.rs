@@ -39,11 +39,11 @@ use crate::metrics::CallQueueCounter;
 
 /// How long signals may wait in a backlog before the SIP task offers them again, when nothing
 /// else wakes it first.
-pub const RETRY_EVERY: Duration = Duration::from_millis(20);
+pub(super) const RETRY_EVERY: Duration = Duration::from_millis(20);
 
 /// Signals (other than the hang-up, which always waits) one call may have waiting behind its full
 /// queue; a call further behind than this is stuck, and more would only grow memory.
-pub const BACKLOG: usize = 8;
+pub(super) const BACKLOG: usize = 8;
 
 /// How often a full queue may be logged as a warning; those in between are counted into the next.
 const WARN_EVERY: Duration = Duration::from_secs(1);
@@ -87,7 +87,7 @@ fn label(signal: &CallSignal) -> &'static str {
 
 /// What became of one signal.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
-pub enum Delivery {
+pub(super) enum Delivery {
     /// It is in the call's queue.
     Queued,
     /// The queue was full (or others waited before it): it waits in the call's backlog.
@@ -128,7 +128,7 @@ impl Line {
 
 /// The live calls' signal channels, by dialog (the SIP Call-ID), with the backlogs of those
 /// whose queue was full.
-pub struct CallSignals {
+pub(super) struct CallSignals {
     lines: HashMap<String, Line>,
     /// The calls whose queue was found full (with a backlog, or to be reported with room
     /// again): the only ones [`CallSignals::retry`] visits, so that a wake-up of the SIP task
@@ -141,7 +141,7 @@ pub struct CallSignals {
 
 impl CallSignals {
     /// No calls yet; full queues are counted into `full`.
-    pub fn new(full: CallQueueCounter) -> Self {
+    pub(super) fn new(full: CallQueueCounter) -> Self {
         Self {
             lines: HashMap::new(),
             attention: HashSet::new(),
@@ -152,7 +152,7 @@ impl CallSignals {
     }
 
     /// A call's task started: signals for `dialog` go to `tx` from now on.
-    pub fn insert(&mut self, dialog: String, tx: mpsc::Sender<CallSignal>) {
+    pub(super) fn insert(&mut self, dialog: String, tx: mpsc::Sender<CallSignal>) {
         let line = Line {
             tx,
             backlog: VecDeque::new(),
@@ -163,30 +163,30 @@ impl CallSignals {
     }
 
     /// Whether `dialog` is a call that has not been told to hang up.
-    pub fn is_live(&self, dialog: &str) -> bool {
+    pub(super) fn is_live(&self, dialog: &str) -> bool {
         self.lines.get(dialog).is_some_and(|line| !line.ended)
     }
 
     /// The dialogs of every call not yet told to hang up (a drain's deadline ends them).
-    pub fn live(&self) -> Vec<String> {
+    pub(super) fn live(&self) -> Vec<String> {
         let live = self.lines.iter().filter(|(_, line)| !line.ended);
         live.map(|(dialog, _)| dialog.clone()).collect()
     }
 
     /// How many calls have a channel here: the live ones and those whose hang-up still waits.
-    pub fn len(&self) -> usize {
+    pub(super) fn len(&self) -> usize {
         self.lines.len()
     }
 
     /// Whether some signals wait for room, or some call is marked full: the SIP task then wakes
     /// every [`RETRY_EVERY`].
-    pub fn has_backlog(&self) -> bool {
+    pub(super) fn has_backlog(&self) -> bool {
         !self.attention.is_empty()
     }
 
     /// Hands `signal` to the live call `dialog` without waiting (see the module doc for what a
     /// full queue means for each signal). Not for hang-ups: [`CallSignals::hang_up`].
-    pub fn signal(&mut self, now: Instant, dialog: &str, signal: CallSignal) -> Delivery {
+    pub(super) fn signal(&mut self, now: Instant, dialog: &str, signal: CallSignal) -> Delivery {
         if !self.is_live(dialog) {
             return Delivery::NoCall;
         }
@@ -195,7 +195,13 @@ impl CallSignals {
 
     /// Tells the live call `dialog` to end, for `reason`; it leaves the live set at once and the
     /// hang-up waits for room if its queue is full. False when no live call had that dialog.
-    pub fn hang_up(&mut self, now: Instant, dialog: &str, reason: EndReason, by_us: bool) -> bool {
+    pub(super) fn hang_up(
+        &mut self,
+        now: Instant,
+        dialog: &str,
+        reason: EndReason,
+        by_us: bool,
+    ) -> bool {
         if !self.is_live(dialog) {
             return false;
         }
@@ -211,7 +217,7 @@ impl CallSignals {
 
     /// The call's own task ended the call (it asked for our BYE): forget its channel. False when
     /// no live call had that dialog.
-    pub fn forget(&mut self, dialog: &str) -> bool {
+    pub(super) fn forget(&mut self, dialog: &str) -> bool {
         match self.remove(dialog) {
             Some(line) => !line.ended,
             None => false,
@@ -221,7 +227,7 @@ impl CallSignals {
     /// Offers every backlog to its call again; forgets calls that were told to hang up and took
     /// it, and calls whose task is gone. Returns the live calls marked full that have room
     /// again (`SipEndpoint::set_signals_full(.., false)`).
-    pub fn retry(&mut self) -> Vec<String> {
+    pub(super) fn retry(&mut self) -> Vec<String> {
         let mut room = Vec::new();
         let lines = &mut self.lines;
         self.attention.retain(|dialog| {
@@ -250,7 +256,7 @@ impl CallSignals {
     /// The edge stops: every live call is told so once (a full queue cannot wait now), and every
     /// channel is dropped, which ends each call's task after what it has queued. Returns the
     /// dialogs that were live.
-    pub fn shut_down(&mut self) -> Vec<String> {
+    pub(super) fn shut_down(&mut self) -> Vec<String> {
         let mut live = Vec::new();
         self.attention.clear();
         for (dialog, line) in self.lines.drain() {

@@ -44,7 +44,7 @@ pub(super) mod tests;
 
 /// What connection tasks tell the SIP task.
 #[derive(Debug)]
-pub enum TcpInput {
+pub(crate) enum TcpInput {
     /// A connection is up; messages for `peer` go to `writer`.
     Opened {
         peer: Peer,
@@ -69,7 +69,7 @@ const PING: &[u8] = b"\r\n\r\n";
 const PONG: &[u8] = b"\r\n";
 
 /// The open connections, by peer (transport and remote address).
-pub struct TcpConnections {
+pub(super) struct TcpConnections {
     writers: HashMap<Peer, mpsc::Sender<Vec<u8>>>,
     inputs: mpsc::Sender<TcpInput>,
     shutdown: CancellationToken,
@@ -83,7 +83,7 @@ pub struct TcpConnections {
 
 impl TcpConnections {
     /// An empty table; connection tasks report on `inputs`.
-    pub fn new(
+    pub(super) fn new(
         inputs: mpsc::Sender<TcpInput>,
         shutdown: CancellationToken,
         tls: Option<Arc<TlsDialer>>,
@@ -100,23 +100,23 @@ impl TcpConnections {
     }
 
     /// Records a connection the listener accepted.
-    pub fn opened(&mut self, peer: Peer, writer: mpsc::Sender<Vec<u8>>) {
+    pub(super) fn opened(&mut self, peer: Peer, writer: mpsc::Sender<Vec<u8>>) {
         self.writers.insert(peer, writer);
     }
 
     /// Forgets a closed connection.
-    pub fn closed(&mut self, peer: Peer) {
+    pub(super) fn closed(&mut self, peer: Peer) {
         self.writers.remove(&peer);
     }
 
     /// Remembers the name a TLS peer at `addr` must prove (its certificate is checked
     /// against it when we connect).
-    pub fn expect_tls_name(&mut self, addr: SocketAddr, name: &str) {
+    pub(super) fn expect_tls_name(&mut self, addr: SocketAddr, name: &str) {
         self.tls_names.insert(addr, name.to_owned());
     }
 
     /// Queues `bytes` for `dest`, opening a connection if there is none.
-    pub fn send(&mut self, dest: Peer, bytes: Vec<u8>) {
+    pub(super) fn send(&mut self, dest: Peer, bytes: Vec<u8>) {
         if let Some(writer) = self.writers.get(&dest) {
             match writer.try_send(bytes) {
                 Ok(()) => return,
@@ -194,7 +194,7 @@ impl TcpConnections {
 
 /// Accepts connections under the listener's caps until `shutdown`, each served by a task of
 /// its own.
-pub async fn accept(
+pub(super) async fn accept(
     listener: LimitedListener,
     inputs: mpsc::Sender<TcpInput>,
     shutdown: CancellationToken,

@@ -34,13 +34,15 @@ use tokio_util::sync::CancellationToken;
 
 use super::tcp::{register, serve, Connection, TcpInput};
 use crate::serve::certificate::read_certs;
-pub use crate::serve::certificate::{CertificateError, CertificateKeys, ReloadingCertificate};
+pub(crate) use crate::serve::certificate::{
+    CertificateError, CertificateKeys, ReloadingCertificate,
+};
 use crate::serve::{ConnectionGate, ConnectionTimeouts};
 use crate::sip::Peer;
 
 /// Why TLS could not be set up from the configured files.
 #[derive(Debug, thiserror::Error)]
-pub enum TlsError {
+pub(crate) enum TlsError {
     /// A file could not be read, holds no PEM item of the kind needed, or a key that does not
     /// fit its certificate.
     #[error(transparent)]
@@ -60,7 +62,7 @@ pub enum TlsError {
 }
 
 /// The `[sip]` keys the listener's certificate comes from.
-pub const SIP_TLS_FILES: CertificateKeys = CertificateKeys {
+pub(crate) const SIP_TLS_FILES: CertificateKeys = CertificateKeys {
     listener: "SIP TLS",
     cert: "sip.tls_cert_file",
     key: "sip.tls_key_file",
@@ -68,7 +70,7 @@ pub const SIP_TLS_FILES: CertificateKeys = CertificateKeys {
 
 /// What the TLS listener needs (from `[sip]`).
 #[derive(Debug, Clone)]
-pub struct TlsListenerSettings {
+pub(crate) struct TlsListenerSettings {
     /// `sip.tls_handshake_timeout_ms`.
     pub handshake_timeout: Duration,
     /// Message and idle timeouts after the handshake (the TCP listener's).
@@ -80,7 +82,9 @@ pub struct TlsListenerSettings {
 
 /// The TLS server configuration: TLS 1.2 and 1.3, no client certificates, the reloading
 /// certificate.
-pub fn server_config(certificate: Arc<ReloadingCertificate>) -> Result<ServerConfig, TlsError> {
+pub(crate) fn server_config(
+    certificate: Arc<ReloadingCertificate>,
+) -> Result<ServerConfig, TlsError> {
     let config = ServerConfig::builder_with_provider(Arc::new(provider::default_provider()))
         .with_safe_default_protocol_versions()?
         .with_no_client_auth()
@@ -89,7 +93,7 @@ pub fn server_config(certificate: Arc<ReloadingCertificate>) -> Result<ServerCon
 }
 
 /// Opens TLS connections to trunks and checks who they are.
-pub struct TlsDialer {
+pub(crate) struct TlsDialer {
     connector: TlsConnector,
     handshake_timeout: Duration,
 }
@@ -97,7 +101,10 @@ pub struct TlsDialer {
 impl TlsDialer {
     /// Trusts the CA certificates in `ca_file` (`sip.tls_ca_file`), or Mozilla's roots when
     /// there is none.
-    pub fn new(ca_file: Option<&Path>, handshake_timeout: Duration) -> Result<Self, TlsError> {
+    pub(crate) fn new(
+        ca_file: Option<&Path>,
+        handshake_timeout: Duration,
+    ) -> Result<Self, TlsError> {
         let mut roots = RootCertStore::empty();
         match ca_file {
             Some(path) => {
@@ -119,7 +126,7 @@ impl TlsDialer {
 
     /// Shakes hands over `stream` with the trunk at `addr`, whose certificate must name
     /// `name` (its configured host), or its IP address when no name is known.
-    pub async fn connect(
+    pub(crate) async fn connect(
         &self,
         stream: TcpStream,
         addr: SocketAddr,
@@ -145,7 +152,7 @@ impl TlsDialer {
 
 /// Accepts TLS connections under the caps until `shutdown`; each shakes hands within the
 /// timeout in a task of its own, then is served as a TCP connection with TLS peers.
-pub async fn accept(
+pub(crate) async fn accept(
     listener: TcpListener,
     settings: TlsListenerSettings,
     acceptor: TlsAcceptor,
@@ -207,7 +214,7 @@ pub async fn accept(
 /// The client for TLS trunks, from `[sip]` (`sip.tls_ca_file`, `sip.tls_handshake_timeout_ms`):
 /// one for the trunks' calls and their tests on demand, so a test trusts what a call would. It
 /// is built even without a listener: a trunk may use TLS on an edge that takes no TLS calls.
-pub fn dialer_from_config(sip: &crate::config::SipConfig) -> anyhow::Result<Arc<TlsDialer>> {
+pub(crate) fn dialer_from_config(sip: &crate::config::SipConfig) -> anyhow::Result<Arc<TlsDialer>> {
     use anyhow::Context;
     let handshake_timeout = Duration::from_millis(u64::from(sip.tls_handshake_timeout_ms));
     let ca_file = sip.tls_ca_file.as_deref().map(Path::new);
@@ -218,7 +225,7 @@ pub fn dialer_from_config(sip: &crate::config::SipConfig) -> anyhow::Result<Arc<
 
 /// The TLS listener (bound, its certificate loaded), from `[sip]`, when `sip.tls_listen` is
 /// set; `public_sip` lends its IP to a TLS public address left unset.
-pub async fn from_config(
+pub(crate) async fn from_config(
     sip: &crate::config::SipConfig,
     public_sip: SocketAddr,
 ) -> anyhow::Result<Option<super::TlsListener>> {

@@ -338,7 +338,7 @@ struct Alternative {
 }
 
 /// Maps one server message to an event; `Ok(None)` for messages the call does not need.
-pub fn parse_message(text: &str) -> Result<Option<SttEvent>, SpeechError> {
+pub(crate) fn parse_message(text: &str) -> Result<Option<SttEvent>, SpeechError> {
     let protocol = |detail: String| SpeechError::Protocol {
         provider: PROVIDER,
         detail,

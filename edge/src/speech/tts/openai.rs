@@ -17,7 +17,7 @@ use crate::speech::{AudioChunk, AudioStream, TextToSpeech};
 
 const PROVIDER: &str = "openai";
 /// The rate of `response_format: "pcm"`, fixed by the API.
-pub const OPENAI_PCM_RATE: SampleRate = SampleRate::Hz24000;
+pub(crate) const OPENAI_PCM_RATE: SampleRate = SampleRate::Hz24000;
 
 /// Settings of an OpenAI-compatible speech endpoint (the agent's `tts` block).
 #[derive(Debug, Clone, PartialEq)]

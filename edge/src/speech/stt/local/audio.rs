@@ -17,7 +17,7 @@ const DITHER_PEAK: u32 = 16;
 
 /// The recogniser's input stream: conversion state kept from one frame to the next.
 #[derive(Default)]
-pub struct RecogniserInput {
+pub(crate) struct RecogniserInput {
     /// For rates other than 8 and 16 kHz.
     resampler: Option<Resampler>,
     /// Reused buffer for resampled audio.
@@ -28,7 +28,7 @@ pub struct RecogniserInput {
 
 impl RecogniserInput {
     /// Converts caller audio at `rate`, appending 16 kHz s16le bytes to `out`.
-    pub fn push(&mut self, rate: SampleRate, samples: &[i16], out: &mut Vec<u8>) {
+    pub(crate) fn push(&mut self, rate: SampleRate, samples: &[i16], out: &mut Vec<u8>) {
         match rate {
             SampleRate::Hz8000 => {
                 for s in samples {

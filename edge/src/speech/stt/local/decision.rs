@@ -56,13 +56,13 @@ const FUNCTION_WORDS: &[&str] = &[
 const MIN_ALIKE_PHONES: usize = 2;
 /// Posterior from which the open decoder counts as sure of a word (pocketsphinx's word
 /// posteriors are near 1 for words it had no rival for, and well below for guesses).
-pub const SURE_POSTERIOR: f32 = 0.9;
+pub(super) const SURE_POSTERIOR: f32 = 0.9;
 
 /// The agent's keywords, as the word sequences the decoders spell, to tell the words that carry
 /// a request from its scaffolding. Keywords made only of function words ("hi") are left out:
 /// they carry no request, and the open decoder hears them everywhere.
 #[derive(Debug, Clone, Default, PartialEq, Eq)]
-pub struct Keywords {
+pub(super) struct Keywords {
     phrases: Vec<Vec<String>>,
     words: HashSet<String>,
     /// Meaningful words of the keywords that hang up or transfer: acted on from the open
@@ -73,7 +73,7 @@ pub struct Keywords {
 impl Keywords {
     /// The keywords among `phrases` (each a keyword's words); `leaving` are those of rules that
     /// hang up or transfer.
-    pub fn new<'a>(
+    pub(super) fn new<'a>(
         phrases: impl IntoIterator<Item = &'a Vec<String>>,
         leaving: impl IntoIterator<Item = &'a Vec<String>>,
     ) -> Self {
@@ -140,13 +140,13 @@ fn is_function_word(word: &str) -> bool {
 
 /// Pronunciations of the words both decoders may output, to tell which sound alike.
 #[derive(Debug, Clone, Default, PartialEq)]
-pub struct Pronunciations {
+pub(super) struct Pronunciations {
     phones: HashMap<String, Vec<Vec<String>>>,
 }
 
 impl Pronunciations {
     /// Parses dictionary text in the CMU format (`word PH ON ES`, variants as `word(2) ...`).
-    pub fn parse(dictionary: &str) -> Self {
+    pub(super) fn parse(dictionary: &str) -> Self {
         let mut phones: HashMap<String, Vec<Vec<String>>> = HashMap::new();
         for line in dictionary.lines() {
             let mut fields = line.split_whitespace();
@@ -164,7 +164,7 @@ impl Pronunciations {
 
     /// Whether some pronunciation of `heard` is at most one phone (inserted, dropped or
     /// changed) from one of `expected`, which has at least [`MIN_ALIKE_PHONES`] phones.
-    pub fn alike(&self, expected: &str, heard: &str) -> bool {
+    pub(super) fn alike(&self, expected: &str, heard: &str) -> bool {
         let (Some(ours), Some(theirs)) = (self.phones.get(expected), self.phones.get(heard)) else {
             return false;
         };
@@ -192,7 +192,7 @@ fn edit_distance(a: &[String], b: &[String]) -> usize {
 }
 
 /// The transcript of a turn from the grammar's and the open model's hypotheses.
-pub fn transcript(
+pub(super) fn transcript(
     grammar: &Hypothesis,
     open: &Hypothesis,
     sounds: &Pronunciations,

@@ -6,7 +6,7 @@
 
 /// One recognised word.
 #[derive(Debug, Clone, PartialEq)]
-pub struct TimedWord {
+pub(crate) struct TimedWord {
     /// The word as the dictionary spells it, without a variant's `(2)`.
     pub word: String,
     /// Start, seconds from the start of the audio.
@@ -19,14 +19,14 @@ pub struct TimedWord {
 
 impl TimedWord {
     /// Whether this word and `other` share some time.
-    pub fn overlaps(&self, other: &TimedWord) -> bool {
+    pub(crate) fn overlaps(&self, other: &TimedWord) -> bool {
         self.start < other.end && other.start < self.end
     }
 }
 
 /// A decoder's words with their times, in order.
 #[derive(Debug, Clone, Default, PartialEq)]
-pub struct Hypothesis {
+pub(crate) struct Hypothesis {
     /// The words, fillers and silences left out.
     pub words: Vec<TimedWord>,
 }
@@ -35,7 +35,7 @@ impl Hypothesis {
     /// Parses a decoder's `-time yes` output. Hypothesis lines are skipped: only lines of a word
     /// and three numbers are word lines (no dictionary word is a number). Silence, noise and
     /// sentence markers (`<sil>`, `[NOISE]`, `<s>`, `(NULL)`) are not words.
-    pub fn parse(output: &str) -> Self {
+    pub(crate) fn parse(output: &str) -> Self {
         let words = output
             .lines()
             .filter_map(|line| {
@@ -63,13 +63,13 @@ impl Hypothesis {
     }
 
     /// The words, space-separated.
-    pub fn text(&self) -> String {
+    pub(crate) fn text(&self) -> String {
         let words: Vec<&str> = self.words.iter().map(|w| w.word.as_str()).collect();
         words.join(" ")
     }
 
     /// Whether no word was heard.
-    pub fn is_empty(&self) -> bool {
+    pub(crate) fn is_empty(&self) -> bool {
         self.words.is_empty()
     }
 }

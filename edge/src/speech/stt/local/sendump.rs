@@ -5,7 +5,7 @@
 
 /// What went wrong reading a `sendump`.
 #[derive(Debug, Clone, PartialEq, Eq, thiserror::Error)]
-pub enum SendumpError {
+pub(crate) enum SendumpError {
     /// The file ends early or its header does not describe what follows.
     #[error("sendump is malformed: {0}")]
     Malformed(&'static str),
@@ -13,7 +13,7 @@ pub enum SendumpError {
 
 /// The weights: `[senone][feature stream][density]`, each row summing to one.
 #[derive(Debug, Clone, PartialEq)]
-pub struct MixtureWeights {
+pub(crate) struct MixtureWeights {
     /// Senones (tied states).
     pub senones: usize,
     /// Feature streams.
@@ -36,7 +36,7 @@ fn read_i32(bytes: &[u8], at: &mut usize) -> Result<i32, SendumpError> {
 }
 
 /// Parses a little-endian `sendump` without clusters (the en-us model's form).
-pub fn parse_sendump(bytes: &[u8]) -> Result<MixtureWeights, SendumpError> {
+pub(crate) fn parse_sendump(bytes: &[u8]) -> Result<MixtureWeights, SendumpError> {
     let mut at = 0;
     let mut streams = None;
     loop {
@@ -98,7 +98,7 @@ pub fn parse_sendump(bytes: &[u8]) -> Result<MixtureWeights, SendumpError> {
 
 impl MixtureWeights {
     /// The S3 binary `mixture_weights` file `sphinxtrain` reads (no checksum).
-    pub fn to_s3(&self) -> Vec<u8> {
+    pub(crate) fn to_s3(&self) -> Vec<u8> {
         let mut out = b"s3\nversion 1.0\nendhdr\n".to_vec();
         out.extend_from_slice(&0x1122_3344u32.to_le_bytes());
         for n in [

@@ -116,18 +116,18 @@ const TAILS: &[&str] = &[
 ];
 /// Most keywords and examples kept, so a hostile table cannot make a grammar the decoder
 /// chokes on.
-pub const MAX_PHRASES: usize = 2_000;
+pub(crate) const MAX_PHRASES: usize = 2_000;
 
 /// A pronunciation dictionary: word → its pronunciation lines (`word PH ON ES`, variants as
 /// `word(2) ...`), in the CMU dictionary's format.
 #[derive(Debug, Default)]
-pub struct Dictionary {
+pub(crate) struct Dictionary {
     entries: HashMap<String, Vec<String>>,
 }
 
 impl Dictionary {
     /// Parses CMU dictionary text (one `word phones...` per line).
-    pub fn parse(text: &str) -> Self {
+    pub(crate) fn parse(text: &str) -> Self {
         let mut entries: HashMap<String, Vec<String>> = HashMap::new();
         for line in text.lines() {
             let Some((head, phones)) = line.split_once(char::is_whitespace) else {
@@ -146,7 +146,7 @@ impl Dictionary {
     }
 
     /// Whether `word` can be recognised.
-    pub fn contains(&self, word: &str) -> bool {
+    pub(crate) fn contains(&self, word: &str) -> bool {
         self.entries.contains_key(word)
     }
 }
@@ -200,7 +200,7 @@ impl ExpectedSpeech {
 
 /// The phrases a recogniser listens for, in the words its dictionary knows.
 #[derive(Debug, Clone, PartialEq)]
-pub struct Vocabulary {
+pub(crate) struct Vocabulary {
     /// Keywords as dictionary words, deduplicated, in first-seen order.
     keywords: Vec<Vec<String>>,
     /// Examples likewise.
@@ -251,7 +251,7 @@ impl Scaffold {
 
 impl Vocabulary {
     /// The vocabulary of `expected` over `dictionary`; `None` when no phrase has a known word.
-    pub fn new(expected: &ExpectedSpeech, dictionary: &Dictionary) -> Option<Self> {
+    pub(crate) fn new(expected: &ExpectedSpeech, dictionary: &Dictionary) -> Option<Self> {
         let mut seen = BTreeSet::new();
         let mut budget = MAX_PHRASES;
         let mut keep = |phrases: &[String]| -> Vec<Vec<String>> {
@@ -302,17 +302,17 @@ impl Vocabulary {
     }
 
     /// Keywords, as words.
-    pub fn keywords(&self) -> impl Iterator<Item = &Vec<String>> {
+    pub(crate) fn keywords(&self) -> impl Iterator<Item = &Vec<String>> {
         self.keywords.iter()
     }
 
     /// The keywords after which the caller leaves the agent (hung up or transferred), as words.
-    pub fn leaving(&self) -> impl Iterator<Item = &Vec<String>> {
+    pub(crate) fn leaving(&self) -> impl Iterator<Item = &Vec<String>> {
         self.leaving.iter()
     }
 
     /// Keywords and examples, as words.
-    pub fn phrases(&self) -> impl Iterator<Item = &Vec<String>> {
+    pub(crate) fn phrases(&self) -> impl Iterator<Item = &Vec<String>> {
         self.keywords.iter().chain(&self.examples)
     }
 
@@ -327,7 +327,7 @@ impl Vocabulary {
     }
 
     /// The JSGF grammar: an example, or a keyword in a request's scaffolding.
-    pub fn jsgf(&self) -> String {
+    pub(crate) fn jsgf(&self) -> String {
         let alternatives = |phrases: &[Vec<String>]| -> String {
             let mut joined: Vec<String> = phrases.iter().map(|p| p.join(" ")).collect();
             joined.sort();
@@ -376,13 +376,13 @@ impl Vocabulary {
     }
 
     /// The open-vocabulary trigram model, in ARPA text.
-    pub fn arpa(&self) -> String {
+    pub(crate) fn arpa(&self) -> String {
         let phrases: Vec<Vec<String>> = self.phrases().cloned().collect();
         OpenModel::estimate(&phrases, &self.common).to_arpa()
     }
 
     /// The pronunciations of every word the grammar and the open model use.
-    pub fn dictionary(&self, full: &Dictionary) -> String {
+    pub(crate) fn dictionary(&self, full: &Dictionary) -> String {
         let mut out = String::new();
         for word in self.words() {
             for line in full.entries.get(&word).into_iter().flatten() {
@@ -395,7 +395,7 @@ impl Vocabulary {
 }
 
 /// Lower-case words, as the CMU dictionary spells them.
-pub fn words_of(text: &str) -> impl Iterator<Item = String> + '_ {
+pub(crate) fn words_of(text: &str) -> impl Iterator<Item = String> + '_ {
     text.split(|c: char| !(c.is_alphanumeric() || c == '\''))
         .map(|w| w.trim_matches('\'').to_lowercase())
         .filter(|w| !w.is_empty())

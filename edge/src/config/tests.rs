@@ -1,5 +1,7 @@
 //! The edge configuration's defaults and the problems it reports, by key.
 
+use std::time::Duration;
+
 use super::*;
 
 fn config(rtp: serde_json::Value) -> EdgeConfig {

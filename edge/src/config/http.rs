@@ -1,0 +1,126 @@
+//! `[http]`: the edge's own listener (probes, metrics, the Twilio webhook and media streams),
+//! its public URL, caps and timeouts; and the defaults and limits both binaries' HTTP listeners
+//! share.
+
+use std::time::Duration;
+
+use serde::Deserialize;
+
+use super::http_tls::{default_tls_handshake_timeout_ms, AcmeConfig, HttpTlsKeys};
+use crate::serve::{ConnectionLimits, ConnectionTimeouts};
+
+/// The edge's own probes and metrics listener. A key left out takes its value from `Default`
+/// below, the one place each default is written.
+#[derive(Debug, Clone, Deserialize)]
+#[serde(default, deny_unknown_fields)]
+pub struct EdgeHttpConfig {
+    pub addr: String,
+    /// The base URL providers reach this listener at (`https://edge1.example.com`): Twilio's
+    /// webhook signatures cover it and media streams are told to connect to it. Defaults to
+    /// `http://` and the bound address (fine on a private network and in tests); `https://`
+    /// with `tls_cert`, and `https://` and the ACME domain with `[http.acme]`.
+    pub public_url: Option<String>,
+    /// Longest from a request's first byte to the end of its headers (default 10 s: Twilio and
+    /// probes send a head in one packet; slowloris trickles it forever).
+    pub header_timeout_ms: u32,
+    /// A keep-alive connection with no request in flight closes after this long (default 60 s,
+    /// longer than the keep-alive of common clients, so they close first). A media stream's
+    /// WebSocket is not bound by it.
+    pub idle_timeout_ms: u32,
+    /// Most connections one IP may hold open (default 1024: every media stream of the edge's
+    /// calls may come from a handful of Twilio addresses).
+    pub max_connections_per_ip: u32,
+    /// Most connections open in all (default 4096, under a typical open-file limit of 20 000
+    /// with room for RTP and SIP sockets).
+    pub max_connections: u32,
+    /// HTTPS and WSS on this listener: the certificate chain (PEM), reloaded when it changes.
+    /// With it, `public_url` defaults to `https://` and media streams to `wss://`.
+    pub tls_cert: Option<String>,
+    /// The certificate's private key (PEM).
+    pub tls_key: Option<String>,
+    /// Longest a TLS handshake may take from accept (default 5 s); a client that connects and
+    /// sends nothing is closed then.
+    pub tls_handshake_timeout_ms: u32,
+    /// A certificate from an ACME CA instead of files (see [`AcmeConfig`]).
+    pub acme: Option<AcmeConfig>,
+    /// A plain-HTTP listener (`0.0.0.0:80`, say) answering every request with `308` to the
+    /// same path on HTTPS, at `public_url`'s host when that is `https://` (else the ACME
+    /// domain, else the request's own host); with ACME on the challenge address, one listener
+    /// does both. Needs HTTPS on. Off by default.
+    pub http_redirect: Option<String>,
+}
+
+impl Default for EdgeHttpConfig {
+    fn default() -> Self {
+        Self {
+            addr: "127.0.0.1:8081".into(),
+            public_url: None,
+            header_timeout_ms: default_http_header_timeout_ms(),
+            idle_timeout_ms: default_http_idle_timeout_ms(),
+            max_connections_per_ip: 1024,
+            max_connections: default_http_max_connections(),
+            tls_cert: None,
+            tls_key: None,
+            tls_handshake_timeout_ms: default_tls_handshake_timeout_ms(),
+            acme: None,
+            http_redirect: None,
+        }
+    }
+}
+
+impl EdgeHttpConfig {
+    /// The TLS keys, as both binaries' `[http]` have them.
+    pub fn tls(&self) -> HttpTlsKeys<'_> {
+        HttpTlsKeys {
+            tls_cert: self.tls_cert.as_deref(),
+            tls_key: self.tls_key.as_deref(),
+            handshake_timeout_ms: self.tls_handshake_timeout_ms,
+            acme: self.acme.as_ref(),
+            http_redirect: self.http_redirect.as_deref(),
+            public_url: self.public_url.as_deref(),
+        }
+    }
+
+    /// The listener's caps and timeouts.
+    pub fn limits(&self) -> ConnectionLimits {
+        http_limits(
+            self.header_timeout_ms,
+            self.idle_timeout_ms,
+            self.max_connections_per_ip,
+            self.max_connections,
+        )
+    }
+}
+
+/// An HTTP listener's [`ConnectionLimits`] from its config keys (milliseconds), for the edge's
+/// and the control plane's `[http]`.
+pub fn http_limits(
+    header_timeout_ms: u32,
+    idle_timeout_ms: u32,
+    max_per_ip: u32,
+    max_total: u32,
+) -> ConnectionLimits {
+    ConnectionLimits {
+        timeouts: ConnectionTimeouts {
+            message: Duration::from_millis(u64::from(header_timeout_ms)),
+            idle: Duration::from_millis(u64::from(idle_timeout_ms)),
+        },
+        max_per_ip,
+        max_total,
+    }
+}
+
+/// The default header timeout of an HTTP listener, edge or control plane.
+pub fn default_http_header_timeout_ms() -> u32 {
+    10_000
+}
+
+/// The default keep-alive idle timeout of an HTTP listener, edge or control plane.
+pub fn default_http_idle_timeout_ms() -> u32 {
+    60_000
+}
+
+/// The default total connection cap of an HTTP listener, edge or control plane.
+pub fn default_http_max_connections() -> u32 {
+    4096
+}
