@@ -31,9 +31,7 @@ async fn a_person_logs_in_creates_a_workspace_and_acts_in_it(backend: Backend) {
     let token = answer.body["token"].as_str().expect("token").to_owned();
 
     let acme = json!({"name": "Acme"});
-    let created = api
-        .expect(201, "POST", "/v1/workspaces", &token, Some(acme))
-        .await;
+    let created = api.create("/v1/workspaces", &token, acme).await;
     assert_eq!(created["role"], "owner");
     let ws = created["id"].as_str().expect("id").to_owned();
     let mine = api.call("GET", "/v1/workspaces", &token, None).await;
@@ -273,9 +271,7 @@ async fn a_revoked_key_stops_working_at_once(backend: Backend) {
     ])
     .await;
     let editor_key = json!({"name": "ci", "role": "editor"});
-    let created = api
-        .expect(201, "POST", &keys, &admin, Some(editor_key))
-        .await;
+    let created = api.create(&keys, &admin, editor_key).await;
     let key = created["key"].as_str().expect("key").to_owned();
     let id = created["id"].as_str().expect("id").to_owned();
     assert!(key.starts_with(created["prefix"].as_str().expect("prefix")));

@@ -110,12 +110,10 @@ async fn agent_secrets_are_masked_on_read_and_kept_by_patch(backend: Backend) {
         .and_then(|l| l.api_key);
     assert_eq!(snapshot_key.as_deref(), Some("sk-rotated"));
     // Edges get the opened secrets.
-    api.expect(
-        201,
-        "POST",
+    api.create(
         "/v1/phone-numbers",
         &editor,
-        Some(json!({"number": "+15550001", "agent_id": id})),
+        json!({"number": "+15550001", "agent_id": id}),
     )
     .await;
     let snapshot = control

@@ -22,9 +22,7 @@ async fn setup(backend: Backend) -> (TestDb, ControlPlane, Api, String, String) 
 async fn agents_and_numbers_round_trip_and_patch(backend: Backend) {
     let (db, control, api, key, _) = setup(backend).await;
     let desk = json!({"name": "Desk", "first_message": "Hi"});
-    let agent = api
-        .expect(201, "POST", "/v1/agents", &key, Some(desk))
-        .await;
+    let agent = api.create("/v1/agents", &key, desk).await;
     assert_eq!(agent["language"], "en");
     assert!(agent["created_at"]
         .as_str()
@@ -40,8 +38,7 @@ async fn agents_and_numbers_round_trip_and_patch(backend: Backend) {
 
     let number = json!({"number": "+15550111", "agent_id": id});
     let numbers = "/v1/phone-numbers";
-    api.expect(201, "POST", numbers, &key, Some(number.clone()))
-        .await;
+    api.create(numbers, &key, number.clone()).await;
     let list = api.expect(200, "GET", numbers, &key, None).await;
     assert_eq!(list["data"][0]["number"], "+15550111");
     api.expect(409, "POST", numbers, &key, Some(number)).await;
@@ -69,9 +66,7 @@ async fn agents_and_numbers_round_trip_and_patch(backend: Backend) {
 async fn another_workspace_sees_nothing(backend: Backend) {
     let (db, control, api, key, _) = setup(backend).await;
     let mine = json!({"name": "Mine"});
-    let agent = api
-        .expect(201, "POST", "/v1/agents", &key, Some(mine))
-        .await;
+    let agent = api.create("/v1/agents", &key, mine).await;
     let id = agent["id"].as_str().expect("id").to_owned();
     let (_, [other, ..]) = workspace_with_keys(&control, "B").await;
     let path = format!("/v1/agents/{id}");

@@ -9,10 +9,9 @@ mod support;
 use reqwest::StatusCode;
 use serde_json::{json, Value};
 
-use freya_control::server::ControlPlane;
 use support::http::{workspace_with_keys, Api};
 use support::on_both_engines;
-use support::{control_config, Backend, TestDb};
+use support::Backend;
 
 const SECRETS: [&str; 6] = [
     "sk-first-llm-key",
@@ -63,25 +62,20 @@ fn assert_no_secret(text: &str) {
 }
 
 async fn an_agent_update_names_its_changes_and_never_its_secrets(backend: Backend) {
-    let db = TestDb::new(backend).await;
-    let control = ControlPlane::start(&control_config(&db.url))
-        .await
-        .expect("control starts");
+    let (db, control) = support::control_plane(backend).await;
     let api = Api::of(&control);
     let (_, [owner, _, editor, _]) = workspace_with_keys(&control, "Audited").await;
     let created = api
-        .expect(
-            201,
-            "POST",
+        .create(
             "/v1/agents",
             &editor,
-            Some(json!({
+            json!({
                 "name": "Front desk",
                 "llm": {"provider": "openai", "model": "gpt-4o-mini",
                         "base_url": "https://api.openai.com/v1", "api_key": SECRETS[0]},
                 "tools": [{"name": "book", "url": "https://example.com/book"}],
                 "tool_secret": SECRETS[2]
-            })),
+            }),
         )
         .await;
     let id = created["id"].as_str().expect("id").to_string();
@@ -160,10 +154,7 @@ async fn an_agent_update_names_its_changes_and_never_its_secrets(backend: Backen
 }
 
 async fn tools_without_a_tool_secret_are_refused_naming_the_field(backend: Backend) {
-    let db = TestDb::new(backend).await;
-    let control = ControlPlane::start(&control_config(&db.url))
-        .await
-        .expect("control starts");
+    let (db, control) = support::control_plane(backend).await;
     let api = Api::of(&control);
     let (_, [_, _, editor, _]) = workspace_with_keys(&control, "Unsigned").await;
     let tools = json!([{"name": "book", "url": "https://example.com/book"}]);
@@ -187,12 +178,10 @@ async fn tools_without_a_tool_secret_are_refused_naming_the_field(backend: Backe
     }
     // Nor can a PATCH take the secret away from an agent that has tools.
     let created = api
-        .expect(
-            201,
-            "POST",
+        .create(
             "/v1/agents",
             &editor,
-            Some(json!({"name": "Signed", "tools": tools, "tool_secret": "s3cret-enough"})),
+            json!({"name": "Signed", "tools": tools, "tool_secret": "s3cret-enough"}),
         )
         .await;
     let id = created["id"].as_str().expect("id");

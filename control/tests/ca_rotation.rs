@@ -13,14 +13,14 @@ mod support;
 use std::time::Duration;
 
 use freya_edge::control_link::mtls_client;
-use freya_edge::mesh::{ControlMessage, LegKey, MeshTls, PayloadKind};
+use freya_edge::mesh::{ControlMessage, MeshTls};
 use freya_edge::trust::{enrol, mtls_client_config, ClusterIdentity, ControlTls};
 use freya_proto::v1::HeartbeatRequest;
 use freya_shared::join_token::fingerprint;
 
 use support::dev_cluster::{state_of, DevCluster};
 use support::http::Api;
-use support::mesh_probe::{ask, probe};
+use support::mesh_probe::{join_unknown_call, probe};
 use support::{eventually, Backend};
 
 /// Hang guard for each wait.
@@ -74,16 +74,7 @@ async fn mesh_answers(
     target: std::net::SocketAddr,
 ) -> bool {
     let mesh = probe(&MeshTls::from_identity(identity), "127.0.0.1");
-    let key = LegKey {
-        call: uuid::Uuid::now_v7(),
-        leg: 1,
-    };
-    let join = ControlMessage::Join {
-        key,
-        kind: PayloadKind::Pcmu,
-        from_edge: edge_id.into(),
-    };
-    let answer = ask(&mesh, target, key, &join).await;
+    let answer = join_unknown_call(&mesh, target, edge_id).await;
     mesh.close();
     matches!(answer, Some(ControlMessage::Hangup { .. }))
 }
@@ -137,13 +128,7 @@ async fn a_rotated_ca_overlaps_then_retires_with_real_edges() {
         .expect("fp")
         .to_owned();
     let old_token = api
-        .expect(
-            201,
-            "POST",
-            "/v1/edges/join-tokens",
-            &key,
-            Some(serde_json::json!({})),
-        )
+        .create("/v1/edges/join-tokens", &key, serde_json::json!({}))
         .await;
     assert_eq!(old_token["ca_fingerprint"], old_ca.as_str());
 
@@ -266,13 +251,7 @@ async fn a_rotated_ca_overlaps_then_retires_with_real_edges() {
     assert!(message.contains(&new_ca), "{message}");
     // One made now pins the new CA and enrols.
     let fresh = api
-        .expect(
-            201,
-            "POST",
-            "/v1/edges/join-tokens",
-            &key,
-            Some(serde_json::json!({})),
-        )
+        .create("/v1/edges/join-tokens", &key, serde_json::json!({}))
         .await;
     assert_eq!(fresh["ca_fingerprint"], new_ca.as_str());
     let enrolled = enrol(
@@ -303,20 +282,9 @@ async fn the_old_ca_retires_itself_after_the_configured_overlap(backend: Backend
         .await
         .expect("control starts");
     let url = format!("https://{}", control.grpc_addr);
-    let (token, _) = freya_control::trust::join::make_join_token(
-        &control.store,
-        &control.ca,
-        &freya_control::trust::join::TokenMaker {
-            workspace_id: "test",
-            actor: "test",
-            source_ip: None,
-        },
-        Duration::from_secs(600),
-    )
-    .await
-    .expect("token");
+    let token = support::join_token(&control, Duration::from_secs(600)).await;
     let timeout = Duration::from_secs(3);
-    let before = enrol(&url, &token.to_text(), "edge-before", timeout)
+    let before = enrol(&url, &token, "edge-before", timeout)
         .await
         .expect("enrolled under the first CA");
     let old_ca = control.ca.fingerprint();
@@ -330,23 +298,9 @@ async fn the_old_ca_retires_itself_after_the_configured_overlap(backend: Backend
         .expect("rotated");
     assert_eq!(rotated.cas.len(), 2);
     let new_ca = rotated.cas[1].fingerprint.clone();
-    let (token, _) = freya_control::trust::join::make_join_token(
-        &control.store,
-        &control.ca,
-        &freya_control::trust::join::TokenMaker {
-            workspace_id: "test",
-            actor: "test",
-            source_ip: None,
-        },
-        Duration::from_secs(600),
-    )
-    .await
-    .expect("token");
-    assert!(
-        token.to_text().contains(&old_ca),
-        "tokens pin the serving CA"
-    );
-    let after = enrol(&url, &token.to_text(), "edge-after", timeout)
+    let token = support::join_token(&control, Duration::from_secs(600)).await;
+    assert!(token.contains(&old_ca), "tokens pin the serving CA");
+    let after = enrol(&url, &token, "edge-after", timeout)
         .await
         .expect("enrolled during the overlap");
     assert_eq!(after.ca_bundle_der().len(), 2, "the bundle of both CAs");

@@ -47,15 +47,13 @@ async fn the_api_dials_a_second_party_bridges_it_and_rtp_crosses_both_ways(backe
     w.set_trunks(vec![udp_trunk("party", party.port(), 1)]);
     let (api, key) = (Api::of(&w.control), w.key(Role::Editor).await);
 
-    let (call, rtp) = Call::dialled(
+    let (call, caller_rtp, caller_tone) = Call::sending_tone(
         w.edge.sip_addr,
         &w.number,
         "legs-1@caller.test",
-        Offer::PcmuWithEvents,
+        Some(CALLER_HZ),
     )
     .await;
-    let caller_rtp = Arc::new(rtp);
-    let caller_tone = send_tone(caller_rtp.clone(), call.edge_rtp, Some(CALLER_HZ));
     let id = w.call_in_status("in_progress").await.id;
     let path = |tail: &str| format!("/v1/calls/{id}{tail}");
 

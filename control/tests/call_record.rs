@@ -19,9 +19,7 @@ use freya_shared::model::{AgentSpec, ProviderSpec, SipTransport, SipTrunkSpec};
 use freya_shared::snapshot::ProviderConfig;
 use serde_json::{json, Value};
 use support::caller::{free_udp_port, sipp_uas, sipp_with_media};
-use support::{
-    control_config, demo_edge, demo_workspace, eventually, the_ended_call, Backend, TestDb,
-};
+use support::{demo_edge, demo_workspace, eventually, the_ended_call, Backend, TestDb};
 
 struct Setup {
     db: TestDb,
@@ -34,10 +32,7 @@ struct Setup {
 
 /// A control plane, an edge that rings `ring_ms` before answering, and an agent on `demo`.
 async fn setup(ring_ms: u32) -> Setup {
-    let db = TestDb::new(Backend::Sqlite).await;
-    let control = ControlPlane::start(&control_config(&db.url))
-        .await
-        .expect("control starts");
+    let (db, control) = support::control_plane(Backend::Sqlite).await;
     let agent: AgentSpec = serde_json::from_value(json!({"name": "Desk"})).expect("agent");
     let (scope, agent) = demo_workspace(&control, "Records", &agent).await;
     let agent_id = agent.id;

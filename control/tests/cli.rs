@@ -274,12 +274,10 @@ async fn freya_create_user_makes_the_first_person_who_can_log_in() {
     let api = support::http::Api::of(&control);
     let token = support::http::login(&api, "ops@example.com", "a-long-enough-password").await;
     let workspace = api
-        .expect(
-            201,
-            "POST",
+        .create(
             "/v1/workspaces",
             &token,
-            Some(serde_json::json!({"name": "Production"})),
+            serde_json::json!({"name": "Production"}),
         )
         .await;
     assert!(workspace["id"].as_str().is_some(), "{workspace}");

@@ -250,12 +250,10 @@ async fn rest_drain_redirects_lets_the_call_finish_leaves_and_exits_0() {
 
     // Refused below admin: the dev key is the owner's, so an editor key is made for the try.
     let editor = api
-        .expect(
-            201,
-            "POST",
+        .create(
             &format!("/v1/workspaces/{}/api-keys", c.dev.info.workspace_id),
             &key,
-            Some(serde_json::json!({"name": "editor", "role": "editor"})),
+            serde_json::json!({"name": "editor", "role": "editor"}),
         )
         .await;
     let editor_key = editor["key"].as_str().expect("key").to_owned();

@@ -136,13 +136,11 @@ async fn a_killed_replica_loses_and_duplicates_nothing() {
     };
     let stop_receiver = CancellationToken::new();
     let (seen, url) = webhook_receiver(stop_receiver.clone()).await;
-    api.expect(
-        201,
-        "POST",
+    api.create(
         "/v1/webhooks",
         &keys[0],
-        Some(json!({"url": url, "events": ["call.started", "call.ended"],
-                    "secret": "whsec-0123456789abcdef"})),
+        json!({"url": url, "events": ["call.started", "call.ended"],
+                    "secret": "whsec-0123456789abcdef"}),
     )
     .await;
     let desk: AgentSpec = serde_json::from_value(json!({"name": "Desk"})).expect("agent");

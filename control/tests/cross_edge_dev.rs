@@ -11,7 +11,6 @@
 
 mod support;
 
-use std::sync::Arc;
 use std::time::Duration;
 
 use serde_json::{json, Value};
@@ -19,7 +18,7 @@ use serde_json::{json, Value};
 use support::dev_cluster::DevCluster;
 use support::eventually;
 use support::party::Party;
-use support::raw_sip::{Call, Offer};
+use support::raw_sip::Call;
 use support::tones::{packets_with, send_tone};
 
 const CALLER_HZ: f64 = 440.0;
@@ -77,15 +76,13 @@ async fn a_leg_dialled_on_another_edge_process_carries_audio_both_ways_and_ends_
     .await;
 
     // The caller, on the second edge (a process of its own).
-    let (call, rtp) = Call::dialled(
+    let (call, caller_rtp, caller_tone) = Call::sending_tone(
         cluster.sip(1),
         cluster.number(),
         "xedge-dev-1@caller.test",
-        Offer::PcmuWithEvents,
+        Some(CALLER_HZ),
     )
     .await;
-    let caller_rtp = Arc::new(rtp);
-    let caller_tone = send_tone(caller_rtp.clone(), call.edge_rtp, Some(CALLER_HZ));
     let id = cluster.call_in_progress_on(1).await;
 
     // The third edge dials the party.

@@ -12,7 +12,6 @@
 mod support;
 
 use std::net::SocketAddr;
-use std::sync::Arc;
 use std::time::Duration;
 
 use reqwest::StatusCode;
@@ -23,7 +22,7 @@ use freya_edge::mesh::tls::{write_dev_pki, MeshTls};
 use freya_edge::mesh::{ControlMessage, HangupCause, LegKey, Mesh, MeshSettings};
 use freya_edge::Edge;
 use support::caller::free_udp_port;
-use support::http::Api;
+use support::http::{Answer, Api};
 use support::mesh_probe::{ask, probe};
 use support::party::Party;
 use support::raw_sip::{Call, Offer};
@@ -188,30 +187,28 @@ async fn two_edges_in(
     (w, b, pair, party)
 }
 
+/// `POST /v1/calls/{id}/legs` dialling the party through edge `edge`.
+async fn add_leg(api: &Api, key: &str, id: &str, edge: &str) -> Answer {
+    let body = json!({"to": PARTY, "edge": edge});
+    api.call("POST", &format!("/v1/calls/{id}/legs"), key, Some(body))
+        .await
+}
+
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn a_leg_dialled_on_another_edge_carries_audio_both_ways_and_strangers_are_refused() {
     let (w, b, pair, party) = two_edges(json!({"transfer_destinations": [PARTY]}), false).await;
     let (api, key) = (Api::of(&w.control), w.key(Role::Editor).await);
-    let (call, rtp) = Call::dialled(
+    let (call, caller_rtp, caller_tone) = Call::sending_tone(
         w.edge.sip_addr,
         &w.number,
         "xedge-1@caller.test",
-        Offer::PcmuWithEvents,
+        Some(CALLER_HZ),
     )
     .await;
-    let caller_rtp = Arc::new(rtp);
-    let caller_tone = send_tone(caller_rtp.clone(), call.edge_rtp, Some(CALLER_HZ));
     let id = w.call_in_status("in_progress").await.id;
     let path = |tail: &str| format!("/v1/calls/{id}{tail}");
 
-    let nowhere = api
-        .call(
-            "POST",
-            &path("/legs"),
-            &key,
-            Some(json!({"to": PARTY, "edge": "edge-x"})),
-        )
-        .await;
+    let nowhere = add_leg(&api, &key, &id, "edge-x").await;
     assert_eq!(
         nowhere.status,
         StatusCode::UNPROCESSABLE_ENTITY,
@@ -220,14 +217,7 @@ async fn a_leg_dialled_on_another_edge_carries_audio_both_ways_and_strangers_are
     );
     assert_eq!(nowhere.body["errors"][0]["field"], "edge");
 
-    let dialled = api
-        .call(
-            "POST",
-            &path("/legs"),
-            &key,
-            Some(json!({"to": PARTY, "edge": "edge-b"})),
-        )
-        .await;
+    let dialled = add_leg(&api, &key, &id, "edge-b").await;
     assert_eq!(dialled.status, StatusCode::ACCEPTED, "{}", dialled.body);
     assert_eq!(dialled.body["edge"], "edge-b");
     let (invite, edge_sip) = party.receives("INVITE").await;
@@ -299,14 +289,7 @@ async fn a_leg_dialled_on_another_edge_carries_audio_both_ways_and_strangers_are
     );
     assert!(refused(&b, "no_grant").await >= 1);
     // A grant exists for leg 3 of this call (the control plane's), but not for this peer.
-    let grant = api
-        .call(
-            "POST",
-            &path("/legs"),
-            &key,
-            Some(json!({"to": PARTY, "edge": "edge-b"})),
-        )
-        .await;
+    let grant = add_leg(&api, &key, &id, "edge-b").await;
     assert_eq!(grant.status, StatusCode::ACCEPTED, "{}", grant.body);
     let stolen = dial_as(&stranger, b_mesh, &dial(call_uuid, 2, "edge-a")).await;
     assert!(matches!(
@@ -355,16 +338,9 @@ async fn a_warm_transfer_across_edges_whispers_the_summary_to_the_party_before_t
     )
     .await;
     let (api, key) = (Api::of(&w.control), w.key(Role::Editor).await);
-    let (call, rtp) = Call::dialled(
-        w.edge.sip_addr,
-        &w.number,
-        "xedge-2@caller.test",
-        Offer::PcmuWithEvents,
-    )
-    .await;
-    let caller_rtp = Arc::new(rtp);
     // The caller stays quiet (no barge-in on the greeting), then speaks 440 Hz once bridged.
-    let caller_line = send_tone(caller_rtp.clone(), call.edge_rtp, None);
+    let (call, caller_rtp, caller_line) =
+        Call::sending_tone(w.edge.sip_addr, &w.number, "xedge-2@caller.test", None).await;
     let id = w.call_in_status("in_progress").await.id;
     let dialled = api
         .call(

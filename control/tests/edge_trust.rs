@@ -13,7 +13,6 @@ use std::time::{Duration, SystemTime};
 
 use freya_control::server::ControlPlane;
 use freya_control::store::{PoolSize, Store};
-use freya_control::trust::join::{make_join_token, TokenMaker};
 use freya_control::trust::ClusterCa;
 use freya_edge::control_link::{mtls_client, ControlClient};
 use freya_edge::trust::{enrol, mtls_client_config, new_key_and_csr, ClusterIdentity, ControlTls};
@@ -23,7 +22,9 @@ use freya_proto::v1::{CommandsRequest, EdgeCommand, RegisterRequest};
 use freya_shared::model::EdgeStatus;
 use serde_json::Value;
 use support::http::{workspace_with_keys, Api};
-use support::{control_config, edge_config, eventually, on_both_engines, Backend, TestDb, SECRET};
+use support::{
+    control_config, edge_config, eventually, join_token, on_both_engines, Backend, TestDb, SECRET,
+};
 
 /// A control plane in cluster mode (mutual TLS, no shared secret) whose edge certificates live
 /// `certificate_lifetime`.
@@ -38,18 +39,6 @@ async fn cluster_control(backend: Backend, certificate_lifetime: u32) -> (TestDb
 
 fn url(control: &ControlPlane) -> String {
     format!("https://{}", control.grpc_addr)
-}
-
-async fn join_token(control: &ControlPlane, ttl: Duration) -> String {
-    let maker = TokenMaker {
-        workspace_id: "test",
-        actor: "test",
-        source_ip: None,
-    };
-    let (token, _) = make_join_token(&control.store, &control.ca, &maker, ttl)
-        .await
-        .expect("token");
-    token.to_text()
 }
 
 fn client_for(control: &ControlPlane, identity: &ClusterIdentity, edge_id: &str) -> ControlClient {
@@ -100,12 +89,10 @@ async fn an_edge_enrols_links_over_mutual_tls_registers_and_renews(backend: Back
     )
     .await;
     let created = api
-        .expect(
-            201,
-            "POST",
+        .create(
             "/v1/edges/join-tokens",
             &admin,
-            Some(serde_json::json!({ "expires_in_seconds": 600 })),
+            serde_json::json!({ "expires_in_seconds": 600 }),
         )
         .await;
     let token = created["token"]
@@ -262,7 +249,7 @@ async fn a_shared_token_enrols_its_count_of_new_edges_and_no_more(backend: Backe
         let (api, admin) = (&api, &admin);
         async move {
             let body = serde_json::json!({ "uses": uses });
-            let created = api.expect(201, "POST", tokens, admin, Some(body)).await;
+            let created = api.create(tokens, admin, body).await;
             assert_eq!(created["uses"], uses, "{created}");
             created["token"].as_str().expect("token").to_owned()
         }

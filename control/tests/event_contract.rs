@@ -18,7 +18,8 @@ use freya_shared::model::call_payloads::{
 use freya_shared::model::{CallEvent, CallEventData, EndReason, CALL_EVENT_SCHEMA};
 use serde_json::{json, Value};
 use support::on_both_engines;
-use support::{eventually, Backend, SECRET};
+use support::wire_events::{link, publish_all, wire};
+use support::{eventually, Backend};
 
 /// 2025-01-01T00:00:00Z.
 const T0: i64 = 1_735_689_600_000;
@@ -112,27 +113,9 @@ fn typed_call(agent: &str) -> Vec<(i64, CallEventData)> {
     ]
 }
 
-fn wire(event: &CallEvent) -> WireEvent {
-    WireEvent {
-        id: event.id.clone(),
-        call_id: event.call_id.clone(),
-        workspace_id: event.workspace_id.clone(),
-        kind: event.kind.clone(),
-        at_ms: event.at_ms,
-        payload_json: event.payload.to_string(),
-        schema: event.schema,
-    }
-}
-
 /// Sends `events` on one PublishEvents stream, as edge `EDGE`, and waits for every ack.
 async fn publish(control: &ControlPlane, events: Vec<WireEvent>) {
-    let mut client = freya_edge::control_link::client(
-        &format!("http://{}", control.grpc_addr),
-        SECRET,
-        EDGE,
-        Duration::from_secs(5),
-    )
-    .expect("client");
+    let mut client = link(control, EDGE);
     client
         .register(freya_proto::v1::RegisterRequest {
             edge_id: EDGE.into(),
@@ -142,24 +125,7 @@ async fn publish(control: &ControlPlane, events: Vec<WireEvent>) {
         })
         .await
         .expect("the edge registers");
-    let expected = events.len();
-    let mut acks = client
-        .publish_events(futures::stream::iter(events))
-        .await
-        .expect("the event stream opens")
-        .into_inner();
-    let mut acked = 0;
-    let wait = tokio::time::timeout(Duration::from_secs(30), async {
-        while let Some(ack) = acks.message().await.expect("acks") {
-            assert!(!ack.id.is_empty());
-            acked += 1;
-            if acked == expected {
-                break;
-            }
-        }
-    });
-    wait.await.expect("every event acknowledged in time");
-    assert_eq!(acked, expected);
+    publish_all(&mut client, events).await;
 }
 
 async fn old_and_new_edges_give_the_same_call_row_usage_and_latency(backend: Backend) {

@@ -198,15 +198,11 @@ async fn a_twilio_call_on_an_https_edge_streams_its_media_over_wss() {
         .await;
     let admin = world.key(freya_control::store::Role::Admin).await;
     Api::of(&world.control)
-        .expect(
-            201,
-            "POST",
+        .create(
             "/v1/providers",
             &admin,
-            Some(
-                json!({"kind": "twilio", "name": "Twilio", "account_sid": SID,
+            json!({"kind": "twilio", "name": "Twilio", "account_sid": SID,
                         "auth_token": TOKEN, "api_base_url": "http://127.0.0.1:9"}),
-            ),
         )
         .await;
     let state = &world.edge.state;

@@ -9,13 +9,13 @@ use std::net::{IpAddr, Ipv4Addr, SocketAddr};
 use std::sync::Arc;
 use std::time::Duration;
 
-use freya_control::store::Role;
+use freya_control::store::{CallRecord, Role};
 use freya_edge::sip::sdp::Codec;
 use freya_loadtest::audio::Utterance;
 use freya_loadtest::onset::OnsetConfig;
 use freya_loadtest::runner::{run, RunPlan};
 use freya_loadtest::uac::{
-    place_call, CallConfig, HangupSide, MediaOptions, SipEndpoint, TalkerConfig,
+    place_call, CallConfig, CallReport, HangupSide, MediaOptions, SipEndpoint, TalkerConfig,
 };
 use support::eventually;
 use support::http::Api;
@@ -169,45 +169,31 @@ fn rtcp_call(target: SocketAddr, rtcp_mux: bool, codec: Codec) -> CallConfig {
     }
 }
 
-#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
-async fn rtcp_reports_flow_both_ways_and_show_in_the_call_record() {
-    let desk = desk().await;
+/// Places `a` and `b` at once from one UAC endpoint; both reports, each call having succeeded,
+/// and the workspace's two call records once both ended.
+async fn two_calls(
+    desk: &World,
+    a: CallConfig,
+    b: CallConfig,
+) -> ([CallReport; 2], Vec<CallRecord>) {
     let cancel = CancellationToken::new();
     let endpoint = SipEndpoint::bind(SocketAddr::new(LOCALHOST, 0), cancel.clone())
         .await
         .expect("SIP socket");
-    // One call multiplexes RTCP on the RTP port, the other uses the odd ports above.
-    let muxed = rtcp_call(desk.edge.sip_addr, true, Codec::Pcmu);
-    let paired = rtcp_call(desk.edge.sip_addr, false, Codec::Pcmu);
-    let (muxed, paired) = tokio::join!(
-        place_call(&endpoint, &muxed, &cancel),
-        place_call(&endpoint, &paired, &cancel)
+    let (a, b) = tokio::join!(
+        place_call(&endpoint, &a, &cancel),
+        place_call(&endpoint, &b, &cancel)
     );
-    for report in [&muxed, &paired] {
+    for report in [&a, &b] {
         assert!(
             report.succeeded(),
             "{}: {:?}",
             report.call_id,
             report.failure
         );
-        // The edge reports every ~0.5 s (rtp.rtcp_interval_ms in the test config) with an
-        // echo of our SRs, so we measured the round trip too.
-        assert!(report.rtcp.reports_received >= 2, "{:?}", report.rtcp);
-        assert!(report.rtcp.rtt_ms.is_some(), "{:?}", report.rtcp);
-        assert_eq!(report.rtcp.peer_cumulative_lost, Some(0));
     }
     cancel.cancel();
-
-    let key = desk
-        .control
-        .store
-        .create_api_key(&desk.scope, "viewer", Role::Viewer)
-        .await
-        .expect("key")
-        .key;
-    let api = Api::of(&desk.control);
-    let store = desk.control.store.clone();
-    let scope = desk.scope.clone();
+    let (store, scope) = (desk.control.store.clone(), desk.scope.clone());
     let calls = eventually(Duration::from_secs(15), "both calls to be recorded", || {
         let (store, scope) = (store.clone(), scope.clone());
         async move {
@@ -216,6 +202,25 @@ async fn rtcp_reports_flow_both_ways_and_show_in_the_call_record() {
         }
     })
     .await;
+    ([a, b], calls)
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn rtcp_reports_flow_both_ways_and_show_in_the_call_record() {
+    let desk = desk().await;
+    // One call multiplexes RTCP on the RTP port, the other uses the odd ports above.
+    let muxed = rtcp_call(desk.edge.sip_addr, true, Codec::Pcmu);
+    let paired = rtcp_call(desk.edge.sip_addr, false, Codec::Pcmu);
+    let (reports, calls) = two_calls(&desk, muxed, paired).await;
+    for report in &reports {
+        // The edge reports every ~0.5 s (rtp.rtcp_interval_ms in the test config) with an
+        // echo of our SRs, so we measured the round trip too.
+        assert!(report.rtcp.reports_received >= 2, "{:?}", report.rtcp);
+        assert!(report.rtcp.rtt_ms.is_some(), "{:?}", report.rtcp);
+        assert_eq!(report.rtcp.peer_cumulative_lost, Some(0));
+    }
+    let key = desk.key(Role::Viewer).await;
+    let api = Api::of(&desk.control);
     for call in calls {
         let detail = api
             .call("GET", &format!("/v1/calls/{}", call.id), &key, None)
@@ -250,26 +255,13 @@ async fn rtcp_reports_flow_both_ways_and_show_in_the_call_record() {
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn opus_calls_and_key_presses_from_the_uac_reach_the_edge() {
     let desk = desk().await;
-    let cancel = CancellationToken::new();
-    let endpoint = SipEndpoint::bind(SocketAddr::new(LOCALHOST, 0), cancel.clone())
-        .await
-        .expect("SIP socket");
     let presses = freya_loadtest::dtmf_spec::parse_all(&["12#@0.6".into()]).expect("keys");
     let mut opus = rtcp_call(desk.edge.sip_addr, true, Codec::Opus);
     opus.media.dtmf = presses.clone();
     let mut pcmu = rtcp_call(desk.edge.sip_addr, false, Codec::Pcmu);
     pcmu.media.dtmf = presses;
-    let (opus, pcmu) = tokio::join!(
-        place_call(&endpoint, &opus, &cancel),
-        place_call(&endpoint, &pcmu, &cancel)
-    );
-    for report in [&opus, &pcmu] {
-        assert!(
-            report.succeeded(),
-            "{}: {:?}",
-            report.call_id,
-            report.failure
-        );
+    let (reports, calls) = two_calls(&desk, opus, pcmu).await;
+    for report in &reports {
         assert_eq!(report.dtmf_sent, 3);
         // The edge's stream, decoded, over the 3 s call: 150 packets on a quiet machine. A
         // starved 2-core machine delays the edge's pacer (stalls near a second were seen), so
@@ -277,20 +269,9 @@ async fn opus_calls_and_key_presses_from_the_uac_reach_the_edge() {
         assert!(report.rtp.received >= 50, "{:?}", report.rtp);
         assert_eq!(report.rtp.lost, 0, "{:?}", report.rtp);
     }
-    cancel.cancel();
-    let store = desk.control.store.clone();
-    let scope = desk.scope.clone();
-    let calls = eventually(Duration::from_secs(15), "both calls to be recorded", || {
-        let (store, scope) = (store.clone(), scope.clone());
-        async move {
-            let calls = store.calls(&scope, 10).await.ok()?;
-            (calls.len() == 2 && calls.iter().all(|c| c.ended_at_ms.is_some())).then_some(calls)
-        }
-    })
-    .await;
     let mut codecs = Vec::new();
     for call in calls {
-        let events = store.call_events(&scope, &call.id).await.expect("events");
+        let events = desk.events_of(&call.id).await;
         let digits: String = events
             .iter()
             .filter(|e| e.kind == "call.dtmf")

@@ -17,13 +17,13 @@ use std::time::Duration;
 
 use freya_edge::control_link::mtls_client;
 use freya_edge::mesh::tls::dev_pki;
-use freya_edge::mesh::{ControlMessage, HangupCause, LegKey, Mesh, MeshTls, PayloadKind};
+use freya_edge::mesh::{ControlMessage, HangupCause, Mesh, MeshTls};
 use freya_edge::trust::{mtls_client_config, ControlTls};
 use freya_proto::v1::HeartbeatRequest;
 
 use support::dev_cluster::{get_text, DevCluster};
 use support::eventually;
-use support::mesh_probe::{self, ask};
+use support::mesh_probe;
 
 /// Hang guard for each wait.
 const LIMIT: Duration = Duration::from_secs(30);
@@ -48,16 +48,7 @@ fn probe(tls: &MeshTls) -> Mesh {
 
 /// [`join_unknown_call`] on an endpoint the caller keeps (its connection stays open).
 async fn join_on(mesh: &Mesh, target: std::net::SocketAddr) -> Option<ControlMessage> {
-    let key = LegKey {
-        call: uuid::Uuid::now_v7(),
-        leg: 1,
-    };
-    let join = ControlMessage::Join {
-        key,
-        kind: PayloadKind::Pcmu,
-        from_edge: "dev-edge-2".into(),
-    };
-    ask(mesh, target, key, &join).await
+    mesh_probe::join_unknown_call(mesh, target, "dev-edge-2").await
 }
 
 #[tokio::test(flavor = "multi_thread")]

@@ -17,7 +17,8 @@ use freya_proto::v1::{
 use freya_shared::model::{CallEvent, CALL_EVENT_SCHEMA};
 use serde_json::json;
 use support::on_both_engines;
-use support::{Backend, SECRET};
+use support::wire_events::{link, publish_all, wire};
+use support::Backend;
 
 const THIS_RELEASE: &str = env!("CARGO_PKG_VERSION");
 
@@ -42,19 +43,6 @@ fn one_minor_behind() -> String {
     }
 }
 
-fn client(
-    control: &freya_control::server::ControlPlane,
-    edge: &str,
-) -> freya_edge::control_link::ControlClient {
-    freya_edge::control_link::client(
-        &format!("http://{}", control.grpc_addr),
-        SECRET,
-        edge,
-        Duration::from_secs(5),
-    )
-    .expect("client")
-}
-
 fn register(edge: &str, version: &str) -> RegisterRequest {
     RegisterRequest {
         edge_id: edge.into(),
@@ -68,7 +56,7 @@ fn register(edge: &str, version: &str) -> RegisterRequest {
 async fn an_edge_one_minor_behind_keeps_working(backend: Backend) {
     let (_db, control) = support::control_plane(backend).await;
     let edge = "edge-previous-minor";
-    let mut link = client(&control, edge);
+    let mut link = link(&control, edge);
     let previous = one_minor_behind();
     link.register(register(edge, &previous))
         .await
@@ -122,33 +110,10 @@ async fn an_edge_one_minor_behind_keeps_working(backend: Backend) {
             let mut event = CallEvent::raw(&call, &ws, *kind, payload.clone());
             event.at_ms = 1_735_689_600_000 + n as i64 * 1_000;
             event.schema = CALL_EVENT_SCHEMA - 1;
-            WireEvent {
-                id: event.id.clone(),
-                call_id: event.call_id.clone(),
-                workspace_id: event.workspace_id.clone(),
-                kind: event.kind.clone(),
-                at_ms: event.at_ms,
-                payload_json: event.payload.to_string(),
-                schema: event.schema,
-            }
+            wire(&event)
         })
         .collect();
-    let mut acks = link
-        .publish_events(futures::stream::iter(events))
-        .await
-        .expect("the event stream opens")
-        .into_inner();
-    let acked = tokio::time::timeout(Duration::from_secs(30), async {
-        let mut n = 0;
-        while n < payloads.len() {
-            acks.message().await.expect("acks").expect("an ack");
-            n += 1;
-        }
-        n
-    })
-    .await
-    .expect("every event acknowledged in time");
-    assert_eq!(acked, payloads.len());
+    publish_all(&mut link, events).await;
     let scope = WorkspaceScope { workspace_id: ws };
     let record = control.store.call(&scope, &call).await.expect("the call");
     assert_eq!(record.status, "ended");
@@ -178,7 +143,7 @@ async fn an_edge_below_the_release_floor_is_refused_with_a_clear_message(backend
         .await
         .expect("control starts");
     let edge = "edge-too-old";
-    let mut link = client(&control, edge);
+    let mut link = link(&control, edge);
     let old = one_minor_behind();
     let refused = link
         .register(register(edge, &old))

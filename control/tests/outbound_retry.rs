@@ -25,6 +25,7 @@ use freya_edge::Edge;
 use freya_shared::model::call_payloads::CallFailed;
 use freya_shared::model::{CallEvent, CallEventData, FailReason, Placement};
 use support::http::Api;
+use support::party::find_header;
 use support::world::{udp_trunk, World};
 use support::{
     control_config, control_plane, edge_config, eventually, on_both_engines, Backend, SECRET,
@@ -49,15 +50,9 @@ impl Offers {
     }
 }
 
+/// The header `name:` of a SIP message (first occurrence), whole line; empty when absent.
 fn header<'a>(message: &'a str, name: &str) -> &'a str {
-    message
-        .lines()
-        .find(|l| {
-            l.len() > name.len()
-                && l[..name.len()].eq_ignore_ascii_case(name)
-                && l[name.len()..].starts_with(':')
-        })
-        .unwrap_or("")
+    find_header(message, name).unwrap_or("")
 }
 
 /// A response to `request` with `code`, echoing its Via, From, To (tagged), Call-ID and CSeq.

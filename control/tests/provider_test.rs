@@ -11,14 +11,13 @@
 
 mod support;
 
-use std::path::PathBuf;
 use std::sync::{Arc, Mutex};
 
 use freya_control::store::Role;
 use freya_edge::twilio::fakes::FakeTwilio;
 use rustls::pki_types::{CertificateDer, PrivateKeyDer, PrivatePkcs8KeyDer};
 use serde_json::{json, Value};
-use support::caller::free_udp_port;
+use support::caller::sipp_uas;
 use support::http::Api;
 use support::world::World;
 use tokio::io::{AsyncRead, AsyncReadExt, AsyncWrite, AsyncWriteExt};
@@ -41,21 +40,7 @@ async fn world() -> World {
 
 /// A sipp UAS on 127.0.0.1 answering every OPTIONS (`uas_options.xml`).
 async fn options_trunk() -> (tokio::process::Child, tempfile::TempDir, u16) {
-    let work = tempfile::tempdir().expect("temp dir");
-    let port = free_udp_port();
-    let scenario = PathBuf::from(env!("CARGO_MANIFEST_DIR")).join("tests/sipp/uas_options.xml");
-    let child = tokio::process::Command::new("sipp")
-        .arg("-sf")
-        .arg(scenario)
-        .args(["-p", &port.to_string(), "-i", "127.0.0.1", "-m", "100000"])
-        .args(["-timeout", "120s", "-nostdin", "-trace_err"])
-        .current_dir(work.path())
-        .stdout(std::process::Stdio::null())
-        .stderr(std::process::Stdio::null())
-        .kill_on_drop(true)
-        .spawn()
-        .expect("sipp runs (install sip-tester: deploy/test.sh does)");
-    (child, work, port)
+    sipp_uas("uas_options.xml", &["-m", "100000"], "120s")
 }
 
 /// A trunk over TCP that answers each OPTIONS with 100 Trying then 200 OK (same Call-ID).
@@ -158,9 +143,7 @@ async fn tls_trunk(
 }
 
 async fn create(api: &Api, admin: &str, body: Value) -> String {
-    let created = api
-        .expect(201, "POST", "/v1/providers", admin, Some(body))
-        .await;
+    let created = api.create("/v1/providers", admin, body).await;
     created["id"].as_str().expect("id").to_owned()
 }
 

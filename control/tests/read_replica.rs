@@ -212,12 +212,10 @@ async fn lists_and_analytics_read_the_replica_and_everything_else_the_primary() 
             })
             .unwrap_or_default()
     };
-    api.expect(
-        201,
-        "POST",
+    api.create(
         "/v1/agents",
         &owner,
-        Some(json!({"name": "Before", "first_message": "Hi"})),
+        json!({"name": "Before", "first_message": "Hi"}),
     )
     .await;
     eventually(
@@ -230,12 +228,10 @@ async fn lists_and_analytics_read_the_replica_and_everything_else_the_primary() 
     // Replay paused: the replica stands still while the primary moves on.
     on_replica(&replica.url(), "SELECT pg_wal_replay_pause()").await;
     let created = api
-        .expect(
-            201,
-            "POST",
+        .create(
             "/v1/agents",
             &owner,
-            Some(json!({"name": "During", "first_message": "Hi"})),
+            json!({"name": "During", "first_message": "Hi"}),
         )
         .await;
     let id = created["id"].as_str().expect("id");

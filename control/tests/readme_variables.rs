@@ -12,14 +12,13 @@ use std::time::Duration;
 
 use serde_json::{json, Value};
 
-use freya_control::server::ControlPlane;
 use freya_edge::llm::fakes::{FakeLlmServer, FakeReply, StreamOutcome};
 use freya_edge::sip::sdp::Codec;
 use freya_edge::speech::fakes::FakeOpenAiSpeech;
 use freya_shared::model::AgentSpec;
 use support::http::{workspace_with_keys, Api};
 use support::voice_call::{only_call_events, patient_caller, place_spoken_call};
-use support::{control_config, demo_edge, demo_workspace, Backend, TestDb};
+use support::{demo_edge, demo_workspace, Backend};
 
 /// The JSON body of the README's "Agents and prompt variables" section.
 fn readme_agent_body() -> Value {
@@ -40,17 +39,12 @@ fn readme_agent_body() -> Value {
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn the_readmes_prompt_variables_are_filled_in_on_a_real_call() {
     let body = readme_agent_body();
-    let db = TestDb::new(Backend::Sqlite).await;
-    let control = ControlPlane::start(&control_config(&db.url))
-        .await
-        .expect("control starts");
+    let (db, control) = support::control_plane(Backend::Sqlite).await;
 
     // As written, through the API.
     let api = Api::of(&control);
     let (_, [_, _, editor, _]) = workspace_with_keys(&control, "Readme").await;
-    let created = api
-        .expect(201, "POST", "/v1/agents", &editor, Some(body.clone()))
-        .await;
+    let created = api.create("/v1/agents", &editor, body.clone()).await;
     assert_eq!(created["system_prompt"], body["system_prompt"]);
 
     // The same agent answering a call, its providers pointed at the fakes.

@@ -43,13 +43,13 @@ fn number_uri(w: &World) -> String {
 }
 
 /// A world (see [`world`]) and a phone offering `codec` that has dialled its number; `None`
-/// where baresip is not installed (see [`baresip_installed`]).
+/// where baresip is not installed (see [`baresip::installed`]).
 async fn phone_calling(
     agent: serde_json::Value,
     configure: fn(&mut EdgeConfig),
     codec: Codec,
 ) -> Option<(World, Baresip)> {
-    if !baresip_installed() {
+    if !baresip::installed() {
         return None;
     }
     let w = world(agent, configure).await;
@@ -62,19 +62,6 @@ async fn dialling(w: &World, codec: Codec) -> Baresip {
     let mut phone = Baresip::start(codec).await;
     phone.dial(&number_uri(w)).await;
     phone
-}
-
-/// Whether baresip is here to test with; under CI it must be.
-fn baresip_installed() -> bool {
-    if baresip::available() {
-        return true;
-    }
-    assert!(
-        std::env::var_os("CI").is_none(),
-        "baresip is missing: deploy/test.sh installs it (package baresip-core)"
-    );
-    eprintln!("SKIPPED: baresip is not installed (apt-get install baresip-core)");
-    false
 }
 
 fn desk() -> serde_json::Value {
@@ -156,7 +143,7 @@ async fn talk_and_hang_up(w: &World, uri: &str) -> Baresip {
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn a_baresip_caller_talks_and_hangs_up() {
-    if !baresip_installed() {
+    if !baresip::installed() {
         return;
     }
     let w = world(desk(), |_| {}).await;
@@ -193,7 +180,7 @@ fn sdp_version_and_direction(message: &str) -> (u64, &'static str) {
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn a_baresip_caller_holds_past_the_rtp_timeout_and_resumes() {
-    if !baresip_installed() {
+    if !baresip::installed() {
         return;
     }
     // One second without RTP would end a call that is not on hold.
@@ -335,20 +322,7 @@ async fn a_g722_only_baresip_is_refused_with_488_and_the_refusal_is_recorded() {
         .unwrap_or_else(|| panic!("a 488:\n{}", phone.trace()));
     let warning = header(refusal, "Warning").unwrap_or_else(|| panic!("a Warning: {refusal}"));
     assert!(warning.starts_with("305 "), "{warning}");
-    let store = w.control.store.clone();
-    let scope = w.scope.clone();
-    support::eventually(Duration::from_secs(10), "the refusal recorded", || {
-        let (store, scope) = (store.clone(), scope.clone());
-        async move { (store.count_call_events(&scope).await.ok()? == 1).then_some(()) }
-    })
-    .await;
-    let failed =
-        w.db.read_text(
-            "SELECT payload FROM call_events WHERE workspace_id = $1 AND kind = 'call.failed'",
-            &w.scope.workspace_id,
-        )
-        .await;
-    let failed: serde_json::Value = serde_json::from_str(&failed).expect("JSON payload");
+    let failed = w.refusal_record().await;
     assert_eq!(failed["reason"], "no_common_codec", "{}", failed);
     assert_eq!(failed["code"], 488);
     phone.stop().await;
@@ -412,7 +386,7 @@ fn routes_of(messages: &[String], start: &str) -> Vec<String> {
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn a_baresip_caller_through_kamailio_acks_and_hangs_up_through_it() {
-    if !baresip_installed() {
+    if !baresip::installed() {
         return;
     }
     let w = world(desk(), |_| {}).await;
@@ -458,7 +432,7 @@ async fn a_baresip_caller_through_kamailio_acks_and_hangs_up_through_it() {
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn the_agent_hangs_up_on_a_baresip_caller_through_kamailio() {
-    if !baresip_installed() {
+    if !baresip::installed() {
         return;
     }
     let w = world(brief_desk(), |_| {}).await;

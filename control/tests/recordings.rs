@@ -27,6 +27,7 @@ use freya_loadtest::uac::{self, CallConfig, CallReport, HangupSide, SipEndpoint,
 use support::http::{workspace_with_keys, Api};
 use support::on_both_engines;
 use support::recorded::{get_bytes, header, recorded_world, RecordedWorld};
+use support::tones::audible_ms;
 use support::{edge_config, eventually, until_routed, Backend, SECRET};
 
 const OWNER: usize = 0;
@@ -128,11 +129,6 @@ fn channels(wav: &[u8]) -> (Vec<i16>, Vec<i16>) {
     let left = samples.iter().step_by(2).copied().collect();
     let right = samples.iter().skip(1).step_by(2).copied().collect();
     (left, right)
-}
-
-/// Milliseconds of `samples` (8 kHz) louder than a quiet room.
-fn audible_ms(samples: &[i16]) -> usize {
-    samples.iter().filter(|s| s.unsigned_abs() > 1_000).count() / 8
 }
 
 async fn a_recorded_call_downloads_with_both_sides_and_honours_ranges(backend: Backend) {
@@ -305,7 +301,7 @@ async fn a_recorded_call_downloads_with_both_sides_and_honours_ranges(backend: B
 }
 
 async fn a_recording_made_during_an_outage_arrives_after_it(backend: Backend) {
-    let w = recorded_world(backend).await;
+    let mut w = recorded_world(backend).await;
     let edge_dir = tempfile::tempdir().expect("temp dir");
     let edge = start_edge(&w, edge_dir.path()).await;
     let placed = tokio::spawn(call(edge.sip_addr));
@@ -321,17 +317,8 @@ async fn a_recording_made_during_an_outage_arrives_after_it(backend: Backend) {
         }
     })
     .await;
-    let RecordedWorld {
-        db,
-        config,
-        control,
-        scope,
-        keys,
-        _speech,
-        _llm,
-        recordings,
-    } = w;
-    control.stop().await;
+    // The world's control plane stops, and a new one takes its place further down.
+    w.control.stop().await;
     let report = placed.await.expect("call task");
     assert!(report.succeeded(), "{:?}", report.failure);
 
@@ -350,22 +337,12 @@ async fn a_recording_made_during_an_outage_arrives_after_it(backend: Backend) {
     )
     .await;
     edge.stop().await;
-    let control = ControlPlane::start(&config)
+    w.control = ControlPlane::start(&w.config)
         .await
         .expect("control restarts");
-    let edge = Edge::start(&edge_config(edge_dir.path(), control.grpc_addr, SECRET))
+    let edge = Edge::start(&edge_config(edge_dir.path(), w.control.grpc_addr, SECRET))
         .await
         .expect("edge restarts");
-    let w = RecordedWorld {
-        db,
-        config,
-        control,
-        scope,
-        keys,
-        _speech,
-        _llm,
-        recordings,
-    };
     let call = recorded_call(&w, Duration::from_secs(60)).await;
     let recording = call.recording.expect("recording");
     let api = Api::of(&w.control);

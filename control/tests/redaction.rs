@@ -20,8 +20,9 @@ use freya_control::store::WorkspaceScope;
 use freya_shared::ids::new_id;
 use freya_shared::model::CallEvent;
 use support::http::{workspace_with_keys, Api};
+use support::local_http::serve_until;
 use support::on_both_engines;
-use support::{control_config, eventually, Backend, TestDb};
+use support::{eventually, Backend};
 
 const CARD: &str = "4111 1111 1111 1111";
 const SPOKEN_EMAIL: &str = "bob dot smith at example dot com";
@@ -41,16 +42,7 @@ async fn receiver(stop: CancellationToken) -> (Bodies, SocketAddr) {
     let app = axum::Router::new()
         .route("/hook", axum::routing::post(receive))
         .with_state(seen.clone());
-    let listener = tokio::net::TcpListener::bind("127.0.0.1:0")
-        .await
-        .expect("bind");
-    let addr = listener.local_addr().expect("addr");
-    tokio::spawn(async move {
-        axum::serve(listener, app)
-            .with_graceful_shutdown(stop.cancelled_owned())
-            .await
-    });
-    (seen, addr)
+    (seen, serve_until(app, stop).await)
 }
 
 async fn agent(api: &Api, key: &str, privacy: Option<Value>) -> String {
@@ -58,7 +50,7 @@ async fn agent(api: &Api, key: &str, privacy: Option<Value>) -> String {
     if let Some(p) = privacy {
         body["privacy"] = p;
     }
-    let created = api.expect(201, "POST", "/v1/agents", key, Some(body)).await;
+    let created = api.create("/v1/agents", key, body).await;
     created["id"].as_str().expect("agent id").to_owned()
 }
 
@@ -95,23 +87,16 @@ fn leaks(text: &str) -> Vec<&'static str> {
 }
 
 async fn a_redacting_agent_stores_and_sends_no_card_or_email(backend: Backend) {
-    let db = TestDb::new(backend).await;
     let stop = CancellationToken::new();
     let (seen, addr) = receiver(stop.clone()).await;
-    let control = ControlPlane::start(&control_config(&db.url))
-        .await
-        .expect("control starts");
+    let (db, control) = support::control_plane(backend).await;
     let api = Api::of(&control);
     let (ws, [_, admin, ..]) = workspace_with_keys(&control, "W").await;
-    api.expect(
-        201,
-        "POST",
+    api.create(
         "/v1/webhooks",
         &admin,
-        Some(
-            json!({"url": format!("http://{addr}/hook"), "events": ["*"],
+        json!({"url": format!("http://{addr}/hook"), "events": ["*"],
                     "secret": "whsec-0123456789abcdef"}),
-        ),
     )
     .await;
     let private = agent(
@@ -183,10 +168,7 @@ async fn a_redacting_agent_stores_and_sends_no_card_or_email(backend: Backend) {
 }
 
 async fn an_unknown_kind_is_refused_by_field(backend: Backend) {
-    let db = TestDb::new(backend).await;
-    let control = ControlPlane::start(&control_config(&db.url))
-        .await
-        .expect("control starts");
+    let (db, control) = support::control_plane(backend).await;
     let api = Api::of(&control);
     let (_, [_, admin, ..]) = workspace_with_keys(&control, "W").await;
     let refused = api

@@ -88,12 +88,10 @@ async fn invalid_regions_are_refused_naming_the_field(backend: Backend) {
     }
 
     let created = api
-        .expect(
-            201,
-            "POST",
+        .create(
             "/v1/phone-numbers",
             &editor,
-            Some(create(json!(["eu", "ap"]), json!("us"))),
+            create(json!(["eu", "ap"]), json!("us")),
         )
         .await;
     assert_eq!(created["region"], "us");
@@ -154,12 +152,10 @@ async fn edges_of_every_reachable_region_answer_and_follow_a_move(backend: Backe
     let (eu, _eu_dir) = edge_in(&control, "eu").await;
 
     let created = api
-        .expect(
-            201,
-            "POST",
+        .create(
             "/v1/phone-numbers",
             &editor,
-            Some(json!({"number": "+15550143", "agent_id": agent, "region": "us", "regions": ["eu"]})),
+            json!({"number": "+15550143", "agent_id": agent, "region": "us", "regions": ["eu"]}),
         )
         .await;
     let path = format!("/v1/phone-numbers/{}", created["id"].as_str().expect("id"));
@@ -268,12 +264,10 @@ async fn outbound_calls_prefer_the_home_region_then_the_further_ones(backend: Ba
     let (db, control, api) = support::http::started(backend).await;
     let (ws, [_, _, editor, _]) = workspace_with_keys(&control, "Out").await;
     let agent = new_agent(&control, &ws).await;
-    api.expect(
-        201,
-        "POST",
+    api.create(
         "/v1/phone-numbers",
         &editor,
-        Some(json!({"number": "+15550144", "agent_id": agent, "region": "us", "regions": ["eu"]})),
+        json!({"number": "+15550144", "agent_id": agent, "region": "us", "regions": ["eu"]}),
     )
     .await;
     // The eu edge starts first, so it is not the home edge's head start that picks it.

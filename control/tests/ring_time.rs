@@ -8,22 +8,15 @@ mod support;
 
 use std::time::Duration;
 
-use freya_control::server::ControlPlane;
 use freya_control::store::{AnalyticsGroup, AnalyticsQuery, CallBucket, CallRecord};
 use freya_shared::model::AgentSpec;
 use support::caller::sipp_with_media;
-use support::{
-    control_config, demo_edge, demo_workspace, eventually, on_both_engines, the_ended_call,
-    Backend, TestDb,
-};
+use support::{demo_edge, demo_workspace, eventually, on_both_engines, the_ended_call, Backend};
 
 /// A control plane on `backend`, an edge that rings `ring_ms` before answering, an agent on
 /// `demo`; runs sipp's `scenario` against it and gives back the call's record and analytics.
 async fn one_call(backend: Backend, ring_ms: u32, scenario: &str) -> (CallRecord, CallBucket) {
-    let db = TestDb::new(backend).await;
-    let control = ControlPlane::start(&control_config(&db.url))
-        .await
-        .expect("control starts");
+    let (db, control) = support::control_plane(backend).await;
     let agent: AgentSpec =
         serde_json::from_value(serde_json::json!({"name": "Desk"})).expect("agent");
     let (scope, _) = demo_workspace(&control, "Ringing", &agent).await;

@@ -114,31 +114,27 @@ async fn a_rotation_stopped_half_way_is_finished_by_a_rerun_and_key_2_alone_read
         agents.push(created.body["id"].as_str().expect("id").to_owned());
     }
     for n in 0..2 {
-        api.expect(
-            201,
-            "POST",
+        api.create(
             "/v1/providers",
             &admin,
-            Some(json!({
+            json!({
                 "name": format!("Carrier {n}"), "host": "sip.carrier.example", "username": "acme",
                 "password": format!("trunk-pass-{n}"), "priority": n + 1
-            })),
+            }),
         )
         .await;
     }
     let mut webhooks = Vec::new();
     for n in 0..2 {
         let hook = api
-            .expect(
-                201,
-                "POST",
+            .create(
                 "/v1/webhooks",
                 &admin,
-                Some(json!({
+                json!({
                     "url": format!("http://127.0.0.1:9/hook{n}"),
                     "events": ["call.ended"],
                     "secret": format!("webhook-secret-{n}-0123456789")
-                })),
+                }),
             )
             .await;
         webhooks.push(hook["id"].as_str().expect("id").to_owned());
@@ -281,13 +277,7 @@ async fn a_rotation_stopped_half_way_is_finished_by_a_rerun_and_key_2_alone_read
 async fn a_bad_key_file_or_the_wrong_configured_key_changes_nothing(backend: Backend) {
     let (db, control, api) = support::http::started(backend).await;
     let (_, [_, admin, ..]) = workspace_with_keys(&control, "Keep").await;
-    api.expect(
-        201,
-        "POST",
-        "/v1/providers",
-        &admin,
-        Some(json!({"name": "Carrier", "host": "sip.carrier.example", "username": "a", "password": "pw-1"})),
-    )
+    api.create("/v1/providers", &admin, json!({"name": "Carrier", "host": "sip.carrier.example", "username": "a", "password": "pw-1"}))
     .await;
     control.stop().await;
     let before = sealed_values(&db.url).await;

@@ -20,13 +20,13 @@ use axum::Router;
 use reqwest::StatusCode;
 use serde_json::json;
 
-use freya_control::server::ControlPlane;
 use freya_edge::egress::{Egress, EgressConfig};
 use freya_edge::llm::{ToolEndpoint, ToolRunner};
 use freya_shared::ids::new_id;
 use freya_shared::model::{CallEvent, CallEventKind};
 use support::http::{workspace_with_keys, Api};
-use support::{control_config, eventually, Backend, TestDb};
+use support::local_http::serve;
+use support::{eventually, Backend};
 
 const WEBHOOK_SECRET: &str = "whsec-examples-0123456789";
 const TOOL_SECRET: &str = "tool-secret-examples";
@@ -66,11 +66,7 @@ async fn receiver() -> (String, Seen) {
         .route("/hook", post(capture))
         .route("/tool", post(capture))
         .with_state(seen.clone());
-    let listener = tokio::net::TcpListener::bind("127.0.0.1:0")
-        .await
-        .expect("bind");
-    let address = listener.local_addr().expect("address");
-    tokio::spawn(async move { axum::serve(listener, app).await });
+    let address = serve(app).await;
     (format!("http://{address}"), seen)
 }
 
@@ -155,10 +151,7 @@ fn both_scripts_judge(request: &Captured, secret: &str) {
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn the_python_and_node_examples_verify_real_webhooks_and_tool_requests() {
     let (base, seen) = receiver().await;
-    let db = TestDb::new(Backend::Sqlite).await;
-    let control = ControlPlane::start(&control_config(&db.url))
-        .await
-        .expect("control starts");
+    let (db, control) = support::control_plane(Backend::Sqlite).await;
     let api = Api::of(&control);
     let (ws, [_, admin, ..]) = workspace_with_keys(&control, "Verify").await;
     let hook = api

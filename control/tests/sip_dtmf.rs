@@ -11,20 +11,9 @@ use freya_edge::media::dtmf_tones::key_frequencies;
 use freya_edge::media::g711::G711;
 use freya_edge::rtp::dtmf::{DtmfDigit, DtmfEncoder};
 use freya_edge::sip::sdp::Codec;
-use freya_edge::Edge;
 use support::caller::sipp_with_media;
-use support::pcap::pcap_every_20_ms;
+use support::pcap::{pcap_every_20_ms, rtp};
 use support::world::World;
-
-/// One RTP packet: version 2, `pt` with the marker bit when `marker`, SSRC 0x5eed.
-fn rtp(pt: u8, marker: bool, sequence: u16, timestamp: u32, payload: &[u8]) -> Vec<u8> {
-    let mut packet = vec![0x80, pt | if marker { 0x80 } else { 0 }];
-    packet.extend_from_slice(&sequence.to_be_bytes());
-    packet.extend_from_slice(&timestamp.to_be_bytes());
-    packet.extend_from_slice(&0x5eed_u32.to_be_bytes());
-    packet.extend_from_slice(payload);
-    packet
-}
 
 /// A baresip-like Opus stream (payload type 96, 48 kHz timestamps) of quiet audio in which
 /// `keys` are pressed as RFC 4733 events (payload type 101) at 8 kHz: each 100 ms long (800
@@ -84,75 +73,73 @@ fn pcmu_with_tones(keys: &str) -> Vec<Vec<u8>> {
         .collect()
 }
 
-/// Runs sipp once with `scenario` against the edge, dialling `demo`, with `pcap_name` holding
-/// `packets` in its working directory; returns its exit code.
-async fn sipp(edge: &Edge, scenario: &str, pcap_name: &str, packets: &[Vec<u8>]) -> i32 {
+/// sipp calls `demo` on a fresh world's edge with `scenario`, playing `packets` as `pcap_name`
+/// from its working directory, and hangs up (`scripted` says what its script checked); the
+/// call's events and its `call.dtmf` records, in order.
+async fn dialled_digits(
+    scenario: &str,
+    pcap_name: &str,
+    packets: &[Vec<u8>],
+    scripted: &str,
+) -> (Vec<StoredEvent>, Vec<StoredEvent>) {
+    let world = World::builder().workspace("Digits").start().await;
     let pcap = pcap_every_20_ms(packets);
-    sipp_with_media(edge.sip_addr, "demo", scenario, &[(pcap_name, &pcap)]).await
+    let code = sipp_with_media(world.edge.sip_addr, "demo", scenario, &[(pcap_name, &pcap)]).await;
+    let (call, events) = world.ended_call().await;
+    assert_eq!(
+        code, 0,
+        "sipp's call went as scripted: {scripted}; {events:#?}"
+    );
+    assert_eq!(call.end_reason.as_deref(), Some("caller_hangup"));
+    world.teardown().await;
+    let pressed = events
+        .iter()
+        .filter(|e| e.kind == "call.dtmf")
+        .cloned()
+        .collect();
+    (events, pressed)
 }
 
-/// The call's `call.dtmf` records, in order.
-fn digits(events: &[StoredEvent]) -> Vec<&StoredEvent> {
-    events.iter().filter(|e| e.kind == "call.dtmf").collect()
+/// The keys of `pressed`, in order.
+fn keys(pressed: &[StoredEvent]) -> Vec<&str> {
+    pressed
+        .iter()
+        .filter_map(|e| e.payload["digit"].as_str())
+        .collect()
 }
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn rfc_4733_digits_at_8000_on_an_opus_call_reach_the_call_record() {
-    let s = World::builder().workspace("Digits").start().await;
-    let code = sipp(
-        &s.edge,
+    let (events, pressed) = dialled_digits(
         "uac_opus_rfc4733.xml",
         "opus_dtmf.pcap",
         &opus_with_events("42"),
+        "Opus and telephone-event/8000 answered",
     )
     .await;
-    let (call, events) = s.ended_call().await;
-    assert_eq!(
-        code, 0,
-        "sipp's call went as scripted: Opus and telephone-event/8000 answered; {events:#?}"
-    );
-    assert_eq!(call.end_reason.as_deref(), Some("caller_hangup"));
     let started = events
         .iter()
         .find(|e| e.kind == "call.started")
         .expect("started");
     assert_eq!(started.payload["codec"], "Opus");
-    let pressed = digits(&events);
-    let keys: Vec<&str> = pressed
-        .iter()
-        .filter_map(|e| e.payload["digit"].as_str())
-        .collect();
-    assert_eq!(keys, ["4", "2"], "{events:#?}");
+    assert_eq!(keys(&pressed), ["4", "2"], "{events:#?}");
     for e in &pressed {
         assert_eq!(e.payload["via"], "rfc4733");
         // 800 units of the 8 kHz event clock, not of Opus's 48 kHz.
         assert_eq!(e.payload["duration_ms"], 100, "{e:?}");
     }
-    s.teardown().await;
 }
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn keypad_tones_in_a_pcmu_call_without_telephone_event_are_digits_via_inband() {
-    let s = World::builder().workspace("Digits").start().await;
-    let code = sipp(
-        &s.edge,
+    let (events, pressed) = dialled_digits(
         "uac_inband_tones.xml",
         "tones.pcap",
         &pcmu_with_tones("7#3"),
+        "PCMU answered, no telephone-event",
     )
     .await;
-    let (call, events) = s.ended_call().await;
-    assert_eq!(
-        code, 0,
-        "sipp's call went as scripted: PCMU answered, no telephone-event; {events:#?}"
-    );
-    assert_eq!(call.end_reason.as_deref(), Some("caller_hangup"));
-    let pressed = digits(&events);
-    let keys: Vec<&str> = pressed
-        .iter()
-        .filter_map(|e| e.payload["digit"].as_str())
-        .collect();
-    assert_eq!(keys, ["7", "#", "3"], "{events:#?}");
+    assert_eq!(keys(&pressed), ["7", "#", "3"], "{events:#?}");
     for e in &pressed {
         assert_eq!(e.payload["via"], "inband");
         // 100 ms of tone, less a frame or two if the jitter buffer gave some up as late
@@ -160,5 +147,4 @@ async fn keypad_tones_in_a_pcmu_call_without_telephone_event_are_digits_via_inba
         let held = e.payload["duration_ms"].as_u64().expect("duration");
         assert!((40..=115).contains(&held), "{e:?}");
     }
-    s.teardown().await;
 }

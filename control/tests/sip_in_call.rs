@@ -126,6 +126,16 @@ async fn the_agent_transfers_a_sipp_caller_by_refer_and_hangs_up_when_notified()
     w.teardown().await;
 }
 
+/// The call's one `call.dtmf_sent` record.
+fn one_dtmf_sent(events: &[StoredEvent]) -> &StoredEvent {
+    let sent: Vec<&StoredEvent> = events
+        .iter()
+        .filter(|e| e.kind == "call.dtmf_sent")
+        .collect();
+    assert_eq!(sent.len(), 1, "{events:#?}");
+    sent[0]
+}
+
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn send_dtmf_reaches_a_caller_without_telephone_event_by_sip_info() {
     let w = menu_world().await;
@@ -135,13 +145,9 @@ async fn send_dtmf_reaches_a_caller_without_telephone_event_by_sip_info() {
     let (call, events) = w.ended_call().await;
     assert_eq!(code, 0, "sipp received both INFOs; events: {events:#?}");
     assert_eq!(call.end_reason.as_deref(), Some("caller_hangup"));
-    let sent: Vec<&StoredEvent> = events
-        .iter()
-        .filter(|e| e.kind == "call.dtmf_sent")
-        .collect();
-    assert_eq!(sent.len(), 1, "{events:#?}");
-    assert_eq!(sent[0].payload["digits"], "1#");
-    assert_eq!(sent[0].payload["via"], "sip_info");
+    let sent = one_dtmf_sent(&events);
+    assert_eq!(sent.payload["digits"], "1#");
+    assert_eq!(sent.payload["via"], "sip_info");
     w.teardown().await;
 }
 
@@ -221,11 +227,7 @@ async fn send_dtmf_reaches_the_caller_as_rfc_4733_events_in_our_rtp_stream() {
     );
     let (call, events) = w.ended_call().await;
     assert_eq!(call.end_reason.as_deref(), Some("caller_hangup"));
-    let sent: Vec<&StoredEvent> = events
-        .iter()
-        .filter(|e| e.kind == "call.dtmf_sent")
-        .collect();
-    assert_eq!(sent.len(), 1, "{events:#?}");
-    assert_eq!(sent[0].payload["via"], "rfc4733");
+    let sent = one_dtmf_sent(&events);
+    assert_eq!(sent.payload["via"], "rfc4733");
     w.teardown().await;
 }

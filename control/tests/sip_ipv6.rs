@@ -20,7 +20,6 @@ use tokio::net::UdpSocket;
 
 use freya_edge::rtp::packet::RtpPacket;
 use freya_edge::sip::sdp::SessionDescription;
-use support::eventually;
 use support::raw_sip::recv_sip;
 use support::world::World;
 
@@ -262,19 +261,7 @@ async fn a_v6_only_edge_refuses_an_ipv4_offer_it_could_not_receive() {
         "{refused}"
     );
     assert!(header(&refused, "Warning").starts_with("305 "), "{refused}");
-    let (store, scope) = (w.control.store.clone(), w.scope.clone());
-    eventually(Duration::from_secs(10), "the refusal's record", || {
-        let (store, scope) = (store.clone(), scope.clone());
-        async move { (store.count_call_events(&scope).await.ok()? == 1).then_some(()) }
-    })
-    .await;
-    let payload =
-        w.db.read_text(
-            "SELECT payload FROM call_events WHERE workspace_id = $1 AND kind = 'call.failed'",
-            &w.scope.workspace_id,
-        )
-        .await;
-    let payload: serde_json::Value = serde_json::from_str(&payload).expect("JSON payload");
+    let payload = w.refusal_record().await;
     assert_eq!(payload["reason"], "no_media_address_family", "{payload}");
     assert_eq!(payload["code"], 488);
     w.teardown().await;

@@ -98,6 +98,15 @@ async fn sipp_trunk(scenario_file: &str, extra: &[&str]) -> (Sipp, u16) {
     (sipp, port)
 }
 
+/// A world whose agent places the calls the tests ask for.
+async fn caller_world() -> World {
+    World::builder()
+        .workspace("Outbound")
+        .agent(serde_json::json!({"name": "Caller"}))
+        .start()
+        .await
+}
+
 async fn event_kinds(s: &World, call_id: &str) -> Vec<(String, serde_json::Value)> {
     let events = s.events_of(call_id).await;
     events.into_iter().map(|e| (e.kind, e.payload)).collect()
@@ -105,11 +114,7 @@ async fn event_kinds(s: &World, call_id: &str) -> Vec<(String, serde_json::Value
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn an_outbound_call_is_answered_by_the_trunk_and_hung_up_by_the_callee() {
-    let s = World::builder()
-        .workspace("Outbound")
-        .agent(serde_json::json!({"name": "Caller"}))
-        .start()
-        .await;
+    let s = caller_world().await;
     let (trunk_sipp, port) = sipp_trunk("uas_answer.xml", &[]).await;
     s.set_trunks(vec![udp_trunk("carrier", port, 1)]);
     let call_id = s.place_call_by_command("+15557770001").await;
@@ -138,11 +143,7 @@ async fn an_outbound_call_is_answered_by_the_trunk_and_hung_up_by_the_callee() {
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn a_digest_challenge_is_answered_with_the_trunk_credentials() {
-    let s = World::builder()
-        .workspace("Outbound")
-        .agent(serde_json::json!({"name": "Caller"}))
-        .start()
-        .await;
+    let s = caller_world().await;
     let (trunk_sipp, port) = sipp_trunk("uas_digest.xml", &[]).await;
     let mut carrier = udp_trunk("carrier", port, 1);
     carrier.username = Some("freya".into());
@@ -161,11 +162,7 @@ async fn a_digest_challenge_is_answered_with_the_trunk_credentials() {
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn a_503_fails_over_to_the_next_trunk_by_priority() {
-    let s = World::builder()
-        .workspace("Outbound")
-        .agent(serde_json::json!({"name": "Caller"}))
-        .start()
-        .await;
+    let s = caller_world().await;
     let (down, down_port) = sipp_trunk("uas_unavailable.xml", &[]).await;
     let (up, up_port) = sipp_trunk("uas_answer.xml", &[]).await;
     // Listed out of order: priority decides.
@@ -187,11 +184,7 @@ async fn a_503_fails_over_to_the_next_trunk_by_priority() {
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn a_busy_callee_fails_the_call_without_trying_another_trunk() {
-    let s = World::builder()
-        .workspace("Outbound")
-        .agent(serde_json::json!({"name": "Caller"}))
-        .start()
-        .await;
+    let s = caller_world().await;
     let (busy, busy_port) = sipp_trunk("uas_busy.xml", &[]).await;
     let backup = tokio::net::UdpSocket::bind("127.0.0.1:0")
         .await
@@ -222,11 +215,7 @@ async fn a_busy_callee_fails_the_call_without_trying_another_trunk() {
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn a_workspace_without_trunks_gets_a_failed_call() {
-    let s = World::builder()
-        .workspace("Outbound")
-        .agent(serde_json::json!({"name": "Caller"}))
-        .start()
-        .await;
+    let s = caller_world().await;
     let call_id = s.place_call_by_command("+15557770005").await;
     let events = eventually(Duration::from_secs(10), "call.failed", || {
         let (store, scope, call_id) = (s.control.store.clone(), s.scope.clone(), call_id.clone());
@@ -248,11 +237,7 @@ async fn a_workspace_without_trunks_gets_a_failed_call() {
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn a_sipp_caller_over_tcp_is_answered_and_hangs_up() {
-    let s = World::builder()
-        .workspace("Outbound")
-        .agent(serde_json::json!({"name": "Caller"}))
-        .start()
-        .await;
+    let s = caller_world().await;
     let target: SocketAddr = s.edge.sip_addr;
     let port = free_tcp_port().to_string();
     let target_text = target.to_string();

@@ -19,44 +19,18 @@ mod support;
 use std::net::{SocketAddr, UdpSocket};
 use std::time::Duration;
 
-use freya_control::store::Role;
 use freya_edge::config::SrtpMode;
 use freya_edge::rtp::srtp::{SrtpSession, DEFAULT_REPLAY_WINDOW};
 use freya_edge::sip::sdp::{CryptoAttribute, KeyMaterial};
 use freya_edge::EdgeConfig;
-use reqwest::StatusCode;
 use support::baresip::{self, Baresip, Codec, Setup};
-use support::eventually;
-use support::http::Api;
+use support::two_way_audio::{assert_heard_both_ways, greeting_desk};
 use support::world::World;
 
 const NUMBER: &str = "+15550190";
 
-fn baresip_installed() -> bool {
-    if baresip::available() {
-        return true;
-    }
-    assert!(
-        std::env::var_os("CI").is_none(),
-        "baresip is missing: deploy/test.sh installs it (package baresip-core)"
-    );
-    eprintln!("SKIPPED: baresip is not installed (apt-get install baresip-core)");
-    false
-}
-
 async fn world(configure: fn(&mut EdgeConfig)) -> World {
-    World::builder()
-        .workspace("SRTP")
-        .agent(serde_json::json!({
-            "name": "Desk",
-            "first_message": "Hello, you are through to the desk. How can I help you today?",
-            "record": true,
-        }))
-        .number(NUMBER)
-        .voice()
-        .edge_config(configure)
-        .start()
-        .await
+    greeting_desk("SRTP", NUMBER, configure).await
 }
 
 fn srtp_phone(tone_hz: Option<u32>) -> Setup {
@@ -66,11 +40,6 @@ fn srtp_phone(tone_hz: Option<u32>) -> Setup {
         keep_received_audio: true,
         ..Setup::plain(Codec::Pcmu)
     }
-}
-
-/// Samples louder than a quiet room, in milliseconds at 8 kHz.
-fn audible_ms(samples: &[i16]) -> usize {
-    samples.iter().filter(|s| s.unsigned_abs() > 1_000).count() / 8
 }
 
 /// The edge's count of refused SRTP packets for `reason`.
@@ -86,17 +55,6 @@ async fn dropped(w: &World, reason: &str) -> u64 {
         .find_map(|l| l.strip_prefix(&series))
         .and_then(|v| v.trim().parse::<f64>().ok())
         .map_or(0, |v| v as u64)
-}
-
-/// The SDP `m=` line and `a=crypto` lines of the SIP message in `messages` that starts with
-/// `start` and carries a body.
-fn sdp_of(messages: &[String], start: &str) -> String {
-    messages
-        .iter()
-        .filter_map(|m| m.split_once('\n').map(|(_, message)| message))
-        .find(|m| m.starts_with(start) && m.contains("\nm=audio"))
-        .unwrap_or_else(|| panic!("a {start} with SDP in {messages:#?}"))
-        .to_owned()
 }
 
 /// The edge's RTP address from its answer.
@@ -165,7 +123,7 @@ fn attack(edge_rtp: SocketAddr, phone_key: &KeyMaterial, replays: usize) -> (u64
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn a_baresip_caller_with_mandatory_srtp_hears_and_is_heard_through_an_attack() {
-    if !baresip_installed() {
+    if !baresip::installed() {
         return;
     }
     let w = world(|config| {
@@ -179,9 +137,8 @@ async fn a_baresip_caller_with_mandatory_srtp_hears_and_is_heard_through_an_atta
         .dial(&format!("sip:{NUMBER}@{}", w.edge.sip_addr))
         .await;
     phone.event("CALL_ESTABLISHED").await;
-    let messages = phone.sip_messages();
-    let offer = sdp_of(&messages, "INVITE ");
-    let answer = sdp_of(&messages, "SIP/2.0 200 OK");
+    let offer = phone.sdp_of("INVITE ");
+    let answer = phone.sdp_of("SIP/2.0 200 OK");
     assert!(
         offer.contains("m=audio") && offer.contains("RTP/SAVP"),
         "{offer}"
@@ -229,69 +186,10 @@ async fn a_baresip_caller_with_mandatory_srtp_hears_and_is_heard_through_an_atta
         "the phone's SRTP decrypted: {received} packets"
     );
 
-    let heard = phone.received_audio();
-    let sent = phone.sent_audio();
-
-    // The edge heard the phone: the recording's caller channel holds the tone.
-    let recorded = eventually(Duration::from_secs(30), "the call's recording", || {
-        let (store, scope) = (w.control.store.clone(), w.scope.clone());
-        async move {
-            let calls = store.calls(&scope, 10).await.ok()?;
-            calls.into_iter().find(|c| c.recording.is_some())
-        }
-    })
-    .await;
-    let api = Api::of(&w.control);
-    let viewer = w.key(Role::Viewer).await;
-    let detail = api
-        .call("GET", &format!("/v1/calls/{}", recorded.id), &viewer, None)
-        .await;
-    assert_eq!(detail.status, StatusCode::OK, "{}", detail.body);
-    let url = detail.body["recording"]["url"]
-        .as_str()
-        .expect("a recording url")
-        .to_owned();
-    let wav = api
-        .http
-        .get(format!("{}{url}", api.base))
-        .bearer_auth(&viewer)
-        .send()
-        .await
-        .expect("recording")
-        .bytes()
-        .await
-        .expect("recording bytes");
-    let (caller, agent): (Vec<i16>, Vec<i16>) = wav
-        .get(44..)
-        .unwrap_or_default()
-        .chunks_exact(4)
-        .map(|f| {
-            (
-                i16::from_le_bytes([f[0], f[1]]),
-                i16::from_le_bytes([f[2], f[3]]),
-            )
-        })
-        .unzip();
-    let report = format!(
-        "audible ms: phone sent {}, edge recorded from the caller {}, edge recorded the agent \
-         {}, phone decoded {}; files {:?}; spoken {:?}; events {:?}",
-        audible_ms(&sent),
-        audible_ms(&caller),
-        audible_ms(&agent),
-        audible_ms(&heard),
-        phone.files(),
-        w.spoken(),
-        events.iter().map(|e| e.kind.as_str()).collect::<Vec<_>>()
-    );
-    assert!(
-        audible_ms(&caller) > 1_500,
-        "the edge decrypted and decoded the phone's tone: {report}"
-    );
-    assert!(
-        audible_ms(&heard) > 300,
-        "the phone decrypted and decoded the agent's greeting: {report}\n{}",
-        phone.trace()
-    );
+    // The edge heard the phone (the recording's caller channel holds the tone), and the
+    // phone the agent.
+    let kinds: Vec<&str> = events.iter().map(|e| e.kind.as_str()).collect();
+    assert_heard_both_ways(&w, &phone, &call.id, &format!("events {kinds:?}")).await;
     phone.stop().await;
     w.stop().await;
 }
@@ -311,19 +209,7 @@ async fn refused(configure: fn(&mut EdgeConfig), setup: Setup, phrase: &str) {
         .find(|m| m.contains("\nSIP/2.0 488 "))
         .unwrap_or_else(|| panic!("a 488:\n{}", phone.trace()));
     assert!(refusal.contains(phrase), "{refusal}");
-    let (store, scope) = (w.control.store.clone(), w.scope.clone());
-    eventually(Duration::from_secs(10), "the refusal's record", || {
-        let (store, scope) = (store.clone(), scope.clone());
-        async move { (store.count_call_events(&scope).await.ok()? == 1).then_some(()) }
-    })
-    .await;
-    let payload =
-        w.db.read_text(
-            "SELECT payload FROM call_events WHERE workspace_id = $1 AND kind = 'call.failed'",
-            &w.scope.workspace_id,
-        )
-        .await;
-    let payload: serde_json::Value = serde_json::from_str(&payload).expect("JSON payload");
+    let payload = w.refusal_record().await;
     assert_eq!(payload["reason"], "srtp_mismatch", "{payload}");
     assert_eq!(payload["code"], 488);
     phone.stop().await;
@@ -332,7 +218,7 @@ async fn refused(configure: fn(&mut EdgeConfig), setup: Setup, phrase: &str) {
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn a_plain_rtp_caller_is_refused_when_srtp_is_required() {
-    if !baresip_installed() {
+    if !baresip::installed() {
         return;
     }
     refused(
@@ -348,7 +234,7 @@ async fn a_plain_rtp_caller_is_refused_when_srtp_is_required() {
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn an_srtp_only_caller_is_refused_when_srtp_is_disabled_or_without_tls() {
-    if !baresip_installed() {
+    if !baresip::installed() {
         return;
     }
     refused(

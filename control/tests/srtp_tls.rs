@@ -20,15 +20,13 @@ mod support;
 use std::path::PathBuf;
 use std::time::Duration;
 
-use freya_control::store::Role;
 use freya_edge::config::SrtpMode;
 use freya_edge::EdgeConfig;
 use freya_shared::model::{SipTransport, SipTrunkSpec, TrunkSrtp};
-use reqwest::StatusCode;
 use support::baresip::{self, Baresip, Codec, Setup};
-use support::caller::free_udp_port;
+use support::caller::{free_udp_port, sipp_uas};
 use support::eventually;
-use support::http::Api;
+use support::two_way_audio::{assert_heard_both_ways, greeting_desk};
 use support::world::{udp_trunk, World};
 
 const NUMBER: &str = "+15550191";
@@ -41,39 +39,17 @@ fn testdata(name: &str) -> String {
         .to_string()
 }
 
-fn baresip_installed() -> bool {
-    if baresip::available() {
-        return true;
-    }
-    assert!(
-        std::env::var_os("CI").is_none(),
-        "baresip is missing: deploy/test.sh installs it (package baresip-core)"
-    );
-    eprintln!("SKIPPED: baresip is not installed (apt-get install baresip-core)");
-    false
-}
-
 /// An edge with a TLS listener (the test CA's leaf for 127.0.0.1) that trusts the test CA for
 /// trunks, and an agent that greets and records.
 async fn world(configure: fn(&mut EdgeConfig)) -> World {
-    World::builder()
-        .workspace("SRTP over TLS")
-        .agent(serde_json::json!({
-            "name": "Desk",
-            "first_message": "Hello, you are through to the desk. How can I help you today?",
-            "record": true,
-        }))
-        .number(NUMBER)
-        .voice()
-        .edge_config(move |config| {
-            config.sip.tls_listen = Some("127.0.0.1:0".into());
-            config.sip.tls_cert_file = Some(testdata("edge.pem"));
-            config.sip.tls_key_file = Some(testdata("edge.key"));
-            config.sip.tls_ca_file = Some(testdata("ca.pem"));
-            configure(config);
-        })
-        .start()
-        .await
+    greeting_desk("SRTP over TLS", NUMBER, move |config| {
+        config.sip.tls_listen = Some("127.0.0.1:0".into());
+        config.sip.tls_cert_file = Some(testdata("edge.pem"));
+        config.sip.tls_key_file = Some(testdata("edge.key"));
+        config.sip.tls_ca_file = Some(testdata("ca.pem"));
+        configure(config);
+    })
+    .await
 }
 
 fn tls_srtp_phone() -> Setup {
@@ -87,91 +63,9 @@ fn tls_srtp_phone() -> Setup {
     }
 }
 
-/// Samples louder than a quiet room, in milliseconds at 8 kHz.
-fn audible_ms(samples: &[i16]) -> usize {
-    samples.iter().filter(|s| s.unsigned_abs() > 1_000).count() / 8
-}
-
-/// The first SIP message in `messages` that starts with `start` and carries SDP.
-fn sdp_of(messages: &[String], start: &str) -> String {
-    messages
-        .iter()
-        .filter_map(|m| m.split_once('\n').map(|(_, message)| message))
-        .find(|m| m.starts_with(start) && m.contains("\nm=audio"))
-        .unwrap_or_else(|| panic!("a {start} with SDP in {messages:#?}"))
-        .to_owned()
-}
-
-/// The caller and agent channels of the workspace's recorded call.
-async fn recording(w: &World) -> (Vec<i16>, Vec<i16>) {
-    let recorded = eventually(Duration::from_secs(30), "the call's recording", || {
-        let (store, scope) = (w.control.store.clone(), w.scope.clone());
-        async move {
-            let calls = store.calls(&scope, 10).await.ok()?;
-            calls.into_iter().find(|c| c.recording.is_some())
-        }
-    })
-    .await;
-    let api = Api::of(&w.control);
-    let viewer = w.key(Role::Viewer).await;
-    let detail = api
-        .call("GET", &format!("/v1/calls/{}", recorded.id), &viewer, None)
-        .await;
-    assert_eq!(detail.status, StatusCode::OK, "{}", detail.body);
-    let url = detail.body["recording"]["url"]
-        .as_str()
-        .expect("a recording url")
-        .to_owned();
-    let wav = api
-        .http
-        .get(format!("{}{url}", api.base))
-        .bearer_auth(&viewer)
-        .send()
-        .await
-        .expect("recording")
-        .bytes()
-        .await
-        .expect("recording bytes");
-    wav.get(44..)
-        .unwrap_or_default()
-        .chunks_exact(4)
-        .map(|f| {
-            (
-                i16::from_le_bytes([f[0], f[1]]),
-                i16::from_le_bytes([f[2], f[3]]),
-            )
-        })
-        .unzip()
-}
-
-/// Both sides heard each other through SRTP: the phone's tone in the edge's recording of the
-/// far party, the agent's greeting in what the phone decoded.
-async fn both_heard(w: &World, phone: &Baresip) {
-    let (far, agent) = recording(w).await;
-    let heard = phone.received_audio();
-    let report = format!(
-        "audible ms: phone sent {}, edge recorded the phone {}, the agent {}, phone decoded {}; \
-         spoken {:?}",
-        audible_ms(&phone.sent_audio()),
-        audible_ms(&far),
-        audible_ms(&agent),
-        audible_ms(&heard),
-        w.spoken(),
-    );
-    assert!(
-        audible_ms(&far) > 1_500,
-        "the edge decrypted and decoded the phone's tone: {report}"
-    );
-    assert!(
-        audible_ms(&heard) > 300,
-        "the phone decrypted and decoded the agent's greeting: {report}\n{}",
-        phone.trace()
-    );
-}
-
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn an_outbound_call_over_a_tls_trunk_with_srtp_required_is_heard_both_ways() {
-    if !baresip_installed() {
+    if !baresip::installed() {
         return;
     }
     let w = world(|_| {}).await;
@@ -184,8 +78,8 @@ async fn an_outbound_call_over_a_tls_trunk_with_srtp_required_is_heard_both_ways
     let call_id = w.place_call_by_command("phone").await;
     phone.event("CALL_ESTABLISHED").await;
     let messages = phone.sip_messages();
-    let offer = sdp_of(&messages, "INVITE ");
-    let answer = sdp_of(&messages, "SIP/2.0 200 ");
+    let offer = phone.sdp_of("INVITE ");
+    let answer = phone.sdp_of("SIP/2.0 200 ");
     assert!(
         messages.iter().any(|m| m.starts_with("TLS ")),
         "signalling over TLS: {messages:#?}"
@@ -214,7 +108,7 @@ async fn an_outbound_call_over_a_tls_trunk_with_srtp_required_is_heard_both_ways
         kinds.iter().any(|k| k == "call.answered") && !kinds.iter().any(|k| k == "call.failed"),
         "{kinds:?}"
     );
-    both_heard(&w, &phone).await;
+    assert_heard_both_ways(&w, &phone, &call_id, "").await;
     phone.stop().await;
     w.stop().await;
 }
@@ -224,7 +118,7 @@ async fn an_outbound_call_over_a_tls_trunk_with_srtp_required_is_heard_both_ways
 /// asks for `sips:` only when the INVITE's Request-URI was `sips:`).
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn a_baresip_caller_over_tls_with_mandatory_srtp_is_heard_both_ways() {
-    if !baresip_installed() {
+    if !baresip::installed() {
         return;
     }
     // Required, and keys never over plain SIP (the default): only TLS can carry this call.
@@ -240,7 +134,7 @@ async fn a_baresip_caller_over_tls_with_mandatory_srtp_is_heard_both_ways() {
         .await;
     phone.event("CALL_ESTABLISHED").await;
     let messages = phone.sip_messages();
-    let answer = sdp_of(&messages, "SIP/2.0 200 ");
+    let answer = phone.sdp_of("SIP/2.0 200 ");
     assert!(
         messages.iter().any(|m| m.starts_with("TLS ")),
         "{messages:#?}"
@@ -254,7 +148,7 @@ async fn a_baresip_caller_over_tls_with_mandatory_srtp_is_heard_both_ways() {
     phone.event("CALL_CLOSED").await;
     let (call, _) = w.ended_call().await;
     assert_eq!(call.end_reason.as_deref(), Some("caller_hangup"));
-    both_heard(&w, &phone).await;
+    assert_heard_both_ways(&w, &phone, &call.id, "").await;
     phone.stop().await;
     w.stop().await;
 }
@@ -268,23 +162,23 @@ async fn hostile_answer(srtp: TrunkSrtp, proto: &str, attr: &str) -> serde_json:
         .agent(serde_json::json!({"name": "Caller"}))
         .start()
         .await;
-    let work = tempfile::tempdir().expect("temp dir");
-    let port = free_udp_port();
-    let scenario =
-        PathBuf::from(env!("CARGO_MANIFEST_DIR")).join("tests/sipp/uas_answer_keyed.xml");
-    let mut sipp = tokio::process::Command::new("sipp")
-        .arg("-sf")
-        .arg(scenario)
-        .args(["-p", &port.to_string(), "-m", "1", "-i", "127.0.0.1"])
-        .args(["-mp", &free_udp_port().to_string()])
-        .args(["-key", "proto", proto, "-key", "attr", attr])
-        .args(["-timeout", "30s", "-nostdin", "-trace_err"])
-        .current_dir(work.path())
-        .stdout(std::process::Stdio::null())
-        .stderr(std::process::Stdio::null())
-        .kill_on_drop(true)
-        .spawn()
-        .expect("sipp runs (install sip-tester: deploy/test.sh does)");
+    let media_port = free_udp_port().to_string();
+    let (mut sipp, _work, port) = sipp_uas(
+        "uas_answer_keyed.xml",
+        &[
+            "-m",
+            "1",
+            "-mp",
+            &media_port,
+            "-key",
+            "proto",
+            proto,
+            "-key",
+            "attr",
+            attr,
+        ],
+        "30s",
+    );
     tokio::time::sleep(Duration::from_millis(400)).await;
     w.set_trunks(vec![SipTrunkSpec {
         srtp,

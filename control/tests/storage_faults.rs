@@ -193,10 +193,7 @@ async fn a_full_postgres_disk_is_a_507_and_readiness_recovers_without_a_restart(
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn a_database_that_is_gone_is_a_503_and_not_ready() {
-    let db = support::TestDb::new(support::Backend::Sqlite).await;
-    let control = ControlPlane::start(&control_config(&db.url))
-        .await
-        .expect("control starts");
+    let (_db, control) = support::control_plane(support::Backend::Sqlite).await;
     let agent = agent_with_keys(&control).await;
     control.store.close().await;
     let answer = agent
@@ -245,12 +242,10 @@ async fn agent_with_keys(control: &ControlPlane) -> Fixture {
         .key;
     let prompt = big_prompt();
     let created = api
-        .expect(
-            201,
-            "POST",
+        .create(
             "/v1/agents",
             &editor,
-            Some(json!({"name": "Desk", "system_prompt": prompt})),
+            json!({"name": "Desk", "system_prompt": prompt}),
         )
         .await;
     let id = created["id"].as_str().expect("id");

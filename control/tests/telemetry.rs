@@ -19,6 +19,7 @@ use freya_edge::sip::sdp::Codec;
 use freya_edge::telemetry::{LogFormat, OtelSettings, SamplerChoice};
 use opentelemetry_proto::tonic::collector::trace::v1::ExportTraceServiceRequest;
 use prost::Message;
+use support::local_http::serve;
 use support::voice_call::{patient_caller, place_spoken_call};
 use support::world::World;
 
@@ -60,16 +61,7 @@ async fn otlp_receiver() -> (String, Spans) {
         }
     };
     let app = axum::Router::new().route("/v1/traces", axum::routing::post(handler));
-    let listener = tokio::net::TcpListener::bind("127.0.0.1:0")
-        .await
-        .expect("bind");
-    let url = format!(
-        "http://{}/v1/traces",
-        listener.local_addr().expect("address")
-    );
-    tokio::spawn(async move {
-        let _ = axum::serve(listener, app).await;
-    });
+    let url = format!("http://{}/v1/traces", serve(app).await);
     (url, spans)
 }
 
@@ -106,14 +98,7 @@ async fn customer_endpoint(hooks: Arc<std::sync::atomic::AtomicUsize>) -> String
                 }
             }),
         );
-    let listener = tokio::net::TcpListener::bind("127.0.0.1:0")
-        .await
-        .expect("bind");
-    let base = format!("http://{}", listener.local_addr().expect("address"));
-    tokio::spawn(async move {
-        let _ = axum::serve(listener, app).await;
-    });
-    base
+    format!("http://{}", serve(app).await)
 }
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
@@ -151,16 +136,14 @@ async fn a_calls_spans_reach_the_collector_as_one_trace_named_on_its_record_and_
         .await;
     let key = w.key(freya_control::store::Role::Admin).await;
     let api = support::http::Api::of(&w.control);
-    api.expect(
-        201,
-        "POST",
+    api.create(
         "/v1/webhooks",
         &key,
-        Some(serde_json::json!({
+        serde_json::json!({
             "url": format!("{customer}/hook"),
             "events": ["call.ended"],
             "secret": "webhook-secret-for-the-test"
-        })),
+        }),
     )
     .await;
     w.llm().push_reply(FakeReply::tool_call(

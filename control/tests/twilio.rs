@@ -450,9 +450,7 @@ async fn a_workflows_transfer_node_redirects_a_twilio_call() {
      {"id": "hello", "type": "say", "text": "Transferring you.", "next": "handoff"},
      {"id": "handoff", "type": "transfer", "to": "sip:desk@pbx.example"}
     ]});
-    let created = api
-        .expect(201, "POST", "/v1/workflows", &w.admin, Some(flow))
-        .await;
+    let created = api.create("/v1/workflows", &w.admin, flow).await;
     let id = created["id"].as_str().expect("id").to_owned();
     api.expect(
         201,

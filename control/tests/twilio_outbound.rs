@@ -123,15 +123,11 @@ async fn a_refusing_twilio_account_fails_over_to_a_sip_trunk() {
         .expect("bind");
     let port = trunk.local_addr().expect("addr").port();
     let api = Api::of(&w.control);
-    api.expect(
-        201,
-        "POST",
+    api.create(
         "/v1/providers",
         &w.admin,
-        Some(
-            json!({"name": "Backup trunk", "host": "127.0.0.1", "port": port,
+        json!({"name": "Backup trunk", "host": "127.0.0.1", "port": port,
                         "priority": 50, "invite_timeout_ms": 1000}),
-        ),
     )
     .await;
     let state = w.edge.state.clone();
@@ -215,16 +211,12 @@ async fn a_refusing_sip_trunk_ranked_first_fails_over_to_twilio_and_both_attempt
     let (mut sipp, port) = refusing_sipp_trunk(sipp_dir.path()).await;
     let api = Api::of(&w.control);
     let created = api
-        .expect(
-            201,
-            "POST",
+        .create(
             "/v1/providers",
             &w.admin,
-            Some(
-                json!({"name": "Down trunk", "host": "127.0.0.1", "port": port,
+            json!({"name": "Down trunk", "host": "127.0.0.1", "port": port,
                         "priority": support::twilio::TWILIO_PRIORITY - 1,
                         "invite_timeout_ms": 5000}),
-            ),
         )
         .await;
     let trunk_id = created["id"].as_str().expect("id").to_owned();

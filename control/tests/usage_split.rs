@@ -9,7 +9,6 @@ mod support;
 
 use std::time::{Duration, Instant};
 
-use freya_control::server::ControlPlane;
 use freya_control::store::{AnalyticsGroup, AnalyticsQuery};
 use freya_edge::llm::fakes::{FakeLlmServer, FakeReply};
 use freya_edge::media::g711::G711;
@@ -18,9 +17,7 @@ use freya_loadtest::audio::Utterance;
 use freya_shared::model::AgentSpec;
 use support::caller::ulaw;
 use support::raw_sip::{Call, Offer};
-use support::{
-    control_config, demo_edge, demo_workspace, eventually, on_both_engines, Backend, TestDb,
-};
+use support::{demo_edge, demo_workspace, eventually, on_both_engines, Backend};
 
 /// The agent's answer, sentence by sentence, as the model streams it.
 const ANSWER: [&str; 3] = [
@@ -62,10 +59,7 @@ async fn a_reply_cut_by_a_barge_in_counts_all_it_synthesized_and_only_what_was_h
     });
     let agent: AgentSpec = serde_json::from_value(agent).expect("agent");
     llm.respond_with(|_| FakeReply::text(&ANSWER.join(" ")));
-    let db = TestDb::new(backend).await;
-    let control = ControlPlane::start(&control_config(&db.url))
-        .await
-        .expect("control starts");
+    let (db, control) = support::control_plane(backend).await;
     let (scope, _) = demo_workspace(&control, "Usage", &agent).await;
     let (edge, _dir) = demo_edge(&control, |_| {}).await;
 

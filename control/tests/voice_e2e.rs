@@ -15,6 +15,7 @@ use freya_edge::llm::fakes::{FakeLlmServer, FakeReply, RecordedRequest};
 use freya_edge::sip::sdp::Codec;
 use freya_edge::speech::fakes::tone;
 use freya_loadtest::uac::{CallReport, TalkerConfig};
+use support::local_http::serve;
 use support::voice_call::{of_kind, only_call_events, patient_caller, place_spoken_call};
 use support::world::World;
 
@@ -249,20 +250,19 @@ async fn the_load_testers_interrupting_caller_measures_the_agent_falling_silent(
     w.stop().await;
 }
 
+/// One PCMU call of 8 s at most in which a patient caller (1.2 s of quiet ends its turn) says
+/// `line` once.
+async fn one_question(w: &World, line: &str) -> CallReport {
+    let talker = patient_caller(Duration::from_millis(1200));
+    call(w, Codec::Pcmu, &[line], talker, Duration::from_secs(8)).await
+}
+
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn a_failing_model_still_gets_the_caller_an_answer() {
     let w = world("Hello.").await;
     w.llm()
         .respond_with(|_| FakeReply::status(500, "the model is down"));
-    let talker = patient_caller(Duration::from_millis(1200));
-    let report = call(
-        &w,
-        Codec::Pcmu,
-        &["Hello, is anyone there?"],
-        talker,
-        Duration::from_secs(8),
-    )
-    .await;
+    let report = one_question(&w, "Hello, is anyone there?").await;
     assert_eq!(report.v2v_ms.len(), 1, "the apology was heard: {report:?}");
     let spoken = w.spoken();
     assert!(
@@ -321,15 +321,7 @@ async fn answered_by_the_fallback(
     first.respond_with(primary);
     backup.respond_with(|_| FakeReply::text("We are open from nine to five."));
     let w = world_with_fallback(&first, &backup, timeout_ms).await;
-    let talker = patient_caller(Duration::from_millis(1200));
-    let report = call(
-        &w,
-        Codec::Pcmu,
-        &["When are you open?"],
-        talker,
-        Duration::from_secs(8),
-    )
-    .await;
+    let report = one_question(&w, "When are you open?").await;
     assert_eq!(report.v2v_ms.len(), 1, "the reply was heard: {report:?}");
     let recorded = fallback_events(&w).await;
     assert_eq!(recorded.len(), 1, "{recorded:?}");
@@ -416,13 +408,7 @@ async fn tool_endpoint(secret: &'static str) -> (String, Arc<std::sync::Mutex<Ve
         }
     };
     let app = axum::Router::new().route("/book", axum::routing::post(handler));
-    let listener = tokio::net::TcpListener::bind("127.0.0.1:0")
-        .await
-        .expect("bind");
-    let url = format!("http://{}/book", listener.local_addr().expect("address"));
-    tokio::spawn(async move {
-        let _ = axum::serve(listener, app).await;
-    });
+    let url = format!("http://{}/book", serve(app).await);
     (url, hits)
 }
 

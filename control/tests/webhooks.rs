@@ -24,6 +24,7 @@ use freya_control::server::ControlPlane;
 use freya_shared::ids::new_id;
 use freya_shared::model::{CallEvent, CallEventKind};
 use support::http::{workspace_with_keys, Api};
+use support::local_http::serve_until;
 use support::on_both_engines;
 use support::{control_config, eventually, Backend, TestDb};
 
@@ -52,16 +53,7 @@ impl Receiver {
         let app = axum::Router::new()
             .route("/hook", axum::routing::post(receive))
             .with_state(receiver.clone());
-        let listener = tokio::net::TcpListener::bind("127.0.0.1:0")
-            .await
-            .expect("bind");
-        let addr = listener.local_addr().expect("addr");
-        tokio::spawn(async move {
-            axum::serve(listener, app)
-                .with_graceful_shutdown(stop.cancelled_owned())
-                .await
-        });
-        (receiver, addr)
+        (receiver, serve_until(app, stop).await)
     }
 
     fn seen(&self) -> Vec<Received> {
@@ -112,16 +104,14 @@ fn signature_verifies(r: &Received) -> bool {
 
 async fn subscribe(api: &Api, key: &str, addr: SocketAddr) -> String {
     let created = api
-        .expect(
-            201,
-            "POST",
+        .create(
             "/v1/webhooks",
             key,
-            Some(json!({
+            json!({
                 "url": format!("http://{addr}/hook"),
                 "events": ["call.started", "call.ended", "call.transcript_ready"],
                 "secret": SECRET
-            })),
+            }),
         )
         .await;
     assert!(created.get("secret").is_none());

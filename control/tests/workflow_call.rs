@@ -14,9 +14,10 @@ use axum::routing::post;
 use serde_json::{json, Value};
 
 use freya_control::store::Role;
-use support::caller::{caller_media_on_loopback, epoch_ms, sipp, sipp_scenario};
+use support::caller::{caller_media_on_loopback, epoch_ms, sipp, sipp_scenario, Heard};
 use support::eventually;
 use support::http::Api;
+use support::local_http::serve;
 use support::world::World;
 
 /// The example flow of the workflow issue, with `sales` handing calls to `agent`.
@@ -99,30 +100,53 @@ fn entered(call: &Value) -> Vec<String> {
         .collect()
 }
 
-#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
-async fn a_caller_who_presses_two_hears_the_accounts_line() {
-    let w = world(support_line).await;
+/// A caller (sipp's signalling, the test's RTP) dials the flow's number, presses `key` once
+/// what it heard passes `ready` (`what` names that moment), and hangs up as sipp's script
+/// says: what it heard, and when it pressed.
+async fn press_when(
+    w: &World,
+    key: u8,
+    what: &str,
+    ready: fn(&[(i64, bool)]) -> bool,
+) -> (Heard, i64) {
     let (rtp_port, heard, press) = caller_media_on_loopback().await;
     let call = tokio::spawn(sipp(w.edge.sip_addr, "flow", rtp_port));
-
-    // Wait for the greeting to be heard and to end (a second of quiet after speech), then press.
-    eventually(Duration::from_secs(30), "the greeting, then quiet", || {
+    eventually(Duration::from_secs(30), what, || {
         let heard = heard.clone();
-        async move {
-            let heard = heard.lock().ok()?;
-            let last_voiced = heard.iter().rev().find(|(_, voiced)| *voiced)?.0;
-            let quiet = heard.iter().filter(|(at, _)| *at > last_voiced).count();
-            (quiet >= 50).then_some(())
-        }
+        async move { ready(&heard.lock().ok()?).then_some(()) }
     })
     .await;
     let pressed_at = epoch_ms();
-    press.send_replace(Some(2));
+    press.send_replace(Some(key));
     assert_eq!(
         call.await.expect("sipp task"),
         0,
         "sipp's call went as scripted"
     );
+    (heard, pressed_at)
+}
+
+/// The lines of the call's transcript, in order.
+fn transcript(call: &Value) -> Vec<&str> {
+    call["transcript"]
+        .as_array()
+        .expect("transcript")
+        .iter()
+        .filter_map(|l| l["text"].as_str())
+        .collect()
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_caller_who_presses_two_hears_the_accounts_line() {
+    let w = world(support_line).await;
+    // Wait for the greeting to be heard and to end (a second of quiet after speech), then press.
+    let (heard, pressed_at) = press_when(&w, 2, "the greeting, then quiet", |heard| {
+        let Some(last_voiced) = heard.iter().rev().find(|(_, voiced)| *voiced) else {
+            return false;
+        };
+        heard.iter().filter(|(at, _)| *at > last_voiced.0).count() >= 50
+    })
+    .await;
 
     let call = finished_flow(&w).await;
     assert_eq!(call["status"], "ended", "{call}");
@@ -163,12 +187,7 @@ async fn a_caller_who_presses_two_hears_the_accounts_line() {
         .map(|e| &e["payload"]["digit"])
         .collect();
     assert_eq!(digits, [&json!("2")]);
-    let lines: Vec<&str> = call["transcript"]
-        .as_array()
-        .expect("transcript")
-        .iter()
-        .filter_map(|l| l["text"].as_str())
-        .collect();
+    let lines = transcript(&call);
     assert_eq!(
         lines,
         [
@@ -217,11 +236,7 @@ async fn a_function_nodes_answer_steers_the_flow() {
             }),
         )
     };
-    let listener = tokio::net::TcpListener::bind("127.0.0.1:0")
-        .await
-        .expect("bind");
-    let url = format!("http://{}/customers", listener.local_addr().expect("addr"));
-    tokio::spawn(async move { axum::serve(listener, server).await });
+    let url = format!("http://{}/customers", serve(server).await);
 
     let w = world(move |_| lookup_line(&url)).await;
     let (rtp_port, heard, _press) = caller_media_on_loopback().await;
@@ -246,12 +261,7 @@ async fn a_function_nodes_answer_steers_the_flow() {
     assert_eq!(function[0]["ok"], true);
     let branch = steps_of(&call, "branch_taken");
     assert_eq!(branch[0]["target"], "vip", "{call}");
-    let lines: Vec<&str> = call["transcript"]
-        .as_array()
-        .expect("transcript")
-        .iter()
-        .filter_map(|l| l["text"].as_str())
-        .collect();
+    let lines = transcript(&call);
     assert_eq!(lines, ["Welcome back, Ada."]);
     assert_eq!(call["end_reason"], "workflow_completed");
     assert!(
@@ -275,23 +285,11 @@ async fn a_caller_who_presses_one_is_handed_to_the_sales_agent_and_back() {
                        "silence_reprompt_seconds": 1,
                        "tts": {"provider": "espeak"}, "stt": {"provider": "local"}, "llm": {"provider": "rules"}});
     let w = world_with_sales(sales, support_line).await;
-    let (rtp_port, heard, press) = caller_media_on_loopback().await;
-    let call = tokio::spawn(sipp(w.edge.sip_addr, "flow", rtp_port));
-    eventually(Duration::from_secs(30), "the greeting", || {
-        let heard = heard.clone();
-        async move {
-            let heard = heard.lock().ok()?;
-            heard.iter().any(|(_, voiced)| *voiced).then_some(())
-        }
+    // Pressed while the menu is still being read: the digit is kept for the menu.
+    press_when(&w, 1, "the greeting", |heard| {
+        heard.iter().any(|(_, voiced)| *voiced)
     })
     .await;
-    // Pressed while the menu is still being read: the digit is kept for the menu.
-    press.send_replace(Some(1));
-    assert_eq!(
-        call.await.expect("sipp task"),
-        0,
-        "sipp's call went as scripted"
-    );
 
     let call = finished_flow(&w).await;
     assert_eq!(
@@ -302,12 +300,7 @@ async fn a_caller_who_presses_one_is_handed_to_the_sales_agent_and_back() {
     let returned = steps_of(&call, "agent_returned");
     assert_eq!(returned.len(), 1, "{call}");
     assert_eq!(returned[0]["exit"], "finished");
-    let lines: Vec<&str> = call["transcript"]
-        .as_array()
-        .expect("transcript")
-        .iter()
-        .filter_map(|l| l["text"].as_str())
-        .collect();
+    let lines = transcript(&call);
     assert_eq!(
         lines.first(),
         Some(&"Welcome to Acme. Press one for sales, two for accounts.")

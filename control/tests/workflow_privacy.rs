@@ -9,16 +9,12 @@
 mod support;
 
 use std::sync::{Arc, Mutex};
-use std::time::Duration;
 
 use axum::routing::post;
 use serde_json::{json, Value};
 
-use freya_control::store::Role;
-use support::caller::sipp_with_media;
-use support::eventually;
-use support::http::Api;
-use support::keypad::{keys_heard, pressing};
+use support::keypad::{call_pressing, keys_heard};
+use support::local_http::serve;
 use support::world::World;
 
 const KEYS: &str = "411";
@@ -68,11 +64,7 @@ async fn payment_endpoint() -> (String, Arc<Mutex<Vec<Value>>>) {
             }
         }),
     );
-    let listener = tokio::net::TcpListener::bind("127.0.0.1:0")
-        .await
-        .expect("bind");
-    let url = format!("http://{}/charge", listener.local_addr().expect("addr"));
-    tokio::spawn(async move { axum::serve(listener, app).await });
+    let url = format!("http://{}/charge", serve(app).await);
     (url, asked)
 }
 
@@ -101,39 +93,8 @@ async fn card_call(sensitive: bool) -> (Vec<Value>, Vec<i16>, Vec<Value>) {
         .workflow(move |_| card_line(&url, sensitive))
         .start()
         .await;
-    let pcap = pressing(KEYS);
-    let code = sipp_with_media(
-        world.edge.sip_addr,
-        &world.number,
-        "uac_pcmu_rfc4733_tones.xml",
-        &[("pcmu_dtmf.pcap", &pcap)],
-    )
-    .await;
-    let (call, events) = world.ended_call().await;
-    assert_eq!(code, 0, "sipp's call went as scripted; {events:#?}");
-    let api = Api::of(&world.control);
-    let key = world.key(Role::Viewer).await;
-    let path = format!("/v1/calls/{}", call.id);
-    let url = eventually(Duration::from_secs(60), "the recording", || async {
-        let detail: Value = api.expect(200, "GET", &path, &key, None).await;
-        detail["recording"]["url"].as_str().map(str::to_owned)
-    })
-    .await;
-    let wav = api
-        .http
-        .get(format!("{}{url}", api.base))
-        .bearer_auth(&key)
-        .send()
-        .await
-        .expect("download")
-        .bytes()
-        .await
-        .expect("body");
-    assert_eq!(&wav[..4], b"RIFF");
-    let caller = wav[44..]
-        .chunks_exact(4)
-        .map(|s| i16::from_le_bytes([s[0], s[1]]))
-        .collect();
+    let (call, events) = call_pressing(&world, KEYS).await;
+    let (caller, _) = world.recording(&call.id).await;
     let events = events
         .into_iter()
         .map(|e| json!({"kind": e.kind, "payload": e.payload}))

@@ -321,12 +321,10 @@ async fn node_positions_are_kept_with_the_draft_and_versions_but_never_sent_to_e
         "{version}"
     );
     w.api
-        .expect(
-            201,
-            "POST",
+        .create(
             "/v1/phone-numbers",
             editor,
-            Some(json!({"number": "+15557000002", "workflow_id": id})),
+            json!({"number": "+15557000002", "workflow_id": id}),
         )
         .await;
     // What an edge runs has no layout: an edge of an older release refuses unknown node fields.

@@ -7,9 +7,35 @@ mod support;
 use reqwest::StatusCode;
 use serde_json::{json, Value};
 
-use support::flows::{api_support_line, flow_world, located, with_node, Located};
+use support::flows::{api_support_line, flow_world, located, with_node, FlowWorld, Located};
 use support::on_both_engines;
 use support::Backend;
+
+/// `flow` sent by `key` to validation and to creation: both refuse it, 422 with a problem
+/// document (`name` names the case); each path and the body it answered.
+async fn refused_by_both(
+    w: &FlowWorld,
+    key: &str,
+    flow: &Value,
+    name: &str,
+) -> Vec<(&'static str, Value)> {
+    let mut bodies = Vec::new();
+    for path in ["/v1/workflows/validate", "/v1/workflows"] {
+        let answer = w.api.call("POST", path, key, Some(flow.clone())).await;
+        assert_eq!(
+            answer.status,
+            StatusCode::UNPROCESSABLE_ENTITY,
+            "{name} at {path}: {}",
+            answer.body
+        );
+        assert_eq!(
+            answer.headers["content-type"], "application/problem+json",
+            "{name} at {path}"
+        );
+        bodies.push((path, answer.body));
+    }
+    bodies
+}
 
 async fn broken_definitions_are_answered_at_their_node_and_field(backend: Backend) {
     let w = flow_world(backend).await;
@@ -78,19 +104,8 @@ async fn broken_definitions_are_answered_at_their_node_and_field(backend: Backen
             .into_iter()
             .map(|(node, field)| (json!(node), json!(field)))
             .collect();
-        for path in ["/v1/workflows/validate", "/v1/workflows"] {
-            let answer = w.api.call("POST", path, editor, Some(flow.clone())).await;
-            assert_eq!(
-                answer.status,
-                StatusCode::UNPROCESSABLE_ENTITY,
-                "{name} at {path}: {}",
-                answer.body
-            );
-            assert_eq!(
-                answer.headers["content-type"], "application/problem+json",
-                "{name}"
-            );
-            assert_eq!(located(&answer.body), expected, "{name} at {path}");
+        for (path, body) in refused_by_both(&w, editor, &flow, name).await {
+            assert_eq!(located(&body), expected, "{name} at {path}");
         }
     }
     // Every problem of one document at once.
@@ -166,27 +181,13 @@ async fn expressions_past_the_limits_are_a_422_and_the_server_answers_on(backend
         ),
     ];
     for (name, when, limit) in cases {
-        for path in ["/v1/workflows/validate", "/v1/workflows"] {
-            let answer = w
-                .api
-                .call("POST", path, editor, Some(with_when(when.clone())))
-                .await;
+        for (path, body) in refused_by_both(&w, editor, &with_when(when.clone()), name).await {
             assert_eq!(
-                answer.status,
-                StatusCode::UNPROCESSABLE_ENTITY,
-                "{name} at {path}: {}",
-                answer.body
-            );
-            assert_eq!(
-                answer.headers["content-type"], "application/problem+json",
-                "{name} at {path}"
-            );
-            assert_eq!(
-                located(&answer.body),
+                located(&body),
                 [(json!("route"), json!("branches[0].when"))],
                 "{name} at {path}"
             );
-            let message = answer.body["errors"][0]["message"].as_str().unwrap_or("");
+            let message = body["errors"][0]["message"].as_str().unwrap_or("");
             assert!(message.contains(limit), "{name} at {path}: {message}");
         }
         // The process is still there and still validating.

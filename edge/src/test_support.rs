@@ -1,5 +1,6 @@
 //! Fixtures the edge's unit tests share across modules: an HTTP server of the test's own on
-//! 127.0.0.1, an egress guard that lets a test reach it, and an address where nothing listens.
+//! 127.0.0.1, an egress guard that lets a test reach it, an address where nothing listens, and
+//! the last final transcript of a speech-to-text session.
 
 use std::net::SocketAddr;
 
@@ -32,4 +33,17 @@ pub(crate) async fn serve_locally(app: axum::Router) -> SocketAddr {
     let address = listener.local_addr().expect("address");
     tokio::spawn(async move { axum::serve(listener, app).await });
     address
+}
+
+/// Ends `session`'s audio and reads its events to the end: the text of its last final
+/// transcript (empty when none came), failing the test on an error.
+pub(crate) async fn final_text(session: &mut crate::speech::SttSession) -> String {
+    session.finish().await.expect("finished");
+    let mut text = String::new();
+    while let Some(event) = session.next_event().await {
+        if let crate::speech::SttEvent::Final { text: words, .. } = event.expect("no error") {
+            text = words;
+        }
+    }
+    text
 }

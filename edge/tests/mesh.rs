@@ -18,23 +18,14 @@ use freya_edge::mesh::{
 use freya_edge::rtp::jitter::JitterConfig;
 use tokio::sync::mpsc;
 
-/// Hang guard for each wait.
-const LIMIT: Duration = Duration::from_secs(10);
-
-fn key() -> LegKey {
-    LegKey {
-        call: uuid::Uuid::now_v7(),
-        leg: 1,
-    }
+mod support {
+    pub mod mesh_peer;
 }
 
+use support::mesh_peer::{key, next_join, start_with, until, LIMIT};
+
 fn start(ip: &str, tls: &MeshTls) -> (Mesh, mpsc::Receiver<(SocketAddr, ControlMessage)>) {
-    Mesh::bind(
-        format!("{ip}:0").parse().expect("addr"),
-        tls,
-        MeshSettings::default(),
-    )
-    .expect("mesh binds")
+    start_with(ip, tls, MeshSettings::default())
 }
 
 fn tone(n: u32, level: i16) -> Vec<u8> {
@@ -108,10 +99,7 @@ async fn a_leg_s_audio_and_hang_up_cross_the_mesh_both_ways() {
         from_edge: "edge-b".into(),
     };
     b.send_control(a_addr, &join).await.expect("join sent");
-    let (from, got) = tokio::time::timeout(LIMIT, a_joins.recv())
-        .await
-        .expect("join in time")
-        .expect("join");
+    let (from, got) = next_join(&mut a_joins).await;
     assert_eq!((from, &got), (b_addr, &join));
     let mut at_a = a.join(key, b_addr).expect("a joins");
     let mut at_b = b.join(key, a_addr).expect("b joins");
@@ -180,14 +168,10 @@ async fn a_peer_with_a_certificate_from_another_ca_is_refused_both_ways() {
     // In TLS 1.3 the client finishes first and learns of the refusal late, so X's send may
     // look done: what matters is that A refuses the handshake and reads nothing from X.
     let _ = x.send_control(a_addr, &join).await;
-    let deadline = Instant::now() + LIMIT;
-    while a.counters().refused.load(Ordering::Relaxed) == 0 && Instant::now() < deadline {
-        tokio::time::sleep(Duration::from_millis(20)).await;
-    }
-    assert!(
-        a.counters().refused.load(Ordering::Relaxed) >= 1,
-        "A counted the refusal"
-    );
+    until("A counted the refusal", || {
+        a.counters().refused.load(Ordering::Relaxed) >= 1
+    })
+    .await;
     tokio::time::sleep(Duration::from_millis(300)).await;
     assert!(a_joins.try_recv().is_err(), "nothing from X reached A");
 
@@ -293,13 +277,11 @@ async fn junk_from_a_cluster_peer_is_dropped_and_counted_and_the_leg_keeps_worki
     stream.write_all(&[0u8; 1024]).await.ok();
     let _ = stream.finish();
 
-    let deadline = Instant::now() + LIMIT;
-    while (a.counters().bad_control.load(Ordering::Relaxed) == 0
-        || a.counters().dropped.load(Ordering::Relaxed) < dropped_before + 150)
-        && Instant::now() < deadline
-    {
-        tokio::time::sleep(Duration::from_millis(20)).await;
-    }
+    until("the junk dropped and counted", || {
+        a.counters().bad_control.load(Ordering::Relaxed) >= 1
+            && a.counters().dropped.load(Ordering::Relaxed) >= dropped_before + 150
+    })
+    .await;
     assert_eq!(a.counters().bad_control.load(Ordering::Relaxed), 1);
     let dropped = a.counters().dropped.load(Ordering::Relaxed) - dropped_before;
     assert!(dropped >= 150, "junk dropped and counted: {dropped}");

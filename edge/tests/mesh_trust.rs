@@ -9,40 +9,28 @@ use std::time::{Duration, Instant};
 
 use freya_edge::mesh::tls::dev_pki;
 use freya_edge::mesh::{
-    ControlMessage, LegKey, Mesh, MeshInbound, MeshSettings, MeshTls, PayloadKind, PeerName,
+    ControlMessage, Mesh, MeshInbound, MeshSettings, MeshTls, PayloadKind, PeerName,
 };
 use tokio::sync::mpsc;
 
-/// Hang guard for each wait.
-const LIMIT: Duration = Duration::from_secs(10);
-
-fn key() -> LegKey {
-    LegKey {
-        call: uuid::Uuid::now_v7(),
-        leg: 1,
-    }
+mod support {
+    pub mod mesh_peer;
 }
+
+use support::mesh_peer::{key, next_join, start_with, until, LIMIT};
 
 fn start(ip: &str, tls: &MeshTls) -> (Mesh, mpsc::Receiver<(SocketAddr, ControlMessage)>) {
     let settings = MeshSettings {
         connect_timeout: Duration::from_secs(2),
         ..MeshSettings::default()
     };
-    Mesh::bind(format!("{ip}:0").parse().expect("addr"), tls, settings).expect("mesh binds")
+    start_with(ip, tls, settings)
 }
 
 fn serial(tls: &MeshTls) -> String {
     PeerName::of_pem(&tls.cert_pem)
         .expect("names an edge")
         .serial
-}
-
-async fn until(what: &str, mut done: impl FnMut() -> bool) {
-    let deadline = Instant::now() + LIMIT;
-    while !done() {
-        assert!(Instant::now() < deadline, "timed out waiting for {what}");
-        tokio::time::sleep(Duration::from_millis(20)).await;
-    }
 }
 
 fn join(from_edge: &str) -> ControlMessage {
@@ -74,10 +62,7 @@ async fn a_join_naming_another_edge_than_the_certificate_is_refused() {
 
     // The same connection naming itself truthfully gets through, bound to B.
     b.send_control(a_addr, &join("edge-b")).await.expect("sent");
-    let (from, message) = tokio::time::timeout(LIMIT, a_joins.recv())
-        .await
-        .expect("in time")
-        .expect("a join");
+    let (from, message) = next_join(&mut a_joins).await;
     assert!(matches!(message, ControlMessage::Join { ref from_edge, .. } if from_edge == "edge-b"));
     assert_eq!(from, b_addr);
     assert_eq!(
@@ -121,10 +106,7 @@ async fn revocation_closes_the_open_connection_and_a_renewed_certificate_serves_
     let key = key();
     let mut at_b = b.join(key, a_addr).expect("leg");
     b.send_control(a_addr, &join("edge-b")).await.expect("sent");
-    tokio::time::timeout(LIMIT, a_joins.recv())
-        .await
-        .expect("in time")
-        .expect("join");
+    next_join(&mut a_joins).await;
     let first = a.peer_name(b_addr).expect("connected");
     assert_eq!(first.serial, serial(&pki[1]));
 

@@ -90,7 +90,13 @@ mod leg_tests;
 mod tests {
     use super::*;
 
-    fn edge(id: &str, region: &str, status: EdgeStatus, active_calls: u32) -> EdgeRecord {
+    /// An edge record of `region` in `status` carrying `active_calls` of 10.
+    pub(super) fn edge(
+        id: &str,
+        region: &str,
+        status: EdgeStatus,
+        active_calls: u32,
+    ) -> EdgeRecord {
         EdgeRecord {
             id: id.into(),
             region: region.into(),

@@ -4,19 +4,9 @@
 use super::*;
 use freya_shared::model::{SipTransport, SipTrunkSpec};
 
+/// An idle online edge of `region`.
 fn edge(id: &str, region: &str) -> EdgeRecord {
-    EdgeRecord {
-        id: id.into(),
-        region: region.into(),
-        sip_addr: String::new(),
-        http_addr: String::new(),
-        version: String::new(),
-        status: EdgeStatus::Online,
-        active_calls: 0,
-        capacity: 10,
-        cpu_permille: 0,
-        last_seen_ms: 0,
-    }
+    super::tests::edge(id, region, EdgeStatus::Online, 0)
 }
 
 fn trunk(priority: i32, regions: &[&str]) -> ProviderSpec {

@@ -97,6 +97,20 @@ pub fn available() -> bool {
     std::path::Path::new(BINARY).exists()
 }
 
+/// Whether baresip is here to test with: a test without it says so and passes, but under CI
+/// (`CI` set) its absence fails the test.
+pub fn installed() -> bool {
+    if available() {
+        return true;
+    }
+    assert!(
+        std::env::var_os("CI").is_none(),
+        "baresip is missing: deploy/test.sh installs it (package baresip-core)"
+    );
+    eprintln!("SKIPPED: baresip is not installed (apt-get install baresip-core)");
+    false
+}
+
 /// One running baresip phone, killed when dropped.
 pub struct Baresip {
     child: Child,
@@ -319,6 +333,17 @@ impl Baresip {
             })
             .map(|block| block.trim_end().to_owned())
             .collect()
+    }
+
+    /// The first SIP message of the trace that starts with `start` and carries SDP.
+    pub fn sdp_of(&self, start: &str) -> String {
+        let messages = self.sip_messages();
+        messages
+            .iter()
+            .filter_map(|m| m.split_once('\n').map(|(_, message)| message))
+            .find(|m| m.starts_with(start) && m.contains("\nm=audio"))
+            .unwrap_or_else(|| panic!("a {start} with SDP in {messages:#?}"))
+            .to_owned()
     }
 
     /// The 16-bit samples the phone decoded from the far end (its `sndfile` dump, `*-dec.wav`),

@@ -71,9 +71,7 @@ pub async fn flow_world(backend: Backend) -> FlowWorld {
     let (db, control, api) = super::http::started(backend).await;
     let (_, keys) = workspace_with_keys(&control, "Flows").await;
     let sales = json!({"name": "Sales"});
-    let agent = api
-        .expect(201, "POST", "/v1/agents", &keys[0], Some(sales))
-        .await;
+    let agent = api.create("/v1/agents", &keys[0], sales).await;
     let agent = agent["id"].as_str().expect("agent id").to_owned();
     FlowWorld {
         db,
@@ -92,9 +90,7 @@ impl FlowWorld {
 
     /// `flow` created by the editor (201); the answer's body.
     pub async fn create(&self, flow: Value) -> Value {
-        self.api
-            .expect(201, "POST", "/v1/workflows", &self.keys[2], Some(flow))
-            .await
+        self.api.create("/v1/workflows", &self.keys[2], flow).await
     }
 
     /// Stops the control plane and drops its database.

@@ -116,9 +116,7 @@ impl Api {
     /// its id.
     pub async fn new_workspace(&self, token: &str, name: &str) -> String {
         let body = serde_json::json!({ "name": name });
-        let created = self
-            .expect(201, "POST", "/v1/workspaces", token, Some(body))
-            .await;
+        let created = self.create("/v1/workspaces", token, body).await;
         created["id"].as_str().expect("id").to_owned()
     }
 }

@@ -6,45 +6,11 @@ use freya_edge::media::dtmf_tones::{key_frequencies, ToneDetector};
 use freya_edge::media::g711::G711;
 use freya_edge::rtp::dtmf::{DtmfDigit, DtmfEncoder};
 
-/// One RTP packet: version 2, `pt` with the marker bit when `marker`, SSRC 0x5eed.
-fn rtp(pt: u8, marker: bool, sequence: u16, timestamp: u32, payload: &[u8]) -> Vec<u8> {
-    let mut packet = vec![0x80, pt | if marker { 0x80 } else { 0 }];
-    packet.extend_from_slice(&sequence.to_be_bytes());
-    packet.extend_from_slice(&timestamp.to_be_bytes());
-    packet.extend_from_slice(&0x5eed_u32.to_be_bytes());
-    packet.extend_from_slice(payload);
-    packet
-}
+use freya_control::store::{CallRecord, StoredEvent};
 
-/// A pcap (Ethernet/IPv4/UDP, 127.0.0.1 port 6000 → 6002) of `packets`, each at its time in
-/// microseconds.
-fn pcap(packets: &[(u32, Vec<u8>)]) -> Vec<u8> {
-    let mut pcap = Vec::new();
-    pcap.extend_from_slice(&0xa1b2_c3d4u32.to_le_bytes());
-    pcap.extend_from_slice(&2u16.to_le_bytes());
-    pcap.extend_from_slice(&4u16.to_le_bytes());
-    for word in [0u32, 0, 65_535, 1] {
-        pcap.extend_from_slice(&word.to_le_bytes());
-    }
-    for (micros, rtp) in packets {
-        let udp_len = u16::try_from(8 + rtp.len()).expect("small packet");
-        let mut frame = vec![0u8; 12];
-        frame.extend_from_slice(&[0x08, 0x00, 0x45, 0, 0, 0]);
-        frame[16..18].copy_from_slice(&(20 + udp_len).to_be_bytes());
-        frame.extend_from_slice(&[0, 0, 0, 0, 64, 17, 0, 0, 127, 0, 0, 1, 127, 0, 0, 1]);
-        frame.extend_from_slice(&6000u16.to_be_bytes());
-        frame.extend_from_slice(&6002u16.to_be_bytes());
-        frame.extend_from_slice(&udp_len.to_be_bytes());
-        frame.extend_from_slice(&[0, 0]);
-        frame.extend_from_slice(rtp);
-        let len = u32::try_from(frame.len()).expect("length");
-        for word in [micros / 1_000_000, micros % 1_000_000, len, len] {
-            pcap.extend_from_slice(&word.to_le_bytes());
-        }
-        pcap.extend_from_slice(&frame);
-    }
-    pcap
-}
+use super::caller::sipp_with_media;
+use super::pcap::{pcap, rtp};
+use super::world::World;
 
 /// 20 ms of `freqs` summed, at sample `start` of the stream.
 fn tone_frame(freqs: &[f64], start: usize) -> [i16; 160] {
@@ -76,6 +42,7 @@ pub fn pressing(keys: &str) -> Vec<u8> {
     let mut packets = Vec::new();
     let mut sequence = 0u16;
     let mut pending = Vec::new();
+    let mut events_sent = 0;
     for (frame, (freqs, press)) in plan.iter().enumerate() {
         let timestamp = u32::try_from(frame * 160).expect("timestamp");
         if let Some(digit) = press {
@@ -91,9 +58,27 @@ pub fn pressing(keys: &str) -> Vec<u8> {
             let packet = rtp(101, event.marker, sequence, event.timestamp, &event.payload);
             packets.push((micros + 5_000, packet));
             sequence = sequence.wrapping_add(1);
+            events_sent += 1;
         }
     }
+    assert!(events_sent >= keys.len() * 5, "every press is sent");
     pcap(&packets)
+}
+
+/// sipp calls `world`'s number pressing `keys` (see [`pressing`]) and hangs up; the ended call
+/// and its events, once sipp's call went as scripted.
+pub async fn call_pressing(world: &World, keys: &str) -> (CallRecord, Vec<StoredEvent>) {
+    let pcap = pressing(keys);
+    let code = sipp_with_media(
+        world.edge.sip_addr,
+        &world.number,
+        "uac_pcmu_rfc4733_tones.xml",
+        &[("pcmu_dtmf.pcap", &pcap)],
+    )
+    .await;
+    let (call, events) = world.ended_call().await;
+    assert_eq!(code, 0, "sipp's call went as scripted; {events:#?}");
+    (call, events)
 }
 
 /// The keys a tone detector hears in `samples` (8 kHz).

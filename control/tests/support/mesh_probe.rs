@@ -5,7 +5,9 @@
 use std::net::SocketAddr;
 use std::time::Duration;
 
-use freya_edge::mesh::{ControlMessage, LegKey, Mesh, MeshInbound, MeshSettings, MeshTls};
+use freya_edge::mesh::{
+    ControlMessage, LegKey, Mesh, MeshInbound, MeshSettings, MeshTls, PayloadKind,
+};
 use tokio::sync::mpsc;
 
 /// A mesh endpoint bound on `ip` (port 0) presenting `tls`, giving up a connection after 3 s.
@@ -48,4 +50,23 @@ pub async fn ask(
     let answer = first_answer(&mut leg).await;
     mesh.leave(key, target);
     answer
+}
+
+/// Asks `target`, as edge `from_edge`, to join a leg of a call it does not host, over `mesh`
+/// (its connection stays open): what came back on the leg, none when nothing did in time.
+pub async fn join_unknown_call(
+    mesh: &Mesh,
+    target: SocketAddr,
+    from_edge: &str,
+) -> Option<ControlMessage> {
+    let key = LegKey {
+        call: uuid::Uuid::now_v7(),
+        leg: 1,
+    };
+    let join = ControlMessage::Join {
+        key,
+        kind: PayloadKind::Pcmu,
+        from_edge: from_edge.into(),
+    };
+    ask(mesh, target, key, &join).await
 }

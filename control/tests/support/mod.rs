@@ -25,6 +25,7 @@ pub mod flows;
 pub mod http;
 pub mod kamailio;
 pub mod keypad;
+pub mod local_http;
 pub mod mesh_probe;
 pub mod party;
 pub mod pcap;
@@ -33,8 +34,10 @@ pub mod recorded;
 pub mod route_table;
 pub mod tones;
 pub mod twilio;
+pub mod two_way_audio;
 pub mod voice_call;
 pub mod webhook_sink;
+pub mod wire_events;
 pub mod world;
 
 pub const SECRET: &str = "test-shared-secret-0123456789";
@@ -50,6 +53,20 @@ pub async fn control_plane(backend: Backend) -> (TestDb, freya_control::server::
         .await
         .expect("control starts");
     (db, control)
+}
+
+/// A join token of `control`'s CA valid for `ttl`: what an edge in cluster mode enrols with.
+pub async fn join_token(control: &freya_control::server::ControlPlane, ttl: Duration) -> String {
+    let maker = freya_control::trust::join::TokenMaker {
+        workspace_id: "test",
+        actor: "test",
+        source_ip: None,
+    };
+    let (token, _) =
+        freya_control::trust::join::make_join_token(&control.store, &control.ca, &maker, ttl)
+            .await
+            .expect("token");
+    token.to_text()
 }
 
 /// Registers edge `id` of `region` straight in the store, as a connected edge would: for tests

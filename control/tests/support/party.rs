@@ -20,14 +20,16 @@ pub struct Party {
 
 /// The header `name:` of a SIP message (first occurrence), whole line.
 pub fn header<'a>(message: &'a str, name: &str) -> &'a str {
-    message
-        .lines()
-        .find(|l| {
-            l.len() > name.len()
-                && l[..name.len()].eq_ignore_ascii_case(name)
-                && l[name.len()..].starts_with(':')
-        })
-        .unwrap_or_else(|| panic!("no {name} in {message}"))
+    find_header(message, name).unwrap_or_else(|| panic!("no {name} in {message}"))
+}
+
+/// [`header`], or `None` when the message has no such header.
+pub fn find_header<'a>(message: &'a str, name: &str) -> Option<&'a str> {
+    message.lines().find(|l| {
+        l.len() > name.len()
+            && l[..name.len()].eq_ignore_ascii_case(name)
+            && l[name.len()..].starts_with(':')
+    })
 }
 
 /// `200 OK` to `request`, echoing its transaction's headers.

@@ -1,6 +1,16 @@
 //! RTP written into a pcap file for sipp's `play_pcap_audio`: the media a sipp caller plays is
 //! made by the test (tones, key presses, espeak-ng speech) rather than taken from sipp's samples.
 
+/// One RTP packet: version 2, `pt` with the marker bit when `marker`, SSRC 0x5eed.
+pub fn rtp(pt: u8, marker: bool, sequence: u16, timestamp: u32, payload: &[u8]) -> Vec<u8> {
+    let mut packet = vec![0x80, pt | if marker { 0x80 } else { 0 }];
+    packet.extend_from_slice(&sequence.to_be_bytes());
+    packet.extend_from_slice(&timestamp.to_be_bytes());
+    packet.extend_from_slice(&0x5eed_u32.to_be_bytes());
+    packet.extend_from_slice(payload);
+    packet
+}
+
 /// A pcap (Ethernet/IPv4/UDP, 127.0.0.1 port 6000 → 6002) of `packets`, each at its time in
 /// microseconds.
 pub fn pcap(packets: &[(u32, Vec<u8>)]) -> Vec<u8> {

@@ -3,6 +3,7 @@
 //! in-dialog requests with any tags, and hangs up.
 
 use std::net::SocketAddr;
+use std::sync::Arc;
 use std::time::Duration;
 
 use freya_edge::media::g711::G711;
@@ -172,6 +173,20 @@ impl Call {
         let rtp = UdpSocket::bind("127.0.0.1:0").await.expect("rtp");
         let call = Self::dial_offering(edge_sip, &rtp, number, call_id, offer).await;
         (call, rtp)
+    }
+
+    /// [`Call::dialled`] offering PCMU and telephone-event, then sending `hz` (silence for
+    /// `None`) every 20 ms: the call, its RTP socket and the sender (abort it to stop).
+    pub async fn sending_tone(
+        edge_sip: SocketAddr,
+        number: &str,
+        call_id: &str,
+        hz: Option<f64>,
+    ) -> (Self, Arc<UdpSocket>, tokio::task::JoinHandle<()>) {
+        let (call, rtp) = Self::dialled(edge_sip, number, call_id, Offer::PcmuWithEvents).await;
+        let rtp = Arc::new(rtp);
+        let sender = super::tones::send_tone(rtp.clone(), call.edge_rtp, hz);
+        (call, rtp, sender)
     }
 
     /// Dials `number` with Call-ID `call_id`, offering `rtp` for media (PCMU and

@@ -126,3 +126,8 @@ pub async fn packets_with(
 ) -> (usize, Option<SocketAddr>) {
     packets_where(socket, wanted, limit, |pcm| amplitude(pcm, hz) > 1000.0).await
 }
+
+/// Milliseconds of `samples` (8 kHz) louder than a quiet room.
+pub fn audible_ms(samples: &[i16]) -> usize {
+    samples.iter().filter(|s| s.unsigned_abs() > 1_000).count() / 8
+}

@@ -27,16 +27,8 @@ pub async fn webhook_receiver(stop: CancellationToken) -> (Seen, String) {
             }),
         )
         .with_state(seen.clone());
-    let listener = tokio::net::TcpListener::bind("127.0.0.1:0")
-        .await
-        .expect("bind");
-    let url = format!("http://{}/hook", listener.local_addr().expect("addr"));
-    tokio::spawn(async move {
-        axum::serve(listener, app)
-            .with_graceful_shutdown(stop.cancelled_owned())
-            .await
-    });
-    (seen, url)
+    let addr = super::local_http::serve_until(app, stop).await;
+    (seen, format!("http://{addr}/hook"))
 }
 
 /// A receiver subscribed through the API (with `key`) to `call.ended`: the bodies it gets.
@@ -44,8 +36,7 @@ pub async fn call_ended_hooks(api: &super::http::Api, key: &str, stop: Cancellat
     let (seen, url) = webhook_receiver(stop).await;
     let secret = "whsec-0123456789abcdef";
     let body = serde_json::json!({"url": url, "events": ["call.ended"], "secret": secret});
-    api.expect(201, "POST", "/v1/webhooks", key, Some(body))
-        .await;
+    api.create("/v1/webhooks", key, body).await;
     seen
 }
 

@@ -111,6 +111,59 @@ impl World {
         super::the_ended_call(&self.control.store, &self.scope).await
     }
 
+    /// The caller's (left) and the agent's (right) channels of call `call_id`'s recording,
+    /// downloaded through the API once the call's detail names it: what tests of what a
+    /// recording holds listen to.
+    pub async fn recording(&self, call_id: &str) -> (Vec<i16>, Vec<i16>) {
+        let api = Api::of(&self.control);
+        let key = self.key(Role::Viewer).await;
+        let path = format!("/v1/calls/{call_id}");
+        let url = eventually(Duration::from_secs(60), "the recording", || async {
+            let detail: Value = api.expect(200, "GET", &path, &key, None).await;
+            detail["recording"]["url"].as_str().map(str::to_owned)
+        })
+        .await;
+        let wav = api
+            .http
+            .get(format!("{}{url}", api.base))
+            .bearer_auth(&key)
+            .send()
+            .await
+            .expect("download")
+            .bytes()
+            .await
+            .expect("body");
+        assert_eq!(&wav[..4], b"RIFF");
+        wav[44..]
+            .chunks_exact(4)
+            .map(|f| {
+                (
+                    i16::from_le_bytes([f[0], f[1]]),
+                    i16::from_le_bytes([f[2], f[3]]),
+                )
+            })
+            .unzip()
+    }
+
+    /// The `call.failed` payload of a call the edge refused, once it is the workspace's one
+    /// recorded event.
+    pub async fn refusal_record(&self) -> Value {
+        let (store, scope) = (self.control.store.clone(), self.scope.clone());
+        eventually(Duration::from_secs(10), "the refusal's record", || {
+            let (store, scope) = (store.clone(), scope.clone());
+            async move { (store.count_call_events(&scope).await.ok()? == 1).then_some(()) }
+        })
+        .await;
+        let payload = self
+            .db
+            .read_text(
+                "SELECT payload FROM call_events WHERE workspace_id = $1 AND kind = 'call.failed'",
+                &self.scope.workspace_id,
+            )
+            .await;
+        serde_json::from_str(&payload).expect("JSON payload")
+    }
+
     /// The recorded events of call `call_id`.
     pub async fn events_of(&self, call_id: &str) -> Vec<StoredEvent> {
         self.control
@@ -354,15 +407,7 @@ async fn workflow_on_number(
         .expect("key")
         .key;
     let api = Api::of(control);
-    let created = api
-        .expect(
-            201,
-            "POST",
-            "/v1/workflows",
-            &owner,
-            Some(json!(definition)),
-        )
-        .await;
+    let created = api.create("/v1/workflows", &owner, json!(definition)).await;
     let id = created["id"].as_str().expect("id").to_owned();
     api.expect(
         201,

@@ -100,30 +100,32 @@ fn a_key_held_for_a_second_is_one_press() {
     assert!((970..=1010).contains(&held), "{held} ms");
 }
 
-#[test]
-fn two_presses_fifty_milliseconds_apart_are_two_digits() {
+/// Asserts that the detector hears `keys` in `steps` (each a key, or `None` for silence, and
+/// how many milliseconds it lasts) wherever the stream starts against its blocks.
+fn assert_heard_at_every_offset(steps: &[(Option<char>, u32)], keys: &str) {
     for offset in 0..BLOCK_SAMPLES {
         let mut signal = Vec::new();
         silence(&mut signal, offset);
-        key(&mut signal, '8', ms(100));
-        silence(&mut signal, ms(50));
-        key(&mut signal, '8', ms(100));
-        silence(&mut signal, ms(60));
-        assert_eq!(keys_of(&detect(&signal)), "88", "offset {offset}");
+        for (pressed, millis) in steps {
+            match pressed {
+                Some(c) => key(&mut signal, *c, ms(*millis)),
+                None => silence(&mut signal, ms(*millis)),
+            }
+        }
+        assert_eq!(keys_of(&detect(&signal)), keys, "offset {offset}");
     }
 }
 
 #[test]
+fn two_presses_fifty_milliseconds_apart_are_two_digits() {
+    let steps = [(Some('8'), 100), (None, 50), (Some('8'), 100), (None, 60)];
+    assert_heard_at_every_offset(&steps, "88");
+}
+
+#[test]
 fn forty_milliseconds_of_tone_is_a_press_and_twenty_is_not() {
-    for offset in 0..BLOCK_SAMPLES {
-        let mut signal = Vec::new();
-        silence(&mut signal, offset);
-        key(&mut signal, '3', ms(40));
-        silence(&mut signal, ms(60));
-        key(&mut signal, '9', ms(20));
-        silence(&mut signal, ms(60));
-        assert_eq!(keys_of(&detect(&signal)), "3", "offset {offset}");
-    }
+    let steps = [(Some('3'), 40), (None, 60), (Some('9'), 20), (None, 60)];
+    assert_heard_at_every_offset(&steps, "3");
 }
 
 #[test]

@@ -50,11 +50,17 @@ fn certified(addr: SocketAddr, edge: &'static str) -> DialContext<'static> {
     }
 }
 
-#[test]
-fn a_granted_request_from_the_home_is_dialled_once() {
+/// A gate with default settings, now, that has just been granted leg 1.
+fn granted_leg_1() -> (Instant, LegHost) {
     let now = Instant::now();
     let mut host = LegHost::new(HostSettings::default());
     host.handle_grant(now, grant(1));
+    (now, host)
+}
+
+#[test]
+fn a_granted_request_from_the_home_is_dialled_once() {
+    let (now, mut host) = granted_leg_1();
     assert_eq!(host.handle_dial(now, &request(1), &from(home())), Ok(()));
     assert_eq!(host.legs_of(key(1).call), 1);
     // The grant is spent: the same request again is refused.
@@ -66,9 +72,7 @@ fn a_granted_request_from_the_home_is_dialled_once() {
 
 #[test]
 fn a_request_for_a_call_nobody_granted_is_refused() {
-    let now = Instant::now();
-    let mut host = LegHost::new(HostSettings::default());
-    host.handle_grant(now, grant(1));
+    let (now, mut host) = granted_leg_1();
     assert_eq!(
         host.handle_dial(now, &request(2), &from(home())),
         Err(DialRefusal::NoGrant)
@@ -77,9 +81,7 @@ fn a_request_for_a_call_nobody_granted_is_refused() {
 
 #[test]
 fn another_cluster_member_cannot_use_the_home_s_grant() {
-    let now = Instant::now();
-    let mut host = LegHost::new(HostSettings::default());
-    host.handle_grant(now, grant(1));
+    let (now, mut host) = granted_leg_1();
     let stranger: SocketAddr = "127.0.0.3:7001".parse().expect("addr");
     assert_eq!(
         host.handle_dial(now, &request(1), &from(stranger)),
@@ -97,9 +99,7 @@ fn another_cluster_member_cannot_use_the_home_s_grant() {
 
 #[test]
 fn another_workspace_or_destination_than_granted_is_refused() {
-    let now = Instant::now();
-    let mut host = LegHost::new(HostSettings::default());
-    host.handle_grant(now, grant(1));
+    let (now, mut host) = granted_leg_1();
     let mut other_ws = request(1);
     other_ws.workspace = "ws_b".into();
     assert_eq!(
@@ -171,9 +171,7 @@ fn a_call_may_not_host_more_legs_here_than_allowed() {
 
 #[test]
 fn an_unused_grant_lapses() {
-    let now = Instant::now();
-    let mut host = LegHost::new(HostSettings::default());
-    host.handle_grant(now, grant(1));
+    let (now, mut host) = granted_leg_1();
     let late = now + HostSettings::default().grant_ttl;
     assert_eq!(
         host.handle_dial(late, &request(1), &from(home())),
@@ -184,9 +182,7 @@ fn an_unused_grant_lapses() {
 
 #[test]
 fn a_valid_certificate_for_one_edge_claiming_to_be_another_is_refused() {
-    let now = Instant::now();
-    let mut host = LegHost::new(HostSettings::default());
-    host.handle_grant(now, grant(1));
+    let (now, mut host) = granted_leg_1();
     // Edge C's certificate, asking as edge A (the grant's home), even from the address gossip
     // gives edge A: refused, whatever gossip says.
     assert_eq!(

@@ -51,9 +51,10 @@ fn speaks(sim: &Sim) -> Vec<(u64, String)> {
         .collect()
 }
 
-#[test]
-fn a_finished_sentence_is_spoken_while_the_model_pauses_before_the_next() {
-    let mut sim = Sim::start(&agent(serde_json::json!({})), None);
+/// A call of an agent with `spec` after the caller spoke once, whose model's reply is a first
+/// sentence 300 ms after it was asked, then a pause of 1 s, then a second sentence.
+fn pausing_model(spec: serde_json::Value) -> Sim {
+    let mut sim = Sim::start(&agent(spec), None);
     sim.answers.transcripts.push_back(Ok("Hi.".into()));
     sim.answers.completions.push_back(vec![
         (
@@ -65,6 +66,12 @@ fn a_finished_sentence_is_spoken_while_the_model_pauses_before_the_next() {
     ]);
     sim.say(600);
     sim.run_for(5000);
+    sim
+}
+
+#[test]
+fn a_finished_sentence_is_spoken_while_the_model_pauses_before_the_next() {
+    let sim = pausing_model(serde_json::json!({}));
     let complete = sim
         .requests_where(|r| matches!(r, ProviderRequest::Complete { .. }))
         .first()
@@ -243,47 +250,40 @@ fn asked_with(sim: &Sim) -> Vec<String> {
         .collect()
 }
 
+/// The model was asked the whole question, and the caller heard its answer.
+fn assert_the_whole_question_is_answered(sim: &Sim) {
+    assert_eq!(
+        asked_with(sim).last().map(String::as_str),
+        Some("Do you deliver on Sundays?")
+    );
+    assert!(
+        agent_lines(sim)
+            .iter()
+            .any(|t| t.text == "Yes, we deliver on Sundays."),
+        "the caller gets an answer: {:?}",
+        agent_lines(sim)
+    );
+}
+
 #[test]
 fn a_pause_inside_a_sentence_still_gets_the_whole_sentence_answered() {
     // A fast recogniser: the first part's transcript comes before the caller resumes.
     let sim = pausing_caller("Do you deliver", "on Sundays?", 100);
-    assert_eq!(
-        asked_with(&sim).last().map(String::as_str),
-        Some("Do you deliver on Sundays?")
-    );
-    assert!(agent_lines(&sim)
-        .iter()
-        .any(|t| t.text == "Yes, we deliver on Sundays."));
+    assert_the_whole_question_is_answered(&sim);
 }
 
 #[test]
 fn a_slow_first_transcript_is_not_dropped_when_the_next_turn_ends() {
     // The first part's transcript arrives after the second turn has ended.
     let sim = pausing_caller("Do you deliver", "on Sundays?", 1600);
-    assert_eq!(
-        asked_with(&sim).last().map(String::as_str),
-        Some("Do you deliver on Sundays?")
-    );
-    assert!(agent_lines(&sim)
-        .iter()
-        .any(|t| t.text == "Yes, we deliver on Sundays."));
+    assert_the_whole_question_is_answered(&sim);
 }
 
 #[test]
 fn an_empty_transcript_of_the_rest_does_not_lose_the_answer_to_the_first_part() {
     // The resumed part is heard as nothing (a breath, a word too short to recognise).
     let sim = pausing_caller("Do you deliver on Sundays?", "", 100);
-    assert_eq!(
-        asked_with(&sim).last().map(String::as_str),
-        Some("Do you deliver on Sundays?")
-    );
-    assert!(
-        agent_lines(&sim)
-            .iter()
-            .any(|t| t.text == "Yes, we deliver on Sundays."),
-        "the caller gets an answer: {:?}",
-        agent_lines(&sim)
-    );
+    assert_the_whole_question_is_answered(&sim);
 }
 
 /// An agent that says a line and presses `digits` in the same reply, then says another.
@@ -382,19 +382,7 @@ fn rtp_digits_carry_no_speech_between_the_first_and_the_last() {
 /// The caller's wait from the first sentence's last token to its first audio, with the model
 /// pausing 1 s after that sentence, at `flush_ms` (0: the sentence waits for the next token).
 fn first_sentence_wait(flush_ms: u32) -> u64 {
-    let spec = serde_json::json!({"turn": {"sentence_flush_ms": flush_ms}});
-    let mut sim = Sim::start(&agent(spec), None);
-    sim.answers.transcripts.push_back(Ok("Hi.".into()));
-    sim.answers.completions.push_back(vec![
-        (
-            Duration::from_millis(300),
-            Ok(token("First sentence is here. ")),
-        ),
-        (Duration::from_millis(1000), Ok(token("Second one."))),
-        (Duration::from_millis(10), Ok(done())),
-    ]);
-    sim.say(600);
-    sim.run_for(5000);
+    let sim = pausing_model(serde_json::json!({"turn": {"sentence_flush_ms": flush_ms}}));
     let (asked, _) = sim.requests_where(|r| matches!(r, ProviderRequest::Complete { .. }))[0];
     let token_at = asked + Duration::from_millis(300);
     let heard = sim.first_sound_after(token_at).expect("the reply is heard");

@@ -4,7 +4,7 @@
 //! its connection dropping ending the leg as `mesh_lost` without ending the call, and a warm
 //! transfer whose summary reaches only the remote party before the bridge.
 
-use std::time::Duration;
+use std::time::{Duration, Instant};
 
 use freya_shared::model::{CallEventData, LegEndReason};
 
@@ -181,6 +181,40 @@ fn a_dropped_mesh_connection_ends_the_remote_leg_at_once_with_its_reason() {
     assert!(sim.ended.is_none());
 }
 
+/// The bridges the call made, in order: their legs and the agent's part.
+fn bridges(sim: &Sim) -> Vec<String> {
+    sim.events
+        .iter()
+        .filter_map(|(_, e)| match e {
+            CallEventData::Bridged(b) => Some(format!("{:?} {}", b.legs, b.agent)),
+            _ => None,
+        })
+        .collect()
+}
+
+/// When the second bridge (the one after the whisper) was made.
+fn bridged_at(sim: &Sim) -> Instant {
+    sim.events
+        .iter()
+        .filter(|(_, e)| matches!(e, CallEventData::Bridged(_)))
+        .map(|(at, _)| *at)
+        .nth(1)
+        .expect("bridged")
+}
+
+/// Whether a frame holds sound.
+fn loud(frame: &[i16; 160]) -> bool {
+    frame.iter().any(|s| s.unsigned_abs() > 1000)
+}
+
+/// The frames of sound leg 1's party received from `from` until `until`.
+fn loud_to_party(sim: &Sim, from: Instant, until: Instant) -> usize {
+    sim.party_heard
+        .iter()
+        .filter(|(at, l, f)| *l == ONE && *at >= from && *at < until && loud(f))
+        .count()
+}
+
 #[test]
 fn a_warm_transfer_to_a_remote_leg_whispers_the_summary_to_it_alone_then_bridges() {
     let mut sim = Sim::start(&agent(serde_json::json!({})), None);
@@ -200,36 +234,10 @@ fn a_warm_transfer_to_a_remote_leg_whispers_the_summary_to_it_alone_then_bridges
     sim.run_for(4000);
     let whispered = spoken_since(&sim, answered);
     assert_eq!(whispered, ["A caller about a refund."]);
-    let bridges: Vec<(Vec<u8>, String)> = sim
-        .events
-        .iter()
-        .filter_map(|(_, e)| match e {
-            CallEventData::Bridged(b) => Some((b.legs.clone(), b.agent.clone())),
-            _ => None,
-        })
-        .collect();
-    assert_eq!(
-        bridges,
-        [
-            (vec![1], "whisper".to_owned()),
-            (vec![0, 1], "muted".to_owned())
-        ]
-    );
+    assert_eq!(bridges(&sim), ["[1] whisper", "[0, 1] muted"]);
     // The whisper reached the remote party (as mesh frames) and not the caller.
-    let bridged_at = sim
-        .events
-        .iter()
-        .filter(|(_, e)| matches!(e, CallEventData::Bridged(_)))
-        .map(|(at, _)| *at)
-        .nth(1)
-        .expect("bridged");
-    let loud = |f: &[i16; 160]| f.iter().any(|s| s.unsigned_abs() > 1000);
-    let to_party = sim
-        .party_heard
-        .iter()
-        .filter(|(at, l, _)| *l == ONE && *at >= answered && *at < bridged_at)
-        .filter(|(_, _, f)| loud(f))
-        .count();
+    let bridged_at = bridged_at(&sim);
+    let to_party = loud_to_party(&sim, answered, bridged_at);
     assert!(
         to_party > 10,
         "the remote party heard the summary ({to_party} frames)"
@@ -289,28 +297,8 @@ fn a_workflow_transfer_node_in_warm_mode_dials_whispers_its_summary_then_bridges
     sim.run_for(5000);
     let spoken = spoken_since(&sim, answered);
     assert_eq!(spoken, ["A caller from the workflow about a refund."]);
-    let bridges: Vec<String> = sim
-        .events
-        .iter()
-        .filter_map(|(_, e)| match e {
-            CallEventData::Bridged(b) => Some(format!("{:?} {}", b.legs, b.agent)),
-            _ => None,
-        })
-        .collect();
-    assert_eq!(bridges, ["[1] whisper", "[0, 1] muted"]);
-    let whisper_end = sim
-        .events
-        .iter()
-        .filter(|(_, e)| matches!(e, CallEventData::Bridged(_)))
-        .map(|(at, _)| *at)
-        .nth(1)
-        .expect("bridged");
-    let loud = |f: &[i16; 160]| f.iter().any(|s| s.unsigned_abs() > 1000);
-    let heard = sim
-        .party_heard
-        .iter()
-        .filter(|(at, l, f)| *l == ONE && *at >= answered && *at < whisper_end && loud(f))
-        .count();
+    assert_eq!(bridges(&sim), ["[1] whisper", "[0, 1] muted"]);
+    let heard = loud_to_party(&sim, answered, bridged_at(&sim));
     assert!(
         heard > 10,
         "the party heard the summary before the bridge ({heard} frames)"

@@ -170,7 +170,7 @@ async fn demo_recogniser() -> LocalStt {
 
 /// Streams `samples` through a live session frame by frame, as a call does, and returns the text.
 async fn stream_turn(stt: &LocalStt, rate: SampleRate, samples: &[i16]) -> String {
-    use crate::speech::{StreamingSpeechToText, SttEvent};
+    use crate::speech::StreamingSpeechToText;
     let mut session = stt.start().await.expect("decoders start");
     for chunk in samples.chunks(rate.samples_per_frame()) {
         let mut frame = PcmFrame::silence(rate);
@@ -180,14 +180,7 @@ async fn stream_turn(stt: &LocalStt, rate: SampleRate, samples: &[i16]) -> Strin
             .await
             .expect("frame queued");
     }
-    session.finish().await.expect("finished");
-    let mut text = String::new();
-    while let Some(event) = session.next_event().await {
-        if let SttEvent::Final { text: words, .. } = event.expect("no error") {
-            text = words;
-        }
-    }
-    text
+    crate::test_support::final_text(&mut session).await
 }
 
 #[tokio::test]

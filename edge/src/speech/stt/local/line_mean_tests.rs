@@ -10,7 +10,7 @@ use super::line_mean::{without_starting_mean, CepstralMean};
 use super::{ExpectedSpeech, LocalStt, LocalSttConfig};
 use crate::media::frame::{PcmFrame, SampleRate};
 use crate::speech::tts::{EspeakConfig, EspeakTts};
-use crate::speech::{StreamingSpeechToText, SttEvent, TextToSpeech};
+use crate::speech::{StreamingSpeechToText, TextToSpeech};
 
 /// `text` spoken by espeak-ng as 8 kHz telephone audio.
 async fn speak(text: &str) -> Vec<i16> {
@@ -39,14 +39,7 @@ async fn stream_turn(stt: &LocalStt, samples: &[i16]) -> String {
         frame.samples_mut()[..chunk.len()].copy_from_slice(chunk);
         session.send_frame(&frame, |_| {}).await.expect("queued");
     }
-    session.finish().await.expect("finished");
-    let mut text = String::new();
-    while let Some(event) = session.next_event().await {
-        if let SttEvent::Final { text: words, .. } = event.expect("no error") {
-            text = words;
-        }
-    }
-    text
+    crate::test_support::final_text(&mut session).await
 }
 
 async fn demo_recogniser() -> LocalStt {
