@@ -3,8 +3,10 @@
 //! and in-band tones) at a `sensitive` gather. The endpoint receives the real digits; the
 //! stored record (and so its webhooks) shows `[redacted]` for them and `[email]` for the
 //! address the endpoint answered with (the flow's `privacy.redact`); the recording has no key
-//! tone; and no log line, at debug level, carries the digits, the address or the caller's
-//! number. The same flow without `sensitive` keeps the keys, so the test can tell.
+//! tone, and none of the caller's audio while the gather collects, though their tone before it
+//! (during the greeting) and after it is there; and no log line, at debug level, carries the
+//! digits, the address or the caller's number. The same flow without `sensitive` keeps the keys
+//! and the caller's audio throughout, so the test can tell.
 
 mod support;
 
@@ -13,7 +15,8 @@ use std::sync::{Arc, Mutex};
 use axum::routing::post;
 use serde_json::{json, Value};
 
-use support::keypad::{call_pressing, keys_heard};
+use support::caller::sipp_with_media;
+use support::keypad::{keys_heard, pressing_between};
 use support::local_http::serve;
 use support::world::World;
 
@@ -68,11 +71,18 @@ async fn payment_endpoint() -> (String, Arc<Mutex<Vec<Value>>>) {
     (url, asked)
 }
 
+/// The caller's 1 kHz tone before the first key and after the last (20 ms frames): the
+/// greeting ends within the first, the gather's masking (1 s after the last key) well within
+/// the second.
+const LEAD_FRAMES: usize = 100;
+const TAIL_FRAMES: usize = 150;
+
 fn card_line(url: &str, sensitive: bool) -> Value {
-    json!({"name": "Card line", "start": "card", "record": true,
+    json!({"name": "Card line", "start": "hello", "record": true,
     "privacy": {"redact": ["email"]},
     "voice": {"tts": {"provider": "espeak"}, "stt": {"provider": "local"}, "llm": {"provider": "rules"}},
     "nodes": [
+     {"id": "hello", "type": "say", "text": "Card line.", "next": "card"},
      {"id": "card", "type": "gather", "input": ["dtmf"], "max_digits": 3, "timeout_ms": 10000,
       "sensitive": sensitive, "save_as": "card", "next": "pay"},
      {"id": "pay", "type": "function", "url": url, "body": {"card": "{{card}}"},
@@ -93,7 +103,17 @@ async fn card_call(sensitive: bool) -> (Vec<Value>, Vec<i16>, Vec<Value>) {
         .workflow(move |_| card_line(&url, sensitive))
         .start()
         .await;
-    let (call, events) = call_pressing(&world, KEYS).await;
+    let pcap = pressing_between(KEYS, LEAD_FRAMES, TAIL_FRAMES);
+    let scenario = longer_call();
+    let code = sipp_with_media(
+        world.edge.sip_addr,
+        &world.number,
+        &scenario.path().to_string_lossy(),
+        &[("pcmu_dtmf.pcap", &pcap)],
+    )
+    .await;
+    let (call, events) = world.ended_call().await;
+    assert_eq!(code, 0, "sipp's call went as scripted; {events:#?}");
     let (caller, _) = world.recording(&call.id).await;
     let events = events
         .into_iter()
@@ -104,12 +124,56 @@ async fn card_call(sensitive: bool) -> (Vec<Value>, Vec<i16>, Vec<Value>) {
     (events, caller, asked)
 }
 
+/// `uac_pcmu_rfc4733_tones.xml` hanging up once the whole pcap of [`pressing_between`] with
+/// the lead and tail here has been played (its own pause is for the short keypad pcap), as a
+/// temporary file.
+fn longer_call() -> tempfile::NamedTempFile {
+    let scenario = std::fs::read_to_string(concat!(
+        env!("CARGO_MANIFEST_DIR"),
+        "/tests/sipp/uac_pcmu_rfc4733_tones.xml"
+    ))
+    .expect("the scenario");
+    let played_ms = (LEAD_FRAMES + KEYS.len() * 20 + TAIL_FRAMES) * 20;
+    let pause = format!("milliseconds=\"{}\"", played_ms + 800);
+    assert!(scenario.contains("milliseconds=\"3000\""));
+    let longer = scenario.replace("milliseconds=\"3000\"", &pause);
+    let mut file = tempfile::Builder::new()
+        .suffix(".xml")
+        .tempfile()
+        .expect("temp file");
+    std::io::Write::write_all(&mut file, longer.as_bytes()).expect("scenario written");
+    file
+}
+
+/// Which 20 ms frames of the caller's channel between `from_ms` and `to_ms` are loud (the
+/// 1 kHz tone or a key's tones, not silence).
+fn loud_frames(caller: &[i16], from_ms: usize, to_ms: usize) -> usize {
+    let frames = caller
+        .chunks(160)
+        .skip(from_ms / 20)
+        .take((to_ms - from_ms) / 20);
+    frames
+        .filter(|f| f.iter().filter(|s| s.unsigned_abs() > 3_000).count() > 40)
+        .count()
+}
+
 fn steps<'a>(events: &'a [Value], step: &str) -> Vec<&'a Value> {
     events
         .iter()
         .filter(|e| e["kind"] == "call.workflow_step" && e["payload"]["step"] == step)
         .map(|e| &e["payload"])
         .collect()
+}
+
+/// Loud frames of the caller's channel before the gather (the first 600 ms, while "Card
+/// line." is said), during it (1.8 s to 3.6 s: the keys are pressed from 2 s to 2.9 s), and
+/// after it (from 4.6 s, the masking over, to 6 s).
+fn windows(caller: &[i16]) -> (usize, usize, usize) {
+    (
+        loud_frames(caller, 0, 600),
+        loud_frames(caller, 1_800, 3_600),
+        loud_frames(caller, 4_600, 6_000),
+    )
 }
 
 fn digits(events: &[Value]) -> Vec<String> {
@@ -150,9 +214,22 @@ async fn a_sensitive_gather_reaches_the_endpoint_but_no_record_recording_or_log(
     let stored = serde_json::to_string(&events).expect("json");
     assert!(!stored.contains(ADDRESS), "{stored}");
     assert!(!stored.contains(&format!("card {KEYS}")), "{stored}");
-    let loud = caller.iter().filter(|s| s.unsigned_abs() > 3_000).count();
-    assert!(loud > 4_000, "the caller's 1 kHz tone is recorded: {loud}");
     assert_eq!(keys_heard(&caller), "", "no key tone in the recording");
+    // The caller's tone during the greeting and after the gather is recorded; while the gather
+    // collects (from the greeting's end to 1 s after the last key) nothing of theirs is.
+    let (before, during, after) = windows(&caller);
+    assert!(
+        before > 10,
+        "the caller before the gather: {before} loud frames"
+    );
+    assert_eq!(
+        during, 0,
+        "nothing of the caller during the sensitive gather"
+    );
+    assert!(
+        after > 40,
+        "the caller after the gather: {after} loud frames"
+    );
 
     let logged = logs.text();
     assert!(logged.contains("call answered"), "the logs are captured");
@@ -174,6 +251,11 @@ async fn a_sensitive_gather_reaches_the_endpoint_but_no_record_recording_or_log(
         keys_heard(&caller),
         KEYS,
         "the detector finds unmasked keys"
+    );
+    let (before, during, after) = windows(&caller);
+    assert!(
+        before > 10 && during > 60 && after > 40,
+        "the caller throughout: {before}, {during}, {after} loud frames"
     );
     // The flow's redaction still holds for what is not marked sensitive.
     assert!(!serde_json::to_string(&events)

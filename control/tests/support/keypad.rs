@@ -30,7 +30,13 @@ fn tone_frame(freqs: &[f64], start: usize) -> [i16; 160] {
 /// tone), as PCMU frames every 20 ms with each press's RFC 4733 events (payload type 101) 5 ms
 /// after its frames: for `uac_pcmu_rfc4733_tones.xml`, as `pcmu_dtmf.pcap`.
 pub fn pressing(keys: &str) -> Vec<u8> {
-    let mut plan: Vec<(Vec<f64>, Option<DtmfDigit>)> = vec![(vec![1000.0], None); 25];
+    pressing_between(keys, 25, 25)
+}
+
+/// As [`pressing`], with `lead` 20 ms frames of the 1 kHz tone before the first key and
+/// `tail` after the last key's 300 ms.
+pub fn pressing_between(keys: &str, lead: usize, tail: usize) -> Vec<u8> {
+    let mut plan: Vec<(Vec<f64>, Option<DtmfDigit>)> = vec![(vec![1000.0], None); lead];
     for key in keys.chars() {
         let digit = DtmfDigit::from_char(key).expect("key");
         let (low, high) = key_frequencies(digit);
@@ -38,7 +44,7 @@ pub fn pressing(keys: &str) -> Vec<u8> {
         plan.extend(vec![(vec![f64::from(low), f64::from(high)], None); 4]);
         plan.extend(vec![(vec![1000.0], None); 15]);
     }
-    plan.extend(vec![(vec![1000.0], None); 25]);
+    plan.extend(vec![(vec![1000.0], None); tail]);
     let mut packets = Vec::new();
     let mut sequence = 0u16;
     let mut pending = Vec::new();

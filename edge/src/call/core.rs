@@ -31,7 +31,7 @@ use freya_shared::redact::LogPrivacy;
 
 use super::event_payloads::transfer_record;
 use super::liveness::HoldChange;
-use super::media::{CallMedia, MediaEvent, MediaSettings};
+use super::media::{CallMedia, CallerMask, MediaEvent, MediaSettings};
 use super::provider_request::ProviderResult;
 use super::responder::Responder;
 use super::talk::{AgentRequest, CallParties};
@@ -266,7 +266,7 @@ impl CallCore {
         if self.recording {
             let received = self
                 .media
-                .recorded_received_frame(now, self.masks_digits(now));
+                .recorded_received_frame(now, self.caller_mask(now));
             self.out.push_record(self.media.sent_frame(), received);
         }
         true
@@ -446,6 +446,19 @@ impl CallCore {
     /// agent's privacy asks for it, and while a workflow listens at a `sensitive` gather.
     fn masks_digits(&self, now: Instant) -> bool {
         self.mask_digits || self.responder.as_ref().is_some_and(|r| r.masks_digits(now))
+    }
+
+    /// What of the caller the recording leaves out now: all of it while a workflow collects at
+    /// a `sensitive` gather (spoken or keyed, the answer is a secret), key tones when the
+    /// agent's privacy masks digits.
+    fn caller_mask(&self, now: Instant) -> CallerMask {
+        if self.responder.as_ref().is_some_and(|r| r.masks_digits(now)) {
+            CallerMask::Everything
+        } else if self.mask_digits {
+            CallerMask::KeyTones
+        } else {
+            CallerMask::Nothing
+        }
     }
 
     /// A command from the control plane for the call's legs; a refusal is logged (and, for a

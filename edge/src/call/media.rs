@@ -62,6 +62,19 @@ pub enum MediaEvent {
     PlaybackCut,
 }
 
+/// How much of the caller's audio the recording must leave out at a moment: the recording is
+/// customer data, and what the caller keys or says at a `sensitive` gather (a card number, a
+/// PIN) must not end up in it.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum CallerMask {
+    /// Everything the caller says is recorded.
+    Nothing,
+    /// Silence while a key is pressed (the agent redacts card numbers).
+    KeyTones,
+    /// Silence throughout (a workflow is collecting at a `sensitive` gather).
+    Everything,
+}
+
 /// The media state of one call.
 pub struct CallMedia {
     codec: CallCodec,
@@ -220,17 +233,19 @@ impl CallMedia {
     }
 
     /// The caller's frame for the recording at `now`: [`peek_received_frame`]
-    /// (Self::peek_received_frame), or nothing (silence) while the caller presses keys when
-    /// `mask_digits` is set, so the file holds no key tones.
+    /// (Self::peek_received_frame), or nothing (silence) where `mask` says the caller's audio
+    /// is not to be kept: while they press keys ([`CallerMask::KeyTones`]), so the file holds
+    /// no key tones, or all of it ([`CallerMask::Everything`]).
     pub fn recorded_received_frame(
         &self,
         now: Instant,
-        mask_digits: bool,
+        mask: CallerMask,
     ) -> Option<&[i16; FRAME_SAMPLES]> {
-        if mask_digits && self.digits.pressing(now) {
-            return None;
+        match mask {
+            CallerMask::Everything => None,
+            CallerMask::KeyTones if self.digits.pressing(now) => None,
+            CallerMask::KeyTones | CallerMask::Nothing => self.peek_received_frame(),
         }
-        self.peek_received_frame()
     }
 
     /// The audio the last packet from [`poll_transmit`](Self::poll_transmit) carried (silence

@@ -28,8 +28,8 @@ pub struct Workflow {
     /// `privacy` section: step records, function answers, variables and the flow's log lines.
     #[serde(default, skip_serializing_if = "PrivacySpec::is_empty")]
     pub privacy: PrivacySpec,
-    /// Whether the flow's calls are recorded (as an agent's `record`); key presses at a
-    /// `sensitive` gather are silence in the file.
+    /// Whether the flow's calls are recorded (as an agent's `record`); the caller's audio at a
+    /// `sensitive` gather is silence in the file.
     #[serde(default, skip_serializing_if = "std::ops::Not::not")]
     pub record: bool,
 }
@@ -177,8 +177,8 @@ pub struct GatherNode {
     #[serde(default, alias = "else", skip_serializing_if = "Option::is_none")]
     pub no_input: Option<String>,
     /// The answer is a secret (a card number, a PIN): it reaches `save_as` as usual, but the
-    /// call's records and logs show `[redacted]` for it, and the recording has the key tones
-    /// of this node silenced.
+    /// call's records and logs show `[redacted]` for it, and the recording has the caller's
+    /// audio (keys and speech) silenced while this node collects.
     #[serde(default, skip_serializing_if = "std::ops::Not::not")]
     pub sensitive: bool,
     /// Where the editor draws the node; the executor never reads it.
