@@ -233,19 +233,6 @@ pub async fn run(options: DevOptions, shutdown: CancellationToken) -> anyhow::Re
         },
     };
     let edge = Edge::start(&edge_config).await?;
-    let children = match edge.gossip_addr {
-        Some(seed) if options.edges > 1 => Some(edges::ChildEdges::start(
-            options.edges,
-            &edges::ChildSettings {
-                data_dir: &data_dir,
-                grpc_addr: control.grpc_addr,
-                join_tokens: &join_tokens[1..],
-                seed,
-                capacity: options.capacity,
-            },
-        )?),
-        _ => None,
-    };
     // The edge adapts the offline recogniser to telephone audio in the background (once per
     // machine); the demo waits for it, so the first call already hears with the adapted model.
     freya_edge::speech::stt::local::adapt::adapt_in_background().await;
@@ -268,6 +255,34 @@ pub async fn run(options: DevOptions, shutdown: CancellationToken) -> anyhow::Re
     refresh_demo_agent(&control.store, &info, &demo)
         .await
         .context("while updating the demo agent")?;
+    // This process's edge holds the configuration with the demo number before dev.json says
+    // it can be called; the other edges start only now, so the first configuration each one
+    // holds routes it too: a call to any edge listed in dev.json is never answered 404.
+    let seeded = control.store.config_version().await.unwrap_or(0);
+    let holds_seed = async {
+        while edge.state.snapshot().version < seeded {
+            tokio::time::sleep(std::time::Duration::from_millis(20)).await;
+        }
+    };
+    if tokio::time::timeout(std::time::Duration::from_secs(10), holds_seed)
+        .await
+        .is_err()
+    {
+        tracing::warn!("the edge has not yet received the demo's configuration");
+    }
+    let children = match edge.gossip_addr {
+        Some(seed) if options.edges > 1 => Some(edges::ChildEdges::start(
+            options.edges,
+            &edges::ChildSettings {
+                data_dir: &data_dir,
+                grpc_addr: control.grpc_addr,
+                join_tokens: &join_tokens[1..],
+                seed,
+                capacity: options.capacity,
+            },
+        )?),
+        _ => None,
+    };
     let mut info = info;
     info.edges = vec![DevEdge {
         id: edge.id.clone(),
