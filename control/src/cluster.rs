@@ -87,7 +87,9 @@ impl ClusterBoard {
         self.inner.lock().unwrap_or_else(|e| e.into_inner())
     }
 
-    /// An edge (re)registered: a new run forgets what peers said about the old one.
+    /// An edge (re)registered: a new run forgets what peers said about the old one, and keeps
+    /// what they already said about this one (gossip often hears a restarted edge before its
+    /// registration reaches the control plane).
     pub(crate) fn registered(&self, edge_id: &str, generation: u64, gossip_addr: &str) {
         let mut board = self.board();
         if board.edges.len() >= MAX_EDGES && !board.edges.contains_key(edge_id) {
@@ -95,7 +97,7 @@ impl ClusterBoard {
         }
         let entry = board.edges.entry(edge_id.to_owned()).or_default();
         if generation != entry.generation {
-            entry.reports.clear();
+            entry.reports.retain(|_, (about, ..)| *about >= generation);
         }
         entry.generation = generation;
         entry.gossip_addr = gossip_addr.to_owned();
@@ -179,6 +181,17 @@ mod tests {
             "about the old run"
         );
         assert!(!board.report("a", "b", 20, PeerView::Alive).is_down);
+        assert_eq!(board.state_of("b"), Some(PeerView::Alive));
+    }
+
+    #[test]
+    fn a_peer_report_of_the_new_run_survives_the_edge_registering_after_it() {
+        let board = ClusterBoard::default();
+        board.registered("b", 10, "127.0.0.1:1");
+        board.report("a", "b", 10, PeerView::Down);
+        // The restarted edge is heard by a peer before its registration arrives.
+        board.report("a", "b", 20, PeerView::Alive);
+        board.registered("b", 20, "127.0.0.1:1");
         assert_eq!(board.state_of("b"), Some(PeerView::Alive));
     }
 
