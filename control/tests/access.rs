@@ -3,18 +3,18 @@
 //! their members (the last owner stays), API keys issued, listed and revoked with immediate
 //! effect, and the audit log.
 
-mod support;
+use crate::support;
 
 use jsonwebtoken::{Algorithm, EncodingKey, Header};
 use reqwest::StatusCode;
 use serde_json::json;
 
 use freya_control::Claims;
-use support::http::started;
-use support::http::try_login;
-use support::http::{login, make_user};
-use support::on_both_engines;
-use support::{Backend, JWT_SECRET};
+use crate::support::http::started;
+use crate::support::http::try_login;
+use crate::support::http::{login, make_user};
+use crate::support::on_both_engines;
+use crate::support::{Backend, JWT_SECRET};
 
 async fn a_person_logs_in_creates_a_workspace_and_acts_in_it(backend: Backend) {
     let (db, control, api) = started(backend).await;

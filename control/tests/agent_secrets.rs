@@ -3,14 +3,14 @@
 //! sends the mask back keeps them, a new value replaces them, the stored document holds them
 //! only sealed — and the edge snapshot carries the real ones.
 
-mod support;
+use crate::support;
 
 use reqwest::StatusCode;
 use serde_json::json;
 
-use support::http::workspace_with_keys;
-use support::on_both_engines;
-use support::Backend;
+use crate::support::http::workspace_with_keys;
+use crate::support::on_both_engines;
+use crate::support::Backend;
 
 async fn agent_secrets_are_masked_on_read_and_kept_by_patch(backend: Backend) {
     let (db, control, api) = support::http::started(backend).await;

@@ -2,7 +2,7 @@
 //! right hour or day bucket and group, with counts, answered calls, talk time and end reasons;
 //! bad parameters answer 400 naming the parameter; another workspace's calls never count.
 
-mod support;
+use crate::support;
 
 use reqwest::StatusCode;
 use serde_json::{json, Value};
@@ -10,9 +10,9 @@ use serde_json::{json, Value};
 use freya_control::server::ControlPlane;
 use freya_shared::ids::new_id;
 use freya_shared::model::CallEvent;
-use support::http::workspace_with_keys;
-use support::on_both_engines;
-use support::Backend;
+use crate::support::http::workspace_with_keys;
+use crate::support::on_both_engines;
+use crate::support::Backend;
 
 /// 2025-01-01T00:00:00Z.
 const T0: i64 = 1_735_689_600_000;

@@ -4,14 +4,14 @@
 //! — no secret value anywhere in `GET /v1/audit-log`. And an agent with tools but no
 //! `tool_secret` is refused, so no tool request is ever signed with an empty key.
 
-mod support;
+use crate::support;
 
 use reqwest::StatusCode;
 use serde_json::{json, Value};
 
-use support::http::{workspace_with_keys, Api};
-use support::on_both_engines;
-use support::Backend;
+use crate::support::http::{workspace_with_keys, Api};
+use crate::support::on_both_engines;
+use crate::support::Backend;
 
 const SECRETS: [&str; 6] = [
     "sk-first-llm-key",

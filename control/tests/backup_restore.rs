@@ -5,7 +5,7 @@
 //! database without `--force`; a file that is not a Freya backup, or one a newer release wrote,
 //! is refused before anything is replaced.
 
-mod support;
+use crate::support;
 
 use std::path::Path;
 use std::process::{Command, Output};
@@ -13,7 +13,7 @@ use std::sync::atomic::{AtomicBool, Ordering};
 use std::sync::Arc;
 
 use sqlx::Connection;
-use support::{Backend, TestDb};
+use crate::support::{Backend, TestDb};
 
 fn freya(args: &[&str]) -> Output {
     Command::new(env!("CARGO_BIN_EXE_freya"))

@@ -5,7 +5,7 @@
 //! client, with short deadlines so a server that waits for the body fails the test rather than
 //! hanging it.
 
-mod support;
+use crate::support;
 
 use std::time::Duration;
 
@@ -17,7 +17,7 @@ use tokio_tungstenite::tungstenite::Message;
 
 use freya_control::server::ControlPlane;
 use freya_edge::Edge;
-use support::{edge_config, Backend, TestDb, SECRET};
+use crate::support::{edge_config, Backend, TestDb, SECRET};
 
 /// How long a refusal may take: it needs no body, so it comes at once.
 const REFUSAL_DEADLINE: Duration = Duration::from_secs(3);

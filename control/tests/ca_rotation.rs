@@ -8,7 +8,7 @@
 //! refused naming the new CA, and one made after pins the new CA and enrols. In process, on
 //! SQLite and PostgreSQL, `edges.ca_overlap_seconds` retires the old CA without a second call.
 
-mod support;
+use crate::support;
 
 use std::time::Duration;
 
@@ -18,10 +18,10 @@ use freya_edge::trust::{enrol, mtls_client_config, ClusterIdentity, ControlTls};
 use freya_proto::v1::HeartbeatRequest;
 use freya_shared::join_token::fingerprint;
 
-use support::dev_cluster::{state_of, DevCluster};
-use support::http::Api;
-use support::mesh_probe::{join_unknown_call, probe};
-use support::{eventually, Backend};
+use crate::support::dev_cluster::{state_of, DevCluster};
+use crate::support::http::Api;
+use crate::support::mesh_probe::{join_unknown_call, probe};
+use crate::support::{eventually, Backend};
 
 /// Hang guard for each wait.
 const LIMIT: Duration = Duration::from_secs(60);

@@ -6,7 +6,7 @@
 //! unreachable). Each call gets its own UUIDv7 record in its own workspace, readable through the
 //! API, with the Call-ID kept as `sip_call_id`.
 
-mod support;
+use crate::support;
 
 use std::time::Duration;
 
@@ -18,10 +18,10 @@ use freya_control::store::{CallRecord, WorkspaceScope};
 use freya_edge::Edge;
 use freya_shared::ids::is_uuid;
 use freya_shared::model::AgentSpec;
-use support::http::workspace_with_keys;
-use support::on_both_engines;
-use support::raw_sip::Call;
-use support::{agent_on_number, edge_config, eventually, until_routed, Backend, SECRET};
+use crate::support::http::workspace_with_keys;
+use crate::support::on_both_engines;
+use crate::support::raw_sip::Call;
+use crate::support::{agent_on_number, edge_config, eventually, until_routed, Backend, SECRET};
 
 /// A Call-ID of `len` characters cycling through every character RFC 3261's `word` allows,
 /// with one `@` in the middle.

@@ -8,7 +8,6 @@
 //! our BYE. And the agent's own warm transfer: its model (the fake OpenAI server) asks for one,
 //! the party answers, hears the whisper alone, and is bridged to the caller with the agent muted.
 
-mod support;
 
 use std::sync::Arc;
 use std::time::Duration;
@@ -19,12 +18,12 @@ use serde_json::json;
 use freya_control::store::{Role, StoredEvent};
 use freya_edge::llm::fakes::FakeReply;
 use freya_loadtest::audio::Utterance;
-use support::http::{Answer, Api};
-use support::party::Party;
-use support::raw_sip::{Call, Offer};
-use support::tones::{loud, packets_where, packets_with, send_speech, send_tone};
-use support::world::{udp_trunk, World};
-use support::{eventually, on_both_engines, Backend};
+use crate::support::http::{Answer, Api};
+use crate::support::party::Party;
+use crate::support::raw_sip::{Call, Offer};
+use crate::support::tones::{loud, packets_where, packets_with, send_speech, send_tone};
+use crate::support::world::{udp_trunk, World};
+use crate::support::{eventually, on_both_engines, Backend};
 
 const CALLER_HZ: f64 = 440.0;
 const PARTY_HZ: f64 = 1800.0;

@@ -4,7 +4,7 @@
 //! carried a placed call is listed with its outcome, and the carrier is named; the side that
 //! hung up is named the same way in both directions.
 
-mod support;
+use crate::support;
 
 use std::time::Duration;
 
@@ -18,8 +18,8 @@ use freya_proto::v1::{EdgeCommand, HangupCall, PlaceCall};
 use freya_shared::model::{AgentSpec, ProviderSpec, SipTransport, SipTrunkSpec};
 use freya_shared::snapshot::ProviderConfig;
 use serde_json::{json, Value};
-use support::caller::{free_udp_port, sipp_uas, sipp_with_media};
-use support::{demo_edge, demo_workspace, eventually, the_ended_call, Backend, TestDb};
+use crate::support::caller::{free_udp_port, sipp_uas, sipp_with_media};
+use crate::support::{demo_edge, demo_workspace, eventually, the_ended_call, Backend, TestDb};
 
 struct Setup {
     db: TestDb,

@@ -2,7 +2,7 @@
 //! call with its events and transcript, and an outbound call placed through a real edge over
 //! gRPC — which today answers `call.failed` with its reason — with `Idempotency-Key` replays.
 
-mod support;
+use crate::support;
 
 use std::time::Duration;
 
@@ -13,9 +13,9 @@ use freya_control::store::WorkspaceScope;
 use freya_edge::Edge;
 use freya_shared::ids::new_id;
 use freya_shared::model::{AgentSpec, CallEvent, CallEventKind};
-use support::http::{workspace_with_keys, Answer, Api};
-use support::on_both_engines;
-use support::{edge_config, eventually, Backend, SECRET};
+use crate::support::http::{workspace_with_keys, Answer, Api};
+use crate::support::on_both_engines;
+use crate::support::{edge_config, eventually, Backend, SECRET};
 
 fn event(
     call: &str,

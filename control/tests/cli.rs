@@ -2,14 +2,14 @@
 //! demo, stops cleanly on a signal and reuses its demo on restart; a bad config file is refused
 //! with an error naming the key; `freya migrate` migrates.
 
-mod support;
+use crate::support;
 
 use std::path::Path;
 use std::process::{Child, Command, Stdio};
 use std::time::Duration;
 
 use serde_json::Value;
-use support::eventually;
+use crate::support::eventually;
 
 fn freya() -> Command {
     Command::new(env!("CARGO_BIN_EXE_freya"))

@@ -5,7 +5,6 @@
 //! edge's own word, published before it leaves), leaves the cluster — its peers mark it down
 //! from its goodbye, without suspecting it first as they would a crashed edge — and exits 0.
 
-mod support;
 
 use std::net::SocketAddr;
 use std::process::Child;
@@ -14,9 +13,9 @@ use std::time::Duration;
 use serde_json::Value;
 use tokio::net::UdpSocket;
 
-use support::dev_cluster::{members_at, newest, signal, DevCluster};
-use support::eventually;
-use support::raw_sip::{recv_sip, Call};
+use crate::support::dev_cluster::{members_at, newest, signal, DevCluster};
+use crate::support::eventually;
+use crate::support::raw_sip::{recv_sip, Call};
 
 /// Hang guard for each wait.
 const LIMIT: Duration = Duration::from_secs(30);

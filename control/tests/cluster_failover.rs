@@ -6,13 +6,12 @@
 //! as a carrier fed by the cluster's view would), and that its calls were ended `edge_lost` by
 //! the control plane.
 
-mod support;
 
 use std::time::Duration;
 
 use serde_json::Value;
 
-use support::dev_cluster::DevCluster;
+use crate::support::dev_cluster::DevCluster;
 
 #[tokio::test(flavor = "multi_thread")]
 async fn the_load_tester_kills_an_edge_and_reports_the_failover() {

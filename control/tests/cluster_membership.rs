@@ -5,17 +5,16 @@
 //! call ends as `edge_lost` with one `call.ended` webhook, and the edge restarted from its
 //! config file rejoins as alive with a newer generation.
 
-mod support;
 
 use std::time::Duration;
 
 use tokio::net::UdpSocket;
 use tokio_util::sync::CancellationToken;
 
-use support::dev_cluster::{state_of, DevCluster};
-use support::eventually;
-use support::raw_sip::Call;
-use support::webhook_sink::{call_ended_hooks, ended_with, Seen};
+use crate::support::dev_cluster::{state_of, DevCluster};
+use crate::support::eventually;
+use crate::support::raw_sip::Call;
+use crate::support::webhook_sink::{call_ended_hooks, ended_with, Seen};
 
 /// Hang guard for each wait: far above the 3 s detection budget.
 const LIMIT: Duration = Duration::from_secs(30);

@@ -5,7 +5,7 @@
 //! sent in another edge's name. A report about an older run of an edge changes nothing; a
 //! later `alive` brings it back online.
 
-mod support;
+use crate::support;
 
 use std::time::Duration;
 
@@ -16,10 +16,10 @@ use freya_control::store::{CallRecord, Store, WorkspaceScope};
 use freya_edge::Edge;
 use freya_proto::v1::{ClusterReport, PeerState, RegisterRequest};
 use freya_shared::model::{CallEvent, CallEventKind};
-use support::http::{workspace_with_keys, Api};
-use support::on_both_engines;
-use support::webhook_sink::{call_ended_hooks, ended_with};
-use support::{edge_config, eventually, Backend, SECRET};
+use crate::support::http::{workspace_with_keys, Api};
+use crate::support::on_both_engines;
+use crate::support::webhook_sink::{call_ended_hooks, ended_with};
+use crate::support::{edge_config, eventually, Backend, SECRET};
 
 fn down(edge_id: &str, generation: u64, state: &str) -> PeerState {
     PeerState {

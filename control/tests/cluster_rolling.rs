@@ -7,15 +7,14 @@
 //! from its config file. Every call succeeds: no 503 from a draining edge that saw no peer, no
 //! second 302 from an edge restarted before it had joined its cluster.
 
-mod support;
 
 use std::process::Stdio;
 use std::time::Duration;
 
 use serde_json::Value;
 
-use support::dev_cluster::{members_at, newest, DevCluster};
-use support::eventually;
+use crate::support::dev_cluster::{members_at, newest, DevCluster};
+use crate::support::eventually;
 
 /// Hang guard for each wait (debug binaries on a busy machine).
 const LIMIT: Duration = Duration::from_secs(150);

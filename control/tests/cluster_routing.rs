@@ -6,7 +6,6 @@
 //! with every peer full, a full edge answers 503 with `Retry-After` instead of a redirect.
 //! A redirect records no failed call and counts in `freya_edge_sip_invites_redirected_total`.
 
-mod support;
 
 use std::net::SocketAddr;
 use std::process::Stdio;
@@ -15,9 +14,9 @@ use std::time::Duration;
 use serde_json::Value;
 use tokio::net::UdpSocket;
 
-use support::dev_cluster::{get_text, DevCluster};
-use support::eventually;
-use support::raw_sip::{recv_sip, to_tag, Call};
+use crate::support::dev_cluster::{get_text, DevCluster};
+use crate::support::eventually;
+use crate::support::raw_sip::{recv_sip, to_tag, Call};
 
 /// Hang guard for each wait.
 const LIMIT: Duration = Duration::from_secs(30);

@@ -10,7 +10,6 @@
 //! delivery sent twice (at least once, see `store/deliveries.rs`), which no scheme can rule
 //! out and this test does not pretend to.
 
-mod support;
 
 use std::collections::HashMap;
 use std::path::Path;
@@ -26,10 +25,10 @@ use freya_control::server::ControlPlane;
 use freya_control::store::WorkspaceScope;
 use freya_edge::Edge;
 use freya_shared::model::AgentSpec;
-use support::http::{workspace_with_keys, Api};
-use support::raw_sip::Call;
-use support::webhook_sink::{webhook_receiver, Seen};
-use support::{
+use crate::support::http::{workspace_with_keys, Api};
+use crate::support::raw_sip::Call;
+use crate::support::webhook_sink::{webhook_receiver, Seen};
+use crate::support::{
     agent_on_number, control_config, edge_config, eventually, until_routed, Backend, TestDb,
     ENCRYPTION_KEY, JWT_SECRET, SECRET,
 };

@@ -9,17 +9,16 @@
 //! the edge that carried it. (`cross_edge_legs.rs` runs the same call with both edges in one
 //! process, and tries the hostile mesh peers.)
 
-mod support;
 
 use std::time::Duration;
 
 use serde_json::{json, Value};
 
-use support::dev_cluster::DevCluster;
-use support::eventually;
-use support::party::Party;
-use support::raw_sip::Call;
-use support::tones::{packets_with, send_tone};
+use crate::support::dev_cluster::DevCluster;
+use crate::support::eventually;
+use crate::support::party::Party;
+use crate::support::raw_sip::Call;
+use crate::support::tones::{packets_with, send_tone};
 
 const CALLER_HZ: f64 = 440.0;
 const PARTY_HZ: f64 = 1800.0;

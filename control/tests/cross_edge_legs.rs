@@ -9,7 +9,7 @@
 //! caller hangs up, B hangs the party up. Then a warm transfer across the edges: the party
 //! behind B hears the summary alone before it is bridged with the caller.
 
-mod support;
+use crate::support;
 
 use std::net::SocketAddr;
 use std::time::Duration;
@@ -21,14 +21,14 @@ use freya_control::store::Role;
 use freya_edge::mesh::tls::{write_dev_pki, MeshTls};
 use freya_edge::mesh::{ControlMessage, HangupCause, LegKey, Mesh, MeshSettings};
 use freya_edge::Edge;
-use support::caller::free_udp_port;
-use support::http::{Answer, Api};
-use support::mesh_probe::{ask, probe};
-use support::party::Party;
-use support::raw_sip::{Call, Offer};
-use support::tones::{loud, packets_where, packets_with, send_tone};
-use support::world::{udp_trunk, World};
-use support::{edge_config, eventually, SECRET};
+use crate::support::caller::free_udp_port;
+use crate::support::http::{Answer, Api};
+use crate::support::mesh_probe::{ask, probe};
+use crate::support::party::Party;
+use crate::support::raw_sip::{Call, Offer};
+use crate::support::tones::{loud, packets_where, packets_with, send_tone};
+use crate::support::world::{udp_trunk, World};
+use crate::support::{edge_config, eventually, SECRET};
 
 const CALLER_HZ: f64 = 440.0;
 const PARTY_HZ: f64 = 1800.0;

@@ -5,7 +5,7 @@
 //! walked here — are enforced: the role just below the declared one gets 403 on every route,
 //! the declared one gets past the check.
 
-mod support;
+use crate::support;
 
 use std::collections::HashSet;
 
@@ -14,9 +14,9 @@ use serde_json::{json, Value};
 
 use freya_control::store::Role;
 use freya_shared::ids::new_id;
-use support::http::{workspace_with_keys, Api};
-use support::on_both_engines;
-use support::Backend;
+use crate::support::http::{workspace_with_keys, Api};
+use crate::support::on_both_engines;
+use crate::support::Backend;
 
 /// One route method and the least role the route table declares for it.
 #[derive(Debug)]

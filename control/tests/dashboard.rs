@@ -2,13 +2,12 @@
 //! rules, `index.html` for a browser opening a client-side route, and the API's 404 problem
 //! for everything else (API paths, missing files, clients that do not ask for HTML).
 
-mod support;
 
 use reqwest::header::{ACCEPT, CACHE_CONTROL, CONTENT_SECURITY_POLICY, CONTENT_TYPE};
 use reqwest::StatusCode;
 
-use support::http::started;
-use support::Backend;
+use crate::support::http::started;
+use crate::support::Backend;
 
 #[tokio::test]
 async fn the_dashboard_is_served_with_its_cache_rules_and_a_route_fallback() {

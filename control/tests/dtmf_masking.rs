@@ -6,12 +6,11 @@
 //! `call.dtmf` records read `[digit]`. The same call to an agent that does not redact keeps
 //! the key tones in the recording and the keys in the record, so the test can tell.
 
-mod support;
 
 use serde_json::{json, Value};
 
-use support::keypad::{call_pressing, keys_heard};
-use support::world::World;
+use crate::support::keypad::{call_pressing, keys_heard};
+use crate::support::world::World;
 
 const KEYS: &str = "411";
 

@@ -2,7 +2,7 @@
 //! PostgreSQL: registration and status, configuration propagation, exactly-once events across a
 //! control-plane restart, and refusal of a wrong secret.
 
-mod support;
+use crate::support;
 
 use std::time::Duration;
 
@@ -10,8 +10,8 @@ use freya_control::server::ControlPlane;
 use freya_control::store::{EdgeRecord, Role, Store, WorkspaceScope};
 use freya_edge::Edge;
 use freya_shared::model::{AgentSpec, CallEvent, CallEventKind, EdgeStatus, PhoneNumberSpec};
-use support::on_both_engines;
-use support::{control_config, edge_config, eventually, Backend, TestDb, SECRET};
+use crate::support::on_both_engines;
+use crate::support::{control_config, edge_config, eventually, Backend, TestDb, SECRET};
 
 fn agent(name: &str, first_message: &str) -> AgentSpec {
     let mut spec: AgentSpec =

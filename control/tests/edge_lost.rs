@@ -4,7 +4,7 @@
 //! last heartbeat, and sends the `call.ended` webhook; when the edge comes back with the same
 //! id and its spool carries the call's true end, the record takes the true end.
 
-mod support;
+use crate::support;
 
 use std::time::Duration;
 
@@ -14,10 +14,10 @@ use tokio_util::sync::CancellationToken;
 use freya_control::store::WorkspaceScope;
 use freya_edge::Edge;
 use freya_shared::model::{CallEvent, CallEventKind, EdgeStatus};
-use support::http::workspace_with_keys;
-use support::on_both_engines;
-use support::webhook_sink::call_ended_hooks;
-use support::{edge_config, eventually, Backend, SECRET};
+use crate::support::http::workspace_with_keys;
+use crate::support::on_both_engines;
+use crate::support::webhook_sink::call_ended_hooks;
+use crate::support::{edge_config, eventually, Backend, SECRET};
 
 fn event(call: &str, ws: &str, kind: CallEventKind, payload: Value) -> CallEvent {
     CallEvent::raw(call, ws, kind, payload)

@@ -7,7 +7,6 @@
 //! an edge (admin only) revokes it the same way. Two control planes starting at once end with
 //! one CA.
 
-mod support;
 
 use std::time::{Duration, SystemTime};
 
@@ -21,8 +20,8 @@ use freya_proto::v1::edge_command::Command;
 use freya_proto::v1::{CommandsRequest, EdgeCommand, RegisterRequest};
 use freya_shared::model::EdgeStatus;
 use serde_json::Value;
-use support::http::{workspace_with_keys, Api};
-use support::{
+use crate::support::http::{workspace_with_keys, Api};
+use crate::support::{
     control_config, edge_config, eventually, join_token, on_both_engines, Backend, TestDb, SECRET,
 };
 

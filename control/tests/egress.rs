@@ -1,15 +1,15 @@
 //! Outbound safety at the API: a viewer reads a workflow's steps without the values a function
 //! answered, and a number that is not a SIP user part is never dialled from.
 
-mod support;
+use crate::support;
 
 use serde_json::json;
 
 use freya_control::store::WorkspaceScope;
 use freya_shared::ids::new_id;
 use freya_shared::model::{AgentSpec, CallEvent, CallEventKind};
-use support::http::workspace_with_keys;
-use support::Backend;
+use crate::support::http::workspace_with_keys;
+use crate::support::Backend;
 
 #[tokio::test]
 async fn a_viewer_reads_workflow_steps_without_the_saved_answer() {

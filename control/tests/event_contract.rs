@@ -4,7 +4,7 @@
 //! call row, usage and reply latency; a newer edge's unknown kind and extra fields are stored as
 //! they came, not refused.
 
-mod support;
+use crate::support;
 
 use std::time::Duration;
 
@@ -17,9 +17,9 @@ use freya_shared::model::call_payloads::{
 };
 use freya_shared::model::{CallEvent, CallEventData, EndReason, CALL_EVENT_SCHEMA};
 use serde_json::{json, Value};
-use support::on_both_engines;
-use support::wire_events::{link, publish_all, wire};
-use support::{eventually, Backend};
+use crate::support::on_both_engines;
+use crate::support::wire_events::{link, publish_all, wire};
+use crate::support::{eventually, Backend};
 
 /// 2025-01-01T00:00:00Z.
 const T0: i64 = 1_735_689_600_000;

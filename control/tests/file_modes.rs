@@ -5,7 +5,6 @@
 
 #![cfg(unix)]
 
-mod support;
 
 use std::os::unix::fs::PermissionsExt;
 use std::path::Path;
@@ -13,7 +12,7 @@ use std::time::Duration;
 
 use freya_control::server::ControlPlane;
 use freya_edge::Edge;
-use support::{control_config, edge_config, eventually, SECRET};
+use crate::support::{control_config, edge_config, eventually, SECRET};
 
 fn mode(path: &Path) -> u32 {
     std::fs::metadata(path).expect("stat").permissions().mode() & 0o777

@@ -3,7 +3,6 @@
 //! or anyone over `grpc.max_connections` is closed at once, while another IP is served; when the
 //! attacker lets go, an edge links up as usual. Real sockets on 127.0.0.x.
 
-mod support;
 
 use std::net::{IpAddr, SocketAddr};
 use std::time::Duration;
@@ -13,7 +12,7 @@ use tokio::net::{TcpSocket, TcpStream};
 
 use freya_control::server::ControlPlane;
 use freya_edge::Edge;
-use support::{control_config, edge_config, eventually, Backend, TestDb, SECRET};
+use crate::support::{control_config, edge_config, eventually, Backend, TestDb, SECRET};
 
 /// Longest a test waits for the server to act (a hang guard, not a measure).
 const HANG_GUARD: Duration = Duration::from_secs(10);

@@ -5,7 +5,7 @@
 //! CA's. A plain-HTTP listener beside the API (`http.http_redirect`) answers every request
 //! with a redirect to the same path on HTTPS, and refuses hostile `Host` headers.
 
-mod support;
+use crate::support;
 
 use std::path::{Path, PathBuf};
 use std::sync::Arc;
@@ -14,9 +14,9 @@ use std::time::Duration;
 use freya_edge::llm::fakes::FakeReply;
 use freya_edge::twilio::fakes::{post_voice_webhook_with, CallerAction, StreamCaller};
 use serde_json::json;
-use support::http::Api;
-use support::twilio::{finished_call, webhook_form, NUMBER, SID, TOKEN};
-use support::{control_config, eventually, Backend, TestDb};
+use crate::support::http::Api;
+use crate::support::twilio::{finished_call, webhook_form, NUMBER, SID, TOKEN};
+use crate::support::{control_config, eventually, Backend, TestDb};
 
 /// A self-signed certificate for 127.0.0.1 and localhost in `dir`: (cert file, key file, PEM).
 fn self_signed(dir: &Path) -> (PathBuf, PathBuf, String) {

@@ -5,7 +5,7 @@
 //! Twilio media stream's WebSocket outlives both timeouts. Every attack is made over real
 //! sockets on 127.0.0.x; timeouts are set short, and a hang guard fails a server that waits.
 
-mod support;
+use crate::support;
 
 use std::net::{IpAddr, SocketAddr};
 use std::time::{Duration, Instant};
@@ -18,7 +18,7 @@ use tokio_tungstenite::tungstenite::Message;
 use freya_control::config::ControlConfig;
 use freya_control::server::ControlPlane;
 use freya_edge::Edge;
-use support::{control_config, edge_config, Backend, TestDb, SECRET};
+use crate::support::{control_config, edge_config, Backend, TestDb, SECRET};
 
 /// Longest a test waits for the server to act (a hang guard, not a measure).
 const HANG_GUARD: Duration = Duration::from_secs(10);

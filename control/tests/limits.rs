@@ -1,13 +1,13 @@
 //! What stands in front of every request: rate limits per credential and per IP (429 with
 //! `Retry-After`), CORS for configured origins only; and no part of the API left answering 501.
 
-mod support;
+use crate::support;
 
 use reqwest::StatusCode;
 
 use freya_control::server::ControlPlane;
-use support::http::Api;
-use support::{control_config, Backend, TestDb};
+use crate::support::http::Api;
+use crate::support::{control_config, Backend, TestDb};
 
 #[tokio::test]
 async fn rate_limits_answer_429_with_retry_after() {

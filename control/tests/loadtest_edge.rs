@@ -3,7 +3,6 @@
 //! call must be answered, carry RTP both ways and be hung up cleanly — correctness, not speed.
 //! RTCP reports flow both ways (multiplexed or on the odd ports) and reach the call record.
 
-mod support;
 
 use std::net::{IpAddr, Ipv4Addr, SocketAddr};
 use std::sync::Arc;
@@ -17,9 +16,9 @@ use freya_loadtest::runner::{run, RunPlan};
 use freya_loadtest::uac::{
     place_call, CallConfig, CallReport, HangupSide, MediaOptions, SipEndpoint, TalkerConfig,
 };
-use support::eventually;
-use support::http::Api;
-use support::world::World;
+use crate::support::eventually;
+use crate::support::http::Api;
+use crate::support::world::World;
 use tokio_util::sync::CancellationToken;
 
 const CALLS: u64 = 20;

@@ -11,7 +11,6 @@
 //! edge 2 down in its gossip view; edge 2's gRPC connection is cut at once, and its reconnect
 //! is refused in the handshake with a trust-audit entry.
 
-mod support;
 
 use std::time::Duration;
 
@@ -21,9 +20,9 @@ use freya_edge::mesh::{ControlMessage, HangupCause, Mesh, MeshTls};
 use freya_edge::trust::{mtls_client_config, ControlTls};
 use freya_proto::v1::HeartbeatRequest;
 
-use support::dev_cluster::{get_text, DevCluster};
-use support::eventually;
-use support::mesh_probe;
+use crate::support::dev_cluster::{get_text, DevCluster};
+use crate::support::eventually;
+use crate::support::mesh_probe;
 
 /// Hang guard for each wait.
 const LIMIT: Duration = Duration::from_secs(30);

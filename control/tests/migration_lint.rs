@@ -17,13 +17,12 @@
 //! rule is proven by a fixture it rejects; the real tree must pass. The second half applies the
 //! last migration to a database holding rows the previous schema wrote, on both engines.
 
-mod support;
 
 use std::borrow::Cow;
 use std::path::{Path, PathBuf};
 
 use freya_control::store::{PoolSize, Store, WorkspaceScope};
-use support::{on_both_engines, Backend, TestDb};
+use crate::support::{on_both_engines, Backend, TestDb};
 
 /// Tables written on every call or every few seconds.
 const HOT_TABLES: [&str; 7] = [

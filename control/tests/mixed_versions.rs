@@ -6,7 +6,7 @@
 //! default floor; with this release at major 0 the test sets `[edges] min_version`, the same
 //! check; `grpc/edge_version.rs` tests the majors rule itself.)
 
-mod support;
+use crate::support;
 
 use std::time::Duration;
 
@@ -16,9 +16,9 @@ use freya_proto::v1::{
 };
 use freya_shared::model::{CallEvent, CALL_EVENT_SCHEMA};
 use serde_json::json;
-use support::on_both_engines;
-use support::wire_events::{link, publish_all, wire};
-use support::Backend;
+use crate::support::on_both_engines;
+use crate::support::wire_events::{link, publish_all, wire};
+use crate::support::Backend;
 
 const THIS_RELEASE: &str = env!("CARGO_PKG_VERSION");
 

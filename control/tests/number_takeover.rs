@@ -5,16 +5,16 @@
 //! `number`, and rows written before this — two spellings in two workspaces — are both taken out
 //! of routing by the start-up migration, reported, and released when one of them goes.
 
-mod support;
+use crate::support;
 
 use reqwest::StatusCode;
 use serde_json::{json, Value};
 
 use freya_control::server::ControlPlane;
 use freya_control::store::WorkspaceScope;
-use support::http::{workspace_with_keys, Api};
-use support::on_both_engines;
-use support::{control_config, Backend, TestDb};
+use crate::support::http::{workspace_with_keys, Api};
+use crate::support::on_both_engines;
+use crate::support::{control_config, Backend, TestDb};
 
 /// A workspace with an agent: (owner key, agent id, scope).
 async fn tenant(control: &ControlPlane, name: &str) -> (String, String, WorkspaceScope) {

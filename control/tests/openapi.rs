@@ -3,13 +3,13 @@
 //! operation is really served, `$ref`s resolve, authenticated operations declare bearer auth and
 //! problem+json errors, operation ids are unique; and `/docs` renders it without fetching anything from elsewhere.
 
-mod support;
+use crate::support;
 
 use reqwest::StatusCode;
 use serde_json::Value;
 
-use support::http::workspace_with_keys;
-use support::Backend;
+use crate::support::http::workspace_with_keys;
+use crate::support::Backend;
 
 /// The paths of `.route("...")` calls in `body`, with `prefix`.
 fn routes_in(body: &str, prefix: &str) -> Vec<String> {

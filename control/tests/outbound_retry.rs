@@ -10,7 +10,7 @@
 //! leased by a replica killed before it sent the command is placed by another once the lease
 //! has run out.
 
-mod support;
+use crate::support;
 
 use std::collections::HashSet;
 use std::net::{IpAddr, SocketAddr};
@@ -24,10 +24,10 @@ use freya_control::store::{EdgeAttempt, NewOutboundCall, NewWebhook, Role, Works
 use freya_edge::Edge;
 use freya_shared::model::call_payloads::CallFailed;
 use freya_shared::model::{CallEvent, CallEventData, FailReason, Placement};
-use support::http::Api;
-use support::party::find_header;
-use support::world::{udp_trunk, World};
-use support::{
+use crate::support::http::Api;
+use crate::support::party::find_header;
+use crate::support::world::{udp_trunk, World};
+use crate::support::{
     control_config, control_plane, edge_config, eventually, on_both_engines, Backend, SECRET,
 };
 

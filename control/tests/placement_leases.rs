@@ -3,12 +3,11 @@
 //! out, and only the holder may say the call was handed over. Replicas placing calls under it
 //! are in `outbound_retry.rs`.
 
-mod support;
 
 use freya_control::store::{NewOutboundCall, PoolSize, Store, WorkspaceScope};
 use freya_shared::model::call_payloads::CallFailed;
 use freya_shared::model::{CallEvent, CallEventData, FailReason, Placement};
-use support::{on_both_engines, Backend, TestDb};
+use crate::support::{on_both_engines, Backend, TestDb};
 
 const PARTY: &str = "+4733333333";
 

@@ -9,7 +9,7 @@
 //! request); a wrong key (refused, and never echoed); a viewer pressing Test (403); a TLS
 //! trunk whose certificate names another host (a failed check that says so).
 
-mod support;
+use crate::support;
 
 use std::sync::{Arc, Mutex};
 
@@ -17,9 +17,9 @@ use freya_control::store::Role;
 use freya_edge::twilio::fakes::FakeTwilio;
 use rustls::pki_types::{CertificateDer, PrivateKeyDer, PrivatePkcs8KeyDer};
 use serde_json::{json, Value};
-use support::caller::sipp_uas;
-use support::http::Api;
-use support::world::World;
+use crate::support::caller::sipp_uas;
+use crate::support::http::Api;
+use crate::support::world::World;
 use tokio::io::{AsyncRead, AsyncReadExt, AsyncWrite, AsyncWriteExt};
 
 const SID: &str = "AC0123456789abcdef0123456789abcdef";

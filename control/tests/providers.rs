@@ -3,15 +3,15 @@
 //! edge snapshot of the regions the trunk serves; every change moves the configuration version
 //! and lands in the audit log.
 
-mod support;
+use crate::support;
 
 use reqwest::StatusCode;
 use serde_json::{json, Value};
 use sqlx::Row;
 
-use support::http::{workspace_with_keys, Api};
-use support::on_both_engines;
-use support::Backend;
+use crate::support::http::{workspace_with_keys, Api};
+use crate::support::on_both_engines;
+use crate::support::Backend;
 
 async fn stored_provider_columns(url: &str, id: &str) -> (String, Option<String>) {
     sqlx::any::install_default_drivers();

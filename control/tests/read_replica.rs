@@ -6,7 +6,7 @@
 //! it. Writes never reach the standby (it would refuse them), so every write of the test
 //! succeeding shows they went to the primary.
 
-mod support;
+use crate::support;
 
 use std::path::{Path, PathBuf};
 use std::process::Command;
@@ -15,8 +15,8 @@ use std::time::Duration;
 use freya_control::store::{AnalyticsGroup, AnalyticsQuery, CallFilter, WorkspaceScope};
 use serde_json::json;
 use sqlx::Connection;
-use support::eventually;
-use support::http::{workspace_with_keys, Api};
+use crate::support::eventually;
+use crate::support::http::{workspace_with_keys, Api};
 
 /// A PostgreSQL server of the test's own; stopped and removed on drop.
 struct Server {

@@ -6,14 +6,13 @@
 //! whole, the question answered with the opening hours, no apology or fallback line, and the
 //! goodbye ending the call.
 
-mod support;
 
 use std::path::Path;
 use std::process::{Child, Command, Stdio};
 use std::time::Duration;
 
 use serde_json::Value;
-use support::eventually;
+use crate::support::eventually;
 
 /// Stops the child on drop, so a failing test leaves no process behind.
 struct Running(Child);

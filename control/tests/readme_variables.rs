@@ -6,7 +6,7 @@
 //! prompt with every placeholder filled: the agent's `variables` and the built-in
 //! `caller_number`, `called_number` and `call_id`; and the caller must hear the filled-in greeting.
 
-mod support;
+use crate::support;
 
 use std::time::Duration;
 
@@ -16,9 +16,9 @@ use freya_edge::llm::fakes::{FakeLlmServer, FakeReply, StreamOutcome};
 use freya_edge::sip::sdp::Codec;
 use freya_edge::speech::fakes::FakeOpenAiSpeech;
 use freya_shared::model::AgentSpec;
-use support::http::{workspace_with_keys, Api};
-use support::voice_call::{only_call_events, patient_caller, place_spoken_call};
-use support::{demo_edge, demo_workspace, Backend};
+use crate::support::http::{workspace_with_keys, Api};
+use crate::support::voice_call::{only_call_events, patient_caller, place_spoken_call};
+use crate::support::{demo_edge, demo_workspace, Backend};
 
 /// The JSON body of the README's "Agents and prompt variables" section.
 fn readme_agent_body() -> Value {

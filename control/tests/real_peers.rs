@@ -15,14 +15,13 @@
 //! The test script installs baresip; where it is absent (a machine set up by hand) the tests say
 //! so and pass, but never under CI.
 
-mod support;
 
 use std::time::Duration;
 
 use freya_edge::EdgeConfig;
-use support::baresip::{self, Baresip, Codec};
-use support::kamailio::Kamailio;
-use support::world::World;
+use crate::support::baresip::{self, Baresip, Codec};
+use crate::support::kamailio::Kamailio;
+use crate::support::world::World;
 
 const NUMBER: &str = "+15550100";
 

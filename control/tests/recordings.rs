@@ -7,7 +7,6 @@
 //! header and no audio in the clear. (`recording_uploads.rs` checks what an upload must be.)
 //! Nothing here asserts on speed.
 
-mod support;
 
 use std::path::{Path, PathBuf};
 use std::sync::Arc;
@@ -24,11 +23,11 @@ use freya_edge::Edge;
 use freya_loadtest::audio::Utterance;
 use freya_loadtest::onset::OnsetConfig;
 use freya_loadtest::uac::{self, CallConfig, CallReport, HangupSide, SipEndpoint, TalkerConfig};
-use support::http::{workspace_with_keys, Api};
-use support::on_both_engines;
-use support::recorded::{get_bytes, header, recorded_world, RecordedWorld};
-use support::tones::audible_ms;
-use support::{edge_config, eventually, until_routed, Backend, SECRET};
+use crate::support::http::{workspace_with_keys, Api};
+use crate::support::on_both_engines;
+use crate::support::recorded::{get_bytes, header, recorded_world, RecordedWorld};
+use crate::support::tones::audible_ms;
+use crate::support::{edge_config, eventually, until_routed, Backend, SECRET};
 
 const OWNER: usize = 0;
 const ADMIN: usize = 1;

@@ -3,7 +3,7 @@
 //! and sent to a webhook with placeholders instead, while the call's own numbers stay; an agent
 //! without the section keeps its transcript verbatim; an unknown kind is a 422 naming the field.
 
-mod support;
+use crate::support;
 
 use std::net::SocketAddr;
 use std::sync::{Arc, Mutex};
@@ -19,10 +19,10 @@ use freya_control::server::ControlPlane;
 use freya_control::store::WorkspaceScope;
 use freya_shared::ids::new_id;
 use freya_shared::model::CallEvent;
-use support::http::{workspace_with_keys, Api};
-use support::local_http::serve_until;
-use support::on_both_engines;
-use support::{eventually, Backend};
+use crate::support::http::{workspace_with_keys, Api};
+use crate::support::local_http::serve_until;
+use crate::support::on_both_engines;
+use crate::support::{eventually, Backend};
 
 const CARD: &str = "4111 1111 1111 1111";
 const SPOKEN_EMAIL: &str = "bob dot smith at example dot com";

@@ -3,7 +3,7 @@
 //! regions learn and forget it as it moves), outbound calls from it go to the home region's
 //! edge first and to a further region's when home has none, and calls keep their edge's region.
 
-mod support;
+use crate::support;
 
 use std::time::Duration;
 
@@ -15,9 +15,9 @@ use freya_control::store::WorkspaceScope;
 use freya_edge::Edge;
 use freya_shared::ids::{new_id, now_ms, rfc3339};
 use freya_shared::model::{AgentSpec, CallEvent, CallEventKind};
-use support::http::{workspace_with_keys, Api};
-use support::on_both_engines;
-use support::{edge_config, eventually, Backend, SECRET};
+use crate::support::http::{workspace_with_keys, Api};
+use crate::support::on_both_engines;
+use crate::support::{edge_config, eventually, Backend, SECRET};
 
 async fn new_agent(control: &ControlPlane, ws: &str) -> String {
     let spec: AgentSpec = serde_json::from_value(json!({"name": "Regional"})).expect("spec");

@@ -4,7 +4,7 @@
 //! deletes only what is older than each window, and two sweeps at once neither fail nor
 //! count twice; hostile input gets a problem naming the field.
 
-mod support;
+use crate::support;
 
 use std::path::{Path, PathBuf};
 
@@ -14,8 +14,8 @@ use freya_control::server::ControlPlane;
 use freya_control::store::CallRecordingInfo;
 use freya_shared::ids::{new_id, now_ms};
 use freya_shared::model::{CallEvent, CallEventKind};
-use support::http::{workspace_with_keys, Api};
-use support::{on_both_engines, Backend, TestDb};
+use crate::support::http::{workspace_with_keys, Api};
+use crate::support::{on_both_engines, Backend, TestDb};
 
 const DAY_MS: i64 = 86_400_000;
 

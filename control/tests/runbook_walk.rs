@@ -10,7 +10,6 @@
 //! When the runbook changes, this test follows it; when it stops being followable (a key the
 //! code refuses, a command that fails, a step missing), the test says which.
 
-mod support;
 
 use std::net::SocketAddr;
 use std::path::Path;
@@ -18,7 +17,7 @@ use std::process::{Child, Command, Stdio};
 use std::time::Duration;
 
 use serde_json::{json, Value};
-use support::{eventually, Backend, TestDb};
+use crate::support::{eventually, Backend, TestDb};
 use tokio::net::UdpSocket;
 
 const LIMIT: Duration = Duration::from_secs(120);

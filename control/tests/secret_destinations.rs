@@ -4,15 +4,15 @@
 //! the secret again is a 422 naming the secret and changes nothing; with the secret it is
 //! accepted, and other changes keep the stored secret.
 
-mod support;
+use crate::support;
 
 use reqwest::StatusCode;
 use serde_json::{json, Value};
 
 use freya_control::store::WorkspaceScope;
-use support::http::{workspace_with_keys, Api};
-use support::on_both_engines;
-use support::Backend;
+use crate::support::http::{workspace_with_keys, Api};
+use crate::support::on_both_engines;
+use crate::support::Backend;
 
 const SID: &str = "AC0123456789abcdef0123456789abcdef";
 

@@ -6,7 +6,7 @@
 //! non-hex key file, and a configuration whose key is not the store's, are refused with a clear
 //! error before anything changes.
 
-mod support;
+use crate::support;
 
 use std::collections::BTreeMap;
 use std::path::Path;
@@ -19,8 +19,8 @@ use freya_control::recording_seal::{rewrapped_header, wrapped_len, SealingWriter
 use freya_control::rekey::{self, RekeyError};
 use freya_control::store::reseal::{ResealError, ResealOptions};
 use freya_control::store::{key_id, PoolSize, Sealer, Store};
-use support::http::workspace_with_keys;
-use support::{on_both_engines, Backend, ENCRYPTION_KEY};
+use crate::support::http::workspace_with_keys;
+use crate::support::{on_both_engines, Backend, ENCRYPTION_KEY};
 
 const KEY_2: &str = "2222222222222222222222222222222222222222222222222222222222222222";
 const KEY_3: &str = "3333333333333333333333333333333333333333333333333333333333333333";

@@ -5,7 +5,7 @@
 //! script must accept both, and refuse a tampered body, another secret and a timestamp past the
 //! 300 s tolerance (the receiver's clock moved forward with the script's `--now`).
 
-mod support;
+use crate::support;
 
 use std::path::{Path, PathBuf};
 use std::process::Command;
@@ -24,9 +24,9 @@ use freya_edge::egress::{Egress, EgressConfig};
 use freya_edge::llm::{ToolEndpoint, ToolRunner};
 use freya_shared::ids::new_id;
 use freya_shared::model::{CallEvent, CallEventKind};
-use support::http::{workspace_with_keys, Api};
-use support::local_http::serve;
-use support::{eventually, Backend};
+use crate::support::http::{workspace_with_keys, Api};
+use crate::support::local_http::serve;
+use crate::support::{eventually, Backend};
 
 const WEBHOOK_SECRET: &str = "whsec-examples-0123456789";
 const TOOL_SECRET: &str = "tool-secret-examples";

@@ -2,7 +2,7 @@
 //! control plane, with scenario files in `tests/sipp/`. Each test checks what sipp saw (its exit
 //! status: every call as scripted) and what the platform recorded (call events).
 
-mod support;
+use crate::support;
 
 use std::time::Duration;
 
@@ -10,8 +10,8 @@ use freya_control::server::ControlPlane;
 use freya_control::store::{CallRecord, Store, WorkspaceScope};
 use freya_edge::Edge;
 use freya_shared::model::AgentSpec;
-use support::caller::sipp_with_media;
-use support::{demo_edge, demo_workspace, eventually, Backend, TestDb};
+use crate::support::caller::sipp_with_media;
+use crate::support::{demo_edge, demo_workspace, eventually, Backend, TestDb};
 
 struct Setup {
     db: TestDb,

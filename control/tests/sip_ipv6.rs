@@ -10,7 +10,7 @@
 //! - a dual-stack edge (`[::]`) answers an IPv4 caller's IPv4 offer in IPv4 and an IPv6
 //!   caller's IPv6 offer in IPv6.
 
-mod support;
+use crate::support;
 
 use std::net::SocketAddr;
 use std::time::Duration;
@@ -20,8 +20,8 @@ use tokio::net::UdpSocket;
 
 use freya_edge::rtp::packet::RtpPacket;
 use freya_edge::sip::sdp::SessionDescription;
-use support::raw_sip::recv_sip;
-use support::world::World;
+use crate::support::raw_sip::recv_sip;
+use crate::support::world::World;
 
 /// A control plane and an edge whose SIP listens on `sip` with the given advertised media
 /// addresses.

@@ -7,16 +7,15 @@
 //! plane's first snapshot arrived — the same `providers` field the control plane will fill.
 //! Nothing changes the configuration afterwards, so the config watch does not overwrite it.
 
-mod support;
 
 use std::net::SocketAddr;
 use std::path::PathBuf;
 use std::process::Output;
 use std::time::Duration;
 
-use support::caller::free_udp_port;
-use support::eventually;
-use support::world::{udp_trunk, World};
+use crate::support::caller::free_udp_port;
+use crate::support::eventually;
+use crate::support::world::{udp_trunk, World};
 
 /// A port free for TCP (and UDP too, since sipp binds both for its transport): a UDP-free port
 /// may be a busy or lingering TCP one.

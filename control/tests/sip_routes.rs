@@ -7,7 +7,6 @@
 //! `outbound_proxy` is that kamailio must pass it both ways. The call record must say whether
 //! our BYE was answered.
 
-mod support;
 
 use std::net::UdpSocket;
 use std::path::{Path, PathBuf};
@@ -16,11 +15,11 @@ use std::time::Duration;
 
 use freya_control::store::CallRecord;
 use freya_shared::model::SipTrunkSpec;
-use support::caller::free_udp_port;
-use support::caller::sipp_scenario;
-use support::kamailio::Kamailio;
-use support::world::World;
-use support::{on_both_engines, Backend};
+use crate::support::caller::free_udp_port;
+use crate::support::caller::sipp_scenario;
+use crate::support::kamailio::Kamailio;
+use crate::support::world::World;
+use crate::support::{on_both_engines, Backend};
 
 async fn world(backend: Backend, max_call_seconds: u32) -> World {
     World::builder()

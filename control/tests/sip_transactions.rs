@@ -10,7 +10,7 @@
 //! - sipp (`tests/sipp/uac_no_common_codec.xml`) checks the 488's `Warning: 305` as a real
 //!   SIP stack reads it.
 
-mod support;
+use crate::support;
 
 use std::time::Duration;
 
@@ -20,11 +20,11 @@ use freya_control::server::ControlPlane;
 use freya_control::store::WorkspaceScope;
 use freya_edge::Edge;
 use freya_shared::model::AgentSpec;
-use support::caller::sipp_with_media;
-use support::http::workspace_with_keys;
-use support::on_both_engines;
-use support::raw_sip::{recv_sip, to_tag, Call, CALLER_TAG};
-use support::{agent_on_number, edge_config, eventually, until_routed, Backend, TestDb, SECRET};
+use crate::support::caller::sipp_with_media;
+use crate::support::http::workspace_with_keys;
+use crate::support::on_both_engines;
+use crate::support::raw_sip::{recv_sip, to_tag, Call, CALLER_TAG};
+use crate::support::{agent_on_number, edge_config, eventually, until_routed, Backend, TestDb, SECRET};
 
 const WAIT: Duration = Duration::from_secs(10);
 

@@ -8,7 +8,7 @@
 //! error). PostgreSQL: a throwaway cluster (`initdb`, `pg_ctl`) on a 64 MiB tmpfs, when this
 //! process may mount one and run the server as `postgres`; the test says so and ends otherwise.
 
-mod support;
+use crate::support;
 
 use std::path::{Path, PathBuf};
 use std::time::Duration;
@@ -19,8 +19,8 @@ use serde_json::json;
 use freya_control::server::ControlPlane;
 use freya_control::store::{Role, WorkspaceScope};
 use sqlx::Connection;
-use support::http::{workspace_with_keys, Answer, Api};
-use support::{control_config, eventually};
+use crate::support::http::{workspace_with_keys, Answer, Api};
+use crate::support::{control_config, eventually};
 
 /// A directory whose file system can be made full, and emptied again.
 struct SmallDisk {

@@ -1,10 +1,9 @@
 //! The store on both engines: migrations are idempotent and safe when several control-plane
 //! processes start at once (no advisory locks: CockroachDB has none).
 
-mod support;
 
 use freya_control::store::{PoolSize, Store};
-use support::{Backend, TestDb};
+use crate::support::{Backend, TestDb};
 
 const POOL: PoolSize = PoolSize {
     min_connections: 0,

@@ -7,7 +7,7 @@
 //!
 //! One test only: the tracing subscriber is global to the process.
 
-mod support;
+use crate::support;
 
 use std::collections::HashMap;
 use std::io::Write;
@@ -19,9 +19,9 @@ use freya_edge::sip::sdp::Codec;
 use freya_edge::telemetry::{LogFormat, OtelSettings, SamplerChoice};
 use opentelemetry_proto::tonic::collector::trace::v1::ExportTraceServiceRequest;
 use prost::Message;
-use support::local_http::serve;
-use support::voice_call::{patient_caller, place_spoken_call};
-use support::world::World;
+use crate::support::local_http::serve;
+use crate::support::voice_call::{patient_caller, place_spoken_call};
+use crate::support::world::World;
 
 /// One exported span, as the receiver decoded it.
 #[derive(Debug, Clone)]

@@ -7,14 +7,13 @@
 //!
 //! The edge gets its trunks by writing its configuration snapshot, as `sip_outbound.rs` does.
 
-mod support;
 
 use std::time::{Duration, Instant};
 
 use freya_shared::model::SipTrunkSpec;
-use support::caller::{free_udp_port, sipp_uas};
-use support::eventually;
-use support::world::{udp_trunk, World};
+use crate::support::caller::{free_udp_port, sipp_uas};
+use crate::support::eventually;
+use crate::support::world::{udp_trunk, World};
 
 /// Both trunks' invite timeout: long, so that it cannot be what moves the call on.
 const INVITE_TIMEOUT_MS: u32 = 30_000;

@@ -5,16 +5,15 @@
 //!
 //! The trunks are created through the API, so they reach the edge by its configuration watch.
 
-mod support;
 
 use std::time::Duration;
 
 use freya_control::store::Role;
 use serde_json::{json, Value};
-use support::caller::{free_udp_port, sipp_uas};
-use support::eventually;
-use support::http::Api;
-use support::world::World;
+use crate::support::caller::{free_udp_port, sipp_uas};
+use crate::support::eventually;
+use crate::support::http::Api;
+use crate::support::world::World;
 
 /// A world whose edge pings every second and waits 300 ms for an answer.
 async fn world() -> World {

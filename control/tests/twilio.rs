@@ -3,7 +3,7 @@
 //! media-stream WebSocket and speaks real espeak-ng audio as μ-law frames every 20 ms — against
 //! a control plane and an edge in-process (see `support::twilio`). Nothing here asserts on speed.
 
-mod support;
+use crate::support;
 
 use std::time::Duration;
 
@@ -13,7 +13,7 @@ use freya_edge::twilio::fakes::{
     post_voice_webhook, CallerAction, FakeTwilio, StreamCaller, StreamReport,
 };
 use freya_loadtest::audio::Utterance;
-use support::twilio::{
+use crate::support::twilio::{
     finished_call, of_kind, teardown, voice_url, webhook_form, world, World, NUMBER, SID, TOKEN,
     TRANSFER_TO,
 };

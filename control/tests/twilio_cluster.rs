@@ -4,7 +4,7 @@
 //! the call, recorded on the peer); once the peer has left the cluster, never with the dead
 //! peer's: the call is rejected `busy`.
 
-mod support;
+use crate::support;
 
 use std::time::Duration;
 
@@ -13,9 +13,9 @@ use freya_edge::twilio::fakes::{post_voice_webhook, CallerAction, StreamCaller};
 use freya_edge::Edge;
 use serde_json::{json, Value};
 
-use support::http::Api;
-use support::twilio::{finished_call, teardown, webhook_form, NUMBER, SID, TOKEN};
-use support::{eventually, SECRET};
+use crate::support::http::Api;
+use crate::support::twilio::{finished_call, teardown, webhook_form, NUMBER, SID, TOKEN};
+use crate::support::{eventually, SECRET};
 
 /// Hang guard for each wait.
 const LIMIT: Duration = Duration::from_secs(30);

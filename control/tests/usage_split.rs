@@ -5,7 +5,7 @@
 //! sentence of the answer went to synthesis; only the start of the first was played. The record
 //! used to have one number, the characters heard.
 
-mod support;
+use crate::support;
 
 use std::time::{Duration, Instant};
 
@@ -15,9 +15,9 @@ use freya_edge::media::g711::G711;
 use freya_edge::speech::fakes::FakeOpenAiSpeech;
 use freya_loadtest::audio::Utterance;
 use freya_shared::model::AgentSpec;
-use support::caller::ulaw;
-use support::raw_sip::{Call, Offer};
-use support::{demo_edge, demo_workspace, eventually, on_both_engines, Backend};
+use crate::support::caller::ulaw;
+use crate::support::raw_sip::{Call, Offer};
+use crate::support::{demo_edge, demo_workspace, eventually, on_both_engines, Backend};
 
 /// The agent's answer, sentence by sentence, as the model streams it.
 const ANSWER: [&str; 3] = [

@@ -6,7 +6,6 @@
 //! the only time bound is the agent's own end-of-turn silence, which a turn ended by Deepgram's
 //! endpointing cannot have waited for.
 
-mod support;
 
 use std::time::Duration;
 
@@ -17,8 +16,8 @@ use freya_edge::speech::fakes::{FakeDeepgram, FaultPlan};
 use freya_loadtest::audio::Utterance;
 use freya_loadtest::uac::{CallReport, TalkerConfig};
 use serde_json::json;
-use support::voice_call::{of_kind, only_call_events, patient_caller, place_spoken_call};
-use support::world::World;
+use crate::support::voice_call::{of_kind, only_call_events, patient_caller, place_spoken_call};
+use crate::support::world::World;
 
 const QUESTION: &str = "What are your opening hours?";
 

@@ -5,7 +5,6 @@
 //! received, what the caller heard (the UAC's own measurement of reply audio) and the call events
 //! the control plane recorded. Nothing here asserts on speed.
 
-mod support;
 
 use std::sync::Arc;
 use std::time::Duration;
@@ -15,9 +14,9 @@ use freya_edge::llm::fakes::{FakeLlmServer, FakeReply, RecordedRequest};
 use freya_edge::sip::sdp::Codec;
 use freya_edge::speech::fakes::tone;
 use freya_loadtest::uac::{CallReport, TalkerConfig};
-use support::local_http::serve;
-use support::voice_call::{of_kind, only_call_events, patient_caller, place_spoken_call};
-use support::world::World;
+use crate::support::local_http::serve;
+use crate::support::voice_call::{of_kind, only_call_events, patient_caller, place_spoken_call};
+use crate::support::world::World;
 
 /// A control plane, an edge, the fakes, and number `demo` answered by an agent using them.
 async fn world(first_message: &str) -> World {

@@ -3,7 +3,7 @@
 //! the delivery log tells what happened and a delivery can be sent again; two control planes on
 //! one database never deliver the same row twice; private targets are refused when sending too.
 
-mod support;
+use crate::support;
 
 use std::collections::HashMap;
 use std::net::SocketAddr;
@@ -23,10 +23,10 @@ use tokio_util::sync::CancellationToken;
 use freya_control::server::ControlPlane;
 use freya_shared::ids::new_id;
 use freya_shared::model::{CallEvent, CallEventKind};
-use support::http::{workspace_with_keys, Api};
-use support::local_http::serve_until;
-use support::on_both_engines;
-use support::{control_config, eventually, Backend, TestDb};
+use crate::support::http::{workspace_with_keys, Api};
+use crate::support::local_http::serve_until;
+use crate::support::on_both_engines;
+use crate::support::{control_config, eventually, Backend, TestDb};
 
 const SECRET: &str = "whsec-0123456789abcdef";
 

@@ -5,7 +5,6 @@
 //! every stored transcript line and event payload of the call, and every webhook sent for it,
 //! shows both placeholders and neither value, while the call's own numbers stay.
 
-mod support;
 
 use std::time::Duration;
 
@@ -15,12 +14,12 @@ use tokio_util::sync::CancellationToken;
 use freya_control::store::Role;
 use freya_edge::llm::fakes::FakeReply;
 use freya_edge::sip::sdp::Codec;
-use support::http::Api;
-use support::on_both_engines;
-use support::voice_call::{of_kind, only_call_events, patient_caller, place_spoken_call};
-use support::webhook_sink::webhook_receiver;
-use support::world::World;
-use support::{eventually, Backend};
+use crate::support::http::Api;
+use crate::support::on_both_engines;
+use crate::support::voice_call::{of_kind, only_call_events, patient_caller, place_spoken_call};
+use crate::support::webhook_sink::webhook_receiver;
+use crate::support::world::World;
+use crate::support::{eventually, Backend};
 
 const HEARD: &str =
     "my card is 4111 1111 1111 1111 and my email is bob dot smith at example dot com";

@@ -5,7 +5,7 @@
 //! recogniser, rules). Each test checks what the caller heard and the call's `workflow_steps` as
 //! `GET /v1/calls/{id}` shows them. Nothing here asserts on speed.
 
-mod support;
+use crate::support;
 
 use std::sync::{Arc, Mutex};
 use std::time::Duration;
@@ -14,11 +14,11 @@ use axum::routing::post;
 use serde_json::{json, Value};
 
 use freya_control::store::Role;
-use support::caller::{caller_media_on_loopback, epoch_ms, sipp, sipp_scenario, Heard};
-use support::eventually;
-use support::http::Api;
-use support::local_http::serve;
-use support::world::World;
+use crate::support::caller::{caller_media_on_loopback, epoch_ms, sipp, sipp_scenario, Heard};
+use crate::support::eventually;
+use crate::support::http::Api;
+use crate::support::local_http::serve;
+use crate::support::world::World;
 
 /// The example flow of the workflow issue, with `sales` handing calls to `agent`.
 fn support_line(agent: &str) -> Value {

@@ -8,17 +8,16 @@
 //! digits, the address or the caller's number. The same flow without `sensitive` keeps the keys
 //! and the caller's audio throughout, so the test can tell.
 
-mod support;
 
 use std::sync::{Arc, Mutex};
 
 use axum::routing::post;
 use serde_json::{json, Value};
 
-use support::caller::sipp_with_media;
-use support::keypad::{keys_heard, pressing_between};
-use support::local_http::serve;
-use support::world::World;
+use crate::support::caller::sipp_with_media;
+use crate::support::keypad::{keys_heard, pressing_between};
+use crate::support::local_http::serve;
+use crate::support::world::World;
 
 const KEYS: &str = "411";
 const ADDRESS: &str = "bob.smith@example.com";

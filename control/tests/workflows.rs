@@ -2,14 +2,13 @@
 //! answered 422 with the right `{node, field}` (every problem at once), and expressions past
 //! the limits refused the same way while the server keeps answering.
 
-mod support;
 
 use reqwest::StatusCode;
 use serde_json::{json, Value};
 
-use support::flows::{api_support_line, flow_world, located, with_node, FlowWorld, Located};
-use support::on_both_engines;
-use support::Backend;
+use crate::support::flows::{api_support_line, flow_world, located, with_node, FlowWorld, Located};
+use crate::support::on_both_engines;
+use crate::support::Backend;
 
 /// `flow` sent by `key` to validation and to creation: both refuse it, 422 with a problem
 /// document (`name` names the case); each path and the body it answered.
