@@ -5,6 +5,9 @@
 # again.
 set -euo pipefail
 cd "$(dirname "$0")/.."
+# A clean CI build never reuses incremental caches, which would take gigabytes beside the test
+# binaries on a disk that may be small.
+if [ "${CI:-}" = true ]; then export CARGO_INCREMENTAL=0; fi
 source deploy/packages.sh
 ensure_packages --test
 
