@@ -6,7 +6,9 @@
 // up a live call from its page, redelivers a webhook delivery its endpoint refused, switches
 // workspace, adds a member and changes their role,
 // creates and revokes an API key, tests a SIP trunk (a scripted one answering OPTIONS) from
-// the Providers page and sees the result and the health badge, and every page passes axe-core with no serious or critical
+// the Providers page and sees the result and the health badge; a real viewer signs in with the
+// keyboard alone and finds no edit control on any page, and a real editor demoted while editing
+// is refused with the reason. Every page passes axe-core with no serious or critical
 // violation and leaves no error in the console.
 //
 //   node e2e/run.mjs                 # FREYA_BIN or the debug build of the workspace
@@ -526,26 +528,53 @@ step("every other page passes axe, in light and dark", async () => {
   await page.getByRole("button", { name: "Light theme" }).click();
 });
 
-step("a viewer sees no edit controls, and a 403 is explained", async () => {
-  // freya dev seeds only an owner, and the API makes no users: the page is told its role is
-  // viewer (the workspace list is rewritten) and the audit log answers the API's 403 problem,
-  // to check what the page does with them. The API itself enforces roles (control/tests/roles.rs).
-  await page.route("**/v1/workspaces", async (route) => {
-    const response = await route.fetch();
-    const body = await response.json();
-    for (const w of body.data) w.role = "viewer";
-    await route.fulfill({ response, json: body });
+/** Signs out whoever is signed in and signs `email` in with the mouse. */
+async function signInAs(email, password, role) {
+  await page.getByRole("button", { name: "Sign out" }).click();
+  await page.getByLabel("Email").fill(email);
+  await page.getByLabel("Password").fill(password);
+  await page.getByRole("button", { name: "Sign in" }).click();
+  await page.getByText(`Your role: ${role}`).waitFor();
+}
+
+/** Presses Tab until the focused element's accessible text is `text` (at most 60 times). */
+async function tabTo(text) {
+  for (let i = 0; i < 60; i++) {
+    await page.keyboard.press("Tab");
+    const focused = await page.evaluate(() => document.activeElement?.textContent?.trim() ?? "");
+    if (focused === text) return;
+  }
+  throw new Error(`Tab never reached "${text}"`);
+}
+
+const PEOPLE_PASSWORD = "a long enough password";
+/** Adds `email` as a person and a member of the demo workspace with `role`; returns their user id. */
+async function member(email, role) {
+  await createUser(freya.dir, email, role, PEOPLE_PASSWORD);
+  const added = await fetch(`${base}/v1/workspaces/${dev.workspace_id}/members`, {
+    method: "POST",
+    headers: { "content-type": "application/json", authorization: `Bearer ${dev.api_key}` },
+    body: JSON.stringify({ email, role }),
   });
-  await page.route("**/v1/audit-log*", (route) =>
-    route.fulfill({
-      status: 403,
-      contentType: "application/problem+json",
-      body: JSON.stringify({ type: "about:blank", title: "Forbidden", status: 403, detail: "this needs the admin role; the caller is a viewer" }),
-    }),
-  );
-  await page.reload();
+  assert.equal(added.status, 201, await added.clone().text());
+  return (await added.json()).user_id;
+}
+
+step("a real viewer, signed in with the keyboard alone, reads every page and sees no edit controls", async () => {
+  await member("viewer@example.com", "viewer");
+  await page.getByRole("button", { name: "Sign out" }).click();
+  await page.getByLabel("Email").waitFor();
+  // The keyboard alone: into the form, through it, and on to a page of the navigation.
+  await page.keyboard.press("Tab");
+  assert.equal(await page.evaluate(() => document.activeElement?.id), "email", "Tab reaches Email first");
+  await page.keyboard.type("viewer@example.com");
+  await page.keyboard.press("Tab");
+  await page.keyboard.type(PEOPLE_PASSWORD);
+  await page.keyboard.press("Enter");
   await page.getByText("Your role: viewer").waitFor();
-  await nav("Agents").click();
+  await tabTo("Agents");
+  await page.keyboard.press("Enter");
+  await page.getByRole("heading", { name: "Agents", exact: true }).waitFor();
   await page.getByRole("link", { name: "Demo agent" }).waitFor();
   assert.equal(await page.getByRole("link", { name: "New agent" }).count(), 0, "no New agent for a viewer");
   await page.getByRole("link", { name: "Demo agent" }).click();
@@ -560,21 +589,54 @@ step("a viewer sees no edit controls, and a 403 is explained", async () => {
   await page.getByRole("link", { name: "Greeter" }).waitFor();
   assert.equal(await page.getByRole("link", { name: "New workflow" }).count(), 0);
   assert.equal(await page.getByRole("button", { name: "Publish" }).count(), 0);
+  // Providers are read by every member, their secrets masked; testing one needs an editor.
   await nav("Providers").click();
-  await page.getByRole("row").filter({ hasText: "e2e trunk" }).waitFor();
+  const trunk = page.getByRole("row").filter({ hasText: "e2e trunk" });
+  await trunk.getByTestId("health").waitFor();
   assert.equal(await page.getByRole("button", { name: /^Test / }).count(), 0, "no Test for a viewer");
-  await nav("API keys").click();
-  await page.getByText("Only an admin of the workspace can create or revoke keys").waitFor();
+  await axe("providers (viewer)");
+  await nav("Members").click();
+  await page.getByRole("cell", { name: "viewer@example.com" }).waitFor();
+  assert.equal(await page.getByRole("button", { name: "Add member" }).count(), 0);
+  assert.equal(await page.getByRole("button", { name: /^Remove / }).count(), 0);
+  assert.equal(await page.getByRole("combobox", { name: /^Role of / }).count(), 0);
+  // Admin pages say why they are empty instead of asking for a refusal.
+  for (const [name, says] of [
+    ["API keys", "can list, create or revoke keys; your role is viewer"],
+    ["Audit log", "can read the audit log; your role is viewer"],
+    ["Webhooks", "can see webhook subscriptions and their deliveries"],
+  ]) {
+    await nav(name).click();
+    await page.getByRole("note").filter({ hasText: says }).waitFor();
+    await axe(`${name} (viewer)`);
+  }
   assert.equal(await page.getByRole("button", { name: "Create key" }).count(), 0);
-  assert.equal(await page.getByRole("button", { name: /^Revoke / }).count(), 0);
+});
+
+step("an editor tests a trunk; demoted while editing, their save is refused with the reason and the form follows", async () => {
+  const editorId = await member("editor@example.com", "editor");
+  await signInAs("editor@example.com", PEOPLE_PASSWORD, "editor");
+  await nav("Providers").click();
+  await page.getByRole("row").filter({ hasText: "e2e trunk" }).getByRole("button", { name: "Test e2e trunk" }).waitFor();
+  await nav("Agents").click();
+  await page.getByRole("link", { name: "Demo agent" }).click();
+  await page.getByRole("button", { name: "Save agent" }).waitFor();
+  // An owner makes them a viewer while the form is open: the page still offers Save.
+  const demoted = await fetch(`${base}/v1/workspaces/${dev.workspace_id}/members/${editorId}`, {
+    method: "PATCH",
+    headers: { "content-type": "application/json", authorization: `Bearer ${dev.api_key}` },
+    body: JSON.stringify({ role: "viewer" }),
+  });
+  assert.equal(demoted.status, 200, await demoted.clone().text());
   expected403 = 1;
-  await nav("Audit log").click();
-  await page.getByRole("alert").filter({ hasText: "Your role does not allow this: this needs the admin role" }).waitFor();
-  await axe("audit log refused (viewer)");
-  await page.unroute("**/v1/workspaces");
-  await page.unroute("**/v1/audit-log*");
-  await page.reload();
-  await page.getByText("Your role: owner").waitFor();
+  await page.getByRole("button", { name: "Save agent" }).click();
+  await page.getByRole("alert").filter({ hasText: "Your role does not allow this: this needs the `editor` role" }).waitFor();
+  // The refusal re-reads the role: the form becomes read-only, the explanation stays.
+  await page.getByText("Your role: viewer").waitFor();
+  await page.getByText("your role (viewer) cannot change it").waitFor();
+  assert.equal(await page.getByRole("button", { name: "Save agent" }).count(), 0);
+  await axe("agent save refused (demoted)");
+  await signInAs(dev.admin_email, dev.admin_password, "owner");
 });
 
 step("a client-side route opened directly works, and sign-out forgets the token", async () => {

@@ -1,10 +1,21 @@
 // Who changed what: the workspace's audit log, filtered by action, resource and actor.
 import { useInfiniteQuery } from "@tanstack/react-query";
 import { useState } from "react";
-import { api, ok } from "../api/client";
-import { ErrorNote, Loading, Page, time } from "../components/ui";
+import { api, atLeast, ok } from "../api/client";
+import { ErrorNote, Loading, Page, RoleNote, time } from "../components/ui";
+import { useSession } from "../session";
 
 export function AuditLog() {
+  const { role } = useSession();
+  return (
+    <Page title="Audit log">
+      {atLeast(role, "admin") ? <Entries /> : <RoleNote least="admin" what="read the audit log" />}
+    </Page>
+  );
+}
+
+/** The entries, newest first, with their filters; for admins. */
+function Entries() {
   const [filter, setFilter] = useState({ action: "", resource: "", actor: "" });
   const log = useInfiniteQuery({
     queryKey: ["audit"],
@@ -21,7 +32,7 @@ export function AuditLog() {
   );
   const resources = [...new Set(all.map((e) => e.resource_type))].sort();
   return (
-    <Page title="Audit log">
+    <>
       <form className="flex flex-wrap gap-3 mb-4 items-end" aria-label="Filter the audit log" onSubmit={(e) => e.preventDefault()}>
         <div>
           <label className="label" htmlFor="a-action">Action contains</label>
@@ -79,6 +90,6 @@ export function AuditLog() {
           Load older entries
         </button>
       )}
-    </Page>
+    </>
   );
 }
