@@ -513,9 +513,40 @@ step("every other page passes axe, in light and dark", async () => {
   ]) {
     await nav(name).click();
     await page.getByRole("heading", { name: heading, exact: true }).waitFor();
-    if (name === "Analytics") await page.getByRole("figure").first().waitFor();
-    if (name === "Analytics") await shot("analytics");
+    if (name === "Analytics") {
+      await page.getByRole("figure").first().waitFor();
+      // The demo agent answers with the offline `rules` replier: its minutes show under it.
+      const perProvider = page.getByRole("table", { name: "Minutes per provider" });
+      const rules = perProvider.getByRole("row").filter({ has: page.getByRole("cell", { name: "rules", exact: true }) });
+      await rules.getByRole("cell", { name: "Language model" }).waitFor();
+      assert.ok(Number((await rules.getByRole("cell").nth(2).innerText()).trim()) >= 1, "the calls' minutes are counted");
+      await shot("analytics");
+      // Days chosen by date: yesterday and today hold the same calls (whenever the test runs).
+      const today = new Date().toLocaleDateString("en-CA");
+      const yesterday = new Date(Date.now() - 86_400_000).toLocaleDateString("en-CA");
+      await page.getByLabel("First day").fill(yesterday);
+      await page.getByLabel("Last day").fill(today);
+      await page.getByRole("button", { name: "Show these days" }).click();
+      await page.getByText(`From ${yesterday} to ${today}, both included.`).waitFor();
+      await perProvider.getByRole("cell", { name: "rules", exact: true }).waitFor();
+      assert.equal(await page.getByRole("button", { name: "7d", pressed: true }).count(), 0, "no preset is chosen");
+    }
     if (name === "Overview") await shot("overview");
+    if (name === "Audit log") {
+      // The admin's own edits of agents, found by the API's filters, the actor named by email.
+      await page.getByLabel("Action starts with").fill("agent.updated");
+      await page.getByRole("option", { name: dev.admin_email }).waitFor({ state: "attached" });
+      await page.getByLabel("Actor").selectOption({ label: dev.admin_email });
+      await page.getByRole("button", { name: "Filter" }).click();
+      const rows = page.getByRole("row").filter({ has: page.getByRole("cell", { name: "agent.updated", exact: true }) });
+      await rows.first().waitFor();
+      const body = page.locator("tbody tr");
+      assert.equal(await body.count(), await rows.count(), "only agent.updated entries");
+      assert.deepEqual([...new Set(await body.locator("td:nth-child(2)").allInnerTexts())], [dev.admin_email]);
+      await page.getByLabel("Action starts with").fill("no.such.action");
+      await page.getByRole("button", { name: "Filter" }).click();
+      await page.getByText("No entry matches.").waitFor();
+    }
     await axe(name);
   }
   await page.getByRole("button", { name: "Dark theme" }).click();
