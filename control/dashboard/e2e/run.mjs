@@ -1,10 +1,11 @@
 // The dashboard end to end, in Debian's chromium driven by playwright-core (no browser is
 // downloaded): a real `freya dev`, the seeded admin signs in, edits and creates agents in the
 // form, builds a workflow in the editor (a problem shown on the field of the node's form), moves
-// a node and finds it there again, publishes two versions and reads their diff, places a real
+// a node and finds it there again, publishes two versions and reads their diff, gives a number
+// to the workflow in regions and then to an agent, places a real
 // call with `freya call`, finds it in Calls with its transcript, latency and recording, hangs
 // up a live call from its page, redelivers a webhook delivery its endpoint refused, switches
-// workspace, adds a member and changes their role,
+// workspace, adds a member, changes their role and removes them,
 // creates and revokes an API key, tests a SIP trunk (a scripted one answering OPTIONS) from
 // the Providers page and sees the result and the health badge; a real viewer signs in with the
 // keyboard alone and finds no edit control on any page, and a real editor demoted while editing
@@ -304,6 +305,32 @@ step("a second version is published and its diff with the first reads field by f
   await back.getByText("− say3 (say)").waitFor();
 });
 
+step("a number is added in the form for the workflow in a region, moved to an agent, and deleted", async () => {
+  await nav("Numbers").click();
+  await page.getByRole("button", { name: "New number" }).click();
+  const form = page.getByRole("form", { name: "New number" });
+  await form.getByLabel("Number").fill("+15550007777");
+  await form.getByLabel("Answered by").selectOption({ label: "Workflow: Greeter" });
+  await form.getByLabel("Home region").fill("local");
+  await form.getByLabel("Further regions").fill("eu-west, us-east");
+  await form.getByRole("button", { name: "Add number" }).click();
+  const row = page.getByRole("row").filter({ has: page.getByRole("cell", { name: "+15550007777" }) });
+  await row.getByRole("cell", { name: "Workflow: Greeter" }).waitFor();
+  await row.getByRole("cell", { name: "local, eu-west, us-east" }).waitFor();
+  const stored = (await apiGet("/v1/phone-numbers?limit=500")).data.find((n) => n.number === "+15550007777");
+  assert.equal(stored.workflow_id, workflowId);
+  assert.deepEqual([stored.region, stored.regions], ["local", ["eu-west", "us-east"]]);
+  await axe("numbers (added)");
+  await row.getByRole("button", { name: "Edit +15550007777" }).click();
+  const edit = page.getByRole("form", { name: "Edit number" });
+  await edit.getByLabel("Answered by").selectOption({ label: "Agent: Support line" });
+  await edit.getByRole("button", { name: "Save number" }).click();
+  await row.getByRole("cell", { name: "Agent: Support line" }).waitFor();
+  await row.getByRole("button", { name: "Delete +15550007777" }).click();
+  await page.getByRole("cell", { name: "+15550007777" }).waitFor({ state: "detached" });
+  assert.equal((await apiGet("/v1/phone-numbers?limit=500")).data.some((n) => n.number === "+15550007777"), false);
+});
+
 // A customer's webhook endpoint: it fails (500) until told to accept.
 const hookServer = { accept: false, received: 0 };
 const hookHttp = createServer((req, res) => {
@@ -427,7 +454,7 @@ step("the workspace switcher shows another workspace's data, and back", async ()
   await page.getByRole("link", { name: "Demo agent" }).waitFor();
 });
 
-step("a member is added and their role changed", async () => {
+step("a member is added, their role changed, and removed", async () => {
   await createUser(freya.dir, "teammate@example.com", "Teammate", "a long enough password");
   await nav("Members").click();
   await page.getByLabel("Member email").fill("teammate@example.com");
@@ -445,6 +472,9 @@ step("a member is added and their role changed", async () => {
   await page.reload();
   assert.equal(await page.getByLabel("Role of teammate@example.com").inputValue(), "admin");
   await axe("members");
+  await page.getByRole("button", { name: "Remove teammate@example.com" }).click();
+  await page.getByRole("cell", { name: "teammate@example.com" }).waitFor({ state: "detached" });
+  assert.equal((await members()).some((m) => m.email === "teammate@example.com"), false, "removed");
 });
 
 step("an API key is created, shown once, works, and is revoked", async () => {
