@@ -314,7 +314,7 @@ step("a number is added in the form for the workflow in a region, moved to an ag
   await form.getByLabel("Home region").fill("local");
   await form.getByLabel("Further regions").fill("eu-west, us-east");
   await form.getByRole("button", { name: "Add number" }).click();
-  const row = page.getByRole("row").filter({ has: page.getByRole("cell", { name: "+15550007777" }) });
+  const row = page.getByRole("row").filter({ has: page.getByRole("cell", { name: "+15550007777", exact: true }) });
   await row.getByRole("cell", { name: "Workflow: Greeter" }).waitFor();
   await row.getByRole("cell", { name: "local, eu-west, us-east" }).waitFor();
   const stored = (await apiGet("/v1/phone-numbers?limit=500")).data.find((n) => n.number === "+15550007777");
@@ -327,7 +327,7 @@ step("a number is added in the form for the workflow in a region, moved to an ag
   await edit.getByRole("button", { name: "Save number" }).click();
   await row.getByRole("cell", { name: "Agent: Support line" }).waitFor();
   await row.getByRole("button", { name: "Delete +15550007777" }).click();
-  await page.getByRole("cell", { name: "+15550007777" }).waitFor({ state: "detached" });
+  await page.getByRole("cell", { name: "+15550007777", exact: true }).waitFor({ state: "detached" });
   assert.equal((await apiGet("/v1/phone-numbers?limit=500")).data.some((n) => n.number === "+15550007777"), false);
 });
 
@@ -473,7 +473,7 @@ step("a member is added, their role changed, and removed", async () => {
   assert.equal(await page.getByLabel("Role of teammate@example.com").inputValue(), "admin");
   await axe("members");
   await page.getByRole("button", { name: "Remove teammate@example.com" }).click();
-  await page.getByRole("cell", { name: "teammate@example.com" }).waitFor({ state: "detached" });
+  await page.getByRole("cell", { name: "teammate@example.com", exact: true }).waitFor({ state: "detached" });
   assert.equal((await members()).some((m) => m.email === "teammate@example.com"), false, "removed");
 });
 
@@ -657,7 +657,7 @@ step("a real viewer, signed in with the keyboard alone, reads every page and see
   assert.equal(await page.getByRole("button", { name: /^Test / }).count(), 0, "no Test for a viewer");
   await axe("providers (viewer)");
   await nav("Members").click();
-  await page.getByRole("cell", { name: "viewer@example.com" }).waitFor();
+  await page.getByRole("cell", { name: "viewer@example.com", exact: true }).waitFor();
   assert.equal(await page.getByRole("button", { name: "Add member" }).count(), 0);
   assert.equal(await page.getByRole("button", { name: /^Remove / }).count(), 0);
   assert.equal(await page.getByRole("combobox", { name: /^Role of / }).count(), 0);

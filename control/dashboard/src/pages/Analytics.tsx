@@ -38,7 +38,7 @@ function DaysForm({ onChoose }: { onChoose: (r: Range) => void }) {
   }
   const today = new Date().toISOString().slice(0, 10);
   return (
-    <form onSubmit={submit} className="flex flex-wrap items-end gap-2" aria-label="Days to show">
+    <form onSubmit={submit} className="flex flex-wrap items-end gap-2 mb-4" aria-label="Days to show">
       <div>
         <label className="label" htmlFor="range-first">
           First day
