@@ -9,7 +9,7 @@
 // creates and revokes an API key, tests a SIP trunk (a scripted one answering OPTIONS) from
 // the Providers page and sees the result and the health badge; a real viewer signs in with the
 // keyboard alone and finds no edit control on any page, and a real editor demoted while editing
-// is refused with the reason. Every page passes axe-core with no serious or critical
+// is refused with the reason; a token near its expiry is refreshed. Every page passes axe-core with no serious or critical
 // violation and leaves no error in the console.
 //
 //   node e2e/run.mjs                 # FREYA_BIN or the debug build of the workspace
@@ -698,6 +698,28 @@ step("an editor tests a trunk; demoted while editing, their save is refused with
   assert.equal(await page.getByRole("button", { name: "Save agent" }).count(), 0);
   await axe("agent save refused (demoted)");
   await signInAs(dev.admin_email, dev.admin_password, "owner");
+});
+
+step("a token about to expire is refreshed in the background", async () => {
+  // The stored token is made to look 30 s from expiry: the page refreshes it at once.
+  const before = await page.evaluate(() => {
+    const stored = JSON.parse(sessionStorage.getItem("freya.session"));
+    sessionStorage.setItem("freya.session", JSON.stringify({ ...stored, expiresAt: new Date(Date.now() + 30_000).toISOString() }));
+    return stored.token;
+  });
+  await page.reload();
+  await page.waitForFunction(
+    (old) => {
+      const stored = JSON.parse(sessionStorage.getItem("freya.session") ?? "null");
+      return stored && stored.token !== old && Date.parse(stored.expiresAt) > Date.now() + 120_000;
+    },
+    before,
+  );
+  const token = await page.evaluate(() => JSON.parse(sessionStorage.getItem("freya.session")).token);
+  const answer = await fetch(`${base}/v1/workspaces`, { headers: { authorization: `Bearer ${token}` } });
+  assert.equal(answer.status, 200, "the new token works");
+  await nav("Calls").click();
+  await page.getByRole("heading", { name: "Calls" }).waitFor();
 });
 
 step("a client-side route opened directly works, and sign-out forgets the token", async () => {
