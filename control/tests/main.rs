@@ -12,6 +12,7 @@ mod agent_secrets;
 mod analytics;
 mod api;
 mod audit_changes;
+mod audit_filters;
 mod backup_restore;
 mod body_limits;
 mod ca_rotation;

@@ -1,7 +1,7 @@
 //! `/v1/providers` on SQLite and PostgreSQL: a trunk's password is sealed at rest, masked on
 //! every read, kept by a PATCH that does not name it, and delivered in clear only inside the
 //! edge snapshot of the regions the trunk serves; every change moves the configuration version
-//! and lands in the audit log.
+//! and lands in the audit log. Every member reads providers; only admins change them.
 
 use crate::support;
 
@@ -298,9 +298,79 @@ async fn invalid_twilio_accounts_are_refused_naming_the_field(backend: Backend) 
     db.cleanup().await;
 }
 
+/// Editors and viewers read every provider, each secret masked; only admins and owners write
+/// them (the dashboard's Providers page shows them to every member, the write controls only to
+/// admins).
+async fn every_member_reads_providers_masked_and_only_admins_change_them(backend: Backend) {
+    let (db, control, api) = support::http::started(backend).await;
+    let (_, [_, admin, editor, viewer]) = workspace_with_keys(&control, "R").await;
+    let trunk = api
+        .create(
+            "/v1/providers",
+            &admin,
+            json!({"name": "Carrier", "host": "sip.carrier.example", "username": "acme",
+                   "password": "r3ad-only-pass"}),
+        )
+        .await;
+    let account = api
+        .create(
+            "/v1/providers",
+            &admin,
+            json!({"kind": "twilio", "name": "Twilio", "account_sid": SID,
+                   "auth_token": "r3ad-only-token"}),
+        )
+        .await;
+    for reader in [&editor, &viewer] {
+        let listed = api.expect(200, "GET", "/v1/providers", reader, None).await;
+        let names: Vec<&str> = listed["data"]
+            .as_array()
+            .expect("a page")
+            .iter()
+            .filter_map(|p| p["name"].as_str())
+            .collect();
+        assert_eq!(names.len(), 2, "{listed}");
+        assert!(!listed.to_string().contains("r3ad-only"), "{listed}");
+        for (provider, secret) in [(&trunk, "password"), (&account, "auth_token")] {
+            let path = format!("/v1/providers/{}", provider["id"].as_str().expect("id"));
+            let one = api.expect(200, "GET", &path, reader, None).await;
+            assert_eq!(one[secret], "********", "{one}");
+            assert_eq!(one["health"]["state"], provider["health"]["state"], "{one}");
+            let refused = api
+                .call("PATCH", &path, reader, Some(json!({"priority": 1})))
+                .await;
+            assert_eq!(refused.status, StatusCode::FORBIDDEN, "{}", refused.body);
+            assert_eq!(refused.body["status"], 403, "a problem: {}", refused.body);
+            let kept = api.call("DELETE", &path, reader, None).await;
+            assert_eq!(kept.status, StatusCode::FORBIDDEN, "{}", kept.body);
+        }
+        let made = api
+            .call(
+                "POST",
+                "/v1/providers",
+                reader,
+                Some(json!({"name": "Mine", "host": "sip.mine.example"})),
+            )
+            .await;
+        assert_eq!(made.status, StatusCode::FORBIDDEN, "{}", made.body);
+    }
+    let after = api.expect(200, "GET", "/v1/providers", &admin, None).await;
+    assert_eq!(after["data"].as_array().map(Vec::len), Some(2), "{after}");
+    assert!(
+        after["data"]
+            .as_array()
+            .expect("a page")
+            .iter()
+            .all(|p| p["priority"] != 1),
+        "a refused PATCH changed nothing: {after}"
+    );
+    control.stop().await;
+    db.cleanup().await;
+}
+
 on_both_engines!(
     trunk_password_is_sealed_masked_kept_and_reaches_the_snapshot,
     invalid_trunks_are_refused_naming_the_field,
     twilio_token_is_sealed_masked_rotated_and_reaches_the_snapshot,
     invalid_twilio_accounts_are_refused_naming_the_field,
+    every_member_reads_providers_masked_and_only_admins_change_them,
 );

@@ -96,6 +96,9 @@ function SignedIn({ email, signOut, children }: { email: string; signOut: () => 
   const list = workspaces.data ?? [];
   const workspace = list.find((w) => w.id === chosen) ?? list[0] ?? null;
   credentials.workspace = workspace?.id ?? null;
+  // A refusal may mean the role changed since the list was read: read it again, and the
+  // controls follow (the refusal itself is shown where it happened).
+  credentials.onForbidden = () => void queryClient.invalidateQueries({ queryKey: ["workspaces"] });
 
   const chooseWorkspace = useCallback(
     (id: string) => {

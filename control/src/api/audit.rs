@@ -1,6 +1,8 @@
 //! `GET /v1/audit-log`: who changed what in the workspace and when, newest first, paged with
-//! an opaque cursor. Admins and owners read it. An update's entry lists what it changed, by
-//! field, old and new — and a secret only as `"changed"` (see `store::audit`).
+//! an opaque cursor, optionally narrowed to one action (or its start, `agent.`), resource type,
+//! resource or actor — in the query, so a filter reaches entries of any age. Admins and owners
+//! read it. An update's entry lists what it changed, by field, old and new — and a secret only
+//! as `"changed"` (see `store::audit`).
 
 use axum::extract::State;
 use axum::Json;
@@ -8,9 +10,12 @@ use serde::{Deserialize, Serialize};
 
 use super::auth::Caller;
 use super::problem::Problem;
-use super::query::{decode_cursor, encode_cursor, page_limit, StrictQuery};
+use super::query::{bad_parameter, decode_cursor, encode_cursor, page_limit, StrictQuery};
 use super::{AppState, List};
-use crate::store::AuditRecord;
+use crate::store::{AuditFilter, AuditRecord};
+
+/// The longest filter value taken: longer than any action, resource type, id or actor.
+const MAX_FILTER_CHARS: usize = 200;
 use freya_shared::ids::rfc3339;
 
 /// An audit entry as the API shows it.
@@ -53,6 +58,39 @@ impl From<AuditRecord> for AuditView {
 pub(crate) struct AuditQuery {
     cursor: Option<String>,
     limit: Option<u32>,
+    /// Entries whose action starts with this: `agent.` (everything done to agents) or
+    /// `agent.updated`.
+    action: Option<String>,
+    /// Entries about this kind of resource: `agent`, `workflow`, `provider`, `api_key`, ...
+    resource_type: Option<String>,
+    /// Entries about this one resource.
+    resource_id: Option<String>,
+    /// Entries by this actor: `user:<id>` or `api_key:<id>`.
+    actor: Option<String>,
+}
+
+impl AuditQuery {
+    /// The filter the query names; an empty value names none, one past
+    /// [`MAX_FILTER_CHARS`] is a 400 naming it.
+    fn filter(&self) -> Result<AuditFilter, Problem> {
+        let value = |name: &str, v: &Option<String>| -> Result<Option<String>, Problem> {
+            match v.as_deref().map(str::trim) {
+                None | Some("") => Ok(None),
+                Some(v) if v.chars().count() > MAX_FILTER_CHARS => Err(bad_parameter(
+                    name,
+                    &format!("at most {MAX_FILTER_CHARS} characters"),
+                )),
+                Some(v) => Ok(Some(v.to_owned())),
+            }
+        };
+        Ok(AuditFilter {
+            // Actions are lower case; lowering the prefix makes both engines' `LIKE` agree.
+            action_prefix: value("action", &self.action)?.map(|a| a.to_lowercase()),
+            resource_type: value("resource_type", &self.resource_type)?,
+            resource_id: value("resource_id", &self.resource_id)?,
+            actor: value("actor", &self.actor)?,
+        })
+    }
 }
 
 #[utoipa::path(
@@ -68,10 +106,11 @@ pub(super) async fn list(
     caller: Caller,
     StrictQuery(q): StrictQuery<AuditQuery>,
 ) -> Result<Json<List<AuditView>>, Problem> {
+    let filter = q.filter()?;
     let before = q.cursor.as_deref().map(decode_cursor).transpose()?;
     let (entries, next) = state
         .store
-        .audit_page(&caller.scope, before, page_limit(q.limit)?)
+        .audit_page(&caller.scope, &filter, before, page_limit(q.limit)?)
         .await?;
     Ok(Json(List {
         data: entries.into_iter().map(Into::into).collect(),

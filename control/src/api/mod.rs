@@ -9,9 +9,9 @@
 //!
 //! | role   | may |
 //! | ------ | --- |
-//! | viewer | read agents, workflows, numbers, calls (and their recordings), analytics, edges, the workspace and its members; validate workflows |
+//! | viewer | read agents, workflows, numbers, providers (secrets masked, as an agent's keys are), calls (and their recordings), analytics, edges, the workspace and its members; validate workflows |
 //! | editor | + create, change and delete agents, workflows and numbers; publish workflows; place and hang up calls, dial their legs to the agent's transfer destinations and bridge them; test a provider (`POST /v1/providers/{id}/test`) |
-//! | admin  | + rename the workspace, manage members (not owners), API keys, providers and webhooks, delete call recordings, read the audit log, drain an edge; make edge join tokens, revoke and delete edges, read the trust audit |
+//! | admin  | + rename the workspace, manage members (not owners), API keys, webhooks, and create, change and delete providers, delete call recordings, read the audit log, drain an edge; make edge join tokens, revoke and delete edges, read the trust audit |
 //! | owner  | + make or unmake owners, delete the workspace |
 
 mod agents;
@@ -286,16 +286,15 @@ fn v1() -> Router<AppState> {
         .route("/audit-log", needs(Role::Admin, get(audit::list)))
         .route(
             "/providers",
-            needs(Role::Admin, get(providers::list).post(providers::create)),
+            needs(Role::Viewer, get(providers::list))
+                .merge(needs(Role::Admin, post(providers::create))),
         )
         .route(
             "/providers/{id}",
-            needs(
+            needs(Role::Viewer, get(providers::get)).merge(needs(
                 Role::Admin,
-                get(providers::get)
-                    .patch(providers::patch)
-                    .delete(providers::delete),
-            ),
+                patch(providers::patch).delete(providers::delete),
+            )),
         )
         .route(
             "/providers/{id}/test",

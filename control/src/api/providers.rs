@@ -1,7 +1,8 @@
 //! `/v1/providers`: the workspace's SIP trunks (`"kind": "sip_trunk"`, the default) and Twilio
-//! accounts (`"kind": "twilio"`), for admins and owners. A secret — a trunk's `password`, an
-//! account's `auth_token` — goes in and never comes back out: reads show `"********"` when one
-//! is stored. `PATCH` is a merge patch that keeps the stored secret unless the body gives a new
+//! accounts (`"kind": "twilio"`). Every member reads them, so that editors and viewers see which
+//! trunks carry their calls and how healthy they are; only admins and owners create, change or
+//! delete them. A secret — a trunk's `password`, an account's `auth_token` — goes in and never
+//! comes back out, to anyone: reads show `"********"` when one is stored. `PATCH` is a merge patch that keeps the stored secret unless the body gives a new
 //! one (`null` removes it; the mask itself, sent back unchanged, keeps it); a provider's kind
 //! cannot change. A PATCH that changes where the stored secret is sent — a trunk's `host`,
 //! `port`, `outbound_proxy` or `registration.registrar`, an account's `api_base_url` — must give the secret again (a 422 naming it otherwise),

@@ -3,7 +3,8 @@
 //! (see `identity::insert_audit`), never here; what an update changed is described for its entry
 //! by [`changed_fields`], which names each changed field by its path in the resource's JSON
 //! (`llm.model`, `tools[0].url`) with its old and new value — and, for a secret, only that it
-//! `"changed"`, so the log never holds a secret a reader of the API could not see.
+//! `"changed"`, so the log never holds a secret a reader of the API could not see. A page may
+//! be narrowed by an [`AuditFilter`] in the query itself, so a filter finds old entries too.
 
 use serde::Serialize;
 use serde_json::{Map, Value};
@@ -27,28 +28,83 @@ pub struct AuditRecord {
     pub source_ip: Option<String>,
 }
 
+/// Which entries a page holds; every field given must match (all `None`: every entry).
+#[derive(Debug, Clone, Default)]
+pub struct AuditFilter {
+    /// The start of the action: `agent.` for everything done to agents, `agent.updated` exactly
+    /// those. Actions are lower case (give the prefix so: SQLite's `LIKE` ignores case for
+    /// ASCII, PostgreSQL's does not); `%` and `_` in it are literal.
+    pub action_prefix: Option<String>,
+    /// `agent`, `phone_number`, `workflow`, `provider`, `webhook`, `api_key`, `member`, ...
+    pub resource_type: Option<String>,
+    pub resource_id: Option<String>,
+    /// `user:<id>` or `api_key:<id>`.
+    pub actor: Option<String>,
+}
+
+/// `text` for a `LIKE ... ESCAPE '\'` pattern that matches it literally.
+fn like_literal(text: &str) -> String {
+    let mut out = String::with_capacity(text.len() + 1);
+    for c in text.chars() {
+        if matches!(c, '\\' | '%' | '_') {
+            out.push('\\');
+        }
+        out.push(c);
+    }
+    out
+}
+
 impl Store {
-    /// Up to `limit` entries of the scoped workspace older than `before` (newest first), and the
-    /// position the next page starts after.
+    /// Up to `limit` entries of the scoped workspace older than `before` (newest first) that
+    /// pass `filter`, and the position the next page starts after.
     pub async fn audit_page(
         &self,
         scope: &WorkspaceScope,
+        filter: &AuditFilter,
         before: Option<(i64, String)>,
         limit: i64,
     ) -> Result<(Vec<AuditRecord>, Option<(i64, String)>), StoreError> {
         let limit = limit.clamp(1, 500);
         let (at, id) = before.unwrap_or((i64::MAX, String::new()));
-        let rows = sqlx::query(
+        // Each filter given adds one condition with the next placeholder; the values are bound
+        // in the same order below.
+        let mut sql = String::from(
             "SELECT id, actor, action, resource_type, resource_id, detail, at_ms, source_ip FROM audit_log \
-             WHERE workspace_id = $1 AND (at_ms < $2 OR (at_ms = $2 AND id < $3)) \
-             ORDER BY at_ms DESC, id DESC LIMIT $4",
-        )
-        .bind(&scope.workspace_id)
-        .bind(at)
-        .bind(&id)
-        .bind(limit + 1)
-        .fetch_all(self.pool())
-        .await?;
+             WHERE workspace_id = $1 AND (at_ms < $2 OR (at_ms = $2 AND id < $3))",
+        );
+        let mut values = Vec::new();
+        let conditions = [
+            (
+                "action LIKE $# ESCAPE '\\'",
+                filter
+                    .action_prefix
+                    .as_deref()
+                    .map(|p| format!("{}%", like_literal(p))),
+            ),
+            ("resource_type = $#", filter.resource_type.clone()),
+            ("resource_id = $#", filter.resource_id.clone()),
+            ("actor = $#", filter.actor.clone()),
+        ];
+        for (condition, value) in conditions {
+            if let Some(value) = value {
+                values.push(value);
+                let placeholder = format!("${}", 3 + values.len());
+                sql.push_str(" AND ");
+                sql.push_str(&condition.replace("$#", &placeholder));
+            }
+        }
+        sql.push_str(&format!(
+            " ORDER BY at_ms DESC, id DESC LIMIT ${}",
+            4 + values.len()
+        ));
+        let mut query = sqlx::query(&sql)
+            .bind(&scope.workspace_id)
+            .bind(at)
+            .bind(&id);
+        for value in &values {
+            query = query.bind(value);
+        }
+        let rows = query.bind(limit + 1).fetch_all(self.pool()).await?;
         let mut entries = rows
             .iter()
             .map(|r| {

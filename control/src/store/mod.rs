@@ -64,7 +64,7 @@ pub use analytics::{
     AnalyticsGroup, AnalyticsQuery, AnswerTimes, CallBucket, CallUsage, LatencySummary,
 };
 pub use api_keys::ApiKeyInfo;
-pub use audit::AuditRecord;
+pub use audit::{AuditFilter, AuditRecord};
 pub use call_placements::WaitingPlacement;
 pub use call_retries::{EdgeAttempt, RetryClaim};
 pub use call_usage::CallUsageRecord;

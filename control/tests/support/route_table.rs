@@ -479,7 +479,7 @@ pub fn routes() -> Vec<Route> {
             false,
         ),
         r("GET", "/v1/audit-log", none, Admin, 200, false),
-        r("GET", "/v1/providers", none, Admin, 200, false),
+        r("GET", "/v1/providers", none, Viewer, 200, false),
         r(
             "POST",
             "/v1/providers",
@@ -488,7 +488,7 @@ pub fn routes() -> Vec<Route> {
             201,
             false,
         ),
-        r("GET", "/v1/providers/{provider}", none, Admin, 200, true),
+        r("GET", "/v1/providers/{provider}", none, Viewer, 200, true),
         r(
             "PATCH",
             "/v1/providers/{provider}",

@@ -9,10 +9,17 @@ export type Role = Schemas["Role"];
 export type Problem = Schemas["Problem"];
 
 /** Where the request middleware reads the session from; set by the session provider. */
-export const credentials: { token: string | null; workspace: string | null; onUnauthorized: () => void } = {
+export const credentials: {
+  token: string | null;
+  workspace: string | null;
+  onUnauthorized: () => void;
+  /** A 403: the person's role may have changed since the page read it. */
+  onForbidden: () => void;
+} = {
   token: null,
   workspace: null,
   onUnauthorized: () => {},
+  onForbidden: () => {},
 };
 
 const attach: Middleware = {
@@ -25,6 +32,7 @@ const attach: Middleware = {
   },
   onResponse({ response, request }) {
     if (response.status === 401 && !request.url.endsWith("/v1/auth/login")) credentials.onUnauthorized();
+    if (response.status === 403) credentials.onForbidden();
     return response;
   },
 };
@@ -62,4 +70,9 @@ const ranks: Record<Role, number> = { viewer: 0, editor: 1, admin: 2, owner: 3 }
 /** Whether `role` may do what `least` may. */
 export function atLeast(role: Role | null | undefined, least: Role): boolean {
   return role != null && ranks[role] >= ranks[least];
+}
+
+/** The roles someone with `role` may give a key or a member: their own and those below it. */
+export function grantable(role: Role | null | undefined): Role[] {
+  return (Object.keys(ranks) as Role[]).filter((r) => atLeast(role, r));
 }

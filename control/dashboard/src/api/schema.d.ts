@@ -2959,6 +2959,17 @@ export interface operations {
             query?: {
                 cursor?: string;
                 limit?: number;
+                /**
+                 * @description Entries whose action starts with this: `agent.` (everything done to agents) or
+                 *     `agent.updated`.
+                 */
+                action?: string;
+                /** @description Entries about this kind of resource: `agent`, `workflow`, `provider`, `api_key`, ... */
+                resource_type?: string;
+                /** @description Entries about this one resource. */
+                resource_id?: string;
+                /** @description Entries by this actor: `user:<id>` or `api_key:<id>`. */
+                actor?: string;
             };
             header?: {
                 /** @description The workspace a person's JWT acts in (API keys act in their own) */

@@ -1,7 +1,7 @@
 // Small building blocks every page uses: the page frame, errors explained, fields with the
 // API's message under them, times and durations.
 import type { ReactNode } from "react";
-import { ApiError, type Role } from "../api/client";
+import { ApiError, atLeast, type Role } from "../api/client";
 import { useSession } from "../session";
 
 export function Page({ title, actions, children }: { title: string; actions?: ReactNode; children: ReactNode }) {
@@ -41,8 +41,21 @@ export function Loading({ what }: { what: string }) {
 /** Shows `children` only when the person's role is at least `least`. */
 export function IfRole({ least, children }: { least: Role; children: ReactNode }) {
   const { role } = useSession();
-  const ranks = { viewer: 0, editor: 1, admin: 2, owner: 3 } as const;
-  return role && ranks[role] >= ranks[least] ? <>{children}</> : null;
+  return atLeast(role, least) ? <>{children}</> : null;
+}
+
+/**
+ * Why a page shows nothing: the person's role is below what the API asks for it. Said in place
+ * of asking the API for an answer that can only be a 403.
+ */
+export function RoleNote({ least, what }: { least: Role; what: string }) {
+  const { role } = useSession();
+  return (
+    <p role="note" className="my-2 rounded-md border border-slate-300 dark:border-slate-700 px-3 py-2 text-sm">
+      Only {least === "admin" ? "an admin or owner" : `a member with the ${least} role or higher`} of the workspace can {what}; your role is{" "}
+      {role ?? "none"}. Ask an admin of the workspace if you need it.
+    </p>
+  );
 }
 
 /** A labelled input with the API's message for it underneath. */

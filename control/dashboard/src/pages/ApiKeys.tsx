@@ -2,13 +2,24 @@
 import * as Dialog from "@radix-ui/react-dialog";
 import { useMutation, useQuery, useQueryClient } from "@tanstack/react-query";
 import { useState, type FormEvent } from "react";
-import { api, ApiError, atLeast, ok, type Role, type Schemas } from "../api/client";
-import { ErrorNote, Field, Loading, Page, time } from "../components/ui";
+import { api, ApiError, atLeast, grantable, ok, type Role, type Schemas } from "../api/client";
+import { ErrorNote, Field, Loading, Page, RoleNote, time } from "../components/ui";
 import { useSession } from "../session";
 
-const ROLES: Role[] = ["viewer", "editor", "admin", "owner"];
-
 export function ApiKeys() {
+  const { role } = useSession();
+  return (
+    <Page title="API keys">
+      <p className="text-sm text-muted mb-4 max-w-2xl">
+        A key acts in this workspace with its role, for programs that call the API. Its secret is shown once, when it is created.
+      </p>
+      {atLeast(role, "admin") ? <Keys /> : <RoleNote least="admin" what="list, create or revoke keys" />}
+    </Page>
+  );
+}
+
+/** The keys, the form for a new one and the dialog showing its secret once; for admins. */
+function Keys() {
   const { workspace, role } = useSession();
   const workspace_id = workspace?.id ?? "";
   const queryClient = useQueryClient();
@@ -30,7 +41,6 @@ export function ApiKeys() {
       ok(await api.DELETE("/v1/workspaces/{workspace_id}/api-keys/{key_id}", { params: { path: { workspace_id, key_id } } })),
     onSuccess: () => queryClient.invalidateQueries({ queryKey: ["keys"] }),
   });
-  const admin = atLeast(role, "admin");
 
   function submit(e: FormEvent<HTMLFormElement>) {
     e.preventDefault();
@@ -40,31 +50,24 @@ export function ApiKeys() {
   }
 
   return (
-    <Page title="API keys">
-      <p className="text-sm text-muted mb-4 max-w-2xl">
-        A key acts in this workspace with its role, for programs that call the API. Its secret is shown once, when it is created.
-      </p>
-      {admin ? (
-        <form onSubmit={submit} className="flex flex-wrap items-end gap-3 mb-4" aria-label="New API key">
-          <Field label="Key name" name="name" error={create.error instanceof ApiError ? create.error : null}>
-            {(p) => <input {...p} name="name" required className="input w-56" />}
-          </Field>
-          <Field label="Key role" name="role" error={create.error instanceof ApiError ? create.error : null}>
-            {(p) => (
-              <select {...p} name="role" className="input w-36" defaultValue="editor">
-                {ROLES.map((r) => (
-                  <option key={r}>{r}</option>
-                ))}
-              </select>
-            )}
-          </Field>
-          <button type="submit" className="btn-primary mb-3" disabled={create.isPending}>
-            Create key
-          </button>
-        </form>
-      ) : (
-        <p className="text-sm mb-4">Only an admin of the workspace can create or revoke keys; your role is {role}.</p>
-      )}
+    <>
+      <form onSubmit={submit} className="flex flex-wrap items-end gap-3 mb-4" aria-label="New API key">
+        <Field label="Key name" name="name" error={create.error instanceof ApiError ? create.error : null}>
+          {(p) => <input {...p} name="name" required className="input w-56" />}
+        </Field>
+        <Field label="Key role" name="role" error={create.error instanceof ApiError ? create.error : null}>
+          {(p) => (
+            <select {...p} name="role" className="input w-36" defaultValue="editor">
+              {grantable(role).map((r) => (
+                <option key={r}>{r}</option>
+              ))}
+            </select>
+          )}
+        </Field>
+        <button type="submit" className="btn-primary mb-3" disabled={create.isPending}>
+          Create key
+        </button>
+      </form>
       <ErrorNote error={keys.error ?? create.error ?? revoke.error} />
       <Dialog.Root open={created != null} onOpenChange={(open) => !open && setCreated(null)}>
         <Dialog.Portal>
@@ -110,7 +113,7 @@ export function ApiKeys() {
                 <td>
                   {k.revoked_at ? (
                     <span className="badge">revoked</span>
-                  ) : admin ? (
+                  ) : atLeast(role, k.role) ? (
                     <button
                       className="btn-danger"
                       aria-label={`Revoke ${k.name}`}
@@ -120,7 +123,9 @@ export function ApiKeys() {
                       Revoke
                     </button>
                   ) : (
-                    <span className="badge">active</span>
+                    <span className="badge" title={`Only a member with the ${k.role} role or higher can revoke it`}>
+                      active
+                    </span>
                   )}
                 </td>
               </tr>
@@ -128,6 +133,6 @@ export function ApiKeys() {
           </tbody>
         </table>
       )}
-    </Page>
+    </>
   );
 }

@@ -1,11 +1,9 @@
 // The people of the workspace: invite by email, change a role, remove.
 import { useMutation, useQuery, useQueryClient } from "@tanstack/react-query";
 import type { FormEvent } from "react";
-import { api, ApiError, atLeast, ok, type Role } from "../api/client";
+import { api, ApiError, atLeast, grantable, ok, type Role } from "../api/client";
 import { ErrorNote, Field, Loading, Page, time } from "../components/ui";
 import { useSession } from "../session";
-
-const ROLES: Role[] = ["viewer", "editor", "admin", "owner"];
 
 export function Members() {
   const { workspace, role } = useSession();
@@ -32,6 +30,8 @@ export function Members() {
     onSuccess: done,
   });
   const admin = atLeast(role, "admin");
+  // A member above the person's own role is theirs to read, not to change or remove.
+  const manages = (member: Role) => admin && atLeast(role, member);
 
   function submit(e: FormEvent<HTMLFormElement>) {
     e.preventDefault();
@@ -49,7 +49,7 @@ export function Members() {
           <Field label="Member role" name="role" error={invite.error instanceof ApiError ? invite.error : null}>
             {(p) => (
               <select {...p} name="role" className="input w-36" defaultValue="viewer">
-                {ROLES.map((r) => (
+                {grantable(role).map((r) => (
                   <option key={r}>{r}</option>
                 ))}
               </select>
@@ -80,14 +80,14 @@ export function Members() {
                 <td>{m.name}</td>
                 <td>{m.email}</td>
                 <td>
-                  {admin ? (
+                  {manages(m.role) ? (
                     <select
                       aria-label={`Role of ${m.email}`}
                       className="input w-32"
                       value={m.role}
                       onChange={(e) => change.mutate({ user_id: m.user_id, role: e.target.value as Role })}
                     >
-                      {ROLES.map((r) => (
+                      {grantable(role).map((r) => (
                         <option key={r}>{r}</option>
                       ))}
                     </select>
@@ -98,9 +98,11 @@ export function Members() {
                 <td>{time(m.added_at)}</td>
                 {admin && (
                   <td>
-                    <button className="btn-danger" aria-label={`Remove ${m.email}`} onClick={() => confirm(`Remove ${m.email} from the workspace?`) && remove.mutate(m.user_id)}>
-                      Remove
-                    </button>
+                    {manages(m.role) && (
+                      <button className="btn-danger" aria-label={`Remove ${m.email}`} onClick={() => confirm(`Remove ${m.email} from the workspace?`) && remove.mutate(m.user_id)}>
+                        Remove
+                      </button>
+                    )}
                   </td>
                 )}
               </tr>

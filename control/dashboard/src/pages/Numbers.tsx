@@ -8,12 +8,18 @@ import { useSession } from "../session";
 
 type NumberView = Schemas["PhoneNumberView"];
 
-function NumberForm({ editing, onDone }: { editing: NumberView | null; onDone: () => void }) {
-  const names = useAgentNames();
+/** The workspace's workflows by id, named as their editor names them. */
+function useWorkflowNames(): Map<string, string> {
   const workflows = useQuery({
     queryKey: ["workflows"],
     queryFn: async () => ok(await api.GET("/v1/workflows", { params: { query: { limit: 500 } } })),
   });
+  return new Map((workflows.data?.data ?? []).map((w) => [w.id, w.name]));
+}
+
+function NumberForm({ editing, onDone }: { editing: NumberView | null; onDone: () => void }) {
+  const names = useAgentNames();
+  const workflows = useWorkflowNames();
   const queryClient = useQueryClient();
   const save = useMutation({
     mutationFn: async (spec: Schemas["PhoneNumberSpec"]) =>
@@ -60,9 +66,9 @@ function NumberForm({ editing, onDone }: { editing: NumberView | null; onDone: (
                 Agent: {name}
               </option>
             ))}
-            {(workflows.data?.data ?? []).map((w) => (
-              <option key={w.id} value={`workflow:${w.id}`}>
-                Workflow: {String((w as { name?: string }).name ?? w.id)}
+            {[...workflows].map(([id, name]) => (
+              <option key={id} value={`workflow:${id}`}>
+                Workflow: {name}
               </option>
             ))}
           </select>
@@ -89,6 +95,7 @@ function NumberForm({ editing, onDone }: { editing: NumberView | null; onDone: (
 export function Numbers() {
   const { role } = useSession();
   const names = useAgentNames();
+  const workflows = useWorkflowNames();
   const queryClient = useQueryClient();
   const [editing, setEditing] = useState<NumberView | "new" | null>(null);
   const numbers = useQuery({
@@ -132,7 +139,7 @@ export function Numbers() {
                   {n.number}
                   {n.conflict && <span className="badge ml-2">conflict: {n.conflict}</span>}
                 </td>
-                <td>{n.agent_id ? `Agent: ${names.get(n.agent_id) ?? n.agent_id}` : n.workflow_id ? `Workflow ${n.workflow_id.slice(0, 8)}` : "—"}</td>
+                <td>{n.agent_id ? `Agent: ${names.get(n.agent_id) ?? n.agent_id}` : n.workflow_id ? `Workflow: ${workflows.get(n.workflow_id) ?? n.workflow_id}` : "—"}</td>
                 <td>{n.region ? [n.region, ...(n.regions ?? [])].join(", ") : "all"}</td>
                 {canEdit && (
                   <td className="flex gap-2">

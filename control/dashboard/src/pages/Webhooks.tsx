@@ -2,11 +2,10 @@
 import { useMutation, useQuery, useQueryClient } from "@tanstack/react-query";
 import { useState } from "react";
 import { api, atLeast, ok } from "../api/client";
-import { ErrorNote, Loading, Page, time } from "../components/ui";
+import { ErrorNote, Loading, Page, RoleNote, time } from "../components/ui";
 import { useSession } from "../session";
 
 function Deliveries({ id }: { id: string }) {
-  const { role } = useSession();
   const queryClient = useQueryClient();
   const deliveries = useQuery({
     queryKey: ["deliveries", id],
@@ -44,11 +43,9 @@ function Deliveries({ id }: { id: string }) {
               <td>{d.attempts}</td>
               <td>{time(d.created_at)}</td>
               <td>
-                {atLeast(role, "admin") && (
-                  <button className="btn" onClick={() => redeliver.mutate(d.id)}>
-                    Redeliver
-                  </button>
-                )}
+                <button className="btn" onClick={() => redeliver.mutate(d.id)}>
+                  Redeliver
+                </button>
               </td>
             </tr>
           ))}
@@ -59,13 +56,27 @@ function Deliveries({ id }: { id: string }) {
 }
 
 export function Webhooks() {
+  const { role } = useSession();
+  return (
+    <Page title="Webhooks">
+      {atLeast(role, "admin") ? (
+        <Subscriptions />
+      ) : (
+        <RoleNote least="admin" what="see webhook subscriptions and their deliveries (their URLs and payloads may carry secrets)" />
+      )}
+    </Page>
+  );
+}
+
+/** Each subscription, its deliveries opened on demand; for admins. */
+function Subscriptions() {
   const [open, setOpen] = useState<string | null>(null);
   const hooks = useQuery({
     queryKey: ["webhooks"],
     queryFn: async () => ok(await api.GET("/v1/webhooks", { params: { query: { limit: 500 } } })),
   });
   return (
-    <Page title="Webhooks">
+    <>
       <ErrorNote error={hooks.error} />
       {hooks.isPending ? (
         <Loading what="webhooks" />
@@ -93,6 +104,6 @@ export function Webhooks() {
           ))}
         </ul>
       )}
-    </Page>
+    </>
   );
 }
