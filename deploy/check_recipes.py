@@ -4,7 +4,9 @@ or a cluster: systemd units with `systemd-analyze verify` and the hardening they
 Containerfile and compose file against deploy/packages/runtime.txt and each other (and
 `docker compose config` where a compose plugin is installed), and every Kubernetes manifest
 against the Kubernetes schemas (`kubernetes-validate --strict`, offline) and the
-drain/readiness wiring.
+drain/readiness wiring; the monitoring recipe against the runbook (an entry per alert in
+deploy/README.md, section 7) and the Grafana dashboard (a panel per alert, every metric an
+alert reads on some panel).
 
     deploy/check_recipes.py --freya target/debug/freya          # check the recipes
     deploy/check_recipes.py --freya target/debug/freya --self-test
@@ -14,6 +16,7 @@ every check notices: a check that cannot fail is no check. Exit status 0 when al
 """
 
 import argparse
+import json
 import os
 import re
 import shutil
@@ -325,9 +328,47 @@ def check_cockroachdb(root):
     return problems
 
 
+def metric_families(expr):
+    """The metric families a PromQL expression reads (histogram series to their family)."""
+    names = set(re.findall(r"\b(?:freya|probe)_[a-z0-9_]+\b", expr))
+    if re.search(r"\bup\s*\{", expr):
+        names.add("up")
+    return {re.sub(r"_(bucket|count|sum)$", "", n) for n in names}
+
+
+def check_monitoring(root):
+    """Every alert has its entry in the runbook (deploy/README.md, section 7) and a dashboard
+    panel naming it, and the dashboard shows every metric an alert reads."""
+    problems = []
+    monitoring = root / "deploy/monitoring"
+    rules = yaml.safe_load((monitoring / "alerts.yml").read_text())
+    alerts = {r["alert"]: r["expr"] for g in rules["groups"] for r in g["rules"] if "alert" in r}
+    runbook = (root / "deploy/README.md").read_text()
+    section = re.search(r"^## 7\. Monitoring and alerts$(.*?)(?=^## |\Z)", runbook, re.M | re.S)
+    entries = set(re.findall(r"^### (\w+)$", section.group(1), re.M)) if section else set()
+    if not section:
+        problems.append("deploy/README.md: section 7, \"Monitoring and alerts\", is missing")
+    for name in sorted(set(alerts) - entries):
+        problems.append(f"deploy/README.md, section 7: no entry for the alert {name}")
+    for name in sorted(entries - set(alerts)):
+        problems.append(f"deploy/README.md, section 7: {name} is no alert of alerts.yml")
+    dashboard = json.loads((monitoring / "grafana-dashboard.json").read_text())
+    described = " ".join(p.get("description", "") for p in dashboard["panels"])
+    shown = set()
+    for panel in dashboard["panels"]:
+        for target in panel.get("targets", []):
+            shown |= metric_families(target["expr"])
+    for name, expr in sorted(alerts.items()):
+        if not re.search(rf"\b{name}\b", described):
+            problems.append(f"grafana-dashboard.json: no panel names the alert {name}")
+        for family in sorted(metric_families(expr) - shown):
+            problems.append(f"grafana-dashboard.json: {family} (read by {name}) is on no panel")
+    return problems
+
+
 def check_all(root, freya):
     problems = (check_systemd(root, freya) + check_container(root) + check_kubernetes(root)
-                + check_cockroachdb(root))
+                + check_cockroachdb(root) + check_monitoring(root))
     more, engine = compose_config(root)
     return problems + more, engine
 
@@ -363,6 +404,10 @@ BREAKAGES = [
      "key: jwt-secret", "key: jwt-secrets"),
     ("a table without a locality", "deploy/cockroachdb/multi-region.sql",
      "ALTER TABLE providers SET LOCALITY GLOBAL;", ""),
+    ("an alert the runbook does not explain", "deploy/README.md",
+     "### FreyaWebhookBacklog\n", "### The webhook backlog\n"),
+    ("an alert no dashboard panel shows", "deploy/monitoring/grafana-dashboard.json",
+     '"expr": "freya_certificate_expiry_timestamp_seconds - time()"', '"expr": "time()"'),
 ]
 
 # Noticed only by `compose config` itself, so tried only where a compose plugin runs.
@@ -379,8 +424,10 @@ def self_test(freya):
         with tempfile.TemporaryDirectory() as tmp:
             copy = Path(tmp) / "repo"
             (copy / "deploy").mkdir(parents=True)
-            for part in ("systemd", "container", "kubernetes", "packages", "cockroachdb"):
+            for part in ("systemd", "container", "kubernetes", "packages", "cockroachdb",
+                         "monitoring"):
                 shutil.copytree(ROOT / "deploy" / part, copy / "deploy" / part)
+            shutil.copy(ROOT / "deploy/README.md", copy / "deploy/README.md")
             shutil.copytree(ROOT / "control/migrations", copy / "control/migrations")
             shutil.copy(ROOT / "deploy/edge.example.toml", copy / "deploy/edge.example.toml")
             target = copy / rel

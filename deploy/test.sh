@@ -71,6 +71,7 @@ api_key=$(python3 -c 'import json, sys; print(json.load(open(sys.argv[1]))["api_
 echo "==> alerting rules (promtool) and the metrics they and the dashboard name"
 promtool check rules deploy/monitoring/alerts.yml
 promtool test rules deploy/monitoring/alerts_test.yml
+promtool check config deploy/monitoring/prometheus.yml
 # One call through the dev setup, then every freya_* name in alerts.yml and
 # grafana-dashboard.json must be exported by its control plane's or its edge's /metrics.
 dev_field() { python3 -c 'import json, sys; print(json.load(open(sys.argv[1]))[sys.argv[2]])' "$api_dir/dev.json" "$1"; }
