@@ -4,7 +4,8 @@ or a cluster: systemd units with `systemd-analyze verify` and the hardening they
 Containerfile and compose file against deploy/packages/runtime.txt and each other (and
 `docker compose config` where a compose plugin is installed), and every Kubernetes manifest
 against the Kubernetes schemas (`kubernetes-validate --strict`, offline) and the
-drain/readiness wiring; the monitoring recipe against the runbook (an entry per alert in
+drain/readiness wiring; the configuration each of them hands the binary (its TOML with the
+FREYA_* variables the service or pod sets) with `freya control|edge --check`; the monitoring recipe against the runbook (an entry per alert in
 deploy/README.md, section 7) and the Grafana dashboard (a panel per alert, every metric an
 alert reads on some panel).
 
@@ -221,6 +222,107 @@ def check_container(root):
     return problems
 
 
+# Values for compose's required variables (.env.example leaves them empty), shaped as Freya
+# wants them.
+COMPOSE_ENV = {"POSTGRES_PASSWORD": "x", "FREYA_EDGES_SHARED_SECRET": "x" * 32,
+               "FREYA_JWT_SECRET": "x" * 32, "FREYA_ENCRYPTION_KEY": "0" * 64}
+# Stand-ins for the Kubernetes Secret's CHANGE-ME values and for the pod fields an env names.
+K8S_SECRET_STAND_INS = {"encryption-key": "0" * 64, "jwt-secret": "j" * 40}
+K8S_FIELD_STAND_INS = {"spec.nodeName": "node-1", "status.hostIP": "203.0.113.10",
+                       "status.podIP": "10.0.0.10", "metadata.name": "freya-edge-0"}
+
+
+def freya_check(freya, role, toml_text, env, tmp):
+    """`freya ROLE --check` on a configuration text with these FREYA_* variables: its complaint,
+    or None when the binary would start with them."""
+    path = Path(tmp) / f"{role}-{abs(hash(toml_text))}.toml"
+    path.write_text(toml_text)
+    clean = {"PATH": os.environ.get("PATH", "/usr/bin:/bin"), **env}
+    run = subprocess.run([str(freya), role, "--check", "--config", str(path)],
+                         capture_output=True, text=True, env=clean, timeout=60)
+    return None if run.returncode == 0 else (run.stderr or run.stdout).strip()
+
+
+def compose_variables(value, defined):
+    """A compose value with `${VAR}`, `${VAR:-default}` and `${VAR:?message}` filled in."""
+    def fill(match):
+        name, op, rest = match.group(1), match.group(2) or "", match.group(3) or ""
+        if defined.get(name):
+            return defined[name]
+        return rest if op == ":-" else ""
+    return re.sub(r"\$\{(\w+)(:[-?])?([^}]*)\}", fill, str(value))
+
+
+def check_configs(root, freya):
+    """The configuration each recipe hands the binary — the compose services' and the
+    Kubernetes ConfigMaps' TOML with the FREYA_* variables the service or pod sets — is one
+    `freya control|edge --check` accepts."""
+    problems = []
+    with tempfile.TemporaryDirectory() as tmp:
+        compose_dir = root / "deploy/container"
+        compose = yaml.safe_load((compose_dir / "compose.yaml").read_text())
+        for name, service in compose.get("services", {}).items():
+            command = service.get("command") or []
+            if command[:1] not in (["control"], ["edge"]) or "--config" not in command:
+                continue
+            inside = command[command.index("--config") + 1]
+            mounts = [str(v).split(":") for v in service.get("volumes", [])]
+            host = next((m[0] for m in mounts if len(m) > 1 and m[1] == inside), None)
+            if host is None:
+                problems.append(f"compose.yaml: {name} mounts nothing at {inside}")
+                continue
+            env = {k: compose_variables(v, COMPOSE_ENV)
+                   for k, v in (service.get("environment") or {}).items()}
+            said = freya_check(freya, command[0], (compose_dir / host).read_text(), env, tmp)
+            if said:
+                problems.append(f"compose.yaml: `freya {command[0]} --check` refuses {name}'s "
+                                f"configuration: {said}")
+        docs = k8s_documents(root)
+        maps = {d["metadata"]["name"]: d.get("data", {}) for _, d in docs
+                if d.get("kind") == "ConfigMap"}
+        secrets = {d["metadata"]["name"]: d.get("stringData", {}) for _, d in docs
+                   if d.get("kind") == "Secret"}
+        for file, doc in docs:
+            template = (doc.get("spec") or {}).get("template", {}).get("spec", {})
+            volumes = {v["name"]: v for v in template.get("volumes", [])}
+            for container in template.get("containers", []):
+                args = container.get("args") or []
+                if args[:1] not in (["control"], ["edge"]) or "--config" not in args:
+                    continue
+                inside = Path(args[args.index("--config") + 1])
+                mount = next((m for m in container.get("volumeMounts", [])
+                              if Path(m["mountPath"]) == inside.parent), None)
+                source = (volumes.get(mount["name"], {}).get("configMap") or {}) if mount else {}
+                text = maps.get(source.get("name"), {}).get(inside.name)
+                if text is None:
+                    problems.append(f"{file}: no ConfigMap holds {inside}")
+                    continue
+                env = {}
+                for var in container.get("env", []):
+                    ref = var.get("valueFrom") or {}
+                    if "value" in var:
+                        value = re.sub(r"\$\((\w+)\)", lambda m: env.get(m.group(1), ""),
+                                       str(var["value"]))
+                    elif "secretKeyRef" in ref:
+                        key = ref["secretKeyRef"]["key"]
+                        value = secrets.get(ref["secretKeyRef"]["name"], {}).get(key)
+                        if value is None:
+                            continue
+                        if "CHANGE-ME" in value:
+                            value = K8S_SECRET_STAND_INS.get(
+                                key, value.replace("CHANGE-ME", "placeholder"))
+                    elif "fieldRef" in ref:
+                        value = K8S_FIELD_STAND_INS.get(ref["fieldRef"]["fieldPath"], "x")
+                    else:
+                        continue
+                    env[var["name"]] = value
+                said = freya_check(freya, args[0], text, env, tmp)
+                if said:
+                    problems.append(f"{file}: `freya {args[0]} --check` refuses its "
+                                    f"configuration: {said}")
+    return problems
+
+
 def compose_config(root):
     """`docker compose config` when a compose plugin works here (it needs no daemon)."""
     for engine in (["docker", "compose"], ["podman", "compose"], ["docker-compose"]):
@@ -229,8 +331,7 @@ def compose_config(root):
         probe = subprocess.run([*engine, "version"], capture_output=True, text=True)
         if probe.returncode != 0:
             continue
-        env = dict(os.environ, POSTGRES_PASSWORD="x", FREYA_EDGES_SHARED_SECRET="x" * 32,
-                   FREYA_JWT_SECRET="x" * 32, FREYA_ENCRYPTION_KEY="0" * 64)
+        env = dict(os.environ, **COMPOSE_ENV)
         run = subprocess.run([*engine, "-f", str(root / "deploy/container/compose.yaml"),
                               "config", "--quiet"], capture_output=True, text=True, env=env)
         if run.returncode != 0:
@@ -239,18 +340,24 @@ def compose_config(root):
     return [], None
 
 
+def k8s_manifests(root):
+    """Every manifest under deploy/kubernetes, its variants (autoscaled/) included."""
+    return sorted((root / "deploy/kubernetes").rglob("*.y*ml"))
+
+
 def k8s_documents(root):
     docs = []
-    for path in sorted((root / "deploy/kubernetes").glob("*.y*ml")):
+    base = root / "deploy/kubernetes"
+    for path in k8s_manifests(root):
         for doc in yaml.safe_load_all(path.read_text()):
             if doc:
-                docs.append((path.name, doc))
+                docs.append((str(path.relative_to(base)), doc))
     return docs
 
 
 def check_kubernetes(root):
     problems = []
-    files = sorted(str(p) for p in (root / "deploy/kubernetes").glob("*.y*ml"))
+    files = [str(p) for p in k8s_manifests(root)]
     if not files:
         return ["deploy/kubernetes: no manifests"]
     validated = subprocess.run(["kubernetes-validate", "--strict", "--quiet", *files],
@@ -296,6 +403,13 @@ def check_kubernetes(root):
         if spec.get("terminationGracePeriodSeconds", 30) <= deadline:
             problems.append(f"{name}: terminationGracePeriodSeconds must be longer than the "
                             f"drain deadline ({deadline} s)")
+    for name, hpa in kinds.get("HorizontalPodAutoscaler", []):
+        ref = hpa["spec"]["scaleTargetRef"]
+        namespace = hpa["metadata"].get("namespace")
+        if not any(d.get("kind") == ref["kind"] and d["metadata"]["name"] == ref["name"]
+                   and d["metadata"].get("namespace") == namespace for _, d in docs):
+            problems.append(f"{name}: scales {ref['kind']} {ref['name']} in namespace "
+                            f"{namespace}, which no manifest here makes")
     secrets = {d["metadata"]["name"]: set(d.get("stringData", {})) | set(d.get("data", {}))
                for _, d in kinds.get("Secret", [])}
     maps = {d["metadata"]["name"] for _, d in kinds.get("ConfigMap", [])}
@@ -368,7 +482,7 @@ def check_monitoring(root):
 
 def check_all(root, freya):
     problems = (check_systemd(root, freya) + check_container(root) + check_kubernetes(root)
-                + check_cockroachdb(root) + check_monitoring(root))
+                + check_cockroachdb(root) + check_monitoring(root) + check_configs(root, freya))
     more, engine = compose_config(root)
     return problems + more, engine
 
@@ -400,10 +514,18 @@ BREAKAGES = [
      "terminationGracePeriodSeconds: 360", "terminationGracePeriodSeconds: 60"),
     ("no disruption budget", "deploy/kubernetes/control-pdb.yaml",
      "app.kubernetes.io/name: freya-control", "app.kubernetes.io/name: someone-else"),
+    ("an autoscaler scaling nothing", "deploy/kubernetes/autoscaled/edge-hpa.yaml",
+     "    name: freya-edge-eu-west\n", "    name: freya-edge\n"),
+    ("an autoscaled edge without a preStop hook",
+     "deploy/kubernetes/autoscaled/edge-statefulset.yaml", "preStop:", "postStart:"),
     ("a Secret key that does not exist", "deploy/kubernetes/control-deployment.yaml",
      "key: jwt-secret", "key: jwt-secrets"),
     ("a table without a locality", "deploy/cockroachdb/multi-region.sql",
      "ALTER TABLE providers SET LOCALITY GLOBAL;", ""),
+    ("a compose edge's configuration the binary refuses", "deploy/container/config/edge.toml",
+     "capacity = 50", 'capacity = "fifty"'),
+    ("a Kubernetes edge's configuration the binary refuses", "deploy/kubernetes/edge-configmap.yaml",
+     "    [sip]\n", "    [sip]\n    adress = \"0.0.0.0:5060\"\n"),
     ("an alert the runbook does not explain", "deploy/README.md",
      "### FreyaWebhookBacklog\n", "### The webhook backlog\n"),
     ("an alert no dashboard panel shows", "deploy/monitoring/grafana-dashboard.json",
