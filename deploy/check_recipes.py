@@ -227,7 +227,8 @@ def check_container(root):
 COMPOSE_ENV = {"POSTGRES_PASSWORD": "x", "FREYA_EDGES_SHARED_SECRET": "x" * 32,
                "FREYA_JWT_SECRET": "x" * 32, "FREYA_ENCRYPTION_KEY": "0" * 64}
 # Stand-ins for the Kubernetes Secret's CHANGE-ME values and for the pod fields an env names.
-K8S_SECRET_STAND_INS = {"encryption-key": "0" * 64, "jwt-secret": "j" * 40}
+K8S_SECRET_STAND_INS = {"encryption-key": "0" * 64, "jwt-secret": "j" * 40,
+                        "edge-join-token": ".".join(["freya-join", "1" * 16, "2" * 64, "3" * 64])}
 K8S_FIELD_STAND_INS = {"spec.nodeName": "node-1", "status.hostIP": "203.0.113.10",
                        "status.podIP": "10.0.0.10", "metadata.name": "freya-edge-0"}
 
