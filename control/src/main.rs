@@ -245,7 +245,10 @@ fn stop_on_signal() -> CancellationToken {
 async fn run(command: Command) -> anyhow::Result<()> {
     match command {
         Command::Dev(options) => dev::run(options, stop_on_signal()).await,
-        Command::Control { config: path, check } => {
+        Command::Control {
+            config: path,
+            check,
+        } => {
             let config: ControlConfig =
                 freya_shared::config::load(Some(&path), "FREYA_", std::env::vars())?;
             if check {
@@ -261,7 +264,10 @@ async fn run(command: Command) -> anyhow::Result<()> {
             });
             control.run_until_stopped().await
         }
-        Command::Edge { config: path, check } => {
+        Command::Edge {
+            config: path,
+            check,
+        } => {
             let config: EdgeConfig =
                 freya_shared::config::load(Some(&path), "FREYA_", std::env::vars())?;
             if check {
