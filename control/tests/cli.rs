@@ -246,8 +246,11 @@ fn check_validates_a_configuration_and_starts_nothing() {
     std::fs::write(
         &edge,
         format!(
-            "id = \"edge-1\"\nregion = \"eu-west\"\ndata_dir = \"{}\"\n[control]\nurl = \"https://127.0.0.1:1\"\njoin_token = \"freya-join.x\"\n[sip]\naddr = \"127.0.0.1:0\"\n",
-            data.display()
+            "id = \"edge-1\"\nregion = \"eu-west\"\ndata_dir = \"{}\"\n[control]\nurl = \"https://127.0.0.1:1\"\njoin_token = \"freya-join.{}.{}.{}\"\n[sip]\naddr = \"127.0.0.1:0\"\n",
+            data.display(),
+            "1".repeat(16),
+            "2".repeat(64),
+            "3".repeat(64)
         ),
     )
     .expect("write");
