@@ -4,7 +4,10 @@ or a cluster: systemd units with `systemd-analyze verify` and the hardening they
 Containerfile and compose file against deploy/packages/runtime.txt and each other (and
 `docker compose config` where a compose plugin is installed), and every Kubernetes manifest
 against the Kubernetes schemas (`kubernetes-validate --strict`, offline) and the
-drain/readiness wiring.
+drain/readiness wiring; the configuration each of them hands the binary (its TOML with the
+FREYA_* variables the service or pod sets) with `freya control|edge --check`; the monitoring recipe against the runbook (an entry per alert in
+deploy/README.md, section 7) and the Grafana dashboard (a panel per alert, every metric an
+alert reads on some panel).
 
     deploy/check_recipes.py --freya target/debug/freya          # check the recipes
     deploy/check_recipes.py --freya target/debug/freya --self-test
@@ -14,6 +17,7 @@ every check notices: a check that cannot fail is no check. Exit status 0 when al
 """
 
 import argparse
+import json
 import os
 import re
 import shutil
@@ -23,6 +27,8 @@ import tempfile
 from pathlib import Path
 
 import yaml
+
+from recipe_configs import COMPOSE_ENV, check_configs
 
 ROOT = Path(__file__).resolve().parent.parent
 INSTALLED_FREYA = "/usr/local/bin/freya"
@@ -226,8 +232,7 @@ def compose_config(root):
         probe = subprocess.run([*engine, "version"], capture_output=True, text=True)
         if probe.returncode != 0:
             continue
-        env = dict(os.environ, POSTGRES_PASSWORD="x", FREYA_EDGES_SHARED_SECRET="x" * 32,
-                   FREYA_JWT_SECRET="x" * 32, FREYA_ENCRYPTION_KEY="0" * 64)
+        env = dict(os.environ, **COMPOSE_ENV)
         run = subprocess.run([*engine, "-f", str(root / "deploy/container/compose.yaml"),
                               "config", "--quiet"], capture_output=True, text=True, env=env)
         if run.returncode != 0:
@@ -236,18 +241,24 @@ def compose_config(root):
     return [], None
 
 
+def k8s_manifests(root):
+    """Every manifest under deploy/kubernetes, its variants (autoscaled/) included."""
+    return sorted((root / "deploy/kubernetes").rglob("*.y*ml"))
+
+
 def k8s_documents(root):
     docs = []
-    for path in sorted((root / "deploy/kubernetes").glob("*.y*ml")):
+    base = root / "deploy/kubernetes"
+    for path in k8s_manifests(root):
         for doc in yaml.safe_load_all(path.read_text()):
             if doc:
-                docs.append((path.name, doc))
+                docs.append((str(path.relative_to(base)), doc))
     return docs
 
 
 def check_kubernetes(root):
     problems = []
-    files = sorted(str(p) for p in (root / "deploy/kubernetes").glob("*.y*ml"))
+    files = [str(p) for p in k8s_manifests(root)]
     if not files:
         return ["deploy/kubernetes: no manifests"]
     validated = subprocess.run(["kubernetes-validate", "--strict", "--quiet", *files],
@@ -293,6 +304,13 @@ def check_kubernetes(root):
         if spec.get("terminationGracePeriodSeconds", 30) <= deadline:
             problems.append(f"{name}: terminationGracePeriodSeconds must be longer than the "
                             f"drain deadline ({deadline} s)")
+    for name, hpa in kinds.get("HorizontalPodAutoscaler", []):
+        ref = hpa["spec"]["scaleTargetRef"]
+        namespace = hpa["metadata"].get("namespace")
+        if not any(d.get("kind") == ref["kind"] and d["metadata"]["name"] == ref["name"]
+                   and d["metadata"].get("namespace") == namespace for _, d in docs):
+            problems.append(f"{name}: scales {ref['kind']} {ref['name']} in namespace "
+                            f"{namespace}, which no manifest here makes")
     secrets = {d["metadata"]["name"]: set(d.get("stringData", {})) | set(d.get("data", {}))
                for _, d in kinds.get("Secret", [])}
     maps = {d["metadata"]["name"] for _, d in kinds.get("ConfigMap", [])}
@@ -325,9 +343,48 @@ def check_cockroachdb(root):
     return problems
 
 
+def metric_families(expr):
+    """The metric families a PromQL expression reads (histogram series to their family)."""
+    names = set(re.findall(r"\b(?:freya|probe)_[a-z0-9_]+\b", expr))
+    if re.search(r"\bup\s*\{", expr):
+        names.add("up")
+    return {re.sub(r"_(bucket|count|sum)$", "", n) for n in names}
+
+
+def check_monitoring(root):
+    """Every alert has its entry in the runbook (deploy/README.md, section 7) and a dashboard
+    panel naming it, and the dashboard shows every metric an alert reads."""
+    problems = []
+    monitoring = root / "deploy/monitoring"
+    rules = yaml.safe_load((monitoring / "alerts.yml").read_text())
+    alerts = {r["alert"]: r["expr"] for g in rules["groups"] for r in g["rules"] if "alert" in r}
+    runbook = (root / "deploy/README.md").read_text()
+    section = re.search(r"^## 7\. Monitoring and alerts$(.*?)(?=^## |\Z)", runbook, re.M | re.S)
+    entries = set(re.findall(r"^### (\w+)$", section.group(1), re.M)) if section else set()
+    if not section:
+        problems.append("deploy/README.md: section 7, \"Monitoring and alerts\", is missing")
+    for name in sorted(set(alerts) - entries):
+        problems.append(f"deploy/README.md, section 7: no entry for the alert {name}")
+    for name in sorted(entries - set(alerts)):
+        problems.append(f"deploy/README.md, section 7: {name} is no alert of alerts.yml")
+    dashboard = json.loads((monitoring / "grafana-dashboard.json").read_text())
+    described = " ".join(p.get("description", "") for p in dashboard["panels"])
+    shown = set()
+    for panel in dashboard["panels"]:
+        for target in panel.get("targets", []):
+            shown |= metric_families(target["expr"])
+    for name, expr in sorted(alerts.items()):
+        if not re.search(rf"\b{name}\b", described):
+            problems.append(f"grafana-dashboard.json: no panel names the alert {name}")
+        for family in sorted(metric_families(expr) - shown):
+            problems.append(f"grafana-dashboard.json: {family} (read by {name}) is on no panel")
+    return problems
+
+
 def check_all(root, freya):
     problems = (check_systemd(root, freya) + check_container(root) + check_kubernetes(root)
-                + check_cockroachdb(root))
+                + check_cockroachdb(root) + check_monitoring(root)
+                + check_configs(root, freya, k8s_documents(root)))
     more, engine = compose_config(root)
     return problems + more, engine
 
@@ -359,10 +416,22 @@ BREAKAGES = [
      "terminationGracePeriodSeconds: 360", "terminationGracePeriodSeconds: 60"),
     ("no disruption budget", "deploy/kubernetes/control-pdb.yaml",
      "app.kubernetes.io/name: freya-control", "app.kubernetes.io/name: someone-else"),
+    ("an autoscaler scaling nothing", "deploy/kubernetes/autoscaled/edge-hpa.yaml",
+     "    name: freya-edge-eu-west\n", "    name: freya-edge\n"),
+    ("an autoscaled edge without a preStop hook",
+     "deploy/kubernetes/autoscaled/edge-statefulset.yaml", "preStop:", "postStart:"),
     ("a Secret key that does not exist", "deploy/kubernetes/control-deployment.yaml",
      "key: jwt-secret", "key: jwt-secrets"),
     ("a table without a locality", "deploy/cockroachdb/multi-region.sql",
      "ALTER TABLE providers SET LOCALITY GLOBAL;", ""),
+    ("a compose edge's configuration the binary refuses", "deploy/container/config/edge.toml",
+     "capacity = 50", 'capacity = "fifty"'),
+    ("a Kubernetes edge's configuration the binary refuses", "deploy/kubernetes/edge-configmap.yaml",
+     "    [sip]\n", "    [sip]\n    adress = \"0.0.0.0:5060\"\n"),
+    ("an alert the runbook does not explain", "deploy/README.md",
+     "### FreyaWebhookBacklog\n", "### The webhook backlog\n"),
+    ("an alert no dashboard panel shows", "deploy/monitoring/grafana-dashboard.json",
+     '"expr": "freya_certificate_expiry_timestamp_seconds - time()"', '"expr": "time()"'),
 ]
 
 # Noticed only by `compose config` itself, so tried only where a compose plugin runs.
@@ -379,8 +448,10 @@ def self_test(freya):
         with tempfile.TemporaryDirectory() as tmp:
             copy = Path(tmp) / "repo"
             (copy / "deploy").mkdir(parents=True)
-            for part in ("systemd", "container", "kubernetes", "packages", "cockroachdb"):
+            for part in ("systemd", "container", "kubernetes", "packages", "cockroachdb",
+                         "monitoring"):
                 shutil.copytree(ROOT / "deploy" / part, copy / "deploy" / part)
+            shutil.copy(ROOT / "deploy/README.md", copy / "deploy/README.md")
             shutil.copytree(ROOT / "control/migrations", copy / "control/migrations")
             shutil.copy(ROOT / "deploy/edge.example.toml", copy / "deploy/edge.example.toml")
             target = copy / rel

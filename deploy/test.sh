@@ -71,8 +71,11 @@ api_key=$(python3 -c 'import json, sys; print(json.load(open(sys.argv[1]))["api_
 echo "==> alerting rules (promtool) and the metrics they and the dashboard name"
 promtool check rules deploy/monitoring/alerts.yml
 promtool test rules deploy/monitoring/alerts_test.yml
+promtool check config deploy/monitoring/prometheus.yml
+python3 deploy/monitoring/check_metrics.py --self-test
 # One call through the dev setup, then every freya_* name in alerts.yml and
-# grafana-dashboard.json must be exported by its control plane's or its edge's /metrics.
+# grafana-dashboard.json must be exported by its control plane's or its edge's /metrics, and
+# every Freya family exported must keep to Prometheus' naming conventions.
 dev_field() { python3 -c 'import json, sys; print(json.load(open(sys.argv[1]))[sys.argv[2]])' "$api_dir/dev.json" "$1"; }
 "$freya_bin" call "$(dev_field sip_uri)" --say "What are your opening hours?" >"$api_dir/call.log" 2>&1 \
   || { cat "$api_dir/call.log" >&2; exit 1; }

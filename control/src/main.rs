@@ -42,12 +42,20 @@ enum Command {
         /// TOML configuration file; FREYA_* variables override it.
         #[arg(long)]
         config: PathBuf,
+        /// Only check the configuration (the file and the FREYA_* variables: keys, types,
+        /// values) and exit, 0 when it would start; touches no database, port or file.
+        #[arg(long)]
+        check: bool,
     },
     /// One edge, connecting to a control plane.
     Edge {
         /// TOML configuration file; FREYA_* variables override it.
         #[arg(long)]
         config: PathBuf,
+        /// Only check the configuration (the file and the FREYA_* variables: keys, types,
+        /// values) and exit, 0 when it would start; touches no control plane, port or file.
+        #[arg(long)]
+        check: bool,
     },
     /// Call an agent from this terminal and talk to it (see `freya call --help`).
     #[command(disable_help_flag = true)]
@@ -237,9 +245,16 @@ fn stop_on_signal() -> CancellationToken {
 async fn run(command: Command) -> anyhow::Result<()> {
     match command {
         Command::Dev(options) => dev::run(options, stop_on_signal()).await,
-        Command::Control { config } => {
+        Command::Control {
+            config: path,
+            check,
+        } => {
             let config: ControlConfig =
-                freya_shared::config::load(Some(&config), "FREYA_", std::env::vars())?;
+                freya_shared::config::load(Some(&path), "FREYA_", std::env::vars())?;
+            if check {
+                println!("{}: configuration ok", path.display());
+                return Ok(());
+            }
             let control = ControlPlane::start(&config).await?;
             let stop = stop_on_signal();
             let token = control.shutdown_token();
@@ -249,9 +264,16 @@ async fn run(command: Command) -> anyhow::Result<()> {
             });
             control.run_until_stopped().await
         }
-        Command::Edge { config } => {
+        Command::Edge {
+            config: path,
+            check,
+        } => {
             let config: EdgeConfig =
-                freya_shared::config::load(Some(&config), "FREYA_", std::env::vars())?;
+                freya_shared::config::load(Some(&path), "FREYA_", std::env::vars())?;
+            if check {
+                println!("{}: configuration ok", path.display());
+                return Ok(());
+            }
             let edge = Edge::start(&config).await?;
             let stop = stop_on_signal();
             let own = edge.shutdown_token();

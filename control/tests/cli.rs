@@ -1,6 +1,7 @@
 //! The `freya` binary as a user runs it: `freya dev` comes up with an edge online and a seeded
 //! demo, stops cleanly on a signal and reuses its demo on restart; a bad config file is refused
-//! with an error naming the key; `freya migrate` migrates.
+//! with an error naming the key, and `--check` says so without starting anything; `freya
+//! migrate` migrates.
 
 use crate::support;
 
@@ -204,6 +205,74 @@ fn a_bad_config_file_is_refused_with_the_key_named() {
         .expect("run freya control");
     assert!(!out.status.success());
     assert!(String::from_utf8_lossy(&out.stderr).contains("grpc.addr"));
+}
+
+#[test]
+fn check_validates_a_configuration_and_starts_nothing() {
+    let dir = tempfile::tempdir().expect("temp dir");
+    let db = dir.path().join("control.db");
+    let control = dir.path().join("control.toml");
+    std::fs::write(
+        &control,
+        format!(
+            "[database]\nurl = \"sqlite://{}\"\n[auth]\njwt_secret = \"0123456789abcdef0123456789abcdef\"\nencryption_key = \"000102030405060708090a0b0c0d0e0f101112131415161718191a1b1c1d1e1f\"\n",
+            db.display()
+        ),
+    )
+    .expect("write");
+    let out = freya()
+        .args(["control", "--check", "--config"])
+        .arg(&control)
+        .output()
+        .expect("run freya control --check");
+    assert!(out.status.success(), "{out:?}");
+    assert!(
+        String::from_utf8_lossy(&out.stdout).contains("configuration ok"),
+        "{out:?}"
+    );
+    assert!(!db.exists(), "--check opened no database");
+    // The environment is part of what is checked.
+    let out = freya()
+        .args(["control", "--check", "--config"])
+        .arg(&control)
+        .env("FREYA_HTTP__MAX_CONNECTIONS", "many")
+        .output()
+        .expect("run freya control --check");
+    assert!(!out.status.success());
+    assert!(String::from_utf8_lossy(&out.stderr).contains("max_connections"));
+
+    let data = dir.path().join("edge-data");
+    let edge = dir.path().join("edge.toml");
+    std::fs::write(
+        &edge,
+        format!(
+            "id = \"edge-1\"\nregion = \"eu-west\"\ndata_dir = \"{}\"\n[control]\nurl = \"https://127.0.0.1:1\"\njoin_token = \"freya-join.{}.{}.{}\"\n[sip]\naddr = \"127.0.0.1:0\"\n",
+            data.display(),
+            "1".repeat(16),
+            "2".repeat(64),
+            "3".repeat(64)
+        ),
+    )
+    .expect("write");
+    let out = freya()
+        .args(["edge", "--check", "--config"])
+        .arg(&edge)
+        .output()
+        .expect("run freya edge --check");
+    assert!(out.status.success(), "{out:?}");
+    assert!(!data.exists(), "--check made no data directory");
+    let out = freya()
+        .args(["edge", "--check", "--config"])
+        .arg(&edge)
+        .env("FREYA_RTP__PORT_MIN", "30000")
+        .env("FREYA_RTP__PORT_MAX", "20000")
+        .output()
+        .expect("run freya edge --check");
+    assert!(!out.status.success(), "{out:?}");
+    assert!(
+        String::from_utf8_lossy(&out.stderr).contains("rtp."),
+        "{out:?}"
+    );
 }
 
 #[test]

@@ -1,7 +1,7 @@
 //! The edge's headroom: how many more calls it can take while staying at its target latency,
 //! exported as `freya_edge_headroom_calls` for an autoscaler (see
-//! `deploy/kubernetes/edge-hpa.yaml`). Computed at each scrape from plain inputs, so the rule is
-//! a function tests call with numbers:
+//! `deploy/kubernetes/autoscaled/edge-hpa.yaml`). Computed at each scrape from plain inputs, so
+//! the rule is a function tests call with numbers:
 //!
 //! - never more than `capacity` minus the calls in progress;
 //! - none at all while the recent voice-to-voice p95 is over its target (the edge is already
