@@ -52,17 +52,8 @@ pub struct ControlConfig {
 impl Validate for ControlConfig {
     fn validate(&self) -> Vec<ConfigProblem> {
         let mut problems = Vec::new();
-        check_socket_addr("http.addr", &self.http.addr, &mut problems);
-        self.http.tls().problems(&mut problems);
+        self.http.listener().problems(&mut problems);
         for (key, value, min) in [
-            ("http.header_timeout_ms", self.http.header_timeout_ms, 100),
-            ("http.idle_timeout_ms", self.http.idle_timeout_ms, 100),
-            (
-                "http.max_connections_per_ip",
-                self.http.max_connections_per_ip,
-                1,
-            ),
-            ("http.max_connections", self.http.max_connections, 1),
             (
                 "grpc.max_connections_per_ip",
                 self.grpc.max_connections_per_ip,

@@ -149,7 +149,7 @@ impl ControlPlane {
             .context("while reading the revoked certificates")?;
         let shutdown = CancellationToken::new();
         let https = freya_edge::serve::tls::from_config(
-            &config.http.tls(),
+            &config.http.listener().tls,
             "REST API",
             http_addr,
             &shutdown,
@@ -197,7 +197,7 @@ impl ControlPlane {
         };
         let http = LimitedListener {
             listener: http,
-            limits: config.http.limits(),
+            limits: config.http.listener().limits(),
         };
         let stop = shutdown.clone();
         tasks.spawn(async move {

@@ -14,6 +14,7 @@ use std::time::Duration;
 use crate::support::http::Api;
 use crate::support::twilio::{finished_call, webhook_form, NUMBER, SID, TOKEN};
 use crate::support::{control_config, eventually, Backend, TestDb};
+use freya_control::config::ControlConfig;
 use freya_edge::llm::fakes::FakeReply;
 use freya_edge::twilio::fakes::{post_voice_webhook_with, CallerAction, StreamCaller};
 use serde_json::json;
@@ -29,6 +30,19 @@ fn self_signed(dir: &Path) -> (PathBuf, PathBuf, String) {
     (cert, key, certified.cert.pem())
 }
 
+/// A control plane's config on a fresh SQLite database, serving its API over HTTPS with a
+/// self-signed certificate written to `dir`: the database, the config, and the certificate's
+/// PEM for a client to trust.
+async fn https_control_config(dir: &Path) -> (TestDb, ControlConfig, String) {
+    let (cert, key, pem) = self_signed(dir);
+    let db = TestDb::new(Backend::Sqlite).await;
+    let mut config = control_config(&db.url);
+    config.http.tls_cert = Some(cert.to_string_lossy().into_owned());
+    config.http.tls_key = Some(key.to_string_lossy().into_owned());
+    (db, config, pem)
+}
+
+/// A client that trusts the certificate `pem`.
 fn trusting(pem: &str) -> reqwest::Client {
     reqwest::Client::builder()
         .add_root_certificate(reqwest::Certificate::from_pem(pem.as_bytes()).expect("PEM"))
@@ -39,11 +53,7 @@ fn trusting(pem: &str) -> reqwest::Client {
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn the_rest_api_answers_over_https_and_plain_http_on_its_port_gets_nothing() {
     let dir = tempfile::tempdir().expect("temp dir");
-    let (cert, key, pem) = self_signed(dir.path());
-    let db = TestDb::new(Backend::Sqlite).await;
-    let mut config = control_config(&db.url);
-    config.http.tls_cert = Some(cert.to_string_lossy().into_owned());
-    config.http.tls_key = Some(key.to_string_lossy().into_owned());
+    let (_db, mut config, pem) = https_control_config(dir.path()).await;
     let control = freya_control::server::ControlPlane::start(&config)
         .await
         .expect("control starts");
@@ -118,11 +128,7 @@ async fn raw_request(addr: std::net::SocketAddr, request: &str) -> (u16, Option<
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn plain_http_is_redirected_to_the_same_path_on_https_and_never_to_a_host_it_names() {
     let dir = tempfile::tempdir().expect("temp dir");
-    let (cert, key, pem) = self_signed(dir.path());
-    let db = TestDb::new(Backend::Sqlite).await;
-    let mut config = control_config(&db.url);
-    config.http.tls_cert = Some(cert.to_string_lossy().into_owned());
-    config.http.tls_key = Some(key.to_string_lossy().into_owned());
+    let (db, mut config, pem) = https_control_config(dir.path()).await;
     config.http.http_redirect = Some("127.0.0.1:0".into());
     let control = freya_control::server::ControlPlane::start(&config)
         .await

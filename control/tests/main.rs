@@ -69,6 +69,7 @@ mod redaction;
 mod redaction_e2e;
 mod regions;
 mod retention;
+mod retry_replicas;
 mod ring_time;
 mod role_ceiling;
 mod roles;

@@ -1,20 +1,12 @@
 //! The lease on handing a waiting outbound call to an edge (`store/call_placements.rs`), on
 //! the store alone and on both engines: one holder while it holds, taken over once it has run
 //! out, and only the holder may say the call was handed over. Replicas placing calls under it
-//! are in `outbound_retry.rs`.
+//! are in `retry_replicas.rs`.
 
+use freya_control::store::{PoolSize, Store};
+
+use crate::support::waiting_calls::{edge_failure, outbound_call, workspace};
 use crate::support::{on_both_engines, Backend, TestDb};
-use freya_control::store::{NewOutboundCall, PoolSize, Store, WorkspaceScope};
-use freya_shared::model::call_payloads::CallFailed;
-use freya_shared::model::{CallEvent, CallEventData, FailReason, Placement};
-
-const PARTY: &str = "+4733333333";
-
-/// `call.failed` of `call_id`, saying its edge could not place it.
-fn edge_failure(call_id: &str, workspace_id: &str) -> CallEvent {
-    let failed = CallFailed::because(FailReason::EdgeAtCapacity).placed_by(Placement::Edge);
-    CallEvent::new(call_id, workspace_id, CallEventData::Failed(failed))
-}
 
 /// The lease on handing a call over, on the store alone: one holder while it holds, taken over
 /// once run out, and only the holder may say the call was handed over.
@@ -26,21 +18,8 @@ async fn a_placement_lease_has_one_holder_until_it_runs_out(backend: Backend) {
     };
     let store = Store::connect(&db.url, pool).await.expect("store");
     store.migrate().await.expect("migrate");
-    let scope = WorkspaceScope {
-        workspace_id: store.create_workspace("Leases").await.expect("ws"),
-    };
-    let call_id = uuid::Uuid::now_v7().to_string();
-    let call = NewOutboundCall {
-        id: call_id.clone(),
-        edge_id: "edge-a".into(),
-        from_number: "+15550100".into(),
-        to_number: PARTY.into(),
-        agent_id: uuid::Uuid::now_v7().to_string(),
-    };
-    store
-        .create_outbound_call(&scope, "test", &call)
-        .await
-        .expect("call");
+    let scope = workspace(&store, "Leases").await;
+    let call_id = outbound_call(&store, &scope, "edge-a").await;
     assert!(
         !store
             .lease_placement(&call_id, "a", 1_000, 500)

@@ -28,7 +28,7 @@ pub use control_link::ControlLinkConfig;
 pub use drain::DrainConfig;
 pub use http::{
     default_http_header_timeout_ms, default_http_idle_timeout_ms, default_http_max_connections,
-    http_limits, EdgeHttpConfig,
+    http_limits, EdgeHttpConfig, HttpListenerKeys,
 };
 pub use http_tls::{default_tls_handshake_timeout_ms, AcmeConfig, HttpTlsKeys};
 pub use legs::LegsConfig;
@@ -214,19 +214,10 @@ impl Validate for EdgeConfig {
         }
         self.tls_problems(&mut problems);
         self.srtp_problems(&mut problems);
-        check_socket_addr("http.addr", &self.http.addr, &mut problems);
-        self.http.tls().problems(&mut problems);
+        self.http.listener().problems(&mut problems);
         self.cluster.problems(&mut problems);
         self.mesh.problems(&mut problems);
         for (key, value, min) in [
-            ("http.header_timeout_ms", self.http.header_timeout_ms, 100),
-            ("http.idle_timeout_ms", self.http.idle_timeout_ms, 100),
-            (
-                "http.max_connections_per_ip",
-                self.http.max_connections_per_ip,
-                1,
-            ),
-            ("http.max_connections", self.http.max_connections, 1),
             (
                 "sip.tcp_message_timeout_ms",
                 self.sip.tcp_message_timeout_ms,

@@ -65,30 +65,23 @@ pub(crate) fn body_limit(router: Router, limit: usize) -> Router {
 /// its headers, before anything reads or waits for the body: a client announcing 100 MB holds
 /// no handler while it trickles (or never sends) the bytes.
 async fn refuse_oversized(State(limit): State<usize>, request: Request, next: Next) -> Response {
-    let declared = request
-        .headers()
-        .get(header::CONTENT_LENGTH)
-        .and_then(|v| v.to_str().ok())
-        .and_then(|v| v.parse::<u64>().ok());
-    match declared {
-        Some(length) if length > limit as u64 => {
-            let detail =
-                format!("`Content-Length` {length} is over this endpoint's limit of {limit} bytes");
-            let problem = serde_json::json!({
-                "type": "about:blank",
-                "title": "Request body too large",
-                "status": StatusCode::PAYLOAD_TOO_LARGE.as_u16(),
-                "detail": detail,
-            });
-            (
-                StatusCode::PAYLOAD_TOO_LARGE,
-                [(header::CONTENT_TYPE, "application/problem+json")],
-                problem.to_string(),
-            )
-                .into_response()
-        }
-        _ => next.run(request).await,
-    }
+    let Some(length) = crate::serve::declared_over_limit(&request, limit) else {
+        return next.run(request).await;
+    };
+    let detail =
+        format!("`Content-Length` {length} is over this endpoint's limit of {limit} bytes");
+    let problem = serde_json::json!({
+        "type": "about:blank",
+        "title": "Request body too large",
+        "status": StatusCode::PAYLOAD_TOO_LARGE.as_u16(),
+        "detail": detail,
+    });
+    (
+        StatusCode::PAYLOAD_TOO_LARGE,
+        [(header::CONTENT_TYPE, "application/problem+json")],
+        problem.to_string(),
+    )
+        .into_response()
 }
 
 async fn readyz(State(state): State<HttpState>) -> impl IntoResponse {

@@ -198,7 +198,7 @@ impl Edge {
         };
         let public_url = match &config.http.public_url {
             Some(url) => url.trim_end_matches('/').to_owned(),
-            None => crate::serve::tls::default_public_url(&config.http.tls(), http_addr),
+            None => crate::serve::tls::default_public_url(&config.http.listener().tls, http_addr),
         };
         let twilio = TwilioEdge {
             services: services.clone(),
@@ -218,13 +218,17 @@ impl Edge {
             registrations.clone(),
         )
         .merge(crate::twilio::webhook::router(twilio.clone()));
-        let https =
-            crate::serve::tls::from_config(&config.http.tls(), "edge HTTP", http_addr, &shutdown)
-                .await?;
+        let https = crate::serve::tls::from_config(
+            &config.http.listener().tls,
+            "edge HTTP",
+            http_addr,
+            &shutdown,
+        )
+        .await?;
         tasks.spawn(crate::serve::serve_https(
             LimitedListener {
                 listener,
-                limits: config.http.limits(),
+                limits: config.http.listener().limits(),
             },
             https,
             app,

@@ -53,6 +53,18 @@ pub use caps::{ConnectionCaps, ConnectionGate, Permit, Refusal, RefusalCounts};
 pub use clock::{ConnectionClock, ConnectionTimeouts, Expiry};
 pub use tls::Https;
 
+/// The body length `request` declares in `Content-Length`, when that is over `limit` bytes:
+/// both binaries' body-limit layers refuse such a request from its headers alone, before
+/// anything reads or waits for the body.
+pub fn declared_over_limit(request: &axum::extract::Request, limit: usize) -> Option<u64> {
+    request
+        .headers()
+        .get(axum::http::header::CONTENT_LENGTH)
+        .and_then(|v| v.to_str().ok())
+        .and_then(|v| v.parse::<u64>().ok())
+        .filter(|&length| length > limit as u64)
+}
+
 /// The limits of one listener (the `[http]` config sections, and `[sip]`'s `tcp_*` keys).
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
 pub struct ConnectionLimits {

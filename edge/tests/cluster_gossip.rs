@@ -6,18 +6,14 @@
 //! marks anyone down or revives the dead one; each is dropped and counted by reason in
 //! `/metrics`.
 
-mod support {
-    pub mod cached_edge;
-}
-
 use std::sync::Arc;
 use std::time::{Duration, Instant};
 
+use crate::support::cached_edge::cached_edge_config;
 use freya_edge::cluster::report::ClusterReport;
 use freya_edge::cluster::seal::{seal, GossipKey};
 use freya_edge::cluster::{Membership, MembershipSettings, Peer};
 use freya_edge::{Edge, EdgeConfig};
-use support::cached_edge::cached_edge_config;
 use tokio::net::UdpSocket;
 
 /// Hang guard for each wait.

@@ -10,19 +10,14 @@
 //! `sendrecv` with the first answer's version, 50 packets a second kept coming, and the held call
 //! was hung up with `rtp_timeout`.
 
-mod support {
-    pub mod cached_edge;
-    pub mod flood;
-}
-
 use std::net::{IpAddr, Ipv4Addr, SocketAddr};
 use std::path::Path;
 use std::time::Duration;
 
+use crate::support::cached_edge::cached_edge_config;
+use crate::support::flood::{parse_reply, Reply, NUMBER};
 use freya_edge::control_link::spool::EventSpool;
 use freya_edge::Edge;
-use support::cached_edge::cached_edge_config;
-use support::flood::{parse_reply, Reply, NUMBER};
 use tokio::net::UdpSocket;
 
 const CALLER: IpAddr = IpAddr::V4(Ipv4Addr::new(127, 0, 0, 3));

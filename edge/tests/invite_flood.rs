@@ -8,15 +8,10 @@
 //! Before these limits, answered-but-unacknowledged flood calls took all ten slots within a
 //! third of a second and the real caller got 503.
 
-mod support {
-    pub mod cached_edge;
-    pub mod flood;
-}
-
 use std::net::{IpAddr, Ipv4Addr};
 use std::time::Duration;
 
-use support::flood::{flood, metrics, real_call, refused, start_edge, FloodOutcome, Limits};
+use crate::support::flood::{flood, metrics, real_call, refused, start_edge, FloodOutcome, Limits};
 
 const FLOODER: IpAddr = IpAddr::V4(Ipv4Addr::new(127, 0, 0, 1));
 const CALLER: IpAddr = IpAddr::V4(Ipv4Addr::new(127, 0, 0, 2));

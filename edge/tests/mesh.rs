@@ -18,11 +18,7 @@ use freya_edge::mesh::{
 use freya_edge::rtp::jitter::JitterConfig;
 use tokio::sync::mpsc;
 
-mod support {
-    pub mod mesh_peer;
-}
-
-use support::mesh_peer::{key, next_join, start_with, until, LIMIT};
+use crate::support::mesh_peer::{key, next_join, start_with, until, LIMIT};
 
 fn start(ip: &str, tls: &MeshTls) -> (Mesh, mpsc::Receiver<(SocketAddr, ControlMessage)>) {
     start_with(ip, tls, MeshSettings::default())

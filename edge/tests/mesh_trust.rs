@@ -13,11 +13,7 @@ use freya_edge::mesh::{
 };
 use tokio::sync::mpsc;
 
-mod support {
-    pub mod mesh_peer;
-}
-
-use support::mesh_peer::{key, next_join, start_with, until, LIMIT};
+use crate::support::mesh_peer::{key, next_join, start_with, until, LIMIT};
 
 fn start(ip: &str, tls: &MeshTls) -> (Mesh, mpsc::Receiver<(SocketAddr, ControlMessage)>) {
     let settings = MeshSettings {

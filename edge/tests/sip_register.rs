@@ -6,11 +6,6 @@
 //! that answers 403 stops the registration with a clear error and gets no more REGISTERs.
 //! The status is read where the edge shows it (`GET /registrations`).
 
-mod support {
-    pub mod cached_edge;
-    pub mod flood;
-}
-
 use std::path::PathBuf;
 use std::time::Duration;
 
@@ -19,8 +14,8 @@ use freya_shared::model::provider::RegistrationSpec;
 use freya_shared::model::{ProviderSpec, SipTransport, SipTrunkSpec};
 use freya_shared::snapshot::ProviderConfig;
 
-use support::cached_edge::cached_edge_config;
-use support::flood::NUMBER;
+use crate::support::cached_edge::cached_edge_config;
+use crate::support::flood::NUMBER;
 
 /// Longest any step waits (a hang guard, not a measure).
 const HANG_GUARD: Duration = Duration::from_secs(60);

@@ -7,11 +7,6 @@
 //! Debian's sipp is built without TLS (`sipp -t l1` is refused), so the caller is ours; its
 //! messages are what sipp's `uac` scenario sends, with `Via: SIP/2.0/TLS` and `sips:` URIs.
 
-mod support {
-    pub mod cached_edge;
-    pub mod flood;
-}
-
 use std::net::{IpAddr, SocketAddr};
 use std::path::{Path, PathBuf};
 use std::sync::Arc;
@@ -27,8 +22,8 @@ use tokio_rustls::client::TlsStream;
 use tokio_rustls::rustls::{ClientConfig, RootCertStore};
 use tokio_rustls::TlsConnector;
 
-use support::cached_edge::cached_edge_config;
-use support::flood::{parse_reply, Reply, NUMBER};
+use crate::support::cached_edge::cached_edge_config;
+use crate::support::flood::{parse_reply, Reply, NUMBER};
 
 /// Longest any step waits (a hang guard, not a measure).
 const HANG_GUARD: Duration = Duration::from_secs(20);

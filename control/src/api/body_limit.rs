@@ -5,7 +5,7 @@
 //! by [`axum::extract::DefaultBodyLimit`] beside this layer.
 
 use axum::extract::{Request, State};
-use axum::http::{header, StatusCode};
+use axum::http::StatusCode;
 use axum::middleware::Next;
 use axum::response::{IntoResponse, Response};
 
@@ -18,18 +18,13 @@ pub(super) async fn refuse_oversized(
     request: Request,
     next: Next,
 ) -> Response {
-    let declared = request
-        .headers()
-        .get(header::CONTENT_LENGTH)
-        .and_then(|v| v.to_str().ok())
-        .and_then(|v| v.parse::<u64>().ok());
-    match declared {
-        Some(length) if length > limit as u64 => Problem::new(
-            StatusCode::PAYLOAD_TOO_LARGE,
-            "Request body too large",
-            format!("`Content-Length` {length} is over this endpoint's limit of {limit} bytes"),
-        )
-        .into_response(),
-        _ => next.run(request).await,
-    }
+    let Some(length) = freya_edge::serve::declared_over_limit(&request, limit) else {
+        return next.run(request).await;
+    };
+    Problem::new(
+        StatusCode::PAYLOAD_TOO_LARGE,
+        "Request body too large",
+        format!("`Content-Length` {length} is over this endpoint's limit of {limit} bytes"),
+    )
+    .into_response()
 }

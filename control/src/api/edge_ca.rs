@@ -32,6 +32,30 @@ fn problem(error: TrustError) -> Problem {
     }
 }
 
+/// A step of a rotation that changes the trusted CAs.
+#[derive(Debug, Clone, Copy)]
+enum Step {
+    Rotate,
+    Retire,
+}
+
+/// Takes `step` on behalf of `caller`; the trusted CAs after it.
+async fn take_step(
+    state: &AppState,
+    caller: &Caller,
+    step: Step,
+) -> Result<Json<CaState>, Problem> {
+    let by = RotationActor {
+        actor: &caller.actor,
+        source_ip: request_source(),
+    };
+    let done = match step {
+        Step::Rotate => rotation::rotate(&state.store, &state.ca, &by).await,
+        Step::Retire => rotation::retire(&state.store, &state.ca, &by).await,
+    };
+    done.map(Json).map_err(problem)
+}
+
 #[utoipa::path(
     get,
     path = "/v1/edges/ca",
@@ -61,14 +85,7 @@ pub(super) async fn rotate(
     State(state): State<AppState>,
     caller: Caller,
 ) -> Result<Json<CaState>, Problem> {
-    let by = RotationActor {
-        actor: &caller.actor,
-        source_ip: request_source(),
-    };
-    rotation::rotate(&state.store, &state.ca, &by)
-        .await
-        .map(Json)
-        .map_err(problem)
+    take_step(&state, &caller, Step::Rotate).await
 }
 
 #[utoipa::path(
@@ -89,14 +106,7 @@ pub(super) async fn retire(
     State(state): State<AppState>,
     caller: Caller,
 ) -> Result<Json<CaState>, Problem> {
-    let by = RotationActor {
-        actor: &caller.actor,
-        source_ip: request_source(),
-    };
-    rotation::retire(&state.store, &state.ca, &by)
-        .await
-        .map(Json)
-        .map_err(problem)
+    take_step(&state, &caller, Step::Retire).await
 }
 
 /// What a renewal request did.

@@ -126,23 +126,9 @@ pub(super) async fn revoke(
     caller: Caller,
     Path(edge_id): Path<String>,
 ) -> Result<Json<Revoked>, Problem> {
-    let count = state.store.revoke_edge_certificates(&edge_id).await?;
-    state.revoked.refresh(&state.store).await?;
-    state
-        .store
-        .record_trust_event(TrustEvent {
-            action: "edge.revoke",
-            outcome: "ok",
-            edge_id: Some(&edge_id),
-            source_ip: request_source(),
-            detail: serde_json::json!({
-                "actor": caller.actor,
-                "workspace_id": caller.scope.workspace_id,
-                "revoked_certificates": count,
-            }),
-            ..TrustEvent::default()
-        })
-        .await?;
+    let count = revoke_certificates(&state, &edge_id).await?;
+    let detail = serde_json::json!({"revoked_certificates": count});
+    audit_edge_action(&state, &caller, "edge.revoke", &edge_id, detail).await?;
     tracing::warn!(edge = %edge_id, count, "revoked an edge's certificates");
     Ok(Json(Revoked {
         edge_id,
@@ -179,34 +165,52 @@ pub(super) async fn delete(
     let known = state.store.edge_certificate_count(&edge_id).await? > 0;
     // Revoked first: a failure after this leaves an edge that can no longer connect, never a
     // deleted edge whose certificate still works.
-    let count = state.store.revoke_edge_certificates(&edge_id).await?;
-    state.revoked.refresh(&state.store).await?;
+    let count = revoke_certificates(&state, &edge_id).await?;
     let removed = state.store.delete_edge(&edge_id).await?;
     if !known && !removed {
         return Err(Problem::not_found());
     }
-    state
-        .store
-        .record_trust_event(TrustEvent {
-            action: "edge.delete",
-            outcome: "ok",
-            edge_id: Some(&edge_id),
-            source_ip: request_source(),
-            detail: serde_json::json!({
-                "actor": caller.actor,
-                "workspace_id": caller.scope.workspace_id,
-                "revoked_certificates": count,
-                "removed": removed,
-            }),
-            ..TrustEvent::default()
-        })
-        .await?;
+    let detail = serde_json::json!({"revoked_certificates": count, "removed": removed});
+    audit_edge_action(&state, &caller, "edge.delete", &edge_id, detail).await?;
     tracing::warn!(edge = %edge_id, count, removed, "deleted an edge and revoked its certificates");
     Ok(Json(DeletedEdge {
         edge_id,
         removed,
         revoked_certificates: count,
     }))
+}
+
+/// Revokes every certificate of `edge_id` and reloads the revoked list, so that this process
+/// cuts the edge's connections at once; how many were revoked.
+async fn revoke_certificates(state: &AppState, edge_id: &str) -> Result<u64, Problem> {
+    let count = state.store.revoke_edge_certificates(edge_id).await?;
+    state.revoked.refresh(&state.store).await?;
+    Ok(count)
+}
+
+/// Records an admin's `action` on `edge_id` in the trust audit: `detail` (an object), with
+/// who did it and from which workspace.
+async fn audit_edge_action(
+    state: &AppState,
+    caller: &Caller,
+    action: &str,
+    edge_id: &str,
+    mut detail: serde_json::Value,
+) -> Result<(), Problem> {
+    detail["actor"] = serde_json::json!(caller.actor);
+    detail["workspace_id"] = serde_json::json!(caller.scope.workspace_id);
+    state
+        .store
+        .record_trust_event(TrustEvent {
+            action,
+            outcome: "ok",
+            edge_id: Some(edge_id),
+            source_ip: request_source(),
+            detail,
+            ..TrustEvent::default()
+        })
+        .await?;
+    Ok(())
 }
 
 /// `GET /v1/edges/trust-audit?limit=`.

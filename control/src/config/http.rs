@@ -5,9 +5,8 @@ use serde::Deserialize;
 
 use freya_edge::config::{
     default_http_header_timeout_ms, default_http_idle_timeout_ms, default_http_max_connections,
-    default_tls_handshake_timeout_ms, http_limits, AcmeConfig, HttpTlsKeys,
+    default_tls_handshake_timeout_ms, AcmeConfig, HttpListenerKeys, HttpTlsKeys,
 };
-use freya_edge::serve::ConnectionLimits;
 
 /// Token buckets in front of the API: a caller may send `burst` requests at once, then
 /// `per_minute` a minute. Exceeding either answers 429 with `Retry-After`.
@@ -114,26 +113,23 @@ impl Default for HttpConfig {
 }
 
 impl HttpConfig {
-    /// The TLS keys, as both binaries' `[http]` have them.
-    pub fn tls(&self) -> HttpTlsKeys<'_> {
-        HttpTlsKeys {
-            tls_cert: self.tls_cert.as_deref(),
-            tls_key: self.tls_key.as_deref(),
-            handshake_timeout_ms: self.tls_handshake_timeout_ms,
-            acme: self.acme.as_ref(),
-            http_redirect: self.http_redirect.as_deref(),
-            public_url: None,
+    /// The keys the edge's `[http]` has too, to check and bind the listener with.
+    pub fn listener(&self) -> HttpListenerKeys<'_> {
+        HttpListenerKeys {
+            addr: &self.addr,
+            header_timeout_ms: self.header_timeout_ms,
+            idle_timeout_ms: self.idle_timeout_ms,
+            max_connections_per_ip: self.max_connections_per_ip,
+            max_connections: self.max_connections,
+            tls: HttpTlsKeys {
+                tls_cert: self.tls_cert.as_deref(),
+                tls_key: self.tls_key.as_deref(),
+                handshake_timeout_ms: self.tls_handshake_timeout_ms,
+                acme: self.acme.as_ref(),
+                http_redirect: self.http_redirect.as_deref(),
+                public_url: None,
+            },
         }
-    }
-
-    /// The listener's caps and timeouts.
-    pub fn limits(&self) -> ConnectionLimits {
-        http_limits(
-            self.header_timeout_ms,
-            self.idle_timeout_ms,
-            self.max_connections_per_ip,
-            self.max_connections,
-        )
     }
 }
 

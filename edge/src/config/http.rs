@@ -4,6 +4,7 @@
 
 use std::time::Duration;
 
+use freya_shared::config::{check_socket_addr, ConfigProblem};
 use serde::Deserialize;
 
 use super::http_tls::{default_tls_handshake_timeout_ms, AcmeConfig, HttpTlsKeys};
@@ -69,18 +70,46 @@ impl Default for EdgeHttpConfig {
 }
 
 impl EdgeHttpConfig {
-    /// The TLS keys, as both binaries' `[http]` have them.
-    pub fn tls(&self) -> HttpTlsKeys<'_> {
-        HttpTlsKeys {
-            tls_cert: self.tls_cert.as_deref(),
-            tls_key: self.tls_key.as_deref(),
-            handshake_timeout_ms: self.tls_handshake_timeout_ms,
-            acme: self.acme.as_ref(),
-            http_redirect: self.http_redirect.as_deref(),
-            public_url: self.public_url.as_deref(),
+    /// The keys the control plane's `[http]` has too, to check and bind the listener with.
+    pub fn listener(&self) -> HttpListenerKeys<'_> {
+        HttpListenerKeys {
+            addr: &self.addr,
+            header_timeout_ms: self.header_timeout_ms,
+            idle_timeout_ms: self.idle_timeout_ms,
+            max_connections_per_ip: self.max_connections_per_ip,
+            max_connections: self.max_connections,
+            tls: HttpTlsKeys {
+                tls_cert: self.tls_cert.as_deref(),
+                tls_key: self.tls_key.as_deref(),
+                handshake_timeout_ms: self.tls_handshake_timeout_ms,
+                acme: self.acme.as_ref(),
+                http_redirect: self.http_redirect.as_deref(),
+                public_url: self.public_url.as_deref(),
+            },
         }
     }
+}
 
+/// The keys both binaries' `[http]` have (address, caps, timeouts, HTTPS and its redirect
+/// listener), borrowed from either config, so that they are checked and turned into a
+/// listener's limits in one place.
+#[derive(Debug, Clone, Copy)]
+pub struct HttpListenerKeys<'a> {
+    /// `http.addr`.
+    pub addr: &'a str,
+    /// `http.header_timeout_ms`.
+    pub header_timeout_ms: u32,
+    /// `http.idle_timeout_ms`.
+    pub idle_timeout_ms: u32,
+    /// `http.max_connections_per_ip`.
+    pub max_connections_per_ip: u32,
+    /// `http.max_connections`.
+    pub max_connections: u32,
+    /// The HTTPS keys, `http.http_redirect` among them.
+    pub tls: HttpTlsKeys<'a>,
+}
+
+impl HttpListenerKeys<'_> {
     /// The listener's caps and timeouts.
     pub fn limits(&self) -> ConnectionLimits {
         http_limits(
@@ -89,6 +118,27 @@ impl EdgeHttpConfig {
             self.max_connections_per_ip,
             self.max_connections,
         )
+    }
+
+    /// A bindable address, HTTPS keys that can work, and caps and timeouts that let a client
+    /// in, each problem naming its key.
+    pub fn problems(&self, problems: &mut Vec<ConfigProblem>) {
+        check_socket_addr("http.addr", self.addr, problems);
+        self.tls.problems(problems);
+        for (key, value, min) in [
+            ("http.header_timeout_ms", self.header_timeout_ms, 100),
+            ("http.idle_timeout_ms", self.idle_timeout_ms, 100),
+            (
+                "http.max_connections_per_ip",
+                self.max_connections_per_ip,
+                1,
+            ),
+            ("http.max_connections", self.max_connections, 1),
+        ] {
+            if value < min {
+                problems.push(ConfigProblem::new(key, format!("must be at least {min}")));
+            }
+        }
     }
 }
 

@@ -44,7 +44,7 @@ fn hold_timeout_defaults_to_an_hour_and_is_validated_by_key() {
 fn connection_limits_default_when_absent_and_zero_is_refused_by_key() {
     let defaults = config(serde_json::json!({}));
     assert!(keys(&defaults).is_empty(), "{:?}", keys(&defaults));
-    assert_eq!(defaults.http.limits().max_per_ip, 1024);
+    assert_eq!(defaults.http.listener().limits().max_per_ip, 1024);
     assert_eq!(
         defaults.sip.tcp_limits().timeouts.idle,
         Duration::from_secs(2400)
