@@ -36,14 +36,14 @@ const LIMIT: Duration = Duration::from_secs(20);
 const EDGE_B: &str = "edge-b";
 
 /// How the scripted trunk answers an INVITE from an edge: `None` answers 200 OK.
-type Script = fn(IpAddr) -> Option<(u16, &'static str)>;
+pub(crate) type Script = fn(IpAddr) -> Option<(u16, &'static str)>;
 
 /// The trunk's record: each call it was offered, as `(edge address, Call-ID)`.
 #[derive(Clone, Default)]
-struct Offers(Arc<Mutex<HashSet<(IpAddr, String)>>>);
+pub(crate) struct Offers(Arc<Mutex<HashSet<(IpAddr, String)>>>);
 
 impl Offers {
-    fn from(&self, ip: &str) -> usize {
+    pub(crate) fn from(&self, ip: &str) -> usize {
         let ip: IpAddr = ip.parse().expect("ip");
         let offers = self.0.lock().expect("offers");
         offers.iter().filter(|(from, _)| *from == ip).count()
@@ -132,7 +132,7 @@ fn every_edge_fails_with_503(_: IpAddr) -> Option<(u16, &'static str)> {
 
 /// Which control-plane replica edge B's command stream (and heartbeats) go to.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
-enum BLinks {
+pub(crate) enum BLinks {
     /// The world's control plane, like edge A.
     ToTheSameReplica,
     /// A second replica on the same database, which A never talks to.
@@ -141,12 +141,12 @@ enum BLinks {
 
 /// The world (edge A, twice B's room so `POST /v1/calls` picks it first), edge B on
 /// 127.0.0.2, the scripted trunk in both edges' configuration, and a webhook subscription.
-struct Cluster {
-    w: World,
-    b: Edge,
+pub(crate) struct Cluster {
+    pub(crate) w: World,
+    pub(crate) b: Edge,
     /// The replica B links to, when not the world's.
-    second: Option<freya_control::server::ControlPlane>,
-    offers: Offers,
+    pub(crate) second: Option<freya_control::server::ControlPlane>,
+    pub(crate) offers: Offers,
     trunk: tokio::task::JoinHandle<()>,
     webhook_id: String,
     _rtp: UdpSocket,
@@ -157,7 +157,7 @@ async fn cluster(script: Script) -> Cluster {
     cluster_on(Backend::Sqlite, script, BLinks::ToTheSameReplica).await
 }
 
-async fn cluster_on(backend: Backend, script: Script, b_links: BLinks) -> Cluster {
+pub(crate) async fn cluster_on(backend: Backend, script: Script, b_links: BLinks) -> Cluster {
     let w = World::builder()
         .backend(backend)
         .edge_config(|config| config.capacity = 20)
@@ -263,7 +263,7 @@ impl Cluster {
         events.into_iter().map(|e| e.kind).collect()
     }
 
-    async fn stop(self) {
+    pub(crate) async fn stop(self) {
         self.trunk.abort();
         self.b.stop().await;
         if let Some(second) = self.second {
