@@ -75,7 +75,7 @@ async fn a_replica_places_hangs_up_and_drains_on_an_edge_linked_to_another(backe
         .await;
     let ended = c.w.finished_call(&id).await;
     assert_eq!(ended.status, "ended");
-    assert_eq!(c.offers.from("127.0.0.1"), 1, "not dialled again");
+    assert_eq!(c.offers.invites_from("127.0.0.1"), 1, "not dialled again");
     // B, linked to the second replica, drained through the first.
     let admin = c.w.key(Role::Admin).await;
     Api::of(world)
@@ -153,13 +153,92 @@ async fn an_edge_asked_twice_to_place_one_call_dials_once(backend: Backend) {
         (call.status == "in_progress").then_some(())
     })
     .await;
-    // A second placement would have reached the trunk by now.
-    tokio::time::sleep(Duration::from_secs(2)).await;
-    assert_eq!(c.offers.from("127.0.0.1"), 1, "dialled once");
-    // Later too, after the call: a late duplicate still does not dial.
-    hub.send(&c.w.edge.id, place(3)).await.expect("third");
     tokio::time::sleep(Duration::from_secs(1)).await;
-    assert_eq!(c.offers.from("127.0.0.1"), 1, "dialled once");
+    assert_eq!(c.offers.invites_from("127.0.0.1"), 1, "dialled once");
+    // After the call has ended too (nothing on the edge holds its id any more): a late
+    // duplicate does not ring the callee again.
+    let editor = c.w.key(Role::Editor).await;
+    Api::of(&c.w.control)
+        .expect(
+            202,
+            "POST",
+            &format!("/v1/calls/{call_id}/hangup"),
+            &editor,
+            None,
+        )
+        .await;
+    assert_eq!(c.w.finished_call(&call_id).await.status, "ended");
+    hub.send(&c.w.edge.id, place(3)).await.expect("third");
+    tokio::time::sleep(Duration::from_secs(2)).await;
+    assert_eq!(c.offers.invites_from("127.0.0.1"), 1, "dialled once");
+    // The edge did not start placing it again either: one `call.started` from it.
+    let events = c.w.events_of(&call_id).await;
+    let started = events.iter().filter(|e| e.kind == "call.started").count();
+    assert_eq!(started, 1, "started once");
+    c.stop().await;
+}
+
+/// The same through the call's row: a replica sent the placement, then died holding its lease
+/// before recording the send; once the lease has run out the survivor sends it again. The
+/// edge dials once.
+async fn a_placement_sent_by_a_replica_killed_before_recording_it_dials_once(backend: Backend) {
+    let c = cluster_on(backend, every_edge_is_answered, BLinks::ToTheSameReplica).await;
+    let store = &c.w.control.store;
+    let (a, call_id) = (c.w.edge.id.clone(), uuid::Uuid::now_v7().to_string());
+    let call = NewOutboundCall {
+        id: call_id.clone(),
+        edge_id: a.clone(),
+        from_number: c.w.number.clone(),
+        to_number: PARTY.into(),
+        agent_id: c.w.agent_id.clone(),
+    };
+    store
+        .create_outbound_call(&c.w.scope, "test", &call)
+        .await
+        .expect("call");
+    // The dead replica's state: the call waiting for A under its lease, which has just run
+    // out, and its command already on A's stream.
+    {
+        use sqlx::Connection;
+        sqlx::any::install_default_drivers();
+        let mut conn = sqlx::AnyConnection::connect(&c.w.db.url).await.expect("db");
+        let now = freya_shared::ids::now_ms();
+        sqlx::query(
+            "UPDATE calls SET placing_since_ms = $1, placing_holder = 'killed-replica', \
+             placing_until_ms = $2 WHERE id = $3",
+        )
+        .bind(now)
+        .bind(now - 1)
+        .bind(&call_id)
+        .execute(&mut conn)
+        .await
+        .expect("lease the call");
+    }
+    let command = EdgeCommand {
+        id: uuid::Uuid::now_v7().to_string(),
+        command: Some(Command::PlaceCall(PlaceCall {
+            call_id: call_id.clone(),
+            workspace_id: c.w.scope.workspace_id.clone(),
+            from: c.w.number.clone(),
+            to: PARTY.into(),
+            agent_id: c.w.agent_id.clone(),
+        })),
+    };
+    c.w.control.commands.send(&a, command).await.expect("sent");
+    eventually(LIMIT, "the survivor to hand the call over", || async {
+        (!store.placement_waiting(&call_id).await.ok()?).then_some(())
+    })
+    .await;
+    eventually(LIMIT, "the call answered on A", || async {
+        let call = store.call(&c.w.scope, &call_id).await.ok()?;
+        (call.status == "in_progress").then_some(())
+    })
+    .await;
+    tokio::time::sleep(Duration::from_secs(2)).await;
+    assert_eq!(c.offers.invites_from("127.0.0.1"), 1, "dialled once");
+    let events = c.w.events_of(&call_id).await;
+    let started = events.iter().filter(|e| e.kind == "call.started").count();
+    assert_eq!(started, 1, "started once");
     c.stop().await;
 }
 
@@ -338,5 +417,6 @@ on_both_engines!(multi_thread;
     a_replica_places_hangs_up_and_drains_on_an_edge_linked_to_another,
     a_command_for_an_edge_no_replica_holds_is_refused_and_withdrawn,
     an_edge_asked_twice_to_place_one_call_dials_once,
+    a_placement_sent_by_a_replica_killed_before_recording_it_dials_once,
     the_edge_command_outbox_is_bounded_leased_and_swept,
 );

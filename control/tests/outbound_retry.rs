@@ -38,16 +38,40 @@ const EDGE_B: &str = "edge-b";
 /// How the scripted trunk answers an INVITE from an edge: `None` answers 200 OK.
 pub(crate) type Script = fn(IpAddr) -> Option<(u16, &'static str)>;
 
-/// The trunk's record: each call it was offered, as `(edge address, Call-ID)`.
+/// The trunk's record: each INVITE transaction it was offered, as `(edge address, Call-ID,
+/// Via branch)`; retransmissions are one.
 #[derive(Clone, Default)]
-pub(crate) struct Offers(Arc<Mutex<HashSet<(IpAddr, String)>>>);
+pub(crate) struct Offers(Arc<Mutex<HashSet<(IpAddr, String, String)>>>);
 
 impl Offers {
+    /// How many calls (Call-IDs) `ip` offered.
     pub(crate) fn from(&self, ip: &str) -> usize {
         let ip: IpAddr = ip.parse().expect("ip");
         let offers = self.0.lock().expect("offers");
-        offers.iter().filter(|(from, _)| *from == ip).count()
+        let calls: HashSet<&String> = offers
+            .iter()
+            .filter(|(from, _, _)| *from == ip)
+            .map(|(_, call_id, _)| call_id)
+            .collect();
+        calls.len()
     }
+
+    /// How many INVITE transactions `ip` sent: a call dialled twice counts twice.
+    pub(crate) fn invites_from(&self, ip: &str) -> usize {
+        let ip: IpAddr = ip.parse().expect("ip");
+        let offers = self.0.lock().expect("offers");
+        offers.iter().filter(|(from, _, _)| *from == ip).count()
+    }
+}
+
+/// The branch of a request's first Via; empty when absent.
+fn via_branch(message: &str) -> String {
+    let via = header(message, "Via");
+    via.split(';')
+        .find_map(|p| p.trim().strip_prefix("branch="))
+        .unwrap_or("")
+        .trim()
+        .to_owned()
 }
 
 /// The header `name:` of a SIP message (first occurrence), whole line; empty when absent.
@@ -102,7 +126,10 @@ fn trunk(sip: UdpSocket, rtp_port: u16, script: Script) -> (Offers, tokio::task:
             let text = String::from_utf8_lossy(&buf[..n]).into_owned();
             let answer = if text.starts_with("INVITE ") {
                 let call_id = header(&text, "Call-ID").to_owned();
-                seen.0.lock().expect("offers").insert((from.ip(), call_id));
+                let branch = via_branch(&text);
+                let mut offers = seen.0.lock().expect("offers");
+                offers.insert((from.ip(), call_id, branch));
+                drop(offers);
                 match script(from.ip()) {
                     Some((code, phrase)) => response(&text, code, phrase, local, ""),
                     None => response(&text, 200, "OK", local, &sdp),
