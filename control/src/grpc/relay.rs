@@ -110,6 +110,10 @@ impl CommandRelay {
         command: EdgeCommand,
         call_id: Option<&str>,
     ) -> Result<Delivery, RelayError> {
+        if edge_id.is_empty() {
+            // A call no edge has taken yet: nothing to queue for.
+            return Err(RelayError::Unreachable(edge_id.to_owned()));
+        }
         if self.hub.send(edge_id, command.clone()).await.is_ok() {
             return Ok(Delivery::Sent);
         }
