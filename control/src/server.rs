@@ -164,6 +164,7 @@ impl ControlPlane {
             ),
         );
         let commands = CommandHub::default();
+        let relay = crate::grpc::CommandRelay::new(store.clone(), commands.clone());
         let cluster = ClusterBoard::default();
         let trunk_health = crate::trunk_health::TrunkHealthBoard::default();
         let mut tasks = JoinSet::new();
@@ -177,6 +178,7 @@ impl ControlPlane {
                 config.auth.token_ttl_seconds,
             )),
             commands: commands.clone(),
+            relay: relay.clone(),
             limiter: Arc::new(RateLimiter::new(&config.rate_limits)),
             login_limits: Arc::default(),
             cors_allowed_origins: config.http.cors_allowed_origins.clone(),
@@ -334,6 +336,8 @@ impl ControlPlane {
             commands: commands.clone(),
             offline_after_ms: i64::from(config.edges.offline_after_ms),
         };
+        // Commands queued for this process's edges by requests another replica served.
+        tasks.spawn(relay.run(shutdown.clone()));
         // Outbound calls waiting to be handed to an edge, whichever replica claimed them.
         tasks.spawn(retrier.clone().run(shutdown.clone()));
         tasks.spawn(crate::edge_watch::run(

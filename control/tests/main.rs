@@ -27,6 +27,7 @@ mod cluster_membership;
 mod cluster_report;
 mod cluster_rolling;
 mod cluster_routing;
+mod command_relay;
 mod control_replicas;
 mod cross_edge_dev;
 mod cross_edge_legs;

@@ -136,13 +136,11 @@ async fn send_to(
             action: Some(action),
         })),
     };
-    state.commands.send(edge_id, command).await.map_err(|e| {
-        Problem::new(
-            StatusCode::SERVICE_UNAVAILABLE,
-            "Service unavailable",
-            e.to_string(),
-        )
-    })
+    state
+        .relay
+        .deliver(edge_id, command, Some(&call.id))
+        .await?;
+    Ok(())
 }
 
 #[utoipa::path(

@@ -1,5 +1,6 @@
 //! `POST /v1/calls`: placing an outbound call through an online edge of the calling number's
-//! home region, or else of its further regions (see `edge_choice`); an edge that accepts the
+//! home region, or else of its further regions (see `edge_choice`), through whichever
+//! control-plane replica holds that edge's command stream (`grpc/relay.rs`); an edge that accepts the
 //! call but cannot place it hands it back, and the control plane places it once more elsewhere
 //! (`grpc/retry.rs`). Honours `Idempotency-Key`: the same key with the same body answers the
 //! stored response again (marked `Idempotent-Replayed: true`); with another body, 422.
@@ -17,6 +18,7 @@ use super::calls::{unavailable, CallView};
 use super::json::strict_from_value;
 use super::problem::Problem;
 use super::AppState;
+use crate::grpc::RelayError;
 use crate::store::{IdempotencyClaim, NewOutboundCall};
 use freya_proto::v1::{edge_command::Command, EdgeCommand, PlaceCall};
 use freya_shared::ids::{is_uuid, new_id};
@@ -232,8 +234,10 @@ async fn place_call(
         // The answer describes the call as it was handed over: read before sending, because
         // an edge may start (or fail) the call before this request returns.
         let handed_over = state.store.call(&caller.scope, &call_id).await?;
-        match state.commands.send(&edge.id, command).await {
-            Ok(()) => return Ok((StatusCode::ACCEPTED, handed_over.into())),
+        // Through whichever replica holds the edge's command stream.
+        match state.relay.place(&edge.id, &call_id, command).await {
+            Ok(_) => return Ok((StatusCode::ACCEPTED, handed_over.into())),
+            Err(RelayError::Store(e)) => return Err(e.into()),
             Err(e) => {
                 tracing::warn!(edge = %edge.id, error = %e, "edge cannot take the call; trying another")
             }
@@ -251,6 +255,6 @@ async fn place_call(
         format!("regions {}", reachable.join(", "))
     };
     Err(unavailable(format!(
-        "no online edge in {tried} is connected to this control plane; try again shortly"
+        "no online edge in {tried} is connected to the control plane; try again shortly"
     )))
 }

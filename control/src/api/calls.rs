@@ -361,10 +361,10 @@ pub(super) async fn hangup(
             call_id: call.id.clone(),
         })),
     };
+    // Through whichever replica holds the edge's stream; a call that ended meanwhile is moot.
     state
-        .commands
-        .send(&edge_id, command)
-        .await
-        .map_err(|e| unavailable(e.to_string()))?;
+        .relay
+        .deliver(&edge_id, command, Some(&call.id))
+        .await?;
     Ok((StatusCode::ACCEPTED, Json(call.into())))
 }

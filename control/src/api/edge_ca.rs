@@ -120,13 +120,13 @@ pub(super) struct RenewRequested {
     path = "/v1/edges/{id}/renew",
     tag = "edges",
     summary = "Tell an edge to renew its certificate now, onto the newest CA (admin)",
-    description = "The edge must hold its command stream to this control-plane process (503 \
-        otherwise; another replica may hold it). The renewal itself shows in the trust audit.",
+    description = "The edge must hold its command stream to a control-plane process sharing \
+        this one's database (503 otherwise). The renewal itself shows in the trust audit.",
     params(("id" = String, Path, description = "The edge's id")),
     responses(
         (status = 202, description = "The edge was told to renew", body = RenewRequested),
         (status = 404, description = "No edge has that id"),
-        (status = 503, description = "The edge is not connected to this control-plane process")
+        (status = 503, description = "The edge is not connected to any control-plane process")
     )
 )]
 pub(super) async fn renew(
@@ -142,13 +142,8 @@ pub(super) async fn renew(
         id: new_id(),
         command: Some(Command::RenewNow(RenewNow {})),
     };
-    if let Err(e) = state.commands.send(&edge_id, command).await {
-        return Err(Problem::new(
-            StatusCode::SERVICE_UNAVAILABLE,
-            "Service unavailable",
-            format!("{e}; ask the control-plane process it is connected to"),
-        ));
-    }
+    // Through whichever control-plane replica holds the edge's command stream.
+    state.relay.deliver(&edge_id, command, None).await?;
     state
         .store
         .record_trust_event(TrustEvent {

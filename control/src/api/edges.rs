@@ -92,12 +92,12 @@ pub(super) struct DrainView {
     description = "What SIGTERM does to `freya edge`: the edge answers new INVITEs with a 302 to \
         a live peer, lets its calls finish (those left at its `drain.deadline_seconds` are ended \
         as `edge_shutdown`), leaves the cluster and exits 0. The edge must hold its command \
-        stream to this control-plane process (503 otherwise; another replica may hold it).",
+        stream to a control-plane process sharing this one's database (503 otherwise).",
     params(("id" = String, Path, description = "The edge's id")),
     responses(
         (status = 202, description = "The edge was told to drain", body = DrainView),
         (status = 404, description = "No such edge"),
-        (status = 503, description = "The edge is not connected to this control-plane process")
+        (status = 503, description = "The edge is not connected to any control-plane process")
     )
 )]
 pub(super) async fn drain(
@@ -116,12 +116,16 @@ pub(super) async fn drain(
             leave: true,
         })),
     };
-    if let Err(e) = state.commands.send(&edge.id, command).await {
-        return Err(Problem::new(
-            StatusCode::SERVICE_UNAVAILABLE,
-            "Service unavailable",
-            format!("{e}; ask the control-plane process it is connected to, or send it SIGTERM"),
-        ));
+    // Through whichever control-plane replica holds the edge's command stream.
+    if let Err(e) = state.relay.deliver(&edge.id, command, None).await {
+        return Err(match e {
+            crate::grpc::RelayError::Store(e) => e.into(),
+            other => Problem::new(
+                StatusCode::SERVICE_UNAVAILABLE,
+                "Service unavailable",
+                format!("{other}; send it SIGTERM"),
+            ),
+        });
     }
     state
         .store

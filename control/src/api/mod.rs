@@ -83,6 +83,8 @@ pub(crate) struct AppState {
     pub tokens: Arc<TokenIssuer>,
     /// The command streams of the edges connected to this process.
     pub commands: CommandHub,
+    /// Commands to edges through whichever replica holds their stream.
+    pub relay: crate::grpc::CommandRelay,
     pub limiter: Arc<RateLimiter>,
     /// Password checks at once, and lockouts after repeated failures (`login.rs`).
     pub login_limits: Arc<login::LoginLimits>,

@@ -10,6 +10,7 @@ use axum::http::{header, HeaderValue, StatusCode};
 use axum::response::{IntoResponse, Response};
 use serde::Serialize;
 
+use crate::grpc::RelayError;
 use crate::store::{StorageFault, StoreError};
 use freya_shared::model::FieldError;
 use freya_shared::workflow::WorkflowError;
@@ -197,6 +198,19 @@ impl From<StoreError> for Problem {
                     "the database is unavailable; try again",
                 )
             }
+        }
+    }
+}
+
+impl From<RelayError> for Problem {
+    fn from(error: RelayError) -> Self {
+        match error {
+            RelayError::Store(e) => e.into(),
+            unreachable @ (RelayError::Unreachable(_) | RelayError::Full { .. }) => Problem::new(
+                StatusCode::SERVICE_UNAVAILABLE,
+                "Service unavailable",
+                unreachable.to_string(),
+            ),
         }
     }
 }

@@ -55,6 +55,9 @@ type Sender = mpsc::Sender<Result<EdgeCommand, Status>>;
 pub struct CommandHub {
     // Guarded by a std mutex: held only to insert, remove or clone a sender, never across await.
     streams: Arc<Mutex<HashMap<String, Sender>>>,
+    /// Woken when a stream opens, so commands queued for that edge in the database go out at
+    /// once (`relay.rs`), not at the next pass.
+    attached: Arc<tokio::sync::Notify>,
 }
 
 impl CommandHub {
@@ -72,6 +75,7 @@ impl CommandHub {
         if let Ok(mut streams) = self.streams.lock() {
             streams.insert(edge_id.to_owned(), tx.clone());
         }
+        self.attached.notify_one();
         // Forget the stream when the edge goes away, and end it on shutdown (by dropping every
         // sender) so a graceful stop does not wait for the edge.
         let hub = self.clone();
@@ -108,6 +112,25 @@ impl CommandHub {
         self.streams
             .lock()
             .is_ok_and(|streams| streams.get(edge_id).is_some_and(|s| !s.is_closed()))
+    }
+
+    /// The edges with an open command stream here.
+    pub fn connected_edges(&self) -> Vec<String> {
+        self.streams.lock().map_or_else(
+            |_| Vec::new(),
+            |streams| {
+                streams
+                    .iter()
+                    .filter(|(_, s)| !s.is_closed())
+                    .map(|(id, _)| id.clone())
+                    .collect()
+            },
+        )
+    }
+
+    /// What wakes the relay: notified on every stream opened here.
+    pub(super) fn attachments(&self) -> Arc<tokio::sync::Notify> {
+        self.attached.clone()
     }
 
     /// Removes `edge_id`'s stream if it is still `sender` (not a newer reconnection).

@@ -9,6 +9,7 @@ pub(crate) mod edge_version;
 mod enrolment;
 mod events;
 pub(crate) mod recordings;
+mod relay;
 mod retry;
 mod trunk_health;
 mod watch;
@@ -36,6 +37,7 @@ use freya_shared::model::EdgeHealth;
 pub(crate) use auth::{EdgeAuth, EdgeSecret};
 pub use commands::CommandHub;
 pub(crate) use enrolment::{AttemptLimiter, EnrolmentService, EnrolmentSettings};
+pub(crate) use relay::{CommandRelay, RelayError};
 pub(crate) use retry::CallRetrier;
 
 /// Settings of the edge service, from the `[edges]` config section.

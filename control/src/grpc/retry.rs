@@ -1,5 +1,7 @@
 //! Placing a claimed outbound call once more, on another edge (`store/call_retries.rs` claims
-//! it, once across replicas, and the call starts waiting: `store/call_placements.rs`). Every
+//! it, once across replicas, and the call starts waiting: `store/call_placements.rs`), and
+//! handing a new call to its edge when the request's replica holds no stream of it
+//! (`relay.rs`: it waits the same way, its edge already chosen). Every
 //! control-plane process looks for waiting calls (every [`PASS_PERIOD`], and at once when it
 //! claims one), so the retry reaches an edge connected to any replica, not only the claimer's:
 //!
@@ -115,14 +117,14 @@ impl CallRetrier {
         }
         let edge_id = if chosen {
             if !self.commands.is_connected(&waiting.edge_id) {
-                tracing::warn!(call = %call_id, edge = %waiting.edge_id, "no control-plane replica reached the edge chosen for the retry; the call fails");
-                return self
-                    .fail(
-                        waiting,
-                        holder,
-                        "no control-plane replica reached the other edge",
-                    )
-                    .await;
+                tracing::warn!(call = %call_id, edge = %waiting.edge_id, "no control-plane replica reached the edge chosen for the call; it fails");
+                // A first placement (`relay.rs`) has no failed attempt before this one.
+                let detail = if waiting.attempts.is_empty() {
+                    "no control-plane replica reached the edge"
+                } else {
+                    "no control-plane replica reached the other edge"
+                };
+                return self.fail(waiting, holder, detail).await;
             }
             if store.edge_has_the_call(call_id, &waiting.edge_id).await? {
                 // A replica sent it, then died before saying so.

@@ -7,7 +7,12 @@
 //! ours), as `timer_leases.rs` does for timed work. A replica killed while holding it leaves the
 //! call to another once `placing_until_ms` has passed. Handing over is at least once, made
 //! once in practice: a replica that takes over a call whose chosen edge has already spoken of
-//! it (an event stored from that edge) only clears the wait, never sends the command again.
+//! it (an event stored from that edge) only clears the wait, never sends the command again;
+//! and an edge asked twice to place one call id places it once (the edge's `placed_calls.rs`).
+//!
+//! A first placement (`POST /v1/calls`) whose edge's stream is on another replica waits the
+//! same way, with no failed attempts; the request takes it back while nobody leases it if no
+//! replica hands it over in time, and offers it to its next edge.
 
 use sqlx::Row;
 
@@ -150,6 +155,56 @@ impl Store {
         .await?
         .rows_affected();
         Ok(done == 1)
+    }
+
+    /// Leaves a new outbound call waiting for its edge (its row's `edge_id`, chosen by the
+    /// request): `POST /v1/calls` on a replica that holds no stream of that edge, so the replica
+    /// that does hands it over as it hands retries over.
+    pub async fn wait_for_first_placement(
+        &self,
+        call_id: &str,
+        now: i64,
+    ) -> Result<(), StoreError> {
+        sqlx::query(
+            "UPDATE calls SET placing_since_ms = $1, placing_holder = NULL, \
+             placing_until_ms = NULL WHERE id = $2 AND edge_attempts IS NULL",
+        )
+        .bind(now)
+        .bind(call_id)
+        .execute(self.pool())
+        .await?;
+        Ok(())
+    }
+
+    /// Whether `call_id` still waits to be handed to an edge.
+    pub async fn placement_waiting(&self, call_id: &str) -> Result<bool, StoreError> {
+        let since: Option<Option<i64>> =
+            sqlx::query_scalar("SELECT placing_since_ms FROM calls WHERE id = $1")
+                .bind(call_id)
+                .fetch_optional(self.pool())
+                .await?;
+        Ok(since.flatten().is_some())
+    }
+
+    /// Takes a first placement back while no replica holds its lease (none could reach the
+    /// edge in time), so the request may offer the call to another edge; true when taken back.
+    /// A call leased at this moment is being sent and stays with its edge.
+    pub async fn withdraw_first_placement(
+        &self,
+        call_id: &str,
+        now: i64,
+    ) -> Result<bool, StoreError> {
+        let withdrawn = sqlx::query(
+            "UPDATE calls SET placing_since_ms = NULL, placing_holder = NULL, \
+             placing_until_ms = NULL WHERE id = $1 AND placing_since_ms IS NOT NULL \
+             AND edge_attempts IS NULL AND (placing_until_ms IS NULL OR placing_until_ms < $2)",
+        )
+        .bind(call_id)
+        .bind(now)
+        .execute(self.pool())
+        .await?
+        .rows_affected();
+        Ok(withdrawn == 1)
     }
 
     /// Whether `edge_id` has spoken of `call_id` (any event stored from it but the control

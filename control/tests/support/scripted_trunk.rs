@@ -1,6 +1,6 @@
 //! A UDP trunk written by hand that answers each INVITE as a test scripts it *by the edge it
 //! comes from*: a failure for one edge's address, 200 OK with PCMU for another. It remembers
-//! every call it was offered, so a test can count the offers each edge made.
+//! every INVITE it was offered, so a test can count the offers each edge made.
 
 use std::collections::HashSet;
 use std::net::{IpAddr, SocketAddr};
@@ -13,17 +13,40 @@ use crate::support::party::find_header;
 /// How the scripted trunk answers an INVITE from an edge: `None` answers 200 OK.
 pub type Script = fn(IpAddr) -> Option<(u16, &'static str)>;
 
-/// The trunk's record: each call it was offered, as `(edge address, Call-ID)`.
+/// The trunk's record: each INVITE transaction it was offered, as `(edge address, Call-ID,
+/// Via branch)`; retransmissions are one.
 #[derive(Clone, Default)]
-pub struct Offers(Arc<Mutex<HashSet<(IpAddr, String)>>>);
+pub struct Offers(Arc<Mutex<HashSet<(IpAddr, String, String)>>>);
 
 impl Offers {
-    /// How many calls the edge at `ip` offered.
+    /// How many calls (Call-IDs) the edge at `ip` offered.
     pub fn from(&self, ip: &str) -> usize {
         let ip: IpAddr = ip.parse().expect("ip");
         let offers = self.0.lock().expect("offers");
-        offers.iter().filter(|(from, _)| *from == ip).count()
+        let calls: HashSet<&String> = offers
+            .iter()
+            .filter(|(from, _, _)| *from == ip)
+            .map(|(_, call_id, _)| call_id)
+            .collect();
+        calls.len()
     }
+
+    /// How many INVITE transactions the edge at `ip` sent: a call dialled twice counts twice.
+    pub fn invites_from(&self, ip: &str) -> usize {
+        let ip: IpAddr = ip.parse().expect("ip");
+        let offers = self.0.lock().expect("offers");
+        offers.iter().filter(|(from, _, _)| *from == ip).count()
+    }
+}
+
+/// The branch of a request's first Via; empty when absent.
+fn via_branch(message: &str) -> String {
+    let via = header(message, "Via");
+    via.split(';')
+        .find_map(|p| p.trim().strip_prefix("branch="))
+        .unwrap_or("")
+        .trim()
+        .to_owned()
 }
 
 /// The header `name:` of a SIP message (first occurrence), whole line; empty when absent.
@@ -82,7 +105,10 @@ pub fn serve(
             let text = String::from_utf8_lossy(&buf[..n]).into_owned();
             let answer = if text.starts_with("INVITE ") {
                 let call_id = header(&text, "Call-ID").to_owned();
-                seen.0.lock().expect("offers").insert((from.ip(), call_id));
+                let branch = via_branch(&text);
+                let mut offers = seen.0.lock().expect("offers");
+                offers.insert((from.ip(), call_id, branch));
+                drop(offers);
                 match script(from.ip()) {
                     Some((code, phrase)) => response(&text, code, phrase, local, ""),
                     None => response(&text, 200, "OK", local, &sdp),

@@ -1,4 +1,5 @@
-//! The command stream: the control plane asks this edge to drain, hang up or place a call, to
+//! The command stream: the control plane asks this edge to drain, hang up or place a call (once
+//! per call id, however often it asks: `placed_calls.rs`), to
 //! renew its certificate (`RenewNow`, to the renewal task), or to test a trunk (`TestTrunk`, a
 //! task: `trunk_test.rs`), and hands it the revocation list (on opening and on every change).
 //!
@@ -14,6 +15,7 @@ use std::time::Duration;
 
 use tokio::sync::{mpsc, oneshot};
 
+use super::placed_calls::PlacedCalls;
 use super::placement;
 use super::LinkContext;
 use crate::call::core::{AgentMode, LegCommand, LegId};
@@ -58,6 +60,8 @@ pub(crate) async fn run(
         let mut client = link.client.clone();
         async move { client.commands(request).await }
     });
+    // One command stream per edge process, so one memory of the calls it was asked to place.
+    let mut placed = PlacedCalls::default();
     while let Some(command) = commands.next().await {
         match command.command {
             Some(Command::RenewNow(_)) => {
@@ -67,6 +71,13 @@ pub(crate) async fn run(
             Some(Command::Revocations(list)) => revoked(&revocations, list),
             Some(Command::TestTrunk(test)) => {
                 super::trunk_test::spawn(&link, &state, command.id, test);
+            }
+            Some(Command::PlaceCall(place))
+                if !placed.first_ask(&place.call_id, std::time::Instant::now()) =>
+            {
+                // Sent again by another control-plane replica (the first died before recording
+                // the send): this edge placed it or is placing it, and reports that call alone.
+                tracing::info!(call = %place.call_id, "asked again to place a call this edge already placed; ignored");
             }
             other => handle(&state, &events, &sip, &twilio, grants.as_ref(), other).await,
         }

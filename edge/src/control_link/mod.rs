@@ -12,6 +12,7 @@ pub(crate) mod commands;
 mod config_watch;
 mod failover;
 mod followed;
+mod placed_calls;
 mod placement;
 mod publisher;
 mod recording_upload;
