@@ -10,6 +10,7 @@ mod enrolment;
 mod events;
 pub(crate) mod recordings;
 mod retry;
+mod spool_ingest;
 mod trunk_health;
 mod watch;
 
