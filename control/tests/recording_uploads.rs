@@ -280,6 +280,12 @@ async fn sealed_spools_open_on_arrival_and_altered_ones_are_refused(backend: Bac
     let leftovers = std::fs::read_dir(&folder).map(|d| d.count()).unwrap_or(0);
     assert_eq!(leftovers, 0, "nothing refused is kept");
 
+    // The recording key is rotated: edges get the new one, and the old one still opens.
+    let rotated = w.control.store.rotate_recording_key().await.expect("rotate");
+    assert_ne!(rotated, key);
+    let snapshot = w.control.store.edge_snapshot("local").await.expect("snapshot");
+    assert_eq!(snapshot.recording_key, Some(rotated.to_hex()));
+
     // The spool as the edge wrote it: opened, given its lengths, sealed at rest, served.
     let stored = upload(&w.control, &call_id, &ws, &spool, |h| sealed(h, &recording_id)).await;
     assert_eq!(stored.expect("stored"), spool.len() as u64);

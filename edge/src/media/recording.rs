@@ -45,11 +45,6 @@ impl<W: Write + Seek> WavFile<W> {
         Self { inner, end: 0 }
     }
 
-    /// The writer back.
-    pub(crate) fn into_inner(self) -> W {
-        self.inner
-    }
-
     /// The writer.
     pub(crate) fn get_ref(&self) -> &W {
         &self.inner
