@@ -64,7 +64,7 @@ const COLUMNS: &[SealedColumn] = &[
         aad: Some(|id| format!("cluster_trust:{id}:cluster_secret")),
     },
     SealedColumn {
-        kind: "recording_key",
+        kind: "recording_keypair",
         table: "recording_keys",
         column: "private_key_sealed",
         aad: Some(|id| super::recording_keys::sealed_for(id)),
