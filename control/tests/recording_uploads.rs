@@ -7,12 +7,15 @@
 //! recording key is opened on arrival and stored as a playable WAV; one with a flipped byte, cut
 //! short, with reordered chunks or sealed to another key is refused, nothing noted or kept.
 
-
 use std::time::Duration;
 
 use reqwest::StatusCode;
 use sha2::{Digest, Sha256};
 
+use crate::support::http::{workspace_with_keys, Api};
+use crate::support::on_both_engines;
+use crate::support::recorded::{get_bytes, header, recorded_world};
+use crate::support::{Backend, SECRET};
 use freya_control::server::ControlPlane;
 use freya_control::store::NewOutboundCall;
 use freya_proto::v1::{recording_chunk::Part, RecordingChunk, RecordingHeader};
@@ -20,10 +23,6 @@ use freya_shared::recording_spool::{
     RecordingPublicKey, RecordingSecretKey, SpoolSealer, SEALED_CHUNK, SEALED_WAV, SPOOL_CHUNK,
     SPOOL_HEADER_LEN,
 };
-use crate::support::http::{workspace_with_keys, Api};
-use crate::support::on_both_engines;
-use crate::support::recorded::{get_bytes, header, recorded_world};
-use crate::support::{Backend, SECRET};
 
 const VIEWER: usize = 3;
 
@@ -256,13 +255,41 @@ async fn sealed_spools_open_on_arrival_and_altered_ones_are_refused(backend: Bac
     let foreign = sealed_spool(&stranger, &recording_id, &wav);
     let other_recording = sealed_spool(&key, &freya_shared::ids::new_id(), &wav);
     for (what, bytes, expected, says) in [
-        ("a flipped byte", &flipped, tonic::Code::InvalidArgument, "integrity check at chunk 1"),
-        ("reordered chunks", &reordered, tonic::Code::InvalidArgument, "integrity check at chunk 0"),
-        ("a spool cut short", &cut, tonic::Code::InvalidArgument, "cut short"),
-        ("another key", &foreign, tonic::Code::NotFound, "does not hold"),
-        ("another recording's spool", &other_recording, tonic::Code::InvalidArgument, "content key does not open"),
+        (
+            "a flipped byte",
+            &flipped,
+            tonic::Code::InvalidArgument,
+            "integrity check at chunk 1",
+        ),
+        (
+            "reordered chunks",
+            &reordered,
+            tonic::Code::InvalidArgument,
+            "integrity check at chunk 0",
+        ),
+        (
+            "a spool cut short",
+            &cut,
+            tonic::Code::InvalidArgument,
+            "cut short",
+        ),
+        (
+            "another key",
+            &foreign,
+            tonic::Code::NotFound,
+            "does not hold",
+        ),
+        (
+            "another recording's spool",
+            &other_recording,
+            tonic::Code::InvalidArgument,
+            "content key does not open",
+        ),
     ] {
-        let refused = upload(&w.control, &call_id, &ws, bytes, |h| sealed(h, &recording_id)).await;
+        let refused = upload(&w.control, &call_id, &ws, bytes, |h| {
+            sealed(h, &recording_id)
+        })
+        .await;
         let (status, message) = code(refused).unwrap_or_else(|| panic!("{what} was stored"));
         assert_eq!(status, expected, "{what}: {message}");
         assert!(message.contains(says), "{what}: {message}");
@@ -281,16 +308,36 @@ async fn sealed_spools_open_on_arrival_and_altered_ones_are_refused(backend: Bac
     assert_eq!(leftovers, 0, "nothing refused is kept");
 
     // The recording key is rotated: edges get the new one, and the old one still opens.
-    let rotated = w.control.store.rotate_recording_key().await.expect("rotate");
+    let rotated = w
+        .control
+        .store
+        .rotate_recording_key()
+        .await
+        .expect("rotate");
     assert_ne!(rotated, key);
-    let snapshot = w.control.store.edge_snapshot("local").await.expect("snapshot");
+    let snapshot = w
+        .control
+        .store
+        .edge_snapshot("local")
+        .await
+        .expect("snapshot");
     assert_eq!(snapshot.recording_key, Some(rotated.to_hex()));
 
     // The spool as the edge wrote it: opened, given its lengths, sealed at rest, served.
-    let stored = upload(&w.control, &call_id, &ws, &spool, |h| sealed(h, &recording_id)).await;
+    let stored = upload(&w.control, &call_id, &ws, &spool, |h| {
+        sealed(h, &recording_id)
+    })
+    .await;
     assert_eq!(stored.expect("stored"), spool.len() as u64);
-    let again = upload(&w.control, &call_id, &ws, &spool, |h| sealed(h, &recording_id)).await;
-    assert_eq!(again.expect("stored again"), spool.len() as u64, "a lost acknowledgement");
+    let again = upload(&w.control, &call_id, &ws, &spool, |h| {
+        sealed(h, &recording_id)
+    })
+    .await;
+    assert_eq!(
+        again.expect("stored again"),
+        spool.len() as u64,
+        "a lost acknowledgement"
+    );
     let api = Api::of(&w.control);
     let (status, _, served) = get_bytes(
         &api,

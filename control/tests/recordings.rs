@@ -10,7 +10,6 @@
 //! checks what an upload must be.)
 //! Nothing here asserts on speed.
 
-
 use std::path::{Path, PathBuf};
 use std::process::{Command, Stdio};
 use std::sync::Arc;
@@ -20,6 +19,11 @@ use reqwest::StatusCode;
 use sha2::{Digest, Sha256};
 use tokio_util::sync::CancellationToken;
 
+use crate::support::http::{workspace_with_keys, Api};
+use crate::support::on_both_engines;
+use crate::support::recorded::{get_bytes, header, recorded_world, RecordedWorld};
+use crate::support::tones::audible_ms;
+use crate::support::{edge_config, eventually, until_routed, Backend, SECRET};
 use freya_control::server::ControlPlane;
 use freya_control::store::{CallRecord, NewOutboundCall};
 use freya_edge::sip::sdp::Codec;
@@ -27,11 +31,6 @@ use freya_edge::Edge;
 use freya_loadtest::audio::Utterance;
 use freya_loadtest::onset::OnsetConfig;
 use freya_loadtest::uac::{self, CallConfig, CallReport, HangupSide, SipEndpoint, TalkerConfig};
-use crate::support::http::{workspace_with_keys, Api};
-use crate::support::on_both_engines;
-use crate::support::recorded::{get_bytes, header, recorded_world, RecordedWorld};
-use crate::support::tones::audible_ms;
-use crate::support::{edge_config, eventually, until_routed, Backend, SECRET};
 use freya_shared::recording_spool::{SEALED_CHUNK, SPOOL_HEADER_LEN};
 
 const OWNER: usize = 0;
@@ -438,30 +437,36 @@ async fn a_recording_whose_edge_was_killed_mid_call_arrives_after_a_restart(back
     let data = dir.path().join("data");
     let sip_port = free_udp_port();
     let mut process = edge_process(&w, dir.path(), sip_port);
-    eventually(Duration::from_secs(30), "the edge process's configuration", || {
-        let cached = std::fs::read_to_string(data.join("config-snapshot.json"));
-        async move {
-            cached
-                .is_ok_and(|c| c.contains("recording_key") && c.contains("\"demo\""))
-                .then_some(())
-        }
-    })
+    eventually(
+        Duration::from_secs(30),
+        "the edge process's configuration",
+        || {
+            let cached = std::fs::read_to_string(data.join("config-snapshot.json"));
+            async move {
+                cached
+                    .is_ok_and(|c| c.contains("recording_key") && c.contains("\"demo\""))
+                    .then_some(())
+            }
+        },
+    )
     .await;
-    let placed = tokio::spawn(call(
-        format!("127.0.0.1:{sip_port}").parse().expect("addr"),
-    ));
+    let placed = tokio::spawn(call(format!("127.0.0.1:{sip_port}").parse().expect("addr")));
     // Three seconds of the call reach the edge's disk, sealed; then the edge dies (SIGKILL).
     let enough = (SPOOL_HEADER_LEN + 6 * SEALED_CHUNK) as u64;
-    eventually(Duration::from_secs(30), "three seconds of the call on disk", || {
-        let spools = std::fs::read_dir(data.join("recordings")).ok();
-        async move {
-            spools?
-                .filter_map(|e| e.ok())
-                .filter(|e| e.path().extension().is_some_and(|x| x == "spool"))
-                .any(|e| e.metadata().is_ok_and(|m| m.len() >= enough))
-                .then_some(())
-        }
-    })
+    eventually(
+        Duration::from_secs(30),
+        "three seconds of the call on disk",
+        || {
+            let spools = std::fs::read_dir(data.join("recordings")).ok();
+            async move {
+                spools?
+                    .filter_map(|e| e.ok())
+                    .filter(|e| e.path().extension().is_some_and(|x| x == "spool"))
+                    .any(|e| e.metadata().is_ok_and(|m| m.len() >= enough))
+                    .then_some(())
+            }
+        },
+    )
     .await;
     process.kill().expect("SIGKILL the edge");
     process.wait().expect("the edge is gone");

@@ -102,7 +102,11 @@ fn altered_reordered_and_cut_spools_are_refused() {
     ] {
         let mut flipped = sealed.clone();
         flipped[at] ^= 0x01;
-        assert_eq!(read(&keys, &flipped, false, 8_192), Err(expected), "byte {at}");
+        assert_eq!(
+            read(&keys, &flipped, false, 8_192),
+            Err(expected),
+            "byte {at}"
+        );
     }
     // Chunks 0 and 1 swapped.
     let mut swapped = sealed.clone();
@@ -151,9 +155,13 @@ fn a_spool_sealed_to_another_key_or_recording_does_not_open() {
     );
     // A spool moved onto another recording's id does not open.
     let mine = spool(&ours, &plain, true);
-    let mut reader =
-        SpoolReader::new(vec![ours.clone()], "another-recording", mine.len() as u64, false)
-            .unwrap();
+    let mut reader = SpoolReader::new(
+        vec![ours.clone()],
+        "another-recording",
+        mine.len() as u64,
+        false,
+    )
+    .unwrap();
     assert_eq!(
         reader.push(&mine, &mut Vec::new()),
         Err(SpoolError::KeyDoesNotOpen)

@@ -45,13 +45,8 @@ impl SpoolIngest {
             call_id: header.call_id.clone(),
             recording_id: header.recording_id.clone(),
         };
-        let reader = SpoolReader::new(
-            keys,
-            &header.recording_id,
-            header.bytes,
-            header.interrupted,
-        )
-        .map_err(|e| names.refuse(e))?;
+        let reader = SpoolReader::new(keys, &header.recording_id, header.bytes, header.interrupted)
+            .map_err(|e| names.refuse(e))?;
         let data_len = reader
             .plain_len()
             .checked_sub(WAV_HEADER as u64)

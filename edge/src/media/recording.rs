@@ -567,9 +567,12 @@ mod tests {
         let dir = tempfile::tempdir().unwrap();
         let path = dir.path().join("call.wav");
         let file = std::fs::File::create(&path).unwrap();
-        let mut rec =
-            CallRecorder::new(WavFile::new(file), SampleRate::Hz8000, RecordingLayout::Stereo)
-                .unwrap();
+        let mut rec = CallRecorder::new(
+            WavFile::new(file),
+            SampleRate::Hz8000,
+            RecordingLayout::Stereo,
+        )
+        .unwrap();
         for i in 0..75u64 {
             let tone: Vec<i16> = (0..160).map(|n| ((n + i as usize) % 50) as i16).collect();
             rec.push(Side::Caller, i, &tone).unwrap();

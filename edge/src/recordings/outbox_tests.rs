@@ -49,15 +49,12 @@ fn a_spool_left_unfinished_by_a_crash_is_cut_to_whole_chunks_and_queued_on_open(
     // Two seconds were flushed (64,044 bytes with the header): three whole chunks are kept.
     let kept = 3 * SPOOL_CHUNK as u64;
     assert_eq!(finished.duration_ms, (kept - HEADER_LEN) / 32);
-    let mut reader =
-        SpoolReader::new(vec![key], &id, bytes.len() as u64, true).expect("a spool");
+    let mut reader = SpoolReader::new(vec![key], &id, bytes.len() as u64, true).expect("a spool");
     let mut wav = Vec::new();
     reader.push(&bytes, &mut wav).expect("opens");
     reader.finish().expect("whole");
     assert_eq!(wav.len() as u64, kept);
-    assert!(wav[44..]
-        .chunks_exact(4)
-        .all(|f| f == [5, 0, 0xFB, 0xFF]));
+    assert!(wav[44..].chunks_exact(4).all(|f| f == [5, 0, 0xFB, 0xFF]));
 }
 
 #[test]
@@ -67,9 +64,12 @@ fn a_recording_left_unfinished_by_a_crash_is_repaired_and_queued_on_open() {
     let id = freya_shared::ids::new_id();
     outbox.save_manifest(&manifest(&id)).expect("manifest");
     let file = std::fs::File::create(outbox.audio_path(&id, WAV)).expect("wav");
-    let mut recorder =
-        CallRecorder::new(WavFile::new(file), SampleRate::Hz8000, RecordingLayout::Stereo)
-            .expect("recorder");
+    let mut recorder = CallRecorder::new(
+        WavFile::new(file),
+        SampleRate::Hz8000,
+        RecordingLayout::Stereo,
+    )
+    .expect("recorder");
     for tick in 0..120u64 {
         recorder.push(Side::Caller, tick, &[5; 160]).expect("push");
         recorder.push(Side::Agent, tick, &[-5; 160]).expect("push");

@@ -33,9 +33,8 @@ impl SealedSpool {
         key: &RecordingPublicKey,
         recording_id: &str,
     ) -> io::Result<Self> {
-        let (sealer, header) =
-            SpoolSealer::new(key, recording_id, rand::random(), rand::random())
-                .map_err(io::Error::other)?;
+        let (sealer, header) = SpoolSealer::new(key, recording_id, rand::random(), rand::random())
+            .map_err(io::Error::other)?;
         let mut file = freya_shared::private_files::open_options()
             .write(true)
             .create_new(true)

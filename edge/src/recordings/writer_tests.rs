@@ -10,9 +10,8 @@ fn control_key() -> RecordingSecretKey {
 
 /// The WAV a finished spool holds, opened as the control plane does.
 fn opened(bytes: &[u8], recording_id: &str) -> Vec<u8> {
-    let mut reader =
-        SpoolReader::new(vec![control_key()], recording_id, bytes.len() as u64, false)
-            .expect("a spool");
+    let mut reader = SpoolReader::new(vec![control_key()], recording_id, bytes.len() as u64, false)
+        .expect("a spool");
     let mut wav = Vec::new();
     reader.push(bytes, &mut wav).expect("opens");
     reader.finish().expect("whole");
@@ -39,7 +38,8 @@ fn finished_recording(outbox: &RecordingOutbox) -> RecordingManifest {
 fn both_directions_reach_the_file_aligned_by_tick() {
     let dir = tempfile::tempdir().expect("temp dir");
     let outbox = RecordingOutbox::open(dir.path()).expect("open");
-    let mut recording = CallRecording::start(&outbox, "abc@host", "ws-1", control_key().public()).expect("start");
+    let mut recording =
+        CallRecording::start(&outbox, "abc@host", "ws-1", control_key().public()).expect("start");
     let ticks = BATCH_TICKS as u64 * 2 + 13;
     for tick in 0..ticks {
         let sent = [tick as i16; FRAME_SAMPLES];
@@ -92,8 +92,8 @@ fn a_call_without_a_single_tick_still_leaves_a_valid_empty_recording() {
     let manifest = finished_recording(&outbox);
     let finished = manifest.finished.expect("finished");
     assert_eq!(finished.duration_ms, 0);
-    let spool = std::fs::read(outbox.audio_path(&manifest.recording_id, &manifest.format))
-        .expect("read");
+    let spool =
+        std::fs::read(outbox.audio_path(&manifest.recording_id, &manifest.format)).expect("read");
     assert_eq!(opened(&spool, &manifest.recording_id).len(), 44);
 }
 
@@ -106,7 +106,8 @@ fn a_recording_and_its_manifest_are_owner_only() {
     let root = tempfile::tempdir().expect("temp dir");
     let dir = root.path().join("recordings");
     let outbox = RecordingOutbox::open(&dir).expect("open");
-    let mut recording = CallRecording::start(&outbox, "abc@host", "ws-1", control_key().public()).expect("start");
+    let mut recording =
+        CallRecording::start(&outbox, "abc@host", "ws-1", control_key().public()).expect("start");
     recording.on_tick(&[1; FRAME_SAMPLES], None);
     recording.finish();
     let manifest = finished_recording(&outbox);
