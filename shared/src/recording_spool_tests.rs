@@ -55,7 +55,10 @@ fn a_spool_reads_back_at_every_chunk_boundary() {
         let plain = audio(len);
         let sealed = spool(&key, &plain, true);
         for piece in [1_000, 65_536] {
-            assert_eq!(read(&[key.clone()], &sealed, false, piece).unwrap(), plain);
+            assert_eq!(
+                read(std::slice::from_ref(&key), &sealed, false, piece).unwrap(),
+                plain
+            );
         }
     }
 }
@@ -78,7 +81,7 @@ fn an_interrupted_spool_opens_up_to_its_last_whole_chunk() {
     sealed.extend_from_slice(&[0xAB; 100]);
     let kept = SpoolLayout::whole_chunks_len(sealed.len() as u64).unwrap();
     sealed.truncate(kept as usize);
-    let opened = read(&[key.clone()], &sealed, true, 4_096).unwrap();
+    let opened = read(std::slice::from_ref(&key), &sealed, true, 4_096).unwrap();
     assert_eq!(opened, plain[..2 * SPOOL_CHUNK]);
     // Said to be finished, the same spool is cut short.
     assert!(matches!(
@@ -143,14 +146,14 @@ fn a_spool_sealed_to_another_key_or_recording_does_not_open() {
     let plain = audio(1_000);
     let sealed = spool(&theirs, &plain, true);
     assert_eq!(
-        read(&[ours.clone()], &sealed, false, 512),
+        read(std::slice::from_ref(&ours), &sealed, false, 512),
         Err(SpoolError::UnknownKey(theirs.public().to_hex()))
     );
     // A header naming our key but whose content key was sealed to another: it does not open.
     let mut forged = sealed.clone();
     forged[8..40].copy_from_slice(&ours.public().0);
     assert_eq!(
-        read(&[ours.clone()], &forged, false, 512),
+        read(std::slice::from_ref(&ours), &forged, false, 512),
         Err(SpoolError::KeyDoesNotOpen)
     );
     // A spool moved onto another recording's id does not open.

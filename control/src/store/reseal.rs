@@ -67,7 +67,7 @@ const COLUMNS: &[SealedColumn] = &[
         kind: "recording_keypair",
         table: "recording_keys",
         column: "private_key_sealed",
-        aad: Some(|id| super::recording_keys::sealed_for(id)),
+        aad: Some(super::recording_keys::sealed_for),
     },
 ];
 
