@@ -168,6 +168,13 @@ enum SecretsCommand {
         #[arg(long)]
         max_batches: Option<u32>,
     },
+    /// Make a new recording keypair the one edges seal recordings to (from their next
+    /// configuration snapshot); earlier keys are kept, so recordings sealed to them still open.
+    RotateRecordingKey {
+        /// The control plane's TOML configuration (database.url, auth.*); FREYA_* override it.
+        #[arg(long)]
+        config: PathBuf,
+    },
 }
 
 fn main() -> anyhow::Result<std::process::ExitCode> {
@@ -356,6 +363,21 @@ async fn run(command: Command) -> anyhow::Result<()> {
             } else {
                 println!("stopped after --max-batches: run the command again to carry on");
             }
+            Ok(())
+        }
+        Command::Secrets {
+            action: SecretsCommand::RotateRecordingKey { config },
+        } => {
+            let config: ControlConfig =
+                freya_shared::config::load(Some(&config), "FREYA_", std::env::vars())?;
+            let key = freya_control::rekey::rotate_recording_key(&config)
+                .await
+                .context("while rotating the recording key")?;
+            println!(
+                "edges seal new recordings to recording key {} from their next snapshot; \
+                 earlier keys are kept",
+                key.to_hex()
+            );
             Ok(())
         }
         Command::Migrate { database_url } => {

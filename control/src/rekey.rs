@@ -59,6 +59,32 @@ pub fn read_key_file(path: &Path) -> Result<[u8; 32], RekeyError> {
     })
 }
 
+/// Makes a new recording keypair current in the store of `config` (`freya secrets
+/// rotate-recording-key`): edges seal new recordings to it from their next snapshot, and the
+/// earlier keys stay to open what was sealed to them. Its public key.
+pub async fn rotate_recording_key(
+    config: &ControlConfig,
+) -> Result<freya_shared::recording_spool::RecordingPublicKey, RekeyError> {
+    let (current, previous) = config
+        .auth
+        .encryption_keys()
+        .ok_or(RekeyError::BadConfiguredKey)?;
+    let store = Store::connect(
+        &config.database.url,
+        PoolSize {
+            min_connections: 1,
+            max_connections: 2,
+        },
+    )
+    .await
+    .map_err(RekeyError::Connect)?
+    .with_encryption_keys(&current, &previous);
+    store.migrate().await.map_err(RekeyError::Connect)?;
+    let made = store.rotate_recording_key().await;
+    store.close().await;
+    made.map_err(RekeyError::Connect)
+}
+
 /// Re-seals the store of `config` under the key in `new_key_file` (or `auth.encryption_key`).
 pub async fn rotate(
     config: &ControlConfig,

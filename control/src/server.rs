@@ -142,6 +142,10 @@ impl ControlPlane {
         let ca = ClusterTrust::load_or_create(&store)
             .await
             .context("while loading the cluster's certificate authority")?;
+        store
+            .ensure_recording_key()
+            .await
+            .context("while loading the recording key edges seal recordings to")?;
         let revoked = RevokedSerials::default();
         revoked
             .refresh(&store)

@@ -3,7 +3,9 @@
 //! digest, a short or long body each refused with its own status, nothing noted and no partial
 //! file left), a repeated upload changes nothing, a second recording is refused, and what is
 //! stored is sealed at rest, served whole and by range, and a file altered on disk is a clear
-//! error while a plaintext WAV from an earlier version still downloads.
+//! error while a plaintext WAV from an earlier version still downloads. A spool sealed to the
+//! recording key is opened on arrival and stored as a playable WAV; one with a flipped byte, cut
+//! short, with reordered chunks or sealed to another key is refused, nothing noted or kept.
 
 use std::time::Duration;
 
@@ -17,6 +19,10 @@ use crate::support::{Backend, SECRET};
 use freya_control::server::ControlPlane;
 use freya_control::store::NewOutboundCall;
 use freya_proto::v1::{recording_chunk::Part, RecordingChunk, RecordingHeader};
+use freya_shared::recording_spool::{
+    RecordingPublicKey, RecordingSecretKey, SpoolSealer, SEALED_CHUNK, SEALED_WAV, SPOOL_CHUNK,
+    SPOOL_HEADER_LEN,
+};
 
 const VIEWER: usize = 3;
 
@@ -43,6 +49,7 @@ async fn upload(
         bytes: wav.len() as u64,
         duration_ms: 0,
         sha256: hex::encode(Sha256::digest(wav)),
+        interrupted: false,
     };
     adjust(&mut header);
     let mut messages = vec![RecordingChunk {
@@ -165,4 +172,201 @@ async fn uploads_are_checked_before_they_are_stored(backend: Backend) {
     w.db.cleanup().await;
 }
 
-on_both_engines!(uploads_are_checked_before_they_are_stored);
+/// A canonical 16-bit stereo 8 kHz WAV header with empty lengths, as the edge's recorder
+/// writes it first, followed by `pcm`.
+fn unfinished_wav(pcm: &[u8]) -> Vec<u8> {
+    let mut wav = Vec::with_capacity(44 + pcm.len());
+    wav.extend_from_slice(b"RIFF");
+    wav.extend_from_slice(&36u32.to_le_bytes());
+    wav.extend_from_slice(b"WAVEfmt ");
+    wav.extend_from_slice(&16u32.to_le_bytes());
+    wav.extend_from_slice(&1u16.to_le_bytes());
+    wav.extend_from_slice(&2u16.to_le_bytes());
+    wav.extend_from_slice(&8_000u32.to_le_bytes());
+    wav.extend_from_slice(&32_000u32.to_le_bytes());
+    wav.extend_from_slice(&4u16.to_le_bytes());
+    wav.extend_from_slice(&16u16.to_le_bytes());
+    wav.extend_from_slice(b"data");
+    wav.extend_from_slice(&0u32.to_le_bytes());
+    wav.extend_from_slice(pcm);
+    wav
+}
+
+/// `wav` sealed as an edge seals its spool for `recording_id`, to `key`.
+fn sealed_spool(key: &RecordingPublicKey, recording_id: &str, wav: &[u8]) -> Vec<u8> {
+    let (mut sealer, mut spool) =
+        SpoolSealer::new(key, recording_id, rand::random(), rand::random()).expect("sealer");
+    sealer.push(wav, &mut spool).expect("push");
+    sealer.finish(&mut spool).expect("finish");
+    spool
+}
+
+async fn sealed_spools_open_on_arrival_and_altered_ones_are_refused(backend: Backend) {
+    let w = recorded_world(backend).await;
+    let call_id = freya_shared::ids::new_id();
+    w.control
+        .store
+        .create_outbound_call(
+            &w.scope,
+            "test",
+            &NewOutboundCall {
+                id: call_id.clone(),
+                edge_id: "edge-test".into(),
+                from_number: "demo".into(),
+                to_number: "+4712345678".into(),
+                agent_id: String::new(),
+            },
+        )
+        .await
+        .expect("call");
+    let ws = w.scope.workspace_id.clone();
+    let key = w
+        .control
+        .store
+        .current_recording_key()
+        .await
+        .expect("store")
+        .expect("the control plane made its recording key at start");
+    // Three and a half chunks of audio with a recognisable run in it.
+    let pcm: Vec<u8> = (0..3 * SPOOL_CHUNK + SPOOL_CHUNK / 2)
+        .map(|i| (i * 7 % 253) as u8)
+        .collect();
+    let wav = unfinished_wav(&pcm);
+    let recording_id = freya_shared::ids::new_id();
+    let spool = sealed_spool(&key, &recording_id, &wav);
+    assert!(
+        !spool.windows(64).any(|w| w == &pcm[20_000..20_064]),
+        "the spool holds none of the audio"
+    );
+    let sealed = |h: &mut RecordingHeader, id: &str| {
+        h.recording_id = id.to_owned();
+        h.format = SEALED_WAV.into();
+    };
+    let code = |r: Result<u64, tonic::Status>| r.err().map(|s| (s.code(), s.message().to_owned()));
+
+    let mut flipped = spool.clone();
+    flipped[SPOOL_HEADER_LEN + SEALED_CHUNK + 100] ^= 0x01;
+    let mut reordered = spool.clone();
+    let (a, b) = (SPOOL_HEADER_LEN, SPOOL_HEADER_LEN + SEALED_CHUNK);
+    reordered[a..b].copy_from_slice(&spool[b..b + SEALED_CHUNK]);
+    reordered[b..b + SEALED_CHUNK].copy_from_slice(&spool[a..b]);
+    let cut = spool[..SPOOL_HEADER_LEN + 3 * SEALED_CHUNK].to_vec();
+    let stranger = RecordingSecretKey::from_bytes(rand::random()).public();
+    let foreign = sealed_spool(&stranger, &recording_id, &wav);
+    let other_recording = sealed_spool(&key, &freya_shared::ids::new_id(), &wav);
+    for (what, bytes, expected, says) in [
+        (
+            "a flipped byte",
+            &flipped,
+            tonic::Code::InvalidArgument,
+            "integrity check at chunk 1",
+        ),
+        (
+            "reordered chunks",
+            &reordered,
+            tonic::Code::InvalidArgument,
+            "integrity check at chunk 0",
+        ),
+        (
+            "a spool cut short",
+            &cut,
+            tonic::Code::InvalidArgument,
+            "cut short",
+        ),
+        (
+            "another key",
+            &foreign,
+            tonic::Code::NotFound,
+            "does not hold",
+        ),
+        (
+            "another recording's spool",
+            &other_recording,
+            tonic::Code::InvalidArgument,
+            "content key does not open",
+        ),
+    ] {
+        let refused = upload(&w.control, &call_id, &ws, bytes, |h| {
+            sealed(h, &recording_id)
+        })
+        .await;
+        let (status, message) = code(refused).unwrap_or_else(|| panic!("{what} was stored"));
+        assert_eq!(status, expected, "{what}: {message}");
+        assert!(message.contains(says), "{what}: {message}");
+    }
+    assert_eq!(
+        w.control
+            .store
+            .call_recording(&w.scope, &call_id)
+            .await
+            .expect("call"),
+        None,
+        "nothing refused was noted on the call"
+    );
+    let folder = w.recordings.path().join(&ws);
+    let leftovers = std::fs::read_dir(&folder).map(|d| d.count()).unwrap_or(0);
+    assert_eq!(leftovers, 0, "nothing refused is kept");
+
+    // The recording key is rotated: edges get the new one, and the old one still opens.
+    let rotated = w
+        .control
+        .store
+        .rotate_recording_key()
+        .await
+        .expect("rotate");
+    assert_ne!(rotated, key);
+    let snapshot = w
+        .control
+        .store
+        .edge_snapshot("local")
+        .await
+        .expect("snapshot");
+    assert_eq!(snapshot.recording_key, Some(rotated.to_hex()));
+
+    // The spool as the edge wrote it: opened, given its lengths, sealed at rest, served.
+    let stored = upload(&w.control, &call_id, &ws, &spool, |h| {
+        sealed(h, &recording_id)
+    })
+    .await;
+    assert_eq!(stored.expect("stored"), spool.len() as u64);
+    let again = upload(&w.control, &call_id, &ws, &spool, |h| {
+        sealed(h, &recording_id)
+    })
+    .await;
+    assert_eq!(
+        again.expect("stored again"),
+        spool.len() as u64,
+        "a lost acknowledgement"
+    );
+    let api = Api::of(&w.control);
+    let (status, _, served) = get_bytes(
+        &api,
+        &format!("/v1/calls/{call_id}/recording"),
+        &w.keys[VIEWER],
+        None,
+    )
+    .await;
+    assert_eq!(status, StatusCode::OK);
+    let data_len = pcm.len() as u32;
+    let mut expected = wav.clone();
+    expected[4..8].copy_from_slice(&(36 + data_len).to_le_bytes());
+    expected[40..44].copy_from_slice(&data_len.to_le_bytes());
+    assert!(served == expected, "the WAV with its true lengths");
+    let noted = w
+        .control
+        .store
+        .call_recording(&w.scope, &call_id)
+        .await
+        .expect("call")
+        .expect("a recording");
+    assert_eq!(noted.sha256, hex::encode(Sha256::digest(&expected)));
+    let on_disk = std::fs::read(folder.join(format!("{recording_id}.wav"))).expect("file");
+    assert!(!on_disk.windows(64).any(|w| w == &pcm[20_000..20_064]));
+    w.control.stop().await;
+    w.db.cleanup().await;
+}
+
+on_both_engines!(
+    uploads_are_checked_before_they_are_stored,
+    sealed_spools_open_on_arrival_and_altered_ones_are_refused,
+);

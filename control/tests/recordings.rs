@@ -3,11 +3,15 @@
 //! placing a real SIP call and speaking real espeak-ng audio. The recording is made on the
 //! edge, uploaded over gRPC, noted on the call and downloaded through the REST API — whole and
 //! by byte range — on SQLite and PostgreSQL; and one made while the control plane is down (with
-//! the edge restarted in between) arrives once it is back. The file on disk is sealed: no WAV
-//! header and no audio in the clear. (`recording_uploads.rs` checks what an upload must be.)
+//! the edge restarted in between) arrives once it is back; so does one whose edge, a
+//! `freya edge` process, was killed mid-call and started again. On the edge's disk the
+//! recording waits sealed to the control plane's recording key, and on the control plane's it
+//! is sealed at rest: no WAV header and no audio in the clear on either. (`recording_uploads.rs`
+//! checks what an upload must be.)
 //! Nothing here asserts on speed.
 
 use std::path::{Path, PathBuf};
+use std::process::{Command, Stdio};
 use std::sync::Arc;
 use std::time::Duration;
 
@@ -27,6 +31,7 @@ use freya_edge::Edge;
 use freya_loadtest::audio::Utterance;
 use freya_loadtest::onset::OnsetConfig;
 use freya_loadtest::uac::{self, CallConfig, CallReport, HangupSide, SipEndpoint, TalkerConfig};
+use freya_shared::recording_spool::{SEALED_CHUNK, SPOOL_HEADER_LEN};
 
 const OWNER: usize = 0;
 const ADMIN: usize = 1;
@@ -334,6 +339,7 @@ async fn a_recording_made_during_an_outage_arrives_after_it(backend: Backend) {
         },
     )
     .await;
+    let spool_on_edge = spools_on_edge(edge_dir.path());
     edge.stop().await;
     w.control = ControlPlane::start(&w.config)
         .await
@@ -350,8 +356,150 @@ async fn a_recording_made_during_an_outage_arrives_after_it(backend: Backend) {
     assert_eq!(hex::encode(Sha256::digest(&wav)), recording.sha256);
     let (caller, agent) = channels(&wav);
     assert!(audible_ms(&caller) > 500 && audible_ms(&agent) > 1_000);
+    // While it waited on the edge's disk, none of its audio was there in the clear.
+    assert_none_of_the_audio(&spool_on_edge, &wav);
     eventually(Duration::from_secs(10), "the edge to drop its copy", || {
         let left = pending_on_edge(edge_dir.path());
+        async move { left.is_empty().then_some(()) }
+    })
+    .await;
+    edge.stop().await;
+    w.control.stop().await;
+    w.db.cleanup().await;
+}
+
+/// The sealed spools waiting on an edge's disk, read.
+fn spools_on_edge(edge_dir: &Path) -> Vec<u8> {
+    let spools: Vec<u8> = std::fs::read_dir(edge_dir.join("recordings"))
+        .expect("the edge's recordings")
+        .filter_map(|e| e.ok().map(|e| e.path()))
+        .filter(|p| p.extension().is_some_and(|x| x == "spool"))
+        .flat_map(|p| std::fs::read(p).expect("a spool"))
+        .collect();
+    assert!(!spools.is_empty(), "a spool waits on the edge's disk");
+    assert_ne!(&spools[..4], b"RIFF", "no WAV header on the edge's disk");
+    spools
+}
+
+/// Checks that no 64-byte run of `wav`'s audio (taken every 4 KiB where it is not silence) is
+/// in `on_disk`.
+fn assert_none_of_the_audio(on_disk: &[u8], wav: &[u8]) {
+    let mut checked = 0;
+    for at in (44..wav.len().saturating_sub(64)).step_by(4_096) {
+        let run = &wav[at..at + 64];
+        if run.iter().all(|&b| b == 0) {
+            continue;
+        }
+        checked += 1;
+        assert!(
+            !on_disk.windows(64).any(|w| w == run),
+            "audio at byte {at} is in the clear on the edge's disk"
+        );
+    }
+    assert!(checked > 10, "only {checked} audible runs to look for");
+}
+
+/// A `freya edge` process (so it can be killed) with its data in `dir`, SIP on `sip_port`,
+/// linked to `w`'s control plane.
+fn edge_process(w: &RecordedWorld, dir: &Path, sip_port: u16) -> std::process::Child {
+    let config = dir.join("edge.toml");
+    let text = format!(
+        "id = \"edge-killed\"\nregion = \"local\"\ndata_dir = \"{dir}\"\ncapacity = 10\n\
+         [control]\nurl = \"http://{grpc}\"\nshared_secret = \"{SECRET}\"\n\
+         connect_timeout_ms = 1000\nmax_backoff_ms = 400\n\
+         [sip]\naddr = \"127.0.0.1:{sip_port}\"\nring_ms = 0\noptions_interval_ms = 0\n\
+         [http]\naddr = \"127.0.0.1:0\"\n[egress]\nallow_private_targets = true\n",
+        dir = dir.join("data").display(),
+        grpc = w.control.grpc_addr,
+    );
+    std::fs::write(&config, text).expect("edge config");
+    Command::new(env!("CARGO_BIN_EXE_freya"))
+        .arg("edge")
+        .arg("--config")
+        .arg(&config)
+        .stdout(Stdio::null())
+        .stderr(Stdio::null())
+        .spawn()
+        .expect("start freya edge")
+}
+
+/// A UDP port free on 127.0.0.1 just now.
+fn free_udp_port() -> u16 {
+    std::net::UdpSocket::bind("127.0.0.1:0")
+        .and_then(|s| s.local_addr())
+        .expect("a free port")
+        .port()
+}
+
+async fn a_recording_whose_edge_was_killed_mid_call_arrives_after_a_restart(backend: Backend) {
+    let w = recorded_world(backend).await;
+    let dir = tempfile::tempdir().expect("temp dir");
+    let data = dir.path().join("data");
+    let sip_port = free_udp_port();
+    let mut process = edge_process(&w, dir.path(), sip_port);
+    eventually(
+        Duration::from_secs(30),
+        "the edge process's configuration",
+        || {
+            let cached = std::fs::read_to_string(data.join("config-snapshot.json"));
+            async move {
+                cached
+                    .is_ok_and(|c| c.contains("recording_key") && c.contains("\"demo\""))
+                    .then_some(())
+            }
+        },
+    )
+    .await;
+    let placed = tokio::spawn(call(format!("127.0.0.1:{sip_port}").parse().expect("addr")));
+    // Three seconds of the call reach the edge's disk, sealed; then the edge dies (SIGKILL).
+    let enough = (SPOOL_HEADER_LEN + 6 * SEALED_CHUNK) as u64;
+    eventually(
+        Duration::from_secs(30),
+        "three seconds of the call on disk",
+        || {
+            let spools = std::fs::read_dir(data.join("recordings")).ok();
+            async move {
+                spools?
+                    .filter_map(|e| e.ok())
+                    .filter(|e| e.path().extension().is_some_and(|x| x == "spool"))
+                    .any(|e| e.metadata().is_ok_and(|m| m.len() >= enough))
+                    .then_some(())
+            }
+        },
+    )
+    .await;
+    process.kill().expect("SIGKILL the edge");
+    process.wait().expect("the edge is gone");
+    let _ = placed.await;
+    let unfinished = pending_on_edge(&data);
+    assert_eq!(unfinished.len(), 1, "one manifest left behind");
+    let spool_on_edge = spools_on_edge(&data);
+
+    // Started again on the same disk: the spool is cut to its whole chunks and uploaded as it is.
+    let edge = Edge::start(&edge_config(&data, w.control.grpc_addr, SECRET))
+        .await
+        .expect("edge restarts");
+    let call = recorded_call(&w, Duration::from_secs(60)).await;
+    let recording = call.recording.expect("recording");
+    let api = Api::of(&w.control);
+    let path = format!("/v1/calls/{}/recording", urlencode(&call.id));
+    let (status, _, wav) = get_bytes(&api, &path, &w.keys[VIEWER], None).await;
+    assert_eq!(status, StatusCode::OK);
+    assert_eq!(hex::encode(Sha256::digest(&wav)), recording.sha256);
+    let (_, agent) = channels(&wav);
+    assert!(
+        recording.duration_ms >= 2_500,
+        "the recording holds what reached the disk: {} ms",
+        recording.duration_ms
+    );
+    assert!(
+        audible_ms(&agent) > 500,
+        "the agent's greeting is in it: {} ms",
+        audible_ms(&agent)
+    );
+    assert_none_of_the_audio(&spool_on_edge, &wav);
+    eventually(Duration::from_secs(10), "the edge to drop its copy", || {
+        let left = pending_on_edge(&data);
         async move { left.is_empty().then_some(()) }
     })
     .await;
@@ -377,4 +525,5 @@ on_both_engines!(
     multi_thread;
     a_recorded_call_downloads_with_both_sides_and_honours_ranges,
     a_recording_made_during_an_outage_arrives_after_it,
+    a_recording_whose_edge_was_killed_mid_call_arrives_after_a_restart,
 );

@@ -40,6 +40,7 @@ async fn sealed_values(url: &str) -> BTreeMap<String, String> {
         ("agents", "spec"),
         ("cluster_trust", "ca_key_sealed"),
         ("cluster_trust", "cluster_secret_sealed"),
+        ("recording_keys", "private_key_sealed"),
     ] {
         let sql = format!(
             "SELECT CAST(id AS TEXT) AS id, {column} AS v FROM {table} WHERE {column} IS NOT NULL"
@@ -145,8 +146,9 @@ async fn a_rotation_stopped_half_way_is_finished_by_a_rerun_and_key_2_alone_read
     let before = sealed_values(&db.url).await;
     let old_id = key_id(&key(ENCRYPTION_KEY));
     let new_id = key_id(&key(KEY_2));
-    // 3 agents × 2 secrets, 2 trunk passwords, 2 webhook secrets, the CA's key.
-    assert_eq!(key_ids(&before), BTreeMap::from([(old_id.clone(), 11)]));
+    // 3 agents × 2 secrets, 2 trunk passwords, 2 webhook secrets, the CA's key, the recording
+    // keypair's private key.
+    assert_eq!(key_ids(&before), BTreeMap::from([(old_id.clone(), 12)]));
 
     let dir = tempfile::tempdir().expect("dir");
     let new_key = write_key(dir.path(), "new.key", &format!("{KEY_2}\n"));
@@ -179,14 +181,14 @@ async fn a_rotation_stopped_half_way_is_finished_by_a_rerun_and_key_2_alone_read
     assert_eq!(std::fs::read(&recording).expect("recording"), sealed_file);
     let halfway = key_ids(&sealed_values(&db.url).await);
     assert_eq!(halfway.get(&new_id), Some(&2), "{halfway:?}");
-    assert_eq!(halfway.get(&old_id), Some(&9), "{halfway:?}");
+    assert_eq!(halfway.get(&old_id), Some(&10), "{halfway:?}");
     // Halfway, every value opens with both keys, and not with the new one alone.
     let both = store_with(&db.url, KEY_2, &[ENCRYPTION_KEY]).await;
     assert_eq!(both.unopened_secrets().await.expect("check"), Vec::new());
     both.close().await;
     let only_new = store_with(&db.url, KEY_2, &[]).await;
-    // Rows holding a value under key 1 only: 2 webhooks, 3 agents, the CA.
-    assert_eq!(only_new.unopened_secrets().await.expect("check").len(), 6);
+    // Rows holding a value under key 1 only: 2 webhooks, 3 agents, the CA, the recording key.
+    assert_eq!(only_new.unopened_secrets().await.expect("check").len(), 7);
     only_new.close().await;
 
     // Run again: carries on from where it stopped.
@@ -194,7 +196,8 @@ async fn a_rotation_stopped_half_way_is_finished_by_a_rerun_and_key_2_alone_read
         .await
         .expect("the rest");
     assert!(rest.complete);
-    assert_eq!(rest.total_resealed(), 10, "{rest:?}");
+    assert_eq!(rest.total_resealed(), 11, "{rest:?}");
+    assert_eq!(rest.resealed.get("recording_keypair"), Some(&1), "{rest:?}");
     assert_eq!(rest.already_current, 2, "{rest:?}");
     assert_eq!(rest.resealed.get("agent"), Some(&6), "{rest:?}");
     assert_eq!(rest.resealed.get("recording key"), Some(&1), "{rest:?}");
@@ -209,13 +212,13 @@ async fn a_rotation_stopped_half_way_is_finished_by_a_rerun_and_key_2_alone_read
     );
     assert_eq!(rewrapped[new_header..], sealed_file[old_header..]);
     let after = sealed_values(&db.url).await;
-    assert_eq!(key_ids(&after), BTreeMap::from([(new_id.clone(), 11)]));
+    assert_eq!(key_ids(&after), BTreeMap::from([(new_id.clone(), 12)]));
     // And a third time: nothing left to do.
     let again = rekey::rotate(&config, Some(&new_key), ResealOptions::default())
         .await
         .expect("a no-op");
     assert_eq!(again.total_resealed(), 0);
-    assert_eq!(again.already_current, 12, "{again:?}");
+    assert_eq!(again.already_current, 13, "{again:?}");
     let record = store_with(&db.url, KEY_2, &[]).await;
     let (finished, resealed) = record
         .secret_rotation_record(&new_id)
@@ -223,7 +226,7 @@ async fn a_rotation_stopped_half_way_is_finished_by_a_rerun_and_key_2_alone_read
         .expect("record")
         .expect("a rotation recorded");
     assert!(finished.is_some());
-    assert_eq!(resealed, 11);
+    assert_eq!(resealed, 12);
     record.close().await;
 
     // A control plane with key 2 alone reads every secret back.
@@ -329,7 +332,8 @@ async fn a_bad_key_file_or_the_wrong_configured_key_changes_nothing(backend: Bac
     assert!(
         matches!(
             refused,
-            RekeyError::Reseal(ResealError::Unopened { count: 2, .. })
+            // The trunk's password, the CA's key and the recording keypair's private key.
+            RekeyError::Reseal(ResealError::Unopened { count: 3, .. })
         ),
         "{refused}"
     );

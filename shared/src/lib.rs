@@ -10,6 +10,7 @@ pub mod ids;
 pub mod join_token;
 pub mod model;
 pub mod private_files;
+pub mod recording_spool;
 pub mod redact;
 pub mod signature;
 pub mod snapshot;

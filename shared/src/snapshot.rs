@@ -21,6 +21,11 @@ pub struct EdgeConfigSnapshot {
     /// The published workflow versions its numbers route to, exactly as published.
     #[serde(default)]
     pub workflows: Vec<WorkflowConfig>,
+    /// The control plane's public recording key (64 hex characters): every recording is sealed
+    /// to it on the edge's disk (`recording_spool.rs`). `None` from a control plane of an
+    /// earlier release: the edge then records nothing.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub recording_key: Option<String>,
 }
 
 /// One published version of a workflow, as an edge runs it.
@@ -130,6 +135,7 @@ impl EdgeConfigSnapshot {
             }],
             providers: Vec::new(),
             workflows: Vec::new(),
+            recording_key: None,
         }
     }
 

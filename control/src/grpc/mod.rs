@@ -11,6 +11,7 @@ mod events;
 pub(crate) mod recordings;
 mod relay;
 mod retry;
+mod spool_ingest;
 mod trunk_health;
 mod watch;
 

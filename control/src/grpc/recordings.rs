@@ -7,8 +7,13 @@
 //! Files live at `recordings.dir/<workspace_id>/<recording_id>.wav`; both names are UUIDs,
 //! checked, so an edge cannot write outside that tree. Files are 0600 and directories 0700:
 //! recordings are customer data. The audio is sealed as it is written, under a data key of its
-//! own wrapped by `auth.encryption_key` (`recording_seal.rs`); the checksum and length are the
-//! plaintext WAV's, as the edge sent it.
+//! own wrapped by `auth.encryption_key` (`recording_seal.rs`).
+//!
+//! An edge sends its spool as it lies on its disk, sealed to the control plane's recording key
+//! (`wav-sealed`); it is opened chunk by chunk as it arrives (`spool_ingest.rs`) and anything
+//! altered, reordered, cut short or sealed to another key is refused, nothing kept. A plaintext
+//! WAV (`wav`) from an edge of an earlier release is taken as it is. The checksum and length in
+//! the upload's header are of the bytes sent; the call's record notes the WAV's own.
 
 use std::path::{Path, PathBuf};
 
@@ -18,12 +23,14 @@ use tokio::io::AsyncWriteExt;
 use tokio_util::sync::CancellationToken;
 use tonic::{Status, Streaming};
 
+use super::spool_ingest::SpoolIngest;
 use crate::recording_seal::{SealError, SealingWriter};
 use crate::store::{CallRecordingInfo, RecordingTarget, Store};
 use freya_proto::v1::{recording_chunk::Part, RecordingChunk, RecordingHeader, RecordingStored};
 use freya_shared::ids::is_uuid;
+use freya_shared::recording_spool::SEALED_WAV;
 
-/// The only format edges record in.
+/// The format of the files kept (and of plaintext uploads from edges of earlier releases).
 const WAV: &str = "wav";
 /// The largest file accepted: a WAV's 32-bit lengths cannot describe more.
 const MAX_BYTES: u64 = u32::MAX as u64 + 8;
@@ -51,6 +58,10 @@ pub(super) async fn receive(
         ));
     };
     check_header(&header)?;
+    let sealed = header.format == SEALED_WAV;
+    // A sealed upload of a recording already stored is compared once opened: its checksum is
+    // the spool's, the stored one the WAV's.
+    let mut stored_before = None;
     match store
         .recording_target(&header.call_id, &header.workspace_id)
         .await
@@ -73,6 +84,11 @@ pub(super) async fn receive(
             return Err(Status::permission_denied(
                 "the call belongs to another workspace",
             ));
+        }
+        RecordingTarget::Call(Some(existing))
+            if existing.recording_id == header.recording_id && sealed =>
+        {
+            stored_before = Some(existing);
         }
         RecordingTarget::Call(Some(existing)) if existing.recording_id == header.recording_id => {
             if existing.sha256 == header.sha256 {
@@ -105,10 +121,25 @@ pub(super) async fn receive(
         header.recording_id,
         uuid::Uuid::new_v4().simple()
     ));
-    let written = write_file(store, &mut inbound, &header, &temp, shutdown).await;
-    if let Err(status) = written {
+    let written = write_file(store, &mut inbound, &header, &temp, edge_id, shutdown).await;
+    let wav = match written {
+        Ok(wav) => wav,
+        Err(status) => {
+            let _ = tokio::fs::remove_file(&temp).await;
+            return Err(status);
+        }
+    };
+    if let Some(existing) = stored_before {
         let _ = tokio::fs::remove_file(&temp).await;
-        return Err(status);
+        if existing.sha256 == wav.sha256 {
+            // Stored before; the acknowledgement was lost on the way back.
+            return Ok(RecordingStored {
+                bytes: header.bytes,
+            });
+        }
+        return Err(Status::already_exists(
+            "this recording id is stored with another checksum",
+        ));
     }
     tokio::fs::rename(&temp, &final_path)
         .await
@@ -116,10 +147,10 @@ pub(super) async fn receive(
     sync_dir(folder).await?;
     let info = CallRecordingInfo {
         recording_id: header.recording_id.clone(),
-        format: header.format.clone(),
-        bytes: i64::try_from(header.bytes).unwrap_or(i64::MAX),
+        format: WAV.to_owned(),
+        bytes: i64::try_from(wav.bytes).unwrap_or(i64::MAX),
         duration_ms: i64::try_from(header.duration_ms).unwrap_or(i64::MAX),
-        sha256: header.sha256.clone(),
+        sha256: wav.sha256,
     };
     store
         .attach_recording(&header.call_id, &header.workspace_id, &info)
@@ -139,8 +170,8 @@ fn check_header(h: &RecordingHeader) -> Result<(), Status> {
         Some("`workspace_id` must be a UUID")
     } else if h.call_id.is_empty() || h.call_id.len() > 1024 {
         Some("`call_id` must be 1-1024 characters")
-    } else if h.format != WAV {
-        Some("`format` must be `wav`")
+    } else if h.format != WAV && h.format != SEALED_WAV {
+        Some("`format` must be `wav-sealed` (or `wav`)")
     } else if !(MIN_BYTES..=MAX_BYTES).contains(&h.bytes) {
         Some("`bytes` must be between 44 and 4 GiB")
     } else if h.sha256.len() != 64
@@ -159,15 +190,32 @@ fn check_header(h: &RecordingHeader) -> Result<(), Status> {
     }
 }
 
-/// Streams the data messages, sealed, into `path`, checking length and checksum, and syncs the
-/// file.
+/// The WAV a stored upload holds.
+struct StoredWav {
+    bytes: u64,
+    /// SHA-256 of the WAV, lowercase hex.
+    sha256: String,
+}
+
+/// Streams the data messages — opened first when they are a sealed spool — sealed at rest
+/// into `path`, checking length and checksum, and syncs the file.
 async fn write_file(
     store: &Store,
     inbound: &mut Streaming<RecordingChunk>,
     header: &RecordingHeader,
     path: &Path,
+    edge_id: &str,
     shutdown: &CancellationToken,
-) -> Result<(), Status> {
+) -> Result<StoredWav, Status> {
+    let mut spool = if header.format == SEALED_WAV {
+        let keys = store
+            .recording_secret_keys()
+            .await
+            .map_err(super::status_of)?;
+        Some(SpoolIngest::new(keys, header, edge_id)?)
+    } else {
+        None
+    };
     let mut sealing = store
         .sealer()
         .and_then(|sealer| SealingWriter::new(sealer, &header.recording_id))
@@ -183,6 +231,8 @@ async fn write_file(
         .map_err(|e| disk_error(path, &e))?;
     let mut sealed = Vec::with_capacity(2 * crate::recording_seal::CHUNK);
     let mut hasher = Sha256::new();
+    let mut wav_hasher = Sha256::new();
+    let mut opened = Vec::new();
     let mut total = 0u64;
     while let Some(part) = next_part(inbound, shutdown).await? {
         let Part::Data(data) = part else {
@@ -197,8 +247,17 @@ async fn write_file(
             ));
         }
         hasher.update(&data);
+        let wav: &[u8] = match &mut spool {
+            Some(spool) => {
+                opened.clear();
+                spool.push(&data, &mut opened)?;
+                &opened
+            }
+            None => &data,
+        };
+        wav_hasher.update(wav);
         sealed.clear();
-        sealing.push(&data, &mut sealed).map_err(seal_error)?;
+        sealing.push(wav, &mut sealed).map_err(seal_error)?;
         file.write_all(&sealed)
             .await
             .map_err(|e| disk_error(path, &e))?;
@@ -214,6 +273,14 @@ async fn write_file(
             "the file's SHA-256 differs from the header's",
         ));
     }
+    let wav_bytes = match spool {
+        Some(spool) => {
+            let len = spool.wav_len();
+            spool.finish()?;
+            len
+        }
+        None => total,
+    };
     sealed.clear();
     sealing.finish(&mut sealed).map_err(seal_error)?;
     file.write_all(&sealed)
@@ -221,7 +288,10 @@ async fn write_file(
         .map_err(|e| disk_error(path, &e))?;
     file.flush().await.map_err(|e| disk_error(path, &e))?;
     file.sync_all().await.map_err(|e| disk_error(path, &e))?;
-    Ok(())
+    Ok(StoredWav {
+        bytes: wav_bytes,
+        sha256: hex::encode(wav_hasher.finalize()),
+    })
 }
 
 /// The next part of the upload, `None` at its end.

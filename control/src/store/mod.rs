@@ -38,6 +38,7 @@ mod migrate;
 mod number_forms;
 mod numbers;
 mod providers;
+mod recording_keys;
 mod recordings;
 pub mod reseal;
 mod retention;

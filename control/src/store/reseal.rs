@@ -1,7 +1,8 @@
 //! Re-sealing every secret under the current encryption key (`freya secrets rotate-key`).
 //!
-//! The sealed values live in four places: providers' `secret`, webhooks' `secret`, the secrets
-//! inside agents' spec documents, and the cluster CA's key and cluster secret. A rotation first
+//! The sealed values live in five places: providers' `secret`, webhooks' `secret`, the secrets
+//! inside agents' spec documents, the cluster CA's key and cluster secret, and the recording
+//! keys' private halves. A rotation first
 //! opens every one of them with the keys it was given and stops, having changed nothing, if any
 //! does not open. Then it walks each table in pages and replaces each value not yet under the
 //! current key by a compare-and-set `UPDATE` (the row keeps its old text unless it still holds
@@ -61,6 +62,12 @@ const COLUMNS: &[SealedColumn] = &[
         table: "cluster_trust",
         column: "cluster_secret_sealed",
         aad: Some(|id| format!("cluster_trust:{id}:cluster_secret")),
+    },
+    SealedColumn {
+        kind: "recording_keypair",
+        table: "recording_keys",
+        column: "private_key_sealed",
+        aad: Some(super::recording_keys::sealed_for),
     },
 ];
 

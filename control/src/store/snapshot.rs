@@ -4,7 +4,8 @@
 //! to, the latest
 //! published version of each workflow they route to (with every agent of that workflow's
 //! workspace, which its `agent` nodes may hand calls to), and the SIP trunks its edges may call
-//! out through (passwords opened: the snapshot travels over the edge link only).
+//! out through (passwords opened: the snapshot travels over the edge link only), and the public
+//! recording key edges seal recordings to.
 
 use sqlx::Row;
 
@@ -66,6 +67,11 @@ impl Store {
         .fetch_all(&mut *tx)
         .await?;
         let providers = super::providers::trunks_for_region(self, &mut tx, region).await?;
+        let recording_key: Option<String> = sqlx::query_scalar(
+            "SELECT id FROM recording_keys ORDER BY created_at_ms DESC, id DESC LIMIT 1",
+        )
+        .fetch_optional(&mut *tx)
+        .await?;
         tx.commit().await?;
         let numbers = number_rows
             .iter()
@@ -117,6 +123,7 @@ impl Store {
             agents,
             providers,
             workflows,
+            recording_key,
         })
     }
 }

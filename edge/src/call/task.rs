@@ -37,6 +37,7 @@ use crate::state::EdgeState;
 use crate::voice::VoiceFactory;
 use freya_shared::model::call_payloads::CallAnswered;
 use freya_shared::model::{CallEvent, CallEventData, EndReason};
+use freya_shared::recording_spool::RecordingPublicKey;
 use freya_shared::snapshot::AgentConfig;
 
 /// What the SIP task tells a call.
@@ -574,7 +575,20 @@ fn start_recording(
     workspace_id: &str,
 ) -> Option<CallRecording> {
     let outbox = services.recordings.as_ref()?;
-    match CallRecording::start(outbox, call_id, workspace_id) {
+    // Never in the clear on this disk: without the control plane's recording key (a control
+    // plane of an earlier release, or no snapshot yet) the call is not recorded.
+    let snapshot = services.state.snapshot();
+    let key = snapshot
+        .recording_key
+        .as_deref()
+        .and_then(RecordingPublicKey::from_hex);
+    let Some(key) = key else {
+        tracing::error!(
+            "the control plane has sent no recording key; this call is not recorded (recordings are never written in the clear)"
+        );
+        return None;
+    };
+    match CallRecording::start(outbox, call_id, workspace_id, key) {
         Ok(recording) => {
             tracing::info!(recording = recording.id(), "recording the call");
             Some(recording)

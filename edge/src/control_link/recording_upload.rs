@@ -1,11 +1,13 @@
 //! The recording uploader: sends each finished recording in the outbox to the control plane
-//! (`UploadRecording`, the file in chunks after a header with its length and SHA-256) and
+//! (`UploadRecording`, the file in chunks after a header with its length and SHA-256) — a
+//! sealed spool exactly as it lies on the disk, which the control plane opens — and
 //! deletes the edge's copy only when the control plane answers that it has stored and synced
 //! it. Anything else — the control plane down, its disk or database failing, the call's events
 //! not there yet — leaves the file where it is and tries again after a backoff, across restarts
-//! of either side. Only a refusal that no retry can change (the header is invalid, the call
-//! belongs to another workspace or already has another recording) moves the recording aside,
-//! kept for an operator.
+//! of either side. Only a refusal that no retry can change (the header is invalid, the spool
+//! does not open whole, the call belongs to another workspace or already has another recording)
+//! moves the recording aside, kept for an operator. A spool sealed to a key the control plane
+//! does not hold (`NOT_FOUND`) stays and is retried: that key may come back from a backup.
 
 use futures::stream::{self, Stream, StreamExt};
 use tokio::io::AsyncReadExt;
@@ -88,7 +90,7 @@ async fn upload(
     let Some(finished) = &manifest.finished else {
         return Outcome::Retry;
     };
-    let path = outbox.wav_path(&manifest.recording_id);
+    let path = outbox.audio_path(&manifest.recording_id, &manifest.format);
     let file = match tokio::fs::File::open(&path).await {
         Ok(file) => file,
         Err(e) if e.kind() == std::io::ErrorKind::NotFound => {
@@ -110,6 +112,7 @@ async fn upload(
             bytes: finished.bytes,
             duration_ms: finished.duration_ms,
             sha256: finished.sha256.clone(),
+            interrupted: finished.interrupted,
         })),
     };
     let body = stream::iter([header]).chain(file_chunks(file));

@@ -13,12 +13,58 @@
 //! first until its partner arrives, and a side that never comes for an index is recorded as
 //! silence once the other side has moved a window ahead. Memory is fixed at creation (the window
 //! and one output buffer); per frame there is no allocation. Every [`FLUSH_FRAMES`] frames the
-//! buffer goes to the file and the RIFF header is rewritten with the true lengths, so a file
-//! left by a dead process is a valid WAV up to its last flush; [`repair`] makes the header cover
-//! everything that reached the disk. The writer is any `Write + Seek` (a `File` in the call
-//! task's blocking recorder, a `Cursor` in tests).
+//! buffer is appended to the [`RecordingSink`] and the sink is told the true lengths. On the
+//! edge the sink is the sealed spool (`recordings/spool.rs`), which cannot rewrite its header:
+//! the control plane gives the WAV its lengths when it opens the spool. A seekable sink
+//! ([`WavFile`], the tests') rewrites the RIFF header at each flush, so a file left by a dead
+//! process is a valid WAV up to its last flush; [`repair`] makes the header of such a file
+//! (a plaintext recording of an earlier release) cover everything that reached the disk.
 
 use std::io::{self, Read, Seek, SeekFrom, Write};
+
+/// Where a recorder's bytes go: appended in order, with the WAV's lengths announced after
+/// each flush for a sink that can rewrite its header.
+pub(crate) trait RecordingSink {
+    /// Appends `bytes` after everything appended so far.
+    fn append(&mut self, bytes: &[u8]) -> io::Result<()>;
+    /// `data_len` bytes of PCM now follow the header.
+    fn cover(&mut self, data_len: u32) -> io::Result<()>;
+}
+
+/// A seekable WAV whose header is rewritten with the true lengths at every flush.
+#[cfg(test)]
+pub(crate) struct WavFile<W: Write + Seek> {
+    inner: W,
+    end: u64,
+}
+
+#[cfg(test)]
+impl<W: Write + Seek> WavFile<W> {
+    /// A WAV written from the start of `inner`.
+    pub(crate) fn new(inner: W) -> Self {
+        Self { inner, end: 0 }
+    }
+
+    /// The writer.
+    pub(crate) fn get_ref(&self) -> &W {
+        &self.inner
+    }
+}
+
+#[cfg(test)]
+impl<W: Write + Seek> RecordingSink for WavFile<W> {
+    fn append(&mut self, bytes: &[u8]) -> io::Result<()> {
+        self.inner.seek(SeekFrom::Start(self.end))?;
+        self.inner.write_all(bytes)?;
+        self.end += bytes.len() as u64;
+        Ok(())
+    }
+
+    fn cover(&mut self, data_len: u32) -> io::Result<()> {
+        write_lengths(&mut self.inner, data_len)?;
+        self.inner.flush()
+    }
+}
 
 use crate::media::frame::{SampleRate, MAX_FRAME_SAMPLES};
 
@@ -111,7 +157,7 @@ const EMPTY_SLOT: Slot = Slot {
 };
 
 /// Records one call into a WAV file, aligning the two directions by frame index.
-pub(crate) struct CallRecorder<W: Write + Seek> {
+pub(crate) struct CallRecorder<W: RecordingSink> {
     writer: W,
     rate: SampleRate,
     layout: RecordingLayout,
@@ -128,16 +174,15 @@ pub(crate) struct CallRecorder<W: Write + Seek> {
     stats: RecordingStats,
 }
 
-impl<W: Write + Seek> CallRecorder<W> {
-    /// Starts a recording at `rate` in `layout`: writes the header (empty data) at the writer's
-    /// start and allocates the alignment window and the output buffer, once.
+impl<W: RecordingSink> CallRecorder<W> {
+    /// Starts a recording at `rate` in `layout`: writes the header (empty data) first and
+    /// allocates the alignment window and the output buffer, once.
     pub(crate) fn new(
         mut writer: W,
         rate: SampleRate,
         layout: RecordingLayout,
     ) -> Result<Self, RecordingError> {
-        writer.seek(SeekFrom::Start(0))?;
-        writer.write_all(&header(rate, layout, 0))?;
+        writer.append(&header(rate, layout, 0))?;
         let frame_bytes = rate.samples_per_frame() * 2 * usize::from(layout.channels());
         Ok(CallRecorder {
             writer,
@@ -269,21 +314,18 @@ impl<W: Write + Seek> CallRecorder<W> {
         Ok(())
     }
 
-    /// Appends the buffer to the file, then rewrites the header to cover it: data first, so a
-    /// crash in between leaves a header that understates, never overstates.
+    /// Appends the buffer to the sink, then announces the lengths: data first, so a crash in
+    /// between leaves a header that understates, never overstates.
     fn flush(&mut self) -> Result<(), RecordingError> {
         let total = self.written + self.buffer.len() as u64;
         let data_len = u32::try_from(total)
             .ok()
             .filter(|&n| n <= u32::MAX - 36)
             .ok_or(RecordingError::Full)?;
-        self.writer
-            .seek(SeekFrom::Start(HEADER_LEN + self.written))?;
-        self.writer.write_all(&self.buffer)?;
+        self.writer.append(&self.buffer)?;
         self.written = total;
         self.buffer.clear();
-        write_lengths(&mut self.writer, data_len)?;
-        self.writer.flush()?;
+        self.writer.cover(data_len)?;
         Ok(())
     }
 }
@@ -391,8 +433,13 @@ mod tests {
         [value; 160]
     }
 
-    fn recorder(layout: RecordingLayout) -> CallRecorder<Cursor<Vec<u8>>> {
-        CallRecorder::new(Cursor::new(Vec::new()), SampleRate::Hz8000, layout).unwrap()
+    fn recorder(layout: RecordingLayout) -> CallRecorder<WavFile<Cursor<Vec<u8>>>> {
+        CallRecorder::new(
+            WavFile::new(Cursor::new(Vec::new())),
+            SampleRate::Hz8000,
+            layout,
+        )
+        .unwrap()
     }
 
     #[test]
@@ -402,8 +449,8 @@ mod tests {
             rec.push(Side::Caller, i, &frame(i as i16)).unwrap();
             rec.push(Side::Agent, i, &frame(-(i as i16))).unwrap();
         }
-        let (cursor, stats) = rec.finish().unwrap();
-        let (channels, rate, samples) = read_wav(cursor.get_ref());
+        let (wav, stats) = rec.finish().unwrap();
+        let (channels, rate, samples) = read_wav(wav.get_ref().get_ref());
         assert_eq!((channels, rate), (2, 8_000));
         assert_eq!(samples.len(), 120 * 160 * 2);
         for (i, pair) in samples.chunks_exact(2).enumerate() {
@@ -424,8 +471,8 @@ mod tests {
         rec.push(Side::Agent, 0, &frame(234)).unwrap();
         rec.push(Side::Caller, 1, &frame(30_000)).unwrap();
         rec.push(Side::Agent, 1, &frame(30_000)).unwrap();
-        let (cursor, _) = rec.finish().unwrap();
-        let (channels, _, samples) = read_wav(cursor.get_ref());
+        let (wav, _) = rec.finish().unwrap();
+        let (channels, _, samples) = read_wav(wav.get_ref().get_ref());
         assert_eq!(channels, 1);
         assert_eq!(samples.len(), 320);
         assert!(samples[..160].iter().all(|&s| s == 1_234));
@@ -446,8 +493,8 @@ mod tests {
                     .unwrap();
             }
         }
-        let (cursor, stats) = rec.finish().unwrap();
-        let (_, _, samples) = read_wav(cursor.get_ref());
+        let (wav, stats) = rec.finish().unwrap();
+        let (_, _, samples) = read_wav(wav.get_ref().get_ref());
         for tick in 0..10usize {
             let pair = &samples[tick * 320..tick * 320 + 2];
             assert_eq!(pair, [tick as i16, 100 + tick as i16], "tick {tick}");
@@ -465,8 +512,8 @@ mod tests {
         // Tick 0 was written as silence on the left once the agent was a window ahead.
         rec.push(Side::Caller, 0, &frame(5)).unwrap();
         rec.push(Side::Agent, 19, &frame(7)).unwrap();
-        let (cursor, stats) = rec.finish().unwrap();
-        let (_, _, samples) = read_wav(cursor.get_ref());
+        let (wav, stats) = rec.finish().unwrap();
+        let (_, _, samples) = read_wav(wav.get_ref().get_ref());
         assert_eq!(samples.len(), 20 * 320);
         assert!(samples.chunks_exact(2).all(|p| p == [0, 7]));
         assert_eq!(stats.caller_gaps, 20);
@@ -480,8 +527,8 @@ mod tests {
         rec.push(Side::Agent, 0, &frame(1)).unwrap();
         rec.push(Side::Caller, 100, &frame(2)).unwrap();
         rec.push(Side::Agent, 100, &frame(2)).unwrap();
-        let (cursor, stats) = rec.finish().unwrap();
-        let (_, _, samples) = read_wav(cursor.get_ref());
+        let (wav, stats) = rec.finish().unwrap();
+        let (_, _, samples) = read_wav(wav.get_ref().get_ref());
         assert_eq!(samples.len(), 101 * 320);
         assert_eq!(samples[100 * 320], 2);
         assert_eq!(stats.frames, 101);
@@ -495,7 +542,7 @@ mod tests {
             rec.push(Side::Agent, i, &frame(4)).unwrap();
         }
         // The process dies here: what is on "disk" is a valid WAV of the first two seconds.
-        let on_disk = rec.writer.get_ref().clone();
+        let on_disk = rec.writer.get_ref().get_ref().clone();
         let (_, _, samples) = read_wav(&on_disk);
         assert_eq!(samples.len(), FLUSH_FRAMES * 2 * 320);
 
@@ -520,7 +567,12 @@ mod tests {
         let dir = tempfile::tempdir().unwrap();
         let path = dir.path().join("call.wav");
         let file = std::fs::File::create(&path).unwrap();
-        let mut rec = CallRecorder::new(file, SampleRate::Hz8000, RecordingLayout::Stereo).unwrap();
+        let mut rec = CallRecorder::new(
+            WavFile::new(file),
+            SampleRate::Hz8000,
+            RecordingLayout::Stereo,
+        )
+        .unwrap();
         for i in 0..75u64 {
             let tone: Vec<i16> = (0..160).map(|n| ((n + i as usize) % 50) as i16).collect();
             rec.push(Side::Caller, i, &tone).unwrap();

@@ -1,18 +1,24 @@
 //! Call recordings on the edge's disk, from the first frame until the control plane has stored
-//! them: the per-call writer ([`writer`]) fills `<id>.wav` off the media loop, and the uploader
-//! (`control_link::recording_upload`) sends each finished file and deletes it once acknowledged.
+//! them: the per-call writer ([`writer`]) fills `<id>.spool` off the media loop, sealed to the
+//! control plane's recording key as it is written ([`spool`]), and the uploader
+//! (`control_link::recording_upload`) sends each finished spool as it is and deletes it once
+//! acknowledged. The edge never reads a spool's audio again (it could not: it holds no key).
 //!
-//! Every recording is two files in `data_dir/recordings`: `<id>.wav` and `<id>.json`, its
+//! Every recording is two files in `data_dir/recordings`: `<id>.spool` and `<id>.json`, its
 //! [`RecordingManifest`] (which call and workspace it belongs to, and — once finished — its
 //! length, duration and SHA-256). The manifest is written before the first sample and replaced
 //! atomically (write, sync, rename, sync the directory) when the file is finished, so after a
 //! crash or restart [`RecordingOutbox::open`] knows every recording: an unfinished one (the edge
-//! died mid-call) is repaired up to the last sample that reached the disk and queued like the
-//! rest. A `.wav` without a manifest cannot be attributed and is left alone (logged).
+//! died mid-call) is cut to its last whole chunk, marked interrupted and queued like the rest. A
+//! plaintext `<id>.wav` left by an earlier release is repaired up to the last sample that reached
+//! the disk and uploaded as it is. A file without a manifest cannot be attributed and is left
+//! alone (logged).
 //!
 //! Recordings are customer data: every file is 0600 and every directory 0700, and whatever an
 //! earlier run left looser is corrected (with a warning) at open.
 
+/// The sealed spool a recording is written to.
+pub(crate) mod spool;
 /// Writing a call's recording: `freya-control`'s recording tests make one like an edge.
 pub mod writer;
 
@@ -27,9 +33,12 @@ use tokio::sync::Notify;
 
 use crate::media::recording::{repair, HEADER_LEN};
 use freya_shared::private_files;
+use freya_shared::recording_spool::{SpoolLayout, SEALED_WAV};
 
-/// The format every recording is written in.
+/// The format of plaintext recordings left by earlier releases.
 pub const WAV: &str = "wav";
+/// The file name extension of a sealed spool.
+const SPOOL: &str = "spool";
 /// Where recordings whose upload the control plane refused for good are kept for an operator.
 const REJECTED: &str = "rejected";
 
@@ -70,6 +79,10 @@ pub struct FinishedRecording {
     pub duration_ms: u64,
     /// SHA-256 of the whole file, lowercase hex.
     pub sha256: String,
+    /// The edge died while recording: the spool ends at its last whole chunk, without the
+    /// last-chunk flag (the upload says so).
+    #[serde(default)]
+    pub interrupted: bool,
 }
 
 /// The edge's recordings directory and the signal that a recording is ready to upload.
@@ -93,7 +106,7 @@ impl RecordingOutbox {
             if manifest.finished.is_some() {
                 continue;
             }
-            let wav = outbox.wav_path(&manifest.recording_id);
+            let wav = outbox.audio_path(&manifest.recording_id, &manifest.format);
             match outbox.recover(manifest) {
                 Ok(Some(m)) => {
                     tracing::info!(recording = %m.recording_id, call = %m.call_id,
@@ -113,9 +126,11 @@ impl RecordingOutbox {
         &self.dir
     }
 
-    /// Where the audio of recording `id` lives.
-    pub fn wav_path(&self, id: &str) -> PathBuf {
-        self.dir.join(format!("{id}.{WAV}"))
+    /// Where the audio of recording `id` in `format` lives: `<id>.spool` sealed, `<id>.wav` a
+    /// plaintext recording of an earlier release.
+    pub fn audio_path(&self, id: &str, format: &str) -> PathBuf {
+        let extension = if format == SEALED_WAV { SPOOL } else { WAV };
+        self.dir.join(format!("{id}.{extension}"))
     }
 
     fn manifest_path(&self, id: &str) -> PathBuf {
@@ -173,21 +188,31 @@ impl RecordingOutbox {
             .collect())
     }
 
-    /// Marks `manifest` finished: syncs nothing itself (the writer synced the file) but measures
-    /// and hashes the file as it is on disk, then saves the manifest.
+    /// Marks `manifest` finished (`interrupted`: its writer died): syncs nothing itself (the
+    /// writer synced the file) but measures and hashes the file as it is on disk — a spool's
+    /// sealed bytes, never its audio — then saves the manifest.
     pub fn finish(
         &self,
         mut manifest: RecordingManifest,
+        interrupted: bool,
     ) -> Result<RecordingManifest, OutboxError> {
-        let wav = self.wav_path(&manifest.recording_id);
-        let (bytes, sha256) = hash_file(&wav)?;
+        let path = self.audio_path(&manifest.recording_id, &manifest.format);
+        let (bytes, sha256) = hash_file(&path)?;
+        let wav_len = if manifest.format == SEALED_WAV {
+            SpoolLayout::of(bytes, interrupted)
+                .map(|layout| layout.plain_len)
+                .unwrap_or(0)
+        } else {
+            bytes
+        };
         let bytes_per_ms =
             u64::from(manifest.sample_rate) * u64::from(manifest.channels) * 2 / 1000;
-        let duration_ms = bytes.saturating_sub(HEADER_LEN) / bytes_per_ms.max(1);
+        let duration_ms = wav_len.saturating_sub(HEADER_LEN) / bytes_per_ms.max(1);
         manifest.finished = Some(FinishedRecording {
             bytes,
             duration_ms,
             sha256,
+            interrupted,
         });
         self.save_manifest(&manifest)?;
         Ok(manifest)
@@ -207,11 +232,13 @@ impl RecordingOutbox {
     /// manifest, so a crash in between leaves a manifest whose audio is gone (dropped at the
     /// next look) rather than audio nobody can attribute.
     pub fn remove(&self, id: &str) -> Result<(), OutboxError> {
-        let wav = self.wav_path(id);
-        match std::fs::remove_file(&wav) {
-            Ok(()) => {}
-            Err(e) if e.kind() == std::io::ErrorKind::NotFound => {}
-            Err(e) => return Err(io_err(&wav)(e)),
+        for format in [SEALED_WAV, WAV] {
+            let audio = self.audio_path(id, format);
+            match std::fs::remove_file(&audio) {
+                Ok(()) => {}
+                Err(e) if e.kind() == std::io::ErrorKind::NotFound => {}
+                Err(e) => return Err(io_err(&audio)(e)),
+            }
         }
         let manifest = self.manifest_path(id);
         std::fs::remove_file(&manifest).map_err(io_err(&manifest))?;
@@ -222,7 +249,12 @@ impl RecordingOutbox {
     pub fn reject(&self, id: &str) -> Result<PathBuf, OutboxError> {
         let aside = self.dir.join(REJECTED);
         private_files::create_dir(&aside).map_err(io_err(&aside))?;
-        for path in [self.wav_path(id), self.manifest_path(id)] {
+        let paths = [
+            self.audio_path(id, SEALED_WAV),
+            self.audio_path(id, WAV),
+            self.manifest_path(id),
+        ];
+        for path in paths.into_iter().filter(|p| p.exists()) {
             if let Some(name) = path.file_name() {
                 std::fs::rename(&path, aside.join(name)).map_err(io_err(&path))?;
             }
@@ -236,7 +268,10 @@ impl RecordingOutbox {
         &self,
         manifest: RecordingManifest,
     ) -> Result<Option<RecordingManifest>, OutboxError> {
-        let wav = self.wav_path(&manifest.recording_id);
+        if manifest.format == SEALED_WAV {
+            return self.recover_spool(manifest);
+        }
+        let wav = self.audio_path(&manifest.recording_id, &manifest.format);
         let mut file = match OpenOptions::new().read(true).write(true).open(&wav) {
             Ok(file) => file,
             Err(e) if e.kind() == std::io::ErrorKind::NotFound => {
@@ -256,7 +291,33 @@ impl RecordingOutbox {
         }
         file.sync_all().map_err(io_err(&wav))?;
         drop(file);
-        self.finish(manifest).map(Some)
+        self.finish(manifest, false).map(Some)
+    }
+
+    /// Finishes a sealed spool whose writer died: its torn tail cut off by length (no key
+    /// needed), marked interrupted. One without a whole WAV header's worth of audio is dropped.
+    fn recover_spool(
+        &self,
+        manifest: RecordingManifest,
+    ) -> Result<Option<RecordingManifest>, OutboxError> {
+        let path = self.audio_path(&manifest.recording_id, &manifest.format);
+        let file = match OpenOptions::new().write(true).open(&path) {
+            Ok(file) => file,
+            Err(e) if e.kind() == std::io::ErrorKind::NotFound => {
+                self.remove(&manifest.recording_id)?;
+                return Ok(None);
+            }
+            Err(e) => return Err(io_err(&path)(e)),
+        };
+        let audio = spool::cut_torn_tail(&file).map_err(io_err(&path))?;
+        drop(file);
+        if audio.is_none_or(|plain| plain <= HEADER_LEN) {
+            tracing::warn!(recording = %manifest.recording_id, call = %manifest.call_id,
+                "a recording interrupted before its first whole chunk holds no audio; dropped");
+            self.remove(&manifest.recording_id)?;
+            return Ok(None);
+        }
+        self.finish(manifest, true).map(Some)
     }
 }
 

@@ -1,6 +1,7 @@
 use super::*;
 use crate::media::frame::SampleRate;
-use crate::media::recording::{CallRecorder, RecordingLayout, Side};
+use crate::media::recording::{CallRecorder, RecordingLayout, Side, WavFile};
+use freya_shared::recording_spool::{RecordingSecretKey, SpoolReader, SPOOL_CHUNK};
 
 fn manifest(id: &str) -> RecordingManifest {
     RecordingManifest {
@@ -15,14 +16,60 @@ fn manifest(id: &str) -> RecordingManifest {
 }
 
 #[test]
+fn a_spool_left_unfinished_by_a_crash_is_cut_to_whole_chunks_and_queued_on_open() {
+    let dir = tempfile::tempdir().expect("temp dir");
+    let outbox = RecordingOutbox::open(dir.path()).expect("open");
+    let key = RecordingSecretKey::from_bytes([4; 32]);
+    let id = freya_shared::ids::new_id();
+    let mut sealed = manifest(&id);
+    sealed.format = SEALED_WAV.into();
+    outbox.save_manifest(&sealed).expect("manifest");
+    let path = outbox.audio_path(&id, SEALED_WAV);
+    let spool = spool::SealedSpool::create(&path, &key.public(), &id).expect("spool");
+    let mut recorder =
+        CallRecorder::new(spool, SampleRate::Hz8000, RecordingLayout::Stereo).expect("recorder");
+    for tick in 0..120u64 {
+        recorder.push(Side::Caller, tick, &[5; 160]).expect("push");
+        recorder.push(Side::Agent, tick, &[-5; 160]).expect("push");
+    }
+    // The process dies: the spool is never finished, and a torn write trails its chunks.
+    drop(recorder);
+    {
+        let mut f = OpenOptions::new().append(true).open(&path).expect("append");
+        f.write_all(&[1, 2, 3]).expect("torn write");
+    }
+    let reopened = RecordingOutbox::open(dir.path()).expect("reopen");
+    let pending = reopened.pending().expect("pending");
+    assert_eq!(pending.len(), 1);
+    let finished = pending[0].finished.clone().expect("finished");
+    assert!(finished.interrupted);
+    let bytes = std::fs::read(&path).expect("read");
+    assert_eq!(finished.bytes, bytes.len() as u64);
+    assert_eq!(finished.sha256, hex::encode(Sha256::digest(&bytes)));
+    // Two seconds were flushed (64,044 bytes with the header): three whole chunks are kept.
+    let kept = 3 * SPOOL_CHUNK as u64;
+    assert_eq!(finished.duration_ms, (kept - HEADER_LEN) / 32);
+    let mut reader = SpoolReader::new(vec![key], &id, bytes.len() as u64, true).expect("a spool");
+    let mut wav = Vec::new();
+    reader.push(&bytes, &mut wav).expect("opens");
+    reader.finish().expect("whole");
+    assert_eq!(wav.len() as u64, kept);
+    assert!(wav[44..].chunks_exact(4).all(|f| f == [5, 0, 0xFB, 0xFF]));
+}
+
+#[test]
 fn a_recording_left_unfinished_by_a_crash_is_repaired_and_queued_on_open() {
     let dir = tempfile::tempdir().expect("temp dir");
     let outbox = RecordingOutbox::open(dir.path()).expect("open");
     let id = freya_shared::ids::new_id();
     outbox.save_manifest(&manifest(&id)).expect("manifest");
-    let file = std::fs::File::create(outbox.wav_path(&id)).expect("wav");
-    let mut recorder =
-        CallRecorder::new(file, SampleRate::Hz8000, RecordingLayout::Stereo).expect("recorder");
+    let file = std::fs::File::create(outbox.audio_path(&id, WAV)).expect("wav");
+    let mut recorder = CallRecorder::new(
+        WavFile::new(file),
+        SampleRate::Hz8000,
+        RecordingLayout::Stereo,
+    )
+    .expect("recorder");
     for tick in 0..120u64 {
         recorder.push(Side::Caller, tick, &[5; 160]).expect("push");
         recorder.push(Side::Agent, tick, &[-5; 160]).expect("push");
@@ -32,7 +79,7 @@ fn a_recording_left_unfinished_by_a_crash_is_repaired_and_queued_on_open() {
     {
         let mut f = OpenOptions::new()
             .append(true)
-            .open(outbox.wav_path(&id))
+            .open(outbox.audio_path(&id, WAV))
             .expect("append");
         f.write_all(&[1, 2, 3]).expect("torn write");
     }
@@ -47,7 +94,7 @@ fn a_recording_left_unfinished_by_a_crash_is_repaired_and_queued_on_open() {
     let finished = pending[0].finished.clone().expect("finished");
     // Two whole flushes (one second each) reached the disk, plus the torn bytes.
     assert_eq!(finished.duration_ms, 2_000);
-    let bytes = std::fs::read(reopened.wav_path(&id)).expect("read");
+    let bytes = std::fs::read(reopened.audio_path(&id, WAV)).expect("read");
     assert_eq!(finished.bytes, bytes.len() as u64);
     assert_eq!(finished.sha256, hex::encode(Sha256::digest(&bytes)));
     let audio = crate::speech::wav::decode_wav(&bytes).expect("a valid WAV");
@@ -70,13 +117,13 @@ fn removed_recordings_are_gone_and_rejected_ones_kept_aside() {
     let outbox = RecordingOutbox::open(dir.path()).expect("open");
     let (a, b) = (freya_shared::ids::new_id(), freya_shared::ids::new_id());
     for id in [&a, &b] {
-        std::fs::write(outbox.wav_path(id), b"RIFF").expect("wav");
+        std::fs::write(outbox.audio_path(id, WAV), b"RIFF").expect("wav");
         outbox.save_manifest(&manifest(id)).expect("manifest");
     }
     outbox.remove(&a).expect("remove");
     let aside = outbox.reject(&b).expect("reject");
     assert!(outbox.manifests().expect("manifests").is_empty());
-    assert!(!outbox.wav_path(&a).exists() && !outbox.wav_path(&b).exists());
+    assert!(!outbox.audio_path(&a, WAV).exists() && !outbox.audio_path(&b, WAV).exists());
     assert!(aside.join(format!("{b}.wav")).exists());
     assert!(aside.join(format!("{b}.json")).exists());
 }

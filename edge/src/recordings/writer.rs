@@ -7,16 +7,19 @@
 //! handed over a bounded channel. Back-pressure is by decision a drop: when the disk stalls so
 //! long that [`QUEUED_BATCHES`] seconds are waiting, the newest second is dropped and counted,
 //! and the recorder keeps time by writing silence in its place — a call is never slowed down
-//! by its recording. At hang-up the writer finishes the file, syncs it, measures and hashes it,
-//! marks its manifest finished and wakes the uploader.
+//! by its recording. The file is a spool sealed to the control plane's recording key
+//! (`spool.rs`). At hang-up the writer seals the last chunk, syncs the file, measures and hashes
+//! it, marks its manifest finished and wakes the uploader.
 
 use std::sync::mpsc::{sync_channel, Receiver, SyncSender, TrySendError};
 
 use crate::call::media::FRAME_SAMPLES;
 use crate::media::frame::SampleRate;
 use crate::media::recording::{CallRecorder, RecordingLayout, Side};
+use freya_shared::recording_spool::{RecordingPublicKey, SEALED_WAV};
 
-use super::{RecordingManifest, RecordingOutbox, WAV};
+use super::spool::SealedSpool;
+use super::{RecordingManifest, RecordingOutbox};
 
 /// Ticks (20 ms) gathered before they go to the writer: one second.
 pub const BATCH_TICKS: usize = 50;
@@ -44,20 +47,22 @@ pub struct CallRecording {
 const SILENCE: [i16; FRAME_SAMPLES] = [0; FRAME_SAMPLES];
 
 impl CallRecording {
-    /// Starts recording call `call_id` of `workspace_id` into `outbox`: spawns the writer
-    /// thread, which creates the files. Fails only if the thread cannot be spawned; a file that
-    /// cannot be created is the writer's to report (the call goes on unrecorded).
+    /// Starts recording call `call_id` of `workspace_id` into `outbox`, sealed to the control
+    /// plane's recording `key`: spawns the writer thread, which creates the files. Fails only if
+    /// the thread cannot be spawned; a file that cannot be created is the writer's to report
+    /// (the call goes on unrecorded).
     pub fn start(
         outbox: &RecordingOutbox,
         call_id: &str,
         workspace_id: &str,
+        key: RecordingPublicKey,
     ) -> std::io::Result<Self> {
         let recording_id = freya_shared::ids::new_id();
         let manifest = RecordingManifest {
             recording_id: recording_id.clone(),
             call_id: call_id.to_owned(),
             workspace_id: workspace_id.to_owned(),
-            format: WAV.to_owned(),
+            format: SEALED_WAV.to_owned(),
             sample_rate: SampleRate::Hz8000.hz(),
             channels: RecordingLayout::Stereo.channels(),
             finished: None,
@@ -69,7 +74,7 @@ impl CallRecording {
             .name("call-recording".into())
             .spawn(move || {
                 let _entered = span.enter();
-                write(&outbox, manifest, &batches);
+                write(&outbox, manifest, &key, &batches);
             })?;
         Ok(Self::feeding(recording_id, to_writer))
     }
@@ -162,20 +167,21 @@ impl CallRecording {
 
 /// The writer thread: creates the files, writes batches as they come, and finishes the
 /// recording when the call task drops its end of the channel.
-fn write(outbox: &RecordingOutbox, manifest: RecordingManifest, batches: &Receiver<Batch>) {
-    let path = outbox.wav_path(&manifest.recording_id);
+fn write(
+    outbox: &RecordingOutbox,
+    manifest: RecordingManifest,
+    key: &RecordingPublicKey,
+    batches: &Receiver<Batch>,
+) {
+    let path = outbox.audio_path(&manifest.recording_id, &manifest.format);
     if let Err(e) = outbox.save_manifest(&manifest) {
         tracing::error!(error = %e, "cannot start the call's recording; the call goes on unrecorded");
         return;
     }
-    let file = freya_shared::private_files::open_options()
-        .read(true)
-        .write(true)
-        .create_new(true)
-        .open(&path);
-    let recorder = file
+    let spool = SealedSpool::create(&path, key, &manifest.recording_id);
+    let recorder = spool
         .map_err(crate::media::recording::RecordingError::from)
-        .and_then(|f| CallRecorder::new(f, SampleRate::Hz8000, RecordingLayout::Stereo));
+        .and_then(|s| CallRecorder::new(s, SampleRate::Hz8000, RecordingLayout::Stereo));
     let mut recorder = match recorder {
         Ok(r) => r,
         Err(e) => {
@@ -203,8 +209,8 @@ fn write(outbox: &RecordingOutbox, manifest: RecordingManifest, batches: &Receiv
     let finished = recorder
         .finish()
         .map_err(|e| e.to_string())
-        .and_then(|(file, _)| file.sync_all().map_err(|e| e.to_string()))
-        .and_then(|()| outbox.finish(manifest).map_err(|e| e.to_string()));
+        .and_then(|(spool, _)| spool.finish().map_err(|e| e.to_string()))
+        .and_then(|()| outbox.finish(manifest, false).map_err(|e| e.to_string()));
     match finished {
         Ok(m) => {
             if let Some(f) = &m.finished {

@@ -1,6 +1,22 @@
 use std::time::{Duration, Instant};
 
 use super::*;
+use freya_shared::recording_spool::{RecordingSecretKey, SpoolReader};
+
+/// The control plane's private recording key, in these tests.
+fn control_key() -> RecordingSecretKey {
+    RecordingSecretKey::from_bytes([3; 32])
+}
+
+/// The WAV a finished spool holds, opened as the control plane does.
+fn opened(bytes: &[u8], recording_id: &str) -> Vec<u8> {
+    let mut reader = SpoolReader::new(vec![control_key()], recording_id, bytes.len() as u64, false)
+        .expect("a spool");
+    let mut wav = Vec::new();
+    reader.push(bytes, &mut wav).expect("opens");
+    reader.finish().expect("whole");
+    wav
+}
 
 /// Waits (bounded, generously) for the writer thread to finish the only recording.
 fn finished_recording(outbox: &RecordingOutbox) -> RecordingManifest {
@@ -22,7 +38,8 @@ fn finished_recording(outbox: &RecordingOutbox) -> RecordingManifest {
 fn both_directions_reach_the_file_aligned_by_tick() {
     let dir = tempfile::tempdir().expect("temp dir");
     let outbox = RecordingOutbox::open(dir.path()).expect("open");
-    let mut recording = CallRecording::start(&outbox, "abc@host", "ws-1").expect("start");
+    let mut recording =
+        CallRecording::start(&outbox, "abc@host", "ws-1", control_key().public()).expect("start");
     let ticks = BATCH_TICKS as u64 * 2 + 13;
     for tick in 0..ticks {
         let sent = [tick as i16; FRAME_SAMPLES];
@@ -39,10 +56,21 @@ fn both_directions_reach_the_file_aligned_by_tick() {
     );
     let finished = manifest.finished.expect("finished");
     assert_eq!(finished.duration_ms, ticks * 20);
-    let bytes = std::fs::read(outbox.wav_path(&manifest.recording_id)).expect("read");
-    assert_eq!(finished.bytes, bytes.len() as u64);
-    let audio = crate::speech::wav::decode_wav(&bytes).expect("valid WAV");
-    assert_eq!((audio.sample_rate, audio.channels), (8_000, 2));
+    let path = outbox.audio_path(&manifest.recording_id, &manifest.format);
+    let spool = std::fs::read(&path).expect("read");
+    assert_eq!(finished.bytes, spool.len() as u64);
+    assert!(!finished.interrupted);
+    // On the disk: no WAV header and none of the audio (tick 100's agent frame, 320 bytes).
+    assert_ne!(&spool[..4], b"RIFF");
+    let frame: Vec<u8> = [100i16; FRAME_SAMPLES]
+        .iter()
+        .flat_map(|s| s.to_le_bytes())
+        .collect();
+    assert!(!spool.windows(8).any(|w| w == &frame[..8]));
+    // The control plane opens it: the recorder's header (lengths still empty) and the PCM.
+    let bytes = opened(&spool, &manifest.recording_id);
+    assert_eq!(&bytes[..4], b"RIFF");
+    assert_eq!(bytes.len() as u64, 44 + ticks * FRAME_SAMPLES as u64 * 4);
     let samples: Vec<i16> = bytes[44..]
         .chunks_exact(2)
         .map(|b| i16::from_le_bytes([b[0], b[1]]))
@@ -58,12 +86,15 @@ fn both_directions_reach_the_file_aligned_by_tick() {
 fn a_call_without_a_single_tick_still_leaves_a_valid_empty_recording() {
     let dir = tempfile::tempdir().expect("temp dir");
     let outbox = RecordingOutbox::open(dir.path()).expect("open");
-    CallRecording::start(&outbox, "c", "w")
+    CallRecording::start(&outbox, "c", "w", control_key().public())
         .expect("start")
         .finish();
     let manifest = finished_recording(&outbox);
     let finished = manifest.finished.expect("finished");
-    assert_eq!((finished.bytes, finished.duration_ms), (44, 0));
+    assert_eq!(finished.duration_ms, 0);
+    let spool =
+        std::fs::read(outbox.audio_path(&manifest.recording_id, &manifest.format)).expect("read");
+    assert_eq!(opened(&spool, &manifest.recording_id).len(), 44);
 }
 
 #[cfg(unix)]
@@ -75,12 +106,16 @@ fn a_recording_and_its_manifest_are_owner_only() {
     let root = tempfile::tempdir().expect("temp dir");
     let dir = root.path().join("recordings");
     let outbox = RecordingOutbox::open(&dir).expect("open");
-    let mut recording = CallRecording::start(&outbox, "abc@host", "ws-1").expect("start");
+    let mut recording =
+        CallRecording::start(&outbox, "abc@host", "ws-1", control_key().public()).expect("start");
     recording.on_tick(&[1; FRAME_SAMPLES], None);
     recording.finish();
     let manifest = finished_recording(&outbox);
     assert_eq!(mode(&dir), 0o700);
-    assert_eq!(mode(&outbox.wav_path(&manifest.recording_id)), 0o600);
+    assert_eq!(
+        mode(&outbox.audio_path(&manifest.recording_id, &manifest.format)),
+        0o600
+    );
     assert_eq!(
         mode(&dir.join(format!("{}.json", manifest.recording_id))),
         0o600
