@@ -187,9 +187,9 @@ fn prompt_ms(events: &[Value]) -> usize {
 }
 
 /// Loud frames of the caller's channel: before the prompt (the first 600 ms, while "Card
-/// line." is said), over the prompt's first half second, over the prompt and the gather (to
-/// 600 ms after the last key), and after it (from 2 s after the last key, the masking over,
-/// to 3.8 s after it).
+/// line." is said), over the prompt's first 1.2 s, over the prompt and the gather (to 600 ms
+/// after the last key), and after it (from 2 s after the last key, the masking over, to 3.8 s
+/// after it).
 struct Windows {
     before: usize,
     prompt: usize,
@@ -200,15 +200,15 @@ struct Windows {
 fn windows(recorded: &Recorded, events: &[Value]) -> Windows {
     let prompt = prompt_ms(events) + 100;
     assert!(
-        prompt < 1_500,
+        prompt < 2_500,
         "the prompt followed the greeting: {prompt} ms"
     );
-    let said = loud_frames(&recorded.agent, prompt, prompt + 500);
+    let said = loud_frames(&recorded.agent, prompt, prompt + 1_200);
     assert!(said > 15, "the prompt is playing then: {said} loud frames");
     let caller = &recorded.caller;
     Windows {
         before: loud_frames(caller, 0, 600.min(prompt - 100)),
-        prompt: loud_frames(caller, prompt, prompt + 500),
+        prompt: loud_frames(caller, prompt, prompt + 1_200),
         during: loud_frames(caller, prompt, LAST_KEY_MS + 600),
         after: loud_frames(caller, LAST_KEY_MS + 2_000, LAST_KEY_MS + 3_800),
     }

@@ -174,7 +174,7 @@ async fn a_spoken_sensitive_answer_reaches_the_flow_but_no_record_webhook_or_rec
     );
     let stored = serde_json::to_string(&call.events).expect("json");
     assert!(!stored.contains(PIN), "{stored}");
-    assert!(call.webhooks.len() > 3, "{:?}", call.webhooks);
+    assert!(call.webhooks.len() >= 2, "{:?}", call.webhooks);
     for body in &call.webhooks {
         assert!(!body.contains(PIN), "{body}");
     }

@@ -1,5 +1,5 @@
-//! A recorded workflow call at a `sensitive` gather: the caller talks from the first moment to
-//! the last, and the recording keeps their channel while the greeting plays but none of it
+//! A recorded workflow call at a `sensitive` gather: the caller talks from the first moment
+//! into the gather, and the recording keeps their channel while the greeting plays but none of it
 //! while the line asking for the secret plays (callers answer over it) nor while the gather
 //! listens; the answer reaches the flow, and the line that reads it back is heard but kept in
 //! the transcript as `[redacted]`. The same flow without `sensitive` keeps the caller
@@ -64,11 +64,12 @@ fn pin_call(sensitive: bool) -> (Sim, Instant, Instant) {
     (sim, ask, goodbye)
 }
 
-/// Loud ticks of the caller's channel in the recording from `from` (inclusive) to `to`.
+/// Loud ticks of the caller's channel in the recording after `from` and before `to` (the tick
+/// at which a line is asked for was recorded before the flow moved on).
 fn loud_between(sim: &Sim, from: Instant, to: Instant) -> usize {
     sim.recorded
         .iter()
-        .filter(|(at, loud)| *loud && *at >= from && *at < to)
+        .filter(|(at, loud)| *loud && *at > from && *at < to)
         .count()
 }
 
