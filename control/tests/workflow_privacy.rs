@@ -73,7 +73,7 @@ async fn payment_endpoint() -> (String, Arc<Mutex<Vec<Value>>>) {
 /// The caller's 1 kHz tone before the first key and after the last (20 ms frames): the
 /// greeting and the prompt end within the first, the gather's masking (1 s after the last key)
 /// well within the second.
-const LEAD_FRAMES: usize = 200;
+const LEAD_FRAMES: usize = 250;
 const TAIL_FRAMES: usize = 200;
 /// When the first key is pressed, and the last key's tone ends.
 const FIRST_KEY_MS: usize = LEAD_FRAMES * 20;
@@ -176,7 +176,19 @@ fn steps<'a>(events: &'a [Value], step: &str) -> Vec<&'a Value> {
         .collect()
 }
 
-/// When the prompt began, in ms from the call's start (its transcript line).
+/// Whether a 20 ms frame of the agent's channel carries speech (espeak-ng is quieter than the
+/// caller's tone).
+fn spoken(frame: &[i16]) -> bool {
+    frame.iter().filter(|s| s.unsigned_abs() > 1_000).count() > 20
+}
+
+/// The start (ms) of the first spoken 20 ms frame of the agent's channel from `from_ms` on.
+fn first_spoken_frame(agent: &[i16], from_ms: usize) -> usize {
+    let first = agent.chunks(160).skip(from_ms / 20).position(spoken);
+    from_ms / 20 * 20 + first.expect("the prompt is in the recording") * 20
+}
+
+/// When the prompt was asked for, in ms from the call's start (its transcript line).
 fn prompt_ms(events: &[Value]) -> usize {
     events
         .iter()
@@ -198,18 +210,29 @@ struct Windows {
 }
 
 fn windows(recorded: &Recorded, events: &[Value]) -> Windows {
-    let prompt = prompt_ms(events) + 100;
+    // Masked from when the prompt is asked for; heard from when its synthesis is done.
+    let asked = prompt_ms(events);
+    let prompt = first_spoken_frame(&recorded.agent, asked + 100);
     assert!(
-        prompt < 2_500,
-        "the prompt followed the greeting: {prompt} ms"
+        prompt + 1_200 < FIRST_KEY_MS,
+        "the prompt played before the keys: from {prompt} ms"
     );
-    let said = loud_frames(&recorded.agent, prompt, prompt + 1_200);
-    assert!(said > 15, "the prompt is playing then: {said} loud frames");
+    let said = recorded
+        .agent
+        .chunks(160)
+        .skip(prompt / 20)
+        .take(60)
+        .filter(|f| spoken(f))
+        .count();
+    assert!(
+        said > 15,
+        "the prompt is playing then: {said} spoken frames"
+    );
     let caller = &recorded.caller;
     Windows {
-        before: loud_frames(caller, 0, 600.min(prompt - 100)),
+        before: loud_frames(caller, 0, 600.min(asked)),
         prompt: loud_frames(caller, prompt, prompt + 1_200),
-        during: loud_frames(caller, prompt, LAST_KEY_MS + 600),
+        during: loud_frames(caller, asked + 100, LAST_KEY_MS + 600),
         after: loud_frames(caller, LAST_KEY_MS + 2_000, LAST_KEY_MS + 3_800),
     }
 }

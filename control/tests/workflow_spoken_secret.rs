@@ -20,21 +20,21 @@ use crate::support::world::World;
 use freya_control::store::Role;
 use freya_edge::sip::sdp::Codec;
 use freya_edge::speech::fakes::FakeOpenAiSpeech;
+use freya_loadtest::uac::TalkerConfig;
 
 /// What the caller says and the recogniser hears.
 const PIN: &str = "seven three nine two";
 /// The line asking for it, straight before the gather.
-const PROMPT: &str = "Please say your PIN.";
+const PROMPT: &str = "Welcome to the PIN line. Please say your PIN.";
 
-/// The PIN line: a greeting, the prompt, the gather by speech, a read-back, then a long wait
-/// for keys so that the caller hangs up.
+/// The PIN line: the prompt, the gather by speech, a read-back, then a long wait for keys so
+/// that the caller hangs up.
 fn pin_line(stt_url: &str, sensitive: bool) -> Value {
-    json!({"name": "PIN line", "start": "hello", "record": true,
+    json!({"name": "PIN line", "start": "ask", "record": true,
     "voice": {"tts": {"provider": "espeak"},
               "stt": {"provider": "openai", "model": "whisper-1", "base_url": stt_url, "api_key": "stt-key"},
               "llm": {"provider": "rules"}},
     "nodes": [
-     {"id": "hello", "type": "say", "text": "PIN line.", "next": "ask"},
      {"id": "ask", "type": "say", "text": PROMPT, "next": "pin"},
      {"id": "pin", "type": "gather", "input": ["speech"], "timeout_ms": 10000,
       "sensitive": sensitive, "save_as": "pin", "next": "thanks"},
@@ -71,14 +71,20 @@ async fn pin_call(sensitive: bool) -> PinCall {
         .expect(201, "POST", "/v1/webhooks", &admin, Some(body))
         .await;
 
-    // The caller answers once the prompt has played (the greeting and the prompt take about
-    // 2.5 s), then stays on until the flow has read the answer back.
+    // The caller answers once the prompt has played (however long its synthesis took), then
+    // stays on until the flow has read the answer back.
+    let talker = TalkerConfig {
+        await_greeting: true,
+        first_turn_after: Duration::from_secs(8),
+        far_end_silence: Duration::from_millis(800),
+        ..patient_caller(Duration::ZERO)
+    };
     let report = place_spoken_call(
         world.edge.sip_addr,
         Codec::Pcmu,
         &[PIN],
-        patient_caller(Duration::from_millis(3_500)),
-        Duration::from_secs(11),
+        talker,
+        Duration::from_secs(14),
     )
     .await;
     assert!(report.succeeded(), "{:?}", report.failure);
