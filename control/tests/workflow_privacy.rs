@@ -199,9 +199,9 @@ fn prompt_ms(events: &[Value]) -> usize {
 }
 
 /// Loud frames of the caller's channel: before the prompt (the first 600 ms, while "Card
-/// line." is said), over the prompt's first 1.2 s, over the prompt and the gather (to 600 ms
-/// after the last key), and after it (from 2 s after the last key, the masking over, to 3.8 s
-/// after it).
+/// line." is said), over the prompt's first 1.2 s, over the prompt and the gather (to the last
+/// key: sipp's tone may start up to some hundred ms before the recording, and the mask holds
+/// 1 s after the last key), and after it (from 1.6 s to 3.4 s after the last key).
 struct Windows {
     before: usize,
     prompt: usize,
@@ -229,11 +229,16 @@ fn windows(recorded: &Recorded, events: &[Value]) -> Windows {
         "the prompt is playing then: {said} spoken frames"
     );
     let caller = &recorded.caller;
+    // For a failure's story: sipp's tone may start a few hundred ms before the recording.
+    let per_second: Vec<usize> = (0..12)
+        .map(|s| loud_frames(caller, s * 1_000, s * 1_000 + 1_000))
+        .collect();
+    eprintln!("prompt asked at {asked} ms, heard from {prompt} ms; the caller's loud frames per second: {per_second:?}");
     Windows {
         before: loud_frames(caller, 0, 600.min(asked)),
         prompt: loud_frames(caller, prompt, prompt + 1_200),
-        during: loud_frames(caller, asked + 100, LAST_KEY_MS + 600),
-        after: loud_frames(caller, LAST_KEY_MS + 2_000, LAST_KEY_MS + 3_800),
+        during: loud_frames(caller, asked + 100, LAST_KEY_MS),
+        after: loud_frames(caller, LAST_KEY_MS + 1_600, LAST_KEY_MS + 3_400),
     }
 }
 
