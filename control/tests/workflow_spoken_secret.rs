@@ -170,7 +170,8 @@ async fn a_spoken_sensitive_answer_reaches_the_flow_but_no_record_webhook_or_rec
     let call = pin_call(true).await;
     assert_eq!(
         call.heard_by_recogniser, 1,
-        "the caller's answer was transcribed"
+        "the caller's answer was transcribed: {:#?}",
+        call.events
     );
     assert_eq!(gathered(&call.events), Some(json!("[redacted]")));
     assert!(
