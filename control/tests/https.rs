@@ -2,8 +2,10 @@
 //! with a self-signed certificate its client trusts, and a Twilio call whose webhook is HTTPS
 //! and whose media stream is WSS on an edge serving `[http] tls_cert`/`tls_key`. The fake
 //! Twilio (`freya_edge::twilio::fakes`) trusts the edge's certificate as Twilio trusts a real
-//! CA's. A plain-HTTP listener beside the API (`http.http_redirect`) answers every request
-//! with a redirect to the same path on HTTPS, and refuses hostile `Host` headers.
+//! CA's. A plain-HTTP listener beside the API, and one beside the edge's listener
+//! (`http.http_redirect`), answers every request with a redirect to the same path on HTTPS,
+//! and refuses hostile `Host` headers. Answers over HTTPS carry `Strict-Transport-Security`
+//! (`http.hsts_max_age_secs`), the plain redirects do not.
 
 use crate::support;
 
@@ -65,6 +67,11 @@ async fn the_rest_api_answers_over_https_and_plain_http_on_its_port_gets_nothing
         .await
         .expect("HTTPS request");
     assert_eq!(answer.status(), 200);
+    assert_eq!(
+        hsts(&answer).as_deref(),
+        Some("max-age=31536000"),
+        "HTTPS answers tell browsers to stay on HTTPS for a year by default"
+    );
 
     // The same request in plain HTTP is closed, not answered, and not left hanging.
     let plain = tokio::time::timeout(
@@ -94,6 +101,24 @@ async fn the_rest_api_answers_over_https_and_plain_http_on_its_port_gets_nothing
         "{message}"
     );
     control.stop().await;
+}
+
+/// The answer's `Strict-Transport-Security` header, if any.
+fn hsts(answer: &reqwest::Response) -> Option<String> {
+    answer
+        .headers()
+        .get("strict-transport-security")
+        .and_then(|v| v.to_str().ok())
+        .map(str::to_owned)
+}
+
+/// A client that trusts `pem` and shows redirects instead of following them.
+fn not_following(pem: &str) -> reqwest::Client {
+    reqwest::Client::builder()
+        .add_root_certificate(reqwest::Certificate::from_pem(pem.as_bytes()).expect("PEM"))
+        .redirect(reqwest::redirect::Policy::none())
+        .build()
+        .expect("client")
 }
 
 /// One raw HTTP/1.1 exchange with `addr`: the status and the `Location` header, if any.
@@ -148,6 +173,14 @@ async fn plain_http_is_redirected_to_the_same_path_on_https_and_never_to_a_host_
         format!("https://localhost:{https_port}/healthz?probe=1")
     );
 
+    // The redirect travels in clear: it carries no HSTS (browsers would ignore it there).
+    let redirect = not_following(&pem)
+        .get(format!("http://localhost:{}/healthz", plain.port()))
+        .send()
+        .await
+        .expect("the redirect");
+    assert_eq!((redirect.status().as_u16(), hsts(&redirect)), (308, None));
+
     // Any method, any path: 308 (the method and body are kept by the client).
     let (status, location) = raw_request(
         plain,
@@ -185,6 +218,75 @@ async fn plain_http_is_redirected_to_the_same_path_on_https_and_never_to_a_host_
     assert_eq!(status, 308, "/healthz is redirected, not answered in clear");
     control.stop().await;
     db.cleanup().await;
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn the_edges_plain_http_is_redirected_to_its_https_listener_which_sends_hsts() {
+    let dir = tempfile::tempdir().expect("temp dir");
+    let (cert, key, pem) = self_signed(dir.path());
+    let world = support::world::World::builder()
+        .workspace("Redirected")
+        .edge_config(move |edge| {
+            edge.http.tls_cert = Some(cert.to_string_lossy().into_owned());
+            edge.http.tls_key = Some(key.to_string_lossy().into_owned());
+            edge.http.http_redirect = Some("127.0.0.1:0".into());
+            edge.http.hsts_max_age_secs = 600;
+        })
+        .start()
+        .await;
+    let https_port = world.edge.http_addr.port();
+    let plain = world
+        .edge
+        .http_redirect_addr
+        .expect("the edge's redirect listener");
+
+    // A client that follows redirects lands on the edge's HTTPS listener, same path and
+    // query, and is told to stay there for the configured time.
+    let answer = trusting(&pem)
+        .get(format!("http://localhost:{}/healthz?probe=1", plain.port()))
+        .send()
+        .await
+        .expect("followed to HTTPS");
+    assert_eq!(answer.status(), 200);
+    assert_eq!(
+        answer.url().as_str(),
+        format!("https://localhost:{https_port}/healthz?probe=1")
+    );
+    assert_eq!(hsts(&answer).as_deref(), Some("max-age=600"));
+    let redirect = not_following(&pem)
+        .get(format!("http://localhost:{}/metrics", plain.port()))
+        .send()
+        .await
+        .expect("the redirect");
+    assert_eq!((redirect.status().as_u16(), hsts(&redirect)), (308, None));
+
+    // The Twilio webhook's path too, with its method kept: 308, never answered in clear.
+    let (status, location) = raw_request(
+        plain,
+        "POST /twilio/voice?x=1 HTTP/1.1\r\nHost: 127.0.0.1:80\r\nContent-Length: 2\r\n\r\nab",
+    )
+    .await;
+    assert_eq!(status, 308);
+    assert_eq!(
+        location.as_deref(),
+        Some(format!("https://127.0.0.1:{https_port}/twilio/voice?x=1").as_str())
+    );
+
+    // Hosts that are not plain names, no host, a very long target: no redirect anywhere.
+    for host in ["evil.example/phish", "user@evil.example", "ev%69l.example"] {
+        let request = format!("GET / HTTP/1.1\r\nHost: {host}\r\n\r\n");
+        let (status, location) = raw_request(plain, &request).await;
+        assert_eq!((status, location), (400, None), "Host: {host}");
+    }
+    let (status, location) = raw_request(plain, "GET / HTTP/1.0\r\n\r\n").await;
+    assert_eq!((status, location), (400, None), "no Host at all");
+    let long = format!(
+        "GET /{} HTTP/1.1\r\nHost: localhost\r\n\r\n",
+        "a".repeat(9 * 1024)
+    );
+    let (status, location) = raw_request(plain, &long).await;
+    assert_eq!((status, location), (414, None), "a very long target");
+    world.teardown().await;
 }
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]

@@ -104,6 +104,7 @@ mod webhooks;
 mod workflow_agent_privacy;
 mod workflow_call;
 mod workflow_privacy;
+mod workflow_spoken_secret;
 mod workflow_versions;
 mod workflows;
 mod workspace_isolation;

@@ -3,10 +3,11 @@
 //! and in-band tones) at a `sensitive` gather. The endpoint receives the real digits; the
 //! stored record (and so its webhooks) shows `[redacted]` for them and `[email]` for the
 //! address the endpoint answered with (the flow's `privacy.redact`); the recording has no key
-//! tone, and none of the caller's audio while the gather collects, though their tone before it
-//! (during the greeting) and after it is there; and no log line, at debug level, carries the
-//! digits, the address or the caller's number. The same flow without `sensitive` keeps the keys
-//! and the caller's audio throughout, so the test can tell.
+//! tone, and none of the caller's audio while the line asking for the card plays (callers
+//! answer over it) nor while the gather collects, though their tone before it (during the
+//! greeting) and after it is there; and no log line, at debug level, carries the digits, the
+//! address or the caller's number. The same flow without `sensitive` keeps the keys and the
+//! caller's audio throughout, so the test can tell.
 
 use std::sync::{Arc, Mutex};
 
@@ -70,17 +71,23 @@ async fn payment_endpoint() -> (String, Arc<Mutex<Vec<Value>>>) {
 }
 
 /// The caller's 1 kHz tone before the first key and after the last (20 ms frames): the
-/// greeting ends within the first, the gather's masking (1 s after the last key) well within
-/// the second.
-const LEAD_FRAMES: usize = 100;
-const TAIL_FRAMES: usize = 150;
+/// greeting and the prompt end within the first, the gather's masking (1 s after the last key)
+/// well within the second.
+const LEAD_FRAMES: usize = 250;
+const TAIL_FRAMES: usize = 200;
+/// When the first key is pressed, and the last key's tone ends.
+const FIRST_KEY_MS: usize = LEAD_FRAMES * 20;
+const LAST_KEY_MS: usize = FIRST_KEY_MS + KEYS.len() * 20 * 20;
+/// The line that asks for the card, said straight before the gather.
+const PROMPT: &str = "Please key in your card number now.";
 
 fn card_line(url: &str, sensitive: bool) -> Value {
     json!({"name": "Card line", "start": "hello", "record": true,
     "privacy": {"redact": ["email"]},
     "voice": {"tts": {"provider": "espeak"}, "stt": {"provider": "local"}, "llm": {"provider": "rules"}},
     "nodes": [
-     {"id": "hello", "type": "say", "text": "Card line.", "next": "card"},
+     {"id": "hello", "type": "say", "text": "Card line.", "next": "ask"},
+     {"id": "ask", "type": "say", "text": PROMPT, "next": "card"},
      {"id": "card", "type": "gather", "input": ["dtmf"], "max_digits": 3, "timeout_ms": 10000,
       "sensitive": sensitive, "save_as": "card", "next": "pay"},
      {"id": "pay", "type": "function", "url": url, "body": {"card": "{{card}}"},
@@ -91,9 +98,9 @@ fn card_line(url: &str, sensitive: bool) -> Value {
     ]})
 }
 
-/// One call through the card line; the stored events, the caller's channel of the recording
-/// as the API serves it, and what the endpoint was sent.
-async fn card_call(sensitive: bool) -> (Vec<Value>, Vec<i16>, Vec<Value>) {
+/// One call through the card line; the stored events, the caller's and the agent's channels of
+/// the recording as the API serves it, and what the endpoint was sent.
+async fn card_call(sensitive: bool) -> (Vec<Value>, Recorded, Vec<Value>) {
     let (url, asked) = payment_endpoint().await;
     let world = World::builder()
         .workspace("Payments")
@@ -112,14 +119,20 @@ async fn card_call(sensitive: bool) -> (Vec<Value>, Vec<i16>, Vec<Value>) {
     .await;
     let (call, events) = world.ended_call().await;
     assert_eq!(code, 0, "sipp's call went as scripted; {events:#?}");
-    let (caller, _) = world.recording(&call.id).await;
+    let (caller, agent) = world.recording(&call.id).await;
     let events = events
         .into_iter()
         .map(|e| json!({"kind": e.kind, "payload": e.payload}))
         .collect();
     world.teardown().await;
     let asked = asked.lock().expect("asked").clone();
-    (events, caller, asked)
+    (events, Recorded { caller, agent }, asked)
+}
+
+/// Both channels of a call's recording.
+struct Recorded {
+    caller: Vec<i16>,
+    agent: Vec<i16>,
 }
 
 /// `uac_pcmu_rfc4733_tones.xml` hanging up once the whole pcap of [`pressing_between`] with
@@ -163,15 +176,70 @@ fn steps<'a>(events: &'a [Value], step: &str) -> Vec<&'a Value> {
         .collect()
 }
 
-/// Loud frames of the caller's channel before the gather (the first 600 ms, while "Card
-/// line." is said), during it (1.8 s to 3.6 s: the keys are pressed from 2 s to 2.9 s), and
-/// after it (from 4.6 s, the masking over, to 6 s).
-fn windows(caller: &[i16]) -> (usize, usize, usize) {
-    (
-        loud_frames(caller, 0, 600),
-        loud_frames(caller, 1_800, 3_600),
-        loud_frames(caller, 4_600, 6_000),
-    )
+/// Whether a 20 ms frame of the agent's channel carries speech (espeak-ng is quieter than the
+/// caller's tone).
+fn spoken(frame: &[i16]) -> bool {
+    frame.iter().filter(|s| s.unsigned_abs() > 1_000).count() > 20
+}
+
+/// The start (ms) of the first spoken 20 ms frame of the agent's channel from `from_ms` on.
+fn first_spoken_frame(agent: &[i16], from_ms: usize) -> usize {
+    let first = agent.chunks(160).skip(from_ms / 20).position(spoken);
+    from_ms / 20 * 20 + first.expect("the prompt is in the recording") * 20
+}
+
+/// When the prompt was asked for, in ms from the call's start (its transcript line).
+fn prompt_ms(events: &[Value]) -> usize {
+    events
+        .iter()
+        .find(|e| e["kind"] == "call.transcript" && e["payload"]["text"] == PROMPT)
+        .and_then(|e| e["payload"]["start_ms"].as_u64())
+        .and_then(|ms| usize::try_from(ms).ok())
+        .unwrap_or_else(|| panic!("the prompt was said: {events:#?}"))
+}
+
+/// Loud frames of the caller's channel: before the prompt (the first 600 ms, while "Card
+/// line." is said), over the prompt's first 1.2 s, over the prompt and the gather (to the last
+/// key: sipp's tone may start up to some hundred ms before the recording, and the mask holds
+/// 1 s after the last key), and after it (from 1.6 s to 3.4 s after the last key).
+struct Windows {
+    before: usize,
+    prompt: usize,
+    during: usize,
+    after: usize,
+}
+
+fn windows(recorded: &Recorded, events: &[Value]) -> Windows {
+    // Masked from when the prompt is asked for; heard from when its synthesis is done.
+    let asked = prompt_ms(events);
+    let prompt = first_spoken_frame(&recorded.agent, asked + 100);
+    assert!(
+        prompt + 1_200 < FIRST_KEY_MS,
+        "the prompt played before the keys: from {prompt} ms"
+    );
+    let said = recorded
+        .agent
+        .chunks(160)
+        .skip(prompt / 20)
+        .take(60)
+        .filter(|f| spoken(f))
+        .count();
+    assert!(
+        said > 15,
+        "the prompt is playing then: {said} spoken frames"
+    );
+    let caller = &recorded.caller;
+    // For a failure's story: sipp's tone may start a few hundred ms before the recording.
+    let per_second: Vec<usize> = (0..12)
+        .map(|s| loud_frames(caller, s * 1_000, s * 1_000 + 1_000))
+        .collect();
+    eprintln!("prompt asked at {asked} ms, heard from {prompt} ms; the caller's loud frames per second: {per_second:?}");
+    Windows {
+        before: loud_frames(caller, 0, 600.min(asked)),
+        prompt: loud_frames(caller, prompt, prompt + 1_200),
+        during: loud_frames(caller, asked + 100, LAST_KEY_MS),
+        after: loud_frames(caller, LAST_KEY_MS + 1_600, LAST_KEY_MS + 3_400),
+    }
 }
 
 fn digits(events: &[Value]) -> Vec<String> {
@@ -193,7 +261,7 @@ async fn a_sensitive_gather_reaches_the_endpoint_but_no_record_recording_or_log(
         .finish();
     tracing::subscriber::set_global_default(subscriber).expect("the test's log subscriber");
 
-    let (events, caller, asked) = card_call(true).await;
+    let (events, recorded, asked) = card_call(true).await;
     assert_eq!(
         asked,
         [json!({"card": KEYS})],
@@ -212,21 +280,28 @@ async fn a_sensitive_gather_reaches_the_endpoint_but_no_record_recording_or_log(
     let stored = serde_json::to_string(&events).expect("json");
     assert!(!stored.contains(ADDRESS), "{stored}");
     assert!(!stored.contains(&format!("card {KEYS}")), "{stored}");
-    assert_eq!(keys_heard(&caller), "", "no key tone in the recording");
-    // The caller's tone during the greeting and after the gather is recorded; while the gather
-    // collects (from the greeting's end to 1 s after the last key) nothing of theirs is.
-    let (before, during, after) = windows(&caller);
-    assert!(
-        before > 10,
-        "the caller before the gather: {before} loud frames"
-    );
     assert_eq!(
-        during, 0,
+        keys_heard(&recorded.caller),
+        "",
+        "no key tone in the recording"
+    );
+    // The caller's tone during the greeting and after the gather is recorded; while the prompt
+    // plays and the gather collects (to 1 s after the last key) nothing of theirs is.
+    let heard = windows(&recorded, &events);
+    assert!(
+        heard.before > 10,
+        "the caller before the prompt: {} loud frames",
+        heard.before
+    );
+    assert_eq!(heard.prompt, 0, "nothing of the caller over the prompt");
+    assert_eq!(
+        heard.during, 0,
         "nothing of the caller during the sensitive gather"
     );
     assert!(
-        after > 40,
-        "the caller after the gather: {after} loud frames"
+        heard.after > 40,
+        "the caller after the gather: {} loud frames",
+        heard.after
     );
 
     let logged = logs.text();
@@ -238,7 +313,7 @@ async fn a_sensitive_gather_reaches_the_endpoint_but_no_record_recording_or_log(
 
     // The same flow without `sensitive`: the keys are on record and in the recording.
     logs.clear();
-    let (events, caller, asked) = card_call(false).await;
+    let (events, recorded, asked) = card_call(false).await;
     assert_eq!(asked, [json!({"card": KEYS})]);
     assert_eq!(digits(&events).concat(), KEYS);
     assert_eq!(
@@ -246,14 +321,18 @@ async fn a_sensitive_gather_reaches_the_endpoint_but_no_record_recording_or_log(
         KEYS
     );
     assert_eq!(
-        keys_heard(&caller),
+        keys_heard(&recorded.caller),
         KEYS,
         "the detector finds unmasked keys"
     );
-    let (before, during, after) = windows(&caller);
+    let heard = windows(&recorded, &events);
     assert!(
-        before > 10 && during > 60 && after > 40,
-        "the caller throughout: {before}, {during}, {after} loud frames"
+        heard.before > 10 && heard.prompt > 15 && heard.during > 100 && heard.after > 40,
+        "the caller throughout: {}, {}, {}, {} loud frames",
+        heard.before,
+        heard.prompt,
+        heard.during,
+        heard.after
     );
     // The flow's redaction still holds for what is not marked sensitive.
     assert!(!serde_json::to_string(&events)

@@ -30,7 +30,9 @@ pub use http::{
     default_http_header_timeout_ms, default_http_idle_timeout_ms, default_http_max_connections,
     http_limits, EdgeHttpConfig, HttpListenerKeys,
 };
-pub use http_tls::{default_tls_handshake_timeout_ms, AcmeConfig, HttpTlsKeys};
+pub use http_tls::{
+    default_hsts_max_age_secs, default_tls_handshake_timeout_ms, AcmeConfig, HttpTlsKeys,
+};
 pub use legs::LegsConfig;
 pub use metrics::MetricsConfig;
 pub use rtp::RtpConfig;

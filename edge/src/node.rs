@@ -51,6 +51,9 @@ pub struct Edge {
     /// in the dev-only shared-secret mode.
     pub identity: Option<ClusterIdentity>,
     pub http_addr: SocketAddr,
+    /// Where the plain-HTTP listener redirecting to HTTPS is bound (`http.http_redirect`),
+    /// when there is one.
+    pub http_redirect_addr: Option<SocketAddr>,
     /// Where the edge listens for SIP (the bound address, so port 0 in config is resolved).
     pub sip_addr: SocketAddr,
     /// Where cluster gossip listens (as peers reach it); `None` without `cluster.bind`.
@@ -225,6 +228,7 @@ impl Edge {
             &shutdown,
         )
         .await?;
+        let http_redirect_addr = https.as_ref().and_then(|h| h.redirect_addr());
         tasks.spawn(crate::serve::serve_https(
             LimitedListener {
                 listener,
@@ -360,6 +364,7 @@ impl Edge {
             id,
             identity,
             http_addr,
+            http_redirect_addr,
             sip_addr,
             gossip_addr,
             sip_tls_addr,

@@ -19,7 +19,8 @@
 //! `into_make_service_with_connect_info` did.
 //!
 //! With TLS ([`serve_https`], `tls.rs`) the handshake comes first, under its own timeout and
-//! after the cap check; then the decrypted stream is served exactly as a plain one.
+//! after the cap check; then the decrypted stream is served as a plain one, each answer with
+//! the listener's `Strict-Transport-Security` header.
 
 pub mod acme;
 mod caps;
@@ -172,7 +173,7 @@ async fn serve_connection(
 ) {
     let _ = stream.set_nodelay(true);
     let Some(tls) = tls else {
-        return serve_watched(stream, peer, permit, router, timeouts, shutdown).await;
+        return serve_watched(stream, peer, permit, router, timeouts, None, shutdown).await;
     };
     let stream = tokio::select! {
         shaken = tls.handshake(stream) => match shaken {
@@ -185,17 +186,20 @@ async fn serve_connection(
         },
         () = shutdown.cancelled() => return,
     };
-    serve_watched(stream, peer, permit, router, timeouts, shutdown).await;
+    let hsts = tls.hsts().cloned();
+    serve_watched(stream, peer, permit, router, timeouts, hsts, shutdown).await;
 }
 
 /// One connection after any handshake: hyper serving `router`, raced against the connection's
-/// deadline and the listener's shutdown.
+/// deadline and the listener's shutdown. Over HTTPS every answer carries `hsts` as its
+/// `Strict-Transport-Security` (unless the route set its own).
 async fn serve_watched<S>(
     stream: S,
     peer: SocketAddr,
     permit: Permit,
     router: Router,
     timeouts: ConnectionTimeouts,
+    hsts: Option<axum::http::HeaderValue>,
     shutdown: CancellationToken,
 ) where
     S: AsyncRead + AsyncWrite + Unpin + Send + 'static,
@@ -211,8 +215,15 @@ async fn serve_watched<S>(
         request.extensions_mut().insert(ConnectInfo(peer));
         let in_flight = InFlight::start(requests.clone());
         let response = router.clone().call(request);
+        let hsts = hsts.clone();
         async move {
-            let response = response.await?;
+            let mut response = response.await?;
+            if let Some(hsts) = hsts {
+                response
+                    .headers_mut()
+                    .entry(axum::http::header::STRICT_TRANSPORT_SECURITY)
+                    .or_insert(hsts);
+            }
             Ok::<_, Infallible>(response.map(|body| {
                 Body::new(WatchedBody {
                     body,

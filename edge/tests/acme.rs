@@ -203,6 +203,7 @@ async fn a_certificate_from_pebble_is_served_over_https_after_a_real_http01_vali
         acme: Some(&acme),
         http_redirect: None,
         public_url: None,
+        hsts_max_age_secs: freya_edge::config::default_hsts_max_age_secs(),
     };
     let shutdown = CancellationToken::new();
     let _stop = shutdown.clone().drop_guard();

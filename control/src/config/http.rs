@@ -4,8 +4,9 @@
 use serde::Deserialize;
 
 use freya_edge::config::{
-    default_http_header_timeout_ms, default_http_idle_timeout_ms, default_http_max_connections,
-    default_tls_handshake_timeout_ms, AcmeConfig, HttpListenerKeys, HttpTlsKeys,
+    default_hsts_max_age_secs, default_http_header_timeout_ms, default_http_idle_timeout_ms,
+    default_http_max_connections, default_tls_handshake_timeout_ms, AcmeConfig, HttpListenerKeys,
+    HttpTlsKeys,
 };
 
 /// Token buckets in front of the API: a caller may send `burst` requests at once, then
@@ -92,6 +93,12 @@ pub struct HttpConfig {
     /// default.
     #[serde(default)]
     pub http_redirect: Option<String>,
+    /// With HTTPS on, every answer carries `Strict-Transport-Security: max-age=` this many
+    /// seconds (default one year): a browser that has seen it never again starts in plain
+    /// HTTP, where the redirect could be answered by anyone in the middle. 0 sends
+    /// `max-age=0`, which tells browsers to forget it (before turning HTTPS off).
+    #[serde(default = "default_hsts_max_age_secs")]
+    pub hsts_max_age_secs: u64,
 }
 
 impl Default for HttpConfig {
@@ -108,6 +115,7 @@ impl Default for HttpConfig {
             tls_handshake_timeout_ms: default_tls_handshake_timeout_ms(),
             acme: None,
             http_redirect: None,
+            hsts_max_age_secs: default_hsts_max_age_secs(),
         }
     }
 }
@@ -128,6 +136,7 @@ impl HttpConfig {
                 acme: self.acme.as_ref(),
                 http_redirect: self.http_redirect.as_deref(),
                 public_url: None,
+                hsts_max_age_secs: self.hsts_max_age_secs,
             },
         }
     }

@@ -132,7 +132,8 @@ impl Flow {
         let at = self.offset_ms(now);
         out.push(CallEventData::Transcript(Transcript {
             role: "agent".to_owned(),
-            text: text.clone(),
+            // A line that repeats a sensitive answer is heard, not kept.
+            text: self.executor.scrub_text(&text),
             start_ms: at,
             end_ms: at,
             interrupted: false,

@@ -7,7 +7,9 @@ use std::time::Duration;
 use freya_shared::config::{check_socket_addr, ConfigProblem};
 use serde::Deserialize;
 
-use super::http_tls::{default_tls_handshake_timeout_ms, AcmeConfig, HttpTlsKeys};
+use super::http_tls::{
+    default_hsts_max_age_secs, default_tls_handshake_timeout_ms, AcmeConfig, HttpTlsKeys,
+};
 use crate::serve::{ConnectionLimits, ConnectionTimeouts};
 
 /// The edge's own probes and metrics listener. A key left out takes its value from `Default`
@@ -49,6 +51,11 @@ pub struct EdgeHttpConfig {
     /// domain, else the request's own host); with ACME on the challenge address, one listener
     /// does both. Needs HTTPS on. Off by default.
     pub http_redirect: Option<String>,
+    /// With HTTPS on, every answer carries `Strict-Transport-Security: max-age=` this many
+    /// seconds (default one year): a browser that has seen it never again starts in plain
+    /// HTTP, where the redirect could be answered by anyone in the middle. 0 sends
+    /// `max-age=0`, which tells browsers to forget it (before turning HTTPS off).
+    pub hsts_max_age_secs: u64,
 }
 
 impl Default for EdgeHttpConfig {
@@ -65,6 +72,7 @@ impl Default for EdgeHttpConfig {
             tls_handshake_timeout_ms: default_tls_handshake_timeout_ms(),
             acme: None,
             http_redirect: None,
+            hsts_max_age_secs: default_hsts_max_age_secs(),
         }
     }
 }
@@ -85,6 +93,7 @@ impl EdgeHttpConfig {
                 acme: self.acme.as_ref(),
                 http_redirect: self.http_redirect.as_deref(),
                 public_url: self.public_url.as_deref(),
+                hsts_max_age_secs: self.hsts_max_age_secs,
             },
         }
     }

@@ -44,6 +44,12 @@ pub fn default_tls_handshake_timeout_ms() -> u32 {
     5_000
 }
 
+/// The default `http.hsts_max_age_secs`: one year, what browsers' preload lists ask for and
+/// long enough that a returning browser never starts in plain HTTP.
+pub fn default_hsts_max_age_secs() -> u64 {
+    31_536_000
+}
+
 /// An `[http]` section's TLS keys, as read from either binary's config.
 #[derive(Debug, Clone, Copy)]
 pub struct HttpTlsKeys<'a> {
@@ -61,6 +67,9 @@ pub struct HttpTlsKeys<'a> {
     /// `http.public_url` (the edge's; the control plane has none): its host is where the
     /// redirect sends clients, when it is `https://`.
     pub public_url: Option<&'a str>,
+    /// `http.hsts_max_age_secs`: how long a browser that saw an HTTPS answer keeps to HTTPS
+    /// for this host (`Strict-Transport-Security`); 0 tells browsers to forget it.
+    pub hsts_max_age_secs: u64,
 }
 
 impl HttpTlsKeys<'_> {
@@ -190,6 +199,7 @@ mod tests {
             acme,
             http_redirect: None,
             public_url: None,
+            hsts_max_age_secs: default_hsts_max_age_secs(),
         }
         .problems(&mut problems);
         problems
@@ -219,6 +229,7 @@ mod tests {
             acme: None,
             http_redirect: Some("0.0.0.0:80"),
             public_url: None,
+            hsts_max_age_secs: default_hsts_max_age_secs(),
         };
         keys.problems(&mut problems);
         assert_eq!(problems.len(), 1, "{problems:?}");

@@ -12,6 +12,7 @@ fn keys<'a>(public_url: Option<&'a str>, acme: Option<&'a AcmeConfig>) -> HttpTl
         acme,
         http_redirect: Some("0.0.0.0:80"),
         public_url,
+        hsts_max_age_secs: crate::config::default_hsts_max_age_secs(),
     }
 }
 

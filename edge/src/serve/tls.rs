@@ -19,6 +19,7 @@ use std::path::Path;
 use std::sync::Arc;
 use std::time::Duration;
 
+use axum::http::HeaderValue;
 use tokio::net::{TcpListener, TcpStream};
 use tokio_rustls::rustls::crypto::ring as provider;
 use tokio_rustls::rustls::{self, ServerConfig};
@@ -37,6 +38,9 @@ pub struct Https {
     handshake_timeout: Duration,
     /// Where the plain-HTTP redirect listener (`http.http_redirect`) is bound, when it is.
     redirect_addr: Option<SocketAddr>,
+    /// The `Strict-Transport-Security` value every answer over this listener carries
+    /// (`http.hsts_max_age_secs`), when set.
+    hsts: Option<HeaderValue>,
 }
 
 /// Why a connection was closed before its first request.
@@ -66,7 +70,23 @@ impl Https {
             acceptor: TlsAcceptor::from(Arc::new(config)),
             handshake_timeout,
             redirect_addr: None,
+            hsts: None,
         })
+    }
+
+    /// Every answer over this listener carries `Strict-Transport-Security: max-age=` the
+    /// given seconds: browsers that saw it go to HTTPS directly for that long, never through
+    /// the plain-HTTP redirect that a machine in the middle could answer. No
+    /// `includeSubDomains`: other hosts under the name may not serve HTTPS.
+    pub fn with_hsts(mut self, max_age_secs: u64) -> Self {
+        // Digits and ASCII only: always a valid header value.
+        self.hsts = HeaderValue::try_from(format!("max-age={max_age_secs}")).ok();
+        self
+    }
+
+    /// The `Strict-Transport-Security` value answers carry, when set.
+    pub fn hsts(&self) -> Option<&HeaderValue> {
+        self.hsts.as_ref()
     }
 
     /// Where the plain-HTTP listener that redirects to this one is bound
@@ -169,7 +189,8 @@ pub async fn from_config(
         redirect_bound = Some(serve_redirect(addr, router, shutdown).await?);
     }
     let mut https = Https::new(Arc::new(certificate), handshake_timeout)
-        .with_context(|| format!("while setting up TLS on the {listener}"))?;
+        .with_context(|| format!("while setting up TLS on the {listener}"))?
+        .with_hsts(tls.hsts_max_age_secs);
     https.redirect_addr = redirect_bound;
     Ok(Some(https))
 }

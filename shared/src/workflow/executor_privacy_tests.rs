@@ -149,3 +149,83 @@ fn unknown_privacy_kinds_are_named_by_field() {
         "{errors:?}"
     );
 }
+
+/// A greeting, then the line that asks for the PIN (written, or generated when `generated`),
+/// then the sensitive gather (speech or keys), which reads the answer back.
+fn pin_line(generated: bool) -> serde_json::Value {
+    let ask = if generated {
+        json!({"id": "ask", "type": "say", "prompt": "Ask for the caller's PIN.", "next": "pin"})
+    } else {
+        json!({"id": "ask", "type": "say", "text": "Your PIN, please.", "next": "pin"})
+    };
+    json!({
+        "name": "PIN", "start": "hello",
+        "nodes": [
+            {"id": "hello", "type": "say", "text": "Welcome.", "next": "ask"},
+            ask,
+            {"id": "pin", "type": "gather", "input": ["dtmf", "speech"], "save_as": "pin",
+             "sensitive": true, "next": "bye"},
+            {"id": "bye", "type": "end", "text": "Thanks, {{pin}} it is."}
+        ]
+    })
+}
+
+#[test]
+fn the_line_that_leads_into_a_sensitive_gather_is_sensitive_but_not_the_one_before() {
+    for generated in [false, true] {
+        let mut call = Call::start(pin_line(generated));
+        assert!(
+            !call.executor.is_sensitive_now(),
+            "the greeting is not the prompt"
+        );
+        call.play(spoken(800));
+        assert!(
+            call.executor.is_sensitive_now(),
+            "saying the prompt (generated: {generated})"
+        );
+        if generated {
+            call.play(Input::Event(
+                900,
+                WorkflowEvent::Generated("What is your PIN?".into()),
+            ));
+            assert!(call.executor.is_sensitive_now(), "saying the written line");
+        }
+        call.play(spoken(1500));
+        assert!(call.executor.is_sensitive_now(), "listening");
+        call.play(Input::Event(
+            3000,
+            WorkflowEvent::Utterance("four four two one".into()),
+        ));
+        assert!(!call.executor.is_sensitive_now(), "saying goodbye");
+    }
+}
+
+#[test]
+fn a_spoken_sensitive_answer_read_back_is_scrubbed_from_what_is_kept() {
+    let mut call = Call::start(pin_line(false));
+    call.play(spoken(800));
+    call.play(spoken(1500));
+    call.play(Input::Event(
+        3000,
+        WorkflowEvent::Utterance("four four two one".into()),
+    ));
+    assert_eq!(call.executor.variables()["pin"], "four four two one");
+    let said = call
+        .actions()
+        .into_iter()
+        .find_map(|a| match a {
+            WorkflowAction::Hangup { text } => text,
+            _ => None,
+        })
+        .expect("the goodbye");
+    assert_eq!(
+        said, "Thanks, four four two one it is.",
+        "the caller hears it"
+    );
+    assert_eq!(
+        call.executor.scrub_text(&said),
+        "Thanks, [redacted] it is.",
+        "the transcript does not keep it"
+    );
+    assert!(!recorded(&call.steps()).contains("four four"));
+}

@@ -241,6 +241,9 @@ pub(super) struct Sim {
     pub leg_requests: Vec<(Instant, LegRequest)>,
     /// The simulated parties of added legs.
     pub parties: Vec<super::parties::Party>,
+    /// Each tick of the recording (agents with `record: true`): when, and whether the caller's
+    /// channel carried sound.
+    pub recorded: Vec<(Instant, bool)>,
 }
 
 impl Sim {
@@ -283,7 +286,8 @@ impl Sim {
             media_stream: false,
             media: &media,
             voice: Some(&factory),
-            can_record: false,
+            // Recorded when the agent (a workflow's voice: the flow) says `record: true`.
+            can_record: true,
             legs: crate::call::core::LegSettings::default(),
             trace_id: None,
             trace_span_id: None,
@@ -306,6 +310,7 @@ impl Sim {
             party_heard: Vec::new(),
             leg_requests: Vec::new(),
             parties: Vec::new(),
+            recorded: Vec::new(),
         };
         sim.drain();
         sim
@@ -437,8 +442,11 @@ impl Sim {
                 }
                 Output::LegRtcp { .. } => {}
                 Output::Leg(request) => self.leg_requests.push((now, request)),
+                Output::Record { received, .. } => {
+                    let loud = received.is_some_and(|f| f.iter().any(|s| s.unsigned_abs() > 500));
+                    self.recorded.push((now, loud));
+                }
                 Output::Rtcp { .. }
-                | Output::Record { .. }
                 | Output::PlaybackFinished
                 | Output::PlaybackCut
                 | Output::ForeignPackets(_) => {}

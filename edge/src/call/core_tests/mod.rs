@@ -7,6 +7,7 @@ mod harness;
 mod heard;
 mod legs;
 mod parties;
+mod privacy;
 mod remote;
 mod scripts;
 mod telephony;

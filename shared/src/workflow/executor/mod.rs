@@ -307,26 +307,45 @@ impl Executor {
             .map(|n| n.id.as_str())
     }
 
-    /// Whether the flow is at a `sensitive` gather (listening, or saying its reprompt): key
-    /// presses now are a secret, so the call masks them in its recording and records.
+    /// Whether the flow is at a `sensitive` gather (listening, or saying its reprompt), or
+    /// saying the line that leads straight into one (a `say` whose `next` is that gather,
+    /// written or being generated): callers start answering over the prompt, so key presses
+    /// and words now are a secret, and the call masks them in its recording and records.
     pub fn is_sensitive_now(&self) -> bool {
-        let at_gather = matches!(
-            self.state,
+        let Some(current) = self.current else {
+            return false;
+        };
+        match self.state {
             State::Listening { .. }
-                | State::Speaking {
-                    then: AfterSpeech::Listen { .. }
-                }
-        );
-        at_gather
-            && self.current.is_some_and(|n| {
-                matches!(
-                    self.workflow.nodes[n].step,
-                    CompiledStep::Gather {
-                        sensitive: true,
-                        ..
-                    }
-                )
+            | State::Speaking {
+                then: AfterSpeech::Listen { .. },
+            } => self.is_sensitive_gather(current),
+            State::Speaking {
+                then: AfterSpeech::Next(next),
+            }
+            | State::Generating { next } => self.is_sensitive_gather(next),
+            _ => false,
+        }
+    }
+
+    /// Whether `node` is a `gather` marked `sensitive`.
+    fn is_sensitive_gather(&self, node: NodeIndex) -> bool {
+        matches!(
+            self.workflow.nodes.get(node).map(|n| &n.step),
+            Some(CompiledStep::Gather {
+                sensitive: true,
+                ..
             })
+        )
+    }
+
+    /// `text` as the call record may keep it: the answers of sensitive gathers replaced, as in
+    /// step records. For lines the flow says that repeat an answer ("You entered {{pin}}"):
+    /// the caller hears them, the transcript does not keep them.
+    pub fn scrub_text(&self, text: &str) -> String {
+        let mut text = text.to_owned();
+        scrub_secrets(&mut text, &self.secrets);
+        text
     }
 
     /// `detail` as the call record may keep it: the flow's redaction applied and the answers of
