@@ -9,12 +9,12 @@ use jsonwebtoken::{Algorithm, EncodingKey, Header};
 use reqwest::StatusCode;
 use serde_json::json;
 
-use freya_control::Claims;
 use crate::support::http::started;
 use crate::support::http::try_login;
 use crate::support::http::{login, make_user};
 use crate::support::on_both_engines;
 use crate::support::{Backend, JWT_SECRET};
+use freya_control::Claims;
 
 async fn a_person_logs_in_creates_a_workspace_and_acts_in_it(backend: Backend) {
     let (db, control, api) = started(backend).await;

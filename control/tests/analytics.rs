@@ -7,12 +7,12 @@ use crate::support;
 use reqwest::StatusCode;
 use serde_json::{json, Value};
 
-use freya_control::server::ControlPlane;
-use freya_shared::ids::new_id;
-use freya_shared::model::CallEvent;
 use crate::support::http::workspace_with_keys;
 use crate::support::on_both_engines;
 use crate::support::Backend;
+use freya_control::server::ControlPlane;
+use freya_shared::ids::new_id;
+use freya_shared::model::CallEvent;
 
 /// 2025-01-01T00:00:00Z.
 const T0: i64 = 1_735_689_600_000;

@@ -1,15 +1,14 @@
 //! The REST API over real HTTP on loopback: authentication, strict JSON with problem+json
 //! errors naming the field, workspace isolation, roles, and the resources edges are built from.
 
-
 use reqwest::StatusCode;
 use serde_json::{json, Value};
 
-use freya_control::server::ControlPlane;
-use freya_control::store::WorkspaceScope;
 use crate::support::http::{started, workspace_with_keys, Api};
 use crate::support::on_both_engines;
 use crate::support::{Backend, TestDb};
+use freya_control::server::ControlPlane;
+use freya_control::store::WorkspaceScope;
 
 /// A control plane, a client, and an editor's and a viewer's key of one workspace.
 async fn setup(backend: Backend) -> (TestDb, ControlPlane, Api, String, String) {

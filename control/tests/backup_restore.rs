@@ -12,8 +12,8 @@ use std::process::{Command, Output};
 use std::sync::atomic::{AtomicBool, Ordering};
 use std::sync::Arc;
 
-use sqlx::Connection;
 use crate::support::{Backend, TestDb};
+use sqlx::Connection;
 
 fn freya(args: &[&str]) -> Output {
     Command::new(env!("CARGO_BIN_EXE_freya"))

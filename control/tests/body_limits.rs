@@ -15,9 +15,9 @@ use tokio::net::TcpStream;
 use tokio_tungstenite::tungstenite::protocol::frame::coding::CloseCode;
 use tokio_tungstenite::tungstenite::Message;
 
+use crate::support::{edge_config, Backend, TestDb, SECRET};
 use freya_control::server::ControlPlane;
 use freya_edge::Edge;
-use crate::support::{edge_config, Backend, TestDb, SECRET};
 
 /// How long a refusal may take: it needs no body, so it comes at once.
 const REFUSAL_DEADLINE: Duration = Duration::from_secs(3);

@@ -13,15 +13,15 @@ use std::time::Duration;
 use reqwest::StatusCode;
 use tokio::net::UdpSocket;
 
+use crate::support::http::workspace_with_keys;
+use crate::support::on_both_engines;
+use crate::support::raw_sip::Call;
+use crate::support::{agent_on_number, edge_config, eventually, until_routed, Backend, SECRET};
 use freya_control::server::ControlPlane;
 use freya_control::store::{CallRecord, WorkspaceScope};
 use freya_edge::Edge;
 use freya_shared::ids::is_uuid;
 use freya_shared::model::AgentSpec;
-use crate::support::http::workspace_with_keys;
-use crate::support::on_both_engines;
-use crate::support::raw_sip::Call;
-use crate::support::{agent_on_number, edge_config, eventually, until_routed, Backend, SECRET};
 
 /// A Call-ID of `len` characters cycling through every character RFC 3261's `word` allows,
 /// with one `@` in the middle.

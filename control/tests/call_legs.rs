@@ -8,22 +8,21 @@
 //! our BYE. And the agent's own warm transfer: its model (the fake OpenAI server) asks for one,
 //! the party answers, hears the whisper alone, and is bridged to the caller with the agent muted.
 
-
 use std::sync::Arc;
 use std::time::Duration;
 
 use reqwest::StatusCode;
 use serde_json::json;
 
-use freya_control::store::{Role, StoredEvent};
-use freya_edge::llm::fakes::FakeReply;
-use freya_loadtest::audio::Utterance;
 use crate::support::http::{Answer, Api};
 use crate::support::party::Party;
 use crate::support::raw_sip::{Call, Offer};
 use crate::support::tones::{loud, packets_where, packets_with, send_speech, send_tone};
 use crate::support::world::{udp_trunk, World};
 use crate::support::{eventually, on_both_engines, Backend};
+use freya_control::store::{Role, StoredEvent};
+use freya_edge::llm::fakes::FakeReply;
+use freya_loadtest::audio::Utterance;
 
 const CALLER_HZ: f64 = 440.0;
 const PARTY_HZ: f64 = 1800.0;

@@ -8,6 +8,8 @@ use crate::support;
 
 use std::time::Duration;
 
+use crate::support::caller::{free_udp_port, sipp_uas, sipp_with_media};
+use crate::support::{demo_edge, demo_workspace, eventually, the_ended_call, Backend, TestDb};
 use freya_control::server::ControlPlane;
 use freya_control::store::{
     AnalyticsGroup, AnalyticsQuery, CallRecord, StoredEvent, WorkspaceScope,
@@ -18,8 +20,6 @@ use freya_proto::v1::{EdgeCommand, HangupCall, PlaceCall};
 use freya_shared::model::{AgentSpec, ProviderSpec, SipTransport, SipTrunkSpec};
 use freya_shared::snapshot::ProviderConfig;
 use serde_json::{json, Value};
-use crate::support::caller::{free_udp_port, sipp_uas, sipp_with_media};
-use crate::support::{demo_edge, demo_workspace, eventually, the_ended_call, Backend, TestDb};
 
 struct Setup {
     db: TestDb,

@@ -9,13 +9,13 @@ use std::time::Duration;
 use reqwest::StatusCode;
 use serde_json::{json, Value};
 
+use crate::support::http::{workspace_with_keys, Answer, Api};
+use crate::support::on_both_engines;
+use crate::support::{edge_config, eventually, Backend, SECRET};
 use freya_control::store::WorkspaceScope;
 use freya_edge::Edge;
 use freya_shared::ids::new_id;
 use freya_shared::model::{AgentSpec, CallEvent, CallEventKind};
-use crate::support::http::{workspace_with_keys, Answer, Api};
-use crate::support::on_both_engines;
-use crate::support::{edge_config, eventually, Backend, SECRET};
 
 fn event(
     call: &str,

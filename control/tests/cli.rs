@@ -8,8 +8,8 @@ use std::path::Path;
 use std::process::{Child, Command, Stdio};
 use std::time::Duration;
 
-use serde_json::Value;
 use crate::support::eventually;
+use serde_json::Value;
 
 fn freya() -> Command {
     Command::new(env!("CARGO_BIN_EXE_freya"))

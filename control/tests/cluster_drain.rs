@@ -5,7 +5,6 @@
 //! edge's own word, published before it leaves), leaves the cluster — its peers mark it down
 //! from its goodbye, without suspecting it first as they would a crashed edge — and exits 0.
 
-
 use std::net::SocketAddr;
 use std::process::Child;
 use std::time::Duration;

@@ -6,7 +6,6 @@
 //! as a carrier fed by the cluster's view would), and that its calls were ended `edge_lost` by
 //! the control plane.
 
-
 use std::time::Duration;
 
 use serde_json::Value;

@@ -5,7 +5,6 @@
 //! call ends as `edge_lost` with one `call.ended` webhook, and the edge restarted from its
 //! config file rejoins as alive with a newer generation.
 
-
 use std::time::Duration;
 
 use tokio::net::UdpSocket;

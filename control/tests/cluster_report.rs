@@ -12,14 +12,14 @@ use std::time::Duration;
 use serde_json::{json, Value};
 use tokio_util::sync::CancellationToken;
 
-use freya_control::store::{CallRecord, Store, WorkspaceScope};
-use freya_edge::Edge;
-use freya_proto::v1::{ClusterReport, PeerState, RegisterRequest};
-use freya_shared::model::{CallEvent, CallEventKind};
 use crate::support::http::{workspace_with_keys, Api};
 use crate::support::on_both_engines;
 use crate::support::webhook_sink::{call_ended_hooks, ended_with};
 use crate::support::{edge_config, eventually, Backend, SECRET};
+use freya_control::store::{CallRecord, Store, WorkspaceScope};
+use freya_edge::Edge;
+use freya_proto::v1::{ClusterReport, PeerState, RegisterRequest};
+use freya_shared::model::{CallEvent, CallEventKind};
 
 fn down(edge_id: &str, generation: u64, state: &str) -> PeerState {
     PeerState {

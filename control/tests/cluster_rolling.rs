@@ -7,7 +7,6 @@
 //! from its config file. Every call succeeds: no 503 from a draining edge that saw no peer, no
 //! second 302 from an edge restarted before it had joined its cluster.
 
-
 use std::process::Stdio;
 use std::time::Duration;
 

@@ -6,7 +6,6 @@
 //! with every peer full, a full edge answers 503 with `Retry-After` instead of a redirect.
 //! A redirect records no failed call and counts in `freya_edge_sip_invites_redirected_total`.
 
-
 use std::net::SocketAddr;
 use std::process::Stdio;
 use std::time::Duration;

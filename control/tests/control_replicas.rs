@@ -10,7 +10,6 @@
 //! delivery sent twice (at least once, see `store/deliveries.rs`), which no scheme can rule
 //! out and this test does not pretend to.
 
-
 use std::collections::HashMap;
 use std::path::Path;
 use std::process::{Child, Command, Stdio};
@@ -21,10 +20,6 @@ use sqlx::Connection;
 use tokio::net::UdpSocket;
 use tokio_util::sync::CancellationToken;
 
-use freya_control::server::ControlPlane;
-use freya_control::store::WorkspaceScope;
-use freya_edge::Edge;
-use freya_shared::model::AgentSpec;
 use crate::support::http::{workspace_with_keys, Api};
 use crate::support::raw_sip::Call;
 use crate::support::webhook_sink::{webhook_receiver, Seen};
@@ -32,6 +27,10 @@ use crate::support::{
     agent_on_number, control_config, edge_config, eventually, until_routed, Backend, TestDb,
     ENCRYPTION_KEY, JWT_SECRET, SECRET,
 };
+use freya_control::server::ControlPlane;
+use freya_control::store::WorkspaceScope;
+use freya_edge::Edge;
+use freya_shared::model::AgentSpec;
 
 /// Hang guard for each wait.
 const LIMIT: Duration = Duration::from_secs(30);

@@ -9,7 +9,6 @@
 //! the edge that carried it. (`cross_edge_legs.rs` runs the same call with both edges in one
 //! process, and tries the hostile mesh peers.)
 
-
 use std::time::Duration;
 
 use serde_json::{json, Value};

@@ -17,10 +17,6 @@ use std::time::Duration;
 use reqwest::StatusCode;
 use serde_json::json;
 
-use freya_control::store::Role;
-use freya_edge::mesh::tls::{write_dev_pki, MeshTls};
-use freya_edge::mesh::{ControlMessage, HangupCause, LegKey, Mesh, MeshSettings};
-use freya_edge::Edge;
 use crate::support::caller::free_udp_port;
 use crate::support::http::{Answer, Api};
 use crate::support::mesh_probe::{ask, probe};
@@ -29,6 +25,10 @@ use crate::support::raw_sip::{Call, Offer};
 use crate::support::tones::{loud, packets_where, packets_with, send_tone};
 use crate::support::world::{udp_trunk, World};
 use crate::support::{edge_config, eventually, SECRET};
+use freya_control::store::Role;
+use freya_edge::mesh::tls::{write_dev_pki, MeshTls};
+use freya_edge::mesh::{ControlMessage, HangupCause, LegKey, Mesh, MeshSettings};
+use freya_edge::Edge;
 
 const CALLER_HZ: f64 = 440.0;
 const PARTY_HZ: f64 = 1800.0;

@@ -12,11 +12,11 @@ use std::collections::HashSet;
 use reqwest::StatusCode;
 use serde_json::{json, Value};
 
-use freya_control::store::Role;
-use freya_shared::ids::new_id;
 use crate::support::http::{workspace_with_keys, Api};
 use crate::support::on_both_engines;
 use crate::support::Backend;
+use freya_control::store::Role;
+use freya_shared::ids::new_id;
 
 /// One route method and the least role the route table declares for it.
 #[derive(Debug)]

@@ -2,7 +2,6 @@
 //! rules, `index.html` for a browser opening a client-side route, and the API's 404 problem
 //! for everything else (API paths, missing files, clients that do not ask for HTML).
 
-
 use reqwest::header::{ACCEPT, CACHE_CONTROL, CONTENT_SECURITY_POLICY, CONTENT_TYPE};
 use reqwest::StatusCode;
 

@@ -6,7 +6,6 @@
 //! `call.dtmf` records read `[digit]`. The same call to an agent that does not redact keeps
 //! the key tones in the recording and the keys in the record, so the test can tell.
 
-
 use serde_json::{json, Value};
 
 use crate::support::keypad::{call_pressing, keys_heard};

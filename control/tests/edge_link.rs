@@ -6,12 +6,12 @@ use crate::support;
 
 use std::time::Duration;
 
+use crate::support::on_both_engines;
+use crate::support::{control_config, edge_config, eventually, Backend, TestDb, SECRET};
 use freya_control::server::ControlPlane;
 use freya_control::store::{EdgeRecord, Role, Store, WorkspaceScope};
 use freya_edge::Edge;
 use freya_shared::model::{AgentSpec, CallEvent, CallEventKind, EdgeStatus, PhoneNumberSpec};
-use crate::support::on_both_engines;
-use crate::support::{control_config, edge_config, eventually, Backend, TestDb, SECRET};
 
 fn agent(name: &str, first_message: &str) -> AgentSpec {
     let mut spec: AgentSpec =

@@ -11,13 +11,13 @@ use std::time::Duration;
 use serde_json::{json, Value};
 use tokio_util::sync::CancellationToken;
 
-use freya_control::store::WorkspaceScope;
-use freya_edge::Edge;
-use freya_shared::model::{CallEvent, CallEventKind, EdgeStatus};
 use crate::support::http::workspace_with_keys;
 use crate::support::on_both_engines;
 use crate::support::webhook_sink::call_ended_hooks;
 use crate::support::{edge_config, eventually, Backend, SECRET};
+use freya_control::store::WorkspaceScope;
+use freya_edge::Edge;
+use freya_shared::model::{CallEvent, CallEventKind, EdgeStatus};
 
 fn event(call: &str, ws: &str, kind: CallEventKind, payload: Value) -> CallEvent {
     CallEvent::raw(call, ws, kind, payload)

@@ -7,9 +7,12 @@
 //! an edge (admin only) revokes it the same way. Two control planes starting at once end with
 //! one CA.
 
-
 use std::time::{Duration, SystemTime};
 
+use crate::support::http::{workspace_with_keys, Api};
+use crate::support::{
+    control_config, edge_config, eventually, join_token, on_both_engines, Backend, TestDb, SECRET,
+};
 use freya_control::server::ControlPlane;
 use freya_control::store::{PoolSize, Store};
 use freya_control::trust::ClusterCa;
@@ -20,10 +23,6 @@ use freya_proto::v1::edge_command::Command;
 use freya_proto::v1::{CommandsRequest, EdgeCommand, RegisterRequest};
 use freya_shared::model::EdgeStatus;
 use serde_json::Value;
-use crate::support::http::{workspace_with_keys, Api};
-use crate::support::{
-    control_config, edge_config, eventually, join_token, on_both_engines, Backend, TestDb, SECRET,
-};
 
 /// A control plane in cluster mode (mutual TLS, no shared secret) whose edge certificates live
 /// `certificate_lifetime`.

@@ -5,11 +5,11 @@ use crate::support;
 
 use serde_json::json;
 
+use crate::support::http::workspace_with_keys;
+use crate::support::Backend;
 use freya_control::store::WorkspaceScope;
 use freya_shared::ids::new_id;
 use freya_shared::model::{AgentSpec, CallEvent, CallEventKind};
-use crate::support::http::workspace_with_keys;
-use crate::support::Backend;
 
 #[tokio::test]
 async fn a_viewer_reads_workflow_steps_without_the_saved_answer() {

@@ -8,6 +8,9 @@ use crate::support;
 
 use std::time::Duration;
 
+use crate::support::on_both_engines;
+use crate::support::wire_events::{link, publish_all, wire};
+use crate::support::{eventually, Backend};
 use freya_control::server::ControlPlane;
 use freya_control::store::{AnalyticsGroup, AnalyticsQuery, WorkspaceScope};
 use freya_proto::v1::CallEvent as WireEvent;
@@ -17,9 +20,6 @@ use freya_shared::model::call_payloads::{
 };
 use freya_shared::model::{CallEvent, CallEventData, EndReason, CALL_EVENT_SCHEMA};
 use serde_json::{json, Value};
-use crate::support::on_both_engines;
-use crate::support::wire_events::{link, publish_all, wire};
-use crate::support::{eventually, Backend};
 
 /// 2025-01-01T00:00:00Z.
 const T0: i64 = 1_735_689_600_000;

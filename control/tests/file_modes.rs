@@ -5,14 +5,13 @@
 
 #![cfg(unix)]
 
-
 use std::os::unix::fs::PermissionsExt;
 use std::path::Path;
 use std::time::Duration;
 
+use crate::support::{control_config, edge_config, eventually, SECRET};
 use freya_control::server::ControlPlane;
 use freya_edge::Edge;
-use crate::support::{control_config, edge_config, eventually, SECRET};
 
 fn mode(path: &Path) -> u32 {
     std::fs::metadata(path).expect("stat").permissions().mode() & 0o777

@@ -5,16 +5,15 @@
 //! local recogniser is installed. Each test checks what the command printed and what the control
 //! plane recorded of the call. Nothing here asserts on speed.
 
-
 use std::process::Stdio;
 use std::time::Duration;
 
+use crate::support::voice_call::{of_kind, only_call_events};
+use crate::support::world::World;
 use freya_edge::llm::fakes::FakeReply;
 use freya_edge::speech::fakes::tone;
 use freya_edge::speech::wav::encode_wav;
 use freya_loadtest::audio::Utterance;
-use crate::support::voice_call::{of_kind, only_call_events};
-use crate::support::world::World;
 
 /// A control plane, an edge, the fake providers, and number `demo` answered by an agent that
 /// greets with one sentence and speaks every sentence as `speech` (24 kHz).

@@ -3,16 +3,15 @@
 //! or anyone over `grpc.max_connections` is closed at once, while another IP is served; when the
 //! attacker lets go, an edge links up as usual. Real sockets on 127.0.0.x.
 
-
 use std::net::{IpAddr, SocketAddr};
 use std::time::Duration;
 
 use tokio::io::AsyncReadExt;
 use tokio::net::{TcpSocket, TcpStream};
 
+use crate::support::{control_config, edge_config, eventually, Backend, TestDb, SECRET};
 use freya_control::server::ControlPlane;
 use freya_edge::Edge;
-use crate::support::{control_config, edge_config, eventually, Backend, TestDb, SECRET};
 
 /// Longest a test waits for the server to act (a hang guard, not a measure).
 const HANG_GUARD: Duration = Duration::from_secs(10);

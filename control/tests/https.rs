@@ -11,12 +11,12 @@ use std::path::{Path, PathBuf};
 use std::sync::Arc;
 use std::time::Duration;
 
-use freya_edge::llm::fakes::FakeReply;
-use freya_edge::twilio::fakes::{post_voice_webhook_with, CallerAction, StreamCaller};
-use serde_json::json;
 use crate::support::http::Api;
 use crate::support::twilio::{finished_call, webhook_form, NUMBER, SID, TOKEN};
 use crate::support::{control_config, eventually, Backend, TestDb};
+use freya_edge::llm::fakes::FakeReply;
+use freya_edge::twilio::fakes::{post_voice_webhook_with, CallerAction, StreamCaller};
+use serde_json::json;
 
 /// A self-signed certificate for 127.0.0.1 and localhost in `dir`: (cert file, key file, PEM).
 fn self_signed(dir: &Path) -> (PathBuf, PathBuf, String) {

@@ -15,10 +15,10 @@ use tokio::io::{AsyncReadExt, AsyncWriteExt};
 use tokio::net::{TcpSocket, TcpStream};
 use tokio_tungstenite::tungstenite::Message;
 
+use crate::support::{control_config, edge_config, Backend, TestDb, SECRET};
 use freya_control::config::ControlConfig;
 use freya_control::server::ControlPlane;
 use freya_edge::Edge;
-use crate::support::{control_config, edge_config, Backend, TestDb, SECRET};
 
 /// Longest a test waits for the server to act (a hang guard, not a measure).
 const HANG_GUARD: Duration = Duration::from_secs(10);

@@ -4,13 +4,12 @@
 //! as far as it was heard, cut with a dash and marked interrupted — it used to have no agent
 //! line at all.
 
-
 use std::time::{Duration, Instant};
 
-use freya_edge::llm::fakes::FakeReply;
 use crate::support::caller::ulaw;
 use crate::support::raw_sip::{Call, CallerVoice, Offer};
 use crate::support::world::World;
+use freya_edge::llm::fakes::FakeReply;
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn the_reply_the_caller_hangs_up_during_is_recorded_as_far_as_heard() {

@@ -5,9 +5,9 @@ use crate::support;
 
 use reqwest::StatusCode;
 
-use freya_control::server::ControlPlane;
 use crate::support::http::Api;
 use crate::support::{control_config, Backend, TestDb};
+use freya_control::server::ControlPlane;
 
 #[tokio::test]
 async fn rate_limits_answer_429_with_retry_after() {

@@ -3,11 +3,13 @@
 //! call must be answered, carry RTP both ways and be hung up cleanly — correctness, not speed.
 //! RTCP reports flow both ways (multiplexed or on the odd ports) and reach the call record.
 
-
 use std::net::{IpAddr, Ipv4Addr, SocketAddr};
 use std::sync::Arc;
 use std::time::Duration;
 
+use crate::support::eventually;
+use crate::support::http::Api;
+use crate::support::world::World;
 use freya_control::store::{CallRecord, Role};
 use freya_edge::sip::sdp::Codec;
 use freya_loadtest::audio::Utterance;
@@ -16,9 +18,6 @@ use freya_loadtest::runner::{run, RunPlan};
 use freya_loadtest::uac::{
     place_call, CallConfig, CallReport, HangupSide, MediaOptions, SipEndpoint, TalkerConfig,
 };
-use crate::support::eventually;
-use crate::support::http::Api;
-use crate::support::world::World;
 use tokio_util::sync::CancellationToken;
 
 const CALLS: u64 = 20;

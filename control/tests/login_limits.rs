@@ -4,15 +4,14 @@
 //! account's workspace; a crowd of concurrent logins is partly refused with 429 rather than all
 //! hashed at once (each argon2 check allocates its memory cost).
 
-
 use reqwest::StatusCode;
 
-use freya_control::store::{Role, WorkspaceScope};
 use crate::support::http::started;
 use crate::support::http::try_login;
 use crate::support::http::{login, make_user, Answer};
 use crate::support::on_both_engines;
 use crate::support::Backend;
+use freya_control::store::{Role, WorkspaceScope};
 
 fn retry_after(answer: &Answer) -> u64 {
     answer

@@ -11,7 +11,6 @@
 //! edge 2 down in its gossip view; edge 2's gRPC connection is cut at once, and its reconnect
 //! is refused in the handshake with a trust-audit entry.
 
-
 use std::time::Duration;
 
 use freya_edge::control_link::mtls_client;

@@ -17,12 +17,11 @@
 //! rule is proven by a fixture it rejects; the real tree must pass. The second half applies the
 //! last migration to a database holding rows the previous schema wrote, on both engines.
 
-
 use std::borrow::Cow;
 use std::path::{Path, PathBuf};
 
-use freya_control::store::{PoolSize, Store, WorkspaceScope};
 use crate::support::{on_both_engines, Backend, TestDb};
+use freya_control::store::{PoolSize, Store, WorkspaceScope};
 
 /// Tables written on every call or every few seconds.
 const HOT_TABLES: [&str; 7] = [

@@ -3,10 +3,9 @@
 //! comment); such a database starts, keeps its data and records the shared file's checksum, on
 //! SQLite and PostgreSQL. A first migration changed in any other way still stops the start.
 
-
+use crate::support::{on_both_engines, Backend, TestDb};
 use freya_control::store::{PoolSize, Store, StoreError};
 use sqlx::Connection;
-use crate::support::{on_both_engines, Backend, TestDb};
 
 /// What releases with two migration trees recorded for migration 1 (SHA-384 of each copy).
 const LEGACY: [&str; 2] = [

@@ -10,15 +10,15 @@ use crate::support;
 
 use std::time::Duration;
 
+use crate::support::on_both_engines;
+use crate::support::wire_events::{link, publish_all, wire};
+use crate::support::Backend;
 use freya_control::store::WorkspaceScope;
 use freya_proto::v1::{
     CallEvent as WireEvent, HeartbeatRequest, RegisterRequest, WatchConfigRequest,
 };
 use freya_shared::model::{CallEvent, CALL_EVENT_SCHEMA};
 use serde_json::json;
-use crate::support::on_both_engines;
-use crate::support::wire_events::{link, publish_all, wire};
-use crate::support::Backend;
 
 const THIS_RELEASE: &str = env!("CARGO_PKG_VERSION");
 

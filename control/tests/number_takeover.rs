@@ -10,11 +10,11 @@ use crate::support;
 use reqwest::StatusCode;
 use serde_json::{json, Value};
 
-use freya_control::server::ControlPlane;
-use freya_control::store::WorkspaceScope;
 use crate::support::http::{workspace_with_keys, Api};
 use crate::support::on_both_engines;
 use crate::support::{control_config, Backend, TestDb};
+use freya_control::server::ControlPlane;
+use freya_control::store::WorkspaceScope;
 
 /// A workspace with an agent: (owner key, agent id, scope).
 async fn tenant(control: &ControlPlane, name: &str) -> (String, String, WorkspaceScope) {

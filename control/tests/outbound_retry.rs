@@ -20,16 +20,16 @@ use std::time::Duration;
 use serde_json::json;
 use tokio::net::UdpSocket;
 
-use freya_control::store::{EdgeAttempt, NewOutboundCall, NewWebhook, Role, WorkspaceScope};
-use freya_edge::Edge;
-use freya_shared::model::call_payloads::CallFailed;
-use freya_shared::model::{CallEvent, CallEventData, FailReason, Placement};
 use crate::support::http::Api;
 use crate::support::party::find_header;
 use crate::support::world::{udp_trunk, World};
 use crate::support::{
     control_config, control_plane, edge_config, eventually, on_both_engines, Backend, SECRET,
 };
+use freya_control::store::{EdgeAttempt, NewOutboundCall, NewWebhook, Role, WorkspaceScope};
+use freya_edge::Edge;
+use freya_shared::model::call_payloads::CallFailed;
+use freya_shared::model::{CallEvent, CallEventData, FailReason, Placement};
 
 const PARTY: &str = "+4733333333";
 const LIMIT: Duration = Duration::from_secs(20);

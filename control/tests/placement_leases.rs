@@ -3,11 +3,10 @@
 //! out, and only the holder may say the call was handed over. Replicas placing calls under it
 //! are in `outbound_retry.rs`.
 
-
+use crate::support::{on_both_engines, Backend, TestDb};
 use freya_control::store::{NewOutboundCall, PoolSize, Store, WorkspaceScope};
 use freya_shared::model::call_payloads::CallFailed;
 use freya_shared::model::{CallEvent, CallEventData, FailReason, Placement};
-use crate::support::{on_both_engines, Backend, TestDb};
 
 const PARTY: &str = "+4733333333";
 

@@ -5,15 +5,14 @@
 //! the refresh fails and the API shows `failed` with the error. A trunk that does not register
 //! shows no `registration`.
 
-
 use std::time::Duration;
 
 use serde_json::{json, Value};
 
-use freya_control::store::Role;
 use crate::support::caller::free_udp_port;
 use crate::support::http::Api;
 use crate::support::world::World;
+use freya_control::store::Role;
 
 /// Longest any step waits (a hang guard, not a measure).
 const HANG_GUARD: Duration = Duration::from_secs(60);

@@ -13,13 +13,13 @@ use crate::support;
 
 use std::sync::{Arc, Mutex};
 
+use crate::support::caller::sipp_uas;
+use crate::support::http::Api;
+use crate::support::world::World;
 use freya_control::store::Role;
 use freya_edge::twilio::fakes::FakeTwilio;
 use rustls::pki_types::{CertificateDer, PrivateKeyDer, PrivatePkcs8KeyDer};
 use serde_json::{json, Value};
-use crate::support::caller::sipp_uas;
-use crate::support::http::Api;
-use crate::support::world::World;
 use tokio::io::{AsyncRead, AsyncReadExt, AsyncWrite, AsyncWriteExt};
 
 const SID: &str = "AC0123456789abcdef0123456789abcdef";

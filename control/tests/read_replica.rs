@@ -12,11 +12,11 @@ use std::path::{Path, PathBuf};
 use std::process::Command;
 use std::time::Duration;
 
+use crate::support::eventually;
+use crate::support::http::{workspace_with_keys, Api};
 use freya_control::store::{AnalyticsGroup, AnalyticsQuery, CallFilter, WorkspaceScope};
 use serde_json::json;
 use sqlx::Connection;
-use crate::support::eventually;
-use crate::support::http::{workspace_with_keys, Api};
 
 /// A PostgreSQL server of the test's own; stopped and removed on drop.
 struct Server {

@@ -6,13 +6,12 @@
 //! whole, the question answered with the opening hours, no apology or fallback line, and the
 //! goodbye ending the call.
 
-
 use std::path::Path;
 use std::process::{Child, Command, Stdio};
 use std::time::Duration;
 
-use serde_json::Value;
 use crate::support::eventually;
+use serde_json::Value;
 
 /// Stops the child on drop, so a failing test leaves no process behind.
 struct Running(Child);

@@ -12,13 +12,13 @@ use std::time::Duration;
 
 use serde_json::{json, Value};
 
+use crate::support::http::{workspace_with_keys, Api};
+use crate::support::voice_call::{only_call_events, patient_caller, place_spoken_call};
+use crate::support::{demo_edge, demo_workspace, Backend};
 use freya_edge::llm::fakes::{FakeLlmServer, FakeReply, StreamOutcome};
 use freya_edge::sip::sdp::Codec;
 use freya_edge::speech::fakes::FakeOpenAiSpeech;
 use freya_shared::model::AgentSpec;
-use crate::support::http::{workspace_with_keys, Api};
-use crate::support::voice_call::{only_call_events, patient_caller, place_spoken_call};
-use crate::support::{demo_edge, demo_workspace, Backend};
 
 /// The JSON body of the README's "Agents and prompt variables" section.
 fn readme_agent_body() -> Value {

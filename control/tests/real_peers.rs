@@ -15,13 +15,12 @@
 //! The test script installs baresip; where it is absent (a machine set up by hand) the tests say
 //! so and pass, but never under CI.
 
-
 use std::time::Duration;
 
-use freya_edge::EdgeConfig;
 use crate::support::baresip::{self, Baresip, Codec};
 use crate::support::kamailio::Kamailio;
 use crate::support::world::World;
+use freya_edge::EdgeConfig;
 
 const NUMBER: &str = "+15550100";
 

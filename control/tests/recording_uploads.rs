@@ -5,19 +5,18 @@
 //! stored is sealed at rest, served whole and by range, and a file altered on disk is a clear
 //! error while a plaintext WAV from an earlier version still downloads.
 
-
 use std::time::Duration;
 
 use reqwest::StatusCode;
 use sha2::{Digest, Sha256};
 
-use freya_control::server::ControlPlane;
-use freya_control::store::NewOutboundCall;
-use freya_proto::v1::{recording_chunk::Part, RecordingChunk, RecordingHeader};
 use crate::support::http::{workspace_with_keys, Api};
 use crate::support::on_both_engines;
 use crate::support::recorded::{get_bytes, header, recorded_world};
 use crate::support::{Backend, SECRET};
+use freya_control::server::ControlPlane;
+use freya_control::store::NewOutboundCall;
+use freya_proto::v1::{recording_chunk::Part, RecordingChunk, RecordingHeader};
 
 const VIEWER: usize = 3;
 

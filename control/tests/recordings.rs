@@ -7,7 +7,6 @@
 //! header and no audio in the clear. (`recording_uploads.rs` checks what an upload must be.)
 //! Nothing here asserts on speed.
 
-
 use std::path::{Path, PathBuf};
 use std::sync::Arc;
 use std::time::Duration;
@@ -16,6 +15,11 @@ use reqwest::StatusCode;
 use sha2::{Digest, Sha256};
 use tokio_util::sync::CancellationToken;
 
+use crate::support::http::{workspace_with_keys, Api};
+use crate::support::on_both_engines;
+use crate::support::recorded::{get_bytes, header, recorded_world, RecordedWorld};
+use crate::support::tones::audible_ms;
+use crate::support::{edge_config, eventually, until_routed, Backend, SECRET};
 use freya_control::server::ControlPlane;
 use freya_control::store::{CallRecord, NewOutboundCall};
 use freya_edge::sip::sdp::Codec;
@@ -23,11 +27,6 @@ use freya_edge::Edge;
 use freya_loadtest::audio::Utterance;
 use freya_loadtest::onset::OnsetConfig;
 use freya_loadtest::uac::{self, CallConfig, CallReport, HangupSide, SipEndpoint, TalkerConfig};
-use crate::support::http::{workspace_with_keys, Api};
-use crate::support::on_both_engines;
-use crate::support::recorded::{get_bytes, header, recorded_world, RecordedWorld};
-use crate::support::tones::audible_ms;
-use crate::support::{edge_config, eventually, until_routed, Backend, SECRET};
 
 const OWNER: usize = 0;
 const ADMIN: usize = 1;

@@ -15,14 +15,14 @@ use axum::http::StatusCode as AxumStatus;
 use serde_json::{json, Value};
 use tokio_util::sync::CancellationToken;
 
-use freya_control::server::ControlPlane;
-use freya_control::store::WorkspaceScope;
-use freya_shared::ids::new_id;
-use freya_shared::model::CallEvent;
 use crate::support::http::{workspace_with_keys, Api};
 use crate::support::local_http::serve_until;
 use crate::support::on_both_engines;
 use crate::support::{eventually, Backend};
+use freya_control::server::ControlPlane;
+use freya_control::store::WorkspaceScope;
+use freya_shared::ids::new_id;
+use freya_shared::model::CallEvent;
 
 const CARD: &str = "4111 1111 1111 1111";
 const SPOKEN_EMAIL: &str = "bob dot smith at example dot com";

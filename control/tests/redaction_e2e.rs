@@ -3,13 +3,12 @@
 //! card number and an e-mail address. With `redact_before_llm` the fake model never receives
 //! them, and no stored call event holds them.
 
-
 use std::time::Duration;
 
-use freya_edge::llm::fakes::FakeReply;
-use freya_edge::sip::sdp::Codec;
 use crate::support::voice_call::{of_kind, only_call_events, patient_caller, place_spoken_call};
 use crate::support::world::World;
+use freya_edge::llm::fakes::FakeReply;
+use freya_edge::sip::sdp::Codec;
 
 const HEARD: &str =
     "my card is 4111 1111 1111 1111 and my email is bob dot smith at example dot com";

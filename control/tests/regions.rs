@@ -10,14 +10,14 @@ use std::time::Duration;
 use reqwest::StatusCode;
 use serde_json::{json, Value};
 
+use crate::support::http::{workspace_with_keys, Api};
+use crate::support::on_both_engines;
+use crate::support::{edge_config, eventually, Backend, SECRET};
 use freya_control::server::ControlPlane;
 use freya_control::store::WorkspaceScope;
 use freya_edge::Edge;
 use freya_shared::ids::{new_id, now_ms, rfc3339};
 use freya_shared::model::{AgentSpec, CallEvent, CallEventKind};
-use crate::support::http::{workspace_with_keys, Api};
-use crate::support::on_both_engines;
-use crate::support::{edge_config, eventually, Backend, SECRET};
 
 async fn new_agent(control: &ControlPlane, ws: &str) -> String {
     let spec: AgentSpec = serde_json::from_value(json!({"name": "Regional"})).expect("spec");

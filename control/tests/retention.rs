@@ -10,12 +10,12 @@ use std::path::{Path, PathBuf};
 
 use serde_json::{json, Value};
 
+use crate::support::http::{workspace_with_keys, Api};
+use crate::support::{on_both_engines, Backend, TestDb};
 use freya_control::server::ControlPlane;
 use freya_control::store::CallRecordingInfo;
 use freya_shared::ids::{new_id, now_ms};
 use freya_shared::model::{CallEvent, CallEventKind};
-use crate::support::http::{workspace_with_keys, Api};
-use crate::support::{on_both_engines, Backend, TestDb};
 
 const DAY_MS: i64 = 86_400_000;
 

@@ -8,10 +8,12 @@ use crate::support;
 
 use std::time::Duration;
 
+use crate::support::caller::sipp_with_media;
+use crate::support::{
+    demo_edge, demo_workspace, eventually, on_both_engines, the_ended_call, Backend,
+};
 use freya_control::store::{AnalyticsGroup, AnalyticsQuery, CallBucket, CallRecord};
 use freya_shared::model::AgentSpec;
-use crate::support::caller::sipp_with_media;
-use crate::support::{demo_edge, demo_workspace, eventually, on_both_engines, the_ended_call, Backend};
 
 /// A control plane on `backend`, an edge that rings `ring_ms` before answering, an agent on
 /// `demo`; runs sipp's `scenario` against it and gives back the call's record and analytics.

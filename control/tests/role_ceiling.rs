@@ -4,18 +4,17 @@
 //! its own role, and raises nobody (itself included) above it; anything else is a 403
 //! problem+json that leaves the key or member as it was. Editors and viewers manage neither.
 
-
 use std::sync::atomic::{AtomicU32, Ordering};
 
 use reqwest::StatusCode;
 use serde_json::json;
 
-use freya_control::server::ControlPlane;
-use freya_control::store::{Role, WorkspaceScope};
 use crate::support::http::started;
 use crate::support::http::{workspace_with_keys, Answer};
 use crate::support::on_both_engines;
 use crate::support::Backend;
+use freya_control::server::ControlPlane;
+use freya_control::store::{Role, WorkspaceScope};
 
 const ROLES: [Role; 4] = [Role::Owner, Role::Admin, Role::Editor, Role::Viewer];
 

@@ -1,14 +1,13 @@
 //! Every route × every role, on SQLite and PostgreSQL: each role can do exactly what the table
 //! in `api/mod.rs` says (anything more is a 403).
 
-
 use reqwest::StatusCode;
 
-use freya_control::server::ControlPlane;
 use crate::support::http::Api;
 use crate::support::on_both_engines;
 use crate::support::route_table::{body_for, fill, quiet_config, route_world, routes, ROLES};
 use crate::support::{Backend, TestDb};
+use freya_control::server::ControlPlane;
 
 async fn each_role_can_do_exactly_what_it_should(backend: Backend) {
     let db = TestDb::new(backend).await;

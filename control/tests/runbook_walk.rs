@@ -10,14 +10,13 @@
 //! When the runbook changes, this test follows it; when it stops being followable (a key the
 //! code refuses, a command that fails, a step missing), the test says which.
 
-
 use std::net::SocketAddr;
 use std::path::Path;
 use std::process::{Child, Command, Stdio};
 use std::time::Duration;
 
-use serde_json::{json, Value};
 use crate::support::{eventually, Backend, TestDb};
+use serde_json::{json, Value};
 use tokio::net::UdpSocket;
 
 const LIMIT: Duration = Duration::from_secs(120);

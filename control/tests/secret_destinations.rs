@@ -9,10 +9,10 @@ use crate::support;
 use reqwest::StatusCode;
 use serde_json::{json, Value};
 
-use freya_control::store::WorkspaceScope;
 use crate::support::http::{workspace_with_keys, Api};
 use crate::support::on_both_engines;
 use crate::support::Backend;
+use freya_control::store::WorkspaceScope;
 
 const SID: &str = "AC0123456789abcdef0123456789abcdef";
 

@@ -15,12 +15,12 @@ use reqwest::StatusCode;
 use serde_json::json;
 use sqlx::{Connection, Row};
 
+use crate::support::http::workspace_with_keys;
+use crate::support::{on_both_engines, Backend, ENCRYPTION_KEY};
 use freya_control::recording_seal::{rewrapped_header, wrapped_len, SealingWriter, HEADER_START};
 use freya_control::rekey::{self, RekeyError};
 use freya_control::store::reseal::{ResealError, ResealOptions};
 use freya_control::store::{key_id, PoolSize, Sealer, Store};
-use crate::support::http::workspace_with_keys;
-use crate::support::{on_both_engines, Backend, ENCRYPTION_KEY};
 
 const KEY_2: &str = "2222222222222222222222222222222222222222222222222222222222222222";
 const KEY_3: &str = "3333333333333333333333333333333333333333333333333333333333333333";

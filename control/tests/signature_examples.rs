@@ -20,13 +20,13 @@ use axum::Router;
 use reqwest::StatusCode;
 use serde_json::json;
 
+use crate::support::http::{workspace_with_keys, Api};
+use crate::support::local_http::serve;
+use crate::support::{eventually, Backend};
 use freya_edge::egress::{Egress, EgressConfig};
 use freya_edge::llm::{ToolEndpoint, ToolRunner};
 use freya_shared::ids::new_id;
 use freya_shared::model::{CallEvent, CallEventKind};
-use crate::support::http::{workspace_with_keys, Api};
-use crate::support::local_http::serve;
-use crate::support::{eventually, Backend};
 
 const WEBHOOK_SECRET: &str = "whsec-examples-0123456789";
 const TOOL_SECRET: &str = "tool-secret-examples";

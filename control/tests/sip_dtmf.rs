@@ -3,16 +3,15 @@
 //! Asterisk and FreeSWITCH offer), and keypad tones in the audio of a PCMU call that offered no
 //! telephone-event. The media each sipp plays is a pcap written by the test.
 
-
+use crate::support::caller::sipp_with_media;
+use crate::support::pcap::{pcap_every_20_ms, rtp};
+use crate::support::world::World;
 use freya_control::store::StoredEvent;
 use freya_edge::call::codec::{CallCodec, MAX_PAYLOAD};
 use freya_edge::media::dtmf_tones::key_frequencies;
 use freya_edge::media::g711::G711;
 use freya_edge::rtp::dtmf::{DtmfDigit, DtmfEncoder};
 use freya_edge::sip::sdp::Codec;
-use crate::support::caller::sipp_with_media;
-use crate::support::pcap::{pcap_every_20_ms, rtp};
-use crate::support::world::World;
 
 /// A baresip-like Opus stream (payload type 96, 48 kHz timestamps) of quiet audio in which
 /// `keys` are pressed as RFC 4733 events (payload type 101) at 8 kHz: each 100 ms long (800

@@ -3,12 +3,11 @@
 //! when each INFO arrives. Sent back to back they used to arrive within a millisecond; they
 //! must come one key per INFO, spaced as RTP presses (240 ms: a 140 ms press and a 100 ms gap).
 
-
 use std::time::{Duration, Instant};
 
-use freya_edge::llm::fakes::FakeReply;
 use crate::support::raw_sip::{Call, CallerVoice, Offer};
 use crate::support::world::World;
+use freya_edge::llm::fakes::FakeReply;
 
 /// The RTP path's spacing of two presses, less one 20 ms tick of scheduling on this machine.
 const MIN_GAP: Duration = Duration::from_millis(240 - 20);

@@ -5,17 +5,16 @@
 //! Checked: what sipp saw (its scenarios assert the requests' contents) and what the control
 //! plane recorded.
 
-
 use std::time::Duration;
 
-use freya_control::store::StoredEvent;
-use freya_edge::llm::fakes::FakeReply;
-use freya_edge::media::g711::G711;
-use freya_loadtest::audio::Utterance;
 use crate::support::caller::sipp_with_media;
 use crate::support::pcap::pcap;
 use crate::support::raw_sip::{Call, CallerVoice, Offer};
 use crate::support::world::World;
+use freya_control::store::StoredEvent;
+use freya_edge::llm::fakes::FakeReply;
+use freya_edge::media::g711::G711;
+use freya_loadtest::audio::Utterance;
 
 /// A pcap (Ethernet/IPv4/UDP/RTP, PCMA, 20 ms packets) of espeak-ng saying `text` followed by
 /// `silence_ms` of silence, for sipp's `play_pcap_audio`: the silence is what ends the

@@ -6,12 +6,12 @@ use crate::support;
 
 use std::time::Duration;
 
+use crate::support::caller::sipp_with_media;
+use crate::support::{demo_edge, demo_workspace, eventually, Backend, TestDb};
 use freya_control::server::ControlPlane;
 use freya_control::store::{CallRecord, Store, WorkspaceScope};
 use freya_edge::Edge;
 use freya_shared::model::AgentSpec;
-use crate::support::caller::sipp_with_media;
-use crate::support::{demo_edge, demo_workspace, eventually, Backend, TestDb};
 
 struct Setup {
     db: TestDb,

@@ -18,10 +18,10 @@ use std::time::Duration;
 use tokio::io::{AsyncReadExt, AsyncWriteExt};
 use tokio::net::UdpSocket;
 
-use freya_edge::rtp::packet::RtpPacket;
-use freya_edge::sip::sdp::SessionDescription;
 use crate::support::raw_sip::recv_sip;
 use crate::support::world::World;
+use freya_edge::rtp::packet::RtpPacket;
+use freya_edge::sip::sdp::SessionDescription;
 
 /// A control plane and an edge whose SIP listens on `sip` with the given advertised media
 /// addresses.

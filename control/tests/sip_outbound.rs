@@ -7,7 +7,6 @@
 //! plane's first snapshot arrived — the same `providers` field the control plane will fill.
 //! Nothing changes the configuration afterwards, so the config watch does not overwrite it.
 
-
 use std::net::SocketAddr;
 use std::path::PathBuf;
 use std::process::Output;

@@ -7,19 +7,18 @@
 //! `outbound_proxy` is that kamailio must pass it both ways. The call record must say whether
 //! our BYE was answered.
 
-
 use std::net::UdpSocket;
 use std::path::{Path, PathBuf};
 use std::process::Stdio;
 use std::time::Duration;
 
-use freya_control::store::CallRecord;
-use freya_shared::model::SipTrunkSpec;
 use crate::support::caller::free_udp_port;
 use crate::support::caller::sipp_scenario;
 use crate::support::kamailio::Kamailio;
 use crate::support::world::World;
 use crate::support::{on_both_engines, Backend};
+use freya_control::store::CallRecord;
+use freya_shared::model::SipTrunkSpec;
 
 async fn world(backend: Backend, max_call_seconds: u32) -> World {
     World::builder()

@@ -16,15 +16,17 @@ use std::time::Duration;
 
 use tokio::net::UdpSocket;
 
-use freya_control::server::ControlPlane;
-use freya_control::store::WorkspaceScope;
-use freya_edge::Edge;
-use freya_shared::model::AgentSpec;
 use crate::support::caller::sipp_with_media;
 use crate::support::http::workspace_with_keys;
 use crate::support::on_both_engines;
 use crate::support::raw_sip::{recv_sip, to_tag, Call, CALLER_TAG};
-use crate::support::{agent_on_number, edge_config, eventually, until_routed, Backend, TestDb, SECRET};
+use crate::support::{
+    agent_on_number, edge_config, eventually, until_routed, Backend, TestDb, SECRET,
+};
+use freya_control::server::ControlPlane;
+use freya_control::store::WorkspaceScope;
+use freya_edge::Edge;
+use freya_shared::model::AgentSpec;
 
 const WAIT: Duration = Duration::from_secs(10);
 

@@ -14,17 +14,16 @@
 //! The test script installs baresip; where it is absent the tests say so and pass, but never
 //! under CI.
 
-
 use std::net::{SocketAddr, UdpSocket};
 use std::time::Duration;
 
+use crate::support::baresip::{self, Baresip, Codec, Setup};
+use crate::support::two_way_audio::{assert_heard_both_ways, greeting_desk};
+use crate::support::world::World;
 use freya_edge::config::SrtpMode;
 use freya_edge::rtp::srtp::{SrtpSession, DEFAULT_REPLAY_WINDOW};
 use freya_edge::sip::sdp::{CryptoAttribute, KeyMaterial};
 use freya_edge::EdgeConfig;
-use crate::support::baresip::{self, Baresip, Codec, Setup};
-use crate::support::two_way_audio::{assert_heard_both_ways, greeting_desk};
-use crate::support::world::World;
 
 const NUMBER: &str = "+15550190";
 

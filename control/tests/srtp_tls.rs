@@ -15,18 +15,17 @@
 //! The test script installs baresip; where it is absent the baresip tests say so and pass,
 //! but never under CI.
 
-
 use std::path::PathBuf;
 use std::time::Duration;
 
-use freya_edge::config::SrtpMode;
-use freya_edge::EdgeConfig;
-use freya_shared::model::{SipTransport, SipTrunkSpec, TrunkSrtp};
 use crate::support::baresip::{self, Baresip, Codec, Setup};
 use crate::support::caller::{free_udp_port, sipp_uas};
 use crate::support::eventually;
 use crate::support::two_way_audio::{assert_heard_both_ways, greeting_desk};
 use crate::support::world::{udp_trunk, World};
+use freya_edge::config::SrtpMode;
+use freya_edge::EdgeConfig;
+use freya_shared::model::{SipTransport, SipTrunkSpec, TrunkSrtp};
 
 const NUMBER: &str = "+15550191";
 

@@ -16,11 +16,11 @@ use std::time::Duration;
 use reqwest::StatusCode;
 use serde_json::json;
 
+use crate::support::http::{workspace_with_keys, Answer, Api};
+use crate::support::{control_config, eventually};
 use freya_control::server::ControlPlane;
 use freya_control::store::{Role, WorkspaceScope};
 use sqlx::Connection;
-use crate::support::http::{workspace_with_keys, Answer, Api};
-use crate::support::{control_config, eventually};
 
 /// A directory whose file system can be made full, and emptied again.
 struct SmallDisk {

@@ -1,9 +1,8 @@
 //! The store on both engines: migrations are idempotent and safe when several control-plane
 //! processes start at once (no advisory locks: CockroachDB has none).
 
-
-use freya_control::store::{PoolSize, Store};
 use crate::support::{Backend, TestDb};
+use freya_control::store::{PoolSize, Store};
 
 const POOL: PoolSize = PoolSize {
     min_connections: 0,

@@ -14,14 +14,14 @@ use std::io::Write;
 use std::sync::{Arc, Mutex};
 use std::time::Duration;
 
+use crate::support::local_http::serve;
+use crate::support::voice_call::{patient_caller, place_spoken_call};
+use crate::support::world::World;
 use freya_edge::llm::fakes::FakeReply;
 use freya_edge::sip::sdp::Codec;
 use freya_edge::telemetry::{LogFormat, OtelSettings, SamplerChoice};
 use opentelemetry_proto::tonic::collector::trace::v1::ExportTraceServiceRequest;
 use prost::Message;
-use crate::support::local_http::serve;
-use crate::support::voice_call::{patient_caller, place_spoken_call};
-use crate::support::world::World;
 
 /// One exported span, as the receiver decoded it.
 #[derive(Debug, Clone)]

@@ -7,12 +7,11 @@
 //! - sends BYE and INFO (DTMF relay) naming the call's Call-ID without its dialog's tags: both
 //!   get 481 and the call goes on, without the stranger's key press.
 
-
 use std::time::Duration;
 
-use freya_edge::rtp::packet::RtpPacket;
 use crate::support::raw_sip::{recv_sip, Call, CALLER_TAG};
 use crate::support::world::World;
+use freya_edge::rtp::packet::RtpPacket;
 use tokio::net::UdpSocket;
 
 /// The Call-ID of the call under attack.

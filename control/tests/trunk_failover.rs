@@ -7,13 +7,12 @@
 //!
 //! The edge gets its trunks by writing its configuration snapshot, as `sip_outbound.rs` does.
 
-
 use std::time::{Duration, Instant};
 
-use freya_shared::model::SipTrunkSpec;
 use crate::support::caller::{free_udp_port, sipp_uas};
 use crate::support::eventually;
 use crate::support::world::{udp_trunk, World};
+use freya_shared::model::SipTrunkSpec;
 
 /// Both trunks' invite timeout: long, so that it cannot be what moves the call on.
 const INVITE_TIMEOUT_MS: u32 = 30_000;

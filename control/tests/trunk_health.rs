@@ -5,15 +5,14 @@
 //!
 //! The trunks are created through the API, so they reach the edge by its configuration watch.
 
-
 use std::time::Duration;
 
-use freya_control::store::Role;
-use serde_json::{json, Value};
 use crate::support::caller::{free_udp_port, sipp_uas};
 use crate::support::eventually;
 use crate::support::http::Api;
 use crate::support::world::World;
+use freya_control::store::Role;
+use serde_json::{json, Value};
 
 /// A world whose edge pings every second and waits 300 ms for an answer.
 async fn world() -> World {

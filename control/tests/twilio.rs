@@ -7,16 +7,16 @@ use crate::support;
 
 use std::time::Duration;
 
+use crate::support::twilio::{
+    finished_call, of_kind, teardown, voice_url, webhook_form, world, World, NUMBER, SID, TOKEN,
+    TRANSFER_TO,
+};
 use freya_edge::llm::fakes::FakeReply;
 use freya_edge::speech::fakes::tone;
 use freya_edge::twilio::fakes::{
     post_voice_webhook, CallerAction, FakeTwilio, StreamCaller, StreamReport,
 };
 use freya_loadtest::audio::Utterance;
-use crate::support::twilio::{
-    finished_call, of_kind, teardown, voice_url, webhook_form, world, World, NUMBER, SID, TOKEN,
-    TRANSFER_TO,
-};
 
 /// The one call update Twilio was sent, which must be to call `sid`; its TwiML.
 fn the_one_update(twilio: &FakeTwilio, sid: &str) -> String {

@@ -8,11 +8,13 @@ use crate::support;
 
 use std::time::Duration;
 
-use freya_edge::twilio::fakes::{post_voice_webhook, CallerAction, FakeTwilio, StreamReport};
-use serde_json::json;
 use crate::support::eventually;
 use crate::support::http::Api;
-use crate::support::twilio::{finished_call, of_kind, place_call, teardown, world, NUMBER, SID, TOKEN};
+use crate::support::twilio::{
+    finished_call, of_kind, place_call, teardown, world, NUMBER, SID, TOKEN,
+};
+use freya_edge::twilio::fakes::{post_voice_webhook, CallerAction, FakeTwilio, StreamReport};
+use serde_json::json;
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn an_outbound_call_goes_through_twilio_failing_over_from_a_refusing_account() {

@@ -9,15 +9,15 @@ use crate::support;
 
 use std::time::{Duration, Instant};
 
+use crate::support::caller::ulaw;
+use crate::support::raw_sip::{Call, Offer};
+use crate::support::{demo_edge, demo_workspace, eventually, on_both_engines, Backend};
 use freya_control::store::{AnalyticsGroup, AnalyticsQuery};
 use freya_edge::llm::fakes::{FakeLlmServer, FakeReply};
 use freya_edge::media::g711::G711;
 use freya_edge::speech::fakes::FakeOpenAiSpeech;
 use freya_loadtest::audio::Utterance;
 use freya_shared::model::AgentSpec;
-use crate::support::caller::ulaw;
-use crate::support::raw_sip::{Call, Offer};
-use crate::support::{demo_edge, demo_workspace, eventually, on_both_engines, Backend};
 
 /// The agent's answer, sentence by sentence, as the model streams it.
 const ANSWER: [&str; 3] = [

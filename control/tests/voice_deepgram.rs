@@ -6,9 +6,10 @@
 //! the only time bound is the agent's own end-of-turn silence, which a turn ended by Deepgram's
 //! endpointing cannot have waited for.
 
-
 use std::time::Duration;
 
+use crate::support::voice_call::{of_kind, only_call_events, patient_caller, place_spoken_call};
+use crate::support::world::World;
 use freya_control::store::StoredEvent;
 use freya_edge::llm::fakes::FakeReply;
 use freya_edge::sip::sdp::Codec;
@@ -16,8 +17,6 @@ use freya_edge::speech::fakes::{FakeDeepgram, FaultPlan};
 use freya_loadtest::audio::Utterance;
 use freya_loadtest::uac::{CallReport, TalkerConfig};
 use serde_json::json;
-use crate::support::voice_call::{of_kind, only_call_events, patient_caller, place_spoken_call};
-use crate::support::world::World;
 
 const QUESTION: &str = "What are your opening hours?";
 

@@ -5,18 +5,17 @@
 //! received, what the caller heard (the UAC's own measurement of reply audio) and the call events
 //! the control plane recorded. Nothing here asserts on speed.
 
-
 use std::sync::Arc;
 use std::time::Duration;
 
+use crate::support::local_http::serve;
+use crate::support::voice_call::{of_kind, only_call_events, patient_caller, place_spoken_call};
+use crate::support::world::World;
 use freya_control::store::StoredEvent;
 use freya_edge::llm::fakes::{FakeLlmServer, FakeReply, RecordedRequest};
 use freya_edge::sip::sdp::Codec;
 use freya_edge::speech::fakes::tone;
 use freya_loadtest::uac::{CallReport, TalkerConfig};
-use crate::support::local_http::serve;
-use crate::support::voice_call::{of_kind, only_call_events, patient_caller, place_spoken_call};
-use crate::support::world::World;
 
 /// A control plane, an edge, the fakes, and number `demo` answered by an agent using them.
 async fn world(first_message: &str) -> World {

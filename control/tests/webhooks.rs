@@ -20,13 +20,13 @@ use serde_json::{json, Value};
 use sha2::Sha256;
 use tokio_util::sync::CancellationToken;
 
-use freya_control::server::ControlPlane;
-use freya_shared::ids::new_id;
-use freya_shared::model::{CallEvent, CallEventKind};
 use crate::support::http::{workspace_with_keys, Api};
 use crate::support::local_http::serve_until;
 use crate::support::on_both_engines;
 use crate::support::{control_config, eventually, Backend, TestDb};
+use freya_control::server::ControlPlane;
+use freya_shared::ids::new_id;
+use freya_shared::model::{CallEvent, CallEventKind};
 
 const SECRET: &str = "whsec-0123456789abcdef";
 

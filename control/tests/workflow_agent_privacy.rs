@@ -5,21 +5,20 @@
 //! every stored transcript line and event payload of the call, and every webhook sent for it,
 //! shows both placeholders and neither value, while the call's own numbers stay.
 
-
 use std::time::Duration;
 
 use serde_json::{json, Value};
 use tokio_util::sync::CancellationToken;
 
-use freya_control::store::Role;
-use freya_edge::llm::fakes::FakeReply;
-use freya_edge::sip::sdp::Codec;
 use crate::support::http::Api;
 use crate::support::on_both_engines;
 use crate::support::voice_call::{of_kind, only_call_events, patient_caller, place_spoken_call};
 use crate::support::webhook_sink::webhook_receiver;
 use crate::support::world::World;
 use crate::support::{eventually, Backend};
+use freya_control::store::Role;
+use freya_edge::llm::fakes::FakeReply;
+use freya_edge::sip::sdp::Codec;
 
 const HEARD: &str =
     "my card is 4111 1111 1111 1111 and my email is bob dot smith at example dot com";

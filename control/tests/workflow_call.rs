@@ -13,12 +13,12 @@ use std::time::Duration;
 use axum::routing::post;
 use serde_json::{json, Value};
 
-use freya_control::store::Role;
 use crate::support::caller::{caller_media_on_loopback, epoch_ms, sipp, sipp_scenario, Heard};
 use crate::support::eventually;
 use crate::support::http::Api;
 use crate::support::local_http::serve;
 use crate::support::world::World;
+use freya_control::store::Role;
 
 /// The example flow of the workflow issue, with `sales` handing calls to `agent`.
 fn support_line(agent: &str) -> Value {

@@ -8,7 +8,6 @@
 //! digits, the address or the caller's number. The same flow without `sensitive` keeps the keys
 //! and the caller's audio throughout, so the test can tell.
 
-
 use std::sync::{Arc, Mutex};
 
 use axum::routing::post;

@@ -3,14 +3,13 @@
 //! workflow's latest published version — refused until there is one — all the way into an
 //! edge's snapshot, which never carries the editor's node positions.
 
-
 use reqwest::StatusCode;
 use serde_json::{json, Value};
 
-use freya_shared::snapshot::CallTarget;
 use crate::support::flows::{api_support_line, flow_world, located};
 use crate::support::on_both_engines;
 use crate::support::Backend;
+use freya_shared::snapshot::CallTarget;
 
 async fn published_versions_are_immutable_and_drafts_change(backend: Backend) {
     let w = flow_world(backend).await;

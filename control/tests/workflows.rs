@@ -2,7 +2,6 @@
 //! answered 422 with the right `{node, field}` (every problem at once), and expressions past
 //! the limits refused the same way while the server keeps answering.
 
-
 use reqwest::StatusCode;
 use serde_json::{json, Value};
 

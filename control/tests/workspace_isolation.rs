@@ -2,14 +2,13 @@
 //! or deleting any resource of a workspace gets a 404 — the resource does not exist for them —
 //! and its lists show none of the workspace's ids; afterwards nothing of it was changed.
 
-
 use reqwest::StatusCode;
 
-use freya_control::server::ControlPlane;
 use crate::support::http::{workspace_with_keys, Api};
 use crate::support::on_both_engines;
 use crate::support::route_table::{body_for, fill, quiet_config, route_world, routes};
 use crate::support::{Backend, TestDb};
+use freya_control::server::ControlPlane;
 
 async fn another_workspace_gets_404_for_every_resource(backend: Backend) {
     let db = TestDb::new(backend).await;
