@@ -4,17 +4,25 @@
 # fourth utterance also cut to 300-3400 Hz and every third with light white noise (about 25 dB
 # below the speech). Writes OUT_DIR/NNN.wav and OUT_DIR/index.tsv (file, intent, voice, speed,
 # noise, band, text). Needs espeak-ng and sox. Usage:
-#   [VOICES="v1 v2 ..."] make_intent_corpus.sh [--sentences FILE] OUT_DIR
+#   [VOICES="v1 v2 ..."] make_intent_corpus.sh [--sentences FILE] [--opening TEXT] OUT_DIR
 # VOICES replaces the default voices (e.g. with ones the recogniser was not adapted to);
 # --sentences speaks FILE (same two-column format, e.g. intents_heldout.tsv) instead.
+# --opening TEXT speaks TEXT (intent none) on every line instead of the line's sentence, in the
+# voice, speed, band and noise that line would have: a caller's opening words before a request,
+# measured on the same lines as the requests.
 # sox runs repeatable (-R: its dither and noise from a fixed seed), so every run writes the same
 # audio and a change to the recogniser is measured on the files it was compared against.
 set -euo pipefail
-usage="usage: [VOICES=\"v1 v2 ...\"] make_intent_corpus.sh [--sentences FILE] OUT_DIR"
+usage="usage: [VOICES=\"v1 v2 ...\"] make_intent_corpus.sh [--sentences FILE] [--opening TEXT] OUT_DIR"
 here=$(cd "$(dirname "$0")" && pwd)
 sentences=$here/intents.tsv
 if [ "${1:-}" = --sentences ]; then
   sentences=${2:?$usage}
+  shift 2
+fi
+opening=
+if [ "${1:-}" = --opening ]; then
+  opening=${2:?$usage}
   shift 2
 fi
 out=${1:?$usage}
@@ -30,6 +38,7 @@ printf 'file\tintent\tvoice\tspeed\tnoise\tband\ttext\n' >"$out/index.tsv"
 i=0
 while IFS=$'\t' read -r intent text; do
   case "$intent" in ''|'#'*) continue ;; esac
+  if [ -n "$opening" ]; then intent=none; text=$opening; fi
   voice=${voices[$((i % ${#voices[@]}))]}
   speed=${speeds[$((i % ${#speeds[@]}))]}
   name=$(printf '%03d.wav' "$i")

@@ -2,9 +2,15 @@
 //! of the agent's phrases, so speech outside them ("do you sell bicycles") would be forced onto
 //! one ("hello bye") and could hang up or transfer the caller. The open-vocabulary decoder hears
 //! the same audio with no such constraint, less exactly. The grammar's words are kept when the
-//! open decoder heard at least one of their meaningful words too — the same word anywhere in the
-//! turn, or, at the same time, a word that sounds almost the same; otherwise the open decoder's
-//! words are the transcript, and a rules agent answers with its fallback line.
+//! open decoder heard at least one of their meaningful words too, at the same time: the same
+//! word, or a word that sounds almost the same; otherwise the open decoder's words are the
+//! transcript, and a rules agent answers with its fallback line.
+//!
+//! Why "at the same time" for the same word too: both decoders hear the same audio, so a word
+//! they both heard has overlapping times in both; the same word elsewhere in the turn is another
+//! sound. A grammar forcing unrelated speech onto a keyword phrase ("I was hoping you could help
+//! me" as "i want on that is all ...") is otherwise confirmed by the open decoder's "all" heard
+//! half a second earlier, and hangs up on the caller.
 //!
 //! Why "sounds almost the same": the open decoder weighs thousands of short common words against
 //! the agent's few, so where the grammar heard "bye" it often spells the same sound "i", and
@@ -203,11 +209,15 @@ pub(super) fn transcript(
     }
     let confirmed = |expected: &TimedWord| {
         open.words.iter().any(|heard| {
-            heard.word == expected.word
-                || (heard.overlaps(expected) && sounds.alike(&expected.word, &heard.word))
+            heard.overlaps(expected)
+                && (heard.word == expected.word || sounds.alike(&expected.word, &heard.word))
         })
     };
-    let heard_too = |expected: &TimedWord| open.words.iter().any(|h| h.word == expected.word);
+    let heard_too = |expected: &TimedWord| {
+        open.words
+            .iter()
+            .any(|h| h.word == expected.word && h.overlaps(expected))
+    };
     let meaningful = || grammar.words.iter().filter(|w| !is_function_word(&w.word));
     let keyword_words = || meaningful().filter(|w| keywords.has_word(&w.word));
     if keyword_words().any(heard_too) {

@@ -78,13 +78,32 @@ fn the_grammar_wins_when_the_open_decoder_heard_its_key_word() {
         ),
         "hello what are your opening hours"
     );
-    assert_eq!(
-        choose(
-            &said("put me through to a human please"),
-            &said("book talk human please")
-        ),
-        "put me through to a human please"
-    );
+    // "human" at the same time in both, the rest heard differently.
+    let grammar = heard(&[
+        ("put", 0.0, 0.2),
+        ("me", 0.2, 0.4),
+        ("through", 0.4, 0.6),
+        ("to", 0.6, 0.8),
+        ("a", 0.8, 0.9),
+        ("human", 0.9, 1.3),
+        ("please", 1.3, 1.6),
+    ]);
+    let open = heard(&[
+        ("book", 0.0, 0.3),
+        ("talk", 0.3, 0.8),
+        ("human", 0.85, 1.3),
+        ("please", 1.3, 1.6),
+    ]);
+    assert_eq!(choose(&grammar, &open), "put me through to a human please");
+}
+
+#[test]
+fn the_same_word_at_another_time_does_not_confirm_the_grammar() {
+    // The grammar forced "hours" onto speech where the open decoder heard "sell"; the open
+    // decoder's "hours" is another sound, earlier in the turn.
+    let grammar = heard(&[("what", 0.0, 0.3), ("open", 0.3, 0.6), ("hours", 0.9, 1.2)]);
+    let open = heard(&[("hours", 0.3, 0.6), ("you", 0.6, 0.9), ("sell", 0.9, 1.2)]);
+    assert_eq!(choose(&grammar, &open), "hours you sell");
 }
 
 #[test]
