@@ -473,7 +473,7 @@ export interface paths {
         put?: never;
         /**
          * Drain an edge, then let it leave the cluster and exit (admin)
-         * @description What SIGTERM does to `freya edge`: the edge answers new INVITEs with a 302 to a live peer, lets its calls finish (those left at its `drain.deadline_seconds` are ended as `edge_shutdown`), leaves the cluster and exits 0. The edge must hold its command stream to this control-plane process (503 otherwise; another replica may hold it).
+         * @description What SIGTERM does to `freya edge`: the edge answers new INVITEs with a 302 to a live peer, lets its calls finish (those left at its `drain.deadline_seconds` are ended as `edge_shutdown`), leaves the cluster and exits 0. The edge must hold its command stream to a control-plane process sharing this one's database (503 otherwise).
          */
         post: operations["edges.drain"];
         delete?: never;
@@ -493,7 +493,7 @@ export interface paths {
         put?: never;
         /**
          * Tell an edge to renew its certificate now, onto the newest CA (admin)
-         * @description The edge must hold its command stream to this control-plane process (503 otherwise; another replica may hold it). The renewal itself shows in the trust audit.
+         * @description The edge must hold its command stream to a control-plane process sharing this one's database (503 otherwise). The renewal itself shows in the trust audit.
          */
         post: operations["edges.renew"];
         delete?: never;
@@ -5521,7 +5521,7 @@ export interface operations {
                     "application/problem+json": components["schemas"]["Problem"];
                 };
             };
-            /** @description The edge is not connected to this control-plane process */
+            /** @description The edge is not connected to any control-plane process */
             503: {
                 headers: {
                     [name: string]: unknown;
@@ -5633,7 +5633,7 @@ export interface operations {
                     "application/problem+json": components["schemas"]["Problem"];
                 };
             };
-            /** @description The edge is not connected to this control-plane process */
+            /** @description The edge is not connected to any control-plane process */
             503: {
                 headers: {
                     [name: string]: unknown;
