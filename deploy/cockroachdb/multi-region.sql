@@ -42,6 +42,9 @@ ALTER TABLE edge_join_tokens SET LOCALITY GLOBAL;
 -- Which secrets-key rotations ran and finished (`freya secrets rotate-key`): written by one
 -- command at a time, read rarely.
 ALTER TABLE secret_key_rotations SET LOCALITY GLOBAL;
+-- The recording keypair (public half in every edge's snapshot, private halves sealed): read for
+-- every snapshot and every sealed recording that arrives, written at a rotation.
+ALTER TABLE recording_keys SET LOCALITY GLOBAL;
 
 -- 4. Per-call tables: each row lives in the region of the edge that took the call. Freya
 -- stores that edge's region with the row (`region`, filled from the registering edge); a
@@ -80,3 +83,7 @@ ALTER TABLE data_migrations SET LOCALITY REGIONAL BY TABLE IN PRIMARY REGION;
 -- The lease one control-plane replica holds to run the lost-edge pass: a few writes a minute
 -- from whichever replica holds it.
 ALTER TABLE timer_leases SET LOCALITY REGIONAL BY TABLE IN PRIMARY REGION;
+-- Commands queued for an edge whose stream another replica holds: written by the replica that
+-- served the request, polled by the holder, wherever each runs; rare (most commands go straight
+-- down the stream) and short-lived, so one home beats rows spread over regions every poll reads.
+ALTER TABLE edge_commands SET LOCALITY REGIONAL BY TABLE IN PRIMARY REGION;
