@@ -567,8 +567,7 @@ impl super::leg::ReceivedMedia for AddedLeg<'_> {
     fn handle_payload(&mut self, _: Instant, _: u16, _: u32, _: &[u8]) {}
 }
 
-/// The call's recording, in this edge's outbox. A recording that cannot start is logged; the
-/// call goes on without it.
+/// The call's recording in this edge's outbox; one that cannot start is logged, never fatal.
 fn start_recording(
     services: &CallServices,
     call_id: &str,
