@@ -12,7 +12,7 @@
 use serde::Serialize;
 use sqlx::Row;
 
-use super::change::Change;
+use super::change::{Cell, Change};
 use super::erasure::delete_call_events;
 use super::{retry, Store, StoreError, WorkspaceScope};
 
@@ -91,32 +91,26 @@ impl Store {
         actor: &str,
         retention: Retention,
     ) -> Result<(), StoreError> {
-        retry(&self.health, || async {
-            let mut tx = self.pool().begin().await?;
-            let updated = sqlx::query(
-                "UPDATE workspaces SET retention_recordings_days = $1, \
-                 retention_transcripts_days = $2, retention_calls_days = $3, updated_at_ms = $4 \
-                 WHERE id = $5",
-            )
-            .bind(retention.recordings_days)
-            .bind(retention.transcripts_days)
-            .bind(retention.calls_days)
-            .bind(freya_shared::ids::now_ms())
-            .bind(&scope.workspace_id)
-            .execute(&mut *tx)
-            .await?
-            .rows_affected();
-            if updated == 0 {
-                return Err(StoreError::NotFound);
-            }
-            Change::of(scope, actor, "workspace", &scope.workspace_id)
-                .commit(
-                    tx,
-                    "workspace.retention_changed",
-                    serde_json::to_value(retention).unwrap_or_default(),
-                )
-                .await
-        })
+        self.update_workspace_row(
+            scope,
+            actor,
+            &[
+                (
+                    "retention_recordings_days = ?",
+                    Cell::MaybeInt(retention.recordings_days),
+                ),
+                (
+                    "retention_transcripts_days = ?",
+                    Cell::MaybeInt(retention.transcripts_days),
+                ),
+                (
+                    "retention_calls_days = ?",
+                    Cell::MaybeInt(retention.calls_days),
+                ),
+            ],
+            "workspace.retention_changed",
+            serde_json::to_value(retention).unwrap_or_default(),
+        )
         .await
     }
 
@@ -177,6 +171,31 @@ impl Store {
         Ok(sweep)
     }
 
+    /// The `id` and `recording_id` of at most `batch` calls of the workspace that ended before
+    /// `before_ms`, the oldest first: what each expiry walks.
+    async fn calls_ended_before(
+        &self,
+        scope: &WorkspaceScope,
+        before_ms: i64,
+        batch: u32,
+        due: Due,
+    ) -> Result<Vec<sqlx::any::AnyRow>, StoreError> {
+        let recorded = match due {
+            Due::Recorded => "AND recording_id IS NOT NULL ",
+            Due::Any => "",
+        };
+        let sql = format!(
+            "SELECT id, recording_id FROM calls WHERE workspace_id = $1 {recorded}\
+             AND ended_at_ms < $2 ORDER BY ended_at_ms LIMIT $3"
+        );
+        Ok(sqlx::query(&sql)
+            .bind(&scope.workspace_id)
+            .bind(before_ms)
+            .bind(i64::from(batch))
+            .fetch_all(self.pool())
+            .await?)
+    }
+
     /// Detaches the recordings of calls that ended before `before_ms`.
     async fn expire_recordings(
         &self,
@@ -185,15 +204,9 @@ impl Store {
         batch: u32,
         done: &mut RetentionSweep,
     ) -> Result<(), StoreError> {
-        let due = sqlx::query(
-            "SELECT id, recording_id FROM calls WHERE workspace_id = $1 \
-             AND recording_id IS NOT NULL AND ended_at_ms < $2 ORDER BY ended_at_ms LIMIT $3",
-        )
-        .bind(&scope.workspace_id)
-        .bind(before_ms)
-        .bind(i64::from(batch))
-        .fetch_all(self.pool())
-        .await?;
+        let due = self
+            .calls_ended_before(scope, before_ms, batch, Due::Recorded)
+            .await?;
         for row in due {
             let id: String = row.try_get("id")?;
             let recording_id: String = row.try_get("recording_id")?;
@@ -277,15 +290,9 @@ impl Store {
         batch: u32,
         done: &mut RetentionSweep,
     ) -> Result<(), StoreError> {
-        let due = sqlx::query(
-            "SELECT id, recording_id FROM calls WHERE workspace_id = $1 AND ended_at_ms < $2 \
-             ORDER BY ended_at_ms LIMIT $3",
-        )
-        .bind(&scope.workspace_id)
-        .bind(before_ms)
-        .bind(i64::from(batch))
-        .fetch_all(self.pool())
-        .await?;
+        let due = self
+            .calls_ended_before(scope, before_ms, batch, Due::Any)
+            .await?;
         for row in due {
             let id: String = row.try_get("id")?;
             let deleted = retry(&self.health, || async {
@@ -316,4 +323,11 @@ impl Store {
         }
         Ok(())
     }
+}
+
+/// Which ended calls an expiry walks: those with a recording (to detach it) or all of them.
+#[derive(Clone, Copy)]
+enum Due {
+    Recorded,
+    Any,
 }
