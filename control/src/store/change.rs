@@ -4,12 +4,16 @@
 //! keeps only its table, its columns and what its audit entry says; the scope, the audit entry
 //! and the version bump cannot be forgotten by one of them.
 
+use futures::future::BoxFuture;
 use sqlx::any::AnyRow;
 
 use super::identity::{insert_audit, AuditEntry};
 use super::scoped::ScopedResource;
 use super::{commit_config_change, retry, Store, StoreError, WorkspaceScope};
 use freya_shared::ids::now_ms;
+
+/// A transaction on the primary, handed through the steps of one change.
+type Transaction = sqlx::Transaction<'static, sqlx::Any>;
 
 /// A value bound into a statement assembled at run time (the engines' common types only).
 #[derive(Debug, Clone, Copy)]
@@ -324,6 +328,24 @@ impl Store {
                 return Err(StoreError::NotFound);
             }
             row.commit(tx, "deleted", serde_json::json!({})).await
+        })
+        .await
+    }
+
+    /// Deletes a resource edges route by: `remove` deletes its rows inside the transaction (or
+    /// refuses, with the error that says why), then the change is audited as
+    /// `<type>.deleted`, the configuration version bumped and edges told, all retried together.
+    pub(crate) async fn delete_routed<'a>(
+        &self,
+        change: Change<'a>,
+        remove: impl Fn(Transaction) -> BoxFuture<'a, Result<Transaction, StoreError>>,
+    ) -> Result<(), StoreError> {
+        let action = format!("{}.deleted", change.resource_type);
+        self.config_change(|| async {
+            let tx = remove(self.pool().begin().await?).await?;
+            change
+                .commit_config(tx, &action, serde_json::json!({}))
+                .await
         })
         .await
     }
