@@ -114,10 +114,10 @@ pub(crate) struct List<T> {
 }
 
 impl<T> List<T> {
-    /// A complete, single-page list.
-    pub(crate) fn of(data: Vec<T>) -> Self {
+    /// A complete, single-page list of `items`, each made into the view `T`.
+    pub(crate) fn of<S: Into<T>>(items: impl IntoIterator<Item = S>) -> Self {
         Self {
-            data,
+            data: items.into_iter().map(Into::into).collect(),
             next_cursor: None,
         }
     }
