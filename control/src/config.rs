@@ -62,6 +62,28 @@ impl Validate for ControlConfig {
             ("grpc.max_connections", self.grpc.max_connections, 1),
             ("retention.interval_secs", self.retention.interval_secs, 1),
             ("retention.batch", self.retention.batch, 1),
+            ("database.max_connections", self.database.max_connections, 1),
+            (
+                "edges.certificate_lifetime_seconds",
+                self.edges.certificate_lifetime_seconds,
+                300,
+            ),
+            (
+                "edges.enrolments_per_minute_per_ip",
+                self.edges.enrolments_per_minute_per_ip,
+                1,
+            ),
+            (
+                "edges.revocation_poll_ms",
+                self.edges.revocation_poll_ms,
+                100,
+            ),
+            (
+                "edges.heartbeat_interval_ms",
+                self.edges.heartbeat_interval_ms,
+                100,
+            ),
+            ("edges.config_poll_ms", self.edges.config_poll_ms, 50),
         ] {
             if value < min {
                 problems.push(ConfigProblem::new(key, format!("must be at least {min}")));
@@ -96,12 +118,6 @@ impl Validate for ControlConfig {
                 ));
             }
         }
-        if self.database.max_connections == 0 {
-            problems.push(ConfigProblem::new(
-                "database.max_connections",
-                "must be at least 1",
-            ));
-        }
         if self.database.min_connections > self.database.max_connections {
             problems.push(ConfigProblem::new(
                 "database.min_connections",
@@ -119,12 +135,6 @@ impl Validate for ControlConfig {
                 format!("must be at least {MIN_SECRET_LEN} characters"),
             ));
         }
-        if self.edges.certificate_lifetime_seconds < 300 {
-            problems.push(ConfigProblem::new(
-                "edges.certificate_lifetime_seconds",
-                "must be at least 300",
-            ));
-        }
         if self
             .edges
             .ca_overlap_seconds
@@ -136,34 +146,10 @@ impl Validate for ControlConfig {
                  CA are cut off",
             ));
         }
-        if self.edges.enrolments_per_minute_per_ip == 0 {
-            problems.push(ConfigProblem::new(
-                "edges.enrolments_per_minute_per_ip",
-                "must be at least 1",
-            ));
-        }
-        if self.edges.revocation_poll_ms < 100 {
-            problems.push(ConfigProblem::new(
-                "edges.revocation_poll_ms",
-                "must be at least 100",
-            ));
-        }
-        if self.edges.heartbeat_interval_ms < 100 {
-            problems.push(ConfigProblem::new(
-                "edges.heartbeat_interval_ms",
-                "must be at least 100",
-            ));
-        }
         if self.edges.offline_after_ms <= self.edges.heartbeat_interval_ms {
             problems.push(ConfigProblem::new(
                 "edges.offline_after_ms",
                 "must be longer than edges.heartbeat_interval_ms",
-            ));
-        }
-        if self.edges.config_poll_ms < 50 {
-            problems.push(ConfigProblem::new(
-                "edges.config_poll_ms",
-                "must be at least 50",
             ));
         }
         auth::check_auth(&self.auth, &mut problems);

@@ -59,6 +59,28 @@ pub fn read_key_file(path: &Path) -> Result<[u8; 32], RekeyError> {
     })
 }
 
+/// The store of `config`, opened with `current` (and `previous`) and migrated: both rotations
+/// work on a schema that is up to date, through a pool of at most two connections since the
+/// command runs alone.
+async fn open_store(
+    config: &ControlConfig,
+    current: &[u8; 32],
+    previous: &[[u8; 32]],
+) -> Result<Store, RekeyError> {
+    let store = Store::connect(
+        &config.database.url,
+        PoolSize {
+            min_connections: 1,
+            max_connections: 2,
+        },
+    )
+    .await
+    .map_err(RekeyError::Connect)?
+    .with_encryption_keys(current, previous);
+    store.migrate().await.map_err(RekeyError::Connect)?;
+    Ok(store)
+}
+
 /// Makes a new recording keypair current in the store of `config` (`freya secrets
 /// rotate-recording-key`): edges seal new recordings to it from their next snapshot, and the
 /// earlier keys stay to open what was sealed to them. Its public key.
@@ -69,17 +91,7 @@ pub async fn rotate_recording_key(
         .auth
         .encryption_keys()
         .ok_or(RekeyError::BadConfiguredKey)?;
-    let store = Store::connect(
-        &config.database.url,
-        PoolSize {
-            min_connections: 1,
-            max_connections: 2,
-        },
-    )
-    .await
-    .map_err(RekeyError::Connect)?
-    .with_encryption_keys(&current, &previous);
-    store.migrate().await.map_err(RekeyError::Connect)?;
+    let store = open_store(config, &current, &previous).await?;
     let made = store.rotate_recording_key().await;
     store.close().await;
     made.map_err(RekeyError::Connect)
@@ -103,17 +115,7 @@ pub async fn rotate(
         }
         None => configured,
     };
-    let store = Store::connect(
-        &config.database.url,
-        PoolSize {
-            min_connections: 1,
-            max_connections: 2,
-        },
-    )
-    .await
-    .map_err(RekeyError::Connect)?
-    .with_encryption_keys(&current, &previous);
-    store.migrate().await.map_err(RekeyError::Connect)?;
+    let store = open_store(config, &current, &previous).await?;
     let outcome = store.reseal_secrets(options).await;
     store.close().await;
     let mut report = outcome?;

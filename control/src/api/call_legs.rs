@@ -96,7 +96,7 @@ async fn live_call(state: &AppState, caller: &Caller, id: &str) -> Result<CallRe
     }
     let call = state.store.call(&caller.scope, id).await?;
     if call.ended_at_ms.is_some() {
-        return Err(conflict("the call has already ended"));
+        return Err(Problem::conflict("the call has already ended"));
     }
     Ok(call)
 }
@@ -112,10 +112,6 @@ async fn legs_of(state: &AppState, caller: &Caller, id: &str) -> Result<Legs, Pr
         }
     }
     Ok(legs)
-}
-
-fn conflict(detail: &str) -> Problem {
-    Problem::new(StatusCode::CONFLICT, "Conflict", detail)
 }
 
 async fn send(state: &AppState, call: &CallRecord, action: Action) -> Result<(), Problem> {
@@ -300,7 +296,7 @@ pub(super) async fn hang_up(
         return Err(Problem::not_found());
     }
     if legs.ended.iter().any(|l| u32::from(*l) == leg) {
-        return Err(conflict("the leg has already ended"));
+        return Err(Problem::conflict("the leg has already ended"));
     }
     send(&state, &call, Action::Hangup(HangupLeg { leg })).await?;
     Ok(StatusCode::ACCEPTED)
@@ -366,7 +362,7 @@ pub(super) async fn bridge(
         return Err(Problem::not_found());
     }
     if let Some(dead) = request.legs.iter().find(|l| !legs.is_up(**l)) {
-        return Err(conflict(&format!("leg {dead} is not up")));
+        return Err(Problem::conflict(format!("leg {dead} is not up")));
     }
     let action = Action::Bridge(BridgeLegs {
         legs: request.legs,

@@ -14,7 +14,7 @@ use serde::Deserialize;
 use sha2::{Digest, Sha256};
 
 use super::auth::Caller;
-use super::calls::{unavailable, CallView};
+use super::calls::CallView;
 use super::json::strict_from_value;
 use super::problem::Problem;
 use super::AppState;
@@ -254,7 +254,7 @@ async fn place_call(
     } else {
         format!("regions {}", reachable.join(", "))
     };
-    Err(unavailable(format!(
+    Err(Problem::unavailable(format!(
         "no online edge in {tried} is connected to the control plane; try again shortly"
     )))
 }

@@ -325,14 +325,6 @@ fn event_view(e: StoredEvent) -> EventView {
     }
 }
 
-pub(super) fn unavailable(detail: impl Into<String>) -> Problem {
-    Problem::new(
-        StatusCode::SERVICE_UNAVAILABLE,
-        "Service unavailable",
-        detail,
-    )
-}
-
 #[utoipa::path(
     post,
     path = "/v1/calls/{id}/hangup",
@@ -348,11 +340,7 @@ pub(super) async fn hangup(
 ) -> Result<(StatusCode, Json<CallView>), Problem> {
     let call = state.store.call(&caller.scope, &id).await?;
     if call.ended_at_ms.is_some() {
-        return Err(Problem::new(
-            StatusCode::CONFLICT,
-            "Conflict",
-            "the call has already ended",
-        ));
+        return Err(Problem::conflict("the call has already ended"));
     }
     let edge_id = call.edge_id.clone().unwrap_or_default();
     let command = EdgeCommand {

@@ -128,13 +128,8 @@ pub(crate) fn merged<T: Serialize + DeserializeOwned>(
     current: &T,
     patch: serde_json::Value,
 ) -> Result<T, Problem> {
-    let mut document = serde_json::to_value(current).map_err(|e| {
-        Problem::new(
-            StatusCode::INTERNAL_SERVER_ERROR,
-            "Internal error",
-            e.to_string(),
-        )
-    })?;
+    let mut document =
+        serde_json::to_value(current).map_err(|e| Problem::internal(e.to_string()))?;
     merge_patch(&mut document, patch);
     strict_from_value(document)
 }

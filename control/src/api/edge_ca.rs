@@ -23,11 +23,7 @@ fn problem(error: TrustError) -> Problem {
         TrustError::Store(e) => e.into(),
         other => {
             tracing::error!(error = %other, "a CA rotation step failed");
-            Problem::new(
-                StatusCode::INTERNAL_SERVER_ERROR,
-                "Internal error",
-                "the CA could not be made or loaded",
-            )
+            Problem::internal("the CA could not be made or loaded")
         }
     }
 }

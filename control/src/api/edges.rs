@@ -120,11 +120,7 @@ pub(super) async fn drain(
     if let Err(e) = state.relay.deliver(&edge.id, command, None).await {
         return Err(match e {
             crate::grpc::RelayError::Store(e) => e.into(),
-            other => Problem::new(
-                StatusCode::SERVICE_UNAVAILABLE,
-                "Service unavailable",
-                format!("{other}; send it SIGTERM"),
-            ),
+            other => Problem::unavailable(format!("{other}; send it SIGTERM")),
         });
     }
     state

@@ -117,7 +117,7 @@ pub(super) async fn list(
     caller: Caller,
 ) -> Result<Json<List<KeyView>>, Problem> {
     let keys = state.store.api_keys(&caller.scope).await?;
-    Ok(Json(List::of(keys.into_iter().map(Into::into).collect())))
+    Ok(Json(List::of(keys)))
 }
 
 #[utoipa::path(

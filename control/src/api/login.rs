@@ -19,7 +19,6 @@ use std::time::{Duration, Instant};
 use argon2::password_hash::rand_core::OsRng;
 use argon2::password_hash::{PasswordHash, PasswordHasher, PasswordVerifier, SaltString};
 use axum::extract::{ConnectInfo, State};
-use axum::http::{header, HeaderValue, StatusCode};
 use axum::response::{IntoResponse, Response};
 use axum::{Extension, Json};
 use serde::{Deserialize, Serialize};
@@ -29,7 +28,7 @@ use throttle::{Lockout, LoginThrottle, Subject};
 
 use super::auth::Person;
 use super::json::StrictJson;
-use super::problem::Problem;
+use super::problem::{retry_seconds, Problem};
 use super::AppState;
 use freya_shared::ids::rfc3339;
 
@@ -108,17 +107,12 @@ impl LoginLimits {
 
 /// A refused login: 429 problem+json with `Retry-After` in whole seconds (at least 1).
 fn too_many(detail: &str, wait: Duration) -> Response {
-    let seconds = (wait.as_secs() + u64::from(wait.subsec_nanos() > 0)).max(1);
-    let mut response = Problem::new(
-        StatusCode::TOO_MANY_REQUESTS,
+    let seconds = retry_seconds(wait).max(1);
+    Problem::too_many_requests(
         "Too many login attempts",
         format!("{detail}; retry in {seconds} s"),
+        wait,
     )
-    .into_response();
-    if let Ok(value) = HeaderValue::from_str(&seconds.to_string()) {
-        response.headers_mut().insert(header::RETRY_AFTER, value);
-    }
-    response
 }
 
 /// Writes a lockout to the audit log; a failure to write is logged, and the login still refused.
@@ -176,11 +170,7 @@ fn password_matches(password: &str, hash: &str) -> bool {
 fn issue(state: &AppState, user_id: &str) -> Result<Json<TokenResponse>, Problem> {
     let issued = state.tokens.issue(user_id).map_err(|e| {
         tracing::error!(error = %e, "cannot sign a token");
-        Problem::new(
-            StatusCode::INTERNAL_SERVER_ERROR,
-            "Internal error",
-            "cannot sign a token",
-        )
+        Problem::internal("cannot sign a token")
     })?;
     Ok(Json(TokenResponse {
         token: issued.token,

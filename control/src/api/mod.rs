@@ -114,10 +114,10 @@ pub(crate) struct List<T> {
 }
 
 impl<T> List<T> {
-    /// A complete, single-page list.
-    pub(crate) fn of(data: Vec<T>) -> Self {
+    /// A complete, single-page list of `items`, each made into the view `T`.
+    pub(crate) fn of<S: Into<T>>(items: impl IntoIterator<Item = S>) -> Self {
         Self {
-            data,
+            data: items.into_iter().map(Into::into).collect(),
             next_cursor: None,
         }
     }
@@ -131,6 +131,39 @@ const BODY_LIMIT_BYTES: usize = 1024 * 1024;
 /// may use a route, enforced by the [`Caller`] extractor.
 fn needs(role: Role, route: MethodRouter<AppState>) -> MethodRouter<AppState> {
     route.route_layer(Extension(auth::Needs(role)))
+}
+
+/// A workspace resource on the generic CRUD path ([`crud`]), handlers in the order list,
+/// create, get, patch, delete: `reader` lists it at `path` and reads it at `path/{id}`,
+/// `writer` creates, changes and deletes it. Every such resource is routed, and its roles
+/// declared, the one way.
+fn crud_resource<L, C, G, P, D, TL, TC, TG, TP, TD>(
+    path: &str,
+    reader: Role,
+    writer: Role,
+    (list, create, read, change, remove): (L, C, G, P, D),
+) -> Router<AppState>
+where
+    L: axum::handler::Handler<TL, AppState>,
+    C: axum::handler::Handler<TC, AppState>,
+    G: axum::handler::Handler<TG, AppState>,
+    P: axum::handler::Handler<TP, AppState>,
+    D: axum::handler::Handler<TD, AppState>,
+    TL: 'static,
+    TC: 'static,
+    TG: 'static,
+    TP: 'static,
+    TD: 'static,
+{
+    Router::new()
+        .route(
+            path,
+            needs(reader, get(list)).merge(needs(writer, post(create))),
+        )
+        .route(
+            &format!("{path}/{{id}}"),
+            needs(reader, get(read)).merge(needs(writer, patch(change).delete(remove))),
+        )
 }
 
 fn v1() -> Router<AppState> {
@@ -198,44 +231,45 @@ fn v1() -> Router<AppState> {
             "/edges/{id}/renew",
             needs(Role::Admin, post(edge_ca::renew)),
         )
-        .route(
+        .merge(crud_resource(
             "/agents",
-            needs(Role::Viewer, get(agents::list)).merge(needs(Role::Editor, post(agents::create))),
-        )
-        .route(
-            "/agents/{id}",
-            needs(Role::Viewer, get(agents::get)).merge(needs(
-                Role::Editor,
-                patch(agents::patch).delete(agents::delete),
-            )),
-        )
-        .route(
+            Role::Viewer,
+            Role::Editor,
+            (
+                agents::list,
+                agents::create,
+                agents::get,
+                agents::patch,
+                agents::delete,
+            ),
+        ))
+        .merge(crud_resource(
             "/phone-numbers",
-            needs(Role::Viewer, get(numbers::list))
-                .merge(needs(Role::Editor, post(numbers::create))),
-        )
-        .route(
-            "/phone-numbers/{id}",
-            needs(Role::Viewer, get(numbers::get)).merge(needs(
-                Role::Editor,
-                patch(numbers::patch).delete(numbers::delete),
-            )),
-        )
-        .route(
+            Role::Viewer,
+            Role::Editor,
+            (
+                numbers::list,
+                numbers::create,
+                numbers::get,
+                numbers::patch,
+                numbers::delete,
+            ),
+        ))
+        .merge(crud_resource(
             "/workflows",
-            needs(Role::Viewer, get(workflows::list))
-                .merge(needs(Role::Editor, post(workflows::create))),
-        )
+            Role::Viewer,
+            Role::Editor,
+            (
+                workflows::list,
+                workflows::create,
+                workflows::get,
+                workflows::patch,
+                workflows::delete,
+            ),
+        ))
         .route(
             "/workflows/validate",
             needs(Role::Viewer, post(workflows::check)),
-        )
-        .route(
-            "/workflows/{id}",
-            needs(Role::Viewer, get(workflows::get)).merge(needs(
-                Role::Editor,
-                patch(workflows::patch).delete(workflows::delete),
-            )),
         )
         .route(
             "/workflows/{id}/publish",
@@ -286,35 +320,34 @@ fn v1() -> Router<AppState> {
                 .merge(needs(Role::Admin, delete(recordings::delete))),
         )
         .route("/audit-log", needs(Role::Admin, get(audit::list)))
-        .route(
+        .merge(crud_resource(
             "/providers",
-            needs(Role::Viewer, get(providers::list))
-                .merge(needs(Role::Admin, post(providers::create))),
-        )
-        .route(
-            "/providers/{id}",
-            needs(Role::Viewer, get(providers::get)).merge(needs(
-                Role::Admin,
-                patch(providers::patch).delete(providers::delete),
-            )),
-        )
+            Role::Viewer,
+            Role::Admin,
+            (
+                providers::list,
+                providers::create,
+                providers::get,
+                providers::patch,
+                providers::delete,
+            ),
+        ))
         .route(
             "/providers/{id}/test",
             needs(Role::Editor, post(provider_test::test)),
         )
-        .route(
+        .merge(crud_resource(
             "/webhooks",
-            needs(Role::Admin, get(webhooks::list).post(webhooks::create)),
-        )
-        .route(
-            "/webhooks/{id}",
-            needs(
-                Role::Admin,
-                get(webhooks::get)
-                    .patch(webhooks::patch)
-                    .delete(webhooks::delete),
+            Role::Admin,
+            Role::Admin,
+            (
+                webhooks::list,
+                webhooks::create,
+                webhooks::get,
+                webhooks::patch,
+                webhooks::delete,
             ),
-        )
+        ))
         .route(
             "/webhooks/{id}/deliveries",
             needs(Role::Admin, get(webhooks::deliveries)),

@@ -6,6 +6,8 @@
 //! (the disk is full) or 503 (the database is unavailable), and the response carries the fault
 //! as an extension for `health::watch_storage`, which marks the store unhealthy.
 
+use std::time::Duration;
+
 use axum::http::{header, HeaderValue, StatusCode};
 use axum::response::{IntoResponse, Response};
 use serde::Serialize;
@@ -123,11 +125,9 @@ impl Problem {
                 "the database could not store the change (its disk is full or failing); \
                  nothing was saved, try again later",
             ),
-            StorageFault::Unavailable => Self::new(
-                StatusCode::SERVICE_UNAVAILABLE,
-                "Service unavailable",
-                "the database is unavailable; nothing was saved, try again",
-            ),
+            StorageFault::Unavailable => {
+                Self::unavailable("the database is unavailable; nothing was saved, try again")
+            }
         };
         Self {
             storage_fault: Some(fault),
@@ -139,6 +139,46 @@ impl Problem {
     pub(crate) fn forbidden(detail: impl Into<String>) -> Self {
         Self::new(StatusCode::FORBIDDEN, "Forbidden", detail)
     }
+
+    /// 409: the request is understood, but the thing it acts on is not in a state to take it.
+    pub(crate) fn conflict(detail: impl Into<String>) -> Self {
+        Self::new(StatusCode::CONFLICT, "Conflict", detail)
+    }
+
+    /// 503: something the request needs (the database, an edge, a file) cannot serve it now;
+    /// the client may try again.
+    pub(crate) fn unavailable(detail: impl Into<String>) -> Self {
+        Self::new(
+            StatusCode::SERVICE_UNAVAILABLE,
+            "Service unavailable",
+            detail,
+        )
+    }
+
+    /// 500: a fault of the control plane itself, not of the request.
+    pub(crate) fn internal(detail: impl Into<String>) -> Self {
+        Self::new(StatusCode::INTERNAL_SERVER_ERROR, "Internal error", detail)
+    }
+
+    /// 429 with the given `title` and `detail`, answered with `Retry-After` in whole seconds
+    /// ([`retry_seconds`] of `wait`, at least 1) so that every refusal tells a client the same
+    /// way when to come back.
+    pub(crate) fn too_many_requests(
+        title: &'static str,
+        detail: impl Into<String>,
+        wait: Duration,
+    ) -> Response {
+        let mut response = Self::new(StatusCode::TOO_MANY_REQUESTS, title, detail).into_response();
+        if let Ok(value) = HeaderValue::from_str(&retry_seconds(wait).max(1).to_string()) {
+            response.headers_mut().insert(header::RETRY_AFTER, value);
+        }
+        response
+    }
+}
+
+/// `wait` in whole seconds, rounded up: what a refusal tells a client to wait.
+pub(crate) fn retry_seconds(wait: Duration) -> u64 {
+    wait.as_secs() + u64::from(wait.subsec_nanos() > 0)
 }
 
 impl IntoResponse for Problem {
@@ -179,9 +219,7 @@ impl From<StoreError> for Problem {
     fn from(error: StoreError) -> Self {
         match error {
             StoreError::NotFound => Problem::not_found(),
-            StoreError::Conflict(message) => {
-                Problem::new(StatusCode::CONFLICT, "Conflict", message)
-            }
+            StoreError::Conflict(message) => Problem::conflict(message),
             StoreError::Forbidden(message) => Problem::forbidden(message),
             StoreError::InvalidReference { field, message } => {
                 Problem::invalid(vec![FieldError::new(field, message)])
@@ -192,11 +230,7 @@ impl From<StoreError> for Problem {
                     return Problem::storage(fault);
                 }
                 tracing::error!(error = %other, "store failure behind an API request");
-                Problem::new(
-                    StatusCode::SERVICE_UNAVAILABLE,
-                    "Service unavailable",
-                    "the database is unavailable; try again",
-                )
+                Problem::unavailable("the database is unavailable; try again")
             }
         }
     }

@@ -20,13 +20,13 @@ use std::sync::Mutex;
 use std::time::{Duration, Instant};
 
 use axum::extract::{Path, State};
-use axum::http::{header, HeaderValue, StatusCode};
+use axum::http::StatusCode;
 use axum::response::{IntoResponse, Response};
 use axum::Json;
 use serde::Serialize;
 
 use super::auth::Caller;
-use super::problem::Problem;
+use super::problem::{retry_seconds, Problem};
 use super::AppState;
 use crate::store::Provider;
 use crate::trunk_health::ProviderCheck;
@@ -186,27 +186,14 @@ impl ProviderTests {
 }
 
 fn too_many(wait: Duration) -> Response {
-    let seconds = wait.as_secs() + u64::from(wait.subsec_nanos() > 0);
-    let mut response = Problem::new(
-        StatusCode::TOO_MANY_REQUESTS,
+    Problem::too_many_requests(
         "Too many requests",
         format!(
-            "providers are tested at most once per {} s each and {PER_WORKSPACE_PER_MINUTE} times a minute per workspace; retry in {seconds} s",
-            PER_PROVIDER_INTERVAL.as_secs()
+            "providers are tested at most once per {} s each and {PER_WORKSPACE_PER_MINUTE} times a minute per workspace; retry in {} s",
+            PER_PROVIDER_INTERVAL.as_secs(),
+            retry_seconds(wait)
         ),
-    )
-    .into_response();
-    if let Ok(value) = HeaderValue::from_str(&seconds.max(1).to_string()) {
-        response.headers_mut().insert(header::RETRY_AFTER, value);
-    }
-    response
-}
-
-fn unavailable(detail: impl Into<String>) -> Problem {
-    Problem::new(
-        StatusCode::SERVICE_UNAVAILABLE,
-        "Service unavailable",
-        detail,
+        wait,
     )
 }
 
@@ -277,7 +264,7 @@ async fn test_trunk(
         .find(|e| e.status == EdgeStatus::Online && state.commands.is_connected(&e.id))
         .or_else(|| serving.iter().find(|e| state.commands.is_connected(&e.id)))
     else {
-        return Err(unavailable(if serving.is_empty() {
+        return Err(Problem::unavailable(if serving.is_empty() {
             format!("no edge is online in {regions}: a SIP trunk is tested by an edge")
         } else {
             format!(
@@ -290,7 +277,7 @@ async fn test_trunk(
         .trunk_health
         .expect_test(&command_id, &edge.id, &provider.id)
     else {
-        return Err(unavailable("too many tests are in progress"));
+        return Err(Problem::unavailable("too many tests are in progress"));
     };
     let command = EdgeCommand {
         id: command_id.clone(),
@@ -300,7 +287,7 @@ async fn test_trunk(
     };
     if let Err(e) = state.commands.send(&edge.id, command).await {
         state.trunk_health.forget_test(&command_id);
-        return Err(unavailable(e.to_string()));
+        return Err(Problem::unavailable(e.to_string()));
     }
     let name = match &provider.spec {
         ProviderSpec::SipTrunk(t) if t.transport == freya_shared::model::SipTransport::Tls => {

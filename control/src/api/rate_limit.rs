@@ -12,12 +12,12 @@ use std::sync::Mutex;
 use std::time::{Duration, Instant};
 
 use axum::extract::{ConnectInfo, Request, State};
-use axum::http::{header, HeaderValue, StatusCode};
+use axum::http::header;
 use axum::middleware::Next;
-use axum::response::{IntoResponse, Response};
+use axum::response::Response;
 use sha2::{Digest, Sha256};
 
-use super::problem::Problem;
+use super::problem::{retry_seconds, Problem};
 use super::AppState;
 use crate::config::RateLimitConfig;
 
@@ -132,17 +132,12 @@ pub(super) async fn limit(State(state): State<AppState>, request: Request, next:
     match limiter.take(Instant::now(), &keys) {
         Ok(()) => next.run(request).await,
         Err(wait) => {
-            let seconds = wait.as_secs() + u64::from(wait.subsec_nanos() > 0);
-            let mut response = Problem::new(
-                StatusCode::TOO_MANY_REQUESTS,
+            let seconds = retry_seconds(wait);
+            Problem::too_many_requests(
                 "Too many requests",
                 format!("rate limit reached; retry in {seconds} s"),
+                wait,
             )
-            .into_response();
-            if let Ok(value) = HeaderValue::from_str(&seconds.max(1).to_string()) {
-                response.headers_mut().insert(header::RETRY_AFTER, value);
-            }
-            response
         }
     }
 }

@@ -122,9 +122,7 @@ pub(super) async fn download(
         Ok(response) => Ok(response.map(Body::new)),
         Err(e) => {
             tracing::error!(error = %e, path = %path.display(), "cannot read a recording");
-            Err(Problem::new(
-                StatusCode::SERVICE_UNAVAILABLE,
-                "Service unavailable",
+            Err(Problem::unavailable(
                 "the recording cannot be read right now",
             ))
         }

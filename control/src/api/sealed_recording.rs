@@ -83,11 +83,7 @@ fn damaged(error: &SealError, path: &std::path::Path) -> Problem {
 
 fn unavailable(error: &std::io::Error, path: &std::path::Path) -> Problem {
     tracing::error!(%error, path = %path.display(), "cannot read a recording");
-    Problem::new(
-        StatusCode::SERVICE_UNAVAILABLE,
-        "Service unavailable",
-        "the recording cannot be read right now",
-    )
+    Problem::unavailable("the recording cannot be read right now")
 }
 
 /// What is left to send: the file, the opened format, the next chunk and how much of it to

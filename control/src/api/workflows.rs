@@ -195,9 +195,7 @@ pub(super) async fn versions(
     ResourceId(id): ResourceId,
 ) -> Result<Json<List<WorkflowVersionView>>, Problem> {
     let versions = state.store.workflow_versions(&caller.scope, &id).await?;
-    Ok(Json(List::of(
-        versions.into_iter().map(Into::into).collect(),
-    )))
+    Ok(Json(List::of(versions)))
 }
 
 #[utoipa::path(

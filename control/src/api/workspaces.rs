@@ -206,9 +206,7 @@ pub(super) async fn list(
     person: Person,
 ) -> Result<Json<List<WorkspaceView>>, Problem> {
     let workspaces = state.store.workspaces_of(&person.user_id).await?;
-    Ok(Json(List::of(
-        workspaces.into_iter().map(Into::into).collect(),
-    )))
+    Ok(Json(List::of(workspaces)))
 }
 
 #[utoipa::path(
@@ -296,9 +294,7 @@ pub(super) async fn members(
     caller: Caller,
 ) -> Result<Json<List<MemberView>>, Problem> {
     let members = state.store.members(&caller.scope).await?;
-    Ok(Json(List::of(
-        members.into_iter().map(Into::into).collect(),
-    )))
+    Ok(Json(List::of(members)))
 }
 
 #[utoipa::path(

@@ -172,31 +172,30 @@ impl Store {
         actor: &str,
         id: &str,
     ) -> Result<(), StoreError> {
-        self.config_change(|| async {
-            let mut tx = self.pool().begin().await?;
-            let routed = number_routing_to(&mut tx, scope, "agent_id", id).await?;
-            if let Some(workflow) =
-                super::workflows::workflow_naming_agent(&mut tx, scope, id).await?
-            {
-                return Err(StoreError::Conflict(format!(
-                    "workflow `{workflow}` hands calls to this agent; change it first"
-                )));
-            }
-            let deleted = sqlx::query("DELETE FROM agents WHERE workspace_id = $1 AND id = $2 AND NOT EXISTS (SELECT 1 FROM phone_numbers WHERE agent_id = $2)")
-                .bind(&scope.workspace_id)
-                .bind(id)
-                .execute(&mut *tx)
-                .await?
-                .rows_affected();
-            if deleted == 0 {
-                return Err(match routed {
-                    Some(number) => routed_here(&number, "agent"),
-                    None => StoreError::NotFound,
-                });
-            }
-            Change::of(scope, actor, "agent", id)
-                .commit_config(tx, "agent.deleted", serde_json::json!({}))
-                .await
+        self.delete_routed(Change::of(scope, actor, "agent", id), |mut tx| {
+            Box::pin(async move {
+                let routed = number_routing_to(&mut tx, scope, "agent_id", id).await?;
+                if let Some(workflow) =
+                    super::workflows::workflow_naming_agent(&mut tx, scope, id).await?
+                {
+                    return Err(StoreError::Conflict(format!(
+                        "workflow `{workflow}` hands calls to this agent; change it first"
+                    )));
+                }
+                let deleted = sqlx::query("DELETE FROM agents WHERE workspace_id = $1 AND id = $2 AND NOT EXISTS (SELECT 1 FROM phone_numbers WHERE agent_id = $2)")
+                    .bind(&scope.workspace_id)
+                    .bind(id)
+                    .execute(&mut *tx)
+                    .await?
+                    .rows_affected();
+                if deleted == 0 {
+                    return Err(match routed {
+                        Some(number) => routed_here(&number, "agent"),
+                        None => StoreError::NotFound,
+                    });
+                }
+                Ok(tx)
+            })
         })
         .await
     }

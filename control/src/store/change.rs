@@ -4,12 +4,16 @@
 //! keeps only its table, its columns and what its audit entry says; the scope, the audit entry
 //! and the version bump cannot be forgotten by one of them.
 
+use futures::future::BoxFuture;
 use sqlx::any::AnyRow;
 
 use super::identity::{insert_audit, AuditEntry};
 use super::scoped::ScopedResource;
 use super::{commit_config_change, retry, Store, StoreError, WorkspaceScope};
 use freya_shared::ids::now_ms;
+
+/// A transaction on the primary, handed through the steps of one change.
+type Transaction = sqlx::Transaction<'static, sqlx::Any>;
 
 /// A value bound into a statement assembled at run time (the engines' common types only).
 #[derive(Debug, Clone, Copy)]
@@ -18,6 +22,8 @@ pub(crate) enum Cell<'a> {
     /// Text or SQL NULL.
     MaybeText(Option<&'a str>),
     Int(i64),
+    /// A whole number or SQL NULL.
+    MaybeInt(Option<i64>),
 }
 
 /// Who sees a change: edges (the configuration version is bumped and announced, so they fetch
@@ -162,7 +168,19 @@ fn bind<'q>(
         Cell::Text(text) => query.bind(text),
         Cell::MaybeText(text) => query.bind(text),
         Cell::Int(n) => query.bind(n),
+        Cell::MaybeInt(n) => query.bind(n),
     }
+}
+
+/// `assignments` (each a SQL assignment with one `?` for its cell) numbered `$1`, `$2`, … in
+/// order, joined for a `SET` list: the cells are then bound in the same order.
+fn numbered(assignments: &[(&str, Cell<'_>)]) -> String {
+    assignments
+        .iter()
+        .enumerate()
+        .map(|(i, (assignment, _))| assignment.replacen('?', &format!("${}", i + 1), 1))
+        .collect::<Vec<_>>()
+        .join(", ")
 }
 
 impl Store {
@@ -211,14 +229,9 @@ impl Store {
     ) -> Result<T, StoreError> {
         let (change, table) = (row.change, row.table);
         let n = assignments.len();
-        let sets: Vec<String> = assignments
-            .iter()
-            .enumerate()
-            .map(|(i, (assignment, _))| assignment.replacen('?', &format!("${}", i + 1), 1))
-            .collect();
         let sql = format!(
             "UPDATE {table} SET {}, updated_at_ms = ${} WHERE workspace_id = ${} AND id = ${}",
-            sets.join(", "),
+            numbered(assignments),
             n + 1,
             n + 2,
             n + 3
@@ -255,6 +268,45 @@ impl Store {
         self.scoped_get(change.scope, change.resource_id).await
     }
 
+    /// Sets `assignments` (as for [`Store::update_resource`]) and `updated_at_ms` on the
+    /// scoped workspace's own row, audited as `action` with `detail` in the same transaction.
+    /// `NotFound` when the workspace is gone.
+    pub(crate) async fn update_workspace_row(
+        &self,
+        scope: &WorkspaceScope,
+        actor: &str,
+        assignments: &[(&str, Cell<'_>)],
+        action: &str,
+        detail: serde_json::Value,
+    ) -> Result<(), StoreError> {
+        let n = assignments.len();
+        let sql = format!(
+            "UPDATE workspaces SET {}, updated_at_ms = ${} WHERE id = ${}",
+            numbered(assignments),
+            n + 1,
+            n + 2
+        );
+        retry(&self.health, || async {
+            let mut tx = self.pool().begin().await?;
+            let query = assignments
+                .iter()
+                .fold(sqlx::query(&sql), |q, (_, cell)| bind(q, *cell));
+            let updated = query
+                .bind(now_ms())
+                .bind(&scope.workspace_id)
+                .execute(&mut *tx)
+                .await?
+                .rows_affected();
+            if updated == 0 {
+                return Err(StoreError::NotFound);
+            }
+            Change::of(scope, actor, "workspace", &scope.workspace_id)
+                .commit(tx, action, detail.clone())
+                .await
+        })
+        .await
+    }
+
     /// Deletes the changed resource's row of its table and, first, its rows in each of
     /// `dependents` (table, column naming the resource: not left to a foreign key's cascade,
     /// which SQLite only honours when enabled); audited as `<type>.deleted`.
@@ -276,6 +328,24 @@ impl Store {
                 return Err(StoreError::NotFound);
             }
             row.commit(tx, "deleted", serde_json::json!({})).await
+        })
+        .await
+    }
+
+    /// Deletes a resource edges route by: `remove` deletes its rows inside the transaction (or
+    /// refuses, with the error that says why), then the change is audited as
+    /// `<type>.deleted`, the configuration version bumped and edges told, all retried together.
+    pub(crate) async fn delete_routed<'a>(
+        &self,
+        change: Change<'a>,
+        remove: impl Fn(Transaction) -> BoxFuture<'a, Result<Transaction, StoreError>>,
+    ) -> Result<(), StoreError> {
+        let action = format!("{}.deleted", change.resource_type);
+        self.config_change(|| async {
+            let tx = remove(self.pool().begin().await?).await?;
+            change
+                .commit_config(tx, &action, serde_json::json!({}))
+                .await
         })
         .await
     }

@@ -234,18 +234,17 @@ impl Store {
         actor: &str,
         id: &str,
     ) -> Result<(), StoreError> {
-        self.config_change(|| async {
-            let mut tx = self.pool().begin().await?;
-            // Not left to the foreign key's cascade, which SQLite only honours when enabled.
-            replace_regions(&mut tx, scope, id, &[]).await?;
-            let deleted = delete_scoped(&mut tx, scope, "phone_numbers", "id", id).await?;
-            if deleted == 0 {
-                return Err(StoreError::NotFound);
-            }
-            release_settled(&mut tx).await?;
-            Change::of(scope, actor, "phone_number", id)
-                .commit_config(tx, "phone_number.deleted", serde_json::json!({}))
-                .await
+        self.delete_routed(Change::of(scope, actor, "phone_number", id), |mut tx| {
+            Box::pin(async move {
+                // Not left to the foreign key's cascade, which SQLite only honours when enabled.
+                replace_regions(&mut tx, scope, id, &[]).await?;
+                let deleted = delete_scoped(&mut tx, scope, "phone_numbers", "id", id).await?;
+                if deleted == 0 {
+                    return Err(StoreError::NotFound);
+                }
+                release_settled(&mut tx).await?;
+                Ok(tx)
+            })
         })
         .await
     }

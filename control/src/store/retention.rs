@@ -12,7 +12,7 @@
 use serde::Serialize;
 use sqlx::Row;
 
-use super::change::Change;
+use super::change::{Cell, Change};
 use super::erasure::delete_call_events;
 use super::{retry, Store, StoreError, WorkspaceScope};
 
@@ -91,32 +91,26 @@ impl Store {
         actor: &str,
         retention: Retention,
     ) -> Result<(), StoreError> {
-        retry(&self.health, || async {
-            let mut tx = self.pool().begin().await?;
-            let updated = sqlx::query(
-                "UPDATE workspaces SET retention_recordings_days = $1, \
-                 retention_transcripts_days = $2, retention_calls_days = $3, updated_at_ms = $4 \
-                 WHERE id = $5",
-            )
-            .bind(retention.recordings_days)
-            .bind(retention.transcripts_days)
-            .bind(retention.calls_days)
-            .bind(freya_shared::ids::now_ms())
-            .bind(&scope.workspace_id)
-            .execute(&mut *tx)
-            .await?
-            .rows_affected();
-            if updated == 0 {
-                return Err(StoreError::NotFound);
-            }
-            Change::of(scope, actor, "workspace", &scope.workspace_id)
-                .commit(
-                    tx,
-                    "workspace.retention_changed",
-                    serde_json::to_value(retention).unwrap_or_default(),
-                )
-                .await
-        })
+        self.update_workspace_row(
+            scope,
+            actor,
+            &[
+                (
+                    "retention_recordings_days = ?",
+                    Cell::MaybeInt(retention.recordings_days),
+                ),
+                (
+                    "retention_transcripts_days = ?",
+                    Cell::MaybeInt(retention.transcripts_days),
+                ),
+                (
+                    "retention_calls_days = ?",
+                    Cell::MaybeInt(retention.calls_days),
+                ),
+            ],
+            "workspace.retention_changed",
+            serde_json::to_value(retention).unwrap_or_default(),
+        )
         .await
     }
 
@@ -143,8 +137,14 @@ impl Store {
             let retention = Retention::from_row(&row)?;
             let mut done = RetentionSweep::default();
             if let Some(days) = retention.recordings_days {
-                self.expire_recordings(&scope, cutoff(now_ms, days), batch, &mut done)
-                    .await?;
+                self.expire_ended_calls(
+                    &scope,
+                    cutoff(now_ms, days),
+                    batch,
+                    Due::Recorded,
+                    &mut done,
+                )
+                .await?;
             }
             if let Some(days) = retention.transcripts_days {
                 done.transcript_events_deleted += self
@@ -152,7 +152,7 @@ impl Store {
                     .await?;
             }
             if let Some(days) = retention.calls_days {
-                self.expire_calls(&scope, cutoff(now_ms, days), batch, &mut done)
+                self.expire_ended_calls(&scope, cutoff(now_ms, days), batch, Due::Any, &mut done)
                     .await?;
             }
             if done != RetentionSweep::default() {
@@ -177,47 +177,105 @@ impl Store {
         Ok(sweep)
     }
 
-    /// Detaches the recordings of calls that ended before `before_ms`.
-    async fn expire_recordings(
+    /// Walks the calls of the workspace that ended before `before_ms` (at most `batch`, the
+    /// oldest first): detaches their recordings ([`Due::Recorded`]) or deletes them with every
+    /// event ([`Due::Any`]), and counts in `done` what went.
+    async fn expire_ended_calls(
         &self,
         scope: &WorkspaceScope,
         before_ms: i64,
         batch: u32,
+        due: Due,
         done: &mut RetentionSweep,
     ) -> Result<(), StoreError> {
-        let due = sqlx::query(
-            "SELECT id, recording_id FROM calls WHERE workspace_id = $1 \
-             AND recording_id IS NOT NULL AND ended_at_ms < $2 ORDER BY ended_at_ms LIMIT $3",
-        )
-        .bind(&scope.workspace_id)
-        .bind(before_ms)
-        .bind(i64::from(batch))
-        .fetch_all(self.pool())
-        .await?;
-        for row in due {
-            let id: String = row.try_get("id")?;
-            let recording_id: String = row.try_get("recording_id")?;
-            let detached = retry(&self.health, || async {
-                Ok(sqlx::query(
-                    "UPDATE calls SET recording_id = NULL, recording_format = NULL, \
-                     recording_bytes = NULL, recording_duration_ms = NULL, recording_sha256 = NULL \
-                     WHERE workspace_id = $1 AND id = $2 AND recording_id = $3",
-                )
-                .bind(&scope.workspace_id)
-                .bind(&id)
-                .bind(&recording_id)
-                .execute(self.pool())
-                .await?
-                .rows_affected())
-            })
+        let recorded = match due {
+            Due::Recorded => "AND recording_id IS NOT NULL ",
+            Due::Any => "",
+        };
+        let sql = format!(
+            "SELECT id, recording_id FROM calls WHERE workspace_id = $1 {recorded}\
+             AND ended_at_ms < $2 ORDER BY ended_at_ms LIMIT $3"
+        );
+        let rows = sqlx::query(&sql)
+            .bind(&scope.workspace_id)
+            .bind(before_ms)
+            .bind(i64::from(batch))
+            .fetch_all(self.pool())
             .await?;
-            if detached == 1 {
+        for row in rows {
+            let id: String = row.try_get("id")?;
+            let recording = match due {
+                Due::Recorded => {
+                    let recording_id: String = row.try_get("recording_id")?;
+                    self.expire_recording(scope, &id, &recording_id)
+                        .await?
+                        .then_some(recording_id)
+                }
+                Due::Any => match self.delete_ended_call(scope, &id).await? {
+                    None => continue,
+                    Some(recording) => {
+                        done.calls_deleted += 1;
+                        recording
+                    }
+                },
+            };
+            if let Some(recording_id) = recording {
                 done.recordings_deleted += 1;
                 done.recording_files
                     .push((scope.workspace_id.clone(), recording_id));
             }
         }
         Ok(())
+    }
+
+    /// Detaches recording `recording_id` from call `id`; whether this sweep was the one to.
+    async fn expire_recording(
+        &self,
+        scope: &WorkspaceScope,
+        id: &str,
+        recording_id: &str,
+    ) -> Result<bool, StoreError> {
+        let detached = retry(&self.health, || async {
+            Ok(sqlx::query(
+                "UPDATE calls SET recording_id = NULL, recording_format = NULL, \
+                 recording_bytes = NULL, recording_duration_ms = NULL, recording_sha256 = NULL \
+                 WHERE workspace_id = $1 AND id = $2 AND recording_id = $3",
+            )
+            .bind(&scope.workspace_id)
+            .bind(id)
+            .bind(recording_id)
+            .execute(self.pool())
+            .await?
+            .rows_affected())
+        })
+        .await?;
+        Ok(detached == 1)
+    }
+
+    /// Deletes call `id` with every event; `None` when another sweep was first, else the
+    /// recording it had, if any.
+    async fn delete_ended_call(
+        &self,
+        scope: &WorkspaceScope,
+        id: &str,
+    ) -> Result<Option<Option<String>>, StoreError> {
+        retry(&self.health, || async {
+            let mut tx = self.pool().begin().await?;
+            // The row first: it takes the lock, and says whether this sweep is the one.
+            let recording: Option<Option<String>> = sqlx::query_scalar(
+                "DELETE FROM calls WHERE workspace_id = $1 AND id = $2 RETURNING recording_id",
+            )
+            .bind(&scope.workspace_id)
+            .bind(id)
+            .fetch_optional(&mut *tx)
+            .await?;
+            if recording.is_some() {
+                delete_call_events(&mut tx, &scope.workspace_id, id).await?;
+            }
+            tx.commit().await?;
+            Ok(recording)
+        })
+        .await
     }
 
     /// Deletes content events older than `before_ms` (and webhook deliveries of them); how many
@@ -267,53 +325,11 @@ impl Store {
         })
         .await
     }
+}
 
-    /// Deletes call records (with every event, and their recordings) that ended before
-    /// `before_ms`.
-    async fn expire_calls(
-        &self,
-        scope: &WorkspaceScope,
-        before_ms: i64,
-        batch: u32,
-        done: &mut RetentionSweep,
-    ) -> Result<(), StoreError> {
-        let due = sqlx::query(
-            "SELECT id, recording_id FROM calls WHERE workspace_id = $1 AND ended_at_ms < $2 \
-             ORDER BY ended_at_ms LIMIT $3",
-        )
-        .bind(&scope.workspace_id)
-        .bind(before_ms)
-        .bind(i64::from(batch))
-        .fetch_all(self.pool())
-        .await?;
-        for row in due {
-            let id: String = row.try_get("id")?;
-            let deleted = retry(&self.health, || async {
-                let mut tx = self.pool().begin().await?;
-                // The row first: it takes the lock, and says whether this sweep is the one.
-                let recording: Option<Option<String>> = sqlx::query_scalar(
-                    "DELETE FROM calls WHERE workspace_id = $1 AND id = $2 RETURNING recording_id",
-                )
-                .bind(&scope.workspace_id)
-                .bind(&id)
-                .fetch_optional(&mut *tx)
-                .await?;
-                if recording.is_some() {
-                    delete_call_events(&mut tx, &scope.workspace_id, &id).await?;
-                }
-                tx.commit().await?;
-                Ok(recording)
-            })
-            .await?;
-            if let Some(recording) = deleted {
-                done.calls_deleted += 1;
-                if let Some(recording_id) = recording {
-                    done.recordings_deleted += 1;
-                    done.recording_files
-                        .push((scope.workspace_id.clone(), recording_id));
-                }
-            }
-        }
-        Ok(())
-    }
+/// Which ended calls an expiry walks: those with a recording (to detach it) or all of them.
+#[derive(Clone, Copy)]
+enum Due {
+    Recorded,
+    Any,
 }

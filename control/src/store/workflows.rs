@@ -156,26 +156,26 @@ impl Store {
         actor: &str,
         id: &str,
     ) -> Result<(), StoreError> {
-        self.config_change(|| async {
-            let mut tx = self.pool().begin().await?;
-            let routed = number_routing_to(&mut tx, scope, "workflow_id", id).await?;
-            let exists: Option<String> =
-                sqlx::query_scalar("SELECT id FROM workflows WHERE workspace_id = $1 AND id = $2")
-                    .bind(&scope.workspace_id)
-                    .bind(id)
-                    .fetch_optional(&mut *tx)
-                    .await?;
-            if exists.is_none() {
-                return Err(StoreError::NotFound);
-            }
-            if let Some(number) = routed {
-                return Err(routed_here(&number, "workflow"));
-            }
-            delete_scoped(&mut tx, scope, "workflow_versions", "workflow_id", id).await?;
-            delete_scoped(&mut tx, scope, "workflows", "id", id).await?;
-            Change::of(scope, actor, "workflow", id)
-                .commit_config(tx, "workflow.deleted", serde_json::json!({}))
-                .await
+        self.delete_routed(Change::of(scope, actor, "workflow", id), |mut tx| {
+            Box::pin(async move {
+                let routed = number_routing_to(&mut tx, scope, "workflow_id", id).await?;
+                let exists: Option<String> = sqlx::query_scalar(
+                    "SELECT id FROM workflows WHERE workspace_id = $1 AND id = $2",
+                )
+                .bind(&scope.workspace_id)
+                .bind(id)
+                .fetch_optional(&mut *tx)
+                .await?;
+                if exists.is_none() {
+                    return Err(StoreError::NotFound);
+                }
+                if let Some(number) = routed {
+                    return Err(routed_here(&number, "workflow"));
+                }
+                delete_scoped(&mut tx, scope, "workflow_versions", "workflow_id", id).await?;
+                delete_scoped(&mut tx, scope, "workflows", "id", id).await?;
+                Ok(tx)
+            })
         })
         .await
     }

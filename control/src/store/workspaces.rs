@@ -5,7 +5,7 @@
 use serde::Serialize;
 use sqlx::Row;
 
-use super::change::Change;
+use super::change::{Cell, Change};
 use super::columns::from_columns;
 use super::identity::{insert_audit, AuditEntry};
 use super::retention::{Retention, RETENTION_COLUMNS};
@@ -230,24 +230,13 @@ impl Store {
         actor: &str,
         name: &str,
     ) -> Result<Workspace, StoreError> {
-        retry(&self.health, || async {
-            let mut tx = self.pool().begin().await?;
-            let updated =
-                sqlx::query("UPDATE workspaces SET name = $1, updated_at_ms = $2 WHERE id = $3")
-                    .bind(name)
-                    .bind(now_ms())
-                    .bind(&scope.workspace_id)
-                    .execute(&mut *tx)
-                    .await?
-                    .rows_affected();
-            if updated == 0 {
-                return Err(StoreError::NotFound);
-            }
-            Change::of(scope, actor, "workspace", &scope.workspace_id)
-                .commit(tx, "workspace.renamed", serde_json::json!({"name": name}))
-                .await?;
-            Ok(())
-        })
+        self.update_workspace_row(
+            scope,
+            actor,
+            &[("name = ?", Cell::Text(name))],
+            "workspace.renamed",
+            serde_json::json!({"name": name}),
+        )
         .await?;
         self.workspace(scope).await
     }
