@@ -156,7 +156,9 @@ macro_rules! signatures_checked_by_the_chain {
             cert: &CertificateDer<'_>,
             dss: &DigitallySignedStruct,
         ) -> Result<HandshakeSignatureValid, Error> {
-            self.chain.chain().verify_tls12_signature(message, cert, dss)
+            self.chain
+                .chain()
+                .verify_tls12_signature(message, cert, dss)
         }
 
         fn verify_tls13_signature(
@@ -165,7 +167,9 @@ macro_rules! signatures_checked_by_the_chain {
             cert: &CertificateDer<'_>,
             dss: &DigitallySignedStruct,
         ) -> Result<HandshakeSignatureValid, Error> {
-            self.chain.chain().verify_tls13_signature(message, cert, dss)
+            self.chain
+                .chain()
+                .verify_tls13_signature(message, cert, dss)
         }
 
         fn supported_verify_schemes(&self) -> Vec<SignatureScheme> {
