@@ -66,10 +66,8 @@ fn a_remote_leg_s_records_name_its_edge_and_its_audio_crosses_a_bridge_both_ways
     });
     assert_eq!(answered, Some(Some("edge-b".into())));
     let before = sim.now;
-    sim.core
-        .bridge(before, &[LegId::FIRST, ONE], AgentMode::Muted)
+    sim.bridge(&[LegId::FIRST, ONE], AgentMode::Muted)
         .expect("bridge");
-    sim.drain();
     sim.run_for(1000);
     let settled = before + Duration::from_millis(200);
     assert_hear_each_other(&sim, settled, "remote party");
@@ -89,10 +87,8 @@ fn lost_mesh_frames_are_concealed_not_heard_as_gaps() {
         party.loss_every = 5;
     }
     let before = sim.now;
-    sim.core
-        .bridge(before, &[LegId::FIRST, ONE], AgentMode::Muted)
+    sim.bridge(&[LegId::FIRST, ONE], AgentMode::Muted)
         .expect("bridge");
-    sim.drain();
     sim.run_for(2000);
     let settled = before + Duration::from_millis(300);
     let frames: Vec<f64> = sim
@@ -121,10 +117,8 @@ fn lost_mesh_frames_are_concealed_not_heard_as_gaps() {
 fn a_remote_edge_gone_silent_ends_its_leg_as_mesh_lost_and_the_call_goes_on() {
     let mut sim = call_with_remote_party();
     let now = sim.now;
-    sim.core
-        .bridge(now, &[LegId::FIRST, ONE], AgentMode::Listening)
+    sim.bridge(&[LegId::FIRST, ONE], AgentMode::Listening)
         .expect("bridge");
-    sim.drain();
     sim.run_for(1000);
     // The other edge dies: nothing more comes over the mesh.
     sim.parties.retain(|p| p.leg != ONE);
