@@ -116,7 +116,6 @@ fn lost_mesh_frames_are_concealed_not_heard_as_gaps() {
 #[test]
 fn a_remote_edge_gone_silent_ends_its_leg_as_mesh_lost_and_the_call_goes_on() {
     let mut sim = call_with_remote_party();
-    let now = sim.now;
     sim.bridge(&[LegId::FIRST, ONE], AgentMode::Listening)
         .expect("bridge");
     sim.run_for(1000);

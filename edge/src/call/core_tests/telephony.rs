@@ -196,10 +196,7 @@ fn a_held_call_pauses_the_agent_and_sends_nothing_until_resumed() {
         None,
     );
     sim.answers.speech_ms = 2000;
-    sim.answers.transcripts.push_back(Ok("I am back.".into()));
-    sim.answers
-        .completions
-        .push_back(says(100, "Welcome back."));
+    sim.answers.turn("I am back.", 100, "Welcome back.");
     sim.run_for(500);
     assert!(
         sim.first_sound_after(sim.t0).is_some(),
@@ -270,10 +267,7 @@ fn an_agent_node_speaks_on_its_own_pipeline_which_is_closed_when_it_hands_the_ca
         agents: vec![second],
     };
     let mut sim = Sim::start(&agent(serde_json::json!({})), Some(&workflow));
-    sim.answers.transcripts.push_back(Ok("Hello.".into()));
-    sim.answers
-        .completions
-        .push_back(says(100, "Hi, how can I help?"));
+    sim.answers.turn("Hello.", 100, "Hi, how can I help?");
     sim.say(600);
     sim.run_for(2500);
     let opened: Vec<_> = sim
