@@ -26,19 +26,24 @@ fn ended(sim: &Sim) -> Vec<(u8, LegEndReason, Option<String>)> {
         .collect()
 }
 
+/// The caller sends 440 Hz and keeps talking while the API dials leg 1 on `edge-b` (with
+/// `whisper` said to that party alone, when given).
+fn dial_on_edge_b(sim: &mut Sim, whisper: Option<&str>) {
+    sim.caller.tone = Some(CALLER_HZ);
+    sim.say(60_000);
+    sim.signal(CallSignal::Legs(LegCommand::Dial {
+        leg: ONE,
+        to: "+4733333333".into(),
+        edge: Some("edge-b".into()),
+        whisper: whisper.map(str::to_owned),
+    }));
+}
+
 /// A call whose caller sends 440 Hz, with leg 1 dialled on `edge-b` by the API and answered
 /// there (its party sends 1800 Hz over the mesh).
 fn call_with_remote_party() -> Sim {
     let mut sim = Sim::start(&agent(serde_json::json!({})), None);
-    sim.caller.tone = Some(CALLER_HZ);
-    sim.say(60_000);
-    let dial = LegCommand::Dial {
-        leg: ONE,
-        to: "+4733333333".into(),
-        edge: Some("edge-b".into()),
-        whisper: None,
-    };
-    sim.signal(CallSignal::Legs(dial));
+    dial_on_edge_b(&mut sim, None);
     assert_eq!(
         sim.leg_requests.last().map(|(_, r)| r.clone()),
         Some(LegRequest::Dial {
@@ -212,15 +217,7 @@ fn loud_to_party(sim: &Sim, from: Instant, until: Instant) -> usize {
 fn a_warm_transfer_to_a_remote_leg_whispers_the_summary_to_it_alone_then_bridges() {
     let mut sim = Sim::start(&agent(serde_json::json!({})), None);
     sim.run_for(3000);
-    sim.caller.tone = Some(CALLER_HZ);
-    sim.say(60_000);
-    let dial = LegCommand::Dial {
-        leg: ONE,
-        to: "+4733333333".into(),
-        edge: Some("edge-b".into()),
-        whisper: Some("A caller about a refund.".into()),
-    };
-    sim.signal(CallSignal::Legs(dial));
+    dial_on_edge_b(&mut sim, Some("A caller about a refund."));
     sim.run_for(300);
     sim.answer_remote_leg(ONE, None);
     let answered = sim.now;
