@@ -3,7 +3,7 @@
 //! Names carry their unit (`_seconds`) and counters end in `_total` (added by the encoder);
 //! labels come from small fixed sets (an outcome), never a call, edge or workspace id.
 
-use prometheus_client::encoding::text::encode;
+use freya_edge::metrics::exposition::{self, registered};
 use prometheus_client::metrics::counter::Counter;
 use prometheus_client::metrics::family::Family;
 use prometheus_client::metrics::gauge::Gauge;
@@ -48,71 +48,73 @@ impl ControlMetrics {
     /// The registry, with the store's database counters from `health`.
     pub(crate) fn new(health: &StorageHealth) -> Self {
         let mut registry = Registry::with_prefix("freya_control");
-        let edge_registrations = Counter::default();
-        let config_snapshots_sent = Counter::default();
-        let call_events_stored = Counter::default();
-        let call_events_duplicate = Counter::default();
-        let http_requests = Counter::default();
-        registry.register(
+        let r = &mut registry;
+        let edge_registrations = registered(
+            r,
             "edge_registrations",
             "Edge registrations accepted",
-            edge_registrations.clone(),
+            Counter::default(),
         );
-        registry.register(
+        let config_snapshots_sent = registered(
+            r,
             "config_snapshots_sent",
             "Configuration snapshots sent to edges",
-            config_snapshots_sent.clone(),
+            Counter::default(),
         );
-        registry.register(
+        let call_events_stored = registered(
+            r,
             "call_events_stored",
             "Call events stored for the first time",
-            call_events_stored.clone(),
+            Counter::default(),
         );
-        registry.register(
+        let call_events_duplicate = registered(
+            r,
             "call_events_duplicate",
             "Call events received again and ignored",
-            call_events_duplicate.clone(),
+            Counter::default(),
         );
-        registry.register(
+        let http_requests = registered(
+            r,
             "http_requests",
             "REST API requests served",
-            http_requests.clone(),
+            Counter::default(),
         );
         let webhooks = WebhookMetrics {
-            lag: Histogram::new([
-                0.1, 0.25, 0.5, 1.0, 2.5, 5.0, 10.0, 30.0, 60.0, 300.0, 900.0, 3600.0,
-            ]),
-            backlog: Gauge::default(),
-            attempts: OutcomeCounter::default(),
+            lag: registered(
+                r,
+                "webhook_delivery_lag_seconds",
+                "From queueing a call event for a webhook to its delivery (2xx), retries included",
+                Histogram::new([
+                    0.1, 0.25, 0.5, 1.0, 2.5, 5.0, 10.0, 30.0, 60.0, 300.0, 900.0, 3600.0,
+                ]),
+            ),
+            backlog: registered(
+                r,
+                "webhook_backlog_deliveries",
+                "Webhook deliveries due now and not yet taken by a delivery task",
+                Gauge::default(),
+            ),
+            attempts: registered(
+                r,
+                "webhook_attempts",
+                "Webhook delivery attempts, by outcome: delivered (2xx) or failed",
+                OutcomeCounter::default(),
+            ),
         };
-        registry.register(
-            "webhook_delivery_lag_seconds",
-            "From queueing a call event for a webhook to its delivery (2xx), retries included",
-            webhooks.lag.clone(),
-        );
-        registry.register(
-            "webhook_backlog_deliveries",
-            "Webhook deliveries due now and not yet taken by a delivery task",
-            webhooks.backlog.clone(),
-        );
-        registry.register(
-            "webhook_attempts",
-            "Webhook delivery attempts, by outcome: delivered (2xx) or failed",
-            webhooks.attempts.clone(),
-        );
-        let database_up = Gauge::default();
-        registry.register(
+        let database_up = registered(
+            r,
             "database_up",
             "1 while the last liveness probe of the database (every few seconds) answered",
-            database_up.clone(),
+            Gauge::default(),
         );
-        registry.register(
+        let database_errors = registered(
+            r,
             "database_errors",
             "Database transactions that failed for good (after their retries) and failed \
              liveness probes",
             health.errors.clone(),
         );
-        registry.register(
+        r.register(
             "database_retries",
             "Transactions run again after a serialization conflict (SQLSTATE 40001, SQLite busy)",
             health.retries.clone(),
@@ -126,21 +128,14 @@ impl ControlMetrics {
             http_requests,
             webhooks,
             database_up,
-            database_errors: health.errors.clone(),
+            database_errors,
             certificates: Default::default(),
         }
     }
 
     /// The Prometheus text exposition of every metric.
     pub(crate) fn render(&self) -> String {
-        let mut out = String::new();
-        if encode(&mut out, &self.registry).is_err() {
-            out.clear();
-        }
-        let mut out = freya_edge::metrics::certificates::strip_eof(out);
-        out.push_str(&self.certificates.render());
-        out.push_str("# EOF\n");
-        out
+        exposition::render(&self.registry, &self.certificates)
     }
 
     /// Probes the database every `interval` until `stop`: `database_up`, and a failed probe

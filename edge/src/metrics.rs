@@ -9,12 +9,13 @@
 mod calls;
 /// `freya_certificate_expiry_timestamp_seconds`: the control plane exports it too.
 pub mod certificates;
+/// Registering a metric and writing `/metrics`: the control plane's metrics use them too.
+pub mod exposition;
 mod headroom;
 
 use std::sync::{Arc, Mutex};
 use std::time::{Duration, Instant};
 
-use prometheus_client::encoding::text::encode;
 use prometheus_client::metrics::counter::Counter;
 use prometheus_client::metrics::family::Family;
 use prometheus_client::metrics::gauge::Gauge;
@@ -22,6 +23,7 @@ use prometheus_client::metrics::histogram::Histogram;
 use prometheus_client::registry::Registry;
 
 pub(crate) use calls::{CallMetrics, CallObserver, HistogramFamily, Labels};
+use exposition::registered;
 use headroom::{HeadroomInputs, LatencyWindow};
 
 use crate::config::MetricsConfig;
@@ -164,124 +166,117 @@ impl EdgeMetrics {
     /// `[metrics]` section.
     pub(crate) fn new(settings: &MetricsConfig, capacity: u32, region: &str) -> Self {
         let mut registry = Registry::with_prefix("freya_edge");
-        let active_calls = Gauge::default();
-        let draining = Gauge::default();
-        let config_version = Gauge::default();
-        let events_spooled = Gauge::default();
-        let twilio_webhooks = WebhookCounter::default();
-        let rtp_departure = departure_histogram();
-        let rtp_foreign = Counter::default();
-        let sip_invites_refused = RefusalCounter::default();
-        let sip_invites_redirected = RedirectCounter::default();
-        let sip_call_queue_full = CallQueueCounter::default();
-        let cluster_dropped = ClusterDropCounter::default();
-        let srtp_dropped = SrtpDropCounter::default();
-        registry.register(
+        let r = &mut registry;
+        let srtp_dropped = registered(
+            r,
             "srtp_packets_dropped",
             "SRTP and SRTCP packets calls dropped, by reason: auth (tag did not verify: junk, \
              tampering or another key), replay (already received or behind the replay window), \
              malformed",
-            srtp_dropped.clone(),
+            SrtpDropCounter::default(),
         );
-        let cluster_members = ClusterMemberGauge::default();
-        let mesh_dials_refused = crate::mesh::hosting::DialRefusedCounter::default();
-        registry.register(
+        let mesh_dials_refused = registered(
+            r,
             "mesh_dials_refused",
             "Peers' requests to dial a leg refused by the mesh's gate, by reason",
-            mesh_dials_refused.clone(),
+            crate::mesh::hosting::DialRefusedCounter::default(),
         );
-        registry.register(
+        let cluster_members = registered(
+            r,
             "cluster_members",
             "Cluster members this edge's gossip sees (itself included), by state",
-            cluster_members.clone(),
+            ClusterMemberGauge::default(),
         );
-        registry.register(
+        let cluster_dropped = registered(
+            r,
             "cluster_datagrams_dropped",
             "Gossip datagrams dropped, by reason: oversized, malformed, bad_tag (not sealed \
              with the cluster's key), stale (outside the replay window), replayed, refused",
-            cluster_dropped.clone(),
+            ClusterDropCounter::default(),
         );
-        registry.register("active_calls", "Calls in progress", active_calls.clone());
-        let calls = CallMetrics {
-            setup: Histogram::new([0.1, 0.25, 0.5, 1.0, 2.0, 3.0, 5.0, 10.0, 30.0]),
-            failed: Family::default(),
-            ended: Family::default(),
-            voice_to_voice: HistogramFamily::new_with_constructor(v2v_histogram),
-            rtp_lost: Counter::default(),
-            rtp_late: Counter::default(),
-            rtp_jitter: Histogram::new([0.001, 0.005, 0.01, 0.02, 0.04, 0.08, 0.16]),
-            jitter_buffer: Histogram::new([0.02, 0.04, 0.06, 0.08, 0.1, 0.15, 0.2, 0.3, 0.5]),
-            recent_v2v: Arc::new(Mutex::new(LatencyWindow::default())),
-        };
-        register_calls(&mut registry, &calls);
+        let active_calls = registered(r, "active_calls", "Calls in progress", Gauge::default());
+        let calls = registered_calls(r);
         let providers = ProviderMetrics::detached();
-        registry.register(
+        r.register(
             "provider_request_duration_seconds",
             "Provider requests of calls that succeeded, by kind (stt, llm, tts, tool) and \
              provider: to the transcript, the model's first event, the first audio of a \
              sentence, the tool's answer",
             providers.0.latency.clone(),
         );
-        registry.register(
+        r.register(
             "provider_errors",
             "Provider requests of calls that failed, by kind and provider",
             providers.0.errors.clone(),
         );
-        let headroom = Gauge::default();
-        registry.register(
+        let headroom = registered(
+            r,
             "headroom_calls",
             "Calls this edge can still take at its target latency: capacity minus calls in \
              progress, bounded by the CPU left under metrics.target_cpu_percent, and 0 while \
              the recent voice-to-voice p95 is over metrics.target_v2v_ms (for autoscaling)",
-            headroom.clone(),
+            Gauge::default(),
         );
-        registry.register("draining", "1 while refusing new calls", draining.clone());
-        registry.register(
+        let draining = registered(
+            r,
+            "draining",
+            "1 while refusing new calls",
+            Gauge::default(),
+        );
+        let config_version = registered(
+            r,
             "config_version",
             "Version of the configuration snapshot in use",
-            config_version.clone(),
+            Gauge::default(),
         );
-        registry.register(
+        let events_spooled = registered(
+            r,
             "events_spooled",
             "Call events waiting for the control plane's acknowledgement",
-            events_spooled.clone(),
+            Gauge::default(),
         );
-        registry.register(
+        let twilio_webhooks = registered(
+            r,
             "twilio_webhooks",
             "Twilio voice and status webhooks, by outcome",
-            twilio_webhooks.clone(),
+            WebhookCounter::default(),
         );
-        registry.register(
+        let rtp_departure = registered(
+            r,
             "rtp_departure_deviation_seconds",
             "How far each outgoing RTP packet's spacing from the previous one strays from the \
              media time between them (the edge's own inter-departure jitter)",
-            rtp_departure.clone(),
+            departure_histogram(),
         );
-        registry.register(
+        let rtp_foreign = registered(
+            r,
             "rtp_foreign_packets",
             "RTP and RTCP datagrams dropped because they came from an address other than the \
              one the call's media latched onto (a stranger injecting audio, or a NAT that rebound)",
-            rtp_foreign.clone(),
+            Counter::default(),
         );
-        registry.register(
+        let sip_invites_refused = registered(
+            r,
             "sip_invites_refused",
             "New INVITEs refused, by reason: rate_limited (over the source's INVITE rate), \
              source_unconfirmed_share and unconfirmed_budget (too many calls not yet \
              acknowledged), capacity, draining, unknown_number",
-            sip_invites_refused.clone(),
+            RefusalCounter::default(),
         );
-        registry.register(
+        let sip_invites_redirected = registered(
+            r,
             "sip_invites_redirected",
             "New INVITEs answered 302 towards a live peer of the cluster, by cause: capacity, \
              draining, out_of_region (the number's home region is elsewhere)",
-            sip_invites_redirected.clone(),
+            RedirectCounter::default(),
         );
-        registry.register(
+        let sip_call_queue_full = registered(
+            r,
             "sip_call_queue_full",
             "Signals for a call (digits, hang-ups, hold, transfer news) that did not fit in its \
              full queue, by signal and action: dropped, or waiting for room (a hang-up always \
              waits)",
-            sip_call_queue_full.clone(),
+            CallQueueCounter::default(),
         );
         Self {
             registry,
@@ -348,16 +343,10 @@ impl EdgeMetrics {
         self.headroom.set(i64::from(value));
     }
 
+    /// The exposition for `/metrics`, the headroom gauge set first.
     pub(crate) fn render(&self) -> String {
         self.update_headroom();
-        let mut out = String::new();
-        if encode(&mut out, &self.registry).is_err() {
-            out.clear();
-        }
-        let mut out = certificates::strip_eof(out);
-        out.push_str(&self.certificates.render());
-        out.push_str("# EOF\n");
-        out
+        exposition::render(&self.registry, &self.certificates)
     }
 }
 
@@ -369,48 +358,59 @@ pub(crate) fn departure_histogram() -> Histogram {
     ])
 }
 
-/// Registers what the call events feed.
-fn register_calls(registry: &mut Registry, calls: &CallMetrics) {
-    registry.register(
-        "call_setup_seconds",
-        "From taking a call (its INVITE accepted, or dialled) to its answer",
-        calls.setup.clone(),
-    );
-    registry.register(
-        "calls_failed",
-        "Calls that never got going, by reason (no_common_codec, unknown_number, ...)",
-        calls.failed.clone(),
-    );
-    registry.register(
-        "calls_ended",
-        "Calls that ended, by reason (caller_hangup, agent_hangup, rtp_timeout, ...)",
-        calls.ended.clone(),
-    );
-    registry.register(
-        "voice_to_voice_seconds",
-        "From the end of the caller's turn to the first packet of the reply, by region and \
-         agent (the first metrics.agent_label_limit agents; later ones count as other)",
-        calls.voice_to_voice.clone(),
-    );
-    registry.register(
-        "rtp_lost_packets",
-        "Caller RTP packets never received (gaps at playout), counted at each call's end",
-        calls.rtp_lost.clone(),
-    );
-    registry.register(
-        "rtp_late_packets",
-        "Caller RTP packets dropped for arriving after their playout time, counted at each \
-         call's end",
-        calls.rtp_late.clone(),
-    );
-    registry.register(
-        "rtp_jitter_seconds",
-        "Interarrival jitter of each call's incoming RTP (RFC 3550), at its end",
-        calls.rtp_jitter.clone(),
-    );
-    registry.register(
-        "jitter_buffer_delay_seconds",
-        "The playout delay each call's jitter buffer had settled on at its end (its depth)",
-        calls.jitter_buffer.clone(),
-    );
+/// What the call events feed, registered.
+fn registered_calls(r: &mut Registry) -> CallMetrics {
+    CallMetrics {
+        setup: registered(
+            r,
+            "call_setup_seconds",
+            "From taking a call (its INVITE accepted, or dialled) to its answer",
+            Histogram::new([0.1, 0.25, 0.5, 1.0, 2.0, 3.0, 5.0, 10.0, 30.0]),
+        ),
+        failed: registered(
+            r,
+            "calls_failed",
+            "Calls that never got going, by reason (no_common_codec, unknown_number, ...)",
+            Family::default(),
+        ),
+        ended: registered(
+            r,
+            "calls_ended",
+            "Calls that ended, by reason (caller_hangup, agent_hangup, rtp_timeout, ...)",
+            Family::default(),
+        ),
+        voice_to_voice: registered(
+            r,
+            "voice_to_voice_seconds",
+            "From the end of the caller's turn to the first packet of the reply, by region and \
+             agent (the first metrics.agent_label_limit agents; later ones count as other)",
+            HistogramFamily::new_with_constructor(v2v_histogram),
+        ),
+        rtp_lost: registered(
+            r,
+            "rtp_lost_packets",
+            "Caller RTP packets never received (gaps at playout), counted at each call's end",
+            Counter::default(),
+        ),
+        rtp_late: registered(
+            r,
+            "rtp_late_packets",
+            "Caller RTP packets dropped for arriving after their playout time, counted at each \
+             call's end",
+            Counter::default(),
+        ),
+        rtp_jitter: registered(
+            r,
+            "rtp_jitter_seconds",
+            "Interarrival jitter of each call's incoming RTP (RFC 3550), at its end",
+            Histogram::new([0.001, 0.005, 0.01, 0.02, 0.04, 0.08, 0.16]),
+        ),
+        jitter_buffer: registered(
+            r,
+            "jitter_buffer_delay_seconds",
+            "The playout delay each call's jitter buffer had settled on at its end (its depth)",
+            Histogram::new([0.02, 0.04, 0.06, 0.08, 0.1, 0.15, 0.2, 0.3, 0.5]),
+        ),
+        recent_v2v: Arc::new(Mutex::new(LatencyWindow::default())),
+    }
 }

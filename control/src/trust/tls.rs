@@ -7,20 +7,17 @@
 
 use std::sync::Arc;
 
-use rustls::client::danger::HandshakeSignatureValid;
-use rustls::pki_types::{CertificateDer, UnixTime};
-use rustls::server::danger::{ClientCertVerified, ClientCertVerifier};
+use freya_shared::cluster_certificate::{
+    CertificateName, ChainVerifier, ClusterPeerVerifier, RevocationList,
+};
+use rustls::server::danger::ClientCertVerifier;
 use rustls::server::{ClientHello, ResolvesServerCert};
 use rustls::sign::CertifiedKey;
-use rustls::{
-    CertificateError, DigitallySignedStruct, DistinguishedName, Error, ServerConfig,
-    SignatureScheme,
-};
-use x509_parser::prelude::{FromDer, X509Certificate};
+use rustls::ServerConfig;
 
 use super::anchors::ClusterTrust;
 use super::revoked::RevokedSerials;
-use super::{TrustError, CLUSTER_ORG_PREFIX};
+use super::TrustError;
 
 /// Who a verified client certificate names.
 #[derive(Debug, Clone, PartialEq, Eq)]
@@ -34,20 +31,11 @@ pub struct EdgeCertificate {
 /// The edge, cluster and serial a certificate (DER) names; `None` when it names no edge of a
 /// Freya cluster.
 pub fn edge_certificate(der: &[u8]) -> Option<EdgeCertificate> {
-    let (_, cert) = X509Certificate::from_der(der).ok()?;
-    let subject = cert.subject();
-    let edge_id = subject.iter_common_name().next()?.as_str().ok()?.to_owned();
-    let cluster_id = subject
-        .iter_organization()
-        .next()?
-        .as_str()
-        .ok()?
-        .strip_prefix(CLUSTER_ORG_PREFIX)?
-        .to_owned();
+    let named = CertificateName::of(der)?;
     Some(EdgeCertificate {
-        edge_id,
-        cluster_id,
-        serial: hex::encode(cert.raw_serial()),
+        edge_id: named.edge_id,
+        cluster_id: named.cluster_id?,
+        serial: named.serial,
     })
 }
 
@@ -61,11 +49,13 @@ pub fn server_config(
     let provider = Arc::new(rustls::crypto::ring::default_provider());
     let mut config = ServerConfig::builder_with_provider(provider)
         .with_protocol_versions(&[&rustls::version::TLS13])?
-        .with_client_cert_verifier(Arc::new(NotRevoked {
-            trust: trust.clone(),
-            revoked,
-            cluster_id: trust.cluster_id(),
-        }))
+        .with_client_cert_verifier(Arc::new(
+            // Enrolment is served to clients without a certificate; `EdgeControl` refuses them.
+            // No CA hints: they would change with the set, and an edge holds one certificate
+            // and sends it whatever the hints say.
+            ClusterPeerVerifier::new(trust.clone(), revoked, Some(trust.cluster_id()))
+                .allowing_anonymous_clients(),
+        ))
         .with_cert_resolver(Arc::new(ServingCertificate(trust.clone())));
     config.alpn_protocols = vec![b"h2".to_vec()];
     Ok(Arc::new(config))
@@ -81,86 +71,21 @@ impl ResolvesServerCert for ServingCertificate {
     }
 }
 
-/// WebPKI's chain and validity checks under the trusted CAs of the moment, then the
-/// revocation list and the cluster named.
-#[derive(Debug)]
-struct NotRevoked {
-    trust: ClusterTrust,
-    revoked: RevokedSerials,
-    cluster_id: String,
+/// WebPKI's chain and validity checks under the trusted CAs of the moment.
+impl ChainVerifier for ClusterTrust {
+    fn chain(&self) -> Arc<dyn ClientCertVerifier> {
+        Arc::clone(&self.current().verifier)
+    }
+}
+
+impl RevocationList for RevokedSerials {
+    fn is_revoked(&self, serial: &str) -> bool {
+        self.contains(serial)
+    }
 }
 
 impl std::fmt::Debug for RevokedSerials {
     fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
         f.write_str("RevokedSerials(..)")
-    }
-}
-
-impl ClientCertVerifier for NotRevoked {
-    fn offer_client_auth(&self) -> bool {
-        true
-    }
-
-    fn client_auth_mandatory(&self) -> bool {
-        // Enrolment is served to clients without a certificate; `EdgeControl` refuses them.
-        false
-    }
-
-    fn root_hint_subjects(&self) -> &[DistinguishedName] {
-        // The hints would change with the set; an edge holds one certificate and sends it
-        // whatever the hints say.
-        &[]
-    }
-
-    fn verify_client_cert(
-        &self,
-        end_entity: &CertificateDer<'_>,
-        intermediates: &[CertificateDer<'_>],
-        now: UnixTime,
-    ) -> Result<ClientCertVerified, Error> {
-        let verified =
-            self.trust
-                .current()
-                .verifier
-                .verify_client_cert(end_entity, intermediates, now)?;
-        let named = edge_certificate(end_entity)
-            .ok_or(Error::InvalidCertificate(CertificateError::BadEncoding))?;
-        if named.cluster_id != self.cluster_id {
-            return Err(Error::InvalidCertificate(
-                CertificateError::ApplicationVerificationFailure,
-            ));
-        }
-        if self.revoked.contains(&named.serial) {
-            return Err(Error::InvalidCertificate(CertificateError::Revoked));
-        }
-        Ok(verified)
-    }
-
-    fn verify_tls12_signature(
-        &self,
-        message: &[u8],
-        cert: &CertificateDer<'_>,
-        dss: &DigitallySignedStruct,
-    ) -> Result<HandshakeSignatureValid, Error> {
-        self.trust
-            .current()
-            .verifier
-            .verify_tls12_signature(message, cert, dss)
-    }
-
-    fn verify_tls13_signature(
-        &self,
-        message: &[u8],
-        cert: &CertificateDer<'_>,
-        dss: &DigitallySignedStruct,
-    ) -> Result<HandshakeSignatureValid, Error> {
-        self.trust
-            .current()
-            .verifier
-            .verify_tls13_signature(message, cert, dss)
-    }
-
-    fn supported_verify_schemes(&self) -> Vec<SignatureScheme> {
-        self.trust.current().verifier.supported_verify_schemes()
     }
 }

@@ -97,6 +97,46 @@ pub struct Dialog {
     pub refresh_retry: Option<Instant>,
 }
 
+/// The header values a dialog is set up from, as one message carries them (the last of each).
+#[derive(Default)]
+struct DialogHeaders {
+    from: Option<String>,
+    to: Option<String>,
+    contact: Option<String>,
+    call_id: Option<String>,
+}
+
+impl DialogHeaders {
+    fn of(headers: &rsip::Headers) -> Self {
+        let mut found = Self::default();
+        for header in headers.iter() {
+            match header {
+                Header::From(h) => found.from = Some(h.value().to_owned()),
+                Header::To(h) => found.to = Some(h.value().to_owned()),
+                Header::Contact(h) => found.contact = Some(h.value().to_owned()),
+                Header::CallId(h) => found.call_id = Some(h.value().to_owned()),
+                _ => {}
+            }
+        }
+        found
+    }
+}
+
+/// What a dialog we answer and one we dialled start from differently; the rest starts the same
+/// (`Dialog::start`).
+struct Origin {
+    call_id: String,
+    state: DialogState,
+    local_tag: String,
+    remote_from: String,
+    local_to: String,
+    contact: Option<String>,
+    route_set: Vec<String>,
+    local_sdp: Option<String>,
+    local_cseq: u32,
+    owns_call_id: bool,
+}
+
 impl Dialog {
     /// The dialog an INVITE starts, before any response.
     pub fn from_invite(
@@ -104,48 +144,22 @@ impl Dialog {
         peer: Peer,
         invite_key: TransactionKey,
     ) -> Result<Self, SipError> {
-        let mut remote_from = None;
-        let mut local_to = None;
-        let mut contact = None;
-        let mut call_id = None;
-        for header in invite.headers.iter() {
-            match header {
-                Header::From(h) => remote_from = Some(h.value().to_owned()),
-                Header::To(h) => local_to = Some(h.value().to_owned()),
-                Header::Contact(h) => contact = Some(h.value().to_owned()),
-                Header::CallId(h) => call_id = Some(h.value().to_owned()),
-                _ => {}
-            }
-        }
-        let remote_from = remote_from.ok_or(SipError::MissingHeader("From"))?;
-        let local_to = local_to.ok_or(SipError::MissingHeader("To"))?;
-        let remote_target = contact
-            .as_deref()
-            .map(uri_of)
-            .unwrap_or_else(|| invite.uri.to_string());
-        Ok(Self {
-            call_id: call_id.ok_or(SipError::MissingHeader("Call-ID"))?,
+        let headers = DialogHeaders::of(&invite.headers);
+        let remote_from = headers.from.ok_or(SipError::MissingHeader("From"))?;
+        let local_to = headers.to.ok_or(SipError::MissingHeader("To"))?;
+        let origin = Origin {
+            call_id: headers.call_id.ok_or(SipError::MissingHeader("Call-ID"))?,
             state: DialogState::Early,
             local_tag: new_tag(),
             remote_from,
             local_to,
-            remote_target,
+            contact: headers.contact,
             route_set: route::header_values(&invite.headers, "Record-Route"),
-            peer: peer.addr,
-            transport: peer.transport,
-            invite_key,
             local_sdp: None,
             local_cseq: 1,
-            invite: invite.clone(),
-            transfer: None,
-            pending_digits: VecDeque::new(),
-            info_in_flight: false,
-            session_timer: None,
-            reinvites: Vec::new(),
-            signals_full: false,
             owns_call_id: false,
-            refresh_retry: None,
-        })
+        };
+        Ok(Self::start(invite, peer, invite_key, origin))
     }
 
     /// The confirmed dialog of an outbound call: our `invite` (sent to `peer`) and the 2xx
@@ -158,25 +172,9 @@ impl Dialog {
         invite_key: TransactionKey,
         local_sdp: Option<String>,
     ) -> Result<Self, SipError> {
-        let mut local_from = None;
-        let mut call_id = None;
-        for header in invite.headers.iter() {
-            match header {
-                Header::From(h) => local_from = Some(h.value().to_owned()),
-                Header::CallId(h) => call_id = Some(h.value().to_owned()),
-                _ => {}
-            }
-        }
-        let mut remote_to = None;
-        let mut contact = None;
-        for header in answer.headers.iter() {
-            match header {
-                Header::To(h) => remote_to = Some(h.value().to_owned()),
-                Header::Contact(h) => contact = Some(h.value().to_owned()),
-                _ => {}
-            }
-        }
-        let local_from = local_from.ok_or(SipError::MissingHeader("From"))?;
+        let ours = DialogHeaders::of(&invite.headers);
+        let theirs = DialogHeaders::of(&answer.headers);
+        let local_from = ours.from.ok_or(SipError::MissingHeader("From"))?;
         let local_tag =
             header_param(&local_from, "tag")
                 .map(str::to_owned)
@@ -185,26 +183,44 @@ impl Dialog {
                     reason: "our INVITE's From has no tag".into(),
                 })?;
         let (invite_cseq, _) = cseq(&invite.headers)?;
-        Ok(Self {
-            call_id: call_id.ok_or(SipError::MissingHeader("Call-ID"))?,
+        let mut route_set = route::header_values(&answer.headers, "Record-Route");
+        route_set.reverse();
+        let origin = Origin {
+            call_id: ours.call_id.ok_or(SipError::MissingHeader("Call-ID"))?,
             state: DialogState::Confirmed,
             local_tag,
-            remote_from: remote_to.ok_or(SipError::MissingHeader("To"))?,
+            remote_from: theirs.to.ok_or(SipError::MissingHeader("To"))?,
             local_to: local_from,
-            remote_target: contact
-                .as_deref()
-                .map(uri_of)
-                .unwrap_or_else(|| invite.uri.to_string()),
-            route_set: {
-                let mut set = route::header_values(&answer.headers, "Record-Route");
-                set.reverse();
-                set
-            },
+            contact: theirs.contact,
+            route_set,
+            local_sdp,
+            local_cseq: invite_cseq + 1,
+            owns_call_id: true,
+        };
+        Ok(Self::start(invite, peer, invite_key, origin))
+    }
+
+    /// A dialog as `origin` sets it up, with nothing in flight yet. The remote target is the
+    /// Contact, or the INVITE's Request-URI when there is none.
+    fn start(invite: &Request, peer: Peer, invite_key: TransactionKey, origin: Origin) -> Self {
+        let remote_target = origin
+            .contact
+            .as_deref()
+            .map(uri_of)
+            .unwrap_or_else(|| invite.uri.to_string());
+        Self {
+            call_id: origin.call_id,
+            state: origin.state,
+            local_tag: origin.local_tag,
+            remote_from: origin.remote_from,
+            local_to: origin.local_to,
+            remote_target,
+            route_set: origin.route_set,
             peer: peer.addr,
             transport: peer.transport,
             invite_key,
-            local_sdp,
-            local_cseq: invite_cseq + 1,
+            local_sdp: origin.local_sdp,
+            local_cseq: origin.local_cseq,
             invite: invite.clone(),
             transfer: None,
             pending_digits: VecDeque::new(),
@@ -212,9 +228,9 @@ impl Dialog {
             session_timer: None,
             reinvites: Vec::new(),
             signals_full: false,
-            owns_call_id: true,
+            owns_call_id: origin.owns_call_id,
             refresh_retry: None,
-        })
+        }
     }
 
     /// When the dialog itself next needs the clock: its transfer's deadline, its session

@@ -16,7 +16,7 @@ use std::sync::Arc;
 use rustls::pki_types::pem::PemObject;
 use rustls::pki_types::{CertificateDer, PrivateKeyDer};
 
-use super::verify::{PeerName, PeerVerifier, RevokedPeers};
+use super::verify::{peer_verifier, PeerName, PeerVerifier, RevokedPeers};
 use crate::trust::ClusterIdentity;
 
 /// The name every cluster certificate carries and every mesh client asks for: trust comes from
@@ -134,7 +134,7 @@ impl MeshTls {
         let cluster = PeerName::of_pem(&self.cert_pem)
             .ok_or(MeshTlsError::NoPem("mesh.cert_file"))?
             .cluster_id;
-        Ok(Arc::new(PeerVerifier::new(
+        Ok(Arc::new(peer_verifier(
             self.roots()?,
             provider,
             cluster,

@@ -9,7 +9,6 @@
 use std::path::PathBuf;
 use std::sync::Mutex;
 
-use prometheus_client::encoding::text::encode;
 use prometheus_client::metrics::family::Family;
 use prometheus_client::metrics::gauge::Gauge;
 use prometheus_client::registry::Registry;
@@ -77,20 +76,8 @@ impl CertificateExpiry {
                     .set(at);
             }
         }
-        let mut out = String::new();
-        if encode(&mut out, &self.registry).is_err() {
-            out.clear();
-        }
-        strip_eof(out)
+        super::exposition::without_eof(&self.registry)
     }
-}
-
-/// `text` without its trailing `# EOF` line, so another exposition can follow it.
-pub fn strip_eof(mut text: String) -> String {
-    if text.ends_with("# EOF\n") {
-        text.truncate(text.len() - "# EOF\n".len());
-    }
-    text
 }
 
 /// The first certificate's notAfter in `pem`, Unix seconds.

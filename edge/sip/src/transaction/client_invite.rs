@@ -14,8 +14,8 @@ use rsip::headers::UntypedHeader;
 use rsip::{Header, Method, Request, Response};
 
 use super::{
-    check_method, end_when_due, Base, RequestClock, Timers, TransactionError, TransactionEvent,
-    TransactionKey, Transmit,
+    end_when_due, Base, RequestClock, Timers, TransactionError, TransactionEvent, TransactionKey,
+    Transmit,
 };
 use crate::message::{cseq, SipError};
 use crate::response::to_bytes;
@@ -59,11 +59,17 @@ impl ClientInviteTransaction {
         reliable: bool,
         timers: Timers,
     ) -> Result<Self, TransactionError> {
-        check_method(&request, true)?;
-        let key = TransactionKey::for_outgoing(&request)?;
+        let base = Base::client(
+            &request,
+            true,
+            ClientInviteState::Calling,
+            timers,
+            reliable,
+            dest,
+        )?;
         let request_bytes = to_bytes(request.clone());
         let mut tx = Self {
-            base: Base::new(key, ClientInviteState::Calling, timers, reliable, dest),
+            base,
             request,
             request_bytes: request_bytes.clone(),
             ack_bytes: None,

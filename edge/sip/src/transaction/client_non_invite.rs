@@ -11,8 +11,8 @@ use std::time::Instant;
 use rsip::{Request, Response};
 
 use super::{
-    check_method, end_when_due, Base, RequestClock, Timers, TransactionError, TransactionEvent,
-    TransactionKey, Transmit,
+    end_when_due, Base, RequestClock, Timers, TransactionError, TransactionEvent, TransactionKey,
+    Transmit,
 };
 use crate::response::to_bytes;
 
@@ -50,11 +50,17 @@ impl ClientNonInviteTransaction {
         reliable: bool,
         timers: Timers,
     ) -> Result<Self, TransactionError> {
-        check_method(&request, false)?;
-        let key = TransactionKey::for_outgoing(&request)?;
+        let base = Base::client(
+            &request,
+            false,
+            ClientNonInviteState::Trying,
+            timers,
+            reliable,
+            dest,
+        )?;
         let request_bytes = to_bytes(request);
         let mut tx = Self {
-            base: Base::new(key, ClientNonInviteState::Trying, timers, reliable, dest),
+            base,
             request_bytes: request_bytes.clone(),
             clock: RequestClock::start(now, timers, reliable, Some(timers.t2)),
         };

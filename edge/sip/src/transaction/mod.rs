@@ -341,6 +341,37 @@ impl<S: Copy + PartialEq> Base<S> {
         }
     }
 
+    /// The base of a client transaction for our `request` (an INVITE one when `invite`), sent
+    /// to `dest`: refused when the method cannot start it or the request has no key.
+    fn client(
+        request: &Request,
+        invite: bool,
+        state: S,
+        timers: Timers,
+        reliable: bool,
+        dest: SocketAddr,
+    ) -> Result<Self, TransactionError> {
+        check_method(request, invite)?;
+        let key = TransactionKey::for_outgoing(request)?;
+        Ok(Self::new(key, state, timers, reliable, dest))
+    }
+
+    /// The base of a server transaction for a `request` from `source` (an INVITE one when
+    /// `invite`), answering where RFC 3261 section 18.2.2 says.
+    fn server(
+        request: &Request,
+        invite: bool,
+        state: S,
+        timers: Timers,
+        reliable: bool,
+        source: SocketAddr,
+    ) -> Result<Self, TransactionError> {
+        check_method(request, invite)?;
+        let key = TransactionKey::server(request)?;
+        let dest = response_destination(request, source, reliable)?;
+        Ok(Self::new(key, state, timers, reliable, dest))
+    }
+
     /// Moves to the machine's `terminated` state and tells the TU, once.
     fn terminate(&mut self, terminated: S) {
         if self.state != terminated {

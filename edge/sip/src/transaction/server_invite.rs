@@ -13,8 +13,8 @@ use std::time::Instant;
 use rsip::{Method, Request, Response};
 
 use super::{
-    check_method, due, earliest, response_destination, Backoff, Base, Timers, TransactionError,
-    TransactionEvent, TransactionKey, Transmit,
+    due, earliest, Backoff, Base, Timers, TransactionError, TransactionEvent, TransactionKey,
+    Transmit,
 };
 use crate::message::{call_id, cseq, header_param};
 use crate::response::{build_response, status, to_bytes};
@@ -63,12 +63,17 @@ impl ServerInviteTransaction {
         reliable: bool,
         timers: Timers,
     ) -> Result<Self, TransactionError> {
-        check_method(&request, true)?;
-        let key = TransactionKey::server(&request)?;
-        let dest = response_destination(&request, source, reliable)?;
+        let base = Base::server(
+            &request,
+            true,
+            ServerInviteState::Proceeding,
+            timers,
+            reliable,
+            source,
+        )?;
         let trying = to_bytes(build_response(&request, status(100, "Trying"), None)?);
         let mut tx = Self {
-            base: Base::new(key, ServerInviteState::Proceeding, timers, reliable, dest),
+            base,
             call_id: call_id(&request.headers)?.to_owned(),
             cseq: cseq(&request.headers)?.0,
             trying: Some((now + timers.trying, trying)),

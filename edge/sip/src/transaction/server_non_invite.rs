@@ -9,10 +9,7 @@ use std::time::Instant;
 
 use rsip::{Request, Response};
 
-use super::{
-    check_method, due, response_destination, Base, Timers, TransactionError, TransactionEvent,
-    TransactionKey, Transmit,
-};
+use super::{due, Base, Timers, TransactionError, TransactionEvent, TransactionKey, Transmit};
 use crate::response::to_bytes;
 
 /// Where a non-INVITE server transaction stands.
@@ -48,11 +45,16 @@ impl ServerNonInviteTransaction {
         reliable: bool,
         timers: Timers,
     ) -> Result<Self, TransactionError> {
-        check_method(&request, false)?;
-        let key = TransactionKey::server(&request)?;
-        let dest = response_destination(&request, source, reliable)?;
+        let base = Base::server(
+            &request,
+            false,
+            ServerNonInviteState::Trying,
+            timers,
+            reliable,
+            source,
+        )?;
         let mut tx = Self {
-            base: Base::new(key, ServerNonInviteState::Trying, timers, reliable, dest),
+            base,
             last_response: None,
             timer_j: None,
         };

@@ -173,8 +173,7 @@ impl CallCore {
         source: SocketAddr,
         datagram: &[u8],
     ) {
-        self.out.begin();
-        if let Some(media) = self.legs.get_mut(leg).and_then(|p| p.media.as_mut()) {
+        if let Some(media) = self.leg_media_input(leg) {
             media.handle_datagram(now, source, datagram);
         }
     }
@@ -187,10 +186,15 @@ impl CallCore {
         source: SocketAddr,
         datagram: &[u8],
     ) {
-        self.out.begin();
-        if let Some(media) = self.legs.get_mut(leg).and_then(|p| p.media.as_mut()) {
+        if let Some(media) = self.leg_media_input(leg) {
             media.handle_rtcp(now, source, datagram);
         }
+    }
+
+    /// An added leg's media, to hand it what arrived on the leg's sockets (a new input).
+    fn leg_media_input(&mut self, leg: LegId) -> Option<&mut CallMedia> {
+        self.out.begin();
+        self.legs.get_mut(leg).and_then(|p| p.media.as_mut())
     }
 
     /// What the SIP side says of a dialled leg.

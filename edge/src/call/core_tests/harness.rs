@@ -200,6 +200,15 @@ impl Default for Answers {
     }
 }
 
+impl Answers {
+    /// One turn: the caller is heard saying `heard`, and the model says `reply`, its first word
+    /// `first` ms after the request.
+    pub(super) fn turn(&mut self, heard: &str, first: u64, reply: &str) {
+        self.transcripts.push_back(Ok(heard.into()));
+        self.completions.push_back(says(first, reply));
+    }
+}
+
 /// A completion that streams `text` word by word after `first` and ends.
 pub(super) fn says(first: u64, text: &str) -> Vec<(Duration, Result<LlmEvent, LlmError>)> {
     let mut events: Vec<_> = text

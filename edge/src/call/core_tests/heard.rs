@@ -165,11 +165,11 @@ fn words_before_a_slow_tool_are_dated_when_the_caller_heard_them() {
 /// A call whose agent answers the caller with three sentences (1.8 s of speech).
 fn answering() -> Sim {
     let mut sim = Sim::start(&agent(serde_json::json!({"max_call_seconds": 3})), None);
-    sim.answers.transcripts.push_back(Ok("Tell me.".into()));
-    sim.answers.completions.push_back(says(
+    sim.answers.turn(
+        "Tell me.",
         100,
         "The first part is long. The second part is longer. The third part ends it.",
-    ));
+    );
     sim.say(600);
     sim
 }

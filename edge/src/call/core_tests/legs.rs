@@ -55,13 +55,6 @@ fn call_with_party(spec: serde_json::Value) -> Sim {
     sim
 }
 
-fn bridge(sim: &mut Sim, legs: &[LegId], agent: AgentMode) -> Result<(), LegError> {
-    let now = sim.now;
-    let done = sim.core.bridge(now, legs, agent);
-    sim.drain();
-    done
-}
-
 #[test]
 fn audio_crosses_a_bridge_both_ways_and_not_before_it() {
     let mut sim = call_with_party(serde_json::json!({}));
@@ -72,7 +65,8 @@ fn audio_crosses_a_bridge_both_ways_and_not_before_it() {
         "an unbridged party hears nothing of the caller"
     );
     let before = sim.now;
-    bridge(&mut sim, &[LegId::FIRST, ONE], AgentMode::Muted).expect("bridge");
+    sim.bridge(&[LegId::FIRST, ONE], AgentMode::Muted)
+        .expect("bridge");
     sim.run_for(1000);
     // Past the jitter buffers' first frames.
     let settled = before + Duration::from_millis(100);
@@ -95,7 +89,8 @@ fn a_whisper_reaches_only_its_leg_while_the_bridged_parties_hear_each_other() {
         party.tone = None;
     }
     // The agent speaks (600 ms of buzz) a moment after the whisper bridge is up.
-    bridge(&mut sim, &[LegId::FIRST, ONE], AgentMode::Whisper(ONE)).expect("bridge");
+    sim.bridge(&[LegId::FIRST, ONE], AgentMode::Whisper(ONE))
+        .expect("bridge");
     let from = sim.now;
     let now = sim.now;
     if let Some(responder) = sim.core.responder.as_mut() {
@@ -164,7 +159,7 @@ fn a_muted_agent_hears_nothing_and_a_listening_one_hears_both_parties() {
         sim.run_for(500);
         sim.answer_leg(ONE, Some(PARTY_HZ));
         sim.run_for(1500);
-        bridge(&mut sim, &[LegId::FIRST, ONE], mode).expect("bridge");
+        sim.bridge(&[LegId::FIRST, ONE], mode).expect("bridge");
         let from = sim.now;
         sim.run_for(2200);
         // The party falls quiet with the caller, so the turn ends.
@@ -206,7 +201,7 @@ fn a_failed_dial_is_recorded_and_the_agent_keeps_the_caller() {
     assert!(sim.ended.is_none(), "the call goes on");
     // A leg that failed cannot be bridged.
     assert_eq!(
-        bridge(&mut sim, &[LegId::FIRST, leg], AgentMode::Muted),
+        sim.bridge(&[LegId::FIRST, leg], AgentMode::Muted),
         Err(LegError::NotUp(leg))
     );
 }
@@ -316,7 +311,8 @@ fn a_warm_transfer_whispers_to_the_party_then_bridges_and_the_agent_leaves() {
 #[test]
 fn a_party_hanging_up_after_the_agent_left_ends_the_call_but_not_while_it_listens() {
     let mut sim = call_with_party(serde_json::json!({}));
-    bridge(&mut sim, &[LegId::FIRST, ONE], AgentMode::Listening).expect("bridge");
+    sim.bridge(&[LegId::FIRST, ONE], AgentMode::Listening)
+        .expect("bridge");
     sim.run_for(500);
     sim.hang_up_party(ONE);
     sim.run_for(500);
@@ -334,7 +330,8 @@ fn a_party_hanging_up_after_the_agent_left_ends_the_call_but_not_while_it_listen
     );
 
     let mut sim = call_with_party(serde_json::json!({}));
-    bridge(&mut sim, &[LegId::FIRST, ONE], AgentMode::Muted).expect("bridge");
+    sim.bridge(&[LegId::FIRST, ONE], AgentMode::Muted)
+        .expect("bridge");
     sim.run_for(500);
     sim.hang_up_party(ONE);
     let (_, ending) = sim.ended.as_ref().expect("the caller is hung up");
@@ -368,20 +365,20 @@ fn the_caller_hanging_up_hangs_up_every_other_leg() {
 fn bridges_of_one_leg_twice_of_dead_or_unknown_legs_are_refused() {
     let mut sim = call_with_party(serde_json::json!({}));
     assert_eq!(
-        bridge(&mut sim, &[ONE, ONE], AgentMode::Muted),
+        sim.bridge(&[ONE, ONE], AgentMode::Muted),
         Err(LegError::SameLeg(ONE))
     );
     assert_eq!(
-        bridge(&mut sim, &[LegId::FIRST, LegId(7)], AgentMode::Muted),
+        sim.bridge(&[LegId::FIRST, LegId(7)], AgentMode::Muted),
         Err(LegError::UnknownLeg(LegId(7)))
     );
     assert_eq!(
-        bridge(&mut sim, &[LegId::FIRST, ONE], AgentMode::Whisper(LegId(2))),
+        sim.bridge(&[LegId::FIRST, ONE], AgentMode::Whisper(LegId(2))),
         Err(LegError::WhisperOutsideBridge(LegId(2)))
     );
     sim.hang_up_party(ONE);
     assert_eq!(
-        bridge(&mut sim, &[LegId::FIRST, ONE], AgentMode::Muted),
+        sim.bridge(&[LegId::FIRST, ONE], AgentMode::Muted),
         Err(LegError::NotUp(ONE))
     );
     let now = sim.now;
@@ -432,7 +429,8 @@ fn unbridging_gives_the_caller_back_to_the_agent() {
     dial(&mut sim, "+4733333333");
     sim.run_for(200);
     sim.answer_leg(ONE, None);
-    bridge(&mut sim, &[LegId::FIRST, ONE], AgentMode::Muted).expect("bridge");
+    sim.bridge(&[LegId::FIRST, ONE], AgentMode::Muted)
+        .expect("bridge");
     let from = sim.now;
     sim.run_for(4000);
     assert!(transcribed(&sim, from).is_empty(), "muted: nothing heard");

@@ -7,7 +7,7 @@ use std::net::SocketAddr;
 use std::time::{Duration, Instant};
 
 use super::harness::Sim;
-use crate::call::core::{LegId, LegSignal};
+use crate::call::core::{AgentMode, LegError, LegId, LegSignal};
 use crate::call::media::tests::{audio, caller_packet};
 use crate::call::media::FRAME_SAMPLES;
 use crate::call::task::CallSignal;
@@ -70,6 +70,14 @@ pub(super) fn tone_level<'a>(
 }
 
 impl Sim {
+    /// Bridges `legs` now with the agent `agent`, and drains what the core says.
+    pub(super) fn bridge(&mut self, legs: &[LegId], agent: AgentMode) -> Result<(), LegError> {
+        let now = self.now;
+        let done = self.core.bridge(now, legs, agent);
+        self.drain();
+        done
+    }
+
     /// Leg `leg`'s party answers now, sending `tone` (Hz) from then on.
     pub(super) fn answer_leg(&mut self, leg: LegId, tone: Option<f64>) {
         let from: SocketAddr = format!("127.0.0.1:{}", 41_000 + 2 * u16::from(leg.0))

@@ -26,19 +26,24 @@ fn ended(sim: &Sim) -> Vec<(u8, LegEndReason, Option<String>)> {
         .collect()
 }
 
+/// The caller sends 440 Hz and keeps talking while the API dials leg 1 on `edge-b` (with
+/// `whisper` said to that party alone, when given).
+fn dial_on_edge_b(sim: &mut Sim, whisper: Option<&str>) {
+    sim.caller.tone = Some(CALLER_HZ);
+    sim.say(60_000);
+    sim.signal(CallSignal::Legs(LegCommand::Dial {
+        leg: ONE,
+        to: "+4733333333".into(),
+        edge: Some("edge-b".into()),
+        whisper: whisper.map(str::to_owned),
+    }));
+}
+
 /// A call whose caller sends 440 Hz, with leg 1 dialled on `edge-b` by the API and answered
 /// there (its party sends 1800 Hz over the mesh).
 fn call_with_remote_party() -> Sim {
     let mut sim = Sim::start(&agent(serde_json::json!({})), None);
-    sim.caller.tone = Some(CALLER_HZ);
-    sim.say(60_000);
-    let dial = LegCommand::Dial {
-        leg: ONE,
-        to: "+4733333333".into(),
-        edge: Some("edge-b".into()),
-        whisper: None,
-    };
-    sim.signal(CallSignal::Legs(dial));
+    dial_on_edge_b(&mut sim, None);
     assert_eq!(
         sim.leg_requests.last().map(|(_, r)| r.clone()),
         Some(LegRequest::Dial {
@@ -66,10 +71,8 @@ fn a_remote_leg_s_records_name_its_edge_and_its_audio_crosses_a_bridge_both_ways
     });
     assert_eq!(answered, Some(Some("edge-b".into())));
     let before = sim.now;
-    sim.core
-        .bridge(before, &[LegId::FIRST, ONE], AgentMode::Muted)
+    sim.bridge(&[LegId::FIRST, ONE], AgentMode::Muted)
         .expect("bridge");
-    sim.drain();
     sim.run_for(1000);
     let settled = before + Duration::from_millis(200);
     assert_hear_each_other(&sim, settled, "remote party");
@@ -89,10 +92,8 @@ fn lost_mesh_frames_are_concealed_not_heard_as_gaps() {
         party.loss_every = 5;
     }
     let before = sim.now;
-    sim.core
-        .bridge(before, &[LegId::FIRST, ONE], AgentMode::Muted)
+    sim.bridge(&[LegId::FIRST, ONE], AgentMode::Muted)
         .expect("bridge");
-    sim.drain();
     sim.run_for(2000);
     let settled = before + Duration::from_millis(300);
     let frames: Vec<f64> = sim
@@ -120,11 +121,8 @@ fn lost_mesh_frames_are_concealed_not_heard_as_gaps() {
 #[test]
 fn a_remote_edge_gone_silent_ends_its_leg_as_mesh_lost_and_the_call_goes_on() {
     let mut sim = call_with_remote_party();
-    let now = sim.now;
-    sim.core
-        .bridge(now, &[LegId::FIRST, ONE], AgentMode::Listening)
+    sim.bridge(&[LegId::FIRST, ONE], AgentMode::Listening)
         .expect("bridge");
-    sim.drain();
     sim.run_for(1000);
     // The other edge dies: nothing more comes over the mesh.
     sim.parties.retain(|p| p.leg != ONE);
@@ -219,15 +217,7 @@ fn loud_to_party(sim: &Sim, from: Instant, until: Instant) -> usize {
 fn a_warm_transfer_to_a_remote_leg_whispers_the_summary_to_it_alone_then_bridges() {
     let mut sim = Sim::start(&agent(serde_json::json!({})), None);
     sim.run_for(3000);
-    sim.caller.tone = Some(CALLER_HZ);
-    sim.say(60_000);
-    let dial = LegCommand::Dial {
-        leg: ONE,
-        to: "+4733333333".into(),
-        edge: Some("edge-b".into()),
-        whisper: Some("A caller about a refund.".into()),
-    };
-    sim.signal(CallSignal::Legs(dial));
+    dial_on_edge_b(&mut sim, Some("A caller about a refund."));
     sim.run_for(300);
     sim.answer_remote_leg(ONE, None);
     let answered = sim.now;

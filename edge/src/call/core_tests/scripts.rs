@@ -1,6 +1,7 @@
 //! The scripted model turns and the readings of what the agent said and the parties heard that
 //! several of the core's test files share: a reply that calls a tool (after optional words), the
-//! texts the agent spoke, a leg dialled by the API, and the tones of a bridged call.
+//! texts the agent spoke, a leg dialled by the API, the tones of a bridged call, and the
+//! provider failures a call recorded.
 
 use std::time::{Duration, Instant};
 
@@ -17,6 +18,28 @@ pub(super) const HEARD: f64 = 1500.0;
 pub(super) const UNHEARD: f64 = 150.0;
 /// The first added leg.
 pub(super) const ONE: LegId = LegId(1);
+
+/// The payloads of the call's `call.provider_failed` events, as the control plane stores them.
+pub(super) fn provider_failures(sim: &Sim) -> Vec<serde_json::Value> {
+    sim.events
+        .iter()
+        .filter(|(_, e)| e.kind() == "call.provider_failed")
+        .map(|(_, e)| e.to_payload())
+        .collect()
+}
+
+/// What a call records when its primary model gave no first token within 800 ms and the
+/// fallback model answered instead.
+pub(super) fn first_token_timeout_record() -> serde_json::Value {
+    serde_json::json!({
+        "stage": "llm",
+        "provider": "openai/gpt-4o-mini",
+        "error": "timeout: no first token within 800 ms",
+        "fallback": "llm_fallback",
+        "fallback_provider": "anthropic/claude-haiku-4-5",
+        "timeout_ms": 800,
+    })
+}
 
 /// A completion that says `words` (when given) after `first` ms, then calls the tool `name`
 /// with `arguments` (as call `id`) and stops for its result.

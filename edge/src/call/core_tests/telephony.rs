@@ -6,7 +6,9 @@ use freya_shared::model::{CallEventData, EndReason, HangupBy};
 use freya_shared::snapshot::WorkflowConfig;
 
 use super::harness::{agent, says, Answers, Sim};
-use super::scripts::{calls_tool, speak_text, spoken};
+use super::scripts::{
+    calls_tool, first_token_timeout_record, provider_failures, speak_text, spoken,
+};
 use crate::call::core::CallRequest;
 use crate::call::provider_request::ProviderRequest;
 use crate::call::responder::PinnedWorkflow;
@@ -196,10 +198,7 @@ fn a_held_call_pauses_the_agent_and_sends_nothing_until_resumed() {
         None,
     );
     sim.answers.speech_ms = 2000;
-    sim.answers.transcripts.push_back(Ok("I am back.".into()));
-    sim.answers
-        .completions
-        .push_back(says(100, "Welcome back."));
+    sim.answers.turn("I am back.", 100, "Welcome back.");
     sim.run_for(500);
     assert!(
         sim.first_sound_after(sim.t0).is_some(),
@@ -270,10 +269,7 @@ fn an_agent_node_speaks_on_its_own_pipeline_which_is_closed_when_it_hands_the_ca
         agents: vec![second],
     };
     let mut sim = Sim::start(&agent(serde_json::json!({})), Some(&workflow));
-    sim.answers.transcripts.push_back(Ok("Hello.".into()));
-    sim.answers
-        .completions
-        .push_back(says(100, "Hi, how can I help?"));
+    sim.answers.turn("Hello.", 100, "Hi, how can I help?");
     sim.say(600);
     sim.run_for(2500);
     let opened: Vec<_> = sim
@@ -400,23 +396,7 @@ fn a_workflow_line_the_fallback_model_wrote_is_on_the_record_and_spoken() {
         answers,
     );
     sim.run_for(4000);
-    let recorded: Vec<_> = sim
-        .events
-        .iter()
-        .filter(|(_, e)| e.kind() == "call.provider_failed")
-        .map(|(_, e)| e.to_payload())
-        .collect();
-    assert_eq!(
-        recorded,
-        [serde_json::json!({
-            "stage": "llm",
-            "provider": "openai/gpt-4o-mini",
-            "error": "timeout: no first token within 800 ms",
-            "fallback": "llm_fallback",
-            "fallback_provider": "anthropic/claude-haiku-4-5",
-            "timeout_ms": 800,
-        })]
-    );
+    assert_eq!(provider_failures(&sim), [first_token_timeout_record()]);
     assert!(
         spoken(&sim).iter().any(|line| line == "Hello there!"),
         "the fallback's line is spoken: {:?}",
