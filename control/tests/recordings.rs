@@ -25,7 +25,7 @@ use crate::support::recorded::{get_bytes, header, recorded_world, RecordedWorld}
 use crate::support::tones::audible_ms;
 use crate::support::{edge_config, eventually, until_routed, Backend, SECRET};
 use freya_control::server::ControlPlane;
-use freya_control::store::{CallRecord, NewOutboundCall};
+use freya_control::store::CallRecord;
 use freya_edge::sip::sdp::Codec;
 use freya_edge::Edge;
 use freya_loadtest::audio::Utterance;
@@ -93,6 +93,19 @@ async fn recorded_call(w: &RecordedWorld, limit: Duration) -> CallRecord {
         }
     })
     .await
+}
+
+/// The one call's recording once it has arrived (within a minute), as noted on the call, and
+/// as the API serves it: whole, and matching the digest noted.
+async fn arrived_recording(w: &RecordedWorld) -> (freya_control::store::CallRecordingInfo, Vec<u8>) {
+    let call = recorded_call(w, Duration::from_secs(60)).await;
+    let recording = call.recording.expect("recording");
+    let api = Api::of(&w.control);
+    let path = format!("/v1/calls/{}/recording", urlencode(&call.id));
+    let (status, _, wav) = get_bytes(&api, &path, &w.keys[VIEWER], None).await;
+    assert_eq!(status, StatusCode::OK);
+    assert_eq!(hex::encode(Sha256::digest(&wav)), recording.sha256);
+    (recording, wav)
 }
 
 /// Recording manifests still on the edge's disk.
@@ -234,22 +247,8 @@ async fn a_recorded_call_downloads_with_both_sides_and_honours_ranges(backend: B
     let (_, other_keys) = workspace_with_keys(&w.control, "Other").await;
     let (status, _, _) = get_bytes(&api, &url, &other_keys[OWNER], None).await;
     assert_eq!(status, StatusCode::NOT_FOUND);
-    let unrecorded = freya_shared::ids::new_id();
-    w.control
-        .store
-        .create_outbound_call(
-            &w.scope,
-            "test",
-            &NewOutboundCall {
-                id: unrecorded.clone(),
-                edge_id: edge.id.clone(),
-                from_number: "demo".into(),
-                to_number: "+4712345678".into(),
-                agent_id: call.agent_id.clone().unwrap_or_default(),
-            },
-        )
-        .await
-        .expect("call");
+    let agent_id = call.agent_id.clone().unwrap_or_default();
+    let unrecorded = w.outbound_call(&edge.id, &agent_id).await;
     let none = api
         .expect(
             404,
@@ -347,13 +346,7 @@ async fn a_recording_made_during_an_outage_arrives_after_it(backend: Backend) {
     let edge = Edge::start(&edge_config(edge_dir.path(), w.control.grpc_addr, SECRET))
         .await
         .expect("edge restarts");
-    let call = recorded_call(&w, Duration::from_secs(60)).await;
-    let recording = call.recording.expect("recording");
-    let api = Api::of(&w.control);
-    let path = format!("/v1/calls/{}/recording", urlencode(&call.id));
-    let (status, _, wav) = get_bytes(&api, &path, &w.keys[VIEWER], None).await;
-    assert_eq!(status, StatusCode::OK);
-    assert_eq!(hex::encode(Sha256::digest(&wav)), recording.sha256);
+    let (_, wav) = arrived_recording(&w).await;
     let (caller, agent) = channels(&wav);
     assert!(audible_ms(&caller) > 500 && audible_ms(&agent) > 1_000);
     // While it waited on the edge's disk, none of its audio was there in the clear.
@@ -479,13 +472,7 @@ async fn a_recording_whose_edge_was_killed_mid_call_arrives_after_a_restart(back
     let edge = Edge::start(&edge_config(&data, w.control.grpc_addr, SECRET))
         .await
         .expect("edge restarts");
-    let call = recorded_call(&w, Duration::from_secs(60)).await;
-    let recording = call.recording.expect("recording");
-    let api = Api::of(&w.control);
-    let path = format!("/v1/calls/{}/recording", urlencode(&call.id));
-    let (status, _, wav) = get_bytes(&api, &path, &w.keys[VIEWER], None).await;
-    assert_eq!(status, StatusCode::OK);
-    assert_eq!(hex::encode(Sha256::digest(&wav)), recording.sha256);
+    let (recording, wav) = arrived_recording(&w).await;
     let (_, agent) = channels(&wav);
     assert!(
         recording.duration_ms >= 2_500,

@@ -16,7 +16,7 @@ use serde_json::json;
 use sqlx::{Connection, Row};
 
 use crate::support::http::workspace_with_keys;
-use crate::support::{on_both_engines, Backend, ENCRYPTION_KEY};
+use crate::support::{local_snapshot, on_both_engines, Backend, ENCRYPTION_KEY};
 use freya_control::recording_seal::{rewrapped_header, wrapped_len, SealingWriter, HEADER_START};
 use freya_control::rekey::{self, RekeyError};
 use freya_control::store::reseal::{ResealError, ResealOptions};
@@ -249,11 +249,7 @@ async fn a_rotation_stopped_half_way_is_finished_by_a_rerun_and_key_2_alone_read
             Some(tool_secret.as_str())
         );
     }
-    let snapshot = control
-        .store
-        .edge_snapshot("local")
-        .await
-        .expect("snapshot");
+    let snapshot = local_snapshot(&control).await;
     let mut passwords: Vec<String> = snapshot
         .providers
         .iter()
