@@ -9,7 +9,7 @@ use serde_json::json;
 use tokio::net::UdpSocket;
 
 use freya_control::server::ControlPlane;
-use freya_control::store::{CallRecord, NewWebhook, Role};
+use freya_control::store::{CallRecord, NewOutboundCall, NewWebhook, Role};
 use freya_edge::Edge;
 
 use crate::support::http::Api;
@@ -138,6 +138,26 @@ impl Cluster {
             "A is tried first"
         );
         answer.body["id"].as_str().expect("id").to_owned()
+    }
+
+    /// Stores an outbound call from the world's number to the party, sent to edge A and not
+    /// yet reported on, as a replica that is gone left it; its id.
+    pub async fn stored_call(&self) -> String {
+        let call_id = uuid::Uuid::now_v7().to_string();
+        let call = NewOutboundCall {
+            id: call_id.clone(),
+            edge_id: self.w.edge.id.clone(),
+            from_number: self.w.number.clone(),
+            to_number: PARTY.into(),
+            agent_id: self.w.agent_id.clone(),
+        };
+        self.w
+            .control
+            .store
+            .create_outbound_call(&self.w.scope, "test", &call)
+            .await
+            .expect("call");
+        call_id
     }
 
     /// The call `id` once it is in progress (answered), waiting for `what`.
