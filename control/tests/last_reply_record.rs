@@ -6,8 +6,8 @@
 
 use std::time::{Duration, Instant};
 
-use crate::support::caller::ulaw;
-use crate::support::raw_sip::{Call, CallerVoice, Offer};
+use crate::support::agent_lines;
+use crate::support::raw_sip::{is_loud, loud_sentence_audio, Call, CallerVoice, Offer};
 use crate::support::world::World;
 use freya_edge::llm::fakes::FakeReply;
 
@@ -22,11 +22,7 @@ async fn the_reply_the_caller_hangs_up_during_is_recorded_as_far_as_heard() {
     w.speech()
         .set_default_transcript("What are your opening hours?");
     // Each sentence: two seconds of tone at 24 kHz.
-    w.speech().set_speech_audio(
-        (0..48_000)
-            .map(|i| if (i / 30) % 2 == 0 { 8000 } else { -8000 })
-            .collect(),
-    );
+    w.speech().set_speech_audio(loud_sentence_audio());
     w.llm().respond_with(|_| {
         FakeReply::text(
             "We open at nine every weekday. We close at six in the evening. On Sundays we rest.",
@@ -49,8 +45,7 @@ async fn the_reply_the_caller_hangs_up_during_is_recorded_as_far_as_heard() {
             _ = ticker.tick() => voice.send_frame(&rtp, edge_rtp).await,
             received = rtp.recv_from(&mut rtp_buf) => {
                 let (n, _) = received.expect("RTP recv");
-                let payload = rtp_buf.get(12..n).unwrap_or_default();
-                if payload.iter().any(|b| ulaw(*b).abs() > 2000) {
+                if is_loud(&rtp_buf[..n]) {
                     loud_frames += 1;
                 }
             }
@@ -62,11 +57,7 @@ async fn the_reply_the_caller_hangs_up_during_is_recorded_as_far_as_heard() {
 
     let (call, events) = w.ended_call().await;
     assert_eq!(call.end_reason.as_deref(), Some("caller_hangup"));
-    let agent: Vec<&serde_json::Value> = events
-        .iter()
-        .filter(|e| e.kind == "call.transcript" && e.payload["role"] == "agent")
-        .map(|e| &e.payload)
-        .collect();
+    let agent = agent_lines(&events);
     let [line] = &agent[..] else {
         panic!("one agent line: {events:#?}");
     };

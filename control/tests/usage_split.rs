@@ -9,12 +9,12 @@ use crate::support;
 
 use std::time::{Duration, Instant};
 
-use crate::support::caller::ulaw;
-use crate::support::raw_sip::{Call, Offer};
-use crate::support::{demo_edge, demo_workspace, eventually, on_both_engines, Backend};
+use crate::support::raw_sip::{is_loud, loud_sentence_audio, pcmu_packet, Call, Offer};
+use crate::support::{
+    agent_lines, demo_edge, demo_workspace, eventually, on_both_engines, Backend,
+};
 use freya_control::store::{AnalyticsGroup, AnalyticsQuery};
 use freya_edge::llm::fakes::{FakeLlmServer, FakeReply};
-use freya_edge::media::g711::G711;
 use freya_edge::speech::fakes::FakeOpenAiSpeech;
 use freya_loadtest::audio::Utterance;
 use freya_shared::model::AgentSpec;
@@ -26,29 +26,13 @@ const ANSWER: [&str; 3] = [
     "On Sundays we rest.",
 ];
 
-/// One RTP packet of 20 ms of PCMU.
-fn packet(seq: u16, frame: &[i16]) -> Vec<u8> {
-    let mut payload = [0u8; 160];
-    G711::Ulaw.encode(frame, &mut payload);
-    let mut packet = vec![0x80, 0];
-    packet.extend_from_slice(&seq.to_be_bytes());
-    packet.extend_from_slice(&(u32::from(seq) * 160).to_be_bytes());
-    packet.extend_from_slice(&0x00c0_ffee_u32.to_be_bytes());
-    packet.extend_from_slice(&payload);
-    packet
-}
-
 async fn a_reply_cut_by_a_barge_in_counts_all_it_synthesized_and_only_what_was_heard(
     backend: Backend,
 ) {
     let speech = FakeOpenAiSpeech::start().await.expect("fake speech");
     speech.set_default_transcript("What are your opening hours?");
     // Each sentence: two seconds of tone at 24 kHz.
-    speech.set_speech_audio(
-        (0..48_000)
-            .map(|i| if (i / 30) % 2 == 0 { 8000 } else { -8000 })
-            .collect(),
-    );
+    speech.set_speech_audio(loud_sentence_audio());
     let llm = FakeLlmServer::openai().await.expect("fake llm");
     let agent = serde_json::json!({
         "name": "Desk",
@@ -95,13 +79,12 @@ async fn a_reply_cut_by_a_barge_in_counts_all_it_synthesized_and_only_what_was_h
             _ = ticker.tick() => {
                 let frame = if loud_frames < 50 { question.next() } else { over.next() };
                 let Some(frame) = frame else { break };
-                rtp.send_to(&packet(seq, frame), edge_rtp).await.expect("RTP");
+                rtp.send_to(&pcmu_packet(seq, frame), edge_rtp).await.expect("RTP");
                 seq = seq.wrapping_add(1);
             }
             received = rtp.recv_from(&mut rtp_buf) => {
                 let (n, _) = received.expect("RTP recv");
-                let payload = rtp_buf.get(12..n).unwrap_or_default();
-                if payload.iter().any(|b| ulaw(*b).abs() > 2000) {
+                if is_loud(&rtp_buf[..n]) {
                     loud_frames += 1;
                 }
             }
@@ -116,11 +99,7 @@ async fn a_reply_cut_by_a_barge_in_counts_all_it_synthesized_and_only_what_was_h
         events.iter().any(|e| e.kind == "call.barge_in"),
         "the caller talked over the answer: {events:#?}"
     );
-    let agent: Vec<&serde_json::Value> = events
-        .iter()
-        .filter(|e| e.kind == "call.transcript" && e.payload["role"] == "agent")
-        .map(|e| &e.payload)
-        .collect();
+    let agent = agent_lines(&events);
     let [line] = &agent[..] else {
         panic!("one agent line: {events:#?}");
     };

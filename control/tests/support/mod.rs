@@ -470,3 +470,13 @@ pub async fn the_ended_call(
         .expect("events");
     (calls[0].clone(), events)
 }
+
+/// The agent's lines of a call's transcript (`call.transcript` events with the agent's role),
+/// as their payloads, in order.
+pub fn agent_lines(events: &[freya_control::store::StoredEvent]) -> Vec<&serde_json::Value> {
+    events
+        .iter()
+        .filter(|e| e.kind == "call.transcript" && e.payload["role"] == "agent")
+        .map(|e| &e.payload)
+        .collect()
+}

@@ -11,6 +11,8 @@ use freya_edge::sip::sdp::SessionDescription;
 use freya_loadtest::audio::Utterance;
 use tokio::net::UdpSocket;
 
+use super::caller::ulaw;
+
 /// Reads datagrams from `socket` until one starts with `prefix` (or `limit` passes, and the
 /// panic names the first lines of what came instead).
 pub async fn recv_sip(socket: &UdpSocket, prefix: &str, limit: Duration) -> String {
@@ -310,14 +312,36 @@ impl CallerVoice {
             return;
         };
         self.next += 160;
-        let mut payload = [0u8; 160];
-        G711::Ulaw.encode(frame, &mut payload);
-        let mut packet = vec![0x80, 0];
-        packet.extend_from_slice(&self.seq.to_be_bytes());
-        packet.extend_from_slice(&(u32::from(self.seq) * 160).to_be_bytes());
-        packet.extend_from_slice(&0x00c0_ffee_u32.to_be_bytes());
-        packet.extend_from_slice(&payload);
+        let packet = pcmu_packet(self.seq, frame);
         self.seq = self.seq.wrapping_add(1);
         rtp.send_to(&packet, to).await.expect("RTP");
     }
+}
+
+/// One RTP packet of the hand-written caller: the 20 ms `frame` (160 samples at 8 kHz) in
+/// PCMU, numbered `seq`, stamped as the `seq`-th frame of its stream.
+pub fn pcmu_packet(seq: u16, frame: &[i16]) -> Vec<u8> {
+    let mut payload = [0u8; 160];
+    G711::Ulaw.encode(frame, &mut payload);
+    let mut packet = vec![0x80, 0];
+    packet.extend_from_slice(&seq.to_be_bytes());
+    packet.extend_from_slice(&(u32::from(seq) * 160).to_be_bytes());
+    packet.extend_from_slice(&0x00c0_ffee_u32.to_be_bytes());
+    packet.extend_from_slice(&payload);
+    packet
+}
+
+/// Whether a PCMU RTP packet the caller received holds a loud sample (above 2000): the agent
+/// speaking, not silence or comfort noise.
+pub fn is_loud(packet: &[u8]) -> bool {
+    let payload = packet.get(12..).unwrap_or_default();
+    payload.iter().any(|b| ulaw(*b).abs() > 2000)
+}
+
+/// What the fake TTS says for each sentence in these callers' tests: two seconds of a loud
+/// square wave at 24 kHz, so that every frame of it the caller hears is loud.
+pub fn loud_sentence_audio() -> Vec<i16> {
+    (0..48_000)
+        .map(|i| if (i / 30) % 2 == 0 { 8000 } else { -8000 })
+        .collect()
 }
