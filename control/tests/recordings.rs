@@ -12,25 +12,22 @@
 
 use std::path::{Path, PathBuf};
 use std::process::{Command, Stdio};
-use std::sync::Arc;
 use std::time::Duration;
 
 use reqwest::StatusCode;
 use sha2::{Digest, Sha256};
-use tokio_util::sync::CancellationToken;
 
 use crate::support::http::{workspace_with_keys, Api};
 use crate::support::on_both_engines;
 use crate::support::recorded::{get_bytes, header, recorded_world, RecordedWorld};
 use crate::support::tones::audible_ms;
+use crate::support::voice_call::place_spoken_call;
 use crate::support::{edge_config, eventually, until_routed, Backend, SECRET};
 use freya_control::server::ControlPlane;
 use freya_control::store::CallRecord;
 use freya_edge::sip::sdp::Codec;
 use freya_edge::Edge;
-use freya_loadtest::audio::Utterance;
-use freya_loadtest::onset::OnsetConfig;
-use freya_loadtest::uac::{self, CallConfig, CallReport, HangupSide, SipEndpoint, TalkerConfig};
+use freya_loadtest::uac::{CallReport, TalkerConfig};
 use freya_shared::recording_spool::{SEALED_CHUNK, SPOOL_HEADER_LEN};
 
 const OWNER: usize = 0;
@@ -47,40 +44,15 @@ async fn start_edge(w: &RecordedWorld, dir: &Path) -> Edge {
 
 /// One call that waits for the greeting, says one sentence (espeak-ng) and hangs up.
 async fn call(target: std::net::SocketAddr) -> CallReport {
-    let cancel = CancellationToken::new();
-    let endpoint = SipEndpoint::bind("127.0.0.1:0".parse().expect("addr"), cancel.clone())
-        .await
-        .expect("UAC binds");
-    let turn = Utterance::from_spec("say:Hello, I would like to book a table for two tonight.")
-        .expect("espeak-ng speaks");
-    let config = CallConfig {
-        target,
-        number: "demo".into(),
-        caller: "+15550123".into(),
-        codec: Codec::Pcmu,
-        media_ip: "127.0.0.1".parse().expect("ip"),
-        hold: Duration::from_secs(7),
-        hangup: HangupSide::Caller,
-        callee_grace: Duration::from_secs(2),
-        setup_timeout: Duration::from_secs(10),
-        bye_timeout: Duration::from_secs(5),
-        turns: Arc::from(vec![turn]),
-        talker: TalkerConfig {
-            first_turn_after: Duration::from_millis(2_500),
-            reply_timeout: Duration::from_secs(3),
-            pause_after_reply: Duration::from_millis(300),
-            barge_in_after: None,
-            ..TalkerConfig::default()
-        },
-        onset: OnsetConfig::default(),
-        late_after: Duration::from_millis(200),
-        received_audio: None,
-        conversation_events: None,
-        media: uac::MediaOptions::default(),
+    let talker = TalkerConfig {
+        first_turn_after: Duration::from_millis(2_500),
+        reply_timeout: Duration::from_secs(3),
+        pause_after_reply: Duration::from_millis(300),
+        barge_in_after: None,
+        ..TalkerConfig::default()
     };
-    let report = uac::place_call(&endpoint, &config, &cancel).await;
-    cancel.cancel();
-    report
+    let turn = "Hello, I would like to book a table for two tonight.";
+    place_spoken_call(target, Codec::Pcmu, &[turn], talker, Duration::from_secs(7)).await
 }
 
 /// The one call of the world, once it has a recording.

@@ -27,6 +27,36 @@ pub fn patient_caller(first_turn_after: Duration) -> TalkerConfig {
     }
 }
 
+/// One call to number `demo` at `target` offering only `codec`, that says `turns` (each when
+/// the default talker decides), hangs up after `hold`, and leaves the edge generous time to
+/// answer and to confirm the BYE; a test changes what it needs with `..call_to_demo(..)`.
+pub fn call_to_demo(
+    target: SocketAddr,
+    codec: Codec,
+    turns: Vec<Utterance>,
+    hold: Duration,
+) -> CallConfig {
+    CallConfig {
+        target,
+        number: "demo".into(),
+        caller: "+15550123".into(),
+        codec,
+        media_ip: "127.0.0.1".parse().expect("ip"),
+        hold,
+        hangup: HangupSide::Caller,
+        callee_grace: Duration::from_secs(2),
+        setup_timeout: Duration::from_secs(10),
+        bye_timeout: Duration::from_secs(5),
+        turns: Arc::from(turns),
+        talker: TalkerConfig::default(),
+        onset: OnsetConfig::default(),
+        late_after: Duration::from_millis(200),
+        received_audio: None,
+        conversation_events: None,
+        media: MediaOptions::default(),
+    }
+}
+
 /// Places one call to number `demo` at `target`, offering only `codec`, that says `turns`
 /// (espeak-ng) when `talker` decides and hangs up after `hold`.
 pub async fn place_spoken_call(
@@ -45,23 +75,8 @@ pub async fn place_spoken_call(
         .map(|t| Utterance::from_spec(&format!("say:{t}")).expect("espeak-ng speaks"))
         .collect();
     let config = CallConfig {
-        target,
-        number: "demo".into(),
-        caller: "+15550123".into(),
-        codec,
-        media_ip: "127.0.0.1".parse().expect("ip"),
-        hold,
-        hangup: HangupSide::Caller,
-        callee_grace: Duration::from_secs(2),
-        setup_timeout: Duration::from_secs(10),
-        bye_timeout: Duration::from_secs(5),
-        turns: Arc::from(turns),
         talker,
-        onset: OnsetConfig::default(),
-        late_after: Duration::from_millis(200),
-        received_audio: None,
-        conversation_events: None,
-        media: MediaOptions::default(),
+        ..call_to_demo(target, codec, turns, hold)
     };
     let report = uac::place_call(&endpoint, &config, &cancel).await;
     cancel.cancel();
