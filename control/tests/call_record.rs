@@ -4,6 +4,7 @@
 //! carried a placed call is listed with its outcome, and the carrier is named; the side that
 //! hung up is named the same way in both directions.
 
+use crate::support::hourly_analytics;
 use crate::support;
 
 use std::time::Duration;
@@ -12,7 +13,7 @@ use crate::support::caller::{free_udp_port, sipp_uas, sipp_with_media};
 use crate::support::{demo_edge, demo_workspace, eventually, the_ended_call, Backend, TestDb};
 use freya_control::server::ControlPlane;
 use freya_control::store::{
-    AnalyticsGroup, AnalyticsQuery, CallRecord, StoredEvent, WorkspaceScope,
+    AnalyticsGroup, CallRecord, StoredEvent, WorkspaceScope,
 };
 use freya_edge::Edge;
 use freya_proto::v1::edge_command::Command;
@@ -91,12 +92,7 @@ async fn an_inbound_call_that_rings_2_s_starts_at_its_invite_and_the_caller_is_t
     assert_eq!(ended["reason"], "caller_hangup", "{ended}");
     assert_eq!(ended["hangup_by"], "remote", "{ended}");
     // Analytics count the ringing as time to answer.
-    let query = AnalyticsQuery {
-        from_ms: call.started_at_ms - 1,
-        to_ms: call.started_at_ms + 1,
-        interval_ms: 3_600_000,
-        group: AnalyticsGroup::None,
-    };
+    let query = hourly_analytics(call.started_at_ms, 1, AnalyticsGroup::None);
     let buckets = s
         .control
         .store

@@ -4,6 +4,7 @@
 //! end of a call cancelled while ringing — beside the time to answer. Before, a record knew only
 //! the INVITE and the answer, and a cancelled call had no ring time at all.
 
+use crate::support::hourly_analytics;
 use crate::support;
 
 use std::time::Duration;
@@ -12,7 +13,7 @@ use crate::support::caller::sipp_with_media;
 use crate::support::{
     demo_edge, demo_workspace, eventually, on_both_engines, the_ended_call, Backend,
 };
-use freya_control::store::{AnalyticsGroup, AnalyticsQuery, CallBucket, CallRecord};
+use freya_control::store::{AnalyticsGroup, CallBucket, CallRecord};
 use freya_shared::model::AgentSpec;
 
 /// A control plane on `backend`, an edge that rings `ring_ms` before answering, an agent on
@@ -27,12 +28,7 @@ async fn one_call(backend: Backend, ring_ms: u32, scenario: &str) -> (CallRecord
     let status = sipp_with_media(edge.sip_addr, "demo", scenario, &[]).await;
     assert_eq!(status, 0, "sipp's call went as scripted");
     let (call, _events) = the_ended_call(&control.store, &scope).await;
-    let query = AnalyticsQuery {
-        from_ms: call.started_at_ms - 1,
-        to_ms: call.started_at_ms + 1,
-        interval_ms: 3_600_000,
-        group: AnalyticsGroup::None,
-    };
+    let query = hourly_analytics(call.started_at_ms, 1, AnalyticsGroup::None);
     let bucket = eventually(Duration::from_secs(5), "the call's bucket", || {
         let (store, scope, query) = (control.store.clone(), scope.clone(), query.clone());
         async move {

@@ -5,6 +5,7 @@
 //! sentence of the answer went to synthesis; only the start of the first was played. The record
 //! used to have one number, the characters heard.
 
+use crate::support::hourly_analytics;
 use crate::support;
 
 use std::time::{Duration, Instant};
@@ -13,7 +14,7 @@ use crate::support::raw_sip::{is_loud, loud_sentence_audio, pcmu_packet, Call, O
 use crate::support::{
     agent_lines, demo_edge, demo_workspace, eventually, on_both_engines, Backend,
 };
-use freya_control::store::{AnalyticsGroup, AnalyticsQuery};
+use freya_control::store::AnalyticsGroup;
 use freya_edge::llm::fakes::{FakeLlmServer, FakeReply};
 use freya_edge::speech::fakes::FakeOpenAiSpeech;
 use freya_loadtest::audio::Utterance;
@@ -139,12 +140,7 @@ async fn a_reply_cut_by_a_barge_in_counts_all_it_synthesized_and_only_what_was_h
     );
 
     // Analytics sum both.
-    let query = AnalyticsQuery {
-        from_ms: record.started_at_ms - 1,
-        to_ms: record.started_at_ms + 1,
-        interval_ms: 3_600_000,
-        group: AnalyticsGroup::None,
-    };
+    let query = hourly_analytics(record.started_at_ms, 1, AnalyticsGroup::None);
     let buckets = eventually(Duration::from_secs(5), "analytics", || {
         let (store, scope, query) = (control.store.clone(), scope.clone(), query.clone());
         async move { store.call_analytics(&scope, &query).await.ok() }

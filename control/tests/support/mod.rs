@@ -480,3 +480,28 @@ pub fn agent_lines(events: &[freya_control::store::StoredEvent]) -> Vec<&serde_j
         .map(|e| &e.payload)
         .collect()
 }
+
+/// A TCP connection to `to` from the loopback address `ip` (any of 127.0.0.0/8): a test can be
+/// several clients, each from an address of its own, as per-address limits see them.
+pub async fn connect_from(ip: [u8; 4], to: std::net::SocketAddr) -> tokio::net::TcpStream {
+    let socket = tokio::net::TcpSocket::new_v4().expect("socket");
+    socket
+        .bind(std::net::SocketAddr::new(std::net::IpAddr::from(ip), 0))
+        .expect("bind a loopback address");
+    socket.connect(to).await.expect("connect")
+}
+
+/// An analytics query of hourly buckets from `at_ms - reach_ms` to `at_ms + reach_ms`, grouped
+/// by `group`: the window a test's calls fall in.
+pub fn hourly_analytics(
+    at_ms: i64,
+    reach_ms: i64,
+    group: freya_control::store::AnalyticsGroup,
+) -> freya_control::store::AnalyticsQuery {
+    freya_control::store::AnalyticsQuery {
+        from_ms: at_ms - reach_ms,
+        to_ms: at_ms + reach_ms,
+        interval_ms: 3_600_000,
+        group,
+    }
+}

@@ -7,6 +7,7 @@ use std::time::Duration;
 
 use freya_control::server::ControlPlane;
 use freya_control::store::{StoredEvent, WorkspaceScope};
+use freya_edge::llm::fakes::{FakeLlmServer, FakeReply};
 use freya_edge::sip::sdp::Codec;
 use freya_loadtest::audio::Utterance;
 use freya_loadtest::onset::OnsetConfig;
@@ -81,6 +82,24 @@ pub async fn place_spoken_call(
     let report = uac::place_call(&endpoint, &config, &cancel).await;
     cancel.cancel();
     report
+}
+
+/// The customer tool of the booking tests: `book_appointment`, taking a day, served at `url`.
+pub fn booking_tool(url: &str) -> serde_json::Value {
+    serde_json::json!({"name": "book_appointment", "description": "Books a visit.",
+                       "parameters": {"type": "object", "properties": {"day": {"type": "string"}}},
+                       "url": url, "timeout_ms": 5000})
+}
+
+/// Scripts `llm` as the booking tests' model: it first calls [`booking_tool`] for Friday, then
+/// confirms the booking.
+pub fn model_books_friday(llm: &FakeLlmServer) {
+    llm.push_reply(FakeReply::tool_call(
+        "call_1",
+        "book_appointment",
+        serde_json::json!({"day": "friday"}),
+    ));
+    llm.respond_with(|_| FakeReply::text("You are booked for Friday at ten."));
 }
 
 /// The recorded events of the workspace's one call, once it has ended.
