@@ -20,6 +20,7 @@ use sqlx::Connection;
 
 pub mod baresip;
 pub mod caller;
+pub mod desk;
 pub mod dev_cluster;
 pub mod flows;
 pub mod http;
