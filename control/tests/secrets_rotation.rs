@@ -11,7 +11,6 @@ use crate::support;
 use std::collections::BTreeMap;
 use std::path::Path;
 
-use reqwest::StatusCode;
 use serde_json::json;
 use sqlx::{Connection, Row};
 
@@ -100,19 +99,17 @@ async fn a_rotation_stopped_half_way_is_finished_by_a_rerun_and_key_2_alone_read
     let mut agents = Vec::new();
     for n in 0..3 {
         let created = api
-            .call(
-                "POST",
+            .create(
                 "/v1/agents",
                 &editor,
-                Some(json!({
+                json!({
                     "name": format!("Desk {n}"),
                     "llm": {"provider": "openai", "model": "gpt-4o-mini", "api_key": format!("sk-llm-{n}")},
                     "tool_secret": format!("tool-secret-{n}")
-                })),
+                }),
             )
             .await;
-        assert_eq!(created.status, StatusCode::CREATED, "{}", created.body);
-        agents.push(created.body["id"].as_str().expect("id").to_owned());
+        agents.push(created["id"].as_str().expect("id").to_owned());
     }
     for n in 0..2 {
         api.create(
