@@ -4,10 +4,12 @@
 //! as far as it was heard, cut with a dash and marked interrupted — it used to have no agent
 //! line at all.
 
-use std::time::{Duration, Instant};
+use std::time::Duration;
 
 use crate::support::agent_lines;
-use crate::support::raw_sip::{is_loud, loud_sentence_audio, Call, CallerVoice, Offer};
+use crate::support::raw_sip::{
+    loud_sentence_audio, talk_and_listen, Call, CallerVoice, Offer, Tick,
+};
 use crate::support::world::World;
 use freya_edge::llm::fakes::FakeReply;
 
@@ -31,27 +33,16 @@ async fn the_reply_the_caller_hangs_up_during_is_recorded_as_far_as_heard() {
 
     let (call, rtp) =
         Call::dialled(w.edge.sip_addr, &w.number, "raw-last-reply-1", Offer::Pcmu).await;
-    let (sip, edge_rtp) = (&call.sip, call.edge_rtp);
-    let mut buf = vec![0u8; 65_536];
 
     // One spoken turn, then silence, until about a second of the answer has been heard.
     let mut voice = CallerVoice::saying("What are your opening hours?", Duration::from_secs(10));
-    let mut ticker = tokio::time::interval(Duration::from_millis(20));
-    let mut rtp_buf = [0u8; 2048];
-    let mut loud_frames = 0;
-    let started = Instant::now();
-    while loud_frames < 50 && started.elapsed() < Duration::from_secs(20) {
-        tokio::select! {
-            _ = ticker.tick() => voice.send_frame(&rtp, edge_rtp).await,
-            received = rtp.recv_from(&mut rtp_buf) => {
-                let (n, _) = received.expect("RTP recv");
-                if is_loud(&rtp_buf[..n]) {
-                    loud_frames += 1;
-                }
-            }
-            _ = sip.recv_from(&mut buf) => {}
+    let loud_frames = talk_and_listen(&call, &rtp, Duration::from_secs(20), |loud| {
+        if loud >= 50 {
+            return Tick::Stop;
         }
-    }
+        voice.next_packet().map_or(Tick::Quiet, Tick::Send)
+    })
+    .await;
     assert!(loud_frames >= 50, "the caller heard a second of the answer");
     call.hang_up(2).await;
 

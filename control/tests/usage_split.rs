@@ -8,9 +8,11 @@
 use crate::support::hourly_analytics;
 use crate::support;
 
-use std::time::{Duration, Instant};
+use std::time::Duration;
 
-use crate::support::raw_sip::{is_loud, loud_sentence_audio, pcmu_packet, Call, Offer};
+use crate::support::raw_sip::{
+    loud_sentence_audio, pcmu_packet, talk_and_listen, Call, Offer, Tick,
+};
 use crate::support::{
     agent_lines, demo_edge, demo_workspace, eventually, on_both_engines, Backend,
 };
@@ -52,8 +54,6 @@ async fn a_reply_cut_by_a_barge_in_counts_all_it_synthesized_and_only_what_was_h
         .await
         .expect("rtp");
     let call = Call::dial_offering(edge.sip_addr, &rtp, "demo", "raw-usage-1", Offer::Pcmu).await;
-    let (sip, edge_rtp) = (&call.sip, call.edge_rtp);
-    let mut buf = vec![0u8; 65_536];
 
     // The question, then silence until about a second of the answer has been heard; then the
     // caller talks over it, and hangs up 1.2 s into that (a barge-in needs 200 ms of speech;
@@ -70,28 +70,17 @@ async fn a_reply_cut_by_a_barge_in_counts_all_it_synthesized_and_only_what_was_h
     over.extend(std::iter::repeat_n(0i16, 8000 * 5));
     let mut question = question.chunks_exact(160);
     let mut over = over.chunks_exact(160).take(60);
-    let mut ticker = tokio::time::interval(Duration::from_millis(20));
-    let mut rtp_buf = [0u8; 2048];
     let mut seq = 0u16;
-    let mut loud_frames = 0;
-    let started = Instant::now();
-    while started.elapsed() < Duration::from_secs(30) {
-        tokio::select! {
-            _ = ticker.tick() => {
-                let frame = if loud_frames < 50 { question.next() } else { over.next() };
-                let Some(frame) = frame else { break };
-                rtp.send_to(&pcmu_packet(seq, frame), edge_rtp).await.expect("RTP");
-                seq = seq.wrapping_add(1);
-            }
-            received = rtp.recv_from(&mut rtp_buf) => {
-                let (n, _) = received.expect("RTP recv");
-                if is_loud(&rtp_buf[..n]) {
-                    loud_frames += 1;
-                }
-            }
-            _ = sip.recv_from(&mut buf) => {}
-        }
-    }
+    let loud_frames = talk_and_listen(&call, &rtp, Duration::from_secs(30), |loud| {
+        let frame = if loud < 50 { question.next() } else { over.next() };
+        let Some(frame) = frame else {
+            return Tick::Stop;
+        };
+        let packet = pcmu_packet(seq, frame);
+        seq = seq.wrapping_add(1);
+        Tick::Send(packet)
+    })
+    .await;
     assert!(loud_frames >= 50, "the caller heard a second of the answer");
     call.hang_up(2).await;
 
