@@ -71,11 +71,7 @@ async fn main() -> anyhow::Result<()> {
             let base = admin.rsplit_once('/').map_or(admin.as_str(), |(b, _)| b);
             (format!("{base}/{name}"), "PostgreSQL", Some((admin, name)))
         }
-        None => (
-            sqlite_url(dir.path(), "bench.db"),
-            "SQLite",
-            None,
-        ),
+        None => (sqlite_url(dir.path(), "bench.db"), "SQLite", None),
     };
     let control = ControlPlane::start(&bench_config(&url, 16, dir.path())).await?;
     let store = &control.store;

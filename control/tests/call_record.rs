@@ -8,12 +8,10 @@ use crate::support::hourly_analytics;
 
 use std::time::Duration;
 
-use crate::support::desk::{ringing_desk, RingingDesk};
 use crate::support::caller::{free_udp_port, sipp_uas, sipp_with_media};
+use crate::support::desk::{ringing_desk, RingingDesk};
 use crate::support::{eventually, the_ended_call, Backend};
-use freya_control::store::{
-    AnalyticsGroup, CallRecord, StoredEvent,
-};
+use freya_control::store::{AnalyticsGroup, CallRecord, StoredEvent};
 use freya_proto::v1::edge_command::Command;
 use freya_proto::v1::{EdgeCommand, HangupCall, PlaceCall};
 use freya_shared::model::{ProviderSpec, SipTransport, SipTrunkSpec};

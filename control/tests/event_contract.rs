@@ -4,8 +4,8 @@
 //! call row, usage and reply latency; a newer edge's unknown kind and extra fields are stored as
 //! they came, not refused.
 
-use crate::support::hourly_analytics;
 use crate::support;
+use crate::support::hourly_analytics;
 
 use std::time::Duration;
 

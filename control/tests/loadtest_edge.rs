@@ -7,8 +7,8 @@ use std::net::{IpAddr, Ipv4Addr, SocketAddr};
 use std::time::Duration;
 
 use crate::support::eventually;
-use crate::support::voice_call::call_to_demo;
 use crate::support::http::Api;
+use crate::support::voice_call::call_to_demo;
 use crate::support::world::World;
 use freya_control::store::{CallRecord, Role};
 use freya_edge::sip::sdp::Codec;

@@ -6,8 +6,8 @@
 //! it. Writes never reach the standby (it would refuse them), so every write of the test
 //! succeeding shows they went to the primary.
 
-use crate::support::hourly_analytics;
 use crate::support;
+use crate::support::hourly_analytics;
 
 use std::path::{Path, PathBuf};
 use std::process::Command;

@@ -267,7 +267,13 @@ async fn the_agent_hangs_up_on_a_baresip_caller() {
     };
     hung_up_by_the_agent(&w, &mut phone).await;
     let messages = phone.sip_messages();
-    assert_once(&phone, &messages, "BYE ", "BYE", "our BYE reached the phone");
+    assert_once(
+        &phone,
+        &messages,
+        "BYE ",
+        "BYE",
+        "our BYE reached the phone",
+    );
     let what = "the phone answered our BYE";
     assert_once(&phone, &messages, "SIP/2.0 200", "BYE", what);
     phone.stop().await;

@@ -69,7 +69,9 @@ async fn recorded_call(w: &RecordedWorld, limit: Duration) -> CallRecord {
 
 /// The one call's recording once it has arrived (within a minute), as noted on the call, and
 /// as the API serves it: whole, and matching the digest noted.
-async fn arrived_recording(w: &RecordedWorld) -> (freya_control::store::CallRecordingInfo, Vec<u8>) {
+async fn arrived_recording(
+    w: &RecordedWorld,
+) -> (freya_control::store::CallRecordingInfo, Vec<u8>) {
     let call = recorded_call(w, Duration::from_secs(60)).await;
     let recording = call.recording.expect("recording");
     let api = Api::of(&w.control);

@@ -8,11 +8,9 @@ use crate::support::hourly_analytics;
 
 use std::time::Duration;
 
-use crate::support::desk::ringing_desk;
 use crate::support::caller::sipp_with_media;
-use crate::support::{
-    eventually, on_both_engines, the_ended_call, Backend,
-};
+use crate::support::desk::ringing_desk;
+use crate::support::{eventually, on_both_engines, the_ended_call, Backend};
 use freya_control::store::{AnalyticsGroup, CallBucket, CallRecord};
 
 /// A control plane on `backend`, an edge that rings `ring_ms` before answering, an agent on

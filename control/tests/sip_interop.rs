@@ -2,7 +2,6 @@
 //! control plane, with scenario files in `tests/sipp/`. Each test checks what sipp saw (its exit
 //! status: every call as scripted) and what the platform recorded (call events).
 
-
 use std::time::Duration;
 
 use crate::support::caller::sipp_with_media;

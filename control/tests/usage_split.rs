@@ -5,8 +5,8 @@
 //! sentence of the answer went to synthesis; only the start of the first was played. The record
 //! used to have one number, the characters heard.
 
-use crate::support::hourly_analytics;
 use crate::support;
+use crate::support::hourly_analytics;
 
 use std::time::Duration;
 
@@ -72,7 +72,11 @@ async fn a_reply_cut_by_a_barge_in_counts_all_it_synthesized_and_only_what_was_h
     let mut over = over.chunks_exact(160).take(60);
     let mut seq = 0u16;
     let loud_frames = talk_and_listen(&call, &rtp, Duration::from_secs(30), |loud| {
-        let frame = if loud < 50 { question.next() } else { over.next() };
+        let frame = if loud < 50 {
+            question.next()
+        } else {
+            over.next()
+        };
         let Some(frame) = frame else {
             return Tick::Stop;
         };

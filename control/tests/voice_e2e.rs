@@ -10,8 +10,7 @@ use std::time::Duration;
 
 use crate::support::local_http::serve;
 use crate::support::voice_call::{
-    booking_tool, model_books_friday, of_kind, only_call_events, patient_caller,
-    place_spoken_call,
+    booking_tool, model_books_friday, of_kind, only_call_events, patient_caller, place_spoken_call,
 };
 use crate::support::world::World;
 use freya_control::store::StoredEvent;

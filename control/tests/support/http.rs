@@ -110,7 +110,10 @@ impl Api {
         field: &str,
     ) {
         let refused = self.expect(status, method, path, bearer, body).await;
-        assert_eq!(refused["errors"][0]["field"], field, "{method} {path}: {refused}");
+        assert_eq!(
+            refused["errors"][0]["field"], field,
+            "{method} {path}: {refused}"
+        );
     }
 
     /// `POST path` with `body` as `key`, which must answer 201; the created resource.
