@@ -16,7 +16,6 @@ use crate::support::http::Api;
 use crate::support::retry_cluster::{cluster_on, BLinks, Cluster};
 use crate::support::{eventually, on_both_engines, waiting_calls, Backend, TestDb};
 use freya_control::store::{CommandOutcome, NewEdgeCommand, QueueError, Role};
-use freya_proto::v1::{edge_command::Command, EdgeCommand, PlaceCall};
 
 const PARTY: &str = "+4733333333";
 const LIMIT: Duration = Duration::from_secs(20);
@@ -106,16 +105,7 @@ async fn a_command_for_an_edge_no_replica_holds_is_refused_and_withdrawn(backend
 async fn an_edge_asked_twice_to_place_one_call_dials_once(backend: Backend) {
     let c = cluster_on(backend, every_edge_is_answered, BLinks::ToTheSameReplica).await;
     let call_id = c.stored_call().await;
-    let place = |n: u8| EdgeCommand {
-        id: format!("{call_id}.{n}"),
-        command: Some(Command::PlaceCall(PlaceCall {
-            call_id: call_id.clone(),
-            workspace_id: c.w.scope.workspace_id.clone(),
-            from: c.w.number.clone(),
-            to: PARTY.into(),
-            agent_id: c.w.agent_id.clone(),
-        })),
-    };
+    let place = |n: u8| c.placement(format!("{call_id}.{n}"), &call_id);
     let hub = &c.w.control.commands;
     // Back to back, before the edge has said anything of the first.
     hub.send(&c.w.edge.id, place(1)).await.expect("first");
@@ -162,16 +152,7 @@ async fn a_placement_sent_by_a_replica_killed_before_recording_it_dials_once(bac
         .await
         .expect("lease the call");
     }
-    let command = EdgeCommand {
-        id: uuid::Uuid::now_v7().to_string(),
-        command: Some(Command::PlaceCall(PlaceCall {
-            call_id: call_id.clone(),
-            workspace_id: c.w.scope.workspace_id.clone(),
-            from: c.w.number.clone(),
-            to: PARTY.into(),
-            agent_id: c.w.agent_id.clone(),
-        })),
-    };
+    let command = c.placement(uuid::Uuid::now_v7().to_string(), &call_id);
     c.w.control.commands.send(&a, command).await.expect("sent");
     eventually(LIMIT, "the survivor to hand the call over", || async {
         (!store.placement_waiting(&call_id).await.ok()?).then_some(())

@@ -11,6 +11,7 @@ use tokio::net::UdpSocket;
 use freya_control::server::ControlPlane;
 use freya_control::store::{CallRecord, NewOutboundCall, NewWebhook, Role};
 use freya_edge::Edge;
+use freya_proto::v1::{edge_command::Command, EdgeCommand, PlaceCall};
 
 use crate::support::http::Api;
 use crate::support::scripted_trunk::{self, Offers, Script};
@@ -158,6 +159,21 @@ impl Cluster {
             .await
             .expect("call");
         call_id
+    }
+
+    /// The command, with id `command_id`, that places `call_id` (a [`Cluster::stored_call`]) as a
+    /// replica sends it to an edge.
+    pub fn placement(&self, command_id: String, call_id: &str) -> EdgeCommand {
+        EdgeCommand {
+            id: command_id,
+            command: Some(Command::PlaceCall(PlaceCall {
+                call_id: call_id.into(),
+                workspace_id: self.w.scope.workspace_id.clone(),
+                from: self.w.number.clone(),
+                to: PARTY.into(),
+                agent_id: self.w.agent_id.clone(),
+            })),
+        }
     }
 
     /// The call `id` once it is in progress (answered), waiting for `what`.
