@@ -19,23 +19,11 @@
 # Uses target/release/freya, else target/debug/freya (or FREYA_BIN).
 set -euo pipefail
 
-root="$(cd "$(dirname "$0")/.." && pwd)"
-bin="${FREYA_BIN:-}"
-if [ -z "$bin" ]; then
-  for candidate in "$root/target/release/freya" "$root/target/debug/freya"; do
-    if [ -x "$candidate" ]; then bin="$candidate"; break; fi
-  done
-fi
-[ -x "$bin" ] || { echo "no freya binary: cargo build -p freya-control --bin freya (or set FREYA_BIN)" >&2; exit 1; }
+. "$(dirname "$0")/dev_cluster.sh"
 mode="${MODE:-kill}"
 calls="${CALLS:-150}"; rate="${RATE:-5}"; concurrency="${CONCURRENCY:-60}"
 duration="${DURATION:-12}"; kill_at="${KILL_AT:-15}"
-work="$(mktemp -d)"
-sip_port="$(python3 -c 'import socket; s=socket.socket(socket.AF_INET, socket.SOCK_DGRAM); s.bind(("127.0.0.1",0)); print(s.getsockname()[1])')"
-
-"$bin" dev --edges 3 --capacity 200 --data-dir "$work/data" --http 127.0.0.1:0 \
-  --sip "127.0.0.1:$sip_port" >"$work/dev.log" 2>&1 &
-dev_pid=$!
+start_dev_cluster --capacity 200
 cleanup() {
   kill -TERM "$dev_pid" 2>/dev/null || true
   wait "$dev_pid" 2>/dev/null || true
@@ -51,47 +39,15 @@ cleanup() {
 trap cleanup EXIT
 
 python3 - "$bin" "$work" "$mode" "$calls" "$rate" "$concurrency" "$duration" "$kill_at" <<'PY'
-import json, os, signal, subprocess, sys, time, urllib.request
+import json, os, subprocess, sys, time
+
+from dev_cluster import get, state_at, three_edge_info, wait
 
 binary, work, mode = sys.argv[1], sys.argv[2], sys.argv[3]
 calls, rate, concurrency, duration, kill_at = sys.argv[4:9]
 info_path = os.path.join(work, "data", "dev.json")
-
-def get(url, key=None, method="GET"):
-    request = urllib.request.Request(url, method=method)
-    if key:
-        request.add_header("Authorization", f"Bearer {key}")
-    try:
-        with urllib.request.urlopen(request, timeout=5) as response:
-            return json.load(response)
-    except Exception:
-        return None
-
-def wait(what, check, limit=60.0):
-    deadline = time.monotonic() + limit
-    while time.monotonic() < deadline:
-        value = check()
-        if value:
-            return value
-        time.sleep(0.05)
-    sys.exit(f"timed out waiting for {what}")
-
-def read_info():
-    try:
-        info = json.load(open(info_path))
-        return info if len(info.get("edges", [])) == 3 else None
-    except Exception:
-        return None
-
-info = wait("dev.json with three edges", read_info, 180)
+info = three_edge_info(work)
 api, key, edges = info["api_url"], info["api_key"], info["edges"]
-
-def state_at(http_url, edge_id):
-    report = get(f"{http_url}/cluster")
-    if not report:
-        return None
-    mine = [m for m in report["members"] if m["id"] == edge_id]
-    return max(mine, key=lambda m: m["generation"])["state"] if mine else None
 
 def running(pid):
     # An exited child of `freya dev` may stay a zombie until it is reaped: that counts as gone.

@@ -11,6 +11,8 @@
 
 #[path = "support/bench_config.rs"]
 mod bench_config;
+#[path = "support/bench_store.rs"]
+mod bench_store;
 
 use std::process::Command;
 use std::time::Instant;
@@ -19,6 +21,7 @@ use anyhow::{bail, Context};
 use sqlx::Connection;
 
 use bench_config::bench_config;
+use bench_store::sqlite_url;
 use freya_control::server::ControlPlane;
 use freya_control::store::{Role, WorkspaceScope};
 use freya_shared::ids::new_id;
@@ -68,14 +71,7 @@ async fn main() -> anyhow::Result<()> {
             let base = admin.rsplit_once('/').map_or(admin.as_str(), |(b, _)| b);
             (format!("{base}/{name}"), "PostgreSQL", Some((admin, name)))
         }
-        None => (
-            format!(
-                "sqlite://{}?mode=rwc",
-                dir.path().join("bench.db").display()
-            ),
-            "SQLite",
-            None,
-        ),
+        None => (sqlite_url(dir.path(), "bench.db"), "SQLite", None),
     };
     let control = ControlPlane::start(&bench_config(&url, 16, dir.path())).await?;
     let store = &control.store;

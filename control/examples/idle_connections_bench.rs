@@ -12,6 +12,8 @@
 
 #[path = "support/bench_config.rs"]
 mod bench_config;
+#[path = "support/bench_store.rs"]
+mod bench_store;
 
 use std::net::{IpAddr, SocketAddr};
 use std::time::{Duration, Instant};
@@ -20,6 +22,7 @@ use anyhow::{bail, Context};
 use tokio::net::{TcpSocket, TcpStream};
 
 use bench_config::bench_config;
+use bench_store::sqlite_url;
 use freya_control::server::ControlPlane;
 use freya_control::store::{Role, WorkspaceScope};
 
@@ -108,10 +111,7 @@ async fn main() -> anyhow::Result<()> {
         .unwrap_or(500);
     ensure_open_files(u64::from(IDLE_SOCKETS) * 2 + 500)?;
     let dir = tempfile::tempdir()?;
-    let url = format!(
-        "sqlite://{}?mode=rwc",
-        dir.path().join("bench.db").display()
-    );
+    let url = sqlite_url(dir.path(), "bench.db");
     let control = ControlPlane::start(&bench_config(&url, 8, dir.path())).await?;
     let scope = WorkspaceScope {
         workspace_id: control.store.create_workspace("Bench").await?,

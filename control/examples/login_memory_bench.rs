@@ -15,11 +15,14 @@
 
 #[path = "support/bench_config.rs"]
 mod bench_config;
+#[path = "support/bench_store.rs"]
+mod bench_store;
 
 use std::collections::BTreeMap;
 use std::time::Duration;
 
 use bench_config::bench_config;
+use bench_store::sqlite_url;
 use freya_control::server::ControlPlane;
 
 /// A `kB` line of /proc/self/status, in MiB.
@@ -47,10 +50,7 @@ async fn main() -> anyhow::Result<()> {
     let logins = flag("--logins", 1_000);
     let accounts = flag("--accounts", 1_000).max(1);
     let dir = tempfile::tempdir()?;
-    let url = format!(
-        "sqlite://{}?mode=rwc",
-        dir.path().join("bench.db").display()
-    );
+    let url = sqlite_url(dir.path(), "bench.db");
     let control = ControlPlane::start(&bench_config(&url, 8, dir.path())).await?;
     let hash = freya_control::hash_password("correct horse")
         .map_err(|e| anyhow::anyhow!("cannot hash: {e}"))?;

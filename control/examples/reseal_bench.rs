@@ -9,10 +9,14 @@
 //! cargo run -p freya-control --example reseal_bench
 //! ```
 
+#[path = "support/bench_store.rs"]
+mod bench_store;
+
+use bench_store::{bench_workspace, sqlite_url};
 use std::time::Instant;
 
 use freya_control::store::reseal::ResealOptions;
-use freya_control::store::{NewWebhook, PoolSize, Store, WorkspaceScope};
+use freya_control::store::{NewWebhook, PoolSize, Store};
 use freya_shared::model::AgentSpec;
 use sqlx::Connection;
 
@@ -36,12 +40,7 @@ async fn open(url: &str, current: [u8; 32], previous: &[[u8; 32]]) -> anyhow::Re
 async fn run(engine: &str, url: &str) -> anyhow::Result<()> {
     let store = open(url, OLD, &[]).await?;
     store.migrate().await?;
-    let user = store.create_user("bench@example.com", "Bench", "x").await?;
-    let ws = store
-        .create_owned_workspace(&user, "user:bench", "Bench")
-        .await?
-        .id;
-    let scope = WorkspaceScope { workspace_id: ws };
+    let scope = bench_workspace(&store).await?;
     for n in 0..AGENTS {
         let spec: AgentSpec = serde_json::from_value(serde_json::json!({
             "name": format!("Agent {n}"),
@@ -91,11 +90,7 @@ async fn run(engine: &str, url: &str) -> anyhow::Result<()> {
 async fn main() -> anyhow::Result<()> {
     sqlx::any::install_default_drivers();
     let dir = tempfile::tempdir()?;
-    let url = format!(
-        "sqlite://{}?mode=rwc",
-        dir.path().join("freya.db").display()
-    );
-    run("SQLite", &url).await?;
+    run("SQLite", &sqlite_url(dir.path(), "freya.db")).await?;
     if let Ok(admin) = std::env::var("FREYA_TEST_POSTGRES_URL") {
         let name = format!("freya_bench_{}", uuid::Uuid::now_v7().simple());
         let mut conn = sqlx::PgConnection::connect(&admin).await?;

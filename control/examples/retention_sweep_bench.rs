@@ -8,10 +8,14 @@
 //! cargo run --release -p freya-control --example retention_sweep_bench
 //! ```
 
+#[path = "support/bench_store.rs"]
+mod bench_store;
+
+use bench_store::{bench_workspace, sqlite_store};
 use std::time::Instant;
 
 use freya_control::retention::sweep_once;
-use freya_control::store::{CallRecordingInfo, PoolSize, Retention, Store, WorkspaceScope};
+use freya_control::store::{CallRecordingInfo, Retention};
 use freya_shared::ids::{new_id, now_ms};
 use freya_shared::model::CallEvent;
 
@@ -22,27 +26,9 @@ const DAY_MS: i64 = 86_400_000;
 #[tokio::main]
 async fn main() -> anyhow::Result<()> {
     let dir = tempfile::tempdir()?;
-    let url = format!(
-        "sqlite://{}?mode=rwc",
-        dir.path().join("freya.db").display()
-    );
-    let store = Store::connect(
-        &url,
-        PoolSize {
-            min_connections: 1,
-            max_connections: 8,
-        },
-    )
-    .await?;
-    store.migrate().await?;
-    let user = store.create_user("bench@example.com", "Bench", "x").await?;
-    let ws = store
-        .create_owned_workspace(&user, "user:bench", "Bench")
-        .await?
-        .id;
-    let scope = WorkspaceScope {
-        workspace_id: ws.clone(),
-    };
+    let store = sqlite_store(dir.path(), 8).await?;
+    let scope = bench_workspace(&store).await?;
+    let ws = scope.workspace_id.clone();
     let recordings = dir.path().join("recordings");
     std::fs::create_dir_all(recordings.join(&ws))?;
     let start = now_ms() - 400 * DAY_MS;

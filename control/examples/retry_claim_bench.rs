@@ -9,9 +9,13 @@
 //! cargo build -p freya-control --example retry_claim_bench && target/debug/examples/retry_claim_bench
 //! ```
 
+#[path = "support/bench_store.rs"]
+mod bench_store;
+
+use bench_store::sqlite_store;
 use std::time::Instant;
 
-use freya_control::store::{NewOutboundCall, PoolSize, Store, WorkspaceScope};
+use freya_control::store::{NewOutboundCall, Store, WorkspaceScope};
 use freya_shared::ids::new_id;
 use freya_shared::model::call_payloads::CallFailed;
 use freya_shared::model::{CallEvent, CallEventData, FailReason, Placement};
@@ -64,19 +68,7 @@ async fn run(store: &Store, scope: &WorkspaceScope, placement: Placement) -> any
 #[tokio::main]
 async fn main() -> anyhow::Result<()> {
     let dir = tempfile::tempdir()?;
-    let url = format!(
-        "sqlite://{}?mode=rwc",
-        dir.path().join("freya.db").display()
-    );
-    let store = Store::connect(
-        &url,
-        PoolSize {
-            min_connections: 1,
-            max_connections: 8,
-        },
-    )
-    .await?;
-    store.migrate().await?;
+    let store = sqlite_store(dir.path(), 8).await?;
     let scope = WorkspaceScope {
         workspace_id: store.create_workspace("Bench").await?,
     };

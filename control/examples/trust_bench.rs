@@ -12,12 +12,15 @@
 
 #[path = "support/bench_config.rs"]
 mod bench_config;
+#[path = "support/bench_store.rs"]
+mod bench_store;
 
 use std::time::{Duration, Instant};
 
 use anyhow::Context;
 
 use bench_config::bench_config;
+use bench_store::sqlite_url;
 use freya_control::server::ControlPlane;
 use freya_control::trust::join::{make_join_token, TokenMaker};
 use freya_edge::control_link::{client, mtls_client};
@@ -54,7 +57,7 @@ async fn main() -> anyhow::Result<()> {
         .context("--count")?
         .unwrap_or(200);
     let dir = tempfile::tempdir()?;
-    let url = format!("sqlite://{}?mode=rwc", dir.path().join("mtls.db").display());
+    let url = sqlite_url(dir.path(), "mtls.db");
     let mut config = bench_config(&url, 4, dir.path());
     config.edges.shared_secret = None;
     config.edges.enrolments_per_minute_per_ip = u32::MAX;
@@ -141,10 +144,7 @@ async fn main() -> anyhow::Result<()> {
     control.stop().await;
 
     let plain_dir = tempfile::tempdir()?;
-    let url = format!(
-        "sqlite://{}?mode=rwc",
-        plain_dir.path().join("plain.db").display()
-    );
+    let url = sqlite_url(plain_dir.path(), "plain.db");
     let plain_config = bench_config(&url, 4, plain_dir.path());
     let secret = plain_config.edges.shared_secret.clone().context("secret")?;
     let plain = ControlPlane::start(&plain_config).await?;

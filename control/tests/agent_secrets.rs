@@ -10,7 +10,7 @@ use serde_json::json;
 
 use crate::support::http::workspace_with_keys;
 use crate::support::on_both_engines;
-use crate::support::Backend;
+use crate::support::{local_snapshot, Backend};
 
 async fn agent_secrets_are_masked_on_read_and_kept_by_patch(backend: Backend) {
     let (db, control, api) = support::http::started(backend).await;
@@ -116,11 +116,7 @@ async fn agent_secrets_are_masked_on_read_and_kept_by_patch(backend: Backend) {
         json!({"number": "+15550001", "agent_id": id}),
     )
     .await;
-    let snapshot = control
-        .store
-        .edge_snapshot("local")
-        .await
-        .expect("snapshot");
+    let snapshot = local_snapshot(&control).await;
     let agent = snapshot.agents.iter().find(|a| a.id == id).expect("agent");
     assert_eq!(agent.spec.tool_secret.as_deref(), Some("real-tool-secret"));
     control.stop().await;

@@ -17,15 +17,15 @@ use serde_json::json;
 use crate::support::http::{Answer, Api};
 use crate::support::party::Party;
 use crate::support::raw_sip::{Call, Offer};
-use crate::support::tones::{loud, packets_where, packets_with, send_speech, send_tone};
+use crate::support::tones::{
+    loud, packets_where, packets_with, send_speech, send_tone, CALLER_HZ, PARTY_HZ,
+};
 use crate::support::world::{udp_trunk, World};
 use crate::support::{eventually, on_both_engines, Backend};
 use freya_control::store::{Role, StoredEvent};
 use freya_edge::llm::fakes::FakeReply;
 use freya_loadtest::audio::Utterance;
 
-const CALLER_HZ: f64 = 440.0;
-const PARTY_HZ: f64 = 1800.0;
 const PARTY: &str = "+4733333333";
 
 /// `POST /v1/calls/{id}/bridge` of `legs`, the agent muted.

@@ -4,53 +4,27 @@
 //! carried a placed call is listed with its outcome, and the carrier is named; the side that
 //! hung up is named the same way in both directions.
 
-use crate::support;
+use crate::support::hourly_analytics;
 
 use std::time::Duration;
 
 use crate::support::caller::{free_udp_port, sipp_uas, sipp_with_media};
-use crate::support::{demo_edge, demo_workspace, eventually, the_ended_call, Backend, TestDb};
-use freya_control::server::ControlPlane;
-use freya_control::store::{
-    AnalyticsGroup, AnalyticsQuery, CallRecord, StoredEvent, WorkspaceScope,
-};
-use freya_edge::Edge;
+use crate::support::desk::{ringing_desk, RingingDesk};
+use crate::support::{eventually, the_ended_call, Backend};
+use freya_control::store::{AnalyticsGroup, CallRecord, StoredEvent};
 use freya_proto::v1::edge_command::Command;
 use freya_proto::v1::{EdgeCommand, HangupCall, PlaceCall};
-use freya_shared::model::{AgentSpec, ProviderSpec, SipTransport, SipTrunkSpec};
+use freya_shared::model::{ProviderSpec, SipTransport, SipTrunkSpec};
 use freya_shared::snapshot::ProviderConfig;
 use serde_json::{json, Value};
 
-struct Setup {
-    db: TestDb,
-    control: ControlPlane,
-    edge: Edge,
-    scope: WorkspaceScope,
-    agent_id: String,
-    _dir: tempfile::TempDir,
-}
-
 /// A control plane, an edge that rings `ring_ms` before answering, and an agent on `demo`.
-async fn setup(ring_ms: u32) -> Setup {
-    let (db, control) = support::control_plane(Backend::Sqlite).await;
-    let agent: AgentSpec = serde_json::from_value(json!({"name": "Desk"})).expect("agent");
-    let (scope, agent) = demo_workspace(&control, "Records", &agent).await;
-    let agent_id = agent.id;
-    let (edge, dir) = demo_edge(&control, |c| c.sip.ring_ms = ring_ms).await;
-    Setup {
-        db,
-        control,
-        edge,
-        scope,
-        agent_id,
-        _dir: dir,
-    }
+async fn setup(ring_ms: u32) -> RingingDesk {
+    ringing_desk(Backend::Sqlite, "Records", ring_ms).await
 }
 
-async fn teardown(s: Setup) {
-    s.edge.stop().await;
-    s.control.stop().await;
-    s.db.cleanup().await;
+async fn teardown(s: RingingDesk) {
+    s.stop().await;
 }
 
 fn event<'a>(events: &'a [StoredEvent], kind: &str) -> &'a StoredEvent {
@@ -91,12 +65,7 @@ async fn an_inbound_call_that_rings_2_s_starts_at_its_invite_and_the_caller_is_t
     assert_eq!(ended["reason"], "caller_hangup", "{ended}");
     assert_eq!(ended["hangup_by"], "remote", "{ended}");
     // Analytics count the ringing as time to answer.
-    let query = AnalyticsQuery {
-        from_ms: call.started_at_ms - 1,
-        to_ms: call.started_at_ms + 1,
-        interval_ms: 3_600_000,
-        group: AnalyticsGroup::None,
-    };
+    let query = hourly_analytics(call.started_at_ms, 1, AnalyticsGroup::None);
     let buckets = s
         .control
         .store
@@ -148,13 +117,13 @@ async fn trunk_for(scenario: &str, calls: u32) -> (tokio::process::Child, tempfi
     trunk
 }
 
-fn set_trunks(s: &Setup, trunks: &[(&str, u16)]) {
+fn set_trunks(s: &RingingDesk, trunks: &[(&str, u16)]) {
     let on_loopback: Vec<_> = trunks.iter().map(|&(n, p)| (n, "127.0.0.1", p)).collect();
     set_trunks_at(s, &on_loopback);
 }
 
 /// The workspace's trunks, `(name, host, port)`, in priority order.
-fn set_trunks_at(s: &Setup, trunks: &[(&str, &str, u16)]) {
+fn set_trunks_at(s: &RingingDesk, trunks: &[(&str, &str, u16)]) {
     let mut snapshot = (*s.edge.state.snapshot()).clone();
     snapshot.providers = trunks
         .iter()
@@ -183,7 +152,7 @@ fn set_trunks_at(s: &Setup, trunks: &[(&str, &str, u16)]) {
     s.edge.state.set_snapshot(snapshot);
 }
 
-async fn command(s: &Setup, command: Command) {
+async fn command(s: &RingingDesk, command: Command) {
     let command = EdgeCommand {
         id: uuid::Uuid::now_v7().to_string(),
         command: Some(command),
@@ -196,7 +165,7 @@ async fn command(s: &Setup, command: Command) {
     .await;
 }
 
-async fn place_call(s: &Setup) -> String {
+async fn place_call(s: &RingingDesk) -> String {
     let call_id = uuid::Uuid::now_v7().to_string();
     let place = PlaceCall {
         call_id: call_id.clone(),
@@ -210,7 +179,7 @@ async fn place_call(s: &Setup) -> String {
 }
 
 /// The call's events once one of `kind` is among them (hang guard: 20 s).
-async fn events_until(s: &Setup, call_id: &str, kind: &str) -> Vec<StoredEvent> {
+async fn events_until(s: &RingingDesk, call_id: &str, kind: &str) -> Vec<StoredEvent> {
     eventually(Duration::from_secs(20), kind, || {
         let (store, scope) = (s.control.store.clone(), s.scope.clone());
         async move {

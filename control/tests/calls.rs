@@ -196,15 +196,9 @@ async fn an_outbound_call_goes_to_an_edge_and_its_idempotency_key_replays(backen
         .expect("edge starts");
     // An edge answers from its own configuration: wait until it holds the number's agent, so
     // it judges the call on the trunks (it has none) rather than on a configuration it lacks.
-    let state = edge.state.clone();
-    eventually(
-        Duration::from_secs(10),
-        "the edge to learn the number",
-        || {
-            let state = state.clone();
-            async move { (!state.snapshot().agents.is_empty()).then_some(()) }
-        },
-    )
+    support::until_edge_holds(&edge, "the edge to learn the number", |s| {
+        !s.agents.is_empty()
+    })
     .await;
     // The key of a request that failed is released, so the same key is retried until an edge
     // is online and its command stream open.

@@ -14,12 +14,8 @@ use serde_json::json;
 
 use crate::support::http::Api;
 use crate::support::retry_cluster::{cluster_on, BLinks, Cluster};
-use crate::support::{eventually, on_both_engines, Backend, TestDb};
-use freya_control::store::{
-    CommandOutcome, NewEdgeCommand, NewOutboundCall, PoolSize, QueueError, Role, Store,
-    WorkspaceScope,
-};
-use freya_proto::v1::{edge_command::Command, EdgeCommand, PlaceCall};
+use crate::support::{eventually, on_both_engines, waiting_calls, Backend, TestDb};
+use freya_control::store::{CommandOutcome, NewEdgeCommand, QueueError, Role};
 
 const PARTY: &str = "+4733333333";
 const LIMIT: Duration = Duration::from_secs(20);
@@ -52,27 +48,14 @@ async fn a_replica_places_hangs_up_and_drains_on_an_edge_linked_to_another(backe
     assert_eq!(answer.status.as_u16(), 202, "{}", answer.body);
     assert_eq!(answer.body["edge_id"], a.as_str(), "A is chosen first");
     let id = answer.body["id"].as_str().expect("id").to_owned();
-    let store = &world.store;
-    eventually(LIMIT, "the call answered on A", || async {
-        let call = store.call(&c.w.scope, &id).await.ok()?;
-        (call.status == "in_progress").then_some(())
-    })
-    .await;
+    c.answered(&id, "the call answered on A").await;
     assert_eq!(
         (c.offers.from("127.0.0.1"), c.offers.from("127.0.0.2")),
         (1, 0),
         "dialled once, from A"
     );
     // Hung up through the second replica too.
-    Api::of(second(&c))
-        .expect(
-            202,
-            "POST",
-            &format!("/v1/calls/{id}/hangup"),
-            &editor,
-            None,
-        )
-        .await;
+    c.hang_up(second(&c), &id).await;
     let ended = c.w.finished_call(&id).await;
     assert_eq!(ended.status, "ended");
     assert_eq!(c.offers.invites_from("127.0.0.1"), 1, "not dialled again");
@@ -121,52 +104,18 @@ async fn a_command_for_an_edge_no_replica_holds_is_refused_and_withdrawn(backend
 /// cause: its successor sends the same call id again. The edge places it once.
 async fn an_edge_asked_twice_to_place_one_call_dials_once(backend: Backend) {
     let c = cluster_on(backend, every_edge_is_answered, BLinks::ToTheSameReplica).await;
-    let store = &c.w.control.store;
-    let call_id = uuid::Uuid::now_v7().to_string();
-    let call = NewOutboundCall {
-        id: call_id.clone(),
-        edge_id: c.w.edge.id.clone(),
-        from_number: c.w.number.clone(),
-        to_number: PARTY.into(),
-        agent_id: c.w.agent_id.clone(),
-    };
-    store
-        .create_outbound_call(&c.w.scope, "test", &call)
-        .await
-        .expect("call");
-    let place = |n: u8| EdgeCommand {
-        id: format!("{call_id}.{n}"),
-        command: Some(Command::PlaceCall(PlaceCall {
-            call_id: call_id.clone(),
-            workspace_id: c.w.scope.workspace_id.clone(),
-            from: c.w.number.clone(),
-            to: PARTY.into(),
-            agent_id: c.w.agent_id.clone(),
-        })),
-    };
+    let call_id = c.stored_call().await;
+    let place = |n: u8| c.placement(format!("{call_id}.{n}"), &call_id);
     let hub = &c.w.control.commands;
     // Back to back, before the edge has said anything of the first.
     hub.send(&c.w.edge.id, place(1)).await.expect("first");
     hub.send(&c.w.edge.id, place(2)).await.expect("second");
-    eventually(LIMIT, "the call answered on A", || async {
-        let call = store.call(&c.w.scope, &call_id).await.ok()?;
-        (call.status == "in_progress").then_some(())
-    })
-    .await;
+    c.answered(&call_id, "the call answered on A").await;
     tokio::time::sleep(Duration::from_secs(1)).await;
     assert_eq!(c.offers.invites_from("127.0.0.1"), 1, "dialled once");
     // After the call has ended too (nothing on the edge holds its id any more): a late
     // duplicate does not ring the callee again.
-    let editor = c.w.key(Role::Editor).await;
-    Api::of(&c.w.control)
-        .expect(
-            202,
-            "POST",
-            &format!("/v1/calls/{call_id}/hangup"),
-            &editor,
-            None,
-        )
-        .await;
+    c.hang_up(&c.w.control, &call_id).await;
     assert_eq!(c.w.finished_call(&call_id).await.status, "ended");
     hub.send(&c.w.edge.id, place(3)).await.expect("third");
     tokio::time::sleep(Duration::from_secs(2)).await;
@@ -184,18 +133,7 @@ async fn an_edge_asked_twice_to_place_one_call_dials_once(backend: Backend) {
 async fn a_placement_sent_by_a_replica_killed_before_recording_it_dials_once(backend: Backend) {
     let c = cluster_on(backend, every_edge_is_answered, BLinks::ToTheSameReplica).await;
     let store = &c.w.control.store;
-    let (a, call_id) = (c.w.edge.id.clone(), uuid::Uuid::now_v7().to_string());
-    let call = NewOutboundCall {
-        id: call_id.clone(),
-        edge_id: a.clone(),
-        from_number: c.w.number.clone(),
-        to_number: PARTY.into(),
-        agent_id: c.w.agent_id.clone(),
-    };
-    store
-        .create_outbound_call(&c.w.scope, "test", &call)
-        .await
-        .expect("call");
+    let (a, call_id) = (c.w.edge.id.clone(), c.stored_call().await);
     // The dead replica's state: the call waiting for A under its lease, which has just run
     // out, and its command already on A's stream.
     {
@@ -214,26 +152,13 @@ async fn a_placement_sent_by_a_replica_killed_before_recording_it_dials_once(bac
         .await
         .expect("lease the call");
     }
-    let command = EdgeCommand {
-        id: uuid::Uuid::now_v7().to_string(),
-        command: Some(Command::PlaceCall(PlaceCall {
-            call_id: call_id.clone(),
-            workspace_id: c.w.scope.workspace_id.clone(),
-            from: c.w.number.clone(),
-            to: PARTY.into(),
-            agent_id: c.w.agent_id.clone(),
-        })),
-    };
+    let command = c.placement(uuid::Uuid::now_v7().to_string(), &call_id);
     c.w.control.commands.send(&a, command).await.expect("sent");
     eventually(LIMIT, "the survivor to hand the call over", || async {
         (!store.placement_waiting(&call_id).await.ok()?).then_some(())
     })
     .await;
-    eventually(LIMIT, "the call answered on A", || async {
-        let call = store.call(&c.w.scope, &call_id).await.ok()?;
-        (call.status == "in_progress").then_some(())
-    })
-    .await;
+    c.answered(&call_id, "the call answered on A").await;
     tokio::time::sleep(Duration::from_secs(2)).await;
     assert_eq!(c.offers.invites_from("127.0.0.1"), 1, "dialled once");
     let events = c.w.events_of(&call_id).await;
@@ -259,27 +184,9 @@ fn queued(id: &str, edge_id: &str, call_id: Option<&str>, now: i64) -> NewEdgeCo
 /// request withdraws only what nobody holds; expired commands close, closed ones are swept.
 async fn the_edge_command_outbox_is_bounded_leased_and_swept(backend: Backend) {
     let db = TestDb::new(backend).await;
-    let pool = PoolSize {
-        min_connections: 0,
-        max_connections: 3,
-    };
-    let store = Store::connect(&db.url, pool).await.expect("store");
-    store.migrate().await.expect("migrate");
-    let scope = WorkspaceScope {
-        workspace_id: store.create_workspace("Outbox").await.expect("ws"),
-    };
-    let call_id = uuid::Uuid::now_v7().to_string();
-    let call = NewOutboundCall {
-        id: call_id.clone(),
-        edge_id: "edge-a".into(),
-        from_number: "+15550100".into(),
-        to_number: PARTY.into(),
-        agent_id: uuid::Uuid::now_v7().to_string(),
-    };
-    store
-        .create_outbound_call(&scope, "test", &call)
-        .await
-        .expect("call");
+    let store = db.migrated_store().await;
+    let scope = waiting_calls::workspace(&store, "Outbox").await;
+    let call_id = waiting_calls::outbound_call(&store, &scope, "edge-a").await;
     let now = 1_000_000;
     store
         .queue_edge_command(&queued("c1", "edge-a", Some(&call_id), now), 2)

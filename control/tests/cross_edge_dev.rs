@@ -17,10 +17,8 @@ use crate::support::dev_cluster::DevCluster;
 use crate::support::eventually;
 use crate::support::party::Party;
 use crate::support::raw_sip::Call;
-use crate::support::tones::{packets_with, send_tone};
+use crate::support::tones::{assert_tones_cross, send_tone, CALLER_HZ, PARTY_HZ};
 
-const CALLER_HZ: f64 = 440.0;
-const PARTY_HZ: f64 = 1800.0;
 const PARTY: &str = "+4733333333";
 /// Hang guard for each wait (debug binaries on a busy machine).
 const LIMIT: Duration = Duration::from_secs(30);
@@ -106,24 +104,9 @@ async fn a_leg_dialled_on_another_edge_process_carries_audio_both_ways_and_ends_
     let body = json!({"legs": [0, 1], "agent": "muted"});
     api.expect(202, "POST", &bridge, &key, Some(body)).await;
     call_with(&cluster, &id, "call.bridged").await;
-    let ((to_party, from_leg_edge), (to_caller, from_call_edge)) = tokio::join!(
-        packets_with(&party_rtp, CALLER_HZ, 25, LIMIT),
-        packets_with(&caller_rtp, PARTY_HZ, 25, LIMIT),
-    );
-    assert_eq!(
-        to_party, 25,
-        "the caller's tone reaches the party behind the third edge"
-    );
-    assert_eq!(
-        to_caller, 25,
-        "the party's tone reaches the caller on the second edge"
-    );
-    assert_eq!(from_leg_edge.map(|a| a.ip()), Some(leg_rtp.ip()));
-    assert_eq!(
-        from_call_edge,
-        Some(call.edge_rtp),
-        "the caller hears it from its own edge's socket"
-    );
+    let edges = ("the third edge", "the second edge");
+    let leg_ip = leg_rtp.ip();
+    assert_tones_cross(&party_rtp, &caller_rtp, leg_ip, call.edge_rtp, edges, LIMIT).await;
 
     // The caller hangs up: the third edge hangs the party up; both legs end.
     call.hang_up(2).await;

@@ -22,7 +22,9 @@ use crate::support::http::{Answer, Api};
 use crate::support::mesh_probe::{ask, probe};
 use crate::support::party::Party;
 use crate::support::raw_sip::{Call, Offer};
-use crate::support::tones::{loud, packets_where, packets_with, send_tone};
+use crate::support::tones::{
+    assert_tones_cross, loud, packets_where, packets_with, send_tone, CALLER_HZ, PARTY_HZ,
+};
 use crate::support::world::{udp_trunk, World};
 use crate::support::{edge_config, eventually, SECRET};
 use freya_control::store::Role;
@@ -30,8 +32,6 @@ use freya_edge::mesh::tls::{write_dev_pki, MeshTls};
 use freya_edge::mesh::{ControlMessage, HangupCause, LegKey, Mesh, MeshSettings};
 use freya_edge::Edge;
 
-const CALLER_HZ: f64 = 440.0;
-const PARTY_HZ: f64 = 1800.0;
 const PARTY: &str = "+4733333333";
 const LIMIT: Duration = Duration::from_secs(20);
 
@@ -245,24 +245,9 @@ async fn a_leg_dialled_on_another_edge_carries_audio_both_ways_and_strangers_are
         .await;
     assert_eq!(bridged.status, StatusCode::ACCEPTED, "{}", bridged.body);
     w.event("call.bridged").await;
-    let ((to_party, from_b), (to_caller, from_a)) = tokio::join!(
-        packets_with(&party_rtp, CALLER_HZ, 25, LIMIT),
-        packets_with(&caller_rtp, PARTY_HZ, 25, LIMIT),
-    );
-    assert_eq!(
-        to_party, 25,
-        "the caller's tone reaches the party behind edge B"
-    );
-    assert_eq!(
-        to_caller, 25,
-        "the party's tone reaches the caller on edge A"
-    );
-    assert_eq!(from_b.map(|a| a.ip()), Some(b_leg_rtp.ip()));
-    assert_eq!(
-        from_a,
-        Some(call.edge_rtp),
-        "the caller hears it from edge A's socket"
-    );
+    let b_ip = b_leg_rtp.ip();
+    let edges = ("edge B", "edge A");
+    assert_tones_cross(&party_rtp, &caller_rtp, b_ip, call.edge_rtp, edges, LIMIT).await;
 
     // Hostile peers, each refused by B and counted.
     let b_mesh = b.mesh_addr.expect("B's mesh");

@@ -7,7 +7,9 @@ use crate::support;
 use std::time::Duration;
 
 use crate::support::on_both_engines;
-use crate::support::{control_config, edge_config, eventually, Backend, TestDb, SECRET};
+use crate::support::{
+    control_config, edge_config, eventually, until_edge_holds, Backend, TestDb, SECRET,
+};
 use freya_control::server::ControlPlane;
 use freya_control::store::{EdgeRecord, Role, Store, WorkspaceScope};
 use freya_edge::Edge;
@@ -141,10 +143,8 @@ async fn an_agent_change_reaches_the_edge_within_a_second(backend: Backend) {
     let edge = Edge::start(&edge_config(dir.path(), control.grpc_addr, SECRET))
         .await
         .expect("edge starts");
-    let state = edge.state.clone();
-    eventually(Duration::from_secs(10), "the first snapshot", || {
-        let state = state.clone();
-        async move { state.snapshot().route("+15550100").map(|_| ()) }
+    until_edge_holds(&edge, "the first snapshot", |s| {
+        s.route("+15550100").is_some()
     })
     .await;
 

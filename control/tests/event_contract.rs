@@ -5,6 +5,7 @@
 //! they came, not refused.
 
 use crate::support;
+use crate::support::hourly_analytics;
 
 use std::time::Duration;
 
@@ -12,7 +13,7 @@ use crate::support::on_both_engines;
 use crate::support::wire_events::{link, publish_all, wire};
 use crate::support::{eventually, Backend};
 use freya_control::server::ControlPlane;
-use freya_control::store::{AnalyticsGroup, AnalyticsQuery, WorkspaceScope};
+use freya_control::store::{AnalyticsGroup, WorkspaceScope};
 use freya_proto::v1::CallEvent as WireEvent;
 use freya_shared::ids::new_id;
 use freya_shared::model::call_payloads::{
@@ -195,12 +196,7 @@ async fn old_and_new_edges_give_the_same_call_row_usage_and_latency(backend: Bac
         assert!(kept.contains(payload), "{payload} not stored as sent");
     }
 
-    let query = AnalyticsQuery {
-        from_ms: T0 - 3_600_000,
-        to_ms: T0 + 3_600_000,
-        interval_ms: 3_600_000,
-        group: AnalyticsGroup::Agent,
-    };
+    let query = hourly_analytics(T0, 3_600_000, AnalyticsGroup::Agent);
     let buckets = control
         .store
         .call_analytics(&scope, &query)

@@ -3,26 +3,19 @@
 //! or anyone over `grpc.max_connections` is closed at once, while another IP is served; when the
 //! attacker lets go, an edge links up as usual. Real sockets on 127.0.0.x.
 
-use std::net::{IpAddr, SocketAddr};
 use std::time::Duration;
 
 use tokio::io::AsyncReadExt;
-use tokio::net::{TcpSocket, TcpStream};
+use tokio::net::TcpStream;
 
-use crate::support::{control_config, edge_config, eventually, Backend, TestDb, SECRET};
+use crate::support::{
+    connect_from, control_config, edge_config, eventually, Backend, TestDb, SECRET,
+};
 use freya_control::server::ControlPlane;
 use freya_edge::Edge;
 
 /// Longest a test waits for the server to act (a hang guard, not a measure).
 const HANG_GUARD: Duration = Duration::from_secs(10);
-
-async fn connect_from(ip: [u8; 4], to: SocketAddr) -> TcpStream {
-    let socket = TcpSocket::new_v4().expect("socket");
-    socket
-        .bind(SocketAddr::new(IpAddr::from(ip), 0))
-        .expect("bind a loopback address");
-    socket.connect(to).await.expect("connect")
-}
 
 /// What the server does first with a new connection: an admitted one gets HTTP/2's SETTINGS
 /// frame, a refused one is closed with nothing sent.

@@ -13,9 +13,8 @@ use std::path::{Path, PathBuf};
 use std::sync::Arc;
 use std::time::Duration;
 
-use crate::support::http::Api;
 use crate::support::twilio::{finished_call, webhook_form, NUMBER, SID, TOKEN};
-use crate::support::{control_config, eventually, Backend, TestDb};
+use crate::support::{control_config, until_edge_holds, Backend, TestDb};
 use freya_control::config::ControlConfig;
 use freya_edge::llm::fakes::FakeReply;
 use freya_edge::twilio::fakes::{post_voice_webhook_with, CallerAction, StreamCaller};
@@ -121,6 +120,60 @@ fn not_following(pem: &str) -> reqwest::Client {
         .expect("client")
 }
 
+/// Checks that a client following redirects from the plain listener `plain` lands on the HTTPS
+/// listener on `https_port`, same path and query, and that the redirect of `path` travels in
+/// clear with no HSTS (browsers would ignore it there). The followed answer, for its headers.
+async fn followed_to_https(
+    pem: &str,
+    plain: std::net::SocketAddr,
+    https_port: u16,
+    path: &str,
+) -> reqwest::Response {
+    let answer = trusting(pem)
+        .get(format!("http://localhost:{}/healthz?probe=1", plain.port()))
+        .send()
+        .await
+        .expect("followed to HTTPS");
+    assert_eq!(answer.status(), 200);
+    assert_eq!(
+        answer.url().as_str(),
+        format!("https://localhost:{https_port}/healthz?probe=1")
+    );
+    let redirect = not_following(pem)
+        .get(format!("http://localhost:{}{path}", plain.port()))
+        .send()
+        .await
+        .expect("the redirect");
+    assert_eq!((redirect.status().as_u16(), hsts(&redirect)), (308, None));
+    answer
+}
+
+/// Checks that the raw `request` to the plain listener `plain` is redirected (308) to
+/// `location`.
+async fn assert_redirected(plain: std::net::SocketAddr, request: &str, location: String) {
+    let (status, redirected_to) = raw_request(plain, request).await;
+    assert_eq!(status, 308);
+    assert_eq!(redirected_to.as_deref(), Some(location.as_str()));
+}
+
+/// Checks that the plain listener `plain` redirects nowhere for hostile requests: each of
+/// `hosts` as the `Host` header (400), no `Host` at all (400), a very long target (414).
+async fn assert_hostile_requests_refused(plain: std::net::SocketAddr, hosts: &[&str]) {
+    for host in hosts {
+        let request = format!("GET / HTTP/1.1\r\nHost: {host}\r\n\r\n");
+        let (status, location) = raw_request(plain, &request).await;
+        assert_eq!((status, location), (400, None), "Host: {host}");
+    }
+    let (status, location) = raw_request(plain, "GET / HTTP/1.0\r\n\r\n").await;
+    assert_eq!((status, location), (400, None), "no Host at all");
+    let long = format!(
+        "GET /{} HTTP/1.1\r\nHost: localhost\r\n\r\n",
+        "a".repeat(9 * 1024)
+    );
+    let (status, location) = raw_request(plain, &long).await;
+    assert_eq!((status, location), (414, None), "a very long target");
+}
+
 /// One raw HTTP/1.1 exchange with `addr`: the status and the `Location` header, if any.
 async fn raw_request(addr: std::net::SocketAddr, request: &str) -> (u16, Option<String>) {
     use tokio::io::{AsyncReadExt, AsyncWriteExt};
@@ -161,57 +214,27 @@ async fn plain_http_is_redirected_to_the_same_path_on_https_and_never_to_a_host_
     let https_port = control.http_addr.port();
     let plain = control.http_redirect_addr.expect("the redirect listener");
 
-    // A client that follows redirects lands on the HTTPS listener, same path and query.
-    let answer = trusting(&pem)
-        .get(format!("http://localhost:{}/healthz?probe=1", plain.port()))
-        .send()
-        .await
-        .expect("followed to HTTPS");
-    assert_eq!(answer.status(), 200);
-    assert_eq!(
-        answer.url().as_str(),
-        format!("https://localhost:{https_port}/healthz?probe=1")
-    );
-
-    // The redirect travels in clear: it carries no HSTS (browsers would ignore it there).
-    let redirect = not_following(&pem)
-        .get(format!("http://localhost:{}/healthz", plain.port()))
-        .send()
-        .await
-        .expect("the redirect");
-    assert_eq!((redirect.status().as_u16(), hsts(&redirect)), (308, None));
+    followed_to_https(&pem, plain, https_port, "/healthz").await;
 
     // Any method, any path: 308 (the method and body are kept by the client).
-    let (status, location) = raw_request(
+    assert_redirected(
         plain,
         "POST /v1/agents?x=%2F HTTP/1.1\r\nHost: LocalHost:80\r\nContent-Length: 2\r\n\r\n{}",
+        format!("https://localhost:{https_port}/v1/agents?x=%2F"),
     )
     .await;
-    assert_eq!(status, 308);
-    assert_eq!(
-        location.as_deref(),
-        Some(format!("https://localhost:{https_port}/v1/agents?x=%2F").as_str())
-    );
 
     // Hosts that are not plain names: no redirect anywhere.
-    for host in [
-        "evil.example/phish",
-        "user@evil.example",
-        "evil.example:http",
-        "ev%69l.example",
-    ] {
-        let request = format!("GET / HTTP/1.1\r\nHost: {host}\r\n\r\n");
-        let (status, location) = raw_request(plain, &request).await;
-        assert_eq!((status, location), (400, None), "Host: {host}");
-    }
-    let (status, location) = raw_request(plain, "GET / HTTP/1.0\r\n\r\n").await;
-    assert_eq!((status, location), (400, None), "no Host at all");
-    let long = format!(
-        "GET /{} HTTP/1.1\r\nHost: localhost\r\n\r\n",
-        "a".repeat(9 * 1024)
-    );
-    let (status, location) = raw_request(plain, &long).await;
-    assert_eq!((status, location), (414, None), "a very long target");
+    assert_hostile_requests_refused(
+        plain,
+        &[
+            "evil.example/phish",
+            "user@evil.example",
+            "evil.example:http",
+            "ev%69l.example",
+        ],
+    )
+    .await;
 
     // The HTTPS listener still serves, the redirect listener serves nothing else.
     let (status, _) = raw_request(plain, "GET /healthz HTTP/1.1\r\nHost: localhost\r\n\r\n").await;
@@ -240,52 +263,25 @@ async fn the_edges_plain_http_is_redirected_to_its_https_listener_which_sends_hs
         .http_redirect_addr
         .expect("the edge's redirect listener");
 
-    // A client that follows redirects lands on the edge's HTTPS listener, same path and
-    // query, and is told to stay there for the configured time.
-    let answer = trusting(&pem)
-        .get(format!("http://localhost:{}/healthz?probe=1", plain.port()))
-        .send()
-        .await
-        .expect("followed to HTTPS");
-    assert_eq!(answer.status(), 200);
-    assert_eq!(
-        answer.url().as_str(),
-        format!("https://localhost:{https_port}/healthz?probe=1")
-    );
+    // A client that follows redirects lands on the edge's HTTPS listener, and is told to stay
+    // there for the configured time.
+    let answer = followed_to_https(&pem, plain, https_port, "/metrics").await;
     assert_eq!(hsts(&answer).as_deref(), Some("max-age=600"));
-    let redirect = not_following(&pem)
-        .get(format!("http://localhost:{}/metrics", plain.port()))
-        .send()
-        .await
-        .expect("the redirect");
-    assert_eq!((redirect.status().as_u16(), hsts(&redirect)), (308, None));
 
     // The Twilio webhook's path too, with its method kept: 308, never answered in clear.
-    let (status, location) = raw_request(
+    assert_redirected(
         plain,
         "POST /twilio/voice?x=1 HTTP/1.1\r\nHost: 127.0.0.1:80\r\nContent-Length: 2\r\n\r\nab",
+        format!("https://127.0.0.1:{https_port}/twilio/voice?x=1"),
     )
     .await;
-    assert_eq!(status, 308);
-    assert_eq!(
-        location.as_deref(),
-        Some(format!("https://127.0.0.1:{https_port}/twilio/voice?x=1").as_str())
-    );
 
     // Hosts that are not plain names, no host, a very long target: no redirect anywhere.
-    for host in ["evil.example/phish", "user@evil.example", "ev%69l.example"] {
-        let request = format!("GET / HTTP/1.1\r\nHost: {host}\r\n\r\n");
-        let (status, location) = raw_request(plain, &request).await;
-        assert_eq!((status, location), (400, None), "Host: {host}");
-    }
-    let (status, location) = raw_request(plain, "GET / HTTP/1.0\r\n\r\n").await;
-    assert_eq!((status, location), (400, None), "no Host at all");
-    let long = format!(
-        "GET /{} HTTP/1.1\r\nHost: localhost\r\n\r\n",
-        "a".repeat(9 * 1024)
-    );
-    let (status, location) = raw_request(plain, &long).await;
-    assert_eq!((status, location), (414, None), "a very long target");
+    assert_hostile_requests_refused(
+        plain,
+        &["evil.example/phish", "user@evil.example", "ev%69l.example"],
+    )
+    .await;
     world.teardown().await;
 }
 
@@ -304,29 +300,17 @@ async fn a_twilio_call_on_an_https_edge_streams_its_media_over_wss() {
         })
         .start()
         .await;
-    let admin = world.key(freya_control::store::Role::Admin).await;
-    Api::of(&world.control)
-        .create(
-            "/v1/providers",
-            &admin,
-            json!({"kind": "twilio", "name": "Twilio", "account_sid": SID,
-                        "auth_token": TOKEN, "api_base_url": "http://127.0.0.1:9"}),
-        )
-        .await;
-    let state = &world.edge.state;
-    eventually(
-        Duration::from_secs(10),
-        "the edge to learn the account",
-        || async move { (state.snapshot().providers.len() == 1).then_some(()) },
-    )
+    let w = support::twilio::with_account(world).await;
+    until_edge_holds(&w.edge, "the edge to learn the account", |s| {
+        s.providers.len() == 1
+    })
     .await;
-    world
-        .llm()
+    w.llm()
         .respond_with(|_| FakeReply::text("We are open from nine to five."));
 
     // The webhook is HTTPS (the edge's public URL defaults to https:// with a certificate), and
     // the TwiML sends the media stream to wss://.
-    let url = format!("https://{}/twilio/voice", world.edge.http_addr);
+    let url = format!("https://{}/twilio/voice", w.edge.http_addr);
     let answer =
         post_voice_webhook_with(&trusting(&pem), &url, TOKEN, &webhook_form("CA900", NUMBER))
             .await
@@ -335,7 +319,7 @@ async fn a_twilio_call_on_an_https_edge_streams_its_media_over_wss() {
     let stream = answer.stream.expect("a <Connect><Stream>");
     assert_eq!(
         stream.url,
-        format!("wss://{}/twilio/media", world.edge.http_addr)
+        format!("wss://{}/twilio/media", w.edge.http_addr)
     );
 
     let mut roots = rustls::RootCertStore::empty();
@@ -365,7 +349,6 @@ async fn a_twilio_call_on_an_https_edge_streams_its_media_over_wss() {
         "the caller heard the agent's greeting over WSS: {} voiced samples",
         report.voiced_samples()
     );
-    let w = support::twilio::World { world, admin };
     let (call, _) = finished_call(&w, "inbound").await;
     assert_eq!(call.to_number.as_deref(), Some(NUMBER));
     support::twilio::teardown(w).await;

@@ -7,15 +7,15 @@
 
 use crate::support;
 
-use std::net::{IpAddr, SocketAddr};
+use std::net::SocketAddr;
 use std::time::{Duration, Instant};
 
 use futures::{SinkExt, StreamExt};
 use tokio::io::{AsyncReadExt, AsyncWriteExt};
-use tokio::net::{TcpSocket, TcpStream};
+use tokio::net::TcpStream;
 use tokio_tungstenite::tungstenite::Message;
 
-use crate::support::{control_config, edge_config, Backend, TestDb, SECRET};
+use crate::support::{connect_from, control_config, edge_config, Backend, TestDb, SECRET};
 use freya_control::config::ControlConfig;
 use freya_control::server::ControlPlane;
 use freya_edge::Edge;
@@ -67,14 +67,6 @@ async fn control_and_edge_with(
     config.http.max_connections_per_ip = per_ip;
     let edge = Edge::start(&config).await.expect("edge starts");
     (db, control, edge, dir)
-}
-
-async fn connect_from(ip: [u8; 4], to: SocketAddr) -> TcpStream {
-    let socket = TcpSocket::new_v4().expect("socket");
-    socket
-        .bind(SocketAddr::new(IpAddr::from(ip), 0))
-        .expect("bind a loopback address");
-    socket.connect(to).await.expect("connect")
 }
 
 /// Reads `stream` until the server closes it, returning how long that took and what it sent.

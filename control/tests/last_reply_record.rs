@@ -4,10 +4,12 @@
 //! as far as it was heard, cut with a dash and marked interrupted — it used to have no agent
 //! line at all.
 
-use std::time::{Duration, Instant};
+use std::time::Duration;
 
-use crate::support::caller::ulaw;
-use crate::support::raw_sip::{Call, CallerVoice, Offer};
+use crate::support::agent_lines;
+use crate::support::raw_sip::{
+    loud_sentence_audio, talk_and_listen, Call, CallerVoice, Offer, Tick,
+};
 use crate::support::world::World;
 use freya_edge::llm::fakes::FakeReply;
 
@@ -22,11 +24,7 @@ async fn the_reply_the_caller_hangs_up_during_is_recorded_as_far_as_heard() {
     w.speech()
         .set_default_transcript("What are your opening hours?");
     // Each sentence: two seconds of tone at 24 kHz.
-    w.speech().set_speech_audio(
-        (0..48_000)
-            .map(|i| if (i / 30) % 2 == 0 { 8000 } else { -8000 })
-            .collect(),
-    );
+    w.speech().set_speech_audio(loud_sentence_audio());
     w.llm().respond_with(|_| {
         FakeReply::text(
             "We open at nine every weekday. We close at six in the evening. On Sundays we rest.",
@@ -35,38 +33,22 @@ async fn the_reply_the_caller_hangs_up_during_is_recorded_as_far_as_heard() {
 
     let (call, rtp) =
         Call::dialled(w.edge.sip_addr, &w.number, "raw-last-reply-1", Offer::Pcmu).await;
-    let (sip, edge_rtp) = (&call.sip, call.edge_rtp);
-    let mut buf = vec![0u8; 65_536];
 
     // One spoken turn, then silence, until about a second of the answer has been heard.
     let mut voice = CallerVoice::saying("What are your opening hours?", Duration::from_secs(10));
-    let mut ticker = tokio::time::interval(Duration::from_millis(20));
-    let mut rtp_buf = [0u8; 2048];
-    let mut loud_frames = 0;
-    let started = Instant::now();
-    while loud_frames < 50 && started.elapsed() < Duration::from_secs(20) {
-        tokio::select! {
-            _ = ticker.tick() => voice.send_frame(&rtp, edge_rtp).await,
-            received = rtp.recv_from(&mut rtp_buf) => {
-                let (n, _) = received.expect("RTP recv");
-                let payload = rtp_buf.get(12..n).unwrap_or_default();
-                if payload.iter().any(|b| ulaw(*b).abs() > 2000) {
-                    loud_frames += 1;
-                }
-            }
-            _ = sip.recv_from(&mut buf) => {}
+    let loud_frames = talk_and_listen(&call, &rtp, Duration::from_secs(20), |loud| {
+        if loud >= 50 {
+            return Tick::Stop;
         }
-    }
+        voice.next_packet().map_or(Tick::Quiet, Tick::Send)
+    })
+    .await;
     assert!(loud_frames >= 50, "the caller heard a second of the answer");
     call.hang_up(2).await;
 
     let (call, events) = w.ended_call().await;
     assert_eq!(call.end_reason.as_deref(), Some("caller_hangup"));
-    let agent: Vec<&serde_json::Value> = events
-        .iter()
-        .filter(|e| e.kind == "call.transcript" && e.payload["role"] == "agent")
-        .map(|e| &e.payload)
-        .collect();
+    let agent = agent_lines(&events);
     let [line] = &agent[..] else {
         panic!("one agent line: {events:#?}");
     };

@@ -4,19 +4,18 @@
 //! RTCP reports flow both ways (multiplexed or on the odd ports) and reach the call record.
 
 use std::net::{IpAddr, Ipv4Addr, SocketAddr};
-use std::sync::Arc;
 use std::time::Duration;
 
 use crate::support::eventually;
 use crate::support::http::Api;
+use crate::support::voice_call::call_to_demo;
 use crate::support::world::World;
 use freya_control::store::{CallRecord, Role};
 use freya_edge::sip::sdp::Codec;
 use freya_loadtest::audio::Utterance;
-use freya_loadtest::onset::OnsetConfig;
 use freya_loadtest::runner::{run, RunPlan};
 use freya_loadtest::uac::{
-    place_call, CallConfig, CallReport, HangupSide, MediaOptions, SipEndpoint, TalkerConfig,
+    place_call, CallConfig, CallReport, MediaOptions, SipEndpoint, TalkerConfig,
 };
 use tokio_util::sync::CancellationToken;
 
@@ -40,17 +39,7 @@ async fn a_batch_of_concurrent_calls_is_answered_with_audio_both_ways() {
     } = desk().await;
     let plan = RunPlan {
         call: CallConfig {
-            target: edge.sip_addr,
-            number: "demo".into(),
             caller: "loadtest".into(),
-            codec: Codec::Pcmu,
-            media_ip: LOCALHOST,
-            hold: Duration::from_millis(1500),
-            hangup: HangupSide::Caller,
-            callee_grace: Duration::from_secs(2),
-            setup_timeout: Duration::from_secs(5),
-            bye_timeout: Duration::from_secs(2),
-            turns: Arc::from(vec![Utterance::tone(400)]),
             talker: TalkerConfig {
                 first_turn_after: Duration::from_millis(200),
                 reply_timeout: Duration::from_millis(600),
@@ -58,11 +47,7 @@ async fn a_batch_of_concurrent_calls_is_answered_with_audio_both_ways() {
                 barge_in_after: None,
                 ..TalkerConfig::default()
             },
-            onset: OnsetConfig::default(),
-            late_after: Duration::from_millis(60),
-            received_audio: None,
-            conversation_events: None,
-            media: MediaOptions::default(),
+            ..quick_call(edge.sip_addr, Codec::Pcmu, Duration::from_millis(1500))
         },
         local_sip: SocketAddr::new(LOCALHOST, 0),
         calls: CALLS,
@@ -140,30 +125,27 @@ async fn a_batch_of_concurrent_calls_is_answered_with_audio_both_ways() {
     db.cleanup().await;
 }
 
+/// One call to `demo` from the project's UAC saying one 400 ms tone, hanging up after `hold`,
+/// with the tight set-up and BYE limits and the 60 ms lateness these tests measure with.
+fn quick_call(target: SocketAddr, codec: Codec, hold: Duration) -> CallConfig {
+    CallConfig {
+        setup_timeout: Duration::from_secs(5),
+        bye_timeout: Duration::from_secs(2),
+        late_after: Duration::from_millis(60),
+        ..call_to_demo(target, codec, vec![Utterance::tone(400)], hold)
+    }
+}
+
 /// One call from the project's UAC with a short hold and frequent RTCP reports.
 fn rtcp_call(target: SocketAddr, rtcp_mux: bool, codec: Codec) -> CallConfig {
     CallConfig {
-        target,
-        number: "demo".into(),
         caller: "rtcp".into(),
-        codec,
-        media_ip: LOCALHOST,
-        hold: Duration::from_millis(3000),
-        hangup: HangupSide::Caller,
-        callee_grace: Duration::from_secs(2),
-        setup_timeout: Duration::from_secs(5),
-        bye_timeout: Duration::from_secs(2),
-        turns: Arc::from(vec![Utterance::tone(400)]),
-        talker: TalkerConfig::default(),
-        onset: OnsetConfig::default(),
-        late_after: Duration::from_millis(60),
-        received_audio: None,
-        conversation_events: None,
         media: MediaOptions {
             rtcp_mux,
             rtcp_interval: Duration::from_millis(400),
             dtmf: Vec::new(),
         },
+        ..quick_call(target, codec, Duration::from_millis(3000))
     }
 }
 

@@ -12,7 +12,7 @@ use serde_json::{json, Value};
 
 use crate::support::http::{workspace_with_keys, Api};
 use crate::support::on_both_engines;
-use crate::support::{control_config, Backend, TestDb};
+use crate::support::{control_config, local_snapshot, Backend, TestDb};
 use freya_control::server::ControlPlane;
 use freya_control::store::WorkspaceScope;
 
@@ -108,11 +108,7 @@ async fn the_same_number_cannot_be_claimed_twice_in_any_spelling(backend: Backen
     }
 
     // The edge's snapshot carries A's number once, and a dialled spelling routes to A's agent.
-    let snapshot = control
-        .store
-        .edge_snapshot("local")
-        .await
-        .expect("snapshot");
+    let snapshot = local_snapshot(&control).await;
     let route = snapshot.route("15551234567").expect("routed");
     assert_eq!(
         route.number.workspace_id,
@@ -185,11 +181,7 @@ async fn stored_duplicates_are_reported_and_routed_for_neither_until_one_goes(ba
     assert_eq!(read(&key_b, &single).await["number"], "+15550002222");
     assert!(read(&key_b, &single).await.get("conflict").is_none());
 
-    let snapshot = control
-        .store
-        .edge_snapshot("local")
-        .await
-        .expect("snapshot");
+    let snapshot = local_snapshot(&control).await;
     let routed: Vec<&str> = snapshot.numbers.iter().map(|n| n.number.as_str()).collect();
     assert_eq!(
         routed,
@@ -221,11 +213,7 @@ async fn stored_duplicates_are_reported_and_routed_for_neither_until_one_goes(ba
     let kept = read(&key_a, &a).await;
     assert!(kept.get("conflict").is_none(), "{kept}");
     assert_eq!(kept["number"], "+15551234567");
-    let snapshot = control
-        .store
-        .edge_snapshot("local")
-        .await
-        .expect("snapshot");
+    let snapshot = local_snapshot(&control).await;
     let route = snapshot
         .route("15551234567")
         .expect("A's number is answered again");

@@ -3,8 +3,6 @@
 //! out, and only the holder may say the call was handed over. Replicas placing calls under it
 //! are in `retry_replicas.rs`.
 
-use freya_control::store::{PoolSize, Store};
-
 use crate::support::waiting_calls::{edge_failure, outbound_call, workspace};
 use crate::support::{on_both_engines, Backend, TestDb};
 
@@ -12,12 +10,7 @@ use crate::support::{on_both_engines, Backend, TestDb};
 /// once run out, and only the holder may say the call was handed over.
 async fn a_placement_lease_has_one_holder_until_it_runs_out(backend: Backend) {
     let db = TestDb::new(backend).await;
-    let pool = PoolSize {
-        min_connections: 0,
-        max_connections: 3,
-    };
-    let store = Store::connect(&db.url, pool).await.expect("store");
-    store.migrate().await.expect("migrate");
+    let store = db.migrated_store().await;
     let scope = workspace(&store, "Leases").await;
     let call_id = outbound_call(&store, &scope, "edge-a").await;
     assert!(

@@ -7,6 +7,7 @@
 //! succeeding shows they went to the primary.
 
 use crate::support;
+use crate::support::hourly_analytics;
 
 use std::path::{Path, PathBuf};
 use std::process::Command;
@@ -14,7 +15,7 @@ use std::time::Duration;
 
 use crate::support::eventually;
 use crate::support::http::{workspace_with_keys, Api};
-use freya_control::store::{AnalyticsGroup, AnalyticsQuery, CallFilter, WorkspaceScope};
+use freya_control::store::{AnalyticsGroup, CallFilter, WorkspaceScope};
 use serde_json::json;
 use sqlx::Connection;
 
@@ -272,12 +273,7 @@ async fn lists_and_analytics_read_the_replica_and_everything_else_the_primary() 
         .await
         .expect("calls");
     assert!(calls.calls.is_empty(), "the call list reads the replica");
-    let query = AnalyticsQuery {
-        from_ms: call.at_ms - 3_600_000,
-        to_ms: call.at_ms + 3_600_000,
-        interval_ms: 3_600_000,
-        group: AnalyticsGroup::Agent,
-    };
+    let query = hourly_analytics(call.at_ms, 3_600_000, AnalyticsGroup::Agent);
     let buckets = control
         .store
         .call_analytics(&scope, &query)

@@ -96,6 +96,28 @@ fn messages_of<'a>(messages: &'a [String], start: &str, method: &str) -> Vec<&'a
         .collect()
 }
 
+/// Checks that `phone`'s trace `messages` hold exactly one SIP message whose start line begins
+/// with `start` and whose CSeq method is `method`; `what` says what it is.
+fn assert_once(phone: &Baresip, messages: &[String], start: &str, method: &str, what: &str) {
+    assert_eq!(
+        messages_of(messages, start, method).len(),
+        1,
+        "{what}:\n{}",
+        phone.trace()
+    );
+}
+
+/// A world (see [`world`]) for `agent` and a kamailio proxy in front of its edge; `None` where
+/// baresip or kamailio is not installed.
+async fn world_behind_kamailio(agent: serde_json::Value) -> Option<(World, Kamailio)> {
+    if !baresip::installed() {
+        return None;
+    }
+    let w = world(agent, |_| {}).await;
+    let proxy = Kamailio::start(w.edge.sip_addr)?;
+    Some((w, proxy))
+}
+
 /// A desk whose calls last two seconds at the most: then the agent hangs up.
 fn brief_desk() -> serde_json::Value {
     let mut agent = desk();
@@ -147,16 +169,8 @@ async fn a_baresip_caller_talks_and_hangs_up() {
     let w = world(desk(), |_| {}).await;
     let phone = talk_and_hang_up(&w, &number_uri(&w)).await;
     let messages = phone.sip_messages();
-    let bye_answers: Vec<_> = messages
-        .iter()
-        .filter(|m| m.contains("\nSIP/2.0 200 OK") && m.contains(" BYE\n"))
-        .collect();
-    assert_eq!(
-        bye_answers.len(),
-        1,
-        "the phone's BYE answered once:\n{}",
-        phone.trace()
-    );
+    let what = "the phone's BYE answered once";
+    assert_once(&phone, &messages, "SIP/2.0 200", "BYE", what);
     phone.stop().await;
     w.stop().await;
 }
@@ -253,18 +267,15 @@ async fn the_agent_hangs_up_on_a_baresip_caller() {
     };
     hung_up_by_the_agent(&w, &mut phone).await;
     let messages = phone.sip_messages();
-    assert_eq!(
-        messages_of(&messages, "BYE ", "BYE").len(),
-        1,
-        "our BYE reached the phone:\n{}",
-        phone.trace()
+    assert_once(
+        &phone,
+        &messages,
+        "BYE ",
+        "BYE",
+        "our BYE reached the phone",
     );
-    assert_eq!(
-        messages_of(&messages, "SIP/2.0 200", "BYE").len(),
-        1,
-        "the phone answered our BYE:\n{}",
-        phone.trace()
-    );
+    let what = "the phone answered our BYE";
+    assert_once(&phone, &messages, "SIP/2.0 200", "BYE", what);
     phone.stop().await;
     w.stop().await;
 }
@@ -384,11 +395,7 @@ fn routes_of(messages: &[String], start: &str) -> Vec<String> {
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn a_baresip_caller_through_kamailio_acks_and_hangs_up_through_it() {
-    if !baresip::installed() {
-        return;
-    }
-    let w = world(desk(), |_| {}).await;
-    let Some(proxy) = Kamailio::start(w.edge.sip_addr) else {
+    let Some((w, proxy)) = world_behind_kamailio(desk()).await else {
         return;
     };
     let phone = talk_and_hang_up(&w, &format!("sip:{NUMBER}@{}", proxy.addr)).await;
@@ -417,12 +424,8 @@ async fn a_baresip_caller_through_kamailio_acks_and_hangs_up_through_it() {
             proxy.log()
         );
     }
-    assert_eq!(
-        messages_of(&messages, "SIP/2.0 200", "BYE").len(),
-        1,
-        "the BYE answered through the proxy:\n{}",
-        phone.trace()
-    );
+    let what = "the BYE answered through the proxy";
+    assert_once(&phone, &messages, "SIP/2.0 200", "BYE", what);
     phone.stop().await;
     drop(proxy);
     w.stop().await;
@@ -430,11 +433,7 @@ async fn a_baresip_caller_through_kamailio_acks_and_hangs_up_through_it() {
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn the_agent_hangs_up_on_a_baresip_caller_through_kamailio() {
-    if !baresip::installed() {
-        return;
-    }
-    let w = world(brief_desk(), |_| {}).await;
-    let Some(proxy) = Kamailio::start(w.edge.sip_addr) else {
+    let Some((w, proxy)) = world_behind_kamailio(brief_desk()).await else {
         return;
     };
     let mut phone = Baresip::start(Codec::Pcmu).await;

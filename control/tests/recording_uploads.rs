@@ -15,9 +15,8 @@ use sha2::{Digest, Sha256};
 use crate::support::http::{workspace_with_keys, Api};
 use crate::support::on_both_engines;
 use crate::support::recorded::{get_bytes, header, recorded_world};
-use crate::support::{Backend, SECRET};
+use crate::support::{local_snapshot, Backend, SECRET};
 use freya_control::server::ControlPlane;
-use freya_control::store::NewOutboundCall;
 use freya_proto::v1::{recording_chunk::Part, RecordingChunk, RecordingHeader};
 use freya_shared::recording_spool::{
     RecordingPublicKey, RecordingSecretKey, SpoolSealer, SEALED_CHUNK, SEALED_WAV, SPOOL_CHUNK,
@@ -67,22 +66,7 @@ async fn upload(
 
 async fn uploads_are_checked_before_they_are_stored(backend: Backend) {
     let w = recorded_world(backend).await;
-    let call_id = freya_shared::ids::new_id();
-    w.control
-        .store
-        .create_outbound_call(
-            &w.scope,
-            "test",
-            &NewOutboundCall {
-                id: call_id.clone(),
-                edge_id: "edge-test".into(),
-                from_number: "demo".into(),
-                to_number: "+4712345678".into(),
-                agent_id: String::new(),
-            },
-        )
-        .await
-        .expect("call");
+    let call_id = w.outbound_call("edge-test", "").await;
     let wav: Vec<u8> = [b"RIFF".as_slice(), &[7u8; 96]].concat();
     let ws = w.scope.workspace_id.clone();
     let code = |r: Result<u64, tonic::Status>| r.err().map(|s| s.code());
@@ -203,22 +187,7 @@ fn sealed_spool(key: &RecordingPublicKey, recording_id: &str, wav: &[u8]) -> Vec
 
 async fn sealed_spools_open_on_arrival_and_altered_ones_are_refused(backend: Backend) {
     let w = recorded_world(backend).await;
-    let call_id = freya_shared::ids::new_id();
-    w.control
-        .store
-        .create_outbound_call(
-            &w.scope,
-            "test",
-            &NewOutboundCall {
-                id: call_id.clone(),
-                edge_id: "edge-test".into(),
-                from_number: "demo".into(),
-                to_number: "+4712345678".into(),
-                agent_id: String::new(),
-            },
-        )
-        .await
-        .expect("call");
+    let call_id = w.outbound_call("edge-test", "").await;
     let ws = w.scope.workspace_id.clone();
     let key = w
         .control
@@ -315,12 +284,7 @@ async fn sealed_spools_open_on_arrival_and_altered_ones_are_refused(backend: Bac
         .await
         .expect("rotate");
     assert_ne!(rotated, key);
-    let snapshot = w
-        .control
-        .store
-        .edge_snapshot("local")
-        .await
-        .expect("snapshot");
+    let snapshot = local_snapshot(&w.control).await;
     assert_eq!(snapshot.recording_key, Some(rotated.to_hex()));
 
     // The spool as the edge wrote it: opened, given its lengths, sealed at rest, served.

@@ -12,25 +12,22 @@
 
 use std::path::{Path, PathBuf};
 use std::process::{Command, Stdio};
-use std::sync::Arc;
 use std::time::Duration;
 
 use reqwest::StatusCode;
 use sha2::{Digest, Sha256};
-use tokio_util::sync::CancellationToken;
 
 use crate::support::http::{workspace_with_keys, Api};
 use crate::support::on_both_engines;
 use crate::support::recorded::{get_bytes, header, recorded_world, RecordedWorld};
 use crate::support::tones::audible_ms;
+use crate::support::voice_call::place_spoken_call;
 use crate::support::{edge_config, eventually, until_routed, Backend, SECRET};
 use freya_control::server::ControlPlane;
-use freya_control::store::{CallRecord, NewOutboundCall};
+use freya_control::store::CallRecord;
 use freya_edge::sip::sdp::Codec;
 use freya_edge::Edge;
-use freya_loadtest::audio::Utterance;
-use freya_loadtest::onset::OnsetConfig;
-use freya_loadtest::uac::{self, CallConfig, CallReport, HangupSide, SipEndpoint, TalkerConfig};
+use freya_loadtest::uac::{CallReport, TalkerConfig};
 use freya_shared::recording_spool::{SEALED_CHUNK, SPOOL_HEADER_LEN};
 
 const OWNER: usize = 0;
@@ -47,40 +44,15 @@ async fn start_edge(w: &RecordedWorld, dir: &Path) -> Edge {
 
 /// One call that waits for the greeting, says one sentence (espeak-ng) and hangs up.
 async fn call(target: std::net::SocketAddr) -> CallReport {
-    let cancel = CancellationToken::new();
-    let endpoint = SipEndpoint::bind("127.0.0.1:0".parse().expect("addr"), cancel.clone())
-        .await
-        .expect("UAC binds");
-    let turn = Utterance::from_spec("say:Hello, I would like to book a table for two tonight.")
-        .expect("espeak-ng speaks");
-    let config = CallConfig {
-        target,
-        number: "demo".into(),
-        caller: "+15550123".into(),
-        codec: Codec::Pcmu,
-        media_ip: "127.0.0.1".parse().expect("ip"),
-        hold: Duration::from_secs(7),
-        hangup: HangupSide::Caller,
-        callee_grace: Duration::from_secs(2),
-        setup_timeout: Duration::from_secs(10),
-        bye_timeout: Duration::from_secs(5),
-        turns: Arc::from(vec![turn]),
-        talker: TalkerConfig {
-            first_turn_after: Duration::from_millis(2_500),
-            reply_timeout: Duration::from_secs(3),
-            pause_after_reply: Duration::from_millis(300),
-            barge_in_after: None,
-            ..TalkerConfig::default()
-        },
-        onset: OnsetConfig::default(),
-        late_after: Duration::from_millis(200),
-        received_audio: None,
-        conversation_events: None,
-        media: uac::MediaOptions::default(),
+    let talker = TalkerConfig {
+        first_turn_after: Duration::from_millis(2_500),
+        reply_timeout: Duration::from_secs(3),
+        pause_after_reply: Duration::from_millis(300),
+        barge_in_after: None,
+        ..TalkerConfig::default()
     };
-    let report = uac::place_call(&endpoint, &config, &cancel).await;
-    cancel.cancel();
-    report
+    let turn = "Hello, I would like to book a table for two tonight.";
+    place_spoken_call(target, Codec::Pcmu, &[turn], talker, Duration::from_secs(7)).await
 }
 
 /// The one call of the world, once it has a recording.
@@ -93,6 +65,21 @@ async fn recorded_call(w: &RecordedWorld, limit: Duration) -> CallRecord {
         }
     })
     .await
+}
+
+/// The one call's recording once it has arrived (within a minute), as noted on the call, and
+/// as the API serves it: whole, and matching the digest noted.
+async fn arrived_recording(
+    w: &RecordedWorld,
+) -> (freya_control::store::CallRecordingInfo, Vec<u8>) {
+    let call = recorded_call(w, Duration::from_secs(60)).await;
+    let recording = call.recording.expect("recording");
+    let api = Api::of(&w.control);
+    let path = format!("/v1/calls/{}/recording", urlencode(&call.id));
+    let (status, _, wav) = get_bytes(&api, &path, &w.keys[VIEWER], None).await;
+    assert_eq!(status, StatusCode::OK);
+    assert_eq!(hex::encode(Sha256::digest(&wav)), recording.sha256);
+    (recording, wav)
 }
 
 /// Recording manifests still on the edge's disk.
@@ -234,22 +221,8 @@ async fn a_recorded_call_downloads_with_both_sides_and_honours_ranges(backend: B
     let (_, other_keys) = workspace_with_keys(&w.control, "Other").await;
     let (status, _, _) = get_bytes(&api, &url, &other_keys[OWNER], None).await;
     assert_eq!(status, StatusCode::NOT_FOUND);
-    let unrecorded = freya_shared::ids::new_id();
-    w.control
-        .store
-        .create_outbound_call(
-            &w.scope,
-            "test",
-            &NewOutboundCall {
-                id: unrecorded.clone(),
-                edge_id: edge.id.clone(),
-                from_number: "demo".into(),
-                to_number: "+4712345678".into(),
-                agent_id: call.agent_id.clone().unwrap_or_default(),
-            },
-        )
-        .await
-        .expect("call");
+    let agent_id = call.agent_id.clone().unwrap_or_default();
+    let unrecorded = w.outbound_call(&edge.id, &agent_id).await;
     let none = api
         .expect(
             404,
@@ -347,13 +320,7 @@ async fn a_recording_made_during_an_outage_arrives_after_it(backend: Backend) {
     let edge = Edge::start(&edge_config(edge_dir.path(), w.control.grpc_addr, SECRET))
         .await
         .expect("edge restarts");
-    let call = recorded_call(&w, Duration::from_secs(60)).await;
-    let recording = call.recording.expect("recording");
-    let api = Api::of(&w.control);
-    let path = format!("/v1/calls/{}/recording", urlencode(&call.id));
-    let (status, _, wav) = get_bytes(&api, &path, &w.keys[VIEWER], None).await;
-    assert_eq!(status, StatusCode::OK);
-    assert_eq!(hex::encode(Sha256::digest(&wav)), recording.sha256);
+    let (_, wav) = arrived_recording(&w).await;
     let (caller, agent) = channels(&wav);
     assert!(audible_ms(&caller) > 500 && audible_ms(&agent) > 1_000);
     // While it waited on the edge's disk, none of its audio was there in the clear.
@@ -479,13 +446,7 @@ async fn a_recording_whose_edge_was_killed_mid_call_arrives_after_a_restart(back
     let edge = Edge::start(&edge_config(&data, w.control.grpc_addr, SECRET))
         .await
         .expect("edge restarts");
-    let call = recorded_call(&w, Duration::from_secs(60)).await;
-    let recording = call.recording.expect("recording");
-    let api = Api::of(&w.control);
-    let path = format!("/v1/calls/{}/recording", urlencode(&call.id));
-    let (status, _, wav) = get_bytes(&api, &path, &w.keys[VIEWER], None).await;
-    assert_eq!(status, StatusCode::OK);
-    assert_eq!(hex::encode(Sha256::digest(&wav)), recording.sha256);
+    let (recording, wav) = arrived_recording(&w).await;
     let (_, agent) = channels(&wav);
     assert!(
         recording.duration_ms >= 2_500,

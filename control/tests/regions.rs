@@ -12,7 +12,7 @@ use serde_json::{json, Value};
 
 use crate::support::http::{workspace_with_keys, Api};
 use crate::support::on_both_engines;
-use crate::support::{edge_config, eventually, Backend, SECRET};
+use crate::support::{edge_config, eventually, until_edge_holds, Backend, SECRET};
 use freya_control::server::ControlPlane;
 use freya_control::store::WorkspaceScope;
 use freya_edge::Edge;
@@ -43,16 +43,8 @@ async fn edge_in(control: &ControlPlane, region: &str) -> (Edge, tempfile::TempD
 
 /// Waits until `edge` routes `number` (`true`) or no longer does (`false`).
 async fn until_edge_routes(edge: &Edge, number: &str, routes: bool) {
-    let state = edge.state.clone();
-    eventually(
-        Duration::from_secs(10),
-        &format!("edge routing {number} to be {routes}"),
-        || {
-            let state = state.clone();
-            async move { (state.snapshot().route(number).is_some() == routes).then_some(()) }
-        },
-    )
-    .await;
+    let what = format!("edge routing {number} to be {routes}");
+    until_edge_holds(edge, &what, |s| s.route(number).is_some() == routes).await;
 }
 
 /// The numbers of the snapshot for `region`, each with its home region.

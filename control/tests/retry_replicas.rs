@@ -7,12 +7,12 @@
 
 use std::time::Duration;
 
-use freya_control::store::{EdgeRegistration, NewOutboundCall};
+use freya_control::store::EdgeRegistration;
 
 use crate::support;
 use crate::support::retry_cluster::{cluster_on, BLinks, EDGE_B};
 use crate::support::scripted_trunk::edge_a_fails_with_503;
-use crate::support::waiting_calls::{attempt, edge_failure, outbound_call, workspace, PARTY};
+use crate::support::waiting_calls::{attempt, edge_failure, outbound_call, workspace};
 use crate::support::{control_config, control_plane, on_both_engines, Backend};
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 4)]
@@ -136,18 +136,7 @@ async fn leave_leased_by_a_dead_replica(db_url: &str, call_id: &str, a: &str, un
 async fn a_call_leased_by_a_killed_replica_is_placed_after_the_lease(backend: Backend) {
     let c = cluster_on(backend, edge_a_fails_with_503, BLinks::ToTheSameReplica).await;
     let store = &c.w.control.store;
-    let call_id = uuid::Uuid::now_v7().to_string();
-    let call = NewOutboundCall {
-        id: call_id.clone(),
-        edge_id: c.w.edge.id.clone(),
-        from_number: c.w.number.clone(),
-        to_number: PARTY.into(),
-        agent_id: c.w.agent_id.clone(),
-    };
-    store
-        .create_outbound_call(&c.w.scope, "test", &call)
-        .await
-        .expect("call");
+    let call_id = c.stored_call().await;
     let lease = Duration::from_secs(3);
     let until = freya_shared::ids::now_ms() + i64::try_from(lease.as_millis()).expect("ms");
     leave_leased_by_a_dead_replica(&c.w.db.url, &call_id, &c.w.edge.id, until).await;

@@ -4,35 +4,25 @@
 //! end of a call cancelled while ringing — beside the time to answer. Before, a record knew only
 //! the INVITE and the answer, and a cancelled call had no ring time at all.
 
-use crate::support;
+use crate::support::hourly_analytics;
 
 use std::time::Duration;
 
 use crate::support::caller::sipp_with_media;
-use crate::support::{
-    demo_edge, demo_workspace, eventually, on_both_engines, the_ended_call, Backend,
-};
-use freya_control::store::{AnalyticsGroup, AnalyticsQuery, CallBucket, CallRecord};
-use freya_shared::model::AgentSpec;
+use crate::support::desk::ringing_desk;
+use crate::support::{eventually, on_both_engines, the_ended_call, Backend};
+use freya_control::store::{AnalyticsGroup, CallBucket, CallRecord};
 
 /// A control plane on `backend`, an edge that rings `ring_ms` before answering, an agent on
 /// `demo`; runs sipp's `scenario` against it and gives back the call's record and analytics.
 async fn one_call(backend: Backend, ring_ms: u32, scenario: &str) -> (CallRecord, CallBucket) {
-    let (db, control) = support::control_plane(backend).await;
-    let agent: AgentSpec =
-        serde_json::from_value(serde_json::json!({"name": "Desk"})).expect("agent");
-    let (scope, _) = demo_workspace(&control, "Ringing", &agent).await;
-    let (edge, _dir) = demo_edge(&control, |c| c.sip.ring_ms = ring_ms).await;
+    let desk = ringing_desk(backend, "Ringing", ring_ms).await;
+    let (control, scope) = (&desk.control, &desk.scope);
 
-    let status = sipp_with_media(edge.sip_addr, "demo", scenario, &[]).await;
+    let status = sipp_with_media(desk.edge.sip_addr, "demo", scenario, &[]).await;
     assert_eq!(status, 0, "sipp's call went as scripted");
-    let (call, _events) = the_ended_call(&control.store, &scope).await;
-    let query = AnalyticsQuery {
-        from_ms: call.started_at_ms - 1,
-        to_ms: call.started_at_ms + 1,
-        interval_ms: 3_600_000,
-        group: AnalyticsGroup::None,
-    };
+    let (call, _events) = the_ended_call(&control.store, scope).await;
+    let query = hourly_analytics(call.started_at_ms, 1, AnalyticsGroup::None);
     let bucket = eventually(Duration::from_secs(5), "the call's bucket", || {
         let (store, scope, query) = (control.store.clone(), scope.clone(), query.clone());
         async move {
@@ -41,9 +31,7 @@ async fn one_call(backend: Backend, ring_ms: u32, scenario: &str) -> (CallRecord
         }
     })
     .await;
-    edge.stop().await;
-    control.stop().await;
-    db.cleanup().await;
+    desk.stop().await;
     (call, bucket)
 }
 

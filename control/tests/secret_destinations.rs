@@ -11,7 +11,7 @@ use serde_json::{json, Value};
 
 use crate::support::http::{workspace_with_keys, Api};
 use crate::support::on_both_engines;
-use crate::support::Backend;
+use crate::support::{local_snapshot, Backend};
 use freya_control::store::WorkspaceScope;
 
 const SID: &str = "AC0123456789abcdef0123456789abcdef";
@@ -193,11 +193,7 @@ async fn a_new_provider_host_needs_the_secret_again(backend: Backend) {
         let answer = api.call("PATCH", path, &admin, Some(patch.clone())).await;
         assert_eq!(answer.status, StatusCode::OK, "{patch}: {}", answer.body);
     }
-    let snapshot = control
-        .store
-        .edge_snapshot("local")
-        .await
-        .expect("snapshot");
+    let snapshot = local_snapshot(&control).await;
     for provider in &snapshot.providers {
         let expected = if provider.id == account_id {
             "tw-token-2"

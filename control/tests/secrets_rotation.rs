@@ -11,12 +11,11 @@ use crate::support;
 use std::collections::BTreeMap;
 use std::path::Path;
 
-use reqwest::StatusCode;
 use serde_json::json;
 use sqlx::{Connection, Row};
 
 use crate::support::http::workspace_with_keys;
-use crate::support::{on_both_engines, Backend, ENCRYPTION_KEY};
+use crate::support::{local_snapshot, on_both_engines, Backend, ENCRYPTION_KEY};
 use freya_control::recording_seal::{rewrapped_header, wrapped_len, SealingWriter, HEADER_START};
 use freya_control::rekey::{self, RekeyError};
 use freya_control::store::reseal::{ResealError, ResealOptions};
@@ -100,19 +99,17 @@ async fn a_rotation_stopped_half_way_is_finished_by_a_rerun_and_key_2_alone_read
     let mut agents = Vec::new();
     for n in 0..3 {
         let created = api
-            .call(
-                "POST",
+            .create(
                 "/v1/agents",
                 &editor,
-                Some(json!({
+                json!({
                     "name": format!("Desk {n}"),
                     "llm": {"provider": "openai", "model": "gpt-4o-mini", "api_key": format!("sk-llm-{n}")},
                     "tool_secret": format!("tool-secret-{n}")
-                })),
+                }),
             )
             .await;
-        assert_eq!(created.status, StatusCode::CREATED, "{}", created.body);
-        agents.push(created.body["id"].as_str().expect("id").to_owned());
+        agents.push(created["id"].as_str().expect("id").to_owned());
     }
     for n in 0..2 {
         api.create(
@@ -249,11 +246,7 @@ async fn a_rotation_stopped_half_way_is_finished_by_a_rerun_and_key_2_alone_read
             Some(tool_secret.as_str())
         );
     }
-    let snapshot = control
-        .store
-        .edge_snapshot("local")
-        .await
-        .expect("snapshot");
+    let snapshot = local_snapshot(&control).await;
     let mut passwords: Vec<String> = snapshot
         .providers
         .iter()

@@ -2,43 +2,20 @@
 //! control plane, with scenario files in `tests/sipp/`. Each test checks what sipp saw (its exit
 //! status: every call as scripted) and what the platform recorded (call events).
 
-use crate::support;
-
 use std::time::Duration;
 
 use crate::support::caller::sipp_with_media;
-use crate::support::{demo_edge, demo_workspace, eventually, Backend, TestDb};
-use freya_control::server::ControlPlane;
+use crate::support::desk::{ringing_desk, RingingDesk};
+use crate::support::{eventually, Backend};
 use freya_control::store::{CallRecord, Store, WorkspaceScope};
-use freya_edge::Edge;
-use freya_shared::model::AgentSpec;
 
-struct Setup {
-    db: TestDb,
-    control: ControlPlane,
-    edge: Edge,
-    scope: WorkspaceScope,
-    _dir: tempfile::TempDir,
-}
-
-async fn setup() -> Setup {
+async fn setup() -> RingingDesk {
     setup_ringing(0).await
 }
 
 /// As [`setup`], with the edge ringing `ring_ms` before it answers.
-async fn setup_ringing(ring_ms: u32) -> Setup {
-    let (db, control) = support::control_plane(Backend::Sqlite).await;
-    let agent: AgentSpec =
-        serde_json::from_value(serde_json::json!({"name": "Desk"})).expect("agent");
-    let (scope, _) = demo_workspace(&control, "Interop", &agent).await;
-    let (edge, dir) = demo_edge(&control, |c| c.sip.ring_ms = ring_ms).await;
-    Setup {
-        db,
-        control,
-        edge,
-        scope,
-        _dir: dir,
-    }
+async fn setup_ringing(ring_ms: u32) -> RingingDesk {
+    ringing_desk(Backend::Sqlite, "Interop", ring_ms).await
 }
 
 /// Runs sipp once with `scenario` against the edge, dialling `number`; returns its exit code.
@@ -62,10 +39,8 @@ async fn finished_calls(store: &Store, scope: &WorkspaceScope, count: usize) -> 
     .await
 }
 
-async fn teardown(s: Setup) {
-    s.edge.stop().await;
-    s.control.stop().await;
-    s.db.cleanup().await;
+async fn teardown(s: RingingDesk) {
+    s.stop().await;
 }
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]

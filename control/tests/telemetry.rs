@@ -15,9 +15,10 @@ use std::sync::{Arc, Mutex};
 use std::time::Duration;
 
 use crate::support::local_http::serve;
-use crate::support::voice_call::{patient_caller, place_spoken_call};
+use crate::support::voice_call::{
+    booking_tool, model_books_friday, patient_caller, place_spoken_call,
+};
 use crate::support::world::World;
-use freya_edge::llm::fakes::FakeReply;
 use freya_edge::sip::sdp::Codec;
 use freya_edge::telemetry::{LogFormat, OtelSettings, SamplerChoice};
 use opentelemetry_proto::tonic::collector::trace::v1::ExportTraceServiceRequest;
@@ -128,9 +129,7 @@ async fn a_calls_spans_reach_the_collector_as_one_trace_named_on_its_record_and_
             "system_prompt": "You book visits.",
             "first_message": "Hello.",
             "tool_secret": "tool-secret-for-the-test",
-            "tools": [{"name": "book_appointment", "description": "Books a visit.",
-                       "parameters": {"type": "object", "properties": {"day": {"type": "string"}}},
-                       "url": url, "timeout_ms": 5000}]
+            "tools": [booking_tool(&url)]
         }))
         .start()
         .await;
@@ -146,13 +145,7 @@ async fn a_calls_spans_reach_the_collector_as_one_trace_named_on_its_record_and_
         }),
     )
     .await;
-    w.llm().push_reply(FakeReply::tool_call(
-        "call_1",
-        "book_appointment",
-        serde_json::json!({"day": "friday"}),
-    ));
-    w.llm()
-        .respond_with(|_| FakeReply::text("You are booked for Friday at ten."));
+    model_books_friday(w.llm());
     w.speech().set_default_transcript("Book me in on Friday.");
     let talker = patient_caller(Duration::from_millis(1200));
     let report = place_spoken_call(

@@ -8,12 +8,10 @@ use crate::support;
 
 use std::time::Duration;
 
-use freya_control::store::Role;
 use freya_edge::twilio::fakes::{post_voice_webhook, CallerAction, StreamCaller};
 use freya_edge::Edge;
 use serde_json::{json, Value};
 
-use crate::support::http::Api;
 use crate::support::twilio::{finished_call, teardown, webhook_form, NUMBER, SID, TOKEN};
 use crate::support::{eventually, SECRET};
 
@@ -55,16 +53,7 @@ async fn the_voice_webhook_sends_a_call_to_a_live_peer_never_to_a_dead_one() {
         })
         .start()
         .await;
-    let admin = w.key(Role::Admin).await;
-    Api::of(&w.control)
-        .create(
-            "/v1/providers",
-            &admin,
-            json!({"kind": "twilio", "name": "Twilio", "account_sid": SID,
-                        "auth_token": TOKEN, "api_base_url": "http://127.0.0.1:9"}),
-        )
-        .await;
-    let w = support::twilio::World { world: w, admin };
+    let w = support::twilio::with_account(w).await;
     let dir_b = tempfile::tempdir().expect("temp dir");
     let mut config_b = support::edge_config(dir_b.path(), w.control.grpc_addr, SECRET);
     config_b.id = Some("twilio-b".into());

@@ -132,15 +132,9 @@ async fn a_refusing_twilio_account_fails_over_to_a_sip_trunk() {
                         "priority": 50, "invite_timeout_ms": 1000}),
     )
     .await;
-    let state = w.edge.state.clone();
-    eventually(
-        Duration::from_secs(10),
-        "the edge to learn the trunk",
-        || {
-            let state = state.clone();
-            async move { (state.snapshot().providers.len() == 2).then_some(()) }
-        },
-    )
+    support::until_edge_holds(&w.edge, "the edge to learn the trunk", |s| {
+        s.providers.len() == 2
+    })
     .await;
     place_call(&w, "+15557770004").await;
     let mut buf = vec![0u8; 4096];
@@ -222,15 +216,9 @@ async fn a_refusing_sip_trunk_ranked_first_fails_over_to_twilio_and_both_attempt
         )
         .await;
     let trunk_id = created["id"].as_str().expect("id").to_owned();
-    let state = w.edge.state.clone();
-    eventually(
-        Duration::from_secs(10),
-        "the edge to learn the trunk",
-        || {
-            let state = state.clone();
-            async move { (state.snapshot().providers.len() == 2).then_some(()) }
-        },
-    )
+    support::until_edge_holds(&w.edge, "the edge to learn the trunk", |s| {
+        s.providers.len() == 2
+    })
     .await;
     let call_id = place_call(&w, "+15557770005").await;
 

@@ -6,15 +6,18 @@
 //! used to have one number, the characters heard.
 
 use crate::support;
+use crate::support::hourly_analytics;
 
-use std::time::{Duration, Instant};
+use std::time::Duration;
 
-use crate::support::caller::ulaw;
-use crate::support::raw_sip::{Call, Offer};
-use crate::support::{demo_edge, demo_workspace, eventually, on_both_engines, Backend};
-use freya_control::store::{AnalyticsGroup, AnalyticsQuery};
+use crate::support::raw_sip::{
+    loud_sentence_audio, pcmu_packet, talk_and_listen, Call, Offer, Tick,
+};
+use crate::support::{
+    agent_lines, demo_edge, demo_workspace, eventually, on_both_engines, Backend,
+};
+use freya_control::store::AnalyticsGroup;
 use freya_edge::llm::fakes::{FakeLlmServer, FakeReply};
-use freya_edge::media::g711::G711;
 use freya_edge::speech::fakes::FakeOpenAiSpeech;
 use freya_loadtest::audio::Utterance;
 use freya_shared::model::AgentSpec;
@@ -26,29 +29,13 @@ const ANSWER: [&str; 3] = [
     "On Sundays we rest.",
 ];
 
-/// One RTP packet of 20 ms of PCMU.
-fn packet(seq: u16, frame: &[i16]) -> Vec<u8> {
-    let mut payload = [0u8; 160];
-    G711::Ulaw.encode(frame, &mut payload);
-    let mut packet = vec![0x80, 0];
-    packet.extend_from_slice(&seq.to_be_bytes());
-    packet.extend_from_slice(&(u32::from(seq) * 160).to_be_bytes());
-    packet.extend_from_slice(&0x00c0_ffee_u32.to_be_bytes());
-    packet.extend_from_slice(&payload);
-    packet
-}
-
 async fn a_reply_cut_by_a_barge_in_counts_all_it_synthesized_and_only_what_was_heard(
     backend: Backend,
 ) {
     let speech = FakeOpenAiSpeech::start().await.expect("fake speech");
     speech.set_default_transcript("What are your opening hours?");
     // Each sentence: two seconds of tone at 24 kHz.
-    speech.set_speech_audio(
-        (0..48_000)
-            .map(|i| if (i / 30) % 2 == 0 { 8000 } else { -8000 })
-            .collect(),
-    );
+    speech.set_speech_audio(loud_sentence_audio());
     let llm = FakeLlmServer::openai().await.expect("fake llm");
     let agent = serde_json::json!({
         "name": "Desk",
@@ -67,8 +54,6 @@ async fn a_reply_cut_by_a_barge_in_counts_all_it_synthesized_and_only_what_was_h
         .await
         .expect("rtp");
     let call = Call::dial_offering(edge.sip_addr, &rtp, "demo", "raw-usage-1", Offer::Pcmu).await;
-    let (sip, edge_rtp) = (&call.sip, call.edge_rtp);
-    let mut buf = vec![0u8; 65_536];
 
     // The question, then silence until about a second of the answer has been heard; then the
     // caller talks over it, and hangs up 1.2 s into that (a barge-in needs 200 ms of speech;
@@ -85,29 +70,21 @@ async fn a_reply_cut_by_a_barge_in_counts_all_it_synthesized_and_only_what_was_h
     over.extend(std::iter::repeat_n(0i16, 8000 * 5));
     let mut question = question.chunks_exact(160);
     let mut over = over.chunks_exact(160).take(60);
-    let mut ticker = tokio::time::interval(Duration::from_millis(20));
-    let mut rtp_buf = [0u8; 2048];
     let mut seq = 0u16;
-    let mut loud_frames = 0;
-    let started = Instant::now();
-    while started.elapsed() < Duration::from_secs(30) {
-        tokio::select! {
-            _ = ticker.tick() => {
-                let frame = if loud_frames < 50 { question.next() } else { over.next() };
-                let Some(frame) = frame else { break };
-                rtp.send_to(&packet(seq, frame), edge_rtp).await.expect("RTP");
-                seq = seq.wrapping_add(1);
-            }
-            received = rtp.recv_from(&mut rtp_buf) => {
-                let (n, _) = received.expect("RTP recv");
-                let payload = rtp_buf.get(12..n).unwrap_or_default();
-                if payload.iter().any(|b| ulaw(*b).abs() > 2000) {
-                    loud_frames += 1;
-                }
-            }
-            _ = sip.recv_from(&mut buf) => {}
-        }
-    }
+    let loud_frames = talk_and_listen(&call, &rtp, Duration::from_secs(30), |loud| {
+        let frame = if loud < 50 {
+            question.next()
+        } else {
+            over.next()
+        };
+        let Some(frame) = frame else {
+            return Tick::Stop;
+        };
+        let packet = pcmu_packet(seq, frame);
+        seq = seq.wrapping_add(1);
+        Tick::Send(packet)
+    })
+    .await;
     assert!(loud_frames >= 50, "the caller heard a second of the answer");
     call.hang_up(2).await;
 
@@ -116,11 +93,7 @@ async fn a_reply_cut_by_a_barge_in_counts_all_it_synthesized_and_only_what_was_h
         events.iter().any(|e| e.kind == "call.barge_in"),
         "the caller talked over the answer: {events:#?}"
     );
-    let agent: Vec<&serde_json::Value> = events
-        .iter()
-        .filter(|e| e.kind == "call.transcript" && e.payload["role"] == "agent")
-        .map(|e| &e.payload)
-        .collect();
+    let agent = agent_lines(&events);
     let [line] = &agent[..] else {
         panic!("one agent line: {events:#?}");
     };
@@ -160,12 +133,7 @@ async fn a_reply_cut_by_a_barge_in_counts_all_it_synthesized_and_only_what_was_h
     );
 
     // Analytics sum both.
-    let query = AnalyticsQuery {
-        from_ms: record.started_at_ms - 1,
-        to_ms: record.started_at_ms + 1,
-        interval_ms: 3_600_000,
-        group: AnalyticsGroup::None,
-    };
+    let query = hourly_analytics(record.started_at_ms, 1, AnalyticsGroup::None);
     let buckets = eventually(Duration::from_secs(5), "analytics", || {
         let (store, scope, query) = (control.store.clone(), scope.clone(), query.clone());
         async move { store.call_analytics(&scope, &query).await.ok() }

@@ -9,7 +9,9 @@ use std::sync::Arc;
 use std::time::Duration;
 
 use crate::support::local_http::serve;
-use crate::support::voice_call::{of_kind, only_call_events, patient_caller, place_spoken_call};
+use crate::support::voice_call::{
+    booking_tool, model_books_friday, of_kind, only_call_events, patient_caller, place_spoken_call,
+};
 use crate::support::world::World;
 use freya_control::store::StoredEvent;
 use freya_edge::llm::fakes::{FakeLlmServer, FakeReply, RecordedRequest};
@@ -418,19 +420,11 @@ async fn a_customer_tool_round_trips_through_a_signed_request_during_the_call() 
         "",
         serde_json::json!({
             "tool_secret": SECRET_OF_TOOLS,
-            "tools": [{"name": "book_appointment", "description": "Books a visit.",
-                       "parameters": {"type": "object", "properties": {"day": {"type": "string"}}},
-                       "url": url, "timeout_ms": 5000}]
+            "tools": [booking_tool(&url)]
         }),
     )
     .await;
-    w.llm().push_reply(FakeReply::tool_call(
-        "call_1",
-        "book_appointment",
-        serde_json::json!({"day": "friday"}),
-    ));
-    w.llm()
-        .respond_with(|_| FakeReply::text("You are booked for Friday at ten."));
+    model_books_friday(w.llm());
     let talker = patient_caller(Duration::from_millis(300));
     let report = call(
         &w,

@@ -8,7 +8,7 @@ use serde_json::{json, Value};
 
 use crate::support::flows::{api_support_line, flow_world, located};
 use crate::support::on_both_engines;
-use crate::support::Backend;
+use crate::support::{local_snapshot, Backend};
 use freya_shared::snapshot::CallTarget;
 
 async fn published_versions_are_immutable_and_drafts_change(backend: Backend) {
@@ -158,12 +158,7 @@ async fn numbers_route_to_the_latest_published_version(backend: Backend) {
     assert_eq!(number.status, StatusCode::CREATED, "{}", number.body);
     assert_eq!(number.body["workflow_id"], json!(id));
     assert!(number.body.get("agent_id").is_none());
-    let snapshot = w
-        .control
-        .store
-        .edge_snapshot("local")
-        .await
-        .expect("snapshot");
+    let snapshot = local_snapshot(&w.control).await;
     let routed = snapshot
         .numbers
         .iter()
@@ -196,12 +191,7 @@ async fn numbers_route_to_the_latest_published_version(backend: Backend) {
     w.api
         .call("POST", &format!("/v1/workflows/{id}/publish"), editor, None)
         .await;
-    let snapshot = w
-        .control
-        .store
-        .edge_snapshot("local")
-        .await
-        .expect("snapshot");
+    let snapshot = local_snapshot(&w.control).await;
     assert_eq!(snapshot.workflows.len(), 1);
     assert_eq!(snapshot.workflows[0].version, 2);
     assert_eq!(snapshot.workflows[0].definition.name, "Support line v2");
@@ -326,12 +316,7 @@ async fn node_positions_are_kept_with_the_draft_and_versions_but_never_sent_to_e
         )
         .await;
     // What an edge runs has no layout: an edge of an older release refuses unknown node fields.
-    let snapshot = w
-        .control
-        .store
-        .edge_snapshot("local")
-        .await
-        .expect("snapshot");
+    let snapshot = local_snapshot(&w.control).await;
     let sent = serde_json::to_string(&snapshot.workflows).expect("serializes");
     assert_eq!(snapshot.workflows.len(), 1);
     assert!(!sent.contains("position"), "{sent}");

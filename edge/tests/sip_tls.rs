@@ -23,7 +23,7 @@ use tokio_rustls::rustls::{ClientConfig, RootCertStore};
 use tokio_rustls::TlsConnector;
 
 use crate::support::cached_edge::cached_edge_config;
-use crate::support::flood::{parse_reply, Reply, NUMBER};
+use crate::support::flood::{parse_reply, pcmu_offer, Reply, NUMBER};
 
 /// Longest any step waits (a hang guard, not a measure).
 const HANG_GUARD: Duration = Duration::from_secs(20);
@@ -110,12 +110,7 @@ impl Signalling {
 }
 
 fn invite(local: SocketAddr, edge: SocketAddr, rtp: SocketAddr, call_id: &str) -> String {
-    let ip = rtp.ip();
-    let sdp = format!(
-        "v=0\r\no=- 1 1 IN IP4 {ip}\r\ns=-\r\nc=IN IP4 {ip}\r\nt=0 0\r\nm=audio {} RTP/AVP 0 101\r\n\
-         a=rtpmap:0 PCMU/8000\r\na=rtpmap:101 telephone-event/8000\r\na=sendrecv\r\n",
-        rtp.port()
-    );
+    let sdp = pcmu_offer(rtp);
     format!(
         "INVITE sips:{NUMBER}@{edge} SIP/2.0\r\nVia: SIP/2.0/TLS {local};branch=z9hG4bKtls1;alias\r\n\
          Max-Forwards: 70\r\nFrom: <sips:caller@{local}>;tag=tlscaller\r\nTo: <sips:{NUMBER}@{edge}>\r\n\

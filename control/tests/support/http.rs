@@ -98,6 +98,24 @@ impl Api {
         answer.body
     }
 
+    /// [`Api::expect`] for a refusal: the answer must also name `field` first among its
+    /// `errors`, as a client shows the mistake beside the field.
+    pub async fn refused_naming(
+        &self,
+        status: u16,
+        method: &str,
+        path: &str,
+        bearer: &str,
+        body: Option<Value>,
+        field: &str,
+    ) {
+        let refused = self.expect(status, method, path, bearer, body).await;
+        assert_eq!(
+            refused["errors"][0]["field"], field,
+            "{method} {path}: {refused}"
+        );
+    }
+
     /// `POST path` with `body` as `key`, which must answer 201; the created resource.
     pub async fn create(&self, path: &str, key: &str, body: Value) -> Value {
         self.expect(201, "POST", path, key, Some(body)).await

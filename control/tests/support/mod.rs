@@ -20,6 +20,7 @@ use sqlx::Connection;
 
 pub mod baresip;
 pub mod caller;
+pub mod desk;
 pub mod dev_cluster;
 pub mod flows;
 pub mod http;
@@ -166,15 +167,36 @@ pub async fn demo_edge(
 
 /// Waits until `edge` routes calls to `number`, i.e. holds a configuration that has it.
 pub async fn until_routed(edge: &freya_edge::Edge, number: &str) {
-    let state = edge.state.clone();
-    eventually(
-        Duration::from_secs(10),
-        "the edge to learn the number",
-        || {
-            let state = state.clone();
-            async move { state.snapshot().route(number).map(|_| ()) }
-        },
-    )
+    until_edge_holds(edge, "the edge to learn the number", |snapshot| {
+        snapshot.route(number).is_some()
+    })
+    .await;
+}
+
+/// The configuration the control plane gives edges of region `local` (every test edge's)
+/// now, as the store builds it: what an edge would run once it has caught up.
+pub async fn local_snapshot(
+    control: &freya_control::server::ControlPlane,
+) -> freya_shared::snapshot::EdgeConfigSnapshot {
+    control
+        .store
+        .edge_snapshot("local")
+        .await
+        .expect("snapshot")
+}
+
+/// Waits (up to 10 s) until the configuration `edge` holds passes `check`: an edge learns what
+/// the control plane changed a moment later, and a test must not race it. Panics naming `what`.
+pub async fn until_edge_holds(
+    edge: &freya_edge::Edge,
+    what: &str,
+    check: impl Fn(&freya_shared::snapshot::EdgeConfigSnapshot) -> bool,
+) {
+    let state = &edge.state;
+    let check = &check;
+    eventually(Duration::from_secs(10), what, || async move {
+        check(&state.snapshot()).then_some(())
+    })
     .await;
 }
 
@@ -232,7 +254,20 @@ impl TestDb {
         }
     }
 
-    /// Drops a PostgreSQL test database (SQLite's goes with its temp dir).
+    /// The store on this database, migrated, with a pool of at most three connections: for
+    /// tests of the store alone, with no control plane around it.
+    pub async fn migrated_store(&self) -> freya_control::store::Store {
+        let pool = freya_control::store::PoolSize {
+            min_connections: 0,
+            max_connections: 3,
+        };
+        let store = freya_control::store::Store::connect(&self.url, pool)
+            .await
+            .expect("store");
+        store.migrate().await.expect("migrate");
+        store
+    }
+
     /// One text column of one row, read straight from the database (what is really stored).
     pub async fn read_text(&self, sql: &str, id: &str) -> String {
         sqlx::any::install_default_drivers();
@@ -246,6 +281,7 @@ impl TestDb {
             .expect("read the row")
     }
 
+    /// Drops a PostgreSQL test database (SQLite's goes with its temp dir).
     pub async fn cleanup(self) {
         if let Some((admin, name)) = &self.drop_pg {
             if let Ok(mut conn) = sqlx::PgConnection::connect(admin).await {
@@ -434,4 +470,39 @@ pub async fn the_ended_call(
         .await
         .expect("events");
     (calls[0].clone(), events)
+}
+
+/// The agent's lines of a call's transcript (`call.transcript` events with the agent's role),
+/// as their payloads, in order.
+pub fn agent_lines(events: &[freya_control::store::StoredEvent]) -> Vec<&serde_json::Value> {
+    events
+        .iter()
+        .filter(|e| e.kind == "call.transcript" && e.payload["role"] == "agent")
+        .map(|e| &e.payload)
+        .collect()
+}
+
+/// A TCP connection to `to` from the loopback address `ip` (any of 127.0.0.0/8): a test can be
+/// several clients, each from an address of its own, as per-address limits see them.
+pub async fn connect_from(ip: [u8; 4], to: std::net::SocketAddr) -> tokio::net::TcpStream {
+    let socket = tokio::net::TcpSocket::new_v4().expect("socket");
+    socket
+        .bind(std::net::SocketAddr::new(std::net::IpAddr::from(ip), 0))
+        .expect("bind a loopback address");
+    socket.connect(to).await.expect("connect")
+}
+
+/// An analytics query of hourly buckets from `at_ms - reach_ms` to `at_ms + reach_ms`, grouped
+/// by `group`: the window a test's calls fall in.
+pub fn hourly_analytics(
+    at_ms: i64,
+    reach_ms: i64,
+    group: freya_control::store::AnalyticsGroup,
+) -> freya_control::store::AnalyticsQuery {
+    freya_control::store::AnalyticsQuery {
+        from_ms: at_ms - reach_ms,
+        to_ms: at_ms + reach_ms,
+        interval_ms: 3_600_000,
+        group,
+    }
 }

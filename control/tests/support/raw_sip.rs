@@ -11,6 +11,8 @@ use freya_edge::sip::sdp::SessionDescription;
 use freya_loadtest::audio::Utterance;
 use tokio::net::UdpSocket;
 
+use super::caller::ulaw;
+
 /// Reads datagrams from `socket` until one starts with `prefix` (or `limit` passes, and the
 /// panic names the first lines of what came instead).
 pub async fn recv_sip(socket: &UdpSocket, prefix: &str, limit: Duration) -> String {
@@ -306,18 +308,90 @@ impl CallerVoice {
 
     /// Sends the next frame from `rtp` to `to`; nothing once all of it has been said.
     pub async fn send_frame(&mut self, rtp: &UdpSocket, to: SocketAddr) {
-        let Some(frame) = self.samples.get(self.next..self.next + 160) else {
-            return;
-        };
-        self.next += 160;
-        let mut payload = [0u8; 160];
-        G711::Ulaw.encode(frame, &mut payload);
-        let mut packet = vec![0x80, 0];
-        packet.extend_from_slice(&self.seq.to_be_bytes());
-        packet.extend_from_slice(&(u32::from(self.seq) * 160).to_be_bytes());
-        packet.extend_from_slice(&0x00c0_ffee_u32.to_be_bytes());
-        packet.extend_from_slice(&payload);
-        self.seq = self.seq.wrapping_add(1);
-        rtp.send_to(&packet, to).await.expect("RTP");
+        if let Some(packet) = self.next_packet() {
+            rtp.send_to(&packet, to).await.expect("RTP");
+        }
     }
+
+    /// The next frame as an RTP packet; none once all of it has been said.
+    pub fn next_packet(&mut self) -> Option<Vec<u8>> {
+        let frame = self.samples.get(self.next..self.next + 160)?;
+        self.next += 160;
+        let packet = pcmu_packet(self.seq, frame);
+        self.seq = self.seq.wrapping_add(1);
+        Some(packet)
+    }
+}
+
+/// What a hand-written caller does at one 20 ms tick of [`talk_and_listen`].
+pub enum Tick {
+    /// Sends this RTP packet to the edge.
+    Send(Vec<u8>),
+    /// Sends nothing this time.
+    Quiet,
+    /// Ends the loop.
+    Stop,
+}
+
+/// The caller's side of an answered `call` for at most `limit`: every 20 ms `tick`, given how
+/// many loud frames ([`is_loud`]) the caller has heard so far, says what to send from `rtp`;
+/// what the edge sends is counted, and its SIP requests are read and ignored. The loud frames
+/// heard in all.
+pub async fn talk_and_listen(
+    call: &Call,
+    rtp: &UdpSocket,
+    limit: Duration,
+    mut tick: impl FnMut(usize) -> Tick,
+) -> usize {
+    let mut ticker = tokio::time::interval(Duration::from_millis(20));
+    let (mut sip_buf, mut rtp_buf) = (vec![0u8; 65_536], [0u8; 2048]);
+    let mut loud_frames = 0;
+    let started = tokio::time::Instant::now();
+    while started.elapsed() < limit {
+        tokio::select! {
+            _ = ticker.tick() => match tick(loud_frames) {
+                Tick::Send(packet) => {
+                    rtp.send_to(&packet, call.edge_rtp).await.expect("RTP");
+                }
+                Tick::Quiet => {}
+                Tick::Stop => break,
+            },
+            received = rtp.recv_from(&mut rtp_buf) => {
+                let (n, _) = received.expect("RTP recv");
+                if is_loud(&rtp_buf[..n]) {
+                    loud_frames += 1;
+                }
+            }
+            _ = call.sip.recv_from(&mut sip_buf) => {}
+        }
+    }
+    loud_frames
+}
+
+/// One RTP packet of the hand-written caller: the 20 ms `frame` (160 samples at 8 kHz) in
+/// PCMU, numbered `seq`, stamped as the `seq`-th frame of its stream.
+pub fn pcmu_packet(seq: u16, frame: &[i16]) -> Vec<u8> {
+    let mut payload = [0u8; 160];
+    G711::Ulaw.encode(frame, &mut payload);
+    let mut packet = vec![0x80, 0];
+    packet.extend_from_slice(&seq.to_be_bytes());
+    packet.extend_from_slice(&(u32::from(seq) * 160).to_be_bytes());
+    packet.extend_from_slice(&0x00c0_ffee_u32.to_be_bytes());
+    packet.extend_from_slice(&payload);
+    packet
+}
+
+/// Whether a PCMU RTP packet the caller received holds a loud sample (above 2000): the agent
+/// speaking, not silence or comfort noise.
+pub fn is_loud(packet: &[u8]) -> bool {
+    let payload = packet.get(12..).unwrap_or_default();
+    payload.iter().any(|b| ulaw(*b).abs() > 2000)
+}
+
+/// What the fake TTS says for each sentence in these callers' tests: two seconds of a loud
+/// square wave at 24 kHz, so that every frame of it the caller hears is loud.
+pub fn loud_sentence_audio() -> Vec<i16> {
+    (0..48_000)
+        .map(|i| if (i / 30) % 2 == 0 { 8000 } else { -8000 })
+        .collect()
 }

@@ -4,7 +4,7 @@
 
 use freya_control::config::ControlConfig;
 use freya_control::server::ControlPlane;
-use freya_control::store::WorkspaceScope;
+use freya_control::store::{NewOutboundCall, WorkspaceScope};
 use freya_edge::llm::fakes::{FakeLlmServer, FakeReply};
 use freya_edge::speech::fakes::{tone, FakeOpenAiSpeech};
 use freya_shared::model::AgentSpec;
@@ -62,6 +62,27 @@ pub async fn recorded_world(backend: Backend) -> RecordedWorld {
         _speech: speech,
         _llm: llm,
         recordings,
+    }
+}
+
+impl RecordedWorld {
+    /// Stores an outbound call of the workspace from `demo` to a mobile number, placed by
+    /// `edge_id` for `agent_id`: a call a recording may be uploaded for, with none yet. Its id.
+    pub async fn outbound_call(&self, edge_id: &str, agent_id: &str) -> String {
+        let call_id = freya_shared::ids::new_id();
+        let call = NewOutboundCall {
+            id: call_id.clone(),
+            edge_id: edge_id.into(),
+            from_number: "demo".into(),
+            to_number: "+4712345678".into(),
+            agent_id: agent_id.into(),
+        };
+        self.control
+            .store
+            .create_outbound_call(&self.scope, "test", &call)
+            .await
+            .expect("call");
+        call_id
     }
 }
 

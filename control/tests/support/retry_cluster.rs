@@ -9,8 +9,9 @@ use serde_json::json;
 use tokio::net::UdpSocket;
 
 use freya_control::server::ControlPlane;
-use freya_control::store::{CallRecord, NewWebhook, Role};
+use freya_control::store::{CallRecord, NewOutboundCall, NewWebhook, Role};
 use freya_edge::Edge;
+use freya_proto::v1::{edge_command::Command, EdgeCommand, PlaceCall};
 
 use crate::support::http::Api;
 use crate::support::scripted_trunk::{self, Offers, Script};
@@ -138,6 +139,41 @@ impl Cluster {
             "A is tried first"
         );
         answer.body["id"].as_str().expect("id").to_owned()
+    }
+
+    /// Stores an outbound call from the world's number to the party, sent to edge A and not
+    /// yet reported on, as a replica that is gone left it; its id.
+    pub async fn stored_call(&self) -> String {
+        let call_id = uuid::Uuid::now_v7().to_string();
+        let call = NewOutboundCall {
+            id: call_id.clone(),
+            edge_id: self.w.edge.id.clone(),
+            from_number: self.w.number.clone(),
+            to_number: PARTY.into(),
+            agent_id: self.w.agent_id.clone(),
+        };
+        self.w
+            .control
+            .store
+            .create_outbound_call(&self.w.scope, "test", &call)
+            .await
+            .expect("call");
+        call_id
+    }
+
+    /// The command, with id `command_id`, that places `call_id` (a [`Cluster::stored_call`]) as a
+    /// replica sends it to an edge.
+    pub fn placement(&self, command_id: String, call_id: &str) -> EdgeCommand {
+        EdgeCommand {
+            id: command_id,
+            command: Some(Command::PlaceCall(PlaceCall {
+                call_id: call_id.into(),
+                workspace_id: self.w.scope.workspace_id.clone(),
+                from: self.w.number.clone(),
+                to: PARTY.into(),
+                agent_id: self.w.agent_id.clone(),
+            })),
+        }
     }
 
     /// The call `id` once it is in progress (answered), waiting for `what`.

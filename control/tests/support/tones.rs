@@ -11,6 +11,11 @@ use freya_edge::media::g711::{decode_ulaw, encode_ulaw};
 use freya_edge::rtp::packet::{OutgoingHeader, Packetizer, RtpPacket};
 use tokio::net::UdpSocket;
 
+/// The tone the caller of a bridged call sends.
+pub const CALLER_HZ: f64 = 440.0;
+/// The tone the second party of a bridged call sends.
+pub const PARTY_HZ: f64 = 1800.0;
+
 /// A 20 ms frame of `hz` at amplitude 3000, the `i`-th of its stream.
 pub fn tone(hz: f64, i: usize) -> [i16; 160] {
     let mut f = [0i16; 160];
@@ -130,4 +135,36 @@ pub async fn packets_with(
 /// Milliseconds of `samples` (8 kHz) louder than a quiet room.
 pub fn audible_ms(samples: &[i16]) -> usize {
     samples.iter().filter(|s| s.unsigned_abs() > 1_000).count() / 8
+}
+
+/// Checks that a bridge across edges carries both tones, 25 packets each way within `limit`:
+/// the party on `party_rtp` hears [`CALLER_HZ`] from the media address of the edge holding its
+/// leg (`leg_edge_ip`), and the caller on `caller_rtp` hears [`PARTY_HZ`] from its own edge's
+/// socket, `call_edge_rtp`. `(leg_edge, call_edge)` name the two edges in a failure.
+pub async fn assert_tones_cross(
+    party_rtp: &UdpSocket,
+    caller_rtp: &UdpSocket,
+    leg_edge_ip: std::net::IpAddr,
+    call_edge_rtp: SocketAddr,
+    (leg_edge, call_edge): (&str, &str),
+    limit: Duration,
+) {
+    let ((to_party, from_leg_edge), (to_caller, from_call_edge)) = tokio::join!(
+        packets_with(party_rtp, CALLER_HZ, 25, limit),
+        packets_with(caller_rtp, PARTY_HZ, 25, limit),
+    );
+    assert_eq!(
+        to_party, 25,
+        "the caller's tone reaches the party behind {leg_edge}"
+    );
+    assert_eq!(
+        to_caller, 25,
+        "the party's tone reaches the caller on {call_edge}"
+    );
+    assert_eq!(from_leg_edge.map(|a| a.ip()), Some(leg_edge_ip));
+    assert_eq!(
+        from_call_edge,
+        Some(call_edge_rtp),
+        "the caller hears it from {call_edge}'s socket"
+    );
 }

@@ -56,14 +56,26 @@ pub async fn world(first_message: &str, accounts: &[(&str, String)]) -> World {
             .create("/v1/providers", &admin, json!({"kind": "twilio", "name": format!("Twilio {i}"), "account_sid": SID,
                             "auth_token": token, "priority": TWILIO_PRIORITY + i, "api_base_url": base_url})).await;
     }
-    let state = &world.edge.state;
     let wanted = accounts.len();
-    eventually(
-        Duration::from_secs(10),
-        "the edge to learn the accounts",
-        || async move { (state.snapshot().providers.len() == wanted).then_some(()) },
-    )
+    super::until_edge_holds(&world.edge, "the edge to learn the accounts", |s| {
+        s.providers.len() == wanted
+    })
     .await;
+    World { world, admin }
+}
+
+/// `world` with one Twilio account (`SID`, `TOKEN`) created through `/v1/providers` by an admin
+/// of its workspace; its REST API is nowhere, for tests that place no call through it.
+pub async fn with_account(world: super::world::World) -> World {
+    let admin = world.key(Role::Admin).await;
+    Api::of(&world.control)
+        .create(
+            "/v1/providers",
+            &admin,
+            json!({"kind": "twilio", "name": "Twilio", "account_sid": SID,
+                        "auth_token": TOKEN, "api_base_url": "http://127.0.0.1:9"}),
+        )
+        .await;
     World { world, admin }
 }
 

@@ -50,6 +50,16 @@ pub async fn start_edge(data_dir: &Path, limits: Limits, rtp_ports: (u16, u16)) 
     edge
 }
 
+/// An SDP offer of PCMU (and telephone events) at `rtp`, as a plain phone makes it.
+pub fn pcmu_offer(rtp: SocketAddr) -> String {
+    let ip = rtp.ip();
+    format!(
+        "v=0\r\no=- 1 1 IN IP4 {ip}\r\ns=-\r\nc=IN IP4 {ip}\r\nt=0 0\r\nm=audio {} RTP/AVP 0 101\r\n\
+         a=rtpmap:0 PCMU/8000\r\na=rtpmap:101 telephone-event/8000\r\na=sendrecv\r\n",
+        rtp.port()
+    )
+}
+
 /// An INVITE for [`NUMBER`] from `local`, offering PCMU at `rtp`.
 pub fn invite(
     call_id: &str,
@@ -58,12 +68,7 @@ pub fn invite(
     edge: SocketAddr,
     rtp: SocketAddr,
 ) -> String {
-    let ip = rtp.ip();
-    let sdp = format!(
-        "v=0\r\no=- 1 1 IN IP4 {ip}\r\ns=-\r\nc=IN IP4 {ip}\r\nt=0 0\r\nm=audio {} RTP/AVP 0 101\r\n\
-         a=rtpmap:0 PCMU/8000\r\na=rtpmap:101 telephone-event/8000\r\na=sendrecv\r\n",
-        rtp.port()
-    );
+    let sdp = pcmu_offer(rtp);
     format!(
         "INVITE sip:{NUMBER}@{edge} SIP/2.0\r\nVia: SIP/2.0/UDP {local};branch=z9hG4bK{branch}\r\n\
          Max-Forwards: 70\r\nFrom: <sip:caller@{local}>;tag=t{branch}\r\nTo: <sip:{NUMBER}@{edge}>\r\n\
