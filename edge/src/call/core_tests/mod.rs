@@ -3,6 +3,7 @@
 //! what is recorded, and what is asked of the SIP side and of the providers. No sockets, no
 //! sleeping: a call of several seconds runs in milliseconds.
 
+mod answers;
 mod harness;
 mod heard;
 mod legs;
