@@ -5,7 +5,7 @@
 //! address the endpoint answered with (the flow's `privacy.redact`); the recording has no key
 //! tone, and none of the caller's audio while the line asking for the card plays (callers
 //! answer over it) nor while the gather collects, though their tone before it (during the
-//! greeting) and after it is there; and no log line, at debug level, carries the digits, the
+//! greeting, which a listening menu separates from the prompt) and after it is there; and no log line, at debug level, carries the digits, the
 //! address or the caller's number. The same flow without `sensitive` keeps the keys and the
 //! caller's audio throughout, so the test can tell.
 
@@ -15,39 +15,14 @@ use axum::routing::post;
 use serde_json::{json, Value};
 
 use crate::support::caller::sipp_with_media;
-use crate::support::keypad::{keys_heard, pressing_between};
+use crate::support::keypad::{keys_heard, pressing_between, KEY_GAP_FRAMES};
 use crate::support::local_http::serve;
+use crate::support::logs::CapturedLogs;
 use crate::support::world::World;
 
 const KEYS: &str = "411";
 const ADDRESS: &str = "bob.smith@example.com";
 const CALLER: &str = "+15550001";
-
-/// Every log line of the process, as text.
-#[derive(Clone, Default)]
-struct Captured(Arc<Mutex<Vec<u8>>>);
-
-impl std::io::Write for Captured {
-    fn write(&mut self, buf: &[u8]) -> std::io::Result<usize> {
-        if let Ok(mut b) = self.0.lock() {
-            b.extend_from_slice(buf);
-        }
-        Ok(buf.len())
-    }
-    fn flush(&mut self) -> std::io::Result<()> {
-        Ok(())
-    }
-}
-
-impl Captured {
-    fn text(&self) -> String {
-        String::from_utf8_lossy(&self.0.lock().expect("logs")).into_owned()
-    }
-
-    fn clear(&self) {
-        self.0.lock().expect("logs").clear();
-    }
-}
 
 /// A payment endpoint that keeps what it was sent and answers with the card and an address.
 async fn payment_endpoint() -> (String, Arc<Mutex<Vec<Value>>>) {
@@ -71,14 +46,21 @@ async fn payment_endpoint() -> (String, Arc<Mutex<Vec<Value>>>) {
 }
 
 /// The caller's 1 kHz tone before the first key and after the last (20 ms frames): the
-/// greeting and the prompt end within the first, the gather's masking (1 s after the last key)
-/// well within the second.
-const LEAD_FRAMES: usize = 250;
+/// greeting, the menu's wait and the prompt end within the first (with seconds to spare for a
+/// slow synthesis on a busy machine), the gather's masking (1 s after the last key) well within
+/// the second.
+const LEAD_FRAMES: usize = 400;
 const TAIL_FRAMES: usize = 200;
+/// How long each key is held (20 ms frames): 200 ms, so a press survives the frames a busy
+/// machine's jitter buffer discards or conceals and the detector finds every key of the
+/// unmasked recording.
+const HELD_FRAMES: usize = 10;
 /// When the first key is pressed, and the last key's tone ends.
 const FIRST_KEY_MS: usize = LEAD_FRAMES * 20;
-const LAST_KEY_MS: usize = FIRST_KEY_MS + KEYS.len() * 20 * 20;
-/// The line that asks for the card, said straight before the gather.
+const LAST_KEY_MS: usize = FIRST_KEY_MS + KEYS.len() * (HELD_FRAMES + KEY_GAP_FRAMES) * 20;
+/// The line that asks for the card, said straight before the gather. The greeting before it
+/// is followed by a menu that listens (a second on the keypad), so the caller over the greeting
+/// is not on the way into the sensitive gather and is recorded.
 const PROMPT: &str = "Please key in your card number now.";
 
 fn card_line(url: &str, sensitive: bool) -> Value {
@@ -86,7 +68,9 @@ fn card_line(url: &str, sensitive: bool) -> Value {
     "privacy": {"redact": ["email"]},
     "voice": {"tts": {"provider": "espeak"}, "stt": {"provider": "local"}, "llm": {"provider": "rules"}},
     "nodes": [
-     {"id": "hello", "type": "say", "text": "Card line.", "next": "ask"},
+     {"id": "hello", "type": "say", "text": "Card line.", "next": "menu"},
+     {"id": "menu", "type": "gather", "input": ["dtmf"], "max_digits": 1, "timeout_ms": 1000,
+      "retries": 0, "save_as": "choice", "next": "ask", "no_input": "ask"},
      {"id": "ask", "type": "say", "text": PROMPT, "next": "card"},
      {"id": "card", "type": "gather", "input": ["dtmf"], "max_digits": 3, "timeout_ms": 10000,
       "sensitive": sensitive, "save_as": "card", "next": "pay"},
@@ -108,7 +92,7 @@ async fn card_call(sensitive: bool) -> (Vec<Value>, Recorded, Vec<Value>) {
         .workflow(move |_| card_line(&url, sensitive))
         .start()
         .await;
-    let pcap = pressing_between(KEYS, LEAD_FRAMES, TAIL_FRAMES);
+    let pcap = pressing_between(KEYS, LEAD_FRAMES, HELD_FRAMES, TAIL_FRAMES);
     let scenario = longer_call();
     let code = sipp_with_media(
         world.edge.sip_addr,
@@ -144,7 +128,7 @@ fn longer_call() -> tempfile::NamedTempFile {
         "/tests/sipp/uac_pcmu_rfc4733_tones.xml"
     ))
     .expect("the scenario");
-    let played_ms = (LEAD_FRAMES + KEYS.len() * 20 + TAIL_FRAMES) * 20;
+    let played_ms = (LEAD_FRAMES + KEYS.len() * (HELD_FRAMES + KEY_GAP_FRAMES) + TAIL_FRAMES) * 20;
     let pause = format!("milliseconds=\"{}\"", played_ms + 800);
     assert!(scenario.contains("milliseconds=\"3000\""));
     let longer = scenario.replace("milliseconds=\"3000\"", &pause);
@@ -252,14 +236,7 @@ fn digits(events: &[Value]) -> Vec<String> {
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn a_sensitive_gather_reaches_the_endpoint_but_no_record_recording_or_log() {
-    let logs = Captured::default();
-    let writer = logs.clone();
-    let subscriber = tracing_subscriber::fmt()
-        .with_writer(move || writer.clone())
-        .with_max_level(tracing::Level::DEBUG)
-        .with_ansi(false)
-        .finish();
-    tracing::subscriber::set_global_default(subscriber).expect("the test's log subscriber");
+    let logs = CapturedLogs::install(tracing::Level::DEBUG);
 
     let (events, recorded, asked) = card_call(true).await;
     assert_eq!(
