@@ -26,29 +26,23 @@ fn tone_frame(freqs: &[f64], start: usize) -> [i16; 160] {
     frame
 }
 
-/// 20 ms frames of the 1 kHz tone after each key.
-pub const KEY_GAP_FRAMES: usize = 15;
-
 /// The pcap of a caller pressing `keys` (100 ms each, 300 ms apart, after 500 ms of a 1 kHz
 /// tone), as PCMU frames every 20 ms with each press's RFC 4733 events (payload type 101) 5 ms
 /// after its frames: for `uac_pcmu_rfc4733_tones.xml`, as `pcmu_dtmf.pcap`.
 pub fn pressing(keys: &str) -> Vec<u8> {
-    pressing_between(keys, 25, 5, 25)
+    pressing_between(keys, 25, 25)
 }
 
-/// As [`pressing`], with `lead` 20 ms frames of the 1 kHz tone before the first key, each key
-/// held for `held` frames, and `tail` frames after the last key's 300 ms.
-pub fn pressing_between(keys: &str, lead: usize, held: usize, tail: usize) -> Vec<u8> {
+/// As [`pressing`], with `lead` 20 ms frames of the 1 kHz tone before the first key and
+/// `tail` after the last key's 300 ms.
+pub fn pressing_between(keys: &str, lead: usize, tail: usize) -> Vec<u8> {
     let mut plan: Vec<(Vec<f64>, Option<DtmfDigit>)> = vec![(vec![1000.0], None); lead];
     for key in keys.chars() {
         let digit = DtmfDigit::from_char(key).expect("key");
         let (low, high) = key_frequencies(digit);
         plan.push((vec![f64::from(low), f64::from(high)], Some(digit)));
-        plan.extend(vec![
-            (vec![f64::from(low), f64::from(high)], None);
-            held.saturating_sub(1)
-        ]);
-        plan.extend(vec![(vec![1000.0], None); KEY_GAP_FRAMES]);
+        plan.extend(vec![(vec![f64::from(low), f64::from(high)], None); 4]);
+        plan.extend(vec![(vec![1000.0], None); 15]);
     }
     plan.extend(vec![(vec![1000.0], None); tail]);
     let mut packets = Vec::new();
@@ -58,8 +52,7 @@ pub fn pressing_between(keys: &str, lead: usize, held: usize, tail: usize) -> Ve
     for (frame, (freqs, press)) in plan.iter().enumerate() {
         let timestamp = u32::try_from(frame * 160).expect("timestamp");
         if let Some(digit) = press {
-            let duration = u16::try_from(held * 160).expect("duration");
-            pending.extend(DtmfEncoder::new(*digit, timestamp, duration, 160, 10));
+            pending.extend(DtmfEncoder::new(*digit, timestamp, 800, 160, 10));
         }
         let mut payload = [0u8; 160];
         G711::Ulaw.encode(&tone_frame(freqs, frame * 160), &mut payload);
