@@ -322,15 +322,16 @@ async fn a_sensitive_gather_reaches_the_endpoint_but_no_record_recording_or_log(
         steps(&events, "variables_changed")[0]["changes"]["card"],
         KEYS
     );
-    // Each key's tone is in the unmasked recording. Not their exact sequence: the recording is
-    // the edge's real playout, and when a busy machine delays sipp's packets into bursts, the
-    // jitter buffer discards frames to win the latency back (a 100 ms press can lose enough to
-    // go unheard: `41` for `411`) or conceals a gap (one press heard twice); the record's
-    // `call.dtmf` above, from the RFC 4733 events, is exact.
+    // Key tones are in the unmasked recording, and only pressed keys' tones: the detector that
+    // finds nothing in the masked recording above can hear keys in this one. Not their exact
+    // sequence: the recording is the edge's real playout, and on a busy machine, where sipp's
+    // packets come late and in bursts, the jitter buffer discards and conceals frames, so a
+    // 100 ms press can go unheard or be heard twice (`41`, `111` for `411` were seen); the
+    // record's `call.dtmf` above, from the RFC 4733 events, is exact.
     let unmasked = keys_heard(&recorded.caller);
     assert!(
-        key_set(&unmasked) == key_set(KEYS),
-        "the detector finds every unmasked key and no other: {unmasked:?}"
+        !unmasked.is_empty() && key_set(&unmasked).is_subset(&key_set(KEYS)),
+        "the detector finds the unmasked keys: {unmasked:?}"
     );
     let heard = windows(&recorded, &events);
     assert!(

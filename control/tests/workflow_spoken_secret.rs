@@ -81,7 +81,8 @@ async fn pin_call(sensitive: bool) -> PinCall {
     let talker = TalkerConfig {
         await_greeting: true,
         first_turn_after: Duration::from_secs(15),
-        far_end_silence: Duration::from_millis(800),
+        // A stalled edge's playout can pause mid-prompt; a pause this long is its end.
+        far_end_silence: Duration::from_millis(1_500),
         ..patient_caller(Duration::ZERO)
     };
     let report =
