@@ -65,6 +65,7 @@ mod readme_example;
 mod readme_variables;
 mod real_peers;
 mod recording_uploads;
+mod recording_without_key;
 mod recordings;
 mod redaction;
 mod redaction_e2e;

@@ -5,7 +5,10 @@
 //! stored is sealed at rest, served whole and by range, and a file altered on disk is a clear
 //! error while a plaintext WAV from an earlier version still downloads. A spool sealed to the
 //! recording key is opened on arrival and stored as a playable WAV; one with a flipped byte, cut
-//! short, with reordered chunks or sealed to another key is refused, nothing noted or kept.
+//! short, with reordered chunks or sealed to another key is refused, nothing noted or kept, and
+//! one error line names the recording, its call and the reason. `freya secrets
+//! rotate-recording-key`, run as the binary, makes a new key: a spool sealed to the old one
+//! still opens, and a new one sealed to the new key opens too.
 
 use std::time::Duration;
 
@@ -13,9 +16,11 @@ use reqwest::StatusCode;
 use sha2::{Digest, Sha256};
 
 use crate::support::http::{workspace_with_keys, Api};
+use crate::support::logs::CapturedLogs;
 use crate::support::on_both_engines;
 use crate::support::recorded::{get_bytes, header, recorded_world};
 use crate::support::{local_snapshot, Backend, SECRET};
+use freya_control::config::ControlConfig;
 use freya_control::server::ControlPlane;
 use freya_proto::v1::{recording_chunk::Part, RecordingChunk, RecordingHeader};
 use freya_shared::recording_spool::{
@@ -185,7 +190,40 @@ fn sealed_spool(key: &RecordingPublicKey, recording_id: &str, wav: &[u8]) -> Vec
     spool
 }
 
+/// Runs `freya secrets rotate-recording-key` against `config`'s database, as an operator would
+/// (a configuration file with the database and the secrets key), and reads the new public key
+/// from what it prints.
+async fn rotate_recording_key_by_command(config: &ControlConfig) -> RecordingPublicKey {
+    let dir = tempfile::tempdir().expect("temp dir");
+    let path = dir.path().join("control.toml");
+    let text = format!(
+        "[database]\nurl = \"{}\"\n[edges]\nshared_secret = \"{SECRET}\"\n[auth]\njwt_secret = \"{}\"\nencryption_key = \"{}\"\n",
+        config.database.url, config.auth.jwt_secret, config.auth.encryption_key
+    );
+    std::fs::write(&path, text).expect("config written");
+    let out = tokio::process::Command::new(env!("CARGO_BIN_EXE_freya"))
+        .args(["secrets", "rotate-recording-key", "--config"])
+        .arg(&path)
+        .env_remove("FREYA_DATABASE_URL")
+        .output()
+        .await
+        .expect("freya runs");
+    let stdout = String::from_utf8_lossy(&out.stdout);
+    assert!(
+        out.status.success(),
+        "{stdout}{}",
+        String::from_utf8_lossy(&out.stderr)
+    );
+    let hex = stdout
+        .split_whitespace()
+        .skip_while(|w| *w != "key")
+        .nth(1)
+        .unwrap_or_else(|| panic!("the new key is printed: {stdout}"));
+    RecordingPublicKey::from_hex(hex).unwrap_or_else(|| panic!("a public key: {hex}"))
+}
+
 async fn sealed_spools_open_on_arrival_and_altered_ones_are_refused(backend: Backend) {
+    let logs = CapturedLogs::install(tracing::Level::INFO);
     let w = recorded_world(backend).await;
     let call_id = w.outbound_call("edge-test", "").await;
     let ws = w.scope.workspace_id.clone();
@@ -255,6 +293,7 @@ async fn sealed_spools_open_on_arrival_and_altered_ones_are_refused(backend: Bac
             "content key does not open",
         ),
     ] {
+        logs.clear();
         let refused = upload(&w.control, &call_id, &ws, bytes, |h| {
             sealed(h, &recording_id)
         })
@@ -262,6 +301,16 @@ async fn sealed_spools_open_on_arrival_and_altered_ones_are_refused(backend: Bac
         let (status, message) = code(refused).unwrap_or_else(|| panic!("{what} was stored"));
         assert_eq!(status, expected, "{what}: {message}");
         assert!(message.contains(says), "{what}: {message}");
+        // The operator's log names the recording, its call and why it was refused.
+        let named = format!("recording={recording_id}");
+        let call = format!("call={call_id}");
+        let lines = logs.lines_with(&["ERROR", "refused a sealed recording", &named, &call, says]);
+        assert_eq!(
+            lines.len(),
+            1,
+            "{what}: one refusal line in {}",
+            logs.text()
+        );
     }
     assert_eq!(
         w.control
@@ -276,14 +325,19 @@ async fn sealed_spools_open_on_arrival_and_altered_ones_are_refused(backend: Bac
     let leftovers = std::fs::read_dir(&folder).map(|d| d.count()).unwrap_or(0);
     assert_eq!(leftovers, 0, "nothing refused is kept");
 
-    // The recording key is rotated: edges get the new one, and the old one still opens.
-    let rotated = w
-        .control
-        .store
-        .rotate_recording_key()
-        .await
-        .expect("rotate");
+    // The recording key is rotated by the operator's command, while the control plane runs:
+    // edges get the new one, and the old one still opens.
+    let rotated = rotate_recording_key_by_command(&w.config).await;
     assert_ne!(rotated, key);
+    assert_eq!(
+        w.control
+            .store
+            .current_recording_key()
+            .await
+            .expect("store"),
+        Some(rotated),
+        "the command's key is the one recordings are sealed to now"
+    );
     let snapshot = local_snapshot(&w.control).await;
     assert_eq!(snapshot.recording_key, Some(rotated.to_hex()));
 
@@ -326,6 +380,40 @@ async fn sealed_spools_open_on_arrival_and_altered_ones_are_refused(backend: Bac
     assert_eq!(noted.sha256, hex::encode(Sha256::digest(&expected)));
     let on_disk = std::fs::read(folder.join(format!("{recording_id}.wav"))).expect("file");
     assert!(!on_disk.windows(64).any(|w| w == &pcm[20_000..20_064]));
+
+    // A new recording, sealed to the new key as edges now do, opens too.
+    let second_call = freya_shared::ids::new_id();
+    w.control
+        .store
+        .create_outbound_call(
+            &w.scope,
+            "test",
+            &NewOutboundCall {
+                id: second_call.clone(),
+                edge_id: "edge-test".into(),
+                from_number: "demo".into(),
+                to_number: "+4712345679".into(),
+                agent_id: String::new(),
+            },
+        )
+        .await
+        .expect("call");
+    let second_id = freya_shared::ids::new_id();
+    let newer = sealed_spool(&rotated, &second_id, &wav);
+    let stored = upload(&w.control, &second_call, &ws, &newer, |h| {
+        sealed(h, &second_id)
+    })
+    .await;
+    assert_eq!(stored.expect("stored"), newer.len() as u64);
+    let (status, _, served) = get_bytes(
+        &api,
+        &format!("/v1/calls/{second_call}/recording"),
+        &w.keys[VIEWER],
+        None,
+    )
+    .await;
+    assert_eq!(status, StatusCode::OK);
+    assert!(served == expected, "the new key's recording plays");
     w.control.stop().await;
     w.db.cleanup().await;
 }

@@ -24,8 +24,13 @@ use freya_loadtest::uac::TalkerConfig;
 
 /// What the caller says and the recogniser hears.
 const PIN: &str = "seven three nine two";
-/// The line asking for it, straight before the gather.
-const PROMPT: &str = "Welcome to the PIN line. Please say your PIN.";
+/// The line asking for it, straight before the gather: one sentence, synthesized in one piece,
+/// so no pause between two sentences' synthesis (long on a busy machine) can pass for its end
+/// and draw the caller's answer while the flow is still speaking.
+const PROMPT: &str = "Welcome to the PIN line, please say your PIN.";
+/// How long the caller stays on: past the read-back however slow a busy machine's synthesis is
+/// (the flow then waits for keys far longer, so the caller is the one to hang up).
+const CALL_HOLD: Duration = Duration::from_secs(24);
 
 /// The PIN line: the prompt, the gather by speech, a read-back, then a long wait for keys so
 /// that the caller hangs up.
@@ -39,7 +44,7 @@ fn pin_line(stt_url: &str, sensitive: bool) -> Value {
      {"id": "pin", "type": "gather", "input": ["speech"], "timeout_ms": 10000,
       "sensitive": sensitive, "save_as": "pin", "next": "thanks"},
      {"id": "thanks", "type": "say", "text": "Thanks, {{pin}} it is.", "next": "wait"},
-     {"id": "wait", "type": "gather", "input": ["dtmf"], "timeout_ms": 30000, "retries": 0,
+     {"id": "wait", "type": "gather", "input": ["dtmf"], "timeout_ms": 60000, "retries": 0,
       "save_as": "more", "next": "bye", "no_input": "bye"},
      {"id": "bye", "type": "end"}
     ]})
@@ -71,22 +76,17 @@ async fn pin_call(sensitive: bool) -> PinCall {
         .expect(201, "POST", "/v1/webhooks", &admin, Some(body))
         .await;
 
-    // The caller answers once the prompt has played (however long its synthesis took), then
-    // stays on until the flow has read the answer back.
+    // The caller answers once the prompt has played (however long its synthesis took: up to
+    // 15 s before it starts), then stays on until the flow has read the answer back.
     let talker = TalkerConfig {
         await_greeting: true,
-        first_turn_after: Duration::from_secs(8),
-        far_end_silence: Duration::from_millis(800),
+        first_turn_after: Duration::from_secs(15),
+        // A stalled edge's playout can pause mid-prompt; a pause this long is its end.
+        far_end_silence: Duration::from_millis(1_500),
         ..patient_caller(Duration::ZERO)
     };
-    let report = place_spoken_call(
-        world.edge.sip_addr,
-        Codec::Pcmu,
-        &[PIN],
-        talker,
-        Duration::from_secs(14),
-    )
-    .await;
+    let report =
+        place_spoken_call(world.edge.sip_addr, Codec::Pcmu, &[PIN], talker, CALL_HOLD).await;
     assert!(report.succeeded(), "{:?}", report.failure);
     let (call, events) = world.ended_call().await;
     let (caller, _) = world.recording(&call.id).await;

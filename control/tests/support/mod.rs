@@ -27,6 +27,7 @@ pub mod http;
 pub mod kamailio;
 pub mod keypad;
 pub mod local_http;
+pub mod logs;
 pub mod mesh_probe;
 pub mod party;
 pub mod pcap;

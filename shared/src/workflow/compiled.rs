@@ -21,6 +21,9 @@ pub struct CompiledWorkflow {
     pub(crate) nodes: Vec<CompiledNode>,
     /// What the flow's records redact (its `privacy.redact`).
     pub(crate) redactor: crate::redact::Redactor,
+    /// By node: whether it is a `sensitive` gather or leads to one through nodes that do not
+    /// listen to the caller (see [`secret_approaches`]); computed once, read on every frame.
+    pub(crate) approaches_secret: Vec<bool>,
 }
 
 impl CompiledWorkflow {
@@ -58,6 +61,47 @@ impl CompiledWorkflow {
     pub fn index_of(&self, id: &str) -> Option<NodeIndex> {
         self.nodes.iter().position(|n| n.id == id)
     }
+
+    /// Whether `node` is a `sensitive` gather or leads to one without listening to the caller
+    /// first: what the caller says or keys while the flow is there is the secret, begun early.
+    pub fn approaches_secret(&self, node: NodeIndex) -> bool {
+        self.approaches_secret.get(node).copied().unwrap_or(false)
+    }
+}
+
+/// By node: whether it is a `sensitive` gather, or a node that does not listen to the caller
+/// (`say`, `condition`, `set`, `function`) from which a path of such nodes reaches one. Callers
+/// answer a question as soon as it is asked, and the flow may say more or compute between the
+/// question and the gather; a node that listens (another `gather`, an `agent`) ends the
+/// approach, since what the caller says there is an answer to something else. One backward walk
+/// over the graph, linear in its nodes and links (at most [`super::validate::MAX_NODES`]).
+pub(crate) fn secret_approaches(nodes: &[CompiledNode]) -> Vec<bool> {
+    let successors: Vec<Vec<NodeIndex>> = nodes.iter().map(|n| n.step.successors()).collect();
+    let secret: Vec<bool> = nodes
+        .iter()
+        .map(|n| {
+            matches!(
+                n.step,
+                CompiledStep::Gather {
+                    sensitive: true,
+                    ..
+                }
+            )
+        })
+        .collect();
+    let silent: Vec<bool> = nodes
+        .iter()
+        .map(|n| {
+            matches!(
+                n.step,
+                CompiledStep::Say { .. }
+                    | CompiledStep::Condition { .. }
+                    | CompiledStep::Set { .. }
+                    | CompiledStep::Function { .. }
+            )
+        })
+        .collect();
+    super::graph::reaching_through(&successors, &secret, &silent)
 }
 
 /// One node, ready to run.
@@ -141,6 +185,31 @@ impl CompiledStep {
             CompiledStep::Set { .. } => "set",
             CompiledStep::Transfer { .. } => "transfer",
             CompiledStep::End { .. } => "end",
+        }
+    }
+
+    /// Every node this one may go to next.
+    pub fn successors(&self) -> Vec<NodeIndex> {
+        match self {
+            CompiledStep::Say { next, .. } | CompiledStep::Set { next, .. } => vec![*next],
+            CompiledStep::Gather { next, no_input, .. } => {
+                std::iter::once(*next).chain(*no_input).collect()
+            }
+            CompiledStep::Condition {
+                branches,
+                otherwise,
+            } => branches
+                .iter()
+                .map(|(_, to)| *to)
+                .chain([*otherwise])
+                .collect(),
+            CompiledStep::Agent { exits, next, .. } => {
+                exits.iter().map(|(_, to)| *to).chain([*next]).collect()
+            }
+            CompiledStep::Function { next, on_error, .. } => {
+                std::iter::once(*next).chain(*on_error).collect()
+            }
+            CompiledStep::Transfer { .. } | CompiledStep::End { .. } => Vec::new(),
         }
     }
 }

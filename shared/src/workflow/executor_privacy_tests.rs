@@ -171,12 +171,12 @@ fn pin_line(generated: bool) -> serde_json::Value {
 }
 
 #[test]
-fn the_line_that_leads_into_a_sensitive_gather_is_sensitive_but_not_the_one_before() {
+fn every_line_on_the_way_into_a_sensitive_gather_is_sensitive() {
     for generated in [false, true] {
         let mut call = Call::start(pin_line(generated));
         assert!(
-            !call.executor.is_sensitive_now(),
-            "the greeting is not the prompt"
+            call.executor.is_sensitive_now(),
+            "the greeting leads straight on to the prompt"
         );
         call.play(spoken(800));
         assert!(

@@ -24,6 +24,31 @@ pub(crate) fn reaching(successors: &[Vec<NodeIndex>], terminal: &[bool]) -> Vec<
     flood(&predecessors, (0..terminal.len()).filter(|&i| terminal[i]))
 }
 
+/// Which nodes are `target`s, or pass and lead to one along a path of passing nodes: a backward
+/// walk from the targets that enters only passing nodes.
+pub(crate) fn reaching_through(
+    successors: &[Vec<NodeIndex>],
+    target: &[bool],
+    pass: &[bool],
+) -> Vec<bool> {
+    let n = successors.len();
+    let mut predecessors = vec![Vec::new(); n];
+    for (from, targets) in successors.iter().enumerate() {
+        if !pass.get(from).copied().unwrap_or(false) {
+            continue;
+        }
+        for &to in targets {
+            if let Some(p) = predecessors.get_mut(to) {
+                p.push(from);
+            }
+        }
+    }
+    flood(
+        &predecessors,
+        (0..n).filter(|&i| target.get(i) == Some(&true)),
+    )
+}
+
 /// Which nodes a breadth-first walk along `links` marks from `starts` (a start out of range
 /// marks nothing).
 fn flood(links: &[Vec<NodeIndex>], starts: impl IntoIterator<Item = NodeIndex>) -> Vec<bool> {
@@ -130,6 +155,18 @@ mod tests {
         let succ = vec![vec![1], vec![2], vec![1], vec![3]];
         let loops = idle_loops(&succ, &[false; 4]);
         assert_eq!(loops, vec![vec![1, 2, 1], vec![3, 3]]);
+    }
+
+    #[test]
+    fn reaching_through_stops_at_nodes_that_do_not_pass() {
+        // 0 -> 1 -> 3 (target) ; 2 -> 0 ; 4 -> 3, but 4 does not pass ; 5 -> 4
+        let succ = vec![vec![1], vec![3], vec![0], vec![], vec![3], vec![4]];
+        let target = [false, false, false, true, false, false];
+        let pass = [true, true, true, false, false, true];
+        assert_eq!(
+            reaching_through(&succ, &target, &pass),
+            [true, true, true, true, false, false]
+        );
     }
 
     #[test]

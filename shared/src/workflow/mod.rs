@@ -15,6 +15,8 @@ pub mod validate;
 pub mod voice;
 
 #[cfg(test)]
+mod executor_approach_tests;
+#[cfg(test)]
 mod executor_privacy_tests;
 #[cfg(test)]
 mod executor_tests;

@@ -307,10 +307,12 @@ impl Executor {
             .map(|n| n.id.as_str())
     }
 
-    /// Whether the flow is at a `sensitive` gather (listening, or saying its reprompt), or
-    /// saying the line that leads straight into one (a `say` whose `next` is that gather,
-    /// written or being generated): callers start answering over the prompt, so key presses
-    /// and words now are a secret, and the call masks them in its recording and records.
+    /// Whether the flow is at a `sensitive` gather (listening, or saying its reprompt), or on
+    /// its way there without listening to the caller first: saying a line (written or being
+    /// generated), or waiting for a `function`, from which only nodes that do not listen lead
+    /// to the gather ([`CompiledWorkflow::approaches_secret`], computed once per workflow).
+    /// Callers start answering over the question, so key presses and words now are a secret,
+    /// and the call masks them in its recording and records.
     pub fn is_sensitive_now(&self) -> bool {
         let Some(current) = self.current else {
             return false;
@@ -323,7 +325,8 @@ impl Executor {
             State::Speaking {
                 then: AfterSpeech::Next(next),
             }
-            | State::Generating { next } => self.is_sensitive_gather(next),
+            | State::Generating { next } => self.workflow.approaches_secret(next),
+            State::AwaitingFunction { .. } => self.workflow.approaches_secret(current),
             _ => false,
         }
     }

@@ -85,6 +85,7 @@ pub fn validate(
             voice: workflow.voice.clone(),
             variables: workflow.variables.clone(),
             start,
+            approaches_secret: super::compiled::secret_approaches(&nodes),
             nodes,
             redactor: workflow.privacy.redactor(),
         }),
