@@ -29,14 +29,14 @@ use serde::Serialize;
 use super::auth::Caller;
 use super::problem::Problem;
 use super::AppState;
+use crate::grpc::Delivery;
 use crate::store::Provider;
 use crate::trunk_health::ProviderCheck;
 use freya_edge::egress::{Egress, EgressConfig};
-use crate::grpc::Delivery;
 use freya_proto::v1::{edge_command::Command, EdgeCommand, TestTrunk, TrunkTestResult};
-use prost::Message;
 use freya_shared::ids::{new_id, now_ms, rfc3339};
 use freya_shared::model::{EdgeStatus, FieldError, ProviderSpec, TwilioAccountSpec};
+use prost::Message;
 
 /// Least time between two tests of one provider.
 pub(crate) const PER_PROVIDER_INTERVAL: Duration = Duration::from_secs(5);

@@ -39,8 +39,8 @@ pub(crate) use auth::{EdgeAuth, EdgeSecret};
 pub use commands::CommandHub;
 pub(crate) use enrolment::{AttemptLimiter, EnrolmentService, EnrolmentSettings};
 pub(crate) use relay::{CommandRelay, Delivery, RelayError};
-pub(crate) use trunk_health::check_of;
 pub(crate) use retry::CallRetrier;
+pub(crate) use trunk_health::check_of;
 
 /// Settings of the edge service, from the `[edges]` config section.
 #[derive(Debug, Clone)]
@@ -359,8 +359,13 @@ impl EdgeControl for EdgeControlService {
         request: Request<TrunkTestResult>,
     ) -> Result<Response<TrunkTestAck>, Status> {
         let caller = auth::edge_id_of(&request)?;
-        trunk_health::finish_test(&self.trunk_health, &self.store, &caller, request.into_inner())
-            .await?;
+        trunk_health::finish_test(
+            &self.trunk_health,
+            &self.store,
+            &caller,
+            request.into_inner(),
+        )
+        .await?;
         Ok(Response::new(TrunkTestAck {}))
     }
 

@@ -169,8 +169,14 @@ mod tests {
         assert_eq!(cut.transport.len(), MAX_TRANSPORT_CHARS);
         assert!(cut.encode_to_vec().len() < crate::store::MAX_ANSWER_BYTES);
         let short = bounded("edge-a", result("OPTIONS answered 200".into())).expect("ok");
-        assert_eq!(short.detail, "OPTIONS answered 200", "a short detail is kept whole");
-        assert!(bounded("edge-b", result(String::new())).is_err(), "another edge's");
+        assert_eq!(
+            short.detail, "OPTIONS answered 200",
+            "a short detail is kept whole"
+        );
+        assert!(
+            bounded("edge-b", result(String::new())).is_err(),
+            "another edge's"
+        );
         let mut long_id = result(String::new());
         long_id.command_id = "c".repeat(MAX_ID_CHARS + 1);
         assert!(bounded("edge-a", long_id).is_err());

@@ -309,10 +309,12 @@ impl Store {
                 .await?;
         match answer.flatten() {
             None => Ok(None),
-            Some(text) => hex::decode(text).map(Some).map_err(|e| StoreError::Corrupt {
-                what: "edge command answer",
-                message: e.to_string(),
-            }),
+            Some(text) => hex::decode(text)
+                .map(Some)
+                .map_err(|e| StoreError::Corrupt {
+                    what: "edge command answer",
+                    message: e.to_string(),
+                }),
         }
     }
 
