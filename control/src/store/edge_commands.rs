@@ -5,9 +5,9 @@
 //! A row is sent under a lease, as waiting placements are (`call_placements.rs`): a guarded
 //! `UPDATE` (free, run out, or already ours), so two replicas never both take it, and a replica
 //! killed between taking it and marking it sent leaves it to another after the lease. Sending
-//! is therefore at least once; every command an edge takes is harmless twice (a second hang-up
-//! of a call finds none, a second drain changes nothing, a second placement of a call id is
-//! ignored by the edge). A row whose call has ended is closed as `moot`, never sent; one not
+//! is therefore at least once; every command an edge takes is harmless twice (a second drain
+//! changes nothing) or carried out once by the edge (a second placement of a call id, and a
+//! leg command or hang-up under a command id it has seen, are ignored: `recent_ids.rs`). A row whose call has ended is closed as `moot`, never sent; one not
 //! sent by its expiry never is. The outbox is bounded per edge ([`Store::queue_edge_command`])
 //! and closed rows are deleted in batches ([`Store::sweep_edge_commands`]).
 //!
