@@ -61,17 +61,12 @@ pub(crate) async fn run(
         let mut client = link.client.clone();
         async move { client.commands(request).await }
     });
-    // One command stream per edge process, so one memory of the calls it was asked to place
-    // and of the leg commands and hang-ups it carried out.
+    // One command stream per edge process: one memory of placements, one of leg commands.
     let mut placed = RecentIds::default();
     let mut carried_out = RecentIds::default();
     while let Some(command) = commands.next().await {
-        if once_only(&command)
-            && !command.id.is_empty()
-            && !carried_out.first_ask(&command.id, std::time::Instant::now())
-        {
-            // Sent again by another control-plane replica (the first died before recording
-            // the send): a leg dialled twice would ring its callee twice.
+        if seen_before(&mut carried_out, &command) {
+            // Sent again by another replica (the first died before recording the send).
             tracing::info!(command = %command.id, "asked again to carry out a command this edge already carried out; ignored");
             continue;
         }
@@ -96,14 +91,15 @@ pub(crate) async fn run(
     }
 }
 
-/// Whether `command` must be carried out once however often it comes: a leg command (a dial
-/// rings a callee) and a hang-up. A placement is kept once by its call id instead, a drain or a
-/// renewal is harmless twice, and a trunk test answers each ask.
-fn once_only(command: &freya_proto::v1::EdgeCommand) -> bool {
+/// Whether `command` is to be carried out once however often it comes (a leg command, as a
+/// dial rings a callee; a hang-up) and was carried out already. A placement is kept once by
+/// its call id instead; a drain, a renewal or a trunk test is harmless twice.
+fn seen_before(carried_out: &mut RecentIds, command: &freya_proto::v1::EdgeCommand) -> bool {
     matches!(
         command.command,
         Some(Command::Legs(_) | Command::HangupCall(_))
-    )
+    ) && !command.id.is_empty()
+        && !carried_out.first_ask(&command.id, std::time::Instant::now())
 }
 
 async fn handle(
