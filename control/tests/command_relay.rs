@@ -3,7 +3,8 @@
 //! to one replica and edge B to another (`support/retry_cluster.rs`), an API request to
 //! either replica places a call on the other's edge, hangs it up, and drains the other's edge.
 //! An edge asked twice to place one call id dials once (the double dial a replica killed
-//! between sending a placement and recording it could cause). The outbox itself, on the store
+//! between sending a placement and recording it could cause), and a leg dial sent twice under
+//! one command id is carried out once. The outbox itself, on the store
 //! alone: bounded, leased to one holder, moot once its call ended, withdrawn only while nobody
 //! holds it, expired and swept.
 
@@ -16,8 +17,13 @@ use crate::support::http::Api;
 use crate::support::retry_cluster::{cluster_on, BLinks, Cluster};
 use crate::support::{eventually, on_both_engines, waiting_calls, Backend, TestDb};
 use freya_control::store::{CommandOutcome, NewEdgeCommand, QueueError, Role};
+use freya_proto::v1::leg_command::Action;
+use freya_proto::v1::{edge_command::Command, DialLeg, EdgeCommand, LegCommand};
+use prost::Message;
 
 const PARTY: &str = "+4733333333";
+/// Who a leg of a call dials.
+const SECOND_PARTY: &str = "+4744444444";
 const LIMIT: Duration = Duration::from_secs(20);
 const EDGE_B: &str = "edge-b";
 
@@ -164,6 +170,75 @@ async fn a_placement_sent_by_a_replica_killed_before_recording_it_dials_once(bac
     let events = c.w.events_of(&call_id).await;
     let started = events.iter().filter(|e| e.kind == "call.started").count();
     assert_eq!(started, 1, "started once");
+    c.stop().await;
+}
+
+/// The same for a leg of a live call: a replica sent the dial, then died holding the outbox
+/// row's lease before recording the send; the survivor sends it again once the lease has run
+/// out. The edge dials the leg once, and does not refuse (and so end) the live leg either.
+async fn a_leg_dial_sent_by_a_replica_killed_before_recording_it_dials_once(backend: Backend) {
+    let c = cluster_on(backend, every_edge_is_answered, BLinks::ToTheSameReplica).await;
+    let store = &c.w.control.store;
+    let a = c.w.edge.id.clone();
+    let call_id = c.place().await;
+    c.answered(&call_id, "the call answered on A").await;
+    assert_eq!(c.offers.invites_from("127.0.0.1"), 1, "the call dialled");
+    let dial = EdgeCommand {
+        id: uuid::Uuid::now_v7().to_string(),
+        command: Some(Command::Legs(LegCommand {
+            call_id: call_id.clone(),
+            action: Some(Action::Dial(DialLeg {
+                leg: 1,
+                to: SECOND_PARTY.into(),
+                ..DialLeg::default()
+            })),
+        })),
+    };
+    // The dead replica's doing: the dial on A's stream, and its row still open, its lease run
+    // out (which reads as no lease at all).
+    c.w.control
+        .commands
+        .send(&a, dial.clone())
+        .await
+        .expect("sent");
+    let now = freya_shared::ids::now_ms();
+    let row = NewEdgeCommand {
+        id: dial.id.clone(),
+        edge_id: a.clone(),
+        kind: "legs".into(),
+        call_id: Some(call_id.clone()),
+        command: dial.encode_to_vec(),
+        created_ms: now,
+        expires_ms: now + 30_000,
+    };
+    store.queue_edge_command(&row, 256).await.expect("queued");
+    eventually(LIMIT, "the survivor to send the dial again", || async {
+        let outcome = store.edge_command_outcome(&dial.id).await.ok()??;
+        (outcome == CommandOutcome::Sent).then_some(())
+    })
+    .await;
+    eventually(LIMIT, "the leg answered", || async {
+        let events = c.w.events_of(&call_id).await;
+        events
+            .iter()
+            .any(|e| e.kind == "call.leg_answered")
+            .then_some(())
+    })
+    .await;
+    tokio::time::sleep(Duration::from_secs(2)).await;
+    assert_eq!(
+        c.offers.invites_from("127.0.0.1"),
+        2,
+        "the call and its leg, each dialled once"
+    );
+    let kinds = c.kinds(&call_id).await;
+    let count = |kind: &str| kinds.iter().filter(|k| *k == kind).count();
+    assert_eq!(count("call.leg_added"), 1, "{kinds:?}");
+    assert_eq!(
+        count("call.leg_ended"),
+        0,
+        "the live leg left alone: {kinds:?}"
+    );
     c.stop().await;
 }
 
@@ -325,5 +400,6 @@ on_both_engines!(multi_thread;
     a_command_for_an_edge_no_replica_holds_is_refused_and_withdrawn,
     an_edge_asked_twice_to_place_one_call_dials_once,
     a_placement_sent_by_a_replica_killed_before_recording_it_dials_once,
+    a_leg_dial_sent_by_a_replica_killed_before_recording_it_dials_once,
     the_edge_command_outbox_is_bounded_leased_and_swept,
 );

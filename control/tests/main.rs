@@ -70,6 +70,7 @@ mod recordings;
 mod redaction;
 mod redaction_e2e;
 mod regions;
+mod relayed_provider_test;
 mod retention;
 mod retry_replicas;
 mod ring_time;

@@ -43,8 +43,9 @@ async fn options_trunk() -> (tokio::process::Child, tempfile::TempDir, u16) {
     sipp_uas("uas_options.xml", &["-m", "100000"], "120s")
 }
 
-/// A trunk over TCP that answers each OPTIONS with 100 Trying then 200 OK (same Call-ID).
-async fn tcp_trunk() -> (tokio::task::JoinHandle<()>, u16) {
+/// A trunk over TCP that answers each OPTIONS with 100 Trying then 200 OK (same Call-ID);
+/// also the trunk of `relayed_provider_test.rs`.
+pub(crate) async fn tcp_trunk() -> (tokio::task::JoinHandle<()>, u16) {
     let listener = tokio::net::TcpListener::bind("127.0.0.1:0")
         .await
         .expect("bind");

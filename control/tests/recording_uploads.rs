@@ -382,22 +382,7 @@ async fn sealed_spools_open_on_arrival_and_altered_ones_are_refused(backend: Bac
     assert!(!on_disk.windows(64).any(|w| w == &pcm[20_000..20_064]));
 
     // A new recording, sealed to the new key as edges now do, opens too.
-    let second_call = freya_shared::ids::new_id();
-    w.control
-        .store
-        .create_outbound_call(
-            &w.scope,
-            "test",
-            &NewOutboundCall {
-                id: second_call.clone(),
-                edge_id: "edge-test".into(),
-                from_number: "demo".into(),
-                to_number: "+4712345679".into(),
-                agent_id: String::new(),
-            },
-        )
-        .await
-        .expect("call");
+    let second_call = w.outbound_call("edge-test", "").await;
     let second_id = freya_shared::ids::new_id();
     let newer = sealed_spool(&rotated, &second_id, &wav);
     let stored = upload(&w.control, &second_call, &ws, &newer, |h| {

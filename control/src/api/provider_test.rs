@@ -1,8 +1,9 @@
 //! `POST /v1/providers/{id}/test` (editor): checks a provider now, with its stored
 //! credentials, and answers what happened. A SIP trunk is checked by an online edge of its
-//! regions holding its command stream to this process (`TestTrunk` over the command stream,
-//! answered by `ReportTrunkTest`): an OPTIONS over UDP or TCP, a connection over TLS; no such
-//! edge is a 503. A Twilio account is fetched from the control plane
+//! regions (`TestTrunk` over the command stream, answered by `ReportTrunkTest`; through the
+//! replica holding the edge's stream when that is another, the answer coming back through the
+//! database: `grpc/relay.rs`): an OPTIONS over UDP or TCP, a connection over TLS. No such edge,
+//! or no replica holding its stream, is a 503; no answer in time a 504. A Twilio account is fetched from the control plane
 //! (`GET /2010-04-01/Accounts/{sid}.json` at its `api_base_url`), through the egress guard
 //! ([`freya_edge::egress`], under `webhooks.allow_private_targets`), and never to a link-local
 //! or cloud-metadata address whatever that switch says; a 401/403 reads "the key was refused",
@@ -28,12 +29,14 @@ use serde::Serialize;
 use super::auth::Caller;
 use super::problem::{retry_seconds, Problem};
 use super::AppState;
+use crate::grpc::Delivery;
 use crate::store::Provider;
 use crate::trunk_health::ProviderCheck;
 use freya_edge::egress::{Egress, EgressConfig};
-use freya_proto::v1::{edge_command::Command, EdgeCommand, TestTrunk};
+use freya_proto::v1::{edge_command::Command, EdgeCommand, TestTrunk, TrunkTestResult};
 use freya_shared::ids::{new_id, now_ms, rfc3339};
 use freya_shared::model::{EdgeStatus, FieldError, ProviderSpec, TwilioAccountSpec};
+use prost::Message;
 
 /// Least time between two tests of one provider.
 pub(crate) const PER_PROVIDER_INTERVAL: Duration = Duration::from_secs(5);
@@ -245,7 +248,9 @@ pub(super) async fn test(
     Ok(Json(ProviderTestResult::of(name, &check)).into_response())
 }
 
-/// Asks an edge to test the trunk and waits for its answer.
+/// Asks an edge to test the trunk and waits for its answer: an edge whose stream is here if
+/// any, else any online edge of the trunk's regions, through whichever replica holds its
+/// stream (`grpc/relay.rs`), the answer coming back through the database.
 async fn test_trunk(
     state: &AppState,
     provider: &Provider,
@@ -259,21 +264,20 @@ async fn test_trunk(
         [] => "any region".to_owned(),
         list => format!("its regions ({})", list.join(", ")),
     };
+    let here = |e: &&crate::store::EdgeRecord| state.commands.is_connected(&e.id);
+    let online = |e: &&crate::store::EdgeRecord| e.status == EdgeStatus::Online;
     let Some(edge) = serving
         .iter()
-        .find(|e| e.status == EdgeStatus::Online && state.commands.is_connected(&e.id))
-        .or_else(|| serving.iter().find(|e| state.commands.is_connected(&e.id)))
+        .find(|e| online(e) && here(e))
+        .or_else(|| serving.iter().find(here))
+        .or_else(|| serving.iter().find(online))
     else {
-        return Err(Problem::unavailable(if serving.is_empty() {
-            format!("no edge is online in {regions}: a SIP trunk is tested by an edge")
-        } else {
-            format!(
-                "no edge of {regions} holds its command stream to this control-plane process; try again, or ask another replica"
-            )
-        }));
+        return Err(Problem::unavailable(format!(
+            "no edge is online in {regions}: a SIP trunk is tested by an edge"
+        )));
     };
     let command_id = new_id();
-    let Some(answer) = state
+    let Some(answer_here) = state
         .trunk_health
         .expect_test(&command_id, &edge.id, &provider.id)
     else {
@@ -285,18 +289,32 @@ async fn test_trunk(
             provider_id: provider.id.clone(),
         })),
     };
-    if let Err(e) = state.commands.send(&edge.id, command).await {
-        state.trunk_health.forget_test(&command_id);
-        return Err(Problem::unavailable(e.to_string()));
-    }
+    let delivery = match state.relay.deliver(&edge.id, command, None).await {
+        Ok(delivery) => delivery,
+        Err(e) => {
+            state.trunk_health.forget_test(&command_id);
+            return Err(Problem::unavailable(e.to_string()));
+        }
+    };
     let name = match &provider.spec {
         ProviderSpec::SipTrunk(t) if t.transport == freya_shared::model::SipTransport::Tls => {
             "tls_connect"
         }
         _ => "sip_options",
     };
+    // The edge answers the replica holding its stream: this one (straight to `answer_here`),
+    // or another, which keeps the answer in the command's row.
+    let answer = async {
+        if delivery == Delivery::Sent {
+            return answer_here.await.ok();
+        }
+        tokio::select! {
+            check = answer_here => check.ok(),
+            relayed = relayed_answer(state, &command_id, &edge.id, &provider.id) => relayed,
+        }
+    };
     match tokio::time::timeout(EDGE_ANSWER_TIMEOUT, answer).await {
-        Ok(Ok(check)) => Ok((name, check)),
+        Ok(Some(check)) => Ok((name, check)),
         _ => {
             state.trunk_health.forget_test(&command_id);
             Err(Problem::new(
@@ -310,6 +328,33 @@ async fn test_trunk(
             ))
         }
     }
+}
+
+/// The answer `edge_id` gave to the test `command_id` of `provider_id` through another
+/// replica, once it is in the command's row; `None` when it is not one (never, from the
+/// replica's checks) or the database fails.
+async fn relayed_answer(
+    state: &AppState,
+    command_id: &str,
+    edge_id: &str,
+    provider_id: &str,
+) -> Option<ProviderCheck> {
+    let bytes = match state.relay.answer(command_id).await {
+        Ok(bytes) => bytes,
+        Err(e) => {
+            tracing::warn!(command = %command_id, error = %e, "could not read a trunk test's answer");
+            return None;
+        }
+    };
+    let Ok(result) = TrunkTestResult::decode(bytes.as_slice()) else {
+        tracing::warn!(command = %command_id, "a trunk test's answer that does not decode");
+        return None;
+    };
+    if result.edge_id != edge_id || result.provider_id != provider_id {
+        tracing::warn!(command = %command_id, "a trunk test's answer about another edge or trunk");
+        return None;
+    }
+    Some(crate::grpc::check_of(&result))
 }
 
 /// Why `url` is never requested, whatever the egress switch says: link-local addresses and

@@ -38,8 +38,9 @@ use freya_shared::model::EdgeHealth;
 pub(crate) use auth::{EdgeAuth, EdgeSecret};
 pub use commands::CommandHub;
 pub(crate) use enrolment::{AttemptLimiter, EnrolmentService, EnrolmentSettings};
-pub(crate) use relay::{CommandRelay, RelayError};
+pub(crate) use relay::{CommandRelay, Delivery, RelayError};
 pub(crate) use retry::CallRetrier;
+pub(crate) use trunk_health::check_of;
 
 /// Settings of the edge service, from the `[edges]` config section.
 #[derive(Debug, Clone)]
@@ -358,7 +359,13 @@ impl EdgeControl for EdgeControlService {
         request: Request<TrunkTestResult>,
     ) -> Result<Response<TrunkTestAck>, Status> {
         let caller = auth::edge_id_of(&request)?;
-        trunk_health::finish_test(&self.trunk_health, &caller, request.into_inner())?;
+        trunk_health::finish_test(
+            &self.trunk_health,
+            &self.store,
+            &caller,
+            request.into_inner(),
+        )
+        .await?;
         Ok(Response::new(TrunkTestAck {}))
     }
 

@@ -10,6 +10,10 @@
 //! once a live replica holds it (it will be sent, again by another replica if that one dies);
 //! when no replica takes it within [`HANDOVER_WAIT`], the request takes it back and says the
 //! edge is unreachable, as before: a command is never left behind to surprise anyone later.
+//!
+//! A command the edge answers (a `TestTrunk`) is answered to the replica holding its stream;
+//! when that is another, the answer comes back through the command's row
+//! ([`CommandRelay::answer`], kept there by `grpc/trunk_health.rs`).
 
 use std::sync::Arc;
 use std::time::Duration;
@@ -54,11 +58,16 @@ const KEEP_CLOSED_MS: i64 = 10 * 60 * 1000;
 const SWEEP_EVERY_MS: i64 = 10_000;
 const SWEEP_BATCH: i64 = 1_000;
 
+/// The outbox's `kind` of a `TestTrunk`, the command whose answer may come back through it.
+pub(crate) const TEST_TRUNK_KIND: &str = "test_trunk";
+
 /// How a command reached its edge.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
 pub(crate) enum Delivery {
-    /// It is on the edge's command stream.
+    /// It is on the edge's command stream, sent by this process.
     Sent,
+    /// Another replica, holding the edge's stream, sent it from the outbox.
+    Relayed,
     /// A live replica holding the edge's stream has it and sends it (again after its lease,
     /// by another, if it dies).
     InHand,
@@ -139,7 +148,7 @@ impl CommandRelay {
         let deadline = tokio::time::Instant::now() + HANDOVER_WAIT;
         loop {
             match self.store.edge_command_outcome(&queued.id).await? {
-                Some(CommandOutcome::Sent) => return Ok(Delivery::Sent),
+                Some(CommandOutcome::Sent) => return Ok(Delivery::Relayed),
                 Some(CommandOutcome::Moot) => return Ok(Delivery::Moot),
                 Some(CommandOutcome::Expired | CommandOutcome::Withdrawn) => {
                     return Err(RelayError::Unreachable(edge_id.to_owned()))
@@ -160,9 +169,21 @@ impl CommandRelay {
         }
         Ok(match self.store.edge_command_outcome(&queued.id).await? {
             Some(CommandOutcome::Moot) => Delivery::Moot,
-            Some(CommandOutcome::Sent) => Delivery::Sent,
+            Some(CommandOutcome::Sent) => Delivery::Relayed,
             _ => Delivery::InHand,
         })
+    }
+
+    /// The answer the edge gave to the command `id` that another replica sent it (see
+    /// [`Delivery::Relayed`]), as that replica kept it; waits for it without end, so the
+    /// caller bounds the wait.
+    pub(crate) async fn answer(&self, id: &str) -> Result<Vec<u8>, StoreError> {
+        loop {
+            if let Some(answer) = self.store.edge_command_answer(id).await? {
+                return Ok(answer);
+            }
+            tokio::time::sleep(WAIT_STEP).await;
+        }
     }
 
     /// Hands the new outbound call `call_id` (its row names `edge_id`) to its edge with
@@ -286,7 +307,7 @@ fn kind_of(command: &EdgeCommand) -> &'static str {
         Some(Command::PlaceCall(_)) => "place_call",
         Some(Command::Legs(_)) => "legs",
         Some(Command::RenewNow(_)) => "renew_now",
-        Some(Command::TestTrunk(_)) => "test_trunk",
+        Some(Command::TestTrunk(_)) => TEST_TRUNK_KIND,
         Some(Command::Revocations(_)) => "revocations",
         None => "empty",
     }

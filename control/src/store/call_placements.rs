@@ -8,7 +8,7 @@
 //! call to another once `placing_until_ms` has passed. Handing over is at least once, made
 //! once in practice: a replica that takes over a call whose chosen edge has already spoken of
 //! it (an event stored from that edge) only clears the wait, never sends the command again;
-//! and an edge asked twice to place one call id places it once (the edge's `placed_calls.rs`).
+//! and an edge asked twice to place one call id places it once (the edge's `recent_ids.rs`).
 //!
 //! A first placement (`POST /v1/calls`) whose edge's stream is on another replica waits the
 //! same way, with no failed attempts; the request takes it back while nobody leases it if no

@@ -5,15 +5,24 @@
 //! A row is sent under a lease, as waiting placements are (`call_placements.rs`): a guarded
 //! `UPDATE` (free, run out, or already ours), so two replicas never both take it, and a replica
 //! killed between taking it and marking it sent leaves it to another after the lease. Sending
-//! is therefore at least once; every command an edge takes is harmless twice (a second hang-up
-//! of a call finds none, a second drain changes nothing, a second placement of a call id is
-//! ignored by the edge). A row whose call has ended is closed as `moot`, never sent; one not
+//! is therefore at least once; every command an edge takes is harmless twice (a second drain
+//! changes nothing) or carried out once by the edge (a second placement of a call id, and a
+//! leg command or hang-up under a command id it has seen, are ignored: `recent_ids.rs`). A row whose call has ended is closed as `moot`, never sent; one not
 //! sent by its expiry never is. The outbox is bounded per edge ([`Store::queue_edge_command`])
 //! and closed rows are deleted in batches ([`Store::sweep_edge_commands`]).
+//!
+//! A command that asks for an answer (a `TestTrunk`) gets it back the same way (migration
+//! 0026): the edge answers the replica holding its stream, which keeps the answer in the row
+//! ([`Store::answer_edge_command`], once, from that edge only, at most [`MAX_ANSWER_BYTES`]),
+//! and the request waiting on another replica reads it ([`Store::edge_command_answer`]).
 
 use sqlx::Row;
 
 use super::{Store, StoreError};
+
+/// Largest answer (encoded) a row keeps: an answer is a few short fields, each cut to size by
+/// the replica receiving it, so anything larger is not one and is refused.
+pub const MAX_ANSWER_BYTES: usize = 16 * 1024;
 
 /// How a closed row ended.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
@@ -255,6 +264,58 @@ impl Store {
                 .fetch_optional(self.pool())
                 .await?;
         Ok(outcome.flatten().as_deref().and_then(CommandOutcome::parse))
+    }
+
+    /// Keeps `answer`, which `edge_id` gave to its command `id` of `kind`, for the request
+    /// waiting for it: true when `edge_id` was sent (or is being sent) such a command and had
+    /// not answered it yet. An answer over [`MAX_ANSWER_BYTES`] is refused.
+    pub async fn answer_edge_command(
+        &self,
+        id: &str,
+        edge_id: &str,
+        kind: &str,
+        answer: &[u8],
+        now: i64,
+    ) -> Result<bool, StoreError> {
+        if answer.len() > MAX_ANSWER_BYTES {
+            return Err(StoreError::Conflict(format!(
+                "an answer of {} bytes; at most {MAX_ANSWER_BYTES} are kept",
+                answer.len()
+            )));
+        }
+        // The edge may answer before its sender has marked the row sent: open rows count.
+        let kept = sqlx::query(
+            "UPDATE edge_commands SET answer = $1, answered_ms = $2 \
+             WHERE id = $3 AND edge_id = $4 AND kind = $5 AND answered_ms IS NULL \
+             AND (outcome IS NULL OR outcome = 'sent')",
+        )
+        .bind(hex::encode(answer))
+        .bind(now)
+        .bind(id)
+        .bind(edge_id)
+        .bind(kind)
+        .execute(self.pool())
+        .await?
+        .rows_affected();
+        Ok(kept == 1)
+    }
+
+    /// The answer the edge gave to command `id`, once it has.
+    pub async fn edge_command_answer(&self, id: &str) -> Result<Option<Vec<u8>>, StoreError> {
+        let answer: Option<Option<String>> =
+            sqlx::query_scalar("SELECT answer FROM edge_commands WHERE id = $1")
+                .bind(id)
+                .fetch_optional(self.pool())
+                .await?;
+        match answer.flatten() {
+            None => Ok(None),
+            Some(text) => hex::decode(text)
+                .map(Some)
+                .map_err(|e| StoreError::Corrupt {
+                    what: "edge command answer",
+                    message: e.to_string(),
+                }),
+        }
     }
 
     /// Closes open commands expired at `now`, then deletes up to `batch` commands closed

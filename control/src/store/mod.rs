@@ -72,7 +72,9 @@ pub use call_retries::{EdgeAttempt, RetryClaim};
 pub use call_usage::CallUsageRecord;
 pub use calls::{CallFilter, CallPage, IdempotencyClaim, NewOutboundCall};
 pub use deliveries::{DeliveryAttempt, DueDelivery, WebhookDelivery, RETRY_WINDOW_MS};
-pub use edge_commands::{CommandOutcome, NewEdgeCommand, QueueError, QueuedEdgeCommand};
+pub use edge_commands::{
+    CommandOutcome, NewEdgeCommand, QueueError, QueuedEdgeCommand, MAX_ANSWER_BYTES,
+};
 pub use edges::{EdgeProviderRegistration, EdgeRecord, EdgeRegistration};
 pub use erasure::{CallErasure, CallerErasure};
 pub use events::{CallRecord, RecordedEvents, StoredEvent};

@@ -1,5 +1,6 @@
 //! The command stream: the control plane asks this edge to drain, hang up or place a call (once
-//! per call id, however often it asks: `placed_calls.rs`), to
+//! per call id, however often it asks), to work the legs of a call (each leg command and
+//! hang-up carried out once per command id, however often it comes: `recent_ids.rs`), to
 //! renew its certificate (`RenewNow`, to the renewal task), or to test a trunk (`TestTrunk`, a
 //! task: `trunk_test.rs`), and hands it the revocation list (on opening and on every change).
 //!
@@ -15,8 +16,8 @@ use std::time::Duration;
 
 use tokio::sync::{mpsc, oneshot};
 
-use super::placed_calls::PlacedCalls;
 use super::placement;
+use super::recent_ids::RecentIds;
 use super::LinkContext;
 use crate::call::core::{AgentMode, LegCommand, LegId};
 use crate::mesh::host::DialGrant;
@@ -60,9 +61,15 @@ pub(crate) async fn run(
         let mut client = link.client.clone();
         async move { client.commands(request).await }
     });
-    // One command stream per edge process, so one memory of the calls it was asked to place.
-    let mut placed = PlacedCalls::default();
+    // One command stream per edge process: one memory of placements, one of leg commands.
+    let mut placed = RecentIds::default();
+    let mut carried_out = RecentIds::default();
     while let Some(command) = commands.next().await {
+        if seen_before(&mut carried_out, &command) {
+            // Sent again by another replica (the first died before recording the send).
+            tracing::info!(command = %command.id, "asked again to carry out a command this edge already carried out; ignored");
+            continue;
+        }
         match command.command {
             Some(Command::RenewNow(_)) => {
                 tracing::info!("certificate renewal requested by the control plane");
@@ -82,6 +89,17 @@ pub(crate) async fn run(
             other => handle(&state, &events, &sip, &twilio, grants.as_ref(), other).await,
         }
     }
+}
+
+/// Whether `command` is to be carried out once however often it comes (a leg command, as a
+/// dial rings a callee; a hang-up) and was carried out already. A placement is kept once by
+/// its call id instead; a drain, a renewal or a trunk test is harmless twice.
+fn seen_before(carried_out: &mut RecentIds, command: &freya_proto::v1::EdgeCommand) -> bool {
+    matches!(
+        command.command,
+        Some(Command::Legs(_) | Command::HangupCall(_))
+    ) && !command.id.is_empty()
+        && !carried_out.first_ask(&command.id, std::time::Instant::now())
 }
 
 async fn handle(

@@ -12,9 +12,9 @@ pub(crate) mod commands;
 mod config_watch;
 mod failover;
 mod followed;
-mod placed_calls;
 mod placement;
 mod publisher;
+mod recent_ids;
 mod recording_upload;
 mod registration;
 /// The last snapshot on disk: `freya-control`'s tests read what an edge would restart from.

@@ -1,31 +1,33 @@
-//! The outbound calls this edge was asked to place, remembered for a while so that a second
-//! `PlaceCall` for the same call id is ignored: the control plane hands a placement over at
-//! least once (a replica killed between sending it and recording the send leaves it to another
-//! replica, which sends it again once its lease runs out), and the callee's phone must ring
-//! once. Sans-IO: the caller hands in `now`.
+//! Ids this edge was recently asked to act on, remembered for a while so that a second ask is
+//! ignored: the control plane hands commands over at least once (a replica killed between
+//! sending a command and recording the send leaves it to another replica, which sends it again
+//! once its lease runs out), and the callee's phone must ring once. The command stream keeps
+//! two: the call ids of placements (a placement may come again under a new command id,
+//! `retry.rs`) and the command ids of leg commands and hang-ups. Sans-IO: the caller hands in
+//! `now`.
 
 use std::collections::{HashSet, VecDeque};
 use std::time::{Duration, Instant};
 
-/// How long a placed call id is remembered: far longer than any control-plane lease (5 s) and
-/// the wait for a replica to hand a call over (30 s).
+/// How long an id is remembered: far longer than any control-plane lease (5 s) and a queued
+/// command's life or the wait for a replica to hand a call over (30 s).
 pub(super) const REMEMBER_FOR: Duration = Duration::from_secs(10 * 60);
 
-/// Most call ids remembered; the oldest is forgotten first. A flood of placements cannot grow
-/// this without bound.
+/// Most ids remembered; the oldest is forgotten first. A flood of commands cannot grow this
+/// without bound.
 pub(super) const MOST_REMEMBERED: usize = 8_192;
 
-/// Call ids asked to be placed, oldest first.
+/// Ids asked about, oldest first.
 #[derive(Debug, Default)]
-pub(super) struct PlacedCalls {
+pub(super) struct RecentIds {
     order: VecDeque<(Instant, String)>,
     ids: HashSet<String>,
 }
 
-impl PlacedCalls {
-    /// Records that `call_id` is asked to be placed at `now`; true the first time, false when
-    /// this edge already placed it or is placing it (the second ask is to be ignored).
-    pub(super) fn first_ask(&mut self, call_id: &str, now: Instant) -> bool {
+impl RecentIds {
+    /// Records that `id` is asked about at `now`; true the first time, false when this edge
+    /// was asked already (the second ask is to be ignored).
+    pub(super) fn first_ask(&mut self, id: &str, now: Instant) -> bool {
         while let Some((at, _)) = self.order.front() {
             let stale = now.saturating_duration_since(*at) >= REMEMBER_FOR;
             if !stale && self.order.len() < MOST_REMEMBERED {
@@ -35,15 +37,15 @@ impl PlacedCalls {
                 self.ids.remove(&id);
             }
         }
-        if self.ids.contains(call_id) {
+        if self.ids.contains(id) {
             return false;
         }
-        self.ids.insert(call_id.to_owned());
-        self.order.push_back((now, call_id.to_owned()));
+        self.ids.insert(id.to_owned());
+        self.order.push_back((now, id.to_owned()));
         true
     }
 
-    /// How many call ids are remembered.
+    /// How many ids are remembered.
     #[cfg(test)]
     fn len(&self) -> usize {
         self.ids.len()
@@ -56,7 +58,7 @@ mod tests {
 
     #[test]
     fn a_second_ask_for_the_same_call_is_refused() {
-        let mut placed = PlacedCalls::default();
+        let mut placed = RecentIds::default();
         let now = Instant::now();
         assert!(placed.first_ask("call-1", now));
         assert!(!placed.first_ask("call-1", now + Duration::from_secs(6)));
@@ -65,7 +67,7 @@ mod tests {
 
     #[test]
     fn a_call_is_forgotten_after_the_remembering_time() {
-        let mut placed = PlacedCalls::default();
+        let mut placed = RecentIds::default();
         let now = Instant::now();
         assert!(placed.first_ask("call-1", now));
         assert!(!placed.first_ask("call-1", now + REMEMBER_FOR - Duration::from_secs(1)));
@@ -75,7 +77,7 @@ mod tests {
 
     #[test]
     fn a_flood_of_call_ids_is_bounded() {
-        let mut placed = PlacedCalls::default();
+        let mut placed = RecentIds::default();
         let now = Instant::now();
         for n in 0..(MOST_REMEMBERED + 100) {
             assert!(placed.first_ask(&format!("call-{n}"), now));
