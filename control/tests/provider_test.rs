@@ -52,20 +52,23 @@ pub(crate) async fn tcp_trunk() -> (tokio::task::JoinHandle<()>, u16) {
     let port = listener.local_addr().expect("addr").port();
     let task = tokio::spawn(async move {
         while let Ok((stream, _)) = listener.accept().await {
-            tokio::spawn(answer_options(stream));
+            tokio::spawn(answer_options(stream, Arc::default()));
         }
     });
     (task, port)
 }
 
-/// Answers the OPTIONS read from `stream` with 100 Trying then 200 OK (same Call-ID); the
-/// Via's transport is kept in `vias`.
-async fn answer_options(mut stream: impl AsyncRead + AsyncWrite + Unpin) -> Option<String> {
+/// Answers the OPTIONS read from `stream` with 100 Trying then 200 OK (same Call-ID). Its Via
+/// is noted in `seen` before the answer leaves, so a test that has the answer has the Via.
+async fn answer_options(
+    mut stream: impl AsyncRead + AsyncWrite + Unpin,
+    seen: Arc<Mutex<Vec<String>>>,
+) {
     let mut request = Vec::new();
     let mut chunk = [0u8; 1024];
     while !request.windows(4).any(|w| w == b"\r\n\r\n") {
         match stream.read(&mut chunk).await {
-            Ok(0) | Err(_) => return None,
+            Ok(0) | Err(_) => return,
             Ok(n) => request.extend_from_slice(&chunk[..n]),
         }
     }
@@ -78,13 +81,13 @@ async fn answer_options(mut stream: impl AsyncRead + AsyncWrite + Unpin) -> Opti
             .to_owned()
     };
     let call_id = header("Call-ID: ");
+    seen.lock().expect("vias").push(header("Via: "));
     let answer = format!(
         "SIP/2.0 100 Trying\r\nCall-ID: {call_id}\r\nContent-Length: 0\r\n\r\n\
          SIP/2.0 200 OK\r\nCall-ID: {call_id}\r\nContent-Length: 0\r\n\r\n"
     );
     let _ = stream.write_all(answer.as_bytes()).await;
     let _ = stream.read(&mut chunk).await;
-    Some(header("Via: "))
 }
 
 /// A test CA (its PEM) and two certificates it signed, for 127.0.0.1 and for another host
@@ -134,9 +137,7 @@ async fn tls_trunk(
                 let Ok(stream) = acceptor.accept(stream).await else {
                     return;
                 };
-                if let Some(via) = answer_options(stream).await {
-                    seen.lock().expect("vias").push(via);
-                }
+                answer_options(stream, seen).await;
             });
         }
     });

@@ -136,7 +136,7 @@ fn recording(c: &mut Criterion) {
     let received = sent;
     let mut recording = CallRecording::discarding().expect("recording");
     c.bench_function("recording_tick_both_directions_20ms", |b| {
-        b.iter(|| recording.on_tick(black_box(&sent), black_box(Some(&received))))
+        b.iter(|| recording.on_tick(0, black_box(&sent), black_box(Some(&received))))
     });
 }
 

@@ -263,11 +263,12 @@ impl CallCore {
             return false;
         };
         self.out.push_packet(to, packet);
+        let gap = self.media.take_skipped_ticks();
         if self.recording {
             let received = self
                 .media
                 .recorded_received_frame(now, self.caller_mask(now));
-            self.out.push_record(self.media.sent_frame(), received);
+            self.out.push_record(gap, self.media.sent_frame(), received);
         }
         true
     }

@@ -100,6 +100,8 @@ pub struct CallMedia {
     encoded: [u8; MAX_PAYLOAD],
     /// The caller's frame of the tick now due was already played out by `poll_received`.
     received_popped: bool,
+    /// The pacer's skipped frames already reported by [`Self::take_skipped_ticks`].
+    skipped_taken: u64,
     events: VecDeque<MediaEvent>,
     stats: MediaStats,
     /// Other parties' audio and the agent's route, once the call has more than one leg (a
@@ -164,6 +166,7 @@ impl CallMedia {
             pcm: [0; FRAME_SAMPLES],
             encoded: [0; MAX_PAYLOAD],
             received_popped: false,
+            skipped_taken: 0,
             events: VecDeque::new(),
             stats: MediaStats::default(),
             mix: None,
@@ -449,6 +452,15 @@ impl CallMedia {
     /// This leg's outgoing mix (other parties, where the agent's voice goes).
     pub(crate) fn mix_mut(&mut self) -> &mut OutMix {
         self.mix.get_or_insert_with(Box::default)
+    }
+
+    /// Ticks the pacer skipped after a stall since the last call: the recording keeps them as
+    /// silence, so it stays as long as the call.
+    pub fn take_skipped_ticks(&mut self) -> u64 {
+        let skipped = self.pacer.stats().skipped;
+        let new = skipped.saturating_sub(self.skipped_taken);
+        self.skipped_taken = skipped;
+        new
     }
 
     /// Whether a 20 ms tick is due (its packet not yet chosen).

@@ -1,22 +1,19 @@
 //! The task that owns one answered call: a shell around its [`CallCore`], which makes every
-//! decision the call makes. The task owns only what does I/O — the media leg (RTP sockets, or a
-//! provider's media stream — see [`leg`](super::leg)), the call's provider work
-//! ([`Providers`]), the channels to the SIP task (or the stream's task) and the edge's event
-//! channel, the recording's writer, the clock — and moves bytes, time and results between them
-//! and the core: it waits on the leg, the core's deadline, the SIP task's [`CallSignal`]s and
-//! provider results, hands each to the core, then does what the core's outputs say (send a
-//! packet, record an event, ask the SIP task for a [`DialogRequest`], start provider work, feed
-//! the recording and the metrics) until it says the call has ended.
+//! decision. The task owns only what does I/O — the media leg (RTP sockets or a provider's
+//! media stream, [`leg`](super::leg)), the provider work ([`Providers`]), the channels to the
+//! SIP task and the edge's events, the recording's writer, the clock. It hands the leg, the
+//! core's deadline, [`CallSignal`]s and provider results to the core, then does what its outputs
+//! say (send a packet, record an event, a [`DialogRequest`], provider work, the recording, the
+//! metrics) until the call has ended.
 
 use std::collections::HashMap;
 use std::sync::Arc;
 use std::time::Instant;
 
-use tracing::Instrument;
-
 use prometheus_client::metrics::counter::Counter;
 use prometheus_client::metrics::histogram::Histogram;
 use tokio::sync::{mpsc, oneshot};
+use tracing::Instrument;
 
 use super::core::{
     CallCore, CallEnding, CallRequest, CallStart, EndedEarly, LegCommand, LegId, LegRequest,
@@ -61,10 +58,9 @@ pub enum CallSignal {
     Legs(LegCommand),
 }
 
-/// What a call (its conversation today, a workflow executor tomorrow) asks of the SIP task.
-/// The channel waits when full: these are rare, and none may be lost.
+/// What a call asks of the SIP task, each naming the call by its `dialog` (the SIP Call-ID the
+/// SIP task knows it by). The channel waits when full: these are rare, and none may be lost.
 #[derive(Debug)]
-/// Each names the call by its `dialog`: the SIP Call-ID the SIP task knows it by.
 pub enum DialogRequest {
     /// Send our BYE; `bye` hears its outcome (dropped unanswered when no BYE went out, see
     /// `call/bye.rs`).
@@ -383,9 +379,13 @@ impl Shell {
                     }
                 }
                 Output::Rtcp { to, report } => leg.send_rtcp(to, report).await,
-                Output::Record { sent, received } => {
+                Output::Record {
+                    gap,
+                    sent,
+                    received,
+                } => {
                     if let Some(recording) = self.recording.as_mut() {
-                        recording.on_tick(sent, received);
+                        recording.on_tick(gap, sent, received);
                     }
                 }
                 // Events wait rather than drop: the spool behind this channel is the record.

@@ -23,6 +23,9 @@ use super::{RecordingManifest, RecordingOutbox};
 
 /// Ticks (20 ms) gathered before they go to the writer: one second.
 pub const BATCH_TICKS: usize = 50;
+/// Most ticks of one stall kept as silence (10 minutes): a host paused for longer shortens
+/// the recording rather than writing hours of silence.
+pub const MAX_GAP_TICKS: u64 = 30_000;
 /// Seconds of audio that may wait for the writer before new ones are dropped.
 pub const QUEUED_BATCHES: usize = 16;
 
@@ -110,12 +113,22 @@ impl CallRecording {
     }
 
     /// Takes one tick: what was sent to the caller and what was received from them (`None`
-    /// when no frame was played out this tick — recorded as silence).
+    /// when no frame was played out this tick — recorded as silence), after `gap` ticks a
+    /// stalled edge skipped. The gap is recorded as silence (at most [`MAX_GAP_TICKS`]), so the
+    /// recording keeps the call's time rather than losing the stall.
     pub fn on_tick(
         &mut self,
+        gap: u64,
         sent: &[i16; FRAME_SAMPLES],
         received: Option<&[i16; FRAME_SAMPLES]>,
     ) {
+        if gap > 0 {
+            if !self.batch.ticks.is_empty() {
+                self.hand_over();
+            }
+            self.next_tick += gap.min(MAX_GAP_TICKS);
+            self.batch.first = self.next_tick;
+        }
         self.batch
             .ticks
             .push((*received.unwrap_or(&SILENCE), *sent));

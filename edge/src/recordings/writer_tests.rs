@@ -46,7 +46,7 @@ fn both_directions_reach_the_file_aligned_by_tick() {
         let heard = [-(tick as i16); FRAME_SAMPLES];
         // Every fifth tick the caller's packet was lost.
         let received = (tick % 5 != 0).then_some(&heard);
-        recording.on_tick(&sent, received);
+        recording.on_tick(0, &sent, received);
     }
     recording.finish();
     let manifest = finished_recording(&outbox);
@@ -108,7 +108,7 @@ fn a_recording_and_its_manifest_are_owner_only() {
     let outbox = RecordingOutbox::open(&dir).expect("open");
     let mut recording =
         CallRecording::start(&outbox, "abc@host", "ws-1", control_key().public()).expect("start");
-    recording.on_tick(&[1; FRAME_SAMPLES], None);
+    recording.on_tick(0, &[1; FRAME_SAMPLES], None);
     recording.finish();
     let manifest = finished_recording(&outbox);
     assert_eq!(mode(&dir), 0o700);
@@ -119,5 +119,40 @@ fn a_recording_and_its_manifest_are_owner_only() {
     assert_eq!(
         mode(&dir.join(format!("{}.json", manifest.recording_id))),
         0o600
+    );
+}
+
+#[test]
+fn a_stall_the_edge_skipped_is_silence_in_the_recording_which_keeps_the_calls_time() {
+    let dir = tempfile::tempdir().expect("temp dir");
+    let outbox = RecordingOutbox::open(dir.path()).expect("open");
+    let mut recording =
+        CallRecording::start(&outbox, "stall@host", "ws-1", control_key().public()).expect("start");
+    // 30 ticks, a stall of 70 skipped ticks, 20 more; then a pause longer than the cap.
+    for tick in 0..50u64 {
+        let gap = if tick == 30 { 70 } else { 0 };
+        recording.on_tick(gap, &[7; FRAME_SAMPLES], Some(&[9; FRAME_SAMPLES]));
+    }
+    recording.on_tick(MAX_GAP_TICKS + 500, &[7; FRAME_SAMPLES], None);
+    recording.finish();
+    let manifest = finished_recording(&outbox);
+    let ticks = 50 + 70 + MAX_GAP_TICKS + 1;
+    assert_eq!(manifest.finished.expect("finished").duration_ms, ticks * 20);
+    let path = outbox.audio_path(&manifest.recording_id, &manifest.format);
+    let bytes = opened(&std::fs::read(&path).expect("read"), &manifest.recording_id);
+    let sample = |tick: u64, channel: u64| {
+        let at = 44 + (tick * FRAME_SAMPLES as u64 * 2 + channel) as usize * 2;
+        i16::from_le_bytes([bytes[at], bytes[at + 1]])
+    };
+    assert_eq!((sample(29, 0), sample(29, 1)), (9, 7), "before the stall");
+    assert_eq!(
+        (sample(30, 0), sample(99, 1)),
+        (0, 0),
+        "the stall is silence"
+    );
+    assert_eq!(
+        (sample(100, 0), sample(100, 1)),
+        (9, 7),
+        "after it, in time"
     );
 }

@@ -22,7 +22,11 @@ pub enum Output<'a> {
     /// Send this RTCP report to `to`.
     Rtcp { to: SocketAddr, report: &'a [u8] },
     /// One tick of the call's recording: what the caller heard from us and what we heard.
+    /// `gap` ticks before it were skipped by a stalled edge (see
+    /// [`Pacer`](crate::rtp::pacer::Pacer)): the recording keeps them as silence, so it stays
+    /// as long as the call.
     Record {
+        gap: u64,
         sent: &'a [i16; FRAME_SAMPLES],
         received: Option<&'a [i16; FRAME_SAMPLES]>,
     },
@@ -140,8 +144,8 @@ pub(super) struct Outbox {
     /// Packets and RTCP reports of the current batch; slots past `packets_used` are spare.
     packets: Vec<Vec<u8>>,
     packets_used: usize,
-    /// Recording ticks of the current batch: sent frame, received frame.
-    frames: Vec<([i16; FRAME_SAMPLES], Option<[i16; FRAME_SAMPLES]>)>,
+    /// Recording ticks of the current batch: ticks skipped before it, sent frame, received frame.
+    frames: Vec<(u64, [i16; FRAME_SAMPLES], Option<[i16; FRAME_SAMPLES]>)>,
     frames_used: usize,
 }
 
@@ -170,7 +174,11 @@ impl Outbox {
         let pending = match output {
             Output::Transmit { to, packet } => return self.push_packet(to, packet),
             Output::Rtcp { to, report } => return self.push_rtcp(to, report),
-            Output::Record { sent, received } => return self.push_record(sent, received),
+            Output::Record {
+                gap,
+                sent,
+                received,
+            } => return self.push_record(gap, sent, received),
             Output::Event(data) => Pending::Event(Box::new(data)),
             Output::Dialog(request) => Pending::Dialog(request),
             Output::Provider(request) => Pending::Provider(request),
@@ -245,10 +253,11 @@ impl Outbox {
 
     pub(super) fn push_record(
         &mut self,
+        gap: u64,
         sent: &[i16; FRAME_SAMPLES],
         received: Option<&[i16; FRAME_SAMPLES]>,
     ) {
-        let tick = (*sent, received.copied());
+        let tick = (gap, *sent, received.copied());
         let slot = self.frames_used;
         match self.frames.get_mut(slot) {
             Some(spare) => *spare = tick,
@@ -306,8 +315,9 @@ impl Outbox {
                 payload: self.slot(slot),
             },
             Pending::Record { slot } => {
-                let (sent, received) = self.frames.get(slot)?;
+                let (gap, sent, received) = self.frames.get(slot)?;
                 Output::Record {
+                    gap: *gap,
                     sent,
                     received: received.as_ref(),
                 }

@@ -396,7 +396,8 @@ impl Sim {
                 }
                 Output::LegRtcp { .. } => {}
                 Output::Leg(request) => self.leg_requests.push((now, request)),
-                Output::Record { received, .. } => {
+                Output::Record { gap, received, .. } => {
+                    self.recorded.extend((0..gap).map(|_| (now, false)));
                     let loud = received.is_some_and(|f| f.iter().any(|s| s.unsigned_abs() > 500));
                     self.recorded.push((now, loud));
                 }

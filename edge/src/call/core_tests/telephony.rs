@@ -403,3 +403,26 @@ fn a_workflow_line_the_fallback_model_wrote_is_on_the_record_and_spoken() {
         spoken(&sim)
     );
 }
+
+/// A stalled edge skips the ticks it missed (the pacer sends no burst), but a recorded call's
+/// recording keeps them as silence: it stays as long as the call.
+#[test]
+fn a_stall_skips_ticks_and_the_recording_still_lasts_as_long_as_the_call() {
+    let agent = agent(serde_json::json!({"record": true}));
+    let mut sim = Sim::start(&agent, None);
+    sim.run_for(1_000);
+    // The whole process stalls for a second: nothing runs, then time has moved on.
+    sim.now += std::time::Duration::from_millis(1_000);
+    sim.run_for(1_000);
+    let elapsed = sim.ms(sim.now);
+    let ticks = sim.recorded.len() as u64;
+    assert!(
+        ticks + 2 >= elapsed / 20 && ticks <= elapsed / 20 + 1,
+        "{ticks} recorded ticks over {elapsed} ms"
+    );
+    let sent = sim.heard.len() as u64;
+    assert!(
+        sent + 40 < elapsed / 20,
+        "the stall skipped ticks: {sent} packets over {elapsed} ms"
+    );
+}
